@@ -1,0 +1,17 @@
+import type { Sku } from '@orders/domain';
+import type { CatalogRepository } from '@orders/persistence';
+import type { Inventory } from '@orders/stock';
+
+/** Creates a SKU in MySQL (with its opening ledger entry) and its counters in Redis, together. */
+export function createSkuWithStock(deps: { catalog: CatalogRepository; inventory: Inventory }, sku: Sku, stock: number, adjustmentRef: string) {
+  return deps.catalog.createSku(sku, stock, adjustmentRef, () =>
+    deps.inventory.initSku({
+      skuId: sku.skuId,
+      available: stock,
+      deduction: sku.deduction,
+      saleStartsAt: sku.flashSale?.startsAt ?? null,
+      saleEndsAt: sku.flashSale?.endsAt ?? null,
+      perUserLimit: sku.flashSale?.perUserLimit ?? 0,
+    }),
+  );
+}

@@ -1,0 +1,41 @@
+import type { Config } from '@orders/config';
+import { createMetrics } from '@orders/metrics';
+import { CatalogRepository, OrderRepository, createDb, ensureDatabase, migrateToLatest } from '@orders/persistence';
+import { createOrderQueues } from '@orders/queues';
+import { Inventory } from '@orders/stock';
+import { Redis } from 'ioredis';
+import type { AppDeps } from './app.js';
+
+/**
+ * Opens the api's connections. The Redis client fails fast instead of queueing commands
+ * while Redis is away, so a checkout answers 503 at once rather than hanging.
+ */
+export async function connectApi(config: Config, options: { migrate?: boolean } = {}): Promise<AppDeps & { close(): Promise<void> }> {
+  if (options.migrate) await ensureDatabase(config.MYSQL_URL);
+  const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE);
+  if (options.migrate) await migrateToLatest(db);
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
+  await redis.connect();
+  const queues = createOrderQueues(redis, { prefix: config.QUEUE_PREFIX, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
+  const inventory = new Inventory(redis, config.REDIS_KEY_PREFIX, {
+    standardPaymentTimeoutMs: config.PAYMENT_TIMEOUT_MS,
+    flashSalePaymentTimeoutMs: config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
+    idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
+  });
+  return {
+    config,
+    redis,
+    db,
+    queues,
+    inventory,
+    orders: new OrderRepository(db),
+    catalog: new CatalogRepository(db),
+    metrics: createMetrics({ app: 'api' }),
+    clock: () => new Date(),
+    async close() {
+      await queues.close();
+      await db.destroy();
+      redis.disconnect();
+    },
+  };
+}

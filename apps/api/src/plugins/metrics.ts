@@ -1,0 +1,20 @@
+import type { OrderMetrics } from '@orders/metrics';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+
+/** Request latency by route template (never the raw URL: ids would explode the label set). */
+export const metricsPlugin = fp(
+  async (app: FastifyInstance, options: { metrics: OrderMetrics }) => {
+    const { metrics } = options;
+    app.addHook('onResponse', async (request, reply) => {
+      metrics.httpDuration.observe(
+        { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+        reply.elapsedTime / 1000,
+      );
+    });
+    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+      return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    });
+  },
+  { name: 'metrics' },
+);

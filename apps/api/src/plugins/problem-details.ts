@@ -1,0 +1,46 @@
+import { DomainError } from '@orders/domain';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import fp from 'fastify-plugin';
+import { HttpProblem, STATUS_OF_CODE, problem } from '../problems.js';
+
+const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'PAYLOAD_TOO_LARGE' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'VALIDATION_FAILED' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'VALIDATION_FAILED' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'VALIDATION_FAILED' },
+};
+
+function send(reply: FastifyReply, status: number, code: string, detail: string, retryAfterSeconds?: number) {
+  if (retryAfterSeconds !== undefined) void reply.header('retry-after', String(retryAfterSeconds));
+  return reply.code(status).type('application/problem+json').send(problem(status, code, detail, reply.request.url));
+}
+
+/**
+ * One error handler for the whole api: every error becomes RFC 9457 problem details
+ * with a stable `code`; 5xx answers never show internals, the log does.
+ */
+export const problemDetailsPlugin = fp(
+  async (app: FastifyInstance) => {
+    app.setErrorHandler((error: FastifyError | Error, request, reply) => {
+      if (error instanceof HttpProblem) {
+        return send(reply, error.statusCode, error.code, error.message, error.retryAfterSeconds);
+      }
+      if (error instanceof DomainError) {
+        return send(reply, STATUS_OF_CODE[error.code] ?? 409, error.code, error.message);
+      }
+      const fastifyError = error as FastifyError;
+      if (fastifyError.validation) {
+        return send(reply, 400, 'VALIDATION_FAILED', `${fastifyError.validationContext ?? 'request'}${error.message.replace(/^(body|querystring|params|headers)/, '')}`);
+      }
+      const known = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
+      if (known) return send(reply, known.status, known.code, error.message);
+      const status = fastifyError.statusCode ?? 500;
+      if (status >= 400 && status < 500) return send(reply, status, status === 404 ? 'NOT_FOUND' : 'BAD_REQUEST', error.message);
+      request.log.error({ err: error }, 'unhandled error');
+      return send(reply, 500, 'INTERNAL', 'Something went wrong on our side; the request can be retried with the same Idempotency-Key');
+    });
+    app.setNotFoundHandler((request, reply) => send(reply, 404, 'NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`));
+  },
+  { name: 'problem-details' },
+);

@@ -1,0 +1,69 @@
+/** Errors of the HTTP layer itself (auth, lookups, load); domain errors come from @orders/domain. */
+export class HttpProblem extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+    this.name = 'HttpProblem';
+  }
+}
+
+export const notFound = (what = 'resource') => new HttpProblem(404, 'NOT_FOUND', `No such ${what}`);
+export const unauthorized = (detail: string) => new HttpProblem(401, 'UNAUTHORIZED', detail);
+export const forbidden = (detail: string) => new HttpProblem(403, 'FORBIDDEN', detail);
+export const validationFailed = (detail: string) => new HttpProblem(400, 'VALIDATION_FAILED', detail);
+export const overloaded = (retryAfterSeconds: number) =>
+  new HttpProblem(503, 'OVERLOADED', 'The order queue is past its high-water mark; retry shortly', retryAfterSeconds);
+export const dependencyUnavailable = (dependency: string) =>
+  new HttpProblem(503, 'SERVICE_UNAVAILABLE', `${dependency} is unavailable; retry shortly`, 1);
+
+/** HTTP status of each domain error code; the one place where the two vocabularies meet. */
+export const STATUS_OF_CODE: Record<string, number> = {
+  OUT_OF_STOCK: 409,
+  ILLEGAL_TRANSITION: 409,
+  CONFLICT: 409,
+  SKU_EXISTS: 409,
+  LIMIT_EXCEEDED: 422,
+  SALE_NOT_ACTIVE: 422,
+  UNKNOWN_SKU: 422,
+  IDEMPOTENCY_CONFLICT: 422,
+  ORDER_TYPE_MISMATCH: 422,
+};
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  instance?: string;
+}
+
+export function problem(status: number, code: string, detail: string, instance?: string): ProblemDetails {
+  return {
+    type: `urn:order-system:problem:${code.toLowerCase().replace(/_/g, '-')}`,
+    title: TITLES[status] ?? 'Error',
+    status,
+    detail,
+    code,
+    ...(instance ? { instance } : {}),
+  };
+}

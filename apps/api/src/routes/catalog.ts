@@ -1,0 +1,93 @@
+import { randomUUID } from 'node:crypto';
+import type { Sku } from '@orders/domain';
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../app.js';
+import { createSkuWithStock } from '../catalog-admin.js';
+import type { Principal } from '../plugins/auth.js';
+import { forbidden, notFound, validationFailed } from '../problems.js';
+import { problemRef, skuBodySchema, skuParamsSchema } from '../schemas.js';
+
+interface SkuBody {
+  skuId: string;
+  title: string;
+  priceCents: number;
+  merchantId: string;
+  channel: Sku['channel'];
+  warehouseId: string;
+  stock: number;
+  deduction: Sku['deduction'];
+  flashSale?: { priceCents: number; startsAt: string; endsAt: string; perUserLimit: number };
+}
+
+export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const { catalog, inventory } = deps;
+  const staff = app.requireRole('merchant', 'admin');
+  const skuResponse = { 200: { $ref: 'Sku#' }, 201: { $ref: 'Sku#' }, '4xx': problemRef, '5xx': problemRef };
+
+  async function skuView(skuId: string, principal: Principal) {
+    const sku = await catalog.findSku(skuId);
+    if (!sku || (principal.role === 'merchant' && sku.merchantId !== principal.sub)) throw notFound('SKU');
+    const stock = (await inventory.getSkuStock(skuId)) ?? { available: 0, reserved: 0, sold: 0 };
+    const { stock: _setQuantity, ...rest } = sku;
+    return { ...rest, stock };
+  }
+
+  app.post<{ Body: SkuBody }>(
+    '/v1/admin/skus',
+    { preHandler: staff, schema: { tags: ['catalog'], summary: 'Create a SKU with its stock and optional flash sale', body: skuBodySchema, response: skuResponse } },
+    async (request, reply) => {
+      const body = request.body;
+      if (request.user.role === 'merchant' && body.merchantId !== request.user.sub) {
+        throw forbidden('A merchant creates SKUs for itself only');
+      }
+      const flashSale = body.flashSale && {
+        priceCents: body.flashSale.priceCents,
+        startsAt: new Date(body.flashSale.startsAt),
+        endsAt: new Date(body.flashSale.endsAt),
+        perUserLimit: body.flashSale.perUserLimit,
+      };
+      if (flashSale && flashSale.endsAt.getTime() <= flashSale.startsAt.getTime()) {
+        throw validationFailed('flashSale.endsAt must be after flashSale.startsAt');
+      }
+      const sku: Sku = {
+        skuId: body.skuId,
+        title: body.title,
+        priceCents: body.priceCents,
+        merchantId: body.merchantId,
+        channel: body.channel,
+        warehouseId: body.warehouseId,
+        deduction: body.deduction,
+        flashSale: flashSale ?? null,
+      };
+      await createSkuWithStock(deps, sku, body.stock, randomUUID());
+      return reply.code(201).header('location', `/v1/admin/skus/${sku.skuId}`).send(await skuView(sku.skuId, request.user));
+    },
+  );
+
+  app.get<{ Params: { skuId: string } }>(
+    '/v1/admin/skus/:skuId',
+    { preHandler: staff, schema: { tags: ['catalog'], summary: 'A SKU with its available, reserved and sold stock', params: skuParamsSchema, response: skuResponse } },
+    async (request) => skuView(request.params.skuId, request.user),
+  );
+
+  app.put<{ Params: { skuId: string }; Body: { stock: number } }>(
+    '/v1/admin/skus/:skuId/stock',
+    {
+      preHandler: staff,
+      schema: {
+        tags: ['catalog'],
+        summary: 'Set the sellable quantity (Redis and the MySQL ledger together)',
+        params: skuParamsSchema,
+        body: { type: 'object', additionalProperties: false, required: ['stock'], properties: { stock: { type: 'integer', minimum: 0, maximum: 1_000_000_000 } } },
+        response: skuResponse,
+      },
+    },
+    async (request) => {
+      await skuView(request.params.skuId, request.user);
+      const { skuId } = request.params;
+      const found = await catalog.setStock(skuId, request.body.stock, randomUUID(), () => inventory.setAvailable(skuId, request.body.stock));
+      if (!found) throw notFound('SKU');
+      return skuView(request.params.skuId, request.user);
+    },
+  );
+}

@@ -1,0 +1,137 @@
+import { stateMachineFor, type AcceptedOrder } from '@orders/domain';
+import type { OrderView } from '@orders/persistence';
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../app.js';
+import type { CheckoutBody, CheckoutIntake } from '../checkout-intake.js';
+import type { Principal } from '../plugins/auth.js';
+import { notFound, validationFailed } from '../problems.js';
+import { ULID_PATTERN, acceptedSchema, checkoutBodySchema, orderParamsSchema, problemRef } from '../schemas.js';
+
+const ULID = new RegExp(ULID_PATTERN);
+const STATUS_FILTER = '^[A-Z_]{1,32}$';
+
+/** The view of an order still in the queue: what the buyer sent, no amounts yet. */
+function acceptedView(order: AcceptedOrder) {
+  const labels = stateMachineFor(order.type).labels('ACCEPTED');
+  return {
+    orderId: order.orderId,
+    parentOrderId: null,
+    type: order.type,
+    status: 'ACCEPTED',
+    buyerStatus: labels.buyerLabel,
+    merchantStatus: labels.merchantLabel,
+    userId: order.userId,
+    items: order.items,
+    amounts: null,
+    address: order.address,
+    couponCode: order.couponCode,
+    payment: null,
+    shipments: [],
+    subOrders: [],
+    history: [{ from: null, action: 'checkout', to: 'ACCEPTED', at: order.acceptedAt, actor: 'buyer' }],
+    paymentDeadline: order.paymentDeadline,
+    createdAt: null,
+    updatedAt: null,
+  };
+}
+
+export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps: AppDeps; intake: CheckoutIntake }) {
+  const { config, orders, inventory } = deps;
+
+  /** Buyers see their own orders, merchants orders with their SKUs, admins all; others get 404 so ids cannot be probed. */
+  async function visibleOrder(principal: Principal, orderId: string): Promise<OrderView | ReturnType<typeof acceptedView>> {
+    if (!ULID.test(orderId)) throw notFound('order');
+    const order = await orders.findOrder(orderId);
+    if (order) {
+      if (principal.role === 'admin') return order;
+      if (principal.role === 'buyer' && order.userId === principal.sub) return order;
+      if (principal.role === 'merchant' && order.items.some((item) => item.merchantId === principal.sub)) return order;
+      throw notFound('order');
+    }
+    if (principal.role === 'buyer') {
+      const accepted = await inventory.findAcceptedOrder(orderId, principal.sub);
+      if (accepted && accepted.userId === principal.sub) return acceptedView(accepted);
+    }
+    throw notFound('order');
+  }
+
+  app.post<{ Body: CheckoutBody; Headers: { 'idempotency-key': string } }>(
+    '/v1/orders',
+    {
+      preHandler: app.requireRole('buyer'),
+      schema: {
+        tags: ['orders'],
+        summary: 'Checkout: reserve stock and queue the order',
+        headers: {
+          type: 'object',
+          required: ['idempotency-key'],
+          properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7E]+$' } },
+        },
+        body: checkoutBodySchema({ maxLines: config.MAX_ORDER_LINES, maxQty: config.MAX_LINE_QTY }),
+        response: { 202: acceptedSchema, '4xx': problemRef, '5xx': problemRef },
+      },
+    },
+    async (request, reply) => {
+      const { order } = await intake.checkout(request.user.sub, request.headers['idempotency-key'], request.body);
+      const statusUrl = `/v1/orders/${order.orderId}`;
+      return reply.code(202).header('location', statusUrl).send({ orderId: order.orderId, status: 'ACCEPTED', statusUrl });
+    },
+  );
+
+  app.get<{ Params: { orderId: string } }>(
+    '/v1/orders/:orderId',
+    {
+      preHandler: app.requireRole('buyer', 'merchant', 'admin'),
+      schema: { tags: ['orders'], summary: 'One order with its lines, amounts, payment, shipments, children and history', params: orderParamsSchema, response: { 200: { $ref: 'Order#' }, '4xx': problemRef } },
+    },
+    async (request) => visibleOrder(request.user, request.params.orderId),
+  );
+
+  app.get<{ Querystring: { status?: string; type?: string; limit: number; cursor?: string } }>(
+    '/v1/orders',
+    {
+      preHandler: app.requireRole('buyer', 'merchant', 'admin'),
+      schema: {
+        tags: ['orders'],
+        summary: "The caller's orders, newest first (a merchant's: orders with its SKUs; an admin's: all)",
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            status: { type: 'string', pattern: STATUS_FILTER },
+            type: { type: 'string', pattern: '^[a-z_]{1,32}$' },
+            limit: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
+            cursor: { type: 'string', maxLength: 200 },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: { items: { type: 'array', items: { $ref: 'Order#' } }, nextCursor: { type: ['string', 'null'] } },
+          },
+          '4xx': problemRef,
+        },
+      },
+    },
+    async (request) => {
+      const { status, type, limit, cursor } = request.query;
+      let before: string | undefined;
+      if (cursor !== undefined) {
+        before = Buffer.from(cursor, 'base64url').toString('utf8');
+        if (!ULID.test(before)) throw validationFailed('cursor is not one this API issued');
+      }
+      const principal = request.user;
+      const page = await orders.listOrders({
+        userId: principal.role === 'buyer' ? principal.sub : undefined,
+        merchantId: principal.role === 'merchant' ? principal.sub : undefined,
+        status,
+        type,
+        before,
+        limit: limit + 1,
+      });
+      const items = page.slice(0, limit);
+      const last = items.at(-1);
+      return { items, nextCursor: page.length > limit && last ? Buffer.from(last.orderId).toString('base64url') : null };
+    },
+  );
+}

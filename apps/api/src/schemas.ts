@@ -1,0 +1,222 @@
+/** JSON schemas of API.md's bodies and answers; they validate input and document /docs/json. */
+
+export const problemSchema = {
+  $id: 'Problem',
+  type: 'object',
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    detail: { type: 'string' },
+    code: { type: 'string' },
+    instance: { type: 'string' },
+  },
+  required: ['type', 'title', 'status', 'detail', 'code'],
+} as const;
+
+export const problemRef = { $ref: 'Problem#' } as const;
+
+const text = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength }) as const;
+const skuId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const;
+const cents = { type: 'integer', minimum: 0, maximum: 100_000_000_000 } as const;
+export const ULID_PATTERN = '^[0-9A-HJKMNP-TV-Z]{26}$';
+
+export const addressSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'phone', 'line1', 'city', 'postalCode', 'country'],
+  properties: {
+    name: text(100),
+    phone: { type: 'string', pattern: '^\\+?[0-9 ()-]{4,32}$' },
+    line1: text(200),
+    city: text(100),
+    postalCode: text(20),
+    country: { type: 'string', pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2' },
+  },
+} as const;
+
+export function checkoutBodySchema(limits: { maxLines: number; maxQty: number }) {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['items', 'address'],
+    properties: {
+      items: {
+        type: 'array',
+        minItems: 1,
+        maxItems: limits.maxLines,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['skuId', 'qty'],
+          properties: { skuId, qty: { type: 'integer', minimum: 1, maximum: limits.maxQty } },
+        },
+      },
+      address: addressSchema,
+      couponCode: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+      orderType: { type: 'string', enum: ['standard', 'flash_sale'] },
+    },
+  } as const;
+}
+
+export const acceptedSchema = {
+  type: 'object',
+  properties: {
+    orderId: { type: 'string' },
+    status: { type: 'string', enum: ['ACCEPTED'] },
+    statusUrl: { type: 'string' },
+  },
+  required: ['orderId', 'status', 'statusUrl'],
+} as const;
+
+const amountsSchema = {
+  type: ['object', 'null'],
+  properties: {
+    subtotalCents: { type: 'integer' },
+    discountCents: { type: 'integer' },
+    shippingCents: { type: 'integer' },
+    payableCents: { type: 'integer' },
+    refundedCents: { type: 'integer' },
+  },
+} as const;
+
+export const orderSchema = {
+  $id: 'Order',
+  type: 'object',
+  description: 'While status is ACCEPTED (still in the queue) amounts are null and lines carry only skuId and qty.',
+  properties: {
+    orderId: { type: 'string' },
+    parentOrderId: { type: ['string', 'null'] },
+    type: { type: 'string' },
+    status: { type: 'string' },
+    buyerStatus: { type: 'string' },
+    merchantStatus: { type: 'string' },
+    userId: { type: 'string' },
+    items: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          skuId: { type: 'string' },
+          title: { type: 'string' },
+          qty: { type: 'integer' },
+          unitPriceCents: { type: 'integer' },
+          discountCents: { type: 'integer' },
+          payableCents: { type: 'integer' },
+          warehouseId: { type: 'string' },
+          merchantId: { type: 'string' },
+          channel: { type: 'string' },
+        },
+      },
+    },
+    amounts: amountsSchema,
+    address: { type: 'object', additionalProperties: { type: 'string' } },
+    couponCode: { type: ['string', 'null'] },
+    payment: {
+      type: ['object', 'null'],
+      properties: {
+        paymentId: { type: 'string' },
+        transactionId: { type: ['string', 'null'] },
+        paidAt: { type: ['string', 'null'] },
+        method: { type: 'string' },
+      },
+    },
+    shipments: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          shipmentId: { type: 'string' },
+          warehouseId: { type: 'string' },
+          trackingNo: { type: ['string', 'null'] },
+          status: { type: 'string' },
+        },
+      },
+    },
+    subOrders: { type: 'array', items: { type: 'string' } },
+    history: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          from: { type: ['string', 'null'] },
+          action: { type: 'string' },
+          to: { type: 'string' },
+          at: { type: 'string' },
+          actor: { type: 'string' },
+        },
+      },
+    },
+    paymentDeadline: { type: 'string' },
+    createdAt: { type: ['string', 'null'] },
+    updatedAt: { type: ['string', 'null'] },
+  },
+} as const;
+
+export const skuBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['skuId', 'title', 'priceCents', 'merchantId', 'channel', 'warehouseId', 'stock', 'deduction'],
+  properties: {
+    skuId,
+    title: text(200),
+    priceCents: cents,
+    merchantId: { type: 'string', pattern: '^[A-Za-z0-9._:@-]{1,64}$' },
+    channel: { type: 'string', enum: ['self', 'third_party'] },
+    warehouseId: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
+    stock: { type: 'integer', minimum: 0, maximum: 1_000_000_000 },
+    deduction: { type: 'string', enum: ['placement', 'payment'] },
+    flashSale: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['priceCents', 'startsAt', 'endsAt', 'perUserLimit'],
+      properties: {
+        priceCents: cents,
+        startsAt: { type: 'string', format: 'date-time' },
+        endsAt: { type: 'string', format: 'date-time' },
+        perUserLimit: { type: 'integer', minimum: 0, maximum: 1_000_000, description: '0 means no limit' },
+      },
+    },
+  },
+} as const;
+
+export const skuSchema = {
+  $id: 'Sku',
+  type: 'object',
+  properties: {
+    skuId: { type: 'string' },
+    title: { type: 'string' },
+    priceCents: { type: 'integer' },
+    merchantId: { type: 'string' },
+    channel: { type: 'string' },
+    warehouseId: { type: 'string' },
+    deduction: { type: 'string' },
+    flashSale: {
+      type: ['object', 'null'],
+      properties: {
+        priceCents: { type: 'integer' },
+        startsAt: { type: 'string' },
+        endsAt: { type: 'string' },
+        perUserLimit: { type: 'integer' },
+      },
+    },
+    stock: {
+      type: 'object',
+      properties: { available: { type: 'integer' }, reserved: { type: 'integer' }, sold: { type: 'integer' } },
+    },
+  },
+} as const;
+
+export const skuParamsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['skuId'],
+  properties: { skuId },
+} as const;
+
+export const orderParamsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['orderId'],
+  properties: { orderId: { type: 'string', maxLength: 64 } },
+} as const;

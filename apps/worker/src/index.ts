@@ -1,0 +1,4 @@
+export { connectWorker, startWorkers } from './worker-app.js';
+export type { RunningWorkers, WorkerDeps } from './worker-app.js';
+export { closeUnpaidOrder } from './processors/expire-order.js';
+export { OrderWriter } from './processors/order-writer.js';

@@ -1,0 +1,37 @@
+import { ConfigError, loadConfig } from '@orders/config';
+import { ensureDatabase, migrateToLatest } from '@orders/persistence';
+import { pino } from 'pino';
+import { startMetricsServer } from './metrics-server.js';
+import { connectWorker, startWorkers } from './worker-app.js';
+
+/** The worker process: serves the queues named in WORKER_QUEUES, exposes /metrics. */
+async function main() {
+  const config = loadConfig();
+  const log = pino({ level: config.LOG_LEVEL, base: { app: 'worker', pid: process.pid } });
+  if (process.env.MIGRATE_ON_START !== 'false') await ensureDatabase(config.MYSQL_URL);
+  const deps = connectWorker(config, log);
+  if (process.env.MIGRATE_ON_START !== 'false') await migrateToLatest(deps.db);
+  const running = startWorkers(deps);
+  const server = await startMetricsServer(deps.metrics, config.WORKER_METRICS_PORT, config.HOST, () => running.ready());
+  log.info({ queues: config.WORKER_QUEUES, metricsPort: config.WORKER_METRICS_PORT }, 'worker started');
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal }, 'shutting down: finishing active jobs');
+    const force = setTimeout(() => process.exit(1), config.SHUTDOWN_GRACE_MS).unref();
+    server.close();
+    await running.close();
+    clearTimeout(force);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) console.error(error.message);
+  else console.error(`worker could not start: ${(error as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,96 @@
+import { DomainError, priceOrder, type AcceptedOrder } from '@orders/domain';
+import type { OrderMetrics } from '@orders/metrics';
+import type { CatalogRepository, OrderRepository, OrderToPersist } from '@orders/persistence';
+import { schedulePaymentDeadlines, type OrderQueues } from '@orders/queues';
+import type { Inventory } from '@orders/stock';
+
+interface Pending {
+  order: AcceptedOrder;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+export interface OrderWriterOptions {
+  batchSize: number;
+  batchWaitMs: number;
+}
+
+/**
+ * Gathers the persist jobs that a worker runs concurrently into one MySQL transaction
+ * with multi-row inserts: a flash sale's backlog drains at the speed of batches, not of
+ * single-row round trips. Each job still succeeds or fails on its own.
+ */
+export class OrderWriter {
+  private pending: Pending[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly deps: {
+      orders: OrderRepository;
+      catalog: CatalogRepository;
+      inventory: Inventory;
+      queues: Pick<OrderQueues, 'timers'>;
+      metrics: OrderMetrics;
+      clock: () => Date;
+    },
+    private readonly options: OrderWriterOptions,
+  ) {}
+
+  persist(order: AcceptedOrder): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ order, resolve, reject });
+      if (this.pending.length >= this.options.batchSize) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), this.options.batchWaitMs);
+    });
+  }
+
+  /** Waits for every batch under way (graceful shutdown). */
+  async drain(): Promise<void> {
+    this.flush();
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    const run = this.write(batch).finally(() => this.inFlight.delete(run));
+    this.inFlight.add(run);
+  }
+
+  private async write(batch: Pending[]): Promise<void> {
+    const { orders, catalog, inventory, queues, metrics, clock } = this.deps;
+    try {
+      const now = clock();
+      const skus = await catalog.findSkus(batch.flatMap((p) => p.order.items.map((item) => item.skuId)));
+      const priced: Array<Pending & OrderToPersist> = [];
+      for (const pending of batch) {
+        try {
+          priced.push({ ...pending, accepted: pending.order, priced: priceOrder(pending.order.items, skus, new Date(pending.order.acceptedAt)) });
+        } catch (error) {
+          // one unpriceable order (e.g. a SKU missing from MySQL) must not hold back the others
+          pending.reject(error instanceof DomainError ? error : new Error(String(error)));
+        }
+      }
+      if (priced.length === 0) return;
+      const written = await orders.persistAcceptedOrders(priced, now);
+      metrics.persistBatchSize.observe(written.length);
+      metrics.ordersPersisted.inc(written.length);
+      const fresh = new Set(written);
+      for (const { order } of priced) {
+        if (fresh.has(order.orderId)) metrics.transitions.inc({ type: order.type, from: 'ACCEPTED', to: 'PENDING_PAYMENT', action: 'persist' });
+      }
+      // For every order of the batch, new or already written by an earlier attempt: the
+      // deadline job and the accepted-set removal are both idempotent, and an earlier
+      // attempt may have died between the commit and these two steps.
+      await schedulePaymentDeadlines(queues, priced.map(({ order }) => order), now);
+      await inventory.markPersisted(priced.map(({ order }) => order));
+      for (const pending of priced) pending.resolve();
+    } catch (error) {
+      for (const pending of batch) pending.reject(error as Error);
+    }
+  }
+}

@@ -1,0 +1,134 @@
+import type { Config } from '@orders/config';
+import { createMetrics, type OrderMetrics } from '@orders/metrics';
+import { CatalogRepository, OrderRepository, createDb, type OrderDb } from '@orders/persistence';
+import { QUEUE, createOrderQueues, moveToDeadLetter, type ExpireOrderJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
+import { Inventory } from '@orders/stock';
+import { Worker, type Job, type Processor } from 'bullmq';
+import { Redis } from 'ioredis';
+import { sql } from 'kysely';
+import type { Logger } from 'pino';
+import { closeUnpaidOrder } from './processors/expire-order.js';
+import { OrderWriter } from './processors/order-writer.js';
+import { StrandedOrderSweeper } from './stranded-order-sweeper.js';
+
+export interface WorkerDeps {
+  config: Config;
+  redis: Redis;
+  db: OrderDb;
+  queues: OrderQueues;
+  inventory: Inventory;
+  orders: OrderRepository;
+  catalog: CatalogRepository;
+  metrics: OrderMetrics;
+  clock: () => Date;
+  log: Logger;
+}
+
+export interface RunningWorkers {
+  deps: WorkerDeps;
+  workers: Worker[];
+  sweeper: StrandedOrderSweeper | undefined;
+  ready(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export function connectWorker(config: Config, log: Logger): WorkerDeps {
+  // BullMQ workers block on Redis and must retry forever rather than fail a command
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE);
+  return {
+    config,
+    redis,
+    db,
+    queues: createOrderQueues(redis, { prefix: config.QUEUE_PREFIX, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS }),
+    inventory: new Inventory(redis, config.REDIS_KEY_PREFIX, {
+      standardPaymentTimeoutMs: config.PAYMENT_TIMEOUT_MS,
+      flashSalePaymentTimeoutMs: config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
+      idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
+    }),
+    orders: new OrderRepository(db),
+    catalog: new CatalogRepository(db),
+    metrics: createMetrics({ app: 'worker' }),
+    clock: () => new Date(),
+    log,
+  };
+}
+
+/** Wraps a processor with the per-queue metrics every operator dashboard reads. */
+function measured<T>(metrics: OrderMetrics, queue: string, processor: Processor<T>): Processor<T> {
+  return async (job, token, signal) => {
+    const readyAt = job.timestamp + (job.delay ?? 0);
+    metrics.jobWait.observe({ queue, name: job.name }, Math.max(0, Date.now() - readyAt) / 1000);
+    const stop = metrics.jobDuration.startTimer({ queue, name: job.name });
+    try {
+      return await processor(job, token, signal);
+    } finally {
+      stop();
+    }
+  };
+}
+
+/** Starts the processors of the queues this process serves (WORKER_QUEUES). */
+export function startWorkers(deps: WorkerDeps): RunningWorkers {
+  const { config, metrics, log, queues } = deps;
+  const connection = deps.redis;
+  const writer = new OrderWriter(deps, { batchSize: config.PERSIST_BATCH_SIZE, batchWaitMs: config.PERSIST_BATCH_WAIT_MS });
+  const processors: Partial<Record<string, Processor>> = {
+    [QUEUE.orders]: async (job: Job<PersistOrderJob>) => writer.persist(job.data),
+    [QUEUE.timers]: async (job: Job<ExpireOrderJob>) => closeUnpaidOrder(deps, { orderId: job.data.orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' }),
+  };
+
+  const workers: Worker[] = [];
+  for (const queue of config.WORKER_QUEUES) {
+    const processor = processors[queue];
+    if (!processor) {
+      log.warn({ queue }, 'no processor for this queue yet; skipping');
+      continue;
+    }
+    const worker = new Worker(queue, measured(metrics, queue, processor), {
+      connection,
+      prefix: config.QUEUE_PREFIX,
+      concurrency: config.WORKER_CONCURRENCY,
+    });
+    worker.on('failed', (job, error) => {
+      if (!job) return;
+      const final = job.attemptsMade >= (job.opts.attempts ?? 1);
+      metrics.jobFailures.inc({ queue, name: job.name, final: String(final) });
+      log.warn({ queue, jobId: job.id, attempt: job.attemptsMade, final, err: error }, 'job failed');
+      if (final) {
+        moveToDeadLetter(queues.deadLetter, queue, job, error).catch((dlqError: unknown) =>
+          log.error({ err: dlqError, jobId: job.id }, 'could not copy the failed job to the dead-letter queue; it stays in the failed set'),
+        );
+      }
+    });
+    worker.on('error', (error) => log.error({ err: error, queue }, 'worker error'));
+    workers.push(worker);
+  }
+
+  metrics.watchQueues(async () =>
+    Promise.all(queues.all.map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized') }))),
+  );
+
+  const sweeper = config.WORKER_QUEUES.includes(QUEUE.orders)
+    ? new StrandedOrderSweeper(deps, { intervalMs: config.SWEEP_INTERVAL_MS, strandedAfterMs: config.STRANDED_ORDER_AFTER_MS }).start()
+    : undefined;
+
+  return {
+    deps,
+    workers,
+    sweeper,
+    async ready() {
+      await Promise.all([deps.redis.ping(), sql`SELECT 1`.execute(deps.db)]);
+      return true;
+    },
+    async close() {
+      await sweeper?.stop();
+      // stop taking jobs, let active ones finish (their batches flush), then close connections
+      await Promise.all([...workers.map((w) => w.close()), writer.drain()]);
+      await writer.drain();
+      await queues.close();
+      await deps.db.destroy();
+      deps.redis.disconnect();
+    },
+  };
+}

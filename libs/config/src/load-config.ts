@@ -1,0 +1,166 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** Thrown at start when a setting is missing or malformed; names every bad variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Parser<T> = (raw: string, name: string) => T;
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER): Parser<number> => (raw, name) => {
+  if (!/^-?\d+$/.test(raw.trim())) throw new Error(`${name} must be a whole number, got '${raw}'`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new Error(`${name} must be between ${min} and ${max}, got ${value}`);
+  return value;
+};
+
+const ratio: Parser<number> = (raw, name) => {
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new Error(`${name} must be a number from 0 to 1, got '${raw}'`);
+  }
+  return value;
+};
+
+const text = (pattern?: RegExp, hint?: string): Parser<string> => (raw, name) => {
+  if (raw.trim() === '') throw new Error(`${name} must not be empty`);
+  if (pattern && !pattern.test(raw)) throw new Error(`${name} ${hint ?? `must match ${pattern}`}, got '${raw}'`);
+  return raw;
+};
+
+const url = (protocols: string[]): Parser<string> => (raw, name) => {
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new Error(`${name} must be a URL (${protocols.join(' or ')}), got '${raw}'`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new Error(`${name} must use ${protocols.join(' or ')}, got '${parsed.protocol}'`);
+  }
+  return raw;
+};
+
+const secret: Parser<string> = (raw, name) => {
+  if (raw.length < 16) throw new Error(`${name} must be at least 16 characters`);
+  return raw;
+};
+
+const oneOf = <T extends string>(values: readonly T[]): Parser<T> => (raw, name) => {
+  if (!(values as readonly string[]).includes(raw)) throw new Error(`${name} must be one of ${values.join(', ')}, got '${raw}'`);
+  return raw as T;
+};
+
+const WORKER_QUEUE_NAMES = ['orders', 'timers', 'payments', 'fulfillment', 'refunds'] as const;
+const queueList: Parser<string[]> = (raw, name) => {
+  const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new Error(`${name} must name at least one queue`);
+  for (const queue of names) {
+    if (!(WORKER_QUEUE_NAMES as readonly string[]).includes(queue)) {
+      throw new Error(`${name} names unknown queue '${queue}' (known: ${WORKER_QUEUE_NAMES.join(', ')})`);
+    }
+  }
+  return names;
+};
+
+const PORT = int(0, 65535);
+const MS = int(0);
+const POSITIVE = int(1);
+
+/** Every setting a process reads, with its parser. Defaults live in config/default.json. */
+const schema = {
+  NODE_ENV: oneOf(['development', 'test', 'production'] as const),
+  HOST: text(),
+  PORT,
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+  MYSQL_URL: url(['mysql:']),
+  MYSQL_POOL_SIZE: POSITIVE,
+  REDIS_URL: url(['redis:', 'rediss:']),
+  REDIS_KEY_PREFIX: text(/^[A-Za-z0-9:_-]{0,64}$/, 'may hold only letters, digits, ":", "_" and "-"'),
+  QUEUE_PREFIX: text(/^[A-Za-z0-9:_{}-]{1,64}$/, 'may hold only letters, digits, ":", "_", "-" and hash-tag braces'),
+  AUTH_JWT_SECRET: secret,
+  PAYMENT_CALLBACK_SECRET: secret,
+  WAREHOUSE_CALLBACK_SECRET: secret,
+  PAYMENT_TIMEOUT_MS: POSITIVE,
+  FLASH_SALE_PAYMENT_TIMEOUT_MS: POSITIVE,
+  AUTO_CONFIRM_MS: POSITIVE,
+  AFTER_SALES_WINDOW_MS: POSITIVE,
+  IDEMPOTENCY_TTL_MS: int(86_400_000),
+  BODY_LIMIT_BYTES: int(1024, 10 * 1024 * 1024),
+  MAX_ORDER_LINES: int(1, 500),
+  MAX_LINE_QTY: int(1, 1_000_000),
+  QUEUE_HIGH_WATER_MARK: POSITIVE,
+  WORKER_QUEUES: queueList,
+  WORKER_CONCURRENCY: int(1, 10_000),
+  WORKER_METRICS_PORT: PORT,
+  JOB_ATTEMPTS: int(1, 1000),
+  JOB_BACKOFF_MS: MS,
+  PERSIST_BATCH_SIZE: int(1, 5000),
+  PERSIST_BATCH_WAIT_MS: MS,
+  STRANDED_ORDER_AFTER_MS: POSITIVE,
+  SWEEP_INTERVAL_MS: POSITIVE,
+  SHUTDOWN_GRACE_MS: MS,
+  PAYMENT_URL: url(['http:', 'https:']),
+  WAREHOUSE_URL: url(['http:', 'https:']),
+  PAYMENT_SIM_PORT: PORT,
+  WAREHOUSE_SIM_PORT: PORT,
+  PAYMENT_SIM_LATENCY_MS: MS,
+  PAYMENT_SIM_FAILURE_RATE: ratio,
+  WAREHOUSE_SIM_STEP_MS: MS,
+} satisfies Record<string, Parser<unknown>>;
+
+type Schema = typeof schema;
+export type Config = Readonly<{ [K in keyof Schema]: ReturnType<Schema[K]> }>;
+
+const DEV_SECRET_PREFIX = 'dev-only-';
+const defaultConfigDir = fileURLToPath(new URL('../../../config/', import.meta.url));
+
+function readJson(file: string): Record<string, unknown> {
+  if (!existsSync(file)) return {};
+  return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+}
+
+/**
+ * Reads config/default.json, then config/<NODE_ENV>.json, then the environment, and
+ * validates every value. Throws one ConfigError listing all problems so an operator
+ * fixes them in one go rather than one restart per typo.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  configDir: string = env.CONFIG_DIR ?? defaultConfigDir,
+): Config {
+  const nodeEnv = env.NODE_ENV ?? 'development';
+  const layered: Record<string, unknown> = {
+    NODE_ENV: nodeEnv,
+    ...readJson(path.join(configDir, 'default.json')),
+    ...readJson(path.join(configDir, `${nodeEnv}.json`)),
+  };
+  const problems: string[] = [];
+  const result: Record<string, unknown> = {};
+  for (const [name, parse] of Object.entries(schema) as [string, Parser<unknown>][]) {
+    const raw = env[name] ?? (layered[name] === undefined ? undefined : String(layered[name]));
+    if (raw === undefined) {
+      problems.push(`${name} is required`);
+      continue;
+    }
+    try {
+      result[name] = parse(raw, name);
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+  if (nodeEnv === 'production') {
+    for (const name of ['AUTH_JWT_SECRET', 'PAYMENT_CALLBACK_SECRET', 'WAREHOUSE_CALLBACK_SECRET']) {
+      if (String(result[name] ?? '').startsWith(DEV_SECRET_PREFIX)) {
+        problems.push(`${name} still holds the development default; set a real secret in production`);
+      }
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(result) as Config;
+}

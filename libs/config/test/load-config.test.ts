@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '@orders/config';
+
+describe('configuration', () => {
+  it('starts from the documented defaults', () => {
+    const config = loadConfig({ NODE_ENV: 'development' });
+    expect(config.PORT).toBe(3000);
+    expect(config.MYSQL_URL).toBe('mysql://root@127.0.0.1:3306/orders');
+    expect(config.REDIS_URL).toBe('redis://127.0.0.1:6379');
+    expect(config.WORKER_QUEUES).toEqual(['orders', 'timers']);
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('lets the environment override a default', () => {
+    const config = loadConfig({ NODE_ENV: 'development', PORT: '8080', PAYMENT_TIMEOUT_MS: '5000' });
+    expect(config.PORT).toBe(8080);
+    expect(config.PAYMENT_TIMEOUT_MS).toBe(5000);
+  });
+
+  it('names every malformed variable in one error', () => {
+    let error: unknown;
+    try {
+      loadConfig({ NODE_ENV: 'development', PORT: 'eighty', PAYMENT_TIMEOUT_MS: '-5', MYSQL_URL: 'postgres://x', WORKER_QUEUES: 'orders,nope' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toContain("PORT must be a whole number, got 'eighty'");
+    expect(message).toContain('PAYMENT_TIMEOUT_MS must be between 1');
+    expect(message).toContain('MYSQL_URL must use mysql:');
+    expect(message).toContain("WORKER_QUEUES names unknown queue 'nope'");
+  });
+
+  it('refuses the development secrets in production', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/AUTH_JWT_SECRET still holds the development default/);
+  });
+});

@@ -1,0 +1,67 @@
+/**
+ * Typed domain errors. Each carries a stable `code` (API.md's problem-details codes);
+ * the api maps codes to HTTP statuses in one place, never by matching messages.
+ */
+export abstract class DomainError extends Error {
+  abstract readonly code: string;
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class OutOfStock extends DomainError {
+  readonly code = 'OUT_OF_STOCK';
+  constructor(readonly skuId: string) {
+    super(`SKU ${skuId} does not have enough stock left`);
+  }
+}
+
+export class LimitExceeded extends DomainError {
+  readonly code = 'LIMIT_EXCEEDED';
+  constructor(readonly skuId: string) {
+    super(`The per-buyer purchase limit of SKU ${skuId} would be exceeded`);
+  }
+}
+
+export class SaleNotActive extends DomainError {
+  readonly code = 'SALE_NOT_ACTIVE';
+  constructor(readonly skuId: string) {
+    super(`The flash sale of SKU ${skuId} is not running now`);
+  }
+}
+
+export class UnknownSku extends DomainError {
+  readonly code = 'UNKNOWN_SKU';
+  constructor(readonly skuId: string) {
+    super(`There is no SKU ${skuId}`);
+  }
+}
+
+export class OrderTypeMismatch extends DomainError {
+  readonly code = 'ORDER_TYPE_MISMATCH';
+  constructor(requested: string, derived: string) {
+    super(`The cart makes a ${derived} order, not a ${requested} order`);
+  }
+}
+
+export class IdempotencyConflict extends DomainError {
+  readonly code = 'IDEMPOTENCY_CONFLICT';
+  constructor() {
+    super('This Idempotency-Key was already used with a different request body');
+  }
+}
+
+export class IllegalTransition extends DomainError {
+  readonly code = 'ILLEGAL_TRANSITION';
+  constructor(readonly status: string, readonly action: string, readonly actor: string) {
+    super(`Action '${action}' by ${actor} is not allowed while the order is ${status}`);
+  }
+}
+
+export class StaleOrderVersion extends DomainError {
+  readonly code = 'CONFLICT';
+  constructor(readonly orderId: string) {
+    super(`Order ${orderId} was changed concurrently; retry`);
+  }
+}

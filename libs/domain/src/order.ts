@@ -1,0 +1,37 @@
+import type { OrderType } from './order-process.js';
+
+export interface OrderLineRequest {
+  skuId: string;
+  qty: number;
+}
+
+export interface Address {
+  name: string;
+  phone: string;
+  line1: string;
+  city: string;
+  postalCode: string;
+  country: string;
+}
+
+/**
+ * An order as the intake accepted it: stock is reserved (or checked) in Redis and the
+ * buyer holds its id. The worker turns it into rows; nothing in it is a price.
+ */
+export interface AcceptedOrder {
+  orderId: string;
+  userId: string;
+  type: OrderType;
+  items: OrderLineRequest[];
+  address: Address;
+  couponCode: string | null;
+  acceptedAt: string;
+  paymentDeadline: string;
+}
+
+/** Merges repeated SKUs into one line so stock checks and limits see the whole quantity. */
+export function mergeOrderLines(items: readonly OrderLineRequest[]): OrderLineRequest[] {
+  const merged = new Map<string, number>();
+  for (const { skuId, qty } of items) merged.set(skuId, (merged.get(skuId) ?? 0) + qty);
+  return [...merged].map(([skuId, qty]) => ({ skuId, qty }));
+}

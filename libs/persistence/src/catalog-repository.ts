@@ -1,0 +1,115 @@
+import type { Sku } from '@orders/domain';
+import type { OrderDb } from './connection.js';
+import { isDuplicateKey } from './mysql-errors.js';
+import type { SkuRow } from './schema.js';
+
+export class SkuAlreadyExists extends Error {
+  readonly code = 'SKU_EXISTS';
+  constructor(readonly skuId: string) {
+    super(`SKU ${skuId} already exists`);
+  }
+}
+
+export function toSku(row: SkuRow): Sku {
+  return {
+    skuId: row.sku_id,
+    title: row.title,
+    priceCents: Number(row.price_cents),
+    merchantId: row.merchant_id,
+    channel: row.channel,
+    warehouseId: row.warehouse_id,
+    deduction: row.deduction,
+    flashSale:
+      row.flash_price_cents !== null && row.flash_starts_at && row.flash_ends_at
+        ? {
+            priceCents: Number(row.flash_price_cents),
+            startsAt: row.flash_starts_at,
+            endsAt: row.flash_ends_at,
+            perUserLimit: row.flash_per_user_limit ?? 0,
+          }
+        : null,
+  };
+}
+
+/** The catalog as the order system keeps it: what workers price orders from. */
+export class CatalogRepository {
+  constructor(private readonly db: OrderDb) {}
+
+  /**
+   * Inserts the SKU and its opening stock movement, then runs `publish` (the Redis side)
+   * before committing: if publishing fails nothing is committed, and a retry is safe
+   * because publishing only creates counters that are missing.
+   */
+  async createSku(sku: Sku, stock: number, adjustmentRef: string, publish: () => Promise<unknown>): Promise<void> {
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('skus')
+          .values({
+            sku_id: sku.skuId,
+            title: sku.title,
+            price_cents: sku.priceCents,
+            merchant_id: sku.merchantId,
+            channel: sku.channel,
+            warehouse_id: sku.warehouseId,
+            deduction: sku.deduction,
+            stock,
+            flash_price_cents: sku.flashSale?.priceCents ?? null,
+            flash_starts_at: sku.flashSale?.startsAt ?? null,
+            flash_ends_at: sku.flashSale?.endsAt ?? null,
+            flash_per_user_limit: sku.flashSale?.perUserLimit ?? null,
+          })
+          .execute();
+        await trx
+          .insertInto('stock_ledger')
+          .values({ sku_id: sku.skuId, kind: 'adjust', ref: adjustmentRef, order_id: null, qty: stock, reason: 'opening stock' })
+          .execute();
+        await publish();
+      });
+    } catch (error) {
+      if (isDuplicateKey(error)) throw new SkuAlreadyExists(sku.skuId);
+      throw error;
+    }
+  }
+
+  async findSku(skuId: string): Promise<(Sku & { stock: number }) | null> {
+    const row = await this.db.selectFrom('skus').selectAll().where('sku_id', '=', skuId).executeTakeFirst();
+    return row ? { ...toSku(row), stock: Number(row.stock) } : null;
+  }
+
+  async findSkus(skuIds: readonly string[]): Promise<Map<string, Sku>> {
+    if (skuIds.length === 0) return new Map();
+    const rows = await this.db.selectFrom('skus').selectAll().where('sku_id', 'in', [...new Set(skuIds)]).execute();
+    return new Map(rows.map((row) => [row.sku_id, toSku(row)]));
+  }
+
+  /**
+   * Sets the sellable quantity: `publish` sets it in Redis and returns the previous
+   * quantity there; the difference is written to the ledger in the same transaction.
+   * Returns false for an unknown SKU.
+   */
+  async setStock(skuId: string, stock: number, adjustmentRef: string, publish: () => Promise<number | null>): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('skus').select('sku_id').where('sku_id', '=', skuId).forUpdate().executeTakeFirst();
+      if (!row) return false;
+      await trx.updateTable('skus').set({ stock, updated_at: new Date() }).where('sku_id', '=', skuId).execute();
+      const previous = await publish();
+      if (previous === null) throw new Error(`SKU ${skuId} is in MySQL but has no counters in Redis`);
+      await trx
+        .insertInto('stock_ledger')
+        .values({ sku_id: skuId, kind: 'adjust', ref: adjustmentRef, order_id: null, qty: stock - previous, reason: 'stock set by operator' })
+        .execute();
+      return true;
+    });
+  }
+
+  /** Available units according to the ledger: what Redis should hold once every accepted order is persisted. */
+  async ledgerAvailable(skuId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('stock_ledger')
+      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('qty'), eb.lit(0)).as('available'))
+      .where('sku_id', '=', skuId)
+      .executeTakeFirstOrThrow();
+    return Number(row.available);
+  }
+}

@@ -1,0 +1,280 @@
+import {
+  IllegalTransition,
+  StaleOrderVersion,
+  stateMachineFor,
+  type AcceptedOrder,
+  type Actor,
+  type FiredTransition,
+  type OrderType,
+  type PricedOrder,
+} from '@orders/domain';
+import type { Transaction } from 'kysely';
+import type { OrderDb } from './connection.js';
+import { isDuplicateKey } from './mysql-errors.js';
+import { toOrderView, type OrderView } from './order-view.js';
+import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
+
+export interface OrderToPersist {
+  accepted: AcceptedOrder;
+  priced: PricedOrder;
+}
+
+export interface OrderListFilter {
+  userId?: string;
+  merchantId?: string;
+  status?: string;
+  type?: string;
+  /** Return orders older than this order id (ids sort by time). */
+  before?: string;
+  limit: number;
+}
+
+export interface TransitionRequest {
+  orderId: string;
+  action: string;
+  actor: Actor;
+  at: Date;
+  detail?: string;
+  /** Writes the transition's effects in the same transaction (ledger rows, payments...). */
+  effects?: (trx: Transaction<Database>, order: OrderRow, fired: FiredTransition) => Promise<void>;
+}
+
+export interface TransitionResult {
+  order: OrderRow;
+  fired: FiredTransition;
+}
+
+const CHECKOUT_ACTION = 'checkout';
+
+export class OrderRepository {
+  constructor(private readonly db: OrderDb) {}
+
+  /**
+   * Persists a batch of accepted orders in one transaction with multi-row inserts: the
+   * order, its lines, its first two history entries and its stock reservations. Orders
+   * already in MySQL are skipped, so a re-delivered job changes nothing.
+   * Returns the ids written by this call.
+   */
+  async persistAcceptedOrders(batch: readonly OrderToPersist[], now: Date): Promise<string[]> {
+    const unique = [...new Map(batch.map((o) => [o.accepted.orderId, o])).values()];
+    if (unique.length === 0) return [];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.db.transaction().execute(async (trx) => {
+          const existing = await trx
+            .selectFrom('orders')
+            .select('order_id')
+            .where('order_id', 'in', unique.map((o) => o.accepted.orderId))
+            .execute();
+          const known = new Set(existing.map((row) => row.order_id));
+          const fresh = unique.filter((o) => !known.has(o.accepted.orderId));
+          if (fresh.length === 0) return [];
+          await insertOrders(trx, fresh, now);
+          return fresh.map((o) => o.accepted.orderId);
+        });
+      } catch (error) {
+        // another worker persisted one of these orders between our check and insert
+        if (isDuplicateKey(error) && attempt < 3) continue;
+        throw error;
+      }
+    }
+  }
+
+  /**
+   * Applies one action to an order: checks it against the order type's table, moves the
+   * status with an optimistic version check, appends the history and writes the effects,
+   * all in one transaction. Throws IllegalTransition (changing nothing) or StaleOrderVersion.
+   */
+  async applyTransition(request: TransitionRequest): Promise<TransitionResult> {
+    return this.db.transaction().execute(async (trx) => {
+      const order = await trx.selectFrom('orders').selectAll().where('order_id', '=', request.orderId).executeTakeFirst();
+      if (!order) throw new IllegalTransition('UNKNOWN', request.action, request.actor);
+      const fired = stateMachineFor(order.type as OrderType).fire(order.status, request.action, request.actor);
+      const updated = await trx
+        .updateTable('orders')
+        .set({ status: fired.to, version: order.version + 1, updated_at: request.at })
+        .where('order_id', '=', order.order_id)
+        .where('version', '=', order.version)
+        .executeTakeFirst();
+      if (Number(updated.numUpdatedRows) !== 1) throw new StaleOrderVersion(order.order_id);
+      await trx
+        .insertInto('order_history')
+        .values({
+          order_id: order.order_id,
+          version: order.version + 1,
+          from_status: fired.from,
+          action: fired.action,
+          to_status: fired.to,
+          actor: fired.actor,
+          detail: request.detail ?? null,
+          at: request.at,
+        })
+        .execute();
+      await request.effects?.(trx, order, fired);
+      return { order: { ...order, status: fired.to, version: order.version + 1 }, fired };
+    });
+  }
+
+  async findOrderRow(orderId: string): Promise<OrderRow | null> {
+    return (await this.db.selectFrom('orders').selectAll().where('order_id', '=', orderId).executeTakeFirst()) ?? null;
+  }
+
+  async findOrder(orderId: string): Promise<OrderView | null> {
+    const order = await this.findOrderRow(orderId);
+    if (!order) return null;
+    const [items, history, payment, shipments, children] = await Promise.all([
+      this.db.selectFrom('order_items').selectAll().where('order_id', '=', orderId).orderBy('line_no').execute(),
+      this.db.selectFrom('order_history').selectAll().where('order_id', '=', orderId).orderBy('version').execute(),
+      this.db
+        .selectFrom('payments')
+        .selectAll()
+        .where('order_id', '=', orderId)
+        .where('status', '=', 'SUCCEEDED')
+        .orderBy('created_at', 'desc')
+        .executeTakeFirst(),
+      this.db.selectFrom('shipments').selectAll().where('order_id', '=', orderId).orderBy('created_at').execute(),
+      this.db.selectFrom('orders').select('order_id').where('parent_order_id', '=', orderId).orderBy('order_id').execute(),
+    ]);
+    return toOrderView(order, items, history, {
+      payment: payment
+        ? {
+            paymentId: payment.payment_id,
+            transactionId: payment.transaction_id,
+            paidAt: payment.paid_at?.toISOString() ?? null,
+            method: payment.method,
+          }
+        : null,
+      shipments: shipments.map((s) => ({ shipmentId: s.shipment_id, warehouseId: s.warehouse_id, trackingNo: s.tracking_no, status: s.status })),
+      subOrders: children.map((c) => c.order_id),
+    });
+  }
+
+  /** Whether any line of the order is a SKU of this merchant (a merchant's view of orders). */
+  async orderHasMerchant(orderId: string, merchantId: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('order_items')
+      .select('order_id')
+      .where('order_id', '=', orderId)
+      .where('merchant_id', '=', merchantId)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** Newest first, paged by order id (ids are time-sortable). */
+  async listOrders(filter: OrderListFilter): Promise<OrderView[]> {
+    let query = this.db.selectFrom('orders').selectAll();
+    if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
+    if (filter.merchantId !== undefined) {
+      const merchantId = filter.merchantId;
+      query = query.where('order_id', 'in', (eb) =>
+        eb.selectFrom('order_items').select('order_items.order_id').where('order_items.merchant_id', '=', merchantId),
+      );
+    }
+    if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+    if (filter.type !== undefined) query = query.where('type', '=', filter.type);
+    if (filter.before !== undefined) query = query.where('order_id', '<', filter.before);
+    const orders = await query.orderBy('order_id', 'desc').limit(filter.limit).execute();
+    if (orders.length === 0) return [];
+    const items = await this.db
+      .selectFrom('order_items')
+      .selectAll()
+      .where('order_id', 'in', orders.map((o) => o.order_id))
+      .orderBy('line_no')
+      .execute();
+    return orders.map((order) =>
+      toOrderView(
+        order,
+        items.filter((item) => item.order_id === order.order_id),
+        [],
+      ),
+    );
+  }
+
+  /** Ledger rows in the same transaction as a transition (e.g. a release on expiry). */
+  static async writeLedger(trx: Transaction<Database>, entries: NewLedgerEntry[]): Promise<void> {
+    if (entries.length > 0) await trx.insertInto('stock_ledger').values(entries).execute();
+  }
+
+  async placementLines(orderId: string): Promise<Array<{ skuId: string; qty: number }>> {
+    const rows = await this.db
+      .selectFrom('order_items')
+      .select(['sku_id', 'qty'])
+      .where('order_id', '=', orderId)
+      .where('deduction', '=', 'placement')
+      .execute();
+    return rows.map((row) => ({ skuId: row.sku_id, qty: row.qty }));
+  }
+}
+
+async function insertOrders(trx: Transaction<Database>, orders: readonly OrderToPersist[], now: Date): Promise<void> {
+  const persist = (type: string) => stateMachineFor(type as OrderType).fire('ACCEPTED', 'persist', 'system');
+  await trx
+    .insertInto('orders')
+    .values(
+      orders.map(({ accepted, priced }) => ({
+        order_id: accepted.orderId,
+        parent_order_id: null,
+        type: accepted.type,
+        status: persist(accepted.type).to,
+        version: 1,
+        user_id: accepted.userId,
+        channel: null,
+        subtotal_cents: priced.amounts.subtotalCents,
+        discount_cents: priced.amounts.discountCents,
+        shipping_cents: priced.amounts.shippingCents,
+        payable_cents: priced.amounts.payableCents,
+        refunded_cents: 0,
+        address: JSON.stringify(accepted.address),
+        coupon_code: accepted.couponCode,
+        accepted_at: new Date(accepted.acceptedAt),
+        payment_deadline: new Date(accepted.paymentDeadline),
+        created_at: now,
+        updated_at: now,
+      })),
+    )
+    .execute();
+  await trx
+    .insertInto('order_items')
+    .values(
+      orders.flatMap(({ accepted, priced }) =>
+        priced.lines.map((line) => ({
+          order_id: accepted.orderId,
+          line_no: line.lineNo,
+          sku_id: line.skuId,
+          title: line.title,
+          merchant_id: line.merchantId,
+          channel: line.channel,
+          warehouse_id: line.warehouseId,
+          deduction: line.deduction,
+          qty: line.qty,
+          list_price_cents: line.listPriceCents,
+          unit_price_cents: line.unitPriceCents,
+          discount_cents: line.discountCents,
+          payable_cents: line.payableCents,
+          refunded_qty: 0,
+          refunded_cents: 0,
+        })),
+      ),
+    )
+    .execute();
+  await trx
+    .insertInto('order_history')
+    .values(
+      orders.flatMap(({ accepted }) => {
+        const fired = persist(accepted.type);
+        return [
+          { order_id: accepted.orderId, version: 0, from_status: null, action: CHECKOUT_ACTION, to_status: fired.from, actor: 'buyer', detail: null, at: new Date(accepted.acceptedAt) },
+          { order_id: accepted.orderId, version: 1, from_status: fired.from, action: fired.action, to_status: fired.to, actor: fired.actor, detail: null, at: now },
+        ];
+      }),
+    )
+    .execute();
+  await OrderRepository.writeLedger(
+    trx,
+    orders.flatMap(({ accepted, priced }) =>
+      priced.lines
+        .filter((line) => line.deduction === 'placement')
+        .map((line) => ({ sku_id: line.skuId, kind: 'reserve' as const, ref: accepted.orderId, order_id: accepted.orderId, qty: -line.qty, reason: 'checkout' })),
+    ),
+  );
+}

@@ -1,0 +1,77 @@
+import { stateMachineFor, type Address, type OrderType } from '@orders/domain';
+import type { OrderHistoryRow, OrderItemRow, OrderRow } from './schema.js';
+
+/** An order as API.md shows it (`GET /v1/orders/:orderId`). */
+export interface OrderView {
+  orderId: string;
+  parentOrderId: string | null;
+  type: string;
+  status: string;
+  buyerStatus: string;
+  merchantStatus: string;
+  userId: string;
+  items: Array<{
+    skuId: string;
+    title: string;
+    qty: number;
+    unitPriceCents: number;
+    discountCents: number;
+    payableCents: number;
+    warehouseId: string;
+    merchantId: string;
+    channel: string;
+  }>;
+  amounts: { subtotalCents: number; discountCents: number; shippingCents: number; payableCents: number; refundedCents: number };
+  address: Address;
+  couponCode: string | null;
+  payment: { paymentId: string; transactionId: string | null; paidAt: string | null; method: string } | null;
+  shipments: Array<{ shipmentId: string; warehouseId: string; trackingNo: string | null; status: string }>;
+  subOrders: string[];
+  history: Array<{ from: string | null; action: string; to: string; at: string; actor: string }>;
+  paymentDeadline: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function toOrderView(
+  order: OrderRow,
+  items: OrderItemRow[],
+  history: OrderHistoryRow[],
+  extras: Pick<OrderView, 'payment' | 'shipments' | 'subOrders'> = { payment: null, shipments: [], subOrders: [] },
+): OrderView {
+  const labels = stateMachineFor(order.type as OrderType).labels(order.status);
+  return {
+    orderId: order.order_id,
+    parentOrderId: order.parent_order_id,
+    type: order.type,
+    status: order.status,
+    buyerStatus: labels.buyerLabel,
+    merchantStatus: labels.merchantLabel,
+    userId: order.user_id,
+    items: items.map((item) => ({
+      skuId: item.sku_id,
+      title: item.title,
+      qty: item.qty,
+      unitPriceCents: Number(item.unit_price_cents),
+      discountCents: Number(item.discount_cents),
+      payableCents: Number(item.payable_cents),
+      warehouseId: item.warehouse_id,
+      merchantId: item.merchant_id,
+      channel: item.channel,
+    })),
+    amounts: {
+      subtotalCents: Number(order.subtotal_cents),
+      discountCents: Number(order.discount_cents),
+      shippingCents: Number(order.shipping_cents),
+      payableCents: Number(order.payable_cents),
+      refundedCents: Number(order.refunded_cents),
+    },
+    address: JSON.parse(order.address) as Address,
+    couponCode: order.coupon_code,
+    ...extras,
+    history: history.map((h) => ({ from: h.from_status, action: h.action, to: h.to_status, at: h.at.toISOString(), actor: h.actor })),
+    paymentDeadline: order.payment_deadline.toISOString(),
+    createdAt: order.created_at.toISOString(),
+    updatedAt: order.updated_at.toISOString(),
+  };
+}

@@ -1,0 +1,253 @@
+import {
+  IdempotencyConflict,
+  LimitExceeded,
+  OrderTypeMismatch,
+  OutOfStock,
+  SaleNotActive,
+  UnknownSku,
+  type AcceptedOrder,
+  type Deduction,
+  type OrderLineRequest,
+  type OrderType,
+} from '@orders/domain';
+import { defineStockScripts, type RedisClient } from './stock-scripts.js';
+import { StockKeys } from './stock-keys.js';
+
+export interface CheckoutTimeouts {
+  standardPaymentTimeoutMs: number;
+  flashSalePaymentTimeoutMs: number;
+  idempotencyTtlMs: number;
+}
+
+export interface ReserveStockRequest {
+  orderId: string;
+  userId: string;
+  idempotencyKey: string;
+  bodyHash: string;
+  requestedType: OrderType | null;
+  items: OrderLineRequest[];
+  /** What the worker needs besides type and deadline, kept with the reservation for recovery. */
+  payload: Pick<AcceptedOrder, 'address' | 'couponCode'>;
+  now: Date;
+}
+
+export interface Reservation {
+  /** false when this is a replay of an earlier request with the same idempotency key. */
+  created: boolean;
+  order: AcceptedOrder;
+}
+
+export interface SkuStockRules {
+  skuId: string;
+  available: number;
+  deduction: Deduction;
+  saleStartsAt: Date | null;
+  saleEndsAt: Date | null;
+  perUserLimit: number;
+}
+
+export interface SkuStock {
+  available: number;
+  reserved: number;
+  sold: number;
+}
+
+interface StoredReservation {
+  userId: string;
+  type: OrderType;
+  deadline: number;
+  state: 'reserved' | 'released' | 'committed';
+  acceptedAt: number;
+  payload: Pick<AcceptedOrder, 'address' | 'couponCode' | 'items'>;
+}
+
+/**
+ * Redis is authoritative for sellable stock and reservations (DESIGN.md). This class is
+ * what the api and workers hold; the scripts themselves live in src/lua.
+ */
+export class Inventory {
+  readonly keys: StockKeys;
+
+  constructor(
+    private readonly redis: RedisClient,
+    keyPrefix: string,
+    private readonly timeouts: CheckoutTimeouts,
+  ) {
+    this.keys = new StockKeys(keyPrefix);
+    defineStockScripts(redis);
+  }
+
+  /** One round trip: idempotency, sale window, per-buyer limit, and all-or-nothing reservation. */
+  async reserveStock(request: ReserveStockRequest): Promise<Reservation> {
+    const { orderId, userId, items } = request;
+    const group = this.keys.groupOf(userId);
+    const keys = [
+      this.keys.idempotency(group, userId, request.idempotencyKey),
+      this.keys.order(group, orderId),
+      this.keys.accepted(group),
+      ...items.flatMap((line) => [this.keys.sku(group, line.skuId), this.keys.bought(group, line.skuId, userId)]),
+    ];
+    const payload = JSON.stringify({ ...request.payload, items });
+    const reply = await this.redis.reserveStock(
+      keys.length,
+      ...keys,
+      orderId,
+      userId,
+      request.bodyHash,
+      request.now.getTime(),
+      this.timeouts.idempotencyTtlMs,
+      this.timeouts.standardPaymentTimeoutMs,
+      this.timeouts.flashSalePaymentTimeoutMs,
+      request.requestedType ?? '',
+      payload,
+      ...items.map((line) => line.qty),
+    );
+    const [code, a, b, c] = reply;
+    const lineSku = (index: unknown) => items[Number(index) - 1]?.skuId ?? '';
+    switch (code) {
+      case 1:
+      case 2:
+        return {
+          created: code === 1,
+          order: {
+            orderId: String(a),
+            userId,
+            type: b as OrderType,
+            items,
+            address: request.payload.address,
+            couponCode: request.payload.couponCode,
+            acceptedAt: request.now.toISOString(),
+            paymentDeadline: new Date(Number(c)).toISOString(),
+          },
+        };
+      case -1:
+        throw new IdempotencyConflict();
+      case -2:
+        throw new UnknownSku(lineSku(a));
+      case -3:
+        throw new SaleNotActive(lineSku(a));
+      case -4:
+        throw new LimitExceeded(lineSku(a));
+      case -5:
+        throw new OutOfStock(lineSku(a));
+      case -6:
+        throw new OrderTypeMismatch(request.requestedType ?? '', String(a));
+      default:
+        throw new Error(`reserveStock answered an unknown code ${String(code)}`);
+    }
+  }
+
+  /** Returns true when this call gave the stock back, false when it was already released or committed. */
+  async releaseStock(orderId: string, userId: string, reason: string): Promise<boolean> {
+    const group = this.keys.groupOf(userId);
+    const stored = await this.readReservation(group, orderId);
+    if (!stored) return false;
+    const keys = [
+      this.keys.order(group, orderId),
+      ...stored.payload.items.flatMap((line) => [this.keys.sku(group, line.skuId), this.keys.bought(group, line.skuId, userId)]),
+    ];
+    const result = await this.redis.releaseStock(keys.length, ...keys, reason);
+    return result === 1;
+  }
+
+  /** The order as the intake accepted it, while Redis still holds its reservation. */
+  async findAcceptedOrder(orderId: string, userId: string): Promise<AcceptedOrder | null> {
+    const group = this.keys.groupOf(userId);
+    const stored = await this.readReservation(group, orderId);
+    return stored && toAcceptedOrder(orderId, stored);
+  }
+
+  /** The worker calls this once an order is in MySQL, so recovery stops considering it. */
+  async markPersisted(orders: ReadonlyArray<Pick<AcceptedOrder, 'orderId' | 'userId'>>): Promise<void> {
+    if (orders.length === 0) return;
+    const byGroup = new Map<string, string[]>();
+    for (const { orderId, userId } of orders) {
+      const group = this.keys.groupOf(userId);
+      byGroup.set(group, [...(byGroup.get(group) ?? []), orderId]);
+    }
+    await Promise.all([...byGroup].map(([group, ids]) => this.redis.zrem(this.keys.accepted(group), ...ids)));
+  }
+
+  /**
+   * Orders accepted longer ago than `olderThanMs` and still not in MySQL: their job was
+   * lost (an enqueue that failed after the reservation, a flushed queue). The caller re-enqueues them.
+   */
+  async findStrandedOrders(now: Date, olderThanMs: number, limit = 500): Promise<AcceptedOrder[]> {
+    const found: AcceptedOrder[] = [];
+    for (const group of this.keys.groups()) {
+      const ids = await this.redis.zrangebyscore(this.keys.accepted(group), '-inf', now.getTime() - olderThanMs, 'LIMIT', 0, limit);
+      for (const orderId of ids) {
+        const stored = await this.readReservation(group, orderId);
+        if (stored) found.push(toAcceptedOrder(orderId, stored));
+        else await this.redis.zrem(this.keys.accepted(group), orderId);
+      }
+    }
+    return found;
+  }
+
+  /** Creates the SKU's counters once; returns false if they already existed. */
+  async initSku(rules: SkuStockRules): Promise<boolean> {
+    const results = await Promise.all(
+      this.keys.groups().map((group) =>
+        this.redis.initSku(
+          1,
+          this.keys.sku(group, rules.skuId),
+          rules.available,
+          rules.deduction,
+          rules.saleStartsAt?.getTime() ?? 0,
+          rules.saleEndsAt?.getTime() ?? 0,
+          rules.perUserLimit,
+        ),
+      ),
+    );
+    return results.some((created) => created === 1);
+  }
+
+  /** Sets the sellable quantity; returns the previous one, or null for an unknown SKU. */
+  async setAvailable(skuId: string, available: number): Promise<number | null> {
+    const [group] = this.keys.groups();
+    const previous = await this.redis.setStock(1, this.keys.sku(group!, skuId), available);
+    return previous < 0 ? null : previous;
+  }
+
+  async getSkuStock(skuId: string): Promise<SkuStock | null> {
+    const [group] = this.keys.groups();
+    const [available, reserved, sold] = await this.redis.hmget(this.keys.sku(group!, skuId), 'available', 'reserved', 'sold');
+    if (available === null) return null;
+    return { available: Number(available), reserved: Number(reserved), sold: Number(sold) };
+  }
+
+  private async readReservation(group: string, orderId: string): Promise<StoredReservation | null> {
+    const [userId, type, deadline, state, payload, acceptedAt] = await this.redis.hmget(
+      this.keys.order(group, orderId),
+      'u',
+      't',
+      'd',
+      's',
+      'p',
+      'a',
+    );
+    if (!userId || !payload) return null;
+    return {
+      userId,
+      type: type as OrderType,
+      deadline: Number(deadline),
+      state: state as StoredReservation['state'],
+      acceptedAt: Number(acceptedAt),
+      payload: JSON.parse(payload) as StoredReservation['payload'],
+    };
+  }
+}
+
+function toAcceptedOrder(orderId: string, stored: StoredReservation): AcceptedOrder {
+  return {
+    orderId,
+    userId: stored.userId,
+    type: stored.type,
+    items: stored.payload.items,
+    address: stored.payload.address,
+    couponCode: stored.payload.couponCode,
+    acceptedAt: new Date(stored.acceptedAt).toISOString(),
+    paymentDeadline: new Date(stored.deadline).toISOString(),
+  };
+}

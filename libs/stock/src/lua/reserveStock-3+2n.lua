@@ -1,0 +1,84 @@
+--[[
+  Checkout in one round trip: idempotency check, flash-sale window and per-buyer limit,
+  then reserve (placement deduction) or check (payment deduction) every line, all or none.
+
+  KEYS[1]  idempotency record   <prefix>{g}:idem:<userId>:<key>
+  KEYS[2]  order reservation    <prefix>{g}:order:<orderId>
+  KEYS[3]  accepted orders      <prefix>{g}:accepted   (zset: not yet in MySQL)
+  KEYS[3+2i-1], KEYS[3+2i]      per line i: SKU hash <prefix>{g}:sku:<skuId>,
+                                buyer's bought counter <prefix>{g}:bought:<skuId>:<userId>
+  ARGV[1] orderId   ARGV[2] userId   ARGV[3] request body hash   ARGV[4] now (ms)
+  ARGV[5] idempotency TTL (ms)   ARGV[6] standard payment timeout (ms)
+  ARGV[7] flash-sale payment timeout (ms)   ARGV[8] requested order type or ''
+  ARGV[9] order payload (JSON, stored for recovery and for status reads)
+  ARGV[9+i] quantity of line i
+
+  Returns { code, ... }:
+    1 accepted          { 1, orderId, type, deadlineMs }
+    2 idempotent replay { 2, orderId, type, deadlineMs }
+   -1 idempotency key reused with another body
+   -2 unknown SKU       { -2, lineIndex }
+   -3 sale not active   { -3, lineIndex }
+   -4 limit exceeded    { -4, lineIndex }
+   -5 out of stock      { -5, lineIndex }
+   -6 order type mismatch { -6, derivedType }
+]]
+local idemKey, orderKey, acceptedKey = KEYS[1], KEYS[2], KEYS[3]
+local orderId, userId, bodyHash = ARGV[1], ARGV[2], ARGV[3]
+local now = tonumber(ARGV[4])
+local lineCount = (#KEYS - 3) / 2
+
+local previous = redis.call('HMGET', idemKey, 'h', 'o', 't', 'd')
+if previous[1] then
+  if previous[1] ~= bodyHash then return { -1 } end
+  return { 2, previous[2], previous[3], tonumber(previous[4]) }
+end
+
+local type = 'standard'
+local lines = {}
+for i = 1, lineCount do
+  local skuKey, boughtKey = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  local qty = tonumber(ARGV[9 + i])
+  local sku = redis.call('HMGET', skuKey, 'available', 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit')
+  if not sku[1] then return { -2, i } end
+  local available, saleStartsAt, saleEndsAt, limit = tonumber(sku[1]), tonumber(sku[3]), tonumber(sku[4]), tonumber(sku[5])
+  local inSale = saleEndsAt > 0 and saleStartsAt <= now and now < saleEndsAt
+  if ARGV[8] == 'flash_sale' and saleEndsAt > 0 and not inSale then return { -3, i } end
+  local limited = 0
+  if inSale then
+    type = 'flash_sale'
+    if limit > 0 then
+      limited = 1
+      local bought = tonumber(redis.call('GET', boughtKey) or '0')
+      if bought + qty > limit then return { -4, i } end
+    end
+  end
+  if available < qty then return { -5, i } end
+  lines[i] = { skuKey, boughtKey, qty, sku[2], limited, saleEndsAt }
+end
+if ARGV[8] == 'flash_sale' and type ~= 'flash_sale' then return { -3, 1 } end
+if ARGV[8] ~= '' and ARGV[8] ~= type then return { -6, type } end
+
+local deadline = now + tonumber(type == 'flash_sale' and ARGV[7] or ARGV[6])
+local recorded = {}
+for i = 1, lineCount do
+  local line = lines[i]
+  if line[4] == 'placement' then
+    redis.call('HINCRBY', line[1], 'available', -line[3])
+    redis.call('HINCRBY', line[1], 'reserved', line[3])
+  end
+  if line[5] == 1 then
+    redis.call('INCRBY', line[2], line[3])
+    -- the counter only matters while its sale runs; keep it a day past the end
+    redis.call('PEXPIREAT', line[2], line[6] + 86400000)
+  end
+  recorded[i] = { line[3], line[4], line[5] }
+end
+
+redis.call('HSET', orderKey, 'u', userId, 't', type, 'd', deadline, 's', 'reserved', 'l', cjson.encode(recorded), 'p', ARGV[9], 'a', now)
+-- outlive the payment deadline by a week so a late expiry still finds what to release
+redis.call('PEXPIREAT', orderKey, deadline + 604800000)
+redis.call('ZADD', acceptedKey, now, orderId)
+redis.call('HSET', idemKey, 'h', bodyHash, 'o', orderId, 't', type, 'd', deadline)
+redis.call('PEXPIRE', idemKey, tonumber(ARGV[5]))
+return { 1, orderId, type, deadline }

@@ -1,0 +1,60 @@
+import { randomBytes } from 'node:crypto';
+import { loadConfig, type Config } from '@orders/config';
+import { createDb, ensureDatabase, migrateToLatest, type OrderDb } from '@orders/persistence';
+import { Redis } from 'ioredis';
+import { sql } from 'kysely';
+
+export interface TestEnv {
+  /** The config a process under test runs with: its own database, key prefix and queue prefix. */
+  config: Config;
+  env: Record<string, string>;
+  db: OrderDb;
+  redis: Redis;
+  cleanup(): Promise<void>;
+}
+
+const BASE_MYSQL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
+const BASE_REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/**
+ * Each test file gets a database, a Redis key prefix and a BullMQ queue prefix of its
+ * own, so files run in parallel and leave nothing behind after cleanup().
+ */
+export async function createTestEnv(name: string, overrides: Record<string, string> = {}): Promise<TestEnv> {
+  const id = `${name.replace(/[^a-z0-9]/gi, '_').slice(0, 24)}_${randomBytes(4).toString('hex')}`;
+  const mysqlUrl = new URL(BASE_MYSQL);
+  mysqlUrl.pathname = `/t_${id}`;
+  const env: Record<string, string> = {
+    NODE_ENV: 'test',
+    MYSQL_URL: mysqlUrl.toString(),
+    REDIS_URL: BASE_REDIS,
+    REDIS_KEY_PREFIX: `t:${id}:`,
+    QUEUE_PREFIX: `tq_${id}`,
+    LOG_LEVEL: 'warn',
+    ...overrides,
+  };
+  const config = loadConfig(env);
+  await ensureDatabase(config.MYSQL_URL);
+  const { db } = createDb(config.MYSQL_URL, 8);
+  await migrateToLatest(db);
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  return {
+    config,
+    env,
+    db,
+    redis,
+    async cleanup() {
+      for (const pattern of [`${config.REDIS_KEY_PREFIX}*`, `${config.QUEUE_PREFIX}:*`]) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+          cursor = next;
+          if (keys.length > 0) await redis.unlink(...keys);
+        } while (cursor !== '0');
+      }
+      await sql.raw(`DROP DATABASE IF EXISTS \`${mysqlUrl.pathname.slice(1)}\``).execute(db);
+      await db.destroy();
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,17 @@
+import { loadConfig } from '@orders/config';
+import { createDb, migrateToLatest } from '@orders/persistence';
+import { checkServices } from './preflight.js';
+import { runCommand } from './run-command.js';
+
+runCommand(async () => {
+  const config = loadConfig();
+  await checkServices(config);
+  const { db } = createDb(config.MYSQL_URL, 1);
+  try {
+    const { results } = await migrateToLatest(db);
+    for (const result of results ?? []) console.log(`${result.status}: ${result.migrationName}`);
+    if (!results?.length) console.log('Database is up to date.');
+  } finally {
+    await db.destroy();
+  }
+});
