@@ -7,14 +7,14 @@ export async function checkServices(config: Config): Promise<void> {
   try {
     await ensureDatabase(config.MYSQL_URL);
   } catch (error) {
-    throw new Error(`MySQL is not reachable at ${redact(config.MYSQL_URL)} (${(error as Error).message}). Start MariaDB/MySQL or set MYSQL_URL.`);
+    throw new Error(`MySQL is not reachable at ${redact(config.MYSQL_URL)} (${(error as Error).message}). Start MariaDB/MySQL or set MYSQL_URL.`, { cause: error });
   }
   const redis = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 3000, retryStrategy: () => null });
   try {
     await redis.connect();
     await redis.ping();
   } catch (error) {
-    throw new Error(`Redis is not reachable at ${redact(config.REDIS_URL)} (${(error as Error).message}). Start redis-server or set REDIS_URL.`);
+    throw new Error(`Redis is not reachable at ${redact(config.REDIS_URL)} (${(error as Error).message}). Start redis-server or set REDIS_URL.`, { cause: error });
   } finally {
     redis.disconnect();
   }

@@ -1,12 +1,7 @@
-import type { Config } from '@orders/config';
-import type { OrderMetrics } from '@orders/metrics';
-import type { CatalogRepository, OrderDb, OrderRepository } from '@orders/persistence';
-import type { OrderQueues } from '@orders/queues';
-import type { Inventory } from '@orders/stock';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { AppDeps } from './app-deps.js';
 import { CheckoutIntake } from './checkout-intake.js';
 import { authPlugin } from './plugins/auth.js';
 import { docsPlugin } from './plugins/docs.js';
@@ -17,19 +12,6 @@ import { catalogRoutes } from './routes/catalog.js';
 import { healthRoutes } from './routes/health.js';
 import { orderRoutes } from './routes/orders.js';
 import { orderSchema, problemSchema, skuSchema } from './schemas.js';
-
-/** Everything the api talks to, passed in so tests hand it real connections with their own prefixes. */
-export interface AppDeps {
-  config: Config;
-  redis: Redis;
-  db: OrderDb;
-  queues: OrderQueues;
-  inventory: Inventory;
-  orders: OrderRepository;
-  catalog: CatalogRepository;
-  metrics: OrderMetrics;
-  clock: () => Date;
-}
 
 /**
  * Bodies are validated strictly (no type coercion, unknown fields rejected: API.md);

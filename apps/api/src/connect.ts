@@ -4,7 +4,7 @@ import { CatalogRepository, OrderRepository, createDb, ensureDatabase, migrateTo
 import { createOrderQueues } from '@orders/queues';
 import { Inventory } from '@orders/stock';
 import { Redis } from 'ioredis';
-import type { AppDeps } from './app.js';
+import type { AppDeps } from './app-deps.js';
 
 /**
  * Opens the api's connections. The Redis client fails fast instead of queueing commands

@@ -1,5 +1,5 @@
 export { buildApp } from './app.js';
-export type { AppDeps } from './app.js';
+export type { AppDeps } from './app-deps.js';
 export { connectApi } from './connect.js';
 export { issueToken } from './tokens.js';
 export { createSkuWithStock } from './catalog-admin.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Sku } from '@orders/domain';
 import type { FastifyInstance } from 'fastify';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 import { createSkuWithStock } from '../catalog-admin.js';
 import type { Principal } from '../plugins/auth.js';
 import { forbidden, notFound, validationFailed } from '../problems.js';

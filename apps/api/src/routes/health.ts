@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 
 export async function healthRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   app.get('/health/live', { schema: { tags: ['operations'], security: [] } }, async () => ({ status: 'ok' }));

@@ -1,7 +1,7 @@
 import { stateMachineFor, type AcceptedOrder } from '@orders/domain';
 import type { OrderView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../app-deps.js';
 import type { CheckoutBody, CheckoutIntake } from '../checkout-intake.js';
 import type { Principal } from '../plugins/auth.js';
 import { notFound, validationFailed } from '../problems.js';
