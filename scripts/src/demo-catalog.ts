@@ -1,7 +1,6 @@
 import { connectApi, createSkuWithStock } from '@orders/api';
 import type { Config } from '@orders/config';
-import type { Sku } from '@orders/domain';
-import { SkuAlreadyExists } from '@orders/persistence';
+import { SkuAlreadyExists, type Sku } from '@orders/domain';
 
 const HOUR = 3600_000;
 

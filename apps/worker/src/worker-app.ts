@@ -89,6 +89,9 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       connection,
       prefix: config.QUEUE_PREFIX,
       concurrency: config.WORKER_CONCURRENCY,
+      // how soon a job held by a crashed worker is handed to another one
+      lockDuration: config.WORKER_LOCK_DURATION_MS,
+      stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
     });
     worker.on('failed', (job, error) => {
       if (!job) return;

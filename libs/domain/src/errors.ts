@@ -38,6 +38,13 @@ export class UnknownSku extends DomainError {
   }
 }
 
+export class SkuAlreadyExists extends DomainError {
+  readonly code = 'SKU_EXISTS';
+  constructor(readonly skuId: string) {
+    super(`SKU ${skuId} already exists`);
+  }
+}
+
 export class OrderTypeMismatch extends DomainError {
   readonly code = 'ORDER_TYPE_MISMATCH';
   constructor(requested: string, derived: string) {

@@ -1,14 +1,7 @@
-import type { Sku } from '@orders/domain';
+import { SkuAlreadyExists, type Sku } from '@orders/domain';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
 import type { SkuRow } from './schema.js';
-
-export class SkuAlreadyExists extends Error {
-  readonly code = 'SKU_EXISTS';
-  constructor(readonly skuId: string) {
-    super(`SKU ${skuId} already exists`);
-  }
-}
 
 export function toSku(row: SkuRow): Sku {
   return {

@@ -1,0 +1,159 @@
+import { buyerAddress, createTestEnv, spawnApp, waitFor, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApi, type ApiUnderTest } from './support/api-under-test.js';
+
+const HOUR = 3600_000;
+
+describe('flash-sale checkout', () => {
+  let env: TestEnv;
+  let api: ApiUnderTest;
+  let worker: SpawnedProcess;
+  let admin: string;
+
+  beforeAll(async () => {
+    env = await createTestEnv('flash_sale_checkout');
+    api = await startApi(env, { connections: 200 });
+    worker = spawnApp('worker', { ...env.env, WORKER_METRICS_PORT: '0', WORKER_CONCURRENCY: '64' });
+    admin = api.token('ops', 'admin');
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    await api?.close();
+    await env?.cleanup();
+  });
+
+  async function createFlashSku(skuId: string, stock: number, perUserLimit: number) {
+    const now = Date.now();
+    const response = await api.request('POST', '/v1/admin/skus', {
+      token: admin,
+      body: {
+        skuId,
+        title: `Flash ${skuId}`,
+        priceCents: 99_900,
+        merchantId: 'shop',
+        channel: 'self',
+        warehouseId: 'wh-east',
+        stock,
+        deduction: 'placement',
+        flashSale: { priceCents: 49_900, startsAt: new Date(now - HOUR).toISOString(), endsAt: new Date(now + HOUR).toISOString(), perUserLimit },
+      },
+    });
+    expect(response.status).toBe(201);
+  }
+
+  const checkout = (buyer: string, idempotencyKey: string, body: unknown) =>
+    api.request('POST', '/v1/orders', { token: api.token(buyer), body, headers: { 'idempotency-key': idempotencyKey } });
+
+  const ordersOf = async (skuId: string) =>
+    Number(
+      (
+        await env.db
+          .selectFrom('order_items')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('sku_id', '=', skuId)
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+
+  it('sells exactly the stock when 2,000 buyers race for 100 units', async () => {
+    await createFlashSku('HOT-100', 100, 1);
+    const answers = await Promise.all(
+      Array.from({ length: 2000 }, (_, i) => checkout(`buyer-${i}`, `key-${i}`, { items: [{ skuId: 'HOT-100', qty: 1 }], address: buyerAddress })),
+    );
+    const accepted = answers.filter((a) => a.status === 202);
+    const soldOut = answers.filter((a) => a.status === 409);
+    expect(accepted).toHaveLength(100);
+    expect(soldOut).toHaveLength(1900);
+    expect(soldOut.every((a) => a.body.code === 'OUT_OF_STOCK' && String(a.headers['content-type']).startsWith('application/problem+json'))).toBe(true);
+
+    await waitFor(async () => (await ordersOf('HOT-100')) === 100, { what: '100 orders in MySQL' });
+    const orders = await env.db.selectFrom('orders').select(['order_id', 'status', 'type', 'payable_cents']).execute();
+    expect(new Set(orders.map((o) => o.order_id))).toEqual(new Set(accepted.map((a) => a.body.orderId)));
+    expect(orders.every((o) => o.status === 'PENDING_PAYMENT' && o.type === 'flash_sale' && Number(o.payable_cents) === 49_900)).toBe(true);
+
+    const sku = await api.request('GET', '/v1/admin/skus/HOT-100', { token: admin });
+    expect(sku.body.stock).toEqual({ available: 0, reserved: 100, sold: 0 });
+    const ledger = await env.db
+      .selectFrom('stock_ledger')
+      .select(['kind', sql<number>`SUM(qty)`.as('units'), sql<number>`COUNT(*)`.as('rows')])
+      .where('sku_id', '=', 'HOT-100')
+      .groupBy('kind')
+      .execute();
+    const byKind = Object.fromEntries(ledger.map((row) => [row.kind, { units: Number(row.units), rows: Number(row.rows) }]));
+    // opening stock 100, then one reservation of one unit per order: the ledger balances at 0 available
+    expect(byKind).toEqual({ adjust: { units: 100, rows: 1 }, reserve: { units: -100, rows: 100 } });
+    expect(await api.deps.catalog.ledgerAvailable('HOT-100')).toBe(0);
+  });
+
+  it('lets one buyer firing 50 checkouts at once buy only their limit of 2', async () => {
+    await createFlashSku('LIMITED', 1000, 2);
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => checkout('greedy-buyer', `greedy-${i}`, { items: [{ skuId: 'LIMITED', qty: 1 }], address: buyerAddress })),
+    );
+    expect(answers.filter((a) => a.status === 202)).toHaveLength(2);
+    expect(answers.filter((a) => a.status === 422 && a.body.code === 'LIMIT_EXCEEDED')).toHaveLength(48);
+    const sku = await api.request('GET', '/v1/admin/skus/LIMITED', { token: admin });
+    expect(sku.body.stock.available).toBe(998);
+  });
+
+  it('answers the same Idempotency-Key sent 20 times at once with one order', async () => {
+    await createFlashSku('IDEMPOTENT', 50, 5);
+    const body = { items: [{ skuId: 'IDEMPOTENT', qty: 2 }], address: buyerAddress };
+    const answers = await Promise.all(Array.from({ length: 20 }, () => checkout('careful-buyer', 'double-click', body)));
+    expect(answers.every((a) => a.status === 202)).toBe(true);
+    expect(new Set(answers.map((a) => JSON.stringify(a.body))).size).toBe(1);
+    const sku = await api.request('GET', '/v1/admin/skus/IDEMPOTENT', { token: admin });
+    expect(sku.body.stock.available).toBe(48);
+    await waitFor(async () => (await ordersOf('IDEMPOTENT')) === 1, { what: 'the order in MySQL' });
+    // the same key with the keys of the body in another order is the same request
+    const reordered = await checkout('careful-buyer', 'double-click', { address: buyerAddress, items: [{ qty: 2, skuId: 'IDEMPOTENT' }] });
+    expect(reordered.body).toEqual(answers[0]!.body);
+
+    const conflict = await checkout('careful-buyer', 'double-click', { items: [{ skuId: 'IDEMPOTENT', qty: 3 }], address: buyerAddress });
+    expect(conflict.status).toBe(422);
+    expect(conflict.body.code).toBe('IDEMPOTENCY_CONFLICT');
+    // keys are scoped per buyer: another buyer's identical key is a new order
+    const otherBuyer = await checkout('other-buyer', 'double-click', body);
+    expect(otherBuyer.status).toBe(202);
+    expect(otherBuyer.body.orderId).not.toBe(answers[0]!.body.orderId);
+    await waitFor(async () => (await ordersOf('IDEMPOTENT')) === 2, { what: 'both orders in MySQL' });
+    expect((await api.request('GET', '/v1/admin/skus/IDEMPOTENT', { token: admin })).body.stock.available).toBe(46);
+  });
+
+  it('shows a queued order as ACCEPTED to its buyer, then its persisted state', async () => {
+    await createFlashSku('STATUS', 10, 0);
+    const accepted = await checkout('status-buyer', 'status-1', { items: [{ skuId: 'STATUS', qty: 1 }], address: buyerAddress });
+    expect(accepted.status).toBe(202);
+    expect(accepted.headers.location).toBe(accepted.body.statusUrl);
+    const order = await waitFor(
+      async () => {
+        const view = await api.request('GET', accepted.body.statusUrl, { token: api.token('status-buyer') });
+        expect(view.status).toBe(200);
+        expect(['ACCEPTED', 'PENDING_PAYMENT']).toContain(view.body.status);
+        return view.body.status === 'PENDING_PAYMENT' && view.body;
+      },
+      { what: 'PENDING_PAYMENT' },
+    );
+    expect(order.buyerStatus).toBe('To pay');
+    expect(order.amounts).toEqual({ subtotalCents: 49_900, discountCents: 0, shippingCents: 0, payableCents: 49_900, refundedCents: 0 });
+    expect(order.history.map((h: { action: string; actor: string }) => `${h.action} by ${h.actor}`)).toEqual(['checkout by buyer', 'persist by system']);
+
+    const list = await api.request('GET', '/v1/orders?limit=1', { token: api.token('status-buyer') });
+    expect(list.body.items.map((o: { orderId: string }) => o.orderId)).toEqual([accepted.body.orderId]);
+    expect(list.body.nextCursor).toBeNull();
+  });
+
+  it('reports checkouts, latency, queues and transitions on /metrics', async () => {
+    const metrics = await api.request('GET', '/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="accepted"[^}]*\} \d+/);
+    expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="out_of_stock"[^}]*\} 1900/);
+    expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="limit_exceeded"[^}]*\} 48/);
+    expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="idempotent_replay"[^}]*\} 2[01]/);
+    expect(metrics.body).toMatch(/http_request_duration_seconds_bucket\{[^}]*route="\/v1\/orders"/);
+    expect(metrics.body).toMatch(/queue_jobs\{[^}]*queue="orders"[^}]*state="waiting"/);
+    expect(metrics.body).toContain('process_cpu_user_seconds_total');
+  });
+});

@@ -1,0 +1,31 @@
+import { buildApp, connectApi } from '@orders/api';
+import { httpClient, signToken, type HttpClient, type TestEnv } from '@orders/testing';
+import type { FastifyInstance } from 'fastify';
+
+export interface ApiUnderTest extends Pick<HttpClient, 'request'> {
+  app: FastifyInstance;
+  deps: Awaited<ReturnType<typeof connectApi>>;
+  url: string;
+  token(sub: string, role?: 'buyer' | 'merchant' | 'admin'): string;
+  close(): Promise<void>;
+}
+
+/** The api built from its real parts, listening on a free port, against the test file's env. */
+export async function startApi(env: TestEnv, options: { clock?: () => Date; connections?: number } = {}): Promise<ApiUnderTest> {
+  const deps = await connectApi(env.config);
+  const app = await buildApp({ ...deps, clock: options.clock ?? deps.clock }, { logger: false });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const http = httpClient(url, options.connections);
+  return {
+    app,
+    deps,
+    url,
+    request: http.request,
+    token: (sub, role = 'buyer') => signToken(env.config.AUTH_JWT_SECRET, { sub, role }),
+    async close() {
+      await http.close();
+      await app.close();
+      await deps.close();
+    },
+  };
+}

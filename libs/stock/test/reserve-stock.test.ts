@@ -1,0 +1,94 @@
+import { IdempotencyConflict, LimitExceeded, OutOfStock, SaleNotActive, UnknownSku } from '@orders/domain';
+import { Inventory } from '@orders/stock';
+import { buyerAddress } from '@orders/testing';
+import { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const HOUR = 3600_000;
+
+describe('the stock scripts', () => {
+  const prefix = `t:stock_${randomBytes(4).toString('hex')}:`;
+  let redis: Redis;
+  let inventory: Inventory;
+  const now = new Date('2026-11-25T12:00:00Z');
+  let n = 0;
+
+  beforeAll(async () => {
+    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    inventory = new Inventory(redis, prefix, { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR });
+    await inventory.initSku({ skuId: 'A', available: 5, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
+    await inventory.initSku({ skuId: 'B', available: 1, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
+    await inventory.initSku({ skuId: 'PAY', available: 3, deduction: 'payment', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
+    await inventory.initSku({ skuId: 'SALE', available: 100, deduction: 'placement', saleStartsAt: new Date(now.getTime() - HOUR), saleEndsAt: new Date(now.getTime() + HOUR), perUserLimit: 3 });
+    await inventory.initSku({ skuId: 'LATER', available: 100, deduction: 'placement', saleStartsAt: new Date(now.getTime() + HOUR), saleEndsAt: new Date(now.getTime() + 2 * HOUR), perUserLimit: 3 });
+  });
+
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  const reserve = (userId: string, items: Array<{ skuId: string; qty: number }>, extra: { key?: string; bodyHash?: string; requestedType?: 'standard' | 'flash_sale' } = {}) =>
+    inventory.reserveStock({
+      orderId: `ORDER${String(++n).padStart(21, '0')}`,
+      userId,
+      idempotencyKey: extra.key ?? `k${n}`,
+      bodyHash: extra.bodyHash ?? `h${n}`,
+      requestedType: extra.requestedType ?? null,
+      items,
+      payload: { address: buyerAddress, couponCode: null },
+      now,
+    });
+
+  it('reserves every line of an order or none of them', async () => {
+    await expect(reserve('u1', [{ skuId: 'A', qty: 2 }, { skuId: 'B', qty: 2 }])).rejects.toBeInstanceOf(OutOfStock);
+    expect(await inventory.getSkuStock('A')).toEqual({ available: 5, reserved: 0, sold: 0 });
+    const ok = await reserve('u1', [{ skuId: 'A', qty: 2 }, { skuId: 'B', qty: 1 }]);
+    expect(ok.created).toBe(true);
+    expect(ok.order.type).toBe('standard');
+    expect(ok.order.paymentDeadline).toBe(new Date(now.getTime() + 30 * 60_000).toISOString());
+    expect(await inventory.getSkuStock('A')).toEqual({ available: 3, reserved: 2, sold: 0 });
+    expect(await inventory.getSkuStock('B')).toEqual({ available: 0, reserved: 1, sold: 0 });
+  });
+
+  it('only checks, never takes, stock of a SKU deducted at payment', async () => {
+    await reserve('u1', [{ skuId: 'PAY', qty: 3 }]);
+    expect(await inventory.getSkuStock('PAY')).toEqual({ available: 3, reserved: 0, sold: 0 });
+    await expect(reserve('u1', [{ skuId: 'PAY', qty: 4 }])).rejects.toBeInstanceOf(OutOfStock);
+  });
+
+  it('names the unknown SKU', async () => {
+    await expect(reserve('u1', [{ skuId: 'A', qty: 1 }, { skuId: 'GHOST', qty: 1 }])).rejects.toMatchObject(new UnknownSku('GHOST'));
+  });
+
+  it('sells a flash-sale SKU at its limit per buyer inside its window only', async () => {
+    const first = await reserve('fan', [{ skuId: 'SALE', qty: 2 }]);
+    expect(first.order.type).toBe('flash_sale');
+    expect(first.order.paymentDeadline).toBe(new Date(now.getTime() + 10 * 60_000).toISOString());
+    await expect(reserve('fan', [{ skuId: 'SALE', qty: 2 }])).rejects.toBeInstanceOf(LimitExceeded);
+    await reserve('fan', [{ skuId: 'SALE', qty: 1 }]);
+    await expect(reserve('fan', [{ skuId: 'LATER', qty: 1 }], { requestedType: 'flash_sale' })).rejects.toBeInstanceOf(SaleNotActive);
+    // before its window a flash-sale SKU sells as an ordinary one, at list price and without the limit
+    expect((await reserve('fan', [{ skuId: 'LATER', qty: 5 }])).order.type).toBe('standard');
+  });
+
+  it('replays the same key and body, and refuses the same key with another body', async () => {
+    const first = await reserve('u2', [{ skuId: 'A', qty: 1 }], { key: 'same', bodyHash: 'body-1' });
+    const again = await reserve('u2', [{ skuId: 'A', qty: 1 }], { key: 'same', bodyHash: 'body-1' });
+    expect(again.created).toBe(false);
+    expect(again.order.orderId).toBe(first.order.orderId);
+    await expect(reserve('u2', [{ skuId: 'A', qty: 2 }], { key: 'same', bodyHash: 'body-2' })).rejects.toBeInstanceOf(IdempotencyConflict);
+    expect(await redis.pttl(inventory.keys.idempotency('{g0}', 'u2', 'same'))).toBeGreaterThan(23 * HOUR);
+  });
+
+  it('releases a reservation exactly once and gives the buyer their limit back', async () => {
+    const before = await inventory.getSkuStock('SALE');
+    const order = await reserve('releaser', [{ skuId: 'SALE', qty: 3 }]);
+    expect(await inventory.releaseStock(order.order.orderId, 'releaser', 'expired')).toBe(true);
+    expect(await inventory.releaseStock(order.order.orderId, 'releaser', 'expired')).toBe(false);
+    expect(await inventory.getSkuStock('SALE')).toEqual(before);
+    expect((await reserve('releaser', [{ skuId: 'SALE', qty: 3 }])).created).toBe(true);
+  });
+});
