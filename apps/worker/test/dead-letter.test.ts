@@ -1,0 +1,60 @@
+import { QUEUE, enqueuePersistOrder } from '@orders/queues';
+import { buyerAddress, createTestEnv, waitFor, type TestEnv } from '@orders/testing';
+import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+describe('a job that fails every attempt', () => {
+  let env: TestEnv;
+  let workers: RunningWorkers;
+
+  beforeAll(async () => {
+    env = await createTestEnv('dead_letter', { JOB_ATTEMPTS: '3', JOB_BACKOFF_MS: '50' });
+    workers = startWorkers(connectWorker(env.config, pino({ level: 'silent' })));
+  });
+
+  afterAll(async () => {
+    await workers?.close();
+    await env?.cleanup();
+  });
+
+  it('lands in the dead-letter queue with its reason, and holds back no other order', async () => {
+    const { inventory, queues, catalog } = workers.deps;
+    // a SKU that Redis sells but MySQL has never heard of: the order cannot be priced
+    await inventory.initSku({ skuId: 'ORPHAN', available: 5, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
+    await catalog.createSku(
+      { skuId: 'FINE', title: 'Fine', priceCents: 100, merchantId: 'shop', channel: 'self', warehouseId: 'wh', deduction: 'placement', flashSale: null },
+      5,
+      'opening-FINE',
+      () => inventory.initSku({ skuId: 'FINE', available: 5, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 }),
+    );
+    const accept = async (orderId: string, skuId: string) => {
+      const { order } = await inventory.reserveStock({
+        orderId,
+        userId: 'buyer-1',
+        idempotencyKey: orderId,
+        bodyHash: orderId,
+        requestedType: null,
+        items: [{ skuId, qty: 1 }],
+        payload: { address: buyerAddress, couponCode: null },
+        now: new Date(),
+      });
+      await enqueuePersistOrder(queues, order);
+    };
+    await accept('01JBADBADBADBADBADBADBADBA', 'ORPHAN');
+    await accept('01JG00DG00DG00DG00DG00DG00', 'FINE');
+
+    const dead = await waitFor(async () => (await queues.deadLetter.getJobs(['waiting'])).at(0), { what: 'a dead letter', timeoutMs: 15_000 });
+    expect(dead.data).toMatchObject({
+      queue: QUEUE.orders,
+      name: 'persist-order',
+      jobId: '01JBADBADBADBADBADBADBADBA',
+      attemptsMade: 3,
+      failedReason: 'There is no SKU ORPHAN',
+    });
+    expect(await workers.deps.orders.findOrderRow('01JG00DG00DG00DG00DG00DG00')).toMatchObject({ status: 'PENDING_PAYMENT' });
+    expect(await workers.deps.orders.findOrderRow('01JBADBADBADBADBADBADBADBA')).toBeNull();
+    const failures = await workers.deps.metrics.registry.getSingleMetricAsString('job_failures_total');
+    expect(failures).toMatch(/job_failures_total\{[^}]*queue="orders"[^}]*final="true"[^}]*\} 1/);
+  });
+});
