@@ -45,7 +45,7 @@ describe('a job that fails every attempt', () => {
     await accept('01JG00DG00DG00DG00DG00DG00', 'FINE');
 
     const dead = await waitFor(async () => (await queues.deadLetter.getJobs(['waiting'])).at(0), { what: 'a dead letter', timeoutMs: 15_000 });
-    expect(dead.data).toMatchObject({
+    expect(dead?.data).toMatchObject({
       queue: QUEUE.orders,
       name: 'persist-order',
       jobId: '01JBADBADBADBADBADBADBADBA',

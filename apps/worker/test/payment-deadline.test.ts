@@ -1,5 +1,5 @@
 import { QUEUE } from '@orders/queues';
-import { buyerAddress, createTestEnv, freePort, httpClient, signToken, spawnApp, waitFor, type HttpClient, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, createTestEnv, signToken, startApiProcess, waitFor, type ApiProcess, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { Queue } from 'bullmq';
 import { pino } from 'pino';
@@ -7,23 +7,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 describe('the payment deadline', () => {
   let env: TestEnv;
-  let api: SpawnedProcess;
-  let http: HttpClient;
+  let http: ApiProcess;
   let workers: RunningWorkers;
 
   beforeAll(async () => {
     env = await createTestEnv('payment_deadline', { PAYMENT_TIMEOUT_MS: '1500', FLASH_SALE_PAYMENT_TIMEOUT_MS: '800' });
-    const port = await freePort();
-    api = spawnApp('api', { ...env.env, PORT: String(port) });
-    http = httpClient(`http://127.0.0.1:${port}`, 10);
+    http = await startApiProcess(env.env, 10);
     workers = startWorkers(connectWorker(env.config, pino({ level: 'silent' })));
-    await waitFor(async () => (await http.request('GET', '/health/ready').catch(() => ({ status: 0 }))).status === 200, { what: 'the api' });
   });
 
   afterAll(async () => {
     await workers?.close();
     await http?.close();
-    await api?.stop();
     await env?.cleanup();
   });
 

@@ -1,26 +1,21 @@
-import { buyerAddress, createTestEnv, freePort, httpClient, signToken, spawnApp, waitFor, type HttpClient, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, createTestEnv, signToken, startApiProcess, waitFor, type ApiProcess, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 describe('an accepted order whose job was lost', () => {
   let env: TestEnv;
-  let api: SpawnedProcess;
-  let http: HttpClient;
+  let http: ApiProcess;
   let workers: RunningWorkers;
 
   beforeAll(async () => {
     env = await createTestEnv('stranded_orders', { STRANDED_ORDER_AFTER_MS: '500', SWEEP_INTERVAL_MS: '200' });
-    const port = await freePort();
-    api = spawnApp('api', { ...env.env, PORT: String(port) });
-    http = httpClient(`http://127.0.0.1:${port}`, 10);
-    await waitFor(async () => (await http.request('GET', '/health/ready').catch(() => ({ status: 0 }))).status === 200, { what: 'the api' });
+    http = await startApiProcess(env.env, 10);
   });
 
   afterAll(async () => {
     await workers?.close();
     await http?.close();
-    await api?.stop();
     await env?.cleanup();
   });
 

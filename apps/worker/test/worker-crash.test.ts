@@ -1,11 +1,10 @@
-import { buyerAddress, createTestEnv, freePort, httpClient, signToken, spawnApp, waitFor, type HttpClient, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 describe('a worker killed with SIGKILL in the middle of a batch', () => {
   let env: TestEnv;
-  let api: SpawnedProcess;
-  let http: HttpClient;
+  let http: ApiProcess;
   const workers: SpawnedProcess[] = [];
 
   beforeAll(async () => {
@@ -16,16 +15,12 @@ describe('a worker killed with SIGKILL in the middle of a batch', () => {
       WORKER_CONCURRENCY: '50',
       PERSIST_BATCH_SIZE: '25',
     });
-    const port = await freePort();
-    api = spawnApp('api', { ...env.env, PORT: String(port) });
-    http = httpClient(`http://127.0.0.1:${port}`, 100);
-    await waitFor(async () => (await http.request('GET', '/health/ready').catch(() => ({ status: 0 }))).status === 200, { what: 'the api', timeoutMs: 30_000 });
+    http = await startApiProcess(env.env, 100);
   });
 
   afterAll(async () => {
     await Promise.all(workers.map((w) => w.kill()));
     await http?.close();
-    await api?.stop();
     await env?.cleanup();
   });
 

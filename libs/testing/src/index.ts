@@ -5,3 +5,5 @@ export { spawnApp, waitFor, buyerAddress } from './processes.js';
 export type { SpawnedProcess } from './processes.js';
 export { httpClient, freePort } from './http-client.js';
 export type { HttpClient, HttpAnswer } from './http-client.js';
+export { startApiProcess } from './api-process.js';
+export type { ApiProcess } from './api-process.js';
