@@ -9,8 +9,11 @@ import { runCommand } from './run-command.js';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
 /** The processes of the whole system on one machine; each is what compose runs as its own container. */
-const PROCESSES = [
+const PROCESSES: Array<{ name: string; entry: string; env?: Record<string, string> }> = [
+  { name: 'payment-sim', entry: 'apps/payment-sim/dist/main.js' },
+  { name: 'warehouse-sim', entry: 'apps/warehouse-sim/dist/main.js' },
   { name: 'api', entry: 'apps/api/dist/main.js' },
+  // one worker serving every queue (config/default.json) unless WORKER_QUEUES says otherwise
   { name: 'worker', entry: 'apps/worker/dist/main.js' },
 ];
 
@@ -31,8 +34,8 @@ runCommand(async () => {
       process.exit(code),
     );
   };
-  for (const { name, entry } of PROCESSES) {
-    const child = spawn(process.execPath, [entry], { cwd: root, env: { ...process.env, MIGRATE_ON_START: 'false' }, stdio: 'inherit' });
+  for (const { name, entry, env } of PROCESSES) {
+    const child = spawn(process.execPath, [entry], { cwd: root, env: { ...process.env, ...env, MIGRATE_ON_START: 'false' }, stdio: 'inherit' });
     child.on('exit', (code) => {
       if (!stopping) {
         console.error(`${name} exited (code ${code}); stopping the others`);
@@ -53,6 +56,8 @@ runCommand(async () => {
   const secret = config.AUTH_JWT_SECRET;
   console.log(`
 Order system running at ${url}   (API docs: ${url}/docs, metrics: ${url}/metrics)
+Console for merchants and operators: ${url}/console (sign in with the merchant or admin token below)
+Simulators: payment ${config.PAYMENT_URL}, warehouse ${config.WAREHOUSE_URL} (faults: PUT /__admin/faults)
 Demo tokens (24 h; more with: npm run token -- <buyer|merchant|admin> <id>):
   buyer    ${issueToken(secret, 'demo-buyer', 'buyer')}
   merchant ${issueToken(secret, 'shop', 'merchant')}

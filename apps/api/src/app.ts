@@ -1,16 +1,31 @@
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
+import helmet from '@fastify/helmet';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { AppDeps } from './app-deps.js';
 import { CheckoutIntake } from './checkout-intake.js';
+import { CheckoutVelocity } from './checkout-velocity.js';
 import { authPlugin } from './plugins/auth.js';
+import { consolePlugin } from './plugins/console.js';
 import { docsPlugin } from './plugins/docs.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { problemDetailsPlugin } from './plugins/problem-details.js';
+import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { QueueDepthSampler } from './queue-depth.js';
+import { adminOrderRoutes } from './routes/admin-orders.js';
+import { adminQueueRoutes } from './routes/admin-queues.js';
+import { callbackRoutes } from './routes/callbacks.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { healthRoutes } from './routes/health.js';
+import { merchantActionRoutes } from './routes/merchant-actions.js';
+import { orderActionRoutes } from './routes/order-actions.js';
+import { orderImportRoutes } from './routes/order-import.js';
 import { orderRoutes } from './routes/orders.js';
+import { paymentRoutes } from './routes/payments.js';
+import { pricingAdminRoutes } from './routes/pricing-admin.js';
+import { returnRoutes } from './routes/returns.js';
+import { reverseFlowRoutes } from './routes/reverse-flows.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { orderSchema, problemSchema, skuSchema } from './schemas.js';
 
 /**
@@ -37,15 +52,31 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     // the load balancer's idle timeout must stay below this one
     keepAliveTimeout: 72_000,
     requestIdHeader: 'x-request-id',
+    // while draining on SIGTERM, a request on an open keep-alive connection is served (with
+    // `connection: close`) instead of Fastify's bare 503, so nothing already sent is bounced
+    return503OnClosing: false,
     ...options,
   });
   app.setValidatorCompiler(validatorCompilers());
+  // every log line of a request about an order carries its id, so one grep follows an order
+  app.addHook('onRequest', async (request, reply) => {
+    const { orderId } = (request.params ?? {}) as { orderId?: unknown };
+    if (typeof orderId === 'string') request.log = reply.log = request.log.child({ orderId });
+  });
   for (const schema of [problemSchema, orderSchema, skuSchema]) app.addSchema(schema);
 
   // third-party plugins, then the app's own, then routes (fastify/demo's order)
+  await app.register(helmet, { global: true });
   await app.register(docsPlugin);
+  await app.register(authPlugin, { secret: config.AUTH_JWT_SECRET, tokenCacheSize: config.AUTH_TOKEN_CACHE_SIZE });
+  await app.register(rateLimitPlugin, {
+    redis: deps.redis,
+    keyPrefix: config.REDIS_KEY_PREFIX,
+    windowMs: config.RATE_LIMIT_WINDOW_MS,
+    perUser: config.RATE_LIMIT_PER_USER,
+    perIp: config.RATE_LIMIT_PER_IP,
+  });
   await app.register(problemDetailsPlugin);
-  await app.register(authPlugin, { secret: config.AUTH_JWT_SECRET });
   await app.register(metricsPlugin, { metrics: deps.metrics });
 
   const queueDepth = new QueueDepthSampler(deps.queues.orders).start();
@@ -59,12 +90,29 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     metrics: deps.metrics,
     queueDepth,
     highWaterMark: config.QUEUE_HIGH_WATER_MARK,
+    ordersPerJob: config.ORDERS_PER_JOB,
     clock: deps.clock,
     log: app.log,
+    risk: {
+      policy: { blockedUsers: config.RISK_BLOCKED_USERS, blockedDevices: config.RISK_BLOCKED_DEVICES, maxCheckoutsPerWindow: config.RISK_VELOCITY_MAX_CHECKOUTS },
+      velocity: new CheckoutVelocity(deps.redis, deps.inventory.keys, config.RISK_VELOCITY_WINDOW_MS),
+    },
   });
 
   await app.register(healthRoutes, { deps });
   await app.register(orderRoutes, { deps, intake });
   await app.register(catalogRoutes, { deps });
+  await app.register(paymentRoutes, { deps });
+  await app.register(orderActionRoutes, { deps });
+  await app.register(callbackRoutes, { deps });
+  await app.register(adminOrderRoutes, { deps });
+  await app.register(webhookRoutes, { deps });
+  await app.register(orderImportRoutes, { deps });
+  await app.register(pricingAdminRoutes, { deps });
+  await app.register(reverseFlowRoutes, { deps });
+  await app.register(returnRoutes, { deps });
+  await app.register(merchantActionRoutes, { deps });
+  await app.register(adminQueueRoutes, { deps });
+  await app.register(consolePlugin);
   return app;
 }

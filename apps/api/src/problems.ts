@@ -17,11 +17,14 @@ export const forbidden = (detail: string) => new HttpProblem(403, 'FORBIDDEN', d
 export const validationFailed = (detail: string) => new HttpProblem(400, 'VALIDATION_FAILED', detail);
 export const overloaded = (retryAfterSeconds: number) =>
   new HttpProblem(503, 'OVERLOADED', 'The order queue is past its high-water mark; retry shortly', retryAfterSeconds);
+export const rateLimited = (retryAfterSeconds: number) =>
+  new HttpProblem(429, 'RATE_LIMITED', `Too many requests; retry in ${retryAfterSeconds} s`, retryAfterSeconds);
 export const dependencyUnavailable = (dependency: string) =>
   new HttpProblem(503, 'SERVICE_UNAVAILABLE', `${dependency} is unavailable; retry shortly`, 1);
 
 /** HTTP status of each domain error code; the one place where the two vocabularies meet. */
 export const STATUS_OF_CODE: Record<string, number> = {
+  VALIDATION_FAILED: 400,
   OUT_OF_STOCK: 409,
   ILLEGAL_TRANSITION: 409,
   CONFLICT: 409,
@@ -31,6 +34,10 @@ export const STATUS_OF_CODE: Record<string, number> = {
   UNKNOWN_SKU: 422,
   IDEMPOTENCY_CONFLICT: 422,
   ORDER_TYPE_MISMATCH: 422,
+  RISK_REJECTED: 403,
+  REFUND_EXCEEDS_ORDER: 422,
+  COUPON_INVALID: 422,
+  COUPON_LIMIT_EXCEEDED: 422,
 };
 
 const TITLES: Record<number, string> = {

@@ -35,6 +35,59 @@ export const addressSchema = {
   },
 } as const;
 
+const ORDER_IMPORT_MAX = 500;
+
+/** `POST /v1/admin/orders/import`: up to 500 orders of one channel, priced by that channel. */
+export function orderImportBodySchema(limits: { maxLines: number; maxQty: number }) {
+  const id = { type: 'string', pattern: '^[A-Za-z0-9._:@-]{1,64}$' } as const;
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['channel', 'orders'],
+    properties: {
+      channel: { type: 'string', pattern: '^[a-z0-9_-]{1,64}$', description: 'the order system the orders come from, e.g. a distribution platform or a partner' },
+      orders: {
+        type: 'array',
+        minItems: 1,
+        maxItems: ORDER_IMPORT_MAX,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['externalOrderId', 'userId', 'placedAt', 'status', 'items', 'address'],
+          properties: {
+            externalOrderId: text(128),
+            userId: id,
+            placedAt: { type: 'string', format: 'date-time' },
+            status: { type: 'string', enum: ['PAID', 'SHIPPED', 'DELIVERED', 'COMPLETED', 'CANCELLED'], description: 'the status in its channel' },
+            items: {
+              type: 'array',
+              minItems: 1,
+              maxItems: limits.maxLines,
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['skuId', 'title', 'merchantId', 'warehouseId', 'qty', 'unitPriceCents'],
+                properties: {
+                  skuId,
+                  title: text(200),
+                  merchantId: id,
+                  warehouseId: id,
+                  channel: { type: 'string', enum: ['self', 'third_party'], default: 'self' },
+                  qty: { type: 'integer', minimum: 1, maximum: limits.maxQty },
+                  unitPriceCents: cents,
+                  discountCents: { ...cents, default: 0 },
+                },
+              },
+            },
+            shippingCents: { ...cents, default: 0 },
+            address: addressSchema,
+          },
+        },
+      },
+    },
+  } as const;
+}
+
 export function checkoutBodySchema(limits: { maxLines: number; maxQty: number }) {
   return {
     type: 'object',
@@ -106,12 +159,38 @@ export const orderSchema = {
           warehouseId: { type: 'string' },
           merchantId: { type: 'string' },
           channel: { type: 'string' },
+          shippingCents: { type: 'integer', description: "the line's share of its warehouse's shipping fee" },
+          discounts: {
+            type: 'array',
+            description: "where each cent of the line's discount came from",
+            items: {
+              type: 'object',
+              properties: { source: { type: 'string', enum: ['member', 'promotion', 'coupon'] }, ref: { type: 'string' }, cents: { type: 'integer' } },
+            },
+          },
+          refundedQty: { type: 'integer' },
+          refundedCents: { type: 'integer' },
         },
       },
     },
     amounts: amountsSchema,
     address: { type: 'object', additionalProperties: { type: 'string' } },
     couponCode: { type: ['string', 'null'] },
+    benefits: {
+      type: ['object', 'null'],
+      description: 'what the order used: its member level, threshold promotions and coupon, each with the discount it gave',
+      properties: {
+        member: {
+          type: ['object', 'null'],
+          properties: { level: { type: 'string' }, discountCents: { type: 'integer' }, freeShipping: { type: 'boolean' } },
+        },
+        promotions: {
+          type: 'array',
+          items: { type: 'object', properties: { promotionId: { type: 'string' }, discountCents: { type: 'integer' } } },
+        },
+        coupon: { type: ['object', 'null'], properties: { code: { type: 'string' }, discountCents: { type: 'integer' } } },
+      },
+    },
     payment: {
       type: ['object', 'null'],
       properties: {
@@ -148,6 +227,8 @@ export const orderSchema = {
       },
     },
     paymentDeadline: { type: 'string' },
+    sourceChannel: { type: ['string', 'null'], description: 'an imported order: the order system it came from' },
+    externalOrderId: { type: ['string', 'null'], description: 'an imported order: its id in that system' },
     createdAt: { type: ['string', 'null'] },
     updatedAt: { type: ['string', 'null'] },
   },

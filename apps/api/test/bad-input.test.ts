@@ -81,6 +81,15 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect((await api.request('GET', mine.body.statusUrl, { token: buyer })).status).toBe(200);
   });
 
+  it('refuses a token once it expires, although it was verified (and cached) while valid', async () => {
+    const shortLived = signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-1', role: 'buyer', exp: Math.floor(Date.now() / 1000) + 2 });
+    expect((await api.request('GET', '/v1/orders', { token: shortLived })).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 3_100));
+    const expired = await api.request('GET', '/v1/orders', { token: shortLived });
+    expect(expired.status).toBe(401);
+    expect(expired.body.code).toBe('UNAUTHORIZED');
+  });
+
   it('rejects bad catalog input and a second SKU with the same id', async () => {
     const admin = api.token('ops', 'admin');
     const duplicate = await api.request('POST', '/v1/admin/skus', {

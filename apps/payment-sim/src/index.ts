@@ -1,1 +1,2 @@
-export {};
+export { buildPaymentSim, paymentSimOptions } from './payment-sim.js';
+export type { PaymentFaults, PaymentSimOptions } from './payment-sim.js';

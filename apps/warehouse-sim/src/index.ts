@@ -1,1 +1,2 @@
-export {};
+export { buildWarehouseSim, warehouseSimOptions, WAREHOUSE_EVENTS } from './warehouse-sim.js';
+export type { WarehouseFaults, WarehouseSimOptions } from './warehouse-sim.js';

@@ -2,3 +2,5 @@ export { connectWorker, startWorkers } from './worker-app.js';
 export type { RunningWorkers, WorkerDeps } from './worker-app.js';
 export { closeUnpaidOrder } from './processors/expire-order.js';
 export { OrderWriter } from './processors/order-writer.js';
+export { StockReconciler } from './stock-reconciler.js';
+export type { ReconcileReport, SkuDrift } from './stock-reconciler.js';

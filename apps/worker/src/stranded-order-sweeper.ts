@@ -1,3 +1,4 @@
+import type { AcceptedOrder } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
 import { enqueuePersistOrder, type OrderQueues } from '@orders/queues';
 import type { Inventory } from '@orders/stock';
@@ -26,10 +27,10 @@ export class StrandedOrderSweeper {
   }
 
   async sweep(): Promise<number> {
-    const { inventory, queues, metrics, clock, log } = this.deps;
+    const { inventory, metrics, clock, log } = this.deps;
     try {
       const stranded = await inventory.findStrandedOrders(clock(), this.options.strandedAfterMs);
-      for (const order of stranded) await enqueuePersistOrder(queues, order);
+      for (const order of stranded) await this.enqueue(order);
       if (stranded.length > 0) {
         metrics.strandedOrdersRecovered.inc(stranded.length);
         log.warn({ count: stranded.length }, 'enqueued accepted orders that were not yet in MySQL');
@@ -39,6 +40,17 @@ export class StrandedOrderSweeper {
       log.error({ err: error }, 'stranded-order sweep failed');
       return 0;
     }
+  }
+
+  /**
+   * Adding a job under an id that already exists does nothing, so an order whose own job
+   * has ended (failed after its attempts, stalled by crashed workers too often, or completed
+   * before the accepted set was cleared) gets that job retried with fresh attempts instead.
+   */
+  private async enqueue(order: AcceptedOrder): Promise<void> {
+    const job = await enqueuePersistOrder(this.deps.queues, order);
+    const state = await job.getState();
+    if (state === 'failed' || state === 'completed') await job.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true });
   }
 
   async stop(): Promise<void> {

@@ -1,14 +1,17 @@
 import type { Config } from '@orders/config';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
-import { CatalogRepository, OrderRepository, createDb, type OrderDb } from '@orders/persistence';
-import { QUEUE, createOrderQueues, moveToDeadLetter, type ExpireOrderJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
+import { CatalogRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, type OrderDb } from '@orders/persistence';
+import { JOB, QUEUE, createOrderQueues, moveToDeadLetter, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
 import { Inventory } from '@orders/stock';
 import { Worker, type Job, type Processor } from 'bullmq';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { closeUnpaidOrder } from './processors/expire-order.js';
+import { ForwardLife } from './processors/forward-life.js';
 import { OrderWriter } from './processors/order-writer.js';
+import { OrderEventPublisher } from './order-events/order-event-publisher.js';
+import { StockReconciler } from './stock-reconciler.js';
 import { StrandedOrderSweeper } from './stranded-order-sweeper.js';
 
 export interface WorkerDeps {
@@ -68,18 +71,36 @@ function measured<T>(metrics: OrderMetrics, queue: string, processor: Processor<
   };
 }
 
+const EXPIRY_CONCURRENCY = 10;
+
 /** Starts the processors of the queues this process serves (WORKER_QUEUES). */
 export function startWorkers(deps: WorkerDeps): RunningWorkers {
   const { config, metrics, log, queues } = deps;
   const connection = deps.redis;
-  const writer = new OrderWriter(deps, { batchSize: config.PERSIST_BATCH_SIZE, batchWaitMs: config.PERSIST_BATCH_WAIT_MS });
+  const writer = new OrderWriter({ ...deps, pricing: new PricingRepository(deps.db) }, { batchSize: config.PERSIST_BATCH_SIZE, batchWaitMs: config.PERSIST_BATCH_WAIT_MS });
+  const life = new ForwardLife(deps);
+  const reconciler = new StockReconciler({ ...deps, ledger: new StockLedgerRepository(deps.db) }, { settleMs: config.RECONCILE_SETTLE_MS });
+  // a few at a time: most orders of a sale were paid meanwhile, and each check is its own transaction
+  const expireUnpaid = async (orderIds: string[]) => {
+    for (let i = 0; i < orderIds.length; i += EXPIRY_CONCURRENCY) {
+      await Promise.all(orderIds.slice(i, i + EXPIRY_CONCURRENCY).map((orderId) => closeUnpaidOrder(deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' })));
+    }
+  };
   const processors: Partial<Record<string, Processor>> = {
     [QUEUE.orders]: async (job: Job<PersistOrderJob>) => writer.persist(job.data),
-    [QUEUE.timers]: async (job: Job<ExpireOrderJob>) => closeUnpaidOrder(deps, { orderId: job.data.orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' }),
+    [QUEUE.timers]: async (job: Job) => {
+      if (job.name === JOB.expireOrder) return expireUnpaid([(job.data as ExpireOrderJob).orderId]);
+      if (job.name === JOB.expireOrders) return expireUnpaid((job.data as ExpireOrdersJob).orders.map((order) => order.orderId));
+      if (job.name === JOB.reconcileStock) return void (await reconciler.reconcile({ repair: false }));
+      return life.timerJob(job);
+    },
+    [QUEUE.payments]: async (job: Job, token) => life.paymentsJob(job, token),
+    [QUEUE.fulfillment]: async (job: Job, token) => life.fulfillmentJob(job, token),
   };
 
   const workers: Worker[] = [];
-  for (const queue of config.WORKER_QUEUES) {
+  // `events` is no BullMQ queue: the order-event publisher below serves it
+  for (const queue of config.WORKER_QUEUES.filter((name) => name !== 'events')) {
     const processor = processors[queue];
     if (!processor) {
       log.warn({ queue }, 'no processor for this queue yet; skipping');
@@ -92,12 +113,15 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       // how soon a job held by a crashed worker is handed to another one
       lockDuration: config.WORKER_LOCK_DURATION_MS,
       stalledInterval: config.WORKER_STALLED_INTERVAL_MS,
+      // a crash is the worker's fault, not the job's: BullMQ's default of 1 fails a job (an expiry timer too) after two crashes
+      maxStalledCount: config.WORKER_MAX_STALLED_COUNT,
     });
     worker.on('failed', (job, error) => {
       if (!job) return;
       const final = job.attemptsMade >= (job.opts.attempts ?? 1);
       metrics.jobFailures.inc({ queue, name: job.name, final: String(final) });
-      log.warn({ queue, jobId: job.id, attempt: job.attemptsMade, final, err: error }, 'job failed');
+      const orderIds = ordersCarriedBy(job.data);
+      log.warn({ queue, jobId: job.id, orderId: orderIds.length === 1 ? orderIds[0] : undefined, orderIds: orderIds.length > 1 ? orderIds : undefined, attempt: job.attemptsMade, final, err: error }, 'job failed');
       if (final) {
         moveToDeadLetter(queues.deadLetter, queue, job, error).catch((dlqError: unknown) =>
           log.error({ err: dlqError, jobId: job.id }, 'could not copy the failed job to the dead-letter queue; it stays in the failed set'),
@@ -112,8 +136,35 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     Promise.all(queues.all.map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized') }))),
   );
 
+  // every replica exports the last reconciliation (kept in Redis), whichever one ran it
+  metrics.watchStockDrift(() => reconciler.lastReport());
+  if (config.WORKER_QUEUES.includes(QUEUE.timers) && config.RECONCILE_INTERVAL_MS > 0) {
+    // one scheduler id for all replicas: upserting it again only updates the interval
+    queues.timers
+      .upsertJobScheduler(JOB.reconcileStock, { every: config.RECONCILE_INTERVAL_MS }, { name: JOB.reconcileStock, opts: { removeOnComplete: 100, removeOnFail: 100 } })
+      .catch((error: unknown) => log.error({ err: error }, 'could not schedule the stock reconciliation'));
+  }
+
   const sweeper = config.WORKER_QUEUES.includes(QUEUE.orders)
     ? new StrandedOrderSweeper(deps, { intervalMs: config.SWEEP_INTERVAL_MS, strandedAfterMs: config.STRANDED_ORDER_AFTER_MS }).start()
+    : undefined;
+
+  const publisher = config.WORKER_QUEUES.includes('events')
+    ? new OrderEventPublisher(
+        { redis: deps.redis, events: new OrderEventRepository(deps.db), metrics, log },
+        {
+          maxLen: config.EVENTS_STREAM_MAXLEN,
+          pollMs: config.EVENTS_POLL_MS,
+          batchSize: config.EVENTS_BATCH_SIZE,
+          webhooks: {
+            streamKey: orderEventStreamKey(config.REDIS_KEY_PREFIX),
+            batchSize: config.WEBHOOK_BATCH_SIZE,
+            timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+            backoffMs: config.WEBHOOK_BACKOFF_MS,
+            maxBackoffMs: config.WEBHOOK_MAX_BACKOFF_MS,
+          },
+        },
+      ).start()
     : undefined;
 
   return {
@@ -125,10 +176,11 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       return true;
     },
     async close() {
-      await sweeper?.stop();
+      await Promise.all([sweeper?.stop(), publisher?.stop()]);
       // stop taking jobs, let active ones finish (their batches flush), then close connections
       await Promise.all([...workers.map((w) => w.close()), writer.drain()]);
       await writer.drain();
+      life.close();
       await queues.close();
       await deps.db.destroy();
       deps.redis.disconnect();

@@ -67,4 +67,41 @@ describe('the payment deadline', () => {
     const rebuy = await http.request('POST', '/v1/orders', { token: buyer, headers: { 'idempotency-key': 'lamp-2' }, body: { items: [{ skuId: 'LAMP', qty: 5 }], address: buyerAddress } });
     expect(rebuy.status).toBe(202);
   });
+
+  it('gives the orders persisted together one deadline job per second, and expires each unpaid one of them', async () => {
+    const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
+    await http.request('POST', '/v1/admin/skus', {
+      token: admin,
+      body: { skuId: 'CANDLE', title: 'Candle', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 40, deduction: 'placement' },
+    });
+    const orderIds = await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const answer = await http.request('POST', '/v1/orders', {
+          token: signToken(env.config.AUTH_JWT_SECRET, { sub: `candle-buyer-${i}`, role: 'buyer' }),
+          headers: { 'idempotency-key': `candle-${i}` },
+          body: { items: [{ skuId: 'CANDLE', qty: 1 }], address: buyerAddress },
+        });
+        expect(answer.status).toBe(202);
+        return answer.body.orderId as string;
+      }),
+    );
+    await waitFor(async () => (await env.db.selectFrom('orders').select('order_id').where('order_id', 'in', orderIds).execute()).length === 40, { what: '40 orders persisted' });
+    const timers = new Queue(QUEUE.timers, { connection: env.redis, prefix: env.config.QUEUE_PREFIX });
+    const delayed = await timers.getDelayed();
+    await timers.close();
+    // 40 deadlines a few ms apart, persisted in a few batches: far fewer jobs than orders
+    expect(delayed.length).toBeLessThanOrEqual(20);
+    const timed = delayed.flatMap((job) => (job.name === 'expire-orders' ? job.data.orders.map((o: { orderId: string }) => o.orderId) : [job.data.orderId]));
+    expect(timed).toEqual(expect.arrayContaining(orderIds));
+
+    await waitFor(
+      async () => (await env.db.selectFrom('orders').select('order_id').where('order_id', 'in', orderIds).where('status', '=', 'EXPIRED').execute()).length === 40,
+      { what: 'all 40 expired', timeoutMs: 15_000 },
+    );
+    const sku = await waitFor(async () => {
+      const answer = await http.request('GET', '/v1/admin/skus/CANDLE', { token: admin });
+      return answer.body.stock.available === 40 && answer.body.stock;
+    });
+    expect(sku).toEqual({ available: 40, reserved: 0, sold: 0 });
+  });
 });

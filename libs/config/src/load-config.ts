@@ -56,7 +56,8 @@ const oneOf = <T extends string>(values: readonly T[]): Parser<T> => (raw, name)
   return raw as T;
 };
 
-const WORKER_QUEUE_NAMES = ['orders', 'timers', 'payments', 'fulfillment', 'refunds'] as const;
+/** BullMQ queues, plus `events`: the order-event publisher and webhook deliveries (one active process at a time). */
+const WORKER_QUEUE_NAMES = ['orders', 'timers', 'payments', 'fulfillment', 'refunds', 'events'] as const;
 const queueList: Parser<string[]> = (raw, name) => {
   const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
   if (names.length === 0) throw new Error(`${name} must name at least one queue`);
@@ -66,6 +67,19 @@ const queueList: Parser<string[]> = (raw, name) => {
     }
   }
   return names;
+};
+
+const flag: Parser<boolean> = (raw, name) => {
+  if (raw !== 'true' && raw !== 'false') throw new Error(`${name} must be true or false, got '${raw}'`);
+  return raw === 'true';
+};
+
+/** A comma-separated list that may be empty (e.g. nobody blocked). */
+const idList: Parser<ReadonlySet<string>> = (raw, name) => {
+  const ids = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = ids.find((id) => !/^[A-Za-z0-9._:@-]{1,128}$/.test(id));
+  if (bad !== undefined) throw new Error(`${name} must be a comma-separated list of ids, got '${bad}'`);
+  return new Set(ids);
 };
 
 const PORT = int(0, 65535);
@@ -84,6 +98,8 @@ const schema = {
   REDIS_KEY_PREFIX: text(/^[A-Za-z0-9:_-]{0,64}$/, 'may hold only letters, digits, ":", "_" and "-"'),
   QUEUE_PREFIX: text(/^[A-Za-z0-9:_{}-]{1,64}$/, 'may hold only letters, digits, ":", "_", "-" and hash-tag braces'),
   AUTH_JWT_SECRET: secret,
+  /** verified tokens kept in an LRU per api process (0: verify every request) */
+  AUTH_TOKEN_CACHE_SIZE: int(0, 10_000_000),
   PAYMENT_CALLBACK_SECRET: secret,
   WAREHOUSE_CALLBACK_SECRET: secret,
   PAYMENT_TIMEOUT_MS: POSITIVE,
@@ -100,10 +116,14 @@ const schema = {
   WORKER_METRICS_PORT: PORT,
   WORKER_LOCK_DURATION_MS: int(1000),
   WORKER_STALLED_INTERVAL_MS: int(1000),
+  /** how often a job may be taken back from crashed workers before it counts as failed */
+  WORKER_MAX_STALLED_COUNT: int(1, 1000),
   JOB_ATTEMPTS: int(1, 1000),
   JOB_BACKOFF_MS: MS,
   PERSIST_BATCH_SIZE: int(1, 5000),
   PERSIST_BATCH_WAIT_MS: MS,
+  ORDERS_PER_JOB: int(1, 5000),
+  API_PROCESSES: int(1, 256),
   STRANDED_ORDER_AFTER_MS: POSITIVE,
   SWEEP_INTERVAL_MS: POSITIVE,
   SHUTDOWN_GRACE_MS: MS,
@@ -114,6 +134,57 @@ const schema = {
   PAYMENT_SIM_LATENCY_MS: MS,
   PAYMENT_SIM_FAILURE_RATE: ratio,
   WAREHOUSE_SIM_STEP_MS: MS,
+  /** the api's base URL as the external systems reach it, for their callbacks */
+  CALLBACK_BASE_URL: url(['http:', 'https:']),
+  PAYMENT_BREAKER_TIMEOUT_MS: POSITIVE,
+  PAYMENT_BREAKER_ERROR_THRESHOLD_PERCENT: int(1, 100),
+  PAYMENT_BREAKER_RESET_MS: POSITIVE,
+  PAYMENT_BREAKER_VOLUME_THRESHOLD: int(0, 100_000),
+  WAREHOUSE_BREAKER_TIMEOUT_MS: POSITIVE,
+  WAREHOUSE_BREAKER_ERROR_THRESHOLD_PERCENT: int(1, 100),
+  WAREHOUSE_BREAKER_RESET_MS: POSITIVE,
+  WAREHOUSE_BREAKER_VOLUME_THRESHOLD: int(0, 100_000),
+  /** how long a job waits before calling an external system again after a failed call */
+  EXTERNAL_RETRY_DELAY_MS: POSITIVE,
+  PRESALE_DEPOSIT_PERCENT: int(1, 99),
+  PRESALE_BALANCE_TIMEOUT_MS: POSITIVE,
+  PAYMENT_SIM_TIMEOUT_RATE: ratio,
+  PAYMENT_SIM_DECLINE_RATE: ratio,
+  PAYMENT_SIM_OUTAGE: flag,
+  WAREHOUSE_SIM_LATENCY_MS: MS,
+  WAREHOUSE_SIM_FAILURE_RATE: ratio,
+  WAREHOUSE_SIM_TIMEOUT_RATE: ratio,
+  WAREHOUSE_SIM_OUTAGE: flag,
+  /** how many times a simulator retries a callback the order system did not answer with 2xx */
+  SIM_CALLBACK_ATTEMPTS: int(1, 1000),
+  SIM_CALLBACK_RETRY_MS: POSITIVE,
+  /** the order-event stream keeps about this many events (XADD MAXLEN ~) */
+  EVENTS_STREAM_MAXLEN: int(1000),
+  /** how often the publisher looks for new outbox rows when it has caught up */
+  EVENTS_POLL_MS: POSITIVE,
+  EVENTS_BATCH_SIZE: int(1, 10_000),
+  /** events per webhook request */
+  WEBHOOK_BATCH_SIZE: int(1, 1000),
+  WEBHOOK_TIMEOUT_MS: POSITIVE,
+  /** first retry delay of a failed webhook delivery; doubles per attempt up to WEBHOOK_MAX_BACKOFF_MS */
+  WEBHOOK_BACKOFF_MS: POSITIVE,
+  WEBHOOK_MAX_BACKOFF_MS: POSITIVE,
+  /** requests per RATE_LIMIT_WINDOW_MS: per authenticated user, and per IP for anonymous requests only */
+  RATE_LIMIT_WINDOW_MS: int(1000),
+  RATE_LIMIT_PER_USER: POSITIVE,
+  RATE_LIMIT_PER_IP: POSITIVE,
+  /** checkout risk control: refused buyers (JWT sub) and devices (x-device-id), comma-separated */
+  RISK_BLOCKED_USERS: idList,
+  RISK_BLOCKED_DEVICES: idList,
+  /** a buyer's checkout attempts allowed per RISK_VELOCITY_WINDOW_MS (0: no velocity rule) */
+  RISK_VELOCITY_MAX_CHECKOUTS: int(0, 1_000_000),
+  RISK_VELOCITY_WINDOW_MS: int(1000),
+  /** a signed callback whose `at` is further than this from now is refused as a replay */
+  CALLBACK_REPLAY_WINDOW_MS: int(1000),
+  /** how often a worker serving `timers` compares Redis stock with the ledger (0: never) */
+  RECONCILE_INTERVAL_MS: MS,
+  /** drift must look the same in two readings this far apart, so in-flight movements are not drift */
+  RECONCILE_SETTLE_MS: MS,
 } satisfies Record<string, Parser<unknown>>;
 
 type Schema = typeof schema;

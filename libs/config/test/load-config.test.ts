@@ -7,7 +7,7 @@ describe('configuration', () => {
     expect(config.PORT).toBe(3000);
     expect(config.MYSQL_URL).toBe('mysql://root@127.0.0.1:3306/orders');
     expect(config.REDIS_URL).toBe('redis://127.0.0.1:6379');
-    expect(config.WORKER_QUEUES).toEqual(['orders', 'timers']);
+    expect(config.WORKER_QUEUES).toEqual(['orders', 'timers', 'payments', 'fulfillment', 'events']);
     expect(Object.isFrozen(config)).toBe(true);
   });
 

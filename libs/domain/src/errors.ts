@@ -59,6 +59,20 @@ export class IdempotencyConflict extends DomainError {
   }
 }
 
+export class CouponNotValid extends DomainError {
+  readonly code = 'COUPON_INVALID';
+  constructor(readonly couponCode: string) {
+    super(`Coupon ${couponCode} does not exist or is not valid now`);
+  }
+}
+
+export class CouponUsedUp extends DomainError {
+  readonly code = 'COUPON_LIMIT_EXCEEDED';
+  constructor(readonly couponCode: string) {
+    super(`Coupon ${couponCode} has been used as often as it allows per buyer`);
+  }
+}
+
 export class IllegalTransition extends DomainError {
   readonly code = 'ILLEGAL_TRANSITION';
   constructor(readonly status: string, readonly action: string, readonly actor: string) {

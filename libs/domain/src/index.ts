@@ -4,3 +4,6 @@ export * from './order.js';
 export * from './pricing.js';
 export * from './order-process.js';
 export * from './processes/index.js';
+export * from './splitting.js';
+export * from './order-import.js';
+export * from './risk-control.js';

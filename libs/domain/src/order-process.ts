@@ -1,10 +1,53 @@
 import { IllegalTransition } from './errors.js';
 
 export type Actor = 'buyer' | 'merchant' | 'system' | 'payment' | 'warehouse' | 'admin';
-export type OrderType = 'standard' | 'flash_sale';
+/** `imported`: taken by another order system and imported into the order centre. */
+export type OrderType = 'standard' | 'flash_sale' | 'presale' | 'virtual' | 'imported';
 
-/** Side effects a transition asks for; adapters outside the domain carry them out. */
-export type Effect = 'schedulePaymentDeadline' | 'releaseStock';
+/**
+ * Side effects a transition asks for; adapters outside the domain carry them out.
+ * In the transition's own MySQL transaction: releaseStock (ledger rows, then Redis).
+ * As jobs enqueued once it commits: the rest (each adapter is idempotent).
+ */
+export type Effect =
+  | 'schedulePaymentDeadline'
+  | 'releaseStock'
+  /** placement reservations reserved -> sold; payment-time SKUs re-verified and deducted */
+  | 'commitStock'
+  /** one child order per (channel, merchant, warehouse) when the lines span several */
+  | 'split'
+  /** hand the order (or each child) to its warehouse */
+  | 'requestFulfilment'
+  /** a virtual order is delivered by the payment itself */
+  | 'deliverDigital'
+  | 'scheduleAutoConfirm'
+  | 'scheduleCompletion'
+  | 'scheduleBalanceDeadline'
+  | 'refundPayments'
+  /** tell the warehouse that already has the order what it now ships and where (nothing: cancelled) */
+  | 'updateFulfilment';
+
+/**
+ * What the engine knows about an order besides its status, for guards. The repository
+ * reads these in the transition's transaction.
+ */
+export interface OrderFacts {
+  /** the order was split into child orders (its status now derives from theirs) */
+  split: boolean;
+  /** the order is a child of a split order */
+  child: boolean;
+}
+
+/** A named precondition of a transition, pure over the order's facts. */
+export interface Guard {
+  name: string;
+  test(facts: OrderFacts): boolean;
+}
+
+export const guards = {
+  notSplit: { name: 'notSplit', test: (facts: OrderFacts) => !facts.split },
+  notChild: { name: 'notChild', test: (facts: OrderFacts) => !facts.child },
+} satisfies Record<string, Guard>;
 
 export interface StateInfo {
   buyerLabel: string;
@@ -18,6 +61,7 @@ export interface TransitionRule<S extends string = string, A extends string = st
   to: S;
   actors: readonly Actor[];
   effects?: readonly Effect[];
+  guard?: Guard;
 }
 
 /** An order type's life, as data: states with their labels, and the transition table. */
@@ -26,6 +70,14 @@ export interface OrderProcess<S extends string = string, A extends string = stri
   initial: S;
   states: Readonly<Record<S, StateInfo>>;
   transitions: readonly TransitionRule<S, A>[];
+  /**
+   * The forward life in order (e.g. PAID, IN_FULFILLMENT, SHIPPED...): how far an order
+   * has come, so a split parent's status derives from its children and a callback for
+   * a step the order has already passed is recognised as a repeat.
+   */
+  forwardPath: readonly S[];
+  /** Actions a successful payment fires, in the order a payable order meets them. */
+  paymentActions: readonly A[];
 }
 
 export interface FiredTransition {
@@ -51,20 +103,62 @@ export class OrderStateMachine {
   }
 
   /** Returns the transition to apply, or throws IllegalTransition: the caller changes nothing then. */
-  fire(status: string, action: string, actor: Actor): FiredTransition {
+  fire(status: string, action: string, actor: Actor, facts: OrderFacts = NO_FACTS): FiredTransition {
     const rule = this.byStateAndAction.get(`${status}\u0000${action}`);
-    if (!rule || !rule.actors.includes(actor)) throw new IllegalTransition(status, action, actor);
+    if (!rule || !rule.actors.includes(actor) || (rule.guard && !rule.guard.test(facts))) throw new IllegalTransition(status, action, actor);
     return { from: rule.from, action: rule.action, to: rule.to, actor, effects: rule.effects ?? [] };
   }
 
-  can(status: string, action: string, actor: Actor): boolean {
+  can(status: string, action: string, actor: Actor, facts: OrderFacts = NO_FACTS): boolean {
     const rule = this.byStateAndAction.get(`${status}\u0000${action}`);
-    return rule !== undefined && rule.actors.includes(actor);
+    return rule !== undefined && rule.actors.includes(actor) && (!rule.guard || rule.guard.test(facts));
+  }
+
+  /** The rule of (status, action), whoever fires it; undefined when there is none. */
+  rule(status: string, action: string): TransitionRule | undefined {
+    return this.byStateAndAction.get(`${status}\u0000${action}`);
+  }
+
+  /** The action a successful payment fires in this status, or null when nothing is payable now. */
+  paymentActionFor(status: string): string | null {
+    return this.process.paymentActions.find((action) => this.can(status, action, 'payment')) ?? null;
+  }
+
+  /** Position on the forward life; -1 for a status off it (closed, after-sales). */
+  progress(status: string): number {
+    return (this.process.forwardPath as readonly string[]).indexOf(status);
+  }
+
+  /** Every action of the table, for exhaustive checks. */
+  actions(): string[] {
+    return [...new Set(this.process.transitions.map((r) => r.action))];
+  }
+
+  states(): string[] {
+    return Object.keys(this.process.states);
   }
 
   /** The actions an actor may take on an order in this state (for UIs and the API's `actions`). */
   allowedActions(status: string, actor: Actor): string[] {
     return this.process.transitions.filter((r) => r.from === status && r.actors.includes(actor)).map((r) => r.action);
+  }
+
+  /**
+   * The shortest sequence of actions this actor may fire from the initial state to
+   * `target` (guards aside); null when the actor cannot bring an order there.
+   */
+  pathTo(target: string, actor: Actor): FiredTransition[] | null {
+    const paths = new Map<string, FiredTransition[]>([[this.process.initial, []]]);
+    const queue = [this.process.initial as string];
+    for (let state = queue.shift(); state !== undefined; state = queue.shift()) {
+      if (state === target) return paths.get(state)!;
+      for (const rule of this.process.transitions) {
+        if (rule.from !== state || !rule.actors.includes(actor) || paths.has(rule.to)) continue;
+        paths.set(rule.to, [...paths.get(state)!, { from: rule.from, action: rule.action, to: rule.to, actor, effects: rule.effects ?? [] }]);
+        queue.push(rule.to);
+      }
+    }
+    return null;
   }
 
   labels(status: string): StateInfo {
@@ -77,6 +171,8 @@ export class OrderStateMachine {
     return this.labels(status).final === true;
   }
 }
+
+const NO_FACTS: OrderFacts = { split: false, child: false };
 
 /** Vendure-style boot check: every state reachable, every non-final state with a way out. */
 export function checkProcess(process: OrderProcess): string[] {
@@ -101,6 +197,14 @@ export function checkProcess(process: OrderProcess): string[] {
         reachable.add(rule.to);
         grew = true;
       }
+    }
+  }
+  for (const state of process.forwardPath) {
+    if (!states.includes(state)) problems.push(`forward path uses undeclared state '${state}'`);
+  }
+  for (const action of process.paymentActions) {
+    if (!process.transitions.some((r) => r.action === action && r.actors.includes('payment'))) {
+      problems.push(`payment action '${action}' is not fired by the payment actor anywhere`);
     }
   }
   for (const state of states) {

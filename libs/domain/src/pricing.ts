@@ -1,6 +1,59 @@
 import { isFlashSaleActive, type Sku } from './catalog.js';
-import { UnknownSku } from './errors.js';
+import { DomainError, UnknownSku } from './errors.js';
 import type { OrderLineRequest } from './order.js';
+import { allocateByLargestRemainder } from './splitting.js';
+
+/** Spend `thresholdCents` on the lines it covers, get `offCents` off them (once per order). */
+export interface ThresholdPromotion {
+  promotionId: string;
+  title: string;
+  thresholdCents: number;
+  offCents: number;
+  /** the SKUs it covers; null: every line */
+  skuIds: readonly string[] | null;
+  startsAt: Date;
+  endsAt: Date;
+}
+
+export interface Coupon {
+  code: string;
+  kind: 'percent' | 'fixed';
+  /** kind percent: whole percent off (1-100) */
+  percentOff: number;
+  /** kind fixed: cents off */
+  offCents: number;
+  minSpendCents: number;
+  /** how many orders of one buyer may use it */
+  perBuyerLimit: number;
+  startsAt: Date;
+  endsAt: Date;
+}
+
+export interface MemberLevel {
+  level: string;
+  discountPercent: number;
+  freeShipping: boolean;
+}
+
+/** Everything besides the catalog that an order's price depends on, as it stood when it was accepted. */
+export interface PricingRules {
+  promotions: readonly ThresholdPromotion[];
+  /** the coupon the buyer entered, if it exists and the buyer still has a use of it */
+  coupon: Coupon | null;
+  member: MemberLevel | null;
+  /** the shipping fee of each warehouse a parcel leaves from; a warehouse not listed ships free */
+  shippingFeeCents: ReadonlyMap<string, number>;
+}
+
+export const NO_PRICING_RULES: PricingRules = { promotions: [], coupon: null, member: null, shippingFeeCents: new Map() };
+
+/** Where a share of a line's discount came from. */
+export interface DiscountShare {
+  source: 'member' | 'promotion' | 'coupon';
+  /** member level, promotion id or coupon code */
+  ref: string;
+  cents: number;
+}
 
 export interface PricedLine {
   lineNo: number;
@@ -14,7 +67,11 @@ export interface PricedLine {
   listPriceCents: number;
   unitPriceCents: number;
   discountCents: number;
+  /** the line's share of its warehouse's shipping fee */
+  shippingCents: number;
+  /** unitPriceCents × qty − discountCents + shippingCents: what the line pays, and the most it can refund */
   payableCents: number;
+  discounts: DiscountShare[];
 }
 
 export interface OrderAmounts {
@@ -24,22 +81,41 @@ export interface OrderAmounts {
   payableCents: number;
 }
 
+/** What the order used, as it records it. */
+export interface AppliedBenefits {
+  promotions: Array<{ promotionId: string; discountCents: number }>;
+  coupon: { code: string; discountCents: number } | null;
+  member: { level: string; discountCents: number; freeShipping: boolean } | null;
+}
+
 export interface PricedOrder {
   lines: PricedLine[];
   amounts: OrderAmounts;
+  applied: AppliedBenefits;
 }
 
+const isActive = (window: { startsAt: Date; endsAt: Date }, at: Date) => window.startsAt.getTime() <= at.getTime() && at.getTime() < window.endsAt.getTime();
+
 /**
- * Prices an order from the catalog as it stood when the order was accepted: the
- * flash-sale price applies if the sale was running at `acceptedAt`, even when the
- * worker persists the order after the sale closed. Client-sent prices never exist.
+ * Prices an order from the catalog and the rules as they stood when the order was
+ * accepted: the flash-sale price applies if the sale was running at `acceptedAt`, even
+ * when the worker persists the order after the sale closed. Client-sent prices never exist.
+ *
+ * Discounts stack in a fixed order, each on what the lines still cost after the one
+ * before: the member discount (per line, rounded down), then each threshold promotion
+ * whose threshold its lines reach, then the coupon if the order reaches its minimum
+ * spend. A flash-sale line is already at its lowest price and takes none of them.
+ * Every order-level discount and every warehouse's shipping fee is allocated to its
+ * lines by largest remainder in proportion to what each line still costs, so a share
+ * never exceeds its line and the lines add up to the order exactly.
  */
-export function priceOrder(items: readonly OrderLineRequest[], catalog: ReadonlyMap<string, Sku>, acceptedAt: Date): PricedOrder {
-  const lines = items.map((item, index): PricedLine => {
+export function priceOrder(items: readonly OrderLineRequest[], catalog: ReadonlyMap<string, Sku>, acceptedAt: Date, rules: PricingRules = NO_PRICING_RULES): PricedOrder {
+  const lines = items.map((item, index) => {
     const sku = catalog.get(item.skuId);
     if (!sku) throw new UnknownSku(item.skuId);
-    const unitPriceCents = sku.flashSale && isFlashSaleActive(sku, acceptedAt) ? sku.flashSale.priceCents : sku.priceCents;
-    return {
+    const inFlashSale = sku.flashSale !== null && isFlashSaleActive(sku, acceptedAt);
+    const unitPriceCents = inFlashSale ? sku.flashSale!.priceCents : sku.priceCents;
+    const line: PricedLine = {
       lineNo: index + 1,
       skuId: sku.skuId,
       title: sku.title,
@@ -51,14 +127,136 @@ export function priceOrder(items: readonly OrderLineRequest[], catalog: Readonly
       listPriceCents: sku.priceCents,
       unitPriceCents,
       discountCents: 0,
+      shippingCents: 0,
       payableCents: unitPriceCents * item.qty,
+      discounts: [],
     };
+    return { line, discountable: !inFlashSale };
   });
-  const subtotalCents = lines.reduce((sum, line) => sum + line.unitPriceCents * line.qty, 0);
-  const discountCents = lines.reduce((sum, line) => sum + line.discountCents, 0);
-  const shippingCents = 0;
-  return {
-    lines,
-    amounts: { subtotalCents, discountCents, shippingCents, payableCents: subtotalCents - discountCents + shippingCents },
+  const remaining = (line: PricedLine) => line.unitPriceCents * line.qty - line.discountCents;
+  const give = (line: PricedLine, share: DiscountShare) => {
+    if (share.cents === 0) return;
+    line.discountCents += share.cents;
+    line.discounts.push(share);
   };
+  /** Spreads `cents` (at most what the lines still cost) over them; returns what was given. */
+  const spread = (covered: PricedLine[], cents: number, source: DiscountShare['source'], ref: string) => {
+    const parts = allocateByLargestRemainder(cents, covered.map(remaining));
+    covered.forEach((line, i) => give(line, { source, ref, cents: parts[i]! }));
+    return cents;
+  };
+  const applied: AppliedBenefits = { promotions: [], coupon: null, member: null };
+
+  const discountable = lines.filter((l) => l.discountable).map((l) => l.line);
+  if (rules.member) {
+    let memberCents = 0;
+    for (const line of discountable) {
+      const cents = Math.floor((remaining(line) * rules.member.discountPercent) / 100);
+      give(line, { source: 'member', ref: rules.member.level, cents });
+      memberCents += cents;
+    }
+    applied.member = { level: rules.member.level, discountCents: memberCents, freeShipping: rules.member.freeShipping };
+  }
+  for (const promotion of rules.promotions) {
+    if (!isActive(promotion, acceptedAt)) continue;
+    const covered = discountable.filter((line) => promotion.skuIds === null || promotion.skuIds.includes(line.skuId));
+    const base = covered.reduce((sum, line) => sum + remaining(line), 0);
+    if (covered.length === 0 || base < promotion.thresholdCents) continue;
+    const cents = spread(covered, Math.min(promotion.offCents, base), 'promotion', promotion.promotionId);
+    applied.promotions.push({ promotionId: promotion.promotionId, discountCents: cents });
+  }
+  const coupon = rules.coupon;
+  if (coupon && isActive(coupon, acceptedAt) && discountable.length > 0) {
+    const base = discountable.reduce((sum, line) => sum + remaining(line), 0);
+    if (base >= coupon.minSpendCents) {
+      const off = coupon.kind === 'percent' ? Math.floor((base * coupon.percentOff) / 100) : coupon.offCents;
+      applied.coupon = { code: coupon.code, discountCents: spread(discountable, Math.min(off, base), 'coupon', coupon.code) };
+    }
+  }
+
+  const priced = lines.map((l) => l.line);
+  const warehouses = [...new Set(priced.map((line) => line.warehouseId))];
+  for (const warehouseId of warehouses) {
+    const fee = rules.member?.freeShipping ? 0 : (rules.shippingFeeCents.get(warehouseId) ?? 0);
+    const parcel = priced.filter((line) => line.warehouseId === warehouseId);
+    const parts = allocateByLargestRemainder(fee, parcel.map(remaining));
+    parcel.forEach((line, i) => (line.shippingCents = parts[i]!));
+  }
+  for (const line of priced) line.payableCents = remaining(line) + line.shippingCents;
+
+  const sum = (pick: (line: PricedLine) => number) => priced.reduce((total, line) => total + pick(line), 0);
+  const subtotalCents = sum((line) => line.unitPriceCents * line.qty);
+  const discountCents = sum((line) => line.discountCents);
+  const shippingCents = sum((line) => line.shippingCents);
+  return {
+    lines: priced,
+    amounts: { subtotalCents, discountCents, shippingCents, payableCents: subtotalCents - discountCents + shippingCents },
+    applied,
+  };
+}
+
+/**
+ * What a part of an order (a split child) used: its lines' discount shares summed per
+ * member level, promotion and coupon, in the order's own order. A benefit none of its
+ * lines has a share of is left out (a promotion's whole discount may sit on other lines).
+ */
+export function benefitsOfPart(shares: readonly DiscountShare[], order: AppliedBenefits): AppliedBenefits {
+  const total = (source: DiscountShare['source'], ref: string) => shares.filter((s) => s.source === source && s.ref === ref).reduce((sum, s) => sum + s.cents, 0);
+  return {
+    member: order.member && { ...order.member, discountCents: total('member', order.member.level) },
+    promotions: order.promotions
+      .map((p) => ({ promotionId: p.promotionId, discountCents: total('promotion', p.promotionId) }))
+      .filter((p) => p.discountCents > 0),
+    coupon: order.coupon && total('coupon', order.coupon.code) > 0 ? { code: order.coupon.code, discountCents: total('coupon', order.coupon.code) } : null,
+  };
+}
+
+/** A line as refunds see it: what it paid and what it has given back so far. */
+export interface RefundableLine {
+  lineNo: number;
+  qty: number;
+  payableCents: number;
+  shippingCents: number;
+  refundedQty: number;
+  refundedCents: number;
+}
+
+export interface LineRefund {
+  lineNo: number;
+  qty: number;
+  cents: number;
+}
+
+/** The request asks for more units of a line (or of a SKU) than the order has left to refund. */
+export class RefundExceedsLine extends DomainError {
+  readonly code = 'REFUND_EXCEEDS_ORDER';
+  constructor(readonly what: string) {
+    super(`The order has fewer units of ${what} left to refund than asked`);
+  }
+}
+
+/**
+ * What giving back `qty` more units of each line refunds, exactly to the cent. A line's
+ * goods (its payable less its shipping share) are refunded by units: after k of its n
+ * units it has refunded floor(goods × k / n), so the last unit takes the remainder and
+ * any sequence of partial refunds adds up to the goods exactly. The shipping goes back
+ * only with the refund that brings the whole order back (every unit of every line).
+ * A line therefore never refunds more than its payable, nor the order more than it paid.
+ */
+export function refundForLines(lines: readonly RefundableLine[], request: ReadonlyArray<{ lineNo: number; qty: number }>): LineRefund[] {
+  const asked = new Map<number, number>();
+  for (const { lineNo, qty } of request) asked.set(lineNo, (asked.get(lineNo) ?? 0) + qty);
+  for (const [lineNo, qty] of asked) {
+    const line = lines.find((l) => l.lineNo === lineNo);
+    if (!line || qty <= 0 || line.refundedQty + qty > line.qty) throw new RefundExceedsLine(`line ${lineNo}`);
+  }
+  const wholeOrderBack = lines.every((line) => line.refundedQty + (asked.get(line.lineNo) ?? 0) === line.qty);
+  const goodsAfter = (line: RefundableLine, units: number) => Math.floor(((line.payableCents - line.shippingCents) * units) / line.qty);
+  return lines
+    .filter((line) => asked.has(line.lineNo) || (wholeOrderBack && line.shippingCents > 0))
+    .map((line) => {
+      const qty = asked.get(line.lineNo) ?? 0;
+      const goods = goodsAfter(line, line.refundedQty + qty) - goodsAfter(line, line.refundedQty);
+      return { lineNo: line.lineNo, qty, cents: goods + (wholeOrderBack ? line.shippingCents : 0) };
+    });
 }

@@ -1,2 +1,2 @@
 export { createMetrics } from './order-metrics.js';
-export type { OrderMetrics, CheckoutOutcome } from './order-metrics.js';
+export type { OrderMetrics, CheckoutOutcome, StockDrift } from './order-metrics.js';

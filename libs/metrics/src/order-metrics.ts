@@ -9,11 +9,14 @@ export type CheckoutOutcome =
   | 'unknown_sku'
   | 'idempotency_conflict'
   | 'order_type_mismatch'
+  | 'risk_rejected'
   | 'invalid'
   | 'overloaded'
   | 'error';
 
 type QueueCounts = Array<{ queue: string; counts: Record<string, number> }>;
+/** Per SKU, Redis minus what the ledger says, in units, as of the stock reconciler's last pass. */
+export type StockDrift = Array<{ skuId: string; available: number; reserved: number; sold: number }>;
 
 /**
  * Every metric of one process, in its own registry (tests run several apps in one
@@ -24,6 +27,9 @@ export function createMetrics(labels: { app: string }) {
   registry.setDefaultLabels(labels);
   collectDefaultMetrics({ register: registry });
   const queueSources: Array<() => Promise<QueueCounts>> = [];
+  let stockDriftSource: (() => Promise<StockDrift>) | undefined;
+  // null when the report cannot be read: the gauges keep their last values rather than claim no drift
+  const readStockDrift = async (): Promise<StockDrift | null> => (stockDriftSource ? stockDriftSource().catch(() => null) : []);
 
   const metrics = {
     registry,
@@ -94,6 +100,71 @@ export function createMetrics(labels: { app: string }) {
       help: 'Accepted orders whose job was missing and was enqueued again by the sweeper',
       registers: [registry],
     }),
+    circuitBreakerState: new Gauge({
+      name: 'circuit_breaker_state',
+      help: 'State of the circuit breaker in front of an external system: 0 closed, 1 half-open, 2 open',
+      labelNames: ['breaker'] as const,
+      registers: [registry],
+    }),
+    externalCalls: new Counter({
+      name: 'external_calls_total',
+      help: 'Calls to external systems by outcome: success, failure, timeout, rejected (breaker open), refused (4xx)',
+      labelNames: ['system', 'outcome'] as const,
+      registers: [registry],
+    }),
+    ordersImported: new Counter({
+      name: 'orders_imported_total',
+      help: 'Orders imported from other business order systems, by their channel',
+      labelNames: ['channel'] as const,
+      registers: [registry],
+    }),
+    orderEventsPublished: new Counter({
+      name: 'order_events_published_total',
+      help: 'Order events moved from the outbox (order_history) to the order-event stream',
+      registers: [registry],
+    }),
+    orderEventsBehind: new Gauge({
+      name: 'order_events_unpublished',
+      help: 'Outbox rows not yet on the order-event stream, as of the publisher\'s last pass',
+      registers: [registry],
+    }),
+    webhookDeliveries: new Counter({
+      name: 'webhook_deliveries_total',
+      help: 'Webhook delivery attempts (each a batch of events) by outcome: delivered, failed',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    stockDrift: new Gauge({
+      name: 'stock_drift_units',
+      help: "Units by which a SKU's sellable count in Redis differs from the MySQL ledger (Redis minus ledger), as of the stock reconciler's last pass",
+      labelNames: ['sku'] as const,
+      registers: [registry],
+      async collect() {
+        const drift = await readStockDrift();
+        if (drift === null) return;
+        this.reset();
+        for (const sku of drift) this.set({ sku: sku.skuId }, sku.available);
+      },
+    }),
+    stockCounterDrift: new Gauge({
+      name: 'stock_counter_drift_units',
+      help: "Units by which a SKU's reserved or sold counter in Redis differs from the MySQL ledger, as of the stock reconciler's last pass",
+      labelNames: ['sku', 'counter'] as const,
+      registers: [registry],
+      async collect() {
+        const drift = await readStockDrift();
+        if (drift === null) return;
+        this.reset();
+        for (const sku of drift) {
+          this.set({ sku: sku.skuId, counter: 'reserved' }, sku.reserved);
+          this.set({ sku: sku.skuId, counter: 'sold' }, sku.sold);
+        }
+      },
+    }),
+    /** Sets where the drift gauges read the stock reconciler's last report at every scrape. */
+    watchStockDrift(source: () => Promise<StockDrift>) {
+      stockDriftSource = source;
+    },
     /** Adds a source of queue counts read at every scrape. */
     watchQueues(source: () => Promise<QueueCounts>) {
       queueSources.push(source);

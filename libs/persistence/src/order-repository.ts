@@ -1,11 +1,14 @@
 import {
   IllegalTransition,
   StaleOrderVersion,
+  deriveParentStatus as deriveFromChildren,
   stateMachineFor,
+  type OrderFacts,
   type AcceptedOrder,
   type Actor,
   type FiredTransition,
   type OrderType,
+  type PricedLine,
   type PricedOrder,
 } from '@orders/domain';
 import type { Transaction } from 'kysely';
@@ -22,8 +25,18 @@ export interface OrderToPersist {
 export interface OrderListFilter {
   userId?: string;
   merchantId?: string;
+  skuId?: string;
+  parentOrderId?: string;
+  /** only orders that were not split off another (a buyer's list) */
+  topLevel?: boolean;
+  /** only orders without children (what a merchant fulfils: unsplit orders and children) */
+  leaf?: boolean;
   status?: string;
   type?: string;
+  /** placed at or after this instant */
+  createdFrom?: Date;
+  /** placed before this instant */
+  createdTo?: Date;
   /** Return orders older than this order id (ids sort by time). */
   before?: string;
   limit: number;
@@ -89,7 +102,11 @@ export class OrderRepository {
     return this.db.transaction().execute(async (trx) => {
       const order = await trx.selectFrom('orders').selectAll().where('order_id', '=', request.orderId).executeTakeFirst();
       if (!order) throw new IllegalTransition('UNKNOWN', request.action, request.actor);
-      const fired = stateMachineFor(order.type as OrderType).fire(order.status, request.action, request.actor);
+      // a child's move re-derives its parent: take the parent's lock first, so siblings
+      // moving at once queue on it instead of deadlocking on each other's rows
+      if (order.parent_order_id !== null) await trx.selectFrom('orders').select('order_id').where('order_id', '=', order.parent_order_id).forUpdate().execute();
+      const facts = await orderFacts(trx, order);
+      const fired = stateMachineFor(order.type as OrderType).fire(order.status, request.action, request.actor, facts);
       const updated = await trx
         .updateTable('orders')
         .set({ status: fired.to, version: order.version + 1, updated_at: request.at })
@@ -111,6 +128,7 @@ export class OrderRepository {
         })
         .execute();
       await request.effects?.(trx, order, fired);
+      if (order.parent_order_id !== null && fired.from !== fired.to) await deriveParentStatus(trx, order.parent_order_id, order.order_id, fired, request.at);
       return { order: { ...order, status: fired.to, version: order.version + 1 }, fired };
     });
   }
@@ -170,8 +188,21 @@ export class OrderRepository {
         eb.selectFrom('order_items').select('order_items.order_id').where('order_items.merchant_id', '=', merchantId),
       );
     }
+    if (filter.skuId !== undefined) {
+      const skuId = filter.skuId;
+      query = query.where('order_id', 'in', (eb) => eb.selectFrom('order_items').select('order_items.order_id').where('order_items.sku_id', '=', skuId));
+    }
+    if (filter.parentOrderId !== undefined) query = query.where('parent_order_id', '=', filter.parentOrderId);
+    if (filter.topLevel) query = query.where('parent_order_id', 'is', null);
+    if (filter.leaf) {
+      query = query.where(({ not, exists, selectFrom }) =>
+        not(exists(selectFrom('orders as child').select('child.order_id').whereRef('child.parent_order_id', '=', 'orders.order_id'))),
+      );
+    }
     if (filter.status !== undefined) query = query.where('status', '=', filter.status);
     if (filter.type !== undefined) query = query.where('type', '=', filter.type);
+    if (filter.createdFrom !== undefined) query = query.where('created_at', '>=', filter.createdFrom);
+    if (filter.createdTo !== undefined) query = query.where('created_at', '<', filter.createdTo);
     if (filter.before !== undefined) query = query.where('order_id', '<', filter.before);
     const orders = await query.orderBy('order_id', 'desc').limit(filter.limit).execute();
     if (orders.length === 0) return [];
@@ -195,6 +226,20 @@ export class OrderRepository {
     if (entries.length > 0) await trx.insertInto('stock_ledger').values(entries).execute();
   }
 
+  /**
+   * In a closing transition's transaction (cancel, expiry): the ledger's release rows of
+   * the order's reserved lines, with the transition's action as reason, and the buyer's
+   * coupon use given back. Redis is released after the commit.
+   */
+  static async releaseReservation(trx: Transaction<Database>, orderId: string, reason: string, at: Date): Promise<void> {
+    const lines = await trx.selectFrom('order_items').select(['sku_id', 'qty']).where('order_id', '=', orderId).where('deduction', '=', 'placement').execute();
+    await OrderRepository.writeLedger(
+      trx,
+      lines.map((line) => ({ sku_id: line.sku_id, kind: 'release' as const, ref: orderId, order_id: orderId, qty: line.qty, reason })),
+    );
+    await trx.updateTable('coupon_redemptions').set({ status: 'restored', at }).where('order_id', '=', orderId).where('status', '=', 'used').execute();
+  }
+
   async placementLines(orderId: string): Promise<Array<{ skuId: string; qty: number }>> {
     const rows = await this.db
       .selectFrom('order_items')
@@ -204,6 +249,65 @@ export class OrderRepository {
       .execute();
     return rows.map((row) => ({ skuId: row.sku_id, qty: row.qty }));
   }
+}
+
+/** What guards read, in the transition's transaction. */
+async function orderFacts(trx: Transaction<Database>, order: OrderRow): Promise<OrderFacts> {
+  const child = await trx.selectFrom('orders').select('order_id').where('parent_order_id', '=', order.order_id).limit(1).executeTakeFirst();
+  return { split: child !== undefined, child: order.parent_order_id !== null };
+}
+
+/**
+ * A split parent's status follows its children (DESIGN.md): after a child moves, the
+ * parent is re-derived in the same transaction. The parent row is locked first and the
+ * children are read with a locking read, so two children moving at once are serialised
+ * and the second sees the first. The parent's history records the child's action and
+ * actor that moved it.
+ */
+async function deriveParentStatus(trx: Transaction<Database>, parentId: string, childId: string, fired: FiredTransition, at: Date): Promise<void> {
+  const parent = await trx.selectFrom('orders').selectAll().where('order_id', '=', parentId).forUpdate().executeTakeFirst();
+  if (!parent) return;
+  const children = await trx.selectFrom('orders').select(['order_id', 'status']).where('parent_order_id', '=', parentId).orderBy('order_id').forUpdate().execute();
+  const statuses = children.map((c) => (c.order_id === childId ? fired.to : c.status));
+  const derived = deriveFromChildren(stateMachineFor(parent.type as OrderType), statuses);
+  if (derived === parent.status) return;
+  await trx.updateTable('orders').set({ status: derived, version: parent.version + 1, updated_at: at }).where('order_id', '=', parentId).execute();
+  await trx
+    .insertInto('order_history')
+    .values({
+      order_id: parentId,
+      version: parent.version + 1,
+      from_status: parent.status,
+      action: fired.action,
+      to_status: derived,
+      actor: fired.actor,
+      detail: `derived from child order ${childId}`,
+      at,
+    })
+    .execute();
+}
+
+/** A priced line as its order_items row, before anything is refunded. */
+export function orderItemRow(orderId: string, line: PricedLine) {
+  return {
+    order_id: orderId,
+    line_no: line.lineNo,
+    sku_id: line.skuId,
+    title: line.title,
+    merchant_id: line.merchantId,
+    channel: line.channel,
+    warehouse_id: line.warehouseId,
+    deduction: line.deduction,
+    qty: line.qty,
+    list_price_cents: line.listPriceCents,
+    unit_price_cents: line.unitPriceCents,
+    discount_cents: line.discountCents,
+    shipping_cents: line.shippingCents,
+    payable_cents: line.payableCents,
+    refunded_qty: 0,
+    refunded_cents: 0,
+    discounts: line.discounts.length > 0 ? JSON.stringify(line.discounts) : null,
+  };
 }
 
 async function insertOrders(trx: Transaction<Database>, orders: readonly OrderToPersist[], now: Date): Promise<void> {
@@ -226,6 +330,7 @@ async function insertOrders(trx: Transaction<Database>, orders: readonly OrderTo
         refunded_cents: 0,
         address: JSON.stringify(accepted.address),
         coupon_code: accepted.couponCode,
+        benefits: JSON.stringify(priced.applied),
         accepted_at: new Date(accepted.acceptedAt),
         payment_deadline: new Date(accepted.paymentDeadline),
         created_at: now,
@@ -236,25 +341,7 @@ async function insertOrders(trx: Transaction<Database>, orders: readonly OrderTo
   await trx
     .insertInto('order_items')
     .values(
-      orders.flatMap(({ accepted, priced }) =>
-        priced.lines.map((line) => ({
-          order_id: accepted.orderId,
-          line_no: line.lineNo,
-          sku_id: line.skuId,
-          title: line.title,
-          merchant_id: line.merchantId,
-          channel: line.channel,
-          warehouse_id: line.warehouseId,
-          deduction: line.deduction,
-          qty: line.qty,
-          list_price_cents: line.listPriceCents,
-          unit_price_cents: line.unitPriceCents,
-          discount_cents: line.discountCents,
-          payable_cents: line.payableCents,
-          refunded_qty: 0,
-          refunded_cents: 0,
-        })),
-      ),
+      orders.flatMap(({ accepted, priced }) => priced.lines.map((line) => orderItemRow(accepted.orderId, line))),
     )
     .execute();
   await trx
@@ -269,6 +356,10 @@ async function insertOrders(trx: Transaction<Database>, orders: readonly OrderTo
       }),
     )
     .execute();
+  const redemptions = orders.flatMap(({ accepted, priced }) =>
+    priced.applied.coupon ? [{ code: priced.applied.coupon.code, order_id: accepted.orderId, user_id: accepted.userId, status: 'used' as const, at: now }] : [],
+  );
+  if (redemptions.length > 0) await trx.insertInto('coupon_redemptions').values(redemptions).execute();
   await OrderRepository.writeLedger(
     trx,
     orders.flatMap(({ accepted, priced }) =>

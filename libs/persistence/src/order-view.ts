@@ -1,4 +1,4 @@
-import { stateMachineFor, type Address, type OrderType } from '@orders/domain';
+import { stateMachineFor, type Address, type AppliedBenefits, type DiscountShare, type OrderType } from '@orders/domain';
 import type { OrderHistoryRow, OrderItemRow, OrderRow } from './schema.js';
 
 /** An order as API.md shows it (`GET /v1/orders/:orderId`). */
@@ -20,15 +20,25 @@ export interface OrderView {
     warehouseId: string;
     merchantId: string;
     channel: string;
+    shippingCents: number;
+    /** where each cent of the line's discount came from */
+    discounts: DiscountShare[];
+    refundedQty: number;
+    refundedCents: number;
   }>;
   amounts: { subtotalCents: number; discountCents: number; shippingCents: number; payableCents: number; refundedCents: number };
   address: Address;
   couponCode: string | null;
+  /** the member level, promotions and coupon the order used */
+  benefits: AppliedBenefits | null;
   payment: { paymentId: string; transactionId: string | null; paidAt: string | null; method: string } | null;
   shipments: Array<{ shipmentId: string; warehouseId: string; trackingNo: string | null; status: string }>;
   subOrders: string[];
   history: Array<{ from: string | null; action: string; to: string; at: string; actor: string }>;
   paymentDeadline: string;
+  /** an imported order's channel and its id there; null for this shop's own orders */
+  sourceChannel: string | null;
+  externalOrderId: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -58,6 +68,10 @@ export function toOrderView(
       warehouseId: item.warehouse_id,
       merchantId: item.merchant_id,
       channel: item.channel,
+      shippingCents: Number(item.shipping_cents),
+      discounts: item.discounts === null ? [] : (JSON.parse(item.discounts) as DiscountShare[]),
+      refundedQty: item.refunded_qty,
+      refundedCents: Number(item.refunded_cents),
     })),
     amounts: {
       subtotalCents: Number(order.subtotal_cents),
@@ -68,9 +82,12 @@ export function toOrderView(
     },
     address: JSON.parse(order.address) as Address,
     couponCode: order.coupon_code,
+    benefits: order.benefits === null ? null : (JSON.parse(order.benefits) as AppliedBenefits),
     ...extras,
     history: history.map((h) => ({ from: h.from_status, action: h.action, to: h.to_status, at: h.at.toISOString(), actor: h.actor })),
     paymentDeadline: order.payment_deadline.toISOString(),
+    sourceChannel: order.source_channel,
+    externalOrderId: order.external_order_id,
     createdAt: order.created_at.toISOString(),
     updatedAt: order.updated_at.toISOString(),
   };

@@ -56,6 +56,13 @@ export interface OrdersTable {
   coupon_code: string | null;
   accepted_at: Date;
   payment_deadline: Date;
+  /** presale: when the balance is due (set when the deposit is paid) */
+  balance_deadline: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** an imported order's channel and the id it has there; null for this shop's own orders */
+  source_channel: ColumnType<string | null, string | null | undefined, never>;
+  external_order_id: ColumnType<string | null, string | null | undefined, never>;
+  /** JSON AppliedBenefits: the member level, promotions and coupon the order used; null before pricing rules existed */
+  benefits: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
@@ -76,6 +83,10 @@ export interface OrderItemsTable {
   payable_cents: number;
   refunded_qty: number;
   refunded_cents: number;
+  /** the line's share of the order's shipping (allocated when the order is split) */
+  shipping_cents: ColumnType<number, number | undefined, number>;
+  /** JSON DiscountShare[]: where each cent of the line's discount came from */
+  discounts: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface OrderHistoryTable {
@@ -88,11 +99,39 @@ export interface OrderHistoryTable {
   actor: string;
   detail: string | null;
   at: Date;
+  /** null until the outbox publisher has put the row on the order-event stream */
+  published_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+}
+
+export interface WebhooksTable {
+  webhook_id: string;
+  url: string;
+  secret: string;
+  description: string | null;
+  stream_cursor: string;
+  created_at: Date;
+}
+
+export interface WebhookDeliveriesTable {
+  delivery_id: Generated<number>;
+  webhook_id: string;
+  first_event_id: number;
+  last_event_id: number;
+  event_count: number;
+  attempt: number;
+  outcome: 'delivered' | 'failed';
+  status_code: number | null;
+  error: string | null;
+  duration_ms: number;
+  at: Date;
 }
 
 export interface PaymentsTable {
   payment_id: string;
   order_id: string;
+  /** 'full', or a presale's 'deposit' / 'balance' */
+  purpose: ColumnType<string, string | undefined, string>;
+  attempt: ColumnType<number, number | undefined, number>;
   method: string;
   amount_cents: number;
   status: string;
@@ -108,6 +147,8 @@ export interface ShipmentsTable {
   warehouse_id: string;
   tracking_no: string | null;
   status: string;
+  shipped_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  delivered_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
@@ -120,9 +161,62 @@ export interface RefundsTable {
   version: number;
   reason: string;
   amount_cents: number;
+  /** JSON [{ lineNo, skuId, qty, cents }] */
   items: string;
+  /** the payment the money goes back to */
+  payment_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** JSON [{ from, to, at, actor }]: every status the refund took; null for whole-payment refunds */
+  history: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
+}
+
+export interface PromotionsTable {
+  promotion_id: string;
+  title: string;
+  threshold_cents: number;
+  off_cents: number;
+  /** JSON string[]; null: every SKU */
+  sku_ids: string | null;
+  starts_at: Date;
+  ends_at: Date;
+  created_at: CreatedAt;
+}
+
+export interface CouponsTable {
+  code: string;
+  kind: 'percent' | 'fixed';
+  percent_off: number;
+  off_cents: number;
+  min_spend_cents: number;
+  per_buyer_limit: number;
+  starts_at: Date;
+  ends_at: Date;
+  created_at: CreatedAt;
+}
+
+export interface CouponRedemptionsTable {
+  code: string;
+  order_id: string;
+  user_id: string;
+  status: 'used' | 'restored';
+  at: Date;
+}
+
+export interface MemberLevelsTable {
+  level: string;
+  discount_percent: number;
+  free_shipping: boolean;
+}
+
+export interface MembersTable {
+  user_id: string;
+  level: string;
+}
+
+export interface WarehouseShippingTable {
+  warehouse_id: string;
+  fee_cents: number;
 }
 
 export interface Database {
@@ -134,6 +228,14 @@ export interface Database {
   payments: PaymentsTable;
   shipments: ShipmentsTable;
   refunds: RefundsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  promotions: PromotionsTable;
+  coupons: CouponsTable;
+  coupon_redemptions: CouponRedemptionsTable;
+  member_levels: MemberLevelsTable;
+  members: MembersTable;
+  warehouse_shipping: WarehouseShippingTable;
 }
 
 export type SkuRow = Selectable<SkusTable>;
@@ -141,3 +243,7 @@ export type OrderRow = Selectable<OrdersTable>;
 export type OrderItemRow = Selectable<OrderItemsTable>;
 export type OrderHistoryRow = Selectable<OrderHistoryTable>;
 export type NewLedgerEntry = Insertable<StockLedgerTable>;
+export type PaymentRow = Selectable<PaymentsTable>;
+export type ShipmentRow = Selectable<ShipmentsTable>;
+export type WebhookRow = Selectable<WebhooksTable>;
+export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;

@@ -1,2 +1,3 @@
 export * from './queue-names.js';
 export * from './order-queues.js';
+export * from './process-jobs.js';

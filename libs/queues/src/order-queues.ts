@@ -1,6 +1,18 @@
 import { Queue, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { JOB, QUEUE, jobId, type DeadLetterJob, type ExpireOrderJob, type PersistOrderJob } from './queue-names.js';
+import {
+  JOB,
+  QUEUE,
+  jobId,
+  type DeadLetterJob,
+  type ExpireOrderJob,
+  type ExpireOrdersJob,
+  type OrderEffectsJob,
+  type OrderTimerJob,
+  type PersistOrderJob,
+  type RequestPaymentJob,
+  type SendToWarehouseJob,
+} from './queue-names.js';
 
 export interface QueueSettings {
   prefix: string;
@@ -10,7 +22,9 @@ export interface QueueSettings {
 
 export interface OrderQueues {
   orders: Queue<PersistOrderJob>;
-  timers: Queue<ExpireOrderJob>;
+  timers: Queue<ExpireOrderJob | ExpireOrdersJob | OrderTimerJob>;
+  payments: Queue<RequestPaymentJob | OrderEffectsJob>;
+  fulfillment: Queue<OrderEffectsJob | SendToWarehouseJob>;
   deadLetter: Queue<DeadLetterJob>;
   all: Queue[];
   close(): Promise<void>;
@@ -31,22 +45,96 @@ export function defaultJobOptions(settings: QueueSettings): JobsOptions {
 export function createOrderQueues(connection: Redis, settings: QueueSettings): OrderQueues {
   const options = { connection, prefix: settings.prefix, defaultJobOptions: defaultJobOptions(settings) };
   const orders = new Queue<PersistOrderJob>(QUEUE.orders, options);
-  const timers = new Queue<ExpireOrderJob>(QUEUE.timers, options);
+  const timers = new Queue<ExpireOrderJob | OrderTimerJob>(QUEUE.timers, options);
+  const payments = new Queue<RequestPaymentJob | OrderEffectsJob>(QUEUE.payments, options);
+  const fulfillment = new Queue<OrderEffectsJob | SendToWarehouseJob>(QUEUE.fulfillment, options);
   const deadLetter = new Queue<DeadLetterJob>(QUEUE.deadLetter, {
     connection,
     prefix: settings.prefix,
     defaultJobOptions: { removeOnComplete: true, removeOnFail: false },
   });
-  const all = [orders, timers, deadLetter] as Queue[];
+  const all = [orders, timers, payments, fulfillment, deadLetter] as Queue[];
   return {
     orders,
     timers,
+    payments,
+    fulfillment,
     deadLetter,
     all,
     close: async () => {
       await Promise.all(all.map((q) => q.close()));
     },
   };
+}
+
+/** Several accepted orders in one persist job: the intake's batches, one Redis job each. */
+export interface PersistOrdersJob {
+  orders: PersistOrderJob[];
+}
+
+export const PERSIST_ORDERS_JOB = 'persist-orders';
+
+/** The ids of the orders a job of any queue is about, for logs and the dead-letter listing. */
+export function ordersCarriedBy(data: unknown): string[] {
+  const payload = data as { orderId?: unknown; orders?: Array<{ orderId?: unknown }> } | null;
+  if (typeof payload?.orderId === 'string') return [payload.orderId];
+  if (Array.isArray(payload?.orders)) return payload.orders.flatMap((order) => (typeof order?.orderId === 'string' ? [order.orderId] : []));
+  return [];
+}
+
+export function isPersistOrdersJob(data: PersistOrderJob | PersistOrdersJob): data is PersistOrdersJob {
+  return Array.isArray((data as PersistOrdersJob).orders);
+}
+
+/**
+ * Enqueues several orders as one job. Its id is BullMQ's own (unique), never an order id:
+ * a batch must not be dropped because one of its orders was enqueued before (a replay).
+ * Persisting is idempotent by order id, so an order in two jobs is written once.
+ */
+export function enqueuePersistOrders(queues: Pick<OrderQueues, 'orders'>, orders: PersistOrderJob[]): Promise<Job> {
+  if (orders.length === 1) return enqueuePersistOrder(queues, orders[0]!);
+  return (queues.orders as unknown as Queue<PersistOrdersJob>).add(PERSIST_ORDERS_JOB, { orders });
+}
+
+/**
+ * Gathers the orders accepted in one turn of the event loop into one job (up to
+ * maxOrdersPerJob), so the intake pays one Redis round trip and one BullMQ script per
+ * turn instead of one per order, and the workers fetch many orders per job.
+ * Each caller's promise settles with its batch's enqueue.
+ */
+export class PersistOrderBatcher {
+  private pending: Array<{ order: PersistOrderJob; resolve: () => void; reject: (error: Error) => void }> = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly queues: Pick<OrderQueues, 'orders'>,
+    private readonly maxOrdersPerJob: number,
+  ) {}
+
+  enqueue(order: PersistOrderJob): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ order, resolve, reject });
+      if (this.pending.length >= this.maxOrdersPerJob) this.flush();
+      else if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    enqueuePersistOrders(
+      this.queues,
+      batch.map((p) => p.order),
+    ).then(
+      () => batch.forEach((p) => p.resolve()),
+      (error: unknown) => batch.forEach((p) => p.reject(error as Error)),
+    );
+  }
 }
 
 export function enqueuePersistOrder(queues: Pick<OrderQueues, 'orders'>, order: PersistOrderJob): Promise<Job<PersistOrderJob>> {
@@ -62,12 +150,35 @@ export function paymentDeadlineJob(order: { orderId: string; userId: string; pay
   };
 }
 
+/** Deadlines due within the same second share one delayed job: an order expires at most this late. */
+const DEADLINE_GRANULARITY_MS = 1_000;
+
+/**
+ * The payment deadlines of a persisted batch: one delayed job per second in which some
+ * fall due, instead of one per order. A flash sale's batch falls due together, so the
+ * drain adds a job or two per batch to Redis rather than hundreds.
+ */
 export function schedulePaymentDeadlines(
   queues: Pick<OrderQueues, 'timers'>,
   orders: ReadonlyArray<{ orderId: string; userId: string; paymentDeadline: string }>,
   now: Date,
-): Promise<Job<ExpireOrderJob>[]> {
-  return queues.timers.addBulk(orders.map((order) => paymentDeadlineJob(order, now)));
+): Promise<Job<ExpireOrderJob | ExpireOrdersJob>[]> {
+  const bySecond = new Map<number, Array<{ orderId: string; userId: string; paymentDeadline: string }>>();
+  for (const order of orders) {
+    const second = Math.ceil(new Date(order.paymentDeadline).getTime() / DEADLINE_GRANULARITY_MS);
+    bySecond.set(second, [...(bySecond.get(second) ?? []), order]);
+  }
+  return queues.timers.addBulk(
+    [...bySecond].map(([second, due]) => {
+      if (due.length === 1) return paymentDeadlineJob(due[0]!, now);
+      const orderIds = due.map((order) => order.orderId).sort();
+      return {
+        name: JOB.expireOrders,
+        data: { orders: due.map(({ orderId, userId }) => ({ orderId, userId })) } satisfies ExpireOrdersJob,
+        opts: { jobId: jobId.expireOrders(orderIds), delay: Math.max(0, second * DEADLINE_GRANULARITY_MS - now.getTime()) },
+      };
+    }),
+  );
 }
 
 /** Copies a job that used up its attempts into the dead-letter queue, keyed by its origin. */

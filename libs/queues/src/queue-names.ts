@@ -1,15 +1,38 @@
+import { createHash } from 'node:crypto';
 import type { AcceptedOrder } from '@orders/domain';
 
 /** Queue names; a worker process serves a subset of them (WORKER_QUEUES). */
 export const QUEUE = {
   orders: 'orders',
   timers: 'timers',
+  payments: 'payments',
+  fulfillment: 'fulfillment',
   deadLetter: 'dead-letter',
 } as const;
 
 export const JOB = {
   persistOrder: 'persist-order',
   expireOrder: 'expire-order',
+  /** timers: the payment deadlines of orders persisted together that fall due in the same second */
+  expireOrders: 'expire-orders',
+  /** timers: a shipped order the buyer did not confirm is confirmed by the system */
+  autoConfirm: 'auto-confirm',
+  /** timers: the after-sales window closed: the order completes */
+  completeOrder: 'complete-order',
+  /** timers: a presale's balance was not paid in time */
+  expireBalance: 'expire-balance',
+  /** timers, on a schedule (RECONCILE_INTERVAL_MS): compare Redis stock with the MySQL ledger */
+  reconcileStock: 'reconcile-stock',
+  /** payments: ask the payment system to collect a payment */
+  requestPayment: 'request-payment',
+  /** payments: give back every payment of a closed order */
+  refundPayments: 'refund-payments',
+  /** fulfillment: after payment: commit stock, split, hand to the warehouse(s) */
+  settlePayment: 'settle-payment',
+  /** fulfillment: hand one (child) order to its warehouse */
+  sendToWarehouse: 'send-to-warehouse',
+  /** fulfillment: tell the warehouse that has a (child) order what it now ships and where */
+  updateFulfilment: 'update-fulfilment',
 } as const;
 
 export type PersistOrderJob = AcceptedOrder;
@@ -17,6 +40,32 @@ export type PersistOrderJob = AcceptedOrder;
 export interface ExpireOrderJob {
   orderId: string;
   userId: string;
+}
+
+export interface ExpireOrdersJob {
+  orders: ExpireOrderJob[];
+}
+
+/** A timer on one order (the job's name says which). */
+export interface OrderTimerJob {
+  orderId: string;
+  userId: string;
+}
+
+export interface RequestPaymentJob {
+  orderId: string;
+  paymentId: string;
+}
+
+/** The queue-backed effects of a transition, carried out after it committed. */
+export interface OrderEffectsJob {
+  orderId: string;
+  effects: string[];
+  reason?: string;
+}
+
+export interface SendToWarehouseJob {
+  orderId: string;
 }
 
 /** What the dead-letter queue keeps of a job that used up its attempts, so it can be replayed. */
@@ -34,4 +83,21 @@ export interface DeadLetterJob {
 export const jobId = {
   persistOrder: (orderId: string) => orderId,
   expireOrder: (orderId: string) => `expire-${orderId}`,
+  /** the same orders scheduled again (a retried batch) make the same id */
+  expireOrders: (orderIds: readonly string[]) => `expire-batch-${createHash('sha1').update(orderIds.join(',')).digest('base64url')}`,
+  autoConfirm: (orderId: string) => `auto-confirm-${orderId}`,
+  completeOrder: (orderId: string) => `complete-${orderId}`,
+  expireBalance: (orderId: string) => `expire-balance-${orderId}`,
+  requestPayment: (paymentId: string) => `pay-${paymentId}`,
+  refundPayments: (orderId: string) => `refund-${orderId}`,
+  settlePayment: (orderId: string) => `settle-${orderId}`,
+  sendToWarehouse: (orderId: string) => `ship-${orderId}`,
 };
+
+/**
+ * The Redis Stream that downstream systems read order events from (one entry per
+ * transition, fields `eventId`, `orderId`, `event` as JSON), under the stock keys' prefix.
+ */
+export function orderEventStreamKey(redisKeyPrefix: string): string {
+  return `${redisKeyPrefix}order-events`;
+}

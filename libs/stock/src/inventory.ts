@@ -1,4 +1,6 @@
 import {
+  CouponNotValid,
+  CouponUsedUp,
   IdempotencyConflict,
   LimitExceeded,
   OrderTypeMismatch,
@@ -46,6 +48,14 @@ export interface SkuStockRules {
   perUserLimit: number;
 }
 
+/** What commitStock did: committed now, already before, no reservation, released (cancelled/expired), or a payment-time line's stock gone. */
+export type CommitOutcome =
+  | { status: 'committed' }
+  | { status: 'already' }
+  | { status: 'missing' }
+  | { status: 'released' }
+  | { status: 'gone'; skuId: string };
+
 export interface SkuStock {
   available: number;
   reserved: number;
@@ -61,12 +71,24 @@ interface StoredReservation {
   payload: Pick<AcceptedOrder, 'address' | 'couponCode' | 'items'>;
 }
 
+type ReserveReply = Array<number | string>;
+
+/** A restock reference is remembered far longer than any job retries or after-sales window. */
+const RESTOCK_MARKER_TTL_MS = 90 * 24 * 3600 * 1000;
+
+interface PendingReserve {
+  args: [number, ...(string | number)[]];
+  resolve: (reply: ReserveReply) => void;
+  reject: (error: Error) => void;
+}
+
 /**
  * Redis is authoritative for sellable stock and reservations (DESIGN.md). This class is
  * what the api and workers hold; the scripts themselves live in src/lua.
  */
 export class Inventory {
   readonly keys: StockKeys;
+  private readonly reserveBatches = new Map<string, PendingReserve[]>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -77,18 +99,21 @@ export class Inventory {
     defineStockScripts(redis);
   }
 
-  /** One round trip: idempotency, sale window, per-buyer limit, and all-or-nothing reservation. */
+  /** One round trip: idempotency, sale window, per-buyer limit, coupon use, and all-or-nothing reservation. */
   async reserveStock(request: ReserveStockRequest): Promise<Reservation> {
     const { orderId, userId, items } = request;
     const group = this.keys.groupOf(userId);
+    const couponCode = request.payload.couponCode ?? '';
     const keys = [
       this.keys.idempotency(group, userId, request.idempotencyKey),
       this.keys.order(group, orderId),
       this.keys.accepted(group),
+      this.keys.coupon(group, couponCode),
+      this.keys.couponUses(group, couponCode, userId),
       ...items.flatMap((line) => [this.keys.sku(group, line.skuId), this.keys.bought(group, line.skuId, userId)]),
     ];
     const payload = JSON.stringify({ ...request.payload, items });
-    const reply = await this.redis.reserveStock(
+    const reply = await this.sendReserve(group, [
       keys.length,
       ...keys,
       orderId,
@@ -100,8 +125,9 @@ export class Inventory {
       this.timeouts.flashSalePaymentTimeoutMs,
       request.requestedType ?? '',
       payload,
+      couponCode,
       ...items.map((line) => line.qty),
-    );
+    ]);
     const [code, a, b, c] = reply;
     const lineSku = (index: unknown) => items[Number(index) - 1]?.skuId ?? '';
     switch (code) {
@@ -132,9 +158,53 @@ export class Inventory {
         throw new OutOfStock(lineSku(a));
       case -6:
         throw new OrderTypeMismatch(request.requestedType ?? '', String(a));
+      case -7:
+        throw new CouponNotValid(couponCode);
+      case -8:
+        throw new CouponUsedUp(couponCode);
       default:
         throw new Error(`reserveStock answered an unknown code ${String(code)}`);
     }
+  }
+
+  /**
+   * The reservations asked for in one turn of the event loop go to Redis as one pipeline:
+   * one socket write and one read for all of them instead of one each (the write was
+   * the intake's largest cost in the profile). Each script still runs atomically on its own.
+   */
+  private sendReserve(group: string, args: [number, ...(string | number)[]]): Promise<ReserveReply> {
+    return new Promise((resolve, reject) => {
+      // one pipeline per group: a group is one hash tag, so one Redis Cluster node
+      const batch = this.reserveBatches.get(group);
+      if (batch) batch.push({ args, resolve, reject });
+      else {
+        this.reserveBatches.set(group, [{ args, resolve, reject }]);
+        setImmediate(() => this.flushReserves(group));
+      }
+    });
+  }
+
+  private flushReserves(group: string): void {
+    const batch = this.reserveBatches.get(group) ?? [];
+    this.reserveBatches.delete(group);
+    if (batch.length === 0) return;
+    if (batch.length === 1) {
+      const [only] = batch;
+      this.redis.reserveStock(...only!.args).then(only!.resolve, only!.reject);
+      return;
+    }
+    const pipeline = this.redis.pipeline();
+    for (const { args } of batch) pipeline.reserveStock(...args);
+    pipeline.exec().then(
+      (results) => {
+        batch.forEach((pending, i) => {
+          const [error, reply] = results?.[i] ?? [new Error('reserveStock: no reply in the pipeline'), null];
+          if (error) pending.reject(error);
+          else pending.resolve(reply as ReserveReply);
+        });
+      },
+      (error: unknown) => batch.forEach((pending) => pending.reject(error as Error)),
+    );
   }
 
   /** Returns true when this call gave the stock back, false when it was already released or committed. */
@@ -144,10 +214,69 @@ export class Inventory {
     if (!stored) return false;
     const keys = [
       this.keys.order(group, orderId),
+      this.keys.couponUses(group, stored.payload.couponCode ?? '', userId),
       ...stored.payload.items.flatMap((line) => [this.keys.sku(group, line.skuId), this.keys.bought(group, line.skuId, userId)]),
     ];
     const result = await this.redis.releaseStock(keys.length, ...keys, reason);
     return result === 1;
+  }
+
+  /**
+   * Gives back the coupon use an order took at checkout while the order lives on (the
+   * coupon did not apply when it was priced); once only. Returns true when given back now.
+   */
+  async releaseCoupon(order: Pick<AcceptedOrder, 'orderId' | 'userId' | 'couponCode'>): Promise<boolean> {
+    if (!order.couponCode) return false;
+    const group = this.keys.groupOf(order.userId);
+    const keys = [this.keys.order(group, order.orderId), this.keys.couponUses(group, order.couponCode, order.userId)];
+    return (await this.redis.releaseCoupon(keys.length, ...keys)) === 1;
+  }
+
+  /** Publishes a coupon for checkout in every group: how many orders of one buyer may use it, and when. */
+  async publishCoupon(coupon: { code: string; perBuyerLimit: number; startsAt: Date; endsAt: Date }): Promise<void> {
+    await Promise.all(
+      this.keys.groups().map((group) =>
+        this.redis.hset(this.keys.coupon(group, coupon.code), { perBuyerLimit: coupon.perBuyerLimit, startsAt: coupon.startsAt.getTime(), endsAt: coupon.endsAt.getTime() }),
+      ),
+    );
+  }
+
+  /**
+   * At payment: the order's reserved (placement) or checked (payment-time) units become
+   * sold, exactly once, all lines or none (commitStock-1+n.lua).
+   */
+  async commitStock(orderId: string, userId: string): Promise<CommitOutcome> {
+    const group = this.keys.groupOf(userId);
+    const stored = await this.readReservation(group, orderId);
+    if (!stored) return { status: 'missing' };
+    const keys = [this.keys.order(group, orderId), ...stored.payload.items.map((line) => this.keys.sku(group, line.skuId))];
+    const [code, lineIndex] = await this.redis.commitStock(keys.length, ...keys);
+    switch (code) {
+      case 1:
+        return { status: 'committed' };
+      case 0:
+        return { status: 'already' };
+      case -1:
+        return { status: 'missing' };
+      case -2:
+        return { status: 'released' };
+      case -3:
+        return { status: 'gone', skuId: stored.payload.items[lineIndex - 1]?.skuId ?? '' };
+      default:
+        throw new Error(`commitStock answered an unknown code ${String(code)}`);
+    }
+  }
+
+  /**
+   * Puts sold units back on sale (a cancelled or refunded paid order, a received return),
+   * once per `ref` (the refund's id): a retry after a crash restocks nothing twice.
+   * Returns false when this ref was already restocked.
+   */
+  async restockStock(ref: string, lines: ReadonlyArray<{ skuId: string; qty: number }>): Promise<boolean> {
+    if (lines.length === 0) return false;
+    const [group] = this.keys.groups();
+    const keys = [this.keys.restock(group!, ref), ...lines.map((line) => this.keys.sku(group!, line.skuId))];
+    return (await this.redis.restockStock(keys.length, ...keys, ...lines.map((line) => line.qty), RESTOCK_MARKER_TTL_MS)) === 1;
   }
 
   /** The order as the intake accepted it, while Redis still holds its reservation. */

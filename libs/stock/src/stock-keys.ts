@@ -31,6 +31,18 @@ export class StockKeys {
     return `${this.prefix}${group}:bought:${skuId}:${userId}`;
   }
 
+  coupon(group: string, code: string): string {
+    return `${this.prefix}${group}:coupon:${code}`;
+  }
+
+  couponUses(group: string, code: string, userId: string): string {
+    return `${this.prefix}${group}:coupon-uses:${code}:${userId}`;
+  }
+
+  restock(group: string, ref: string): string {
+    return `${this.prefix}${group}:restock:${ref}`;
+  }
+
   /** All groups, for scans that look at every SKU or accepted order. */
   groups(): string[] {
     return ['{g0}'];

@@ -11,14 +11,20 @@ declare module 'ioredis' {
     releaseStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
     initSku(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
     setStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
+    commitStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, number], Context>;
+    restockStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
+    releaseCoupon(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
   }
 }
 
 const SCRIPT_FILES = {
-  reserveStock: 'reserveStock-3+2n.lua',
-  releaseStock: 'releaseStock-1+2n.lua',
+  reserveStock: 'reserveStock-5+2n.lua',
+  releaseStock: 'releaseStock-2+2n.lua',
+  releaseCoupon: 'releaseCoupon-2.lua',
   initSku: 'initSku-1.lua',
   setStock: 'setStock-1.lua',
+  commitStock: 'commitStock-1+n.lua',
+  restockStock: 'restockStock-1+n.lua',
 } as const;
 
 // tsc does not copy .lua files; they are read from the package's src/lua in both src and dist runs.

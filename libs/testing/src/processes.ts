@@ -41,12 +41,12 @@ export function spawnApp(app: 'worker' | 'api' | 'payment-sim' | 'warehouse-sim'
 }
 
 /** Polls until `check` returns a truthy value; fails with the last value after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T>, { timeoutMs = 30_000, intervalMs = 100, what = 'condition' } = {}): Promise<T> {
+export async function waitFor<T>(check: () => Promise<T>, { timeoutMs = 30_000, intervalMs = 100, what = 'condition' } = {}): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
   const deadline = Date.now() + timeoutMs;
   let last: T;
   do {
     last = await check();
-    if (last) return last;
+    if (last) return last as Exclude<T, false | 0 | '' | null | undefined>;
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   } while (Date.now() < deadline);
   throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what} (last value: ${JSON.stringify(last)})`);

@@ -55,7 +55,7 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
     throw notFound('order');
   }
 
-  app.post<{ Body: CheckoutBody; Headers: { 'idempotency-key': string } }>(
+  app.post<{ Body: CheckoutBody; Headers: { 'idempotency-key': string; 'x-device-id'?: string } }>(
     '/v1/orders',
     {
       preHandler: app.requireRole('buyer'),
@@ -65,14 +65,18 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
         headers: {
           type: 'object',
           required: ['idempotency-key'],
-          properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7E]+$' } },
+          properties: {
+            'idempotency-key': { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7E]+$' },
+            'x-device-id': { type: 'string', minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7E]+$', description: "the client's device id, for risk control" },
+          },
         },
         body: checkoutBodySchema({ maxLines: config.MAX_ORDER_LINES, maxQty: config.MAX_LINE_QTY }),
         response: { 202: acceptedSchema, '4xx': problemRef, '5xx': problemRef },
       },
     },
     async (request, reply) => {
-      const { order } = await intake.checkout(request.user.sub, request.headers['idempotency-key'], request.body);
+      const { order } = await intake.checkout(request.user.sub, request.headers['idempotency-key'], request.body, request.headers['x-device-id'] ?? null);
+      request.log = reply.log = request.log.child({ orderId: order.orderId });
       const statusUrl = `/v1/orders/${order.orderId}`;
       return reply.code(202).header('location', statusUrl).send({ orderId: order.orderId, status: 'ACCEPTED', statusUrl });
     },
@@ -124,6 +128,10 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
       const page = await orders.listOrders({
         userId: principal.role === 'buyer' ? principal.sub : undefined,
         merchantId: principal.role === 'merchant' ? principal.sub : undefined,
+        // a buyer lists what they bought (a split order's parts are its subOrders); a merchant
+        // lists what it fulfils: unsplit orders and the children holding its SKUs
+        topLevel: principal.role === 'buyer' ? true : undefined,
+        leaf: principal.role === 'merchant' ? true : undefined,
         status,
         type,
         before,

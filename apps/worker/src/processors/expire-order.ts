@@ -14,7 +14,7 @@ export interface CloseOrderDeps {
 }
 
 /**
- * Closes an unpaid order (expiry, cancellation) and gives its stock back exactly once:
+ * Closes an unpaid order (expiry, cancellation) and gives its stock and its coupon use back exactly once:
  * the transition and the ledger's release rows commit together in MySQL, then Redis
  * releases the reservation (a no-op when already released). A retry after a crash
  * between the two finds the order closed and still completes the Redis side.
@@ -33,17 +33,7 @@ export async function closeUnpaidOrder(
       at: clock(),
       detail: request.detail,
       effects: async (trx, current, transition) => {
-        if (!transition.effects.includes('releaseStock')) return;
-        const lines = await trx
-          .selectFrom('order_items')
-          .select(['sku_id', 'qty'])
-          .where('order_id', '=', current.order_id)
-          .where('deduction', '=', 'placement')
-          .execute();
-        await OrderRepository.writeLedger(
-          trx,
-          lines.map((line) => ({ sku_id: line.sku_id, kind: 'release' as const, ref: current.order_id, order_id: current.order_id, qty: line.qty, reason: transition.action })),
-        );
+        if (transition.effects.includes('releaseStock')) await OrderRepository.releaseReservation(trx, current.order_id, transition.action, clock());
       },
     });
     metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });

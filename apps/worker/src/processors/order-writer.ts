@@ -1,7 +1,7 @@
 import { DomainError, priceOrder, type AcceptedOrder } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import type { CatalogRepository, OrderRepository, OrderToPersist } from '@orders/persistence';
-import { schedulePaymentDeadlines, type OrderQueues } from '@orders/queues';
+import type { CatalogRepository, OrderRepository, OrderToPersist, PricingRepository } from '@orders/persistence';
+import { isPersistOrdersJob, schedulePaymentDeadlines, type OrderQueues, type PersistOrdersJob } from '@orders/queues';
 import type { Inventory } from '@orders/stock';
 
 interface Pending {
@@ -29,6 +29,7 @@ export class OrderWriter {
     private readonly deps: {
       orders: OrderRepository;
       catalog: CatalogRepository;
+      pricing: PricingRepository;
       inventory: Inventory;
       queues: Pick<OrderQueues, 'timers'>;
       metrics: OrderMetrics;
@@ -37,7 +38,16 @@ export class OrderWriter {
     private readonly options: OrderWriterOptions,
   ) {}
 
-  persist(order: AcceptedOrder): Promise<void> {
+  /**
+   * One job's orders: a single order (the sweeper's, a replay's) or the batch the intake
+   * accepted in one turn. The job succeeds once all of them are in MySQL.
+   */
+  async persist(data: AcceptedOrder | PersistOrdersJob): Promise<void> {
+    if (!isPersistOrdersJob(data)) return this.persistOne(data);
+    await Promise.all(data.orders.map((order) => this.persistOne(order)));
+  }
+
+  private persistOne(order: AcceptedOrder): Promise<void> {
     return new Promise((resolve, reject) => {
       this.pending.push({ order, resolve, reject });
       if (this.pending.length >= this.options.batchSize) this.flush();
@@ -62,14 +72,18 @@ export class OrderWriter {
   }
 
   private async write(batch: Pending[]): Promise<void> {
-    const { orders, catalog, inventory, queues, metrics, clock } = this.deps;
+    const { orders, catalog, pricing, inventory, queues, metrics, clock } = this.deps;
     try {
       const now = clock();
       const skus = await catalog.findSkus(batch.flatMap((p) => p.order.items.map((item) => item.skuId)));
+      const rules = await pricing.rulesFor(
+        batch.map((p) => p.order),
+        [...skus.values()].map((sku) => sku.warehouseId),
+      );
       const priced: Array<Pending & OrderToPersist> = [];
       for (const pending of batch) {
         try {
-          priced.push({ ...pending, accepted: pending.order, priced: priceOrder(pending.order.items, skus, new Date(pending.order.acceptedAt)) });
+          priced.push({ ...pending, accepted: pending.order, priced: priceOrder(pending.order.items, skus, new Date(pending.order.acceptedAt), rules.get(pending.order.orderId)) });
         } catch (error) {
           // one unpriceable order (e.g. a SKU missing from MySQL) must not hold back the others
           pending.reject(error instanceof DomainError ? error : new Error(String(error)));
@@ -88,6 +102,8 @@ export class OrderWriter {
       // attempt may have died between the commit and these two steps.
       await schedulePaymentDeadlines(queues, priced.map(({ order }) => order), now);
       await inventory.markPersisted(priced.map(({ order }) => order));
+      // a coupon reserved at checkout that did not apply (minimum spend not reached) goes back to its buyer now
+      await Promise.all(priced.filter((p) => p.order.couponCode && !p.priced.applied.coupon).map((p) => inventory.releaseCoupon(p.order)));
       for (const pending of priced) pending.resolve();
     } catch (error) {
       for (const pending of batch) pending.reject(error as Error);

@@ -1,16 +1,31 @@
 import { OrderStateMachine, type OrderType } from '../order-process.js';
+import { importedProcess } from './imported.js';
+import { presaleProcess } from './presale.js';
 import { flashSaleProcess, standardProcess } from './retail.js';
+import { virtualProcess } from './virtual.js';
 
 export { standardProcess, flashSaleProcess } from './retail.js';
+export { presaleDepositCents, presaleProcess } from './presale.js';
+export { virtualProcess } from './virtual.js';
+export { importedProcess } from './imported.js';
 export type { RetailStatus, RetailAction } from './retail.js';
+export type { PresaleStatus, PresaleAction } from './presale.js';
+export type { VirtualStatus, VirtualAction } from './virtual.js';
+export type { ImportedStatus, ImportedAction } from './imported.js';
 
-export const ORDER_TYPES: readonly OrderType[] = ['standard', 'flash_sale'];
+export const ORDER_TYPES: readonly OrderType[] = ['standard', 'flash_sale', 'presale', 'virtual', 'imported'];
 
+/** Adding an order type is adding its table here; the engine and the adapters stay as they are. */
 const machines: Record<OrderType, OrderStateMachine> = {
   standard: new OrderStateMachine(standardProcess),
   flash_sale: new OrderStateMachine(flashSaleProcess),
+  presale: new OrderStateMachine(presaleProcess),
+  virtual: new OrderStateMachine(virtualProcess),
+  imported: new OrderStateMachine(importedProcess),
 };
 
 export function stateMachineFor(type: OrderType): OrderStateMachine {
-  return machines[type];
+  const machine = machines[type];
+  if (!machine) throw new Error(`There is no order process for type '${String(type)}'`);
+  return machine;
 }

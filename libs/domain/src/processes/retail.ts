@@ -1,4 +1,4 @@
-import type { OrderProcess, StateInfo, TransitionRule } from '../order-process.js';
+import { guards, type OrderProcess, type StateInfo, type TransitionRule } from '../order-process.js';
 
 /** The statuses of API.md shared by the standard and flash-sale types. */
 export type RetailStatus =
@@ -20,6 +20,9 @@ export type RetailStatus =
 export type RetailAction =
   | 'persist'
   | 'pay'
+  | 'split'
+  | 'pick'
+  | 'pack'
   | 'cancel'
   | 'expire'
   | 'fulfil'
@@ -29,13 +32,19 @@ export type RetailAction =
   | 'auto_confirm'
   | 'complete'
   | 'refund'
+  /** some units of an unshipped order go back; the order itself lives on */
+  | 'refund_lines'
   | 'refund_succeeded'
+  /** the buyer's address changes until the order ships */
+  | 'change_address'
   | 'request_return'
   | 'approve_return'
   | 'refuse_return'
-  | 'receive_return';
+  | 'receive_return'
+  /** the warehouse received a return of some of the units: the rest stays with the buyer */
+  | 'receive_partial_return';
 
-const states: Record<RetailStatus, StateInfo> = {
+export const retailStates: Record<RetailStatus, StateInfo> = {
   ACCEPTED: { buyerLabel: 'Processing', merchantLabel: 'Incoming' },
   PENDING_PAYMENT: { buyerLabel: 'To pay', merchantLabel: 'Awaiting payment' },
   PAID: { buyerLabel: 'To ship', merchantLabel: 'To fulfil' },
@@ -52,31 +61,55 @@ const states: Record<RetailStatus, StateInfo> = {
   RETURNED: { buyerLabel: 'Closed', merchantLabel: 'Returned', final: true },
 };
 
-const transitions: TransitionRule<RetailStatus, RetailAction>[] = [
-  { from: 'ACCEPTED', action: 'persist', to: 'PENDING_PAYMENT', actors: ['system'], effects: ['schedulePaymentDeadline'] },
-  { from: 'PENDING_PAYMENT', action: 'pay', to: 'PAID', actors: ['payment'] },
-  { from: 'PENDING_PAYMENT', action: 'cancel', to: 'CANCELLED', actors: ['buyer', 'merchant', 'admin'], effects: ['releaseStock'] },
-  { from: 'PENDING_PAYMENT', action: 'expire', to: 'EXPIRED', actors: ['system'], effects: ['releaseStock'] },
-  { from: 'PAID', action: 'fulfil', to: 'IN_FULFILLMENT', actors: ['system'] },
-  { from: 'PAID', action: 'refund', to: 'REFUNDING', actors: ['buyer', 'merchant', 'admin'] },
-  { from: 'IN_FULFILLMENT', action: 'ship', to: 'SHIPPED', actors: ['warehouse'] },
-  { from: 'IN_FULFILLMENT', action: 'refund', to: 'REFUNDING', actors: ['buyer', 'merchant', 'admin'] },
-  { from: 'SHIPPED', action: 'deliver', to: 'DELIVERED', actors: ['warehouse'] },
-  { from: 'SHIPPED', action: 'confirm_receipt', to: 'DELIVERED', actors: ['buyer'] },
-  { from: 'SHIPPED', action: 'auto_confirm', to: 'DELIVERED', actors: ['system'] },
+/**
+ * The forward life after payment, shared by every shipped type: split, hand to the
+ * warehouse, picked/packed/shipped/delivered by its callbacks, confirmed, completed.
+ * A split parent takes no fulfilment action itself (guard notSplit): its status
+ * derives from its children's.
+ */
+export const fulfilmentTransitions: TransitionRule<RetailStatus, RetailAction>[] = [
+  { from: 'PAID', action: 'split', to: 'PAID', actors: ['system'], guard: guards.notSplit, effects: ['requestFulfilment'] },
+  { from: 'PAID', action: 'fulfil', to: 'IN_FULFILLMENT', actors: ['system'], guard: guards.notSplit },
+  { from: 'PAID', action: 'refund', to: 'REFUNDING', actors: ['buyer', 'merchant', 'admin', 'system'], guard: guards.notSplit, effects: ['refundPayments'] },
+  { from: 'PAID', action: 'refund_lines', to: 'PAID', actors: ['buyer', 'merchant', 'admin'], guard: guards.notSplit, effects: ['refundPayments'] },
+  { from: 'IN_FULFILLMENT', action: 'refund_lines', to: 'IN_FULFILLMENT', actors: ['buyer', 'merchant', 'admin'], guard: guards.notSplit, effects: ['refundPayments', 'updateFulfilment'] },
+  { from: 'PAID', action: 'change_address', to: 'PAID', actors: ['buyer', 'admin'] },
+  { from: 'IN_FULFILLMENT', action: 'change_address', to: 'IN_FULFILLMENT', actors: ['buyer', 'admin'], effects: ['updateFulfilment'] },
+  { from: 'IN_FULFILLMENT', action: 'pick', to: 'IN_FULFILLMENT', actors: ['warehouse'] },
+  { from: 'IN_FULFILLMENT', action: 'pack', to: 'IN_FULFILLMENT', actors: ['warehouse'] },
+  { from: 'IN_FULFILLMENT', action: 'ship', to: 'SHIPPED', actors: ['warehouse'], effects: ['scheduleAutoConfirm'] },
+  { from: 'IN_FULFILLMENT', action: 'refund', to: 'REFUNDING', actors: ['buyer', 'merchant', 'admin'], effects: ['refundPayments', 'updateFulfilment'] },
+  { from: 'SHIPPED', action: 'deliver', to: 'DELIVERED', actors: ['warehouse'], effects: ['scheduleCompletion'] },
+  { from: 'SHIPPED', action: 'confirm_receipt', to: 'DELIVERED', actors: ['buyer'], effects: ['scheduleCompletion'] },
+  { from: 'SHIPPED', action: 'auto_confirm', to: 'DELIVERED', actors: ['system'], effects: ['scheduleCompletion'] },
   { from: 'DELIVERED', action: 'complete', to: 'COMPLETED', actors: ['system'] },
   { from: 'DELIVERED', action: 'request_return', to: 'RETURN_REQUESTED', actors: ['buyer'] },
   { from: 'REFUNDING', action: 'refund_succeeded', to: 'REFUNDED', actors: ['payment'] },
   { from: 'RETURN_REQUESTED', action: 'approve_return', to: 'RETURNING', actors: ['merchant', 'admin'] },
-  { from: 'RETURN_REQUESTED', action: 'refuse_return', to: 'DELIVERED', actors: ['merchant', 'admin'] },
-  { from: 'RETURNING', action: 'receive_return', to: 'RETURNED', actors: ['warehouse'] },
+  // a refused return gets a new after-sales window: the first one's timer found it under review
+  { from: 'RETURN_REQUESTED', action: 'refuse_return', to: 'DELIVERED', actors: ['merchant', 'admin'], effects: ['scheduleCompletion'] },
+  { from: 'RETURNING', action: 'receive_return', to: 'RETURNED', actors: ['warehouse'], effects: ['refundPayments'] },
+  { from: 'RETURNING', action: 'receive_partial_return', to: 'DELIVERED', actors: ['warehouse'], effects: ['refundPayments', 'scheduleCompletion'] },
+];
+
+export const RETAIL_FORWARD_PATH: readonly RetailStatus[] = ['ACCEPTED', 'PENDING_PAYMENT', 'PAID', 'IN_FULFILLMENT', 'SHIPPED', 'DELIVERED', 'COMPLETED'];
+
+const transitions: TransitionRule<RetailStatus, RetailAction>[] = [
+  { from: 'ACCEPTED', action: 'persist', to: 'PENDING_PAYMENT', actors: ['system'], effects: ['schedulePaymentDeadline'] },
+  { from: 'PENDING_PAYMENT', action: 'pay', to: 'PAID', actors: ['payment'], effects: ['commitStock', 'split'] },
+  { from: 'PENDING_PAYMENT', action: 'cancel', to: 'CANCELLED', actors: ['buyer', 'merchant', 'admin'], effects: ['releaseStock'] },
+  { from: 'PENDING_PAYMENT', action: 'expire', to: 'EXPIRED', actors: ['system'], effects: ['releaseStock'] },
+  { from: 'PENDING_PAYMENT', action: 'change_address', to: 'PENDING_PAYMENT', actors: ['buyer', 'admin'] },
+  ...fulfilmentTransitions,
 ];
 
 export const standardProcess: OrderProcess<RetailStatus, RetailAction> = {
   type: 'standard',
   initial: 'ACCEPTED',
-  states,
+  states: retailStates,
   transitions,
+  forwardPath: RETAIL_FORWARD_PATH,
+  paymentActions: ['pay'],
 };
 
 /** A flash sale runs the same life; its shorter payment deadline comes from config. */

@@ -1,5 +1,9 @@
 import type { Migration } from 'kysely';
 import * as initial from './0001-initial.js';
+import * as processEngine from './0002-process-engine.js';
+import * as orderEvents from './0005-order-events.js';
+import * as orderImport from './0006-order-import.js';
+import * as pricing from './0007-pricing.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -7,4 +11,8 @@ import * as initial from './0001-initial.js';
  */
 export const migrations: Record<string, Migration> = {
   '0001-initial': initial,
+  '0002-process-engine': processEngine,
+  '0005-order-events': orderEvents,
+  '0006-order-import': orderImport,
+  '0007-pricing': pricing,
 };

@@ -1,17 +1,22 @@
 --[[
   Checkout in one round trip: idempotency check, flash-sale window and per-buyer limit,
-  then reserve (placement deduction) or check (payment deduction) every line, all or none.
+  then reserve (placement deduction) or check (payment deduction) every line, all or none,
+  and one use of the buyer's coupon with them.
 
   KEYS[1]  idempotency record   <prefix>{g}:idem:<userId>:<key>
   KEYS[2]  order reservation    <prefix>{g}:order:<orderId>
   KEYS[3]  accepted orders      <prefix>{g}:accepted   (zset: not yet in MySQL)
-  KEYS[3+2i-1], KEYS[3+2i]      per line i: SKU hash <prefix>{g}:sku:<skuId>,
+  KEYS[4]  coupon               <prefix>{g}:coupon:<code>   (hash: perBuyerLimit, startsAt, endsAt)
+  KEYS[5]  buyer's coupon uses  <prefix>{g}:coupon-uses:<code>:<userId>
+           (both unused, and named with an empty code, when the order has no coupon)
+  KEYS[5+2i-1], KEYS[5+2i]      per line i: SKU hash <prefix>{g}:sku:<skuId>,
                                 buyer's bought counter <prefix>{g}:bought:<skuId>:<userId>
   ARGV[1] orderId   ARGV[2] userId   ARGV[3] request body hash   ARGV[4] now (ms)
   ARGV[5] idempotency TTL (ms)   ARGV[6] standard payment timeout (ms)
   ARGV[7] flash-sale payment timeout (ms)   ARGV[8] requested order type or ''
   ARGV[9] order payload (JSON, stored for recovery and for status reads)
-  ARGV[9+i] quantity of line i
+  ARGV[10] coupon code or ''
+  ARGV[10+i] quantity of line i
 
   Returns { code, ... }:
     1 accepted          { 1, orderId, type, deadlineMs }
@@ -22,11 +27,14 @@
    -4 limit exceeded    { -4, lineIndex }
    -5 out of stock      { -5, lineIndex }
    -6 order type mismatch { -6, derivedType }
+   -7 no such coupon, or not valid now
+   -8 the buyer has used the coupon as often as it allows
 ]]
 local idemKey, orderKey, acceptedKey = KEYS[1], KEYS[2], KEYS[3]
 local orderId, userId, bodyHash = ARGV[1], ARGV[2], ARGV[3]
 local now = tonumber(ARGV[4])
-local lineCount = (#KEYS - 3) / 2
+local couponKey, couponUsesKey, couponCode = KEYS[4], KEYS[5], ARGV[10]
+local lineCount = (#KEYS - 5) / 2
 
 local previous = redis.call('HMGET', idemKey, 'h', 'o', 't', 'd')
 if previous[1] then
@@ -37,8 +45,8 @@ end
 local type = 'standard'
 local lines = {}
 for i = 1, lineCount do
-  local skuKey, boughtKey = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
-  local qty = tonumber(ARGV[9 + i])
+  local skuKey, boughtKey = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
+  local qty = tonumber(ARGV[10 + i])
   local sku = redis.call('HMGET', skuKey, 'available', 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit')
   if not sku[1] then return { -2, i } end
   local available, saleStartsAt, saleEndsAt, limit = tonumber(sku[1]), tonumber(sku[3]), tonumber(sku[4]), tonumber(sku[5])
@@ -58,6 +66,13 @@ for i = 1, lineCount do
 end
 if ARGV[8] == 'flash_sale' and type ~= 'flash_sale' then return { -3, 1 } end
 if ARGV[8] ~= '' and ARGV[8] ~= type then return { -6, type } end
+local couponEndsAt = 0
+if couponCode ~= '' then
+  local coupon = redis.call('HMGET', couponKey, 'perBuyerLimit', 'startsAt', 'endsAt')
+  if not coupon[1] or now < tonumber(coupon[2]) or now >= tonumber(coupon[3]) then return { -7 } end
+  couponEndsAt = tonumber(coupon[3])
+  if tonumber(redis.call('GET', couponUsesKey) or '0') >= tonumber(coupon[1]) then return { -8 } end
+end
 
 local deadline = now + tonumber(type == 'flash_sale' and ARGV[7] or ARGV[6])
 local recorded = {}
@@ -76,6 +91,13 @@ for i = 1, lineCount do
 end
 
 redis.call('HSET', orderKey, 'u', userId, 't', type, 'd', deadline, 's', 'reserved', 'l', cjson.encode(recorded), 'p', ARGV[9], 'a', now)
+if couponCode ~= '' then
+  redis.call('INCR', couponUsesKey)
+  -- the uses only matter while the coupon is valid; keep them a day past its end
+  redis.call('PEXPIREAT', couponUsesKey, couponEndsAt + 86400000)
+  -- 'c': the order holds a use of its coupon until it is released
+  redis.call('HSET', orderKey, 'c', couponCode)
+end
 -- outlive the payment deadline by a week so a late expiry still finds what to release
 redis.call('PEXPIREAT', orderKey, deadline + 604800000)
 redis.call('ZADD', acceptedKey, now, orderId)

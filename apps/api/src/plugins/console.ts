@@ -1,0 +1,39 @@
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import fp from 'fastify-plugin';
+import { HttpProblem } from '../problems.js';
+
+/** apps/console/dist, seen from apps/api/src/plugins (tests) and apps/api/dist/plugins (npm start) alike */
+const BUILT_CONSOLE = fileURLToPath(new URL('../../../console/dist/', import.meta.url));
+
+/**
+ * The merchants' and operators' web console, a Vite build served under /console. Any
+ * path that is not a built file answers index.html, so deep links (an order's page) load
+ * the app, which routes itself. Without a build, /console says how to make one.
+ */
+export const consolePlugin = fp(
+  async (app: FastifyInstance, options: { root?: string } = {}) => {
+    const root = path.resolve(options.root ?? BUILT_CONSOLE);
+    await app.register(fastifyStatic, { root, serve: false });
+
+    function serve(reply: FastifyReply, requested: string) {
+      if (!existsSync(path.join(root, 'index.html'))) {
+        throw new HttpProblem(503, 'SERVICE_UNAVAILABLE', 'The console is not built: run npm run build (or npm start), then reload');
+      }
+      const file = path.resolve(root, requested);
+      if (requested !== '' && file.startsWith(root + path.sep) && existsSync(file) && statSync(file).isFile()) {
+        // Vite puts a content hash in every asset's name, so an asset never changes
+        return reply.sendFile(path.relative(root, file), root, { maxAge: '365d', immutable: true });
+      }
+      return reply.header('cache-control', 'no-cache').sendFile('index.html', root, { cacheControl: false });
+    }
+
+    const hide = { schema: { hide: true } };
+    app.get('/console', hide, async (_request, reply) => serve(reply, ''));
+    app.get<{ Params: { '*': string } }>('/console/*', hide, async (request, reply) => serve(reply, request.params['*']));
+  },
+  { name: 'console', dependencies: ['problem-details'] },
+);

@@ -1,0 +1,62 @@
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../app-deps.js';
+import { validationFailed } from '../problems.js';
+import { ULID_PATTERN, problemRef } from '../schemas.js';
+
+const ULID = new RegExp(ULID_PATTERN);
+const ID = '^[A-Za-z0-9._:@-]{1,64}$';
+
+/** GET /v1/admin/orders: the order centre's search over every order of every type, newest first. */
+export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  app.get<{
+    Querystring: { status?: string; type?: string; userId?: string; merchantId?: string; skuId?: string; parentOrderId?: string; topLevel?: boolean; createdFrom?: string; createdTo?: string; limit: number; cursor?: string };
+  }>(
+    '/v1/admin/orders',
+    {
+      preHandler: app.requireRole('admin'),
+      schema: {
+        tags: ['admin'],
+        summary: 'Search all orders (any type, parents and children) by status, type, buyer, merchant, SKU, parent or when they were placed',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            status: { type: 'string', pattern: '^[A-Z_]{1,32}$' },
+            type: { type: 'string', pattern: '^[a-z_]{1,32}$' },
+            userId: { type: 'string', pattern: ID },
+            merchantId: { type: 'string', pattern: ID },
+            skuId: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
+            parentOrderId: { type: 'string', pattern: ULID_PATTERN },
+            topLevel: { type: 'boolean', description: 'only orders that were not split off another' },
+            createdFrom: { type: 'string', format: 'date-time', description: 'only orders placed at or after this instant' },
+            createdTo: { type: 'string', format: 'date-time', description: 'only orders placed before this instant' },
+            limit: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
+            cursor: { type: 'string', maxLength: 200 },
+          },
+        },
+        response: {
+          200: { type: 'object', properties: { items: { type: 'array', items: { $ref: 'Order#' } }, nextCursor: { type: ['string', 'null'] } } },
+          '4xx': problemRef,
+        },
+      },
+    },
+    async (request) => {
+      const { limit, cursor, createdFrom, createdTo, ...filter } = request.query;
+      let before: string | undefined;
+      if (cursor !== undefined) {
+        before = Buffer.from(cursor, 'base64url').toString('utf8');
+        if (!ULID.test(before)) throw validationFailed('cursor is not one this API issued');
+      }
+      const page = await deps.orders.listOrders({
+        ...filter,
+        createdFrom: createdFrom === undefined ? undefined : new Date(createdFrom),
+        createdTo: createdTo === undefined ? undefined : new Date(createdTo),
+        before,
+        limit: limit + 1,
+      });
+      const items = page.slice(0, limit);
+      const last = items.at(-1);
+      return { items, nextCursor: page.length > limit && last ? Buffer.from(last.orderId).toString('base64url') : null };
+    },
+  );
+}

@@ -1,0 +1,277 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { IllegalTransition, StaleOrderVersion, stateMachineFor, type OrderType } from '@orders/domain';
+import { ProcessRepository, RefundRepository, type RefundView } from '@orders/persistence';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { AppDeps } from '../app-deps.js';
+import { HttpProblem, notFound, unauthorized } from '../problems.js';
+import { problemRef } from '../schemas.js';
+import { AlreadyApplied, followUp, followUpAgain } from './order-engine-support.js';
+
+type CallbackSystem = 'payment' | 'warehouse';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** whose shared secret signs this route's bodies */
+    callbackSystem?: CallbackSystem;
+  }
+}
+
+interface PaymentCallback {
+  orderId: string;
+  paymentId: string;
+  /** present when the callback confirms a refund of the payment rather than the payment */
+  refundId?: string;
+  transactionId: string;
+  status: 'SUCCEEDED' | 'FAILED';
+  amountCents: number;
+  at: string;
+}
+
+interface WarehouseCallback {
+  orderId: string;
+  event: 'PICKED' | 'PACKED' | 'SHIPPED' | 'DELIVERED' | 'RETURN_RECEIVED';
+  trackingNo?: string;
+  at: string;
+}
+
+const id = { type: 'string', minLength: 1, maxLength: 64 } as const;
+const answerSchema = { type: 'object', properties: { changed: { type: 'boolean' }, status: { type: 'string' } }, required: ['changed'] } as const;
+
+/** Each warehouse event: the action it fires and how it moves the shipment (a repeat finds it already moved). */
+const WAREHOUSE_EVENTS: Record<WarehouseCallback['event'], { action: string; shipmentFrom: string[]; shipmentTo: string | null }> = {
+  PICKED: { action: 'pick', shipmentFrom: ['ACCEPTED'], shipmentTo: 'PICKED' },
+  PACKED: { action: 'pack', shipmentFrom: ['ACCEPTED', 'PICKED'], shipmentTo: 'PACKED' },
+  SHIPPED: { action: 'ship', shipmentFrom: ['ACCEPTED', 'PICKED', 'PACKED'], shipmentTo: 'SHIPPED' },
+  DELIVERED: { action: 'deliver', shipmentFrom: ['ACCEPTED', 'PICKED', 'PACKED', 'SHIPPED'], shipmentTo: 'DELIVERED' },
+  RETURN_RECEIVED: { action: 'receive_return', shipmentFrom: [], shipmentTo: null },
+};
+
+function signatureMatches(secret: string, body: Buffer, header: unknown): boolean {
+  if (typeof header !== 'string') return false;
+  const expected = Buffer.from(`sha256=${createHmac('sha256', secret).update(body).digest('hex')}`);
+  const received = Buffer.from(header);
+  return expected.length === received.length && timingSafeEqual(expected, received);
+}
+
+/**
+ * The signed callbacks of the payment and warehouse systems (API.md). The signature is
+ * an HMAC-SHA256 of the raw body, so this plugin parses JSON itself and checks the
+ * signature before anything reads the body: a wrong or missing signature is 401 whatever
+ * the body holds. Callbacks are idempotent: a repeat answers 200 and changes nothing.
+ */
+export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const secrets: Record<CallbackSystem, string> = { payment: deps.config.PAYMENT_CALLBACK_SECRET, warehouse: deps.config.WAREHOUSE_CALLBACK_SECRET };
+  const verified = new WeakSet<FastifyRequest>();
+  const payments = new ProcessRepository(deps.db);
+  const refunds = new RefundRepository(deps.db);
+
+  /**
+   * A refund confirmed: the refund order succeeds, and an order in REFUNDING with no
+   * refund left unconfirmed becomes REFUNDED. A repeat changes nothing.
+   */
+  async function confirmRefund(callback: PaymentCallback & { refundId: string }): Promise<{ changed: boolean; status: string }> {
+    const refund = await refunds.find(callback.refundId);
+    const order = refund && (await deps.orders.findOrderRow(refund.orderId));
+    if (!refund || !order || (order.order_id !== callback.orderId && order.parent_order_id !== callback.orderId)) throw notFound('refund');
+    if (refund.amountCents !== callback.amountCents) {
+      throw new HttpProblem(422, 'AMOUNT_MISMATCH', `Refund ${refund.refundId} is for ${refund.amountCents} cents, not ${callback.amountCents}`);
+    }
+    if (callback.status === 'FAILED') return { changed: false, status: order.status };
+    const changed = await refunds.markSucceeded(refund.refundId, deps.clock());
+    if (order.status === 'REFUNDING' && (await refunds.unsettled(order.order_id)) === 0) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { order: closed, fired } = await deps.orders.applyTransition({ orderId: order.order_id, action: 'refund_succeeded', actor: 'payment', at: deps.clock(), detail: `refund ${refund.refundId}` });
+          deps.metrics.transitions.inc({ type: closed.type, from: fired.from, to: fired.to, action: fired.action });
+          return { changed: true, status: closed.status };
+        } catch (error) {
+          if (error instanceof StaleOrderVersion && attempt < 5) continue;
+          // closed meanwhile by another refund's callback
+          if (error instanceof IllegalTransition) break;
+          throw error;
+        }
+      }
+    }
+    return { changed, status: (await deps.orders.findOrderRow(order.order_id))!.status };
+  }
+
+  // encapsulated: only these routes read raw bodies
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const system = request.routeOptions.config.callbackSystem;
+    if (!system || !signatureMatches(secrets[system], body as Buffer, request.headers['x-signature'])) {
+      done(unauthorized('x-signature must be sha256=<hex HMAC-SHA256 of the raw body> with the shared secret'), undefined);
+      return;
+    }
+    verified.add(request);
+    try {
+      done(null, JSON.parse((body as Buffer).toString('utf8')));
+    } catch {
+      done(new HttpProblem(400, 'VALIDATION_FAILED', 'The body is not valid JSON'), undefined);
+    }
+  });
+  app.addHook('preValidation', async (request) => {
+    if (!verified.has(request)) throw unauthorized('A signed JSON body is required');
+  });
+  // a validly signed body captured and sent again later is refused; repeats inside the window stay idempotent
+  app.addHook('preHandler', async (request) => {
+    const sentAt = Date.parse((request.body as { at: string }).at);
+    if (!Number.isFinite(sentAt) || Math.abs(deps.clock().getTime() - sentAt) > deps.config.CALLBACK_REPLAY_WINDOW_MS) {
+      throw unauthorized(`The callback's at is outside the ${deps.config.CALLBACK_REPLAY_WINDOW_MS} ms replay window`);
+    }
+  });
+
+  app.post<{ Body: PaymentCallback }>(
+    '/v1/callbacks/payment',
+    {
+      config: { callbackSystem: 'payment' },
+      schema: {
+        tags: ['callbacks'],
+        summary: 'The payment system reports a payment outcome, or confirms a refund (with refundId) (signed; idempotent)',
+        headers: { type: 'object', properties: { 'x-signature': { type: 'string', description: 'sha256=<hex HMAC-SHA256 of the raw body>' } } },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['orderId', 'paymentId', 'transactionId', 'status', 'amountCents', 'at'],
+          properties: {
+            orderId: id,
+            paymentId: id,
+            refundId: { ...id, description: 'set when the callback confirms a refund of the payment' },
+            transactionId: { type: 'string', minLength: 1, maxLength: 128 },
+            status: { type: 'string', enum: ['SUCCEEDED', 'FAILED'] },
+            amountCents: { type: 'integer', minimum: 0 },
+            at: { type: 'string', format: 'date-time' },
+          },
+        },
+        response: { 200: answerSchema, '4xx': problemRef, '5xx': problemRef },
+      },
+    },
+    async (request) => {
+      const callback = request.body;
+      if (callback.refundId !== undefined) return confirmRefund({ ...callback, refundId: callback.refundId });
+      const order = await deps.orders.findOrderRow(callback.orderId);
+      if (!order) throw notFound('order');
+      const payment = await payments.findPayment(callback.paymentId);
+      if (!payment || payment.order_id !== order.order_id) throw notFound('payment');
+      if (Number(payment.amount_cents) !== callback.amountCents) {
+        throw new HttpProblem(422, 'AMOUNT_MISMATCH', `Payment ${payment.payment_id} is for ${payment.amount_cents} cents, not ${callback.amountCents}`);
+      }
+      if (callback.status === 'FAILED') {
+        const changed = await payments.failPayment(payment.payment_id, callback.transactionId, deps.clock());
+        return { changed, status: order.status };
+      }
+      if (payment.status === 'SUCCEEDED') {
+        await followUpAgain(deps, order.order_id);
+        return { changed: false, status: order.status };
+      }
+      const action = payment.purpose === 'deposit' ? 'pay_deposit' : 'pay';
+      const paidAt = new Date(callback.at);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { order: paid, fired } = await deps.orders.applyTransition({
+            orderId: order.order_id,
+            action,
+            actor: 'payment',
+            at: deps.clock(),
+            detail: `payment ${payment.payment_id}, transaction ${callback.transactionId}`,
+            effects: async (trx, _current, transition) => {
+              const settled = await ProcessRepository.settlePayment(trx, payment.payment_id, { status: 'SUCCEEDED', transactionId: callback.transactionId, at: paidAt });
+              if (!settled) throw new AlreadyApplied();
+              if (transition.effects.includes('scheduleBalanceDeadline')) {
+                await ProcessRepository.setBalanceDeadline(trx, order.order_id, new Date(deps.clock().getTime() + deps.config.PRESALE_BALANCE_TIMEOUT_MS));
+              }
+            },
+          });
+          deps.metrics.transitions.inc({ type: paid.type, from: fired.from, to: fired.to, action: fired.action });
+          await followUp(deps, paid, fired.effects);
+          return { changed: true, status: paid.status };
+        } catch (error) {
+          if (error instanceof StaleOrderVersion && attempt < 5) continue;
+          if (error instanceof AlreadyApplied) return { changed: false, status: (await deps.orders.findOrderRow(order.order_id))?.status ?? order.status };
+          if (!(error instanceof IllegalTransition)) throw error;
+          const now = await payments.findPayment(payment.payment_id);
+          const current = await deps.orders.findOrderRow(order.order_id);
+          if (now?.status === 'SUCCEEDED') return { changed: false, status: current?.status ?? order.status };
+          // the money was taken but the order closed meanwhile (expired, cancelled): record it and give it back
+          request.log.warn({ orderId: order.order_id, paymentId: payment.payment_id, status: current?.status }, 'payment for an order that can no longer be paid: refunding');
+          await deps.db.transaction().execute((trx) => ProcessRepository.settlePayment(trx, payment.payment_id, { status: 'SUCCEEDED', transactionId: callback.transactionId, at: paidAt }));
+          await followUp(deps, order, ['refundPayments']);
+          return { changed: false, status: current?.status ?? order.status };
+        }
+      }
+    },
+  );
+
+  app.post<{ Body: WarehouseCallback }>(
+    '/v1/callbacks/warehouse',
+    {
+      config: { callbackSystem: 'warehouse' },
+      schema: {
+        tags: ['callbacks'],
+        summary: 'The warehouse reports progress of a (child) order (signed; idempotent)',
+        description: '200 with changed=false for an event the order already passed; 409 ILLEGAL_TRANSITION for one it has not reached yet (the warehouse retries).',
+        headers: { type: 'object', properties: { 'x-signature': { type: 'string' } } },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['orderId', 'event', 'at'],
+          properties: {
+            orderId: id,
+            event: { type: 'string', enum: Object.keys(WAREHOUSE_EVENTS) },
+            trackingNo: { type: 'string', maxLength: 128 },
+            at: { type: 'string', format: 'date-time' },
+          },
+        },
+        response: { 200: answerSchema, '4xx': problemRef, '5xx': problemRef },
+      },
+    },
+    async (request) => {
+      const callback = request.body;
+      const order = await deps.orders.findOrderRow(callback.orderId);
+      if (!order) throw notFound('order');
+      const event = WAREHOUSE_EVENTS[callback.event];
+      // a return of some of the units leaves the order with the buyer (DELIVERED) instead of closing it
+      const step = event.action === 'receive_return' && !(await refunds.approvedReturnIsWhole(order.order_id)) ? { ...event, action: 'receive_partial_return' } : event;
+      const at = new Date(callback.at);
+      // set inside the transition's effects, which TypeScript's narrowing does not follow
+      let received = null as RefundView | null;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { order: moved, fired } = await deps.orders.applyTransition({
+            orderId: order.order_id,
+            action: step.action,
+            actor: 'warehouse',
+            at: deps.clock(),
+            detail: callback.trackingNo ? `${callback.event}, tracking ${callback.trackingNo}` : callback.event,
+            effects: async (trx, current) => {
+              // the approved return's units are back: their amounts become due and the ledger restocks them
+              if (event.action === 'receive_return') received = await RefundRepository.receiveReturn(trx, current, at);
+              if (step.shipmentTo === null) return;
+              const advanced = await ProcessRepository.advanceShipment(trx, order.order_id, step.shipmentFrom, step.shipmentTo, { trackingNo: callback.trackingNo ?? null, at });
+              if (!advanced) throw new AlreadyApplied();
+            },
+          });
+          deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
+          // the received units are on sale again at once; the refund job does it again (once per return id) should this process die here
+          if (received) await deps.inventory.restockStock(received.refundId, received.items.filter((item) => item.qty > 0));
+          await followUp(deps, moved, fired.effects);
+          return { changed: true, status: moved.status };
+        } catch (error) {
+          if (error instanceof StaleOrderVersion && attempt < 5) continue;
+          const current = (await deps.orders.findOrderRow(order.order_id))!;
+          if (error instanceof AlreadyApplied) {
+            await followUpAgain(deps, order.order_id);
+            return { changed: false, status: current.status };
+          }
+          if (!(error instanceof IllegalTransition)) throw error;
+          const machine = stateMachineFor(current.type as OrderType);
+          const rule = machine.process.transitions.find((r) => r.action === event.action);
+          const reached = machine.progress(current.status);
+          // not reached yet (the event overtook our own step): the warehouse retries later
+          if (rule && reached >= 0 && reached < machine.progress(rule.to)) throw error;
+          await followUpAgain(deps, order.order_id);
+          return { changed: false, status: current.status };
+        }
+      }
+    },
+  );
+}

@@ -1,0 +1,153 @@
+import { StaleOrderVersion, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
+import { RefundRepository, type OrderView } from '@orders/persistence';
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../app-deps.js';
+import type { Principal } from '../plugins/auth.js';
+import { HttpProblem, notFound } from '../problems.js';
+import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
+import { followUp } from './order-engine-support.js';
+
+const ULID = new RegExp(ULID_PATTERN);
+const ACTION = '^[a-z_]{1,32}$';
+
+/**
+ * Actions that carry more than a state change (stock and coupons given back, refund
+ * records, the lines refunded) are taken through the reverse flows' own routes (API.md);
+ * the list names where, and this route sends the caller there.
+ */
+const REVERSE_FLOW_ROUTES = new Map<string, (orderId: string) => string>([
+  ['cancel', (orderId) => `/v1/orders/${orderId}/cancel`],
+  // a paid order cancelled before shipment becomes a full refund (API.md)
+  ['refund', (orderId) => `/v1/orders/${orderId}/cancel`],
+  ['refund_lines', (orderId) => `/v1/orders/${orderId}/refunds`],
+  // the address route also tells the warehouse and keeps the new address
+  ['change_address', (orderId) => `/v1/orders/${orderId}/address`],
+]);
+
+/** A return is approved or refused through its own route, which also moves the return record. */
+const RETURN_DECISIONS = new Map([
+  ['approve_return', 'approve'],
+  ['refuse_return', 'refuse'],
+]);
+
+const allowedActionsSchema = {
+  type: 'object',
+  properties: {
+    orderId: { type: 'string' },
+    type: { type: 'string' },
+    status: { type: 'string' },
+    actor: { type: 'string', enum: ['merchant', 'admin'] },
+    actions: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          action: { type: 'string' },
+          to: { type: 'string' },
+          merchantLabel: { type: 'string', description: "the merchant's label of the status the action leads to" },
+          href: { type: 'string', description: 'where to send it: /v1/orders/{orderId}/actions/{action}, or the route that owns it (cancel, refunds, address, a return\'s approve/refuse)' },
+        },
+      },
+    },
+  },
+} as const;
+
+/**
+ * What a merchant or an operator may do to an order, read from the order type's state
+ * table (actor `merchant` for merchants, `admin` for admins, guards included), and firing
+ * one of those actions through the same transition path as every other route. A console
+ * shows only what this lists; an action that became illegal meanwhile answers 409
+ * ILLEGAL_TRANSITION.
+ */
+export async function merchantActionRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const { orders, metrics } = deps;
+  const refunds = new RefundRepository(deps.db);
+
+  /** Merchants see orders holding their SKUs, admins every order; anything else is 404, so ids cannot be probed. */
+  async function visibleOrder(principal: Principal, orderId: string): Promise<OrderView> {
+    if (!ULID.test(orderId)) throw notFound('order');
+    const order = await orders.findOrder(orderId);
+    if (!order) throw notFound('order');
+    if (principal.role === 'merchant' && !order.items.some((item) => item.merchantId === principal.sub)) throw notFound('order');
+    return order;
+  }
+
+  const actorOf = (principal: Principal): Actor => (principal.role === 'admin' ? 'admin' : 'merchant');
+
+  app.get<{ Params: { orderId: string } }>(
+    '/v1/orders/:orderId/actions',
+    {
+      preHandler: app.requireRole('merchant', 'admin'),
+      schema: {
+        tags: ['orders'],
+        summary: "The actions the caller (as actor merchant or admin) may take on the order in its current status, from its type's state table",
+        params: orderParamsSchema,
+        response: { 200: allowedActionsSchema, '4xx': problemRef },
+      },
+    },
+    async (request) => {
+      const order = await visibleOrder(request.user, request.params.orderId);
+      const actor = actorOf(request.user);
+      const machine = stateMachineFor(order.type as OrderType);
+      const facts = { split: order.subOrders.length > 0, child: order.parentOrderId !== null };
+      const requestedReturn = (await refunds.ofOrders([order.orderId])).find((record) => record.kind === 'return' && record.status === 'REQUESTED');
+      const actions = machine
+        .allowedActions(order.status, actor)
+        .filter((action) => machine.can(order.status, action, actor, facts))
+        .map((action) => {
+          const to = machine.rule(order.status, action)!.to;
+          const returnVerb = RETURN_DECISIONS.get(action);
+          const href =
+            returnVerb && requestedReturn
+              ? `/v1/orders/${order.orderId}/returns/${requestedReturn.refundId}/${returnVerb}`
+              : (REVERSE_FLOW_ROUTES.get(action)?.(order.orderId) ?? `/v1/orders/${order.orderId}/actions/${action}`);
+          return { action, to, merchantLabel: machine.labels(to).merchantLabel, href };
+        });
+      return { orderId: order.orderId, type: order.type, status: order.status, actor, actions };
+    },
+  );
+
+  app.post<{ Params: { orderId: string; action: string }; Body: { reason?: string } | undefined }>(
+    '/v1/orders/:orderId/actions/:action',
+    {
+      preHandler: app.requireRole('merchant', 'admin'),
+      schema: {
+        tags: ['orders'],
+        summary:
+          'Fire one action of GET /v1/orders/:orderId/actions as the caller (merchant or admin); 409 ILLEGAL_TRANSITION when the state table refuses it, 409 CONFLICT naming the route for cancel and refunds',
+        params: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['orderId', 'action'],
+          properties: { orderId: orderParamsSchema.properties.orderId, action: { type: 'string', pattern: ACTION } },
+        },
+        body: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          properties: { reason: { type: 'string', minLength: 1, maxLength: 500, description: "kept in the order's history" } },
+        },
+        response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
+      },
+    },
+    async (request) => {
+      const { orderId, action } = request.params;
+      await visibleOrder(request.user, orderId);
+      const actor = actorOf(request.user);
+      if (RETURN_DECISIONS.has(action)) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST /v1/orders/${orderId}/returns/:returnId/${RETURN_DECISIONS.get(action)!}: it also settles the return`);
+      const owner = REVERSE_FLOW_ROUTES.get(action);
+      if (owner) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST ${owner(orderId)}: it also gives back coupons and records the refund`);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { order, fired } = await orders.applyTransition({ orderId, action, actor, at: deps.clock(), detail: request.body?.reason });
+          metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
+          await followUp(deps, order, fired.effects);
+          break;
+        } catch (error) {
+          if (error instanceof StaleOrderVersion && attempt < 5) continue;
+          throw error;
+        }
+      }
+      return orders.findOrder(orderId);
+    },
+  );
+}

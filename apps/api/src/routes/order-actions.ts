@@ -1,0 +1,63 @@
+import { IllegalTransition, StaleOrderVersion } from '@orders/domain';
+import { ProcessRepository } from '@orders/persistence';
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../app-deps.js';
+import { notFound } from '../problems.js';
+import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
+import { followUp } from './order-engine-support.js';
+
+const ULID = new RegExp(ULID_PATTERN);
+
+/**
+ * The buyer's actions on the forward life. `confirm-receipt` signs for a delivery: on a
+ * split order it confirms every child that has shipped (each child is its own parcel);
+ * on any other order it confirms the order itself. 409 ILLEGAL_TRANSITION when nothing
+ * is waiting to be received.
+ */
+export async function orderActionRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const process = new ProcessRepository(deps.db);
+
+  async function confirm(orderId: string): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { order, fired } = await deps.orders.applyTransition({ orderId, action: 'confirm_receipt', actor: 'buyer', at: deps.clock() });
+        deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
+        await followUp(deps, order, fired.effects);
+        return true;
+      } catch (error) {
+        if (error instanceof StaleOrderVersion && attempt < 5) continue;
+        throw error;
+      }
+    }
+  }
+
+  app.post<{ Params: { orderId: string } }>(
+    '/v1/orders/:orderId/confirm-receipt',
+    {
+      preHandler: app.requireRole('buyer'),
+      schema: {
+        tags: ['orders'],
+        summary: 'The buyer signs for the delivery (SHIPPED -> DELIVERED)',
+        params: orderParamsSchema,
+        response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
+      },
+    },
+    async (request) => {
+      const { orderId } = request.params;
+      if (!ULID.test(orderId)) throw notFound('order');
+      const order = await deps.orders.findOrderRow(orderId);
+      if (!order || order.user_id !== request.user.sub) throw notFound('order');
+      const children = await process.children(orderId);
+      if (children.length === 0) await confirm(orderId);
+      else {
+        const shipped = children.filter((child) => child.status === 'SHIPPED');
+        if (shipped.length === 0) throw new IllegalTransition(order.status, 'confirm_receipt', 'buyer');
+        for (const child of shipped) await confirm(child.order_id).catch((error: unknown) => {
+          // a child confirmed meanwhile (the auto-confirm timer, the warehouse): nothing to do for it
+          if (!(error instanceof IllegalTransition)) throw error;
+        });
+      }
+      return deps.orders.findOrder(orderId);
+    },
+  );
+}

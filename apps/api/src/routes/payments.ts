@@ -1,0 +1,90 @@
+import { IllegalTransition, presaleDepositCents, stateMachineFor, type OrderType } from '@orders/domain';
+import { ProcessRepository, type PaymentPurpose } from '@orders/persistence';
+import { enqueuePaymentRequest } from '@orders/queues';
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../app-deps.js';
+import { notFound } from '../problems.js';
+import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
+
+const ULID = new RegExp(ULID_PATTERN);
+
+export const paymentAnswerSchema = {
+  type: 'object',
+  properties: {
+    paymentId: { type: 'string' },
+    orderId: { type: 'string' },
+    purpose: { type: 'string', enum: ['full', 'deposit', 'balance'] },
+    amountCents: { type: 'integer' },
+    method: { type: 'string' },
+    status: { type: 'string', enum: ['PENDING', 'SUCCEEDED', 'FAILED'] },
+  },
+  required: ['paymentId', 'orderId', 'purpose', 'amountCents', 'status'],
+} as const;
+
+/**
+ * POST /v1/orders/:orderId/pay: opens a payment for what the order owes now (the whole
+ * amount; a presale's deposit, then its balance) and queues the request to the payment
+ * system, which answers by the signed payment callback. Asking again while a payment is
+ * pending returns that payment: the buyer is never charged twice.
+ */
+export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const payments = new ProcessRepository(deps.db);
+
+  app.post<{ Params: { orderId: string }; Body: { method: 'card' | 'wallet' | 'bank_transfer' } }>(
+    '/v1/orders/:orderId/pay',
+    {
+      preHandler: app.requireRole('buyer'),
+      schema: {
+        tags: ['orders'],
+        summary: 'Pay an order (202: the payment system confirms by callback)',
+        description:
+          'Collects payableCents (a presale: its deposit, then its balance) through the payment system behind a circuit breaker. While the payment system is unavailable the request waits in the payments queue; the order never fails because of it. 409 ILLEGAL_TRANSITION when nothing is payable now.',
+        params: orderParamsSchema,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['method'],
+          properties: { method: { type: 'string', enum: ['card', 'wallet', 'bank_transfer'] } },
+        },
+        response: { 202: paymentAnswerSchema, '4xx': problemRef, '5xx': problemRef },
+      },
+    },
+    async (request, reply) => {
+      const { orderId } = request.params;
+      if (!ULID.test(orderId)) throw notFound('order');
+      const order = await deps.orders.findOrderRow(orderId);
+      if (!order) {
+        // still in the queue: not payable yet, but only its buyer may learn that it exists
+        const accepted = await deps.inventory.findAcceptedOrder(orderId, request.user.sub);
+        if (accepted && accepted.userId === request.user.sub) throw new IllegalTransition('ACCEPTED', 'pay', 'buyer');
+        throw notFound('order');
+      }
+      if (order.user_id !== request.user.sub) throw notFound('order');
+      const machine = stateMachineFor(order.type as OrderType);
+      const action = machine.paymentActionFor(order.status);
+      if (action === null || order.parent_order_id !== null) throw new IllegalTransition(order.status, 'pay', 'buyer');
+      const payable = Number(order.payable_cents);
+      let purpose: PaymentPurpose = 'full';
+      let amountCents = payable;
+      if (order.type === 'presale') {
+        const deposit = presaleDepositCents(payable, deps.config.PRESALE_DEPOSIT_PERCENT);
+        purpose = action === 'pay_deposit' ? 'deposit' : 'balance';
+        if (purpose === 'deposit') amountCents = deposit;
+        else {
+          const paid = (await payments.payments(orderId)).filter((p) => p.purpose === 'deposit' && p.status === 'SUCCEEDED');
+          amountCents = payable - paid.reduce((sum, p) => sum + Number(p.amount_cents), 0);
+        }
+      }
+      const { payment } = await payments.openPayment({ orderId, purpose, method: request.body.method, amountCents, at: deps.clock() });
+      if (payment.status === 'PENDING') await enqueuePaymentRequest(deps.queues, { orderId, paymentId: payment.payment_id });
+      return reply.code(202).send({
+        paymentId: payment.payment_id,
+        orderId,
+        purpose: payment.purpose,
+        amountCents: Number(payment.amount_cents),
+        method: payment.method,
+        status: payment.status,
+      });
+    },
+  );
+}

@@ -1,0 +1,172 @@
+import { PricingRepository } from '@orders/persistence';
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../app-deps.js';
+import { validationFailed } from '../problems.js';
+import { problemRef } from '../schemas.js';
+
+const code = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
+const cents = { type: 'integer', minimum: 0, maximum: 100_000_000_000 } as const;
+const window = { startsAt: { type: 'string', format: 'date-time' }, endsAt: { type: 'string', format: 'date-time' } } as const;
+const answers = { 200: { type: 'object', additionalProperties: true }, 201: { type: 'object', additionalProperties: true }, '4xx': problemRef, '5xx': problemRef };
+
+interface PromotionBody {
+  promotionId: string;
+  title: string;
+  thresholdCents: number;
+  offCents: number;
+  skuIds?: string[];
+  startsAt: string;
+  endsAt: string;
+}
+
+interface CouponBody {
+  code: string;
+  kind: 'percent' | 'fixed';
+  percentOff?: number;
+  offCents?: number;
+  minSpendCents: number;
+  perBuyerLimit: number;
+  startsAt: string;
+  endsAt: string;
+}
+
+function validWindow(body: { startsAt: string; endsAt: string }): { startsAt: Date; endsAt: Date } {
+  const startsAt = new Date(body.startsAt);
+  const endsAt = new Date(body.endsAt);
+  if (endsAt.getTime() <= startsAt.getTime()) throw validationFailed('endsAt must be after startsAt');
+  return { startsAt, endsAt };
+}
+
+/**
+ * The admin side of pricing: threshold promotions, coupons, member levels and each
+ * buyer's level, and shipping fees per warehouse. Orders accepted after a change are
+ * priced with it (the worker reads the rules when it persists an order).
+ */
+export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const pricing = new PricingRepository(deps.db);
+  const admin = app.requireRole('admin');
+
+  app.post<{ Body: PromotionBody }>(
+    '/v1/admin/promotions',
+    {
+      preHandler: admin,
+      schema: {
+        tags: ['pricing'],
+        summary: 'Create a threshold promotion: spend thresholdCents on the covered SKUs, get offCents off (409 CONFLICT if the id exists)',
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['promotionId', 'title', 'thresholdCents', 'offCents', 'startsAt', 'endsAt'],
+          properties: {
+            promotionId: code,
+            title: { type: 'string', minLength: 1, maxLength: 200 },
+            thresholdCents: cents,
+            offCents: cents,
+            skuIds: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' }, description: 'absent: every SKU' },
+            ...window,
+          },
+        },
+        response: answers,
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      await pricing.createPromotion({ ...body, skuIds: body.skuIds ?? null, ...validWindow(body) });
+      return reply.code(201).send(body);
+    },
+  );
+
+  app.post<{ Body: CouponBody }>(
+    '/v1/admin/coupons',
+    {
+      preHandler: admin,
+      schema: {
+        tags: ['pricing'],
+        summary: 'Create a coupon: percentOff % or offCents off an order reaching minSpendCents, perBuyerLimit orders per buyer (409 CONFLICT if the code exists)',
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['code', 'kind', 'minSpendCents', 'perBuyerLimit', 'startsAt', 'endsAt'],
+          properties: {
+            code,
+            kind: { type: 'string', enum: ['percent', 'fixed'] },
+            percentOff: { type: 'integer', minimum: 1, maximum: 100, description: 'required for kind percent' },
+            offCents: { ...cents, description: 'required for kind fixed' },
+            minSpendCents: cents,
+            perBuyerLimit: { type: 'integer', minimum: 1, maximum: 1_000 },
+            ...window,
+          },
+        },
+        response: answers,
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      if (body.kind === 'percent' && body.percentOff === undefined) throw validationFailed('a percent coupon needs percentOff');
+      if (body.kind === 'fixed' && body.offCents === undefined) throw validationFailed('a fixed coupon needs offCents');
+      const coupon = { ...body, percentOff: body.percentOff ?? 0, offCents: body.offCents ?? 0, ...validWindow(body) };
+      await pricing.createCoupon(coupon, () => deps.inventory.publishCoupon(coupon));
+      return reply.code(201).send(body);
+    },
+  );
+
+  app.put<{ Params: { level: string }; Body: { discountPercent: number; freeShipping: boolean } }>(
+    '/v1/admin/member-levels/:level',
+    {
+      preHandler: admin,
+      schema: {
+        tags: ['pricing'],
+        summary: "Define or change a member level's discount and free shipping",
+        params: { type: 'object', additionalProperties: false, required: ['level'], properties: { level: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$' } } },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['discountPercent', 'freeShipping'],
+          properties: { discountPercent: { type: 'integer', minimum: 0, maximum: 100 }, freeShipping: { type: 'boolean' } },
+        },
+        response: answers,
+      },
+    },
+    async (request) => {
+      const level = { level: request.params.level, ...request.body };
+      await pricing.setMemberLevel(level);
+      return level;
+    },
+  );
+
+  app.put<{ Params: { userId: string }; Body: { level: string } }>(
+    '/v1/admin/members/:userId',
+    {
+      preHandler: admin,
+      schema: {
+        tags: ['pricing'],
+        summary: "Set a buyer's member level (400 VALIDATION_FAILED for an undefined level)",
+        params: { type: 'object', additionalProperties: false, required: ['userId'], properties: { userId: { type: 'string', pattern: '^[A-Za-z0-9._:@-]{1,64}$' } } },
+        body: { type: 'object', additionalProperties: false, required: ['level'], properties: { level: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$' } } },
+        response: answers,
+      },
+    },
+    async (request) => {
+      await pricing.setMember(request.params.userId, request.body.level);
+      return { userId: request.params.userId, level: request.body.level };
+    },
+  );
+
+  app.put<{ Params: { warehouseId: string }; Body: { feeCents: number } }>(
+    '/v1/admin/warehouses/:warehouseId/shipping',
+    {
+      preHandler: admin,
+      schema: {
+        tags: ['pricing'],
+        summary: 'Set the shipping fee of a parcel from this warehouse (a warehouse without one ships free)',
+        params: { type: 'object', additionalProperties: false, required: ['warehouseId'], properties: { warehouseId: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } } },
+        body: { type: 'object', additionalProperties: false, required: ['feeCents'], properties: { feeCents: cents } },
+        response: answers,
+      },
+    },
+    async (request) => {
+      await pricing.setShippingFee(request.params.warehouseId, request.body.feeCents);
+      return { warehouseId: request.params.warehouseId, feeCents: request.body.feeCents };
+    },
+  );
+}

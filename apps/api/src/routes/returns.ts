@@ -1,0 +1,181 @@
+import { IllegalTransition, RefundExceedsLine, StaleOrderVersion, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
+import { ProcessRepository, RefundRepository, refundIdFor, type OrderRow, type RefundView } from '@orders/persistence';
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../app-deps.js';
+import { HttpProblem, notFound } from '../problems.js';
+import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
+import { followUp } from './order-engine-support.js';
+import { refundSchema } from './reverse-flows.js';
+
+const ULID = new RegExp(ULID_PATTERN);
+const skuId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const;
+const returnParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['orderId', 'returnId'],
+  properties: { orderId: { type: 'string', maxLength: 64 }, returnId: { type: 'string', maxLength: 64 } },
+} as const;
+
+const windowClosed = (orderId: string) => new HttpProblem(422, 'RETURN_WINDOW_CLOSED', `The after-sales window of order ${orderId} has closed`);
+
+/**
+ * Returns (API.md): inside the after-sales window a buyer asks to return delivered
+ * units; a merchant or admin approves or refuses; the warehouse's RETURN_RECEIVED
+ * (callbacks) restocks them and the refund job pays back their allocated amounts (and
+ * the shipping when the whole order comes back). Each return is a refund order of kind
+ * `return` with its own id and status: REQUESTED, APPROVED or REFUSED, PENDING once
+ * received, SUCCEEDED once paid back.
+ */
+export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const process = new ProcessRepository(deps.db);
+  const refunds = new RefundRepository(deps.db);
+
+  async function deliveredAt(orderId: string): Promise<Date | null> {
+    const row = await deps.db
+      .selectFrom('order_history')
+      .select('at')
+      .where('order_id', '=', orderId)
+      .where('to_status', '=', 'DELIVERED')
+      .orderBy('version', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row?.at ?? null;
+  }
+
+  async function transition(orderId: string, action: string, actor: Actor, detail: string, effects: Parameters<AppDeps['orders']['applyTransition']>[0]['effects']) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { order, fired } = await deps.orders.applyTransition({ orderId, action, actor, at: deps.clock(), detail: detail.slice(0, 500), effects });
+        deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
+        await followUp(deps, order, fired.effects);
+        return;
+      } catch (error) {
+        if (error instanceof StaleOrderVersion && attempt < 5) continue;
+        throw error;
+      }
+    }
+  }
+
+  app.post<{ Params: { orderId: string }; Body: { reason: string; items: Array<{ skuId: string; qty: number }> } }>(
+    '/v1/orders/:orderId/returns',
+    {
+      preHandler: app.requireRole('buyer'),
+      schema: {
+        tags: ['after-sales'],
+        summary: 'Ask to return delivered units inside the after-sales window (202: a merchant reviews it)',
+        description:
+          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), each part going to RETURN_REQUESTED. Its amounts are fixed now: each line its allocated payable by units, the shipping too when every unit comes back. The same request again answers the same return. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from delivery); 409 ILLEGAL_TRANSITION before delivery or while another return is open; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+        params: orderParamsSchema,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['reason', 'items'],
+          properties: {
+            reason: { type: 'string', minLength: 1, maxLength: 500 },
+            items: {
+              type: 'array',
+              minItems: 1,
+              maxItems: 100,
+              items: { type: 'object', additionalProperties: false, required: ['skuId', 'qty'], properties: { skuId, qty: { type: 'integer', minimum: 1, maximum: 1_000_000 } } },
+            },
+          },
+        },
+        response: {
+          202: {
+            type: 'object',
+            properties: { returnId: { type: 'string' }, status: { type: 'string' }, returns: { type: 'array', items: refundSchema, description: 'one return per order part (child) touched' } },
+            required: ['returnId', 'status'],
+          },
+          '4xx': problemRef,
+          '5xx': problemRef,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { orderId } = request.params;
+      if (!ULID.test(orderId)) throw notFound('order');
+      const order = await deps.orders.findOrderRow(orderId);
+      if (!order || order.user_id !== request.user.sub) throw notFound('order');
+      const { reason, items } = request.body;
+      const children = await process.children(orderId);
+      const parts: Array<{ unit: OrderRow; items: Array<{ skuId: string; qty: number }> }> = [];
+      for (const unit of children.length > 0 ? children : [order]) {
+        const skus = (await process.items(unit.order_id)).map((line) => line.sku_id);
+        const mine = items.filter((item) => skus.includes(item.skuId));
+        if (mine.length > 0) parts.push({ unit, items: mine });
+      }
+      const stranger = items.find((item) => !parts.some((part) => part.items.includes(item)));
+      if (stranger) throw new RefundExceedsLine(`SKU ${stranger.skuId}`);
+      const returnIdOf = (part: (typeof parts)[number]) => refundIdFor(part.unit.order_id, ['return', reason, part.items.map((i) => `${i.skuId}x${i.qty}`).sort().join(',')]);
+      const paymentId = (await process.payments(order.order_id)).filter((p) => p.status === 'SUCCEEDED').at(-1)?.payment_id;
+      // every part must be returnable before any is opened
+      for (const part of parts) {
+        if (await refunds.find(returnIdOf(part))) continue;
+        if (part.unit.status === 'COMPLETED') throw windowClosed(part.unit.order_id);
+        // an order type without returns here (an imported order: its channel took the money) is refused like any other state
+        if (!stateMachineFor(part.unit.type as OrderType).can(part.unit.status, 'request_return', 'buyer') || !paymentId) throw new IllegalTransition(part.unit.status, 'request_return', 'buyer');
+        const delivered = await deliveredAt(part.unit.order_id);
+        if (!delivered || deps.clock().getTime() - delivered.getTime() > deps.config.AFTER_SALES_WINDOW_MS) throw windowClosed(part.unit.order_id);
+      }
+      const opened: RefundView[] = [];
+      for (const part of parts) {
+        const returnId = returnIdOf(part);
+        const known = await refunds.find(returnId);
+        if (known) {
+          opened.push(known);
+          continue;
+        }
+        await transition(part.unit.order_id, 'request_return', 'buyer', `return ${returnId}: ${reason}`, async (trx, current) => {
+          await RefundRepository.openRefund(trx, current, {
+            refundId: returnId,
+            kind: 'return',
+            reason,
+            items: part.items,
+            paymentId: paymentId!,
+            restockReason: 'return',
+            status: 'REQUESTED',
+            actor: 'buyer',
+            at: deps.clock(),
+          });
+        });
+        opened.push((await refunds.find(returnId))!);
+      }
+      return reply.code(202).send({ returnId: opened[0]!.refundId, status: opened[0]!.status, returns: opened });
+    },
+  );
+
+  for (const [verb, action, to] of [
+    ['approve', 'approve_return', 'APPROVED'],
+    ['refuse', 'refuse_return', 'REFUSED'],
+  ] as const) {
+    app.post<{ Params: { orderId: string; returnId: string } }>(
+      `/v1/orders/:orderId/returns/:returnId/${verb}`,
+      {
+        preHandler: app.requireRole('merchant', 'admin'),
+        schema: {
+          tags: ['after-sales'],
+          summary: verb === 'approve' ? 'Approve a return: the buyer sends the units back (RETURNING)' : 'Refuse a return: the order is DELIVERED again, with a new after-sales window',
+          description: `A merchant acts on returns of its own SKUs, an admin on any. Repeating it changes nothing; 409 ILLEGAL_TRANSITION once the return was ${verb === 'approve' ? 'refused' : 'approved'}.`,
+          params: returnParams,
+          response: { 200: refundSchema, '4xx': problemRef, '5xx': problemRef },
+        },
+      },
+      async (request) => {
+        const { orderId, returnId } = request.params;
+        const found = await refunds.find(returnId);
+        if (!found || found.kind !== 'return') throw notFound('return');
+        const owner = await deps.orders.findOrderRow(found.orderId);
+        if (!owner || (found.orderId !== orderId && owner.parent_order_id !== orderId)) throw notFound('return');
+        const actor: Actor = request.user.role === 'admin' ? 'admin' : 'merchant';
+        if (actor === 'merchant' && !(await deps.orders.orderHasMerchant(found.orderId, request.user.sub))) throw notFound('return');
+        if (found.status === to) return found;
+        if (found.status !== 'REQUESTED') throw new IllegalTransition(found.status, action, actor);
+        await transition(found.orderId, action, actor, `return ${returnId} ${to.toLowerCase()}`, async (trx, current) => {
+          const moved = await RefundRepository.moveReturn(trx, current.order_id, ['REQUESTED'], to, deps.clock(), actor);
+          if (!moved) throw new IllegalTransition(current.status, action, actor);
+        });
+        return refunds.find(returnId);
+      },
+    );
+  }
+}

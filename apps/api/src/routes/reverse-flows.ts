@@ -1,0 +1,333 @@
+import { IllegalTransition, RefundExceedsLine, StaleOrderVersion, stateMachineFor, type Actor, type Address, type OrderType } from '@orders/domain';
+import { OrderRepository, ProcessRepository, RefundRepository, refundIdFor, type OrderRow, type RefundView } from '@orders/persistence';
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../app-deps.js';
+import type { Principal } from '../plugins/auth.js';
+import { notFound } from '../problems.js';
+import { ULID_PATTERN, addressSchema, orderParamsSchema, problemRef } from '../schemas.js';
+import { followUp } from './order-engine-support.js';
+
+const ULID = new RegExp(ULID_PATTERN);
+const reason = { type: 'string', minLength: 1, maxLength: 500 } as const;
+const skuId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const;
+const refundItems = {
+  type: 'array',
+  minItems: 1,
+  maxItems: 100,
+  items: { type: 'object', additionalProperties: false, required: ['skuId', 'qty'], properties: { skuId, qty: { type: 'integer', minimum: 1, maximum: 1_000_000 } } },
+} as const;
+
+export const refundSchema = {
+  type: 'object',
+  properties: {
+    refundId: { type: 'string' },
+    orderId: { type: 'string', description: 'the order (or the child of a split order) the units belong to' },
+    kind: { type: 'string', enum: ['refund', 'return'] },
+    status: {
+      type: 'string',
+      description:
+        'A return: REQUESTED, then APPROVED or REFUSED, PENDING once the warehouse received it. Every refund: PENDING (due), SENT (accepted by the payment system), SUCCEEDED (confirmed by its signed callback).',
+    },
+    reason: { type: 'string' },
+    amountCents: { type: 'integer' },
+    items: {
+      type: 'array',
+      items: { type: 'object', properties: { lineNo: { type: 'integer' }, skuId: { type: 'string' }, qty: { type: 'integer' }, cents: { type: 'integer' } } },
+    },
+    history: {
+      type: 'array',
+      description: 'every status the refund took, oldest first',
+      items: { type: 'object', properties: { from: { type: ['string', 'null'] }, to: { type: 'string' }, at: { type: 'string' }, actor: { type: 'string' } } },
+    },
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+  },
+} as const;
+
+/** Statuses in which a paid order has not left the warehouse: what a refund or a paid cancellation may touch. */
+const UNSHIPPED = new Set(['PAID', 'IN_FULFILLMENT']);
+
+/**
+ * The reverse flows before shipment (API.md): cancel (before payment: stock and coupon
+ * released; after payment: a full refund through the payment system's breaker, and the
+ * units back on sale), refund orders for some or all lines, and their list. A refund's
+ * id is derived from the request, so the same request twice opens one refund; every
+ * refused request changes nothing.
+ */
+export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const process = new ProcessRepository(deps.db);
+  const refunds = new RefundRepository(deps.db);
+
+  /** Buyers act on their own orders, merchants on orders holding their SKUs, admins on any; others get 404 so ids cannot be probed. */
+  async function ownOrder(principal: Principal, orderId: string): Promise<OrderRow> {
+    if (!ULID.test(orderId)) throw notFound('order');
+    const order = await deps.orders.findOrderRow(orderId);
+    if (order && (principal.role === 'admin' || (principal.role === 'buyer' && order.user_id === principal.sub))) return order;
+    if (order && principal.role === 'merchant' && (await deps.orders.orderHasMerchant(orderId, principal.sub))) return order;
+    if (!order && principal.role === 'buyer') {
+      // still in the queue: nothing to cancel or refund yet, but only its buyer may learn that it exists
+      const accepted = await deps.inventory.findAcceptedOrder(orderId, principal.sub);
+      if (accepted && accepted.userId === principal.sub) throw new IllegalTransition('ACCEPTED', 'cancel', 'buyer');
+    }
+    throw notFound('order');
+  }
+
+  /** The order's stock was committed at payment (its parent's, for a child): only then can units go back on sale. */
+  async function stockCommitted(order: OrderRow): Promise<boolean> {
+    const ref = order.parent_order_id ?? order.order_id;
+    const row = await deps.db.selectFrom('stock_ledger').select('id').where('ref', '=', ref).where('kind', '=', 'commit').limit(1).executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** The payment a refund of this order (or child) goes back to. */
+  async function paymentOf(order: OrderRow): Promise<string> {
+    const paid = (await process.payments(order.parent_order_id ?? order.order_id)).filter((p) => p.status === 'SUCCEEDED');
+    const payment = paid.at(-1);
+    if (!payment) throw new IllegalTransition(order.status, 'refund', 'system');
+    return payment.payment_id;
+  }
+
+  /**
+   * Opens one refund order on an unsplit order or a child: 'refund' (the order goes to
+   * REFUNDING) when it gives back every unit left, else 'refund_lines'. The ledger
+   * restocks the units in the transaction and Redis right after it (once per refund id,
+   * the payment job again as a backstop); the job pays the money back. A refund id seen
+   * before changes nothing.
+   */
+  async function openRefund(order: OrderRow, request: { refundId: string; reason: string; items: Array<{ skuId: string; qty: number }> | 'rest'; restockReason: string; actor: Actor }): Promise<{ refund: RefundView; changed: boolean }> {
+    for (let attempt = 1; ; attempt++) {
+      const known = await refunds.find(request.refundId);
+      if (known) {
+        // a repeat: the payment job (which also restocks Redis) is queued again, in case the first request died before
+        await followUp(deps, order, ['refundPayments']);
+        return { refund: known, changed: false };
+      }
+      const current = (await deps.orders.findOrderRow(order.order_id))!;
+      if (!UNSHIPPED.has(current.status)) throw new IllegalTransition(current.status, 'refund', request.actor);
+      if (!(await stockCommitted(current))) throw new IllegalTransition(current.status, 'refund', request.actor);
+      const paymentId = await paymentOf(current);
+      const items = await process.items(order.order_id);
+      const left = new Map(items.map((line) => [line.sku_id, line.qty - line.refunded_qty]));
+      const asked = (sku: string) => (request.items === 'rest' ? 0 : request.items.filter((i) => i.skuId === sku).reduce((s, i) => s + i.qty, 0));
+      const whole = request.items === 'rest' || [...left].every(([sku, qty]) => qty === asked(sku));
+      try {
+        let opened: RefundView | undefined;
+        const { order: moved, fired } = await deps.orders.applyTransition({
+          orderId: order.order_id,
+          action: whole ? 'refund' : 'refund_lines',
+          actor: request.actor,
+          at: deps.clock(),
+          detail: `refund ${request.refundId}: ${request.reason}`.slice(0, 500),
+          effects: async (trx, current) => {
+            opened = await RefundRepository.openRefund(trx, current, { ...request, kind: 'refund', status: 'PENDING', paymentId, at: deps.clock() });
+          },
+        });
+        deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
+        // Redis follows the ledger at once; the refund job does it again (once per refund id) should this process die here
+        await deps.inventory.restockStock(opened!.refundId, opened!.items.filter((item) => item.qty > 0));
+        await followUp(deps, moved, fired.effects);
+        return { refund: opened!, changed: true };
+      } catch (error) {
+        if (error instanceof StaleOrderVersion && attempt < 5) continue;
+        throw error;
+      }
+    }
+  }
+
+  app.post<{ Params: { orderId: string }; Body: { reason: string } }>(
+    '/v1/orders/:orderId/cancel',
+    {
+      preHandler: app.requireRole('buyer', 'merchant', 'admin'),
+      schema: {
+        tags: ['orders'],
+        summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
+        description:
+          'A buyer cancels their own order, a merchant one holding its SKUs, an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). Cancelling again changes nothing. 409 ILLEGAL_TRANSITION once shipped.',
+        params: orderParamsSchema,
+        body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason } },
+        response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
+      },
+    },
+    async (request) => {
+      const order = await ownOrder(request.user, request.params.orderId);
+      const actor: Actor = request.user.role;
+      const { reason: why } = request.body;
+      const machine = stateMachineFor(order.type as OrderType);
+      if (order.status === 'CANCELLED') return deps.orders.findOrder(order.order_id);
+      // the order type's table decides: unpaid orders (and e.g. imported ones, paid in their channel) cancel as it says
+      if (machine.can(order.status, 'cancel', actor)) {
+        await cancelByTable(order, actor, why, machine.rule(order.status, 'cancel')?.effects?.includes('releaseStock') ?? false);
+      } else {
+        const children = await process.children(order.order_id);
+        const units = children.length > 0 ? children : [order];
+        const cancelRefund = (unit: OrderRow) => `${unit.order_id}-cancel`;
+        const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefund(unit)) })));
+        // all or nothing: a cancellation refunds only when no part has shipped
+        for (const { unit, known } of open) if (!known && !UNSHIPPED.has(unit.status)) throw new IllegalTransition(unit.status, 'cancel', actor);
+        for (const { unit } of open) await openRefund(unit, { refundId: cancelRefund(unit), reason: why, items: 'rest', restockReason: 'cancel', actor });
+      }
+      return deps.orders.findOrder(order.order_id);
+    },
+  );
+
+  /** Fires the table's cancel; with `releaseStock` the reservation and the coupon use go back, in the ledger and then in Redis. */
+  async function cancelByTable(order: OrderRow, actor: Actor, why: string, releaseStock: boolean): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { order: closed, fired } = await deps.orders.applyTransition({
+          orderId: order.order_id,
+          action: 'cancel',
+          actor,
+          at: deps.clock(),
+          detail: why.slice(0, 500),
+          effects: async (trx, current, transition) => {
+            if (releaseStock) await OrderRepository.releaseReservation(trx, current.order_id, transition.action, deps.clock());
+          },
+        });
+        deps.metrics.transitions.inc({ type: closed.type, from: fired.from, to: fired.to, action: fired.action });
+        break;
+      } catch (error) {
+        if (error instanceof StaleOrderVersion && attempt < 5) continue;
+        throw error;
+      }
+    }
+    if (releaseStock) await deps.inventory.releaseStock(order.order_id, order.user_id, 'cancelled');
+  }
+
+  app.patch<{ Params: { orderId: string }; Body: { address: Address } }>(
+    '/v1/orders/:orderId/address',
+    {
+      preHandler: app.requireRole('buyer', 'admin'),
+      schema: {
+        tags: ['orders'],
+        summary: "Change the order's delivery address until it ships",
+        description:
+          "Each change is a step in the history (change_address). A warehouse that already has the order (or a split order's child) is told through its circuit breaker. The same address again changes nothing. 409 ILLEGAL_TRANSITION once the order (any part of a split order) has shipped or closed.",
+        params: orderParamsSchema,
+        body: { type: 'object', additionalProperties: false, required: ['address'], properties: { address: addressSchema } },
+        response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
+      },
+    },
+    async (request) => {
+      const order = await ownOrder(request.user, request.params.orderId);
+      const actor: Actor = request.user.role;
+      const address = JSON.stringify(request.body.address);
+      // a child already closed (refunded) has no parcel left to send anywhere
+      const children = (await process.children(order.order_id)).filter((child) => !stateMachineFor(child.type as OrderType).isFinal(child.status));
+      const parts = [...children, order];
+      // all or nothing: no part may have shipped
+      for (const part of parts) {
+        if (part.address !== address && !stateMachineFor(part.type as OrderType).can(part.status, 'change_address', actor)) throw new IllegalTransition(part.status, 'change_address', actor);
+      }
+      for (const part of parts) {
+        if (part.address === address) continue;
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const { order: moved, fired } = await deps.orders.applyTransition({
+              orderId: part.order_id,
+              action: 'change_address',
+              actor,
+              at: deps.clock(),
+              detail: `${request.body.address.line1}, ${request.body.address.postalCode} ${request.body.address.city}`.slice(0, 500),
+              effects: async (trx) => {
+                await trx.updateTable('orders').set({ address, updated_at: deps.clock() }).where('order_id', '=', part.order_id).execute();
+              },
+            });
+            deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
+            await followUp(deps, moved, fired.effects);
+            break;
+          } catch (error) {
+            if (error instanceof StaleOrderVersion && attempt < 5) continue;
+            throw error;
+          }
+        }
+      }
+      return deps.orders.findOrder(order.order_id);
+    },
+  );
+
+  app.post<{ Params: { orderId: string }; Body: { reason: string; items?: Array<{ skuId: string; qty: number }> } }>(
+    '/v1/orders/:orderId/refunds',
+    {
+      preHandler: app.requireRole('buyer', 'merchant', 'admin'),
+      schema: {
+        tags: ['after-sales'],
+        summary: 'Refund some or all lines of a paid order that has not shipped (202: the payment system pays it back)',
+        description:
+          "A buyer refunds their own order, a merchant one holding its SKUs, an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child). Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. The same request again answers the same refund and changes nothing. Without items: every unit not refunded yet. 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+        params: orderParamsSchema,
+        body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason, items: refundItems } },
+        response: {
+          202: {
+            type: 'object',
+            properties: { refundId: { type: 'string' }, status: { type: 'string' }, refunds: { type: 'array', items: refundSchema, description: 'one refund per order part (child) touched' } },
+            required: ['refundId', 'status'],
+          },
+          '4xx': problemRef,
+          '5xx': problemRef,
+        },
+      },
+    },
+    async (request, reply) => {
+      const order = await ownOrder(request.user, request.params.orderId);
+      const actor: Actor = request.user.role;
+      const { reason: why, items } = request.body;
+      const children = await process.children(order.order_id);
+      const parts: Array<{ unit: OrderRow; items: Array<{ skuId: string; qty: number }> | 'rest' }> = [];
+      if (children.length === 0) parts.push({ unit: order, items: items ?? 'rest' });
+      else {
+        const lines = await Promise.all(children.map(async (child) => ({ child, skus: (await process.items(child.order_id)).map((line) => line.sku_id) })));
+        for (const { child, skus } of lines) {
+          if (items === undefined) {
+            if (UNSHIPPED.has(child.status)) parts.push({ unit: child, items: 'rest' });
+            continue;
+          }
+          const mine = items.filter((item) => skus.includes(item.skuId));
+          if (mine.length > 0) parts.push({ unit: child, items: mine });
+        }
+        const covered = new Set(parts.flatMap((p) => (p.items === 'rest' ? [] : p.items.map((i) => i.skuId))));
+        const stranger = items?.find((item) => !covered.has(item.skuId));
+        if (stranger) throw new RefundExceedsLine(`SKU ${stranger.skuId}`);
+        if (parts.length === 0) throw new IllegalTransition(order.status, 'refund', actor);
+      }
+      const key = (unit: OrderRow, unitItems: (typeof parts)[number]['items']) =>
+        refundIdFor(unit.order_id, ['refund', why, unitItems === 'rest' ? 'rest' : unitItems.map((i) => `${i.skuId}x${i.qty}`).sort().join(',')]);
+      // every part must be refundable before any is opened
+      for (const part of parts) {
+        if (!(await refunds.find(key(part.unit, part.items))) && !UNSHIPPED.has(part.unit.status)) throw new IllegalTransition(part.unit.status, 'refund', actor);
+      }
+      const opened: RefundView[] = [];
+      for (const part of parts) {
+        opened.push((await openRefund(part.unit, { refundId: key(part.unit, part.items), reason: why, items: part.items, restockReason: 'refund', actor })).refund);
+      }
+      return reply.code(202).send({ refundId: opened[0]!.refundId, status: opened[0]!.status, refunds: opened });
+    },
+  );
+
+  app.get<{ Params: { orderId: string } }>(
+    '/v1/orders/:orderId/refunds',
+    {
+      preHandler: app.requireRole('buyer', 'merchant', 'admin'),
+      schema: {
+        tags: ['after-sales'],
+        summary: "The order's refunds and returns (its children's too), oldest first",
+        params: orderParamsSchema,
+        response: { 200: { type: 'object', properties: { items: { type: 'array', items: refundSchema } }, required: ['items'] }, '4xx': problemRef, '5xx': problemRef },
+      },
+    },
+    async (request) => {
+      const { orderId } = request.params;
+      if (!ULID.test(orderId)) throw notFound('order');
+      const order = await deps.orders.findOrderRow(orderId);
+      const principal = request.user;
+      const visible =
+        order &&
+        (principal.role === 'admin' ||
+          (principal.role === 'buyer' && order.user_id === principal.sub) ||
+          (principal.role === 'merchant' && (await deps.orders.orderHasMerchant(orderId, principal.sub))));
+      if (!visible) throw notFound('order');
+      const children = await process.children(orderId);
+      return { items: await refunds.ofOrders([orderId, ...children.map((c) => c.order_id)]) };
+    },
+  );
+}

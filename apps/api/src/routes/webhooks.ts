@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import { OrderEventRepository, type WebhookDeliveryRow, type WebhookRow } from '@orders/persistence';
+import { orderEventStreamKey } from '@orders/queues';
+import type { FastifyInstance } from 'fastify';
+import { ulid } from 'ulid';
+import type { AppDeps } from '../app-deps.js';
+import { notFound } from '../problems.js';
+import { ULID_PATTERN, problemRef } from '../schemas.js';
+
+const webhookSchema = {
+  type: 'object',
+  properties: {
+    webhookId: { type: 'string' },
+    url: { type: 'string' },
+    description: { type: ['string', 'null'] },
+    streamCursor: { type: 'string', description: 'the last order-event stream entry this webhook acknowledged' },
+    createdAt: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+const deliverySchema = {
+  type: 'object',
+  properties: {
+    deliveryId: { type: 'integer' },
+    firstEventId: { type: 'string' },
+    lastEventId: { type: 'string' },
+    eventCount: { type: 'integer' },
+    attempt: { type: 'integer' },
+    outcome: { type: 'string', enum: ['delivered', 'failed'] },
+    statusCode: { type: ['integer', 'null'] },
+    error: { type: ['string', 'null'] },
+    durationMs: { type: 'integer' },
+    at: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+const webhookParams = { type: 'object', required: ['webhookId'], properties: { webhookId: { type: 'string', pattern: ULID_PATTERN } } } as const;
+
+const webhookView = (row: WebhookRow) => ({ webhookId: row.webhook_id, url: row.url, description: row.description, streamCursor: row.stream_cursor, createdAt: row.created_at.toISOString() });
+const deliveryView = (row: WebhookDeliveryRow) => ({
+  deliveryId: row.delivery_id,
+  firstEventId: String(row.first_event_id),
+  lastEventId: String(row.last_event_id),
+  eventCount: row.event_count,
+  attempt: row.attempt,
+  outcome: row.outcome,
+  statusCode: row.status_code,
+  error: row.error,
+  durationMs: row.duration_ms,
+  at: row.at.toISOString(),
+});
+
+/**
+ * Webhooks for downstream systems (membership points, analytics, a CRM): an admin
+ * registers a URL and receives every order event from then on, in order per order, as
+ * signed batches (`x-signature: sha256=<hmac of the body>` with the secret returned once,
+ * at registration). Delivery is at least once: receivers drop repeats by eventId.
+ */
+export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const events = new OrderEventRepository(deps.db);
+  const streamKey = orderEventStreamKey(deps.config.REDIS_KEY_PREFIX);
+
+  app.post<{ Body: { url: string; description?: string } }>(
+    '/v1/admin/webhooks',
+    {
+      preHandler: app.requireRole('admin'),
+      schema: {
+        tags: ['admin'],
+        summary: 'Register a webhook for order events; the response carries its signing secret, shown only here',
+        body: {
+          type: 'object',
+          required: ['url'],
+          additionalProperties: false,
+          properties: {
+            url: { type: 'string', format: 'uri', pattern: '^https?://', maxLength: 2048 },
+            description: { type: 'string', maxLength: 500 },
+          },
+        },
+        response: { 201: { type: 'object', properties: { ...webhookSchema.properties, secret: { type: 'string' } } }, '4xx': problemRef, '5xx': problemRef },
+      },
+    },
+    async (request, reply) => {
+      // events from now on: the cursor starts at the stream's newest entry
+      const newest = await deps.redis.xrevrange(streamKey, '+', '-', 'COUNT', 1);
+      const row = {
+        webhook_id: ulid(),
+        url: request.body.url,
+        secret: randomBytes(32).toString('hex'),
+        description: request.body.description ?? null,
+        stream_cursor: newest[0]?.[0] ?? '0-0',
+        created_at: deps.clock(),
+      };
+      await events.createWebhook(row);
+      return reply.code(201).header('location', `/v1/admin/webhooks/${row.webhook_id}`).send({ ...webhookView(row), secret: row.secret });
+    },
+  );
+
+  app.get(
+    '/v1/admin/webhooks',
+    {
+      preHandler: app.requireRole('admin'),
+      schema: { tags: ['admin'], summary: 'The registered webhooks', response: { 200: { type: 'object', properties: { items: { type: 'array', items: webhookSchema } } }, '4xx': problemRef } },
+    },
+    async () => ({ items: (await events.webhooks()).map(webhookView) }),
+  );
+
+  app.delete<{ Params: { webhookId: string } }>(
+    '/v1/admin/webhooks/:webhookId',
+    { preHandler: app.requireRole('admin'), schema: { tags: ['admin'], summary: 'Stop delivering to a webhook (its delivery log stays)', params: webhookParams, response: { '4xx': problemRef } } },
+    async (request, reply) => {
+      if (!(await events.removeWebhook(request.params.webhookId))) throw notFound('webhook');
+      return reply.code(204).send();
+    },
+  );
+
+  app.get<{ Params: { webhookId: string }; Querystring: { limit: number; before?: number } }>(
+    '/v1/admin/webhooks/:webhookId/deliveries',
+    {
+      preHandler: app.requireRole('admin'),
+      schema: {
+        tags: ['admin'],
+        summary: "A webhook's delivery log, newest first: every attempt with its outcome",
+        params: webhookParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 }, before: { type: 'integer', minimum: 1, description: 'a deliveryId: the page of older attempts' } },
+        },
+        response: { 200: { type: 'object', properties: { items: { type: 'array', items: deliverySchema }, nextBefore: { type: ['integer', 'null'] } } }, '4xx': problemRef },
+      },
+    },
+    async (request) => {
+      if (!(await events.findWebhook(request.params.webhookId))) throw notFound('webhook');
+      const rows = await events.deliveries(request.params.webhookId, request.query.limit, request.query.before);
+      return { items: rows.map(deliveryView), nextBefore: rows.length === request.query.limit ? rows.at(-1)!.delivery_id : null };
+    },
+  );
+}

@@ -1,0 +1,125 @@
+import { buyerAddress, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/** Every route of ../shared/API.md, as OpenAPI writes its paths. */
+const API_MD_ROUTES = [
+  'post /v1/admin/skus',
+  'put /v1/admin/skus/{skuId}/stock',
+  'get /v1/admin/skus/{skuId}',
+  'post /v1/orders',
+  'get /v1/orders/{orderId}',
+  'get /v1/orders',
+  'post /v1/orders/{orderId}/pay',
+  'post /v1/orders/{orderId}/cancel',
+  'patch /v1/orders/{orderId}/address',
+  'post /v1/orders/{orderId}/confirm-receipt',
+  'post /v1/orders/{orderId}/refunds',
+  'post /v1/orders/{orderId}/returns',
+  'get /v1/orders/{orderId}/refunds',
+  'post /v1/callbacks/payment',
+  'post /v1/callbacks/warehouse',
+  'get /metrics',
+  'get /health/live',
+  'get /health/ready',
+];
+
+describe('operating the processes: the spec, logs and SIGTERM', () => {
+  let env: TestEnv;
+  let api: ApiProcess;
+  const workers: SpawnedProcess[] = [];
+  const buyer = (i: number) => signToken(env.config.AUTH_JWT_SECRET, { sub: `buyer-${i}`, role: 'buyer' });
+  const checkout = (http: ApiProcess, i: number) =>
+    http.request('POST', '/v1/orders', {
+      token: buyer(i),
+      headers: { 'idempotency-key': `graceful-${i}` },
+      body: { items: [{ skuId: 'KETTLE', qty: 1 }], address: buyerAddress },
+    });
+  const persisted = async () => (await env.db.selectFrom('orders').select('order_id').execute()).map((row) => row.order_id);
+
+  beforeAll(async () => {
+    env = await createTestEnv('graceful_operations', { LOG_LEVEL: 'info', WORKER_LOCK_DURATION_MS: '2000', WORKER_STALLED_INTERVAL_MS: '1000' });
+    api = await startApiProcess(env.env);
+    const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
+    const created = await api.request('POST', '/v1/admin/skus', {
+      token: admin,
+      body: { skuId: 'KETTLE', title: 'Kettle', priceCents: 3_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5_000, deduction: 'placement' },
+    });
+    expect(created.status).toBe(201);
+  });
+
+  afterAll(async () => {
+    await Promise.all(workers.map((worker) => worker.kill()));
+    await api?.close();
+    await env?.cleanup();
+  });
+
+  it('documents every route of API.md in the OpenAPI spec at /docs/json', async () => {
+    const spec = await api.request('GET', '/docs/json');
+    expect(spec.status).toBe(200);
+    const documented = Object.entries(spec.body.paths as Record<string, Record<string, unknown>>).flatMap(([path, methods]) =>
+      Object.keys(methods).map((method) => `${method} ${path}`),
+    );
+    expect(API_MD_ROUTES.filter((route) => !documented.includes(route))).toEqual([]);
+  });
+
+  it('logs JSON lines, and the lines of a checkout carry its order id', async () => {
+    const answer = await checkout(api, 0);
+    expect(answer.status).toBe(202);
+    const orderId = answer.body.orderId as string;
+    await waitFor(async () => api.process.output().includes(orderId), { what: 'a log line with the order id' });
+    const lines = api.process.output().split('\n').filter((line) => line.includes(orderId));
+    for (const line of lines) expect(JSON.parse(line)).toMatchObject({ orderId, level: expect.any(Number) });
+  });
+
+  it('an api given SIGTERM answers what it took in, exits 0, and every order it accepted is kept', async () => {
+    const own = await startApiProcess({ ...env.env, SHUTDOWN_GRACE_MS: '10000' });
+    let answeredSoFar = 0;
+    const answers: Array<Promise<{ status: number; body: { orderId?: string } } | 'not sent'>> = [];
+    for (let i = 1; i <= 400; i++) {
+      answers.push(
+        checkout(own, i).then(
+          (answer) => ((answeredSoFar += 1), answer),
+          () => 'not sent' as const,
+        ),
+      );
+    }
+    await waitFor(async () => answeredSoFar >= 20, { what: 'the first answers', intervalMs: 1 });
+    const exitCode = own.process.stop();
+    const settled = await Promise.all(answers);
+    expect(await exitCode).toBe(0);
+    expect(own.process.output()).toContain('shutting down');
+    await own.close();
+
+    const answered = settled.filter((a) => a !== 'not sent');
+    expect(answered.length).toBeGreaterThan(0);
+    // a request the closing api took in got its real answer, never a 5xx
+    expect(answered.filter((a) => a.status !== 202)).toEqual([]);
+
+    workers.push(spawnApp('worker', { ...env.env, WORKER_METRICS_PORT: '0' }));
+    const accepted = answered.map((a) => a.body.orderId as string);
+    await waitFor(
+      async () => {
+        const ids = new Set(await persisted());
+        return accepted.every((id) => ids.has(id));
+      },
+      { what: 'every accepted order in MySQL', timeoutMs: 30_000 },
+    );
+  });
+
+  it('a worker given SIGTERM finishes its jobs and exits 0; the next worker finds nothing half-done', async () => {
+    const worker = workers.pop()!;
+    const before = (await persisted()).length;
+    const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => checkout(api, 1_000 + i)));
+    expect(answers.every((a) => a.status === 202)).toBe(true);
+    await waitFor(async () => (await persisted()).length > before, { what: 'the worker to start persisting' });
+    expect(await worker.stop()).toBe(0);
+    expect(worker.output()).toContain('shutting down');
+
+    const next = spawnApp('worker', { ...env.env, WORKER_METRICS_PORT: '0' });
+    workers.push(next);
+    await waitFor(async () => (await persisted()).length === before + 300, { what: 'all 300 orders in MySQL', timeoutMs: 30_000 });
+    const ids = await persisted();
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(await env.redis.zcard(`${env.config.REDIS_KEY_PREFIX}{g0}:accepted`)).toBe(0);
+  });
+});

@@ -1,0 +1,179 @@
+// answers are read as the JSON a client sees
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { buyerAddress, createTestEnv } from '@orders/testing';
+import Fastify from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { authPlugin } from '../src/plugins/auth.js';
+import { consolePlugin } from '../src/plugins/console.js';
+import { problemDetailsPlugin } from '../src/plugins/problem-details.js';
+import { rateLimitPlugin } from '../src/plugins/rate-limit.js';
+import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
+
+const step = (h: { from: string | null; action: string; to: string; actor: string }) => `${h.from} -${h.action}/${h.actor}-> ${h.to}`;
+
+describe("a merchant's and an operator's actions, from the order type's state table", () => {
+  let system: OrderSystem;
+  let shop: string;
+  let potter: string;
+  let admin: string;
+  const startedAt = new Date();
+
+  async function importPaid(externalOrderId: string, userId: string): Promise<string> {
+    const answer = await system.request('POST', '/v1/admin/orders/import', {
+      token: admin,
+      body: {
+        channel: 'partner',
+        orders: [
+          {
+            externalOrderId,
+            userId,
+            placedAt: new Date().toISOString(),
+            status: 'PAID',
+            items: [{ skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 1, unitPriceCents: 3_999 }],
+            address: buyerAddress,
+          },
+        ],
+      },
+    });
+    expect(answer.status).toBe(200);
+    return answer.body.results[0].orderId;
+  }
+
+  beforeAll(async () => {
+    // the warehouse advances only when the test sends its events
+    system = await startOrderSystem('merchant_actions', { WAREHOUSE_SIM_STEP_MS: '0' });
+    [shop, potter, admin] = [system.token('shop', 'merchant'), system.token('potter', 'merchant'), system.token('ops', 'admin')];
+    await system.createSku({ skuId: 'KETTLE', priceCents: 3_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    await system.createSku({ skuId: 'MUG', priceCents: 899, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
+  });
+  afterAll(async () => system?.close());
+
+  it('lets the merchant ship an imported order paid in its channel, and refuses shipping it twice with 409 ILLEGAL_TRANSITION', async () => {
+    const orderId = await importPaid('ext-1', 'ivy');
+
+    const allowed = await system.request('GET', `/v1/orders/${orderId}/actions`, { token: shop });
+    expect(allowed.status).toBe(200);
+    expect(allowed.body).toMatchObject({ orderId, type: 'imported', status: 'PAID', actor: 'merchant' });
+    expect(allowed.body.actions).toEqual([
+      { action: 'ship', to: 'SHIPPED', merchantLabel: 'Shipped', href: `/v1/orders/${orderId}/actions/ship` },
+      { action: 'cancel', to: 'CANCELLED', merchantLabel: 'Cancelled', href: `/v1/orders/${orderId}/cancel` },
+    ]);
+    // the imported table lets an admin cancel, not ship: the warehouse or the merchant ships
+    const asAdmin = await system.request('GET', `/v1/orders/${orderId}/actions`, { token: admin });
+    expect(asAdmin.body.actions.map((a: any) => a.action)).toEqual(['cancel']);
+    const adminShips = await system.request('POST', `/v1/orders/${orderId}/actions/ship`, { token: admin, body: {} });
+    expect([adminShips.status, adminShips.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+
+    const shipped = await system.request('POST', `/v1/orders/${orderId}/actions/ship`, { token: shop, body: { reason: 'handed to the courier' } });
+    expect(shipped.status).toBe(200);
+    expect(shipped.body).toMatchObject({ orderId, status: 'SHIPPED', merchantStatus: 'Shipped' });
+    expect(shipped.body.history.map(step).at(-1)).toBe('PAID -ship/merchant-> SHIPPED');
+
+    const again = await system.request('POST', `/v1/orders/${orderId}/actions/ship`, { token: shop });
+    expect(again.status).toBe(409);
+    expect(again.headers['content-type']).toMatch(/application\/problem\+json/);
+    expect(again.body).toMatchObject({ code: 'ILLEGAL_TRANSITION', status: 409 });
+    expect(again.body.detail).toMatch(/ship/);
+    expect((await system.request('GET', `/v1/orders/${orderId}/actions`, { token: shop })).body.actions.map((a: any) => a.action)).toEqual(['deliver']);
+  });
+
+  it("answers 404 for an order without the merchant's SKUs and 403 for a buyer's token, so ids cannot be probed", async () => {
+    const orderId = await importPaid('ext-2', 'ivy');
+    for (const [method, url] of [['GET', `/v1/orders/${orderId}/actions`], ['POST', `/v1/orders/${orderId}/actions/ship`]] as const) {
+      expect((await system.request(method, url, { token: potter })).status).toBe(404);
+      expect((await system.request(method, url, { token: system.token('ivy') })).status).toBe(403);
+    }
+    expect((await system.request('GET', '/v1/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV/actions', { token: admin })).status).toBe(404);
+    expect((await system.request('POST', `/v1/orders/${orderId}/actions/Ship-It`, { token: shop })).body.code).toBe('VALIDATION_FAILED');
+    expect((await system.order(orderId)).status).toBe('PAID');
+  });
+
+  it('lists cancelling an unpaid order with the cancel route of the reverse flows, which also give coupons back, and does not fire it itself', async () => {
+    const orderId = await system.checkout('bo', [{ skuId: 'KETTLE', qty: 2 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('GET', `/v1/orders/${orderId}/actions`, { token: shop })).body.actions).toEqual([
+      { action: 'cancel', to: 'CANCELLED', merchantLabel: 'Cancelled', href: `/v1/orders/${orderId}/cancel` },
+    ]);
+    const fired = await system.request('POST', `/v1/orders/${orderId}/actions/cancel`, { token: shop, body: { reason: 'buyer phoned' } });
+    expect([fired.status, fired.body.code]).toEqual([409, 'CONFLICT']);
+    expect(fired.body.detail).toContain(`POST /v1/orders/${orderId}/cancel`);
+    expect((await system.order(orderId)).status).toBe('PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/actions/constructor`, { token: shop })).body.code).toBe('ILLEGAL_TRANSITION');
+  });
+
+  it('offers a refund (by the cancel route) while the order is being fulfilled, and approve or refuse once the buyer asks to return it; refusing brings it back to DELIVERED', async () => {
+    const orderId = await system.checkout('cy', [{ skuId: 'MUG', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('cy'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    const refunds = (await system.request('GET', `/v1/orders/${orderId}/actions`, { token: potter })).body.actions;
+    expect(refunds).toContainEqual({ action: 'refund', to: 'REFUNDING', merchantLabel: 'Refunding', href: `/v1/orders/${orderId}/cancel` });
+
+    for (const event of ['SHIPPED', 'DELIVERED']) await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event } });
+    await system.waitForStatus(orderId, 'DELIVERED');
+    const requested = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('cy'), body: { reason: 'too small', items: [{ skuId: 'MUG', qty: 1 }] } });
+    expect(requested.status).toBe(202);
+    const { returnId } = requested.body as { returnId: string };
+
+    // approving or refusing also settles the return record, so it goes through the return's own route
+    const allowed = await system.request('GET', `/v1/orders/${orderId}/actions`, { token: potter });
+    expect(allowed.body.actions).toEqual([
+      { action: 'approve_return', to: 'RETURNING', merchantLabel: 'Return in transit', href: `/v1/orders/${orderId}/returns/${returnId}/approve` },
+      { action: 'refuse_return', to: 'DELIVERED', merchantLabel: 'Delivered', href: `/v1/orders/${orderId}/returns/${returnId}/refuse` },
+    ]);
+    expect((await system.request('POST', `/v1/orders/${orderId}/actions/refuse_return`, { token: potter, body: { reason: 'used' } })).body.code).toBe('CONFLICT');
+    const refused = await system.request('POST', allowed.body.actions[1].href, { token: potter });
+    expect([refused.status, refused.body.status]).toEqual([200, 'REFUSED']);
+    const order = await system.order(orderId);
+    expect(order.status).toBe('DELIVERED');
+    expect(order.history.map(step).slice(-2)).toEqual(['DELIVERED -request_return/buyer-> RETURN_REQUESTED', 'RETURN_REQUESTED -refuse_return/merchant-> DELIVERED']);
+  });
+
+  it('finds orders by buyer, SKU and the day they were placed in the admin search', async () => {
+    const orderId = await importPaid('ext-3', 'dee');
+    const search = async (params: string) => (await system.request('GET', `/v1/admin/orders?${params}`, { token: admin })).body;
+    const from = encodeURIComponent(new Date(startedAt.getTime() - 60_000).toISOString());
+    const until = encodeURIComponent(new Date(Date.now() + 60_000).toISOString());
+    expect((await search(`userId=dee&skuId=KETTLE&createdFrom=${from}&createdTo=${until}`)).items.map((o: any) => o.orderId)).toEqual([orderId]);
+    expect((await search(`userId=dee&createdTo=${from}`)).items).toEqual([]);
+    expect((await search(`userId=dee&createdFrom=${until}`)).items).toEqual([]);
+    expect((await search('createdFrom=yesterday')).code).toBe('VALIDATION_FAILED');
+    const documented = (await system.request('GET', '/docs/json')).body.paths['/v1/admin/orders'].get.parameters.map((p: any) => p.name);
+    expect(documented).toEqual(expect.arrayContaining(['userId', 'skuId', 'createdFrom', 'createdTo']));
+  });
+
+  it('shows the job counts of every queue to merchants and admins, not to buyers', async () => {
+    const answer = await system.request('GET', '/v1/admin/queues', { token: shop });
+    expect(answer.status).toBe(200);
+    const orders = answer.body.queues.find((q: any) => q.name === 'orders');
+    expect(orders).toMatchObject({ waiting: expect.any(Number), active: expect.any(Number), delayed: expect.any(Number), failed: expect.any(Number) });
+    expect((await system.request('GET', '/v1/admin/queues', { token: system.token('ivy') })).status).toBe(403);
+  });
+});
+
+describe('the console without a build', () => {
+  it('answers /console with a 503 problem saying to run npm run build', async () => {
+    const empty = await mkdtemp(path.join(tmpdir(), 'console-'));
+    const env = await createTestEnv('console_unbuilt');
+    const app = Fastify({ logger: false });
+    try {
+      await app.register(authPlugin, { secret: env.config.AUTH_JWT_SECRET, tokenCacheSize: 0 });
+      await app.register(rateLimitPlugin, { redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, windowMs: 60_000, perUser: 100, perIp: 100 });
+      await app.register(problemDetailsPlugin);
+      await app.register(consolePlugin, { root: empty });
+      for (const url of ['/console', '/console/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV']) {
+        const answer = await app.inject({ method: 'GET', url });
+        expect(answer.statusCode).toBe(503);
+        expect(answer.headers['content-type']).toMatch(/application\/problem\+json/);
+        expect(answer.json()).toMatchObject({ code: 'SERVICE_UNAVAILABLE', detail: expect.stringMatching(/npm run build/) });
+      }
+    } finally {
+      await app.close();
+      await env.cleanup();
+      await rm(empty, { recursive: true });
+    }
+  });
+});

@@ -1,0 +1,101 @@
+import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApi, type ApiUnderTest } from './support/api-under-test.js';
+
+const partnerOrder = (externalOrderId: string, status: string, userId = 'tm-buyer-1') => ({
+  externalOrderId,
+  userId,
+  placedAt: '2026-11-11T00:00:05.000Z',
+  status,
+  items: [
+    { skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 2, unitPriceCents: 3_900, discountCents: 500 },
+    { skuId: 'MUG', title: 'Mug', merchantId: 'potter', warehouseId: 'wh-west', channel: 'third_party', qty: 1, unitPriceCents: 899 },
+  ],
+  shippingCents: 499,
+  address: buyerAddress,
+});
+
+describe('importing orders from other business order systems', () => {
+  let env: TestEnv;
+  let api: ApiUnderTest;
+
+  beforeAll(async () => {
+    env = await createTestEnv('order_import');
+    api = await startApi(env);
+  });
+  afterAll(async () => {
+    await api?.close();
+    await env?.cleanup();
+  });
+
+  it('keeps each order’s channel and id, replays its steps to the reported status, and shows it like any other order', async () => {
+    const admin = api.token('ops', 'admin');
+    const answer = await api.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'tmall', orders: [partnerOrder('TM-1001', 'SHIPPED'), partnerOrder('TM-1002', 'CANCELLED')] } });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ imported: 2, duplicates: 0 });
+    const [shipped, cancelled] = answer.body.results as Array<{ orderId: string; outcome: string }>;
+
+    const order = await api.request('GET', `/v1/orders/${shipped!.orderId}`, { token: admin });
+    expect(order.body).toMatchObject({
+      type: 'imported',
+      status: 'SHIPPED',
+      buyerStatus: 'To receive',
+      merchantStatus: 'Shipped',
+      userId: 'tm-buyer-1',
+      sourceChannel: 'tmall',
+      externalOrderId: 'TM-1001',
+      // 2 × 39.00 − 5.00 + 8.99, shipping 4.99: the channel's prices, taken as they are
+      amounts: { subtotalCents: 8_699, discountCents: 500, shippingCents: 499, payableCents: 8_698, refundedCents: 0 },
+    });
+    expect(order.body.items.map((item: { payableCents: number }) => item.payableCents)).toEqual([7_300, 899]);
+    expect(order.body.history.map((h: { from: string | null; action: string; to: string; actor: string }) => `${h.from} -${h.action}/${h.actor}-> ${h.to}`)).toEqual([
+      'null -checkout/buyer-> ACCEPTED',
+      'ACCEPTED -persist/system-> PAID',
+      'PAID -ship/system-> SHIPPED',
+    ]);
+    expect((await api.request('GET', `/v1/orders/${cancelled!.orderId}`, { token: admin })).body.status).toBe('CANCELLED');
+
+    // one truth across channels: the buyer's list, the merchant's list and the admin search
+    const buyerList = await api.request('GET', '/v1/orders', { token: api.token('tm-buyer-1') });
+    expect(buyerList.body.items.map((o: { orderId: string }) => o.orderId).sort()).toEqual([shipped!.orderId, cancelled!.orderId].sort());
+    const potter = await api.request('GET', '/v1/orders?type=imported', { token: api.token('potter', 'merchant') });
+    expect(potter.body.items).toHaveLength(2);
+    const search = await api.request('GET', '/v1/admin/orders?type=imported&status=SHIPPED', { token: admin });
+    expect(search.body.items.map((o: { orderId: string }) => o.orderId)).toEqual([shipped!.orderId]);
+    const metrics = await api.request('GET', '/metrics');
+    expect(metrics.body).toMatch(/orders_imported_total\{channel="tmall",app="api"\} 2/);
+  });
+
+  it('imports an order once however often it is sent, even twice at the same moment', async () => {
+    const admin = api.token('ops', 'admin');
+    const body = { channel: 'partner-x', orders: [partnerOrder('PX-1', 'PAID', 'px-buyer'), partnerOrder('PX-2', 'DELIVERED', 'px-buyer')] };
+    const answers = await Promise.all(Array.from({ length: 5 }, () => api.request('POST', '/v1/admin/orders/import', { token: admin, body })));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(answers.reduce((sum, a) => sum + a.body.imported, 0)).toBe(2);
+    const ids = new Set(answers.flatMap((a) => a.body.results.map((r: { orderId: string }) => r.orderId)));
+    expect(ids.size).toBe(2);
+    const rows = await env.db.selectFrom('orders').select('order_id').where('source_channel', '=', 'partner-x').execute();
+    expect(rows).toHaveLength(2);
+  });
+
+  it('refuses a bad batch as a whole, naming what is wrong, and writes nothing of it', async () => {
+    const admin = api.token('ops', 'admin');
+    const before = (await env.db.selectFrom('orders').select('order_id').execute()).length;
+    const tooMuchDiscount = partnerOrder('BAD-1', 'PAID');
+    tooMuchDiscount.items[0]!.discountCents = 10_000;
+    for (const [body, token, status, detail] of [
+      [{ channel: 'tmall', orders: [partnerOrder('OK-1', 'PAID'), tooMuchDiscount] }, admin, 400, /BAD-1.*discount above/],
+      [{ channel: 'tmall', orders: [partnerOrder('DUP-1', 'PAID'), partnerOrder('DUP-1', 'PAID')] }, admin, 400, /DUP-1 appears twice/],
+      [{ channel: 'tmall', orders: [partnerOrder('ST-1', 'PENDING_PAYMENT')] }, admin, 400, /status/],
+      [{ channel: 'Tmall Global', orders: [partnerOrder('CH-1', 'PAID')] }, admin, 400, /channel/],
+      [{ channel: 'tmall', orders: [{ ...partnerOrder('PR-1', 'PAID'), payableCents: 1 }] }, admin, 400, /payableCents|additional/],
+      [{ channel: 'tmall', orders: [partnerOrder('AUTH-1', 'PAID')] }, api.token('shop', 'merchant'), 403, /admin/],
+    ] as const) {
+      const answer = await api.request('POST', '/v1/admin/orders/import', { token, body });
+      expect(answer.status).toBe(status);
+      expect(String(answer.headers['content-type'])).toMatch(/^application\/problem\+json/);
+      expect(answer.body.detail).toMatch(detail);
+    }
+    expect((await env.db.selectFrom('orders').select('order_id').execute()).length).toBe(before);
+  });
+});

@@ -1,0 +1,124 @@
+import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApi, type ApiUnderTest } from './support/api-under-test.js';
+
+const window = { startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
+
+describe('the admin side of pricing, and reverse flows on orders this shop did not take the money for', () => {
+  let env: TestEnv;
+  let api: ApiUnderTest;
+  let admin: string;
+
+  beforeAll(async () => {
+    env = await createTestEnv('pricing_admin');
+    api = await startApi(env);
+    admin = api.token('ops', 'admin');
+    const created = await api.request('POST', '/v1/admin/skus', {
+      token: admin,
+      body: { skuId: 'KETTLE', title: 'Kettle', priceCents: 3_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' },
+    });
+    expect(created.status).toBe(201);
+  });
+  afterAll(async () => {
+    await api?.close();
+    await env?.cleanup();
+  });
+
+  const count = async (table: 'promotions' | 'coupons' | 'members' | 'member_levels' | 'warehouse_shipping') =>
+    Number((await env.db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+
+  it('lets only admins create promotions and coupons, and refuses a promotion id or coupon code that exists with 409 CONFLICT, changing nothing', async () => {
+    const promotion = { promotionId: 'P-5000-500', title: '500 off 5,000', thresholdCents: 5_000, offCents: 500, ...window };
+    for (const token of [api.token('ada'), api.token('shop', 'merchant')]) {
+      const refused = await api.request('POST', '/v1/admin/promotions', { token, body: promotion });
+      expect([refused.status, refused.body.code]).toEqual([403, 'FORBIDDEN']);
+    }
+    expect((await api.request('POST', '/v1/admin/promotions', { body: promotion })).status).toBe(401);
+    expect(await count('promotions')).toBe(0);
+
+    const created = await api.request('POST', '/v1/admin/promotions', { token: admin, body: promotion });
+    expect([created.status, created.body]).toEqual([201, promotion]);
+    const again = await api.request('POST', '/v1/admin/promotions', { token: admin, body: { ...promotion, offCents: 900 } });
+    expect([again.status, again.body.code]).toEqual([409, 'CONFLICT']);
+    expect((await env.db.selectFrom('promotions').select('off_cents').execute()).map((row) => Number(row.off_cents))).toEqual([500]);
+
+    const coupon = { code: 'TENOFF', kind: 'percent', percentOff: 10, minSpendCents: 6_000, perBuyerLimit: 1, ...window };
+    expect((await api.request('POST', '/v1/admin/coupons', { token: admin, body: coupon })).status).toBe(201);
+    const twice = await api.request('POST', '/v1/admin/coupons', { token: admin, body: { ...coupon, percentOff: 50 } });
+    expect([twice.status, twice.body.code]).toEqual([409, 'CONFLICT']);
+    expect((await env.db.selectFrom('coupons').select('percent_off').execute()).map((row) => row.percent_off)).toEqual([10]);
+  });
+
+  it('refuses malformed promotions and coupons with 400 VALIDATION_FAILED and creates nothing that checkout could use', async () => {
+    const refusals: Array<[string, Record<string, unknown>]> = [
+      ['/v1/admin/promotions', { promotionId: 'BACKWARDS', title: 'ends first', thresholdCents: 1, offCents: 1, startsAt: window.endsAt, endsAt: window.startsAt }],
+      ['/v1/admin/promotions', { promotionId: 'NEG', title: 'negative', thresholdCents: 1, offCents: -1, ...window }],
+      ['/v1/admin/promotions', { promotionId: 'FLOAT', title: 'cents', thresholdCents: 1, offCents: 0.5, ...window }],
+      ['/v1/admin/coupons', { code: 'NOPERCENT', kind: 'percent', minSpendCents: 0, perBuyerLimit: 1, ...window }],
+      ['/v1/admin/coupons', { code: 'NOCENTS', kind: 'fixed', minSpendCents: 0, perBuyerLimit: 1, ...window }],
+      ['/v1/admin/coupons', { code: 'TOOMUCH', kind: 'percent', percentOff: 101, minSpendCents: 0, perBuyerLimit: 1, ...window }],
+      ['/v1/admin/coupons', { code: 'NOUSE', kind: 'fixed', offCents: 100, minSpendCents: 0, perBuyerLimit: 0, ...window }],
+      ['/v1/admin/coupons', { code: 'PRICE', kind: 'fixed', offCents: 100, minSpendCents: 0, perBuyerLimit: 1, priceCents: 1, ...window }],
+    ];
+    for (const [path, body] of refusals) {
+      const answer = await api.request('POST', path, { token: admin, body });
+      expect([path, body, answer.status, answer.body.code]).toEqual([path, body, 400, 'VALIDATION_FAILED']);
+    }
+    expect([await count('promotions'), await count('coupons')]).toEqual([1, 1]);
+    // a coupon that was refused does not exist for checkout either: nothing is reserved
+    const checkout = await api.request('POST', '/v1/orders', {
+      token: api.token('bea'),
+      headers: { 'idempotency-key': 'bea-1' },
+      body: { items: [{ skuId: 'KETTLE', qty: 1 }], address: buyerAddress, couponCode: 'NOCENTS' },
+    });
+    expect([checkout.status, checkout.body.code]).toEqual([422, 'COUPON_INVALID']);
+    expect((await api.request('GET', '/v1/admin/skus/KETTLE', { token: admin })).body.stock).toEqual({ available: 10, reserved: 0, sold: 0 });
+  });
+
+  it('sets member levels, a buyer’s level only to a level that exists, and shipping fees per warehouse', async () => {
+    const unknown = await api.request('PUT', '/v1/admin/members/ada', { token: admin, body: { level: 'gold' } });
+    expect([unknown.status, unknown.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+    expect(await count('members')).toBe(0);
+
+    expect((await api.request('PUT', '/v1/admin/member-levels/gold', { token: admin, body: { discountPercent: 5, freeShipping: false } })).body).toEqual({
+      level: 'gold',
+      discountPercent: 5,
+      freeShipping: false,
+    });
+    // setting it again changes it in place
+    expect((await api.request('PUT', '/v1/admin/member-levels/gold', { token: admin, body: { discountPercent: 7, freeShipping: true } })).status).toBe(200);
+    expect((await api.request('PUT', '/v1/admin/members/ada', { token: admin, body: { level: 'gold' } })).body).toEqual({ userId: 'ada', level: 'gold' });
+    expect((await api.request('PUT', '/v1/admin/warehouses/wh-east/shipping', { token: admin, body: { feeCents: 600 } })).body).toEqual({ warehouseId: 'wh-east', feeCents: 600 });
+    expect((await api.request('PUT', '/v1/admin/warehouses/wh-east/shipping', { token: admin, body: { feeCents: -1 } })).status).toBe(400);
+    expect((await api.request('PUT', '/v1/admin/member-levels/gold', { token: api.token('ada'), body: { discountPercent: 100, freeShipping: true } })).status).toBe(403);
+
+    expect(await env.db.selectFrom('member_levels').selectAll().execute()).toEqual([{ level: 'gold', discount_percent: 7, free_shipping: 1 }]);
+    expect(await env.db.selectFrom('members').selectAll().execute()).toEqual([{ user_id: 'ada', level: 'gold' }]);
+    expect((await env.db.selectFrom('warehouse_shipping').selectAll().execute()).map((row) => [row.warehouse_id, Number(row.fee_cents)])).toEqual([['wh-east', 600]]);
+  });
+
+  it('cancels an imported paid order as its table says (no refund: its channel took the money) and refuses a return of an imported delivered one', async () => {
+    const partnerOrder = (externalOrderId: string, status: string) => ({
+      externalOrderId,
+      userId: 'tm-buyer',
+      placedAt: '2026-11-11T00:00:05.000Z',
+      status,
+      items: [{ skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 1, unitPriceCents: 3_900 }],
+      address: buyerAddress,
+    });
+    const imported = await api.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'tmall', orders: [partnerOrder('TM-1', 'PAID'), partnerOrder('TM-2', 'DELIVERED')] } });
+    expect(imported.status).toBe(200);
+    const [paid, delivered] = (imported.body.results as Array<{ orderId: string }>).map((r) => r.orderId);
+
+    const byBuyer = await api.request('POST', `/v1/orders/${paid}/cancel`, { token: api.token('tm-buyer'), body: { reason: 'changed my mind' } });
+    expect([byBuyer.status, byBuyer.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    const byMerchant = await api.request('POST', `/v1/orders/${paid}/cancel`, { token: api.token('shop', 'merchant'), body: { reason: 'out of stock at the channel' } });
+    expect([byMerchant.status, byMerchant.body.status, byMerchant.body.amounts.refundedCents]).toEqual([200, 'CANCELLED', 0]);
+    expect(byMerchant.body.history.at(-1)).toMatchObject({ from: 'PAID', action: 'cancel', to: 'CANCELLED', actor: 'merchant' });
+    expect(await env.db.selectFrom('refunds').selectAll().execute()).toEqual([]);
+
+    const returned = await api.request('POST', `/v1/orders/${delivered}/returns`, { token: api.token('tm-buyer'), body: { reason: 'broken', items: [{ skuId: 'KETTLE', qty: 1 }] } });
+    expect([returned.status, returned.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    expect((await api.request('GET', `/v1/orders/${delivered}`, { token: admin })).body.status).toBe('DELIVERED');
+  });
+});

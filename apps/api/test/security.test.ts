@@ -1,0 +1,186 @@
+import { createHmac } from 'node:crypto';
+import { buyerAddress, createTestEnv, signToken, type TestEnv } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApi, type ApiUnderTest } from './support/api-under-test.js';
+
+const partnerOrder = (externalOrderId: string, userId: string) => ({
+  externalOrderId,
+  userId,
+  placedAt: '2026-11-11T00:00:05.000Z',
+  status: 'PAID',
+  items: [{ skuId: 'KETTLE', title: 'Kettle', merchantId: 'kettle-maker', warehouseId: 'wh-east', qty: 1, unitPriceCents: 3_900 }],
+  shippingCents: 0,
+  address: buyerAddress,
+});
+
+describe('security: who sees what, budgets, risk control, signed callbacks, limits and headers', () => {
+  let env: TestEnv;
+  let api: ApiUnderTest;
+
+  beforeAll(async () => {
+    env = await createTestEnv('security', {
+      RATE_LIMIT_PER_USER: '8',
+      RATE_LIMIT_PER_IP: '4',
+      RATE_LIMIT_WINDOW_MS: '60000',
+      RISK_BLOCKED_USERS: 'mallory,trudy',
+      RISK_BLOCKED_DEVICES: 'stolen-phone-1',
+      RISK_VELOCITY_MAX_CHECKOUTS: '3',
+      RISK_VELOCITY_WINDOW_MS: '60000',
+      CALLBACK_REPLAY_WINDOW_MS: '60000',
+      BODY_LIMIT_BYTES: '4096',
+    });
+    api = await startApi(env);
+    const created = await api.request('POST', '/v1/admin/skus', {
+      token: api.token('ops-catalog', 'admin'),
+      body: { skuId: 'RISKY', title: 'Risky gadget', priceCents: 1_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' },
+    });
+    expect(created.status).toBe(201);
+  });
+
+  afterAll(async () => {
+    await api?.close();
+    await env?.cleanup();
+  });
+
+  const checkout = (buyer: string, key: string, headers: Record<string, string> = {}) =>
+    api.request('POST', '/v1/orders', { token: api.token(buyer), body: { items: [{ skuId: 'RISKY', qty: 1 }], address: buyerAddress }, headers: { 'idempotency-key': key, ...headers } });
+  const stockOfRisky = async (admin: string) => (await api.request('GET', '/v1/admin/skus/RISKY', { token: api.token(admin, 'admin') })).body.stock;
+
+  describe('rate limits', () => {
+    it("answers a buyer's 9th request in the window with 429 RATE_LIMITED and retry-after, while another buyer is served", async () => {
+      for (let i = 1; i <= 8; i++) expect((await api.request('GET', '/v1/orders', { token: api.token('busy-buyer') })).status).toBe(200);
+      const refused = await api.request('GET', '/v1/orders', { token: api.token('busy-buyer') });
+      expect(refused.status).toBe(429);
+      expect(String(refused.headers['content-type'])).toMatch(/^application\/problem\+json/);
+      expect(refused.body).toMatchObject({ status: 429, code: 'RATE_LIMITED' });
+      const retryAfter = Number(refused.headers['retry-after']);
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+
+      expect((await api.request('GET', '/v1/orders', { token: api.token('calm-buyer') })).status).toBe(200);
+    });
+
+    it('limits anonymous requests per IP, but a signed-in buyer behind the same IP keeps their own budget', async () => {
+      for (let i = 1; i <= 4; i++) expect((await api.request('GET', '/v1/orders')).status).toBe(401);
+      const refused = await api.request('GET', '/v1/orders');
+      expect(refused.status).toBe(429);
+      expect(refused.body.code).toBe('RATE_LIMITED');
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      // a forged token is anonymous too: it cannot open a budget of its own
+      const forged = signToken('some-other-secret-of-32-chars!!', { sub: 'anyone', role: 'buyer' });
+      expect((await api.request('GET', '/v1/orders', { token: forged })).status).toBe(429);
+      // unknown paths are limited as well, so ids cannot be probed
+      expect((await api.request('GET', '/v1/no-such-thing')).status).toBe(429);
+
+      expect((await api.request('GET', '/v1/orders', { token: api.token('buyer-behind-the-same-nat') })).status).toBe(200);
+      // probes and scrapes are never limited
+      expect((await api.request('GET', '/health/live')).status).toBe(200);
+    });
+  });
+
+  describe('risk control on checkout', () => {
+    it('refuses a blocked buyer, a blocked device and a buyer past the velocity rule with 403 RISK_REJECTED, reserving nothing', async () => {
+      const before = await stockOfRisky('ops-risk-1');
+
+      const blockedBuyer = await checkout('mallory', 'k-mallory');
+      expect(blockedBuyer.status).toBe(403);
+      expect(blockedBuyer.body).toMatchObject({ status: 403, code: 'RISK_REJECTED' });
+
+      const blockedDevice = await checkout('honest-buyer', 'k-device', { 'x-device-id': 'stolen-phone-1' });
+      expect(blockedDevice.status).toBe(403);
+      expect(blockedDevice.body.code).toBe('RISK_REJECTED');
+      expect((await checkout('honest-buyer', 'k-own-device', { 'x-device-id': 'own-phone-7' })).status).toBe(202);
+
+      // 3 checkouts a minute are allowed; the 4th in the window is refused
+      for (let i = 1; i <= 3; i++) expect((await checkout('eager-buyer', `k-eager-${i}`)).status).toBe(202);
+      const tooFast = await checkout('eager-buyer', 'k-eager-4');
+      expect(tooFast.status).toBe(403);
+      expect(tooFast.body.code).toBe('RISK_REJECTED');
+
+      // only the 4 accepted checkouts hold stock
+      expect(await stockOfRisky('ops-risk-2')).toEqual({ available: before.available - 4, reserved: before.reserved + 4, sold: 0 });
+      expect(await env.redis.zcard(`${env.config.REDIS_KEY_PREFIX}{g0}:accepted`)).toBe(4);
+    });
+
+    it('answers a malformed device id with 400, reserving nothing', async () => {
+      const answer = await checkout('careful-buyer', 'k-bad-device', { 'x-device-id': 'has spaces in it' });
+      expect(answer.status).toBe(400);
+      expect(answer.body.code).toBe('VALIDATION_FAILED');
+    });
+  });
+
+  describe('who sees which order', () => {
+    let orderId: string;
+
+    beforeAll(async () => {
+      const imported = await api.request('POST', '/v1/admin/orders/import', { token: api.token('ops-import', 'admin'), body: { channel: 'tmall', orders: [partnerOrder('TM-1', 'alice')] } });
+      expect(imported.status).toBe(200);
+      orderId = imported.body.results[0].orderId;
+    });
+
+    it('shows a buyer their own order and answers 404 to another buyer', async () => {
+      expect((await api.request('GET', `/v1/orders/${orderId}`, { token: api.token('alice') })).body).toMatchObject({ orderId, userId: 'alice' });
+      const probed = await api.request('GET', `/v1/orders/${orderId}`, { token: api.token('bob') });
+      expect(probed.status).toBe(404);
+      expect(probed.body.code).toBe('NOT_FOUND');
+      expect((await api.request('GET', '/v1/orders', { token: api.token('bob') })).body.items).toEqual([]);
+    });
+
+    it('shows a merchant the orders holding its SKUs and no others', async () => {
+      expect((await api.request('GET', `/v1/orders/${orderId}`, { token: api.token('kettle-maker', 'merchant') })).status).toBe(200);
+      expect((await api.request('GET', `/v1/orders/${orderId}`, { token: api.token('mug-maker', 'merchant') })).status).toBe(404);
+      expect((await api.request('GET', '/v1/orders', { token: api.token('mug-maker', 'merchant') })).body.items).toEqual([]);
+    });
+
+    it('keeps admin endpoints for the admin role', async () => {
+      for (const [sub, role] of [['alice', 'buyer'], ['kettle-maker', 'merchant']] as const) {
+        const refused = await api.request('GET', '/v1/admin/orders', { token: api.token(sub, role) });
+        expect(refused.status).toBe(403);
+        expect(refused.body.code).toBe('FORBIDDEN');
+      }
+      expect((await api.request('POST', '/v1/admin/orders/import', { token: api.token('alice'), body: { channel: 'tmall', orders: [partnerOrder('TM-2', 'alice')] } })).status).toBe(403);
+      expect((await api.request('GET', '/v1/admin/orders', { token: api.token('ops-search', 'admin') })).status).toBe(200);
+    });
+  });
+
+  describe('signed callbacks', () => {
+    const signed = (body: object) => {
+      const raw = JSON.stringify(body);
+      const signature = `sha256=${createHmac('sha256', env.config.PAYMENT_CALLBACK_SECRET).update(raw).digest('hex')}`;
+      return api.request('POST', '/v1/callbacks/payment', { body: raw, headers: { 'x-signature': signature } });
+    };
+    const callback = (at: Date) => ({ orderId: '01JAAAAAAAAAAAAAAAAAAAAAAA', paymentId: 'pay-1', transactionId: 'tx-1', status: 'SUCCEEDED', amountCents: 100, at: at.toISOString() });
+
+    it('refuses with 401 a validly signed callback sent again after the replay window, or dated too far ahead', async () => {
+      const replayed = await signed(callback(new Date(Date.now() - 2 * 60_000)));
+      expect(replayed.status).toBe(401);
+      expect(replayed.body.code).toBe('UNAUTHORIZED');
+      expect((await signed(callback(new Date(Date.now() + 2 * 60_000)))).status).toBe(401);
+      // inside the window the same callback goes through to the order lookup
+      expect((await signed(callback(new Date(Date.now() - 10_000)))).status).toBe(404);
+    });
+  });
+
+  describe('request limits and headers', () => {
+    it('answers a body over BODY_LIMIT_BYTES with 413 problem details, on checkout and on callbacks', async () => {
+      const big = JSON.stringify({ items: [{ skuId: 'RISKY', qty: 1 }], address: { ...buyerAddress, line1: 'x'.repeat(5_000) } });
+      const checkoutAnswer = await api.request('POST', '/v1/orders', { token: api.token('verbose-buyer'), body: big, headers: { 'idempotency-key': 'k-big' } });
+      expect(checkoutAnswer.status).toBe(413);
+      expect(String(checkoutAnswer.headers['content-type'])).toMatch(/^application\/problem\+json/);
+      expect(checkoutAnswer.body).toMatchObject({ status: 413, code: 'PAYLOAD_TOO_LARGE' });
+      const callbackAnswer = await api.request('POST', '/v1/callbacks/warehouse', { body: JSON.stringify({ orderId: 'x', event: 'PICKED', at: new Date().toISOString(), trackingNo: 'y'.repeat(5_000) }) });
+      expect(callbackAnswer.status).toBe(413);
+      expect(callbackAnswer.body.code).toBe('PAYLOAD_TOO_LARGE');
+    });
+
+    it('sends security headers on answers and on problems', async () => {
+      for (const answer of [await api.request('GET', '/health/live'), await api.request('GET', '/v1/orders/nope', { token: api.token('header-buyer') })]) {
+        expect(answer.headers['x-content-type-options']).toBe('nosniff');
+        expect(answer.headers['x-frame-options']).toBe('SAMEORIGIN');
+        expect(answer.headers['strict-transport-security']).toMatch(/max-age=\d+/);
+        expect(answer.headers['content-security-policy']).toMatch(/default-src 'self'/);
+        expect(answer.headers['x-powered-by']).toBeUndefined();
+      }
+    });
+  });
+});

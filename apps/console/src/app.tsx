@@ -1,0 +1,66 @@
+import { useMemo, useState } from 'preact/hooks';
+import { AfterSalesPage } from './after-sales-page.js';
+import { apiFor } from './api.js';
+import { FlashSalesPage } from './flash-sales-page.js';
+import { OrderPage } from './order-page.js';
+import { OrdersPage } from './orders-page.js';
+import { Link, useRoute } from './route.js';
+import { keepSession, storedSession, type Session } from './session.js';
+import { SignIn } from './sign-in.js';
+
+export function App() {
+  const [session, setSession] = useState<Session | null>(storedSession);
+  const route = useRoute();
+  const signOut = () => {
+    keepSession(null);
+    setSession(null);
+  };
+  const api = useMemo(() => (session ? apiFor(session.token, signOut) : null), [session]);
+
+  if (!session || !api) {
+    return (
+      <main id="main">
+        <SignIn
+          onSignIn={(signedIn) => {
+            keepSession(signedIn);
+            setSession(signedIn);
+          }}
+        />
+      </main>
+    );
+  }
+  const current = (page: string) => (route.page === page ? { 'aria-current': 'page' as const } : {});
+  return (
+    <>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="top">
+        <span class="brand">Order centre</span>
+        <nav aria-label="Console">
+          <Link to="/" {...current('orders')}>
+            Orders
+          </Link>
+          <Link to="/after-sales" {...current('after-sales')}>
+            After-sales
+          </Link>
+          <Link to="/flash-sales" {...current('flash-sales')}>
+            Flash sales
+          </Link>
+        </nav>
+        <span class="who">
+          Signed in as {session.role} <strong>{session.sub}</strong>
+        </span>
+        <button type="button" onClick={signOut}>
+          Sign out
+        </button>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {route.page === 'orders' && <OrdersPage api={api} session={session} />}
+        {route.page === 'order' && <OrderPage key={route.orderId} api={api} orderId={route.orderId} />}
+        {route.page === 'flash-sales' && <FlashSalesPage api={api} session={session} />}
+        {route.page === 'after-sales' && <AfterSalesPage api={api} session={session} />}
+      </main>
+    </>
+  );
+}

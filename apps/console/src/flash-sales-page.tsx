@@ -1,0 +1,240 @@
+import { useEffect, useState } from 'preact/hooks';
+import { formatCents, formatTime, problemText, type Api, type QueueCounts, type Sku } from './api.js';
+import type { Session } from './session.js';
+
+const POLL_MS = 1000;
+
+/** A datetime-local input's value for an instant, in the browser's time zone. */
+function localInput(at: Date): string {
+  const local = new Date(at.getTime() - at.getTimezoneOffset() * 60_000);
+  return local.toISOString().slice(0, 16);
+}
+
+interface Draft {
+  skuId: string;
+  title: string;
+  merchantId: string;
+  warehouseId: string;
+  channel: 'self' | 'third_party';
+  priceCents: string;
+  salePriceCents: string;
+  stock: string;
+  perUserLimit: string;
+  startsAt: string;
+  endsAt: string;
+}
+
+export function FlashSalesPage({ api, session }: { api: Api; session: Session }) {
+  const now = new Date();
+  const [draft, setDraft] = useState<Draft>({
+    skuId: '',
+    title: '',
+    merchantId: session.role === 'merchant' ? session.sub : '',
+    warehouseId: 'wh-1',
+    channel: 'self',
+    priceCents: '',
+    salePriceCents: '',
+    stock: '',
+    perUserLimit: '1',
+    startsAt: localInput(now),
+    endsAt: localInput(new Date(now.getTime() + 3_600_000)),
+  });
+  const [createProblem, setCreateProblem] = useState<string | null>(null);
+  const [watchDraft, setWatchDraft] = useState('');
+  const [watched, setWatched] = useState<string | null>(null);
+
+  const field = (name: keyof Draft) => ({
+    id: `sale-${name}`,
+    name,
+    value: draft[name],
+    onInput: (event: { currentTarget: { value: string } }) => setDraft({ ...draft, [name]: event.currentTarget.value }),
+  });
+
+  async function create(event: Event) {
+    event.preventDefault();
+    setCreateProblem(null);
+    try {
+      const sku = await api<Sku>('POST', '/v1/admin/skus', {
+        skuId: draft.skuId,
+        title: draft.title,
+        priceCents: Number(draft.priceCents),
+        merchantId: draft.merchantId,
+        channel: draft.channel,
+        warehouseId: draft.warehouseId,
+        stock: Number(draft.stock),
+        deduction: 'placement',
+        flashSale: {
+          priceCents: Number(draft.salePriceCents),
+          startsAt: new Date(draft.startsAt).toISOString(),
+          endsAt: new Date(draft.endsAt).toISOString(),
+          perUserLimit: Number(draft.perUserLimit),
+        },
+      });
+      setWatched(sku.skuId);
+    } catch (error) {
+      setCreateProblem(problemText(error));
+    }
+  }
+
+  return (
+    <section aria-labelledby="flash-title">
+      <h1 id="flash-title">Flash sales</h1>
+      <div class="columns">
+        <form class="panel stacked" aria-labelledby="create-title" onSubmit={(event) => void create(event)}>
+          <h2 id="create-title">Create a flash-sale SKU</h2>
+          <p class="hint">Flash-sale stock is reserved at checkout and given back when an order is cancelled or unpaid.</p>
+          <label for="sale-skuId">SKU id</label>
+          <input required pattern="[A-Za-z0-9._\-]{1,64}" {...field('skuId')} />
+          <label for="sale-title">Title</label>
+          <input required maxLength={200} {...field('title')} />
+          <label for="sale-merchantId">Merchant</label>
+          <input required readOnly={session.role === 'merchant'} {...field('merchantId')} />
+          <label for="sale-warehouseId">Warehouse</label>
+          <input required {...field('warehouseId')} />
+          <label for="sale-channel">Channel</label>
+          <select {...field('channel')}>
+            <option value="self">Self-operated</option>
+            <option value="third_party">Third party</option>
+          </select>
+          <label for="sale-priceCents">List price (cents)</label>
+          <input required type="number" min={0} step={1} inputMode="numeric" {...field('priceCents')} />
+          <label for="sale-salePriceCents">Flash-sale price (cents)</label>
+          <input required type="number" min={0} step={1} inputMode="numeric" {...field('salePriceCents')} />
+          <label for="sale-stock">Units for sale</label>
+          <input required type="number" min={0} step={1} inputMode="numeric" {...field('stock')} />
+          <label for="sale-perUserLimit">Units per buyer (0: no limit)</label>
+          <input required type="number" min={0} step={1} inputMode="numeric" {...field('perUserLimit')} />
+          <label for="sale-startsAt">Starts</label>
+          <input required type="datetime-local" {...field('startsAt')} />
+          <label for="sale-endsAt">Ends</label>
+          <input required type="datetime-local" {...field('endsAt')} />
+          {createProblem && (
+            <p class="problem" role="alert">
+              {createProblem}
+            </p>
+          )}
+          <button type="submit">Create flash sale</button>
+        </form>
+        <div>
+          <form
+            class="panel inline"
+            aria-label="Watch a SKU"
+            onSubmit={(event) => {
+              event.preventDefault();
+              setWatched(watchDraft.trim() || null);
+            }}
+          >
+            <label for="watch-sku">SKU to watch</label>
+            <input id="watch-sku" value={watchDraft} onInput={(event) => setWatchDraft(event.currentTarget.value)} />
+            <button type="submit">Watch</button>
+          </form>
+          {watched && <SaleMonitor key={watched} api={api} skuId={watched} />}
+        </div>
+      </div>
+    </section>
+  );
+}
+
+/** The sale while it runs: stock counters and the queues behind the intake, read every second. */
+function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
+  const [sku, setSku] = useState<Sku | null>(null);
+  const [queues, setQueues] = useState<QueueCounts[]>([]);
+  const [readAt, setReadAt] = useState<Date | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+
+  useEffect(() => {
+    let stopped = false;
+    async function read() {
+      try {
+        const [current, counts] = await Promise.all([api<Sku>('GET', `/v1/admin/skus/${encodeURIComponent(skuId)}`), api<{ queues: QueueCounts[] }>('GET', '/v1/admin/queues')]);
+        if (stopped) return;
+        setSku(current);
+        setQueues(counts.queues);
+        setReadAt(new Date());
+        setProblem(null);
+      } catch (error) {
+        if (!stopped) setProblem(problemText(error));
+      }
+    }
+    void read();
+    const timer = setInterval(() => void read(), POLL_MS);
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+    };
+  }, [api, skuId]);
+
+  const total = sku ? sku.stock.available + sku.stock.reserved + sku.stock.sold : 0;
+  return (
+    <section class="panel" aria-labelledby="monitor-title">
+      <h2 id="monitor-title">
+        {skuId}
+        {sku ? `: ${sku.title}` : ''}
+      </h2>
+      {problem && (
+        <p class="problem" role="alert">
+          {problem}
+        </p>
+      )}
+      {sku && (
+        <>
+          <p>
+            {sku.flashSale
+              ? `Flash price ${formatCents(sku.flashSale.priceCents)} (list ${formatCents(sku.priceCents)}), ${formatTime(sku.flashSale.startsAt)} to ${formatTime(sku.flashSale.endsAt)}, ${sku.flashSale.perUserLimit || 'no'} limit per buyer`
+              : `No flash sale; list price ${formatCents(sku.priceCents)}`}
+          </p>
+          <dl class="counters">
+            <div>
+              <dt>Available</dt>
+              <dd data-testid="stock-available">{sku.stock.available}</dd>
+            </div>
+            <div>
+              <dt>Reserved</dt>
+              <dd data-testid="stock-reserved">{sku.stock.reserved}</dd>
+            </div>
+            <div>
+              <dt>Sold</dt>
+              <dd data-testid="stock-sold">{sku.stock.sold}</dd>
+            </div>
+          </dl>
+          <label for="sold-meter">Taken (reserved and sold) of {total}</label>
+          <meter id="sold-meter" min={0} max={Math.max(total, 1)} value={sku.stock.reserved + sku.stock.sold} />
+        </>
+      )}
+      <table>
+        <caption>Queues behind the sale</caption>
+        <thead>
+          <tr>
+            <th scope="col">Queue</th>
+            <th scope="col" class="number">
+              Waiting
+            </th>
+            <th scope="col" class="number">
+              Active
+            </th>
+            <th scope="col" class="number">
+              Delayed
+            </th>
+            <th scope="col" class="number">
+              Failed
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {queues.map((queue) => (
+            <tr>
+              <th scope="row">{queue.name}</th>
+              <td class="number" data-testid={`queue-${queue.name}-waiting`}>
+                {queue.waiting + queue.prioritized}
+              </td>
+              <td class="number">{queue.active}</td>
+              <td class="number">{queue.delayed}</td>
+              <td class="number">{queue.failed}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p class="hint">Read every second{readAt ? `; last at ${readAt.toLocaleTimeString('en-GB')}` : ''}.</p>
+    </section>
+  );
+}

@@ -1,0 +1,332 @@
+import { useCallback, useEffect, useState } from 'preact/hooks';
+import { ApiProblem, formatCents, formatTime, problemText, type AllowedAction, type Api, type Order } from './api.js';
+import { Link } from './route.js';
+
+/** The merchant's words for the state table's actions; an action without one shows its table name. */
+const ACTION_LABELS: Record<string, string> = {
+  ship: 'Mark shipped',
+  deliver: 'Mark delivered',
+  complete: 'Complete',
+  cancel: 'Cancel (unpaid)',
+  refund: 'Cancel with refund',
+  approve_return: 'Approve return',
+  refuse_return: 'Refuse return',
+};
+
+/** A partial refund needs its lines chosen, which this console does not offer yet. */
+const NOT_OFFERED = new Set(['refund_lines']);
+
+type AfterSalesRecords = Record<string, Array<Record<string, unknown>>>;
+
+/** GET /v1/orders/:id/refunds, by whatever name its lists come: every array of the answer is one table. */
+function afterSalesRecords(answer: unknown): AfterSalesRecords {
+  if (Array.isArray(answer)) return { records: answer as Array<Record<string, unknown>> };
+  const records: AfterSalesRecords = {};
+  for (const [name, value] of Object.entries((answer ?? {}) as Record<string, unknown>)) if (Array.isArray(value)) records[name] = value as Array<Record<string, unknown>>;
+  return records;
+}
+
+const shown = (value: unknown) => (value === null || value === undefined ? '–' : typeof value === 'object' ? JSON.stringify(value) : String(value));
+
+export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
+  const [order, setOrder] = useState<Order | null>(null);
+  const [actions, setActions] = useState<AllowedAction[]>([]);
+  const [afterSales, setAfterSales] = useState<AfterSalesRecords | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  const [actionProblem, setActionProblem] = useState<string | null>(null);
+  const [done, setDone] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [reason, setReason] = useState('');
+
+  const load = useCallback(async () => {
+    try {
+      const [loaded, allowed] = await Promise.all([
+        api<Order>('GET', `/v1/orders/${orderId}`),
+        api<{ actions: AllowedAction[] }>('GET', `/v1/orders/${orderId}/actions`),
+      ]);
+      setOrder(loaded);
+      setActions(allowed.actions);
+      setProblem(null);
+    } catch (error) {
+      setProblem(problemText(error));
+    }
+    // refunds and returns come from the reverse flows; an api without them answers 404
+    api<unknown>('GET', `/v1/orders/${orderId}/refunds`)
+      .then((answer) => setAfterSales(afterSalesRecords(answer)))
+      .catch((error: unknown) => setAfterSales(error instanceof ApiProblem && error.status === 404 ? null : { unavailable: [{ problem: problemText(error) }] }));
+  }, [api, orderId]);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  async function fire({ action, href }: AllowedAction) {
+    setBusy(true);
+    setActionProblem(null);
+    setDone(null);
+    try {
+      // the reverse flows' routes (cancel, refunds) take a reason always; the generic route when one is given
+      const generic = href.includes('/actions/');
+      await api<unknown>('POST', href, reason.trim() === '' ? (generic ? {} : { reason: ACTION_LABELS[action] ?? action }) : { reason: reason.trim() });
+      const changed = await api<Order>('GET', `/v1/orders/${orderId}`);
+      setDone(`${ACTION_LABELS[action] ?? action}: the order is now ${changed.status} (${changed.merchantStatus})`);
+      setReason('');
+    } catch (error) {
+      setActionProblem(problemText(error));
+    } finally {
+      setBusy(false);
+      await load();
+    }
+  }
+
+  if (!order) {
+    return (
+      <section aria-labelledby="order-title">
+        <h1 id="order-title">Order {orderId}</h1>
+        {problem ? (
+          <p class="problem" role="alert">
+            {problem}
+          </p>
+        ) : (
+          <p aria-live="polite">Loading…</p>
+        )}
+      </section>
+    );
+  }
+
+  return (
+    <section aria-labelledby="order-title">
+      <p>
+        <Link to="/">← Orders</Link>
+      </p>
+      <h1 id="order-title">Order {order.orderId}</h1>
+      <dl class="facts">
+        <dt>Status</dt>
+        <dd>
+          <span class="status" data-testid="order-status">
+            {order.status}
+          </span>
+        </dd>
+        <dt>Buyer sees</dt>
+        <dd>{order.buyerStatus}</dd>
+        <dt>Merchant sees</dt>
+        <dd>{order.merchantStatus}</dd>
+        <dt>Type</dt>
+        <dd>{order.type}</dd>
+        <dt>Buyer</dt>
+        <dd>{order.userId}</dd>
+        <dt>Placed</dt>
+        <dd>{formatTime(order.createdAt)}</dd>
+        {order.couponCode && (
+          <>
+            <dt>Coupon</dt>
+            <dd>{order.couponCode}</dd>
+          </>
+        )}
+        {order.parentOrderId && (
+          <>
+            <dt>Split from</dt>
+            <dd>
+              <Link to={`/orders/${order.parentOrderId}`}>{order.parentOrderId}</Link>
+            </dd>
+          </>
+        )}
+      </dl>
+
+      <section aria-labelledby="actions-title" class="panel">
+        <h2 id="actions-title">Actions</h2>
+        {actions.length === 0 ? (
+          <p>Nothing for you to do in {order.status}: the next step belongs to the buyer, the payment or warehouse system, or the order is closed.</p>
+        ) : (
+          <>
+            <label for="action-reason">Reason (kept in the history, optional)</label>
+            <input id="action-reason" type="text" maxLength={500} value={reason} onInput={(event) => setReason(event.currentTarget.value)} />
+            <div class="actions">
+              {actions.filter((allowed) => !NOT_OFFERED.has(allowed.action)).map((allowed) => (
+                <button type="button" disabled={busy} onClick={() => void fire(allowed)} aria-describedby={`to-${allowed.action}`}>
+                  {ACTION_LABELS[allowed.action] ?? allowed.action}
+                  <span id={`to-${allowed.action}`} class="to">
+                    {' '}
+                    → {allowed.merchantLabel}
+                  </span>
+                </button>
+              ))}
+            </div>
+          </>
+        )}
+        {actionProblem && (
+          <p class="problem" role="alert">
+            {actionProblem}
+          </p>
+        )}
+        {done && (
+          <p class="done" role="status">
+            {done}
+          </p>
+        )}
+      </section>
+
+      <section aria-labelledby="lines-title">
+        <h2 id="lines-title">Lines</h2>
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">SKU</th>
+                <th scope="col">Title</th>
+                <th scope="col" class="number">
+                  Qty
+                </th>
+                <th scope="col" class="number">
+                  Unit price
+                </th>
+                <th scope="col" class="number">
+                  Discount allocated
+                </th>
+                <th scope="col" class="number">
+                  Payable
+                </th>
+                <th scope="col">Merchant</th>
+                <th scope="col">Warehouse</th>
+              </tr>
+            </thead>
+            <tbody>
+              {order.items.map((line) => (
+                <tr>
+                  <th scope="row">{line.skuId}</th>
+                  <td>{line.title ?? '–'}</td>
+                  <td class="number">{line.qty}</td>
+                  <td class="number">{formatCents(line.unitPriceCents)}</td>
+                  <td class="number">{formatCents(line.discountCents)}</td>
+                  <td class="number">{formatCents(line.payableCents)}</td>
+                  <td>{line.merchantId ?? '–'}</td>
+                  <td>{line.warehouseId ?? '–'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+        {order.amounts ? (
+          <dl class="facts amounts">
+            <dt>Subtotal</dt>
+            <dd>{formatCents(order.amounts.subtotalCents)}</dd>
+            <dt>Discounts</dt>
+            <dd>−{formatCents(order.amounts.discountCents)}</dd>
+            <dt>Shipping</dt>
+            <dd>{formatCents(order.amounts.shippingCents)}</dd>
+            <dt>Payable</dt>
+            <dd>
+              <strong>{formatCents(order.amounts.payableCents)}</strong>
+            </dd>
+            <dt>Refunded</dt>
+            <dd>{formatCents(order.amounts.refundedCents)}</dd>
+          </dl>
+        ) : (
+          <p>Still in the queue: amounts come once the order is priced.</p>
+        )}
+      </section>
+
+      {order.subOrders.length > 0 && (
+        <section aria-labelledby="children-title">
+          <h2 id="children-title">Child orders after the split</h2>
+          <ul>
+            {order.subOrders.map((child) => (
+              <li>
+                <Link to={`/orders/${child}`}>{child}</Link>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+
+      <section aria-labelledby="payment-title">
+        <h2 id="payment-title">Payment</h2>
+        {order.payment ? (
+          <dl class="facts">
+            <dt>Method</dt>
+            <dd>{order.payment.method}</dd>
+            <dt>Transaction</dt>
+            <dd>{order.payment.transactionId ?? '–'}</dd>
+            <dt>Paid</dt>
+            <dd>{formatTime(order.payment.paidAt)}</dd>
+          </dl>
+        ) : (
+          <p>Not paid.</p>
+        )}
+      </section>
+
+      <section aria-labelledby="shipments-title">
+        <h2 id="shipments-title">Shipments</h2>
+        {order.shipments.length === 0 ? (
+          <p>No shipments{order.subOrders.length > 0 ? ' on this order: each child ships its own parcel' : ''}.</p>
+        ) : (
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Shipment</th>
+                <th scope="col">Warehouse</th>
+                <th scope="col">Tracking</th>
+                <th scope="col">Status</th>
+              </tr>
+            </thead>
+            <tbody>
+              {order.shipments.map((shipment) => (
+                <tr>
+                  <th scope="row">{shipment.shipmentId}</th>
+                  <td>{shipment.warehouseId}</td>
+                  <td>{shipment.trackingNo ?? '–'}</td>
+                  <td>{shipment.status}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+
+      {afterSales && (
+        <section aria-labelledby="after-sales-title">
+          <h2 id="after-sales-title">Refunds and returns</h2>
+          {Object.entries(afterSales).map(([name, records]) =>
+            records.length === 0 ? (
+              <p>No {name}.</p>
+            ) : (
+              <table>
+                <caption>{name}</caption>
+                <thead>
+                  <tr>
+                    {Object.keys(records[0] ?? {}).map((key) => (
+                      <th scope="col">{key}</th>
+                    ))}
+                  </tr>
+                </thead>
+                <tbody>
+                  {records.map((record) => (
+                    <tr>
+                      {Object.keys(records[0] ?? {}).map((key) => (
+                        <td>{shown(record[key])}</td>
+                      ))}
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            ),
+          )}
+        </section>
+      )}
+
+      <section aria-labelledby="history-title">
+        <h2 id="history-title">History</h2>
+        <ol class="timeline" aria-label="Timeline">
+          {order.history.map((step) => (
+            <li>
+              <time dateTime={step.at}>{formatTime(step.at)}</time>
+              <span>
+                <strong>{step.action}</strong> by {step.actor}: {step.from ?? '(new)'} → {step.to}
+              </span>
+            </li>
+          ))}
+        </ol>
+      </section>
+    </section>
+  );
+}

@@ -1,0 +1,215 @@
+import { useEffect, useState } from 'preact/hooks';
+import { formatCents, formatTime, problemText, query, type Api, type Order, type OrderPage } from './api.js';
+import { Link } from './route.js';
+import type { Session } from './session.js';
+
+export const STATUSES = [
+  'ACCEPTED',
+  'PENDING_PAYMENT',
+  'PENDING_DEPOSIT',
+  'DEPOSIT_PAID',
+  'PAID',
+  'IN_FULFILLMENT',
+  'SHIPPED',
+  'DELIVERED',
+  'COMPLETED',
+  'CANCELLED',
+  'EXPIRED',
+  'DEPOSIT_FORFEITED',
+  'REFUNDING',
+  'REFUNDED',
+  'RETURN_REQUESTED',
+  'RETURNING',
+  'RETURNED',
+];
+const TYPES = ['standard', 'flash_sale', 'presale', 'virtual', 'imported'];
+
+interface Filter {
+  status: string;
+  type: string;
+  userId: string;
+  skuId: string;
+  from: string;
+  to: string;
+  limit: number;
+}
+
+const NO_FILTER: Filter = { status: '', type: '', userId: '', skuId: '', from: '', to: '', limit: 20 };
+
+/** A date input's day as the instant it starts (UTC), `days` later. */
+const dayStart = (day: string, days = 0) => (day === '' ? undefined : new Date(Date.parse(`${day}T00:00:00Z`) + days * 86_400_000).toISOString());
+
+/**
+ * Admins search every order (GET /v1/admin/orders); merchants list the orders holding their
+ * SKUs (GET /v1/orders). One page at a time, however many orders there are.
+ */
+export function orderSearchPath(session: Session, filter: Partial<Filter>, cursor: string | null): string {
+  const common = { status: filter.status, type: filter.type, limit: filter.limit ?? 20, cursor: cursor ?? undefined };
+  if (session.role === 'merchant') return `/v1/orders${query(common)}`;
+  return `/v1/admin/orders${query({ ...common, userId: filter.userId, skuId: filter.skuId, createdFrom: dayStart(filter.from ?? ''), createdTo: dayStart(filter.to ?? '', 1) })}`;
+}
+
+export function OrdersPage({ api, session }: { api: Api; session: Session }) {
+  const [draft, setDraft] = useState<Filter>(NO_FILTER);
+  const [filter, setFilter] = useState<Filter>(NO_FILTER);
+  // the cursors of the pages before this one, for "Previous page"
+  const [cursors, setCursors] = useState<Array<string | null>>([null]);
+  const [page, setPage] = useState<OrderPage | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  const cursor = cursors.at(-1) ?? null;
+
+  useEffect(() => {
+    let current = true;
+    setProblem(null);
+    api<OrderPage>('GET', orderSearchPath(session, filter, cursor))
+      .then((answer) => current && setPage(answer))
+      .catch((error: unknown) => current && setProblem(problemText(error)));
+    return () => {
+      current = false;
+    };
+  }, [api, session, filter, cursor]);
+
+  const field = (name: keyof Filter) => ({
+    id: `filter-${name}`,
+    name,
+    value: draft[name],
+    onInput: (event: { currentTarget: { value: string } }) => setDraft({ ...draft, [name]: name === 'limit' ? Number(event.currentTarget.value) : event.currentTarget.value }),
+  });
+  const admin = session.role === 'admin';
+
+  return (
+    <section aria-labelledby="orders-title">
+      <h1 id="orders-title">Orders</h1>
+      <form
+        class="filters"
+        aria-label="Search orders"
+        onSubmit={(event) => {
+          event.preventDefault();
+          setFilter(draft);
+          setCursors([null]);
+        }}
+      >
+        <div>
+          <label for="filter-status">Status</label>
+          <select {...field('status')}>
+            <option value="">Any</option>
+            {STATUSES.map((status) => (
+              <option value={status}>{status}</option>
+            ))}
+          </select>
+        </div>
+        <div>
+          <label for="filter-type">Order type</label>
+          <select {...field('type')}>
+            <option value="">Any</option>
+            {TYPES.map((type) => (
+              <option value={type}>{type}</option>
+            ))}
+          </select>
+        </div>
+        {admin && (
+          <>
+            <div>
+              <label for="filter-userId">Buyer</label>
+              <input type="search" autoComplete="off" {...field('userId')} />
+            </div>
+            <div>
+              <label for="filter-skuId">SKU</label>
+              <input type="search" autoComplete="off" {...field('skuId')} />
+            </div>
+            <div>
+              <label for="filter-from">Placed from</label>
+              <input type="date" {...field('from')} />
+            </div>
+            <div>
+              <label for="filter-to">Placed until</label>
+              <input type="date" {...field('to')} />
+            </div>
+          </>
+        )}
+        <div>
+          <label for="filter-limit">Per page</label>
+          <select {...field('limit')}>
+            {[20, 50, 100].map((size) => (
+              <option value={size}>{size}</option>
+            ))}
+          </select>
+        </div>
+        <div class="form-buttons">
+          <button type="submit">Search</button>
+          <button
+            type="button"
+            onClick={() => {
+              setDraft(NO_FILTER);
+              setFilter(NO_FILTER);
+              setCursors([null]);
+            }}
+          >
+            Clear
+          </button>
+        </div>
+      </form>
+      {!admin && <p class="hint">Merchants see the orders holding their SKUs and filter them by status and type; buyer, SKU and date search is for admins.</p>}
+      {problem && (
+        <p class="problem" role="alert">
+          {problem}
+        </p>
+      )}
+      {page && <OrderTable orders={page.items} caption={`Orders, page ${cursors.length}`} />}
+      <nav class="pager" aria-label="Pages of orders">
+        <button type="button" disabled={cursors.length === 1} onClick={() => setCursors(cursors.slice(0, -1))}>
+          Previous page
+        </button>
+        <span aria-live="polite">Page {cursors.length}</span>
+        <button type="button" disabled={!page?.nextCursor} onClick={() => page?.nextCursor && setCursors([...cursors, page.nextCursor])}>
+          Next page
+        </button>
+      </nav>
+    </section>
+  );
+}
+
+export function OrderTable({ orders, caption }: { orders: Order[]; caption: string }) {
+  if (orders.length === 0) return <p class="empty">No orders match.</p>;
+  return (
+    <div class="table-wrap">
+      <table>
+        <caption>{caption}</caption>
+        <thead>
+          <tr>
+            <th scope="col">Order</th>
+            <th scope="col">Type</th>
+            <th scope="col">Status</th>
+            <th scope="col">Buyer sees</th>
+            <th scope="col">Merchant sees</th>
+            <th scope="col">Buyer</th>
+            <th scope="col">SKUs</th>
+            <th scope="col" class="number">
+              Payable
+            </th>
+            <th scope="col">Placed</th>
+          </tr>
+        </thead>
+        <tbody>
+          {orders.map((order) => (
+            <tr key={order.orderId}>
+              <th scope="row">
+                <Link to={`/orders/${order.orderId}`}>{order.orderId}</Link>
+              </th>
+              <td>{order.type}</td>
+              <td>
+                <span class="status">{order.status}</span>
+              </td>
+              <td>{order.buyerStatus}</td>
+              <td>{order.merchantStatus}</td>
+              <td>{order.userId}</td>
+              <td>{order.items.map((item) => `${item.skuId} ×${item.qty}`).join(', ')}</td>
+              <td class="number">{formatCents(order.amounts?.payableCents)}</td>
+              <td>{formatTime(order.createdAt)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

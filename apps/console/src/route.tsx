@@ -1,0 +1,52 @@
+import type { ComponentChildren } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+
+/** Path routing under /console; the api answers index.html for every deep link. */
+export const BASE = '/console';
+
+export type Route =
+  | { page: 'orders' }
+  | { page: 'order'; orderId: string }
+  | { page: 'flash-sales' }
+  | { page: 'after-sales' };
+
+export function routeOf(pathname: string): Route {
+  const path = pathname.startsWith(BASE) ? pathname.slice(BASE.length) : pathname;
+  const order = /^\/orders\/([0-9A-Za-z]+)\/?$/.exec(path);
+  if (order?.[1]) return { page: 'order', orderId: order[1] };
+  if (/^\/flash-sales\/?$/.test(path)) return { page: 'flash-sales' };
+  if (/^\/after-sales\/?$/.test(path)) return { page: 'after-sales' };
+  return { page: 'orders' };
+}
+
+export function navigate(path: string): void {
+  history.pushState(null, '', `${BASE}${path}`);
+  dispatchEvent(new PopStateEvent('popstate'));
+}
+
+export function useRoute(): Route {
+  const [route, setRoute] = useState(() => routeOf(location.pathname));
+  useEffect(() => {
+    const follow = () => setRoute(routeOf(location.pathname));
+    addEventListener('popstate', follow);
+    return () => removeEventListener('popstate', follow);
+  }, []);
+  return route;
+}
+
+/** A real link (open in a new tab works), followed in place on a plain click. */
+export function Link({ to, children, ...rest }: { to: string; children: ComponentChildren; 'aria-current'?: 'page' }) {
+  return (
+    <a
+      href={`${BASE}${to}`}
+      onClick={(event) => {
+        if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+        event.preventDefault();
+        navigate(to);
+      }}
+      {...rest}
+    >
+      {children}
+    </a>
+  );
+}

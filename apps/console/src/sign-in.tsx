@@ -1,0 +1,30 @@
+import { useState } from 'preact/hooks';
+import { sessionFromToken, type Session } from './session.js';
+
+export function SignIn({ onSignIn }: { onSignIn: (session: Session) => void }) {
+  const [token, setToken] = useState('');
+  const [problem, setProblem] = useState<string | null>(null);
+  return (
+    <section class="sign-in" aria-labelledby="sign-in-title">
+      <h1 id="sign-in-title">Order centre</h1>
+      <p>Sign in with a merchant or admin token (<code>npm run token -- merchant shop</code> prints one).</p>
+      <form
+        onSubmit={(event) => {
+          event.preventDefault();
+          const session = sessionFromToken(token);
+          if (typeof session === 'string') setProblem(session);
+          else onSignIn(session);
+        }}
+      >
+        <label for="token">Token</label>
+        <textarea id="token" name="token" rows={4} required value={token} onInput={(event) => setToken(event.currentTarget.value)} aria-describedby={problem ? 'sign-in-problem' : undefined} />
+        {problem && (
+          <p id="sign-in-problem" class="problem" role="alert">
+            {problem}
+          </p>
+        )}
+        <button type="submit">Sign in</button>
+      </form>
+    </section>
+  );
+}

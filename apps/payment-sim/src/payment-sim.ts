@@ -1,0 +1,170 @@
+import { randomUUID } from 'node:crypto';
+import type { Config } from '@orders/config';
+import { createSimulator, type CommonFaults, type SimulatorOptions } from '@orders/simulation';
+import type { FastifyInstance } from 'fastify';
+
+/** The faults the simulator injects; changeable at run time through PUT /__admin/faults. */
+export interface PaymentFaults extends CommonFaults {
+  /** share of payments declined (the callback says FAILED) */
+  declineRate: number;
+}
+
+export interface PaymentSimOptions extends PaymentFaults, SimulatorOptions {}
+
+/** The simulator's settings as configured (PAYMENT_SIM_*, the payment callback secret). */
+export function paymentSimOptions(config: Config): PaymentSimOptions {
+  return {
+    latencyMs: config.PAYMENT_SIM_LATENCY_MS,
+    failureRate: config.PAYMENT_SIM_FAILURE_RATE,
+    timeoutRate: config.PAYMENT_SIM_TIMEOUT_RATE,
+    outage: config.PAYMENT_SIM_OUTAGE,
+    declineRate: config.PAYMENT_SIM_DECLINE_RATE,
+    callbackSecret: config.PAYMENT_CALLBACK_SECRET,
+    callbackAttempts: config.SIM_CALLBACK_ATTEMPTS,
+    callbackRetryMs: config.SIM_CALLBACK_RETRY_MS,
+    logLevel: config.LOG_LEVEL,
+  };
+}
+
+interface Charge {
+  paymentId: string;
+  orderId: string;
+  amountCents: number;
+  method: string;
+  status: 'SUCCEEDED' | 'FAILED';
+  transactionId: string;
+  /** how many times the money was taken: the order system must keep this at 1 */
+  charges: number;
+  requests: number;
+  refundedCents: number;
+  notifyUrl: string;
+  at: string;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A stand-in for the payment provider: accepts a payment (idempotent by paymentId),
+ * decides it, and reports the outcome by a signed callback to the notifyUrl it was
+ * given, retried until acknowledged. A refund with a notifyUrl is confirmed the same
+ * way (the callback carries its refundId); without one, its answer confirms it.
+ */
+export async function buildPaymentSim(options: PaymentSimOptions): Promise<FastifyInstance> {
+  const random = options.random ?? Math.random;
+  const { app, faults, injectFaults, sendCallback, track } = createSimulator<PaymentFaults>(
+    { latencyMs: options.latencyMs, failureRate: options.failureRate, timeoutRate: options.timeoutRate, outage: options.outage, declineRate: options.declineRate },
+    { ...options, random },
+    { declineRate: { type: 'number', minimum: 0, maximum: 1 } },
+  );
+  const charges = new Map<string, Charge>();
+  const refunds = new Map<string, { refundId: string; paymentId: string; amountCents: number; at: string }>();
+
+  const notify = (charge: Charge): void =>
+    void track(sleep(faults.latencyMs)).then(() =>
+      sendCallback(charge.notifyUrl, {
+        orderId: charge.orderId,
+        paymentId: charge.paymentId,
+        transactionId: charge.transactionId,
+        status: charge.status,
+        amountCents: charge.amountCents,
+        at: charge.at,
+      }),
+    );
+
+  app.post<{ Body: { paymentId: string; orderId: string; amountCents: number; method: string; notifyUrl: string } }>(
+    '/v1/payments',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['paymentId', 'orderId', 'amountCents', 'method', 'notifyUrl'],
+          properties: {
+            paymentId: { type: 'string', minLength: 1, maxLength: 64 },
+            orderId: { type: 'string', minLength: 1, maxLength: 64 },
+            amountCents: { type: 'integer', minimum: 1 },
+            method: { type: 'string' },
+            notifyUrl: { type: 'string', format: 'uri' },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      if (!(await injectFaults(reply))) return reply;
+      const known = charges.get(request.body.paymentId);
+      if (known) {
+        // the same payment again (a retried job): never a second charge; report its outcome again
+        known.requests += 1;
+        notify(known);
+        return reply.code(200).send({ paymentId: known.paymentId, status: known.status, transactionId: known.transactionId });
+      }
+      const declined = random() < faults.declineRate;
+      const charge: Charge = {
+        ...request.body,
+        status: declined ? 'FAILED' : 'SUCCEEDED',
+        transactionId: `txn_${randomUUID()}`,
+        charges: declined ? 0 : 1,
+        requests: 1,
+        refundedCents: 0,
+        at: new Date().toISOString(),
+      };
+      charges.set(charge.paymentId, charge);
+      notify(charge);
+      return reply.code(202).send({ paymentId: charge.paymentId, status: 'PROCESSING' });
+    },
+  );
+
+  const notifyRefund = (refund: { refundId: string; paymentId: string; amountCents: number; at: string }, notifyUrl: string): void => {
+    const charge = charges.get(refund.paymentId)!;
+    void track(sleep(faults.latencyMs)).then(() =>
+      sendCallback(notifyUrl, {
+        orderId: charge.orderId,
+        paymentId: refund.paymentId,
+        refundId: refund.refundId,
+        transactionId: `rfd_${refund.refundId}`.slice(0, 128),
+        status: 'SUCCEEDED',
+        amountCents: refund.amountCents,
+        at: new Date().toISOString(),
+      }),
+    );
+  };
+
+  app.post<{ Body: { refundId: string; paymentId: string; amountCents: number; notifyUrl?: string } }>(
+    '/v1/refunds',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['refundId', 'paymentId', 'amountCents'],
+          properties: {
+            refundId: { type: 'string', minLength: 1 },
+            paymentId: { type: 'string', minLength: 1 },
+            amountCents: { type: 'integer', minimum: 1 },
+            notifyUrl: { type: 'string', format: 'uri' },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      if (!(await injectFaults(reply))) return reply;
+      const { refundId, paymentId, amountCents, notifyUrl } = request.body;
+      const known = refunds.get(refundId);
+      if (known) {
+        // the same refund again (a retried job): never paid twice; confirm it again
+        if (notifyUrl) notifyRefund(known, notifyUrl);
+        return { refundId, status: 'SUCCEEDED' };
+      }
+      const charge = charges.get(paymentId);
+      if (!charge || charge.status !== 'SUCCEEDED') return reply.code(404).send({ error: `no successful payment ${paymentId}` });
+      if (charge.refundedCents + amountCents > charge.amountCents) return reply.code(422).send({ error: 'refund exceeds the payment' });
+      charge.refundedCents += amountCents;
+      const refund = { refundId, paymentId, amountCents, at: new Date().toISOString() };
+      refunds.set(refundId, refund);
+      if (!notifyUrl) return { refundId, status: 'SUCCEEDED' };
+      notifyRefund(refund, notifyUrl);
+      return reply.code(202).send({ refundId, status: 'PROCESSING' });
+    },
+  );
+
+  app.get('/__admin/payments', async () => ({ payments: [...charges.values()], refunds: [...refunds.values()] }));
+  return app;
+}

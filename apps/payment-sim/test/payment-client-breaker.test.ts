@@ -1,0 +1,75 @@
+import { ExternalRefused, ExternalUnavailable, PaymentClient } from '@orders/clients';
+import { createMetrics } from '@orders/metrics';
+import { buildPaymentSim } from '@orders/payment-sim';
+import { waitFor } from '@orders/testing';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+describe('the payment client behind its breaker, against the simulator’s faults', () => {
+  let sim: FastifyInstance;
+  let url: string;
+
+  beforeAll(async () => {
+    sim = await buildPaymentSim({ latencyMs: 0, failureRate: 0, timeoutRate: 0, outage: false, declineRate: 0, callbackSecret: 'test-callback-secret-0123', callbackAttempts: 1, callbackRetryMs: 10, logLevel: 'silent' });
+    url = await sim.listen({ host: '127.0.0.1', port: 0 });
+  });
+  afterAll(async () => sim?.close());
+
+  const faults = (body: Record<string, unknown>) => sim.inject({ method: 'PUT', url: '/__admin/faults', payload: body });
+  const newClient = () => {
+    const metrics = createMetrics({ app: 'test' });
+    // 200 ms timeout; opens after 2 calls with more than half failed; probes again after 300 ms
+    const client = new PaymentClient(url, { timeoutMs: 200, errorThresholdPercent: 50, resetMs: 300, volumeThreshold: 2, retryDelayMs: 50 }, metrics);
+    const outcome = async (name: string) => (await metrics.externalCalls.get()).values.find((v) => v.labels.outcome === name)?.value ?? 0;
+    const state = async () => (await metrics.circuitBreakerState.get()).values.find((v) => v.labels.breaker === 'payment')?.value;
+    return { client, outcome, state };
+  };
+  const payment = (n: number) => ({ paymentId: `p-${n}-${Date.now()}`, orderId: `o-${n}`, amountCents: 100, method: 'card', notifyUrl: 'http://127.0.0.1:9/none' });
+
+  it('gives up on a payment system that does not answer within 200 ms and counts a timeout', async () => {
+    const { client, outcome } = newClient();
+    await faults({ timeoutRate: 1 });
+    const started = Date.now();
+    await expect(client.requestPayment(payment(1))).rejects.toBeInstanceOf(ExternalUnavailable);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(await outcome('timeout')).toBe(1);
+    await faults({ timeoutRate: 0 });
+    client.breaker.shutdown();
+  });
+
+  it('opens after an outage’s failures, rejects without calling, and closes again once a probe succeeds', async () => {
+    const { client, outcome, state } = newClient();
+    await faults({ outage: true });
+    for (const n of [2, 3]) await expect(client.requestPayment(payment(n))).rejects.toBeInstanceOf(ExternalUnavailable);
+    expect(await state()).toBe(2);
+    const rejected = await client.requestPayment(payment(4)).catch((error: unknown) => error);
+    expect(rejected).toBeInstanceOf(ExternalUnavailable);
+    expect((rejected as ExternalUnavailable).retryAfterMs).toBe(300);
+    expect([await outcome('failure'), await outcome('rejected')]).toEqual([2, 1]);
+
+    await faults({ outage: false });
+    await waitFor(async () => (await state()) === 1, { what: 'half-open', timeoutMs: 2_000, intervalMs: 20 });
+    await expect(client.requestPayment(payment(5))).resolves.toMatchObject({ status: 'PROCESSING' });
+    expect(await state()).toBe(0);
+    client.breaker.shutdown();
+  });
+
+  it('does not hold a refused request (4xx) against the payment system', async () => {
+    const { client, outcome, state } = newClient();
+    for (let n = 0; n < 5; n++) {
+      await expect(client.refund({ refundId: `r-${n}`, paymentId: 'no-such-payment', amountCents: 100 })).rejects.toBeInstanceOf(ExternalRefused);
+    }
+    expect(await state()).toBe(0);
+    expect([await outcome('refused'), await outcome('failure'), await outcome('success')]).toEqual([5, 0, 0]);
+    client.breaker.shutdown();
+  });
+
+  it('charges a payment id once however often it is requested', async () => {
+    const { client } = newClient();
+    const p = payment(6);
+    for (let i = 0; i < 3; i++) await client.requestPayment(p);
+    const recorded = (await sim.inject({ method: 'GET', url: '/__admin/payments' })).json().payments.find((c: { paymentId: string }) => c.paymentId === p.paymentId);
+    expect([recorded.charges, recorded.requests]).toEqual([1, 3]);
+    client.breaker.shutdown();
+  });
+});

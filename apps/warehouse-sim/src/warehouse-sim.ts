@@ -1,0 +1,167 @@
+import { randomUUID } from 'node:crypto';
+import type { Config } from '@orders/config';
+import { createSimulator, type CommonFaults, type SimulatorOptions } from '@orders/simulation';
+import type { FastifyInstance } from 'fastify';
+
+/** The faults the simulator injects; changeable at run time through PUT /__admin/faults. */
+export interface WarehouseFaults extends CommonFaults {
+  /** delay between an order's PICKED, PACKED, SHIPPED and DELIVERED callbacks; 0: the warehouse never advances by itself */
+  stepMs: number;
+}
+
+export interface WarehouseSimOptions extends WarehouseFaults, SimulatorOptions {}
+
+/** The simulator's settings as configured (WAREHOUSE_SIM_*, the warehouse callback secret). */
+export function warehouseSimOptions(config: Config): WarehouseSimOptions {
+  return {
+    latencyMs: config.WAREHOUSE_SIM_LATENCY_MS,
+    failureRate: config.WAREHOUSE_SIM_FAILURE_RATE,
+    timeoutRate: config.WAREHOUSE_SIM_TIMEOUT_RATE,
+    outage: config.WAREHOUSE_SIM_OUTAGE,
+    stepMs: config.WAREHOUSE_SIM_STEP_MS,
+    callbackSecret: config.WAREHOUSE_CALLBACK_SECRET,
+    callbackAttempts: config.SIM_CALLBACK_ATTEMPTS,
+    callbackRetryMs: config.SIM_CALLBACK_RETRY_MS,
+    logLevel: config.LOG_LEVEL,
+  };
+}
+
+export const WAREHOUSE_EVENTS = ['PICKED', 'PACKED', 'SHIPPED', 'DELIVERED'] as const;
+type WarehouseEvent = (typeof WAREHOUSE_EVENTS)[number] | 'RETURN_RECEIVED';
+
+interface FulfilmentOrder {
+  orderId: string;
+  warehouseId: string;
+  items: Array<{ skuId: string; qty: number }>;
+  address: Record<string, string>;
+  /** how many changes (address, units) the order system sent */
+  changes: number;
+  /** every unit was taken off the order: it is not shipped */
+  cancelled: boolean;
+  notifyUrl: string;
+  trackingNo: string;
+  /** events acknowledged by the order system, with its answer */
+  events: Array<{ event: WarehouseEvent; status: number; at: string }>;
+  requests: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A stand-in for the warehouse system: accepts an order to fulfil (idempotent by
+ * orderId) and reports PICKED, PACKED, SHIPPED, DELIVERED by signed callbacks,
+ * `stepMs` apart, each retried until acknowledged. With stepMs 0 an operator or a
+ * test sends each event through POST /__admin/orders/:orderId/events.
+ */
+export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<FastifyInstance> {
+  const { app, faults, injectFaults, sendCallback, track, isClosing } = createSimulator<WarehouseFaults>(
+    { latencyMs: options.latencyMs, failureRate: options.failureRate, timeoutRate: options.timeoutRate, outage: options.outage, stepMs: options.stepMs },
+    options,
+    { stepMs: { type: 'integer', minimum: 0 } },
+  );
+  const orders = new Map<string, FulfilmentOrder>();
+
+  async function send(order: FulfilmentOrder, event: WarehouseEvent): Promise<number> {
+    const at = new Date().toISOString();
+    const status = await sendCallback(order.notifyUrl, { orderId: order.orderId, event, ...(event === 'SHIPPED' ? { trackingNo: order.trackingNo } : {}), at });
+    order.events.push({ event, status, at });
+    return status;
+  }
+
+  async function advance(order: FulfilmentOrder): Promise<void> {
+    for (const event of WAREHOUSE_EVENTS) {
+      await sleep(faults.stepMs);
+      if (isClosing() || order.cancelled) return;
+      await send(order, event);
+    }
+  }
+
+  app.post<{ Body: { orderId: string; warehouseId: string; items: Array<{ skuId: string; qty: number }>; address?: Record<string, string>; notifyUrl: string } }>(
+    '/v1/fulfilment-orders',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['orderId', 'warehouseId', 'items', 'notifyUrl'],
+          properties: {
+            orderId: { type: 'string', minLength: 1, maxLength: 64 },
+            warehouseId: { type: 'string', minLength: 1 },
+            items: { type: 'array', minItems: 1, items: { type: 'object', required: ['skuId', 'qty'], properties: { skuId: { type: 'string' }, qty: { type: 'integer', minimum: 1 } } } },
+            address: { type: 'object' },
+            notifyUrl: { type: 'string', format: 'uri' },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      if (!(await injectFaults(reply))) return reply;
+      const known = orders.get(request.body.orderId);
+      if (known) {
+        known.requests += 1;
+        return reply.code(200).send({ orderId: known.orderId, status: 'ACCEPTED' });
+      }
+      const order: FulfilmentOrder = {
+        orderId: request.body.orderId,
+        warehouseId: request.body.warehouseId,
+        items: request.body.items,
+        address: request.body.address ?? {},
+        changes: 0,
+        cancelled: false,
+        notifyUrl: request.body.notifyUrl,
+        trackingNo: `TRK-${randomUUID().slice(0, 8).toUpperCase()}`,
+        events: [],
+        requests: 1,
+      };
+      orders.set(order.orderId, order);
+      if (faults.stepMs > 0) void track(advance(order));
+      return reply.code(202).send({ orderId: order.orderId, status: 'ACCEPTED' });
+    },
+  );
+
+  app.post<{ Params: { orderId: string }; Body: { items: Array<{ skuId: string; qty: number }>; address: Record<string, string> } }>(
+    '/v1/fulfilment-orders/:orderId/changes',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['items', 'address'],
+          properties: {
+            items: { type: 'array', items: { type: 'object', required: ['skuId', 'qty'], properties: { skuId: { type: 'string' }, qty: { type: 'integer', minimum: 1 } } } },
+            address: { type: 'object', additionalProperties: { type: 'string' } },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      if (!(await injectFaults(reply))) return reply;
+      const order = orders.get(request.params.orderId);
+      if (!order) return reply.code(404).send({ error: 'unknown order' });
+      order.items = request.body.items;
+      order.address = request.body.address;
+      order.cancelled = request.body.items.length === 0;
+      order.changes += 1;
+      return { orderId: order.orderId, status: order.cancelled ? 'CANCELLED' : 'ACCEPTED' };
+    },
+  );
+
+  app.post<{ Params: { orderId: string }; Body: { event: WarehouseEvent } }>(
+    '/__admin/orders/:orderId/events',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['event'],
+          properties: { event: { type: 'string', enum: [...WAREHOUSE_EVENTS, 'RETURN_RECEIVED'] } },
+        },
+      },
+    },
+    async (request, reply) => {
+      const order = orders.get(request.params.orderId);
+      if (!order) return reply.code(404).send({ error: 'unknown order' });
+      const status = await send(order, request.body.event);
+      return { orderId: order.orderId, event: request.body.event, callbackStatus: status };
+    },
+  );
+  app.get('/__admin/orders', async () => ({ orders: [...orders.values()] }));
+  return app;
+}

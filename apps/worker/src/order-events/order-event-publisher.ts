@@ -1,0 +1,102 @@
+import type { OrderMetrics } from '@orders/metrics';
+import type { OrderEventRepository } from '@orders/persistence';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { WebhookDispatcher, type WebhookSettings } from './webhook-dispatcher.js';
+
+export interface OrderEventSettings {
+  maxLen: number;
+  pollMs: number;
+  batchSize: number;
+  webhooks: WebhookSettings;
+}
+
+/**
+ * Moves order events from the outbox (order_history rows not yet published) to the Redis
+ * Stream, then on to the webhooks. Every worker serving `events` runs one; a MySQL named
+ * lock lets one of them work at a time, because the stream's order is the publisher's
+ * order, and MySQL frees the lock when its holder dies, so another takes over.
+ *
+ * At least once: a publisher that dies between XADD and marking the rows published
+ * publishes them again; consumers drop repeats by eventId (or by the order's version).
+ */
+export class OrderEventPublisher {
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private readonly webhooks: WebhookDispatcher;
+
+  constructor(
+    private readonly deps: { redis: Redis; events: OrderEventRepository; metrics: OrderMetrics; log: Logger },
+    private readonly settings: OrderEventSettings,
+  ) {
+    this.webhooks = new WebhookDispatcher(deps, settings.webhooks);
+  }
+
+  start(): this {
+    this.loop = this.run();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const { events, log } = this.deps;
+    while (!this.stopped) {
+      try {
+        const active = await events.whileHoldingLock('order-events-publisher', async (lock) => {
+          log.info('order-event publisher active');
+          try {
+            while (!this.stopped && (await lock.stillHeld())) {
+              const published = await this.publishBatch();
+              await this.webhooks.deliverDue();
+              if (published < this.settings.batchSize) await this.pause(this.settings.pollMs);
+            }
+          } finally {
+            await this.webhooks.idle();
+          }
+        });
+        // another process publishes: check back now and then to take over if it dies
+        if (!active) await this.pause(this.settings.pollMs * 5);
+      } catch (error) {
+        log.error({ err: error }, 'order-event publisher failed; it starts again');
+        await this.pause(this.settings.pollMs * 5);
+      }
+    }
+  }
+
+  /** One batch from the outbox to the stream; marked published only after Redis took all of it. */
+  private async publishBatch(): Promise<number> {
+    const { redis, events, metrics } = this.deps;
+    const batch = await events.unpublished(this.settings.batchSize);
+    if (batch.length > 0) {
+      const pipeline = redis.pipeline();
+      for (const event of batch) {
+        pipeline.xadd(this.settings.webhooks.streamKey, 'MAXLEN', '~', this.settings.maxLen, '*', 'eventId', event.eventId, 'orderId', event.orderId, 'event', JSON.stringify(event));
+      }
+      const failed = (await pipeline.exec())?.find(([error]) => error);
+      if (failed) throw failed[0];
+      await events.markPublished(
+        batch.map((event) => event.eventId),
+        new Date(),
+      );
+      metrics.orderEventsPublished.inc(batch.length);
+    }
+    metrics.orderEventsBehind.set(batch.length < this.settings.batchSize ? 0 : await events.countUnpublished());
+    return batch.length;
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,347 @@
+import { PaymentClient, WarehouseClient, breakerSettings } from '@orders/clients';
+import type { Config } from '@orders/config';
+import { IllegalTransition, StaleOrderVersion, needsSplit, planSplit, stateMachineFor, type Actor, type Effect, type OrderType } from '@orders/domain';
+import type { OrderMetrics } from '@orders/metrics';
+import { OrderRepository, ProcessRepository, RefundRepository, type OrderDb, type OrderRow, type TransitionRequest } from '@orders/persistence';
+import {
+  JOB,
+  enqueueEffects,
+  enqueueSendToWarehouse,
+  type OrderEffectsJob,
+  type OrderQueues,
+  type OrderTimerJob,
+  type RequestPaymentJob,
+  type SendToWarehouseJob,
+  type TimerDelays,
+} from '@orders/queues';
+import type { Inventory } from '@orders/stock';
+import type { Job } from 'bullmq';
+import type { Logger } from 'pino';
+import { childOrderId } from './child-order-id.js';
+import { callExternal } from './external-retry.js';
+
+export interface ForwardLifeDeps {
+  config: Config;
+  db: OrderDb;
+  queues: OrderQueues;
+  inventory: Inventory;
+  orders: OrderRepository;
+  metrics: OrderMetrics;
+  clock: () => Date;
+  log: Logger;
+}
+
+/** Shipment statuses of a parcel still in the warehouse. */
+const UNSHIPPED_PARCEL = new Set(['ACCEPTED', 'PICKED', 'PACKED']);
+
+export function timerDelays(config: Config): TimerDelays {
+  return { autoConfirmMs: config.AUTO_CONFIRM_MS, afterSalesWindowMs: config.AFTER_SALES_WINDOW_MS, balanceTimeoutMs: config.PRESALE_BALANCE_TIMEOUT_MS };
+}
+
+/**
+ * The worker side of an order's forward life after checkout: collecting payments,
+ * settling a paid order (stock, split, warehouse), refunds, and the timers. Every step
+ * is idempotent (at-least-once jobs): it reads the order's status first and does only
+ * what is still to do, and transitions check the version.
+ */
+export class ForwardLife {
+  readonly paymentClient: PaymentClient;
+  readonly warehouseClient: WarehouseClient;
+  private readonly process: ProcessRepository;
+  private readonly refunds: RefundRepository;
+
+  constructor(private readonly deps: ForwardLifeDeps) {
+    this.paymentClient = new PaymentClient(deps.config.PAYMENT_URL, breakerSettings(deps.config, 'payment'), deps.metrics);
+    this.warehouseClient = new WarehouseClient(deps.config.WAREHOUSE_URL, breakerSettings(deps.config, 'warehouse'), deps.metrics);
+    this.process = new ProcessRepository(deps.db);
+    this.refunds = new RefundRepository(deps.db);
+  }
+
+  close(): void {
+    this.paymentClient.breaker.shutdown();
+    this.warehouseClient.breaker.shutdown();
+  }
+
+  /** payments queue */
+  async paymentsJob(job: Job, token: string | undefined): Promise<void> {
+    if (job.name === JOB.requestPayment) return this.requestPayment(job as Job<RequestPaymentJob>, token);
+    if (job.name === JOB.refundPayments) return this.refundPayments(job as Job<OrderEffectsJob>, token);
+    throw new Error(`payments queue: unknown job ${job.name}`);
+  }
+
+  /** fulfillment queue */
+  async fulfillmentJob(job: Job, token: string | undefined): Promise<void> {
+    if (job.name === JOB.settlePayment) return this.settlePayment((job as Job<OrderEffectsJob>).data);
+    if (job.name === JOB.sendToWarehouse) return this.sendToWarehouse(job as Job<SendToWarehouseJob>, token);
+    if (job.name === JOB.updateFulfilment) return this.updateFulfilment(job as Job<SendToWarehouseJob>, token);
+    throw new Error(`fulfillment queue: unknown job ${job.name}`);
+  }
+
+  /** timers queue, except the payment deadline (expire-order) */
+  async timerJob(job: Job<OrderTimerJob>): Promise<void> {
+    const { orderId } = job.data;
+    if (job.name === JOB.autoConfirm) await this.tryTransition({ orderId, action: 'auto_confirm', actor: 'system', detail: 'buyer did not confirm in time' });
+    else if (job.name === JOB.completeOrder) await this.tryTransition({ orderId, action: 'complete', actor: 'system', detail: 'after-sales window closed' });
+    else if (job.name === JOB.expireBalance) await this.forfeitDeposit(orderId);
+    else throw new Error(`timers queue: unknown job ${job.name}`);
+  }
+
+  /** Asks the payment system to collect a payment, unless the order stopped being payable meanwhile. */
+  private async requestPayment(job: Job<RequestPaymentJob>, token: string | undefined): Promise<void> {
+    const payment = await this.process.findPayment(job.data.paymentId);
+    if (!payment || payment.status !== 'PENDING') return;
+    const order = await this.deps.orders.findOrderRow(payment.order_id);
+    if (!order || stateMachineFor(order.type as OrderType).paymentActionFor(order.status) === null) {
+      this.deps.log.info({ orderId: payment.order_id, status: order?.status }, 'order no longer payable; payment not requested');
+      return;
+    }
+    await callExternal(job, token, () =>
+      this.paymentClient.requestPayment({
+        paymentId: payment.payment_id,
+        orderId: payment.order_id,
+        amountCents: Number(payment.amount_cents),
+        method: payment.method,
+        notifyUrl: new URL('/v1/callbacks/payment', this.deps.config.CALLBACK_BASE_URL).toString(),
+      }),
+    );
+  }
+
+  /**
+   * After payment: commit the stock (re-verifying payment-time SKUs), split the order
+   * per (channel, merchant, warehouse), and hand each part to its warehouse. If a
+   * payment-time SKU sold out meanwhile, the order is refunded and closed instead.
+   */
+  private async settlePayment(data: OrderEffectsJob): Promise<void> {
+    const effects = data.effects as Effect[];
+    let order = await this.deps.orders.findOrderRow(data.orderId);
+    if (!order) throw new Error(`settle-payment: no order ${data.orderId}`);
+    if (effects.includes('commitStock') && order.status === 'PAID') {
+      const committed = await this.commitStock(order);
+      if (!committed) return;
+    }
+    if (effects.includes('deliverDigital')) {
+      await this.tryTransition({ orderId: order.order_id, action: 'deliver', actor: 'system', detail: 'delivered with the payment' });
+    }
+    if (effects.includes('split') || effects.includes('requestFulfilment')) {
+      order = (await this.deps.orders.findOrderRow(data.orderId))!;
+      if (order.status !== 'PAID') return;
+      await this.split(order);
+      const children = await this.process.children(order.order_id);
+      const units = children.length > 0 ? children : [order];
+      await Promise.all(units.filter((unit) => unit.status === 'PAID').map((unit) => enqueueSendToWarehouse(this.deps.queues, unit.order_id)));
+    }
+  }
+
+  /** Returns false when the stock was gone and the order is being refunded instead. */
+  private async commitStock(order: OrderRow): Promise<boolean> {
+    const outcome = await this.deps.inventory.commitStock(order.order_id, order.user_id);
+    const items = await this.process.items(order.order_id);
+    if (outcome.status === 'gone') {
+      this.deps.log.warn({ orderId: order.order_id, skuId: outcome.skuId }, 'payment-time stock gone at payment: refunding');
+      await this.tryTransition(
+        {
+          orderId: order.order_id,
+          action: 'refund',
+          actor: 'system',
+          detail: `SKU ${outcome.skuId} sold out before the payment`,
+          effects: async (trx, current) =>
+            OrderRepository.writeLedger(
+              trx,
+              items
+                .filter((line) => line.deduction === 'placement')
+                .map((line) => ({ sku_id: line.sku_id, kind: 'release' as const, ref: current.order_id, order_id: current.order_id, qty: line.qty, reason: 'refund' })),
+            ),
+        },
+        'sold out at payment',
+      );
+      await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'refunded');
+      return false;
+    }
+    if (outcome.status === 'committed' || outcome.status === 'already') {
+      await this.process.writeLedgerOnce(
+        items.map((line) => ({
+          sku_id: line.sku_id,
+          kind: 'commit' as const,
+          ref: order.order_id,
+          order_id: order.order_id,
+          // placement units left "available" at checkout; payment-time units leave it now
+          qty: line.deduction === 'payment' ? -line.qty : 0,
+          reason: 'payment',
+        })),
+      );
+    } else {
+      this.deps.log.error({ orderId: order.order_id, outcome: outcome.status }, 'paid order has no live reservation in Redis; stock not committed');
+    }
+    return true;
+  }
+
+  private async split(order: OrderRow): Promise<void> {
+    const items = await this.process.items(order.order_id);
+    const lines = items.map((row) => ({
+      row,
+      lineNo: row.line_no,
+      channel: row.channel,
+      merchantId: row.merchant_id,
+      warehouseId: row.warehouse_id,
+      qty: row.qty,
+      unitPriceCents: Number(row.unit_price_cents),
+      discountCents: Number(row.discount_cents),
+      shippingCents: Number(row.shipping_cents),
+      payableCents: Number(row.payable_cents),
+    }));
+    if (!needsSplit(lines)) return;
+    const plans = planSplit(
+      { subtotalCents: Number(order.subtotal_cents), discountCents: Number(order.discount_cents), shippingCents: Number(order.shipping_cents), payableCents: Number(order.payable_cents) },
+      lines,
+    );
+    const children = plans.map((plan) => ({ orderId: childOrderId(order.order_id, `${plan.key.channel}/${plan.key.merchantId}/${plan.key.warehouseId}`), plan }));
+    await this.tryTransition({
+      orderId: order.order_id,
+      action: 'split',
+      actor: 'system',
+      detail: `split into ${children.map((c) => c.orderId).join(', ')}`,
+      effects: async (trx, current, fired) => ProcessRepository.insertChildren(trx, { ...current, status: fired.to }, children, this.deps.clock()),
+    });
+  }
+
+  /** Hands one order (or child) to its warehouse; IN_FULFILLMENT once the warehouse accepted it. */
+  private async sendToWarehouse(job: Job<SendToWarehouseJob>, token: string | undefined): Promise<void> {
+    const order = await this.deps.orders.findOrderRow(job.data.orderId);
+    if (!order || order.status !== 'PAID') return;
+    const items = await this.process.items(order.order_id);
+    const warehouseId = items[0]?.warehouse_id;
+    if (!warehouseId) throw new Error(`order ${order.order_id} has no lines to fulfil`);
+    await callExternal(job, token, () =>
+      this.warehouseClient.requestFulfilment({
+        orderId: order.order_id,
+        warehouseId,
+        items: items.map((line) => ({ skuId: line.sku_id, qty: line.qty })),
+        address: JSON.parse(order.address) as Record<string, string>,
+        notifyUrl: new URL('/v1/callbacks/warehouse', this.deps.config.CALLBACK_BASE_URL).toString(),
+      }),
+    );
+    await this.tryTransition({
+      orderId: order.order_id,
+      action: 'fulfil',
+      actor: 'system',
+      detail: `accepted by warehouse ${warehouseId}`,
+      effects: async (trx, current) => ProcessRepository.openShipment(trx, current, warehouseId, this.deps.clock()),
+    });
+  }
+
+  /**
+   * Tells the warehouse that has the order (a split parent has none: its children do)
+   * what it ships now, the units not refunded, and where; once the parcel has left, it
+   * is too late and nothing is sent.
+   */
+  private async updateFulfilment(job: Job<SendToWarehouseJob>, token: string | undefined): Promise<void> {
+    const order = await this.deps.orders.findOrderRow(job.data.orderId);
+    const shipment = order && (await this.process.shipment(order.order_id));
+    if (!order || !shipment || !UNSHIPPED_PARCEL.has(shipment.status)) return;
+    const items = (await this.process.items(order.order_id)).filter((line) => line.qty > line.refunded_qty);
+    await callExternal(job, token, () =>
+      this.warehouseClient.updateFulfilment(order.order_id, {
+        items: items.map((line) => ({ skuId: line.sku_id, qty: line.qty - line.refunded_qty })),
+        address: JSON.parse(order.address) as Record<string, string>,
+      }),
+    );
+  }
+
+  /**
+   * Carries out an order's refunds. An order with refund orders (cancelled after payment,
+   * lines refunded or returned) has each pending one paid back through the payment
+   * system's breaker: while it is unavailable the job waits, and the refund completes
+   * when it recovers. An order without (a payment that arrived after its order closed,
+   * payment-time stock gone) has every successful payment given back whole. The payment
+   * system is idempotent by refund id; an order in REFUNDING closes once nothing is pending.
+   */
+  private async refundPayments(job: Job<OrderEffectsJob>, token: string | undefined): Promise<void> {
+    if (await this.refunds.hasRefundOrders(job.data.orderId)) return this.payRefundOrders(job, token);
+    const orderId = job.data.orderId;
+    const paid = (await this.process.payments(orderId)).filter((p) => p.status === 'SUCCEEDED');
+    const refunds = paid.map((payment) => ({ refundId: `${payment.payment_id}-refund`, paymentId: payment.payment_id, amountCents: Number(payment.amount_cents) }));
+    for (const refund of refunds) await callExternal(job, token, () => this.paymentClient.refund(refund));
+    const at = this.deps.clock();
+    const reason = job.data.reason ?? 'refund';
+    const record: TransitionRequest['effects'] = async (trx, current) => {
+      let refundedCents = 0;
+      for (const refund of refunds) {
+        const inserted = await trx
+          .insertInto('refunds')
+          .values({ refund_id: refund.refundId, order_id: orderId, kind: 'refund', status: 'SUCCEEDED', version: 1, reason, amount_cents: refund.amountCents, items: '[]', created_at: at, updated_at: at })
+          .ignore()
+          .executeTakeFirst();
+        if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1) refundedCents += refund.amountCents;
+      }
+      if (refundedCents > 0) await trx.updateTable('orders').set({ refunded_cents: Number(current.refunded_cents) + refundedCents }).where('order_id', '=', orderId).execute();
+    };
+    const order = await this.deps.orders.findOrderRow(orderId);
+    if (order?.status === 'REFUNDING') {
+      await this.tryTransition({ orderId, action: 'refund_succeeded', actor: 'payment', detail: refunds.map((r) => r.refundId).join(', '), effects: record });
+    } else if (order) {
+      await this.deps.db.transaction().execute((trx) => record(trx, order, { from: order.status, action: 'refund', to: order.status, actor: 'system', effects: [] }));
+    }
+  }
+
+  private async payRefundOrders(job: Job<OrderEffectsJob>, token: string | undefined): Promise<void> {
+    const orderId = job.data.orderId;
+    // a refund opened while this job ran is picked up by the next round
+    for (let pending = await this.refunds.pending(orderId); pending.length > 0; pending = await this.refunds.pending(orderId)) {
+      for (const refund of pending) {
+        // the units go back on sale before the money goes back: an outage of the payment system must not hold stock
+        await this.deps.inventory.restockStock(refund.refundId, refund.items.filter((item) => item.qty > 0));
+        if (refund.amountCents === 0) {
+          // nothing to pay back (a unit whose share was discounted to nothing): settled as it stands
+          await this.refunds.markSucceeded(refund.refundId, this.deps.clock());
+          continue;
+        }
+        const notifyUrl = new URL('/v1/callbacks/payment', this.deps.config.CALLBACK_BASE_URL).toString();
+        await callExternal(job, token, () => this.paymentClient.refund({ refundId: refund.refundId, paymentId: refund.paymentId, amountCents: refund.amountCents, notifyUrl }));
+        await this.refunds.markSent(refund.refundId, this.deps.clock());
+      }
+    }
+    // the signed callbacks close the order; this covers refunds that needed none
+    const order = await this.deps.orders.findOrderRow(orderId);
+    if (order?.status === 'REFUNDING' && (await this.refunds.unsettled(orderId)) === 0) {
+      await this.tryTransition({ orderId, action: 'refund_succeeded', actor: 'payment', detail: 'every refund paid back' });
+    }
+  }
+
+  private async forfeitDeposit(orderId: string): Promise<void> {
+    const items = await this.process.items(orderId);
+    await this.tryTransition({
+      orderId,
+      action: 'expire_balance',
+      actor: 'system',
+      detail: 'balance not paid by its deadline; deposit kept',
+      effects: async (trx, current) =>
+        OrderRepository.writeLedger(
+          trx,
+          items
+            .filter((line) => line.deduction === 'placement')
+            .map((line) => ({ sku_id: line.sku_id, kind: 'release' as const, ref: current.order_id, order_id: current.order_id, qty: line.qty, reason: 'expire_balance' })),
+        ),
+    });
+    const order = await this.deps.orders.findOrderRow(orderId);
+    if (order?.status === 'DEPOSIT_FORFEITED') await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'forfeited');
+  }
+
+  /**
+   * Applies a transition and enqueues its follow-up effects. An action the order has
+   * already passed (a retried job) changes nothing; a concurrent change is retried.
+   */
+  async tryTransition(request: Omit<TransitionRequest, 'at'> & { actor: Actor }, reason?: string): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { order, fired } = await this.deps.orders.applyTransition({ ...request, at: this.deps.clock() });
+        this.deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
+        await enqueueEffects(this.deps.queues, { orderId: order.order_id, userId: order.user_id }, fired.effects, timerDelays(this.deps.config), reason);
+        return true;
+      } catch (error) {
+        if (error instanceof IllegalTransition) return false;
+        if (error instanceof StaleOrderVersion && attempt < 5) continue;
+        throw error;
+      }
+    }
+  }
+}

@@ -1,0 +1,184 @@
+import type { StockDrift } from '@orders/metrics';
+import type { CatalogRepository, LedgerStock, StockLedgerRepository } from '@orders/persistence';
+import type { Inventory, RedisClient } from '@orders/stock';
+import type { Logger } from 'pino';
+
+type Counters = Omit<LedgerStock, 'skuId'>;
+
+/** One SKU whose Redis counters disagree with the ledger: Redis minus what they should be. */
+export interface SkuDrift extends Counters {
+  skuId: string;
+  /** what the counters should hold */
+  expected: Counters;
+  /** the SKU is in the catalog but Redis has no counters for it */
+  missing: boolean;
+}
+
+export interface ReconcileReport {
+  checkedSkus: number;
+  /** accepted orders not yet in MySQL: their reservations were counted as in flight, not as drift */
+  ordersInFlight: number;
+  /** SKUs whose drift was the same in both readings */
+  drift: SkuDrift[];
+  repaired: boolean;
+}
+
+interface Reading {
+  drift: SkuDrift[];
+  all: StockDrift;
+  ordersInFlight: number;
+}
+
+const COUNTERS = ['available', 'reserved', 'sold'] as const;
+const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && COUNTERS.every((counter) => a[counter] === b[counter]);
+
+/**
+ * Compares each SKU's counters in Redis with the MySQL ledger, reports the difference
+ * (the stock_drift_units gauges read the last report) and, on request, repairs Redis.
+ *
+ * What is the truth for what:
+ * - the ledger for every movement the system of record has seen: operator adjustments,
+ *   persisted reservations, releases, commits (sold) and restocks. Repair moves Redis's
+ *   counters to match it, by increments, so checkouts running meanwhile are not overwritten.
+ * - Redis for reservations of accepted orders not yet in MySQL: they are counted as in
+ *   flight, never as drift. Writing them is the persist job's work, and the stranded-order
+ *   sweeper's when that job went missing; the reconciler never repairs them away.
+ * A movement is in flight for a moment between its MySQL and its Redis side (a release,
+ * a commit), so drift counts only when two readings RECONCILE_SETTLE_MS apart agree.
+ */
+export class StockReconciler {
+  private readonly reportKey: string;
+
+  constructor(
+    private readonly deps: { redis: RedisClient; inventory: Inventory; ledger: StockLedgerRepository; catalog: CatalogRepository; log: Logger },
+    private readonly options: { settleMs: number },
+  ) {
+    this.reportKey = `${deps.inventory.keys.prefix}stock-drift`;
+  }
+
+  async reconcile({ repair }: { repair: boolean }): Promise<ReconcileReport> {
+    const first = await this.read();
+    let reading = first;
+    let lasting: SkuDrift[] = [];
+    if (first.drift.length > 0) {
+      await new Promise((resolve) => setTimeout(resolve, this.options.settleMs));
+      reading = await this.read();
+      lasting = reading.drift.filter((drift) => first.drift.some((earlier) => earlier.skuId === drift.skuId && same(earlier, drift)));
+    }
+    if (repair) for (const drift of lasting) await this.repair(drift);
+    const lastingSkus = new Set(lasting.map((drift) => drift.skuId));
+    await this.saveReport(
+      reading.all.map((sku) => (repair || !lastingSkus.has(sku.skuId) ? { skuId: sku.skuId, available: 0, reserved: 0, sold: 0 } : sku)),
+    );
+    if (lasting.length > 0) this.deps.log.warn({ drift: lasting, repaired: repair }, 'stock drift between Redis and the ledger');
+    return { checkedSkus: reading.all.length, ordersInFlight: reading.ordersInFlight, drift: lasting, repaired: repair && lasting.length > 0 };
+  }
+
+  /** The last report, per SKU, for the drift gauges of every worker. */
+  async lastReport(): Promise<StockDrift> {
+    const fields = await this.deps.redis.hgetall(this.reportKey);
+    return Object.entries(fields).map(([skuId, value]) => {
+      const [available = 0, reserved = 0, sold = 0] = JSON.parse(value) as number[];
+      return { skuId, available, reserved, sold };
+    });
+  }
+
+  private async read(): Promise<Reading> {
+    const { redis, inventory, ledger } = this.deps;
+    const skuIds = await ledger.skuIds();
+    // the checkout keys of one group share a hash tag, so this is one atomic MULTI on one node
+    const [group] = inventory.keys.groups();
+    const transaction = redis.multi().zrange(inventory.keys.accepted(group!), 0, -1);
+    for (const skuId of skuIds) transaction.hmget(inventory.keys.sku(group!, skuId), 'available', 'reserved', 'sold', 'deduction');
+    const replies = (await transaction.exec()) ?? [];
+    const [acceptedError, accepted] = replies[0] ?? [new Error('no reply'), []];
+    if (acceptedError) throw acceptedError;
+    const counters = new Map<string, { values: Counters | null; deduction: string | null }>();
+    skuIds.forEach((skuId, i) => {
+      const [error, reply] = replies[i + 1] ?? [new Error('no reply'), null];
+      if (error) throw error;
+      const [available, reserved, sold, deduction] = reply as Array<string | null>;
+      counters.set(skuId, {
+        values: available === null ? null : { available: Number(available), reserved: Number(reserved ?? 0), sold: Number(sold ?? 0) },
+        deduction: deduction ?? null,
+      });
+    });
+    // Redis first, then MySQL: an order persisted in between is in both, and the
+    // snapshot's `persisted` says so; one cannot be in neither (its id leaves the
+    // accepted set only after its MySQL commit)
+    const acceptedIds = accepted as string[];
+    const snapshot = await ledger.snapshot(acceptedIds);
+    const inFlight = await this.reservedInFlight(group!, acceptedIds.filter((orderId) => !snapshot.persisted.has(orderId)), counters);
+
+    const drift: SkuDrift[] = [];
+    const all: StockDrift = [];
+    for (const ledgerStock of snapshot.stock) {
+      const redisStock = counters.get(ledgerStock.skuId);
+      // created after the counters were read: next pass
+      if (!redisStock) continue;
+      const held = inFlight.get(ledgerStock.skuId) ?? 0;
+      const expected = { available: ledgerStock.available - held, reserved: ledgerStock.reserved + held, sold: ledgerStock.sold };
+      const actual = redisStock.values ?? { available: 0, reserved: 0, sold: 0 };
+      const skuDrift: SkuDrift = {
+        skuId: ledgerStock.skuId,
+        available: actual.available - expected.available,
+        reserved: actual.reserved - expected.reserved,
+        sold: actual.sold - expected.sold,
+        expected,
+        missing: redisStock.values === null,
+      };
+      all.push({ skuId: skuDrift.skuId, available: skuDrift.available, reserved: skuDrift.reserved, sold: skuDrift.sold });
+      if (skuDrift.missing || COUNTERS.some((counter) => skuDrift[counter] !== 0)) drift.push(skuDrift);
+    }
+    return { drift, all, ordersInFlight: acceptedIds.length - snapshot.persisted.size };
+  }
+
+  /** Units per SKU that accepted, not yet persisted orders hold reserved in Redis (placement SKUs only). */
+  private async reservedInFlight(group: string, orderIds: string[], counters: Map<string, { deduction: string | null }>): Promise<Map<string, number>> {
+    const held = new Map<string, number>();
+    if (orderIds.length === 0) return held;
+    const pipeline = this.deps.redis.pipeline();
+    for (const orderId of orderIds) pipeline.hmget(this.deps.inventory.keys.order(group, orderId), 's', 'p');
+    for (const [error, reply] of (await pipeline.exec()) ?? []) {
+      if (error) throw error;
+      const [state, payload] = reply as Array<string | null>;
+      if (state !== 'reserved' || !payload) continue;
+      for (const line of (JSON.parse(payload) as { items: Array<{ skuId: string; qty: number }> }).items) {
+        if (counters.get(line.skuId)?.deduction === 'placement') held.set(line.skuId, (held.get(line.skuId) ?? 0) + line.qty);
+      }
+    }
+    return held;
+  }
+
+  private async repair(drift: SkuDrift): Promise<void> {
+    const { redis, inventory, catalog, log } = this.deps;
+    const [group] = inventory.keys.groups();
+    const key = inventory.keys.sku(group!, drift.skuId);
+    if (drift.missing) {
+      const sku = await catalog.findSku(drift.skuId);
+      if (!sku) return;
+      await inventory.initSku({
+        skuId: sku.skuId,
+        available: drift.expected.available,
+        deduction: sku.deduction,
+        saleStartsAt: sku.flashSale?.startsAt ?? null,
+        saleEndsAt: sku.flashSale?.endsAt ?? null,
+        perUserLimit: sku.flashSale?.perUserLimit ?? 0,
+      });
+      await redis.multi().hincrby(key, 'reserved', drift.expected.reserved).hincrby(key, 'sold', drift.expected.sold).exec();
+    } else {
+      const transaction = redis.multi();
+      for (const counter of COUNTERS) if (drift[counter] !== 0) transaction.hincrby(key, counter, -drift[counter]);
+      await transaction.exec();
+    }
+    log.warn({ skuId: drift.skuId, drift }, 'stock drift repaired: Redis counters moved to the ledger');
+  }
+
+  private async saveReport(report: StockDrift): Promise<void> {
+    const transaction = this.deps.redis.multi().del(this.reportKey);
+    if (report.length > 0) {
+      transaction.hset(this.reportKey, Object.fromEntries(report.map((sku) => [sku.skuId, JSON.stringify([sku.available, sku.reserved, sku.sold])])));
+    }
+    await transaction.exec();
+  }
+}

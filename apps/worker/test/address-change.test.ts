@@ -1,0 +1,47 @@
+// answers are read as the JSON a client sees
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { buyerAddress, waitFor } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+describe('changing the delivery address', () => {
+  let system: OrderSystem;
+
+  beforeAll(async () => {
+    system = await startOrderSystem('address_change');
+    await system.createSku({ skuId: 'DESK', priceCents: 15_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
+  });
+  afterAll(async () => system?.close());
+
+  it('changes it before payment and in fulfilment (the warehouse is told), records each change, repeats change nothing, and refuses once shipped', async () => {
+    const fay = system.token('fay');
+    const orderId = await system.checkout('fay', [{ skuId: 'DESK', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const patch = (line1: string) => system.request('PATCH', `/v1/orders/${orderId}/address`, { token: fay, body: { address: { ...buyerAddress, line1 } } });
+
+    const unpaid = await patch('2 Elm Street');
+    expect([unpaid.status, unpaid.body.address.line1]).toEqual([200, '2 Elm Street']);
+    expect(unpaid.body.history.at(-1)).toMatchObject({ from: 'PENDING_PAYMENT', action: 'change_address', to: 'PENDING_PAYMENT', actor: 'buyer' });
+
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: fay, body: { method: 'card' } });
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    const atWarehouse = async () => (await system.warehouseSim.request('GET', '/__admin/orders')).body.orders.find((o: any) => o.orderId === orderId);
+    expect((await atWarehouse()).address.line1).toBe('2 Elm Street');
+
+    const moved = await patch('9 Oak Avenue');
+    expect(moved.status).toBe(200);
+    await waitFor(async () => (await atWarehouse()).address.line1 === '9 Oak Avenue', { what: 'the warehouse to have the new address' });
+    const again = await patch('9 Oak Avenue');
+    expect(again.body.history).toHaveLength(moved.body.history.length);
+    expect(moved.body.history.filter((h: any) => h.action === 'change_address')).toHaveLength(2);
+    expect((await atWarehouse()).changes).toBe(1);
+
+    await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED' } });
+    await system.waitForStatus(orderId, 'SHIPPED');
+    const late = await patch('1 Late Lane');
+    expect([late.status, late.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    expect((await system.order(orderId)).address.line1).toBe('9 Oak Avenue');
+    // someone else's order is not found
+    expect((await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: system.token('gus'), body: { address: buyerAddress } })).status).toBe(404);
+  });
+});

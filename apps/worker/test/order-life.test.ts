@@ -1,0 +1,169 @@
+// answers are read as the JSON a client sees
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { waitFor } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+const step = (h: { from: string | null; action: string; to: string; actor: string }) => `${h.from} -${h.action}/${h.actor}-> ${h.to}`;
+
+describe('the whole forward life of an order', () => {
+  let system: OrderSystem;
+
+  beforeAll(async () => {
+    // timers of a few hundred ms; the warehouse advances only when the test sends its events
+    system = await startOrderSystem('order_life', { AUTO_CONFIRM_MS: '800', AFTER_SALES_WINDOW_MS: '300', WAREHOUSE_SIM_STEP_MS: '0' });
+    await system.createSku({ skuId: 'KETTLE', priceCents: 3_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    await system.createSku({ skuId: 'TEA', priceCents: 1_250, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 50, deduction: 'payment' });
+    await system.createSku({ skuId: 'MUG', priceCents: 899, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-west', stock: 20, deduction: 'placement' });
+  });
+  afterAll(async () => system?.close());
+
+  it('pays, splits a 3-line order from two warehouses and both channels into 3 children, ships, delivers, confirms and completes it', async () => {
+    const buyer = system.token('ada');
+    const orderId = await system.checkout('ada', [
+      { skuId: 'KETTLE', qty: 1 },
+      { skuId: 'TEA', qty: 2 },
+      { skuId: 'MUG', qty: 3 },
+    ]);
+    const pending = await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect(pending.amounts).toMatchObject({ subtotalCents: 9_196, payableCents: 9_196 });
+
+    const pay = await system.request('POST', `/v1/orders/${orderId}/pay`, { token: buyer, body: { method: 'card' } });
+    expect(pay.status).toBe(202);
+    expect(pay.body).toMatchObject({ orderId, purpose: 'full', amountCents: 9_196, status: 'PENDING' });
+    // asking again while the payment is pending returns the same payment: one charge
+    const again = await system.request('POST', `/v1/orders/${orderId}/pay`, { token: buyer, body: { method: 'card' } });
+    expect([again.status, again.body.paymentId]).toEqual([202, pay.body.paymentId]);
+
+    // paid, split per (channel, merchant, warehouse), every child handed to its warehouse
+    const children = (await waitFor(
+      async () => {
+        const order = await system.order(orderId);
+        if (order.subOrders.length !== 3) return false;
+        const subs = await Promise.all(order.subOrders.map((id: string) => system.order(id)));
+        return subs.every((s) => s.status === 'IN_FULFILLMENT') ? subs : false;
+      },
+      { what: 'three children in fulfilment', timeoutMs: 15_000 },
+    )) as any[];
+    const parent = await system.order(orderId);
+    expect(parent.status).toBe('IN_FULFILLMENT');
+    expect(parent.payment).toMatchObject({ paymentId: pay.body.paymentId, method: 'card' });
+    expect(parent.payment.transactionId).toMatch(/^txn_/);
+    const byGroup = Object.fromEntries(children.map((c: any) => [`${c.items[0].channel}/${c.items[0].merchantId}/${c.items[0].warehouseId}`, c]));
+    expect(Object.keys(byGroup).sort()).toEqual(['self/shop/wh-east', 'self/shop/wh-west', 'third_party/potter/wh-west']);
+    const east = byGroup['self/shop/wh-east'];
+    const west = byGroup['self/shop/wh-west'];
+    const potter = byGroup['third_party/potter/wh-west'];
+    expect([east.amounts.payableCents, west.amounts.payableCents, potter.amounts.payableCents]).toEqual([3_999, 2_500, 2_697]);
+    expect(children.every((c: any) => c.parentOrderId === orderId && c.userId === 'ada')).toBe(true);
+
+    // the east child: picked, packed, shipped, then the buyer signs for it
+    for (const event of ['PICKED', 'PACKED', 'SHIPPED']) {
+      const sent = await system.warehouseSim.request('POST', `/__admin/orders/${east.orderId}/events`, { body: { event } });
+      expect(sent.body.callbackStatus).toBe(200);
+    }
+    expect((await system.request('POST', `/v1/orders/${orderId}/confirm-receipt`, { token: buyer })).status).toBe(200);
+    // the west child ships and the buyer stays silent: auto-confirm after 800 ms
+    await system.warehouseSim.request('POST', `/__admin/orders/${west.orderId}/events`, { body: { event: 'SHIPPED' } });
+    // the potter's parcel goes all the way by the warehouse's own callbacks
+    for (const event of ['PICKED', 'PACKED', 'SHIPPED', 'DELIVERED']) {
+      await system.warehouseSim.request('POST', `/__admin/orders/${potter.orderId}/events`, { body: { event } });
+    }
+
+    // every child completes once its 300 ms after-sales window closes; so does the parent
+    const completed = await system.waitForStatus(orderId, 'COMPLETED', 15_000);
+    expect(completed.buyerStatus).toBe('Completed');
+    expect(completed.history.map(step)).toEqual([
+      'null -checkout/buyer-> ACCEPTED',
+      'ACCEPTED -persist/system-> PENDING_PAYMENT',
+      'PENDING_PAYMENT -pay/payment-> PAID',
+      'PAID -split/system-> PAID',
+      'PAID -fulfil/system-> IN_FULFILLMENT',
+      expect.stringMatching(/^IN_FULFILLMENT -ship\/warehouse-> SHIPPED$/),
+      expect.stringMatching(/^SHIPPED -(deliver\/warehouse|auto_confirm\/system|confirm_receipt\/buyer)-> DELIVERED$/),
+      'DELIVERED -complete/system-> COMPLETED',
+    ]);
+    const eastDone = await system.order(east.orderId);
+    expect(eastDone.history.map(step)).toEqual([
+      'null -split/system-> PAID',
+      'PAID -fulfil/system-> IN_FULFILLMENT',
+      'IN_FULFILLMENT -pick/warehouse-> IN_FULFILLMENT',
+      'IN_FULFILLMENT -pack/warehouse-> IN_FULFILLMENT',
+      'IN_FULFILLMENT -ship/warehouse-> SHIPPED',
+      'SHIPPED -confirm_receipt/buyer-> DELIVERED',
+      'DELIVERED -complete/system-> COMPLETED',
+    ]);
+    expect((await system.order(west.orderId)).history.map(step)).toContain('SHIPPED -auto_confirm/system-> DELIVERED');
+    const potterDone = await system.order(potter.orderId);
+    expect(potterDone.history.map(step)).toContain('SHIPPED -deliver/warehouse-> DELIVERED');
+    expect(potterDone.shipments).toEqual([expect.objectContaining({ warehouseId: 'wh-west', status: 'DELIVERED', trackingNo: expect.stringMatching(/^TRK-/) })]);
+
+    // stock: sold, not reserved; the payment-time TEA was deducted at payment
+    const admin = system.token('ops', 'admin');
+    const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: admin })).body.stock;
+    expect(await stock('KETTLE')).toEqual({ available: 9, reserved: 0, sold: 1 });
+    expect(await stock('TEA')).toEqual({ available: 48, reserved: 0, sold: 2 });
+    expect(await stock('MUG')).toEqual({ available: 17, reserved: 0, sold: 3 });
+    expect(await system.workers.deps.catalog.ledgerAvailable('TEA')).toBe(48);
+    // one charge at the payment system
+    const charged = (await system.paymentSim.request('GET', '/__admin/payments')).body.payments;
+    expect(charged.map((p: { orderId: string; charges: number; amountCents: number }) => [p.orderId, p.charges, p.amountCents])).toEqual([[orderId, 1, 9_196]]);
+
+    // the order centre: the buyer lists the order (its parts are subOrders), merchants their children, admins search
+    const mine = (await system.request('GET', '/v1/orders?status=COMPLETED', { token: buyer })).body.items;
+    expect(mine.map((o: { orderId: string }) => o.orderId)).toEqual([orderId]);
+    const potterView = (await system.request('GET', '/v1/orders', { token: system.token('potter', 'merchant') })).body.items;
+    expect(potterView.map((o: { orderId: string }) => o.orderId)).toEqual([potter.orderId]);
+    const search = await system.request('GET', `/v1/admin/orders?parentOrderId=${orderId}&status=COMPLETED`, { token: admin });
+    expect(search.body.items.map((o: { orderId: string }) => o.orderId).sort()).toEqual([east.orderId, west.orderId, potter.orderId].sort());
+    expect((await system.request('GET', '/v1/admin/orders?skuId=MUG&topLevel=true', { token: admin })).body.items.map((o: { orderId: string }) => o.orderId)).toEqual([orderId]);
+    expect((await system.request('GET', '/v1/admin/orders', { token: buyer })).status).toBe(403);
+  });
+
+  it('a payment callback sent 10 times at once changes the order once; a wrong signature is 401; an unknown order is 404', async () => {
+    const orderId = await system.checkout('bob', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    // a payment opened without asking the simulator, so only this test's callbacks settle it
+    const { ProcessRepository } = await import('@orders/persistence');
+    const { payment } = await new ProcessRepository(system.env.db).openPayment({ orderId, purpose: 'full', method: 'wallet', amountCents: 3_999, at: new Date() });
+    const callback = { orderId, paymentId: payment.payment_id, transactionId: 'txn_once', status: 'SUCCEEDED', amountCents: 3_999, at: new Date().toISOString() };
+
+    expect((await system.signedCallback('payment', callback, 'sha256=' + '0'.repeat(64))).status).toBe(401);
+    expect((await system.signedCallback('payment', callback, 'garbage')).status).toBe(401);
+    expect((await system.request('POST', '/v1/callbacks/payment', { body: callback })).status).toBe(401);
+    expect((await system.order(orderId)).status).toBe('PENDING_PAYMENT');
+
+    const answers = await Promise.all(Array.from({ length: 10 }, () => system.signedCallback('payment', callback)));
+    expect(answers.map((a) => a.status)).toEqual(Array(10).fill(200));
+    expect(answers.filter((a) => a.body.changed === true)).toHaveLength(1);
+    const paid = await system.order(orderId);
+    expect(paid.history.filter((h: { action: string }) => h.action === 'pay')).toHaveLength(1);
+    expect(paid.payment).toMatchObject({ transactionId: 'txn_once' });
+
+    const unknown = await system.signedCallback('payment', { ...callback, orderId: '01JZZZZZZZZZZZZZZZZZZZZZZZ' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.code).toBe('NOT_FOUND');
+    const unknownWarehouse = await system.signedCallback('warehouse', { orderId: '01JZZZZZZZZZZZZZZZZZZZZZZZ', event: 'SHIPPED', at: new Date().toISOString() });
+    expect([unknownWarehouse.status, unknownWarehouse.body.code]).toEqual([404, 'NOT_FOUND']);
+    // signed with the payment secret, sent to the warehouse endpoint: refused
+    const crossSigned = await system.request('POST', '/v1/callbacks/warehouse', {
+      body: JSON.stringify({ orderId, event: 'SHIPPED', at: new Date().toISOString() }),
+      headers: { 'x-signature': 'sha256=' + 'a'.repeat(64) },
+    });
+    expect(crossSigned.status).toBe(401);
+  });
+
+  it('refuses every action the order’s state does not allow with 409 ILLEGAL_TRANSITION and changes nothing', async () => {
+    const buyer = system.token('cy');
+    const orderId = await system.checkout('cy', [{ skuId: 'MUG', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const confirm = await system.request('POST', `/v1/orders/${orderId}/confirm-receipt`, { token: buyer });
+    expect([confirm.status, confirm.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    const early = await system.signedCallback('warehouse', { orderId, event: 'DELIVERED', at: new Date().toISOString() });
+    expect([early.status, early.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('someone-else'), body: { method: 'card' } })).status).toBe(404);
+    const order = await system.order(orderId);
+    expect(order.status).toBe('PENDING_PAYMENT');
+    expect(order.history).toHaveLength(2);
+  });
+});

@@ -1,0 +1,104 @@
+// answers are read as the JSON a client sees
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { waitFor } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+describe('returns inside the after-sales window', () => {
+  let system: OrderSystem;
+  let admin: string;
+
+  beforeAll(async () => {
+    // a 2 s after-sales window: long enough to ask for a return, short enough to see it close
+    system = await startOrderSystem('returns', { AFTER_SALES_WINDOW_MS: '2000' });
+    admin = system.token('ops', 'admin');
+    await system.createSku({ skuId: 'LAMP', priceCents: 2_400, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    expect((await system.request('PUT', '/v1/admin/warehouses/wh-east/shipping', { token: admin, body: { feeCents: 500 } })).status).toBe(200);
+  });
+  afterAll(async () => system?.close());
+
+  const stock = async () => (await system.request('GET', '/v1/admin/skus/LAMP', { token: admin })).body.stock;
+  const warehouse = (orderId: string, event: string) => system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event } });
+  const delivered = async (buyer: string) => {
+    const orderId = await system.checkout(buyer, [{ skuId: 'LAMP', qty: 2 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    for (const event of ['SHIPPED', 'DELIVERED']) expect((await warehouse(orderId, event)).body.callbackStatus).toBe(200);
+    return orderId;
+  };
+
+  it('returns a whole delivered order: approved, received by the warehouse, restocked and refunded with its shipping, once', async () => {
+    const dan = system.token('dan');
+    const orderId = await delivered('dan');
+    expect((await system.order(orderId)).amounts.payableCents).toBe(4_800 + 500);
+    const body = { reason: 'does not fit the room', items: [{ skuId: 'LAMP', qty: 2 }] };
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: dan, body });
+    expect([asked.status, asked.body.status]).toEqual([202, 'REQUESTED']);
+    expect(asked.body.returns[0]).toMatchObject({ kind: 'return', amountCents: 5_300, items: [{ lineNo: 1, skuId: 'LAMP', qty: 2, cents: 5_300 }] });
+    expect((await system.request('POST', `/v1/orders/${orderId}/returns`, { token: dan, body })).body.returnId).toBe(asked.body.returnId);
+    expect((await system.order(orderId)).status).toBe('RETURN_REQUESTED');
+
+    const approvePath = `/v1/orders/${orderId}/returns/${asked.body.returnId}/approve`;
+    expect((await system.request('POST', approvePath, { token: system.token('other-shop', 'merchant') })).status).toBe(404);
+    const approved = await system.request('POST', approvePath, { token: system.token('shop', 'merchant') });
+    expect([approved.status, approved.body.status]).toEqual([200, 'APPROVED']);
+    expect((await system.request('POST', approvePath, { token: system.token('shop', 'merchant') })).body.status).toBe('APPROVED');
+    expect((await system.order(orderId)).status).toBe('RETURNING');
+    expect(await stock()).toEqual({ available: 8, reserved: 0, sold: 2 });
+
+    expect((await warehouse(orderId, 'RETURN_RECEIVED')).body.callbackStatus).toBe(200);
+    const returned = await system.waitForStatus(orderId, 'RETURNED');
+    expect(returned.amounts.refundedCents).toBe(5_300);
+    await waitFor(async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: dan })).body.items[0]?.status === 'SUCCEEDED', { what: 'the return to be paid back' });
+    expect(await stock()).toEqual({ available: 10, reserved: 0, sold: 0 });
+    // the return's own history: asked, approved, received, then paid back (SENT may be overtaken by the payment system's confirmation)
+    const [paidBack] = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: dan })).body.items;
+    const steps = paidBack.history.map((h: any) => `${h.from}>${h.to}/${h.actor}`);
+    expect(steps.slice(0, 3)).toEqual(['null>REQUESTED/buyer', 'REQUESTED>APPROVED/merchant', 'APPROVED>PENDING/warehouse']);
+    expect(steps.at(-1)).toMatch(/^(PENDING|SENT)>SUCCEEDED\/payment$/);
+    const ledger = await system.env.db.selectFrom('stock_ledger').select(['kind', 'qty', 'reason']).where('order_id', '=', orderId).where('kind', '=', 'restock').execute();
+    expect(ledger).toEqual([{ kind: 'restock', qty: 2, reason: 'return' }]);
+    // the warehouse reporting the receipt again changes nothing
+    expect((await warehouse(orderId, 'RETURN_RECEIVED')).body.callbackStatus).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const refunds = (await system.paymentSim.request('GET', '/__admin/payments')).body.refunds;
+    expect(refunds.map((r: any) => r.amountCents)).toEqual([5_300]);
+    expect(await stock()).toEqual({ available: 10, reserved: 0, sold: 0 });
+    expect((await system.order(orderId)).amounts.refundedCents).toBe(5_300);
+  });
+
+  it('returns one of two lamps: refunds its share without the shipping, and the order stays with the buyer until its window closes', async () => {
+    const ivy = system.token('ivy');
+    const orderId = await delivered('ivy');
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: ivy, body: { reason: 'one is enough', items: [{ skuId: 'LAMP', qty: 1 }] } });
+    await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/approve`, { token: system.token('shop', 'merchant') });
+    expect((await warehouse(orderId, 'RETURN_RECEIVED')).body.callbackStatus).toBe(200);
+    const back = await system.waitForStatus(orderId, 'DELIVERED');
+    expect(back.history.at(-1)).toMatchObject({ from: 'RETURNING', action: 'receive_partial_return', to: 'DELIVERED', actor: 'warehouse' });
+    await waitFor(async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: ivy })).body.items[0]?.status === 'SUCCEEDED', { what: 'the return to be paid back' });
+    const order = await system.order(orderId);
+    expect([order.amounts.refundedCents, order.items[0].refundedQty]).toEqual([2_400, 1]);
+    await system.waitForStatus(orderId, 'COMPLETED', 10_000);
+  });
+
+  it('refuses a partial return on review, and refuses any return once the window has closed', async () => {
+    const eve = system.token('eve');
+    const orderId = await delivered('eve');
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: eve, body: { reason: 'one is enough', items: [{ skuId: 'LAMP', qty: 1 }] } });
+    // one of two lamps: half of the goods, no shipping since the order does not come back whole
+    expect(asked.body.returns[0]).toMatchObject({ amountCents: 2_400 });
+    const refused = await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/refuse`, { token: admin });
+    expect([refused.status, refused.body.status]).toEqual([200, 'REFUSED']);
+    expect((await system.order(orderId)).status).toBe('DELIVERED');
+    expect((await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/approve`, { token: admin })).status).toBe(409);
+
+    // the new window closes: the order completes, and a return is refused without changing anything
+    await system.waitForStatus(orderId, 'COMPLETED', 10_000);
+    const late = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: eve, body: { reason: 'changed my mind', items: [{ skuId: 'LAMP', qty: 1 }] } });
+    expect([late.status, late.body.code]).toEqual([422, 'RETURN_WINDOW_CLOSED']);
+    const order = await system.order(orderId);
+    expect([order.status, order.amounts.refundedCents]).toEqual(['COMPLETED', 0]);
+    expect((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: eve })).body.items.map((r: any) => r.status)).toEqual(['REFUSED']);
+  });
+});

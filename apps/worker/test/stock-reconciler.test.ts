@@ -1,0 +1,113 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Inventory } from '@orders/stock';
+import { buyerAddress, waitFor } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const run = promisify(execFile);
+
+describe('the stock reconciler: Redis counters against the MySQL ledger', () => {
+  let system: OrderSystem;
+  let inventory: Inventory;
+
+  /** npm run reconcile as an operator runs it, in its own process, against this test's database and prefix. */
+  async function reconcile(...args: string[]): Promise<string> {
+    const { stdout, stderr } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/reconcile.ts', ...args], {
+      cwd: root,
+      env: { ...process.env, ...system.env.env },
+    });
+    return stdout + stderr;
+  }
+
+  /** The worker's stock_drift_units series, per SKU, as Prometheus would scrape them. */
+  async function driftGauge(): Promise<Record<string, number>> {
+    const metric = await system.workers.deps.metrics.registry.getSingleMetric('stock_drift_units')!.get();
+    return Object.fromEntries(metric.values.map((sample) => [String(sample.labels.sku), sample.value]));
+  }
+
+  const skuKey = (skuId: string) => `${system.env.config.REDIS_KEY_PREFIX}{g0}:sku:${skuId}`;
+  const redisStock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: system.token('ops', 'admin') })).body.stock;
+
+  beforeAll(async () => {
+    system = await startOrderSystem('stock_reconciler', { RECONCILE_INTERVAL_MS: '300', RECONCILE_SETTLE_MS: '100' });
+    const { config } = system.env;
+    inventory = new Inventory(system.env.redis, config.REDIS_KEY_PREFIX, {
+      standardPaymentTimeoutMs: config.PAYMENT_TIMEOUT_MS,
+      flashSalePaymentTimeoutMs: config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
+      idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
+    });
+    await system.createSku({ skuId: 'LAMP', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 20, deduction: 'placement' });
+    await system.createSku({ skuId: 'BOOK', priceCents: 1_200, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 50, deduction: 'payment' });
+
+    // a lived-in shop: a paid order (sold), unpaid ones (reserved), and one accepted order still on its way to MySQL
+    const paid = await system.checkout('ann', [{ skuId: 'LAMP', qty: 2 }, { skuId: 'BOOK', qty: 1 }]);
+    await system.waitForStatus(paid, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${paid}/pay`, { token: system.token('ann'), body: { method: 'card' } })).status).toBe(202);
+    for (const buyer of ['ben', 'cat']) await system.waitForStatus(await system.checkout(buyer, [{ skuId: 'LAMP', qty: 1 }]), 'PENDING_PAYMENT');
+    await waitFor(async () => (await redisStock('LAMP')).sold === 2, { what: 'the paid order to commit its stock' });
+    await inventory.reserveStock({
+      orderId: '01JZZZZZZZZZZZZZZZZZZZZZZZ',
+      userId: 'dan',
+      idempotencyKey: 'in-flight',
+      bodyHash: 'in-flight',
+      requestedType: null,
+      items: [{ skuId: 'LAMP', qty: 3 }],
+      payload: { address: buyerAddress, couponCode: null },
+      now: new Date(),
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await system?.close();
+  });
+
+  it('reports zero drift on a clean system, counting an order not yet in MySQL as in flight', async () => {
+    expect(await redisStock('LAMP')).toEqual({ available: 13, reserved: 5, sold: 2 });
+    const output = await reconcile();
+    expect(output).toContain('2 SKUs checked; 1 accepted order(s) not yet in MySQL counted as in flight.');
+    expect(output).toContain('No drift: Redis matches the MySQL ledger.');
+    await waitFor(async () => {
+      const gauge = await driftGauge();
+      return gauge.LAMP === 0 && gauge.BOOK === 0;
+    }, { what: 'the scheduled reconciliation to export zero drift', timeoutMs: 10_000 });
+  });
+
+  it('finds drift made by hand, reports it in the command and the metric, and repairs it only with --repair', async () => {
+    // Redis gains 5 lamps nobody put there; the ledger loses 2 books of the opening stock
+    await system.env.redis.hincrby(skuKey('LAMP'), 'available', 5);
+    await system.env.db.updateTable('stock_ledger').set({ qty: 48 }).where('sku_id', '=', 'BOOK').where('kind', '=', 'adjust').execute();
+
+    await waitFor(async () => {
+      const gauge = await driftGauge();
+      return gauge.LAMP === 5 && gauge.BOOK === 2;
+    }, { what: 'the scheduled reconciliation to export the drift', timeoutMs: 10_000 });
+
+    const report = await reconcile();
+    expect(report).toMatch(/Drift \(Redis minus ledger\) on 2 SKUs/);
+    expect(report).toMatch(/^BOOK\s+\+2\s+0\s+0\s+47\/0\/1$/m);
+    expect(report).toMatch(/^LAMP\s+\+5\s+0\s+0\s+13\/5\/2$/m);
+    expect(report).toContain('Nothing changed; run with --repair');
+    expect(await redisStock('LAMP')).toEqual({ available: 18, reserved: 5, sold: 2 });
+
+    const repaired = await reconcile('--repair');
+    expect(repaired).toContain('Repaired: the Redis counters now match the ledger.');
+    expect(await redisStock('LAMP')).toEqual({ available: 13, reserved: 5, sold: 2 });
+    expect(await redisStock('BOOK')).toEqual({ available: 47, reserved: 0, sold: 1 });
+
+    expect(await reconcile()).toContain('No drift: Redis matches the MySQL ledger.');
+    await waitFor(async () => {
+      const gauge = await driftGauge();
+      return gauge.LAMP === 0 && gauge.BOOK === 0;
+    }, { what: 'the drift metric to fall back to zero', timeoutMs: 10_000 });
+  });
+
+  it('still sells what the ledger says after the repair', async () => {
+    const orderId = await system.checkout('eve', [{ skuId: 'LAMP', qty: 13 }]);
+    expect(orderId).toMatch(/^[0-9A-Z]{26}$/);
+    const soldOut = await system.request('POST', '/v1/orders', { token: system.token('fay'), body: { items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress }, headers: { 'idempotency-key': 'fay-1' } });
+    expect(soldOut.body.code).toBe('OUT_OF_STOCK');
+  });
+});

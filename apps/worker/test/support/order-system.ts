@@ -1,0 +1,107 @@
+import { createHmac } from 'node:crypto';
+import { buildApp, connectApi } from '@orders/api';
+import { buildPaymentSim, paymentSimOptions } from '@orders/payment-sim';
+import { buyerAddress, createTestEnv, freePort, httpClient, signToken, waitFor, type HttpClient, type TestEnv } from '@orders/testing';
+import { buildWarehouseSim, warehouseSimOptions } from '@orders/warehouse-sim';
+import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+
+export interface OrderSystem extends Pick<HttpClient, 'request'> {
+  env: TestEnv;
+  workers: RunningWorkers;
+  api: FastifyInstance;
+  /** the simulators' own HTTP (admin endpoints: faults, recorded payments, warehouse events) */
+  paymentSim: HttpClient;
+  warehouseSim: HttpClient;
+  token(sub: string, role?: 'buyer' | 'merchant' | 'admin'): string;
+  createSku(sku: { skuId: string; priceCents: number; merchantId: string; channel: 'self' | 'third_party'; warehouseId: string; stock: number; deduction: 'placement' | 'payment' }): Promise<void>;
+  checkout(buyer: string, items: Array<{ skuId: string; qty: number }>, key?: string): Promise<string>;
+  waitForStatus(orderId: string, status: string, timeoutMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  order(orderId: string): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  signedCallback(system: 'payment' | 'warehouse', body: unknown, signature?: string): Promise<{ status: number; body: any }>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  close(): Promise<void>;
+}
+
+/**
+ * The whole system in this test process, each part over real HTTP on its own free port:
+ * the api, a worker serving every queue, and both simulators; the test file's own
+ * database, key prefix and queue prefix.
+ */
+export async function startOrderSystem(name: string, overrides: Record<string, string> = {}): Promise<OrderSystem> {
+  const [apiPort, paymentPort, warehousePort] = [await freePort(), await freePort(), await freePort()];
+  const env = await createTestEnv(name, {
+    CALLBACK_BASE_URL: `http://127.0.0.1:${apiPort}`,
+    PAYMENT_URL: `http://127.0.0.1:${paymentPort}`,
+    WAREHOUSE_URL: `http://127.0.0.1:${warehousePort}`,
+    WORKER_QUEUES: 'orders,timers,payments,fulfillment',
+    PAYMENT_SIM_LATENCY_MS: '0',
+    WAREHOUSE_SIM_LATENCY_MS: '0',
+    WAREHOUSE_SIM_STEP_MS: '0',
+    SIM_CALLBACK_RETRY_MS: '50',
+    WORKER_CONCURRENCY: '16',
+    ...overrides,
+  });
+  const { config } = env;
+  const payment = await buildPaymentSim(paymentSimOptions(config));
+  await payment.listen({ host: '127.0.0.1', port: paymentPort });
+  const warehouse = await buildWarehouseSim(warehouseSimOptions(config));
+  await warehouse.listen({ host: '127.0.0.1', port: warehousePort });
+  const apiDeps = await connectApi(config);
+  const api = await buildApp(apiDeps, { logger: false });
+  await api.listen({ host: '127.0.0.1', port: apiPort });
+  const http = httpClient(`http://127.0.0.1:${apiPort}`, 50);
+  const paymentSim = httpClient(`http://127.0.0.1:${paymentPort}`, 10);
+  const warehouseSim = httpClient(`http://127.0.0.1:${warehousePort}`, 10);
+  const workers = startWorkers(connectWorker(config, pino({ level: 'silent' })));
+  const token = (sub: string, role: 'buyer' | 'merchant' | 'admin' = 'buyer') => signToken(config.AUTH_JWT_SECRET, { sub, role });
+  const admin = token('ops', 'admin');
+
+  const system: OrderSystem = {
+    env,
+    workers,
+    api,
+    paymentSim,
+    warehouseSim,
+    request: http.request,
+    token,
+    async createSku(sku) {
+      const answer = await http.request('POST', '/v1/admin/skus', { token: admin, body: { title: sku.skuId, ...sku } });
+      if (answer.status !== 201) throw new Error(`creating ${sku.skuId}: ${answer.status} ${JSON.stringify(answer.body)}`);
+    },
+    async checkout(buyer, items, key = `${buyer}-${items.map((i) => `${i.skuId}x${i.qty}`).join('-')}`) {
+      const answer = await http.request('POST', '/v1/orders', { token: token(buyer), headers: { 'idempotency-key': key }, body: { items, address: buyerAddress } });
+      if (answer.status !== 202) throw new Error(`checkout: ${answer.status} ${JSON.stringify(answer.body)}`);
+      return answer.body.orderId as string;
+    },
+    async order(orderId) {
+      return (await http.request('GET', `/v1/orders/${orderId}`, { token: admin })).body;
+    },
+    async waitForStatus(orderId, status, timeoutMs = 15_000) {
+      return waitFor(
+        async () => {
+          const order = await system.order(orderId);
+          return order.status === status && order;
+        },
+        { what: `order ${orderId} to be ${status}`, timeoutMs, intervalMs: 50 },
+      );
+    },
+    async signedCallback(kind, body, signature) {
+      const raw = JSON.stringify(body);
+      const secret = kind === 'payment' ? config.PAYMENT_CALLBACK_SECRET : config.WAREHOUSE_CALLBACK_SECRET;
+      return http.request('POST', `/v1/callbacks/${kind}`, {
+        body: raw,
+        headers: { 'x-signature': signature ?? `sha256=${createHmac('sha256', secret).update(raw).digest('hex')}` },
+      });
+    },
+    async close() {
+      await workers.close();
+      await http.close();
+      await api.close();
+      await apiDeps.close();
+      await Promise.all([payment.close(), warehouse.close(), paymentSim.close(), warehouseSim.close()]);
+      await env.cleanup();
+    },
+  };
+  return system;
+}

@@ -1,0 +1,115 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface Server {
+  name: string;
+  child: ChildProcess;
+  output(): string;
+  /** Peak resident memory (MB) of the process and its children since the last reset. */
+  peakRssMb(): number;
+  resetPeak(): void;
+  stop(): Promise<void>;
+}
+
+export interface SpawnOptions {
+  env: Record<string, string>;
+  /** Writes a .cpuprofile into this folder when the process exits (node --cpu-prof). */
+  cpuProfDir?: string;
+  port?: number;
+}
+
+function rssKb(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  const found: number[] = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+      if (text) found.push(...text.split(/\s+/).map(Number));
+    }
+  } catch {
+    // the process is gone
+  }
+  return found;
+}
+
+/** RSS of a process tree (node:cluster workers included), in KB. Bounded depth. */
+export function treeRssKb(pid: number, depth = 0): number {
+  if (depth > 3) return 0;
+  return rssKb(pid) + childrenOf(pid).reduce((sum, child) => sum + treeRssKb(child, depth + 1), 0);
+}
+
+async function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Runs a TypeScript entry point (through tsx, with workspace sources) as its own process. */
+export async function spawnTs(name: string, entry: string, options: SpawnOptions): Promise<Server> {
+  const args = ['--conditions=source', '--import', 'tsx'];
+  if (options.cpuProfDir) args.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`,);
+  const child = spawn(process.execPath, [...args, entry], {
+    cwd: repoRoot,
+    env: { ...process.env, ...options.env, ...(options.port ? { PORT: String(options.port) } : {}) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000));
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let peak = 0;
+  const sampler = setInterval(() => {
+    if (child.pid) peak = Math.max(peak, treeRssKb(child.pid));
+  }, 250);
+  sampler.unref();
+
+  const server: Server = {
+    name,
+    child,
+    output: () => output,
+    peakRssMb: () => Math.round(Math.max(peak, child.pid ? treeRssKb(child.pid) : 0) / 1024),
+    resetPeak: () => {
+      peak = 0;
+    },
+    async stop() {
+      clearInterval(sampler);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+
+  if (options.port) {
+    const deadline = Date.now() + 60_000;
+    while (!(await portOpen(options.port))) {
+      if (child.exitCode !== null || Date.now() > deadline) {
+        await server.stop();
+        throw new Error(`${name} did not start listening on ${options.port}:\n${output}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  return server;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

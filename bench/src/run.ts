@@ -1,0 +1,398 @@
+/**
+ * npm run bench [-- --quick] [-- --profile] [-- --only=bare,intake,...]
+ *
+ * Measures, in one run and with the same connections and duration, the ceilings of this
+ * machine (bare Fastify, Fastify + one Redis reservation), the naive MySQL peer, our
+ * intake (hot SKU and sold-out SKU), the workers' drain and a whole sale end to end.
+ * Servers run as their own processes; the load comes from this one; 127.0.0.1 only.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { AcceptedOrder } from '@orders/domain';
+import { createOrderQueues, enqueuePersistOrders } from '@orders/queues';
+import { createTestEnv, freePort, signToken, type TestEnv } from '@orders/testing';
+import { sql } from 'kysely';
+import { monotonicFactory } from 'ulid';
+import { runLoad, type LoadResult } from './load.js';
+import { repoRoot, sleep, spawnTs, type Server } from './processes.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const profile = args.includes('--profile');
+const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const want = (phase: string) => !only || only.includes(phase);
+const numberArg = (name: string, fallback: number) => Number(args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback);
+
+const CONNECTIONS = numberArg('connections', 100);
+const DURATION_S = numberArg('duration', quick ? 3 : 10);
+const WARMUP_S = quick ? 1 : 2;
+const DRAIN_ORDERS = numberArg('drain-orders', quick ? 10_000 : 100_000);
+const SALE_UNITS = numberArg('sale-units', quick ? 5_000 : 100_000);
+const SALE_BUYERS = SALE_UNITS * 2;
+const E2E_WORKERS = numberArg('e2e-workers', 2);
+const API_PROCESSES = numberArg('api-processes', 1);
+const HOUR = 3_600_000;
+
+const resultsDir = path.join(repoRoot, 'bench', 'results');
+const profileDir = path.join(resultsDir, 'profiles');
+mkdirSync(resultsDir, { recursive: true });
+if (profile) mkdirSync(profileDir, { recursive: true });
+
+const address = { name: 'Ada Lovelace', phone: '+44 20 7946 0000', line1: '12 Sale Street', city: 'London', postalCode: 'N1 9GU', country: 'GB' };
+
+interface HttpRow extends LoadResult {
+  name: string;
+  rssMb: number;
+}
+interface DrainRow {
+  name: string;
+  workers: number;
+  ordersPerJob: number;
+  orders: number;
+  ordersPerSec: number;
+  seconds: number;
+  rssMb: number;
+}
+interface SaleRow {
+  units: number;
+  buyers: number;
+  accepted: number;
+  rejected: Record<string, number>;
+  intakeSeconds: number;
+  secondsToLastOrderInMysql: number;
+  persisted: number;
+  oversold: number;
+  lost: number;
+  redisStock: { available: number; reserved: number; sold: number } | null;
+  rssMb: number;
+}
+
+const running = new Set<Server>();
+async function start(name: string, entry: string, env: Record<string, string>, port?: number): Promise<Server> {
+  const server = await spawnTs(name, entry, { env, port, cpuProfDir: profile ? profileDir : undefined });
+  running.add(server);
+  return server;
+}
+async function stop(server: Server | undefined) {
+  if (!server) return;
+  await server.stop();
+  running.delete(server);
+}
+
+/** Warm up, then measure; memory is the server's peak during the measured part. */
+async function measure(name: string, server: Server, run: (durationS: number) => Promise<LoadResult>): Promise<HttpRow> {
+  await run(WARMUP_S);
+  server.resetPeak();
+  const result = await run(DURATION_S);
+  const row = { name, ...result, rssMb: server.peakRssMb() };
+  console.log(`  ${name}: ${row.reqPerSec} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, p99.9 ${row.p999} ms, ${row.rssMb} MB, codes ${JSON.stringify(row.statusCodes)}`);
+  return row;
+}
+
+async function countOrders(env: TestEnv): Promise<number> {
+  const row = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM orders`.execute(env.db);
+  return Number(row.rows[0]?.n ?? 0);
+}
+
+async function main() {
+  const startedAt = new Date();
+  console.log(`bench ${quick ? '(quick) ' : ''}on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${CONNECTIONS} connections, ${DURATION_S} s per run`);
+  const env = await createTestEnv('bench', { LOG_LEVEL: 'warn' });
+  const base = env.env;
+  const http: HttpRow[] = [];
+  const drains: DrainRow[] = [];
+  let sale: SaleRow | undefined;
+  const secret = env.config.AUTH_JWT_SECRET;
+  try {
+    // --- ceilings -------------------------------------------------------------------
+    if (want('bare')) {
+      const port = await freePort();
+      const server = await start('bare', 'bench/src/servers/bare.ts', base, port);
+      const body = JSON.stringify({ items: [{ skuId: 'x', qty: 1 }], address });
+      http.push(await measure('bare Fastify (constant)', server, (d) => runLoad({ port, connections: CONNECTIONS, durationS: d, request: { method: 'POST', path: '/bare', headers: { 'content-type': 'application/json' }, body } })));
+      await stop(server);
+    }
+    if (want('reserve')) {
+      const skuId = 'bench-reserve';
+      await env.redis.hset(`${env.config.REDIS_KEY_PREFIX}{g0}:sku:${skuId}`, { available: 1_000_000_000, reserved: 0, sold: 0, deduction: 'placement', saleStartsAt: 0, saleEndsAt: 0, perUserLimit: 0 });
+      const port = await freePort();
+      const server = await start('reserve', 'bench/src/servers/reserve-only.ts', { ...base, BENCH_SKU: skuId }, port);
+      const body = JSON.stringify({ items: [{ skuId, qty: 1 }] });
+      http.push(await measure('Fastify + Redis reserve script', server, (d) => runLoad({ port, connections: CONNECTIONS, durationS: d, request: { method: 'POST', path: '/reserve', headers: { 'content-type': 'application/json' }, body } })));
+      await stop(server);
+    }
+    if (want('naive')) {
+      await sql`CREATE TABLE IF NOT EXISTS bench_naive_stock (sku_id VARCHAR(64) PRIMARY KEY, available INT NOT NULL) ENGINE=InnoDB`.execute(env.db);
+      await sql`CREATE TABLE IF NOT EXISTS bench_naive_orders (id BIGINT AUTO_INCREMENT PRIMARY KEY, sku_id VARCHAR(64) NOT NULL, user_id VARCHAR(64) NOT NULL, qty INT NOT NULL, created_at DATETIME(3) NOT NULL) ENGINE=InnoDB`.execute(env.db);
+      await sql`REPLACE INTO bench_naive_stock VALUES ('naive-hot', 1000000000)`.execute(env.db);
+      const port = await freePort();
+      const server = await start('naive', 'bench/src/servers/naive.ts', { ...base, BENCH_SKU: 'naive-hot' }, port);
+      const body = JSON.stringify({ items: [{ skuId: 'naive-hot', qty: 1 }], address });
+      http.push(await measure('naive MySQL checkout (FOR UPDATE)', server, (d) => runLoad({ port, connections: CONNECTIONS, durationS: d, request: { method: 'POST', path: '/naive', headers: { 'content-type': 'application/json' }, body } })));
+      await stop(server);
+    }
+
+    // --- our intake -----------------------------------------------------------------
+    const apiEnv = { ...base, QUEUE_HIGH_WATER_MARK: '100000000', MIGRATE_ON_START: 'false', API_PROCESSES: String(API_PROCESSES) };
+    const admin = signToken(secret, { sub: 'bench-admin', role: 'admin' });
+    const queues = createOrderQueues(env.redis, { prefix: env.config.QUEUE_PREFIX, attempts: env.config.JOB_ATTEMPTS, backoffMs: env.config.JOB_BACKOFF_MS });
+    const createSku = async (port: number, skuId: string, stock: number, perUserLimit: number) => {
+      const now = Date.now();
+      const response = await fetch(`http://127.0.0.1:${port}/v1/admin/skus`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${admin}` },
+        body: JSON.stringify({
+          skuId,
+          title: `Bench ${skuId}`,
+          priceCents: 99_900,
+          merchantId: 'bench-shop',
+          channel: 'self',
+          warehouseId: 'wh-bench',
+          stock,
+          deduction: 'placement',
+          flashSale: { priceCents: 49_900, startsAt: new Date(now - HOUR).toISOString(), endsAt: new Date(now + 6 * HOUR).toISOString(), perUserLimit },
+        }),
+      });
+      if (response.status !== 201) throw new Error(`creating ${skuId}: ${response.status} ${await response.text()}`);
+    };
+    const buyerTokens = (count: number, tag: string) => Array.from({ length: count }, (_, i) => `Bearer ${signToken(secret, { sub: `${tag}-${i}`, role: 'buyer', exp: Math.floor(Date.now() / 1000) + 6 * 3600 })}`);
+    const checkoutRequest = (skuId: string, tokens: string[], run: string) => {
+      const body = JSON.stringify({ items: [{ skuId, qty: 1 }], address });
+      let i = 0;
+      return () => {
+        i += 1;
+        return { headers: { 'content-type': 'application/json', authorization: tokens[i % tokens.length]!, 'idempotency-key': `${run}-${i}` }, body };
+      };
+    };
+
+    let apiPort = 0;
+    let intakeOrdersPerJob = numberArg('drain-orders-per-job', 0);
+    let api: Server | undefined;
+    const needApi = want('intake') || want('soldout') || want('drain') || want('sale');
+    if (needApi) {
+      apiPort = await freePort();
+      api = await start('api', 'apps/api/src/main.ts', apiEnv, apiPort);
+      await createSku(apiPort, 'bench-hot', 1_000_000_000, 0);
+      await createSku(apiPort, 'bench-soldout', 0, 0);
+    }
+    const tokens = needApi ? buyerTokens(20_000, 'buyer') : [];
+    if (api && want('intake')) {
+      let run = 0;
+      let acceptedTotal = 0;
+      http.push(
+        await measure('intake POST /v1/orders (hot SKU)', api, async (d) => {
+          const result = await runLoad({ port: apiPort, connections: CONNECTIONS, durationS: d, request: { method: 'POST', path: '/v1/orders', next: checkoutRequest('bench-hot', tokens, `hot${++run}`) } });
+          acceptedTotal += result.statusCodes['202'] ?? 0;
+          return result;
+        }),
+      );
+      const { waiting = 0 } = await queues.orders.getJobCounts('waiting');
+      if (waiting > 0) intakeOrdersPerJob = Math.max(1, Math.round(acceptedTotal / waiting));
+      console.log(`  the intake queued ${acceptedTotal} orders in ${waiting} jobs (${intakeOrdersPerJob} per job)`);
+      await queues.orders.obliterate({ force: true });
+    }
+    if (api && want('soldout')) {
+      let run = 0;
+      http.push(
+        await measure('intake POST /v1/orders (sold out)', api, (d) => runLoad({ port: apiPort, connections: CONNECTIONS, durationS: d, request: { method: 'POST', path: '/v1/orders', next: checkoutRequest('bench-soldout', tokens, `out${++run}`) } })),
+      );
+    }
+
+    // --- the drain --------------------------------------------------------------------
+    if (api && want('drain')) {
+      await stop(api);
+      api = undefined;
+      const newId = monotonicFactory();
+      for (const workers of [1, 2]) {
+        await queues.orders.obliterate({ force: true });
+        const before = await countOrders(env);
+        const now = Date.now();
+        // the queue holds jobs shaped as the intake makes them (orders per job measured above)
+        const perJob = Math.max(1, intakeOrdersPerJob || env.config.ORDERS_PER_JOB);
+        for (let done = 0; done < DRAIN_ORDERS; done += 1000) {
+          const orders = Array.from({ length: Math.min(1000, DRAIN_ORDERS - done) }, (_, i) => {
+            const order: AcceptedOrder = {
+              orderId: newId(now),
+              userId: `drain${workers}-${done + i}`,
+              type: 'flash_sale',
+              items: [{ skuId: 'bench-hot', qty: 1 }],
+              address,
+              couponCode: null,
+              acceptedAt: new Date(now).toISOString(),
+              paymentDeadline: new Date(now + 600_000).toISOString(),
+            };
+            return order;
+          });
+          for (let i = 0; i < orders.length; i += perJob) await enqueuePersistOrders(queues, orders.slice(i, i + perJob));
+        }
+        const procs: Server[] = [];
+        for (let w = 0; w < workers; w++) {
+          procs.push(await start(`worker${w + 1}of${workers}`, 'apps/worker/src/main.ts', { ...base, WORKER_QUEUES: 'orders', WORKER_METRICS_PORT: String(await freePort()), MIGRATE_ON_START: 'false' }));
+        }
+        let first = 0;
+        let atFirst = 0;
+        let last = 0;
+        const deadline = Date.now() + 300_000;
+        while (Date.now() < deadline) {
+          const n = (await countOrders(env)) - before;
+          // the clock starts at the first poll that sees orders; those already written then are not counted
+          if (n > 0 && !first) [first, atFirst] = [Date.now(), n];
+          if (n >= DRAIN_ORDERS) {
+            last = Date.now();
+            break;
+          }
+          await sleep(20);
+        }
+        const rssMb = procs.reduce((sum, p) => sum + p.peakRssMb(), 0);
+        for (const p of procs) await stop(p);
+        if (!last) throw new Error(`drain with ${workers} worker(s) did not finish in time`);
+        const seconds = (last - first) / 1000;
+        const row = { name: `drain, ${workers} worker process${workers > 1 ? 'es' : ''}`, workers, ordersPerJob: perJob, orders: DRAIN_ORDERS, ordersPerSec: Math.round((DRAIN_ORDERS - atFirst) / Math.max(seconds, 0.001)), seconds, rssMb };
+        console.log(`  ${row.name}: ${row.ordersPerSec} orders/s (${row.orders} in jobs of ${perJob}, ${seconds.toFixed(2)} s), ${rssMb} MB`);
+        drains.push(row);
+        await queues.timers.obliterate({ force: true });
+      }
+    }
+
+    // --- a whole sale, end to end -------------------------------------------------------
+    if (want('sale')) {
+      if (!api) {
+        api = await start('api', 'apps/api/src/main.ts', apiEnv, apiPort || (apiPort = await freePort()));
+      }
+      await queues.orders.obliterate({ force: true });
+      const skuId = 'bench-sale';
+      await createSku(apiPort, skuId, SALE_UNITS, 1);
+      const saleTokens = buyerTokens(SALE_BUYERS, 'sale');
+      const procs: Server[] = [];
+      for (let w = 0; w < E2E_WORKERS; w++) {
+        procs.push(await start(`sale-worker${w + 1}`, 'apps/worker/src/main.ts', { ...base, WORKER_METRICS_PORT: String(await freePort()), MIGRATE_ON_START: 'false' }));
+      }
+      await sleep(1000);
+      api.resetPeak();
+      const accepted: string[] = [];
+      const t0 = Date.now();
+      const load = await runLoad({
+        port: apiPort,
+        connections: CONNECTIONS,
+        amount: SALE_BUYERS,
+        durationS: 600,
+        request: {
+          method: 'POST',
+          path: '/v1/orders',
+          next: checkoutRequest(skuId, saleTokens, 'sale'),
+          onResponse: (status, body) => {
+            if (status === 202) accepted.push((JSON.parse(body) as { orderId: string }).orderId);
+          },
+        },
+      });
+      const intakeSeconds = (Date.now() - t0) / 1000;
+      const persistedCount = async () =>
+        Number((await sql<{ n: number }>`SELECT COUNT(*) AS n FROM order_items WHERE sku_id = ${skuId}`.execute(env.db)).rows[0]?.n ?? 0);
+      let persisted = 0;
+      const deadline = Date.now() + 300_000;
+      while (Date.now() < deadline) {
+        persisted = await persistedCount();
+        if (persisted >= accepted.length) break;
+        await sleep(20);
+      }
+      const secondsToLastOrderInMysql = (Date.now() - t0) / 1000;
+      const rssMb = api.peakRssMb() + procs.reduce((sum, p) => sum + p.peakRssMb(), 0);
+      for (const p of procs) await stop(p);
+      const soldUnits = Number((await sql<{ n: number }>`SELECT COALESCE(SUM(qty), 0) AS n FROM order_items WHERE sku_id = ${skuId}`.execute(env.db)).rows[0]?.n ?? 0);
+      let found = 0;
+      for (let i = 0; i < accepted.length; i += 5000) {
+        const ids = accepted.slice(i, i + 5000);
+        found += Number((await env.db.selectFrom('orders').select((eb) => eb.fn.countAll<number>().as('n')).where('order_id', 'in', ids).executeTakeFirstOrThrow()).n);
+      }
+      const [available, reserved, sold] = await env.redis.hmget(`${env.config.REDIS_KEY_PREFIX}{g0}:sku:${skuId}`, 'available', 'reserved', 'sold');
+      const redisStock = available === null ? null : { available: Number(available), reserved: Number(reserved), sold: Number(sold) };
+      const rejected = { ...load.statusCodes };
+      delete rejected['202'];
+      sale = {
+        units: SALE_UNITS,
+        buyers: SALE_BUYERS,
+        accepted: accepted.length,
+        rejected,
+        intakeSeconds,
+        secondsToLastOrderInMysql,
+        persisted,
+        oversold: Math.max(0, soldUnits - SALE_UNITS, accepted.length - SALE_UNITS, redisStock ? redisStock.reserved + redisStock.sold - SALE_UNITS : 0),
+        lost: accepted.length - found,
+        redisStock,
+        rssMb,
+      };
+      console.log(`  sale: ${JSON.stringify(sale)}`);
+    }
+    await stop(api);
+    await queues.close();
+  } finally {
+    for (const server of [...running]) await server.stop();
+    await env.cleanup();
+  }
+  report(startedAt, http, drains, sale);
+}
+
+function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: SaleRow | undefined) {
+  const find = (prefix: string) => http.find((row) => row.name.startsWith(prefix));
+  const bare = find('bare');
+  const naive = find('naive');
+  const intake = find('intake POST /v1/orders (hot');
+  const soldOut = find('intake POST /v1/orders (sold');
+  const ratio = (a?: number, b?: number) => (a && b ? Number((a / b).toFixed(2)) : null);
+  const ratios = {
+    intakeOverBare: ratio(intake?.reqPerSec, bare?.reqPerSec),
+    intakeOverNaive: ratio(intake?.reqPerSec, naive?.reqPerSec),
+    soldOutOverBare: ratio(soldOut?.reqPerSec, bare?.reqPerSec),
+    drain1OverIntake: ratio(drains.find((d) => d.workers === 1)?.ordersPerSec, intake?.reqPerSec),
+    drain2OverIntake: ratio(drains.find((d) => d.workers === 2)?.ordersPerSec, intake?.reqPerSec),
+  };
+  const pad = (s: string | number, n: number) => String(s).padStart(n);
+  console.log('');
+  console.log(`${'what'.padEnd(40)}${pad('req/s', 9)}${pad('p50 ms', 8)}${pad('p99 ms', 8)}${pad('p99.9', 8)}${pad('RSS MB', 8)}`);
+  for (const row of http) console.log(`${row.name.padEnd(40)}${pad(row.reqPerSec, 9)}${pad(row.p50, 8)}${pad(row.p99, 8)}${pad(row.p999, 8)}${pad(row.rssMb, 8)}`);
+  for (const row of drains) console.log(`${`${row.name} (orders/s)`.padEnd(40)}${pad(row.ordersPerSec, 9)}${pad('-', 8)}${pad('-', 8)}${pad('-', 8)}${pad(row.rssMb, 8)}`);
+  if (sale) {
+    console.log(
+      `sale: ${sale.units} units to ${sale.buyers} buyers: ${sale.accepted} accepted, intake ${sale.intakeSeconds.toFixed(1)} s, last order in MySQL after ${sale.secondsToLastOrderInMysql.toFixed(1)} s, oversold ${sale.oversold}, lost ${sale.lost}`,
+    );
+  }
+  console.log(`ratios: ${JSON.stringify(ratios)}`);
+  const file = path.join(resultsDir, `${startedAt.toISOString().replace(/[:]/g, '-').replace(/\..+/, '')}${quick ? '-quick' : ''}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        startedAt: startedAt.toISOString(),
+        quick,
+        machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
+        settings: { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S, drainOrders: DRAIN_ORDERS, saleUnits: SALE_UNITS, saleBuyers: SALE_BUYERS, e2eWorkers: E2E_WORKERS, apiProcesses: API_PROCESSES },
+        http,
+        drains,
+        sale,
+        ratios,
+      },
+      null,
+      2,
+    ),
+  );
+  console.log(`written ${path.relative(repoRoot, file)}`);
+  if (sale && (sale.oversold > 0 || sale.lost > 0)) process.exitCode = 1;
+}
+
+const hardStop = setTimeout(() => {
+  console.error('bench: overall time limit reached');
+  for (const server of running) server.child.kill('SIGKILL');
+  process.exit(2);
+}, (quick ? 5 : 30) * 60_000);
+hardStop.unref();
+
+main()
+  .catch((error: unknown) => {
+    console.error(error);
+    for (const server of running) console.error(`--- ${server.name} output ---\n${server.output()}`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    for (const server of running) server.child.kill('SIGKILL');
+  });

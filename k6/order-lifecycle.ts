@@ -1,0 +1,104 @@
+/**
+ * The whole life of an order, as buyers and the simulators live it: checkout, wait until
+ * the worker has written it (PENDING_PAYMENT), pay (the payment simulator calls back:
+ * PAID), let the warehouse simulator pick, pack, ship and deliver it, confirm receipt.
+ * With WAREHOUSE_SIM_STEP_MS=0 the simulator stands still and this script sends the
+ * warehouse callbacks itself (DRIVE_WAREHOUSE=1).
+ *
+ * Passes when: at least 99% of orders reach the end within LIFE_TIMEOUT_S, no answer is
+ * outside the contract, and p99 of every buyer request stays under 250 ms.
+ *
+ *   k6 run k6/order-lifecycle.ts
+ *   docker compose --profile load run --rm k6 run /k6/order-lifecycle.ts
+ */
+import { sleep } from 'k6';
+import exec from 'k6/execution';
+import { type Options } from 'k6/options';
+import { Rate, Trend } from 'k6/metrics';
+import {
+  checkout,
+  confirmReceipt,
+  createSku,
+  dnsOverReplicas,
+  envNumber,
+  expectStatus,
+  getOrder,
+  pay,
+  warehouseCallback,
+} from './lib/shop.ts';
+
+const RATE = envNumber('RATE', 20);
+const LIFE_TIMEOUT_S = envNumber('LIFE_TIMEOUT_S', 60);
+const DRIVE_WAREHOUSE = __ENV.DRIVE_WAREHOUSE === '1';
+const SKU = __ENV.LIFECYCLE_SKU ?? `LIFE-${Date.now()}`;
+
+const livedFully = new Rate('orders_lived_fully');
+const timeToPaid = new Trend('order_time_to_paid', true);
+const timeToDelivered = new Trend('order_time_to_delivered', true);
+
+export const options: Options = {
+  dns: dnsOverReplicas,
+  scenarios: {
+    buyers: {
+      executor: 'constant-arrival-rate',
+      rate: RATE,
+      timeUnit: '1s',
+      duration: __ENV.DURATION ?? '2m',
+      preAllocatedVUs: RATE * 20, // each VU waits out a whole order life
+      maxVUs: RATE * 60,
+    },
+  },
+  thresholds: {
+    orders_lived_fully: ['rate>0.99'],
+    unexpected_statuses: ['count==0'],
+    'http_req_duration{name:checkout}': ['p(99)<250'],
+    'http_req_duration{name:pay}': ['p(99)<250'],
+    'http_req_duration{name:get-order}': ['p(99)<250'],
+    order_time_to_paid: ['p(95)<5000'],
+  },
+};
+
+export function setup(): { skuId: string } {
+  createSku({ skuId: SKU, stock: 1_000_000, priceCents: 2_500, deduction: 'payment' });
+  return { skuId: SKU };
+}
+
+/** Polls the order until its status is one of `wanted`; the status seen last otherwise. */
+function waitForStatus(buyer: string, orderId: string, wanted: string[], deadline: number): string {
+  let status = '';
+  while (Date.now() < deadline) {
+    const response = getOrder(buyer, orderId);
+    expectStatus(response, 'get-order', [200]);
+    status = response.status === 200 ? String(response.json('status')) : '';
+    if (wanted.includes(status)) return status;
+    sleep(0.25);
+  }
+  return status;
+}
+
+export default function liveAnOrder({ skuId }: { skuId: string }): void {
+  const buyer = `life-${exec.scenario.iterationInTest}`;
+  const started = Date.now();
+  const deadline = started + LIFE_TIMEOUT_S * 1000;
+
+  const accepted = checkout(buyer, skuId, `life-${buyer}`);
+  if (!expectStatus(accepted, 'checkout', [202])) return void livedFully.add(false);
+  const orderId = String(accepted.json('orderId'));
+
+  if (waitForStatus(buyer, orderId, ['PENDING_PAYMENT'], deadline) !== 'PENDING_PAYMENT') return void livedFully.add(false);
+  if (!expectStatus(pay(buyer, orderId), 'pay', [202])) return void livedFully.add(false);
+  const paid = waitForStatus(buyer, orderId, ['PAID', 'IN_FULFILLMENT', 'SHIPPED', 'DELIVERED'], deadline);
+  if (!paid) return void livedFully.add(false);
+  timeToPaid.add(Date.now() - started);
+
+  if (DRIVE_WAREHOUSE) {
+    for (const event of ['PICKED', 'PACKED', 'SHIPPED', 'DELIVERED'] as const) {
+      expectStatus(warehouseCallback(orderId, event), 'warehouse-callback', [200]);
+    }
+  }
+  if (waitForStatus(buyer, orderId, ['DELIVERED', 'COMPLETED'], deadline) === '') return void livedFully.add(false);
+  timeToDelivered.add(Date.now() - started);
+
+  expectStatus(confirmReceipt(buyer, orderId), 'confirm-receipt', [200]);
+  livedFully.add(['DELIVERED', 'COMPLETED'].includes(waitForStatus(buyer, orderId, ['DELIVERED', 'COMPLETED'], deadline)));
+}

@@ -1,0 +1,29 @@
+/**
+ * The two ways an external call fails, as the order system must treat them:
+ * unavailable (timeout, 5xx, network, breaker open) means try again later and never
+ * fail the order; refused (4xx) means the request itself is wrong and retrying the
+ * same request will not help.
+ */
+export class ExternalUnavailable extends Error {
+  constructor(
+    readonly system: string,
+    message: string,
+    /** how long to wait before trying again; the breaker's reset time when it is open */
+    readonly retryAfterMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`${system} is unavailable: ${message}`, options);
+    this.name = 'ExternalUnavailable';
+  }
+}
+
+export class ExternalRefused extends Error {
+  constructor(
+    readonly system: string,
+    readonly status: number,
+    readonly body: string,
+  ) {
+    super(`${system} refused the request (${status}): ${body.slice(0, 200)}`);
+    this.name = 'ExternalRefused';
+  }
+}

@@ -1,0 +1,45 @@
+import { Breaker, type BreakerMetrics, type BreakerSettings } from './breaker.js';
+import { postJson } from './http.js';
+
+export interface PaymentRequest {
+  /** the idempotency key at the payment system: the same id is never charged twice */
+  paymentId: string;
+  orderId: string;
+  amountCents: number;
+  method: string;
+  /** where the payment system sends its signed result */
+  notifyUrl: string;
+}
+
+export interface RefundRequest {
+  refundId: string;
+  paymentId: string;
+  amountCents: number;
+  /** where the payment system confirms the refund by a signed callback; without it, its answer confirms it */
+  notifyUrl?: string;
+}
+
+/**
+ * The payment system, behind its breaker. A payment is asynchronous: the system accepts
+ * it (202) and later calls `notifyUrl` with the outcome. A refund does the same when
+ * given a `notifyUrl`, else its answer is the outcome.
+ */
+export class PaymentClient {
+  readonly breaker: Breaker;
+
+  constructor(
+    private readonly baseUrl: string,
+    settings: BreakerSettings,
+    metrics: BreakerMetrics,
+  ) {
+    this.breaker = new Breaker('payment', settings, metrics);
+  }
+
+  requestPayment(payment: PaymentRequest): Promise<{ paymentId: string; status: string }> {
+    return this.breaker.call((signal) => postJson('payment', new URL('/v1/payments', this.baseUrl).toString(), payment, signal));
+  }
+
+  refund(refund: RefundRequest): Promise<{ refundId: string; status: string }> {
+    return this.breaker.call((signal) => postJson('payment', new URL('/v1/refunds', this.baseUrl).toString(), refund, signal));
+  }
+}

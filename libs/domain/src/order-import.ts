@@ -1,0 +1,83 @@
+import type { Sku } from './catalog.js';
+import { DomainError } from './errors.js';
+import type { Address } from './order.js';
+import type { FiredTransition } from './order-process.js';
+import type { OrderAmounts, PricedLine } from './pricing.js';
+import { stateMachineFor } from './processes/index.js';
+
+/** A line as another order system priced it: its prices are that system's, taken as they are. */
+export interface ImportedLine {
+  skuId: string;
+  title: string;
+  merchantId: string;
+  warehouseId: string;
+  channel: Sku['channel'];
+  qty: number;
+  unitPriceCents: number;
+  discountCents: number;
+}
+
+/** An order taken by another business order system, as `POST /v1/admin/orders/import` receives it. */
+export interface ImportedOrder {
+  externalOrderId: string;
+  userId: string;
+  placedAt: string;
+  status: string;
+  items: ImportedLine[];
+  shippingCents: number;
+  address: Address;
+}
+
+export interface PlannedImport {
+  order: ImportedOrder;
+  lines: PricedLine[];
+  amounts: OrderAmounts;
+  /** the steps from ACCEPTED to the status the channel reports, fired by the channel as `system` */
+  steps: FiredTransition[];
+}
+
+export class InvalidImport extends DomainError {
+  readonly code = 'VALIDATION_FAILED';
+  constructor(externalOrderId: string, problem: string) {
+    super(`Imported order ${externalOrderId}: ${problem}`);
+  }
+}
+
+/**
+ * Checks one imported order and works out its rows: amounts from its own lines (a line's
+ * discount never above the line), and the path through the `imported` table to the status
+ * its channel reports. Throws InvalidImport naming the order and what is wrong.
+ */
+export function planImport(order: ImportedOrder): PlannedImport {
+  const steps = stateMachineFor('imported').pathTo(order.status, 'system');
+  if (!steps || order.status === 'ACCEPTED') throw new InvalidImport(order.externalOrderId, `status '${order.status}' cannot be imported`);
+  const lines = order.items.map((item, index): PricedLine => {
+    const lineTotal = item.unitPriceCents * item.qty;
+    if (item.discountCents > lineTotal) throw new InvalidImport(order.externalOrderId, `line ${index + 1} has a discount above its total`);
+    return {
+      lineNo: index + 1,
+      skuId: item.skuId,
+      title: item.title,
+      merchantId: item.merchantId,
+      channel: item.channel,
+      warehouseId: item.warehouseId,
+      deduction: 'placement',
+      qty: item.qty,
+      listPriceCents: item.unitPriceCents,
+      unitPriceCents: item.unitPriceCents,
+      discountCents: item.discountCents,
+      // the channel's shipping is an order total: splitting allocates it
+      shippingCents: 0,
+      payableCents: lineTotal - item.discountCents,
+      discounts: [],
+    };
+  });
+  const subtotalCents = lines.reduce((sum, line) => sum + line.unitPriceCents * line.qty, 0);
+  const discountCents = lines.reduce((sum, line) => sum + line.discountCents, 0);
+  return {
+    order,
+    lines,
+    amounts: { subtotalCents, discountCents, shippingCents: order.shippingCents, payableCents: subtotalCents - discountCents + order.shippingCents },
+    steps,
+  };
+}

@@ -1,0 +1,31 @@
+import type { OrderProcess, TransitionRule } from '../order-process.js';
+import { retailStates, type RetailAction, type RetailStatus } from './retail.js';
+
+export type ImportedStatus = Extract<RetailStatus, 'ACCEPTED' | 'PAID' | 'SHIPPED' | 'DELIVERED' | 'COMPLETED' | 'CANCELLED'>;
+export type ImportedAction = Extract<RetailAction, 'persist' | 'ship' | 'deliver' | 'complete' | 'cancel'>;
+
+const { ACCEPTED, PAID, SHIPPED, DELIVERED, COMPLETED, CANCELLED } = retailStates;
+
+/**
+ * An order taken by another business order system (a channel distribution platform, a
+ * partner) and imported into the order centre: it was paid in its channel, so it arrives
+ * paid; its channel (as `system`), the merchant or the warehouse move it on from there.
+ * The import replays the steps up to the status the channel reports, so its history
+ * reads like any other order's.
+ */
+const transitions: TransitionRule<ImportedStatus, ImportedAction>[] = [
+  { from: 'ACCEPTED', action: 'persist', to: 'PAID', actors: ['system'] },
+  { from: 'PAID', action: 'ship', to: 'SHIPPED', actors: ['system', 'merchant', 'warehouse'] },
+  { from: 'PAID', action: 'cancel', to: 'CANCELLED', actors: ['system', 'merchant', 'admin'] },
+  { from: 'SHIPPED', action: 'deliver', to: 'DELIVERED', actors: ['system', 'merchant', 'warehouse'] },
+  { from: 'DELIVERED', action: 'complete', to: 'COMPLETED', actors: ['system', 'merchant'] },
+];
+
+export const importedProcess: OrderProcess<ImportedStatus, ImportedAction> = {
+  type: 'imported',
+  initial: 'ACCEPTED',
+  states: { ACCEPTED, PAID, SHIPPED, DELIVERED, COMPLETED, CANCELLED },
+  transitions,
+  forwardPath: ['ACCEPTED', 'PAID', 'SHIPPED', 'DELIVERED', 'COMPLETED'],
+  paymentActions: [],
+};

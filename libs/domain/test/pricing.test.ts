@@ -1,0 +1,253 @@
+import {
+  RefundExceedsLine,
+  benefitsOfPart,
+  planSplit,
+  priceOrder,
+  refundForLines,
+  type Coupon,
+  type MemberLevel,
+  type PricedLine,
+  type PricingRules,
+  type RefundableLine,
+  type Sku,
+  type ThresholdPromotion,
+} from '@orders/domain';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+
+const acceptedAt = new Date('2026-11-11T10:00:00Z');
+const always = { startsAt: new Date('2026-01-01T00:00:00Z'), endsAt: new Date('2027-01-01T00:00:00Z') };
+
+const sku = (skuId: string, priceCents: number, warehouseId: string, flashSale: Sku['flashSale'] = null): Sku => ({
+  skuId,
+  title: skuId,
+  priceCents,
+  merchantId: 'shop',
+  channel: 'self',
+  warehouseId,
+  deduction: 'placement',
+  flashSale,
+});
+
+const catalog = new Map<string, Sku>([
+  ['KETTLE', sku('KETTLE', 3_999, 'wh-east')],
+  ['TEA', sku('TEA', 1_250, 'wh-west')],
+  ['MUG', sku('MUG', 899, 'wh-west')],
+]);
+
+describe('pricing an order, exact to the cent', () => {
+  it('prices a three-line cart with a gold member discount, a 500-off-5,000 promotion, a 10% coupon and two warehouses’ shipping', () => {
+    const rules: PricingRules = {
+      member: { level: 'gold', discountPercent: 5, freeShipping: false },
+      promotions: [{ promotionId: 'P-5000-500', title: '500 off 5,000', thresholdCents: 5_000, offCents: 500, skuIds: null, ...always }],
+      coupon: { code: 'TENOFF', kind: 'percent', percentOff: 10, offCents: 0, minSpendCents: 6_000, perBuyerLimit: 1, ...always },
+      shippingFeeCents: new Map([
+        ['wh-east', 600],
+        ['wh-west', 450],
+      ]),
+    };
+    const priced = priceOrder(
+      [
+        { skuId: 'KETTLE', qty: 1 },
+        { skuId: 'TEA', qty: 2 },
+        { skuId: 'MUG', qty: 3 },
+      ],
+      catalog,
+      acceptedAt,
+      rules,
+    );
+    // gross: 3,999 + 2 × 1,250 = 2,500 + 3 × 899 = 2,697 -> 9,196
+    // member 5 %, per line rounded down: 199 (of 199.95), 125, 134 (of 134.85) -> 458; left 3,800 / 2,375 / 2,563 = 8,738
+    // promotion 500 by 3,800 : 2,375 : 2,563 -> floors 217 / 135 / 146 (498), remainders 3,854 / 7,870 / 5,752:
+    //   the 2 cents left go to TEA and MUG -> 217 / 136 / 147; left 3,583 / 2,239 / 2,416 = 8,238
+    // coupon 10 % of 8,238 (≥ 6,000 minimum) = 823 by 3,583 : 2,239 : 2,416 -> floors 357 / 223 / 241 (821),
+    //   remainders 7,843 / 5,623 / 3,010: KETTLE and TEA take a cent each -> 358 / 224 / 241; left 3,225 / 2,015 / 2,175
+    // shipping: wh-east 600 all on KETTLE; wh-west 450 by 2,015 : 2,175 -> floors 216 / 233, MUG's remainder 2,480 > 1,710 -> 216 / 234
+    expect(priced.lines.map((l) => [l.skuId, l.unitPriceCents * l.qty, l.discountCents, l.shippingCents, l.payableCents])).toEqual([
+      ['KETTLE', 3_999, 199 + 217 + 358, 600, 3_225 + 600],
+      ['TEA', 2_500, 125 + 136 + 224, 216, 2_015 + 216],
+      ['MUG', 2_697, 134 + 147 + 241, 234, 2_175 + 234],
+    ]);
+    expect(priced.lines[0]!.discounts).toEqual([
+      { source: 'member', ref: 'gold', cents: 199 },
+      { source: 'promotion', ref: 'P-5000-500', cents: 217 },
+      { source: 'coupon', ref: 'TENOFF', cents: 358 },
+    ]);
+    // 9,196 − (458 + 500 + 823 = 1,781) + (600 + 450 = 1,050) = 8,465 = 3,825 + 2,231 + 2,409
+    expect(priced.amounts).toEqual({ subtotalCents: 9_196, discountCents: 1_781, shippingCents: 1_050, payableCents: 8_465 });
+    expect(priced.applied).toEqual({
+      member: { level: 'gold', discountCents: 458, freeShipping: false },
+      promotions: [{ promotionId: 'P-5000-500', discountCents: 500 }],
+      coupon: { code: 'TENOFF', discountCents: 823 },
+    });
+
+    // refunding the two TEA units one at a time gives back 2,015 (1,007 then 1,008), never its shipping share alone
+    const asPaid = priced.lines.map((l) => ({ lineNo: l.lineNo, qty: l.qty, payableCents: l.payableCents, shippingCents: l.shippingCents, refundedQty: 0, refundedCents: 0 }));
+    expect(refundForLines(asPaid, [{ lineNo: 2, qty: 1 }])).toEqual([{ lineNo: 2, qty: 1, cents: 1_007 }]);
+    const afterOne = asPaid.map((l) => (l.lineNo === 2 ? { ...l, refundedQty: 1, refundedCents: 1_007 } : l));
+    expect(refundForLines(afterOne, [{ lineNo: 2, qty: 1 }])).toEqual([{ lineNo: 2, qty: 1, cents: 1_008 }]);
+    // the rest of the order coming back also returns every line's shipping, TEA's 216 included
+    expect(refundForLines(afterOne, [{ lineNo: 1, qty: 1 }, { lineNo: 2, qty: 1 }, { lineNo: 3, qty: 3 }])).toEqual([
+      { lineNo: 1, qty: 1, cents: 3_825 },
+      { lineNo: 2, qty: 1, cents: 1_008 + 216 },
+      { lineNo: 3, qty: 3, cents: 2_409 },
+    ]);
+  });
+
+  it('gives a flash-sale line its sale price and no further discount; a gold member with free shipping pays no shipping', () => {
+    const flash = sku('PHONE', 99_900, 'wh-east', { priceCents: 59_900, startsAt: always.startsAt, endsAt: always.endsAt, perUserLimit: 1 });
+    const priced = priceOrder([{ skuId: 'PHONE', qty: 1 }, { skuId: 'KETTLE', qty: 1 }], new Map([...catalog, ['PHONE', flash]]), acceptedAt, {
+      member: { level: 'gold', discountPercent: 10, freeShipping: true },
+      promotions: [],
+      coupon: { code: 'FIVE', kind: 'fixed', percentOff: 0, offCents: 500, minSpendCents: 0, perBuyerLimit: 1, ...always },
+      shippingFeeCents: new Map([['wh-east', 600]]),
+    });
+    // KETTLE: 3,999 − 399 (10 %) − 500 (the whole coupon: the only discountable line)
+    expect(priced.lines.map((l) => [l.skuId, l.discountCents, l.shippingCents, l.payableCents])).toEqual([
+      ['PHONE', 0, 0, 59_900],
+      ['KETTLE', 899, 0, 3_100],
+    ]);
+  });
+
+  it('applies no coupon below its minimum spend and no promotion below its threshold or outside its window', () => {
+    const priced = priceOrder([{ skuId: 'MUG', qty: 1 }], catalog, acceptedAt, {
+      member: null,
+      promotions: [
+        { promotionId: 'BIG', title: '', thresholdCents: 900, offCents: 100, skuIds: null, ...always },
+        { promotionId: 'OVER', title: '', thresholdCents: 0, offCents: 100, skuIds: null, startsAt: always.startsAt, endsAt: acceptedAt },
+      ],
+      coupon: { code: 'MIN', kind: 'fixed', percentOff: 0, offCents: 100, minSpendCents: 900, perBuyerLimit: 1, ...always },
+      shippingFeeCents: new Map(),
+    });
+    expect(priced.amounts).toEqual({ subtotalCents: 899, discountCents: 0, shippingCents: 0, payableCents: 899 });
+    expect(priced.applied).toEqual({ member: null, promotions: [], coupon: null });
+  });
+});
+
+const WAREHOUSES = ['wh-a', 'wh-b', 'wh-c'];
+
+const cartArb = fc
+  .uniqueArray(
+    fc.record({
+      priceCents: fc.integer({ min: 0, max: 500_000 }),
+      warehouseId: fc.constantFrom(...WAREHOUSES),
+      qty: fc.integer({ min: 1, max: 10 }),
+      flashPriceCents: fc.option(fc.integer({ min: 0, max: 500_000 }), { nil: null }),
+      skuNo: fc.integer({ min: 1, max: 50 }),
+    }),
+    { minLength: 1, maxLength: 6, selector: (line) => line.skuNo },
+  )
+  .map((lines) => ({
+    catalog: new Map(
+      lines.map((l): [string, Sku] => [
+        `S${l.skuNo}`,
+        sku(`S${l.skuNo}`, l.priceCents, l.warehouseId, l.flashPriceCents === null ? null : { priceCents: l.flashPriceCents, ...always, perUserLimit: 0 }),
+      ]),
+    ),
+    items: lines.map((l) => ({ skuId: `S${l.skuNo}`, qty: l.qty })),
+  }));
+
+const promotionArb: fc.Arbitrary<ThresholdPromotion> = fc.record({
+  promotionId: fc.string({ minLength: 1, maxLength: 8 }),
+  title: fc.constant('promotion'),
+  thresholdCents: fc.integer({ min: 0, max: 1_000_000 }),
+  offCents: fc.integer({ min: 0, max: 1_000_000 }),
+  skuIds: fc.option(fc.array(fc.integer({ min: 1, max: 50 }).map((n) => `S${n}`), { maxLength: 5 }), { nil: null }),
+  startsAt: fc.constant(always.startsAt),
+  endsAt: fc.constant(always.endsAt),
+});
+const couponArb: fc.Arbitrary<Coupon> = fc.record({
+  code: fc.constant('C'),
+  kind: fc.constantFrom('percent' as const, 'fixed' as const),
+  percentOff: fc.integer({ min: 1, max: 100 }),
+  offCents: fc.integer({ min: 0, max: 1_000_000 }),
+  minSpendCents: fc.integer({ min: 0, max: 1_000_000 }),
+  perBuyerLimit: fc.constant(1),
+  startsAt: fc.constant(always.startsAt),
+  endsAt: fc.constant(always.endsAt),
+});
+const memberArb: fc.Arbitrary<MemberLevel> = fc.record({ level: fc.constant('m'), discountPercent: fc.integer({ min: 0, max: 100 }), freeShipping: fc.boolean() });
+const rulesArb: fc.Arbitrary<PricingRules> = fc.record({
+  // promotion ids are a primary key: unique
+  promotions: fc.uniqueArray(promotionArb, { maxLength: 3, selector: (p) => p.promotionId }),
+  coupon: fc.option(couponArb, { nil: null }),
+  member: fc.option(memberArb, { nil: null }),
+  shippingFeeCents: fc.tuple(...WAREHOUSES.map(() => fc.integer({ min: 0, max: 5_000 }))).map((fees) => new Map(WAREHOUSES.map((w, i) => [w, fees[i]!]))),
+});
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+const asRefundable = (lines: PricedLine[]): RefundableLine[] =>
+  lines.map((l) => ({ lineNo: l.lineNo, qty: l.qty, payableCents: l.payableCents, shippingCents: l.shippingCents, refundedQty: 0, refundedCents: 0 }));
+
+describe('pricing and allocation, for any cart, promotions and member level', () => {
+  it('line payables add up to the order payable and no line, discount share or shipping share is negative or above its line', () => {
+    fc.assert(
+      fc.property(cartArb, rulesArb, ({ catalog: skus, items }, rules) => {
+        const { lines, amounts, applied } = priceOrder(items, skus, acceptedAt, rules);
+        expect(sum(lines.map((l) => l.payableCents))).toBe(amounts.payableCents);
+        expect(sum(lines.map((l) => l.discountCents))).toBe(amounts.discountCents);
+        expect(sum(lines.map((l) => l.shippingCents))).toBe(amounts.shippingCents);
+        expect(amounts.payableCents).toBe(amounts.subtotalCents - amounts.discountCents + amounts.shippingCents);
+        for (const line of lines) {
+          expect(line.discountCents).toBeGreaterThanOrEqual(0);
+          expect(line.discountCents).toBeLessThanOrEqual(line.unitPriceCents * line.qty);
+          expect(line.shippingCents).toBeGreaterThanOrEqual(0);
+          expect(line.payableCents).toBeGreaterThanOrEqual(line.shippingCents);
+          expect(line.discounts.every((share) => share.cents > 0)).toBe(true);
+          expect(sum(line.discounts.map((share) => share.cents))).toBe(line.discountCents);
+        }
+        const recorded = (applied.member?.discountCents ?? 0) + sum(applied.promotions.map((p) => p.discountCents)) + (applied.coupon?.discountCents ?? 0);
+        expect(recorded).toBe(amounts.discountCents);
+        // split children carry the lines as priced: every child and the parent agree to the cent
+        const children = planSplit(amounts, lines.map((l) => ({ ...l, channel: l.channel as string })));
+        expect(sum(children.map((c) => c.amounts.payableCents))).toBe(amounts.payableCents);
+        expect(children.flatMap((c) => c.lines.map((l) => [l.lineNo, l.payableCents])).sort((a, b) => a[0]! - b[0]!)).toEqual(lines.map((l) => [l.lineNo, l.payableCents]));
+        // and each child's share of the benefits adds up to what the order used
+        const parts = children.map((c) => benefitsOfPart(c.lines.flatMap((l) => l.discounts), applied));
+        expect(sum(parts.map((p) => p.member?.discountCents ?? 0))).toBe(applied.member?.discountCents ?? 0);
+        expect(sum(parts.map((p) => p.coupon?.discountCents ?? 0))).toBe(applied.coupon?.discountCents ?? 0);
+        for (const promotion of applied.promotions) {
+          expect(sum(parts.map((p) => p.promotions.find((q) => q.promotionId === promotion.promotionId)?.discountCents ?? 0))).toBe(promotion.discountCents);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('any sequence of partial refunds and returns never refunds more than was paid, per line or in total, and all of it once everything is back', () => {
+    const stepsArb = fc.array(fc.array(fc.record({ pick: fc.nat(), qty: fc.integer({ min: 1, max: 10 }) }), { minLength: 1, maxLength: 3 }), { maxLength: 12 });
+    fc.assert(
+      fc.property(cartArb, rulesArb, stepsArb, fc.boolean(), ({ catalog: skus, items }, rules, steps, finishAll) => {
+        const { lines, amounts } = priceOrder(items, skus, acceptedAt, rules);
+        let state = asRefundable(lines);
+        const apply = (request: Array<{ lineNo: number; qty: number }>) => {
+          const refunds = refundForLines(state, request);
+          state = state.map((line) => {
+            const refund = refunds.find((r) => r.lineNo === line.lineNo);
+            return refund ? { ...line, refundedQty: line.refundedQty + refund.qty, refundedCents: line.refundedCents + refund.cents } : line;
+          });
+          for (const refund of refunds) expect(refund.cents).toBeGreaterThanOrEqual(0);
+        };
+        for (const step of steps) {
+          const request = step.map(({ pick, qty }) => ({ lineNo: state[pick % state.length]!.lineNo, qty }));
+          const asked = new Map<number, number>();
+          for (const r of request) asked.set(r.lineNo, (asked.get(r.lineNo) ?? 0) + r.qty);
+          const fits = [...asked].every(([lineNo, qty]) => {
+            const line = state.find((l) => l.lineNo === lineNo)!;
+            return line.refundedQty + qty <= line.qty;
+          });
+          if (fits) apply(request);
+          else expect(() => refundForLines(state, request)).toThrow(RefundExceedsLine);
+          for (const line of state) expect(line.refundedCents).toBeLessThanOrEqual(line.payableCents);
+          expect(sum(state.map((l) => l.refundedCents))).toBeLessThanOrEqual(amounts.payableCents);
+        }
+        if (finishAll) {
+          const rest = state.filter((l) => l.refundedQty < l.qty).map((l) => ({ lineNo: l.lineNo, qty: l.qty - l.refundedQty }));
+          if (rest.length > 0) apply(rest);
+          expect(state.map((l) => l.refundedCents)).toEqual(state.map((l) => l.payableCents));
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

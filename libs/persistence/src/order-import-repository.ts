@@ -1,0 +1,99 @@
+import type { PlannedImport } from '@orders/domain';
+import type { OrderDb } from './connection.js';
+import { isDuplicateKey } from './mysql-errors.js';
+import { orderItemRow } from './order-repository.js';
+
+export interface ImportOutcome {
+  externalOrderId: string;
+  orderId: string;
+  outcome: 'imported' | 'duplicate';
+}
+
+/**
+ * Writes orders taken by other order systems into the order centre. Idempotent per
+ * (channel, external id): importing the same order again answers its existing id and
+ * changes nothing. Imported stock is the channel's own allocation, so no stock ledger
+ * rows are written; the history (and so the event feed) reads like any other order's.
+ */
+export class OrderImportRepository {
+  constructor(private readonly db: OrderDb) {}
+
+  async importOrders(channel: string, plans: ReadonlyArray<PlannedImport & { orderId: string }>, now: Date): Promise<ImportOutcome[]> {
+    try {
+      return await this.importOnce(channel, plans, now);
+    } catch (error) {
+      // the same orders imported at the same moment by another request: now they are duplicates
+      if (isDuplicateKey(error)) return this.importOnce(channel, plans, now);
+      throw error;
+    }
+  }
+
+  private async importOnce(channel: string, plans: ReadonlyArray<PlannedImport & { orderId: string }>, now: Date): Promise<ImportOutcome[]> {
+    return this.db.transaction().execute(async (trx) => {
+      const externalIds = plans.map((plan) => plan.order.externalOrderId);
+      const existing = new Map(
+        (await trx.selectFrom('orders').select(['order_id', 'external_order_id']).where('source_channel', '=', channel).where('external_order_id', 'in', externalIds).execute()).map(
+          (row) => [row.external_order_id!, row.order_id],
+        ),
+      );
+      const fresh = plans.filter((plan) => !existing.has(plan.order.externalOrderId));
+      if (fresh.length > 0) {
+        await trx
+          .insertInto('orders')
+          .values(
+            fresh.map(({ orderId, order, amounts, steps }) => ({
+              order_id: orderId,
+              parent_order_id: null,
+              type: 'imported',
+              status: steps.at(-1)!.to,
+              version: steps.length,
+              user_id: order.userId,
+              channel: null,
+              subtotal_cents: amounts.subtotalCents,
+              discount_cents: amounts.discountCents,
+              shipping_cents: amounts.shippingCents,
+              payable_cents: amounts.payableCents,
+              refunded_cents: 0,
+              address: JSON.stringify(order.address),
+              coupon_code: null,
+              accepted_at: new Date(order.placedAt),
+              payment_deadline: new Date(order.placedAt),
+              source_channel: channel,
+              external_order_id: order.externalOrderId,
+              created_at: now,
+              updated_at: now,
+            })),
+          )
+          .execute();
+        await trx
+          .insertInto('order_items')
+          .values(
+            fresh.flatMap(({ orderId, lines }) => lines.map((line) => orderItemRow(orderId, line))),
+          )
+          .execute();
+        await trx
+          .insertInto('order_history')
+          .values(
+            fresh.flatMap(({ orderId, order, steps }) => [
+              { order_id: orderId, version: 0, from_status: null, action: 'checkout', to_status: 'ACCEPTED', actor: 'buyer', detail: `placed in channel ${channel}`, at: new Date(order.placedAt) },
+              ...steps.map((step, index) => ({
+                order_id: orderId,
+                version: index + 1,
+                from_status: step.from,
+                action: step.action,
+                to_status: step.to,
+                actor: step.actor,
+                detail: `imported from ${channel} order ${order.externalOrderId}`,
+                at: now,
+              })),
+            ]),
+          )
+          .execute();
+      }
+      return plans.map((plan) => {
+        const known = existing.get(plan.order.externalOrderId);
+        return { externalOrderId: plan.order.externalOrderId, orderId: known ?? plan.orderId, outcome: known ? 'duplicate' : 'imported' };
+      });
+    });
+  }
+}

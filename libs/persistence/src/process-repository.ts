@@ -1,0 +1,240 @@
+import { benefitsOfPart, type AppliedBenefits, type ChildPlan, type DiscountShare, type SplittableLine } from '@orders/domain';
+import type { Transaction } from 'kysely';
+import type { OrderDb } from './connection.js';
+import { isDuplicateKey } from './mysql-errors.js';
+import type { Database, OrderItemRow, OrderRow, PaymentRow, ShipmentRow } from './schema.js';
+
+export type PaymentPurpose = 'full' | 'deposit' | 'balance';
+
+export interface NewPayment {
+  orderId: string;
+  purpose: PaymentPurpose;
+  method: string;
+  amountCents: number;
+  at: Date;
+}
+
+/** A child order to write: its id and its share of the parent's lines and amounts. */
+export interface ChildToInsert {
+  orderId: string;
+  plan: ChildPlan<SplittableLine & { row: OrderItemRow }>;
+}
+
+/** Payments, shipments, refunds and children: the rows the forward life adds to an order. */
+export class ProcessRepository {
+  constructor(private readonly db: OrderDb) {}
+
+  /**
+   * The payment to collect for (order, purpose): the one still pending if there is one
+   * (asking twice charges once), else a new attempt after a failed one. Payment ids are
+   * `<orderId>-<purpose>-<attempt>`, the idempotency key the payment system sees.
+   */
+  async openPayment(request: NewPayment): Promise<{ payment: PaymentRow; created: boolean }> {
+    for (let round = 1; ; round++) {
+      const previous = await this.db
+        .selectFrom('payments')
+        .selectAll()
+        .where('order_id', '=', request.orderId)
+        .where('purpose', '=', request.purpose)
+        .orderBy('attempt', 'desc')
+        .executeTakeFirst();
+      if (previous && previous.status !== 'FAILED') return { payment: previous, created: false };
+      const attempt = (previous?.attempt ?? 0) + 1;
+      const paymentId = `${request.orderId}-${request.purpose}-${attempt}`;
+      try {
+        await this.db
+          .insertInto('payments')
+          .values({
+            payment_id: paymentId,
+            order_id: request.orderId,
+            purpose: request.purpose,
+            attempt,
+            method: request.method,
+            amount_cents: request.amountCents,
+            status: 'PENDING',
+            transaction_id: null,
+            paid_at: null,
+            created_at: request.at,
+            updated_at: request.at,
+          })
+          .execute();
+        return { payment: (await this.findPayment(paymentId))!, created: true };
+      } catch (error) {
+        // a concurrent request opened the same attempt: take theirs
+        if (isDuplicateKey(error) && round < 3) continue;
+        throw error;
+      }
+    }
+  }
+
+  async findPayment(paymentId: string): Promise<PaymentRow | null> {
+    return (await this.db.selectFrom('payments').selectAll().where('payment_id', '=', paymentId).executeTakeFirst()) ?? null;
+  }
+
+  async payments(orderId: string): Promise<PaymentRow[]> {
+    return this.db.selectFrom('payments').selectAll().where('order_id', '=', orderId).orderBy('created_at').orderBy('payment_id').execute();
+  }
+
+  /** In the pay transition's transaction: false when the payment was already settled (a repeated callback). */
+  static async settlePayment(
+    trx: Transaction<Database>,
+    paymentId: string,
+    outcome: { status: 'SUCCEEDED' | 'FAILED'; transactionId: string; at: Date },
+  ): Promise<boolean> {
+    const updated = await trx
+      .updateTable('payments')
+      .set({ status: outcome.status, transaction_id: outcome.transactionId, paid_at: outcome.status === 'SUCCEEDED' ? outcome.at : null, updated_at: outcome.at })
+      .where('payment_id', '=', paymentId)
+      .where('status', '=', 'PENDING')
+      .executeTakeFirst();
+    return Number(updated.numUpdatedRows) === 1;
+  }
+
+  async failPayment(paymentId: string, transactionId: string, at: Date): Promise<boolean> {
+    return this.db.transaction().execute((trx) => ProcessRepository.settlePayment(trx, paymentId, { status: 'FAILED', transactionId, at }));
+  }
+
+  async items(orderId: string): Promise<OrderItemRow[]> {
+    return this.db.selectFrom('order_items').selectAll().where('order_id', '=', orderId).orderBy('line_no').execute();
+  }
+
+  async children(orderId: string): Promise<OrderRow[]> {
+    return this.db.selectFrom('orders').selectAll().where('parent_order_id', '=', orderId).orderBy('order_id').execute();
+  }
+
+  /** In the split transition's transaction: the children, their lines, and their first history entry. */
+  static async insertChildren(trx: Transaction<Database>, parent: OrderRow, children: readonly ChildToInsert[], at: Date): Promise<void> {
+    if (children.length === 0) return;
+    await trx
+      .insertInto('orders')
+      .values(
+        children.map(({ orderId, plan }) => ({
+          order_id: orderId,
+          parent_order_id: parent.order_id,
+          type: parent.type,
+          status: parent.status,
+          version: 1,
+          user_id: parent.user_id,
+          channel: plan.key.channel,
+          subtotal_cents: plan.amounts.subtotalCents,
+          discount_cents: plan.amounts.discountCents,
+          shipping_cents: plan.amounts.shippingCents,
+          payable_cents: plan.amounts.payableCents,
+          refunded_cents: 0,
+          address: parent.address,
+          coupon_code: parent.coupon_code,
+          // the child's share of what the order used, from its lines' shares
+          benefits:
+            parent.benefits === null
+              ? null
+              : JSON.stringify(
+                  benefitsOfPart(
+                    plan.lines.flatMap((line) => (line.row.discounts === null ? [] : (JSON.parse(line.row.discounts) as DiscountShare[]))),
+                    JSON.parse(parent.benefits) as AppliedBenefits,
+                  ),
+                ),
+          accepted_at: parent.accepted_at,
+          payment_deadline: parent.payment_deadline,
+          created_at: at,
+          updated_at: at,
+        })),
+      )
+      .execute();
+    await trx
+      .insertInto('order_items')
+      .values(
+        children.flatMap(({ orderId, plan }) =>
+          plan.lines.map((line) => ({
+            ...line.row,
+            order_id: orderId,
+            discount_cents: line.discountCents,
+            shipping_cents: line.shippingCents,
+            payable_cents: line.payableCents,
+          })),
+        ),
+      )
+      .execute();
+    await trx
+      .insertInto('order_history')
+      .values(
+        children.map(({ orderId }) => ({
+          order_id: orderId,
+          version: 1,
+          from_status: null,
+          action: 'split',
+          to_status: parent.status,
+          actor: 'system',
+          detail: `split from order ${parent.order_id}`,
+          at,
+        })),
+      )
+      .execute();
+  }
+
+  async shipment(orderId: string): Promise<ShipmentRow | null> {
+    return (await this.db.selectFrom('shipments').selectAll().where('order_id', '=', orderId).executeTakeFirst()) ?? null;
+  }
+
+  /** In the fulfil transition's transaction: the order's shipment, accepted by its warehouse. */
+  static async openShipment(trx: Transaction<Database>, order: OrderRow, warehouseId: string, at: Date): Promise<void> {
+    await trx
+      .insertInto('shipments')
+      .values({ shipment_id: `shp-${order.order_id}`, order_id: order.order_id, warehouse_id: warehouseId, tracking_no: null, status: 'ACCEPTED', created_at: at, updated_at: at })
+      .execute();
+  }
+
+  /**
+   * In a warehouse event's transaction: moves the shipment forward to `status` only from
+   * one of `from`; false when it is already there or past (a repeated callback).
+   */
+  static async advanceShipment(
+    trx: Transaction<Database>,
+    orderId: string,
+    from: readonly string[],
+    status: string,
+    change: { trackingNo?: string | null; at: Date },
+  ): Promise<boolean> {
+    const updated = await trx
+      .updateTable('shipments')
+      .set({
+        status,
+        updated_at: change.at,
+        ...(change.trackingNo ? { tracking_no: change.trackingNo } : {}),
+        ...(status === 'SHIPPED' ? { shipped_at: change.at } : {}),
+        ...(status === 'DELIVERED' ? { delivered_at: change.at } : {}),
+      })
+      .where('order_id', '=', orderId)
+      .where('status', 'in', [...from])
+      .executeTakeFirst();
+    return Number(updated.numUpdatedRows) === 1;
+  }
+
+  /** Ledger rows of a movement that may be written again on a retry: the unique (sku, kind, ref) keeps one. */
+  async writeLedgerOnce(entries: Array<{ sku_id: string; kind: 'commit' | 'release'; ref: string; order_id: string; qty: number; reason: string }>): Promise<void> {
+    if (entries.length > 0) await this.db.insertInto('stock_ledger').values(entries).ignore().execute();
+  }
+
+  static async setBalanceDeadline(trx: Transaction<Database>, orderId: string, deadline: Date): Promise<void> {
+    await trx.updateTable('orders').set({ balance_deadline: deadline }).where('order_id', '=', orderId).execute();
+  }
+
+  /** In the refund_succeeded transaction: the refund row and the order's refunded amount. */
+  static async recordRefund(trx: Transaction<Database>, order: OrderRow, refund: { refundId: string; amountCents: number; reason: string; at: Date }): Promise<void> {
+    await trx
+      .insertInto('refunds')
+      .values({
+        refund_id: refund.refundId,
+        order_id: order.order_id,
+        kind: 'refund',
+        status: 'SUCCEEDED',
+        version: 1,
+        reason: refund.reason,
+        amount_cents: refund.amountCents,
+        items: '[]',
+        created_at: refund.at,
+        updated_at: refund.at,
+      })
+      .execute();
+    await trx.updateTable('orders').set({ refunded_cents: Number(order.refunded_cents) + refund.amountCents }).where('order_id', '=', order.order_id).execute();
+  }
+}

@@ -1,0 +1,237 @@
+import { createHash } from 'node:crypto';
+import { refundForLines, RefundExceedsLine, type LineRefund } from '@orders/domain';
+import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely';
+import type { OrderDb } from './connection.js';
+import type { Database, OrderRow, RefundsTable } from './schema.js';
+
+export type RefundKind = 'refund' | 'return';
+
+/** A refund order (its own id, status and history) as API.md shows it. */
+export interface RefundView {
+  refundId: string;
+  orderId: string;
+  kind: RefundKind;
+  status: string;
+  reason: string;
+  amountCents: number;
+  items: Array<{ lineNo: number; skuId: string; qty: number; cents: number }>;
+  history: Array<{ from: string | null; to: string; at: string; actor: string }>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface OpenRefund {
+  refundId: string;
+  kind: RefundKind;
+  reason: string;
+  /** the units to give back; 'rest': every unit not refunded yet (a cancellation) */
+  items: ReadonlyArray<{ skuId: string; qty: number }> | 'rest';
+  /** the payment the money goes back to */
+  paymentId: string;
+  /** the ledger's reason for the units going back on sale ('cancel', 'refund') */
+  restockReason: string;
+  /**
+   * PENDING: the money and the units go back now. REQUESTED (a return): the amounts are
+   * fixed now, the order under review cannot change meanwhile; both go back when the
+   * warehouse receives the units (receiveReturn).
+   */
+  status: 'PENDING' | 'REQUESTED';
+  /** who asked: the first step of the refund's history */
+  actor: string;
+  at: Date;
+}
+
+/**
+ * The refund's history with one more step, in the UPDATE itself; it must come before
+ * `status` in the SET list, since MariaDB reads `status` as already assigned after it.
+ */
+const withStep = (to: string, at: Date, actor: string): RawBuilder<string> =>
+  sql<string>`JSON_ARRAY_APPEND(COALESCE(history, '[]'), '$', JSON_OBJECT('from', status, 'to', ${to}, 'at', ${at.toISOString()}, 'actor', ${actor}))`;
+
+/** Refund ids repeat for a repeated request, so asking twice refunds once. */
+export function refundIdFor(orderId: string, parts: readonly string[]): string {
+  return `${orderId}-rf-${createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 16)}`;
+}
+
+const toView = (row: Selectable<RefundsTable>): RefundView => ({
+  refundId: row.refund_id,
+  orderId: row.order_id,
+  kind: row.kind,
+  status: row.status,
+  reason: row.reason,
+  amountCents: Number(row.amount_cents),
+  items: JSON.parse(row.items) as RefundView['items'],
+  history: row.history === null ? [] : (JSON.parse(row.history) as RefundView['history']),
+  createdAt: row.created_at.toISOString(),
+  updatedAt: row.updated_at.toISOString(),
+});
+
+/** Refund orders: some or all units of an order's lines given back, each line at most what it paid. */
+export class RefundRepository {
+  constructor(private readonly db: OrderDb) {}
+
+  async find(refundId: string): Promise<RefundView | null> {
+    const row = await this.db.selectFrom('refunds').selectAll().where('refund_id', '=', refundId).executeTakeFirst();
+    return row ? toView(row) : null;
+  }
+
+  /** The refunds and returns of orders (an order and its children), oldest first. */
+  async ofOrders(orderIds: readonly string[]): Promise<RefundView[]> {
+    if (orderIds.length === 0) return [];
+    const rows = await this.db.selectFrom('refunds').selectAll().where('order_id', 'in', [...orderIds]).orderBy('created_at').orderBy('refund_id').execute();
+    return rows.map(toView);
+  }
+
+  /** Refunds of the order waiting for the payment system, with the payment each goes back to. */
+  async pending(orderId: string): Promise<Array<RefundView & { paymentId: string }>> {
+    const rows = await this.db
+      .selectFrom('refunds')
+      .selectAll()
+      .where('order_id', '=', orderId)
+      .where('status', '=', 'PENDING')
+      .where('payment_id', 'is not', null)
+      .orderBy('created_at')
+      .execute();
+    return rows.map((row) => ({ ...toView(row), paymentId: row.payment_id! }));
+  }
+
+  /** Refunds of the order due or sent but not confirmed by the payment system yet. */
+  async unsettled(orderId: string): Promise<number> {
+    const rows = await this.db.selectFrom('refunds').select('refund_id').where('order_id', '=', orderId).where('status', 'in', ['PENDING', 'SENT']).execute();
+    return rows.length;
+  }
+
+  /** The payment system accepted the refund; its callback confirms it (SUCCEEDED). */
+  async markSent(refundId: string, at: Date): Promise<void> {
+    await this.db
+      .updateTable('refunds')
+      .set({ history: withStep('SENT', at, 'system'), status: 'SENT', version: (eb) => eb('version', '+', 1), updated_at: at })
+      .where('refund_id', '=', refundId)
+      .where('status', '=', 'PENDING')
+      .execute();
+  }
+
+  /** Whether the order has refund orders (rather than only whole-payment refunds). */
+  async hasRefundOrders(orderId: string): Promise<boolean> {
+    const row = await this.db.selectFrom('refunds').select('refund_id').where('order_id', '=', orderId).where('payment_id', 'is not', null).executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** A return of the order in one of `from` (its only open one: the order is under review) moves to `to`; null when there is none. */
+  static async moveReturn(trx: Transaction<Database>, orderId: string, from: readonly string[], to: string, at: Date, actor: string): Promise<RefundView | null> {
+    const row = await trx.selectFrom('refunds').selectAll().where('order_id', '=', orderId).where('kind', '=', 'return').where('status', 'in', [...from]).forUpdate().executeTakeFirst();
+    if (!row) return null;
+    await trx.updateTable('refunds').set({ history: withStep(to, at, actor), status: to, version: row.version + 1, updated_at: at }).where('refund_id', '=', row.refund_id).execute();
+    return toView((await trx.selectFrom('refunds').selectAll().where('refund_id', '=', row.refund_id).executeTakeFirst())!);
+  }
+
+  /**
+   * In the receive_return transaction: the approved return's units are back, so its
+   * amounts count as refunded, the ledger restocks them (reason 'return') and the money
+   * is due (PENDING for the refund job).
+   */
+  static async receiveReturn(trx: Transaction<Database>, order: OrderRow, at: Date): Promise<RefundView | null> {
+    const received = await RefundRepository.moveReturn(trx, order.order_id, ['APPROVED'], 'PENDING', at, 'warehouse');
+    if (received) await applyRefund(trx, order, received, 'return');
+    return received;
+  }
+
+  /** Whether the order's approved return brings back every unit it has not refunded yet. */
+  async approvedReturnIsWhole(orderId: string): Promise<boolean> {
+    const row = await this.db.selectFrom('refunds').select('items').where('order_id', '=', orderId).where('kind', '=', 'return').where('status', '=', 'APPROVED').executeTakeFirst();
+    if (!row) return true;
+    const returned = JSON.parse(row.items) as RefundView['items'];
+    const lines = await this.db.selectFrom('order_items').select(['line_no', 'qty', 'refunded_qty']).where('order_id', '=', orderId).execute();
+    return lines.every((line) => line.qty - line.refunded_qty === returned.filter((item) => item.lineNo === line.line_no).reduce((sum, item) => sum + item.qty, 0));
+  }
+
+  /** The payment system confirmed the refund (possibly before we recorded sending it); false when it was already recorded. */
+  async markSucceeded(refundId: string, at: Date): Promise<boolean> {
+    const updated = await this.db
+      .updateTable('refunds')
+      .set({ history: withStep('SUCCEEDED', at, 'payment'), status: 'SUCCEEDED', version: (eb) => eb('version', '+', 1), updated_at: at })
+      .where('refund_id', '=', refundId)
+      .where('status', 'in', ['PENDING', 'SENT'])
+      .executeTakeFirst();
+    return Number(updated.numUpdatedRows) === 1;
+  }
+
+  /**
+   * In a transition's transaction: opens a refund order for units of the order's lines.
+   * Each line gives back its allocated payable by units (refundForLines), never more.
+   * A PENDING refund counts at once on the lines and the order (so a concurrent request
+   * sees it) and restocks in the ledger. Throws RefundExceedsLine (rolling back) for
+   * units not left.
+   */
+  static async openRefund(trx: Transaction<Database>, order: OrderRow, request: OpenRefund): Promise<RefundView> {
+    const rows = await trx.selectFrom('order_items').selectAll().where('order_id', '=', order.order_id).orderBy('line_no').forUpdate().execute();
+    const lines = rows.map((row) => ({
+      lineNo: row.line_no,
+      skuId: row.sku_id,
+      qty: row.qty,
+      payableCents: Number(row.payable_cents),
+      shippingCents: Number(row.shipping_cents),
+      refundedQty: row.refunded_qty,
+      refundedCents: Number(row.refunded_cents),
+    }));
+    const asked =
+      request.items === 'rest'
+        ? lines.filter((line) => line.refundedQty < line.qty).map((line) => ({ lineNo: line.lineNo, qty: line.qty - line.refundedQty }))
+        : request.items.map((item) => {
+            const line = lines.find((l) => l.skuId === item.skuId);
+            if (!line) throw new RefundExceedsLine(`SKU ${item.skuId}`);
+            return { lineNo: line.lineNo, qty: item.qty };
+          });
+    const refunds: LineRefund[] = asked.length === 0 ? [] : refundForLines(lines, asked);
+    if (refunds.length === 0) throw new RefundExceedsLine('any line');
+    const skuOf = (lineNo: number) => lines.find((l) => l.lineNo === lineNo)!.skuId;
+    const items = refunds.map((r) => ({ lineNo: r.lineNo, skuId: skuOf(r.lineNo), qty: r.qty, cents: r.cents }));
+    const amountCents = items.reduce((sum, item) => sum + item.cents, 0);
+    await trx
+      .insertInto('refunds')
+      .values({
+        refund_id: request.refundId,
+        order_id: order.order_id,
+        kind: request.kind,
+        status: request.status,
+        version: 1,
+        reason: request.reason,
+        amount_cents: amountCents,
+        items: JSON.stringify(items),
+        payment_id: request.paymentId,
+        history: JSON.stringify([{ from: null, to: request.status, at: request.at.toISOString(), actor: request.actor }]),
+        created_at: request.at,
+        updated_at: request.at,
+      })
+      .execute();
+    const refund = toView(await trx.selectFrom('refunds').selectAll().where('refund_id', '=', request.refundId).executeTakeFirstOrThrow());
+    if (request.status === 'PENDING') await applyRefund(trx, order, refund, request.restockReason);
+    return refund;
+  }
+}
+
+/** The refund's amounts count as refunded on its lines and order (and a child's parent); the ledger restocks its units. */
+async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: RefundView, restockReason: string): Promise<void> {
+  const { items, amountCents } = refund;
+  const owners = order.parent_order_id === null ? [order.order_id] : [order.order_id, order.parent_order_id];
+  for (const item of items) {
+    await trx
+      .updateTable('order_items')
+      .set((eb) => ({ refunded_qty: eb('refunded_qty', '+', item.qty), refunded_cents: eb('refunded_cents', '+', item.cents) }))
+      .where('order_id', 'in', owners)
+      .where('line_no', '=', item.lineNo)
+      .execute();
+  }
+  await trx
+    .updateTable('orders')
+    .set((eb) => ({ refunded_cents: eb('refunded_cents', '+', amountCents) }))
+    .where('order_id', 'in', owners)
+    .execute();
+  const restock = items.filter((item) => item.qty > 0);
+  if (restock.length > 0) {
+    await trx
+      .insertInto('stock_ledger')
+      .values(restock.map((line) => ({ sku_id: line.skuId, kind: 'restock' as const, ref: refund.refundId, order_id: order.order_id, qty: line.qty, reason: restockReason })))
+      .execute();
+  }
+}

@@ -1,0 +1,65 @@
+import { sql } from 'kysely';
+import type { OrderDb } from './connection.js';
+
+/** What the ledger says a SKU's Redis counters should hold once every accepted order is persisted. */
+export interface LedgerStock {
+  skuId: string;
+  available: number;
+  reserved: number;
+  sold: number;
+}
+
+export interface LedgerSnapshot {
+  stock: LedgerStock[];
+  /** Of the order ids asked about, those already in MySQL (their reservations are in the ledger). */
+  persisted: Set<string>;
+}
+
+/**
+ * The ledger read as stock counters, for the stock reconciler.
+ * available: the sum of every movement. reserved: placement reservations neither
+ * released nor committed. sold: committed units (a placement line's commit row carries
+ * qty 0, so its units come from the reservation it committed) less units restocked after returns.
+ */
+export class StockLedgerRepository {
+  constructor(private readonly db: OrderDb) {}
+
+  async skuIds(): Promise<string[]> {
+    const rows = await this.db.selectFrom('skus').select('sku_id').orderBy('sku_id').execute();
+    return rows.map((row) => row.sku_id);
+  }
+
+  /**
+   * One consistent snapshot (one REPEATABLE READ transaction) of the ledger of every
+   * catalog SKU and of which of `orderIds` are persisted, so an order being written
+   * meanwhile is counted either in the ledger or as not yet persisted, never both.
+   */
+  async snapshot(orderIds: readonly string[]): Promise<LedgerSnapshot> {
+    return this.db
+      .transaction()
+      .setIsolationLevel('repeatable read')
+      .execute(async (trx) => {
+        const { rows } = await sql<{ sku_id: string; available: number | string; reserved: number | string; sold: number | string }>`
+          SELECT s.sku_id,
+            COALESCE(SUM(l.qty), 0) AS available,
+            COALESCE(SUM(CASE WHEN l.kind = 'reserve' AND NOT EXISTS (
+                SELECT 1 FROM stock_ledger x WHERE x.sku_id = l.sku_id AND x.ref = l.ref AND x.kind IN ('release', 'commit'))
+              THEN -l.qty ELSE 0 END), 0) AS reserved,
+            COALESCE(SUM(CASE
+              WHEN l.kind = 'commit' THEN -l.qty
+              WHEN l.kind = 'restock' THEN -l.qty
+              WHEN l.kind = 'reserve' AND EXISTS (
+                SELECT 1 FROM stock_ledger x WHERE x.sku_id = l.sku_id AND x.ref = l.ref AND x.kind = 'commit')
+              THEN -l.qty ELSE 0 END), 0) AS sold
+          FROM skus s LEFT JOIN stock_ledger l ON l.sku_id = s.sku_id
+          GROUP BY s.sku_id
+          ORDER BY s.sku_id`.execute(trx);
+        const persisted =
+          orderIds.length === 0 ? [] : await trx.selectFrom('orders').select('order_id').where('order_id', 'in', [...orderIds]).execute();
+        return {
+          stock: rows.map((row) => ({ skuId: row.sku_id, available: Number(row.available), reserved: Number(row.reserved), sold: Number(row.sold) })),
+          persisted: new Set(persisted.map((row) => row.order_id)),
+        };
+      });
+  }
+}

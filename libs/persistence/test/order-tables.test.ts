@@ -1,0 +1,96 @@
+import { IllegalTransition, ORDER_TYPES, priceOrder, stateMachineFor, type Actor, type OrderType, type Sku } from '@orders/domain';
+import { OrderRepository } from '@orders/persistence';
+import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ACTORS: Actor[] = ['buyer', 'merchant', 'system', 'payment', 'warehouse', 'admin'];
+
+const lamp: Sku = { skuId: 'LAMP', title: 'Lamp', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', deduction: 'placement', flashSale: null };
+
+describe('every order type’s table, applied to orders in MySQL', () => {
+  let env: TestEnv;
+  let orders: OrderRepository;
+
+  beforeAll(async () => {
+    env = await createTestEnv('order_tables');
+    orders = new OrderRepository(env.db);
+  });
+  afterAll(async () => env?.cleanup());
+
+  async function orderIn(type: OrderType, n: number): Promise<string> {
+    const orderId = `01J${type.toUpperCase().replace('_', '').padEnd(10, '0').slice(0, 10)}${String(n).padStart(13, '0')}`.slice(0, 26);
+    const acceptedAt = new Date();
+    await orders.persistAcceptedOrders(
+      [
+        {
+          accepted: { orderId, userId: 'ada', type, items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress, couponCode: null, acceptedAt: acceptedAt.toISOString(), paymentDeadline: new Date(acceptedAt.getTime() + 60_000).toISOString() },
+          priced: priceOrder([{ skuId: 'LAMP', qty: 1 }], new Map([['LAMP', lamp]]), acceptedAt),
+        },
+      ],
+      acceptedAt,
+    );
+    return orderId;
+  }
+
+  const snapshot = async (orderId: string) => {
+    const row = await env.db.selectFrom('orders').select(['status', 'version']).where('order_id', '=', orderId).executeTakeFirstOrThrow();
+    const history = await env.db.selectFrom('order_history').select('version').where('order_id', '=', orderId).execute();
+    return { ...row, history: history.length };
+  };
+
+  it.each(ORDER_TYPES)('%s: every legal action of every state succeeds with its history row; every other action is refused and changes nothing', async (type) => {
+    const machine = stateMachineFor(type);
+    const orderId = await orderIn(type, 1);
+    let legal = 0;
+    let refused = 0;
+    for (const state of machine.states()) {
+      await env.db.updateTable('orders').set({ status: state }).where('order_id', '=', orderId).execute();
+      for (const action of machine.actions()) {
+        for (const actor of ACTORS) {
+          const before = await snapshot(orderId);
+          if (machine.can(state, action, actor)) {
+            const { fired } = await orders.applyTransition({ orderId, action, actor, at: new Date() });
+            const after = await snapshot(orderId);
+            expect(after).toEqual({ status: fired.to, version: before.version + 1, history: before.history + 1 });
+            const last = await env.db.selectFrom('order_history').selectAll().where('order_id', '=', orderId).orderBy('version', 'desc').limit(1).executeTakeFirstOrThrow();
+            expect({ from: last.from_status, action: last.action, to: last.to_status, actor: last.actor }).toEqual({ from: state, action, to: fired.to, actor });
+            await env.db.updateTable('orders').set({ status: state }).where('order_id', '=', orderId).execute();
+            legal++;
+          } else {
+            await expect(orders.applyTransition({ orderId, action, actor, at: new Date() }), `${state} -${action}- by ${actor}`).rejects.toThrow(IllegalTransition);
+            expect(await snapshot(orderId)).toEqual(before);
+            refused++;
+          }
+        }
+      }
+    }
+    expect(legal).toBe(machine.process.transitions.reduce((sum, rule) => sum + rule.actors.length, 0));
+    expect(refused).toBeGreaterThan(legal);
+  });
+
+  it('an order split into children refuses the fulfilment actions (guard notSplit) and derives its status from them', async () => {
+    const parentId = await orderIn('standard', 2);
+    await env.db.updateTable('orders').set({ status: 'PAID' }).where('order_id', '=', parentId).execute();
+    const parent = await env.db.selectFrom('orders').selectAll().where('order_id', '=', parentId).executeTakeFirstOrThrow();
+    const children = ['01JCHILDA00000000000000001', '01JCHILDB00000000000000002'];
+    for (const childId of children) {
+      await env.db.insertInto('orders').values({ ...parent, order_id: childId, parent_order_id: parentId, version: 1 }).execute();
+      await env.db.insertInto('order_history').values({ order_id: childId, version: 1, from_status: null, action: 'split', to_status: 'PAID', actor: 'system', detail: null, at: new Date() }).execute();
+    }
+    await expect(orders.applyTransition({ orderId: parentId, action: 'fulfil', actor: 'system', at: new Date() })).rejects.toThrow(IllegalTransition);
+    await expect(orders.applyTransition({ orderId: parentId, action: 'split', actor: 'system', at: new Date() })).rejects.toThrow(IllegalTransition);
+
+    // the two children move at once: the parent follows the slower one, and no update is lost
+    await Promise.all(children.map((orderId) => orders.applyTransition({ orderId, action: 'fulfil', actor: 'system', at: new Date() })));
+    expect((await snapshot(parentId)).status).toBe('IN_FULFILLMENT');
+    await orders.applyTransition({ orderId: children[0]!, action: 'ship', actor: 'warehouse', at: new Date() });
+    expect((await snapshot(parentId)).status).toBe('IN_FULFILLMENT');
+    await orders.applyTransition({ orderId: children[1]!, action: 'ship', actor: 'warehouse', at: new Date() });
+    expect((await snapshot(parentId)).status).toBe('SHIPPED');
+    const history = await env.db.selectFrom('order_history').selectAll().where('order_id', '=', parentId).orderBy('version').execute();
+    expect(history.slice(-2).map((h) => ({ from: h.from_status, action: h.action, to: h.to_status, actor: h.actor }))).toEqual([
+      { from: 'PAID', action: 'fulfil', to: 'IN_FULFILLMENT', actor: 'system' },
+      { from: 'IN_FULFILLMENT', action: 'ship', to: 'SHIPPED', actor: 'warehouse' },
+    ]);
+  });
+});

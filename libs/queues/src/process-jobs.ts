@@ -1,0 +1,56 @@
+import type { Effect } from '@orders/domain';
+import type { OrderQueues } from './order-queues.js';
+import { JOB, jobId } from './queue-names.js';
+
+/** How long each timer of the forward life waits (config: AUTO_CONFIRM_MS, AFTER_SALES_WINDOW_MS...). */
+export interface TimerDelays {
+  autoConfirmMs: number;
+  afterSalesWindowMs: number;
+  balanceTimeoutMs: number;
+}
+
+/** Effects carried out by a job after the transition committed; the others run inside it. */
+const SETTLEMENT_EFFECTS: readonly Effect[] = ['commitStock', 'split', 'requestFulfilment', 'deliverDigital'];
+
+/**
+ * Enqueues the jobs that carry out a committed transition's effects. Every job id is
+ * derived from the order, so enqueuing again (a repeated callback, a retried job) while
+ * the job exists adds nothing, and each processor is idempotent for when it does.
+ */
+export async function enqueueEffects(
+  queues: Pick<OrderQueues, 'timers' | 'payments' | 'fulfillment'>,
+  order: { orderId: string; userId: string },
+  effects: readonly Effect[],
+  delays: TimerDelays,
+  reason?: string,
+): Promise<void> {
+  const { orderId, userId } = order;
+  const adds: Promise<unknown>[] = [];
+  const settlement = effects.filter((effect) => SETTLEMENT_EFFECTS.includes(effect));
+  if (settlement.length > 0) {
+    adds.push(queues.fulfillment.add(JOB.settlePayment, { orderId, effects: settlement }, { jobId: `${jobId.settlePayment(orderId)}-${settlement.join('-')}` }));
+  }
+  for (const effect of effects) {
+    if (effect === 'scheduleAutoConfirm') {
+      adds.push(queues.timers.add(JOB.autoConfirm, { orderId, userId }, { jobId: jobId.autoConfirm(orderId), delay: delays.autoConfirmMs }));
+    } else if (effect === 'scheduleCompletion') {
+      adds.push(queues.timers.add(JOB.completeOrder, { orderId, userId }, { jobId: jobId.completeOrder(orderId), delay: delays.afterSalesWindowMs }));
+    } else if (effect === 'scheduleBalanceDeadline') {
+      adds.push(queues.timers.add(JOB.expireBalance, { orderId, userId }, { jobId: jobId.expireBalance(orderId), delay: delays.balanceTimeoutMs }));
+    } else if (effect === 'updateFulfilment') {
+      // no derived id: every change is sent (the job sends the order as it is when it runs, so a repeat is harmless)
+      adds.push(queues.fulfillment.add(JOB.updateFulfilment, { orderId }));
+    } else if (effect === 'refundPayments') {
+      adds.push(queues.payments.add(JOB.refundPayments, { orderId, effects: ['refundPayments'], ...(reason ? { reason } : {}) }, { jobId: jobId.refundPayments(orderId) }));
+    }
+  }
+  await Promise.all(adds);
+}
+
+export function enqueuePaymentRequest(queues: Pick<OrderQueues, 'payments'>, payment: { orderId: string; paymentId: string }) {
+  return queues.payments.add(JOB.requestPayment, payment, { jobId: jobId.requestPayment(payment.paymentId) });
+}
+
+export function enqueueSendToWarehouse(queues: Pick<OrderQueues, 'fulfillment'>, orderId: string) {
+  return queues.fulfillment.add(JOB.sendToWarehouse, { orderId }, { jobId: jobId.sendToWarehouse(orderId) });
+}

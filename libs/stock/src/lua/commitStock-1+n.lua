@@ -1,0 +1,38 @@
+--[[
+  At payment: turns an order's stock into sold units, all lines or none, exactly once.
+  Placement lines move reserved -> sold. Payment-time lines were only checked at
+  checkout: they are re-verified now and move available -> sold, and if any line no
+  longer has the units nothing is taken (available never goes negative).
+
+  KEYS[1]    order reservation  <prefix>{g}:order:<orderId>
+  KEYS[1+i]  SKU hash of recorded line i  <prefix>{g}:sku:<skuId>
+  ARGV       none
+
+  Returns { code, lineIndex }:
+    1 committed now   0 already committed   -1 no such reservation
+   -2 already released (cancelled, expired: the order holds no stock)
+   -3 a payment-time line's stock is gone  { -3, lineIndex }
+]]
+local orderKey = KEYS[1]
+local state = redis.call('HGET', orderKey, 's')
+if not state then return { -1, 0 } end
+if state == 'committed' then return { 0, 0 } end
+if state ~= 'reserved' then return { -2, 0 } end
+local lines = cjson.decode(redis.call('HGET', orderKey, 'l'))
+for i, line in ipairs(lines) do
+  if line[2] == 'payment' then
+    local available = tonumber(redis.call('HGET', KEYS[1 + i], 'available') or '0')
+    if available < line[1] then return { -3, i } end
+  end
+end
+for i, line in ipairs(lines) do
+  local skuKey, qty = KEYS[1 + i], line[1]
+  if line[2] == 'placement' then
+    redis.call('HINCRBY', skuKey, 'reserved', -qty)
+  else
+    redis.call('HINCRBY', skuKey, 'available', -qty)
+  end
+  redis.call('HINCRBY', skuKey, 'sold', qty)
+end
+redis.call('HSET', orderKey, 's', 'committed')
+return { 1, 0 }

@@ -1,0 +1,68 @@
+import { CouponNotValid, CouponUsedUp } from '@orders/domain';
+import { Inventory } from '@orders/stock';
+import { buyerAddress } from '@orders/testing';
+import { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+describe('coupons reserved with the stock, in one script', () => {
+  const prefix = `t:coupon_${randomBytes(4).toString('hex')}:`;
+  const now = new Date('2026-11-25T12:00:00Z');
+  let redis: Redis;
+  let inventory: Inventory;
+  let n = 0;
+
+  beforeAll(async () => {
+    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    inventory = new Inventory(redis, prefix, { standardPaymentTimeoutMs: 60_000, flashSalePaymentTimeoutMs: 60_000, idempotencyTtlMs: 86_400_000 });
+    await inventory.initSku({ skuId: 'A', available: 10, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
+    await inventory.publishCoupon({ code: 'TWICE', perBuyerLimit: 2, startsAt: new Date(now.getTime() - 60_000), endsAt: new Date(now.getTime() + 60_000) });
+    await inventory.publishCoupon({ code: 'LATER', perBuyerLimit: 2, startsAt: new Date(now.getTime() + 60_000), endsAt: new Date(now.getTime() + 120_000) });
+  });
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  const reserve = (userId: string, couponCode: string | null) =>
+    inventory.reserveStock({
+      orderId: `ORDER${String(++n).padStart(21, '0')}`,
+      userId,
+      idempotencyKey: `k${n}`,
+      bodyHash: `h${n}`,
+      requestedType: null,
+      items: [{ skuId: 'A', qty: 1 }],
+      payload: { address: buyerAddress, couponCode },
+      now,
+    });
+  const available = async () => (await inventory.getSkuStock('A'))!.available;
+
+  it('takes one use per order up to the buyer’s limit; the next checkout is refused whole, and a release gives the use back once', async () => {
+    const first = await reserve('ann', 'TWICE');
+    await reserve('ann', 'TWICE');
+    await expect(reserve('ann', 'TWICE')).rejects.toBeInstanceOf(CouponUsedUp);
+    expect(await available()).toBe(8);
+    // another buyer has uses of their own
+    await reserve('bob', 'TWICE');
+    expect(await inventory.releaseStock(first.order.orderId, 'ann', 'cancelled')).toBe(true);
+    expect(await inventory.releaseStock(first.order.orderId, 'ann', 'cancelled')).toBe(false);
+    const again = await reserve('ann', 'TWICE');
+    await expect(reserve('ann', 'TWICE')).rejects.toBeInstanceOf(CouponUsedUp);
+    // a coupon that did not apply at pricing goes back while the order lives on, once
+    expect(await inventory.releaseCoupon(again.order)).toBe(true);
+    expect(await inventory.releaseCoupon(again.order)).toBe(false);
+    expect(await inventory.releaseStock(again.order.orderId, 'ann', 'expired')).toBe(true);
+    await reserve('ann', 'TWICE');
+    expect(await redis.get(inventory.keys.couponUses('{g0}', 'TWICE', 'ann'))).toBe('2');
+  });
+
+  it('refuses an unknown coupon or one outside its window, reserving nothing', async () => {
+    const before = await available();
+    await expect(reserve('cy', 'NOSUCH')).rejects.toBeInstanceOf(CouponNotValid);
+    await expect(reserve('cy', 'LATER')).rejects.toBeInstanceOf(CouponNotValid);
+    expect(await available()).toBe(before);
+    await reserve('cy', null);
+    expect(await available()).toBe(before - 1);
+  });
+});

@@ -1,0 +1,141 @@
+import type { OrderDb } from '@orders/persistence';
+import { StockKeys } from '@orders/stock';
+import type { Cluster, Redis } from 'ioredis';
+
+export interface SaleUnderCheck {
+  db: OrderDb;
+  redis: Redis | Cluster;
+  keyPrefix: string;
+  /** every order id the intake answered 202 for */
+  acceptedOrderIds: readonly string[];
+  /** each SKU's opening stock */
+  initialStock: Readonly<Record<string, number>>;
+  now?: Date;
+  /** how far past its deadline an order may be while its timer job is being processed */
+  timerGraceMs?: number;
+}
+
+export interface SkuStockCheck {
+  redis: { available: number; reserved: number; sold: number };
+  ledger: { available: number; reserved: number; sold: number };
+}
+
+export interface SaleInvariants {
+  /** what an operator would page about; empty when the sale is sound */
+  violations: string[];
+  persistedOrders: number;
+  stock: Record<string, SkuStockCheck>;
+}
+
+const UNPAID = ['ACCEPTED', 'PENDING_PAYMENT', 'PENDING_DEPOSIT'];
+
+/**
+ * The promises of a sale after any fault, checked against MySQL and Redis themselves:
+ * every accepted order is in MySQL exactly once and nothing else is; for every SKU,
+ * Redis available + reserved + sold equals the opening stock and each counter equals
+ * what the stock ledger says; no order waits past its payment or balance deadline; no
+ * payment succeeded twice; nothing is left in the accepted set waiting for recovery.
+ */
+export async function checkSaleInvariants(sale: SaleUnderCheck): Promise<SaleInvariants> {
+  const { db, redis } = sale;
+  const violations: string[] = [];
+  const keys = new StockKeys(sale.keyPrefix);
+
+  const accepted = new Set(sale.acceptedOrderIds);
+  if (accepted.size !== sale.acceptedOrderIds.length) violations.push(`the intake gave out ${sale.acceptedOrderIds.length - accepted.size} order ids twice`);
+  const rows = await db.selectFrom('orders').select('order_id').where('parent_order_id', 'is', null).execute();
+  const persisted = new Map<string, number>();
+  for (const { order_id } of rows) persisted.set(order_id, (persisted.get(order_id) ?? 0) + 1);
+  const missing = [...accepted].filter((id) => !persisted.has(id));
+  const unexpected = [...persisted.keys()].filter((id) => !accepted.has(id));
+  const duplicated = [...persisted].filter(([, count]) => count > 1).map(([id]) => id);
+  if (missing.length > 0) violations.push(`${missing.length} accepted orders are not in MySQL (e.g. ${missing.slice(0, 3).join(', ')})`);
+  if (unexpected.length > 0) violations.push(`${unexpected.length} orders in MySQL were never accepted (e.g. ${unexpected.slice(0, 3).join(', ')})`);
+  if (duplicated.length > 0) violations.push(`${duplicated.length} orders are in MySQL more than once (e.g. ${duplicated.slice(0, 3).join(', ')})`);
+  for (const group of keys.groups()) {
+    const waiting = await redis.zcard(keys.accepted(group));
+    if (waiting > 0) violations.push(`${waiting} orders are still in the accepted set of ${group}, waiting for recovery`);
+  }
+
+  const stock: Record<string, SkuStockCheck> = {};
+  const ledger = await ledgerStock(db, Object.keys(sale.initialStock));
+  for (const [skuId, initial] of Object.entries(sale.initialStock)) {
+    const inRedis = { available: 0, reserved: 0, sold: 0 };
+    for (const group of keys.groups()) {
+      const [available, reserved, sold] = await redis.hmget(keys.sku(group, skuId), 'available', 'reserved', 'sold');
+      if (available === null) violations.push(`SKU ${skuId} has no stock counters in Redis (${group})`);
+      inRedis.available += Number(available);
+      inRedis.reserved += Number(reserved);
+      inRedis.sold += Number(sold);
+    }
+    const inLedger = ledger.get(skuId) ?? { available: 0, reserved: 0, sold: 0, opening: 0 };
+    stock[skuId] = { redis: inRedis, ledger: { available: inLedger.available, reserved: inLedger.reserved, sold: inLedger.sold } };
+    const total = inRedis.available + inRedis.reserved + inRedis.sold;
+    if (total !== initial) violations.push(`SKU ${skuId}: Redis available + reserved + sold = ${total}, opening stock was ${initial}`);
+    if (inLedger.opening !== initial) violations.push(`SKU ${skuId}: the ledger's stock adjustments add up to ${inLedger.opening}, opening stock was ${initial}`);
+    for (const counter of ['available', 'reserved', 'sold'] as const) {
+      if (inRedis[counter] !== inLedger[counter]) violations.push(`SKU ${skuId}: Redis ${counter} is ${inRedis[counter]}, the ledger says ${inLedger[counter]}`);
+    }
+  }
+
+  const cutoff = new Date((sale.now ?? new Date()).getTime() - (sale.timerGraceMs ?? 5_000));
+  const stuck = await db
+    .selectFrom('orders')
+    .select(['order_id', 'status'])
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('status', 'in', UNPAID), eb('payment_deadline', '<', cutoff)]),
+        eb.and([eb('status', '=', 'DEPOSIT_PAID'), eb('balance_deadline', '<', cutoff)]),
+      ]),
+    )
+    .execute();
+  if (stuck.length > 0) violations.push(`${stuck.length} orders are past their deadline and still unpaid (e.g. ${stuck.slice(0, 3).map((o) => `${o.order_id} ${o.status}`).join(', ')})`);
+
+  const twice = await db
+    .selectFrom('payments')
+    .select(['order_id', 'purpose', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('status', '=', 'SUCCEEDED')
+    .groupBy(['order_id', 'purpose'])
+    .having((eb) => eb.fn.countAll(), '>', 1)
+    .execute();
+  if (twice.length > 0) violations.push(`${twice.length} orders were paid more than once (e.g. ${twice.slice(0, 3).map((p) => p.order_id).join(', ')})`);
+
+  return { violations, persistedOrders: persisted.size, stock };
+}
+
+/**
+ * The ledger read as stock counters. available: every movement's sum. reserved: a
+ * reservation neither released nor committed. sold: committed units (a placement line's
+ * commit row carries 0, its units are the reservation's) not released since, less restocks.
+ */
+async function ledgerStock(db: OrderDb, skuIds: string[]): Promise<Map<string, { available: number; reserved: number; sold: number; opening: number }>> {
+  const result = new Map<string, { available: number; reserved: number; sold: number; opening: number }>();
+  if (skuIds.length === 0) return result;
+  const rows = await db
+    .selectFrom('stock_ledger')
+    .select(['sku_id', 'kind', 'ref', (eb) => eb.fn.sum<number>('qty').as('qty')])
+    .where('sku_id', 'in', skuIds)
+    .groupBy(['sku_id', 'kind', 'ref'])
+    .execute();
+  const movements = new Map<string, Map<string, Partial<Record<string, number>>>>();
+  for (const row of rows) {
+    const sku = result.get(row.sku_id) ?? { available: 0, reserved: 0, sold: 0, opening: 0 };
+    result.set(row.sku_id, sku);
+    sku.available += Number(row.qty);
+    if (row.kind === 'adjust') sku.opening += Number(row.qty);
+    if (row.kind === 'restock') sku.sold -= Number(row.qty);
+    const byRef = movements.get(row.sku_id) ?? new Map<string, Partial<Record<string, number>>>();
+    movements.set(row.sku_id, byRef);
+    byRef.set(row.ref, { ...byRef.get(row.ref), [row.kind]: Number(row.qty) });
+  }
+  for (const [skuId, byRef] of movements) {
+    const sku = result.get(skuId)!;
+    for (const kinds of byRef.values()) {
+      const reservedUnits = -(kinds.reserve ?? 0);
+      if (kinds.release !== undefined) continue;
+      if (kinds.commit !== undefined) sku.sold += reservedUnits - kinds.commit;
+      else sku.reserved += reservedUnits;
+    }
+  }
+  return result;
+}

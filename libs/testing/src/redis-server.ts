@@ -1,0 +1,68 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { freePort } from './http-client.js';
+import { waitFor } from './processes.js';
+
+const run = promisify(execFile);
+
+export interface RedisServer {
+  port: number;
+  url: string;
+  /** SIGTERM: a restart as systemd or an operator does it; Redis flushes its AOF and exits. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and data directory (the AOF is replayed). */
+  start(): Promise<void>;
+  /** Kills it and removes its data directory. */
+  remove(): Promise<void>;
+}
+
+async function ping(port: number): Promise<boolean> {
+  try {
+    const { stdout } = await run('redis-cli', ['-p', String(port), 'ping']);
+    return stdout.trim() === 'PONG';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A redis-server owned by one test file: its own free loopback port and temp directory,
+ * AOF on with `appendfsync everysec` (what BullMQ's docs advise for production).
+ */
+export async function startRedisServer(extraArgs: string[] = []): Promise<RedisServer> {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'orders-redis-'));
+  let child: ChildProcess | undefined;
+  let output = '';
+  const start = async () => {
+    output = '';
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', ...extraArgs];
+    const started = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    started.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-5_000)));
+    started.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-5_000)));
+    child = started;
+    await waitFor(() => ping(port), { what: `redis-server on ${port} (output: ${output})`, timeoutMs: 15_000, intervalMs: 50 });
+  };
+  const end = async (signal: NodeJS.Signals) => {
+    const running = child;
+    child = undefined;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = new Promise((resolve) => running.once('exit', resolve));
+    running.kill(signal);
+    await exited;
+  };
+  await start();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    stop: () => end('SIGTERM'),
+    start,
+    async remove() {
+      await end('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

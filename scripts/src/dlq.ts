@@ -1,0 +1,99 @@
+import { loadConfig, type Config } from '@orders/config';
+import { QUEUE, createOrderQueues, defaultJobOptions, ordersCarriedBy, type DeadLetterJob } from '@orders/queues';
+import { Queue, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { runCommand } from './run-command.js';
+
+const USAGE = 'usage: npm run dlq -- list | replay <id> | replay-all';
+
+/** What a dead letter was about, in the shop's words: the order it carried, or how many. */
+function subject(data: unknown): string {
+  const orders = ordersCarriedBy(data);
+  if (orders.length === 1) return `order ${orders[0]}`;
+  return orders.length > 1 ? `${orders.length} orders` : '-';
+}
+
+function printDeadLetters(letters: Job<DeadLetterJob>[]): void {
+  if (letters.length === 0) {
+    console.log('The dead-letter queue is empty.');
+    return;
+  }
+  console.log(`${letters.length} dead letter${letters.length === 1 ? '' : 's'}, oldest first:`);
+  const rows = letters.map((letter) => [
+    letter.id ?? '?',
+    `${letter.data.queue}/${letter.data.name}`,
+    subject(letter.data.data),
+    String(letter.data.attemptsMade),
+    letter.data.failedAt,
+    letter.data.failedReason,
+  ]);
+  const header = ['ID', 'FROM', 'CARRIES', 'ATTEMPTS', 'FAILED AT', 'REASON'];
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  for (const row of [header, ...rows]) console.log(row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());
+}
+
+/**
+ * Puts a dead letter's job back where it failed. The original job, kept in its queue's
+ * failed set, is retried in place with fresh attempts, so it keeps its id and a second
+ * replay of the same order cannot queue it twice. Once BullMQ has dropped the original,
+ * the job is added again under its old id (BullMQ refuses integer ids, so an id that it
+ * generated itself is left for it to generate anew).
+ */
+async function replay(letter: Job<DeadLetterJob>, connection: Redis, config: Config): Promise<string> {
+  const { queue: origin, name, jobId, data } = letter.data;
+  if (origin === QUEUE.deadLetter) throw new Error(`dead letter ${letter.id} names the dead-letter queue itself as its origin`);
+  const queue = new Queue(origin, {
+    connection,
+    prefix: config.QUEUE_PREFIX,
+    defaultJobOptions: defaultJobOptions({ prefix: config.QUEUE_PREFIX, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS }),
+  });
+  try {
+    const state = jobId === undefined ? 'unknown' : await queue.getJobState(jobId);
+    let how: string;
+    if (state === 'failed') {
+      const original = await queue.getJob(jobId!);
+      await original!.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      how = `retried job ${jobId} in place`;
+    } else if (state === 'unknown' || state === 'completed') {
+      const keepsId = jobId !== undefined && `${Number.parseInt(jobId, 10)}` !== jobId;
+      const added = await queue.add(name, data, keepsId ? { jobId } : {});
+      how = `added again as job ${added.id}`;
+    } else {
+      how = `job ${jobId} is already ${state}; nothing added`;
+    }
+    await letter.remove();
+    return `${letter.id} -> ${origin}/${name} (${subject(data)}): ${how}`;
+  } finally {
+    await queue.close();
+  }
+}
+
+/** npm run dlq -- list | replay <id> | replay-all */
+runCommand(async () => {
+  const [command, id] = process.argv.slice(2);
+  if (command !== 'list' && command !== 'replay' && command !== 'replay-all') throw new Error(USAGE);
+  if (command === 'replay' && !id) throw new Error(`replay needs the id of a dead letter (npm run dlq -- list shows them)\n${USAGE}`);
+
+  const config = loadConfig();
+  // an operator command fails at once when Redis is away rather than waiting for it
+  const connection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
+  await connection.connect();
+  const queues = createOrderQueues(connection, { prefix: config.QUEUE_PREFIX, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
+  try {
+    // no worker serves the dead-letter queue: every letter waits there until replayed
+    const letters = (await queues.deadLetter.getJobs(['waiting'], 0, -1, true)) as Job<DeadLetterJob>[];
+    if (command === 'list') {
+      printDeadLetters(letters);
+    } else if (command === 'replay') {
+      const letter = letters.find((candidate) => candidate.id === id);
+      if (!letter) throw new Error(`there is no dead letter with id ${id} (npm run dlq -- list shows them)`);
+      console.log(`replayed ${await replay(letter, connection, config)}`);
+    } else {
+      for (const letter of letters) console.log(`replayed ${await replay(letter, connection, config)}`);
+      console.log(`${letters.length} dead letter${letters.length === 1 ? '' : 's'} replayed.`);
+    }
+  } finally {
+    await queues.close();
+    connection.disconnect();
+  }
+});

@@ -1,0 +1,331 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Inventory } from '@orders/stock';
+import {
+  buyerAddress,
+  createTestEnv,
+  freePort,
+  httpClient,
+  signToken,
+  spawnApp,
+  startApiProcess,
+  waitFor,
+  type ApiProcess,
+  type HttpClient,
+  type SpawnedProcess,
+  type TestEnv,
+} from '@orders/testing';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const dashboardsDir = path.join(root, 'config/grafana/dashboards');
+const alertsFile = path.join(root, 'config/prometheus/alerts.yml');
+
+/**
+ * Series that dashboards and alerts already query but that no process exports yet.
+ * A query is allowed to come back empty only when it reads one of these.
+ */
+const SERIES_OF_LATER_ISSUES = [
+  'circuit_breaker_state', // issue 3: the payment and warehouse clients behind opossum breakers
+  'external_calls_total', // issue 3: likewise
+  'stock_drift_units', // the stock reconciler, a later issue
+];
+
+/**
+ * Labels whose values exist only once the event happened (a checkout error, a 5xx, a
+ * final failure). An alert's selector is checked for the label, not for the value.
+ */
+const EVENT_LABELS = ['outcome', 'status_code', 'final'];
+
+// ---- what the dashboards and the alert rules ask ----
+
+interface Target {
+  expr?: string;
+  rawSql?: string;
+  datasource?: { uid: string };
+}
+interface Panel {
+  type: string;
+  title: string;
+  datasource?: { uid: string };
+  targets?: Target[];
+}
+interface Dashboard {
+  uid: string;
+  title: string;
+  panels: Panel[];
+}
+
+const dashboards: Dashboard[] = readdirSync(dashboardsDir)
+  .filter((file) => file.endsWith('.json'))
+  .map((file) => JSON.parse(readFileSync(path.join(dashboardsDir, file), 'utf8')) as Dashboard);
+const panelsOf = (dashboard: Dashboard) => dashboard.panels.filter((panel) => panel.type !== 'row');
+const queriesOf = (kind: 'expr' | 'rawSql') =>
+  dashboards.flatMap((dashboard) =>
+    panelsOf(dashboard).flatMap((panel) =>
+      (panel.targets ?? []).filter((target) => target[kind]).map((target) => ({ where: `${dashboard.title} / ${panel.title}`, query: target[kind]! })),
+    ),
+  );
+
+const alertRules = (parse(readFileSync(alertsFile, 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> }).groups.flatMap(
+  (group) => group.rules,
+);
+
+const provisionedDatasources = (
+  parse(readFileSync(path.join(root, 'config/grafana/provisioning/datasources/datasources.yml'), 'utf8')) as { datasources: Array<{ uid: string }> }
+).datasources.map((datasource) => datasource.uid);
+
+/** Grafana's range variable, as Grafana would fill it in for a 1 s scrape interval over a short range. */
+const asPrometheusSees = (expr: string) => expr.replaceAll('$__rate_interval', '1m');
+
+const readsSeriesOfLaterIssue = (expr: string) => SERIES_OF_LATER_ISSUES.some((name) => new RegExp(`\\b${name}\\b`).test(expr));
+
+/**
+ * The vector selectors of a PromQL expression (metric name plus label matchers), with
+ * matchers on event labels relaxed to "the label is there".
+ */
+function selectorsOf(expr: string): string[] {
+  const KEYWORDS = new Set(['and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan']);
+  const bare = expr
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ');
+  const selectors = new Set<string>();
+  for (const match of bare.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?(\s*\()?/g)) {
+    const [, name, matchers = '', call] = match;
+    if (call || KEYWORDS.has(name!) || /^\d/.test(name!)) continue;
+    const relaxed = [...matchers.matchAll(/(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"/g)].map(([, label, op, value]) =>
+      EVENT_LABELS.includes(label!) ? `${label}!=""` : `${label}${op}"${value}"`,
+    );
+    selectors.add(`${name}{${relaxed.join(', ')}}`);
+  }
+  return [...selectors];
+}
+
+// ---- a real Prometheus scraping a real api and worker ----
+
+const run = promisify(execFile);
+const prometheusInstalled = await run('prometheus', ['--version']).then(
+  () => true,
+  () => false,
+);
+
+interface QueryResult {
+  status: string;
+  error?: string;
+  data?: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+}
+
+describe('Grafana dashboards', () => {
+  it('include "Flash sale" and "Order pipeline" with the panels operators asked for', () => {
+    const titles = Object.fromEntries(dashboards.map((dashboard) => [dashboard.title, panelsOf(dashboard).map((panel) => panel.title)]));
+    expect(titles['Flash sale']).toEqual(
+      expect.arrayContaining([
+        'Checkouts per second by outcome',
+        'Checkout latency',
+        'Remaining stock of the hot SKUs',
+        'Queue depth',
+        'Queue lag',
+        'Orders persisted per second',
+        'Rejection reasons',
+      ]),
+    );
+    expect(titles['Order pipeline']).toEqual(
+      expect.arrayContaining([
+        'Orders entering each status',
+        'Job latency per queue',
+        'Job failures per queue',
+        'Breaker states',
+        'External call outcomes',
+        'Dead letters',
+        'CPU per instance',
+        'Memory per instance',
+        'Event loop lag per instance',
+      ]),
+    );
+  });
+
+  it('read only from provisioned datasources', () => {
+    for (const dashboard of dashboards) {
+      for (const panel of panelsOf(dashboard)) {
+        expect(provisionedDatasources, `${dashboard.title} / ${panel.title}`).toContain(panel.datasource?.uid);
+        for (const target of panel.targets ?? []) expect(provisionedDatasources).toContain(target.datasource?.uid);
+      }
+    }
+  });
+});
+
+describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule against a live Prometheus', () => {
+  const HOT_SKU = 'HOT-OPS';
+  const STOCK = 30;
+  let env: TestEnv;
+  let api: ApiProcess;
+  let worker: SpawnedProcess;
+  let prometheus: ChildProcess;
+  let prometheusApi: HttpClient;
+  let dataDir: string;
+
+  const query = async (promql: string): Promise<QueryResult> =>
+    (await prometheusApi.request('GET', `/api/v1/query?query=${encodeURIComponent(promql)}`)).body as QueryResult;
+  const hasFiniteValue = (result: QueryResult) => (result.data?.result ?? []).some(({ value }) => Number.isFinite(Number(value[1])));
+
+  beforeAll(async () => {
+    // short payment deadline: orders expire during the test, so the timers queue has work too;
+    // two attempts: the orphan order below reaches the dead-letter queue quickly
+    env = await createTestEnv('ops_dashboards', { FLASH_SALE_PAYMENT_TIMEOUT_MS: '1500', JOB_ATTEMPTS: '2', JOB_BACKOFF_MS: '50' });
+    api = await startApiProcess(env.env);
+    const workerPort = await freePort();
+    worker = spawnApp('worker', { ...env.env, WORKER_QUEUES: 'orders,timers', WORKER_METRICS_PORT: String(workerPort) });
+    const workerHttp = httpClient(`http://127.0.0.1:${workerPort}`, 1);
+    await waitFor(async () => (await workerHttp.request('GET', '/health/ready').catch(() => ({ status: 0 }))).status === 200, {
+      what: 'the worker to be ready',
+    }).catch((error: Error) => {
+      throw new Error(`${error.message}\nworker output:\n${worker.output().slice(-2000)}`);
+    });
+    await workerHttp.close();
+
+    // The compose scrape configuration, with its DNS discovery swapped for this test's processes.
+    const prometheusPort = await freePort();
+    dataDir = mkdtempSync(path.join(tmpdir(), 'orders-prometheus-'));
+    const shipped = parse(readFileSync(path.join(root, 'config/prometheus/prometheus.yml'), 'utf8')) as {
+      global: Record<string, unknown>;
+      scrape_configs: Array<{ job_name: string }>;
+    };
+    const targets: Record<string, { targets: string[]; labels?: Record<string, string> }> = {
+      api: { targets: [`127.0.0.1:${new URL(api.url).port}`] },
+      worker: { targets: [`127.0.0.1:${workerPort}`], labels: { stage: 'orders' } },
+      prometheus: { targets: [`127.0.0.1:${prometheusPort}`] },
+    };
+    const config = {
+      global: { ...shipped.global, scrape_interval: '1s', evaluation_interval: '1s' },
+      rule_files: [alertsFile],
+      scrape_configs: shipped.scrape_configs.map(({ job_name }) => ({ job_name, static_configs: [targets[job_name]!] })),
+    };
+    writeFileSync(path.join(dataDir, 'prometheus.yml'), stringify(config));
+    prometheus = spawn(
+      'prometheus',
+      [`--config.file=${path.join(dataDir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dataDir, 'data')}`, `--web.listen-address=127.0.0.1:${prometheusPort}`, '--log.level=warn'],
+      { stdio: 'ignore' },
+    );
+    prometheusApi = httpClient(`http://127.0.0.1:${prometheusPort}`, 4);
+    await waitFor(async () => (await prometheusApi.request('GET', '/-/ready').catch(() => ({ status: 0 }))).status === 200, { what: 'Prometheus to be ready' });
+    // the sale starts once Prometheus watches: rates and quantiles need samples from before and after it
+    const scraped = async (promql: string) => hasFiniteValue(await query(promql));
+    await waitFor(() => scraped('count(up == 1) == 3'), { what: 'Prometheus to scrape the api, the worker and itself', intervalMs: 250 });
+
+    const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
+    const now = Date.now();
+    const createSku = async (skuId: string, stock: number, flashSale: boolean) => {
+      const created = await api.request('POST', '/v1/admin/skus', {
+        token: admin,
+        body: {
+          skuId,
+          title: skuId,
+          priceCents: 99_900,
+          merchantId: 'shop',
+          channel: 'self',
+          warehouseId: 'wh-east',
+          stock,
+          deduction: 'placement',
+          ...(flashSale
+            ? { flashSale: { priceCents: 49_900, startsAt: new Date(now - 3600_000).toISOString(), endsAt: new Date(now + 3600_000).toISOString(), perUserLimit: 1 } }
+            : {}),
+        },
+      });
+      expect(created.status).toBe(201);
+    };
+    const checkout = (buyer: string, skuId: string) =>
+      api.request('POST', '/v1/orders', {
+        token: signToken(env.config.AUTH_JWT_SECRET, { sub: buyer, role: 'buyer' }),
+        body: { items: [{ skuId, qty: 1 }], address: buyerAddress },
+        headers: { 'idempotency-key': `${buyer}-${skuId}` },
+      });
+
+    // One order before the sale: prom-client creates a labelled series at its first event,
+    // and rate() cannot see an increase that happened before a series' first sample.
+    await createSku('WARM-UP', 5, false);
+    expect((await checkout('early-bird', 'WARM-UP')).status).toBe(202);
+    await waitFor(() => scraped('count(checkouts_total{outcome="accepted"}) > 0 and count(job_wait_seconds_count{queue="orders"}) > 0'), {
+      what: 'Prometheus to scrape the first order',
+      intervalMs: 250,
+    });
+
+    // A flash sale: 60 buyers for 30 units, so there are sales, sell-outs and a rejection reason.
+    await createSku(HOT_SKU, STOCK, true);
+    const answers = await Promise.all(Array.from({ length: 60 }, (_, i) => checkout(`buyer-${i}`, HOT_SKU)));
+    expect(answers.filter((answer) => answer.status === 202)).toHaveLength(STOCK);
+
+    // An order that Redis sells but MySQL has never heard of cannot be written: a dead letter.
+    const inventory = new Inventory(env.redis, env.config.REDIS_KEY_PREFIX, {
+      standardPaymentTimeoutMs: env.config.PAYMENT_TIMEOUT_MS,
+      flashSalePaymentTimeoutMs: env.config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
+      idempotencyTtlMs: env.config.IDEMPOTENCY_TTL_MS,
+    });
+    await inventory.initSku({ skuId: 'ORPHAN', available: 5, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
+    expect((await checkout('buyer-orphan', 'ORPHAN')).status).toBe(202);
+
+    // Prometheus has seen it all once the orders are written, have expired, and the orphan is dead-lettered.
+    await waitFor(
+      async () =>
+        (await scraped(`sum(orders_persisted_total) >= ${STOCK + 1}`)) &&
+        (await scraped('sum(order_transitions_total{to="EXPIRED"}) > 0')) &&
+        (await scraped('sum(job_failures_total{final="true"}) > 0')),
+      { what: 'Prometheus to scrape persisted, expired and dead-lettered orders', timeoutMs: 45_000, intervalMs: 500 },
+    );
+    // and a few scrapes more, so every rate has two samples after the last event
+    const scrapesSoFar = Number((await query('min(count_over_time(up[1m]))')).data!.result[0]!.value[1]);
+    await waitFor(() => scraped(`min(count_over_time(up[1m])) >= ${scrapesSoFar + 3}`), { what: 'three more scrapes', intervalMs: 250 });
+  }, 120_000);
+
+  afterAll(async () => {
+    await prometheusApi?.close();
+    if (prometheus && prometheus.exitCode === null) {
+      const exited = new Promise((resolve) => prometheus.once('exit', resolve));
+      prometheus.kill('SIGTERM');
+      await exited;
+    }
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await worker?.stop();
+    await api?.close();
+    await env?.cleanup();
+  }, 60_000);
+
+  it.each(queriesOf('expr'))('$where shows data', async ({ query: expr }) => {
+    const result = await query(asPrometheusSees(expr));
+    expect(result.error, expr).toBeUndefined();
+    expect(result.status).toBe('success');
+    if (readsSeriesOfLaterIssue(expr)) return;
+    expect(hasFiniteValue(result), `no data for ${expr}`).toBe(true);
+  });
+
+  it.each(alertRules.map((rule) => ({ alert: rule.alert, expr: rule.expr })))('alert $alert evaluates, and every series it reads exists', async ({ expr }) => {
+    const result = await query(expr);
+    expect(result.error, expr).toBeUndefined();
+    expect(result.status).toBe('success');
+    for (const selector of selectorsOf(expr)) {
+      if (readsSeriesOfLaterIssue(selector)) continue;
+      expect((await query(selector)).data?.result.length ?? 0, `no series for ${selector}`).toBeGreaterThan(0);
+    }
+  });
+
+  it('shows the remaining stock of the hot SKU that the api reports, once the queue is drained', async () => {
+    const [stockPanel] = queriesOf('rawSql');
+    expect(stockPanel?.where).toBe('Flash sale / Remaining stock of the hot SKUs');
+    const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
+    // expired orders give their units back, in Redis and in the ledger: wait until both agree
+    await waitFor(
+      async () => {
+        const { rows } = await sql.raw<{ sku: string; available: string | number }>(stockPanel!.query).execute(env.db);
+        const shown = rows.find((row) => row.sku === HOT_SKU);
+        const api_ = (await api.request('GET', `/v1/admin/skus/${HOT_SKU}`, { token: admin })).body as { stock: { available: number } };
+        return shown !== undefined && Number(shown.available) === api_.stock.available;
+      },
+      { what: 'the stock panel to match the api', timeoutMs: 20_000, intervalMs: 250 },
+    );
+  });
+});

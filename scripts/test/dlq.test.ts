@@ -1,0 +1,143 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { CatalogRepository, OrderRepository } from '@orders/persistence';
+import { createOrderQueues, enqueuePersistOrder, type OrderQueues } from '@orders/queues';
+import { Inventory } from '@orders/stock';
+import { buyerAddress, createTestEnv, freePort, httpClient, spawnApp, waitFor, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const run = promisify(execFile);
+
+describe('npm run dlq: the operator inspects and replays dead letters', () => {
+  let env: TestEnv;
+  let worker: SpawnedProcess;
+  let queues: OrderQueues;
+  let inventory: Inventory;
+  let catalog: CatalogRepository;
+  let orders: OrderRepository;
+
+  /** The command as an operator runs it, in its own process, against this test's Redis prefix. */
+  async function dlq(...args: string[]): Promise<{ code: number; output: string }> {
+    try {
+      const { stdout, stderr } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/dlq.ts', ...args], {
+        cwd: root,
+        env: { ...process.env, ...env.env },
+      });
+      return { code: 0, output: stdout + stderr };
+    } catch (error) {
+      const failed = error as { code: number; stdout: string; stderr: string };
+      return { code: failed.code, output: failed.stdout + failed.stderr };
+    }
+  }
+
+  /** A SKU that Redis sells but MySQL has never heard of: its orders cannot be written. */
+  const sellOnlyInRedis = (skuId: string) =>
+    inventory.initSku({ skuId, available: 10, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
+
+  /** The operator's fix: the SKU now exists in the catalog too. */
+  const addToCatalog = (skuId: string) =>
+    catalog.createSku(
+      { skuId, title: skuId, priceCents: 1_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', deduction: 'placement', flashSale: null },
+      10,
+      `opening-${skuId}`,
+      // Redis holds the SKU already
+      async () => undefined,
+    );
+
+  async function acceptOrder(orderId: string, skuId: string) {
+    const { order } = await inventory.reserveStock({
+      orderId,
+      userId: `buyer-${orderId}`,
+      idempotencyKey: orderId,
+      bodyHash: orderId,
+      requestedType: null,
+      items: [{ skuId, qty: 1 }],
+      payload: { address: buyerAddress, couponCode: null },
+      now: new Date(),
+    });
+    await enqueuePersistOrder(queues, order);
+  }
+
+  const deadLetterCount = () => queues.deadLetter.getWaitingCount();
+
+  /** A wait that, when it times out, says what the worker said. */
+  const watchingWorker = <T>(waiting: Promise<T>) =>
+    waiting.catch((error: Error) => {
+      throw new Error(`${error.message}\nworker output:\n${worker.output().slice(-2000)}`);
+    });
+
+  beforeAll(async () => {
+    env = await createTestEnv('dlq_command', { JOB_ATTEMPTS: '2', JOB_BACKOFF_MS: '50' });
+    queues = createOrderQueues(env.redis, { prefix: env.config.QUEUE_PREFIX, attempts: env.config.JOB_ATTEMPTS, backoffMs: env.config.JOB_BACKOFF_MS });
+    inventory = new Inventory(env.redis, env.config.REDIS_KEY_PREFIX, {
+      standardPaymentTimeoutMs: env.config.PAYMENT_TIMEOUT_MS,
+      flashSalePaymentTimeoutMs: env.config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
+      idempotencyTtlMs: env.config.IDEMPOTENCY_TTL_MS,
+    });
+    catalog = new CatalogRepository(env.db);
+    orders = new OrderRepository(env.db);
+    const port = await freePort();
+    worker = spawnApp('worker', { ...env.env, WORKER_QUEUES: 'orders', WORKER_METRICS_PORT: String(port) });
+    const health = httpClient(`http://127.0.0.1:${port}`, 1);
+    await watchingWorker(
+      waitFor(async () => (await health.request('GET', '/health/ready').catch(() => ({ status: 0 }))).status === 200, { what: 'the worker to be ready' }),
+    );
+    await health.close();
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    await queues?.close();
+    await env?.cleanup();
+  });
+
+  it('says so when there is nothing to replay', async () => {
+    expect(await dlq('list')).toEqual({ code: 0, output: 'The dead-letter queue is empty.\n' });
+  });
+
+  it('lists a dead letter with where it failed, the order it carries and why; after the fix, replay writes the order', async () => {
+    await sellOnlyInRedis('LOST-SKU');
+    await acceptOrder('01JDLQ0000000000000000000A', 'LOST-SKU');
+    await watchingWorker(waitFor(async () => (await deadLetterCount()) === 1, { what: 'the order to be dead-lettered', timeoutMs: 20_000 }));
+
+    const listed = await dlq('list');
+    expect(listed.code).toBe(0);
+    expect(listed.output).toContain('1 dead letter, oldest first:');
+    expect(listed.output).toMatch(/orders-01JDLQ0000000000000000000A\s+orders\/persist-order\s+order 01JDLQ0000000000000000000A\s+2\s+\S+\s+There is no SKU LOST-SKU/);
+
+    await addToCatalog('LOST-SKU');
+    const replayed = await dlq('replay', 'orders-01JDLQ0000000000000000000A');
+    expect(replayed).toEqual({
+      code: 0,
+      output: 'replayed orders-01JDLQ0000000000000000000A -> orders/persist-order (order 01JDLQ0000000000000000000A): retried job 01JDLQ0000000000000000000A in place\n',
+    });
+    await waitFor(async () => (await orders.findOrderRow('01JDLQ0000000000000000000A'))?.status === 'PENDING_PAYMENT', { what: 'the replayed order to be written' });
+    expect(await deadLetterCount()).toBe(0);
+  });
+
+  it('replays every dead letter at once with replay-all', async () => {
+    await sellOnlyInRedis('LATE-SKU');
+    await acceptOrder('01JDLQ0000000000000000000B', 'LATE-SKU');
+    await acceptOrder('01JDLQ0000000000000000000C', 'LATE-SKU');
+    await watchingWorker(waitFor(async () => (await deadLetterCount()) === 2, { what: 'both orders to be dead-lettered', timeoutMs: 20_000 }));
+
+    await addToCatalog('LATE-SKU');
+    const replayed = await dlq('replay-all');
+    expect(replayed.code).toBe(0);
+    expect(replayed.output).toContain('2 dead letters replayed.');
+    for (const orderId of ['01JDLQ0000000000000000000B', '01JDLQ0000000000000000000C']) {
+      await waitFor(async () => (await orders.findOrderRow(orderId))?.status === 'PENDING_PAYMENT', { what: `order ${orderId} to be written` });
+    }
+    expect(await deadLetterCount()).toBe(0);
+  });
+
+  it('refuses an id that is not in the dead-letter queue, and a command it does not know', async () => {
+    expect(await dlq('replay', 'orders-nope')).toEqual({
+      code: 1,
+      output: 'Failed: there is no dead letter with id orders-nope (npm run dlq -- list shows them)\n',
+    });
+    expect(await dlq('purge')).toEqual({ code: 1, output: 'Failed: usage: npm run dlq -- list | replay <id> | replay-all\n' });
+  });
+});
