@@ -57,6 +57,14 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     return503OnClosing: false,
     ...options,
   });
+  // Node closes idle keep-alive connections once, when the server starts closing; a response
+  // still being written then leaves its connection idle and open until keepAliveTimeout, and
+  // close() waits for it. Closing the idle ones until the server is closed lets a drain end.
+  let closeIdle: NodeJS.Timeout | undefined;
+  app.addHook('preClose', async () => {
+    closeIdle = setInterval(() => app.server.closeIdleConnections(), 50);
+  });
+  app.addHook('onClose', async () => clearInterval(closeIdle));
   app.setValidatorCompiler(validatorCompilers());
   // every log line of a request about an order carries its id, so one grep follows an order
   app.addHook('onRequest', async (request, reply) => {

@@ -41,11 +41,17 @@ async function main() {
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
+    const started = Date.now();
     app.log.info({ signal }, 'shutting down: no new requests, draining in-flight ones');
-    const force = setTimeout(() => process.exit(1), config.SHUTDOWN_GRACE_MS).unref();
+    const force = setTimeout(() => {
+      app.log.error({ graceMs: config.SHUTDOWN_GRACE_MS }, 'shutdown grace period over: exiting with requests still in flight');
+      process.exit(1);
+    }, config.SHUTDOWN_GRACE_MS).unref();
     await app.close();
+    app.log.info({ ms: Date.now() - started }, 'in-flight requests drained; closing connections');
     await deps.close();
     clearTimeout(force);
+    app.log.info({ ms: Date.now() - started }, 'shut down');
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));

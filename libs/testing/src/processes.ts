@@ -22,9 +22,11 @@ export function spawnApp(app: 'worker' | 'api' | 'payment-sim' | 'warehouse-sim'
     env: { ...process.env, ...env, MIGRATE_ON_START: 'false' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // enough for a test's whole run at LOG_LEVEL=info, so a line is still there when it is looked for
+  const keep = 4_000_000;
   let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
-  child.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
+  child.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-keep)));
+  child.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-keep)));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
     child,
