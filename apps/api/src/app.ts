@@ -87,7 +87,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
   await app.register(problemDetailsPlugin);
   await app.register(metricsPlugin, { metrics: deps.metrics });
 
-  const queueDepth = new QueueDepthSampler(deps.queues.orders).start();
+  const queueDepth = new QueueDepthSampler(deps.inventory).start();
   app.addHook('onClose', async () => queueDepth.stop());
   deps.metrics.watchQueues(async () =>
     Promise.all(deps.queues.all.map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized') }))),

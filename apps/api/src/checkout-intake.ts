@@ -16,7 +16,7 @@ export interface CheckoutBody {
 }
 
 export interface QueueDepthGauge {
-  /** Jobs waiting in the orders queue, as last sampled. */
+  /** Orders accepted and not yet persisted, as last sampled. */
   current(): number;
 }
 

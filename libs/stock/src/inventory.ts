@@ -297,6 +297,12 @@ export class Inventory {
     await Promise.all([...byGroup].map(([group, ids]) => this.redis.zrem(this.keys.accepted(group), ...ids)));
   }
 
+  /** Orders accepted and not yet in MySQL: the backlog the intake's high-water mark is about. */
+  async acceptedBacklog(): Promise<number> {
+    const counts = await Promise.all(this.keys.groups().map((group) => this.redis.zcard(this.keys.accepted(group))));
+    return counts.reduce((sum, count) => sum + count, 0);
+  }
+
   /**
    * Orders accepted longer ago than `olderThanMs` and still not in MySQL: their job was
    * lost (an enqueue that failed after the reservation, a flushed queue). The caller re-enqueues them.
