@@ -52,6 +52,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     // the load balancer's idle timeout must stay below this one
     keepAliveTimeout: 72_000,
     requestIdHeader: 'x-request-id',
+    trustProxy: config.TRUST_PROXY,
     // while draining on SIGTERM, a request on an open keep-alive connection is served (with
     // `connection: close`) instead of Fastify's bare 503, so nothing already sent is bounced
     return503OnClosing: false,

@@ -75,6 +75,20 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       expect((await api.request('GET', '/v1/orders', { token: api.token('buyer-behind-the-same-nat') })).status).toBe(200);
       // probes and scrapes are never limited
       expect((await api.request('GET', '/health/live')).status).toBe(200);
+      // with no proxy trusted (the default), a client cannot name its own address
+      expect((await api.request('GET', '/v1/orders', { headers: { 'x-forwarded-for': '203.0.113.9' } })).status).toBe(429);
+    });
+
+    it('behind a trusted load balancer, counts each client address it forwards on its own budget', async () => {
+      const behindBalancer = await startApi({ ...env, config: { ...env.config, TRUST_PROXY: ['127.0.0.1'] } });
+      try {
+        const from = (ip: string) => behindBalancer.request('GET', '/v1/orders', { headers: { 'x-forwarded-for': ip } });
+        for (let i = 1; i <= 4; i++) expect((await from('198.51.100.7')).status).toBe(401);
+        expect((await from('198.51.100.7')).status).toBe(429);
+        expect((await from('198.51.100.8')).status).toBe(401);
+      } finally {
+        await behindBalancer.close();
+      }
     });
   });
 

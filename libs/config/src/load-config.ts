@@ -82,6 +82,22 @@ const idList: Parser<ReadonlySet<string>> = (raw, name) => {
   return new Set(ids);
 };
 
+/**
+ * Which proxies' X-Forwarded-For the api believes, as Fastify's `trustProxy` takes it: false
+ * (none: the socket's address is the client), a hop count, or addresses/CIDRs. Per-IP rate
+ * limits behind a load balancer count the balancer itself unless this names it.
+ */
+const trustedProxies: Parser<boolean | number | string[]> = (raw, name) => {
+  const value = raw.trim();
+  if (value === 'false' || value === 'true') return value === 'true';
+  if (/^\d+$/.test(value)) return Number(value);
+  const addresses = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (addresses.length === 0 || addresses.some((a) => !/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/.test(a))) {
+    throw new Error(`${name} must be true, false, a hop count, or comma-separated proxy addresses/CIDRs, got '${raw}'`);
+  }
+  return addresses;
+};
+
 const PORT = int(0, 65535);
 const MS = int(0);
 const POSITIVE = int(1);
@@ -173,6 +189,7 @@ const schema = {
   RATE_LIMIT_WINDOW_MS: int(1000),
   RATE_LIMIT_PER_USER: POSITIVE,
   RATE_LIMIT_PER_IP: POSITIVE,
+  TRUST_PROXY: trustedProxies,
   /** checkout risk control: refused buyers (JWT sub) and devices (x-device-id), comma-separated */
   RISK_BLOCKED_USERS: idList,
   RISK_BLOCKED_DEVICES: idList,

@@ -32,6 +32,13 @@ describe('configuration', () => {
     expect(message).toContain("WORKER_QUEUES names unknown queue 'nope'");
   });
 
+  it('reads which proxies to trust as Fastify takes them, and refuses anything else', () => {
+    expect(loadConfig({ NODE_ENV: 'development' }).TRUST_PROXY).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'development', TRUST_PROXY: '2' }).TRUST_PROXY).toBe(2);
+    expect(loadConfig({ NODE_ENV: 'development', TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }).TRUST_PROXY).toEqual(['10.0.0.0/8', '127.0.0.1']);
+    expect(() => loadConfig({ NODE_ENV: 'development', TRUST_PROXY: 'the balancer' })).toThrow(/TRUST_PROXY must be true, false, a hop count/);
+  });
+
   it('refuses the development secrets in production', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/AUTH_JWT_SECRET still holds the development default/);
   });
