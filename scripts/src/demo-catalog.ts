@@ -1,6 +1,7 @@
-import { connectApi, createSkuWithStock } from '@orders/api';
+import { connectApi, createCoupon, createSkuWithStock } from '@orders/api';
 import type { Config } from '@orders/config';
-import { SkuAlreadyExists, type Sku } from '@orders/domain';
+import { SkuAlreadyExists, type Coupon, type MemberLevel, type Sku, type ThresholdPromotion } from '@orders/domain';
+import { PricingRepository, PricingRuleExists } from '@orders/persistence';
 
 const HOUR = 3600_000;
 
@@ -25,19 +26,48 @@ export function demoCatalog(now: Date): Array<{ sku: Sku; stock: number }> {
   ];
 }
 
-/** Loads the demo catalog; SKUs that already exist are left as they are. Returns the ids created. */
+/** The buyer of the demo tokens that `npm start` prints. */
+export const DEMO_BUYER = 'demo-buyer';
+
+/**
+ * Pricing at work on the demo catalog: 10.00 off carts of 100.00 or more, a 15 % coupon
+ * for carts of 60.00 or more (once per buyer), and the demo buyer a gold member (5 % off).
+ */
+export function demoPricing(now: Date): { promotion: ThresholdPromotion; coupon: Coupon; level: MemberLevel; member: { userId: string; level: string } } {
+  const window = { startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + 365 * 24 * HOUR) };
+  return {
+    promotion: { promotionId: 'DEMO-SPEND-100', title: '10.00 off orders of 100.00 or more', thresholdCents: 10_000, offCents: 1_000, skuIds: null, ...window },
+    coupon: { code: 'WELCOME15', kind: 'percent', percentOff: 15, offCents: 0, minSpendCents: 6_000, perBuyerLimit: 1, ...window },
+    level: { level: 'gold', discountPercent: 5, freeShipping: false },
+    member: { userId: DEMO_BUYER, level: 'gold' },
+  };
+}
+
+/**
+ * Loads the demo catalog and its pricing through the admin endpoints' own logic; SKUs,
+ * promotions and coupons that already exist are left as they are (the member level and
+ * the buyer's level are set again). Returns what was created.
+ */
 export async function seedDemoCatalog(config: Config): Promise<string[]> {
   const deps = await connectApi(config, { migrate: true });
+  const pricing = new PricingRepository(deps.db);
   const created: string[] = [];
-  try {
-    for (const { sku, stock } of demoCatalog(new Date())) {
-      try {
-        await createSkuWithStock(deps, sku, stock, `seed-${sku.skuId}`);
-        created.push(sku.skuId);
-      } catch (error) {
-        if (!(error instanceof SkuAlreadyExists)) throw error;
-      }
+  const unlessExists = async (what: string, create: () => Promise<void>) => {
+    try {
+      await create();
+      created.push(what);
+    } catch (error) {
+      if (!(error instanceof SkuAlreadyExists) && !(error instanceof PricingRuleExists)) throw error;
     }
+  };
+  try {
+    const now = new Date();
+    for (const { sku, stock } of demoCatalog(now)) await unlessExists(sku.skuId, () => createSkuWithStock(deps, sku, stock, `seed-${sku.skuId}`));
+    const { promotion, coupon, level, member } = demoPricing(now);
+    await unlessExists(`promotion ${promotion.promotionId}`, () => pricing.createPromotion(promotion));
+    await unlessExists(`coupon ${coupon.code}`, () => createCoupon({ pricing, inventory: deps.inventory }, coupon));
+    await pricing.setMemberLevel(level);
+    await pricing.setMember(member.userId, member.level);
   } finally {
     await deps.close();
   }

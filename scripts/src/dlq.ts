@@ -1,7 +1,7 @@
 import { loadConfig, type Config } from '@orders/config';
 import { QUEUE, createOrderQueues, defaultJobOptions, ordersCarriedBy, type DeadLetterJob } from '@orders/queues';
+import { connectRedis, type RedisClient } from '@orders/stock';
 import { Queue, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
 import { runCommand } from './run-command.js';
 
 const USAGE = 'usage: npm run dlq -- list | replay <id> | replay-all';
@@ -39,7 +39,7 @@ function printDeadLetters(letters: Job<DeadLetterJob>[]): void {
  * the job is added again under its old id (BullMQ refuses integer ids, so an id that it
  * generated itself is left for it to generate anew).
  */
-async function replay(letter: Job<DeadLetterJob>, connection: Redis, config: Config): Promise<string> {
+async function replay(letter: Job<DeadLetterJob>, connection: RedisClient, config: Config): Promise<string> {
   const { queue: origin, name, jobId, data } = letter.data;
   if (origin === QUEUE.deadLetter) throw new Error(`dead letter ${letter.id} names the dead-letter queue itself as its origin`);
   const queue = new Queue(origin, {
@@ -76,7 +76,7 @@ runCommand(async () => {
 
   const config = loadConfig();
   // an operator command fails at once when Redis is away rather than waiting for it
-  const connection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
+  const connection = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
   await connection.connect();
   const queues = createOrderQueues(connection, { prefix: config.QUEUE_PREFIX, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
   try {

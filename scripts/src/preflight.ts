@@ -1,6 +1,6 @@
 import type { Config } from '@orders/config';
 import { ensureDatabase } from '@orders/persistence';
-import { Redis } from 'ioredis';
+import { connectRedis } from '@orders/stock';
 
 /** Fails with a message an operator can act on when MySQL or Redis cannot be reached. */
 export async function checkServices(config: Config): Promise<void> {
@@ -9,12 +9,13 @@ export async function checkServices(config: Config): Promise<void> {
   } catch (error) {
     throw new Error(`MySQL is not reachable at ${redact(config.MYSQL_URL)} (${(error as Error).message}). Start MariaDB/MySQL or set MYSQL_URL.`, { cause: error });
   }
-  const redis = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 3000, retryStrategy: () => null });
+  const redis = connectRedis(config, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 3000, retryStrategy: () => null });
   try {
     await redis.connect();
     await redis.ping();
   } catch (error) {
-    throw new Error(`Redis is not reachable at ${redact(config.REDIS_URL)} (${(error as Error).message}). Start redis-server or set REDIS_URL.`, { cause: error });
+    const where = config.REDIS_CLUSTER_NODES.length > 0 ? `the cluster nodes ${config.REDIS_CLUSTER_NODES.map(({ host, port }) => `${host}:${port}`).join(', ')}` : redact(config.REDIS_URL);
+    throw new Error(`Redis is not reachable at ${where} (${(error as Error).message}). Start redis-server or set REDIS_URL (REDIS_CLUSTER_NODES for a cluster).`, { cause: error });
   } finally {
     redis.disconnect();
   }

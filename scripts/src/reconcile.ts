@@ -1,15 +1,17 @@
 import { loadConfig } from '@orders/config';
 import { CatalogRepository, StockLedgerRepository, createDb } from '@orders/persistence';
-import { Inventory } from '@orders/stock';
+import { Inventory, connectRedis } from '@orders/stock';
 import { StockReconciler, type ReconcileReport } from '@orders/worker';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { runCommand } from './run-command.js';
 
 const USAGE = 'usage: npm run reconcile [-- --repair]';
+/** Drift found and left as it is: a cron job or a runbook step can tell it from "all clear" (0) and "could not check" (1). */
+const EXIT_DRIFT_LEFT = 2;
 
 function printReport(report: ReconcileReport): void {
   console.log(`${report.checkedSkus} SKU${report.checkedSkus === 1 ? '' : 's'} checked; ${report.ordersInFlight} accepted order(s) not yet in MySQL counted as in flight.`);
+  if (report.unitsRebalanced > 0) console.log(`${report.unitsRebalanced} unit(s) moved between the buckets of SKUs split into buckets.`);
   if (report.drift.length === 0) {
     console.log('No drift: Redis matches the MySQL ledger.');
     return;
@@ -35,7 +37,7 @@ runCommand(async () => {
   if (args.some((arg) => arg !== '--repair')) throw new Error(USAGE);
   const config = loadConfig();
   // an operator command fails at once when Redis is away rather than waiting for it
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
+  const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
   await redis.connect();
   const { db } = createDb(config.MYSQL_URL, 2);
   const inventory = new Inventory(redis, config.REDIS_KEY_PREFIX, {
@@ -48,7 +50,9 @@ runCommand(async () => {
     { settleMs: config.RECONCILE_SETTLE_MS },
   );
   try {
-    printReport(await reconciler.reconcile({ repair: args.includes('--repair') }));
+    const report = await reconciler.reconcile({ repair: args.includes('--repair') });
+    printReport(report);
+    return report.drift.length > 0 && !report.repaired ? EXIT_DRIFT_LEFT : 0;
   } finally {
     await db.destroy();
     redis.disconnect();

@@ -7,5 +7,5 @@ runCommand(async () => {
   const config = loadConfig();
   await checkServices(config);
   const created = await seedDemoCatalog(config);
-  console.log(created.length > 0 ? `Seeded SKUs: ${created.join(', ')}` : 'Demo catalog already present; nothing changed.');
+  console.log(created.length > 0 ? `Seeded: ${created.join(', ')}` : 'Demo catalog and pricing already present; nothing changed.');
 });

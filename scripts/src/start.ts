@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { issueToken } from '@orders/api';
 import { loadConfig } from '@orders/config';
-import { seedDemoCatalog } from './demo-catalog.js';
+import { DEMO_BUYER, seedDemoCatalog } from './demo-catalog.js';
 import { checkServices } from './preflight.js';
 import { runCommand } from './run-command.js';
 
@@ -59,7 +59,7 @@ Order system running at ${url}   (API docs: ${url}/docs, metrics: ${url}/metrics
 Console for merchants and operators: ${url}/console (sign in with the merchant or admin token below)
 Simulators: payment ${config.PAYMENT_URL}, warehouse ${config.WAREHOUSE_URL} (faults: PUT /__admin/faults)
 Demo tokens (24 h; more with: npm run token -- <buyer|merchant|admin> <id>):
-  buyer    ${issueToken(secret, 'demo-buyer', 'buyer')}
+  buyer    ${issueToken(secret, DEMO_BUYER, 'buyer')}
   merchant ${issueToken(secret, 'shop', 'merchant')}
   admin    ${issueToken(secret, 'ops', 'admin')}
 Try: curl -X POST ${url}/v1/orders -H "authorization: Bearer <buyer token>" -H "idempotency-key: demo-1" \\

@@ -1,6 +1,8 @@
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import helmet from '@fastify/helmet';
+import { StockLedgerRepository } from '@orders/persistence';
+import { StockRebalancer } from '@orders/stock';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { AppDeps } from './app-deps.js';
 import { CheckoutIntake } from './checkout-intake.js';
@@ -44,6 +46,10 @@ function validatorCompilers() {
     (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema);
 }
 
+function trustNearestProxies(hops: number) {
+  return (_address: string, hop: number) => hop < hops;
+}
+
 export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({
@@ -52,7 +58,8 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     // the load balancer's idle timeout must stay below this one
     keepAliveTimeout: 72_000,
     requestIdHeader: 'x-request-id',
-    trustProxy: config.TRUST_PROXY,
+    // Fastify's types take no hop count; proxy-addr's meaning of one: the n nearest proxies are trusted
+    trustProxy: typeof config.TRUST_PROXY === 'number' ? trustNearestProxies(config.TRUST_PROXY) : config.TRUST_PROXY,
     // while draining on SIGTERM, a request on an open keep-alive connection is served (with
     // `connection: close`) instead of Fastify's bare 503, so nothing already sent is bounced
     return503OnClosing: false,
@@ -93,6 +100,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
   deps.metrics.watchQueues(async () =>
     Promise.all(deps.queues.all.map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized') }))),
   );
+  const stockLedger = new StockLedgerRepository(deps.db);
   const intake = new CheckoutIntake({
     inventory: deps.inventory,
     queues: deps.queues,
@@ -106,6 +114,12 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
       policy: { blockedUsers: config.RISK_BLOCKED_USERS, blockedDevices: config.RISK_BLOCKED_DEVICES, maxCheckoutsPerWindow: config.RISK_VELOCITY_MAX_CHECKOUTS },
       velocity: new CheckoutVelocity(deps.redis, deps.inventory.keys, config.RISK_VELOCITY_WINDOW_MS),
     },
+    rebalancer: new StockRebalancer({
+      inventory: deps.inventory,
+      recordTransfer: (transfer) => stockLedger.recordTransfer(transfer),
+      clock: deps.clock,
+      onError: (error, skuId) => app.log.warn({ err: error, skuId }, 'stock rebalance failed; the reconciler finishes an open transfer'),
+    }),
   });
 
   await app.register(healthRoutes, { deps });

@@ -12,6 +12,7 @@ export function createSkuWithStock(deps: { catalog: CatalogRepository; inventory
       saleStartsAt: sku.flashSale?.startsAt ?? null,
       saleEndsAt: sku.flashSale?.endsAt ?? null,
       perUserLimit: sku.flashSale?.perUserLimit ?? 0,
+      buckets: sku.stockBuckets ?? 1,
     }),
   );
 }

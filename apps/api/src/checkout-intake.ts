@@ -1,8 +1,8 @@
 import { createHash, randomFillSync } from 'node:crypto';
-import { CheckoutRefused, DomainError, mergeOrderLines, riskOfCheckout, type Address, type OrderLineRequest, type OrderType, type RiskPolicy } from '@orders/domain';
+import { CheckoutRefused, DomainError, OutOfStock, mergeOrderLines, riskOfCheckout, type Address, type OrderLineRequest, type OrderType, type RiskPolicy } from '@orders/domain';
 import type { OrderMetrics, CheckoutOutcome } from '@orders/metrics';
 import { PersistOrderBatcher, type OrderQueues } from '@orders/queues';
-import type { Inventory, Reservation } from '@orders/stock';
+import type { Inventory, Reservation, StockRebalancer } from '@orders/stock';
 import type { FastifyBaseLogger } from 'fastify';
 import { monotonicFactory } from 'ulid';
 import type { CheckoutVelocity } from './checkout-velocity.js';
@@ -83,6 +83,8 @@ export class CheckoutIntake {
       ordersPerJob?: number;
       /** The risk-control step before any reservation; without it every checkout goes on. */
       risk?: { policy: RiskPolicy; velocity: CheckoutVelocity };
+      /** Refills an empty bucket of a SKU split into buckets from the others, after an OUT_OF_STOCK from it. */
+      rebalancer?: Pick<StockRebalancer, 'request'>;
     },
   ) {
     this.enqueuer = new PersistOrderBatcher(deps.queues, deps.ordersPerJob ?? DEFAULT_ORDERS_PER_JOB);
@@ -110,6 +112,7 @@ export class CheckoutIntake {
       });
     } catch (error) {
       if (error instanceof DomainError) {
+        if (error instanceof OutOfStock) this.deps.rebalancer?.request(error.skuId, userId);
         metrics.checkouts.inc({ outcome: OUTCOME_OF_CODE[error.code] ?? 'error' });
         throw error;
       }

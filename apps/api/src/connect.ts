@@ -2,8 +2,7 @@ import type { Config } from '@orders/config';
 import { createMetrics } from '@orders/metrics';
 import { CatalogRepository, OrderRepository, createDb, ensureDatabase, migrateToLatest } from '@orders/persistence';
 import { createOrderQueues } from '@orders/queues';
-import { Inventory } from '@orders/stock';
-import { Redis } from 'ioredis';
+import { Inventory, connectRedis } from '@orders/stock';
 import type { AppDeps } from './app-deps.js';
 
 /**
@@ -14,7 +13,7 @@ export async function connectApi(config: Config, options: { migrate?: boolean } 
   if (options.migrate) await ensureDatabase(config.MYSQL_URL);
   const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE);
   if (options.migrate) await migrateToLatest(db);
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
+  const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
   await redis.connect();
   const queues = createOrderQueues(redis, { prefix: config.QUEUE_PREFIX, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
   const inventory = new Inventory(redis, config.REDIS_KEY_PREFIX, {

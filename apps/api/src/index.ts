@@ -3,3 +3,4 @@ export type { AppDeps } from './app-deps.js';
 export { connectApi } from './connect.js';
 export { issueToken } from './tokens.js';
 export { createSkuWithStock } from './catalog-admin.js';
+export { createCoupon } from './pricing-admin.js';

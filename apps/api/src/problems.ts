@@ -38,6 +38,7 @@ export const STATUS_OF_CODE: Record<string, number> = {
   REFUND_EXCEEDS_ORDER: 422,
   COUPON_INVALID: 422,
   COUPON_LIMIT_EXCEEDED: 422,
+  BUCKETED_SKU_SOLD_ALONE: 422,
 };
 
 const TITLES: Record<number, string> = {

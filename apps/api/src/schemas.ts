@@ -19,7 +19,8 @@ export const problemRef = { $ref: 'Problem#' } as const;
 const text = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength }) as const;
 const skuId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const;
 const cents = { type: 'integer', minimum: 0, maximum: 100_000_000_000 } as const;
-export const ULID_PATTERN = '^[0-9A-HJKMNP-TV-Z]{26}$';
+/** An order id: a ULID, with `-g<k>` after it for an order that runs in stock bucket k > 0 (StockKeys.orderIdInGroup). */
+export const ULID_PATTERN = '^[0-9A-HJKMNP-TV-Z]{26}(-g[1-9][0-9]?)?$';
 
 export const addressSchema = {
   type: 'object',
@@ -247,6 +248,13 @@ export const skuBodySchema = {
     warehouseId: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
     stock: { type: 'integer', minimum: 0, maximum: 1_000_000_000 },
     deduction: { type: 'string', enum: ['placement', 'payment'] },
+    stockBuckets: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 64,
+      default: 1,
+      description: 'a hot SKU: its stock split evenly over this many buckets on different Redis slots; each buyer buys from one of them, and the SKU is ordered on its own',
+    },
     flashSale: {
       type: 'object',
       additionalProperties: false,
@@ -281,9 +289,19 @@ export const skuSchema = {
         perUserLimit: { type: 'integer' },
       },
     },
+    stockBuckets: { type: 'integer', description: 'how many buckets the stock is split into (1: not split)' },
     stock: {
       type: 'object',
+      description: 'summed over the buckets',
       properties: { available: { type: 'integer' }, reserved: { type: 'integer' }, sold: { type: 'integer' } },
+    },
+    bucketStock: {
+      type: 'array',
+      description: "each bucket's stock, bucket 0 first",
+      items: {
+        type: 'object',
+        properties: { available: { type: 'integer' }, reserved: { type: 'integer' }, sold: { type: 'integer' } },
+      },
     },
   },
 } as const;

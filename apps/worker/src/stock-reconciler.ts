@@ -1,6 +1,6 @@
 import type { StockDrift } from '@orders/metrics';
 import type { CatalogRepository, LedgerStock, StockLedgerRepository } from '@orders/persistence';
-import type { Inventory, RedisClient } from '@orders/stock';
+import { StockRebalancer, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;
@@ -18,6 +18,8 @@ export interface ReconcileReport {
   checkedSkus: number;
   /** accepted orders not yet in MySQL: their reservations were counted as in flight, not as drift */
   ordersInFlight: number;
+  /** units moved between the buckets of SKUs split into buckets before reading (open transfers finished, empty buckets refilled) */
+  unitsRebalanced: number;
   /** SKUs whose drift was the same in both readings */
   drift: SkuDrift[];
   repaired: boolean;
@@ -45,18 +47,29 @@ const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && COUNTERS.e
  *   sweeper's when that job went missing; the reconciler never repairs them away.
  * A movement is in flight for a moment between its MySQL and its Redis side (a release,
  * a commit), so drift counts only when two readings RECONCILE_SETTLE_MS apart agree.
+ * A SKU split into buckets is compared summed over its buckets; units on their way from
+ * one bucket to another are in flight too. Each run first finishes transfers cut short
+ * and refills empty buckets (StockRebalancer): that moves no unit in or out of a SKU.
  */
 export class StockReconciler {
   private readonly reportKey: string;
+  private readonly rebalancer: StockRebalancer;
 
   constructor(
     private readonly deps: { redis: RedisClient; inventory: Inventory; ledger: StockLedgerRepository; catalog: CatalogRepository; log: Logger },
     private readonly options: { settleMs: number },
   ) {
     this.reportKey = `${deps.inventory.keys.prefix}stock-drift`;
+    this.rebalancer = new StockRebalancer({
+      inventory: deps.inventory,
+      recordTransfer: (transfer) => deps.ledger.recordTransfer(transfer),
+      clock: () => new Date(),
+      onError: (error, skuId) => deps.log.warn({ err: error, skuId }, 'stock rebalance failed'),
+    });
   }
 
   async reconcile({ repair }: { repair: boolean }): Promise<ReconcileReport> {
+    const unitsRebalanced = await this.rebalance();
     const first = await this.read();
     let reading = first;
     let lasting: SkuDrift[] = [];
@@ -71,7 +84,15 @@ export class StockReconciler {
       reading.all.map((sku) => (repair || !lastingSkus.has(sku.skuId) ? { skuId: sku.skuId, available: 0, reserved: 0, sold: 0 } : sku)),
     );
     if (lasting.length > 0) this.deps.log.warn({ drift: lasting, repaired: repair }, 'stock drift between Redis and the ledger');
-    return { checkedSkus: reading.all.length, ordersInFlight: reading.ordersInFlight, drift: lasting, repaired: repair && lasting.length > 0 };
+    return { checkedSkus: reading.all.length, ordersInFlight: reading.ordersInFlight, unitsRebalanced, drift: lasting, repaired: repair && lasting.length > 0 };
+  }
+
+  /** Finishes transfers open longer than the settle time (their process died) and refills every empty bucket. */
+  private async rebalance(): Promise<number> {
+    let moved = await this.rebalancer.completeOpenTransfers(this.options.settleMs);
+    const buckets = await this.deps.inventory.bucketsOf(await this.deps.ledger.skuIds());
+    for (const [skuId, count] of buckets) if (count > 1) moved += await this.rebalancer.rebalance(skuId);
+    return moved;
   }
 
   /** The last report, per SKU, for the drift gauges of every worker. */
@@ -85,30 +106,44 @@ export class StockReconciler {
 
   private async read(): Promise<Reading> {
     const { redis, inventory, ledger } = this.deps;
+    const { keys } = inventory;
     const skuIds = await ledger.skuIds();
-    // the checkout keys of one group share a hash tag, so this is one atomic MULTI on one node
-    const [group] = inventory.keys.groups();
-    const transaction = redis.multi().zrange(inventory.keys.accepted(group!), 0, -1);
-    for (const skuId of skuIds) transaction.hmget(inventory.keys.sku(group!, skuId), 'available', 'reserved', 'sold', 'deduction');
-    const replies = (await transaction.exec()) ?? [];
-    const [acceptedError, accepted] = replies[0] ?? [new Error('no reply'), []];
-    if (acceptedError) throw acceptedError;
+    const buckets = await inventory.bucketsOf(skuIds);
     const counters = new Map<string, { values: Counters | null; deduction: string | null }>();
-    skuIds.forEach((skuId, i) => {
-      const [error, reply] = replies[i + 1] ?? [new Error('no reply'), null];
-      if (error) throw error;
-      const [available, reserved, sold, deduction] = reply as Array<string | null>;
-      counters.set(skuId, {
-        values: available === null ? null : { available: Number(available), reserved: Number(reserved ?? 0), sold: Number(sold ?? 0) },
-        deduction: deduction ?? null,
+    const acceptedByGroup: Array<[string, string[]]> = [];
+    for (const [bucket, group] of keys.groups().entries()) {
+      const inGroup = skuIds.filter((skuId) => bucket < buckets.get(skuId)!);
+      // a group's keys share a hash tag, so this is one atomic MULTI on one node
+      const transaction = redis.multi().zrange(keys.accepted(group), 0, -1);
+      for (const skuId of inGroup) transaction.hmget(keys.sku(group, skuId), 'available', 'reserved', 'sold', 'deduction');
+      const replies = (await transaction.exec()) ?? [];
+      const [acceptedError, accepted] = replies[0] ?? [new Error('no reply'), []];
+      if (acceptedError) throw acceptedError;
+      acceptedByGroup.push([group, accepted as string[]]);
+      inGroup.forEach((skuId, i) => {
+        const [error, reply] = replies[i + 1] ?? [new Error('no reply'), null];
+        if (error) throw error;
+        const [available, reserved, sold, deduction] = reply as Array<string | null>;
+        const values = available === null ? null : { available: Number(available), reserved: Number(reserved ?? 0), sold: Number(sold ?? 0) };
+        const sum = counters.get(skuId);
+        // bucket 0 says whether the SKU has counters at all; a later bucket without them holds nothing
+        if (!sum) counters.set(skuId, { values, deduction: deduction ?? null });
+        else if (sum.values && values) for (const counter of COUNTERS) sum.values[counter] += values[counter];
       });
-    });
+    }
     // Redis first, then MySQL: an order persisted in between is in both, and the
     // snapshot's `persisted` says so; one cannot be in neither (its id leaves the
     // accepted set only after its MySQL commit)
-    const acceptedIds = accepted as string[];
+    const acceptedIds = acceptedByGroup.flatMap(([, ids]) => ids);
     const snapshot = await ledger.snapshot(acceptedIds);
-    const inFlight = await this.reservedInFlight(group!, acceptedIds.filter((orderId) => !snapshot.persisted.has(orderId)), counters);
+    const inFlight = new Map<string, number>();
+    for (const [group, ids] of acceptedByGroup) {
+      await this.reservedInFlight(group, ids.filter((orderId) => !snapshot.persisted.has(orderId)), counters, inFlight);
+    }
+    const inTransit = new Map<string, number>();
+    for (const transfer of await inventory.openTransfers(new Date())) {
+      if (!transfer.given) inTransit.set(transfer.skuId, (inTransit.get(transfer.skuId) ?? 0) + transfer.qty);
+    }
 
     const drift: SkuDrift[] = [];
     const all: StockDrift = [];
@@ -117,7 +152,8 @@ export class StockReconciler {
       // created after the counters were read: next pass
       if (!redisStock) continue;
       const held = inFlight.get(ledgerStock.skuId) ?? 0;
-      const expected = { available: ledgerStock.available - held, reserved: ledgerStock.reserved + held, sold: ledgerStock.sold };
+      const moving = inTransit.get(ledgerStock.skuId) ?? 0;
+      const expected = { available: ledgerStock.available - held - moving, reserved: ledgerStock.reserved + held, sold: ledgerStock.sold };
       const actual = redisStock.values ?? { available: 0, reserved: 0, sold: 0 };
       const skuDrift: SkuDrift = {
         skuId: ledgerStock.skuId,
@@ -133,10 +169,9 @@ export class StockReconciler {
     return { drift, all, ordersInFlight: acceptedIds.length - snapshot.persisted.size };
   }
 
-  /** Units per SKU that accepted, not yet persisted orders hold reserved in Redis (placement SKUs only). */
-  private async reservedInFlight(group: string, orderIds: string[], counters: Map<string, { deduction: string | null }>): Promise<Map<string, number>> {
-    const held = new Map<string, number>();
-    if (orderIds.length === 0) return held;
+  /** Adds the units per SKU that a group's accepted, not yet persisted orders hold reserved in Redis (placement SKUs only). */
+  private async reservedInFlight(group: string, orderIds: string[], counters: Map<string, { deduction: string | null }>, held: Map<string, number>): Promise<void> {
+    if (orderIds.length === 0) return;
     const pipeline = this.deps.redis.pipeline();
     for (const orderId of orderIds) pipeline.hmget(this.deps.inventory.keys.order(group, orderId), 's', 'p');
     for (const [error, reply] of (await pipeline.exec()) ?? []) {
@@ -147,13 +182,12 @@ export class StockReconciler {
         if (counters.get(line.skuId)?.deduction === 'placement') held.set(line.skuId, (held.get(line.skuId) ?? 0) + line.qty);
       }
     }
-    return held;
   }
 
   private async repair(drift: SkuDrift): Promise<void> {
     const { redis, inventory, catalog, log } = this.deps;
-    const [group] = inventory.keys.groups();
-    const key = inventory.keys.sku(group!, drift.skuId);
+    // a SKU split into buckets is repaired in bucket 0; the rebalancer spreads what it gets
+    const key = inventory.keys.sku(inventory.keys.bucketGroup(0), drift.skuId);
     if (drift.missing) {
       const sku = await catalog.findSku(drift.skuId);
       if (!sku) return;
@@ -164,6 +198,7 @@ export class StockReconciler {
         saleStartsAt: sku.flashSale?.startsAt ?? null,
         saleEndsAt: sku.flashSale?.endsAt ?? null,
         perUserLimit: sku.flashSale?.perUserLimit ?? 0,
+        buckets: sku.stockBuckets ?? 1,
       });
       await redis.multi().hincrby(key, 'reserved', drift.expected.reserved).hincrby(key, 'sold', drift.expected.sold).exec();
     } else {

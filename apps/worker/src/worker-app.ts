@@ -2,9 +2,8 @@ import type { Config } from '@orders/config';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, type OrderDb } from '@orders/persistence';
 import { JOB, QUEUE, createOrderQueues, moveToDeadLetter, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
-import { Inventory } from '@orders/stock';
+import { Inventory, connectRedis, type RedisClient } from '@orders/stock';
 import { Worker, type Job, type Processor } from 'bullmq';
-import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { closeUnpaidOrder } from './processors/expire-order.js';
@@ -16,7 +15,7 @@ import { StrandedOrderSweeper } from './stranded-order-sweeper.js';
 
 export interface WorkerDeps {
   config: Config;
-  redis: Redis;
+  redis: RedisClient;
   db: OrderDb;
   queues: OrderQueues;
   inventory: Inventory;
@@ -36,8 +35,8 @@ export interface RunningWorkers {
 }
 
 export function connectWorker(config: Config, log: Logger): WorkerDeps {
-  // BullMQ workers block on Redis and must retry forever rather than fail a command
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  // BullMQ workers block on Redis and must retry forever rather than fail a command (on a cluster, per node)
+  const redis = connectRedis(config, { maxRetriesPerRequest: null });
   const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE);
   return {
     config,

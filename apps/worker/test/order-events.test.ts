@@ -3,12 +3,12 @@ import { signatureMatches } from '@orders/clients';
 import type { OrderEvent } from '@orders/persistence';
 import { orderEventStreamKey } from '@orders/queues';
 import { buyerAddress, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type SpawnedProcess, type TestEnv } from '@orders/testing';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
 /** Every entry of the order-event stream, in stream order. */
-async function readStream(redis: Redis, key: string): Promise<OrderEvent[]> {
+async function readStream(redis: Redis | Cluster, key: string): Promise<OrderEvent[]> {
   const entries = await redis.xrange(key, '-', '+');
   return entries.map(([, fields]) => JSON.parse(fields[fields.indexOf('event') + 1]!) as OrderEvent);
 }

@@ -14,12 +14,17 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
   let inventory: Inventory;
 
   /** npm run reconcile as an operator runs it, in its own process, against this test's database and prefix. */
-  async function reconcile(...args: string[]): Promise<string> {
-    const { stdout, stderr } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/reconcile.ts', ...args], {
-      cwd: root,
-      env: { ...process.env, ...system.env.env },
-    });
-    return stdout + stderr;
+  async function reconcile(...args: string[]): Promise<{ output: string; exitCode: number }> {
+    try {
+      const { stdout, stderr } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/reconcile.ts', ...args], {
+        cwd: root,
+        env: { ...process.env, ...system.env.env },
+      });
+      return { output: stdout + stderr, exitCode: 0 };
+    } catch (error) {
+      const failed = error as { stdout: string; stderr: string; code: number };
+      return { output: failed.stdout + failed.stderr, exitCode: failed.code };
+    }
   }
 
   /** The worker's stock_drift_units series, per SKU, as Prometheus would scrape them. */
@@ -66,7 +71,8 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
 
   it('reports zero drift on a clean system, counting an order not yet in MySQL as in flight', async () => {
     expect(await redisStock('LAMP')).toEqual({ available: 13, reserved: 5, sold: 2 });
-    const output = await reconcile();
+    const { output, exitCode } = await reconcile();
+    expect(exitCode).toBe(0);
     expect(output).toContain('2 SKUs checked; 1 accepted order(s) not yet in MySQL counted as in flight.');
     expect(output).toContain('No drift: Redis matches the MySQL ledger.');
     await waitFor(async () => {
@@ -85,19 +91,22 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
       return gauge.LAMP === 5 && gauge.BOOK === 2;
     }, { what: 'the scheduled reconciliation to export the drift', timeoutMs: 10_000 });
 
-    const report = await reconcile();
+    const { output: report, exitCode: driftLeft } = await reconcile();
+    // a cron job or runbook step tells drift left in place from all clear by the exit code
+    expect(driftLeft).toBe(2);
     expect(report).toMatch(/Drift \(Redis minus ledger\) on 2 SKUs/);
     expect(report).toMatch(/^BOOK\s+\+2\s+0\s+0\s+47\/0\/1$/m);
     expect(report).toMatch(/^LAMP\s+\+5\s+0\s+0\s+13\/5\/2$/m);
     expect(report).toContain('Nothing changed; run with --repair');
     expect(await redisStock('LAMP')).toEqual({ available: 18, reserved: 5, sold: 2 });
 
-    const repaired = await reconcile('--repair');
+    const { output: repaired, exitCode: repairedExit } = await reconcile('--repair');
+    expect(repairedExit).toBe(0);
     expect(repaired).toContain('Repaired: the Redis counters now match the ledger.');
     expect(await redisStock('LAMP')).toEqual({ available: 13, reserved: 5, sold: 2 });
     expect(await redisStock('BOOK')).toEqual({ available: 47, reserved: 0, sold: 1 });
 
-    expect(await reconcile()).toContain('No drift: Redis matches the MySQL ledger.');
+    expect((await reconcile()).output).toContain('No drift: Redis matches the MySQL ledger.');
     await waitFor(async () => {
       const gauge = await driftGauge();
       return gauge.LAMP === 0 && gauge.BOOK === 0;

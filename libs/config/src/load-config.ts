@@ -98,6 +98,26 @@ const trustedProxies: Parser<boolean | number | string[]> = (raw, name) => {
   return addresses;
 };
 
+/** Any of a Redis Cluster's nodes as comma-separated host:port pairs (the client learns the rest); empty: one Redis at REDIS_URL. */
+const redisNodes: Parser<ReadonlyArray<{ host: string; port: number }>> = (raw, name) =>
+  raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((node) => {
+      const match = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})$/.exec(node);
+      const port = Number(match?.[2]);
+      if (!match || port < 1 || port > 65535) throw new Error(`${name} must be comma-separated host:port pairs, got '${node}'`);
+      return Object.freeze({ host: match[1]!.replace(/^\[|\]$/g, ''), port });
+    });
+
+/** The hash tag Redis Cluster hashes a key by: what sits between its first `{` and the next `}`, if anything. */
+function hashTagOf(key: string): string | undefined {
+  const open = key.indexOf('{');
+  const close = open < 0 ? -1 : key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : undefined;
+}
+
 const PORT = int(0, 65535);
 const MS = int(0);
 const POSITIVE = int(1);
@@ -111,6 +131,9 @@ const schema = {
   MYSQL_URL: url(['mysql:']),
   MYSQL_POOL_SIZE: POSITIVE,
   REDIS_URL: url(['redis:', 'rediss:']),
+  /** set: Redis is a cluster reached through these nodes, with REDIS_URL's credentials and TLS */
+  REDIS_CLUSTER_NODES: redisNodes,
+  /** no hash-tag braces: the stock keys carry their own tag (`{g0}`) right after it */
   REDIS_KEY_PREFIX: text(/^[A-Za-z0-9:_-]{0,64}$/, 'may hold only letters, digits, ":", "_" and "-"'),
   QUEUE_PREFIX: text(/^[A-Za-z0-9:_{}-]{1,64}$/, 'may hold only letters, digits, ":", "_", "-" and hash-tag braces'),
   AUTH_JWT_SECRET: secret,
@@ -250,6 +273,11 @@ export function loadConfig(
         problems.push(`${name} still holds the development default; set a real secret in production`);
       }
     }
+  }
+  const clusterNodes = result.REDIS_CLUSTER_NODES as ReadonlyArray<unknown> | undefined;
+  if (clusterNodes && clusterNodes.length > 0 && typeof result.QUEUE_PREFIX === 'string' && hashTagOf(result.QUEUE_PREFIX) === undefined) {
+    // BullMQ's scripts touch many keys of a queue at once: on a cluster they must share one slot
+    problems.push(`QUEUE_PREFIX must carry a hash tag such as '{${result.QUEUE_PREFIX}}' when REDIS_CLUSTER_NODES is set, got '${result.QUEUE_PREFIX}'`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(result) as Config;

@@ -39,6 +39,19 @@ describe('configuration', () => {
     expect(() => loadConfig({ NODE_ENV: 'development', TRUST_PROXY: 'the balancer' })).toThrow(/TRUST_PROXY must be true, false, a hop count/);
   });
 
+  it('talks to one Redis unless cluster nodes are set, and then wants the queues under a hash tag', () => {
+    expect(loadConfig({ NODE_ENV: 'development' }).REDIS_CLUSTER_NODES).toEqual([]);
+    const cluster = loadConfig({ NODE_ENV: 'development', REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-b:7001', QUEUE_PREFIX: '{osq}' });
+    expect(cluster.REDIS_CLUSTER_NODES).toEqual([
+      { host: '10.0.0.1', port: 7000 },
+      { host: 'redis-b', port: 7001 },
+    ]);
+    expect(() => loadConfig({ NODE_ENV: 'development', REDIS_CLUSTER_NODES: '10.0.0.1' })).toThrow(/REDIS_CLUSTER_NODES must be comma-separated host:port pairs, got '10.0.0.1'/);
+    expect(() => loadConfig({ NODE_ENV: 'development', REDIS_CLUSTER_NODES: '10.0.0.1:7000' })).toThrow(/QUEUE_PREFIX must carry a hash tag such as '\{osq\}'/);
+    expect(() => loadConfig({ NODE_ENV: 'development', REDIS_CLUSTER_NODES: '10.0.0.1:7000', QUEUE_PREFIX: '{}osq' })).toThrow(/QUEUE_PREFIX must carry a hash tag/);
+    expect(() => loadConfig({ NODE_ENV: 'development', REDIS_KEY_PREFIX: '{os}:' })).toThrow(/REDIS_KEY_PREFIX may hold only letters/);
+  });
+
   it('refuses the development secrets in production', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/AUTH_JWT_SECRET still holds the development default/);
   });

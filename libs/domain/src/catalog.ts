@@ -18,6 +18,8 @@ export interface Sku {
   warehouseId: string;
   deduction: Deduction;
   flashSale: FlashSale | null;
+  /** How many buckets the stock is split into so a hot SKU's checkouts spread over Redis slots; 1 when absent. */
+  stockBuckets?: number;
 }
 
 export function isFlashSaleActive(sku: Pick<Sku, 'flashSale'>, at: Date): boolean {

@@ -38,6 +38,14 @@ export class UnknownSku extends DomainError {
   }
 }
 
+/** A SKU whose stock is split into buckets is checked out alone (or with SKUs split the same way): one order runs in one bucket. */
+export class BucketedSkuSoldAlone extends DomainError {
+  readonly code = 'BUCKETED_SKU_SOLD_ALONE';
+  constructor(readonly skuId: string) {
+    super(`SKU ${skuId} is sold in buckets and must be ordered on its own`);
+  }
+}
+
 export class SkuAlreadyExists extends DomainError {
   readonly code = 'SKU_EXISTS';
   constructor(readonly skuId: string) {

@@ -7,3 +7,4 @@ export * from './processes/index.js';
 export * from './splitting.js';
 export * from './order-import.js';
 export * from './risk-control.js';
+export * from './refund-parts.js';

@@ -14,6 +14,9 @@ export type CheckoutOutcome =
   | 'overloaded'
   | 'error';
 
+/** What a refund gives back: lines or a cancellation after payment, received units, or a whole payment of a closed order. */
+export const REFUND_KINDS = ['refund', 'return', 'payment'] as const;
+
 type QueueCounts = Array<{ queue: string; counts: Record<string, number> }>;
 /** Per SKU, Redis minus what the ledger says, in units, as of the stock reconciler's last pass. */
 export type StockDrift = Array<{ skuId: string; available: number; reserved: number; sold: number }>;
@@ -112,6 +115,30 @@ export function createMetrics(labels: { app: string }) {
       labelNames: ['system', 'outcome'] as const,
       registers: [registry],
     }),
+    refunds: new Counter({
+      name: 'order_refunds_total',
+      help: 'Refunds settled by the payment system, by kind (refund: lines or a cancellation after payment; return: received units; payment: a whole payment of a closed order) and outcome (succeeded, failed)',
+      labelNames: ['kind', 'outcome'] as const,
+      registers: [registry],
+    }),
+    refundedCents: new Counter({
+      name: 'order_refunded_cents_total',
+      help: 'Money paid back to buyers, in cents, by kind (refund, return, payment), counted when the payment system confirms it',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    returns: new Counter({
+      name: 'order_returns_total',
+      help: 'Returns by stage: requested by the buyer, received by the warehouse',
+      labelNames: ['stage'] as const,
+      registers: [registry],
+    }),
+    cancellations: new Counter({
+      name: 'order_cancellations_total',
+      help: 'Orders cancelled, by stage: before_payment (stock and coupon released), after_payment (refunded in full)',
+      labelNames: ['stage'] as const,
+      registers: [registry],
+    }),
     ordersImported: new Counter({
       name: 'orders_imported_total',
       help: 'Orders imported from other business order systems, by their channel',
@@ -170,6 +197,14 @@ export function createMetrics(labels: { app: string }) {
       queueSources.push(source);
     },
   };
+  // the reverse flows' series exist from the start at 0: rate() misses the first event of a
+  // series that appears with it, and a quiet shop's dashboards show 0 rather than no data
+  for (const kind of REFUND_KINDS) {
+    for (const outcome of ['succeeded', 'failed']) metrics.refunds.inc({ kind, outcome }, 0);
+    metrics.refundedCents.inc({ kind }, 0);
+  }
+  for (const stage of ['requested', 'received']) metrics.returns.inc({ stage }, 0);
+  for (const stage of ['before_payment', 'after_payment']) metrics.cancellations.inc({ stage }, 0);
   return metrics;
 }
 

@@ -21,6 +21,7 @@ export function toSku(row: SkuRow): Sku {
             perUserLimit: row.flash_per_user_limit ?? 0,
           }
         : null,
+    stockBuckets: Number(row.stock_buckets),
   };
 }
 
@@ -51,6 +52,7 @@ export class CatalogRepository {
             flash_starts_at: sku.flashSale?.startsAt ?? null,
             flash_ends_at: sku.flashSale?.endsAt ?? null,
             flash_per_user_limit: sku.flashSale?.perUserLimit ?? null,
+            stock_buckets: sku.stockBuckets ?? 1,
           })
           .execute();
         await trx

@@ -13,6 +13,6 @@ export { OrderImportRepository } from './order-import-repository.js';
 export { StockLedgerRepository } from './stock-ledger-repository.js';
 export { PricingRepository, PricingRuleExists, UnknownMemberLevel } from './pricing-repository.js';
 export { RefundRepository, refundIdFor } from './refund-repository.js';
-export type { OpenRefund, RefundKind, RefundView } from './refund-repository.js';
+export type { OpenRefund, RefundKind, RefundPartView, RefundView } from './refund-repository.js';
 export type { LedgerSnapshot, LedgerStock } from './stock-ledger-repository.js';
 export type { ImportOutcome } from './order-import-repository.js';

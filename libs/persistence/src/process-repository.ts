@@ -210,6 +210,18 @@ export class ProcessRepository {
   }
 
   /** Ledger rows of a movement that may be written again on a retry: the unique (sku, kind, ref) keeps one. */
+  /**
+   * The ledger's record that a paid order's stock was committed (once, whoever commits
+   * it first: the settle job or a cancel that overtook it): placement units left
+   * "available" at checkout, payment-time units leave it now.
+   */
+  async recordStockCommitted(orderId: string): Promise<void> {
+    const items = await this.items(orderId);
+    await this.writeLedgerOnce(
+      items.map((line) => ({ sku_id: line.sku_id, kind: 'commit' as const, ref: orderId, order_id: orderId, qty: line.deduction === 'payment' ? -line.qty : 0, reason: 'payment' })),
+    );
+  }
+
   async writeLedgerOnce(entries: Array<{ sku_id: string; kind: 'commit' | 'release'; ref: string; order_id: string; qty: number; reason: string }>): Promise<void> {
     if (entries.length > 0) await this.db.insertInto('stock_ledger').values(entries).ignore().execute();
   }

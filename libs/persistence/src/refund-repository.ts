@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { refundForLines, RefundExceedsLine, type LineRefund } from '@orders/domain';
+import { drawRefund, refundForLines, RefundExceedsLine, type LineRefund } from '@orders/domain';
 import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
-import type { Database, OrderRow, RefundsTable } from './schema.js';
+import type { Database, OrderRow, RefundPartsTable, RefundsTable } from './schema.js';
 
 export type RefundKind = 'refund' | 'return';
 
@@ -16,8 +16,18 @@ export interface RefundView {
   amountCents: number;
   items: Array<{ lineNo: number; skuId: string; qty: number; cents: number }>;
   history: Array<{ from: string | null; to: string; at: string; actor: string }>;
+  /** where the money goes back to: one part per payment drawn, empty until the refund is due */
+  parts: RefundPartView[];
   createdAt: string;
   updatedAt: string;
+}
+
+/** One payment's share of a refund order, as the payment system knows it (partId is its refund id there). */
+export interface RefundPartView {
+  partId: string;
+  paymentId: string;
+  amountCents: number;
+  status: string;
 }
 
 export interface OpenRefund {
@@ -26,8 +36,6 @@ export interface OpenRefund {
   reason: string;
   /** the units to give back; 'rest': every unit not refunded yet (a cancellation) */
   items: ReadonlyArray<{ skuId: string; qty: number }> | 'rest';
-  /** the payment the money goes back to */
-  paymentId: string;
   /** the ledger's reason for the units going back on sale ('cancel', 'refund') */
   restockReason: string;
   /**
@@ -53,7 +61,20 @@ export function refundIdFor(orderId: string, parts: readonly string[]): string {
   return `${orderId}-rf-${createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 16)}`;
 }
 
-const toView = (row: Selectable<RefundsTable>): RefundView => ({
+const toPartView = (row: Selectable<RefundPartsTable>): RefundPartView => ({ partId: row.part_id, paymentId: row.payment_id, amountCents: Number(row.amount_cents), status: row.status });
+
+/** A refund's parts are named from its id, so drawing again after a crash or a retry names them the same. */
+const partIdOf = (refundId: string, index: number) => (index === 0 ? refundId : `${refundId}-${index + 1}`);
+
+async function partsOf(db: OrderDb | Transaction<Database>, refundIds: readonly string[]): Promise<Map<string, RefundPartView[]>> {
+  const byRefund = new Map<string, RefundPartView[]>();
+  if (refundIds.length === 0) return byRefund;
+  const rows = await db.selectFrom('refund_parts').selectAll().where('refund_id', 'in', [...refundIds]).orderBy('refund_id').orderBy('created_at').orderBy('part_id').execute();
+  for (const row of rows) byRefund.set(row.refund_id, [...(byRefund.get(row.refund_id) ?? []), toPartView(row)]);
+  return byRefund;
+}
+
+const toView = (row: Selectable<RefundsTable>, parts: RefundPartView[]): RefundView => ({
   refundId: row.refund_id,
   orderId: row.order_id,
   kind: row.kind,
@@ -62,6 +83,7 @@ const toView = (row: Selectable<RefundsTable>): RefundView => ({
   amountCents: Number(row.amount_cents),
   items: JSON.parse(row.items) as RefundView['items'],
   history: row.history === null ? [] : (JSON.parse(row.history) as RefundView['history']),
+  parts,
   createdAt: row.created_at.toISOString(),
   updatedAt: row.updated_at.toISOString(),
 });
@@ -72,27 +94,35 @@ export class RefundRepository {
 
   async find(refundId: string): Promise<RefundView | null> {
     const row = await this.db.selectFrom('refunds').selectAll().where('refund_id', '=', refundId).executeTakeFirst();
-    return row ? toView(row) : null;
+    return row ? toView(row, (await partsOf(this.db, [refundId])).get(refundId) ?? []) : null;
+  }
+
+  /** A part of a refund order by the id the payment system knows it by; null for an unknown id. */
+  async findPart(partId: string): Promise<(RefundPartView & { refundId: string }) | null> {
+    const row = await this.db.selectFrom('refund_parts').selectAll().where('part_id', '=', partId).executeTakeFirst();
+    return row ? { ...toPartView(row), refundId: row.refund_id } : null;
   }
 
   /** The refunds and returns of orders (an order and its children), oldest first. */
   async ofOrders(orderIds: readonly string[]): Promise<RefundView[]> {
     if (orderIds.length === 0) return [];
     const rows = await this.db.selectFrom('refunds').selectAll().where('order_id', 'in', [...orderIds]).orderBy('created_at').orderBy('refund_id').execute();
-    return rows.map(toView);
+    const parts = await partsOf(this.db, rows.map((row) => row.refund_id));
+    return rows.map((row) => toView(row, parts.get(row.refund_id) ?? []));
   }
 
-  /** Refunds of the order waiting for the payment system, with the payment each goes back to. */
-  async pending(orderId: string): Promise<Array<RefundView & { paymentId: string }>> {
+  /** Refund orders of the order waiting for the payment system, with the payment parts each goes back to. */
+  async pending(orderId: string): Promise<RefundView[]> {
     const rows = await this.db
       .selectFrom('refunds')
       .selectAll()
       .where('order_id', '=', orderId)
       .where('status', '=', 'PENDING')
-      .where('payment_id', 'is not', null)
+      .where('history', 'is not', null)
       .orderBy('created_at')
       .execute();
-    return rows.map((row) => ({ ...toView(row), paymentId: row.payment_id! }));
+    const parts = await partsOf(this.db, rows.map((row) => row.refund_id));
+    return rows.map((row) => toView(row, parts.get(row.refund_id) ?? []));
   }
 
   /** Refunds of the order due or sent but not confirmed by the payment system yet. */
@@ -101,7 +131,12 @@ export class RefundRepository {
     return rows.length;
   }
 
-  /** The payment system accepted the refund; its callback confirms it (SUCCEEDED). */
+  /** The payment system accepted one part; its callback confirms it. */
+  async markPartSent(partId: string, at: Date): Promise<void> {
+    await this.db.updateTable('refund_parts').set({ status: 'SENT', updated_at: at }).where('part_id', '=', partId).where('status', '=', 'PENDING').execute();
+  }
+
+  /** The payment system accepted every part of the refund; their callbacks confirm it (SUCCEEDED). */
   async markSent(refundId: string, at: Date): Promise<void> {
     await this.db
       .updateTable('refunds')
@@ -111,9 +146,9 @@ export class RefundRepository {
       .execute();
   }
 
-  /** Whether the order has refund orders (rather than only whole-payment refunds). */
+  /** Whether the order has refund orders (rather than only whole-payment refunds, which keep no history). */
   async hasRefundOrders(orderId: string): Promise<boolean> {
-    const row = await this.db.selectFrom('refunds').select('refund_id').where('order_id', '=', orderId).where('payment_id', 'is not', null).executeTakeFirst();
+    const row = await this.db.selectFrom('refunds').select('refund_id').where('order_id', '=', orderId).where('history', 'is not', null).executeTakeFirst();
     return row !== undefined;
   }
 
@@ -122,7 +157,7 @@ export class RefundRepository {
     const row = await trx.selectFrom('refunds').selectAll().where('order_id', '=', orderId).where('kind', '=', 'return').where('status', 'in', [...from]).forUpdate().executeTakeFirst();
     if (!row) return null;
     await trx.updateTable('refunds').set({ history: withStep(to, at, actor), status: to, version: row.version + 1, updated_at: at }).where('refund_id', '=', row.refund_id).execute();
-    return toView((await trx.selectFrom('refunds').selectAll().where('refund_id', '=', row.refund_id).executeTakeFirst())!);
+    return toView((await trx.selectFrom('refunds').selectAll().where('refund_id', '=', row.refund_id).executeTakeFirst())!, (await partsOf(trx, [row.refund_id])).get(row.refund_id) ?? []);
   }
 
   /**
@@ -132,8 +167,7 @@ export class RefundRepository {
    */
   static async receiveReturn(trx: Transaction<Database>, order: OrderRow, at: Date): Promise<RefundView | null> {
     const received = await RefundRepository.moveReturn(trx, order.order_id, ['APPROVED'], 'PENDING', at, 'warehouse');
-    if (received) await applyRefund(trx, order, received, 'return');
-    return received;
+    return received && { ...received, parts: await applyRefund(trx, order, received, 'return') };
   }
 
   /** Whether the order's approved return brings back every unit it has not refunded yet. */
@@ -145,7 +179,29 @@ export class RefundRepository {
     return lines.every((line) => line.qty - line.refunded_qty === returned.filter((item) => item.lineNo === line.line_no).reduce((sum, item) => sum + item.qty, 0));
   }
 
-  /** The payment system confirmed the refund (possibly before we recorded sending it); false when it was already recorded. */
+  /**
+   * The payment system confirmed one part (possibly before we recorded sending it); the
+   * refund succeeds with its last part. `changed` is false when the part was already confirmed.
+   */
+  async confirmPart(partId: string, at: Date): Promise<{ changed: boolean; refundSettled: boolean }> {
+    return this.db.transaction().execute(async (trx) => {
+      const part = await trx.selectFrom('refund_parts').select('refund_id').where('part_id', '=', partId).executeTakeFirstOrThrow();
+      // the refund row first: two parts confirmed at once settle the refund once, in turn
+      const refund = await trx.selectFrom('refunds').select('status').where('refund_id', '=', part.refund_id).forUpdate().executeTakeFirstOrThrow();
+      const updated = await trx.updateTable('refund_parts').set({ status: 'SUCCEEDED', updated_at: at }).where('part_id', '=', partId).where('status', 'in', ['PENDING', 'SENT']).executeTakeFirst();
+      if (Number(updated.numUpdatedRows) === 0) return { changed: false, refundSettled: false };
+      const open = await trx.selectFrom('refund_parts').select('part_id').where('refund_id', '=', part.refund_id).where('status', '!=', 'SUCCEEDED').forUpdate().execute();
+      if (open.length > 0 || !['PENDING', 'SENT'].includes(refund.status)) return { changed: true, refundSettled: false };
+      await trx
+        .updateTable('refunds')
+        .set({ history: withStep('SUCCEEDED', at, 'payment'), status: 'SUCCEEDED', version: (eb) => eb('version', '+', 1), updated_at: at })
+        .where('refund_id', '=', part.refund_id)
+        .execute();
+      return { changed: true, refundSettled: true };
+    });
+  }
+
+  /** A refund with nothing to pay back settles as it stands; false when it was already settled. */
   async markSucceeded(refundId: string, at: Date): Promise<boolean> {
     const updated = await this.db
       .updateTable('refunds')
@@ -198,20 +254,22 @@ export class RefundRepository {
         reason: request.reason,
         amount_cents: amountCents,
         items: JSON.stringify(items),
-        payment_id: request.paymentId,
         history: JSON.stringify([{ from: null, to: request.status, at: request.at.toISOString(), actor: request.actor }]),
         created_at: request.at,
         updated_at: request.at,
       })
       .execute();
-    const refund = toView(await trx.selectFrom('refunds').selectAll().where('refund_id', '=', request.refundId).executeTakeFirstOrThrow());
-    if (request.status === 'PENDING') await applyRefund(trx, order, refund, request.restockReason);
+    const refund = toView(await trx.selectFrom('refunds').selectAll().where('refund_id', '=', request.refundId).executeTakeFirstOrThrow(), []);
+    if (request.status === 'PENDING') return { ...refund, parts: await applyRefund(trx, order, refund, request.restockReason) };
     return refund;
   }
 }
 
-/** The refund's amounts count as refunded on its lines and order (and a child's parent); the ledger restocks its units. */
-async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: RefundView, restockReason: string): Promise<void> {
+/**
+ * The refund's amounts count as refunded on its lines and order (and a child's parent);
+ * the ledger restocks its units; its money is drawn from the order's payments (drawParts).
+ */
+async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: RefundView, restockReason: string): Promise<RefundPartView[]> {
   const { items, amountCents } = refund;
   const owners = order.parent_order_id === null ? [order.order_id] : [order.order_id, order.parent_order_id];
   for (const item of items) {
@@ -234,4 +292,38 @@ async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: 
       .values(restock.map((line) => ({ sku_id: line.skuId, kind: 'restock' as const, ref: refund.refundId, order_id: order.order_id, qty: line.qty, reason: restockReason })))
       .execute();
   }
+  return drawParts(trx, order, refund);
+}
+
+/**
+ * Draws the refund's money from the successful payments of the order (a child's: its
+ * parent's), latest first, each at most what it took less what earlier refunds drew from
+ * it. The payments are locked, so refunds of two children drawing from one payment take
+ * turns; the parts are read with a locking read, so each sees the other's committed parts.
+ */
+async function drawParts(trx: Transaction<Database>, order: OrderRow, refund: RefundView): Promise<RefundPartView[]> {
+  if (refund.amountCents === 0) return [];
+  const payer = order.parent_order_id ?? order.order_id;
+  const payments = await trx
+    .selectFrom('payments')
+    .select(['payment_id', 'amount_cents'])
+    .where('order_id', '=', payer)
+    .where('status', '=', 'SUCCEEDED')
+    .orderBy('paid_at', 'desc')
+    .orderBy('created_at', 'desc')
+    .orderBy('payment_id', 'desc')
+    .forUpdate()
+    .execute();
+  const ids = payments.map((payment) => payment.payment_id);
+  const drawn = ids.length === 0 ? [] : await trx.selectFrom('refund_parts').select(['payment_id', 'amount_cents']).where('payment_id', 'in', ids).forUpdate().execute();
+  const drawnFrom = (paymentId: string) => drawn.filter((part) => part.payment_id === paymentId).reduce((sum, part) => sum + Number(part.amount_cents), 0);
+  const parts = drawRefund(
+    refund.amountCents,
+    payments.map((payment) => ({ paymentId: payment.payment_id, refundableCents: Number(payment.amount_cents) - drawnFrom(payment.payment_id) })),
+  ).map((part, index) => ({ partId: partIdOf(refund.refundId, index), paymentId: part.paymentId, amountCents: part.amountCents, status: 'PENDING' }));
+  await trx
+    .insertInto('refund_parts')
+    .values(parts.map((part) => ({ part_id: part.partId, refund_id: refund.refundId, payment_id: part.paymentId, amount_cents: part.amountCents, status: part.status })))
+    .execute();
+  return parts;
 }

@@ -17,6 +17,8 @@ export interface SkusTable {
   flash_starts_at: Date | null;
   flash_ends_at: Date | null;
   flash_per_user_limit: number | null;
+  /** How many buckets (Redis groups) the stock is split into; 1 for most SKUs. */
+  stock_buckets: ColumnType<number, number | undefined, number>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
@@ -163,10 +165,26 @@ export interface RefundsTable {
   amount_cents: number;
   /** JSON [{ lineNo, skuId, qty, cents }] */
   items: string;
-  /** the payment the money goes back to */
+  /** the one payment a refund order from before refund_parts went back to; its parts say where the money goes now */
   payment_id: ColumnType<string | null, string | null | undefined, string | null>;
   /** JSON [{ from, to, at, actor }]: every status the refund took; null for whole-payment refunds */
   history: ColumnType<string | null, string | null | undefined, string | null>;
+  created_at: CreatedAt;
+  updated_at: UpdatedAt;
+}
+
+/**
+ * Where a refund order's money goes back to: one part per payment it draws from, each
+ * sent to the payment system under its own id (the first part under the refund's id,
+ * the next ones `<refundId>-2`, ...) and confirmed by its own signed callback.
+ */
+export interface RefundPartsTable {
+  part_id: string;
+  refund_id: string;
+  payment_id: string;
+  amount_cents: number;
+  /** PENDING (due), SENT (accepted by the payment system), SUCCEEDED (confirmed by its callback) */
+  status: string;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }
@@ -228,6 +246,7 @@ export interface Database {
   payments: PaymentsTable;
   shipments: ShipmentsTable;
   refunds: RefundsTable;
+  refund_parts: RefundPartsTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
   promotions: PromotionsTable;

@@ -24,6 +24,23 @@ export interface LedgerSnapshot {
 export class StockLedgerRepository {
   constructor(private readonly db: OrderDb) {}
 
+  /**
+   * Units moved between two buckets of a SKU: a pair of `adjust` rows that cancel out,
+   * so the ledger's totals stay as they are and the move is on record. Written once per
+   * transfer id (a finished transfer is finished again after a crash).
+   */
+  async recordTransfer(transfer: { transferId: string; skuId: string; from: number; to: number; qty: number }): Promise<void> {
+    const ref = `transfer:${transfer.transferId}`;
+    await this.db
+      .insertInto('stock_ledger')
+      .ignore()
+      .values([
+        { sku_id: transfer.skuId, kind: 'adjust', ref: `${ref}:out`, order_id: null, qty: -transfer.qty, reason: `moved from bucket ${transfer.from} to bucket ${transfer.to}` },
+        { sku_id: transfer.skuId, kind: 'adjust', ref: `${ref}:in`, order_id: null, qty: transfer.qty, reason: `moved to bucket ${transfer.to} from bucket ${transfer.from}` },
+      ])
+      .execute();
+  }
+
   async skuIds(): Promise<string[]> {
     const rows = await this.db.selectFrom('skus').select('sku_id').orderBy('sku_id').execute();
     return rows.map((row) => row.sku_id);

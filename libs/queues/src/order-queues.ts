@@ -1,5 +1,5 @@
 import { Queue, type Job, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import {
   JOB,
   QUEUE,
@@ -41,8 +41,8 @@ export function defaultJobOptions(settings: QueueSettings): JobsOptions {
   };
 }
 
-/** The producer side of every queue, on one shared connection. */
-export function createOrderQueues(connection: Redis, settings: QueueSettings): OrderQueues {
+/** The producer side of every queue, on one shared connection (on a Redis Cluster the prefix carries the hash tag). */
+export function createOrderQueues(connection: Redis | Cluster, settings: QueueSettings): OrderQueues {
   const options = { connection, prefix: settings.prefix, defaultJobOptions: defaultJobOptions(settings) };
   const orders = new Queue<PersistOrderJob>(QUEUE.orders, options);
   const timers = new Queue<ExpireOrderJob | OrderTimerJob>(QUEUE.timers, options);

@@ -13,9 +13,10 @@ export interface TimerDelays {
 const SETTLEMENT_EFFECTS: readonly Effect[] = ['commitStock', 'split', 'requestFulfilment', 'deliverDigital'];
 
 /**
- * Enqueues the jobs that carry out a committed transition's effects. Every job id is
- * derived from the order, so enqueuing again (a repeated callback, a retried job) while
- * the job exists adds nothing, and each processor is idempotent for when it does.
+ * Enqueues the jobs that carry out a committed transition's effects. Every job id (the
+ * refund job's deduplication id) is derived from the order, so enqueuing again (a repeated
+ * callback, a retried job) while the job exists adds nothing, and each processor is
+ * idempotent for when it does.
  */
 export async function enqueueEffects(
   queues: Pick<OrderQueues, 'timers' | 'payments' | 'fulfillment'>,
@@ -41,10 +42,27 @@ export async function enqueueEffects(
       // no derived id: every change is sent (the job sends the order as it is when it runs, so a repeat is harmless)
       adds.push(queues.fulfillment.add(JOB.updateFulfilment, { orderId }));
     } else if (effect === 'refundPayments') {
-      adds.push(queues.payments.add(JOB.refundPayments, { orderId, effects: ['refundPayments'], ...(reason ? { reason } : {}) }, { jobId: jobId.refundPayments(orderId) }));
+      adds.push(enqueueRefundPayments(queues, orderId, reason));
     }
   }
   await Promise.all(adds);
+}
+
+/**
+ * The refund job of an order: one at a time per order, deduplicated by the order rather
+ * than named by it. A job id per order would block every later refund of the order once
+ * a job of that id failed for good (BullMQ keeps failed jobs and ignores an add with
+ * their id), and would drop a refund opened while the job ran past its last look.
+ * Deduplication ends when the job completes or fails for good, so the next refund gets a
+ * job of its own; an add while it runs is kept and runs after it (keepLastIfActive).
+ * Each job id is BullMQ's own, so each failure gets its own dead letter to replay.
+ */
+export function enqueueRefundPayments(queues: Pick<OrderQueues, 'payments'>, orderId: string, reason?: string) {
+  return queues.payments.add(
+    JOB.refundPayments,
+    { orderId, effects: ['refundPayments'], ...(reason ? { reason } : {}) },
+    { deduplication: { id: jobId.refundPayments(orderId), keepLastIfActive: true } },
+  );
 }
 
 export function enqueuePaymentRequest(queues: Pick<OrderQueues, 'payments'>, payment: { orderId: string; paymentId: string }) {

@@ -89,6 +89,7 @@ export const jobId = {
   completeOrder: (orderId: string) => `complete-${orderId}`,
   expireBalance: (orderId: string) => `expire-balance-${orderId}`,
   requestPayment: (paymentId: string) => `pay-${paymentId}`,
+  /** not a job id: the deduplication id of an order's refund jobs (enqueueRefundPayments) */
   refundPayments: (orderId: string) => `refund-${orderId}`,
   settlePayment: (orderId: string) => `settle-${orderId}`,
   sendToWarehouse: (orderId: string) => `ship-${orderId}`,

@@ -1,4 +1,7 @@
 export { Inventory } from './inventory.js';
-export type { CheckoutTimeouts, CommitOutcome, ReserveStockRequest, Reservation, SkuStock, SkuStockRules } from './inventory.js';
-export { StockKeys } from './stock-keys.js';
+export type { CheckoutTimeouts, CommitOutcome, ReserveStockRequest, Reservation, SkuStock, SkuStockRules, StockTransfer } from './inventory.js';
+export { MAX_STOCK_BUCKETS, StockKeys, orderGroupSuffix, splitStock } from './stock-keys.js';
+export { StockRebalancer } from './stock-rebalancer.js';
 export type { RedisClient } from './stock-scripts.js';
+export { connectRedis, mastersOf } from './redis-connection.js';
+export type { RedisLocation } from './redis-connection.js';

@@ -1,4 +1,5 @@
 import {
+  BucketedSkuSoldAlone,
   CouponNotValid,
   CouponUsedUp,
   IdempotencyConflict,
@@ -13,7 +14,7 @@ import {
   type OrderType,
 } from '@orders/domain';
 import { defineStockScripts, type RedisClient } from './stock-scripts.js';
-import { StockKeys } from './stock-keys.js';
+import { MAX_STOCK_BUCKETS, StockKeys, splitStock } from './stock-keys.js';
 
 export interface CheckoutTimeouts {
   standardPaymentTimeoutMs: number;
@@ -22,6 +23,7 @@ export interface CheckoutTimeouts {
 }
 
 export interface ReserveStockRequest {
+  /** The intake's id; an order that runs in a bucket other than 0 gets the bucket's suffix (StockKeys.orderIdInGroup). */
   orderId: string;
   userId: string;
   idempotencyKey: string;
@@ -46,6 +48,8 @@ export interface SkuStockRules {
   saleStartsAt: Date | null;
   saleEndsAt: Date | null;
   perUserLimit: number;
+  /** How many buckets the stock is split into (1: not split, the default). */
+  buckets?: number;
 }
 
 /** What commitStock did: committed now, already before, no reservation, released (cancelled/expired), or a payment-time line's stock gone. */
@@ -62,6 +66,15 @@ export interface SkuStock {
   sold: number;
 }
 
+/** Units moved from one bucket of a SKU to another, under an id that makes each side happen once. */
+export interface StockTransfer {
+  transferId: string;
+  skuId: string;
+  from: number;
+  to: number;
+  qty: number;
+}
+
 interface StoredReservation {
   userId: string;
   type: OrderType;
@@ -75,6 +88,8 @@ type ReserveReply = Array<number | string>;
 
 /** A restock reference is remembered far longer than any job retries or after-sales window. */
 const RESTOCK_MARKER_TTL_MS = 90 * 24 * 3600 * 1000;
+/** A finished transfer's records are kept long past any retry of it. */
+const TRANSFER_RECORD_TTL_MS = 7 * 24 * 3600 * 1000;
 
 interface PendingReserve {
   args: [number, ...(string | number)[]];
@@ -89,6 +104,8 @@ interface PendingReserve {
 export class Inventory {
   readonly keys: StockKeys;
   private readonly reserveBatches = new Map<string, PendingReserve[]>();
+  /** Buckets per SKU as Redis has them: fixed when the SKU is created, so each process reads a SKU's once. */
+  private readonly bucketCounts = new Map<string, number>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -101,8 +118,9 @@ export class Inventory {
 
   /** One round trip: idempotency, sale window, per-buyer limit, coupon use, and all-or-nothing reservation. */
   async reserveStock(request: ReserveStockRequest): Promise<Reservation> {
-    const { orderId, userId, items } = request;
-    const group = this.keys.groupOf(userId);
+    const { userId, items } = request;
+    const group = await this.checkoutGroup(userId, items);
+    const orderId = this.keys.orderIdInGroup(request.orderId, group);
     const couponCode = request.payload.couponCode ?? '';
     const keys = [
       this.keys.idempotency(group, userId, request.idempotencyKey),
@@ -168,6 +186,43 @@ export class Inventory {
   }
 
   /**
+   * The group an order runs in: {g0}, or the buyer's bucket when its SKUs are split into
+   * buckets. Every line must then be split the same way, so all of them are in that bucket.
+   */
+  private async checkoutGroup(userId: string, items: readonly OrderLineRequest[]): Promise<string> {
+    const buckets = await this.bucketsOf(items.map((line) => line.skuId));
+    const counts = items.map((line) => buckets.get(line.skuId) ?? 1);
+    const split = Math.max(...counts);
+    if (split <= 1) return '{g0}';
+    const alone = items.find((_, i) => counts[i] !== split);
+    if (alone) throw new BucketedSkuSoldAlone(items.find((_, i) => counts[i] === split)!.skuId);
+    return this.keys.bucketGroup(this.keys.bucketOf(userId, split));
+  }
+
+  /** Buckets per SKU; a SKU without counters reads as 1 and is asked again next time. */
+  async bucketsOf(skuIds: readonly string[]): Promise<Map<string, number>> {
+    const unknown = [...new Set(skuIds)].filter((skuId) => !this.bucketCounts.has(skuId));
+    if (unknown.length > 0) {
+      const pipeline = this.redis.pipeline();
+      for (const skuId of unknown) pipeline.hmget(this.keys.sku('{g0}', skuId), 'available', 'buckets');
+      const replies = (await pipeline.exec()) ?? [];
+      unknown.forEach((skuId, i) => {
+        const [error, reply] = replies[i] ?? [new Error('no reply'), null];
+        if (error) throw error;
+        const [available, buckets] = reply as Array<string | null>;
+        if (available !== null) this.bucketCounts.set(skuId, Math.max(1, Number(buckets ?? 1)));
+      });
+    }
+    return new Map(skuIds.map((skuId) => [skuId, this.bucketCounts.get(skuId) ?? 1]));
+  }
+
+  /** The bucket of a SKU that a buyer buys from, without asking Redis; null when the SKU is not known to be split. */
+  bucketOfBuyer(skuId: string, userId: string): number | null {
+    const buckets = this.bucketCounts.get(skuId) ?? 1;
+    return buckets > 1 ? this.keys.bucketOf(userId, buckets) : null;
+  }
+
+  /**
    * The reservations asked for in one turn of the event loop go to Redis as one pipeline:
    * one socket write and one read for all of them instead of one each (the write was
    * the intake's largest cost in the profile). Each script still runs atomically on its own.
@@ -209,7 +264,7 @@ export class Inventory {
 
   /** Returns true when this call gave the stock back, false when it was already released or committed. */
   async releaseStock(orderId: string, userId: string, reason: string): Promise<boolean> {
-    const group = this.keys.groupOf(userId);
+    const group = this.keys.groupOfOrder(orderId);
     const stored = await this.readReservation(group, orderId);
     if (!stored) return false;
     const keys = [
@@ -227,7 +282,7 @@ export class Inventory {
    */
   async releaseCoupon(order: Pick<AcceptedOrder, 'orderId' | 'userId' | 'couponCode'>): Promise<boolean> {
     if (!order.couponCode) return false;
-    const group = this.keys.groupOf(order.userId);
+    const group = this.keys.groupOfOrder(order.orderId);
     const keys = [this.keys.order(group, order.orderId), this.keys.couponUses(group, order.couponCode, order.userId)];
     return (await this.redis.releaseCoupon(keys.length, ...keys)) === 1;
   }
@@ -245,8 +300,8 @@ export class Inventory {
    * At payment: the order's reserved (placement) or checked (payment-time) units become
    * sold, exactly once, all lines or none (commitStock-1+n.lua).
    */
-  async commitStock(orderId: string, userId: string): Promise<CommitOutcome> {
-    const group = this.keys.groupOf(userId);
+  async commitStock(orderId: string, _userId: string): Promise<CommitOutcome> {
+    const group = this.keys.groupOfOrder(orderId);
     const stored = await this.readReservation(group, orderId);
     if (!stored) return { status: 'missing' };
     const keys = [this.keys.order(group, orderId), ...stored.payload.items.map((line) => this.keys.sku(group, line.skuId))];
@@ -268,20 +323,20 @@ export class Inventory {
   }
 
   /**
-   * Puts sold units back on sale (a cancelled or refunded paid order, a received return),
-   * once per `ref` (the refund's id): a retry after a crash restocks nothing twice.
-   * Returns false when this ref was already restocked.
+   * Puts sold units back on sale (a cancelled or refunded paid order, a received return)
+   * in the bucket the order bought them from, once per `ref` (the refund's id): a retry
+   * after a crash restocks nothing twice. Returns false when this ref was already restocked.
    */
-  async restockStock(ref: string, lines: ReadonlyArray<{ skuId: string; qty: number }>): Promise<boolean> {
+  async restockStock(orderId: string, ref: string, lines: ReadonlyArray<{ skuId: string; qty: number }>): Promise<boolean> {
     if (lines.length === 0) return false;
-    const [group] = this.keys.groups();
-    const keys = [this.keys.restock(group!, ref), ...lines.map((line) => this.keys.sku(group!, line.skuId))];
+    const group = this.keys.groupOfOrder(orderId);
+    const keys = [this.keys.restock(group, ref), ...lines.map((line) => this.keys.sku(group, line.skuId))];
     return (await this.redis.restockStock(keys.length, ...keys, ...lines.map((line) => line.qty), RESTOCK_MARKER_TTL_MS)) === 1;
   }
 
   /** The order as the intake accepted it, while Redis still holds its reservation. */
-  async findAcceptedOrder(orderId: string, userId: string): Promise<AcceptedOrder | null> {
-    const group = this.keys.groupOf(userId);
+  async findAcceptedOrder(orderId: string, _userId: string): Promise<AcceptedOrder | null> {
+    const group = this.keys.groupOfOrder(orderId);
     const stored = await this.readReservation(group, orderId);
     return stored && toAcceptedOrder(orderId, stored);
   }
@@ -290,8 +345,8 @@ export class Inventory {
   async markPersisted(orders: ReadonlyArray<Pick<AcceptedOrder, 'orderId' | 'userId'>>): Promise<void> {
     if (orders.length === 0) return;
     const byGroup = new Map<string, string[]>();
-    for (const { orderId, userId } of orders) {
-      const group = this.keys.groupOf(userId);
+    for (const { orderId } of orders) {
+      const group = this.keys.groupOfOrder(orderId);
       byGroup.set(group, [...(byGroup.get(group) ?? []), orderId]);
     }
     await Promise.all([...byGroup].map(([group, ids]) => this.redis.zrem(this.keys.accepted(group), ...ids)));
@@ -320,36 +375,107 @@ export class Inventory {
     return found;
   }
 
-  /** Creates the SKU's counters once; returns false if they already existed. */
+  /** Creates the SKU's counters once, its stock split over its buckets; returns false if they already existed. */
   async initSku(rules: SkuStockRules): Promise<boolean> {
+    const buckets = rules.buckets ?? 1;
+    if (!Number.isInteger(buckets) || buckets < 1 || buckets > MAX_STOCK_BUCKETS) throw new Error(`a SKU has 1 to ${MAX_STOCK_BUCKETS} stock buckets, not ${buckets}`);
+    const shares = splitStock(rules.available, buckets);
     const results = await Promise.all(
-      this.keys.groups().map((group) =>
+      shares.map((share, bucket) =>
         this.redis.initSku(
           1,
-          this.keys.sku(group, rules.skuId),
-          rules.available,
+          this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId),
+          share,
           rules.deduction,
           rules.saleStartsAt?.getTime() ?? 0,
           rules.saleEndsAt?.getTime() ?? 0,
           rules.perUserLimit,
+          buckets,
         ),
       ),
     );
     return results.some((created) => created === 1);
   }
 
-  /** Sets the sellable quantity; returns the previous one, or null for an unknown SKU. */
+  /**
+   * Sets the sellable quantity, split over the SKU's buckets like its opening stock;
+   * reservations already taken stay as they are. Returns the previous quantity (all
+   * buckets), or null for an unknown SKU.
+   */
   async setAvailable(skuId: string, available: number): Promise<number | null> {
-    const [group] = this.keys.groups();
-    const previous = await this.redis.setStock(1, this.keys.sku(group!, skuId), available);
-    return previous < 0 ? null : previous;
+    const buckets = (await this.bucketsOf([skuId])).get(skuId)!;
+    const previous = await Promise.all(
+      splitStock(available, buckets).map((share, bucket) => this.redis.setStock(1, this.keys.sku(this.keys.bucketGroup(bucket), skuId), share)),
+    );
+    if (previous[0]! < 0) return null;
+    return previous.reduce((sum, units) => sum + Math.max(units, 0), 0);
   }
 
+  /** The SKU's counters summed over its buckets; null for an unknown SKU. */
   async getSkuStock(skuId: string): Promise<SkuStock | null> {
-    const [group] = this.keys.groups();
-    const [available, reserved, sold] = await this.redis.hmget(this.keys.sku(group!, skuId), 'available', 'reserved', 'sold');
-    if (available === null) return null;
-    return { available: Number(available), reserved: Number(reserved), sold: Number(sold) };
+    const buckets = await this.bucketStock(skuId);
+    if (!buckets) return null;
+    const total = { available: 0, reserved: 0, sold: 0 };
+    for (const bucket of buckets) {
+      total.available += bucket.available;
+      total.reserved += bucket.reserved;
+      total.sold += bucket.sold;
+    }
+    return total;
+  }
+
+  /** Each bucket's counters, bucket 0 first; null for an unknown SKU. */
+  async bucketStock(skuId: string): Promise<SkuStock[] | null> {
+    const buckets = (await this.bucketsOf([skuId])).get(skuId)!;
+    // one read per bucket, not a pipeline: the buckets sit in different Redis Cluster slots
+    const replies = await Promise.all(
+      Array.from({ length: buckets }, (_, bucket) => this.redis.hmget(this.keys.sku(this.keys.bucketGroup(bucket), skuId), 'available', 'reserved', 'sold')),
+    );
+    const stock = replies.map(([available, reserved, sold]) =>
+      available === null || available === undefined ? null : { available: Number(available), reserved: Number(reserved), sold: Number(sold) },
+    );
+    if (!stock[0]) return null;
+    return stock.map((bucket) => bucket ?? { available: 0, reserved: 0, sold: 0 });
+  }
+
+  /**
+   * The giving side of a transfer: takes up to `qty` available units off bucket `from`,
+   * once per transfer id. Returns what was taken (for a repeated id, what the first call took).
+   */
+  async takeForTransfer(transfer: StockTransfer, now: Date): Promise<number> {
+    const group = this.keys.bucketGroup(transfer.from);
+    const keys = [this.keys.sku(group, transfer.skuId), this.keys.transfer(group, transfer.transferId), this.keys.openTransfers(group)];
+    return this.redis.takeStock(keys.length, ...keys, transfer.transferId, transfer.qty, transfer.skuId, transfer.to, now.getTime(), TRANSFER_RECORD_TTL_MS);
+  }
+
+  /** The receiving side: adds the transfer's units to bucket `to`, once per transfer id. Returns false when given before. */
+  async giveForTransfer(transfer: StockTransfer): Promise<boolean> {
+    const group = this.keys.bucketGroup(transfer.to);
+    const keys = [this.keys.sku(group, transfer.skuId), this.keys.transfer(group, transfer.transferId)];
+    const given = await this.redis.giveStock(keys.length, ...keys, transfer.qty, TRANSFER_RECORD_TTL_MS);
+    if (given < 0) throw new Error(`bucket ${transfer.to} of SKU ${transfer.skuId} has no counters to give ${transfer.qty} units to`);
+    return given === 1;
+  }
+
+  /** Both sides are done (and recorded): the transfer leaves the open set, its record expires later. */
+  async closeTransfer(transfer: StockTransfer): Promise<void> {
+    const group = this.keys.bucketGroup(transfer.from);
+    await this.redis.multi().zrem(this.keys.openTransfers(group), transfer.transferId).pexpire(this.keys.transfer(group, transfer.transferId), TRANSFER_RECORD_TTL_MS).exec();
+  }
+
+  /** Transfers taken longer ago than `olderThanMs` and not closed, in every group, each with whether its units were given. */
+  async openTransfers(now: Date, olderThanMs = 0): Promise<Array<StockTransfer & { given: boolean }>> {
+    const open: Array<StockTransfer & { given: boolean }> = [];
+    for (const [from, group] of this.keys.groups().entries()) {
+      const ids = await this.redis.zrangebyscore(this.keys.openTransfers(group), '-inf', now.getTime() - olderThanMs);
+      for (const transferId of ids) {
+        const [qty, skuId, to] = await this.redis.hmget(this.keys.transfer(group, transferId), 'q', 'sku', 'to');
+        if (!qty || !skuId || !to) continue;
+        const given = (await this.redis.exists(this.keys.transfer(this.keys.bucketGroup(Number(to)), transferId))) === 1;
+        open.push({ transferId, skuId, from, to: Number(to), qty: Number(qty), given });
+      }
+    }
+    return open;
   }
 
   private async readReservation(group: string, orderId: string): Promise<StoredReservation | null> {

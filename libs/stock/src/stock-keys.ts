@@ -1,14 +1,61 @@
+/** How many buckets a SKU's stock may be split into; bucket k lives in group {g<k>}. */
+export const MAX_STOCK_BUCKETS = 64;
+
+// what follows the intake's ULID in the id of an order that runs in bucket k > 0
+const ORDER_GROUP_SUFFIX = /-g([1-9][0-9]?)$/;
+
+/** FNV-1a: a stable hash of a buyer id (the same bucket in every process and release). */
+function stableHash(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+/** The suffix an order id carries for its stock group ('' in {g0}): ids of the order's children keep it. */
+export function orderGroupSuffix(orderId: string): string {
+  return ORDER_GROUP_SUFFIX.exec(orderId)?.[0] ?? '';
+}
+
+/** A SKU's stock split over its buckets as evenly as possible; the first buckets take the remainder. */
+export function splitStock(stock: number, buckets: number): number[] {
+  const share = Math.floor(stock / buckets);
+  return Array.from({ length: buckets }, (_, bucket) => share + (bucket < stock % buckets ? 1 : 0));
+}
+
 /**
  * Every key the checkout script touches carries the same hash tag, so the script is
- * valid on Redis Cluster. The tag is the buyer's stock group; with one group (today)
- * every checkout key sits in one slot.
+ * valid on Redis Cluster. The tag is the order's stock group: {g0} for every SKU that is
+ * not split, {g<k>} for bucket k of a SKU whose stock is split into buckets.
  */
 export class StockKeys {
   constructor(readonly prefix: string) {}
 
-  /** The group a buyer's checkouts run in: fixed per buyer so limits and idempotency stay in one slot. */
+  /** The group of a buyer's own keys outside checkout (velocity counts). */
   groupOf(_userId: string): string {
     return '{g0}';
+  }
+
+  bucketGroup(bucket: number): string {
+    return `{g${bucket}}`;
+  }
+
+  /** The bucket of a SKU split `buckets` ways that a buyer always buys from, so limits and idempotency stay in one slot. */
+  bucketOf(userId: string, buckets: number): number {
+    return buckets <= 1 ? 0 : stableHash(userId) % buckets;
+  }
+
+  /** An order id that says its group: the intake's id as it is in {g0}, with `-g<k>` appended in bucket k. */
+  orderIdInGroup(orderId: string, group: string): string {
+    return group === '{g0}' ? orderId : `${orderId}-${group.slice(1, -1)}`;
+  }
+
+  /** The group an order's stock lives in, from its id (or a child's id, which keeps its parent's suffix); older ids are {g0}. */
+  groupOfOrder(orderId: string): string {
+    const bucket = ORDER_GROUP_SUFFIX.exec(orderId)?.[1];
+    return bucket ? `{g${bucket}}` : '{g0}';
   }
 
   idempotency(group: string, userId: string, key: string): string {
@@ -43,8 +90,18 @@ export class StockKeys {
     return `${this.prefix}${group}:restock:${ref}`;
   }
 
-  /** All groups, for scans that look at every SKU or accepted order. */
+  /** A transfer of units between two buckets, on each side: what was taken, and that it was given. */
+  transfer(group: string, transferId: string): string {
+    return `${this.prefix}${group}:transfer:${transferId}`;
+  }
+
+  /** Transfers taken from this group's buckets and not yet given (zset by time taken). */
+  openTransfers(group: string): string {
+    return `${this.prefix}${group}:transfers-open`;
+  }
+
+  /** All groups a checkout may run in, for scans that look at every SKU or accepted order. */
   groups(): string[] {
-    return ['{g0}'];
+    return Array.from({ length: MAX_STOCK_BUCKETS }, (_, bucket) => this.bucketGroup(bucket));
   }
 }

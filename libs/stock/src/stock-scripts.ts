@@ -14,6 +14,8 @@ declare module 'ioredis' {
     commitStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, number], Context>;
     restockStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
     releaseCoupon(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
+    takeStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
+    giveStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
   }
 }
 
@@ -25,6 +27,8 @@ const SCRIPT_FILES = {
   setStock: 'setStock-1.lua',
   commitStock: 'commitStock-1+n.lua',
   restockStock: 'restockStock-1+n.lua',
+  takeStock: 'takeStock-3.lua',
+  giveStock: 'giveStock-2.lua',
 } as const;
 
 // tsc does not copy .lua files; they are read from the package's src/lua in both src and dist runs.

@@ -13,3 +13,5 @@ export { startRedisServer } from './redis-server.js';
 export type { RedisServer } from './redis-server.js';
 export { startTcpProxy } from './tcp-proxy.js';
 export type { TcpProxy } from './tcp-proxy.js';
+export { startRedisCluster } from './redis-cluster.js';
+export type { RedisCluster } from './redis-cluster.js';

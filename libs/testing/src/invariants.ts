@@ -16,7 +16,10 @@ export interface SaleUnderCheck {
 }
 
 export interface SkuStockCheck {
+  /** summed over the SKU's buckets */
   redis: { available: number; reserved: number; sold: number };
+  /** each bucket's counters, bucket 0 first */
+  buckets: Array<{ available: number; reserved: number; sold: number }>;
   ledger: { available: number; reserved: number; sold: number };
 }
 
@@ -32,8 +35,9 @@ const UNPAID = ['ACCEPTED', 'PENDING_PAYMENT', 'PENDING_DEPOSIT'];
 /**
  * The promises of a sale after any fault, checked against MySQL and Redis themselves:
  * every accepted order is in MySQL exactly once and nothing else is; for every SKU,
- * Redis available + reserved + sold equals the opening stock and each counter equals
- * what the stock ledger says; no order waits past its payment or balance deadline; no
+ * Redis available + reserved + sold (summed over its buckets) equals the opening stock
+ * and each counter equals what the stock ledger says, no bucket's counter is below zero
+ * and no transfer between buckets is left half done; no order waits past its payment or balance deadline; no
  * payment succeeded twice; nothing is left in the accepted set waiting for recovery.
  */
 export async function checkSaleInvariants(sale: SaleUnderCheck): Promise<SaleInvariants> {
@@ -55,21 +59,29 @@ export async function checkSaleInvariants(sale: SaleUnderCheck): Promise<SaleInv
   for (const group of keys.groups()) {
     const waiting = await redis.zcard(keys.accepted(group));
     if (waiting > 0) violations.push(`${waiting} orders are still in the accepted set of ${group}, waiting for recovery`);
+    const moving = await redis.zcard(keys.openTransfers(group));
+    if (moving > 0) violations.push(`${moving} stock transfers from ${group} were taken and never finished`);
   }
 
   const stock: Record<string, SkuStockCheck> = {};
   const ledger = await ledgerStock(db, Object.keys(sale.initialStock));
   for (const [skuId, initial] of Object.entries(sale.initialStock)) {
     const inRedis = { available: 0, reserved: 0, sold: 0 };
-    for (const group of keys.groups()) {
-      const [available, reserved, sold] = await redis.hmget(keys.sku(group, skuId), 'available', 'reserved', 'sold');
-      if (available === null) violations.push(`SKU ${skuId} has no stock counters in Redis (${group})`);
-      inRedis.available += Number(available);
-      inRedis.reserved += Number(reserved);
-      inRedis.sold += Number(sold);
+    const buckets: SkuStockCheck['buckets'] = [];
+    const bucketCount = Number((await redis.hget(keys.sku(keys.bucketGroup(0), skuId), 'buckets')) ?? 1);
+    for (const group of keys.groups().slice(0, bucketCount)) {
+      const [available, reserved, sold] = (await redis.hmget(keys.sku(group, skuId), 'available', 'reserved', 'sold')).map(Number) as [number, number, number];
+      if (Number.isNaN(available)) violations.push(`SKU ${skuId} has no stock counters in Redis (${group})`);
+      for (const [counter, units] of Object.entries({ available, reserved, sold })) {
+        if (units < 0) violations.push(`SKU ${skuId}: ${counter} in ${group} is ${units}`);
+      }
+      buckets.push({ available, reserved, sold });
+      inRedis.available += available;
+      inRedis.reserved += reserved;
+      inRedis.sold += sold;
     }
     const inLedger = ledger.get(skuId) ?? { available: 0, reserved: 0, sold: 0, opening: 0 };
-    stock[skuId] = { redis: inRedis, ledger: { available: inLedger.available, reserved: inLedger.reserved, sold: inLedger.sold } };
+    stock[skuId] = { redis: inRedis, buckets, ledger: { available: inLedger.available, reserved: inLedger.reserved, sold: inLedger.sold } };
     const total = inRedis.available + inRedis.reserved + inRedis.sold;
     if (total !== initial) violations.push(`SKU ${skuId}: Redis available + reserved + sold = ${total}, opening stock was ${initial}`);
     if (inLedger.opening !== initial) violations.push(`SKU ${skuId}: the ledger's stock adjustments add up to ${inLedger.opening}, opening stock was ${initial}`);

@@ -19,7 +19,7 @@ export interface RedisServer {
   remove(): Promise<void>;
 }
 
-async function ping(port: number): Promise<boolean> {
+export async function ping(port: number): Promise<boolean> {
   try {
     const { stdout } = await run('redis-cli', ['-p', String(port), 'ping']);
     return stdout.trim() === 'PONG';

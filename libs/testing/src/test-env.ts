@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config } from '@orders/config';
 import { createDb, ensureDatabase, migrateToLatest, type OrderDb } from '@orders/persistence';
-import { Redis } from 'ioredis';
+import { connectRedis, mastersOf, type RedisClient } from '@orders/stock';
 import { sql } from 'kysely';
 
 export interface TestEnv {
@@ -9,7 +9,8 @@ export interface TestEnv {
   config: Config;
   env: Record<string, string>;
   db: OrderDb;
-  redis: Redis;
+  /** a Redis Cluster client when TEST_REDIS_CLUSTER_NODES is set */
+  redis: RedisClient;
   cleanup(): Promise<void>;
 }
 
@@ -18,18 +19,23 @@ const BASE_REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /**
  * Each test file gets a database, a Redis key prefix and a BullMQ queue prefix of its
- * own, so files run in parallel and leave nothing behind after cleanup().
+ * own, so files run in parallel and leave nothing behind after cleanup(). With
+ * TEST_REDIS_CLUSTER_NODES (the cluster run of vitest.cluster.config.ts) or a
+ * REDIS_CLUSTER_NODES override, Redis is that cluster.
  */
 export async function createTestEnv(name: string, overrides: Record<string, string> = {}): Promise<TestEnv> {
   const id = `${name.replace(/[^a-z0-9]/gi, '_').slice(0, 24)}_${randomBytes(4).toString('hex')}`;
   const mysqlUrl = new URL(BASE_MYSQL);
   mysqlUrl.pathname = `/t_${id}`;
+  const clusterNodes = overrides.REDIS_CLUSTER_NODES ?? process.env.TEST_REDIS_CLUSTER_NODES ?? '';
   const env: Record<string, string> = {
     NODE_ENV: 'test',
     MYSQL_URL: mysqlUrl.toString(),
     REDIS_URL: BASE_REDIS,
     REDIS_KEY_PREFIX: `t:${id}:`,
-    QUEUE_PREFIX: `tq_${id}`,
+    // on a cluster each file's queues share one slot, as BullMQ needs
+    QUEUE_PREFIX: clusterNodes ? `{tq_${id}}` : `tq_${id}`,
+    ...(clusterNodes ? { REDIS_CLUSTER_NODES: clusterNodes } : {}),
     LOG_LEVEL: 'warn',
     ...overrides,
   };
@@ -37,7 +43,7 @@ export async function createTestEnv(name: string, overrides: Record<string, stri
   await ensureDatabase(config.MYSQL_URL);
   const { db } = createDb(config.MYSQL_URL, 8);
   await migrateToLatest(db);
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  const redis = connectRedis(config, { maxRetriesPerRequest: null });
   // a test that takes its Redis away checks the outage itself; reconnect attempts are not failures
   redis.on('error', () => {});
   return {
@@ -46,13 +52,16 @@ export async function createTestEnv(name: string, overrides: Record<string, stri
     db,
     redis,
     async cleanup() {
-      for (const pattern of [`${config.REDIS_KEY_PREFIX}*`, `${config.QUEUE_PREFIX}:*`]) {
-        let cursor = '0';
-        do {
-          const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-          cursor = next;
-          if (keys.length > 0) await redis.unlink(...keys);
-        } while (cursor !== '0');
+      // each master holds its own keys; one UNLINK per key, as keys of several slots cannot share one on a cluster
+      for (const node of mastersOf(redis)) {
+        for (const pattern of [`${config.REDIS_KEY_PREFIX}*`, `${config.QUEUE_PREFIX}:*`]) {
+          let cursor = '0';
+          do {
+            const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+            cursor = next;
+            if (keys.length > 0) await keys.reduce((pipeline, key) => pipeline.unlink(key), node.pipeline()).exec();
+          } while (cursor !== '0');
+        }
       }
       await sql.raw(`DROP DATABASE IF EXISTS \`${mysqlUrl.pathname.slice(1)}\``).execute(db);
       await db.destroy();

@@ -1,11 +1,12 @@
 import rateLimit from '@fastify/rate-limit';
+import type { RedisClient } from '@orders/stock';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Redis } from 'ioredis';
 import { rateLimited } from '../problems.js';
 
 export interface RateLimitOptions {
-  redis: Redis;
+  /** its budgets are single-key scripts, so a Redis Cluster serves them as they are */
+  redis: RedisClient;
   keyPrefix: string;
   windowMs: number;
   perUser: number;

@@ -66,18 +66,26 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
   const refunds = new RefundRepository(deps.db);
 
   /**
-   * A refund confirmed: the refund order succeeds, and an order in REFUNDING with no
-   * refund left unconfirmed becomes REFUNDED. A repeat changes nothing.
+   * One part of a refund confirmed (the callback's refundId is the part's: a refund drawn
+   * from several payments has one per payment): the refund order succeeds with its last
+   * part, and an order in REFUNDING with no refund left unconfirmed becomes REFUNDED.
+   * A repeat changes nothing.
    */
   async function confirmRefund(callback: PaymentCallback & { refundId: string }): Promise<{ changed: boolean; status: string }> {
-    const refund = await refunds.find(callback.refundId);
+    const part = await refunds.findPart(callback.refundId);
+    const refund = part && (await refunds.find(part.refundId));
     const order = refund && (await deps.orders.findOrderRow(refund.orderId));
-    if (!refund || !order || (order.order_id !== callback.orderId && order.parent_order_id !== callback.orderId)) throw notFound('refund');
-    if (refund.amountCents !== callback.amountCents) {
-      throw new HttpProblem(422, 'AMOUNT_MISMATCH', `Refund ${refund.refundId} is for ${refund.amountCents} cents, not ${callback.amountCents}`);
+    if (!part || !refund || !order || part.paymentId !== callback.paymentId || (order.order_id !== callback.orderId && order.parent_order_id !== callback.orderId)) throw notFound('refund');
+    if (part.amountCents !== callback.amountCents) {
+      throw new HttpProblem(422, 'AMOUNT_MISMATCH', `Refund ${part.partId} is for ${part.amountCents} cents, not ${callback.amountCents}`);
     }
-    if (callback.status === 'FAILED') return { changed: false, status: order.status };
-    const changed = await refunds.markSucceeded(refund.refundId, deps.clock());
+    if (callback.status === 'FAILED') {
+      deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'failed' });
+      return { changed: false, status: order.status };
+    }
+    const { changed, refundSettled } = await refunds.confirmPart(part.partId, deps.clock());
+    if (changed) deps.metrics.refundedCents.inc({ kind: refund.kind }, part.amountCents);
+    if (refundSettled) deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded' });
     if (order.status === 'REFUNDING' && (await refunds.unsettled(order.order_id)) === 0) {
       for (let attempt = 1; ; attempt++) {
         try {
@@ -252,7 +260,10 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
           });
           deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
           // the received units are on sale again at once; the refund job does it again (once per return id) should this process die here
-          if (received) await deps.inventory.restockStock(received.refundId, received.items.filter((item) => item.qty > 0));
+          if (received) {
+            deps.metrics.returns.inc({ stage: 'received' });
+            await deps.inventory.restockStock(received.orderId, received.refundId, received.items.filter((item) => item.qty > 0));
+          }
           await followUp(deps, moved, fired.effects);
           return { changed: true, status: moved.status };
         } catch (error) {

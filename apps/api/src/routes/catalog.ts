@@ -17,6 +17,7 @@ interface SkuBody {
   stock: number;
   deduction: Sku['deduction'];
   flashSale?: { priceCents: number; startsAt: string; endsAt: string; perUserLimit: number };
+  stockBuckets?: number;
 }
 
 export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
@@ -27,9 +28,9 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
   async function skuView(skuId: string, principal: Principal) {
     const sku = await catalog.findSku(skuId);
     if (!sku || (principal.role === 'merchant' && sku.merchantId !== principal.sub)) throw notFound('SKU');
-    const stock = (await inventory.getSkuStock(skuId)) ?? { available: 0, reserved: 0, sold: 0 };
+    const [stock, bucketStock] = await Promise.all([inventory.getSkuStock(skuId), inventory.bucketStock(skuId)]);
     const { stock: _setQuantity, ...rest } = sku;
-    return { ...rest, stock };
+    return { ...rest, stockBuckets: sku.stockBuckets ?? 1, stock: stock ?? { available: 0, reserved: 0, sold: 0 }, bucketStock: bucketStock ?? [] };
   }
 
   app.post<{ Body: SkuBody }>(
@@ -58,6 +59,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
         warehouseId: body.warehouseId,
         deduction: body.deduction,
         flashSale: flashSale ?? null,
+        stockBuckets: body.stockBuckets ?? 1,
       };
       await createSkuWithStock(deps, sku, body.stock, randomUUID());
       return reply.code(201).header('location', `/v1/admin/skus/${sku.skuId}`).send(await skuView(sku.skuId, request.user));

@@ -1,6 +1,7 @@
 import { PricingRepository } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
+import { createCoupon } from '../pricing-admin.js';
 import { validationFailed } from '../problems.js';
 import { problemRef } from '../schemas.js';
 
@@ -105,7 +106,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
       if (body.kind === 'percent' && body.percentOff === undefined) throw validationFailed('a percent coupon needs percentOff');
       if (body.kind === 'fixed' && body.offCents === undefined) throw validationFailed('a fixed coupon needs offCents');
       const coupon = { ...body, percentOff: body.percentOff ?? 0, offCents: body.offCents ?? 0, ...validWindow(body) };
-      await pricing.createCoupon(coupon, () => deps.inventory.publishCoupon(coupon));
+      await createCoupon({ pricing, inventory: deps.inventory }, coupon);
       return reply.code(201).send(body);
     },
   );

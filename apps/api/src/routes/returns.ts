@@ -107,13 +107,14 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       const stranger = items.find((item) => !parts.some((part) => part.items.includes(item)));
       if (stranger) throw new RefundExceedsLine(`SKU ${stranger.skuId}`);
       const returnIdOf = (part: (typeof parts)[number]) => refundIdFor(part.unit.order_id, ['return', reason, part.items.map((i) => `${i.skuId}x${i.qty}`).sort().join(',')]);
-      const paymentId = (await process.payments(order.order_id)).filter((p) => p.status === 'SUCCEEDED').at(-1)?.payment_id;
+      // the money is drawn from the order's payments when the units are received (every payment, latest first)
+      const paid = (await process.payments(order.order_id)).some((p) => p.status === 'SUCCEEDED');
       // every part must be returnable before any is opened
       for (const part of parts) {
         if (await refunds.find(returnIdOf(part))) continue;
         if (part.unit.status === 'COMPLETED') throw windowClosed(part.unit.order_id);
         // an order type without returns here (an imported order: its channel took the money) is refused like any other state
-        if (!stateMachineFor(part.unit.type as OrderType).can(part.unit.status, 'request_return', 'buyer') || !paymentId) throw new IllegalTransition(part.unit.status, 'request_return', 'buyer');
+        if (!stateMachineFor(part.unit.type as OrderType).can(part.unit.status, 'request_return', 'buyer') || !paid) throw new IllegalTransition(part.unit.status, 'request_return', 'buyer');
         const delivered = await deliveredAt(part.unit.order_id);
         if (!delivered || deps.clock().getTime() - delivered.getTime() > deps.config.AFTER_SALES_WINDOW_MS) throw windowClosed(part.unit.order_id);
       }
@@ -131,13 +132,13 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
             kind: 'return',
             reason,
             items: part.items,
-            paymentId: paymentId!,
             restockReason: 'return',
             status: 'REQUESTED',
             actor: 'buyer',
             at: deps.clock(),
           });
         });
+        deps.metrics.returns.inc({ stage: 'requested' });
         opened.push((await refunds.find(returnId))!);
       }
       return reply.code(202).send({ returnId: opened[0]!.refundId, status: opened[0]!.status, returns: opened });

@@ -34,6 +34,15 @@ export const refundSchema = {
       type: 'array',
       items: { type: 'object', properties: { lineNo: { type: 'integer' }, skuId: { type: 'string' }, qty: { type: 'integer' }, cents: { type: 'integer' } } },
     },
+    parts: {
+      type: 'array',
+      description:
+        "where the money goes back to: the order's successful payments, latest first (a presale: the balance, then the deposit), each giving back at most what it took. One refund per part at the payment system (the first under the refund's id, the next ones <refundId>-2, ...); the refund is SUCCEEDED once every part is confirmed. Empty until the money is due.",
+      items: {
+        type: 'object',
+        properties: { partId: { type: 'string' }, paymentId: { type: 'string' }, amountCents: { type: 'integer' }, status: { type: 'string', description: 'PENDING, SENT or SUCCEEDED' } },
+      },
+    },
     history: {
       type: 'array',
       description: 'every status the refund took, oldest first',
@@ -72,19 +81,28 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     throw notFound('order');
   }
 
-  /** The order's stock was committed at payment (its parent's, for a child): only then can units go back on sale. */
+  /**
+   * The order's stock was committed at payment (its parent's, for a child): only then can
+   * units go back on sale. A cancel or refund sent right after the payment callback can
+   * overtake the settle job: the paid order's reservation is committed here then, as the
+   * job does it (both are idempotent, in Redis and in the ledger), so the refund restocks
+   * sold units. False when there is no reservation to commit (e.g. payment-time stock
+   * gone: the settle job refunds that order itself).
+   */
   async function stockCommitted(order: OrderRow): Promise<boolean> {
     const ref = order.parent_order_id ?? order.order_id;
     const row = await deps.db.selectFrom('stock_ledger').select('id').where('ref', '=', ref).where('kind', '=', 'commit').limit(1).executeTakeFirst();
-    return row !== undefined;
+    if (row !== undefined) return true;
+    if (order.parent_order_id !== null || order.status !== 'PAID') return false;
+    const outcome = await deps.inventory.commitStock(order.order_id, order.user_id);
+    if (outcome.status !== 'committed' && outcome.status !== 'already') return false;
+    await process.recordStockCommitted(order.order_id);
+    return true;
   }
 
-  /** The payment a refund of this order (or child) goes back to. */
-  async function paymentOf(order: OrderRow): Promise<string> {
-    const paid = (await process.payments(order.parent_order_id ?? order.order_id)).filter((p) => p.status === 'SUCCEEDED');
-    const payment = paid.at(-1);
-    if (!payment) throw new IllegalTransition(order.status, 'refund', 'system');
-    return payment.payment_id;
+  /** A refund goes back to the successful payments of the order (its parent's, for a child): there must be one. */
+  async function isPaid(order: OrderRow): Promise<boolean> {
+    return (await process.payments(order.parent_order_id ?? order.order_id)).some((p) => p.status === 'SUCCEEDED');
   }
 
   /**
@@ -104,8 +122,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       }
       const current = (await deps.orders.findOrderRow(order.order_id))!;
       if (!UNSHIPPED.has(current.status)) throw new IllegalTransition(current.status, 'refund', request.actor);
-      if (!(await stockCommitted(current))) throw new IllegalTransition(current.status, 'refund', request.actor);
-      const paymentId = await paymentOf(current);
+      if (!(await isPaid(current)) || !(await stockCommitted(current))) throw new IllegalTransition(current.status, 'refund', request.actor);
       const items = await process.items(order.order_id);
       const left = new Map(items.map((line) => [line.sku_id, line.qty - line.refunded_qty]));
       const asked = (sku: string) => (request.items === 'rest' ? 0 : request.items.filter((i) => i.skuId === sku).reduce((s, i) => s + i.qty, 0));
@@ -119,12 +136,12 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
           at: deps.clock(),
           detail: `refund ${request.refundId}: ${request.reason}`.slice(0, 500),
           effects: async (trx, current) => {
-            opened = await RefundRepository.openRefund(trx, current, { ...request, kind: 'refund', status: 'PENDING', paymentId, at: deps.clock() });
+            opened = await RefundRepository.openRefund(trx, current, { ...request, kind: 'refund', status: 'PENDING', at: deps.clock() });
           },
         });
         deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
         // Redis follows the ledger at once; the refund job does it again (once per refund id) should this process die here
-        await deps.inventory.restockStock(opened!.refundId, opened!.items.filter((item) => item.qty > 0));
+        await deps.inventory.restockStock(opened!.orderId, opened!.refundId, opened!.items.filter((item) => item.qty > 0));
         await followUp(deps, moved, fired.effects);
         return { refund: opened!, changed: true };
       } catch (error) {
@@ -157,6 +174,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       // the order type's table decides: unpaid orders (and e.g. imported ones, paid in their channel) cancel as it says
       if (machine.can(order.status, 'cancel', actor)) {
         await cancelByTable(order, actor, why, machine.rule(order.status, 'cancel')?.effects?.includes('releaseStock') ?? false);
+        deps.metrics.cancellations.inc({ stage: 'before_payment' });
       } else {
         const children = await process.children(order.order_id);
         const units = children.length > 0 ? children : [order];
@@ -164,7 +182,9 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefund(unit)) })));
         // all or nothing: a cancellation refunds only when no part has shipped
         for (const { unit, known } of open) if (!known && !UNSHIPPED.has(unit.status)) throw new IllegalTransition(unit.status, 'cancel', actor);
-        for (const { unit } of open) await openRefund(unit, { refundId: cancelRefund(unit), reason: why, items: 'rest', restockReason: 'cancel', actor });
+        let changed = false;
+        for (const { unit } of open) changed = (await openRefund(unit, { refundId: cancelRefund(unit), reason: why, items: 'rest', restockReason: 'cancel', actor })).changed || changed;
+        if (changed) deps.metrics.cancellations.inc({ stage: 'after_payment' });
       }
       return deps.orders.findOrder(order.order_id);
     },

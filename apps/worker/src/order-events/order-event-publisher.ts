@@ -1,6 +1,6 @@
 import type { OrderMetrics } from '@orders/metrics';
 import type { OrderEventRepository } from '@orders/persistence';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 import { WebhookDispatcher, type WebhookSettings } from './webhook-dispatcher.js';
 
@@ -27,7 +27,7 @@ export class OrderEventPublisher {
   private readonly webhooks: WebhookDispatcher;
 
   constructor(
-    private readonly deps: { redis: Redis; events: OrderEventRepository; metrics: OrderMetrics; log: Logger },
+    private readonly deps: { redis: RedisClient; events: OrderEventRepository; metrics: OrderMetrics; log: Logger },
     private readonly settings: OrderEventSettings,
   ) {
     this.webhooks = new WebhookDispatcher(deps, settings.webhooks);

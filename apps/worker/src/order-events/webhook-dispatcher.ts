@@ -1,7 +1,7 @@
 import { signBody } from '@orders/clients';
 import type { OrderMetrics } from '@orders/metrics';
 import type { OrderEvent, OrderEventRepository, WebhookRow } from '@orders/persistence';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@orders/stock';
 
 export interface WebhookSettings {
   streamKey: string;
@@ -34,7 +34,7 @@ export class WebhookDispatcher {
   private readonly running = new Set<Promise<void>>();
 
   constructor(
-    private readonly deps: { redis: Redis; events: OrderEventRepository; metrics: OrderMetrics },
+    private readonly deps: { redis: RedisClient; events: OrderEventRepository; metrics: OrderMetrics },
     private readonly settings: WebhookSettings,
   ) {}
 

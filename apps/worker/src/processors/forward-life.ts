@@ -158,17 +158,7 @@ export class ForwardLife {
       return false;
     }
     if (outcome.status === 'committed' || outcome.status === 'already') {
-      await this.process.writeLedgerOnce(
-        items.map((line) => ({
-          sku_id: line.sku_id,
-          kind: 'commit' as const,
-          ref: order.order_id,
-          order_id: order.order_id,
-          // placement units left "available" at checkout; payment-time units leave it now
-          qty: line.deduction === 'payment' ? -line.qty : 0,
-          reason: 'payment',
-        })),
-      );
+      await this.process.recordStockCommitted(order.order_id);
     } else {
       this.deps.log.error({ orderId: order.order_id, outcome: outcome.status }, 'paid order has no live reservation in Redis; stock not committed');
     }
@@ -263,23 +253,34 @@ export class ForwardLife {
     for (const refund of refunds) await callExternal(job, token, () => this.paymentClient.refund(refund));
     const at = this.deps.clock();
     const reason = job.data.reason ?? 'refund';
+    // what the committing transaction recorded (a repeat records nothing), for the metrics
+    let recorded = { refunds: 0, cents: 0 };
     const record: TransitionRequest['effects'] = async (trx, current) => {
       let refundedCents = 0;
+      let count = 0;
       for (const refund of refunds) {
         const inserted = await trx
           .insertInto('refunds')
           .values({ refund_id: refund.refundId, order_id: orderId, kind: 'refund', status: 'SUCCEEDED', version: 1, reason, amount_cents: refund.amountCents, items: '[]', created_at: at, updated_at: at })
           .ignore()
           .executeTakeFirst();
-        if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1) refundedCents += refund.amountCents;
+        if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1) {
+          refundedCents += refund.amountCents;
+          count += 1;
+        }
       }
       if (refundedCents > 0) await trx.updateTable('orders').set({ refunded_cents: Number(current.refunded_cents) + refundedCents }).where('order_id', '=', orderId).execute();
+      recorded = { refunds: count, cents: refundedCents };
     };
     const order = await this.deps.orders.findOrderRow(orderId);
     if (order?.status === 'REFUNDING') {
       await this.tryTransition({ orderId, action: 'refund_succeeded', actor: 'payment', detail: refunds.map((r) => r.refundId).join(', '), effects: record });
     } else if (order) {
       await this.deps.db.transaction().execute((trx) => record(trx, order, { from: order.status, action: 'refund', to: order.status, actor: 'system', effects: [] }));
+    }
+    if (recorded.refunds > 0) {
+      this.deps.metrics.refunds.inc({ kind: 'payment', outcome: 'succeeded' }, recorded.refunds);
+      this.deps.metrics.refundedCents.inc({ kind: 'payment' }, recorded.cents);
     }
   }
 
@@ -289,18 +290,22 @@ export class ForwardLife {
     for (let pending = await this.refunds.pending(orderId); pending.length > 0; pending = await this.refunds.pending(orderId)) {
       for (const refund of pending) {
         // the units go back on sale before the money goes back: an outage of the payment system must not hold stock
-        await this.deps.inventory.restockStock(refund.refundId, refund.items.filter((item) => item.qty > 0));
+        await this.deps.inventory.restockStock(refund.orderId, refund.refundId, refund.items.filter((item) => item.qty > 0));
         if (refund.amountCents === 0) {
           // nothing to pay back (a unit whose share was discounted to nothing): settled as it stands
-          await this.refunds.markSucceeded(refund.refundId, this.deps.clock());
+          if (await this.refunds.markSucceeded(refund.refundId, this.deps.clock())) this.deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded' });
           continue;
         }
         const notifyUrl = new URL('/v1/callbacks/payment', this.deps.config.CALLBACK_BASE_URL).toString();
-        await callExternal(job, token, () => this.paymentClient.refund({ refundId: refund.refundId, paymentId: refund.paymentId, amountCents: refund.amountCents, notifyUrl }));
+        // one refund per payment drawn, under the part's own id: a retried job is paid back once per part
+        for (const part of refund.parts.filter((p) => p.status === 'PENDING')) {
+          await callExternal(job, token, () => this.paymentClient.refund({ refundId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents, notifyUrl }));
+          await this.refunds.markPartSent(part.partId, this.deps.clock());
+        }
         await this.refunds.markSent(refund.refundId, this.deps.clock());
       }
     }
-    // the signed callbacks close the order; this covers refunds that needed none
+    // the signed callbacks close the order (the last part of the last refund); this covers refunds that needed none
     const order = await this.deps.orders.findOrderRow(orderId);
     if (order?.status === 'REFUNDING' && (await this.refunds.unsettled(orderId)) === 0) {
       await this.tryTransition({ orderId, action: 'refund_succeeded', actor: 'payment', detail: 'every refund paid back' });

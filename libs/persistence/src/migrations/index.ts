@@ -4,6 +4,8 @@ import * as processEngine from './0002-process-engine.js';
 import * as orderEvents from './0005-order-events.js';
 import * as orderImport from './0006-order-import.js';
 import * as pricing from './0007-pricing.js';
+import * as stockBuckets from './0008-stock-buckets.js';
+import * as refundParts from './0009-refund-parts.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -15,4 +17,6 @@ export const migrations: Record<string, Migration> = {
   '0005-order-events': orderEvents,
   '0006-order-import': orderImport,
   '0007-pricing': pricing,
+  '0008-stock-buckets': stockBuckets,
+  '0009-refund-parts': refundParts,
 };

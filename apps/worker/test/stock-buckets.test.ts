@@ -1,0 +1,136 @@
+import { StockKeys } from '@orders/stock';
+import { buyerAddress, checkSaleInvariants, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type HttpAnswer, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const STOCK = 1_000;
+const BUCKETS = 4;
+// buckets 1-3 hold 250 units each but only 150 buyers come to each: 300 units would stay
+// unsold there without the rebalance, while bucket 0's 1,900 buyers hear OUT_OF_STOCK
+const BUYERS_PER_BUCKET = [1_900, 150, 150, 150];
+const PAYMENT_TIMEOUT_MS = 40_000;
+
+describe('a hot SKU whose 1,000 units are split into 4 buckets', () => {
+  let env: TestEnv;
+  let api: ApiProcess;
+  const workers: SpawnedProcess[] = [];
+
+  beforeAll(async () => {
+    env = await createTestEnv('stock_buckets', {
+      WORKER_QUEUES: 'orders,timers',
+      WORKER_CONCURRENCY: '50',
+      FLASH_SALE_PAYMENT_TIMEOUT_MS: String(PAYMENT_TIMEOUT_MS),
+      RISK_VELOCITY_MAX_CHECKOUTS: '0',
+    });
+    api = await startApiProcess(env.env, 300);
+    workers.push(spawnApp('worker', { ...env.env, WORKER_METRICS_PORT: '0' }), spawnApp('worker', { ...env.env, WORKER_METRICS_PORT: '0' }));
+  });
+
+  afterAll(async () => {
+    await Promise.all(workers.map((w) => w.kill()));
+    await api?.close();
+    await env?.cleanup();
+  });
+
+  const keys = () => new StockKeys(env.config.REDIS_KEY_PREFIX);
+  const admin = () => signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
+  const checkout = (buyer: string, key: string, items: Array<{ skuId: string; qty: number }>) =>
+    api.request('POST', '/v1/orders', {
+      token: signToken(env.config.AUTH_JWT_SECRET, { sub: buyer, role: 'buyer' }),
+      headers: { 'idempotency-key': key },
+      body: { items, address: buyerAddress },
+    });
+  const ordersIn = async (status?: string) => {
+    let query = env.db.selectFrom('orders').select((eb) => eb.fn.countAll<number>().as('n'));
+    if (status) query = query.where('status', '=', status);
+    return Number((await query.executeTakeFirstOrThrow()).n);
+  };
+
+  it('sells exactly the 1,000 units to 2,350 racing buyers, none twice, and expiry gives each unit back to its bucket', { timeout: 180_000 }, async () => {
+    const now = Date.now();
+    const flashSale = { priceCents: 9_900, startsAt: new Date(now - 60_000).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 1 };
+    const created = await api.request('POST', '/v1/admin/skus', {
+      token: admin(),
+      body: { skuId: 'HOT-BUCKETS', title: 'Console', priceCents: 49_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: STOCK, deduction: 'placement', stockBuckets: BUCKETS, flashSale },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.stockBuckets).toBe(BUCKETS);
+    expect(created.body.bucketStock.map((b: { available: number }) => b.available)).toEqual([250, 250, 250, 250]);
+    const plain = await api.request('POST', '/v1/admin/skus', {
+      token: admin(),
+      body: { skuId: 'CABLE', title: 'Cable', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' },
+    });
+    expect(plain.body.stockBuckets).toBe(1);
+
+    const buyers: string[] = [];
+    const wanted = [...BUYERS_PER_BUCKET];
+    for (let i = 0; buyers.length < BUYERS_PER_BUCKET.reduce((a, b) => a + b, 0); i++) {
+      const bucket = keys().bucketOf(`buyer-${i}`, BUCKETS);
+      if (wanted[bucket]! > 0) {
+        wanted[bucket]!--;
+        buyers.push(`buyer-${i}`);
+      }
+    }
+
+    const acceptedBy = new Map<string, string>();
+    let attempt = 0;
+    const race = async (racers: string[]) => {
+      attempt++;
+      const answers = await Promise.all(racers.map((buyer) => checkout(buyer, `checkout-${attempt}`, [{ skuId: 'HOT-BUCKETS', qty: 1 }]).then((answer) => [buyer, answer] as const)));
+      const unexpected = answers.filter(([, a]) => a.status !== 202 && !(a.status === 409 && a.body.code === 'OUT_OF_STOCK'));
+      expect(unexpected.map(([, a]: readonly [string, HttpAnswer]) => a.body)).toEqual([]);
+      for (const [buyer, answer] of answers) {
+        if (answer.status !== 202) continue;
+        expect(acceptedBy.has(buyer)).toBe(false);
+        acceptedBy.set(buyer, answer.body.orderId as string);
+      }
+      expect(acceptedBy.size).toBeLessThanOrEqual(STOCK);
+    };
+
+    await race(buyers);
+    // buyers who heard OUT_OF_STOCK try again, as they do in a sale, while empty buckets are refilled
+    for (let round = 0; round < 20 && acceptedBy.size < STOCK; round++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await race(buyers.filter((buyer) => !acceptedBy.has(buyer)));
+    }
+    expect(acceptedBy.size).toBe(STOCK);
+    await race(buyers.filter((buyer) => !acceptedBy.has(buyer)).slice(0, 300));
+    expect(acceptedBy.size).toBe(STOCK);
+
+    // a buyer of every bucket is held to the limit of 1; the SKU is ordered on its own
+    const winners = [0, 1, 2, 3].map((bucket) => [...acceptedBy.keys()].find((buyer) => keys().bucketOf(buyer, BUCKETS) === bucket)!);
+    for (const buyer of winners) {
+      const again = await checkout(buyer, 'second-try', [{ skuId: 'HOT-BUCKETS', qty: 1 }]);
+      expect([again.status, again.body.code]).toEqual([422, 'LIMIT_EXCEEDED']);
+    }
+    const mixed = await checkout('buyer-mixed', 'mixed', [
+      { skuId: 'HOT-BUCKETS', qty: 1 },
+      { skuId: 'CABLE', qty: 1 },
+    ]);
+    expect([mixed.status, mixed.body.code]).toEqual([422, 'BUCKETED_SKU_SOLD_ALONE']);
+
+    // each order runs in its buyer's bucket, and its id says which
+    const orderIds = [...acceptedBy.values()];
+    const perBucket = [0, 1, 2, 3].map((bucket) => orderIds.filter((orderId) => keys().groupOfOrder(orderId) === keys().bucketGroup(bucket)).length);
+    for (const [buyer, orderId] of acceptedBy) expect(keys().groupOfOrder(orderId)).toBe(keys().bucketGroup(keys().bucketOf(buyer, BUCKETS)));
+    expect(perBucket.reduce((a, b) => a + b, 0)).toBe(STOCK);
+    const sold = await api.request('GET', '/v1/admin/skus/HOT-BUCKETS', { token: admin() });
+    expect(sold.body.stock).toEqual({ available: 0, reserved: STOCK, sold: 0 });
+    expect(sold.body.bucketStock).toEqual(perBucket.map((reserved) => ({ available: 0, reserved, sold: 0 })));
+
+    await waitFor(async () => (await ordersIn()) === STOCK, { what: `all ${STOCK} orders in MySQL`, timeoutMs: 30_000, intervalMs: 250 });
+    const whileUnpaid = await checkSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { 'HOT-BUCKETS': STOCK } });
+    expect(whileUnpaid.violations).toEqual([]);
+    expect(whileUnpaid.stock['HOT-BUCKETS']!.buckets).toEqual(perBucket.map((reserved) => ({ available: 0, reserved, sold: 0 })));
+    // the moves between buckets are in the ledger as pairs of adjustments that cancel out
+    const moves = await env.db.selectFrom('stock_ledger').select(['ref', 'qty']).where('kind', '=', 'adjust').where('ref', 'like', 'transfer:%').execute();
+    expect(moves.length).toBeGreaterThan(0);
+    expect(moves.reduce((sum, move) => sum + Number(move.qty), 0)).toBe(0);
+
+    await waitFor(async () => (await ordersIn('EXPIRED')) === STOCK, { what: `all ${STOCK} orders expired`, timeoutMs: PAYMENT_TIMEOUT_MS + 30_000, intervalMs: 500 });
+    const expired = await checkSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { 'HOT-BUCKETS': STOCK } });
+    expect(expired.violations).toEqual([]);
+    expect(expired.stock['HOT-BUCKETS']!.redis).toEqual({ available: STOCK, reserved: 0, sold: 0 });
+    // every unit went back to the bucket its order held it in
+    expect(expired.stock['HOT-BUCKETS']!.buckets).toEqual(perBucket.map((units) => ({ available: units, reserved: 0, sold: 0 })));
+  });
+});

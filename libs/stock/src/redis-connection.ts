@@ -1,0 +1,40 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { RedisClient } from './stock-scripts.js';
+
+/** Where the system's Redis is, as the config says: one server at REDIS_URL, or the cluster its REDIS_CLUSTER_NODES lead to. */
+export interface RedisLocation {
+  REDIS_URL: string;
+  REDIS_CLUSTER_NODES: ReadonlyArray<{ host: string; port: number }>;
+}
+
+/**
+ * The one place a process opens its Redis connection. With cluster nodes it is an ioredis
+ * Cluster: each node connection takes the caller's options and REDIS_URL's credentials and
+ * TLS; the options that describe the client as a whole (connecting lazily, queueing
+ * commands while away, reconnecting) go to the Cluster itself, as ioredis reads them there.
+ */
+export function connectRedis(location: RedisLocation, options: RedisOptions = {}): RedisClient {
+  if (location.REDIS_CLUSTER_NODES.length === 0) return new Redis(location.REDIS_URL, options);
+  const { lazyConnect, enableOfflineQueue, enableReadyCheck, retryStrategy, ...nodeOptions } = options;
+  const url = new URL(location.REDIS_URL);
+  return new Cluster(
+    location.REDIS_CLUSTER_NODES.map(({ host, port }) => ({ host, port })),
+    {
+      lazyConnect,
+      enableOfflineQueue,
+      enableReadyCheck,
+      clusterRetryStrategy: retryStrategy,
+      redisOptions: {
+        ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+        ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+        ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+        ...nodeOptions,
+      },
+    },
+  );
+}
+
+/** Every master of the client: a SCAN or a flush sees one node's keys only, so it runs on each. */
+export function mastersOf(redis: RedisClient): Redis[] {
+  return redis instanceof Cluster ? redis.nodes('master') : [redis];
+}

@@ -1,0 +1,112 @@
+import { randomUUID } from 'node:crypto';
+import type { Inventory, StockTransfer } from './inventory.js';
+
+/**
+ * Keeps a bucketed SKU's units where its buyers are. A bucket whose buyer just heard
+ * OUT_OF_STOCK gets half of the fullest bucket's available units (the last unit too),
+ * so units do not stay unsold in buckets whose buyers are gone. The reconciler's pass,
+ * which knows of no buyer, refills each empty bucket with half of the fullest one's
+ * units without emptying it.
+ *
+ * A transfer is one script per side, each idempotent by the transfer id: take (the
+ * giving bucket records what it took in its open set), give, the ledger's pair of
+ * `adjust` rows, close. A process that dies in between leaves the transfer open, and
+ * `completeOpenTransfers` (the reconciler's run) finishes it; the units are never
+ * given twice nor lost. Summed over the buckets, available + reserved + sold never
+ * changes, so rebalancers running at once at worst move units back and forth.
+ */
+export class StockRebalancer {
+  private readonly running = new Map<string, Promise<void>>();
+  /** per SKU, the buckets that heard OUT_OF_STOCK while a rebalance of it was running */
+  private readonly waiting = new Map<string, Set<number>>();
+
+  constructor(
+    private readonly deps: {
+      inventory: Inventory;
+      /** Writes the transfer's pair of ledger rows; must do nothing when they are already there. */
+      recordTransfer: (transfer: StockTransfer) => Promise<void>;
+      clock: () => Date;
+      onError: (error: unknown, skuId: string) => void;
+    },
+  ) {}
+
+  /**
+   * Asks, without waiting, for units in the bucket a buyer of a SKU just found empty
+   * (the intake, on OUT_OF_STOCK). One rebalance runs per SKU at a time; the buckets
+   * asked for meanwhile are served by one more run after it.
+   */
+  request(skuId: string, userId: string): void {
+    const bucket = this.deps.inventory.bucketOfBuyer(skuId, userId);
+    if (bucket === null) return;
+    if (this.running.has(skuId)) {
+      this.waiting.set(skuId, (this.waiting.get(skuId) ?? new Set()).add(bucket));
+      return;
+    }
+    this.run(skuId, [bucket]);
+  }
+
+  /** Waits for the rebalances asked for so far (shutdown, tests). */
+  async settled(): Promise<void> {
+    while (this.running.size > 0) await Promise.all(this.running.values());
+  }
+
+  /**
+   * Moves units into the SKU's empty buckets from the fullest: into the buckets named,
+   * half of the fullest's units rounded up; with none named, into every empty bucket,
+   * half rounded down (a bucket is never emptied for a bucket nobody asked for).
+   * Returns the units moved.
+   */
+  async rebalance(skuId: string, into?: readonly number[]): Promise<number> {
+    const buckets = await this.deps.inventory.bucketStock(skuId);
+    if (!buckets || buckets.length < 2) return 0;
+    const available = buckets.map((bucket) => bucket.available);
+    const targets = into ?? available.map((_, bucket) => bucket);
+    let moved = 0;
+    for (const to of targets) {
+      if (available[to]! > 0) continue;
+      const from = available.indexOf(Math.max(...available));
+      const qty = into ? Math.ceil(available[from]! / 2) : Math.floor(available[from]! / 2);
+      if (qty <= 0) break;
+      const taken = await this.move({ transferId: randomUUID(), skuId, from, to, qty });
+      available[from]! -= taken;
+      available[to]! += taken;
+      moved += taken;
+    }
+    return moved;
+  }
+
+  /** Finishes transfers taken longer ago than `olderThanMs` and never closed; returns the units that were still to give. */
+  async completeOpenTransfers(olderThanMs: number): Promise<number> {
+    let units = 0;
+    for (const { given, ...transfer } of await this.deps.inventory.openTransfers(this.deps.clock(), olderThanMs)) {
+      await this.complete(transfer);
+      if (!given) units += transfer.qty;
+    }
+    return units;
+  }
+
+  private run(skuId: string, into: number[]): void {
+    const done = this.rebalance(skuId, into)
+      .then(() => undefined)
+      .catch((error: unknown) => this.deps.onError(error, skuId))
+      .finally(() => {
+        this.running.delete(skuId);
+        const next = this.waiting.get(skuId);
+        this.waiting.delete(skuId);
+        if (next) this.run(skuId, [...next]);
+      });
+    this.running.set(skuId, done);
+  }
+
+  private async move(transfer: StockTransfer): Promise<number> {
+    const taken = await this.deps.inventory.takeForTransfer(transfer, this.deps.clock());
+    if (taken > 0) await this.complete({ ...transfer, qty: taken });
+    return taken;
+  }
+
+  private async complete(transfer: StockTransfer): Promise<void> {
+    await this.deps.inventory.giveForTransfer(transfer);
+    await this.deps.recordTransfer(transfer);
+    await this.deps.inventory.closeTransfer(transfer);
+  }
+}

@@ -1,0 +1,36 @@
+import { priceOrder } from '@orders/domain';
+import { CatalogRepository, PricingRepository } from '@orders/persistence';
+import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_BUYER, seedDemoCatalog } from '../src/demo-catalog.js';
+
+describe('the demo seed', () => {
+  let env: TestEnv;
+
+  beforeAll(async () => {
+    env = await createTestEnv('demo_seed');
+  });
+  afterAll(async () => env?.cleanup());
+
+  it('loads the catalog with a promotion, a coupon and the demo buyer as a gold member, and changes nothing when run again', async () => {
+    expect(await seedDemoCatalog(env.config)).toEqual(['PHONE-X-FLASH', 'TSHIRT-BLK-M', 'MUG-WHITE', 'BOOK-TS', 'promotion DEMO-SPEND-100', 'coupon WELCOME15']);
+    expect(await seedDemoCatalog(env.config)).toEqual([]);
+    expect(await env.db.selectFrom('promotions').select('promotion_id').execute()).toHaveLength(1);
+    expect(await env.db.selectFrom('coupons').select('code').execute()).toHaveLength(1);
+
+    // the demo buyer's cart of 3 books and 2 T-shirts (14,348) as the worker prices it: every rule applies
+    const items = [
+      { skuId: 'BOOK-TS', qty: 3 },
+      { skuId: 'TSHIRT-BLK-M', qty: 2 },
+    ];
+    const now = new Date();
+    const accepted = { orderId: '01JDEMO0000000000000000000', userId: DEMO_BUYER, type: 'standard' as const, items, address: buyerAddress, couponCode: 'WELCOME15', acceptedAt: now.toISOString(), paymentDeadline: now.toISOString() };
+    const rules = (await new PricingRepository(env.db).rulesFor([accepted], ['wh-east', 'wh-west'])).get(accepted.orderId)!;
+    const priced = priceOrder(items, await new CatalogRepository(env.db).findSkus(items.map((i) => i.skuId)), now, rules);
+    expect(priced.applied.member).toEqual({ level: 'gold', discountCents: 517 + 199, freeShipping: false });
+    expect(priced.applied.promotions).toEqual([{ promotionId: 'DEMO-SPEND-100', discountCents: 1_000 }]);
+    // 15 % of what is left after the member discount and the promotion: 14,348 − 716 − 1,000 = 12,632
+    expect(priced.applied.coupon).toEqual({ code: 'WELCOME15', discountCents: 1_894 });
+    expect(priced.amounts).toMatchObject({ subtotalCents: 14_348, discountCents: 716 + 1_000 + 1_894 });
+  });
+});
