@@ -57,6 +57,9 @@ const OUTCOME_OF_CODE: Record<string, CheckoutOutcome> = {
   UNKNOWN_SKU: 'unknown_sku',
   IDEMPOTENCY_CONFLICT: 'idempotency_conflict',
   ORDER_TYPE_MISMATCH: 'order_type_mismatch',
+  COUPON_INVALID: 'coupon_refused',
+  COUPON_LIMIT_EXCEEDED: 'coupon_refused',
+  BUCKETED_SKU_SOLD_ALONE: 'bucketed_sku_sold_alone',
   RISK_REJECTED: 'risk_rejected',
 };
 
@@ -113,7 +116,8 @@ export class CheckoutIntake {
     } catch (error) {
       if (error instanceof DomainError) {
         if (error instanceof OutOfStock) this.deps.rebalancer?.request(error.skuId, userId);
-        metrics.checkouts.inc({ outcome: OUTCOME_OF_CODE[error.code] ?? 'error' });
+        // a buyer's refusal is never `error`: that outcome pages an operator (CheckoutErrors)
+        metrics.checkouts.inc({ outcome: OUTCOME_OF_CODE[error.code] ?? 'invalid' });
         throw error;
       }
       metrics.checkouts.inc({ outcome: 'error' });

@@ -73,6 +73,10 @@ describe('the admin side of pricing, and reverse flows on orders this shop did n
     });
     expect([checkout.status, checkout.body.code]).toEqual([422, 'COUPON_INVALID']);
     expect((await api.request('GET', '/v1/admin/skus/KETTLE', { token: admin })).body.stock).toEqual({ available: 10, reserved: 0, sold: 0 });
+    // a buyer's bad coupon is counted as such, never as an `error` that pages an operator
+    const metrics = await api.request('GET', '/metrics');
+    expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="coupon_refused"[^}]*\} 1/);
+    expect(metrics.body).not.toMatch(/checkouts_total\{[^}]*outcome="error"[^}]*\} [1-9]/);
   });
 
   it('sets member levels, a buyer’s level only to a level that exists, and shipping fees per warehouse', async () => {

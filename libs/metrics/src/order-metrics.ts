@@ -9,6 +9,8 @@ export type CheckoutOutcome =
   | 'unknown_sku'
   | 'idempotency_conflict'
   | 'order_type_mismatch'
+  | 'coupon_refused'
+  | 'bucketed_sku_sold_alone'
   | 'risk_rejected'
   | 'invalid'
   | 'overloaded'

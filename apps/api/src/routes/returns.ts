@@ -1,11 +1,11 @@
-import { IllegalTransition, RefundExceedsLine, StaleOrderVersion, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
-import { ProcessRepository, RefundRepository, refundIdFor, type OrderRow, type RefundView } from '@orders/persistence';
+import { IllegalTransition, StaleOrderVersion, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
+import { ProcessRepository, RefundRepository, refundIdFor, type RefundView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { HttpProblem, notFound } from '../problems.js';
 import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
-import { refundSchema } from './reverse-flows.js';
+import { linesByOrderPart, refundSchema } from './reverse-flows.js';
 
 const ULID = new RegExp(ULID_PATTERN);
 const skuId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const;
@@ -97,15 +97,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       const order = await deps.orders.findOrderRow(orderId);
       if (!order || order.user_id !== request.user.sub) throw notFound('order');
       const { reason, items } = request.body;
-      const children = await process.children(orderId);
-      const parts: Array<{ unit: OrderRow; items: Array<{ skuId: string; qty: number }> }> = [];
-      for (const unit of children.length > 0 ? children : [order]) {
-        const skus = (await process.items(unit.order_id)).map((line) => line.sku_id);
-        const mine = items.filter((item) => skus.includes(item.skuId));
-        if (mine.length > 0) parts.push({ unit, items: mine });
-      }
-      const stranger = items.find((item) => !parts.some((part) => part.items.includes(item)));
-      if (stranger) throw new RefundExceedsLine(`SKU ${stranger.skuId}`);
+      const parts = await linesByOrderPart(process, order, items);
       const returnIdOf = (part: (typeof parts)[number]) => refundIdFor(part.unit.order_id, ['return', reason, part.items.map((i) => `${i.skuId}x${i.qty}`).sort().join(',')]);
       // the money is drawn from the order's payments when the units are received (every payment, latest first)
       const paid = (await process.payments(order.order_id)).some((p) => p.status === 'SUCCEEDED');

@@ -17,6 +17,25 @@ const refundItems = {
   items: { type: 'object', additionalProperties: false, required: ['skuId', 'qty'], properties: { skuId, qty: { type: 'integer', minimum: 1, maximum: 1_000_000 } } },
 } as const;
 
+type RequestedLines = Array<{ skuId: string; qty: number }>;
+
+/**
+ * The requested lines grouped by the order part that holds their SKU: a split order's
+ * children, or the order itself. A SKU no part holds is refused before anything opens.
+ */
+export async function linesByOrderPart(process: ProcessRepository, order: OrderRow, items: RequestedLines): Promise<Array<{ unit: OrderRow; items: RequestedLines }>> {
+  const children = await process.children(order.order_id);
+  const parts: Array<{ unit: OrderRow; items: RequestedLines }> = [];
+  for (const unit of children.length > 0 ? children : [order]) {
+    const skus = (await process.items(unit.order_id)).map((line) => line.sku_id);
+    const mine = items.filter((item) => skus.includes(item.skuId));
+    if (mine.length > 0) parts.push({ unit, items: mine });
+  }
+  const stranger = items.find((item) => !parts.some((part) => part.items.includes(item)));
+  if (stranger) throw new RefundExceedsLine(`SKU ${stranger.skuId}`);
+  return parts;
+}
+
 export const refundSchema = {
   type: 'object',
   properties: {
@@ -292,22 +311,12 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       const order = await ownOrder(request.user, request.params.orderId);
       const actor: Actor = request.user.role;
       const { reason: why, items } = request.body;
-      const children = await process.children(order.order_id);
-      const parts: Array<{ unit: OrderRow; items: Array<{ skuId: string; qty: number }> | 'rest' }> = [];
-      if (children.length === 0) parts.push({ unit: order, items: items ?? 'rest' });
+      let parts: Array<{ unit: OrderRow; items: RequestedLines | 'rest' }>;
+      if (items !== undefined) parts = await linesByOrderPart(process, order, items);
       else {
-        const lines = await Promise.all(children.map(async (child) => ({ child, skus: (await process.items(child.order_id)).map((line) => line.sku_id) })));
-        for (const { child, skus } of lines) {
-          if (items === undefined) {
-            if (UNSHIPPED.has(child.status)) parts.push({ unit: child, items: 'rest' });
-            continue;
-          }
-          const mine = items.filter((item) => skus.includes(item.skuId));
-          if (mine.length > 0) parts.push({ unit: child, items: mine });
-        }
-        const covered = new Set(parts.flatMap((p) => (p.items === 'rest' ? [] : p.items.map((i) => i.skuId))));
-        const stranger = items?.find((item) => !covered.has(item.skuId));
-        if (stranger) throw new RefundExceedsLine(`SKU ${stranger.skuId}`);
+        // without items: every unit not refunded yet, of every part that has not shipped
+        const children = await process.children(order.order_id);
+        parts = children.length === 0 ? [{ unit: order, items: 'rest' }] : children.filter((child) => UNSHIPPED.has(child.status)).map((unit) => ({ unit, items: 'rest' as const }));
         if (parts.length === 0) throw new IllegalTransition(order.status, 'refund', actor);
       }
       const key = (unit: OrderRow, unitItems: (typeof parts)[number]['items']) =>
