@@ -1,9 +1,9 @@
 import type { Config } from '@orders/config';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
-import { CatalogRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, type OrderDb } from '@orders/persistence';
+import { CatalogRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, type OrderDb } from '@orders/persistence';
 import { JOB, QUEUE, createOrderQueues, moveToDeadLetter, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
 import { Inventory, connectRedis, type RedisClient } from '@orders/stock';
-import { Worker, type Job, type Processor } from 'bullmq';
+import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { closeUnpaidOrder } from './processors/expire-order.js';
@@ -70,6 +70,25 @@ function measured<T>(metrics: OrderMetrics, queue: string, processor: Processor<
   };
 }
 
+/**
+ * A job that finds MySQL away goes back to the delayed set without using up an attempt, as
+ * a job does when an external system is away (external-retry.ts): however long the outage,
+ * its orders wait and are written when MySQL returns; attempts and the dead-letter queue
+ * stay for jobs that fail on their own.
+ */
+function waitingOutDatabaseOutages<T>(retryDelayMs: number, log: Logger, queue: string, processor: Processor<T>): Processor<T> {
+  return async (job, token, signal) => {
+    try {
+      return await processor(job, token, signal);
+    } catch (error) {
+      if (token === undefined || !isDatabaseUnavailable(error)) throw error;
+      log.warn({ queue, jobId: job.id, err: error }, 'MySQL unavailable: the job waits for it without using an attempt');
+      await job.moveToDelayed(Date.now() + retryDelayMs, token);
+      throw new DelayedError('MySQL unavailable');
+    }
+  };
+}
+
 const EXPIRY_CONCURRENCY = 10;
 
 /** Starts the processors of the queues this process serves (WORKER_QUEUES). */
@@ -105,7 +124,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       log.warn({ queue }, 'no processor for this queue yet; skipping');
       continue;
     }
-    const worker = new Worker(queue, measured(metrics, queue, processor), {
+    const worker = new Worker(queue, measured(metrics, queue, waitingOutDatabaseOutages(config.JOB_BACKOFF_MS, log, queue, processor)), {
       connection,
       prefix: config.QUEUE_PREFIX,
       concurrency: config.WORKER_CONCURRENCY,

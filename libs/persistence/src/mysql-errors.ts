@@ -2,3 +2,19 @@
 export function isDuplicateKey(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: string }).code === 'ER_DUP_ENTRY';
 }
+
+/** What mysql2 reports when it cannot reach the server or loses the connection mid-query. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'ER_SERVER_SHUTDOWN', 'ER_CON_COUNT_ERROR']);
+
+/**
+ * True when MySQL is away (down, unreachable, restarting, out of connections) rather than
+ * refusing this statement: the work is sound and should wait for the database, not fail.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let cause = error, depth = 0; typeof cause === 'object' && cause !== null && depth < 5; depth++) {
+    const { code, fatal } = cause as { code?: unknown; fatal?: unknown };
+    if ((typeof code === 'string' && UNREACHABLE.has(code)) || fatal === true) return true;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return false;
+}
