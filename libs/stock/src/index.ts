@@ -4,4 +4,5 @@ export { MAX_STOCK_BUCKETS, StockKeys, orderGroupSuffix, splitStock } from './st
 export { StockRebalancer } from './stock-rebalancer.js';
 export type { RedisClient } from './stock-scripts.js';
 export { connectRedis, mastersOf } from './redis-connection.js';
+export { PipelinePerTurn } from './pipeline-per-turn.js';
 export type { RedisLocation } from './redis-connection.js';

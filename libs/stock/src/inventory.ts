@@ -13,6 +13,7 @@ import {
   type OrderLineRequest,
   type OrderType,
 } from '@orders/domain';
+import { PipelinePerTurn } from './pipeline-per-turn.js';
 import { defineStockScripts, type RedisClient } from './stock-scripts.js';
 import { MAX_STOCK_BUCKETS, StockKeys, splitStock } from './stock-keys.js';
 
@@ -91,19 +92,13 @@ const RESTOCK_MARKER_TTL_MS = 90 * 24 * 3600 * 1000;
 /** A finished transfer's records are kept long past any retry of it. */
 const TRANSFER_RECORD_TTL_MS = 7 * 24 * 3600 * 1000;
 
-interface PendingReserve {
-  args: [number, ...(string | number)[]];
-  resolve: (reply: ReserveReply) => void;
-  reject: (error: Error) => void;
-}
-
 /**
  * Redis is authoritative for sellable stock and reservations (DESIGN.md). This class is
  * what the api and workers hold; the scripts themselves live in src/lua.
  */
 export class Inventory {
   readonly keys: StockKeys;
-  private readonly reserveBatches = new Map<string, PendingReserve[]>();
+  private readonly pipelines: PipelinePerTurn;
   /** Buckets per SKU as Redis has them: fixed when the SKU is created, so each process reads a SKU's once. */
   private readonly bucketCounts = new Map<string, number>();
 
@@ -114,6 +109,7 @@ export class Inventory {
   ) {
     this.keys = new StockKeys(keyPrefix);
     defineStockScripts(redis);
+    this.pipelines = new PipelinePerTurn(redis);
   }
 
   /** One round trip: idempotency, sale window, per-buyer limit, coupon use, and all-or-nothing reservation. */
@@ -222,44 +218,9 @@ export class Inventory {
     return buckets > 1 ? this.keys.bucketOf(userId, buckets) : null;
   }
 
-  /**
-   * The reservations asked for in one turn of the event loop go to Redis as one pipeline:
-   * one socket write and one read for all of them instead of one each (the write was
-   * the intake's largest cost in the profile). Each script still runs atomically on its own.
-   */
+  /** The reservations of one event-loop turn share a pipeline per group (PipelinePerTurn). */
   private sendReserve(group: string, args: [number, ...(string | number)[]]): Promise<ReserveReply> {
-    return new Promise((resolve, reject) => {
-      // one pipeline per group: a group is one hash tag, so one Redis Cluster node
-      const batch = this.reserveBatches.get(group);
-      if (batch) batch.push({ args, resolve, reject });
-      else {
-        this.reserveBatches.set(group, [{ args, resolve, reject }]);
-        setImmediate(() => this.flushReserves(group));
-      }
-    });
-  }
-
-  private flushReserves(group: string): void {
-    const batch = this.reserveBatches.get(group) ?? [];
-    this.reserveBatches.delete(group);
-    if (batch.length === 0) return;
-    if (batch.length === 1) {
-      const [only] = batch;
-      this.redis.reserveStock(...only!.args).then(only!.resolve, only!.reject);
-      return;
-    }
-    const pipeline = this.redis.pipeline();
-    for (const { args } of batch) pipeline.reserveStock(...args);
-    pipeline.exec().then(
-      (results) => {
-        batch.forEach((pending, i) => {
-          const [error, reply] = results?.[i] ?? [new Error('reserveStock: no reply in the pipeline'), null];
-          if (error) pending.reject(error);
-          else pending.resolve(reply as ReserveReply);
-        });
-      },
-      (error: unknown) => batch.forEach((pending) => pending.reject(error as Error)),
-    );
+    return this.pipelines.send(group, (pipeline) => pipeline.reserveStock(...args));
   }
 
   /** Returns true when this call gave the stock back, false when it was already released or committed. */
