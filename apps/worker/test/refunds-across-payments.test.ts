@@ -132,12 +132,20 @@ describe('refunds drawn across the payments of an order', () => {
     const [payment] = (await atPaymentSystem()).payments.filter((p) => p.orderId === orderId);
     const sabotage = async (refundId: string) => db.updateTable('refund_parts').set({ payment_id: 'pay-unknown-to-the-payment-system' }).where('refund_id', '=', refundId).execute();
 
-    const first = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: kim, body: { reason: 'one broke', items: [{ skuId: 'LAMP', qty: 1 }] } });
-    expect(first.status).toBe(202);
-    await sabotage(first.body.refundId);
+    // the refund job waits behind a paused payments queue until the sabotage is in place
+    const { payments } = system.workers.deps.queues;
+    await payments.pause();
+    let first;
+    try {
+      first = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: kim, body: { reason: 'one broke', items: [{ skuId: 'LAMP', qty: 1 }] } });
+      expect(first.status).toBe(202);
+      await sabotage(first.body.refundId);
+    } finally {
+      await payments.resume();
+    }
     const dead = await waitFor(async () => (await system.workers.deps.queues.deadLetter.getJobs(['waiting'])).find((letter) => letter.data.data && (letter.data.data as any).orderId === orderId), {
       what: 'the refund job to fail every attempt',
-      timeoutMs: 15_000,
+      timeoutMs: 30_000,
     });
     expect(dead!.data).toMatchObject({ name: 'refund-payments', attemptsMade: 2 });
     // the refund part is put right (an operator's fix); then the buyer refunds the other lamp
