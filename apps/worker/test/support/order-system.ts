@@ -15,7 +15,7 @@ export interface OrderSystem extends Pick<HttpClient, 'request'> {
   paymentSim: HttpClient;
   warehouseSim: HttpClient;
   token(sub: string, role?: 'buyer' | 'merchant' | 'admin'): string;
-  createSku(sku: { skuId: string; priceCents: number; merchantId: string; channel: 'self' | 'third_party'; warehouseId: string; stock: number; deduction: 'placement' | 'payment' }): Promise<void>;
+  createSku(sku: { skuId: string; priceCents: number; merchantId: string; channel: 'self' | 'third_party'; warehouseId: string; stock: number; deduction: 'placement' | 'payment'; stockBuckets?: number }): Promise<void>;
   checkout(buyer: string, items: Array<{ skuId: string; qty: number }>, key?: string): Promise<string>;
   waitForStatus(orderId: string, status: string, timeoutMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   order(orderId: string): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
