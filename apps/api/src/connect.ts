@@ -16,11 +16,17 @@ export async function connectApi(config: Config, options: { migrate?: boolean } 
   const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
   await redis.connect();
   const queues = createOrderQueues(redis, { prefix: config.QUEUE_PREFIX, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
-  const inventory = new Inventory(redis, config.REDIS_KEY_PREFIX, {
-    standardPaymentTimeoutMs: config.PAYMENT_TIMEOUT_MS,
-    flashSalePaymentTimeoutMs: config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
-    idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
-  });
+  const inventory = new Inventory(
+    redis,
+    config.REDIS_KEY_PREFIX,
+    {
+      standardPaymentTimeoutMs: config.PAYMENT_TIMEOUT_MS,
+      flashSalePaymentTimeoutMs: config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
+      idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
+    },
+    // only the intake answers buyers, so only its reservations wait for replicas
+    { replicaAcks: config.RESERVATION_REPLICA_ACKS, timeoutMs: config.RESERVATION_REPLICA_TIMEOUT_MS },
+  );
   return {
     config,
     redis,

@@ -150,6 +150,9 @@ const schema = {
   MAX_ORDER_LINES: int(1, 500),
   MAX_LINE_QTY: int(1, 1_000_000),
   QUEUE_HIGH_WATER_MARK: POSITIVE,
+  /** replicas that must acknowledge a turn's reservations (Redis WAIT) before the intake answers; 0: the master alone */
+  RESERVATION_REPLICA_ACKS: int(0, 16),
+  RESERVATION_REPLICA_TIMEOUT_MS: int(1, 10_000),
   WORKER_QUEUES: queueList,
   WORKER_CONCURRENCY: int(1, 10_000),
   WORKER_METRICS_PORT: PORT,

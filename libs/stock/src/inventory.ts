@@ -13,7 +13,7 @@ import {
   type OrderLineRequest,
   type OrderType,
 } from '@orders/domain';
-import { PipelinePerTurn } from './pipeline-per-turn.js';
+import { PipelinePerTurn, type BatchGuard } from './pipeline-per-turn.js';
 import { defineStockScripts, type RedisClient } from './stock-scripts.js';
 import { MAX_STOCK_BUCKETS, StockKeys, splitStock } from './stock-keys.js';
 
@@ -93,6 +93,30 @@ const RESTOCK_MARKER_TTL_MS = 90 * 24 * 3600 * 1000;
 const TRANSFER_RECORD_TTL_MS = 7 * 24 * 3600 * 1000;
 
 /**
+ * How many replicas must hold a turn's reservations before the intake answers (0: the
+ * master alone). With `appendfsync everysec` a master that dies loses up to a second of
+ * writes, 202s included; a replica that acknowledged them keeps them through a failover.
+ */
+export interface ReservationDurability {
+  replicaAcks: number;
+  timeoutMs: number;
+}
+
+/** WAIT after each turn's reservations, on the same connection: fewer acknowledgements than asked fail the whole turn. */
+function replicaAcknowledgement({ replicaAcks, timeoutMs }: ReservationDurability): BatchGuard {
+  return {
+    add: (pipeline) => pipeline.wait(replicaAcks, timeoutMs),
+    failure: (acknowledged) =>
+      Number(acknowledged) >= replicaAcks ? null : new ReservationNotReplicated(`${Number(acknowledged)} of ${replicaAcks} replicas acknowledged the reservations within ${timeoutMs} ms`),
+  };
+}
+
+/** The reservation may not survive a failover of the Redis master: the buyer is told to retry with the same Idempotency-Key. */
+export class ReservationNotReplicated extends Error {
+  override readonly name = 'ReservationNotReplicated';
+}
+
+/**
  * Redis is authoritative for sellable stock and reservations (DESIGN.md). This class is
  * what the api and workers hold; the scripts themselves live in src/lua.
  */
@@ -106,10 +130,11 @@ export class Inventory {
     private readonly redis: RedisClient,
     keyPrefix: string,
     private readonly timeouts: CheckoutTimeouts,
+    durability: ReservationDurability = { replicaAcks: 0, timeoutMs: 0 },
   ) {
     this.keys = new StockKeys(keyPrefix);
     defineStockScripts(redis);
-    this.pipelines = new PipelinePerTurn(redis);
+    this.pipelines = new PipelinePerTurn(redis, durability.replicaAcks > 0 ? replicaAcknowledgement(durability) : undefined);
   }
 
   /** One round trip: idempotency, sale window, per-buyer limit, coupon use, and all-or-nothing reservation. */

@@ -1,6 +1,15 @@
 import type { ChainableCommander } from 'ioredis';
 import type { RedisClient } from './stock-scripts.js';
 
+/**
+ * A command sent after every batch (e.g. WAIT for replicas), whose reply decides whether
+ * the batch's commands count: an error fails every caller of that batch.
+ */
+export interface BatchGuard {
+  add(pipeline: ChainableCommander): void;
+  failure(reply: unknown): Error | null;
+}
+
 interface Pending {
   add: (pipeline: ChainableCommander) => void;
   resolve: (reply: unknown) => void;
@@ -17,7 +26,10 @@ interface Pending {
 export class PipelinePerTurn {
   private readonly batches = new Map<string, Pending[]>();
 
-  constructor(private readonly redis: RedisClient) {}
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly guard?: BatchGuard,
+  ) {}
 
   /**
    * Queues the commands `add` puts on the pipeline and resolves with the reply of the first
@@ -44,13 +56,18 @@ export class PipelinePerTurn {
       add(pipeline);
       return first;
     });
+    const guardAt = pipeline.length;
+    this.guard?.add(pipeline);
     pipeline.exec().then(
-      (results) =>
+      (results) => {
+        const [guardError, guardReply] = this.guard ? (results?.[guardAt] ?? [new Error('no reply to the batch guard'), null]) : [null, null];
+        const batchFailure = this.guard ? (guardError ?? this.guard.failure(guardReply)) : null;
         batch.forEach((pending, i) => {
           const [error, reply] = results?.[firstCommandOf[i]!] ?? [new Error('no reply in the pipeline'), null];
-          if (error) pending.reject(error);
+          if (error ?? batchFailure) pending.reject((error ?? batchFailure)!);
           else pending.resolve(reply);
-        }),
+        });
+      },
       (error: unknown) => batch.forEach((pending) => pending.reject(error as Error)),
     );
   }

@@ -1,0 +1,72 @@
+import { buyerAddress, createTestEnv, startRedisServer, waitFor, type RedisServer, type TestEnv } from '@orders/testing';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApi, type ApiUnderTest } from './support/api-under-test.js';
+
+describe('reservations acknowledged by a Redis replica before the intake answers (RESERVATION_REPLICA_ACKS=1)', () => {
+  let master: RedisServer;
+  let replica: RedisServer;
+  let replicaClient: Redis;
+  let env: TestEnv;
+  let api: ApiUnderTest;
+
+  const replicaInSync = async () => /master_link_status:up/.test(await replicaClient.info('replication'));
+  const checkout = (buyer: string) =>
+    api.request('POST', '/v1/orders', {
+      token: api.token(buyer),
+      headers: { 'idempotency-key': `key-of-${buyer}` },
+      body: { items: [{ skuId: 'KETTLE', qty: 1 }], address: buyerAddress },
+    });
+  /** What a failover would keep: the orders the replica holds in the accepted set. */
+  const acceptedOnReplica = async () => new Set(await replicaClient.zrange(`${env.config.REDIS_KEY_PREFIX}{g0}:accepted`, 0, -1));
+
+  beforeAll(async () => {
+    master = await startRedisServer();
+    replica = await startRedisServer(['--replicaof', '127.0.0.1', String(master.port)]);
+    replicaClient = new Redis(replica.url, { maxRetriesPerRequest: null });
+    replicaClient.on('error', () => {});
+    await waitFor(replicaInSync, { what: 'the replica to sync with its master' });
+    env = await createTestEnv('replicated_reservations', { REDIS_URL: master.url, RESERVATION_REPLICA_ACKS: '1', RESERVATION_REPLICA_TIMEOUT_MS: '200' });
+    api = await startApi(env);
+    const created = await api.request('POST', '/v1/admin/skus', {
+      token: api.token('ops', 'admin'),
+      body: { skuId: 'KETTLE', title: 'Kettle', priceCents: 3_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1_000, deduction: 'placement' },
+    });
+    expect(created.status).toBe(201);
+  });
+
+  afterAll(async () => {
+    await api?.close();
+    replicaClient?.disconnect();
+    // the key scan needs the master, so the env goes before it
+    await env?.cleanup();
+    await replica?.remove();
+    await master?.remove();
+  });
+
+  it('answers 202 only for what the replica holds, 503 while it is gone, and the same order when the buyer retries', async () => {
+    const first = await Promise.all(Array.from({ length: 200 }, (_, i) => checkout(`early-${i}`)));
+    expect(first.map((answer) => answer.status)).toEqual(Array(200).fill(202));
+    const held = await acceptedOnReplica();
+    expect(first.filter((answer) => !held.has(answer.body.orderId))).toEqual([]);
+
+    await replica.stop();
+    const unacknowledged = await Promise.all(Array.from({ length: 20 }, (_, i) => checkout(`late-${i}`)));
+    for (const answer of unacknowledged) {
+      expect(answer.status).toBe(503);
+      expect(answer.body.code).toBe('SERVICE_UNAVAILABLE');
+      expect(Number(answer.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    }
+
+    await replica.start();
+    await waitFor(replicaInSync, { what: 'the replica to sync again' });
+    // each buyer retries with the same Idempotency-Key, as API.md tells clients to
+    const retried = await Promise.all(Array.from({ length: 20 }, (_, i) => checkout(`late-${i}`)));
+    expect(retried.map((answer) => answer.status)).toEqual(Array(20).fill(202));
+    expect(new Set(retried.map((answer) => answer.body.orderId)).size).toBe(20);
+    const heldNow = await acceptedOnReplica();
+    expect([...first, ...retried].filter((answer) => !heldNow.has(answer.body.orderId))).toEqual([]);
+    // nobody holds a unit twice: 220 buyers, 220 units reserved
+    expect((await api.request('GET', '/v1/admin/skus/KETTLE', { token: api.token('ops', 'admin') })).body.stock).toEqual({ available: 780, reserved: 220, sold: 0 });
+  });
+});
