@@ -286,7 +286,7 @@ export class Inventory {
    * At payment: the order's reserved (placement) or checked (payment-time) units become
    * sold, exactly once, all lines or none (commitStock-1+n.lua).
    */
-  async commitStock(orderId: string, _userId: string): Promise<CommitOutcome> {
+  async commitStock(orderId: string): Promise<CommitOutcome> {
     const group = this.keys.groupOfOrder(orderId);
     const stored = await this.readReservation(group, orderId);
     if (!stored) return { status: 'missing' };
@@ -321,7 +321,7 @@ export class Inventory {
   }
 
   /** The order as the intake accepted it, while Redis still holds its reservation. */
-  async findAcceptedOrder(orderId: string, _userId: string): Promise<AcceptedOrder | null> {
+  async findAcceptedOrder(orderId: string): Promise<AcceptedOrder | null> {
     const group = this.keys.groupOfOrder(orderId);
     const stored = await this.readReservation(group, orderId);
     return stored && toAcceptedOrder(orderId, stored);

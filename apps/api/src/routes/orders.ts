@@ -49,7 +49,7 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
       throw notFound('order');
     }
     if (principal.role === 'buyer') {
-      const accepted = await inventory.findAcceptedOrder(orderId, principal.sub);
+      const accepted = await inventory.findAcceptedOrder(orderId);
       if (accepted && accepted.userId === principal.sub) return acceptedView(accepted);
     }
     throw notFound('order');

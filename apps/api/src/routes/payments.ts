@@ -55,7 +55,7 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
       const order = await deps.orders.findOrderRow(orderId);
       if (!order) {
         // still in the queue: not payable yet, but only its buyer may learn that it exists
-        const accepted = await deps.inventory.findAcceptedOrder(orderId, request.user.sub);
+        const accepted = await deps.inventory.findAcceptedOrder(orderId);
         if (accepted && accepted.userId === request.user.sub) throw new IllegalTransition('ACCEPTED', 'pay', 'buyer');
         throw notFound('order');
       }

@@ -94,7 +94,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     if (order && principal.role === 'merchant' && (await deps.orders.orderHasMerchant(orderId, principal.sub))) return order;
     if (!order && principal.role === 'buyer') {
       // still in the queue: nothing to cancel or refund yet, but only its buyer may learn that it exists
-      const accepted = await deps.inventory.findAcceptedOrder(orderId, principal.sub);
+      const accepted = await deps.inventory.findAcceptedOrder(orderId);
       if (accepted && accepted.userId === principal.sub) throw new IllegalTransition('ACCEPTED', 'cancel', 'buyer');
     }
     throw notFound('order');
@@ -113,7 +113,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     const row = await deps.db.selectFrom('stock_ledger').select('id').where('ref', '=', ref).where('kind', '=', 'commit').limit(1).executeTakeFirst();
     if (row !== undefined) return true;
     if (order.parent_order_id !== null || order.status !== 'PAID') return false;
-    const outcome = await deps.inventory.commitStock(order.order_id, order.user_id);
+    const outcome = await deps.inventory.commitStock(order.order_id);
     if (outcome.status !== 'committed' && outcome.status !== 'already') return false;
     await process.recordStockCommitted(order.order_id);
     return true;

@@ -134,7 +134,7 @@ export class ForwardLife {
 
   /** Returns false when the stock was gone and the order is being refunded instead. */
   private async commitStock(order: OrderRow): Promise<boolean> {
-    const outcome = await this.deps.inventory.commitStock(order.order_id, order.user_id);
+    const outcome = await this.deps.inventory.commitStock(order.order_id);
     const items = await this.process.items(order.order_id);
     if (outcome.status === 'gone') {
       this.deps.log.warn({ orderId: order.order_id, skuId: outcome.skuId }, 'payment-time stock gone at payment: refunding');
