@@ -36,10 +36,22 @@ export const addressSchema = {
   },
 } as const;
 
+type LineLimits = { maxLines: number; maxQty: number };
+
+/** An order's lines in a body: 1 to MAX_ORDER_LINES of them, each of 1 to MAX_LINE_QTY units, unknown fields refused. */
+function orderLinesSchema(limits: LineLimits, required: readonly string[], properties: Record<string, unknown>) {
+  return {
+    type: 'array',
+    minItems: 1,
+    maxItems: limits.maxLines,
+    items: { type: 'object', additionalProperties: false, required, properties: { ...properties, qty: { type: 'integer', minimum: 1, maximum: limits.maxQty } } },
+  } as const;
+}
+
 const ORDER_IMPORT_MAX = 500;
 
 /** `POST /v1/admin/orders/import`: up to 500 orders of one channel, priced by that channel. */
-export function orderImportBodySchema(limits: { maxLines: number; maxQty: number }) {
+export function orderImportBodySchema(limits: LineLimits) {
   const id = { type: 'string', pattern: '^[A-Za-z0-9._:@-]{1,64}$' } as const;
   return {
     type: 'object',
@@ -60,26 +72,15 @@ export function orderImportBodySchema(limits: { maxLines: number; maxQty: number
             userId: id,
             placedAt: { type: 'string', format: 'date-time' },
             status: { type: 'string', enum: ['PAID', 'SHIPPED', 'DELIVERED', 'COMPLETED', 'CANCELLED'], description: 'the status in its channel' },
-            items: {
-              type: 'array',
-              minItems: 1,
-              maxItems: limits.maxLines,
-              items: {
-                type: 'object',
-                additionalProperties: false,
-                required: ['skuId', 'title', 'merchantId', 'warehouseId', 'qty', 'unitPriceCents'],
-                properties: {
-                  skuId,
-                  title: text(200),
-                  merchantId: id,
-                  warehouseId: id,
-                  channel: { type: 'string', enum: ['self', 'third_party'], default: 'self' },
-                  qty: { type: 'integer', minimum: 1, maximum: limits.maxQty },
-                  unitPriceCents: cents,
-                  discountCents: { ...cents, default: 0 },
-                },
-              },
-            },
+            items: orderLinesSchema(limits, ['skuId', 'title', 'merchantId', 'warehouseId', 'qty', 'unitPriceCents'], {
+              skuId,
+              title: text(200),
+              merchantId: id,
+              warehouseId: id,
+              channel: { type: 'string', enum: ['self', 'third_party'], default: 'self' },
+              unitPriceCents: cents,
+              discountCents: { ...cents, default: 0 },
+            }),
             shippingCents: { ...cents, default: 0 },
             address: addressSchema,
           },
@@ -89,23 +90,13 @@ export function orderImportBodySchema(limits: { maxLines: number; maxQty: number
   } as const;
 }
 
-export function checkoutBodySchema(limits: { maxLines: number; maxQty: number }) {
+export function checkoutBodySchema(limits: LineLimits) {
   return {
     type: 'object',
     additionalProperties: false,
     required: ['items', 'address'],
     properties: {
-      items: {
-        type: 'array',
-        minItems: 1,
-        maxItems: limits.maxLines,
-        items: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['skuId', 'qty'],
-          properties: { skuId, qty: { type: 'integer', minimum: 1, maximum: limits.maxQty } },
-        },
-      },
+      items: orderLinesSchema(limits, ['skuId', 'qty'], { skuId }),
       address: addressSchema,
       couponCode: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
       orderType: { type: 'string', enum: ['standard', 'flash_sale'] },
