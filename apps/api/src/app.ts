@@ -88,6 +88,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
   await app.register(rateLimitPlugin, {
     redis: deps.redis,
     keyPrefix: config.REDIS_KEY_PREFIX,
+    slotGroupOf: (budget) => deps.inventory.keys.groupOf(budget),
     windowMs: config.RATE_LIMIT_WINDOW_MS,
     perUser: config.RATE_LIMIT_PER_USER,
     perIp: config.RATE_LIMIT_PER_IP,

@@ -20,6 +20,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** A preHandler that admits a valid token of one of these roles. */
     requireRole(...roles: Role[]): preHandlerAsyncHookHandler;
+    /** The request's verified principal; rejects with a 401 problem. Verified once per request, whoever asks first. */
+    principalOf(request: FastifyRequest): Promise<Principal>;
+  }
+  interface FastifyRequest {
+    verifiedPrincipal: Promise<Principal> | null;
   }
 }
 
@@ -51,8 +56,12 @@ export const authPlugin = fp(
       return request.user;
     }
 
+    // the rate limiter asks first (whose budget?), the route's role check second
+    app.decorateRequest('verifiedPrincipal', null);
+    app.decorate('principalOf', (request: FastifyRequest) => (request.verifiedPrincipal ??= authenticate(request)));
+
     app.decorate('requireRole', (...roles: Role[]) => async (request: FastifyRequest) => {
-      const principal = await authenticate(request);
+      const principal = await app.principalOf(request);
       if (!roles.includes(principal.role)) throw forbidden(`This needs the ${roles.join(' or ')} role`);
     });
   },

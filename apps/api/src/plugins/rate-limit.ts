@@ -1,13 +1,14 @@
-import rateLimit from '@fastify/rate-limit';
-import type { RedisClient } from '@orders/stock';
+import rateLimit, { type FastifyRateLimitStore } from '@fastify/rate-limit';
+import { PipelinePerTurn, type RedisClient } from '@orders/stock';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { rateLimited } from '../problems.js';
 
 export interface RateLimitOptions {
-  /** its budgets are single-key scripts, so a Redis Cluster serves them as they are */
   redis: RedisClient;
   keyPrefix: string;
+  /** The hash tag of a budget's key (a buyer's own keys' group), so a Redis Cluster pipeline of budgets stays on one node. */
+  slotGroupOf: (budget: string) => string;
   windowMs: number;
   perUser: number;
   perIp: number;
@@ -20,6 +21,41 @@ export interface RateLimitOptions {
  */
 const UNLIMITED_ROUTES = /^\/(health\/|metrics$|v1\/callbacks\/)/;
 
+type SpendCallback = (error: Error | null, spent?: { current: number; ttl: number }) => void;
+
+/**
+ * @fastify/rate-limit's store for budgets in Redis: one counter per budget and fixed window.
+ * The budgets spent in one event-loop turn go to Redis as one pipeline (PipelinePerTurn);
+ * the plugin's own Redis store sent a script per request, one socket write each (14 % of the
+ * intake's CPU in the profile). INCR then PEXPIRE NX: the first request of a window starts
+ * its clock, and a counter that somehow lost its expiry gets one back on its next request.
+ */
+function requestBudgetStore(pipelines: PipelinePerTurn, slotGroupOf: (budget: string) => string, namespace: string) {
+  return class RequestBudgetStore {
+    /** The plugin constructs its store with its settings, which say nothing this store needs. */
+    constructor(
+      _settings: unknown,
+      private readonly keyPrefix = namespace,
+    ) {}
+
+    incr(budget: string, callback: SpendCallback, windowMs: number): void {
+      const slotGroup = slotGroupOf(budget);
+      const key = `${this.keyPrefix}${slotGroup}:rate:${budget}`;
+      pipelines.sendAll(slotGroup, (pipeline) => pipeline.incr(key).pexpire(key, windowMs, 'NX').pttl(key)).then(
+        ([current, , ttl]) => callback(null, { current: Number(current), ttl: Math.max(0, Number(ttl)) }),
+        (error: Error) => callback(error),
+      );
+    }
+
+    /** A route with budgets of its own (none today) counts them under its own keys. */
+    child(routeOptions: Parameters<FastifyRateLimitStore['child']>[0]): RequestBudgetStore {
+      // the plugin passes its merged route settings, which carry the route as `routeInfo` (not what its types say)
+      const { routeInfo } = routeOptions as unknown as { routeInfo: { method?: string; url?: string } };
+      return new RequestBudgetStore(routeOptions, `${this.keyPrefix}${routeInfo.method ?? ''}${routeInfo.url ?? ''}:`);
+    }
+  };
+}
+
 /**
  * Request budgets in Redis, shared by every api replica. A request with a valid token
  * spends its user's budget; only anonymous ones spend their IP's, because a sale's buyers
@@ -31,9 +67,7 @@ export const rateLimitPlugin = fp(
     async function budgetOf(request: FastifyRequest): Promise<string> {
       if (!request.headers.authorization) return `ip:${request.ip}`;
       try {
-        // the verified-token cache makes this and the route's own check one HMAC at most
-        await request.jwtVerify();
-        return `user:${request.user.sub}`;
+        return `user:${(await app.principalOf(request)).sub}`;
       } catch {
         return `ip:${request.ip}`;
       }
@@ -42,8 +76,7 @@ export const rateLimitPlugin = fp(
     await app.register(rateLimit, {
       global: true,
       hook: 'onRequest',
-      redis: options.redis,
-      nameSpace: `${options.keyPrefix}rate:`,
+      store: requestBudgetStore(new PipelinePerTurn(options.redis), options.slotGroupOf, options.keyPrefix),
       timeWindow: options.windowMs,
       max: async (_request, key) => (key.startsWith('user:') ? options.perUser : options.perIp),
       keyGenerator: budgetOf,
