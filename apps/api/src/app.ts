@@ -1,6 +1,5 @@
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import helmet from '@fastify/helmet';
 import { StockLedgerRepository } from '@orders/persistence';
 import { StockRebalancer } from '@orders/stock';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -13,6 +12,7 @@ import { docsPlugin } from './plugins/docs.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { problemDetailsPlugin } from './plugins/problem-details.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
+import { securityHeadersPlugin } from './plugins/security-headers.js';
 import { QueueDepthSampler } from './queue-depth.js';
 import { adminOrderRoutes } from './routes/admin-orders.js';
 import { adminQueueRoutes } from './routes/admin-queues.js';
@@ -82,7 +82,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
   for (const schema of [problemSchema, orderSchema, skuSchema]) app.addSchema(schema);
 
   // third-party plugins, then the app's own, then routes (fastify/demo's order)
-  await app.register(helmet, { global: true });
+  await app.register(securityHeadersPlugin);
   await app.register(docsPlugin);
   await app.register(authPlugin, { secret: config.AUTH_JWT_SECRET, tokenCacheSize: config.AUTH_TOKEN_CACHE_SIZE });
   await app.register(rateLimitPlugin, {
