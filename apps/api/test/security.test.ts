@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { mastersOf } from '@orders/stock';
 import { buyerAddress, createTestEnv, signToken, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
@@ -89,6 +90,25 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       } finally {
         await behindBalancer.close();
       }
+    });
+
+    it('serves a refused buyer again once the window has passed, and leaves no budget in Redis without an expiry', async () => {
+      const shortWindow = await startApi({ ...env, config: { ...env.config, RATE_LIMIT_WINDOW_MS: 1_000 } });
+      try {
+        const orders = () => shortWindow.request('GET', '/v1/orders', { token: shortWindow.token('patient-buyer') });
+        for (let i = 1; i <= 8; i++) expect((await orders()).status).toBe(200);
+        const refused = await orders();
+        expect(refused.status).toBe(429);
+        await new Promise((resolve) => setTimeout(resolve, Number(refused.headers['retry-after']) * 1_000 + 100));
+        expect((await orders()).status).toBe(200);
+      } finally {
+        await shortWindow.close();
+      }
+
+      const budgets: string[] = [];
+      for (const node of mastersOf(env.redis)) budgets.push(...(await node.keys(`${env.config.REDIS_KEY_PREFIX}*:rate:*`)));
+      expect(budgets.length).toBeGreaterThan(0);
+      for (const budget of budgets) expect(await env.redis.pttl(budget), budget).toBeGreaterThan(0);
     });
   });
 

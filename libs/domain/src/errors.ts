@@ -10,21 +10,35 @@ export abstract class DomainError extends Error {
   }
 }
 
-export class OutOfStock extends DomainError {
+/**
+ * The answers a flash sale gives most buyers (sold out, over the limit, not running): they
+ * are outcomes, not faults, and are never logged with a stack, so none is captured. At
+ * 10,000 refusals a second the capture was 2 % of the api's CPU.
+ */
+export abstract class SaleRefusal extends DomainError {
+  constructor(message: string) {
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    super(message);
+    Error.stackTraceLimit = stackTraceLimit;
+  }
+}
+
+export class OutOfStock extends SaleRefusal {
   readonly code = 'OUT_OF_STOCK';
   constructor(readonly skuId: string) {
     super(`SKU ${skuId} does not have enough stock left`);
   }
 }
 
-export class LimitExceeded extends DomainError {
+export class LimitExceeded extends SaleRefusal {
   readonly code = 'LIMIT_EXCEEDED';
   constructor(readonly skuId: string) {
     super(`The per-buyer purchase limit of SKU ${skuId} would be exceeded`);
   }
 }
 
-export class SaleNotActive extends DomainError {
+export class SaleNotActive extends SaleRefusal {
   readonly code = 'SALE_NOT_ACTIVE';
   constructor(readonly skuId: string) {
     super(`The flash sale of SKU ${skuId} is not running now`);
