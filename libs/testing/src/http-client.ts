@@ -1,3 +1,5 @@
+import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { Pool } from 'undici';
 
@@ -43,13 +45,35 @@ export function httpClient(baseUrl: string, connections = 100): HttpClient {
 }
 
 /** A port nobody listens on right now, for a process the test starts. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Where the kernel picks the local ports of outgoing connections (Linux's default when it cannot be read). */
+function ephemeralPortsStart(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+const LOWEST_TEST_PORT = 10_000;
+
+/**
+ * A port free now, for a server the test starts later. It comes from below the ephemeral
+ * range: a port the kernel handed out there could be taken by any outgoing connection
+ * (to MySQL, to Redis) of a test running in parallel before the server listens on it.
+ */
+export async function freePort(): Promise<number> {
+  const below = ephemeralPortsStart();
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = LOWEST_TEST_PORT + randomInt(below - LOWEST_TEST_PORT);
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port between ${LOWEST_TEST_PORT} and ${below} after 100 attempts`);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
