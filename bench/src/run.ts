@@ -337,6 +337,7 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
   const find = (prefix: string) => http.find((row) => row.name.startsWith(prefix));
   const bare = find('bare');
   const naive = find('naive');
+  const reserve = find('Fastify + Redis');
   const intake = find('intake POST /v1/orders (hot');
   const soldOut = find('intake POST /v1/orders (sold');
   const ratio = (a?: number, b?: number) => (a && b ? Number((a / b).toFixed(2)) : null);
@@ -344,6 +345,9 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
     intakeOverBare: ratio(intake?.reqPerSec, bare?.reqPerSec),
     intakeOverNaive: ratio(intake?.reqPerSec, naive?.reqPerSec),
     soldOutOverBare: ratio(soldOut?.reqPerSec, bare?.reqPerSec),
+    // how close the intake comes to what one Lua call per request allows on this box
+    intakeOverReserve: ratio(intake?.reqPerSec, reserve?.reqPerSec),
+    soldOutOverReserve: ratio(soldOut?.reqPerSec, reserve?.reqPerSec),
     drain1OverIntake: ratio(drains.find((d) => d.workers === 1)?.ordersPerSec, intake?.reqPerSec),
     drain2OverIntake: ratio(drains.find((d) => d.workers === 2)?.ordersPerSec, intake?.reqPerSec),
   };
