@@ -1,7 +1,7 @@
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { StockLedgerRepository } from '@orders/persistence';
-import { StockRebalancer } from '@orders/stock';
+import { StockRebalancer, WindowCounters } from '@orders/stock';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { AppDeps } from './app-deps.js';
 import { CheckoutIntake } from './checkout-intake.js';
@@ -85,8 +85,10 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
   await app.register(securityHeadersPlugin);
   await app.register(docsPlugin);
   await app.register(authPlugin, { secret: config.AUTH_JWT_SECRET, tokenCacheSize: config.AUTH_TOKEN_CACHE_SIZE });
+  // request budgets and checkout velocity: the same counters, one pipeline per turn
+  const windowCounters = new WindowCounters(deps.redis);
   await app.register(rateLimitPlugin, {
-    redis: deps.redis,
+    counters: windowCounters,
     keyPrefix: config.REDIS_KEY_PREFIX,
     slotGroupOf: (budget) => deps.inventory.keys.groupOf(budget),
     windowMs: config.RATE_LIMIT_WINDOW_MS,
@@ -113,7 +115,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     log: app.log,
     risk: {
       policy: { blockedUsers: config.RISK_BLOCKED_USERS, blockedDevices: config.RISK_BLOCKED_DEVICES, maxCheckoutsPerWindow: config.RISK_VELOCITY_MAX_CHECKOUTS },
-      velocity: new CheckoutVelocity(deps.redis, deps.inventory.keys, config.RISK_VELOCITY_WINDOW_MS),
+      velocity: new CheckoutVelocity(windowCounters, deps.inventory.keys, config.RISK_VELOCITY_WINDOW_MS),
     },
     rebalancer: new StockRebalancer({
       inventory: deps.inventory,

@@ -102,7 +102,7 @@ export class CheckoutIntake {
     const now = this.deps.clock();
     let reservation: Reservation;
     try {
-      await this.assessRisk(userId, deviceId, now);
+      await this.assessRisk(userId, deviceId);
       reservation = await inventory.reserveStock({
         orderId: this.newOrderId(now.getTime()),
         userId,
@@ -136,10 +136,10 @@ export class CheckoutIntake {
     return reservation;
   }
 
-  private async assessRisk(userId: string, deviceId: string | null, now: Date): Promise<void> {
+  private async assessRisk(userId: string, deviceId: string | null): Promise<void> {
     const { risk } = this.deps;
     if (!risk) return;
-    const attemptsInWindow = risk.policy.maxCheckoutsPerWindow > 0 ? await risk.velocity.attempt(userId, now) : 0;
+    const attemptsInWindow = risk.policy.maxCheckoutsPerWindow > 0 ? await risk.velocity.attempt(userId) : 0;
     const reason = riskOfCheckout(risk.policy, { userId, deviceId, attemptsInWindow });
     if (reason === null) return;
     this.deps.log.warn({ userId, deviceId, reason }, 'checkout refused by risk control');

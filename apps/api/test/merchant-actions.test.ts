@@ -3,6 +3,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { WindowCounters } from '@orders/stock';
 import { buyerAddress, createTestEnv } from '@orders/testing';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -161,7 +162,7 @@ describe('the console without a build', () => {
     const app = Fastify({ logger: false });
     try {
       await app.register(authPlugin, { secret: env.config.AUTH_JWT_SECRET, tokenCacheSize: 0 });
-      await app.register(rateLimitPlugin, { redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, slotGroupOf: () => '{g0}', windowMs: 60_000, perUser: 100, perIp: 100 });
+      await app.register(rateLimitPlugin, { counters: new WindowCounters(env.redis), keyPrefix: env.config.REDIS_KEY_PREFIX, slotGroupOf: () => '{g0}', windowMs: 60_000, perUser: 100, perIp: 100 });
       await app.register(problemDetailsPlugin);
       await app.register(consolePlugin, { root: empty });
       for (const url of ['/console', '/console/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV']) {

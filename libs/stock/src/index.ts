@@ -5,5 +5,7 @@ export { StockRebalancer } from './stock-rebalancer.js';
 export type { RedisClient } from './stock-scripts.js';
 export { connectRedis, mastersOf } from './redis-connection.js';
 export { PipelinePerTurn } from './pipeline-per-turn.js';
+export { WindowCounters } from './window-counters.js';
+export type { WindowCount } from './window-counters.js';
 export type { BatchGuard } from './pipeline-per-turn.js';
 export type { RedisLocation } from './redis-connection.js';

@@ -12,8 +12,6 @@ export interface BatchGuard {
 
 interface Pending {
   add: (pipeline: ChainableCommander) => void;
-  /** true: the caller wants the replies of all its commands; false: of the first only */
-  allReplies: boolean;
   resolve: (reply: unknown) => void;
   reject: (error: Error) => void;
 }
@@ -33,22 +31,10 @@ export class PipelinePerTurn {
     private readonly guard?: BatchGuard,
   ) {}
 
-  /**
-   * Queues the commands `add` puts on the pipeline and resolves with the reply of the first
-   * of them (the others, such as an expiry set beside a counter, answer nothing the caller needs).
-   */
+  /** Queues the command `add` puts on the pipeline (one script call) and resolves with its reply. */
   send<T>(slotGroup: string, add: (pipeline: ChainableCommander) => void): Promise<T> {
-    return this.queue<T>(slotGroup, add, false);
-  }
-
-  /** As `send`, resolving with the replies of every command `add` put on the pipeline, in order; any one's error rejects. */
-  sendAll(slotGroup: string, add: (pipeline: ChainableCommander) => void): Promise<unknown[]> {
-    return this.queue<unknown[]>(slotGroup, add, true);
-  }
-
-  private queue<T>(slotGroup: string, add: (pipeline: ChainableCommander) => void, allReplies: boolean): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const pending: Pending = { add, allReplies, resolve: resolve as (reply: unknown) => void, reject };
+      const pending: Pending = { add, resolve: resolve as (reply: unknown) => void, reject };
       const batch = this.batches.get(slotGroup);
       if (batch) batch.push(pending);
       else {
@@ -62,10 +48,10 @@ export class PipelinePerTurn {
     const batch = this.batches.get(slotGroup) ?? [];
     this.batches.delete(slotGroup);
     const pipeline = this.redis.pipeline();
-    const commandsOf = batch.map(({ add }) => {
+    const firstCommandOf = batch.map(({ add }) => {
       const first = pipeline.length;
       add(pipeline);
-      return { first, end: pipeline.length };
+      return first;
     });
     const guardAt = pipeline.length;
     this.guard?.add(pipeline);
@@ -74,12 +60,9 @@ export class PipelinePerTurn {
         const [guardError, guardReply] = this.guard ? (results?.[guardAt] ?? [new Error('no reply to the batch guard'), null]) : [null, null];
         const batchFailure = this.guard ? (guardError ?? this.guard.failure(guardReply)) : null;
         batch.forEach((pending, i) => {
-          const { first, end } = commandsOf[i]!;
-          const wanted = pending.allReplies ? end - first : 1;
-          const own = results?.slice(first, first + wanted) ?? [];
-          const failure = batchFailure ?? own.find(([error]) => error)?.[0] ?? (own.length < wanted ? new Error('no reply in the pipeline') : null);
-          if (failure) pending.reject(failure);
-          else pending.resolve(pending.allReplies ? own.map(([, reply]) => reply) : own[0]![1]);
+          const [error, reply] = results?.[firstCommandOf[i]!] ?? [new Error('no reply in the pipeline'), null];
+          if (error ?? batchFailure) pending.reject((error ?? batchFailure)!);
+          else pending.resolve(reply);
         });
       },
       (error: unknown) => batch.forEach((pending) => pending.reject(error as Error)),

@@ -1,0 +1,43 @@
+import { WindowCounters } from '@orders/stock';
+import { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+describe('fixed-window counters (request budgets, checkout velocity)', () => {
+  const prefix = `t:window_${randomBytes(4).toString('hex')}:{g0}:`;
+  let redis: Redis;
+  let counters: WindowCounters;
+
+  beforeAll(() => {
+    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    counters = new WindowCounters(redis);
+  });
+
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  it('counts 200 parallel events exactly once each, in one window that the first of them started', async () => {
+    const counts = await Promise.all(Array.from({ length: 200 }, () => counters.count('{g0}', `${prefix}burst`, 60_000)));
+    expect(counts.map((c) => c.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    for (const { msLeft } of counts) {
+      expect(msLeft).toBeGreaterThan(55_000);
+      expect(msLeft).toBeLessThanOrEqual(60_000);
+    }
+  });
+
+  it('starts a new window once the old one has passed', async () => {
+    expect((await counters.count('{g0}', `${prefix}short`, 200)).count).toBe(1);
+    expect((await counters.count('{g0}', `${prefix}short`, 200)).count).toBe(2);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await counters.count('{g0}', `${prefix}short`, 200)).toEqual({ count: 1, msLeft: 200 });
+  });
+
+  it('gives a counter that lost its expiry one back on its next count, so none stays in Redis for ever', async () => {
+    await redis.set(`${prefix}stuck`, '7');
+    expect(await counters.count('{g0}', `${prefix}stuck`, 60_000)).toEqual({ count: 8, msLeft: 60_000 });
+    expect(await redis.pttl(`${prefix}stuck`)).toBeGreaterThan(55_000);
+  });
+});
