@@ -32,6 +32,7 @@ describe('Prometheus configuration and alert rules', () => {
         'StockDriftFound',
         'WorkerMissing',
         'NoWorkerRunning',
+        'RequestBudgetsUnchecked',
       ]),
     );
   });

@@ -94,6 +94,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     windowMs: config.RATE_LIMIT_WINDOW_MS,
     perUser: config.RATE_LIMIT_PER_USER,
     perIp: config.RATE_LIMIT_PER_IP,
+    onUnchecked: () => deps.metrics.requestBudgetsUnchecked.inc(),
   });
   await app.register(problemDetailsPlugin);
   await app.register(metricsPlugin, { metrics: deps.metrics });

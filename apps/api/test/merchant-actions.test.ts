@@ -162,7 +162,7 @@ describe('the console without a build', () => {
     const app = Fastify({ logger: false });
     try {
       await app.register(authPlugin, { secret: env.config.AUTH_JWT_SECRET, tokenCacheSize: 0 });
-      await app.register(rateLimitPlugin, { counters: new WindowCounters(env.redis), keyPrefix: env.config.REDIS_KEY_PREFIX, slotGroupOf: () => '{g0}', windowMs: 60_000, perUser: 100, perIp: 100 });
+      await app.register(rateLimitPlugin, { counters: new WindowCounters(env.redis), keyPrefix: env.config.REDIS_KEY_PREFIX, slotGroupOf: () => '{g0}', windowMs: 60_000, perUser: 100, perIp: 100, onUnchecked: () => {} });
       await app.register(problemDetailsPlugin);
       await app.register(consolePlugin, { root: empty });
       for (const url of ['/console', '/console/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV']) {

@@ -80,6 +80,11 @@ describe('Redis restarted in the middle of a sale (its own redis-server, AOF app
     await waitFor(async () => unavailable.length >= 20, { what: 'checkouts answered 503 while Redis is gone' });
     const ready = await api.request('GET', '/health/ready');
     expect([ready.status, ready.body.redis]).toEqual([503, 'down']);
+    // reads from MySQL are still served, without their budget check, and /metrics says so
+    const read = await api.request('GET', '/v1/orders', { token: signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-1', role: 'buyer' }) });
+    expect(read.status).toBe(200);
+    const metrics = await api.request('GET', '/metrics');
+    expect(Number(/^request_budgets_unchecked_total\{[^}]*\} (\d+)/m.exec(metrics.body)?.[1])).toBeGreaterThan(0);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const answeredWhileDown = finalAnswers.length;
     await redis.start();

@@ -51,6 +51,11 @@ export function createMetrics(labels: { app: string }) {
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
+    requestBudgetsUnchecked: new Counter({
+      name: 'request_budgets_unchecked_total',
+      help: 'Requests served without a rate-limit check because the budget counters in Redis could not be reached',
+      registers: [registry],
+    }),
     queueJobs: new Gauge({
       name: 'queue_jobs',
       help: 'Jobs in each queue by state (waiting, active, delayed, failed, prioritized)',

@@ -12,6 +12,8 @@ export interface RateLimitOptions {
   windowMs: number;
   perUser: number;
   perIp: number;
+  /** A request served unchecked because its budget could not be counted (Redis away): operators must see it. */
+  onUnchecked: (error: Error) => void;
 }
 
 /**
@@ -29,7 +31,7 @@ type SpendCallback = (error: Error | null, spent?: { current: number; ttl: numbe
  * write each (14 % of the intake's CPU in the profile); the counters of one event-loop turn
  * go as one pipeline.
  */
-function requestBudgetStore(counters: WindowCounters, slotGroupOf: (budget: string) => string, namespace: string) {
+function requestBudgetStore(counters: WindowCounters, slotGroupOf: (budget: string) => string, namespace: string, onUnchecked: (error: Error) => void) {
   return class RequestBudgetStore {
     /** The plugin constructs its store with its settings, which say nothing this store needs. */
     constructor(
@@ -41,7 +43,10 @@ function requestBudgetStore(counters: WindowCounters, slotGroupOf: (budget: stri
       const slotGroup = slotGroupOf(budget);
       counters.count(slotGroup, `${this.keyPrefix}${slotGroup}:rate:${budget}`, windowMs).then(
         ({ count, msLeft }) => callback(null, { current: count, ttl: msLeft }),
-        (error: Error) => callback(error),
+        (error: Error) => {
+          onUnchecked(error);
+          callback(error);
+        },
       );
     }
 
@@ -74,12 +79,12 @@ export const rateLimitPlugin = fp(
     await app.register(rateLimit, {
       global: true,
       hook: 'onRequest',
-      store: requestBudgetStore(options.counters, options.slotGroupOf, options.keyPrefix),
+      store: requestBudgetStore(options.counters, options.slotGroupOf, options.keyPrefix, options.onUnchecked),
       timeWindow: options.windowMs,
       max: async (_request, key) => (key.startsWith('user:') ? options.perUser : options.perIp),
       keyGenerator: budgetOf,
       allowList: (request) => UNLIMITED_ROUTES.test(request.routeOptions.url ?? ''),
-      // Redis away: checkouts fail on their own with 503; reads from MySQL still work
+      // Redis away: checkouts fail on their own with 503; reads from MySQL still work, counted by onUnchecked
       skipOnError: true,
       errorResponseBuilder: (_request, context) => rateLimited(Math.max(1, Math.ceil(context.ttl / 1000))),
     });
