@@ -44,7 +44,6 @@ export function httpClient(baseUrl: string, connections = 100): HttpClient {
   };
 }
 
-/** A port nobody listens on right now, for a process the test starts. */
 /** Where the kernel picks the local ports of outgoing connections (Linux's default when it cannot be read). */
 function ephemeralPortsStart(): number {
   try {
@@ -55,6 +54,9 @@ function ephemeralPortsStart(): number {
 }
 
 const LOWEST_TEST_PORT = 10_000;
+// a kernel set to hand out ports from low down leaves no range of its own: then any port above ours
+const EPHEMERAL_PORTS_START = ephemeralPortsStart();
+const HIGHEST_TEST_PORT = EPHEMERAL_PORTS_START > LOWEST_TEST_PORT + 1_000 ? EPHEMERAL_PORTS_START - 1 : 65_535;
 
 /**
  * A port free now, for a server the test starts later. It comes from below the ephemeral
@@ -62,12 +64,11 @@ const LOWEST_TEST_PORT = 10_000;
  * (to MySQL, to Redis) of a test running in parallel before the server listens on it.
  */
 export async function freePort(): Promise<number> {
-  const below = ephemeralPortsStart();
   for (let attempt = 0; attempt < 100; attempt++) {
-    const port = LOWEST_TEST_PORT + randomInt(below - LOWEST_TEST_PORT);
+    const port = randomInt(LOWEST_TEST_PORT, HIGHEST_TEST_PORT + 1);
     if (await canListen(port)) return port;
   }
-  throw new Error(`no free port between ${LOWEST_TEST_PORT} and ${below} after 100 attempts`);
+  throw new Error(`no free port between ${LOWEST_TEST_PORT} and ${HIGHEST_TEST_PORT} after 100 attempts`);
 }
 
 function canListen(port: number): Promise<boolean> {
