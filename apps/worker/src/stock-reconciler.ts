@@ -49,7 +49,9 @@ const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && COUNTERS.e
  * a commit), so drift counts only when two readings RECONCILE_SETTLE_MS apart agree.
  * A SKU split into buckets is compared summed over its buckets; units on their way from
  * one bucket to another are in flight too. Each run first finishes transfers cut short
- * and refills empty buckets (StockRebalancer): that moves no unit in or out of a SKU.
+ * and refills empty buckets (StockRebalancer): that moves no unit in or out of a SKU,
+ * except a transfer voided by a merchant's stock set, whose units the set overrode and
+ * whose ledger `out` row says so.
  */
 export class StockReconciler {
   private readonly reportKey: string;
@@ -140,9 +142,12 @@ export class StockReconciler {
     for (const [group, ids] of acceptedByGroup) {
       await this.reservedInFlight(group, ids.filter((orderId) => !snapshot.persisted.has(orderId)), counters, inFlight);
     }
+    // units taken off a bucket and in none: on their way, or voided by a stock set whose
+    // ledger row counted the SKU without them; a voided transfer's `out` row is written
+    // just before it closes, so only in that instant are they counted twice
     const inTransit = new Map<string, number>();
     for (const transfer of await inventory.openTransfers(new Date())) {
-      if (!transfer.given) inTransit.set(transfer.skuId, (inTransit.get(transfer.skuId) ?? 0) + transfer.qty);
+      if (transfer.state !== 'given') inTransit.set(transfer.skuId, (inTransit.get(transfer.skuId) ?? 0) + transfer.qty);
     }
 
     const drift: SkuDrift[] = [];

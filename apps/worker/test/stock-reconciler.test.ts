@@ -120,7 +120,7 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
 
     // 4 units taken from bucket 0 and not yet given to bucket 3: a transfer under way, not drift
     const transfer = { transferId: 'by-hand-1', skuId: 'TORCH', from: 0, to: 3, qty: 4 };
-    expect(await inventory.takeForTransfer(transfer, new Date())).toBe(4);
+    expect((await inventory.takeForTransfer(transfer, new Date())).qty).toBe(4);
     const underWay = await reconcile();
     expect([underWay.exitCode, underWay.output]).toEqual([0, expect.stringContaining('No drift: Redis matches the MySQL ledger.')]);
     // the reconciler finishes a transfer left open; the SKU's total never moved
@@ -136,6 +136,46 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
     expect((await reconcile('--repair')).exitCode).toBe(0);
     expect((await torchBuckets()).stock).toEqual({ available: 40, reserved: 0, sold: 0 });
     expect((await reconcile()).output).toContain('No drift: Redis matches the MySQL ledger.');
+  });
+
+  it('sells exactly the stock a merchant sets while units are on their way between buckets, and finds no drift', { timeout: 60_000 }, async () => {
+    const admin = system.token('ops', 'admin');
+    await system.createSku({ skuId: 'KETTLE', priceCents: 3_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 40, deduction: 'placement', stockBuckets: 4 });
+    const kettle = async () => (await system.request('GET', '/v1/admin/skus/KETTLE', { token: admin })).body;
+    const setStock = async (stock: number) => expect((await system.request('PUT', '/v1/admin/skus/KETTLE/stock', { token: admin, body: { stock } })).status).toBe(200);
+    // taken "3 s from now": the worker's scheduled run finishes transfers older than 100 ms, and must not before the PUT
+    const takenAt = () => new Date(Date.now() + 3_000);
+
+    // a rebalancer takes 5 units off bucket 0 for bucket 3, the merchant sets 20, then it gives them: too late
+    const taken = await inventory.takeForTransfer({ transferId: 'kettle-1', skuId: 'KETTLE', from: 0, to: 3, qty: 5 }, takenAt());
+    await setStock(20);
+    expect(await inventory.giveForTransfer(taken)).toBe('voided');
+    expect((await kettle()).stock).toEqual({ available: 20, reserved: 0, sold: 0 });
+
+    // another takes 4 units off bucket 1 for bucket 2 and dies; the merchant sets 24; the reconciler's run finishes it
+    await inventory.takeForTransfer({ transferId: 'kettle-2', skuId: 'KETTLE', from: 1, to: 2, qty: 4 }, takenAt());
+    await setStock(24);
+    await waitFor(async () => (await inventory.openTransfers(new Date(Date.now() + 60_000))).length === 0, { what: 'the scheduled reconciliation to finish both transfers', timeoutMs: 15_000 });
+    expect((await kettle()).stock).toEqual({ available: 24, reserved: 0, sold: 0 });
+    // 40 opening, 20 - 35 and 24 - 16 set by the merchant, the two voided transfers' units out: 24
+    const ledger = await system.env.db.selectFrom('stock_ledger').select(['ref', 'qty']).where('sku_id', '=', 'KETTLE').orderBy('id').execute();
+    expect(ledger.filter((row) => row.ref.startsWith('transfer:')).map((row) => [row.ref, Number(row.qty)])).toEqual([
+      ['transfer:kettle-1:out', -5],
+      ['transfer:kettle-2:out', -4],
+    ]);
+    expect(ledger.map((row) => Number(row.qty))).toEqual([40, -15, 8, -5, -4]);
+    expect((await reconcile()).output).toContain('No drift: Redis matches the MySQL ledger.');
+
+    // 300 buyers race for the 24 units
+    const answers = await Promise.all(
+      Array.from({ length: 300 }, (_, i) =>
+        system.request('POST', '/v1/orders', { token: system.token(`kettle-buyer-${i}`), headers: { 'idempotency-key': 'kettle' }, body: { items: [{ skuId: 'KETTLE', qty: 1 }], address: buyerAddress } }),
+      ),
+    );
+    expect(answers.filter((answer) => answer.status !== 202).map((answer) => answer.body.code)).toEqual(Array.from({ length: 276 }, () => 'OUT_OF_STOCK'));
+    expect((await kettle()).stock).toEqual({ available: 0, reserved: 24, sold: 0 });
+    const { output, exitCode } = await reconcile();
+    expect([exitCode, output]).toEqual([0, expect.stringContaining('No drift: Redis matches the MySQL ledger.')]);
   });
 
   it('still sells what the ledger says after the repair', async () => {

@@ -28,17 +28,18 @@ export class StockLedgerRepository {
    * Units moved between two buckets of a SKU: a pair of `adjust` rows that cancel out,
    * so the ledger's totals stay as they are and the move is on record. Written once per
    * transfer id (a finished transfer is finished again after a crash).
+   *
+   * A voided transfer (a merchant's stock set came between its two sides) gets its
+   * `out` row alone: the set's own row counted the SKU without the units on their way,
+   * and they never arrived, so the ledger ends at the quantity set, as Redis does.
    */
-  async recordTransfer(transfer: { transferId: string; skuId: string; from: number; to: number; qty: number }): Promise<void> {
-    const ref = `transfer:${transfer.transferId}`;
-    await this.db
-      .insertInto('stock_ledger')
-      .ignore()
-      .values([
-        { sku_id: transfer.skuId, kind: 'adjust', ref: `${ref}:out`, order_id: null, qty: -transfer.qty, reason: `moved from bucket ${transfer.from} to bucket ${transfer.to}` },
-        { sku_id: transfer.skuId, kind: 'adjust', ref: `${ref}:in`, order_id: null, qty: transfer.qty, reason: `moved to bucket ${transfer.to} from bucket ${transfer.from}` },
-      ])
-      .execute();
+  async recordTransfer(transfer: { transferId: string; skuId: string; from: number; to: number; qty: number; voided: boolean }): Promise<void> {
+    const { transferId, skuId, from, to, qty } = transfer;
+    const row = (side: 'out' | 'in', units: number, reason: string) => ({ sku_id: skuId, kind: 'adjust' as const, ref: `transfer:${transferId}:${side}`, order_id: null, qty: units, reason });
+    const rows = transfer.voided
+      ? [row('out', -qty, `taken from bucket ${from} for ${to}, voided by a stock set`)]
+      : [row('out', -qty, `moved from bucket ${from} to bucket ${to}`), row('in', qty, `moved to bucket ${to} from bucket ${from}`)];
+    await this.db.insertInto('stock_ledger').ignore().values(rows).execute();
   }
 
   async skuIds(): Promise<string[]> {

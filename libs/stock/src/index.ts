@@ -1,7 +1,8 @@
 export { Inventory, ReservationNotReplicated } from './inventory.js';
-export type { CheckoutTimeouts, ReservationDurability, CommitOutcome, ReserveStockRequest, Reservation, SkuStock, SkuStockRules, StockTransfer } from './inventory.js';
+export type { CheckoutTimeouts, ReservationDurability, CommitOutcome, ReserveStockRequest, Reservation, SkuStock, SkuStockRules, StockTransfer, TakenTransfer, GiveOutcome, OpenTransfer } from './inventory.js';
 export { MAX_STOCK_BUCKETS, StockKeys, orderGroupSuffix, splitStock } from './stock-keys.js';
 export { StockRebalancer } from './stock-rebalancer.js';
+export type { FinishedTransfer } from './stock-rebalancer.js';
 export type { RedisClient } from './stock-scripts.js';
 export { connectRedis, mastersOf } from './redis-connection.js';
 export { PipelinePerTurn } from './pipeline-per-turn.js';

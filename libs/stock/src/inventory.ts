@@ -76,6 +76,28 @@ export interface StockTransfer {
   qty: number;
 }
 
+/**
+ * A transfer as its giving side took it: `qty` is what was taken, `generation` the
+ * giving bucket's stock generation then (how many times the merchant had set the
+ * SKU's stock): its units are given only to a bucket of that generation.
+ */
+export interface TakenTransfer extends StockTransfer {
+  generation: number;
+}
+
+/**
+ * What the receiving side of a transfer did. `voided`: the units were taken before a
+ * stock set that has reached the receiving bucket since; the set said what each
+ * bucket holds, so they are given nowhere, ever. `waiting`: taken after a stock set
+ * that has not reached the receiving bucket yet; nothing done, given after it.
+ */
+export type GiveOutcome = 'given' | 'given-before' | 'voided' | 'waiting';
+
+/** A transfer taken and not closed, with what its receiving side has done so far. */
+export interface OpenTransfer extends TakenTransfer {
+  state: 'taken' | 'given' | 'voided';
+}
+
 interface StoredReservation {
   userId: string;
   type: OrderType;
@@ -91,6 +113,10 @@ type ReserveReply = Array<number | string>;
 const RESTOCK_MARKER_TTL_MS = 90 * 24 * 3600 * 1000;
 /** A finished transfer's records are kept long past any retry of it. */
 const TRANSFER_RECORD_TTL_MS = 7 * 24 * 3600 * 1000;
+/** The receiving side's marker of a voided transfer, as giveStock-2.lua writes it. */
+const VOIDED_MARKER = 'void';
+/** giveStock-2.lua's return codes (-1, a bucket without counters, is an error). */
+const GIVE_OUTCOMES: Partial<Record<number, GiveOutcome>> = { 1: 'given', 0: 'given-before', 2: 'voided', 3: 'waiting' };
 
 /**
  * How many replicas must hold a turn's reservations before the intake answers (0: the
@@ -387,14 +413,20 @@ export class Inventory {
    * Sets the sellable quantity, split over the SKU's buckets like its opening stock;
    * reservations already taken stay as they are. Returns the previous quantity (all
    * buckets), or null for an unknown SKU.
+   *
+   * Bucket 0 is set first: its set starts the SKU's next stock generation, which the
+   * other buckets' sets then carry. A transfer between buckets under way meanwhile gives
+   * its units only within the generation it took them in (giveStock-2.lua), so the new
+   * quantity never has units taken before it added on top. Sets of one SKU must not
+   * overlap (the catalog holds the SKU's row lock around this call).
    */
   async setAvailable(skuId: string, available: number): Promise<number | null> {
     const buckets = (await this.bucketsOf([skuId])).get(skuId)!;
-    const previous = await Promise.all(
-      splitStock(available, buckets).map((share, bucket) => this.redis.setStock(1, this.keys.sku(this.keys.bucketGroup(bucket), skuId), share)),
-    );
-    if (previous[0]! < 0) return null;
-    return previous.reduce((sum, units) => sum + Math.max(units, 0), 0);
+    const [first, ...rest] = splitStock(available, buckets);
+    const [previous, generation] = await this.redis.setStock(1, this.keys.sku(this.keys.bucketGroup(0), skuId), first!, 0);
+    if (previous < 0) return null;
+    const others = await Promise.all(rest.map((share, i) => this.redis.setStock(1, this.keys.sku(this.keys.bucketGroup(i + 1), skuId), share, generation)));
+    return others.reduce((sum, [units]) => sum + Math.max(units, 0), previous);
   }
 
   /** The SKU's counters summed over its buckets; null for an unknown SKU. */
@@ -426,21 +458,28 @@ export class Inventory {
 
   /**
    * The giving side of a transfer: takes up to `qty` available units off bucket `from`,
-   * once per transfer id. Returns what was taken (for a repeated id, what the first call took).
+   * once per transfer id. Returns the transfer with what was taken (for a repeated id,
+   * what the first call took) and the bucket's stock generation then.
    */
-  async takeForTransfer(transfer: StockTransfer, now: Date): Promise<number> {
+  async takeForTransfer(transfer: StockTransfer, now: Date): Promise<TakenTransfer> {
     const group = this.keys.bucketGroup(transfer.from);
     const keys = [this.keys.sku(group, transfer.skuId), this.keys.transfer(group, transfer.transferId), this.keys.openTransfers(group)];
-    return this.redis.takeStock(keys.length, ...keys, transfer.transferId, transfer.qty, transfer.skuId, transfer.to, now.getTime(), TRANSFER_RECORD_TTL_MS);
+    const [qty, generation] = await this.redis.takeStock(keys.length, ...keys, transfer.transferId, transfer.qty, transfer.skuId, transfer.to, now.getTime(), TRANSFER_RECORD_TTL_MS);
+    return { ...transfer, qty, generation };
   }
 
-  /** The receiving side: adds the transfer's units to bucket `to`, once per transfer id. Returns false when given before. */
-  async giveForTransfer(transfer: StockTransfer): Promise<boolean> {
+  /**
+   * The receiving side: adds the transfer's units to bucket `to` once per transfer id,
+   * or voids the transfer when a stock set overrode them (GiveOutcome).
+   */
+  async giveForTransfer(transfer: TakenTransfer): Promise<GiveOutcome> {
     const group = this.keys.bucketGroup(transfer.to);
     const keys = [this.keys.sku(group, transfer.skuId), this.keys.transfer(group, transfer.transferId)];
-    const given = await this.redis.giveStock(keys.length, ...keys, transfer.qty, TRANSFER_RECORD_TTL_MS);
-    if (given < 0) throw new Error(`bucket ${transfer.to} of SKU ${transfer.skuId} has no counters to give ${transfer.qty} units to`);
-    return given === 1;
+    const code = await this.redis.giveStock(keys.length, ...keys, transfer.qty, transfer.generation, TRANSFER_RECORD_TTL_MS);
+    if (code === -1) throw new Error(`bucket ${transfer.to} of SKU ${transfer.skuId} has no counters to give ${transfer.qty} units to`);
+    const outcome = GIVE_OUTCOMES[code];
+    if (!outcome) throw new Error(`giveStock answered an unknown code ${String(code)}`);
+    return outcome;
   }
 
   /** Both sides are done (and recorded): the transfer leaves the open set, its record expires later. */
@@ -449,16 +488,17 @@ export class Inventory {
     await this.redis.multi().zrem(this.keys.openTransfers(group), transfer.transferId).pexpire(this.keys.transfer(group, transfer.transferId), TRANSFER_RECORD_TTL_MS).exec();
   }
 
-  /** Transfers taken longer ago than `olderThanMs` and not closed, in every group, each with whether its units were given. */
-  async openTransfers(now: Date, olderThanMs = 0): Promise<Array<StockTransfer & { given: boolean }>> {
-    const open: Array<StockTransfer & { given: boolean }> = [];
+  /** Transfers taken longer ago than `olderThanMs` and not closed, in every group, each with what its receiving side did. */
+  async openTransfers(now: Date, olderThanMs = 0): Promise<OpenTransfer[]> {
+    const open: OpenTransfer[] = [];
     for (const [from, group] of this.keys.groups().entries()) {
       const ids = await this.redis.zrangebyscore(this.keys.openTransfers(group), '-inf', now.getTime() - olderThanMs);
       for (const transferId of ids) {
-        const [qty, skuId, to] = await this.redis.hmget(this.keys.transfer(group, transferId), 'q', 'sku', 'to');
+        const [qty, generation, skuId, to] = await this.redis.hmget(this.keys.transfer(group, transferId), 'q', 'g', 'sku', 'to');
         if (!qty || !skuId || !to) continue;
-        const given = (await this.redis.exists(this.keys.transfer(this.keys.bucketGroup(Number(to)), transferId))) === 1;
-        open.push({ transferId, skuId, from, to: Number(to), qty: Number(qty), given });
+        const marker = await this.redis.get(this.keys.transfer(this.keys.bucketGroup(Number(to)), transferId));
+        const state = marker === null ? 'taken' : marker === VOIDED_MARKER ? 'voided' : 'given';
+        open.push({ transferId, skuId, from, to: Number(to), qty: Number(qty), generation: Number(generation ?? 0), state });
       }
     }
     return open;

@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { Inventory, StockTransfer } from './inventory.js';
+import type { GiveOutcome, Inventory, StockTransfer, TakenTransfer } from './inventory.js';
+
+/** A transfer whose receiving side is done: given, or voided by a stock set (its units went nowhere). */
+export interface FinishedTransfer extends StockTransfer {
+  voided: boolean;
+}
 
 /**
  * Keeps a bucketed SKU's units where its buyers are. A bucket whose buyer just heard
@@ -14,6 +19,13 @@ import type { Inventory, StockTransfer } from './inventory.js';
  * `completeOpenTransfers` (the reconciler's run) finishes it; the units are never
  * given twice nor lost. Summed over the buckets, available + reserved + sold never
  * changes, so rebalancers running at once at worst move units back and forth.
+ *
+ * A merchant's stock set (Inventory.setAvailable) overrides what every bucket holds.
+ * Units taken before it are not given after it (that would sell them on top of the
+ * new quantity): the give voids the transfer, and the ledger gets its `out` row
+ * alone, as the set's own row counted without them. Units taken after the set
+ * reached the giving bucket wait until it reaches the receiving one; the transfer
+ * stays open meanwhile and the reconciler's run gives them.
  */
 export class StockRebalancer {
   private readonly running = new Map<string, Promise<void>>();
@@ -23,8 +35,8 @@ export class StockRebalancer {
   constructor(
     private readonly deps: {
       inventory: Inventory;
-      /** Writes the transfer's pair of ledger rows; must do nothing when they are already there. */
-      recordTransfer: (transfer: StockTransfer) => Promise<void>;
+      /** Writes the transfer's pair of ledger rows (the `out` row alone if voided); must do nothing when they are already there. */
+      recordTransfer: (transfer: FinishedTransfer) => Promise<void>;
       clock: () => Date;
       onError: (error: unknown, skuId: string) => void;
     },
@@ -54,7 +66,7 @@ export class StockRebalancer {
    * Moves units into the SKU's empty buckets from the fullest: into the buckets named,
    * half of the fullest's units rounded up; with none named, into every empty bucket,
    * half rounded down (a bucket is never emptied for a bucket nobody asked for).
-   * Returns the units moved.
+   * Returns the units moved (taken and given).
    */
   async rebalance(skuId: string, into?: readonly number[]): Promise<number> {
     const buckets = await this.deps.inventory.bucketStock(skuId);
@@ -67,20 +79,22 @@ export class StockRebalancer {
       const from = available.indexOf(Math.max(...available));
       const qty = into ? Math.ceil(available[from]! / 2) : Math.floor(available[from]! / 2);
       if (qty <= 0) break;
-      const taken = await this.move({ transferId: randomUUID(), skuId, from, to, qty });
+      const { taken, given } = await this.move({ transferId: randomUUID(), skuId, from, to, qty });
       available[from]! -= taken;
-      available[to]! += taken;
-      moved += taken;
+      available[to]! += given;
+      moved += given;
     }
     return moved;
   }
 
-  /** Finishes transfers taken longer ago than `olderThanMs` and never closed; returns the units that were still to give. */
+  /**
+   * Finishes transfers taken longer ago than `olderThanMs` and never closed (one still
+   * waiting for a stock set to reach its receiving bucket stays open); returns the units given now.
+   */
   async completeOpenTransfers(olderThanMs: number): Promise<number> {
     let units = 0;
-    for (const { given, ...transfer } of await this.deps.inventory.openTransfers(this.deps.clock(), olderThanMs)) {
-      await this.complete(transfer);
-      if (!given) units += transfer.qty;
+    for (const transfer of await this.deps.inventory.openTransfers(this.deps.clock(), olderThanMs)) {
+      if ((await this.complete(transfer)) === 'given') units += transfer.qty;
     }
     return units;
   }
@@ -98,15 +112,21 @@ export class StockRebalancer {
     this.running.set(skuId, done);
   }
 
-  private async move(transfer: StockTransfer): Promise<number> {
+  /** Returns the units taken off `from` and those given to `to` (fewer when voided or waiting). */
+  private async move(transfer: StockTransfer): Promise<{ taken: number; given: number }> {
     const taken = await this.deps.inventory.takeForTransfer(transfer, this.deps.clock());
-    if (taken > 0) await this.complete({ ...transfer, qty: taken });
-    return taken;
+    if (taken.qty === 0) return { taken: 0, given: 0 };
+    const outcome = await this.complete(taken);
+    return { taken: taken.qty, given: outcome === 'given' ? taken.qty : 0 };
   }
 
-  private async complete(transfer: StockTransfer): Promise<void> {
-    await this.deps.inventory.giveForTransfer(transfer);
-    await this.deps.recordTransfer(transfer);
+  /** Gives, records and closes; a transfer waiting for a stock set to reach its receiving bucket stays open. */
+  private async complete(transfer: TakenTransfer): Promise<GiveOutcome> {
+    const outcome = await this.deps.inventory.giveForTransfer(transfer);
+    if (outcome === 'waiting') return outcome;
+    const { transferId, skuId, from, to, qty } = transfer;
+    await this.deps.recordTransfer({ transferId, skuId, from, to, qty, voided: outcome === 'voided' });
     await this.deps.inventory.closeTransfer(transfer);
+    return outcome;
   }
 }

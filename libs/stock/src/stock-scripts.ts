@@ -10,11 +10,11 @@ declare module 'ioredis' {
     reserveStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<Reply, Context>;
     releaseStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
     initSku(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
-    setStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
+    setStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, number], Context>;
     commitStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, number], Context>;
     restockStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
     releaseCoupon(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
-    takeStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
+    takeStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, number], Context>;
     giveStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
     countInWindow(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, number], Context>;
   }

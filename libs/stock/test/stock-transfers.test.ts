@@ -1,5 +1,5 @@
 import { BucketedSkuSoldAlone, OutOfStock } from '@orders/domain';
-import { Inventory, StockKeys, StockRebalancer, splitStock, type StockTransfer } from '@orders/stock';
+import { Inventory, StockKeys, StockRebalancer, splitStock, type FinishedTransfer } from '@orders/stock';
 import { buyerAddress } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
@@ -11,24 +11,48 @@ describe('stock buckets and the transfers between them', () => {
   const prefix = `t:buckets_${randomBytes(4).toString('hex')}:`;
   // the scripts expire keys at times derived from `now` on Redis's own clock, so `now` is today
   const now = new Date();
+  const timeouts = { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR };
+  const sale = { deduction: 'placement' as const, saleStartsAt: new Date(now.getTime() - HOUR), saleEndsAt: new Date(now.getTime() + HOUR), perUserLimit: 1 };
   let redis: Redis;
   let inventory: Inventory;
-  const recorded: StockTransfer[] = [];
+  const recorded: FinishedTransfer[] = [];
   let rebalancer: StockRebalancer;
   let n = 0;
 
-  beforeAll(async () => {
-    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
-    inventory = new Inventory(redis, prefix, { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR });
-    rebalancer = new StockRebalancer({
-      inventory,
+  const rebalancerOn = (on: Inventory) =>
+    new StockRebalancer({
+      inventory: on,
       recordTransfer: async (transfer) => void recorded.push(transfer),
       clock: () => now,
       onError: (error) => {
         throw error;
       },
     });
-    const sale = { deduction: 'placement' as const, saleStartsAt: new Date(now.getTime() - HOUR), saleEndsAt: new Date(now.getTime() + HOUR), perUserLimit: 1 };
+
+  /**
+   * An Inventory on the same Redis connection whose `script` call on one bucket of a SKU
+   * first waits for `meanwhile`: what another process does in that instant (a merchant's
+   * stock set between a transfer's two sides, a transfer between two buckets' sets).
+   */
+  const pausingBefore = (script: 'setStock' | 'giveStock', skuId: string, bucket: number, meanwhile: () => Promise<unknown>) => {
+    const key = new StockKeys(prefix).sku(`{g${bucket}}`, skuId);
+    const connection = new Proxy(redis, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property, target);
+        if (property !== script) return typeof value === 'function' ? value.bind(target) : value;
+        return async (...args: Parameters<Redis['setStock']>) => {
+          if (args[1] === key) await meanwhile();
+          return target[script](...args);
+        };
+      },
+    });
+    return new Inventory(connection, prefix, timeouts);
+  };
+
+  beforeAll(async () => {
+    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    inventory = new Inventory(redis, prefix, timeouts);
+    rebalancer = rebalancerOn(inventory);
     await inventory.initSku({ skuId: 'HOT', available: 10, buckets: 4, ...sale });
     await inventory.initSku({ skuId: 'SPLIT', available: 10, buckets: 4, ...sale });
     await inventory.initSku({ skuId: 'MOVE', available: 9, buckets: 3, ...sale });
@@ -53,6 +77,13 @@ describe('stock buckets and the transfers between them', () => {
       now,
     });
   const available = async (skuId: string) => (await inventory.bucketStock(skuId))!.map((bucket) => bucket.available);
+  /** `buyers` buyers of one unit each, all at once; returns how many got one (the others heard OUT_OF_STOCK). */
+  const race = async (skuId: string, buyers: number) => {
+    const answers = await Promise.allSettled(Array.from({ length: buyers }, (_, i) => reserve(`${skuId}-buyer-${i}`, [{ skuId, qty: 1 }])));
+    const refusals = answers.flatMap((answer) => (answer.status === 'rejected' ? [answer.reason as unknown] : []));
+    expect(refusals.filter((reason) => !(reason instanceof OutOfStock))).toEqual([]);
+    return answers.length - refusals.length;
+  };
 
   it('splits 10 units over 4 buckets as 3, 3, 2, 2', async () => {
     expect(splitStock(10, 4)).toEqual([3, 3, 2, 2]);
@@ -81,31 +112,33 @@ describe('stock buckets and the transfers between them', () => {
 
   it('takes and gives once per transfer id, however often either side runs', async () => {
     const transfer = { transferId: 'tr-1', skuId: 'SPLIT', from: 0, to: 3, qty: 2 };
-    expect(await inventory.takeForTransfer(transfer, now)).toBe(2);
-    expect(await inventory.takeForTransfer(transfer, now)).toBe(2);
+    // generation 0: the merchant has not set the stock since the SKU was created
+    const taken = { ...transfer, generation: 0 };
+    expect(await inventory.takeForTransfer(transfer, now)).toEqual(taken);
+    expect(await inventory.takeForTransfer(transfer, now)).toEqual(taken);
     expect(await available('SPLIT')).toEqual([1, 3, 2, 2]);
     // taken and not yet given: open, so a crash here is finished later
-    expect(await inventory.openTransfers(now)).toEqual([{ ...transfer, given: false }]);
-    expect(await inventory.giveForTransfer(transfer)).toBe(true);
-    expect(await inventory.giveForTransfer(transfer)).toBe(false);
+    expect(await inventory.openTransfers(now)).toEqual([{ ...taken, state: 'taken' }]);
+    expect(await inventory.giveForTransfer(taken)).toBe('given');
+    expect(await inventory.giveForTransfer(taken)).toBe('given-before');
     expect(await available('SPLIT')).toEqual([1, 3, 2, 4]);
-    expect(await inventory.openTransfers(now)).toEqual([{ ...transfer, given: true }]);
+    expect(await inventory.openTransfers(now)).toEqual([{ ...taken, state: 'given' }]);
     await inventory.closeTransfer(transfer);
     expect(await inventory.openTransfers(now)).toEqual([]);
     // a repeat after closing changes nothing either
-    expect(await inventory.takeForTransfer(transfer, now)).toBe(2);
-    expect(await inventory.giveForTransfer(transfer)).toBe(false);
+    expect(await inventory.takeForTransfer(transfer, now)).toEqual(taken);
+    expect(await inventory.giveForTransfer(taken)).toBe('given-before');
     expect(await inventory.getSkuStock('SPLIT')).toEqual({ available: 10, reserved: 0, sold: 0 });
   });
 
   it('never takes more than the bucket has available', async () => {
     const transfer = { transferId: 'tr-2', skuId: 'SPLIT', from: 0, to: 1, qty: 5 };
-    expect(await inventory.takeForTransfer(transfer, now)).toBe(1);
-    expect(await inventory.takeForTransfer({ transferId: 'tr-3', skuId: 'SPLIT', from: 0, to: 1, qty: 5 }, now)).toBe(0);
+    expect((await inventory.takeForTransfer(transfer, now)).qty).toBe(1);
+    expect((await inventory.takeForTransfer({ transferId: 'tr-3', skuId: 'SPLIT', from: 0, to: 1, qty: 5 }, now)).qty).toBe(0);
     await rebalancer.completeOpenTransfers(0);
     expect(await available('SPLIT')).toEqual([0, 4, 2, 4]);
     expect(await inventory.openTransfers(now)).toEqual([]);
-    expect(recorded.filter((transfer) => transfer.transferId === 'tr-2')).toEqual([{ ...transfer, qty: 1 }]);
+    expect(recorded.filter((transfer) => transfer.transferId === 'tr-2')).toEqual([{ ...transfer, qty: 1, voided: false }]);
   });
 
   it('finishes a transfer cut short between its two sides exactly once', async () => {
@@ -136,5 +169,99 @@ describe('stock buckets and the transfers between them', () => {
     expect(await available('MOVE')).toEqual([0, 0, 0]);
     expect(await inventory.getSkuStock('MOVE')).toEqual({ available: 0, reserved: 9, sold: 0 });
     expect(await inventory.openTransfers(now)).toEqual([]);
+  });
+
+  describe('a merchant sets the stock while units are on their way between buckets', () => {
+    it('sells exactly the 20 units set when the rebalancer gives 5 units it took before the set: the give voids the transfer', async () => {
+      await inventory.initSku({ skuId: 'SET-GIVE', available: 40, buckets: 4, ...sale });
+      const transfer = { transferId: 'set-give-1', skuId: 'SET-GIVE', from: 0, to: 3, qty: 5 };
+      const taken = await inventory.takeForTransfer(transfer, now);
+      expect(await available('SET-GIVE')).toEqual([5, 10, 10, 10]);
+      // the set counts 35 units before it (the ledger's `adjust` row is 20 - 35)
+      expect(await inventory.setAvailable('SET-GIVE', 20)).toBe(35);
+      expect(await inventory.giveForTransfer(taken)).toBe('voided');
+      expect(await inventory.giveForTransfer(taken)).toBe('voided');
+      expect(await available('SET-GIVE')).toEqual([5, 5, 5, 5]);
+      // the units were in no bucket when the set counted, and never will be: the ledger's `out` row alone
+      expect(await inventory.openTransfers(now)).toEqual([{ ...taken, state: 'voided' }]);
+      expect(await rebalancer.completeOpenTransfers(0)).toBe(0);
+      expect(recorded.filter((t) => t.transferId === 'set-give-1')).toEqual([{ ...transfer, voided: true }]);
+      expect(await inventory.openTransfers(now)).toEqual([]);
+
+      expect(await race('SET-GIVE', 300)).toBe(20);
+      expect(await inventory.getSkuStock('SET-GIVE')).toEqual({ available: 0, reserved: 20, sold: 0 });
+    });
+
+    it("voids a transfer the rebalancer's own give finds overridden by a set that came between its sides", async () => {
+      // 3 units over 4 buckets: bucket 3 is empty, the rebalancer moves 1 unit there from bucket 0
+      await inventory.initSku({ skuId: 'SET-LIVE', available: 3, buckets: 4, ...sale });
+      const paused = rebalancerOn(pausingBefore('giveStock', 'SET-LIVE', 3, () => inventory.setAvailable('SET-LIVE', 8)));
+      expect(await paused.rebalance('SET-LIVE', [3])).toBe(0);
+      expect(await available('SET-LIVE')).toEqual([2, 2, 2, 2]);
+      expect(recorded.filter((t) => t.skuId === 'SET-LIVE')).toEqual([{ transferId: expect.any(String), skuId: 'SET-LIVE', from: 0, to: 3, qty: 1, voided: true }]);
+      expect(await inventory.openTransfers(now)).toEqual([]);
+
+      expect(await race('SET-LIVE', 300)).toBe(8);
+      expect(await inventory.getSkuStock('SET-LIVE')).toEqual({ available: 0, reserved: 8, sold: 0 });
+    });
+
+    it("sells exactly the 20 units set when the process that took 5 units died and the reconciler's run finishes the transfer", async () => {
+      await inventory.initSku({ skuId: 'SET-CRASH', available: 40, buckets: 4, ...sale });
+      const transfer = { transferId: 'set-crash-1', skuId: 'SET-CRASH', from: 1, to: 2, qty: 5 };
+      await inventory.takeForTransfer(transfer, now);
+      // the process dies here; the merchant sets 20
+      expect(await inventory.setAvailable('SET-CRASH', 20)).toBe(35);
+      expect(await rebalancer.completeOpenTransfers(0)).toBe(0);
+      expect(await rebalancer.completeOpenTransfers(0)).toBe(0);
+      expect(await available('SET-CRASH')).toEqual([5, 5, 5, 5]);
+      expect(recorded.filter((t) => t.transferId === 'set-crash-1')).toEqual([{ ...transfer, voided: true }]);
+      expect(await inventory.openTransfers(now)).toEqual([]);
+
+      expect(await race('SET-CRASH', 300)).toBe(20);
+      expect(await inventory.getSkuStock('SET-CRASH')).toEqual({ available: 0, reserved: 20, sold: 0 });
+    });
+
+    it('gives units taken after the set reached the giving bucket only once it has reached the receiving one', async () => {
+      await inventory.initSku({ skuId: 'SET-AHEAD', available: 40, buckets: 4, ...sale });
+      const transfer = { transferId: 'set-ahead-1', skuId: 'SET-AHEAD', from: 0, to: 2, qty: 3 };
+      let meanwhile: unknown[] = [];
+      // bucket 0 holds its 5 of the 20 set; bucket 2 still holds its 10 of the 40 before
+      const setting = pausingBefore('setStock', 'SET-AHEAD', 2, async () => {
+        const taken = await inventory.takeForTransfer(transfer, now);
+        meanwhile = [taken.qty, await inventory.giveForTransfer(taken)];
+      });
+      expect(await setting.setAvailable('SET-AHEAD', 20)).toBe(40);
+      expect(meanwhile).toEqual([3, 'waiting']);
+      expect(await available('SET-AHEAD')).toEqual([2, 5, 5, 5]);
+      expect(await inventory.openTransfers(now)).toEqual([{ ...transfer, generation: 1, state: 'taken' }]);
+      // the reconciler's run gives them: not one of the 20 is lost
+      expect(await rebalancer.completeOpenTransfers(0)).toBe(3);
+      expect(await available('SET-AHEAD')).toEqual([2, 5, 8, 5]);
+      expect(recorded.filter((t) => t.transferId === 'set-ahead-1')).toEqual([{ ...transfer, voided: false }]);
+
+      expect(await race('SET-AHEAD', 300)).toBe(20);
+      expect(await inventory.getSkuStock('SET-AHEAD')).toEqual({ available: 0, reserved: 20, sold: 0 });
+    });
+
+    it('voids units taken from a bucket the set had not reached yet and given to one it had', async () => {
+      await inventory.initSku({ skuId: 'SET-BEHIND', available: 40, buckets: 4, ...sale });
+      const transfer = { transferId: 'set-behind-1', skuId: 'SET-BEHIND', from: 2, to: 0, qty: 3 };
+      let meanwhile: unknown[] = [];
+      // bucket 0 holds its 5 of the 20 set; the 3 units come from bucket 2's 10 of the 40 before
+      const setting = pausingBefore('setStock', 'SET-BEHIND', 2, async () => {
+        const taken = await inventory.takeForTransfer(transfer, now);
+        meanwhile = [taken.qty, await inventory.giveForTransfer(taken)];
+      });
+      // the set counts bucket 2 as it finds it, without the 3 units (the ledger's `adjust` row is 20 - 37)
+      expect(await setting.setAvailable('SET-BEHIND', 20)).toBe(37);
+      expect(meanwhile).toEqual([3, 'voided']);
+      expect(await available('SET-BEHIND')).toEqual([5, 5, 5, 5]);
+      expect(await rebalancer.completeOpenTransfers(0)).toBe(0);
+      expect(recorded.filter((t) => t.transferId === 'set-behind-1')).toEqual([{ ...transfer, voided: true }]);
+      expect(await inventory.openTransfers(now)).toEqual([]);
+
+      expect(await race('SET-BEHIND', 300)).toBe(20);
+      expect(await inventory.getSkuStock('SET-BEHIND')).toEqual({ available: 0, reserved: 20, sold: 0 });
+    });
   });
 });

@@ -1,14 +1,31 @@
 --[[
-  Adds the units a transfer took from another bucket to this bucket's available
-  stock, once per transfer id.
+  The receiving side of a transfer, once per transfer id: adds the units it took from
+  another bucket to this bucket's available stock if they were taken in this bucket's
+  stock generation (setStock-1.lua). Taken in an earlier one, they were overridden by the
+  merchant's set since, which set this bucket to its share of the new stock: the
+  transfer is voided, for good, and adds nothing. Taken in a later one (the set reached
+  the giving bucket first and is on its way here), nothing is done yet: given after it.
 
   KEYS[1]  SKU hash of the receiving bucket  <prefix>{g}:sku:<skuId>
   KEYS[2]  transfer marker                   <prefix>{g}:transfer:<transferId>
-  ARGV[1] units   ARGV[2] how long the marker outlives the transfer (ms)
+  ARGV[1] units   ARGV[2] the giving bucket's stock generation when they were taken
+  ARGV[3] how long the marker outlives the transfer (ms)
 
-  Returns 1 given now, 0 already given under this id, -1 the bucket has no counters.
+  Returns 1 given now, 0 given before under this id, 2 voided (now or before),
+  3 not yet: this bucket's stock is still to be set to the units' generation,
+  -1 the bucket has no counters.
 ]]
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', tonumber(ARGV[2])) == false then return 0 end
+local done = redis.call('GET', KEYS[2])
+if done == 'void' then return 2 end
+if done then return 0 end
+local bucket = redis.call('HMGET', KEYS[1], 'available', 'generation')
+if not bucket[1] then return -1 end
+local taken, here = tonumber(ARGV[2]), tonumber(bucket[2] or '0')
+if taken > here then return 3 end
+if taken < here then
+  redis.call('SET', KEYS[2], 'void', 'PX', tonumber(ARGV[3]))
+  return 2
+end
+redis.call('SET', KEYS[2], '1', 'PX', tonumber(ARGV[3]))
 redis.call('HINCRBY', KEYS[1], 'available', tonumber(ARGV[1]))
 return 1
