@@ -13,6 +13,7 @@ import {
 } from '@orders/domain';
 import type { Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
+import { insertRows } from './multi-row-insert.js';
 import { isDuplicateKey } from './mysql-errors.js';
 import { toOrderView, type OrderView } from './order-view.js';
 import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
@@ -223,7 +224,7 @@ export class OrderRepository {
 
   /** Ledger rows in the same transaction as a transition (e.g. a release on expiry). */
   static async writeLedger(trx: Transaction<Database>, entries: NewLedgerEntry[]): Promise<void> {
-    if (entries.length > 0) await trx.insertInto('stock_ledger').values(entries).execute();
+    await insertRows(trx, 'stock_ledger', entries);
   }
 
   /**
@@ -312,54 +313,54 @@ export function orderItemRow(orderId: string, line: PricedLine) {
 
 async function insertOrders(trx: Transaction<Database>, orders: readonly OrderToPersist[], now: Date): Promise<void> {
   const persist = (type: string) => stateMachineFor(type as OrderType).fire('ACCEPTED', 'persist', 'system');
-  await trx
-    .insertInto('orders')
-    .values(
-      orders.map(({ accepted, priced }) => ({
-        order_id: accepted.orderId,
-        parent_order_id: null,
-        type: accepted.type,
-        status: persist(accepted.type).to,
-        version: 1,
-        user_id: accepted.userId,
-        channel: null,
-        subtotal_cents: priced.amounts.subtotalCents,
-        discount_cents: priced.amounts.discountCents,
-        shipping_cents: priced.amounts.shippingCents,
-        payable_cents: priced.amounts.payableCents,
-        refunded_cents: 0,
-        address: JSON.stringify(accepted.address),
-        coupon_code: accepted.couponCode,
-        benefits: JSON.stringify(priced.applied),
-        accepted_at: new Date(accepted.acceptedAt),
-        payment_deadline: new Date(accepted.paymentDeadline),
-        created_at: now,
-        updated_at: now,
-      })),
-    )
-    .execute();
-  await trx
-    .insertInto('order_items')
-    .values(
-      orders.flatMap(({ accepted, priced }) => priced.lines.map((line) => orderItemRow(accepted.orderId, line))),
-    )
-    .execute();
-  await trx
-    .insertInto('order_history')
-    .values(
-      orders.flatMap(({ accepted }) => {
-        const fired = persist(accepted.type);
-        return [
-          { order_id: accepted.orderId, version: 0, from_status: null, action: CHECKOUT_ACTION, to_status: fired.from, actor: 'buyer', detail: null, at: new Date(accepted.acceptedAt) },
-          { order_id: accepted.orderId, version: 1, from_status: fired.from, action: fired.action, to_status: fired.to, actor: fired.actor, detail: null, at: now },
-        ];
-      }),
-    )
-    .execute();
-  const redemptions = orders.flatMap(({ accepted, priced }) =>
-    priced.applied.coupon ? [{ code: priced.applied.coupon.code, order_id: accepted.orderId, user_id: accepted.userId, status: 'used' as const, at: now }] : [],
+  await insertRows(
+    trx,
+    'orders',
+    orders.map(({ accepted, priced }) => ({
+      order_id: accepted.orderId,
+      parent_order_id: null,
+      type: accepted.type,
+      status: persist(accepted.type).to,
+      version: 1,
+      user_id: accepted.userId,
+      channel: null,
+      subtotal_cents: priced.amounts.subtotalCents,
+      discount_cents: priced.amounts.discountCents,
+      shipping_cents: priced.amounts.shippingCents,
+      payable_cents: priced.amounts.payableCents,
+      refunded_cents: 0,
+      address: JSON.stringify(accepted.address),
+      coupon_code: accepted.couponCode,
+      benefits: JSON.stringify(priced.applied),
+      accepted_at: new Date(accepted.acceptedAt),
+      payment_deadline: new Date(accepted.paymentDeadline),
+      created_at: now,
+      updated_at: now,
+    })),
   );
-  if (redemptions.length > 0) await trx.insertInto('coupon_redemptions').values(redemptions).execute();
+  await insertRows(
+    trx,
+    'order_items',
+    orders.flatMap(({ accepted, priced }) => priced.lines.map((line) => orderItemRow(accepted.orderId, line))),
+  );
+  await insertRows(
+    trx,
+    'order_history',
+    orders.flatMap(({ accepted }) => {
+      const fired = persist(accepted.type);
+      return [
+        { order_id: accepted.orderId, version: 0, from_status: null, action: CHECKOUT_ACTION, to_status: fired.from, actor: 'buyer', detail: null, at: new Date(accepted.acceptedAt) },
+        { order_id: accepted.orderId, version: 1, from_status: fired.from, action: fired.action, to_status: fired.to, actor: fired.actor, detail: null, at: now },
+      ];
+    }),
+  );
+  await insertRows(
+    trx,
+    'coupon_redemptions',
+    orders.flatMap(({ accepted, priced }) =>
+      priced.applied.coupon ? [{ code: priced.applied.coupon.code, order_id: accepted.orderId, user_id: accepted.userId, status: 'used' as const, at: now }] : [],
+    ),
+  );
   await OrderRepository.writeLedger(
     trx,
     orders.flatMap(({ accepted, priced }) =>

@@ -1,0 +1,22 @@
+import { sql, type Insertable, type Kysely } from 'kysely';
+import type { Database } from './schema.js';
+
+/**
+ * One multi-row INSERT whose rows travel as ONE parameter, a list of lists that mysql2
+ * expands to `(…), (…)` with its own escaping (and its `timezone: 'Z'` for dates).
+ * Kysely's `insertInto().values()` builds and compiles a node per value: for the drain's
+ * batches of hundreds of orders that cost more CPU than MySQL spent on the statement
+ * (bench/README.md, item 12). The rows keep their Kysely types; every row must carry the
+ * same fields (they are built by one mapper), the first row's fields name the columns.
+ */
+export async function insertRows<T extends keyof Database & string>(
+  db: Kysely<Database>,
+  table: T,
+  rows: ReadonlyArray<Insertable<Database[T]>>,
+): Promise<void> {
+  const first = rows[0];
+  if (first === undefined) return;
+  const columns = Object.keys(first) as Array<keyof typeof first>;
+  const values = rows.map((row) => columns.map((column) => row[column]));
+  await sql`insert into ${sql.table(table)} (${sql.join(columns.map((column) => sql.ref(String(column))))}) values ${values}`.execute(db);
+}
