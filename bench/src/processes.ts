@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +48,81 @@ function childrenOf(pid: number): number[] {
 export function treeRssKb(pid: number, depth = 0): number {
   if (depth > 3) return 0;
   return rssKb(pid) + childrenOf(pid).reduce((sum, child) => sum + treeRssKb(child, depth + 1), 0);
+}
+
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** CPU seconds (user + system) a process has used so far; 0 when it is gone. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the command name may hold spaces; after it come state (field 3) … utime (14), stime (15)
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+function treeCpuSeconds(pid: number, depth = 0): number {
+  if (depth > 3) return 0;
+  return cpuSeconds(pid) + childrenOf(pid).reduce((sum, child) => sum + treeCpuSeconds(child, depth + 1), 0);
+}
+
+/** The pids of the local services this box runs (Redis, MariaDB), found by command name. */
+export function servicePids(command: string): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === command;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** The whole box's CPU seconds so far from /proc/stat: busy, idle and stolen by the hypervisor. */
+function boxSeconds(): { busy: number; idle: number; steal: number } {
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { busy: (user! + nice! + system! + irq! + softirq!) / CLOCK_TICKS, idle: (idle! + iowait!) / CLOCK_TICKS, steal: (steal ?? 0) / CLOCK_TICKS };
+}
+
+/**
+ * How many cores each process tree (and this process, the load generator) used between
+ * `start` and `read`, and what the rest of the box did (`other`: processes not measured,
+ * `idle`, `steal`): on a box where everything shares two cores, this says where they went
+ * and whether something else took them.
+ */
+export class CoreUse {
+  private constructor(
+    private readonly pids: Record<string, number[]>,
+    private readonly startedAt: number,
+    private readonly before: Record<string, number>,
+  ) {}
+
+  static start(pids: Record<string, number[]>): CoreUse {
+    return new CoreUse(pids, performance.now(), CoreUse.sample(pids));
+  }
+
+  private static sample(pids: Record<string, number[]>): Record<string, number> {
+    const seconds: Record<string, number> = {};
+    for (const [name, list] of Object.entries(pids)) seconds[name] = list.reduce((sum, pid) => sum + treeCpuSeconds(pid), 0);
+    const own = process.cpuUsage();
+    seconds['load generator'] = (own.user + own.system) / 1e6;
+    const box = boxSeconds();
+    seconds['other'] = box.busy - Object.values(seconds).reduce((sum, used) => sum + used, 0);
+    seconds['idle'] = box.idle;
+    seconds['steal'] = box.steal;
+    return seconds;
+  }
+
+  read(): Record<string, number> {
+    const wallSeconds = (performance.now() - this.startedAt) / 1000;
+    const after = CoreUse.sample(this.pids);
+    return Object.fromEntries(Object.entries(after).map(([name, seconds]) => [name, Number(((seconds - (this.before[name] ?? 0)) / Math.max(wallSeconds, 0.001)).toFixed(2))]));
+  }
 }
 
 async function portOpen(port: number): Promise<boolean> {

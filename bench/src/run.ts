@@ -15,7 +15,7 @@ import { createTestEnv, freePort, signToken, type TestEnv } from '@orders/testin
 import { sql } from 'kysely';
 import { monotonicFactory } from 'ulid';
 import { runLoad, type LoadResult } from './load.js';
-import { repoRoot, sleep, spawnTs, type Server } from './processes.js';
+import { CoreUse, repoRoot, servicePids, sleep, spawnTs, type Server } from './processes.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -41,9 +41,13 @@ if (profile) mkdirSync(profileDir, { recursive: true });
 
 const address = { name: 'Ada Lovelace', phone: '+44 20 7946 0000', line1: '12 Sale Street', city: 'London', postalCode: 'N1 9GU', country: 'GB' };
 
+/** Cores each process used during the measured part (server, redis, mariadb, workers, load generator). */
+type Cores = Record<string, number>;
+
 interface HttpRow extends LoadResult {
   name: string;
   rssMb: number;
+  cores: Cores;
 }
 interface DrainRow {
   name: string;
@@ -53,6 +57,7 @@ interface DrainRow {
   ordersPerSec: number;
   seconds: number;
   rssMb: number;
+  cores: Cores;
 }
 interface SaleRow {
   units: number;
@@ -66,6 +71,7 @@ interface SaleRow {
   lost: number;
   redisStock: { available: number; reserved: number; sold: number } | null;
   rssMb: number;
+  cores: Cores;
 }
 
 const running = new Set<Server>();
@@ -80,13 +86,18 @@ async function stop(server: Server | undefined) {
   running.delete(server);
 }
 
-/** Warm up, then measure; memory is the server's peak during the measured part. */
+const services = { redis: servicePids('redis-server'), mariadb: [...servicePids('mariadbd'), ...servicePids('mysqld')] };
+const pidsOf = (servers: Server[]) => servers.flatMap((server) => (server.child.pid ? [server.child.pid] : []));
+const showCores = (cores: Cores) => Object.entries(cores).map(([name, used]) => `${name} ${used.toFixed(2)}`).join(', ');
+
+/** Warm up, then measure; memory is the server's peak during the measured part, cores what each process used in it. */
 async function measure(name: string, server: Server, run: (durationS: number) => Promise<LoadResult>): Promise<HttpRow> {
   await run(WARMUP_S);
   server.resetPeak();
+  const coreUse = CoreUse.start({ server: pidsOf([server]), ...services });
   const result = await run(DURATION_S);
-  const row = { name, ...result, rssMb: server.peakRssMb() };
-  console.log(`  ${name}: ${row.reqPerSec} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, p99.9 ${row.p999} ms, ${row.rssMb} MB, codes ${JSON.stringify(row.statusCodes)}`);
+  const row = { name, ...result, rssMb: server.peakRssMb(), cores: coreUse.read() };
+  console.log(`  ${name}: ${row.reqPerSec} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, p99.9 ${row.p999} ms, ${row.rssMb} MB, codes ${JSON.stringify(row.statusCodes)}; cores: ${showCores(row.cores)}`);
   return row;
 }
 
@@ -233,13 +244,19 @@ async function main() {
         let first = 0;
         let atFirst = 0;
         let last = 0;
+        let coreUse: CoreUse | undefined;
+        let cores: Cores = {};
         const deadline = Date.now() + 300_000;
         while (Date.now() < deadline) {
           const n = (await countOrders(env)) - before;
           // the clock starts at the first poll that sees orders; those already written then are not counted
-          if (n > 0 && !first) [first, atFirst] = [Date.now(), n];
+          if (n > 0 && !first) {
+            [first, atFirst] = [Date.now(), n];
+            coreUse = CoreUse.start({ workers: pidsOf(procs), ...services });
+          }
           if (n >= DRAIN_ORDERS) {
             last = Date.now();
+            cores = coreUse?.read() ?? {};
             break;
           }
           await sleep(20);
@@ -248,8 +265,8 @@ async function main() {
         for (const p of procs) await stop(p);
         if (!last) throw new Error(`drain with ${workers} worker(s) did not finish in time`);
         const seconds = (last - first) / 1000;
-        const row = { name: `drain, ${workers} worker process${workers > 1 ? 'es' : ''}`, workers, ordersPerJob: perJob, orders: DRAIN_ORDERS, ordersPerSec: Math.round((DRAIN_ORDERS - atFirst) / Math.max(seconds, 0.001)), seconds, rssMb };
-        console.log(`  ${row.name}: ${row.ordersPerSec} orders/s (${row.orders} in jobs of ${perJob}, ${seconds.toFixed(2)} s), ${rssMb} MB`);
+        const row = { name: `drain, ${workers} worker process${workers > 1 ? 'es' : ''}`, workers, ordersPerJob: perJob, orders: DRAIN_ORDERS, ordersPerSec: Math.round((DRAIN_ORDERS - atFirst) / Math.max(seconds, 0.001)), seconds, rssMb, cores };
+        console.log(`  ${row.name}: ${row.ordersPerSec} orders/s (${row.orders} in jobs of ${perJob}, ${seconds.toFixed(2)} s), ${rssMb} MB; cores: ${showCores(cores)}`);
         drains.push(row);
         await queues.timers.obliterate({ force: true });
       }
@@ -271,6 +288,7 @@ async function main() {
       await sleep(1000);
       api.resetPeak();
       const accepted: string[] = [];
+      const coreUse = CoreUse.start({ api: pidsOf([api]), workers: pidsOf(procs), ...services });
       const t0 = Date.now();
       const load = await runLoad({
         port: apiPort,
@@ -297,6 +315,7 @@ async function main() {
         await sleep(20);
       }
       const secondsToLastOrderInMysql = (Date.now() - t0) / 1000;
+      const cores = coreUse.read();
       const rssMb = api.peakRssMb() + procs.reduce((sum, p) => sum + p.peakRssMb(), 0);
       for (const p of procs) await stop(p);
       const soldUnits = Number((await sql<{ n: number }>`SELECT COALESCE(SUM(qty), 0) AS n FROM order_items WHERE sku_id = ${skuId}`.execute(env.db)).rows[0]?.n ?? 0);
@@ -321,6 +340,7 @@ async function main() {
         lost: accepted.length - found,
         redisStock,
         rssMb,
+        cores,
       };
       console.log(`  sale: ${JSON.stringify(sale)}`);
     }
@@ -361,6 +381,9 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
       `sale: ${sale.units} units to ${sale.buyers} buyers: ${sale.accepted} accepted, intake ${sale.intakeSeconds.toFixed(1)} s, last order in MySQL after ${sale.secondsToLastOrderInMysql.toFixed(1)} s, oversold ${sale.oversold}, lost ${sale.lost}`,
     );
   }
+  console.log('cores used during each measured run:');
+  for (const row of [...http, ...drains]) console.log(`  ${row.name.padEnd(38)}${showCores(row.cores)}`);
+  if (sale) console.log(`  ${'sale'.padEnd(38)}${showCores(sale.cores)}`);
   console.log(`ratios: ${JSON.stringify(ratios)}`);
   const file = path.join(resultsDir, `${startedAt.toISOString().replace(/[:]/g, '-').replace(/\..+/, '')}${quick ? '-quick' : ''}.json`);
   writeFileSync(
