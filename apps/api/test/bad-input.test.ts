@@ -47,6 +47,9 @@ describe('bad input never reserves stock and never answers 500', () => {
     ['an unsigned token (alg none)', { body: valid, token: () => `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"sub":"buyer-1","role":"buyer"}').toString('base64url')}.` }, 401, 'UNAUTHORIZED'],
     ['a token with an unknown role', { body: valid, token: () => signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-1', role: 'superuser' }) }, 401, 'UNAUTHORIZED'],
     ['a merchant token', { body: valid, token: () => api.token('shop', 'merchant') }, 403, 'FORBIDDEN'],
+    // who may call comes before what was sent: a caller who may not gets no hints about the body
+    ['no token and a body that would fail validation', { body: { items: [] }, token: () => undefined }, 401, 'UNAUTHORIZED'],
+    ['a merchant token and a body that would fail validation', { body: { items: [] }, token: () => api.token('shop', 'merchant') }, 403, 'FORBIDDEN'],
   ];
 
   it.each(cases)('answers %s with the right problem', async (_name, input, status, code) => {
@@ -109,6 +112,8 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect(negativeStock.status).toBe(400);
     const buyerCannotAdmin = await api.request('PUT', '/v1/admin/skus/MUG/stock', { token: buyer, body: { stock: 5 } });
     expect(buyerCannotAdmin.status).toBe(403);
+    const buyerWithBadStock = await api.request('PUT', '/v1/admin/skus/MUG/stock', { token: buyer, body: { stock: -5 } });
+    expect(buyerWithBadStock.status).toBe(403);
     const unknownRoute = await api.request('GET', '/v1/nothing-here');
     expect(unknownRoute.status).toBe(404);
     expect(unknownRoute.body.code).toBe('NOT_FOUND');

@@ -1,5 +1,5 @@
 import fastifyJwt from '@fastify/jwt';
-import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyRequest, preValidationAsyncHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import { forbidden, unauthorized } from '../problems.js';
 
@@ -18,8 +18,11 @@ declare module '@fastify/jwt' {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** A preHandler that admits a valid token of one of these roles. */
-    requireRole(...roles: Role[]): preHandlerAsyncHookHandler;
+    /**
+     * A preValidation hook that admits a valid token of one of these roles: who may call
+     * a route is answered (401, 403) before what they sent is checked (400).
+     */
+    requireRole(...roles: Role[]): preValidationAsyncHookHandler;
     /** The request's verified principal; rejects with a 401 problem. Verified once per request, whoever asks first. */
     principalOf(request: FastifyRequest): Promise<Principal>;
   }

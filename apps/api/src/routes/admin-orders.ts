@@ -13,7 +13,7 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
   }>(
     '/v1/admin/orders',
     {
-      preHandler: app.requireRole('admin'),
+      preValidation: app.requireRole('admin'),
       schema: {
         tags: ['admin'],
         summary: 'Search all orders (any type, parents and children) by status, type, buyer, merchant, SKU, parent or when they were placed',

@@ -77,7 +77,7 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
   app.get<{ Params: { orderId: string } }>(
     '/v1/orders/:orderId/actions',
     {
-      preHandler: app.requireRole('merchant', 'admin'),
+      preValidation: app.requireRole('merchant', 'admin'),
       schema: {
         tags: ['orders'],
         summary: "The actions the caller (as actor merchant or admin) may take on the order in its current status, from its type's state table",
@@ -110,7 +110,7 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
   app.post<{ Params: { orderId: string; action: string }; Body: { reason?: string } | undefined }>(
     '/v1/orders/:orderId/actions/:action',
     {
-      preHandler: app.requireRole('merchant', 'admin'),
+      preValidation: app.requireRole('merchant', 'admin'),
       schema: {
         tags: ['orders'],
         summary:

@@ -34,7 +34,7 @@ export async function orderActionRoutes(app: FastifyInstance, { deps }: { deps: 
   app.post<{ Params: { orderId: string } }>(
     '/v1/orders/:orderId/confirm-receipt',
     {
-      preHandler: app.requireRole('buyer'),
+      preValidation: app.requireRole('buyer'),
       schema: {
         tags: ['orders'],
         summary: 'The buyer signs for the delivery (SHIPPED -> DELIVERED)',

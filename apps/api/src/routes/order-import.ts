@@ -19,7 +19,7 @@ export async function orderImportRoutes(app: FastifyInstance, { deps }: { deps: 
   app.post<{ Body: { channel: string; orders: ImportedOrder[] } }>(
     '/v1/admin/orders/import',
     {
-      preHandler: app.requireRole('admin'),
+      preValidation: app.requireRole('admin'),
       schema: {
         tags: ['admin'],
         summary: 'Import orders from another order system; importing the same (channel, externalOrderId) again changes nothing',

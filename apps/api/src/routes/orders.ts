@@ -58,7 +58,7 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
   app.post<{ Body: CheckoutBody; Headers: { 'idempotency-key': string; 'x-device-id'?: string } }>(
     '/v1/orders',
     {
-      preHandler: app.requireRole('buyer'),
+      preValidation: app.requireRole('buyer'),
       schema: {
         tags: ['orders'],
         summary: 'Checkout: reserve stock and queue the order',
@@ -85,7 +85,7 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
   app.get<{ Params: { orderId: string } }>(
     '/v1/orders/:orderId',
     {
-      preHandler: app.requireRole('buyer', 'merchant', 'admin'),
+      preValidation: app.requireRole('buyer', 'merchant', 'admin'),
       schema: { tags: ['orders'], summary: 'One order with its lines, amounts, payment, shipments, children and history', params: orderParamsSchema, response: { 200: { $ref: 'Order#' }, '4xx': problemRef } },
     },
     async (request) => visibleOrder(request.user, request.params.orderId),
@@ -94,7 +94,7 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
   app.get<{ Querystring: { status?: string; type?: string; limit: number; cursor?: string } }>(
     '/v1/orders',
     {
-      preHandler: app.requireRole('buyer', 'merchant', 'admin'),
+      preValidation: app.requireRole('buyer', 'merchant', 'admin'),
       schema: {
         tags: ['orders'],
         summary: "The caller's orders, newest first (a merchant's: orders with its SKUs; an admin's: all)",

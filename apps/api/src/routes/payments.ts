@@ -33,7 +33,7 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
   app.post<{ Params: { orderId: string }; Body: { method: 'card' | 'wallet' | 'bank_transfer' } }>(
     '/v1/orders/:orderId/pay',
     {
-      preHandler: app.requireRole('buyer'),
+      preValidation: app.requireRole('buyer'),
       schema: {
         tags: ['orders'],
         summary: 'Pay an order (202: the payment system confirms by callback)',

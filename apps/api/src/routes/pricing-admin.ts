@@ -50,7 +50,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
   app.post<{ Body: PromotionBody }>(
     '/v1/admin/promotions',
     {
-      preHandler: admin,
+      preValidation: admin,
       schema: {
         tags: ['pricing'],
         summary: 'Create a threshold promotion: spend thresholdCents on the covered SKUs, get offCents off (409 CONFLICT if the id exists)',
@@ -80,7 +80,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
   app.post<{ Body: CouponBody }>(
     '/v1/admin/coupons',
     {
-      preHandler: admin,
+      preValidation: admin,
       schema: {
         tags: ['pricing'],
         summary: 'Create a coupon: percentOff % or offCents off an order reaching minSpendCents, perBuyerLimit orders per buyer (409 CONFLICT if the code exists)',
@@ -114,7 +114,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
   app.put<{ Params: { level: string }; Body: { discountPercent: number; freeShipping: boolean } }>(
     '/v1/admin/member-levels/:level',
     {
-      preHandler: admin,
+      preValidation: admin,
       schema: {
         tags: ['pricing'],
         summary: "Define or change a member level's discount and free shipping",
@@ -138,7 +138,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
   app.put<{ Params: { userId: string }; Body: { level: string } }>(
     '/v1/admin/members/:userId',
     {
-      preHandler: admin,
+      preValidation: admin,
       schema: {
         tags: ['pricing'],
         summary: "Set a buyer's member level (400 VALIDATION_FAILED for an undefined level)",
@@ -156,7 +156,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
   app.put<{ Params: { warehouseId: string }; Body: { feeCents: number } }>(
     '/v1/admin/warehouses/:warehouseId/shipping',
     {
-      preHandler: admin,
+      preValidation: admin,
       schema: {
         tags: ['pricing'],
         summary: 'Set the shipping fee of a parcel from this warehouse (a warehouse without one ships free)',

@@ -59,7 +59,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
   app.post<{ Params: { orderId: string }; Body: { reason: string; items: Array<{ skuId: string; qty: number }> } }>(
     '/v1/orders/:orderId/returns',
     {
-      preHandler: app.requireRole('buyer'),
+      preValidation: app.requireRole('buyer'),
       schema: {
         tags: ['after-sales'],
         summary: 'Ask to return delivered units inside the after-sales window (202: a merchant reviews it)',
@@ -144,7 +144,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
     app.post<{ Params: { orderId: string; returnId: string } }>(
       `/v1/orders/:orderId/returns/:returnId/${verb}`,
       {
-        preHandler: app.requireRole('merchant', 'admin'),
+        preValidation: app.requireRole('merchant', 'admin'),
         schema: {
           tags: ['after-sales'],
           summary: verb === 'approve' ? 'Approve a return: the buyer sends the units back (RETURNING)' : 'Refuse a return: the order is DELIVERED again, with a new after-sales window',

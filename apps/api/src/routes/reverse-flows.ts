@@ -173,7 +173,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   app.post<{ Params: { orderId: string }; Body: { reason: string } }>(
     '/v1/orders/:orderId/cancel',
     {
-      preHandler: app.requireRole('buyer', 'merchant', 'admin'),
+      preValidation: app.requireRole('buyer', 'merchant', 'admin'),
       schema: {
         tags: ['orders'],
         summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
@@ -236,7 +236,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   app.patch<{ Params: { orderId: string }; Body: { address: Address } }>(
     '/v1/orders/:orderId/address',
     {
-      preHandler: app.requireRole('buyer', 'admin'),
+      preValidation: app.requireRole('buyer', 'admin'),
       schema: {
         tags: ['orders'],
         summary: "Change the order's delivery address until it ships",
@@ -288,7 +288,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   app.post<{ Params: { orderId: string }; Body: { reason: string; items?: Array<{ skuId: string; qty: number }> } }>(
     '/v1/orders/:orderId/refunds',
     {
-      preHandler: app.requireRole('buyer', 'merchant', 'admin'),
+      preValidation: app.requireRole('buyer', 'merchant', 'admin'),
       schema: {
         tags: ['after-sales'],
         summary: 'Refund some or all lines of a paid order that has not shipped (202: the payment system pays it back)',
@@ -336,7 +336,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   app.get<{ Params: { orderId: string } }>(
     '/v1/orders/:orderId/refunds',
     {
-      preHandler: app.requireRole('buyer', 'merchant', 'admin'),
+      preValidation: app.requireRole('buyer', 'merchant', 'admin'),
       schema: {
         tags: ['after-sales'],
         summary: "The order's refunds and returns (its children's too), oldest first",

@@ -63,7 +63,7 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
   app.post<{ Body: { url: string; description?: string } }>(
     '/v1/admin/webhooks',
     {
-      preHandler: app.requireRole('admin'),
+      preValidation: app.requireRole('admin'),
       schema: {
         tags: ['admin'],
         summary: 'Register a webhook for order events; the response carries its signing secret, shown only here',
@@ -98,7 +98,7 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
   app.get(
     '/v1/admin/webhooks',
     {
-      preHandler: app.requireRole('admin'),
+      preValidation: app.requireRole('admin'),
       schema: { tags: ['admin'], summary: 'The registered webhooks', response: { 200: { type: 'object', properties: { items: { type: 'array', items: webhookSchema } } }, '4xx': problemRef } },
     },
     async () => ({ items: (await events.webhooks()).map(webhookView) }),
@@ -106,7 +106,7 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
 
   app.delete<{ Params: { webhookId: string } }>(
     '/v1/admin/webhooks/:webhookId',
-    { preHandler: app.requireRole('admin'), schema: { tags: ['admin'], summary: 'Stop delivering to a webhook (its delivery log stays)', params: webhookParams, response: { '4xx': problemRef } } },
+    { preValidation: app.requireRole('admin'), schema: { tags: ['admin'], summary: 'Stop delivering to a webhook (its delivery log stays)', params: webhookParams, response: { '4xx': problemRef } } },
     async (request, reply) => {
       if (!(await events.removeWebhook(request.params.webhookId))) throw notFound('webhook');
       return reply.code(204).send();
@@ -116,7 +116,7 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
   app.get<{ Params: { webhookId: string }; Querystring: { limit: number; before?: number } }>(
     '/v1/admin/webhooks/:webhookId/deliveries',
     {
-      preHandler: app.requireRole('admin'),
+      preValidation: app.requireRole('admin'),
       schema: {
         tags: ['admin'],
         summary: "A webhook's delivery log, newest first: every attempt with its outcome",
