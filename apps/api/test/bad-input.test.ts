@@ -1,4 +1,4 @@
-import { buyerAddress, createTestEnv, signToken, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, signToken, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
 
@@ -11,11 +11,7 @@ describe('bad input never reserves stock and never answers 500', () => {
     env = await createTestEnv('bad_input', { BODY_LIMIT_BYTES: '4096', MAX_LINE_QTY: '999' });
     api = await startApi(env);
     buyer = api.token('buyer-1');
-    const created = await api.request('POST', '/v1/admin/skus', {
-      token: api.token('ops', 'admin'),
-      body: { skuId: 'MUG', title: 'Mug', priceCents: 899, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' },
-    });
-    expect(created.status).toBe(201);
+    await createSku(api, api.token('ops', 'admin'), { skuId: 'MUG', title: 'Mug', priceCents: 899, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
   });
 
   afterAll(async () => {

@@ -1,4 +1,4 @@
-import { buyerAddress, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /** Every route of ../shared/API.md, as OpenAPI writes its paths. */
@@ -40,11 +40,7 @@ describe('operating the processes: the spec, logs and SIGTERM', () => {
     env = await createTestEnv('graceful_operations', { LOG_LEVEL: 'info', WORKER_LOCK_DURATION_MS: '2000', WORKER_STALLED_INTERVAL_MS: '1000' });
     api = await startApiProcess(env.env);
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
-    const created = await api.request('POST', '/v1/admin/skus', {
-      token: admin,
-      body: { skuId: 'KETTLE', title: 'Kettle', priceCents: 3_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5_000, deduction: 'placement' },
-    });
-    expect(created.status).toBe(201);
+    await createSku(api, admin, { skuId: 'KETTLE', title: 'Kettle', priceCents: 3_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5_000, deduction: 'placement' });
   });
 
   afterAll(async () => {

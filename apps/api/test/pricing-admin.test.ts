@@ -1,4 +1,4 @@
-import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
 
@@ -13,11 +13,7 @@ describe('the admin side of pricing, and reverse flows on orders this shop did n
     env = await createTestEnv('pricing_admin');
     api = await startApi(env);
     admin = api.token('ops', 'admin');
-    const created = await api.request('POST', '/v1/admin/skus', {
-      token: admin,
-      body: { skuId: 'KETTLE', title: 'Kettle', priceCents: 3_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' },
-    });
-    expect(created.status).toBe(201);
+    await createSku(api, admin, { skuId: 'KETTLE', title: 'Kettle', priceCents: 3_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
   });
   afterAll(async () => {
     await api?.close();

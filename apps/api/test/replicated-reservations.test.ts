@@ -1,4 +1,4 @@
-import { buyerAddress, createTestEnv, startRedisServer, waitFor, type RedisServer, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, startRedisServer, waitFor, type RedisServer, type TestEnv } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
@@ -28,11 +28,7 @@ describe('reservations acknowledged by a Redis replica before the intake answers
     await waitFor(replicaInSync, { what: 'the replica to sync with its master' });
     env = await createTestEnv('replicated_reservations', { REDIS_URL: master.url, RESERVATION_REPLICA_ACKS: '1', RESERVATION_REPLICA_TIMEOUT_MS: '200' });
     api = await startApi(env);
-    const created = await api.request('POST', '/v1/admin/skus', {
-      token: api.token('ops', 'admin'),
-      body: { skuId: 'KETTLE', title: 'Kettle', priceCents: 3_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1_000, deduction: 'placement' },
-    });
-    expect(created.status).toBe(201);
+    await createSku(api, api.token('ops', 'admin'), { skuId: 'KETTLE', title: 'Kettle', priceCents: 3_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1_000, deduction: 'placement' });
   });
 
   afterAll(async () => {

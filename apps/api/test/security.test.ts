@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { mastersOf } from '@orders/stock';
-import { buyerAddress, createTestEnv, signToken, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, signToken, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
 
@@ -31,11 +31,7 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       BODY_LIMIT_BYTES: '4096',
     });
     api = await startApi(env);
-    const created = await api.request('POST', '/v1/admin/skus', {
-      token: api.token('ops-catalog', 'admin'),
-      body: { skuId: 'RISKY', title: 'Risky gadget', priceCents: 1_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' },
-    });
-    expect(created.status).toBe(201);
+    await createSku(api, api.token('ops-catalog', 'admin'), { skuId: 'RISKY', title: 'Risky gadget', priceCents: 1_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
   });
 
   afterAll(async () => {

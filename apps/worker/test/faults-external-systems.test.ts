@@ -1,20 +1,4 @@
-import {
-  checkSaleInvariants,
-  createTestEnv,
-  freePort,
-  httpClient,
-  signToken,
-  spawnApp,
-  startApiProcess,
-  startTcpProxy,
-  waitFor,
-  buyerAddress,
-  type ApiProcess,
-  type HttpClient,
-  type SpawnedProcess,
-  type TcpProxy,
-  type TestEnv,
-} from '@orders/testing';
+import { buyerAddress, checkSaleInvariants, createSku, createTestEnv, freePort, httpClient, signToken, spawnApp, startApiProcess, startTcpProxy, waitFor, type ApiProcess, type HttpClient, type SpawnedProcess, type TcpProxy, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ORDERS = 30;
@@ -98,11 +82,7 @@ describe('the payment and warehouse systems timing out, answering 500 and going 
 
   it('opens both breakers, then pays every order exactly once and hands each to the warehouse once', { timeout: 120_000 }, async () => {
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
-    const created = await api.request('POST', '/v1/admin/skus', {
-      token: admin,
-      body: { skuId: 'LAMP', title: 'Lamp', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 100, deduction: 'placement' },
-    });
-    expect(created.status).toBe(201);
+    await createSku(api, admin, { skuId: 'LAMP', title: 'Lamp', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 100, deduction: 'placement' });
     await waitFor(async () => (await breakerState('payment')) === 0, { what: 'the worker to serve /metrics' });
 
     const buyers = Array.from({ length: ORDERS }, (_, i) => `buyer-${i}`);

@@ -1,19 +1,5 @@
 import { QUEUE } from '@orders/queues';
-import {
-  buyerAddress,
-  checkSaleInvariants,
-  createTestEnv,
-  signToken,
-  spawnApp,
-  startApiProcess,
-  startTcpProxy,
-  waitFor,
-  type ApiProcess,
-  type HttpAnswer,
-  type SpawnedProcess,
-  type TcpProxy,
-  type TestEnv,
-} from '@orders/testing';
+import { buyerAddress, checkSaleInvariants, createSku, createTestEnv, signToken, spawnApp, startApiProcess, startTcpProxy, waitFor, type ApiProcess, type HttpAnswer, type SpawnedProcess, type TcpProxy, type TestEnv } from '@orders/testing';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -56,11 +42,7 @@ describe('MySQL unreachable for 30 s in the middle of a sale (through a TCP prox
 
   it('retries persisting with backoff, accepts up to the high-water mark, sheds with 503 OVERLOADED, and persists every accepted order once MySQL is back', { timeout: 120_000 }, async () => {
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
-    const created = await api.request('POST', '/v1/admin/skus', {
-      token: admin,
-      body: { skuId: 'HOT-WATCH', title: 'Watch', priceCents: 19_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: BUYERS, deduction: 'placement' },
-    });
-    expect(created.status).toBe(201);
+    await createSku(api, admin, { skuId: 'HOT-WATCH', title: 'Watch', priceCents: 19_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: BUYERS, deduction: 'placement' });
 
     await proxy.cut();
     const answers: HttpAnswer[] = [];

@@ -1,18 +1,4 @@
-import {
-  buyerAddress,
-  checkSaleInvariants,
-  createTestEnv,
-  signToken,
-  spawnApp,
-  startApiProcess,
-  startRedisServer,
-  waitFor,
-  type ApiProcess,
-  type HttpAnswer,
-  type RedisServer,
-  type SpawnedProcess,
-  type TestEnv,
-} from '@orders/testing';
+import { buyerAddress, checkSaleInvariants, createSku, createTestEnv, signToken, spawnApp, startApiProcess, startRedisServer, waitFor, type ApiProcess, type HttpAnswer, type RedisServer, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const BUYERS = 3_000;
@@ -48,11 +34,7 @@ describe('Redis restarted in the middle of a sale (its own redis-server, AOF app
 
   it('answers 503 problem details while Redis is gone, recovers by itself, and loses no order it acknowledged', { timeout: 120_000 }, async () => {
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
-    const created = await api.request('POST', '/v1/admin/skus', {
-      token: admin,
-      body: { skuId: 'HOT-CONSOLE', title: 'Console', priceCents: 39_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: STOCK, deduction: 'placement' },
-    });
-    expect(created.status).toBe(201);
+    await createSku(api, admin, { skuId: 'HOT-CONSOLE', title: 'Console', priceCents: 39_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: STOCK, deduction: 'placement' });
 
     // each buyer retries a 503 with the same Idempotency-Key, as API.md tells clients to
     const unavailable: HttpAnswer[] = [];

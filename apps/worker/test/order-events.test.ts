@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { signatureMatches } from '@orders/clients';
 import type { OrderEvent } from '@orders/persistence';
 import { orderEventStreamKey } from '@orders/queues';
-import { buyerAddress, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import type { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
@@ -136,11 +136,7 @@ describe('an order-event publisher killed with SIGKILL in the middle of the stre
     env = await createTestEnv('order_events_kill', { EVENTS_BATCH_SIZE: '20', EVENTS_POLL_MS: '20' });
     api = await startApiProcess(env.env);
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
-    const created = await api.request('POST', '/v1/admin/skus', {
-      token: admin,
-      body: { skuId: 'PHONE', title: 'Phone', priceCents: 49_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5_000, deduction: 'placement' },
-    });
-    expect(created.status).toBe(201);
+    await createSku(api, admin, { skuId: 'PHONE', title: 'Phone', priceCents: 49_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5_000, deduction: 'placement' });
   });
   afterAll(async () => {
     await Promise.all(workers.map((worker) => worker.kill()));

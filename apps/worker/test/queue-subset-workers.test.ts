@@ -1,4 +1,4 @@
-import { buyerAddress, createTestEnv, freePort, httpClient, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type HttpClient, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, freePort, httpClient, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type HttpClient, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 describe('several worker processes, each serving a subset of the queues', () => {
@@ -45,11 +45,7 @@ describe('several worker processes, each serving a subset of the queues', () => 
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
     const buyer = signToken(env.config.AUTH_JWT_SECRET, { sub: 'dora', role: 'buyer' });
     for (const [skuId, warehouseId] of [['SOFA', 'wh-north'], ['RUG', 'wh-south']]) {
-      const created = await api.request('POST', '/v1/admin/skus', {
-        token: admin,
-        body: { skuId, title: skuId, priceCents: 45_000, merchantId: 'home', channel: 'self', warehouseId, stock: 5, deduction: 'placement' },
-      });
-      expect(created.status).toBe(201);
+      await createSku(api, admin, { skuId, title: skuId, priceCents: 45_000, merchantId: 'home', channel: 'self', warehouseId, stock: 5, deduction: 'placement' });
     }
     const checkout = await api.request('POST', '/v1/orders', {
       token: buyer,

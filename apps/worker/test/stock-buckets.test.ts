@@ -1,5 +1,5 @@
 import { StockKeys } from '@orders/stock';
-import { buyerAddress, checkSaleInvariants, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type HttpAnswer, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, checkSaleInvariants, createSku, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type HttpAnswer, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const STOCK = 1_000;
@@ -48,13 +48,9 @@ describe('a hot SKU whose 1,000 units are split into 4 buckets', () => {
   it('sells exactly the 1,000 units to 2,350 racing buyers, none twice, and expiry gives each unit back to its bucket', { timeout: 180_000 }, async () => {
     const now = Date.now();
     const flashSale = { priceCents: 9_900, startsAt: new Date(now - 60_000).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 1 };
-    const created = await api.request('POST', '/v1/admin/skus', {
-      token: admin(),
-      body: { skuId: 'HOT-BUCKETS', title: 'Console', priceCents: 49_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: STOCK, deduction: 'placement', stockBuckets: BUCKETS, flashSale },
-    });
-    expect(created.status).toBe(201);
-    expect(created.body.stockBuckets).toBe(BUCKETS);
-    expect(created.body.bucketStock.map((b: { available: number }) => b.available)).toEqual([250, 250, 250, 250]);
+    const created = await createSku(api, admin(), { skuId: 'HOT-BUCKETS', title: 'Console', priceCents: 49_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: STOCK, deduction: 'placement', stockBuckets: BUCKETS, flashSale });
+    expect(created.stockBuckets).toBe(BUCKETS);
+    expect(created.bucketStock.map((b: { available: number }) => b.available)).toEqual([250, 250, 250, 250]);
     const plain = await api.request('POST', '/v1/admin/skus', {
       token: admin(),
       body: { skuId: 'CABLE', title: 'Cable', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' },

@@ -1,4 +1,4 @@
-import { buyerAddress, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -29,11 +29,7 @@ describe('a worker killed with SIGKILL in the middle of a batch', () => {
 
   it('leaves every accepted order in MySQL exactly once after a new worker starts', async () => {
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
-    const created = await http.request('POST', '/v1/admin/skus', {
-      token: admin,
-      body: { skuId: 'SALE-PHONE', title: 'Phone', priceCents: 49_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10_000, deduction: 'placement' },
-    });
-    expect(created.status).toBe(201);
+    await createSku(http, admin, { skuId: 'SALE-PHONE', title: 'Phone', priceCents: 49_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10_000, deduction: 'placement' });
 
     workers.push(spawnApp('worker', { ...env.env, WORKER_METRICS_PORT: '0' }));
     const checkouts = Promise.all(

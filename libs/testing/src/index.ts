@@ -7,6 +7,7 @@ export { httpClient, freePort } from './http-client.js';
 export type { HttpClient, HttpAnswer } from './http-client.js';
 export { startApiProcess } from './api-process.js';
 export type { ApiProcess } from './api-process.js';
+export { createSku } from './catalog.js';
 export { checkSaleInvariants } from './invariants.js';
 export type { SaleUnderCheck, SaleInvariants, SkuStockCheck } from './invariants.js';
 export { startRedisServer } from './redis-server.js';
