@@ -1,17 +1,20 @@
 import cluster from 'node:cluster';
 import { ConfigError, loadConfig, type Config } from '@orders/config';
+import { serveClusterMetrics } from '@orders/metrics';
 import { buildApp } from './app.js';
 import { connectApi } from './connect.js';
 
 /**
  * API_PROCESSES > 1: this process migrates once, then forks that many api processes that
  * share the port (node:cluster), restarts one that dies, and passes SIGTERM/SIGINT on
- * for a graceful shutdown of all. The api is stateless, so they need nothing else.
+ * for a graceful shutdown of all. The api is stateless; only a scrape of /metrics, which
+ * reaches one process, is answered for all of them, gathered by this one.
  */
 async function supervise(config: Config) {
   if (process.env.MIGRATE_ON_START !== 'false') await (await connectApi(config, { migrate: true })).close();
   let closing = false;
   const fork = () => cluster.fork({ MIGRATE_ON_START: 'false' });
+  serveClusterMetrics();
   for (let i = 0; i < config.API_PROCESSES; i++) fork();
   cluster.on('exit', (worker, code, signal) => {
     if (closing) {
@@ -36,6 +39,7 @@ async function main() {
   const config = loadConfig();
   if (config.API_PROCESSES > 1 && cluster.isPrimary) return supervise(config);
   const deps = await connectApi(config, { migrate: process.env.MIGRATE_ON_START !== 'false' });
+  if (cluster.isWorker) deps.metrics.shareWithCluster();
   const app = await buildApp(deps);
   let closing = false;
   const shutdown = async (signal: string) => {

@@ -6,8 +6,8 @@ export function startMetricsServer(metrics: OrderMetrics, port: number, host: st
   const server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0];
     if (path === '/metrics') {
-      metrics.registry
-        .metrics()
+      metrics
+        .exposition()
         .then((body) => response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body))
         .catch(() => response.writeHead(500).end());
     } else if (path === '/health/live') {

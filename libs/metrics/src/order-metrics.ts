@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { clusterMetricsText } from './cluster-metrics.js';
 
 export type CheckoutOutcome =
   | 'accepted'
@@ -25,7 +26,10 @@ export type StockDrift = Array<{ skuId: string; available: number; reserved: num
 
 /**
  * Every metric of one process, in its own registry (tests run several apps in one
- * process). Names are what the dashboards and alert rules in config/ query.
+ * process). Names are what the dashboards and alert rules in config/ query. A gauge that
+ * reads state every process sees alike (queues, the reconciler's report) says how the
+ * api's processes are aggregated under node:cluster (`aggregator`), so the instance's
+ * figure is that state, not a multiple of it.
  */
 export function createMetrics(labels: { app: string }) {
   const registry = new Registry();
@@ -36,8 +40,16 @@ export function createMetrics(labels: { app: string }) {
   // null when the report cannot be read: the gauges keep their last values rather than claim no drift
   const readStockDrift = async (): Promise<StockDrift | null> => (stockDriftSource ? stockDriftSource().catch(() => null) : []);
 
+  let exposition = () => registry.metrics();
+
   const metrics = {
     registry,
+    /** The text a scrape of /metrics gets: this process's registry, or the cluster's (shareWithCluster). */
+    exposition: () => exposition(),
+    /** In an api process of a node:cluster: /metrics answers for every process of the instance. */
+    shareWithCluster() {
+      exposition = clusterMetricsText(registry);
+    },
     httpDuration: new Histogram({
       name: 'http_request_duration_seconds',
       help: 'HTTP request latency by route',
@@ -61,6 +73,7 @@ export function createMetrics(labels: { app: string }) {
       help: 'Jobs in each queue by state (waiting, active, delayed, failed, prioritized)',
       labelNames: ['queue', 'state'] as const,
       registers: [registry],
+      aggregator: 'max',
       async collect() {
         const all = await Promise.all(queueSources.map((source) => source().catch(() => [] as QueueCounts)));
         for (const { queue, counts } of all.flat()) {
@@ -115,6 +128,8 @@ export function createMetrics(labels: { app: string }) {
       help: 'State of the circuit breaker in front of an external system: 0 closed, 1 half-open, 2 open',
       labelNames: ['breaker'] as const,
       registers: [registry],
+      // each process has its own breakers: the instance is as open as its most open one
+      aggregator: 'max',
     }),
     externalCalls: new Counter({
       name: 'external_calls_total',
@@ -161,6 +176,7 @@ export function createMetrics(labels: { app: string }) {
       name: 'order_events_unpublished',
       help: 'Outbox rows not yet on the order-event stream, as of the publisher\'s last pass',
       registers: [registry],
+      aggregator: 'max',
     }),
     webhookDeliveries: new Counter({
       name: 'webhook_deliveries_total',
@@ -173,6 +189,7 @@ export function createMetrics(labels: { app: string }) {
       help: "Units by which a SKU's sellable count in Redis differs from the MySQL ledger (Redis minus ledger), as of the stock reconciler's last pass",
       labelNames: ['sku'] as const,
       registers: [registry],
+      aggregator: 'first',
       async collect() {
         const drift = await readStockDrift();
         if (drift === null) return;
@@ -185,6 +202,7 @@ export function createMetrics(labels: { app: string }) {
       help: "Units by which a SKU's reserved or sold counter in Redis differs from the MySQL ledger, as of the stock reconciler's last pass",
       labelNames: ['sku', 'counter'] as const,
       registers: [registry],
+      aggregator: 'first',
       async collect() {
         const drift = await readStockDrift();
         if (drift === null) return;

@@ -13,7 +13,7 @@ export const metricsPlugin = fp(
       );
     });
     app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics in the text exposition format', security: [] } }, async (_request, reply) => {
-      return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+      return reply.type(metrics.registry.contentType).send(await metrics.exposition());
     });
   },
   { name: 'metrics' },

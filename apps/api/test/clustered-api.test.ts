@@ -1,0 +1,96 @@
+import { QUEUE } from '@orders/queues';
+import { buyerAddress, createSku, createTestEnv, signToken, startApiProcess, type ApiProcess, type TestEnv } from '@orders/testing';
+import { Queue } from 'bullmq';
+import { readFileSync, readdirSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const CHECKOUTS = 40;
+
+/** One request on a connection of its own: node:cluster hands each new connection to the next process. */
+function onNewConnection(url: string, method: string, path: string, token?: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const sent = body === undefined ? undefined : JSON.stringify(body);
+    const req = httpRequest(
+      `${url}${path}`,
+      {
+        method,
+        agent: false,
+        headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(sent ? { 'content-type': 'application/json' } : {}), ...headers },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(sent);
+  });
+}
+
+/** The value of one series in the text exposition format; undefined when it is not there. */
+function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([key, value]) => l.includes(`${key}="${value}"`)));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/** The api processes the primary forked (not the helpers tsx starts, such as esbuild). */
+function apiProcessesOf(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`)
+    .flatMap((task) => readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number))
+    .filter((child) => readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('apps/api/src/main.ts'));
+}
+
+describe('the api as two processes on one port (API_PROCESSES=2)', () => {
+  let env: TestEnv;
+  let api: ApiProcess;
+  let orders: Queue;
+
+  beforeAll(async () => {
+    env = await createTestEnv('clustered_api');
+    api = await startApiProcess({ ...env.env, API_PROCESSES: '2' }, 10);
+    orders = new Queue(QUEUE.orders, { connection: env.redis, prefix: env.config.QUEUE_PREFIX });
+    await createSku(api, signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' }), {
+      skuId: 'LAMP', title: 'Lamp', priceCents: 2_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 100, deduction: 'placement',
+    });
+  });
+
+  afterAll(async () => {
+    await orders?.close();
+    await api?.close();
+    await env?.cleanup();
+  });
+
+  it('serves checkouts from both processes, and every scrape of /metrics counts the whole instance', { timeout: 60_000 }, async () => {
+    expect(apiProcessesOf(api.process.child.pid!)).toHaveLength(2);
+    const answers = await Promise.all(
+      Array.from({ length: CHECKOUTS }, (_, i) =>
+        onNewConnection(api.url, 'POST', '/v1/orders', signToken(env.config.AUTH_JWT_SECRET, { sub: `buyer-${i}`, role: 'buyer' }), { items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress }, { 'idempotency-key': `lamp-${i}` }),
+      ),
+    );
+    expect(answers.map((a) => a.status)).toEqual(Array(CHECKOUTS).fill(202));
+    // no worker runs: every accepted order still waits in the queue, in one or more jobs
+    const waitingJobs = (await orders.getJobCounts('waiting')).waiting ?? 0;
+    expect(waitingJobs).toBeGreaterThan(0);
+
+    // fresh connections, so the scrapes reach both processes
+    for (let scrape = 0; scrape < 6; scrape++) {
+      const metrics = await onNewConnection(api.url, 'GET', '/metrics');
+      expect(metrics.status).toBe(200);
+      expect(sample(metrics.text, 'checkouts_total', { outcome: 'accepted' })).toBe(CHECKOUTS);
+      expect(sample(metrics.text, 'http_request_duration_seconds_count', { method: 'POST', route: '/v1/orders', status_code: '202' })).toBe(CHECKOUTS);
+      // every process samples the same queue: the instance reports it once, not once per process
+      expect(sample(metrics.text, 'queue_jobs', { queue: QUEUE.orders, state: 'waiting' })).toBe(waitingJobs);
+    }
+  });
+
+  it('stops both processes on SIGTERM', { timeout: 30_000 }, async () => {
+    const children = apiProcessesOf(api.process.child.pid!);
+    expect(await api.process.stop()).toBe(0);
+    for (const pid of children) expect(() => process.kill(pid, 0)).toThrow();
+  });
+});
