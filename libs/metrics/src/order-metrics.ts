@@ -41,6 +41,7 @@ export function createMetrics(labels: { app: string }) {
   const readStockDrift = async (): Promise<StockDrift | null> => (stockDriftSource ? stockDriftSource().catch(() => null) : []);
 
   let exposition = () => registry.metrics();
+  let loopSince = performance.eventLoopUtilization();
 
   const metrics = {
     registry,
@@ -56,6 +57,18 @@ export function createMetrics(labels: { app: string }) {
       labelNames: ['method', 'route', 'status_code'] as const,
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
+    }),
+    eventLoopUtilization: new Gauge({
+      name: 'event_loop_utilization_ratio',
+      help: 'Share of the time since the last scrape the event loop was busy (0 to 1). JavaScript runs on one thread: near 1 the process takes no more work, whatever the host has left',
+      registers: [registry],
+      // under node:cluster the instance's figure is its processes' mean
+      aggregator: 'average',
+      collect() {
+        const now = performance.eventLoopUtilization();
+        this.set(performance.eventLoopUtilization(now, loopSince).utilization);
+        loopSince = now;
+      },
     }),
     checkouts: new Counter({
       name: 'checkouts_total',
