@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { buyerAddress, createSku, createTestEnv, signToken, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
@@ -20,8 +21,17 @@ describe('bad input never reserves stock and never answers 500', () => {
   });
 
   const valid = { items: [{ skuId: 'MUG', qty: 1 }], address: buyerAddress };
+  const signToken512 = (secret: string, claims: { sub: string; role: string }) => {
+    const unsigned = [{ alg: 'HS512', typ: 'JWT' }, { exp: Math.floor(Date.now() / 1000) + 3600, ...claims }].map((part) => Buffer.from(JSON.stringify(part)).toString('base64url')).join('.');
+    return `${unsigned}.${createHmac('sha512', secret).update(unsigned).digest('base64url')}`;
+  };
+  const withClaims = (token: string, claims: Record<string, unknown>) => {
+    const [header, payload, signature] = token.split('.');
+    const forged = { ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), ...claims };
+    return `${header}.${Buffer.from(JSON.stringify(forged)).toString('base64url')}.${signature}`;
+  };
 
-  const cases: Array<[string, { body?: unknown; token?: () => string | undefined; key?: string | null; raw?: string }, number, string]> = [
+  const cases: Array<[string, { body?: unknown; token?: () => string | undefined; authorization?: () => string; key?: string | null; raw?: string }, number, string]> = [
     ['a missing address', { body: { items: valid.items } }, 400, 'VALIDATION_FAILED'],
     ['no items', { body: { items: [], address: buyerAddress } }, 400, 'VALIDATION_FAILED'],
     ['a quantity as a string', { body: { items: [{ skuId: 'MUG', qty: '1' }], address: buyerAddress } }, 400, 'VALIDATION_FAILED'],
@@ -41,6 +51,11 @@ describe('bad input never reserves stock and never answers 500', () => {
     ['a token signed with another secret', { body: valid, token: () => signToken('some-other-secret-of-32-chars!!', { sub: 'buyer-1', role: 'buyer' }) }, 401, 'UNAUTHORIZED'],
     ['an expired token', { body: valid, token: () => signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-1', role: 'buyer', exp: Math.floor(Date.now() / 1000) - 60 }) }, 401, 'UNAUTHORIZED'],
     ['an unsigned token (alg none)', { body: valid, token: () => `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"sub":"buyer-1","role":"buyer"}').toString('base64url')}.` }, 401, 'UNAUTHORIZED'],
+    ['a token signed HS512 with the right secret (the api takes HS256 only)', { body: valid, token: () => signToken512(env.config.AUTH_JWT_SECRET, { sub: 'buyer-1', role: 'buyer' }) }, 401, 'UNAUTHORIZED'],
+    ['a token without exp', { body: valid, token: () => signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-1', role: 'buyer', exp: undefined }) }, 401, 'UNAUTHORIZED'],
+    ['a token whose payload was changed after signing', { body: valid, token: () => withClaims(api.token('buyer-1'), { sub: 'buyer-2', role: 'admin' }) }, 401, 'UNAUTHORIZED'],
+    ['a valid token sent as Basic', { body: valid, authorization: () => `Basic ${api.token('buyer-1')}` }, 401, 'UNAUTHORIZED'],
+    ['Bearer and no token', { body: valid, authorization: () => 'Bearer ' }, 401, 'UNAUTHORIZED'],
     ['a token with an unknown role', { body: valid, token: () => signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-1', role: 'superuser' }) }, 401, 'UNAUTHORIZED'],
     ['a merchant token', { body: valid, token: () => api.token('shop', 'merchant') }, 403, 'FORBIDDEN'],
     // who may call comes before what was sent: a caller who may not gets no hints about the body
@@ -51,6 +66,7 @@ describe('bad input never reserves stock and never answers 500', () => {
   it.each(cases)('answers %s with the right problem', async (_name, input, status, code) => {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (input.key !== null) headers['idempotency-key'] = input.key ?? `key-${Math.random()}`;
+    if (input.authorization) headers.authorization = input.authorization();
     const token = input.token ? input.token() : buyer;
     const response = await api.request('POST', '/v1/orders', { token, body: input.raw ?? input.body, headers });
     expect(response.status).toBe(status);
