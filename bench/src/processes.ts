@@ -19,7 +19,10 @@ export interface SpawnOptions {
   env: Record<string, string>;
   /** Writes a .cpuprofile into this folder when the process exits (node --cpu-prof). */
   cpuProfDir?: string;
+  /** The port it serves on: passed as PORT, and waited for. */
   port?: number;
+  /** A port it opens on its own (a worker's metrics), waited for. */
+  waitForPort?: number;
 }
 
 function rssKb(pid: number): number {
@@ -174,12 +177,13 @@ export async function spawnTs(name: string, entry: string, options: SpawnOptions
     },
   };
 
-  if (options.port) {
+  const listening = options.port ?? options.waitForPort;
+  if (listening) {
     const deadline = Date.now() + 60_000;
-    while (!(await portOpen(options.port))) {
+    while (!(await portOpen(listening))) {
       if (child.exitCode !== null || Date.now() > deadline) {
         await server.stop();
-        throw new Error(`${name} did not start listening on ${options.port}:\n${output}`);
+        throw new Error(`${name} did not start listening on ${listening}:\n${output}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
