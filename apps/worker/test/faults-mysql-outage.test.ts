@@ -30,6 +30,8 @@ describe('MySQL unreachable for 30 s in the middle of a sale (through a TCP prox
     api = await startApiProcess(processEnv, 40);
     worker = spawnApp('worker', { ...processEnv, WORKER_METRICS_PORT: '0' });
     orders = new Queue(QUEUE.orders, { connection: env.redis, prefix: env.config.QUEUE_PREFIX });
+    // the outage starts once the worker takes jobs: one still starting would only wait for MySQL
+    await waitFor(async () => (await orders.getWorkers()).length > 0, { what: 'the worker to take orders jobs', timeoutMs: 45_000 });
   });
 
   afterAll(async () => {
@@ -61,6 +63,8 @@ describe('MySQL unreachable for 30 s in the middle of a sale (through a TCP prox
       }
     };
     const sale = Promise.all(Array.from({ length: 10 }, buyerLoop));
+    // awaited below; if an expectation fails first, the buyers' later failures are not news
+    sale.catch(() => undefined);
 
     // persist jobs fail against the dead connection and wait out their backoff
     await waitFor(async () => (await orders.getJobCounts('delayed')).delayed! > 0, { what: 'persist jobs waiting out a backoff', timeoutMs: 10_000, intervalMs: 50 });
