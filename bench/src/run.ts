@@ -84,10 +84,14 @@ async function start(name: string, entry: string, env: Record<string, string>, p
 async function startWorkers(count: number, name: (index: number) => string, env: Record<string, string>): Promise<{ procs: Server[]; metricsPorts: number[] }> {
   const metricsPorts: number[] = [];
   for (let w = 0; w < count; w++) metricsPorts.push(await freePort());
-  const procs = await Promise.all(
+  const started = await Promise.allSettled(
     metricsPorts.map((port, w) => spawnTs(name(w), 'apps/worker/src/main.ts', { env: { ...env, WORKER_METRICS_PORT: String(port) }, waitForPort: port, cpuProfDir: profile ? profileDir : undefined })),
   );
+  // the ones that did start are stopped with the rest, whatever happened to the others
+  const procs = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
   for (const server of procs) running.add(server);
+  const failed = started.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
   return { procs, metricsPorts };
 }
 async function stop(server: Server | undefined) {
@@ -121,7 +125,7 @@ const PROGRESS_POLL_MS = 100;
 async function persistedByWorkers(metricsPorts: number[]): Promise<number> {
   const counts = await Promise.all(
     metricsPorts.map(async (port) => {
-      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
       return Number(/^orders_persisted_total(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 0);
     }),
   );

@@ -21,6 +21,7 @@ const API_MD_ROUTES = [
   'get /metrics',
   'get /health/live',
   'get /health/ready',
+  'get /health/checkout',
 ];
 
 describe('operating the processes: the spec, logs and SIGTERM', () => {

@@ -1,6 +1,6 @@
 import type { AcceptedOrder } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { enqueuePersistOrder, type OrderQueues } from '@orders/queues';
+import { enqueuePersistOrder, jobId, type OrderQueues } from '@orders/queues';
 import type { Inventory } from '@orders/stock';
 import type { Logger } from 'pino';
 
@@ -29,13 +29,14 @@ export class StrandedOrderSweeper {
   async sweep(): Promise<number> {
     const { inventory, metrics, clock, log } = this.deps;
     try {
-      const stranded = await inventory.findStrandedOrders(clock(), this.options.strandedAfterMs);
-      for (const order of stranded) await this.enqueue(order);
-      if (stranded.length > 0) {
-        metrics.strandedOrdersRecovered.inc(stranded.length);
-        log.warn({ count: stranded.length }, 'enqueued accepted orders that were not yet in MySQL');
+      const unpersisted = await inventory.findStrandedOrders(clock(), this.options.strandedAfterMs);
+      let recovered = 0;
+      for (const order of unpersisted) if (await this.recover(order)) recovered++;
+      if (recovered > 0) {
+        metrics.strandedOrdersRecovered.inc(recovered);
+        log.warn({ count: recovered }, 'enqueued accepted orders that were not yet in MySQL and had no job left');
       }
-      return stranded.length;
+      return recovered;
     } catch (error) {
       log.error({ err: error }, 'stranded-order sweep failed');
       return 0;
@@ -43,14 +44,27 @@ export class StrandedOrderSweeper {
   }
 
   /**
-   * Adding a job under an id that already exists does nothing, so an order whose own job
-   * has ended (failed after its attempts, stalled by crashed workers too often, or completed
-   * before the accepted set was cleared) gets that job retried with fresh attempts instead.
+   * An order still waiting for (or in) its job is only behind a backlog: left alone, and not
+   * counted, or every sweep during a long backlog would report it recovered again. A missing
+   * job is added; one that has ended (failed after its attempts, stalled by crashed workers
+   * too often, or completed before the accepted set was cleared) is retried with fresh
+   * attempts, since adding under an id that exists does nothing. Returns whether it did either.
    */
-  private async enqueue(order: AcceptedOrder): Promise<void> {
-    const job = await enqueuePersistOrder(this.deps.queues, order);
-    const state = await job.getState();
-    if (state === 'failed' || state === 'completed') await job.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true });
+  private async recover(order: AcceptedOrder): Promise<boolean> {
+    const { queues } = this.deps;
+    const id = jobId.persistOrder(order.orderId);
+    const state = await queues.orders.getJobState(id);
+    if (state === 'failed' || state === 'completed') {
+      const job = await queues.orders.getJob(id);
+      if (job) {
+        await job.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true });
+        return true;
+      }
+    } else if (state !== 'unknown') {
+      return false;
+    }
+    await enqueuePersistOrder(queues, order);
+    return true;
   }
 
   async stop(): Promise<void> {

@@ -69,6 +69,11 @@ describe('MySQL unreachable for 30 s in the middle of a sale (through a TCP prox
     // persist jobs fail against the dead connection and wait out their backoff
     await waitFor(async () => (await orders.getJobCounts('delayed')).delayed! > 0, { what: 'persist jobs waiting out a backoff', timeoutMs: 10_000, intervalMs: 50 });
     await waitFor(async () => answers.some((a) => a.status === 503), { what: 'the intake to shed load', timeoutMs: OUTAGE_MS });
+    // the api is not ready as a whole (reads need MySQL), and still ready to take checkouts
+    const ready = await api.request('GET', '/health/ready');
+    expect([ready.status, ready.body]).toEqual([503, { status: 'not_ready', redis: 'up', mysql: 'down' }]);
+    const checkoutReady = await api.request('GET', '/health/checkout');
+    expect([checkoutReady.status, checkoutReady.body]).toEqual([200, { status: 'ready', redis: 'up' }]);
     await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS - 1_000));
     const acceptedDuringOutage = answers.filter((a) => a.status === 202).length;
     expect(Number((await env.db.selectFrom('orders').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)).toBe(0);

@@ -62,6 +62,8 @@ describe('Redis restarted in the middle of a sale (its own redis-server, AOF app
     await waitFor(async () => unavailable.length >= 20, { what: 'checkouts answered 503 while Redis is gone' });
     const ready = await api.request('GET', '/health/ready');
     expect([ready.status, ready.body.redis]).toEqual([503, 'down']);
+    const checkoutReady = await api.request('GET', '/health/checkout');
+    expect([checkoutReady.status, checkoutReady.body.redis]).toEqual([503, 'down']);
     // reads from MySQL are still served, without their budget check, and /metrics says so
     const read = await api.request('GET', '/v1/orders', { token: signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-1', role: 'buyer' }) });
     expect(read.status).toBe(200);
@@ -79,6 +81,7 @@ describe('Redis restarted in the middle of a sale (its own redis-server, AOF app
     // nothing was accepted while Redis was away: the 202s kept coming only once it was back
     expect(answeredWhileDown).toBeLessThan(BUYERS);
     expect((await api.request('GET', '/health/ready')).status).toBe(200);
+    expect((await api.request('GET', '/health/checkout')).status).toBe(200);
 
     const acceptedIds = finalAnswers.map((a) => a.body.orderId as string);
     const persisted = async () => Number((await env.db.selectFrom('orders').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);

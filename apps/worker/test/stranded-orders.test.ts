@@ -44,7 +44,28 @@ describe('an accepted order whose job was lost', () => {
       { what: 'the order in MySQL', timeoutMs: 15_000 },
     );
     expect(order.amounts.payableCents).toBe(3_000);
-    const recovered = await workers.deps.metrics.registry.getSingleMetricAsString('stranded_orders_recovered_total');
-    expect(recovered).toMatch(/stranded_orders_recovered_total\{app="worker"\} 1/);
+    expect(await recoveredCount()).toBe(1);
   });
+
+  it('leaves an order that waits behind a backlog alone: its job is there, nothing is recovered', async () => {
+    const buyer = signToken(env.config.AUTH_JWT_SECRET, { sub: 'patient-buyer', role: 'buyer' });
+    // a backlog longer than STRANDED_ORDER_AFTER_MS: the job waits, the sweeper runs every 200 ms
+    await workers.deps.queues.orders.pause();
+    const checkout = await http.request('POST', '/v1/orders', {
+      token: buyer,
+      headers: { 'idempotency-key': 'kettle-2' },
+      body: { items: [{ skuId: 'KETTLE', qty: 1 }], address: buyerAddress },
+    });
+    expect(checkout.status).toBe(202);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(await recoveredCount()).toBe(1);
+    await workers.deps.queues.orders.resume();
+    await waitFor(async () => (await http.request('GET', checkout.body.statusUrl, { token: buyer })).body.status === 'PENDING_PAYMENT', { what: 'the order in MySQL', timeoutMs: 15_000 });
+    expect(await recoveredCount()).toBe(1);
+  });
+
+  const recoveredCount = async () => {
+    const text = await workers.deps.metrics.registry.getSingleMetricAsString('stranded_orders_recovered_total');
+    return Number(/^stranded_orders_recovered_total\{app="worker"\} (\d+)$/m.exec(text)?.[1]);
+  };
 });
