@@ -51,17 +51,19 @@ export class StrandedOrderSweeper {
    * attempts, since adding under an id that exists does nothing. Returns whether it did either.
    */
   private async recover(order: AcceptedOrder): Promise<boolean> {
-    const { queues } = this.deps;
+    const { queues, inventory } = this.deps;
     const id = jobId.persistOrder(order.orderId);
     const state = await queues.orders.getJobState(id);
-    if (state === 'failed' || state === 'completed') {
+    if (state !== 'unknown' && state !== 'failed' && state !== 'completed') return false;
+    // a job may have persisted the order (and been removed) since this sweep read the
+    // accepted set: its worker clears the set before the job completes, so a read now tells
+    if (!(await inventory.awaitsPersisting(order.orderId))) return false;
+    if (state !== 'unknown') {
       const job = await queues.orders.getJob(id);
       if (job) {
         await job.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true });
         return true;
       }
-    } else if (state !== 'unknown') {
-      return false;
     }
     await enqueuePersistOrder(queues, order);
     return true;

@@ -353,6 +353,11 @@ export class Inventory {
     return stored && toAcceptedOrder(orderId, stored);
   }
 
+  /** Whether an order is still in its group's accepted set: accepted and not yet marked persisted. */
+  async awaitsPersisting(orderId: string): Promise<boolean> {
+    return (await this.redis.zscore(this.keys.accepted(this.keys.groupOfOrder(orderId)), orderId)) !== null;
+  }
+
   /** The worker calls this once an order is in MySQL, so recovery stops considering it. */
   async markPersisted(orders: ReadonlyArray<Pick<AcceptedOrder, 'orderId' | 'userId'>>): Promise<void> {
     if (orders.length === 0) return;
