@@ -11,7 +11,9 @@ describe('the payment deadline', () => {
   let workers: RunningWorkers;
 
   beforeAll(async () => {
-    env = await createTestEnv('payment_deadline', { PAYMENT_TIMEOUT_MS: '1500', FLASH_SALE_PAYMENT_TIMEOUT_MS: '800' });
+    // long enough that the 40 orders of the second case are persisted (their deadline jobs
+    // read while still delayed) before the first deadline is due, even on a loaded box
+    env = await createTestEnv('payment_deadline', { PAYMENT_TIMEOUT_MS: '5000', FLASH_SALE_PAYMENT_TIMEOUT_MS: '800' });
     http = await startApiProcess(env.env, 10);
     workers = startWorkers(connectWorker(env.config, pino({ level: 'silent' })));
   });
