@@ -15,7 +15,7 @@ import { createTestEnv, freePort, signToken, type TestEnv } from '@orders/testin
 import { sql } from 'kysely';
 import { monotonicFactory } from 'ulid';
 import { runLoad, type LoadResult } from './load.js';
-import { CoreUse, repoRoot, servicePids, sleep, spawnTs, type Server } from './processes.js';
+import { CoreUse, repoRoot, servicePids, sleep, spawnTs, type Server, type SpawnOptions } from './processes.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -75,8 +75,8 @@ interface SaleRow {
 }
 
 const running = new Set<Server>();
-async function start(name: string, entry: string, env: Record<string, string>, port?: number): Promise<Server> {
-  const server = await spawnTs(name, entry, { env, port, cpuProfDir: profile ? profileDir : undefined });
+async function start(name: string, entry: string, env: Record<string, string>, listening: Pick<SpawnOptions, 'port' | 'waitForPort'> = {}): Promise<Server> {
+  const server = await spawnTs(name, entry, { env, ...listening, cpuProfDir: profile ? profileDir : undefined });
   running.add(server);
   return server;
 }
@@ -85,14 +85,12 @@ async function startWorkers(count: number, name: (index: number) => string, env:
   const metricsPorts: number[] = [];
   for (let w = 0; w < count; w++) metricsPorts.push(await freePort());
   const started = await Promise.allSettled(
-    metricsPorts.map((port, w) => spawnTs(name(w), 'apps/worker/src/main.ts', { env: { ...env, WORKER_METRICS_PORT: String(port) }, waitForPort: port, cpuProfDir: profile ? profileDir : undefined })),
+    metricsPorts.map((port, w) => start(name(w), 'apps/worker/src/main.ts', { ...env, WORKER_METRICS_PORT: String(port) }, { waitForPort: port })),
   );
-  // the ones that did start are stopped with the rest, whatever happened to the others
-  const procs = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
-  for (const server of procs) running.add(server);
+  // the ones that did start are in `running` already, stopped with the rest
   const failed = started.find((result) => result.status === 'rejected');
   if (failed) throw failed.reason;
-  return { procs, metricsPorts };
+  return { procs: started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : [])), metricsPorts };
 }
 async function stop(server: Server | undefined) {
   if (!server) return;
@@ -150,7 +148,7 @@ async function main() {
     // --- ceilings -------------------------------------------------------------------
     if (want('bare')) {
       const port = await freePort();
-      const server = await start('bare', 'bench/src/servers/bare.ts', base, port);
+      const server = await start('bare', 'bench/src/servers/bare.ts', base, { port });
       const body = JSON.stringify({ items: [{ skuId: 'x', qty: 1 }], address });
       http.push(await measure('bare Fastify (constant)', server, (d) => runLoad({ port, connections: CONNECTIONS, durationS: d, request: { method: 'POST', path: '/bare', headers: { 'content-type': 'application/json' }, body } })));
       await stop(server);
@@ -159,7 +157,7 @@ async function main() {
       const skuId = 'bench-reserve';
       await env.redis.hset(`${env.config.REDIS_KEY_PREFIX}{g0}:sku:${skuId}`, { available: 1_000_000_000, reserved: 0, sold: 0, deduction: 'placement', saleStartsAt: 0, saleEndsAt: 0, perUserLimit: 0 });
       const port = await freePort();
-      const server = await start('reserve', 'bench/src/servers/reserve-only.ts', { ...base, BENCH_SKU: skuId }, port);
+      const server = await start('reserve', 'bench/src/servers/reserve-only.ts', { ...base, BENCH_SKU: skuId }, { port });
       const body = JSON.stringify({ items: [{ skuId, qty: 1 }] });
       http.push(await measure('Fastify + Redis reserve script', server, (d) => runLoad({ port, connections: CONNECTIONS, durationS: d, request: { method: 'POST', path: '/reserve', headers: { 'content-type': 'application/json' }, body } })));
       await stop(server);
@@ -169,7 +167,7 @@ async function main() {
       await sql`CREATE TABLE IF NOT EXISTS bench_naive_orders (id BIGINT AUTO_INCREMENT PRIMARY KEY, sku_id VARCHAR(64) NOT NULL, user_id VARCHAR(64) NOT NULL, qty INT NOT NULL, created_at DATETIME(3) NOT NULL) ENGINE=InnoDB`.execute(env.db);
       await sql`REPLACE INTO bench_naive_stock VALUES ('naive-hot', 1000000000)`.execute(env.db);
       const port = await freePort();
-      const server = await start('naive', 'bench/src/servers/naive.ts', { ...base, BENCH_SKU: 'naive-hot' }, port);
+      const server = await start('naive', 'bench/src/servers/naive.ts', { ...base, BENCH_SKU: 'naive-hot' }, { port });
       const body = JSON.stringify({ items: [{ skuId: 'naive-hot', qty: 1 }], address });
       http.push(await measure('naive MySQL checkout (FOR UPDATE)', server, (d) => runLoad({ port, connections: CONNECTIONS, durationS: d, request: { method: 'POST', path: '/naive', headers: { 'content-type': 'application/json' }, body } })));
       await stop(server);
@@ -214,7 +212,7 @@ async function main() {
     const needApi = want('intake') || want('soldout') || want('drain') || want('sale');
     if (needApi) {
       apiPort = await freePort();
-      api = await start('api', 'apps/api/src/main.ts', apiEnv, apiPort);
+      api = await start('api', 'apps/api/src/main.ts', apiEnv, { port: apiPort });
       await createSku(apiPort, 'bench-hot', 1_000_000_000, 0);
       await createSku(apiPort, 'bench-soldout', 0, 0);
     }
@@ -305,7 +303,7 @@ async function main() {
     // --- a whole sale, end to end -------------------------------------------------------
     if (want('sale')) {
       if (!api) {
-        api = await start('api', 'apps/api/src/main.ts', apiEnv, apiPort || (apiPort = await freePort()));
+        api = await start('api', 'apps/api/src/main.ts', apiEnv, { port: apiPort || (apiPort = await freePort()) });
       }
       await queues.orders.obliterate({ force: true });
       const skuId = 'bench-sale';
