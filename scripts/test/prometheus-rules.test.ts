@@ -33,6 +33,7 @@ describe('Prometheus configuration and alert rules', () => {
         'WorkerMissing',
         'NoWorkerRunning',
         'RequestBudgetsUnchecked',
+        'StrandedOrdersRecovered',
       ]),
     );
   });

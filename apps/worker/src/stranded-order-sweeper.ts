@@ -1,13 +1,14 @@
 import type { AcceptedOrder } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { enqueuePersistOrder, jobId, type OrderQueues } from '@orders/queues';
+import { carrierOf, enqueuePersistOrder, jobId, type OrderQueues } from '@orders/queues';
 import type { Inventory } from '@orders/stock';
+import type { JobState } from 'bullmq';
 import type { Logger } from 'pino';
 
 /**
  * The safety net behind the intake's 202: an order accepted in Redis whose persist job
- * went missing (the enqueue failed after the reservation) is enqueued again. Job ids
- * are order ids, so orders whose job still exists are untouched.
+ * went missing (the enqueue failed after the reservation) is enqueued again. An order
+ * whose job still exists (its single job, or the intake's batch that carries it) is untouched.
  */
 export class StrandedOrderSweeper {
   private timer: NodeJS.Timeout | undefined;
@@ -45,16 +46,20 @@ export class StrandedOrderSweeper {
 
   /**
    * An order still waiting for (or in) its job is only behind a backlog: left alone, and not
-   * counted, or every sweep during a long backlog would report it recovered again. A missing
-   * job is added; one that has ended (failed after its attempts, stalled by crashed workers
-   * too often, or completed before the accepted set was cleared) is retried with fresh
-   * attempts, since adding under an id that exists does nothing. Returns whether it did either.
+   * counted, or every sweep during a long backlog would report it recovered again. Its job is
+   * the intake's batch that carries it, or the single job with its id. A missing job is
+   * added; one that has ended (failed after its attempts, stalled by crashed workers too
+   * often, or completed before the accepted set was cleared) is retried with fresh attempts,
+   * since adding under an id that exists does nothing; an ended batch is not retried as a
+   * whole, its order goes on as a single job. Returns whether it did either.
    */
   private async recover(order: AcceptedOrder): Promise<boolean> {
     const { queues, inventory } = this.deps;
+    const carrier = await carrierOf(queues, order.orderId);
+    if (carrier !== undefined && !hasEnded(await queues.orders.getJobState(carrier))) return false;
     const id = jobId.persistOrder(order.orderId);
     const state = await queues.orders.getJobState(id);
-    if (state !== 'unknown' && state !== 'failed' && state !== 'completed') return false;
+    if (!hasEnded(state)) return false;
     // a job may have persisted the order (and been removed) since this sweep read the
     // accepted set: its worker clears the set before the job completes, so a read now tells
     if (!(await inventory.awaitsPersisting(order.orderId))) return false;
@@ -73,4 +78,9 @@ export class StrandedOrderSweeper {
     clearInterval(this.timer);
     await this.running;
   }
+}
+
+/** A job that will not run again by itself, or that is not there at all. */
+function hasEnded(state: JobState | 'unknown'): state is 'unknown' | 'failed' | 'completed' {
+  return state === 'unknown' || state === 'failed' || state === 'completed';
 }

@@ -1,4 +1,5 @@
 import { buyerAddress, createTestEnv, signToken, startApiProcess, waitFor, type ApiProcess, type TestEnv } from '@orders/testing';
+import { ordersCarriedBy } from '@orders/queues';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,6 +64,77 @@ describe('an accepted order whose job was lost', () => {
     await waitFor(async () => (await http.request('GET', checkout.body.statusUrl, { token: buyer })).body.status === 'PENDING_PAYMENT', { what: 'the order in MySQL', timeoutMs: 15_000 });
     expect(await recoveredCount()).toBe(1);
   });
+
+  it('leaves the orders of the intake\'s batch jobs alone while they wait behind a backlog, and forgets their jobs once they are in MySQL', async () => {
+    await createLamp('LAMP-1');
+    await workers.deps.queues.orders.pause();
+    const orders = await checkoutMany('LAMP-1', 'waiting-buyer', 40);
+    expect(await largestBatch()).toBeGreaterThan(1);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(await recoveredCount()).toBe(1);
+    await workers.deps.queues.orders.resume();
+    await waitForPersisted(orders);
+    expect(await recoveredCount()).toBe(1);
+    expect(await env.redis.hlen(carriersKey())).toBe(0);
+  });
+
+  it('recovers every order of a batch job that was lost, each once', async () => {
+    await createLamp('LAMP-2');
+    await workers.deps.queues.orders.pause();
+    const orders = await checkoutMany('LAMP-2', 'batch-lost-buyer', 30);
+    const jobs = await workers.deps.queues.orders.getJobs(['wait']);
+    const lost = jobs.reduce((largest, job) => (ordersCarriedBy(job.data).length > ordersCarriedBy(largest.data).length ? job : largest));
+    const lostOrders = ordersCarriedBy(lost.data);
+    expect(lostOrders.length).toBeGreaterThan(1);
+    await lost.remove();
+    await waitFor(async () => (await recoveredCount()) === 1 + lostOrders.length, { what: 'the lost batch\'s orders enqueued again', timeoutMs: 15_000 });
+    await workers.deps.queues.orders.resume();
+    await waitForPersisted(orders);
+    expect(await recoveredCount()).toBe(1 + lostOrders.length);
+    expect(await env.redis.hlen(carriersKey())).toBe(0);
+  });
+
+  const createLamp = async (skuId: string) => {
+    const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
+    const created = await http.request('POST', '/v1/admin/skus', {
+      token: admin,
+      body: { skuId, title: 'Lamp', priceCents: 2_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 100, deduction: 'placement' },
+    });
+    expect(created.status).toBe(201);
+  };
+
+  /** Buyers at once, so the intake puts several orders accepted in one turn into one job. */
+  const checkoutMany = async (skuId: string, buyerPrefix: string, count: number) => {
+    const answers = await Promise.all(
+      Array.from({ length: count }, async (_, i) => {
+        const token = signToken(env.config.AUTH_JWT_SECRET, { sub: `${buyerPrefix}-${i}`, role: 'buyer' });
+        const answer = await http.request('POST', '/v1/orders', {
+          token,
+          headers: { 'idempotency-key': `${skuId}-${i}` },
+          body: { items: [{ skuId, qty: 1 }], address: buyerAddress },
+        });
+        return { status: answer.status, statusUrl: answer.body.statusUrl as string, token };
+      }),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 202));
+    return answers;
+  };
+
+  const largestBatch = async () => {
+    const jobs = await workers.deps.queues.orders.getJobs(['wait']);
+    return Math.max(...jobs.map((job) => ordersCarriedBy(job.data).length));
+  };
+
+  const waitForPersisted = (orders: Array<{ statusUrl: string; token: string }>) =>
+    waitFor(
+      async () => {
+        const views = await Promise.all(orders.map((order) => http.request('GET', order.statusUrl, { token: order.token })));
+        return views.every((view) => view.body.status === 'PENDING_PAYMENT');
+      },
+      { what: 'every order in MySQL', timeoutMs: 15_000 },
+    );
+
+  const carriersKey = () => workers.deps.queues.orders.toKey('order-carriers');
 
   const recoveredCount = async () => {
     const text = await workers.deps.metrics.registry.getSingleMetricAsString('stranded_orders_recovered_total');

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Queue, type Job, type JobsOptions } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import {
@@ -87,13 +88,41 @@ export function isPersistOrdersJob(data: PersistOrderJob | PersistOrdersJob): da
 }
 
 /**
- * Enqueues several orders as one job. Its id is BullMQ's own (unique), never an order id:
- * a batch must not be dropped because one of its orders was enqueued before (a replay).
- * Persisting is idempotent by order id, so an order in two jobs is written once.
+ * Enqueues several orders as one job. Its id is new (never an order id): a batch must
+ * not be dropped because one of its orders was enqueued before (a replay). Persisting
+ * is idempotent by order id, so an order in two jobs is written once. Each order's
+ * carrier is recorded with it (`carrierOf`), so the stranded-order sweeper can tell an
+ * order waiting in a batch behind a backlog from one whose job was lost.
  */
-export function enqueuePersistOrders(queues: Pick<OrderQueues, 'orders'>, orders: PersistOrderJob[]): Promise<Job> {
+export async function enqueuePersistOrders(queues: Pick<OrderQueues, 'orders'>, orders: PersistOrderJob[]): Promise<Job> {
   if (orders.length === 1) return enqueuePersistOrder(queues, orders[0]!);
-  return (queues.orders as unknown as Queue<PersistOrdersJob>).add(PERSIST_ORDERS_JOB, { orders });
+  const id = jobId.persistOrders(randomUUID());
+  const client = await queues.orders.getBackend().client;
+  const [job] = await Promise.all([
+    (queues.orders as unknown as Queue<PersistOrdersJob>).add(PERSIST_ORDERS_JOB, { orders }, { jobId: id }),
+    client.hset(carriersKey(queues.orders), Object.fromEntries(orders.map((order) => [order.orderId, id]))),
+  ]);
+  return job;
+}
+
+/**
+ * The batch job that carries an accepted order, if the intake enqueued it in one. Kept in
+ * the queue's own slot, one hash for all orders, until the order is in MySQL (`forgetCarriers`).
+ */
+export async function carrierOf(queues: Pick<OrderQueues, 'orders'>, orderId: string): Promise<string | undefined> {
+  const client = await queues.orders.getBackend().client;
+  return (await client.hget(carriersKey(queues.orders), orderId)) ?? undefined;
+}
+
+/** Called once the orders are in MySQL and out of the accepted set. */
+export async function forgetCarriers(queues: Pick<OrderQueues, 'orders'>, orderIds: readonly string[]): Promise<void> {
+  if (orderIds.length === 0) return;
+  const client = await queues.orders.getBackend().client;
+  await client.hdel(carriersKey(queues.orders), ...orderIds);
+}
+
+function carriersKey(queue: Queue): string {
+  return queue.toKey('order-carriers');
 }
 
 /**

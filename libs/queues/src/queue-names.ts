@@ -82,6 +82,8 @@ export interface DeadLetterJob {
 /** BullMQ job ids: the order id makes a repeated enqueue of the same order a no-op. */
 export const jobId = {
   persistOrder: (orderId: string) => orderId,
+  /** an intake batch of orders: a fresh id each time */
+  persistOrders: (batchId: string) => `batch-${batchId}`,
   expireOrder: (orderId: string) => `expire-${orderId}`,
   /** the same orders scheduled again (a retried batch) make the same id */
   expireOrders: (orderIds: readonly string[]) => `expire-batch-${createHash('sha1').update(orderIds.join(',')).digest('base64url')}`,

@@ -1,7 +1,7 @@
 import { DomainError, priceOrder, type AcceptedOrder } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
 import type { CatalogRepository, OrderRepository, OrderToPersist, PricingRepository } from '@orders/persistence';
-import { isPersistOrdersJob, schedulePaymentDeadlines, type OrderQueues, type PersistOrdersJob } from '@orders/queues';
+import { forgetCarriers, isPersistOrdersJob, schedulePaymentDeadlines, type OrderQueues, type PersistOrdersJob } from '@orders/queues';
 import type { Inventory } from '@orders/stock';
 
 interface Pending {
@@ -31,7 +31,7 @@ export class OrderWriter {
       catalog: CatalogRepository;
       pricing: PricingRepository;
       inventory: Inventory;
-      queues: Pick<OrderQueues, 'timers'>;
+      queues: Pick<OrderQueues, 'orders' | 'timers'>;
       metrics: OrderMetrics;
       clock: () => Date;
     },
@@ -102,6 +102,8 @@ export class OrderWriter {
       // attempt may have died between the commit and these two steps.
       await schedulePaymentDeadlines(queues, priced.map(({ order }) => order), now);
       await inventory.markPersisted(priced.map(({ order }) => order));
+      // after the accepted set: a sweep that still sees the order there then finds its carrier too
+      await forgetCarriers(queues, priced.map(({ order }) => order.orderId));
       // a coupon reserved at checkout that did not apply (minimum spend not reached) goes back to its buyer now
       await Promise.all(priced.filter((p) => p.order.couponCode && !p.priced.applied.coupon).map((p) => inventory.releaseCoupon(p.order)));
       for (const pending of priced) pending.resolve();
