@@ -65,8 +65,13 @@ interface SaleRow {
   accepted: number;
   rejected: Record<string, number>;
   intakeSeconds: number;
+  /** when the last 202 came back: the sale was sold out from then on */
+  secondsToSoldOut: number;
   secondsToLastOrderInMysql: number;
   persisted: number;
+  /** how the workers got and wrote the orders: a job carries the orders of one event-loop turn of the api */
+  ordersPerJob: number;
+  ordersPerTransaction: number;
   oversold: number;
   lost: number;
   redisStock: { available: number; reserved: number; sold: number } | null;
@@ -120,14 +125,20 @@ async function measure(name: string, server: Server, run: (durationS: number) =>
  * ~1.4 ms, hence one per PROGRESS_POLL_MS (~1.5 % of a worker, 0.1 s resolution).
  */
 const PROGRESS_POLL_MS = 100;
-async function persistedByWorkers(metricsPorts: number[]): Promise<number> {
-  const counts = await Promise.all(
+/** What the workers say they did, from their own metrics: orders written, MySQL transactions, orders-queue jobs. */
+async function workerProgress(metricsPorts: number[]): Promise<{ persisted: number; transactions: number; jobs: number }> {
+  const each = await Promise.all(
     metricsPorts.map(async (port) => {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
-      return Number(/^orders_persisted_total(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 0);
+      const sum = (pattern: RegExp) => [...text.matchAll(pattern)].reduce((total, match) => total + Number(match[1]), 0);
+      return {
+        persisted: sum(/^orders_persisted_total(?:\{[^}]*\})? (\S+)$/gm),
+        transactions: sum(/^persist_batch_size_count(?:\{[^}]*\})? (\S+)$/gm),
+        jobs: sum(/^job_duration_seconds_count\{[^}]*queue="orders"[^}]*\} (\S+)$/gm),
+      };
     }),
   );
-  return counts.reduce((sum, n) => sum + n, 0);
+  return each.reduce((total, w) => ({ persisted: total.persisted + w.persisted, transactions: total.transactions + w.transactions, jobs: total.jobs + w.jobs }), { persisted: 0, transactions: 0, jobs: 0 });
 }
 
 async function countOrders(env: TestEnv): Promise<number> {
@@ -274,7 +285,7 @@ async function main() {
         let cores: Cores = {};
         const deadline = Date.now() + 300_000;
         while (Date.now() < deadline) {
-          const n = await persistedByWorkers(metricsPorts);
+          const n = (await workerProgress(metricsPorts)).persisted;
           // the clock starts at the first poll that sees orders; those already written then are not counted
           if (n > 0 && !first) {
             [first, atFirst] = [Date.now(), n];
@@ -315,6 +326,7 @@ async function main() {
       const accepted: string[] = [];
       const coreUse = CoreUse.start({ api: pidsOf([api]), workers: pidsOf(procs), ...services });
       const t0 = Date.now();
+      let lastAcceptedAt = t0;
       const load = await runLoad({
         port: apiPort,
         connections: CONNECTIONS,
@@ -325,19 +337,22 @@ async function main() {
           path: '/v1/orders',
           next: checkoutRequest(skuId, saleTokens, 'sale'),
           onResponse: (status, body) => {
-            if (status === 202) accepted.push((JSON.parse(body) as { orderId: string }).orderId);
+            if (status !== 202) return;
+            accepted.push((JSON.parse(body) as { orderId: string }).orderId);
+            lastAcceptedAt = Date.now();
           },
         },
       });
       const intakeSeconds = (Date.now() - t0) / 1000;
-      let persisted = 0;
+      let progress = { persisted: 0, transactions: 0, jobs: 0 };
       const deadline = Date.now() + 300_000;
       while (Date.now() < deadline) {
-        persisted = await persistedByWorkers(metricsPorts);
-        if (persisted >= accepted.length) break;
+        progress = await workerProgress(metricsPorts);
+        if (progress.persisted >= accepted.length) break;
         await sleep(PROGRESS_POLL_MS);
       }
       const secondsToLastOrderInMysql = (Date.now() - t0) / 1000;
+      const { persisted } = progress;
       const cores = coreUse.read();
       const rssMb = api.peakRssMb() + procs.reduce((sum, p) => sum + p.peakRssMb(), 0);
       for (const p of procs) await stop(p);
@@ -357,8 +372,11 @@ async function main() {
         accepted: accepted.length,
         rejected,
         intakeSeconds,
+        secondsToSoldOut: (lastAcceptedAt - t0) / 1000,
         secondsToLastOrderInMysql,
         persisted,
+        ordersPerJob: Math.round((persisted / Math.max(progress.jobs, 1)) * 10) / 10,
+        ordersPerTransaction: Math.round((persisted / Math.max(progress.transactions, 1)) * 10) / 10,
         oversold: Math.max(0, soldUnits - SALE_UNITS, accepted.length - SALE_UNITS, redisStock ? redisStock.reserved + redisStock.sold - SALE_UNITS : 0),
         lost: accepted.length - found,
         redisStock,
@@ -401,7 +419,7 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
   for (const row of drains) console.log(`${`${row.name} (orders/s)`.padEnd(40)}${pad(row.ordersPerSec, 9)}${pad('-', 8)}${pad('-', 8)}${pad('-', 8)}${pad(row.rssMb, 8)}`);
   if (sale) {
     console.log(
-      `sale: ${sale.units} units to ${sale.buyers} buyers: ${sale.accepted} accepted, intake ${sale.intakeSeconds.toFixed(1)} s, last order in MySQL after ${sale.secondsToLastOrderInMysql.toFixed(1)} s, oversold ${sale.oversold}, lost ${sale.lost}`,
+      `sale: ${sale.units} units to ${sale.buyers} buyers: ${sale.accepted} accepted, sold out after ${sale.secondsToSoldOut.toFixed(1)} s, intake ${sale.intakeSeconds.toFixed(1)} s, last order in MySQL after ${sale.secondsToLastOrderInMysql.toFixed(1)} s (${sale.ordersPerJob} orders per job, ${sale.ordersPerTransaction} per MySQL transaction), oversold ${sale.oversold}, lost ${sale.lost}`,
     );
   }
   console.log('cores used during each measured run:');
