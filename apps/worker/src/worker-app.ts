@@ -95,7 +95,7 @@ const EXPIRY_CONCURRENCY = 10;
 export function startWorkers(deps: WorkerDeps): RunningWorkers {
   const { config, metrics, log, queues } = deps;
   const connection = deps.redis;
-  const writer = new OrderWriter({ ...deps, pricing: new PricingRepository(deps.db) }, { batchSize: config.PERSIST_BATCH_SIZE, batchWaitMs: config.PERSIST_BATCH_WAIT_MS });
+  const writer = new OrderWriter({ ...deps, pricing: new PricingRepository(deps.db) }, { batchSize: config.PERSIST_BATCH_SIZE, batchWaitMs: config.PERSIST_BATCH_WAIT_MS, busyIntervalMs: config.PERSIST_BUSY_INTERVAL_MS });
   const life = new ForwardLife(deps);
   const reconciler = new StockReconciler({ ...deps, ledger: new StockLedgerRepository(deps.db) }, { settleMs: config.RECONCILE_SETTLE_MS });
   // a few at a time: most orders of a sale were paid meanwhile, and each check is its own transaction

@@ -6,6 +6,8 @@ import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+const BUSY_INTERVAL_MS = 5_000;
+
 describe('persist jobs that carry several orders (the intake batches one event-loop turn per job)', () => {
   let env: TestEnv;
   let queues: OrderQueues;
@@ -24,7 +26,7 @@ describe('persist jobs that carry several orders (the intake batches one event-l
   });
 
   beforeAll(async () => {
-    env = await createTestEnv('batched_persist_jobs');
+    env = await createTestEnv('batched_persist_jobs', { PERSIST_BUSY_INTERVAL_MS: String(BUSY_INTERVAL_MS) });
     queues = createOrderQueues(env.redis, { prefix: env.config.QUEUE_PREFIX, attempts: 3, backoffMs: 50 });
     await new CatalogRepository(env.db).createSku(
       { skuId: 'MUG', title: 'Mug', priceCents: 1_200, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', deduction: 'placement', flashSale: null },
@@ -73,4 +75,37 @@ describe('persist jobs that carry several orders (the intake batches one event-l
     expect(timed).toEqual(new Set(orders.map((o) => o.order_id)));
     expect(timers.length).toBeLessThan(12);
   });
+
+  it('writes a lone order at once, and a trickle of small jobs that keeps coming in one transaction per PERSIST_BUSY_INTERVAL_MS', async () => {
+    const running = workers!;
+    // a quiet spell: longer than the interval since the writer's last transaction
+    await new Promise((resolve) => setTimeout(resolve, BUSY_INTERVAL_MS + 200));
+    const before = await transactions(running);
+
+    const startedAt = Date.now();
+    await enqueuePersistOrder(queues, order(20));
+    await waitFor(async () => (await statusOf(order(20).orderId)) === 'PENDING_PAYMENT', { what: 'the lone order in MySQL', timeoutMs: 20_000 });
+    expect(Date.now() - startedAt).toBeLessThan(BUSY_INTERVAL_MS);
+
+    // a sale's trickle: one small job every 50 ms, well within the interval
+    const trickle = [21, 22, 23, 24, 25, 26, 27, 28, 29, 30];
+    for (const n of trickle) {
+      await enqueuePersistOrder(queues, order(n));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await waitFor(async () => (await Promise.all(trickle.map((n) => statusOf(order(n).orderId)))).every((status) => status === 'PENDING_PAYMENT'), {
+      what: 'the trickle in MySQL',
+      timeoutMs: 20_000,
+    });
+    expect((await transactions(running)) - before).toBe(2);
+    const written = await env.db.selectFrom('orders').select('order_id').where('order_id', 'in', [20, ...trickle].map((n) => order(n).orderId)).execute();
+    expect(written).toHaveLength(11);
+  });
+
+  const statusOf = async (orderId: string) => (await env.db.selectFrom('orders').select('status').where('order_id', '=', orderId).executeTakeFirst())?.status;
+
+  const transactions = async (running: RunningWorkers) => {
+    const text = await running.deps.metrics.registry.getSingleMetricAsString('persist_batch_size');
+    return Number(/^persist_batch_size_count\{[^}]*\} (\d+)$/m.exec(text)?.[1]);
+  };
 });

@@ -164,6 +164,8 @@ const schema = {
   JOB_BACKOFF_MS: MS,
   PERSIST_BATCH_SIZE: int(1, 5000),
   PERSIST_BATCH_WAIT_MS: MS,
+  /** while orders keep coming, a partial batch starts at most this long after the writer's previous one (a full batch at once) */
+  PERSIST_BUSY_INTERVAL_MS: MS,
   ORDERS_PER_JOB: int(1, 5000),
   API_PROCESSES: int(1, 256),
   STRANDED_ORDER_AFTER_MS: POSITIVE,

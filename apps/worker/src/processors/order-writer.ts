@@ -11,8 +11,17 @@ interface Pending {
 }
 
 export interface OrderWriterOptions {
+  /** a batch this full goes at once */
   batchSize: number;
+  /** how long the first order after a quiet spell waits for others */
   batchWaitMs: number;
+  /**
+   * While orders keep coming, a partial batch starts at most this long after the previous
+   * one. A sale brings jobs of a few dozen orders every few milliseconds; written one
+   * transaction each, they cost the worker and MySQL several times the CPU per order of
+   * large batches, CPU the api needs when they share a host.
+   */
+  busyIntervalMs: number;
 }
 
 /**
@@ -24,6 +33,7 @@ export class OrderWriter {
   private pending: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
   private inFlight = new Set<Promise<void>>();
+  private lastFlushAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly deps: {
@@ -51,7 +61,7 @@ export class OrderWriter {
     return new Promise((resolve, reject) => {
       this.pending.push({ order, resolve, reject });
       if (this.pending.length >= this.options.batchSize) this.flush();
-      else this.timer ??= setTimeout(() => this.flush(), this.options.batchWaitMs);
+      else this.timer ??= setTimeout(() => this.flush(), this.waitBeforeFlush());
     });
   }
 
@@ -61,9 +71,15 @@ export class OrderWriter {
     await Promise.allSettled([...this.inFlight]);
   }
 
+  private waitBeforeFlush(): number {
+    const { batchWaitMs, busyIntervalMs } = this.options;
+    return Math.max(batchWaitMs, this.lastFlushAt + busyIntervalMs - performance.now());
+  }
+
   private flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.lastFlushAt = performance.now();
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
