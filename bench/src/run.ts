@@ -241,7 +241,11 @@ async function main() {
       const { waiting = 0 } = await queues.orders.getJobCounts('waiting');
       if (waiting > 0) intakeOrdersPerJob = Math.max(1, Math.round(acceptedTotal / waiting));
       console.log(`  the intake queued ${acceptedTotal} orders in ${waiting} jobs (${intakeOrdersPerJob} per job)`);
+      // no worker runs for this phase: its orders are dropped with their jobs, and out of the
+      // accepted set too, or the workers of the drain and the sale (their stranded-order sweeper)
+      // would find them a minute later and persist them as well, in single-order jobs
       await queues.orders.obliterate({ force: true });
+      await env.redis.del(`${env.config.REDIS_KEY_PREFIX}{g0}:accepted`);
     }
     if (api && want('soldout')) {
       let run = 0;
