@@ -1,4 +1,4 @@
-import { buyerAddress, createTestEnv, signToken, startApiProcess, waitFor, type ApiProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, signToken, startApiProcess, waitFor, type ApiProcess, type TestEnv } from '@orders/testing';
 import { ordersCarriedBy } from '@orders/queues';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { pino } from 'pino';
@@ -94,14 +94,17 @@ describe('an accepted order whose job was lost', () => {
     expect(await env.redis.hlen(carriersKey())).toBe(0);
   });
 
-  const createLamp = async (skuId: string) => {
-    const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
-    const created = await http.request('POST', '/v1/admin/skus', {
-      token: admin,
-      body: { skuId, title: 'Lamp', priceCents: 2_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 100, deduction: 'placement' },
+  const createLamp = (skuId: string) =>
+    createSku(http, signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' }), {
+      skuId,
+      title: 'Lamp',
+      priceCents: 2_000,
+      merchantId: 'shop',
+      channel: 'self',
+      warehouseId: 'wh-west',
+      stock: 100,
+      deduction: 'placement',
     });
-    expect(created.status).toBe(201);
-  };
 
   /** Buyers at once, so the intake puts several orders accepted in one turn into one job. */
   const checkoutMany = async (skuId: string, buyerPrefix: string, count: number) => {
