@@ -19,6 +19,12 @@ export const overloaded = (retryAfterSeconds: number) =>
   new HttpProblem(503, 'OVERLOADED', 'The order queue is past its high-water mark; retry shortly', retryAfterSeconds);
 export const rateLimited = (retryAfterSeconds: number) =>
   new HttpProblem(429, 'RATE_LIMITED', `Too many requests; retry in ${retryAfterSeconds} s`, retryAfterSeconds);
+/**
+ * An action on an order the intake accepted that is not in MySQL yet: the state machine's
+ * refusal (ACCEPTED allows no buyer action), with a retry-after, since in a moment it will.
+ */
+export const stillInQueue = (action: string) =>
+  new HttpProblem(409, 'ILLEGAL_TRANSITION', `Action '${action}' by buyer is not allowed while the order is ACCEPTED (still in the queue); retry once it is PENDING_PAYMENT`, 1);
 export const dependencyUnavailable = (dependency: string) =>
   new HttpProblem(503, 'SERVICE_UNAVAILABLE', `${dependency} is unavailable; retry shortly`, 1);
 

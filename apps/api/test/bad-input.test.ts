@@ -96,6 +96,34 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect((await api.request('GET', mine.body.statusUrl, { token: buyer })).status).toBe(200);
   });
 
+  it('tells the buyer of an order still in the queue to retry paying, cancelling or changing it, and changes nothing', async () => {
+    // no worker runs in this file: the order stays ACCEPTED
+    await createSku(api, api.token('ops', 'admin'), { skuId: 'KETTLE', title: 'Kettle', priceCents: 2_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 5, deduction: 'placement' });
+    const queued = await api.request('POST', '/v1/orders', { token: buyer, body: { ...valid, items: [{ skuId: 'KETTLE', qty: 1 }] }, headers: { 'idempotency-key': 'queued-1' } });
+    expect(queued.status).toBe(202);
+    const attempts: Array<[string, string, unknown]> = [
+      ['pay', 'pay', { method: 'card' }],
+      ['cancel', 'cancel', { reason: 'changed my mind' }],
+      ['refunds', 'refund', { reason: 'changed my mind' }],
+    ];
+    for (const [path, action, body] of attempts) {
+      const response = await api.request('POST', `${queued.body.statusUrl}/${path}`, { token: buyer, body });
+      expect(response.status, path).toBe(409);
+      expect(response.body).toMatchObject({ code: 'ILLEGAL_TRANSITION', status: 409 });
+      expect(response.body.detail).toContain(`'${action}'`);
+      expect(response.headers['retry-after']).toBe('1');
+    }
+    const moved = await api.request('PATCH', `${queued.body.statusUrl}/address`, { token: buyer, body: { address: { ...buyerAddress, city: 'Elsewhere' } } });
+    expect(moved.status).toBe(409);
+    expect(moved.body.detail).toContain("'change_address'");
+    expect(moved.headers['retry-after']).toBe('1');
+    // to anyone else the order does not exist
+    expect((await api.request('POST', `${queued.body.statusUrl}/pay`, { token: api.token('buyer-2'), body: { method: 'card' } })).status).toBe(404);
+    const view = await api.request('GET', queued.body.statusUrl, { token: buyer });
+    expect(view.body).toMatchObject({ status: 'ACCEPTED', address: buyerAddress });
+    expect((await api.request('GET', '/v1/admin/skus/KETTLE', { token: api.token('ops', 'admin') })).body.stock).toMatchObject({ available: 4, reserved: 1 });
+  });
+
   it('refuses a token once it expires, although it was verified (and cached) while valid', async () => {
     const shortLived = signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-1', role: 'buyer', exp: Math.floor(Date.now() / 1000) + 2 });
     expect((await api.request('GET', '/v1/orders', { token: shortLived })).status).toBe(200);

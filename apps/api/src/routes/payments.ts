@@ -3,7 +3,7 @@ import { ProcessRepository, type PaymentPurpose } from '@orders/persistence';
 import { enqueuePaymentRequest } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { notFound } from '../problems.js';
+import { notFound, stillInQueue } from '../problems.js';
 import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
 
 const ULID = new RegExp(ULID_PATTERN);
@@ -38,7 +38,7 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
         tags: ['orders'],
         summary: 'Pay an order (202: the payment system confirms by callback)',
         description:
-          'Collects payableCents (a presale: its deposit, then its balance) through the payment system behind a circuit breaker. While the payment system is unavailable the request waits in the payments queue; the order never fails because of it. 409 ILLEGAL_TRANSITION when nothing is payable now.',
+          'Collects payableCents (a presale: its deposit, then its balance) through the payment system behind a circuit breaker. While the payment system is unavailable the request waits in the payments queue; the order never fails because of it. 409 ILLEGAL_TRANSITION when nothing is payable now; for an order still in the queue (ACCEPTED) with retry-after, since it becomes payable once persisted.',
         params: orderParamsSchema,
         body: {
           type: 'object',
@@ -56,7 +56,7 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
       if (!order) {
         // still in the queue: not payable yet, but only its buyer may learn that it exists
         const accepted = await deps.inventory.findAcceptedOrder(orderId);
-        if (accepted && accepted.userId === request.user.sub) throw new IllegalTransition('ACCEPTED', 'pay', 'buyer');
+        if (accepted && accepted.userId === request.user.sub) throw stillInQueue('pay');
         throw notFound('order');
       }
       if (order.user_id !== request.user.sub) throw notFound('order');

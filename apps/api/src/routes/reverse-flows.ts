@@ -3,7 +3,7 @@ import { OrderRepository, ProcessRepository, RefundRepository, refundIdFor, type
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { Principal } from '../plugins/auth.js';
-import { notFound } from '../problems.js';
+import { notFound, stillInQueue } from '../problems.js';
 import { ULID_PATTERN, addressSchema, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
 
@@ -87,7 +87,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   const refunds = new RefundRepository(deps.db);
 
   /** Buyers act on their own orders, merchants on orders holding their SKUs, admins on any; others get 404 so ids cannot be probed. */
-  async function ownOrder(principal: Principal, orderId: string): Promise<OrderRow> {
+  async function ownOrder(principal: Principal, orderId: string, action: 'cancel' | 'change_address' | 'refund'): Promise<OrderRow> {
     if (!ULID.test(orderId)) throw notFound('order');
     const order = await deps.orders.findOrderRow(orderId);
     if (order && (principal.role === 'admin' || (principal.role === 'buyer' && order.user_id === principal.sub))) return order;
@@ -95,7 +95,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     if (!order && principal.role === 'buyer') {
       // still in the queue: nothing to cancel or refund yet, but only its buyer may learn that it exists
       const accepted = await deps.inventory.findAcceptedOrder(orderId);
-      if (accepted && accepted.userId === principal.sub) throw new IllegalTransition('ACCEPTED', 'cancel', 'buyer');
+      if (accepted && accepted.userId === principal.sub) throw stillInQueue(action);
     }
     throw notFound('order');
   }
@@ -178,14 +178,14 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
         description:
-          'A buyer cancels their own order, a merchant one holding its SKUs, an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). Cancelling again changes nothing. 409 ILLEGAL_TRANSITION once shipped.',
+          'A buyer cancels their own order, a merchant one holding its SKUs, an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). Cancelling again changes nothing. 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED).',
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
       },
     },
     async (request) => {
-      const order = await ownOrder(request.user, request.params.orderId);
+      const order = await ownOrder(request.user, request.params.orderId, 'cancel');
       const actor: Actor = request.user.role;
       const { reason: why } = request.body;
       const machine = stateMachineFor(order.type as OrderType);
@@ -248,7 +248,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       },
     },
     async (request) => {
-      const order = await ownOrder(request.user, request.params.orderId);
+      const order = await ownOrder(request.user, request.params.orderId, 'change_address');
       const actor: Actor = request.user.role;
       const address = JSON.stringify(request.body.address);
       // a child already closed (refunded) has no parcel left to send anywhere
@@ -308,7 +308,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       },
     },
     async (request, reply) => {
-      const order = await ownOrder(request.user, request.params.orderId);
+      const order = await ownOrder(request.user, request.params.orderId, 'refund');
       const actor: Actor = request.user.role;
       const { reason: why, items } = request.body;
       let parts: Array<{ unit: OrderRow; items: RequestedLines | 'rest' }>;
