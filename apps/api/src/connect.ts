@@ -24,8 +24,11 @@ export async function connectApi(config: Config, options: { migrate?: boolean } 
       flashSalePaymentTimeoutMs: config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
       idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
     },
-    // only the intake answers buyers, so only its reservations wait for replicas
-    { replicaAcks: config.RESERVATION_REPLICA_ACKS, timeoutMs: config.RESERVATION_REPLICA_TIMEOUT_MS },
+    {
+      // only the intake answers buyers, so only its reservations wait for replicas
+      durability: { replicaAcks: config.RESERVATION_REPLICA_ACKS, timeoutMs: config.RESERVATION_REPLICA_TIMEOUT_MS },
+      soldOutMemoryMs: config.SOLD_OUT_MEMORY_MS,
+    },
   );
   return {
     config,

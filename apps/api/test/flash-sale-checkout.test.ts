@@ -12,7 +12,8 @@ describe('flash-sale checkout', () => {
   let admin: string;
 
   beforeAll(async () => {
-    env = await createTestEnv('flash_sale_checkout');
+    // a sold-out SKU is answered from the api's memory for the rest of the file
+    env = await createTestEnv('flash_sale_checkout', { SOLD_OUT_MEMORY_MS: '60000' });
     api = await startApi(env, { connections: 200 });
     worker = spawnApp('worker', { ...env.env, WORKER_METRICS_PORT: '0', WORKER_CONCURRENCY: '64' });
     admin = api.token('ops', 'admin');
@@ -67,6 +68,15 @@ describe('flash-sale checkout', () => {
     expect(accepted).toHaveLength(100);
     expect(soldOut).toHaveLength(1900);
     expect(soldOut.every((a) => a.body.code === 'OUT_OF_STOCK' && String(a.headers['content-type']).startsWith('application/problem+json'))).toBe(true);
+
+    // after the sell-out: each winner's retry gets its own 202 again, while 200 latecomers are refused
+    const winners = answers.flatMap((a, i) => (a.status === 202 ? [i] : []));
+    const [retries, latecomers] = await Promise.all([
+      Promise.all(winners.map((i) => checkout(`buyer-${i}`, `key-${i}`, { items: [{ skuId: 'HOT-100', qty: 1 }], address: buyerAddress }))),
+      Promise.all(Array.from({ length: 200 }, (_, i) => checkout(`late-${i}`, `late-${i}`, { items: [{ skuId: 'HOT-100', qty: 1 }], address: buyerAddress }))),
+    ]);
+    expect(retries.map((r) => [r.status, r.body.orderId])).toEqual(accepted.map((a) => [202, a.body.orderId]));
+    expect(latecomers.every((a) => a.status === 409 && a.body.code === 'OUT_OF_STOCK')).toBe(true);
 
     await waitFor(async () => (await ordersOf('HOT-100')) === 100, { what: '100 orders in MySQL' });
     const orders = await env.db.selectFrom('orders').select(['order_id', 'status', 'type', 'payable_cents']).execute();
@@ -149,9 +159,9 @@ describe('flash-sale checkout', () => {
     const metrics = await api.request('GET', '/metrics');
     expect(metrics.status).toBe(200);
     expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="accepted"[^}]*\} \d+/);
-    expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="out_of_stock"[^}]*\} 1900/);
+    expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="out_of_stock"[^}]*\} 2100/);
     expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="limit_exceeded"[^}]*\} 48/);
-    expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="idempotent_replay"[^}]*\} 2[01]/);
+    expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="idempotent_replay"[^}]*\} 12[01]/);
     expect(metrics.body).toMatch(/http_request_duration_seconds_bucket\{[^}]*route="\/v1\/orders"/);
     expect(metrics.body).toMatch(/queue_jobs\{[^}]*queue="orders"[^}]*state="waiting"/);
     expect(metrics.body).toContain('process_cpu_user_seconds_total');

@@ -167,6 +167,8 @@ const schema = {
   /** while orders keep coming, a partial batch starts at most this long after the writer's previous one (a full batch at once) */
   PERSIST_BUSY_INTERVAL_MS: MS,
   ORDERS_PER_JOB: int(1, 5000),
+  /** how long a SKU a checkout found with nothing left is answered OUT_OF_STOCK from the api's memory (0: every checkout asks Redis) */
+  SOLD_OUT_MEMORY_MS: int(0, 60_000),
   API_PROCESSES: int(1, 256),
   STRANDED_ORDER_AFTER_MS: POSITIVE,
   SWEEP_INTERVAL_MS: POSITIVE,

@@ -6,6 +6,7 @@ export type { FinishedTransfer } from './stock-rebalancer.js';
 export type { RedisClient } from './stock-scripts.js';
 export { connectRedis, mastersOf } from './redis-connection.js';
 export { PipelinePerTurn } from './pipeline-per-turn.js';
+export { SoldOutSkus } from './sold-out-skus.js';
 export { WindowCounters } from './window-counters.js';
 export type { WindowCount } from './window-counters.js';
 export type { BatchGuard } from './pipeline-per-turn.js';

@@ -14,6 +14,7 @@ import {
   type OrderType,
 } from '@orders/domain';
 import { PipelinePerTurn, type BatchGuard } from './pipeline-per-turn.js';
+import { SoldOutSkus } from './sold-out-skus.js';
 import { defineStockScripts, type RedisClient } from './stock-scripts.js';
 import { MAX_STOCK_BUCKETS, StockKeys, splitStock } from './stock-keys.js';
 
@@ -152,15 +153,39 @@ export class Inventory {
   /** Buckets per SKU as Redis has them: fixed when the SKU is created, so each process reads a SKU's once. */
   private readonly bucketCounts = new Map<string, number>();
 
+  private readonly soldOut: SoldOutSkus;
+
   constructor(
     private readonly redis: RedisClient,
     keyPrefix: string,
     private readonly timeouts: CheckoutTimeouts,
-    durability: ReservationDurability = { replicaAcks: 0, timeoutMs: 0 },
+    options: {
+      durability?: ReservationDurability;
+      /** How long a SKU found with nothing left answers OUT_OF_STOCK from memory (SOLD_OUT_MEMORY_MS; 0: never). */
+      soldOutMemoryMs?: number;
+    } = {},
   ) {
     this.keys = new StockKeys(keyPrefix);
     defineStockScripts(redis);
-    this.pipelines = new PipelinePerTurn(redis, durability.replicaAcks > 0 ? replicaAcknowledgement(durability) : undefined);
+    const { durability } = options;
+    this.pipelines = new PipelinePerTurn(redis, durability && durability.replicaAcks > 0 ? replicaAcknowledgement(durability) : undefined);
+    this.soldOut = new SoldOutSkus(options.soldOutMemoryMs ?? 0);
+  }
+
+  /**
+   * Refuses a checkout of a SKU that a reservation found with nothing left moments ago
+   * (`SoldOutSkus`), with one read instead of the reservation script and before the
+   * request is hashed. A buyer whose Idempotency-Key is already recorded is let through:
+   * a retry of an accepted checkout gets its 202 again, a key reused with another body its
+   * 422, both from the script. Only SKUs not split into buckets are remembered: one
+   * bucket's OUT_OF_STOCK does not mean the others are empty.
+   */
+  async refuseIfSoldOut(userId: string, idempotencyKey: string, skuIds: readonly string[], now: Date): Promise<void> {
+    const skuId = this.soldOut.firstSoldOut(skuIds, now.getTime());
+    if (skuId === undefined) return;
+    const group = '{g0}';
+    const known = await this.pipelines.send<number>(group, (pipeline) => pipeline.exists(this.keys.idempotency(group, userId, idempotencyKey)));
+    if (known === 0) throw new OutOfStock(skuId);
   }
 
   /** One round trip: idempotency, sale window, per-buyer limit, coupon use, and all-or-nothing reservation. */
@@ -220,6 +245,7 @@ export class Inventory {
       case -4:
         throw new LimitExceeded(lineSku(a));
       case -5:
+        if (Number(b) <= 0 && this.bucketCounts.get(lineSku(a)) === 1) this.soldOut.remember(lineSku(a), request.now.getTime());
         throw new OutOfStock(lineSku(a));
       case -6:
         throw new OrderTypeMismatch(request.requestedType ?? '', String(a));

@@ -25,7 +25,7 @@
    -2 unknown SKU       { -2, lineIndex }
    -3 sale not active   { -3, lineIndex }
    -4 limit exceeded    { -4, lineIndex }
-   -5 out of stock      { -5, lineIndex }
+   -5 out of stock      { -5, lineIndex, units available }
    -6 order type mismatch { -6, derivedType }
    -7 no such coupon, or not valid now
    -8 the buyer has used the coupon as often as it allows
@@ -42,13 +42,22 @@ if previous[1] then
   return { 2, previous[2], previous[3], tonumber(previous[4]) }
 end
 
+-- a SKU with nothing left answers OUT_OF_STOCK before anything else, as the api does from
+-- memory for a SKU it saw sold out moments ago: both say the same to the same request
+local skus = {}
+for i = 1, lineCount do
+  local sku = redis.call('HMGET', KEYS[4 + 2 * i], 'available', 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit')
+  if not sku[1] then return { -2, i } end
+  if tonumber(sku[1]) <= 0 then return { -5, i, tonumber(sku[1]) } end
+  skus[i] = sku
+end
+
 local type = 'standard'
 local lines = {}
 for i = 1, lineCount do
   local skuKey, boughtKey = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
   local qty = tonumber(ARGV[10 + i])
-  local sku = redis.call('HMGET', skuKey, 'available', 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit')
-  if not sku[1] then return { -2, i } end
+  local sku = skus[i]
   local available, saleStartsAt, saleEndsAt, limit = tonumber(sku[1]), tonumber(sku[3]), tonumber(sku[4]), tonumber(sku[5])
   local inSale = saleEndsAt > 0 and saleStartsAt <= now and now < saleEndsAt
   if ARGV[8] == 'flash_sale' and saleEndsAt > 0 and not inSale then return { -3, i } end
@@ -61,7 +70,7 @@ for i = 1, lineCount do
       if bought + qty > limit then return { -4, i } end
     end
   end
-  if available < qty then return { -5, i } end
+  if available < qty then return { -5, i, available } end
   lines[i] = { skuKey, boughtKey, qty, sku[2], limited, saleEndsAt }
 end
 if ARGV[8] == 'flash_sale' and type ~= 'flash_sale' then return { -3, 1 } end

@@ -1,0 +1,29 @@
+/**
+ * SKUs a reservation found with nothing left, remembered for a moment. Most of a flash
+ * sale's buyers arrive after it sold out; this lets the intake refuse them without running
+ * the reservation script. Nothing tells a process when units come back (a cancellation, an
+ * expired payment, a stock set), so a SKU is forgotten after `forMs` and the next checkout
+ * asks Redis again: a returned unit waits at most that long to be sold, and is never sold
+ * twice, since only the script reserves.
+ */
+export class SoldOutSkus {
+  private readonly until = new Map<string, number>();
+
+  constructor(private readonly forMs: number) {}
+
+  remember(skuId: string, nowMs: number): void {
+    if (this.forMs > 0) this.until.set(skuId, nowMs + this.forMs);
+  }
+
+  /** The first of these SKUs remembered as sold out at nowMs, if any. */
+  firstSoldOut(skuIds: readonly string[], nowMs: number): string | undefined {
+    if (this.until.size === 0) return undefined;
+    for (const skuId of skuIds) {
+      const until = this.until.get(skuId);
+      if (until === undefined) continue;
+      if (until > nowMs) return skuId;
+      this.until.delete(skuId);
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,101 @@
+import { IdempotencyConflict, OutOfStock } from '@orders/domain';
+import { Inventory, SoldOutSkus } from '@orders/stock';
+import { buyerAddress, waitFor } from '@orders/testing';
+import { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const HOUR = 3600_000;
+const MEMORY_MS = 2_000;
+
+describe('a SKU found sold out is refused from memory for a moment', () => {
+  const prefix = `t:soldout_${randomBytes(4).toString('hex')}:`;
+  let redis: Redis;
+  let inventory: Inventory;
+  let n = 0;
+
+  beforeAll(async () => {
+    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    inventory = new Inventory(redis, prefix, { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR }, { soldOutMemoryMs: MEMORY_MS });
+  });
+
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  const initSku = (skuId: string, available: number) =>
+    inventory.initSku({ skuId, available, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
+
+  /** What the intake does: the memory first, then the reservation script. */
+  const checkout = async (userId: string, items: Array<{ skuId: string; qty: number }>, key = `k${++n}`, bodyHash = `h-${key}`) => {
+    const now = new Date();
+    await inventory.refuseIfSoldOut(userId, key, items.map((line) => line.skuId), now);
+    return inventory.reserveStock({ orderId: `ORDER${String(++n).padStart(21, '0')}`, userId, idempotencyKey: key, bodyHash, requestedType: null, items, payload: { address: buyerAddress, couponCode: null }, now });
+  };
+
+  it('sells a unit that comes back only once the memory has passed, and never twice', async () => {
+    await initSku('LAST', 1);
+    const first = await checkout('ann', [{ skuId: 'LAST', qty: 1 }]);
+    await expect(checkout('bob', [{ skuId: 'LAST', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
+    // ann cancels: her unit is back in Redis, but this process still remembers the SKU sold out
+    expect(await inventory.releaseStock(first.order.orderId, 'ann', 'cancel')).toBe(true);
+    expect(await inventory.getSkuStock('LAST')).toMatchObject({ available: 1 });
+    await expect(checkout('cy', [{ skuId: 'LAST', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
+    const sold = await waitFor(async () => checkout('dee', [{ skuId: 'LAST', qty: 1 }]).catch(() => null), { what: 'the returned unit on sale again', timeoutMs: 3 * MEMORY_MS });
+    expect(sold.created).toBe(true);
+    await expect(checkout('eve', [{ skuId: 'LAST', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
+    expect(await inventory.getSkuStock('LAST')).toEqual({ available: 0, reserved: 1, sold: 0 });
+  });
+
+  it("answers a buyer's retry of an accepted checkout with the same order, and a reused key with a conflict, while the SKU is remembered sold out", async () => {
+    await initSku('PAIR', 2);
+    const accepted = await Promise.all(['fay', 'gus'].map((buyer) => checkout(buyer, [{ skuId: 'PAIR', qty: 1 }], `${buyer}-key`)));
+    await expect(checkout('hal', [{ skuId: 'PAIR', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
+    const retries = await Promise.all(['fay', 'gus'].map((buyer) => checkout(buyer, [{ skuId: 'PAIR', qty: 1 }], `${buyer}-key`)));
+    expect(retries.map((r) => [r.created, r.order.orderId])).toEqual(accepted.map((a) => [false, a.order.orderId]));
+    await expect(checkout('fay', [{ skuId: 'PAIR', qty: 1 }], 'fay-key', 'another body')).rejects.toBeInstanceOf(IdempotencyConflict);
+    // the same key from another buyer is another checkout, refused
+    await expect(checkout('hal', [{ skuId: 'PAIR', qty: 1 }], 'fay-key')).rejects.toBeInstanceOf(OutOfStock);
+    expect(await inventory.getSkuStock('PAIR')).toEqual({ available: 0, reserved: 2, sold: 0 });
+  });
+
+  it('answers OUT_OF_STOCK before the per-buyer limit once a SKU is sold out, from memory and from the script alike', async () => {
+    await inventory.initSku({ skuId: 'ONE-EACH', available: 1, deduction: 'placement', saleStartsAt: new Date(Date.now() - HOUR), saleEndsAt: new Date(Date.now() + HOUR), perUserLimit: 1 });
+    await checkout('nia', [{ skuId: 'ONE-EACH', qty: 1 }]);
+    const withoutMemory = new Inventory(redis, prefix, { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR });
+    const again = (from: Inventory) =>
+      from.reserveStock({ orderId: `ORDER${String(++n).padStart(21, '0')}`, userId: 'nia', idempotencyKey: `again-${n}`, bodyHash: 'h', requestedType: null, items: [{ skuId: 'ONE-EACH', qty: 1 }], payload: { address: buyerAddress, couponCode: null }, now: new Date() });
+    await expect(again(withoutMemory)).rejects.toBeInstanceOf(OutOfStock);
+    await expect(checkout('nia', [{ skuId: 'ONE-EACH', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
+  });
+
+  it('does not take too few units for one order for a sold-out SKU', async () => {
+    await initSku('FEW', 1);
+    await expect(checkout('ivy', [{ skuId: 'FEW', qty: 2 }])).rejects.toBeInstanceOf(OutOfStock);
+    expect((await checkout('jon', [{ skuId: 'FEW', qty: 1 }])).created).toBe(true);
+  });
+
+  it('refuses an order with a remembered SKU on any of its lines', async () => {
+    await initSku('GONE', 1);
+    await initSku('PLENTY', 10);
+    await checkout('kim', [{ skuId: 'GONE', qty: 1 }]);
+    await expect(checkout('lee', [{ skuId: 'GONE', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
+    await expect(checkout('max', [{ skuId: 'PLENTY', qty: 1 }, { skuId: 'GONE', qty: 1 }])).rejects.toMatchObject({ skuId: 'GONE' });
+    expect(await inventory.getSkuStock('PLENTY')).toEqual({ available: 10, reserved: 0, sold: 0 });
+  });
+});
+
+describe('SoldOutSkus', () => {
+  it('forgets a SKU after its time, and remembers nothing when that time is 0', () => {
+    const memory = new SoldOutSkus(250);
+    memory.remember('A', 1_000);
+    expect(memory.firstSoldOut(['B', 'A'], 1_249)).toBe('A');
+    expect(memory.firstSoldOut(['A'], 1_250)).toBeUndefined();
+    expect(memory.firstSoldOut(['A'], 1_100)).toBeUndefined();
+    const off = new SoldOutSkus(0);
+    off.remember('A', 1_000);
+    expect(off.firstSoldOut(['A'], 1_000)).toBeUndefined();
+  });
+});
