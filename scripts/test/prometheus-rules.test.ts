@@ -34,6 +34,7 @@ describe('Prometheus configuration and alert rules', () => {
         'NoWorkerRunning',
         'RequestBudgetsUnchecked',
         'StrandedOrdersRecovered',
+        'AcceptedOrdersLost',
       ]),
     );
   });

@@ -1,6 +1,6 @@
 import type { AcceptedOrder } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { carrierOf, enqueuePersistOrder, jobId, type OrderQueues } from '@orders/queues';
+import { carrierOf, enqueuePersistOrder, forgetCarriers, jobId, type OrderQueues } from '@orders/queues';
 import type { Inventory } from '@orders/stock';
 import type { JobState } from 'bullmq';
 import type { Logger } from 'pino';
@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
  * The safety net behind the intake's 202: an order accepted in Redis whose persist job
  * went missing (the enqueue failed after the reservation) is enqueued again. An order
  * whose job still exists (its single job, or the intake's batch that carries it) is untouched.
+ * One that can no longer be persisted (its reservation and its job are gone) is reported lost.
  */
 export class StrandedOrderSweeper {
   private timer: NodeJS.Timeout | undefined;
@@ -30,9 +31,10 @@ export class StrandedOrderSweeper {
   async sweep(): Promise<number> {
     const { inventory, metrics, clock, log } = this.deps;
     try {
-      const unpersisted = await inventory.findStrandedOrders(clock(), this.options.strandedAfterMs);
+      const { stranded, withoutReservation } = await inventory.findStrandedOrders(clock(), this.options.strandedAfterMs);
+      await this.reportLost(withoutReservation);
       let recovered = 0;
-      for (const order of unpersisted) if (await this.recover(order)) recovered++;
+      for (const order of stranded) if (await this.recover(order)) recovered++;
       if (recovered > 0) {
         metrics.strandedOrdersRecovered.inc(recovered);
         log.warn({ count: recovered }, 'enqueued accepted orders that were not yet in MySQL and had no job left');
@@ -45,21 +47,50 @@ export class StrandedOrderSweeper {
   }
 
   /**
-   * An order still waiting for (or in) its job is only behind a backlog: left alone, and not
-   * counted, or every sweep during a long backlog would report it recovered again. Its job is
-   * the intake's batch that carries it, or the single job with its id. A missing job is
-   * added; one that has ended (failed after its attempts, stalled by crashed workers too
-   * often, or completed before the accepted set was cleared) is retried with fresh attempts,
-   * since adding under an id that exists does nothing; an ended batch is not retried as a
-   * whole, its order goes on as a single job. Returns whether it did either.
+   * Orders whose reservation is gone from Redis leave the accepted set once no job of theirs
+   * will run: nothing can persist them from Redis any more. If no job of theirs is left at
+   * all, their buyers' 202s are lost orders: reported once, loudly (`AcceptedOrdersLost`).
+   * One whose job ended still has it: a failed job waits in the dead letters (`FailedJobs`),
+   * a completed one wrote it.
+   */
+  private async reportLost(orderIds: readonly string[]): Promise<void> {
+    const { queues, inventory, metrics, log } = this.deps;
+    const lost: string[] = [];
+    for (const orderId of orderIds) {
+      const states = await this.jobStates(orderId);
+      if (!states.every(hasEnded)) continue;
+      const dropped = await inventory.dropAcceptedOrder(orderId);
+      if (dropped && states.every((state) => state === 'unknown')) lost.push(orderId);
+    }
+    if (lost.length === 0) return;
+    await forgetCarriers(queues, lost);
+    metrics.acceptedOrdersLost.inc(lost.length);
+    log.error({ orderIds: lost }, 'accepted orders lost: not in MySQL, no job left, and their reservation is gone from Redis (evicted, or Redis lost data)');
+  }
+
+  /** The states of the jobs that may carry the order: the intake's batch, if it was in one, then its single job (id = order id). */
+  private async jobStates(orderId: string): Promise<Array<JobState | 'unknown'>> {
+    const { queues } = this.deps;
+    const carrier = await carrierOf(queues, orderId);
+    const single = await queues.orders.getJobState(jobId.persistOrder(orderId));
+    return carrier === undefined ? [single] : [await queues.orders.getJobState(carrier), single];
+  }
+
+  /**
+   * An order waiting for a job that will still run is only behind a backlog: left alone, and
+   * not counted, or every sweep during a long backlog would report it recovered again. An
+   * order with none gets one: a missing job is added; one that has ended (failed after its
+   * attempts, stalled by crashed workers too often, or completed before the accepted set was
+   * cleared) is retried with fresh attempts, since adding under an id that exists does
+   * nothing; an ended batch is not retried as a whole, its order goes on as a single job.
+   * Returns whether it did either.
    */
   private async recover(order: AcceptedOrder): Promise<boolean> {
     const { queues, inventory } = this.deps;
-    const carrier = await carrierOf(queues, order.orderId);
-    if (carrier !== undefined && !hasEnded(await queues.orders.getJobState(carrier))) return false;
+    const states = await this.jobStates(order.orderId);
+    if (!states.every(hasEnded)) return false;
+    const state = states.at(-1)!;
     const id = jobId.persistOrder(order.orderId);
-    const state = await queues.orders.getJobState(id);
-    if (!hasEnded(state)) return false;
     // a job may have persisted the order (and been removed) since this sweep read the
     // accepted set: its worker clears the set before the job completes, so a read now tells
     if (!(await inventory.awaitsPersisting(order.orderId))) return false;

@@ -94,6 +94,29 @@ describe('an accepted order whose job was lost', () => {
     expect(await env.redis.hlen(carriersKey())).toBe(0);
   });
 
+  it('reports an order lost, once, when Redis lost both its reservation and its job, and leaves one whose job still carries it to that job', async () => {
+    await createLamp('LAMP-3');
+    await workers.deps.queues.orders.pause();
+    const [evicted] = await checkoutMany('LAMP-3', 'evicted-buyer', 1);
+    const [carried] = await checkoutMany('LAMP-3', 'carried-buyer', 1);
+    const idOf = (order: { statusUrl: string }) => order.statusUrl.split('/').pop()!;
+    const { keys } = workers.deps.inventory;
+    // both reservations evicted from Redis; the first order's job is gone too
+    await env.redis.del(...[evicted!, carried!].map((order) => keys.order(keys.groupOfOrder(idOf(order)), idOf(order))));
+    const jobs = await workers.deps.queues.orders.getJobs(['wait']);
+    await Promise.all(jobs.filter((job) => ordersCarriedBy(job.data).includes(idOf(evicted!))).map((job) => job.remove()));
+
+    await waitFor(async () => (await lostCount()) === 1, { what: 'the order reported lost', timeoutMs: 15_000 });
+    expect(await workers.deps.inventory.awaitsPersisting(idOf(evicted!))).toBe(false);
+    expect(await workers.deps.inventory.awaitsPersisting(idOf(carried!))).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await lostCount()).toBe(1);
+    await workers.deps.queues.orders.resume();
+    await waitForPersisted([carried!]);
+    expect(await lostCount()).toBe(1);
+    expect(await env.redis.hlen(carriersKey())).toBe(0);
+  });
+
   const createLamp = (skuId: string) =>
     createSku(http, signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' }), {
       skuId,
@@ -139,8 +162,10 @@ describe('an accepted order whose job was lost', () => {
 
   const carriersKey = () => workers.deps.queues.orders.toKey('order-carriers');
 
-  const recoveredCount = async () => {
-    const text = await workers.deps.metrics.registry.getSingleMetricAsString('stranded_orders_recovered_total');
-    return Number(/^stranded_orders_recovered_total\{app="worker"\} (\d+)$/m.exec(text)?.[1]);
+  const counterValue = async (name: string) => {
+    const text = await workers.deps.metrics.registry.getSingleMetricAsString(name);
+    return Number(new RegExp(`^${name}\\{app="worker"\\} (\\d+)$`, 'm').exec(text)?.[1]);
   };
+  const recoveredCount = () => counterValue('stranded_orders_recovered_total');
+  const lostCount = () => counterValue('accepted_orders_lost_total');
 });

@@ -136,6 +136,11 @@ export function createMetrics(labels: { app: string }) {
       help: 'Accepted orders whose job was missing and was enqueued again by the sweeper',
       registers: [registry],
     }),
+    acceptedOrdersLost: new Counter({
+      name: 'accepted_orders_lost_total',
+      help: 'Accepted orders (the buyer had a 202) found not in MySQL with their reservation gone from Redis, so they cannot be persisted',
+      registers: [registry],
+    }),
     circuitBreakerState: new Gauge({
       name: 'circuit_breaker_state',
       help: 'State of the circuit breaker in front of an external system: 0 closed, 1 half-open, 2 open',

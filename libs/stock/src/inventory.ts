@@ -403,19 +403,27 @@ export class Inventory {
 
   /**
    * Orders accepted longer ago than `olderThanMs` and still not in MySQL: their job was
-   * lost (an enqueue that failed after the reservation, a flushed queue). The caller re-enqueues them.
+   * lost (an enqueue that failed after the reservation, a flushed queue). The caller
+   * re-enqueues them. `withoutReservation`: such orders whose reservation record is gone
+   * (evicted, or Redis lost data); only a job that still carries one can persist it.
    */
-  async findStrandedOrders(now: Date, olderThanMs: number, limit = 500): Promise<AcceptedOrder[]> {
-    const found: AcceptedOrder[] = [];
+  async findStrandedOrders(now: Date, olderThanMs: number, limit = 500): Promise<{ stranded: AcceptedOrder[]; withoutReservation: string[] }> {
+    const stranded: AcceptedOrder[] = [];
+    const withoutReservation: string[] = [];
     for (const group of this.keys.groups()) {
       const ids = await this.redis.zrangebyscore(this.keys.accepted(group), '-inf', now.getTime() - olderThanMs, 'LIMIT', 0, limit);
       for (const orderId of ids) {
         const stored = await this.readReservation(group, orderId);
-        if (stored) found.push(toAcceptedOrder(orderId, stored));
-        else await this.redis.zrem(this.keys.accepted(group), orderId);
+        if (stored) stranded.push(toAcceptedOrder(orderId, stored));
+        else withoutReservation.push(orderId);
       }
     }
-    return found;
+    return { stranded, withoutReservation };
+  }
+
+  /** Takes an order out of the accepted set without persisting it; false if it had left already (persisted meanwhile). */
+  async dropAcceptedOrder(orderId: string): Promise<boolean> {
+    return (await this.redis.zrem(this.keys.accepted(this.keys.groupOfOrder(orderId)), orderId)) === 1;
   }
 
   /** Creates the SKU's counters once, its stock split over its buckets; returns false if they already existed. */
