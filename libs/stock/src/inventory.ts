@@ -153,6 +153,8 @@ export class Inventory {
   /** Buckets per SKU as Redis has them: fixed when the SKU is created, so each process reads a SKU's once. */
   private readonly bucketCounts = new Map<string, number>();
 
+  /** Reads of one turn, pipelined like the scripts but never waiting for replicas: they change nothing. */
+  private readonly reads: PipelinePerTurn;
   private readonly soldOut: SoldOutSkus;
 
   constructor(
@@ -169,6 +171,7 @@ export class Inventory {
     defineStockScripts(redis);
     const { durability } = options;
     this.pipelines = new PipelinePerTurn(redis, durability && durability.replicaAcks > 0 ? replicaAcknowledgement(durability) : undefined);
+    this.reads = new PipelinePerTurn(redis);
     this.soldOut = new SoldOutSkus(options.soldOutMemoryMs ?? 0);
   }
 
@@ -184,7 +187,7 @@ export class Inventory {
     const skuId = this.soldOut.firstSoldOut(skuIds, now.getTime());
     if (skuId === undefined) return;
     const group = '{g0}';
-    const known = await this.pipelines.send<number>(group, (pipeline) => pipeline.exists(this.keys.idempotency(group, userId, idempotencyKey)));
+    const known = await this.reads.send<number>(group, (pipeline) => pipeline.exists(this.keys.idempotency(group, userId, idempotencyKey)));
     if (known === 0) throw new OutOfStock(skuId);
   }
 
