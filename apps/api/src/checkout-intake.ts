@@ -103,7 +103,7 @@ export class CheckoutIntake {
     let reservation: Reservation;
     try {
       await this.assessRisk(userId, deviceId);
-      await inventory.refuseIfSoldOut(userId, idempotencyKey, body.items.map((line) => line.skuId), now);
+      await inventory.refuseIfSoldOut(userId, idempotencyKey, body.items, now);
       reservation = await inventory.reserveStock({
         orderId: this.newOrderId(now.getTime()),
         userId,

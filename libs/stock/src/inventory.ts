@@ -176,19 +176,25 @@ export class Inventory {
   }
 
   /**
-   * Refuses a checkout of a SKU that a reservation found with nothing left moments ago
-   * (`SoldOutSkus`), with one read instead of the reservation script and before the
-   * request is hashed. A buyer whose Idempotency-Key is already recorded is let through:
-   * a retry of an accepted checkout gets its 202 again, a key reused with another body its
-   * 422, both from the script. Only SKUs not split into buckets are remembered: one
-   * bucket's OUT_OF_STOCK does not mean the others are empty.
+   * Refuses a checkout of a SKU found with nothing left moments ago (`SoldOutSkus`), with
+   * one read instead of the reservation script and before the request is hashed. A buyer
+   * whose Idempotency-Key is already recorded is let through: a retry of an accepted
+   * checkout gets its 202 again, a key reused with another body its 422, both from the
+   * script. A SKU not split into buckets is remembered when the script finds it empty; a
+   * bucketed one when its rebalancer finds every bucket empty (`rememberSoldOut`), since
+   * one bucket's OUT_OF_STOCK does not mean the others are empty.
    */
-  async refuseIfSoldOut(userId: string, idempotencyKey: string, skuIds: readonly string[], now: Date): Promise<void> {
-    const skuId = this.soldOut.firstSoldOut(skuIds, now.getTime());
+  async refuseIfSoldOut(userId: string, idempotencyKey: string, items: readonly OrderLineRequest[], now: Date): Promise<void> {
+    const skuId = this.soldOut.firstSoldOut(items.map((line) => line.skuId), now.getTime());
     if (skuId === undefined) return;
-    const group = '{g0}';
+    const group = await this.checkoutGroup(userId, items);
     const known = await this.reads.send<number>(group, (pipeline) => pipeline.exists(this.keys.idempotency(group, userId, idempotencyKey)));
     if (known === 0) throw new OutOfStock(skuId);
+  }
+
+  /** A SKU found with nothing left in any of its buckets: refused from memory for a moment (`refuseIfSoldOut`). */
+  rememberSoldOut(skuId: string, now: Date): void {
+    this.soldOut.remember(skuId, now.getTime());
   }
 
   /** One round trip: idempotency, sale window, per-buyer limit, coupon use, and all-or-nothing reservation. */

@@ -9,7 +9,8 @@ export interface FinishedTransfer extends StockTransfer {
 /**
  * Keeps a bucketed SKU's units where its buyers are. A bucket whose buyer just heard
  * OUT_OF_STOCK gets half of the fullest bucket's available units (the last unit too),
- * so units do not stay unsold in buckets whose buyers are gone. The reconciler's pass,
+ * so units do not stay unsold in buckets whose buyers are gone; a SKU with every bucket
+ * empty is sold out, and the intake answers it from memory for a moment. The reconciler's pass,
  * which knows of no buyer, refills each empty bucket with half of the fullest one's
  * units without emptying it.
  *
@@ -72,6 +73,10 @@ export class StockRebalancer {
     const buckets = await this.deps.inventory.bucketStock(skuId);
     if (!buckets || buckets.length < 2) return 0;
     const available = buckets.map((bucket) => bucket.available);
+    if (available.every((units) => units <= 0)) {
+      this.deps.inventory.rememberSoldOut(skuId, this.deps.clock());
+      return 0;
+    }
     const targets = into ?? available.map((_, bucket) => bucket);
     let moved = 0;
     for (const to of targets) {

@@ -1,5 +1,5 @@
 import { IdempotencyConflict, OutOfStock } from '@orders/domain';
-import { Inventory, SoldOutSkus } from '@orders/stock';
+import { Inventory, SoldOutSkus, StockRebalancer } from '@orders/stock';
 import { buyerAddress, waitFor } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
@@ -31,7 +31,7 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
   /** What the intake does: the memory first, then the reservation script. */
   const checkout = async (userId: string, items: Array<{ skuId: string; qty: number }>, key = `k${++n}`, bodyHash = `h-${key}`) => {
     const now = new Date();
-    await inventory.refuseIfSoldOut(userId, key, items.map((line) => line.skuId), now);
+    await inventory.refuseIfSoldOut(userId, key, items, now);
     return inventory.reserveStock({ orderId: `ORDER${String(++n).padStart(21, '0')}`, userId, idempotencyKey: key, bodyHash, requestedType: null, items, payload: { address: buyerAddress, couponCode: null }, now });
   };
 
@@ -69,6 +69,26 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
       from.reserveStock({ orderId: `ORDER${String(++n).padStart(21, '0')}`, userId: 'nia', idempotencyKey: `again-${n}`, bodyHash: 'h', requestedType: null, items: [{ skuId: 'ONE-EACH', qty: 1 }], payload: { address: buyerAddress, couponCode: null }, now: new Date() });
     await expect(again(withoutMemory)).rejects.toBeInstanceOf(OutOfStock);
     await expect(checkout('nia', [{ skuId: 'ONE-EACH', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
+  });
+
+  it('remembers a SKU split into buckets only once its rebalancer finds every bucket empty', async () => {
+    await inventory.initSku({ skuId: 'SPLIT', available: 2, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: 2 });
+    const buyersOf = (bucket: number) => Array.from({ length: 200 }, (_, i) => `split-${i}`).filter((buyer) => inventory.keys.bucketOf(buyer, 2) === bucket);
+    const [first0, second0, third0, fourth0] = buyersOf(0);
+    const rebalancer = new StockRebalancer({ inventory, recordTransfer: async () => undefined, clock: () => new Date(), onError: (error) => { throw error; } });
+    await checkout(first0!, [{ skuId: 'SPLIT', qty: 1 }]);
+    // bucket 0 is empty, bucket 1 is not: that OUT_OF_STOCK is not remembered, the rebalancer moves the unit over
+    await expect(checkout(second0!, [{ skuId: 'SPLIT', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
+    expect(await rebalancer.rebalance('SPLIT', [0])).toBe(1);
+    const last = await checkout(second0!, [{ skuId: 'SPLIT', qty: 1 }]);
+    await expect(checkout(third0!, [{ skuId: 'SPLIT', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
+    expect(await rebalancer.rebalance('SPLIT', [0])).toBe(0);
+    // every bucket empty: sold out; a unit coming back to bucket 0 waits for the memory to pass
+    expect(await inventory.releaseStock(last.order.orderId, second0!, 'cancel')).toBe(true);
+    await expect(checkout(third0!, [{ skuId: 'SPLIT', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
+    const sold = await waitFor(async () => checkout(fourth0!, [{ skuId: 'SPLIT', qty: 1 }]).catch(() => null), { what: 'the returned unit on sale again', timeoutMs: 3 * MEMORY_MS });
+    expect(sold.created).toBe(true);
+    expect(await inventory.getSkuStock('SPLIT')).toEqual({ available: 0, reserved: 2, sold: 0 });
   });
 
   it('does not take too few units for one order for a sold-out SKU', async () => {
