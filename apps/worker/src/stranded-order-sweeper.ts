@@ -68,12 +68,16 @@ export class StrandedOrderSweeper {
     log.error({ orderIds: lost }, 'accepted orders lost: not in MySQL, no job left, and their reservation is gone from Redis (evicted, or Redis lost data)');
   }
 
-  /** The states of the jobs that may carry the order: the intake's batch, if it was in one, then its single job (id = order id). */
+  /**
+   * The states of the jobs that may carry the order: the intake's batch, if it was in one,
+   * then its single job (id = order id), last; not read while the batch will still run.
+   */
   private async jobStates(orderId: string): Promise<Array<JobState | 'unknown'>> {
     const { queues } = this.deps;
     const carrier = await carrierOf(queues, orderId);
-    const single = await queues.orders.getJobState(jobId.persistOrder(orderId));
-    return carrier === undefined ? [single] : [await queues.orders.getJobState(carrier), single];
+    const batch = carrier === undefined ? [] : [await queues.orders.getJobState(carrier)];
+    if (!batch.every(hasEnded)) return batch;
+    return [...batch, await queues.orders.getJobState(jobId.persistOrder(orderId))];
   }
 
   /**
