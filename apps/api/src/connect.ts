@@ -30,6 +30,10 @@ export async function connectApi(config: Config, options: { migrate?: boolean } 
       soldOutMemoryMs: config.SOLD_OUT_MEMORY_MS,
     },
   );
+  // units given back anywhere (a cancellation here, an expiry in a worker) end the sold-out memory at once
+  const stockReturned = config.SOLD_OUT_MEMORY_MS > 0 ? connectRedis(config, { lazyConnect: true }) : null;
+  await stockReturned?.connect();
+  if (stockReturned) await inventory.followReturnedStock(stockReturned);
   return {
     config,
     redis,
@@ -44,6 +48,7 @@ export async function connectApi(config: Config, options: { migrate?: boolean } 
       await queues.close();
       await db.destroy();
       redis.disconnect();
+      stockReturned?.disconnect();
     },
   };
 }

@@ -155,11 +155,25 @@ describe('flash-sale checkout', () => {
     expect(list.body.nextCursor).toBeNull();
   });
 
+  it('sells a cancelled last unit to the next buyer at once, though the api remembers the SKU sold out for a minute', async () => {
+    await createFlashSku('LAST-ONE', 1, 1);
+    const body = { items: [{ skuId: 'LAST-ONE', qty: 1 }], address: buyerAddress };
+    const first = await checkout('first-buyer', 'last-1', body);
+    expect(first.status).toBe(202);
+    expect((await checkout('second-buyer', 'last-2', body)).body.code).toBe('OUT_OF_STOCK');
+    await waitFor(async () => (await api.request('GET', first.body.statusUrl, { token: api.token('first-buyer') })).body.status === 'PENDING_PAYMENT', { what: 'the order in MySQL' });
+    const cancelled = await api.request('POST', `${first.body.statusUrl}/cancel`, { token: api.token('first-buyer'), body: { reason: 'changed my mind' } });
+    expect(cancelled.body.status).toBe('CANCELLED');
+    const second = await checkout('second-buyer', 'last-3', body);
+    expect(second.status).toBe(202);
+    expect((await api.request('GET', '/v1/admin/skus/LAST-ONE', { token: admin })).body.stock).toEqual({ available: 0, reserved: 1, sold: 0 });
+  });
+
   it('reports checkouts, latency, queues and transitions on /metrics', async () => {
     const metrics = await api.request('GET', '/metrics');
     expect(metrics.status).toBe(200);
     expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="accepted"[^}]*\} \d+/);
-    expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="out_of_stock"[^}]*\} 2100/);
+    expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="out_of_stock"[^}]*\} 2101/);
     expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="limit_exceeded"[^}]*\} 48/);
     expect(metrics.body).toMatch(/checkouts_total\{[^}]*outcome="idempotent_replay"[^}]*\} 12[01]/);
     expect(metrics.body).toMatch(/http_request_duration_seconds_bucket\{[^}]*route="\/v1\/orders"/);

@@ -156,6 +156,8 @@ export class Inventory {
   /** Reads of one turn, pipelined like the scripts but never waiting for replicas: they change nothing. */
   private readonly reads: PipelinePerTurn;
   private readonly soldOut: SoldOutSkus;
+  /** The pub/sub channel of `announceReturned`. */
+  private readonly stockReturned: string;
 
   constructor(
     private readonly redis: RedisClient,
@@ -168,6 +170,7 @@ export class Inventory {
     } = {},
   ) {
     this.keys = new StockKeys(keyPrefix);
+    this.stockReturned = `${keyPrefix}stock-returned`;
     defineStockScripts(redis);
     const { durability } = options;
     this.pipelines = new PipelinePerTurn(redis, durability && durability.replicaAcks > 0 ? replicaAcknowledgement(durability) : undefined);
@@ -195,6 +198,32 @@ export class Inventory {
   /** A SKU found with nothing left in any of its buckets: refused from memory for a moment (`refuseIfSoldOut`). */
   rememberSoldOut(skuId: string, now: Date): void {
     this.soldOut.remember(skuId, now.getTime());
+  }
+
+  /**
+   * Hears, on its own connection (a subscriber serves nothing else), which SKUs any process
+   * gave units back to, and forgets them as sold out at once.
+   */
+  async followReturnedStock(subscriber: RedisClient): Promise<void> {
+    subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== this.stockReturned) return;
+      try {
+        this.soldOut.forget(JSON.parse(message) as string[]);
+      } catch {
+        // not an announcement of ours: the memory's time still ends it
+      }
+    });
+    await subscriber.subscribe(this.stockReturned);
+  }
+
+  /**
+   * Units of these SKUs are on sale again: this process forgets them as sold out, and the
+   * others hear it (`followReturnedStock`). Best effort: a process that misses it forgets
+   * them when its memory's time is up.
+   */
+  private announceReturned(skuIds: readonly string[]): void {
+    this.soldOut.forget(skuIds);
+    this.redis.publish(this.stockReturned, JSON.stringify(skuIds)).catch(() => undefined);
   }
 
   /** One round trip: idempotency, sale window, per-buyer limit, coupon use, and all-or-nothing reservation. */
@@ -319,8 +348,9 @@ export class Inventory {
       this.keys.couponUses(group, stored.payload.couponCode ?? '', userId),
       ...stored.payload.items.flatMap((line) => [this.keys.sku(group, line.skuId), this.keys.bought(group, line.skuId, userId)]),
     ];
-    const result = await this.redis.releaseStock(keys.length, ...keys, reason);
-    return result === 1;
+    const released = (await this.redis.releaseStock(keys.length, ...keys, reason)) === 1;
+    if (released) this.announceReturned(stored.payload.items.map((line) => line.skuId));
+    return released;
   }
 
   /**
@@ -378,7 +408,9 @@ export class Inventory {
     if (lines.length === 0) return false;
     const group = this.keys.groupOfOrder(orderId);
     const keys = [this.keys.restock(group, ref), ...lines.map((line) => this.keys.sku(group, line.skuId))];
-    return (await this.redis.restockStock(keys.length, ...keys, ...lines.map((line) => line.qty), RESTOCK_MARKER_TTL_MS)) === 1;
+    const restocked = (await this.redis.restockStock(keys.length, ...keys, ...lines.map((line) => line.qty), RESTOCK_MARKER_TTL_MS)) === 1;
+    if (restocked) this.announceReturned(lines.map((line) => line.skuId));
+    return restocked;
   }
 
   /** The order as the intake accepted it, while Redis still holds its reservation. */
@@ -474,6 +506,7 @@ export class Inventory {
     const [previous, generation] = await this.redis.setStock(1, this.keys.sku(this.keys.bucketGroup(0), skuId), first!, 0);
     if (previous < 0) return null;
     const others = await Promise.all(rest.map((share, i) => this.redis.setStock(1, this.keys.sku(this.keys.bucketGroup(i + 1), skuId), share, generation)));
+    this.announceReturned([skuId]);
     return others.reduce((sum, [units]) => sum + Math.max(units, 0), previous);
   }
 
@@ -527,6 +560,7 @@ export class Inventory {
     if (code === -1) throw new Error(`bucket ${transfer.to} of SKU ${transfer.skuId} has no counters to give ${transfer.qty} units to`);
     const outcome = GIVE_OUTCOMES[code];
     if (!outcome) throw new Error(`giveStock answered an unknown code ${String(code)}`);
+    if (outcome === 'given') this.announceReturned([transfer.skuId]);
     return outcome;
   }
 

@@ -1,10 +1,10 @@
 /**
  * SKUs a reservation found with nothing left, remembered for a moment. Most of a flash
  * sale's buyers arrive after it sold out; this lets the intake refuse them without running
- * the reservation script. Nothing tells a process when units come back (a cancellation, an
- * expired payment, a stock set), so a SKU is forgotten after `forMs` and the next checkout
- * asks Redis again: a returned unit waits at most that long to be sold, and is never sold
- * twice, since only the script reserves.
+ * the reservation script. Units that come back (a cancellation, an expired payment, a
+ * stock set) make every process forget the SKU (`forget`, announced through Redis); a
+ * SKU is forgotten after `forMs` anyway, in case an announcement is missed, and the next
+ * checkout asks Redis again. Only the script reserves, so nothing is ever sold twice.
  */
 export class SoldOutSkus {
   private readonly until = new Map<string, number>();
@@ -13,6 +13,10 @@ export class SoldOutSkus {
 
   remember(skuId: string, nowMs: number): void {
     if (this.forMs > 0) this.until.set(skuId, nowMs + this.forMs);
+  }
+
+  forget(skuIds: Iterable<string>): void {
+    for (const skuId of skuIds) this.until.delete(skuId);
   }
 
   /** The first of these SKUs remembered as sold out at nowMs, if any. */

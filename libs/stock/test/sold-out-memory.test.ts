@@ -10,16 +10,23 @@ const MEMORY_MS = 2_000;
 
 describe('a SKU found sold out is refused from memory for a moment', () => {
   const prefix = `t:soldout_${randomBytes(4).toString('hex')}:`;
+  const timeouts = { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR };
+  const subscribers: Redis[] = [];
   let redis: Redis;
+  /** The api process under test; it hears no announcements unless a test subscribes it. */
   let inventory: Inventory;
+  /** Another process (a worker, another api) on the same Redis, that gives units back. */
+  let elsewhere: Inventory;
   let n = 0;
 
   beforeAll(async () => {
     redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
-    inventory = new Inventory(redis, prefix, { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR }, { soldOutMemoryMs: MEMORY_MS });
+    inventory = new Inventory(redis, prefix, timeouts, { soldOutMemoryMs: MEMORY_MS });
+    elsewhere = new Inventory(redis, prefix, timeouts);
   });
 
   afterAll(async () => {
+    for (const subscriber of subscribers) subscriber.disconnect();
     const keys = await redis.keys(`${prefix}*`);
     if (keys.length > 0) await redis.del(...keys);
     redis.disconnect();
@@ -29,18 +36,20 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
     inventory.initSku({ skuId, available, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
 
   /** What the intake does: the memory first, then the reservation script. */
-  const checkout = async (userId: string, items: Array<{ skuId: string; qty: number }>, key = `k${++n}`, bodyHash = `h-${key}`) => {
+  const checkoutAt = async (at: Inventory, userId: string, items: Array<{ skuId: string; qty: number }>, key = `k${++n}`, bodyHash = `h-${key}`) => {
     const now = new Date();
-    await inventory.refuseIfSoldOut(userId, key, items, now);
-    return inventory.reserveStock({ orderId: `ORDER${String(++n).padStart(21, '0')}`, userId, idempotencyKey: key, bodyHash, requestedType: null, items, payload: { address: buyerAddress, couponCode: null }, now });
+    await at.refuseIfSoldOut(userId, key, items, now);
+    return at.reserveStock({ orderId: `ORDER${String(++n).padStart(21, '0')}`, userId, idempotencyKey: key, bodyHash, requestedType: null, items, payload: { address: buyerAddress, couponCode: null }, now });
   };
+  const checkout = (userId: string, items: Array<{ skuId: string; qty: number }>, key?: string, bodyHash?: string) => checkoutAt(inventory, userId, items, key, bodyHash);
 
-  it('sells a unit that comes back only once the memory has passed, and never twice', async () => {
+  it('sells a unit that comes back unannounced only once the memory has passed, and never twice', async () => {
     await initSku('LAST', 1);
     const first = await checkout('ann', [{ skuId: 'LAST', qty: 1 }]);
     await expect(checkout('bob', [{ skuId: 'LAST', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
-    // ann cancels: her unit is back in Redis, but this process still remembers the SKU sold out
-    expect(await inventory.releaseStock(first.order.orderId, 'ann', 'cancel')).toBe(true);
+    // ann's order is cancelled in another process whose announcement this one does not hear
+    // (its subscriber was away): her unit is back in Redis, but this process still remembers the SKU sold out
+    expect(await elsewhere.releaseStock(first.order.orderId, 'ann', 'cancel')).toBe(true);
     expect(await inventory.getSkuStock('LAST')).toMatchObject({ available: 1 });
     await expect(checkout('cy', [{ skuId: 'LAST', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
     const sold = await waitFor(async () => checkout('dee', [{ skuId: 'LAST', qty: 1 }]).catch(() => null), { what: 'the returned unit on sale again', timeoutMs: 3 * MEMORY_MS });
@@ -71,6 +80,30 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
     await expect(checkout('nia', [{ skuId: 'ONE-EACH', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
   });
 
+  it('forgets a sold-out SKU at once when units come back in this process, or in another one it hears', async () => {
+    await initSku('BACK', 1);
+    const first = await checkout('ian', [{ skuId: 'BACK', qty: 1 }]);
+    await expect(checkout('jay', [{ skuId: 'BACK', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
+    expect(await inventory.releaseStock(first.order.orderId, 'ian', 'cancel')).toBe(true);
+    const second = await checkout('jay', [{ skuId: 'BACK', qty: 1 }]);
+
+    // a process that remembers for a minute, and hears what the others give back
+    const listening = new Inventory(redis, prefix, timeouts, { soldOutMemoryMs: 60_000 });
+    const subscriber = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    subscribers.push(subscriber);
+    await listening.followReturnedStock(subscriber);
+    await expect(checkoutAt(listening, 'kai', [{ skuId: 'BACK', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
+    expect(await elsewhere.releaseStock(second.order.orderId, 'jay', 'cancel')).toBe(true);
+    const third = await waitFor(async () => checkoutAt(listening, 'kai', [{ skuId: 'BACK', qty: 1 }]).catch(() => null), { what: 'the unit on sale again in the listening process', timeoutMs: 5_000 });
+    expect(third.created).toBe(true);
+    // a merchant's stock set is announced too
+    await expect(checkoutAt(listening, 'lou', [{ skuId: 'BACK', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
+    await elsewhere.setAvailable('BACK', 1);
+    const fourth = await waitFor(async () => checkoutAt(listening, 'lou', [{ skuId: 'BACK', qty: 1 }]).catch(() => null), { what: 'the new stock on sale in the listening process', timeoutMs: 5_000 });
+    expect(fourth.created).toBe(true);
+    expect(await inventory.getSkuStock('BACK')).toEqual({ available: 0, reserved: 2, sold: 0 });
+  });
+
   it('remembers a SKU split into buckets only once its rebalancer finds every bucket empty', async () => {
     await inventory.initSku({ skuId: 'SPLIT', available: 2, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: 2 });
     const buyersOf = (bucket: number) => Array.from({ length: 200 }, (_, i) => `split-${i}`).filter((buyer) => inventory.keys.bucketOf(buyer, 2) === bucket);
@@ -83,8 +116,8 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
     const last = await checkout(second0!, [{ skuId: 'SPLIT', qty: 1 }]);
     await expect(checkout(third0!, [{ skuId: 'SPLIT', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
     expect(await rebalancer.rebalance('SPLIT', [0])).toBe(0);
-    // every bucket empty: sold out; a unit coming back to bucket 0 waits for the memory to pass
-    expect(await inventory.releaseStock(last.order.orderId, second0!, 'cancel')).toBe(true);
+    // every bucket empty: sold out; a unit coming back to bucket 0 unannounced waits for the memory to pass
+    expect(await elsewhere.releaseStock(last.order.orderId, second0!, 'cancel')).toBe(true);
     await expect(checkout(third0!, [{ skuId: 'SPLIT', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
     const sold = await waitFor(async () => checkout(fourth0!, [{ skuId: 'SPLIT', qty: 1 }]).catch(() => null), { what: 'the returned unit on sale again', timeoutMs: 3 * MEMORY_MS });
     expect(sold.created).toBe(true);
