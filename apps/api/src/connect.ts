@@ -32,8 +32,10 @@ export async function connectApi(config: Config, options: { migrate?: boolean } 
   );
   // units given back anywhere (a cancellation here, an expiry in a worker) end the sold-out memory at once
   const stockReturned = config.SOLD_OUT_MEMORY_MS > 0 ? connectRedis(config, { lazyConnect: true }) : null;
-  await stockReturned?.connect();
-  if (stockReturned) await inventory.followReturnedStock(stockReturned);
+  if (stockReturned) {
+    await stockReturned.connect();
+    await inventory.followReturnedStock(stockReturned);
+  }
   return {
     config,
     redis,

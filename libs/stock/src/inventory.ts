@@ -188,7 +188,7 @@ export class Inventory {
    * one bucket's OUT_OF_STOCK does not mean the others are empty.
    */
   async refuseIfSoldOut(userId: string, idempotencyKey: string, items: readonly OrderLineRequest[], now: Date): Promise<void> {
-    const skuId = this.soldOut.firstSoldOut(items.map((line) => line.skuId), now.getTime());
+    const skuId = this.soldOut.firstSoldOut(items, now.getTime());
     if (skuId === undefined) return;
     const group = await this.checkoutGroup(userId, items);
     const known = await this.reads.send<number>(group, (pipeline) => pipeline.exists(this.keys.idempotency(group, userId, idempotencyKey)));

@@ -19,10 +19,10 @@ export class SoldOutSkus {
     for (const skuId of skuIds) this.until.delete(skuId);
   }
 
-  /** The first of these SKUs remembered as sold out at nowMs, if any. */
-  firstSoldOut(skuIds: readonly string[], nowMs: number): string | undefined {
+  /** The first SKU of these lines remembered as sold out at nowMs, if any. */
+  firstSoldOut(lines: ReadonlyArray<{ skuId: string }>, nowMs: number): string | undefined {
     if (this.until.size === 0) return undefined;
-    for (const skuId of skuIds) {
+    for (const { skuId } of lines) {
       const until = this.until.get(skuId);
       if (until === undefined) continue;
       if (until > nowMs) return skuId;

@@ -144,11 +144,12 @@ describe('SoldOutSkus', () => {
   it('forgets a SKU after its time, and remembers nothing when that time is 0', () => {
     const memory = new SoldOutSkus(250);
     memory.remember('A', 1_000);
-    expect(memory.firstSoldOut(['B', 'A'], 1_249)).toBe('A');
-    expect(memory.firstSoldOut(['A'], 1_250)).toBeUndefined();
-    expect(memory.firstSoldOut(['A'], 1_100)).toBeUndefined();
+    const lines = (...skuIds: string[]) => skuIds.map((skuId) => ({ skuId }));
+    expect(memory.firstSoldOut(lines('B', 'A'), 1_249)).toBe('A');
+    expect(memory.firstSoldOut(lines('A'), 1_250)).toBeUndefined();
+    expect(memory.firstSoldOut(lines('A'), 1_100)).toBeUndefined();
     const off = new SoldOutSkus(0);
     off.remember('A', 1_000);
-    expect(off.firstSoldOut(['A'], 1_000)).toBeUndefined();
+    expect(off.firstSoldOut(lines('A'), 1_000)).toBeUndefined();
   });
 });
