@@ -166,4 +166,49 @@ describe('the whole forward life of an order', () => {
     expect(order.status).toBe('PENDING_PAYMENT');
     expect(order.history).toHaveLength(2);
   });
+
+  it('records a warehouse event that arrives while the order is being handed over, once the hand-over commits', async () => {
+    const { ProcessRepository } = await import('@orders/persistence');
+    await system.createSku({ skuId: 'LAMP', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 30, deduction: 'placement' });
+    // the worker cannot hand the orders over: this test commits each hand-over itself, while the warehouse's event is already coming
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage: true } });
+    try {
+      const buyers = Array.from({ length: 24 }, (_, i) => `lamp-buyer-${i}`);
+      const orderIds = await Promise.all(buyers.map((buyer) => system.checkout(buyer, [{ skuId: 'LAMP', qty: 1 }])));
+      await Promise.all(orderIds.map((orderId) => system.waitForStatus(orderId, 'PENDING_PAYMENT')));
+      await Promise.all(orderIds.map((orderId, i) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyers[i]!), body: { method: 'card' } })));
+      await Promise.all(orderIds.map((orderId) => system.waitForStatus(orderId, 'PAID')));
+
+      const answers = await Promise.all(
+        orderIds.map(async (orderId, i) => {
+          // the way the warehouse sends it: again and again while the order answers 409 (not reached yet)
+          const picked = (async () => {
+            const at = new Date().toISOString();
+            for (;;) {
+              const answer = await system.signedCallback('warehouse', { orderId, event: 'PICKED', at });
+              if (answer.status !== 409) return answer;
+            }
+          })();
+          await new Promise((resolve) => setTimeout(resolve, 5 + (i % 6) * 3));
+          await system.workers.deps.orders.applyTransition({
+            orderId,
+            action: 'fulfil',
+            actor: 'system',
+            at: new Date(),
+            detail: 'accepted by warehouse wh-east',
+            effects: async (trx, current) => ProcessRepository.openShipment(trx, current, 'wh-east', new Date()),
+          });
+          return picked;
+        }),
+      );
+      expect(answers.map((a) => [a.status, a.body.changed])).toEqual(orderIds.map(() => [200, true]));
+      for (const orderId of orderIds) {
+        const order = await system.order(orderId);
+        expect(order.history.filter((h: { action: string }) => h.action === 'pick')).toHaveLength(1);
+        expect(order.shipments).toEqual([expect.objectContaining({ status: 'PICKED' })]);
+      }
+    } finally {
+      await system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage: false } });
+    }
+  });
 });

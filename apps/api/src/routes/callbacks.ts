@@ -275,6 +275,11 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
           }
           if (!(error instanceof IllegalTransition)) throw error;
           const machine = stateMachineFor(current.type as OrderType);
+          // the order reached the event's step since our read (its hand-over to the warehouse committed): apply it now
+          if (machine.rule(current.status, step.action)) {
+            if (attempt < 5) continue;
+            throw error;
+          }
           const rule = machine.process.transitions.find((r) => r.action === event.action);
           const reached = machine.progress(current.status);
           // not reached yet (the event overtook our own step): the warehouse retries later
