@@ -1,5 +1,5 @@
 import { QUEUE } from '@orders/queues';
-import { buyerAddress, checkSaleInvariants, createSku, createTestEnv, signToken, spawnApp, startApiProcess, startTcpProxy, waitFor, type ApiProcess, type HttpAnswer, type SpawnedProcess, type TcpProxy, type TestEnv } from '@orders/testing';
+import { buyerAddress, settledSaleInvariants, createSku, createTestEnv, signToken, spawnApp, startApiProcess, startTcpProxy, waitFor, type ApiProcess, type HttpAnswer, type SpawnedProcess, type TcpProxy, type TestEnv } from '@orders/testing';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -93,7 +93,7 @@ describe('MySQL unreachable for 30 s in the middle of a sale (through a TCP prox
       async () => Number((await env.db.selectFrom('orders').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n) === acceptedIds.length,
       { what: `all ${acceptedIds.length} accepted orders in MySQL`, timeoutMs: 60_000, intervalMs: 250 },
     );
-    const invariants = await checkSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: acceptedIds, initialStock: { 'HOT-WATCH': BUYERS } });
+    const invariants = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: acceptedIds, initialStock: { 'HOT-WATCH': BUYERS } });
     expect(invariants.violations).toEqual([]);
     expect(await orders.getJobCounts('failed')).toEqual({ failed: 0 });
   });

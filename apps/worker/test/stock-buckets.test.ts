@@ -1,5 +1,5 @@
 import { StockKeys } from '@orders/stock';
-import { buyerAddress, checkSaleInvariants, createSku, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type HttpAnswer, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, settledSaleInvariants, createSku, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type HttpAnswer, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const STOCK = 1_000;
@@ -122,7 +122,7 @@ describe('a hot SKU whose 1,000 units are split into 4 buckets', () => {
     expect(sold.body.bucketStock).toEqual(perBucket.map((reserved) => ({ available: 0, reserved, sold: 0 })));
 
     await waitFor(async () => (await ordersIn()) === STOCK, { what: `all ${STOCK} orders in MySQL`, timeoutMs: 30_000, intervalMs: 250 });
-    const whileUnpaid = await checkSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { 'HOT-BUCKETS': STOCK } });
+    const whileUnpaid = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { 'HOT-BUCKETS': STOCK } });
     expect(whileUnpaid.violations).toEqual([]);
     expect(whileUnpaid.stock['HOT-BUCKETS']!.buckets).toEqual(perBucket.map((reserved) => ({ available: 0, reserved, sold: 0 })));
     // the moves between buckets are in the ledger as pairs of adjustments that cancel out
@@ -131,7 +131,7 @@ describe('a hot SKU whose 1,000 units are split into 4 buckets', () => {
     expect(moves.reduce((sum, move) => sum + Number(move.qty), 0)).toBe(0);
 
     await waitFor(async () => (await ordersIn('EXPIRED')) === STOCK, { what: `all ${STOCK} orders expired`, timeoutMs: PAYMENT_TIMEOUT_MS + 30_000, intervalMs: 500 });
-    const expired = await checkSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { 'HOT-BUCKETS': STOCK } });
+    const expired = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { 'HOT-BUCKETS': STOCK } });
     expect(expired.violations).toEqual([]);
     expect(expired.stock['HOT-BUCKETS']!.redis).toEqual({ available: STOCK, reserved: 0, sold: 0 });
     // every unit went back to the bucket its order held it in
