@@ -135,7 +135,6 @@ export class ForwardLife {
   /** Returns false when the stock was gone and the order is being refunded instead. */
   private async commitStock(order: OrderRow): Promise<boolean> {
     const outcome = await this.deps.inventory.commitStock(order.order_id);
-    const items = await this.process.items(order.order_id);
     if (outcome.status === 'gone') {
       this.deps.log.warn({ orderId: order.order_id, skuId: outcome.skuId }, 'payment-time stock gone at payment: refunding');
       await this.tryTransition(
@@ -144,13 +143,8 @@ export class ForwardLife {
           action: 'refund',
           actor: 'system',
           detail: `SKU ${outcome.skuId} sold out before the payment`,
-          effects: async (trx, current) =>
-            OrderRepository.writeLedger(
-              trx,
-              items
-                .filter((line) => line.deduction === 'placement')
-                .map((line) => ({ sku_id: line.sku_id, kind: 'release' as const, ref: current.order_id, order_id: current.order_id, qty: line.qty, reason: 'refund' })),
-            ),
+          // the placement units and the coupon go back, as the Redis release below gives them back
+          effects: async (trx, current) => OrderRepository.releaseReservation(trx, current.order_id, 'refund', this.deps.clock()),
         },
         'sold out at payment',
       );
@@ -313,19 +307,12 @@ export class ForwardLife {
   }
 
   private async forfeitDeposit(orderId: string): Promise<void> {
-    const items = await this.process.items(orderId);
     await this.tryTransition({
       orderId,
       action: 'expire_balance',
       actor: 'system',
       detail: 'balance not paid by its deadline; deposit kept',
-      effects: async (trx, current) =>
-        OrderRepository.writeLedger(
-          trx,
-          items
-            .filter((line) => line.deduction === 'placement')
-            .map((line) => ({ sku_id: line.sku_id, kind: 'release' as const, ref: current.order_id, order_id: current.order_id, qty: line.qty, reason: 'expire_balance' })),
-        ),
+      effects: async (trx, current) => OrderRepository.releaseReservation(trx, current.order_id, 'expire_balance', this.deps.clock()),
     });
     const order = await this.deps.orders.findOrderRow(orderId);
     if (order?.status === 'DEPOSIT_FORFEITED') await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'forfeited');
