@@ -2,6 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { serviceNodeOptions } from '@orders/config';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -144,7 +145,8 @@ export async function spawnTs(name: string, entry: string, options: SpawnOptions
   if (options.cpuProfDir) args.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`,);
   const child = spawn(process.execPath, [...args, entry], {
     cwd: repoRoot,
-    env: { ...process.env, ...options.env, ...(options.port ? { PORT: String(options.port) } : {}) },
+    // every server, the ceilings too, runs with the flags the services ship with
+    env: { ...process.env, ...options.env, NODE_OPTIONS: serviceNodeOptions(process.env.NODE_OPTIONS), ...(options.port ? { PORT: String(options.port) } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

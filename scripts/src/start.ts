@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { issueToken } from '@orders/api';
-import { loadConfig } from '@orders/config';
+import { loadConfig, serviceNodeOptions } from '@orders/config';
 import { DEMO_BUYER, seedDemoCatalog } from './demo-catalog.js';
 import { checkServices } from './preflight.js';
 import { runCommand } from './run-command.js';
@@ -35,7 +35,11 @@ runCommand(async () => {
     );
   };
   for (const { name, entry, env } of PROCESSES) {
-    const child = spawn(process.execPath, [entry], { cwd: root, env: { ...process.env, ...env, MIGRATE_ON_START: 'false' }, stdio: 'inherit' });
+    const child = spawn(process.execPath, [entry], {
+      cwd: root,
+      env: { ...process.env, ...env, MIGRATE_ON_START: 'false', NODE_OPTIONS: serviceNodeOptions(process.env.NODE_OPTIONS) },
+      stdio: 'inherit',
+    });
     child.on('exit', (code) => {
       if (!stopping) {
         console.error(`${name} exited (code ${code}); stopping the others`);

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { loadConfig } from '@orders/config';
+import { loadConfig, SERVICE_NODE_OPTIONS } from '@orders/config';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
@@ -154,6 +154,8 @@ describe('docker compose: the whole stack with one command', () => {
     expect(build).toContain('libs/stock/src/lua');
     expect(runtime).toMatch(/^USER (?!root)\w+/m);
     expect(runtime).not.toMatch(/npm (ci|install)/);
+    // every container's Node starts with the flags `npm start` and the bench give the services
+    expect(runtime).toContain(`ENV NODE_OPTIONS=${SERVICE_NODE_OPTIONS}\n`);
   });
 
   it('sends the image build everything `tsc -b` builds', () => {
