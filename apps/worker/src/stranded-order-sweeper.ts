@@ -55,15 +55,17 @@ export class StrandedOrderSweeper {
    */
   private async reportLost(orderIds: readonly string[]): Promise<void> {
     const { queues, inventory, metrics, log } = this.deps;
+    const dropped: string[] = [];
     const lost: string[] = [];
     for (const orderId of orderIds) {
       const states = await this.jobStates(orderId);
-      if (!states.every(hasEnded)) continue;
-      const dropped = await inventory.dropAcceptedOrder(orderId);
-      if (dropped && states.every((state) => state === 'unknown')) lost.push(orderId);
+      if (!states.every(hasEnded) || !(await inventory.dropAcceptedOrder(orderId))) continue;
+      dropped.push(orderId);
+      if (states.every((state) => state === 'unknown')) lost.push(orderId);
     }
+    // no sweep looks for their batch again (a dead letter retried by hand still carries them)
+    if (dropped.length > 0) await forgetCarriers(queues, dropped);
     if (lost.length === 0) return;
-    await forgetCarriers(queues, lost);
     metrics.acceptedOrdersLost.inc(lost.length);
     log.error({ orderIds: lost }, 'accepted orders lost: not in MySQL, no job left, and their reservation is gone from Redis (evicted, or Redis lost data)');
   }
