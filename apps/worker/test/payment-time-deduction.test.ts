@@ -1,3 +1,4 @@
+import { buyerAddress } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -50,5 +51,35 @@ describe('payment-time deduction', () => {
     const sim = (await system.paymentSim.request('GET', '/__admin/payments')).body;
     expect(sim.payments).toHaveLength(2);
     expect(sim.refunds).toEqual([expect.objectContaining({ paymentId: expect.stringContaining(loser.orderId), amountCents: 12_000 })]);
+  });
+
+  it('gives the refunded buyer their coupon back, so their next order gets its discount again', async () => {
+    const admin = system.token('ops', 'admin');
+    await system.createSku({ skuId: 'LAST-HAT', priceCents: 4_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1, deduction: 'payment' });
+    await system.createSku({ skuId: 'SCARF', priceCents: 3_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
+    const coupon = { code: 'ONCE', kind: 'fixed', offCents: 300, minSpendCents: 0, perBuyerLimit: 1, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
+    expect((await system.request('POST', '/v1/admin/coupons', { token: admin, body: coupon })).status).toBe(201);
+    const withCoupon = (key: string, skuId: string) =>
+      system.request('POST', '/v1/orders', {
+        token: system.token('ivy'),
+        headers: { 'idempotency-key': key },
+        body: { items: [{ skuId, qty: 1 }], address: buyerAddress, couponCode: 'ONCE' },
+      });
+
+    const lost = await withCoupon('ivy-1', 'LAST-HAT');
+    expect(lost.status).toBe(202);
+    const won = await system.checkout('jo', [{ skuId: 'LAST-HAT', qty: 1 }]);
+    await Promise.all([system.waitForStatus(lost.body.orderId, 'PENDING_PAYMENT'), system.waitForStatus(won, 'PENDING_PAYMENT')]);
+    // the other buyer pays first and takes the last hat; the coupon's buyer pays after
+    expect((await system.request('POST', `/v1/orders/${won}/pay`, { token: system.token('jo'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(won, 'IN_FULFILLMENT');
+    expect((await system.request('POST', `/v1/orders/${lost.body.orderId}/pay`, { token: system.token('ivy'), body: { method: 'card' } })).status).toBe(202);
+    expect((await system.waitForStatus(lost.body.orderId, 'REFUNDED')).amounts.refundedCents).toBe(3_700);
+
+    const redemptions = await system.env.db.selectFrom('coupon_redemptions').select(['status']).where('order_id', '=', lost.body.orderId).execute();
+    expect(redemptions).toEqual([{ status: 'restored' }]);
+    const next = await withCoupon('ivy-2', 'SCARF');
+    expect(next.status).toBe(202);
+    expect((await system.waitForStatus(next.body.orderId, 'PENDING_PAYMENT')).benefits.coupon).toEqual({ code: 'ONCE', discountCents: 300 });
   });
 });
