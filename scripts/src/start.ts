@@ -8,14 +8,15 @@ import { runCommand } from './run-command.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-/** The processes of the whole system on one machine; each is what compose runs as its own container. */
-const PROCESSES: Array<{ name: string; entry: string; env?: Record<string, string> }> = [
-  { name: 'payment-sim', entry: 'apps/payment-sim/dist/main.js' },
-  { name: 'warehouse-sim', entry: 'apps/warehouse-sim/dist/main.js' },
-  { name: 'api', entry: 'apps/api/dist/main.js' },
-  // one worker serving every queue (config/default.json) unless WORKER_QUEUES says otherwise
-  { name: 'worker', entry: 'apps/worker/dist/main.js' },
-];
+/**
+ * The processes of the whole system on one machine; each is what compose runs as its own
+ * container. One worker serves every queue (config/default.json) unless WORKER_QUEUES says otherwise.
+ */
+const APPS = ['payment-sim', 'warehouse-sim', 'api', 'worker'];
+
+// run from its TypeScript source (through tsx, as the tests do), it starts the apps from theirs, with the same loader flags
+const fromSource = import.meta.url.endsWith('.ts');
+const entryOf = (app: string) => (fromSource ? [...process.execArgv, `apps/${app}/src/main.ts`] : [`apps/${app}/dist/main.js`]);
 
 runCommand(async () => {
   const config = loadConfig();
@@ -23,6 +24,13 @@ runCommand(async () => {
   const created = await seedDemoCatalog(config);
   if (created.length > 0) console.log(`Seeded demo catalog: ${created.join(', ')}`);
 
+  const url = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${config.PORT}`;
+  // one machine: unless told otherwise, the worker calls the simulators on their ports and they call back the api on its own
+  const peerUrls = {
+    PAYMENT_URL: process.env.PAYMENT_URL ?? `http://127.0.0.1:${config.PAYMENT_SIM_PORT}`,
+    WAREHOUSE_URL: process.env.WAREHOUSE_URL ?? `http://127.0.0.1:${config.WAREHOUSE_SIM_PORT}`,
+    CALLBACK_BASE_URL: process.env.CALLBACK_BASE_URL ?? url,
+  };
   const children: ChildProcess[] = [];
   let stopping = false;
   const stopAll = (code: number) => {
@@ -34,15 +42,15 @@ runCommand(async () => {
       process.exit(code),
     );
   };
-  for (const { name, entry, env } of PROCESSES) {
-    const child = spawn(process.execPath, [entry], {
+  for (const app of APPS) {
+    const child = spawn(process.execPath, entryOf(app), {
       cwd: root,
-      env: { ...process.env, ...env, MIGRATE_ON_START: 'false', NODE_OPTIONS: serviceNodeOptions(process.env.NODE_OPTIONS) },
+      env: { ...process.env, ...peerUrls, MIGRATE_ON_START: 'false', NODE_OPTIONS: serviceNodeOptions(process.env.NODE_OPTIONS) },
       stdio: 'inherit',
     });
     child.on('exit', (code) => {
       if (!stopping) {
-        console.error(`${name} exited (code ${code}); stopping the others`);
+        console.error(`${app} exited (code ${code}); stopping the others`);
         stopAll(code || 1);
       }
     });
@@ -51,7 +59,6 @@ runCommand(async () => {
   process.on('SIGINT', () => stopAll(0));
   process.on('SIGTERM', () => stopAll(0));
 
-  const url = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${config.PORT}`;
   for (let attempt = 0; attempt < 100; attempt++) {
     const ready = await fetch(`${url}/health/ready`).then((r) => r.ok, () => false);
     if (ready) break;
@@ -61,7 +68,7 @@ runCommand(async () => {
   console.log(`
 Order system running at ${url}   (API docs: ${url}/docs, metrics: ${url}/metrics)
 Console for merchants and operators: ${url}/console (sign in with the merchant or admin token below)
-Simulators: payment ${config.PAYMENT_URL}, warehouse ${config.WAREHOUSE_URL} (faults: PUT /__admin/faults)
+Simulators: payment ${peerUrls.PAYMENT_URL}, warehouse ${peerUrls.WAREHOUSE_URL} (faults: PUT /__admin/faults)
 Demo tokens (24 h; more with: npm run token -- <buyer|merchant|admin> <id>):
   buyer    ${issueToken(secret, DEMO_BUYER, 'buyer')}
   merchant ${issueToken(secret, 'shop', 'merchant')}
