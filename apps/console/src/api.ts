@@ -10,6 +10,8 @@ export interface OrderLine {
   warehouseId?: string;
   merchantId?: string;
   channel?: string;
+  /** units of the line refunded so far */
+  refundedQty?: number;
 }
 
 export interface Order {

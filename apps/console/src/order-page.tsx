@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { ApiProblem, formatCents, formatTime, problemText, type AllowedAction, type Api, type Order } from './api.js';
+import { ApiProblem, formatCents, formatTime, problemText, type AllowedAction, type Api, type Order, type OrderLine } from './api.js';
 import { Link } from './route.js';
 
 /** The merchant's words for the state table's actions; an action without one shows its table name. */
@@ -13,8 +13,8 @@ const ACTION_LABELS: Record<string, string> = {
   refuse_return: 'Refuse return',
 };
 
-/** A partial refund needs its lines chosen, which this console does not offer yet. */
-const NOT_OFFERED = new Set(['refund_lines']);
+/** A partial refund needs its units chosen: it has a form of its own, not a button. */
+const CHOSEN_UNITS = 'refund_lines';
 
 type AfterSalesRecords = Record<string, Array<Record<string, unknown>>>;
 
@@ -25,6 +25,8 @@ function afterSalesRecords(answer: unknown): AfterSalesRecords {
   for (const [name, value] of Object.entries((answer ?? {}) as Record<string, unknown>)) if (Array.isArray(value)) records[name] = value as Array<Record<string, unknown>>;
   return records;
 }
+
+const unitsLeft = (line: OrderLine) => line.qty - (line.refundedQty ?? 0);
 
 const shown = (value: unknown) => (value === null || value === undefined ? '–' : typeof value === 'object' ? JSON.stringify(value) : String(value));
 
@@ -37,6 +39,7 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
   const [done, setDone] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [reason, setReason] = useState('');
+  const [unitsToRefund, setUnitsToRefund] = useState<Record<string, number>>({});
 
   const load = useCallback(async () => {
     try {
@@ -60,23 +63,39 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
     void load();
   }, [load]);
 
-  async function fire({ action, href }: AllowedAction) {
+  /** Runs an action the state table allows, then shows what became of the order (or the api's refusal). */
+  async function perform(label: string, send: (reason: string | null) => Promise<unknown>) {
     setBusy(true);
     setActionProblem(null);
     setDone(null);
     try {
-      // the reverse flows' routes (cancel, refunds) take a reason always; the generic route when one is given
-      const generic = href.includes('/actions/');
-      await api<unknown>('POST', href, reason.trim() === '' ? (generic ? {} : { reason: ACTION_LABELS[action] ?? action }) : { reason: reason.trim() });
+      await send(reason.trim() === '' ? null : reason.trim());
       const changed = await api<Order>('GET', `/v1/orders/${orderId}`);
-      setDone(`${ACTION_LABELS[action] ?? action}: the order is now ${changed.status} (${changed.merchantStatus})`);
+      setDone(`${label}: the order is now ${changed.status} (${changed.merchantStatus})`);
       setReason('');
+      setUnitsToRefund({});
     } catch (error) {
       setActionProblem(problemText(error));
     } finally {
       setBusy(false);
       await load();
     }
+  }
+
+  function fire({ action, href }: AllowedAction) {
+    const label = ACTION_LABELS[action] ?? action;
+    // the reverse flows' routes (cancel, refunds) take a reason always; the generic route when one is given
+    const generic = href.includes('/actions/');
+    return perform(label, (given) => api<unknown>('POST', href, given !== null ? { reason: given } : generic ? {} : { reason: label }));
+  }
+
+  function refundChosenUnits({ href }: AllowedAction) {
+    const items = Object.entries(unitsToRefund)
+      .filter(([, qty]) => qty > 0)
+      .map(([skuId, qty]) => ({ skuId, qty }));
+    const units = items.reduce((sum, item) => sum + item.qty, 0);
+    const label = `Refund of ${units} unit${units === 1 ? '' : 's'}`;
+    return perform(label, (given) => api<unknown>('POST', href, { reason: given ?? label, items }));
   }
 
   if (!order) {
@@ -93,6 +112,9 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
       </section>
     );
   }
+
+  const chosenUnits = actions.find((allowed) => allowed.action === CHOSEN_UNITS);
+  const refundable = order.items.filter((line) => unitsLeft(line) > 0);
 
   return (
     <section aria-labelledby="order-title">
@@ -142,7 +164,7 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
             <label for="action-reason">Reason (kept in the history, optional)</label>
             <input id="action-reason" type="text" maxLength={500} value={reason} onInput={(event) => setReason(event.currentTarget.value)} />
             <div class="actions">
-              {actions.filter((allowed) => !NOT_OFFERED.has(allowed.action)).map((allowed) => (
+              {actions.filter((allowed) => allowed.action !== CHOSEN_UNITS).map((allowed) => (
                 <button type="button" disabled={busy} onClick={() => void fire(allowed)} aria-describedby={`to-${allowed.action}`}>
                   {ACTION_LABELS[allowed.action] ?? allowed.action}
                   <span id={`to-${allowed.action}`} class="to">
@@ -152,6 +174,30 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
                 </button>
               ))}
             </div>
+            {chosenUnits && (
+              <fieldset class="refund-units">
+                <legend>Refund some units (each line's payable after its discount, by unit)</legend>
+                {refundable.map((line) => (
+                  <div class="inline">
+                    <label for={`refund-${line.skuId}`}>
+                      Units of {line.skuId} to refund (of {unitsLeft(line)} left)
+                    </label>
+                    <input
+                      id={`refund-${line.skuId}`}
+                      type="number"
+                      min={0}
+                      max={unitsLeft(line)}
+                      step={1}
+                      value={unitsToRefund[line.skuId] ?? 0}
+                      onInput={(event) => setUnitsToRefund({ ...unitsToRefund, [line.skuId]: Math.max(0, Math.trunc(Number(event.currentTarget.value) || 0)) })}
+                    />
+                  </div>
+                ))}
+                <button type="button" disabled={busy || !Object.values(unitsToRefund).some((qty) => qty > 0)} onClick={() => void refundChosenUnits(chosenUnits)}>
+                  Refund chosen units
+                </button>
+              </fieldset>
+            )}
           </>
         )}
         {actionProblem && (
@@ -178,6 +224,9 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
                   Qty
                 </th>
                 <th scope="col" class="number">
+                  Units refunded
+                </th>
+                <th scope="col" class="number">
                   Unit price
                 </th>
                 <th scope="col" class="number">
@@ -196,6 +245,7 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
                   <th scope="row">{line.skuId}</th>
                   <td>{line.title ?? '–'}</td>
                   <td class="number">{line.qty}</td>
+                  <td class="number">{line.refundedQty ?? 0}</td>
                   <td class="number">{formatCents(line.unitPriceCents)}</td>
                   <td class="number">{formatCents(line.discountCents)}</td>
                   <td class="number">{formatCents(line.payableCents)}</td>
