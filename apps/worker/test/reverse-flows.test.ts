@@ -50,7 +50,7 @@ describe('pricing at persist, cancel and refunds, exact to the cent', () => {
     )) as any[];
   };
 
-  it('prices the worked cart as the domain does, cancels it unpaid, and gives back its stock and its coupon; a second cancel changes nothing', async () => {
+  it('prices the worked cart as the domain does, cancels it unpaid and then paid, and gives back its stock and its coupon each time; a second cancel changes nothing', async () => {
     const ada = system.token('ada');
     const orderId = await checkout('ada', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'TEA', qty: 2 }, { skuId: 'MUG', qty: 3 }], 'ada-1', 'TENOFF');
     const pending = await system.waitForStatus(orderId, 'PENDING_PAYMENT');
@@ -142,6 +142,18 @@ describe('pricing at persist, cancel and refunds, exact to the cent', () => {
     expect((await system.paymentSim.request('GET', '/__admin/payments')).body.refunds).toHaveLength(3);
     const listed = (await system.request('GET', `/v1/orders/${next}/refunds`, { token: ada })).body.items;
     expect(listed.map((r: any) => [r.kind, r.status, r.amountCents]).sort()).toEqual(children.map((c) => ['refund', 'SUCCEEDED', c.amounts.payableCents]).sort());
+
+    // a cancellation gives the coupon use back, paid or not, and only once (two cancels above)
+    expect(await system.env.db.selectFrom('coupon_redemptions').select('status').where('order_id', '=', next).execute()).toEqual([{ status: 'restored' }]);
+    const afterCancel = await checkout('ada', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'TEA', qty: 2 }, { skuId: 'MUG', qty: 3 }], 'ada-4', 'TENOFF');
+    expect((await system.waitForStatus(afterCancel, 'PENDING_PAYMENT')).benefits.coupon).toEqual({ code: 'TENOFF', discountCents: 823 });
+    const once = await system.request('POST', '/v1/orders', {
+      token: ada,
+      headers: { 'idempotency-key': 'ada-5' },
+      body: { items: [{ skuId: 'KETTLE', qty: 1 }], address: buyerAddress, couponCode: 'TENOFF' },
+    });
+    expect([once.status, once.body.code]).toEqual([422, 'COUPON_LIMIT_EXCEEDED']);
+    expect((await system.request('POST', `/v1/orders/${afterCancel}/cancel`, { token: ada, body: { reason: 'test over' } })).status).toBe(200);
   });
 
   it('refunds one line of a split order from its child only, its allocated payable by units, and a repeat changes nothing', async () => {

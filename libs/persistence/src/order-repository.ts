@@ -238,6 +238,11 @@ export class OrderRepository {
       trx,
       lines.map((line) => ({ sku_id: line.sku_id, kind: 'release' as const, ref: orderId, order_id: orderId, qty: line.qty, reason })),
     );
+    await OrderRepository.restoreCoupon(trx, orderId, at);
+  }
+
+  /** In a cancellation's transaction: the buyer's use of the order's coupon is theirs again (once; Redis follows after the commit). */
+  static async restoreCoupon(trx: Transaction<Database>, orderId: string, at: Date): Promise<void> {
     await trx.updateTable('coupon_redemptions').set({ status: 'restored', at }).where('order_id', '=', orderId).where('status', '=', 'used').execute();
   }
 

@@ -77,8 +77,8 @@ const UNSHIPPED = new Set(['PAID', 'IN_FULFILLMENT']);
 
 /**
  * The reverse flows before shipment (API.md): cancel (before payment: stock and coupon
- * released; after payment: a full refund through the payment system's breaker, and the
- * units back on sale), refund orders for some or all lines, and their list. A refund's
+ * released; after payment: a full refund through the payment system's breaker, the units
+ * back on sale and the coupon use back), refund orders for some or all lines, and their list. A refund's
  * id is derived from the request, so the same request twice opens one refund; every
  * refused request changes nothing.
  */
@@ -131,7 +131,10 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
    * the payment job again as a backstop); the job pays the money back. A refund id seen
    * before changes nothing.
    */
-  async function openRefund(order: OrderRow, request: { refundId: string; reason: string; items: Array<{ skuId: string; qty: number }> | 'rest'; restockReason: string; actor: Actor }): Promise<{ refund: RefundView; changed: boolean }> {
+  async function openRefund(
+    order: OrderRow,
+    request: { refundId: string; reason: string; items: Array<{ skuId: string; qty: number }> | 'rest'; restockReason: string; actor: Actor; restoreCouponOf?: string },
+  ): Promise<{ refund: RefundView; changed: boolean }> {
     for (let attempt = 1; ; attempt++) {
       const known = await refunds.find(request.refundId);
       if (known) {
@@ -155,7 +158,9 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
           at: deps.clock(),
           detail: `refund ${request.refundId}: ${request.reason}`.slice(0, 500),
           effects: async (trx, current) => {
-            opened = await RefundRepository.openRefund(trx, current, { ...request, kind: 'refund', status: 'PENDING', at: deps.clock() });
+            const { restoreCouponOf, ...refund } = request;
+            opened = await RefundRepository.openRefund(trx, current, { ...refund, kind: 'refund', status: 'PENDING', at: deps.clock() });
+            if (restoreCouponOf !== undefined) await OrderRepository.restoreCoupon(trx, restoreCouponOf, deps.clock());
           },
         });
         deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
@@ -178,7 +183,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
         description:
-          'A buyer cancels their own order, a merchant one holding its SKUs, an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). Cancelling again changes nothing. 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED).',
+          'A buyer cancels their own order, a merchant one holding its SKUs, an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back (cancelling one child of a split order keeps it), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). Cancelling again changes nothing. 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED).',
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
@@ -201,8 +206,12 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefund(unit)) })));
         // all or nothing: a cancellation refunds only when no part has shipped
         for (const { unit, known } of open) if (!known && !UNSHIPPED.has(unit.status)) throw new IllegalTransition(unit.status, 'cancel', actor);
+        // the whole order cancelled (not one child of it): its coupon use goes back with the first refund's commit
+        const restoreCouponOf = order.parent_order_id === null && order.coupon_code !== null ? order.order_id : undefined;
         let changed = false;
-        for (const { unit } of open) changed = (await openRefund(unit, { refundId: cancelRefund(unit), reason: why, items: 'rest', restockReason: 'cancel', actor })).changed || changed;
+        for (const { unit } of open) changed = (await openRefund(unit, { refundId: cancelRefund(unit), reason: why, items: 'rest', restockReason: 'cancel', actor, restoreCouponOf })).changed || changed;
+        // Redis follows MySQL, on a repeat too (once only: the reservation record says whether the order still holds the use)
+        if (restoreCouponOf !== undefined) await deps.inventory.releaseCoupon({ orderId: order.order_id, userId: order.user_id, couponCode: order.coupon_code });
         if (changed) deps.metrics.cancellations.inc({ stage: 'after_payment' });
       }
       return deps.orders.findOrder(order.order_id);
