@@ -30,7 +30,7 @@ describe('pricing at persist, cancel and refunds, exact to the cent', () => {
   const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: admin })).body.stock;
   const checkout = async (buyer: string, items: Array<{ skuId: string; qty: number }>, key: string, couponCode?: string) => {
     const answer = await system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': key }, body: { items, address: buyerAddress, ...(couponCode ? { couponCode } : {}) } });
-    expect(answer.status).toBe(202);
+    expect([answer.status, answer.body.code]).toEqual([202, undefined]);
     return answer.body.orderId as string;
   };
   const atWarehouse = async (orderId: string) => (await system.warehouseSim.request('GET', '/__admin/orders')).body.orders.find((o: any) => o.orderId === orderId);
@@ -196,5 +196,27 @@ describe('pricing at persist, cancel and refunds, exact to the cent', () => {
     expect((await system.order(orderId)).amounts.refundedCents).toBe(2_093);
     // someone else's order is not found
     expect((await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('eve'), body })).status).toBe(404);
+  });
+
+  it("brings Redis up to a coupon use that a cancel gave back in MySQL before its api died: the order's next refund job does it, once", async () => {
+    const orderId = await checkout('dee', [{ skuId: 'KETTLE', qty: 2 }], 'dee-1', 'TENOFF');
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('dee'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    // what a cancel's first refund commits; its api dies before telling Redis
+    await system.env.db.updateTable('coupon_redemptions').set({ status: 'restored' }).where('order_id', '=', orderId).execute();
+    const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('dee'), body: { reason: 'one is enough', items: [{ skuId: 'KETTLE', qty: 1 }] } });
+    expect(refund.status).toBe(202);
+    await waitFor(async () => (await system.order(orderId)).amounts.refundedCents > 0, { what: 'the refund job' });
+
+    const next = await checkout('dee', [{ skuId: 'KETTLE', qty: 2 }], 'dee-2', 'TENOFF');
+    expect((await system.waitForStatus(next, 'PENDING_PAYMENT')).benefits.coupon).toMatchObject({ code: 'TENOFF' });
+    // given back once: the use is taken again by the order that holds it
+    const once = await system.request('POST', '/v1/orders', {
+      token: system.token('dee'),
+      headers: { 'idempotency-key': 'dee-3' },
+      body: { items: [{ skuId: 'KETTLE', qty: 1 }], address: buyerAddress, couponCode: 'TENOFF' },
+    });
+    expect([once.status, once.body.code]).toEqual([422, 'COUPON_LIMIT_EXCEEDED']);
   });
 });

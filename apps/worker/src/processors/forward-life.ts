@@ -2,7 +2,7 @@ import { PaymentClient, WarehouseClient, breakerSettings } from '@orders/clients
 import type { Config } from '@orders/config';
 import { IllegalTransition, StaleOrderVersion, needsSplit, planSplit, stateMachineFor, type Actor, type Effect, type OrderType } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { OrderRepository, ProcessRepository, RefundRepository, type OrderDb, type OrderRow, type TransitionRequest } from '@orders/persistence';
+import { OrderRepository, PricingRepository, ProcessRepository, RefundRepository, type OrderDb, type OrderRow, type TransitionRequest } from '@orders/persistence';
 import {
   JOB,
   enqueueEffects,
@@ -280,6 +280,7 @@ export class ForwardLife {
 
   private async payRefundOrders(job: Job<OrderEffectsJob>, token: string | undefined): Promise<void> {
     const orderId = job.data.orderId;
+    await this.followRestoredCoupon(orderId);
     // a refund opened while this job ran is picked up by the next round
     for (let pending = await this.refunds.pending(orderId); pending.length > 0; pending = await this.refunds.pending(orderId)) {
       for (const refund of pending) {
@@ -304,6 +305,19 @@ export class ForwardLife {
     if (order?.status === 'REFUNDING' && (await this.refunds.unsettled(orderId)) === 0) {
       await this.tryTransition({ orderId, action: 'refund_succeeded', actor: 'payment', detail: 'every refund paid back' });
     }
+  }
+
+  /**
+   * A cancellation gives the coupon use back in MySQL with its first refund, then in Redis;
+   * should the api die between the two, this job (which the cancel enqueued) brings Redis up
+   * to MySQL. Once only: the reservation record says whether the order still holds the use.
+   */
+  private async followRestoredCoupon(orderId: string): Promise<void> {
+    const unit = await this.deps.orders.findOrderRow(orderId);
+    const root = unit?.parent_order_id ? await this.deps.orders.findOrderRow(unit.parent_order_id) : unit;
+    if (!root?.coupon_code) return;
+    const redemptions = await new PricingRepository(this.deps.db).redemptions(root.order_id);
+    if (redemptions.some((r) => r.status === 'restored')) await this.deps.inventory.releaseCoupon({ orderId: root.order_id, userId: root.user_id, couponCode: root.coupon_code });
   }
 
   private async forfeitDeposit(orderId: string): Promise<void> {
