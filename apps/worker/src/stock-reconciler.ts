@@ -190,9 +190,7 @@ export class StockReconciler {
   }
 
   private async repair(drift: SkuDrift): Promise<void> {
-    const { redis, inventory, catalog, log } = this.deps;
-    // a SKU split into buckets is repaired in bucket 0; the rebalancer spreads what it gets
-    const key = inventory.keys.sku(inventory.keys.bucketGroup(0), drift.skuId);
+    const { inventory, catalog, log } = this.deps;
     if (drift.missing) {
       const sku = await catalog.findSku(drift.skuId);
       if (!sku) return;
@@ -205,11 +203,9 @@ export class StockReconciler {
         perUserLimit: sku.flashSale?.perUserLimit ?? 0,
         buckets: sku.stockBuckets ?? 1,
       });
-      await redis.multi().hincrby(key, 'reserved', drift.expected.reserved).hincrby(key, 'sold', drift.expected.sold).exec();
+      await inventory.correctCounters(drift.skuId, { available: 0, reserved: drift.expected.reserved, sold: drift.expected.sold });
     } else {
-      const transaction = redis.multi();
-      for (const counter of COUNTERS) if (drift[counter] !== 0) transaction.hincrby(key, counter, -drift[counter]);
-      await transaction.exec();
+      await inventory.correctCounters(drift.skuId, { available: -drift.available, reserved: -drift.reserved, sold: -drift.sold });
     }
     log.warn({ skuId: drift.skuId, drift }, 'stock drift repaired: Redis counters moved to the ledger');
   }

@@ -490,6 +490,19 @@ export class Inventory {
   }
 
   /**
+   * Moves a SKU's counters by these amounts: the stock reconciler's repair, to what the
+   * ledger says. A SKU split into buckets is moved in bucket 0 (its rebalancer spreads what
+   * it gets). Units put back on sale are announced, like any units given back.
+   */
+  async correctCounters(skuId: string, by: SkuStock): Promise<void> {
+    const key = this.keys.sku(this.keys.bucketGroup(0), skuId);
+    const transaction = this.redis.multi();
+    for (const counter of ['available', 'reserved', 'sold'] as const) if (by[counter] !== 0) transaction.hincrby(key, counter, by[counter]);
+    await transaction.exec();
+    if (by.available > 0) this.announceReturned([skuId]);
+  }
+
+  /**
    * Sets the sellable quantity, split over the SKU's buckets like its opening stock;
    * reservations already taken stay as they are. Returns the previous quantity (all
    * buckets), or null for an unknown SKU.

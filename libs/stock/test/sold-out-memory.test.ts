@@ -80,7 +80,7 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
     await expect(checkout('nia', [{ skuId: 'ONE-EACH', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
   });
 
-  it('forgets a sold-out SKU at once when units come back in this process, or in another one it hears', async () => {
+  it('forgets a sold-out SKU at once when units come back in this process, or in another one it hears (a release, a stock set, a repair)', async () => {
     await initSku('BACK', 1);
     const first = await checkout('ian', [{ skuId: 'BACK', qty: 1 }]);
     await expect(checkout('jay', [{ skuId: 'BACK', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
@@ -101,7 +101,12 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
     await elsewhere.setAvailable('BACK', 1);
     const fourth = await waitFor(async () => checkoutAt(listening, 'lou', [{ skuId: 'BACK', qty: 1 }]).catch(() => null), { what: 'the new stock on sale in the listening process', timeoutMs: 5_000 });
     expect(fourth.created).toBe(true);
-    expect(await inventory.getSkuStock('BACK')).toEqual({ available: 0, reserved: 2, sold: 0 });
+    // and so is a repair that puts units back on sale (the stock reconciler's, to the ledger)
+    await expect(checkoutAt(listening, 'mia', [{ skuId: 'BACK', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
+    await elsewhere.correctCounters('BACK', { available: 1, reserved: 0, sold: 0 });
+    const fifth = await waitFor(async () => checkoutAt(listening, 'mia', [{ skuId: 'BACK', qty: 1 }]).catch(() => null), { what: 'the repaired unit on sale in the listening process', timeoutMs: 5_000 });
+    expect(fifth.created).toBe(true);
+    expect(await inventory.getSkuStock('BACK')).toEqual({ available: 0, reserved: 3, sold: 0 });
   });
 
   it('remembers a SKU split into buckets only once its rebalancer finds every bucket empty', async () => {
