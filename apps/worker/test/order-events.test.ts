@@ -133,7 +133,13 @@ describe('an order-event publisher killed with SIGKILL in the middle of the stre
   const workers: SpawnedProcess[] = [];
 
   beforeAll(async () => {
-    env = await createTestEnv('order_events_kill', { EVENTS_BATCH_SIZE: '20', EVENTS_POLL_MS: '20' });
+    env = await createTestEnv('order_events_kill', {
+      EVENTS_BATCH_SIZE: '20',
+      EVENTS_POLL_MS: '20',
+      // a persist job the killed worker held runs again once its lock runs out and the stalled check sees it (30 s + 30 s by default)
+      WORKER_LOCK_DURATION_MS: '2000',
+      WORKER_STALLED_INTERVAL_MS: '1000',
+    });
     api = await startApiProcess(env.env);
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
     await createSku(api, admin, { skuId: 'PHONE', title: 'Phone', priceCents: 49_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5_000, deduction: 'placement' });
