@@ -197,12 +197,12 @@ describe('pricing at persist, cancel and refunds, exact to the cent', () => {
     expect((await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('eve'), body })).status).toBe(404);
   });
 
-  it("brings Redis up to a coupon use that a cancel gave back in MySQL before its api died: the order's next refund job does it, once", async () => {
+  it('makes Redis follow a coupon use given back in MySQL in the order\'s next refund job, once (as it does after a cancel)', async () => {
     const orderId = await checkout('dee', [{ skuId: 'KETTLE', qty: 2 }], 'dee-1', 'TENOFF');
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('dee'), body: { method: 'card' } })).status).toBe(202);
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
-    // what a cancel's first refund commits; its api dies before telling Redis
+    // what a cancel's first refund commits, without the cancel's own refund job (its api died before enqueuing it)
     await system.env.db.updateTable('coupon_redemptions').set({ status: 'restored' }).where('order_id', '=', orderId).execute();
     const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('dee'), body: { reason: 'one is enough', items: [{ skuId: 'KETTLE', qty: 1 }] } });
     expect(refund.status).toBe(202);

@@ -206,12 +206,11 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefund(unit)) })));
         // all or nothing: a cancellation refunds only when no part has shipped
         for (const { unit, known } of open) if (!known && !UNSHIPPED.has(unit.status)) throw new IllegalTransition(unit.status, 'cancel', actor);
-        // the whole order cancelled (not one child of it): its coupon use goes back with the first refund's commit
+        // the whole order cancelled (not one child of it): its coupon use goes back with the first
+        // refund's commit, and the refund job makes Redis follow before it pays anything back
         const restoreCouponOf = order.parent_order_id === null && order.coupon_code !== null ? order.order_id : undefined;
         let changed = false;
         for (const { unit } of open) changed = (await openRefund(unit, { refundId: cancelRefund(unit), reason: why, items: 'rest', restockReason: 'cancel', actor, restoreCouponOf })).changed || changed;
-        // Redis follows MySQL, on a repeat too (once only: the reservation record says whether the order still holds the use)
-        if (restoreCouponOf !== undefined) await deps.inventory.releaseCoupon({ orderId: order.order_id, userId: order.user_id, couponCode: order.coupon_code });
         if (changed) deps.metrics.cancellations.inc({ stage: 'after_payment' });
       }
       return deps.orders.findOrder(order.order_id);

@@ -49,12 +49,14 @@ export class ForwardLife {
   readonly warehouseClient: WarehouseClient;
   private readonly process: ProcessRepository;
   private readonly refunds: RefundRepository;
+  private readonly pricing: PricingRepository;
 
   constructor(private readonly deps: ForwardLifeDeps) {
     this.paymentClient = new PaymentClient(deps.config.PAYMENT_URL, breakerSettings(deps.config, 'payment'), deps.metrics);
     this.warehouseClient = new WarehouseClient(deps.config.WAREHOUSE_URL, breakerSettings(deps.config, 'warehouse'), deps.metrics);
     this.process = new ProcessRepository(deps.db);
     this.refunds = new RefundRepository(deps.db);
+    this.pricing = new PricingRepository(deps.db);
   }
 
   close(): void {
@@ -308,15 +310,16 @@ export class ForwardLife {
   }
 
   /**
-   * A cancellation gives the coupon use back in MySQL with its first refund, then in Redis;
-   * should the api die between the two, this job (which the cancel enqueued) brings Redis up
-   * to MySQL. Once only: the reservation record says whether the order still holds the use.
+   * A cancellation gives the coupon use back in MySQL with its first refund; this job (which
+   * every refund, and a repeated cancel, enqueues) makes Redis follow, so the buyer's next
+   * checkout can take it. Once only: the reservation record says whether the order still
+   * holds the use.
    */
   private async followRestoredCoupon(orderId: string): Promise<void> {
     const unit = await this.deps.orders.findOrderRow(orderId);
     const root = unit?.parent_order_id ? await this.deps.orders.findOrderRow(unit.parent_order_id) : unit;
     if (!root?.coupon_code) return;
-    const redemptions = await new PricingRepository(this.deps.db).redemptions(root.order_id);
+    const redemptions = await this.pricing.redemptions(root.order_id);
     if (redemptions.some((r) => r.status === 'restored')) await this.deps.inventory.releaseCoupon({ orderId: root.order_id, userId: root.user_id, couponCode: root.coupon_code });
   }
 
