@@ -1,11 +1,12 @@
 import { QUEUE } from '@orders/queues';
-import { buyerAddress, createTestEnv, signToken, startApiProcess, waitFor, type ApiProcess, type TestEnv } from '@orders/testing';
-import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
+import { buyerAddress, signToken, waitFor, type ApiProcess, type TestEnv } from '@orders/testing';
+import type { RunningWorkers } from '@orders/worker';
 import { Queue } from 'bullmq';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startIntakeAndWorkers, type IntakeAndWorkers } from './support/intake-and-workers.js';
 
 describe('the payment deadline', () => {
+  let system: IntakeAndWorkers | undefined;
   let env: TestEnv;
   let http: ApiProcess;
   let workers: RunningWorkers;
@@ -13,16 +14,10 @@ describe('the payment deadline', () => {
   beforeAll(async () => {
     // long enough that the 40 orders of the second case are persisted (their deadline jobs
     // read while still delayed) before the first deadline is due, even on a loaded box
-    env = await createTestEnv('payment_deadline', { PAYMENT_TIMEOUT_MS: '5000', FLASH_SALE_PAYMENT_TIMEOUT_MS: '800' });
-    http = await startApiProcess(env.env, 10);
-    workers = startWorkers(connectWorker(env.config, pino({ level: 'silent' })));
+    system = await startIntakeAndWorkers('payment_deadline', { PAYMENT_TIMEOUT_MS: '5000', FLASH_SALE_PAYMENT_TIMEOUT_MS: '800' });
+    ({ env, http, workers } = system);
   });
-
-  afterAll(async () => {
-    await workers?.close();
-    await http?.close();
-    await env?.cleanup();
-  });
+  afterAll(async () => system?.close());
 
   it('expires an unpaid order, gives its stock back once, and a second expiry changes nothing', async () => {
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });

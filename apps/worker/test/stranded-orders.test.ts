@@ -3,6 +3,7 @@ import { ordersCarriedBy } from '@orders/queues';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startIntakeAndWorkers, type IntakeAndWorkers } from './support/intake-and-workers.js';
 
 describe('an accepted order whose job was lost', () => {
   let env: TestEnv;
@@ -160,12 +161,64 @@ describe('an accepted order whose job was lost', () => {
       { what: 'every order in MySQL', timeoutMs: 15_000 },
     );
 
-  const carriersKey = () => workers.deps.queues.orders.toKey('order-carriers');
-
-  const counterValue = async (name: string) => {
-    const text = await workers.deps.metrics.registry.getSingleMetricAsString(name);
-    return Number(new RegExp(`^${name}\\{app="worker"\\} (\\d+)$`, 'm').exec(text)?.[1]);
-  };
-  const recoveredCount = () => counterValue('stranded_orders_recovered_total');
-  const lostCount = () => counterValue('accepted_orders_lost_total');
+  const carriersKey = () => carriersKeyOf(workers);
+  const recoveredCount = () => counterValue(workers, 'stranded_orders_recovered_total');
+  const lostCount = () => counterValue(workers, 'accepted_orders_lost_total');
 });
+
+describe('accepted orders whose job failed after Redis lost their reservations', () => {
+  let system: IntakeAndWorkers | undefined;
+  let env: TestEnv;
+  let http: ApiProcess;
+  let workers: RunningWorkers;
+
+  beforeAll(async () => {
+    system = await startIntakeAndWorkers('stranded_failed', { STRANDED_ORDER_AFTER_MS: '500', SWEEP_INTERVAL_MS: '200', JOB_ATTEMPTS: '1' });
+    ({ env, http, workers } = system);
+  });
+  afterAll(async () => system?.close());
+
+  it('leave the accepted set and the carrier hash, are not reported lost, and their dead letter stands for them', async () => {
+    const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
+    await createSku(http, admin, { skuId: 'VASE', title: 'Vase', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
+    await workers.deps.queues.orders.pause();
+    // buyers at once, so the intake puts several of their orders into one batch job
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        http.request('POST', '/v1/orders', {
+          token: signToken(env.config.AUTH_JWT_SECRET, { sub: `vase-buyer-${i}`, role: 'buyer' }),
+          headers: { 'idempotency-key': `vase-${i}` },
+          body: { items: [{ skuId: 'VASE', qty: 1 }], address: buyerAddress },
+        }),
+      ),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 202));
+    const orderIds = answers.map((answer) => answer.body.orderId as string);
+    const jobs = await workers.deps.queues.orders.getJobs(['wait']);
+    expect(Math.max(...jobs.map((job) => ordersCarriedBy(job.data).length))).toBeGreaterThan(1);
+    expect(await env.redis.hlen(carriersKeyOf(workers))).toBeGreaterThan(0);
+    // Redis lost their reservations, and they cannot be priced (their SKU is gone from MySQL): the jobs fail
+    const { keys } = workers.deps.inventory;
+    await env.redis.del(...orderIds.map((orderId) => keys.order(keys.groupOfOrder(orderId), orderId)));
+    await env.db.deleteFrom('skus').where('sku_id', '=', 'VASE').execute();
+    await workers.deps.queues.orders.resume();
+
+    for (const orderId of orderIds) {
+      await waitFor(async () => !(await workers.deps.inventory.awaitsPersisting(orderId)), { what: `${orderId} out of the accepted set`, timeoutMs: 15_000 });
+    }
+    // the sweeper forgets a dropped order's job right after taking it out of the set
+    await waitFor(async () => (await env.redis.hlen(carriersKeyOf(workers))) === 0, { what: 'the carrier hash empty', timeoutMs: 5_000 });
+    expect(await counterValue(workers, 'accepted_orders_lost_total')).toBe(0);
+    const inDeadLetters = async () => (await workers.deps.queues.deadLetter.getJobs(['waiting'])).flatMap((letter) => ordersCarriedBy(letter.data.data)).sort();
+    await waitFor(async () => (await inDeadLetters()).length === orderIds.length, { what: 'every order in a dead letter', timeoutMs: 5_000 });
+    expect(await inDeadLetters()).toEqual([...orderIds].sort());
+    expect(await env.db.selectFrom('orders').select('order_id').execute()).toEqual([]);
+  });
+});
+
+const carriersKeyOf = (workers: RunningWorkers) => workers.deps.queues.orders.toKey('order-carriers');
+
+const counterValue = async (workers: RunningWorkers, name: string) => {
+  const text = await workers.deps.metrics.registry.getSingleMetricAsString(name);
+  return Number(new RegExp(`^${name}\\{app="worker"\\} (\\d+)$`, 'm').exec(text)?.[1]);
+};
