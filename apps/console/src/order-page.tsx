@@ -174,7 +174,7 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
                 </button>
               ))}
             </div>
-            {chosenUnits && (
+            {chosenUnits && refundable.length > 0 && (
               <fieldset class="refund-units">
                 <legend>Refund some units (each line's payable after its discount, by unit)</legend>
                 {refundable.map((line) => (
