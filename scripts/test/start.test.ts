@@ -44,6 +44,8 @@ describe('npm start', () => {
       expect(output).toContain(`Simulators: payment http://127.0.0.1:${paymentPort}, warehouse http://127.0.0.1:${warehousePort}`);
 
       api = httpClient(`http://127.0.0.1:${port}`, 2);
+      // the banner waits for readiness only so long; a slow box may print it first
+      await waitFor(async () => (await api.request('GET', '/health/ready').catch(() => ({ status: 0 }))).status === 200, { what: 'the api ready', timeoutMs: 30_000 });
       const checkout = () =>
         api.request('POST', '/v1/orders', {
           token: buyer,
