@@ -1,25 +1,21 @@
 import { QUEUE } from '@orders/queues';
-import { buyerAddress, signToken, waitFor, type ApiProcess, type TestEnv } from '@orders/testing';
-import type { RunningWorkers } from '@orders/worker';
+import { buyerAddress, signToken, waitFor } from '@orders/testing';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIntakeAndWorkers, type IntakeAndWorkers } from './support/intake-and-workers.js';
 
 describe('the payment deadline', () => {
-  let system: IntakeAndWorkers | undefined;
-  let env: TestEnv;
-  let http: ApiProcess;
-  let workers: RunningWorkers;
+  let system: IntakeAndWorkers;
 
   beforeAll(async () => {
     // long enough that the 40 orders of the second case are persisted (their deadline jobs
     // read while still delayed) before the first deadline is due, even on a loaded box
     system = await startIntakeAndWorkers('payment_deadline', { PAYMENT_TIMEOUT_MS: '5000', FLASH_SALE_PAYMENT_TIMEOUT_MS: '800' });
-    ({ env, http, workers } = system);
   });
   afterAll(async () => system?.close());
 
   it('expires an unpaid order, gives its stock back once, and a second expiry changes nothing', async () => {
+    const { env, http, workers } = system;
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
     const buyer = signToken(env.config.AUTH_JWT_SECRET, { sub: 'slow-payer', role: 'buyer' });
     await http.request('POST', '/v1/admin/skus', {
@@ -66,6 +62,7 @@ describe('the payment deadline', () => {
   });
 
   it('gives the orders persisted together one deadline job per second, and expires each unpaid one of them', async () => {
+    const { env, http } = system;
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
     await http.request('POST', '/v1/admin/skus', {
       token: admin,

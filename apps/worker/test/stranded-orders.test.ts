@@ -167,18 +167,15 @@ describe('an accepted order whose job was lost', () => {
 });
 
 describe('accepted orders whose job failed after Redis lost their reservations', () => {
-  let system: IntakeAndWorkers | undefined;
-  let env: TestEnv;
-  let http: ApiProcess;
-  let workers: RunningWorkers;
+  let system: IntakeAndWorkers;
 
   beforeAll(async () => {
     system = await startIntakeAndWorkers('stranded_failed', { STRANDED_ORDER_AFTER_MS: '500', SWEEP_INTERVAL_MS: '200', JOB_ATTEMPTS: '1' });
-    ({ env, http, workers } = system);
   });
   afterAll(async () => system?.close());
 
   it('leave the accepted set and the carrier hash, are not reported lost, and their dead letter stands for them', async () => {
+    const { env, http, workers } = system;
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
     await createSku(http, admin, { skuId: 'VASE', title: 'Vase', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
     await workers.deps.queues.orders.pause();
