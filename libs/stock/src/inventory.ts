@@ -355,12 +355,13 @@ export class Inventory {
 
   /**
    * Gives back the coupon use an order took at checkout while the order lives on (the
-   * coupon did not apply when it was priced); once only. Returns true when given back now.
+   * coupon did not apply when it was priced, or the paid order was cancelled); once only,
+   * also after its reservation record has expired. Returns true when given back now.
    */
   async releaseCoupon(order: Pick<AcceptedOrder, 'orderId' | 'userId' | 'couponCode'>): Promise<boolean> {
     if (!order.couponCode) return false;
     const group = this.keys.groupOfOrder(order.orderId);
-    const keys = [this.keys.order(group, order.orderId), this.keys.couponUses(group, order.couponCode, order.userId)];
+    const keys = [this.keys.order(group, order.orderId), this.keys.couponUses(group, order.couponCode, order.userId), this.keys.couponGivenBack(group, order.orderId)];
     return (await this.redis.releaseCoupon(keys.length, ...keys)) === 1;
   }
 

@@ -86,6 +86,11 @@ export class StockKeys {
     return `${this.prefix}${group}:coupon-uses:${code}:${userId}`;
   }
 
+  /** Says an order's coupon use was given back, for when its reservation record has expired. */
+  couponGivenBack(group: string, orderId: string): string {
+    return `${this.prefix}${group}:coupon-given-back:${orderId}`;
+  }
+
   restock(group: string, ref: string): string {
     return `${this.prefix}${group}:restock:${ref}`;
   }

@@ -23,7 +23,7 @@ declare module 'ioredis' {
 const SCRIPT_FILES = {
   reserveStock: 'reserveStock-5+2n.lua',
   releaseStock: 'releaseStock-2+2n.lua',
-  releaseCoupon: 'releaseCoupon-2.lua',
+  releaseCoupon: 'releaseCoupon-3.lua',
   initSku: 'initSku-1.lua',
   setStock: 'setStock-1.lua',
   commitStock: 'commitStock-1+n.lua',

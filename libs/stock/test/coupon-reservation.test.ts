@@ -58,6 +58,25 @@ describe('coupons reserved with the stock, in one script', () => {
     expect(await redis.get(inventory.keys.couponUses('{g0}', 'TWICE', 'ann'))).toBe('2');
   });
 
+  it('gives a paid order’s coupon use back once after its reservation record has expired, and never a second time for a use given back before', async () => {
+    const uses = () => redis.get(inventory.keys.couponUses('{g0}', 'TWICE', 'dee'));
+    const outlived = await reserve('dee', 'TWICE');
+    const givenBackEarlier = await reserve('dee', 'TWICE');
+    expect((await inventory.commitStock(outlived.order.orderId)).status).toBe('committed');
+    expect(await inventory.releaseCoupon(givenBackEarlier.order)).toBe(true);
+    expect(await uses()).toBe('1');
+    // the records expire a week past the payment deadline; a paid order can be cancelled later
+    await redis.del(inventory.keys.order('{g0}', outlived.order.orderId), inventory.keys.order('{g0}', givenBackEarlier.order.orderId));
+
+    expect(await inventory.releaseCoupon(givenBackEarlier.order)).toBe(false);
+    expect(await inventory.releaseCoupon(outlived.order)).toBe(true);
+    expect(await inventory.releaseCoupon(outlived.order)).toBe(false);
+    expect(await uses()).toBe('0');
+    await reserve('dee', 'TWICE');
+    await reserve('dee', 'TWICE');
+    await expect(reserve('dee', 'TWICE')).rejects.toBeInstanceOf(CouponUsedUp);
+  });
+
   it('refuses an unknown coupon or one outside its window, reserving nothing', async () => {
     const before = await available();
     await expect(reserve('cy', 'NOSUCH')).rejects.toBeInstanceOf(CouponNotValid);

@@ -1,0 +1,24 @@
+--[[
+  Gives an order's coupon use back while the order lives on: the coupon did not apply
+  when the order was priced, or the paid order was cancelled. Exactly once: the order's
+  'c' field says it still holds the use. A paid order can outlive its reservation record
+  (kept a week past the payment deadline), so each release also leaves a marker that lives
+  as long as the buyer's uses count; without the record, the marker decides.
+
+  KEYS[1]  order reservation   <prefix>{g}:order:<orderId>
+  KEYS[2]  buyer's coupon uses <prefix>{g}:coupon-uses:<code>:<userId>
+  KEYS[3]  given-back marker   <prefix>{g}:coupon-given-back:<orderId>
+
+  Returns 1 given back now, 0 the order holds no use.
+]]
+-- the uses count expires a day after the coupon ends; past that there is nothing to give back
+local usesTtl = redis.call('PTTL', KEYS[2])
+if redis.call('HDEL', KEYS[1], 'c') == 1 then
+  if usesTtl > 0 then redis.call('SET', KEYS[3], '1', 'PX', usesTtl) end
+elseif redis.call('EXISTS', KEYS[1]) == 1 or usesTtl <= 0 then
+  return 0
+elseif not redis.call('SET', KEYS[3], '1', 'NX', 'PX', usesTtl) then
+  return 0
+end
+if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
+return 1
