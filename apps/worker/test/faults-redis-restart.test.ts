@@ -4,7 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const BUYERS = 3_000;
 const STOCK = 5_000;
 
-describe('Redis restarted in the middle of a sale (its own redis-server, AOF appendfsync everysec)', () => {
+describe.each([
+  // a restart as systemd or an operator does it: SIGTERM, Redis writes its AOF out and exits
+  { how: 'stopped', name: 'stopped', takeDown: (server: RedisServer) => server.stop() },
+  // a crash of the Redis process: it writes its AOF before it replies, so what it acknowledged is in the file
+  { how: 'killed with SIGKILL', name: 'killed', takeDown: (server: RedisServer) => server.kill() },
+])('Redis $how in the middle of a sale (its own redis-server, AOF appendfsync everysec)', ({ name, takeDown }) => {
   let redis: RedisServer;
   let env: TestEnv;
   let api: ApiProcess;
@@ -12,7 +17,7 @@ describe('Redis restarted in the middle of a sale (its own redis-server, AOF app
 
   beforeAll(async () => {
     redis = await startRedisServer();
-    env = await createTestEnv('faults_redis', {
+    env = await createTestEnv(`faults_redis_${name}`, {
       REDIS_URL: redis.url,
       WORKER_QUEUES: 'orders,timers',
       WORKER_LOCK_DURATION_MS: '2000',
@@ -57,8 +62,7 @@ describe('Redis restarted in the middle of a sale (its own redis-server, AOF app
     const sale = Promise.all(Array.from({ length: 40 }, buyerLoop));
 
     await waitFor(async () => finalAnswers.length >= 500, { what: '500 checkouts answered before the restart' });
-    // a restart as systemd or an operator does it: SIGTERM, Redis writes its AOF out and exits
-    await redis.stop();
+    await takeDown(redis);
     await waitFor(async () => unavailable.length >= 20, { what: 'checkouts answered 503 while Redis is gone' });
     const ready = await api.request('GET', '/health/ready');
     expect([ready.status, ready.body.redis]).toEqual([503, 'down']);

@@ -13,6 +13,8 @@ export interface RedisServer {
   url: string;
   /** SIGTERM: a restart as systemd or an operator does it; Redis flushes its AOF and exits. */
   stop(): Promise<void>;
+  /** SIGKILL: a crash of the process; Redis comes back with what it had written to its AOF. */
+  kill(): Promise<void>;
   /** Starts it again on the same port and data directory (the AOF is replayed). */
   start(): Promise<void>;
   /** Kills it and removes its data directory. */
@@ -59,6 +61,7 @@ export async function startRedisServer(extraArgs: string[] = []): Promise<RedisS
     port,
     url: `redis://127.0.0.1:${port}`,
     stop: () => end('SIGTERM'),
+    kill: () => end('SIGKILL'),
     start,
     async remove() {
       await end('SIGKILL');
