@@ -54,10 +54,11 @@ describe('docker compose: the whole stack with one command', () => {
     expect(services.redis!.image).toMatch(/^redis:7/);
   });
 
-  it('keeps every queued order in Redis: no eviction, and an append-only file across restarts', () => {
+  it('keeps every queued order in Redis: no eviction, and an append-only file on disk before each reply', () => {
     const command = services.redis!.command!.join(' ');
     expect(command).toContain('--maxmemory-policy noeviction');
     expect(command).toContain('--appendonly yes');
+    expect(command).toContain('--appendfsync ${REDIS_APPENDFSYNC:-always}');
   });
 
   it('runs several api replicas and several order writers, and splits the worker stages with WORKER_QUEUES', () => {

@@ -121,8 +121,8 @@ const GIVE_OUTCOMES: Partial<Record<number, GiveOutcome>> = { 1: 'given', 0: 'gi
 
 /**
  * How many replicas must hold a turn's reservations before the intake answers (0: the
- * master alone). With `appendfsync everysec` a master that dies loses up to a second of
- * writes, 202s included; a replica that acknowledged them keeps them through a failover.
+ * master alone). With `appendfsync everysec` a master whose host dies loses up to a second
+ * of writes, 202s included; a replica that acknowledged them keeps them through a failover.
  */
 export interface ReservationDurability {
   replicaAcks: number;
