@@ -195,7 +195,9 @@ export function schedulePaymentDeadlines(
   const bySecond = new Map<number, Array<{ orderId: string; userId: string; paymentDeadline: string }>>();
   for (const order of orders) {
     const second = Math.ceil(new Date(order.paymentDeadline).getTime() / DEADLINE_GRANULARITY_MS);
-    bySecond.set(second, [...(bySecond.get(second) ?? []), order]);
+    const due = bySecond.get(second);
+    if (due) due.push(order);
+    else bySecond.set(second, [order]);
   }
   return queues.timers.addBulk(
     [...bySecond].map(([second, due]) => {

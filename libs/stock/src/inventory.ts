@@ -432,7 +432,9 @@ export class Inventory {
     const byGroup = new Map<string, string[]>();
     for (const { orderId } of orders) {
       const group = this.keys.groupOfOrder(orderId);
-      byGroup.set(group, [...(byGroup.get(group) ?? []), orderId]);
+      const ids = byGroup.get(group);
+      if (ids) ids.push(orderId);
+      else byGroup.set(group, [orderId]);
     }
     await Promise.all([...byGroup].map(([group, ids]) => this.redis.zrem(this.keys.accepted(group), ...ids)));
   }
