@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Inventory } from '@orders/stock';
 import { buyerAddress, waitFor } from '@orders/testing';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -176,6 +177,28 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
     expect((await kettle()).stock).toEqual({ available: 0, reserved: 24, sold: 0 });
     const { output, exitCode } = await reconcile();
     expect([exitCode, output]).toEqual([0, expect.stringContaining('No drift: Redis matches the MySQL ledger.')]);
+  });
+
+  it('takes a stock set back from Redis when MySQL refuses it, so the operator’s retry lands in the ledger and leaves no drift', async () => {
+    const admin = system.token('ops', 'admin');
+    await system.createSku({ skuId: 'LANTERN', priceCents: 1_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 30, deduction: 'placement' });
+    const setStock = (stock: number) => system.request('PUT', '/v1/admin/skus/LANTERN/stock', { token: admin, body: { stock } });
+    // MySQL refuses the set's ledger entry after Redis has taken the new quantity
+    await sql`CREATE TRIGGER refuse_lantern_sets BEFORE INSERT ON stock_ledger FOR EACH ROW
+      BEGIN IF NEW.sku_id = 'LANTERN' AND NEW.kind = 'adjust' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; END IF; END`.execute(system.env.db);
+    try {
+      const refused = await setStock(10);
+      expect([refused.status, String(refused.headers['content-type'])]).toEqual([500, expect.stringContaining('application/problem+json')]);
+    } finally {
+      await sql`DROP TRIGGER refuse_lantern_sets`.execute(system.env.db);
+    }
+    expect(await redisStock('LANTERN')).toEqual({ available: 30, reserved: 0, sold: 0 });
+
+    expect((await setStock(10)).status).toBe(200);
+    expect(await redisStock('LANTERN')).toEqual({ available: 10, reserved: 0, sold: 0 });
+    const ledger = await system.env.db.selectFrom('stock_ledger').select('qty').where('sku_id', '=', 'LANTERN').orderBy('id').execute();
+    expect(ledger.map((row) => Number(row.qty))).toEqual([30, -20]);
+    expect((await reconcile()).output).toContain('No drift: Redis matches the MySQL ledger.');
   });
 
   it('still sells what the ledger says after the repair', async () => {

@@ -79,23 +79,45 @@ export class CatalogRepository {
   }
 
   /**
-   * Sets the sellable quantity: `publish` sets it in Redis and returns the previous
+   * Sets the sellable quantity: `redis.set` sets it in Redis and returns the previous
    * quantity there; the difference is written to the ledger in the same transaction.
-   * Returns false for an unknown SKU.
+   * Should MySQL fail after Redis took the new quantity, `redis.takeBack` undoes that set
+   * while the SKU's row lock still keeps other sets out: otherwise the operator's retry
+   * would find the new quantity already in Redis and write no difference to the ledger, and
+   * the reconciler's repair would later move Redis to the stale ledger (a lowered stock put
+   * back on sale). Returns false for an unknown SKU.
    */
-  async setStock(skuId: string, stock: number, adjustmentRef: string, publish: () => Promise<number | null>): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+  async setStock(
+    skuId: string,
+    stock: number,
+    adjustmentRef: string,
+    redis: { set: () => Promise<number | null>; takeBack: (previous: number) => Promise<void> },
+  ): Promise<boolean> {
+    const trx = await this.db.startTransaction().execute();
+    let previous: number | null = null;
+    try {
       const row = await trx.selectFrom('skus').select('sku_id').where('sku_id', '=', skuId).forUpdate().executeTakeFirst();
-      if (!row) return false;
+      if (!row) {
+        await trx.rollback().execute();
+        return false;
+      }
       await trx.updateTable('skus').set({ stock, updated_at: new Date() }).where('sku_id', '=', skuId).execute();
-      const previous = await publish();
+      previous = await redis.set();
       if (previous === null) throw new Error(`SKU ${skuId} is in MySQL but has no counters in Redis`);
       await trx
         .insertInto('stock_ledger')
         .values({ sku_id: skuId, kind: 'adjust', ref: adjustmentRef, order_id: null, qty: stock - previous, reason: 'stock set by operator' })
         .execute();
+      await trx.commit().execute();
       return true;
-    });
+    } catch (error) {
+      try {
+        if (previous !== null) await redis.takeBack(previous);
+      } finally {
+        await trx.rollback().execute().catch(() => undefined);
+      }
+      throw error;
+    }
   }
 
   /** Available units according to the ledger: what Redis should hold once every accepted order is persisted. */

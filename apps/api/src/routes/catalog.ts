@@ -87,7 +87,11 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
     async (request) => {
       await skuView(request.params.skuId, request.user);
       const { skuId } = request.params;
-      const found = await catalog.setStock(skuId, request.body.stock, randomUUID(), () => inventory.setAvailable(skuId, request.body.stock));
+      const { stock } = request.body;
+      const found = await catalog.setStock(skuId, stock, randomUUID(), {
+        set: () => inventory.setAvailable(skuId, stock),
+        takeBack: (previous) => inventory.correctCounters(skuId, { available: previous - stock, reserved: 0, sold: 0 }),
+      });
       if (!found) throw notFound('SKU');
       return skuView(request.params.skuId, request.user);
     },
