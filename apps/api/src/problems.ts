@@ -1,3 +1,5 @@
+import type { Actor } from '@orders/domain';
+
 /** Errors of the HTTP layer itself (auth, lookups, load); domain errors come from @orders/domain. */
 export class HttpProblem extends Error {
   constructor(
@@ -21,10 +23,10 @@ export const rateLimited = (retryAfterSeconds: number) =>
   new HttpProblem(429, 'RATE_LIMITED', `Too many requests; retry in ${retryAfterSeconds} s`, retryAfterSeconds);
 /**
  * An action on an order the intake accepted that is not in MySQL yet: the state machine's
- * refusal (ACCEPTED allows no buyer action), with a retry-after, since in a moment it will.
+ * refusal (ACCEPTED allows no action by anyone), with a retry-after, since in a moment it will.
  */
-export const stillInQueue = (action: string) =>
-  new HttpProblem(409, 'ILLEGAL_TRANSITION', `Action '${action}' by buyer is not allowed while the order is ACCEPTED (still in the queue); retry once it is PENDING_PAYMENT`, 1);
+export const stillInQueue = (action: string, actor: Actor) =>
+  new HttpProblem(409, 'ILLEGAL_TRANSITION', `Action '${action}' by ${actor} is not allowed while the order is ACCEPTED (still in the queue); retry once it is PENDING_PAYMENT`, 1);
 export const dependencyUnavailable = (dependency: string) =>
   new HttpProblem(503, 'SERVICE_UNAVAILABLE', `${dependency} is unavailable; retry shortly`, 1);
 

@@ -121,6 +121,15 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect((await api.request('POST', `${queued.body.statusUrl}/pay`, { token: api.token('buyer-2'), body: { method: 'card' } })).status).toBe(404);
     const view = await api.request('GET', queued.body.statusUrl, { token: buyer });
     expect(view.body).toMatchObject({ status: 'ACCEPTED', address: buyerAddress });
+    // support and the kettle's merchant find it too, as they will once it is persisted; another merchant does not
+    for (const [who, token] of [['admin', api.token('ops', 'admin')], ['merchant', api.token('shop', 'merchant')]] as const) {
+      expect((await api.request('GET', queued.body.statusUrl, { token })).body, who).toMatchObject({ orderId: queued.body.orderId, status: 'ACCEPTED' });
+      const cancel = await api.request('POST', `${queued.body.statusUrl}/cancel`, { token, body: { reason: 'support' } });
+      expect([cancel.status, cancel.headers['retry-after'], cancel.body.detail], who).toEqual([409, '1', expect.stringContaining(`'cancel' by ${who}`)]);
+    }
+    const stranger = api.token('other-shop', 'merchant');
+    expect((await api.request('GET', queued.body.statusUrl, { token: stranger })).status).toBe(404);
+    expect((await api.request('POST', `${queued.body.statusUrl}/cancel`, { token: stranger, body: { reason: 'support' } })).status).toBe(404);
     expect((await api.request('GET', '/v1/admin/skus/KETTLE', { token: api.token('ops', 'admin') })).body.stock).toMatchObject({ available: 4, reserved: 1 });
   });
 

@@ -5,6 +5,7 @@ import type { AppDeps } from '../app-deps.js';
 import type { CheckoutBody, CheckoutIntake } from '../checkout-intake.js';
 import type { Principal } from '../plugins/auth.js';
 import { notFound, validationFailed } from '../problems.js';
+import { queuedOrderFor } from '../queued-orders.js';
 import { ULID_PATTERN, acceptedSchema, checkoutBodySchema, orderParamsSchema, problemRef } from '../schemas.js';
 
 const ULID = new RegExp(ULID_PATTERN);
@@ -36,7 +37,7 @@ function acceptedView(order: AcceptedOrder) {
 }
 
 export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps: AppDeps; intake: CheckoutIntake }) {
-  const { config, orders, inventory } = deps;
+  const { config, orders } = deps;
 
   /** Buyers see their own orders, merchants orders with their SKUs, admins all; others get 404 so ids cannot be probed. */
   async function visibleOrder(principal: Principal, orderId: string): Promise<OrderView | ReturnType<typeof acceptedView>> {
@@ -48,10 +49,8 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
       if (principal.role === 'merchant' && order.items.some((item) => item.merchantId === principal.sub)) return order;
       throw notFound('order');
     }
-    if (principal.role === 'buyer') {
-      const accepted = await inventory.findAcceptedOrder(orderId);
-      if (accepted && accepted.userId === principal.sub) return acceptedView(accepted);
-    }
+    const queued = await queuedOrderFor(deps, principal, orderId);
+    if (queued) return acceptedView(queued);
     throw notFound('order');
   }
 

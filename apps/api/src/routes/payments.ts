@@ -4,6 +4,7 @@ import { enqueuePaymentRequest } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { notFound, stillInQueue } from '../problems.js';
+import { queuedOrderFor } from '../queued-orders.js';
 import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
 
 const ULID = new RegExp(ULID_PATTERN);
@@ -55,8 +56,7 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
       const order = await deps.orders.findOrderRow(orderId);
       if (!order) {
         // still in the queue: not payable yet, but only its buyer may learn that it exists
-        const accepted = await deps.inventory.findAcceptedOrder(orderId);
-        if (accepted && accepted.userId === request.user.sub) throw stillInQueue('pay');
+        if (await queuedOrderFor(deps, request.user, orderId)) throw stillInQueue('pay', 'buyer');
         throw notFound('order');
       }
       if (order.user_id !== request.user.sub) throw notFound('order');

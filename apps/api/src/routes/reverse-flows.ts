@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { Principal } from '../plugins/auth.js';
 import { notFound, stillInQueue } from '../problems.js';
+import { queuedOrderFor } from '../queued-orders.js';
 import { ULID_PATTERN, addressSchema, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
 
@@ -92,11 +93,8 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     const order = await deps.orders.findOrderRow(orderId);
     if (order && (principal.role === 'admin' || (principal.role === 'buyer' && order.user_id === principal.sub))) return order;
     if (order && principal.role === 'merchant' && (await deps.orders.orderHasMerchant(orderId, principal.sub))) return order;
-    if (!order && principal.role === 'buyer') {
-      // still in the queue: nothing to cancel or refund yet, but only its buyer may learn that it exists
-      const accepted = await deps.inventory.findAcceptedOrder(orderId);
-      if (accepted && accepted.userId === principal.sub) throw stillInQueue(action);
-    }
+    // still in the queue: nothing to cancel or refund yet, told only to those who may see the order
+    if (!order && (await queuedOrderFor(deps, principal, orderId))) throw stillInQueue(action, principal.role);
     throw notFound('order');
   }
 
