@@ -179,24 +179,27 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
     expect([exitCode, output]).toEqual([0, expect.stringContaining('No drift: Redis matches the MySQL ledger.')]);
   });
 
-  it('takes a stock set back from Redis when MySQL refuses it, so the operator’s retry lands in the ledger and leaves no drift', async () => {
+  it.each([
+    { skuId: 'LANTERN', stockBuckets: 1 },
+    { skuId: 'LANTERN-SPLIT', stockBuckets: 4 },
+  ])('takes a stock set of $skuId ($stockBuckets bucket(s)) back from Redis when MySQL refuses it, so the operator’s retry lands in the ledger and leaves no drift', async ({ skuId, stockBuckets }) => {
     const admin = system.token('ops', 'admin');
-    await system.createSku({ skuId: 'LANTERN', priceCents: 1_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 30, deduction: 'placement' });
-    const setStock = (stock: number) => system.request('PUT', '/v1/admin/skus/LANTERN/stock', { token: admin, body: { stock } });
+    await system.createSku({ skuId, priceCents: 1_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 30, deduction: 'placement', stockBuckets });
+    const setStock = (stock: number) => system.request('PUT', `/v1/admin/skus/${skuId}/stock`, { token: admin, body: { stock } });
     // MySQL refuses the set's ledger entry after Redis has taken the new quantity
     await sql`CREATE TRIGGER refuse_lantern_sets BEFORE INSERT ON stock_ledger FOR EACH ROW
-      BEGIN IF NEW.sku_id = 'LANTERN' AND NEW.kind = 'adjust' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; END IF; END`.execute(system.env.db);
+      BEGIN IF NEW.sku_id = ${skuId} AND NEW.kind = 'adjust' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; END IF; END`.execute(system.env.db);
     try {
       const refused = await setStock(10);
       expect([refused.status, String(refused.headers['content-type'])]).toEqual([500, expect.stringContaining('application/problem+json')]);
     } finally {
       await sql`DROP TRIGGER refuse_lantern_sets`.execute(system.env.db);
     }
-    expect(await redisStock('LANTERN')).toEqual({ available: 30, reserved: 0, sold: 0 });
+    expect(await redisStock(skuId)).toEqual({ available: 30, reserved: 0, sold: 0 });
 
     expect((await setStock(10)).status).toBe(200);
-    expect(await redisStock('LANTERN')).toEqual({ available: 10, reserved: 0, sold: 0 });
-    const ledger = await system.env.db.selectFrom('stock_ledger').select('qty').where('sku_id', '=', 'LANTERN').orderBy('id').execute();
+    expect(await redisStock(skuId)).toEqual({ available: 10, reserved: 0, sold: 0 });
+    const ledger = await system.env.db.selectFrom('stock_ledger').select('qty').where('sku_id', '=', skuId).orderBy('id').execute();
     expect(ledger.map((row) => Number(row.qty))).toEqual([30, -20]);
     expect((await reconcile()).output).toContain('No drift: Redis matches the MySQL ledger.');
   });
