@@ -1,6 +1,6 @@
 import type { StockDrift } from '@orders/metrics';
 import type { CatalogRepository, LedgerStock, StockLedgerRepository } from '@orders/persistence';
-import { StockRebalancer, type Inventory, type RedisClient } from '@orders/stock';
+import { SKU_COUNTERS, StockRebalancer, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;
@@ -31,8 +31,7 @@ interface Reading {
   ordersInFlight: number;
 }
 
-const COUNTERS = ['available', 'reserved', 'sold'] as const;
-const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && COUNTERS.every((counter) => a[counter] === b[counter]);
+const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTERS.every((counter) => a[counter] === b[counter]);
 
 /**
  * Compares each SKU's counters in Redis with the MySQL ledger, reports the difference
@@ -130,7 +129,7 @@ export class StockReconciler {
         const sum = counters.get(skuId);
         // bucket 0 says whether the SKU has counters at all; a later bucket without them holds nothing
         if (!sum) counters.set(skuId, { values, deduction: deduction ?? null });
-        else if (sum.values && values) for (const counter of COUNTERS) sum.values[counter] += values[counter];
+        else if (sum.values && values) for (const counter of SKU_COUNTERS) sum.values[counter] += values[counter];
       });
     }
     // Redis first, then MySQL: an order persisted in between is in both, and the
@@ -169,7 +168,7 @@ export class StockReconciler {
         missing: redisStock.values === null,
       };
       all.push({ skuId: skuDrift.skuId, available: skuDrift.available, reserved: skuDrift.reserved, sold: skuDrift.sold });
-      if (skuDrift.missing || COUNTERS.some((counter) => skuDrift[counter] !== 0)) drift.push(skuDrift);
+      if (skuDrift.missing || SKU_COUNTERS.some((counter) => skuDrift[counter] !== 0)) drift.push(skuDrift);
     }
     return { drift, all, ordersInFlight: acceptedIds.length - snapshot.persisted.size };
   }

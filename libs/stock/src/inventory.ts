@@ -68,6 +68,9 @@ export interface SkuStock {
   sold: number;
 }
 
+/** The counters of a SKU's stock hash, as SkuStock names them. */
+export const SKU_COUNTERS = ['available', 'reserved', 'sold'] as const;
+
 /** Units moved from one bucket of a SKU to another, under an id that makes each side happen once. */
 export interface StockTransfer {
   transferId: string;
@@ -493,14 +496,15 @@ export class Inventory {
   }
 
   /**
-   * Moves a SKU's counters by these amounts: the stock reconciler's repair, to what the
-   * ledger says. A SKU split into buckets is moved in bucket 0 (its rebalancer spreads what
-   * it gets). Units put back on sale are announced, like any units given back.
+   * Moves a SKU's counters by these amounts: the stock reconciler's repair to what the
+   * ledger says, a stock set taken back after MySQL refused it. A SKU split into buckets is
+   * moved in bucket 0 (its rebalancer spreads what it gets). Units put back on sale are
+   * announced, like any units given back.
    */
   async correctCounters(skuId: string, by: SkuStock): Promise<void> {
     const key = this.keys.sku(this.keys.bucketGroup(0), skuId);
     const transaction = this.redis.multi();
-    for (const counter of ['available', 'reserved', 'sold'] as const) if (by[counter] !== 0) transaction.hincrby(key, counter, by[counter]);
+    for (const counter of SKU_COUNTERS) if (by[counter] !== 0) transaction.hincrby(key, counter, by[counter]);
     await transaction.exec();
     if (by.available > 0) this.announceReturned([skuId]);
   }

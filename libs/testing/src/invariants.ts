@@ -1,5 +1,5 @@
 import type { OrderDb } from '@orders/persistence';
-import { StockKeys } from '@orders/stock';
+import { SKU_COUNTERS, StockKeys } from '@orders/stock';
 import type { Cluster, Redis } from 'ioredis';
 
 export interface SaleUnderCheck {
@@ -85,7 +85,7 @@ async function checkOnce(sale: SaleUnderCheck): Promise<SaleInvariants> {
     const total = inRedis.available + inRedis.reserved + inRedis.sold;
     if (total !== initial) violations.push(`SKU ${skuId}: Redis available + reserved + sold = ${total}, opening stock was ${initial}`);
     if (inLedger.opening !== initial) violations.push(`SKU ${skuId}: the ledger's stock adjustments add up to ${inLedger.opening}, opening stock was ${initial}`);
-    for (const counter of ['available', 'reserved', 'sold'] as const) {
+    for (const counter of SKU_COUNTERS) {
       if (inRedis[counter] !== inLedger[counter]) violations.push(`SKU ${skuId}: Redis ${counter} is ${inRedis[counter]}, the ledger says ${inLedger[counter]}`);
     }
   }
