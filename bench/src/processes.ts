@@ -3,6 +3,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { serviceNodeOptions } from '@orders/config';
+import { callgrindArgs } from './instructions.js';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -20,6 +21,8 @@ export interface SpawnOptions {
   env: Record<string, string>;
   /** Writes a .cpuprofile into this folder when the process exits (node --cpu-prof). */
   cpuProfDir?: string;
+  /** Runs node under valgrind's callgrind, its dumps in this folder (instructions per request). */
+  callgrindDir?: string;
   /** The port it serves on: passed as PORT, and waited for. */
   port?: number;
   /** A port it opens on its own (a worker's metrics), waited for. */
@@ -143,7 +146,10 @@ async function portOpen(port: number): Promise<boolean> {
 export async function spawnTs(name: string, entry: string, options: SpawnOptions): Promise<Server> {
   const args = ['--conditions=source', '--import', 'tsx'];
   if (options.cpuProfDir) args.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`,);
-  const child = spawn(process.execPath, [...args, entry], {
+  const [command, commandArgs] = options.callgrindDir
+    ? ['valgrind', [...callgrindArgs(options.callgrindDir, name), process.execPath, ...args, entry]]
+    : [process.execPath, [...args, entry]];
+  const child = spawn(command, commandArgs, {
     cwd: repoRoot,
     // every server, the ceilings too, runs with the flags the services ship with
     env: { ...process.env, ...options.env, NODE_OPTIONS: serviceNodeOptions(process.env.NODE_OPTIONS), ...(options.port ? { PORT: String(options.port) } : {}) },
@@ -181,7 +187,8 @@ export async function spawnTs(name: string, entry: string, options: SpawnOptions
 
   const listening = options.port ?? options.waitForPort;
   if (listening) {
-    const deadline = Date.now() + 60_000;
+    // under valgrind, loading the api's modules alone takes a minute or more
+    const deadline = Date.now() + (options.callgrindDir ? 300_000 : 60_000);
     while (!(await portOpen(listening))) {
       if (child.exitCode !== null || Date.now() > deadline) {
         await server.stop();

@@ -1,10 +1,15 @@
 /**
- * npm run bench [-- --quick] [-- --profile] [-- --only=bare,intake,...]
+ * npm run bench [-- --quick] [-- --profile] [-- --only=bare,intake,...] [-- --instructions]
  *
  * Measures, in one run and with the same connections and duration, the ceilings of this
  * machine (bare Fastify, Fastify + one Redis reservation), the naive MySQL peer, our
  * intake (hot SKU and sold-out SKU), the workers' drain and a whole sale end to end.
  * Servers run as their own processes; the load comes from this one; 127.0.0.1 only.
+ *
+ * --instructions runs the HTTP servers under valgrind's callgrind instead and counts the
+ * instructions each executes per request once warm, the garbage collector's apart: outside the
+ * collector the figure repeats to ~0.1-2 % on a shared VM where req/s moves by 25 %, enough to
+ * tell whether a small change paid.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,17 +19,23 @@ import { createOrderQueues, enqueuePersistOrders } from '@orders/queues';
 import { createTestEnv, freePort, signToken, type TestEnv } from '@orders/testing';
 import { sql } from 'kysely';
 import { monotonicFactory } from 'ulid';
-import { runLoad, type LoadResult } from './load.js';
+import { countInstructions } from './instructions.js';
+import { runLoad, type LoadOptions, type LoadResult } from './load.js';
 import { CoreUse, repoRoot, servicePids, sleep, spawnTs, type Server, type SpawnOptions } from './processes.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const profile = args.includes('--profile');
+const instructions = args.includes('--instructions');
 const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
-const want = (phase: string) => !only || only.includes(phase);
+/** Phases whose cost is the HTTP server's own work, what counting its instructions can tell. */
+const SERVER_BOUND = ['bare', 'reserve', 'intake', 'soldout'];
+const want = (phase: string) => (!only || only.includes(phase)) && (!instructions || SERVER_BOUND.includes(phase));
 const numberArg = (name: string, fallback: number) => Number(args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback);
 
-const CONNECTIONS = numberArg('connections', 100);
+// under valgrind the server is ~50 × slower and reads every connection's request in one turn: 25 connections give
+// jobs of ~12 orders (a turn's checkouts), near the ~24 of a full-speed run at 100
+const CONNECTIONS = numberArg('connections', instructions ? 25 : 100);
 const DURATION_S = numberArg('duration', quick ? 3 : 10);
 const WARMUP_S = quick ? 1 : 2;
 const DRAIN_ORDERS = numberArg('drain-orders', quick ? 10_000 : 100_000);
@@ -33,11 +44,16 @@ const SALE_BUYERS = SALE_UNITS * 2;
 const E2E_WORKERS = numberArg('e2e-workers', 2);
 const API_PROCESSES = numberArg('api-processes', 1);
 const HOUR = 3_600_000;
+/** --instructions: requests to warm the JIT up before counting (uncounted), and requests counted. */
+const WARMUP_REQUESTS = numberArg('warmup-requests', 24_000);
+const COUNTED_REQUESTS = numberArg('counted-requests', 4_000);
 
 const resultsDir = path.join(repoRoot, 'bench', 'results');
 const profileDir = path.join(resultsDir, 'profiles');
+const callgrindDir = path.join(resultsDir, 'callgrind');
 mkdirSync(resultsDir, { recursive: true });
 if (profile) mkdirSync(profileDir, { recursive: true });
+if (instructions) mkdirSync(callgrindDir, { recursive: true });
 
 const address = { name: 'Ada Lovelace', phone: '+44 20 7946 0000', line1: '12 Sale Street', city: 'London', postalCode: 'N1 9GU', country: 'GB' };
 
@@ -48,6 +64,10 @@ interface HttpRow extends LoadResult {
   name: string;
   rssMb: number;
   cores: Cores;
+  /** --instructions: the server's user-space instructions per request, counted by callgrind once warm. */
+  instructionsPerRequest?: number;
+  /** the part of them spent in V8's garbage collector */
+  gcInstructionsPerRequest?: number;
 }
 interface DrainRow {
   name: string;
@@ -81,7 +101,7 @@ interface SaleRow {
 
 const running = new Set<Server>();
 async function start(name: string, entry: string, env: Record<string, string>, listening: Pick<SpawnOptions, 'port' | 'waitForPort'> = {}): Promise<Server> {
-  const server = await spawnTs(name, entry, { env, ...listening, cpuProfDir: profile ? profileDir : undefined });
+  const server = await spawnTs(name, entry, { env, ...listening, cpuProfDir: profile ? profileDir : undefined, callgrindDir: instructions ? callgrindDir : undefined });
   running.add(server);
   return server;
 }
@@ -107,14 +127,30 @@ const services = { redis: servicePids('redis-server'), mariadb: [...servicePids(
 const pidsOf = (servers: Server[]) => servers.flatMap((server) => (server.child.pid ? [server.child.pid] : []));
 const showCores = (cores: Cores) => Object.entries(cores).map(([name, used]) => `${name} ${used.toFixed(2)}`).join(', ');
 
+/** How long a load runs: a duration, or a number of requests. */
+type LoadLimit = Pick<LoadOptions, 'durationS' | 'amount'>;
+
 /** Warm up, then measure; memory is the server's peak during the measured part, cores what each process used in it. */
-async function measure(name: string, server: Server, run: (durationS: number) => Promise<LoadResult>): Promise<HttpRow> {
-  await run(WARMUP_S);
+async function measure(name: string, server: Server, run: (limit: LoadLimit) => Promise<LoadResult>): Promise<HttpRow> {
+  if (instructions) return countPerRequest(name, server, run);
+  await run({ durationS: WARMUP_S });
   server.resetPeak();
   const coreUse = CoreUse.start({ server: pidsOf([server]), ...services });
-  const result = await run(DURATION_S);
+  const result = await run({ durationS: DURATION_S });
   const row = { name, ...result, rssMb: server.peakRssMb(), cores: coreUse.read() };
   console.log(`  ${name}: ${row.reqPerSec} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, p99.9 ${row.p999} ms, ${row.rssMb} MB, codes ${JSON.stringify(row.statusCodes)}; cores: ${showCores(row.cores)}`);
+  return row;
+}
+
+/** --instructions: warm up in a few rounds (V8 keeps optimising for a while under valgrind), then count. */
+async function countPerRequest(name: string, server: Server, run: (limit: LoadLimit) => Promise<LoadResult>): Promise<HttpRow> {
+  const rounds = 3;
+  for (let round = 0; round < rounds; round++) await run({ amount: Math.ceil(WARMUP_REQUESTS / rounds), durationS: 600 });
+  const coreUse = CoreUse.start({ server: pidsOf([server]), ...services });
+  const { result, counted } = await countInstructions(server.child.pid!, callgrindDir, () => run({ amount: COUNTED_REQUESTS, durationS: 600 }));
+  const perRequest = (instructions: number) => Math.round(instructions / result.requests);
+  const row = { name, ...result, rssMb: server.peakRssMb(), cores: coreUse.read(), instructionsPerRequest: perRequest(counted.total), gcInstructionsPerRequest: perRequest(counted.garbageCollector) };
+  console.log(`  ${name}: ${row.instructionsPerRequest} instructions per request, ${row.gcInstructionsPerRequest} of them garbage collection (${result.requests} counted), codes ${JSON.stringify(row.statusCodes)}`);
   return row;
 }
 
@@ -161,7 +197,7 @@ async function main() {
       const port = await freePort();
       const server = await start('bare', 'bench/src/servers/bare.ts', base, { port });
       const body = JSON.stringify({ items: [{ skuId: 'x', qty: 1 }], address });
-      http.push(await measure('bare Fastify (constant)', server, (d) => runLoad({ port, connections: CONNECTIONS, durationS: d, request: { method: 'POST', path: '/bare', headers: { 'content-type': 'application/json' }, body } })));
+      http.push(await measure('bare Fastify (constant)', server, (limit) => runLoad({ port, connections: CONNECTIONS, ...limit, request: { method: 'POST', path: '/bare', headers: { 'content-type': 'application/json' }, body } })));
       await stop(server);
     }
     if (want('reserve')) {
@@ -170,7 +206,7 @@ async function main() {
       const port = await freePort();
       const server = await start('reserve', 'bench/src/servers/reserve-only.ts', { ...base, BENCH_SKU: skuId }, { port });
       const body = JSON.stringify({ items: [{ skuId, qty: 1 }] });
-      http.push(await measure('Fastify + Redis reserve script', server, (d) => runLoad({ port, connections: CONNECTIONS, durationS: d, request: { method: 'POST', path: '/reserve', headers: { 'content-type': 'application/json' }, body } })));
+      http.push(await measure('Fastify + Redis reserve script', server, (limit) => runLoad({ port, connections: CONNECTIONS, ...limit, request: { method: 'POST', path: '/reserve', headers: { 'content-type': 'application/json' }, body } })));
       await stop(server);
     }
     if (want('naive')) {
@@ -180,7 +216,7 @@ async function main() {
       const port = await freePort();
       const server = await start('naive', 'bench/src/servers/naive.ts', { ...base, BENCH_SKU: 'naive-hot' }, { port });
       const body = JSON.stringify({ items: [{ skuId: 'naive-hot', qty: 1 }], address });
-      http.push(await measure('naive MySQL checkout (FOR UPDATE)', server, (d) => runLoad({ port, connections: CONNECTIONS, durationS: d, request: { method: 'POST', path: '/naive', headers: { 'content-type': 'application/json' }, body } })));
+      http.push(await measure('naive MySQL checkout (FOR UPDATE)', server, (limit) => runLoad({ port, connections: CONNECTIONS, ...limit, request: { method: 'POST', path: '/naive', headers: { 'content-type': 'application/json' }, body } })));
       await stop(server);
     }
 
@@ -243,8 +279,8 @@ async function main() {
       let run = 0;
       let acceptedTotal = 0;
       http.push(
-        await measure('intake POST /v1/orders (hot SKU)', api, async (d) => {
-          const result = await runLoad({ port: apiPort, connections: CONNECTIONS, durationS: d, request: { method: 'POST', path: '/v1/orders', next: checkoutRequest('bench-hot', tokens, `hot${++run}`) } });
+        await measure('intake POST /v1/orders (hot SKU)', api, async (limit) => {
+          const result = await runLoad({ port: apiPort, connections: CONNECTIONS, ...limit, request: { method: 'POST', path: '/v1/orders', next: checkoutRequest('bench-hot', tokens, `hot${++run}`) } });
           acceptedTotal += result.statusCodes['202'] ?? 0;
           return result;
         }),
@@ -257,7 +293,7 @@ async function main() {
     if (api && want('soldout')) {
       let run = 0;
       http.push(
-        await measure('intake POST /v1/orders (sold out)', api, (d) => runLoad({ port: apiPort, connections: CONNECTIONS, durationS: d, request: { method: 'POST', path: '/v1/orders', next: checkoutRequest('bench-soldout', tokens, `out${++run}`) } })),
+        await measure('intake POST /v1/orders (sold out)', api, (limit) => runLoad({ port: apiPort, connections: CONNECTIONS, ...limit, request: { method: 'POST', path: '/v1/orders', next: checkoutRequest('bench-soldout', tokens, `out${++run}`) } })),
       );
     }
 
@@ -426,6 +462,16 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
     drain1OverIntake: ratio(drains.find((d) => d.workers === 1)?.ordersPerSec, intake?.reqPerSec),
     drain2OverIntake: ratio(drains.find((d) => d.workers === 2)?.ordersPerSec, intake?.reqPerSec),
   };
+  // --instructions: the same ratios from work per request (fewer instructions, more requests a core serves)
+  const perRequest = (row?: HttpRow) => row?.instructionsPerRequest;
+  const instructionRatios = instructions
+    ? {
+        intakeOverBare: ratio(perRequest(bare), perRequest(intake)),
+        soldOutOverBare: ratio(perRequest(bare), perRequest(soldOut)),
+        intakeOverReserve: ratio(perRequest(reserve), perRequest(intake)),
+        soldOutOverReserve: ratio(perRequest(reserve), perRequest(soldOut)),
+      }
+    : undefined;
   const pad = (s: string | number, n: number) => String(s).padStart(n);
   console.log('');
   console.log(`${'what'.padEnd(40)}${pad('req/s', 9)}${pad('p50 ms', 8)}${pad('p99 ms', 8)}${pad('p99.9', 8)}${pad('RSS MB', 8)}`);
@@ -439,8 +485,14 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
   console.log('cores used during each measured run:');
   for (const row of [...http, ...drains]) console.log(`  ${row.name.padEnd(38)}${showCores(row.cores)}`);
   if (sale) console.log(`  ${'sale'.padEnd(38)}${showCores(sale.cores)}`);
-  console.log(`ratios: ${JSON.stringify(ratios)}`);
-  const file = path.join(resultsDir, `${startedAt.toISOString().replace(/[:]/g, '-').replace(/\..+/, '')}${quick ? '-quick' : ''}.json`);
+  if (instructionRatios) {
+    console.log(`${'what'.padEnd(40)}${pad('instructions per request', 26)}${pad('of them GC', 12)}`);
+    for (const row of http) console.log(`${row.name.padEnd(40)}${pad(row.instructionsPerRequest ?? '-', 26)}${pad(row.gcInstructionsPerRequest ?? '-', 12)}`);
+    console.log(`ratios from instructions per request: ${JSON.stringify(instructionRatios)}`);
+  } else {
+    console.log(`ratios: ${JSON.stringify(ratios)}`);
+  }
+  const file = path.join(resultsDir, `${startedAt.toISOString().replace(/[:]/g, '-').replace(/\..+/, '')}${quick ? '-quick' : ''}${instructions ? '-instructions' : ''}.json`);
   writeFileSync(
     file,
     JSON.stringify(
@@ -448,11 +500,12 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
         startedAt: startedAt.toISOString(),
         quick,
         machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
-        settings: { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S, drainOrders: DRAIN_ORDERS, saleUnits: SALE_UNITS, saleBuyers: SALE_BUYERS, e2eWorkers: E2E_WORKERS, apiProcesses: API_PROCESSES },
+        settings: { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S, drainOrders: DRAIN_ORDERS, saleUnits: SALE_UNITS, saleBuyers: SALE_BUYERS, e2eWorkers: E2E_WORKERS, apiProcesses: API_PROCESSES, ...(instructions ? { warmupRequests: WARMUP_REQUESTS, countedRequests: COUNTED_REQUESTS } : {}) },
         http,
         drains,
         sale,
         ratios,
+        instructionRatios,
       },
       null,
       2,
@@ -466,7 +519,7 @@ const hardStop = setTimeout(() => {
   console.error('bench: overall time limit reached');
   for (const server of running) server.child.kill('SIGKILL');
   process.exit(2);
-}, (quick ? 5 : 30) * 60_000);
+}, (quick && !instructions ? 5 : 30) * 60_000);
 hardStop.unref();
 
 main()

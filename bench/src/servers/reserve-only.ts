@@ -1,7 +1,6 @@
-import { Inventory } from '@orders/stock';
+import { Inventory, orderIdFactory } from '@orders/stock';
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
-import { monotonicFactory } from 'ulid';
 
 /**
  * The second ceiling: Fastify plus exactly one Redis Lua reservation (the product's own
@@ -14,7 +13,8 @@ const inventory = new Inventory(redis, process.env.REDIS_KEY_PREFIX ?? 'bench:',
   idempotencyTtlMs: 86_400_000,
 });
 const skuId = process.env.BENCH_SKU ?? 'bench-reserve';
-const newOrderId = monotonicFactory();
+// the intake's own id generator: ulid's default draws 16 random bytes from OpenSSL one by one
+const newOrderId = orderIdFactory();
 let n = 0;
 const address = { name: 'A', phone: '1', line1: 'x', city: 'y', postalCode: 'z', country: 'GB' };
 

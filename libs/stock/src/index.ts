@@ -5,6 +5,7 @@ export { StockRebalancer } from './stock-rebalancer.js';
 export type { FinishedTransfer } from './stock-rebalancer.js';
 export type { RedisClient } from './stock-scripts.js';
 export { connectRedis, mastersOf } from './redis-connection.js';
+export { orderIdFactory } from './order-ids.js';
 export { PipelinePerTurn } from './pipeline-per-turn.js';
 export { SoldOutSkus } from './sold-out-skus.js';
 export { WindowCounters } from './window-counters.js';

@@ -1,0 +1,57 @@
+import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** valgrind's arguments for a server whose instructions are counted: collection off until `count` turns it on. */
+export function callgrindArgs(dir: string, name: string): string[] {
+  return ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${path.join(dir, `${name}.%p`)}`];
+}
+
+/**
+ * V8's garbage collector, by the names of its C++ functions. One mark-compact more or less in
+ * the counted window moves an api's total by ~10 %, so the rest (the program's own work and
+ * the engine running it) is reported beside it: that part repeats to ~2 %.
+ */
+const GARBAGE_COLLECTOR = /Scaveng|Marking|MarkCompact|Sweep|Evacuat|RememberedSet|heap::base|IteratePointers|BodyDescriptor|FreeList|MemoryChunk|ActiveSystemPages|SlotSet|SizeFromMap|PretenuringHandler|GCTracer|StringTableCleaner|Worklist|EvacuationAllocator/;
+
+export interface InstructionCount {
+  total: number;
+  garbageCollector: number;
+}
+
+/** Sums a callgrind dump's instructions by function, the collector's apart (callgrind_annotate reads the format). */
+async function readDump(file: string): Promise<InstructionCount> {
+  const { stdout } = await run('callgrind_annotate', ['--inclusive=no', '--threshold=100', file], { maxBuffer: 256 * 1024 * 1024 });
+  const count = { total: 0, garbageCollector: 0 };
+  for (const line of stdout.split('\n')) {
+    const match = /^\s*([\d,]+) \([ \d.]+%\)\s+(.*)$/.exec(line);
+    if (!match || match[2]!.includes('PROGRAM TOTALS')) continue;
+    const instructions = Number(match[1]!.replaceAll(',', ''));
+    count.total += instructions;
+    if (GARBAGE_COLLECTOR.test(match[2]!)) count.garbageCollector += instructions;
+  }
+  return count;
+}
+
+/**
+ * Counts the instructions a process running under callgrind executes in user space while
+ * `work` runs. Unlike req/s and CPU time on a shared VM, the count barely moves from run to
+ * run, so a change worth a few percent of a checkout shows. Kernel time (the socket system
+ * calls) is not in it.
+ */
+export async function countInstructions<T>(pid: number, dir: string, work: () => Promise<T>): Promise<{ result: T; counted: InstructionCount }> {
+  const control = (flag: string) => run('callgrind_control', [flag, String(pid)]);
+  await control('--instr=on');
+  await control('--zero');
+  const result = await work();
+  await control('--dump');
+  await control('--instr=off');
+  // each dump is <name>.<pid>.<n>
+  const dumpNumber = (file: string) => Number(new RegExp(`\\.${pid}\\.(\\d+)$`).exec(file)?.[1] ?? -1);
+  const newest = readdirSync(dir).filter((file) => dumpNumber(file) >= 0).sort((a, b) => dumpNumber(a) - dumpNumber(b)).pop();
+  if (!newest) throw new Error(`no callgrind dump for ${pid} in ${dir}`);
+  return { result, counted: await readDump(path.join(dir, newest)) };
+}
