@@ -59,13 +59,29 @@ describe('operating the processes: the spec, logs and SIGTERM', () => {
     expect(API_MD_ROUTES.filter((route) => !documented.includes(route))).toEqual([]);
   });
 
-  it('logs JSON lines, and the lines of a checkout carry its order id', async () => {
-    const answer = await checkout(api, 0);
-    expect(answer.status).toBe(202);
-    const orderId = answer.body.orderId as string;
-    await waitFor(async () => api.process.output().includes(orderId), { what: 'a log line with the order id' });
-    const lines = api.process.output().split('\n').filter((line) => line.includes(orderId));
-    for (const line of lines) expect(JSON.parse(line)).toMatchObject({ orderId, level: expect.any(Number) });
+  it('logs JSON lines; a checkout writes its request lines only with LOG_CHECKOUT_REQUESTS, and then they carry its order id', async () => {
+    const checkoutLines = (output: string) => output.split('\n').filter((line) => line.includes('"method":"POST"') && line.includes('"url":"/v1/orders"'));
+    // as shipped: a sale's checkouts stay out of the log, other routes' requests are in it
+    const quiet = await checkout(api, 0);
+    expect(quiet.status).toBe(202);
+    expect((await api.request('GET', '/health/live')).status).toBe(200);
+    await waitFor(async () => api.process.output().includes('"url":"/health/live"'), { what: 'the health check in the log' });
+    expect(checkoutLines(api.process.output())).toEqual([]);
+    expect(api.process.output()).not.toContain(quiet.body.orderId as string);
+
+    const verbose = await startApiProcess({ ...env.env, LOG_CHECKOUT_REQUESTS: 'true' });
+    try {
+      const answer = await checkout(verbose, 5_000);
+      expect(answer.status).toBe(202);
+      const orderId = answer.body.orderId as string;
+      await waitFor(async () => verbose.process.output().includes(orderId), { what: 'a log line with the order id' });
+      expect(checkoutLines(verbose.process.output())).toHaveLength(1);
+      const lines = verbose.process.output().split('\n').filter((line) => line.includes(orderId));
+      for (const line of lines) expect(JSON.parse(line)).toMatchObject({ orderId, level: expect.any(Number) });
+      expect(lines.map((line) => (JSON.parse(line) as { msg: string }).msg)).toContain('request completed');
+    } finally {
+      await verbose.close();
+    }
   });
 
   it('an api given SIGTERM answers what it took in, exits 0, and every order it accepted is kept', async () => {

@@ -128,6 +128,8 @@ const schema = {
   HOST: text(),
   PORT,
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+  /** Fastify's two request lines (incoming, completed) for each checkout: ~20 % of a checkout's CPU at `info` (bench/README item 26) */
+  LOG_CHECKOUT_REQUESTS: flag,
   MYSQL_URL: url(['mysql:']),
   MYSQL_POOL_SIZE: POSITIVE,
   REDIS_URL: url(['redis:', 'rediss:']),
