@@ -36,7 +36,7 @@ export interface LoadOptions {
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const { request } = options;
   const started = Date.now();
-  const result = await autocannon({
+  const settings: autocannon.Options = {
     url: `http://127.0.0.1:${options.port}`,
     connections: options.connections,
     pipelining: 1,
@@ -61,6 +61,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         ...(request.onResponse ? { onResponse: (status: number, body: string) => request.onResponse!(status, body) } : {}),
       } as autocannon.Request,
     ],
+  };
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(settings, (error, finished) => (error ? reject(error) : resolve(finished)));
+    // autocannon lets `amount` override `duration`: a run bounded by both is stopped here
+    if (options.amount && options.durationS) {
+      const cap = setTimeout(() => instance.stop(), options.durationS * 1000);
+      instance.once('done', () => clearTimeout(cap));
+    }
   });
   const statusCodes: Record<string, number> = {};
   const stats = (result as unknown as { statusCodeStats?: Record<string, { count: number }> }).statusCodeStats ?? {};

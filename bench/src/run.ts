@@ -145,9 +145,9 @@ async function measure(name: string, server: Server, run: (limit: LoadLimit) => 
 /** --instructions: warm up in a few rounds (V8 keeps optimising for a while under valgrind), then count. */
 async function countPerRequest(name: string, server: Server, run: (limit: LoadLimit) => Promise<LoadResult>): Promise<HttpRow> {
   const rounds = 3;
-  for (let round = 0; round < rounds; round++) await run({ amount: Math.ceil(WARMUP_REQUESTS / rounds), durationS: 600 });
+  for (let round = 0; round < rounds; round++) await run({ amount: Math.ceil(WARMUP_REQUESTS / rounds) });
   const coreUse = CoreUse.start({ server: pidsOf([server]), ...services });
-  const { result, counted } = await countInstructions(server.child.pid!, callgrindDir, () => run({ amount: COUNTED_REQUESTS, durationS: 600 }));
+  const { result, counted } = await countInstructions(server.child.pid!, callgrindDir, () => run({ amount: COUNTED_REQUESTS }));
   const perRequest = (instructions: number) => Math.round(instructions / result.requests);
   const row = { name, ...result, rssMb: server.peakRssMb(), cores: coreUse.read(), instructionsPerRequest: perRequest(counted.total), gcInstructionsPerRequest: perRequest(counted.garbageCollector) };
   console.log(`  ${name}: ${row.instructionsPerRequest} instructions per request, ${row.gcInstructionsPerRequest} of them garbage collection (${result.requests} counted), codes ${JSON.stringify(row.statusCodes)}`);
