@@ -46,6 +46,18 @@ function validatorCompilers() {
     (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema);
 }
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** A checkout's attempts in the buyer's velocity window, counted with their request budget; null when not counted there. */
+    checkoutAttempts: number | null;
+  }
+}
+
+/** `POST /v1/orders`: nearly every request of a sale. */
+function isCheckout(request: FastifyRequest): boolean {
+  return request.method === 'POST' && request.routeOptions.url === '/v1/orders';
+}
+
 function trustNearestProxies(hops: number) {
   return (_address: string, hop: number) => hop < hops;
 }
@@ -57,7 +69,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     // A sale's requests are nearly all checkouts, and their two request lines each cost a
     // checkout ~20 % of its CPU (bench/README item 26): written only when asked for. Their
     // outcomes are counted (checkouts_total), their errors logged either way.
-    disableRequestLogging: config.LOG_CHECKOUT_REQUESTS ? false : (request: FastifyRequest) => request.method === 'POST' && request.routeOptions.url === '/v1/orders',
+    disableRequestLogging: config.LOG_CHECKOUT_REQUESTS ? false : isCheckout,
     bodyLimit: config.BODY_LIMIT_BYTES,
     // the load balancer's idle timeout must stay below this one
     keepAliveTimeout: 72_000,
@@ -89,8 +101,10 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
   await app.register(securityHeadersPlugin);
   await app.register(docsPlugin);
   await app.register(authPlugin, { secret: config.AUTH_JWT_SECRET, tokenCacheSize: config.AUTH_TOKEN_CACHE_SIZE });
-  // request budgets and checkout velocity: the same counters, one pipeline per turn
+  // request budgets and checkout velocity: the same counters, one script call for both on a checkout
   const windowCounters = new WindowCounters(deps.redis);
+  const velocity = new CheckoutVelocity(windowCounters, deps.inventory.keys, config.RISK_VELOCITY_WINDOW_MS);
+  app.decorateRequest('checkoutAttempts', null);
   await app.register(rateLimitPlugin, {
     counters: windowCounters,
     keyPrefix: config.REDIS_KEY_PREFIX,
@@ -99,6 +113,13 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     perUser: config.RATE_LIMIT_PER_USER,
     perIp: config.RATE_LIMIT_PER_IP,
     onUnchecked: () => deps.metrics.requestBudgetsUnchecked.inc(),
+    countedWithBudget:
+      config.RISK_VELOCITY_MAX_CHECKOUTS > 0
+        ? {
+            counterFor: (request, userId) => (isCheckout(request) ? velocity.counterOf(userId) : null),
+            record: (request, count) => void (request.checkoutAttempts = count),
+          }
+        : undefined,
   });
   await app.register(problemDetailsPlugin);
   await app.register(metricsPlugin, { metrics: deps.metrics });
@@ -120,7 +141,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     log: app.log,
     risk: {
       policy: { blockedUsers: config.RISK_BLOCKED_USERS, blockedDevices: config.RISK_BLOCKED_DEVICES, maxCheckoutsPerWindow: config.RISK_VELOCITY_MAX_CHECKOUTS },
-      velocity: new CheckoutVelocity(windowCounters, deps.inventory.keys, config.RISK_VELOCITY_WINDOW_MS),
+      velocity,
     },
     rebalancer: new StockRebalancer({
       inventory: deps.inventory,

@@ -82,7 +82,11 @@ export class CheckoutIntake {
     this.enqueuer = new PersistOrderBatcher(deps.queues, deps.ordersPerJob ?? DEFAULT_ORDERS_PER_JOB);
   }
 
-  async checkout(userId: string, idempotencyKey: string, body: CheckoutBody, deviceId: string | null = null): Promise<Reservation> {
+  /**
+   * `attemptsCounted`: the buyer's checkout attempts in the velocity window, when the request
+   * budget has already counted this one (CheckoutVelocity.counterOf); otherwise they are counted here.
+   */
+  async checkout(userId: string, idempotencyKey: string, body: CheckoutBody, deviceId: string | null = null, attemptsCounted: number | null = null): Promise<Reservation> {
     const { inventory, metrics } = this.deps;
     if (this.deps.queueDepth.current() >= this.deps.highWaterMark) {
       metrics.checkouts.inc({ outcome: 'overloaded' });
@@ -91,7 +95,7 @@ export class CheckoutIntake {
     const now = this.deps.clock();
     let reservation: Reservation;
     try {
-      await this.assessRisk(userId, deviceId);
+      await this.assessRisk(userId, deviceId, attemptsCounted);
       await inventory.refuseIfSoldOut(userId, idempotencyKey, body.items, now);
       reservation = await inventory.reserveStock({
         orderId: this.newOrderId(now.getTime()),
@@ -126,10 +130,10 @@ export class CheckoutIntake {
     return reservation;
   }
 
-  private async assessRisk(userId: string, deviceId: string | null): Promise<void> {
+  private async assessRisk(userId: string, deviceId: string | null, attemptsCounted: number | null): Promise<void> {
     const { risk } = this.deps;
     if (!risk) return;
-    const attemptsInWindow = risk.policy.maxCheckoutsPerWindow > 0 ? await risk.velocity.attempt(userId) : 0;
+    const attemptsInWindow = risk.policy.maxCheckoutsPerWindow > 0 ? (attemptsCounted ?? (await risk.velocity.attempt(userId))) : 0;
     const reason = riskOfCheckout(risk.policy, { userId, deviceId, attemptsInWindow });
     if (reason === null) return;
     this.deps.log.warn({ userId, deviceId, reason }, 'checkout refused by risk control');

@@ -45,9 +45,16 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
 
   describe('rate limits', () => {
     it("answers a buyer's 9th request in the window with 429 RATE_LIMITED and retry-after, while another buyer is served", async () => {
-      for (let i = 1; i <= 8; i++) expect((await api.request('GET', '/v1/orders', { token: api.token('busy-buyer') })).status).toBe(200);
+      for (let i = 1; i <= 8; i++) {
+        const served = await api.request('GET', '/v1/orders', { token: api.token('busy-buyer') });
+        expect(served.status).toBe(200);
+        // the budget on every answer, so a client can pace itself
+        expect({ limit: served.headers['x-ratelimit-limit'], remaining: served.headers['x-ratelimit-remaining'] }).toEqual({ limit: '8', remaining: String(8 - i) });
+        expect(Number(served.headers['x-ratelimit-reset'])).toBeGreaterThanOrEqual(1);
+      }
       const refused = await api.request('GET', '/v1/orders', { token: api.token('busy-buyer') });
       expect(refused.status).toBe(429);
+      expect(refused.headers['x-ratelimit-remaining']).toBe('0');
       expect(String(refused.headers['content-type'])).toMatch(/^application\/problem\+json/);
       expect(refused.body).toMatchObject({ status: 429, code: 'RATE_LIMITED' });
       const retryAfter = Number(refused.headers['retry-after']);

@@ -9,6 +9,6 @@ export { orderIdFactory } from './order-ids.js';
 export { PipelinePerTurn } from './pipeline-per-turn.js';
 export { SoldOutSkus } from './sold-out-skus.js';
 export { WindowCounters } from './window-counters.js';
-export type { WindowCount } from './window-counters.js';
+export type { WindowCount, WindowCounter } from './window-counters.js';
 export type { BatchGuard } from './pipeline-per-turn.js';
 export type { RedisLocation } from './redis-connection.js';

@@ -16,7 +16,7 @@ declare module 'ioredis' {
     releaseCoupon(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
     takeStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, number], Context>;
     giveStock(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
-    countInWindow(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, number], Context>;
+    countInWindows(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number[], Context>;
   }
 }
 
@@ -30,7 +30,7 @@ const SCRIPT_FILES = {
   restockStock: 'restockStock-1+n.lua',
   takeStock: 'takeStock-3.lua',
   giveStock: 'giveStock-2.lua',
-  countInWindow: 'countInWindow-1.lua',
+  countInWindows: 'countInWindows-n.lua',
 } as const;
 
 // tsc does not copy .lua files; they are read from the package's src/lua in both src and dist runs.

@@ -40,8 +40,8 @@ export const problemDetailsPlugin = fp(
       request.log.error({ err: error }, 'unhandled error');
       return send(reply, 500, 'INTERNAL', 'Something went wrong on our side; the request can be retried with the same Idempotency-Key');
     });
-    // rate limited like any route, so ids and paths cannot be probed at will
-    app.setNotFoundHandler({ preHandler: app.rateLimit() }, (request, reply) => send(reply, 404, 'NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`));
+    // rate limited like any route (the budget's hook runs at the root), so ids and paths cannot be probed at will
+    app.setNotFoundHandler((request, reply) => send(reply, 404, 'NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`));
   },
   { name: 'problem-details', dependencies: ['rate-limit'] },
 );

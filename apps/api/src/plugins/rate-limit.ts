@@ -1,8 +1,14 @@
-import rateLimit, { type FastifyRateLimitStore } from '@fastify/rate-limit';
-import type { WindowCounters } from '@orders/stock';
+import type { WindowCounter, WindowCounters } from '@orders/stock';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { rateLimited } from '../problems.js';
+
+/** A counter of a signed-in user's counted in the same Redis call as their budget, and where its count goes. */
+export interface CountedWithBudget {
+  /** The counter for this request, or null when none applies; in `slotGroup`, the counter key's hash tag. */
+  counterFor(request: FastifyRequest, userId: string): (WindowCounter & { slotGroup: string }) | null;
+  record(request: FastifyRequest, count: number): void;
+}
 
 export interface RateLimitOptions {
   counters: WindowCounters;
@@ -14,6 +20,8 @@ export interface RateLimitOptions {
   perIp: number;
   /** A request served unchecked because its budget could not be counted (Redis away): operators must see it. */
   onUnchecked: () => void;
+  /** The checkout velocity: counted with the buyer's budget, one round trip for both. */
+  countedWithBudget?: CountedWithBudget;
 }
 
 /**
@@ -23,70 +31,63 @@ export interface RateLimitOptions {
  */
 const UNLIMITED_ROUTES = /^\/(health\/|metrics$|v1\/callbacks\/)/;
 
-type SpendCallback = (error: Error | null, spent?: { current: number; ttl: number }) => void;
-
 /**
- * @fastify/rate-limit's store for budgets in Redis: one fixed-window counter per budget
- * (WindowCounters). The plugin's own Redis store sent a script per request, one socket
- * write each (14 % of the intake's CPU in the profile); the counters of one event-loop turn
- * go as one pipeline.
- */
-function requestBudgetStore(counters: WindowCounters, slotGroupOf: (budget: string) => string, namespace: string, onUnchecked: () => void) {
-  return class RequestBudgetStore {
-    /** The plugin constructs its store with its settings, which say nothing this store needs. */
-    constructor(
-      _settings: unknown,
-      private readonly keyPrefix = namespace,
-    ) {}
-
-    incr(budget: string, callback: SpendCallback, windowMs: number): void {
-      const slotGroup = slotGroupOf(budget);
-      counters.count(slotGroup, `${this.keyPrefix}${slotGroup}:rate:${budget}`, windowMs).then(
-        ({ count, msLeft }) => callback(null, { current: count, ttl: msLeft }),
-        (error: Error) => {
-          onUnchecked();
-          callback(error);
-        },
-      );
-    }
-
-    /** A route with budgets of its own (none today) counts them under its own keys. */
-    child(routeOptions: Parameters<FastifyRateLimitStore['child']>[0]): RequestBudgetStore {
-      // the plugin passes its merged route settings, which carry the route as `routeInfo` (not what its types say)
-      const { routeInfo } = routeOptions as unknown as { routeInfo: { method?: string; url?: string } };
-      return new RequestBudgetStore(routeOptions, `${this.keyPrefix}${routeInfo.method ?? ''}${routeInfo.url ?? ''}:`);
-    }
-  };
-}
-
-/**
- * Request budgets in Redis, shared by every api replica. A request with a valid token
- * spends its user's budget; only anonymous ones spend their IP's, because a sale's buyers
- * arrive through a few CDN and NAT addresses (API.md). Unknown paths are limited too, so
- * ids cannot be probed.
+ * Request budgets in Redis, shared by every api replica: a fixed window per budget
+ * (WindowCounters, whose counts of one event-loop turn go as one pipeline). A request with
+ * a valid token spends its user's budget; only anonymous ones spend their IP's, because a
+ * sale's buyers arrive through a few CDN and NAT addresses (API.md). Unknown paths are
+ * limited too, so ids cannot be probed. Each answer says the budget in `x-ratelimit-limit`,
+ * `-remaining` and `-reset` (seconds); a refusal is 429 RATE_LIMITED with `retry-after`.
+ *
+ * Our own hook rather than @fastify/rate-limit's: it counts a checkout's velocity counter in
+ * the same script call as the buyer's budget, which a store behind that plugin cannot see
+ * (a second Redis command was ~6 % of a checkout's instructions, bench/README item 27).
  */
 export const rateLimitPlugin = fp(
   async (app: FastifyInstance, options: RateLimitOptions) => {
-    async function budgetOf(request: FastifyRequest): Promise<string> {
-      if (!request.headers.authorization) return `ip:${request.ip}`;
-      try {
-        return `user:${(await app.principalOf(request)).sub}`;
-      } catch {
-        return `ip:${request.ip}`;
+    const { counters, keyPrefix, slotGroupOf, windowMs, countedWithBudget } = options;
+
+    async function spenderOf(request: FastifyRequest): Promise<{ budget: string; userId: string | null }> {
+      if (request.headers.authorization) {
+        try {
+          const { sub } = await app.principalOf(request);
+          return { budget: `user:${sub}`, userId: sub };
+        } catch {
+          // a token that does not verify is anonymous: it cannot open a budget of its own
+        }
       }
+      return { budget: `ip:${request.ip}`, userId: null };
     }
 
-    await app.register(rateLimit, {
-      global: true,
-      hook: 'onRequest',
-      store: requestBudgetStore(options.counters, options.slotGroupOf, options.keyPrefix, options.onUnchecked),
-      timeWindow: options.windowMs,
-      max: async (_request, key) => (key.startsWith('user:') ? options.perUser : options.perIp),
-      keyGenerator: budgetOf,
-      allowList: (request) => UNLIMITED_ROUTES.test(request.routeOptions.url ?? ''),
-      // Redis away: checkouts fail on their own with 503; reads from MySQL still work, counted by onUnchecked
-      skipOnError: true,
-      errorResponseBuilder: (_request, context) => rateLimited(Math.max(1, Math.ceil(context.ttl / 1000))),
+    /** Counts the budget, and the counter spent with it when there is one (one call when they share a slot group). */
+    async function spend(request: FastifyRequest, budgetCounter: WindowCounter & { slotGroup: string }, userId: string | null) {
+      const alongside = userId ? (countedWithBudget?.counterFor(request, userId) ?? null) : null;
+      if (!alongside) return counters.count(budgetCounter.slotGroup, budgetCounter.key, budgetCounter.windowMs);
+      const [spent, counted] =
+        alongside.slotGroup === budgetCounter.slotGroup
+          ? await counters.countEach(budgetCounter.slotGroup, [budgetCounter, alongside])
+          : await Promise.all([counters.count(budgetCounter.slotGroup, budgetCounter.key, budgetCounter.windowMs), counters.count(alongside.slotGroup, alongside.key, alongside.windowMs)]);
+      countedWithBudget!.record(request, counted!.count);
+      return spent!;
+    }
+
+    // onRequest, at the root: every route and the not-found handler, before any body is read
+    app.addHook('onRequest', async (request, reply) => {
+      if (UNLIMITED_ROUTES.test(request.routeOptions.url ?? '')) return;
+      const { budget, userId } = await spenderOf(request);
+      const max = userId ? options.perUser : options.perIp;
+      const slotGroup = slotGroupOf(budget);
+      let spent;
+      try {
+        spent = await spend(request, { slotGroup, key: `${keyPrefix}${slotGroup}:rate:${budget}`, windowMs }, userId);
+      } catch {
+        // Redis away: checkouts fail on their own with 503; reads from MySQL still work, counted by onUnchecked
+        options.onUnchecked();
+        return;
+      }
+      const resetSeconds = Math.ceil(spent.msLeft / 1000);
+      void reply.header('x-ratelimit-limit', max).header('x-ratelimit-remaining', Math.max(0, max - spent.count)).header('x-ratelimit-reset', resetSeconds);
+      if (spent.count > max) throw rateLimited(Math.max(1, resetSeconds));
     });
   },
   { name: 'rate-limit', dependencies: ['auth'] },
