@@ -148,7 +148,7 @@ async function countPerRequest(name: string, server: Server, run: (limit: LoadLi
   for (let round = 0; round < rounds; round++) await run({ amount: Math.ceil(WARMUP_REQUESTS / rounds) });
   const coreUse = CoreUse.start({ server: pidsOf([server]), ...services });
   const { result, counted } = await countInstructions(server.child.pid!, callgrindDir, () => run({ amount: COUNTED_REQUESTS }));
-  const perRequest = (instructions: number) => Math.round(instructions / result.requests);
+  const perRequest = (count: number) => Math.round(count / result.requests);
   const row = { name, ...result, rssMb: server.peakRssMb(), cores: coreUse.read(), instructionsPerRequest: perRequest(counted.total), gcInstructionsPerRequest: perRequest(counted.garbageCollector) };
   console.log(`  ${name}: ${row.instructionsPerRequest} instructions per request, ${row.gcInstructionsPerRequest} of them garbage collection (${result.requests} counted), codes ${JSON.stringify(row.statusCodes)}`);
   return row;

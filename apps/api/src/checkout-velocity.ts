@@ -13,14 +13,14 @@ export class CheckoutVelocity {
    * buyer's budget (one round trip per checkout instead of two), in the buyer's stock group:
    * one hash tag, so one Redis Cluster node.
    */
-  counterOf(userId: string): WindowCounter & { slotGroup: string } {
+  counterOf(userId: string): WindowCounter {
     const slotGroup = this.keys.groupOf(userId);
     return { slotGroup, key: `${this.keys.prefix}${slotGroup}:velocity:${userId}`, windowMs: this.windowMs };
   }
 
   /** Records one attempt and returns the buyer's attempts in the current window, this one included. */
   async attempt(userId: string): Promise<number> {
-    const { slotGroup, key, windowMs } = this.counterOf(userId);
-    return (await this.counters.count(slotGroup, key, windowMs)).count;
+    const [attempts] = await this.counters.countEach([this.counterOf(userId)]);
+    return attempts!.count;
   }
 }

@@ -7,8 +7,9 @@ export interface WindowCount {
   msLeft: number;
 }
 
-/** One fixed-window counter: its key (with the hash tag of its slot group) and its window. */
+/** One fixed-window counter: its slot group (the hash tag its key carries), its key and its window. */
 export interface WindowCounter {
+  slotGroup: string;
   key: string;
   windowMs: number;
 }
@@ -29,12 +30,18 @@ export class WindowCounters {
   }
 
   async count(slotGroup: string, key: string, windowMs: number): Promise<WindowCount> {
-    const [count] = await this.countEach(slotGroup, [{ key, windowMs }]);
+    const [count] = await this.countEach([{ slotGroup, key, windowMs }]);
     return count!;
   }
 
-  /** Counts one event on each counter (all in `slotGroup`) in one script call; the counts in the same order. */
-  async countEach(slotGroup: string, counters: readonly WindowCounter[]): Promise<WindowCount[]> {
+  /**
+   * Counts one event on each counter; the counts in the same order. Counters of one slot group
+   * (the usual case: a buyer's budget and checkout attempts) go in one script call; a script
+   * must stay on one Redis Cluster node, so counters of different groups go one call each.
+   */
+  async countEach(counters: readonly WindowCounter[]): Promise<WindowCount[]> {
+    const slotGroup = counters[0]?.slotGroup ?? '';
+    if (counters.some((counter) => counter.slotGroup !== slotGroup)) return Promise.all(counters.map(async (counter) => (await this.countEach([counter]))[0]!));
     const reply = await this.pipelines.send<number[]>(slotGroup, (pipeline) =>
       pipeline.countInWindows(counters.length, ...counters.map((counter) => counter.key), ...counters.map((counter) => counter.windowMs)),
     );

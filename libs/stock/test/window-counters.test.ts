@@ -40,4 +40,21 @@ describe('fixed-window counters (request budgets, checkout velocity)', () => {
     expect(await counters.count('{g0}', `${prefix}stuck`, 60_000)).toEqual({ count: 8, msLeft: 60_000 });
     expect(await redis.pttl(`${prefix}stuck`)).toBeGreaterThan(55_000);
   });
+
+  it('counts several counters at once, each in its own window, in the order asked, whether they share a slot group or not', async () => {
+    const other = `t:window_${prefix.slice(9, 17)}:{g1}:`;
+    try {
+      await counters.count('{g0}', `${prefix}budget`, 60_000);
+      const counts = await counters.countEach([
+        { slotGroup: '{g0}', key: `${prefix}budget`, windowMs: 60_000 },
+        { slotGroup: '{g0}', key: `${prefix}attempts`, windowMs: 5_000 },
+        { slotGroup: '{g1}', key: `${other}attempts`, windowMs: 5_000 },
+      ]);
+      expect(counts.map((c) => c.count)).toEqual([2, 1, 1]);
+      expect(counts[0]!.msLeft).toBeGreaterThan(55_000);
+      expect(counts.slice(1).map((c) => c.msLeft)).toEqual([5_000, 5_000]);
+    } finally {
+      await redis.del(`${other}attempts`);
+    }
+  });
 });

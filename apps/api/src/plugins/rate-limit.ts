@@ -6,7 +6,7 @@ import { rateLimited } from '../problems.js';
 /** A counter of a signed-in user's counted in the same Redis call as their budget, and where its count goes. */
 export interface CountedWithBudget {
   /** The counter for this request, or null when none applies; in `slotGroup`, the counter key's hash tag. */
-  counterFor(request: FastifyRequest, userId: string): (WindowCounter & { slotGroup: string }) | null;
+  counterFor(request: FastifyRequest, userId: string): WindowCounter | null;
   record(request: FastifyRequest, count: number): void;
 }
 
@@ -59,15 +59,11 @@ export const rateLimitPlugin = fp(
       return { budget: `ip:${request.ip}`, userId: null };
     }
 
-    /** Counts the budget, and the counter spent with it when there is one (one call when they share a slot group). */
-    async function spend(request: FastifyRequest, budgetCounter: WindowCounter & { slotGroup: string }, userId: string | null) {
+    /** Counts the budget, and the counter spent with it when there is one (one script call when they share a slot group). */
+    async function spend(request: FastifyRequest, budgetCounter: WindowCounter, userId: string | null) {
       const alongside = userId ? (countedWithBudget?.counterFor(request, userId) ?? null) : null;
-      if (!alongside) return counters.count(budgetCounter.slotGroup, budgetCounter.key, budgetCounter.windowMs);
-      const [spent, counted] =
-        alongside.slotGroup === budgetCounter.slotGroup
-          ? await counters.countEach(budgetCounter.slotGroup, [budgetCounter, alongside])
-          : await Promise.all([counters.count(budgetCounter.slotGroup, budgetCounter.key, budgetCounter.windowMs), counters.count(alongside.slotGroup, alongside.key, alongside.windowMs)]);
-      countedWithBudget!.record(request, counted!.count);
+      const [spent, counted] = await counters.countEach(alongside ? [budgetCounter, alongside] : [budgetCounter]);
+      if (counted) countedWithBudget!.record(request, counted.count);
       return spent!;
     }
 
