@@ -3,6 +3,7 @@ export type { CheckoutTimeouts, ReservationDurability, CommitOutcome, ReserveSto
 export { MAX_STOCK_BUCKETS, StockKeys, orderGroupSuffix, splitStock } from './stock-keys.js';
 export { StockRebalancer } from './stock-rebalancer.js';
 export type { FinishedTransfer } from './stock-rebalancer.js';
+export { StockScriptCall } from './stock-scripts.js';
 export type { RedisClient } from './stock-scripts.js';
 export { connectRedis, mastersOf } from './redis-connection.js';
 export { orderIdFactory } from './order-ids.js';

@@ -15,7 +15,7 @@ import {
 } from '@orders/domain';
 import { PipelinePerTurn, type BatchGuard } from './pipeline-per-turn.js';
 import { SoldOutSkus } from './sold-out-skus.js';
-import { defineStockScripts, type RedisClient } from './stock-scripts.js';
+import { queueStockScript, runStockScript, type RedisClient } from './stock-scripts.js';
 import { MAX_STOCK_BUCKETS, StockKeys, splitStock } from './stock-keys.js';
 
 export interface CheckoutTimeouts {
@@ -174,7 +174,6 @@ export class Inventory {
   ) {
     this.keys = new StockKeys(keyPrefix);
     this.stockReturned = `${keyPrefix}stock-returned`;
-    defineStockScripts(redis);
     const { durability } = options;
     this.pipelines = new PipelinePerTurn(redis, durability && durability.replicaAcks > 0 ? replicaAcknowledgement(durability) : undefined);
     this.reads = new PipelinePerTurn(redis);
@@ -241,12 +240,10 @@ export class Inventory {
       this.keys.accepted(group),
       this.keys.coupon(group, couponCode),
       this.keys.couponUses(group, couponCode, userId),
-      ...items.flatMap((line) => [this.keys.sku(group, line.skuId), this.keys.bought(group, line.skuId, userId)]),
+      ...this.lineKeys(group, userId, items),
     ];
     const payload = JSON.stringify({ ...request.payload, items });
-    const reply = await this.sendReserve(group, [
-      keys.length,
-      ...keys,
+    const reply = await this.sendReserve(group, keys, [
       orderId,
       userId,
       request.bodyHash,
@@ -336,9 +333,17 @@ export class Inventory {
     return buckets > 1 ? this.keys.bucketOf(userId, buckets) : null;
   }
 
+  /** Per line, its SKU's counters and the buyer's bought counter, as the reserve and release scripts take them. */
+  private lineKeys(group: string, userId: string, items: readonly OrderLineRequest[]): string[] {
+    // a loop, not flatMap: V8's flattening costs ~0.5 µs here, on every checkout
+    const keys: string[] = [];
+    for (const line of items) keys.push(this.keys.sku(group, line.skuId), this.keys.bought(group, line.skuId, userId));
+    return keys;
+  }
+
   /** The reservations of one event-loop turn share a pipeline per group (PipelinePerTurn). */
-  private sendReserve(group: string, args: [number, ...(string | number)[]]): Promise<ReserveReply> {
-    return this.pipelines.send(group, (pipeline) => pipeline.reserveStock(...args));
+  private sendReserve(group: string, keys: string[], args: (string | number)[]): Promise<ReserveReply> {
+    return this.pipelines.send(group, (pipeline) => queueStockScript(pipeline, 'reserveStock', keys, args));
   }
 
   /** Returns true when this call gave the stock back, false when it was already released or committed. */
@@ -349,9 +354,9 @@ export class Inventory {
     const keys = [
       this.keys.order(group, orderId),
       this.keys.couponUses(group, stored.payload.couponCode ?? '', userId),
-      ...stored.payload.items.flatMap((line) => [this.keys.sku(group, line.skuId), this.keys.bought(group, line.skuId, userId)]),
+      ...this.lineKeys(group, userId, stored.payload.items),
     ];
-    const released = (await this.redis.releaseStock(keys.length, ...keys, reason)) === 1;
+    const released = (await runStockScript(this.redis, 'releaseStock', keys, [reason])) === 1;
     if (released) this.announceReturned(stored.payload.items.map((line) => line.skuId));
     return released;
   }
@@ -365,7 +370,7 @@ export class Inventory {
     if (!order.couponCode) return false;
     const group = this.keys.groupOfOrder(order.orderId);
     const keys = [this.keys.order(group, order.orderId), this.keys.couponUses(group, order.couponCode, order.userId), this.keys.couponGivenBack(group, order.orderId)];
-    return (await this.redis.releaseCoupon(keys.length, ...keys)) === 1;
+    return (await runStockScript(this.redis, 'releaseCoupon', keys, [])) === 1;
   }
 
   /** Publishes a coupon for checkout in every group: how many orders of one buyer may use it, and when. */
@@ -386,7 +391,7 @@ export class Inventory {
     const stored = await this.readReservation(group, orderId);
     if (!stored) return { status: 'missing' };
     const keys = [this.keys.order(group, orderId), ...stored.payload.items.map((line) => this.keys.sku(group, line.skuId))];
-    const [code, lineIndex] = await this.redis.commitStock(keys.length, ...keys);
+    const [code, lineIndex] = await runStockScript(this.redis, 'commitStock', keys, []);
     switch (code) {
       case 1:
         return { status: 'committed' };
@@ -412,7 +417,7 @@ export class Inventory {
     if (lines.length === 0) return false;
     const group = this.keys.groupOfOrder(orderId);
     const keys = [this.keys.restock(group, ref), ...lines.map((line) => this.keys.sku(group, line.skuId))];
-    const restocked = (await this.redis.restockStock(keys.length, ...keys, ...lines.map((line) => line.qty), RESTOCK_MARKER_TTL_MS)) === 1;
+    const restocked = (await runStockScript(this.redis, 'restockStock', keys, [...lines.map((line) => line.qty), RESTOCK_MARKER_TTL_MS])) === 1;
     if (restocked) this.announceReturned(lines.map((line) => line.skuId));
     return restocked;
   }
@@ -480,15 +485,11 @@ export class Inventory {
     const shares = splitStock(rules.available, buckets);
     const results = await Promise.all(
       shares.map((share, bucket) =>
-        this.redis.initSku(
-          1,
-          this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId),
-          share,
-          rules.deduction,
-          rules.saleStartsAt?.getTime() ?? 0,
-          rules.saleEndsAt?.getTime() ?? 0,
-          rules.perUserLimit,
-          buckets,
+        runStockScript(
+          this.redis,
+          'initSku',
+          [this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId)],
+          [share, rules.deduction, rules.saleStartsAt?.getTime() ?? 0, rules.saleEndsAt?.getTime() ?? 0, rules.perUserLimit, buckets],
         ),
       ),
     );
@@ -523,9 +524,9 @@ export class Inventory {
   async setAvailable(skuId: string, available: number): Promise<number | null> {
     const buckets = (await this.bucketsOf([skuId])).get(skuId)!;
     const [first, ...rest] = splitStock(available, buckets);
-    const [previous, generation] = await this.redis.setStock(1, this.keys.sku(this.keys.bucketGroup(0), skuId), first!, 0);
+    const [previous, generation] = await runStockScript(this.redis, 'setStock', [this.keys.sku(this.keys.bucketGroup(0), skuId)], [first!, 0]);
     if (previous < 0) return null;
-    const others = await Promise.all(rest.map((share, i) => this.redis.setStock(1, this.keys.sku(this.keys.bucketGroup(i + 1), skuId), share, generation)));
+    const others = await Promise.all(rest.map((share, i) => runStockScript(this.redis, 'setStock', [this.keys.sku(this.keys.bucketGroup(i + 1), skuId)], [share, generation])));
     this.announceReturned([skuId]);
     return others.reduce((sum, [units]) => sum + Math.max(units, 0), previous);
   }
@@ -565,7 +566,7 @@ export class Inventory {
   async takeForTransfer(transfer: StockTransfer, now: Date): Promise<TakenTransfer> {
     const group = this.keys.bucketGroup(transfer.from);
     const keys = [this.keys.sku(group, transfer.skuId), this.keys.transfer(group, transfer.transferId), this.keys.openTransfers(group)];
-    const [qty, generation] = await this.redis.takeStock(keys.length, ...keys, transfer.transferId, transfer.qty, transfer.skuId, transfer.to, now.getTime(), TRANSFER_RECORD_TTL_MS);
+    const [qty, generation] = await runStockScript(this.redis, 'takeStock', keys, [transfer.transferId, transfer.qty, transfer.skuId, transfer.to, now.getTime(), TRANSFER_RECORD_TTL_MS]);
     return { ...transfer, qty, generation };
   }
 
@@ -576,7 +577,7 @@ export class Inventory {
   async giveForTransfer(transfer: TakenTransfer): Promise<GiveOutcome> {
     const group = this.keys.bucketGroup(transfer.to);
     const keys = [this.keys.sku(group, transfer.skuId), this.keys.transfer(group, transfer.transferId)];
-    const code = await this.redis.giveStock(keys.length, ...keys, transfer.qty, transfer.generation, TRANSFER_RECORD_TTL_MS);
+    const code = await runStockScript(this.redis, 'giveStock', keys, [transfer.qty, transfer.generation, TRANSFER_RECORD_TTL_MS]);
     if (code === -1) throw new Error(`bucket ${transfer.to} of SKU ${transfer.skuId} has no counters to give ${transfer.qty} units to`);
     const outcome = GIVE_OUTCOMES[code];
     if (!outcome) throw new Error(`giveStock answered an unknown code ${String(code)}`);

@@ -1,5 +1,5 @@
 import { PipelinePerTurn } from './pipeline-per-turn.js';
-import { defineStockScripts, type RedisClient } from './stock-scripts.js';
+import { queueStockScript, type RedisClient } from './stock-scripts.js';
 
 export interface WindowCount {
   /** events counted in the current window, this one included */
@@ -25,7 +25,6 @@ export class WindowCounters {
   private readonly pipelines: PipelinePerTurn;
 
   constructor(redis: RedisClient) {
-    defineStockScripts(redis);
     this.pipelines = new PipelinePerTurn(redis);
   }
 
@@ -43,7 +42,12 @@ export class WindowCounters {
     const slotGroup = counters[0]?.slotGroup ?? '';
     if (counters.some((counter) => counter.slotGroup !== slotGroup)) return Promise.all(counters.map(async (counter) => (await this.countEach([counter]))[0]!));
     const reply = await this.pipelines.send<number[]>(slotGroup, (pipeline) =>
-      pipeline.countInWindows(counters.length, ...counters.map((counter) => counter.key), ...counters.map((counter) => counter.windowMs)),
+      queueStockScript(
+        pipeline,
+        'countInWindows',
+        counters.map((counter) => counter.key),
+        counters.map((counter) => counter.windowMs),
+      ),
     );
     return counters.map((_, i) => ({ count: reply[2 * i]!, msLeft: reply[2 * i + 1]! }));
   }

@@ -1,7 +1,7 @@
 import { BucketedSkuSoldAlone, OutOfStock } from '@orders/domain';
-import { Inventory, StockKeys, StockRebalancer, splitStock, type FinishedTransfer } from '@orders/stock';
+import { Inventory, StockKeys, StockRebalancer, StockScriptCall, splitStock, type FinishedTransfer } from '@orders/stock';
 import { buyerAddress } from '@orders/testing';
-import { Redis } from 'ioredis';
+import { Redis, type Command } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -39,10 +39,14 @@ describe('stock buckets and the transfers between them', () => {
     const connection = new Proxy(redis, {
       get(target, property) {
         const value: unknown = Reflect.get(target, property, target);
-        if (property !== script) return typeof value === 'function' ? value.bind(target) : value;
-        return async (...args: Parameters<Redis['setStock']>) => {
-          if (args[1] === key) await meanwhile();
-          return target[script](...args);
+        if (property !== 'sendCommand') return typeof value === 'function' ? value.bind(target) : value;
+        return (command: Command) => {
+          if (!(command instanceof StockScriptCall && command.scriptName === script && command.args[2] === key)) return target.sendCommand(command);
+          // its reply is the command's promise, whenever it is sent
+          meanwhile().then(
+            () => target.sendCommand(command),
+            (error: Error) => command.reject(error),
+          );
         };
       },
     });
