@@ -132,6 +132,25 @@ describe('flash-sale checkout', () => {
     expect((await api.request('GET', '/v1/admin/skus/IDEMPOTENT', { token: admin })).body.stock.available).toBe(46);
   });
 
+  it('records the same hash of a body as every earlier release, so a retry across a rolling deploy is a replay', async () => {
+    await createFlashSku('GOLDEN', 10, 5);
+    // keys out of order, two lines of one SKU, text JSON escapes differently: the hash's inputs that a rewrite could change
+    const body = {
+      orderType: 'flash_sale',
+      items: [
+        { skuId: 'GOLDEN', qty: 1 },
+        { qty: 2, skuId: 'GOLDEN' },
+      ],
+      address: { postalCode: '211 20', name: 'Zoë "Zo" Ångström', phone: '+46 40 123 45', line1: "1 Rue de l'Église\\B", city: 'Malmö', country: 'SE' },
+    };
+    const accepted = await checkout('golden-buyer', 'rolling-deploy', body);
+    expect(accepted.status).toBe(202);
+    const recorded = await env.redis.hget(`${env.config.REDIS_KEY_PREFIX}{g0}:idem:golden-buyer:rolling-deploy`, 'h');
+    // pinned: an api of the next release must hash this body to what this one stored with the key
+    expect(recorded).toBe('u87uXDgmq6390TtL60ZmXI54GJGmsOPLfOPbaAk52HA');
+    expect((await checkout('golden-buyer', 'rolling-deploy', body)).body).toEqual(accepted.body);
+  });
+
   it('shows a queued order as ACCEPTED to its buyer, then its persisted state', async () => {
     await createFlashSku('STATUS', 10, 0);
     const accepted = await checkout('status-buyer', 'status-1', { items: [{ skuId: 'STATUS', qty: 1 }], address: buyerAddress });
