@@ -2,7 +2,7 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { StockLedgerRepository } from '@orders/persistence';
 import { StockRebalancer, WindowCounters } from '@orders/stock';
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { AppDeps } from './app-deps.js';
 import { CheckoutIntake } from './checkout-intake.js';
 import { CheckoutVelocity } from './checkout-velocity.js';
@@ -69,7 +69,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     // A sale's requests are nearly all checkouts, and their two request lines each cost a
     // checkout ~20 % of its CPU (bench/README item 26): written only when asked for. Their
     // outcomes are counted (checkouts_total), their errors logged either way.
-    disableRequestLogging: config.LOG_CHECKOUT_REQUESTS ? false : isCheckout,
+    logController: new LogController({ disableRequestLogging: config.LOG_CHECKOUT_REQUESTS ? false : isCheckout }),
     bodyLimit: config.BODY_LIMIT_BYTES,
     // the load balancer's idle timeout must stay below this one
     keepAliveTimeout: 72_000,
