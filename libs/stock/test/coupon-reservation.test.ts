@@ -1,6 +1,6 @@
 import { CouponNotValid, CouponUsedUp } from '@orders/domain';
 import { Inventory } from '@orders/stock';
-import { buyerAddress } from '@orders/testing';
+import { buyerAddress, reservationOf } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +11,6 @@ describe('coupons reserved with the stock, in one script', () => {
   const now = new Date();
   let redis: Redis;
   let inventory: Inventory;
-  let n = 0;
 
   beforeAll(async () => {
     redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -27,16 +26,7 @@ describe('coupons reserved with the stock, in one script', () => {
   });
 
   const reserve = (userId: string, couponCode: string | null) =>
-    inventory.reserveStock({
-      orderId: `ORDER${String(++n).padStart(21, '0')}`,
-      userId,
-      idempotencyKey: `k${n}`,
-      bodyHash: `h${n}`,
-      requestedType: null,
-      items: [{ skuId: 'A', qty: 1 }],
-      payload: { address: buyerAddress, couponCode },
-      now,
-    });
+    inventory.reserveStock(reservationOf(userId, [{ skuId: 'A', qty: 1 }], { payload: { address: buyerAddress, couponCode }, now }));
   const available = async () => (await inventory.getSkuStock('A'))!.available;
 
   it('takes one use per order up to the buyer’s limit; the next checkout is refused whole, and a release gives the use back once', async () => {

@@ -1,6 +1,6 @@
 import { IdempotencyConflict, LimitExceeded, OutOfStock, SaleNotActive, UnknownSku } from '@orders/domain';
-import { Inventory } from '@orders/stock';
-import { buyerAddress } from '@orders/testing';
+import { Inventory, type ReserveStockRequest } from '@orders/stock';
+import { reservationOf } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,6 @@ describe('the stock scripts', () => {
   let inventory: Inventory;
   // the scripts expire keys at times derived from `now` on Redis's own clock, so `now` is today
   const now = new Date();
-  let n = 0;
 
   beforeAll(async () => {
     redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -31,17 +30,8 @@ describe('the stock scripts', () => {
     redis.disconnect();
   });
 
-  const reserve = (userId: string, items: Array<{ skuId: string; qty: number }>, extra: { key?: string; bodyHash?: string; requestedType?: 'standard' | 'flash_sale' } = {}) =>
-    inventory.reserveStock({
-      orderId: `ORDER${String(++n).padStart(21, '0')}`,
-      userId,
-      idempotencyKey: extra.key ?? `k${n}`,
-      bodyHash: extra.bodyHash ?? `h${n}`,
-      requestedType: extra.requestedType ?? null,
-      items,
-      payload: { address: buyerAddress, couponCode: null },
-      now,
-    });
+  const reserve = (userId: string, items: Array<{ skuId: string; qty: number }>, extra: Partial<ReserveStockRequest> = {}) =>
+    inventory.reserveStock(reservationOf(userId, items, { now, ...extra }));
 
   it('reserves every line of an order or none of them', async () => {
     await expect(reserve('u1', [{ skuId: 'A', qty: 2 }, { skuId: 'B', qty: 2 }])).rejects.toBeInstanceOf(OutOfStock);
@@ -76,11 +66,11 @@ describe('the stock scripts', () => {
   });
 
   it('replays the same key and body, and refuses the same key with another body', async () => {
-    const first = await reserve('u2', [{ skuId: 'A', qty: 1 }], { key: 'same', bodyHash: 'body-1' });
-    const again = await reserve('u2', [{ skuId: 'A', qty: 1 }], { key: 'same', bodyHash: 'body-1' });
+    const first = await reserve('u2', [{ skuId: 'A', qty: 1 }], { idempotencyKey: 'same', bodyHash: 'body-1' });
+    const again = await reserve('u2', [{ skuId: 'A', qty: 1 }], { idempotencyKey: 'same', bodyHash: 'body-1' });
     expect(again.created).toBe(false);
     expect(again.order.orderId).toBe(first.order.orderId);
-    await expect(reserve('u2', [{ skuId: 'A', qty: 2 }], { key: 'same', bodyHash: 'body-2' })).rejects.toBeInstanceOf(IdempotencyConflict);
+    await expect(reserve('u2', [{ skuId: 'A', qty: 2 }], { idempotencyKey: 'same', bodyHash: 'body-2' })).rejects.toBeInstanceOf(IdempotencyConflict);
     expect(await redis.pttl(inventory.keys.idempotency('{g0}', 'u2', 'same'))).toBeGreaterThan(23 * HOUR);
   });
 

@@ -1,5 +1,5 @@
 import { Inventory, WindowCounters } from '@orders/stock';
-import { buyerAddress, startRedisServer, type RedisServer } from '@orders/testing';
+import { reservationOf, startRedisServer, type RedisServer } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -10,7 +10,6 @@ describe('the stock scripts when Redis has forgotten them', () => {
   let server: RedisServer;
   let redis: Redis;
   let inventory: Inventory;
-  let n = 0;
 
   beforeAll(async () => {
     server = await startRedisServer();
@@ -24,16 +23,7 @@ describe('the stock scripts when Redis has forgotten them', () => {
   });
 
   const reserve = (userId: string, qty: number) =>
-    inventory.reserveStock({
-      orderId: `ORDER${String(++n).padStart(21, '0')}`,
-      userId,
-      idempotencyKey: `k${n}`,
-      bodyHash: `h${n}`,
-      requestedType: null,
-      items: [{ skuId: 'KEPT', qty }],
-      payload: { address: buyerAddress, couponCode: null },
-      now: new Date(),
-    });
+    inventory.reserveStock(reservationOf(userId, [{ skuId: 'KEPT', qty }]));
 
   const noscriptErrors = async () => Number(/errorstat_NOSCRIPT:count=(\d+)/.exec(await redis.info('errorstats'))?.[1] ?? 0);
 

@@ -1,6 +1,6 @@
 import { IdempotencyConflict, OutOfStock } from '@orders/domain';
 import { Inventory, SoldOutSkus, StockRebalancer } from '@orders/stock';
-import { buyerAddress, waitFor } from '@orders/testing';
+import { reservationOf, waitFor } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,6 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
   let inventory: Inventory;
   /** Another process (a worker, another api) on the same Redis, that gives units back. */
   let elsewhere: Inventory;
-  let n = 0;
 
   beforeAll(async () => {
     redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -36,10 +35,10 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
     inventory.initSku({ skuId, available, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
 
   /** What the intake does: the memory first, then the reservation script. */
-  const checkoutAt = async (at: Inventory, userId: string, items: Array<{ skuId: string; qty: number }>, key = `k${++n}`, bodyHash = `h-${key}`) => {
-    const now = new Date();
-    await at.refuseIfSoldOut(userId, key, items, now);
-    return at.reserveStock({ orderId: `ORDER${String(++n).padStart(21, '0')}`, userId, idempotencyKey: key, bodyHash, requestedType: null, items, payload: { address: buyerAddress, couponCode: null }, now });
+  const checkoutAt = async (at: Inventory, userId: string, items: Array<{ skuId: string; qty: number }>, key?: string, bodyHash?: string) => {
+    const request = reservationOf(userId, items, key ? { idempotencyKey: key, bodyHash: bodyHash ?? `h-${key}` } : {});
+    await at.refuseIfSoldOut(userId, request.idempotencyKey, items, request.now);
+    return at.reserveStock(request);
   };
   const checkout = (userId: string, items: Array<{ skuId: string; qty: number }>, key?: string, bodyHash?: string) => checkoutAt(inventory, userId, items, key, bodyHash);
 
@@ -75,7 +74,7 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
     await checkout('nia', [{ skuId: 'ONE-EACH', qty: 1 }]);
     const withoutMemory = new Inventory(redis, prefix, { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR });
     const again = (from: Inventory) =>
-      from.reserveStock({ orderId: `ORDER${String(++n).padStart(21, '0')}`, userId: 'nia', idempotencyKey: `again-${n}`, bodyHash: 'h', requestedType: null, items: [{ skuId: 'ONE-EACH', qty: 1 }], payload: { address: buyerAddress, couponCode: null }, now: new Date() });
+      from.reserveStock(reservationOf('nia', [{ skuId: 'ONE-EACH', qty: 1 }]));
     await expect(again(withoutMemory)).rejects.toBeInstanceOf(OutOfStock);
     await expect(checkout('nia', [{ skuId: 'ONE-EACH', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
   });

@@ -1,6 +1,6 @@
 import { BucketedSkuSoldAlone, OutOfStock } from '@orders/domain';
 import { Inventory, StockKeys, StockRebalancer, StockScriptCall, splitStock, type FinishedTransfer } from '@orders/stock';
-import { buyerAddress } from '@orders/testing';
+import { reservationOf } from '@orders/testing';
 import { Redis, type Command } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,6 @@ describe('stock buckets and the transfers between them', () => {
   let inventory: Inventory;
   const recorded: FinishedTransfer[] = [];
   let rebalancer: StockRebalancer;
-  let n = 0;
 
   const rebalancerOn = (on: Inventory) =>
     new StockRebalancer({
@@ -70,16 +69,7 @@ describe('stock buckets and the transfers between them', () => {
   });
 
   const reserve = (userId: string, items: Array<{ skuId: string; qty: number }>) =>
-    inventory.reserveStock({
-      orderId: `ORDER${String(++n).padStart(21, '0')}`,
-      userId,
-      idempotencyKey: `k${n}`,
-      bodyHash: `h${n}`,
-      requestedType: null,
-      items,
-      payload: { address: buyerAddress, couponCode: null },
-      now,
-    });
+    inventory.reserveStock(reservationOf(userId, items, { now }));
   const available = async (skuId: string) => (await inventory.bucketStock(skuId))!.map((bucket) => bucket.available);
   /** `buyers` buyers of one unit each, all at once; returns how many got one (the others heard OUT_OF_STOCK). */
   const race = async (skuId: string, buyers: number) => {

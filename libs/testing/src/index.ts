@@ -8,6 +8,7 @@ export type { HttpClient, HttpAnswer } from './http-client.js';
 export { startApiProcess } from './api-process.js';
 export type { ApiProcess } from './api-process.js';
 export { createSku } from './catalog.js';
+export { reservationOf } from './reservations.js';
 export { settledSaleInvariants } from './invariants.js';
 export type { SaleUnderCheck, SaleInvariants, SkuStockCheck } from './invariants.js';
 export { startRedisServer } from './redis-server.js';
