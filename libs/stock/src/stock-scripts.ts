@@ -57,7 +57,7 @@ const NO_ARGUMENTS: never[] = [];
  * flushed script cache). Built here rather than through `defineCommand` because ioredis'
  * Command constructor copies its arguments with `Array.prototype.flat`, ~80 ns an argument
  * on Node 20 and an array slow to read afterwards: a reservation has ~20 arguments, and
- * setting them directly took 11 % off a checkout's instructions (bench/README item 28).
+ * setting them directly took 13 % off a checkout's instructions (bench/README item 28).
  */
 export class StockScriptCall extends Command {
   private readonly script: StockScript;
@@ -69,9 +69,8 @@ export class StockScriptCall extends Command {
     args: readonly (string | number)[],
   ) {
     super('evalsha', NO_ARGUMENTS, { replyEncoding: 'utf8' });
-    const script = SCRIPTS[scriptName];
-    this.script = script;
-    this.args = [script.sha, keys.length, ...keys, ...args];
+    this.script = SCRIPTS[scriptName];
+    this.args = [this.script.sha, keys.length, ...keys, ...args];
     // as the constructor does with the arguments it is given: numbers become strings
     this.stringifyArguments();
   }
