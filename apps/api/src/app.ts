@@ -10,7 +10,7 @@ import { authPlugin } from './plugins/auth.js';
 import { consolePlugin } from './plugins/console.js';
 import { docsPlugin } from './plugins/docs.js';
 import { metricsPlugin } from './plugins/metrics.js';
-import { problemDetailsPlugin } from './plugins/problem-details.js';
+import { answerClientError, problemDetailsPlugin } from './plugins/problem-details.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { securityHeadersPlugin } from './plugins/security-headers.js';
 import { QueueDepthSampler } from './queue-depth.js';
@@ -71,6 +71,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     // outcomes are counted (checkouts_total), their errors logged either way.
     logController: new LogController({ disableRequestLogging: config.LOG_CHECKOUT_REQUESTS ? false : isCheckout }),
     bodyLimit: config.BODY_LIMIT_BYTES,
+    clientErrorHandler: answerClientError,
     // the load balancer's idle timeout must stay below this one
     keepAliveTimeout: 72_000,
     requestIdHeader: 'x-request-id',

@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { connect } from 'node:net';
 import { buyerAddress, createSku, createTestEnv, signToken, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
@@ -72,6 +73,33 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect(response.status).toBe(status);
     expect(String(response.headers['content-type'])).toMatch(/^application\/problem\+json/);
     expect(response.body).toMatchObject({ status, code, title: expect.any(String), detail: expect.any(String), type: expect.stringContaining('problem') });
+  });
+
+  /** Sends bytes as they are (no client would send these) and reads what comes back until the api closes the connection. */
+  const rawExchange = (url: string, request: string) =>
+    new Promise<string>((resolve, reject) => {
+      const { hostname, port } = new URL(url);
+      let answer = '';
+      const socket = connect(Number(port), hostname, () => socket.end(request));
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(answer));
+    });
+
+  it('answers what the HTTP parser refuses (a forbidden byte in a header, oversized headers) in problem details too, and closes the connection', async () => {
+    const body = JSON.stringify(valid);
+    const checkoutWith = (header: string) =>
+      `POST /v1/orders HTTP/1.1\r\nhost: shop\r\nauthorization: Bearer ${buyer}\r\nidempotency-key: raw-${header.length}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${header}\r\n\r\n${body}`;
+    for (const [header, status, code] of [
+      ['x-note: a\u0001b', 400, 'BAD_REQUEST'],
+      [`x-note: ${'a'.repeat(20_000)}`, 431, 'HEADERS_TOO_LARGE'],
+    ] as const) {
+      const [head, json] = (await rawExchange(api.url, checkoutWith(header))).split('\r\n\r\n');
+      expect(head).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+      expect(head).toMatch(/^content-type: application\/problem\+json$/im);
+      expect(head).toMatch(/^connection: close$/im);
+      expect(JSON.parse(json!)).toMatchObject({ status, code, title: expect.any(String), detail: expect.any(String), type: expect.stringContaining('problem') });
+    }
   });
 
   it('reserved nothing and queued nothing for any of them', async () => {

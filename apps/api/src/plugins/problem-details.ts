@@ -1,6 +1,8 @@
 import { DomainError } from '@orders/domain';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { HttpProblem, STATUS_OF_CODE, problem } from '../problems.js';
 
 const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
@@ -14,6 +16,28 @@ const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
 function send(reply: FastifyReply, status: number, code: string, detail: string, retryAfterSeconds?: number) {
   if (retryAfterSeconds !== undefined) void reply.header('retry-after', String(retryAfterSeconds));
   return reply.code(status).type('application/problem+json').send(problem(status, code, detail, reply.request.url));
+}
+
+/** What Node's HTTP parser refuses before Fastify sees a request, by its error code. */
+const CLIENT_ERRORS: Record<string, { status: number; code: string; detail: string }> = {
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'REQUEST_TIMEOUT', detail: 'The request did not arrive in time' },
+  HPE_HEADER_OVERFLOW: { status: 431, code: 'HEADERS_TOO_LARGE', detail: 'The request headers are larger than the api accepts' },
+};
+
+/**
+ * Fastify's `clientErrorHandler`: a request the HTTP parser refused (a header with characters
+ * HTTP does not allow, headers past the size limit, one that took too long) gets problem
+ * details like any other error, instead of Fastify's own JSON, and the connection is closed.
+ */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  // a reset connection has no one left to answer
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const { status, code, detail } = CLIENT_ERRORS[error.code ?? ''] ?? { status: 400, code: 'BAD_REQUEST', detail: 'The request is not valid HTTP' };
+  const body = JSON.stringify(problem(status, code, detail));
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(error);
 }
 
 /**
