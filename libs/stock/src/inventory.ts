@@ -15,7 +15,7 @@ import {
 } from '@orders/domain';
 import { PipelinePerTurn, type BatchGuard } from './pipeline-per-turn.js';
 import { SoldOutSkus } from './sold-out-skus.js';
-import { queueStockScript, runStockScript, type RedisClient } from './stock-scripts.js';
+import { queueStockScript, runStockScript, type RedisClient, type StockScriptReply } from './stock-scripts.js';
 import { MAX_STOCK_BUCKETS, StockKeys, splitStock } from './stock-keys.js';
 
 export interface CheckoutTimeouts {
@@ -110,8 +110,6 @@ interface StoredReservation {
   acceptedAt: number;
   payload: Pick<AcceptedOrder, 'address' | 'couponCode' | 'items'>;
 }
-
-type ReserveReply = Array<number | string>;
 
 /** A restock reference is remembered far longer than any job retries or after-sales window. */
 const RESTOCK_MARKER_TTL_MS = 90 * 24 * 3600 * 1000;
@@ -342,7 +340,7 @@ export class Inventory {
   }
 
   /** The reservations of one event-loop turn share a pipeline per group (PipelinePerTurn). */
-  private sendReserve(group: string, keys: string[], args: (string | number)[]): Promise<ReserveReply> {
+  private sendReserve(group: string, keys: string[], args: (string | number)[]): Promise<StockScriptReply<'reserveStock'>> {
     return this.pipelines.send(group, (pipeline) => queueStockScript(pipeline, 'reserveStock', keys, args));
   }
 

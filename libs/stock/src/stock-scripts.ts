@@ -19,6 +19,7 @@ interface StockScriptReplies {
 }
 
 export type StockScriptName = keyof StockScriptReplies;
+export type StockScriptReply<N extends StockScriptName> = StockScriptReplies[N];
 
 const SCRIPT_FILES: Record<StockScriptName, string> = {
   reserveStock: 'reserveStock-5+2n.lua',
@@ -106,10 +107,10 @@ function scriptCall(client: RedisClient, name: StockScriptName, keys: readonly s
 }
 
 /** Runs a stock script (`keys` become KEYS, `args` ARGV) and resolves with its reply. */
-export function runStockScript<N extends StockScriptName>(client: RedisClient, name: N, keys: readonly string[], args: readonly (string | number)[]): Promise<StockScriptReplies[N]> {
+export function runStockScript<N extends StockScriptName>(client: RedisClient, name: N, keys: readonly string[], args: readonly (string | number)[]): Promise<StockScriptReply<N>> {
   const call = scriptCall(client, name, keys, args);
   void client.sendCommand(call);
-  return call.promise as Promise<StockScriptReplies[N]>;
+  return call.promise as Promise<StockScriptReply<N>>;
 }
 
 /** Queues a call of a stock script on a pipeline; its reply comes with the pipeline's. */
