@@ -1,7 +1,7 @@
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { StockLedgerRepository } from '@orders/persistence';
-import { StockRebalancer, WindowCounters } from '@orders/stock';
+import { StockRebalancer } from '@orders/stock';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { AppDeps } from './app-deps.js';
 import { CheckoutIntake } from './checkout-intake.js';
@@ -44,13 +44,6 @@ function validatorCompilers() {
   }
   return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
     (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema);
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** A checkout's attempts in the buyer's velocity window, counted with their request budget; null when not counted there. */
-    checkoutAttempts: number | null;
-  }
 }
 
 /** `POST /v1/orders`: nearly every request of a sale. */
@@ -102,25 +95,17 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
   await app.register(securityHeadersPlugin);
   await app.register(docsPlugin);
   await app.register(authPlugin, { secret: config.AUTH_JWT_SECRET, tokenCacheSize: config.AUTH_TOKEN_CACHE_SIZE });
-  // request budgets and checkout velocity: the same counters, one script call for both on a checkout
-  const windowCounters = new WindowCounters(deps.redis);
-  const velocity = new CheckoutVelocity(windowCounters, deps.inventory.keys, config.RISK_VELOCITY_WINDOW_MS);
-  app.decorateRequest('checkoutAttempts', null);
+  // request budgets, and on a checkout the velocity with them, counted in its reservation script
+  const velocity = config.RISK_VELOCITY_MAX_CHECKOUTS > 0 ? new CheckoutVelocity(deps.inventory.keys, config.RISK_VELOCITY_WINDOW_MS, config.RISK_VELOCITY_MAX_CHECKOUTS) : null;
   await app.register(rateLimitPlugin, {
-    counters: windowCounters,
+    counters: deps.inventory.windowCounters,
     keyPrefix: config.REDIS_KEY_PREFIX,
     slotGroupOf: (budget) => deps.inventory.keys.groupOf(budget),
     windowMs: config.RATE_LIMIT_WINDOW_MS,
     perUser: config.RATE_LIMIT_PER_USER,
     perIp: config.RATE_LIMIT_PER_IP,
     onUnchecked: () => deps.metrics.requestBudgetsUnchecked.inc(),
-    countedWithBudget:
-      config.RISK_VELOCITY_MAX_CHECKOUTS > 0
-        ? {
-            counterFor: (request, userId) => (isCheckout(request) ? velocity.counterOf(userId) : null),
-            record: (request, count) => void (request.checkoutAttempts = count),
-          }
-        : undefined,
+    spentByRoute: { applies: isCheckout, alongside: (userId) => velocity?.counterOf(userId) ?? null },
   });
   await app.register(problemDetailsPlugin);
   await app.register(metricsPlugin, { metrics: deps.metrics });
@@ -140,10 +125,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     ordersPerJob: config.ORDERS_PER_JOB,
     clock: deps.clock,
     log: app.log,
-    risk: {
-      policy: { blockedUsers: config.RISK_BLOCKED_USERS, blockedDevices: config.RISK_BLOCKED_DEVICES, maxCheckoutsPerWindow: config.RISK_VELOCITY_MAX_CHECKOUTS },
-      velocity,
-    },
+    risk: { blockedUsers: config.RISK_BLOCKED_USERS, blockedDevices: config.RISK_BLOCKED_DEVICES },
     rebalancer: new StockRebalancer({
       inventory: deps.inventory,
       recordTransfer: (transfer) => stockLedger.recordTransfer(transfer),

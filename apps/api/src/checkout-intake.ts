@@ -2,10 +2,9 @@ import { hash } from 'node:crypto';
 import { CheckoutRefused, DomainError, OutOfStock, mergeOrderLines, riskOfCheckout, type Address, type OrderLineRequest, type OrderType, type RiskPolicy } from '@orders/domain';
 import type { OrderMetrics, CheckoutOutcome } from '@orders/metrics';
 import { PersistOrderBatcher, type OrderQueues } from '@orders/queues';
-import { orderIdFactory, type Inventory, type Reservation, type StockRebalancer } from '@orders/stock';
+import { RequestBudgetSpent, orderIdFactory, type CheckoutCounters, type Inventory, type Reservation, type StockRebalancer } from '@orders/stock';
 import type { FastifyBaseLogger } from 'fastify';
-import type { CheckoutVelocity } from './checkout-velocity.js';
-import { dependencyUnavailable, overloaded } from './problems.js';
+import { dependencyUnavailable, overloaded, rateLimited } from './problems.js';
 
 export interface CheckoutBody {
   items: OrderLineRequest[];
@@ -87,8 +86,8 @@ export class CheckoutIntake {
       log: FastifyBaseLogger;
       /** Orders accepted in one event-loop turn share one persist job, up to this many (ORDERS_PER_JOB). */
       ordersPerJob?: number;
-      /** The risk-control step before any reservation; without it every checkout goes on. */
-      risk?: { policy: RiskPolicy; velocity: CheckoutVelocity };
+      /** The risk control's block lists, looked at before any reservation (its velocity rule is a counter of `checkout`'s). */
+      risk?: RiskPolicy;
       /** Refills an empty bucket of a SKU split into buckets from the others, after an OUT_OF_STOCK from it. */
       rebalancer?: Pick<StockRebalancer, 'request'>;
     },
@@ -97,10 +96,11 @@ export class CheckoutIntake {
   }
 
   /**
-   * `attemptsCounted`: the buyer's checkout attempts in the velocity window, when the request
-   * budget has already counted this one (CheckoutVelocity.counterOf); otherwise they are counted here.
+   * `counters`: the buyer's request budget and checkout velocity, spent with the reservation,
+   * or with the sold-out read (429 RATE_LIMITED, 403 RISK_REJECTED when over); a checkout
+   * refused before either leaves them uncounted, for the error handler (rate-limit plugin).
    */
-  async checkout(userId: string, idempotencyKey: string, body: CheckoutBody, deviceId: string | null = null, attemptsCounted: number | null = null): Promise<Reservation> {
+  async checkout(userId: string, idempotencyKey: string, body: CheckoutBody, deviceId: string | null = null, counters: CheckoutCounters | null = null): Promise<Reservation> {
     const { inventory, metrics } = this.deps;
     if (this.deps.queueDepth.current() >= this.deps.highWaterMark) {
       metrics.checkouts.inc({ outcome: 'overloaded' });
@@ -109,8 +109,8 @@ export class CheckoutIntake {
     const now = this.deps.clock();
     let reservation: Reservation;
     try {
-      await this.assessRisk(userId, deviceId, attemptsCounted);
-      await inventory.refuseIfSoldOut(userId, idempotencyKey, body.items, now);
+      this.refuseIfBlocked(userId, deviceId);
+      await inventory.refuseIfSoldOut(userId, idempotencyKey, body.items, now, counters);
       reservation = await inventory.reserveStock({
         orderId: this.newOrderId(now.getTime()),
         userId,
@@ -120,9 +120,12 @@ export class CheckoutIntake {
         items: mergeOrderLines(body.items),
         payload: { address: body.address, couponCode: body.couponCode ?? null },
         now,
+        counters,
       });
     } catch (error) {
+      if (error instanceof RequestBudgetSpent) throw rateLimited(error.msLeft);
       if (error instanceof DomainError) {
+        if (error instanceof CheckoutRefused) this.deps.log.warn({ userId, deviceId, reason: error.reason }, 'checkout refused by risk control');
         if (error instanceof OutOfStock) this.deps.rebalancer?.request(error.skuId, userId);
         // a buyer's refusal is never `error`: that outcome pages an operator (CheckoutErrors)
         metrics.checkouts.inc({ outcome: OUTCOME_OF_CODE[error.code] ?? 'invalid' });
@@ -144,13 +147,8 @@ export class CheckoutIntake {
     return reservation;
   }
 
-  private async assessRisk(userId: string, deviceId: string | null, attemptsCounted: number | null): Promise<void> {
-    const { risk } = this.deps;
-    if (!risk) return;
-    const attemptsInWindow = risk.policy.maxCheckoutsPerWindow > 0 ? (attemptsCounted ?? (await risk.velocity.attempt(userId))) : 0;
-    const reason = riskOfCheckout(risk.policy, { userId, deviceId, attemptsInWindow });
-    if (reason === null) return;
-    this.deps.log.warn({ userId, deviceId, reason }, 'checkout refused by risk control');
-    throw new CheckoutRefused(reason);
+  private refuseIfBlocked(userId: string, deviceId: string | null): void {
+    const reason = this.deps.risk ? riskOfCheckout(this.deps.risk, { userId, deviceId }) : null;
+    if (reason !== null) throw new CheckoutRefused(reason);
   }
 }

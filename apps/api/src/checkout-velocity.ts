@@ -1,26 +1,20 @@
-import type { StockKeys, WindowCounter, WindowCounters } from '@orders/stock';
+import type { CappedCounter, StockKeys } from '@orders/stock';
 
-/** Counts each buyer's checkout attempts per fixed window, for the risk-control velocity rule. */
+/** Each buyer's checkout attempts per fixed window, for the risk-control velocity rule: more than `maxCheckouts` in one is refused. */
 export class CheckoutVelocity {
   constructor(
-    private readonly counters: WindowCounters,
     private readonly keys: StockKeys,
     private readonly windowMs: number,
+    private readonly maxCheckouts: number,
   ) {}
 
   /**
-   * The buyer's attempts counter. The request budget counts it in the same Redis call as the
-   * buyer's budget (one round trip per checkout instead of two), in the buyer's stock group:
-   * one hash tag, so one Redis Cluster node.
+   * The buyer's attempts counter, counted with their request budget: in the buyer's stock
+   * group (one hash tag, so one Redis Cluster node), where the reservation script of a SKU
+   * not split into buckets counts both (CheckoutCounters).
    */
-  counterOf(userId: string): WindowCounter {
+  counterOf(userId: string): CappedCounter {
     const slotGroup = this.keys.groupOf(userId);
-    return { slotGroup, key: `${this.keys.prefix}${slotGroup}:velocity:${userId}`, windowMs: this.windowMs };
-  }
-
-  /** Records one attempt and returns the buyer's attempts in the current window, this one included. */
-  async attempt(userId: string): Promise<number> {
-    const [attempts] = await this.counters.countEach([this.counterOf(userId)]);
-    return attempts!.count;
+    return { slotGroup, key: `${this.keys.prefix}${slotGroup}:velocity:${userId}`, windowMs: this.windowMs, max: this.maxCheckouts };
   }
 }

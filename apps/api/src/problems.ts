@@ -19,8 +19,11 @@ export const forbidden = (detail: string) => new HttpProblem(403, 'FORBIDDEN', d
 export const validationFailed = (detail: string) => new HttpProblem(400, 'VALIDATION_FAILED', detail);
 export const overloaded = (retryAfterSeconds: number) =>
   new HttpProblem(503, 'OVERLOADED', 'The order queue is past its high-water mark; retry shortly', retryAfterSeconds);
-export const rateLimited = (retryAfterSeconds: number) =>
-  new HttpProblem(429, 'RATE_LIMITED', `Too many requests; retry in ${retryAfterSeconds} s`, retryAfterSeconds);
+/** The request budget is spent for the `msLeft` ms its window still runs. */
+export const rateLimited = (msLeft: number) => {
+  const retryAfterSeconds = Math.max(1, Math.ceil(msLeft / 1000));
+  return new HttpProblem(429, 'RATE_LIMITED', `Too many requests; retry in ${retryAfterSeconds} s`, retryAfterSeconds);
+};
 /**
  * An action on an order the intake accepted that is not in MySQL yet: the state machine's
  * refusal (ACCEPTED allows no action by anyone), with a retry-after, since in a moment it will.

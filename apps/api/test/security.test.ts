@@ -95,6 +95,51 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       }
     });
 
+    it("spends a buyer's budget on every checkout answer, the reservation's and the ones before it, and then refuses checkouts with 429, reserving nothing", async () => {
+      // velocity off, so the budget is what refuses; a sold-out SKU is remembered for the whole test
+      const shop = await startApi({ ...env, config: { ...env.config, RISK_VELOCITY_MAX_CHECKOUTS: 0, SOLD_OUT_MEMORY_MS: 60_000 } });
+      try {
+        const admin = shop.token('ops-budget', 'admin');
+        await createSku(shop, admin, { skuId: 'SCARCE', title: 'Scarce lamp', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 2, deduction: 'placement' });
+        await createSku(shop, admin, { skuId: 'SPLIT', title: 'Hot phone', priceCents: 9_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 8, deduction: 'placement', stockBuckets: 4 });
+        const token = shop.token('thrifty-buyer');
+        const checkoutOf = (key: string, items: unknown, headers: Record<string, string> = {}) =>
+          shop.request('POST', '/v1/orders', { token, body: { items, address: buyerAddress }, headers: { 'idempotency-key': key, ...headers } });
+        const scarce = [{ skuId: 'SCARCE', qty: 1 }];
+        const answers = [
+          await checkoutOf('k-1', scarce),
+          await checkoutOf('k-2', scarce),
+          // the script finds it empty, then the api's memory answers
+          await checkoutOf('k-3', scarce),
+          await checkoutOf('k-4', scarce),
+          await checkoutOf('k-malformed', [{ skuId: 'SCARCE', qty: 0 }]),
+          await checkoutOf('k-1', scarce),
+          // a SKU split into buckets: its counters are counted before its reservation
+          await checkoutOf('k-split', [{ skuId: 'SPLIT', qty: 1 }]),
+          await checkoutOf('k-device', scarce, { 'x-device-id': 'stolen-phone-1' }),
+        ];
+        expect(answers.map((answer) => answer.status)).toEqual([202, 202, 409, 409, 400, 202, 202, 403]);
+        expect(answers[5]!.body.orderId).toBe(answers[0]!.body.orderId);
+        expect(answers.map((answer) => [answer.headers['x-ratelimit-limit'], answer.headers['x-ratelimit-remaining']])).toEqual(
+          answers.map((_, i) => ['8', String(7 - i)]),
+        );
+
+        const refused = [await checkoutOf('k-late', [{ skuId: 'SPLIT', qty: 1 }]), await checkoutOf('k-1', scarce), await checkoutOf('k-malformed', [{ skuId: 'SCARCE', qty: 0 }]), await checkoutOf('k-4', scarce)];
+        for (const answer of refused) {
+          expect(answer.status).toBe(429);
+          expect(String(answer.headers['content-type'])).toMatch(/^application\/problem\+json/);
+          expect(answer.body).toMatchObject({ status: 429, code: 'RATE_LIMITED', instance: '/v1/orders' });
+          expect(Number(answer.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+          expect(answer.headers['x-ratelimit-remaining']).toBe('0');
+        }
+        const stockOf = async (skuId: string) => (await shop.request('GET', `/v1/admin/skus/${skuId}`, { token: admin })).body.stock;
+        expect(await stockOf('SCARCE')).toEqual({ available: 0, reserved: 2, sold: 0 });
+        expect(await stockOf('SPLIT')).toEqual({ available: 7, reserved: 1, sold: 0 });
+      } finally {
+        await shop.close();
+      }
+    });
+
     it('serves a refused buyer again once the window has passed, and leaves no budget in Redis without an expiry', async () => {
       const shortWindow = await startApi({ ...env, config: { ...env.config, RATE_LIMIT_WINDOW_MS: 2_000 } });
       try {
@@ -119,6 +164,8 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
   describe('risk control on checkout', () => {
     it('refuses a blocked buyer, a blocked device and a buyer past the velocity rule with 403 RISK_REJECTED, reserving nothing', async () => {
       const before = await stockOfRisky('ops-risk-1');
+      const acceptedKey = `${env.config.REDIS_KEY_PREFIX}{g0}:accepted`;
+      const acceptedBefore = await env.redis.zcard(acceptedKey);
 
       const blockedBuyer = await checkout('mallory', 'k-mallory');
       expect(blockedBuyer.status).toBe(403);
@@ -137,7 +184,7 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
 
       // only the 4 accepted checkouts hold stock
       expect(await stockOfRisky('ops-risk-2')).toEqual({ available: before.available - 4, reserved: before.reserved + 4, sold: 0 });
-      expect(await env.redis.zcard(`${env.config.REDIS_KEY_PREFIX}{g0}:accepted`)).toBe(4);
+      expect(await env.redis.zcard(acceptedKey)).toBe(acceptedBefore + 4);
     });
 
     it('answers a malformed device id with 400, reserving nothing', async () => {

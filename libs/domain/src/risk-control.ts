@@ -1,19 +1,18 @@
 import { DomainError } from './errors.js';
 
-/** The shop's checkout risk rules, from configuration. */
+/**
+ * The shop's checkout block lists, from configuration. Its velocity rule (reason 'velocity')
+ * is judged where a buyer's attempts are counted, with the reservation (the api's CheckoutVelocity).
+ */
 export interface RiskPolicy {
   blockedUsers: ReadonlySet<string>;
   blockedDevices: ReadonlySet<string>;
-  /** checkout attempts one buyer may make per velocity window; 0 turns the rule off */
-  maxCheckoutsPerWindow: number;
 }
 
 export interface CheckoutAttempt {
   userId: string;
   /** the client's device id (x-device-id), when it sent one */
   deviceId: string | null;
-  /** this buyer's checkout attempts in the current window, this one included */
-  attemptsInWindow: number;
 }
 
 export type RiskReason = 'blocked_user' | 'blocked_device' | 'velocity';
@@ -31,10 +30,9 @@ export class CheckoutRefused extends DomainError {
   }
 }
 
-/** The first rule a checkout breaks, or null when it may go on to the reservation. */
+/** The first block list a checkout is on, or null when it may go on to the reservation. */
 export function riskOfCheckout(policy: RiskPolicy, attempt: CheckoutAttempt): RiskReason | null {
   if (policy.blockedUsers.has(attempt.userId)) return 'blocked_user';
   if (attempt.deviceId !== null && policy.blockedDevices.has(attempt.deviceId)) return 'blocked_device';
-  if (policy.maxCheckoutsPerWindow > 0 && attempt.attemptsInWindow > policy.maxCheckoutsPerWindow) return 'velocity';
   return null;
 }

@@ -1,5 +1,6 @@
 import {
   BucketedSkuSoldAlone,
+  CheckoutRefused,
   CouponNotValid,
   CouponUsedUp,
   IdempotencyConflict,
@@ -17,6 +18,7 @@ import { PipelinePerTurn, type BatchGuard } from './pipeline-per-turn.js';
 import { SoldOutSkus } from './sold-out-skus.js';
 import { queueStockScript, runStockScript, type RedisClient, type StockScriptReply } from './stock-scripts.js';
 import { MAX_STOCK_BUCKETS, StockKeys, splitStock } from './stock-keys.js';
+import { RequestBudgetSpent, WindowCounters, type CappedCounter, type CheckoutCounters } from './window-counters.js';
 
 export interface CheckoutTimeouts {
   standardPaymentTimeoutMs: number;
@@ -35,6 +37,8 @@ export interface ReserveStockRequest {
   /** What the worker needs besides type and deadline, kept with the reservation for recovery. */
   payload: Pick<AcceptedOrder, 'address' | 'couponCode'>;
   now: Date;
+  /** The buyer's request budget and checkout velocity, spent by this checkout; none when absent. */
+  counters?: CheckoutCounters | null;
 }
 
 export interface Reservation {
@@ -111,6 +115,10 @@ interface StoredReservation {
   payload: Pick<AcceptedOrder, 'address' | 'couponCode' | 'items'>;
 }
 
+function cappedCounters({ budget, velocity }: CheckoutCounters): CappedCounter[] {
+  return velocity ? [budget, velocity] : [budget];
+}
+
 /** A restock reference is remembered far longer than any job retries or after-sales window. */
 const RESTOCK_MARKER_TTL_MS = 90 * 24 * 3600 * 1000;
 /** A finished transfer's records are kept long past any retry of it. */
@@ -150,6 +158,8 @@ export class ReservationNotReplicated extends Error {
  */
 export class Inventory {
   readonly keys: StockKeys;
+  /** Request budgets and checkout velocity: the checkout counts them with its reservation when it can. */
+  readonly windowCounters: WindowCounters;
   private readonly pipelines: PipelinePerTurn;
   /** Buckets per SKU as Redis has them: fixed when the SKU is created, so each process reads a SKU's once. */
   private readonly bucketCounts = new Map<string, number>();
@@ -175,6 +185,7 @@ export class Inventory {
     const { durability } = options;
     this.pipelines = new PipelinePerTurn(redis, durability && durability.replicaAcks > 0 ? replicaAcknowledgement(durability) : undefined);
     this.reads = new PipelinePerTurn(redis);
+    this.windowCounters = new WindowCounters(redis);
     this.soldOut = new SoldOutSkus(options.soldOutMemoryMs ?? 0);
   }
 
@@ -187,11 +198,15 @@ export class Inventory {
    * bucketed one when its rebalancer finds every bucket empty (`rememberSoldOut`), since
    * one bucket's OUT_OF_STOCK does not mean the others are empty.
    */
-  async refuseIfSoldOut(userId: string, idempotencyKey: string, items: readonly OrderLineRequest[], now: Date): Promise<void> {
+  async refuseIfSoldOut(userId: string, idempotencyKey: string, items: readonly OrderLineRequest[], now: Date, counters: CheckoutCounters | null = null): Promise<void> {
     const skuId = this.soldOut.firstSoldOut(items, now.getTime());
     if (skuId === undefined) return;
     const group = await this.checkoutGroup(userId, items);
-    const known = await this.reads.send<number>(group, (pipeline) => pipeline.exists(this.keys.idempotency(group, userId, idempotencyKey)));
+    // the checkout's counters in the same turn as the read: one round trip; the reservation of a replay does not count them again
+    const [known] = await Promise.all([
+      this.reads.send<number>(group, (pipeline) => pipeline.exists(this.keys.idempotency(group, userId, idempotencyKey))),
+      counters && !counters.spent ? this.countBeforehand(counters) : null,
+    ]);
     if (known === 0) throw new OutOfStock(skuId);
   }
 
@@ -226,22 +241,31 @@ export class Inventory {
     this.redis.publish(this.stockReturned, JSON.stringify(skuIds)).catch(() => undefined);
   }
 
-  /** One round trip: idempotency, sale window, per-buyer limit, coupon use, and all-or-nothing reservation. */
+  /**
+   * One round trip: the buyer's request budget and checkout velocity (`request.counters`),
+   * idempotency, sale window, per-buyer limit, coupon use, and all-or-nothing reservation.
+   * Counters outside the checkout's slot group (a SKU split into buckets) are counted first,
+   * with one more round trip, since a script must stay on one Redis Cluster node.
+   */
   async reserveStock(request: ReserveStockRequest): Promise<Reservation> {
-    const { userId, items } = request;
+    const { userId, items, counters } = request;
     const group = await this.checkoutGroup(userId, items);
     const orderId = this.keys.orderIdInGroup(request.orderId, group);
     const couponCode = request.payload.couponCode ?? '';
+    let counted: CappedCounter[] = [];
+    if (counters && !counters.spent) {
+      const capped = cappedCounters(counters);
+      if (capped.every((counter) => counter.slotGroup === group)) counted = capped;
+      else await this.countBeforehand(counters);
+    }
     const keys = [
       this.keys.idempotency(group, userId, request.idempotencyKey),
       this.keys.order(group, orderId),
       this.keys.accepted(group),
       this.keys.coupon(group, couponCode),
       this.keys.couponUses(group, couponCode, userId),
-      ...this.lineKeys(group, userId, items),
     ];
-    const payload = JSON.stringify({ ...request.payload, items });
-    const reply = await this.sendReserve(group, keys, [
+    const args: (string | number)[] = [
       orderId,
       userId,
       request.bodyHash,
@@ -250,11 +274,18 @@ export class Inventory {
       this.timeouts.standardPaymentTimeoutMs,
       this.timeouts.flashSalePaymentTimeoutMs,
       request.requestedType ?? '',
-      payload,
+      JSON.stringify({ ...request.payload, items }),
       couponCode,
-      ...items.map((line) => line.qty),
-    ]);
-    const [code, a, b, c] = reply;
+      counted.length,
+    ];
+    for (const counter of counted) {
+      keys.push(counter.key);
+      args.push(counter.windowMs, counter.max);
+    }
+    this.pushLineKeys(keys, group, userId, items);
+    for (const line of items) args.push(line.qty);
+    const [budgetCount, budgetMsLeft, code, a, b, c] = await this.sendReserve(group, keys, args);
+    if (counted.length > 0) counters!.counted({ count: Number(budgetCount), msLeft: Number(budgetMsLeft) });
     const lineSku = (index: unknown) => items[Number(index) - 1]?.skuId ?? '';
     switch (code) {
       case 1:
@@ -289,6 +320,10 @@ export class Inventory {
         throw new CouponNotValid(couponCode);
       case -8:
         throw new CouponUsedUp(couponCode);
+      case -9:
+        throw new RequestBudgetSpent(Number(budgetMsLeft));
+      case -10:
+        throw new CheckoutRefused('velocity');
       default:
         throw new Error(`reserveStock answered an unknown code ${String(code)}`);
     }
@@ -332,11 +367,19 @@ export class Inventory {
   }
 
   /** Per line, its SKU's counters and the buyer's bought counter, as the reserve and release scripts take them. */
-  private lineKeys(group: string, userId: string, items: readonly OrderLineRequest[]): string[] {
+  /** Appends each line's SKU and bought-counter keys to `keys`, as the scripts read them. */
+  private pushLineKeys(keys: string[], group: string, userId: string, items: readonly OrderLineRequest[]): string[] {
     // a loop, not flatMap: V8's flattening costs ~0.5 µs here, on every checkout
-    const keys: string[] = [];
     for (const line of items) keys.push(this.keys.sku(group, line.skuId), this.keys.bought(group, line.skuId, userId));
     return keys;
+  }
+
+  /** A checkout's counters counted in a call of their own, before its reservation; refused as the script would refuse them. */
+  private async countBeforehand(counters: CheckoutCounters): Promise<void> {
+    const [budget, velocity] = await this.windowCounters.countEach(cappedCounters(counters));
+    counters.counted(budget!);
+    if (budget!.count > counters.budget.max) throw new RequestBudgetSpent(budget!.msLeft);
+    if (velocity && velocity.count > counters.velocity!.max) throw new CheckoutRefused('velocity');
   }
 
   /** The reservations of one event-loop turn share a pipeline per group (PipelinePerTurn). */
@@ -349,11 +392,7 @@ export class Inventory {
     const group = this.keys.groupOfOrder(orderId);
     const stored = await this.readReservation(group, orderId);
     if (!stored) return false;
-    const keys = [
-      this.keys.order(group, orderId),
-      this.keys.couponUses(group, stored.payload.couponCode ?? '', userId),
-      ...this.lineKeys(group, userId, stored.payload.items),
-    ];
+    const keys = this.pushLineKeys([this.keys.order(group, orderId), this.keys.couponUses(group, stored.payload.couponCode ?? '', userId)], group, userId, stored.payload.items);
     const released = (await runStockScript(this.redis, 'releaseStock', keys, [reason])) === 1;
     if (released) this.announceReturned(stored.payload.items.map((line) => line.skuId));
     return released;

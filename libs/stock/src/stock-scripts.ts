@@ -22,7 +22,7 @@ export type StockScriptName = keyof StockScriptReplies;
 export type StockScriptReply<N extends StockScriptName> = StockScriptReplies[N];
 
 const SCRIPT_FILES: Record<StockScriptName, string> = {
-  reserveStock: 'reserveStock-5+2n.lua',
+  reserveStock: 'reserveStock-5+c+2n.lua',
   releaseStock: 'releaseStock-2+2n.lua',
   releaseCoupon: 'releaseCoupon-3.lua',
   initSku: 'initSku-1.lua',

@@ -14,6 +14,34 @@ export interface WindowCounter {
   windowMs: number;
 }
 
+/** A counter and the most events its window allows: a request budget, the checkout velocity. */
+export interface CappedCounter extends WindowCounter {
+  max: number;
+}
+
+/**
+ * What a checkout spends besides stock: the buyer's request budget and, when risk control
+ * caps them, their checkout attempts. The reservation script counts both when they are in
+ * the checkout's slot group (one Redis command less a checkout), the Inventory beforehand when not.
+ */
+export interface CheckoutCounters {
+  budget: CappedCounter;
+  velocity: CappedCounter | null;
+  /** The budget's count once counted (a checkout counts them once); null before. */
+  readonly spent: WindowCount | null;
+  /** Told the budget's count once it is counted, whatever the checkout's answer. */
+  counted(budget: WindowCount): void;
+}
+
+/** The buyer's request budget for this window is spent; the checkout looked at nothing else. */
+export class RequestBudgetSpent extends Error {
+  override readonly name = 'RequestBudgetSpent';
+
+  constructor(readonly msLeft: number) {
+    super('The request budget of this window is spent');
+  }
+}
+
 /**
  * Fixed-window counters in Redis (request budgets, checkout velocity): one script call
  * per count, which increments, starts the window's clock and reads what is left of it,

@@ -46,7 +46,9 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
  */
 export const problemDetailsPlugin = fp(
   async (app: FastifyInstance) => {
-    app.setErrorHandler((error: FastifyError | Error, request, reply) => {
+    app.setErrorHandler(async (thrown: FastifyError | Error, request, reply) => {
+      // a checkout refused before its reservation counted the buyer's budget: counted now, and over it the answer is 429
+      const error = (await app.budgetRefusalOf(request)) ?? thrown;
       if (error instanceof HttpProblem) {
         return send(reply, error.statusCode, error.code, error.message, error.retryAfterSeconds);
       }

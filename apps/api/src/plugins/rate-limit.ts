@@ -1,13 +1,13 @@
-import type { WindowCounter, WindowCounters } from '@orders/stock';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { CappedCounter, CheckoutCounters, WindowCount, WindowCounters } from '@orders/stock';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { rateLimited } from '../problems.js';
+import { rateLimited, type HttpProblem } from '../problems.js';
 
-/** A counter of a signed-in user's counted in the same Redis call as their budget, and where its count goes. */
-export interface CountedWithBudget {
-  /** The counter for this request, or null when none applies; in `slotGroup`, the counter key's hash tag. */
-  counterFor(request: FastifyRequest, userId: string): WindowCounter | null;
-  record(request: FastifyRequest, count: number): void;
+/** A route whose handler spends a signed-in user's budget itself, and the counter it spends with it. */
+export interface SpentByRoute {
+  applies(request: FastifyRequest): boolean;
+  /** Counted with the budget (the checkout velocity), or null. */
+  alongside(userId: string): CappedCounter | null;
 }
 
 export interface RateLimitOptions {
@@ -20,8 +20,23 @@ export interface RateLimitOptions {
   perIp: number;
   /** A request served unchecked because its budget could not be counted (Redis away): operators must see it. */
   onUnchecked: () => void;
-  /** The checkout velocity: counted with the buyer's budget, one round trip for both. */
-  countedWithBudget?: CountedWithBudget;
+  /** The checkout: its reservation script counts the budget and velocity (one Redis command less). */
+  spentByRoute?: SpentByRoute;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The budget (and velocity) this request's route counts itself, when it does (`SpentByRoute`); null otherwise. */
+    checkoutCounters: CheckoutCounters | null;
+  }
+  interface FastifyInstance {
+    /**
+     * For the error handler: counts the budget of a request whose route spends it itself but
+     * answers with an error before it did (a malformed body, a blocked buyer); the refusal to
+     * answer instead when that budget is spent.
+     */
+    budgetRefusalOf(request: FastifyRequest): Promise<HttpProblem | null>;
+  }
 }
 
 /**
@@ -39,13 +54,16 @@ const UNLIMITED_ROUTES = /^\/(health\/|metrics$|v1\/callbacks\/)/;
  * limited too, so ids cannot be probed. Each answer says the budget in `x-ratelimit-limit`,
  * `-remaining` and `-reset` (seconds); a refusal is 429 RATE_LIMITED with `retry-after`.
  *
- * Our own hook rather than @fastify/rate-limit's: it counts a checkout's velocity counter in
- * the same script call as the buyer's budget, which a store behind that plugin cannot see
- * (a second Redis command was ~6 % of a checkout's instructions, bench/README item 27).
+ * Our own hook rather than @fastify/rate-limit's: a signed-in buyer's checkout spends the
+ * budget and the velocity counter in its reservation script (or with the read of a SKU sold
+ * out in memory), one Redis command instead of two (bench/README items 27 and 29), which a
+ * store behind that plugin cannot do. Such a request is answered 429 like any other once over
+ * budget; one that ends in an error before that (a malformed body, a blocked buyer) is counted
+ * by the error handler (`budgetRefusalOf`), as the `onRequest` hook would have counted it.
  */
 export const rateLimitPlugin = fp(
   async (app: FastifyInstance, options: RateLimitOptions) => {
-    const { counters, keyPrefix, slotGroupOf, windowMs, countedWithBudget } = options;
+    const { counters, keyPrefix, slotGroupOf, windowMs, spentByRoute } = options;
 
     async function spenderOf(request: FastifyRequest): Promise<{ budget: string; userId: string | null }> {
       if (request.headers.authorization) {
@@ -59,13 +77,23 @@ export const rateLimitPlugin = fp(
       return { budget: `ip:${request.ip}`, userId: null };
     }
 
-    /** Counts the budget, and the counter spent with it when there is one (one script call when they share a slot group). */
-    async function spend(request: FastifyRequest, budgetCounter: WindowCounter, userId: string | null) {
-      const alongside = userId ? (countedWithBudget?.counterFor(request, userId) ?? null) : null;
-      const [spent, counted] = await counters.countEach(alongside ? [budgetCounter, alongside] : [budgetCounter]);
-      if (counted) countedWithBudget!.record(request, counted.count);
-      return spent!;
+    function tellBudget(reply: FastifyReply, max: number, spent: WindowCount) {
+      void reply.header('x-ratelimit-limit', max).header('x-ratelimit-remaining', Math.max(0, max - spent.count)).header('x-ratelimit-reset', Math.ceil(spent.msLeft / 1000));
     }
+
+    /** Counts the budget (and what goes with it); null when Redis could not count it. */
+    async function spend(budget: CappedCounter, alongside: CappedCounter | null): Promise<WindowCount | null> {
+      try {
+        const [spent] = await counters.countEach(alongside ? [budget, alongside] : [budget]);
+        return spent!;
+      } catch {
+        // Redis away: checkouts fail on their own with 503; reads from MySQL still work, counted by onUnchecked
+        options.onUnchecked();
+        return null;
+      }
+    }
+
+    app.decorateRequest('checkoutCounters', null);
 
     // onRequest, at the root: every route and the not-found handler, before any body is read
     app.addHook('onRequest', async (request, reply) => {
@@ -73,17 +101,33 @@ export const rateLimitPlugin = fp(
       const { budget, userId } = await spenderOf(request);
       const max = userId ? options.perUser : options.perIp;
       const slotGroup = slotGroupOf(budget);
-      let spent;
-      try {
-        spent = await spend(request, { slotGroup, key: `${keyPrefix}${slotGroup}:rate:${budget}`, windowMs }, userId);
-      } catch {
-        // Redis away: checkouts fail on their own with 503; reads from MySQL still work, counted by onUnchecked
-        options.onUnchecked();
+      const budgetCounter: CappedCounter = { slotGroup, key: `${keyPrefix}${slotGroup}:rate:${budget}`, windowMs, max };
+      if (userId && spentByRoute?.applies(request)) {
+        const counters = {
+          budget: budgetCounter,
+          velocity: spentByRoute.alongside(userId),
+          spent: null as WindowCount | null,
+          counted(spent: WindowCount) {
+            counters.spent = spent;
+            tellBudget(reply, max, spent);
+          },
+        };
+        request.checkoutCounters = counters;
         return;
       }
-      const resetSeconds = Math.ceil(spent.msLeft / 1000);
-      void reply.header('x-ratelimit-limit', max).header('x-ratelimit-remaining', Math.max(0, max - spent.count)).header('x-ratelimit-reset', resetSeconds);
-      if (spent.count > max) throw rateLimited(Math.max(1, resetSeconds));
+      const spent = await spend(budgetCounter, null);
+      if (!spent) return;
+      tellBudget(reply, max, spent);
+      if (spent.count > max) throw rateLimited(spent.msLeft);
+    });
+
+    app.decorate('budgetRefusalOf', async (request: FastifyRequest) => {
+      const pending = request.checkoutCounters;
+      if (!pending || pending.spent) return null;
+      const spent = await spend(pending.budget, pending.velocity);
+      if (!spent) return null;
+      pending.counted(spent);
+      return spent.count > pending.budget.max ? rateLimited(spent.msLeft) : null;
     });
   },
   { name: 'rate-limit', dependencies: ['auth'] },

@@ -76,7 +76,7 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
       },
     },
     async (request, reply) => {
-      const { order } = await intake.checkout(request.user.sub, request.headers['idempotency-key'], request.body, request.headers['x-device-id'] ?? null, request.checkoutAttempts);
+      const { order } = await intake.checkout(request.user.sub, request.headers['idempotency-key'], request.body, request.headers['x-device-id'] ?? null, request.checkoutCounters);
       // the request's completed line names its order; without that line the child has no use
       if (config.LOG_CHECKOUT_REQUESTS) request.log = reply.log = request.log.child({ orderId: order.orderId });
       const statusUrl = `/v1/orders/${order.orderId}`;

@@ -1,0 +1,153 @@
+--[[
+  Checkout in one round trip: the buyer's request budget and checkout velocity, idempotency
+  check, flash-sale window and per-buyer limit, then reserve (placement deduction) or check
+  (payment deduction) every line, all or none, and one use of the buyer's coupon with them.
+
+  KEYS[1]  idempotency record   <prefix>{g}:idem:<userId>:<key>
+  KEYS[2]  order reservation    <prefix>{g}:order:<orderId>
+  KEYS[3]  accepted orders      <prefix>{g}:accepted   (zset: not yet in MySQL)
+  KEYS[4]  coupon               <prefix>{g}:coupon:<code>   (hash: perBuyerLimit, startsAt, endsAt)
+  KEYS[5]  buyer's coupon uses  <prefix>{g}:coupon-uses:<code>:<userId>
+           (both unused, and named with an empty code, when the order has no coupon)
+  KEYS[5+j], j = 1..c           window counters counted first, as countInWindows-n.lua counts:
+                                the buyer's request budget, then their checkout attempts (c is
+                                0 when the api counted them itself: they are in another group)
+  KEYS[5+c+2i-1], KEYS[5+c+2i]  per line i: SKU hash <prefix>{g}:sku:<skuId>,
+                                buyer's bought counter <prefix>{g}:bought:<skuId>:<userId>
+  ARGV[1] orderId   ARGV[2] userId   ARGV[3] request body hash   ARGV[4] now (ms)
+  ARGV[5] idempotency TTL (ms)   ARGV[6] standard payment timeout (ms)
+  ARGV[7] flash-sale payment timeout (ms)   ARGV[8] requested order type or ''
+  ARGV[9] order payload (JSON, stored for recovery and for status reads)
+  ARGV[10] coupon code or ''   ARGV[11] c, the number of counters
+  ARGV[12+2(j-1)], ARGV[13+2(j-1)]  counter j's window (ms) and the most it allows in one
+  ARGV[11+2c+i] quantity of line i
+
+  Returns { budget count, ms left in its window, code, ... } (the first two 0 when c is 0):
+    1 accepted          { 1, orderId, type, deadlineMs }
+    2 idempotent replay { 2, orderId, type, deadlineMs }
+   -1 idempotency key reused with another body
+   -2 unknown SKU       { -2, lineIndex }
+   -3 sale not active   { -3, lineIndex }
+   -4 limit exceeded    { -4, lineIndex }
+   -5 out of stock      { -5, lineIndex, units available }
+   -6 order type mismatch { -6, derivedType }
+   -7 no such coupon, or not valid now
+   -8 the buyer has used the coupon as often as it allows
+   -9 the request budget is spent (nothing else looked at)
+  -10 more checkout attempts in the velocity window than risk control allows
+]]
+local idemKey, orderKey, acceptedKey = KEYS[1], KEYS[2], KEYS[3]
+local orderId, userId, bodyHash = ARGV[1], ARGV[2], ARGV[3]
+local now = tonumber(ARGV[4])
+local couponKey, couponUsesKey, couponCode = KEYS[4], KEYS[5], ARGV[10]
+local counterCount = tonumber(ARGV[11])
+local lineCount = (#KEYS - 5 - counterCount) / 2
+-- line i's keys are KEYS[lineKeys + 2i - 1] and KEYS[lineKeys + 2i], its quantity ARGV[lineQty + i]
+local lineKeys, lineQty = 5 + counterCount, 11 + 2 * counterCount
+
+-- the same fixed windows as countInWindows-n.lua
+local counts = {}
+for j = 1, counterCount do
+  local key, window = KEYS[5 + j], tonumber(ARGV[10 + 2 * j])
+  local count = redis.call('INCR', key)
+  local msLeft = window
+  if count == 1 then
+    redis.call('PEXPIRE', key, window)
+  else
+    msLeft = redis.call('PTTL', key)
+    if msLeft < 0 then
+      redis.call('PEXPIRE', key, window)
+      msLeft = window
+    end
+  end
+  counts[j] = { count, msLeft, tonumber(ARGV[11 + 2 * j]) }
+end
+local budget = counts[1] or { 0, 0, 0 }
+
+local function checkout()
+  if counterCount >= 1 and budget[1] > budget[3] then return { -9 } end
+  if counterCount >= 2 and counts[2][1] > counts[2][3] then return { -10 } end
+
+  local previous = redis.call('HMGET', idemKey, 'h', 'o', 't', 'd')
+  if previous[1] then
+    if previous[1] ~= bodyHash then return { -1 } end
+    return { 2, previous[2], previous[3], tonumber(previous[4]) }
+  end
+
+  -- a SKU with nothing left answers OUT_OF_STOCK before anything else, as the api does from
+  -- memory for a SKU it saw sold out moments ago: both say the same to the same request
+  local skus = {}
+  for i = 1, lineCount do
+    local sku = redis.call('HMGET', KEYS[lineKeys + 2 * i - 1], 'available', 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit')
+    if not sku[1] then return { -2, i } end
+    if tonumber(sku[1]) <= 0 then return { -5, i, tonumber(sku[1]) } end
+    skus[i] = sku
+  end
+
+  local type = 'standard'
+  local lines = {}
+  for i = 1, lineCount do
+    local skuKey, boughtKey = KEYS[lineKeys + 2 * i - 1], KEYS[lineKeys + 2 * i]
+    local qty = tonumber(ARGV[lineQty + i])
+    local sku = skus[i]
+    local available, saleStartsAt, saleEndsAt, limit = tonumber(sku[1]), tonumber(sku[3]), tonumber(sku[4]), tonumber(sku[5])
+    local inSale = saleEndsAt > 0 and saleStartsAt <= now and now < saleEndsAt
+    if ARGV[8] == 'flash_sale' and saleEndsAt > 0 and not inSale then return { -3, i } end
+    local limited = 0
+    if inSale then
+      type = 'flash_sale'
+      if limit > 0 then
+        limited = 1
+        local bought = tonumber(redis.call('GET', boughtKey) or '0')
+        if bought + qty > limit then return { -4, i } end
+      end
+    end
+    if available < qty then return { -5, i, available } end
+    lines[i] = { skuKey, boughtKey, qty, sku[2], limited, saleEndsAt }
+  end
+  if ARGV[8] == 'flash_sale' and type ~= 'flash_sale' then return { -3, 1 } end
+  if ARGV[8] ~= '' and ARGV[8] ~= type then return { -6, type } end
+  local couponEndsAt = 0
+  if couponCode ~= '' then
+    local coupon = redis.call('HMGET', couponKey, 'perBuyerLimit', 'startsAt', 'endsAt')
+    if not coupon[1] or now < tonumber(coupon[2]) or now >= tonumber(coupon[3]) then return { -7 } end
+    couponEndsAt = tonumber(coupon[3])
+    if tonumber(redis.call('GET', couponUsesKey) or '0') >= tonumber(coupon[1]) then return { -8 } end
+  end
+
+  local deadline = now + tonumber(type == 'flash_sale' and ARGV[7] or ARGV[6])
+  local recorded = {}
+  for i = 1, lineCount do
+    local line = lines[i]
+    if line[4] == 'placement' then
+      redis.call('HINCRBY', line[1], 'available', -line[3])
+      redis.call('HINCRBY', line[1], 'reserved', line[3])
+    end
+    if line[5] == 1 then
+      redis.call('INCRBY', line[2], line[3])
+      -- the counter only matters while its sale runs; keep it a day past the end
+      redis.call('PEXPIREAT', line[2], line[6] + 86400000)
+    end
+    recorded[i] = { line[3], line[4], line[5] }
+  end
+
+  redis.call('HSET', orderKey, 'u', userId, 't', type, 'd', deadline, 's', 'reserved', 'l', cjson.encode(recorded), 'p', ARGV[9], 'a', now)
+  if couponCode ~= '' then
+    redis.call('INCR', couponUsesKey)
+    -- the uses only matter while the coupon is valid; keep them a day past its end
+    redis.call('PEXPIREAT', couponUsesKey, couponEndsAt + 86400000)
+    -- 'c': the order holds a use of its coupon until it is released
+    redis.call('HSET', orderKey, 'c', couponCode)
+  end
+  -- outlive the payment deadline by a week so a late expiry still finds what to release
+  redis.call('PEXPIREAT', orderKey, deadline + 604800000)
+  redis.call('ZADD', acceptedKey, now, orderId)
+  redis.call('HSET', idemKey, 'h', bodyHash, 'o', orderId, 't', type, 'd', deadline)
+  redis.call('PEXPIRE', idemKey, tonumber(ARGV[5]))
+  return { 1, orderId, type, deadline }
+end
+
+local reply = checkout()
+table.insert(reply, 1, budget[2])
+table.insert(reply, 1, budget[1])
+return reply
