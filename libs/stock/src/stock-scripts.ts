@@ -34,6 +34,12 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   countInWindows: 'countInWindows-n.lua',
 };
 
+/** Lua functions in src/lua/shared that scripts call, put before the scripts that use them (a script cannot call another). */
+const SHARED_FUNCTIONS: Partial<Record<StockScriptName, string[]>> = {
+  reserveStock: ['countInWindow.lua'],
+  countInWindows: ['countInWindow.lua'],
+};
+
 interface StockScript {
   lua: string;
   sha: string;
@@ -45,7 +51,8 @@ interface StockScript {
 const luaDir = new URL('../src/lua/', import.meta.url);
 const SCRIPTS = Object.fromEntries(
   Object.entries(SCRIPT_FILES).map(([name, file]) => {
-    const lua = readFileSync(new URL(file, luaDir), 'utf8');
+    const shared = (SHARED_FUNCTIONS[name as StockScriptName] ?? []).map((sharedFile) => readFileSync(new URL(`shared/${sharedFile}`, luaDir), 'utf8'));
+    const lua = [...shared, readFileSync(new URL(file, luaDir), 'utf8')].join('\n');
     return [name, { lua, sha: createHash('sha1').update(lua).digest('hex'), loadedOn: new WeakSet<object>() }];
   }),
 ) as Record<StockScriptName, StockScript>;

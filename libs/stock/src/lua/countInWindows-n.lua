@@ -1,8 +1,7 @@
 --[[
   Counts one more event in fixed windows, one counter per key, in one call: a buyer's request
-  budget and, on a checkout, their checkout attempts. The first count of a window starts its
-  clock; a counter that lost its expiry gets one back on its next count, so none stays in
-  Redis for ever.
+  budget and, on a checkout refused before its reservation, their checkout attempts
+  (countInWindow, shared/countInWindow.lua).
 
   KEYS[i]  a counter  <prefix>{g}:<what>:<whose>
   ARGV[i]  its window (ms)
@@ -12,18 +11,7 @@
 ]]
 local replies = {}
 for i, key in ipairs(KEYS) do
-  local window = tonumber(ARGV[i])
-  local count = redis.call('INCR', key)
-  local msLeft = window
-  if count == 1 then
-    redis.call('PEXPIRE', key, window)
-  else
-    msLeft = redis.call('PTTL', key)
-    if msLeft < 0 then
-      redis.call('PEXPIRE', key, window)
-      msLeft = window
-    end
-  end
+  local count, msLeft = countInWindow(key, tonumber(ARGV[i]))
   replies[#replies + 1] = count
   replies[#replies + 1] = msLeft
 end

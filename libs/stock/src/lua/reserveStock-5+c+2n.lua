@@ -9,7 +9,7 @@
   KEYS[4]  coupon               <prefix>{g}:coupon:<code>   (hash: perBuyerLimit, startsAt, endsAt)
   KEYS[5]  buyer's coupon uses  <prefix>{g}:coupon-uses:<code>:<userId>
            (both unused, and named with an empty code, when the order has no coupon)
-  KEYS[5+j], j = 1..c           window counters counted first, as countInWindows-n.lua counts:
+  KEYS[5+j], j = 1..c           window counters counted first (countInWindow, shared/):
                                 the buyer's request budget, then their checkout attempts (c is
                                 0 when the api counted them itself: they are in another group)
   KEYS[5+c+2i-1], KEYS[5+c+2i]  per line i: SKU hash <prefix>{g}:sku:<skuId>,
@@ -45,21 +45,10 @@ local lineCount = (#KEYS - 5 - counterCount) / 2
 -- line i's keys are KEYS[lineKeys + 2i - 1] and KEYS[lineKeys + 2i], its quantity ARGV[lineQty + i]
 local lineKeys, lineQty = 5 + counterCount, 11 + 2 * counterCount
 
--- the same fixed windows as countInWindows-n.lua
+-- counted whatever the answer, as countInWindows-n.lua counts them (shared/countInWindow.lua)
 local counts = {}
 for j = 1, counterCount do
-  local key, window = KEYS[5 + j], tonumber(ARGV[10 + 2 * j])
-  local count = redis.call('INCR', key)
-  local msLeft = window
-  if count == 1 then
-    redis.call('PEXPIRE', key, window)
-  else
-    msLeft = redis.call('PTTL', key)
-    if msLeft < 0 then
-      redis.call('PEXPIRE', key, window)
-      msLeft = window
-    end
-  end
+  local count, msLeft = countInWindow(KEYS[5 + j], tonumber(ARGV[10 + 2 * j]))
   counts[j] = { count, msLeft, tonumber(ARGV[11 + 2 * j]) }
 end
 local budget = counts[1] or { 0, 0, 0 }
