@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { mastersOf } from '@orders/stock';
+import { StockKeys, mastersOf } from '@orders/stock';
 import { buyerAddress, createSku, createTestEnv, signToken, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
@@ -103,6 +103,8 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
         await createSku(shop, admin, { skuId: 'SCARCE', title: 'Scarce lamp', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 2, deduction: 'placement' });
         await createSku(shop, admin, { skuId: 'SPLIT', title: 'Hot phone', priceCents: 9_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 8, deduction: 'placement', stockBuckets: 4 });
         const token = shop.token('thrifty-buyer');
+        // SPLIT's reservation runs in the buyer's bucket, {g3}, away from their counters in {g0}
+        expect(new StockKeys('').bucketOf('thrifty-buyer', 4)).toBe(3);
         const checkoutOf = (key: string, items: unknown, headers: Record<string, string> = {}) =>
           shop.request('POST', '/v1/orders', { token, body: { items, address: buyerAddress }, headers: { 'idempotency-key': key, ...headers } });
         const scarce = [{ skuId: 'SCARCE', qty: 1 }];
@@ -185,6 +187,22 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       // only the 4 accepted checkouts hold stock
       expect(await stockOfRisky('ops-risk-2')).toEqual({ available: before.available - 4, reserved: before.reserved + 4, sold: 0 });
       expect(await env.redis.zcard(acceptedKey)).toBe(acceptedBefore + 4);
+    });
+
+    it('applies the velocity rule to a SKU split into buckets too, whose counters are counted before its reservation', async () => {
+      const admin = api.token('ops-risk-split', 'admin');
+      await createSku(api, admin, { skuId: 'RISKY-SPLIT', title: 'Risky split gadget', priceCents: 2_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement', stockBuckets: 2 });
+      // a buyer of bucket 1, whose reservation runs in {g1}, away from their counters in {g0}
+      const buyer = 'split-buyer';
+      expect(new StockKeys('').bucketOf(buyer, 2)).toBe(1);
+      const checkoutSplit = (key: string) =>
+        api.request('POST', '/v1/orders', { token: api.token(buyer), body: { items: [{ skuId: 'RISKY-SPLIT', qty: 1 }], address: buyerAddress }, headers: { 'idempotency-key': key } });
+      for (let i = 1; i <= 3; i++) expect((await checkoutSplit(`k-split-${i}`)).status).toBe(202);
+      const tooFast = await checkoutSplit('k-split-4');
+      expect(tooFast.status).toBe(403);
+      expect(tooFast.body.code).toBe('RISK_REJECTED');
+      expect(tooFast.headers['x-ratelimit-remaining']).toBe('4');
+      expect((await api.request('GET', '/v1/admin/skus/RISKY-SPLIT', { token: admin })).body.stock).toEqual({ available: 7, reserved: 3, sold: 0 });
     });
 
     it('answers a malformed device id with 400, reserving nothing', async () => {
