@@ -11,7 +11,8 @@
            (both unused, and named with an empty code, when the order has no coupon)
   KEYS[5+j], j = 1..c           window counters counted first (countInWindow, shared/):
                                 the buyer's request budget, then their checkout attempts (c is
-                                0 when the api counted them itself: they are in another group)
+                                0 when there are none, or when they live in another slot group
+                                and the Inventory counted them before this call)
   KEYS[5+c+2i-1], KEYS[5+c+2i]  per line i: SKU hash <prefix>{g}:sku:<skuId>,
                                 buyer's bought counter <prefix>{g}:bought:<skuId>:<userId>
   ARGV[1] orderId   ARGV[2] userId   ARGV[3] request body hash   ARGV[4] now (ms)
