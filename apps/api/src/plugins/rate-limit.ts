@@ -46,6 +46,11 @@ declare module 'fastify' {
  */
 const UNLIMITED_ROUTES = /^\/(health\/|metrics$|v1\/callbacks\/)/;
 
+/** The 429 for a budget counted past its maximum; null within it. */
+function refusalOf(spent: WindowCount, max: number): HttpProblem | null {
+  return spent.count > max ? rateLimited(spent.msLeft) : null;
+}
+
 /**
  * Request budgets in Redis, shared by every api replica: a fixed window per budget
  * (WindowCounters, whose counts of one event-loop turn go as one pipeline). A request with
@@ -118,7 +123,8 @@ export const rateLimitPlugin = fp(
       const spent = await spend(budgetCounter, null);
       if (!spent) return;
       tellBudget(reply, max, spent);
-      if (spent.count > max) throw rateLimited(spent.msLeft);
+      const refusal = refusalOf(spent, max);
+      if (refusal) throw refusal;
     });
 
     app.decorate('budgetRefusalOf', async (request: FastifyRequest) => {
@@ -127,7 +133,7 @@ export const rateLimitPlugin = fp(
       const spent = await spend(pending.budget, pending.velocity);
       if (!spent) return null;
       pending.counted(spent);
-      return spent.count > pending.budget.max ? rateLimited(spent.msLeft) : null;
+      return refusalOf(spent, pending.budget.max);
     });
   },
   { name: 'rate-limit', dependencies: ['auth'] },
