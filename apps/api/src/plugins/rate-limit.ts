@@ -108,16 +108,16 @@ export const rateLimitPlugin = fp(
       const slotGroup = slotGroupOf(budget);
       const budgetCounter: CappedCounter = { slotGroup, key: `${keyPrefix}${slotGroup}:rate:${budget}`, windowMs, max };
       if (userId && spentByRoute?.applies(request)) {
-        const counters = {
+        const checkoutCounters = {
           budget: budgetCounter,
           velocity: spentByRoute.alongside(userId),
           spent: null as WindowCount | null,
           counted(spent: WindowCount) {
-            counters.spent = spent;
+            checkoutCounters.spent = spent;
             tellBudget(reply, max, spent);
           },
         };
-        request.checkoutCounters = counters;
+        request.checkoutCounters = checkoutCounters;
         return;
       }
       const spent = await spend(budgetCounter, null);
