@@ -14,6 +14,7 @@ import {
   type OrderLineRequest,
   type OrderType,
 } from '@orders/domain';
+import { IsoTimestamps } from './iso-timestamps.js';
 import { PipelinePerTurn, type BatchGuard } from './pipeline-per-turn.js';
 import { SoldOutSkus } from './sold-out-skus.js';
 import { queueStockScript, runStockScript, type RedisClient, type StockScriptReply } from './stock-scripts.js';
@@ -169,6 +170,9 @@ export class Inventory {
   private readonly soldOut: SoldOutSkus;
   /** The pub/sub channel of `announceReturned`. */
   private readonly stockReturned: string;
+  /** One per kind of time a reservation answers with: each stays within its own second. */
+  private readonly acceptedTimes = new IsoTimestamps();
+  private readonly deadlineTimes = new IsoTimestamps();
 
   constructor(
     private readonly redis: RedisClient,
@@ -299,8 +303,8 @@ export class Inventory {
             items,
             address: request.payload.address,
             couponCode: request.payload.couponCode,
-            acceptedAt: request.now.toISOString(),
-            paymentDeadline: new Date(Number(c)).toISOString(),
+            acceptedAt: this.acceptedTimes.format(request.now.getTime()),
+            paymentDeadline: this.deadlineTimes.format(Number(c)),
           },
         };
       case -1:
