@@ -28,9 +28,9 @@ const quick = args.includes('--quick');
 const profile = args.includes('--profile');
 const instructions = args.includes('--instructions');
 const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
-/** Phases whose cost is the HTTP server's own work, what counting its instructions can tell. */
-const SERVER_BOUND = ['bare', 'reserve', 'intake', 'soldout'];
-const want = (phase: string) => (!only || only.includes(phase)) && (!instructions || SERVER_BOUND.includes(phase));
+/** Phases whose cost is one process's own work, what counting its instructions can tell: the HTTP servers', one worker's. */
+const COUNTABLE = ['bare', 'reserve', 'intake', 'soldout', 'drain'];
+const want = (phase: string) => (!only || only.includes(phase)) && (!instructions || COUNTABLE.includes(phase));
 const numberArg = (name: string, fallback: number) => Number(args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback);
 
 // under valgrind the server is ~50 × slower and reads every connection's request in one turn: 25 connections give
@@ -47,6 +47,9 @@ const HOUR = 3_600_000;
 /** --instructions: requests to warm the JIT up before counting (uncounted), and requests counted. */
 const WARMUP_REQUESTS = numberArg('warmup-requests', 24_000);
 const COUNTED_REQUESTS = numberArg('counted-requests', 4_000);
+/** --instructions: orders one worker drains to warm up (uncounted), then orders counted. */
+const WARMUP_ORDERS = numberArg('warmup-orders', 10_000);
+const COUNTED_ORDERS = numberArg('counted-orders', 5_000);
 
 const resultsDir = path.join(repoRoot, 'bench', 'results');
 const profileDir = path.join(resultsDir, 'profiles');
@@ -78,6 +81,11 @@ interface DrainRow {
   seconds: number;
   rssMb: number;
   cores: Cores;
+  /** --instructions: the worker's user-space instructions per order, counted by callgrind once warm */
+  instructionsPerOrder?: number;
+  gcInstructionsPerOrder?: number;
+  /** --instructions: MariaDB's CPU per order in the same window (MariaDB runs at full speed) */
+  mariadbMicrosPerOrder?: number;
 }
 interface SaleRow {
   units: number;
@@ -151,6 +159,58 @@ async function countPerRequest(name: string, server: Server, run: (limit: LoadLi
   const perRequest = (count: number) => Math.round(count / result.requests);
   const row = { name, ...result, rssMb: server.peakRssMb(), cores: coreUse.read(), instructionsPerRequest: perRequest(counted.total), gcInstructionsPerRequest: perRequest(counted.garbageCollector) };
   console.log(`  ${name}: ${row.instructionsPerRequest} instructions per request, ${row.gcInstructionsPerRequest} of them garbage collection (${result.requests} counted), codes ${JSON.stringify(row.statusCodes)}`);
+  return row;
+}
+
+/**
+ * --instructions: one worker under callgrind drains WARMUP_ORDERS, then COUNTED_ORDERS are
+ * counted. Progress comes from MySQL once a second, not from the worker's metrics: a scrape
+ * would be counted as the worker's work.
+ */
+async function countDrainPerOrder(
+  env: TestEnv,
+  perJob: number,
+  fillOrdersQueue: (count: number, buyers: string) => Promise<void>,
+  startWorker: (index: number) => Promise<{ procs: Server[] }>,
+): Promise<DrainRow> {
+  const before = await countOrders(env);
+  const persisted = async (count: number) => {
+    const deadline = Date.now() + 900_000;
+    while ((await countOrders(env)) - before < count) {
+      if (Date.now() > deadline) throw new Error(`the counted drain did not write ${count} orders in time`);
+      await sleep(1_000);
+    }
+  };
+  const {
+    procs: [worker],
+  } = await startWorker(1);
+  await fillOrdersQueue(WARMUP_ORDERS, 'warm');
+  await persisted(WARMUP_ORDERS);
+  const coreUse = CoreUse.start({ workers: pidsOf([worker!]), ...services });
+  const startedAt = performance.now();
+  const { counted } = await countInstructions(worker!.child.pid!, callgrindDir, async () => {
+    await fillOrdersQueue(COUNTED_ORDERS, 'counted');
+    await persisted(WARMUP_ORDERS + COUNTED_ORDERS);
+  });
+  const seconds = (performance.now() - startedAt) / 1000;
+  const cores = coreUse.read();
+  const rssMb = worker!.peakRssMb();
+  await stop(worker);
+  const perOrder = (count: number) => Math.round(count / COUNTED_ORDERS);
+  const row: DrainRow = {
+    name: 'drain, 1 worker process',
+    workers: 1,
+    ordersPerJob: perJob,
+    orders: COUNTED_ORDERS,
+    ordersPerSec: Math.round(COUNTED_ORDERS / seconds),
+    seconds,
+    rssMb,
+    cores,
+    instructionsPerOrder: perOrder(counted.total),
+    gcInstructionsPerOrder: perOrder(counted.garbageCollector),
+    mariadbMicrosPerOrder: Math.round(((cores.mariadb ?? 0) * seconds * 1e6) / COUNTED_ORDERS),
+  };
+  console.log(`  ${row.name}: ${row.instructionsPerOrder} instructions per order, ${row.gcInstructionsPerOrder} of them garbage collection (${COUNTED_ORDERS} counted, jobs of ${perJob}); MariaDB ${row.mariadbMicrosPerOrder} µs of CPU per order`);
   return row;
 }
 
@@ -303,17 +363,15 @@ async function main() {
       await stop(api);
       api = undefined;
       const newId = monotonicFactory();
-      for (const workers of [1, 2]) {
-        await dropUnpersistedOrders();
-        const before = await countOrders(env);
+      // the queue holds jobs shaped as the intake makes them (orders per job measured above)
+      const perJob = Math.max(1, intakeOrdersPerJob || env.config.ORDERS_PER_JOB);
+      const fillOrdersQueue = async (count: number, buyers: string) => {
         const now = Date.now();
-        // the queue holds jobs shaped as the intake makes them (orders per job measured above)
-        const perJob = Math.max(1, intakeOrdersPerJob || env.config.ORDERS_PER_JOB);
-        for (let done = 0; done < DRAIN_ORDERS; done += 1000) {
-          const orders = Array.from({ length: Math.min(1000, DRAIN_ORDERS - done) }, (_, i) => {
+        for (let done = 0; done < count; done += 1000) {
+          const orders = Array.from({ length: Math.min(1000, count - done) }, (_, i) => {
             const order: AcceptedOrder = {
               orderId: newId(now),
-              userId: `drain${workers}-${done + i}`,
+              userId: `${buyers}-${done + i}`,
               type: 'flash_sale',
               items: [{ skuId: 'bench-hot', qty: 1 }],
               address,
@@ -325,6 +383,16 @@ async function main() {
           });
           for (let i = 0; i < orders.length; i += perJob) await enqueuePersistOrders(queues, orders.slice(i, i + perJob));
         }
+      };
+      if (instructions) {
+        await dropUnpersistedOrders();
+        drains.push(await countDrainPerOrder(env, perJob, fillOrdersQueue, (w) => startWorkers(1, () => `worker${w}`, { ...base, WORKER_QUEUES: 'orders', MIGRATE_ON_START: 'false' })));
+        await queues.timers.obliterate({ force: true });
+      }
+      for (const workers of instructions ? [] : [1, 2]) {
+        await dropUnpersistedOrders();
+        const before = await countOrders(env);
+        await fillOrdersQueue(DRAIN_ORDERS, `drain${workers}`);
         const { procs, metricsPorts } = await startWorkers(workers, (w) => `worker${w + 1}of${workers}`, { ...base, WORKER_QUEUES: 'orders', MIGRATE_ON_START: 'false' });
         let first = 0;
         let atFirst = 0;
@@ -489,6 +557,7 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
   if (instructionRatios) {
     console.log(`${'what'.padEnd(40)}${pad('instructions per request', 26)}${pad('of them GC', 12)}`);
     for (const row of http) console.log(`${row.name.padEnd(40)}${pad(row.instructionsPerRequest ?? '-', 26)}${pad(row.gcInstructionsPerRequest ?? '-', 12)}`);
+    for (const row of drains) console.log(`${`${row.name} (per order)`.padEnd(40)}${pad(row.instructionsPerOrder ?? '-', 26)}${pad(row.gcInstructionsPerOrder ?? '-', 12)}`);
     console.log(`ratios from instructions per request: ${JSON.stringify(instructionRatios)}`);
   } else {
     console.log(`ratios: ${JSON.stringify(ratios)}`);
@@ -501,7 +570,7 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
         startedAt: startedAt.toISOString(),
         quick,
         machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
-        settings: { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S, drainOrders: DRAIN_ORDERS, saleUnits: SALE_UNITS, saleBuyers: SALE_BUYERS, e2eWorkers: E2E_WORKERS, apiProcesses: API_PROCESSES, ...(instructions ? { warmupRequests: WARMUP_REQUESTS, countedRequests: COUNTED_REQUESTS } : {}) },
+        settings: { connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S, drainOrders: DRAIN_ORDERS, saleUnits: SALE_UNITS, saleBuyers: SALE_BUYERS, e2eWorkers: E2E_WORKERS, apiProcesses: API_PROCESSES, ...(instructions ? { warmupRequests: WARMUP_REQUESTS, countedRequests: COUNTED_REQUESTS, warmupOrders: WARMUP_ORDERS, countedOrders: COUNTED_ORDERS } : {}) },
         http,
         drains,
         sale,
