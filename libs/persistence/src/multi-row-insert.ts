@@ -17,6 +17,31 @@ export async function insertRows<T extends keyof Database & string>(
   const first = rows[0];
   if (first === undefined) return;
   const columns = Object.keys(first) as Array<keyof typeof first>;
-  const values = rows.map((row) => columns.map((column) => row[column]));
+  const datetimes = new DatetimeLiterals();
+  const values = rows.map((row) => columns.map((column) => datetimes.of(row[column])));
   await sql`insert into ${sql.table(table)} (${sql.join(columns.map((column) => sql.ref(String(column))))}) values ${values}`.execute(db);
+}
+
+/**
+ * A batch's rows share their dates (the transaction's `now` in every row): each is written
+ * once as the DATETIME text mysql2 would write for it (UTC, `timezone: 'Z'`), not once per
+ * row and column. Anything else passes through to mysql2's own escaping.
+ */
+class DatetimeLiterals {
+  private readonly written = new Map<number, string>();
+
+  of(value: unknown): unknown {
+    if (!(value instanceof Date)) return value;
+    const time = value.getTime();
+    let text = this.written.get(time);
+    if (text === undefined) {
+      // an invalid date, or a year outside 0000–9999, is left to mysql2
+      if (Number.isNaN(time)) return value;
+      const iso = value.toISOString();
+      if (iso.length !== 24) return value;
+      text = `${iso.slice(0, 10)} ${iso.slice(11, 23)}`;
+      this.written.set(time, text);
+    }
+    return text;
+  }
 }
