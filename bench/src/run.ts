@@ -6,8 +6,9 @@
  * intake (hot SKU and sold-out SKU), the workers' drain and a whole sale end to end.
  * Servers run as their own processes; the load comes from this one; 127.0.0.1 only.
  *
- * --instructions runs the HTTP servers under valgrind's callgrind instead and counts the
- * instructions each executes per request once warm, the garbage collector's apart: outside the
+ * --instructions runs the HTTP servers and one worker under valgrind's callgrind instead and
+ * counts the instructions each executes per request (per order drained, for the worker) once
+ * warm, the garbage collector's apart: outside the
  * collector the figure repeats to ~0.1-2 % on a shared VM where req/s moves by 25 %, enough to
  * tell whether a small change paid.
  */
@@ -48,7 +49,7 @@ const HOUR = 3_600_000;
 const WARMUP_REQUESTS = numberArg('warmup-requests', 24_000);
 const COUNTED_REQUESTS = numberArg('counted-requests', 4_000);
 /** --instructions: orders one worker drains to warm up (uncounted), then orders counted. */
-const WARMUP_ORDERS = numberArg('warmup-orders', 10_000);
+const WARMUP_ORDERS = numberArg('warmup-orders', 30_000);
 const COUNTED_ORDERS = numberArg('counted-orders', 5_000);
 
 const resultsDir = path.join(repoRoot, 'bench', 'results');
