@@ -167,7 +167,12 @@ describe('bad input never reserves stock and never answers 500', () => {
     await new Promise((resolve) => setTimeout(resolve, 3_100));
     const expired = await api.request('GET', '/v1/orders', { token: shortLived });
     expect(expired.status).toBe(401);
-    expect(expired.body.code).toBe('UNAUTHORIZED');
+    expect(expired.body).toMatchObject({ code: 'UNAUTHORIZED', detail: 'The token has expired' });
+    // a token that has not been seen before and has expired says so too; a forged one does not
+    const expiredUnseen = signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-9', role: 'buyer', exp: Math.floor(Date.now() / 1000) - 5 });
+    expect((await api.request('GET', '/v1/orders', { token: expiredUnseen })).body).toMatchObject({ code: 'UNAUTHORIZED', detail: 'The token has expired' });
+    const forged = signToken('some-other-secret-of-32-chars!!', { sub: 'buyer-9', role: 'buyer' });
+    expect((await api.request('GET', '/v1/orders', { token: forged })).body).toMatchObject({ code: 'UNAUTHORIZED', detail: 'The token is not valid' });
   });
 
   it('rejects bad catalog input and a second SKU with the same id', async () => {
