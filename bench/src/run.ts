@@ -172,7 +172,7 @@ async function countDrainPerOrder(
   env: TestEnv,
   perJob: number,
   fillOrdersQueue: (count: number, buyers: string) => Promise<void>,
-  startWorker: (index: number) => Promise<{ procs: Server[] }>,
+  startWorker: () => Promise<{ procs: Server[] }>,
 ): Promise<DrainRow> {
   const before = await countOrders(env);
   const persisted = async (count: number) => {
@@ -184,7 +184,7 @@ async function countDrainPerOrder(
   };
   const {
     procs: [worker],
-  } = await startWorker(1);
+  } = await startWorker();
   await fillOrdersQueue(WARMUP_ORDERS, 'warm');
   await persisted(WARMUP_ORDERS);
   const coreUse = CoreUse.start({ workers: pidsOf([worker!]), ...services });
@@ -387,7 +387,7 @@ async function main() {
       };
       if (instructions) {
         await dropUnpersistedOrders();
-        drains.push(await countDrainPerOrder(env, perJob, fillOrdersQueue, (w) => startWorkers(1, () => `worker${w}`, { ...base, WORKER_QUEUES: 'orders', MIGRATE_ON_START: 'false' })));
+        drains.push(await countDrainPerOrder(env, perJob, fillOrdersQueue, () => startWorkers(1, () => 'worker1', { ...base, WORKER_QUEUES: 'orders', MIGRATE_ON_START: 'false' })));
         await queues.timers.obliterate({ force: true });
       }
       for (const workers of instructions ? [] : [1, 2]) {
