@@ -370,6 +370,8 @@ async function main() {
         const now = Date.now();
         for (let done = 0; done < count; done += 1000) {
           const orders = Array.from({ length: Math.min(1000, count - done) }, (_, i) => {
+            // accepted as during a sale: ten orders a millisecond, each deadline ten minutes on
+            const acceptedAt = now + Math.floor((done + i) / 10);
             const order: AcceptedOrder = {
               orderId: newId(now),
               userId: `${buyers}-${done + i}`,
@@ -377,8 +379,8 @@ async function main() {
               items: [{ skuId: 'bench-hot', qty: 1 }],
               address,
               couponCode: null,
-              acceptedAt: new Date(now).toISOString(),
-              paymentDeadline: new Date(now + 600_000).toISOString(),
+              acceptedAt: new Date(acceptedAt).toISOString(),
+              paymentDeadline: new Date(acceptedAt + 600_000).toISOString(),
             };
             return order;
           });
