@@ -373,7 +373,7 @@ async function main() {
             // accepted as during a sale: ten orders a millisecond, each deadline ten minutes on
             const acceptedAt = now + Math.floor((done + i) / 10);
             const order: AcceptedOrder = {
-              orderId: newId(now),
+              orderId: newId(acceptedAt),
               userId: `${buyers}-${done + i}`,
               type: 'flash_sale',
               items: [{ skuId: 'bench-hot', qty: 1 }],
