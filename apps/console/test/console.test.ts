@@ -196,10 +196,7 @@ describe('the web console', () => {
     expect(await page.getByRole('row').filter({ hasText: 'KETTLE' }).first().getByRole('cell').nth(2).textContent()).toBe('2');
 
     // the payment system pays back 2 of the line's 3 units; the order itself goes on to the warehouse
-    await waitFor(async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('eli') })).body.items[0]?.status === 'SUCCEEDED', {
-      what: 'the refund paid back',
-      timeoutMs: 10_000,
-    });
+    await system.waitForRefund(orderId, 'SUCCEEDED', 10_000);
     const refunded = await system.order(orderId);
     expect(refunded.amounts.refundedCents).toBe((paid.items[0].payableCents * 2) / 3);
     expect(refunded.items[0].refundedQty).toBe(2);

@@ -98,7 +98,7 @@ describe('refunds drawn across the payments of an order', () => {
     const jon = system.token('jon');
     const first = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: jon, body: { reason: 'one is enough', items: [{ skuId: 'CONSOLE', qty: 1 }] } });
     expect([first.status, first.body.refunds[0].amountCents]).toEqual([202, 50_000]);
-    await waitFor(async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: jon })).body.items[0]?.status === 'SUCCEEDED', { what: 'the first refund' });
+    await system.waitForRefund(orderId);
     const partly = await system.order(orderId);
     expect([partly.status, partly.amounts.refundedCents]).toEqual(['IN_FULFILLMENT', 50_000]);
 

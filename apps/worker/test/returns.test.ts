@@ -1,6 +1,5 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -50,7 +49,7 @@ describe('returns inside the after-sales window', () => {
     expect((await warehouse(orderId, 'RETURN_RECEIVED')).body.callbackStatus).toBe(200);
     const returned = await system.waitForStatus(orderId, 'RETURNED');
     expect(returned.amounts.refundedCents).toBe(5_300);
-    await waitFor(async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: dan })).body.items[0]?.status === 'SUCCEEDED', { what: 'the return to be paid back' });
+    await system.waitForRefund(orderId);
     expect(await stock()).toEqual({ available: 10, reserved: 0, sold: 0 });
     // the return's own history: asked, approved, received, then paid back (SENT may be overtaken by the payment system's confirmation)
     const [paidBack] = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: dan })).body.items;
@@ -76,7 +75,7 @@ describe('returns inside the after-sales window', () => {
     expect((await warehouse(orderId, 'RETURN_RECEIVED')).body.callbackStatus).toBe(200);
     const back = await system.waitForStatus(orderId, 'DELIVERED');
     expect(back.history.at(-1)).toMatchObject({ from: 'RETURNING', action: 'receive_partial_return', to: 'DELIVERED', actor: 'warehouse' });
-    await waitFor(async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: ivy })).body.items[0]?.status === 'SUCCEEDED', { what: 'the return to be paid back' });
+    await system.waitForRefund(orderId);
     const order = await system.order(orderId);
     expect([order.amounts.refundedCents, order.items[0].refundedQty]).toEqual([2_400, 1]);
     await system.waitForStatus(orderId, 'COMPLETED', 10_000);

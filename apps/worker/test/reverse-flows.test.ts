@@ -168,7 +168,7 @@ describe('pricing at persist, cancel and refunds, exact to the cent', () => {
     const second = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: bob, body });
     expect([second.status, second.body.refundId]).toEqual([202, first.body.refundId]);
 
-    await waitFor(async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: bob })).body.items[0]?.status === 'SUCCEEDED', { what: 'the refund to be paid back' });
+    await system.waitForRefund(orderId);
     expect((await system.paymentSim.request('GET', '/__admin/payments')).body.refunds.filter((r: any) => r.refundId === first.body.refundId)).toEqual([
       expect.objectContaining({ amountCents: 821 }),
     ]);
@@ -207,7 +207,7 @@ describe('pricing at persist, cancel and refunds, exact to the cent', () => {
     const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('dee'), body: { reason: 'one is enough', items: [{ skuId: 'KETTLE', qty: 1 }] } });
     expect(refund.status).toBe(202);
     // the refund's amounts are counted when it is opened; its job (which makes Redis follow first) has run once it is paid back
-    await waitFor(async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('dee') })).body.items[0]?.status === 'SUCCEEDED', { what: 'the refund job' });
+    await system.waitForRefund(orderId);
 
     const next = await checkout('dee', [{ skuId: 'KETTLE', qty: 2 }], 'dee-2', 'TENOFF');
     expect((await system.waitForStatus(next, 'PENDING_PAYMENT')).benefits.coupon).toMatchObject({ code: 'TENOFF' });

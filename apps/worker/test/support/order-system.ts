@@ -18,6 +18,8 @@ export interface OrderSystem extends Pick<HttpClient, 'request'> {
   createSku(sku: { skuId: string; priceCents: number; merchantId: string; channel: 'self' | 'third_party'; warehouseId: string; stock: number; deduction: 'placement' | 'payment'; stockBuckets?: number }): Promise<void>;
   checkout(buyer: string, items: Array<{ skuId: string; qty: number }>, key?: string): Promise<string>;
   waitForStatus(orderId: string, status: string, timeoutMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** The order's first refund (or return) once it has this status, SUCCEEDED when paid back: its refund job has run by then. */
+  waitForRefund(orderId: string, status?: string, timeoutMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   order(orderId: string): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   signedCallback(system: 'payment' | 'warehouse', body: unknown, signature?: string): Promise<{ status: number; body: any }>; // eslint-disable-line @typescript-eslint/no-explicit-any
   close(): Promise<void>;
@@ -84,6 +86,15 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
           return order.status === status && order;
         },
         { what: `order ${orderId} to be ${status}`, timeoutMs, intervalMs: 50 },
+      );
+    },
+    async waitForRefund(orderId, status = 'SUCCEEDED', timeoutMs = 30_000) {
+      return waitFor(
+        async () => {
+          const [refund] = (await http.request('GET', `/v1/orders/${orderId}/refunds`, { token: admin })).body.items;
+          return refund?.status === status && refund;
+        },
+        { what: `the first refund of order ${orderId} to be ${status}`, timeoutMs, intervalMs: 50 },
       );
     },
     async signedCallback(kind, body, signature) {
