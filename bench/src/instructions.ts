@@ -38,20 +38,35 @@ async function readDump(file: string): Promise<InstructionCount> {
 
 /**
  * Counts the instructions a process running under callgrind executes in user space while
- * `work` runs. Unlike req/s and CPU time on a shared VM, the count barely moves from run to
- * run, so a change worth a few percent of a checkout shows. Kernel time (the socket system
- * calls) is not in it.
+ * `work` runs, and those of `alongside` (another process under callgrind: Redis) in the same
+ * window. Unlike req/s and CPU time on a shared VM, the count barely moves from run to run,
+ * so a change worth a few percent of a checkout shows. Kernel time (the socket system calls)
+ * is not in it.
  */
-export async function countInstructions<T>(pid: number, dir: string, work: () => Promise<T>): Promise<{ result: T; counted: InstructionCount }> {
-  const control = (flag: string) => run('callgrind_control', [flag, String(pid)]);
+export async function countInstructions<T>(
+  pid: number,
+  dir: string,
+  work: () => Promise<T>,
+  alongside?: number,
+): Promise<{ result: T; counted: InstructionCount; countedAlongside: InstructionCount | undefined }> {
+  const pids = alongside === undefined ? [pid] : [pid, alongside];
+  const control = (flag: string) => Promise.all(pids.map((each) => run('callgrind_control', [flag, String(each)])));
   await control('--instr=on');
   await control('--zero');
   const result = await work();
   await control('--dump');
   await control('--instr=off');
-  // each dump is <name>.<pid>.<n>
+  return {
+    result,
+    counted: await readDump(newestDump(dir, pid)),
+    countedAlongside: alongside === undefined ? undefined : await readDump(newestDump(dir, alongside)),
+  };
+}
+
+/** A process's latest callgrind dump: each is <name>.<pid>.<n>. */
+function newestDump(dir: string, pid: number): string {
   const dumpNumber = (file: string) => Number(new RegExp(`\\.${pid}\\.(\\d+)$`).exec(file)?.[1] ?? -1);
   const newest = readdirSync(dir).filter((file) => dumpNumber(file) >= 0).sort((a, b) => dumpNumber(a) - dumpNumber(b)).pop();
   if (!newest) throw new Error(`no callgrind dump for ${pid} in ${dir}`);
-  return { result, counted: await readDump(path.join(dir, newest)) };
+  return path.join(dir, newest);
 }

@@ -143,18 +143,33 @@ async function portOpen(port: number): Promise<boolean> {
 }
 
 /** Runs a TypeScript entry point (through tsx, with workspace sources) as its own process. */
-export async function spawnTs(name: string, entry: string, options: SpawnOptions): Promise<Server> {
+export function spawnTs(name: string, entry: string, options: SpawnOptions): Promise<Server> {
   const args = ['--conditions=source', '--import', 'tsx'];
   if (options.cpuProfDir) args.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`,);
   const [command, commandArgs] = options.callgrindDir
     ? ['valgrind', [...callgrindArgs(options.callgrindDir, name), process.execPath, ...args, entry]]
     : [process.execPath, [...args, entry]];
-  const child = spawn(command, commandArgs, {
-    cwd: repoRoot,
+  return spawnServer(name, command, commandArgs, {
     // every server, the ceilings too, runs with the flags the services ship with
     env: { ...process.env, ...options.env, NODE_OPTIONS: serviceNodeOptions(process.env.NODE_OPTIONS), ...(options.port ? { PORT: String(options.port) } : {}) },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    listening: options.port ?? options.waitForPort,
+    // under valgrind, loading the api's modules alone takes a minute or more
+    startTimeoutMs: options.callgrindDir ? 300_000 : 60_000,
   });
+}
+
+/**
+ * --instructions: a Redis server of the bench's own, under callgrind, so what Redis executes
+ * for a request is counted beside what the server does (the box's own Redis cannot be).
+ * Keeps nothing on disk, as the box's does not.
+ */
+export function spawnCountedRedis(callgrindDir: string, port: number): Promise<Server> {
+  const args = [...callgrindArgs(callgrindDir, 'redis'), 'redis-server', '--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'];
+  return spawnServer('redis', 'valgrind', args, { env: { ...process.env }, listening: port, startTimeoutMs: 60_000 });
+}
+
+async function spawnServer(name: string, command: string, args: string[], options: { env: NodeJS.ProcessEnv; listening: number | undefined; startTimeoutMs: number }): Promise<Server> {
+  const child = spawn(command, args, { cwd: repoRoot, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000));
   child.stdout?.on('data', keep);
@@ -185,14 +200,12 @@ export async function spawnTs(name: string, entry: string, options: SpawnOptions
     },
   };
 
-  const listening = options.port ?? options.waitForPort;
-  if (listening) {
-    // under valgrind, loading the api's modules alone takes a minute or more
-    const deadline = Date.now() + (options.callgrindDir ? 300_000 : 60_000);
-    while (!(await portOpen(listening))) {
+  if (options.listening) {
+    const deadline = Date.now() + options.startTimeoutMs;
+    while (!(await portOpen(options.listening))) {
       if (child.exitCode !== null || Date.now() > deadline) {
         await server.stop();
-        throw new Error(`${name} did not start listening on ${listening}:\n${output}`);
+        throw new Error(`${name} did not start listening on ${options.listening}:\n${output}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }

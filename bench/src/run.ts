@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [-- --profile] [-- --only=bare,intake,...] [-- --instructions]
+ * npm run bench [-- --quick] [-- --profile] [-- --only=bare,intake,...] [-- --instructions [--count-redis]]
  *
  * Measures, in one run and with the same connections and duration, the ceilings of this
  * machine (bare Fastify, Fastify + one Redis reservation), the naive MySQL peer, our
@@ -8,7 +8,8 @@
  *
  * --instructions runs the HTTP servers and one worker under valgrind's callgrind instead and
  * counts the instructions each executes per request (per order drained, for the worker) once
- * warm, the garbage collector's apart: outside the
+ * warm, the garbage collector's apart (with --count-redis, those of a Redis server of the
+ * bench's own beside them): outside the
  * collector the figure repeats to ~0.1-2 % on a shared VM where req/s moves by 25 %, enough to
  * tell whether a small change paid.
  */
@@ -22,12 +23,18 @@ import { sql } from 'kysely';
 import { monotonicFactory } from 'ulid';
 import { countInstructions } from './instructions.js';
 import { runLoad, type LoadOptions, type LoadResult } from './load.js';
-import { CoreUse, repoRoot, servicePids, sleep, spawnTs, type Server, type SpawnOptions } from './processes.js';
+import { CoreUse, repoRoot, servicePids, sleep, spawnCountedRedis, spawnTs, type Server, type SpawnOptions } from './processes.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const profile = args.includes('--profile');
 const instructions = args.includes('--instructions');
+/**
+ * --instructions: Redis too, a server of the bench's own under callgrind. Off by default: at
+ * Redis's speed under valgrind the api serves fewer requests per event-loop turn, which moves
+ * its own count per request (the sold-out answer's threefold), so the two are read apart.
+ */
+const countRedis = instructions && args.includes('--count-redis');
 const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 /** Phases whose cost is one process's own work, what counting its instructions can tell: the HTTP servers', one worker's. */
 const COUNTABLE = ['bare', 'reserve', 'intake', 'soldout', 'drain'];
@@ -74,6 +81,8 @@ interface HttpRow extends LoadResult {
   instructionsPerRequest?: number;
   /** the part of them spent in V8's garbage collector */
   gcInstructionsPerRequest?: number;
+  /** --instructions: Redis's user-space instructions per request in the same window */
+  redisInstructionsPerRequest?: number;
 }
 interface DrainRow {
   name: string;
@@ -87,6 +96,8 @@ interface DrainRow {
   /** --instructions: the worker's user-space instructions per order, counted by callgrind once warm */
   instructionsPerOrder?: number;
   gcInstructionsPerOrder?: number;
+  /** --instructions: Redis's per order in the same window (the jobs' BullMQ scripts) */
+  redisInstructionsPerOrder?: number;
   /** --instructions: MariaDB's CPU per order in the same window (MariaDB runs at full speed) */
   mariadbMicrosPerOrder?: number;
 }
@@ -135,6 +146,8 @@ async function stop(server: Server | undefined) {
 }
 
 const services = { redis: servicePids('redis-server'), mariadb: [...servicePids('mariadbd'), ...servicePids('mysqld')] };
+/** --instructions: the bench's own Redis, under callgrind; the servers and workers use it instead of the box's. */
+let countedRedis: Server | undefined;
 const pidsOf = (servers: Server[]) => servers.flatMap((server) => (server.child.pid ? [server.child.pid] : []));
 const showCores = (cores: Cores) => Object.entries(cores).map(([name, used]) => `${name} ${used.toFixed(2)}`).join(', ');
 
@@ -158,10 +171,20 @@ async function countPerRequest(name: string, server: Server, run: (limit: LoadLi
   const rounds = 3;
   for (let round = 0; round < rounds; round++) await run({ amount: Math.ceil(WARMUP_REQUESTS / rounds) });
   const coreUse = CoreUse.start({ server: pidsOf([server]), ...services });
-  const { result, counted } = await countInstructions(server.child.pid!, callgrindDir, () => run({ amount: COUNTED_REQUESTS }));
+  const { result, counted, countedAlongside } = await countInstructions(server.child.pid!, callgrindDir, () => run({ amount: COUNTED_REQUESTS }), countedRedis?.child.pid);
   const perRequest = (count: number) => Math.round(count / result.requests);
-  const row = { name, ...result, rssMb: server.peakRssMb(), cores: coreUse.read(), instructionsPerRequest: perRequest(counted.total), gcInstructionsPerRequest: perRequest(counted.garbageCollector) };
-  console.log(`  ${name}: ${row.instructionsPerRequest} instructions per request, ${row.gcInstructionsPerRequest} of them garbage collection (${result.requests} counted), codes ${JSON.stringify(row.statusCodes)}`);
+  const row = {
+    name,
+    ...result,
+    rssMb: server.peakRssMb(),
+    cores: coreUse.read(),
+    instructionsPerRequest: perRequest(counted.total),
+    gcInstructionsPerRequest: perRequest(counted.garbageCollector),
+    redisInstructionsPerRequest: countedAlongside && perRequest(countedAlongside.total),
+  };
+  console.log(
+    `  ${name}: ${row.instructionsPerRequest} instructions per request, ${row.gcInstructionsPerRequest} of them garbage collection${countRedis ? `, Redis ${row.redisInstructionsPerRequest}` : ''} (${result.requests} counted), codes ${JSON.stringify(row.statusCodes)}`,
+  );
   return row;
 }
 
@@ -191,10 +214,15 @@ async function countDrainPerOrder(
   await persisted(WARMUP_ORDERS);
   const coreUse = CoreUse.start({ workers: pidsOf([worker!]), ...services });
   const startedAt = performance.now();
-  const { counted } = await countInstructions(worker!.child.pid!, callgrindDir, async () => {
-    await fillOrdersQueue(COUNTED_ORDERS, 'counted');
-    await persisted(WARMUP_ORDERS + COUNTED_ORDERS);
-  });
+  const { counted, countedAlongside } = await countInstructions(
+    worker!.child.pid!,
+    callgrindDir,
+    async () => {
+      await fillOrdersQueue(COUNTED_ORDERS, 'counted');
+      await persisted(WARMUP_ORDERS + COUNTED_ORDERS);
+    },
+    countedRedis?.child.pid,
+  );
   const seconds = (performance.now() - startedAt) / 1000;
   const cores = coreUse.read();
   const rssMb = worker!.peakRssMb();
@@ -211,9 +239,10 @@ async function countDrainPerOrder(
     cores,
     instructionsPerOrder: perOrder(counted.total),
     gcInstructionsPerOrder: perOrder(counted.garbageCollector),
+    redisInstructionsPerOrder: countedAlongside && perOrder(countedAlongside.total),
     mariadbMicrosPerOrder: Math.round(((cores.mariadb ?? 0) * seconds * 1e6) / COUNTED_ORDERS),
   };
-  console.log(`  ${row.name}: ${row.instructionsPerOrder} instructions per order, ${row.gcInstructionsPerOrder} of them garbage collection (${COUNTED_ORDERS} counted, jobs of ${perJob}); MariaDB ${row.mariadbMicrosPerOrder} µs of CPU per order`);
+  console.log(`  ${row.name}: ${row.instructionsPerOrder} instructions per order, ${row.gcInstructionsPerOrder} of them garbage collection${countRedis ? `, Redis ${row.redisInstructionsPerOrder}` : ''} (${COUNTED_ORDERS} counted, jobs of ${perJob}); MariaDB ${row.mariadbMicrosPerOrder} µs of CPU per order`);
   return row;
 }
 
@@ -249,7 +278,13 @@ async function main() {
   const startedAt = new Date();
   console.log(`bench ${quick ? '(quick) ' : ''}on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${CONNECTIONS} connections, ${DURATION_S} s per run`);
   // the levels the services ship with (config/default.json): what a log line costs is part of the product's cost
-  const env = await createTestEnv('bench', { LOG_LEVEL: 'info' });
+  const redisPort = countRedis ? await freePort() : 0;
+  if (countRedis) {
+    countedRedis = await spawnCountedRedis(callgrindDir, redisPort);
+    running.add(countedRedis);
+    services.redis = [countedRedis.child.pid!];
+  }
+  const env = await createTestEnv('bench', { LOG_LEVEL: 'info', ...(countRedis ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : {}) });
   const base = env.env;
   const http: HttpRow[] = [];
   const drains: DrainRow[] = [];
@@ -512,8 +547,10 @@ async function main() {
     await stop(api);
     await queues.close();
   } finally {
-    for (const server of [...running]) await server.stop();
+    for (const server of [...running]) if (server !== countedRedis) await server.stop();
+    // the bench's own Redis holds what cleanup removes: it stops last
     await env.cleanup();
+    await stop(countedRedis);
   }
   report(startedAt, http, drains, sale);
 }
@@ -560,9 +597,9 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
   for (const row of [...http, ...drains]) console.log(`  ${row.name.padEnd(38)}${showCores(row.cores)}`);
   if (sale) console.log(`  ${'sale'.padEnd(38)}${showCores(sale.cores)}`);
   if (instructionRatios) {
-    console.log(`${'what'.padEnd(40)}${pad('instructions per request', 26)}${pad('of them GC', 12)}`);
-    for (const row of http) console.log(`${row.name.padEnd(40)}${pad(row.instructionsPerRequest ?? '-', 26)}${pad(row.gcInstructionsPerRequest ?? '-', 12)}`);
-    for (const row of drains) console.log(`${`${row.name} (per order)`.padEnd(40)}${pad(row.instructionsPerOrder ?? '-', 26)}${pad(row.gcInstructionsPerOrder ?? '-', 12)}`);
+    console.log(`${'what'.padEnd(40)}${pad('instructions per request', 26)}${pad('of them GC', 12)}${pad('Redis', 10)}`);
+    for (const row of http) console.log(`${row.name.padEnd(40)}${pad(row.instructionsPerRequest ?? '-', 26)}${pad(row.gcInstructionsPerRequest ?? '-', 12)}${pad(row.redisInstructionsPerRequest ?? '-', 10)}`);
+    for (const row of drains) console.log(`${`${row.name} (per order)`.padEnd(40)}${pad(row.instructionsPerOrder ?? '-', 26)}${pad(row.gcInstructionsPerOrder ?? '-', 12)}${pad(row.redisInstructionsPerOrder ?? '-', 10)}`);
     console.log(`ratios from instructions per request: ${JSON.stringify(instructionRatios)}`);
   } else {
     console.log(`ratios: ${JSON.stringify(ratios)}`);
