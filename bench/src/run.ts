@@ -183,7 +183,7 @@ async function countPerRequest(name: string, server: Server, run: (limit: LoadLi
     redisInstructionsPerRequest: countedAlongside && perRequest(countedAlongside.total),
   };
   console.log(
-    `  ${name}: ${row.instructionsPerRequest} instructions per request, ${row.gcInstructionsPerRequest} of them garbage collection${countRedis ? `, Redis ${row.redisInstructionsPerRequest}` : ''} (${result.requests} counted), codes ${JSON.stringify(row.statusCodes)}`,
+    `  ${name}: ${row.instructionsPerRequest} instructions per request, ${row.gcInstructionsPerRequest} of them garbage collection${countedAlongside ? `, Redis ${row.redisInstructionsPerRequest}` : ''} (${result.requests} counted), codes ${JSON.stringify(row.statusCodes)}`,
   );
   return row;
 }
@@ -242,7 +242,7 @@ async function countDrainPerOrder(
     redisInstructionsPerOrder: countedAlongside && perOrder(countedAlongside.total),
     mariadbMicrosPerOrder: Math.round(((cores.mariadb ?? 0) * seconds * 1e6) / COUNTED_ORDERS),
   };
-  console.log(`  ${row.name}: ${row.instructionsPerOrder} instructions per order, ${row.gcInstructionsPerOrder} of them garbage collection${countRedis ? `, Redis ${row.redisInstructionsPerOrder}` : ''} (${COUNTED_ORDERS} counted, jobs of ${perJob}); MariaDB ${row.mariadbMicrosPerOrder} µs of CPU per order`);
+  console.log(`  ${row.name}: ${row.instructionsPerOrder} instructions per order, ${row.gcInstructionsPerOrder} of them garbage collection${countedAlongside ? `, Redis ${row.redisInstructionsPerOrder}` : ''} (${COUNTED_ORDERS} counted, jobs of ${perJob}); MariaDB ${row.mariadbMicrosPerOrder} µs of CPU per order`);
   return row;
 }
 
@@ -278,13 +278,15 @@ async function main() {
   const startedAt = new Date();
   console.log(`bench ${quick ? '(quick) ' : ''}on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${CONNECTIONS} connections, ${DURATION_S} s per run`);
   // the levels the services ship with (config/default.json): what a log line costs is part of the product's cost
-  const redisPort = countRedis ? await freePort() : 0;
+  const overrides: Record<string, string> = { LOG_LEVEL: 'info' };
   if (countRedis) {
-    countedRedis = await spawnCountedRedis(callgrindDir, redisPort);
+    const port = await freePort();
+    countedRedis = await spawnCountedRedis(callgrindDir, port);
     running.add(countedRedis);
     services.redis = [countedRedis.child.pid!];
+    overrides.REDIS_URL = `redis://127.0.0.1:${port}`;
   }
-  const env = await createTestEnv('bench', { LOG_LEVEL: 'info', ...(countRedis ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : {}) });
+  const env = await createTestEnv('bench', overrides);
   const base = env.env;
   const http: HttpRow[] = [];
   const drains: DrainRow[] = [];
