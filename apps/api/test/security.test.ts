@@ -205,6 +205,24 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       expect((await api.request('GET', '/v1/admin/skus/RISKY-SPLIT', { token: admin })).body.stock).toEqual({ available: 7, reserved: 3, sold: 0 });
     });
 
+    it("counts the checkouts the api refuses from its sold-out memory as attempts, a retried one's too, and refuses the one past the velocity rule", async () => {
+      const shop = await startApi({ ...env, config: { ...env.config, SOLD_OUT_MEMORY_MS: 60_000 } });
+      try {
+        const admin = shop.token('ops-risk-memory', 'admin');
+        await createSku(shop, admin, { skuId: 'RISKY-LAST', title: 'Last risky gadget', priceCents: 1_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 1, deduction: 'placement' });
+        const checkoutLast = (key: string) =>
+          shop.request('POST', '/v1/orders', { token: shop.token('keen-buyer'), body: { items: [{ skuId: 'RISKY-LAST', qty: 1 }], address: buyerAddress }, headers: { 'idempotency-key': key } });
+        // the last unit; then the script finds the SKU empty; then the api's memory answers, the 4th attempt in the window included
+        const answers = [await checkoutLast('k-keen-1'), await checkoutLast('k-keen-2'), await checkoutLast('k-keen-3'), await checkoutLast('k-keen-1')];
+        expect(answers.map((answer) => answer.status)).toEqual([202, 409, 409, 403]);
+        expect(answers[3]!.body).toMatchObject({ status: 403, code: 'RISK_REJECTED' });
+        expect(answers.map((answer) => answer.headers['x-ratelimit-remaining'])).toEqual(['7', '6', '5', '4']);
+        expect((await shop.request('GET', '/v1/admin/skus/RISKY-LAST', { token: admin })).body.stock).toEqual({ available: 0, reserved: 1, sold: 0 });
+      } finally {
+        await shop.close();
+      }
+    });
+
     it('answers a malformed device id with 400, reserving nothing', async () => {
       const answer = await checkout('careful-buyer', 'k-bad-device', { 'x-device-id': 'has spaces in it' });
       expect(answer.status).toBe(400);

@@ -19,7 +19,7 @@ import { PipelinePerTurn, type BatchGuard } from './pipeline-per-turn.js';
 import { SoldOutSkus } from './sold-out-skus.js';
 import { queueStockScript, runStockScript, type RedisClient, type StockScriptReply } from './stock-scripts.js';
 import { MAX_STOCK_BUCKETS, StockKeys, splitStock } from './stock-keys.js';
-import { RequestBudgetSpent, WindowCounters, type CappedCounter, type CheckoutCounters } from './window-counters.js';
+import { RequestBudgetSpent, WindowCounters, type CappedCounter, type CheckoutCounters, type WindowCount } from './window-counters.js';
 
 export interface CheckoutTimeouts {
   standardPaymentTimeoutMs: number;
@@ -195,7 +195,9 @@ export class Inventory {
 
   /**
    * Refuses a checkout of a SKU found with nothing left moments ago (`SoldOutSkus`), with
-   * one read instead of the reservation script and before the request is hashed. A buyer
+   * one read instead of the reservation script and before the request is hashed; the
+   * buyer's budget and velocity are counted in the same script call when they are in the
+   * read's slot group (`soldOutCheck-1+c.lua`), in the same turn when not. A buyer
    * whose Idempotency-Key is already recorded is let through: a retry of an accepted
    * checkout gets its 202 again, a key reused with another body its 422, both from the
    * script. A SKU not split into buckets is remembered when the script finds it empty; a
@@ -206,11 +208,26 @@ export class Inventory {
     const skuId = this.soldOut.firstSoldOut(items, now.getTime());
     if (skuId === undefined) return;
     const group = await this.checkoutGroup(userId, items);
-    // the checkout's counters in the same turn as the read: one round trip; the reservation of a replay does not count them again
-    const [known] = await Promise.all([
-      this.reads.send<number>(group, (pipeline) => pipeline.exists(this.keys.idempotency(group, userId, idempotencyKey))),
-      counters && !counters.spent ? this.countBeforehand(counters) : null,
-    ]);
+    const record = this.keys.idempotency(group, userId, idempotencyKey);
+    const capped = counters && !counters.spent ? cappedCounters(counters) : [];
+    let known: number;
+    if (capped.length > 0 && capped.every((counter) => counter.slotGroup === group)) {
+      // counted and read in one script, as the reservation script counts them: one command
+      const [exists, ...counts] = await this.reads.send<StockScriptReply<'soldOutCheck'>>(group, (pipeline) =>
+        queueStockScript(
+          pipeline,
+          'soldOutCheck',
+          [record, ...capped.map((counter) => counter.key)],
+          capped.map((counter) => counter.windowMs),
+        ),
+      );
+      this.refuseOverCounters(counters!, { count: counts[0]!, msLeft: counts[1]! }, counts[2]);
+      known = exists!;
+    } else {
+      // counters of another group (a bucketed SKU's) in the same turn as the read: one round trip
+      [known] = await Promise.all([this.reads.send<number>(group, (pipeline) => pipeline.exists(record)), capped.length > 0 ? this.countBeforehand(counters!) : null]);
+    }
+    // the reservation of a replay does not count them again
     if (known === 0) throw new OutOfStock(skuId);
   }
 
@@ -380,9 +397,14 @@ export class Inventory {
   /** A checkout's counters counted in a call of their own, before its reservation; refused as the script would refuse them. */
   private async countBeforehand(counters: CheckoutCounters): Promise<void> {
     const [budget, velocity] = await this.windowCounters.countEach(cappedCounters(counters));
-    counters.counted(budget!);
-    if (budget!.count > counters.budget.max) throw new RequestBudgetSpent(budget!.msLeft);
-    if (velocity && velocity.count > counters.velocity!.max) throw new CheckoutRefused('velocity');
+    this.refuseOverCounters(counters, budget!, velocity?.count);
+  }
+
+  /** Records the budget's count, then refuses a checkout past its budget or its velocity, as the reservation script does. */
+  private refuseOverCounters(counters: CheckoutCounters, budget: WindowCount, velocityCount: number | undefined): void {
+    counters.counted(budget);
+    if (budget.count > counters.budget.max) throw new RequestBudgetSpent(budget.msLeft);
+    if (velocityCount !== undefined && velocityCount > counters.velocity!.max) throw new CheckoutRefused('velocity');
   }
 
   /** The reservations of one event-loop turn share a pipeline per group (PipelinePerTurn). */

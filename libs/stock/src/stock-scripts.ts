@@ -16,6 +16,7 @@ interface StockScriptReplies {
   takeStock: [number, number];
   giveStock: number;
   countInWindows: number[];
+  soldOutCheck: number[];
 }
 
 export type StockScriptName = keyof StockScriptReplies;
@@ -32,12 +33,14 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   takeStock: 'takeStock-3.lua',
   giveStock: 'giveStock-2.lua',
   countInWindows: 'countInWindows-n.lua',
+  soldOutCheck: 'soldOutCheck-1+c.lua',
 };
 
 /** Lua functions in src/lua/shared that scripts call, put before the scripts that use them (a script cannot call another). */
 const SHARED_FUNCTIONS: Partial<Record<StockScriptName, string[]>> = {
   reserveStock: ['countInWindow.lua'],
   countInWindows: ['countInWindow.lua'],
+  soldOutCheck: ['countInWindow.lua'],
 };
 
 interface StockScript {
