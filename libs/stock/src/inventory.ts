@@ -227,7 +227,7 @@ export class Inventory {
       // counters of another group (a bucketed SKU's) in the same turn as the read: one round trip
       [known] = await Promise.all([this.reads.send<number>(group, (pipeline) => pipeline.exists(record)), capped.length > 0 ? this.countBeforehand(counters!) : null]);
     }
-    // the reservation of a replay does not count them again
+    // a recorded key goes on to the reservation script, which does not count the spent counters again
     if (known === 0) throw new OutOfStock(skuId);
   }
 
