@@ -1,5 +1,6 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
+import { StockKeys } from '@orders/stock';
 import { buyerAddress, waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
@@ -107,6 +108,9 @@ describe('pricing at persist, cancel and refunds, exact to the cent', () => {
     const small = await checkout('cal', [{ skuId: 'MUG', qty: 1 }], 'cal-1', 'TENOFF');
     const smallOrder = await system.waitForStatus(small, 'PENDING_PAYMENT');
     expect([smallOrder.benefits.coupon, smallOrder.amounts.payableCents]).toEqual([null, 899 + 450]);
+    // the persist job gives the use back in Redis after its commit: a moment after the order reads PENDING_PAYMENT
+    const keys = new StockKeys(system.env.config.REDIS_KEY_PREFIX);
+    await waitFor(async () => (await system.env.redis.get(keys.couponUses(keys.bucketGroup(0), 'TENOFF', 'cal'))) === '0', { what: "cal's coupon use given back" });
     const big = await checkout('cal', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'TEA', qty: 3 }], 'cal-2', 'TENOFF');
     expect((await system.waitForStatus(big, 'PENDING_PAYMENT')).benefits.coupon).toMatchObject({ code: 'TENOFF' });
     for (const orderId of [small, big]) await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('cal'), body: { reason: 'test over' } });
