@@ -294,13 +294,32 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       expect(callbackAnswer.body.code).toBe('PAYLOAD_TOO_LARGE');
     });
 
-    it('sends security headers on answers and on problems', async () => {
-      for (const answer of [await api.request('GET', '/health/live'), await api.request('GET', '/v1/orders/nope', { token: api.token('header-buyer') })]) {
+    it("sends OWASP's REST security headers on answers, problems and 404s", async () => {
+      const answers = [
+        await api.request('GET', '/health/live'),
+        await api.request('GET', '/v1/orders/nope', { token: api.token('header-buyer') }),
+        await api.request('GET', '/v1/no-such-route', { token: api.token('header-buyer') }),
+      ];
+      expect(answers.map((answer) => answer.status)).toEqual([200, 404, 404]);
+      for (const answer of answers) {
         expect(answer.headers['x-content-type-options']).toBe('nosniff');
-        expect(answer.headers['x-frame-options']).toBe('SAMEORIGIN');
+        expect(answer.headers['x-frame-options']).toBe('DENY');
         expect(answer.headers['strict-transport-security']).toMatch(/max-age=\d+/);
-        expect(answer.headers['content-security-policy']).toMatch(/default-src 'self'/);
+        expect(answer.headers['content-security-policy']).toBe("default-src 'none'; frame-ancestors 'none'");
+        expect(answer.headers['cache-control']).toBe('no-store');
         expect(answer.headers['x-powered-by']).toBeUndefined();
+      }
+    });
+
+    it("sends helmet's headers on the pages of the console and the API docs, which may load their own scripts", async () => {
+      for (const path of ['/console', '/console/orders/x', '/docs/static/index.html']) {
+        // a token's budget: this file's earlier tests spent the address's
+        const answer = await api.request('GET', path, { token: api.token('page-reader') });
+        expect(answer.status, path).not.toBe(429);
+        expect(answer.headers['content-security-policy'], path).toMatch(/default-src 'self'/);
+        expect(answer.headers['x-frame-options'], path).toBe('SAMEORIGIN');
+        expect(answer.headers['x-content-type-options'], path).toBe('nosniff');
+        expect(answer.headers['cache-control'], path).not.toBe('no-store');
       }
     });
   });
