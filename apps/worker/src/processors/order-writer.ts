@@ -114,14 +114,17 @@ export class OrderWriter {
         if (fresh.has(order.orderId)) metrics.transitions.inc({ type: order.type, from: 'ACCEPTED', to: 'PENDING_PAYMENT', action: 'persist' });
       }
       // For every order of the batch, new or already written by an earlier attempt: the
-      // deadline job and the accepted-set removal are both idempotent, and an earlier
-      // attempt may have died between the commit and these two steps.
-      await schedulePaymentDeadlines(queues, priced.map(({ order }) => order), now);
+      // deadline job, the coupon release and the accepted-set removal are all idempotent, and
+      // an earlier attempt may have died between the commit and these steps. A coupon reserved
+      // at checkout that did not apply (minimum spend not reached) goes back to its buyer in
+      // the deadlines' round trip: the buyer sees the order without it as soon as it is committed.
+      await Promise.all([
+        schedulePaymentDeadlines(queues, priced.map(({ order }) => order), now),
+        ...priced.filter((p) => p.order.couponCode && !p.priced.applied.coupon).map((p) => inventory.releaseCoupon(p.order)),
+      ]);
       await inventory.markPersisted(priced.map(({ order }) => order));
       // after the accepted set: a sweep that still sees the order there then finds its carrier too
       await forgetCarriers(queues, priced.map(({ order }) => order.orderId));
-      // a coupon reserved at checkout that did not apply (minimum spend not reached) goes back to its buyer now
-      await Promise.all(priced.filter((p) => p.order.couponCode && !p.priced.applied.coupon).map((p) => inventory.releaseCoupon(p.order)));
       for (const pending of priced) pending.resolve();
     } catch (error) {
       for (const pending of batch) pending.reject(error as Error);
