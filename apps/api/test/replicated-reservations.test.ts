@@ -52,6 +52,8 @@ describe('reservations acknowledged by a Redis replica before the intake answers
       expect(answer.status).toBe(503);
       expect(answer.body.code).toBe('SERVICE_UNAVAILABLE');
       expect(Number(answer.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      // the buyer's first request: their budget is spent once, by the script that ran on the master
+      expect(Number(answer.headers['x-ratelimit-remaining'])).toBe(env.config.RATE_LIMIT_PER_USER - 1);
     }
 
     await replica.start();
@@ -59,6 +61,7 @@ describe('reservations acknowledged by a Redis replica before the intake answers
     // each buyer retries with the same Idempotency-Key, as API.md tells clients to
     const retried = await Promise.all(Array.from({ length: 20 }, (_, i) => checkout(`late-${i}`)));
     expect(retried.map((answer) => answer.status)).toEqual(Array(20).fill(202));
+    expect(retried.map((answer) => Number(answer.headers['x-ratelimit-remaining']))).toEqual(Array(20).fill(env.config.RATE_LIMIT_PER_USER - 2));
     expect(new Set(retried.map((answer) => answer.body.orderId)).size).toBe(20);
     const heldNow = await acceptedOnReplica();
     expect([...first, ...retried].filter((answer) => !heldNow.has(answer.body.orderId))).toEqual([]);

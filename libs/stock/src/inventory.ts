@@ -15,7 +15,7 @@ import {
   type OrderType,
 } from '@orders/domain';
 import { IsoTimestamps } from './iso-timestamps.js';
-import { PipelinePerTurn, type BatchGuard } from './pipeline-per-turn.js';
+import { BatchRefused, PipelinePerTurn, type BatchGuard } from './pipeline-per-turn.js';
 import { SoldOutSkus } from './sold-out-skus.js';
 import { queueStockScript, runStockScript, type RedisClient, type StockScriptReply } from './stock-scripts.js';
 import { MAX_STOCK_BUCKETS, StockKeys, splitStock } from './stock-keys.js';
@@ -305,8 +305,21 @@ export class Inventory {
     }
     this.pushLineKeys(keys, group, userId, items);
     for (const line of items) args.push(line.qty);
-    const [budgetCount, budgetMsLeft, code, a, b, c] = await this.sendReserve(group, keys, args);
-    if (counted.length > 0) counters!.counted({ count: Number(budgetCount), msLeft: Number(budgetMsLeft) });
+    const spentWith = (reply: StockScriptReply<'reserveStock'>) => {
+      if (counted.length > 0) counters!.counted({ count: Number(reply[0]), msLeft: Number(reply[1]) });
+    };
+    let reply: StockScriptReply<'reserveStock'>;
+    try {
+      reply = await this.sendReserve(group, keys, args);
+    } catch (error) {
+      if (!(error instanceof BatchRefused)) throw error;
+      // the script ran and counted on the primary, whose replicas did not acknowledge it: the
+      // buyer's counters are spent once, not counted again with the refusal
+      spentWith(error.reply as StockScriptReply<'reserveStock'>);
+      throw error.refusal;
+    }
+    spentWith(reply);
+    const [, budgetMsLeft, code, a, b, c] = reply;
     const lineSku = (index: unknown) => items[Number(index) - 1]?.skuId ?? '';
     switch (code) {
       case 1:

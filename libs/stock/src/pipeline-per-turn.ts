@@ -10,6 +10,20 @@ export interface BatchGuard {
   failure(reply: unknown): Error | null;
 }
 
+/**
+ * A command that ran in a batch its guard refused: it took effect where it ran, so its own
+ * reply comes along with the refusal (a reservation script's request budget count, say).
+ */
+export class BatchRefused extends Error {
+  override readonly name = 'BatchRefused';
+  constructor(
+    readonly refusal: Error,
+    readonly reply: unknown,
+  ) {
+    super(refusal.message, { cause: refusal });
+  }
+}
+
 interface Pending {
   add: (pipeline: ChainableCommander) => void;
   resolve: (reply: unknown) => void;
@@ -61,7 +75,8 @@ export class PipelinePerTurn {
         const batchFailure = this.guard ? (guardError ?? this.guard.failure(guardReply)) : null;
         batch.forEach((pending, i) => {
           const [error, reply] = results?.[firstCommandOf[i]!] ?? [new Error('no reply in the pipeline'), null];
-          if (error ?? batchFailure) pending.reject((error ?? batchFailure)!);
+          if (error) pending.reject(error);
+          else if (batchFailure) pending.reject(new BatchRefused(batchFailure, reply));
           else pending.resolve(reply);
         });
       },
