@@ -6,6 +6,9 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 import { HttpProblem } from '../problems.js';
 
+/** Where the console's pages are served (security-headers gives them a page's headers) */
+export const CONSOLE_PATH = '/console';
+
 /** apps/console/dist, seen from apps/api/src/plugins (tests) and apps/api/dist/plugins (npm start) alike */
 const BUILT_CONSOLE = fileURLToPath(new URL('../../../console/dist/', import.meta.url));
 
@@ -32,8 +35,8 @@ export const consolePlugin = fp(
     }
 
     const hide = { schema: { hide: true } };
-    app.get('/console', hide, async (_request, reply) => serve(reply, ''));
-    app.get<{ Params: { '*': string } }>('/console/*', hide, async (request, reply) => serve(reply, request.params['*']));
+    app.get(CONSOLE_PATH, hide, async (_request, reply) => serve(reply, ''));
+    app.get<{ Params: { '*': string } }>(`${CONSOLE_PATH}/*`, hide, async (request, reply) => serve(reply, request.params['*']));
   },
   { name: 'console', dependencies: ['problem-details'] },
 );

@@ -3,6 +3,9 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 
+/** Where the API docs' pages are served (security-headers gives them a page's headers) */
+export const DOCS_PATH = '/docs';
+
 export const docsPlugin = fp(
   async (app: FastifyInstance) => {
     await app.register(swagger, {
@@ -20,7 +23,7 @@ export const docsPlugin = fp(
         security: [{ bearer: [] }],
       },
     });
-    await app.register(swaggerUi, { routePrefix: '/docs' });
+    await app.register(swaggerUi, { routePrefix: DOCS_PATH });
   },
   { name: 'docs' },
 );

@@ -2,6 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, onRequestHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import helmet from 'helmet';
+import { CONSOLE_PATH } from './console.js';
+import { DOCS_PATH } from './docs.js';
 
 /**
  * OWASP's REST Security Cheat Sheet set for the JSON answers, problems and 404s included:
@@ -18,7 +20,7 @@ const API_HEADERS: Readonly<Record<string, string>> = {
 };
 
 /** The paths under which the api serves pages to a browser: the console and the API docs */
-const BROWSER_PAGES = ['/console', '/docs'];
+const BROWSER_PAGES = [CONSOLE_PATH, DOCS_PATH];
 
 /** The headers helmet's defaults set on a response, captured once. */
 function helmetDefaultHeaders(): Record<string, string> {
