@@ -8,10 +8,9 @@
  *
  * --instructions runs the HTTP servers and one worker under valgrind's callgrind instead and
  * counts the instructions each executes per request (per order drained, for the worker) once
- * warm, the garbage collector's apart (with --count-redis, those of a Redis server of the
- * bench's own beside them): outside the
- * collector the figure repeats to ~0.1-2 % on a shared VM where req/s moves by 25 %, enough to
- * tell whether a small change paid.
+ * warm, the garbage collector's and the optimizing compiler's apart (with --count-redis, those
+ * of a Redis server of the bench's own beside them): outside those two the figure repeats to
+ * ~0.1-2 % on a shared VM where req/s moves by 25 %, enough to tell whether a small change paid.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -81,6 +80,8 @@ interface HttpRow extends LoadResult {
   instructionsPerRequest?: number;
   /** the part of them spent in V8's garbage collector */
   gcInstructionsPerRequest?: number;
+  /** the part of them spent in V8's optimizing compiler, still at work under valgrind (instructions.ts) */
+  compilerInstructionsPerRequest?: number;
   /** --instructions: Redis's user-space instructions per request in the same window */
   redisInstructionsPerRequest?: number;
 }
@@ -96,6 +97,7 @@ interface DrainRow {
   /** --instructions: the worker's user-space instructions per order, counted by callgrind once warm */
   instructionsPerOrder?: number;
   gcInstructionsPerOrder?: number;
+  compilerInstructionsPerOrder?: number;
   /** --instructions: Redis's per order in the same window (the jobs' BullMQ scripts) */
   redisInstructionsPerOrder?: number;
   /** --instructions: MariaDB's CPU per order in the same window (MariaDB runs at full speed) */
@@ -180,10 +182,11 @@ async function countPerRequest(name: string, server: Server, run: (limit: LoadLi
     cores: coreUse.read(),
     instructionsPerRequest: perRequest(counted.total),
     gcInstructionsPerRequest: perRequest(counted.garbageCollector),
+    compilerInstructionsPerRequest: perRequest(counted.optimizingCompiler),
     redisInstructionsPerRequest: countedAlongside && perRequest(countedAlongside.total),
   };
   console.log(
-    `  ${name}: ${row.instructionsPerRequest} instructions per request, ${row.gcInstructionsPerRequest} of them garbage collection${countedAlongside ? `, Redis ${row.redisInstructionsPerRequest}` : ''} (${result.requests} counted), codes ${JSON.stringify(row.statusCodes)}`,
+    `  ${name}: ${row.instructionsPerRequest} instructions per request, ${row.gcInstructionsPerRequest} of them garbage collection, ${row.compilerInstructionsPerRequest} the optimizing compiler${countedAlongside ? `, Redis ${row.redisInstructionsPerRequest}` : ''} (${result.requests} counted), codes ${JSON.stringify(row.statusCodes)}`,
   );
   return row;
 }
@@ -239,10 +242,11 @@ async function countDrainPerOrder(
     cores,
     instructionsPerOrder: perOrder(counted.total),
     gcInstructionsPerOrder: perOrder(counted.garbageCollector),
+    compilerInstructionsPerOrder: perOrder(counted.optimizingCompiler),
     redisInstructionsPerOrder: countedAlongside && perOrder(countedAlongside.total),
     mariadbMicrosPerOrder: Math.round(((cores.mariadb ?? 0) * seconds * 1e6) / COUNTED_ORDERS),
   };
-  console.log(`  ${row.name}: ${row.instructionsPerOrder} instructions per order, ${row.gcInstructionsPerOrder} of them garbage collection${countedAlongside ? `, Redis ${row.redisInstructionsPerOrder}` : ''} (${COUNTED_ORDERS} counted, jobs of ${perJob}); MariaDB ${row.mariadbMicrosPerOrder} µs of CPU per order`);
+  console.log(`  ${row.name}: ${row.instructionsPerOrder} instructions per order, ${row.gcInstructionsPerOrder} of them garbage collection, ${row.compilerInstructionsPerOrder} the optimizing compiler${countedAlongside ? `, Redis ${row.redisInstructionsPerOrder}` : ''} (${COUNTED_ORDERS} counted, jobs of ${perJob}); MariaDB ${row.mariadbMicrosPerOrder} µs of CPU per order`);
   return row;
 }
 
@@ -575,8 +579,9 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
     drain1OverIntake: ratio(drains.find((d) => d.workers === 1)?.ordersPerSec, intake?.reqPerSec),
     drain2OverIntake: ratio(drains.find((d) => d.workers === 2)?.ordersPerSec, intake?.reqPerSec),
   };
-  // --instructions: the same ratios from work per request (fewer instructions, more requests a core serves)
-  const perRequest = (row?: HttpRow) => row?.instructionsPerRequest;
+  // --instructions: the same ratios from work per request (fewer instructions, more requests a
+  // core serves), without the optimizing compiler, whose share under valgrind a warm server has not
+  const perRequest = (row?: HttpRow) => row?.instructionsPerRequest && row.instructionsPerRequest - (row.compilerInstructionsPerRequest ?? 0);
   const instructionRatios = instructions
     ? {
         intakeOverBare: ratio(perRequest(bare), perRequest(intake)),
@@ -599,9 +604,9 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
   for (const row of [...http, ...drains]) console.log(`  ${row.name.padEnd(38)}${showCores(row.cores)}`);
   if (sale) console.log(`  ${'sale'.padEnd(38)}${showCores(sale.cores)}`);
   if (instructionRatios) {
-    console.log(`${'what'.padEnd(40)}${pad('instructions per request', 26)}${pad('of them GC', 12)}${pad('Redis', 10)}`);
-    for (const row of http) console.log(`${row.name.padEnd(40)}${pad(row.instructionsPerRequest ?? '-', 26)}${pad(row.gcInstructionsPerRequest ?? '-', 12)}${pad(row.redisInstructionsPerRequest ?? '-', 10)}`);
-    for (const row of drains) console.log(`${`${row.name} (per order)`.padEnd(40)}${pad(row.instructionsPerOrder ?? '-', 26)}${pad(row.gcInstructionsPerOrder ?? '-', 12)}${pad(row.redisInstructionsPerOrder ?? '-', 10)}`);
+    console.log(`${'what'.padEnd(40)}${pad('instructions per request', 26)}${pad('of them GC', 12)}${pad('compiler', 10)}${pad('Redis', 10)}`);
+    for (const row of http) console.log(`${row.name.padEnd(40)}${pad(row.instructionsPerRequest ?? '-', 26)}${pad(row.gcInstructionsPerRequest ?? '-', 12)}${pad(row.compilerInstructionsPerRequest ?? '-', 10)}${pad(row.redisInstructionsPerRequest ?? '-', 10)}`);
+    for (const row of drains) console.log(`${`${row.name} (per order)`.padEnd(40)}${pad(row.instructionsPerOrder ?? '-', 26)}${pad(row.gcInstructionsPerOrder ?? '-', 12)}${pad(row.compilerInstructionsPerOrder ?? '-', 10)}${pad(row.redisInstructionsPerOrder ?? '-', 10)}`);
     console.log(`ratios from instructions per request: ${JSON.stringify(instructionRatios)}`);
   } else {
     console.log(`ratios: ${JSON.stringify(ratios)}`);
