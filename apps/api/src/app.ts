@@ -2,7 +2,7 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { StockLedgerRepository } from '@orders/persistence';
 import { StockRebalancer } from '@orders/stock';
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions, type onRequestHookHandler } from 'fastify';
 import type { AppDeps } from './app-deps.js';
 import { CheckoutIntake } from './checkout-intake.js';
 import { CheckoutVelocity } from './checkout-velocity.js';
@@ -84,10 +84,15 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
   });
   app.addHook('onClose', async () => clearInterval(closeIdle));
   app.setValidatorCompiler(validatorCompilers());
-  // every log line of a request about an order carries its id, so one grep follows an order
-  app.addHook('onRequest', async (request, reply) => {
-    const { orderId } = (request.params ?? {}) as { orderId?: unknown };
+  // every log line of a request about an order carries its id, so one grep follows an order;
+  // a hook of those routes only, so a checkout (the order's id not yet known) passes none
+  const logWithOrderId: onRequestHookHandler = (request, reply, done) => {
+    const { orderId } = request.params as { orderId?: unknown };
     if (typeof orderId === 'string') request.log = reply.log = request.log.child({ orderId });
+    done();
+  };
+  app.addHook('onRoute', (route) => {
+    if (route.url.includes(':orderId')) route.onRequest = [...[route.onRequest ?? []].flat(), logWithOrderId];
   });
   for (const schema of [problemSchema, orderSchema, skuSchema]) app.addSchema(schema);
 

@@ -68,6 +68,16 @@ describe('operating the processes: the spec, logs and SIGTERM', () => {
     await waitFor(async () => api.process.output().includes('"url":"/health/live"'), { what: 'the health check in the log' });
     expect(checkoutLines(api.process.output())).toEqual([]);
     expect(api.process.output()).not.toContain(quiet.body.orderId as string);
+    // a request about an order: its lines after the incoming one (whose url has the id) name the order
+    const statusUrl = `/v1/orders/${quiet.body.orderId as string}`;
+    expect((await api.request('GET', statusUrl, { token: buyer(0) })).status).toBe(200);
+    const logLines = () => api.process.output().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { reqId?: string; orderId?: string; msg: string; req?: { url: string } });
+    const readId = () => logLines().find((line) => line.req?.url === statusUrl)?.reqId;
+    await waitFor(async () => logLines().some((line) => line.reqId === readId() && line.msg === 'request completed'), { what: 'the order read in the log' });
+    expect(logLines().filter((line) => line.reqId === readId()).map((line) => [line.msg, line.orderId])).toEqual([
+      ['incoming request', undefined],
+      ['request completed', quiet.body.orderId],
+    ]);
 
     const verbose = await startApiProcess({ ...env.env, LOG_CHECKOUT_REQUESTS: 'true' });
     try {

@@ -70,10 +70,10 @@ export const rateLimitPlugin = fp(
   async (app: FastifyInstance, options: RateLimitOptions) => {
     const { counters, keyPrefix, slotGroupOf, windowMs, spentByRoute } = options;
 
-    async function spenderOf(request: FastifyRequest): Promise<{ budget: string; userId: string | null }> {
+    function spenderOf(request: FastifyRequest): { budget: string; userId: string | null } {
       if (request.headers.authorization) {
         try {
-          const { sub } = await app.principalOf(request);
+          const { sub } = app.principalOf(request);
           return { budget: `user:${sub}`, userId: sub };
         } catch {
           // a token that does not verify is anonymous: it cannot open a budget of its own
@@ -100,10 +100,11 @@ export const rateLimitPlugin = fp(
 
     app.decorateRequest('checkoutCounters', null);
 
-    // onRequest, at the root: every route and the not-found handler, before any body is read
-    app.addHook('onRequest', async (request, reply) => {
-      if (UNLIMITED_ROUTES.test(request.routeOptions.url ?? '')) return;
-      const { budget, userId } = await spenderOf(request);
+    // onRequest, at the root: every route and the not-found handler, before any body is read;
+    // synchronous until a count is awaited, so a checkout (whose script counts) passes in one turn
+    app.addHook('onRequest', (request, reply, done) => {
+      if (UNLIMITED_ROUTES.test(request.routeOptions.url ?? '')) return done();
+      const { budget, userId } = spenderOf(request);
       const max = userId ? options.perUser : options.perIp;
       const slotGroup = slotGroupOf(budget);
       const budgetCounter: CappedCounter = { slotGroup, key: `${keyPrefix}${slotGroup}:rate:${budget}`, windowMs, max };
@@ -118,13 +119,13 @@ export const rateLimitPlugin = fp(
           },
         };
         request.checkoutCounters = checkoutCounters;
-        return;
+        return done();
       }
-      const spent = await spend(budgetCounter, null);
-      if (!spent) return;
-      tellBudget(reply, max, spent);
-      const refusal = refusalOf(spent, max);
-      if (refusal) throw refusal;
+      void spend(budgetCounter, null).then((spent) => {
+        if (!spent) return done();
+        tellBudget(reply, max, spent);
+        done(refusalOf(spent, max) ?? undefined);
+      });
     });
 
     app.decorate('budgetRefusalOf', async (request: FastifyRequest) => {
