@@ -20,8 +20,8 @@ const GARBAGE_COLLECTOR = /Scaveng|Marking|MarkCompact|Sweep|Evacuat|RememberedS
 /**
  * V8's optimizing compiler (TurboFan) on its background thread, counted inclusively from its
  * task. Under valgrind a process runs ~50 × slower and V8 is still optimizing after the bench's
- * warm-up: in one counted window of 10,000 checkouts the compiler was 11–24 % of the count and
- * moved it by 10 % between two runs of the same code, while at full speed it compiles a few
+ * warm-up: in six counted windows of 10,000 checkouts the compiler was 11–24 % of the count and
+ * moved it by 10 % between two runs of the same code, while at full speed it optimizes a few
  * functions a second once warm (`--trace-opt`, 2026-12-01). Reported apart, like the collector.
  */
 const OPTIMIZING_COMPILER = 'OptimizingCompileDispatcher::CompileTask::RunInternal()';
