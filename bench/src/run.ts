@@ -10,8 +10,8 @@
  * counts the instructions each executes per request (per order drained, for the worker) once
  * warm, the garbage collector's and the optimizing compiler's apart (with --count-redis, those
  * of a Redis server of the bench's own beside them): outside those two the figure repeated to
- * ~0.1-2 % on the boxes where req/s moves by 25 % (~10 % on a slower one, bench/README item 37),
- * enough to tell whether a small change paid.
+ * ~0.1-2 % on boxes where req/s moves by 25 %, enough to tell whether a small change paid; on
+ * another kind of vCPU it stepped by 13 % between windows of one process (bench/README item 37).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
