@@ -81,12 +81,20 @@ describe('the payment deadline', () => {
     );
     await waitFor(async () => (await env.db.selectFrom('orders').select('order_id').where('order_id', 'in', orderIds).execute()).length === 40, { what: '40 orders persisted' });
     const timers = new Queue(QUEUE.timers, { connection: env.redis, prefix: env.config.QUEUE_PREFIX });
-    const delayed = await timers.getDelayed();
+    const ordersTimedBy = (jobs: Awaited<ReturnType<typeof timers.getDelayed>>): string[] =>
+      jobs.flatMap((job) => (job.name === 'expire-orders' ? job.data.orders.map((o: { orderId: string }) => o.orderId) : [job.data.orderId]));
+    // a batch's deadlines are scheduled just after its commit: the last batch's may follow its rows by a moment
+    const delayed = await waitFor(
+      async () => {
+        const jobs = await timers.getDelayed();
+        return orderIds.every((orderId) => ordersTimedBy(jobs).includes(orderId)) && jobs;
+      },
+      { what: 'a delayed deadline job for each of the 40 orders' },
+    );
     await timers.close();
     // 40 deadlines a few ms apart, persisted in a few batches: far fewer jobs than orders
     expect(delayed.length).toBeLessThanOrEqual(20);
-    const timed = delayed.flatMap((job) => (job.name === 'expire-orders' ? job.data.orders.map((o: { orderId: string }) => o.orderId) : [job.data.orderId]));
-    expect(timed).toEqual(expect.arrayContaining(orderIds));
+    expect(ordersTimedBy(delayed)).toEqual(expect.arrayContaining(orderIds));
 
     await waitFor(
       async () => (await env.db.selectFrom('orders').select('order_id').where('order_id', 'in', orderIds).where('status', '=', 'EXPIRED').execute()).length === 40,
