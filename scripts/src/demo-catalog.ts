@@ -4,8 +4,15 @@ import { SkuAlreadyExists, type Coupon, type MemberLevel, type Sku, type Thresho
 import { PricingRepository, PricingRuleExists } from '@orders/persistence';
 
 const HOUR = 3600_000;
-/** How long the demo's sale and pricing stay open after the first `npm start` or `npm run seed`. */
-const DEMO_DAYS = 365;
+
+/**
+ * When the demo's sale and pricing are open: from an hour before the first `npm start` or `npm
+ * run seed`, for a year. A window is fixed when its SKU or rule is created and the catalog is
+ * seeded once, so `npm start` months later must still find them open.
+ */
+function demoWindow(now: Date): { startsAt: Date; endsAt: Date } {
+  return { startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + 365 * 24 * HOUR) };
+}
 
 /** A small shop: a flash-sale phone, everyday goods from two warehouses and a third-party seller. */
 export function demoCatalog(now: Date): Array<{ sku: Sku; stock: number }> {
@@ -18,9 +25,7 @@ export function demoCatalog(now: Date): Array<{ sku: Sku; stock: number }> {
         title: 'Phone X (flash sale)',
         priceCents: 99_900,
         warehouseId: 'wh-east',
-        // open as long as the demo pricing: a sale's window is fixed when its SKU is created, and
-        // the catalog is seeded once, so `npm start` a week later must still find the sale on
-        flashSale: { priceCents: 49_900, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + DEMO_DAYS * 24 * HOUR), perUserLimit: 2 },
+        flashSale: { priceCents: 49_900, ...demoWindow(now), perUserLimit: 2 },
       },
       stock: 1000,
     },
@@ -38,7 +43,7 @@ export const DEMO_BUYER = 'demo-buyer';
  * for carts of 60.00 or more (once per buyer), and the demo buyer a gold member (5 % off).
  */
 export function demoPricing(now: Date): { promotion: ThresholdPromotion; coupon: Coupon; level: MemberLevel; member: { userId: string; level: string } } {
-  const window = { startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + DEMO_DAYS * 24 * HOUR) };
+  const window = demoWindow(now);
   return {
     promotion: { promotionId: 'DEMO-SPEND-100', title: '10.00 off orders of 100.00 or more', thresholdCents: 10_000, offCents: 1_000, skuIds: null, ...window },
     coupon: { code: 'WELCOME15', kind: 'percent', percentOff: 15, offCents: 0, minSpendCents: 6_000, perBuyerLimit: 1, ...window },
