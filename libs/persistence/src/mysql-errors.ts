@@ -3,6 +3,11 @@ export function isDuplicateKey(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: string }).code === 'ER_DUP_ENTRY';
 }
 
+/** InnoDB chose this transaction to roll back to break a deadlock (errno 1213). */
+export function isDeadlock(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: string }).code === 'ER_LOCK_DEADLOCK';
+}
+
 /** What mysql2 reports when it cannot reach the server or loses the connection mid-query. */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'ER_SERVER_SHUTDOWN', 'ER_CON_COUNT_ERROR']);
 

@@ -1,5 +1,5 @@
 import { IllegalTransition, ORDER_TYPES, priceOrder, stateMachineFor, type AcceptedOrder, type Actor, type OrderType, type Sku } from '@orders/domain';
-import { OrderRepository } from '@orders/persistence';
+import { OrderRepository, type OrderToPersist } from '@orders/persistence';
 import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -126,5 +126,27 @@ describe('a persisted batch of accepted orders', () => {
         [order.orderId, 1, now.toISOString()],
       ]),
     );
+  });
+
+  it('writes each order once when batches bring some again, one after the other or racing, and says which it wrote', async () => {
+    const accepted = (n: number): OrderToPersist => {
+      const acceptedAt = new Date('2026-12-01T15:00:00.000Z');
+      const order: AcceptedOrder = { orderId: `01JREPLAY${String(n).padStart(17, '0')}`, userId: `buyer-${n}`, type: 'standard', items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress, couponCode: null, acceptedAt: acceptedAt.toISOString(), paymentDeadline: new Date(acceptedAt.getTime() + 900_000).toISOString() };
+      return { accepted: order, priced: priceOrder(order.items, new Map([['LAMP', lamp]]), acceptedAt) };
+    };
+    const now = new Date();
+    expect(await orders.persistAcceptedOrders([accepted(1), accepted(2)], now)).toEqual([accepted(1).accepted.orderId, accepted(2).accepted.orderId]);
+    // a re-delivered job merged with new orders: the new ones are written, the others left as they are
+    expect(await orders.persistAcceptedOrders([accepted(3), accepted(2), accepted(4), accepted(1)], now)).toEqual([accepted(3).accepted.orderId, accepted(4).accepted.orderId]);
+    expect(await orders.persistAcceptedOrders([accepted(4)], now)).toEqual([]);
+
+    // eight workers' batches racing over 40 orders, each order in three of them
+    const batches = Array.from({ length: 8 }, (_, b) => Array.from({ length: 15 }, (_, i) => accepted(10 + ((b * 5 + i * 7) % 40))));
+    const written = (await Promise.all(batches.map((batch) => orders.persistAcceptedOrders(batch, now)))).flat();
+    expect([...written].sort()).toEqual(Array.from({ length: 40 }, (_, i) => accepted(10 + i).accepted.orderId).sort());
+
+    const ids = Array.from({ length: 50 }, (_, i) => accepted(i).accepted.orderId);
+    const history = await env.db.selectFrom('order_history').select((eb) => eb.fn.countAll<number>().as('n')).where('order_id', 'in', ids).executeTakeFirstOrThrow();
+    expect(Number(history.n)).toBe(2 * 44);
   });
 });
