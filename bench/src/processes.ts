@@ -142,9 +142,14 @@ async function portOpen(port: number): Promise<boolean> {
   });
 }
 
-/** Runs a TypeScript entry point (through tsx, with workspace sources) as its own process. */
-export function spawnTs(name: string, entry: string, options: SpawnOptions): Promise<Server> {
-  const args = ['--conditions=source', '--import', 'tsx'];
+/**
+ * Runs a server as its own process, as it ships: the apps from their compiled `dist/`, what
+ * `npm start` and the images run (through tsx, every named function a call creates is wrapped
+ * in esbuild's `__name()`: 1-1.6 % of a worker's CPU, bench/README item 39); the bench's own
+ * small servers (`.ts`) through tsx, the workspace packages they import from `dist/` too.
+ */
+export function spawnService(name: string, entry: string, options: SpawnOptions): Promise<Server> {
+  const args = entry.endsWith('.ts') ? ['--import', 'tsx'] : [];
   if (options.cpuProfDir) args.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`,);
   const [command, commandArgs] = options.callgrindDir
     ? ['valgrind', [...callgrindArgs(options.callgrindDir, name), process.execPath, ...args, entry]]

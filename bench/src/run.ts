@@ -23,7 +23,7 @@ import { sql } from 'kysely';
 import { monotonicFactory } from 'ulid';
 import { countInstructions } from './instructions.js';
 import { runLoad, type LoadOptions, type LoadResult } from './load.js';
-import { CoreUse, repoRoot, servicePids, sleep, spawnCountedRedis, spawnTs, type Server, type SpawnOptions } from './processes.js';
+import { CoreUse, repoRoot, servicePids, sleep, spawnCountedRedis, spawnService, type Server, type SpawnOptions } from './processes.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -128,7 +128,7 @@ interface SaleRow {
 
 const running = new Set<Server>();
 async function start(name: string, entry: string, env: Record<string, string>, listening: Pick<SpawnOptions, 'port' | 'waitForPort'> = {}): Promise<Server> {
-  const server = await spawnTs(name, entry, { env, ...listening, cpuProfDir: profile ? profileDir : undefined, callgrindDir: instructions ? callgrindDir : undefined });
+  const server = await spawnService(name, entry, { env, ...listening, cpuProfDir: profile ? profileDir : undefined, callgrindDir: instructions ? callgrindDir : undefined });
   running.add(server);
   return server;
 }
@@ -137,7 +137,7 @@ async function startWorkers(count: number, name: (index: number) => string, env:
   const metricsPorts: number[] = [];
   for (let w = 0; w < count; w++) metricsPorts.push(await freePort());
   const started = await Promise.allSettled(
-    metricsPorts.map((port, w) => start(name(w), 'apps/worker/src/main.ts', { ...env, WORKER_METRICS_PORT: String(port) }, { waitForPort: port })),
+    metricsPorts.map((port, w) => start(name(w), 'apps/worker/dist/main.js', { ...env, WORKER_METRICS_PORT: String(port) }, { waitForPort: port })),
   );
   // the ones that did start are in `running` already, stopped with the rest
   const failed = started.find((result) => result.status === 'rejected');
@@ -390,7 +390,7 @@ async function main() {
     const needApi = want('intake') || want('soldout') || want('drain') || want('sale');
     if (needApi) {
       apiPort = await freePort();
-      api = await start('api', 'apps/api/src/main.ts', apiEnv, { port: apiPort });
+      api = await start('api', 'apps/api/dist/main.js', apiEnv, { port: apiPort });
       await createSku(apiPort, 'bench-hot', 1_000_000_000, 0);
       await createSku(apiPort, 'bench-soldout', 0, 0);
     }
@@ -491,7 +491,7 @@ async function main() {
     // --- a whole sale, end to end -------------------------------------------------------
     if (want('sale')) {
       if (!api) {
-        api = await start('api', 'apps/api/src/main.ts', apiEnv, { port: apiPort || (apiPort = await freePort()) });
+        api = await start('api', 'apps/api/dist/main.js', apiEnv, { port: apiPort || (apiPort = await freePort()) });
       }
       await dropUnpersistedOrders();
       // the drain's workers serve only the orders queue, so its 200,000 orders' events were never
