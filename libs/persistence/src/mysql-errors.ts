@@ -1,11 +1,16 @@
+/** The error's code as mysql2 names it (`ER_…`, or the socket's `E…`), if it has one. */
+function codeOf(error: unknown): unknown {
+  return typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+}
+
 /** mysql2 reports a unique-key clash as ER_DUP_ENTRY (errno 1062). */
 export function isDuplicateKey(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: string }).code === 'ER_DUP_ENTRY';
+  return codeOf(error) === 'ER_DUP_ENTRY';
 }
 
 /** InnoDB chose this transaction to roll back to break a deadlock (errno 1213). */
 export function isDeadlock(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: string }).code === 'ER_LOCK_DEADLOCK';
+  return codeOf(error) === 'ER_LOCK_DEADLOCK';
 }
 
 /** What mysql2 reports when it cannot reach the server or loses the connection mid-query. */
@@ -17,8 +22,8 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUN
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (let cause = error, depth = 0; typeof cause === 'object' && cause !== null && depth < 5; depth++) {
-    const { code, fatal } = cause as { code?: unknown; fatal?: unknown };
-    if ((typeof code === 'string' && UNREACHABLE.has(code)) || fatal === true) return true;
+    const code = codeOf(cause);
+    if ((typeof code === 'string' && UNREACHABLE.has(code)) || (cause as { fatal?: unknown }).fatal === true) return true;
     cause = (cause as { cause?: unknown }).cause;
   }
   return false;
