@@ -91,7 +91,13 @@ describe.each([
 
     const acceptedIds = finalAnswers.map((a) => a.body.orderId as string);
     const persisted = async () => Number((await env.db.selectFrom('orders').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
-    await waitFor(async () => (await persisted()) === BUYERS, { what: `all ${BUYERS} orders in MySQL`, timeoutMs: 60_000, intervalMs: 250 });
+    await waitFor(async () => (await persisted()) === BUYERS, {
+      what: `all ${BUYERS} orders in MySQL`,
+      timeoutMs: 60_000,
+      intervalMs: 250,
+      // this timed out once in a full run (2026-12-01), its cause not captured: what to look at next time
+      explain: async () => `${await persisted()} in MySQL; the worker's last output:\n${worker.output().slice(-20_000)}\nredis-server:\n${redis.output()}`,
+    });
     const invariants = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: acceptedIds, initialStock: { 'HOT-CONSOLE': STOCK } });
     expect(invariants.violations).toEqual([]);
     expect(invariants.stock['HOT-CONSOLE']!.redis).toEqual({ available: STOCK - BUYERS, reserved: BUYERS, sold: 0 });

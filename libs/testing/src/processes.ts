@@ -42,8 +42,14 @@ export function spawnApp(app: 'worker' | 'api' | 'payment-sim' | 'warehouse-sim'
   };
 }
 
-/** Polls until `check` returns a truthy value; fails with the last value after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T>, { timeoutMs = 30_000, intervalMs = 100, what = 'condition' } = {}): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
+/**
+ * Polls until `check` returns a truthy value; fails with the last value after `timeoutMs`, and
+ * with what `explain` then says (the state a rare failure needs to be understood: counts, logs).
+ */
+export async function waitFor<T>(
+  check: () => Promise<T>,
+  { timeoutMs = 30_000, intervalMs = 100, what = 'condition', explain }: { timeoutMs?: number; intervalMs?: number; what?: string; explain?: () => Promise<string> } = {},
+): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
   const deadline = Date.now() + timeoutMs;
   let last: T;
   do {
@@ -51,7 +57,8 @@ export async function waitFor<T>(check: () => Promise<T>, { timeoutMs = 30_000, 
     if (last) return last as Exclude<T, false | 0 | '' | null | undefined>;
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   } while (Date.now() < deadline);
-  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what} (last value: ${JSON.stringify(last)})`);
+  const explanation = explain ? `\n${await explain()}` : '';
+  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what} (last value: ${JSON.stringify(last)})${explanation}`);
 }
 
 export const buyerAddress = {

@@ -19,6 +19,8 @@ export interface RedisServer {
   start(): Promise<void>;
   /** Kills it and removes its data directory. */
   remove(): Promise<void>;
+  /** The last of what the running server printed (its log). */
+  output(): string;
 }
 
 export async function ping(port: number): Promise<boolean> {
@@ -39,12 +41,12 @@ export async function startRedisServer(extraArgs: string[] = []): Promise<RedisS
   const dir = mkdtempSync(path.join(tmpdir(), 'orders-redis-'));
   let child: ChildProcess | undefined;
   let output = '';
+  // kept across restarts: what a killed server printed before it died is what a failure needs
   const start = async () => {
-    output = '';
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', ...extraArgs];
     const started = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    started.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-5_000)));
-    started.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-5_000)));
+    started.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
+    started.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
     child = started;
     await waitFor(() => ping(port), { what: `redis-server on ${port} (output: ${output})`, timeoutMs: 15_000, intervalMs: 50 });
   };
@@ -63,6 +65,7 @@ export async function startRedisServer(extraArgs: string[] = []): Promise<RedisS
     stop: () => end('SIGTERM'),
     kill: () => end('SIGKILL'),
     start,
+    output: () => output,
     async remove() {
       await end('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
