@@ -13,8 +13,9 @@ export async function startApiProcess(env: Record<string, string>, connections =
   const url = `http://127.0.0.1:${port}`;
   const http = httpClient(url, connections);
   await waitFor(async () => (await http.request('GET', '/health/ready').catch(() => ({ status: 0 }))).status === 200, {
-    what: `the api to be ready (output: ${process.output().slice(-500)})`,
+    what: 'the api to be ready',
     timeoutMs: 30_000,
+    explain: async () => `its output: ${process.output().slice(-500)}`,
   });
   return {
     ...http,

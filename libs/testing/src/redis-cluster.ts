@@ -73,7 +73,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
       child.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-5_000)));
       children.push(child);
     }
-    for (const { port } of nodes) await waitFor(() => ping(port), { what: `redis-server on ${port} (output: ${output})`, timeoutMs: 15_000, intervalMs: 50 });
+    for (const { port } of nodes) await waitFor(() => ping(port), { what: `redis-server on ${port}`, timeoutMs: 15_000, intervalMs: 50, explain: async () => `their output: ${output}` });
     const addresses = nodes.map(({ port }) => `127.0.0.1:${port}`);
     await run('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes']);
     for (const { port } of nodes) await waitFor(() => clusterStateOk(port), { what: `cluster_state:ok on ${port}`, timeoutMs: 30_000, intervalMs: 100 });

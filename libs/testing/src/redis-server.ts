@@ -48,7 +48,7 @@ export async function startRedisServer(extraArgs: string[] = []): Promise<RedisS
     started.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
     started.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
     child = started;
-    await waitFor(() => ping(port), { what: `redis-server on ${port} (output: ${output})`, timeoutMs: 15_000, intervalMs: 50 });
+    await waitFor(() => ping(port), { what: `redis-server on ${port}`, timeoutMs: 15_000, intervalMs: 50, explain: async () => `its output: ${output}` });
   };
   const end = async (signal: NodeJS.Signals) => {
     const running = child;
