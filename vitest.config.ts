@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import LongestFirstSequencer from './vitest.sequencer.js';
 
 export default defineConfig({
   resolve: {
@@ -19,6 +20,7 @@ export default defineConfig({
     // instead of ~8 on this kind of box (2026-11-30), each still with its own names
     maxWorkers: 3,
     pool: 'forks',
+    sequence: { sequencer: LongestFirstSequencer },
     reporters: ['default'],
   },
 });
