@@ -1,6 +1,6 @@
 import { loadConfig } from '@orders/config';
 import { CatalogRepository, StockLedgerRepository, createDb } from '@orders/persistence';
-import { Inventory, connectRedis } from '@orders/stock';
+import { Inventory, checkoutTimeoutsOf, connectRedis } from '@orders/stock';
 import { StockReconciler, type ReconcileReport } from '@orders/worker';
 import { pino } from 'pino';
 import { runCommand } from './run-command.js';
@@ -40,11 +40,7 @@ runCommand(async () => {
   const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
   await redis.connect();
   const { db } = createDb(config.MYSQL_URL, 2);
-  const inventory = new Inventory(redis, config.REDIS_KEY_PREFIX, {
-    standardPaymentTimeoutMs: config.PAYMENT_TIMEOUT_MS,
-    flashSalePaymentTimeoutMs: config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
-    idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
-  });
+  const inventory = new Inventory(redis, config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(config));
   const reconciler = new StockReconciler(
     { redis, inventory, ledger: new StockLedgerRepository(db), catalog: new CatalogRepository(db), log: pino({ level: 'silent' }) },
     { settleMs: config.RECONCILE_SETTLE_MS },

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Inventory } from '@orders/stock';
+import { Inventory, checkoutTimeoutsOf } from '@orders/stock';
 import {
   buyerAddress,
   createTestEnv,
@@ -261,11 +261,7 @@ describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule agai
     expect(answers.filter((answer) => answer.status === 202)).toHaveLength(STOCK);
 
     // An order that Redis sells but MySQL has never heard of cannot be written: a dead letter.
-    const inventory = new Inventory(env.redis, env.config.REDIS_KEY_PREFIX, {
-      standardPaymentTimeoutMs: env.config.PAYMENT_TIMEOUT_MS,
-      flashSalePaymentTimeoutMs: env.config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
-      idempotencyTtlMs: env.config.IDEMPOTENCY_TTL_MS,
-    });
+    const inventory = new Inventory(env.redis, env.config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(env.config));
     await inventory.initSku({ skuId: 'ORPHAN', available: 5, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     expect((await checkout('buyer-orphan', 'ORPHAN')).status).toBe(202);
 

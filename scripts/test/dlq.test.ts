@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CatalogRepository, OrderRepository } from '@orders/persistence';
 import { createOrderQueues, enqueuePersistOrder, type OrderQueues } from '@orders/queues';
-import { Inventory } from '@orders/stock';
+import { Inventory, checkoutTimeoutsOf } from '@orders/stock';
 import { buyerAddress, createTestEnv, freePort, httpClient, spawnApp, waitFor, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -71,11 +71,7 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
   beforeAll(async () => {
     env = await createTestEnv('dlq_command', { JOB_ATTEMPTS: '2', JOB_BACKOFF_MS: '50' });
     queues = createOrderQueues(env.redis, { prefix: env.config.QUEUE_PREFIX, attempts: env.config.JOB_ATTEMPTS, backoffMs: env.config.JOB_BACKOFF_MS });
-    inventory = new Inventory(env.redis, env.config.REDIS_KEY_PREFIX, {
-      standardPaymentTimeoutMs: env.config.PAYMENT_TIMEOUT_MS,
-      flashSalePaymentTimeoutMs: env.config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
-      idempotencyTtlMs: env.config.IDEMPOTENCY_TTL_MS,
-    });
+    inventory = new Inventory(env.redis, env.config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(env.config));
     catalog = new CatalogRepository(env.db);
     orders = new OrderRepository(env.db);
     const port = await freePort();

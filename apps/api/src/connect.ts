@@ -2,7 +2,7 @@ import type { Config } from '@orders/config';
 import { createMetrics } from '@orders/metrics';
 import { CatalogRepository, OrderRepository, createDb, ensureDatabase, migrateToLatest } from '@orders/persistence';
 import { createOrderQueues } from '@orders/queues';
-import { Inventory, connectRedis } from '@orders/stock';
+import { Inventory, checkoutTimeoutsOf, connectRedis } from '@orders/stock';
 import type { AppDeps } from './app-deps.js';
 
 /**
@@ -24,11 +24,7 @@ export async function connectApi(config: Config, options: { migrate?: boolean } 
   const inventory = new Inventory(
     redis,
     config.REDIS_KEY_PREFIX,
-    {
-      standardPaymentTimeoutMs: config.PAYMENT_TIMEOUT_MS,
-      flashSalePaymentTimeoutMs: config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
-      idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
-    },
+    checkoutTimeoutsOf(config),
     {
       // only the intake answers buyers, so only its reservations wait for replicas
       durability: { replicaAcks: config.RESERVATION_REPLICA_ACKS, timeoutMs: config.RESERVATION_REPLICA_TIMEOUT_MS },

@@ -2,7 +2,7 @@ import type { Config } from '@orders/config';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, type OrderDb } from '@orders/persistence';
 import { JOB, QUEUE, createOrderQueues, moveToDeadLetter, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
-import { Inventory, connectRedis, type RedisClient } from '@orders/stock';
+import { Inventory, checkoutTimeoutsOf, connectRedis, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
@@ -43,11 +43,7 @@ export function connectWorker(config: Config, log: Logger): WorkerDeps {
     redis,
     db,
     queues: createOrderQueues(redis, { prefix: config.QUEUE_PREFIX, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS }),
-    inventory: new Inventory(redis, config.REDIS_KEY_PREFIX, {
-      standardPaymentTimeoutMs: config.PAYMENT_TIMEOUT_MS,
-      flashSalePaymentTimeoutMs: config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
-      idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
-    }),
+    inventory: new Inventory(redis, config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(config)),
     orders: new OrderRepository(db),
     catalog: new CatalogRepository(db),
     metrics: createMetrics({ app: 'worker' }),

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Inventory } from '@orders/stock';
+import { Inventory, checkoutTimeoutsOf } from '@orders/stock';
 import { buyerAddress, waitFor } from '@orders/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,11 +40,7 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
   beforeAll(async () => {
     system = await startOrderSystem('stock_reconciler', { RECONCILE_INTERVAL_MS: '300', RECONCILE_SETTLE_MS: '100' });
     const { config } = system.env;
-    inventory = new Inventory(system.env.redis, config.REDIS_KEY_PREFIX, {
-      standardPaymentTimeoutMs: config.PAYMENT_TIMEOUT_MS,
-      flashSalePaymentTimeoutMs: config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
-      idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
-    });
+    inventory = new Inventory(system.env.redis, config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(config));
     await system.createSku({ skuId: 'LAMP', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 20, deduction: 'placement' });
     await system.createSku({ skuId: 'BOOK', priceCents: 1_200, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 50, deduction: 'payment' });
 

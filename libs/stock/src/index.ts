@@ -1,5 +1,5 @@
-export { Inventory, ReservationNotReplicated, SKU_COUNTERS } from './inventory.js';
-export type { CheckoutTimeouts, ReservationDurability, CommitOutcome, ReserveStockRequest, Reservation, SkuStock, SkuStockRules, StockTransfer, TakenTransfer, GiveOutcome, OpenTransfer } from './inventory.js';
+export { Inventory, ReservationNotReplicated, SKU_COUNTERS, checkoutTimeoutsOf } from './inventory.js';
+export type { CheckoutTimeouts, CheckoutTimeoutSettings, ReservationDurability, CommitOutcome, ReserveStockRequest, Reservation, SkuStock, SkuStockRules, StockTransfer, TakenTransfer, GiveOutcome, OpenTransfer } from './inventory.js';
 export { MAX_STOCK_BUCKETS, StockKeys, orderGroupSuffix, splitStock } from './stock-keys.js';
 export { StockRebalancer } from './stock-rebalancer.js';
 export type { FinishedTransfer } from './stock-rebalancer.js';

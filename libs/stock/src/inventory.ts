@@ -27,6 +27,21 @@ export interface CheckoutTimeouts {
   idempotencyTtlMs: number;
 }
 
+/** The settings a checkout's reservation times itself by, as the config names them. */
+export interface CheckoutTimeoutSettings {
+  PAYMENT_TIMEOUT_MS: number;
+  FLASH_SALE_PAYMENT_TIMEOUT_MS: number;
+  IDEMPOTENCY_TTL_MS: number;
+}
+
+export function checkoutTimeoutsOf(config: CheckoutTimeoutSettings): CheckoutTimeouts {
+  return {
+    standardPaymentTimeoutMs: config.PAYMENT_TIMEOUT_MS,
+    flashSalePaymentTimeoutMs: config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
+    idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
+  };
+}
+
 export interface ReserveStockRequest {
   /** The intake's id; an order that runs in a bucket other than 0 gets the bucket's suffix (StockKeys.orderIdInGroup). */
   orderId: string;
