@@ -40,7 +40,12 @@ describe('the payment client behind its breaker, against the simulator’s fault
   it('opens after an outage’s failures, rejects without calling, and closes again once a probe succeeds', async () => {
     const { client, outcome, state } = newClient();
     await faults({ outage: true });
-    for (const n of [2, 3]) await expect(client.requestPayment(payment(n))).rejects.toBeInstanceOf(ExternalUnavailable);
+    for (const n of [2, 3]) {
+      const failed = await client.requestPayment(payment(n)).catch((error: unknown) => error);
+      expect(failed).toBeInstanceOf(ExternalUnavailable);
+      // a 503 is tried again after the settings' delay, not at once
+      expect((failed as ExternalUnavailable).retryAfterMs).toBe(50);
+    }
     expect(await state()).toBe(2);
     const rejected = await client.requestPayment(payment(4)).catch((error: unknown) => error);
     expect(rejected).toBeInstanceOf(ExternalUnavailable);

@@ -69,7 +69,8 @@ export class Breaker {
         this.metrics.externalCalls.inc({ system: this.system, outcome: 'refused' });
         throw error;
       }
-      if (error instanceof ExternalUnavailable) throw error;
+      // a 5xx (postJson) says nothing of when to try again: wait as after a timeout, not a millisecond
+      if (error instanceof ExternalUnavailable) throw error.retryAfterMs > 0 ? error : new ExternalUnavailable(this.system, error.reason, this.settings.retryDelayMs, { cause: error });
       const open = (error as { code?: string }).code === 'EOPENBREAKER';
       throw new ExternalUnavailable(
         this.system,

@@ -7,12 +7,13 @@
 export class ExternalUnavailable extends Error {
   constructor(
     readonly system: string,
-    message: string,
+    /** what went wrong, without the system's name */
+    readonly reason: string,
     /** how long to wait before trying again; the breaker's reset time when it is open */
     readonly retryAfterMs: number,
     options?: { cause?: unknown },
   ) {
-    super(`${system} is unavailable: ${message}`, options);
+    super(`${system} is unavailable: ${reason}`, options);
     this.name = 'ExternalUnavailable';
   }
 }
