@@ -1,8 +1,8 @@
-import { PaymentClient, WarehouseClient, breakerSettings } from '@orders/clients';
+import { ExternalRefused, PaymentClient, WarehouseClient, breakerSettings } from '@orders/clients';
 import type { Config } from '@orders/config';
 import { IllegalTransition, StaleOrderVersion, needsSplit, planSplit, stateMachineFor, type Actor, type Effect, type OrderType } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { OrderRepository, PricingRepository, ProcessRepository, RefundRepository, type OrderDb, type OrderRow, type TransitionRequest } from '@orders/persistence';
+import { OrderRepository, PricingRepository, ProcessRepository, RefundRepository, type OrderDb, type OrderItemRow, type OrderRow, type TransitionRequest } from '@orders/persistence';
 import {
   JOB,
   enqueueEffects,
@@ -33,6 +33,16 @@ export interface ForwardLifeDeps {
 
 /** Shipment statuses of a parcel still in the warehouse. */
 const UNSHIPPED_PARCEL = new Set(['ACCEPTED', 'PICKED', 'PACKED']);
+/** Where a paid order goes when it is refunded whole before the warehouse has it (PAID --refund-->). */
+const REFUNDED_WHOLE = new Set(['REFUNDING', 'REFUNDED']);
+
+/** What the warehouse ships for an order: the units not refunded, to the order's address. */
+function fulfilmentOf(order: OrderRow, items: readonly OrderItemRow[]): { items: Array<{ skuId: string; qty: number }>; address: Record<string, string> } {
+  return {
+    items: items.filter((line) => line.qty > line.refunded_qty).map((line) => ({ skuId: line.sku_id, qty: line.qty - line.refunded_qty })),
+    address: JSON.parse(order.address) as Record<string, string>,
+  };
+}
 
 export function timerDelays(config: Config): TimerDelays {
   return { autoConfirmMs: config.AUTO_CONFIRM_MS, afterSalesWindowMs: config.AFTER_SALES_WINDOW_MS, balanceTimeoutMs: config.PRESALE_BALANCE_TIMEOUT_MS };
@@ -190,29 +200,58 @@ export class ForwardLife {
     });
   }
 
-  /** Hands one order (or child) to its warehouse; IN_FULFILLMENT once the warehouse accepted it. */
+  /**
+   * Hands one order (or child) to its warehouse, the units not refunded and where;
+   * IN_FULFILLMENT once the warehouse accepted it. The warehouse is asked before the
+   * transition commits, so a refund or a new address can commit while it is being asked:
+   * the warehouse is then told what changed (or, for an order refunded whole, to drop it),
+   * never left shipping goods the buyer got their money back for.
+   */
   private async sendToWarehouse(job: Job<SendToWarehouseJob>, token: string | undefined): Promise<void> {
     const order = await this.deps.orders.findOrderRow(job.data.orderId);
-    if (!order || order.status !== 'PAID') return;
+    if (!order) return;
+    if (order.status !== 'PAID') return this.withdrawIfRefunded(job, token, order);
     const items = await this.process.items(order.order_id);
     const warehouseId = items[0]?.warehouse_id;
     if (!warehouseId) throw new Error(`order ${order.order_id} has no lines to fulfil`);
+    const sent = fulfilmentOf(order, items);
     await callExternal(job, token, () =>
       this.warehouseClient.requestFulfilment({
         orderId: order.order_id,
         warehouseId,
-        items: items.map((line) => ({ skuId: line.sku_id, qty: line.qty })),
-        address: JSON.parse(order.address) as Record<string, string>,
+        ...sent,
         notifyUrl: new URL('/v1/callbacks/warehouse', this.deps.config.CALLBACK_BASE_URL).toString(),
       }),
     );
-    await this.tryTransition({
+    const handedOver = await this.tryTransition({
       orderId: order.order_id,
       action: 'fulfil',
       actor: 'system',
       detail: `accepted by warehouse ${warehouseId}`,
       effects: async (trx, current) => ProcessRepository.openShipment(trx, current, warehouseId, this.deps.clock()),
     });
+    const now = await this.deps.orders.findOrderRow(order.order_id);
+    if (!now) return;
+    if (!handedOver) return this.withdrawIfRefunded(job, token, now);
+    if (JSON.stringify(fulfilmentOf(now, await this.process.items(now.order_id))) !== JSON.stringify(sent)) {
+      await enqueueEffects(this.deps.queues, { orderId: now.order_id, userId: now.user_id }, ['updateFulfilment'], timerDelays(this.deps.config));
+    }
+  }
+
+  /**
+   * An order refunded whole before it reached IN_FULFILLMENT has no shipment, so no
+   * update tells its warehouse: if a hand-over reached the warehouse (its answer lost to a
+   * timeout, or the refund committed while it was being asked), the warehouse is told to
+   * drop it. A warehouse that never had it answers 404: nothing to drop.
+   */
+  private async withdrawIfRefunded(job: Job<SendToWarehouseJob>, token: string | undefined, order: OrderRow): Promise<void> {
+    if (!REFUNDED_WHOLE.has(order.status) || (await this.process.shipment(order.order_id))) return;
+    try {
+      await callExternal(job, token, () => this.warehouseClient.updateFulfilment(order.order_id, { items: [], address: JSON.parse(order.address) as Record<string, string> }));
+      this.deps.log.warn({ orderId: order.order_id, status: order.status }, 'order refunded during its hand-over: withdrawn from the warehouse');
+    } catch (error) {
+      if (!(error instanceof ExternalRefused && error.status === 404)) throw error;
+    }
   }
 
   /**
@@ -224,13 +263,8 @@ export class ForwardLife {
     const order = await this.deps.orders.findOrderRow(job.data.orderId);
     const shipment = order && (await this.process.shipment(order.order_id));
     if (!order || !shipment || !UNSHIPPED_PARCEL.has(shipment.status)) return;
-    const items = (await this.process.items(order.order_id)).filter((line) => line.qty > line.refunded_qty);
-    await callExternal(job, token, () =>
-      this.warehouseClient.updateFulfilment(order.order_id, {
-        items: items.map((line) => ({ skuId: line.sku_id, qty: line.qty - line.refunded_qty })),
-        address: JSON.parse(order.address) as Record<string, string>,
-      }),
-    );
+    const change = fulfilmentOf(order, await this.process.items(order.order_id));
+    await callExternal(job, token, () => this.warehouseClient.updateFulfilment(order.order_id, change));
   }
 
   /**

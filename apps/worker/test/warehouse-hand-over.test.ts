@@ -1,0 +1,69 @@
+// answers are read as the JSON a client sees
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { waitFor } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+describe('refunds that commit while an order is being handed to its warehouse', () => {
+  let system: OrderSystem;
+  let admin: string;
+
+  beforeAll(async () => {
+    system = await startOrderSystem('warehouse_hand_over');
+    admin = system.token('ops', 'admin');
+    await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    await system.createSku({ skuId: 'LAMP', priceCents: 1_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+  });
+  afterAll(async () => {
+    await system?.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0, outage: false } });
+    await system?.close();
+  });
+
+  const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: admin })).body.stock;
+  const atWarehouse = async (orderId: string) => (await system.warehouseSim.request('GET', '/__admin/orders')).body.orders.find((o: any) => o.orderId === orderId);
+  const pay = async (buyer: string, orderId: string) => {
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'PAID');
+  };
+
+  it('tells the warehouse to drop an order cancelled while the warehouse was still answering its hand-over', async () => {
+    const orderId = await system.checkout('bea', [{ skuId: 'TV', qty: 1 }]);
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 3_000 } });
+    try {
+      await pay('bea', orderId);
+      // the hand-over job is waiting on the slow warehouse, which will accept the order
+      await waitFor(async () => (await system.workers.deps.queues.fulfillment.getJob(`ship-${orderId}`))?.isActive() ?? false, { what: 'the hand-over under way', intervalMs: 20 });
+      const cancel = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('bea'), body: { reason: 'changed my mind' } });
+      expect(cancel.status).toBe(200);
+      await system.waitForStatus(orderId, 'REFUNDED', 20_000);
+      const parcel = await waitFor(async () => ((await atWarehouse(orderId))?.cancelled ? atWarehouse(orderId) : false), { what: 'the warehouse to drop the order', timeoutMs: 20_000 });
+      expect(parcel.items).toEqual([]);
+    } finally {
+      await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    }
+    const order = await system.order(orderId);
+    expect([order.status, order.shipments, order.amounts.refundedCents]).toEqual(['REFUNDED', [], order.amounts.payableCents]);
+    // the unit is back on sale once, and nobody ships it to the refunded buyer
+    expect(await stock('TV')).toEqual({ available: 10, reserved: 0, sold: 0 });
+  });
+
+  it('hands the warehouse only the units not refunded while it was away', async () => {
+    const orderId = await system.checkout('cal', [{ skuId: 'LAMP', qty: 3 }]);
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage: true } });
+    try {
+      await pay('cal', orderId);
+      const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('cal'), body: { reason: 'two too many', items: [{ skuId: 'LAMP', qty: 2 }] } });
+      expect(refund.status).toBe(202);
+      await system.waitForRefund(orderId);
+    } finally {
+      await system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage: false } });
+    }
+    const fulfilling = await system.waitForStatus(orderId, 'IN_FULFILLMENT', 30_000);
+    expect(fulfilling.items.map((i: any) => [i.skuId, i.qty])).toEqual([['LAMP', 3]]);
+    const parcel = await atWarehouse(orderId);
+    expect([parcel.items, parcel.cancelled]).toEqual([[{ skuId: 'LAMP', qty: 1 }], false]);
+    // two lamps back on sale, one sold: none shipped twice over
+    expect(await stock('LAMP')).toEqual({ available: 9, reserved: 0, sold: 1 });
+  });
+});
