@@ -6,7 +6,7 @@ export { OrderRepository } from './order-repository.js';
 export type { OrderListFilter, OrderToPersist, TransitionRequest, TransitionResult } from './order-repository.js';
 export type { OrderView } from './order-view.js';
 export type * from './schema.js';
-export { ProcessRepository } from './process-repository.js';
+export { ProcessRepository, paymentDetail } from './process-repository.js';
 export type { ChildToInsert, NewPayment, PaymentPurpose } from './process-repository.js';
 export { OrderEventRepository } from './order-event-repository.js';
 export type { HeldLock, NewWebhook, NewWebhookDelivery, OrderEvent } from './order-event-repository.js';

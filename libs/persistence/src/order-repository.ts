@@ -16,6 +16,7 @@ import type { OrderDb } from './connection.js';
 import { insertRows } from './multi-row-insert.js';
 import { isDeadlock, isDuplicateKey } from './mysql-errors.js';
 import { toOrderView, type OrderView } from './order-view.js';
+import { PAYMENT_ACTIONS, paymentDetail } from './process-repository.js';
 import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
 
 export interface OrderToPersist {
@@ -146,7 +147,7 @@ export class OrderRepository {
   async findOrder(orderId: string): Promise<OrderView | null> {
     const order = await this.findOrderRow(orderId);
     if (!order) return null;
-    const [items, history, payment, shipments, children] = await Promise.all([
+    const [items, history, succeeded, shipments, children] = await Promise.all([
       this.db.selectFrom('order_items').selectAll().where('order_id', '=', orderId).orderBy('line_no').execute(),
       this.db.selectFrom('order_history').selectAll().where('order_id', '=', orderId).orderBy('version').execute(),
       this.db
@@ -155,10 +156,13 @@ export class OrderRepository {
         .where('order_id', '=', orderId)
         .where('status', '=', 'SUCCEEDED')
         .orderBy('created_at', 'desc')
-        .executeTakeFirst(),
+        .execute(),
       this.db.selectFrom('shipments').selectAll().where('order_id', '=', orderId).orderBy('created_at').execute(),
       this.db.selectFrom('orders').select('order_id').where('parent_order_id', '=', orderId).orderBy('order_id').execute(),
     ]);
+    // the payment that paid the order (its pay transition names it), not one that came late
+    // and went back; an order no payment paid shows the latest that succeeded
+    const payment = succeeded.find((p) => history.some((h) => PAYMENT_ACTIONS.includes(h.action) && h.detail?.startsWith(paymentDetail(p.payment_id, '')))) ?? succeeded[0];
     return toOrderView(order, items, history, {
       payment: payment
         ? {

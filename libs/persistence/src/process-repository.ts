@@ -21,6 +21,14 @@ export interface ChildToInsert {
 }
 
 /** Payments, shipments, refunds and children: the rows the forward life adds to an order. */
+/** The transitions a payment fires; each names its payment in its history detail (paymentDetail). */
+export const PAYMENT_ACTIONS: readonly string[] = ['pay', 'pay_deposit'];
+
+/** The history detail of the transition a payment fired: what tells a payment that paid its order from one that came late. */
+export function paymentDetail(paymentId: string, transactionId: string): string {
+  return `payment ${paymentId}, transaction ${transactionId}`;
+}
+
 export class ProcessRepository {
   constructor(private readonly db: OrderDb) {}
 
@@ -75,7 +83,12 @@ export class ProcessRepository {
     return this.db.selectFrom('payments').selectAll().where('order_id', '=', orderId).orderBy('created_at').orderBy('payment_id').execute();
   }
 
-  /** In the pay transition's transaction: false when the payment was already settled (a repeated callback). */
+  /**
+   * In the pay transition's transaction: false when the payment was already settled (a
+   * repeated callback). SUCCEEDED is final and settles a FAILED payment too: the payment
+   * system took the money after it first reported a failure, and that money must be
+   * recorded (applied to the order, or refunded), never dropped.
+   */
   static async settlePayment(
     trx: Transaction<Database>,
     paymentId: string,
@@ -85,9 +98,22 @@ export class ProcessRepository {
       .updateTable('payments')
       .set({ status: outcome.status, transaction_id: outcome.transactionId, paid_at: outcome.status === 'SUCCEEDED' ? outcome.at : null, updated_at: outcome.at })
       .where('payment_id', '=', paymentId)
-      .where('status', '=', 'PENDING')
+      .where('status', 'in', outcome.status === 'SUCCEEDED' ? ['PENDING', 'FAILED'] : ['PENDING'])
       .executeTakeFirst();
     return Number(updated.numUpdatedRows) === 1;
+  }
+
+  /** Whether a payment paid its order (fired its pay transition), rather than arriving after the order could take it. */
+  async paymentApplied(orderId: string, paymentId: string): Promise<boolean> {
+    const prefix = paymentDetail(paymentId, '');
+    const row = await this.db
+      .selectFrom('order_history')
+      .select('version')
+      .where('order_id', '=', orderId)
+      .where('action', 'in', PAYMENT_ACTIONS)
+      .where('detail', 'like', `${prefix.replace(/[\\%_]/g, '\\$&')}%`)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   async failPayment(paymentId: string, transactionId: string, at: Date): Promise<boolean> {

@@ -65,6 +65,20 @@ export function enqueueRefundPayments(queues: Pick<OrderQueues, 'payments'>, ord
   );
 }
 
+/**
+ * The refund of one payment that came after its order could take it (expired, cancelled,
+ * paid by another attempt, deposit forfeited): that payment alone goes back, whatever else
+ * the order was paid. Deduplicated by the payment, so asking again (a repeated callback)
+ * adds nothing while it waits, and a new job once it is done (the job is idempotent).
+ */
+export function enqueueLatePaymentRefund(queues: Pick<OrderQueues, 'payments'>, payment: { orderId: string; paymentId: string }) {
+  return queues.payments.add(
+    JOB.refundPayments,
+    { orderId: payment.orderId, effects: ['refundPayments'], reason: 'late payment', paymentId: payment.paymentId },
+    { deduplication: { id: jobId.refundLatePayment(payment.paymentId) } },
+  );
+}
+
 export function enqueuePaymentRequest(queues: Pick<OrderQueues, 'payments'>, payment: { orderId: string; paymentId: string }) {
   return queues.payments.add(JOB.requestPayment, payment, { jobId: jobId.requestPayment(payment.paymentId) });
 }

@@ -62,6 +62,8 @@ export interface OrderEffectsJob {
   orderId: string;
   effects: string[];
   reason?: string;
+  /** a refund of this payment alone: it came after its order could take it (enqueueLatePaymentRefund) */
+  paymentId?: string;
 }
 
 export interface SendToWarehouseJob {
@@ -93,6 +95,8 @@ export const jobId = {
   requestPayment: (paymentId: string) => `pay-${paymentId}`,
   /** not a job id: the deduplication id of an order's refund jobs (enqueueRefundPayments) */
   refundPayments: (orderId: string) => `refund-${orderId}`,
+  /** not a job id: the deduplication id of the refund of a payment its order could not take */
+  refundLatePayment: (paymentId: string) => `refund-late-${paymentId}`,
   settlePayment: (orderId: string) => `settle-${orderId}`,
   sendToWarehouse: (orderId: string) => `ship-${orderId}`,
 };

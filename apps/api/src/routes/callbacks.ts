@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { IllegalTransition, StaleOrderVersion, stateMachineFor, type OrderType } from '@orders/domain';
-import { ProcessRepository, RefundRepository, type RefundView } from '@orders/persistence';
+import { ProcessRepository, RefundRepository, paymentDetail, type RefundView } from '@orders/persistence';
+import { enqueueLatePaymentRefund } from '@orders/queues';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { HttpProblem, notFound, unauthorized } from '../problems.js';
@@ -169,6 +170,9 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       }
       if (payment.status === 'SUCCEEDED') {
         await followUpAgain(deps, order.order_id);
+        // a payment its order could not take may have been recorded by a first callback that
+        // died before asking for its refund: asked again (deduplicated, and the refund is idempotent)
+        if (!(await payments.paymentApplied(order.order_id, payment.payment_id))) await enqueueLatePaymentRefund(deps.queues, { orderId: order.order_id, paymentId: payment.payment_id });
         return { changed: false, status: order.status };
       }
       const action = payment.purpose === 'deposit' ? 'pay_deposit' : 'pay';
@@ -180,7 +184,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
             action,
             actor: 'payment',
             at: deps.clock(),
-            detail: `payment ${payment.payment_id}, transaction ${callback.transactionId}`,
+            detail: paymentDetail(payment.payment_id, callback.transactionId),
             effects: async (trx, _current, transition) => {
               const settled = await ProcessRepository.settlePayment(trx, payment.payment_id, { status: 'SUCCEEDED', transactionId: callback.transactionId, at: paidAt });
               if (!settled) throw new AlreadyApplied();
@@ -199,10 +203,11 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
           const now = await payments.findPayment(payment.payment_id);
           const current = await deps.orders.findOrderRow(order.order_id);
           if (now?.status === 'SUCCEEDED') return { changed: false, status: current?.status ?? order.status };
-          // the money was taken but the order closed meanwhile (expired, cancelled): record it and give it back
+          // the money was taken but the order closed meanwhile (expired, cancelled, paid by another
+          // attempt, deposit forfeited): record it and give this payment back, and only this one
           request.log.warn({ orderId: order.order_id, paymentId: payment.payment_id, status: current?.status }, 'payment for an order that can no longer be paid: refunding');
           await deps.db.transaction().execute((trx) => ProcessRepository.settlePayment(trx, payment.payment_id, { status: 'SUCCEEDED', transactionId: callback.transactionId, at: paidAt }));
-          await followUp(deps, order, ['refundPayments']);
+          await enqueueLatePaymentRefund(deps.queues, { orderId: order.order_id, paymentId: payment.payment_id });
           return { changed: false, status: current?.status ?? order.status };
         }
       }

@@ -268,17 +268,18 @@ export class ForwardLife {
   }
 
   /**
-   * Carries out an order's refunds. An order with refund orders (cancelled after payment,
-   * lines refunded or returned) has each pending one paid back through the payment
-   * system's breaker: while it is unavailable the job waits, and the refund completes
-   * when it recovers. An order without (a payment that arrived after its order closed,
-   * payment-time stock gone) has every successful payment given back whole. The payment
-   * system is idempotent by refund id; an order in REFUNDING closes once nothing is pending.
+   * Carries out an order's refunds. A payment that came after its order could take it
+   * (the job names it) is given back whole, and nothing else. An order with refund orders
+   * (cancelled after payment, lines refunded or returned) has each pending one paid back
+   * through the payment system's breaker: while it is unavailable the job waits, and the
+   * refund completes when it recovers. An order without (payment-time stock gone) has
+   * every successful payment given back whole. The payment system is idempotent by refund
+   * id; an order in REFUNDING closes once nothing is pending.
    */
   private async refundPayments(job: Job<OrderEffectsJob>, token: string | undefined): Promise<void> {
-    if (await this.refunds.hasRefundOrders(job.data.orderId)) return this.payRefundOrders(job, token);
-    const orderId = job.data.orderId;
-    const paid = (await this.process.payments(orderId)).filter((p) => p.status === 'SUCCEEDED');
+    const { orderId, paymentId: latePayment } = job.data;
+    if (latePayment === undefined && (await this.refunds.hasRefundOrders(orderId))) return this.payRefundOrders(job, token);
+    const paid = (await this.process.payments(orderId)).filter((p) => p.status === 'SUCCEEDED' && (latePayment === undefined || p.payment_id === latePayment));
     const refunds = paid.map((payment) => ({ refundId: `${payment.payment_id}-refund`, paymentId: payment.payment_id, amountCents: Number(payment.amount_cents) }));
     for (const refund of refunds) await callExternal(job, token, () => this.paymentClient.refund(refund));
     const at = this.deps.clock();
@@ -295,6 +296,11 @@ export class ForwardLife {
           .ignore()
           .executeTakeFirst();
         if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1) {
+          // drawn in full: a later refund of the order draws from its other payments (drawParts)
+          await trx
+            .insertInto('refund_parts')
+            .values({ part_id: refund.refundId, refund_id: refund.refundId, payment_id: refund.paymentId, amount_cents: refund.amountCents, status: 'SUCCEEDED', created_at: at, updated_at: at })
+            .execute();
           refundedCents += refund.amountCents;
           count += 1;
         }
@@ -303,7 +309,8 @@ export class ForwardLife {
       recorded = { refunds: count, cents: refundedCents };
     };
     const order = await this.deps.orders.findOrderRow(orderId);
-    if (order?.status === 'REFUNDING') {
+    // a late payment's refund leaves the order as it is: it was never part of its life
+    if (order?.status === 'REFUNDING' && latePayment === undefined) {
       await this.tryTransition({ orderId, action: 'refund_succeeded', actor: 'payment', detail: refunds.map((r) => r.refundId).join(', '), effects: record });
     } else if (order) {
       await this.deps.db.transaction().execute((trx) => record(trx, order, { from: order.status, action: 'refund', to: order.status, actor: 'system', effects: [] }));

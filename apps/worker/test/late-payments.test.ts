@@ -1,0 +1,132 @@
+// answers are read as the JSON a client sees
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { priceOrder } from '@orders/domain';
+import { CatalogRepository, OrderRepository } from '@orders/persistence';
+import { buyerAddress, waitFor } from '@orders/testing';
+import { closeUnpaidOrder } from '@orders/worker';
+import { ulid } from 'ulid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+/**
+ * Money the payment system took when the order could no longer take it, or reported in an
+ * order we did not expect: each payment is either the order's or given back, exactly once,
+ * and no other payment of the order is touched.
+ */
+describe('payments that arrive late or change their outcome', () => {
+  let system: OrderSystem;
+
+  beforeAll(async () => {
+    system = await startOrderSystem('late_payments', { PRESALE_DEPOSIT_PERCENT: '20', PRESALE_BALANCE_TIMEOUT_MS: '700' });
+    await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    await system.createSku({ skuId: 'CONSOLE', priceCents: 50_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+  });
+  afterAll(async () => {
+    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0, outage: false } });
+    await system?.close();
+  });
+
+  const pay = (buyer: string, orderId: string) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
+  const atPaymentSystem = async (orderId: string) => {
+    const { payments, refunds } = (await system.paymentSim.request('GET', '/__admin/payments')).body;
+    return { charges: payments.filter((p: any) => p.orderId === orderId), refunds: refunds.filter((r: any) => r.paymentId.startsWith(orderId)) };
+  };
+  const paymentRows = (orderId: string) => system.env.db.selectFrom('payments').select(['payment_id', 'status']).where('order_id', '=', orderId).orderBy('attempt').execute();
+  const slowPaymentSystem = (latencyMs: number) => system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs } });
+
+  it('a payment reported failed and then succeeded pays its order', async () => {
+    const orderId = await system.checkout('cy', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: true } });
+    try {
+      const { paymentId } = (await pay('cy', orderId)).body;
+      const at = new Date().toISOString();
+      const failed = await system.signedCallback('payment', { orderId, paymentId, transactionId: 'tx-declined', status: 'FAILED', amountCents: 10_000, at });
+      expect([failed.status, failed.body.changed]).toEqual([200, true]);
+      const succeeded = await system.signedCallback('payment', { orderId, paymentId, transactionId: 'tx-taken', status: 'SUCCEEDED', amountCents: 10_000, at });
+      expect([succeeded.status, succeeded.body]).toEqual([200, { changed: true, status: 'PAID' }]);
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: false } });
+    }
+    const paid = await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    expect(paid.payment).toMatchObject({ transactionId: 'tx-taken' });
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['SUCCEEDED']);
+  });
+
+  it('of two attempts that both took the money, the order keeps one and the other alone goes back', async () => {
+    const orderId = await system.checkout('dee', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await slowPaymentSystem(1_500);
+    try {
+      const first = (await pay('dee', orderId)).body.paymentId as string;
+      // a failure reported early; the payment system then takes the money anyway
+      await waitFor(async () => (await system.workers.deps.queues.payments.getJob(`pay-${first}`))?.isActive() ?? false, { what: 'the first request under way', intervalMs: 20 });
+      await system.signedCallback('payment', { orderId, paymentId: first, transactionId: 'tx-early-failure', status: 'FAILED', amountCents: 10_000, at: new Date().toISOString() });
+      const second = (await pay('dee', orderId)).body.paymentId as string;
+      expect(second).not.toBe(first);
+      const sim = await waitFor(async () => {
+        const seen = await atPaymentSystem(orderId);
+        return seen.charges.length === 2 && seen.refunds.length === 1 && seen;
+      }, { what: 'two charges and one refund', timeoutMs: 20_000 });
+      const rows = await waitFor(async () => {
+        const all = await paymentRows(orderId);
+        return all.every((p) => p.status === 'SUCCEEDED') && all;
+      }, { what: 'both payments recorded' });
+      const order = await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+      const kept = rows.find((p) => order.payment.transactionId === sim.charges.find((c: any) => c.paymentId === p.payment_id).transactionId)!;
+      expect(sim.refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[rows.find((p) => p !== kept)!.payment_id, 10_000]]);
+    } finally {
+      await slowPaymentSystem(0);
+    }
+  });
+
+  it('a presale balance paid after its deadline goes back, and the forfeited deposit stays kept', async () => {
+    const orderId = ulid();
+    const now = new Date();
+    const items = [{ skuId: 'CONSOLE', qty: 1 }];
+    const catalog = await new CatalogRepository(system.env.db).findSkus(['CONSOLE']);
+    await new OrderRepository(system.env.db).persistAcceptedOrders(
+      [{ accepted: { orderId, userId: 'ivy', type: 'presale', items, address: buyerAddress, couponCode: null, acceptedAt: now.toISOString(), paymentDeadline: new Date(now.getTime() + 60_000).toISOString() }, priced: priceOrder(items, catalog, now) }],
+      now,
+    );
+    await pay('ivy', orderId);
+    await system.waitForStatus(orderId, 'DEPOSIT_PAID');
+    await slowPaymentSystem(1_500);
+    try {
+      // the balance's money is taken, and its callback arrives, well after the 700 ms deadline
+      const balance = (await pay('ivy', orderId)).body;
+      expect(balance).toMatchObject({ purpose: 'balance', amountCents: 40_000 });
+      await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED', 10_000);
+      const { refunds } = await waitFor(async () => {
+        const seen = await atPaymentSystem(orderId);
+        return seen.refunds.length > 0 && seen;
+      }, { what: 'the balance refunded', timeoutMs: 20_000 });
+      expect(refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[balance.paymentId, 40_000]]);
+    } finally {
+      await slowPaymentSystem(0);
+    }
+    expect((await system.order(orderId)).status).toBe('DEPOSIT_FORFEITED');
+  });
+
+  it('a late payment recorded by a callback that died before asking for its refund is refunded when the callback comes again', async () => {
+    const orderId = await system.checkout('hal', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await slowPaymentSystem(1_500);
+    try {
+      const { paymentId } = (await pay('hal', orderId)).body;
+      await waitFor(async () => (await atPaymentSystem(orderId)).charges.length === 1, { what: 'the charge', timeoutMs: 10_000, intervalMs: 20 });
+      // before the payment system calls back: the order expires, and a first callback records
+      // the payment and dies before it asks for the refund
+      await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+      await system.env.db.updateTable('payments').set({ status: 'SUCCEEDED', transaction_id: 'tx-first-callback', paid_at: new Date() }).where('payment_id', '=', paymentId).execute();
+      const { refunds } = await waitFor(async () => {
+        const seen = await atPaymentSystem(orderId);
+        return seen.refunds.length > 0 && seen;
+      }, { what: 'the late payment refunded', timeoutMs: 20_000 });
+      expect(refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[paymentId, 10_000]]);
+    } finally {
+      await slowPaymentSystem(0);
+    }
+    expect((await system.order(orderId)).status).toBe('EXPIRED');
+  });
+});
