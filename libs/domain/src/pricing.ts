@@ -251,7 +251,8 @@ export function refundForLines(lines: readonly RefundableLine[], request: Readon
     if (!line || qty <= 0 || line.refundedQty + qty > line.qty) throw new RefundExceedsLine(`line ${lineNo}`);
   }
   const wholeOrderBack = lines.every((line) => line.refundedQty + (asked.get(line.lineNo) ?? 0) === line.qty);
-  const goodsAfter = (line: RefundableLine, units: number) => Math.floor(((line.payableCents - line.shippingCents) * units) / line.qty);
+  // BigInt: goods × units passes 2^53 on large lines, where a float loses the cent (goods are never negative: dividing truncates to the floor)
+  const goodsAfter = (line: RefundableLine, units: number) => Number((BigInt(line.payableCents - line.shippingCents) * BigInt(units)) / BigInt(line.qty));
   return lines
     .filter((line) => asked.has(line.lineNo) || (wholeOrderBack && line.shippingCents > 0))
     .map((line) => {

@@ -112,14 +112,20 @@ export function planSplit<L extends SplittableLine>(order: SplitAmounts, lines: 
 }
 
 /**
- * A split parent's status from its children's: the least advanced child on the forward
- * life (the parent is SHIPPED once every child has shipped). Children that left the
- * forward life (refunded, cancelled) do not hold it back; when none is left on it, the
- * parent takes the first child's status.
+ * A split parent's status from its children's. The parent closes only once every child
+ * has: while a child is in after-sales (refunding, a return under way) the parent shows
+ * that child's status (the first such child), so money still owed never reads as closed;
+ * otherwise it is the least advanced open child on the forward life (SHIPPED once every
+ * child has shipped), closed children not holding it back. Every child closed: COMPLETED
+ * when any child completed, as an unsplit order with some units refunded completes;
+ * else the first child's status (REFUNDED, RETURNED...), all of which the buyer sees as
+ * closed.
  */
 export function deriveParentStatus(machine: OrderStateMachine, childStatuses: readonly string[]): string {
   if (childStatuses.length === 0) throw new Error('a split order has children');
-  const onPath = childStatuses.filter((status) => machine.progress(status) >= 0);
-  if (onPath.length === 0) return childStatuses[0]!;
-  return onPath.reduce((least, status) => (machine.progress(status) < machine.progress(least) ? status : least));
+  const open = childStatuses.filter((status) => !machine.isFinal(status));
+  if (open.length === 0) return childStatuses.find((status) => machine.progress(status) >= 0) ?? childStatuses[0]!;
+  const afterSales = open.find((status) => machine.progress(status) < 0);
+  if (afterSales !== undefined) return afterSales;
+  return open.reduce((least, status) => (machine.progress(status) < machine.progress(least) ? status : least));
 }

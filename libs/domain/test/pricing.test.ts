@@ -250,4 +250,44 @@ describe('pricing and allocation, for any cart, promotions and member level', ()
       { numRuns: 500 },
     );
   });
+
+  it('refunds a line of 999 units at 1,000,000,000.00 each unit by unit to exactly its 99,899,999,999,832 payable', () => {
+    let line: RefundableLine = { lineNo: 1, qty: 999, payableCents: 99_899_999_999_832, shippingCents: 0, refundedQty: 0, refundedCents: 0 };
+    for (let unit = 1; unit <= 999; unit++) {
+      const [refund] = refundForLines([line], [{ lineNo: 1, qty: 1 }]);
+      line = { ...line, refundedQty: unit, refundedCents: line.refundedCents + refund!.cents };
+    }
+    expect(line.refundedCents).toBe(99_899_999_999_832);
+  });
+
+  it('refunding a large line unit by unit gives back exactly what it paid, each unit within a cent of its share, the shipping with the last', () => {
+    // up to 1,000,000,000.00 a unit and 2,000 units a line: goods × units is far past 2^53
+    const lineArb = fc
+      .record({ unitPriceCents: fc.integer({ min: 1, max: 100_000_000_000 }), qty: fc.integer({ min: 1, max: 2_000 }), shippingCents: fc.integer({ min: 0, max: 100_000 }) })
+      .chain(({ unitPriceCents, qty, shippingCents }) =>
+        fc.integer({ min: 0, max: unitPriceCents * qty }).map((discountCents) => ({
+          lineNo: 1,
+          qty,
+          payableCents: unitPriceCents * qty - discountCents + shippingCents,
+          shippingCents,
+          refundedQty: 0,
+          refundedCents: 0,
+        })),
+      );
+    fc.assert(
+      fc.property(lineArb, (paid) => {
+        let line: RefundableLine = paid;
+        const goods = BigInt(paid.payableCents - paid.shippingCents);
+        for (let unit = 1; unit <= paid.qty; unit++) {
+          const [refund] = refundForLines([line], [{ lineNo: 1, qty: 1 }]);
+          const unitGoods = refund!.cents - (unit === paid.qty ? paid.shippingCents : 0);
+          const off = BigInt(unitGoods) * BigInt(paid.qty) - goods;
+          expect(off > -BigInt(paid.qty) && off < BigInt(paid.qty)).toBe(true);
+          line = { ...line, refundedQty: unit, refundedCents: line.refundedCents + refund!.cents };
+        }
+        expect(line.refundedCents).toBe(paid.payableCents);
+      }),
+      { numRuns: 100 },
+    );
+  });
 });
