@@ -180,15 +180,16 @@ export class RefundRepository {
   }
 
   /**
-   * The payment system confirmed one part (possibly before we recorded sending it); the
-   * refund succeeds with its last part. `changed` is false when the part was already confirmed.
+   * The payment system confirmed one part (possibly before we recorded sending it, or
+   * after it first reported it failed: SUCCEEDED is final); the refund succeeds with its
+   * last part. `changed` is false when the part was already confirmed.
    */
   async confirmPart(partId: string, at: Date): Promise<{ changed: boolean; refundSettled: boolean }> {
     return this.db.transaction().execute(async (trx) => {
       const part = await trx.selectFrom('refund_parts').select('refund_id').where('part_id', '=', partId).executeTakeFirstOrThrow();
       // the refund row first: two parts confirmed at once settle the refund once, in turn
       const refund = await trx.selectFrom('refunds').select('status').where('refund_id', '=', part.refund_id).forUpdate().executeTakeFirstOrThrow();
-      const updated = await trx.updateTable('refund_parts').set({ status: 'SUCCEEDED', updated_at: at }).where('part_id', '=', partId).where('status', 'in', ['PENDING', 'SENT']).executeTakeFirst();
+      const updated = await trx.updateTable('refund_parts').set({ status: 'SUCCEEDED', updated_at: at }).where('part_id', '=', partId).where('status', 'in', ['PENDING', 'SENT', 'FAILED']).executeTakeFirst();
       if (Number(updated.numUpdatedRows) === 0) return { changed: false, refundSettled: false };
       const open = await trx.selectFrom('refund_parts').select('part_id').where('refund_id', '=', part.refund_id).where('status', '!=', 'SUCCEEDED').forUpdate().execute();
       if (open.length > 0 || !['PENDING', 'SENT'].includes(refund.status)) return { changed: true, refundSettled: false };
@@ -199,6 +200,16 @@ export class RefundRepository {
         .execute();
       return { changed: true, refundSettled: true };
     });
+  }
+
+  /**
+   * The payment system could not pay one part back: recorded on the part, while its refund
+   * stays unsettled (the money is still owed, and the order stays REFUNDING) for an
+   * operator to settle (RefundsFailed). False when the part had already settled or failed.
+   */
+  async failPart(partId: string, at: Date): Promise<boolean> {
+    const updated = await this.db.updateTable('refund_parts').set({ status: 'FAILED', updated_at: at }).where('part_id', '=', partId).where('status', 'in', ['PENDING', 'SENT']).executeTakeFirst();
+    return Number(updated.numUpdatedRows) === 1;
   }
 
   /** A refund with nothing to pay back settles as it stands; false when it was already settled. */

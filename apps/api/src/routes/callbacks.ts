@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { IllegalTransition, StaleOrderVersion, stateMachineFor, type OrderType } from '@orders/domain';
 import { ProcessRepository, RefundRepository, paymentDetail, type RefundView } from '@orders/persistence';
 import { enqueueLatePaymentRefund } from '@orders/queues';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { HttpProblem, notFound, unauthorized } from '../problems.js';
 import { problemRef } from '../schemas.js';
@@ -72,7 +72,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
    * part, and an order in REFUNDING with no refund left unconfirmed becomes REFUNDED.
    * A repeat changes nothing.
    */
-  async function confirmRefund(callback: PaymentCallback & { refundId: string }): Promise<{ changed: boolean; status: string }> {
+  async function confirmRefund(callback: PaymentCallback & { refundId: string }, log: FastifyBaseLogger): Promise<{ changed: boolean; status: string }> {
     const part = await refunds.findPart(callback.refundId);
     const refund = part && (await refunds.find(part.refundId));
     const order = refund && (await deps.orders.findOrderRow(refund.orderId));
@@ -81,8 +81,12 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       throw new HttpProblem(422, 'AMOUNT_MISMATCH', `Refund ${part.partId} is for ${part.amountCents} cents, not ${callback.amountCents}`);
     }
     if (callback.status === 'FAILED') {
-      deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'failed' });
-      return { changed: false, status: order.status };
+      const changed = await refunds.failPart(part.partId, deps.clock());
+      if (changed) {
+        deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'failed' });
+        log.error({ orderId: order.order_id, refundId: refund.refundId, partId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents }, 'the payment system could not pay a refund back');
+      }
+      return { changed, status: order.status };
     }
     const { changed, refundSettled } = await refunds.confirmPart(part.partId, deps.clock());
     if (changed) deps.metrics.refundedCents.inc({ kind: refund.kind }, part.amountCents);
@@ -156,7 +160,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     },
     async (request) => {
       const callback = request.body;
-      if (callback.refundId !== undefined) return confirmRefund({ ...callback, refundId: callback.refundId });
+      if (callback.refundId !== undefined) return confirmRefund({ ...callback, refundId: callback.refundId }, request.log);
       const order = await deps.orders.findOrderRow(callback.orderId);
       if (!order) throw notFound('order');
       const payment = await payments.findPayment(callback.paymentId);

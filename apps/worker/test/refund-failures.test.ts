@@ -1,0 +1,52 @@
+// answers are read as the JSON a client sees
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { waitFor } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+describe('a refund the payment system reports as failed', () => {
+  let system: OrderSystem;
+
+  beforeAll(async () => {
+    system = await startOrderSystem('refund_failures');
+    await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+  });
+  afterAll(async () => {
+    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    await system?.close();
+  });
+
+  const refundsOf = async (orderId: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('kim') })).body.items;
+  const failedRefunds = async () => {
+    const text = (await system.request('GET', '/metrics')).text as string;
+    return Number(/^order_refunds_total\{[^}]*kind="refund"[^}]*outcome="failed"[^}]*\} (\d+)/m.exec(text)?.[1] ?? 'NaN');
+  };
+
+  it('keeps the money owed (order REFUNDING, part FAILED, counted) until the payment system confirms it after all', async () => {
+    const orderId = await system.checkout('kim', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('kim'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    const failedBefore = await failedRefunds();
+    // the payment system takes 3 s to answer the refund and 3 s more to confirm it
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 3_000 } });
+    try {
+      expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('kim'), body: { reason: 'changed my mind' } })).status).toBe(200);
+      const part = await waitFor(async () => (await refundsOf(orderId))[0]?.parts[0], { what: 'the refund drawn from the payment' });
+      const failed = await system.signedCallback('payment', { orderId, paymentId: part.paymentId, refundId: part.partId, transactionId: 'rfd-declined', status: 'FAILED', amountCents: part.amountCents, at: new Date().toISOString() });
+      expect([failed.status, failed.body]).toEqual([200, { changed: true, status: 'REFUNDING' }]);
+      const repeated = await system.signedCallback('payment', { orderId, paymentId: part.paymentId, refundId: part.partId, transactionId: 'rfd-declined', status: 'FAILED', amountCents: part.amountCents, at: new Date().toISOString() });
+      expect(repeated.body.changed).toBe(false);
+      expect(await failedRefunds()).toBe(failedBefore + 1);
+      const [refund] = await refundsOf(orderId);
+      expect([refund.status === 'SUCCEEDED', refund.parts.map((p: any) => p.status)]).toEqual([false, ['FAILED']]);
+      expect((await system.order(orderId)).status).toBe('REFUNDING');
+      // the payment system pays it back after all: its SUCCEEDED callback settles the part
+      const refunded = await system.waitForStatus(orderId, 'REFUNDED', 20_000);
+      expect(refunded.amounts.refundedCents).toBe(refunded.amounts.payableCents);
+      expect((await refundsOf(orderId))[0].parts.map((p: any) => p.status)).toEqual(['SUCCEEDED']);
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    }
+  });
+});
