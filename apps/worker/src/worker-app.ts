@@ -102,11 +102,11 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   };
   const processors: Partial<Record<string, Processor>> = {
     [QUEUE.orders]: async (job: Job<PersistOrderJob>) => writer.persist(job.data),
-    [QUEUE.timers]: async (job: Job) => {
+    [QUEUE.timers]: async (job: Job, token) => {
       if (job.name === JOB.expireOrder) return expireUnpaid([(job.data as ExpireOrderJob).orderId]);
       if (job.name === JOB.expireOrders) return expireUnpaid((job.data as ExpireOrdersJob).orders.map((order) => order.orderId));
       if (job.name === JOB.reconcileStock) return void (await reconciler.reconcile({ repair: false }));
-      return life.timerJob(job);
+      return life.timerJob(job, token);
     },
     [QUEUE.payments]: async (job: Job, token) => life.paymentsJob(job, token),
     [QUEUE.fulfillment]: async (job: Job, token) => life.fulfillmentJob(job, token),

@@ -75,6 +75,19 @@ export class ProcessRepository {
     }
   }
 
+  /** When the order was last delivered (its after-sales window runs from then); null before its first delivery. */
+  async lastDeliveredAt(orderId: string): Promise<Date | null> {
+    const row = await this.db
+      .selectFrom('order_history')
+      .select('at')
+      .where('order_id', '=', orderId)
+      .where('to_status', '=', 'DELIVERED')
+      .orderBy('version', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row?.at ?? null;
+  }
+
   async findPayment(paymentId: string): Promise<PaymentRow | null> {
     return (await this.db.selectFrom('payments').selectAll().where('payment_id', '=', paymentId).executeTakeFirst()) ?? null;
   }

@@ -15,7 +15,7 @@ import {
   type TimerDelays,
 } from '@orders/queues';
 import type { Inventory } from '@orders/stock';
-import type { Job } from 'bullmq';
+import { DelayedError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { childOrderId } from './child-order-id.js';
 import { callExternal } from './external-retry.js';
@@ -90,12 +90,29 @@ export class ForwardLife {
   }
 
   /** timers queue, except the payment deadline (expire-order) */
-  async timerJob(job: Job<OrderTimerJob>): Promise<void> {
+  async timerJob(job: Job<OrderTimerJob>, token: string | undefined): Promise<void> {
     const { orderId } = job.data;
     if (job.name === JOB.autoConfirm) await this.tryTransition({ orderId, action: 'auto_confirm', actor: 'system', detail: 'buyer did not confirm in time' });
-    else if (job.name === JOB.completeOrder) await this.tryTransition({ orderId, action: 'complete', actor: 'system', detail: 'after-sales window closed' });
+    else if (job.name === JOB.completeOrder) await this.completeAfterWindow(job, token);
     else if (job.name === JOB.expireBalance) await this.forfeitDeposit(orderId);
     else throw new Error(`timers queue: unknown job ${job.name}`);
+  }
+
+  /**
+   * Completes an order once its after-sales window has closed. The window runs from the
+   * order's last delivery, and a refused or partial return delivers it again: a timer set by
+   * an earlier delivery (the later one's was not added while it waited: one job id per
+   * order) waits on until the window that runs now has closed.
+   */
+  private async completeAfterWindow(job: Job<OrderTimerJob>, token: string | undefined): Promise<void> {
+    const { orderId } = job.data;
+    const delivered = await this.process.lastDeliveredAt(orderId);
+    const closesAt = delivered === null ? 0 : delivered.getTime() + this.deps.config.AFTER_SALES_WINDOW_MS;
+    if (closesAt > this.deps.clock().getTime() && token !== undefined) {
+      await job.moveToDelayed(closesAt, token);
+      throw new DelayedError(`after-sales window of ${orderId} open until ${new Date(closesAt).toISOString()}`);
+    }
+    await this.tryTransition({ orderId, action: 'complete', actor: 'system', detail: 'after-sales window closed' });
   }
 
   /** Asks the payment system to collect a payment, unless the order stopped being payable meanwhile. */
