@@ -1,6 +1,6 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { waitFor } from '@orders/testing';
+import { buyerAddress, waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -27,14 +27,19 @@ describe('refunds that commit while an order is being handed to its warehouse', 
     await system.waitForStatus(orderId, 'PAID');
   };
 
-  it('tells the warehouse to drop an order cancelled while the warehouse was still answering its hand-over', async () => {
-    const orderId = await system.checkout('bea', [{ skuId: 'TV', qty: 1 }]);
-    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 3_000 } });
+  // the warehouse takes the order and answers after the cancel committed, within the breaker's 3 s timeout or after it (the answer lost)
+  it.each([
+    { buyer: 'bea', latencyMs: 1_500, answer: 'its answer came after the cancel' },
+    { buyer: 'bob', latencyMs: 3_500, answer: 'its answer lost to a timeout' },
+  ])('tells the warehouse to drop an order cancelled while its hand-over was under way: $answer', async ({ buyer, latencyMs }) => {
+    const before = (await stock('TV')).available;
+    const orderId = await system.checkout(buyer, [{ skuId: 'TV', qty: 1 }]);
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs } });
     try {
-      await pay('bea', orderId);
+      await pay(buyer, orderId);
       // the hand-over job is waiting on the slow warehouse, which will accept the order
       await waitFor(async () => (await system.workers.deps.queues.fulfillment.getJob(`ship-${orderId}`))?.isActive() ?? false, { what: 'the hand-over under way', intervalMs: 20 });
-      const cancel = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('bea'), body: { reason: 'changed my mind' } });
+      const cancel = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token(buyer), body: { reason: 'changed my mind' } });
       expect(cancel.status).toBe(200);
       await system.waitForStatus(orderId, 'REFUNDED', 20_000);
       const parcel = await waitFor(async () => ((await atWarehouse(orderId))?.cancelled ? atWarehouse(orderId) : false), { what: 'the warehouse to drop the order', timeoutMs: 20_000 });
@@ -45,7 +50,24 @@ describe('refunds that commit while an order is being handed to its warehouse', 
     const order = await system.order(orderId);
     expect([order.status, order.shipments, order.amounts.refundedCents]).toEqual(['REFUNDED', [], order.amounts.payableCents]);
     // the unit is back on sale once, and nobody ships it to the refunded buyer
-    expect(await stock('TV')).toEqual({ available: 10, reserved: 0, sold: 0 });
+    expect(await stock('TV')).toEqual({ available: before, reserved: 0, sold: 0 });
+  });
+
+  it('sends the warehouse the new address of an order moved while the warehouse was still answering its hand-over', async () => {
+    const orderId = await system.checkout('dot', [{ skuId: 'TV', qty: 1 }]);
+    // the warehouse answers within the breaker's timeout, after the new address committed
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 1_500 } });
+    try {
+      await pay('dot', orderId);
+      await waitFor(async () => (await system.workers.deps.queues.fulfillment.getJob(`ship-${orderId}`))?.isActive() ?? false, { what: 'the hand-over under way', intervalMs: 20 });
+      const moved = await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: system.token('dot'), body: { address: { ...buyerAddress, line1: '99 Moved Road' } } });
+      expect(moved.status).toBe(200);
+      await system.waitForStatus(orderId, 'IN_FULFILLMENT', 20_000);
+      const parcel = await waitFor(async () => ((await atWarehouse(orderId))?.address.line1 === '99 Moved Road' ? atWarehouse(orderId) : false), { what: 'the new address at the warehouse', timeoutMs: 20_000 });
+      expect([parcel.items, parcel.cancelled]).toEqual([[{ skuId: 'TV', qty: 1 }], false]);
+    } finally {
+      await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    }
   });
 
   it('hands the warehouse only the units not refunded while it was away', async () => {
