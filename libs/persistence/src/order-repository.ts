@@ -106,37 +106,18 @@ export class OrderRepository {
    * all in one transaction. Throws IllegalTransition (changing nothing) or StaleOrderVersion.
    */
   async applyTransition(request: TransitionRequest): Promise<TransitionResult> {
+    return this.db.transaction().execute((trx) => transitionIn(trx, request));
+  }
+
+  /**
+   * Applies several actions in turn in one transaction (e.g. one request's refunds of a
+   * split order's children): one refused or stale rolls back every one.
+   */
+  async applyTransitions(requests: readonly TransitionRequest[]): Promise<TransitionResult[]> {
     return this.db.transaction().execute(async (trx) => {
-      const order = await trx.selectFrom('orders').selectAll().where('order_id', '=', request.orderId).executeTakeFirst();
-      if (!order) throw new IllegalTransition('UNKNOWN', request.action, request.actor);
-      // a child's move re-derives its parent: take the parent's lock first, so siblings
-      // moving at once queue on it instead of deadlocking on each other's rows
-      if (order.parent_order_id !== null) await trx.selectFrom('orders').select('order_id').where('order_id', '=', order.parent_order_id).forUpdate().execute();
-      const facts = await orderFacts(trx, order);
-      const fired = stateMachineFor(order.type as OrderType).fire(order.status, request.action, request.actor, facts);
-      const updated = await trx
-        .updateTable('orders')
-        .set({ status: fired.to, version: order.version + 1, updated_at: request.at })
-        .where('order_id', '=', order.order_id)
-        .where('version', '=', order.version)
-        .executeTakeFirst();
-      if (Number(updated.numUpdatedRows) !== 1) throw new StaleOrderVersion(order.order_id);
-      await trx
-        .insertInto('order_history')
-        .values({
-          order_id: order.order_id,
-          version: order.version + 1,
-          from_status: fired.from,
-          action: fired.action,
-          to_status: fired.to,
-          actor: fired.actor,
-          detail: request.detail ?? null,
-          at: request.at,
-        })
-        .execute();
-      await request.effects?.(trx, order, fired);
-      if (order.parent_order_id !== null && fired.from !== fired.to) await deriveParentStatus(trx, order.parent_order_id, order.order_id, fired, request.at);
-      return { order: { ...order, status: fired.to, version: order.version + 1 }, fired };
+      const results: TransitionResult[] = [];
+      for (const request of requests) results.push(await transitionIn(trx, request));
+      return results;
     });
   }
 
@@ -264,6 +245,40 @@ export class OrderRepository {
       .execute();
     return rows.map((row) => ({ skuId: row.sku_id, qty: row.qty }));
   }
+}
+
+/** One transition in the caller's transaction (applyTransition, applyTransitions). */
+async function transitionIn(trx: Transaction<Database>, request: TransitionRequest): Promise<TransitionResult> {
+  const order = await trx.selectFrom('orders').selectAll().where('order_id', '=', request.orderId).executeTakeFirst();
+  if (!order) throw new IllegalTransition('UNKNOWN', request.action, request.actor);
+  // a child's move re-derives its parent: take the parent's lock first, so siblings
+  // moving at once queue on it instead of deadlocking on each other's rows
+  if (order.parent_order_id !== null) await trx.selectFrom('orders').select('order_id').where('order_id', '=', order.parent_order_id).forUpdate().execute();
+  const facts = await orderFacts(trx, order);
+  const fired = stateMachineFor(order.type as OrderType).fire(order.status, request.action, request.actor, facts);
+  const updated = await trx
+    .updateTable('orders')
+    .set({ status: fired.to, version: order.version + 1, updated_at: request.at })
+    .where('order_id', '=', order.order_id)
+    .where('version', '=', order.version)
+    .executeTakeFirst();
+  if (Number(updated.numUpdatedRows) !== 1) throw new StaleOrderVersion(order.order_id);
+  await trx
+    .insertInto('order_history')
+    .values({
+      order_id: order.order_id,
+      version: order.version + 1,
+      from_status: fired.from,
+      action: fired.action,
+      to_status: fired.to,
+      actor: fired.actor,
+      detail: request.detail ?? null,
+      at: request.at,
+    })
+    .execute();
+  await request.effects?.(trx, order, fired);
+  if (order.parent_order_id !== null && fired.from !== fired.to) await deriveParentStatus(trx, order.parent_order_id, order.order_id, fired, request.at);
+  return { order: { ...order, status: fired.to, version: order.version + 1 }, fired };
 }
 
 /** What guards read, in the transition's transaction. */

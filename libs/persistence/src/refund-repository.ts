@@ -274,6 +274,12 @@ export class RefundRepository {
     if (request.status === 'PENDING') return { ...refund, parts: await applyRefund(trx, order, refund, request.restockReason) };
     return refund;
   }
+
+  /** In a refund's transaction: whether every unit of the order is refunded, read from its locked lines (what a concurrent refund committed included). */
+  static async everyUnitRefunded(trx: Transaction<Database>, orderId: string): Promise<boolean> {
+    const lines = await trx.selectFrom('order_items').select(['qty', 'refunded_qty']).where('order_id', '=', orderId).forUpdate().execute();
+    return lines.every((line) => line.refunded_qty === line.qty);
+  }
 }
 
 /**

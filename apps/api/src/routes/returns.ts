@@ -1,11 +1,11 @@
-import { IllegalTransition, StaleOrderVersion, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
-import { ProcessRepository, RefundRepository, refundIdFor, type RefundView } from '@orders/persistence';
+import { IllegalTransition, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
+import { ProcessRepository, RefundRepository, refundIdFor, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { HttpProblem, notFound } from '../problems.js';
 import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
-import { linesByOrderPart, refundSchema } from './reverse-flows.js';
+import { linesByOrderPart, moveParts, refundSchema } from './reverse-flows.js';
 
 const ULID = new RegExp(ULID_PATTERN);
 const skuId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const;
@@ -30,30 +30,11 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
   const process = new ProcessRepository(deps.db);
   const refunds = new RefundRepository(deps.db);
 
-  async function deliveredAt(orderId: string): Promise<Date | null> {
-    const row = await deps.db
-      .selectFrom('order_history')
-      .select('at')
-      .where('order_id', '=', orderId)
-      .where('to_status', '=', 'DELIVERED')
-      .orderBy('version', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    return row?.at ?? null;
-  }
-
-  async function transition(orderId: string, action: string, actor: Actor, detail: string, effects: Parameters<AppDeps['orders']['applyTransition']>[0]['effects']) {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const { order, fired } = await deps.orders.applyTransition({ orderId, action, actor, at: deps.clock(), detail: detail.slice(0, 500), effects });
-        deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
-        await followUp(deps, order, fired.effects);
-        return;
-      } catch (error) {
-        if (error instanceof StaleOrderVersion && attempt < 5) continue;
-        throw error;
-      }
-    }
+  /** Moves the parts in one transaction (moveParts), then queues what each move asks for. */
+  async function transition(moves: () => Promise<TransitionRequest[]>): Promise<TransitionResult[]> {
+    const moved = await moveParts(deps, moves);
+    for (const { order, fired } of moved) await followUp(deps, order, fired.effects);
+    return moved;
   }
 
   app.post<{ Params: { orderId: string }; Body: { reason: string; items: Array<{ skuId: string; qty: number }> } }>(
@@ -64,7 +45,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         tags: ['after-sales'],
         summary: 'Ask to return delivered units inside the after-sales window (202: a merchant reviews it)',
         description:
-          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), each part going to RETURN_REQUESTED. Its amounts are fixed now: each line its allocated payable by units, the shipping too when every unit comes back. The same request again answers the same return. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from delivery); 409 ILLEGAL_TRANSITION before delivery or while another return is open; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED. Its amounts are fixed now: each line its allocated payable by units, the shipping too when every unit comes back. The same request again answers the same return. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from delivery); 409 ILLEGAL_TRANSITION before delivery or while another return is open; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
         params: orderParamsSchema,
         body: {
           type: 'object',
@@ -107,32 +88,29 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         if (part.unit.status === 'COMPLETED') throw windowClosed(part.unit.order_id);
         // an order type without returns here (an imported order: its channel took the money) is refused like any other state
         if (!stateMachineFor(part.unit.type as OrderType).can(part.unit.status, 'request_return', 'buyer') || !paid) throw new IllegalTransition(part.unit.status, 'request_return', 'buyer');
-        const delivered = await deliveredAt(part.unit.order_id);
+        const delivered = await process.lastDeliveredAt(part.unit.order_id);
         if (!delivered || deps.clock().getTime() - delivered.getTime() > deps.config.AFTER_SALES_WINDOW_MS) throw windowClosed(part.unit.order_id);
       }
-      const opened: RefundView[] = [];
-      for (const part of parts) {
-        const returnId = returnIdOf(part);
-        const known = await refunds.find(returnId);
-        if (known) {
-          opened.push(known);
-          continue;
-        }
-        await transition(part.unit.order_id, 'request_return', 'buyer', `return ${returnId}: ${reason}`, async (trx, current) => {
-          await RefundRepository.openRefund(trx, current, {
-            refundId: returnId,
-            kind: 'return',
-            reason,
-            items: part.items,
-            restockReason: 'return',
-            status: 'REQUESTED',
+      const moved = await transition(async () => {
+        const moves: TransitionRequest[] = [];
+        for (const part of parts) {
+          const returnId = returnIdOf(part);
+          if (await refunds.find(returnId)) continue;
+          moves.push({
+            orderId: part.unit.order_id,
+            action: 'request_return',
             actor: 'buyer',
             at: deps.clock(),
+            detail: `return ${returnId}: ${reason}`.slice(0, 500),
+            effects: async (trx, current) => {
+              await RefundRepository.openRefund(trx, current, { refundId: returnId, kind: 'return', reason, items: part.items, restockReason: 'return', status: 'REQUESTED', actor: 'buyer', at: deps.clock() });
+            },
           });
-        });
-        deps.metrics.returns.inc({ stage: 'requested' });
-        opened.push((await refunds.find(returnId))!);
-      }
+        }
+        return moves;
+      });
+      if (moved.length > 0) deps.metrics.returns.inc({ stage: 'requested' }, moved.length);
+      const opened = await Promise.all(parts.map(async (part) => (await refunds.find(returnIdOf(part)))!));
       return reply.code(202).send({ returnId: opened[0]!.refundId, status: opened[0]!.status, returns: opened });
     },
   );
@@ -163,10 +141,19 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         if (actor === 'merchant' && !(await deps.orders.orderHasMerchant(found.orderId, request.user.sub))) throw notFound('return');
         if (found.status === to) return found;
         if (found.status !== 'REQUESTED') throw new IllegalTransition(found.status, action, actor);
-        await transition(found.orderId, action, actor, `return ${returnId} ${to.toLowerCase()}`, async (trx, current) => {
-          const moved = await RefundRepository.moveReturn(trx, current.order_id, ['REQUESTED'], to, deps.clock(), actor);
-          if (!moved) throw new IllegalTransition(current.status, action, actor);
-        });
+        await transition(async () => [
+          {
+            orderId: found.orderId,
+            action,
+            actor,
+            at: deps.clock(),
+            detail: `return ${returnId} ${to.toLowerCase()}`,
+            effects: async (trx, current) => {
+              const moved = await RefundRepository.moveReturn(trx, current.order_id, ['REQUESTED'], to, deps.clock(), actor);
+              if (!moved) throw new IllegalTransition(current.status, action, actor);
+            },
+          },
+        ]);
         return refunds.find(returnId);
       },
     );

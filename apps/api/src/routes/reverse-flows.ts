@@ -1,5 +1,5 @@
 import { IllegalTransition, RefundExceedsLine, StaleOrderVersion, stateMachineFor, type Actor, type Address, type OrderType } from '@orders/domain';
-import { OrderRepository, ProcessRepository, RefundRepository, refundIdFor, type OrderRow, type RefundView } from '@orders/persistence';
+import { OrderRepository, ProcessRepository, RefundRepository, refundIdFor, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { Principal } from '../plugins/auth.js';
@@ -37,6 +37,27 @@ export async function linesByOrderPart(process: ProcessRepository, order: OrderR
   return parts;
 }
 
+/**
+ * Moves the parts of one request (an unsplit order, or children of a split one) in one
+ * transaction, so a part refused (e.g. more units than it has left) rolls back every part:
+ * a refused request changes nothing. After a concurrent change (StaleOrderVersion) `moves`
+ * is asked again, so it decides from what it reads then.
+ */
+export async function moveParts(deps: AppDeps, moves: () => Promise<TransitionRequest[]>): Promise<TransitionResult[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const requests = await moves();
+      if (requests.length === 0) return [];
+      const moved = await deps.orders.applyTransitions(requests);
+      for (const { order, fired } of moved) deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
+      return moved;
+    } catch (error) {
+      if (error instanceof StaleOrderVersion && attempt < 5) continue;
+      throw error;
+    }
+  }
+}
+
 export const refundSchema = {
   type: 'object',
   properties: {
@@ -60,7 +81,7 @@ export const refundSchema = {
         "where the money goes back to: the order's successful payments, latest first (a presale: the balance, then the deposit), each giving back at most what it took. One refund per part at the payment system (the first under the refund's id, the next ones <refundId>-2, ...); the refund is SUCCEEDED once every part is confirmed. Empty until the money is due.",
       items: {
         type: 'object',
-        properties: { partId: { type: 'string' }, paymentId: { type: 'string' }, amountCents: { type: 'integer' }, status: { type: 'string', description: 'PENDING, SENT or SUCCEEDED' } },
+        properties: { partId: { type: 'string' }, paymentId: { type: 'string' }, amountCents: { type: 'integer' }, status: { type: 'string', description: 'PENDING, SENT, SUCCEEDED, or FAILED (the payment system could not pay it back: still owed)' } },
       },
     },
     history: {
@@ -75,6 +96,8 @@ export const refundSchema = {
 
 /** Statuses in which a paid order has not left the warehouse: what a refund or a paid cancellation may touch. */
 const UNSHIPPED = new Set(['PAID', 'IN_FULFILLMENT']);
+/** Statuses of an order part that a refund or cancellation already closed before it shipped: nothing is left to cancel. */
+const CLOSED_UNSHIPPED = new Set(['REFUNDING', 'REFUNDED', 'CANCELLED']);
 
 /**
  * The reverse flows before shipment (API.md): cancel (before payment: stock and coupon
@@ -123,54 +146,58 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   }
 
   /**
-   * Opens one refund order on an unsplit order or a child: 'refund' (the order goes to
-   * REFUNDING) when it gives back every unit left, else 'refund_lines'. The ledger
-   * restocks the units in the transaction and Redis right after it (once per refund id,
-   * the payment job again as a backstop); the job pays the money back. A refund id seen
-   * before changes nothing.
+   * Opens a refund order on each part (an unsplit order, or children of a split one), all
+   * in one transaction (moveParts): 'refund' (the part goes to REFUNDING) when it gives
+   * back every unit left, else 'refund_lines'. The ledger restocks the units in the
+   * transaction and Redis right after it (once per refund id, the payment job again as a
+   * backstop); the job pays the money back. A part whose refund id was seen before
+   * changes nothing.
    */
-  async function openRefund(
-    order: OrderRow,
-    request: { refundId: string; reason: string; items: Array<{ skuId: string; qty: number }> | 'rest'; restockReason: string; actor: Actor; restoreCouponOf?: string },
-  ): Promise<{ refund: RefundView; changed: boolean }> {
-    for (let attempt = 1; ; attempt++) {
-      const known = await refunds.find(request.refundId);
-      if (known) {
-        // a repeat: the payment job (which also restocks Redis) is queued again, in case the first request died before
-        await followUp(deps, order, ['refundPayments']);
-        return { refund: known, changed: false };
-      }
-      const current = (await deps.orders.findOrderRow(order.order_id))!;
-      if (!UNSHIPPED.has(current.status)) throw new IllegalTransition(current.status, 'refund', request.actor);
-      if (!(await isPaid(current)) || !(await stockCommitted(current))) throw new IllegalTransition(current.status, 'refund', request.actor);
-      const items = await process.items(order.order_id);
-      const left = new Map(items.map((line) => [line.sku_id, line.qty - line.refunded_qty]));
-      const asked = (sku: string) => (request.items === 'rest' ? 0 : request.items.filter((i) => i.skuId === sku).reduce((s, i) => s + i.qty, 0));
-      const whole = request.items === 'rest' || [...left].every(([sku, qty]) => qty === asked(sku));
-      try {
-        let opened: RefundView | undefined;
-        const { order: moved, fired } = await deps.orders.applyTransition({
-          orderId: order.order_id,
+  async function openRefunds(
+    parts: ReadonlyArray<{ unit: OrderRow; refundId: string; items: RequestedLines | 'rest' }>,
+    request: { reason: string; restockReason: string; actor: Actor; restoreCouponOf?: string },
+  ): Promise<{ refunds: RefundView[]; changed: boolean }> {
+    const known = new Map<string, RefundView>();
+    const opened = new Map<string, RefundView>();
+    const moved = await moveParts(deps, async () => {
+      known.clear();
+      opened.clear();
+      const moves: TransitionRequest[] = [];
+      for (const part of parts) {
+        const seen = await refunds.find(part.refundId);
+        if (seen) {
+          known.set(part.refundId, seen);
+          continue;
+        }
+        const current = (await deps.orders.findOrderRow(part.unit.order_id))!;
+        if (!UNSHIPPED.has(current.status)) throw new IllegalTransition(current.status, 'refund', request.actor);
+        if (!(await isPaid(current)) || !(await stockCommitted(current))) throw new IllegalTransition(current.status, 'refund', request.actor);
+        const left = new Map((await process.items(current.order_id)).map((line) => [line.sku_id, line.qty - line.refunded_qty]));
+        const asked = (sku: string) => (part.items === 'rest' ? 0 : part.items.filter((i) => i.skuId === sku).reduce((s, i) => s + i.qty, 0));
+        const whole = part.items === 'rest' || [...left].every(([sku, qty]) => qty === asked(sku));
+        moves.push({
+          orderId: current.order_id,
           action: whole ? 'refund' : 'refund_lines',
           actor: request.actor,
           at: deps.clock(),
-          detail: `refund ${request.refundId}: ${request.reason}`.slice(0, 500),
-          effects: async (trx, current) => {
+          detail: `refund ${part.refundId}: ${request.reason}`.slice(0, 500),
+          effects: async (trx, order, fired) => {
             const { restoreCouponOf, ...refund } = request;
-            opened = await RefundRepository.openRefund(trx, current, { ...refund, kind: 'refund', status: 'PENDING', at: deps.clock() });
+            opened.set(part.refundId, await RefundRepository.openRefund(trx, order, { ...refund, refundId: part.refundId, items: part.items, kind: 'refund', status: 'PENDING', at: deps.clock() }));
+            // `whole` was read before the transaction: a refund committed since may have taken units, and the locked lines decide
+            if ((await RefundRepository.everyUnitRefunded(trx, order.order_id)) !== (fired.action === 'refund')) throw new StaleOrderVersion(order.order_id);
             if (restoreCouponOf !== undefined) await OrderRepository.restoreCoupon(trx, restoreCouponOf, deps.clock());
           },
         });
-        deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
-        // Redis follows the ledger at once; the refund job does it again (once per refund id) should this process die here
-        await deps.inventory.restockStock(opened!.orderId, opened!.refundId, opened!.items.filter((item) => item.qty > 0));
-        await followUp(deps, moved, fired.effects);
-        return { refund: opened!, changed: true };
-      } catch (error) {
-        if (error instanceof StaleOrderVersion && attempt < 5) continue;
-        throw error;
       }
-    }
+      return moves;
+    });
+    // Redis follows the ledger at once; the refund job does it again (once per refund id) should this process die here
+    for (const refund of opened.values()) await deps.inventory.restockStock(refund.orderId, refund.refundId, refund.items.filter((item) => item.qty > 0));
+    for (const { order, fired } of moved) await followUp(deps, order, fired.effects);
+    // a repeat: the payment job (which also restocks Redis) is queued again, in case the first request died before
+    for (const part of parts) if (known.has(part.refundId)) await followUp(deps, part.unit, ['refundPayments']);
+    return { refunds: parts.map((part) => (opened.get(part.refundId) ?? known.get(part.refundId))!), changed: opened.size > 0 };
   }
 
   app.post<{ Params: { orderId: string }; Body: { reason: string } }>(
@@ -181,7 +208,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
         description:
-          'A buyer cancels their own order, a merchant one holding its SKUs, an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back (cancelling one child of a split order keeps it), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). Cancelling again changes nothing. 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED).',
+          'A buyer cancels their own order, a merchant one holding its SKUs, an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back (cancelling one child of a split order keeps it), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). Cancelling again changes nothing. 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED).',
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
@@ -202,13 +229,18 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         const units = children.length > 0 ? children : [order];
         const cancelRefund = (unit: OrderRow) => `${unit.order_id}-cancel`;
         const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefund(unit)) })));
+        // a part closed by a refund of its own (a child refunded in full) is left as it is
+        const parts = open.filter(({ unit, known }) => known || !CLOSED_UNSHIPPED.has(unit.status));
+        if (parts.length === 0) throw new IllegalTransition(order.status, 'cancel', actor);
         // all or nothing: a cancellation refunds only when no part has shipped
-        for (const { unit, known } of open) if (!known && !UNSHIPPED.has(unit.status)) throw new IllegalTransition(unit.status, 'cancel', actor);
-        // the whole order cancelled (not one child of it): its coupon use goes back with the first
-        // refund's commit, and the refund job makes Redis follow before it pays anything back
+        for (const { unit, known } of parts) if (!known && !UNSHIPPED.has(unit.status)) throw new IllegalTransition(unit.status, 'cancel', actor);
+        // the whole order cancelled (not one child of it): its coupon use goes back with the
+        // refunds' commit, and the refund job makes Redis follow before it pays anything back
         const restoreCouponOf = order.parent_order_id === null && order.coupon_code !== null ? order.order_id : undefined;
-        let changed = false;
-        for (const { unit } of open) changed = (await openRefund(unit, { refundId: cancelRefund(unit), reason: why, items: 'rest', restockReason: 'cancel', actor, restoreCouponOf })).changed || changed;
+        const { changed } = await openRefunds(
+          parts.map(({ unit }) => ({ unit, refundId: cancelRefund(unit), items: 'rest' as const })),
+          { reason: why, restockReason: 'cancel', actor, restoreCouponOf },
+        );
         if (changed) deps.metrics.cancellations.inc({ stage: 'after_payment' });
       }
       return deps.orders.findOrder(order.order_id);
@@ -299,7 +331,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['after-sales'],
         summary: 'Refund some or all lines of a paid order that has not shipped (202: the payment system pays it back)',
         description:
-          "A buyer refunds their own order, a merchant one holding its SKUs, an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child). Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. The same request again answers the same refund and changes nothing. Without items: every unit not refunded yet. 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+          "A buyer refunds their own order, a merchant one holding its SKUs, an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. The same request again answers the same refund and changes nothing. Without items: every unit not refunded yet. 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason, items: refundItems } },
         response: {
@@ -327,14 +359,10 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       }
       const key = (unit: OrderRow, unitItems: (typeof parts)[number]['items']) =>
         refundIdFor(unit.order_id, ['refund', why, unitItems === 'rest' ? 'rest' : unitItems.map((i) => `${i.skuId}x${i.qty}`).sort().join(',')]);
-      // every part must be refundable before any is opened
-      for (const part of parts) {
-        if (!(await refunds.find(key(part.unit, part.items))) && !UNSHIPPED.has(part.unit.status)) throw new IllegalTransition(part.unit.status, 'refund', actor);
-      }
-      const opened: RefundView[] = [];
-      for (const part of parts) {
-        opened.push((await openRefund(part.unit, { refundId: key(part.unit, part.items), reason: why, items: part.items, restockReason: 'refund', actor })).refund);
-      }
+      const { refunds: opened } = await openRefunds(
+        parts.map((part) => ({ ...part, refundId: key(part.unit, part.items) })),
+        { reason: why, restockReason: 'refund', actor },
+      );
       return reply.code(202).send({ refundId: opened[0]!.refundId, status: opened[0]!.status, refunds: opened });
     },
   );

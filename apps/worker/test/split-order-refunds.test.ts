@@ -1,0 +1,151 @@
+// answers are read as the JSON a client sees
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { buyerAddress, waitFor } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+describe('refunds, returns and cancellations over the parts of a split order', () => {
+  let system: OrderSystem;
+  let admin: string;
+
+  beforeAll(async () => {
+    system = await startOrderSystem('split_order_refunds', { AFTER_SALES_WINDOW_MS: '60000' });
+    admin = system.token('ops', 'admin');
+    // two merchants, two warehouses: an order of both splits into two children
+    await system.createSku({ skuId: 'LAMP', priceCents: 1_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 100, deduction: 'placement' });
+    await system.createSku({ skuId: 'RUG', priceCents: 700, merchantId: 'weaver', channel: 'third_party', warehouseId: 'wh-west', stock: 100, deduction: 'placement' });
+    const window = { startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
+    const coupon = { code: 'WELCOME', kind: 'percent', percentOff: 10, minSpendCents: 1_000, perBuyerLimit: 1, ...window };
+    expect((await system.request('POST', '/v1/admin/coupons', { token: admin, body: coupon })).status).toBe(201);
+  });
+  afterAll(async () => system?.close());
+
+  const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: admin })).body.stock;
+  const refundsOf = async (orderId: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: admin })).body.items;
+  const warehouse = (orderId: string, event: string) => system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event } });
+  /** A paid order of both SKUs, split in two children in fulfilment: [lamp child, rug child]. */
+  const paidAndSplit = async (buyer: string, items: Array<{ skuId: string; qty: number }>, couponCode?: string) => {
+    const placed = await system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': `${buyer}-1` }, body: { items, address: buyerAddress, ...(couponCode ? { couponCode } : {}) } });
+    expect(placed.status).toBe(202);
+    const orderId = placed.body.orderId as string;
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
+    const children = (await waitFor(
+      async () => {
+        const order = await system.order(orderId);
+        if (order.subOrders.length !== 2) return false;
+        const subs = await Promise.all(order.subOrders.map((id: string) => system.order(id)));
+        return subs.every((s) => s.status === 'IN_FULFILLMENT') && subs;
+      },
+      { what: `order ${orderId} split in two children in fulfilment`, timeoutMs: 15_000 },
+    )) as any[];
+    const [lamp, rug] = ['LAMP', 'RUG'].map((sku) => children.find((c) => c.items[0].skuId === sku));
+    return { orderId, lamp, rug };
+  };
+
+  it('refuses a refund of 1 lamp and 5 rugs (or 5 lamps and 1 rug) when 2 lamps and 1 rug were bought, and opens nothing: nothing refunded, nothing back on sale', async () => {
+    const { orderId, lamp, rug } = await paidAndSplit('ann', [{ skuId: 'LAMP', qty: 2 }, { skuId: 'RUG', qty: 1 }]);
+    const before = { lamps: await stock('LAMP'), rugs: await stock('RUG') };
+
+    // each child in turn is the one with too few units, whichever the refund opens first
+    for (const items of [
+      [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 5 }],
+      [{ skuId: 'LAMP', qty: 5 }, { skuId: 'RUG', qty: 1 }],
+    ]) {
+      const refused = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('ann'), body: { reason: 'too many', items } });
+      expect([refused.status, refused.body.code]).toEqual([422, 'REFUND_EXCEEDS_ORDER']);
+    }
+    expect(await refundsOf(orderId)).toEqual([]);
+    expect((await system.order(orderId)).amounts.refundedCents).toBe(0);
+    for (const child of [lamp, rug]) {
+      const now = await system.order(child.orderId);
+      expect([now.status, now.items[0].refundedQty, now.history.length]).toEqual(['IN_FULFILLMENT', 0, child.history.length]);
+    }
+    expect({ lamps: await stock('LAMP'), rugs: await stock('RUG') }).toEqual(before);
+    expect(await system.env.db.selectFrom('stock_ledger').select('id').where('kind', '=', 'restock').where('order_id', 'in', [lamp.orderId, rug.orderId]).execute()).toEqual([]);
+
+    // 1 lamp and the 1 rug: one refund per child, in one request
+    const refunded = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('ann'), body: { reason: 'fewer', items: [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }] } });
+    expect(refunded.status).toBe(202);
+    expect(Object.fromEntries(refunded.body.refunds.map((r: any) => [r.orderId, r.items.map((i: any) => [i.skuId, i.qty])]))).toEqual({
+      [lamp.orderId]: [['LAMP', 1]],
+      [rug.orderId]: [['RUG', 1]],
+    });
+    expect((await system.order(lamp.orderId)).status).toBe('IN_FULFILLMENT');
+    await system.waitForStatus(rug.orderId, 'REFUNDED');
+  });
+
+  it('refuses a return of 1 lamp and 5 rugs (or 5 lamps and 1 rug) when 2 lamps and 1 rug were delivered, and opens nothing: both parts stay delivered', async () => {
+    const { orderId, lamp, rug } = await paidAndSplit('bea', [{ skuId: 'LAMP', qty: 2 }, { skuId: 'RUG', qty: 1 }]);
+    for (const child of [lamp, rug]) for (const event of ['SHIPPED', 'DELIVERED']) expect((await warehouse(child.orderId, event)).body.callbackStatus).toBe(200);
+
+    for (const items of [
+      [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 5 }],
+      [{ skuId: 'LAMP', qty: 5 }, { skuId: 'RUG', qty: 1 }],
+    ]) {
+      const refused = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('bea'), body: { reason: 'too many', items } });
+      expect([refused.status, refused.body.code]).toEqual([422, 'REFUND_EXCEEDS_ORDER']);
+    }
+    expect(await refundsOf(orderId)).toEqual([]);
+    for (const child of [lamp, rug]) expect((await system.order(child.orderId)).status).toBe('DELIVERED');
+
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('bea'), body: { reason: 'fewer', items: [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }] } });
+    expect([asked.status, asked.body.returns.map((r: any) => r.status)]).toEqual([202, ['REQUESTED', 'REQUESTED']]);
+    for (const child of [lamp, rug]) expect((await system.order(child.orderId)).status).toBe('RETURN_REQUESTED');
+  });
+
+  it('cancels a split order one of whose children was refunded already: the other child is refunded and the coupon use goes back; refused once a child has shipped', async () => {
+    const { orderId, lamp, rug } = await paidAndSplit('cy', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }], 'WELCOME');
+    const rugRefund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('cy'), body: { reason: 'no rug', items: [{ skuId: 'RUG', qty: 1 }] } });
+    expect(rugRefund.status).toBe(202);
+    await system.waitForStatus(rug.orderId, 'REFUNDED');
+
+    const cancel = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('cy'), body: { reason: 'changed my mind' } });
+    expect(cancel.status).toBe(200);
+    const refunded = await system.waitForStatus(orderId, 'REFUNDED');
+    expect(refunded.amounts.refundedCents).toBe(lamp.amounts.payableCents + rug.amounts.payableCents);
+    expect((await system.order(lamp.orderId)).history.map((h: any) => h.action)).toContain('refund');
+    // the refunded rug child is left as it was: one refund of it, the buyer's
+    expect((await refundsOf(orderId)).map((r: any) => [r.orderId, r.reason]).sort()).toEqual([[lamp.orderId, 'changed my mind'], [rug.orderId, 'no rug']].sort());
+    expect(await system.env.db.selectFrom('coupon_redemptions').select('status').where('order_id', '=', orderId).execute()).toEqual([{ status: 'restored' }]);
+    // cancelling again changes nothing
+    expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('cy'), body: { reason: 'changed my mind' } })).status).toBe(200);
+    expect(await refundsOf(orderId)).toHaveLength(2);
+
+    // a lamp shipped cannot be cancelled, even with the rug refunded
+    const shipped = await paidAndSplit('dov', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }]);
+    expect((await system.request('POST', `/v1/orders/${shipped.orderId}/refunds`, { token: system.token('dov'), body: { reason: 'no rug', items: [{ skuId: 'RUG', qty: 1 }] } })).status).toBe(202);
+    expect((await warehouse(shipped.lamp.orderId, 'SHIPPED')).body.callbackStatus).toBe(200);
+    const late = await system.request('POST', `/v1/orders/${shipped.orderId}/cancel`, { token: system.token('dov'), body: { reason: 'too late' } });
+    expect([late.status, late.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    expect((await refundsOf(shipped.orderId)).map((r: any) => r.reason)).toEqual(['no rug']);
+  });
+
+  it('closes an order of 2 lamps when 8 one-lamp refunds race for them: the one that takes the last lamp refunds the whole order, in each of 12 orders', async () => {
+    const orders = await Promise.all(
+      Array.from({ length: 12 }, async (_, n) => {
+        const buyer = `racer-${n}`;
+        const orderId = await system.checkout(buyer, [{ skuId: 'LAMP', qty: 2 }]);
+        await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+        expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
+        await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+        return { buyer, orderId };
+      }),
+    );
+    for (const { buyer, orderId } of orders) {
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer), body: { reason: `refund ${i}`, items: [{ skuId: 'LAMP', qty: 1 }] } })),
+      );
+      expect(answers.filter((a) => a.status === 202)).toHaveLength(2);
+      // the others find no lamp left, or the order already refunding
+      expect(answers.filter((a) => a.status !== 202).every((a) => ['REFUND_EXCEEDS_ORDER', 'ILLEGAL_TRANSITION'].includes(a.body.code))).toBe(true);
+      // no lamp is left: the order is refunding, not still in fulfilment
+      expect(['REFUNDING', 'REFUNDED']).toContain((await system.order(orderId)).status);
+    }
+    for (const { orderId } of orders) {
+      const closed = await system.waitForStatus(orderId, 'REFUNDED');
+      expect(closed.history.map((h: any) => h.action).filter((action: string) => action.startsWith('refund'))).toEqual(['refund_lines', 'refund', 'refund_succeeded']);
+      expect([closed.items[0].refundedQty, closed.amounts.refundedCents]).toEqual([2, closed.amounts.payableCents]);
+    }
+  });
+});
