@@ -43,6 +43,25 @@ describe('refunds, returns and cancellations over the parts of a split order', (
     return { orderId, lamp, rug };
   };
 
+  it("lets a merchant refund and cancel only its own part of a split order, never another merchant's", async () => {
+    const { orderId, lamp, rug } = await paidAndSplit('moe', [{ skuId: 'LAMP', qty: 2 }, { skuId: 'RUG', qty: 1 }], 'WELCOME');
+    const shop = system.token('shop', 'merchant');
+    // the lamp's merchant asks to refund the weaver's rug: not a SKU of its part
+    const theirs = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: shop, body: { reason: 'not mine', items: [{ skuId: 'RUG', qty: 1 }] } });
+    expect([theirs.status, theirs.body.code]).toEqual([422, 'REFUND_EXCEEDS_ORDER']);
+    expect(await refundsOf(orderId)).toEqual([]);
+    // a refund without items and a cancel through the parent touch the lamp's part alone
+    const everything = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: shop, body: { reason: 'out of lamps' } });
+    expect([everything.status, everything.body.refunds.map((r: any) => r.orderId)]).toEqual([202, [lamp.orderId]]);
+    const cancelled = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: shop, body: { reason: 'out of lamps' } });
+    expect(cancelled.status).toBe(409);
+    const weaver = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('weaver', 'merchant'), body: { reason: 'out of rugs' } });
+    expect(weaver.status).toBe(200);
+    await system.waitForStatus(lamp.orderId, 'REFUNDED', 20_000);
+    await system.waitForStatus(rug.orderId, 'REFUNDED', 20_000);
+    expect((await refundsOf(orderId)).map((r: any) => r.orderId).sort()).toEqual([lamp.orderId, rug.orderId].sort());
+  });
+
   it('refuses a refund of 1 lamp and 5 rugs (or 5 lamps and 1 rug) when 2 lamps and 1 rug were bought, and opens nothing: nothing refunded, nothing back on sale', async () => {
     const { orderId, lamp, rug } = await paidAndSplit('ann', [{ skuId: 'LAMP', qty: 2 }, { skuId: 'RUG', qty: 1 }]);
     const before = { lamps: await stock('LAMP'), rugs: await stock('RUG') };

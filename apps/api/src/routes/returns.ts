@@ -5,7 +5,7 @@ import type { AppDeps } from '../app-deps.js';
 import { HttpProblem, notFound } from '../problems.js';
 import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
-import { linesByOrderPart, moveParts, refundSchema } from './reverse-flows.js';
+import { linesByOrderPart, moveParts, orderParts, refundSchema } from './reverse-flows.js';
 
 const ULID = new RegExp(ULID_PATTERN);
 const skuId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const;
@@ -78,7 +78,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       const order = await deps.orders.findOrderRow(orderId);
       if (!order || order.user_id !== request.user.sub) throw notFound('order');
       const { reason, items } = request.body;
-      const parts = await linesByOrderPart(process, order, items);
+      const parts = await linesByOrderPart(process, await orderParts(process, order), items);
       const returnIdOf = (part: (typeof parts)[number]) => refundIdFor(part.unit.order_id, ['return', reason, part.items.map((i) => `${i.skuId}x${i.qty}`).sort().join(',')]);
       // the money is drawn from the order's payments when the units are received (every payment, latest first)
       const paid = (await process.payments(order.order_id)).some((p) => p.status === 'SUCCEEDED');

@@ -20,14 +20,19 @@ const refundItems = {
 
 type RequestedLines = Array<{ skuId: string; qty: number }>;
 
-/**
- * The requested lines grouped by the order part that holds their SKU: a split order's
- * children, or the order itself. A SKU no part holds is refused before anything opens.
- */
-export async function linesByOrderPart(process: ProcessRepository, order: OrderRow, items: RequestedLines): Promise<Array<{ unit: OrderRow; items: RequestedLines }>> {
+/** The parts an order moves in: a split order's children, or the order itself. */
+export async function orderParts(process: ProcessRepository, order: OrderRow): Promise<OrderRow[]> {
   const children = await process.children(order.order_id);
+  return children.length > 0 ? children : [order];
+}
+
+/**
+ * The requested lines grouped by the order part that holds their SKU, among `units` (the
+ * parts the caller may move). A SKU none of them holds is refused before anything opens.
+ */
+export async function linesByOrderPart(process: ProcessRepository, units: readonly OrderRow[], items: RequestedLines): Promise<Array<{ unit: OrderRow; items: RequestedLines }>> {
   const parts: Array<{ unit: OrderRow; items: RequestedLines }> = [];
-  for (const unit of children.length > 0 ? children : [order]) {
+  for (const unit of units) {
     const skus = (await process.items(unit.order_id)).map((line) => line.sku_id);
     const mine = items.filter((item) => skus.includes(item.skuId));
     if (mine.length > 0) parts.push({ unit, items: mine });
@@ -122,6 +127,17 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   }
 
   /**
+   * The parts of an order a principal may move: a merchant sees a split order through the
+   * parent (it holds every merchant's lines) but moves only the children holding its own
+   * SKUs, never another merchant's.
+   */
+  async function partsFor(principal: Principal, parts: readonly OrderRow[]): Promise<OrderRow[]> {
+    if (principal.role !== 'merchant') return [...parts];
+    const own = await Promise.all(parts.map((unit) => deps.orders.orderHasMerchant(unit.order_id, principal.sub)));
+    return parts.filter((_, i) => own[i]);
+  }
+
+  /**
    * The order's stock was committed at payment (its parent's, for a child): only then can
    * units go back on sale. A cancel or refund sent right after the payment callback can
    * overtake the settle job: the paid order's reservation is committed here then, as the
@@ -208,7 +224,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
         description:
-          'A buyer cancels their own order, a merchant one holding its SKUs, an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back (cancelling one child of a split order keeps it), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). Cancelling again changes nothing. 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED).',
+          'A buyer cancels their own order, a merchant one holding its SKUs (of a split order: the children holding them, never those of another merchant), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back (cancelling one child of a split order keeps it), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). Cancelling again changes nothing. 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED).',
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
@@ -225,8 +241,8 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         await cancelByTable(order, actor, why, machine.rule(order.status, 'cancel')?.effects?.includes('releaseStock') ?? false);
         deps.metrics.cancellations.inc({ stage: 'before_payment' });
       } else {
-        const children = await process.children(order.order_id);
-        const units = children.length > 0 ? children : [order];
+        const all = await orderParts(process, order);
+        const units = await partsFor(request.user, all);
         const cancelRefund = (unit: OrderRow) => `${unit.order_id}-cancel`;
         const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefund(unit)) })));
         // a part closed by a refund of its own (a child refunded in full) is left as it is
@@ -234,9 +250,9 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         if (parts.length === 0) throw new IllegalTransition(order.status, 'cancel', actor);
         // all or nothing: a cancellation refunds only when no part has shipped
         for (const { unit, known } of parts) if (!known && !UNSHIPPED.has(unit.status)) throw new IllegalTransition(unit.status, 'cancel', actor);
-        // the whole order cancelled (not one child of it): its coupon use goes back with the
-        // refunds' commit, and the refund job makes Redis follow before it pays anything back
-        const restoreCouponOf = order.parent_order_id === null && order.coupon_code !== null ? order.order_id : undefined;
+        // the whole order cancelled (not one child of it, nor a merchant's own children of it): its coupon
+        // use goes back with the refunds' commit, and the refund job makes Redis follow before it pays anything back
+        const restoreCouponOf = order.parent_order_id === null && order.coupon_code !== null && units.length === all.length ? order.order_id : undefined;
         const { changed } = await openRefunds(
           parts.map(({ unit }) => ({ unit, refundId: cancelRefund(unit), items: 'rest' as const })),
           { reason: why, restockReason: 'cancel', actor, restoreCouponOf },
@@ -331,7 +347,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['after-sales'],
         summary: 'Refund some or all lines of a paid order that has not shipped (202: the payment system pays it back)',
         description:
-          "A buyer refunds their own order, a merchant one holding its SKUs, an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. The same request again answers the same refund and changes nothing. Without items: every unit not refunded yet. 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+          "A buyer refunds their own order, a merchant one holding its SKUs (of a split order: the children holding them; another merchant's SKU is refused like one the order does not hold), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. The same request again answers the same refund and changes nothing. Without items: every unit not refunded yet. 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason, items: refundItems } },
         response: {
@@ -350,11 +366,11 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       const actor: Actor = request.user.role;
       const { reason: why, items } = request.body;
       let parts: Array<{ unit: OrderRow; items: RequestedLines | 'rest' }>;
-      if (items !== undefined) parts = await linesByOrderPart(process, order, items);
+      const units = await partsFor(request.user, await orderParts(process, order));
+      if (items !== undefined) parts = await linesByOrderPart(process, units, items);
       else {
         // without items: every unit not refunded yet, of every part that has not shipped
-        const children = await process.children(order.order_id);
-        parts = children.length === 0 ? [{ unit: order, items: 'rest' }] : children.filter((child) => UNSHIPPED.has(child.status)).map((unit) => ({ unit, items: 'rest' as const }));
+        parts = units[0] === order ? [{ unit: order, items: 'rest' }] : units.filter((child) => UNSHIPPED.has(child.status)).map((unit) => ({ unit, items: 'rest' as const }));
         if (parts.length === 0) throw new IllegalTransition(order.status, 'refund', actor);
       }
       const key = (unit: OrderRow, unitItems: (typeof parts)[number]['items']) =>
