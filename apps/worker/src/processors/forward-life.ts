@@ -36,6 +36,14 @@ const UNSHIPPED_PARCEL = new Set(['ACCEPTED', 'PICKED', 'PACKED']);
 /** Where a paid order goes when it is refunded whole before the warehouse has it (PAID --refund-->). */
 const REFUNDED_WHOLE = new Set(['REFUNDING', 'REFUNDED']);
 
+/** Thrown inside the split's transaction (rolling it back) when the order changed since its lines were read. */
+class SplitPlanStale extends Error {
+  constructor() {
+    super('the order changed since its split was planned');
+    this.name = 'SplitPlanStale';
+  }
+}
+
 /** What the warehouse ships for an order: the units not refunded, to the order's address. */
 function fulfilmentOf(order: OrderRow, items: readonly OrderItemRow[]): { items: Array<{ skuId: string; qty: number }>; address: Record<string, string> } {
   return {
@@ -188,7 +196,26 @@ export class ForwardLife {
     return true;
   }
 
-  private async split(order: OrderRow): Promise<void> {
+  /**
+   * Splits a paid order into its children, which copy its lines as read here (units
+   * refunded already included). A refund of the order committed after that read moves its
+   * version: the plan is then read again, so no child starts with those units unrefunded.
+   */
+  private async split(paid: OrderRow): Promise<void> {
+    let order = paid;
+    for (let round = 1; ; round++) {
+      try {
+        return await this.splitAsRead(order);
+      } catch (error) {
+        if (!(error instanceof SplitPlanStale) || round >= 5) throw error;
+        const now = await this.deps.orders.findOrderRow(order.order_id);
+        if (now?.status !== 'PAID') return;
+        order = now;
+      }
+    }
+  }
+
+  private async splitAsRead(order: OrderRow): Promise<void> {
     const items = await this.process.items(order.order_id);
     const lines = items.map((row) => ({
       row,
@@ -213,7 +240,10 @@ export class ForwardLife {
       action: 'split',
       actor: 'system',
       detail: `split into ${children.map((c) => c.orderId).join(', ')}`,
-      effects: async (trx, current, fired) => ProcessRepository.insertChildren(trx, { ...current, status: fired.to }, children, this.deps.clock()),
+      effects: async (trx, current, fired) => {
+        if (current.version !== order.version) throw new SplitPlanStale();
+        await ProcessRepository.insertChildren(trx, { ...current, status: fired.to }, children, this.deps.clock());
+      },
     });
   }
 
