@@ -2,7 +2,7 @@ import type { Config } from '@orders/config';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, type OrderDb } from '@orders/persistence';
 import { JOB, QUEUE, createOrderQueues, moveToDeadLetter, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
-import { Inventory, checkoutTimeoutsOf, connectRedis, type RedisClient } from '@orders/stock';
+import { Inventory, checkoutTimeoutsOf, connectRedis, firstOrderIdAt, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
@@ -86,6 +86,8 @@ function waitingOutDatabaseOutages<T>(retryDelayMs: number, log: Logger, queue: 
 }
 
 const EXPIRY_CONCURRENCY = 10;
+/** Overdue orders one backstop sweep expires; the next sweep goes on. */
+const OVERDUE_BATCH = 500;
 
 /** Starts the processors of the queues this process serves (WORKER_QUEUES). */
 export function startWorkers(deps: WorkerDeps): RunningWorkers {
@@ -95,10 +97,28 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   const life = new ForwardLife(deps);
   const reconciler = new StockReconciler({ ...deps, ledger: new StockLedgerRepository(deps.db) }, { settleMs: config.RECONCILE_SETTLE_MS });
   // a few at a time: most orders of a sale were paid meanwhile, and each check is its own transaction
-  const expireUnpaid = async (orderIds: string[]) => {
+  const expireUnpaid = async (orderIds: string[], detail = 'payment deadline passed'): Promise<number> => {
+    let expired = 0;
     for (let i = 0; i < orderIds.length; i += EXPIRY_CONCURRENCY) {
-      await Promise.all(orderIds.slice(i, i + EXPIRY_CONCURRENCY).map((orderId) => closeUnpaidOrder(deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' })));
+      const closed = await Promise.all(orderIds.slice(i, i + EXPIRY_CONCURRENCY).map((orderId) => closeUnpaidOrder(deps, { orderId, action: 'expire', actor: 'system', detail })));
+      expired += closed.filter((result) => result.changed).length;
     }
+    return expired;
+  };
+  /**
+   * The backstop of the deadline jobs: unpaid orders a whole sweep interval past their
+   * deadline lost theirs (Redis lost data, a flushed queue) and would hold their stock for
+   * ever. Expired as their job would have; counted and logged, since it means jobs go missing.
+   */
+  const expireOverdue = async (): Promise<void> => {
+    const now = deps.clock().getTime();
+    const graceMs = config.OVERDUE_SWEEP_INTERVAL_MS;
+    const shortestTimeout = Math.min(config.PAYMENT_TIMEOUT_MS, config.FLASH_SALE_PAYMENT_TIMEOUT_MS);
+    const overdue = await deps.orders.overdueUnpaidOrderIds(new Date(now - graceMs), firstOrderIdAt(now - graceMs - shortestTimeout), OVERDUE_BATCH);
+    const expired = await expireUnpaid(overdue, 'payment deadline passed; its deadline job was gone');
+    if (expired === 0) return;
+    metrics.overdueOrdersExpired.inc(expired);
+    log.warn({ count: expired, orderIds: overdue.slice(0, 20) }, 'expired unpaid orders past their payment deadline whose deadline job was gone');
   };
   const processors: Partial<Record<string, Processor>> = {
     [QUEUE.orders]: async (job: Job<PersistOrderJob>) => writer.persist(job.data),
@@ -106,6 +126,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       if (job.name === JOB.expireOrder) return expireUnpaid([(job.data as ExpireOrderJob).orderId]);
       if (job.name === JOB.expireOrders) return expireUnpaid((job.data as ExpireOrdersJob).orders.map((order) => order.orderId));
       if (job.name === JOB.reconcileStock) return void (await reconciler.reconcile({ repair: false }));
+      if (job.name === JOB.expireOverdueOrders) return expireOverdue();
       return life.timerJob(job, token);
     },
     [QUEUE.payments]: async (job: Job, token) => life.paymentsJob(job, token),
@@ -157,6 +178,12 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     queues.timers
       .upsertJobScheduler(JOB.reconcileStock, { every: config.RECONCILE_INTERVAL_MS }, { name: JOB.reconcileStock, opts: { removeOnComplete: 100, removeOnFail: 100 } })
       .catch((error: unknown) => log.error({ err: error }, 'could not schedule the stock reconciliation'));
+  }
+
+  if (config.WORKER_QUEUES.includes(QUEUE.timers) && config.OVERDUE_SWEEP_INTERVAL_MS > 0) {
+    queues.timers
+      .upsertJobScheduler(JOB.expireOverdueOrders, { every: config.OVERDUE_SWEEP_INTERVAL_MS }, { name: JOB.expireOverdueOrders, opts: { removeOnComplete: 100, removeOnFail: 100 } })
+      .catch((error: unknown) => log.error({ err: error }, 'could not schedule the overdue-order sweep'));
   }
 
   const sweeper = config.WORKER_QUEUES.includes(QUEUE.orders)

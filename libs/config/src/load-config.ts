@@ -230,6 +230,11 @@ const schema = {
   RISK_VELOCITY_WINDOW_MS: int(1000),
   /** a signed callback whose `at` is further than this from now is refused as a replay */
   CALLBACK_REPLAY_WINDOW_MS: int(1000),
+  /**
+   * how often a worker serving `timers` looks in MySQL for unpaid orders this long past their
+   * payment deadline and expires them: the backstop for deadline jobs Redis lost (0: never)
+   */
+  OVERDUE_SWEEP_INTERVAL_MS: MS,
   /** how often a worker serving `timers` compares Redis stock with the ledger (0: never) */
   RECONCILE_INTERVAL_MS: MS,
   /** drift must look the same in two readings this far apart, so in-flight movements are not drift */

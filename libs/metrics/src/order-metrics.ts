@@ -136,6 +136,11 @@ export function createMetrics(labels: { app: string }) {
       help: 'Accepted orders whose job was missing and was enqueued again by the sweeper',
       registers: [registry],
     }),
+    overdueOrdersExpired: new Counter({
+      name: 'overdue_orders_expired_total',
+      help: 'Unpaid orders found in MySQL past their payment deadline and expired by the backstop sweep (OVERDUE_SWEEP_INTERVAL_MS): their deadline job was gone',
+      registers: [registry],
+    }),
     acceptedOrdersLost: new Counter({
       name: 'accepted_orders_lost_total',
       help: 'Accepted orders (the buyer had a 202) found not in MySQL with their reservation gone from Redis, so they cannot be persisted',

@@ -158,6 +158,24 @@ export class OrderRepository {
     });
   }
 
+  /**
+   * Unpaid orders (payment or deposit due) whose payment deadline passed before
+   * `deadlineBefore`, oldest first. `idBelow` bounds the scan of the status index: no order
+   * accepted after it can be past its deadline yet.
+   */
+  async overdueUnpaidOrderIds(deadlineBefore: Date, idBelow: string, limit: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('orders')
+      .select('order_id')
+      .where('status', 'in', ['PENDING_PAYMENT', 'PENDING_DEPOSIT'])
+      .where('order_id', '<', idBelow)
+      .where('payment_deadline', '<', deadlineBefore)
+      .orderBy('order_id')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => row.order_id);
+  }
+
   /** Whether any line of the order is a SKU of this merchant (a merchant's view of orders). */
   async orderHasMerchant(orderId: string, merchantId: string): Promise<boolean> {
     const row = await this.db

@@ -23,6 +23,7 @@ export const JOB = {
   expireBalance: 'expire-balance',
   /** timers, on a schedule (RECONCILE_INTERVAL_MS): compare Redis stock with the MySQL ledger */
   reconcileStock: 'reconcile-stock',
+  expireOverdueOrders: 'expire-overdue-orders',
   /** payments: ask the payment system to collect a payment */
   requestPayment: 'request-payment',
   /** payments: give back every payment of a closed order */
