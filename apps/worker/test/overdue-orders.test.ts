@@ -1,5 +1,3 @@
-// answers are read as the JSON a client sees
-/* eslint-disable @typescript-eslint/no-explicit-any */
 import { waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
