@@ -159,6 +159,17 @@ describe('pricing at persist, cancel and refunds, exact to the cent', () => {
     expect((await system.request('POST', `/v1/orders/${afterCancel}/cancel`, { token: ada, body: { reason: 'test over' } })).status).toBe(200);
   });
 
+  it('answers twenty cancels of one unpaid order sent at once alike: cancelled once, its stock back once', async () => {
+    const orderId = await checkout('cy', [{ skuId: 'KETTLE', qty: 2 }], 'cy-race');
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const before = await stock('KETTLE');
+    const answers = await Promise.all(Array.from({ length: 20 }, () => system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('cy'), body: { reason: 'double click' } })));
+    expect(answers.map((a) => [a.status, a.body.status])).toEqual(Array.from({ length: 20 }, () => [200, 'CANCELLED']));
+    const cancelled = await system.order(orderId);
+    expect(cancelled.history.filter((h: any) => h.action === 'cancel')).toHaveLength(1);
+    expect(await stock('KETTLE')).toEqual({ available: before.available + 2, reserved: before.reserved - 2, sold: before.sold });
+  });
+
   it('refunds one line of a split order from its child only, its allocated payable by units, and a repeat changes nothing', async () => {
     const bob = system.token('bob');
     const orderId = await checkout('bob', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 2 }], 'bob-1');

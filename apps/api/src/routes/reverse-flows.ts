@@ -238,8 +238,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       if (order.status === 'CANCELLED') return deps.orders.findOrder(order.order_id);
       // the order type's table decides: unpaid orders (and e.g. imported ones, paid in their channel) cancel as it says
       if (machine.can(order.status, 'cancel', actor)) {
-        await cancelByTable(order, actor, why, machine.rule(order.status, 'cancel')?.effects?.includes('releaseStock') ?? false);
-        deps.metrics.cancellations.inc({ stage: 'before_payment' });
+        if (await cancelByTable(order, actor, why, machine.rule(order.status, 'cancel')?.effects?.includes('releaseStock') ?? false)) deps.metrics.cancellations.inc({ stage: 'before_payment' });
       } else {
         const all = await orderParts(process, order);
         const units = await partsFor(request.user, all);
@@ -264,7 +263,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   );
 
   /** Fires the table's cancel; with `releaseStock` the reservation and the coupon use go back, in the ledger and then in Redis. */
-  async function cancelByTable(order: OrderRow, actor: Actor, why: string, releaseStock: boolean): Promise<void> {
+  async function cancelByTable(order: OrderRow, actor: Actor, why: string, releaseStock: boolean): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
       try {
         const { order: closed, fired } = await deps.orders.applyTransition({
@@ -278,13 +277,15 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
           },
         });
         deps.metrics.transitions.inc({ type: closed.type, from: fired.from, to: fired.to, action: fired.action });
-        break;
+        if (releaseStock) await deps.inventory.releaseStock(order.order_id, order.user_id, 'cancelled');
+        return true;
       } catch (error) {
         if (error instanceof StaleOrderVersion && attempt < 5) continue;
+        // a cancel racing this one won: cancelling again changes nothing
+        if (error instanceof IllegalTransition && (await deps.orders.findOrderRow(order.order_id))?.status === 'CANCELLED') return false;
         throw error;
       }
     }
-    if (releaseStock) await deps.inventory.releaseStock(order.order_id, order.user_id, 'cancelled');
   }
 
   app.patch<{ Params: { orderId: string }; Body: { address: Address } }>(
