@@ -7,6 +7,8 @@ import type { FastifyInstance } from 'fastify';
 export interface PaymentFaults extends CommonFaults {
   /** share of payments declined (the callback says FAILED) */
   declineRate: number;
+  /** share of payment requests refused outright (402): nothing charged, no callback */
+  refusalRate: number;
 }
 
 export interface PaymentSimOptions extends PaymentFaults, SimulatorOptions {}
@@ -19,6 +21,7 @@ export function paymentSimOptions(config: Config): PaymentSimOptions {
     timeoutRate: config.PAYMENT_SIM_TIMEOUT_RATE,
     outage: config.PAYMENT_SIM_OUTAGE,
     declineRate: config.PAYMENT_SIM_DECLINE_RATE,
+    refusalRate: config.PAYMENT_SIM_REFUSAL_RATE,
     callbackSecret: config.PAYMENT_CALLBACK_SECRET,
     callbackAttempts: config.SIM_CALLBACK_ATTEMPTS,
     callbackRetryMs: config.SIM_CALLBACK_RETRY_MS,
@@ -52,9 +55,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function buildPaymentSim(options: PaymentSimOptions): Promise<FastifyInstance> {
   const random = options.random ?? Math.random;
   const { app, faults, injectFaults, sendCallback, track } = createSimulator<PaymentFaults>(
-    { latencyMs: options.latencyMs, failureRate: options.failureRate, timeoutRate: options.timeoutRate, outage: options.outage, declineRate: options.declineRate },
+    { latencyMs: options.latencyMs, failureRate: options.failureRate, timeoutRate: options.timeoutRate, outage: options.outage, declineRate: options.declineRate, refusalRate: options.refusalRate },
     { ...options, random },
-    { declineRate: { type: 'number', minimum: 0, maximum: 1 } },
+    { declineRate: { type: 'number', minimum: 0, maximum: 1 }, refusalRate: { type: 'number', minimum: 0, maximum: 1 } },
   );
   const charges = new Map<string, Charge>();
   const refunds = new Map<string, { refundId: string; paymentId: string; amountCents: number; at: string }>();
@@ -97,6 +100,7 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
         notify(known);
         return reply.code(200).send({ paymentId: known.paymentId, status: known.status, transactionId: known.transactionId });
       }
+      if (random() < faults.refusalRate) return reply.code(402).send({ error: `payment ${request.body.paymentId} refused` });
       const declined = random() < faults.declineRate;
       const charge: Charge = {
         ...request.body,

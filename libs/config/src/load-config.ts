@@ -198,6 +198,8 @@ const schema = {
   PRESALE_BALANCE_TIMEOUT_MS: POSITIVE,
   PAYMENT_SIM_TIMEOUT_RATE: ratio,
   PAYMENT_SIM_DECLINE_RATE: ratio,
+  /** share of payment requests the simulator refuses outright (402), charging nothing */
+  PAYMENT_SIM_REFUSAL_RATE: ratio,
   PAYMENT_SIM_OUTAGE: flag,
   WAREHOUSE_SIM_LATENCY_MS: MS,
   WAREHOUSE_SIM_FAILURE_RATE: ratio,

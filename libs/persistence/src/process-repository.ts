@@ -105,7 +105,7 @@ export class ProcessRepository {
   static async settlePayment(
     trx: Transaction<Database>,
     paymentId: string,
-    outcome: { status: 'SUCCEEDED' | 'FAILED'; transactionId: string; at: Date },
+    outcome: { status: 'SUCCEEDED'; transactionId: string; at: Date } | { status: 'FAILED'; transactionId: string | null; at: Date },
   ): Promise<boolean> {
     const updated = await trx
       .updateTable('payments')
@@ -129,7 +129,8 @@ export class ProcessRepository {
     return row !== undefined;
   }
 
-  async failPayment(paymentId: string, transactionId: string, at: Date): Promise<boolean> {
+  /** A payment the payment system declined (its callback's transaction id), or refused outright (none). */
+  async failPayment(paymentId: string, transactionId: string | null, at: Date): Promise<boolean> {
     return this.db.transaction().execute((trx) => ProcessRepository.settlePayment(trx, paymentId, { status: 'FAILED', transactionId, at }));
   }
 

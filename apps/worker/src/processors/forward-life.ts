@@ -123,7 +123,12 @@ export class ForwardLife {
     await this.tryTransition({ orderId, action: 'complete', actor: 'system', detail: 'after-sales window closed' });
   }
 
-  /** Asks the payment system to collect a payment, unless the order stopped being payable meanwhile. */
+  /**
+   * Asks the payment system to collect a payment, unless the order stopped being payable
+   * meanwhile. A request it refuses outright (4xx) fails the payment: asking again would be
+   * refused again, and the buyer's next pay opens a new attempt (a payment left PENDING would
+   * hand them this one back until the order expired).
+   */
   private async requestPayment(job: Job<RequestPaymentJob>, token: string | undefined): Promise<void> {
     const payment = await this.process.findPayment(job.data.paymentId);
     if (!payment || payment.status !== 'PENDING') return;
@@ -132,15 +137,21 @@ export class ForwardLife {
       this.deps.log.info({ orderId: payment.order_id, status: order?.status }, 'order no longer payable; payment not requested');
       return;
     }
-    await callExternal(job, token, () =>
-      this.paymentClient.requestPayment({
-        paymentId: payment.payment_id,
-        orderId: payment.order_id,
-        amountCents: Number(payment.amount_cents),
-        method: payment.method,
-        notifyUrl: new URL('/v1/callbacks/payment', this.deps.config.CALLBACK_BASE_URL).toString(),
-      }),
-    );
+    try {
+      await callExternal(job, token, () =>
+        this.paymentClient.requestPayment({
+          paymentId: payment.payment_id,
+          orderId: payment.order_id,
+          amountCents: Number(payment.amount_cents),
+          method: payment.method,
+          notifyUrl: new URL('/v1/callbacks/payment', this.deps.config.CALLBACK_BASE_URL).toString(),
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ExternalRefused)) throw error;
+      this.deps.log.warn({ orderId: payment.order_id, paymentId: payment.payment_id, status: error.status, answer: error.body.slice(0, 200) }, 'payment request refused by the payment system: payment failed');
+      await this.process.failPayment(payment.payment_id, null, this.deps.clock());
+    }
   }
 
   /**
