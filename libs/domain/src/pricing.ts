@@ -3,6 +3,14 @@ import { DomainError, UnknownSku } from './errors.js';
 import type { OrderLineRequest } from './order.js';
 import { allocateByLargestRemainder } from './splitting.js';
 
+/**
+ * A whole percentage of an amount, rounded down to the cent. In BigInt: cents × percent
+ * passes 2^53 on large amounts, where a float would round the product and miss a cent.
+ */
+export function percentOf(cents: number, percent: number): number {
+  return Number((BigInt(cents) * BigInt(percent)) / 100n);
+}
+
 /** Spend `thresholdCents` on the lines it covers, get `offCents` off them (once per order). */
 export interface ThresholdPromotion {
   promotionId: string;
@@ -151,7 +159,7 @@ export function priceOrder(items: readonly OrderLineRequest[], catalog: Readonly
   if (rules.member) {
     let memberCents = 0;
     for (const line of discountable) {
-      const cents = Math.floor((remaining(line) * rules.member.discountPercent) / 100);
+      const cents = percentOf(remaining(line), rules.member.discountPercent);
       give(line, { source: 'member', ref: rules.member.level, cents });
       memberCents += cents;
     }
@@ -169,7 +177,7 @@ export function priceOrder(items: readonly OrderLineRequest[], catalog: Readonly
   if (coupon && isActive(coupon, acceptedAt) && discountable.length > 0) {
     const base = discountable.reduce((sum, line) => sum + remaining(line), 0);
     if (base >= coupon.minSpendCents) {
-      const off = coupon.kind === 'percent' ? Math.floor((base * coupon.percentOff) / 100) : coupon.offCents;
+      const off = coupon.kind === 'percent' ? percentOf(base, coupon.percentOff) : coupon.offCents;
       applied.coupon = { code: coupon.code, discountCents: spread(discountable, Math.min(off, base), 'coupon', coupon.code) };
     }
   }

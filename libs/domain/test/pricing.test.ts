@@ -1,6 +1,7 @@
 import {
   RefundExceedsLine,
   benefitsOfPart,
+  percentOf,
   planSplit,
   priceOrder,
   refundForLines,
@@ -288,6 +289,20 @@ describe('pricing and allocation, for any cart, promotions and member level', ()
         expect(line.refundedCents).toBe(paid.payableCents);
       }),
       { numRuns: 100 },
+    );
+  });
+});
+
+describe('percentOf', () => {
+  it('takes a whole percentage of any amount, rounded down to the cent, past what a float multiplies exactly', () => {
+    expect(percentOf(1_999, 10)).toBe(199);
+    expect(percentOf(0, 50)).toBe(0);
+    // 93,485,109,768,567 × 97 passes 2^53: as floats, …567 × 97 / 100 came out one cent over
+    expect(percentOf(93_485_109_768_567, 97)).toBe(90_680_556_475_509);
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 10n ** 15n }), fc.integer({ min: 0, max: 100 }), (cents, percent) => {
+        expect(percentOf(Number(cents), percent)).toBe(Number((cents * BigInt(percent)) / 100n));
+      }),
     );
   });
 });

@@ -1,4 +1,5 @@
 import type { OrderProcess, StateInfo, TransitionRule } from '../order-process.js';
+import { percentOf } from '../pricing.js';
 import { RETAIL_FORWARD_PATH, fulfilmentTransitions, retailStates, type RetailAction, type RetailStatus } from './retail.js';
 
 export type PresaleStatus = RetailStatus | 'PENDING_DEPOSIT' | 'DEPOSIT_PAID' | 'DEPOSIT_FORFEITED';
@@ -46,5 +47,5 @@ export const presaleProcess: OrderProcess<Exclude<PresaleStatus, 'PENDING_PAYMEN
  */
 export function presaleDepositCents(payableCents: number, depositPercent: number): number {
   if (payableCents <= 1) return payableCents;
-  return Math.min(payableCents - 1, Math.max(1, Math.floor((payableCents * depositPercent) / 100)));
+  return Math.min(payableCents - 1, Math.max(1, percentOf(payableCents, depositPercent)));
 }
