@@ -201,6 +201,12 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect(unknownRoute.body.code).toBe('NOT_FOUND');
     const badCursor = await api.request('GET', '/v1/orders?cursor=%%%', { token: buyer });
     expect(badCursor.status).toBe(400);
+    // a filter naming no type or status is a typo, not an empty list
+    for (const filter of ['type=flashsale', 'status=SHIPPPED', 'status=shipped']) {
+      const typo = await api.request('GET', `/v1/orders?${filter}`, { token: buyer });
+      expect([typo.status, typo.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+    }
+    expect((await api.request('GET', '/v1/orders?type=flash_sale&status=PENDING_PAYMENT', { token: buyer })).status).toBe(200);
   });
 
   it('sets stock in Redis and the ledger together', async () => {
