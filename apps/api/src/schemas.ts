@@ -1,4 +1,12 @@
+import { ORDER_TYPES, stateMachineFor } from '@orders/domain';
+
 /** JSON schemas of API.md's bodies and answers; they validate input and document /docs/json. */
+
+/** The status and type filters of the order lists: a name no order type has is a typo, answered 400, not an empty list. */
+export const orderFilterProperties = {
+  status: { type: 'string', enum: [...new Set(ORDER_TYPES.flatMap((type) => stateMachineFor(type).states()))].sort() },
+  type: { type: 'string', enum: [...ORDER_TYPES] },
+} as const;
 
 export const problemSchema = {
   $id: 'Problem',

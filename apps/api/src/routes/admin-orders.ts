@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { validationFailed } from '../problems.js';
-import { ULID_PATTERN, problemRef } from '../schemas.js';
+import { ULID_PATTERN, orderFilterProperties, problemRef } from '../schemas.js';
 
 const ULID = new RegExp(ULID_PATTERN);
 const ID = '^[A-Za-z0-9._:@-]{1,64}$';
@@ -21,8 +21,7 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
           type: 'object',
           additionalProperties: false,
           properties: {
-            status: { type: 'string', pattern: '^[A-Z_]{1,32}$' },
-            type: { type: 'string', pattern: '^[a-z_]{1,32}$' },
+            ...orderFilterProperties,
             userId: { type: 'string', pattern: ID },
             merchantId: { type: 'string', pattern: ID },
             skuId: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },

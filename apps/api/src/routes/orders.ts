@@ -1,4 +1,4 @@
-import { ORDER_TYPES, stateMachineFor, type AcceptedOrder } from '@orders/domain';
+import { stateMachineFor, type AcceptedOrder } from '@orders/domain';
 import type { OrderView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -6,11 +6,9 @@ import type { CheckoutBody, CheckoutIntake } from '../checkout-intake.js';
 import type { Principal } from '../plugins/auth.js';
 import { notFound, validationFailed } from '../problems.js';
 import { queuedOrderFor } from '../queued-orders.js';
-import { ULID_PATTERN, acceptedSchema, checkoutBodySchema, orderParamsSchema, problemRef } from '../schemas.js';
+import { ULID_PATTERN, acceptedSchema, checkoutBodySchema, orderFilterProperties, orderParamsSchema, problemRef } from '../schemas.js';
 
 const ULID = new RegExp(ULID_PATTERN);
-// filters name a known type and status: a typo answers 400, not an empty list
-const ORDER_STATUSES = [...new Set(ORDER_TYPES.flatMap((type) => stateMachineFor(type).states()))].sort();
 
 /** The view of an order still in the queue: what the buyer sent, no amounts yet. */
 function acceptedView(order: AcceptedOrder) {
@@ -105,8 +103,7 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
           type: 'object',
           additionalProperties: false,
           properties: {
-            status: { type: 'string', enum: ORDER_STATUSES },
-            type: { type: 'string', enum: [...ORDER_TYPES] },
+            ...orderFilterProperties,
             limit: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
             cursor: { type: 'string', maxLength: 200 },
           },
