@@ -18,8 +18,10 @@ describe('a refund the payment system reports as failed', () => {
 
   const refundsOf = async (orderId: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('kim') })).body.items;
   const failedRefunds = async () => {
-    const text = (await system.request('GET', '/metrics')).text as string;
-    return Number(/^order_refunds_total\{[^}]*kind="refund"[^}]*outcome="failed"[^}]*\} (\d+)/m.exec(text)?.[1] ?? 'NaN');
+    const text = (await system.request('GET', '/metrics')).body as string;
+    const count = /^order_refunds_total\{[^}]*kind="refund"[^}]*outcome="failed"[^}]*\} (\d+)/m.exec(text)?.[1];
+    expect(count).toBeDefined();
+    return Number(count);
   };
 
   it('keeps the money owed (order REFUNDING, part FAILED, counted) until the payment system confirms it after all', async () => {
