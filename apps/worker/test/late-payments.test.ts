@@ -56,7 +56,7 @@ describe('payments that arrive late or change their outcome', () => {
   it('of two attempts that both took the money, the order keeps one and the other alone goes back', async () => {
     const orderId = await system.checkout('dee', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    await slowPaymentSystem(1_500);
+    await slowPaymentSystem(800);
     try {
       const first = (await pay('dee', orderId)).body.paymentId as string;
       // a failure reported early; the payment system then takes the money anyway
@@ -111,7 +111,7 @@ describe('payments that arrive late or change their outcome', () => {
   it('a late payment recorded by a callback that died before asking for its refund is refunded when the callback comes again', async () => {
     const orderId = await system.checkout('hal', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    await slowPaymentSystem(1_500);
+    await slowPaymentSystem(800);
     try {
       const { paymentId } = (await pay('hal', orderId)).body;
       await waitFor(async () => (await atPaymentSystem(orderId)).charges.length === 1, { what: 'the charge', timeoutMs: 10_000, intervalMs: 20 });

@@ -9,7 +9,8 @@ describe('refunds that commit while an order is being handed to its warehouse', 
   let admin: string;
 
   beforeAll(async () => {
-    system = await startOrderSystem('warehouse_hand_over');
+    // a 1 s breaker timeout, retries 200 ms apart and a breaker probing again after 500 ms: the faults below pass quickly
+    system = await startOrderSystem('warehouse_hand_over', { WAREHOUSE_BREAKER_TIMEOUT_MS: '1000', WAREHOUSE_BREAKER_RESET_MS: '500', EXTERNAL_RETRY_DELAY_MS: '200' });
     admin = system.token('ops', 'admin');
     await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
     await system.createSku({ skuId: 'LAMP', priceCents: 1_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
@@ -27,10 +28,10 @@ describe('refunds that commit while an order is being handed to its warehouse', 
     await system.waitForStatus(orderId, 'PAID');
   };
 
-  // the warehouse takes the order and answers after the cancel committed, within the breaker's 3 s timeout or after it (the answer lost)
+  // the warehouse takes the order and answers after the cancel committed, within the breaker's 1 s timeout or after it (the answer lost)
   it.each([
-    { buyer: 'bea', latencyMs: 1_500, answer: 'its answer came after the cancel' },
-    { buyer: 'bob', latencyMs: 3_500, answer: 'its answer lost to a timeout' },
+    { buyer: 'bea', latencyMs: 600, answer: 'its answer came after the cancel' },
+    { buyer: 'bob', latencyMs: 1_500, answer: 'its answer lost to a timeout' },
   ])('tells the warehouse to drop an order cancelled while its hand-over was under way: $answer', async ({ buyer, latencyMs }) => {
     const before = (await stock('TV')).available;
     const orderId = await system.checkout(buyer, [{ skuId: 'TV', qty: 1 }]);
@@ -56,7 +57,7 @@ describe('refunds that commit while an order is being handed to its warehouse', 
   it('sends the warehouse the new address of an order moved while the warehouse was still answering its hand-over', async () => {
     const orderId = await system.checkout('dot', [{ skuId: 'TV', qty: 1 }]);
     // the warehouse answers within the breaker's timeout, after the new address committed
-    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 1_500 } });
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 600 } });
     try {
       await pay('dot', orderId);
       await waitFor(async () => (await system.workers.deps.queues.fulfillment.getJob(`ship-${orderId}`))?.isActive() ?? false, { what: 'the hand-over under way', intervalMs: 20 });
