@@ -588,16 +588,26 @@ export class Inventory {
 
   /**
    * Moves a SKU's counters by these amounts: the stock reconciler's repair to what the
-   * ledger says, a stock set taken back after MySQL refused it. A SKU split into buckets is
-   * moved in bucket 0 (its rebalancer spreads what it gets). Units put back on sale are
-   * announced, like any units given back.
+   * ledger says, a stock set taken back after MySQL refused it. A SKU split into buckets
+   * gets what is added in bucket 0 (its rebalancer spreads it); sellable units taken away
+   * come out of each bucket in turn, bucket 0 first, none below zero: taken from bucket 0
+   * alone, it went negative while the other buckets went on selling units that were no
+   * longer there. Units put back on sale are announced, like any units given back.
+   * Returns the sellable units it could not take (reserved meanwhile): drift that the
+   * reconciler goes on reporting.
    */
-  async correctCounters(skuId: string, by: SkuStock): Promise<void> {
+  async correctCounters(skuId: string, by: SkuStock): Promise<number> {
     const key = this.keys.sku(this.keys.bucketGroup(0), skuId);
     const transaction = this.redis.multi();
-    for (const counter of SKU_COUNTERS) if (by[counter] !== 0) transaction.hincrby(key, counter, by[counter]);
-    await transaction.exec();
+    for (const counter of SKU_COUNTERS) if (by[counter] > 0 || (by[counter] < 0 && counter !== 'available')) transaction.hincrby(key, counter, by[counter]);
+    if (transaction.length > 0) await transaction.exec();
+    let untaken = Math.max(-by.available, 0);
+    const buckets = untaken > 0 ? ((await this.bucketsOf([skuId])).get(skuId) ?? 1) : 0;
+    for (let bucket = 0; bucket < buckets && untaken > 0; bucket++) {
+      untaken -= await runStockScript(this.redis, 'takeAvailable', [this.keys.sku(this.keys.bucketGroup(bucket), skuId)], [untaken]);
+    }
     if (by.available > 0) this.announceReturned([skuId]);
+    return untaken;
   }
 
   /**

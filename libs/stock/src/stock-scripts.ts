@@ -11,6 +11,7 @@ interface StockScriptReplies {
   releaseCoupon: number;
   initSku: number;
   setStock: [number, number];
+  takeAvailable: number;
   commitStock: [number, number];
   restockStock: number;
   takeStock: [number, number];
@@ -28,6 +29,7 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   releaseCoupon: 'releaseCoupon-3.lua',
   initSku: 'initSku-1.lua',
   setStock: 'setStock-1.lua',
+  takeAvailable: 'takeAvailable-1.lua',
   commitStock: 'commitStock-1+n.lua',
   restockStock: 'restockStock-1+n.lua',
   takeStock: 'takeStock-3.lua',

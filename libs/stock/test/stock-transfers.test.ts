@@ -135,6 +135,21 @@ describe('stock buckets and the transfers between them', () => {
     expect(recorded.filter((transfer) => transfer.transferId === 'tr-2')).toEqual([{ ...transfer, qty: 1, voided: false }]);
   });
 
+  it('takes a correction of the whole SKU out of each bucket in turn, none below zero (a stock set undone, a repair)', async () => {
+    await inventory.initSku({ skuId: 'UNDONE', available: 0, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: 4 });
+    const previous = await inventory.setAvailable('UNDONE', 100);
+    expect(await available('UNDONE')).toEqual([25, 25, 25, 25]);
+    // a buyer of bucket 3 reserves 5 before MySQL refuses the set, which is then taken back
+    const keys = new StockKeys(prefix);
+    const buyer = Array.from({ length: 50 }, (_, i) => `undo-${i}`).find((id) => keys.bucketOf(id, 4) === 3)!;
+    await reserve(buyer, [{ skuId: 'UNDONE', qty: 5 }]);
+    expect(await inventory.correctCounters('UNDONE', { available: previous! - 100, reserved: 0, sold: 0 })).toBe(5);
+    // taken from bucket 0 alone it was [-75, 25, 25, 20]: 70 units to sell that no longer exist
+    expect(await available('UNDONE')).toEqual([0, 0, 0, 0]);
+    await expect(reserve(buyer, [{ skuId: 'UNDONE', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
+    expect(await inventory.getSkuStock('UNDONE')).toEqual({ available: 0, reserved: 5, sold: 0 });
+  });
+
   it('finishes a transfer cut short between its two sides exactly once', async () => {
     const transfer = { transferId: 'tr-4', skuId: 'SPLIT', from: 1, to: 0, qty: 2 };
     await inventory.takeForTransfer(transfer, now);

@@ -90,7 +90,10 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       const { stock } = request.body;
       const found = await catalog.setStock(skuId, stock, randomUUID(), {
         set: () => inventory.setAvailable(skuId, stock),
-        takeBack: (previous) => inventory.correctCounters(skuId, { available: previous - stock, reserved: 0, sold: 0 }),
+        takeBack: async (previous) => {
+          const untaken = await inventory.correctCounters(skuId, { available: previous - stock, reserved: 0, sold: 0 });
+          if (untaken > 0) request.log.warn({ skuId, untaken }, 'stock set undone after MySQL refused it; units reserved meanwhile stay as drift for the reconciler');
+        },
       });
       if (!found) throw notFound('SKU');
       return skuView(request.params.skuId, request.user);
