@@ -176,6 +176,12 @@ export class OrderRepository {
     return rows.map((row) => row.order_id);
   }
 
+  /** Whether every line of the order is a SKU of this merchant: what a merchant may act on (an order of several merchants is the buyer's and admins' to act on until it splits). */
+  async orderOfMerchantAlone(orderId: string, merchantId: string): Promise<boolean> {
+    const lines = await this.db.selectFrom('order_items').select('merchant_id').where('order_id', '=', orderId).execute();
+    return lines.length > 0 && lines.every((line) => line.merchant_id === merchantId);
+  }
+
   /** Whether any line of the order is a SKU of this merchant (a merchant's view of orders). */
   async orderHasMerchant(orderId: string, merchantId: string): Promise<boolean> {
     const row = await this.db

@@ -3,9 +3,10 @@ import { RefundRepository, type OrderView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { Principal } from '../plugins/auth.js';
-import { HttpProblem, notFound } from '../problems.js';
+import { HttpProblem, forbidden, notFound } from '../problems.js';
 import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
+import { MERCHANT_ALONE } from './reverse-flows.js';
 
 const ULID = new RegExp(ULID_PATTERN);
 const ACTION = '^[a-z_]{1,32}$';
@@ -91,8 +92,9 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       const machine = stateMachineFor(order.type as OrderType);
       const facts = { split: order.subOrders.length > 0, child: order.parentOrderId !== null };
       const requestedReturn = (await refunds.ofOrders([order.orderId])).find((record) => record.kind === 'return' && record.status === 'REQUESTED');
-      const actions = machine
-        .allowedActions(order.status, actor)
+      // a merchant sees an order holding another merchant's lines too, and acts on none of it
+      const mayAct = actor === 'admin' || order.items.every((item) => item.merchantId === request.user.sub);
+      const actions = (mayAct ? machine.allowedActions(order.status, actor) : [])
         .filter((action) => machine.can(order.status, action, actor, facts))
         .map((action) => {
           const to = machine.rule(order.status, action)!.to;
@@ -131,8 +133,9 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
     },
     async (request) => {
       const { orderId, action } = request.params;
-      await visibleOrder(request.user, orderId);
+      const seen = await visibleOrder(request.user, orderId);
       const actor = actorOf(request.user);
+      if (actor === 'merchant' && !seen.items.every((item) => item.merchantId === request.user.sub)) throw forbidden(MERCHANT_ALONE);
       if (RETURN_DECISIONS.has(action)) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST /v1/orders/${orderId}/returns/:returnId/${RETURN_DECISIONS.get(action)!}: it also settles the return`);
       const owner = REVERSE_FLOW_ROUTES.get(action);
       if (owner) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST ${owner(orderId)}: it also gives back coupons and records the refund`);

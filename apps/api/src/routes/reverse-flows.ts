@@ -3,7 +3,7 @@ import { OrderRepository, ProcessRepository, RefundRepository, refundIdFor, type
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { Principal } from '../plugins/auth.js';
-import { notFound, stillInQueue } from '../problems.js';
+import { forbidden, notFound, stillInQueue } from '../problems.js';
 import { queuedOrderFor } from '../queued-orders.js';
 import { ULID_PATTERN, addressSchema, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
@@ -99,6 +99,9 @@ export const refundSchema = {
   },
 } as const;
 
+/** Why a merchant may not move an order it sees: it holds another merchant's lines too. */
+export const MERCHANT_ALONE = "A merchant acts on orders (or parts of a split order) holding its own SKUs alone; this one holds another merchant's too: the buyer or an admin acts on it";
+
 /** Statuses in which a paid order has not left the warehouse: what a refund or a paid cancellation may touch. */
 const UNSHIPPED = new Set(['PAID', 'IN_FULFILLMENT']);
 /** Statuses of an order part that a refund or cancellation already closed before it shipped: nothing is left to cancel. */
@@ -127,14 +130,16 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   }
 
   /**
-   * The parts of an order a principal may move: a merchant sees a split order through the
-   * parent (it holds every merchant's lines) but moves only the children holding its own
-   * SKUs, never another merchant's.
+   * The parts of an order a principal may move: a merchant sees an order holding any of its
+   * SKUs, but moves only parts holding its SKUs alone (a split order's own children), never
+   * another merchant's lines; 403 when it has none.
    */
   async function partsFor(principal: Principal, parts: readonly OrderRow[]): Promise<OrderRow[]> {
     if (principal.role !== 'merchant') return [...parts];
-    const own = await Promise.all(parts.map((unit) => deps.orders.orderHasMerchant(unit.order_id, principal.sub)));
-    return parts.filter((_, i) => own[i]);
+    const own = await Promise.all(parts.map((unit) => deps.orders.orderOfMerchantAlone(unit.order_id, principal.sub)));
+    const mine = parts.filter((_, i) => own[i]);
+    if (mine.length === 0) throw forbidden(MERCHANT_ALONE);
+    return mine;
   }
 
   /**
@@ -224,7 +229,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
         description:
-          'A buyer cancels their own order, a merchant one holding its SKUs (of a split order: the children holding them, never those of another merchant), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back (cancelling one child of a split order keeps it), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). Cancelling again changes nothing. 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED).',
+          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back (cancelling one child of a split order keeps it), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). Cancelling again changes nothing. 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED).',
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
@@ -238,6 +243,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       if (order.status === 'CANCELLED') return deps.orders.findOrder(order.order_id);
       // the order type's table decides: unpaid orders (and e.g. imported ones, paid in their channel) cancel as it says
       if (machine.can(order.status, 'cancel', actor)) {
+        if (actor === 'merchant' && !(await deps.orders.orderOfMerchantAlone(order.order_id, request.user.sub))) throw forbidden(MERCHANT_ALONE);
         if (await cancelByTable(order, actor, why, machine.rule(order.status, 'cancel')?.effects?.includes('releaseStock') ?? false)) deps.metrics.cancellations.inc({ stage: 'before_payment' });
       } else {
         const all = await orderParts(process, order);
@@ -348,7 +354,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['after-sales'],
         summary: 'Refund some or all lines of a paid order that has not shipped (202: the payment system pays it back)',
         description:
-          "A buyer refunds their own order, a merchant one holding its SKUs (of a split order: the children holding them; another merchant's SKU is refused like one the order does not hold), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. The same request again answers the same refund and changes nothing. Without items: every unit not refunded yet. 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. The same request again answers the same refund and changes nothing. Without items: every unit not refunded yet. 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason, items: refundItems } },
         response: {
