@@ -201,6 +201,11 @@ export function createMetrics(labels: { app: string }) {
       registers: [registry],
       aggregator: 'max',
     }),
+    webhookCursorsTrimmed: new Counter({
+      name: 'webhook_cursors_trimmed_total',
+      help: 'Times a webhook was found behind the trimmed order-event stream (EVENTS_STREAM_MAXLEN): events after its cursor were dropped',
+      registers: [registry],
+    }),
     webhookDeliveries: new Counter({
       name: 'webhook_deliveries_total',
       help: 'Webhook delivery attempts (each a batch of events) by outcome: delivered, failed',

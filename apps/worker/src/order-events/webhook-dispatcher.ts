@@ -2,6 +2,7 @@ import { signBody } from '@orders/clients';
 import type { OrderMetrics } from '@orders/metrics';
 import type { OrderEvent, OrderEventRepository, WebhookRow } from '@orders/persistence';
 import type { RedisClient } from '@orders/stock';
+import type { Logger } from 'pino';
 
 export interface WebhookSettings {
   streamKey: string;
@@ -17,15 +18,31 @@ interface WebhookProgress {
   inFlight: boolean;
   failures: number;
   retryAt: number;
+  /** the cursor last reported trimmed past, so a receiver still down is reported once */
+  trimmedAt?: string;
 }
 
 const WEBHOOK_RELOAD_MS = 2_000;
+/**
+ * Batches one delivery sends back to back while the receiver acknowledges full ones: a
+ * receiver behind by a sale's events catches up at this many batches per publisher turn,
+ * not one (~500 events a second at the default poll), before the stream is trimmed.
+ */
+const BATCHES_PER_TURN = 20;
+
+/** Stream ids compared in order (milliseconds, then sequence). */
+function streamIdAfter(a: string, b: string): boolean {
+  const [aMs, aSeq] = a.split('-').map(BigInt) as [bigint, bigint];
+  const [bMs, bSeq] = b.split('-').map(BigInt) as [bigint, bigint];
+  return aMs > bMs || (aMs === bMs && aSeq > bSeq);
+}
 
 /**
  * Delivers the order-event stream to every registered webhook, in stream order: a batch
  * goes out only after the previous one was acknowledged, so a receiver sees the events of
  * an order in order. A failed batch is retried with exponential backoff, every attempt
- * logged; one slow or failing receiver holds back only itself.
+ * logged; one slow or failing receiver holds back only itself. A receiver behind gets up to
+ * BATCHES_PER_TURN batches back to back; one behind the trimmed stream is reported.
  */
 export class WebhookDispatcher {
   private webhooks: WebhookRow[] = [];
@@ -34,7 +51,7 @@ export class WebhookDispatcher {
   private readonly running = new Set<Promise<void>>();
 
   constructor(
-    private readonly deps: { redis: RedisClient; events: OrderEventRepository; metrics: OrderMetrics },
+    private readonly deps: { redis: RedisClient; events: OrderEventRepository; metrics: OrderMetrics; log: Logger },
     private readonly settings: WebhookSettings,
   ) {}
 
@@ -51,10 +68,17 @@ export class WebhookDispatcher {
       if (!progress) this.progress.set(webhook.webhook_id, (progress = { cursor: webhook.stream_cursor, inFlight: false, failures: 0, retryAt: 0 }));
       if (progress.inFlight || progress.retryAt > now) continue;
       progress.inFlight = true;
-      const delivery = this.deliverNext(webhook, progress).finally(() => {
-        progress.inFlight = false;
-        this.running.delete(delivery);
-      });
+      const delivery = this.deliverBatches(webhook, progress)
+        // Redis or MySQL failing mid-delivery: the batch goes again after the backoff (never an
+        // unhandled rejection, which would end the worker and every queue it serves)
+        .catch((error: unknown) => {
+          this.deps.log.error({ err: error, webhookId: webhook.webhook_id }, 'webhook delivery failed before it was recorded; it is tried again');
+          this.backOff(progress);
+        })
+        .finally(() => {
+          progress.inFlight = false;
+          this.running.delete(delivery);
+        });
       this.running.add(delivery);
     }
   }
@@ -64,9 +88,37 @@ export class WebhookDispatcher {
     await Promise.allSettled([...this.running]);
   }
 
-  private async deliverNext(webhook: WebhookRow, progress: WebhookProgress): Promise<void> {
+  private async deliverBatches(webhook: WebhookRow, progress: WebhookProgress): Promise<void> {
+    await this.reportTrimmed(webhook, progress);
+    for (let batch = 0; batch < BATCHES_PER_TURN; batch++) {
+      const sent = await this.deliverNext(webhook, progress);
+      if (sent < this.settings.batchSize || progress.failures > 0) return;
+    }
+  }
+
+  /**
+   * The stream keeps its newest EVENTS_STREAM_MAXLEN entries: a receiver that fell further
+   * behind than that lost the events trimmed past its cursor. Counted and logged (the alert
+   * WebhookEventsTrimmed), so the receiver's owner can read them from the order history.
+   */
+  private async reportTrimmed(webhook: WebhookRow, progress: WebhookProgress): Promise<void> {
+    if (progress.cursor === '0-0' || progress.trimmedAt === progress.cursor) return;
+    const [oldest] = await this.deps.redis.xrange(this.settings.streamKey, '-', '+', 'COUNT', 1);
+    if (!oldest || !streamIdAfter(oldest[0], progress.cursor)) return;
+    progress.trimmedAt = progress.cursor;
+    this.deps.metrics.webhookCursorsTrimmed.inc();
+    this.deps.log.error({ webhookId: webhook.webhook_id, cursor: progress.cursor, oldestKept: oldest[0] }, 'webhook fell behind the trimmed order-event stream: events after its cursor were dropped');
+  }
+
+  private backOff(progress: WebhookProgress): void {
+    progress.failures += 1;
+    progress.retryAt = Date.now() + Math.min(this.settings.backoffMs * 2 ** (progress.failures - 1), this.settings.maxBackoffMs);
+  }
+
+  /** Sends the batch after the cursor; returns how many events it held (0: nothing to send). */
+  private async deliverNext(webhook: WebhookRow, progress: WebhookProgress): Promise<number> {
     const entries = await this.deps.redis.xrange(this.settings.streamKey, `(${progress.cursor}`, '+', 'COUNT', this.settings.batchSize);
-    if (entries.length === 0) return;
+    if (entries.length === 0) return 0;
     const events = entries.map(([, fields]) => JSON.parse(fields[fields.indexOf('event') + 1]!) as OrderEvent);
     const attempt = progress.failures + 1;
     const body = JSON.stringify({ webhookId: webhook.webhook_id, attempt, sentAt: new Date().toISOString(), events });
@@ -104,12 +156,12 @@ export class WebhookDispatcher {
     );
     this.deps.metrics.webhookDeliveries.inc({ outcome: error ? 'failed' : 'delivered' });
     if (error) {
-      progress.failures += 1;
-      progress.retryAt = Date.now() + Math.min(this.settings.backoffMs * 2 ** (progress.failures - 1), this.settings.maxBackoffMs);
+      this.backOff(progress);
     } else {
       progress.cursor = lastEntry;
       progress.failures = 0;
       progress.retryAt = 0;
     }
+    return events.length;
   }
 }

@@ -1,0 +1,114 @@
+import { createServer, type Server } from 'node:http';
+import { createMetrics } from '@orders/metrics';
+import { OrderEventRepository, createDb } from '@orders/persistence';
+import { createTestEnv, type TestEnv } from '@orders/testing';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebhookDispatcher } from '../src/order-events/webhook-dispatcher.js';
+
+/** The dispatcher over a real stream, a real webhooks table and a real receiver, with the faults that broke it. */
+describe('webhook deliveries', () => {
+  let env: TestEnv;
+  let receiver: Server;
+  let url = '';
+  /** the batches the receiver got, as the eventIds they carried; and what it does with the next one */
+  const received: string[][] = [];
+  let onBatch: () => Promise<void> = async () => {};
+
+  beforeAll(async () => {
+    env = await createTestEnv('webhook_dispatcher');
+    receiver = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        received.push((JSON.parse(body) as { events: Array<{ eventId: string }> }).events.map((event) => event.eventId));
+        void onBatch().then(() => response.writeHead(204).end());
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
+  });
+  afterAll(async () => {
+    receiver?.close();
+    await env?.cleanup();
+  });
+
+  const streamKey = () => `${env.config.REDIS_KEY_PREFIX}order-events`;
+  const publish = async (count: number, from: number) => {
+    for (let i = from; i < from + count; i++) await env.redis.xadd(streamKey(), '*', 'eventId', String(i), 'orderId', `O${i}`, 'event', JSON.stringify({ eventId: String(i), orderId: `O${i}`, version: 1 }));
+  };
+  const dispatcherOn = (events: OrderEventRepository, metrics = createMetrics({ app: 'test' })) => ({
+    metrics,
+    dispatcher: new WebhookDispatcher({ redis: env.redis, events, metrics, log: pino({ level: 'silent' }) }, { streamKey: streamKey(), batchSize: 100, timeoutMs: 2_000, backoffMs: 50, maxBackoffMs: 200 }),
+  });
+  const register = async (webhookId: string, cursor: string) => {
+    const events = new OrderEventRepository(env.db);
+    for (const webhook of await events.webhooks()) await events.removeWebhook(webhook.webhook_id);
+    await events.createWebhook({ webhook_id: webhookId, url, secret: 'receiver-secret-0123', description: null, stream_cursor: cursor, created_at: new Date() });
+    received.length = 0;
+  };
+  const reset = async () => {
+    await env.redis.del(streamKey());
+    onBatch = async () => {};
+  };
+
+  it('sends a receiver 250 events behind in one turn, batch after batch, instead of one batch a turn', async () => {
+    await reset();
+    await register('catch-up', '0-0');
+    await publish(250, 1);
+    const { dispatcher } = dispatcherOn(new OrderEventRepository(env.db));
+    await dispatcher.deliverDue();
+    await dispatcher.idle();
+    expect(received.map((batch) => batch.length)).toEqual([100, 100, 50]);
+  });
+
+  it('survives MySQL going away while a delivery is recorded: no unhandled rejection ends the worker, and the batch goes again', async () => {
+    await reset();
+    await register('mysql-blip', '0-0');
+    await publish(3, 1);
+    const { db } = createDb(env.config.MYSQL_URL, 2);
+    const dispatcher = dispatcherOn(new OrderEventRepository(db)).dispatcher;
+    // the receiver acknowledges, but MySQL is gone when the dispatcher records it
+    let recorded: () => void = () => {};
+    const recordingTried = new Promise<void>((resolve) => (recorded = resolve));
+    onBatch = async () => {
+      await db.destroy();
+      setTimeout(recorded, 200);
+    };
+    const unhandled: unknown[] = [];
+    const noteUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', noteUnhandled);
+    try {
+      // as the publisher runs it: nothing waits on the delivery until the publisher stops
+      await dispatcher.deliverDue();
+      await recordingTried;
+    } finally {
+      process.off('unhandledRejection', noteUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+    await dispatcher.idle();
+    expect(received).toEqual([['1', '2', '3']]);
+    onBatch = async () => {};
+    const recovered = dispatcherOn(new OrderEventRepository(env.db)).dispatcher;
+    await recovered.deliverDue();
+    await recovered.idle();
+    expect(received).toEqual([
+      ['1', '2', '3'],
+      ['1', '2', '3'],
+    ]);
+  });
+
+  it('counts a receiver that fell behind the trimmed stream, once, and goes on from the oldest event kept', async () => {
+    await reset();
+    await publish(10, 1);
+    const fifth = (await env.redis.xrange(streamKey(), '-', '+'))[4]![0];
+    await register('behind', fifth);
+    await publish(40, 11);
+    await env.redis.xtrim(streamKey(), 'MAXLEN', 20);
+    const { dispatcher, metrics } = dispatcherOn(new OrderEventRepository(env.db));
+    await dispatcher.deliverDue();
+    await dispatcher.idle();
+    expect((await metrics.webhookCursorsTrimmed.get()).values[0]?.value).toBe(1);
+    expect(received[0]?.[0]).toBe('31');
+  });
+});
