@@ -57,6 +57,8 @@ function orderLinesSchema(limits: LineLimits, required: readonly string[], prope
 }
 
 const ORDER_IMPORT_MAX = 500;
+/** What a batch of ORDER_IMPORT_MAX orders takes (~2 KB each with a few lines): BODY_LIMIT_BYTES, sized for a checkout, would cap it near 40. */
+export const ORDER_IMPORT_BODY_LIMIT = 2 * 1024 * 1024;
 
 /** `POST /v1/admin/orders/import`: up to 500 orders of one channel, priced by that channel. */
 export function orderImportBodySchema(limits: LineLimits) {
@@ -76,7 +78,8 @@ export function orderImportBodySchema(limits: LineLimits) {
           additionalProperties: false,
           required: ['externalOrderId', 'userId', 'placedAt', 'status', 'items', 'address'],
           properties: {
-            externalOrderId: text(128),
+            // no space at either end: MySQL compares ids with their trailing spaces ignored
+            externalOrderId: { ...text(128), pattern: '^\\S(.*\\S)?$' },
             userId: id,
             placedAt: { type: 'string', format: 'date-time' },
             status: { type: 'string', enum: ['PAID', 'SHIPPED', 'DELIVERED', 'COMPLETED', 'CANCELLED'], description: 'the status in its channel' },

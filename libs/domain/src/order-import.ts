@@ -51,6 +51,11 @@ export class InvalidImport extends DomainError {
 export function planImport(order: ImportedOrder): PlannedImport {
   const steps = stateMachineFor('imported').pathTo(order.status, 'system');
   if (!steps || order.status === 'ACCEPTED') throw new InvalidImport(order.externalOrderId, `status '${order.status}' cannot be imported`);
+  // a valid RFC 3339 time need not be a storable one (a leap second, an offset past year 9999)
+  const placedAt = Date.parse(order.placedAt);
+  if (!Number.isFinite(placedAt) || new Date(placedAt).getUTCFullYear() < 1970 || new Date(placedAt).getUTCFullYear() > 9999) {
+    throw new InvalidImport(order.externalOrderId, `placedAt ${order.placedAt} is not a time the order could have been placed at`);
+  }
   const lines = order.items.map((item, index): PricedLine => {
     const lineTotal = item.unitPriceCents * item.qty;
     if (item.discountCents > lineTotal) throw new InvalidImport(order.externalOrderId, `line ${index + 1} has a discount above its total`);

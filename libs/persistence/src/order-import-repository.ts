@@ -1,6 +1,6 @@
 import type { PlannedImport } from '@orders/domain';
 import type { OrderDb } from './connection.js';
-import { isDuplicateKey } from './mysql-errors.js';
+import { isDeadlock, isDuplicateKey } from './mysql-errors.js';
 import { orderItemRow } from './order-repository.js';
 
 export interface ImportOutcome {
@@ -23,7 +23,8 @@ export class OrderImportRepository {
       return await this.importOnce(channel, plans, now);
     } catch (error) {
       // the same orders imported at the same moment by another request: now they are duplicates
-      if (isDuplicateKey(error)) return this.importOnce(channel, plans, now);
+      // (or, written in another order, they deadlocked with ours: the next try finds them)
+      if (isDuplicateKey(error) || isDeadlock(error)) return this.importOnce(channel, plans, now);
       throw error;
     }
   }
@@ -36,7 +37,8 @@ export class OrderImportRepository {
           (row) => [row.external_order_id!, row.order_id],
         ),
       );
-      const fresh = plans.filter((plan) => !existing.has(plan.order.externalOrderId));
+      // in one order of ids, so two imports of overlapping batches lock them in the same order
+      const fresh = plans.filter((plan) => !existing.has(plan.order.externalOrderId)).sort((a, b) => (a.order.externalOrderId < b.order.externalOrderId ? -1 : 1));
       if (fresh.length > 0) {
         await trx
           .insertInto('orders')

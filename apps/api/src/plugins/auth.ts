@@ -1,10 +1,12 @@
 import fastifyJwt from '@fastify/jwt';
 import { TokenError } from 'fast-jwt';
-import type { FastifyInstance, FastifyRequest, preValidationHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { forbidden, unauthorized } from '../problems.js';
 
 export type Role = 'buyer' | 'merchant' | 'admin';
+/** A hook with the signature of both onRequest and preValidation hooks. */
+export type RoleCheck = (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => void;
 export interface Principal {
   sub: string;
   role: Role;
@@ -21,9 +23,10 @@ declare module 'fastify' {
   interface FastifyInstance {
     /**
      * A preValidation hook that admits a valid token of one of these roles: who may call
-     * a route is answered (401, 403) before what they sent is checked (400).
+     * a route is answered (401, 403) before what they sent is checked (400). As an
+     * onRequest hook, before its body is even read (a route that takes large bodies).
      */
-    requireRole(...roles: Role[]): preValidationHookHandler;
+    requireRole(...roles: Role[]): RoleCheck;
     /** The request's verified principal; throws its 401 problem. Verified once per request, whoever asks first. */
     principalOf(request: FastifyRequest): Principal;
   }
@@ -116,7 +119,7 @@ export const authPlugin = fp(
     });
 
     // synchronous hooks (a throw is the hook's error): a checkout passes them in one turn, without a promise each
-    app.decorate('requireRole', (...roles: Role[]): preValidationHookHandler => (request, _reply, done) => {
+    app.decorate('requireRole', (...roles: Role[]): RoleCheck => (request, _reply, done) => {
       const { role } = app.principalOf(request);
       done(roles.includes(role) ? undefined : forbidden(`This needs the ${roles.join(' or ')} role`));
     });

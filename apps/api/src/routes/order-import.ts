@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { ulid } from 'ulid';
 import type { AppDeps } from '../app-deps.js';
 import { validationFailed } from '../problems.js';
-import { orderImportBodySchema, problemRef } from '../schemas.js';
+import { ORDER_IMPORT_BODY_LIMIT, orderImportBodySchema, problemRef } from '../schemas.js';
 
 /**
  * The order centre's import: orders taken by other business order systems join this
@@ -19,7 +19,9 @@ export async function orderImportRoutes(app: FastifyInstance, { deps }: { deps: 
   app.post<{ Body: { channel: string; orders: ImportedOrder[] } }>(
     '/v1/admin/orders/import',
     {
-      preValidation: app.requireRole('admin'),
+      // its bodies may be large: only an admin's are read
+      onRequest: app.requireRole('admin'),
+      bodyLimit: ORDER_IMPORT_BODY_LIMIT,
       schema: {
         tags: ['admin'],
         summary: 'Import orders from another order system; importing the same (channel, externalOrderId) again changes nothing',
