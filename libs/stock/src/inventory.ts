@@ -334,7 +334,7 @@ export class Inventory {
       throw error.refusal;
     }
     spentWith(reply);
-    const [, budgetMsLeft, code, a, b, c] = reply;
+    const [, budgetMsLeft, code, a, b, c, d] = reply;
     const lineSku = (index: unknown) => items[Number(index) - 1]?.skuId ?? '';
     switch (code) {
       case 1:
@@ -348,7 +348,8 @@ export class Inventory {
             items,
             address: request.payload.address,
             couponCode: request.payload.couponCode,
-            acceptedAt: this.acceptedTimes.format(request.now.getTime()),
+            // a replay is the first checkout's order, accepted (and priced) when that one was
+            acceptedAt: this.acceptedTimes.format(code === 2 && d !== undefined && d !== null ? Number(d) : request.now.getTime()),
             paymentDeadline: this.deadlineTimes.format(Number(c)),
           },
         };

@@ -25,7 +25,9 @@
 
   Returns { budget count, ms left in its window, code, ... } (the first two 0 when c is 0):
     1 accepted          { 1, orderId, type, deadlineMs }
-    2 idempotent replay { 2, orderId, type, deadlineMs }
+    2 idempotent replay { 2, orderId, type, deadlineMs, acceptedAtMs }
+      (acceptedAtMs: the first checkout's time, which the order is priced at; absent from a
+      record written before it was kept)
    -1 idempotency key reused with another body
    -2 unknown SKU       { -2, lineIndex }
    -3 sale not active   { -3, lineIndex }
@@ -58,10 +60,10 @@ local function checkout()
   if counterCount >= 1 and budget[1] > budget[3] then return { -9 } end
   if counterCount >= 2 and counts[2][1] > counts[2][3] then return { -10 } end
 
-  local previous = redis.call('HMGET', idemKey, 'h', 'o', 't', 'd')
+  local previous = redis.call('HMGET', idemKey, 'h', 'o', 't', 'd', 'a')
   if previous[1] then
     if previous[1] ~= bodyHash then return { -1 } end
-    return { 2, previous[2], previous[3], tonumber(previous[4]) }
+    return { 2, previous[2], previous[3], tonumber(previous[4]), previous[5] }
   end
 
   -- a SKU with nothing left answers OUT_OF_STOCK before anything else, as the api does from
@@ -137,7 +139,7 @@ local function checkout()
   -- outlive the payment deadline by a week so a late expiry still finds what to release
   redis.call('PEXPIREAT', orderKey, deadline + 604800000)
   redis.call('ZADD', acceptedKey, ARGV[4], orderId)
-  redis.call('HSET', idemKey, 'h', bodyHash, 'o', orderId, 't', type, 'd', deadlineText)
+  redis.call('HSET', idemKey, 'h', bodyHash, 'o', orderId, 't', type, 'd', deadlineText, 'a', ARGV[4])
   redis.call('PEXPIRE', idemKey, ARGV[5])
   return { 1, orderId, type, deadline }
 end
