@@ -31,6 +31,23 @@ export type StockDrift = Array<{ skuId: string; available: number; reserved: num
  * api's processes are aggregated under node:cluster (`aggregator`), so the instance's
  * figure is that state, not a multiple of it.
  */
+/**
+ * How long a reading of Redis (queue counts, the drift report) serves scrapes: /metrics is
+ * open to any caller, and a flood of scrapes must not become a flood of Redis reads beside
+ * the checkouts. Prometheus scrapes every few seconds, so it always gets a fresh reading.
+ */
+const SOURCE_MAX_AGE_MS = 1_000;
+
+/** A read shared by every caller within `maxAgeMs` of it (the one in flight included). */
+function readAtMostEvery<T>(maxAgeMs: number, read: () => Promise<T>): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!last || now - last.at >= maxAgeMs) last = { at: now, value: read() };
+    return last.value;
+  };
+}
+
 export function createMetrics(labels: { app: string }) {
   const registry = new Registry();
   registry.setDefaultLabels(labels);
@@ -241,13 +258,13 @@ export function createMetrics(labels: { app: string }) {
         }
       },
     }),
-    /** Sets where the drift gauges read the stock reconciler's last report at every scrape. */
+    /** Sets where the drift gauges read the stock reconciler's last report at scrapes (at most once a second). */
     watchStockDrift(source: () => Promise<StockDrift>) {
-      stockDriftSource = source;
+      stockDriftSource = readAtMostEvery(SOURCE_MAX_AGE_MS, source);
     },
-    /** Adds a source of queue counts read at every scrape. */
+    /** Adds a source of queue counts read at scrapes (at most once a second). */
     watchQueues(source: () => Promise<QueueCounts>) {
-      queueSources.push(source);
+      queueSources.push(readAtMostEvery(SOURCE_MAX_AGE_MS, source));
     },
   };
   // the reverse flows' series exist from the start at 0: rate() misses the first event of a
