@@ -75,6 +75,13 @@ describe('the stock scripts', () => {
     expect(await redis.pttl(inventory.keys.idempotency('{g0}', 'u2', 'same'))).toBeGreaterThan(23 * HOUR);
   });
 
+  it("never answers one buyer's key with another buyer's order, whatever ':' their ids and keys hold", async () => {
+    const theirs = await reserve('ann:x', [{ skuId: 'A', qty: 1 }], { idempotencyKey: 'k1', bodyHash: 'same-body' });
+    const mine = await reserve('ann', [{ skuId: 'A', qty: 1 }], { idempotencyKey: 'x:k1', bodyHash: 'same-body' });
+    expect(mine.created).toBe(true);
+    expect(mine.order.orderId).not.toBe(theirs.order.orderId);
+  });
+
   it('releases a reservation exactly once and gives the buyer their limit back', async () => {
     const before = await inventory.getSkuStock('SALE');
     const order = await reserve('releaser', [{ skuId: 'SALE', qty: 3 }]);
