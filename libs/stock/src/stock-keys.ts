@@ -58,13 +58,8 @@ export class StockKeys {
     return bucket ? `{g${bucket}}` : '{g0}';
   }
 
-  /**
-   * A buyer's Idempotency-Key. Both the buyer id and the key may hold ':': the buyer's is
-   * written with its ':' (and '%') escaped, so buyer 'ann:x' with key 'k' and buyer 'ann'
-   * with key 'x:k' never share a record; an id without them is written as it always was.
-   */
   idempotency(group: string, userId: string, key: string): string {
-    return `${this.prefix}${group}:idem:${userId.replace(/[%:]/g, (c) => (c === '%' ? '%25' : '%3A'))}:${key}`;
+    return `${this.prefix}${group}:idem:${userId}:${key}`;
   }
 
   order(group: string, orderId: string): string {

@@ -60,9 +60,11 @@ local function checkout()
   if counterCount >= 1 and budget[1] > budget[3] then return { -9 } end
   if counterCount >= 2 and counts[2][1] > counts[2][3] then return { -10 } end
 
-  local previous = redis.call('HMGET', idemKey, 'h', 'o', 't', 'd', 'a')
+  local previous = redis.call('HMGET', idemKey, 'h', 'o', 't', 'd', 'a', 'u')
   if previous[1] then
-    if previous[1] ~= bodyHash then return { -1 } end
+    -- another body, or another buyer whose id and key spell the same record ('ann:x' + 'k',
+    -- 'ann' + 'x:k'): never their order (a record written before 'u' was kept has none)
+    if previous[1] ~= bodyHash or (previous[6] and previous[6] ~= userId) then return { -1 } end
     return { 2, previous[2], previous[3], tonumber(previous[4]), previous[5] }
   end
 
@@ -139,7 +141,7 @@ local function checkout()
   -- outlive the payment deadline by a week so a late expiry still finds what to release
   redis.call('PEXPIREAT', orderKey, deadline + 604800000)
   redis.call('ZADD', acceptedKey, ARGV[4], orderId)
-  redis.call('HSET', idemKey, 'h', bodyHash, 'o', orderId, 't', type, 'd', deadlineText, 'a', ARGV[4])
+  redis.call('HSET', idemKey, 'h', bodyHash, 'o', orderId, 't', type, 'd', deadlineText, 'a', ARGV[4], 'u', userId)
   redis.call('PEXPIRE', idemKey, ARGV[5])
   return { 1, orderId, type, deadline }
 end
