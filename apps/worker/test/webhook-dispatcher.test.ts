@@ -14,6 +14,8 @@ describe('webhook deliveries', () => {
   /** the batches the receiver got, as the eventIds they carried; and what it does with the next one */
   const received: string[][] = [];
   let onBatch: () => Promise<void> = async () => {};
+  /** what the receiver answers: 204, or a redirect elsewhere */
+  let answer: { status: number; headers?: Record<string, string> } = { status: 204 };
 
   beforeAll(async () => {
     env = await createTestEnv('webhook_dispatcher');
@@ -22,7 +24,7 @@ describe('webhook deliveries', () => {
       request.on('data', (chunk: Buffer) => (body += chunk.toString()));
       request.on('end', () => {
         received.push((JSON.parse(body) as { events: Array<{ eventId: string }> }).events.map((event) => event.eventId));
-        void onBatch().then(() => response.writeHead(204).end());
+        void onBatch().then(() => response.writeHead(answer.status, answer.headers).end());
       });
     });
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
@@ -50,6 +52,7 @@ describe('webhook deliveries', () => {
   const reset = async () => {
     await env.redis.del(streamKey());
     onBatch = async () => {};
+    answer = { status: 204 };
   };
 
   it('sends a receiver 250 events behind in one turn, batch after batch, instead of one batch a turn', async () => {
@@ -110,5 +113,18 @@ describe('webhook deliveries', () => {
     await dispatcher.idle();
     expect((await metrics.webhookCursorsTrimmed.get()).values[0]?.value).toBe(1);
     expect(received[0]?.[0]).toBe('31');
+  });
+
+  it('takes a redirect for a failed delivery: the signed events are never sent on to where it points', async () => {
+    await reset();
+    await register('redirected', '0-0');
+    await publish(2, 1);
+    answer = { status: 307, headers: { location: `${url}/elsewhere` } };
+    const events = new OrderEventRepository(env.db);
+    const { dispatcher } = dispatcherOn(events);
+    await dispatcher.deliverDue();
+    await dispatcher.idle();
+    expect(received).toEqual([['1', '2']]);
+    expect((await events.deliveries('redirected', 10)).map((delivery) => [delivery.outcome, delivery.status_code])).toEqual([['failed', 307]]);
   });
 });

@@ -131,9 +131,12 @@ export class WebhookDispatcher {
         headers: { 'content-type': 'application/json', 'x-signature': signBody(webhook.secret, body), 'x-webhook-id': webhook.webhook_id },
         body,
         signal: AbortSignal.timeout(this.settings.timeoutMs),
+        // a receiver answers for itself: a redirect is a failed delivery, not a signed body sent on elsewhere
+        redirect: 'manual',
       });
       statusCode = response.status;
-      await response.arrayBuffer();
+      // its answer's body is not read: however large, it costs nothing
+      await response.body?.cancel();
       if (!response.ok) error = `the receiver answered ${response.status}`;
     } catch (failure) {
       error = (failure as Error).name === 'TimeoutError' ? `no answer within ${this.settings.timeoutMs} ms` : (failure as Error).message;
