@@ -50,6 +50,8 @@ export class OrderEventPublisher {
       try {
         const active = await events.whileHoldingLock('order-events-publisher', async (lock) => {
           log.info('order-event publisher active');
+          // another process may have delivered while this one did not hold the lock: cursors from MySQL
+          this.webhooks.forgetProgress();
           try {
             while (!this.stopped && (await lock.stillHeld())) {
               const published = await this.publishBatch();

@@ -83,6 +83,12 @@ export class WebhookDispatcher {
     }
   }
 
+  /** Reads every webhook's cursor from MySQL again at the next turn (this process just took the publisher's lock). */
+  forgetProgress(): void {
+    this.progress.clear();
+    this.loadedAt = 0;
+  }
+
   /** Waits for the deliveries under way (the publisher stops, or loses its lock). */
   async idle(): Promise<void> {
     await Promise.allSettled([...this.running]);
