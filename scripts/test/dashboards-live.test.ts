@@ -81,8 +81,12 @@ const provisionedDatasources = (
   parse(readFileSync(path.join(root, 'config/grafana/provisioning/datasources/datasources.yml'), 'utf8')) as { datasources: Array<{ uid: string }> }
 ).datasources.map((datasource) => datasource.uid);
 
-/** Grafana's range variable, as Grafana would fill it in for a 1 s scrape interval over a short range. */
-const asPrometheusSees = (expr: string) => expr.replaceAll('$__rate_interval', '1m');
+/**
+ * Grafana's range variable, filled in wide enough to cover the whole setup: its last jobs can
+ * finish more than a minute before the panels are queried on a loaded box, and a rate over a
+ * window without them has no data (a panel of job latencies failed so, once, with 1m).
+ */
+const asPrometheusSees = (expr: string) => expr.replaceAll('$__rate_interval', '5m');
 
 const readsSeriesOfLaterIssue = (expr: string) => SERIES_OF_LATER_ISSUES.some((name) => new RegExp(`\\b${name}\\b`).test(expr));
 
