@@ -106,19 +106,22 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     return expired;
   };
   /**
-   * The backstop of the deadline jobs: unpaid orders a whole sweep interval past their
-   * deadline lost theirs (Redis lost data, a flushed queue) and would hold their stock for
-   * ever. Expired as their job would have; counted and logged, since it means jobs go missing.
+   * The backstop of the deadline jobs: unpaid orders (and presales owing their balance) a
+   * whole sweep interval past their deadline lost their job (Redis lost data, a flushed
+   * queue) and would hold their stock for ever. Closed as their job would have; counted and
+   * logged, since it means jobs go missing.
    */
   const expireOverdue = async (): Promise<void> => {
     const now = deps.clock().getTime();
     const graceMs = config.OVERDUE_SWEEP_INTERVAL_MS;
     const shortestTimeout = Math.min(config.PAYMENT_TIMEOUT_MS, config.FLASH_SALE_PAYMENT_TIMEOUT_MS);
     const overdue = await deps.orders.overdueUnpaidOrderIds(new Date(now - graceMs), firstOrderIdAt(now - graceMs - shortestTimeout), OVERDUE_BATCH);
-    const expired = await expireUnpaid(overdue, 'payment deadline passed; its deadline job was gone');
-    if (expired === 0) return;
-    metrics.overdueOrdersExpired.inc(expired);
-    log.warn({ count: expired, orderIds: overdue.slice(0, 20) }, 'expired unpaid orders past their payment deadline whose deadline job was gone');
+    let closed = await expireUnpaid(overdue, 'payment deadline passed; its deadline job was gone');
+    const owingBalance = await deps.orders.overdueBalanceOrderIds(new Date(now - graceMs), OVERDUE_BATCH);
+    for (const orderId of owingBalance) if (await life.forfeitDeposit(orderId)) closed += 1;
+    if (closed === 0) return;
+    metrics.overdueOrdersExpired.inc(closed);
+    log.warn({ count: closed, orderIds: [...overdue, ...owingBalance].slice(0, 20) }, 'closed orders past their payment or balance deadline whose deadline job was gone');
   };
   const processors: Partial<Record<string, Processor>> = {
     [QUEUE.orders]: async (job: Job<PersistOrderJob>) => writer.persist(job.data),

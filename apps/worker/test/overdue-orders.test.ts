@@ -1,4 +1,7 @@
-import { waitFor } from '@orders/testing';
+import { priceOrder } from '@orders/domain';
+import { CatalogRepository, OrderRepository } from '@orders/persistence';
+import { buyerAddress, waitFor } from '@orders/testing';
+import { ulid } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -7,7 +10,7 @@ describe('unpaid orders whose payment deadline job was lost', () => {
 
   beforeAll(async () => {
     // 2 s to pay; the backstop looks every 500 ms for orders 500 ms past their deadline
-    system = await startOrderSystem('overdue_orders', { PAYMENT_TIMEOUT_MS: '2000', FLASH_SALE_PAYMENT_TIMEOUT_MS: '2000', OVERDUE_SWEEP_INTERVAL_MS: '500' });
+    system = await startOrderSystem('overdue_orders', { PAYMENT_TIMEOUT_MS: '2000', FLASH_SALE_PAYMENT_TIMEOUT_MS: '2000', PRESALE_BALANCE_TIMEOUT_MS: '1500', OVERDUE_SWEEP_INTERVAL_MS: '500' });
     await system.createSku({ skuId: 'KETTLE', priceCents: 3_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
   });
   afterAll(async () => system?.close());
@@ -31,5 +34,24 @@ describe('unpaid orders whose payment deadline job was lost', () => {
     expect(await stock()).toEqual({ available: 5, reserved: 0, sold: 0 });
     const counted = (await system.workers.deps.metrics.overdueOrdersExpired.get()).values[0]?.value;
     expect(counted).toBe(1);
+  });
+
+  it('closes a presale whose balance deadline job was lost as that job would have: the deposit kept', async () => {
+    const { timers } = system.workers.deps.queues;
+    const orderId = ulid();
+    const now = new Date();
+    const items = [{ skuId: 'KETTLE', qty: 1 }];
+    const catalog = await new CatalogRepository(system.env.db).findSkus(['KETTLE']);
+    await new OrderRepository(system.env.db).persistAcceptedOrders(
+      [{ accepted: { orderId, userId: 'ona', type: 'presale', items, address: buyerAddress, couponCode: null, acceptedAt: now.toISOString(), paymentDeadline: new Date(now.getTime() + 60_000).toISOString() }, priced: priceOrder(items, catalog, now) }],
+      now,
+    );
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ona'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'DEPOSIT_PAID');
+    const balanceJob = await waitFor(async () => timers.getJob(`expire-balance-${orderId}`), { what: 'the balance deadline job' });
+    await balanceJob.remove();
+    const forfeited = await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED', 20_000);
+    expect(forfeited.history.at(-1)).toMatchObject({ action: 'expire_balance', actor: 'system' });
+    expect((await system.workers.deps.metrics.overdueOrdersExpired.get()).values[0]?.value).toBe(2);
   });
 });

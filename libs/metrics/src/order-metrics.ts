@@ -155,7 +155,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     overdueOrdersExpired: new Counter({
       name: 'overdue_orders_expired_total',
-      help: 'Unpaid orders found in MySQL past their payment deadline and expired by the backstop sweep (OVERDUE_SWEEP_INTERVAL_MS): their deadline job was gone',
+      help: 'Unpaid orders (and presales owing their balance) found in MySQL past their deadline and closed by the backstop sweep (OVERDUE_SWEEP_INTERVAL_MS): their deadline job was gone',
       registers: [registry],
     }),
     acceptedOrdersLost: new Counter({

@@ -176,6 +176,19 @@ export class OrderRepository {
     return rows.map((row) => row.order_id);
   }
 
+  /** Presales whose deposit is paid and whose balance deadline passed before `deadlineBefore`, oldest first. */
+  async overdueBalanceOrderIds(deadlineBefore: Date, limit: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('orders')
+      .select('order_id')
+      .where('status', '=', 'DEPOSIT_PAID')
+      .where('balance_deadline', '<', deadlineBefore)
+      .orderBy('order_id')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => row.order_id);
+  }
+
   /** Whether every line of the order is a SKU of this merchant: what a merchant may act on (an order of several merchants is the buyer's and admins' to act on until it splits). */
   async orderOfMerchantAlone(orderId: string, merchantId: string): Promise<boolean> {
     const lines = await this.db.selectFrom('order_items').select('merchant_id').where('order_id', '=', orderId).execute();

@@ -422,8 +422,9 @@ export class ForwardLife {
     if (redemptions.some((r) => r.status === 'restored')) await this.deps.inventory.releaseCoupon({ orderId: root.order_id, userId: root.user_id, couponCode: root.coupon_code });
   }
 
-  private async forfeitDeposit(orderId: string): Promise<void> {
-    await this.tryTransition({
+  /** Closes a presale whose balance was not paid by its deadline: the deposit is kept, the stock goes back. False when it was not owing its balance. */
+  async forfeitDeposit(orderId: string): Promise<boolean> {
+    const forfeited = await this.tryTransition({
       orderId,
       action: 'expire_balance',
       actor: 'system',
@@ -432,6 +433,7 @@ export class ForwardLife {
     });
     const order = await this.deps.orders.findOrderRow(orderId);
     if (order?.status === 'DEPOSIT_FORFEITED') await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'forfeited');
+    return forfeited;
   }
 
   /**
