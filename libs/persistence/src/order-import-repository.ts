@@ -15,17 +15,23 @@ export interface ImportOutcome {
  * changes nothing. Imported stock is the channel's own allocation, so no stock ledger
  * rows are written; the history (and so the event feed) reads like any other order's.
  */
+/** Tries of one import against concurrent imports of the same orders. */
+const IMPORT_ATTEMPTS = 8;
+
 export class OrderImportRepository {
   constructor(private readonly db: OrderDb) {}
 
   async importOrders(channel: string, plans: ReadonlyArray<PlannedImport & { orderId: string }>, now: Date): Promise<ImportOutcome[]> {
-    try {
-      return await this.importOnce(channel, plans, now);
-    } catch (error) {
-      // the same orders imported at the same moment by another request: now they are duplicates
-      // (or, written in another order, they deadlocked with ours: the next try finds them)
-      if (isDuplicateKey(error) || isDeadlock(error)) return this.importOnce(channel, plans, now);
-      throw error;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.importOnce(channel, plans, now);
+      } catch (error) {
+        // some of the orders imported at the same moment by other requests: the next try finds
+        // them duplicates (a deadlock between overlapping batches ends the same way); each try
+        // settles at least one rival, so a few cover the batches sent at once
+        if ((isDuplicateKey(error) || isDeadlock(error)) && attempt < IMPORT_ATTEMPTS) continue;
+        throw error;
+      }
     }
   }
 
