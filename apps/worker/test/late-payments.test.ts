@@ -1,10 +1,7 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { priceOrder } from '@orders/domain';
-import { CatalogRepository, OrderRepository } from '@orders/persistence';
-import { buyerAddress, waitFor } from '@orders/testing';
+import { waitFor } from '@orders/testing';
 import { closeUnpaidOrder } from '@orders/worker';
-import { ulid } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -81,14 +78,7 @@ describe('payments that arrive late or change their outcome', () => {
   });
 
   it('a presale balance paid after its deadline goes back, and the forfeited deposit stays kept', async () => {
-    const orderId = ulid();
-    const now = new Date();
-    const items = [{ skuId: 'CONSOLE', qty: 1 }];
-    const catalog = await new CatalogRepository(system.env.db).findSkus(['CONSOLE']);
-    await new OrderRepository(system.env.db).persistAcceptedOrders(
-      [{ accepted: { orderId, userId: 'ivy', type: 'presale', items, address: buyerAddress, couponCode: null, acceptedAt: now.toISOString(), paymentDeadline: new Date(now.getTime() + 60_000).toISOString() }, priced: priceOrder(items, catalog, now) }],
-      now,
-    );
+    const orderId = await system.persisted('presale', 'ivy', [{ skuId: 'CONSOLE', qty: 1 }]);
     await pay('ivy', orderId);
     await system.waitForStatus(orderId, 'DEPOSIT_PAID');
     await slowPaymentSystem(1_500);

@@ -1,8 +1,5 @@
-import { priceOrder, type OrderType } from '@orders/domain';
-import { CatalogRepository, OrderRepository } from '@orders/persistence';
-import { buyerAddress, waitFor } from '@orders/testing';
+import { waitFor } from '@orders/testing';
 import { closeUnpaidOrder } from '@orders/worker';
-import { ulid } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -20,27 +17,10 @@ describe('every order type lives its own life', () => {
   });
   afterAll(async () => system?.close());
 
-  /** An order of the given type as the intake would hand it to the worker (already in MySQL). */
-  async function persisted(type: OrderType, userId: string, items: Array<{ skuId: string; qty: number }>): Promise<string> {
-    const orderId = ulid();
-    const now = new Date();
-    const catalog = await new CatalogRepository(system.env.db).findSkus(items.map((i) => i.skuId));
-    await new OrderRepository(system.env.db).persistAcceptedOrders(
-      [
-        {
-          accepted: { orderId, userId, type, items, address: buyerAddress, couponCode: null, acceptedAt: now.toISOString(), paymentDeadline: new Date(now.getTime() + 60_000).toISOString() },
-          priced: priceOrder(items, catalog, now),
-        },
-      ],
-      now,
-    );
-    return orderId;
-  }
-
   const pay = (orderId: string, buyer: string) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
 
   it('a presale collects a 20% deposit, then the balance, and then ships', async () => {
-    const orderId = await persisted('presale', 'eve', [{ skuId: 'CONSOLE', qty: 1 }]);
+    const orderId = await system.persisted('presale', 'eve', [{ skuId: 'CONSOLE', qty: 1 }]);
     expect((await system.order(orderId)).status).toBe('PENDING_DEPOSIT');
     const deposit = await pay(orderId, 'eve');
     expect(deposit.body).toMatchObject({ purpose: 'deposit', amountCents: 10_000 });
@@ -58,7 +38,7 @@ describe('every order type lives its own life', () => {
   });
 
   it('a presale whose balance is not paid within its 700 ms deadline keeps the deposit and releases the unit in the ledger', async () => {
-    const orderId = await persisted('presale', 'fay', [{ skuId: 'CONSOLE', qty: 1 }]);
+    const orderId = await system.persisted('presale', 'fay', [{ skuId: 'CONSOLE', qty: 1 }]);
     await pay(orderId, 'fay');
     await system.waitForStatus(orderId, 'DEPOSIT_PAID');
     const forfeited = await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED', 10_000);
@@ -75,7 +55,7 @@ describe('every order type lives its own life', () => {
   });
 
   it('a virtual order is delivered by its payment and completes without a shipment', async () => {
-    const orderId = await persisted('virtual', 'gus', [{ skuId: 'GIFT-CARD', qty: 2 }]);
+    const orderId = await system.persisted('virtual', 'gus', [{ skuId: 'GIFT-CARD', qty: 2 }]);
     await pay(orderId, 'gus');
     const done = await system.waitForStatus(orderId, 'COMPLETED');
     expect(done.history.map((h: { action: string; actor: string }) => `${h.action}/${h.actor}`)).toEqual(['checkout/buyer', 'persist/system', 'pay/payment', 'deliver/system']);

@@ -1,7 +1,4 @@
-import { priceOrder } from '@orders/domain';
-import { CatalogRepository, OrderRepository } from '@orders/persistence';
-import { buyerAddress, waitFor } from '@orders/testing';
-import { ulid } from 'ulid';
+import { waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -38,14 +35,7 @@ describe('unpaid orders whose payment deadline job was lost', () => {
 
   it('closes a presale whose balance deadline job was lost as that job would have: the deposit kept', async () => {
     const { timers } = system.workers.deps.queues;
-    const orderId = ulid();
-    const now = new Date();
-    const items = [{ skuId: 'KETTLE', qty: 1 }];
-    const catalog = await new CatalogRepository(system.env.db).findSkus(['KETTLE']);
-    await new OrderRepository(system.env.db).persistAcceptedOrders(
-      [{ accepted: { orderId, userId: 'ona', type: 'presale', items, address: buyerAddress, couponCode: null, acceptedAt: now.toISOString(), paymentDeadline: new Date(now.getTime() + 60_000).toISOString() }, priced: priceOrder(items, catalog, now) }],
-      now,
-    );
+    const orderId = await system.persisted('presale', 'ona', [{ skuId: 'KETTLE', qty: 1 }]);
     expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ona'), body: { method: 'card' } })).status).toBe(202);
     await system.waitForStatus(orderId, 'DEPOSIT_PAID');
     const balanceJob = await waitFor(async () => timers.getJob(`expire-balance-${orderId}`), { what: 'the balance deadline job' });

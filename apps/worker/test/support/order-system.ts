@@ -1,11 +1,14 @@
 import { createHmac } from 'node:crypto';
 import { buildApp, connectApi } from '@orders/api';
+import { priceOrder, type OrderType } from '@orders/domain';
+import { CatalogRepository, OrderRepository } from '@orders/persistence';
 import { buildPaymentSim, paymentSimOptions } from '@orders/payment-sim';
 import { buyerAddress, createTestEnv, freePort, httpClient, signToken, waitFor, type HttpClient, type TestEnv } from '@orders/testing';
 import { buildWarehouseSim, warehouseSimOptions } from '@orders/warehouse-sim';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
+import { ulid } from 'ulid';
 
 export interface OrderSystem extends Pick<HttpClient, 'request'> {
   env: TestEnv;
@@ -17,6 +20,8 @@ export interface OrderSystem extends Pick<HttpClient, 'request'> {
   token(sub: string, role?: 'buyer' | 'merchant' | 'admin'): string;
   createSku(sku: { skuId: string; priceCents: number; merchantId: string; channel: 'self' | 'third_party'; warehouseId: string; stock: number; deduction: 'placement' | 'payment'; stockBuckets?: number }): Promise<void>;
   checkout(buyer: string, items: Array<{ skuId: string; qty: number }>, key?: string): Promise<string>;
+  /** An order of a type the checkout does not create (presale, virtual), as the intake would hand it to the worker: already in MySQL. */
+  persisted(type: OrderType, userId: string, items: Array<{ skuId: string; qty: number }>): Promise<string>;
   waitForStatus(orderId: string, status: string, timeoutMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** The order's first refund (or return) once it has this status, SUCCEEDED when paid back: its refund job has run by then. */
   waitForRefund(orderId: string, status?: string, timeoutMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -75,6 +80,21 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
       const answer = await http.request('POST', '/v1/orders', { token: token(buyer), headers: { 'idempotency-key': key }, body: { items, address: buyerAddress } });
       if (answer.status !== 202) throw new Error(`checkout: ${answer.status} ${JSON.stringify(answer.body)}`);
       return answer.body.orderId as string;
+    },
+    async persisted(type, userId, items) {
+      const orderId = ulid();
+      const now = new Date();
+      const catalog = await new CatalogRepository(env.db).findSkus(items.map((i) => i.skuId));
+      await new OrderRepository(env.db).persistAcceptedOrders(
+        [
+          {
+            accepted: { orderId, userId, type, items, address: buyerAddress, couponCode: null, acceptedAt: now.toISOString(), paymentDeadline: new Date(now.getTime() + 60_000).toISOString() },
+            priced: priceOrder(items, catalog, now),
+          },
+        ],
+        now,
+      );
+      return orderId;
     },
     async order(orderId) {
       return (await http.request('GET', `/v1/orders/${orderId}`, { token: admin })).body;
