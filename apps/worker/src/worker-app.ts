@@ -1,4 +1,5 @@
 import type { Config } from '@orders/config';
+import { statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, type OrderDb } from '@orders/persistence';
 import { JOB, QUEUE, createOrderQueues, moveToDeadLetter, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
@@ -106,12 +107,14 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     return expired;
   };
   /**
-   * The backstop of the deadline jobs: unpaid orders (and presales owing their balance) a
-   * whole sweep interval past their deadline lost their job (Redis lost data, a flushed
-   * queue) and would hold their stock for ever. Closed as their job would have; counted and
-   * logged, since it means jobs go missing.
+   * The backstop of the timer jobs. Unpaid orders (and presales owing their balance) a whole
+   * sweep interval past their deadline lost their job (Redis lost data, a flushed queue) and
+   * would hold their stock for ever: closed as their job would have. Shipped orders never
+   * confirmed and delivered orders never completed a sweep interval past their timer would
+   * wait for ever too: moved on as their timer would have. Counted and logged, since it
+   * means jobs go missing.
    */
-  const expireOverdue = async (): Promise<void> => {
+  const sweepOverdue = async (): Promise<void> => {
     const now = deps.clock().getTime();
     const graceMs = config.OVERDUE_SWEEP_INTERVAL_MS;
     const shortestTimeout = Math.min(config.PAYMENT_TIMEOUT_MS, config.FLASH_SALE_PAYMENT_TIMEOUT_MS);
@@ -119,17 +122,32 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     let closed = await expireUnpaid(overdue, 'payment deadline passed; its deadline job was gone');
     const owingBalance = await deps.orders.overdueBalanceOrderIds(new Date(now - graceMs), OVERDUE_BATCH);
     for (const orderId of owingBalance) if (await life.forfeitDeposit(orderId)) closed += 1;
-    if (closed === 0) return;
-    metrics.overdueOrdersExpired.inc(closed);
-    log.warn({ count: closed, orderIds: [...overdue, ...owingBalance].slice(0, 20) }, 'closed orders past their payment or balance deadline whose deadline job was gone');
+    if (closed > 0) {
+      metrics.overdueOrdersExpired.inc(closed);
+      log.warn({ count: closed, orderIds: [...overdue, ...owingBalance].slice(0, 20) }, 'closed orders past their payment or balance deadline whose deadline job was gone');
+    }
+    for (const backstop of timerBackstops) {
+      for (const { status, types } of statusesWaitingFor(backstop.effect)) {
+        const waiting = await deps.orders.waitingSince(status, types, new Date(now - graceMs - backstop.waitMs), OVERDUE_BATCH);
+        const moved: string[] = [];
+        for (const orderId of waiting) if (await backstop.fire(orderId)) moved.push(orderId);
+        if (moved.length === 0) continue;
+        metrics.overdueOrderTimers.inc({ timer: backstop.timer }, moved.length);
+        log.warn({ timer: backstop.timer, count: moved.length, orderIds: moved.slice(0, 20) }, 'moved on orders past their timer whose timer job was gone');
+      }
+    }
   };
+  const timerBackstops = [
+    { effect: 'scheduleAutoConfirm', timer: 'auto_confirm', waitMs: config.AUTO_CONFIRM_MS, fire: async (orderId: string) => life.autoConfirm(orderId) },
+    { effect: 'scheduleCompletion', timer: 'complete', waitMs: config.AFTER_SALES_WINDOW_MS, fire: async (orderId: string) => life.completeIfWindowClosed(orderId) },
+  ] as const;
   const processors: Partial<Record<string, Processor>> = {
     [QUEUE.orders]: async (job: Job<PersistOrderJob>) => writer.persist(job.data),
     [QUEUE.timers]: async (job: Job, token) => {
       if (job.name === JOB.expireOrder) return expireUnpaid([(job.data as ExpireOrderJob).orderId]);
       if (job.name === JOB.expireOrders) return expireUnpaid((job.data as ExpireOrdersJob).orders.map((order) => order.orderId));
       if (job.name === JOB.reconcileStock) return void (await reconciler.reconcile({ repair: false }));
-      if (job.name === JOB.expireOverdueOrders) return expireOverdue();
+      if (job.name === JOB.expireOverdueOrders) return sweepOverdue();
       return life.timerJob(job, token);
     },
     [QUEUE.payments]: async (job: Job, token) => life.paymentsJob(job, token),

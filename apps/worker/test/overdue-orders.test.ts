@@ -2,12 +2,19 @@ import { waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
-describe('unpaid orders whose payment deadline job was lost', () => {
+describe('orders whose deadline or timer job was lost', () => {
   let system: OrderSystem;
 
   beforeAll(async () => {
-    // 2 s to pay; the backstop looks every 500 ms for orders 500 ms past their deadline
-    system = await startOrderSystem('overdue_orders', { PAYMENT_TIMEOUT_MS: '2000', FLASH_SALE_PAYMENT_TIMEOUT_MS: '2000', PRESALE_BALANCE_TIMEOUT_MS: '1500', OVERDUE_SWEEP_INTERVAL_MS: '500' });
+    // 2 s to pay, 1.5 s to confirm receipt, a 1.5 s after-sales window; the backstop looks every 500 ms for orders 500 ms past their deadline or timer
+    system = await startOrderSystem('overdue_orders', {
+      PAYMENT_TIMEOUT_MS: '2000',
+      FLASH_SALE_PAYMENT_TIMEOUT_MS: '2000',
+      PRESALE_BALANCE_TIMEOUT_MS: '1500',
+      AUTO_CONFIRM_MS: '1500',
+      AFTER_SALES_WINDOW_MS: '1500',
+      OVERDUE_SWEEP_INTERVAL_MS: '500',
+    });
     await system.createSku({ skuId: 'KETTLE', priceCents: 3_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
   });
   afterAll(async () => system?.close());
@@ -43,5 +50,26 @@ describe('unpaid orders whose payment deadline job was lost', () => {
     const forfeited = await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED', 20_000);
     expect(forfeited.history.at(-1)).toMatchObject({ action: 'expire_balance', actor: 'system' });
     expect((await system.workers.deps.metrics.overdueOrdersExpired.get()).values[0]?.value).toBe(2);
+  });
+
+  it('confirms a shipped order whose auto-confirm job was lost, and completes it when its after-sales window closes though that job was lost too', async () => {
+    const { timers } = system.workers.deps.queues;
+    const lose = async (jobId: string) => (await waitFor(async () => timers.getJob(jobId), { what: jobId })).remove();
+    const orderId = await system.checkout('ida', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ida'), body: { method: 'card' } });
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    expect((await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED' } })).body.callbackStatus).toBe(200);
+    await lose(`auto-confirm-${orderId}`);
+
+    const delivered = await system.waitForStatus(orderId, 'DELIVERED', 20_000);
+    expect(delivered.history.at(-1)).toMatchObject({ action: 'auto_confirm', actor: 'system' });
+    await lose(`complete-${orderId}`);
+
+    const completed = await system.waitForStatus(orderId, 'COMPLETED', 20_000);
+    const at = (action: string) => Date.parse(completed.history.findLast((entry: { action: string }) => entry.action === action).at);
+    expect(at('complete') - at('auto_confirm')).toBeGreaterThanOrEqual(1_500);
+    const moved = (await system.workers.deps.metrics.overdueOrderTimers.get()).values.map(({ labels, value }) => [labels.timer, value]);
+    expect(moved.sort()).toEqual([['auto_confirm', 1], ['complete', 1]]);
   });
 });

@@ -234,7 +234,9 @@ const schema = {
   CALLBACK_REPLAY_WINDOW_MS: int(1000),
   /**
    * how often a worker serving `timers` looks in MySQL for unpaid orders this long past their
-   * payment deadline and expires them: the backstop for deadline jobs Redis lost (0: never)
+   * payment deadline and expires them, and for shipped or delivered orders this long past their
+   * auto-confirm or after-sales window and moves them on: the backstop for timer jobs Redis
+   * lost (0: never)
    */
   OVERDUE_SWEEP_INTERVAL_MS: MS,
   /** how often a worker serving `timers` compares Redis stock with the ledger (0: never) */

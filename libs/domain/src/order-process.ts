@@ -129,6 +129,11 @@ export class OrderStateMachine {
     return (this.process.forwardPath as readonly string[]).indexOf(status);
   }
 
+  /** The states a transition carrying this effect enters (where an order waits for the timer it schedules). */
+  statusesEnteredWith(effect: Effect): string[] {
+    return [...new Set(this.process.transitions.filter((r) => r.effects?.includes(effect)).map((r) => r.to))];
+  }
+
   /** Every action of the table, for exhaustive checks. */
   actions(): string[] {
     return [...new Set(this.process.transitions.map((r) => r.action))];

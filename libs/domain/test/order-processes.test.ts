@@ -7,6 +7,7 @@ import {
   planSplit,
   presaleDepositCents,
   stateMachineFor,
+  statusesWaitingFor,
   type Actor,
 } from '@orders/domain';
 import fc from 'fast-check';
@@ -41,6 +42,14 @@ describe('the order process tables', () => {
       }
     }
     expect(legal).toBeGreaterThan(5);
+  });
+
+  it('says where orders wait for their timers: shipped goods for the auto-confirm, delivered goods for the end of the after-sales window', () => {
+    expect(statusesWaitingFor('scheduleAutoConfirm')).toEqual([{ status: 'SHIPPED', types: ['standard', 'flash_sale', 'presale'] }]);
+    // an imported order is completed by its channel or merchant, never by a timer of ours
+    expect(statusesWaitingFor('scheduleCompletion')).toEqual([{ status: 'DELIVERED', types: ['standard', 'flash_sale', 'presale'] }]);
+    for (const { status, types } of statusesWaitingFor('scheduleAutoConfirm')) for (const type of types) expect(stateMachineFor(type).can(status, 'auto_confirm', 'system')).toBe(true);
+    for (const { status, types } of statusesWaitingFor('scheduleCompletion')) for (const type of types) expect(stateMachineFor(type).can(status, 'complete', 'system')).toBe(true);
   });
 
   it('a split parent takes no fulfilment action itself: its status derives from its children', () => {

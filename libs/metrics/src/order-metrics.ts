@@ -158,6 +158,12 @@ export function createMetrics(labels: { app: string }) {
       help: 'Unpaid orders (and presales owing their balance) found in MySQL past their deadline and closed by the backstop sweep (OVERDUE_SWEEP_INTERVAL_MS): their deadline job was gone',
       registers: [registry],
     }),
+    overdueOrderTimers: new Counter({
+      name: 'overdue_order_timers_total',
+      help: 'Orders found in MySQL waiting a sweep interval (OVERDUE_SWEEP_INTERVAL_MS) past a timer, moved on by the backstop sweep as the timer would have: its job was gone. timer: auto_confirm (shipped, never confirmed), complete (after-sales window closed)',
+      labelNames: ['timer'] as const,
+      registers: [registry],
+    }),
     acceptedOrdersLost: new Counter({
       name: 'accepted_orders_lost_total',
       help: 'Accepted orders (the buyer had a 202) found not in MySQL with their reservation gone from Redis, so they cannot be persisted',

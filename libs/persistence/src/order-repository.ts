@@ -189,6 +189,24 @@ export class OrderRepository {
     return rows.map((row) => row.order_id);
   }
 
+  /**
+   * Orders of these types in `status` since before `since` (by their last change), oldest
+   * first, split parents left out (their status follows their children, whose timers run).
+   */
+  async waitingSince(status: string, types: readonly OrderType[], since: Date, limit: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('orders as o')
+      .select('o.order_id')
+      .where('o.status', '=', status)
+      .where('o.updated_at', '<', since)
+      .where('o.type', 'in', types)
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('orders as child').select('child.order_id').whereRef('child.parent_order_id', '=', 'o.order_id'))))
+      .orderBy('o.updated_at')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => row.order_id);
+  }
+
   /** Whether every line of the order is a SKU of this merchant: what a merchant may act on (an order of several merchants is the buyer's and admins' to act on until it splits). */
   async orderOfMerchantAlone(orderId: string, merchantId: string): Promise<boolean> {
     const lines = await this.db.selectFrom('order_items').select('merchant_id').where('order_id', '=', orderId).execute();

@@ -100,10 +100,15 @@ export class ForwardLife {
   /** timers queue, except the payment deadline (expire-order) */
   async timerJob(job: Job<OrderTimerJob>, token: string | undefined): Promise<void> {
     const { orderId } = job.data;
-    if (job.name === JOB.autoConfirm) await this.tryTransition({ orderId, action: 'auto_confirm', actor: 'system', detail: 'buyer did not confirm in time' });
+    if (job.name === JOB.autoConfirm) await this.autoConfirm(orderId);
     else if (job.name === JOB.completeOrder) await this.completeAfterWindow(job, token);
     else if (job.name === JOB.expireBalance) await this.forfeitDeposit(orderId);
     else throw new Error(`timers queue: unknown job ${job.name}`);
+  }
+
+  /** A shipped order the buyer did not confirm in time is confirmed by the system. */
+  async autoConfirm(orderId: string): Promise<boolean> {
+    return this.tryTransition({ orderId, action: 'auto_confirm', actor: 'system', detail: 'buyer did not confirm in time' });
   }
 
   /**
@@ -114,13 +119,27 @@ export class ForwardLife {
    */
   private async completeAfterWindow(job: Job<OrderTimerJob>, token: string | undefined): Promise<void> {
     const { orderId } = job.data;
-    const delivered = await this.process.lastDeliveredAt(orderId);
-    const closesAt = delivered === null ? 0 : delivered.getTime() + this.deps.config.AFTER_SALES_WINDOW_MS;
+    const closesAt = await this.afterSalesWindowClosesAt(orderId);
     if (closesAt > this.deps.clock().getTime() && token !== undefined) {
       await job.moveToDelayed(closesAt, token);
       throw new DelayedError(`after-sales window of ${orderId} open until ${new Date(closesAt).toISOString()}`);
     }
-    await this.tryTransition({ orderId, action: 'complete', actor: 'system', detail: 'after-sales window closed' });
+    await this.complete(orderId);
+  }
+
+  /** The backstop of a lost completion timer: completes the order only if its window has closed. */
+  async completeIfWindowClosed(orderId: string): Promise<boolean> {
+    if ((await this.afterSalesWindowClosesAt(orderId)) > this.deps.clock().getTime()) return false;
+    return this.complete(orderId);
+  }
+
+  private async afterSalesWindowClosesAt(orderId: string): Promise<number> {
+    const delivered = await this.process.lastDeliveredAt(orderId);
+    return delivered === null ? 0 : delivered.getTime() + this.deps.config.AFTER_SALES_WINDOW_MS;
+  }
+
+  private async complete(orderId: string): Promise<boolean> {
+    return this.tryTransition({ orderId, action: 'complete', actor: 'system', detail: 'after-sales window closed' });
   }
 
   /**

@@ -1,4 +1,4 @@
-import { OrderStateMachine, type OrderType } from '../order-process.js';
+import { OrderStateMachine, type Effect, type OrderType } from '../order-process.js';
 import { importedProcess } from './imported.js';
 import { presaleProcess } from './presale.js';
 import { flashSaleProcess, standardProcess } from './retail.js';
@@ -28,4 +28,15 @@ export function stateMachineFor(type: OrderType): OrderStateMachine {
   const machine = machines[type];
   if (!machine) throw new Error(`There is no order process for type '${String(type)}'`);
   return machine;
+}
+
+/**
+ * Where orders wait for the timer `effect` schedules (an auto-confirm in SHIPPED, a
+ * completion in DELIVERED), by status with the order types that wait there: where an order
+ * whose timer job was lost stays.
+ */
+export function statusesWaitingFor(effect: Effect): { status: string; types: OrderType[] }[] {
+  const types = new Map<string, OrderType[]>();
+  for (const type of ORDER_TYPES) for (const status of machines[type].statusesEnteredWith(effect)) types.set(status, [...(types.get(status) ?? []), type]);
+  return [...types].map(([status, waiting]) => ({ status, types: waiting }));
 }
