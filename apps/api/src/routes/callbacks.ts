@@ -1,9 +1,10 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { IllegalTransition, StaleOrderVersion, stateMachineFor, type OrderType } from '@orders/domain';
-import { ProcessRepository, RefundRepository, paymentDetail, type RefundView } from '@orders/persistence';
+import { ProcessRepository, RefundRepository, type RefundView } from '@orders/persistence';
 import { enqueueLatePaymentRefund } from '@orders/queues';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
+import { applyPaymentTaken } from '../payment-settlement.js';
 import { HttpProblem, notFound, unauthorized } from '../problems.js';
 import { problemRef } from '../schemas.js';
 import { AlreadyApplied, followUp, followUpAgain } from './order-engine-support.js';
@@ -179,42 +180,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         if (!(await payments.paymentApplied(order.order_id, payment.payment_id))) await enqueueLatePaymentRefund(deps.queues, { orderId: order.order_id, paymentId: payment.payment_id });
         return { changed: false, status: order.status };
       }
-      const action = payment.purpose === 'deposit' ? 'pay_deposit' : 'pay';
-      const paidAt = new Date(callback.at);
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const { order: paid, fired } = await deps.orders.applyTransition({
-            orderId: order.order_id,
-            action,
-            actor: 'payment',
-            at: deps.clock(),
-            detail: paymentDetail(payment.payment_id, callback.transactionId),
-            effects: async (trx, _current, transition) => {
-              const settled = await ProcessRepository.settlePayment(trx, payment.payment_id, { status: 'SUCCEEDED', transactionId: callback.transactionId, at: paidAt });
-              if (!settled) throw new AlreadyApplied();
-              if (transition.effects.includes('scheduleBalanceDeadline')) {
-                await ProcessRepository.setBalanceDeadline(trx, order.order_id, new Date(deps.clock().getTime() + deps.config.PRESALE_BALANCE_TIMEOUT_MS));
-              }
-            },
-          });
-          deps.metrics.transitions.inc({ type: paid.type, from: fired.from, to: fired.to, action: fired.action });
-          await followUp(deps, paid, fired.effects);
-          return { changed: true, status: paid.status };
-        } catch (error) {
-          if (error instanceof StaleOrderVersion && attempt < 5) continue;
-          if (error instanceof AlreadyApplied) return { changed: false, status: (await deps.orders.findOrderRow(order.order_id))?.status ?? order.status };
-          if (!(error instanceof IllegalTransition)) throw error;
-          const now = await payments.findPayment(payment.payment_id);
-          const current = await deps.orders.findOrderRow(order.order_id);
-          if (now?.status === 'SUCCEEDED') return { changed: false, status: current?.status ?? order.status };
-          // the money was taken but the order closed meanwhile (expired, cancelled, paid by another
-          // attempt, deposit forfeited): record it and give this payment back, and only this one
-          request.log.warn({ orderId: order.order_id, paymentId: payment.payment_id, status: current?.status }, 'payment for an order that can no longer be paid: refunding');
-          await deps.db.transaction().execute((trx) => ProcessRepository.settlePayment(trx, payment.payment_id, { status: 'SUCCEEDED', transactionId: callback.transactionId, at: paidAt }));
-          await enqueueLatePaymentRefund(deps.queues, { orderId: order.order_id, paymentId: payment.payment_id });
-          return { changed: false, status: current?.status ?? order.status };
-        }
-      }
+      return applyPaymentTaken(deps, order, payment, { transactionId: callback.transactionId, paidAt: new Date(callback.at) }, request.log);
     },
   );
 

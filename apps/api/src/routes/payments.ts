@@ -3,11 +3,15 @@ import { ProcessRepository, type PaymentPurpose } from '@orders/persistence';
 import { enqueuePaymentRequest } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
+import { applyPaymentTaken } from '../payment-settlement.js';
 import { notFound, stillInQueue } from '../problems.js';
 import { queuedOrderFor } from '../queued-orders.js';
 import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
 
 const ULID = new RegExp(ULID_PATTERN);
+
+/** The transaction id a payment of nothing is recorded under: no payment system saw it. */
+const noChargeTransactionId = (paymentId: string) => `no-charge-${paymentId}`;
 
 export const paymentAnswerSchema = {
   type: 'object',
@@ -39,7 +43,7 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
         tags: ['orders'],
         summary: 'Pay an order (202: the payment system confirms by callback)',
         description:
-          'Collects payableCents (a presale: its deposit, then its balance) through the payment system behind a circuit breaker. While the payment system is unavailable the request waits in the payments queue; the order never fails because of it. 409 ILLEGAL_TRANSITION when nothing is payable now; for an order still in the queue (ACCEPTED) with retry-after, since it becomes payable once persisted.',
+          'Collects payableCents (a presale: its deposit, then its balance) through the payment system behind a circuit breaker; an amount of 0 (everything discounted) goes through at once without it (status SUCCEEDED, transaction id no-charge-<paymentId>). While the payment system is unavailable the request waits in the payments queue; the order never fails because of it. 409 ILLEGAL_TRANSITION when nothing is payable now; for an order still in the queue (ACCEPTED) with retry-after, since it becomes payable once persisted.',
         params: orderParamsSchema,
         body: {
           type: 'object',
@@ -75,8 +79,16 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
           amountCents = payable - paid.reduce((sum, p) => sum + Number(p.amount_cents), 0);
         }
       }
-      const { payment } = await payments.openPayment({ orderId, purpose, method: request.body.method, amountCents, at: deps.clock() });
-      if (payment.status === 'PENDING') await enqueuePaymentRequest(deps.queues, { orderId, paymentId: payment.payment_id });
+      const opened = await payments.openPayment({ orderId, purpose, method: request.body.method, amountCents, at: deps.clock() });
+      let payment = opened.payment;
+      if (payment.status === 'PENDING' && Number(payment.amount_cents) === 0) {
+        // nothing to collect (a coupon or a member price covering everything): a payment system refuses
+        // a charge of nothing, so the payment goes through here, under a transaction id of our own
+        await applyPaymentTaken(deps, order, payment, { transactionId: noChargeTransactionId(payment.payment_id), paidAt: deps.clock() }, request.log);
+        payment = (await payments.findPayment(payment.payment_id)) ?? payment;
+      } else if (payment.status === 'PENDING') {
+        await enqueuePaymentRequest(deps.queues, { orderId, paymentId: payment.payment_id });
+      }
       return reply.code(202).send({
         paymentId: payment.payment_id,
         orderId,

@@ -356,7 +356,8 @@ export class ForwardLife {
   private async refundPayments(job: Job<OrderEffectsJob>, token: string | undefined): Promise<void> {
     const { orderId, paymentId: latePayment } = job.data;
     if (latePayment === undefined && (await this.refunds.hasRefundOrders(orderId))) return this.payRefundOrders(job, token);
-    const paid = (await this.process.payments(orderId)).filter((p) => p.status === 'SUCCEEDED' && (latePayment === undefined || p.payment_id === latePayment));
+    // a payment of nothing (no-charge) has nothing to give back, and a payment system refuses a refund of nothing
+    const paid = (await this.process.payments(orderId)).filter((p) => p.status === 'SUCCEEDED' && Number(p.amount_cents) > 0 && (latePayment === undefined || p.payment_id === latePayment));
     const refunds = paid.map((payment) => ({ refundId: `${payment.payment_id}-refund`, paymentId: payment.payment_id, amountCents: Number(payment.amount_cents) }));
     for (const refund of refunds) await callExternal(job, token, () => this.paymentClient.refund(refund));
     const at = this.deps.clock();

@@ -1,0 +1,56 @@
+import { IllegalTransition, StaleOrderVersion } from '@orders/domain';
+import { ProcessRepository, paymentDetail, type OrderRow, type PaymentRow } from '@orders/persistence';
+import { enqueueLatePaymentRefund } from '@orders/queues';
+import type { FastifyBaseLogger } from 'fastify';
+import type { AppDeps } from './app-deps.js';
+import { AlreadyApplied, followUp } from './routes/order-engine-support.js';
+
+/** What the payment system (or nobody, for nothing to pay) says of a payment that went through. */
+export interface PaymentTaken {
+  transactionId: string;
+  paidAt: Date;
+}
+
+/**
+ * Records a payment that went through and fires what it pays (pay, pay_deposit) in one
+ * transaction. Money taken for an order that can no longer take it (expired, cancelled,
+ * paid by another attempt, deposit forfeited) is recorded and this payment alone is given
+ * back. A payment already recorded changes nothing.
+ */
+export async function applyPaymentTaken(deps: AppDeps, order: OrderRow, payment: PaymentRow, taken: PaymentTaken, log: FastifyBaseLogger): Promise<{ changed: boolean; status: string }> {
+  const payments = new ProcessRepository(deps.db);
+  const action = payment.purpose === 'deposit' ? 'pay_deposit' : 'pay';
+  const outcome = { status: 'SUCCEEDED', transactionId: taken.transactionId, at: taken.paidAt } as const;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { order: paid, fired } = await deps.orders.applyTransition({
+        orderId: order.order_id,
+        action,
+        actor: 'payment',
+        at: deps.clock(),
+        detail: paymentDetail(payment.payment_id, taken.transactionId),
+        effects: async (trx, _current, transition) => {
+          const settled = await ProcessRepository.settlePayment(trx, payment.payment_id, outcome);
+          if (!settled) throw new AlreadyApplied();
+          if (transition.effects.includes('scheduleBalanceDeadline')) {
+            await ProcessRepository.setBalanceDeadline(trx, order.order_id, new Date(deps.clock().getTime() + deps.config.PRESALE_BALANCE_TIMEOUT_MS));
+          }
+        },
+      });
+      deps.metrics.transitions.inc({ type: paid.type, from: fired.from, to: fired.to, action: fired.action });
+      await followUp(deps, paid, fired.effects);
+      return { changed: true, status: paid.status };
+    } catch (error) {
+      if (error instanceof StaleOrderVersion && attempt < 5) continue;
+      if (error instanceof AlreadyApplied) return { changed: false, status: (await deps.orders.findOrderRow(order.order_id))?.status ?? order.status };
+      if (!(error instanceof IllegalTransition)) throw error;
+      const now = await payments.findPayment(payment.payment_id);
+      const current = await deps.orders.findOrderRow(order.order_id);
+      if (now?.status === 'SUCCEEDED') return { changed: false, status: current?.status ?? order.status };
+      log.warn({ orderId: order.order_id, paymentId: payment.payment_id, status: current?.status }, 'payment for an order that can no longer be paid: refunding');
+      await deps.db.transaction().execute((trx) => ProcessRepository.settlePayment(trx, payment.payment_id, outcome));
+      await enqueueLatePaymentRefund(deps.queues, { orderId: order.order_id, paymentId: payment.payment_id });
+      return { changed: false, status: current?.status ?? order.status };
+    }
+  }
+}
