@@ -71,6 +71,10 @@ describe('returns inside the after-sales window', () => {
     const ivy = system.token('ivy');
     const orderId = await delivered('ivy');
     const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: ivy, body: { reason: 'one is enough', items: [{ skuId: 'LAMP', qty: 1 }] } });
+    // the parcel reaches the warehouse before the merchant approved the return: "not yet", so the warehouse tries again later
+    const early = await system.signedCallback('warehouse', { orderId, event: 'RETURN_RECEIVED', at: new Date().toISOString() });
+    expect([early.status, early.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    expect((await system.order(orderId)).status).toBe('RETURN_REQUESTED');
     await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/approve`, { token: system.token('shop', 'merchant') });
     expect((await warehouse(orderId, 'RETURN_RECEIVED')).body.callbackStatus).toBe(200);
     const back = await system.waitForStatus(orderId, 'DELIVERED');

@@ -170,6 +170,12 @@ export class RefundRepository {
     return received && { ...received, parts: await applyRefund(trx, order, received, 'return') };
   }
 
+  /** Whether a return of the order waits for the merchant's review (asked for, neither approved nor refused). */
+  async returnAwaitingReview(orderId: string): Promise<boolean> {
+    const row = await this.db.selectFrom('refunds').select('refund_id').where('order_id', '=', orderId).where('kind', '=', 'return').where('status', '=', 'REQUESTED').executeTakeFirst();
+    return row !== undefined;
+  }
+
   /** Whether the order's approved return brings back every unit it has not refunded yet. */
   async approvedReturnIsWhole(orderId: string): Promise<boolean> {
     const row = await this.db.selectFrom('refunds').select('items').where('order_id', '=', orderId).where('kind', '=', 'return').where('status', '=', 'APPROVED').executeTakeFirst();

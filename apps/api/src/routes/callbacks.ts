@@ -255,6 +255,9 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
             if (attempt < 5) continue;
             throw error;
           }
+          // a parcel the buyer sent back before the merchant approved its return: not a repeat but
+          // early (answered 200 it would be dropped, the order left in RETURNING for ever); the warehouse retries
+          if (event.action === 'receive_return' && (await refunds.returnAwaitingReview(current.order_id))) throw error;
           const rule = machine.process.transitions.find((r) => r.action === event.action);
           const reached = machine.progress(current.status);
           // not reached yet (the event overtook our own step): the warehouse retries later
