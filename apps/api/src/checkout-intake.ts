@@ -102,7 +102,7 @@ export class CheckoutIntake {
    */
   async checkout(userId: string, idempotencyKey: string, body: CheckoutBody, deviceId: string | null = null, counters: CheckoutCounters | null = null): Promise<Reservation> {
     const { inventory, metrics } = this.deps;
-    if (this.deps.queueDepth.current() >= this.deps.highWaterMark) {
+    if (this.deps.queueDepth.current() >= this.deps.highWaterMark && !(await this.retriedAccepted(userId, idempotencyKey, body))) {
       metrics.checkouts.inc({ outcome: 'overloaded' });
       throw overloaded(2);
     }
@@ -145,6 +145,15 @@ export class CheckoutIntake {
       this.deps.log.warn({ err: error, orderId: reservation.order.orderId }, 'enqueue failed; the sweeper will enqueue this order');
     }
     return reservation;
+  }
+
+  /**
+   * A retry of a checkout already accepted is answered while the api sheds load: it adds
+   * nothing to the backlog, and its buyer learns the order they must pay before its
+   * deadline. Any doubt (Redis away, a bucketed SKU named alone) sheds it like the others.
+   */
+  private async retriedAccepted(userId: string, idempotencyKey: string, body: CheckoutBody): Promise<boolean> {
+    return this.deps.inventory.checkoutRecorded(userId, idempotencyKey, body.items).catch(() => false);
   }
 
   private refuseIfBlocked(userId: string, deviceId: string | null): void {

@@ -179,10 +179,15 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       expect((await checkout('honest-buyer', 'k-own-device', { 'x-device-id': 'own-phone-7' })).status).toBe(202);
 
       // 3 checkouts a minute are allowed; the 4th in the window is refused
-      for (let i = 1; i <= 3; i++) expect((await checkout('eager-buyer', `k-eager-${i}`)).status).toBe(202);
+      const accepted = [];
+      for (let i = 1; i <= 3; i++) accepted.push(await checkout('eager-buyer', `k-eager-${i}`));
+      expect(accepted.map((answer) => answer.status)).toEqual([202, 202, 202]);
       const tooFast = await checkout('eager-buyer', 'k-eager-4');
       expect(tooFast.status).toBe(403);
       expect(tooFast.body.code).toBe('RISK_REJECTED');
+      // a retry of an accepted checkout (its 202 lost) is no new attempt: its order again, not a refusal that hides it
+      const retried = await checkout('eager-buyer', 'k-eager-1');
+      expect([retried.status, retried.body.orderId]).toEqual([202, accepted[0]!.body.orderId]);
 
       // only the 4 accepted checkouts hold stock
       expect(await stockOfRisky('ops-risk-2')).toEqual({ available: before.available - 4, reserved: before.reserved + 4, sold: 0 });
@@ -197,26 +202,32 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       expect(new StockKeys('').bucketOf(buyer, 2)).toBe(1);
       const checkoutSplit = (key: string) =>
         api.request('POST', '/v1/orders', { token: api.token(buyer), body: { items: [{ skuId: 'RISKY-SPLIT', qty: 1 }], address: buyerAddress }, headers: { 'idempotency-key': key } });
-      for (let i = 1; i <= 3; i++) expect((await checkoutSplit(`k-split-${i}`)).status).toBe(202);
+      const accepted = [];
+      for (let i = 1; i <= 3; i++) accepted.push(await checkoutSplit(`k-split-${i}`));
+      expect(accepted.map((answer) => answer.status)).toEqual([202, 202, 202]);
       const tooFast = await checkoutSplit('k-split-4');
       expect(tooFast.status).toBe(403);
       expect(tooFast.body.code).toBe('RISK_REJECTED');
       expect(tooFast.headers['x-ratelimit-remaining']).toBe('4');
+      const retried = await checkoutSplit('k-split-2');
+      expect([retried.status, retried.body.orderId]).toEqual([202, accepted[1]!.body.orderId]);
       expect((await api.request('GET', '/v1/admin/skus/RISKY-SPLIT', { token: admin })).body.stock).toEqual({ available: 7, reserved: 3, sold: 0 });
     });
 
-    it("counts the checkouts the api refuses from its sold-out memory as attempts, a retried one's too, and refuses the one past the velocity rule", async () => {
+    it("counts the checkouts the api refuses from its sold-out memory as attempts, a retried one's too, and refuses the one past the velocity rule, but not a retry of the accepted one", async () => {
       const shop = await startApi({ ...env, config: { ...env.config, SOLD_OUT_MEMORY_MS: 60_000 } });
       try {
         const admin = shop.token('ops-risk-memory', 'admin');
         await createSku(shop, admin, { skuId: 'RISKY-LAST', title: 'Last risky gadget', priceCents: 1_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 1, deduction: 'placement' });
         const checkoutLast = (key: string) =>
           shop.request('POST', '/v1/orders', { token: shop.token('keen-buyer'), body: { items: [{ skuId: 'RISKY-LAST', qty: 1 }], address: buyerAddress }, headers: { 'idempotency-key': key } });
-        // the last unit; then the script finds the SKU empty; then the api's memory answers, the 4th attempt in the window included
-        const answers = [await checkoutLast('k-keen-1'), await checkoutLast('k-keen-2'), await checkoutLast('k-keen-3'), await checkoutLast('k-keen-1')];
-        expect(answers.map((answer) => answer.status)).toEqual([202, 409, 409, 403]);
-        expect(answers[3]!.body).toMatchObject({ status: 403, code: 'RISK_REJECTED' });
-        expect(answers.map((answer) => answer.headers['x-ratelimit-remaining'])).toEqual(['7', '6', '5', '4']);
+        // the last unit; then the script finds the SKU empty; then the api's memory answers, the 4th and 5th attempts in the window
+        // included: the 4th retries the accepted checkout (counted, and answered with its order), the 5th is refused
+        const answers = [await checkoutLast('k-keen-1'), await checkoutLast('k-keen-2'), await checkoutLast('k-keen-3'), await checkoutLast('k-keen-1'), await checkoutLast('k-keen-4')];
+        expect(answers.map((answer) => answer.status)).toEqual([202, 409, 409, 202, 403]);
+        expect(answers[3]!.body.orderId).toBe(answers[0]!.body.orderId);
+        expect(answers[4]!.body).toMatchObject({ status: 403, code: 'RISK_REJECTED' });
+        expect(answers.map((answer) => answer.headers['x-ratelimit-remaining'])).toEqual(['7', '6', '5', '4', '3']);
         expect((await shop.request('GET', '/v1/admin/skus/RISKY-LAST', { token: admin })).body.stock).toEqual({ available: 0, reserved: 1, sold: 0 });
       } finally {
         await shop.close();

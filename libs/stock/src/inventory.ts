@@ -236,14 +236,22 @@ export class Inventory {
           capped.map((counter) => counter.windowMs),
         ),
       );
-      this.refuseOverCounters(counters!, { count: counts[0]!, msLeft: counts[1]! }, counts[2]);
       known = exists!;
+      this.refuseOverCounters(counters!, { count: counts[0]!, msLeft: counts[1]! }, known === 1 ? undefined : counts[2]);
     } else {
       // counters of another group (a bucketed SKU's) in the same turn as the read: one round trip
-      [known] = await Promise.all([this.reads.send<number>(group, (pipeline) => pipeline.exists(record)), capped.length > 0 ? this.countBeforehand(counters!) : null]);
+      const [exists, counted] = await Promise.all([this.reads.send<number>(group, (pipeline) => pipeline.exists(record)), capped.length > 0 ? this.countBeforehand(counters!) : null]);
+      known = exists;
+      if (counted) this.refuseOverCounters(counters!, counted.budget, known === 1 ? undefined : counted.velocity?.count);
     }
     // a recorded key goes on to the reservation script, which does not count the spent counters again
     if (known === 0) throw new OutOfStock(skuId);
+  }
+
+  /** Whether this buyer's checkout under this Idempotency-Key was accepted (or refused as a conflict) already. */
+  async checkoutRecorded(userId: string, idempotencyKey: string, items: readonly OrderLineRequest[]): Promise<boolean> {
+    const group = await this.checkoutGroup(userId, items);
+    return (await this.reads.send<number>(group, (pipeline) => pipeline.exists(this.keys.idempotency(group, userId, idempotencyKey)))) === 1;
   }
 
   /** A SKU found with nothing left in any of its buckets: refused from memory for a moment (`refuseIfSoldOut`). */
@@ -292,7 +300,12 @@ export class Inventory {
     if (counters && !counters.spent) {
       const capped = cappedCounters(counters);
       if (capped.every((counter) => counter.slotGroup === group)) counted = capped;
-      else await this.countBeforehand(counters);
+      else {
+        const { budget, velocity } = await this.countBeforehand(counters);
+        const overVelocity = velocity !== undefined && velocity.count > counters.velocity!.max;
+        const replay = overVelocity && (await this.reads.send<number>(group, (pipeline) => pipeline.exists(this.keys.idempotency(group, userId, request.idempotencyKey)))) === 1;
+        this.refuseOverCounters(counters, budget, replay ? undefined : velocity?.count);
+      }
     }
     const keys = [
       this.keys.idempotency(group, userId, request.idempotencyKey),
@@ -423,13 +436,17 @@ export class Inventory {
     return keys;
   }
 
-  /** A checkout's counters counted in a call of their own, before its reservation; refused as the script would refuse them. */
-  private async countBeforehand(counters: CheckoutCounters): Promise<void> {
+  /** A checkout's counters counted in a call of their own, before its reservation (the caller refuses as the script would). */
+  private async countBeforehand(counters: CheckoutCounters): Promise<{ budget: WindowCount; velocity: WindowCount | undefined }> {
     const [budget, velocity] = await this.windowCounters.countEach(cappedCounters(counters));
-    this.refuseOverCounters(counters, budget!, velocity?.count);
+    return { budget: budget!, velocity };
   }
 
-  /** Records the budget's count, then refuses a checkout past its budget or its velocity, as the reservation script does. */
+  /**
+   * Records the budget's count, then refuses a checkout past its budget or its velocity, as
+   * the reservation script does. A retry of an accepted checkout (its key recorded) passes no
+   * velocity count: it is no new attempt, and a 403 would hide the order its buyer must pay.
+   */
   private refuseOverCounters(counters: CheckoutCounters, budget: WindowCount, velocityCount: number | undefined): void {
     counters.counted(budget);
     if (budget.count > counters.budget.max) throw new RequestBudgetSpent(budget.msLeft);

@@ -37,7 +37,8 @@
    -7 no such coupon, or not valid now
    -8 the buyer has used the coupon as often as it allows
    -9 the request budget is spent (nothing else looked at)
-  -10 more checkout attempts in the velocity window than risk control allows
+  -10 more checkout attempts in the velocity window than risk control allows (a replay is
+      answered before this)
 ]]
 local idemKey, orderKey, acceptedKey = KEYS[1], KEYS[2], KEYS[3]
 local orderId, userId, bodyHash = ARGV[1], ARGV[2], ARGV[3]
@@ -58,7 +59,6 @@ local budget = counts[1] or { 0, 0, 0 }
 
 local function checkout()
   if counterCount >= 1 and budget[1] > budget[3] then return { -9 } end
-  if counterCount >= 2 and counts[2][1] > counts[2][3] then return { -10 } end
 
   local previous = redis.call('HMGET', idemKey, 'h', 'o', 't', 'd', 'a', 'u')
   if previous[1] then
@@ -67,6 +67,9 @@ local function checkout()
     if previous[1] ~= bodyHash or (previous[6] and previous[6] ~= userId) then return { -1 } end
     return { 2, previous[2], previous[3], tonumber(previous[4]), previous[5] }
   end
+  -- after the replay: a buyer retrying their accepted checkout is no new attempt, and a
+  -- refusal (403, final for a client) would hide the order they must pay
+  if counterCount >= 2 and counts[2][1] > counts[2][3] then return { -10 } end
 
   -- a SKU with nothing left answers OUT_OF_STOCK before anything else, as the api does from
   -- memory for a SKU it saw sold out moments ago: both say the same to the same request
