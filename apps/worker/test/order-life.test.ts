@@ -112,6 +112,9 @@ describe('the whole forward life of an order', () => {
     // the order centre: the buyer lists the order (its parts are subOrders), merchants their children, admins search
     const mine = (await system.request('GET', '/v1/orders?status=COMPLETED', { token: buyer })).body.items;
     expect(mine.map((o: { orderId: string }) => o.orderId)).toEqual([orderId]);
+    // each listed order as GET /v1/orders/:id shows it: its payment, parts and history too
+    expect(mine).toEqual([(await system.request('GET', `/v1/orders/${orderId}`, { token: buyer })).body]);
+    expect(mine[0].subOrders).toHaveLength(3);
     const potterView = (await system.request('GET', '/v1/orders', { token: system.token('potter', 'merchant') })).body.items;
     expect(potterView.map((o: { orderId: string }) => o.orderId)).toEqual([potter.orderId]);
     const search = await system.request('GET', `/v1/admin/orders?parentOrderId=${orderId}&status=COMPLETED`, { token: admin });

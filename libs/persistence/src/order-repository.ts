@@ -127,34 +127,38 @@ export class OrderRepository {
 
   async findOrder(orderId: string): Promise<OrderView | null> {
     const order = await this.findOrderRow(orderId);
-    if (!order) return null;
+    return order && (await this.viewsOf([order]))[0]!;
+  }
+
+  /** The full view of each order (lines, history, payment, shipments, sub-orders), read for all of them at once. */
+  private async viewsOf(orders: OrderRow[]): Promise<OrderView[]> {
+    const orderIds = orders.map((order) => order.order_id);
     const [items, history, succeeded, shipments, children] = await Promise.all([
-      this.db.selectFrom('order_items').selectAll().where('order_id', '=', orderId).orderBy('line_no').execute(),
-      this.db.selectFrom('order_history').selectAll().where('order_id', '=', orderId).orderBy('version').execute(),
-      this.db
-        .selectFrom('payments')
-        .selectAll()
-        .where('order_id', '=', orderId)
-        .where('status', '=', 'SUCCEEDED')
-        .orderBy('created_at', 'desc')
-        .execute(),
-      this.db.selectFrom('shipments').selectAll().where('order_id', '=', orderId).orderBy('created_at').execute(),
-      this.db.selectFrom('orders').select('order_id').where('parent_order_id', '=', orderId).orderBy('order_id').execute(),
+      this.db.selectFrom('order_items').selectAll().where('order_id', 'in', orderIds).orderBy('line_no').execute(),
+      this.db.selectFrom('order_history').selectAll().where('order_id', 'in', orderIds).orderBy('version').execute(),
+      this.db.selectFrom('payments').selectAll().where('order_id', 'in', orderIds).where('status', '=', 'SUCCEEDED').orderBy('created_at', 'desc').execute(),
+      this.db.selectFrom('shipments').selectAll().where('order_id', 'in', orderIds).orderBy('created_at').execute(),
+      this.db.selectFrom('orders').select(['order_id', 'parent_order_id']).where('parent_order_id', 'in', orderIds).orderBy('order_id').execute(),
     ]);
-    // the payment that paid the order (its pay transition names it), not one that came late
-    // and went back; an order no payment paid shows the latest that succeeded
-    const payment = succeeded.find((p) => history.some((h) => PAYMENT_ACTIONS.includes(h.action) && h.detail?.startsWith(paymentDetail(p.payment_id, '')))) ?? succeeded[0];
-    return toOrderView(order, items, history, {
-      payment: payment
-        ? {
-            paymentId: payment.payment_id,
-            transactionId: payment.transaction_id,
-            paidAt: payment.paid_at?.toISOString() ?? null,
-            method: payment.method,
-          }
-        : null,
-      shipments: shipments.map((s) => ({ shipmentId: s.shipment_id, warehouseId: s.warehouse_id, trackingNo: s.tracking_no, status: s.status })),
-      subOrders: children.map((c) => c.order_id),
+    const of = <T extends { order_id: string }>(rows: T[], orderId: string) => rows.filter((row) => row.order_id === orderId);
+    return orders.map((order) => {
+      const own = of(history, order.order_id);
+      const paidBy = of(succeeded, order.order_id);
+      // the payment that paid the order (its pay transition names it), not one that came late
+      // and went back; an order no payment paid shows the latest that succeeded
+      const payment = paidBy.find((p) => own.some((h) => PAYMENT_ACTIONS.includes(h.action) && h.detail?.startsWith(paymentDetail(p.payment_id, '')))) ?? paidBy[0];
+      return toOrderView(order, of(items, order.order_id), own, {
+        payment: payment
+          ? {
+              paymentId: payment.payment_id,
+              transactionId: payment.transaction_id,
+              paidAt: payment.paid_at?.toISOString() ?? null,
+              method: payment.method,
+            }
+          : null,
+        shipments: of(shipments, order.order_id).map((s) => ({ shipmentId: s.shipment_id, warehouseId: s.warehouse_id, trackingNo: s.tracking_no, status: s.status })),
+        subOrders: children.filter((c) => c.parent_order_id === order.order_id).map((c) => c.order_id),
+      });
     });
   }
 
@@ -251,20 +255,7 @@ export class OrderRepository {
     if (filter.createdTo !== undefined) query = query.where('created_at', '<', filter.createdTo);
     if (filter.before !== undefined) query = query.where('order_id', '<', filter.before);
     const orders = await query.orderBy('order_id', 'desc').limit(filter.limit).execute();
-    if (orders.length === 0) return [];
-    const items = await this.db
-      .selectFrom('order_items')
-      .selectAll()
-      .where('order_id', 'in', orders.map((o) => o.order_id))
-      .orderBy('line_no')
-      .execute();
-    return orders.map((order) =>
-      toOrderView(
-        order,
-        items.filter((item) => item.order_id === order.order_id),
-        [],
-      ),
-    );
+    return orders.length === 0 ? [] : this.viewsOf(orders);
   }
 
   /** Ledger rows in the same transaction as a transition (e.g. a release on expiry). */
