@@ -168,6 +168,8 @@ describe('bad input never reserves stock and never answers 500', () => {
     const expired = await api.request('GET', '/v1/orders', { token: shortLived });
     expect(expired.status).toBe(401);
     expect(expired.body).toMatchObject({ code: 'UNAUTHORIZED', detail: 'The token has expired' });
+    expect(expired.headers['www-authenticate']).toBe('Bearer realm="orders", error="invalid_token"');
+    expect((await api.request('GET', '/v1/orders')).headers['www-authenticate']).toBe('Bearer realm="orders"');
     // a token that has not been seen before and has expired says so too; a forged one does not
     const expiredUnseen = signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-9', role: 'buyer', exp: Math.floor(Date.now() / 1000) - 5 });
     expect((await api.request('GET', '/v1/orders', { token: expiredUnseen })).body).toMatchObject({ code: 'UNAUTHORIZED', detail: 'The token has expired' });

@@ -119,8 +119,15 @@ export const authPlugin = fp(
     });
 
     // synchronous hooks (a throw is the hook's error): a checkout passes them in one turn, without a promise each
-    app.decorate('requireRole', (...roles: Role[]): RoleCheck => (request, _reply, done) => {
-      const { role } = app.principalOf(request);
+    app.decorate('requireRole', (...roles: Role[]): RoleCheck => (request, reply, done) => {
+      let role: Role;
+      try {
+        ({ role } = app.principalOf(request));
+      } catch (error) {
+        // RFC 6750: a refused bearer token says which scheme the api wants, and why (no header: nothing to say why)
+        void reply.header('www-authenticate', request.headers.authorization ? 'Bearer realm="orders", error="invalid_token"' : 'Bearer realm="orders"');
+        throw error;
+      }
       done(roles.includes(role) ? undefined : forbidden(`This needs the ${roles.join(' or ')} role`));
     });
   },
