@@ -64,7 +64,7 @@ export const problemDetailsPlugin = fp(
       const status = fastifyError.statusCode ?? 500;
       if (status >= 400 && status < 500) return send(reply, status, status === 404 ? 'NOT_FOUND' : 'BAD_REQUEST', error.message);
       request.log.error({ err: error }, 'unhandled error');
-      return send(reply, 500, 'INTERNAL', 'Something went wrong on our side; the request can be retried with the same Idempotency-Key');
+      return send(reply, 500, 'INTERNAL', 'Something went wrong on our side; the request can be retried (a checkout with the same Idempotency-Key)');
     });
     // rate limited like any route (the budget's hook runs at the root), so ids and paths cannot be probed at will
     app.setNotFoundHandler((request, reply) => send(reply, 404, 'NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`));
