@@ -2,7 +2,7 @@ import { ExternalRefused, ExternalUnavailable, PaymentClient } from '@orders/cli
 import { createMetrics } from '@orders/metrics';
 import { buildPaymentSim } from '@orders/payment-sim';
 import { waitFor } from '@orders/testing';
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 describe('the payment client behind its breaker, against the simulator’s faults', () => {
@@ -67,6 +67,29 @@ describe('the payment client behind its breaker, against the simulator’s fault
     expect(await state()).toBe(0);
     expect([await outcome('refused'), await outcome('failure'), await outcome('success')]).toEqual([5, 0, 0]);
     client.breaker.shutdown();
+  });
+
+  it('waits out a payment system that throttles (429) or times a request out (408) as it asks, and opens the breaker on it, instead of failing the payment', async () => {
+    const throttling = Fastify();
+    let answered = 0;
+    throttling.post('/v1/payments', async (_request, reply) => (answered++ % 2 === 0 ? reply.code(429).header('retry-after', '2').send({ error: 'slow down' }) : reply.code(408).send({ error: 'timeout' })));
+    const throttlingUrl = await throttling.listen({ host: '127.0.0.1', port: 0 });
+    const metrics = createMetrics({ app: 'test' });
+    const client = new PaymentClient(throttlingUrl, { timeoutMs: 200, errorThresholdPercent: 50, resetMs: 300, volumeThreshold: 2, retryDelayMs: 50 }, metrics);
+    try {
+      const throttled = await client.requestPayment(payment(7)).catch((error: unknown) => error);
+      expect(throttled).toBeInstanceOf(ExternalUnavailable);
+      expect((throttled as ExternalUnavailable).retryAfterMs).toBe(2_000);
+      const timedOut = await client.requestPayment(payment(8)).catch((error: unknown) => error);
+      // no retry-after: the settings' delay
+      expect([timedOut instanceof ExternalUnavailable, (timedOut as ExternalUnavailable).retryAfterMs]).toEqual([true, 50]);
+      const state = (await metrics.circuitBreakerState.get()).values.find((v) => v.labels.breaker === 'payment')?.value;
+      expect(state).toBe(2);
+      expect((await metrics.externalCalls.get()).values.find((v) => v.labels.outcome === 'refused')).toBeUndefined();
+    } finally {
+      client.breaker.shutdown();
+      await throttling.close();
+    }
   });
 
   it('charges a payment id once however often it is requested', async () => {
