@@ -5,7 +5,7 @@ export { StockRebalancer } from './stock-rebalancer.js';
 export type { FinishedTransfer } from './stock-rebalancer.js';
 export { StockScriptCall } from './stock-scripts.js';
 export type { RedisClient } from './stock-scripts.js';
-export { connectRedis, mastersOf } from './redis-connection.js';
+export { connectRedis, isRedisUnavailable, mastersOf } from './redis-connection.js';
 export { firstOrderIdAt, orderIdFactory } from './order-ids.js';
 export { PipelinePerTurn } from './pipeline-per-turn.js';
 export { SoldOutSkus } from './sold-out-skus.js';

@@ -34,6 +34,16 @@ export function connectRedis(location: RedisLocation, options: RedisOptions = {}
   );
 }
 
+/** How ioredis says it could not send a command (not connected, offline queue off) or lost it with the connection. */
+const UNREACHABLE = [/^Connection is closed/, /^Stream isn't writeable/, /^Reached the max retries per request limit/, /^Failed to refresh slots cache/, /^None of startup nodes is available/];
+
+/** True when Redis is away rather than refusing this command: the request can be asked again shortly. */
+export function isRedisUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes((error as NodeJS.ErrnoException).code ?? '')) return true;
+  return UNREACHABLE.some((pattern) => pattern.test(error.message));
+}
+
 /** Every master of the client: a SCAN or a flush sees one node's keys only, so it runs on each. */
 export function mastersOf(redis: RedisClient): Redis[] {
   return redis instanceof Cluster ? redis.nodes('master') : [redis];

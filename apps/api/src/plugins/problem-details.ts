@@ -1,9 +1,11 @@
 import { DomainError } from '@orders/domain';
+import { isDatabaseUnavailable } from '@orders/persistence';
+import { isRedisUnavailable } from '@orders/stock';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { HttpProblem, STATUS_OF_CODE, problem } from '../problems.js';
+import { HttpProblem, STATUS_OF_CODE, dependencyUnavailable, problem } from '../problems.js';
 
 const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'PAYLOAD_TOO_LARGE' },
@@ -48,7 +50,11 @@ export const problemDetailsPlugin = fp(
   async (app: FastifyInstance) => {
     app.setErrorHandler(async (thrown: FastifyError | Error, request, reply) => {
       // a checkout refused before its reservation counted the buyer's budget: counted now, and over it the answer is 429
-      const error = (await app.budgetRefusalOf(request)) ?? thrown;
+      const refused = (await app.budgetRefusalOf(request)) ?? thrown;
+      // an outage, not a bug: the caller is told to come back shortly, the log says which store was away
+      const away = isDatabaseUnavailable(refused) ? 'The order store (MySQL)' : isRedisUnavailable(refused) ? 'Stock (Redis)' : null;
+      if (away) request.log.warn({ err: refused }, `${away} unavailable`);
+      const error = away ? dependencyUnavailable(away) : refused;
       if (error instanceof HttpProblem) {
         return send(reply, error.statusCode, error.code, error.message, error.retryAfterSeconds);
       }
