@@ -119,7 +119,10 @@ function hashTagOf(key: string): string | undefined {
 }
 
 const PORT = int(0, 65535);
-const MS = int(0);
+/** A delay handed to a Node timer: setTimeout takes past 2^31-1 ms (~24.8 days) as 1 ms. */
+const MS = int(0, 2_147_483_647);
+/** A timer's delay that must not be 0. */
+const POSITIVE_MS = int(1, 2_147_483_647);
 const POSITIVE = int(1);
 
 /** Every setting a process reads, with its parser. Defaults live in config/default.json. */
@@ -163,7 +166,8 @@ const schema = {
   /** how often a job may be taken back from crashed workers before it counts as failed */
   WORKER_MAX_STALLED_COUNT: int(1, 1000),
   JOB_ATTEMPTS: int(1, 1000),
-  JOB_BACKOFF_MS: MS,
+  /** at least 10: a job waiting out an outage retries this often, and 0 retries it in a tight loop */
+  JOB_BACKOFF_MS: int(10, 2_147_483_647),
   PERSIST_BATCH_SIZE: int(1, 5000),
   PERSIST_BATCH_WAIT_MS: MS,
   /** while orders keep coming, a partial batch starts at most this long after the writer's previous one (a full batch at once) */
@@ -173,7 +177,7 @@ const schema = {
   SOLD_OUT_MEMORY_MS: int(0, 60_000),
   API_PROCESSES: int(1, 256),
   STRANDED_ORDER_AFTER_MS: POSITIVE,
-  SWEEP_INTERVAL_MS: POSITIVE,
+  SWEEP_INTERVAL_MS: POSITIVE_MS,
   SHUTDOWN_GRACE_MS: MS,
   PAYMENT_URL: url(['http:', 'https:']),
   WAREHOUSE_URL: url(['http:', 'https:']),
@@ -184,16 +188,16 @@ const schema = {
   WAREHOUSE_SIM_STEP_MS: MS,
   /** the api's base URL as the external systems reach it, for their callbacks */
   CALLBACK_BASE_URL: url(['http:', 'https:']),
-  PAYMENT_BREAKER_TIMEOUT_MS: POSITIVE,
+  PAYMENT_BREAKER_TIMEOUT_MS: POSITIVE_MS,
   PAYMENT_BREAKER_ERROR_THRESHOLD_PERCENT: int(1, 100),
-  PAYMENT_BREAKER_RESET_MS: POSITIVE,
+  PAYMENT_BREAKER_RESET_MS: POSITIVE_MS,
   PAYMENT_BREAKER_VOLUME_THRESHOLD: int(0, 100_000),
-  WAREHOUSE_BREAKER_TIMEOUT_MS: POSITIVE,
+  WAREHOUSE_BREAKER_TIMEOUT_MS: POSITIVE_MS,
   WAREHOUSE_BREAKER_ERROR_THRESHOLD_PERCENT: int(1, 100),
-  WAREHOUSE_BREAKER_RESET_MS: POSITIVE,
+  WAREHOUSE_BREAKER_RESET_MS: POSITIVE_MS,
   WAREHOUSE_BREAKER_VOLUME_THRESHOLD: int(0, 100_000),
   /** how long a job waits before calling an external system again after a failed call */
-  EXTERNAL_RETRY_DELAY_MS: POSITIVE,
+  EXTERNAL_RETRY_DELAY_MS: POSITIVE_MS,
   PRESALE_DEPOSIT_PERCENT: int(1, 99),
   PRESALE_BALANCE_TIMEOUT_MS: POSITIVE,
   PAYMENT_SIM_TIMEOUT_RATE: ratio,
@@ -207,18 +211,18 @@ const schema = {
   WAREHOUSE_SIM_OUTAGE: flag,
   /** how many times a simulator retries a callback the order system did not answer with 2xx */
   SIM_CALLBACK_ATTEMPTS: int(1, 1000),
-  SIM_CALLBACK_RETRY_MS: POSITIVE,
+  SIM_CALLBACK_RETRY_MS: POSITIVE_MS,
   /** the order-event stream keeps about this many events (XADD MAXLEN ~) */
   EVENTS_STREAM_MAXLEN: int(1000),
   /** how often the publisher looks for new outbox rows when it has caught up */
-  EVENTS_POLL_MS: POSITIVE,
+  EVENTS_POLL_MS: POSITIVE_MS,
   EVENTS_BATCH_SIZE: int(1, 10_000),
   /** events per webhook request */
   WEBHOOK_BATCH_SIZE: int(1, 1000),
-  WEBHOOK_TIMEOUT_MS: POSITIVE,
+  WEBHOOK_TIMEOUT_MS: POSITIVE_MS,
   /** first retry delay of a failed webhook delivery; doubles per attempt up to WEBHOOK_MAX_BACKOFF_MS */
-  WEBHOOK_BACKOFF_MS: POSITIVE,
-  WEBHOOK_MAX_BACKOFF_MS: POSITIVE,
+  WEBHOOK_BACKOFF_MS: POSITIVE_MS,
+  WEBHOOK_MAX_BACKOFF_MS: POSITIVE_MS,
   /** requests per RATE_LIMIT_WINDOW_MS: per authenticated user, and per IP for anonymous requests only */
   RATE_LIMIT_WINDOW_MS: int(1000),
   RATE_LIMIT_PER_USER: POSITIVE,
@@ -290,6 +294,10 @@ export function loadConfig(
       if (String(result[name] ?? '').startsWith(DEV_SECRET_PREFIX)) {
         problems.push(`${name} still holds the development default; set a real secret in production`);
       }
+    }
+    // one secret for all three: whoever learns the payment system's signs tokens as admin
+    if (result.AUTH_JWT_SECRET !== undefined && (result.AUTH_JWT_SECRET === result.PAYMENT_CALLBACK_SECRET || result.AUTH_JWT_SECRET === result.WAREHOUSE_CALLBACK_SECRET)) {
+      problems.push('AUTH_JWT_SECRET must differ from the callback secrets in production: the payment and warehouse systems know theirs');
     }
   }
   const clusterNodes = result.REDIS_CLUSTER_NODES as ReadonlyArray<unknown> | undefined;

@@ -52,7 +52,23 @@ describe('configuration', () => {
     expect(() => loadConfig({ NODE_ENV: 'development', REDIS_KEY_PREFIX: '{os}:' })).toThrow(/REDIS_KEY_PREFIX may hold only letters/);
   });
 
-  it('refuses the development secrets in production', () => {
+  it('refuses the development secrets in production, and one secret for tokens and callbacks alike', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/AUTH_JWT_SECRET still holds the development default/);
+    const shared = 'one-secret-for-everything-0123456789';
+    expect(() => loadConfig({ NODE_ENV: 'production', AUTH_JWT_SECRET: shared, PAYMENT_CALLBACK_SECRET: shared, WAREHOUSE_CALLBACK_SECRET: 'warehouse-secret-0123456789' })).toThrow(
+      /AUTH_JWT_SECRET must differ from the callback secrets/,
+    );
+  });
+
+  it('refuses a timer setting Node would take as 1 ms, and a job backoff that would retry in a tight loop', () => {
+    let error: unknown;
+    try {
+      loadConfig({ NODE_ENV: 'development', PAYMENT_BREAKER_TIMEOUT_MS: '2147483648', JOB_BACKOFF_MS: '0' });
+    } catch (e) {
+      error = e;
+    }
+    expect((error as Error).message).toContain('PAYMENT_BREAKER_TIMEOUT_MS must be between 1 and 2147483647, got 2147483648');
+    expect((error as Error).message).toContain('JOB_BACKOFF_MS must be between 10 and 2147483647, got 0');
+    expect(loadConfig({ NODE_ENV: 'development', AFTER_SALES_WINDOW_MS: String(30 * 86_400_000) }).AFTER_SALES_WINDOW_MS).toBe(2_592_000_000);
   });
 });
