@@ -61,7 +61,7 @@ export async function seedDemoCatalog(config: Config): Promise<string[]> {
   const deps = await connectApi(config, { migrate: true });
   const pricing = new PricingRepository(deps.db);
   const created: string[] = [];
-  const unlessExists = async (what: string, create: () => Promise<void>) => {
+  const unlessExists = async (what: string, create: () => Promise<unknown>) => {
     try {
       await create();
       created.push(what);
@@ -73,10 +73,10 @@ export async function seedDemoCatalog(config: Config): Promise<string[]> {
     const now = new Date();
     for (const { sku, stock } of demoCatalog(now)) await unlessExists(sku.skuId, () => createSkuWithStock(deps, sku, stock, `seed-${sku.skuId}`));
     const { promotion, coupon, level, member } = demoPricing(now);
-    await unlessExists(`promotion ${promotion.promotionId}`, () => pricing.createPromotion(promotion));
+    await unlessExists(`promotion ${promotion.promotionId}`, () => pricing.createPromotion(promotion, now));
     await unlessExists(`coupon ${coupon.code}`, () => createCoupon({ pricing, inventory: deps.inventory }, coupon));
-    await pricing.setMemberLevel(level);
-    await pricing.setMember(member.userId, member.level);
+    await pricing.setMemberLevel(level, now);
+    await pricing.setMember(member.userId, member.level, now);
   } finally {
     await deps.close();
   }

@@ -2,10 +2,15 @@ import type { Sku } from '@orders/domain';
 import type { CatalogRepository } from '@orders/persistence';
 import type { Inventory } from '@orders/stock';
 
-/** Creates a SKU in MySQL (with its opening ledger entry) and its counters in Redis, together. */
-export function createSkuWithStock(deps: { catalog: CatalogRepository; inventory: Inventory }, sku: Sku, stock: number, adjustmentRef: string) {
-  return deps.catalog.createSku(sku, stock, adjustmentRef, () =>
-    deps.inventory.initSku({
+/**
+ * Creates a SKU in MySQL (with its opening ledger entry) and its counters in Redis, together.
+ * `replacedLeftover`: Redis held counters of an earlier create whose MySQL commit was lost,
+ * now replaced by this one's.
+ */
+export async function createSkuWithStock(deps: { catalog: CatalogRepository; inventory: Inventory }, sku: Sku, stock: number, adjustmentRef: string): Promise<{ replacedLeftover: boolean }> {
+  let replacedLeftover = false;
+  await deps.catalog.createSku(sku, stock, adjustmentRef, async () => {
+    replacedLeftover = await deps.inventory.initSku({
       skuId: sku.skuId,
       available: stock,
       deduction: sku.deduction,
@@ -13,6 +18,7 @@ export function createSkuWithStock(deps: { catalog: CatalogRepository; inventory
       saleEndsAt: sku.flashSale?.endsAt ?? null,
       perUserLimit: sku.flashSale?.perUserLimit ?? 0,
       buckets: sku.stockBuckets ?? 1,
-    }),
-  );
+    });
+  });
+  return { replacedLeftover };
 }

@@ -75,6 +75,46 @@ describe('the admin side of pricing, and reverse flows on orders this shop did n
     expect(metrics.body).not.toMatch(/checkouts_total\{[^}]*outcome="error"[^}]*\} [1-9]/);
   });
 
+  it('refuses a leap second (23:59:60, which the date-time format allows and Date cannot hold) in a promotion, a coupon and a flash sale with 400 VALIDATION_FAILED, creating nothing', async () => {
+    const leap = { startsAt: '2016-12-31T23:59:60Z', endsAt: '2100-01-01T00:00:00Z' };
+    const before = [await count('promotions'), await count('coupons')];
+    const promotion = await api.request('POST', '/v1/admin/promotions', { token: admin, body: { promotionId: 'LEAP', title: 'leap', thresholdCents: 1, offCents: 1, ...leap } });
+    const coupon = await api.request('POST', '/v1/admin/coupons', { token: admin, body: { code: 'LEAP', kind: 'fixed', offCents: 1, minSpendCents: 0, perBuyerLimit: 1, ...leap } });
+    const endsOnLeap = { startsAt: '2020-01-01T00:00:00Z', endsAt: '2016-12-31T23:59:60Z' };
+    const coupon2 = await api.request('POST', '/v1/admin/coupons', { token: admin, body: { code: 'LEAP2', kind: 'fixed', offCents: 1, minSpendCents: 0, perBuyerLimit: 1, ...endsOnLeap } });
+    const sku = await api.request('POST', '/v1/admin/skus', {
+      token: admin,
+      body: { skuId: 'LEAP-LAMP', title: 'Lamp', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', flashSale: { priceCents: 1, ...leap, perUserLimit: 1 } },
+    });
+    for (const answer of [promotion, coupon, coupon2, sku]) expect([answer.status, answer.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+    expect(sku.body.detail).toMatch(/flashSale\.startsAt/);
+
+    expect([await count('promotions'), await count('coupons')]).toEqual(before);
+    expect(await env.db.selectFrom('skus').select('sku_id').where('sku_id', '=', 'LEAP-LAMP').execute()).toEqual([]);
+    expect((await api.request('GET', '/v1/admin/skus/LEAP-LAMP', { token: admin })).status).toBe(404);
+    expect(await api.deps.inventory.getSkuStock('LEAP-LAMP')).toBeNull();
+    // checkout does not know the coupon either
+    const checkout = await api.request('POST', '/v1/orders', {
+      token: api.token('lea'),
+      headers: { 'idempotency-key': 'lea-1' },
+      body: { items: [{ skuId: 'KETTLE', qty: 1 }], address: buyerAddress, couponCode: 'LEAP' },
+    });
+    expect([checkout.status, checkout.body.code]).toEqual([422, 'COUPON_INVALID']);
+  });
+
+  it('refuses a promotion naming a SKU twice, or SKUs that do not exist (naming them), with 400 VALIDATION_FAILED', async () => {
+    const promotion = { title: '100 off', thresholdCents: 1_000, offCents: 100, ...window };
+    const twice = await api.request('POST', '/v1/admin/promotions', { token: admin, body: { ...promotion, promotionId: 'TWICE', skuIds: ['KETTLE', 'KETTLE'] } });
+    expect([twice.status, twice.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+    const unknown = await api.request('POST', '/v1/admin/promotions', { token: admin, body: { ...promotion, promotionId: 'UNKNOWN', skuIds: ['KETTLE', 'NOPE', 'kettle'] } });
+    expect([unknown.status, unknown.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+    expect(unknown.body.detail).toBe('skuIds name SKUs that do not exist: NOPE, kettle');
+    expect(await env.db.selectFrom('promotions').select('promotion_id').where('promotion_id', 'in', ['TWICE', 'UNKNOWN']).execute()).toEqual([]);
+
+    const known = await api.request('POST', '/v1/admin/promotions', { token: admin, body: { ...promotion, promotionId: 'KETTLES', skuIds: ['KETTLE'] } });
+    expect(known.status).toBe(201);
+  });
+
   it('sets member levels, a buyer’s level only to a level that exists, and shipping fees per warehouse', async () => {
     const unknown = await api.request('PUT', '/v1/admin/members/ada', { token: admin, body: { level: 'gold' } });
     expect([unknown.status, unknown.body.code]).toEqual([400, 'VALIDATION_FAILED']);

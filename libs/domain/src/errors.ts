@@ -67,6 +67,17 @@ export class SkuAlreadyExists extends DomainError {
   }
 }
 
+/**
+ * A SKU being created whose stock is already in Redis, left by an earlier create that never
+ * reached MySQL, with units that checkouts reserved or sold meanwhile: not overwritten.
+ */
+export class SkuStockHeld extends DomainError {
+  readonly code = 'CONFLICT';
+  constructor(readonly skuId: string) {
+    super(`SKU ${skuId} is not in the catalog, yet orders hold units of its stock (an earlier create reached Redis only); create it once they are released`);
+  }
+}
+
 export class OrderTypeMismatch extends DomainError {
   readonly code = 'ORDER_TYPE_MISMATCH';
   constructor(requested: string, derived: string) {

@@ -20,7 +20,8 @@ export class UnknownMemberLevel extends DomainError {
 export class PricingRepository {
   constructor(private readonly db: OrderDb) {}
 
-  async createPromotion(promotion: ThresholdPromotion): Promise<void> {
+  /** `createdAt` on the intake's clock: orders accepted before it are priced without the promotion. */
+  async createPromotion(promotion: ThresholdPromotion, createdAt: Date): Promise<void> {
     try {
       await this.db
         .insertInto('promotions')
@@ -32,6 +33,7 @@ export class PricingRepository {
           sku_ids: promotion.skuIds === null ? null : JSON.stringify(promotion.skuIds),
           starts_at: promotion.startsAt,
           ends_at: promotion.endsAt,
+          created_at: createdAt,
         })
         .execute();
     } catch (error) {
@@ -68,43 +70,80 @@ export class PricingRepository {
     }
   }
 
-  async setMemberLevel(level: MemberLevel): Promise<void> {
-    await this.db
-      .insertInto('member_levels')
-      .values({ level: level.level, discount_percent: level.discountPercent, free_shipping: level.freeShipping })
-      .onDuplicateKeyUpdate({ discount_percent: level.discountPercent, free_shipping: level.freeShipping })
-      .execute();
+  /** The level as it is from `at` (the intake's clock) on; orders accepted before keep the value they were accepted under. */
+  async setMemberLevel(level: MemberLevel, at: Date): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('member_levels')
+        .values({ level: level.level, discount_percent: level.discountPercent, free_shipping: level.freeShipping })
+        .onDuplicateKeyUpdate({ discount_percent: level.discountPercent, free_shipping: level.freeShipping })
+        .execute();
+      await trx
+        .insertInto('member_level_history')
+        .values({ level: level.level, discount_percent: level.discountPercent, free_shipping: level.freeShipping, effective_from: at })
+        .execute();
+    });
   }
 
   /** Throws UnknownMemberLevel (changing nothing) for a level that was never defined. */
-  async setMember(userId: string, level: string): Promise<void> {
+  async setMember(userId: string, level: string, at: Date): Promise<void> {
     const known = await this.db.selectFrom('member_levels').select('level').where('level', '=', level).executeTakeFirst();
     if (!known) throw new UnknownMemberLevel(level);
-    await this.db.insertInto('members').values({ user_id: userId, level }).onDuplicateKeyUpdate({ level }).execute();
+    await this.db.transaction().execute(async (trx) => {
+      await trx.insertInto('members').values({ user_id: userId, level }).onDuplicateKeyUpdate({ level }).execute();
+      await trx.insertInto('member_history').values({ user_id: userId, level, effective_from: at }).execute();
+    });
   }
 
-  async setShippingFee(warehouseId: string, feeCents: number): Promise<void> {
-    await this.db.insertInto('warehouse_shipping').values({ warehouse_id: warehouseId, fee_cents: feeCents }).onDuplicateKeyUpdate({ fee_cents: feeCents }).execute();
+  async setShippingFee(warehouseId: string, feeCents: number, at: Date): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.insertInto('warehouse_shipping').values({ warehouse_id: warehouseId, fee_cents: feeCents }).onDuplicateKeyUpdate({ fee_cents: feeCents }).execute();
+      await trx.insertInto('shipping_fee_history').values({ warehouse_id: warehouseId, fee_cents: feeCents, effective_from: at }).execute();
+    });
   }
 
   /**
-   * The rules each order of a batch is priced with. A coupon is offered to an order only
-   * while its buyer has uses left, counting the orders of this batch that come before it.
+   * The rules each order of a batch is priced with, once per order id, as they stood when
+   * the order was accepted: promotions created by then, the buyer's level, the level's
+   * discount and the shipping fees in force then. The coupon needs no such check: checkout
+   * refuses a code that does not exist yet. A coupon is offered to an order only while its
+   * buyer has uses left, counting the orders of this batch that come before it.
    */
   async rulesFor(orders: readonly AcceptedOrder[], warehouseIds: readonly string[]): Promise<Map<string, PricingRules>> {
     const codes = [...new Set(orders.flatMap((o) => (o.couponCode ? [o.couponCode] : [])))];
     const userIds = [...new Set(orders.map((o) => o.userId))];
-    const earliest = new Date(Math.min(...orders.map((o) => Date.parse(o.acceptedAt))));
-    const [promotionRows, couponRows, memberRows, feeRows, usedRows] = await Promise.all([
-      this.db.selectFrom('promotions').selectAll().where('ends_at', '>', earliest).execute(),
+    const acceptedTimes = orders.map((o) => Date.parse(o.acceptedAt));
+    const earliest = new Date(Math.min(...acceptedTimes));
+    const latest = new Date(Math.max(...acceptedTimes));
+    const [promotionRows, couponRows, memberRows, levelRows, feeRows, usedRows] = await Promise.all([
+      this.db.selectFrom('promotions').selectAll().where('ends_at', '>', earliest).where('created_at', '<=', latest).execute(),
       codes.length === 0 ? [] : this.db.selectFrom('coupons').selectAll().where('code', 'in', codes).execute(),
       this.db
-        .selectFrom('members')
-        .innerJoin('member_levels', 'member_levels.level', 'members.level')
-        .select(['members.user_id', 'member_levels.level', 'member_levels.discount_percent', 'member_levels.free_shipping'])
-        .where('members.user_id', 'in', userIds)
+        .selectFrom('member_history')
+        .select(['user_id', 'level', 'effective_from'])
+        .where('user_id', 'in', userIds)
+        .where('effective_from', '<=', latest)
+        .orderBy('effective_from')
+        .orderBy('change_id')
         .execute(),
-      warehouseIds.length === 0 ? [] : this.db.selectFrom('warehouse_shipping').selectAll().where('warehouse_id', 'in', [...new Set(warehouseIds)]).execute(),
+      this.db
+        .selectFrom('member_level_history')
+        .select(['level', 'discount_percent', 'free_shipping', 'effective_from'])
+        .where('level', 'in', (eb) => eb.selectFrom('member_history').select('level').where('user_id', 'in', userIds))
+        .where('effective_from', '<=', latest)
+        .orderBy('effective_from')
+        .orderBy('change_id')
+        .execute(),
+      warehouseIds.length === 0
+        ? []
+        : this.db
+            .selectFrom('shipping_fee_history')
+            .select(['warehouse_id', 'fee_cents', 'effective_from'])
+            .where('warehouse_id', 'in', [...new Set(warehouseIds)])
+            .where('effective_from', '<=', latest)
+            .orderBy('effective_from')
+            .orderBy('change_id')
+            .execute(),
       codes.length === 0
         ? []
         : this.db
@@ -115,14 +154,17 @@ export class PricingRepository {
             .where('status', '=', 'used')
             .execute(),
     ]);
-    const promotions: ThresholdPromotion[] = promotionRows.map((row) => ({
-      promotionId: row.promotion_id,
-      title: row.title,
-      thresholdCents: Number(row.threshold_cents),
-      offCents: Number(row.off_cents),
-      skuIds: row.sku_ids === null ? null : (JSON.parse(row.sku_ids) as string[]),
-      startsAt: row.starts_at,
-      endsAt: row.ends_at,
+    const promotions = promotionRows.map((row) => ({
+      createdAt: row.created_at,
+      promotion: {
+        promotionId: row.promotion_id,
+        title: row.title,
+        thresholdCents: Number(row.threshold_cents),
+        offCents: Number(row.off_cents),
+        skuIds: row.sku_ids === null ? null : (JSON.parse(row.sku_ids) as string[]),
+        startsAt: row.starts_at,
+        endsAt: row.ends_at,
+      } satisfies ThresholdPromotion,
     }));
     const coupons = new Map(
       couponRows.map((row): [string, Coupon] => [
@@ -139,14 +181,18 @@ export class PricingRepository {
         },
       ]),
     );
-    const members = new Map(memberRows.map((row) => [row.user_id, { level: row.level, discountPercent: row.discount_percent, freeShipping: Boolean(row.free_shipping) }]));
-    const shippingFeeCents = new Map(feeRows.map((row) => [row.warehouse_id, Number(row.fee_cents)]));
+    const memberships = historyBy(memberRows, (row) => row.user_id);
+    const levels = historyBy(levelRows, (row) => row.level);
+    const fees = historyBy(feeRows, (row) => row.warehouse_id);
     const orderIds = new Set(orders.map((o) => o.orderId));
     // uses by earlier orders; an order of this batch already persisted (a redelivery) is counted once, as itself
     const used = new Map<string, number>();
     for (const row of usedRows) if (!orderIds.has(row.order_id)) used.set(`${row.code}\u0000${row.user_id}`, (used.get(`${row.code}\u0000${row.user_id}`) ?? 0) + 1);
     const rules = new Map<string, PricingRules>();
     for (const order of orders) {
+      // a replayed checkout can bring the same order twice: ruled again, its own use of the coupon would count against it
+      if (rules.has(order.orderId)) continue;
+      const acceptedAt = new Date(order.acceptedAt);
       let coupon = order.couponCode ? (coupons.get(order.couponCode) ?? null) : null;
       if (coupon) {
         const key = `${coupon.code}\u0000${order.userId}`;
@@ -154,7 +200,19 @@ export class PricingRepository {
         if (uses >= coupon.perBuyerLimit) coupon = null;
         else used.set(key, uses + 1);
       }
-      rules.set(order.orderId, { promotions, coupon, member: members.get(order.userId) ?? null, shippingFeeCents });
+      const membership = inForceAt(memberships.get(order.userId), acceptedAt);
+      const level = membership && inForceAt(levels.get(membership.level), acceptedAt);
+      const shippingFeeCents = new Map<string, number>();
+      for (const [warehouseId, history] of fees) {
+        const fee = inForceAt(history, acceptedAt);
+        if (fee) shippingFeeCents.set(warehouseId, Number(fee.fee_cents));
+      }
+      rules.set(order.orderId, {
+        promotions: promotions.filter((p) => p.createdAt.getTime() <= acceptedAt.getTime()).map((p) => p.promotion),
+        coupon,
+        member: level ? { level: level.level, discountPercent: level.discount_percent, freeShipping: Boolean(level.free_shipping) } : null,
+        shippingFeeCents,
+      });
     }
     return rules;
   }
@@ -162,4 +220,20 @@ export class PricingRepository {
   async redemptions(orderId: string): Promise<Array<{ code: string; status: string }>> {
     return this.db.selectFrom('coupon_redemptions').select(['code', 'status']).where('order_id', '=', orderId).execute();
   }
+}
+
+/** Rows of a history (ordered by when each took effect) grouped by what they are the history of. */
+function historyBy<Row>(rows: readonly Row[], keyOf: (row: Row) => string): Map<string, Row[]> {
+  const byKey = new Map<string, Row[]>();
+  for (const row of rows) {
+    const history = byKey.get(keyOf(row));
+    if (history) history.push(row);
+    else byKey.set(keyOf(row), [row]);
+  }
+  return byKey;
+}
+
+/** The value in force at `at`: the last row of the history that took effect by then. */
+function inForceAt<Row extends { effective_from: Date }>(history: readonly Row[] | undefined, at: Date): Row | undefined {
+  return history?.findLast((row) => row.effective_from.getTime() <= at.getTime());
 }

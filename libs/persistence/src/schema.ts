@@ -237,6 +237,31 @@ export interface WarehouseShippingTable {
   fee_cents: number;
 }
 
+/** One value a member level had, from `effective_from` until the next row of the level. */
+export interface MemberLevelHistoryTable {
+  change_id: Generated<number>;
+  level: string;
+  discount_percent: number;
+  free_shipping: boolean;
+  effective_from: Date;
+}
+
+/** The level a buyer had from `effective_from` until the buyer's next row. */
+export interface MemberHistoryTable {
+  change_id: Generated<number>;
+  user_id: string;
+  level: string;
+  effective_from: Date;
+}
+
+/** A warehouse's shipping fee from `effective_from` until the warehouse's next row. */
+export interface ShippingFeeHistoryTable {
+  change_id: Generated<number>;
+  warehouse_id: string;
+  fee_cents: number;
+  effective_from: Date;
+}
+
 export interface Database {
   skus: SkusTable;
   stock_ledger: StockLedgerTable;
@@ -255,6 +280,9 @@ export interface Database {
   member_levels: MemberLevelsTable;
   members: MembersTable;
   warehouse_shipping: WarehouseShippingTable;
+  member_level_history: MemberLevelHistoryTable;
+  member_history: MemberHistoryTable;
+  shipping_fee_history: ShippingFeeHistoryTable;
 }
 
 export type SkuRow = Selectable<SkusTable>;

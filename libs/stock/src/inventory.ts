@@ -8,6 +8,7 @@ import {
   OrderTypeMismatch,
   OutOfStock,
   SaleNotActive,
+  SkuStockHeld,
   UnknownSku,
   type AcceptedOrder,
   type Deduction,
@@ -137,6 +138,12 @@ function cappedCounters({ budget, velocity }: CheckoutCounters): CappedCounter[]
 
 /** A restock reference is remembered far longer than any job retries or after-sales window. */
 const RESTOCK_MARKER_TTL_MS = 90 * 24 * 3600 * 1000;
+/** How long a reservation record outlives its payment deadline (reserveStock-5+c+2n.lua's PEXPIREAT). */
+const RESERVATION_KEPT_AFTER_DEADLINE_MS = 7 * 24 * 3600 * 1000;
+/** How long a buyer's coupon uses outlive the coupon (reserveStock-5+c+2n.lua's PEXPIREAT). */
+const COUPON_USES_KEPT_AFTER_END_MS = 24 * 3600 * 1000;
+/** Reads sent in one pipeline by the repair's scans of many orders. */
+const READS_PER_PIPELINE = 1000;
 /** A finished transfer's records are kept long past any retry of it. */
 const TRANSFER_RECORD_TTL_MS = 7 * 24 * 3600 * 1000;
 /** The receiving side's marker of a voided transfer, as giveStock-2.lua writes it. */
@@ -530,6 +537,100 @@ export class Inventory {
     return restocked;
   }
 
+  /**
+   * The earliest acceptance whose reservation record may still be in Redis: a record is kept
+   * a week past its payment deadline (reserveStock's PEXPIREAT), which comes at most the
+   * longer payment timeout after acceptance.
+   */
+  reservationsKeptSince(now: Date): Date {
+    const longestTimeoutMs = Math.max(this.timeouts.standardPaymentTimeoutMs, this.timeouts.flashSalePaymentTimeoutMs);
+    return new Date(now.getTime() - RESERVATION_KEPT_AFTER_DEADLINE_MS - longestTimeoutMs);
+  }
+
+  /** The earliest restock whose marker may still be in Redis: older markers have expired, so Redis cannot tell whether it restocked them. */
+  restocksKeptSince(now: Date): Date {
+    return new Date(now.getTime() - RESTOCK_MARKER_TTL_MS);
+  }
+
+  /** Each order's reservation state in Redis ('reserved', 'released', 'committed'); orders Redis has no record of are left out. */
+  async reservationStates(orderIds: readonly string[]): Promise<Map<string, string>> {
+    const states = new Map<string, string>();
+    for (const [group, inGroup] of this.byGroup(orderIds, (orderId) => orderId)) {
+      // a week of orders may be many: read in pipelines of a bounded size
+      for (let start = 0; start < inGroup.length; start += READS_PER_PIPELINE) {
+        const ids = inGroup.slice(start, start + READS_PER_PIPELINE);
+        const pipeline = this.redis.pipeline();
+        for (const orderId of ids) pipeline.hget(this.keys.order(group, orderId), 's');
+        ((await pipeline.exec()) ?? []).forEach(([error, state], i) => {
+          if (error) throw error;
+          if (typeof state === 'string') states.set(ids[i]!, state);
+        });
+      }
+    }
+    return states;
+  }
+
+  /** Of these restocks (by ref), those Redis has done: their marker is there. */
+  async restockedRefs(restocks: ReadonlyArray<{ orderId: string; ref: string }>): Promise<Set<string>> {
+    const done = new Set<string>();
+    for (const [group, inGroup] of this.byGroup(restocks, (restock) => restock.orderId)) {
+      const pipeline = this.redis.pipeline();
+      for (const { ref } of inGroup) pipeline.exists(this.keys.restock(group, ref));
+      ((await pipeline.exec()) ?? []).forEach(([error, exists], i) => {
+        if (error) throw error;
+        if (exists === 1) done.add(inGroup[i]!.ref);
+      });
+    }
+    return done;
+  }
+
+  /**
+   * Records these restocks as done without moving a counter: for counters recreated from
+   * the ledger, which counts them already, so that neither a refund job run again nor the
+   * next repair restocks them a second time.
+   */
+  async markRestocked(restocks: ReadonlyArray<{ orderId: string; ref: string }>): Promise<void> {
+    for (const [group, inGroup] of this.byGroup(restocks, (restock) => restock.orderId)) {
+      const pipeline = this.redis.pipeline();
+      for (const { ref } of inGroup) pipeline.set(this.keys.restock(group, ref), '1', 'PX', RESTOCK_MARKER_TTL_MS, 'NX');
+      await pipeline.exec();
+    }
+  }
+
+  /**
+   * Puts back each buyer's uses of a coupon where Redis has none (it lost them), counted
+   * from the orders that redeemed it, in the group each order ran in. Counts Redis still
+   * has are kept: they include orders accepted and not yet in MySQL. Returns how many
+   * buyers' counts were put back.
+   */
+  async restoreCouponUses(coupon: { code: string; endsAt: Date }, redemptions: ReadonlyArray<{ orderId: string; userId: string }>): Promise<number> {
+    let restored = 0;
+    for (const [group, inGroup] of this.byGroup(redemptions, (redemption) => redemption.orderId)) {
+      const uses = new Map<string, number>();
+      for (const { userId } of inGroup) uses.set(userId, (uses.get(userId) ?? 0) + 1);
+      const pipeline = this.redis.pipeline();
+      // kept as long as the checkout keeps them: a day past the coupon's end
+      for (const [userId, count] of uses) pipeline.set(this.keys.couponUses(group, coupon.code, userId), count, 'PXAT', coupon.endsAt.getTime() + COUPON_USES_KEPT_AFTER_END_MS, 'NX');
+      for (const [error, reply] of (await pipeline.exec()) ?? []) {
+        if (error) throw error;
+        if (reply === 'OK') restored++;
+      }
+    }
+    return restored;
+  }
+
+  /** Items grouped by the stock group of their order, so each group's keys go in one pipeline (one Redis Cluster slot). */
+  private byGroup<T>(items: readonly T[], orderIdOf: (item: T) => string): Map<string, T[]> {
+    const groups = new Map<string, T[]>();
+    for (const item of items) {
+      const group = this.keys.groupOfOrder(orderIdOf(item));
+      const inGroup = groups.get(group);
+      if (inGroup) inGroup.push(item);
+      else groups.set(group, [item]);
+    }
+    return groups;
+  }
+
   /** The order as the intake accepted it, while Redis still holds its reservation. */
   async findAcceptedOrder(orderId: string): Promise<AcceptedOrder | null> {
     const group = this.keys.groupOfOrder(orderId);
@@ -586,10 +687,19 @@ export class Inventory {
     return (await this.redis.zrem(this.keys.accepted(this.keys.groupOfOrder(orderId)), orderId)) === 1;
   }
 
-  /** Creates the SKU's counters once, its stock split over its buckets; returns false if they already existed. */
+  /**
+   * Puts the counters of a SKU being created, its stock split over its buckets; the caller
+   * holds the SKU's MySQL row, not committed yet. Counters already there are those of a
+   * create whose commit was lost: they are replaced, so Redis sells what MySQL records,
+   * unless orders reserved or sold units of them meanwhile (SkuStockHeld, nothing changed).
+   * Returns whether it replaced such counters.
+   */
   async initSku(rules: SkuStockRules): Promise<boolean> {
     const buckets = rules.buckets ?? 1;
     if (!Number.isInteger(buckets) || buckets < 1 || buckets > MAX_STOCK_BUCKETS) throw new Error(`a SKU has 1 to ${MAX_STOCK_BUCKETS} stock buckets, not ${buckets}`);
+    // every bucket checked before any is replaced; each script checks its own again, atomically
+    const leftover = await this.bucketStock(rules.skuId);
+    if (leftover?.some((bucket) => bucket.reserved > 0 || bucket.sold > 0)) throw new SkuStockHeld(rules.skuId);
     const shares = splitStock(rules.available, buckets);
     const results = await Promise.all(
       shares.map((share, bucket) =>
@@ -601,7 +711,14 @@ export class Inventory {
         ),
       ),
     );
-    return results.some((created) => created === 1);
+    if (results.includes(-1)) throw new SkuStockHeld(rules.skuId);
+    this.bucketCounts.set(rules.skuId, buckets);
+    if (!leftover) return false;
+    // the leftover's buckets beyond this create's are read by nothing any more; one key per
+    // command, since on a cluster they sit in different slots
+    await Promise.all(leftover.slice(buckets).map((_, i) => this.redis.del(this.keys.sku(this.keys.bucketGroup(buckets + i), rules.skuId))));
+    this.announceReturned([rules.skuId]);
+    return true;
   }
 
   /**

@@ -4,8 +4,9 @@ import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { createSkuWithStock } from '../catalog-admin.js';
 import type { Principal } from '../plugins/auth.js';
-import { forbidden, notFound, validationFailed } from '../problems.js';
+import { forbidden, notFound } from '../problems.js';
 import { problemRef, skuBodySchema, skuParamsSchema } from '../schemas.js';
+import { timeWindow } from '../time-window.js';
 
 interface SkuBody {
   skuId: string;
@@ -43,13 +44,9 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       }
       const flashSale = body.flashSale && {
         priceCents: body.flashSale.priceCents,
-        startsAt: new Date(body.flashSale.startsAt),
-        endsAt: new Date(body.flashSale.endsAt),
+        ...timeWindow(body.flashSale, 'flashSale.'),
         perUserLimit: body.flashSale.perUserLimit,
       };
-      if (flashSale && flashSale.endsAt.getTime() <= flashSale.startsAt.getTime()) {
-        throw validationFailed('flashSale.endsAt must be after flashSale.startsAt');
-      }
       const sku: Sku = {
         skuId: body.skuId,
         title: body.title,
@@ -61,7 +58,8 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
         flashSale: flashSale ?? null,
         stockBuckets: body.stockBuckets ?? 1,
       };
-      await createSkuWithStock(deps, sku, body.stock, randomUUID());
+      const { replacedLeftover } = await createSkuWithStock(deps, sku, body.stock, randomUUID());
+      if (replacedLeftover) request.log.warn({ skuId: sku.skuId }, 'replaced the stock an earlier create of this SKU left in Redis without reaching MySQL');
       return reply.code(201).header('location', `/v1/admin/skus/${sku.skuId}`).send(await skuView(sku.skuId, request.user));
     },
   );

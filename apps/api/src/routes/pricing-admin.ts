@@ -4,6 +4,7 @@ import type { AppDeps } from '../app-deps.js';
 import { createCoupon } from '../pricing-admin.js';
 import { validationFailed } from '../problems.js';
 import { problemRef } from '../schemas.js';
+import { timeWindow } from '../time-window.js';
 
 const code = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
 const cents = { type: 'integer', minimum: 0, maximum: 100_000_000_000 } as const;
@@ -31,19 +32,14 @@ interface CouponBody {
   endsAt: string;
 }
 
-function validWindow(body: { startsAt: string; endsAt: string }): { startsAt: Date; endsAt: Date } {
-  const startsAt = new Date(body.startsAt);
-  const endsAt = new Date(body.endsAt);
-  if (endsAt.getTime() <= startsAt.getTime()) throw validationFailed('endsAt must be after startsAt');
-  return { startsAt, endsAt };
-}
-
 /**
  * The admin side of pricing: threshold promotions, coupons, member levels and each
- * buyer's level, and shipping fees per warehouse. Orders accepted after a change are
- * priced with it (the worker reads the rules when it persists an order).
+ * buyer's level, and shipping fees per warehouse. A change applies to the orders accepted
+ * after it: the worker prices each order with the rules in force when it was accepted,
+ * however long it waited in the queue.
  */
 export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
+  const { catalog, clock } = deps;
   const pricing = new PricingRepository(deps.db);
   const admin = app.requireRole('admin');
 
@@ -53,7 +49,8 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
       preValidation: admin,
       schema: {
         tags: ['pricing'],
-        summary: 'Create a threshold promotion: spend thresholdCents on the covered SKUs, get offCents off (409 CONFLICT if the id exists)',
+        summary:
+          'Create a threshold promotion: spend thresholdCents on the covered SKUs, get offCents off (409 CONFLICT if the id exists, 400 VALIDATION_FAILED naming SKUs that do not exist)',
         body: {
           type: 'object',
           additionalProperties: false,
@@ -63,7 +60,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
             title: { type: 'string', minLength: 1, maxLength: 200 },
             thresholdCents: cents,
             offCents: cents,
-            skuIds: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' }, description: 'absent: every SKU' },
+            skuIds: { type: 'array', minItems: 1, maxItems: 1000, uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' }, description: 'absent: every SKU' },
             ...window,
           },
         },
@@ -72,7 +69,13 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
     },
     async (request, reply) => {
       const body = request.body;
-      await pricing.createPromotion({ ...body, skuIds: body.skuIds ?? null, ...validWindow(body) });
+      const { startsAt, endsAt } = timeWindow(body);
+      if (body.skuIds) {
+        const known = await catalog.findSkus(body.skuIds);
+        const unknown = body.skuIds.filter((skuId) => !known.has(skuId));
+        if (unknown.length > 0) throw validationFailed(`skuIds name SKUs that do not exist: ${unknown.join(', ')}`);
+      }
+      await pricing.createPromotion({ ...body, skuIds: body.skuIds ?? null, startsAt, endsAt }, clock());
       return reply.code(201).send(body);
     },
   );
@@ -105,7 +108,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
       const body = request.body;
       if (body.kind === 'percent' && body.percentOff === undefined) throw validationFailed('a percent coupon needs percentOff');
       if (body.kind === 'fixed' && body.offCents === undefined) throw validationFailed('a fixed coupon needs offCents');
-      const coupon = { ...body, percentOff: body.percentOff ?? 0, offCents: body.offCents ?? 0, ...validWindow(body) };
+      const coupon = { ...body, percentOff: body.percentOff ?? 0, offCents: body.offCents ?? 0, ...timeWindow(body) };
       await createCoupon({ pricing, inventory: deps.inventory }, coupon);
       return reply.code(201).send(body);
     },
@@ -130,7 +133,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
     },
     async (request) => {
       const level = { level: request.params.level, ...request.body };
-      await pricing.setMemberLevel(level);
+      await pricing.setMemberLevel(level, clock());
       return level;
     },
   );
@@ -148,7 +151,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
       },
     },
     async (request) => {
-      await pricing.setMember(request.params.userId, request.body.level);
+      await pricing.setMember(request.params.userId, request.body.level, clock());
       return { userId: request.params.userId, level: request.body.level };
     },
   );
@@ -166,7 +169,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
       },
     },
     async (request) => {
-      await pricing.setShippingFee(request.params.warehouseId, request.body.feeCents);
+      await pricing.setShippingFee(request.params.warehouseId, request.body.feeCents, clock());
       return { warehouseId: request.params.warehouseId, feeCents: request.body.feeCents };
     },
   );

@@ -7,6 +7,7 @@ import * as pricing from './0007-pricing.js';
 import * as stockBuckets from './0008-stock-buckets.js';
 import * as refundParts from './0009-refund-parts.js';
 import * as orderTimerBackstop from './0010-order-timer-backstop.js';
+import * as pricingHistory from './0011-pricing-history.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -21,4 +22,5 @@ export const migrations: Record<string, Migration> = {
   '0008-stock-buckets': stockBuckets,
   '0009-refund-parts': refundParts,
   '0010-order-timer-backstop': orderTimerBackstop,
+  '0011-pricing-history': pricingHistory,
 };

@@ -1,14 +1,22 @@
 --[[
-  Puts a SKU's sellable counters and checkout rules into Redis, once.
+  Puts the sellable counters and checkout rules of one bucket of a SKU being created into
+  Redis. A hash already there was left by a create whose MySQL commit was lost: it is
+  replaced whole (no field of it may outlive it), unless orders hold units of it.
 
   KEYS[1]  SKU hash  <prefix>{g}:sku:<skuId>
   ARGV[1] available   ARGV[2] deduction   ARGV[3] sale starts (ms, 0 = no sale)
   ARGV[4] sale ends (ms, 0 = no sale)   ARGV[5] per-buyer limit (0 = none)
   ARGV[6] how many buckets the SKU's stock is split into (1: not split)
 
-  Returns 1 created, 0 it already existed (left unchanged).
+  Returns 1 created, 0 a leftover replaced, -1 the leftover has units reserved or sold (left unchanged).
 ]]
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local existed = redis.call('EXISTS', KEYS[1]) == 1
+if existed then
+  local held = redis.call('HMGET', KEYS[1], 'reserved', 'sold')
+  if tonumber(held[1] or 0) > 0 or tonumber(held[2] or 0) > 0 then return -1 end
+  redis.call('DEL', KEYS[1])
+end
 redis.call('HSET', KEYS[1], 'available', ARGV[1], 'reserved', 0, 'sold', 0, 'deduction', ARGV[2],
   'saleStartsAt', ARGV[3], 'saleEndsAt', ARGV[4], 'perUserLimit', ARGV[5], 'buckets', ARGV[6])
+if existed then return 0 end
 return 1

@@ -1,0 +1,79 @@
+import { StockKeys } from '@orders/stock';
+import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApi, type ApiUnderTest } from './support/api-under-test.js';
+
+/**
+ * A create writes Redis before MySQL commits: a commit lost after that (a crash mid-request)
+ * leaves the SKU's counters in Redis with no row in MySQL, and the operator creates it again.
+ */
+describe('creating a SKU again after its first create reached Redis only', () => {
+  let env: TestEnv;
+  let api: ApiUnderTest;
+  let admin: string;
+  let keys: StockKeys;
+
+  beforeAll(async () => {
+    env = await createTestEnv('sku_create_lost_commit');
+    api = await startApi(env);
+    admin = api.token('ops', 'admin');
+    keys = new StockKeys(env.config.REDIS_KEY_PREFIX);
+  });
+  afterAll(async () => {
+    await api?.close();
+    await env?.cleanup();
+  });
+
+  const lamp = { title: 'Lamp', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', deduction: 'placement' } as const;
+  /** What the lost create left in Redis: its stock and, if any, its flash sale running now. */
+  const leftBehind = (skuId: string, available: number, buckets = 1) =>
+    api.deps.inventory.initSku({ skuId, available, deduction: 'placement', saleStartsAt: new Date('2020-01-01T00:00:00Z'), saleEndsAt: new Date('2100-01-01T00:00:00Z'), perUserLimit: 1, buckets });
+  const checkout = (buyer: string, skuId: string) =>
+    api.request('POST', '/v1/orders', { token: api.token(buyer), headers: { 'idempotency-key': `${buyer}-${skuId}` }, body: { items: [{ skuId, qty: 1 }], address: buyerAddress } });
+
+  it('makes Redis sell what MySQL records: the new stock of 50 and a sale that starts in 2099, not the 10 and the running sale left behind', async () => {
+    await leftBehind('LAMP', 10);
+    const created = await api.request('POST', '/v1/admin/skus', {
+      token: admin,
+      body: { skuId: 'LAMP', ...lamp, stock: 50, flashSale: { priceCents: 100, startsAt: '2099-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z', perUserLimit: 2 } },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.stock).toEqual({ available: 50, reserved: 0, sold: 0 });
+    const row = await env.db.selectFrom('skus').select(['stock', 'flash_starts_at', 'flash_per_user_limit']).where('sku_id', '=', 'LAMP').executeTakeFirstOrThrow();
+    const counters = await env.redis.hgetall(keys.sku(keys.bucketGroup(0), 'LAMP'));
+    expect(counters).toEqual({
+      available: String(row.stock),
+      reserved: '0',
+      sold: '0',
+      deduction: 'placement',
+      saleStartsAt: String(row.flash_starts_at!.getTime()),
+      saleEndsAt: String(Date.parse('2100-01-01T00:00:00Z')),
+      perUserLimit: String(row.flash_per_user_limit),
+      buckets: '1',
+    });
+
+    // the sale has not started: checkout takes a standard order at the list price, not a flash-sale one
+    const accepted = await checkout('ada', 'LAMP');
+    expect(accepted.status).toBe(202);
+    expect((await api.deps.inventory.findAcceptedOrder(accepted.body.orderId))?.type).toBe('standard');
+  });
+
+  it('drops the buckets of the stock left behind that the new create does not split into', async () => {
+    await leftBehind('TORCH', 40, 4);
+    const created = await api.request('POST', '/v1/admin/skus', { token: admin, body: { skuId: 'TORCH', ...lamp, stock: 7 } });
+    expect([created.status, created.body.stockBuckets, created.body.bucketStock]).toEqual([201, 1, [{ available: 7, reserved: 0, sold: 0 }]]);
+    for (const bucket of [1, 2, 3]) expect(await env.redis.exists(keys.sku(keys.bucketGroup(bucket), 'TORCH'))).toBe(0);
+  });
+
+  it('refuses with 409 CONFLICT, changing nothing, when orders already reserved units of the stock left behind', async () => {
+    await leftBehind('KETTLE', 5);
+    expect((await checkout('bea', 'KETTLE')).status).toBe(202);
+
+    const refused = await api.request('POST', '/v1/admin/skus', { token: admin, body: { skuId: 'KETTLE', ...lamp, stock: 50 } });
+    expect([refused.status, refused.body.code]).toEqual([409, 'CONFLICT']);
+    expect(refused.body.detail).toMatch(/KETTLE is not in the catalog, yet orders hold units of its stock/);
+    expect(await env.db.selectFrom('skus').select('sku_id').where('sku_id', '=', 'KETTLE').execute()).toEqual([]);
+    expect(await env.db.selectFrom('stock_ledger').select('sku_id').where('sku_id', '=', 'KETTLE').execute()).toEqual([]);
+    expect(await api.deps.inventory.getSkuStock('KETTLE')).toEqual({ available: 4, reserved: 1, sold: 0 });
+  });
+});

@@ -1,0 +1,106 @@
+import { buildApp, connectApi } from '@orders/api';
+import { PricingRepository } from '@orders/persistence';
+import { buyerAddress, createSku, createTestEnv, httpClient, signToken, waitFor, type HttpClient, type TestEnv } from '@orders/testing';
+import { OrderWriter, connectWorker, startWorkers, type RunningWorkers, type WorkerDeps } from '@orders/worker';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * The intake accepts orders while no worker runs (a sale's backlog, a MySQL outage, here:
+ * workers started late), so every order below waits in the queue before it is priced.
+ */
+describe('orders priced with the rules as they stood when the intake accepted them', () => {
+  let env: TestEnv;
+  let apiDeps: Awaited<ReturnType<typeof connectApi>>;
+  let api: FastifyInstance;
+  let http: HttpClient;
+  let worker: WorkerDeps;
+  let workers: RunningWorkers | undefined;
+  const token = (sub: string, role: 'buyer' | 'admin' = 'buyer') => signToken(env.config.AUTH_JWT_SECRET, { sub, role });
+  const admin = () => token('ops', 'admin');
+  const always = { startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
+
+  beforeAll(async () => {
+    env = await createTestEnv('pricing_at_acceptance');
+    apiDeps = await connectApi(env.config);
+    api = await buildApp(apiDeps, { logger: false });
+    http = httpClient(await api.listen({ host: '127.0.0.1', port: 0 }), 10);
+    worker = connectWorker(env.config, pino({ level: 'silent' }));
+    await createSku(http, admin(), { skuId: 'LAMP', title: 'Lamp', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 100, deduction: 'placement' });
+    const setUp: Array<[string, string, unknown]> = [
+      ['PUT', '/v1/admin/warehouses/wh-east/shipping', { feeCents: 500 }],
+      ['PUT', '/v1/admin/member-levels/gold', { discountPercent: 10, freeShipping: false }],
+      ['PUT', '/v1/admin/members/ann', { level: 'gold' }],
+      ['POST', '/v1/admin/coupons', { code: 'ONCE', kind: 'fixed', offCents: 1_000, minSpendCents: 0, perBuyerLimit: 1, ...always }],
+    ];
+    for (const [method, path, body] of setUp) expect((await http.request(method, path, { token: admin(), body })).status).toBeLessThan(300);
+  });
+  afterAll(async () => {
+    if (workers) await workers.close();
+    else if (worker) {
+      await worker.queues.close();
+      await worker.db.destroy();
+      worker.redis.disconnect();
+    }
+    await http?.close();
+    await api?.close();
+    await apiDeps?.close();
+    await env?.cleanup();
+  });
+
+  const checkout = (buyer: string, key: string, couponCode?: string) =>
+    http.request('POST', '/v1/orders', { token: token(buyer), headers: { 'idempotency-key': key }, body: { items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress, ...(couponCode ? { couponCode } : {}) } });
+  const persisted = (orderId: string) =>
+    waitFor(
+      async () => {
+        const order = await http.request('GET', `/v1/orders/${orderId}`, { token: admin() });
+        return order.body.status === 'PENDING_PAYMENT' && order.body;
+      },
+      { what: `order ${orderId} to be persisted`, timeoutMs: 15_000, intervalMs: 50 },
+    );
+
+  it('keeps the coupon of an order that a replayed checkout brings twice into one writer batch: one discount, one redemption, the use not given back', async () => {
+    const first = await checkout('bob', 'bob-1', 'ONCE');
+    const replay = await checkout('bob', 'bob-1', 'ONCE');
+    expect([first.status, replay.status, replay.body.orderId]).toEqual([202, 202, first.body.orderId]);
+    const accepted = (await worker.inventory.findAcceptedOrder(first.body.orderId))!;
+
+    // the first job and the replay's job, run concurrently by one worker: one batch
+    const writer = new OrderWriter({ ...worker, pricing: new PricingRepository(worker.db) }, { batchSize: 500, batchWaitMs: 2, busyIntervalMs: 250 });
+    await Promise.all([writer.persist(accepted), writer.persist({ orders: [accepted] })]);
+
+    const order = await persisted(first.body.orderId);
+    expect(order.benefits.coupon).toEqual({ code: 'ONCE', discountCents: 1_000 });
+    expect(order.amounts).toMatchObject({ subtotalCents: 10_000, discountCents: 1_000, shippingCents: 500, payableCents: 9_500 });
+    expect(await env.db.selectFrom('coupon_redemptions').select(['order_id', 'status']).execute()).toEqual([{ order_id: first.body.orderId, status: 'used' }]);
+    expect((await checkout('bob', 'bob-2', 'ONCE')).body.code).toBe('COUPON_LIMIT_EXCEEDED');
+  });
+
+  it('prices an order that waited with the shipping fee, member level and promotions of its acceptance, not with changes made while it waited', async () => {
+    const waiting = await checkout('ann', 'ann-1');
+    expect(waiting.status).toBe(202);
+
+    const changes: Array<[string, string, unknown]> = [
+      ['PUT', '/v1/admin/warehouses/wh-east/shipping', { feeCents: 3_000 }],
+      ['PUT', '/v1/admin/member-levels/gold', { discountPercent: 0, freeShipping: false }],
+      ['PUT', '/v1/admin/member-levels/platinum', { discountPercent: 50, freeShipping: false }],
+      ['PUT', '/v1/admin/members/ann', { level: 'platinum' }],
+      // created now, running since 2020
+      ['POST', '/v1/admin/promotions', { promotionId: 'BACKDATED', title: '1,000 off', thresholdCents: 1, offCents: 1_000, ...always }],
+    ];
+    for (const [method, path, body] of changes) expect((await http.request(method, path, { token: admin(), body })).status).toBeLessThan(300);
+    const afterChanges = await checkout('ann', 'ann-2');
+    expect(afterChanges.status).toBe(202);
+
+    workers = startWorkers(worker);
+    const before = await persisted(waiting.body.orderId);
+    expect(before.amounts).toMatchObject({ subtotalCents: 10_000, discountCents: 1_000, shippingCents: 500, payableCents: 9_500 });
+    expect(before.benefits).toEqual({ member: { level: 'gold', discountCents: 1_000, freeShipping: false }, promotions: [], coupon: null });
+
+    // the changes apply to the order accepted after them
+    const after = await persisted(afterChanges.body.orderId);
+    expect(after.amounts).toMatchObject({ subtotalCents: 10_000, discountCents: 6_000, shippingCents: 3_000, payableCents: 7_000 });
+    expect(after.benefits).toEqual({ member: { level: 'platinum', discountCents: 5_000, freeShipping: false }, promotions: [{ promotionId: 'BACKDATED', discountCents: 1_000 }], coupon: null });
+  });
+});
