@@ -2,6 +2,7 @@ import { loadConfig, type Config } from '@orders/config';
 import { QUEUE, createOrderQueues, defaultJobOptions, ordersCarriedBy, type DeadLetterJob } from '@orders/queues';
 import { connectRedis, type RedisClient } from '@orders/stock';
 import { Queue, type Job } from 'bullmq';
+import { checkServices } from './preflight.js';
 import { runCommand } from './run-command.js';
 
 const USAGE = 'usage: npm run dlq -- list | replay <id> | replay-all';
@@ -75,6 +76,7 @@ runCommand(async () => {
   if (command === 'replay' && !id) throw new Error(`replay needs the id of a dead letter (npm run dlq -- list shows them)\n${USAGE}`);
 
   const config = loadConfig();
+  await checkServices(config, { redis: true });
   // an operator command fails at once when Redis is away rather than waiting for it
   const connection = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
   await connection.connect();

@@ -5,7 +5,8 @@ import { runCommand } from './run-command.js';
 
 runCommand(async () => {
   const config = loadConfig();
-  await checkServices(config);
+  // migrations touch MySQL alone: a Redis still starting does not hold them up
+  await checkServices(config, { mysql: 'create-database' });
   const { db } = createDb(config.MYSQL_URL, 1);
   try {
     const { results } = await migrateToLatest(db);

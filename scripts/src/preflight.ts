@@ -1,14 +1,28 @@
 import type { Config } from '@orders/config';
-import { ensureDatabase } from '@orders/persistence';
+import { createDb, ensureDatabase } from '@orders/persistence';
 import { connectRedis } from '@orders/stock';
 
+/**
+ * What a command needs reachable: MySQL, with its database created when missing (the
+ * commands that set the system up) or as it is (those that read it: an empty database
+ * made on the spot would look like a shop without SKUs); Redis.
+ */
+export interface ServicesNeeded {
+  mysql?: 'create-database' | 'existing-database';
+  redis?: boolean;
+}
+
 /** Fails with a message an operator can act on when MySQL or Redis cannot be reached. */
-export async function checkServices(config: Config): Promise<void> {
-  try {
-    await ensureDatabase(config.MYSQL_URL);
-  } catch (error) {
-    throw new Error(`MySQL is not reachable at ${redact(config.MYSQL_URL)} (${(error as Error).message}). Start MariaDB/MySQL or set MYSQL_URL.`, { cause: error });
+export async function checkServices(config: Config, needed: ServicesNeeded = { mysql: 'create-database', redis: true }): Promise<void> {
+  if (needed.mysql) {
+    try {
+      if (needed.mysql === 'create-database') await ensureDatabase(config.MYSQL_URL);
+      else await selectOne(config.MYSQL_URL);
+    } catch (error) {
+      throw new Error(`MySQL is not reachable at ${redact(config.MYSQL_URL)} (${(error as Error).message}). Start MariaDB/MySQL or set MYSQL_URL.`, { cause: error });
+    }
   }
+  if (!needed.redis) return;
   const redis = connectRedis(config, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 3000, retryStrategy: () => null });
   try {
     await redis.connect();
@@ -18,6 +32,15 @@ export async function checkServices(config: Config): Promise<void> {
     throw new Error(`Redis is not reachable at ${where} (${(error as Error).message}). Start redis-server or set REDIS_URL (REDIS_CLUSTER_NODES for a cluster).`, { cause: error });
   } finally {
     redis.disconnect();
+  }
+}
+
+async function selectOne(mysqlUrl: string): Promise<void> {
+  const { db, pool } = createDb(mysqlUrl, 1);
+  try {
+    await pool.promise().query('SELECT 1');
+  } finally {
+    await db.destroy();
   }
 }
 

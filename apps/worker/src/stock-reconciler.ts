@@ -1,6 +1,6 @@
 import type { StockDrift } from '@orders/metrics';
-import type { CatalogRepository, LedgerStock, StockLedgerRepository } from '@orders/persistence';
-import { SKU_COUNTERS, StockRebalancer, type Inventory, type RedisClient } from '@orders/stock';
+import type { CatalogRepository, CouponRepository, LedgerRestock, LedgerStock, StockLedgerRepository } from '@orders/persistence';
+import { SKU_COUNTERS, StockRebalancer, StockRepairLock, firstOrderIdAt, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;
@@ -20,16 +20,30 @@ export interface ReconcileReport {
   ordersInFlight: number;
   /** units moved between the buckets of SKUs split into buckets before reading (open transfers finished, empty buckets refilled) */
   unitsRebalanced: number;
+  /** repair only: orders the ledger shows released, committed or restocked whose Redis side was finished before comparing */
+  ordersFinished: number;
+  /** repair only: coupons not yet ended published to Redis again from MySQL, and buyers' lost coupon uses put back */
+  couponsPublished: number;
+  couponUsesRestored: number;
   /** SKUs whose drift was the same in both readings */
   drift: SkuDrift[];
+  /** the repair moved every unit of the drift */
   repaired: boolean;
+  /** units the repair could not take back (reserved meanwhile, or the ledger has fewer than none): drift still there */
+  unitsLeft: Array<{ skuId: string; units: number }>;
+  /** SKUs the ledger has fewer than zero units of: more reserved or sold than there was stock */
+  oversold: Array<{ skuId: string; available: number }>;
 }
 
 interface Reading {
   drift: SkuDrift[];
   all: StockDrift;
   ordersInFlight: number;
+  oversold: ReconcileReport['oversold'];
 }
+
+/** How long a repair waits for another one to finish before it gives up, changing nothing. */
+const REPAIR_LOCK_WAIT_MS = 120_000;
 
 const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTERS.every((counter) => a[counter] === b[counter]);
 
@@ -46,6 +60,9 @@ const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTE
  *   sweeper's when that job went missing; the reconciler never repairs them away.
  * A movement is in flight for a moment between its MySQL and its Redis side (a release,
  * a commit), so drift counts only when two readings RECONCILE_SETTLE_MS apart agree.
+ * Repair first finishes, order by order, such movements whose Redis side never ran, and
+ * publishes the coupons again; only the drift left then moves counters. One repair at a
+ * time (StockRepairLock).
  * A SKU split into buckets is compared summed over its buckets; units on their way from
  * one bucket to another are in flight too. Each run first finishes transfers cut short
  * and refills empty buckets (StockRebalancer): that moves no unit in or out of a SKU,
@@ -55,12 +72,14 @@ const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTE
 export class StockReconciler {
   private readonly reportKey: string;
   private readonly rebalancer: StockRebalancer;
+  private readonly repairLock: StockRepairLock;
 
   constructor(
-    private readonly deps: { redis: RedisClient; inventory: Inventory; ledger: StockLedgerRepository; catalog: CatalogRepository; log: Logger },
+    private readonly deps: { redis: RedisClient; inventory: Inventory; ledger: StockLedgerRepository; catalog: CatalogRepository; coupons: CouponRepository; log: Logger },
     private readonly options: { settleMs: number },
   ) {
     this.reportKey = `${deps.inventory.keys.prefix}stock-drift`;
+    this.repairLock = new StockRepairLock(deps.redis, deps.inventory.keys.prefix);
     this.rebalancer = new StockRebalancer({
       inventory: deps.inventory,
       recordTransfer: (transfer) => deps.ledger.recordTransfer(transfer),
@@ -71,21 +90,109 @@ export class StockReconciler {
 
   async reconcile({ repair }: { repair: boolean }): Promise<ReconcileReport> {
     const unitsRebalanced = await this.rebalance();
-    const first = await this.read();
-    let reading = first;
-    let lasting: SkuDrift[] = [];
-    if (first.drift.length > 0) {
-      await new Promise((resolve) => setTimeout(resolve, this.options.settleMs));
-      reading = await this.read();
-      lasting = reading.drift.filter((drift) => first.drift.some((earlier) => earlier.skuId === drift.skuId && same(earlier, drift)));
+    if (!repair) {
+      const { reading, lasting } = await this.compare();
+      const lastingSkus = new Set(lasting.map((drift) => drift.skuId));
+      await this.saveReport(reading.all.map((sku) => (lastingSkus.has(sku.skuId) ? sku : { skuId: sku.skuId, available: 0, reserved: 0, sold: 0 })));
+      if (lasting.length > 0) this.deps.log.warn({ drift: lasting, repaired: false }, 'stock drift between Redis and the ledger');
+      const report = { checkedSkus: reading.all.length, ordersInFlight: reading.ordersInFlight, unitsRebalanced, drift: lasting, oversold: reading.oversold };
+      return { ...report, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, repaired: false, unitsLeft: [] };
     }
-    if (repair) for (const drift of lasting) await this.repair(drift);
-    const lastingSkus = new Set(lasting.map((drift) => drift.skuId));
-    await this.saveReport(
-      reading.all.map((sku) => (repair || !lastingSkus.has(sku.skuId) ? { skuId: sku.skuId, available: 0, reserved: 0, sold: 0 } : sku)),
-    );
-    if (lasting.length > 0) this.deps.log.warn({ drift: lasting, repaired: repair }, 'stock drift between Redis and the ledger');
-    return { checkedSkus: reading.all.length, ordersInFlight: reading.ordersInFlight, unitsRebalanced, drift: lasting, repaired: repair && lasting.length > 0 };
+    // two repairs reading the same drift would each move the counters by it
+    return this.repairLock.whileHeld(REPAIR_LOCK_WAIT_MS, async (stillHeld) => {
+      const ordersFinished = await this.finishOrders();
+      const { couponsPublished, couponUsesRestored } = await this.publishCoupons();
+      const { reading, lasting } = await this.compare();
+      const unitsLeft: ReconcileReport['unitsLeft'] = [];
+      // what recreated counters must mark done: read once, for every SKU Redis lost
+      const restocks = lasting.some((drift) => drift.missing) ? await this.deps.ledger.restocks(firstOrderIdAt(this.deps.inventory.restocksKeptSince(new Date()).getTime())) : [];
+      for (const drift of lasting) {
+        if (!stillHeld()) throw new Error('the stock repair lock lapsed (Redis unreachable for too long?); run the repair again');
+        const units = await this.repair(drift, restocks);
+        if (units > 0) unitsLeft.push({ skuId: drift.skuId, units });
+      }
+      const left = new Map(unitsLeft.map(({ skuId, units }) => [skuId, units]));
+      // what the repair could not take back is still drift, for the gauges too
+      await this.saveReport(reading.all.map((sku) => ({ skuId: sku.skuId, available: left.get(sku.skuId) ?? 0, reserved: 0, sold: 0 })));
+      if (lasting.length > 0) this.deps.log.warn({ drift: lasting, unitsLeft, repaired: true }, 'stock drift between Redis and the ledger');
+      return {
+        checkedSkus: reading.all.length,
+        ordersInFlight: reading.ordersInFlight,
+        unitsRebalanced,
+        ordersFinished,
+        couponsPublished,
+        couponUsesRestored,
+        drift: lasting,
+        repaired: lasting.length > 0 && unitsLeft.length === 0,
+        unitsLeft,
+        oversold: reading.oversold,
+      };
+    });
+  }
+
+  /** Drift that two readings RECONCILE_SETTLE_MS apart agree on, and the later reading. */
+  private async compare(): Promise<{ reading: Reading; lasting: SkuDrift[] }> {
+    const first = await this.read();
+    if (first.drift.length === 0) return { reading: first, lasting: [] };
+    await new Promise((resolve) => setTimeout(resolve, this.options.settleMs));
+    const reading = await this.read();
+    const lasting = reading.drift.filter((drift) => first.drift.some((earlier) => earlier.skuId === drift.skuId && same(earlier, drift)));
+    return { reading, lasting };
+  }
+
+  /**
+   * Runs the Redis side of every release, commit and restock the ledger has and Redis has
+   * not (a cancel whose Redis step failed, a process that died in between): the order's own
+   * idempotent step, which marks its reservation record done. Moving the counters instead
+   * leaves the record 'reserved', and whatever finishes the order later (its payment
+   * deadline, a dead letter replayed) gives the same units back a second time.
+   * Orders holding a SKU without counters are left to the counters' recreation, which
+   * counts them from the ledger: their step would make a hash without the SKU's rules.
+   */
+  private async finishOrders(): Promise<number> {
+    const { inventory, ledger, log, redis } = this.deps;
+    const now = new Date();
+    const countersExist = async (skuIds: readonly string[], orderId: string) => {
+      const group = inventory.keys.groupOfOrder(orderId);
+      return (await Promise.all(skuIds.map((skuId) => redis.hexists(inventory.keys.sku(group, skuId), 'available')))).every((exists) => exists === 1);
+    };
+    let finished = 0;
+    const closed = await ledger.closedReservations(firstOrderIdAt(inventory.reservationsKeptSince(now).getTime()));
+    const states = await inventory.reservationStates(closed.map((order) => order.orderId));
+    for (const order of closed) {
+      if (states.get(order.orderId) !== 'reserved' || !(await countersExist(order.skuIds, order.orderId))) continue;
+      if (order.kind === 'release') {
+        if (await inventory.releaseStock(order.orderId, order.userId, order.reason)) finished++;
+      } else {
+        const outcome = await inventory.commitStock(order.orderId);
+        if (outcome.status === 'committed') finished++;
+        else log.warn({ orderId: order.orderId, outcome }, 'stock repair: the ledger has the order committed, Redis could not commit it');
+      }
+    }
+    const restocks = await ledger.restocks(firstOrderIdAt(inventory.restocksKeptSince(now).getTime()));
+    const restocked = await inventory.restockedRefs(restocks);
+    for (const restock of restocks) {
+      if (restocked.has(restock.ref) || !(await countersExist(restock.lines.map((line) => line.skuId), restock.orderId))) continue;
+      if (await inventory.restockStock(restock.orderId, restock.ref, restock.lines)) finished++;
+    }
+    if (finished > 0) log.warn({ finished }, 'stock repair: finished the Redis side of orders the ledger had moved');
+    return finished;
+  }
+
+  /**
+   * Coupons live in Redis only from their creation on: after Redis lost its data, the
+   * checkout refuses every code. Each coupon not yet ended is published again from MySQL,
+   * and buyers' uses Redis no longer counts are counted again from the orders that redeemed it.
+   */
+  private async publishCoupons(): Promise<{ couponsPublished: number; couponUsesRestored: number }> {
+    const { inventory, coupons } = this.deps;
+    let couponUsesRestored = 0;
+    const inForce = await coupons.inForce(new Date());
+    for (const coupon of inForce) {
+      await inventory.publishCoupon(coupon);
+      couponUsesRestored += await inventory.restoreCouponUses(coupon, coupon.redemptions);
+    }
+    return { couponsPublished: inForce.length, couponUsesRestored };
   }
 
   /** Finishes transfers open longer than the settle time (their process died) and refills every empty bucket. */
@@ -151,6 +258,7 @@ export class StockReconciler {
 
     const drift: SkuDrift[] = [];
     const all: StockDrift = [];
+    const oversold = snapshot.stock.filter((sku) => sku.available < 0).map(({ skuId, available }) => ({ skuId, available }));
     for (const ledgerStock of snapshot.stock) {
       const redisStock = counters.get(ledgerStock.skuId);
       // created after the counters were read: next pass
@@ -170,7 +278,7 @@ export class StockReconciler {
       all.push({ skuId: skuDrift.skuId, available: skuDrift.available, reserved: skuDrift.reserved, sold: skuDrift.sold });
       if (skuDrift.missing || SKU_COUNTERS.some((counter) => skuDrift[counter] !== 0)) drift.push(skuDrift);
     }
-    return { drift, all, ordersInFlight: acceptedIds.length - snapshot.persisted.size };
+    return { drift, all, ordersInFlight: acceptedIds.length - snapshot.persisted.size, oversold };
   }
 
   /** Adds the units per SKU that a group's accepted, not yet persisted orders hold reserved in Redis (placement SKUs only). */
@@ -188,14 +296,18 @@ export class StockReconciler {
     }
   }
 
-  private async repair(drift: SkuDrift): Promise<void> {
+  /** Moves a SKU's counters to the ledger; returns the sellable units it could not take away. */
+  private async repair(drift: SkuDrift, restocks: readonly LedgerRestock[]): Promise<number> {
     const { inventory, catalog, log } = this.deps;
+    let untaken: number;
     if (drift.missing) {
       const sku = await catalog.findSku(drift.skuId);
-      if (!sku) return;
+      if (!sku) return 0;
+      // Redis holds no fewer than none: a ledger below zero (oversold) stays as drift
+      untaken = Math.max(-drift.expected.available, 0);
       await inventory.initSku({
         skuId: sku.skuId,
-        available: drift.expected.available,
+        available: Math.max(drift.expected.available, 0),
         deduction: sku.deduction,
         saleStartsAt: sku.flashSale?.startsAt ?? null,
         saleEndsAt: sku.flashSale?.endsAt ?? null,
@@ -203,12 +315,15 @@ export class StockReconciler {
         buckets: sku.stockBuckets ?? 1,
       });
       await inventory.correctCounters(drift.skuId, { available: 0, reserved: drift.expected.reserved, sold: drift.expected.sold });
+      // the recreated counters count the ledger's restocks: their Redis side must not run again
+      await inventory.markRestocked(restocks.filter((restock) => restock.lines.some((line) => line.skuId === drift.skuId)));
     } else {
-      const untaken = await inventory.correctCounters(drift.skuId, { available: -drift.available, reserved: -drift.reserved, sold: -drift.sold });
-      // reserved since the reading: no bucket goes below zero for it, the next run finds what is left
-      if (untaken > 0) log.warn({ skuId: drift.skuId, untaken }, 'stock drift repair could not take every unit: reserved meanwhile');
+      untaken = await inventory.correctCounters(drift.skuId, { available: -drift.available, reserved: -drift.reserved, sold: -drift.sold });
     }
+    // reserved since the reading (no bucket goes below zero for it), or oversold: the next run finds what is left
+    if (untaken > 0) log.warn({ skuId: drift.skuId, untaken }, 'stock drift repair could not take every unit');
     log.warn({ skuId: drift.skuId, drift }, 'stock drift repaired: Redis counters moved to the ledger');
+    return untaken;
   }
 
   private async saveReport(report: StockDrift): Promise<void> {

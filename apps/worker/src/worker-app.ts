@@ -1,7 +1,7 @@
 import type { Config } from '@orders/config';
 import { statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
-import { CatalogRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, type OrderDb } from '@orders/persistence';
+import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, type OrderDb } from '@orders/persistence';
 import { JOB, QUEUE, createOrderQueues, moveToDeadLetter, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf, connectRedis, firstOrderIdAt, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
@@ -38,7 +38,7 @@ export interface RunningWorkers {
 export function connectWorker(config: Config, log: Logger): WorkerDeps {
   // BullMQ workers block on Redis and must retry forever rather than fail a command (on a cluster, per node)
   const redis = connectRedis(config, { maxRetriesPerRequest: null });
-  const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE);
+  const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE, config.MYSQL_QUERY_TIMEOUT_MS);
   return {
     config,
     redis,
@@ -96,7 +96,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   const connection = deps.redis;
   const writer = new OrderWriter({ ...deps, pricing: new PricingRepository(deps.db) }, { batchSize: config.PERSIST_BATCH_SIZE, batchWaitMs: config.PERSIST_BATCH_WAIT_MS, busyIntervalMs: config.PERSIST_BUSY_INTERVAL_MS });
   const life = new ForwardLife(deps);
-  const reconciler = new StockReconciler({ ...deps, ledger: new StockLedgerRepository(deps.db) }, { settleMs: config.RECONCILE_SETTLE_MS });
+  const reconciler = new StockReconciler({ ...deps, ledger: new StockLedgerRepository(deps.db), coupons: new CouponRepository(deps.db) }, { settleMs: config.RECONCILE_SETTLE_MS });
   // a few at a time: most orders of a sale were paid meanwhile, and each check is its own transaction
   const expireUnpaid = async (orderIds: string[], detail = 'payment deadline passed'): Promise<number> => {
     let expired = 0;

@@ -1,4 +1,4 @@
-export { createDb, ensureDatabase, migrateToLatest } from './connection.js';
+export { createDb, ensureDatabase, migrateDatabase, migrateToLatest } from './connection.js';
 export { isDatabaseUnavailable } from './mysql-errors.js';
 export type { OrderDb } from './connection.js';
 export { CatalogRepository, toSku } from './catalog-repository.js';
@@ -12,8 +12,10 @@ export { OrderEventRepository } from './order-event-repository.js';
 export type { HeldLock, NewWebhook, NewWebhookDelivery, OrderEvent } from './order-event-repository.js';
 export { OrderImportRepository } from './order-import-repository.js';
 export { StockLedgerRepository } from './stock-ledger-repository.js';
+export { CouponRepository } from './coupon-repository.js';
+export type { CouponInForce } from './coupon-repository.js';
 export { PricingRepository, PricingRuleExists, UnknownMemberLevel } from './pricing-repository.js';
 export { RefundRepository, refundIdFor } from './refund-repository.js';
 export type { OpenRefund, RefundKind, RefundPartView, RefundView } from './refund-repository.js';
-export type { LedgerSnapshot, LedgerStock } from './stock-ledger-repository.js';
+export type { ClosedReservation, LedgerRestock, LedgerSnapshot, LedgerStock } from './stock-ledger-repository.js';
 export type { ImportOutcome } from './order-import-repository.js';

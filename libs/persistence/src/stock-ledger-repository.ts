@@ -15,6 +15,23 @@ export interface LedgerSnapshot {
   persisted: Set<string>;
 }
 
+/** An order's release or commit as the ledger has it, for the repair to make Redis follow it. */
+export interface ClosedReservation {
+  orderId: string;
+  userId: string;
+  kind: 'release' | 'commit';
+  /** the transition that released it (cancel, expire, refund, ...) */
+  reason: string;
+  skuIds: string[];
+}
+
+/** A refund's or a return's units put back on sale, under its ref (the refund id). */
+export interface LedgerRestock {
+  ref: string;
+  orderId: string;
+  lines: Array<{ skuId: string; qty: number }>;
+}
+
 /**
  * The ledger read as stock counters, for the stock reconciler.
  * available: the sum of every movement. reserved: placement reservations neither
@@ -40,6 +57,45 @@ export class StockLedgerRepository {
       ? [row('out', -qty, `taken from bucket ${from} for ${to}, voided by a stock set`)]
       : [row('out', -qty, `moved from bucket ${from} to bucket ${to}`), row('in', qty, `moved to bucket ${to} from bucket ${from}`)];
     await this.db.insertInto('stock_ledger').ignore().values(rows).execute();
+  }
+
+  /** Releases and commits of the orders accepted from `fromOrderId` on (order ids sort by acceptance). */
+  async closedReservations(fromOrderId: string): Promise<ClosedReservation[]> {
+    const rows = await this.db
+      .selectFrom('stock_ledger as l')
+      .innerJoin('orders as o', 'o.order_id', 'l.order_id')
+      .select(['l.order_id', 'l.kind', 'l.reason', 'l.sku_id', 'o.user_id'])
+      .where('l.kind', 'in', ['release', 'commit'])
+      .where('l.order_id', '>=', fromOrderId)
+      .orderBy('l.id')
+      .execute();
+    const byOrder = new Map<string, ClosedReservation>();
+    for (const row of rows) {
+      const key = `${row.order_id}:${row.kind}`;
+      const known = byOrder.get(key);
+      if (known) known.skuIds.push(row.sku_id);
+      else byOrder.set(key, { orderId: row.order_id!, userId: row.user_id, kind: row.kind as ClosedReservation['kind'], reason: row.reason, skuIds: [row.sku_id] });
+    }
+    return [...byOrder.values()];
+  }
+
+  /** Restocks of the orders accepted from `fromOrderId` on. */
+  async restocks(fromOrderId: string): Promise<LedgerRestock[]> {
+    const rows = await this.db
+      .selectFrom('stock_ledger')
+      .select(['ref', 'order_id', 'sku_id', 'qty'])
+      .where('kind', '=', 'restock')
+      .where('order_id', '>=', fromOrderId)
+      .orderBy('id')
+      .execute();
+    const byRef = new Map<string, LedgerRestock>();
+    for (const row of rows) {
+      const line = { skuId: row.sku_id, qty: Number(row.qty) };
+      const known = byRef.get(row.ref);
+      if (known) known.lines.push(line);
+      else byRef.set(row.ref, { ref: row.ref, orderId: row.order_id!, lines: [line] });
+    }
+    return [...byRef.values()];
   }
 
   async skuIds(): Promise<string[]> {

@@ -2,6 +2,7 @@ export { Inventory, ReservationNotReplicated, SKU_COUNTERS, checkoutTimeoutsOf }
 export type { CheckoutTimeouts, CheckoutTimeoutSettings, ReservationDurability, CommitOutcome, ReserveStockRequest, Reservation, SkuStock, SkuStockRules, StockTransfer, TakenTransfer, GiveOutcome, OpenTransfer } from './inventory.js';
 export { MAX_STOCK_BUCKETS, StockKeys, orderGroupSuffix, splitStock } from './stock-keys.js';
 export { StockRebalancer } from './stock-rebalancer.js';
+export { StockRepairLock, StockRepairUnderWay } from './stock-repair-lock.js';
 export type { FinishedTransfer } from './stock-rebalancer.js';
 export { StockScriptCall } from './stock-scripts.js';
 export type { RedisClient } from './stock-scripts.js';

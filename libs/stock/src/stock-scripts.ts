@@ -18,6 +18,8 @@ interface StockScriptReplies {
   giveStock: number;
   countInWindows: number[];
   soldOutCheck: number[];
+  extendLock: number;
+  releaseLock: number;
 }
 
 export type StockScriptName = keyof StockScriptReplies;
@@ -36,6 +38,8 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   giveStock: 'giveStock-2.lua',
   countInWindows: 'countInWindows-n.lua',
   soldOutCheck: 'soldOutCheck-1+c.lua',
+  extendLock: 'extendLock-1.lua',
+  releaseLock: 'releaseLock-1.lua',
 };
 
 /** Lua functions in src/lua/shared that scripts call, put before the scripts that use them (a script cannot call another). */

@@ -36,8 +36,9 @@ declare module 'fastify' {
   }
 }
 
-const ROLES: readonly Role[] = ['buyer', 'merchant', 'admin'];
-const SUBJECT = /^[A-Za-z0-9._:@-]{1,64}$/;
+export const ROLES: readonly Role[] = ['buyer', 'merchant', 'admin'];
+/** A token's subject the api accepts (`npm run token` checks it too, rather than print a token every request refuses). */
+export const SUBJECT = /^[A-Za-z0-9._:@-]{1,64}$/;
 /** `Bearer <token>`, the scheme in any case, as @fastify/jwt reads the header. */
 const BEARER = /^Bearer ([^ ]+)$/i;
 

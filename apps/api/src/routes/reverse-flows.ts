@@ -2,6 +2,7 @@ import { IllegalTransition, RefundExceedsLine, StaleOrderVersion, stateMachineFo
 import { OrderRepository, ProcessRepository, RefundRepository, refundIdFor, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
+import { KeyedRefunds, idempotencyKeyHeaders } from '../keyed-refunds.js';
 import type { Principal } from '../plugins/auth.js';
 import { forbidden, notFound, stillInQueue } from '../problems.js';
 import { queuedOrderFor } from '../queued-orders.js';
@@ -106,12 +107,14 @@ export const MERCHANT_ALONE = "A merchant acts on orders (or parts of a split or
 const UNSHIPPED = new Set(['PAID', 'IN_FULFILLMENT']);
 /** Statuses of an order part that a refund or cancellation already closed before it shipped: nothing is left to cancel. */
 const CLOSED_UNSHIPPED = new Set(['REFUNDING', 'REFUNDED', 'CANCELLED']);
+/** Statuses of an unpaid order closed with its reservation given back (cancelled, expired). */
+const UNPAID_CLOSED = new Set(['CANCELLED', 'EXPIRED']);
 
 /**
  * The reverse flows before shipment (API.md): cancel (before payment: stock and coupon
  * released; after payment: a full refund through the payment system's breaker, the units
  * back on sale and the coupon use back), refund orders for some or all lines, and their list. A refund's
- * id is derived from the request, so the same request twice opens one refund; every
+ * id is derived from the request (or its Idempotency-Key), so the same request twice opens one refund; every
  * refused request changes nothing.
  */
 export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
@@ -229,7 +232,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
         description:
-          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back (cancelling one child of a split order keeps it), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). Cancelling again changes nothing. 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED).',
+          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back (cancelling one child of a split order keeps it), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). Cancelling again changes nothing, except that it finishes giving the stock back when the first cancel failed halfway (a 5xx). 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED).',
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
@@ -240,7 +243,12 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       const actor: Actor = request.user.role;
       const { reason: why } = request.body;
       const machine = stateMachineFor(order.type as OrderType);
-      if (order.status === 'CANCELLED') return deps.orders.findOrder(order.order_id);
+      if (UNPAID_CLOSED.has(order.status)) {
+        // the first cancel (or the expiry) may have failed between its MySQL commit and Redis: finish
+        // giving the stock back, or the deadline job and a repair in between would give it back twice
+        await deps.inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase());
+        if (order.status === 'CANCELLED') return deps.orders.findOrder(order.order_id);
+      }
       // the order type's table decides: unpaid orders (and e.g. imported ones, paid in their channel) cancel as it says
       if (machine.can(order.status, 'cancel', actor)) {
         if (actor === 'merchant' && !(await deps.orders.orderOfMerchantAlone(order.order_id, request.user.sub))) throw forbidden(MERCHANT_ALONE);
@@ -346,7 +354,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     },
   );
 
-  app.post<{ Params: { orderId: string }; Body: { reason: string; items?: Array<{ skuId: string; qty: number }> } }>(
+  app.post<{ Params: { orderId: string }; Body: { reason: string; items?: Array<{ skuId: string; qty: number }> }; Headers: { 'idempotency-key'?: string } }>(
     '/v1/orders/:orderId/refunds',
     {
       preValidation: app.requireRole('buyer', 'merchant', 'admin'),
@@ -354,13 +362,19 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['after-sales'],
         summary: 'Refund some or all lines of a paid order that has not shipped (202: the payment system pays it back)',
         description:
-          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. The same request again answers the same refund and changes nothing. Without items: every unit not refunded yet. 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. With an Idempotency-Key header the refund's id derives from the order and the key: the same key with the same body answers the same refund and changes nothing, the same key with another body 422 IDEMPOTENCY_CONFLICT, a new key opens a new refund (e.g. one more unit with the same reason). Without the header the id derives from the reason and the units: the same request again answers the same refund and changes nothing. `replayed` is true when the answer is a refund opened before. Without items: every unit not refunded yet. 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
         params: orderParamsSchema,
+        headers: idempotencyKeyHeaders,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason, items: refundItems } },
         response: {
           202: {
             type: 'object',
-            properties: { refundId: { type: 'string' }, status: { type: 'string' }, refunds: { type: 'array', items: refundSchema, description: 'one refund per order part (child) touched' } },
+            properties: {
+              refundId: { type: 'string' },
+              status: { type: 'string' },
+              refunds: { type: 'array', items: refundSchema, description: 'one refund per order part (child) touched' },
+              replayed: { type: 'boolean', description: 'true when nothing was opened: the refunds are the ones this request (its key, or its reason and units) opened before' },
+            },
             required: ['refundId', 'status'],
           },
           '4xx': problemRef,
@@ -380,13 +394,16 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         parts = units[0] === order ? [{ unit: order, items: 'rest' }] : units.filter((child) => UNSHIPPED.has(child.status)).map((unit) => ({ unit, items: 'rest' as const }));
         if (parts.length === 0) throw new IllegalTransition(order.status, 'refund', actor);
       }
+      const idempotencyKey = request.headers['idempotency-key'];
+      const keyed = idempotencyKey === undefined ? null : new KeyedRefunds(deps.db, 'refund', idempotencyKey, { reason: why, items: items ?? 'rest' });
+      if (keyed) await keyed.refuseOtherBodies((await orderParts(process, order)).map((unit) => unit.order_id));
       const key = (unit: OrderRow, unitItems: (typeof parts)[number]['items']) =>
-        refundIdFor(unit.order_id, ['refund', why, unitItems === 'rest' ? 'rest' : unitItems.map((i) => `${i.skuId}x${i.qty}`).sort().join(',')]);
-      const { refunds: opened } = await openRefunds(
+        keyed ? keyed.idFor(unit.order_id) : refundIdFor(unit.order_id, ['refund', why, unitItems === 'rest' ? 'rest' : unitItems.map((i) => `${i.skuId}x${i.qty}`).sort().join(',')]);
+      const { refunds: opened, changed } = await openRefunds(
         parts.map((part) => ({ ...part, refundId: key(part.unit, part.items) })),
         { reason: why, restockReason: 'refund', actor },
       );
-      return reply.code(202).send({ refundId: opened[0]!.refundId, status: opened[0]!.status, refunds: opened });
+      return reply.code(202).send({ refundId: opened[0]!.refundId, status: opened[0]!.status, refunds: opened, replayed: !changed });
     },
   );
 

@@ -1,0 +1,172 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { CatalogRepository, CouponRepository, StockLedgerRepository } from '@orders/persistence';
+import { buyerAddress, waitFor } from '@orders/testing';
+import { closeUnpaidOrder, StockReconciler } from '@orders/worker';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const run = promisify(execFile);
+
+describe('reconcile --repair: order by order, one at a time, and saying what it could not repair', () => {
+  let system: OrderSystem;
+
+  /** A reconciler as `npm run reconcile` builds one, on this test's database and key prefix. */
+  function reconciler(settleMs = 100): StockReconciler {
+    const { redis, db } = system.env;
+    const { inventory } = system.workers.deps;
+    return new StockReconciler(
+      { redis, inventory, ledger: new StockLedgerRepository(db), catalog: new CatalogRepository(db), coupons: new CouponRepository(db), log: pino({ level: 'silent' }) },
+      { settleMs },
+    );
+  }
+
+  /** npm run reconcile as an operator runs it, in its own process. */
+  async function reconcile(...args: string[]): Promise<{ output: string; exitCode: number }> {
+    try {
+      const { stdout, stderr } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/reconcile.ts', ...args], { cwd: root, env: { ...process.env, ...system.env.env } });
+      return { output: stdout + stderr, exitCode: 0 };
+    } catch (error) {
+      const failed = error as { stdout: string; stderr: string; code: number };
+      return { output: failed.stdout + failed.stderr, exitCode: failed.code };
+    }
+  }
+
+  const prefix = () => system.env.config.REDIS_KEY_PREFIX;
+  const skuKey = (skuId: string) => `${prefix()}{g0}:sku:${skuId}`;
+  const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: system.token('ops', 'admin') })).body.stock;
+  const buy = (buyer: string, skuId: string, qty: number, couponCode?: string) =>
+    system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': `${buyer}-${skuId}` }, body: { items: [{ skuId, qty }], address: buyerAddress, couponCode } });
+  const cancel = (orderId: string, buyer: string) => system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token(buyer), body: { reason: 'changed my mind' } });
+
+  /** A cancel whose Redis step failed after its MySQL commit (the buyer got a 500): the ledger released the units, Redis still holds them reserved. */
+  async function cancelledInMysqlOnly(orderId: string, buyer: string, skuId: string, qty: number): Promise<void> {
+    expect((await cancel(orderId, buyer)).status).toBe(200);
+    await system.env.redis
+      .multi()
+      .hset(`${prefix()}{g0}:order:${orderId}`, 's', 'reserved')
+      .hincrby(skuKey(skuId), 'available', -qty)
+      .hincrby(skuKey(skuId), 'reserved', qty)
+      .exec();
+    expect(await stock(skuId)).toEqual({ available: 10 - qty, reserved: qty, sold: 0 });
+  }
+
+  beforeAll(async () => {
+    system = await startOrderSystem('stock_repair', { RECONCILE_INTERVAL_MS: '0', RECONCILE_SETTLE_MS: '100' });
+    for (const skuId of ['LAMP', 'DESK', 'MUG', 'PEN', 'SCARF']) {
+      await system.createSku({ skuId, priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: skuId === 'PEN' ? 5 : 10, deduction: 'placement' });
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await system?.close();
+  });
+
+  it('gives 2 lamps back once when a cancel failed in Redis, the repair ran, and then the payment deadline job released them: 10 of 10 on sale, the 11th refused', async () => {
+    const orderId = await system.checkout('ann', [{ skuId: 'LAMP', qty: 2 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await cancelledInMysqlOnly(orderId, 'ann', 'LAMP', 2);
+
+    const report = await reconciler().reconcile({ repair: true });
+    expect(await stock('LAMP')).toEqual({ available: 10, reserved: 0, sold: 0 });
+
+    // the payment deadline comes: the expiry finds the order cancelled and finishes its Redis release, a no-op by now
+    await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system' });
+    expect(await stock('LAMP')).toEqual({ available: 10, reserved: 0, sold: 0 });
+
+    for (const buyer of ['b1', 'b2', 'b3', 'b4', 'b5']) expect((await buy(buyer, 'LAMP', 2)).status).toBe(202);
+    const eleventh = await buy('b6', 'LAMP', 1);
+    expect([eleventh.status, eleventh.body.code]).toEqual([409, 'OUT_OF_STOCK']);
+    expect(await stock('LAMP')).toEqual({ available: 0, reserved: 10, sold: 0 });
+    // the repair released the order itself, as the cancel would have: no counter was moved by hand
+    expect([report.ordersFinished, report.drift]).toEqual([1, []]);
+  });
+
+  it('finishes giving a cancelled order’s desks back in Redis when the buyer cancels again', async () => {
+    const orderId = await system.checkout('ann', [{ skuId: 'DESK', qty: 3 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await cancelledInMysqlOnly(orderId, 'ann', 'DESK', 3);
+
+    const again = await cancel(orderId, 'ann');
+    expect([again.status, again.body.status]).toEqual([200, 'CANCELLED']);
+    expect(await stock('DESK')).toEqual({ available: 10, reserved: 0, sold: 0 });
+    expect((await reconcile()).output).toContain('No drift: Redis matches the MySQL ledger.');
+  });
+
+  it('sells a paid order’s 2 chairs once when its commit never reached Redis, the repair ran, and the settle job ran again', async () => {
+    await system.createSku({ skuId: 'CHAIR', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    const orderId = await system.checkout('ann', [{ skuId: 'CHAIR', qty: 2 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ann'), body: { method: 'card' } })).status).toBe(202);
+    await waitFor(async () => (await stock('CHAIR')).sold === 2, { what: 'the settle job to commit the chairs' });
+    expect(await stock('CHAIR')).toEqual({ available: 8, reserved: 0, sold: 2 });
+    // the ledger has the commit; Redis, as if its commit had never run
+    await system.env.redis
+      .multi()
+      .hset(`${prefix()}{g0}:order:${orderId}`, 's', 'reserved')
+      .hincrby(skuKey('CHAIR'), 'sold', -2)
+      .hincrby(skuKey('CHAIR'), 'reserved', 2)
+      .exec();
+
+    const report = await reconciler().reconcile({ repair: true });
+    expect(await stock('CHAIR')).toEqual({ available: 8, reserved: 0, sold: 2 });
+    // the settle job replayed from the dead letters commits again: a no-op by now
+    expect(await system.workers.deps.inventory.commitStock(orderId)).toEqual({ status: 'already' });
+    expect(await stock('CHAIR')).toEqual({ available: 8, reserved: 0, sold: 2 });
+    expect([report.ordersFinished, report.drift]).toEqual([1, []]);
+  });
+
+  it('moves 3 lost mugs back once when two repairs run at the same time', async () => {
+    await system.env.redis.hincrby(skuKey('MUG'), 'available', -3);
+    const [first, second] = await Promise.all([reconciler(300).reconcile({ repair: true }), reconciler(300).reconcile({ repair: true })]);
+    expect(await stock('MUG')).toEqual({ available: 10, reserved: 0, sold: 0 });
+    // one of them repaired the drift; the other waited for it and found none left
+    expect([first.repaired, second.repaired].sort()).toEqual([false, true]);
+  });
+
+  it('says which units it could not take back and that a SKU is oversold, and exits 2', async () => {
+    // Redis gains 3 pens nobody put there, and buyers reserve all 8 it says it has: the ledger's 5 are oversold by 3
+    await system.env.redis.hincrby(skuKey('PEN'), 'available', 3);
+    const orders = [await system.checkout('p1', [{ skuId: 'PEN', qty: 4 }]), await system.checkout('p2', [{ skuId: 'PEN', qty: 4 }])];
+    for (const orderId of orders) await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+
+    const { output, exitCode } = await reconcile('--repair');
+    expect(exitCode).toBe(2);
+    expect(output).toContain('OVERSOLD: PEN: the ledger has -3 units available');
+    expect(output).toContain('NOT REPAIRED: PEN: 3 unit(s) too many in Redis could not be taken back');
+    expect(output).not.toContain('Repaired: the Redis counters now match the ledger.');
+    expect(await stock('PEN')).toEqual({ available: 0, reserved: 8, sold: 0 });
+  });
+
+  it('publishes coupons again after Redis lost its data, with each buyer’s uses counted from MySQL', async () => {
+    const coupon = { code: 'SAVE10', kind: 'percent', percentOff: 10, minSpendCents: 1_000, perBuyerLimit: 1, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
+    expect((await system.request('POST', '/v1/admin/coupons', { token: system.token('ops', 'admin'), body: coupon })).status).toBe(201);
+    const used = await buy('ann', 'SCARF', 1, 'SAVE10');
+    expect(used.status).toBe(202);
+    await system.waitForStatus(used.body.orderId, 'PENDING_PAYMENT');
+
+    // Redis restarts without its data: every stock key of this system is gone
+    const { redis } = system.env;
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix()}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== '0');
+
+    const { output, exitCode } = await reconcile('--repair');
+    // 2: the pens above are still oversold
+    expect([exitCode, output]).toEqual([2, expect.stringContaining('1 coupon not yet ended published to Redis from MySQL; 1 buyer(s)\' coupon uses counted again.')]);
+    expect(await stock('SCARF')).toEqual({ available: 9, reserved: 1, sold: 0 });
+    expect((await buy('ben', 'SCARF', 1, 'SAVE10')).status).toBe(202);
+    const twice = await system.request('POST', '/v1/orders', {
+      token: system.token('ann'),
+      headers: { 'idempotency-key': 'ann-again' },
+      body: { items: [{ skuId: 'SCARF', qty: 1 }], address: buyerAddress, couponCode: 'SAVE10' },
+    });
+    expect([twice.status, twice.body.code]).toEqual([422, 'COUPON_LIMIT_EXCEEDED']);
+  });
+});

@@ -1,0 +1,35 @@
+import type { OrderDb } from './connection.js';
+
+/** A coupon as the checkout needs it, with the orders that hold one of its uses. */
+export interface CouponInForce {
+  code: string;
+  perBuyerLimit: number;
+  startsAt: Date;
+  endsAt: Date;
+  /** Orders in MySQL that redeemed it and have not given the use back. */
+  redemptions: Array<{ orderId: string; userId: string }>;
+}
+
+/** Coupons read back from MySQL, for publishing them to Redis again after Redis lost them. */
+export class CouponRepository {
+  constructor(private readonly db: OrderDb) {}
+
+  /** Every coupon not yet ended (running or still to start), with its uses. */
+  async inForce(now: Date): Promise<CouponInForce[]> {
+    const coupons = await this.db.selectFrom('coupons').select(['code', 'per_buyer_limit', 'starts_at', 'ends_at']).where('ends_at', '>', now).orderBy('code').execute();
+    if (coupons.length === 0) return [];
+    const used = await this.db
+      .selectFrom('coupon_redemptions')
+      .select(['code', 'order_id', 'user_id'])
+      .where('code', 'in', coupons.map((coupon) => coupon.code))
+      .where('status', '=', 'used')
+      .execute();
+    return coupons.map((coupon) => ({
+      code: coupon.code,
+      perBuyerLimit: coupon.per_buyer_limit,
+      startsAt: coupon.starts_at,
+      endsAt: coupon.ends_at,
+      redemptions: used.filter((row) => row.code === coupon.code).map((row) => ({ orderId: row.order_id, userId: row.user_id })),
+    }));
+  }
+}
