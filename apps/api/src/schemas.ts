@@ -226,6 +226,7 @@ export const orderSchema = {
           to: { type: 'string' },
           at: { type: 'string' },
           actor: { type: 'string' },
+          detail: { type: ['string', 'null'], description: 'the reason given with the step, or what it changed (a refund’s id, the new address); null when none' },
         },
       },
     },

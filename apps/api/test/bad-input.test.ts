@@ -161,6 +161,21 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect((await api.request('GET', '/v1/admin/skus/KETTLE', { token: api.token('ops', 'admin') })).body.stock).toMatchObject({ available: 4, reserved: 1 });
   });
 
+  it('lists no actions (200, ACCEPTED) for an order still in the queue to its merchant and support, refuses firing one with 409 and retry-after, and stays 404 to another merchant', async () => {
+    // no worker runs in this file: the order stays ACCEPTED
+    await createSku(api, api.token('ops', 'admin'), { skuId: 'TEAPOT', title: 'Teapot', priceCents: 1_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 5, deduction: 'placement' });
+    const queued = await api.request('POST', '/v1/orders', { token: buyer, body: { ...valid, items: [{ skuId: 'TEAPOT', qty: 1 }] }, headers: { 'idempotency-key': 'queued-actions' } });
+    expect(queued.status).toBe(202);
+    const actionsUrl = `${queued.body.statusUrl}/actions`;
+    for (const token of [api.token('ops', 'admin'), api.token('shop', 'merchant')]) {
+      const listed = await api.request('GET', actionsUrl, { token });
+      expect([listed.status, listed.body]).toEqual([200, expect.objectContaining({ orderId: queued.body.orderId, status: 'ACCEPTED', actions: [] })]);
+    }
+    const fired = await api.request('POST', `${actionsUrl}/ship`, { token: api.token('shop', 'merchant') });
+    expect([fired.status, fired.body.code, fired.headers['retry-after']]).toEqual([409, 'ILLEGAL_TRANSITION', '1']);
+    expect((await api.request('GET', actionsUrl, { token: api.token('other-shop', 'merchant') })).status).toBe(404);
+  });
+
   it('refuses a token once it expires, although it was verified (and cached) while valid', async () => {
     const shortLived = signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-1', role: 'buyer', exp: Math.floor(Date.now() / 1000) + 2 });
     expect((await api.request('GET', '/v1/orders', { token: shortLived })).status).toBe(200);

@@ -1,16 +1,17 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { WindowCounters } from '@orders/stock';
-import { buyerAddress, createTestEnv } from '@orders/testing';
+import { buyerAddress, createTestEnv, waitFor } from '@orders/testing';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authPlugin } from '../src/plugins/auth.js';
 import { consolePlugin } from '../src/plugins/console.js';
 import { problemDetailsPlugin } from '../src/plugins/problem-details.js';
 import { rateLimitPlugin } from '../src/plugins/rate-limit.js';
+import { securityHeadersPlugin } from '../src/plugins/security-headers.js';
 import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
 
 const step = (h: { from: string | null; action: string; to: string; actor: string }) => `${h.from} -${h.action}/${h.actor}-> ${h.to}`;
@@ -169,6 +170,63 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     expect(order.history.map(step).slice(-2)).toEqual(['DELIVERED -request_return/buyer-> RETURN_REQUESTED', 'RETURN_REQUESTED -refuse_return/merchant-> DELIVERED']);
   });
 
+  it('refunds one more unit with the same reason under a new Idempotency-Key, answers the same refund (replayed) for the same key, and 422 IDEMPOTENCY_CONFLICT for the same key with another body', async () => {
+    const orderId = await system.checkout('kim', [{ skuId: 'KETTLE', qty: 3 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('kim'), body: { method: 'card' } });
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    const oneUnit = { reason: 'Refund of 1 unit', items: [{ skuId: 'KETTLE', qty: 1 }] };
+    const refund = (key: string | null, body: object = oneUnit) =>
+      system.request('POST', `/v1/orders/${orderId}/refunds`, { token: admin, body, headers: key === null ? {} : { 'idempotency-key': key } });
+
+    const first = await refund('console-1');
+    expect([first.status, first.body.replayed]).toEqual([202, false]);
+    const retried = await refund('console-1');
+    expect([retried.status, retried.body.refundId, retried.body.replayed]).toEqual([202, first.body.refundId, true]);
+    const second = await refund('console-2');
+    expect([second.status, second.body.replayed]).toEqual([202, false]);
+    expect(second.body.refundId).not.toBe(first.body.refundId);
+    expect((await system.order(orderId)).items[0].refundedQty).toBe(2);
+
+    const conflict = await refund('console-1', { reason: 'Refund of 1 unit', items: [{ skuId: 'KETTLE', qty: 2 }] });
+    expect([conflict.status, conflict.body.code]).toEqual([422, 'IDEMPOTENCY_CONFLICT']);
+    // without the header, as before: the reason and the units name the refund
+    const unkeyed = await refund(null);
+    expect([unkeyed.status, unkeyed.body.replayed]).toEqual([202, false]);
+    expect((await refund(null)).body).toMatchObject({ refundId: unkeyed.body.refundId, replayed: true });
+    expect((await system.order(orderId)).items[0].refundedQty).toBe(3);
+    const documented = (await system.request('GET', '/docs/json')).body.paths['/v1/orders/{orderId}/refunds'].post;
+    expect(documented.description).toContain('Idempotency-Key');
+    expect(documented.parameters.map((p: any) => p.name)).toContain('idempotency-key');
+  });
+
+  it("offers approving a split order's return on the order itself, takes a reason into the history, and lists the return once (on its child) among the leaves", async () => {
+    const placed = await system.request('POST', '/v1/orders', { token: system.token('sam'), headers: { 'idempotency-key': 'sam-split' }, body: { items: [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 2 }], address: buyerAddress } });
+    const parent = placed.body.orderId as string;
+    await system.waitForStatus(parent, 'PENDING_PAYMENT');
+    await system.request('POST', `/v1/orders/${parent}/pay`, { token: system.token('sam'), body: { method: 'card' } });
+    const children: string[] = (await waitFor(async () => (await system.order(parent)).subOrders.length === 2 && (await system.order(parent)).subOrders, { what: 'the split' })) as string[];
+    for (const child of children) {
+      await system.waitForStatus(child, 'IN_FULFILLMENT');
+      for (const event of ['SHIPPED', 'DELIVERED']) await system.warehouseSim.request('POST', `/__admin/orders/${child}/events`, { body: { event } });
+      await system.waitForStatus(child, 'DELIVERED');
+    }
+    const asked = await system.request('POST', `/v1/orders/${parent}/returns`, { token: system.token('sam'), body: { reason: 'chipped', items: [{ skuId: 'MUG', qty: 1 }] } });
+    expect(asked.status).toBe(202);
+    const mugChild = asked.body.returns[0].orderId as string;
+
+    const approve = (await system.request('GET', `/v1/orders/${parent}/actions`, { token: admin })).body.actions.find((a: any) => a.action === 'approve_return');
+    expect(approve.href).toBe(`/v1/orders/${parent}/returns/${asked.body.returnId}/approve`);
+    const waiting = await system.request('GET', `/v1/admin/orders?status=RETURN_REQUESTED&leaf=true&userId=sam`, { token: admin });
+    expect(waiting.body.items.map((o: any) => o.orderId)).toEqual([mugChild]);
+
+    const approved = await system.request('POST', approve.href, { token: admin, body: { reason: 'photo shows the chip' } });
+    expect([approved.status, approved.body.status]).toEqual([200, 'APPROVED']);
+    const history = (await system.order(mugChild)).history;
+    expect(history.at(-1)).toMatchObject({ action: 'approve_return', to: 'RETURNING', detail: `return ${asked.body.returnId} approved: photo shows the chip` });
+    expect(history[0]).toHaveProperty('detail');
+  });
+
   it('finds orders by buyer, SKU and the day they were placed in the admin search', async () => {
     const orderId = await importPaid('ext-3', 'dee');
     const search = async (params: string) => (await system.request('GET', `/v1/admin/orders?${params}`, { token: admin })).body;
@@ -211,6 +269,44 @@ describe('the console without a build', () => {
       await app.close();
       await env.cleanup();
       await rm(empty, { recursive: true });
+    }
+  });
+});
+
+describe("the console's files", () => {
+  it('answers index.html unhashed and uncached by any name, 404 for a missing asset, and a page policy that does not upgrade plain http', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'console-'));
+    const env = await createTestEnv('console_files');
+    const app = Fastify({ logger: false });
+    try {
+      await writeFile(path.join(root, 'index.html'), '<!doctype html><script type="module" src="/console/assets/index-NEW.js"></script>');
+      await mkdir(path.join(root, 'assets'));
+      await writeFile(path.join(root, 'assets', 'index-NEW.js'), 'console.log(1)');
+      await app.register(authPlugin, { secret: env.config.AUTH_JWT_SECRET, tokenCacheSize: 0 });
+      await app.register(rateLimitPlugin, { counters: new WindowCounters(env.redis), keyPrefix: env.config.REDIS_KEY_PREFIX, slotGroupOf: () => '{g0}', windowMs: 60_000, perUser: 100, perIp: 100, onUnchecked: () => {} });
+      await app.register(problemDetailsPlugin);
+      await app.register(securityHeadersPlugin);
+      await app.register(consolePlugin, { root });
+      const get = (url: string) => app.inject({ method: 'GET', url });
+
+      for (const url of ['/console', '/console/', '/console/index.html', '/console/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV']) {
+        const page = await get(url);
+        expect([page.statusCode, page.headers['content-type'], page.headers['cache-control']], url).toEqual([200, expect.stringMatching(/^text\/html/), 'no-cache']);
+        // over http on a shop's network the page's own scripts must load from where the page came
+        expect(page.headers['content-security-policy'], url).toMatch(/script-src 'self'/);
+        expect(page.headers['content-security-policy'], url).not.toMatch(/upgrade-insecure-requests/);
+      }
+      const asset = await get('/console/assets/index-NEW.js');
+      expect([asset.statusCode, asset.headers['cache-control']]).toEqual([200, 'public, max-age=31536000, immutable']);
+      // a page of the build before asks for its own asset: a 404, not index.html as javascript
+      for (const url of ['/console/assets/index-OLD.js', '/console/favicon.ico']) {
+        const missing = await get(url);
+        expect([missing.statusCode, missing.headers['content-type']], url).toEqual([404, expect.stringMatching(/^application\/problem\+json/)]);
+      }
+    } finally {
+      await app.close();
+      await env.cleanup();
+      await rm(root, { recursive: true });
     }
   });
 });

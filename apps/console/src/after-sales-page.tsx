@@ -1,6 +1,5 @@
-import { useEffect, useState } from 'preact/hooks';
-import { problemText, type Api, type OrderPage } from './api.js';
-import { OrderTable, orderSearchPath } from './orders-page.js';
+import type { Api } from './api.js';
+import { OrderTable, orderSearchPath, usePagedOrders } from './orders-page.js';
 import type { Session } from './session.js';
 
 /** The after-sales statuses in which the order waits for someone: a merchant's review, a parcel, a refund. */
@@ -23,37 +22,27 @@ export function AfterSalesPage({ api, session }: { api: Api; session: Session })
 }
 
 function WaitingOrders({ api, session, status, title }: { api: Api; session: Session; status: string; title: string }) {
-  const [cursors, setCursors] = useState<Array<string | null>>([null]);
-  const [page, setPage] = useState<OrderPage | null>(null);
-  const [problem, setProblem] = useState<string | null>(null);
-  const cursor = cursors.at(-1) ?? null;
-
-  useEffect(() => {
-    let current = true;
-    api<OrderPage>('GET', orderSearchPath(session, { status, limit: 20 }, cursor))
-      .then((answer) => current && setPage(answer))
-      .catch((error: unknown) => current && setProblem(problemText(error)));
-    return () => {
-      current = false;
-    };
-  }, [api, session, status, cursor]);
-
+  // a split order takes its children's after-sales status: each return is listed once, on the child it belongs to
+  const pages = usePagedOrders(api, (cursor) => orderSearchPath(session, { status, limit: 20 }, cursor, { leaf: true }));
   const id = `waiting-${status}`;
   return (
     <section aria-labelledby={id}>
       <h2 id={id}>{title}</h2>
-      {problem && (
+      <button type="button" disabled={pages.loading} onClick={pages.reload} aria-describedby={id}>
+        Refresh
+      </button>
+      {pages.problem && (
         <p class="problem" role="alert">
-          {problem}
+          Page {pages.number} could not be read: {pages.problem}
         </p>
       )}
-      {page && <OrderTable orders={page.items} caption={`${title}, page ${cursors.length}`} />}
-      {(cursors.length > 1 || page?.nextCursor) && (
+      {pages.shown && <OrderTable orders={pages.shown.orders.items} caption={`${title}, page ${pages.shown.number}`} />}
+      {(pages.number > 1 || pages.next !== null) && (
         <nav class="pager" aria-label={`Pages of ${title.toLowerCase()}`}>
-          <button type="button" disabled={cursors.length === 1} onClick={() => setCursors(cursors.slice(0, -1))}>
+          <button type="button" disabled={pages.number === 1 || pages.loading} onClick={pages.previous}>
             Previous page
           </button>
-          <button type="button" disabled={!page?.nextCursor} onClick={() => page?.nextCursor && setCursors([...cursors, page.nextCursor])}>
+          <button type="button" disabled={pages.next === null} onClick={pages.next ?? undefined}>
             Next page
           </button>
         </nav>

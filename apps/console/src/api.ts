@@ -28,8 +28,25 @@ export interface Order {
   payment: { paymentId?: string; transactionId: string | null; paidAt: string | null; method: string } | null;
   shipments: Array<{ shipmentId: string; warehouseId: string; trackingNo: string | null; status: string }>;
   subOrders: string[];
-  history: Array<{ from: string | null; action: string; to: string; at: string; actor: string }>;
+  address: Address;
+  history: Array<{ from: string | null; action: string; to: string; at: string; actor: string; detail?: string | null }>;
   createdAt: string | null;
+}
+
+export interface Address {
+  name: string;
+  phone: string;
+  line1: string;
+  city: string;
+  postalCode: string;
+  country: string;
+}
+
+/** POST /v1/orders/:id/refunds' answer: `replayed` when the refund is one this request opened before. */
+export interface RefundAnswer {
+  refundId: string;
+  status: string;
+  replayed?: boolean;
 }
 
 export interface OrderPage {
@@ -75,15 +92,16 @@ export class ApiProblem extends Error {
   }
 }
 
-export type Api = <T>(method: 'GET' | 'POST', path: string, body?: unknown) => Promise<T>;
+export type Api = <T>(method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown, headers?: Record<string, string>) => Promise<T>;
 
-export function apiFor(token: string, onUnauthorized: () => void): Api {
-  return async <T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> => {
+/** `onUnauthorized` gets the api's reason (token expired, wrong secret), for the sign-in page to show. */
+export function apiFor(token: string, onUnauthorized: (detail: string) => void): Api {
+  return async <T>(method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> => {
     let response: Response;
     try {
       response = await fetch(path, {
         method,
-        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: { ...headers, authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch {
@@ -91,11 +109,20 @@ export function apiFor(token: string, onUnauthorized: () => void): Api {
     }
     const answer = (await response.json().catch(() => null)) as (T & { code?: string; detail?: string }) | null;
     if (!response.ok) {
-      if (response.status === 401) onUnauthorized();
-      throw new ApiProblem(response.status, answer?.code ?? 'UNKNOWN', answer?.detail ?? `The order system answered ${response.status}`);
+      const problem = new ApiProblem(response.status, answer?.code ?? 'UNKNOWN', answer?.detail ?? `The order system answered ${response.status}`);
+      if (response.status === 401) onUnauthorized(problem.detail);
+      throw problem;
     }
     return answer as T;
   };
+}
+
+/**
+ * A fresh Idempotency-Key: crypto.randomUUID exists only on https and localhost pages, and
+ * the console is also served over plain http on a shop's network.
+ */
+export function idempotencyKey(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
 
 export function problemText(error: unknown): string {

@@ -10,10 +10,13 @@ import { SignIn } from './sign-in.js';
 
 export function App() {
   const [session, setSession] = useState<Session | null>(storedSession);
+  // why the api signed the user out (its 401's detail), kept for the sign-in page
+  const [signedOutBecause, setSignedOutBecause] = useState<string | null>(null);
   const route = useRoute();
-  const signOut = () => {
+  const signOut = (because: string | null = null) => {
     keepSession(null);
     setSession(null);
+    setSignedOutBecause(because);
   };
   const api = useMemo(() => (session ? apiFor(session.token, signOut) : null), [session]);
 
@@ -21,7 +24,9 @@ export function App() {
     return (
       <main id="main">
         <SignIn
+          signedOutBecause={signedOutBecause}
           onSignIn={(signedIn) => {
+            setSignedOutBecause(null);
             keepSession(signedIn);
             setSession(signedIn);
           }}
@@ -51,7 +56,7 @@ export function App() {
         <span class="who">
           Signed in as {session.role} <strong>{session.sub}</strong>
         </span>
-        <button type="button" onClick={signOut}>
+        <button type="button" onClick={() => signOut()}>
           Sign out
         </button>
       </header>

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { formatCents, formatTime, problemText, type Api, type QueueCounts, type Sku } from './api.js';
 import type { Session } from './session.js';
 
@@ -40,6 +40,9 @@ export function FlashSalesPage({ api, session }: { api: Api; session: Session })
     endsAt: localInput(new Date(now.getTime() + 3_600_000)),
   });
   const [createProblem, setCreateProblem] = useState<string | null>(null);
+  const [creating, setCreating] = useState(false);
+  // set at once, before the button re-renders disabled: a double click's second submit finds it
+  const sending = useRef(false);
   const [watchDraft, setWatchDraft] = useState('');
   const [watched, setWatched] = useState<string | null>(null);
 
@@ -52,6 +55,9 @@ export function FlashSalesPage({ api, session }: { api: Api; session: Session })
 
   async function create(event: Event) {
     event.preventDefault();
+    if (sending.current) return;
+    sending.current = true;
+    setCreating(true);
     setCreateProblem(null);
     try {
       const sku = await api<Sku>('POST', '/v1/admin/skus', {
@@ -73,6 +79,9 @@ export function FlashSalesPage({ api, session }: { api: Api; session: Session })
       setWatched(sku.skuId);
     } catch (error) {
       setCreateProblem(problemText(error));
+    } finally {
+      sending.current = false;
+      setCreating(false);
     }
   }
 
@@ -113,7 +122,9 @@ export function FlashSalesPage({ api, session }: { api: Api; session: Session })
               {createProblem}
             </p>
           )}
-          <button type="submit">Create flash sale</button>
+          <button type="submit" disabled={creating}>
+            {creating ? 'Creating…' : 'Create flash sale'}
+          </button>
         </form>
         <div>
           <form
@@ -135,7 +146,11 @@ export function FlashSalesPage({ api, session }: { api: Api; session: Session })
   );
 }
 
-/** The sale while it runs: stock counters and the queues behind the intake, read every second. */
+/**
+ * The sale while it runs: stock counters and the queues behind the intake, read a second
+ * after the last read ended. One read at a time, so no late answer overwrites a newer one
+ * however slow the api is under the sale's load.
+ */
 function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
   const [sku, setSku] = useState<Sku | null>(null);
   const [queues, setQueues] = useState<QueueCounts[]>([]);
@@ -144,6 +159,7 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
 
   useEffect(() => {
     let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     async function read() {
       try {
         const [current, counts] = await Promise.all([api<Sku>('GET', `/v1/admin/skus/${encodeURIComponent(skuId)}`), api<{ queues: QueueCounts[] }>('GET', '/v1/admin/queues')]);
@@ -155,12 +171,12 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
       } catch (error) {
         if (!stopped) setProblem(problemText(error));
       }
+      if (!stopped) timer = setTimeout(() => void read(), POLL_MS);
     }
     void read();
-    const timer = setInterval(() => void read(), POLL_MS);
     return () => {
       stopped = true;
-      clearInterval(timer);
+      clearTimeout(timer);
     };
   }, [api, skuId]);
 
@@ -234,7 +250,7 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
           ))}
         </tbody>
       </table>
-      <p class="hint">Read every second{readAt ? `; last at ${readAt.toLocaleTimeString('en-GB')}` : ''}.</p>
+      <p class="hint">Read a second after each answer{readAt ? `; last at ${readAt.toLocaleTimeString('en-GB')}` : ''}.</p>
     </section>
   );
 }

@@ -1,5 +1,5 @@
-import { useCallback, useEffect, useState } from 'preact/hooks';
-import { ApiProblem, formatCents, formatTime, problemText, type AllowedAction, type Api, type Order, type OrderLine } from './api.js';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { ApiProblem, formatCents, formatTime, idempotencyKey, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type RefundAnswer } from './api.js';
 import { Link } from './route.js';
 
 /** The merchant's words for the state table's actions; an action without one shows its table name. */
@@ -15,6 +15,18 @@ const ACTION_LABELS: Record<string, string> = {
 
 /** A partial refund needs its units chosen: it has a form of its own, not a button. */
 const CHOSEN_UNITS = 'refund_lines';
+/** A new address is a form of its own too, sent with PATCH. */
+const NEW_ADDRESS = 'change_address';
+
+/** The api checks each field's form (API.md's address) and its refusal names the field. */
+const ADDRESS_FIELDS: Array<{ name: keyof Address; label: string; maxLength: number }> = [
+  { name: 'name', label: 'Recipient', maxLength: 100 },
+  { name: 'phone', label: 'Phone', maxLength: 32 },
+  { name: 'line1', label: 'Street and number', maxLength: 200 },
+  { name: 'city', label: 'City', maxLength: 100 },
+  { name: 'postalCode', label: 'Postal code', maxLength: 20 },
+  { name: 'country', label: 'Country (ISO code, e.g. DE)', maxLength: 2 },
+];
 
 type AfterSalesRecords = Record<string, Array<Record<string, unknown>>>;
 
@@ -33,6 +45,7 @@ const shown = (value: unknown) => (value === null || value === undefined ? '–'
 export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
   const [order, setOrder] = useState<Order | null>(null);
   const [actions, setActions] = useState<AllowedAction[]>([]);
+  const [actionsProblem, setActionsProblem] = useState<string | null>(null);
   const [afterSales, setAfterSales] = useState<AfterSalesRecords | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   const [actionProblem, setActionProblem] = useState<string | null>(null);
@@ -40,53 +53,70 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
   const [busy, setBusy] = useState(false);
   const [reason, setReason] = useState('');
   const [unitsToRefund, setUnitsToRefund] = useState<Record<string, number>>({});
+  const [address, setAddress] = useState<Address | null>(null);
+  // the refund being sent and its key: sending the same refund again (after a failure) reuses the key
+  const refundAttempt = useRef<{ body: string; key: string } | null>(null);
 
-  const load = useCallback(async () => {
-    try {
-      const [loaded, allowed] = await Promise.all([
-        api<Order>('GET', `/v1/orders/${orderId}`),
-        api<{ actions: AllowedAction[] }>('GET', `/v1/orders/${orderId}/actions`),
-      ]);
-      setOrder(loaded);
-      setActions(allowed.actions);
+  /** The order, and apart from it what the caller may do: an order without actions (still in the queue) is still shown. */
+  const load = useCallback(async (): Promise<Order | null> => {
+    const [loaded, allowed] = await Promise.allSettled([
+      api<Order>('GET', `/v1/orders/${orderId}`),
+      api<{ actions: AllowedAction[] }>('GET', `/v1/orders/${orderId}/actions`),
+    ]);
+    if (loaded.status === 'fulfilled') {
+      setOrder(loaded.value);
       setProblem(null);
-    } catch (error) {
-      setProblem(problemText(error));
+    } else setProblem(problemText(loaded.reason));
+    if (allowed.status === 'fulfilled') {
+      setActions(allowed.value.actions);
+      setActionsProblem(null);
+    } else {
+      setActions([]);
+      setActionsProblem(problemText(allowed.reason));
     }
     // refunds and returns come from the reverse flows; an api without them answers 404
     api<unknown>('GET', `/v1/orders/${orderId}/refunds`)
       .then((answer) => setAfterSales(afterSalesRecords(answer)))
       .catch((error: unknown) => setAfterSales(error instanceof ApiProblem && error.status === 404 ? null : { unavailable: [{ problem: problemText(error) }] }));
+    return loaded.status === 'fulfilled' ? loaded.value : null;
   }, [api, orderId]);
 
   useEffect(() => {
     void load();
   }, [load]);
 
-  /** Runs an action the state table allows, then shows what became of the order (or the api's refusal). */
-  async function perform(label: string, send: (reason: string | null) => Promise<unknown>) {
+  /**
+   * Runs an action the state table allows, then shows what the api answered (`send`'s
+   * words for it) and what became of the order, or the api's refusal.
+   */
+  async function perform(label: string, send: (reason: string | null) => Promise<string | null>) {
     setBusy(true);
     setActionProblem(null);
     setDone(null);
     try {
-      await send(reason.trim() === '' ? null : reason.trim());
-      const changed = await api<Order>('GET', `/v1/orders/${orderId}`);
-      setDone(`${label}: the order is now ${changed.status} (${changed.merchantStatus})`);
+      const answer = await send(reason.trim() === '' ? null : reason.trim());
       setReason('');
       setUnitsToRefund({});
+      setAddress(null);
+      const changed = await load();
+      const outcome = changed ? `the order is now ${changed.status} (${changed.merchantStatus})` : 'the order could not be read again';
+      setDone(`${label}: ${answer ? `${answer}; ` : ''}${outcome}`);
     } catch (error) {
       setActionProblem(problemText(error));
+      await load();
     } finally {
       setBusy(false);
-      await load();
     }
   }
 
   function fire({ action, href }: AllowedAction) {
     const label = ACTION_LABELS[action] ?? action;
-    // the reverse flows' routes (cancel, refunds) take a reason always; the generic route when one is given
-    const generic = href.includes('/actions/');
-    return perform(label, (given) => api<unknown>('POST', href, given !== null ? { reason: given } : generic ? {} : { reason: label }));
+    // the cancel route takes a reason always; the others when one is given
+    const needsReason = href.endsWith('/cancel');
+    return perform(label, async (given) => {
+      await api<unknown>('POST', href, given !== null ? { reason: given } : needsReason ? { reason: label } : {});
+      return null;
+    });
   }
 
   function refundChosenUnits({ href }: AllowedAction) {
@@ -95,7 +125,23 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
       .map(([skuId, qty]) => ({ skuId, qty }));
     const units = items.reduce((sum, item) => sum + item.qty, 0);
     const label = `Refund of ${units} unit${units === 1 ? '' : 's'}`;
-    return perform(label, (given) => api<unknown>('POST', href, { reason: given ?? label, items }));
+    return perform(label, async (given) => {
+      const body = { reason: given ?? label, items };
+      const sent = JSON.stringify(body);
+      if (refundAttempt.current?.body !== sent) refundAttempt.current = { body: sent, key: idempotencyKey() };
+      const refund = await api<RefundAnswer>('POST', href, body, { 'idempotency-key': refundAttempt.current.key });
+      refundAttempt.current = null;
+      return refund.replayed
+        ? `nothing new was refunded: refund ${refund.refundId} (${refund.status}) was opened by this same request before`
+        : `refund ${refund.refundId} is ${refund.status}`;
+    });
+  }
+
+  function changeAddress({ href }: AllowedAction, to: Address) {
+    return perform('Address changed', async () => {
+      await api<Order>('PATCH', href, { address: to });
+      return null;
+    });
   }
 
   if (!order) {
@@ -114,7 +160,9 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
   }
 
   const chosenUnits = actions.find((allowed) => allowed.action === CHOSEN_UNITS);
+  const newAddress = actions.find((allowed) => allowed.action === NEW_ADDRESS);
   const refundable = order.items.filter((line) => unitsLeft(line) > 0);
+  const addressDraft = address ?? order.address;
 
   return (
     <section aria-labelledby="order-title">
@@ -122,6 +170,14 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
         <Link to="/">← Orders</Link>
       </p>
       <h1 id="order-title">Order {order.orderId}</h1>
+      {problem && (
+        <div class="problem" role="alert">
+          <p>Could not read the order again: {problem}. What is shown is as last read.</p>
+          <button type="button" onClick={() => void load()}>
+            Reload
+          </button>
+        </div>
+      )}
       <dl class="facts">
         <dt>Status</dt>
         <dd>
@@ -157,14 +213,16 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
 
       <section aria-labelledby="actions-title" class="panel">
         <h2 id="actions-title">Actions</h2>
-        {actions.length === 0 ? (
+        {actionsProblem ? (
+          <p class="problem">Your actions could not be read: {actionsProblem}</p>
+        ) : actions.length === 0 ? (
           <p>Nothing for you to do in {order.status}: the next step belongs to the buyer, the payment or warehouse system, or the order is closed.</p>
         ) : (
           <>
             <label for="action-reason">Reason (kept in the history, optional)</label>
             <input id="action-reason" type="text" maxLength={500} value={reason} onInput={(event) => setReason(event.currentTarget.value)} />
             <div class="actions">
-              {actions.filter((allowed) => allowed.action !== CHOSEN_UNITS).map((allowed) => (
+              {actions.filter((allowed) => allowed.action !== CHOSEN_UNITS && allowed.action !== NEW_ADDRESS).map((allowed) => (
                 <button type="button" disabled={busy} onClick={() => void fire(allowed)} aria-describedby={`to-${allowed.action}`}>
                   {ACTION_LABELS[allowed.action] ?? allowed.action}
                   <span id={`to-${allowed.action}`} class="to">
@@ -197,6 +255,33 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
                   Refund chosen units
                 </button>
               </fieldset>
+            )}
+            {newAddress && (
+              <form
+                class="address-form"
+                aria-labelledby="address-title"
+                onSubmit={(event) => {
+                  event.preventDefault();
+                  void changeAddress(newAddress, addressDraft);
+                }}
+              >
+                <h3 id="address-title">Delivery address (until it ships)</h3>
+                {ADDRESS_FIELDS.map(({ name, label, maxLength }) => (
+                  <div>
+                    <label for={`address-${name}`}>{label}</label>
+                    <input
+                      id={`address-${name}`}
+                      required
+                      maxLength={maxLength}
+                      value={addressDraft[name]}
+                      onInput={(event) => setAddress({ ...addressDraft, [name]: event.currentTarget.value })}
+                    />
+                  </div>
+                ))}
+                <button type="submit" disabled={busy || address === null}>
+                  Change address
+                </button>
+              </form>
             )}
           </>
         )}
@@ -373,6 +458,7 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
               <span>
                 <strong>{step.action}</strong> by {step.actor}: {step.from ?? '(new)'} → {step.to}
               </span>
+              {step.detail && <span class="detail">{step.detail}</span>}
             </li>
           ))}
         </ol>

@@ -43,31 +43,72 @@ const dayStart = (day: string, days = 0) => (day === '' ? undefined : new Date(D
  * Admins search every order (GET /v1/admin/orders); merchants list the orders holding their
  * SKUs (GET /v1/orders). One page at a time, however many orders there are.
  */
-export function orderSearchPath(session: Session, filter: Partial<Filter>, cursor: string | null): string {
+export function orderSearchPath(session: Session, filter: Partial<Filter>, cursor: string | null, { leaf = false } = {}): string {
   const common = { status: filter.status, type: filter.type, limit: filter.limit ?? 20, cursor: cursor ?? undefined };
+  // a merchant's list holds no split order, only the children with its SKUs
   if (session.role === 'merchant') return `/v1/orders${query(common)}`;
-  return `/v1/admin/orders${query({ ...common, userId: filter.userId, skuId: filter.skuId, createdFrom: dayStart(filter.from ?? ''), createdTo: dayStart(filter.to ?? '', 1) })}`;
+  return `/v1/admin/orders${query({ ...common, userId: filter.userId, skuId: filter.skuId, createdFrom: dayStart(filter.from ?? ''), createdTo: dayStart(filter.to ?? '', 1), leaf: leaf ? 'true' : undefined })}`;
+}
+
+/** A list's page as read: the page number it was read for, so its caption and pager never describe another. */
+interface ShownPage {
+  orders: OrderPage;
+  number: number;
+}
+
+/**
+ * A list of orders one page at a time, from `pathOf(cursor)`. `reload` reads it again from
+ * page 1 (Search, Clear, Refresh: the same filter too). Next and Previous move only from
+ * the page shown, so a click while a page loads skips nothing; a page that cannot be read
+ * is shown as its problem, not as the page before under the new page's caption.
+ */
+export function usePagedOrders(api: Api, pathOf: (cursor: string | null) => string) {
+  // the cursors of the pages up to this one, for "Previous page"
+  const [cursors, setCursors] = useState<Array<string | null>>([null]);
+  const [reloads, setReloads] = useState(0);
+  const [shown, setShown] = useState<ShownPage | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const number = cursors.length;
+  const path = pathOf(cursors.at(-1) ?? null);
+
+  useEffect(() => {
+    let current = true;
+    setLoading(true);
+    setProblem(null);
+    api<OrderPage>('GET', path)
+      .then((orders) => current && setShown({ orders, number }))
+      .catch((error: unknown) => {
+        if (!current) return;
+        setShown(null);
+        setProblem(problemText(error));
+      })
+      .finally(() => current && setLoading(false));
+    return () => {
+      current = false;
+    };
+  }, [api, path, number, reloads]);
+
+  const nextCursor = !loading && shown?.number === number ? shown.orders.nextCursor : null;
+  return {
+    shown,
+    problem,
+    number,
+    loading,
+    reload: () => {
+      setCursors([null]);
+      setReloads((n) => n + 1);
+    },
+    previous: () => setCursors((now) => (now.length > 1 ? now.slice(0, -1) : now)),
+    // from the page shown only: a second click before the next page arrives finds the list moved on
+    next: nextCursor === null ? null : () => setCursors((now) => (now.length === number ? [...now, nextCursor] : now)),
+  };
 }
 
 export function OrdersPage({ api, session }: { api: Api; session: Session }) {
   const [draft, setDraft] = useState<Filter>(NO_FILTER);
   const [filter, setFilter] = useState<Filter>(NO_FILTER);
-  // the cursors of the pages before this one, for "Previous page"
-  const [cursors, setCursors] = useState<Array<string | null>>([null]);
-  const [page, setPage] = useState<OrderPage | null>(null);
-  const [problem, setProblem] = useState<string | null>(null);
-  const cursor = cursors.at(-1) ?? null;
-
-  useEffect(() => {
-    let current = true;
-    setProblem(null);
-    api<OrderPage>('GET', orderSearchPath(session, filter, cursor))
-      .then((answer) => current && setPage(answer))
-      .catch((error: unknown) => current && setProblem(problemText(error)));
-    return () => {
-      current = false;
-    };
-  }, [api, session, filter, cursor]);
+  const pages = usePagedOrders(api, (cursor) => orderSearchPath(session, filter, cursor));
 
   const field = (name: keyof Filter) => ({
     id: `filter-${name}`,
@@ -86,7 +127,7 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
         onSubmit={(event) => {
           event.preventDefault();
           setFilter(draft);
-          setCursors([null]);
+          pages.reload();
         }}
       >
         <div>
@@ -142,7 +183,7 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
             onClick={() => {
               setDraft(NO_FILTER);
               setFilter(NO_FILTER);
-              setCursors([null]);
+              pages.reload();
             }}
           >
             Clear
@@ -150,18 +191,21 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
         </div>
       </form>
       {!admin && <p class="hint">Merchants see the orders holding their SKUs and filter them by status and type; buyer, SKU and date search is for admins.</p>}
-      {problem && (
+      {pages.problem && (
         <p class="problem" role="alert">
-          {problem}
+          Page {pages.number} could not be read: {pages.problem}
         </p>
       )}
-      {page && <OrderTable orders={page.items} caption={`Orders, page ${cursors.length}`} />}
-      <nav class="pager" aria-label="Pages of orders">
-        <button type="button" disabled={cursors.length === 1} onClick={() => setCursors(cursors.slice(0, -1))}>
+      {pages.shown && <OrderTable orders={pages.shown.orders.items} caption={`Orders, page ${pages.shown.number}`} />}
+      <nav class="pager" aria-label="Pages of orders" aria-busy={pages.loading}>
+        <button type="button" disabled={pages.number === 1 || pages.loading} onClick={pages.previous}>
           Previous page
         </button>
-        <span aria-live="polite">Page {cursors.length}</span>
-        <button type="button" disabled={!page?.nextCursor} onClick={() => page?.nextCursor && setCursors([...cursors, page.nextCursor])}>
+        <span aria-live="polite">
+          Page {pages.number}
+          {pages.loading ? ' (loading…)' : ''}
+        </span>
+        <button type="button" disabled={pages.next === null} onClick={pages.next ?? undefined}>
           Next page
         </button>
       </nav>

@@ -1,12 +1,17 @@
 import { useState } from 'preact/hooks';
 import { sessionFromToken, type Session } from './session.js';
 
-export function SignIn({ onSignIn }: { onSignIn: (session: Session) => void }) {
+export function SignIn({ onSignIn, signedOutBecause }: { onSignIn: (session: Session) => void; signedOutBecause: string | null }) {
   const [token, setToken] = useState('');
   const [problem, setProblem] = useState<string | null>(null);
   return (
     <section class="sign-in" aria-labelledby="sign-in-title">
       <h1 id="sign-in-title">Order centre</h1>
+      {signedOutBecause && (
+        <p class="problem" role="alert">
+          Signed out: {signedOutBecause}
+        </p>
+      )}
       <p>Sign in with a merchant or admin token (<code>npm run token -- merchant shop</code> prints one).</p>
       <form
         onSubmit={(event) => {

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { OrderRepository } from '@orders/persistence';
 import { buyerAddress, waitFor } from '@orders/testing';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
@@ -25,6 +25,8 @@ describe('the web console', () => {
   const routes = new Set<string>();
 
   const shot = (name: string): Promise<Buffer> => page.screenshot({ path: `${SCREENSHOTS}${name}.png`, fullPage: true });
+  /** What the elements show now, without waiting for one to appear (for expect.poll). */
+  const shownText = async (elements: Locator): Promise<string> => (await elements.allTextContents()).join('\n');
 
   async function signIn(token: string) {
     await page.goto(`${base}/console/`);
@@ -144,6 +146,8 @@ describe('the web console', () => {
     await page.getByRole('button', { name: /Refuse return/ }).click();
     await expect.poll(() => page.getByTestId('order-status').textContent()).toBe('DELIVERED');
     await expect.poll(() => page.getByRole('list', { name: 'Timeline' }).textContent()).toContain('refuse_return by merchant: RETURN_REQUESTED → DELIVERED');
+    // the reason given is kept in the step's detail, after the return's id
+    expect(await page.getByRole('list', { name: 'Timeline' }).getByRole('listitem').last().textContent()).toMatch(/refused: used, outside the return terms$/);
     await shot('07-return-refused');
   });
 
@@ -190,7 +194,7 @@ describe('the web console', () => {
     await page.getByLabel('Units of KETTLE to refund (of 3 left)').fill('2');
     await page.getByLabel('Reason (kept in the history, optional)').fill('two arrived dented');
     await refundButton.click();
-    await expect.poll(() => page.getByRole('status').textContent()).toContain('Refund of 2 units: the order is now');
+    await expect.poll(() => page.getByRole('status').textContent()).toMatch(/^Refund of 2 units: refund \S+ is PENDING; the order is now/);
     await page.getByLabel('Units of KETTLE to refund (of 1 left)').waitFor();
     // the line's cells: title, qty, units refunded, …
     expect(await page.getByRole('row').filter({ hasText: 'KETTLE' }).first().getByRole('cell').nth(2).textContent()).toBe('2');
@@ -223,5 +227,162 @@ describe('the web console', () => {
     await page.getByRole('button', { name: /Cancel with refund/ }).click();
     await waitFor(async () => ['REFUNDING', 'REFUNDED'].includes((await system.order(orderId)).status), { what: 'the refund', timeoutMs: 10_000 });
     await shot('13-cancelled-with-refund');
+  });
+
+  /** Checked out and paid: in fulfilment, where refunds and a new address are still allowed. */
+  async function paidOrder(buyer: string, qty: number): Promise<string> {
+    const orderId = await system.checkout(buyer, [{ skuId: 'KETTLE', qty }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    return orderId;
+  }
+
+  it('refunds 1 of 4 kettles, then 1 more with the same default reason as a second refund, and answers a resent submission whose answer was lost with the refund it opened', async () => {
+    const orderId = await paidOrder('finn', 4);
+    await page.goto(`${base}/console/orders/${orderId}`);
+    const refundButton = page.getByRole('button', { name: 'Refund chosen units' });
+    const refundIds: string[] = [];
+    for (const left of [4, 3]) {
+      await page.getByLabel(`Units of KETTLE to refund (of ${left} left)`).fill('1');
+      await refundButton.click();
+      await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Refund of 1 unit: refund \S+ is PENDING; the order is now IN_FULFILLMENT/);
+      refundIds.push(/refund (\S+) is/.exec((await page.getByRole('status').textContent())!)![1]!);
+    }
+    expect(new Set(refundIds).size).toBe(2);
+    expect((await system.order(orderId)).items[0].refundedQty).toBe(2);
+
+    // the api opens the third refund, but its answer never reaches the browser
+    const refunds = `**/v1/orders/${orderId}/refunds`;
+    await page.route(refunds, async (route) => {
+      if (route.request().method() !== 'POST') return route.fallback();
+      await route.fetch();
+      await route.abort('connectionreset');
+    });
+    await page.getByLabel('Units of KETTLE to refund (of 2 left)').fill('1');
+    await refundButton.click();
+    await expect.poll(() => shownText(page.getByRole('alert'))).toContain('cannot be reached');
+    await page.unroute(refunds);
+    expect((await system.order(orderId)).items[0].refundedQty).toBe(3);
+    // sent again as it was: the same key, so the same refund, and the console says nothing new happened
+    await refundButton.click();
+    await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Refund of 1 unit: nothing new was refunded: refund \S+ \(\w+\) was opened by this same request before/);
+    expect((await system.order(orderId)).items[0].refundedQty).toBe(3);
+    await shot('14-second-refund-and-resent-refund');
+  });
+
+  it("changes a paid order's delivery address with a form, warns when the order cannot be read again, and shows an order whose actions cannot be read", async () => {
+    const orderId = await paidOrder('gus', 1);
+    await page.goto(`${base}/console/orders/${orderId}`);
+    await page.getByLabel('City').waitFor();
+    // every action has a form or a route it is POSTed to: none named by the state table alone
+    expect(await page.getByRole('button', { name: /change_address/ }).count()).toBe(0);
+    await page.getByLabel('City').fill('Springfield');
+    await page.getByRole('button', { name: 'Change address' }).click();
+    await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Address changed: the order is now IN_FULFILLMENT/);
+    expect((await system.order(orderId)).address.city).toBe('Springfield');
+    await expect.poll(() => page.getByRole('list', { name: 'Timeline' }).textContent()).toContain('Springfield');
+
+    // the change goes through, reading the order afterwards does not: the page says so over what it shows
+    await page.route(`**/v1/orders/${orderId}`, (route) => (route.request().method() === 'GET' ? route.abort('connectionreset') : route.fallback()));
+    await page.getByLabel('City').fill('Shelbyville');
+    await page.getByRole('button', { name: 'Change address' }).click();
+    await expect.poll(() => shownText(page.getByRole('alert'))).toContain('Could not read the order again');
+    await page.unroute(`**/v1/orders/${orderId}`);
+    await page.getByRole('button', { name: 'Reload' }).click();
+    await expect.poll(() => page.getByRole('alert').count()).toBe(0);
+
+    await page.route('**/actions', (route) => route.fulfill({ status: 503, contentType: 'application/problem+json', body: JSON.stringify({ status: 503, code: 'SERVICE_UNAVAILABLE', detail: 'MySQL is unavailable; retry shortly' }) }));
+    await page.reload();
+    await expect.poll(() => shownText(page.getByTestId('order-status'))).toBe('IN_FULFILLMENT');
+    expect(await page.getByText('Your actions could not be read: MySQL is unavailable').count()).toBe(1);
+    await page.unroute('**/actions');
+    await shot('15-address-changed');
+  });
+
+  it('reads the orders again on Search with the same filter, shows a page that cannot be read as its problem, and moves one page on a double click of Next', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 41; i++) ids.push(await system.checkout('pat', [{ skuId: 'KETTLE', qty: 1 }], `pat-${i}`));
+    const listed = async () => (await system.request('GET', '/v1/admin/orders?userId=pat&limit=100', { token: system.token('ops', 'admin') })).body.items.length;
+    await waitFor(async () => (await listed()) === ids.length, { what: "pat's orders in MySQL", timeoutMs: 15_000 });
+    await page.goto(`${base}/console/`);
+    await page.getByLabel('Buyer').fill('pat');
+    await page.getByRole('button', { name: 'Search' }).click();
+    const firstRow = () => page.locator('tbody th').first().textContent();
+    await expect.poll(firstRow).toBe(ids.at(-1));
+    ids.push(await system.checkout('pat', [{ skuId: 'KETTLE', qty: 1 }], 'pat-41'));
+    await waitFor(async () => (await listed()) === ids.length, { what: "pat's newest order in MySQL", timeoutMs: 15_000 });
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(firstRow).toBe(ids.at(-1));
+
+    await page.getByRole('button', { name: 'Next page' }).dblclick();
+    await expect.poll(() => page.locator('caption').textContent()).toBe('Orders, page 2');
+    // newest first: page 2 starts with the 21st newest
+    expect(await firstRow()).toBe(ids.at(-21));
+    expect(await page.getByText('Page 2', { exact: true }).count()).toBe(1);
+
+    await page.route((url) => url.pathname === '/v1/admin/orders', (route) => route.fulfill({ status: 503, contentType: 'application/problem+json', body: JSON.stringify({ status: 503, code: 'SERVICE_UNAVAILABLE', detail: 'MySQL is unavailable; retry shortly' }) }), { times: 1 });
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(() => shownText(page.getByRole('alert'))).toBe('Page 1 could not be read: MySQL is unavailable; retry shortly');
+    expect(await page.locator('table').count()).toBe(0);
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(firstRow).toBe(ids.at(-1));
+  });
+
+  it('refreshes the after-sales lists on demand', async () => {
+    await page.getByRole('link', { name: 'After-sales' }).click();
+    const review = page.getByRole('region', { name: 'Returns to review' });
+    await review.getByRole('button', { name: 'Refresh' }).waitFor();
+    const orderId = await deliveredOrder('hal');
+    await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('hal'), body: { reason: 'leaks', items: [{ skuId: 'KETTLE', qty: 1 }] } });
+    await system.waitForStatus(orderId, 'RETURN_REQUESTED');
+    expect(await review.getByRole('link', { name: orderId }).count()).toBe(0);
+    await review.getByRole('button', { name: 'Refresh' }).click();
+    await review.getByRole('link', { name: orderId }).waitFor();
+  });
+
+  it('creates one flash sale on a double click, and reads a slow sale one read at a time', async () => {
+    const posts: string[] = [];
+    const countPosts = (request: { method(): string; url(): string }) => void (request.method() === 'POST' && posts.push(request.url()));
+    page.on('request', countPosts);
+    await page.getByRole('link', { name: 'Flash sales' }).click();
+    await page.getByLabel('SKU id').fill('FLASH-MUG');
+    await page.getByLabel('Title').fill('Mug, flash sale');
+    await page.getByLabel('Merchant').fill('shop');
+    await page.getByLabel('List price (cents)').fill('900');
+    await page.getByLabel('Flash-sale price (cents)').fill('500');
+    await page.getByLabel('Units for sale').fill('5');
+    await page.getByRole('button', { name: 'Create flash sale' }).dblclick();
+    await expect.poll(() => shownText(page.getByTestId('stock-available'))).toBe('5');
+    page.off('request', countPosts);
+    expect(posts.filter((url) => url.endsWith('/v1/admin/skus'))).toHaveLength(1);
+    expect(await page.getByRole('alert').count()).toBe(0);
+
+    // each read takes 1.5 s: a read every second would keep two in flight, and their answers cross
+    let inFlight = 0;
+    let mostInFlight = 0;
+    let reads = 0;
+    await page.route('**/v1/admin/skus/FLASH-MUG', async (route) => {
+      reads++;
+      mostInFlight = Math.max(mostInFlight, ++inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await route.continue().finally(() => inFlight--);
+    });
+    await page.waitForTimeout(4_000);
+    await page.unrouteAll({ behavior: 'wait' });
+    expect(reads).toBeGreaterThanOrEqual(2);
+    expect(mostInFlight).toBe(1);
+  });
+
+  it("shows the api's reason on the sign-in page when it refuses the token", async () => {
+    const [header, claims] = system.token('ops', 'admin').split('.');
+    await signOut();
+    // the orders page reads the api at once, which refuses the token
+    await page.goto(`${base}/console/`);
+    await page.getByLabel('Token').fill(`${header}.${claims}.c2lnbmVkIHdpdGggYW5vdGhlciBzZWNyZXQ`);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => shownText(page.getByRole('alert'))).toMatch(/^Signed out: \S/);
+    await page.getByLabel('Token').waitFor();
+    await shot('16-signed-out-with-reason');
   });
 });

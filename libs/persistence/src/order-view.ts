@@ -34,7 +34,8 @@ export interface OrderView {
   payment: { paymentId: string; transactionId: string | null; paidAt: string | null; method: string } | null;
   shipments: Array<{ shipmentId: string; warehouseId: string; trackingNo: string | null; status: string }>;
   subOrders: string[];
-  history: Array<{ from: string | null; action: string; to: string; at: string; actor: string }>;
+  /** `detail`: the reason given with the step, or what it changed (a refund's id, a new address); null when none */
+  history: Array<{ from: string | null; action: string; to: string; at: string; actor: string; detail: string | null }>;
   paymentDeadline: string;
   /** an imported order's channel and its id there; null for this shop's own orders */
   sourceChannel: string | null;
@@ -84,7 +85,7 @@ export function toOrderView(
     couponCode: order.coupon_code,
     benefits: order.benefits === null ? null : (JSON.parse(order.benefits) as AppliedBenefits),
     ...extras,
-    history: history.map((h) => ({ from: h.from_status, action: h.action, to: h.to_status, at: h.at.toISOString(), actor: h.actor })),
+    history: history.map((h) => ({ from: h.from_status, action: h.action, to: h.to_status, at: h.at.toISOString(), actor: h.actor, detail: h.detail })),
     paymentDeadline: order.payment_deadline.toISOString(),
     sourceChannel: order.source_channel,
     externalOrderId: order.external_order_id,

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
-import { HttpProblem } from '../problems.js';
+import { HttpProblem, notFound } from '../problems.js';
 
 /** Where the console's pages are served (security-headers gives them a page's headers) */
 export const CONSOLE_PATH = '/console';
@@ -15,7 +15,9 @@ const BUILT_CONSOLE = fileURLToPath(new URL('../../../console/dist/', import.met
 /**
  * The merchants' and operators' web console, a Vite build served under /console. Any
  * path that is not a built file answers index.html, so deep links (an order's page) load
- * the app, which routes itself. Without a build, /console says how to make one.
+ * the app, which routes itself; a missing file (an asset of an older build, a name with
+ * an extension) is 404, never a page in its place. Without a build, /console says how to
+ * make one.
  */
 export const consolePlugin = fp(
   async (app: FastifyInstance, options: { root?: string } = {}) => {
@@ -27,9 +29,13 @@ export const consolePlugin = fp(
         throw new HttpProblem(503, 'SERVICE_UNAVAILABLE', 'The console is not built: run npm run build (or npm start), then reload');
       }
       const file = path.resolve(root, requested);
-      if (requested !== '' && file.startsWith(root + path.sep) && existsSync(file) && statSync(file).isFile()) {
-        // Vite puts a content hash in every asset's name, so an asset never changes
-        return reply.sendFile(path.relative(root, file), root, { maxAge: '365d', immutable: true });
+      // index.html names the current build's assets: asked for by its name too, it is checked on every load
+      if (requested !== '' && file !== path.join(root, 'index.html')) {
+        if (file.startsWith(root + path.sep) && existsSync(file) && statSync(file).isFile()) {
+          // Vite puts a content hash in every asset's name, so an asset never changes
+          return reply.sendFile(path.relative(root, file), root, { maxAge: '365d', immutable: true });
+        }
+        if (requested.startsWith('assets/') || path.extname(requested) !== '') throw notFound('console file');
       }
       return reply.header('cache-control', 'no-cache').sendFile('index.html', root, { cacheControl: false });
     }

@@ -22,14 +22,18 @@ const API_HEADERS: Readonly<Record<string, string>> = {
 /** The paths under which the api serves pages to a browser: the console and the API docs */
 const BROWSER_PAGES = [CONSOLE_PATH, DOCS_PATH];
 
-/** The headers helmet's defaults set on a response, captured once. */
+/**
+ * The headers helmet's defaults set on a response, captured once, less the policy's
+ * upgrade-insecure-requests: over plain http on a shop's network (not localhost) it sends
+ * the page's scripts and styles to https, where nothing answers, and the console is blank.
+ */
 function helmetDefaultHeaders(): Record<string, string> {
   const headers: Record<string, string> = {};
   const response = {
     setHeader: (name: string, value: string | number) => void (headers[name.toLowerCase()] = String(value)),
     removeHeader: (name: string) => void delete headers[name.toLowerCase()],
   };
-  helmet()({} as IncomingMessage, response as unknown as ServerResponse, () => {});
+  helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } })({} as IncomingMessage, response as unknown as ServerResponse, () => {});
   return headers;
 }
 

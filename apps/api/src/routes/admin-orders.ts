@@ -9,7 +9,7 @@ const ID = '^[A-Za-z0-9._:@-]{1,64}$';
 /** GET /v1/admin/orders: the order centre's search over every order of every type, newest first. */
 export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   app.get<{
-    Querystring: { status?: string; type?: string; userId?: string; merchantId?: string; skuId?: string; parentOrderId?: string; topLevel?: boolean; createdFrom?: string; createdTo?: string; limit: number; cursor?: string };
+    Querystring: { status?: string; type?: string; userId?: string; merchantId?: string; skuId?: string; parentOrderId?: string; topLevel?: boolean; leaf?: boolean; createdFrom?: string; createdTo?: string; limit: number; cursor?: string };
   }>(
     '/v1/admin/orders',
     {
@@ -27,6 +27,7 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
             skuId: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
             parentOrderId: { type: 'string', pattern: ULID_PATTERN },
             topLevel: { type: 'boolean', description: 'only orders that were not split off another' },
+            leaf: { type: 'boolean', description: 'only orders that were not split into others: unsplit orders and the children of split ones (a split order takes its children\'s statuses, so each return or parcel is listed once)' },
             createdFrom: { type: 'string', format: 'date-time', description: 'only orders placed at or after this instant' },
             createdTo: { type: 'string', format: 'date-time', description: 'only orders placed before this instant' },
             limit: { type: 'integer', minimum: 1, maximum: 100, default: 20 },

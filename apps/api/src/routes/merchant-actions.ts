@@ -1,9 +1,10 @@
-import { StaleOrderVersion, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
+import { StaleOrderVersion, stateMachineFor, type AcceptedOrder, type Actor, type OrderType } from '@orders/domain';
 import { RefundRepository, type OrderView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { Principal } from '../plugins/auth.js';
-import { HttpProblem, forbidden, notFound } from '../problems.js';
+import { HttpProblem, forbidden, notFound, stillInQueue } from '../problems.js';
+import { queuedOrderFor } from '../queued-orders.js';
 import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
 import { MERCHANT_ALONE } from './reverse-flows.js';
@@ -64,11 +65,18 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
   const { orders, metrics } = deps;
   const refunds = new RefundRepository(deps.db);
 
-  /** Merchants see orders holding their SKUs, admins every order; anything else is 404, so ids cannot be probed. */
-  async function visibleOrder(principal: Principal, orderId: string): Promise<OrderView> {
+  /**
+   * Merchants see orders holding their SKUs, admins every order; anything else is 404, so ids
+   * cannot be probed. An order still in the queue is shown as queued to those who may see it.
+   */
+  async function visibleOrder(principal: Principal, orderId: string): Promise<OrderView | { queued: AcceptedOrder }> {
     if (!ULID.test(orderId)) throw notFound('order');
     const order = await orders.findOrder(orderId);
-    if (!order) throw notFound('order');
+    if (!order) {
+      const queued = await queuedOrderFor(deps, principal, orderId);
+      if (queued) return { queued };
+      throw notFound('order');
+    }
     if (principal.role === 'merchant' && !order.items.some((item) => item.merchantId === principal.sub)) throw notFound('order');
     return order;
   }
@@ -82,6 +90,7 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       schema: {
         tags: ['orders'],
         summary: "The actions the caller (as actor merchant or admin) may take on the order in its current status, from its type's state table",
+        description: 'An order still in the queue (ACCEPTED) allows no action by anyone yet: its list is empty.',
         params: orderParamsSchema,
         response: { 200: allowedActionsSchema, '4xx': problemRef },
       },
@@ -89,13 +98,17 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
     async (request) => {
       const order = await visibleOrder(request.user, request.params.orderId);
       const actor = actorOf(request.user);
+      if ('queued' in order) return { orderId: order.queued.orderId, type: order.queued.type, status: 'ACCEPTED', actor, actions: [] };
       const machine = stateMachineFor(order.type as OrderType);
       const facts = { split: order.subOrders.length > 0, child: order.parentOrderId !== null };
-      const requestedReturn = (await refunds.ofOrders([order.orderId])).find((record) => record.kind === 'return' && record.status === 'REQUESTED');
+      // a split order's return is on the child holding the units
+      const requestedReturn = (await refunds.ofOrders([order.orderId, ...order.subOrders])).find((record) => record.kind === 'return' && record.status === 'REQUESTED');
       // a merchant sees an order holding another merchant's lines too, and acts on none of it
       const mayAct = actor === 'admin' || order.items.every((item) => item.merchantId === request.user.sub);
       const actions = (mayAct ? machine.allowedActions(order.status, actor) : [])
         .filter((action) => machine.can(order.status, action, actor, facts))
+        // approving or refusing needs the return's id: without a requested return there is nothing to decide
+        .filter((action) => !RETURN_DECISIONS.has(action) || requestedReturn !== undefined)
         .map((action) => {
           const to = machine.rule(order.status, action)!.to;
           const returnVerb = RETURN_DECISIONS.get(action);
@@ -135,6 +148,7 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       const { orderId, action } = request.params;
       const seen = await visibleOrder(request.user, orderId);
       const actor = actorOf(request.user);
+      if ('queued' in seen) throw stillInQueue(action, actor);
       if (actor === 'merchant' && !seen.items.every((item) => item.merchantId === request.user.sub)) throw forbidden(MERCHANT_ALONE);
       if (RETURN_DECISIONS.has(action)) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST /v1/orders/${orderId}/returns/:returnId/${RETURN_DECISIONS.get(action)!}: it also settles the return`);
       const owner = REVERSE_FLOW_ROUTES.get(action);

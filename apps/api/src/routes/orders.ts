@@ -28,7 +28,7 @@ function acceptedView(order: AcceptedOrder) {
     payment: null,
     shipments: [],
     subOrders: [],
-    history: [{ from: null, action: 'checkout', to: 'ACCEPTED', at: order.acceptedAt, actor: 'buyer' }],
+    history: [{ from: null, action: 'checkout', to: 'ACCEPTED', at: order.acceptedAt, actor: 'buyer', detail: null }],
     paymentDeadline: order.paymentDeadline,
     createdAt: null,
     updatedAt: null,

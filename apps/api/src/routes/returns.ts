@@ -2,6 +2,7 @@ import { IllegalTransition, stateMachineFor, type Actor, type OrderType } from '
 import { ProcessRepository, RefundRepository, refundIdFor, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
+import { KeyedRefunds, idempotencyKeyHeaders } from '../keyed-refunds.js';
 import { HttpProblem, notFound } from '../problems.js';
 import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
@@ -37,7 +38,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
     return moved;
   }
 
-  app.post<{ Params: { orderId: string }; Body: { reason: string; items: Array<{ skuId: string; qty: number }> } }>(
+  app.post<{ Params: { orderId: string }; Body: { reason: string; items: Array<{ skuId: string; qty: number }> }; Headers: { 'idempotency-key'?: string } }>(
     '/v1/orders/:orderId/returns',
     {
       preValidation: app.requireRole('buyer'),
@@ -45,8 +46,9 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         tags: ['after-sales'],
         summary: 'Ask to return delivered units inside the after-sales window (202: a merchant reviews it)',
         description:
-          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED. Its amounts are fixed now: each line its allocated payable by units, the shipping too when every unit comes back. The same request again answers the same return. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from delivery); 409 ILLEGAL_TRANSITION before delivery or while another return is open; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED. Its amounts are fixed now: each line its allocated payable by units, the shipping too when every unit comes back. With an Idempotency-Key header the return's id derives from the order and the key: the same key with the same body answers the same return, another body 422 IDEMPOTENCY_CONFLICT. Without it the id derives from the reason and the units: the same request again answers the same return. `replayed` is true when the answer is a return opened before. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from delivery); 409 ILLEGAL_TRANSITION before delivery or while another return is open; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
         params: orderParamsSchema,
+        headers: idempotencyKeyHeaders,
         body: {
           type: 'object',
           additionalProperties: false,
@@ -64,7 +66,12 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         response: {
           202: {
             type: 'object',
-            properties: { returnId: { type: 'string' }, status: { type: 'string' }, returns: { type: 'array', items: refundSchema, description: 'one return per order part (child) touched' } },
+            properties: {
+              returnId: { type: 'string' },
+              status: { type: 'string' },
+              returns: { type: 'array', items: refundSchema, description: 'one return per order part (child) touched' },
+              replayed: { type: 'boolean', description: 'true when nothing was opened: the returns are the ones this request (its key, or its reason and units) opened before' },
+            },
             required: ['returnId', 'status'],
           },
           '4xx': problemRef,
@@ -78,8 +85,13 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       const order = await deps.orders.findOrderRow(orderId);
       if (!order || order.user_id !== request.user.sub) throw notFound('order');
       const { reason, items } = request.body;
-      const parts = await linesByOrderPart(process, await orderParts(process, order), items);
-      const returnIdOf = (part: (typeof parts)[number]) => refundIdFor(part.unit.order_id, ['return', reason, part.items.map((i) => `${i.skuId}x${i.qty}`).sort().join(',')]);
+      const units = await orderParts(process, order);
+      const parts = await linesByOrderPart(process, units, items);
+      const idempotencyKey = request.headers['idempotency-key'];
+      const keyed = idempotencyKey === undefined ? null : new KeyedRefunds(deps.db, 'return', idempotencyKey, { reason, items });
+      if (keyed) await keyed.refuseOtherBodies(units.map((unit) => unit.order_id));
+      const returnIdOf = (part: (typeof parts)[number]) =>
+        keyed ? keyed.idFor(part.unit.order_id) : refundIdFor(part.unit.order_id, ['return', reason, part.items.map((i) => `${i.skuId}x${i.qty}`).sort().join(',')]);
       // the money is drawn from the order's payments when the units are received (every payment, latest first)
       const paid = (await process.payments(order.order_id)).some((p) => p.status === 'SUCCEEDED');
       // every part must be returnable before any is opened
@@ -111,7 +123,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       });
       if (moved.length > 0) deps.metrics.returns.inc({ stage: 'requested' }, moved.length);
       const opened = await Promise.all(parts.map(async (part) => (await refunds.find(returnIdOf(part)))!));
-      return reply.code(202).send({ returnId: opened[0]!.refundId, status: opened[0]!.status, returns: opened });
+      return reply.code(202).send({ returnId: opened[0]!.refundId, status: opened[0]!.status, returns: opened, replayed: moved.length === 0 });
     },
   );
 
@@ -119,15 +131,20 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
     ['approve', 'approve_return', 'APPROVED'],
     ['refuse', 'refuse_return', 'REFUSED'],
   ] as const) {
-    app.post<{ Params: { orderId: string; returnId: string } }>(
+    app.post<{ Params: { orderId: string; returnId: string }; Body: { reason?: string } | undefined }>(
       `/v1/orders/:orderId/returns/:returnId/${verb}`,
       {
         preValidation: app.requireRole('merchant', 'admin'),
         schema: {
           tags: ['after-sales'],
           summary: verb === 'approve' ? 'Approve a return: the buyer sends the units back (RETURNING)' : 'Refuse a return: the order is DELIVERED again, with a new after-sales window',
-          description: `A merchant acts on returns of its own SKUs, an admin on any. Repeating it changes nothing; 409 ILLEGAL_TRANSITION once the return was ${verb === 'approve' ? 'refused' : 'approved'}.`,
+          description: `A merchant acts on returns of its own SKUs, an admin on any; an optional reason is kept in the order's history (the step's detail). Repeating it changes nothing; 409 ILLEGAL_TRANSITION once the return was ${verb === 'approve' ? 'refused' : 'approved'}.`,
           params: returnParams,
+          body: {
+            type: ['object', 'null'],
+            additionalProperties: false,
+            properties: { reason: { type: 'string', minLength: 1, maxLength: 400, description: "kept in the order's history, after the return's id" } },
+          },
           response: { 200: refundSchema, '4xx': problemRef, '5xx': problemRef },
         },
       },
@@ -147,7 +164,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
             action,
             actor,
             at: deps.clock(),
-            detail: `return ${returnId} ${to.toLowerCase()}`,
+            detail: `return ${returnId} ${to.toLowerCase()}${request.body?.reason === undefined ? '' : `: ${request.body.reason}`}`,
             effects: async (trx, current) => {
               const moved = await RefundRepository.moveReturn(trx, current.order_id, ['REQUESTED'], to, deps.clock(), actor);
               if (!moved) throw new IllegalTransition(current.status, action, actor);
