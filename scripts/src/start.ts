@@ -45,7 +45,8 @@ runCommand(async () => {
   for (const app of APPS) {
     const child = spawn(process.execPath, entryOf(app), {
       cwd: root,
-      env: { ...process.env, ...peerUrls, MIGRATE_ON_START: 'false', NODE_OPTIONS: serviceNodeOptions(process.env.NODE_OPTIONS) },
+      // one machine: no load balancer to leave before the api stops (SHUTDOWN_DRAIN_DELAY_MS)
+      env: { SHUTDOWN_DRAIN_DELAY_MS: '0', ...process.env, ...peerUrls, MIGRATE_ON_START: 'false', NODE_OPTIONS: serviceNodeOptions(process.env.NODE_OPTIONS) },
       stdio: 'inherit',
     });
     child.on('exit', (code) => {

@@ -46,6 +46,13 @@ function validatorCompilers() {
     (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema);
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** SIGTERM's first phase: readiness answers 503 so the load balancer takes this instance out, while every request is still served. */
+    leaveLoadBalancer(): void;
+  }
+}
+
 /** `POST /v1/orders`: nearly every request of a sale. */
 function isCheckout(request: FastifyRequest): boolean {
   return request.method === 'POST' && request.routeOptions.url === '/v1/orders';
@@ -139,7 +146,11 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     }),
   });
 
-  await app.register(healthRoutes, { deps });
+  let leaving = false;
+  app.decorate('leaveLoadBalancer', () => {
+    leaving = true;
+  });
+  await app.register(healthRoutes, { deps, leaving: () => leaving });
   await app.register(orderRoutes, { deps, intake });
   await app.register(catalogRoutes, { deps });
   await app.register(paymentRoutes, { deps });

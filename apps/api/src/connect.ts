@@ -1,6 +1,6 @@
 import type { Config } from '@orders/config';
 import { createMetrics } from '@orders/metrics';
-import { CatalogRepository, OrderRepository, createDb, ensureDatabase, migrateToLatest } from '@orders/persistence';
+import { CatalogRepository, OrderRepository, createDb, migrateDatabase } from '@orders/persistence';
 import { createOrderQueues } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf, connectRedis } from '@orders/stock';
 import type { AppDeps } from './app-deps.js';
@@ -10,9 +10,8 @@ import type { AppDeps } from './app-deps.js';
  * while Redis is away, so a checkout answers 503 at once rather than hanging.
  */
 export async function connectApi(config: Config, options: { migrate?: boolean } = {}): Promise<AppDeps & { close(): Promise<void> }> {
-  if (options.migrate) await ensureDatabase(config.MYSQL_URL);
-  const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE);
-  if (options.migrate) await migrateToLatest(db);
+  if (options.migrate) await migrateDatabase(config.MYSQL_URL);
+  const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE, config.MYSQL_QUERY_TIMEOUT_MS);
   const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
   await redis.connect();
   // BullMQ defines its scripts (about 60) on the connection it is given, and ioredis copies

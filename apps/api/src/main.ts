@@ -8,27 +8,40 @@ import { connectApi } from './connect.js';
  * API_PROCESSES > 1: this process migrates once, then forks that many api processes that
  * share the port (node:cluster), restarts one that dies, and passes SIGTERM/SIGINT on
  * for a graceful shutdown of all. The api is stateless; only a scrape of /metrics, which
- * reaches one process, is answered for all of them, gathered by this one.
+ * reaches one process, is answered for all of them, gathered by this one. It exits non-zero
+ * when a process did not shut down cleanly (its grace ran out, or it had to be killed).
  */
 async function supervise(config: Config) {
   if (process.env.MIGRATE_ON_START !== 'false') await (await connectApi(config, { migrate: true })).close();
   let closing = false;
+  let unclean = false;
+  const restarts = new Set<NodeJS.Timeout>();
   const fork = () => cluster.fork({ MIGRATE_ON_START: 'false' });
+  const running = () => Object.values(cluster.workers ?? {}).filter((worker) => worker !== undefined);
   serveClusterMetrics();
   for (let i = 0; i < config.API_PROCESSES; i++) fork();
   cluster.on('exit', (worker, code, signal) => {
     if (closing) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      if (code !== 0) unclean = true;
+      if (running().length === 0) process.exit(unclean ? 1 : 0);
       return;
     }
     console.error(`api process ${worker.process.pid} exited (${signal ?? code}); starting another`);
-    setTimeout(fork, 1000).unref();
+    const restart = setTimeout(() => (restarts.delete(restart), fork()), 1000);
+    restarts.add(restart);
   });
   const shutdown = (signal: NodeJS.Signals) => {
     if (closing) return;
     closing = true;
-    setTimeout(() => process.exit(1), config.SHUTDOWN_GRACE_MS + 1000).unref();
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+    // a process started now would never be told to stop
+    for (const restart of restarts) clearTimeout(restart);
+    const drainDelayMs = signal === 'SIGTERM' ? config.SHUTDOWN_DRAIN_DELAY_MS : 0;
+    setTimeout(() => {
+      for (const worker of running()) worker.process.kill('SIGKILL');
+      process.exit(1);
+    }, drainDelayMs + config.SHUTDOWN_GRACE_MS + 1000).unref();
+    if (running().length === 0) process.exit(0);
+    for (const worker of running()) worker.process.kill(signal);
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
@@ -42,10 +55,18 @@ async function main() {
   if (cluster.isWorker) deps.metrics.shareWithCluster();
   const app = await buildApp(deps);
   let closing = false;
-  const shutdown = async (signal: string) => {
+  const shutdown = async (signal: NodeJS.Signals) => {
     if (closing) return;
     closing = true;
     const started = Date.now();
+    // SIGTERM is how an orchestrator stops a replica: its load balancer still sends requests until
+    // a readiness probe fails, and those would meet a closed port. Ctrl-C (SIGINT) stops at once.
+    const drainDelayMs = signal === 'SIGTERM' ? config.SHUTDOWN_DRAIN_DELAY_MS : 0;
+    if (drainDelayMs > 0) {
+      app.leaveLoadBalancer();
+      app.log.info({ signal, drainDelayMs }, 'shutting down: readiness answers 503 while the load balancer takes this instance out; requests are still served');
+      await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
+    }
     app.log.info({ signal }, 'shutting down: no new requests, draining in-flight ones');
     const force = setTimeout(() => {
       app.log.error({ graceMs: config.SHUTDOWN_GRACE_MS }, 'shutdown grace period over: exiting with requests still in flight');

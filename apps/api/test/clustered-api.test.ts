@@ -1,5 +1,5 @@
 import { QUEUE } from '@orders/queues';
-import { buyerAddress, createSku, createTestEnv, signToken, startApiProcess, type ApiProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, signToken, startApiProcess, waitFor, type ApiProcess, type TestEnv } from '@orders/testing';
 import { Queue } from 'bullmq';
 import { readFileSync, readdirSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -52,7 +52,8 @@ describe('the api as two processes on one port (API_PROCESSES=2)', () => {
 
   beforeAll(async () => {
     env = await createTestEnv('clustered_api');
-    api = await startApiProcess({ ...env.env, API_PROCESSES: '2' }, 10);
+    // on SIGTERM each process answers readiness 503 for 1.5 s before it closes: longer than a crashed one's restart takes (1 s)
+    api = await startApiProcess({ ...env.env, API_PROCESSES: '2', SHUTDOWN_DRAIN_DELAY_MS: '1500' }, 10);
     orders = new Queue(QUEUE.orders, { connection: env.redis, prefix: env.config.QUEUE_PREFIX });
     await createSku(api, signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' }), {
       skuId: 'LAMP', title: 'Lamp', priceCents: 2_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 100, deduction: 'placement',
@@ -88,9 +89,20 @@ describe('the api as two processes on one port (API_PROCESSES=2)', () => {
     }
   });
 
-  it('stops both processes on SIGTERM', { timeout: 30_000 }, async () => {
+  it('stops both processes on SIGTERM, and starts none in place of one that crashed just before', { timeout: 30_000 }, async () => {
     const children = apiProcessesOf(api.process.child.pid!);
+    process.kill(children[0]!, 'SIGKILL');
+    await waitFor(async () => api.process.output().includes(`api process ${children[0]} exited`), { what: 'the crash to be noticed', intervalMs: 10 });
+    // its replacement was due a second after the crash, while the other process drains: one started then would never be told to stop
+    const signalled = Date.now();
     expect(await api.process.stop()).toBe(0);
+    expect(Date.now() - signalled).toBeLessThan(5_000);
     for (const pid of children) expect(() => process.kill(pid, 0)).toThrow();
+  });
+
+  it('exits non-zero when a process could not finish its shutdown within SHUTDOWN_GRACE_MS', { timeout: 30_000 }, async () => {
+    const hurried = await startApiProcess({ ...env.env, API_PROCESSES: '2', SHUTDOWN_GRACE_MS: '0' }, 2);
+    expect(await hurried.process.stop()).toBe(1);
+    await hurried.close();
   });
 });

@@ -1,4 +1,4 @@
-import { buyerAddress, createSku, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, httpClient, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type HttpClient, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /** Every route of ../shared/API.md, as OpenAPI writes its paths. */
@@ -29,7 +29,7 @@ describe('operating the processes: the spec, logs and SIGTERM', () => {
   let api: ApiProcess;
   const workers: SpawnedProcess[] = [];
   const buyer = (i: number) => signToken(env.config.AUTH_JWT_SECRET, { sub: `buyer-${i}`, role: 'buyer' });
-  const checkout = (http: ApiProcess, i: number) =>
+  const checkout = (http: HttpClient, i: number) =>
     http.request('POST', '/v1/orders', {
       token: buyer(i),
       headers: { 'idempotency-key': `graceful-${i}` },
@@ -147,5 +147,26 @@ describe('operating the processes: the spec, logs and SIGTERM', () => {
     const ids = await persisted();
     expect(new Set(ids).size).toBe(ids.length);
     expect(await env.redis.zcard(`${env.config.REDIS_KEY_PREFIX}{g0}:accepted`)).toBe(0);
+  });
+
+  it('an api given SIGTERM answers readiness 503 for SHUTDOWN_DRAIN_DELAY_MS (2 s) while it still serves checkouts, new connections too, then exits 0', async () => {
+    const own = await startApiProcess({ ...env.env, SHUTDOWN_DRAIN_DELAY_MS: '2000' });
+    const signalled = Date.now();
+    const exitCode = own.process.stop();
+    await waitFor(async () => (await own.request('GET', '/health/ready')).status === 503, { what: 'readiness to answer 503', timeoutMs: 1_000, intervalMs: 10 });
+    expect((await own.request('GET', '/health/ready')).body).toEqual({ status: 'shutting_down' });
+    expect((await own.request('GET', '/health/checkout')).status).toBe(503);
+    expect((await own.request('GET', '/health/live')).status).toBe(200);
+    // a buyer the load balancer sends here before it has taken the instance out, on a connection of its own
+    const late = httpClient(own.url, 1);
+    try {
+      expect((await checkout(late, 5_000)).status).toBe(202);
+    } finally {
+      await late.close();
+    }
+    expect(Date.now() - signalled).toBeLessThan(2_000);
+    expect(await exitCode).toBe(0);
+    expect(Date.now() - signalled).toBeGreaterThanOrEqual(2_000);
+    await own.close();
   });
 });

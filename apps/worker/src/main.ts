@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from '@orders/config';
-import { ensureDatabase, migrateToLatest } from '@orders/persistence';
+import { migrateDatabase } from '@orders/persistence';
 import { pino } from 'pino';
 import { startMetricsServer } from './metrics-server.js';
 import { connectWorker, startWorkers } from './worker-app.js';
@@ -8,9 +8,8 @@ import { connectWorker, startWorkers } from './worker-app.js';
 async function main() {
   const config = loadConfig();
   const log = pino({ level: config.LOG_LEVEL, base: { app: 'worker', pid: process.pid } });
-  if (process.env.MIGRATE_ON_START !== 'false') await ensureDatabase(config.MYSQL_URL);
+  if (process.env.MIGRATE_ON_START !== 'false') await migrateDatabase(config.MYSQL_URL);
   const deps = connectWorker(config, log);
-  if (process.env.MIGRATE_ON_START !== 'false') await migrateToLatest(deps.db);
   const running = startWorkers(deps);
   const server = await startMetricsServer(deps.metrics, config.WORKER_METRICS_PORT, config.HOST, () => running.ready());
   log.info({ queues: config.WORKER_QUEUES, metricsPort: config.WORKER_METRICS_PORT }, 'worker started');

@@ -1,6 +1,19 @@
 import { createServer, type Server } from 'node:http';
 import type { OrderMetrics } from '@orders/metrics';
 
+/**
+ * How long /health/ready waits for Redis and MySQL, as the api's readiness does: the worker's
+ * Redis client holds its commands until Redis is back, and a probe that never answers reads
+ * as a dead worker rather than an absent Redis.
+ */
+const READY_TIMEOUT_MS = 1_000;
+
+function readyInTime(ready: () => Promise<boolean>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), READY_TIMEOUT_MS)));
+  return Promise.race([ready().catch(() => false), late]).finally(() => clearTimeout(timer));
+}
+
 /** A worker has no Fastify: a small server gives Prometheus /metrics and orchestrators /health. */
 export function startMetricsServer(metrics: OrderMetrics, port: number, host: string, ready: () => Promise<boolean>): Promise<Server> {
   const server = createServer((request, response) => {
@@ -13,9 +26,7 @@ export function startMetricsServer(metrics: OrderMetrics, port: number, host: st
     } else if (path === '/health/live') {
       response.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
     } else if (path === '/health/ready') {
-      ready()
-        .catch(() => false)
-        .then((ok) => response.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ready' : 'not_ready' })));
+      void readyInTime(ready).then((ok) => response.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ready' : 'not_ready' })));
     } else {
       response.writeHead(404).end();
     }

@@ -135,6 +135,8 @@ const schema = {
   LOG_CHECKOUT_REQUESTS: flag,
   MYSQL_URL: url(['mysql:']),
   MYSQL_POOL_SIZE: POSITIVE,
+  /** how long a statement, or the opening of a connection, may go unanswered before MySQL counts as unavailable (a frozen network, a failover) */
+  MYSQL_QUERY_TIMEOUT_MS: int(1, 2_147_483_647),
   REDIS_URL: url(['redis:', 'rediss:']),
   /** set: Redis is a cluster reached through these nodes, with REDIS_URL's credentials and TLS */
   REDIS_CLUSTER_NODES: redisNodes,
@@ -179,6 +181,8 @@ const schema = {
   STRANDED_ORDER_AFTER_MS: POSITIVE,
   SWEEP_INTERVAL_MS: POSITIVE_MS,
   SHUTDOWN_GRACE_MS: MS,
+  /** on SIGTERM, how long the api answers readiness with 503, still serving, before it stops taking requests: the load balancer's time to take it out */
+  SHUTDOWN_DRAIN_DELAY_MS: MS,
   PAYMENT_URL: url(['http:', 'https:']),
   WAREHOUSE_URL: url(['http:', 'https:']),
   PAYMENT_SIM_PORT: PORT,

@@ -37,14 +37,35 @@ export type StockDrift = Array<{ skuId: string; available: number; reserved: num
  * the checkouts. Prometheus scrapes every few seconds, so it always gets a fresh reading.
  */
 const SOURCE_MAX_AGE_MS = 1_000;
+/**
+ * How long a scrape waits for such a reading. A worker's Redis client holds its commands
+ * until Redis is back: a scrape waiting for them would never answer, and every series of a
+ * healthy worker would vanish (WorkerMissing) while the fault is Redis.
+ */
+const SOURCE_DEADLINE_MS = 1_000;
 
-/** A read shared by every caller within `maxAgeMs` of it (the one in flight included). */
-function readAtMostEvery<T>(maxAgeMs: number, read: () => Promise<T>): () => Promise<T> {
-  let last: { at: number; value: Promise<T> } | undefined;
+/**
+ * A read shared by every caller within `maxAgeMs` of it, and by every caller while it is in
+ * flight, so reads of an absent Redis do not pile up. A caller gets `null` when the read
+ * fails or takes longer than `deadlineMs`.
+ */
+function readAtMostEvery<T>(maxAgeMs: number, deadlineMs: number, read: () => Promise<T>): () => Promise<T | null> {
+  let last: { at: number; settled: boolean; value: Promise<T | null> } | undefined;
   return () => {
     const now = Date.now();
-    if (!last || now - last.at >= maxAgeMs) last = { at: now, value: read() };
-    return last.value;
+    if (!last || (last.settled && now - last.at >= maxAgeMs)) {
+      const reading: { at: number; settled: boolean; value: Promise<T | null> } = {
+        at: now,
+        settled: false,
+        value: read()
+          .catch(() => null)
+          .finally(() => (reading.settled = true)),
+      };
+      last = reading;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), deadlineMs)));
+    return Promise.race([last.value, deadline]).finally(() => clearTimeout(timer));
   };
 }
 
@@ -52,10 +73,10 @@ export function createMetrics(labels: { app: string }) {
   const registry = new Registry();
   registry.setDefaultLabels(labels);
   collectDefaultMetrics({ register: registry });
-  const queueSources: Array<() => Promise<QueueCounts>> = [];
-  let stockDriftSource: (() => Promise<StockDrift>) | undefined;
-  // null when the report cannot be read: the gauges keep their last values rather than claim no drift
-  const readStockDrift = async (): Promise<StockDrift | null> => (stockDriftSource ? stockDriftSource().catch(() => null) : []);
+  // a source answers null when Redis cannot be read in time: the gauges keep their last values rather than claim an empty queue or no drift
+  const queueSources: Array<() => Promise<QueueCounts | null>> = [];
+  let stockDriftSource: (() => Promise<StockDrift | null>) | undefined;
+  const readStockDrift = async (): Promise<StockDrift | null> => (stockDriftSource ? stockDriftSource() : []);
 
   let exposition = () => registry.metrics();
   let loopSince = performance.eventLoopUtilization();
@@ -105,8 +126,8 @@ export function createMetrics(labels: { app: string }) {
       registers: [registry],
       aggregator: 'max',
       async collect() {
-        const all = await Promise.all(queueSources.map((source) => source().catch(() => [] as QueueCounts)));
-        for (const { queue, counts } of all.flat()) {
+        const all = await Promise.all(queueSources.map((source) => source()));
+        for (const { queue, counts } of all.flatMap((counts) => counts ?? [])) {
           for (const [state, count] of Object.entries(counts)) this.set({ queue, state }, count);
         }
       },
@@ -264,13 +285,13 @@ export function createMetrics(labels: { app: string }) {
         }
       },
     }),
-    /** Sets where the drift gauges read the stock reconciler's last report at scrapes (at most once a second). */
+    /** Sets where the drift gauges read the stock reconciler's last report at scrapes (at most once a second, waiting at most a second). */
     watchStockDrift(source: () => Promise<StockDrift>) {
-      stockDriftSource = readAtMostEvery(SOURCE_MAX_AGE_MS, source);
+      stockDriftSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
     },
-    /** Adds a source of queue counts read at scrapes (at most once a second). */
+    /** Adds a source of queue counts read at scrapes (at most once a second, waiting at most a second). */
     watchQueues(source: () => Promise<QueueCounts>) {
-      queueSources.push(readAtMostEvery(SOURCE_MAX_AGE_MS, source));
+      queueSources.push(readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source));
     },
   };
   // the reverse flows' series exist from the start at 0: rate() misses the first event of a

@@ -1,7 +1,8 @@
-import { Kysely, Migrator, MysqlDialect, type MigrationResultSet } from 'kysely';
-import { createPool, type Pool, type PoolOptions } from 'mysql2';
+import { Kysely, Migrator, MysqlDialect, type MigrationResultSet, type MysqlPool, type MysqlPoolConnection, type MysqlQueryResult } from 'kysely';
+import { createPool, type Pool, type PoolConnection, type PoolOptions } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
 import { migrations } from './migrations/index.js';
+import { isStatementTimeout } from './mysql-errors.js';
 import type { Database } from './schema.js';
 
 export type OrderDb = Kysely<Database>;
@@ -38,10 +39,79 @@ export async function ensureDatabase(mysqlUrl: string): Promise<void> {
   }
 }
 
-export function createDb(mysqlUrl: string, poolSize = 16): { db: OrderDb; pool: Pool } {
-  const pool = createPool({ ...poolOptions(mysqlUrl), connectionLimit: poolSize, waitForConnections: true, enableKeepAlive: true });
-  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+/**
+ * The pool as kysely's MysqlDialect uses it, every statement with a deadline. Past it mysql2
+ * answers with an error but keeps the connection, still waiting for a reply that a frozen
+ * network or a failed-over server never sends, so every statement queued on it would wait as
+ * well: the connection is destroyed, and the pool opens a fresh one for the next caller.
+ */
+function withStatementDeadline(pool: Pool, timeoutMs: number): MysqlPool {
+  const wrapped = new WeakMap<PoolConnection, MysqlPoolConnection>();
+  const wrap = (connection: PoolConnection): MysqlPoolConnection => {
+    // what a statement kysely still sends on the destroyed connection (its transaction's
+    // rollback) fails with, so the log names the timeout rather than a closed connection
+    let timedOut: unknown;
+    return {
+      query: ((sql: string, values: unknown[], callback?: (error: unknown, result: MysqlQueryResult) => void) => {
+        const statement = { sql, values, timeout: timeoutMs };
+        // kysely's streamQuery reads the rows as a stream of the query it gets back
+        if (!callback) return connection.query(statement);
+        if (timedOut) return callback(timedOut, []);
+        connection.query(statement, (error, result) => {
+          if (isStatementTimeout(error)) {
+            timedOut = error;
+            connection.destroy();
+          }
+          callback(error, result as MysqlQueryResult);
+        });
+      }) as MysqlPoolConnection['query'],
+      release: () => connection.release(),
+    };
+  };
+  return {
+    getConnection(callback) {
+      pool.getConnection((error, connection) => {
+        if (error) return callback(error, connection);
+        // one wrapper per connection: kysely keys its own per-connection state by it
+        let deadlined = wrapped.get(connection);
+        if (!deadlined) wrapped.set(connection, (deadlined = wrap(connection)));
+        callback(null, deadlined);
+      });
+    },
+    end: (callback) => pool.end(callback),
+  };
+}
+
+/**
+ * A pool of `poolSize` connections. With `statementTimeoutMs` (the long-running processes:
+ * MYSQL_QUERY_TIMEOUT_MS) a statement, or the opening of a connection, that gets no answer
+ * within it fails as MySQL unavailable instead of waiting until TCP gives up (~15 min).
+ */
+export function createDb(mysqlUrl: string, poolSize = 16, statementTimeoutMs?: number): { db: OrderDb; pool: Pool } {
+  const pool = createPool({
+    ...poolOptions(mysqlUrl),
+    connectionLimit: poolSize,
+    waitForConnections: true,
+    enableKeepAlive: true,
+    ...(statementTimeoutMs === undefined ? {} : { connectTimeout: statementTimeoutMs }),
+  });
+  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: statementTimeoutMs === undefined ? pool : withStatementDeadline(pool, statementTimeoutMs) }) });
   return { db, pool };
+}
+
+/**
+ * Creates the database if it is missing and applies every pending migration, on a connection
+ * of its own without the processes' statement deadline: a migration of a large table may
+ * rightly take minutes.
+ */
+export async function migrateDatabase(mysqlUrl: string): Promise<void> {
+  await ensureDatabase(mysqlUrl);
+  const { db } = createDb(mysqlUrl, 1);
+  try {
+    await migrateToLatest(db);
+  } finally {
+    await db.destroy();
+  }
 }
 
 /** Applies every pending migration; throws with the failing migration's name. */

@@ -8,13 +8,21 @@ export function isDuplicateKey(error: unknown): boolean {
   return codeOf(error) === 'ER_DUP_ENTRY';
 }
 
+/** mysql2's answer to a statement that outlived its `timeout` (createDb's statement deadline). */
+export function isStatementTimeout(error: unknown): boolean {
+  return codeOf(error) === 'PROTOCOL_SEQUENCE_TIMEOUT';
+}
+
 /** InnoDB chose this transaction to roll back to break a deadlock (errno 1213). */
 export function isDeadlock(error: unknown): boolean {
   return codeOf(error) === 'ER_LOCK_DEADLOCK';
 }
 
-/** What mysql2 reports when it cannot reach the server or loses the connection mid-query. */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'ER_SERVER_SHUTDOWN', 'ER_CON_COUNT_ERROR']);
+/**
+ * What mysql2 reports when it cannot reach the server, loses the connection mid-query, or
+ * gets no answer within the statement deadline (a frozen network, a failover: createDb).
+ */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_SERVER_SHUTDOWN', 'ER_CON_COUNT_ERROR']);
 
 /**
  * True when MySQL is away (down, unreachable, restarting, out of connections) rather than

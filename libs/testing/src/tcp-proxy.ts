@@ -7,6 +7,14 @@ export interface TcpProxy {
   cut(): Promise<void>;
   /** The network is back: connections go through again. */
   restore(): Promise<void>;
+  /**
+   * The network stops carrying anything, as a frozen link or a server that stopped answering
+   * looks to the client: open connections stay open, new ones are accepted, no byte goes
+   * through either way and nothing is reset.
+   */
+  freeze(): void;
+  /** What was held goes through, and the connections carry on. */
+  thaw(): void;
   close(): Promise<void>;
 }
 
@@ -17,19 +25,33 @@ export interface TcpProxy {
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const port = await freePort();
   const open = new Set<Socket>();
+  const links = new Set<{ hold(): void; forward(): void }>();
+  let frozen = false;
   const server = createServer((client) => {
     const upstream = connect(target.port, target.host);
+    const link = {
+      hold() {
+        client.unpipe(upstream).pause();
+        upstream.unpipe(client).pause();
+      },
+      forward() {
+        client.pipe(upstream);
+        upstream.pipe(client);
+      },
+    };
     open.add(client).add(upstream);
+    links.add(link);
     const end = () => {
       client.destroy();
       upstream.destroy();
       open.delete(client);
       open.delete(upstream);
+      links.delete(link);
     };
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    if (frozen) link.hold();
+    else link.forward();
   });
   const listen = () => new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', () => (server.off('error', reject), resolve())));
   const stopListening = () => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
@@ -44,13 +66,23 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
         else socket.resetAndDestroy();
       }
       open.clear();
+      links.clear();
       await closed;
     },
     restore: listen,
+    freeze() {
+      frozen = true;
+      for (const link of links) link.hold();
+    },
+    thaw() {
+      frozen = false;
+      for (const link of links) link.forward();
+    },
     async close() {
       const closed = stopListening();
       for (const socket of open) socket.destroy();
       open.clear();
+      links.clear();
       await closed;
     },
   };
