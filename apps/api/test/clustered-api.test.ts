@@ -3,6 +3,7 @@ import { buyerAddress, createSku, createTestEnv, signToken, startApiProcess, wai
 import { Queue } from 'bullmq';
 import { readFileSync, readdirSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const CHECKOUTS = 40;
@@ -101,8 +102,16 @@ describe('the api as two processes on one port (API_PROCESSES=2)', () => {
   });
 
   it('exits non-zero when a process could not finish its shutdown within SHUTDOWN_GRACE_MS', { timeout: 30_000 }, async () => {
-    const hurried = await startApiProcess({ ...env.env, API_PROCESSES: '2', SHUTDOWN_GRACE_MS: '0' }, 2);
+    const hurried = await startApiProcess({ ...env.env, API_PROCESSES: '2', SHUTDOWN_GRACE_MS: '500' }, 2);
+    // a checkout whose body never finishes arriving: the process that took it cannot drain it within the grace
+    const { hostname, port } = new URL(hurried.url);
+    const stuck = connect(Number(port), hostname);
+    await new Promise((resolve) => stuck.once('connect', resolve));
+    stuck.write(`POST /v1/orders HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"items":`);
+    stuck.on('error', () => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 200));
     expect(await hurried.process.stop()).toBe(1);
+    stuck.destroy();
     await hurried.close();
   });
 });

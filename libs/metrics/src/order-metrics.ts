@@ -302,6 +302,7 @@ export function createMetrics(labels: { app: string }) {
   }
   for (const stage of ['requested', 'received']) metrics.returns.inc({ stage }, 0);
   for (const stage of ['before_payment', 'after_payment']) metrics.cancellations.inc({ stage }, 0);
+  for (const timer of ['auto_confirm', 'complete']) metrics.overdueOrderTimers.inc({ timer }, 0);
   return metrics;
 }
 
