@@ -1,19 +1,10 @@
-import { ROLES, SUBJECT, issueToken } from '@orders/api';
+import { issueToken } from '@orders/api';
 import { loadConfig } from '@orders/config';
 import { runCommand } from './run-command.js';
-
-const USAGE = 'usage: npm run token -- [buyer|merchant|admin] [sub]';
-const DEFAULT_SUBJECT = { buyer: 'demo-buyer', merchant: 'shop', admin: 'ops' } as const;
+import { tokenRequest } from './token-request.js';
 
 /** npm run token -- <buyer|merchant|admin> <sub> */
 runCommand(async () => {
-  const args = process.argv.slice(2);
-  if (args.length > 2) throw new Error(`too many arguments: ${args.slice(2).join(' ')}\n${USAGE}`);
-  const [role = 'buyer', given] = args;
-  const known = ROLES.find((candidate) => candidate === role);
-  if (!known) throw new Error(`role must be buyer, merchant or admin, not '${role}'\n${USAGE}`);
-  const sub = given ?? DEFAULT_SUBJECT[known];
-  // the api refuses any other subject with 401: a token it refuses is no use to print
-  if (!SUBJECT.test(sub)) throw new Error(`sub must be 1 to 64 letters, digits or . _ : @ - (as the api accepts), not '${sub}'\n${USAGE}`);
-  console.log(issueToken(loadConfig().AUTH_JWT_SECRET, sub, known));
+  const { role, sub } = tokenRequest(process.argv.slice(2));
+  console.log(issueToken(loadConfig().AUTH_JWT_SECRET, sub, role));
 });

@@ -35,11 +35,8 @@ describe('operator commands say which service is down, as npm start does', () =>
     await env?.cleanup();
   });
 
-  it.each([
-    { script: 'dlq', args: ['list'] },
-    { script: 'reconcile', args: [] },
-  ])('npm run $script with Redis down: exit 1 and where Redis was looked for', async ({ script, args }) => {
-    const { exitCode, output } = await command(script, args, { REDIS_URL: REDIS_DOWN });
+  it('npm run dlq with Redis down: exit 1 and where Redis was looked for', async () => {
+    const { exitCode, output } = await command('dlq', ['list'], { REDIS_URL: REDIS_DOWN });
     expect(exitCode).toBe(1);
     expect(output).toContain(`Failed: Redis is not reachable at ${REDIS_DOWN}`);
     expect(output).toContain('Start redis-server or set REDIS_URL');

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { loadConfig } from '@orders/config';
 import { describe, expect, it } from 'vitest';
+import { tokenRequest } from '../src/token-request.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const run = promisify(execFile);
@@ -20,31 +21,23 @@ describe('npm run token', () => {
     expect(JSON.parse(Buffer.from(payload!, 'base64url').toString())).toMatchObject({ sub: 'alice', role: 'buyer' });
   });
 
-  /** The command run as `npm run token -- ...args`, from its source; its exit code and what it wrote. */
-  async function token(...args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-    try {
-      const { stdout, stderr } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/token.ts', ...args], { cwd: root });
-      return { exitCode: 0, stdout, stderr };
-    } catch (error) {
-      const failed = error as { code: number; stdout: string; stderr: string };
-      return { exitCode: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-    }
-  }
+  it('prints no token and exits 1 for a token the api would refuse, saying why', async () => {
+    const refused = await run(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/token.ts', 'buyer', 'ann smith'], { cwd: root }).catch((error: unknown) => error as { code: number; stdout: string; stderr: string });
+    expect(refused).toMatchObject({ code: 1, stdout: '' });
+    expect((refused as { stderr: string }).stderr).toContain("sub must be 1 to 64 letters, digits or . _ : @ - (as the api accepts), not 'ann smith'");
+  });
 
   it.each([
-    { args: ['buyer', 'ann smith'], says: "sub must be 1 to 64 letters, digits or . _ : @ - (as the api accepts), not 'ann smith'" },
     { args: ['buyer', 'x'.repeat(65)], says: 'sub must be 1 to 64 letters' },
     { args: ['buyer', 'alice', 'extra'], says: 'too many arguments: extra' },
     { args: ['owner', 'alice'], says: "role must be buyer, merchant or admin, not 'owner'" },
-  ])('prints no token the api would refuse: $args', async ({ args, says }) => {
-    const { exitCode, stdout, stderr } = await token(...args);
-    expect([exitCode, stdout]).toEqual([1, '']);
-    expect(stderr).toContain(says);
+  ])('refuses what the api would refuse: $args', ({ args, says }) => {
+    expect(() => tokenRequest(args)).toThrow(says);
   });
 
-  it('accepts every subject the api accepts', async () => {
-    const { exitCode, stdout } = await token('merchant', 'shop-1.eu:north@acme_co');
-    expect(exitCode).toBe(0);
-    expect(JSON.parse(Buffer.from(stdout.trim().split('.')[1]!, 'base64url').toString())).toMatchObject({ sub: 'shop-1.eu:north@acme_co', role: 'merchant' });
+  it('asks for every subject the api accepts, and a default subject per role', () => {
+    expect(tokenRequest(['merchant', 'shop-1.eu:north@acme_co'])).toEqual({ role: 'merchant', sub: 'shop-1.eu:north@acme_co' });
+    expect(tokenRequest([])).toEqual({ role: 'buyer', sub: 'demo-buyer' });
+    expect(tokenRequest(['admin'])).toEqual({ role: 'admin', sub: 'ops' });
   });
 });
