@@ -1,6 +1,11 @@
 import type { AcceptedOrder } from '@orders/domain';
+import type { OrderRow } from '@orders/persistence';
 import type { AppDeps } from './app-deps.js';
 import type { Principal } from './plugins/auth.js';
+import { notFound, stillInQueue } from './problems.js';
+import { ULID_PATTERN } from './schemas.js';
+
+const ULID = new RegExp(ULID_PATTERN);
 
 /**
  * An order still in the queue (accepted, not yet in MySQL), as far as the principal may know
@@ -21,4 +26,17 @@ export async function queuedOrderFor(deps: Pick<AppDeps, 'inventory' | 'catalog'
       return [...skus.values()].some((sku) => sku.merchantId === principal.sub) ? accepted : null;
     }
   }
+}
+
+/**
+ * The buyer's own persisted order, for an action only its buyer takes: 404 for an id that is
+ * no order of theirs, 409 with retry-after for theirs while still in the queue (it exists, and
+ * the action becomes possible once it is persisted).
+ */
+export async function buyersOwnOrder(deps: Pick<AppDeps, 'inventory' | 'catalog' | 'orders'>, buyer: Principal, orderId: string, action: string): Promise<OrderRow> {
+  if (!ULID.test(orderId)) throw notFound('order');
+  const order = await deps.orders.findOrderRow(orderId);
+  if (!order && (await queuedOrderFor(deps, buyer, orderId))) throw stillInQueue(action, 'buyer');
+  if (!order || order.user_id !== buyer.sub) throw notFound('order');
+  return order;
 }

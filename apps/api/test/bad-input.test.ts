@@ -133,6 +133,8 @@ describe('bad input never reserves stock and never answers 500', () => {
       ['pay', 'pay', { method: 'card' }],
       ['cancel', 'cancel', { reason: 'changed my mind' }],
       ['refunds', 'refund', { reason: 'changed my mind' }],
+      ['confirm-receipt', 'confirm_receipt', undefined],
+      ['returns', 'request_return', { reason: 'changed my mind', items: [{ skuId: 'KETTLE', qty: 1 }] }],
     ];
     for (const [path, action, body] of attempts) {
       const response = await api.request('POST', `${queued.body.statusUrl}/${path}`, { token: buyer, body });
@@ -141,6 +143,9 @@ describe('bad input never reserves stock and never answers 500', () => {
       expect(response.body.detail).toContain(`'${action}'`);
       expect(response.headers['retry-after']).toBe('1');
     }
+    // its refunds and returns: none yet (not "no such order")
+    expect((await api.request('GET', `${queued.body.statusUrl}/refunds`, { token: buyer })).body).toEqual({ items: [] });
+    expect((await api.request('GET', `${queued.body.statusUrl}/refunds`, { token: api.token('buyer-2') })).status).toBe(404);
     const moved = await api.request('PATCH', `${queued.body.statusUrl}/address`, { token: buyer, body: { address: { ...buyerAddress, city: 'Elsewhere' } } });
     expect(moved.status).toBe(409);
     expect(moved.body.detail).toContain("'change_address'");

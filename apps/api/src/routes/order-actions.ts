@@ -2,11 +2,9 @@ import { IllegalTransition, StaleOrderVersion } from '@orders/domain';
 import { ProcessRepository } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { notFound } from '../problems.js';
-import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
+import { buyersOwnOrder } from '../queued-orders.js';
+import { orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
-
-const ULID = new RegExp(ULID_PATTERN);
 
 /**
  * The buyer's actions on the forward life. `confirm-receipt` signs for a delivery: on a
@@ -44,9 +42,7 @@ export async function orderActionRoutes(app: FastifyInstance, { deps }: { deps: 
     },
     async (request) => {
       const { orderId } = request.params;
-      if (!ULID.test(orderId)) throw notFound('order');
-      const order = await deps.orders.findOrderRow(orderId);
-      if (!order || order.user_id !== request.user.sub) throw notFound('order');
+      const order = await buyersOwnOrder(deps, request.user, orderId, 'confirm_receipt');
       const children = await process.children(orderId);
       if (children.length === 0) await confirm(orderId);
       else {

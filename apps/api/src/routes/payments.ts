@@ -4,11 +4,8 @@ import { enqueuePaymentRequest } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { applyPaymentTaken } from '../payment-settlement.js';
-import { notFound, stillInQueue } from '../problems.js';
-import { queuedOrderFor } from '../queued-orders.js';
-import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
-
-const ULID = new RegExp(ULID_PATTERN);
+import { buyersOwnOrder } from '../queued-orders.js';
+import { orderParamsSchema, problemRef } from '../schemas.js';
 
 /** The transaction id a payment of nothing is recorded under: no payment system saw it. */
 const noChargeTransactionId = (paymentId: string) => `no-charge-${paymentId}`;
@@ -56,14 +53,7 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
     },
     async (request, reply) => {
       const { orderId } = request.params;
-      if (!ULID.test(orderId)) throw notFound('order');
-      const order = await deps.orders.findOrderRow(orderId);
-      if (!order) {
-        // still in the queue: not payable yet, but only its buyer may learn that it exists
-        if (await queuedOrderFor(deps, request.user, orderId)) throw stillInQueue('pay', 'buyer');
-        throw notFound('order');
-      }
-      if (order.user_id !== request.user.sub) throw notFound('order');
+      const order = await buyersOwnOrder(deps, request.user, orderId, 'pay');
       const machine = stateMachineFor(order.type as OrderType);
       const action = machine.paymentActionFor(order.status);
       if (action === null || order.parent_order_id !== null) throw new IllegalTransition(order.status, 'pay', 'buyer');

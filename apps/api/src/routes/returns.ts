@@ -4,11 +4,11 @@ import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { KeyedRefunds, idempotencyKeyHeaders } from '../keyed-refunds.js';
 import { HttpProblem, notFound } from '../problems.js';
-import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
+import { buyersOwnOrder } from '../queued-orders.js';
+import { orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
 import { linesByOrderPart, moveParts, orderParts, refundSchema } from './reverse-flows.js';
 
-const ULID = new RegExp(ULID_PATTERN);
 const skuId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const;
 const returnParams = {
   type: 'object',
@@ -81,9 +81,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
     },
     async (request, reply) => {
       const { orderId } = request.params;
-      if (!ULID.test(orderId)) throw notFound('order');
-      const order = await deps.orders.findOrderRow(orderId);
-      if (!order || order.user_id !== request.user.sub) throw notFound('order');
+      const order = await buyersOwnOrder(deps, request.user, orderId, 'request_return');
       const { reason, items } = request.body;
       const units = await orderParts(process, order);
       const parts = await linesByOrderPart(process, units, items);

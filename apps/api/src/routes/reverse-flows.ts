@@ -423,6 +423,8 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       if (!ULID.test(orderId)) throw notFound('order');
       const order = await deps.orders.findOrderRow(orderId);
       const principal = request.user;
+      // still in the queue: no refund yet, told only to those who may see the order
+      if (!order && (await queuedOrderFor(deps, principal, orderId))) return { items: [] };
       const visible =
         order &&
         (principal.role === 'admin' ||
