@@ -7,12 +7,13 @@ import type { AppDeps } from './app-deps.js';
 
 /**
  * Opens the api's connections. The Redis client fails fast instead of queueing commands
- * while Redis is away, so a checkout answers 503 at once rather than hanging.
+ * while Redis is away, and gives up on an answer after REDIS_COMMAND_TIMEOUT_MS, so a
+ * checkout answers 503 rather than hanging.
  */
 export async function connectApi(config: Config, options: { migrate?: boolean } = {}): Promise<AppDeps & { close(): Promise<void> }> {
   if (options.migrate) await migrateDatabase(config.MYSQL_URL);
   const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE, config.MYSQL_QUERY_TIMEOUT_MS);
-  const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
+  const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS });
   await redis.connect();
   // BullMQ defines its scripts (about 60) on the connection it is given, and ioredis copies
   // every script defined on a connection onto each pipeline made from it: the intake makes

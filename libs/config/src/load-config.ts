@@ -138,6 +138,8 @@ const schema = {
   /** how long a statement, or the opening of a connection, may go unanswered before MySQL counts as unavailable (a frozen network, a failover) */
   MYSQL_QUERY_TIMEOUT_MS: int(1, 2_147_483_647),
   REDIS_URL: url(['redis:', 'rediss:']),
+  /** how long the api waits for a Redis command's answer before the request answers 503 (a frozen network, a failover) */
+  REDIS_COMMAND_TIMEOUT_MS: POSITIVE_MS,
   /** set: Redis is a cluster reached through these nodes, with REDIS_URL's credentials and TLS */
   REDIS_CLUSTER_NODES: redisNodes,
   /** no hash-tag braces: the stock keys carry their own tag (`{g0}`) right after it */

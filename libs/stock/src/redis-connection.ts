@@ -35,7 +35,7 @@ export function connectRedis(location: RedisLocation, options: RedisOptions = {}
 }
 
 /** How ioredis says it could not send a command (not connected, offline queue off) or lost it with the connection. */
-const UNREACHABLE = [/^Connection is closed/, /^Stream isn't writeable/, /^Reached the max retries per request limit/, /^Failed to refresh slots cache/, /^None of startup nodes is available/];
+const UNREACHABLE = [/^Command timed out/, /^Connection is closed/, /^Stream isn't writeable/, /^Reached the max retries per request limit/, /^Failed to refresh slots cache/, /^None of startup nodes is available/];
 
 /** True when Redis is away rather than refusing this command: the request can be asked again shortly. */
 export function isRedisUnavailable(error: unknown): boolean {
