@@ -303,18 +303,15 @@ export class StockReconciler {
     if (drift.missing) {
       const sku = await catalog.findSku(drift.skuId);
       if (!sku) return 0;
+      // the lost buckets come back empty, and buckets Redis still has (a cluster node that lost
+      // bucket 0 alone) stay as they are, their orders' units in them; the sum then moves to the ledger
+      const rules = { deduction: sku.deduction, saleStartsAt: sku.flashSale?.startsAt ?? null, saleEndsAt: sku.flashSale?.endsAt ?? null, perUserLimit: sku.flashSale?.perUserLimit ?? 0 };
+      await inventory.initSku({ skuId: sku.skuId, available: 0, ...rules, buckets: sku.stockBuckets ?? 1 }, { lostBucketsOnly: true });
+      const kept = (await inventory.getSkuStock(drift.skuId)) ?? { available: 0, reserved: 0, sold: 0 };
       // Redis holds no fewer than none: a ledger below zero (oversold) stays as drift
+      const target = { ...drift.expected, available: Math.max(drift.expected.available, 0) };
       untaken = Math.max(-drift.expected.available, 0);
-      await inventory.initSku({
-        skuId: sku.skuId,
-        available: Math.max(drift.expected.available, 0),
-        deduction: sku.deduction,
-        saleStartsAt: sku.flashSale?.startsAt ?? null,
-        saleEndsAt: sku.flashSale?.endsAt ?? null,
-        perUserLimit: sku.flashSale?.perUserLimit ?? 0,
-        buckets: sku.stockBuckets ?? 1,
-      });
-      await inventory.correctCounters(drift.skuId, { available: 0, reserved: drift.expected.reserved, sold: drift.expected.sold });
+      untaken += await inventory.correctCounters(drift.skuId, { available: target.available - kept.available, reserved: target.reserved - kept.reserved, sold: target.sold - kept.sold });
       // the recreated counters count the ledger's restocks: their Redis side must not run again
       await inventory.markRestocked(restocks.filter((restock) => restock.lines.some((line) => line.skuId === drift.skuId)));
     } else {

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CatalogRepository, CouponRepository, StockLedgerRepository } from '@orders/persistence';
+import { StockKeys } from '@orders/stock';
 import { buyerAddress, waitFor } from '@orders/testing';
 import { closeUnpaidOrder, StockReconciler } from '@orders/worker';
 import { pino } from 'pino';
@@ -125,6 +126,25 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
     expect(await stock('MUG')).toEqual({ available: 10, reserved: 0, sold: 0 });
     // one of them repaired the drift; the other waited for it and found none left
     expect([first.repaired, second.repaired].sort()).toEqual([false, true]);
+  });
+
+  it('recreates a split SKU whose bucket 0 Redis lost around the bucket still selling, and goes on to repair the other SKUs', async () => {
+    await system.createSku({ skuId: 'TENT', priceCents: 9_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', stockBuckets: 2 });
+    await system.createSku({ skuId: 'RUG', priceCents: 4_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    // a buyer of bucket 1 holds a tent there
+    const camper = 'split-buyer';
+    expect(new StockKeys('').bucketOf(camper, 2)).toBe(1);
+    const orderId = await system.checkout(camper, [{ skuId: 'TENT', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    // the node of bucket 0 lost its keys; the rugs drifted too
+    await system.env.redis.del(skuKey('TENT'));
+    await system.env.redis.hincrby(skuKey('RUG'), 'available', -2);
+
+    const report = await reconciler().reconcile({ repair: true });
+    expect(report.unitsLeft).toEqual([]);
+    expect(await stock('TENT')).toEqual({ available: 9, reserved: 1, sold: 0 });
+    expect(await stock('RUG')).toEqual({ available: 10, reserved: 0, sold: 0 });
+    expect((await reconciler().reconcile({ repair: false })).drift.filter((drift) => ['TENT', 'RUG'].includes(drift.skuId))).toEqual([]);
   });
 
   it('says which units it could not take back and that a SKU is oversold, and exits 2', async () => {

@@ -692,25 +692,23 @@ export class Inventory {
    * holds the SKU's MySQL row, not committed yet. Counters already there are those of a
    * create whose commit was lost: they are replaced, so Redis sells what MySQL records,
    * unless orders reserved or sold units of them meanwhile (SkuStockHeld, nothing changed).
-   * Returns whether it replaced such counters.
+   * Returns whether it replaced such counters. `lostBucketsOnly`: the stock repair's
+   * recreation of counters Redis lost, which leaves every bucket still there as it is.
    */
-  async initSku(rules: SkuStockRules): Promise<boolean> {
+  async initSku(rules: SkuStockRules, { lostBucketsOnly = false } = {}): Promise<boolean> {
     const buckets = rules.buckets ?? 1;
     if (!Number.isInteger(buckets) || buckets < 1 || buckets > MAX_STOCK_BUCKETS) throw new Error(`a SKU has 1 to ${MAX_STOCK_BUCKETS} stock buckets, not ${buckets}`);
+    const args = (share: number) => [share, rules.deduction, rules.saleStartsAt?.getTime() ?? 0, rules.saleEndsAt?.getTime() ?? 0, rules.perUserLimit, buckets, lostBucketsOnly ? 'keep' : 'replace'];
+    const shares = splitStock(rules.available, buckets);
+    if (lostBucketsOnly) {
+      await Promise.all(shares.map((share, bucket) => runStockScript(this.redis, 'initSku', [this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId)], args(share))));
+      this.bucketCounts.set(rules.skuId, buckets);
+      return false;
+    }
     // every bucket checked before any is replaced; each script checks its own again, atomically
     const leftover = await this.bucketStock(rules.skuId);
     if (leftover?.some((bucket) => bucket.reserved > 0 || bucket.sold > 0)) throw new SkuStockHeld(rules.skuId);
-    const shares = splitStock(rules.available, buckets);
-    const results = await Promise.all(
-      shares.map((share, bucket) =>
-        runStockScript(
-          this.redis,
-          'initSku',
-          [this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId)],
-          [share, rules.deduction, rules.saleStartsAt?.getTime() ?? 0, rules.saleEndsAt?.getTime() ?? 0, rules.perUserLimit, buckets],
-        ),
-      ),
-    );
+    const results = await Promise.all(shares.map((share, bucket) => runStockScript(this.redis, 'initSku', [this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId)], args(share))));
     if (results.includes(-1)) throw new SkuStockHeld(rules.skuId);
     this.bucketCounts.set(rules.skuId, buckets);
     if (!leftover) return false;

@@ -1,16 +1,19 @@
 --[[
-  Puts the sellable counters and checkout rules of one bucket of a SKU being created into
-  Redis. A hash already there was left by a create whose MySQL commit was lost: it is
-  replaced whole (no field of it may outlive it), unless orders hold units of it.
+  Puts the sellable counters and checkout rules of one bucket of a SKU into Redis. On a
+  create, a hash already there was left by a create whose MySQL commit was lost: it is
+  replaced whole (no field of it may outlive it), unless orders hold units of it. The stock
+  repair recreates lost buckets only: a hash already there is live and is kept.
 
   KEYS[1]  SKU hash  <prefix>{g}:sku:<skuId>
   ARGV[1] available   ARGV[2] deduction   ARGV[3] sale starts (ms, 0 = no sale)
   ARGV[4] sale ends (ms, 0 = no sale)   ARGV[5] per-buyer limit (0 = none)
   ARGV[6] how many buckets the SKU's stock is split into (1: not split)
+  ARGV[7] 'replace' (a create) or 'keep' (the repair)
 
-  Returns 1 created, 0 a leftover replaced, -1 the leftover has units reserved or sold (left unchanged).
+  Returns 1 created, 0 a leftover replaced (or kept), -1 the leftover has units reserved or sold (left unchanged).
 ]]
 local existed = redis.call('EXISTS', KEYS[1]) == 1
+if existed and ARGV[7] == 'keep' then return 0 end
 if existed then
   local held = redis.call('HMGET', KEYS[1], 'reserved', 'sold')
   if tonumber(held[1] or 0) > 0 or tonumber(held[2] or 0) > 0 then return -1 end
