@@ -96,7 +96,10 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   const connection = deps.redis;
   const writer = new OrderWriter({ ...deps, pricing: new PricingRepository(deps.db) }, { batchSize: config.PERSIST_BATCH_SIZE, batchWaitMs: config.PERSIST_BATCH_WAIT_MS, busyIntervalMs: config.PERSIST_BUSY_INTERVAL_MS });
   const life = new ForwardLife(deps);
-  const reconciler = new StockReconciler({ ...deps, ledger: new StockLedgerRepository(deps.db), coupons: new CouponRepository(deps.db) }, { settleMs: config.RECONCILE_SETTLE_MS });
+  // its ledger sums read every row of a year's ledger: they take what they take, without the
+  // statement deadline (which would end them, and a run every RECONCILE_INTERVAL_MS would never finish)
+  const ledgerDb = config.WORKER_QUEUES.includes(QUEUE.timers) ? createDb(config.MYSQL_URL, 1).db : deps.db;
+  const reconciler = new StockReconciler({ ...deps, ledger: new StockLedgerRepository(ledgerDb), coupons: new CouponRepository(deps.db) }, { settleMs: config.RECONCILE_SETTLE_MS });
   // a few at a time: most orders of a sale were paid meanwhile, and each check is its own transaction
   const expireUnpaid = async (orderIds: string[], detail = 'payment deadline passed'): Promise<number> => {
     let expired = 0;
@@ -244,6 +247,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       await writer.drain();
       life.close();
       await queues.close();
+      if (ledgerDb !== deps.db) await ledgerDb.destroy();
       await deps.db.destroy();
       deps.redis.disconnect();
     },

@@ -2,7 +2,7 @@ import { Kysely, Migrator, MysqlDialect, type MigrationResultSet, type MysqlPool
 import { createPool, type Pool, type PoolConnection, type PoolOptions } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
 import { migrations } from './migrations/index.js';
-import { isStatementTimeout } from './mysql-errors.js';
+import { StatementTooSlow, isStatementTimeout } from './mysql-errors.js';
 import type { Database } from './schema.js';
 
 export type OrderDb = Kysely<Database>;
@@ -40,12 +40,28 @@ export async function ensureDatabase(mysqlUrl: string): Promise<void> {
 }
 
 /**
+ * Ends a statement's server thread (its statement, its transaction and the locks it holds) from
+ * a connection of its own: a client that gives up on a statement leaves it running on the server.
+ * Rejects when the server cannot be reached within the deadline either.
+ */
+async function endOnServer(options: PoolOptions, threadId: number, timeoutMs: number): Promise<void> {
+  const connection = await createConnection({ ...options, connectTimeout: timeoutMs });
+  try {
+    await connection.query({ sql: `KILL ${Number(threadId)}`, timeout: timeoutMs });
+  } finally {
+    connection.destroy();
+  }
+}
+
+/**
  * The pool as kysely's MysqlDialect uses it, every statement with a deadline. Past it mysql2
  * answers with an error but keeps the connection, still waiting for a reply that a frozen
  * network or a failed-over server never sends, so every statement queued on it would wait as
- * well: the connection is destroyed, and the pool opens a fresh one for the next caller.
+ * well: the connection is destroyed, and the pool opens a fresh one for the next caller. The
+ * statement's server thread is ended too; if that works the server was there and the
+ * statement merely slow (StatementTooSlow, a failure like any other), else MySQL is away.
  */
-function withStatementDeadline(pool: Pool, timeoutMs: number): MysqlPool {
+function withStatementDeadline(pool: Pool, options: PoolOptions, timeoutMs: number): MysqlPool {
   const wrapped = new WeakMap<PoolConnection, MysqlPoolConnection>();
   const wrap = (connection: PoolConnection): MysqlPoolConnection => {
     // what a statement kysely still sends on the destroyed connection (its transaction's
@@ -58,11 +74,13 @@ function withStatementDeadline(pool: Pool, timeoutMs: number): MysqlPool {
         if (!callback) return connection.query(statement);
         if (timedOut) return callback(timedOut, []);
         connection.query(statement, (error, result) => {
-          if (isStatementTimeout(error)) {
-            timedOut = error;
-            connection.destroy();
-          }
-          callback(error, result as MysqlQueryResult);
+          if (!isStatementTimeout(error)) return callback(error, result as MysqlQueryResult);
+          const threadId = connection.threadId;
+          connection.destroy();
+          endOnServer(options, threadId, timeoutMs).then(
+            () => callback((timedOut = new StatementTooSlow(timeoutMs, sql)), []),
+            () => callback((timedOut = error), []),
+          );
         });
       }) as MysqlPoolConnection['query'],
       release: () => connection.release(),
@@ -95,7 +113,7 @@ export function createDb(mysqlUrl: string, poolSize = 16, statementTimeoutMs?: n
     enableKeepAlive: true,
     ...(statementTimeoutMs === undefined ? {} : { connectTimeout: statementTimeoutMs }),
   });
-  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: statementTimeoutMs === undefined ? pool : withStatementDeadline(pool, statementTimeoutMs) }) });
+  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: statementTimeoutMs === undefined ? pool : withStatementDeadline(pool, poolOptions(mysqlUrl), statementTimeoutMs) }) });
   return { db, pool };
 }
 

@@ -13,6 +13,19 @@ export function isStatementTimeout(error: unknown): boolean {
   return codeOf(error) === 'PROTOCOL_SEQUENCE_TIMEOUT';
 }
 
+/**
+ * A statement that outlived MYSQL_QUERY_TIMEOUT_MS on a server that answered: it was ended
+ * there (with its transaction). Not MySQL being away: a job fails on it and spends an attempt,
+ * rather than asking for the same slow statement again every backoff.
+ */
+export class StatementTooSlow extends Error {
+  readonly code = 'STATEMENT_TOO_SLOW';
+  constructor(timeoutMs: number, sql: string) {
+    super(`MySQL statement ended after MYSQL_QUERY_TIMEOUT_MS (${timeoutMs} ms): ${sql.slice(0, 120)}`);
+    this.name = 'StatementTooSlow';
+  }
+}
+
 /** InnoDB chose this transaction to roll back to break a deadlock (errno 1213). */
 export function isDeadlock(error: unknown): boolean {
   return codeOf(error) === 'ER_LOCK_DEADLOCK';
