@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
-import { IdempotencyConflict } from '@orders/domain';
-import { refundIdFor, type OrderDb } from '@orders/persistence';
+import { IdempotencyConflict, StaleOrderVersion } from '@orders/domain';
+import { RefundRepository, refundIdFor, type Database, type OrderDb, type RefundKey } from '@orders/persistence';
+import type { Transaction } from 'kysely';
+import type { Principal } from './plugins/auth.js';
 
 /** The optional Idempotency-Key header of the refunds and returns routes, as checkout's. */
 export const idempotencyKeyHeaders = {
@@ -11,7 +13,7 @@ export const idempotencyKeyHeaders = {
       minLength: 1,
       maxLength: 255,
       pattern: '^[\\x21-\\x7E]+$',
-      description: 'optional; with it the refund (return) is the key’s: the same key and body answer the same one, another body 422 IDEMPOTENCY_CONFLICT',
+      description: 'optional; the caller’s own key on this order: the same key and body answer the same refund (return), another body 422 IDEMPOTENCY_CONFLICT',
     },
   },
 } as const;
@@ -19,37 +21,43 @@ export const idempotencyKeyHeaders = {
 export type RequestedUnits = ReadonlyArray<{ skuId: string; qty: number }> | 'rest';
 
 /**
- * Refunds and returns asked for under an Idempotency-Key: each one's id is the order part's
- * and the key's, then the request's fingerprint, so the same key and body name the refunds
- * they opened before, and the same key with another body is found under another fingerprint.
- * The fingerprint sits in the id because a refund keeps no other trace of the request.
+ * Refunds and returns asked for under an Idempotency-Key, which is the caller's on the order
+ * it names (as checkout's keys are the buyer's). The key is taken, with the body's
+ * fingerprint, in the transaction that opens the refunds: of two requests racing with one
+ * key, the second finds it taken (or clashes with it) and answers the first's refunds or
+ * 422. Each refund's id is its order part's, the key's and the body's, so a repeat finds
+ * what it opened.
  */
 export class KeyedRefunds {
-  private readonly prefixOf: (orderId: string) => string;
+  private readonly refunds: RefundRepository;
+  private readonly scope: RefundKey;
   private readonly fingerprint: string;
 
-  constructor(
-    private readonly db: OrderDb,
-    kind: 'refund' | 'return',
-    key: string,
-    request: { reason: string; items: RequestedUnits },
-  ) {
-    this.prefixOf = (orderId) => `${refundIdFor(orderId, [kind, 'key', key])}-`;
+  constructor(db: OrderDb, scope: { orderId: string; kind: 'refund' | 'return'; caller: Principal; key: string }, request: { reason: string; items: RequestedUnits }) {
+    this.refunds = new RefundRepository(db);
+    this.scope = { orderId: scope.orderId, kind: scope.kind, caller: `${scope.caller.role}:${scope.caller.sub}`, key: scope.key };
     const units = request.items === 'rest' ? 'rest' : request.items.map((i) => `${i.skuId}x${i.qty}`).sort().join(',');
-    this.fingerprint = createHash('sha256').update(`${request.reason}\u0000${units}`).digest('hex').slice(0, 8);
+    this.fingerprint = createHash('sha256').update(`${request.reason}\u0000${units}`).digest('hex');
   }
 
-  /** The id of the refund (return) of one order part under this key and request: at most 59 characters, inside refund_id's 64 with a part's `-<n>`. */
-  idFor(orderId: string): string {
-    return `${this.prefixOf(orderId)}${this.fingerprint}`;
+  /** The id of the refund (return) of one order part under this key and body: a lookup by it never finds another body's. */
+  idFor(partOrderId: string): string {
+    const { orderId, kind, caller, key } = this.scope;
+    return refundIdFor(partOrderId, [kind, 'key', orderId, caller, key, this.fingerprint]);
   }
 
-  /** 422 IDEMPOTENCY_CONFLICT when a part of the order holds a refund (return) of this key asked for with another body. */
-  async refuseOtherBodies(orderIds: readonly string[]): Promise<void> {
-    for (const orderId of orderIds) {
-      // the prefix is an order id (base 32, `-g<n>`), hex and dashes: nothing LIKE reads as a wildcard
-      const earlier = await this.db.selectFrom('refunds').select('refund_id').where('refund_id', 'like', `${this.prefixOf(orderId)}%`).execute();
-      if (earlier.some((row) => row.refund_id !== this.idFor(orderId))) throw new IdempotencyConflict();
-    }
+  /** 422 IDEMPOTENCY_CONFLICT when another body took the key. */
+  async refuseOtherBodies(): Promise<void> {
+    const earlier = await this.refunds.keyFingerprint(this.scope);
+    if (earlier !== null && earlier !== this.fingerprint) throw new IdempotencyConflict();
+  }
+
+  /**
+   * Takes the key in the transaction opening the refunds. When a request took it since this
+   * one looked, StaleOrderVersion rolls this one back and moveParts asks again: the winner's
+   * body is refused then (refuseOtherBodies), the same body finds the winner's refunds.
+   */
+  async take(trx: Transaction<Database>, at: Date): Promise<void> {
+    if (!(await RefundRepository.takeKey(trx, this.scope, this.fingerprint, at))) throw new StaleOrderVersion(this.scope.orderId);
   }
 }

@@ -140,6 +140,81 @@ describe('refunds, returns and cancellations over the parts of a split order', (
     expect((await refundsOf(shipped.orderId)).map((r: any) => r.reason)).toEqual(['no rug']);
   });
 
+  it('opens one refund when two refunds race with one Idempotency-Key and different units, on a whole order and on a split one: one 202, one 422, only the winner refunded', async () => {
+    const lampsOnly = await system.checkout('kai', [{ skuId: 'LAMP', qty: 3 }]);
+    await system.waitForStatus(lampsOnly, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${lampsOnly}/pay`, { token: system.token('kai'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(lampsOnly, 'IN_FULFILLMENT');
+    const split = await paidAndSplit('kit', [{ skuId: 'LAMP', qty: 2 }, { skuId: 'RUG', qty: 1 }]);
+
+    for (const [buyer, orderId, bodies] of [
+      ['kai', lampsOnly, [[{ skuId: 'LAMP', qty: 1 }], [{ skuId: 'LAMP', qty: 2 }]]],
+      ['kit', split.orderId, [[{ skuId: 'LAMP', qty: 1 }], [{ skuId: 'RUG', qty: 1 }]]],
+    ] as const) {
+      const answers = await Promise.all(
+        bodies.map((items) => system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer), headers: { 'idempotency-key': 'double-click' }, body: { reason: 'changed my mind', items } })),
+      );
+      expect(answers.map((a) => [a.status, a.body.code]).sort()).toEqual([[202, undefined], [422, 'IDEMPOTENCY_CONFLICT']]);
+      const winner = bodies[answers.findIndex((a) => a.status === 202)]!;
+      const refunds = await refundsOf(orderId);
+      expect(refunds.flatMap((r: any) => r.items.map((i: any) => [i.skuId, i.qty]))).toEqual(winner.map((i) => [i.skuId, i.qty]));
+      const order = await system.order(orderId);
+      const parts = order.subOrders.length > 0 ? await Promise.all(order.subOrders.map((id: string) => system.order(id))) : [order];
+      const refundedQty = parts.flatMap((part: any) => part.items).reduce((sum: number, item: any) => sum + item.refundedQty, 0);
+      expect(refundedQty).toBe(winner[0]!.qty);
+    }
+  });
+
+  it('opens one return when two returns race with one Idempotency-Key and different units of a split order: one 202, one 422', async () => {
+    const { orderId, lamp, rug } = await paidAndSplit('kat', [{ skuId: 'LAMP', qty: 2 }, { skuId: 'RUG', qty: 1 }]);
+    for (const child of [lamp, rug]) for (const event of ['SHIPPED', 'DELIVERED']) expect((await warehouse(child.orderId, event)).body.callbackStatus).toBe(200);
+    const bodies = [[{ skuId: 'LAMP', qty: 1 }], [{ skuId: 'RUG', qty: 1 }]];
+
+    const answers = await Promise.all(
+      bodies.map((items) => system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('kat'), headers: { 'idempotency-key': 'double-click' }, body: { reason: 'broken', items } })),
+    );
+    expect(answers.map((a) => [a.status, a.body.code]).sort()).toEqual([[202, undefined], [422, 'IDEMPOTENCY_CONFLICT']]);
+    const winner = bodies[answers.findIndex((a) => a.status === 202)]!;
+    expect((await refundsOf(orderId)).map((r: any) => [r.kind, r.items.map((i: any) => i.skuId)])).toEqual([['return', [winner[0]!.skuId]]]);
+    const statuses = { [lamp.orderId]: (await system.order(lamp.orderId)).status, [rug.orderId]: (await system.order(rug.orderId)).status };
+    expect(Object.values(statuses).sort()).toEqual(['DELIVERED', 'RETURN_REQUESTED']);
+  });
+
+  it("keeps an Idempotency-Key the caller's: a merchant or an admin sending the buyer's key opens a refund of its own, never answered with the buyer's", async () => {
+    const { orderId, lamp } = await paidAndSplit('lou', [{ skuId: 'LAMP', qty: 3 }, { skuId: 'RUG', qty: 1 }]);
+    const oneLamp = { reason: 'Refund of 1 lamp', items: [{ skuId: 'LAMP', qty: 1 }] };
+    const refund = (token: string, body: object) => system.request('POST', `/v1/orders/${orderId}/refunds`, { token, headers: { 'idempotency-key': 'refund-1' }, body });
+
+    const buyers = await refund(system.token('lou'), oneLamp);
+    expect([buyers.status, buyers.body.replayed]).toEqual([202, false]);
+    const merchants = await refund(system.token('shop', 'merchant'), oneLamp);
+    expect([merchants.status, merchants.body.replayed]).toEqual([202, false]);
+    expect(merchants.body.refundId).not.toBe(buyers.body.refundId);
+    // the same key with another body is another caller's key, not a conflict
+    const admins = await refund(admin, { reason: 'Refund of 1 lamp', items: [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }] });
+    expect([admins.status, admins.body.replayed, admins.body.refunds.length]).toEqual([202, false, 2]);
+    expect((await system.order(lamp.orderId)).items[0].refundedQty).toBe(3);
+    // each caller's key still answers its own refund
+    expect((await refund(system.token('lou'), oneLamp)).body).toMatchObject({ refundId: buyers.body.refundId, replayed: true });
+    expect((await refund(system.token('shop', 'merchant'), oneLamp)).body).toMatchObject({ refundId: merchants.body.refundId, replayed: true });
+  });
+
+  it('answers a repeated refund of everything left on a split order with the refunds it opened (202, replayed), with an Idempotency-Key or without', async () => {
+    for (const [buyer, headers] of [
+      ['max', { 'idempotency-key': 'everything-1' }],
+      ['mia', {}],
+    ] as const) {
+      const { orderId, lamp, rug } = await paidAndSplit(buyer, [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }]);
+      const everything = () => system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer), headers, body: { reason: 'changed my mind' } });
+      const first = await everything();
+      expect([first.status, first.body.replayed, first.body.refunds.map((r: any) => r.orderId).sort()]).toEqual([202, false, [lamp.orderId, rug.orderId].sort()]);
+      const again = await everything();
+      expect([again.status, again.body.code, again.body.refundId, again.body.replayed]).toEqual([202, undefined, first.body.refundId, true]);
+      expect(again.body.refunds.map((r: any) => r.refundId).sort()).toEqual(first.body.refunds.map((r: any) => r.refundId).sort());
+      expect(await refundsOf(orderId)).toHaveLength(2);
+    }
+  });
+
   it('closes an order of 2 lamps when 8 one-lamp refunds race for them: the one that takes the last lamp refunds the whole order, in each of 12 orders', async () => {
     const orders = await Promise.all(
       Array.from({ length: 12 }, async (_, n) => {

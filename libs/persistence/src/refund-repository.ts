@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { drawRefund, refundForLines, RefundExceedsLine, type LineRefund } from '@orders/domain';
 import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
+import { isDuplicateKey } from './mysql-errors.js';
 import type { Database, OrderRow, RefundPartsTable, RefundsTable } from './schema.js';
 
 export type RefundKind = 'refund' | 'return';
@@ -47,6 +48,14 @@ export interface OpenRefund {
   /** who asked: the first step of the refund's history */
   actor: string;
   at: Date;
+}
+
+/** What an Idempotency-Key of a refund (return) request is scoped to: the order named, the kind, the caller (`<role>:<sub>`) and the key. */
+export interface RefundKey {
+  orderId: string;
+  kind: RefundKind;
+  caller: string;
+  key: string;
 }
 
 /**
@@ -95,6 +104,33 @@ export class RefundRepository {
   async find(refundId: string): Promise<RefundView | null> {
     const row = await this.db.selectFrom('refunds').selectAll().where('refund_id', '=', refundId).executeTakeFirst();
     return row ? toView(row, (await partsOf(this.db, [refundId])).get(refundId) ?? []) : null;
+  }
+
+  /** The fingerprint of the request that took this Idempotency-Key; null while no refund (return) was opened under it. */
+  async keyFingerprint(key: RefundKey): Promise<string | null> {
+    const row = await this.db
+      .selectFrom('refund_keys')
+      .select('fingerprint')
+      .where('order_id', '=', key.orderId)
+      .where('kind', '=', key.kind)
+      .where('caller', '=', key.caller)
+      .where('idempotency_key', '=', key.key)
+      .executeTakeFirst();
+    return row?.fingerprint ?? null;
+  }
+
+  /**
+   * Takes the Idempotency-Key for a request, in the transaction opening its refunds (returns);
+   * false when another request took it first (its transaction committed since this one looked).
+   */
+  static async takeKey(trx: Transaction<Database>, key: RefundKey, fingerprint: string, at: Date): Promise<boolean> {
+    try {
+      await trx.insertInto('refund_keys').values({ order_id: key.orderId, kind: key.kind, caller: key.caller, idempotency_key: key.key, fingerprint, created_at: at }).execute();
+      return true;
+    } catch (error) {
+      if (isDuplicateKey(error)) return false;
+      throw error;
+    }
   }
 
   /** A part of a refund order by the id the payment system knows it by; null for an unknown id. */

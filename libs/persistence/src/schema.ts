@@ -262,6 +262,19 @@ export interface ShippingFeeHistoryTable {
   effective_from: Date;
 }
 
+/** The Idempotency-Key of a refund (return) request: one body per order, kind, caller and key. */
+export interface RefundKeysTable {
+  /** the order the request named (a split order's parent, or one of its children) */
+  order_id: string;
+  kind: 'refund' | 'return';
+  /** `<role>:<sub>`: keys are the caller's, as checkout's are the buyer's */
+  caller: string;
+  idempotency_key: string;
+  /** sha256 of the request's reason and units */
+  fingerprint: string;
+  created_at: Date;
+}
+
 export interface Database {
   skus: SkusTable;
   stock_ledger: StockLedgerTable;
@@ -272,6 +285,7 @@ export interface Database {
   shipments: ShipmentsTable;
   refunds: RefundsTable;
   refund_parts: RefundPartsTable;
+  refund_keys: RefundKeysTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
   promotions: PromotionsTable;

@@ -46,7 +46,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         tags: ['after-sales'],
         summary: 'Ask to return delivered units inside the after-sales window (202: a merchant reviews it)',
         description:
-          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED. Its amounts are fixed now: each line its allocated payable by units, the shipping too when every unit comes back. With an Idempotency-Key header the return's id derives from the order and the key: the same key with the same body answers the same return, another body 422 IDEMPOTENCY_CONFLICT. Without it the id derives from the reason and the units: the same request again answers the same return. `replayed` is true when the answer is a return opened before. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from delivery); 409 ILLEGAL_TRANSITION before delivery or while another return is open; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED. Its amounts are fixed now: each line its allocated payable by units, the shipping too when every unit comes back. With an Idempotency-Key header the return belongs to the key: the same key with the same body answers the same return, even sent twice at once, another body 422 IDEMPOTENCY_CONFLICT. Without it the id derives from the reason and the units: the same request again answers the same return. `replayed` is true when the answer is a return opened before. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from delivery); 409 ILLEGAL_TRANSITION before delivery or while another return is open; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
         params: orderParamsSchema,
         headers: idempotencyKeyHeaders,
         body: {
@@ -86,8 +86,8 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       const units = await orderParts(process, order);
       const parts = await linesByOrderPart(process, units, items);
       const idempotencyKey = request.headers['idempotency-key'];
-      const keyed = idempotencyKey === undefined ? null : new KeyedRefunds(deps.db, 'return', idempotencyKey, { reason, items });
-      if (keyed) await keyed.refuseOtherBodies(units.map((unit) => unit.order_id));
+      const keyed = idempotencyKey === undefined ? null : new KeyedRefunds(deps.db, { orderId, kind: 'return', caller: request.user, key: idempotencyKey }, { reason, items });
+      if (keyed) await keyed.refuseOtherBodies();
       const returnIdOf = (part: (typeof parts)[number]) =>
         keyed ? keyed.idFor(part.unit.order_id) : refundIdFor(part.unit.order_id, ['return', reason, part.items.map((i) => `${i.skuId}x${i.qty}`).sort().join(',')]);
       // the money is drawn from the order's payments when the units are received (every payment, latest first)
@@ -102,10 +102,13 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         if (!delivered || deps.clock().getTime() - delivered.getTime() > deps.config.AFTER_SALES_WINDOW_MS) throw windowClosed(part.unit.order_id);
       }
       const moved = await transition(async () => {
+        // on every attempt: after a request racing with the same key took it, another body is refused here
+        if (keyed) await keyed.refuseOtherBodies();
         const moves: TransitionRequest[] = [];
         for (const part of parts) {
           const returnId = returnIdOf(part);
           if (await refunds.find(returnId)) continue;
+          const first = moves.length === 0;
           moves.push({
             orderId: part.unit.order_id,
             action: 'request_return',
@@ -113,6 +116,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
             at: deps.clock(),
             detail: `return ${returnId}: ${reason}`.slice(0, 500),
             effects: async (trx, current) => {
+              if (first && keyed) await keyed.take(trx, deps.clock());
               await RefundRepository.openRefund(trx, current, { refundId: returnId, kind: 'return', reason, items: part.items, restockReason: 'return', status: 'REQUESTED', actor: 'buyer', at: deps.clock() });
             },
           });

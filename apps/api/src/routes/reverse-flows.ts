@@ -175,17 +175,21 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
    * back every unit left, else 'refund_lines'. The ledger restocks the units in the
    * transaction and Redis right after it (once per refund id, the payment job again as a
    * backstop); the job pays the money back. A part whose refund id was seen before
-   * changes nothing.
+   * changes nothing. Under an Idempotency-Key (`keyed`) the key is taken in the same
+   * transaction.
    */
   async function openRefunds(
     parts: ReadonlyArray<{ unit: OrderRow; refundId: string; items: RequestedLines | 'rest' }>,
-    request: { reason: string; restockReason: string; actor: Actor; restoreCouponOf?: string },
+    request: { reason: string; restockReason: string; actor: Actor; restoreCouponOf?: string; keyed?: KeyedRefunds },
   ): Promise<{ refunds: RefundView[]; changed: boolean }> {
     const known = new Map<string, RefundView>();
     const opened = new Map<string, RefundView>();
+    const { keyed, ...refundRequest } = request;
     const moved = await moveParts(deps, async () => {
       known.clear();
       opened.clear();
+      // on every attempt: after a request racing with the same key took it, another body is refused here
+      if (keyed) await keyed.refuseOtherBodies();
       const moves: TransitionRequest[] = [];
       for (const part of parts) {
         const seen = await refunds.find(part.refundId);
@@ -199,6 +203,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         const left = new Map((await process.items(current.order_id)).map((line) => [line.sku_id, line.qty - line.refunded_qty]));
         const asked = (sku: string) => (part.items === 'rest' ? 0 : part.items.filter((i) => i.skuId === sku).reduce((s, i) => s + i.qty, 0));
         const whole = part.items === 'rest' || [...left].every(([sku, qty]) => qty === asked(sku));
+        const first = moves.length === 0;
         moves.push({
           orderId: current.order_id,
           action: whole ? 'refund' : 'refund_lines',
@@ -206,7 +211,8 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
           at: deps.clock(),
           detail: `refund ${part.refundId}: ${request.reason}`.slice(0, 500),
           effects: async (trx, order, fired) => {
-            const { restoreCouponOf, ...refund } = request;
+            const { restoreCouponOf, ...refund } = refundRequest;
+            if (first && keyed) await keyed.take(trx, deps.clock());
             opened.set(part.refundId, await RefundRepository.openRefund(trx, order, { ...refund, refundId: part.refundId, items: part.items, kind: 'refund', status: 'PENDING', at: deps.clock() }));
             // `whole` was read before the transaction: a refund committed since may have taken units, and the locked lines decide
             if ((await RefundRepository.everyUnitRefunded(trx, order.order_id)) !== (fired.action === 'refund')) throw new StaleOrderVersion(order.order_id);
@@ -291,7 +297,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
           },
         });
         deps.metrics.transitions.inc({ type: closed.type, from: fired.from, to: fired.to, action: fired.action });
-        if (releaseStock) await deps.inventory.releaseStock(order.order_id, order.user_id, 'cancelled');
+        if (releaseStock) await deps.inventory.releaseStock(order.order_id, order.user_id, 'cancelled', order.coupon_code);
         return true;
       } catch (error) {
         if (error instanceof StaleOrderVersion && attempt < 5) continue;
@@ -362,7 +368,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['after-sales'],
         summary: 'Refund some or all lines of a paid order that has not shipped (202: the payment system pays it back)',
         description:
-          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. With an Idempotency-Key header the refund's id derives from the order and the key: the same key with the same body answers the same refund and changes nothing, the same key with another body 422 IDEMPOTENCY_CONFLICT, a new key opens a new refund (e.g. one more unit with the same reason). Without the header the id derives from the reason and the units: the same request again answers the same refund and changes nothing. `replayed` is true when the answer is a refund opened before. Without items: every unit not refunded yet. 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. With an Idempotency-Key header (the caller's own on this order: another caller's same key is another key) the refund belongs to the key: the same key with the same body answers the same refund and changes nothing, even sent twice at once, the same key with another body 422 IDEMPOTENCY_CONFLICT, a new key opens a new refund (e.g. one more unit with the same reason). Without the header the id derives from the reason and the units: the same request again answers the same refund and changes nothing. `replayed` is true when the answer is a refund opened before. Without items: every unit not refunded yet (again: the refunds the first such request opened). 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
         params: orderParamsSchema,
         headers: idempotencyKeyHeaders,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason, items: refundItems } },
@@ -386,22 +392,27 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       const order = await ownOrder(request.user, request.params.orderId, 'refund');
       const actor: Actor = request.user.role;
       const { reason: why, items } = request.body;
+      const idempotencyKey = request.headers['idempotency-key'];
+      const keyed =
+        idempotencyKey === undefined ? undefined : new KeyedRefunds(deps.db, { orderId: order.order_id, kind: 'refund', caller: request.user, key: idempotencyKey }, { reason: why, items: items ?? 'rest' });
+      const key = (unit: OrderRow, unitItems: RequestedLines | 'rest') =>
+        keyed ? keyed.idFor(unit.order_id) : refundIdFor(unit.order_id, ['refund', why, unitItems === 'rest' ? 'rest' : unitItems.map((i) => `${i.skuId}x${i.qty}`).sort().join(',')]);
+      if (keyed) await keyed.refuseOtherBodies();
       let parts: Array<{ unit: OrderRow; items: RequestedLines | 'rest' }>;
       const units = await partsFor(request.user, await orderParts(process, order));
       if (items !== undefined) parts = await linesByOrderPart(process, units, items);
       else {
-        // without items: every unit not refunded yet, of every part that has not shipped
-        parts = units[0] === order ? [{ unit: order, items: 'rest' }] : units.filter((child) => UNSHIPPED.has(child.status)).map((unit) => ({ unit, items: 'rest' as const }));
+        // a repeat answers the refunds it opened, though their parts are REFUNDING now (looked up after
+        // the parts' statuses were read: a request that opened them meanwhile is found too)
+        const before = (await Promise.all(units.map(async (unit) => ((await refunds.find(key(unit, 'rest'))) ? unit : null)))).filter((unit) => unit !== null);
+        // else every unit not refunded yet, of every part that has not shipped
+        const rest = units[0] === order ? [order] : units.filter((child) => UNSHIPPED.has(child.status));
+        parts = (before.length > 0 ? before : rest).map((unit) => ({ unit, items: 'rest' as const }));
         if (parts.length === 0) throw new IllegalTransition(order.status, 'refund', actor);
       }
-      const idempotencyKey = request.headers['idempotency-key'];
-      const keyed = idempotencyKey === undefined ? null : new KeyedRefunds(deps.db, 'refund', idempotencyKey, { reason: why, items: items ?? 'rest' });
-      if (keyed) await keyed.refuseOtherBodies((await orderParts(process, order)).map((unit) => unit.order_id));
-      const key = (unit: OrderRow, unitItems: (typeof parts)[number]['items']) =>
-        keyed ? keyed.idFor(unit.order_id) : refundIdFor(unit.order_id, ['refund', why, unitItems === 'rest' ? 'rest' : unitItems.map((i) => `${i.skuId}x${i.qty}`).sort().join(',')]);
       const { refunds: opened, changed } = await openRefunds(
         parts.map((part) => ({ ...part, refundId: key(part.unit, part.items) })),
-        { reason: why, restockReason: 'refund', actor },
+        { reason: why, restockReason: 'refund', actor, keyed },
       );
       return reply.code(202).send({ refundId: opened[0]!.refundId, status: opened[0]!.status, refunds: opened, replayed: !changed });
     },

@@ -8,6 +8,7 @@ import * as stockBuckets from './0008-stock-buckets.js';
 import * as refundParts from './0009-refund-parts.js';
 import * as orderTimerBackstop from './0010-order-timer-backstop.js';
 import * as pricingHistory from './0011-pricing-history.js';
+import * as refundKeys from './0012-refund-keys.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -23,4 +24,5 @@ export const migrations: Record<string, Migration> = {
   '0009-refund-parts': refundParts,
   '0010-order-timer-backstop': orderTimerBackstop,
   '0011-pricing-history': pricingHistory,
+  '0012-refund-keys': refundKeys,
 };
