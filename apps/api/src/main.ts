@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ConfigError, loadConfig, type Config } from '@orders/config';
 import { serveClusterMetrics } from '@orders/metrics';
 import { buildApp } from './app.js';
@@ -7,21 +8,22 @@ import { connectApi } from './connect.js';
 /**
  * API_PROCESSES > 1: this process migrates once, then forks that many api processes that
  * share the port (node:cluster), restarts one that dies, and passes SIGTERM/SIGINT on
- * for a graceful shutdown of all. The api is stateless; only a scrape of /metrics, which
+ * for a graceful shutdown of all (a SIGINT after a SIGTERM too: it cuts the drain delay short). The api is stateless; only a scrape of /metrics, which
  * reaches one process, is answered for all of them, gathered by this one. It exits non-zero
  * when a process did not shut down cleanly (its grace ran out, or it had to be killed).
  */
 async function supervise(config: Config) {
   if (process.env.MIGRATE_ON_START !== 'false') await (await connectApi(config, { migrate: true })).close();
-  let closing = false;
+  let closingOn: NodeJS.Signals | undefined;
   let unclean = false;
+  let forceExit: NodeJS.Timeout | undefined;
   const restarts = new Set<NodeJS.Timeout>();
   const fork = () => cluster.fork({ MIGRATE_ON_START: 'false' });
   const running = () => Object.values(cluster.workers ?? {}).filter((worker) => worker !== undefined);
   serveClusterMetrics();
   for (let i = 0; i < config.API_PROCESSES; i++) fork();
   cluster.on('exit', (worker, code, signal) => {
-    if (closing) {
+    if (closingOn) {
       if (code !== 0) unclean = true;
       if (running().length === 0) process.exit(unclean ? 1 : 0);
       return;
@@ -30,16 +32,28 @@ async function supervise(config: Config) {
     const restart = setTimeout(() => (restarts.delete(restart), fork()), 1000);
     restarts.add(restart);
   });
+  const killAllAfter = (ms: number) => {
+    clearTimeout(forceExit);
+    forceExit = setTimeout(() => {
+      for (const worker of running()) worker.process.kill('SIGKILL');
+      process.exit(1);
+    }, ms).unref();
+  };
   const shutdown = (signal: NodeJS.Signals) => {
-    if (closing) return;
-    closing = true;
+    if (closingOn) {
+      // Ctrl-C during SIGTERM's drain delay: the processes skip what is left of it
+      if (closingOn === 'SIGTERM' && signal === 'SIGINT') {
+        closingOn = signal;
+        killAllAfter(config.SHUTDOWN_GRACE_MS + 1000);
+        for (const worker of running()) worker.process.kill(signal);
+      }
+      return;
+    }
+    closingOn = signal;
     // a process started now would never be told to stop
     for (const restart of restarts) clearTimeout(restart);
     const drainDelayMs = signal === 'SIGTERM' ? config.SHUTDOWN_DRAIN_DELAY_MS : 0;
-    setTimeout(() => {
-      for (const worker of running()) worker.process.kill('SIGKILL');
-      process.exit(1);
-    }, drainDelayMs + config.SHUTDOWN_GRACE_MS + 1000).unref();
+    killAllAfter(drainDelayMs + config.SHUTDOWN_GRACE_MS + 1000);
     if (running().length === 0) process.exit(0);
     for (const worker of running()) worker.process.kill(signal);
   };
@@ -55,8 +69,13 @@ async function main() {
   if (cluster.isWorker) deps.metrics.shareWithCluster();
   const app = await buildApp(deps);
   let closing = false;
+  const skipDrainDelay = new AbortController();
   const shutdown = async (signal: NodeJS.Signals) => {
-    if (closing) return;
+    if (closing) {
+      // Ctrl-C during SIGTERM's drain delay: whoever presses it wants the process gone now
+      if (signal === 'SIGINT') skipDrainDelay.abort();
+      return;
+    }
     closing = true;
     const started = Date.now();
     // SIGTERM is how an orchestrator stops a replica: its load balancer still sends requests until
@@ -64,8 +83,8 @@ async function main() {
     const drainDelayMs = signal === 'SIGTERM' ? config.SHUTDOWN_DRAIN_DELAY_MS : 0;
     if (drainDelayMs > 0) {
       app.leaveLoadBalancer();
-      app.log.info({ signal, drainDelayMs }, 'shutting down: readiness answers 503 while the load balancer takes this instance out; requests are still served');
-      await new Promise((resolve) => setTimeout(resolve, drainDelayMs));
+      app.log.info({ signal, drainDelayMs }, 'shutting down: readiness answers 503 while the load balancer takes this instance out; requests are still served (SIGINT to skip)');
+      await delay(drainDelayMs, undefined, { signal: skipDrainDelay.signal }).catch(() => app.log.info({ msLeft: started + drainDelayMs - Date.now() }, 'SIGINT: the rest of the drain delay skipped'));
     }
     app.log.info({ signal }, 'shutting down: no new requests, draining in-flight ones');
     const force = setTimeout(() => {

@@ -189,8 +189,9 @@ export class StockReconciler {
     let couponUsesRestored = 0;
     const inForce = await coupons.inForce(new Date());
     for (const coupon of inForce) {
-      await inventory.publishCoupon(coupon);
+      // counts first: a checkout between the two would otherwise start a count the restore then keeps
       couponUsesRestored += await inventory.restoreCouponUses(coupon, coupon.redemptions);
+      await inventory.publishCoupon(coupon);
     }
     return { couponsPublished: inForce.length, couponUsesRestored };
   }

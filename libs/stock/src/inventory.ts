@@ -465,12 +465,25 @@ export class Inventory {
     return this.pipelines.send(group, (pipeline) => queueStockScript(pipeline, 'reserveStock', keys, args));
   }
 
-  /** Returns true when this call gave the stock back, false when it was already released or committed. */
-  async releaseStock(orderId: string, userId: string, reason: string): Promise<boolean> {
+  /**
+   * Returns true when this call gave the stock back, false when it was already released or
+   * committed. `couponCode` is the order's coupon as MySQL has it: without the reservation
+   * record (Redis lost it) the coupon use still goes back, once.
+   */
+  async releaseStock(orderId: string, userId: string, reason: string, couponCode: string | null = null): Promise<boolean> {
     const group = this.keys.groupOfOrder(orderId);
     const stored = await this.readReservation(group, orderId);
-    if (!stored) return false;
-    const keys = this.pushLineKeys([this.keys.order(group, orderId), this.keys.couponUses(group, stored.payload.couponCode ?? '', userId)], group, userId, stored.payload.items);
+    if (!stored) {
+      // the stock repair counted this order's use from MySQL, which gives it back with this release
+      if (couponCode) await this.releaseCoupon({ orderId, userId, couponCode });
+      return false;
+    }
+    const keys = this.pushLineKeys(
+      [this.keys.order(group, orderId), this.keys.couponUses(group, stored.payload.couponCode ?? '', userId), this.keys.couponGivenBack(group, orderId)],
+      group,
+      userId,
+      stored.payload.items,
+    );
     const released = (await runStockScript(this.redis, 'releaseStock', keys, [reason])) === 1;
     if (released) this.announceReturned(stored.payload.items.map((line) => line.skuId));
     return released;

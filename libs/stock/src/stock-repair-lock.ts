@@ -15,7 +15,7 @@ const WAIT_STEP_MS = 100;
  * One stock repair at a time, whichever process runs it: two repairs reading the same
  * drift would each move the counters by it. A key set NX under the stock key prefix,
  * kept alive while its holder works and deleted by its holder alone; a holder that dies
- * lets it lapse within LOCK_TTL_MS.
+ * lets it lapse within its lifetime (LOCK_TTL_MS).
  */
 export class StockRepairLock {
   private readonly key: string;
@@ -23,39 +23,47 @@ export class StockRepairLock {
   constructor(
     private readonly redis: RedisClient,
     keyPrefix: string,
+    /** How long the lock outlives its holder's last renewal. */
+    private readonly lifetimeMs = LOCK_TTL_MS,
   ) {
     this.key = `${keyPrefix}stock-repair-lock`;
   }
 
   /**
    * Runs `work` while holding the lock, waiting up to `waitMs` for another holder to let go.
-   * `work` is told whether the lock is still its own (false once it lapsed unrenewed).
+   * `work` is told whether the lock is still its own: false once another took it, or once its
+   * lifetime passed since its last renewal Redis confirmed (Redis unreachable: it may have lapsed).
    */
   async whileHeld<T>(waitMs: number, work: (stillHeld: () => boolean) => Promise<T>): Promise<T> {
     const token = `${hostname()}:${process.pid} since ${new Date().toISOString()} (${randomUUID()})`;
     const giveUpAt = Date.now() + waitMs;
-    while ((await this.redis.set(this.key, token, 'PX', LOCK_TTL_MS, 'NX')) !== 'OK') {
+    // measured from before each SET or renewal is sent: Redis's own time to live started no earlier
+    let setAt = Date.now();
+    while ((await this.redis.set(this.key, token, 'PX', this.lifetimeMs, 'NX')) !== 'OK') {
       if (Date.now() >= giveUpAt) {
         const holder = await this.redis.get(this.key);
         throw new StockRepairUnderWay(`another stock repair is running (${holder ?? 'it has just finished'}); nothing was repaired: run again once it has finished`);
       }
       await new Promise((resolve) => setTimeout(resolve, WAIT_STEP_MS));
+      setAt = Date.now();
     }
-    let held = true;
+    let heldUntil = setAt + this.lifetimeMs;
     const keepAlive = setInterval(() => {
-      runStockScript(this.redis, 'extendLock', [this.key], [token, LOCK_TTL_MS]).then(
+      const sentAt = Date.now();
+      runStockScript(this.redis, 'extendLock', [this.key], [token, this.lifetimeMs]).then(
         (extended) => {
-          if (extended === 0) held = false;
+          heldUntil = extended === 1 ? Math.max(heldUntil, sentAt + this.lifetimeMs) : 0;
         },
-        // Redis away: the lock may lapse, and the work's own commands fail meanwhile
+        // Redis away: the lock counts as lost once its lifetime has passed without a renewal
         () => undefined,
       );
-    }, LOCK_TTL_MS / 3);
+    }, this.lifetimeMs / 3);
     try {
-      return await work(() => held);
+      return await work(() => Date.now() < heldUntil);
     } finally {
       clearInterval(keepAlive);
-      await runStockScript(this.redis, 'releaseLock', [this.key], [token]);
+      // Redis away: the lock lapses by itself; the work's own result or error is what the caller needs
+      await runStockScript(this.redis, 'releaseLock', [this.key], [token]).catch(() => undefined);
     }
   }
 }

@@ -27,7 +27,7 @@ export type StockScriptReply<N extends StockScriptName> = StockScriptReplies[N];
 
 const SCRIPT_FILES: Record<StockScriptName, string> = {
   reserveStock: 'reserveStock-5+c+2n.lua',
-  releaseStock: 'releaseStock-2+2n.lua',
+  releaseStock: 'releaseStock-3+2n.lua',
   releaseCoupon: 'releaseCoupon-3.lua',
   initSku: 'initSku-1.lua',
   setStock: 'setStock-1.lua',

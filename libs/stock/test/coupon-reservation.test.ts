@@ -15,7 +15,7 @@ describe('coupons reserved with the stock, in one script', () => {
   beforeAll(async () => {
     redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
     inventory = new Inventory(redis, prefix, { standardPaymentTimeoutMs: 60_000, flashSalePaymentTimeoutMs: 60_000, idempotencyTtlMs: 86_400_000 });
-    await inventory.initSku({ skuId: 'A', available: 10, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
+    await inventory.initSku({ skuId: 'A', available: 20, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     await inventory.publishCoupon({ code: 'TWICE', perBuyerLimit: 2, startsAt: new Date(now.getTime() - 60_000), endsAt: new Date(now.getTime() + 60_000) });
     await inventory.publishCoupon({ code: 'LATER', perBuyerLimit: 2, startsAt: new Date(now.getTime() + 60_000), endsAt: new Date(now.getTime() + 120_000) });
   });
@@ -33,7 +33,7 @@ describe('coupons reserved with the stock, in one script', () => {
     const first = await reserve('ann', 'TWICE');
     await reserve('ann', 'TWICE');
     await expect(reserve('ann', 'TWICE')).rejects.toBeInstanceOf(CouponUsedUp);
-    expect(await available()).toBe(8);
+    expect(await available()).toBe(18);
     // another buyer has uses of their own
     await reserve('bob', 'TWICE');
     expect(await inventory.releaseStock(first.order.orderId, 'ann', 'cancelled')).toBe(true);
@@ -65,6 +65,25 @@ describe('coupons reserved with the stock, in one script', () => {
     await reserve('dee', 'TWICE');
     await reserve('dee', 'TWICE');
     await expect(reserve('dee', 'TWICE')).rejects.toBeInstanceOf(CouponUsedUp);
+  });
+
+  it('gives an unpaid order’s coupon use back once when Redis lost its reservation record, and never again for a use a release gave back', async () => {
+    const uses = () => redis.get(inventory.keys.couponUses('{g0}', 'TWICE', 'eve'));
+    const lost = await reserve('eve', 'TWICE');
+    const released = await reserve('eve', 'TWICE');
+    expect(await inventory.releaseStock(released.order.orderId, 'eve', 'cancelled', 'TWICE')).toBe(true);
+    expect(await uses()).toBe('1');
+    // Redis lost both records; the stock repair counted the lost order's use from MySQL
+    await redis.del(inventory.keys.order('{g0}', lost.order.orderId), inventory.keys.order('{g0}', released.order.orderId));
+
+    expect(await inventory.releaseStock(lost.order.orderId, 'eve', 'expired', 'TWICE')).toBe(false);
+    expect(await uses()).toBe('0');
+    await reserve('eve', 'TWICE');
+    await reserve('eve', 'TWICE');
+    expect(await inventory.releaseStock(lost.order.orderId, 'eve', 'expired', 'TWICE')).toBe(false);
+    expect(await inventory.releaseStock(released.order.orderId, 'eve', 'cancelled', 'TWICE')).toBe(false);
+    expect(await uses()).toBe('2');
+    await expect(reserve('eve', 'TWICE')).rejects.toBeInstanceOf(CouponUsedUp);
   });
 
   it('refuses an unknown coupon or one outside its window, reserving nothing', async () => {

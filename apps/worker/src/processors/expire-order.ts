@@ -43,7 +43,7 @@ export async function closeUnpaidOrder(
   }
   const order = await orders.findOrderRow(request.orderId);
   if (order && RELEASED_STATUSES.has(order.status)) {
-    await inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase());
+    await inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase(), order.coupon_code);
   }
   return { changed };
 }

@@ -215,7 +215,7 @@ export class ForwardLife {
         },
         'sold out at payment',
       );
-      await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'refunded');
+      await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'refunded', order.coupon_code);
       return false;
     }
     if (outcome.status === 'committed' || outcome.status === 'already') {
@@ -452,7 +452,7 @@ export class ForwardLife {
       effects: async (trx, current) => OrderRepository.releaseReservation(trx, current.order_id, 'expire_balance', this.deps.clock()),
     });
     const order = await this.deps.orders.findOrderRow(orderId);
-    if (order?.status === 'DEPOSIT_FORFEITED') await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'forfeited');
+    if (order?.status === 'DEPOSIT_FORFEITED') await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'forfeited', order.coupon_code);
     return forfeited;
   }
 

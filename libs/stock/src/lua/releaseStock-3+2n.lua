@@ -3,7 +3,8 @@
 
   KEYS[1]  order reservation  <prefix>{g}:order:<orderId>
   KEYS[2]  buyer's coupon uses <prefix>{g}:coupon-uses:<code>:<userId> (unused without a coupon)
-  KEYS[2+2i-1], KEYS[2+2i]    per recorded line i: SKU hash, buyer's bought counter
+  KEYS[3]  given-back marker   <prefix>{g}:coupon-given-back:<orderId>
+  KEYS[3+2i-1], KEYS[3+2i]    per recorded line i: SKU hash, buyer's bought counter
   ARGV[1] reason ('expired', 'cancelled', ...)
 
   Returns 1 released now, 0 already released or committed, -1 no such reservation.
@@ -14,7 +15,7 @@ if not state then return -1 end
 if state ~= 'reserved' then return 0 end
 local lines = cjson.decode(redis.call('HGET', orderKey, 'l'))
 for i, line in ipairs(lines) do
-  local skuKey, boughtKey = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
+  local skuKey, boughtKey = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
   local qty, deduction, limited = line[1], line[2], line[3]
   if deduction == 'placement' then
     redis.call('HINCRBY', skuKey, 'available', qty)
@@ -24,8 +25,11 @@ for i, line in ipairs(lines) do
     redis.call('DECRBY', boughtKey, qty)
   end
 end
-if redis.call('HDEL', orderKey, 'c') == 1 and tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
-  redis.call('DECR', KEYS[2])
+if redis.call('HDEL', orderKey, 'c') == 1 then
+  if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
+  -- a release retried after the record expired (releaseCoupon-3.lua) must not give the use back again
+  local usesTtl = redis.call('PTTL', KEYS[2])
+  if usesTtl > 0 then redis.call('SET', KEYS[3], '1', 'PX', usesTtl) end
 end
 redis.call('HSET', orderKey, 's', 'released', 'r', ARGV[1])
 return 1

@@ -1,0 +1,50 @@
+import { StockRepairLock } from '@orders/stock';
+import { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+
+describe('the stock repair lock when Redis goes away while it is held', () => {
+  const prefix = `t:repairlock_${randomBytes(4).toString('hex')}:`;
+  const url = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const redis = new Redis(url);
+
+  afterAll(async () => {
+    await redis.del(`${prefix}lapsed:stock-repair-lock`, `${prefix}renewed:stock-repair-lock`);
+    redis.disconnect();
+  });
+
+  /** A connection that refuses every command at once once it is closed, as one to a Redis that went away. */
+  async function lockConnection(): Promise<Redis> {
+    const connection = new Redis(url, { enableOfflineQueue: false, lazyConnect: true });
+    await connection.connect();
+    return connection;
+  }
+
+  it('counts a 300 ms lock as lost once 300 ms pass without a renewal, and lets the work’s own error through', async () => {
+    const connection = await lockConnection();
+    const lock = new StockRepairLock(connection, `${prefix}lapsed:`, 300);
+    const seen: boolean[] = [];
+    const run = lock.whileHeld(0, async (stillHeld) => {
+      seen.push(stillHeld());
+      connection.disconnect();
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      seen.push(stillHeld());
+      throw new Error('the repair failed halfway');
+    });
+    const error = await run.then(
+      () => 'none',
+      (failed: Error) => failed.message,
+    );
+    expect({ error, seen }).toEqual({ error: 'the repair failed halfway', seen: [true, false] });
+  });
+
+  it('stays held past its 300 ms lifetime while its renewals reach Redis', async () => {
+    const lock = new StockRepairLock(redis, `${prefix}renewed:`, 300);
+    const held = await lock.whileHeld(0, async (stillHeld) => {
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      return stillHeld();
+    });
+    expect(held).toBe(true);
+    expect(await redis.exists(`${prefix}renewed:stock-repair-lock`)).toBe(0);
+  });
+});
