@@ -1,6 +1,6 @@
 import type { StockDrift } from '@orders/metrics';
 import type { CatalogRepository, CouponRepository, LedgerRestock, LedgerStock, StockLedgerRepository } from '@orders/persistence';
-import { SKU_COUNTERS, StockRebalancer, StockRepairLock, firstOrderIdAt, type Inventory, type RedisClient } from '@orders/stock';
+import { SKU_COUNTERS, StockRebalancer, StockRepairLock, StockRepairUnderWay, firstOrderIdAt, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;
@@ -73,6 +73,7 @@ export class StockReconciler {
   private readonly reportKey: string;
   private readonly rebalancer: StockRebalancer;
   private readonly repairLock: StockRepairLock;
+  private readonly checkLock: StockRepairLock;
 
   constructor(
     private readonly deps: { redis: RedisClient; inventory: Inventory; ledger: StockLedgerRepository; catalog: CatalogRepository; coupons: CouponRepository; log: Logger },
@@ -80,12 +81,28 @@ export class StockReconciler {
   ) {
     this.reportKey = `${deps.inventory.keys.prefix}stock-drift`;
     this.repairLock = new StockRepairLock(deps.redis, deps.inventory.keys.prefix);
+    // a key of its own: a check running long must not keep an operator's repair waiting
+    this.checkLock = new StockRepairLock(deps.redis, `${deps.inventory.keys.prefix}stock-check:`);
     this.rebalancer = new StockRebalancer({
       inventory: deps.inventory,
       recordTransfer: (transfer) => deps.ledger.recordTransfer(transfer),
       clock: () => new Date(),
       onError: (error, skuId) => deps.log.warn({ err: error, skuId }, 'stock rebalance failed'),
     });
+  }
+
+  /**
+   * The periodic check (a job every RECONCILE_INTERVAL_MS, any worker serving timers): skipped
+   * while another is still running, as on a large ledger one can take longer than the interval,
+   * and runs piling up would hold the timers queue's slots. Undefined when skipped.
+   */
+  async checkUnlessRunning(): Promise<ReconcileReport | undefined> {
+    try {
+      return await this.checkLock.whileHeld(0, async () => this.reconcile({ repair: false }));
+    } catch (error) {
+      if (error instanceof StockRepairUnderWay) return undefined;
+      throw error;
+    }
   }
 
   async reconcile({ repair }: { repair: boolean }): Promise<ReconcileReport> {

@@ -149,7 +149,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     [QUEUE.timers]: async (job: Job, token) => {
       if (job.name === JOB.expireOrder) return expireUnpaid([(job.data as ExpireOrderJob).orderId]);
       if (job.name === JOB.expireOrders) return expireUnpaid((job.data as ExpireOrdersJob).orders.map((order) => order.orderId));
-      if (job.name === JOB.reconcileStock) return void (await reconciler.reconcile({ repair: false }));
+      if (job.name === JOB.reconcileStock) return void (await reconciler.checkUnlessRunning());
       if (job.name === JOB.expireOverdueOrders) return sweepOverdue();
       return life.timerJob(job, token);
     },

@@ -128,6 +128,16 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
     expect([first.repaired, second.repaired].sort()).toEqual([false, true]);
   });
 
+  it('runs one periodic check at a time: a check due while the last still runs is skipped, not queued behind it', async () => {
+    await system.env.redis.hincrby(skuKey('MUG'), 'available', -1);
+    const [first, second] = await Promise.all([reconciler(300).checkUnlessRunning(), reconciler(300).checkUnlessRunning()]);
+    const reports = [first, second].filter((report) => report !== undefined);
+    expect(reports).toHaveLength(1);
+    expect(reports[0]!.drift.map((drift) => [drift.skuId, drift.available])).toEqual([['MUG', -1]]);
+    await reconciler().reconcile({ repair: true });
+    expect(await stock('MUG')).toEqual({ available: 10, reserved: 0, sold: 0 });
+  });
+
   it('recreates a split SKU whose bucket 0 Redis lost around the bucket still selling, and goes on to repair the other SKUs', async () => {
     await system.createSku({ skuId: 'TENT', priceCents: 9_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', stockBuckets: 2 });
     await system.createSku({ skuId: 'RUG', priceCents: 4_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });

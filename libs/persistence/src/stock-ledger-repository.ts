@@ -113,19 +113,23 @@ export class StockLedgerRepository {
       .transaction()
       .setIsolationLevel('repeatable read')
       .execute(async (trx) => {
+        // one pass over the ledger, each movement's rows summed together first: a reservation
+        // is still held when its ref has no release or commit, sold when it has a commit (a
+        // lookup of those per reserve row read a SKU's whole ledger once per row: minutes for a sale)
         const { rows } = await sql<{ sku_id: string; available: number | string; reserved: number | string; sold: number | string }>`
           SELECT s.sku_id,
-            COALESCE(SUM(l.qty), 0) AS available,
-            COALESCE(SUM(CASE WHEN l.kind = 'reserve' AND NOT EXISTS (
-                SELECT 1 FROM stock_ledger x WHERE x.sku_id = l.sku_id AND x.ref = l.ref AND x.kind IN ('release', 'commit'))
-              THEN -l.qty ELSE 0 END), 0) AS reserved,
-            COALESCE(SUM(CASE
-              WHEN l.kind = 'commit' THEN -l.qty
-              WHEN l.kind = 'restock' THEN -l.qty
-              WHEN l.kind = 'reserve' AND EXISTS (
-                SELECT 1 FROM stock_ledger x WHERE x.sku_id = l.sku_id AND x.ref = l.ref AND x.kind = 'commit')
-              THEN -l.qty ELSE 0 END), 0) AS sold
-          FROM skus s LEFT JOIN stock_ledger l ON l.sku_id = s.sku_id
+            COALESCE(SUM(m.available), 0) AS available,
+            COALESCE(SUM(m.reserved), 0) AS reserved,
+            COALESCE(SUM(m.sold), 0) AS sold
+          FROM skus s LEFT JOIN (
+            SELECT sku_id,
+              SUM(qty) AS available,
+              CASE WHEN SUM(kind IN ('release', 'commit')) = 0 THEN -SUM(CASE WHEN kind = 'reserve' THEN qty ELSE 0 END) ELSE 0 END AS reserved,
+              -SUM(CASE WHEN kind IN ('commit', 'restock') THEN qty ELSE 0 END)
+                + CASE WHEN SUM(kind = 'commit') > 0 THEN -SUM(CASE WHEN kind = 'reserve' THEN qty ELSE 0 END) ELSE 0 END AS sold
+            FROM stock_ledger
+            GROUP BY sku_id, ref
+          ) m ON m.sku_id = s.sku_id
           GROUP BY s.sku_id
           ORDER BY s.sku_id`.execute(trx);
         const persisted =
