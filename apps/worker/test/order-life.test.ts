@@ -62,7 +62,10 @@ describe('the whole forward life of an order', () => {
       const sent = await system.warehouseSim.request('POST', `/__admin/orders/${east.orderId}/events`, { body: { event } });
       expect(sent.body.callbackStatus).toBe(200);
     }
+    expect(await system.workers.deps.queues.timers.getJob(`auto-confirm-${east.orderId}`)).toBeDefined();
     expect((await system.request('POST', `/v1/orders/${orderId}/confirm-receipt`, { token: buyer })).status).toBe(200);
+    // signed for: its auto-confirm timer is gone rather than left in Redis for the rest of its days
+    expect(await system.workers.deps.queues.timers.getJob(`auto-confirm-${east.orderId}`)).toBeUndefined();
     // the west child ships and the buyer stays silent: auto-confirm after 800 ms
     await system.warehouseSim.request('POST', `/__admin/orders/${west.orderId}/events`, { body: { event: 'SHIPPED' } });
     // the potter's parcel goes all the way by the warehouse's own callbacks

@@ -36,6 +36,9 @@ export async function enqueueEffects(
       adds.push(queues.timers.add(JOB.autoConfirm, { orderId, userId }, { jobId: jobId.autoConfirm(orderId), delay: delays.autoConfirmMs }));
     } else if (effect === 'scheduleCompletion') {
       adds.push(queues.timers.add(JOB.completeOrder, { orderId, userId }, { jobId: jobId.completeOrder(orderId), delay: delays.afterSalesWindowMs }));
+      // delivered: the auto-confirm timer has nothing left to do and would sit in Redis for the
+      // rest of its days (a locked one, firing now, is left to find the order delivered)
+      adds.push(queues.timers.remove(jobId.autoConfirm(orderId)));
     } else if (effect === 'scheduleBalanceDeadline') {
       adds.push(queues.timers.add(JOB.expireBalance, { orderId, userId }, { jobId: jobId.expireBalance(orderId), delay: delays.balanceTimeoutMs }));
     } else if (effect === 'updateFulfilment') {
