@@ -3,7 +3,7 @@ import { statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, type OrderDb } from '@orders/persistence';
 import { JOB, QUEUE, createOrderQueues, moveToDeadLetter, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
-import { Inventory, checkoutTimeoutsOf, connectRedis, firstOrderIdAt, type RedisClient } from '@orders/stock';
+import { Inventory, checkoutTimeoutsOf, connectRedis, firstOrderIdAt, redisMemoryOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
@@ -191,6 +191,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     workers.push(worker);
   }
 
+  metrics.watchRedisMemory(async () => redisMemoryOf(deps.redis));
   metrics.watchQueues(async () =>
     Promise.all(queues.all.map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized') }))),
   );

@@ -1,3 +1,3 @@
 export { createMetrics } from './order-metrics.js';
 export { serveClusterMetrics } from './cluster-metrics.js';
-export type { OrderMetrics, CheckoutOutcome, StockDrift } from './order-metrics.js';
+export type { OrderMetrics, CheckoutOutcome, RedisMemory, StockDrift } from './order-metrics.js';

@@ -69,6 +69,12 @@ function readAtMostEvery<T>(maxAgeMs: number, deadlineMs: number, read: () => Pr
   };
 }
 
+/** Bytes Redis uses and may use (maxmemory; 0 when it has no limit). */
+export interface RedisMemory {
+  used: number;
+  max: number;
+}
+
 export function createMetrics(labels: { app: string }) {
   const registry = new Registry();
   registry.setDefaultLabels(labels);
@@ -76,6 +82,7 @@ export function createMetrics(labels: { app: string }) {
   // a source answers null when Redis cannot be read in time: the gauges keep their last values rather than claim an empty queue or no drift
   const queueSources: Array<() => Promise<QueueCounts | null>> = [];
   let stockDriftSource: (() => Promise<StockDrift | null>) | undefined;
+  let redisMemorySource: (() => Promise<RedisMemory | null>) | undefined;
   const readStockDrift = async (): Promise<StockDrift | null> => (stockDriftSource ? stockDriftSource() : []);
 
   let exposition = () => registry.metrics();
@@ -118,6 +125,19 @@ export function createMetrics(labels: { app: string }) {
       name: 'request_budgets_unchecked_total',
       help: 'Requests served without a rate-limit check because the budget counters in Redis could not be reached',
       registers: [registry],
+    }),
+    redisMemory: new Gauge({
+      name: 'redis_memory_bytes',
+      help: "Redis's memory (INFO memory) of its fullest master: kind used (used_memory) and max (maxmemory, 0 = no limit). Full under maxmemory-policy noeviction, Redis refuses writes: every checkout fails",
+      labelNames: ['kind'] as const,
+      registers: [registry],
+      aggregator: 'max',
+      async collect() {
+        const memory = await redisMemorySource?.();
+        if (!memory) return;
+        this.set({ kind: 'used' }, memory.used);
+        this.set({ kind: 'max' }, memory.max);
+      },
     }),
     queueJobs: new Gauge({
       name: 'queue_jobs',
@@ -290,6 +310,10 @@ export function createMetrics(labels: { app: string }) {
       stockDriftSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
     },
     /** Adds a source of queue counts read at scrapes (at most once a second, waiting at most a second). */
+    /** Sets how Redis's memory is read at scrapes (at most once a second, waiting at most a second). */
+    watchRedisMemory(source: () => Promise<RedisMemory>) {
+      redisMemorySource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
+    },
     watchQueues(source: () => Promise<QueueCounts>) {
       queueSources.push(readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source));
     },

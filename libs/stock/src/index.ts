@@ -6,7 +6,7 @@ export { StockRepairLock, StockRepairUnderWay } from './stock-repair-lock.js';
 export type { FinishedTransfer } from './stock-rebalancer.js';
 export { StockScriptCall } from './stock-scripts.js';
 export type { RedisClient } from './stock-scripts.js';
-export { connectRedis, isRedisUnavailable, mastersOf } from './redis-connection.js';
+export { connectRedis, isRedisUnavailable, mastersOf, redisMemoryOf } from './redis-connection.js';
 export { firstOrderIdAt, orderIdFactory } from './order-ids.js';
 export { PipelinePerTurn } from './pipeline-per-turn.js';
 export { SoldOutSkus } from './sold-out-skus.js';

@@ -48,3 +48,15 @@ export function isRedisUnavailable(error: unknown): boolean {
 export function mastersOf(redis: RedisClient): Redis[] {
   return redis instanceof Cluster ? redis.nodes('master') : [redis];
 }
+
+/**
+ * Bytes used and allowed (maxmemory, 0 = no limit) of the master nearest its limit: the one
+ * that refuses writes first. A master without a limit counts by its bytes alone.
+ */
+export async function redisMemoryOf(redis: RedisClient): Promise<{ used: number; max: number }> {
+  const field = (info: string, name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+  const masters = await Promise.all(mastersOf(redis).map(async (node) => node.info('memory')));
+  const memory = masters.map((info) => ({ used: field(info, 'used_memory'), max: field(info, 'maxmemory') }));
+  const share = (node: { used: number; max: number }) => (node.max > 0 ? node.used / node.max : 0);
+  return memory.reduce((fullest, node) => (share(node) > share(fullest) || (share(node) === share(fullest) && node.used > fullest.used) ? node : fullest));
+}
