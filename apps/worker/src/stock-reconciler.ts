@@ -1,6 +1,7 @@
 import type { StockDrift } from '@orders/metrics';
 import type { CatalogRepository, CouponRepository, LedgerRestock, LedgerStock, StockLedgerRepository } from '@orders/persistence';
-import { SKU_COUNTERS, StockRebalancer, StockRepairLock, StockRepairUnderWay, firstOrderIdAt, type Inventory, type RedisClient } from '@orders/stock';
+import { firstOrderIdAt } from '@orders/domain';
+import { SKU_COUNTERS, StockRebalancer, StockRepairLock, StockRepairUnderWay, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;

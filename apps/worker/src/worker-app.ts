@@ -1,9 +1,9 @@
 import type { Config } from '@orders/config';
-import { statusesWaitingFor } from '@orders/domain';
+import { firstOrderIdAt, statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, type OrderDb } from '@orders/persistence';
 import { JOB, QUEUE, createOrderQueues, moveToDeadLetter, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
-import { Inventory, checkoutTimeoutsOf, connectRedis, firstOrderIdAt, redisMemoryOf, type RedisClient } from '@orders/stock';
+import { Inventory, checkoutTimeoutsOf, connectRedis, redisMemoryOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';

@@ -35,3 +35,16 @@ export function mergeOrderLines(items: readonly OrderLineRequest[]): OrderLineRe
   for (const { skuId, qty } of items) merged.set(skuId, (merged.get(skuId) ?? 0) + qty);
   return [...merged].map(([skuId, qty]) => ({ skuId, qty }));
 }
+
+const CROCKFORD_BASE32 = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/**
+ * The smallest order id accepted at `ms`: order ids are ULIDs, whose first 10 base-32
+ * digits are their time, so every order accepted before it sorts below (an index range
+ * over order ids).
+ */
+export function firstOrderIdAt(ms: number): string {
+  let time = '';
+  for (let rest = Math.max(0, Math.floor(ms)), digit = 0; digit < 10; digit++, rest = Math.floor(rest / 32)) time = CROCKFORD_BASE32[rest % 32] + time;
+  return time.padEnd(26, '0');
+}

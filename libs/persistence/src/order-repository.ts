@@ -2,6 +2,7 @@ import {
   IllegalTransition,
   StaleOrderVersion,
   deriveParentStatus as deriveFromChildren,
+  firstOrderIdAt,
   stateMachineFor,
   type OrderFacts,
   type AcceptedOrder,
@@ -11,7 +12,7 @@ import {
   type PricedLine,
   type PricedOrder,
 } from '@orders/domain';
-import type { Transaction } from 'kysely';
+import { expressionBuilder, sql, type Expression, type SqlBool, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { insertRows } from './multi-row-insert.js';
 import { isDeadlock, isDuplicateKey } from './mysql-errors.js';
@@ -62,6 +63,16 @@ export interface TransitionResult {
 const CHECKOUT_ACTION = 'checkout';
 /** Attempts at writing one batch of accepted orders while other batches race over some of them. */
 const PERSIST_ATTEMPTS = 10;
+/**
+ * How long after its acceptance (the time its id carries) an order's row may be written
+ * (created_at), for listing by dates: the persist queue's lag, and a split's children, written
+ * when the order is paid — a presale's when its balance is, up to PRESALE_BALANCE_TIMEOUT_MS
+ * (3 days by default) after the deposit. A row written later than this after its acceptance is
+ * left out of a list whose createdFrom is past its acceptance by more than this.
+ */
+const WRITTEN_WITHIN_MS = 7 * 24 * 3_600_000;
+/** An id (the accepting API host's clock) runs ahead of its row's created_at (the writer's clock) by at most the hosts' clock difference. */
+const CLOCK_SKEW_MS = 5 * 60_000;
 
 export class OrderRepository {
   constructor(private readonly db: OrderDb) {}
@@ -228,33 +239,59 @@ export class OrderRepository {
     return row !== undefined;
   }
 
-  /** Newest first, paged by order id (ids are time-sortable). */
+  /**
+   * Newest first, paged by order id (ids are time-sortable). Each page reads an index in
+   * order-id order and stops after `limit` orders: a merchant's or SKU's orders are read down
+   * the lines' index (merchant_id or sku_id, order_id), as the orders' own order would make
+   * MySQL collect and sort all of them first (seconds for a merchant of 100k orders); the
+   * dates also bound the order ids, so they read a range rather than every newer order.
+   */
   async listOrders(filter: OrderListFilter): Promise<OrderView[]> {
-    let query = this.db.selectFrom('orders').selectAll();
-    if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
-    if (filter.merchantId !== undefined) {
-      const merchantId = filter.merchantId;
-      query = query.where('order_id', 'in', (eb) =>
-        eb.selectFrom('order_items').select('order_items.order_id').where('order_items.merchant_id', '=', merchantId),
-      );
+    const byLine =
+      filter.skuId !== undefined
+        ? ({ column: 'line.sku_id', value: filter.skuId } as const)
+        : filter.merchantId !== undefined
+          ? ({ column: 'line.merchant_id', value: filter.merchantId } as const)
+          : undefined;
+    const orderId = sql.ref<string>(byLine ? 'line.order_id' : 'orders.order_id');
+    const eb = expressionBuilder<Database, 'orders'>();
+    const where: Expression<SqlBool>[] = [];
+    if (filter.userId !== undefined) where.push(eb('orders.user_id', '=', filter.userId));
+    if (filter.skuId !== undefined && filter.merchantId !== undefined) {
+      // the SKU's lines lead; the merchant's are counted per order rather than tested with EXISTS,
+      // which MySQL may run as a semi-join that reads all the merchant's lines first (seconds)
+      const mine = eb.selectFrom('order_items as mine').select((sub) => sub.fn.countAll().as('lines')).whereRef('mine.order_id', '=', 'orders.order_id').where('mine.merchant_id', '=', filter.merchantId);
+      where.push(eb(mine, '>', 0));
     }
-    if (filter.skuId !== undefined) {
-      const skuId = filter.skuId;
-      query = query.where('order_id', 'in', (eb) => eb.selectFrom('order_items').select('order_items.order_id').where('order_items.sku_id', '=', skuId));
+    if (filter.parentOrderId !== undefined) where.push(eb('orders.parent_order_id', '=', filter.parentOrderId));
+    // most orders are top-level: read in order-id order and filtered, as MariaDB reads the parent
+    // index's NULL entries backwards from the top past every newer one (seconds deep in the list)
+    if (filter.topLevel) where.push(eb(eb.fn.coalesce('orders.parent_order_id', sql.lit('')), '=', ''));
+    if (filter.leaf) where.push(eb.not(eb.exists(eb.selectFrom('orders as child').select('child.order_id').whereRef('child.parent_order_id', '=', 'orders.order_id'))));
+    if (filter.status !== undefined) where.push(eb('orders.status', '=', filter.status));
+    if (filter.type !== undefined) where.push(eb('orders.type', '=', filter.type));
+    if (filter.createdFrom !== undefined) {
+      where.push(eb('orders.created_at', '>=', filter.createdFrom));
+      where.push(sql<SqlBool>`${orderId} >= ${firstOrderIdAt(filter.createdFrom.getTime() - WRITTEN_WITHIN_MS)}`);
     }
-    if (filter.parentOrderId !== undefined) query = query.where('parent_order_id', '=', filter.parentOrderId);
-    if (filter.topLevel) query = query.where('parent_order_id', 'is', null);
-    if (filter.leaf) {
-      query = query.where(({ not, exists, selectFrom }) =>
-        not(exists(selectFrom('orders as child').select('child.order_id').whereRef('child.parent_order_id', '=', 'orders.order_id'))),
-      );
+    if (filter.createdTo !== undefined) {
+      where.push(eb('orders.created_at', '<', filter.createdTo));
+      where.push(sql<SqlBool>`${orderId} < ${firstOrderIdAt(filter.createdTo.getTime() + CLOCK_SKEW_MS)}`);
     }
-    if (filter.status !== undefined) query = query.where('status', '=', filter.status);
-    if (filter.type !== undefined) query = query.where('type', '=', filter.type);
-    if (filter.createdFrom !== undefined) query = query.where('created_at', '>=', filter.createdFrom);
-    if (filter.createdTo !== undefined) query = query.where('created_at', '<', filter.createdTo);
-    if (filter.before !== undefined) query = query.where('order_id', '<', filter.before);
-    const orders = await query.orderBy('order_id', 'desc').limit(filter.limit).execute();
+    if (filter.before !== undefined) where.push(sql<SqlBool>`${orderId} < ${filter.before}`);
+    const orders = byLine
+      ? await this.db
+          .selectFrom('order_items as line')
+          .innerJoin('orders', 'orders.order_id', 'line.order_id')
+          .selectAll('orders')
+          .where(byLine.column, '=', byLine.value)
+          .where(eb.and(where))
+          // an order has several lines of one merchant (or SKU): grouped in the index's order, not sorted
+          .groupBy('line.order_id')
+          .orderBy('line.order_id', 'desc')
+          .limit(filter.limit)
+          .execute()
+      : await this.db.selectFrom('orders').selectAll().where(eb.and(where)).orderBy('orders.order_id', 'desc').limit(filter.limit).execute();
     return orders.length === 0 ? [] : this.viewsOf(orders);
   }
 

@@ -7,7 +7,7 @@ export type { FinishedTransfer } from './stock-rebalancer.js';
 export { StockScriptCall } from './stock-scripts.js';
 export type { RedisClient } from './stock-scripts.js';
 export { connectRedis, isRedisUnavailable, mastersOf, redisMemoryOf } from './redis-connection.js';
-export { firstOrderIdAt, orderIdFactory } from './order-ids.js';
+export { orderIdFactory } from './order-ids.js';
 export { PipelinePerTurn } from './pipeline-per-turn.js';
 export { SoldOutSkus } from './sold-out-skus.js';
 export { RequestBudgetSpent, WindowCounters } from './window-counters.js';

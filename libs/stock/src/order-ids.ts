@@ -1,5 +1,5 @@
 import { randomFillSync } from 'node:crypto';
-import { encodeTime, monotonicFactory } from 'ulid';
+import { monotonicFactory } from 'ulid';
 
 /**
  * ulid's default generator asks the OS for one random byte per character (16 calls per
@@ -24,9 +24,4 @@ function pooledCryptoRandom(): () => number {
  */
 export function orderIdFactory(): (acceptedAtMs: number) => string {
   return monotonicFactory(pooledCryptoRandom());
-}
-
-/** The smallest order id accepted at `ms`: every order accepted before it sorts below (an index range over order ids). */
-export function firstOrderIdAt(ms: number): string {
-  return `${encodeTime(ms, 10)}${'0'.repeat(16)}`;
 }

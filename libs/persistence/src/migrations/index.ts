@@ -9,6 +9,7 @@ import * as refundParts from './0009-refund-parts.js';
 import * as orderTimerBackstop from './0010-order-timer-backstop.js';
 import * as pricingHistory from './0011-pricing-history.js';
 import * as refundKeys from './0012-refund-keys.js';
+import * as stockLedgerKindOrder from './0013-stock-ledger-kind-order.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -25,4 +26,5 @@ export const migrations: Record<string, Migration> = {
   '0010-order-timer-backstop': orderTimerBackstop,
   '0011-pricing-history': pricingHistory,
   '0012-refund-keys': refundKeys,
+  '0013-stock-ledger-kind-order': stockLedgerKindOrder,
 };

@@ -1,0 +1,126 @@
+import { createDb, OrderRepository, type OrderDb, type OrderListFilter } from '@orders/persistence';
+import { createTestEnv, type TestEnv } from '@orders/testing';
+import { firstOrderIdAt } from '@orders/domain';
+import { CompiledQuery, Kysely, MysqlDialect, sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ORDERS = 10_000;
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+const MINUTE = 60_000;
+
+let env: TestEnv;
+let orders: OrderRepository;
+/** the same database, its statements logged: what listOrders sent, to EXPLAIN */
+let logged: OrderDb;
+const statements: CompiledQuery[] = [];
+
+/**
+ * Order k is accepted at T0 + k minutes and written 2 s later; every tenth (k % 10 = 3) is a
+ * child of order k - 1, with its parent's time in its id but written 2 days later (a presale
+ * split when its balance is paid). Each order has 2 lines of `bigshop` (LAMP, and KETTLE or
+ * MUG): 20,000 of that merchant's lines; every third also has a line of `corner`.
+ */
+async function fill(): Promise<void> {
+  const rows = Array.from({ length: ORDERS }, (_, k) => {
+    const child = k % 10 === 3;
+    const acceptedMs = T0 + (child ? k - 1 : k) * MINUTE;
+    return {
+      order_id: `${firstOrderIdAt(acceptedMs).slice(0, 10)}${String(k).padStart(16, '0')}`,
+      parent_order_id: child ? `${firstOrderIdAt(acceptedMs).slice(0, 10)}${String(k - 1).padStart(16, '0')}` : null,
+      type: 'standard',
+      status: k % 7 === 0 ? 'CANCELLED' : k % 2 === 0 ? 'SHIPPED' : 'PAID',
+      version: 1,
+      user_id: `buyer-${k % 500}`,
+      channel: null,
+      subtotal_cents: 1_000,
+      discount_cents: 0,
+      shipping_cents: 0,
+      payable_cents: 1_000,
+      refunded_cents: 0,
+      address: '{"name":"Ada","line1":"1 Main St"}',
+      coupon_code: null,
+      accepted_at: new Date(acceptedMs),
+      payment_deadline: new Date(acceptedMs + 30 * MINUTE),
+      created_at: new Date(child ? acceptedMs + 2 * 24 * 60 * MINUTE : acceptedMs + 2_000),
+    };
+  });
+  for (let i = 0; i < rows.length; i += 2_000) await env.db.insertInto('orders').values(rows.slice(i, i + 2_000)).execute();
+  const line = (lineNo: number, skuId: string, merchantId: string) =>
+    sql`SELECT order_id, ${lineNo}, ${skuId}, 'item', ${merchantId}, 'self', 'wh-east', 'placement', 1, 500, 500, 0, 500 FROM orders`;
+  const lines = (select: ReturnType<typeof line>) =>
+    sql`INSERT INTO order_items (order_id, line_no, sku_id, title, merchant_id, channel, warehouse_id, deduction, qty, list_price_cents, unit_price_cents, discount_cents, payable_cents) ${select}`.execute(env.db);
+  await lines(line(1, 'LAMP', 'bigshop'));
+  await lines(sql`${line(2, 'KETTLE', 'bigshop')} WHERE RIGHT(order_id, 1) IN ('0', '4', '8')`);
+  await lines(sql`${line(2, 'MUG', 'bigshop')} WHERE RIGHT(order_id, 1) NOT IN ('0', '4', '8')`);
+  await lines(sql`${line(3, 'PEN', 'corner')} WHERE CAST(RIGHT(order_id, 5) AS UNSIGNED) % 3 = 0`);
+  await sql`ANALYZE TABLE orders, order_items`.execute(env.db);
+}
+
+beforeAll(async () => {
+  env = await createTestEnv('order_list_scale');
+  orders = new OrderRepository(env.db);
+  logged = new Kysely({ dialect: new MysqlDialect({ pool: createDb(env.config.MYSQL_URL, 1).pool }), log: (event) => void statements.push(event.query) });
+  await fill();
+}, 60_000);
+afterAll(async () => {
+  await logged?.destroy();
+  await env?.cleanup();
+});
+
+/** The first two pages of 20, each from the cursor of the one before, as GET /v1/orders reads them. */
+async function twoPages(filter: Omit<OrderListFilter, 'limit'>): Promise<string[][]> {
+  const first = (await orders.listOrders({ ...filter, limit: 20 })).map((o) => o.orderId);
+  const second = (await orders.listOrders({ ...filter, before: first.at(-1), limit: 20 })).map((o) => o.orderId);
+  return [first, second];
+}
+
+/** The same orders by the plainest query: every order that matches, newest first. */
+async function expected(where: ReturnType<typeof sql>): Promise<string[][]> {
+  const { rows } = await sql<{ order_id: string }>`SELECT o.order_id FROM orders o WHERE ${where} ORDER BY o.order_id DESC LIMIT 40`.execute(env.db);
+  const ids = rows.map((row) => row.order_id);
+  return [ids.slice(0, 20), ids.slice(20)];
+}
+
+const hasLine = (column: 'merchant_id' | 'sku_id', value: string) =>
+  sql`EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.order_id AND ${sql.ref(`i.${column}`)} = ${value})`;
+
+describe('listing the orders of a merchant with 20,000 lines', () => {
+  it('pages a merchant’s orders, each once though it has 2 lines of the merchant', async () => {
+    expect(await twoPages({ merchantId: 'bigshop' })).toEqual(await expected(hasLine('merchant_id', 'bigshop')));
+  });
+
+  it('pages a merchant’s orders of one status, and a merchant’s unsplit orders and children', async () => {
+    expect(await twoPages({ merchantId: 'bigshop', status: 'CANCELLED' })).toEqual(await expected(sql`${hasLine('merchant_id', 'bigshop')} AND o.status = 'CANCELLED'`));
+    const leaf = sql`NOT EXISTS (SELECT 1 FROM orders c WHERE c.parent_order_id = o.order_id)`;
+    expect(await twoPages({ merchantId: 'bigshop', leaf: true, status: 'SHIPPED' })).toEqual(await expected(sql`${hasLine('merchant_id', 'bigshop')} AND ${leaf} AND o.status = 'SHIPPED'`));
+  });
+
+  it('pages a SKU’s orders, alone and with its merchant or another', async () => {
+    expect(await twoPages({ skuId: 'KETTLE' })).toEqual(await expected(hasLine('sku_id', 'KETTLE')));
+    expect(await twoPages({ skuId: 'PEN', merchantId: 'bigshop' })).toEqual(await expected(sql`${hasLine('sku_id', 'PEN')} AND ${hasLine('merchant_id', 'bigshop')}`));
+    expect(await twoPages({ skuId: 'KETTLE', merchantId: 'corner' })).toEqual(await expected(sql`${hasLine('sku_id', 'KETTLE')} AND ${hasLine('merchant_id', 'corner')}`));
+  });
+
+  it('pages the orders written between two instants, children split 2 days after their parent’s acceptance included', async () => {
+    const createdFrom = new Date(T0 + 5_000 * MINUTE);
+    const createdTo = new Date(T0 + 5_000 * MINUTE + 3 * 24 * 60 * MINUTE);
+    const between = sql`o.created_at >= ${createdFrom} AND o.created_at < ${createdTo}`;
+    const pages = await twoPages({ createdFrom, createdTo });
+    expect(pages).toEqual(await expected(between));
+    expect(await twoPages({ merchantId: 'corner', createdFrom, createdTo, status: 'PAID' })).toEqual(await expected(sql`${between} AND ${hasLine('merchant_id', 'corner')} AND o.status = 'PAID'`));
+    // the late children at the window's start: accepted before createdFrom, written inside it
+    const { rows } = await sql<{ order_id: string }>`SELECT o.order_id FROM orders o WHERE ${between} AND o.accepted_at < ${createdFrom} ORDER BY o.order_id`.execute(env.db);
+    expect(rows.length).toBeGreaterThan(0);
+    const all = (await orders.listOrders({ createdFrom, createdTo, limit: 10_000 })).map((o) => o.orderId);
+    expect(all).toEqual(expect.arrayContaining(rows.map((row) => row.order_id)));
+  });
+
+  it('reads a merchant’s first page down its lines’ index, without collecting and sorting all its orders', async () => {
+    statements.length = 0;
+    await new OrderRepository(logged).listOrders({ merchantId: 'bigshop', leaf: true, limit: 21 });
+    const page = statements[0]!;
+    const { rows: plan } = await logged.executeQuery<{ table: string; key: string | null; Extra: string | null }>(CompiledQuery.raw(`EXPLAIN ${page.sql}`, [...page.parameters]));
+    expect(plan[0]).toMatchObject({ table: 'line', key: 'order_items_merchant' });
+    for (const step of plan) expect(step.Extra ?? '').not.toMatch(/filesort|temporary/i);
+  });
+});
