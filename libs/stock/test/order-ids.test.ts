@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 describe('firstOrderIdAt (of @orders/domain) against the ulid ids the intake gives orders', () => {
   it('sorts below every order id accepted at that time or later, and above every one accepted before', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 2 ** 48 - 1 }), (ms) => {
+      // from 2: ulid(0) takes 0 for "no time given" and stamps the current time
+      fc.property(fc.integer({ min: 2, max: 2 ** 48 - 1 }), (ms) => {
         const first = firstOrderIdAt(ms);
         expect(first.slice(0, 10)).toBe(ulid(ms).slice(0, 10));
         expect(first <= ulid(ms)).toBe(true);
