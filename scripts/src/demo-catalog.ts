@@ -75,8 +75,15 @@ export async function seedDemoCatalog(config: Config): Promise<string[]> {
     const { promotion, coupon, level, member } = demoPricing(now);
     await unlessExists(`promotion ${promotion.promotionId}`, () => pricing.createPromotion(promotion, now));
     await unlessExists(`coupon ${coupon.code}`, () => createCoupon({ pricing, inventory: deps.inventory }, coupon));
-    await pricing.setMemberLevel(level, now);
-    await pricing.setMember(member.userId, member.level, now);
+    // as the rest: what an operator set since (a level's discount, the buyer's level) stays
+    if (!(await deps.db.selectFrom('member_levels').select('level').where('level', '=', level.level).executeTakeFirst())) {
+      await pricing.setMemberLevel(level, now);
+      created.push(`member level ${level.level}`);
+    }
+    if (!(await deps.db.selectFrom('members').select('user_id').where('user_id', '=', member.userId).executeTakeFirst())) {
+      await pricing.setMember(member.userId, member.level, now);
+      created.push(`member ${member.userId}`);
+    }
   } finally {
     await deps.close();
   }

@@ -13,7 +13,7 @@ describe('the demo seed', () => {
   afterAll(async () => env?.cleanup());
 
   it('loads the catalog with a promotion, a coupon and the demo buyer as a gold member, and changes nothing when run again', async () => {
-    expect(await seedDemoCatalog(env.config)).toEqual(['PHONE-X-FLASH', 'TSHIRT-BLK-M', 'MUG-WHITE', 'BOOK-TS', 'promotion DEMO-SPEND-100', 'coupon WELCOME15']);
+    expect(await seedDemoCatalog(env.config)).toEqual(['PHONE-X-FLASH', 'TSHIRT-BLK-M', 'MUG-WHITE', 'BOOK-TS', 'promotion DEMO-SPEND-100', 'coupon WELCOME15', 'member level gold', `member ${DEMO_BUYER}`]);
     expect(await seedDemoCatalog(env.config)).toEqual([]);
     expect(await env.db.selectFrom('promotions').select('promotion_id').execute()).toHaveLength(1);
     expect(await env.db.selectFrom('coupons').select('code').execute()).toHaveLength(1);
@@ -32,5 +32,15 @@ describe('the demo seed', () => {
     // 15 % of what is left after the member discount and the promotion: 14,348 − 716 − 1,000 = 12,632
     expect(priced.applied.coupon).toEqual({ code: 'WELCOME15', discountCents: 1_894 });
     expect(priced.amounts).toMatchObject({ subtotalCents: 14_348, discountCents: 716 + 1_000 + 1_894 });
+  });
+
+  it('keeps what an operator changed since: a level’s discount and the demo buyer’s level stay as set', async () => {
+    const pricing = new PricingRepository(env.db);
+    await pricing.setMemberLevel({ level: 'gold', discountPercent: 10, freeShipping: true }, new Date());
+    await pricing.setMemberLevel({ level: 'silver', discountPercent: 2, freeShipping: false }, new Date());
+    await pricing.setMember(DEMO_BUYER, 'silver', new Date());
+    expect(await seedDemoCatalog(env.config)).toEqual([]);
+    expect(await env.db.selectFrom('member_levels').select(['level', 'discount_percent']).where('level', '=', 'gold').executeTakeFirst()).toEqual({ level: 'gold', discount_percent: 10 });
+    expect(await env.db.selectFrom('members').select('level').where('user_id', '=', DEMO_BUYER).executeTakeFirst()).toEqual({ level: 'silver' });
   });
 });

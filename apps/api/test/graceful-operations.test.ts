@@ -57,6 +57,9 @@ describe('operating the processes: the spec, logs and SIGTERM', () => {
       Object.keys(methods).map((method) => `${method} ${path}`),
     );
     expect(API_MD_ROUTES.filter((route) => !documented.includes(route))).toEqual([]);
+    // the signed callbacks take no bearer token: a client generated from the spec must not send one
+    for (const path of ['/v1/callbacks/payment', '/v1/callbacks/warehouse']) expect(spec.body.paths[path].post.security, path).toEqual([]);
+    expect(spec.body.paths['/v1/orders'].post.security).toBeUndefined();
   });
 
   it('logs JSON lines; a checkout writes its request lines only with LOG_CHECKOUT_REQUESTS, and then they carry its order id', async () => {

@@ -57,7 +57,7 @@ const oneOf = <T extends string>(values: readonly T[]): Parser<T> => (raw, name)
 };
 
 /** BullMQ queues, plus `events`: the order-event publisher and webhook deliveries (one active process at a time). */
-const WORKER_QUEUE_NAMES = ['orders', 'timers', 'payments', 'fulfillment', 'refunds', 'events'] as const;
+const WORKER_QUEUE_NAMES = ['orders', 'timers', 'payments', 'fulfillment', 'events'] as const;
 const queueList: Parser<string[]> = (raw, name) => {
   const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
   if (names.length === 0) throw new Error(`${name} must name at least one queue`);

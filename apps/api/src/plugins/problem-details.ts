@@ -63,7 +63,10 @@ export const problemDetailsPlugin = fp(
       }
       const fastifyError = error as FastifyError;
       if (fastifyError.validation) {
-        return send(reply, 400, 'VALIDATION_FAILED', `${fastifyError.validationContext ?? 'request'}${error.message.replace(/^(body|querystring|params|headers)/, '')}`);
+        // ajv's "must NOT have additional properties" does not say which: the caller needs the name
+        const unknown = fastifyError.validation.flatMap((issue) => (typeof issue.params.additionalProperty === 'string' ? [issue.params.additionalProperty] : []));
+        const named = unknown.length > 0 ? ` (${unknown.join(', ')})` : '';
+        return send(reply, 400, 'VALIDATION_FAILED', `${fastifyError.validationContext ?? 'request'}${error.message.replace(/^(body|querystring|params|headers)/, '')}${named}`);
       }
       const known = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
       if (known) return send(reply, known.status, known.code, error.message);

@@ -140,6 +140,8 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       config: { callbackSystem: 'payment' },
       schema: {
         tags: ['callbacks'],
+        // signed with the payment system's secret (x-signature), no bearer token
+        security: [],
         summary: 'The payment system reports a payment outcome, or confirms a refund (with refundId) (signed; idempotent)',
         headers: { type: 'object', properties: { 'x-signature': { type: 'string', description: 'sha256=<hex HMAC-SHA256 of the raw body>' } } },
         body: {
@@ -190,6 +192,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       config: { callbackSystem: 'warehouse' },
       schema: {
         tags: ['callbacks'],
+        security: [],
         summary: 'The warehouse reports progress of a (child) order (signed; idempotent)',
         description: '200 with changed=false for an event the order already passed; 409 ILLEGAL_TRANSITION for one it has not reached yet (the warehouse retries).',
         headers: { type: 'object', properties: { 'x-signature': { type: 'string' } } },

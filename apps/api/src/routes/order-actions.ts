@@ -35,7 +35,7 @@ export async function orderActionRoutes(app: FastifyInstance, { deps }: { deps: 
       preValidation: app.requireRole('buyer'),
       schema: {
         tags: ['orders'],
-        summary: 'The buyer signs for the delivery (SHIPPED -> DELIVERED)',
+        summary: 'The buyer signs for the delivery (SHIPPED -> DELIVERED); again once delivered: 200, nothing changes',
         params: orderParamsSchema,
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
       },
@@ -43,11 +43,16 @@ export async function orderActionRoutes(app: FastifyInstance, { deps }: { deps: 
     async (request) => {
       const { orderId } = request.params;
       const order = await buyersOwnOrder(deps, request.user, orderId, 'confirm_receipt');
+      // signing for a parcel the carrier already reported delivered (or the buyer signed for) is a repeat, not a refusal
+      const delivered = async (ids: readonly string[]) => (await Promise.all(ids.map(async (id) => process.lastDeliveredAt(id)))).some((at) => at !== null);
       const children = await process.children(orderId);
-      if (children.length === 0) await confirm(orderId);
-      else {
+      if (children.length === 0) {
+        await confirm(orderId).catch(async (error: unknown) => {
+          if (!(error instanceof IllegalTransition) || !(await delivered([orderId]))) throw error;
+        });
+      } else {
         const shipped = children.filter((child) => child.status === 'SHIPPED');
-        if (shipped.length === 0) throw new IllegalTransition(order.status, 'confirm_receipt', 'buyer');
+        if (shipped.length === 0 && !(await delivered(children.map((child) => child.order_id)))) throw new IllegalTransition(order.status, 'confirm_receipt', 'buyer');
         for (const child of shipped) await confirm(child.order_id).catch((error: unknown) => {
           // a child confirmed meanwhile (the auto-confirm timer, the warehouse): nothing to do for it
           if (!(error instanceof IllegalTransition)) throw error;
