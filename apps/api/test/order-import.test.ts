@@ -109,6 +109,7 @@ describe('importing orders from other business order systems', () => {
       // valid RFC 3339, but no time an order was placed at: a leap second, a year past 9999
       [{ channel: 'tmall', orders: [{ ...partnerOrder('LEAP-1', 'PAID'), placedAt: '2026-12-31T23:59:60Z' }] }, admin, 400, /LEAP-1.*placedAt/],
       [{ channel: 'tmall', orders: [{ ...partnerOrder('Y10K-1', 'PAID'), placedAt: '9999-12-31T23:59:59-23:59' }] }, admin, 400, /Y10K-1.*placedAt/],
+      [{ channel: 'tmall', orders: [{ ...partnerOrder('LATER-1', 'PAID'), placedAt: new Date(Date.now() + 3_600_000).toISOString() }] }, admin, 400, /LATER-1.*placedAt .* is in the future/],
     ] as const) {
       const answer = await api.request('POST', '/v1/admin/orders/import', { token, body });
       expect(answer.status).toBe(status);

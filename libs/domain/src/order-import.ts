@@ -36,6 +36,9 @@ export interface PlannedImport {
   steps: FiredTransition[];
 }
 
+/** How far a channel's clock may run ahead of ours. */
+const CHANNEL_CLOCK_SKEW_MS = 5 * 60_000;
+
 export class InvalidImport extends DomainError {
   readonly code = 'VALIDATION_FAILED';
   constructor(externalOrderId: string, problem: string) {
@@ -46,9 +49,10 @@ export class InvalidImport extends DomainError {
 /**
  * Checks one imported order and works out its rows: amounts from its own lines (a line's
  * discount never above the line), and the path through the `imported` table to the status
- * its channel reports. Throws InvalidImport naming the order and what is wrong.
+ * its channel reports. Throws InvalidImport naming the order and what is wrong, a placedAt
+ * later than `now` (past a few minutes of clocks disagreeing) among it.
  */
-export function planImport(order: ImportedOrder): PlannedImport {
+export function planImport(order: ImportedOrder, now: Date): PlannedImport {
   const steps = stateMachineFor('imported').pathTo(order.status, 'system');
   if (!steps || order.status === 'ACCEPTED') throw new InvalidImport(order.externalOrderId, `status '${order.status}' cannot be imported`);
   // a valid RFC 3339 time need not be a storable one (a leap second, an offset past year 9999)
@@ -56,6 +60,7 @@ export function planImport(order: ImportedOrder): PlannedImport {
   if (!Number.isFinite(placedAt) || new Date(placedAt).getUTCFullYear() < 1970 || new Date(placedAt).getUTCFullYear() > 9999) {
     throw new InvalidImport(order.externalOrderId, `placedAt ${order.placedAt} is not a time the order could have been placed at`);
   }
+  if (placedAt > now.getTime() + CHANNEL_CLOCK_SKEW_MS) throw new InvalidImport(order.externalOrderId, `placedAt ${order.placedAt} is in the future`);
   const lines = order.items.map((item, index): PricedLine => {
     const lineTotal = item.unitPriceCents * item.qty;
     if (item.discountCents > lineTotal) throw new InvalidImport(order.externalOrderId, `line ${index + 1} has a discount above its total`);

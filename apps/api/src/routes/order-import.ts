@@ -47,7 +47,8 @@ export async function orderImportRoutes(app: FastifyInstance, { deps }: { deps: 
       const { channel, orders } = request.body;
       const repeated = orders.find((order, index) => orders.findIndex((other) => other.externalOrderId === order.externalOrderId) !== index);
       if (repeated) throw validationFailed(`externalOrderId ${repeated.externalOrderId} appears twice in the batch`);
-      const plans = orders.map((order) => ({ ...planImport(order), orderId: ulid() }));
+      const now = deps.clock();
+      const plans = orders.map((order) => ({ ...planImport(order, now), orderId: ulid() }));
       const results = await imports.importOrders(channel, plans, deps.clock());
       const imported = results.filter((result) => result.outcome === 'imported').length;
       deps.metrics.ordersImported.inc({ channel }, imported);
