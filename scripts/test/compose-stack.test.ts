@@ -67,7 +67,7 @@ describe('docker compose: the whole stack with one command', () => {
     const stages = ['worker-orders', 'worker-lifecycle'].map((name) => loadConfig(envOf(name), path.join(root, 'config')).WORKER_QUEUES);
     expect(stages[0]).toEqual(['orders']);
     // between them the stages serve every queue, and no queue twice
-    expect(stages.flat().sort()).toEqual(['events', 'fulfillment', 'orders', 'payments', 'refunds', 'timers']);
+    expect(stages.flat().sort()).toEqual(['events', 'fulfillment', 'orders', 'payments', 'timers']);
   });
 
   it('gives every app process a configuration that passes the production checks', () => {
