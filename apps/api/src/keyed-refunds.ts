@@ -20,6 +20,11 @@ export const idempotencyKeyHeaders = {
 
 export type RequestedUnits = ReadonlyArray<{ skuId: string; qty: number }> | 'rest';
 
+/** The units a refund (return) asks for as one string, in any order they were listed: part of its id. */
+export function unitsKey(items: RequestedUnits): string {
+  return items === 'rest' ? 'rest' : items.map((i) => `${i.skuId}x${i.qty}`).sort().join(',');
+}
+
 /**
  * Refunds and returns asked for under an Idempotency-Key, which is the caller's on the order
  * it names (as checkout's keys are the buyer's). The key is taken, with the body's
@@ -36,8 +41,7 @@ export class KeyedRefunds {
   constructor(db: OrderDb, scope: { orderId: string; kind: 'refund' | 'return'; caller: Principal; key: string }, request: { reason: string; items: RequestedUnits }) {
     this.refunds = new RefundRepository(db);
     this.scope = { orderId: scope.orderId, kind: scope.kind, caller: `${scope.caller.role}:${scope.caller.sub}`, key: scope.key };
-    const units = request.items === 'rest' ? 'rest' : request.items.map((i) => `${i.skuId}x${i.qty}`).sort().join(',');
-    this.fingerprint = createHash('sha256').update(`${request.reason}\u0000${units}`).digest('hex');
+    this.fingerprint = createHash('sha256').update(`${request.reason}\u0000${unitsKey(request.items)}`).digest('hex');
   }
 
   /** The id of the refund (return) of one order part under this key and body: a lookup by it never finds another body's. */

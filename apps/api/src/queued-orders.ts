@@ -29,14 +29,16 @@ export async function queuedOrderFor(deps: Pick<AppDeps, 'inventory' | 'catalog'
 }
 
 /**
- * The buyer's own persisted order, for an action only its buyer takes: 404 for an id that is
- * no order of theirs, 409 with retry-after for theirs while still in the queue (it exists, and
- * the action becomes possible once it is persisted).
+ * The persisted order a caller acts on: buyers their own, merchants one holding their SKUs,
+ * admins any; 404 for anyone else so ids cannot be probed. An order still in the queue
+ * answers 409 with retry-after to those who may see it: it exists, and the action becomes
+ * possible once it is persisted.
  */
-export async function buyersOwnOrder(deps: Pick<AppDeps, 'inventory' | 'catalog' | 'orders'>, buyer: Principal, orderId: string, action: string): Promise<OrderRow> {
+export async function ownOrder(deps: Pick<AppDeps, 'inventory' | 'catalog' | 'orders'>, principal: Principal, orderId: string, action: string): Promise<OrderRow> {
   if (!ULID.test(orderId)) throw notFound('order');
   const order = await deps.orders.findOrderRow(orderId);
-  if (!order && (await queuedOrderFor(deps, buyer, orderId))) throw stillInQueue(action, 'buyer');
-  if (!order || order.user_id !== buyer.sub) throw notFound('order');
-  return order;
+  if (order && (principal.role === 'admin' || (principal.role === 'buyer' && order.user_id === principal.sub))) return order;
+  if (order && principal.role === 'merchant' && (await deps.orders.orderHasMerchant(orderId, principal.sub))) return order;
+  if (!order && (await queuedOrderFor(deps, principal, orderId))) throw stillInQueue(action, principal.role);
+  throw notFound('order');
 }

@@ -247,8 +247,8 @@ export class Inventory {
       this.refuseOverCounters(counters!, { count: counts[0]!, msLeft: counts[1]! }, known === 1 ? undefined : counts[2]);
     } else {
       // counters of another group (a bucketed SKU's) in the same turn as the read: one round trip
-      const [exists, counted] = await Promise.all([this.reads.send<number>(group, (pipeline) => pipeline.exists(record)), capped.length > 0 ? this.countBeforehand(counters!) : null]);
-      known = exists;
+      const [recorded, counted] = await Promise.all([this.keyRecorded(group, userId, idempotencyKey), capped.length > 0 ? this.countBeforehand(counters!) : null]);
+      known = recorded ? 1 : 0;
       if (counted) this.refuseOverCounters(counters!, counted.budget, known === 1 ? undefined : counted.velocity?.count);
     }
     // a recorded key goes on to the reservation script, which does not count the spent counters again
@@ -257,7 +257,11 @@ export class Inventory {
 
   /** Whether this buyer's checkout under this Idempotency-Key was accepted (or refused as a conflict) already. */
   async checkoutRecorded(userId: string, idempotencyKey: string, items: readonly OrderLineRequest[]): Promise<boolean> {
-    const group = await this.checkoutGroup(userId, items);
+    return this.keyRecorded(await this.checkoutGroup(userId, items), userId, idempotencyKey);
+  }
+
+  /** Whether the idempotency record of this buyer's key exists in its group (one read, sent with the turn's others). */
+  private async keyRecorded(group: string, userId: string, idempotencyKey: string): Promise<boolean> {
     return (await this.reads.send<number>(group, (pipeline) => pipeline.exists(this.keys.idempotency(group, userId, idempotencyKey)))) === 1;
   }
 
@@ -310,7 +314,7 @@ export class Inventory {
       else {
         const { budget, velocity } = await this.countBeforehand(counters);
         const overVelocity = velocity !== undefined && velocity.count > counters.velocity!.max;
-        const replay = overVelocity && (await this.reads.send<number>(group, (pipeline) => pipeline.exists(this.keys.idempotency(group, userId, request.idempotencyKey)))) === 1;
+        const replay = overVelocity && (await this.keyRecorded(group, userId, request.idempotencyKey));
         this.refuseOverCounters(counters, budget, replay ? undefined : velocity?.count);
       }
     }

@@ -2,7 +2,7 @@ import { IllegalTransition, StaleOrderVersion } from '@orders/domain';
 import { ProcessRepository } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { buyersOwnOrder } from '../queued-orders.js';
+import { ownOrder } from '../queued-orders.js';
 import { orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
 
@@ -42,7 +42,7 @@ export async function orderActionRoutes(app: FastifyInstance, { deps }: { deps: 
     },
     async (request) => {
       const { orderId } = request.params;
-      const order = await buyersOwnOrder(deps, request.user, orderId, 'confirm_receipt');
+      const order = await ownOrder(deps, request.user, orderId, 'confirm_receipt');
       // signing for a parcel the carrier already reported delivered (or the buyer signed for) is a repeat, not a refusal
       const delivered = async (ids: readonly string[]) => (await Promise.all(ids.map(async (id) => process.lastDeliveredAt(id)))).some((at) => at !== null);
       const children = await process.children(orderId);

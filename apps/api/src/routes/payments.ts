@@ -4,7 +4,7 @@ import { enqueuePaymentRequest } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { applyPaymentTaken } from '../payment-settlement.js';
-import { buyersOwnOrder } from '../queued-orders.js';
+import { ownOrder } from '../queued-orders.js';
 import { orderParamsSchema, problemRef } from '../schemas.js';
 
 /** The transaction id a payment of nothing is recorded under: no payment system saw it. */
@@ -53,7 +53,7 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
     },
     async (request, reply) => {
       const { orderId } = request.params;
-      const order = await buyersOwnOrder(deps, request.user, orderId, 'pay');
+      const order = await ownOrder(deps, request.user, orderId, 'pay');
       const machine = stateMachineFor(order.type as OrderType);
       const action = machine.paymentActionFor(order.status);
       if (action === null || order.parent_order_id !== null) throw new IllegalTransition(order.status, 'pay', 'buyer');

@@ -2,9 +2,9 @@ import { IllegalTransition, stateMachineFor, type Actor, type OrderType } from '
 import { ProcessRepository, RefundRepository, refundIdFor, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { KeyedRefunds, idempotencyKeyHeaders } from '../keyed-refunds.js';
+import { KeyedRefunds, idempotencyKeyHeaders, unitsKey } from '../keyed-refunds.js';
 import { HttpProblem, notFound } from '../problems.js';
-import { buyersOwnOrder } from '../queued-orders.js';
+import { ownOrder } from '../queued-orders.js';
 import { orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
 import { linesByOrderPart, moveParts, orderParts, refundSchema } from './reverse-flows.js';
@@ -81,7 +81,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
     },
     async (request, reply) => {
       const { orderId } = request.params;
-      const order = await buyersOwnOrder(deps, request.user, orderId, 'request_return');
+      const order = await ownOrder(deps, request.user, orderId, 'request_return');
       const { reason, items } = request.body;
       const units = await orderParts(process, order);
       const parts = await linesByOrderPart(process, units, items);
@@ -89,7 +89,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       const keyed = idempotencyKey === undefined ? null : new KeyedRefunds(deps.db, { orderId, kind: 'return', caller: request.user, key: idempotencyKey }, { reason, items });
       if (keyed) await keyed.refuseOtherBodies();
       const returnIdOf = (part: (typeof parts)[number]) =>
-        keyed ? keyed.idFor(part.unit.order_id) : refundIdFor(part.unit.order_id, ['return', reason, part.items.map((i) => `${i.skuId}x${i.qty}`).sort().join(',')]);
+        keyed ? keyed.idFor(part.unit.order_id) : refundIdFor(part.unit.order_id, ['return', reason, unitsKey(part.items)]);
       // the money is drawn from the order's payments when the units are received (every payment, latest first)
       const paid = (await process.payments(order.order_id)).some((p) => p.status === 'SUCCEEDED');
       // every part must be returnable before any is opened

@@ -2,10 +2,10 @@ import { IllegalTransition, RefundExceedsLine, StaleOrderVersion, stateMachineFo
 import { OrderRepository, ProcessRepository, RefundRepository, refundIdFor, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { KeyedRefunds, idempotencyKeyHeaders } from '../keyed-refunds.js';
+import { KeyedRefunds, idempotencyKeyHeaders, unitsKey } from '../keyed-refunds.js';
 import type { Principal } from '../plugins/auth.js';
-import { forbidden, notFound, stillInQueue } from '../problems.js';
-import { queuedOrderFor } from '../queued-orders.js';
+import { forbidden, notFound } from '../problems.js';
+import { ownOrder, queuedOrderFor } from '../queued-orders.js';
 import { ULID_PATTERN, addressSchema, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
 
@@ -121,17 +121,6 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   const process = new ProcessRepository(deps.db);
   const refunds = new RefundRepository(deps.db);
 
-  /** Buyers act on their own orders, merchants on orders holding their SKUs, admins on any; others get 404 so ids cannot be probed. */
-  async function ownOrder(principal: Principal, orderId: string, action: 'cancel' | 'change_address' | 'refund'): Promise<OrderRow> {
-    if (!ULID.test(orderId)) throw notFound('order');
-    const order = await deps.orders.findOrderRow(orderId);
-    if (order && (principal.role === 'admin' || (principal.role === 'buyer' && order.user_id === principal.sub))) return order;
-    if (order && principal.role === 'merchant' && (await deps.orders.orderHasMerchant(orderId, principal.sub))) return order;
-    // still in the queue: nothing to cancel or refund yet, told only to those who may see the order
-    if (!order && (await queuedOrderFor(deps, principal, orderId))) throw stillInQueue(action, principal.role);
-    throw notFound('order');
-  }
-
   /**
    * The parts of an order a principal may move: a merchant sees an order holding any of its
    * SKUs, but moves only parts holding its SKUs alone (a split order's own children), never
@@ -245,7 +234,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       },
     },
     async (request) => {
-      const order = await ownOrder(request.user, request.params.orderId, 'cancel');
+      const order = await ownOrder(deps, request.user, request.params.orderId, 'cancel');
       const actor: Actor = request.user.role;
       const { reason: why } = request.body;
       const machine = stateMachineFor(order.type as OrderType);
@@ -323,7 +312,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       },
     },
     async (request) => {
-      const order = await ownOrder(request.user, request.params.orderId, 'change_address');
+      const order = await ownOrder(deps, request.user, request.params.orderId, 'change_address');
       const actor: Actor = request.user.role;
       const address = JSON.stringify(request.body.address);
       // a child already closed (refunded) has no parcel left to send anywhere
@@ -389,14 +378,14 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       },
     },
     async (request, reply) => {
-      const order = await ownOrder(request.user, request.params.orderId, 'refund');
+      const order = await ownOrder(deps, request.user, request.params.orderId, 'refund');
       const actor: Actor = request.user.role;
       const { reason: why, items } = request.body;
       const idempotencyKey = request.headers['idempotency-key'];
       const keyed =
         idempotencyKey === undefined ? undefined : new KeyedRefunds(deps.db, { orderId: order.order_id, kind: 'refund', caller: request.user, key: idempotencyKey }, { reason: why, items: items ?? 'rest' });
       const key = (unit: OrderRow, unitItems: RequestedLines | 'rest') =>
-        keyed ? keyed.idFor(unit.order_id) : refundIdFor(unit.order_id, ['refund', why, unitItems === 'rest' ? 'rest' : unitItems.map((i) => `${i.skuId}x${i.qty}`).sort().join(',')]);
+        keyed ? keyed.idFor(unit.order_id) : refundIdFor(unit.order_id, ['refund', why, unitsKey(unitItems)]);
       if (keyed) await keyed.refuseOtherBodies();
       let parts: Array<{ unit: OrderRow; items: RequestedLines | 'rest' }>;
       const units = await partsFor(request.user, await orderParts(process, order));
