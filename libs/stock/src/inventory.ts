@@ -663,14 +663,8 @@ export class Inventory {
   /** The worker calls this once an order is in MySQL, so recovery stops considering it. */
   async markPersisted(orders: ReadonlyArray<Pick<AcceptedOrder, 'orderId' | 'userId'>>): Promise<void> {
     if (orders.length === 0) return;
-    const byGroup = new Map<string, string[]>();
-    for (const { orderId } of orders) {
-      const group = this.keys.groupOfOrder(orderId);
-      const ids = byGroup.get(group);
-      if (ids) ids.push(orderId);
-      else byGroup.set(group, [orderId]);
-    }
-    await Promise.all([...byGroup].map(([group, ids]) => this.redis.zrem(this.keys.accepted(group), ...ids)));
+    const groups = this.byGroup(orders, (order) => order.orderId);
+    await Promise.all([...groups].map(([group, inGroup]) => this.redis.zrem(this.keys.accepted(group), ...inGroup.map((order) => order.orderId))));
   }
 
   /** Orders accepted and not yet in MySQL: the backlog the intake's high-water mark is about. */
