@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { OrderMetrics } from '@orders/metrics';
+import { answerWithin, type OrderMetrics } from '@orders/metrics';
 
 /**
  * How long /health/ready waits for Redis and MySQL, as the api's readiness does: the worker's
@@ -7,12 +7,6 @@ import type { OrderMetrics } from '@orders/metrics';
  * as a dead worker rather than an absent Redis.
  */
 const READY_TIMEOUT_MS = 1_000;
-
-function readyInTime(ready: () => Promise<boolean>): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), READY_TIMEOUT_MS)));
-  return Promise.race([ready().catch(() => false), late]).finally(() => clearTimeout(timer));
-}
 
 /** A worker has no Fastify: a small server gives Prometheus /metrics and orchestrators /health. */
 export function startMetricsServer(metrics: OrderMetrics, port: number, host: string, ready: () => Promise<boolean>): Promise<Server> {
@@ -26,7 +20,7 @@ export function startMetricsServer(metrics: OrderMetrics, port: number, host: st
     } else if (path === '/health/live') {
       response.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
     } else if (path === '/health/ready') {
-      void readyInTime(ready).then((ok) => response.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ready' : 'not_ready' })));
+      void answerWithin(ready(), READY_TIMEOUT_MS, false).then((ok) => response.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ready' : 'not_ready' })));
     } else {
       response.writeHead(404).end();
     }

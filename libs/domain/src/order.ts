@@ -39,12 +39,20 @@ export function mergeOrderLines(items: readonly OrderLineRequest[]): OrderLineRe
 const CROCKFORD_BASE32 = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
 /**
+ * `value` written in `count` digits of an order id (a ULID: Crockford's base 32), most
+ * significant first; what does not fit in them is dropped.
+ */
+export function orderIdDigits(value: bigint, count: number): string {
+  let digits = '';
+  for (let rest = value, digit = 0; digit < count; digit++, rest >>= 5n) digits = CROCKFORD_BASE32[Number(rest & 31n)] + digits;
+  return digits;
+}
+
+/**
  * The smallest order id accepted at `ms`: order ids are ULIDs, whose first 10 base-32
  * digits are their time, so every order accepted before it sorts below (an index range
  * over order ids).
  */
 export function firstOrderIdAt(ms: number): string {
-  let time = '';
-  for (let rest = Math.max(0, Math.floor(ms)), digit = 0; digit < 10; digit++, rest = Math.floor(rest / 32)) time = CROCKFORD_BASE32[rest % 32] + time;
-  return time.padEnd(26, '0');
+  return orderIdDigits(BigInt(Math.max(0, Math.floor(ms))), 10).padEnd(26, '0');
 }

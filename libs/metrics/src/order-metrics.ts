@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { answerWithin } from './answer-within.js';
 import { clusterMetricsText } from './cluster-metrics.js';
 
 export type CheckoutOutcome =
@@ -24,13 +25,6 @@ type QueueCounts = Array<{ queue: string; counts: Record<string, number> }>;
 /** Per SKU, Redis minus what the ledger says, in units, as of the stock reconciler's last pass. */
 export type StockDrift = Array<{ skuId: string; available: number; reserved: number; sold: number }>;
 
-/**
- * Every metric of one process, in its own registry (tests run several apps in one
- * process). Names are what the dashboards and alert rules in config/ query. A gauge that
- * reads state every process sees alike (queues, the reconciler's report) says how the
- * api's processes are aggregated under node:cluster (`aggregator`), so the instance's
- * figure is that state, not a multiple of it.
- */
 /**
  * How long a reading of Redis (queue counts, the drift report) serves scrapes: /metrics is
  * open to any caller, and a flood of scrapes must not become a flood of Redis reads beside
@@ -63,9 +57,7 @@ function readAtMostEvery<T>(maxAgeMs: number, deadlineMs: number, read: () => Pr
       };
       last = reading;
     }
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), deadlineMs)));
-    return Promise.race([last.value, deadline]).finally(() => clearTimeout(timer));
+    return answerWithin(last.value, deadlineMs, null);
   };
 }
 
@@ -75,6 +67,13 @@ export interface RedisMemory {
   max: number;
 }
 
+/**
+ * Every metric of one process, in its own registry (tests run several apps in one
+ * process). Names are what the dashboards and alert rules in config/ query. A gauge that
+ * reads state every process sees alike (queues, the reconciler's report) says how the
+ * api's processes are aggregated under node:cluster (`aggregator`), so the instance's
+ * figure is that state, not a multiple of it.
+ */
 export function createMetrics(labels: { app: string }) {
   const registry = new Registry();
   registry.setDefaultLabels(labels);
@@ -309,11 +308,11 @@ export function createMetrics(labels: { app: string }) {
     watchStockDrift(source: () => Promise<StockDrift>) {
       stockDriftSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
     },
-    /** Adds a source of queue counts read at scrapes (at most once a second, waiting at most a second). */
     /** Sets how Redis's memory is read at scrapes (at most once a second, waiting at most a second). */
     watchRedisMemory(source: () => Promise<RedisMemory>) {
       redisMemorySource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
     },
+    /** Adds a source of queue counts read at scrapes (at most once a second, waiting at most a second). */
     watchQueues(source: () => Promise<QueueCounts>) {
       queueSources.push(readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source));
     },

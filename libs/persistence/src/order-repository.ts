@@ -74,6 +74,15 @@ const WRITTEN_WITHIN_MS = 7 * 24 * 3_600_000;
 /** An id (the accepting API host's clock) runs ahead of its row's created_at (the writer's clock) by at most the hosts' clock difference. */
 const CLOCK_SKEW_MS = 5 * 60_000;
 
+/**
+ * The order (its id in the column `orderId`) was not split: no order is its child. A split
+ * order's status follows its children's, and they are what merchants and timers act on.
+ */
+function notSplit(orderId: 'o.order_id' | 'orders.order_id'): Expression<SqlBool> {
+  const eb = expressionBuilder<Database>();
+  return eb.not(eb.exists(eb.selectFrom('orders as child').select('child.order_id').whereRef('child.parent_order_id', '=', sql.ref<string>(orderId))));
+}
+
 export class OrderRepository {
   constructor(private readonly db: OrderDb) {}
 
@@ -215,7 +224,7 @@ export class OrderRepository {
       .where('o.status', '=', status)
       .where('o.updated_at', '<', since)
       .where('o.type', 'in', types)
-      .where((eb) => eb.not(eb.exists(eb.selectFrom('orders as child').select('child.order_id').whereRef('child.parent_order_id', '=', 'o.order_id'))))
+      .where(notSplit('o.order_id'))
       .orderBy('o.updated_at')
       .limit(limit)
       .execute();
@@ -267,7 +276,7 @@ export class OrderRepository {
     // most orders are top-level: read in order-id order and filtered, as MariaDB reads the parent
     // index's NULL entries backwards from the top past every newer one (seconds deep in the list)
     if (filter.topLevel) where.push(eb(eb.fn.coalesce('orders.parent_order_id', sql.lit('')), '=', ''));
-    if (filter.leaf) where.push(eb.not(eb.exists(eb.selectFrom('orders as child').select('child.order_id').whereRef('child.parent_order_id', '=', 'orders.order_id'))));
+    if (filter.leaf) where.push(notSplit('orders.order_id'));
     if (filter.status !== undefined) where.push(eb('orders.status', '=', filter.status));
     if (filter.type !== undefined) where.push(eb('orders.type', '=', filter.type));
     if (filter.createdFrom !== undefined) {

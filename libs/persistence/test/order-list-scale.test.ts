@@ -124,3 +124,14 @@ describe('listing the orders of a merchant with 20,000 lines', () => {
     for (const step of plan) expect(step.Extra ?? '').not.toMatch(/filesort|temporary/i);
   });
 });
+
+describe('the orders a lost timer’s backstop sweep moves on', () => {
+  it('leaves split orders out (their status follows their children, whose timers run) and takes every other order waiting in the status', async () => {
+    const waiting = await orders.waitingSince('SHIPPED', ['standard'], new Date(Date.now() + MINUTE), ORDERS);
+    const { rows: split } = await sql<{ order_id: string }>`SELECT DISTINCT c.parent_order_id AS order_id FROM orders c JOIN orders o ON o.order_id = c.parent_order_id WHERE o.status = 'SHIPPED'`.execute(env.db);
+    const { rows: shipped } = await sql<{ order_id: string }>`SELECT o.order_id FROM orders o WHERE o.status = 'SHIPPED'`.execute(env.db);
+    expect(split.length).toBeGreaterThan(0);
+    const splitIds = new Set(split.map((row) => row.order_id));
+    expect(waiting.toSorted()).toEqual(shipped.map((row) => row.order_id).filter((id) => !splitIds.has(id)).toSorted());
+  });
+});

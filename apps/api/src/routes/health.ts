@@ -1,19 +1,12 @@
+import { answerWithin } from '@orders/metrics';
 import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 
 const PROBE_TIMEOUT_MS = 1000;
 
-async function probe(reach: () => Promise<unknown>): Promise<'up' | 'down'> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([reach(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), PROBE_TIMEOUT_MS)))]);
-    return 'up';
-  } catch {
-    return 'down';
-  } finally {
-    clearTimeout(timer);
-  }
+function probe(reach: () => Promise<unknown>): Promise<'up' | 'down'> {
+  return answerWithin(reach().then(() => 'up' as const), PROBE_TIMEOUT_MS, 'down' as const);
 }
 
 /** What readiness answers once the instance is leaving the load balancer (SIGTERM), whatever Redis and MySQL say. */

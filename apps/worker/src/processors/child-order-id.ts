@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
+import { orderIdDigits } from '@orders/domain';
 import { orderGroupSuffix } from '@orders/stock';
-
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
 /**
  * A child order's id: a ULID with its parent's time part and 80 bits derived from the
@@ -12,12 +11,6 @@ const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
  */
 export function childOrderId(parentOrderId: string, key: string): string {
   const digest = createHash('sha256').update(`${parentOrderId}/${key}`).digest();
-  let bits = 0n;
-  for (let i = 0; i < 10; i++) bits = (bits << 8n) | BigInt(digest[i]!);
-  let random = '';
-  for (let i = 0; i < 16; i++) {
-    random = CROCKFORD[Number(bits & 31n)]! + random;
-    bits >>= 5n;
-  }
+  const random = orderIdDigits(BigInt(`0x${digest.toString('hex', 0, 10)}`), 16);
   return `${parentOrderId.slice(0, 10)}${random}${orderGroupSuffix(parentOrderId)}`;
 }
