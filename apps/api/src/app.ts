@@ -3,6 +3,7 @@ import addFormats from 'ajv-formats';
 import { StockLedgerRepository } from '@orders/persistence';
 import { StockRebalancer } from '@orders/stock';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions, type onRequestHookHandler } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import type { AppDeps } from './app-deps.js';
 import { CheckoutIntake } from './checkout-intake.js';
 import { CheckoutVelocity } from './checkout-velocity.js';
@@ -58,6 +59,25 @@ function isCheckout(request: FastifyRequest): boolean {
   return request.method === 'POST' && request.routeOptions.url === '/v1/orders';
 }
 
+/** What the api takes from a caller as its request's id: 1–128 characters that are safe in a log line or a header. */
+const CALLER_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Fastify's `genReqId`: a caller's `x-request-id` names its request in every log line, so it is
+ * taken only when it is an id (Fastify's `requestIdHeader` takes any value, kilobytes of anything);
+ * otherwise the request gets an id of its own, as one sent without the header does, in
+ * Fastify's own form (`req-` and a counter that wraps within V8's small integers).
+ */
+function requestIdsOf(): (request: IncomingMessage) => string {
+  let last = 0;
+  return (request) => {
+    const sent = request.headers['x-request-id'];
+    if (typeof sent === 'string' && CALLER_REQUEST_ID.test(sent)) return sent;
+    last = (last + 1) & 0x7fffffff;
+    return `req-${last.toString(36)}`;
+  };
+}
+
 function trustNearestProxies(hops: number) {
   return (_address: string, hop: number) => hop < hops;
 }
@@ -74,7 +94,7 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     clientErrorHandler: answerClientError,
     // the load balancer's idle timeout must stay below this one
     keepAliveTimeout: 72_000,
-    requestIdHeader: 'x-request-id',
+    genReqId: requestIdsOf(),
     // Fastify's types take no hop count; proxy-addr's meaning of one: the n nearest proxies are trusted
     trustProxy: typeof config.TRUST_PROXY === 'number' ? trustNearestProxies(config.TRUST_PROXY) : config.TRUST_PROXY,
     // while draining on SIGTERM, a request on an open keep-alive connection is served (with

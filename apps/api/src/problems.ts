@@ -32,6 +32,9 @@ export const stillInQueue = (action: string, actor: Actor) =>
   new HttpProblem(409, 'ILLEGAL_TRANSITION', `Action '${action}' by ${actor} is not allowed while the order is ACCEPTED (still in the queue); retry once it is PENDING_PAYMENT`, 1);
 export const dependencyUnavailable = (dependency: string) =>
   new HttpProblem(503, 'SERVICE_UNAVAILABLE', `${dependency} is unavailable; retry shortly`, 1);
+/** A store that answers, but past its deadline (MYSQL_QUERY_TIMEOUT_MS): as transient for the caller as one that is away. */
+export const dependencyTooSlow = (dependency: string) =>
+  new HttpProblem(503, 'SERVICE_UNAVAILABLE', `${dependency} is answering too slowly; retry shortly`, 1);
 
 /** HTTP status of each domain error code; the one place where the two vocabularies meet. */
 export const STATUS_OF_CODE: Record<string, number> = {

@@ -1,6 +1,7 @@
 import { buyerAddress, createSku, createTestEnv, startTcpProxy, type TcpProxy, type TestEnv } from '@orders/testing';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApi, type ApiUnderTest } from './support/api-under-test.js';
+import { collectLog, startApi, type ApiUnderTest } from './support/api-under-test.js';
 
 describe('an api whose Redis stops answering (a frozen network: connections open, nothing through)', () => {
   let env: TestEnv;
@@ -40,5 +41,59 @@ describe('an api whose Redis stops answering (a frozen network: connections open
     expect((await checkout('tia-2')).body.orderId).toBe(retried.body.orderId);
     const stock = (await api.request('GET', '/v1/admin/skus/TORCH', { token: api.token('ops', 'admin') })).body.stock;
     expect(stock).toEqual({ available: 8, reserved: 2, sold: 0 });
+  });
+});
+
+describe('an api whose MySQL answers too slowly (a statement past MYSQL_QUERY_TIMEOUT_MS)', () => {
+  let env: TestEnv;
+  let api: ApiUnderTest;
+  const log = collectLog();
+
+  beforeAll(async () => {
+    env = await createTestEnv('api_mysql_slow');
+    api = await startApi({ ...env, config: { ...env.config, MYSQL_QUERY_TIMEOUT_MS: 300 } }, { log });
+  });
+  afterAll(async () => {
+    await api?.close();
+    await env?.cleanup();
+  });
+
+  /** Another session holds the orders table (a long ALTER TABLE, a forgotten LOCK TABLES) until the returned release is called. */
+  const holdOrdersTable = async () => {
+    let locked!: () => void;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (locked = resolve));
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const session = env.db.connection().execute(async (connection) => {
+      await sql`LOCK TABLES orders WRITE`.execute(connection);
+      locked();
+      await released;
+      await sql`UNLOCK TABLES`.execute(connection);
+    });
+    await held;
+    return async () => {
+      release();
+      await session;
+    };
+  };
+
+  it("answers 503 SERVICE_UNAVAILABLE with retry-after after 300 ms, logs a warning naming the statement's kind but not its SQL, and serves the same read once MySQL is quick again", async () => {
+    const release = await holdOrdersTable();
+    const started = Date.now();
+    const slow = await api.request('GET', '/v1/orders', { token: api.token('uma') });
+    const waited = Date.now() - started;
+    await release();
+
+    expect([slow.status, slow.body.code, slow.headers['retry-after']]).toEqual([503, 'SERVICE_UNAVAILABLE', '1']);
+    expect(String(slow.headers['content-type'])).toMatch(/^application\/problem\+json/);
+    expect(slow.body.detail).toBe('The order store (MySQL) is answering too slowly; retry shortly');
+    expect(waited).toBeLessThan(2_000);
+    const warnings = log.lines.filter((line) => line.level >= 40);
+    expect(warnings.map(({ level, msg, statement, timeoutMs }) => ({ level, msg, statement, timeoutMs }))).toEqual([
+      { level: 40, msg: 'The order store (MySQL) answered too slowly: statement ended after MYSQL_QUERY_TIMEOUT_MS', statement: 'select', timeoutMs: 300 },
+    ]);
+    expect(JSON.stringify(log.lines)).not.toMatch(/from `orders`/i);
+
+    expect((await api.request('GET', '/v1/orders', { token: api.token('uma') })).body).toEqual({ items: [], nextCursor: null });
   });
 });

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { StockKeys, mastersOf } from '@orders/stock';
 import { buyerAddress, createSku, createTestEnv, signToken, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApi, type ApiUnderTest } from './support/api-under-test.js';
+import { collectLog, startApi, type ApiUnderTest } from './support/api-under-test.js';
 
 const partnerOrder = (externalOrderId: string, userId: string) => ({
   externalOrderId,
@@ -17,6 +17,7 @@ const partnerOrder = (externalOrderId: string, userId: string) => ({
 describe('security: who sees what, budgets, risk control, signed callbacks, limits and headers', () => {
   let env: TestEnv;
   let api: ApiUnderTest;
+  const log = collectLog();
 
   beforeAll(async () => {
     env = await createTestEnv('security', {
@@ -30,7 +31,7 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       CALLBACK_REPLAY_WINDOW_MS: '60000',
       BODY_LIMIT_BYTES: '4096',
     });
-    api = await startApi(env);
+    api = await startApi(env, { log });
     await createSku(api, api.token('ops-catalog', 'admin'), { skuId: 'RISKY', title: 'Risky gadget', priceCents: 1_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
   });
 
@@ -320,6 +321,25 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
         expect(answer.headers['cache-control']).toBe('no-store');
         expect(answer.headers['x-powered-by']).toBeUndefined();
       }
+    });
+
+    it("names a request in its log lines by the caller's x-request-id only when that is 1–128 letters, digits or . _ : -, else by an id of its own", async () => {
+      const reqIdOf = async (probe: string, requestId?: string) => {
+        const url = `/health/live?probe=${probe}`;
+        const answer = await api.request('GET', url, { headers: requestId === undefined ? {} : { 'x-request-id': requestId } });
+        expect(answer.status, probe).toBe(200);
+        return log.lines.find((line) => line.req?.url === url)?.reqId;
+      };
+      expect(await reqIdOf('traced', 'checkout-7f3a:retry.2_B')).toBe('checkout-7f3a:retry.2_B');
+      expect(await reqIdOf('longest', 'a'.repeat(128))).toBe('a'.repeat(128));
+
+      const refused = { 'too-long': 'b'.repeat(129), kilobytes: 'c'.repeat(8_000), spaces: 'order 42 please', forged: '{"level":60,"msg":"forged"}' };
+      const own = [await reqIdOf('no-header')];
+      for (const [probe, requestId] of Object.entries(refused)) own.push(await reqIdOf(probe, requestId));
+      for (const id of own) expect(id).toMatch(/^req-[0-9a-z]+$/);
+      expect(new Set(own).size).toBe(own.length);
+      const written = JSON.stringify(log.lines);
+      for (const requestId of Object.values(refused)) expect(written).not.toContain(JSON.stringify(requestId).slice(1, -1));
     });
 
     it("sends helmet's headers on the pages of the console and the API docs, which may load their own scripts", async () => {

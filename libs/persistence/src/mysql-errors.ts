@@ -20,9 +20,15 @@ export function isStatementTimeout(error: unknown): boolean {
  */
 export class StatementTooSlow extends Error {
   readonly code = 'STATEMENT_TOO_SLOW';
-  constructor(timeoutMs: number, sql: string) {
+  /** The statement's first keyword (`select`, `update`, …): what a log may name of it without its SQL. */
+  readonly statementKind: string;
+  constructor(
+    readonly timeoutMs: number,
+    sql: string,
+  ) {
     super(`MySQL statement ended after MYSQL_QUERY_TIMEOUT_MS (${timeoutMs} ms): ${sql.slice(0, 120)}`);
     this.name = 'StatementTooSlow';
+    this.statementKind = /^\W*(\w+)/.exec(sql)?.[1]?.toLowerCase() ?? 'unknown';
   }
 }
 

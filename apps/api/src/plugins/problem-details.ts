@@ -1,11 +1,11 @@
 import { DomainError } from '@orders/domain';
-import { isDatabaseUnavailable } from '@orders/persistence';
+import { StatementTooSlow, isDatabaseUnavailable } from '@orders/persistence';
 import { isRedisUnavailable } from '@orders/stock';
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { HttpProblem, STATUS_OF_CODE, dependencyUnavailable, problem } from '../problems.js';
+import { HttpProblem, STATUS_OF_CODE, dependencyTooSlow, dependencyUnavailable, problem } from '../problems.js';
 
 const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'PAYLOAD_TOO_LARGE' },
@@ -43,6 +43,22 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
 }
 
 /**
+ * An outage, not a bug: the caller is told to come back shortly, the log says which store was
+ * away or too slow. A slow statement is logged by its kind alone, not by its text, which may
+ * carry a buyer's data written into it.
+ */
+function outageOf(error: unknown, log: FastifyBaseLogger): HttpProblem | null {
+  if (error instanceof StatementTooSlow) {
+    log.warn({ statement: error.statementKind, timeoutMs: error.timeoutMs }, 'The order store (MySQL) answered too slowly: statement ended after MYSQL_QUERY_TIMEOUT_MS');
+    return dependencyTooSlow('The order store (MySQL)');
+  }
+  const away = isDatabaseUnavailable(error) ? 'The order store (MySQL)' : isRedisUnavailable(error) ? 'Stock (Redis)' : null;
+  if (!away) return null;
+  log.warn({ err: error }, `${away} unavailable`);
+  return dependencyUnavailable(away);
+}
+
+/**
  * One error handler for the whole api: every error becomes RFC 9457 problem details
  * with a stable `code`; 5xx answers never show internals, the log does.
  */
@@ -51,10 +67,7 @@ export const problemDetailsPlugin = fp(
     app.setErrorHandler(async (thrown: FastifyError | Error, request, reply) => {
       // a checkout refused before its reservation counted the buyer's budget: counted now, and over it the answer is 429
       const refused = (await app.budgetRefusalOf(request)) ?? thrown;
-      // an outage, not a bug: the caller is told to come back shortly, the log says which store was away
-      const away = isDatabaseUnavailable(refused) ? 'The order store (MySQL)' : isRedisUnavailable(refused) ? 'Stock (Redis)' : null;
-      if (away) request.log.warn({ err: refused }, `${away} unavailable`);
-      const error = away ? dependencyUnavailable(away) : refused;
+      const error = outageOf(refused, request.log) ?? refused;
       if (error instanceof HttpProblem) {
         return send(reply, error.statusCode, error.code, error.message, error.retryAfterSeconds);
       }

@@ -10,10 +10,24 @@ export interface ApiUnderTest extends Pick<HttpClient, 'request'> {
   close(): Promise<void>;
 }
 
-/** The api built from its real parts, listening on a free port, against the test file's env. */
-export async function startApi(env: TestEnv, options: { clock?: () => Date; connections?: number } = {}): Promise<ApiUnderTest> {
+/** A log line of the api, as an operator reads it. */
+export type LogLine = { level: number; msg: string; reqId?: string; req?: { url: string } } & Record<string, unknown>;
+
+/** The api's log lines at `info` and above, kept in memory for a test to read. */
+export interface CollectedLog {
+  lines: LogLine[];
+  write(line: string): void;
+}
+
+export function collectLog(): CollectedLog {
+  const lines: LogLine[] = [];
+  return { lines, write: (line) => void lines.push(JSON.parse(line) as LogLine) };
+}
+
+/** The api built from its real parts, listening on a free port, against the test file's env; silent unless given a `log`. */
+export async function startApi(env: TestEnv, options: { clock?: () => Date; connections?: number; log?: CollectedLog } = {}): Promise<ApiUnderTest> {
   const deps = await connectApi(env.config);
-  const app = await buildApp({ ...deps, clock: options.clock ?? deps.clock }, { logger: false });
+  const app = await buildApp({ ...deps, clock: options.clock ?? deps.clock }, { logger: options.log ? { level: 'info', stream: options.log } : false });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const http = httpClient(url, options.connections);
   return {
