@@ -18,6 +18,7 @@ export async function createSkuWithStock(deps: { catalog: CatalogRepository; inv
       saleEndsAt: sku.flashSale?.endsAt ?? null,
       perUserLimit: sku.flashSale?.perUserLimit ?? 0,
       buckets: sku.stockBuckets ?? 1,
+      orderType: sku.orderType ?? 'standard',
     });
   });
   return { replacedLeftover };

@@ -1,4 +1,4 @@
-import { ORDER_TYPES, stateMachineFor } from '@orders/domain';
+import { ORDER_TYPES, SKU_ORDER_TYPES, stateMachineFor } from '@orders/domain';
 
 /** JSON schemas of API.md's bodies and answers; they validate input and document /docs/json. */
 
@@ -110,7 +110,12 @@ export function checkoutBodySchema(limits: LineLimits) {
       items: orderLinesSchema(limits, ['skuId', 'qty'], { skuId }),
       address: addressSchema,
       couponCode: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
-      orderType: { type: 'string', enum: ['standard', 'flash_sale'] },
+      orderType: {
+        type: 'string',
+        enum: ['standard', 'flash_sale', 'presale', 'virtual'],
+        description:
+          "the type the cart must make, else 422 ORDER_TYPE_MISMATCH; by default the SKUs' own: presale or virtual when every SKU is, flash_sale when any SKU is in its flash sale, else standard",
+      },
     },
   } as const;
 }
@@ -251,6 +256,13 @@ export const skuBodySchema = {
     warehouseId: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
     stock: { type: 'integer', minimum: 0, maximum: 1_000_000_000 },
     deduction: { type: 'string', enum: ['placement', 'payment'] },
+    orderType: {
+      type: 'string',
+      enum: [...SKU_ORDER_TYPES],
+      default: 'standard',
+      description:
+        'the type of the orders that sell it: a presale (deposit, then balance; deducted at placement) or virtual SKU is bought in orders of its own type, never with SKUs of another, and has no flash sale',
+    },
     stockBuckets: {
       type: 'integer',
       minimum: 1,
@@ -283,6 +295,7 @@ export const skuSchema = {
     channel: { type: 'string' },
     warehouseId: { type: 'string' },
     deduction: { type: 'string' },
+    orderType: { type: 'string', enum: [...SKU_ORDER_TYPES], description: 'the type of the orders that sell it' },
     flashSale: {
       type: ['object', 'null'],
       properties: {

@@ -13,7 +13,10 @@ describe('bad input never reserves stock and never answers 500', () => {
     env = await createTestEnv('bad_input', { BODY_LIMIT_BYTES: '4096', MAX_LINE_QTY: '999' });
     api = await startApi(env);
     buyer = api.token('buyer-1');
-    await createSku(api, api.token('ops', 'admin'), { skuId: 'MUG', title: 'Mug', priceCents: 899, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
+    const admin = api.token('ops', 'admin');
+    await createSku(api, admin, { skuId: 'MUG', title: 'Mug', priceCents: 899, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
+    await createSku(api, admin, { skuId: 'PRE-LAMP', title: 'Lamp (presale)', priceCents: 4_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 5, deduction: 'placement', orderType: 'presale' });
+    await createSku(api, admin, { skuId: 'E-VOUCHER', title: 'Voucher', priceCents: 1_000, merchantId: 'shop', channel: 'self', warehouseId: 'digital', stock: 5, deduction: 'placement', orderType: 'virtual' });
   });
 
   afterAll(async () => {
@@ -44,6 +47,13 @@ describe('bad input never reserves stock and never answers 500', () => {
     ['an unknown top-level field', { body: { ...valid, discount: 100 } }, 400, 'VALIDATION_FAILED'],
     ['an unknown SKU', { body: { items: [{ skuId: 'NO-SUCH-SKU', qty: 1 }], address: buyerAddress } }, 422, 'UNKNOWN_SKU'],
     ['a flash-sale order for a SKU with no sale', { body: { ...valid, orderType: 'flash_sale' } }, 422, 'SALE_NOT_ACTIVE'],
+    ['a presale SKU and a standard SKU in one cart', { body: { ...valid, items: [{ skuId: 'MUG', qty: 1 }, { skuId: 'PRE-LAMP', qty: 1 }] } }, 422, 'ORDER_TYPE_MISMATCH'],
+    ['a virtual SKU and a standard SKU in one cart', { body: { ...valid, items: [{ skuId: 'E-VOUCHER', qty: 1 }, { skuId: 'MUG', qty: 1 }] } }, 422, 'ORDER_TYPE_MISMATCH'],
+    ['a presale SKU and a virtual SKU in one cart', { body: { ...valid, items: [{ skuId: 'PRE-LAMP', qty: 1 }, { skuId: 'E-VOUCHER', qty: 1 }] } }, 422, 'ORDER_TYPE_MISMATCH'],
+    ['a presale order for a standard SKU', { body: { ...valid, orderType: 'presale' } }, 422, 'ORDER_TYPE_MISMATCH'],
+    ['a standard order for a virtual SKU', { body: { ...valid, items: [{ skuId: 'E-VOUCHER', qty: 1 }], orderType: 'standard' } }, 422, 'ORDER_TYPE_MISMATCH'],
+    ['a flash-sale order for a presale SKU', { body: { ...valid, items: [{ skuId: 'PRE-LAMP', qty: 1 }], orderType: 'flash_sale' } }, 422, 'ORDER_TYPE_MISMATCH'],
+    ['an order type no checkout makes', { body: { ...valid, orderType: 'imported' } }, 400, 'VALIDATION_FAILED'],
     ['no Idempotency-Key', { body: valid, key: null }, 400, 'VALIDATION_FAILED'],
     ['an Idempotency-Key over 255 characters', { body: valid, key: 'k'.repeat(256) }, 400, 'VALIDATION_FAILED'],
     ['a body that is not JSON', { raw: '{"items": [' }, 400, 'VALIDATION_FAILED'],
@@ -75,6 +85,7 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect(response.body).toMatchObject({ status, code, title: expect.any(String), detail: expect.any(String), type: expect.stringContaining('problem') });
     // a field the api does not take is named
     if (_name === 'an unknown top-level field') expect(response.body.detail).toBe('body must NOT have additional properties (discount)');
+    if (_name.endsWith('in one cart')) expect(response.body.detail).toMatch(/^SKU \S+ is sold in (presale|virtual|standard) orders and SKU \S+ in (presale|virtual|standard) orders: they are bought in separate orders$/);
   });
 
   /** Sends bytes as they are (no client would send these) and reads what comes back until the api closes the connection. */
@@ -105,8 +116,10 @@ describe('bad input never reserves stock and never answers 500', () => {
   });
 
   it('reserved nothing and queued nothing for any of them', async () => {
-    const stock = await api.request('GET', '/v1/admin/skus/MUG', { token: api.token('ops', 'admin') });
-    expect(stock.body.stock).toEqual({ available: 10, reserved: 0, sold: 0 });
+    for (const [skuId, units] of [['MUG', 10], ['PRE-LAMP', 5], ['E-VOUCHER', 5]] as const) {
+      const stock = await api.request('GET', `/v1/admin/skus/${skuId}`, { token: api.token('ops', 'admin') });
+      expect(stock.body.stock, skuId).toEqual({ available: units, reserved: 0, sold: 0 });
+    }
     expect(await api.deps.queues.orders.getJobCounts('waiting', 'active', 'delayed')).toEqual({ waiting: 0, active: 0, delayed: 0 });
   });
 
@@ -231,6 +244,34 @@ describe('bad input never reserves stock and never answers 500', () => {
       expect([typo.status, typo.body.code]).toEqual([400, 'VALIDATION_FAILED']);
     }
     expect((await api.request('GET', '/v1/orders?type=flash_sale&status=PENDING_PAYMENT', { token: buyer })).status).toBe(200);
+  });
+
+  it('refuses a flash sale on a presale or virtual SKU and a presale SKU deducted at payment, and shows each SKU’s order type', async () => {
+    const admin = api.token('ops', 'admin');
+    const now = Date.now();
+    const flashSale = { priceCents: 50, startsAt: new Date(now - 3_600_000).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 1 };
+    const sku = { title: 'x', priceCents: 100, merchantId: 'shop', channel: 'self', warehouseId: 'wh', stock: 1, deduction: 'placement' };
+    const refusals: Array<[string, Record<string, unknown>, RegExp]> = [
+      ['PRE-SALE-ON-SALE', { orderType: 'presale', flashSale }, /^A presale SKU has no flash sale/],
+      ['VOUCHER-ON-SALE', { orderType: 'virtual', flashSale }, /^A virtual SKU has no flash sale/],
+      ['PRE-PAY-LATER', { orderType: 'presale', deduction: 'payment' }, /^A presale SKU is deducted at placement, not at payment/],
+      ['IMPORTED-KIND', { orderType: 'imported' }, /orderType/],
+    ];
+    for (const [skuId, rules, detail] of refusals) {
+      const refused = await api.request('POST', '/v1/admin/skus', { token: admin, body: { ...sku, skuId, ...rules } });
+      expect([refused.status, refused.body.code], skuId).toEqual([400, 'VALIDATION_FAILED']);
+      expect(refused.body.detail, skuId).toMatch(detail);
+      // neither in the catalog nor in Redis
+      expect((await api.request('GET', `/v1/admin/skus/${skuId}`, { token: admin })).status, skuId).toBe(404);
+      expect(await env.redis.exists(`${env.config.REDIS_KEY_PREFIX}{g0}:sku:${skuId}`), skuId).toBe(0);
+    }
+    // a virtual SKU deducted at payment is checked at checkout and taken when paid, as any other
+    const paidLater = await api.request('POST', '/v1/admin/skus', { token: admin, body: { ...sku, skuId: 'VOUCHER-PAY-LATER', orderType: 'virtual', deduction: 'payment' } });
+    expect([paidLater.status, paidLater.body.orderType, paidLater.body.deduction]).toEqual([201, 'virtual', 'payment']);
+    for (const [skuId, orderType] of [['MUG', 'standard'], ['PRE-LAMP', 'presale'], ['E-VOUCHER', 'virtual']]) {
+      expect((await api.request('GET', `/v1/admin/skus/${skuId}`, { token: admin })).body.orderType, skuId).toBe(orderType);
+      expect(await env.redis.hget(`${env.config.REDIS_KEY_PREFIX}{g0}:sku:${skuId}`, 'orderType'), skuId).toBe(orderType);
+    }
   });
 
   it('sets stock in Redis and the ledger together', async () => {

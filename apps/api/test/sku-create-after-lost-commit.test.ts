@@ -39,7 +39,7 @@ describe('creating a SKU again after its first create reached Redis only', () =>
     });
     expect(created.status).toBe(201);
     expect(created.body.stock).toEqual({ available: 50, reserved: 0, sold: 0 });
-    const row = await env.db.selectFrom('skus').select(['stock', 'flash_starts_at', 'flash_per_user_limit']).where('sku_id', '=', 'LAMP').executeTakeFirstOrThrow();
+    const row = await env.db.selectFrom('skus').select(['stock', 'flash_starts_at', 'flash_per_user_limit', 'order_type']).where('sku_id', '=', 'LAMP').executeTakeFirstOrThrow();
     const counters = await env.redis.hgetall(keys.sku(keys.bucketGroup(0), 'LAMP'));
     expect(counters).toEqual({
       available: String(row.stock),
@@ -50,6 +50,7 @@ describe('creating a SKU again after its first create reached Redis only', () =>
       saleEndsAt: String(Date.parse('2100-01-01T00:00:00Z')),
       perUserLimit: String(row.flash_per_user_limit),
       buckets: '1',
+      orderType: row.order_type,
     });
 
     // the sale has not started: checkout takes a standard order at the list price, not a flash-sale one

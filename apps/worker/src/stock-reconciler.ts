@@ -324,7 +324,13 @@ export class StockReconciler {
       if (!sku) return 0;
       // the lost buckets come back empty, and buckets Redis still has (a cluster node that lost
       // bucket 0 alone) stay as they are, their orders' units in them; the sum then moves to the ledger
-      const rules = { deduction: sku.deduction, saleStartsAt: sku.flashSale?.startsAt ?? null, saleEndsAt: sku.flashSale?.endsAt ?? null, perUserLimit: sku.flashSale?.perUserLimit ?? 0 };
+      const rules = {
+        deduction: sku.deduction,
+        saleStartsAt: sku.flashSale?.startsAt ?? null,
+        saleEndsAt: sku.flashSale?.endsAt ?? null,
+        perUserLimit: sku.flashSale?.perUserLimit ?? 0,
+        orderType: sku.orderType ?? 'standard',
+      };
       await inventory.initSku({ skuId: sku.skuId, available: 0, ...rules, buckets: sku.stockBuckets ?? 1 }, { lostBucketsOnly: true });
       const kept = (await inventory.getSkuStock(drift.skuId)) ?? { available: 0, reserved: 0, sold: 0 };
       // Redis holds no fewer than none: a ledger below zero (oversold) stays as drift

@@ -38,6 +38,7 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
 
   const prefix = () => system.env.config.REDIS_KEY_PREFIX;
   const skuKey = (skuId: string) => `${prefix()}{g0}:sku:${skuId}`;
+  const orderKey = (orderId: string) => `${prefix()}{g0}:order:${orderId}`;
   const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: system.token('ops', 'admin') })).body.stock;
   const buy = (buyer: string, skuId: string, qty: number, couponCode?: string) =>
     system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': `${buyer}-${skuId}` }, body: { items: [{ skuId, qty }], address: buyerAddress, couponCode } });
@@ -45,10 +46,12 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
 
   /** A cancel whose Redis step failed after its MySQL commit (the buyer got a 500): the ledger released the units, Redis still holds them reserved. */
   async function cancelledInMysqlOnly(orderId: string, buyer: string, skuId: string, qty: number): Promise<void> {
+    // the reservation record as if the release had never run (a released one keeps its state and reason alone)
+    const reservation = await system.env.redis.hgetall(orderKey(orderId));
     expect((await cancel(orderId, buyer)).status).toBe(200);
     await system.env.redis
       .multi()
-      .hset(`${prefix()}{g0}:order:${orderId}`, 's', 'reserved')
+      .hset(orderKey(orderId), reservation)
       .hincrby(skuKey(skuId), 'available', -qty)
       .hincrby(skuKey(skuId), 'reserved', qty)
       .exec();
@@ -101,13 +104,14 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
     await system.createSku({ skuId: 'CHAIR', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
     const orderId = await system.checkout('ann', [{ skuId: 'CHAIR', qty: 2 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const reservation = await system.env.redis.hgetall(orderKey(orderId));
     expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ann'), body: { method: 'card' } })).status).toBe(202);
     await waitFor(async () => (await stock('CHAIR')).sold === 2, { what: 'the settle job to commit the chairs' });
     expect(await stock('CHAIR')).toEqual({ available: 8, reserved: 0, sold: 2 });
     // the ledger has the commit; Redis, as if its commit had never run
     await system.env.redis
       .multi()
-      .hset(`${prefix()}{g0}:order:${orderId}`, 's', 'reserved')
+      .hset(orderKey(orderId), reservation)
       .hincrby(skuKey('CHAIR'), 'sold', -2)
       .hincrby(skuKey('CHAIR'), 'reserved', 2)
       .exec();

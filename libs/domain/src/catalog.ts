@@ -1,6 +1,15 @@
+import type { OrderType } from './order-process.js';
+
 export type Channel = 'self' | 'third_party';
 /** When a SKU's stock is taken: reserved at checkout, or checked then and deducted at payment. */
 export type Deduction = 'placement' | 'payment';
+/**
+ * The type of the orders that sell a SKU. A presale or virtual SKU is bought in an order of
+ * its own type, never in one cart with SKUs of another; a standard SKU in its flash sale
+ * makes a flash_sale order.
+ */
+export type SkuOrderType = Extract<OrderType, 'standard' | 'presale' | 'virtual'>;
+export const SKU_ORDER_TYPES: readonly SkuOrderType[] = ['standard', 'presale', 'virtual'];
 
 export interface FlashSale {
   priceCents: number;
@@ -20,6 +29,18 @@ export interface Sku {
   flashSale: FlashSale | null;
   /** How many buckets the stock is split into so a hot SKU's checkouts spread over Redis slots; 1 when absent. */
   stockBuckets?: number;
+  /** The type of the orders that sell it; standard when absent. */
+  orderType?: SkuOrderType;
+}
+
+/** Why a SKU's order type does not go with the rest of its rules, or null when it does. */
+export function orderTypeConflict(sku: Pick<Sku, 'orderType' | 'deduction' | 'flashSale'>): string | null {
+  const type = sku.orderType ?? 'standard';
+  if (type !== 'standard' && sku.flashSale) return `A ${type} SKU has no flash sale: a flash sale makes orders of its own type (flash_sale)`;
+  if (type === 'presale' && sku.deduction === 'payment') {
+    return 'A presale SKU is deducted at placement, not at payment: a presale holds its units from checkout until its balance is paid or forfeited';
+  }
+  return null;
 }
 
 export function isFlashSaleActive(sku: Pick<Sku, 'flashSale'>, at: Date): boolean {

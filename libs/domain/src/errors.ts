@@ -85,6 +85,14 @@ export class OrderTypeMismatch extends DomainError {
   }
 }
 
+/** A presale or virtual SKU in one cart with a SKU sold in orders of another type. */
+export class OrderTypesMixed extends DomainError {
+  readonly code = 'ORDER_TYPE_MISMATCH';
+  constructor(skuId: string, skuType: string, otherSkuId: string, otherType: string) {
+    super(`SKU ${skuId} is sold in ${skuType} orders and SKU ${otherSkuId} in ${otherType} orders: they are bought in separate orders`);
+  }
+}
+
 export class IdempotencyConflict extends DomainError {
   readonly code = 'IDEMPOTENCY_CONFLICT';
   constructor() {

@@ -22,6 +22,7 @@ export function toSku(row: SkuRow): Sku {
           }
         : null,
     stockBuckets: Number(row.stock_buckets),
+    orderType: row.order_type,
   };
 }
 
@@ -53,6 +54,7 @@ export class CatalogRepository {
             flash_ends_at: sku.flashSale?.endsAt ?? null,
             flash_per_user_limit: sku.flashSale?.perUserLimit ?? null,
             stock_buckets: sku.stockBuckets ?? 1,
+            order_type: sku.orderType ?? 'standard',
           })
           .execute();
         await trx

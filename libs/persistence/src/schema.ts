@@ -19,6 +19,8 @@ export interface SkusTable {
   flash_per_user_limit: number | null;
   /** How many buckets (Redis groups) the stock is split into; 1 for most SKUs. */
   stock_buckets: ColumnType<number, number | undefined, number>;
+  /** The type of the orders that sell it (SkuOrderType); 'standard' for every SKU created before it was kept. */
+  order_type: ColumnType<'standard' | 'presale' | 'virtual', 'standard' | 'presale' | 'virtual' | undefined, 'standard' | 'presale' | 'virtual'>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

@@ -6,6 +6,7 @@ import {
   IdempotencyConflict,
   LimitExceeded,
   OrderTypeMismatch,
+  OrderTypesMixed,
   OutOfStock,
   SaleNotActive,
   SkuStockHeld,
@@ -14,6 +15,7 @@ import {
   type Deduction,
   type OrderLineRequest,
   type OrderType,
+  type SkuOrderType,
 } from '@orders/domain';
 import { IsoTimestamps } from './iso-timestamps.js';
 import { BatchRefused, PipelinePerTurn, type BatchGuard } from './pipeline-per-turn.js';
@@ -26,6 +28,12 @@ export interface CheckoutTimeouts {
   standardPaymentTimeoutMs: number;
   flashSalePaymentTimeoutMs: number;
   idempotencyTtlMs: number;
+  /**
+   * How long after its deposit a presale's balance is due: its reservation is kept that much
+   * longer, since the presale holds its units until the balance is paid or forfeited. 0 when
+   * absent (an inventory that sells no presale).
+   */
+  presaleBalanceTimeoutMs?: number;
 }
 
 /** The settings a checkout's reservation times itself by, as the config names them. */
@@ -33,6 +41,7 @@ export interface CheckoutTimeoutSettings {
   PAYMENT_TIMEOUT_MS: number;
   FLASH_SALE_PAYMENT_TIMEOUT_MS: number;
   IDEMPOTENCY_TTL_MS: number;
+  PRESALE_BALANCE_TIMEOUT_MS: number;
 }
 
 export function checkoutTimeoutsOf(config: CheckoutTimeoutSettings): CheckoutTimeouts {
@@ -40,6 +49,7 @@ export function checkoutTimeoutsOf(config: CheckoutTimeoutSettings): CheckoutTim
     standardPaymentTimeoutMs: config.PAYMENT_TIMEOUT_MS,
     flashSalePaymentTimeoutMs: config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
     idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
+    presaleBalanceTimeoutMs: config.PRESALE_BALANCE_TIMEOUT_MS,
   };
 }
 
@@ -73,6 +83,8 @@ export interface SkuStockRules {
   perUserLimit: number;
   /** How many buckets the stock is split into (1: not split, the default). */
   buckets?: number;
+  /** The type of the orders that sell it (standard, the default). */
+  orderType?: SkuOrderType;
 }
 
 /** What commitStock did: committed now, already before, no reservation, released (cancelled/expired), or a payment-time line's stock gone. */
@@ -123,13 +135,19 @@ export interface OpenTransfer extends TakenTransfer {
   state: 'taken' | 'given' | 'voided';
 }
 
+/** A reservation holding its order's stock: the order as the intake accepted it. */
 interface StoredReservation {
+  state: 'reserved';
   userId: string;
   type: OrderType;
   deadline: number;
-  state: 'reserved' | 'released' | 'committed';
   acceptedAt: number;
   payload: Pick<AcceptedOrder, 'address' | 'couponCode' | 'items'>;
+}
+
+/** A reservation committed or released: its record keeps its state alone to answer by (commitStock-1+n.lua, releaseStock-3+2n.lua). */
+interface SettledReservation {
+  state: 'committed' | 'released';
 }
 
 function cappedCounters({ budget, velocity }: CheckoutCounters): CappedCounter[] {
@@ -138,8 +156,16 @@ function cappedCounters({ budget, velocity }: CheckoutCounters): CappedCounter[]
 
 /** A restock reference is remembered far longer than any job retries or after-sales window. */
 const RESTOCK_MARKER_TTL_MS = 90 * 24 * 3600 * 1000;
-/** How long a reservation record outlives its payment deadline (reserveStock-5+c+2n.lua's PEXPIREAT). */
+/** How long a reservation record outlives its payment deadline, a presale's its balance timeout too (reserveStock-5+c+2n.lua's PEXPIREAT). */
 const RESERVATION_KEPT_AFTER_DEADLINE_MS = 7 * 24 * 3600 * 1000;
+/**
+ * How long a released reservation record is kept (releaseStock-3+2n.lua): a release retried
+ * soon (the payment deadline job of an order cancelled before it, a repeated cancel, a job
+ * retried) finds it 'released'. Gone, it answers the same: a release finds no lines to give
+ * back and the coupon's given-back marker decides on the use (releaseCoupon-3.lua); a commit
+ * gets 'missing', which its callers take as they take 'released'.
+ */
+const RELEASED_RECORD_KEPT_MS = 24 * 3600 * 1000;
 /** How long a buyer's coupon uses outlive the coupon (reserveStock-5+c+2n.lua's PEXPIREAT). */
 const COUPON_USES_KEPT_AFTER_END_MS = 24 * 3600 * 1000;
 /** Reads sent in one pipeline by the repair's scans of many orders. */
@@ -337,6 +363,7 @@ export class Inventory {
       JSON.stringify({ ...request.payload, items }),
       couponCode,
       counted.length,
+      this.timeouts.presaleBalanceTimeoutMs ?? 0,
     ];
     for (const counter of counted) {
       keys.push(counter.key);
@@ -398,6 +425,8 @@ export class Inventory {
         throw new RequestBudgetSpent(Number(budgetMsLeft));
       case -10:
         throw new CheckoutRefused('velocity');
+      case -11:
+        throw new OrderTypesMixed(items[0]?.skuId ?? '', String(c), lineSku(a), String(b));
       default:
         throw new Error(`reserveStock answered an unknown code ${String(code)}`);
     }
@@ -482,13 +511,14 @@ export class Inventory {
       if (couponCode) await this.releaseCoupon({ orderId, userId, couponCode });
       return false;
     }
+    if (stored.state !== 'reserved') return false;
     const keys = this.pushLineKeys(
       [this.keys.order(group, orderId), this.keys.couponUses(group, stored.payload.couponCode ?? '', userId), this.keys.couponGivenBack(group, orderId)],
       group,
       userId,
       stored.payload.items,
     );
-    const released = (await runStockScript(this.redis, 'releaseStock', keys, [reason])) === 1;
+    const released = (await runStockScript(this.redis, 'releaseStock', keys, [reason, RELEASED_RECORD_KEPT_MS])) === 1;
     if (released) this.announceReturned(stored.payload.items.map((line) => line.skuId));
     return released;
   }
@@ -522,6 +552,7 @@ export class Inventory {
     const group = this.keys.groupOfOrder(orderId);
     const stored = await this.readReservation(group, orderId);
     if (!stored) return { status: 'missing' };
+    if (stored.state !== 'reserved') return { status: stored.state === 'committed' ? 'already' : 'released' };
     const keys = [this.keys.order(group, orderId), ...stored.payload.items.map((line) => this.keys.sku(group, line.skuId))];
     const [code, lineIndex] = await runStockScript(this.redis, 'commitStock', keys, []);
     switch (code) {
@@ -557,11 +588,11 @@ export class Inventory {
   /**
    * The earliest acceptance whose reservation record may still be in Redis: a record is kept
    * a week past its payment deadline (reserveStock's PEXPIREAT), which comes at most the
-   * longer payment timeout after acceptance.
+   * longer payment timeout after acceptance, and a presale's for its balance timeout more.
    */
   reservationsKeptSince(now: Date): Date {
     const longestTimeoutMs = Math.max(this.timeouts.standardPaymentTimeoutMs, this.timeouts.flashSalePaymentTimeoutMs);
-    return new Date(now.getTime() - RESERVATION_KEPT_AFTER_DEADLINE_MS - longestTimeoutMs);
+    return new Date(now.getTime() - RESERVATION_KEPT_AFTER_DEADLINE_MS - longestTimeoutMs - (this.timeouts.presaleBalanceTimeoutMs ?? 0));
   }
 
   /** The earliest restock whose marker may still be in Redis: older markers have expired, so Redis cannot tell whether it restocked them. */
@@ -648,11 +679,11 @@ export class Inventory {
     return groups;
   }
 
-  /** The order as the intake accepted it, while Redis still holds its reservation. */
+  /** The order as the intake accepted it, while its reservation holds its stock (a settled one keeps no more than its state). */
   async findAcceptedOrder(orderId: string): Promise<AcceptedOrder | null> {
     const group = this.keys.groupOfOrder(orderId);
     const stored = await this.readReservation(group, orderId);
-    return stored && toAcceptedOrder(orderId, stored);
+    return stored?.state === 'reserved' ? toAcceptedOrder(orderId, stored) : null;
   }
 
   /** Whether an order is still in its group's accepted set: accepted and not yet marked persisted. */
@@ -677,7 +708,9 @@ export class Inventory {
    * Orders accepted longer ago than `olderThanMs` and still not in MySQL: their job was
    * lost (an enqueue that failed after the reservation, a flushed queue). The caller
    * re-enqueues them. `withoutReservation`: such orders whose reservation record is gone
-   * (evicted, or Redis lost data); only a job that still carries one can persist it.
+   * (evicted, or Redis lost data); only a job that still carries one can persist it. One
+   * whose reservation is settled is in MySQL (only its row is paid or closed): it leaves the
+   * set here, as its persisting would have taken it out, and is neither.
    */
   async findStrandedOrders(now: Date, olderThanMs: number, limit = 500): Promise<{ stranded: AcceptedOrder[]; withoutReservation: string[] }> {
     const stranded: AcceptedOrder[] = [];
@@ -686,7 +719,8 @@ export class Inventory {
       const ids = await this.redis.zrangebyscore(this.keys.accepted(group), '-inf', now.getTime() - olderThanMs, 'LIMIT', 0, limit);
       for (const orderId of ids) {
         const stored = await this.readReservation(group, orderId);
-        if (stored) stranded.push(toAcceptedOrder(orderId, stored));
+        if (stored?.state === 'reserved') stranded.push(toAcceptedOrder(orderId, stored));
+        else if (stored) await this.redis.zrem(this.keys.accepted(group), orderId);
         else withoutReservation.push(orderId);
       }
     }
@@ -709,7 +743,16 @@ export class Inventory {
   async initSku(rules: SkuStockRules, { lostBucketsOnly = false } = {}): Promise<boolean> {
     const buckets = rules.buckets ?? 1;
     if (!Number.isInteger(buckets) || buckets < 1 || buckets > MAX_STOCK_BUCKETS) throw new Error(`a SKU has 1 to ${MAX_STOCK_BUCKETS} stock buckets, not ${buckets}`);
-    const args = (share: number) => [share, rules.deduction, rules.saleStartsAt?.getTime() ?? 0, rules.saleEndsAt?.getTime() ?? 0, rules.perUserLimit, buckets, lostBucketsOnly ? 'keep' : 'replace'];
+    const args = (share: number) => [
+      share,
+      rules.deduction,
+      rules.saleStartsAt?.getTime() ?? 0,
+      rules.saleEndsAt?.getTime() ?? 0,
+      rules.perUserLimit,
+      buckets,
+      lostBucketsOnly ? 'keep' : 'replace',
+      rules.orderType ?? 'standard',
+    ];
     const shares = splitStock(rules.available, buckets);
     if (lostBucketsOnly) {
       await Promise.all(shares.map((share, bucket) => runStockScript(this.redis, 'initSku', [this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId)], args(share))));
@@ -851,7 +894,7 @@ export class Inventory {
     return open;
   }
 
-  private async readReservation(group: string, orderId: string): Promise<StoredReservation | null> {
+  private async readReservation(group: string, orderId: string): Promise<StoredReservation | SettledReservation | null> {
     const [userId, type, deadline, state, payload, acceptedAt] = await this.redis.hmget(
       this.keys.order(group, orderId),
       'u',
@@ -861,12 +904,13 @@ export class Inventory {
       'p',
       'a',
     );
+    if (state === 'committed' || state === 'released') return { state };
     if (!userId || !payload) return null;
     return {
+      state: 'reserved',
       userId,
       type: type as OrderType,
       deadline: Number(deadline),
-      state: state as StoredReservation['state'],
       acceptedAt: Number(acceptedAt),
       payload: JSON.parse(payload) as StoredReservation['payload'],
     };

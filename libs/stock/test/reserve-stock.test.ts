@@ -1,6 +1,6 @@
 import { IdempotencyConflict, LimitExceeded, OutOfStock, SaleNotActive, UnknownSku } from '@orders/domain';
 import { Inventory, type ReserveStockRequest } from '@orders/stock';
-import { reservationOf } from '@orders/testing';
+import { buyerAddress, reservationOf } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +22,8 @@ describe('the stock scripts', () => {
     await inventory.initSku({ skuId: 'PAY', available: 3, deduction: 'payment', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     await inventory.initSku({ skuId: 'SALE', available: 100, deduction: 'placement', saleStartsAt: new Date(now.getTime() - HOUR), saleEndsAt: new Date(now.getTime() + HOUR), perUserLimit: 3 });
     await inventory.initSku({ skuId: 'LATER', available: 100, deduction: 'placement', saleStartsAt: new Date(now.getTime() + HOUR), saleEndsAt: new Date(now.getTime() + 2 * HOUR), perUserLimit: 3 });
+    await inventory.initSku({ skuId: 'LAMP', available: 10, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
+    await inventory.publishCoupon({ code: 'SAVE', perBuyerLimit: 1, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + HOUR) });
   });
 
   afterAll(async () => {
@@ -88,5 +90,77 @@ describe('the stock scripts', () => {
     expect(await inventory.releaseStock(order.order.orderId, 'releaser', 'expired')).toBe(false);
     expect(await inventory.getSkuStock('SALE')).toEqual(before);
     expect((await reserve('releaser', [{ skuId: 'SALE', qty: 3 }])).created).toBe(true);
+  });
+
+  describe('a reservation once committed or released', () => {
+    const orderKey = (orderId: string) => inventory.keys.order('{g0}', orderId);
+    const record = (orderId: string) => redis.hgetall(orderKey(orderId));
+    const bytes = async (orderId: string) => Number(await redis.call('MEMORY', 'USAGE', orderKey(orderId), 'SAMPLES', '0'));
+    const uses = (userId: string) => redis.get(inventory.keys.couponUses('{g0}', 'SAVE', userId));
+    const lampCheckout = (userId: string, qty: number) => reservationOf(userId, [{ skuId: 'LAMP', qty }], { now, payload: { address: buyerAddress, couponCode: 'SAVE' } });
+
+    it('keeps of a paid order only its state and coupon, in a sixth of the memory, as long as before: a second commit, a release and the checkout replayed answer as before', async () => {
+      const checkout = lampCheckout('payer', 2);
+      const first = await inventory.reserveStock(checkout);
+      const { orderId } = first.order;
+      const reservedBytes = await bytes(orderId);
+      const keptUntil = Date.now() + (await redis.pttl(orderKey(orderId)));
+
+      expect(await inventory.commitStock(orderId)).toEqual({ status: 'committed' });
+      expect(await record(orderId)).toEqual({ s: 'committed', c: 'SAVE' });
+      expect(await bytes(orderId)).toBeLessThan(reservedBytes / 4);
+      // still a week past the payment deadline: a settle job replayed from the dead letters finds it committed
+      expect(Math.abs(Date.now() + (await redis.pttl(orderKey(orderId))) - keptUntil)).toBeLessThan(60_000);
+
+      const stock = await inventory.getSkuStock('LAMP');
+      expect(stock).toMatchObject({ reserved: 0, sold: 2 });
+      expect(await inventory.commitStock(orderId)).toEqual({ status: 'already' });
+      expect(await inventory.releaseStock(orderId, 'payer', 'expired', 'SAVE')).toBe(false);
+      expect(await inventory.reserveStock(checkout)).toEqual({ created: false, order: first.order });
+      expect(await inventory.getSkuStock('LAMP')).toEqual(stock);
+      expect(await uses('payer')).toBe('1');
+      // the paid order cancelled: its coupon use goes back once
+      expect(await inventory.releaseCoupon(first.order)).toBe(true);
+      expect(await inventory.releaseCoupon(first.order)).toBe(false);
+      expect(await uses('payer')).toBe('0');
+    });
+
+    it('keeps of a released order only its state and reason, for a day: a second release, a commit and the checkout replayed answer as before, and the same once it is gone', async () => {
+      const checkout = lampCheckout('leaver', 3);
+      const first = await inventory.reserveStock(checkout);
+      const { orderId } = first.order;
+      const reservedBytes = await bytes(orderId);
+      const before = await inventory.getSkuStock('LAMP');
+
+      expect(await inventory.releaseStock(orderId, 'leaver', 'expired', 'SAVE')).toBe(true);
+      expect(await record(orderId)).toEqual({ s: 'released', r: 'expired' });
+      expect(await bytes(orderId)).toBeLessThan(reservedBytes / 4);
+      expect(await redis.pttl(orderKey(orderId))).toBeGreaterThan(23 * HOUR);
+      expect(await redis.pttl(orderKey(orderId))).toBeLessThanOrEqual(24 * HOUR);
+
+      const released = { available: before!.available + 3, reserved: before!.reserved - 3, sold: before!.sold };
+      expect(await inventory.getSkuStock('LAMP')).toEqual(released);
+      expect(await uses('leaver')).toBe('0');
+      expect(await inventory.releaseStock(orderId, 'leaver', 'expired', 'SAVE')).toBe(false);
+      expect(await inventory.commitStock(orderId)).toEqual({ status: 'released' });
+      expect(await inventory.reserveStock(checkout)).toEqual({ created: false, order: first.order });
+
+      // a day later the record is gone: a release still gives nothing back twice, a commit still commits nothing
+      await redis.del(orderKey(orderId));
+      expect(await inventory.releaseStock(orderId, 'leaver', 'expired', 'SAVE')).toBe(false);
+      expect(await inventory.commitStock(orderId)).toEqual({ status: 'missing' });
+      expect(await inventory.getSkuStock('LAMP')).toEqual(released);
+      expect(await uses('leaver')).toBe('0');
+    });
+
+    it('takes a paid order out of the accepted set when its persisting did not, rather than calling it stranded or lost', async () => {
+      const { order } = await inventory.reserveStock(lampCheckout('late', 1));
+      expect(await inventory.commitStock(order.orderId)).toEqual({ status: 'committed' });
+
+      const { stranded, withoutReservation } = await inventory.findStrandedOrders(new Date(now.getTime() + HOUR), 0);
+      expect(stranded.map((accepted) => accepted.orderId)).not.toContain(order.orderId);
+      expect(withoutReservation).not.toContain(order.orderId);
+      expect(await inventory.awaitsPersisting(order.orderId)).toBe(false);
+    });
   });
 });

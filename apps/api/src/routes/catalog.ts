@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { Sku } from '@orders/domain';
+import { orderTypeConflict, type Sku } from '@orders/domain';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { createSkuWithStock } from '../catalog-admin.js';
 import type { Principal } from '../plugins/auth.js';
-import { forbidden, notFound } from '../problems.js';
+import { forbidden, notFound, validationFailed } from '../problems.js';
 import { problemRef, skuBodySchema, skuParamsSchema } from '../schemas.js';
 import { timeWindow } from '../time-window.js';
 
@@ -19,6 +19,7 @@ interface SkuBody {
   deduction: Sku['deduction'];
   flashSale?: { priceCents: number; startsAt: string; endsAt: string; perUserLimit: number };
   stockBuckets?: number;
+  orderType?: Sku['orderType'];
 }
 
 export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
@@ -31,7 +32,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
     if (!sku || (principal.role === 'merchant' && sku.merchantId !== principal.sub)) throw notFound('SKU');
     const [stock, bucketStock] = await Promise.all([inventory.getSkuStock(skuId), inventory.bucketStock(skuId)]);
     const { stock: _setQuantity, ...rest } = sku;
-    return { ...rest, stockBuckets: sku.stockBuckets ?? 1, stock: stock ?? { available: 0, reserved: 0, sold: 0 }, bucketStock: bucketStock ?? [] };
+    return { ...rest, stockBuckets: sku.stockBuckets ?? 1, orderType: sku.orderType ?? 'standard', stock: stock ?? { available: 0, reserved: 0, sold: 0 }, bucketStock: bucketStock ?? [] };
   }
 
   app.post<{ Body: SkuBody }>(
@@ -57,7 +58,10 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
         deduction: body.deduction,
         flashSale: flashSale ?? null,
         stockBuckets: body.stockBuckets ?? 1,
+        orderType: body.orderType ?? 'standard',
       };
+      const conflict = orderTypeConflict(sku);
+      if (conflict) throw validationFailed(conflict);
       const { replacedLeftover } = await createSkuWithStock(deps, sku, body.stock, randomUUID());
       if (replacedLeftover) request.log.warn({ skuId: sku.skuId }, 'replaced the stock an earlier create of this SKU left in Redis without reaching MySQL');
       return reply.code(201).header('location', `/v1/admin/skus/${sku.skuId}`).send(await skuView(sku.skuId, request.user));

@@ -18,9 +18,20 @@ export interface OrderSystem extends Pick<HttpClient, 'request'> {
   paymentSim: HttpClient;
   warehouseSim: HttpClient;
   token(sub: string, role?: 'buyer' | 'merchant' | 'admin'): string;
-  createSku(sku: { skuId: string; priceCents: number; merchantId: string; channel: 'self' | 'third_party'; warehouseId: string; stock: number; deduction: 'placement' | 'payment'; stockBuckets?: number }): Promise<void>;
+  createSku(sku: {
+    skuId: string;
+    priceCents: number;
+    merchantId: string;
+    channel: 'self' | 'third_party';
+    warehouseId: string;
+    stock: number;
+    deduction: 'placement' | 'payment';
+    stockBuckets?: number;
+    orderType?: 'standard' | 'presale' | 'virtual';
+    flashSale?: { priceCents: number; startsAt: string; endsAt: string; perUserLimit: number };
+  }): Promise<void>;
   checkout(buyer: string, items: Array<{ skuId: string; qty: number }>, key?: string): Promise<string>;
-  /** An order of a type the checkout does not create (presale, virtual), as the intake would hand it to the worker: already in MySQL. */
+  /** An order of any type put straight into MySQL, as the worker would write it, with no reservation in Redis. */
   persisted(type: OrderType, userId: string, items: Array<{ skuId: string; qty: number }>): Promise<string>;
   waitForStatus(orderId: string, status: string, timeoutMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** The order's first refund (or return) once it has this status, SUCCEEDED when paid back: its refund job has run by then. */

@@ -10,6 +10,7 @@ import * as orderTimerBackstop from './0010-order-timer-backstop.js';
 import * as pricingHistory from './0011-pricing-history.js';
 import * as refundKeys from './0012-refund-keys.js';
 import * as stockLedgerKindOrder from './0013-stock-ledger-kind-order.js';
+import * as skuOrderType from './0014-sku-order-type.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -27,4 +28,5 @@ export const migrations: Record<string, Migration> = {
   '0011-pricing-history': pricingHistory,
   '0012-refund-keys': refundKeys,
   '0013-stock-ledger-kind-order': stockLedgerKindOrder,
+  '0014-sku-order-type': skuOrderType,
 };

@@ -9,6 +9,8 @@
   ARGV[4] sale ends (ms, 0 = no sale)   ARGV[5] per-buyer limit (0 = none)
   ARGV[6] how many buckets the SKU's stock is split into (1: not split)
   ARGV[7] 'replace' (a create) or 'keep' (the repair)
+  ARGV[8] the type of the orders that sell it: 'standard', 'presale' or 'virtual' (a hash
+          written before SKUs had one has no such field: standard)
 
   Returns 1 created, 0 a leftover replaced (or kept), -1 the leftover has units reserved or sold (left unchanged).
 ]]
@@ -20,6 +22,6 @@ if existed then
   redis.call('DEL', KEYS[1])
 end
 redis.call('HSET', KEYS[1], 'available', ARGV[1], 'reserved', 0, 'sold', 0, 'deduction', ARGV[2],
-  'saleStartsAt', ARGV[3], 'saleEndsAt', ARGV[4], 'perUserLimit', ARGV[5], 'buckets', ARGV[6])
+  'saleStartsAt', ARGV[3], 'saleEndsAt', ARGV[4], 'perUserLimit', ARGV[5], 'buckets', ARGV[6], 'orderType', ARGV[8])
 if existed then return 0 end
 return 1

@@ -6,6 +6,12 @@
   KEYS[3]  given-back marker   <prefix>{g}:coupon-given-back:<orderId>
   KEYS[3+2i-1], KEYS[3+2i]    per recorded line i: SKU hash, buyer's bought counter
   ARGV[1] reason ('expired', 'cancelled', ...)
+  ARGV[2] how long the released record is kept (ms; never longer than it had left)
+
+  Released, the record keeps its state and reason alone, written again as a small hash (an
+  HDEL leaves the large encoding its payload gave it), and for a short while: once it is gone
+  a late release finds no lines to give back and the coupon's given-back marker decides,
+  and a late commit answers 'missing', which every caller takes as it takes 'released'.
 
   Returns 1 released now, 0 already released or committed, -1 no such reservation.
 ]]
@@ -31,5 +37,10 @@ if redis.call('HDEL', orderKey, 'c') == 1 then
   local usesTtl = redis.call('PTTL', KEYS[2])
   if usesTtl > 0 then redis.call('SET', KEYS[3], '1', 'PX', usesTtl) end
 end
+local keptMs = tonumber(ARGV[2])
+local leftMs = redis.call('PTTL', orderKey)
+if leftMs > 0 and leftMs < keptMs then keptMs = leftMs end
+redis.call('DEL', orderKey)
 redis.call('HSET', orderKey, 's', 'released', 'r', ARGV[1])
+redis.call('PEXPIRE', orderKey, keptMs)
 return 1

@@ -1,7 +1,8 @@
 --[[
   Checkout in one round trip: the buyer's request budget and checkout velocity, idempotency
-  check, flash-sale window and per-buyer limit, then reserve (placement deduction) or check
-  (payment deduction) every line, all or none, and one use of the buyer's coupon with them.
+  check, the order type the SKUs sell in, flash-sale window and per-buyer limit, then reserve
+  (placement deduction) or check (payment deduction) every line, all or none, and one use of
+  the buyer's coupon with them.
 
   KEYS[1]  idempotency record   <prefix>{g}:idem:<userId>:<key>
   KEYS[2]  order reservation    <prefix>{g}:order:<orderId>
@@ -20,8 +21,13 @@
   ARGV[7] flash-sale payment timeout (ms)   ARGV[8] requested order type or ''
   ARGV[9] order payload (JSON, stored for recovery and for status reads)
   ARGV[10] coupon code or ''   ARGV[11] c, the number of counters
-  ARGV[12+2(j-1)], ARGV[13+2(j-1)]  counter j's window (ms) and the most it allows in one
-  ARGV[11+2c+i] quantity of line i
+  ARGV[12] presale balance timeout (ms): how much longer a presale's reservation is kept
+  ARGV[13+2(j-1)], ARGV[14+2(j-1)]  counter j's window (ms) and the most it allows in one
+  ARGV[12+2c+i] quantity of line i
+
+  The order's type: each SKU hash's orderType ('standard', 'presale', 'virtual'; none in a
+  hash written before SKUs had one: standard). Every line must have the same; a standard
+  order with a SKU in its flash sale is a flash_sale order.
 
   Returns { budget count, ms left in its window, code, ... } (the first two 0 when c is 0):
     1 accepted          { 1, orderId, type, deadlineMs }
@@ -39,6 +45,8 @@
    -9 the request budget is spent (nothing else looked at)
   -10 more checkout attempts in the velocity window than risk control allows (a replay is
       answered before this)
+  -11 a presale or virtual SKU with a SKU of another order type: they are bought in separate
+      orders { -11, lineIndex, its order type, the first line's }
 ]]
 local idemKey, orderKey, acceptedKey = KEYS[1], KEYS[2], KEYS[3]
 local orderId, userId, bodyHash = ARGV[1], ARGV[2], ARGV[3]
@@ -47,13 +55,13 @@ local couponKey, couponUsesKey, couponCode = KEYS[4], KEYS[5], ARGV[10]
 local counterCount = tonumber(ARGV[11])
 local lineCount = (#KEYS - 5 - counterCount) / 2
 -- line i's keys are KEYS[lineKeys + 2i - 1] and KEYS[lineKeys + 2i], its quantity ARGV[lineQty + i]
-local lineKeys, lineQty = 5 + counterCount, 11 + 2 * counterCount
+local lineKeys, lineQty = 5 + counterCount, 12 + 2 * counterCount
 
 -- counted whatever the answer, as countInWindows-n.lua counts them (shared/countInWindow.lua)
 local counts = {}
 for j = 1, counterCount do
-  local count, msLeft = countInWindow(KEYS[5 + j], tonumber(ARGV[10 + 2 * j]))
-  counts[j] = { count, msLeft, tonumber(ARGV[11 + 2 * j]) }
+  local count, msLeft = countInWindow(KEYS[5 + j], tonumber(ARGV[11 + 2 * j]))
+  counts[j] = { count, msLeft, tonumber(ARGV[12 + 2 * j]) }
 end
 local budget = counts[1] or { 0, 0, 0 }
 
@@ -75,13 +83,17 @@ local function checkout()
   -- memory for a SKU it saw sold out moments ago: both say the same to the same request
   local skus = {}
   for i = 1, lineCount do
-    local sku = redis.call('HMGET', KEYS[lineKeys + 2 * i - 1], 'available', 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit')
+    local sku = redis.call('HMGET', KEYS[lineKeys + 2 * i - 1], 'available', 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'orderType')
     if not sku[1] then return { -2, i } end
     if tonumber(sku[1]) <= 0 then return { -5, i, tonumber(sku[1]) } end
     skus[i] = sku
   end
 
-  local type = 'standard'
+  local type = skus[1][6] or 'standard'
+  for i = 2, lineCount do
+    local lineType = skus[i][6] or 'standard'
+    if lineType ~= type then return { -11, i, lineType, type } end
+  end
   local lines = {}
   for i = 1, lineCount do
     local skuKey, boughtKey = KEYS[lineKeys + 2 * i - 1], KEYS[lineKeys + 2 * i]
@@ -102,7 +114,7 @@ local function checkout()
     if available < qty then return { -5, i, available } end
     lines[i] = { skuKey, boughtKey, ARGV[lineQty + i], sku[2], limited, saleEndsAt }
   end
-  if ARGV[8] == 'flash_sale' and type ~= 'flash_sale' then return { -3, 1 } end
+  if ARGV[8] == 'flash_sale' and type == 'standard' then return { -3, 1 } end
   if ARGV[8] ~= '' and ARGV[8] ~= type then return { -6, type } end
   local couponEndsAt = 0
   if couponCode ~= '' then
@@ -141,8 +153,11 @@ local function checkout()
     -- 'c': the order holds a use of its coupon until it is released
     redis.call('HSET', orderKey, 'c', couponCode)
   end
-  -- outlive the payment deadline by a week so a late expiry still finds what to release
-  redis.call('PEXPIREAT', orderKey, deadline + 604800000)
+  -- outlive the payment deadline by a week so a late expiry still finds what to release; a
+  -- presale holds its units past its deposit, until its balance is paid or forfeited
+  local keptUntil = deadline + 604800000
+  if type == 'presale' then keptUntil = keptUntil + tonumber(ARGV[12]) end
+  redis.call('PEXPIREAT', orderKey, keptUntil)
   redis.call('ZADD', acceptedKey, ARGV[4], orderId)
   redis.call('HSET', idemKey, 'h', bodyHash, 'o', orderId, 't', type, 'd', deadlineText, 'a', ARGV[4], 'u', userId)
   redis.call('PEXPIRE', idemKey, ARGV[5])
