@@ -14,6 +14,7 @@ interface Service {
   build?: string;
   image?: string;
   command?: string[];
+  entrypoint?: string[];
   environment?: Record<string, string | number>;
   ports?: string[];
   volumes?: string[];
@@ -114,6 +115,13 @@ describe('docker compose: the whole stack with one command', () => {
       expect(services[name]!.depends_on?.migrate?.condition).toBe('service_completed_successfully');
       expect(envOf(name).MIGRATE_ON_START).toBe('false');
     }
+  });
+
+  it("gives Grafana's MySQL user the password Grafana is given on every start, not only the first", () => {
+    const script = services['mysql-grafana-user']!.entrypoint!.join(' ');
+    // CREATE USER IF NOT EXISTS alone keeps the first password for ever: a changed GRAFANA_MYSQL_PASSWORD would lock Grafana out
+    expect(script).toContain(`ALTER USER 'grafana'@'%' IDENTIFIED BY '$$GRAFANA_PASSWORD'`);
+    expect(services['mysql-grafana-user']!.environment!.GRAFANA_PASSWORD).toBe(services.grafana!.environment!.GF_ORDERS_MYSQL_PASSWORD);
   });
 
   it('publishes the ports an operator opens: api per replica, Prometheus, Grafana', () => {

@@ -16,9 +16,18 @@ const promtool = await run('promtool', ['--version']).then(
 );
 const SKIP_REASON = 'promtool is not installed (apt-get install prometheus)';
 
-const alertNames = (
-  parse(readFileSync(path.join(prometheusDir, 'alerts.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string }> }> }
-).groups.flatMap((group) => group.rules.map((rule) => rule.alert));
+const alertRules = (
+  parse(readFileSync(path.join(prometheusDir, 'alerts.yml'), 'utf8')) as {
+    groups: Array<{ rules: Array<{ alert: string; expr: string; labels?: Record<string, string>; annotations?: Record<string, string> }> }>;
+  }
+).groups.flatMap((group) => group.rules);
+const alertNames = alertRules.map((rule) => rule.alert);
+
+const scrapeConfigs = (
+  parse(readFileSync(path.join(prometheusDir, 'prometheus.yml'), 'utf8')) as {
+    scrape_configs: Array<{ job_name: string; dns_sd_configs?: Array<{ names: string[] }>; relabel_configs?: Array<{ target_label: string; regex: string }> }>;
+  }
+).scrape_configs;
 
 describe('Prometheus configuration and alert rules', () => {
   it('alerts on everything an operator of a flash sale must hear about', () => {
@@ -32,11 +41,43 @@ describe('Prometheus configuration and alert rules', () => {
         'StockDriftFound',
         'WorkerMissing',
         'NoWorkerRunning',
+        'WorkerStageDown',
+        'NoApiRunning',
+        'QueueStalled',
+        'JobsDeadLettered',
+        'OrderEventsNotPublished',
         'RequestBudgetsUnchecked',
         'StrandedOrdersRecovered',
         'AcceptedOrdersLost',
       ]),
     );
+  });
+
+  it('pages for each worker stage Prometheus scrapes once all its replicas are gone, by a label the metrics do not use themselves', () => {
+    const worker = scrapeConfigs.find((config) => config.job_name === 'worker')!;
+    const [stageLabel] = worker.relabel_configs!;
+    // order_cancellations_total{stage} and order_returns_total{stage}: a target label `stage` would rename theirs to exported_stage
+    expect(stageLabel!.target_label).toBe('worker_stage');
+    const stages = worker.dns_sd_configs![0]!.names.map((name) => new RegExp(`^${stageLabel!.regex}$`).exec(name)![1]);
+    expect(stages.sort()).toEqual(['lifecycle', 'orders']);
+    const pagedStages = alertRules.filter((rule) => rule.alert === 'WorkerStageDown').map((rule) => rule.labels?.worker_stage);
+    expect(pagedStages.sort()).toEqual(stages);
+    for (const rule of alertRules.filter((rule) => rule.alert === 'WorkerStageDown')) {
+      expect(rule.expr).toBe(`absent(up{job="worker", worker_stage="${rule.labels!.worker_stage}"} == 1)`);
+    }
+  });
+
+  it('points every alert at the section of docs/operations.md that says what to do', () => {
+    const operations = readFileSync(path.join(root, 'docs/operations.md'), 'utf8');
+    const anchors = new Set([...operations.matchAll(/^#{2,3} (.+)$/gm)].map(([, heading]) => `#${heading!.toLowerCase().replace(/[^a-z0-9 -]/g, '').replaceAll(' ', '-')}`));
+    const alertTable = operations.slice(operations.indexOf('## Alerts'));
+    for (const rule of alertRules) {
+      const runbook = rule.annotations?.runbook ?? '';
+      expect(runbook, rule.alert).toMatch(/^docs\/operations\.md#/);
+      expect(anchors, `${rule.alert}: ${runbook}`).toContain(runbook.slice(runbook.indexOf('#')));
+      // and the alert table has its row
+      expect(alertTable, rule.alert).toContain(`| ${rule.alert}`);
+    }
   });
 
   it.skipIf(!promtool)(`passes promtool check config (${SKIP_REASON} skips it)`, async () => {

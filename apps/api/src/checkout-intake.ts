@@ -123,7 +123,10 @@ export class CheckoutIntake {
         counters,
       });
     } catch (error) {
-      if (error instanceof RequestBudgetSpent) throw rateLimited(error.msLeft);
+      if (error instanceof RequestBudgetSpent) {
+        metrics.checkouts.inc({ outcome: 'rate_limited' });
+        throw rateLimited(error.msLeft);
+      }
       if (error instanceof DomainError) {
         if (error instanceof CheckoutRefused) this.deps.log.warn({ userId, deviceId, reason: error.reason }, 'checkout refused by risk control');
         if (error instanceof OutOfStock) this.deps.rebalancer?.request(error.skuId, userId);

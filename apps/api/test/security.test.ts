@@ -135,6 +135,9 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
           expect(Number(answer.headers['retry-after'])).toBeGreaterThanOrEqual(1);
           expect(answer.headers['x-ratelimit-remaining']).toBe('0');
         }
+        // the three that reached the checkout are counted as its answers (the malformed one is no checkout, as within budget)
+        const metrics = await shop.request('GET', '/metrics');
+        expect(metrics.body).toMatch(/^checkouts_total\{[^}]*outcome="rate_limited"[^}]*\} 3$/m);
         const stockOf = async (skuId: string) => (await shop.request('GET', `/v1/admin/skus/${skuId}`, { token: admin })).body.stock;
         expect(await stockOf('SCARCE')).toEqual({ available: 0, reserved: 2, sold: 0 });
         expect(await stockOf('SPLIT')).toEqual({ available: 7, reserved: 1, sold: 0 });

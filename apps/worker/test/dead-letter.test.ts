@@ -1,4 +1,4 @@
-import { QUEUE, enqueuePersistOrder } from '@orders/queues';
+import { JOB, PERSIST_ORDERS_JOB, QUEUE, enqueuePersistOrder } from '@orders/queues';
 import { buyerAddress, createTestEnv, waitFor, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { pino } from 'pino';
@@ -16,6 +16,13 @@ describe('a job that fails every attempt', () => {
   afterAll(async () => {
     await workers?.close();
     await env?.cleanup();
+  });
+
+  it('reports every job of the queues it serves as failed 0 times from its start, so the first dead letter is an increase the alert sees', async () => {
+    const scrape = await workers.deps.metrics.exposition();
+    for (const name of [...Object.values(JOB), PERSIST_ORDERS_JOB]) {
+      expect(scrape, name).toMatch(new RegExp(`^job_failures_total\\{queue="\\w+",name="${name}",final="true",app="worker"\\} 0$`, 'm'));
+    }
   });
 
   it('lands in the dead-letter queue with its reason, and holds back no other order', async () => {

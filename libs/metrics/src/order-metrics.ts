@@ -15,6 +15,7 @@ export type CheckoutOutcome =
   | 'bucketed_sku_sold_alone'
   | 'risk_rejected'
   | 'invalid'
+  | 'rate_limited'
   | 'overloaded'
   | 'error';
 
