@@ -11,7 +11,7 @@ export interface SkuDrift extends Counters {
   skuId: string;
   /** what the counters should hold */
   expected: Counters;
-  /** the SKU is in the catalog but Redis has no counters for it */
+  /** the SKU is in the catalog but Redis has no counters for it, or counters without its rules (which the checkout refuses) */
   missing: boolean;
 }
 
@@ -164,21 +164,19 @@ export class StockReconciler {
    * idempotent step, which marks its reservation record done. Moving the counters instead
    * leaves the record 'reserved', and whatever finishes the order later (its payment
    * deadline, a dead letter replayed) gives the same units back a second time.
-   * Orders holding a SKU without counters are left to the counters' recreation, which
-   * counts them from the ledger: their step would make a hash without the SKU's rules.
+   * Orders holding a SKU whose counters Redis lost get their step too: it moves no counter
+   * of that SKU (the scripts leave a lost SKU's hash alone), and marks the record done, so
+   * nothing gives the units back on top of the counters' recreation, which counts them from
+   * the ledger.
    */
   private async finishOrders(): Promise<number> {
-    const { inventory, ledger, log, redis } = this.deps;
+    const { inventory, ledger, log } = this.deps;
     const now = new Date();
-    const countersExist = async (skuIds: readonly string[], orderId: string) => {
-      const group = inventory.keys.groupOfOrder(orderId);
-      return (await Promise.all(skuIds.map((skuId) => redis.hexists(inventory.keys.sku(group, skuId), 'available')))).every((exists) => exists === 1);
-    };
     let finished = 0;
     const closed = await ledger.closedReservations(firstOrderIdAt(inventory.reservationsKeptSince(now).getTime()));
     const states = await inventory.reservationStates(closed.map((order) => order.orderId));
     for (const order of closed) {
-      if (states.get(order.orderId) !== 'reserved' || !(await countersExist(order.skuIds, order.orderId))) continue;
+      if (states.get(order.orderId) !== 'reserved') continue;
       if (order.kind === 'release') {
         if (await inventory.releaseStock(order.orderId, order.userId, order.reason)) finished++;
       } else {
@@ -190,7 +188,7 @@ export class StockReconciler {
     const restocks = await ledger.restocks(firstOrderIdAt(inventory.restocksKeptSince(now).getTime()));
     const restocked = await inventory.restockedRefs(restocks);
     for (const restock of restocks) {
-      if (restocked.has(restock.ref) || !(await countersExist(restock.lines.map((line) => line.skuId), restock.orderId))) continue;
+      if (restocked.has(restock.ref)) continue;
       if (await inventory.restockStock(restock.orderId, restock.ref, restock.lines)) finished++;
     }
     if (finished > 0) log.warn({ finished }, 'stock repair: finished the Redis side of orders the ledger had moved');
@@ -253,7 +251,8 @@ export class StockReconciler {
         const [available, reserved, sold, deduction] = reply as Array<string | null>;
         const values = available === null ? null : { available: Number(available), reserved: Number(reserved ?? 0), sold: Number(sold ?? 0) };
         const sum = counters.get(skuId);
-        // bucket 0 says whether the SKU has counters at all; a later bucket without them holds nothing
+        // bucket 0 says whether the SKU has counters at all, and whether they have its rules
+        // (counters alone are recreated like lost ones); a later bucket without counters holds nothing
         if (!sum) counters.set(skuId, { values, deduction: deduction ?? null });
         else if (sum.values && values) for (const counter of SKU_COUNTERS) sum.values[counter] += values[counter];
       });
@@ -292,7 +291,7 @@ export class StockReconciler {
         reserved: actual.reserved - expected.reserved,
         sold: actual.sold - expected.sold,
         expected,
-        missing: redisStock.values === null,
+        missing: redisStock.values === null || redisStock.deduction === null,
       };
       all.push({ skuId: skuDrift.skuId, available: skuDrift.available, reserved: skuDrift.reserved, sold: skuDrift.sold });
       if (skuDrift.missing || SKU_COUNTERS.some((counter) => skuDrift[counter] !== 0)) drift.push(skuDrift);
@@ -323,7 +322,8 @@ export class StockReconciler {
       const sku = await catalog.findSku(drift.skuId);
       if (!sku) return 0;
       // the lost buckets come back empty, and buckets Redis still has (a cluster node that lost
-      // bucket 0 alone) stay as they are, their orders' units in them; the sum then moves to the ledger
+      // bucket 0 alone) keep their counters, their orders' units in them, and get their rules back
+      // if they had none; the sum then moves to the ledger
       const rules = {
         deduction: sku.deduction,
         saleStartsAt: sku.flashSale?.startsAt ?? null,

@@ -161,6 +161,76 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
     expect((await reconciler().reconcile({ repair: false })).drift.filter((drift) => ['TENT', 'RUG'].includes(drift.skuId))).toEqual([]);
   });
 
+  it('refuses checkouts of a flash-sale kite whose counters Redis lost before a refund put 2 back, and after the repair sells exactly its 10 under its sale rules', async () => {
+    const flashSale = { priceCents: 1_500, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z', perUserLimit: 2 };
+    await system.createSku({ skuId: 'KITE', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', flashSale });
+    const orderId = await system.checkout('kim', [{ skuId: 'KITE', qty: 2 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('kim'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    expect(await stock('KITE')).toEqual({ available: 8, reserved: 0, sold: 2 });
+
+    // Redis loses the kite's counters; then the buyer's refund puts the 2 kites back on sale (the api and the refund job both)
+    await system.env.redis.del(skuKey('KITE'));
+    expect((await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('kim'), body: { reason: 'no wind' } })).status).toBe(202);
+    await system.waitForRefund(orderId);
+    const lost = await buy('kite-early', 'KITE', 1);
+    expect([lost.status, lost.body.code]).toEqual([422, 'UNKNOWN_SKU']);
+
+    const report = await reconciler().reconcile({ repair: true });
+    expect(report.drift.filter((drift) => drift.skuId === 'KITE').map((drift) => drift.missing)).toEqual([true]);
+    expect(await system.env.redis.hgetall(skuKey('KITE'))).toMatchObject({
+      deduction: 'placement',
+      saleStartsAt: String(Date.parse(flashSale.startsAt)),
+      saleEndsAt: String(Date.parse(flashSale.endsAt)),
+      perUserLimit: '2',
+      orderType: 'standard',
+    });
+    expect(await stock('KITE')).toEqual({ available: 10, reserved: 0, sold: 0 });
+
+    // two per buyer, as the flash sale allows
+    const greedy = await buy('kite-greedy', 'KITE', 3);
+    expect([greedy.status, greedy.body.code]).toEqual([422, 'LIMIT_EXCEEDED']);
+    for (const buyer of ['k1', 'k2', 'k3', 'k4', 'k5']) expect((await buy(buyer, 'KITE', 2)).status).toBe(202);
+    const eleventh = await buy('k6', 'KITE', 1);
+    expect([eleventh.status, eleventh.body.code]).toEqual([409, 'OUT_OF_STOCK']);
+    expect(await stock('KITE')).toEqual({ available: 0, reserved: 10, sold: 0 });
+  });
+
+  it('gives counters left without their rules (a restock of a lost SKU made them so before) the rules back and the ledger’s counts, then sells exactly the 10 gift cards', async () => {
+    await system.createSku({ skuId: 'GIFT', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'digital', stock: 10, deduction: 'placement', orderType: 'virtual' });
+    await system.env.redis.del(skuKey('GIFT'));
+    await system.env.redis.hset(skuKey('GIFT'), { available: 3, sold: -1 });
+    const refused = await buy('gift-early', 'GIFT', 1);
+    expect([refused.status, refused.body.code]).toEqual([422, 'UNKNOWN_SKU']);
+
+    await reconciler().reconcile({ repair: true });
+    expect(await system.env.redis.hgetall(skuKey('GIFT'))).toMatchObject({ deduction: 'placement', saleEndsAt: '0', orderType: 'virtual' });
+    expect(await stock('GIFT')).toEqual({ available: 10, reserved: 0, sold: 0 });
+    const orders = [];
+    for (const buyer of ['g1', 'g2', 'g3', 'g4', 'g5', 'g6', 'g7', 'g8', 'g9', 'g10']) {
+      const answer = await buy(buyer, 'GIFT', 1);
+      expect(answer.status).toBe(202);
+      orders.push(answer.body.orderId as string);
+    }
+    expect((await buy('g11', 'GIFT', 1)).body.code).toBe('OUT_OF_STOCK');
+    expect(await stock('GIFT')).toEqual({ available: 0, reserved: 10, sold: 0 });
+    expect((await system.waitForStatus(orders[0]!, 'PENDING_PAYMENT')).type).toBe('virtual');
+  });
+
+  it('gives a cancelled order’s 2 vases back once when its Redis release failed and Redis lost the vase’s counters too: the repair, then the payment deadline job', async () => {
+    await system.createSku({ skuId: 'VASE', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    const orderId = await system.checkout('ann', [{ skuId: 'VASE', qty: 2 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await cancelledInMysqlOnly(orderId, 'ann', 'VASE', 2);
+    await system.env.redis.del(skuKey('VASE'));
+
+    await reconciler().reconcile({ repair: true });
+    expect(await stock('VASE')).toEqual({ available: 10, reserved: 0, sold: 0 });
+    await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system' });
+    expect(await stock('VASE')).toEqual({ available: 10, reserved: 0, sold: 0 });
+  });
+
   it('says which units it could not take back and that a SKU is oversold, and exits 2', async () => {
     // Redis gains 3 pens nobody put there, and buyers reserve all 8 it says it has: the ledger's 5 are oversold by 3
     await system.env.redis.hincrby(skuKey('PEN'), 'available', 3);

@@ -446,18 +446,22 @@ export class Inventory {
     return this.keys.bucketGroup(this.keys.bucketOf(userId, split));
   }
 
-  /** Buckets per SKU; a SKU without counters reads as 1 and is asked again next time. */
+  /**
+   * Buckets per SKU; a SKU without counters reads as 1 and is asked again next time, and so
+   * does one whose hash holds counters without its rules (the bucket count is one of them)
+   * until the stock repair puts them back.
+   */
   async bucketsOf(skuIds: readonly string[]): Promise<Map<string, number>> {
     const unknown = [...new Set(skuIds)].filter((skuId) => !this.bucketCounts.has(skuId));
     if (unknown.length > 0) {
       const pipeline = this.redis.pipeline();
-      for (const skuId of unknown) pipeline.hmget(this.keys.sku('{g0}', skuId), 'available', 'buckets');
+      for (const skuId of unknown) pipeline.hmget(this.keys.sku('{g0}', skuId), 'available', 'buckets', 'deduction');
       const replies = (await pipeline.exec()) ?? [];
       unknown.forEach((skuId, i) => {
         const [error, reply] = replies[i] ?? [new Error('no reply'), null];
         if (error) throw error;
-        const [available, buckets] = reply as Array<string | null>;
-        if (available !== null) this.bucketCounts.set(skuId, Math.max(1, Number(buckets ?? 1)));
+        const [available, buckets, deduction] = reply as Array<string | null>;
+        if (available !== null && deduction !== null) this.bucketCounts.set(skuId, Math.max(1, Number(buckets ?? 1)));
       });
     }
     return new Map(skuIds.map((skuId) => [skuId, this.bucketCounts.get(skuId) ?? 1]));
@@ -738,7 +742,8 @@ export class Inventory {
    * create whose commit was lost: they are replaced, so Redis sells what MySQL records,
    * unless orders reserved or sold units of them meanwhile (SkuStockHeld, nothing changed).
    * Returns whether it replaced such counters. `lostBucketsOnly`: the stock repair's
-   * recreation of counters Redis lost, which leaves every bucket still there as it is.
+   * recreation of counters Redis lost, which leaves the counters of every bucket still there
+   * as they are, and gives a bucket holding counters without the rules its rules back.
    */
   async initSku(rules: SkuStockRules, { lostBucketsOnly = false } = {}): Promise<boolean> {
     const buckets = rules.buckets ?? 1;

@@ -92,6 +92,53 @@ describe('the stock scripts', () => {
     expect((await reserve('releaser', [{ skuId: 'SALE', qty: 3 }])).created).toBe(true);
   });
 
+  describe('a SKU whose hash Redis lost', () => {
+    const skuKey = (skuId: string) => inventory.keys.sku('{g0}', skuId);
+    const rules = { deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 } as const;
+
+    it('stays lost through a refund’s restock, a cancel’s release and a payment’s commit, and sells nothing until the repair', async () => {
+      await inventory.initSku({ skuId: 'KITE', available: 10, ...rules });
+      const refunded = await reserve('kite-1', [{ skuId: 'KITE', qty: 2 }]);
+      const cancelled = await reserve('kite-2', [{ skuId: 'KITE', qty: 1 }]);
+      const paid = await reserve('kite-3', [{ skuId: 'KITE', qty: 3 }]);
+      expect(await inventory.commitStock(refunded.order.orderId)).toEqual({ status: 'committed' });
+      await redis.del(skuKey('KITE'));
+
+      expect(await inventory.restockStock(refunded.order.orderId, 'kite-refund', [{ skuId: 'KITE', qty: 2 }])).toBe(true);
+      expect(await inventory.releaseStock(cancelled.order.orderId, 'kite-2', 'cancelled')).toBe(true);
+      expect(await inventory.commitStock(paid.order.orderId)).toEqual({ status: 'committed' });
+      expect(await redis.exists(skuKey('KITE'))).toBe(0);
+      // done once each all the same: the repair, which recreates the counters from the ledger, does not do them again
+      expect(await inventory.restockStock(refunded.order.orderId, 'kite-refund', [{ skuId: 'KITE', qty: 2 }])).toBe(false);
+      expect(await inventory.releaseStock(cancelled.order.orderId, 'kite-2', 'cancelled')).toBe(false);
+      await expect(reserve('kite-4', [{ skuId: 'KITE', qty: 1 }])).rejects.toMatchObject(new UnknownSku('KITE'));
+    });
+
+    it('refuses counters without their rules as an unknown SKU, and sells them with their rules once the repair has put them back', async () => {
+      // what a refund's restock used to leave of a lost SKU: counters alone
+      await redis.hset(skuKey('KITE2'), { available: 2, sold: -2 });
+      await expect(reserve('kite2-1', [{ skuId: 'KITE2', qty: 1 }])).rejects.toMatchObject(new UnknownSku('KITE2'));
+
+      const saleStartsAt = new Date(now.getTime() - HOUR);
+      const saleEndsAt = new Date(now.getTime() + HOUR);
+      await inventory.initSku({ skuId: 'KITE2', available: 0, deduction: 'placement', saleStartsAt, saleEndsAt, perUserLimit: 1 }, { lostBucketsOnly: true });
+      expect(await redis.hgetall(skuKey('KITE2'))).toEqual({
+        available: '2',
+        reserved: '0',
+        sold: '-2',
+        deduction: 'placement',
+        saleStartsAt: String(saleStartsAt.getTime()),
+        saleEndsAt: String(saleEndsAt.getTime()),
+        perUserLimit: '1',
+        buckets: '1',
+        orderType: 'standard',
+      });
+      expect((await reserve('kite2-1', [{ skuId: 'KITE2', qty: 1 }])).order.type).toBe('flash_sale');
+      await expect(reserve('kite2-1', [{ skuId: 'KITE2', qty: 1 }])).rejects.toBeInstanceOf(LimitExceeded);
+      expect(await inventory.getSkuStock('KITE2')).toEqual({ available: 1, reserved: 1, sold: -2 });
+    });
+  });
+
   describe('a reservation once committed or released', () => {
     const orderKey = (orderId: string) => inventory.keys.order('{g0}', orderId);
     const record = (orderId: string) => redis.hgetall(orderKey(orderId));

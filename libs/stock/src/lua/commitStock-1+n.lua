@@ -2,7 +2,11 @@
   At payment: turns an order's stock into sold units, all lines or none, exactly once.
   Placement lines move reserved -> sold. Payment-time lines were only checked at
   checkout: they are re-verified now and move available -> sold, and if any line no
-  longer has the units nothing is taken (available never goes negative).
+  longer has the units nothing is taken (available never goes negative); a payment-time
+  line whose SKU hash Redis lost has none. A placement line's units were taken at checkout:
+  with its SKU hash lost it is committed without moving a counter, rather than making the
+  hash again with counters and no rules; the stock repair recreates the SKU from the ledger,
+  which counts the sale.
 
   KEYS[1]    order reservation  <prefix>{g}:order:<orderId>
   KEYS[1+i]  SKU hash of recorded line i  <prefix>{g}:sku:<skuId>
@@ -34,12 +38,14 @@ for i, line in ipairs(lines) do
 end
 for i, line in ipairs(lines) do
   local skuKey, qty = KEYS[1 + i], line[1]
-  if line[2] == 'placement' then
-    redis.call('HINCRBY', skuKey, 'reserved', -qty)
-  else
-    redis.call('HINCRBY', skuKey, 'available', -qty)
+  if redis.call('EXISTS', skuKey) == 1 then
+    if line[2] == 'placement' then
+      redis.call('HINCRBY', skuKey, 'reserved', -qty)
+    else
+      redis.call('HINCRBY', skuKey, 'available', -qty)
+    end
+    redis.call('HINCRBY', skuKey, 'sold', qty)
   end
-  redis.call('HINCRBY', skuKey, 'sold', qty)
 end
 local coupon = redis.call('HGET', orderKey, 'c')
 local keptMs = redis.call('PTTL', orderKey)

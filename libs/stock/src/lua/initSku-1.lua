@@ -2,7 +2,11 @@
   Puts the sellable counters and checkout rules of one bucket of a SKU into Redis. On a
   create, a hash already there was left by a create whose MySQL commit was lost: it is
   replaced whole (no field of it may outlive it), unless orders hold units of it. The stock
-  repair recreates lost buckets only: a hash already there is live and is kept.
+  repair recreates lost buckets only: a hash already there is live and is kept, its counters
+  as they are. One without the rules (counters alone, made from nothing by a counter script
+  before they left a lost SKU's hash alone) gets them, the checkout refusing it until then;
+  its counters (an absent one 0, where the increments started) are the repair's to move to
+  the ledger.
 
   KEYS[1]  SKU hash  <prefix>{g}:sku:<skuId>
   ARGV[1] available   ARGV[2] deduction   ARGV[3] sale starts (ms, 0 = no sale)
@@ -12,10 +16,18 @@
   ARGV[8] the type of the orders that sell it: 'standard', 'presale' or 'virtual' (a hash
           written before SKUs had one has no such field: standard)
 
-  Returns 1 created, 0 a leftover replaced (or kept), -1 the leftover has units reserved or sold (left unchanged).
+  Returns 1 created, 0 a leftover replaced (or kept, with its rules put back when it had none),
+  -1 the leftover has units reserved or sold (left unchanged).
 ]]
 local existed = redis.call('EXISTS', KEYS[1]) == 1
-if existed and ARGV[7] == 'keep' then return 0 end
+if existed and ARGV[7] == 'keep' then
+  if redis.call('HEXISTS', KEYS[1], 'deduction') == 0 then
+    for _, counter in ipairs({ 'available', 'reserved', 'sold' }) do redis.call('HSETNX', KEYS[1], counter, 0) end
+    redis.call('HSET', KEYS[1], 'deduction', ARGV[2], 'saleStartsAt', ARGV[3], 'saleEndsAt', ARGV[4], 'perUserLimit', ARGV[5],
+      'buckets', ARGV[6], 'orderType', ARGV[8])
+  end
+  return 0
+end
 if existed then
   local held = redis.call('HMGET', KEYS[1], 'reserved', 'sold')
   if tonumber(held[1] or 0) > 0 or tonumber(held[2] or 0) > 0 then return -1 end

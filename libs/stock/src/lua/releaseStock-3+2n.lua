@@ -13,6 +13,9 @@
   a late release finds no lines to give back and the coupon's given-back marker decides,
   and a late commit answers 'missing', which every caller takes as it takes 'released'.
 
+  A line whose SKU hash Redis lost is left alone, not made again with counters and no rules:
+  the stock repair recreates the SKU from the ledger, which counts the release.
+
   Returns 1 released now, 0 already released or committed, -1 no such reservation.
 ]]
 local orderKey = KEYS[1]
@@ -23,7 +26,7 @@ local lines = cjson.decode(redis.call('HGET', orderKey, 'l'))
 for i, line in ipairs(lines) do
   local skuKey, boughtKey = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
   local qty, deduction, limited = line[1], line[2], line[3]
-  if deduction == 'placement' then
+  if deduction == 'placement' and redis.call('EXISTS', skuKey) == 1 then
     redis.call('HINCRBY', skuKey, 'available', qty)
     redis.call('HINCRBY', skuKey, 'reserved', -qty)
   end

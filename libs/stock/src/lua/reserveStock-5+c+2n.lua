@@ -35,7 +35,8 @@
       (acceptedAtMs: the first checkout's time, which the order is priced at; absent from a
       record written before it was kept)
    -1 idempotency key reused with another body
-   -2 unknown SKU       { -2, lineIndex }
+   -2 unknown SKU       { -2, lineIndex } (or one whose hash has counters without the rules,
+                        until the stock repair puts them back)
    -3 sale not active   { -3, lineIndex }
    -4 limit exceeded    { -4, lineIndex }
    -5 out of stock      { -5, lineIndex, units available }
@@ -84,7 +85,10 @@ local function checkout()
   local skus = {}
   for i = 1, lineCount do
     local sku = redis.call('HMGET', KEYS[lineKeys + 2 * i - 1], 'available', 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'orderType')
-    if not sku[1] then return { -2, i } end
+    -- counters without a deduction (made from nothing by a counter script after Redis lost
+    -- the SKU's hash, before they left a lost hash alone) have none of the rules below, and
+    -- nothing would be reserved from them: unknown until the stock repair puts the rules back
+    if not sku[1] or not sku[2] then return { -2, i } end
     if tonumber(sku[1]) <= 0 then return { -5, i, tonumber(sku[1]) } end
     skus[i] = sku
   end
