@@ -108,4 +108,17 @@ describe('returns inside the after-sales window', () => {
     expect([order.status, order.amounts.refundedCents]).toEqual(['COMPLETED', 0]);
     expect((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: eve })).body.items.map((r: any) => r.status)).toEqual(['REFUSED']);
   });
+
+  it('refuses a return of a completed virtual order as an illegal step (409), not as a closed window: delivered with its payment, it never had one', async () => {
+    await system.createSku({ skuId: 'VOUCHER', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', orderType: 'virtual' });
+    const fay = system.token('fay');
+    const orderId = await system.checkout('fay', [{ skuId: 'VOUCHER', qty: 2 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: fay, body: { method: 'card' } });
+    await system.waitForStatus(orderId, 'COMPLETED');
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: fay, body: { reason: 'code did not work', items: [{ skuId: 'VOUCHER', qty: 1 }] } });
+    expect([asked.status, asked.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    expect((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: fay })).body.items).toEqual([]);
+    expect((await system.order(orderId)).status).toBe('COMPLETED');
+  });
 });

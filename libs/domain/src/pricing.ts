@@ -1,6 +1,7 @@
 import { isFlashSaleActive, type Sku } from './catalog.js';
 import { DomainError, UnknownSku } from './errors.js';
 import type { OrderLineRequest } from './order.js';
+import type { OrderStateMachine } from './order-process.js';
 import { allocateByLargestRemainder } from './splitting.js';
 
 /**
@@ -115,9 +116,17 @@ const isActive = (window: { startsAt: Date; endsAt: Date }, at: Date) => window.
  * spend. A flash-sale line is already at its lowest price and takes none of them.
  * Every order-level discount and every warehouse's shipping fee is allocated to its
  * lines by largest remainder in proportion to what each line still costs, so a share
- * never exceeds its line and the lines add up to the order exactly.
+ * never exceeds its line and the lines add up to the order exactly. An order whose
+ * type's life has no shipment (`machine`, its type's table, has no ship step: a virtual
+ * order) sends no parcel and pays no shipping.
  */
-export function priceOrder(items: readonly OrderLineRequest[], catalog: ReadonlyMap<string, Sku>, acceptedAt: Date, rules: PricingRules = NO_PRICING_RULES): PricedOrder {
+export function priceOrder(
+  machine: OrderStateMachine,
+  items: readonly OrderLineRequest[],
+  catalog: ReadonlyMap<string, Sku>,
+  acceptedAt: Date,
+  rules: PricingRules = NO_PRICING_RULES,
+): PricedOrder {
   const lines = items.map((item, index) => {
     const sku = catalog.get(item.skuId);
     if (!sku) throw new UnknownSku(item.skuId);
@@ -183,9 +192,10 @@ export function priceOrder(items: readonly OrderLineRequest[], catalog: Readonly
   }
 
   const priced = lines.map((l) => l.line);
+  const shipsParcels = machine.actions().includes('ship');
   const warehouses = [...new Set(priced.map((line) => line.warehouseId))];
   for (const warehouseId of warehouses) {
-    const fee = rules.member?.freeShipping ? 0 : (rules.shippingFeeCents.get(warehouseId) ?? 0);
+    const fee = !shipsParcels || rules.member?.freeShipping ? 0 : (rules.shippingFeeCents.get(warehouseId) ?? 0);
     const parcel = priced.filter((line) => line.warehouseId === warehouseId);
     const parts = allocateByLargestRemainder(fee, parcel.map(remaining));
     parcel.forEach((line, i) => (line.shippingCents = parts[i]!));

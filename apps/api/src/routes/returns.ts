@@ -46,7 +46,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         tags: ['after-sales'],
         summary: 'Ask to return delivered units inside the after-sales window (202: a merchant reviews it)',
         description:
-          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED. Its amounts are fixed now: each line its allocated payable by units, the shipping too when every unit comes back. With an Idempotency-Key header the return belongs to the key: the same key with the same body answers the same return, even sent twice at once, another body 422 IDEMPOTENCY_CONFLICT. Without it the id derives from the reason and the units: the same request again answers the same return. `replayed` is true when the answer is a return opened before. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from delivery); 409 ILLEGAL_TRANSITION before delivery or while another return is open; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED. Its amounts are fixed now: each line its allocated payable by units, the shipping too when every unit comes back. With an Idempotency-Key header the return belongs to the key: the same key with the same body answers the same return, even sent twice at once, another body 422 IDEMPOTENCY_CONFLICT. Without it the id derives from the reason and the units: the same request again answers the same return. `replayed` is true when the answer is a return opened before. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from delivery); 409 ILLEGAL_TRANSITION before delivery, while another return is open, or for an order type without returns (a virtual order, delivered with its payment, had no window); 422 REFUND_EXCEEDS_ORDER for more units than are left.",
         params: orderParamsSchema,
         headers: idempotencyKeyHeaders,
         body: {
@@ -95,9 +95,12 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       // every part must be returnable before any is opened
       for (const part of parts) {
         if (await refunds.find(returnIdOf(part))) continue;
-        if (part.unit.status === 'COMPLETED') throw windowClosed(part.unit.order_id);
-        // an order type without returns here (an imported order: its channel took the money) is refused like any other state
-        if (!stateMachineFor(part.unit.type as OrderType).can(part.unit.status, 'request_return', 'buyer') || !paid) throw new IllegalTransition(part.unit.status, 'request_return', 'buyer');
+        const machine = stateMachineFor(part.unit.type as OrderType);
+        // only an order type with returns had a window to close; one without (an imported order: its channel took the
+        // money; a virtual one: delivered with its payment) is refused like any other state, COMPLETED too
+        const hasReturns = machine.actions().includes('request_return');
+        if (hasReturns && part.unit.status === 'COMPLETED') throw windowClosed(part.unit.order_id);
+        if (!machine.can(part.unit.status, 'request_return', 'buyer') || !paid) throw new IllegalTransition(part.unit.status, 'request_return', 'buyer');
         const delivered = await process.lastDeliveredAt(part.unit.order_id);
         if (!delivered || deps.clock().getTime() - delivered.getTime() > deps.config.AFTER_SALES_WINDOW_MS) throw windowClosed(part.unit.order_id);
       }

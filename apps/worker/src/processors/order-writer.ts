@@ -1,4 +1,4 @@
-import { DomainError, priceOrder, type AcceptedOrder } from '@orders/domain';
+import { DomainError, priceOrder, stateMachineFor, type AcceptedOrder } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
 import type { CatalogRepository, OrderRepository, OrderToPersist, PricingRepository } from '@orders/persistence';
 import { forgetCarriers, isPersistOrdersJob, schedulePaymentDeadlines, type OrderQueues, type PersistOrdersJob } from '@orders/queues';
@@ -99,7 +99,8 @@ export class OrderWriter {
       const priced: Array<Pending & OrderToPersist> = [];
       for (const pending of batch) {
         try {
-          priced.push({ ...pending, accepted: pending.order, priced: priceOrder(pending.order.items, skus, new Date(pending.order.acceptedAt), rules.get(pending.order.orderId)) });
+          const { order } = pending;
+          priced.push({ ...pending, accepted: order, priced: priceOrder(stateMachineFor(order.type), order.items, skus, new Date(order.acceptedAt), rules.get(order.orderId)) });
         } catch (error) {
           // one unpriceable order (e.g. a SKU missing from MySQL) must not hold back the others
           pending.reject(error instanceof DomainError ? error : new Error(String(error)));
@@ -111,7 +112,10 @@ export class OrderWriter {
       metrics.ordersPersisted.inc(written.length);
       const fresh = new Set(written);
       for (const { order } of priced) {
-        if (fresh.has(order.orderId)) metrics.transitions.inc({ type: order.type, from: 'ACCEPTED', to: 'PENDING_PAYMENT', action: 'persist' });
+        if (!fresh.has(order.orderId)) continue;
+        // the status the type's table persists into: a presale waits for its deposit, not a payment
+        const { from, to, action } = stateMachineFor(order.type).fire('ACCEPTED', 'persist', 'system');
+        metrics.transitions.inc({ type: order.type, from, to, action });
       }
       // For every order of the batch, new or already written by an earlier attempt: the
       // deadline job, the coupon release and the accepted-set removal are all idempotent, and

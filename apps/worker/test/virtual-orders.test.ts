@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+/**
+ * A virtual order (vouchers, top-ups) from its price to its end: it ships nothing, so it
+ * pays no shipping; paying delivers and completes it; and what a buyer, merchant or admin
+ * may still do with it then. Beside it, the persist step each type counts in its metrics.
+ */
+describe('virtual orders: priced without shipping, delivered with their payment', () => {
+  let system: OrderSystem;
+  const admin = () => system.token('ops', 'admin');
+
+  beforeAll(async () => {
+    system = await startOrderSystem('virtual_orders', { RECONCILE_INTERVAL_MS: '0' });
+    const sku = { merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', deduction: 'placement' } as const;
+    await system.createSku({ ...sku, skuId: 'VOUCHER', priceCents: 2_500, stock: 100, orderType: 'virtual' });
+    await system.createSku({ ...sku, skuId: 'LAST-TOPUP', priceCents: 1_000, stock: 1, deduction: 'payment', orderType: 'virtual' });
+    await system.createSku({ ...sku, skuId: 'NEXT-CONSOLE', priceCents: 50_000, stock: 10, orderType: 'presale' });
+    expect((await system.request('PUT', '/v1/admin/warehouses/wh-east/shipping', { token: admin(), body: { feeCents: 499 } })).status).toBe(200);
+  });
+  afterAll(async () => system?.close());
+
+  const pay = (orderId: string, buyer: string) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
+  const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: admin() })).body.stock;
+  const persistsCounted = async (type: string) =>
+    (await system.workers.deps.metrics.transitions.get()).values.filter((v) => v.labels.type === type && v.labels.action === 'persist').map((v) => ({ from: v.labels.from, to: v.labels.to, orders: v.value }));
+
+  it('charges two 25.00 vouchers 50.00 from a warehouse whose parcels cost 4.99: nothing ships, so no shipping', async () => {
+    const orderId = await system.checkout('val', [{ skuId: 'VOUCHER', qty: 2 }]);
+    const pending = await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect(pending.amounts).toEqual({ subtotalCents: 5_000, discountCents: 0, shippingCents: 0, payableCents: 5_000, refundedCents: 0 });
+    expect((await pay(orderId, 'val')).status).toBe(202);
+    await system.waitForStatus(orderId, 'COMPLETED');
+    const charged = (await system.paymentSim.request('GET', '/__admin/payments')).body.payments.filter((p: { orderId: string }) => p.orderId === orderId);
+    expect(charged.map((p: { amountCents: number }) => p.amountCents)).toEqual([5_000]);
+  });
+
+  it('counts each persisted order into the status its type enters: a presale into PENDING_DEPOSIT, a virtual order into PENDING_PAYMENT', async () => {
+    const virtualBefore = (await persistsCounted('virtual'))[0]?.orders ?? 0;
+    const presale = await system.checkout('pam', [{ skuId: 'NEXT-CONSOLE', qty: 1 }]);
+    const voucher = await system.checkout('vic', [{ skuId: 'VOUCHER', qty: 1 }]);
+    await system.waitForStatus(presale, 'PENDING_DEPOSIT');
+    await system.waitForStatus(voucher, 'PENDING_PAYMENT');
+    expect(await persistsCounted('presale')).toEqual([{ from: 'ACCEPTED', to: 'PENDING_DEPOSIT', orders: 1 }]);
+    expect(await persistsCounted('virtual')).toEqual([{ from: 'ACCEPTED', to: 'PENDING_PAYMENT', orders: virtualBefore + 1 }]);
+  });
+
+  it('refuses to cancel or refund a completed virtual order: no one may, the voucher was delivered with the payment', async () => {
+    const orderId = await system.checkout('wes', [{ skuId: 'VOUCHER', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await pay(orderId, 'wes');
+    await system.waitForStatus(orderId, 'COMPLETED');
+    for (const token of [system.token('wes'), system.token('shop', 'merchant'), admin()]) {
+      for (const step of ['cancel', 'refunds']) {
+        const refused = await system.request('POST', `/v1/orders/${orderId}/${step}`, { token, body: { reason: 'code did not work' } });
+        expect([step, refused.status, refused.body.code]).toEqual([step, 409, 'ILLEGAL_TRANSITION']);
+      }
+    }
+    for (const token of [system.token('shop', 'merchant'), admin()]) expect((await system.request('GET', `/v1/orders/${orderId}/actions`, { token })).body.actions).toEqual([]);
+    const order = await system.order(orderId);
+    expect([order.status, order.amounts.refundedCents]).toEqual(['COMPLETED', 0]);
+  });
+
+  it('refunds and closes a virtual order whose payment-time top-up sold out before its payment: REFUNDING, then REFUNDED', async () => {
+    const [first, second] = [await system.checkout('xan', [{ skuId: 'LAST-TOPUP', qty: 1 }]), await system.checkout('yul', [{ skuId: 'LAST-TOPUP', qty: 1 }])];
+    await Promise.all([system.waitForStatus(first, 'PENDING_PAYMENT'), system.waitForStatus(second, 'PENDING_PAYMENT')]);
+    await pay(first, 'xan');
+    await system.waitForStatus(first, 'COMPLETED');
+    await pay(second, 'yul');
+    const refunded = await system.waitForStatus(second, 'REFUNDED');
+    expect(refunded.amounts.refundedCents).toBe(1_000);
+    expect(refunded.history.map((h: { from: string; action: string; actor: string }) => `${h.from}>${h.action}/${h.actor}`).slice(-3)).toEqual([
+      'PENDING_PAYMENT>pay/payment',
+      'PAID>refund/system',
+      'REFUNDING>refund_succeeded/payment',
+    ]);
+    expect(await stock('LAST-TOPUP')).toEqual({ available: 0, reserved: 0, sold: 1 });
+  });
+});
