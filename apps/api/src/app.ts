@@ -1,9 +1,10 @@
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import { StockLedgerRepository } from '@orders/persistence';
+import { StockLedgerRepository, withoutStatementValues } from '@orders/persistence';
 import { StockRebalancer } from '@orders/stock';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions, type onRequestHookHandler } from 'fastify';
 import type { IncomingMessage } from 'node:http';
+import { stdSerializers } from 'pino';
 import type { AppDeps } from './app-deps.js';
 import { CheckoutIntake } from './checkout-intake.js';
 import { CheckoutVelocity } from './checkout-velocity.js';
@@ -82,10 +83,21 @@ function trustNearestProxies(hops: number) {
   return (_address: string, hop: number) => hop < hops;
 }
 
-export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}): Promise<FastifyInstance> {
+/**
+ * Fastify's `logger`: the one asked for (a test's own stream), else LOG_LEVEL's. Either way an
+ * error in it leaves out what a MySQL error carries of its statement's values: buyers'
+ * addresses, phone numbers and names (withoutStatementValues).
+ */
+function loggerOf(asked: FastifyServerOptions['logger'], level: string): FastifyServerOptions['logger'] {
+  if (asked === false) return false;
+  const options = asked === undefined ? { level } : asked === true ? {} : asked;
+  return { ...options, serializers: { ...options.serializers, err: (error: Error) => stdSerializers.err(withoutStatementValues(error)) } };
+}
+
+export async function buildApp(deps: AppDeps, { logger, ...options }: FastifyServerOptions = {}): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({
-    logger: { level: config.LOG_LEVEL },
+    logger: loggerOf(logger, config.LOG_LEVEL),
     // A sale's requests are nearly all checkouts, and their two request lines each cost a
     // checkout ~20 % of its CPU (bench/README item 26): written only when asked for. Their
     // outcomes are counted (checkouts_total), their errors logged either way.
@@ -139,8 +151,6 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
     onUnchecked: () => deps.metrics.requestBudgetsUnchecked.inc(),
     spentByRoute: { applies: isCheckout, alongside: (userId) => velocity?.counterOf(userId) ?? null },
   });
-  await app.register(problemDetailsPlugin);
-  await app.register(metricsPlugin, { metrics: deps.metrics });
 
   const queueDepth = new QueueDepthSampler(deps.inventory).start();
   app.addHook('onClose', async () => queueDepth.stop());
@@ -165,6 +175,11 @@ export async function buildApp(deps: AppDeps, options: FastifyServerOptions = {}
       onError: (error, skuId) => app.log.warn({ err: error, skuId }, 'stock rebalance failed; the reconciler finishes an open transfer'),
     }),
   });
+
+  // after the intake, which the error handler tells how a checkout it refused is answered;
+  // before any route, each of which takes the error handler there is when it is added
+  await app.register(problemDetailsPlugin, { checkouts: intake });
+  await app.register(metricsPlugin, { metrics: deps.metrics });
 
   let leaving = false;
   app.decorate('leaveLoadBalancer', () => {

@@ -74,6 +74,8 @@ const OUTCOME_OF_CODE: Record<string, CheckoutOutcome> = {
 export class CheckoutIntake {
   private readonly newOrderId = orderIdFactory();
   private readonly enqueuer: PersistOrderBatcher;
+  /** The outcomes of checkouts refused before their budget was counted, until their answer is known (`answered`). */
+  private readonly unanswered = new WeakMap<CheckoutCounters, CheckoutOutcome>();
 
   constructor(
     private readonly deps: {
@@ -98,12 +100,13 @@ export class CheckoutIntake {
   /**
    * `counters`: the buyer's request budget and checkout velocity, spent with the reservation,
    * or with the sold-out read (429 RATE_LIMITED, 403 RISK_REJECTED when over); a checkout
-   * refused before either leaves them uncounted, for the error handler (rate-limit plugin).
+   * refused before either leaves them uncounted, for the error handler (rate-limit plugin),
+   * which answers 429 instead when the budget is spent, and tells `answered` which it was.
    */
   async checkout(userId: string, idempotencyKey: string, body: CheckoutBody, deviceId: string | null = null, counters: CheckoutCounters | null = null): Promise<Reservation> {
     const { inventory, metrics } = this.deps;
     if (this.deps.queueDepth.current() >= this.deps.highWaterMark && !(await this.retriedAccepted(userId, idempotencyKey, body))) {
-      metrics.checkouts.inc({ outcome: 'overloaded' });
+      this.countRefusal('overloaded', counters);
       throw overloaded(2);
     }
     const now = this.deps.clock();
@@ -131,10 +134,10 @@ export class CheckoutIntake {
         if (error instanceof CheckoutRefused) this.deps.log.warn({ userId, deviceId, reason: error.reason }, 'checkout refused by risk control');
         if (error instanceof OutOfStock) this.deps.rebalancer?.request(error.skuId, userId);
         // a buyer's refusal is never `error`: that outcome pages an operator (CheckoutErrors)
-        metrics.checkouts.inc({ outcome: OUTCOME_OF_CODE[error.code] ?? 'invalid' });
+        this.countRefusal(OUTCOME_OF_CODE[error.code] ?? 'invalid', counters);
         throw error;
       }
-      metrics.checkouts.inc({ outcome: 'error' });
+      this.countRefusal('error', counters);
       this.deps.log.error({ err: error }, 'stock reservation failed');
       throw dependencyUnavailable('Stock');
     }
@@ -148,6 +151,24 @@ export class CheckoutIntake {
       this.deps.log.warn({ err: error, orderId: reservation.order.orderId }, 'enqueue failed; the sweeper will enqueue this order');
     }
     return reservation;
+  }
+
+  /**
+   * One outcome per checkout answered: a refusal that came before the buyer's budget was
+   * counted waits for the error handler, which counts that budget next and answers 429 when it
+   * is spent; the refusal's own outcome would then count a checkout answered otherwise.
+   */
+  private countRefusal(outcome: CheckoutOutcome, counters: CheckoutCounters | null): void {
+    if (counters && !counters.spent) this.unanswered.set(counters, outcome);
+    else this.deps.metrics.checkouts.inc({ outcome });
+  }
+
+  /** The error handler's, once a checkout's budget is counted: its refusal is answered as it was, or with 429 (`overBudget`). */
+  answered(counters: CheckoutCounters, overBudget: boolean): void {
+    const outcome = this.unanswered.get(counters);
+    if (outcome === undefined) return;
+    this.unanswered.delete(counters);
+    this.deps.metrics.checkouts.inc({ outcome: overBudget ? 'rate_limited' : outcome });
   }
 
   /**

@@ -238,6 +238,23 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       }
     });
 
+    it('counts a blocked buyer\'s checkouts by their answers: risk_rejected while within the budget, rate_limited once answered 429', async () => {
+      // an api of its own, so its checkouts_total holds this buyer's answers alone
+      const shop = await startApi(env);
+      try {
+        const checkoutBlocked = (key: string) =>
+          shop.request('POST', '/v1/orders', { token: shop.token('trudy'), body: { items: [{ skuId: 'RISKY', qty: 1 }], address: buyerAddress }, headers: { 'idempotency-key': key } });
+        const answers = [];
+        for (let i = 1; i <= 10; i++) answers.push(await checkoutBlocked(`k-trudy-${i}`));
+        expect(answers.map((answer) => answer.body.code)).toEqual([...Array<string>(8).fill('RISK_REJECTED'), 'RATE_LIMITED', 'RATE_LIMITED']);
+        const metrics = (await shop.request('GET', '/metrics')).body as string;
+        expect(metrics).toMatch(/^checkouts_total\{[^}]*outcome="risk_rejected"[^}]*\} 8$/m);
+        expect(metrics).toMatch(/^checkouts_total\{[^}]*outcome="rate_limited"[^}]*\} 2$/m);
+      } finally {
+        await shop.close();
+      }
+    });
+
     it('answers a malformed device id with 400, reserving nothing', async () => {
       const answer = await checkout('careful-buyer', 'k-bad-device', { 'x-device-id': 'has spaces in it' });
       expect(answer.status).toBe(400);

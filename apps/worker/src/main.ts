@@ -1,13 +1,13 @@
 import { ConfigError, loadConfig } from '@orders/config';
 import { migrateDatabase } from '@orders/persistence';
-import { pino } from 'pino';
 import { startMetricsServer } from './metrics-server.js';
 import { connectWorker, startWorkers } from './worker-app.js';
+import { workerLog } from './worker-log.js';
 
 /** The worker process: serves the queues named in WORKER_QUEUES, exposes /metrics. */
 async function main() {
   const config = loadConfig();
-  const log = pino({ level: config.LOG_LEVEL, base: { app: 'worker', pid: process.pid } });
+  const log = workerLog(config.LOG_LEVEL);
   if (process.env.MIGRATE_ON_START !== 'false') await migrateDatabase(config.MYSQL_URL);
   const deps = connectWorker(config, log);
   const running = startWorkers(deps);

@@ -13,23 +13,76 @@ export function isStatementTimeout(error: unknown): boolean {
   return codeOf(error) === 'PROTOCOL_SEQUENCE_TIMEOUT';
 }
 
+/** A statement's first keyword (`select`, `update`, …): what a log may name of it without its SQL. */
+function statementKindOf(sql: string): string {
+  return /^\W*(\w+)/.exec(sql)?.[1]?.toLowerCase() ?? 'unknown';
+}
+
 /**
  * A statement that outlived MYSQL_QUERY_TIMEOUT_MS on a server that answered: it was ended
  * there (with its transaction). Not MySQL being away: a job fails on it and spends an attempt,
- * rather than asking for the same slow statement again every backoff.
+ * rather than asking for the same slow statement again every backoff. Its message names the
+ * statement's kind, not its SQL, which may carry a buyer's data written into it.
  */
 export class StatementTooSlow extends Error {
   readonly code = 'STATEMENT_TOO_SLOW';
-  /** The statement's first keyword (`select`, `update`, …): what a log may name of it without its SQL. */
+  /** The statement's first keyword (`select`, `update`, …). */
   readonly statementKind: string;
   constructor(
     readonly timeoutMs: number,
     sql: string,
   ) {
-    super(`MySQL statement ended after MYSQL_QUERY_TIMEOUT_MS (${timeoutMs} ms): ${sql.slice(0, 120)}`);
+    const kind = statementKindOf(sql);
+    super(`MySQL ${kind} statement ended after MYSQL_QUERY_TIMEOUT_MS (${timeoutMs} ms)`);
     this.name = 'StatementTooSlow';
-    this.statementKind = /^\W*(\w+)/.exec(sql)?.[1]?.toLowerCase() ?? 'unknown';
+    this.statementKind = kind;
   }
+}
+
+/** As deep as a log follows an error's causes to the MySQL error among them (isDatabaseUnavailable's depth). */
+const CAUSES_FOLLOWED = 5;
+
+/**
+ * A MySQL message up to its first quote: the server quotes the values it names ("Duplicate
+ * entry '<a phone number>' for key …", "… near '<the statement>'"), unescaped, and names of
+ * keys alike, so nothing after it can be told apart from a buyer's data.
+ */
+function unquoted(message: string): string {
+  const quote = message.indexOf("'");
+  return quote < 0 ? message : `${message.slice(0, quote)}…`;
+}
+
+/**
+ * An error as a log may hold it. mysql2 puts on its errors the statement with its values
+ * written in (`sql`: a buyer's address, phone number, name) and the server's message
+ * (`sqlMessage`, the `message` too, and the stack's first line), which quotes values. A MySQL
+ * error, and an error caused by one, is copied without them: code, errno, sqlState and the
+ * statement's kind (`statementKind`) stay, and the message up to its first quote. Any other
+ * error is returned as it is.
+ */
+export function withoutStatementValues<E>(error: E, depth = 0): E {
+  if (typeof error !== 'object' || error === null || depth > CAUSES_FOLLOWED) return error;
+  const { sql, sqlMessage, cause, message, stack, name } = error as Partial<Error> & { sql?: unknown; sqlMessage?: unknown };
+  const safeCause = withoutStatementValues(cause, depth + 1);
+  const fromMysql = typeof sql === 'string' || typeof sqlMessage === 'string';
+  if (!fromMysql && safeCause === cause) return error;
+  const copy = Object.create(Object.getPrototypeOf(error), Object.getOwnPropertyDescriptors(error)) as Record<string, unknown>;
+  // the stack as a plain value: V8's own accessor may not read the copy
+  Object.defineProperty(copy, 'stack', { value: stack, writable: true, configurable: true });
+  if (safeCause !== cause) copy.cause = safeCause;
+  if (!fromMysql) return copy as E;
+  delete copy.sql;
+  delete copy.sqlMessage;
+  if (typeof sql === 'string') copy.statementKind = statementKindOf(sql);
+  if (typeof message === 'string') {
+    const kept = unquoted(message);
+    const head = `${name ?? 'Error'}: ${message}`;
+    // the stack's frames stay, behind a first line without the message's values
+    const frames = typeof stack === 'string' && stack.startsWith(head) ? stack.slice(head.length) : '';
+    Object.defineProperty(copy, 'message', { value: kept, writable: true, configurable: true });
+    Object.defineProperty(copy, 'stack', { value: `${name ?? 'Error'}: ${kept}${frames}`, writable: true, configurable: true });
+  }
+  return copy as E;
 }
 
 /** InnoDB chose this transaction to roll back to break a deadlock (errno 1213). */

@@ -23,8 +23,11 @@ describe('a statement past MYSQL_QUERY_TIMEOUT_MS on a MySQL that answers', () =
 
   it('is ended on the server too, fails as too slow (not as MySQL away, which a job would wait out and ask again for ever), and the pool goes on', async () => {
     const started = Date.now();
-    const failed = await sql`SELECT SLEEP(3)`.execute(db).catch((error: unknown) => error);
+    // a buyer's phone number written into the statement
+    const failed = await sql`SELECT SLEEP(3), ${sql.lit('+44 20 7946 0000')} AS phone`.execute(db).catch((error: unknown) => error);
     expect(failed).toBeInstanceOf(StatementTooSlow);
+    // named by its kind, not by its SQL, wherever its message goes (a log, a failed job's reason)
+    expect(failed).toMatchObject({ statementKind: 'select', message: 'MySQL select statement ended after MYSQL_QUERY_TIMEOUT_MS (500 ms)' });
     expect(isDatabaseUnavailable(failed)).toBe(false);
     expect(Date.now() - started).toBeLessThan(2_500);
     // a client that gave up left it running there, with any locks its transaction held

@@ -5,6 +5,7 @@ import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply } f
 import fp from 'fastify-plugin';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { CheckoutIntake } from '../checkout-intake.js';
 import { HttpProblem, STATUS_OF_CODE, dependencyTooSlow, dependencyUnavailable, problem } from '../problems.js';
 
 const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
@@ -58,15 +59,22 @@ function outageOf(error: unknown, log: FastifyBaseLogger): HttpProblem | null {
   return dependencyUnavailable(away);
 }
 
+export interface ProblemDetailsOptions {
+  /** The checkout intake, told how a checkout it refused before its budget was counted is answered, so its outcome follows the answer. */
+  checkouts?: Pick<CheckoutIntake, 'answered'>;
+}
+
 /**
  * One error handler for the whole api: every error becomes RFC 9457 problem details
  * with a stable `code`; 5xx answers never show internals, the log does.
  */
 export const problemDetailsPlugin = fp(
-  async (app: FastifyInstance) => {
+  async (app: FastifyInstance, options: ProblemDetailsOptions) => {
     app.setErrorHandler(async (thrown: FastifyError | Error, request, reply) => {
       // a checkout refused before its reservation counted the buyer's budget: counted now, and over it the answer is 429
-      const refused = (await app.budgetRefusalOf(request)) ?? thrown;
+      const overBudget = await app.budgetRefusalOf(request);
+      if (request.checkoutCounters) options.checkouts?.answered(request.checkoutCounters, overBudget !== null);
+      const refused = overBudget ?? thrown;
       const error = outageOf(refused, request.log) ?? refused;
       if (error instanceof HttpProblem) {
         return send(reply, error.statusCode, error.code, error.message, error.retryAfterSeconds);
