@@ -19,7 +19,7 @@ export interface PaymentTaken {
  */
 export async function applyPaymentTaken(deps: AppDeps, order: OrderRow, payment: PaymentRow, taken: PaymentTaken, log: FastifyBaseLogger): Promise<{ changed: boolean; status: string }> {
   const payments = new ProcessRepository(deps.db);
-  const action = payment.purpose === 'deposit' ? 'pay_deposit' : 'pay';
+  const action = ProcessRepository.paymentActionOf(payment.purpose);
   const outcome = { status: 'SUCCEEDED', transactionId: taken.transactionId, at: taken.paidAt } as const;
   for (let attempt = 1; ; attempt++) {
     try {

@@ -201,11 +201,28 @@ export const orderSchema = {
     },
     payment: {
       type: ['object', 'null'],
+      description: 'the payment that paid the order last (a presale: its deposit, then its balance); for an order no payment paid, the latest that succeeded (it came late and went back); null when none did',
       properties: {
         paymentId: { type: 'string' },
         transactionId: { type: ['string', 'null'] },
         paidAt: { type: ['string', 'null'] },
         method: { type: 'string' },
+      },
+    },
+    payments: {
+      type: 'array',
+      description:
+        "every payment attempt of the order, oldest first (a presale: its deposit, then its balance). An attempt that took the money after another had paid the order (e.g. reported FAILED, then SUCCEEDED) is SUCCEEDED too: it was given back, and its refund is among the order's refunds. Empty for a split order's child: its parent holds the payments",
+      items: {
+        type: 'object',
+        properties: {
+          paymentId: { type: 'string' },
+          purpose: { type: 'string', enum: ['full', 'deposit', 'balance'] },
+          amountCents: { type: 'integer' },
+          status: { type: 'string', enum: ['PENDING', 'SUCCEEDED', 'FAILED'] },
+          transactionId: { type: ['string', 'null'] },
+          paidAt: { type: ['string', 'null'] },
+        },
       },
     },
     shipments: {
@@ -236,6 +253,10 @@ export const orderSchema = {
       },
     },
     paymentDeadline: { type: 'string' },
+    balanceDeadline: {
+      type: ['string', 'null'],
+      description: "a presale's: when its balance is due, set when its deposit is paid and kept once the balance is paid or the deposit forfeited; null for other orders, before the deposit, and on a split presale's children",
+    },
     sourceChannel: { type: ['string', 'null'], description: 'an imported order: the order system it came from' },
     externalOrderId: { type: ['string', 'null'], description: 'an imported order: its id in that system' },
     createdAt: { type: ['string', 'null'] },

@@ -77,6 +77,48 @@ describe('payments that arrive late or change their outcome', () => {
     }
   });
 
+  it('an order cancelled before a late payment went back refunds the payment that paid it, and the late one goes back on its own: everything the buyer paid comes back', async () => {
+    const orderId = await system.checkout('eli', [{ skuId: 'CONSOLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const reported = (paymentId: string, status: 'FAILED' | 'SUCCEEDED', transactionId: string) =>
+      system.signedCallback('payment', { orderId, paymentId, transactionId, status, amountCents: 50_000, at: new Date().toISOString() });
+    // the payment system takes a second to take the money
+    await slowPaymentSystem(1_000);
+    try {
+      const first = (await pay('eli', orderId)).body.paymentId as string;
+      await reported(first, 'FAILED', 'tx-early-failure');
+      const second = (await pay('eli', orderId)).body.paymentId as string;
+      await waitFor(async () => (await atPaymentSystem(orderId)).charges.length === 2, { what: 'both charges', timeoutMs: 10_000, intervalMs: 20 });
+      // both went through: the first pays the order, the second is late and waits to go back while refunds wait out an outage
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: true } });
+      expect((await reported(first, 'SUCCEEDED', 'tx-1')).body).toEqual({ changed: true, status: 'PAID' });
+      expect((await reported(second, 'SUCCEEDED', 'tx-2')).body.changed).toBe(false);
+      const cancelled = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('eli'), body: { reason: 'paid twice, want none' } });
+      expect([cancelled.status, cancelled.body.status]).toEqual([200, 'REFUNDING']);
+      const [refund] = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('eli') })).body.items;
+      expect(refund.parts.map((p: any) => [p.paymentId, p.amountCents])).toEqual([[first, 50_000]]);
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0, outage: false } });
+    }
+    const refunded = await waitFor(
+      async () => {
+        const order = await system.order(orderId);
+        return order.status === 'REFUNDED' && order.amounts.refundedCents === 100_000 && order;
+      },
+      { what: 'both payments given back', timeoutMs: 20_000 },
+    );
+    expect(refunded.payments.map((p: any) => [p.amountCents, p.status])).toEqual([
+      [50_000, 'SUCCEEDED'],
+      [50_000, 'SUCCEEDED'],
+    ]);
+    const { charges, refunds } = await atPaymentSystem(orderId);
+    expect(charges.map((c: any) => [c.amountCents, c.refundedCents])).toEqual([
+      [50_000, 50_000],
+      [50_000, 50_000],
+    ]);
+    expect(refunds.length).toBe(2);
+  });
+
   it('a presale balance paid after its deadline goes back, and the forfeited deposit stays kept', async () => {
     const orderId = await system.persisted('presale', 'ivy', [{ skuId: 'CONSOLE', qty: 1 }]);
     await pay('ivy', orderId);

@@ -71,4 +71,14 @@ describe('configuration', () => {
     expect((error as Error).message).toContain('JOB_BACKOFF_MS must be between 10 and 2147483647, got 0');
     expect(loadConfig({ NODE_ENV: 'development', AFTER_SALES_WINDOW_MS: String(30 * 86_400_000) }).AFTER_SALES_WINDOW_MS).toBe(2_592_000_000);
   });
+
+  it('refuses a presale balance timeout that, with the deposit deadline, runs past the 6 days an order list by date can follow', () => {
+    const day = 86_400_000;
+    expect(loadConfig({ NODE_ENV: 'development' }).PRESALE_BALANCE_TIMEOUT_MS).toBe(3 * day);
+    expect(loadConfig({ NODE_ENV: 'development', PAYMENT_TIMEOUT_MS: String(day), PRESALE_BALANCE_TIMEOUT_MS: String(5 * day) }).PRESALE_BALANCE_TIMEOUT_MS).toBe(5 * day);
+    expect(() => loadConfig({ NODE_ENV: 'development', PRESALE_BALANCE_TIMEOUT_MS: String(8 * day) })).toThrow(
+      "PRESALE_BALANCE_TIMEOUT_MS (691200000) plus PAYMENT_TIMEOUT_MS (1800000, a presale's deposit deadline) must be at most 518400000 (6 days)",
+    );
+    expect(() => loadConfig({ NODE_ENV: 'development', PAYMENT_TIMEOUT_MS: String(day + 1), PRESALE_BALANCE_TIMEOUT_MS: String(5 * day) })).toThrow(/PRESALE_BALANCE_TIMEOUT_MS \(432000000\) plus PAYMENT_TIMEOUT_MS/);
+  });
 });

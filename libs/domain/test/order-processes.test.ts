@@ -109,6 +109,22 @@ describe('the order process tables', () => {
     expect(virtual.fire('PAID', 'deliver', 'system').to).toBe('COMPLETED');
     expect(virtual.can('PAID', 'fulfil', 'system')).toBe(false);
   });
+
+  it('a presale whose deposit is paid: the buyer who cancels forfeits it, a merchant or an operator who calls it off refunds it, the units released either way', () => {
+    const presale = stateMachineFor('presale');
+    expect(presale.fire('DEPOSIT_PAID', 'cancel', 'buyer')).toMatchObject({ to: 'DEPOSIT_FORFEITED', effects: ['releaseStock'] });
+    expect(presale.labels('DEPOSIT_FORFEITED')).toEqual({ buyerLabel: 'Closed', merchantLabel: 'Deposit kept (withdrawn or balance unpaid)', final: true });
+    for (const actor of ['merchant', 'admin'] as const) {
+      expect(presale.can('DEPOSIT_PAID', 'cancel', actor)).toBe(false);
+      expect(presale.fire('DEPOSIT_PAID', 'refund', actor)).toMatchObject({ to: 'REFUNDING', effects: ['releaseStock', 'refundPayments'] });
+    }
+    expect(presale.can('DEPOSIT_PAID', 'refund', 'buyer')).toBe(false);
+    expect(presale.fire('REFUNDING', 'refund_succeeded', 'payment').to).toBe('REFUNDED');
+    // what the order's action lists offer each of them
+    expect(presale.allowedActions('DEPOSIT_PAID', 'buyer')).toEqual(['change_address', 'cancel']);
+    expect(presale.allowedActions('DEPOSIT_PAID', 'merchant')).toEqual(['refund']);
+    expect(presale.allowedActions('DEPOSIT_PAID', 'admin')).toEqual(['change_address', 'refund']);
+  });
 });
 
 describe('splitting a paid order', () => {

@@ -4,6 +4,7 @@ export type { OrderDb } from './connection.js';
 export { CatalogRepository, toSku } from './catalog-repository.js';
 export { OrderRepository } from './order-repository.js';
 export type { OrderListFilter, OrderToPersist, TransitionRequest, TransitionResult } from './order-repository.js';
+export { merchantOrderView } from './order-view.js';
 export type { OrderView } from './order-view.js';
 export type * from './schema.js';
 export { ProcessRepository, paymentDetail } from './process-repository.js';

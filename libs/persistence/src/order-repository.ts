@@ -17,7 +17,7 @@ import type { OrderDb } from './connection.js';
 import { insertRows } from './multi-row-insert.js';
 import { isDeadlock, isDuplicateKey } from './mysql-errors.js';
 import { toOrderView, type OrderView } from './order-view.js';
-import { PAYMENT_ACTIONS, paymentDetail } from './process-repository.js';
+import { paidTheOrder } from './process-repository.js';
 import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
 
 export interface OrderToPersist {
@@ -68,7 +68,8 @@ const PERSIST_ATTEMPTS = 10;
  * (created_at), for listing by dates: the persist queue's lag, and a split's children, written
  * when the order is paid — a presale's when its balance is, up to PRESALE_BALANCE_TIMEOUT_MS
  * (3 days by default) after the deposit. A row written later than this after its acceptance is
- * left out of a list whose createdFrom is past its acceptance by more than this.
+ * left out of a list whose createdFrom is past its acceptance by more than this, so the config
+ * refuses a deposit deadline and balance timeout that together exceed 6 of these 7 days.
  */
 const WRITTEN_WITHIN_MS = 7 * 24 * 3_600_000;
 /** An id (the accepting API host's clock) runs ahead of its row's created_at (the writer's clock) by at most the hosts' clock difference. */
@@ -153,20 +154,21 @@ export class OrderRepository {
   /** The full view of each order (lines, history, payment, shipments, sub-orders), read for all of them at once. */
   private async viewsOf(orders: OrderRow[]): Promise<OrderView[]> {
     const orderIds = orders.map((order) => order.order_id);
-    const [items, history, succeeded, shipments, children] = await Promise.all([
+    const [items, history, payments, shipments, children] = await Promise.all([
       this.db.selectFrom('order_items').selectAll().where('order_id', 'in', orderIds).orderBy('line_no').execute(),
       this.db.selectFrom('order_history').selectAll().where('order_id', 'in', orderIds).orderBy('version').execute(),
-      this.db.selectFrom('payments').selectAll().where('order_id', 'in', orderIds).where('status', '=', 'SUCCEEDED').orderBy('created_at', 'desc').execute(),
+      this.db.selectFrom('payments').selectAll().where('order_id', 'in', orderIds).orderBy('created_at').orderBy('payment_id').execute(),
       this.db.selectFrom('shipments').selectAll().where('order_id', 'in', orderIds).orderBy('created_at').execute(),
       this.db.selectFrom('orders').select(['order_id', 'parent_order_id']).where('parent_order_id', 'in', orderIds).orderBy('order_id').execute(),
     ]);
     const of = <T extends { order_id: string }>(rows: T[], orderId: string) => rows.filter((row) => row.order_id === orderId);
     return orders.map((order) => {
       const own = of(history, order.order_id);
-      const paidBy = of(succeeded, order.order_id);
-      // the payment that paid the order (its pay transition names it), not one that came late
-      // and went back; an order no payment paid shows the latest that succeeded
-      const payment = paidBy.find((p) => own.some((h) => PAYMENT_ACTIONS.includes(h.action) && h.detail?.startsWith(paymentDetail(p.payment_id, '')))) ?? paidBy[0];
+      const attempts = of(payments, order.order_id);
+      const paidBy = attempts.filter((p) => p.status === 'SUCCEEDED').reverse();
+      // the latest payment that paid the order (its pay transition names it), not one that came
+      // late and went back; an order no payment paid shows the latest that succeeded
+      const payment = paidBy.find((p) => paidTheOrder(p.payment_id, own)) ?? paidBy[0];
       return toOrderView(order, of(items, order.order_id), own, {
         payment: payment
           ? {
@@ -176,6 +178,14 @@ export class OrderRepository {
               method: payment.method,
             }
           : null,
+        payments: attempts.map((p) => ({
+          paymentId: p.payment_id,
+          purpose: p.purpose,
+          amountCents: Number(p.amount_cents),
+          status: p.status,
+          transactionId: p.transaction_id,
+          paidAt: p.paid_at?.toISOString() ?? null,
+        })),
         shipments: of(shipments, order.order_id).map((s) => ({ shipmentId: s.shipment_id, warehouseId: s.warehouse_id, trackingNo: s.tracking_no, status: s.status })),
         subOrders: children.filter((c) => c.parent_order_id === order.order_id).map((c) => c.order_id),
       });

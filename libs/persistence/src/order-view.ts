@@ -1,4 +1,4 @@
-import { stateMachineFor, type Address, type AppliedBenefits, type DiscountShare, type OrderType } from '@orders/domain';
+import { benefitsOfPart, stateMachineFor, type Address, type AppliedBenefits, type DiscountShare, type OrderType } from '@orders/domain';
 import type { OrderHistoryRow, OrderItemRow, OrderRow } from './schema.js';
 
 /** An order as API.md shows it (`GET /v1/orders/:orderId`). */
@@ -31,12 +31,20 @@ export interface OrderView {
   couponCode: string | null;
   /** the member level, promotions and coupon the order used */
   benefits: AppliedBenefits | null;
+  /** the payment that paid the order last (a presale: its deposit, then its balance) */
   payment: { paymentId: string; transactionId: string | null; paidAt: string | null; method: string } | null;
+  /**
+   * Every payment attempt of the order, oldest first. An attempt that took the money after
+   * another had paid the order is SUCCEEDED too: it went back, as a refund of the order.
+   */
+  payments: Array<{ paymentId: string; purpose: string; amountCents: number; status: string; transactionId: string | null; paidAt: string | null }>;
   shipments: Array<{ shipmentId: string; warehouseId: string; trackingNo: string | null; status: string }>;
   subOrders: string[];
   /** `detail`: the reason given with the step, or what it changed (a refund's id, a new address); null when none */
   history: Array<{ from: string | null; action: string; to: string; at: string; actor: string; detail: string | null }>;
   paymentDeadline: string;
+  /** a presale's balance deadline, set when its deposit is paid (and kept once the balance is paid or the deposit forfeited); null for any other order */
+  balanceDeadline: string | null;
   /** an imported order's channel and its id there; null for this shop's own orders */
   sourceChannel: string | null;
   externalOrderId: string | null;
@@ -48,7 +56,7 @@ export function toOrderView(
   order: OrderRow,
   items: OrderItemRow[],
   history: OrderHistoryRow[],
-  extras: Pick<OrderView, 'payment' | 'shipments' | 'subOrders'> = { payment: null, shipments: [], subOrders: [] },
+  extras: Pick<OrderView, 'payment' | 'payments' | 'shipments' | 'subOrders'> = { payment: null, payments: [], shipments: [], subOrders: [] },
 ): OrderView {
   const labels = stateMachineFor(order.type as OrderType).labels(order.status);
   return {
@@ -87,9 +95,53 @@ export function toOrderView(
     ...extras,
     history: history.map((h) => ({ from: h.from_status, action: h.action, to: h.to_status, at: h.at.toISOString(), actor: h.actor, detail: h.detail })),
     paymentDeadline: order.payment_deadline.toISOString(),
+    balanceDeadline: order.balance_deadline?.toISOString() ?? null,
     sourceChannel: order.source_channel,
     externalOrderId: order.external_order_id,
     createdAt: order.created_at.toISOString(),
     updatedAt: order.updated_at.toISOString(),
+  };
+}
+
+/** Whether `text` names one of `ids` (SKU or order ids) as a word of its own, a full stop after it included. */
+function namesAny(text: string, ids: ReadonlySet<string>): boolean {
+  return text.split(/[^A-Za-z0-9._-]+/).some((word) => ids.has(word) || ids.has(word.replace(/\.+$/, '')));
+}
+
+/**
+ * An order as a merchant holding some of its lines sees it: in a marketplace a merchant does
+ * not learn what the buyer bought from another merchant, nor at what price. Of an order
+ * holding other merchants' lines too (unpaid, or the parent of a split order) it keeps the
+ * merchant's lines alone, and its amounts are those lines' sums of the shares stored on each:
+ * their discounts (and the benefits those came from), the shipping on them (pricing puts each
+ * warehouse's fee on that warehouse's lines; what is only an order total, an imported order's
+ * shipping before its split, is no merchant's), what was refunded of them. Gone are the
+ * payment attempts (each took the whole order's amount; `payment` still says it is paid),
+ * other warehouses' shipments and the children other than `ownSubOrders`. The history keeps
+ * every step, a step's detail dropped where it names another merchant's SKU or child.
+ * An order of the merchant's lines alone is shown whole.
+ */
+export function merchantOrderView(view: OrderView, merchantId: string, ownSubOrders: readonly string[]): OrderView {
+  const items = view.items.filter((item) => item.merchantId === merchantId);
+  if (items.length === view.items.length) return view;
+  const sum = (cents: (item: OrderView['items'][number]) => number) => items.reduce((total, item) => total + cents(item), 0);
+  const own = new Set(ownSubOrders);
+  const warehouses = new Set(items.map((item) => item.warehouseId));
+  const others = new Set([...view.items.filter((item) => item.merchantId !== merchantId).map((item) => item.skuId), ...view.subOrders.filter((child) => !own.has(child))]);
+  return {
+    ...view,
+    items,
+    amounts: {
+      subtotalCents: sum((item) => item.unitPriceCents * item.qty),
+      discountCents: sum((item) => item.discountCents),
+      shippingCents: sum((item) => item.shippingCents),
+      payableCents: sum((item) => item.payableCents),
+      refundedCents: sum((item) => item.refundedCents),
+    },
+    benefits: view.benefits && benefitsOfPart(items.flatMap((item) => item.discounts), view.benefits),
+    payments: [],
+    shipments: view.shipments.filter((shipment) => warehouses.has(shipment.warehouseId)),
+    subOrders: view.subOrders.filter((child) => own.has(child)),
+    history: view.history.map((step) => (step.detail !== null && namesAny(step.detail, others) ? { ...step, detail: null } : step)),
   };
 }

@@ -29,6 +29,12 @@ export function paymentDetail(paymentId: string, transactionId: string): string 
   return `payment ${paymentId}, transaction ${transactionId}`;
 }
 
+/** Whether the order's history holds the pay transition this payment fired: it paid the order, rather than coming late and going back. */
+export function paidTheOrder(paymentId: string, history: ReadonlyArray<{ action: string; detail: string | null }>): boolean {
+  const named = paymentDetail(paymentId, '');
+  return history.some((step) => PAYMENT_ACTIONS.includes(step.action) && step.detail?.startsWith(named) === true);
+}
+
 export class ProcessRepository {
   constructor(private readonly db: OrderDb) {}
 
@@ -94,6 +100,24 @@ export class ProcessRepository {
 
   async payments(orderId: string): Promise<PaymentRow[]> {
     return this.db.selectFrom('payments').selectAll().where('order_id', '=', orderId).orderBy('created_at').orderBy('payment_id').execute();
+  }
+
+  /**
+   * The payments that paid the order (a presale: its deposit, then its balance), oldest
+   * first. An attempt that took the money after another had paid (reported failed first,
+   * then succeeded) is SUCCEEDED too, but came late and went back: it is not among them.
+   */
+  async paymentsApplied(orderId: string): Promise<PaymentRow[]> {
+    const [succeeded, fired] = await Promise.all([
+      this.db.selectFrom('payments').selectAll().where('order_id', '=', orderId).where('status', '=', 'SUCCEEDED').orderBy('created_at').orderBy('payment_id').execute(),
+      this.db.selectFrom('order_history').select(['action', 'detail']).where('order_id', '=', orderId).where('action', 'in', PAYMENT_ACTIONS).execute(),
+    ]);
+    return succeeded.filter((payment) => paidTheOrder(payment.payment_id, fired));
+  }
+
+  /** The transition a payment of this purpose fires: a deposit pays a presale's deposit, the others (full, balance) pay the order. */
+  static paymentActionOf(purpose: string): 'pay' | 'pay_deposit' {
+    return purpose === 'deposit' ? 'pay_deposit' : 'pay';
   }
 
   /**

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { drawRefund, refundForLines, RefundExceedsLine, type LineRefund } from '@orders/domain';
+import { drawRefund, refundForLines, RefundExceedsLine, type LineRefund, type RefundablePayment } from '@orders/domain';
 import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
+import { PAYMENT_ACTIONS, paidTheOrder } from './process-repository.js';
 import type { Database, OrderRow, RefundPartsTable, RefundsTable } from './schema.js';
 
 export type RefundKind = 'refund' | 'return';
@@ -296,25 +297,26 @@ export class RefundRepository {
     const skuOf = (lineNo: number) => lines.find((l) => l.lineNo === lineNo)!.skuId;
     const items = refunds.map((r) => ({ lineNo: r.lineNo, skuId: skuOf(r.lineNo), qty: r.qty, cents: r.cents }));
     const amountCents = items.reduce((sum, item) => sum + item.cents, 0);
-    await trx
-      .insertInto('refunds')
-      .values({
-        refund_id: request.refundId,
-        order_id: order.order_id,
-        kind: request.kind,
-        status: request.status,
-        version: 1,
-        reason: request.reason,
-        amount_cents: amountCents,
-        items: JSON.stringify(items),
-        history: JSON.stringify([{ from: null, to: request.status, at: request.at.toISOString(), actor: request.actor }]),
-        created_at: request.at,
-        updated_at: request.at,
-      })
-      .execute();
-    const refund = toView(await trx.selectFrom('refunds').selectAll().where('refund_id', '=', request.refundId).executeTakeFirstOrThrow(), []);
+    const refund = await insertRefund(trx, order, { ...request, amountCents, items });
     if (request.status === 'PENDING') return { ...refund, parts: await applyRefund(trx, order, refund, request.restockReason) };
     return refund;
+  }
+
+  /**
+   * In a transition's transaction: opens a refund order (PENDING) of everything the
+   * payments that paid the order have left to give back, and of no units: a presale called
+   * off after its deposit, whose units were reserved, never sold, and go back as a released
+   * reservation rather than a restock.
+   */
+  static async openPaymentRefund(trx: Transaction<Database>, order: OrderRow, request: Pick<OpenRefund, 'refundId' | 'reason' | 'actor' | 'at'>): Promise<RefundView> {
+    const amountCents = (await refundablePayments(trx, order)).reduce((sum, payment) => sum + Math.max(0, payment.refundableCents), 0);
+    const refund = await insertRefund(trx, order, { ...request, kind: 'refund', status: 'PENDING', amountCents, items: [] });
+    await trx
+      .updateTable('orders')
+      .set((eb) => ({ refunded_cents: eb('refunded_cents', '+', amountCents) }))
+      .where('order_id', 'in', owners(order))
+      .execute();
+    return { ...refund, parts: await drawParts(trx, order, refund) };
   }
 
   /** In a refund's transaction: whether every unit of the order is refunded, read from its locked lines (what a concurrent refund committed included). */
@@ -324,25 +326,52 @@ export class RefundRepository {
   }
 }
 
+/** The orders a refund of this one counts on: the order, and a child's parent. */
+const owners = (order: OrderRow): string[] => (order.parent_order_id === null ? [order.order_id] : [order.order_id, order.parent_order_id]);
+
+/** Writes a refund order's row, its first step in its history. */
+async function insertRefund(
+  trx: Transaction<Database>,
+  order: OrderRow,
+  refund: Pick<OpenRefund, 'refundId' | 'kind' | 'status' | 'reason' | 'actor' | 'at'> & { amountCents: number; items: RefundView['items'] },
+): Promise<RefundView> {
+  await trx
+    .insertInto('refunds')
+    .values({
+      refund_id: refund.refundId,
+      order_id: order.order_id,
+      kind: refund.kind,
+      status: refund.status,
+      version: 1,
+      reason: refund.reason,
+      amount_cents: refund.amountCents,
+      items: JSON.stringify(refund.items),
+      history: JSON.stringify([{ from: null, to: refund.status, at: refund.at.toISOString(), actor: refund.actor }]),
+      created_at: refund.at,
+      updated_at: refund.at,
+    })
+    .execute();
+  return toView(await trx.selectFrom('refunds').selectAll().where('refund_id', '=', refund.refundId).executeTakeFirstOrThrow(), []);
+}
+
 /**
  * The refund's amounts count as refunded on its lines and order (and a child's parent);
  * the ledger restocks its units; its money is drawn from the order's payments (drawParts).
  */
 async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: RefundView, restockReason: string): Promise<RefundPartView[]> {
   const { items, amountCents } = refund;
-  const owners = order.parent_order_id === null ? [order.order_id] : [order.order_id, order.parent_order_id];
   for (const item of items) {
     await trx
       .updateTable('order_items')
       .set((eb) => ({ refunded_qty: eb('refunded_qty', '+', item.qty), refunded_cents: eb('refunded_cents', '+', item.cents) }))
-      .where('order_id', 'in', owners)
+      .where('order_id', 'in', owners(order))
       .where('line_no', '=', item.lineNo)
       .execute();
   }
   await trx
     .updateTable('orders')
     .set((eb) => ({ refunded_cents: eb('refunded_cents', '+', amountCents) }))
-    .where('order_id', 'in', owners)
+    .where('order_id', 'in', owners(order))
     .execute();
   const restock = items.filter((item) => item.qty > 0);
   if (restock.length > 0) {
@@ -355,15 +384,16 @@ async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: 
 }
 
 /**
- * Draws the refund's money from the successful payments of the order (a child's: its
- * parent's), latest first, each at most what it took less what earlier refunds drew from
- * it. The payments are locked, so refunds of two children drawing from one payment take
- * turns; the parts are read with a locking read, so each sees the other's committed parts.
+ * The payments that paid the order (a child's: its parent's), latest first, each with what
+ * it took less what earlier refunds drew from it. An attempt that took the money after
+ * another had paid is left out: it goes back whole, as a late payment of its own, and
+ * drawn from here too it would be given back twice while the one that paid kept its money.
+ * The payments are locked, so refunds of two children drawing from one payment take turns;
+ * the parts are read with a locking read, so each sees the other's committed parts.
  */
-async function drawParts(trx: Transaction<Database>, order: OrderRow, refund: RefundView): Promise<RefundPartView[]> {
-  if (refund.amountCents === 0) return [];
+async function refundablePayments(trx: Transaction<Database>, order: OrderRow): Promise<RefundablePayment[]> {
   const payer = order.parent_order_id ?? order.order_id;
-  const payments = await trx
+  const succeeded = await trx
     .selectFrom('payments')
     .select(['payment_id', 'amount_cents'])
     .where('order_id', '=', payer)
@@ -373,13 +403,23 @@ async function drawParts(trx: Transaction<Database>, order: OrderRow, refund: Re
     .orderBy('payment_id', 'desc')
     .forUpdate()
     .execute();
+  const fired = await trx.selectFrom('order_history').select(['action', 'detail']).where('order_id', '=', payer).where('action', 'in', PAYMENT_ACTIONS).execute();
+  const payments = succeeded.filter((payment) => paidTheOrder(payment.payment_id, fired));
   const ids = payments.map((payment) => payment.payment_id);
   const drawn = ids.length === 0 ? [] : await trx.selectFrom('refund_parts').select(['payment_id', 'amount_cents']).where('payment_id', 'in', ids).forUpdate().execute();
   const drawnFrom = (paymentId: string) => drawn.filter((part) => part.payment_id === paymentId).reduce((sum, part) => sum + Number(part.amount_cents), 0);
-  const parts = drawRefund(
-    refund.amountCents,
-    payments.map((payment) => ({ paymentId: payment.payment_id, refundableCents: Number(payment.amount_cents) - drawnFrom(payment.payment_id) })),
-  ).map((part, index) => ({ partId: partIdOf(refund.refundId, index), paymentId: part.paymentId, amountCents: part.amountCents, status: 'PENDING' }));
+  return payments.map((payment) => ({ paymentId: payment.payment_id, refundableCents: Number(payment.amount_cents) - drawnFrom(payment.payment_id) }));
+}
+
+/** Draws the refund's money from the order's payments (refundablePayments), latest first, each at most what it has left. */
+async function drawParts(trx: Transaction<Database>, order: OrderRow, refund: RefundView): Promise<RefundPartView[]> {
+  if (refund.amountCents === 0) return [];
+  const parts = drawRefund(refund.amountCents, await refundablePayments(trx, order)).map((part, index) => ({
+    partId: partIdOf(refund.refundId, index),
+    paymentId: part.paymentId,
+    amountCents: part.amountCents,
+    status: 'PENDING',
+  }));
   await trx
     .insertInto('refund_parts')
     .values(parts.map((part) => ({ part_id: part.partId, refund_id: refund.refundId, payment_id: part.paymentId, amount_cents: part.amountCents, status: part.status })))

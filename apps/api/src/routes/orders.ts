@@ -26,10 +26,12 @@ function acceptedView(order: AcceptedOrder) {
     address: order.address,
     couponCode: order.couponCode,
     payment: null,
+    payments: [],
     shipments: [],
     subOrders: [],
     history: [{ from: null, action: 'checkout', to: 'ACCEPTED', at: order.acceptedAt, actor: 'buyer', detail: null }],
     paymentDeadline: order.paymentDeadline,
+    balanceDeadline: null,
     createdAt: null,
     updatedAt: null,
   };

@@ -65,8 +65,10 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
         purpose = action === 'pay_deposit' ? 'deposit' : 'balance';
         if (purpose === 'deposit') amountCents = deposit;
         else {
-          const paid = (await payments.payments(orderId)).filter((p) => p.purpose === 'deposit' && p.status === 'SUCCEEDED');
-          amountCents = payable - paid.reduce((sum, p) => sum + Number(p.amount_cents), 0);
+          // what the deposit that paid the order took: another attempt that took the money too went back as a late payment
+          const paidDeposit = (await payments.paymentsApplied(orderId)).find((p) => p.purpose === 'deposit');
+          if (!paidDeposit) throw new Error(`presale ${orderId} is ${order.status} but no deposit payment paid it`);
+          amountCents = payable - Number(paidDeposit.amount_cents);
         }
       }
       const opened = await payments.openPayment({ orderId, purpose, method: request.body.method, amountCents, at: deps.clock() });

@@ -1,4 +1,4 @@
-import { IllegalTransition, RefundExceedsLine, StaleOrderVersion, stateMachineFor, type Actor, type Address, type OrderType } from '@orders/domain';
+import { IllegalTransition, RefundExceedsLine, StaleOrderVersion, stateMachineFor, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
 import { OrderRepository, ProcessRepository, RefundRepository, refundIdFor, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -107,8 +107,18 @@ export const MERCHANT_ALONE = "A merchant acts on orders (or parts of a split or
 const UNSHIPPED = new Set(['PAID', 'IN_FULFILLMENT']);
 /** Statuses of an order part that a refund or cancellation already closed before it shipped: nothing is left to cancel. */
 const CLOSED_UNSHIPPED = new Set(['REFUNDING', 'REFUNDED', 'CANCELLED']);
-/** Statuses of an unpaid order closed with its reservation given back (cancelled, expired). */
-const UNPAID_CLOSED = new Set(['CANCELLED', 'EXPIRED']);
+/** Statuses of an order closed with its reservation given back: unpaid (cancelled, expired), or a presale's deposit forfeited. */
+const RESERVATION_GIVEN_BACK = new Set(['CANCELLED', 'EXPIRED', 'DEPOSIT_FORFEITED']);
+
+/**
+ * Whether a refund of the order in its status gives its reservation back (the table's refund
+ * releases the stock): its units were reserved and never sold (a presale called off after
+ * its deposit), so none is restocked, and the money back is what the payments that paid
+ * it took.
+ */
+function neverSold(order: OrderRow): boolean {
+  return stateMachineFor(order.type as OrderType).rule(order.status, 'refund')?.effects?.includes('releaseStock') ?? false;
+}
 
 /**
  * The reverse flows before shipment (API.md): cancel (before payment: stock and coupon
@@ -158,14 +168,22 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     return (await process.payments(order.parent_order_id ?? order.order_id)).some((p) => p.status === 'SUCCEEDED');
   }
 
+  /** Whether the ledger records the order's reservation as released (e.g. a presale refunded after its deposit): Redis must follow. */
+  async function reservationReleased(order: OrderRow): Promise<boolean> {
+    const row = await deps.db.selectFrom('stock_ledger').select('id').where('ref', '=', order.order_id).where('kind', '=', 'release').limit(1).executeTakeFirst();
+    return row !== undefined;
+  }
+
   /**
    * Opens a refund order on each part (an unsplit order, or children of a split one), all
    * in one transaction (moveParts): 'refund' (the part goes to REFUNDING) when it gives
    * back every unit left, else 'refund_lines'. The ledger restocks the units in the
    * transaction and Redis right after it (once per refund id, the payment job again as a
-   * backstop); the job pays the money back. A part whose refund id was seen before
-   * changes nothing. Under an Idempotency-Key (`keyed`) the key is taken in the same
-   * transaction.
+   * backstop); the job pays the money back. An order whose units were never sold (a
+   * presale's deposit) is refunded what the payments that paid it took, and its
+   * reservation is released instead, in the ledger and then in Redis. A part whose refund id was seen
+   * before changes nothing. Under an Idempotency-Key (`keyed`) the key is taken in the
+   * same transaction.
    */
   async function openRefunds(
     parts: ReadonlyArray<{ unit: OrderRow; refundId: string; items: RequestedLines | 'rest' }>,
@@ -187,8 +205,11 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
           continue;
         }
         const current = (await deps.orders.findOrderRow(part.unit.order_id))!;
-        if (!UNSHIPPED.has(current.status)) throw new IllegalTransition(current.status, 'refund', request.actor);
-        if (!(await isPaid(current)) || !(await stockCommitted(current))) throw new IllegalTransition(current.status, 'refund', request.actor);
+        const unsold = neverSold(current);
+        if (!UNSHIPPED.has(current.status) && !unsold) throw new IllegalTransition(current.status, 'refund', request.actor);
+        // no line of a deposit's worth: all of it goes back, or none
+        if (unsold && part.items !== 'rest') throw new IllegalTransition(current.status, 'refund_lines', request.actor);
+        if (!(await isPaid(current)) || (!unsold && !(await stockCommitted(current)))) throw new IllegalTransition(current.status, 'refund', request.actor);
         const left = new Map((await process.items(current.order_id)).map((line) => [line.sku_id, line.qty - line.refunded_qty]));
         const asked = (sku: string) => (part.items === 'rest' ? 0 : part.items.filter((i) => i.skuId === sku).reduce((s, i) => s + i.qty, 0));
         const whole = part.items === 'rest' || [...left].every(([sku, qty]) => qty === asked(sku));
@@ -202,9 +223,14 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
           effects: async (trx, order, fired) => {
             const { restoreCouponOf, ...refund } = refundRequest;
             if (first && keyed) await keyed.take(trx, deps.clock());
-            opened.set(part.refundId, await RefundRepository.openRefund(trx, order, { ...refund, refundId: part.refundId, items: part.items, kind: 'refund', status: 'PENDING', at: deps.clock() }));
-            // `whole` was read before the transaction: a refund committed since may have taken units, and the locked lines decide
-            if ((await RefundRepository.everyUnitRefunded(trx, order.order_id)) !== (fired.action === 'refund')) throw new StaleOrderVersion(order.order_id);
+            if (unsold) {
+              opened.set(part.refundId, await RefundRepository.openPaymentRefund(trx, order, { ...refund, refundId: part.refundId, at: deps.clock() }));
+            } else {
+              opened.set(part.refundId, await RefundRepository.openRefund(trx, order, { ...refund, refundId: part.refundId, items: part.items, kind: 'refund', status: 'PENDING', at: deps.clock() }));
+              // `whole` was read before the transaction: a refund committed since may have taken units, and the locked lines decide
+              if ((await RefundRepository.everyUnitRefunded(trx, order.order_id)) !== (fired.action === 'refund')) throw new StaleOrderVersion(order.order_id);
+            }
+            if (fired.effects.includes('releaseStock')) await OrderRepository.releaseReservation(trx, order.order_id, refund.restockReason, deps.clock());
             if (restoreCouponOf !== undefined) await OrderRepository.restoreCoupon(trx, restoreCouponOf, deps.clock());
           },
         });
@@ -213,9 +239,15 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     });
     // Redis follows the ledger at once; the refund job does it again (once per refund id) should this process die here
     for (const refund of opened.values()) await deps.inventory.restockStock(refund.orderId, refund.refundId, refund.items.filter((item) => item.qty > 0));
+    for (const { order, fired } of moved) if (fired.effects.includes('releaseStock')) await deps.inventory.releaseStock(order.order_id, order.user_id, 'refunded', order.coupon_code);
     for (const { order, fired } of moved) await followUp(deps, order, fired.effects);
-    // a repeat: the payment job (which also restocks Redis) is queued again, in case the first request died before
-    for (const part of parts) if (known.has(part.refundId)) await followUp(deps, part.unit, ['refundPayments']);
+    // a repeat: the payment job (which also restocks Redis) is queued again, and a released reservation released
+    // in Redis too, in case the first request died before
+    for (const part of parts) {
+      if (!known.has(part.refundId)) continue;
+      if (await reservationReleased(part.unit)) await deps.inventory.releaseStock(part.unit.order_id, part.unit.user_id, 'refunded', part.unit.coupon_code);
+      await followUp(deps, part.unit, ['refundPayments']);
+    }
     return { refunds: parts.map((part) => (opened.get(part.refundId) ?? known.get(part.refundId))!), changed: opened.size > 0 };
   }
 
@@ -227,7 +259,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
         description:
-          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back (cancelling one child of a split order keeps it), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). Cancelling again changes nothing, except that it finishes giving the stock back when the first cancel failed halfway (a 5xx). 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED).',
+          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back (cancelling one child of a split order keeps it), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). A presale whose deposit is paid (DEPOSIT_PAID): the buyer’s cancel forfeits the deposit at once (DEPOSIT_FORFEITED, as when its balance deadline passes: the units back on sale, the coupon use back); a merchant’s or an admin’s refunds the deposit (REFUNDING with a refund of what the deposit took, REFUNDED once paid back; the units, reserved and never sold, are released rather than restocked). Cancelling again changes nothing, except that it finishes giving the stock back when the first cancel failed halfway (a 5xx). 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED).',
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
@@ -238,16 +270,20 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       const actor: Actor = request.user.role;
       const { reason: why } = request.body;
       const machine = stateMachineFor(order.type as OrderType);
-      if (UNPAID_CLOSED.has(order.status)) {
+      if (RESERVATION_GIVEN_BACK.has(order.status)) {
         // the first cancel (or the expiry) may have failed between its MySQL commit and Redis: finish
         // giving the stock back, or the deadline job and a repair in between would give it back twice
         await deps.inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase());
-        if (order.status === 'CANCELLED') return deps.orders.findOrder(order.order_id);
+        // where a cancel brings the order (a buyer's, of a presale whose deposit is paid: its deposit forfeited): cancelling again changes nothing
+        const cancelledTo = machine.process.transitions.some((rule) => rule.action === 'cancel' && rule.to === order.status && rule.actors.includes(actor));
+        if (order.status === 'CANCELLED' || cancelledTo) return deps.orders.findOrder(order.order_id);
       }
-      // the order type's table decides: unpaid orders (and e.g. imported ones, paid in their channel) cancel as it says
-      if (machine.can(order.status, 'cancel', actor)) {
+      // the order type's table decides: unpaid orders (and e.g. imported ones, paid in their channel; a presale's
+      // buyer after the deposit) cancel as it says
+      const byTable = machine.can(order.status, 'cancel', actor) ? machine.rule(order.status, 'cancel') : undefined;
+      if (byTable) {
         if (actor === 'merchant' && !(await deps.orders.orderOfMerchantAlone(order.order_id, request.user.sub))) throw forbidden(MERCHANT_ALONE);
-        if (await cancelByTable(order, actor, why, machine.rule(order.status, 'cancel')?.effects?.includes('releaseStock') ?? false)) deps.metrics.cancellations.inc({ stage: 'before_payment' });
+        if (await cancelByTable(order, actor, why, byTable)) deps.metrics.cancellations.inc({ stage: 'before_payment' });
       } else {
         const all = await orderParts(process, order);
         const units = await partsFor(request.user, all);
@@ -256,8 +292,8 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         // a part closed by a refund of its own (a child refunded in full) is left as it is
         const parts = open.filter(({ unit, known }) => known || !CLOSED_UNSHIPPED.has(unit.status));
         if (parts.length === 0) throw new IllegalTransition(order.status, 'cancel', actor);
-        // all or nothing: a cancellation refunds only when no part has shipped
-        for (const { unit, known } of parts) if (!known && !UNSHIPPED.has(unit.status)) throw new IllegalTransition(unit.status, 'cancel', actor);
+        // all or nothing: a cancellation refunds only when no part has shipped (or, a presale after its deposit, none was sold)
+        for (const { unit, known } of parts) if (!known && !UNSHIPPED.has(unit.status) && !neverSold(unit)) throw new IllegalTransition(unit.status, 'cancel', actor);
         // the whole order cancelled (not one child of it, nor a merchant's own children of it): its coupon
         // use goes back with the refunds' commit, and the refund job makes Redis follow before it pays anything back
         const restoreCouponOf = order.parent_order_id === null && order.coupon_code !== null && units.length === all.length ? order.order_id : undefined;
@@ -272,7 +308,8 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   );
 
   /** Fires the table's cancel; with `releaseStock` the reservation and the coupon use go back, in the ledger and then in Redis. */
-  async function cancelByTable(order: OrderRow, actor: Actor, why: string, releaseStock: boolean): Promise<boolean> {
+  async function cancelByTable(order: OrderRow, actor: Actor, why: string, rule: TransitionRule): Promise<boolean> {
+    const releaseStock = rule.effects?.includes('releaseStock') ?? false;
     for (let attempt = 1; ; attempt++) {
       try {
         const { order: closed, fired } = await deps.orders.applyTransition({
@@ -290,8 +327,8 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         return true;
       } catch (error) {
         if (error instanceof StaleOrderVersion && attempt < 5) continue;
-        // a cancel racing this one won: cancelling again changes nothing
-        if (error instanceof IllegalTransition && (await deps.orders.findOrderRow(order.order_id))?.status === 'CANCELLED') return false;
+        // a cancel racing this one won (or, for a deposit forfeited, the balance deadline): cancelling again changes nothing
+        if (error instanceof IllegalTransition && (await deps.orders.findOrderRow(order.order_id))?.status === rule.to) return false;
         throw error;
       }
     }
@@ -357,7 +394,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['after-sales'],
         summary: 'Refund some or all lines of a paid order that has not shipped (202: the payment system pays it back)',
         description:
-          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. With an Idempotency-Key header (the caller's own on this order: another caller's same key is another key) the refund belongs to the key: the same key with the same body answers the same refund and changes nothing, even sent twice at once, the same key with another body 422 IDEMPOTENCY_CONFLICT, a new key opens a new refund (e.g. one more unit with the same reason). Without the header the id derives from the reason and the units: the same request again answers the same refund and changes nothing. `replayed` is true when the answer is a refund opened before. Without items: every unit not refunded yet (again: the refunds the first such request opened). 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. With an Idempotency-Key header (the caller's own on this order: another caller's same key is another key) the refund belongs to the key: the same key with the same body answers the same refund and changes nothing, even sent twice at once, the same key with another body 422 IDEMPOTENCY_CONFLICT, a new key opens a new refund (e.g. one more unit with the same reason). Without the header the id derives from the reason and the units: the same request again answers the same refund and changes nothing. `replayed` is true when the answer is a refund opened before. Without items: every unit not refunded yet (again: the refunds the first such request opened). 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left. A presale whose deposit is paid (DEPOSIT_PAID) is refunded whole by a merchant or an admin, as their cancel does (the deposit back, its units released): without items only, and not by the buyer (409 ILLEGAL_TRANSITION; the buyer cancels, forfeiting the deposit).",
         params: orderParamsSchema,
         headers: idempotencyKeyHeaders,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason, items: refundItems } },

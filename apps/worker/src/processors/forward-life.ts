@@ -143,17 +143,24 @@ export class ForwardLife {
   }
 
   /**
-   * Asks the payment system to collect a payment, unless the order stopped being payable
-   * meanwhile. A request it refuses outright (4xx) fails the payment: asking again would be
-   * refused again, and the buyer's next pay opens a new attempt (a payment left PENDING would
-   * hand them this one back until the order expired).
+   * Asks the payment system to collect a payment, unless the order stopped owing what it
+   * pays meanwhile: it closed, or another attempt paid it (a presale's deposit paid by an
+   * attempt first reported failed: this one's deposit is no longer due, its balance is).
+   * Such a payment fails without a transaction, never to become due again (an order only
+   * moves on), so the order's payments do not show it pending for ever; should a retried
+   * request have reached the payment system after all, its success is recorded and given
+   * back as a late payment. A request the payment system refuses outright (4xx) fails the
+   * payment too: asking again would be refused again, and the buyer's next pay opens a new
+   * attempt (a payment left PENDING would hand them this one back until the order expired).
    */
   private async requestPayment(job: Job<RequestPaymentJob>, token: string | undefined): Promise<void> {
     const payment = await this.process.findPayment(job.data.paymentId);
     if (!payment || payment.status !== 'PENDING') return;
     const order = await this.deps.orders.findOrderRow(payment.order_id);
-    if (!order || stateMachineFor(order.type as OrderType).paymentActionFor(order.status) === null) {
-      this.deps.log.info({ orderId: payment.order_id, status: order?.status }, 'order no longer payable; payment not requested');
+    const due = order && stateMachineFor(order.type as OrderType).paymentActionFor(order.status);
+    if (due !== ProcessRepository.paymentActionOf(payment.purpose)) {
+      this.deps.log.info({ orderId: payment.order_id, paymentId: payment.payment_id, purpose: payment.purpose, status: order?.status }, 'payment no longer due: not requested, failed');
+      await this.process.failPayment(payment.payment_id, null, this.deps.clock());
       return;
     }
     try {

@@ -9,7 +9,7 @@ const states: Record<PresaleStatus, StateInfo> = {
   ...retailStates,
   PENDING_DEPOSIT: { buyerLabel: 'To pay deposit', merchantLabel: 'Awaiting deposit' },
   DEPOSIT_PAID: { buyerLabel: 'To pay balance', merchantLabel: 'Awaiting balance' },
-  DEPOSIT_FORFEITED: { buyerLabel: 'Closed', merchantLabel: 'Balance unpaid (deposit kept)', final: true },
+  DEPOSIT_FORFEITED: { buyerLabel: 'Closed', merchantLabel: 'Deposit kept (withdrawn or balance unpaid)', final: true },
 };
 
 const { PENDING_PAYMENT: _unusedInPresale, ...presaleStates } = states;
@@ -17,8 +17,10 @@ const { PENDING_PAYMENT: _unusedInPresale, ...presaleStates } = states;
 /**
  * A presale: a deposit at checkout (its own deadline: the payment deadline), the balance
  * later (its own deadline, set when the deposit is paid). An unpaid deposit expires and
- * gives the stock back; an unpaid balance forfeits the deposit. After the balance the
- * order lives the retail forward life.
+ * gives the stock back; an unpaid balance forfeits the deposit, and so does the buyer
+ * withdrawing once it is paid. The shop calling a presale off after its deposit refunds the
+ * deposit; its units, reserved and never sold, are released rather than restocked. After
+ * the balance the order lives the retail forward life.
  */
 const transitions: TransitionRule<PresaleStatus, PresaleAction>[] = [
   { from: 'ACCEPTED', action: 'persist', to: 'PENDING_DEPOSIT', actors: ['system'], effects: ['schedulePaymentDeadline'] },
@@ -29,6 +31,8 @@ const transitions: TransitionRule<PresaleStatus, PresaleAction>[] = [
   { from: 'PENDING_DEPOSIT', action: 'change_address', to: 'PENDING_DEPOSIT', actors: ['buyer', 'admin'] },
   { from: 'DEPOSIT_PAID', action: 'change_address', to: 'DEPOSIT_PAID', actors: ['buyer', 'admin'] },
   { from: 'DEPOSIT_PAID', action: 'expire_balance', to: 'DEPOSIT_FORFEITED', actors: ['system'], effects: ['releaseStock'] },
+  { from: 'DEPOSIT_PAID', action: 'cancel', to: 'DEPOSIT_FORFEITED', actors: ['buyer'], effects: ['releaseStock'] },
+  { from: 'DEPOSIT_PAID', action: 'refund', to: 'REFUNDING', actors: ['merchant', 'admin'], effects: ['releaseStock', 'refundPayments'] },
   ...fulfilmentTransitions,
 ];
 
