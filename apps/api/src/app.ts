@@ -11,6 +11,7 @@ import { CheckoutVelocity } from './checkout-velocity.js';
 import { authPlugin } from './plugins/auth.js';
 import { consolePlugin } from './plugins/console.js';
 import { docsPlugin } from './plugins/docs.js';
+import { merchantOrderViewsPlugin } from './plugins/merchant-order-views.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { answerClientError, problemDetailsPlugin } from './plugins/problem-details.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
@@ -139,6 +140,8 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
   await app.register(securityHeadersPlugin);
   await app.register(docsPlugin);
   await app.register(authPlugin, { secret: config.AUTH_JWT_SECRET, tokenCacheSize: config.AUTH_TOKEN_CACHE_SIZE });
+  // before the routes, whose answers of orders it narrows for merchants
+  await app.register(merchantOrderViewsPlugin, { orders: deps.orders });
   // request budgets, and on a checkout the velocity with them, counted in its reservation script
   const velocity = config.RISK_VELOCITY_MAX_CHECKOUTS > 0 ? new CheckoutVelocity(deps.inventory.keys, config.RISK_VELOCITY_WINDOW_MS, config.RISK_VELOCITY_MAX_CHECKOUTS) : null;
   await app.register(rateLimitPlugin, {

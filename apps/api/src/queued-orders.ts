@@ -10,7 +10,8 @@ const ULID = new RegExp(ULID_PATTERN);
 /**
  * An order still in the queue (accepted, not yet in MySQL), as far as the principal may know
  * of it: its buyer, an admin, or a merchant holding one of its SKUs, the same people who see
- * it once persisted (a buyer's support call about a fresh 202 during a backlog finds it).
+ * it once persisted (a buyer's support call about a fresh 202 during a backlog finds it); a
+ * merchant sees its own lines alone, as of a persisted order (merchantOrderView).
  * null for anyone else, so ids cannot be probed.
  */
 export async function queuedOrderFor(deps: Pick<AppDeps, 'inventory' | 'catalog'>, principal: Principal, orderId: string): Promise<AcceptedOrder | null> {
@@ -23,7 +24,8 @@ export async function queuedOrderFor(deps: Pick<AppDeps, 'inventory' | 'catalog'
       return accepted.userId === principal.sub ? accepted : null;
     case 'merchant': {
       const skus = await deps.catalog.findSkus(accepted.items.map((item) => item.skuId));
-      return [...skus.values()].some((sku) => sku.merchantId === principal.sub) ? accepted : null;
+      const own = accepted.items.filter((item) => skus.get(item.skuId)?.merchantId === principal.sub);
+      return own.length > 0 ? { ...accepted, items: own } : null;
     }
   }
 }

@@ -196,6 +196,19 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect((await api.request('GET', actionsUrl, { token: api.token('other-shop', 'merchant') })).status).toBe(404);
   });
 
+  it("shows each merchant only its own lines of an order still in the queue that holds another merchant's too, and the buyer all of them", async () => {
+    // no worker runs in this file: the order stays ACCEPTED
+    const admin = api.token('ops', 'admin');
+    await createSku(api, admin, { skuId: 'CREAMER', title: 'Creamer', priceCents: 1_299, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 5, deduction: 'placement' });
+    await createSku(api, admin, { skuId: 'SAUCER', title: 'Saucer', priceCents: 499, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-south', stock: 5, deduction: 'placement' });
+    const queued = await api.request('POST', '/v1/orders', { token: buyer, body: { ...valid, items: [{ skuId: 'CREAMER', qty: 1 }, { skuId: 'SAUCER', qty: 2 }] }, headers: { 'idempotency-key': 'queued-two-merchants' } });
+    expect(queued.status).toBe(202);
+    const lines = async (token: string) => (await api.request('GET', queued.body.statusUrl, { token })).body.items;
+    expect(await lines(buyer)).toEqual([{ skuId: 'CREAMER', qty: 1 }, { skuId: 'SAUCER', qty: 2 }]);
+    expect(await lines(api.token('shop', 'merchant'))).toEqual([{ skuId: 'CREAMER', qty: 1 }]);
+    expect(await lines(api.token('potter', 'merchant'))).toEqual([{ skuId: 'SAUCER', qty: 2 }]);
+  });
+
   it('refuses a token once it expires, although it was verified (and cached) while valid', async () => {
     const shortLived = signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-1', role: 'buyer', exp: Math.floor(Date.now() / 1000) + 2 });
     expect((await api.request('GET', '/v1/orders', { token: shortLived })).status).toBe(200);

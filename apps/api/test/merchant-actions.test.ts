@@ -129,6 +129,71 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     expect((await system.request('POST', `/v1/orders/${unpaid}/cancel`, { token: system.token('di'), body: { reason: 'changed my mind' } })).status).toBe(200);
   });
 
+  it("shows a merchant only its own lines of an order holding another merchant's too, amounts summed over them, and of a split order only its own child", async () => {
+    await system.createSku({ skuId: 'TEAPOT', priceCents: 5_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-north', stock: 10, deduction: 'placement' });
+    await system.createSku({ skuId: 'BOWL', priceCents: 1_500, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-south', stock: 10, deduction: 'placement' });
+    const always = { startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
+    const setUp: Array<[string, string, unknown]> = [
+      ['PUT', '/v1/admin/warehouses/wh-north/shipping', { feeCents: 400 }],
+      ['PUT', '/v1/admin/warehouses/wh-south/shipping', { feeCents: 300 }],
+      ['POST', '/v1/admin/promotions', { promotionId: 'TEA-SET', title: '1,000 off a tea set', thresholdCents: 0, offCents: 1_000, skuIds: ['TEAPOT', 'BOWL'], ...always }],
+    ];
+    for (const [method, url, body] of setUp) expect((await system.request(method, url, { token: admin, body })).status).toBeLessThan(300);
+    const lu = system.token('lu');
+    // the promotion's 1,000 goes 5,000 : 3,000 over the lines, each warehouse's fee to its own line
+    const orderId = await system.checkout('lu', [{ skuId: 'TEAPOT', qty: 1 }, { skuId: 'BOWL', qty: 2 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const seenBy = async (token: string) => (await system.request('GET', `/v1/orders/${orderId}`, { token })).body;
+    const skus = (order: any) => order.items.map((item: any) => item.skuId);
+    const teapot = { subtotalCents: 5_000, discountCents: 625, shippingCents: 400, payableCents: 4_775, refundedCents: 0 };
+    const bowls = { subtotalCents: 3_000, discountCents: 375, shippingCents: 300, payableCents: 2_925, refundedCents: 0 };
+
+    for (const token of [lu, admin]) {
+      const whole = await seenBy(token);
+      expect(skus(whole)).toEqual(['TEAPOT', 'BOWL']);
+      expect(whole.amounts).toEqual({ subtotalCents: 8_000, discountCents: 1_000, shippingCents: 700, payableCents: 7_700, refundedCents: 0 });
+    }
+    for (const [token, sku, amounts, promotion] of [[shop, 'TEAPOT', teapot, 625], [potter, 'BOWL', bowls, 375]] as const) {
+      const own = await seenBy(token);
+      expect(skus(own)).toEqual([sku]);
+      expect(own.amounts).toEqual(amounts);
+      expect(own.amounts.payableCents).toBe(own.items.reduce((sum: number, item: any) => sum + item.payableCents, 0));
+      expect(own.benefits.promotions).toEqual([{ promotionId: 'TEA-SET', discountCents: promotion }]);
+      // the merchant's own list (unsplit orders and children) shows it the same way
+      const listed = (await system.request('GET', '/v1/orders?limit=100', { token })).body.items.find((order: any) => order.orderId === orderId);
+      expect([skus(listed), listed.amounts]).toEqual([[sku], amounts]);
+    }
+    const searched = (await system.request('GET', '/v1/admin/orders?userId=lu', { token: admin })).body.items;
+    expect(searched.map(skus)).toEqual([['TEAPOT', 'BOWL']]);
+
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: lu, body: { method: 'card' } })).status).toBe(202);
+    const children = (await waitFor(async () => (await system.order(orderId)).subOrders.length === 2 && (await system.order(orderId)).subOrders, { what: 'the split' })) as string[];
+    for (const child of children) await system.waitForStatus(child, 'IN_FULFILLMENT');
+    const childOf = async (sku: string) => (await Promise.all(children.map(async (child) => ((await system.order(child)).items[0].skuId === sku ? child : null)))).find(Boolean);
+    const [teapotChild, bowlChild] = [await childOf('TEAPOT'), await childOf('BOWL')];
+    const buyerSees = await seenBy(lu);
+    expect(buyerSees.subOrders.toSorted()).toEqual(children.toSorted());
+    expect(buyerSees.payments).toEqual([expect.objectContaining({ amountCents: 7_700, status: 'SUCCEEDED' })]);
+    for (const [token, sku, amounts, own, other] of [[shop, 'TEAPOT', teapot, teapotChild, bowlChild], [potter, 'BOWL', bowls, bowlChild, teapotChild]] as const) {
+      const parent = await seenBy(token);
+      expect([skus(parent), parent.amounts, parent.subOrders]).toEqual([[sku], amounts, [own]]);
+      // paid, by what and when; not how much the whole order took
+      expect([parent.payment?.method, parent.payments]).toEqual(['card', []]);
+      // every step of the order, none naming the other merchant's child or SKU
+      expect(parent.history.map(step)).toEqual(buyerSees.history.map(step));
+      expect(JSON.stringify(parent.history)).not.toContain(other);
+      expect(JSON.stringify(parent)).not.toContain(sku === 'TEAPOT' ? 'BOWL' : 'TEAPOT');
+      expect((await system.request('GET', '/v1/orders?limit=100', { token })).body.items.map((order: any) => order.orderId)).toEqual(expect.arrayContaining([own]));
+    }
+
+    // the shop cancels its own child: the parent it answers with still holds the shop's part alone
+    const cancelled = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: shop, body: { reason: 'teapot cracked in store' } });
+    expect(cancelled.status).toBe(200);
+    expect([skus(cancelled.body), cancelled.body.subOrders, cancelled.body.amounts.refundedCents]).toEqual([['TEAPOT'], [teapotChild], 4_775]);
+    expect((await seenBy(potter)).amounts.refundedCents).toBe(0);
+    expect((await seenBy(lu)).amounts.refundedCents).toBe(4_775);
+  });
+
   it('lists cancelling an unpaid order with the cancel route of the reverse flows, which also give coupons back, and does not fire it itself', async () => {
     const orderId = await system.checkout('bo', [{ skuId: 'KETTLE', qty: 2 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');

@@ -151,6 +151,19 @@ describe('the web console', () => {
     await shot('07-return-refused');
   });
 
+  it("shows the merchant only its own lines and their amounts of an order holding another merchant's too", async () => {
+    await system.createSku({ skuId: 'MUG', priceCents: 899, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
+    const orderId = await system.checkout('mo', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 2 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    // still signed in as the shop
+    await page.goto(`${base}/console/orders/${orderId}`);
+    await page.getByRole('row').filter({ hasText: 'KETTLE' }).waitFor();
+    expect(await page.getByRole('row').filter({ hasText: 'MUG' }).count()).toBe(0);
+    // the kettle's $39.99, not the order's $57.97
+    expect(await page.locator('dl.amounts').textContent()).toBe('Subtotal$39.99Discounts−$0.00Shipping$0.00Payable$39.99Refunded$0.00');
+    await shot('07b-merchant-own-lines');
+  });
+
   it('creates a flash sale and shows its stock and queues move while buyers check out', async () => {
     await page.getByRole('link', { name: 'Flash sales' }).click();
     await page.getByLabel('SKU id').fill('FLASH-KETTLE');
