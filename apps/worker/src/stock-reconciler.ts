@@ -11,7 +11,10 @@ export interface SkuDrift extends Counters {
   skuId: string;
   /** what the counters should hold */
   expected: Counters;
-  /** the SKU is in the catalog but Redis has no counters for it, or counters without its rules (which the checkout refuses) */
+  /**
+   * the SKU is in the catalog but Redis has no counters for it, or counters without its rules
+   * (which the checkout refuses); for a SKU split into buckets, in any one of its buckets
+   */
   missing: boolean;
 }
 
@@ -68,7 +71,9 @@ const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTE
  * one bucket to another are in flight too. Each run first finishes transfers cut short
  * and refills empty buckets (StockRebalancer): that moves no unit in or out of a SKU,
  * except a transfer voided by a merchant's stock set, whose units the set overrode and
- * whose ledger `out` row says so.
+ * whose ledger `out` row says so. A bucket Redis lost makes its SKU missing: the repair
+ * recreates it, moves the sum to the ledger (which counted the units on their way into
+ * it), and then runs that step again, which gives those units to it and refills it.
  */
 export class StockReconciler {
   private readonly reportKey: string;
@@ -107,7 +112,7 @@ export class StockReconciler {
   }
 
   async reconcile({ repair }: { repair: boolean }): Promise<ReconcileReport> {
-    const unitsRebalanced = await this.rebalance();
+    let unitsRebalanced = await this.rebalance();
     if (!repair) {
       const { reading, lasting } = await this.compare();
       const lastingSkus = new Set(lasting.map((drift) => drift.skuId));
@@ -129,6 +134,8 @@ export class StockReconciler {
         const units = await this.repair(drift, restocks);
         if (units > 0) unitsLeft.push({ skuId: drift.skuId, units });
       }
+      // transfers into the buckets recreated are given now, and those left empty refilled
+      if (lasting.some((drift) => drift.missing)) unitsRebalanced += await this.rebalance();
       const left = new Map(unitsLeft.map(({ skuId, units }) => [skuId, units]));
       // what the repair could not take back is still drift, for the gauges too
       await this.saveReport(reading.all.map((sku) => ({ skuId: sku.skuId, available: left.get(sku.skuId) ?? 0, reserved: 0, sold: 0 })));
@@ -234,7 +241,7 @@ export class StockReconciler {
     const { keys } = inventory;
     const skuIds = await ledger.skuIds();
     const buckets = await inventory.bucketsOf(skuIds);
-    const counters = new Map<string, { values: Counters | null; deduction: string | null }>();
+    const counters = new Map<string, { values: Counters | null; lost: boolean }>();
     const acceptedByGroup: Array<[string, string[]]> = [];
     for (const [bucket, group] of keys.groups().entries()) {
       const inGroup = skuIds.filter((skuId) => bucket < buckets.get(skuId)!);
@@ -250,11 +257,13 @@ export class StockReconciler {
         if (error) throw error;
         const [available, reserved, sold, deduction] = reply as Array<string | null>;
         const values = available === null ? null : { available: Number(available), reserved: Number(reserved ?? 0), sold: Number(sold ?? 0) };
-        const sum = counters.get(skuId);
-        // bucket 0 says whether the SKU has counters at all, and whether they have its rules
-        // (counters alone are recreated like lost ones); a later bucket without counters holds nothing
-        if (!sum) counters.set(skuId, { values, deduction: deduction ?? null });
-        else if (sum.values && values) for (const counter of SKU_COUNTERS) sum.values[counter] += values[counter];
+        const sum = counters.get(skuId) ?? { values: null, lost: false };
+        counters.set(skuId, sum);
+        // any bucket without counters, or with counters and without the rules (which the
+        // checkout refuses), is lost: its buyers are refused until the repair recreates it
+        if (values === null || deduction === null) sum.lost = true;
+        if (values && sum.values) for (const counter of SKU_COUNTERS) sum.values[counter] += values[counter];
+        else if (values) sum.values = values;
       });
     }
     // Redis first, then MySQL: an order persisted in between is in both, and the
@@ -264,7 +273,7 @@ export class StockReconciler {
     const snapshot = await ledger.snapshot(acceptedIds);
     const inFlight = new Map<string, number>();
     for (const [group, ids] of acceptedByGroup) {
-      await this.reservedInFlight(group, ids.filter((orderId) => !snapshot.persisted.has(orderId)), counters, inFlight);
+      await this.reservedInFlight(group, ids.filter((orderId) => !snapshot.persisted.has(orderId)), inFlight);
     }
     // units taken off a bucket and in none: on their way, or voided by a stock set whose
     // ledger row counted the SKU without them; a voided transfer's `out` row is written
@@ -291,7 +300,7 @@ export class StockReconciler {
         reserved: actual.reserved - expected.reserved,
         sold: actual.sold - expected.sold,
         expected,
-        missing: redisStock.values === null || redisStock.deduction === null,
+        missing: redisStock.lost,
       };
       all.push({ skuId: skuDrift.skuId, available: skuDrift.available, reserved: skuDrift.reserved, sold: skuDrift.sold });
       if (skuDrift.missing || SKU_COUNTERS.some((counter) => skuDrift[counter] !== 0)) drift.push(skuDrift);
@@ -299,18 +308,25 @@ export class StockReconciler {
     return { drift, all, ordersInFlight: acceptedIds.length - snapshot.persisted.size, oversold };
   }
 
-  /** Adds the units per SKU that a group's accepted, not yet persisted orders hold reserved in Redis (placement SKUs only). */
-  private async reservedInFlight(group: string, orderIds: string[], counters: Map<string, { deduction: string | null }>, held: Map<string, number>): Promise<void> {
+  /**
+   * Adds the units per SKU that a group's accepted, not yet persisted orders hold reserved in
+   * Redis: their lines reserved at placement, as each reservation recorded its own lines (not
+   * as the SKU's hash says, which Redis may have lost with the units still held).
+   */
+  private async reservedInFlight(group: string, orderIds: string[], held: Map<string, number>): Promise<void> {
     if (orderIds.length === 0) return;
     const pipeline = this.deps.redis.pipeline();
-    for (const orderId of orderIds) pipeline.hmget(this.deps.inventory.keys.order(group, orderId), 's', 'p');
+    for (const orderId of orderIds) pipeline.hmget(this.deps.inventory.keys.order(group, orderId), 's', 'p', 'l');
     for (const [error, reply] of (await pipeline.exec()) ?? []) {
       if (error) throw error;
-      const [state, payload] = reply as Array<string | null>;
-      if (state !== 'reserved' || !payload) continue;
-      for (const line of (JSON.parse(payload) as { items: Array<{ skuId: string; qty: number }> }).items) {
-        if (counters.get(line.skuId)?.deduction === 'placement') held.set(line.skuId, (held.get(line.skuId) ?? 0) + line.qty);
-      }
+      const [state, payload, recorded] = reply as Array<string | null>;
+      if (state !== 'reserved' || !payload || !recorded) continue;
+      const { items } = JSON.parse(payload) as { items: Array<{ skuId: string }> };
+      // per line, in the order's line order: [units, deduction, limited] (reserveStock-5+c+2n.lua)
+      (JSON.parse(recorded) as Array<[number, string, number]>).forEach(([qty, deduction], i) => {
+        const skuId = items[i]?.skuId;
+        if (skuId !== undefined && deduction === 'placement') held.set(skuId, (held.get(skuId) ?? 0) + qty);
+      });
     }
   }
 
@@ -322,21 +338,25 @@ export class StockReconciler {
       const sku = await catalog.findSku(drift.skuId);
       if (!sku) return 0;
       // the lost buckets come back empty, and buckets Redis still has (a cluster node that lost
-      // bucket 0 alone) keep their counters, their orders' units in them, and get their rules back
+      // one bucket) keep their counters, their orders' units in them, and get their rules back
       // if they had none; the sum then moves to the ledger
-      const rules = {
+      const recreated = await inventory.recreateLostBuckets({
+        skuId: sku.skuId,
         deduction: sku.deduction,
         saleStartsAt: sku.flashSale?.startsAt ?? null,
         saleEndsAt: sku.flashSale?.endsAt ?? null,
         perUserLimit: sku.flashSale?.perUserLimit ?? 0,
         orderType: sku.orderType ?? 'standard',
-      };
-      await inventory.initSku({ skuId: sku.skuId, available: 0, ...rules, buckets: sku.stockBuckets ?? 1 }, { lostBucketsOnly: true });
+        buckets: sku.stockBuckets ?? 1,
+      });
       const kept = (await inventory.getSkuStock(drift.skuId)) ?? { available: 0, reserved: 0, sold: 0 };
       // Redis holds no fewer than none: a ledger below zero (oversold) stays as drift
       const target = { ...drift.expected, available: Math.max(drift.expected.available, 0) };
       untaken = Math.max(-drift.expected.available, 0);
-      untaken += await inventory.correctCounters(drift.skuId, { available: target.available - kept.available, reserved: target.reserved - kept.reserved, sold: target.sold - kept.sold });
+      // what the buckets kept lack is what the lost ones held (to the unit when one was lost and
+      // the others are right): it goes back to the first, where its orders will pay or release it
+      const by = { available: target.available - kept.available, reserved: target.reserved - kept.reserved, sold: target.sold - kept.sold };
+      untaken += await inventory.correctCounters(drift.skuId, by, { into: recreated[0] ?? 0 });
       // the recreated counters count the ledger's restocks: their Redis side must not run again
       await inventory.markRestocked(restocks.filter((restock) => restock.lines.some((line) => line.skuId === drift.skuId)));
     } else {

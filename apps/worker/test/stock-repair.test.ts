@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CatalogRepository, CouponRepository, StockLedgerRepository } from '@orders/persistence';
 import { StockKeys } from '@orders/stock';
-import { buyerAddress, waitFor } from '@orders/testing';
+import { buyerAddress, reservationOf, waitFor } from '@orders/testing';
 import { closeUnpaidOrder, StockReconciler } from '@orders/worker';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -229,6 +229,120 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
     expect(await stock('VASE')).toEqual({ available: 10, reserved: 0, sold: 0 });
     await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system' });
     expect(await stock('VASE')).toEqual({ available: 10, reserved: 0, sold: 0 });
+  });
+
+  describe('a SKU split into 4 buckets, one or two of which Redis lost', () => {
+    const admin = () => system.token('ops', 'admin');
+    const bucketKey = (skuId: string, bucket: number) => `${prefix()}{g${bucket}}:sku:${skuId}`;
+    const buckets = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: admin() })).body.bucketStock;
+    /** The first of `name`-0, `name`-1, … whose checkouts of a SKU split 4 ways run in this bucket. */
+    const buyerOf = (bucket: number, name: string) => {
+      for (let i = 0; ; i++) if (new StockKeys('').bucketOf(`${name}-${i}`, 4) === bucket) return `${name}-${i}`;
+    };
+    const paid = async (buyer: string, skuId: string, qty: number) => {
+      const orderId = await system.checkout(buyer, [{ skuId, qty }]);
+      await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+      expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
+      await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    };
+    /** Accepted by the intake and not yet in MySQL: the reservation only, no persist job. */
+    const inFlight = (buyer: string, skuId: string, qty: number) => system.workers.deps.inventory.reserveStock(reservationOf(buyer, [{ skuId, qty }]));
+    /**
+     * 100 buyers race for one unit each, and those who heard OUT_OF_STOCK try again while
+     * the intake's rebalancer refills their buckets, until a round sells nothing with none
+     * left; returns how many got one.
+     */
+    const race = async (skuId: string) => {
+      const accepted = new Set<string>();
+      for (let round = 0; round < 10; round++) {
+        const racers = Array.from({ length: 100 }, (_, i) => `${skuId}-racer-${i}`).filter((buyer) => !accepted.has(buyer));
+        const answers = await Promise.all(
+          racers.map((buyer) =>
+            system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': `race-${round}` }, body: { items: [{ skuId, qty: 1 }], address: buyerAddress } }),
+          ),
+        );
+        expect(answers.filter((answer) => answer.status !== 202 && answer.body.code !== 'OUT_OF_STOCK').map((answer) => answer.body)).toEqual([]);
+        const before = accepted.size;
+        answers.forEach((answer, i) => answer.status === 202 && accepted.add(racers[i]!));
+        if (accepted.size === before && (await stock(skuId)).available === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return accepted.size;
+    };
+
+    it('rebuilds bucket 2 with its rules while a transfer into it is open, counting its paid, unpaid and not yet persisted orders, and then sells exactly the 40 candles left to 100 racing buyers', async () => {
+      const { redis, db } = system.env;
+      await system.createSku({ skuId: 'CANDLE', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 64, deduction: 'placement', stockBuckets: 4 });
+      // the merchant set the stock once: every bucket is in the SKU's stock generation 1, 13 candles each
+      expect((await system.request('PUT', '/v1/admin/skus/CANDLE/stock', { token: admin(), body: { stock: 52 } })).status).toBe(200);
+      await paid(buyerOf(2, 'candle-paid'), 'CANDLE', 3);
+      await paid(buyerOf(1, 'candle-paid'), 'CANDLE', 2);
+      await system.waitForStatus(await system.checkout(buyerOf(2, 'candle-unpaid'), [{ skuId: 'CANDLE', qty: 2 }]), 'PENDING_PAYMENT');
+      await inFlight(buyerOf(2, 'candle-in-flight'), 'CANDLE', 4);
+      await inFlight(buyerOf(0, 'candle-in-flight'), 'CANDLE', 1);
+      // a rebalance took 5 candles off bucket 0 for bucket 2 a minute ago, and its process died before giving them
+      await system.workers.deps.inventory.takeForTransfer({ transferId: 'candle-1', skuId: 'CANDLE', from: 0, to: 2, qty: 5 }, new Date(Date.now() - 60_000));
+      expect(await buckets('CANDLE')).toEqual([
+        { available: 7, reserved: 1, sold: 0 },
+        { available: 11, reserved: 0, sold: 2 },
+        { available: 4, reserved: 6, sold: 3 },
+        { available: 13, reserved: 0, sold: 0 },
+      ]);
+
+      // Redis lost bucket 2's counters (a failover to a replica that was behind); its orders' records are still there
+      await redis.del(bucketKey('CANDLE', 2));
+      const lost = await system.request('POST', '/v1/orders', {
+        token: system.token(buyerOf(2, 'candle-early')),
+        headers: { 'idempotency-key': 'early' },
+        body: { items: [{ skuId: 'CANDLE', qty: 1 }], address: buyerAddress },
+      });
+      expect([lost.status, lost.body.code]).toEqual([422, 'UNKNOWN_SKU']);
+      // the periodic check reports it rather than failing
+      expect((await reconciler().reconcile({ repair: false })).drift.filter((drift) => drift.skuId === 'CANDLE').map((drift) => drift.missing)).toEqual([true]);
+
+      const report = await reconciler().reconcile({ repair: true });
+      const candle = report.drift.find((drift) => drift.skuId === 'CANDLE');
+      // the ledger's 45 available less the 5 in flight and the 5 on their way; its 2 reserved and the 5 in flight
+      expect([candle?.missing, candle?.expected]).toEqual([true, { available: 35, reserved: 7, sold: 5 }]);
+      expect(report.unitsLeft).toEqual([]);
+      for (const bucket of [0, 1, 2, 3]) {
+        expect(await redis.hgetall(bucketKey('CANDLE', bucket))).toMatchObject({ deduction: 'placement', buckets: '4', orderType: 'standard', generation: '1' });
+      }
+      // bucket 2 holds what it held, and the 5 candles given to it
+      expect(await buckets('CANDLE')).toEqual([
+        { available: 7, reserved: 1, sold: 0 },
+        { available: 11, reserved: 0, sold: 2 },
+        { available: 9, reserved: 6, sold: 3 },
+        { available: 13, reserved: 0, sold: 0 },
+      ]);
+      const moved = await db.selectFrom('stock_ledger').select('qty').where('ref', 'like', 'transfer:candle-1:%').orderBy('id').execute();
+      expect(moved.map((row) => Number(row.qty))).toEqual([-5, 5]);
+      expect((await system.workers.deps.inventory.openTransfers(new Date())).filter((transfer) => transfer.skuId === 'CANDLE')).toEqual([]);
+      expect((await reconciler().reconcile({ repair: false })).drift.filter((drift) => drift.skuId === 'CANDLE')).toEqual([]);
+
+      expect(await race('CANDLE')).toBe(40);
+      expect(await stock('CANDLE')).toEqual({ available: 0, reserved: 47, sold: 5 });
+    });
+
+    it('counts the lanterns held by orders not yet in MySQL when Redis lost buckets 0 and 2, leaving no drift, and then sells exactly the 16 left to 100 racing buyers', async () => {
+      const { redis } = system.env;
+      await system.createSku({ skuId: 'LANTERN', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 20, deduction: 'placement', stockBuckets: 4 });
+      await paid(buyerOf(1, 'lantern-paid'), 'LANTERN', 1);
+      await inFlight(buyerOf(0, 'lantern-in-flight'), 'LANTERN', 1);
+      await inFlight(buyerOf(2, 'lantern-in-flight'), 'LANTERN', 2);
+      // the node holding buckets 0 and 2 came back without their counters (one key per command: two slots)
+      await redis.del(bucketKey('LANTERN', 0));
+      await redis.del(bucketKey('LANTERN', 2));
+
+      const report = await reconciler().reconcile({ repair: true });
+      expect(report.drift.find((drift) => drift.skuId === 'LANTERN')?.expected).toEqual({ available: 16, reserved: 3, sold: 1 });
+      expect(report.unitsLeft).toEqual([]);
+      expect(await stock('LANTERN')).toEqual({ available: 16, reserved: 3, sold: 1 });
+      expect((await reconciler().reconcile({ repair: false })).drift.filter((drift) => drift.skuId === 'LANTERN')).toEqual([]);
+
+      expect(await race('LANTERN')).toBe(16);
+      expect(await stock('LANTERN')).toEqual({ available: 0, reserved: 19, sold: 1 });
+    });
   });
 
   it('says which units it could not take back and that a SKU is oversold, and exits 2', async () => {

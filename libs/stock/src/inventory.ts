@@ -126,9 +126,11 @@ export interface TakenTransfer extends StockTransfer {
  * What the receiving side of a transfer did. `voided`: the units were taken before a
  * stock set that has reached the receiving bucket since; the set said what each
  * bucket holds, so they are given nowhere, ever. `waiting`: taken after a stock set
- * that has not reached the receiving bucket yet; nothing done, given after it.
+ * that has not reached the receiving bucket yet; nothing done, given after it. `lost`:
+ * Redis lost the receiving bucket's counters; nothing done, given once the stock repair
+ * has recreated it (the repair counts the units on their way meanwhile).
  */
-export type GiveOutcome = 'given' | 'given-before' | 'voided' | 'waiting';
+export type GiveOutcome = 'given' | 'given-before' | 'voided' | 'waiting' | 'lost';
 
 /** A transfer taken and not closed, with what its receiving side has done so far. */
 export interface OpenTransfer extends TakenTransfer {
@@ -174,8 +176,8 @@ const READS_PER_PIPELINE = 1000;
 const TRANSFER_RECORD_TTL_MS = 7 * 24 * 3600 * 1000;
 /** The receiving side's marker of a voided transfer, as giveStock-2.lua writes it. */
 const VOIDED_MARKER = 'void';
-/** giveStock-2.lua's return codes (-1, a bucket without counters, is an error). */
-const GIVE_OUTCOMES: Partial<Record<number, GiveOutcome>> = { 1: 'given', 0: 'given-before', 2: 'voided', 3: 'waiting' };
+/** giveStock-2.lua's return codes. */
+const GIVE_OUTCOMES: Partial<Record<number, GiveOutcome>> = { 1: 'given', 0: 'given-before', 2: 'voided', 3: 'waiting', [-1]: 'lost' };
 
 /**
  * How many replicas must hold a turn's reservations before the intake answers (0: the
@@ -741,33 +743,17 @@ export class Inventory {
    * holds the SKU's MySQL row, not committed yet. Counters already there are those of a
    * create whose commit was lost: they are replaced, so Redis sells what MySQL records,
    * unless orders reserved or sold units of them meanwhile (SkuStockHeld, nothing changed).
-   * Returns whether it replaced such counters. `lostBucketsOnly`: the stock repair's
-   * recreation of counters Redis lost, which leaves the counters of every bucket still there
-   * as they are, and gives a bucket holding counters without the rules its rules back.
+   * Returns whether it replaced such counters.
    */
-  async initSku(rules: SkuStockRules, { lostBucketsOnly = false } = {}): Promise<boolean> {
-    const buckets = rules.buckets ?? 1;
-    if (!Number.isInteger(buckets) || buckets < 1 || buckets > MAX_STOCK_BUCKETS) throw new Error(`a SKU has 1 to ${MAX_STOCK_BUCKETS} stock buckets, not ${buckets}`);
-    const args = (share: number) => [
-      share,
-      rules.deduction,
-      rules.saleStartsAt?.getTime() ?? 0,
-      rules.saleEndsAt?.getTime() ?? 0,
-      rules.perUserLimit,
-      buckets,
-      lostBucketsOnly ? 'keep' : 'replace',
-      rules.orderType ?? 'standard',
-    ];
+  async initSku(rules: SkuStockRules): Promise<boolean> {
+    const buckets = bucketCountOf(rules);
     const shares = splitStock(rules.available, buckets);
-    if (lostBucketsOnly) {
-      await Promise.all(shares.map((share, bucket) => runStockScript(this.redis, 'initSku', [this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId)], args(share))));
-      this.bucketCounts.set(rules.skuId, buckets);
-      return false;
-    }
     // every bucket checked before any is replaced; each script checks its own again, atomically
     const leftover = await this.bucketStock(rules.skuId);
     if (leftover?.some((bucket) => bucket.reserved > 0 || bucket.sold > 0)) throw new SkuStockHeld(rules.skuId);
-    const results = await Promise.all(shares.map((share, bucket) => runStockScript(this.redis, 'initSku', [this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId)], args(share))));
+    const results = await Promise.all(
+      shares.map((share, bucket) => runStockScript(this.redis, 'initSku', [this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId)], [share, ...ruleArgs(rules, buckets, 'replace')])),
+    );
     if (results.includes(-1)) throw new SkuStockHeld(rules.skuId);
     this.bucketCounts.set(rules.skuId, buckets);
     if (!leftover) return false;
@@ -779,17 +765,35 @@ export class Inventory {
   }
 
   /**
+   * The stock repair's recreation of the buckets of a SKU that Redis lost: a bucket without
+   * counters gets them, empty, with the SKU's rules; one holding counters without the rules
+   * (which the checkout refuses) gets the rules; both get the SKU's stock generation, read
+   * from the buckets Redis kept. Every other bucket is left as it is, its counters and its
+   * orders' units in them. Returns the buckets recreated or given their rules back, lowest first.
+   */
+  async recreateLostBuckets(rules: Omit<SkuStockRules, 'available'>): Promise<number[]> {
+    const buckets = bucketCountOf(rules);
+    const keys = Array.from({ length: buckets }, (_, bucket) => this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId));
+    // one command per bucket: on a cluster they sit in different slots
+    const generations = await Promise.all(keys.map((key) => this.redis.hget(key, 'generation')));
+    const generation = Math.max(0, ...generations.map((kept) => Number(kept ?? 0)));
+    const results = await Promise.all(keys.map((key) => runStockScript(this.redis, 'initSku', [key], [0, ...ruleArgs(rules, buckets, 'keep'), generation])));
+    this.bucketCounts.set(rules.skuId, buckets);
+    return results.flatMap((result, bucket) => (result > 0 ? [bucket] : []));
+  }
+
+  /**
    * Moves a SKU's counters by these amounts: the stock reconciler's repair to what the
    * ledger says, a stock set taken back after MySQL refused it. A SKU split into buckets
-   * gets what is added in bucket 0 (its rebalancer spreads it); sellable units taken away
-   * come out of each bucket in turn, bucket 0 first, none below zero: taken from bucket 0
-   * alone, it went negative while the other buckets went on selling units that were no
-   * longer there. Units put back on sale are announced, like any units given back.
-   * Returns the sellable units it could not take (reserved meanwhile): drift that the
-   * reconciler goes on reporting.
+   * gets what is added in bucket `into` (0 unless the repair names a bucket it recreated;
+   * the rebalancer spreads it); sellable units taken away come out of each bucket in turn,
+   * bucket 0 first, none below zero: taken from bucket 0 alone, it went negative while the
+   * other buckets went on selling units that were no longer there. Units put back on sale
+   * are announced, like any units given back. Returns the sellable units it could not take
+   * (reserved meanwhile): drift that the reconciler goes on reporting.
    */
-  async correctCounters(skuId: string, by: SkuStock): Promise<number> {
-    const key = this.keys.sku(this.keys.bucketGroup(0), skuId);
+  async correctCounters(skuId: string, by: SkuStock, { into = 0 } = {}): Promise<number> {
+    const key = this.keys.sku(this.keys.bucketGroup(into), skuId);
     const transaction = this.redis.multi();
     for (const counter of SKU_COUNTERS) if (by[counter] > 0 || (by[counter] < 0 && counter !== 'available')) transaction.hincrby(key, counter, by[counter]);
     if (transaction.length > 0) await transaction.exec();
@@ -836,18 +840,35 @@ export class Inventory {
     return total;
   }
 
-  /** Each bucket's counters, bucket 0 first; null for an unknown SKU. */
+  /** Each bucket's counters, bucket 0 first (a bucket without counters holds none); null for an unknown SKU. */
   async bucketStock(skuId: string): Promise<SkuStock[] | null> {
+    const buckets = await this.readBuckets(skuId);
+    if (!buckets[0]) return null;
+    return buckets.map((bucket) => bucket?.stock ?? { available: 0, reserved: 0, sold: 0 });
+  }
+
+  /**
+   * Each bucket's counters, bucket 0 first, null for a bucket Redis lost: no counters, or
+   * counters without the SKU's rules, whose buyers the checkout refuses until the stock
+   * repair recreates it. Null for an unknown SKU.
+   */
+  async bucketStockOrLost(skuId: string): Promise<Array<SkuStock | null> | null> {
+    const buckets = await this.readBuckets(skuId);
+    if (!buckets[0]) return null;
+    return buckets.map((bucket) => (bucket?.ruled ? bucket.stock : null));
+  }
+
+  private async readBuckets(skuId: string): Promise<Array<{ stock: SkuStock; ruled: boolean } | null>> {
     const buckets = (await this.bucketsOf([skuId])).get(skuId)!;
     // one read per bucket, not a pipeline: the buckets sit in different Redis Cluster slots
     const replies = await Promise.all(
-      Array.from({ length: buckets }, (_, bucket) => this.redis.hmget(this.keys.sku(this.keys.bucketGroup(bucket), skuId), 'available', 'reserved', 'sold')),
+      Array.from({ length: buckets }, (_, bucket) => this.redis.hmget(this.keys.sku(this.keys.bucketGroup(bucket), skuId), 'available', 'reserved', 'sold', 'deduction')),
     );
-    const stock = replies.map(([available, reserved, sold]) =>
-      available === null || available === undefined ? null : { available: Number(available), reserved: Number(reserved), sold: Number(sold) },
+    return replies.map(([available, reserved, sold, deduction]) =>
+      available === null || available === undefined
+        ? null
+        : { stock: { available: Number(available), reserved: Number(reserved), sold: Number(sold) }, ruled: deduction !== null && deduction !== undefined },
     );
-    if (!stock[0]) return null;
-    return stock.map((bucket) => bucket ?? { available: 0, reserved: 0, sold: 0 });
   }
 
   /**
@@ -870,7 +891,6 @@ export class Inventory {
     const group = this.keys.bucketGroup(transfer.to);
     const keys = [this.keys.sku(group, transfer.skuId), this.keys.transfer(group, transfer.transferId)];
     const code = await runStockScript(this.redis, 'giveStock', keys, [transfer.qty, transfer.generation, TRANSFER_RECORD_TTL_MS]);
-    if (code === -1) throw new Error(`bucket ${transfer.to} of SKU ${transfer.skuId} has no counters to give ${transfer.qty} units to`);
     const outcome = GIVE_OUTCOMES[code];
     if (!outcome) throw new Error(`giveStock answered an unknown code ${String(code)}`);
     if (outcome === 'given') this.announceReturned([transfer.skuId]);
@@ -920,6 +940,17 @@ export class Inventory {
       payload: JSON.parse(payload) as StoredReservation['payload'],
     };
   }
+}
+
+function bucketCountOf(rules: Pick<SkuStockRules, 'buckets'>): number {
+  const buckets = rules.buckets ?? 1;
+  if (!Number.isInteger(buckets) || buckets < 1 || buckets > MAX_STOCK_BUCKETS) throw new Error(`a SKU has 1 to ${MAX_STOCK_BUCKETS} stock buckets, not ${buckets}`);
+  return buckets;
+}
+
+/** initSku-1.lua's ARGV after the available quantity. */
+function ruleArgs(rules: Omit<SkuStockRules, 'skuId' | 'available'>, buckets: number, mode: 'replace' | 'keep'): Array<string | number> {
+  return [rules.deduction, rules.saleStartsAt?.getTime() ?? 0, rules.saleEndsAt?.getTime() ?? 0, rules.perUserLimit, buckets, mode, rules.orderType ?? 'standard'];
 }
 
 function toAcceptedOrder(orderId: string, stored: StoredReservation): AcceptedOrder {

@@ -27,6 +27,10 @@ export interface FinishedTransfer extends StockTransfer {
  * alone, as the set's own row counted without them. Units taken after the set
  * reached the giving bucket wait until it reaches the receiving one; the transfer
  * stays open meanwhile and the reconciler's run gives them.
+ *
+ * A bucket Redis lost (a cluster node restarted empty) gets no units: its buyers are
+ * refused until the stock repair recreates it. A transfer already on its way into it
+ * stays open, counted as units on their way, and is given once the repair has.
  */
 export class StockRebalancer {
   private readonly running = new Map<string, Promise<void>>();
@@ -66,13 +70,13 @@ export class StockRebalancer {
   /**
    * Moves units into the SKU's empty buckets from the fullest: into the buckets named,
    * half of the fullest's units rounded up; with none named, into every empty bucket,
-   * half rounded down (a bucket is never emptied for a bucket nobody asked for).
-   * Returns the units moved (taken and given).
+   * half rounded down (a bucket is never emptied for a bucket nobody asked for), never
+   * into a bucket Redis lost. Returns the units moved (taken and given).
    */
   async rebalance(skuId: string, into?: readonly number[]): Promise<number> {
-    const buckets = await this.deps.inventory.bucketStock(skuId);
+    const buckets = await this.deps.inventory.bucketStockOrLost(skuId);
     if (!buckets || buckets.length < 2) return 0;
-    const available = buckets.map((bucket) => bucket.available);
+    const available = buckets.map((bucket) => bucket?.available ?? 0);
     if (available.every((units) => units <= 0)) {
       this.deps.inventory.rememberSoldOut(skuId, this.deps.clock());
       return 0;
@@ -80,7 +84,7 @@ export class StockRebalancer {
     const targets = into ?? available.map((_, bucket) => bucket);
     let moved = 0;
     for (const to of targets) {
-      if (available[to]! > 0) continue;
+      if (!buckets[to] || available[to]! > 0) continue;
       const from = available.indexOf(Math.max(...available));
       const qty = into ? Math.ceil(available[from]! / 2) : Math.floor(available[from]! / 2);
       if (qty <= 0) break;
@@ -94,7 +98,8 @@ export class StockRebalancer {
 
   /**
    * Finishes transfers taken longer ago than `olderThanMs` and never closed (one still
-   * waiting for a stock set to reach its receiving bucket stays open); returns the units given now.
+   * waiting for a stock set to reach its receiving bucket, or for the repair of a receiving
+   * bucket Redis lost, stays open); returns the units given now.
    */
   async completeOpenTransfers(olderThanMs: number): Promise<number> {
     let units = 0;
@@ -117,7 +122,7 @@ export class StockRebalancer {
     this.running.set(skuId, done);
   }
 
-  /** Returns the units taken off `from` and those given to `to` (fewer when voided or waiting). */
+  /** Returns the units taken off `from` and those given to `to` (fewer when voided, waiting or lost). */
   private async move(transfer: StockTransfer): Promise<{ taken: number; given: number }> {
     const taken = await this.deps.inventory.takeForTransfer(transfer, this.deps.clock());
     if (taken.qty === 0) return { taken: 0, given: 0 };
@@ -125,10 +130,10 @@ export class StockRebalancer {
     return { taken: taken.qty, given: outcome === 'given' ? taken.qty : 0 };
   }
 
-  /** Gives, records and closes; a transfer waiting for a stock set to reach its receiving bucket stays open. */
+  /** Gives, records and closes; a transfer waiting for a stock set, or for its lost receiving bucket to be recreated, stays open. */
   private async complete(transfer: TakenTransfer): Promise<GiveOutcome> {
     const outcome = await this.deps.inventory.giveForTransfer(transfer);
-    if (outcome === 'waiting') return outcome;
+    if (outcome === 'waiting' || outcome === 'lost') return outcome;
     const { transferId, skuId, from, to, qty } = transfer;
     await this.deps.recordTransfer({ transferId, skuId, from, to, qty, voided: outcome === 'voided' });
     await this.deps.inventory.closeTransfer(transfer);

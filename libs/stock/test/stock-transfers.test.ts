@@ -180,6 +180,29 @@ describe('stock buckets and the transfers between them', () => {
     expect(await inventory.openTransfers(now)).toEqual([]);
   });
 
+  it('sends no units to a bucket Redis lost, keeps a transfer into it open, and gives it once the repair has recreated the bucket in the stock generation of the others', async () => {
+    await inventory.initSku({ skuId: 'LOST', available: 20, buckets: 4, ...sale });
+    // the merchant's set: every bucket holds 10 in the SKU's stock generation 1
+    expect(await inventory.setAvailable('LOST', 40)).toBe(20);
+    const transfer = { transferId: 'lost-1', skuId: 'LOST', from: 0, to: 2, qty: 4 };
+    const taken = await inventory.takeForTransfer(transfer, now);
+    await redis.del(new StockKeys(prefix).sku('{g2}', 'LOST'));
+
+    expect(await inventory.giveForTransfer(taken)).toBe('lost');
+    expect(await rebalancer.completeOpenTransfers(0)).toBe(0);
+    // the reconciler's pass refills empty buckets, and a lost one is none
+    expect(await rebalancer.rebalance('LOST')).toBe(0);
+    expect(await inventory.bucketStockOrLost('LOST')).toEqual([{ available: 6, reserved: 0, sold: 0 }, { available: 10, reserved: 0, sold: 0 }, null, { available: 10, reserved: 0, sold: 0 }]);
+    expect(await inventory.openTransfers(now)).toEqual([{ ...taken, state: 'taken' }]);
+
+    expect(await inventory.recreateLostBuckets({ skuId: 'LOST', buckets: 4, ...sale })).toEqual([2]);
+    expect(await redis.hget(new StockKeys(prefix).sku('{g2}', 'LOST'), 'generation')).toBe('1');
+    expect(await rebalancer.completeOpenTransfers(0)).toBe(4);
+    expect(await available('LOST')).toEqual([6, 10, 4, 10]);
+    expect(recorded.filter((t) => t.transferId === 'lost-1')).toEqual([{ ...transfer, voided: false }]);
+    expect(await inventory.openTransfers(now)).toEqual([]);
+  });
+
   describe('a merchant sets the stock while units are on their way between buckets', () => {
     it('sells exactly the 20 units set when the rebalancer gives 5 units it took before the set: the give voids the transfer', async () => {
       await inventory.initSku({ skuId: 'SET-GIVE', available: 40, buckets: 4, ...sale });

@@ -2,11 +2,13 @@
   Puts the sellable counters and checkout rules of one bucket of a SKU into Redis. On a
   create, a hash already there was left by a create whose MySQL commit was lost: it is
   replaced whole (no field of it may outlive it), unless orders hold units of it. The stock
-  repair recreates lost buckets only: a hash already there is live and is kept, its counters
-  as they are. One without the rules (counters alone, made from nothing by a counter script
+  repair recreates lost buckets only: a hash already there with its rules is live and is
+  kept as it is. One without the rules (counters alone, made from nothing by a counter script
   before they left a lost SKU's hash alone) gets them, the checkout refusing it until then;
   its counters (an absent one 0, where the increments started) are the repair's to move to
-  the ledger.
+  the ledger. A bucket the repair recreates or gives its rules back gets the SKU's stock
+  generation (setStock-1.lua), as the buckets Redis kept have it: with none, a transfer
+  between it and them would wait for a stock set that came long ago (giveStock-2.lua).
 
   KEYS[1]  SKU hash  <prefix>{g}:sku:<skuId>
   ARGV[1] available   ARGV[2] deduction   ARGV[3] sale starts (ms, 0 = no sale)
@@ -15,18 +17,22 @@
   ARGV[7] 'replace' (a create) or 'keep' (the repair)
   ARGV[8] the type of the orders that sell it: 'standard', 'presale' or 'virtual' (a hash
           written before SKUs had one has no such field: standard)
+  ARGV[9] 'keep' only: the SKU's stock generation (0: its stock was never set)
 
-  Returns 1 created, 0 a leftover replaced (or kept, with its rules put back when it had none),
-  -1 the leftover has units reserved or sold (left unchanged).
+  Returns, on a create, 1 created, 0 a leftover replaced, -1 the leftover has units reserved
+  or sold (left unchanged); for the repair, 1 created, 2 rules put back, 0 kept as it was.
 ]]
 local existed = redis.call('EXISTS', KEYS[1]) == 1
-if existed and ARGV[7] == 'keep' then
-  if redis.call('HEXISTS', KEYS[1], 'deduction') == 0 then
-    for _, counter in ipairs({ 'available', 'reserved', 'sold' }) do redis.call('HSETNX', KEYS[1], counter, 0) end
-    redis.call('HSET', KEYS[1], 'deduction', ARGV[2], 'saleStartsAt', ARGV[3], 'saleEndsAt', ARGV[4], 'perUserLimit', ARGV[5],
-      'buckets', ARGV[6], 'orderType', ARGV[8])
-  end
-  return 0
+if ARGV[7] == 'keep' then
+  if existed and redis.call('HEXISTS', KEYS[1], 'deduction') == 1 then return 0 end
+  redis.call('HSETNX', KEYS[1], 'available', ARGV[1])
+  redis.call('HSETNX', KEYS[1], 'reserved', 0)
+  redis.call('HSETNX', KEYS[1], 'sold', 0)
+  redis.call('HSET', KEYS[1], 'deduction', ARGV[2], 'saleStartsAt', ARGV[3], 'saleEndsAt', ARGV[4], 'perUserLimit', ARGV[5],
+    'buckets', ARGV[6], 'orderType', ARGV[8])
+  if tonumber(ARGV[9]) > 0 then redis.call('HSETNX', KEYS[1], 'generation', ARGV[9]) end
+  if existed then return 2 end
+  return 1
 end
 if existed then
   local held = redis.call('HMGET', KEYS[1], 'reserved', 'sold')
