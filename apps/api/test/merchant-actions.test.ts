@@ -129,7 +129,7 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     expect((await system.request('POST', `/v1/orders/${unpaid}/cancel`, { token: system.token('di'), body: { reason: 'changed my mind' } })).status).toBe(200);
   });
 
-  it("shows a merchant only its own lines of an order holding another merchant's too, amounts summed over them, and of a split order only its own child", async () => {
+  it("shows a merchant only its own lines of an order holding another merchant's too, amounts summed over them, and of a split order only its own child and that child's refunds and returns", async () => {
     await system.createSku({ skuId: 'TEAPOT', priceCents: 5_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-north', stock: 10, deduction: 'placement' });
     await system.createSku({ skuId: 'BOWL', priceCents: 1_500, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-south', stock: 10, deduction: 'placement' });
     const always = { startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
@@ -169,7 +169,7 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: lu, body: { method: 'card' } })).status).toBe(202);
     const children = (await waitFor(async () => (await system.order(orderId)).subOrders.length === 2 && (await system.order(orderId)).subOrders, { what: 'the split' })) as string[];
     for (const child of children) await system.waitForStatus(child, 'IN_FULFILLMENT');
-    const childOf = async (sku: string) => (await Promise.all(children.map(async (child) => ((await system.order(child)).items[0].skuId === sku ? child : null)))).find(Boolean);
+    const childOf = async (sku: string) => (await Promise.all(children.map(async (child) => ((await system.order(child)).items[0].skuId === sku ? child : null)))).find((child) => child !== null)!;
     const [teapotChild, bowlChild] = [await childOf('TEAPOT'), await childOf('BOWL')];
     const buyerSees = await seenBy(lu);
     expect(buyerSees.subOrders.toSorted()).toEqual(children.toSorted());
@@ -192,6 +192,81 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     expect([skus(cancelled.body), cancelled.body.subOrders, cancelled.body.amounts.refundedCents]).toEqual([['TEAPOT'], [teapotChild], 4_775]);
     expect((await seenBy(potter)).amounts.refundedCents).toBe(0);
     expect((await seenBy(lu)).amounts.refundedCents).toBe(4_775);
+
+    // the buyer refunds 1 of the potter's 2 bowls (their 2,625 of goods: 1,312 for the first)
+    const bowlRefund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: lu, body: { reason: 'one bowl is enough', items: [{ skuId: 'BOWL', qty: 1 }] } });
+    expect(bowlRefund.status).toBe(202);
+    const refundsSeenBy = async (token: string, of = orderId) => {
+      const answer = await system.request('GET', `/v1/orders/${of}/refunds`, { token });
+      expect(answer.status).toBe(200);
+      return answer.body.items;
+    };
+    const refunded = (refunds: any[]) => refunds.map((refund) => [refund.kind, refund.orderId, refund.items.map((item: any) => `${item.skuId} x${item.qty}`), refund.amountCents]);
+    const teapotCancelled = ['refund', teapotChild, ['TEAPOT x1'], 4_775];
+    const bowlRefunded = ['refund', bowlChild, ['BOWL x1'], 1_312];
+    for (const token of [lu, admin]) expect(refunded(await refundsSeenBy(token))).toEqual([teapotCancelled, bowlRefunded]);
+    // each merchant sees the refunds of its own child alone, on the parent as on the child
+    expect(refunded(await refundsSeenBy(shop))).toEqual([teapotCancelled]);
+    expect(refunded(await refundsSeenBy(potter))).toEqual([bowlRefunded]);
+    expect(refunded(await refundsSeenBy(potter, bowlChild))).toEqual([bowlRefunded]);
+    expect(JSON.stringify(await refundsSeenBy(shop))).not.toMatch(new RegExp(`BOWL|${bowlChild}`));
+    expect(JSON.stringify(await refundsSeenBy(potter))).not.toMatch(new RegExp(`TEAPOT|${teapotChild}`));
+    expect((await system.request('GET', `/v1/orders/${bowlChild}/refunds`, { token: shop })).status).toBe(404);
+
+    // the other bowl arrives, and the buyer asks to return it: a return for the potter to review, not for the shop
+    await system.waitForStatus(bowlChild, 'IN_FULFILLMENT');
+    for (const event of ['SHIPPED', 'DELIVERED']) await system.warehouseSim.request('POST', `/__admin/orders/${bowlChild}/events`, { body: { event } });
+    await system.waitForStatus(bowlChild, 'DELIVERED');
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: lu, body: { reason: 'chipped', items: [{ skuId: 'BOWL', qty: 1 }] } });
+    expect(asked.status).toBe(202);
+    // the last bowl brings the child's every unit back: the rest of the goods, 1,313, and its parcel's 300
+    const bowlReturned = ['return', bowlChild, ['BOWL x1'], 1_613];
+    expect(refunded(await refundsSeenBy(lu))).toEqual([teapotCancelled, bowlRefunded, bowlReturned]);
+    expect(refunded(await refundsSeenBy(shop))).toEqual([teapotCancelled]);
+    expect(refunded(await refundsSeenBy(potter))).toEqual([bowlRefunded, bowlReturned]);
+    const toReview = async (token: string) => (await system.request('GET', '/v1/orders?status=RETURN_REQUESTED&limit=100', { token })).body.items.map((order: any) => order.orderId);
+    expect(await toReview(potter)).toEqual([bowlChild]);
+    expect(await toReview(shop)).toEqual([]);
+  });
+
+  it("shows a merchant only its own lines of a refund opened before the order split, and what they give back", async () => {
+    const jo = system.token('jo');
+    const orderId = await system.checkout('jo', [{ skuId: 'KETTLE', qty: 2 }, { skuId: 'MUG', qty: 3 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const { queues } = system.workers.deps;
+    // the split waits behind a paused fulfilment queue: the buyer refunds while the order holds both merchants' lines
+    await queues.fulfillment.pause();
+    try {
+      expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: jo, body: { method: 'card' } })).status).toBe(202);
+      await system.waitForStatus(orderId, 'PAID');
+      const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: jo, body: { reason: 'one of each is enough', items: [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 1 }] } });
+      expect(refund.status).toBe(202);
+      const seenBy = async (token: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token })).body.items;
+      const refunded = (refunds: any[]) => refunds.map((r) => [r.items.map((item: any) => `${item.skuId} x${item.qty}: ${item.cents}`), r.amountCents, r.parts.map((part: any) => part.amountCents)]);
+      // one kettle of 3,999 and one mug of 899, drawn from the order's one payment
+      for (const token of [jo, admin]) expect(refunded(await seenBy(token))).toEqual([[['KETTLE x1: 3999', 'MUG x1: 899'], 4_898, [4_898]]]);
+      // each merchant its own line and what it gives back; not the payment's whole share
+      expect(refunded(await seenBy(shop))).toEqual([[['KETTLE x1: 3999'], 3_999, []]]);
+      expect(refunded(await seenBy(potter))).toEqual([[['MUG x1: 899'], 899, []]]);
+      expect((await seenBy(shop))[0]).toMatchObject({ refundId: refund.body.refundId, kind: 'refund', reason: 'one of each is enough' });
+    } finally {
+      await queues.fulfillment.resume();
+    }
+  });
+
+  it("does not list to a merchant a presale's deposit given back whole, of an order holding another merchant's lines too", async () => {
+    await system.createSku({ skuId: 'PRE-LAMP', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement', orderType: 'presale' });
+    await system.createSku({ skuId: 'PRE-VASE', priceCents: 5_000, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-west', stock: 5, deduction: 'placement', orderType: 'presale' });
+    const orderId = await system.checkout('pia', [{ skuId: 'PRE-LAMP', qty: 1 }, { skuId: 'PRE-VASE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_DEPOSIT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('pia'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'DEPOSIT_PAID');
+    const calledOff = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: admin, body: { reason: 'the lamp maker went bust' } });
+    expect(calledOff.status).toBe(202);
+    const seenBy = async (token: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token })).body.items;
+    // 20 % of 15,000: the deposit paid for both merchants' lines, naming none of them
+    for (const token of [system.token('pia'), admin]) expect((await seenBy(token)).map((r: any) => [r.items, r.amountCents])).toEqual([[[], 3_000]]);
+    for (const token of [shop, potter]) expect(await seenBy(token)).toEqual([]);
   });
 
   it('lists cancelling an unpaid order with the cancel route of the reverse flows, which also give coupons back, and does not fire it itself', async () => {

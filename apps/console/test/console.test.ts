@@ -151,7 +151,7 @@ describe('the web console', () => {
     await shot('07-return-refused');
   });
 
-  it("shows the merchant only its own lines and their amounts of an order holding another merchant's too", async () => {
+  it("shows the merchant only its own lines and their amounts of an order holding another merchant's too, and only its own child's refunds", async () => {
     await system.createSku({ skuId: 'MUG', priceCents: 899, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
     const orderId = await system.checkout('mo', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 2 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
@@ -162,6 +162,20 @@ describe('the web console', () => {
     // the kettle's $39.99, not the order's $57.97
     expect(await page.locator('dl.amounts').textContent()).toBe('Subtotal$39.99Discounts−$0.00Shipping$0.00Payable$39.99Refunded$0.00');
     await shot('07b-merchant-own-lines');
+
+    // paid and split, then the buyer refunds the kettle and one mug: the shop's refunds and returns are its kettle's alone
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('mo'), body: { method: 'card' } });
+    const children = (await waitFor(async () => (await system.order(orderId)).subOrders.length === 2 && (await system.order(orderId)).subOrders, { what: 'the split' })) as string[];
+    for (const child of children) await system.waitForStatus(child, 'IN_FULFILLMENT');
+    const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('mo'), body: { reason: 'changed my mind', items: [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 1 }] } });
+    expect(refund.body.refunds).toHaveLength(2);
+    await page.reload();
+    const afterSales = page.getByRole('region', { name: 'Refunds and returns' });
+    await afterSales.getByRole('row').filter({ hasText: 'KETTLE' }).waitFor();
+    // a header and the kettle's refund
+    expect(await afterSales.getByRole('row').count()).toBe(2);
+    expect(await page.locator('main').textContent()).not.toContain('MUG');
+    await shot('07c-merchant-own-refunds');
   });
 
   it('creates a flash sale and shows its stock and queues move while buyers check out', async () => {

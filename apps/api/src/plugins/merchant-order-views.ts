@@ -1,6 +1,7 @@
-import { merchantOrderView, type OrderRepository, type OrderView } from '@orders/persistence';
+import { merchantOrderView, type OrderRepository, type OrderView, type RefundView } from '@orders/persistence';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { refundSchema } from '../routes/reverse-flows.js';
 
 interface ResponseSchema {
   $ref?: string;
@@ -11,22 +12,42 @@ interface ResponseSchema {
 /** An order still in the queue has no amounts yet; queuedOrderFor gives a merchant its own lines of it alone. */
 type OrderAnswer = OrderView | { amounts: null };
 
-/** What a route's 200 answer carries of API.md's Order: one order, a page of them (`items`), or none. */
-function ordersAnswered(response: unknown): 'order' | 'page' | null {
+/** What a route's 200 answer carries of API.md's Order or refunds: one order, a page of orders (`items`), a list of refunds (`items`), or none. */
+function answered(response: unknown): 'order' | 'page' | 'refunds' | null {
   const ok = (response as Record<number, ResponseSchema> | undefined)?.[200];
   if (ok?.$ref === 'Order#') return 'order';
   if (ok?.properties?.items?.items?.$ref === 'Order#') return 'page';
+  if ((ok?.properties?.items?.items as unknown) === refundSchema) return 'refunds';
   return null;
+}
+
+/**
+ * A refund (or return) of an order holding other merchants' lines too (one refunded before it
+ * split), as a merchant sees it: its own lines alone, and what they give back (each line stores
+ * its cents, its own parcel's shipping included, so the amount is theirs summed). `parts` (what
+ * each payment of the whole order gives back) is then empty, as the order's payments are. null
+ * when it names no line of the merchant's: another merchant's lines, or a whole payment given
+ * back (a presale's deposit called off, a late payment), which names no line and is the whole
+ * order's amount.
+ */
+function merchantRefundView(refund: RefundView, ownSkus: ReadonlySet<string>): RefundView | null {
+  const items = refund.items.filter((item) => ownSkus.has(item.skuId));
+  if (items.length === 0) return null;
+  // every line its own: so are its amount and the payments' shares of it
+  if (items.length === refund.items.length) return refund;
+  return { ...refund, items, amountCents: items.reduce((sum, item) => sum + item.cents, 0), parts: [] };
 }
 
 /**
  * Every answer carrying orders, whichever route gives it (the order, the lists, the answer
  * of a cancel or an action), shows a merchant only its own part of an order that holds other
- * merchants' lines too (merchantOrderView); buyers and admins get the order whole. Picked here,
- * once, by the route's response schema, so no route can forget it.
+ * merchants' lines too (merchantOrderView); so does every list of an order's refunds and
+ * returns (merchantRefundView). Buyers and admins get them whole. Picked here, once, by the
+ * route's response schema, so no route can forget it. The answer of a refund the merchant
+ * opens is its own already: it refunds only parts holding its lines alone.
  */
 export const merchantOrderViewsPlugin = fp(
-  async (app: FastifyInstance, { orders }: { orders: Pick<OrderRepository, 'orderHasMerchant'> }) => {
+  async (app: FastifyInstance, { orders }: { orders: Pick<OrderRepository, 'orderHasMerchant' | 'orderOfMerchantAlone' | 'findOrder'> }) => {
     async function asSeenBy(merchantId: string, view: OrderAnswer): Promise<OrderAnswer> {
       if (view.amounts === null) return view;
       const others = view.items.some((item) => item.merchantId !== merchantId);
@@ -35,18 +56,41 @@ export const merchantOrderViewsPlugin = fp(
       return merchantOrderView(view, merchantId, ownChildren.flat());
     }
 
+    /** The merchant's SKUs among an order's lines; 'whole' when every line is its own (its child of a split order). */
+    async function ownSkusOf(orderId: string, merchantId: string): Promise<'whole' | ReadonlySet<string>> {
+      if (await orders.orderOfMerchantAlone(orderId, merchantId)) return 'whole';
+      if (!(await orders.orderHasMerchant(orderId, merchantId))) return new Set();
+      const order = await orders.findOrder(orderId);
+      return new Set(order?.items.filter((item) => item.merchantId === merchantId).map((item) => item.skuId));
+    }
+
+    async function refundsSeenBy(merchantId: string, refunds: RefundView[]): Promise<RefundView[]> {
+      // an order's refunds are on the order and its children: each read once
+      const orderIds = [...new Set(refunds.map((refund) => refund.orderId))];
+      const owned = new Map(await Promise.all(orderIds.map(async (orderId) => [orderId, await ownSkusOf(orderId, merchantId)] as const)));
+      return refunds.flatMap((refund) => {
+        const own = owned.get(refund.orderId)!;
+        const seen = own === 'whole' ? refund : merchantRefundView(refund, own);
+        return seen ? [seen] : [];
+      });
+    }
+
     const merchantOf = (request: FastifyRequest, reply: FastifyReply): string | null => {
       const principal = request.verifiedPrincipal;
       return reply.statusCode === 200 && principal !== null && !(principal instanceof Error) && principal.role === 'merchant' ? principal.sub : null;
     };
 
     app.addHook('onRoute', (route) => {
-      const answered = ordersAnswered(route.schema?.response);
-      if (answered === null) return;
+      const carries = answered(route.schema?.response);
+      if (carries === null) return;
       const narrow = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
         const merchantId = merchantOf(request, reply);
         if (merchantId === null) return payload;
-        if (answered === 'order') return asSeenBy(merchantId, payload as OrderAnswer);
+        if (carries === 'order') return asSeenBy(merchantId, payload as OrderAnswer);
+        if (carries === 'refunds') {
+          const list = payload as { items: RefundView[] };
+          return { ...list, items: await refundsSeenBy(merchantId, list.items) };
+        }
         const page = payload as { items: OrderView[] };
         return { ...page, items: await Promise.all(page.items.map(async (view) => asSeenBy(merchantId, view))) };
       };

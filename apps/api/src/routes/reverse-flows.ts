@@ -451,6 +451,8 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       schema: {
         tags: ['after-sales'],
         summary: "The order's refunds and returns (its children's too), oldest first",
+        description:
+          "A buyer sees their own order's, an admin any order's, all of them. A merchant sees an order holding its SKUs, and of it only what is its own: the refunds and returns of its own children of a split order (and of an order holding its lines alone), none of another merchant's child. A refund of an order holding another merchant's lines too (one refunded before it split) shows it its own lines alone, `amountCents` their cents summed and `parts` empty; one naming none of its lines (another merchant's, or a whole payment given back: a presale's deposit, a late payment) is not listed.",
         params: orderParamsSchema,
         response: { 200: { type: 'object', properties: { items: { type: 'array', items: refundSchema } }, required: ['items'] }, '4xx': problemRef, '5xx': problemRef },
       },
