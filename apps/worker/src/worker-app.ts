@@ -1,7 +1,7 @@
 import type { Config } from '@orders/config';
 import { firstOrderIdAt, statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
-import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, type OrderDb } from '@orders/persistence';
+import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
 import { JOB, PERSIST_ORDERS_JOB, QUEUE, createOrderQueues, moveToDeadLetter, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf, connectRedis, redisMemoryOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
@@ -72,13 +72,19 @@ function measured<T>(metrics: OrderMetrics, queue: string, processor: Processor<
  * a job does when an external system is away (external-retry.ts): however long the outage,
  * its orders wait and are written when MySQL returns; attempts and the dead-letter queue
  * stay for jobs that fail on their own.
+ *
+ * A job that fails hands BullMQ its error without a MySQL statement's values: BullMQ keeps
+ * the message (failedReason, copied into the dead letter) and the stack in Redis for days,
+ * and MySQL's message quotes a buyer's data ("Duplicate entry '<phone>' for key …"). Only a
+ * MySQL error, or one it caused, is copied, with its class, code and causes; BullMQ's own
+ * (DelayedError, UnrecoverableError), which it tells by name, pass as they are.
  */
 function waitingOutDatabaseOutages<T>(retryDelayMs: number, log: Logger, queue: string, processor: Processor<T>): Processor<T> {
   return async (job, token, signal) => {
     try {
       return await processor(job, token, signal);
     } catch (error) {
-      if (token === undefined || !isDatabaseUnavailable(error)) throw error;
+      if (token === undefined || !isDatabaseUnavailable(error)) throw withoutStatementValues(error, { codeInMessage: true });
       log.warn({ queue, jobId: job.id, err: error }, 'MySQL unavailable: the job waits for it without using an attempt');
       await job.moveToDelayed(Date.now() + retryDelayMs, token);
       throw new DelayedError('MySQL unavailable');

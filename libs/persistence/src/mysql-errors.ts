@@ -53,17 +53,25 @@ function unquoted(message: string): string {
 }
 
 /**
- * An error as a log may hold it. mysql2 puts on its errors the statement with its values
- * written in (`sql`: a buyer's address, phone number, name) and the server's message
+ * An error as a log or a failed job may hold it. mysql2 puts on its errors the statement with
+ * its values written in (`sql`: a buyer's address, phone number, name) and the server's message
  * (`sqlMessage`, the `message` too, and the stack's first line), which quotes values. A MySQL
- * error, and an error caused by one, is copied without them: code, errno, sqlState and the
- * statement's kind (`statementKind`) stay, and the message up to its first quote. Any other
- * error is returned as it is.
+ * error, and an error caused by one, is copied without them: its class, code, errno, fatal,
+ * sqlState and the statement's kind (`statementKind`) stay, and the message up to its first
+ * quote. Any other error is returned as it is.
+ *
+ * `codeInMessage` puts a MySQL error's code before its message ("ER_DUP_ENTRY: Duplicate entry
+ * …"), for a holder that keeps the message and the stack alone: BullMQ stores a failed job's
+ * message (its failedReason) and stack, not its code.
  */
-export function withoutStatementValues<E>(error: E, depth = 0): E {
+export function withoutStatementValues<E>(error: E, { codeInMessage = false } = {}): E {
+  return copiedWithoutValues(error, 0, codeInMessage);
+}
+
+function copiedWithoutValues<E>(error: E, depth: number, codeInMessage: boolean): E {
   if (typeof error !== 'object' || error === null || depth > CAUSES_FOLLOWED) return error;
   const { sql, sqlMessage, cause, message, stack, name } = error as Partial<Error> & { sql?: unknown; sqlMessage?: unknown };
-  const safeCause = withoutStatementValues(cause, depth + 1);
+  const safeCause = copiedWithoutValues(cause, depth + 1, codeInMessage);
   const fromMysql = typeof sql === 'string' || typeof sqlMessage === 'string';
   if (!fromMysql && safeCause === cause) return error;
   const copy = Object.create(Object.getPrototypeOf(error), Object.getOwnPropertyDescriptors(error)) as Record<string, unknown>;
@@ -75,7 +83,8 @@ export function withoutStatementValues<E>(error: E, depth = 0): E {
   delete copy.sqlMessage;
   if (typeof sql === 'string') copy.statementKind = statementKindOf(sql);
   if (typeof message === 'string') {
-    const kept = unquoted(message);
+    const code = codeOf(error);
+    const kept = codeInMessage && typeof code === 'string' ? `${code}: ${unquoted(message)}` : unquoted(message);
     const head = `${name ?? 'Error'}: ${message}`;
     // the stack's frames stay, behind a first line without the message's values
     const frames = typeof stack === 'string' && stack.startsWith(head) ? stack.slice(head.length) : '';

@@ -1,4 +1,4 @@
-import type { OrderDb } from '@orders/persistence';
+import { ProcessRepository, type OrderDb } from '@orders/persistence';
 import { SKU_COUNTERS, StockKeys } from '@orders/stock';
 import type { Cluster, Redis } from 'ioredis';
 
@@ -37,8 +37,9 @@ const UNPAID = ['ACCEPTED', 'PENDING_PAYMENT', 'PENDING_DEPOSIT'];
  * every accepted order is in MySQL exactly once and nothing else is; for every SKU,
  * Redis available + reserved + sold (summed over its buckets) equals the opening stock
  * and each counter equals what the stock ledger says, no bucket's counter is below zero
- * and no transfer between buckets is left half done; no order waits past its payment or balance deadline; no
- * payment succeeded twice; nothing is left in the accepted set waiting for recovery.
+ * and no transfer between buckets is left half done; no order waits past its payment or balance deadline; the
+ * shop keeps for each order the money of the payments that paid it (moneyKept); nothing is left in the
+ * accepted set waiting for recovery.
  */
 async function checkOnce(sale: SaleUnderCheck): Promise<SaleInvariants> {
   const { db, redis } = sale;
@@ -103,16 +104,46 @@ async function checkOnce(sale: SaleUnderCheck): Promise<SaleInvariants> {
     .execute();
   if (stuck.length > 0) violations.push(`${stuck.length} orders are past their deadline and still unpaid (e.g. ${stuck.slice(0, 3).map((o) => `${o.order_id} ${o.status}`).join(', ')})`);
 
-  const twice = await db
-    .selectFrom('payments')
-    .select(['order_id', 'purpose', (eb) => eb.fn.countAll<number>().as('n')])
-    .where('status', '=', 'SUCCEEDED')
-    .groupBy(['order_id', 'purpose'])
-    .having((eb) => eb.fn.countAll(), '>', 1)
-    .execute();
-  if (twice.length > 0) violations.push(`${twice.length} orders were paid more than once (e.g. ${twice.slice(0, 3).map((p) => p.order_id).join(', ')})`);
+  violations.push(...(await moneyKept(db)));
 
   return { violations, persistedOrders: persisted.size, stock };
+}
+
+/**
+ * The shop keeps for an order what the payments that paid it brought, less its refunds: no
+ * purpose (full; a presale's deposit, its balance) paid twice, and nothing of a payment that
+ * paid nothing. Two attempts may both take the money (one reported failed, then taken): the
+ * one that came after the order was paid, or could no longer be paid, succeeded too, and must
+ * be given back whole.
+ */
+async function moneyKept(db: OrderDb): Promise<string[]> {
+  const violations: string[] = [];
+  const succeeded = await db.selectFrom('payments').select(['payment_id', 'order_id', 'amount_cents']).where('status', '=', 'SUCCEEDED').execute();
+  const payments = new ProcessRepository(db);
+  const applied = (await Promise.all([...new Set(succeeded.map((payment) => payment.order_id))].map((orderId) => payments.paymentsApplied(orderId)))).flat();
+
+  const paidFor = new Set<string>();
+  const twice = new Set<string>();
+  for (const { order_id, purpose } of applied) {
+    if (paidFor.has(`${order_id} ${purpose}`)) twice.add(order_id);
+    paidFor.add(`${order_id} ${purpose}`);
+  }
+  if (twice.size > 0) violations.push(`${twice.size} orders were paid more than once (e.g. ${[...twice].slice(0, 3).join(', ')})`);
+
+  const paidTheirOrder = new Set(applied.map((payment) => payment.payment_id));
+  const late = succeeded.filter((payment) => !paidTheirOrder.has(payment.payment_id));
+  if (late.length === 0) return violations;
+  const givenBack = await db
+    .selectFrom('refund_parts')
+    .select(['payment_id', (eb) => eb.fn.sum<string>('amount_cents').as('cents')])
+    .where('status', '=', 'SUCCEEDED')
+    .where('payment_id', 'in', late.map((payment) => payment.payment_id))
+    .groupBy('payment_id')
+    .execute();
+  const refunded = new Map(givenBack.map((part) => [part.payment_id, Number(part.cents)]));
+  const kept = late.filter((payment) => (refunded.get(payment.payment_id) ?? 0) < Number(payment.amount_cents));
+  if (kept.length > 0) violations.push(`${kept.length} payments came after their order was paid or closed and were not given back (e.g. ${kept.slice(0, 3).map((p) => p.payment_id).join(', ')})`);
+  return violations;
 }
 
 /**

@@ -1,0 +1,76 @@
+import { settledSaleInvariants, waitFor } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+/**
+ * The sale invariants the fault tests assert, on a buyer's money: two attempts that both
+ * took it leave the shop the one that paid the order, once the other went back.
+ */
+describe("the sale's promise on a buyer's money, when two payment attempts both took it", () => {
+  let system: OrderSystem;
+  const orderIds: string[] = [];
+
+  beforeAll(async () => {
+    system = await startOrderSystem('sale_invariants_money');
+    await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+  });
+  afterAll(async () => {
+    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0, outage: false } });
+    await system?.close();
+  });
+
+  const saleInvariants = (settleMs?: number) =>
+    settledSaleInvariants({ db: system.env.db, redis: system.env.redis, keyPrefix: system.env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { TV: 10 } }, settleMs);
+  const refundsAtPaymentSystem = async (paymentId: string) =>
+    ((await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ paymentId: string; amountCents: number }>).filter((r) => r.paymentId === paymentId);
+
+  /** Both attempts take the money: the first is reported failed, then both succeeded. Returns [the one that paid, the late one]. */
+  const payTwice = async (buyer: string, orderId: string, beforeTheyReport: () => Promise<unknown>) => {
+    const pay = async () => (await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).body.paymentId as string;
+    const reported = (paymentId: string, status: 'FAILED' | 'SUCCEEDED', transactionId: string) =>
+      system.signedCallback('payment', { orderId, paymentId, transactionId, status, amountCents: 10_000, at: new Date().toISOString() });
+    // the payment system takes a second to take the money: its own callbacks come after ours
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 1_000 } });
+    const first = await pay();
+    await reported(first, 'FAILED', `tx-${buyer}-early-failure`);
+    const second = await pay();
+    await waitFor(
+      async () => {
+        const { payments } = (await system.paymentSim.request('GET', '/__admin/payments')).body as { payments: Array<{ orderId: string }> };
+        return payments.filter((p) => p.orderId === orderId).length === 2;
+      },
+      { what: 'both charges', timeoutMs: 10_000, intervalMs: 20 },
+    );
+    await beforeTheyReport();
+    expect((await reported(first, 'SUCCEEDED', `tx-${buyer}-1`)).body).toEqual({ changed: true, status: 'PAID' });
+    expect((await reported(second, 'SUCCEEDED', `tx-${buyer}-2`)).body.changed).toBe(false);
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    return [first, second] as const;
+  };
+
+  it('holds once the late attempt went back whole: the order was paid once, by the attempt that paid it', async () => {
+    const orderId = await system.checkout('ann', [{ skuId: 'TV', qty: 1 }]);
+    orderIds.push(orderId);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const [, late] = await payTwice('ann', orderId, async () => undefined);
+    await waitFor(async () => (await refundsAtPaymentSystem(late)).length === 1, { what: 'the late payment given back', timeoutMs: 20_000 });
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+
+    expect((await saleInvariants()).violations).toEqual([]);
+  });
+
+  it('is broken while the late attempt is still kept, and holds once it went back', async () => {
+    const orderId = await system.checkout('bob', [{ skuId: 'TV', qty: 1 }]);
+    orderIds.push(orderId);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    // the payment system goes away before the late attempt can be given back
+    const [, late] = await payTwice('bob', orderId, () => system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: true } }));
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+
+    expect((await saleInvariants(1_000)).violations).toEqual([`1 payments came after their order was paid or closed and were not given back (e.g. ${late})`]);
+
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: false } });
+    expect((await saleInvariants(20_000)).violations).toEqual([]);
+    expect((await refundsAtPaymentSystem(late)).map((r) => r.amountCents)).toEqual([10_000]);
+  });
+});
