@@ -14,7 +14,7 @@ function demoWindow(now: Date): { startsAt: Date; endsAt: Date } {
   return { startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + 365 * 24 * HOUR) };
 }
 
-/** A small shop: a flash-sale phone, everyday goods from two warehouses and a third-party seller. */
+/** A small shop: a flash-sale phone, everyday goods from two warehouses, a third-party seller, a presale and a gift card. */
 export function demoCatalog(now: Date): Array<{ sku: Sku; stock: number }> {
   const base = { channel: 'self' as const, merchantId: 'shop', deduction: 'placement' as const, flashSale: null };
   return [
@@ -32,6 +32,9 @@ export function demoCatalog(now: Date): Array<{ sku: Sku; stock: number }> {
     { sku: { ...base, skuId: 'TSHIRT-BLK-M', title: 'T-shirt black M', priceCents: 1_999, warehouseId: 'wh-east', deduction: 'payment' }, stock: 50_000 },
     { sku: { ...base, skuId: 'MUG-WHITE', title: 'Mug white', priceCents: 899, warehouseId: 'wh-west' }, stock: 10_000 },
     { sku: { ...base, skuId: 'BOOK-TS', title: 'Book: TypeScript in practice', priceCents: 3_450, warehouseId: 'wh-west', channel: 'third_party', merchantId: 'bookseller' }, stock: 500 },
+    // a presale (a deposit now, the balance later) and a virtual good (nothing ships): each bought in an order of its own
+    { sku: { ...base, skuId: 'CONSOLE-NEXT-PRESALE', title: 'Console Next (presale)', priceCents: 49_900, warehouseId: 'wh-east', orderType: 'presale' }, stock: 200 },
+    { sku: { ...base, skuId: 'GIFT-CARD-25', title: 'Gift card 25.00', priceCents: 2_500, warehouseId: 'digital', orderType: 'virtual' }, stock: 100_000 },
   ];
 }
 

@@ -13,7 +13,7 @@ describe('the demo seed', () => {
   afterAll(async () => env?.cleanup());
 
   it('loads the catalog with a promotion, a coupon and the demo buyer as a gold member, and changes nothing when run again', async () => {
-    expect(await seedDemoCatalog(env.config)).toEqual(['PHONE-X-FLASH', 'TSHIRT-BLK-M', 'MUG-WHITE', 'BOOK-TS', 'promotion DEMO-SPEND-100', 'coupon WELCOME15', 'member level gold', `member ${DEMO_BUYER}`]);
+    expect(await seedDemoCatalog(env.config)).toEqual(['PHONE-X-FLASH', 'TSHIRT-BLK-M', 'MUG-WHITE', 'BOOK-TS', 'CONSOLE-NEXT-PRESALE', 'GIFT-CARD-25', 'promotion DEMO-SPEND-100', 'coupon WELCOME15', 'member level gold', `member ${DEMO_BUYER}`]);
     expect(await seedDemoCatalog(env.config)).toEqual([]);
     expect(await env.db.selectFrom('promotions').select('promotion_id').execute()).toHaveLength(1);
     expect(await env.db.selectFrom('coupons').select('code').execute()).toHaveLength(1);
