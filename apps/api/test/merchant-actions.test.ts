@@ -254,7 +254,7 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     }
   });
 
-  it("does not list to a merchant a presale's deposit given back whole, of an order holding another merchant's lines too", async () => {
+  it("does not list to a merchant a presale's deposit given back whole, of an order holding another merchant's lines too, and counts the deposit on the lines by what each pays: each merchant's view says its share went back", async () => {
     await system.createSku({ skuId: 'PRE-LAMP', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement', orderType: 'presale' });
     await system.createSku({ skuId: 'PRE-VASE', priceCents: 5_000, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-west', stock: 5, deduction: 'placement', orderType: 'presale' });
     const orderId = await system.checkout('pia', [{ skuId: 'PRE-LAMP', qty: 1 }, { skuId: 'PRE-VASE', qty: 1 }]);
@@ -267,6 +267,25 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     // 20 % of 15,000: the deposit paid for both merchants' lines, naming none of them
     for (const token of [system.token('pia'), admin]) expect((await seenBy(token)).map((r: any) => [r.items, r.amountCents])).toEqual([[[], 3_000]]);
     for (const token of [shop, potter]) expect(await seenBy(token)).toEqual([]);
+
+    // the deposit's 3,000 counts on the lines as on the order, by what each pays: the lamp 10,000, the vase 5,000
+    const refunded = await system.waitForStatus(orderId, 'REFUNDED');
+    expect([refunded.amounts.refundedCents, refunded.items.map((i: any) => [i.skuId, i.refundedQty, i.refundedCents])]).toEqual([
+      3_000,
+      [
+        ['PRE-LAMP', 0, 2_000],
+        ['PRE-VASE', 0, 1_000],
+      ],
+    ]);
+    const amountsSeenBy = async (token: string) => (await system.request('GET', `/v1/orders/${orderId}`, { token })).body.amounts;
+    expect(await amountsSeenBy(shop)).toMatchObject({ payableCents: 10_000, refundedCents: 2_000 });
+    expect(await amountsSeenBy(potter)).toMatchObject({ payableCents: 5_000, refundedCents: 1_000 });
+    // nothing is left to give back: the deposit was all the order paid
+    for (const body of [{ reason: 'again' }, { reason: 'the lamp', items: [{ skuId: 'PRE-LAMP', qty: 1 }] }]) {
+      expect((await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: admin, body })).body.code).toBe('ILLEGAL_TRANSITION');
+    }
+    expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: admin, body: { reason: 'again' } })).body.code).toBe('ILLEGAL_TRANSITION');
+    expect((await system.order(orderId)).amounts.refundedCents).toBe(3_000);
   });
 
   it('lists cancelling an unpaid order with the cancel route of the reverse flows, which also give coupons back, and does not fire it itself', async () => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { drawRefund, refundForLines, RefundExceedsLine, type LineRefund, type RefundablePayment } from '@orders/domain';
+import { allocateByLargestRemainder, drawRefund, refundForLines, RefundExceedsLine, type LineRefund, type RefundablePayment } from '@orders/domain';
 import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
@@ -306,11 +306,25 @@ export class RefundRepository {
    * In a transition's transaction: opens a refund order (PENDING) of everything the
    * payments that paid the order have left to give back, and of no units: a presale called
    * off after its deposit, whose units were reserved, never sold, and go back as a released
-   * reservation rather than a restock.
+   * reservation rather than a restock. The amount counts on the order and on its lines, spread
+   * in proportion to what each line pays (exact to the cent, as pricing spreads a discount), so
+   * the lines add up to the order and each merchant's view of its lines says what went back.
    */
   static async openPaymentRefund(trx: Transaction<Database>, order: OrderRow, request: Pick<OpenRefund, 'refundId' | 'reason' | 'actor' | 'at'>): Promise<RefundView> {
+    // the lines locked before the payments, as openRefund does
+    const lines = await trx.selectFrom('order_items').select(['line_no', 'payable_cents']).where('order_id', '=', order.order_id).orderBy('line_no').forUpdate().execute();
     const amountCents = (await refundablePayments(trx, order)).reduce((sum, payment) => sum + Math.max(0, payment.refundableCents), 0);
     const refund = await insertRefund(trx, order, { ...request, kind: 'refund', status: 'PENDING', amountCents, items: [] });
+    const shares = allocateByLargestRemainder(amountCents, lines.map((line) => Number(line.payable_cents)));
+    for (const [i, line] of lines.entries()) {
+      if (shares[i] === 0) continue;
+      await trx
+        .updateTable('order_items')
+        .set((eb) => ({ refunded_cents: eb('refunded_cents', '+', shares[i]!) }))
+        .where('order_id', 'in', owners(order))
+        .where('line_no', '=', line.line_no)
+        .execute();
+    }
     await trx
       .updateTable('orders')
       .set((eb) => ({ refunded_cents: eb('refunded_cents', '+', amountCents) }))
