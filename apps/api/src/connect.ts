@@ -1,6 +1,6 @@
 import type { Config } from '@orders/config';
 import { createMetrics } from '@orders/metrics';
-import { CatalogRepository, OrderRepository, createDb, migrateDatabase } from '@orders/persistence';
+import { CatalogRepository, OrderRepository, createDb, migrateDatabase, orderListOptionsOf } from '@orders/persistence';
 import { createOrderQueues } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf, connectRedis } from '@orders/stock';
 import type { AppDeps } from './app-deps.js';
@@ -43,7 +43,8 @@ export async function connectApi(config: Config, options: { migrate?: boolean } 
     db,
     queues,
     inventory,
-    orders: new OrderRepository(db),
+    // the admin search by date finds a presale's children, written when its balance is paid
+    orders: new OrderRepository(db, orderListOptionsOf(config)),
     catalog: new CatalogRepository(db),
     metrics: createMetrics({ app: 'api' }),
     clock: () => new Date(),

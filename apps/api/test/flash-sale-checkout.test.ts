@@ -14,8 +14,8 @@ describe('flash-sale checkout', () => {
   let admin: string;
 
   beforeAll(async () => {
-    // a sold-out SKU is answered from the api's memory for the rest of the file; a presale's balance is due 5 days after its deposit (the longest the config takes is 6 days, with the deposit's deadline)
-    env = await createTestEnv('flash_sale_checkout', { SOLD_OUT_MEMORY_MS: '60000', PRESALE_BALANCE_TIMEOUT_MS: String(5 * DAY) });
+    // a sold-out SKU is answered from the api's memory for the rest of the file; a presale's balance is due 30 days after its deposit
+    env = await createTestEnv('flash_sale_checkout', { SOLD_OUT_MEMORY_MS: '60000', PRESALE_BALANCE_TIMEOUT_MS: String(30 * DAY) });
     api = await startApi(env, { connections: 200 });
     worker = spawnApp('worker', { ...env.env, WORKER_METRICS_PORT: '0', WORKER_CONCURRENCY: '64' });
     admin = api.token('ops', 'admin');
@@ -220,9 +220,15 @@ describe('flash-sale checkout', () => {
     expect(order.type).toBe('presale');
     // its reservation outlives the latest balance deadline (a deposit paid at the payment deadline) by the week any reservation gets
     const keptUntil = await env.redis.pexpiretime(`${env.config.REDIS_KEY_PREFIX}{g0}:order:${accepted.body.orderId}`);
-    expect(keptUntil).toBe(new Date(order.paymentDeadline).getTime() + 5 * DAY + 7 * DAY);
+    expect(keptUntil).toBe(new Date(order.paymentDeadline).getTime() + 30 * DAY + 7 * DAY);
     // and up to its last moment the stock repair, which finishes in Redis what the ledger did to the orders whose record may be there, looks at it
     expect(accepted.body.orderId >= firstOrderIdAt(api.deps.inventory.reservationsKeptSince(new Date(keptUntil - 1)).getTime())).toBe(true);
+    // its children are written when its balance is paid, up to its deposit's deadline and 30 days after its acceptance:
+    // the admin search by date finds a row of it written 29 days after its deposit's deadline
+    const writtenAt = new Date(new Date(order.paymentDeadline).getTime() + 29 * DAY);
+    await sql`UPDATE orders SET created_at = ${writtenAt} WHERE order_id = ${accepted.body.orderId}`.execute(env.db);
+    const search = await api.request('GET', `/v1/admin/orders?userId=early-bird&createdFrom=${new Date(writtenAt.getTime() - HOUR).toISOString()}`, { token: admin });
+    expect(search.body.items.map((o: { orderId: string }) => o.orderId)).toEqual([accepted.body.orderId]);
   });
 
   it('reports checkouts, latency, queues and transitions on /metrics', async () => {

@@ -2,8 +2,8 @@ export { createDb, ensureDatabase, migrateDatabase, migrateToLatest } from './co
 export { StatementTooSlow, isDatabaseUnavailable, withoutStatementValues } from './mysql-errors.js';
 export type { OrderDb } from './connection.js';
 export { CatalogRepository, toSku } from './catalog-repository.js';
-export { OrderRepository } from './order-repository.js';
-export type { OrderListFilter, OrderToPersist, TransitionRequest, TransitionResult } from './order-repository.js';
+export { OrderRepository, orderListOptionsOf } from './order-repository.js';
+export type { OrderListFilter, OrderListOptions, OrderListSettings, OrderToPersist, TransitionRequest, TransitionResult } from './order-repository.js';
 export { merchantOrderView } from './order-view.js';
 export type { OrderView } from './order-view.js';
 export type * from './schema.js';

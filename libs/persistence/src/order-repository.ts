@@ -63,15 +63,40 @@ export interface TransitionResult {
 const CHECKOUT_ACTION = 'checkout';
 /** Attempts at writing one batch of accepted orders while other batches race over some of them. */
 const PERSIST_ATTEMPTS = 10;
+const DAY_MS = 86_400_000;
 /**
- * How long after its acceptance (the time its id carries) an order's row may be written
- * (created_at), for listing by dates: the persist queue's lag, and a split's children, written
- * when the order is paid — a presale's when its balance is, up to PRESALE_BALANCE_TIMEOUT_MS
- * (3 days by default) after the deposit. A row written later than this after its acceptance is
- * left out of a list whose createdFrom is past its acceptance by more than this, so the config
- * refuses a deposit deadline and balance timeout that together exceed 6 of these 7 days.
+ * The least time after its acceptance (the time its id carries) that order lists by date
+ * allow an order's row to be written (created_at) in: the persist queue's lag, and a split's
+ * children, written when the order is paid, with the default timeouts. A list whose
+ * createdFrom is past an order's acceptance by more than the margin leaves the order out.
  */
-const WRITTEN_WITHIN_MS = 7 * 24 * 3_600_000;
+const WRITTEN_WITHIN_MS = 7 * DAY_MS;
+/** What a row's write may lag behind the payment that brings it: queues held up by an outage. */
+const QUEUE_LAG_MS = DAY_MS;
+
+/** The settings that decide how late an order's row may be written, as the config names them. */
+export interface OrderListSettings {
+  PAYMENT_TIMEOUT_MS: number;
+  FLASH_SALE_PAYMENT_TIMEOUT_MS: number;
+  PRESALE_BALANCE_TIMEOUT_MS: number;
+}
+
+export interface OrderListOptions {
+  /** How long after its acceptance an order's row may be written: how far before createdFrom a list by date looks by order id. */
+  writtenWithinMs: number;
+}
+
+/**
+ * A split's children are written when the order is paid, by its payment deadline; a
+ * presale's when its balance is, by its deposit's deadline and its balance timeout after
+ * acceptance (weeks, for a shop's presale): the lists look back that far, a day more for
+ * queues, and never less than 7 days.
+ */
+export function orderListOptionsOf(config: OrderListSettings): OrderListOptions {
+  const latestPayment = Math.max(config.PAYMENT_TIMEOUT_MS + config.PRESALE_BALANCE_TIMEOUT_MS, config.FLASH_SALE_PAYMENT_TIMEOUT_MS);
+  return { writtenWithinMs: Math.max(WRITTEN_WITHIN_MS, latestPayment + QUEUE_LAG_MS) };
+}
+
 /** An id (the accepting API host's clock) runs ahead of its row's created_at (the writer's clock) by at most the hosts' clock difference. */
 const CLOCK_SKEW_MS = 5 * 60_000;
 
@@ -85,7 +110,11 @@ function notSplit(orderId: 'o.order_id' | 'orders.order_id'): Expression<SqlBool
 }
 
 export class OrderRepository {
-  constructor(private readonly db: OrderDb) {}
+  /** Without options (scripts and tests that list nothing by date): a 7-day margin. */
+  constructor(
+    private readonly db: OrderDb,
+    private readonly lists: OrderListOptions = { writtenWithinMs: WRITTEN_WITHIN_MS },
+  ) {}
 
   /**
    * Persists a batch of accepted orders in one transaction with multi-row inserts: the
@@ -291,7 +320,7 @@ export class OrderRepository {
     if (filter.type !== undefined) where.push(eb('orders.type', '=', filter.type));
     if (filter.createdFrom !== undefined) {
       where.push(eb('orders.created_at', '>=', filter.createdFrom));
-      where.push(sql<SqlBool>`${orderId} >= ${firstOrderIdAt(filter.createdFrom.getTime() - WRITTEN_WITHIN_MS)}`);
+      where.push(sql<SqlBool>`${orderId} >= ${firstOrderIdAt(filter.createdFrom.getTime() - this.lists.writtenWithinMs)}`);
     }
     if (filter.createdTo !== undefined) {
       where.push(eb('orders.created_at', '<', filter.createdTo));
