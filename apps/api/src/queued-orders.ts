@@ -2,10 +2,13 @@ import type { AcceptedOrder } from '@orders/domain';
 import type { OrderRow } from '@orders/persistence';
 import type { AppDeps } from './app-deps.js';
 import type { Principal } from './plugins/auth.js';
-import { notFound, stillInQueue } from './problems.js';
+import { forbidden, notFound, stillInQueue } from './problems.js';
 import { ULID_PATTERN } from './schemas.js';
 
 const ULID = new RegExp(ULID_PATTERN);
+
+/** Why a merchant may not move an order it sees: it holds another merchant's lines too. */
+export const MERCHANT_ALONE = "A merchant acts on orders (or parts of a split order) holding its own SKUs alone; this one holds another merchant's too: the buyer or an admin acts on it";
 
 /**
  * An order still in the queue (accepted, not yet in MySQL), as far as the principal may know
@@ -16,7 +19,10 @@ const ULID = new RegExp(ULID_PATTERN);
  */
 export async function queuedOrderFor(deps: Pick<AppDeps, 'inventory' | 'catalog'>, principal: Principal, orderId: string): Promise<AcceptedOrder | null> {
   const accepted = await deps.inventory.findAcceptedOrder(orderId);
-  if (!accepted) return null;
+  return accepted && queuedOrderAsSeenBy(deps, principal, accepted);
+}
+
+async function queuedOrderAsSeenBy(deps: Pick<AppDeps, 'catalog'>, principal: Principal, accepted: AcceptedOrder): Promise<AcceptedOrder | null> {
   switch (principal.role) {
     case 'admin':
       return accepted;
@@ -34,13 +40,17 @@ export async function queuedOrderFor(deps: Pick<AppDeps, 'inventory' | 'catalog'
  * The persisted order a caller acts on: buyers their own, merchants one holding their SKUs,
  * admins any; 404 for anyone else so ids cannot be probed. An order still in the queue
  * answers 409 with retry-after to those who may see it: it exists, and the action becomes
- * possible once it is persisted.
+ * possible once it is persisted; to a merchant, one holding another merchant's SKUs too
+ * answers 403 at once, as it will once persisted (an unpaid order is never split).
  */
 export async function ownOrder(deps: Pick<AppDeps, 'inventory' | 'catalog' | 'orders'>, principal: Principal, orderId: string, action: string): Promise<OrderRow> {
   if (!ULID.test(orderId)) throw notFound('order');
   const order = await deps.orders.findOrderRow(orderId);
   if (order && (principal.role === 'admin' || (principal.role === 'buyer' && order.user_id === principal.sub))) return order;
   if (order && principal.role === 'merchant' && (await deps.orders.orderHasMerchant(orderId, principal.sub))) return order;
-  if (!order && (await queuedOrderFor(deps, principal, orderId))) throw stillInQueue(action, principal.role);
+  const accepted = order ? null : await deps.inventory.findAcceptedOrder(orderId);
+  const queued = accepted && (await queuedOrderAsSeenBy(deps, principal, accepted));
+  if (queued && queued.items.length < accepted.items.length) throw forbidden(MERCHANT_ALONE);
+  if (queued) throw stillInQueue(action, principal.role);
   throw notFound('order');
 }

@@ -196,7 +196,7 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect((await api.request('GET', actionsUrl, { token: api.token('other-shop', 'merchant') })).status).toBe(404);
   });
 
-  it("shows each merchant only its own lines of an order still in the queue that holds another merchant's too, and the buyer all of them", async () => {
+  it("shows each merchant only its own lines of an order still in the queue that holds another merchant's too, and the buyer all of them; refuses either merchant's cancel at once (403), as once it is persisted", async () => {
     // no worker runs in this file: the order stays ACCEPTED
     const admin = api.token('ops', 'admin');
     await createSku(api, admin, { skuId: 'CREAMER', title: 'Creamer', priceCents: 1_299, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 5, deduction: 'placement' });
@@ -207,6 +207,14 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect(await lines(buyer)).toEqual([{ skuId: 'CREAMER', qty: 1 }, { skuId: 'SAUCER', qty: 2 }]);
     expect(await lines(api.token('shop', 'merchant'))).toEqual([{ skuId: 'CREAMER', qty: 1 }]);
     expect(await lines(api.token('potter', 'merchant'))).toEqual([{ skuId: 'SAUCER', qty: 2 }]);
+    // neither merchant may cancel it once it is persisted: 403 now, not "retry once it is PENDING_PAYMENT"
+    for (const merchant of ['shop', 'potter']) {
+      const cancel = await api.request('POST', `${queued.body.statusUrl}/cancel`, { token: api.token(merchant, 'merchant'), body: { reason: 'out of stock' } });
+      expect([cancel.status, cancel.body.code, cancel.headers['retry-after']], merchant).toEqual([403, 'FORBIDDEN', undefined]);
+      const refund = await api.request('POST', `${queued.body.statusUrl}/refunds`, { token: api.token(merchant, 'merchant'), body: { reason: 'out of stock' } });
+      expect([refund.status, refund.body.code], merchant).toEqual([403, 'FORBIDDEN']);
+    }
+    expect((await api.request('POST', `${queued.body.statusUrl}/cancel`, { token: buyer, body: { reason: 'changed my mind' } })).status).toBe(409);
   });
 
   it('refuses a token once it expires, although it was verified (and cached) while valid', async () => {

@@ -93,7 +93,7 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     expect((await system.order(orderId)).status).toBe('PAID');
   });
 
-  it("refuses a merchant any action on an order holding another merchant's lines too (unpaid, imported), which the buyer or an admin acts on", async () => {
+  it("refuses a merchant any action on an order holding another merchant's lines too (unpaid, cancelled), which the buyer or an admin acts on, and an import of one still to be shipped", async () => {
     const unpaid = await system.checkout('di', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 1 }]);
     await system.waitForStatus(unpaid, 'PENDING_PAYMENT');
     expect((await system.request('GET', `/v1/orders/${unpaid}/actions`, { token: potter })).body.actions).toEqual([]);
@@ -102,31 +102,26 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     const refunded = await system.request('POST', `/v1/orders/${unpaid}/refunds`, { token: potter, body: { reason: 'out of mugs' } });
     expect([refunded.status, refunded.body.code]).toEqual([403, 'FORBIDDEN']);
     expect((await system.order(unpaid)).status).toBe('PENDING_PAYMENT');
-
-    const imported = await system.request('POST', '/v1/admin/orders/import', {
-      token: admin,
-      body: {
-        channel: 'partner',
-        orders: [
-          {
-            externalOrderId: 'ext-mixed',
-            userId: 'di',
-            placedAt: new Date().toISOString(),
-            status: 'PAID',
-            items: [
-              { skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 1, unitPriceCents: 3_999 },
-              { skuId: 'MUG', title: 'Mug', merchantId: 'potter', warehouseId: 'wh-west', qty: 1, unitPriceCents: 899 },
-            ],
-            address: buyerAddress,
-          },
-        ],
-      },
-    });
-    const mixed = imported.body.results[0].orderId as string;
-    const shipped = await system.request('POST', `/v1/orders/${mixed}/actions/ship`, { token: potter });
-    expect([shipped.status, shipped.body.code]).toEqual([403, 'FORBIDDEN']);
-    expect((await system.order(mixed)).status).toBe('PAID');
     expect((await system.request('POST', `/v1/orders/${unpaid}/cancel`, { token: system.token('di'), body: { reason: 'changed my mind' } })).status).toBe(200);
+    // cancelled by its buyer, it is no more the potter's to cancel than before
+    const afterwards = await system.request('POST', `/v1/orders/${unpaid}/cancel`, { token: potter, body: { reason: 'out of mugs' } });
+    expect([afterwards.status, afterwards.body.code]).toEqual([403, 'FORBIDDEN']);
+
+    // imported orders are never split: one holding both merchants' goods could never be shipped, so it is refused
+    const mixed = {
+      externalOrderId: 'ext-mixed',
+      userId: 'di',
+      placedAt: new Date().toISOString(),
+      status: 'PAID',
+      items: [
+        { skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 1, unitPriceCents: 3_999 },
+        { skuId: 'MUG', title: 'Mug', merchantId: 'potter', warehouseId: 'wh-west', qty: 1, unitPriceCents: 899 },
+      ],
+      address: buyerAddress,
+    };
+    const imported = await system.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'partner', orders: [mixed] } });
+    expect([imported.status, imported.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+    expect(imported.body.detail).toMatch(/ext-mixed.*merchants potter, shop.*as an order of its own/);
   });
 
   it("shows a merchant only its own lines of an order holding another merchant's too, amounts summed over them, and of a split order only its own child and that child's refunds and returns", async () => {

@@ -9,7 +9,7 @@ const partnerOrder = (externalOrderId: string, status: string, userId = 'tm-buye
   status,
   items: [
     { skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 2, unitPriceCents: 3_900, discountCents: 500 },
-    { skuId: 'MUG', title: 'Mug', merchantId: 'potter', warehouseId: 'wh-west', channel: 'third_party', qty: 1, unitPriceCents: 899 },
+    { skuId: 'MUG', title: 'Mug', merchantId: 'shop', warehouseId: 'wh-west', qty: 1, unitPriceCents: 899 },
   ],
   shippingCents: 499,
   address: buyerAddress,
@@ -58,12 +58,38 @@ describe('importing orders from other business order systems', () => {
     // one truth across channels: the buyer's list, the merchant's list and the admin search
     const buyerList = await api.request('GET', '/v1/orders', { token: api.token('tm-buyer-1') });
     expect(buyerList.body.items.map((o: { orderId: string }) => o.orderId).sort()).toEqual([shipped!.orderId, cancelled!.orderId].sort());
-    const potter = await api.request('GET', '/v1/orders?type=imported', { token: api.token('potter', 'merchant') });
-    expect(potter.body.items).toHaveLength(2);
+    const shop = await api.request('GET', '/v1/orders?type=imported', { token: api.token('shop', 'merchant') });
+    expect(shop.body.items).toHaveLength(2);
     const search = await api.request('GET', '/v1/admin/orders?type=imported&status=SHIPPED', { token: admin });
     expect(search.body.items.map((o: { orderId: string }) => o.orderId)).toEqual([shipped!.orderId]);
     const metrics = await api.request('GET', '/metrics');
     expect(metrics.body).toMatch(/orders_imported_total\{channel="tmall",app="api"\} 2/);
+  });
+
+  it("refuses an order holding two merchants' goods that is still to be shipped, delivered or completed, naming it (each merchant's goods are an order of their own), and takes one that arrived closed", async () => {
+    const admin = api.token('ops', 'admin');
+    const kettle = { skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 1, unitPriceCents: 3_900 };
+    const mug = { skuId: 'MUG', title: 'Mug', merchantId: 'potter', warehouseId: 'wh-west', channel: 'third_party', qty: 1, unitPriceCents: 899 };
+    const mixed = (externalOrderId: string, status: string, items: object[] = [kettle, mug]) => ({ ...partnerOrder(externalOrderId, status, 'mx-buyer'), items });
+    for (const status of ['PAID', 'SHIPPED', 'DELIVERED']) {
+      const refused = await api.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'mixed', orders: [partnerOrder('MX-OK', 'PAID', 'mx-buyer'), mixed(`MX-${status}`, status)] } });
+      expect([refused.status, refused.body.code], status).toEqual([400, 'VALIDATION_FAILED']);
+      expect(refused.body.detail).toBe(
+        `Imported order MX-${status}: it holds the goods of merchants potter, shop, and each merchant moves only orders holding its own goods alone, so no one could ship, deliver or complete it: send each merchant's goods as an order of its own`,
+      );
+    }
+    expect(await env.db.selectFrom('orders').select('order_id').where('source_channel', '=', 'mixed').execute()).toEqual([]);
+
+    // closed in its channel, nothing is left to move: taken as it is
+    const closed = await api.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'mixed', orders: [mixed('MX-DONE', 'COMPLETED'), mixed('MX-OFF', 'CANCELLED')] } });
+    expect([closed.status, closed.body.imported]).toEqual([200, 2]);
+    // sent as one order per merchant, each merchant ships its own
+    const split = await api.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'mixed', orders: [mixed('MX-1-shop', 'PAID', [kettle]), mixed('MX-1-potter', 'PAID', [mug])] } });
+    expect([split.status, split.body.imported]).toEqual([200, 2]);
+    for (const [merchant, { orderId }] of [['shop', split.body.results[0]], ['potter', split.body.results[1]]] as const) {
+      const shipped = await api.request('POST', `/v1/orders/${orderId}/actions/ship`, { token: api.token(merchant, 'merchant') });
+      expect([shipped.status, shipped.body.status], merchant).toEqual([200, 'SHIPPED']);
+    }
   });
 
   it('imports an order once however often it is sent, even twice at the same moment', async () => {

@@ -140,6 +140,48 @@ describe('refunds, returns and cancellations over the parts of a split order', (
     expect((await refundsOf(shipped.orderId)).map((r: any) => r.reason)).toEqual(['no rug']);
   });
 
+  it("gives the buyer's coupon use back once each merchant has cancelled its own part, once only; keeps it used while a part is live or once one has shipped", async () => {
+    const [shop, weaver] = [system.token('shop', 'merchant'), system.token('weaver', 'merchant')];
+    const cancel = (orderId: string, token: string) => system.request('POST', `/v1/orders/${orderId}/cancel`, { token, body: { reason: 'out of stock' } });
+    /** A new order of one lamp (1,000, 10% off) with the coupon: 202 while the buyer's one use is theirs, 422 else. */
+    const withCouponAgain = (buyer: string, key: string) =>
+      system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': key }, body: { items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress, couponCode: 'WELCOME' } });
+    const redemption = async (orderId: string) => (await system.env.db.selectFrom('coupon_redemptions').select('status').where('order_id', '=', orderId).executeTakeFirstOrThrow()).status;
+
+    const eve = await paidAndSplit('eve', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }], 'WELCOME');
+    expect((await cancel(eve.orderId, shop)).status).toBe(200);
+    await system.waitForStatus(eve.lamp.orderId, 'REFUNDED', 20_000);
+    // the rug is still coming: the order is not cancelled, the use is still taken
+    expect([(await withCouponAgain('eve', 'eve-early')).body.code, await redemption(eve.orderId)]).toEqual(['COUPON_LIMIT_EXCEEDED', 'used']);
+    expect((await cancel(eve.orderId, weaver)).status).toBe(200);
+    expect((await system.waitForStatus(eve.orderId, 'REFUNDED', 20_000)).amounts.refundedCents).toBe(eve.lamp.amounts.payableCents + eve.rug.amounts.payableCents);
+    const next = await withCouponAgain('eve', 'eve-2');
+    expect(next.status).toBe(202);
+    expect((await system.waitForStatus(next.body.orderId, 'PENDING_PAYMENT')).benefits.coupon).toEqual({ code: 'WELCOME', discountCents: 100 });
+
+    // the lamp shipped: the order was partly fulfilled, and cancelling the rug keeps the use taken
+    const fay = await paidAndSplit('fay', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }], 'WELCOME');
+    expect((await warehouse(fay.lamp.orderId, 'SHIPPED')).body.callbackStatus).toBe(200);
+    expect((await cancel(fay.orderId, weaver)).status).toBe(200);
+    await system.waitForStatus(fay.rug.orderId, 'REFUNDED', 20_000);
+    expect([(await withCouponAgain('fay', 'fay-2')).body.code, await redemption(fay.orderId)]).toEqual(['COUPON_LIMIT_EXCEEDED', 'used']);
+
+    // an order whose merchants' cancels left the use taken (before they gave it back): the buyer's cancel, a
+    // repeat that opens nothing, gives it back; once only, however often it is sent
+    const gus = await paidAndSplit('gus', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }], 'WELCOME');
+    for (const token of [shop, weaver]) expect((await cancel(gus.orderId, token)).status).toBe(200);
+    await system.waitForStatus(gus.orderId, 'REFUNDED', 20_000);
+    await system.env.db.updateTable('coupon_redemptions').set({ status: 'used' }).where('order_id', '=', gus.orderId).execute();
+    for (let repeat = 0; repeat < 2; repeat++) {
+      const again = await cancel(gus.orderId, system.token('gus'));
+      expect([again.status, again.body.status]).toEqual([200, 'REFUNDED']);
+    }
+    expect(await redemption(gus.orderId)).toBe('restored');
+    expect(await refundsOf(gus.orderId)).toHaveLength(2);
+    expect((await withCouponAgain('gus', 'gus-2')).status).toBe(202);
+    expect((await withCouponAgain('gus', 'gus-3')).body.code).toBe('COUPON_LIMIT_EXCEEDED');
+  });
+
   it('opens one refund when two refunds race with one Idempotency-Key and different units, on a whole order and on a split one: one 202, one 422, only the winner refunded', async () => {
     const lampsOnly = await system.checkout('kai', [{ skuId: 'LAMP', qty: 3 }]);
     await system.waitForStatus(lampsOnly, 'PENDING_PAYMENT');

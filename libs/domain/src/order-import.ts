@@ -51,10 +51,24 @@ export class InvalidImport extends DomainError {
  * discount never above the line), and the path through the `imported` table to the status
  * its channel reports. Throws InvalidImport naming the order and what is wrong, a placedAt
  * later than `now` (past a few minutes of clocks disagreeing) among it.
+ *
+ * An order still to be moved on holds one merchant's goods: an imported order is never split,
+ * and a merchant moves only orders holding its own goods alone (one merchant's ship would mark
+ * the other's goods shipped), so one holding several merchants' goods could never be shipped,
+ * delivered or completed. Its channel sends each merchant's goods as an order of its own. One
+ * that arrives closed (completed, cancelled) has nothing left to move and is taken as it is.
  */
 export function planImport(order: ImportedOrder, now: Date): PlannedImport {
-  const steps = stateMachineFor('imported').pathTo(order.status, 'system');
+  const machine = stateMachineFor('imported');
+  const steps = machine.pathTo(order.status, 'system');
   if (!steps || order.status === 'ACCEPTED') throw new InvalidImport(order.externalOrderId, `status '${order.status}' cannot be imported`);
+  const merchants = [...new Set(order.items.map((item) => item.merchantId))].sort();
+  if (merchants.length > 1 && !machine.isFinal(order.status)) {
+    throw new InvalidImport(
+      order.externalOrderId,
+      `it holds the goods of merchants ${merchants.join(', ')}, and each merchant moves only orders holding its own goods alone, so no one could ship, deliver or complete it: send each merchant's goods as an order of its own`,
+    );
+  }
   // a valid RFC 3339 time need not be a storable one (a leap second, an offset past year 9999)
   const placedAt = Date.parse(order.placedAt);
   if (!Number.isFinite(placedAt) || new Date(placedAt).getUTCFullYear() < 1970 || new Date(placedAt).getUTCFullYear() > 9999) {

@@ -4,10 +4,9 @@ import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { Principal } from '../plugins/auth.js';
 import { HttpProblem, forbidden, notFound, stillInQueue } from '../problems.js';
-import { queuedOrderFor } from '../queued-orders.js';
+import { MERCHANT_ALONE, queuedOrderFor } from '../queued-orders.js';
 import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
-import { MERCHANT_ALONE } from './reverse-flows.js';
 
 const ULID = new RegExp(ULID_PATTERN);
 const ACTION = '^[a-z_]{1,32}$';

@@ -1,11 +1,12 @@
 import { IllegalTransition, RefundExceedsLine, StaleOrderVersion, stateMachineFor, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
-import { OrderRepository, ProcessRepository, RefundRepository, refundIdFor, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
+import { OrderRepository, ProcessRepository, RefundRepository, refundIdFor, type Database, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
+import type { Transaction } from 'kysely';
 import type { AppDeps } from '../app-deps.js';
 import { KeyedRefunds, idempotencyKeyHeaders, unitsKey } from '../keyed-refunds.js';
 import type { Principal } from '../plugins/auth.js';
 import { forbidden, notFound } from '../problems.js';
-import { ownOrder, queuedOrderFor } from '../queued-orders.js';
+import { MERCHANT_ALONE, ownOrder, queuedOrderFor } from '../queued-orders.js';
 import { ULID_PATTERN, addressSchema, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
 
@@ -100,9 +101,6 @@ export const refundSchema = {
   },
 } as const;
 
-/** Why a merchant may not move an order it sees: it holds another merchant's lines too. */
-export const MERCHANT_ALONE = "A merchant acts on orders (or parts of a split order) holding its own SKUs alone; this one holds another merchant's too: the buyer or an admin acts on it";
-
 /** Statuses in which a paid order has not left the warehouse: what a refund or a paid cancellation may touch. */
 const UNSHIPPED = new Set(['PAID', 'IN_FULFILLMENT']);
 /** Statuses of an order part that a refund or cancellation already closed before it shipped: nothing is left to cancel. */
@@ -118,6 +116,21 @@ const RESERVATION_GIVEN_BACK = new Set(['CANCELLED', 'EXPIRED', 'DEPOSIT_FORFEIT
  */
 function neverSold(order: OrderRow): boolean {
   return stateMachineFor(order.type as OrderType).rule(order.status, 'refund')?.effects?.includes('releaseStock') ?? false;
+}
+
+/**
+ * In a cancellation's transaction, once its parts moved: the buyer's use of the order's coupon
+ * goes back when no part of the order is left live and none shipped (each closed before it
+ * shipped: cancelled, or refunded whole), whoever closed the last one; once only (the
+ * redemption row says so). A part that shipped (delivered, returned...) keeps it used: the
+ * order was partly fulfilled. The parts are read with a locking read under the order's lock
+ * (taken first, as every child's move takes it), so two merchants cancelling their own parts at
+ * once see each other's.
+ */
+async function restoreCouponOnceNoneLeft(trx: Transaction<Database>, orderId: string, at: Date): Promise<void> {
+  const children = await trx.selectFrom('orders').select('status').where('parent_order_id', '=', orderId).orderBy('order_id').forUpdate().execute();
+  const parts = children.length > 0 ? children : await trx.selectFrom('orders').select('status').where('order_id', '=', orderId).forUpdate().execute();
+  if (parts.every((part) => CLOSED_UNSHIPPED.has(part.status))) await OrderRepository.restoreCoupon(trx, orderId, at);
 }
 
 /**
@@ -187,7 +200,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
    */
   async function openRefunds(
     parts: ReadonlyArray<{ unit: OrderRow; refundId: string; items: RequestedLines | 'rest' }>,
-    request: { reason: string; restockReason: string; actor: Actor; restoreCouponOf?: string; keyed?: KeyedRefunds },
+    request: { reason: string; restockReason: string; actor: Actor; couponOf?: string; keyed?: KeyedRefunds },
   ): Promise<{ refunds: RefundView[]; changed: boolean }> {
     const known = new Map<string, RefundView>();
     const opened = new Map<string, RefundView>();
@@ -221,7 +234,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
           at: deps.clock(),
           detail: `refund ${part.refundId}: ${request.reason}`.slice(0, 500),
           effects: async (trx, order, fired) => {
-            const { restoreCouponOf, ...refund } = refundRequest;
+            const { couponOf, ...refund } = refundRequest;
             // `unsold` was read before the transaction: a balance paid since (a presale now PAID) is a sold order, refunded
             // and restocked as one once the whole request is decided again from the order as it is now
             if (neverSold(order) !== unsold) throw new StaleOrderVersion(order.order_id);
@@ -234,7 +247,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
               if ((await RefundRepository.everyUnitRefunded(trx, order.order_id)) !== (fired.action === 'refund')) throw new StaleOrderVersion(order.order_id);
             }
             if (fired.effects.includes('releaseStock')) await OrderRepository.releaseReservation(trx, order.order_id, refund.restockReason, deps.clock());
-            if (restoreCouponOf !== undefined) await OrderRepository.restoreCoupon(trx, restoreCouponOf, deps.clock());
+            if (couponOf !== undefined) await restoreCouponOnceNoneLeft(trx, couponOf, deps.clock());
           },
         });
       }
@@ -262,7 +275,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
         description:
-          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back (cancelling one child of a split order keeps it), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). A presale whose deposit is paid (DEPOSIT_PAID): the buyer’s cancel forfeits the deposit at once (DEPOSIT_FORFEITED, as when its balance deadline passes: the units back on sale, the coupon use back); a merchant’s or an admin’s refunds the deposit (REFUNDING with a refund of what the deposit took, REFUNDED once paid back; the units, reserved and never sold, are released rather than restocked; the deposit counts on the lines’ refundedCents by what each pays, so each merchant’s view says its share went back; one whose balance is paid meanwhile is refunded as the paid order it is then, its units restocked). Cancelling again changes nothing, except that it finishes giving the stock back when the first cancel failed halfway (a 5xx). 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED).',
+          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back once no part of the order is left live and none shipped (on a split order the cancel that closes its last part gives it back, whoever sends it: each merchant cancelling its own child, or the buyer the rest; a child refunded whole before it shipped counts as closed; while a child is live it stays used, and once a child has shipped it stays used for good, the order being partly fulfilled; a repeat gives it back if the cancels before it did not; once only), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). A presale whose deposit is paid (DEPOSIT_PAID): the buyer’s cancel forfeits the deposit at once (DEPOSIT_FORFEITED, as when its balance deadline passes: the units back on sale, the coupon use back); a merchant’s or an admin’s refunds the deposit (REFUNDING with a refund of what the deposit took, REFUNDED once paid back; the units, reserved and never sold, are released rather than restocked; the deposit counts on the lines’ refundedCents by what each pays, so each merchant’s view says its share went back; one whose balance is paid meanwhile is refunded as the paid order it is then, its units restocked). Cancelling again changes nothing, except that it finishes giving the stock back when the first cancel failed halfway (a 5xx). 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED). A merchant’s cancel of an order holding another merchant’s lines too is 403 FORBIDDEN whatever its status, already cancelled or still in the queue alike.',
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
@@ -273,6 +286,9 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       const actor: Actor = request.user.role;
       const { reason: why } = request.body;
       const machine = stateMachineFor(order.type as OrderType);
+      const all = await orderParts(process, order);
+      // a merchant acts on parts holding its SKUs alone: checked first, so a repeat on a closed order is refused as any act is
+      const units = await partsFor(request.user, all);
       if (RESERVATION_GIVEN_BACK.has(order.status)) {
         // the first cancel (or the expiry) may have failed between its MySQL commit and Redis: finish
         // giving the stock back, or the deadline job and a repair in between would give it back twice
@@ -285,11 +301,8 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       // buyer after the deposit) cancel as it says
       const byTable = machine.can(order.status, 'cancel', actor) ? machine.rule(order.status, 'cancel') : undefined;
       if (byTable) {
-        if (actor === 'merchant' && !(await deps.orders.orderOfMerchantAlone(order.order_id, request.user.sub))) throw forbidden(MERCHANT_ALONE);
         if (await cancelByTable(order, actor, why, byTable)) deps.metrics.cancellations.inc({ stage: 'before_payment' });
       } else {
-        const all = await orderParts(process, order);
-        const units = await partsFor(request.user, all);
         const cancelRefund = (unit: OrderRow) => `${unit.order_id}-cancel`;
         const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefund(unit)) })));
         // a part closed by a refund of its own (a child refunded in full) is left as it is
@@ -297,18 +310,29 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         if (parts.length === 0) throw new IllegalTransition(order.status, 'cancel', actor);
         // all or nothing: a cancellation refunds only when no part has shipped (or, a presale after its deposit, none was sold)
         for (const { unit, known } of parts) if (!known && !UNSHIPPED.has(unit.status) && !neverSold(unit)) throw new IllegalTransition(unit.status, 'cancel', actor);
-        // the whole order cancelled (not one child of it, nor a merchant's own children of it): its coupon
-        // use goes back with the refunds' commit, and the refund job makes Redis follow before it pays anything back
-        const restoreCouponOf = order.parent_order_id === null && order.coupon_code !== null && units.length === all.length ? order.order_id : undefined;
+        // the coupon use goes back with the refunds' commit once no part of the order is left live (this cancel
+        // closed the last one, or all of them), and the refund job makes Redis follow before it pays anything back
+        const couponOf = order.coupon_code === null ? undefined : (order.parent_order_id ?? order.order_id);
+        // a repeat opens nothing, yet gives the use back if the cancels before it left it used (an order closed part by
+        // part before the last part's cancel gave it back); before its refund job is queued again, which makes Redis follow
+        if (couponOf !== undefined && parts.every(({ known }) => known)) await restoreCouponIfNoneLeft(couponOf);
         const { changed } = await openRefunds(
           parts.map(({ unit }) => ({ unit, refundId: cancelRefund(unit), items: 'rest' as const })),
-          { reason: why, restockReason: 'cancel', actor, restoreCouponOf },
+          { reason: why, restockReason: 'cancel', actor, couponOf },
         );
         if (changed) deps.metrics.cancellations.inc({ stage: 'after_payment' });
       }
       return deps.orders.findOrder(order.order_id);
     },
   );
+
+  /** In a transaction of its own, under the order's lock as a cancellation's (restoreCouponOnceNoneLeft). */
+  async function restoreCouponIfNoneLeft(orderId: string): Promise<void> {
+    await deps.db.transaction().execute(async (trx) => {
+      await trx.selectFrom('orders').select('order_id').where('order_id', '=', orderId).forUpdate().execute();
+      await restoreCouponOnceNoneLeft(trx, orderId, deps.clock());
+    });
+  }
 
   /** Fires the table's cancel; with `releaseStock` the reservation and the coupon use go back, in the ledger and then in Redis. */
   async function cancelByTable(order: OrderRow, actor: Actor, why: string, rule: TransitionRule): Promise<boolean> {
