@@ -2,7 +2,7 @@ import type { AcceptedOrder } from '@orders/domain';
 import type { OrderRow } from '@orders/persistence';
 import type { AppDeps } from './app-deps.js';
 import type { Principal } from './plugins/auth.js';
-import { forbidden, notFound, stillInQueue } from './problems.js';
+import { forbidden, notFound, stillInQueue, type HttpProblem } from './problems.js';
 import { ULID_PATTERN } from './schemas.js';
 
 const ULID = new RegExp(ULID_PATTERN);
@@ -37,20 +37,28 @@ async function queuedOrderAsSeenBy(deps: Pick<AppDeps, 'catalog'>, principal: Pr
 }
 
 /**
+ * What an action on an order still in the queue answers to those who may see it: 409 with
+ * retry-after, as it exists and the action becomes possible once it is persisted; to a
+ * merchant, one holding another merchant's SKUs too answers 403 at once, as it will once
+ * persisted (an unpaid order is never split). null for anyone else (and for an order not in
+ * the queue), so ids cannot be probed.
+ */
+export async function queuedActionRefusal(deps: Pick<AppDeps, 'inventory' | 'catalog'>, principal: Principal, orderId: string, action: string): Promise<HttpProblem | null> {
+  const accepted = await deps.inventory.findAcceptedOrder(orderId);
+  const seen = accepted && (await queuedOrderAsSeenBy(deps, principal, accepted));
+  if (!seen) return null;
+  return seen.items.length < accepted.items.length ? forbidden(MERCHANT_ALONE) : stillInQueue(action, principal.role);
+}
+
+/**
  * The persisted order a caller acts on: buyers their own, merchants one holding their SKUs,
  * admins any; 404 for anyone else so ids cannot be probed. An order still in the queue
- * answers 409 with retry-after to those who may see it: it exists, and the action becomes
- * possible once it is persisted; to a merchant, one holding another merchant's SKUs too
- * answers 403 at once, as it will once persisted (an unpaid order is never split).
+ * answers as queuedActionRefusal says.
  */
 export async function ownOrder(deps: Pick<AppDeps, 'inventory' | 'catalog' | 'orders'>, principal: Principal, orderId: string, action: string): Promise<OrderRow> {
   if (!ULID.test(orderId)) throw notFound('order');
   const order = await deps.orders.findOrderRow(orderId);
   if (order && (principal.role === 'admin' || (principal.role === 'buyer' && order.user_id === principal.sub))) return order;
   if (order && principal.role === 'merchant' && (await deps.orders.orderHasMerchant(orderId, principal.sub))) return order;
-  const accepted = order ? null : await deps.inventory.findAcceptedOrder(orderId);
-  const queued = accepted && (await queuedOrderAsSeenBy(deps, principal, accepted));
-  if (queued && queued.items.length < accepted.items.length) throw forbidden(MERCHANT_ALONE);
-  if (queued) throw stillInQueue(action, principal.role);
-  throw notFound('order');
+  throw (order ? null : await queuedActionRefusal(deps, principal, orderId, action)) ?? notFound('order');
 }

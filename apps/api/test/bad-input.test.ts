@@ -196,7 +196,7 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect((await api.request('GET', actionsUrl, { token: api.token('other-shop', 'merchant') })).status).toBe(404);
   });
 
-  it("shows each merchant only its own lines of an order still in the queue that holds another merchant's too, and the buyer all of them; refuses either merchant's cancel at once (403), as once it is persisted", async () => {
+  it("shows each merchant only its own lines of an order still in the queue that holds another merchant's too, and the buyer all of them; lists either merchant no actions and refuses its cancel, refund or action at once (403), as once it is persisted", async () => {
     // no worker runs in this file: the order stays ACCEPTED
     const admin = api.token('ops', 'admin');
     await createSku(api, admin, { skuId: 'CREAMER', title: 'Creamer', priceCents: 1_299, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 5, deduction: 'placement' });
@@ -213,8 +213,15 @@ describe('bad input never reserves stock and never answers 500', () => {
       expect([cancel.status, cancel.body.code, cancel.headers['retry-after']], merchant).toEqual([403, 'FORBIDDEN', undefined]);
       const refund = await api.request('POST', `${queued.body.statusUrl}/refunds`, { token: api.token(merchant, 'merchant'), body: { reason: 'out of stock' } });
       expect([refund.status, refund.body.code], merchant).toEqual([403, 'FORBIDDEN']);
+      const listed = await api.request('GET', `${queued.body.statusUrl}/actions`, { token: api.token(merchant, 'merchant') });
+      expect([listed.status, listed.body], merchant).toEqual([200, expect.objectContaining({ orderId: queued.body.orderId, status: 'ACCEPTED', actions: [] })]);
+      const shipped = await api.request('POST', `${queued.body.statusUrl}/actions/ship`, { token: api.token(merchant, 'merchant') });
+      expect([shipped.status, shipped.body.code, shipped.headers['retry-after']], merchant).toEqual([403, 'FORBIDDEN', undefined]);
     }
+    // the buyer and support may act on it once it is persisted: retry then
     expect((await api.request('POST', `${queued.body.statusUrl}/cancel`, { token: buyer, body: { reason: 'changed my mind' } })).status).toBe(409);
+    const bySupport = await api.request('POST', `${queued.body.statusUrl}/actions/ship`, { token: admin });
+    expect([bySupport.status, bySupport.body.code, bySupport.headers['retry-after']]).toEqual([409, 'ILLEGAL_TRANSITION', '1']);
   });
 
   it('refuses a token once it expires, although it was verified (and cached) while valid', async () => {

@@ -1,10 +1,10 @@
-import { StaleOrderVersion, stateMachineFor, type AcceptedOrder, type Actor, type OrderType } from '@orders/domain';
+import { StaleOrderVersion, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
 import { RefundRepository, type OrderView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { Principal } from '../plugins/auth.js';
-import { HttpProblem, forbidden, notFound, stillInQueue } from '../problems.js';
-import { MERCHANT_ALONE, queuedOrderFor } from '../queued-orders.js';
+import { HttpProblem, forbidden, notFound } from '../problems.js';
+import { MERCHANT_ALONE, queuedActionRefusal, queuedOrderFor } from '../queued-orders.js';
 import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
 
@@ -66,17 +66,12 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
 
   /**
    * Merchants see orders holding their SKUs, admins every order; anything else is 404, so ids
-   * cannot be probed. An order still in the queue is shown as queued to those who may see it.
+   * cannot be probed. null when no such order is persisted: it may still be in the queue.
    */
-  async function visibleOrder(principal: Principal, orderId: string): Promise<OrderView | { queued: AcceptedOrder }> {
+  async function persistedOrder(principal: Principal, orderId: string): Promise<OrderView | null> {
     if (!ULID.test(orderId)) throw notFound('order');
     const order = await orders.findOrder(orderId);
-    if (!order) {
-      const queued = await queuedOrderFor(deps, principal, orderId);
-      if (queued) return { queued };
-      throw notFound('order');
-    }
-    if (principal.role === 'merchant' && !order.items.some((item) => item.merchantId === principal.sub)) throw notFound('order');
+    if (order && principal.role === 'merchant' && !order.items.some((item) => item.merchantId === principal.sub)) throw notFound('order');
     return order;
   }
 
@@ -95,9 +90,14 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       },
     },
     async (request) => {
-      const order = await visibleOrder(request.user, request.params.orderId);
+      const order = await persistedOrder(request.user, request.params.orderId);
       const actor = actorOf(request.user);
-      if ('queued' in order) return { orderId: order.queued.orderId, type: order.queued.type, status: 'ACCEPTED', actor, actions: [] };
+      if (!order) {
+        // an order still in the queue allows no action by anyone yet
+        const queued = await queuedOrderFor(deps, request.user, request.params.orderId);
+        if (!queued) throw notFound('order');
+        return { orderId: queued.orderId, type: queued.type, status: 'ACCEPTED', actor, actions: [] };
+      }
       const machine = stateMachineFor(order.type as OrderType);
       const facts = { split: order.subOrders.length > 0, child: order.parentOrderId !== null };
       // a split order's return is on the child holding the units
@@ -129,6 +129,8 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
         tags: ['orders'],
         summary:
           'Fire one action of GET /v1/orders/:orderId/actions as the caller (merchant or admin); 409 ILLEGAL_TRANSITION when the state table refuses it, 409 CONFLICT naming the route for cancel and refunds',
+        description:
+          "A merchant acts on orders holding its own SKUs alone: one holding another merchant's too answers 403 FORBIDDEN whatever its status, still in the queue (ACCEPTED) included. Any other order still in the queue answers 409 ILLEGAL_TRANSITION with retry-after: the action may become possible once it is persisted.",
         params: {
           type: 'object',
           additionalProperties: false,
@@ -145,9 +147,9 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
     },
     async (request) => {
       const { orderId, action } = request.params;
-      const seen = await visibleOrder(request.user, orderId);
+      const seen = await persistedOrder(request.user, orderId);
+      if (!seen) throw (await queuedActionRefusal(deps, request.user, orderId, action)) ?? notFound('order');
       const actor = actorOf(request.user);
-      if ('queued' in seen) throw stillInQueue(action, actor);
       if (actor === 'merchant' && !seen.items.every((item) => item.merchantId === request.user.sub)) throw forbidden(MERCHANT_ALONE);
       if (RETURN_DECISIONS.has(action)) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST /v1/orders/${orderId}/returns/:returnId/${RETURN_DECISIONS.get(action)!}: it also settles the return`);
       const owner = REVERSE_FLOW_ROUTES.get(action);
