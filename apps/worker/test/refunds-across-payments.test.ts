@@ -26,6 +26,7 @@ describe('refunds drawn across the payments of an order', () => {
     admin = system.token('ops', 'admin');
     await system.createSku({ skuId: 'CONSOLE', priceCents: 50_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
     await system.createSku({ skuId: 'LAMP', priceCents: 2_400, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    await system.createSku({ skuId: 'SPEAKER', priceCents: 30_000, merchantId: 'weaver', channel: 'third_party', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
   });
   afterAll(async () => system?.close());
 
@@ -40,7 +41,7 @@ describe('refunds drawn across the payments of an order', () => {
   };
 
   /** A presale reserved in Redis as the intake does and persisted by the worker (checkout itself takes standard and flash-sale orders only). */
-  async function paidPresale(buyer: string, qty: number): Promise<string> {
+  async function paidPresale(buyer: string, items: Array<{ skuId: string; qty: number }>, paid: { deposit: number; balance: number }): Promise<string> {
     const { inventory, queues } = system.workers.deps;
     const { order } = await inventory.reserveStock({
       orderId: ulid(),
@@ -48,21 +49,21 @@ describe('refunds drawn across the payments of an order', () => {
       idempotencyKey: `${buyer}-presale`,
       bodyHash: `${buyer}-presale`,
       requestedType: null,
-      items: [{ skuId: 'CONSOLE', qty }],
+      items,
       payload: { address: buyerAddress, couponCode: null },
       now: new Date(),
     });
     await enqueuePersistOrder(queues, { ...order, type: 'presale' });
     await system.waitForStatus(order.orderId, 'PENDING_DEPOSIT');
-    expect(await pay(buyer, order.orderId)).toMatchObject({ purpose: 'deposit', amountCents: 30_000 * qty });
+    expect(await pay(buyer, order.orderId)).toMatchObject({ purpose: 'deposit', amountCents: paid.deposit });
     await system.waitForStatus(order.orderId, 'DEPOSIT_PAID');
-    expect(await pay(buyer, order.orderId)).toMatchObject({ purpose: 'balance', amountCents: 20_000 * qty });
+    expect(await pay(buyer, order.orderId)).toMatchObject({ purpose: 'balance', amountCents: paid.balance });
     await system.waitForStatus(order.orderId, 'IN_FULFILLMENT');
     return order.orderId;
   }
 
   it('cancels a 50,000 presale paid 30,000 + 20,000 by refunding each payment in full, one refund per payment, and closes it', async () => {
-    const orderId = await paidPresale('ivy', 1);
+    const orderId = await paidPresale('ivy', [{ skuId: 'CONSOLE', qty: 1 }], { deposit: 30_000, balance: 20_000 });
     expect(await stock('CONSOLE')).toEqual({ available: 9, reserved: 0, sold: 1 });
 
     const cancel = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('ivy'), body: { reason: 'bought it elsewhere' } });
@@ -94,7 +95,7 @@ describe('refunds drawn across the payments of an order', () => {
   });
 
   it('refunds one of two units (50,000) from the 40,000 balance and 10,000 of the deposit, then the other from what the deposit has left', async () => {
-    const orderId = await paidPresale('jon', 2);
+    const orderId = await paidPresale('jon', [{ skuId: 'CONSOLE', qty: 2 }], { deposit: 60_000, balance: 40_000 });
     const jon = system.token('jon');
     const first = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: jon, body: { reason: 'one is enough', items: [{ skuId: 'CONSOLE', qty: 1 }] } });
     expect([first.status, first.body.refunds[0].amountCents]).toEqual([202, 50_000]);
@@ -117,6 +118,34 @@ describe('refunds drawn across the payments of an order', () => {
         [deposit.paymentId, 10_000],
       ],
       [[deposit.paymentId, 50_000]],
+    ]);
+    expect(await system.workers.deps.queues.deadLetter.count()).toBe(0);
+  });
+
+  it("refunds a split presale's two children cancelled by their merchants at the same moment from both payments, never more from one than it took", async () => {
+    // 50,000 + 30,000 paid 48,000 + 32,000; whichever child goes first, the other draws what the balance has left, then the deposit
+    const items = [{ skuId: 'CONSOLE', qty: 1 }, { skuId: 'SPEAKER', qty: 1 }];
+    const orders = await Promise.all(['nia', 'ned', 'noa'].map((buyer) => paidPresale(buyer, items, { deposit: 48_000, balance: 32_000 })));
+    const cancels = await Promise.all(
+      orders.flatMap((orderId) => ['shop', 'weaver'].map((merchant) => system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token(merchant, 'merchant'), body: { reason: 'out of stock' } }))),
+    );
+    expect(cancels.map((c) => c.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    for (const orderId of orders) {
+      // what the two refunds draw from each payment, as an admin lists them: each payment once in full
+      const refunds = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: admin })).body.items;
+      const drawn = new Map<string, number>();
+      for (const part of refunds.flatMap((r: any) => r.parts)) drawn.set(part.paymentId, (drawn.get(part.paymentId) ?? 0) + part.amountCents);
+      expect([refunds.length, [...drawn.values()].sort((a, b) => a - b)]).toEqual([2, [32_000, 48_000]]);
+      expect((await system.waitForStatus(orderId, 'REFUNDED')).amounts.refundedCents).toBe(80_000);
+    }
+    const paidBack = (await atPaymentSystem()).payments.filter((p) => orders.includes(p.orderId));
+    expect(paidBack.map((p) => [p.amountCents, p.refundedCents]).sort((a, b) => a[0] - b[0])).toEqual([
+      [32_000, 32_000],
+      [32_000, 32_000],
+      [32_000, 32_000],
+      [48_000, 48_000],
+      [48_000, 48_000],
+      [48_000, 48_000],
     ]);
     expect(await system.workers.deps.queues.deadLetter.count()).toBe(0);
   });

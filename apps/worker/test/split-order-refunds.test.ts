@@ -182,6 +182,51 @@ describe('refunds, returns and cancellations over the parts of a split order', (
     expect((await withCouponAgain('gus', 'gus-3')).body.code).toBe('COUPON_LIMIT_EXCEEDED');
   });
 
+  it("gives the coupon use back whether a merchant's cancel or the buyer's refund of the other part whole closes a split order, in either order or at once; keeps it used when refunds alone closed every part", async () => {
+    const weaver = system.token('weaver', 'merchant');
+    const both = [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }];
+    const cancelRug = (orderId: string) => system.request('POST', `/v1/orders/${orderId}/cancel`, { token: weaver, body: { reason: 'out of rugs' } });
+    const refund = (buyer: string, orderId: string, skuId: string) =>
+      system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer), body: { reason: `no ${skuId}`, items: [{ skuId, qty: 1 }] } });
+    /** A new order of one lamp (1,000, 10% off) with the coupon: 202 while the buyer's one use is theirs, 422 else. */
+    const withCouponAgain = (buyer: string) =>
+      system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': `${buyer}-again` }, body: { items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress, couponCode: 'WELCOME' } });
+
+    const [hal, ida, jo, kev] = await Promise.all([paidAndSplit('hal', both, 'WELCOME'), paidAndSplit('ida', both, 'WELCOME'), paidAndSplit('jo', both, 'WELCOME'), paidAndSplit('kev', both, 'WELCOME')]);
+    // the rug cancelled by its merchant, then the lamp refunded whole by the buyer
+    expect((await cancelRug(hal.orderId)).status).toBe(200);
+    expect((await refund('hal', hal.orderId, 'LAMP')).status).toBe(202);
+    // the lamp refunded whole, then the rug cancelled
+    expect((await refund('ida', ida.orderId, 'LAMP')).status).toBe(202);
+    expect((await cancelRug(ida.orderId)).status).toBe(200);
+    // both at the same moment
+    expect((await Promise.all([cancelRug(jo.orderId), refund('jo', jo.orderId, 'LAMP')])).map((a) => a.status)).toEqual([200, 202]);
+    // the lamp and then the rug refunded whole, no cancel: the buyer's refunds keep it used, as a refund of lines does
+    expect((await refund('kev', kev.orderId, 'LAMP')).status).toBe(202);
+    expect((await refund('kev', kev.orderId, 'RUG')).status).toBe(202);
+
+    for (const [buyer, { orderId }] of Object.entries({ hal, ida, jo, kev })) {
+      expect((await system.waitForStatus(orderId, 'REFUNDED', 20_000)).amounts.refundedCents).toBe(1_530);
+      const again = await withCouponAgain(buyer);
+      expect([buyer, again.status, again.body.code]).toEqual(buyer === 'kev' ? [buyer, 422, 'COUPON_LIMIT_EXCEEDED'] : [buyer, 202, undefined]);
+    }
+  });
+
+  it('refunds each of eight paid split orders exactly once when their eight buyers cancel them at the same moment: all 200', async () => {
+    const orders = await Promise.all(Array.from({ length: 8 }, (_, n) => paidAndSplit(`crowd-${n}`, [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }])));
+    const answers = await Promise.all(orders.map(({ orderId }, n) => system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token(`crowd-${n}`), body: { reason: 'changed my mind' } })));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 200, 200, 200]);
+    for (const { orderId } of orders) await system.waitForStatus(orderId, 'REFUNDED', 20_000);
+    const { payments, refunds } = (await system.paymentSim.request('GET', '/__admin/payments')).body;
+    for (const { orderId, lamp, rug } of orders) {
+      const [charge] = payments.filter((p: any) => p.orderId === orderId);
+      // one refund per child at the payment system, under the cancel's refund id, together all the order paid
+      const back = refunds.filter((r: any) => r.paymentId === charge.paymentId).map((r: any) => [r.refundId, r.amountCents]);
+      expect(back.sort()).toEqual([[`${lamp.orderId}-cancel`, lamp.amounts.payableCents], [`${rug.orderId}-cancel`, rug.amounts.payableCents]].sort());
+      expect([charge.charges, charge.refundedCents]).toEqual([1, charge.amountCents]);
+    }
+  });
+
   it('opens one refund when two refunds race with one Idempotency-Key and different units, on a whole order and on a split one: one 202, one 422, only the winner refunded', async () => {
     const lampsOnly = await system.checkout('kai', [{ skuId: 'LAMP', qty: 3 }]);
     await system.waitForStatus(lampsOnly, 'PENDING_PAYMENT');

@@ -1,5 +1,5 @@
 export { createDb, ensureDatabase, migrateDatabase, migrateToLatest } from './connection.js';
-export { StatementTooSlow, isDatabaseUnavailable, withoutStatementValues } from './mysql-errors.js';
+export { StatementTooSlow, isDatabaseUnavailable, isDeadlock, serializedWithoutStatementValues, withoutStatementValues } from './mysql-errors.js';
 export type { OrderDb } from './connection.js';
 export { CatalogRepository, toSku } from './catalog-repository.js';
 export { OrderRepository, orderListOptionsOf } from './order-repository.js';

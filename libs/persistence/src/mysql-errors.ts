@@ -68,6 +68,11 @@ export function withoutStatementValues<E>(error: E, { codeInMessage = false } = 
   return copiedWithoutValues(error, 0, codeInMessage);
 }
 
+/** A log's `err` serializer (`serialize`: pino's) that writes an error withoutStatementValues: the api's log and the worker's. */
+export function serializedWithoutStatementValues<T>(serialize: (error: Error) => T): (error: Error) => T {
+  return (error) => serialize(withoutStatementValues(error));
+}
+
 function copiedWithoutValues<E>(error: E, depth: number, codeInMessage: boolean): E {
   if (typeof error !== 'object' || error === null || depth > CAUSES_FOLLOWED) return error;
   const { sql, sqlMessage, cause, message, stack, name } = error as Partial<Error> & { sql?: unknown; sqlMessage?: unknown };

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { allocateByLargestRemainder, drawRefund, refundForLines, RefundExceedsLine, type LineRefund, type RefundablePayment } from '@orders/domain';
+import { allocateByLargestRemainder, drawRefund, refundForLines, RefundExceedsLine, StaleOrderVersion, type LineRefund, type RefundablePayment } from '@orders/domain';
 import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
@@ -333,6 +333,24 @@ export class RefundRepository {
     return { ...refund, parts: await drawParts(trx, order, refund) };
   }
 
+  /**
+   * In a transaction holding the order's lock (an unsplit order's move holds its row, a
+   * child's move its parent's first): StaleOrderVersion when the order or one of its children
+   * moved since the transaction's snapshot, which its first read took, before it waited for
+   * that lock. Every payment, refund (a cancellation's too) and return of the order moves one
+   * of them (but a late payment given back whole, whose part draws from it alone), so once
+   * this passes, plain reads see every one committed before; a retry of the request reads
+   * from a new snapshot.
+   */
+  static async refuseStaleSnapshot(trx: Transaction<Database>, orderId: string): Promise<void> {
+    const order = await trx.selectFrom('orders').select(['order_id', 'version']).where('order_id', '=', orderId).execute();
+    const seen = [...order, ...(await trx.selectFrom('orders').select(['order_id', 'version']).where('parent_order_id', '=', orderId).execute())];
+    // by primary key, rows that exist: record locks only, and none another move holds (its own row, or a sibling behind the parent's lock)
+    const now = await trx.selectFrom('orders').select(['order_id', 'version']).where('order_id', 'in', seen.map((row) => row.order_id)).forUpdate().execute();
+    const versionSeen = new Map(seen.map((row) => [row.order_id, row.version]));
+    if (now.some((row) => versionSeen.get(row.order_id) !== row.version)) throw new StaleOrderVersion(orderId);
+  }
+
   /** In a refund's transaction: whether every unit of the order is refunded, read from its locked lines (what a concurrent refund committed included). */
   static async everyUnitRefunded(trx: Transaction<Database>, orderId: string): Promise<boolean> {
     const lines = await trx.selectFrom('order_items').select(['qty', 'refunded_qty']).where('order_id', '=', orderId).forUpdate().execute();
@@ -403,7 +421,11 @@ async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: 
  * another had paid is left out: it goes back whole, as a late payment of its own, and
  * drawn from here too it would be given back twice while the one that paid kept its money.
  * The payments are locked, so refunds of two children drawing from one payment take turns;
- * the parts are read with a locking read, so each sees the other's committed parts.
+ * the payer's history and the parts are then read through the transaction's snapshot, once
+ * it is known to hold every refund committed before (refuseStaleSnapshot). Not with a locking
+ * read of the parts: on their payment index it gap-locks where a payment's first parts go, a
+ * gap the payments of other orders share, and refunds of different orders at once deadlock,
+ * each insert of parts waiting on the other's gap lock.
  */
 async function refundablePayments(trx: Transaction<Database>, order: OrderRow): Promise<RefundablePayment[]> {
   const payer = order.parent_order_id ?? order.order_id;
@@ -417,10 +439,11 @@ async function refundablePayments(trx: Transaction<Database>, order: OrderRow): 
     .orderBy('payment_id', 'desc')
     .forUpdate()
     .execute();
+  await RefundRepository.refuseStaleSnapshot(trx, payer);
   const fired = await trx.selectFrom('order_history').select(['action', 'detail']).where('order_id', '=', payer).where('action', 'in', PAYMENT_ACTIONS).execute();
   const payments = succeeded.filter((payment) => paidTheOrder(payment.payment_id, fired));
   const ids = payments.map((payment) => payment.payment_id);
-  const drawn = ids.length === 0 ? [] : await trx.selectFrom('refund_parts').select(['payment_id', 'amount_cents']).where('payment_id', 'in', ids).forUpdate().execute();
+  const drawn = ids.length === 0 ? [] : await trx.selectFrom('refund_parts').select(['payment_id', 'amount_cents']).where('payment_id', 'in', ids).execute();
   const drawnFrom = (paymentId: string) => drawn.filter((part) => part.payment_id === paymentId).reduce((sum, part) => sum + Number(part.amount_cents), 0);
   return payments.map((payment) => ({ paymentId: payment.payment_id, refundableCents: Number(payment.amount_cents) - drawnFrom(payment.payment_id) }));
 }

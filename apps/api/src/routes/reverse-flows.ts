@@ -1,5 +1,5 @@
 import { IllegalTransition, RefundExceedsLine, StaleOrderVersion, stateMachineFor, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
-import { OrderRepository, ProcessRepository, RefundRepository, refundIdFor, type Database, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
+import { OrderRepository, ProcessRepository, RefundRepository, isDeadlock, refundIdFor, type Database, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { Transaction } from 'kysely';
 import type { AppDeps } from '../app-deps.js';
@@ -21,6 +21,9 @@ const refundItems = {
 } as const;
 
 type RequestedLines = Array<{ skuId: string; qty: number }>;
+
+/** How often moveParts runs one request's transaction before it gives up (409 CONFLICT, or the deadlock's 500). */
+const MOVE_ATTEMPTS = 5;
 
 /** The parts an order moves in: a split order's children, or the order itself. */
 export async function orderParts(process: ProcessRepository, order: OrderRow): Promise<OrderRow[]> {
@@ -47,8 +50,9 @@ export async function linesByOrderPart(process: ProcessRepository, units: readon
 /**
  * Moves the parts of one request (an unsplit order, or children of a split one) in one
  * transaction, so a part refused (e.g. more units than it has left) rolls back every part:
- * a refused request changes nothing. After a concurrent change (StaleOrderVersion) `moves`
- * is asked again, so it decides from what it reads then.
+ * a refused request changes nothing. After a concurrent change (StaleOrderVersion), or a
+ * deadlock InnoDB broke by rolling this transaction back, `moves` is asked again, so it
+ * decides from what it reads then; at most MOVE_ATTEMPTS times in all.
  */
 export async function moveParts(deps: AppDeps, moves: () => Promise<TransitionRequest[]>): Promise<TransitionResult[]> {
   for (let attempt = 1; ; attempt++) {
@@ -59,7 +63,8 @@ export async function moveParts(deps: AppDeps, moves: () => Promise<TransitionRe
       for (const { order, fired } of moved) deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
       return moved;
     } catch (error) {
-      if (error instanceof StaleOrderVersion && attempt < 5) continue;
+      // a deadlock: InnoDB chose this transaction to roll back, so nothing of it was written; run again, as InnoDB advises
+      if ((error instanceof StaleOrderVersion || isDeadlock(error)) && attempt < MOVE_ATTEMPTS) continue;
       throw error;
     }
   }
@@ -118,19 +123,27 @@ function neverSold(order: OrderRow): boolean {
   return stateMachineFor(order.type as OrderType).rule(order.status, 'refund')?.effects?.includes('releaseStock') ?? false;
 }
 
+/** The refund a cancellation opens on an order part (one per part: cancelling again opens nothing). */
+const cancelRefundOf = (partId: string) => `${partId}-cancel`;
+
 /**
- * In a cancellation's transaction, once its parts moved: the buyer's use of the order's coupon
- * goes back when no part of the order is left live and none shipped (each closed before it
- * shipped: cancelled, or refunded whole), whoever closed the last one; once only (the
- * redemption row says so). A part that shipped (delivered, returned...) keeps it used: the
- * order was partly fulfilled. The parts are read with a locking read under the order's lock
- * (taken first, as every child's move takes it), so two merchants cancelling their own parts at
- * once see each other's.
+ * In the transaction of a cancellation or a refund, once its parts moved: the buyer's use of
+ * the order's coupon goes back when no part of the order is left live, none shipped (each
+ * closed before it shipped: cancelled, or refunded whole) and a cancellation closed at least
+ * one, whichever request closed the last one, in whatever order; once only (the redemption row
+ * says so). A part that shipped (delivered, returned...) keeps it used: the order was partly
+ * fulfilled; so do refunds alone, with no cancellation (README). The parts are read with a
+ * locking read under the order's lock (taken first, as every child's move takes it), so two
+ * requests closing the last parts at once see each other's; the cancellations' refunds through
+ * the snapshot, once it holds every move of the order's parts (refuseStaleSnapshot).
  */
 async function restoreCouponOnceNoneLeft(trx: Transaction<Database>, orderId: string, at: Date): Promise<void> {
-  const children = await trx.selectFrom('orders').select('status').where('parent_order_id', '=', orderId).orderBy('order_id').forUpdate().execute();
-  const parts = children.length > 0 ? children : await trx.selectFrom('orders').select('status').where('order_id', '=', orderId).forUpdate().execute();
-  if (parts.every((part) => CLOSED_UNSHIPPED.has(part.status))) await OrderRepository.restoreCoupon(trx, orderId, at);
+  const children = await trx.selectFrom('orders').select(['order_id', 'status']).where('parent_order_id', '=', orderId).orderBy('order_id').forUpdate().execute();
+  const parts = children.length > 0 ? children : await trx.selectFrom('orders').select(['order_id', 'status']).where('order_id', '=', orderId).forUpdate().execute();
+  if (!parts.every((part) => CLOSED_UNSHIPPED.has(part.status))) return;
+  await RefundRepository.refuseStaleSnapshot(trx, orderId);
+  const cancelled = await trx.selectFrom('refunds').select('refund_id').where('refund_id', 'in', parts.map((part) => cancelRefundOf(part.order_id))).execute();
+  if (cancelled.length > 0) await OrderRepository.restoreCoupon(trx, orderId, at);
 }
 
 /**
@@ -196,7 +209,8 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
    * presale's deposit) is refunded what the payments that paid it took, and its
    * reservation is released instead, in the ledger and then in Redis. A part whose refund id was seen
    * before changes nothing. Under an Idempotency-Key (`keyed`) the key is taken in the
-   * same transaction.
+   * same transaction; with `couponOf`, the coupon use of that order goes back in it once no
+   * part is left live (restoreCouponOnceNoneLeft), a cancellation's or a refund's alike.
    */
   async function openRefunds(
     parts: ReadonlyArray<{ unit: OrderRow; refundId: string; items: RequestedLines | 'rest' }>,
@@ -275,7 +289,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
         description:
-          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back once no part of the order is left live and none shipped (on a split order the cancel that closes its last part gives it back, whoever sends it: each merchant cancelling its own child, or the buyer the rest; a child refunded whole before it shipped counts as closed; while a child is live it stays used, and once a child has shipped it stays used for good, the order being partly fulfilled; a repeat gives it back if the cancels before it did not; once only), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). A presale whose deposit is paid (DEPOSIT_PAID): the buyer’s cancel forfeits the deposit at once (DEPOSIT_FORFEITED, as when its balance deadline passes: the units back on sale, the coupon use back); a merchant’s or an admin’s refunds the deposit (REFUNDING with a refund of what the deposit took, REFUNDED once paid back; the units, reserved and never sold, are released rather than restocked; the deposit counts on the lines’ refundedCents by what each pays, so each merchant’s view says its share went back; one whose balance is paid meanwhile is refunded as the paid order it is then, its units restocked). Cancelling again changes nothing, except that it finishes giving the stock back when the first cancel failed halfway (a 5xx). 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED). A merchant’s cancel of an order holding another merchant’s lines too is 403 FORBIDDEN whatever its status, already cancelled or still in the queue alike.',
+          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back once no part of the order is left live and none shipped (on a split order the cancel that closes its last part gives it back, whoever sends it: each merchant cancelling its own child, or the buyer the rest; a child refunded whole before it shipped counts as closed, and a refund closing the last child whole after a cancel closed another gives it back alike; while a child is live it stays used, and once a child has shipped it stays used for good, the order being partly fulfilled; a repeat gives it back if the cancels before it did not; once only), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). A presale whose deposit is paid (DEPOSIT_PAID): the buyer’s cancel forfeits the deposit at once (DEPOSIT_FORFEITED, as when its balance deadline passes: the units back on sale, the coupon use back); a merchant’s or an admin’s refunds the deposit (REFUNDING with a refund of what the deposit took, REFUNDED once paid back; the units, reserved and never sold, are released rather than restocked; the deposit counts on the lines’ refundedCents by what each pays, so each merchant’s view says its share went back; one whose balance is paid meanwhile is refunded as the paid order it is then, its units restocked). Cancelling again changes nothing, except that it finishes giving the stock back when the first cancel failed halfway (a 5xx). 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED). A merchant’s cancel of an order holding another merchant’s lines too is 403 FORBIDDEN whatever its status, already cancelled or still in the queue alike.',
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
@@ -303,21 +317,21 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       if (byTable) {
         if (await cancelByTable(order, actor, why, byTable)) deps.metrics.cancellations.inc({ stage: 'before_payment' });
       } else {
-        const cancelRefund = (unit: OrderRow) => `${unit.order_id}-cancel`;
-        const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefund(unit)) })));
+        const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefundOf(unit.order_id)) })));
         // a part closed by a refund of its own (a child refunded in full) is left as it is
         const parts = open.filter(({ unit, known }) => known || !CLOSED_UNSHIPPED.has(unit.status));
         if (parts.length === 0) throw new IllegalTransition(order.status, 'cancel', actor);
         // all or nothing: a cancellation refunds only when no part has shipped (or, a presale after its deposit, none was sold)
         for (const { unit, known } of parts) if (!known && !UNSHIPPED.has(unit.status) && !neverSold(unit)) throw new IllegalTransition(unit.status, 'cancel', actor);
         // the coupon use goes back with the refunds' commit once no part of the order is left live (this cancel
-        // closed the last one, or all of them), and the refund job makes Redis follow before it pays anything back
+        // closed the last one, or all of them; or, after it, a refund closes the last part whole), and the refund
+        // job makes Redis follow before it pays anything back
         const couponOf = order.coupon_code === null ? undefined : (order.parent_order_id ?? order.order_id);
         // a repeat opens nothing, yet gives the use back if the cancels before it left it used (an order closed part by
         // part before the last part's cancel gave it back); before its refund job is queued again, which makes Redis follow
         if (couponOf !== undefined && parts.every(({ known }) => known)) await restoreCouponIfNoneLeft(couponOf);
         const { changed } = await openRefunds(
-          parts.map(({ unit }) => ({ unit, refundId: cancelRefund(unit), items: 'rest' as const })),
+          parts.map(({ unit }) => ({ unit, refundId: cancelRefundOf(unit.order_id), items: 'rest' as const })),
           { reason: why, restockReason: 'cancel', actor, couponOf },
         );
         if (changed) deps.metrics.cancellations.inc({ stage: 'after_payment' });
@@ -421,7 +435,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['after-sales'],
         summary: 'Refund some or all lines of a paid order that has not shipped (202: the payment system pays it back)',
         description:
-          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. With an Idempotency-Key header (the caller's own on this order: another caller's same key is another key) the refund belongs to the key: the same key with the same body answers the same refund and changes nothing, even sent twice at once, the same key with another body 422 IDEMPOTENCY_CONFLICT, a new key opens a new refund (e.g. one more unit with the same reason). Without the header the id derives from the reason and the units: the same request again answers the same refund and changes nothing. `replayed` is true when the answer is a refund opened before. Without items: every unit not refunded yet (again: the refunds the first such request opened). 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left. A presale whose deposit is paid (DEPOSIT_PAID) is refunded whole by a merchant or an admin, as their cancel does (the deposit back, its units released): without items only, and not by the buyer (409 ILLEGAL_TRANSITION; the buyer cancels, forfeiting the deposit).",
+          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. With an Idempotency-Key header (the caller's own on this order: another caller's same key is another key) the refund belongs to the key: the same key with the same body answers the same refund and changes nothing, even sent twice at once, the same key with another body 422 IDEMPOTENCY_CONFLICT, a new key opens a new refund (e.g. one more unit with the same reason). Without the header the id derives from the reason and the units: the same request again answers the same refund and changes nothing. `replayed` is true when the answer is a refund opened before. Without items: every unit not refunded yet (again: the refunds the first such request opened). 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left. The coupon use stays used, except on a split order a cancel closed a child of: the refund that closes its last live child whole (none shipped) gives it back, as that cancel would have, had it come last. A presale whose deposit is paid (DEPOSIT_PAID) is refunded whole by a merchant or an admin, as their cancel does (the deposit back, its units released): without items only, and not by the buyer (409 ILLEGAL_TRANSITION; the buyer cancels, forfeiting the deposit).",
         params: orderParamsSchema,
         headers: idempotencyKeyHeaders,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason, items: refundItems } },
@@ -463,9 +477,12 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         parts = (before.length > 0 ? before : rest).map((unit) => ({ unit, items: 'rest' as const }));
         if (parts.length === 0) throw new IllegalTransition(order.status, 'refund', actor);
       }
+      // the refund that closes the last live part of an order a cancellation closed parts of gives the coupon use back, as
+      // that cancellation would have had it come last (restoreCouponOnceNoneLeft)
+      const couponOf = order.coupon_code === null ? undefined : (order.parent_order_id ?? order.order_id);
       const { refunds: opened, changed } = await openRefunds(
         parts.map((part) => ({ ...part, refundId: key(part.unit, part.items) })),
-        { reason: why, restockReason: 'refund', actor, keyed },
+        { reason: why, restockReason: 'refund', actor, couponOf, keyed },
       );
       return reply.code(202).send({ refundId: opened[0]!.refundId, status: opened[0]!.status, refunds: opened, replayed: !changed });
     },
