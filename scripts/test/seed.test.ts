@@ -1,4 +1,4 @@
-import { priceOrder, stateMachineFor } from '@orders/domain';
+import { priceOrder } from '@orders/domain';
 import { CatalogRepository, PricingRepository } from '@orders/persistence';
 import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,7 +26,7 @@ describe('the demo seed', () => {
     const now = new Date();
     const accepted = { orderId: '01JDEMO0000000000000000000', userId: DEMO_BUYER, type: 'standard' as const, items, address: buyerAddress, couponCode: 'WELCOME15', acceptedAt: now.toISOString(), paymentDeadline: now.toISOString() };
     const rules = (await new PricingRepository(env.db).rulesFor([accepted], ['wh-east', 'wh-west'])).get(accepted.orderId)!;
-    const priced = priceOrder(stateMachineFor(accepted.type), items, await new CatalogRepository(env.db).findSkus(items.map((i) => i.skuId)), now, rules);
+    const priced = priceOrder(accepted.type, items, await new CatalogRepository(env.db).findSkus(items.map((i) => i.skuId)), now, rules);
     expect(priced.applied.member).toEqual({ level: 'gold', discountCents: 517 + 199, freeShipping: false });
     expect(priced.applied.promotions).toEqual([{ promotionId: 'DEMO-SPEND-100', discountCents: 1_000 }]);
     // 15 % of what is left after the member discount and the promotion: 14,348 − 716 − 1,000 = 12,632

@@ -1,6 +1,6 @@
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import { StockLedgerRepository, withoutStatementValues } from '@orders/persistence';
+import { StockLedgerRepository, serializedWithoutStatementValues } from '@orders/persistence';
 import { StockRebalancer } from '@orders/stock';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions, type onRequestHookHandler } from 'fastify';
 import type { IncomingMessage } from 'node:http';
@@ -92,7 +92,7 @@ function trustNearestProxies(hops: number) {
 function loggerOf(asked: FastifyServerOptions['logger'], level: string): FastifyServerOptions['logger'] {
   if (asked === false) return false;
   const options = asked === undefined ? { level } : asked === true ? {} : asked;
-  return { ...options, serializers: { ...options.serializers, err: (error: Error) => stdSerializers.err(withoutStatementValues(error)) } };
+  return { ...options, serializers: { ...options.serializers, err: serializedWithoutStatementValues(stdSerializers.err) } };
 }
 
 export async function buildApp(deps: AppDeps, { logger, ...options }: FastifyServerOptions = {}): Promise<FastifyInstance> {

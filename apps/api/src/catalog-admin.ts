@@ -1,6 +1,6 @@
 import type { Sku } from '@orders/domain';
 import type { CatalogRepository } from '@orders/persistence';
-import type { Inventory } from '@orders/stock';
+import { stockRulesOf, type Inventory } from '@orders/stock';
 
 /**
  * Creates a SKU in MySQL (with its opening ledger entry) and its counters in Redis, together.
@@ -10,16 +10,7 @@ import type { Inventory } from '@orders/stock';
 export async function createSkuWithStock(deps: { catalog: CatalogRepository; inventory: Inventory }, sku: Sku, stock: number, adjustmentRef: string): Promise<{ replacedLeftover: boolean }> {
   let replacedLeftover = false;
   await deps.catalog.createSku(sku, stock, adjustmentRef, async () => {
-    replacedLeftover = await deps.inventory.initSku({
-      skuId: sku.skuId,
-      available: stock,
-      deduction: sku.deduction,
-      saleStartsAt: sku.flashSale?.startsAt ?? null,
-      saleEndsAt: sku.flashSale?.endsAt ?? null,
-      perUserLimit: sku.flashSale?.perUserLimit ?? 0,
-      buckets: sku.stockBuckets ?? 1,
-      orderType: sku.orderType ?? 'standard',
-    });
+    replacedLeftover = await deps.inventory.initSku({ ...stockRulesOf(sku), available: stock });
   });
   return { replacedLeftover };
 }

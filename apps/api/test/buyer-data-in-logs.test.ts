@@ -1,4 +1,4 @@
-import { priceOrder, stateMachineFor } from '@orders/domain';
+import { priceOrder } from '@orders/domain';
 import { CatalogRepository, OrderRepository } from '@orders/persistence';
 import { buyerAddress, createSku, createTestEnv, type TestEnv } from '@orders/testing';
 import { ulid } from 'ulid';
@@ -30,7 +30,7 @@ describe("the api's log when MySQL refuses a statement holding a buyer's data", 
       [
         {
           accepted: { orderId, userId: 'ada', type: 'standard', items, address: buyerAddress, couponCode: null, acceptedAt: now.toISOString(), paymentDeadline: new Date(now.getTime() + 60_000).toISOString() },
-          priced: priceOrder(stateMachineFor('standard'), items, catalog, now),
+          priced: priceOrder('standard', items, catalog, now),
         },
       ],
       now,

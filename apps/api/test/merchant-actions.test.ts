@@ -283,6 +283,19 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     expect((await system.order(orderId)).amounts.refundedCents).toBe(3_000);
   });
 
+  it("lists to a merchant a presale's deposit given back whole, of an order of its own lines alone: the refund names no line, and is all its own", async () => {
+    await system.createSku({ skuId: 'PRE-DESK', priceCents: 20_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement', orderType: 'presale' });
+    const orderId = await system.checkout('pat', [{ skuId: 'PRE-DESK', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_DEPOSIT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('pat'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'DEPOSIT_PAID');
+    expect((await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: admin, body: { reason: 'the desk maker went bust' } })).status).toBe(202);
+    const seenBy = async (token: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token })).body.items;
+    // 20 % of 20,000, the one payment's whole share
+    for (const token of [system.token('pat'), admin, shop]) expect((await seenBy(token)).map((r: any) => [r.items, r.amountCents, r.parts.map((part: any) => part.amountCents)])).toEqual([[[], 4_000, [4_000]]]);
+    expect((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: potter })).status).toBe(404);
+  });
+
   it('lists cancelling an unpaid order with the cancel route of the reverse flows, which also give coupons back, and does not fire it itself', async () => {
     const orderId = await system.checkout('bo', [{ skuId: 'KETTLE', qty: 2 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');

@@ -1,7 +1,7 @@
 import type { StockDrift } from '@orders/metrics';
 import type { CatalogRepository, CouponRepository, LedgerRestock, LedgerStock, StockLedgerRepository } from '@orders/persistence';
 import { firstOrderIdAt } from '@orders/domain';
-import { SKU_COUNTERS, StockRebalancer, StockRepairLock, StockRepairUnderWay, type Inventory, type RedisClient } from '@orders/stock';
+import { SKU_COUNTERS, StockRebalancer, StockRepairLock, StockRepairUnderWay, stockRulesOf, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;
@@ -340,15 +340,7 @@ export class StockReconciler {
       // the lost buckets come back empty, and buckets Redis still has (a cluster node that lost
       // one bucket) keep their counters, their orders' units in them, and get their rules back
       // if they had none; the sum then moves to the ledger
-      const recreated = await inventory.recreateLostBuckets({
-        skuId: sku.skuId,
-        deduction: sku.deduction,
-        saleStartsAt: sku.flashSale?.startsAt ?? null,
-        saleEndsAt: sku.flashSale?.endsAt ?? null,
-        perUserLimit: sku.flashSale?.perUserLimit ?? 0,
-        orderType: sku.orderType ?? 'standard',
-        buckets: sku.stockBuckets ?? 1,
-      });
+      const recreated = await inventory.recreateLostBuckets(stockRulesOf(sku));
       const kept = (await inventory.getSkuStock(drift.skuId)) ?? { available: 0, reserved: 0, sold: 0 };
       // Redis holds no fewer than none: a ledger below zero (oversold) stays as drift
       const target = { ...drift.expected, available: Math.max(drift.expected.available, 0) };

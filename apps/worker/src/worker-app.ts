@@ -2,7 +2,7 @@ import type { Config } from '@orders/config';
 import { firstOrderIdAt, statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
-import { JOB, PERSIST_ORDERS_JOB, QUEUE, createOrderQueues, moveToDeadLetter, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
+import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, moveToDeadLetter, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf, connectRedis, redisMemoryOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
@@ -91,18 +91,6 @@ function waitingOutDatabaseOutages<T>(retryDelayMs: number, log: Logger, queue: 
     }
   };
 }
-
-/**
- * The jobs each queue carries. Their failure counters start at 0 when a worker starts serving
- * the queue: increase() cannot see a series' first sample, so a series born with the first
- * dead letter of a worker's life would never fire JobsDeadLettered.
- */
-const JOBS_OF_QUEUE: Partial<Record<string, readonly string[]>> = {
-  [QUEUE.orders]: [JOB.persistOrder, PERSIST_ORDERS_JOB],
-  [QUEUE.timers]: [JOB.expireOrder, JOB.expireOrders, JOB.autoConfirm, JOB.completeOrder, JOB.expireBalance, JOB.reconcileStock, JOB.expireOverdueOrders],
-  [QUEUE.payments]: [JOB.requestPayment, JOB.refundPayments],
-  [QUEUE.fulfillment]: [JOB.settlePayment, JOB.sendToWarehouse, JOB.updateFulfilment],
-};
 
 const EXPIRY_CONCURRENCY = 10;
 /** Overdue orders one backstop sweep expires; the next sweep goes on. */
@@ -206,6 +194,9 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       }
     });
     worker.on('error', (error) => log.error({ err: error, queue }, 'worker error'));
+    // each job's failure counters start at 0 when a worker starts serving the queue: increase()
+    // cannot see a series' first sample, so a series born with the first dead letter of a
+    // worker's life would never fire JobsDeadLettered
     for (const name of JOBS_OF_QUEUE[queue] ?? []) {
       for (const final of ['true', 'false']) metrics.jobFailures.inc({ queue, name, final }, 0);
     }

@@ -1,4 +1,4 @@
-import { withoutStatementValues } from '@orders/persistence';
+import { serializedWithoutStatementValues } from '@orders/persistence';
 import { pino, stdSerializers, type DestinationStream, type Logger } from 'pino';
 
 /**
@@ -7,5 +7,5 @@ import { pino, stdSerializers, type DestinationStream, type Logger } from 'pino'
  * numbers and names (withoutStatementValues).
  */
 export function workerLog(level: string, destination?: DestinationStream): Logger {
-  return pino({ level, base: { app: 'worker', pid: process.pid }, serializers: { err: (error: Error) => stdSerializers.err(withoutStatementValues(error)) } }, destination);
+  return pino({ level, base: { app: 'worker', pid: process.pid }, serializers: { err: serializedWithoutStatementValues(stdSerializers.err) } }, destination);
 }

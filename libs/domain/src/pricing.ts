@@ -1,16 +1,9 @@
 import { isFlashSaleActive, type Sku } from './catalog.js';
 import { DomainError, UnknownSku } from './errors.js';
 import type { OrderLineRequest } from './order.js';
-import type { OrderStateMachine } from './order-process.js';
-import { allocateByLargestRemainder } from './splitting.js';
-
-/**
- * A whole percentage of an amount, rounded down to the cent. In BigInt: cents × percent
- * passes 2^53 on large amounts, where a float would round the product and miss a cent.
- */
-export function percentOf(cents: number, percent: number): number {
-  return Number((BigInt(cents) * BigInt(percent)) / 100n);
-}
+import type { OrderType } from './order-process.js';
+import { stateMachineFor } from './processes/index.js';
+import { allocateByLargestRemainder, percentOf } from './splitting.js';
 
 /** Spend `thresholdCents` on the lines it covers, get `offCents` off them (once per order). */
 export interface ThresholdPromotion {
@@ -117,11 +110,11 @@ const isActive = (window: { startsAt: Date; endsAt: Date }, at: Date) => window.
  * Every order-level discount and every warehouse's shipping fee is allocated to its
  * lines by largest remainder in proportion to what each line still costs, so a share
  * never exceeds its line and the lines add up to the order exactly. An order whose
- * type's life has no shipment (`machine`, its type's table, has no ship step: a virtual
- * order) sends no parcel and pays no shipping.
+ * type's life has no shipment (its type's table has no ship step: a virtual order)
+ * sends no parcel and pays no shipping.
  */
 export function priceOrder(
-  machine: OrderStateMachine,
+  type: OrderType,
   items: readonly OrderLineRequest[],
   catalog: ReadonlyMap<string, Sku>,
   acceptedAt: Date,
@@ -192,7 +185,7 @@ export function priceOrder(
   }
 
   const priced = lines.map((l) => l.line);
-  const shipsParcels = machine.actions().includes('ship');
+  const shipsParcels = stateMachineFor(type).actions().includes('ship');
   const warehouses = [...new Set(priced.map((line) => line.warehouseId))];
   for (const warehouseId of warehouses) {
     const fee = !shipsParcels || rules.member?.freeShipping ? 0 : (rules.shippingFeeCents.get(warehouseId) ?? 0);

@@ -1,6 +1,14 @@
 import type { OrderStateMachine } from './order-process.js';
 
 /**
+ * A whole percentage of an amount, rounded down to the cent. In BigInt: cents × percent
+ * passes 2^53 on large amounts, where a float would round the product and miss a cent.
+ */
+export function percentOf(cents: number, percent: number): number {
+  return Number((BigInt(cents) * BigInt(percent)) / 100n);
+}
+
+/**
  * Splits `total` into parts proportional to `weights`, exactly to the cent, by the
  * largest-remainder method: every part is its proportional share rounded down, and the
  * cents left over go one each to the parts with the largest remainders (ties: the

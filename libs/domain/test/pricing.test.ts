@@ -5,7 +5,6 @@ import {
   planSplit,
   priceOrder,
   refundForLines,
-  stateMachineFor,
   type Coupon,
   type MemberLevel,
   type PricedLine,
@@ -18,7 +17,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
 const acceptedAt = new Date('2026-11-11T10:00:00Z');
-const standard = stateMachineFor('standard');
 const always = { startsAt: new Date('2026-01-01T00:00:00Z'), endsAt: new Date('2027-01-01T00:00:00Z') };
 
 const sku = (skuId: string, priceCents: number, warehouseId: string, flashSale: Sku['flashSale'] = null): Sku => ({
@@ -50,7 +48,7 @@ describe('pricing an order, exact to the cent', () => {
       ]),
     };
     const priced = priceOrder(
-      standard,
+      'standard',
       [
         { skuId: 'KETTLE', qty: 1 },
         { skuId: 'TEA', qty: 2 },
@@ -100,7 +98,7 @@ describe('pricing an order, exact to the cent', () => {
 
   it('gives a flash-sale line its sale price and no further discount; a gold member with free shipping pays no shipping', () => {
     const flash = sku('PHONE', 99_900, 'wh-east', { priceCents: 59_900, startsAt: always.startsAt, endsAt: always.endsAt, perUserLimit: 1 });
-    const priced = priceOrder(standard, [{ skuId: 'PHONE', qty: 1 }, { skuId: 'KETTLE', qty: 1 }], new Map([...catalog, ['PHONE', flash]]), acceptedAt, {
+    const priced = priceOrder('standard', [{ skuId: 'PHONE', qty: 1 }, { skuId: 'KETTLE', qty: 1 }], new Map([...catalog, ['PHONE', flash]]), acceptedAt, {
       member: { level: 'gold', discountPercent: 10, freeShipping: true },
       promotions: [],
       coupon: { code: 'FIVE', kind: 'fixed', percentOff: 0, offCents: 500, minSpendCents: 0, perBuyerLimit: 1, ...always },
@@ -115,7 +113,7 @@ describe('pricing an order, exact to the cent', () => {
 
   it('charges a virtual order no shipping: two 25.00 vouchers from a warehouse with a 4.99 fee, 500 off, pay 45.00', () => {
     const voucher = { ...sku('VOUCHER', 2_500, 'wh-east'), orderType: 'virtual' as const };
-    const priced = priceOrder(stateMachineFor('virtual'), [{ skuId: 'VOUCHER', qty: 2 }], new Map([['VOUCHER', voucher]]), acceptedAt, {
+    const priced = priceOrder('virtual', [{ skuId: 'VOUCHER', qty: 2 }], new Map([['VOUCHER', voucher]]), acceptedAt, {
       member: null,
       promotions: [{ promotionId: 'P-500', title: '500 off', thresholdCents: 0, offCents: 500, skuIds: null, ...always }],
       coupon: null,
@@ -126,7 +124,7 @@ describe('pricing an order, exact to the cent', () => {
   });
 
   it('applies no coupon below its minimum spend and no promotion below its threshold or outside its window', () => {
-    const priced = priceOrder(standard, [{ skuId: 'MUG', qty: 1 }], catalog, acceptedAt, {
+    const priced = priceOrder('standard', [{ skuId: 'MUG', qty: 1 }], catalog, acceptedAt, {
       member: null,
       promotions: [
         { promotionId: 'BIG', title: '', thresholdCents: 900, offCents: 100, skuIds: null, ...always },
@@ -199,7 +197,7 @@ describe('pricing and allocation, for any cart, promotions and member level', ()
   it('line payables add up to the order payable and no line, discount share or shipping share is negative or above its line', () => {
     fc.assert(
       fc.property(cartArb, rulesArb, ({ catalog: skus, items }, rules) => {
-        const { lines, amounts, applied } = priceOrder(standard, items, skus, acceptedAt, rules);
+        const { lines, amounts, applied } = priceOrder('standard', items, skus, acceptedAt, rules);
         expect(sum(lines.map((l) => l.payableCents))).toBe(amounts.payableCents);
         expect(sum(lines.map((l) => l.discountCents))).toBe(amounts.discountCents);
         expect(sum(lines.map((l) => l.shippingCents))).toBe(amounts.shippingCents);
@@ -234,7 +232,7 @@ describe('pricing and allocation, for any cart, promotions and member level', ()
     const stepsArb = fc.array(fc.array(fc.record({ pick: fc.nat(), qty: fc.integer({ min: 1, max: 10 }) }), { minLength: 1, maxLength: 3 }), { maxLength: 12 });
     fc.assert(
       fc.property(cartArb, rulesArb, stepsArb, fc.boolean(), ({ catalog: skus, items }, rules, steps, finishAll) => {
-        const { lines, amounts } = priceOrder(standard, items, skus, acceptedAt, rules);
+        const { lines, amounts } = priceOrder('standard', items, skus, acceptedAt, rules);
         let state = asRefundable(lines);
         const apply = (request: Array<{ lineNo: number; qty: number }>) => {
           const refunds = refundForLines(state, request);

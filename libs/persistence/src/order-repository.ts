@@ -287,6 +287,13 @@ export class OrderRepository {
     return row !== undefined;
   }
 
+  /** Each line's SKU and merchant, of all these orders at once (a merchant's view of their refunds and children). */
+  async lineMerchants(orderIds: readonly string[]): Promise<Array<{ orderId: string; skuId: string; merchantId: string }>> {
+    if (orderIds.length === 0) return [];
+    const rows = await this.db.selectFrom('order_items').select(['order_id', 'sku_id', 'merchant_id']).where('order_id', 'in', orderIds).execute();
+    return rows.map((row) => ({ orderId: row.order_id, skuId: row.sku_id, merchantId: row.merchant_id }));
+  }
+
   /**
    * Newest first, paged by order id (ids are time-sortable). Each page reads an index in
    * order-id order and stops after `limit` orders: a merchant's or SKU's orders are read down

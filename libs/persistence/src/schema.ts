@@ -1,3 +1,4 @@
+import type { SkuOrderType } from '@orders/domain';
 import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
 
 type CreatedAt = ColumnType<Date, Date | undefined, never>;
@@ -19,8 +20,8 @@ export interface SkusTable {
   flash_per_user_limit: number | null;
   /** How many buckets (Redis groups) the stock is split into; 1 for most SKUs. */
   stock_buckets: ColumnType<number, number | undefined, number>;
-  /** The type of the orders that sell it (SkuOrderType); 'standard' for every SKU created before it was kept. */
-  order_type: ColumnType<'standard' | 'presale' | 'virtual', 'standard' | 'presale' | 'virtual' | undefined, 'standard' | 'presale' | 'virtual'>;
+  /** The type of the orders that sell it; 'standard' for every SKU created before it was kept. */
+  order_type: ColumnType<SkuOrderType, SkuOrderType | undefined, SkuOrderType>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

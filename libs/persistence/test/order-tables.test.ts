@@ -24,7 +24,7 @@ describe('every order type’s table, applied to orders in MySQL', () => {
       [
         {
           accepted: { orderId, userId: 'ada', type, items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress, couponCode: null, acceptedAt: acceptedAt.toISOString(), paymentDeadline: new Date(acceptedAt.getTime() + 60_000).toISOString() },
-          priced: priceOrder(stateMachineFor(type), [{ skuId: 'LAMP', qty: 1 }], new Map([['LAMP', lamp]]), acceptedAt),
+          priced: priceOrder(type, [{ skuId: 'LAMP', qty: 1 }], new Map([['LAMP', lamp]]), acceptedAt),
         },
       ],
       acceptedAt,
@@ -109,7 +109,7 @@ describe('a persisted batch of accepted orders', () => {
       paymentDeadline: new Date(Date.parse(acceptedAt) + 900_001).toISOString(),
     }));
     const written = await orders.persistAcceptedOrders(
-      accepted.map((order) => ({ accepted: order, priced: priceOrder(stateMachineFor(order.type), order.items, new Map([['LAMP', lamp]]), new Date(order.acceptedAt)) })),
+      accepted.map((order) => ({ accepted: order, priced: priceOrder(order.type, order.items, new Map([['LAMP', lamp]]), new Date(order.acceptedAt)) })),
       now,
     );
     expect(written).toHaveLength(accepted.length);
@@ -132,7 +132,7 @@ describe('a persisted batch of accepted orders', () => {
     const accepted = (n: number): OrderToPersist => {
       const acceptedAt = new Date('2026-12-01T15:00:00.000Z');
       const order: AcceptedOrder = { orderId: `01JREPLAY${String(n).padStart(17, '0')}`, userId: `buyer-${n}`, type: 'standard', items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress, couponCode: null, acceptedAt: acceptedAt.toISOString(), paymentDeadline: new Date(acceptedAt.getTime() + 900_000).toISOString() };
-      return { accepted: order, priced: priceOrder(stateMachineFor(order.type), order.items, new Map([['LAMP', lamp]]), acceptedAt) };
+      return { accepted: order, priced: priceOrder(order.type, order.items, new Map([['LAMP', lamp]]), acceptedAt) };
     };
     const now = new Date();
     expect(await orders.persistAcceptedOrders([accepted(1), accepted(2)], now)).toEqual([accepted(1).accepted.orderId, accepted(2).accepted.orderId]);

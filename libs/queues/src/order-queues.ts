@@ -3,6 +3,7 @@ import { Queue, type Job, type JobsOptions } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import {
   JOB,
+  PERSIST_ORDERS_JOB,
   QUEUE,
   jobId,
   type DeadLetterJob,
@@ -72,8 +73,6 @@ export function createOrderQueues(connection: Redis | Cluster, settings: QueueSe
 export interface PersistOrdersJob {
   orders: PersistOrderJob[];
 }
-
-export const PERSIST_ORDERS_JOB = 'persist-orders';
 
 /** The ids of the orders a job of any queue is about, for logs and the dead-letter listing. */
 export function ordersCarriedBy(data: unknown): string[] {

@@ -36,6 +36,17 @@ export const JOB = {
   updateFulfilment: 'update-fulfilment',
 } as const;
 
+/** orders: several accepted orders in one persist job (the intake's batches) */
+export const PERSIST_ORDERS_JOB = 'persist-orders';
+
+/** The jobs each queue carries. */
+export const JOBS_OF_QUEUE: Partial<Record<string, readonly string[]>> = {
+  [QUEUE.orders]: [JOB.persistOrder, PERSIST_ORDERS_JOB],
+  [QUEUE.timers]: [JOB.expireOrder, JOB.expireOrders, JOB.autoConfirm, JOB.completeOrder, JOB.expireBalance, JOB.reconcileStock, JOB.expireOverdueOrders],
+  [QUEUE.payments]: [JOB.requestPayment, JOB.refundPayments],
+  [QUEUE.fulfillment]: [JOB.settlePayment, JOB.sendToWarehouse, JOB.updateFulfilment],
+};
+
 export type PersistOrderJob = AcceptedOrder;
 
 export interface ExpireOrderJob {

@@ -1,4 +1,4 @@
-export { Inventory, ReservationNotReplicated, SKU_COUNTERS, checkoutTimeoutsOf } from './inventory.js';
+export { Inventory, ReservationNotReplicated, SKU_COUNTERS, checkoutTimeoutsOf, stockRulesOf } from './inventory.js';
 export type { CheckoutTimeouts, CheckoutTimeoutSettings, ReservationDurability, CommitOutcome, ReserveStockRequest, Reservation, SkuStock, SkuStockRules, StockTransfer, TakenTransfer, GiveOutcome, OpenTransfer } from './inventory.js';
 export { MAX_STOCK_BUCKETS, StockKeys, orderGroupSuffix, splitStock } from './stock-keys.js';
 export { StockRebalancer } from './stock-rebalancer.js';

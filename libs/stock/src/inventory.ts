@@ -15,6 +15,7 @@ import {
   type Deduction,
   type OrderLineRequest,
   type OrderType,
+  type Sku,
   type SkuOrderType,
 } from '@orders/domain';
 import { IsoTimestamps } from './iso-timestamps.js';
@@ -85,6 +86,19 @@ export interface SkuStockRules {
   buckets?: number;
   /** The type of the orders that sell it (standard, the default). */
   orderType?: SkuOrderType;
+}
+
+/** A catalog SKU's rules as its Redis counters keep them (all but its stock). */
+export function stockRulesOf(sku: Sku): Omit<SkuStockRules, 'available'> {
+  return {
+    skuId: sku.skuId,
+    deduction: sku.deduction,
+    saleStartsAt: sku.flashSale?.startsAt ?? null,
+    saleEndsAt: sku.flashSale?.endsAt ?? null,
+    perUserLimit: sku.flashSale?.perUserLimit ?? 0,
+    buckets: sku.stockBuckets ?? 1,
+    orderType: sku.orderType ?? 'standard',
+  };
 }
 
 /** What commitStock did: committed now, already before, no reservation, released (cancelled/expired), or a payment-time line's stock gone. */

@@ -47,27 +47,31 @@ function merchantRefundView(refund: RefundView, ownSkus: ReadonlySet<string>): R
  * opens is its own already: it refunds only parts holding its lines alone.
  */
 export const merchantOrderViewsPlugin = fp(
-  async (app: FastifyInstance, { orders }: { orders: Pick<OrderRepository, 'orderHasMerchant' | 'orderOfMerchantAlone' | 'findOrder'> }) => {
-    async function asSeenBy(merchantId: string, view: OrderAnswer): Promise<OrderAnswer> {
-      if (view.amounts === null) return view;
-      const others = view.items.some((item) => item.merchantId !== merchantId);
-      // a split order's children each hold one merchant's lines: the merchant's are those holding any
-      const ownChildren = others ? await Promise.all(view.subOrders.map(async (child) => ((await orders.orderHasMerchant(child, merchantId)) ? [child] : []))) : [];
-      return merchantOrderView(view, merchantId, ownChildren.flat());
+  async (app: FastifyInstance, { orders }: { orders: Pick<OrderRepository, 'lineMerchants'> }) => {
+    async function asSeenBy(merchantId: string, views: OrderAnswer[]): Promise<OrderAnswer[]> {
+      // a split order's children each hold one merchant's lines: the merchant's are those holding
+      // any, the children of every order of the answer read at once
+      const children = views.flatMap((view) => (view.amounts === null ? [] : view.subOrders));
+      const lines = await orders.lineMerchants(children);
+      const ownChildren = new Set(lines.filter((line) => line.merchantId === merchantId).map((line) => line.orderId));
+      return views.map((view) => (view.amounts === null ? view : merchantOrderView(view, merchantId, view.subOrders.filter((child) => ownChildren.has(child)))));
     }
 
-    /** The merchant's SKUs among an order's lines; 'whole' when every line is its own (its child of a split order). */
-    async function ownSkusOf(orderId: string, merchantId: string): Promise<'whole' | ReadonlySet<string>> {
-      if (await orders.orderOfMerchantAlone(orderId, merchantId)) return 'whole';
-      if (!(await orders.orderHasMerchant(orderId, merchantId))) return new Set();
-      const order = await orders.findOrder(orderId);
-      return new Set(order?.items.filter((item) => item.merchantId === merchantId).map((item) => item.skuId));
+    /** Of each order, the merchant's SKUs among its lines; 'whole' when every line is its own (its child of a split order). */
+    async function ownSkusOf(orderIds: readonly string[], merchantId: string): Promise<Map<string, 'whole' | ReadonlySet<string>>> {
+      const lines = await orders.lineMerchants(orderIds);
+      return new Map(
+        orderIds.map((orderId) => {
+          const ofOrder = lines.filter((line) => line.orderId === orderId);
+          const own = ofOrder.filter((line) => line.merchantId === merchantId);
+          return [orderId, ofOrder.length > 0 && own.length === ofOrder.length ? 'whole' : new Set(own.map((line) => line.skuId))];
+        }),
+      );
     }
 
     async function refundsSeenBy(merchantId: string, refunds: RefundView[]): Promise<RefundView[]> {
-      // an order's refunds are on the order and its children: each read once
-      const orderIds = [...new Set(refunds.map((refund) => refund.orderId))];
-      const owned = new Map(await Promise.all(orderIds.map(async (orderId) => [orderId, await ownSkusOf(orderId, merchantId)] as const)));
+      // an order's refunds are on the order and its children: the lines of all of them read at once
+      const owned = await ownSkusOf([...new Set(refunds.map((refund) => refund.orderId))], merchantId);
       return refunds.flatMap((refund) => {
         const own = owned.get(refund.orderId)!;
         const seen = own === 'whole' ? refund : merchantRefundView(refund, own);
@@ -86,13 +90,13 @@ export const merchantOrderViewsPlugin = fp(
       const narrow = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
         const merchantId = merchantOf(request, reply);
         if (merchantId === null) return payload;
-        if (carries === 'order') return asSeenBy(merchantId, payload as OrderAnswer);
+        if (carries === 'order') return (await asSeenBy(merchantId, [payload as OrderAnswer]))[0];
         if (carries === 'refunds') {
           const list = payload as { items: RefundView[] };
           return { ...list, items: await refundsSeenBy(merchantId, list.items) };
         }
         const page = payload as { items: OrderView[] };
-        return { ...page, items: await Promise.all(page.items.map(async (view) => asSeenBy(merchantId, view))) };
+        return { ...page, items: await asSeenBy(merchantId, page.items) };
       };
       route.preSerialization = [...[route.preSerialization ?? []].flat(), narrow];
     });

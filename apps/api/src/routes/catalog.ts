@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { orderTypeConflict, type Sku } from '@orders/domain';
+import { orderTypeConflict, type Sku, type SkuOrderType } from '@orders/domain';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { createSkuWithStock } from '../catalog-admin.js';
@@ -8,6 +8,7 @@ import { forbidden, notFound, validationFailed } from '../problems.js';
 import { problemRef, skuBodySchema, skuParamsSchema } from '../schemas.js';
 import { timeWindow } from '../time-window.js';
 
+/** A SKU to create, as validated: a field the body leaves out has the schema's default (useDefaults). */
 interface SkuBody {
   skuId: string;
   title: string;
@@ -18,8 +19,8 @@ interface SkuBody {
   stock: number;
   deduction: Sku['deduction'];
   flashSale?: { priceCents: number; startsAt: string; endsAt: string; perUserLimit: number };
-  stockBuckets?: number;
-  orderType?: Sku['orderType'];
+  stockBuckets: number;
+  orderType: SkuOrderType;
 }
 
 export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
@@ -57,8 +58,8 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
         warehouseId: body.warehouseId,
         deduction: body.deduction,
         flashSale: flashSale ?? null,
-        stockBuckets: body.stockBuckets ?? 1,
-        orderType: body.orderType ?? 'standard',
+        stockBuckets: body.stockBuckets,
+        orderType: body.orderType,
       };
       const conflict = orderTypeConflict(sku);
       if (conflict) throw validationFailed(conflict);

@@ -100,7 +100,7 @@ export class OrderWriter {
       for (const pending of batch) {
         try {
           const { order } = pending;
-          priced.push({ ...pending, accepted: order, priced: priceOrder(stateMachineFor(order.type), order.items, skus, new Date(order.acceptedAt), rules.get(order.orderId)) });
+          priced.push({ ...pending, accepted: order, priced: priceOrder(order.type, order.items, skus, new Date(order.acceptedAt), rules.get(order.orderId)) });
         } catch (error) {
           // one unpriceable order (e.g. a SKU missing from MySQL) must not hold back the others
           pending.reject(error instanceof DomainError ? error : new Error(String(error)));

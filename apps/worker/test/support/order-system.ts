@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { buildApp, connectApi } from '@orders/api';
-import { priceOrder, stateMachineFor, type OrderType } from '@orders/domain';
+import { priceOrder, type OrderType } from '@orders/domain';
 import { CatalogRepository, OrderRepository } from '@orders/persistence';
 import { buildPaymentSim, paymentSimOptions } from '@orders/payment-sim';
 import { buyerAddress, createTestEnv, freePort, httpClient, signToken, waitFor, type HttpClient, type TestEnv } from '@orders/testing';
@@ -100,7 +100,7 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
         [
           {
             accepted: { orderId, userId, type, items, address: buyerAddress, couponCode: null, acceptedAt: now.toISOString(), paymentDeadline: new Date(now.getTime() + 60_000).toISOString() },
-            priced: priceOrder(stateMachineFor(type), items, catalog, now),
+            priced: priceOrder(type, items, catalog, now),
           },
         ],
         now,

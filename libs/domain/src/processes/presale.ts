@@ -1,5 +1,5 @@
 import type { OrderProcess, StateInfo, TransitionRule } from '../order-process.js';
-import { percentOf } from '../pricing.js';
+import { percentOf } from '../splitting.js';
 import { RETAIL_FORWARD_PATH, fulfilmentTransitions, retailStates, type RetailAction, type RetailStatus } from './retail.js';
 
 export type PresaleStatus = RetailStatus | 'PENDING_DEPOSIT' | 'DEPOSIT_PAID' | 'DEPOSIT_FORFEITED';
