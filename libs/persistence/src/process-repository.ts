@@ -35,6 +35,36 @@ export function paidTheOrder(paymentId: string, history: ReadonlyArray<{ action:
   return history.some((step) => PAYMENT_ACTIONS.includes(step.action) && step.detail?.startsWith(named) === true);
 }
 
+/** How a refund reads the payments it draws from. */
+export interface PaymentsLock {
+  /** latest paid first (the order a refund draws from them in), rather than oldest first */
+  latestPaidFirst: boolean;
+  /** runs once the payments are locked (FOR UPDATE), before the order's history is read */
+  whileLocked: () => Promise<void>;
+}
+
+/**
+ * The payments that paid the order (a presale: its deposit, then its balance), oldest first
+ * unless `lock` says otherwise. An attempt that took the money after another had paid
+ * (reported failed first, then succeeded) is SUCCEEDED too, but came late and went back: it
+ * is not among them. With `lock`, in a transaction, the payments are locked and its
+ * `whileLocked` runs before the history is read.
+ */
+export async function paymentsThatPaid(db: OrderDb | Transaction<Database>, orderId: string, lock?: PaymentsLock): Promise<PaymentRow[]> {
+  const succeeded = await db
+    .selectFrom('payments')
+    .selectAll()
+    .where('order_id', '=', orderId)
+    .where('status', '=', 'SUCCEEDED')
+    .$if(lock?.latestPaidFirst !== true, (query) => query.orderBy('created_at').orderBy('payment_id'))
+    .$if(lock?.latestPaidFirst === true, (query) => query.orderBy('paid_at', 'desc').orderBy('created_at', 'desc').orderBy('payment_id', 'desc'))
+    .$if(lock !== undefined, (query) => query.forUpdate())
+    .execute();
+  await lock?.whileLocked();
+  const fired = await db.selectFrom('order_history').select(['action', 'detail']).where('order_id', '=', orderId).where('action', 'in', PAYMENT_ACTIONS).execute();
+  return succeeded.filter((payment) => paidTheOrder(payment.payment_id, fired));
+}
+
 export class ProcessRepository {
   constructor(private readonly db: OrderDb) {}
 
@@ -102,17 +132,9 @@ export class ProcessRepository {
     return this.db.selectFrom('payments').selectAll().where('order_id', '=', orderId).orderBy('created_at').orderBy('payment_id').execute();
   }
 
-  /**
-   * The payments that paid the order (a presale: its deposit, then its balance), oldest
-   * first. An attempt that took the money after another had paid (reported failed first,
-   * then succeeded) is SUCCEEDED too, but came late and went back: it is not among them.
-   */
+  /** The payments that paid the order, oldest first (paymentsThatPaid). */
   async paymentsApplied(orderId: string): Promise<PaymentRow[]> {
-    const [succeeded, fired] = await Promise.all([
-      this.db.selectFrom('payments').selectAll().where('order_id', '=', orderId).where('status', '=', 'SUCCEEDED').orderBy('created_at').orderBy('payment_id').execute(),
-      this.db.selectFrom('order_history').select(['action', 'detail']).where('order_id', '=', orderId).where('action', 'in', PAYMENT_ACTIONS).execute(),
-    ]);
-    return succeeded.filter((payment) => paidTheOrder(payment.payment_id, fired));
+    return paymentsThatPaid(this.db, orderId);
   }
 
   /** The transition a payment of this purpose fires: a deposit pays a presale's deposit, the others (full, balance) pay the order. */

@@ -3,7 +3,7 @@ import { allocateByLargestRemainder, drawRefund, refundForLines, RefundExceedsLi
 import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
-import { PAYMENT_ACTIONS, paidTheOrder } from './process-repository.js';
+import { paymentsThatPaid } from './process-repository.js';
 import type { Database, OrderRow, RefundPartsTable, RefundsTable } from './schema.js';
 
 export type RefundKind = 'refund' | 'return';
@@ -316,20 +316,8 @@ export class RefundRepository {
     const amountCents = (await refundablePayments(trx, order)).reduce((sum, payment) => sum + Math.max(0, payment.refundableCents), 0);
     const refund = await insertRefund(trx, order, { ...request, kind: 'refund', status: 'PENDING', amountCents, items: [] });
     const shares = allocateByLargestRemainder(amountCents, lines.map((line) => Number(line.payable_cents)));
-    for (const [i, line] of lines.entries()) {
-      if (shares[i] === 0) continue;
-      await trx
-        .updateTable('order_items')
-        .set((eb) => ({ refunded_cents: eb('refunded_cents', '+', shares[i]!) }))
-        .where('order_id', 'in', owners(order))
-        .where('line_no', '=', line.line_no)
-        .execute();
-    }
-    await trx
-      .updateTable('orders')
-      .set((eb) => ({ refunded_cents: eb('refunded_cents', '+', amountCents) }))
-      .where('order_id', 'in', owners(order))
-      .execute();
+    const counted = lines.map((line, i) => ({ lineNo: line.line_no, qty: 0, cents: shares[i]! })).filter((line) => line.cents !== 0);
+    await countRefunded(trx, order, counted, amountCents);
     return { ...refund, parts: await drawParts(trx, order, refund) };
   }
 
@@ -386,18 +374,14 @@ async function insertRefund(
   return toView(await trx.selectFrom('refunds').selectAll().where('refund_id', '=', refund.refundId).executeTakeFirstOrThrow(), []);
 }
 
-/**
- * The refund's amounts count as refunded on its lines and order (and a child's parent);
- * the ledger restocks its units; its money is drawn from the order's payments (drawParts).
- */
-async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: RefundView, restockReason: string): Promise<RefundPartView[]> {
-  const { items, amountCents } = refund;
-  for (const item of items) {
+/** Units and cents count as refunded on their lines, and `amountCents` on the order: the order's own and, for a child, its parent's. */
+async function countRefunded(trx: Transaction<Database>, order: OrderRow, lines: ReadonlyArray<{ lineNo: number; qty: number; cents: number }>, amountCents: number): Promise<void> {
+  for (const line of lines) {
     await trx
       .updateTable('order_items')
-      .set((eb) => ({ refunded_qty: eb('refunded_qty', '+', item.qty), refunded_cents: eb('refunded_cents', '+', item.cents) }))
+      .set((eb) => ({ refunded_qty: eb('refunded_qty', '+', line.qty), refunded_cents: eb('refunded_cents', '+', line.cents) }))
       .where('order_id', 'in', owners(order))
-      .where('line_no', '=', item.lineNo)
+      .where('line_no', '=', line.lineNo)
       .execute();
   }
   await trx
@@ -405,6 +389,15 @@ async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: 
     .set((eb) => ({ refunded_cents: eb('refunded_cents', '+', amountCents) }))
     .where('order_id', 'in', owners(order))
     .execute();
+}
+
+/**
+ * The refund's amounts count as refunded on its lines and order (and a child's parent);
+ * the ledger restocks its units; its money is drawn from the order's payments (drawParts).
+ */
+async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: RefundView, restockReason: string): Promise<RefundPartView[]> {
+  const { items, amountCents } = refund;
+  await countRefunded(trx, order, items, amountCents);
   const restock = items.filter((item) => item.qty > 0);
   if (restock.length > 0) {
     await trx
@@ -429,19 +422,7 @@ async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: 
  */
 async function refundablePayments(trx: Transaction<Database>, order: OrderRow): Promise<RefundablePayment[]> {
   const payer = order.parent_order_id ?? order.order_id;
-  const succeeded = await trx
-    .selectFrom('payments')
-    .select(['payment_id', 'amount_cents'])
-    .where('order_id', '=', payer)
-    .where('status', '=', 'SUCCEEDED')
-    .orderBy('paid_at', 'desc')
-    .orderBy('created_at', 'desc')
-    .orderBy('payment_id', 'desc')
-    .forUpdate()
-    .execute();
-  await RefundRepository.refuseStaleSnapshot(trx, payer);
-  const fired = await trx.selectFrom('order_history').select(['action', 'detail']).where('order_id', '=', payer).where('action', 'in', PAYMENT_ACTIONS).execute();
-  const payments = succeeded.filter((payment) => paidTheOrder(payment.payment_id, fired));
+  const payments = await paymentsThatPaid(trx, payer, { latestPaidFirst: true, whileLocked: () => RefundRepository.refuseStaleSnapshot(trx, payer) });
   const ids = payments.map((payment) => payment.payment_id);
   const drawn = ids.length === 0 ? [] : await trx.selectFrom('refund_parts').select(['payment_id', 'amount_cents']).where('payment_id', 'in', ids).execute();
   const drawnFrom = (paymentId: string) => drawn.filter((part) => part.payment_id === paymentId).reduce((sum, part) => sum + Number(part.amount_cents), 0);

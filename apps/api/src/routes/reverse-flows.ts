@@ -300,9 +300,8 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       const actor: Actor = request.user.role;
       const { reason: why } = request.body;
       const machine = stateMachineFor(order.type as OrderType);
-      const all = await orderParts(process, order);
       // a merchant acts on parts holding its SKUs alone: checked first, so a repeat on a closed order is refused as any act is
-      const units = await partsFor(request.user, all);
+      const merchantParts = request.user.role === 'merchant' ? await partsFor(request.user, await orderParts(process, order)) : undefined;
       if (RESERVATION_GIVEN_BACK.has(order.status)) {
         // the first cancel (or the expiry) may have failed between its MySQL commit and Redis: finish
         // giving the stock back, or the deadline job and a repair in between would give it back twice
@@ -317,6 +316,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       if (byTable) {
         if (await cancelByTable(order, actor, why, byTable)) deps.metrics.cancellations.inc({ stage: 'before_payment' });
       } else {
+        const units = merchantParts ?? (await orderParts(process, order));
         const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefundOf(unit.order_id)) })));
         // a part closed by a refund of its own (a child refunded in full) is left as it is
         const parts = open.filter(({ unit, known }) => known || !CLOSED_UNSHIPPED.has(unit.status));
@@ -329,7 +329,13 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         const couponOf = order.coupon_code === null ? undefined : (order.parent_order_id ?? order.order_id);
         // a repeat opens nothing, yet gives the use back if the cancels before it left it used (an order closed part by
         // part before the last part's cancel gave it back); before its refund job is queued again, which makes Redis follow
-        if (couponOf !== undefined && parts.every(({ known }) => known)) await restoreCouponIfNoneLeft(couponOf);
+        if (couponOf !== undefined && parts.every(({ known }) => known)) {
+          // in a transaction of its own, under the order's lock as a cancellation's
+          await deps.db.transaction().execute(async (trx) => {
+            await trx.selectFrom('orders').select('order_id').where('order_id', '=', couponOf).forUpdate().execute();
+            await restoreCouponOnceNoneLeft(trx, couponOf, deps.clock());
+          });
+        }
         const { changed } = await openRefunds(
           parts.map(({ unit }) => ({ unit, refundId: cancelRefundOf(unit.order_id), items: 'rest' as const })),
           { reason: why, restockReason: 'cancel', actor, couponOf },
@@ -339,14 +345,6 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       return deps.orders.findOrder(order.order_id);
     },
   );
-
-  /** In a transaction of its own, under the order's lock as a cancellation's (restoreCouponOnceNoneLeft). */
-  async function restoreCouponIfNoneLeft(orderId: string): Promise<void> {
-    await deps.db.transaction().execute(async (trx) => {
-      await trx.selectFrom('orders').select('order_id').where('order_id', '=', orderId).forUpdate().execute();
-      await restoreCouponOnceNoneLeft(trx, orderId, deps.clock());
-    });
-  }
 
   /** Fires the table's cancel; with `releaseStock` the reservation and the coupon use go back, in the ledger and then in Redis. */
   async function cancelByTable(order: OrderRow, actor: Actor, why: string, rule: TransitionRule): Promise<boolean> {
