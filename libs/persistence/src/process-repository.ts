@@ -315,24 +315,4 @@ export class ProcessRepository {
   static async setBalanceDeadline(trx: Transaction<Database>, orderId: string, deadline: Date): Promise<void> {
     await trx.updateTable('orders').set({ balance_deadline: deadline }).where('order_id', '=', orderId).execute();
   }
-
-  /** In the refund_succeeded transaction: the refund row and the order's refunded amount. */
-  static async recordRefund(trx: Transaction<Database>, order: OrderRow, refund: { refundId: string; amountCents: number; reason: string; at: Date }): Promise<void> {
-    await trx
-      .insertInto('refunds')
-      .values({
-        refund_id: refund.refundId,
-        order_id: order.order_id,
-        kind: 'refund',
-        status: 'SUCCEEDED',
-        version: 1,
-        reason: refund.reason,
-        amount_cents: refund.amountCents,
-        items: '[]',
-        created_at: refund.at,
-        updated_at: refund.at,
-      })
-      .execute();
-    await trx.updateTable('orders').set({ refunded_cents: Number(order.refunded_cents) + refund.amountCents }).where('order_id', '=', order.order_id).execute();
-  }
 }

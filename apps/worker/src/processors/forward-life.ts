@@ -371,7 +371,7 @@ export class ForwardLife {
     const reason = job.data.reason ?? 'refund';
     // what the committing transaction recorded (a repeat records nothing), for the metrics
     let recorded = { refunds: 0, cents: 0 };
-    const record: TransitionRequest['effects'] = async (trx, current) => {
+    const record: TransitionRequest['effects'] = async (trx) => {
       let refundedCents = 0;
       let count = 0;
       for (const refund of refunds) {
@@ -390,7 +390,8 @@ export class ForwardLife {
           count += 1;
         }
       }
-      if (refundedCents > 0) await trx.updateTable('orders').set({ refunded_cents: Number(current.refunded_cents) + refundedCents }).where('order_id', '=', orderId).execute();
+      // added where it stands: a cancel or refund of the order may commit between this job's read and this write
+      if (refundedCents > 0) await trx.updateTable('orders').set((eb) => ({ refunded_cents: eb('refunded_cents', '+', refundedCents) })).where('order_id', '=', orderId).execute();
       recorded = { refunds: count, cents: refundedCents };
     };
     const order = await this.deps.orders.findOrderRow(orderId);
