@@ -2,7 +2,7 @@ import type { Config } from '@orders/config';
 import { createMetrics } from '@orders/metrics';
 import { CatalogRepository, OrderRepository, createDb, migrateDatabase, orderListOptionsOf } from '@orders/persistence';
 import { createOrderQueues } from '@orders/queues';
-import { Inventory, checkoutTimeoutsOf, connectRedis } from '@orders/stock';
+import { Inventory, checkoutTimeoutsOf, connectRedis, logRedisOutages, type ConnectionLog } from '@orders/stock';
 import type { AppDeps } from './app-deps.js';
 
 /**
@@ -10,7 +10,13 @@ import type { AppDeps } from './app-deps.js';
  * while Redis is away, and gives up on an answer after REDIS_COMMAND_TIMEOUT_MS, so a
  * checkout answers 503 rather than hanging.
  */
-export async function connectApi(config: Config, options: { migrate?: boolean } = {}): Promise<AppDeps & { close(): Promise<void> }> {
+export interface ApiConnections extends AppDeps {
+  /** Writes each connection's outages to the api's log (logRedisOutages), once it has one. */
+  logRedisOutages(log: ConnectionLog): void;
+  close(): Promise<void>;
+}
+
+export async function connectApi(config: Config, options: { migrate?: boolean } = {}): Promise<ApiConnections> {
   if (options.migrate) await migrateDatabase(config.MYSQL_URL);
   const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE, config.MYSQL_QUERY_TIMEOUT_MS);
   const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS });
@@ -48,6 +54,11 @@ export async function connectApi(config: Config, options: { migrate?: boolean } 
     catalog: new CatalogRepository(db),
     metrics: createMetrics({ app: 'api' }),
     clock: () => new Date(),
+    logRedisOutages(log) {
+      logRedisOutages(redis, 'stock', log);
+      logRedisOutages(queueConnection, 'queues', log, queues.all);
+      if (stockReturned) logRedisOutages(stockReturned, 'returned-stock', log);
+    },
     async close() {
       await queues.close();
       await db.destroy();

@@ -68,6 +68,7 @@ async function main() {
   const deps = await connectApi(config, { migrate: process.env.MIGRATE_ON_START !== 'false' });
   if (cluster.isWorker) deps.metrics.shareWithCluster();
   const app = await buildApp(deps);
+  deps.logRedisOutages(app.log);
   let closing = false;
   const skipDrainDelay = new AbortController();
   const shutdown = async (signal: NodeJS.Signals) => {

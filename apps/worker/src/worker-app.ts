@@ -3,7 +3,7 @@ import { firstOrderIdAt, statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
 import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, moveToDeadLetter, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
-import { Inventory, checkoutTimeoutsOf, connectRedis, redisMemoryOf, type RedisClient } from '@orders/stock';
+import { Inventory, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
@@ -193,7 +193,6 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
         );
       }
     });
-    worker.on('error', (error) => log.error({ err: error, queue }, 'worker error'));
     // each job's failure counters start at 0 when a worker starts serving the queue: increase()
     // cannot see a series' first sample, so a series born with the first dead letter of a
     // worker's life would never fire JobsDeadLettered
@@ -203,6 +202,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     workers.push(worker);
   }
 
+  logRedisOutages(deps.redis, 'worker', log, [...queues.all, ...workers]);
   metrics.watchRedisMemory(async () => redisMemoryOf(deps.redis));
   metrics.watchQueues(async () =>
     Promise.all(queues.all.map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized') }))),

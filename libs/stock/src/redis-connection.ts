@@ -40,8 +40,47 @@ const UNREACHABLE = [/^Command timed out/, /^Connection is closed/, /^Stream isn
 /** True when Redis is away rather than refusing this command: the request can be asked again shortly. */
 export function isRedisUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes((error as NodeJS.ErrnoException).code ?? '')) return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes((error as NodeJS.ErrnoException).code ?? '')) return true;
   return UNREACHABLE.some((pattern) => pattern.test(error.message));
+}
+
+/** Where a process writes its log lines: pino's and Fastify's loggers. */
+export interface ConnectionLog {
+  warn(details: object, message: string): void;
+  info(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
+/** What else reports a connection's errors: BullMQ's queues and workers on it. */
+export interface ErrorReporter {
+  on(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+/**
+ * One log line when a Redis connection goes away and one when it is back, in the process's
+ * own JSON log. Without a listener ioredis writes an unstructured line to stderr on every
+ * reconnect attempt, and BullMQ a multi-line error per queue: hundreds a minute of an outage,
+ * none of which a log pipeline can parse. An error that is not Redis being away is logged as
+ * it comes. A BullMQ worker's errors come from its own connections to the same Redis: they
+ * count as this connection's.
+ */
+export function logRedisOutages(redis: RedisClient, connection: string, log: ConnectionLog, alsoReportedBy: ErrorReporter[] = []): void {
+  let away = false;
+  let errorsWhileAway = 0;
+  const report = (error: Error) => {
+    if (!isRedisUnavailable(error)) return log.error({ err: error, connection }, 'Redis or queue error');
+    if (away) return void errorsWhileAway++;
+    away = true;
+    errorsWhileAway = 0;
+    log.warn({ err: error, connection }, 'Redis connection lost: reconnecting');
+  };
+  redis.on('error', report);
+  for (const reporter of alsoReportedBy) reporter.on('error', report);
+  redis.on('ready', () => {
+    if (!away) return;
+    away = false;
+    log.info({ connection, errorsWhileAway }, 'Redis connection back');
+  });
 }
 
 /** Every master of the client: a SCAN or a flush sees one node's keys only, so it runs on each. */
