@@ -20,7 +20,14 @@ export async function connectApi(config: Config, options: { migrate?: boolean } 
   if (options.migrate) await migrateDatabase(config.MYSQL_URL);
   const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE, config.MYSQL_QUERY_TIMEOUT_MS);
   const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS });
-  await redis.connect();
+  // ioredis' connect() says only "Connection is closed." of a server it never reached; its error event says why
+  let unreachable: Error | undefined;
+  const noteWhy = (error: Error) => (unreachable ??= error);
+  redis.on('error', noteWhy);
+  await redis.connect().catch((error: unknown) => {
+    throw new Error(`Redis is not reachable (${(unreachable ?? (error as Error)).message}): start it, or set REDIS_URL (REDIS_CLUSTER_NODES for a cluster)`, { cause: error });
+  });
+  redis.off('error', noteWhy);
   // BullMQ defines its scripts (about 60) on the connection it is given, and ioredis copies
   // every script defined on a connection onto each pipeline made from it: the intake makes
   // one per event-loop turn, 32 µs on a shared connection against 5 on one of its own

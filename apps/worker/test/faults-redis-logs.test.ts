@@ -73,3 +73,17 @@ describe('the api and a worker while Redis is away (a TCP proxy that resets and 
     expect((await api.request('GET', '/health/ready')).status).toBe(200);
   });
 });
+
+describe('the api started while Redis is away', () => {
+  it('exits 1 with one line that says Redis is not reachable and why', { timeout: 30_000 }, async () => {
+    const env = await createTestEnv('faults_redis_logs_start');
+    try {
+      const api = spawnApp('api', { ...env.env, REDIS_URL: `redis://127.0.0.1:${await freePort()}`, PORT: String(await freePort()) });
+      expect(api.child.exitCode ?? (await new Promise((resolve) => api.child.once('exit', resolve)))).toBe(1);
+      expect(api.output().trim()).toMatch(/^api could not start: Redis is not reachable \(connect ECONNREFUSED 127\.0\.0\.1:\d+\): start it, or set REDIS_URL/);
+      expect(api.output().trim().split('\n')).toHaveLength(1);
+    } finally {
+      await env.cleanup();
+    }
+  });
+});
