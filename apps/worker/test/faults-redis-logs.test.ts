@@ -36,7 +36,7 @@ describe('the api and a worker while Redis is away (a TCP proxy that resets and 
     const throughProxy = { ...env.env, REDIS_URL: `redis://127.0.0.1:${proxy.port}` };
     api = await startApiProcess(throughProxy);
     worker = spawnApp('worker', { ...throughProxy, WORKER_METRICS_PORT: String(await freePort()) });
-    await waitFor(() => said(worker.output(), 'worker started').length > 0, { what: 'the worker to start', timeoutMs: 45_000, explain: async () => worker.output().slice(-500) });
+    await waitFor(async () => said(worker.output(), 'worker started').length > 0, { what: 'the worker to start', timeoutMs: 45_000, explain: async () => worker.output().slice(-500) });
   });
 
   afterAll(async () => {
@@ -53,7 +53,7 @@ describe('the api and a worker while Redis is away (a TCP proxy that resets and 
     // several reconnect attempts of every connection: ioredis retries within 50 ms, then every 2 s at most
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     await proxy.restore();
-    await waitFor(() => said(api.process.output().slice(apiBefore), 'Redis connection back').length >= 2 && said(worker.output().slice(workerBefore), 'Redis connection back').length >= 1, {
+    await waitFor(async () => said(api.process.output().slice(apiBefore), 'Redis connection back').length >= 2 && said(worker.output().slice(workerBefore), 'Redis connection back').length >= 1, {
       what: 'the api and the worker to say Redis is back',
       timeoutMs: 20_000,
       explain: async () => `api: ${api.process.output().slice(apiBefore).slice(-1500)}\nworker: ${worker.output().slice(workerBefore).slice(-1500)}`,
