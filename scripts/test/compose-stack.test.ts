@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -122,6 +122,39 @@ describe('docker compose: the whole stack with one command', () => {
     // CREATE USER IF NOT EXISTS alone keeps the first password for ever: a changed GRAFANA_MYSQL_PASSWORD would lock Grafana out
     expect(script).toContain(`ALTER USER 'grafana'@'%' IDENTIFIED BY '$$GRAFANA_PASSWORD'`);
     expect(services['mysql-grafana-user']!.environment!.GRAFANA_PASSWORD).toBe(services.grafana!.environment!.GF_ORDERS_MYSQL_PASSWORD);
+  });
+
+  it("gives Grafana's MySQL user SELECT on the tables its dashboards read and nothing more: every visitor is a Viewer, who can send it any SQL", () => {
+    const dashboardsDir = path.join(root, 'config/grafana/dashboards');
+    const rawSql: string[] = [];
+    for (const file of readdirSync(dashboardsDir).filter((name) => name.endsWith('.json'))) {
+      JSON.parse(readFileSync(path.join(dashboardsDir, file), 'utf8'), (key, value: unknown) => {
+        if (key === 'rawSql') rawSql.push(String(value));
+        return value;
+      });
+    }
+    const readByDashboards = new Set(rawSql.flatMap((query) => [...query.matchAll(/\b(?:FROM|JOIN)\s+(\w+)/gi)].map(([, table]) => table!)));
+    expect(readByDashboards.size).toBeGreaterThan(0);
+    expect(services.grafana!.environment!.GF_AUTH_ANONYMOUS_ORG_ROLE).toBe('Viewer');
+
+    const script = services['mysql-grafana-user']!.entrypoint!.join(' ');
+    const statements = script.split(';').map((statement) => statement.trim());
+    const grants = statements.filter((statement) => /^GRANT /i.test(statement));
+    // each grant SELECT on one table of the orders database: not orders.*, which holds the buyers' orders and addresses
+    for (const grant of grants) expect(grant).toMatch(/^GRANT SELECT ON orders\.\w+ TO 'grafana'@'%'$/);
+    expect(new Set(grants.map((grant) => /^GRANT SELECT ON orders\.(\w+)/.exec(grant)![1]))).toEqual(readByDashboards);
+    // and a user an earlier `up` granted more loses it, before the grants
+    const revoke = statements.findIndex((statement) => statement === "REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'grafana'@'%'");
+    expect(revoke).toBeGreaterThanOrEqual(0);
+    expect(revoke).toBeLessThan(statements.indexOf(grants[0]!));
+  });
+
+  it('starts Prometheus and Grafana whatever the order system does: they report it when it does not start', () => {
+    const needs = (name: string): string[] => Object.keys(services[name]!.depends_on ?? {}).flatMap((dependency) => [dependency, ...needs(dependency)]);
+    for (const name of ['prometheus', 'grafana']) {
+      // MySQL away at `up` keeps the api, the workers and Grafana's MySQL user from starting: NoApiRunning and WorkerStageDown must still fire
+      expect(needs(name).filter((dependency) => dependency !== 'prometheus'), name).toEqual([]);
+    }
   });
 
   it('publishes the ports an operator opens: api per replica, Prometheus, Grafana', () => {

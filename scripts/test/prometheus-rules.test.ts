@@ -49,6 +49,8 @@ describe('Prometheus configuration and alert rules', () => {
         'RequestBudgetsUnchecked',
         'StrandedOrdersRecovered',
         'AcceptedOrdersLost',
+        'OrdersNotPersisted',
+        'StockCountersDrift',
       ]),
     );
   });
