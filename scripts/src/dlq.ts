@@ -3,9 +3,26 @@ import { QUEUE, createOrderQueues, defaultJobOptions, ordersCarriedBy, type Dead
 import { connectRedis, type RedisClient } from '@orders/stock';
 import { Queue, type Job } from 'bullmq';
 import { checkServices } from './preflight.js';
-import { runCommand } from './run-command.js';
+import { UsageError, runCommand } from './run-command.js';
 
-const USAGE = 'usage: npm run dlq -- list | replay <id> | replay-all';
+const USAGE = `usage: npm run dlq -- list | replay <id> | replay-all
+  list          the dead letters, oldest first: where each failed, the orders it carries and why
+  replay <id>   puts one dead letter's job back where it failed (list shows the ids)
+  replay-all    puts every dead letter's job back where it failed`;
+
+type DeadLetterCommand = { command: 'list' | 'replay-all' } | { command: 'replay'; id: string };
+
+function deadLetterCommand(args: readonly string[]): DeadLetterCommand {
+  const [command, ...rest] = args;
+  if (command === 'replay') {
+    if (rest.length === 0) throw new UsageError('replay needs the id of a dead letter (npm run dlq -- list shows them)');
+    if (rest.length > 1) throw new UsageError(`replay takes one id, not ${rest.join(' ')}`);
+    return { command, id: rest[0]! };
+  }
+  if (command !== 'list' && command !== 'replay-all') throw new UsageError(command === undefined ? 'a command is needed' : `unknown command: ${command}`);
+  if (rest.length > 0) throw new UsageError(`${command} takes no arguments, not ${rest.join(' ')}`);
+  return { command };
+}
 
 /** What a dead letter was about, in the shop's words: the order it carried, or how many. */
 function subject(data: unknown): string {
@@ -70,11 +87,7 @@ async function replay(letter: Job<DeadLetterJob>, connection: RedisClient, confi
 }
 
 /** npm run dlq -- list | replay <id> | replay-all */
-runCommand(async () => {
-  const [command, id] = process.argv.slice(2);
-  if (command !== 'list' && command !== 'replay' && command !== 'replay-all') throw new Error(USAGE);
-  if (command === 'replay' && !id) throw new Error(`replay needs the id of a dead letter (npm run dlq -- list shows them)\n${USAGE}`);
-
+runCommand({ usage: USAGE, parse: deadLetterCommand }, async (asked) => {
   const config = loadConfig();
   await checkServices(config, { redis: true });
   // an operator command fails at once when Redis is away rather than waiting for it
@@ -84,11 +97,11 @@ runCommand(async () => {
   try {
     // no worker serves the dead-letter queue: every letter waits there until replayed
     const letters = (await queues.deadLetter.getJobs(['waiting'], 0, -1, true)) as Job<DeadLetterJob>[];
-    if (command === 'list') {
+    if (asked.command === 'list') {
       printDeadLetters(letters);
-    } else if (command === 'replay') {
-      const letter = letters.find((candidate) => candidate.id === id);
-      if (!letter) throw new Error(`there is no dead letter with id ${id} (npm run dlq -- list shows them)`);
+    } else if (asked.command === 'replay') {
+      const letter = letters.find((candidate) => candidate.id === asked.id);
+      if (!letter) throw new Error(`there is no dead letter with id ${asked.id} (npm run dlq -- list shows them)`);
       console.log(`replayed ${await replay(letter, connection, config)}`);
     } else {
       for (const letter of letters) console.log(`replayed ${await replay(letter, connection, config)}`);

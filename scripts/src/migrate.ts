@@ -3,7 +3,10 @@ import { createDb, migrateToLatest } from '@orders/persistence';
 import { checkServices } from './preflight.js';
 import { runCommand } from './run-command.js';
 
-runCommand(async () => {
+const USAGE = `usage: npm run migrate
+Creates the MySQL database when it is missing and applies the migrations it has not had yet.`;
+
+runCommand({ usage: USAGE }, async () => {
   const config = loadConfig();
   // migrations touch MySQL alone: a Redis still starting does not hold them up
   await checkServices(config, { mysql: 'create-database' });

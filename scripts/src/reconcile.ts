@@ -4,9 +4,12 @@ import { Inventory, checkoutTimeoutsOf, connectRedis } from '@orders/stock';
 import { StockReconciler, type ReconcileReport } from '@orders/worker';
 import { pino } from 'pino';
 import { checkServices } from './preflight.js';
-import { runCommand } from './run-command.js';
+import { refuseArguments, runCommand } from './run-command.js';
 
-const USAGE = 'usage: npm run reconcile [-- --repair]';
+const USAGE = `usage: npm run reconcile [-- --repair]
+Compares the stock counters in Redis with the MySQL stock ledger and prints the drift.
+  --repair   moves the Redis counters to the ledger (and publishes coupons from MySQL)
+Exits 0 when all is clear, 1 when it could not check, 2 when drift or an oversold SKU is left.`;
 /**
  * Drift found and left as it is, units a repair could not take back, or an oversold SKU: a
  * cron job or a runbook step can tell it from "all clear" (0) and "could not check" (1).
@@ -49,11 +52,13 @@ function printReport(report: ReconcileReport, repair: boolean): void {
   }
 }
 
+function repairAsked(args: readonly string[]): boolean {
+  refuseArguments(args.filter((arg) => arg !== '--repair'));
+  return args.length > 0;
+}
+
 /** npm run reconcile [-- --repair]: compares Redis stock with the MySQL ledger; repairs Redis only when asked. */
-runCommand(async () => {
-  const args = process.argv.slice(2);
-  if (args.some((arg) => arg !== '--repair')) throw new Error(USAGE);
-  const repair = args.includes('--repair');
+runCommand({ usage: USAGE, parse: repairAsked }, async (repair) => {
   const config = loadConfig();
   await checkServices(config, { mysql: 'existing-database', redis: true });
   // an operator command fails at once when Redis is away rather than waiting for it

@@ -3,7 +3,13 @@ import { seedDemoCatalog } from './demo-catalog.js';
 import { checkServices } from './preflight.js';
 import { runCommand } from './run-command.js';
 
-runCommand(async () => {
+const USAGE = `usage: npm run seed
+Loads the demo shop into MySQL and Redis (creating the database and migrating it when needed):
+its SKUs, a promotion and a coupon open to every buyer for a year (DEMO-SPEND-100, WELCOME15),
+and the demo buyer as a gold member. What exists already is left as it is.
+For a demo or test shop only: never run it against a shop that sells.`;
+
+runCommand({ usage: USAGE }, async () => {
   const config = loadConfig();
   await checkServices(config);
   const created = await seedDemoCatalog(config);

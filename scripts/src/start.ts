@@ -18,7 +18,42 @@ const APPS = ['payment-sim', 'warehouse-sim', 'api', 'worker'];
 const fromSource = import.meta.url.endsWith('.ts');
 const entryOf = (app: string) => (fromSource ? [...process.execArgv, `apps/${app}/src/main.ts`] : [`apps/${app}/dist/main.js`]);
 
-runCommand(async () => {
+const USAGE = `usage: npm start
+Runs the whole system on this machine: checks MySQL and Redis, migrates the database and seeds
+the demo shop (as npm run seed does), starts the payment and warehouse simulators, the api and
+a worker, and prints the URL and demo tokens once the api is ready. Stop with Ctrl-C.`;
+
+/** How long one readiness probe may take: an api whose MySQL hangs may not answer at all. */
+const PROBE_TIMEOUT_MS = 2_000;
+const PROBE_INTERVAL_MS = 200;
+
+/** What /health/ready last said, or why it did not answer; null once it answered 200. */
+async function notReadyBecause(url: string): Promise<string | null> {
+  try {
+    const response = await fetch(`${url}/health/ready`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+    return response.ok ? null : `it answered ${response.status} ${await response.text()}`;
+  } catch (error) {
+    // fetch's own message is "fetch failed"; its cause says why (ECONNREFUSED: nothing listens yet)
+    const { message, cause } = error as Error & { cause?: { code?: string } };
+    return `it did not answer (${cause?.code ?? message})`;
+  }
+}
+
+function printBanner(url: string, peerUrls: { PAYMENT_URL: string; WAREHOUSE_URL: string }, secret: string): void {
+  console.log(`
+Order system running at ${url}   (API docs: ${url}/docs, metrics: ${url}/metrics)
+Console for merchants and operators: ${url}/console (sign in with the merchant or admin token below)
+Simulators: payment ${peerUrls.PAYMENT_URL}, warehouse ${peerUrls.WAREHOUSE_URL} (faults: PUT /__admin/faults)
+Demo tokens (24 h; more with: npm run token -- <buyer|merchant|admin> <id>):
+  buyer    ${issueToken(secret, DEMO_BUYER, 'buyer')}
+  merchant ${issueToken(secret, 'shop', 'merchant')}
+  admin    ${issueToken(secret, 'ops', 'admin')}
+Try: curl -X POST ${url}/v1/orders -H "authorization: Bearer <buyer token>" -H "idempotency-key: demo-1" \\
+  -H "content-type: application/json" -d '{"items":[{"skuId":"PHONE-X-FLASH","qty":1}],"address":{"name":"Ada","phone":"+44 20 7946 0000","line1":"1 Sale St","city":"London","postalCode":"N1 9GU","country":"GB"}}'
+Stop with Ctrl-C.`);
+}
+
+runCommand({ usage: USAGE }, async () => {
   const config = loadConfig();
   await checkServices(config);
   const created = await seedDemoCatalog(config);
@@ -42,6 +77,9 @@ runCommand(async () => {
       process.exit(code),
     );
   };
+  // before the first app starts: a signal that came while they start would end this process alone, and leave them running
+  process.on('SIGINT', () => stopAll(0));
+  process.on('SIGTERM', () => stopAll(0));
   for (const app of APPS) {
     const child = spawn(process.execPath, entryOf(app), {
       cwd: root,
@@ -57,25 +95,19 @@ runCommand(async () => {
     });
     children.push(child);
   }
-  process.on('SIGINT', () => stopAll(0));
-  process.on('SIGTERM', () => stopAll(0));
 
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const ready = await fetch(`${url}/health/ready`).then((r) => r.ok, () => false);
-    if (ready) break;
-    await new Promise((resolve) => setTimeout(resolve, 200));
+  const givesUpAt = Date.now() + config.START_READY_TIMEOUT_MS;
+  let notReady = await notReadyBecause(url);
+  while (notReady !== null && !stopping && Date.now() < givesUpAt) {
+    await new Promise((resolve) => setTimeout(resolve, PROBE_INTERVAL_MS));
+    notReady = await notReadyBecause(url);
   }
-  const secret = config.AUTH_JWT_SECRET;
-  console.log(`
-Order system running at ${url}   (API docs: ${url}/docs, metrics: ${url}/metrics)
-Console for merchants and operators: ${url}/console (sign in with the merchant or admin token below)
-Simulators: payment ${peerUrls.PAYMENT_URL}, warehouse ${peerUrls.WAREHOUSE_URL} (faults: PUT /__admin/faults)
-Demo tokens (24 h; more with: npm run token -- <buyer|merchant|admin> <id>):
-  buyer    ${issueToken(secret, DEMO_BUYER, 'buyer')}
-  merchant ${issueToken(secret, 'shop', 'merchant')}
-  admin    ${issueToken(secret, 'ops', 'admin')}
-Try: curl -X POST ${url}/v1/orders -H "authorization: Bearer <buyer token>" -H "idempotency-key: demo-1" \\
-  -H "content-type: application/json" -d '{"items":[{"skuId":"PHONE-X-FLASH","qty":1}],"address":{"name":"Ada","phone":"+44 20 7946 0000","line1":"1 Sale St","city":"London","postalCode":"N1 9GU","country":"GB"}}'
-Stop with Ctrl-C.`);
+  // an app that exited meanwhile said so, and stopAll is taking the others down: no banner then
+  if (!stopping && notReady === null) {
+    printBanner(url, peerUrls, config.AUTH_JWT_SECRET);
+  } else if (!stopping) {
+    console.error(`The api did not become ready within ${config.START_READY_TIMEOUT_MS / 1000} s at ${url}/health/ready: ${notReady}. Stopping everything started.`);
+    stopAll(1);
+  }
   await new Promise(() => {});
 });

@@ -155,7 +155,7 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
     spentByRoute: { applies: isCheckout, alongside: (userId) => velocity?.counterOf(userId) ?? null },
   });
 
-  const queueDepth = new QueueDepthSampler(deps.inventory).start();
+  const queueDepth = new QueueDepthSampler(deps.inventory, deps.metrics.ordersAwaitingMysql).start();
   app.addHook('onClose', async () => queueDepth.stop());
   deps.metrics.watchQueues(async () =>
     Promise.all(deps.queues.all.map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized') }))),

@@ -53,16 +53,31 @@ export function connectWorker(config: Config, log: Logger): WorkerDeps {
   };
 }
 
-/** Wraps a processor with the per-queue metrics every operator dashboard reads. */
+/**
+ * Wraps a processor with the per-queue metrics every operator dashboard reads. A run that
+ * puts its job back in the delayed set (DelayedError: waiting out an outage of MySQL or an
+ * external system, or a timer not yet due) did no work: it is not a job processed, or a
+ * dashboard would show hundreds of jobs a second while nothing is written.
+ *
+ * The wait is how long a job sat ready before its first start. A later start is a retry, a
+ * re-run after such a delay or after a crash: BullMQ keeps the job's first timestamp and
+ * stores the latest delay relative to whenever it was set, so `timestamp + delay` would
+ * read the job's whole age as queue lag.
+ */
 function measured<T>(metrics: OrderMetrics, queue: string, processor: Processor<T>): Processor<T> {
   return async (job, token, signal) => {
-    const readyAt = job.timestamp + (job.delay ?? 0);
-    metrics.jobWait.observe({ queue, name: job.name }, Math.max(0, Date.now() - readyAt) / 1000);
+    if (job.attemptsStarted <= 1) {
+      const readyAt = job.timestamp + (job.opts.delay ?? 0);
+      metrics.jobWait.observe({ queue, name: job.name }, Math.max(0, Date.now() - readyAt) / 1000);
+    }
     const stop = metrics.jobDuration.startTimer({ queue, name: job.name });
     try {
-      return await processor(job, token, signal);
-    } finally {
+      const result = await processor(job, token, signal);
       stop();
+      return result;
+    } catch (error) {
+      if (!(error instanceof DelayedError)) stop();
+      throw error;
     }
   };
 }

@@ -185,6 +185,8 @@ const schema = {
   SHUTDOWN_GRACE_MS: MS,
   /** on SIGTERM, how long the api answers readiness with 503, still serving, before it stops taking requests: the load balancer's time to take it out */
   SHUTDOWN_DRAIN_DELAY_MS: MS,
+  /** how long `npm start` waits for the api to answer /health/ready before it stops what it started and fails */
+  START_READY_TIMEOUT_MS: POSITIVE_MS,
   PAYMENT_URL: url(['http:', 'https:']),
   WAREHOUSE_URL: url(['http:', 'https:']),
   PAYMENT_SIM_PORT: PORT,

@@ -152,16 +152,23 @@ export function createMetrics(labels: { app: string }) {
         }
       },
     }),
+    ordersAwaitingMysql: new Gauge({
+      name: 'orders_awaiting_mysql',
+      help: 'Orders accepted (answered 202) and not yet written to MySQL, as the api last sampled them: the backlog it sheds checkouts by (503 OVERLOADED at QUEUE_HIGH_WATER_MARK). One job carries up to ORDERS_PER_JOB of them',
+      registers: [registry],
+      // every api process samples the same Redis: the instance's backlog is one sample, not their sum
+      aggregator: 'max',
+    }),
     jobDuration: new Histogram({
       name: 'job_duration_seconds',
-      help: 'Time a worker spent processing a job',
+      help: 'Time a worker spent on a job run that completed or failed; a run that put its job back to wait out an outage (of MySQL or an external system) or a timer is not counted',
       labelNames: ['queue', 'name'] as const,
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
     jobWait: new Histogram({
       name: 'job_wait_seconds',
-      help: 'Time from when a job became ready until a worker started it (queue lag)',
+      help: 'Time from when a job became ready until a worker first started it (queue lag); retries and re-runs are not counted again',
       labelNames: ['queue', 'name'] as const,
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
       registers: [registry],
