@@ -29,6 +29,7 @@ export default defineConfig({
       'apps/worker/test/payment-deadline.test.ts',
       'apps/worker/test/address-change.test.ts',
       'apps/worker/test/stock-buckets.test.ts',
+      'apps/worker/test/buyer-rules-across-buckets.test.ts',
       'apps/worker/test/refunds-across-payments.test.ts',
       'apps/worker/test/payment-breaker.test.ts',
       'apps/worker/test/refund-breaker.test.ts',

@@ -21,6 +21,7 @@ const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ?
 function printReport(report: ReconcileReport, repair: boolean): void {
   console.log(`${plural(report.checkedSkus, 'SKU')} checked; ${report.ordersInFlight} accepted order(s) not yet in MySQL counted as in flight.`);
   if (report.unitsRebalanced > 0) console.log(`${report.unitsRebalanced} unit(s) moved between the buckets of SKUs split into buckets.`);
+  if (report.reservationsRestored > 0) console.log(`${plural(report.reservationsRestored, 'open order')}' reservation records lost by Redis put back from MySQL, so their expiry, cancel or payment moves their units.`);
   if (report.ordersFinished > 0) console.log(`${plural(report.ordersFinished, 'order')} released, committed or restocked in the ledger finished in Redis too.`);
   if (repair) console.log(`${plural(report.couponsPublished, 'coupon')} not yet ended published to Redis from MySQL; ${report.couponUsesRestored} buyer(s)' coupon uses counted again.`);
   for (const { skuId, available } of report.oversold) {

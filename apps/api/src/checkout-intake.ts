@@ -8,7 +8,8 @@ import { dependencyUnavailable, overloaded, rateLimited } from './problems.js';
 
 export interface CheckoutBody {
   items: OrderLineRequest[];
-  address: Address;
+  /** absent for a cart of virtual SKUs alone: nothing ships (the stock script refuses any other cart without one) */
+  address?: Address;
   couponCode?: string;
   orderType?: OrderType;
 }
@@ -90,7 +91,7 @@ export class CheckoutIntake {
       ordersPerJob?: number;
       /** The risk control's block lists, looked at before any reservation (its velocity rule is a counter of `checkout`'s). */
       risk?: RiskPolicy;
-      /** Refills an empty bucket of a SKU split into buckets from the others, after an OUT_OF_STOCK from it. */
+      /** Refills a bucket of a SKU split into buckets from the others, after an OUT_OF_STOCK from it. */
       rebalancer?: Pick<StockRebalancer, 'request'>;
     },
   ) {
@@ -105,7 +106,7 @@ export class CheckoutIntake {
    */
   async checkout(userId: string, idempotencyKey: string, body: CheckoutBody, deviceId: string | null = null, counters: CheckoutCounters | null = null): Promise<Reservation> {
     const { inventory, metrics } = this.deps;
-    if (this.deps.queueDepth.current() >= this.deps.highWaterMark && !(await this.retriedAccepted(userId, idempotencyKey, body))) {
+    if (this.deps.queueDepth.current() >= this.deps.highWaterMark && !(await this.retriedAccepted(userId, idempotencyKey))) {
       this.countRefusal('overloaded', counters);
       throw overloaded(2);
     }
@@ -121,7 +122,7 @@ export class CheckoutIntake {
         bodyHash: hash('sha256', canonicalJson(body), 'base64url'),
         requestedType: body.orderType ?? null,
         items: mergeOrderLines(body.items),
-        payload: { address: body.address, couponCode: body.couponCode ?? null },
+        payload: { address: body.address ?? null, couponCode: body.couponCode ?? null },
         now,
         counters,
       });
@@ -132,7 +133,7 @@ export class CheckoutIntake {
       }
       if (error instanceof DomainError) {
         if (error instanceof CheckoutRefused) this.deps.log.warn({ userId, deviceId, reason: error.reason }, 'checkout refused by risk control');
-        if (error instanceof OutOfStock) this.deps.rebalancer?.request(error.skuId, userId);
+        if (error instanceof OutOfStock) this.deps.rebalancer?.request(error.skuId, userId, mergeOrderLines(body.items).find((line) => line.skuId === error.skuId)?.qty ?? 1);
         // a buyer's refusal is never `error`: that outcome pages an operator (CheckoutErrors)
         this.countRefusal(OUTCOME_OF_CODE[error.code] ?? 'invalid', counters);
         throw error;
@@ -174,10 +175,10 @@ export class CheckoutIntake {
   /**
    * A retry of a checkout already accepted is answered while the api sheds load: it adds
    * nothing to the backlog, and its buyer learns the order they must pay before its
-   * deadline. Any doubt (Redis away, a bucketed SKU named alone) sheds it like the others.
+   * deadline. Any doubt (Redis away) sheds it like the others.
    */
-  private async retriedAccepted(userId: string, idempotencyKey: string, body: CheckoutBody): Promise<boolean> {
-    return this.deps.inventory.checkoutRecorded(userId, idempotencyKey, body.items).catch(() => false);
+  private async retriedAccepted(userId: string, idempotencyKey: string): Promise<boolean> {
+    return this.deps.inventory.checkoutRecorded(userId, idempotencyKey).catch(() => false);
   }
 
   private refuseIfBlocked(userId: string, deviceId: string | null): void {

@@ -1,5 +1,5 @@
 import { IllegalTransition, StaleOrderVersion } from '@orders/domain';
-import { ProcessRepository, paymentDetail, type OrderRow, type PaymentRow } from '@orders/persistence';
+import { ProcessRepository, paymentDetail, retryTransaction, type OrderRow, type PaymentRow } from '@orders/persistence';
 import { enqueueLatePaymentRefund } from '@orders/queues';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AppDeps } from './app-deps.js';
@@ -21,36 +21,37 @@ export async function applyPaymentTaken(deps: AppDeps, order: OrderRow, payment:
   const payments = new ProcessRepository(deps.db);
   const action = ProcessRepository.paymentActionOf(payment.purpose);
   const outcome = { status: 'SUCCEEDED', transactionId: taken.transactionId, at: taken.paidAt } as const;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const { order: paid, fired } = await deps.orders.applyTransition({
-        orderId: order.order_id,
-        action,
-        actor: 'payment',
-        at: deps.clock(),
-        detail: paymentDetail(payment.payment_id, taken.transactionId),
-        effects: async (trx, _current, transition) => {
-          const settled = await ProcessRepository.settlePayment(trx, payment.payment_id, outcome);
-          if (!settled) throw new AlreadyApplied();
-          if (transition.effects.includes('scheduleBalanceDeadline')) {
-            await ProcessRepository.setBalanceDeadline(trx, order.order_id, new Date(deps.clock().getTime() + deps.config.PRESALE_BALANCE_TIMEOUT_MS));
-          }
-        },
-      });
-      deps.metrics.transitions.inc({ type: paid.type, from: fired.from, to: fired.to, action: fired.action });
-      await followUp(deps, paid, fired.effects);
-      return { changed: true, status: paid.status };
-    } catch (error) {
-      if (error instanceof StaleOrderVersion && attempt < 5) continue;
-      if (error instanceof AlreadyApplied) return { changed: false, status: (await deps.orders.findOrderRow(order.order_id))?.status ?? order.status };
-      if (!(error instanceof IllegalTransition)) throw error;
-      const now = await payments.findPayment(payment.payment_id);
-      const current = await deps.orders.findOrderRow(order.order_id);
-      if (now?.status === 'SUCCEEDED') return { changed: false, status: current?.status ?? order.status };
-      log.warn({ orderId: order.order_id, paymentId: payment.payment_id, status: current?.status }, 'payment for an order that can no longer be paid: refunding');
-      await deps.db.transaction().execute((trx) => ProcessRepository.settlePayment(trx, payment.payment_id, outcome));
-      await enqueueLatePaymentRefund(deps.queues, { orderId: order.order_id, paymentId: payment.payment_id });
-      return { changed: false, status: current?.status ?? order.status };
-    }
+  try {
+    const { order: paid, fired } = await retryTransaction(
+      () =>
+        deps.orders.applyTransition({
+          orderId: order.order_id,
+          action,
+          actor: 'payment',
+          at: deps.clock(),
+          detail: paymentDetail(payment.payment_id, taken.transactionId),
+          effects: async (trx, _current, transition) => {
+            const settled = await ProcessRepository.settlePayment(trx, payment.payment_id, outcome);
+            if (!settled) throw new AlreadyApplied();
+            if (transition.effects.includes('scheduleBalanceDeadline')) {
+              await ProcessRepository.setBalanceDeadline(trx, order.order_id, new Date(deps.clock().getTime() + deps.config.PRESALE_BALANCE_TIMEOUT_MS));
+            }
+          },
+        }),
+      { alsoAfter: (error) => error instanceof StaleOrderVersion },
+    );
+    deps.metrics.transitions.inc({ type: paid.type, from: fired.from, to: fired.to, action: fired.action });
+    await followUp(deps, paid, fired.effects);
+    return { changed: true, status: paid.status };
+  } catch (error) {
+    if (error instanceof AlreadyApplied) return { changed: false, status: (await deps.orders.findOrderRow(order.order_id))?.status ?? order.status };
+    if (!(error instanceof IllegalTransition)) throw error;
+    const now = await payments.findPayment(payment.payment_id);
+    const current = await deps.orders.findOrderRow(order.order_id);
+    if (now?.status === 'SUCCEEDED') return { changed: false, status: current?.status ?? order.status };
+    log.warn({ orderId: order.order_id, paymentId: payment.payment_id, status: current?.status }, 'payment for an order that can no longer be paid: refunding');
+    await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.settlePayment(trx, payment.payment_id, outcome)));
+    await enqueueLatePaymentRefund(deps.queues, { orderId: order.order_id, paymentId: payment.payment_id });
+    return { changed: false, status: current?.status ?? order.status };
   }
 }

@@ -2,9 +2,17 @@ import { ORDER_TYPES, SKU_ORDER_TYPES, stateMachineFor } from '@orders/domain';
 
 /** JSON schemas of API.md's bodies and answers; they validate input and document /docs/json. */
 
-/** The status and type filters of the order lists: a name no order type has is a typo, answered 400, not an empty list. */
+/**
+ * The status and type filters of the order lists: a name no order type has is a typo, answered
+ * 400, not an empty list. So is ACCEPTED: the lists read MySQL, and an order leaves ACCEPTED as
+ * it is written there, so that filter could only ever answer an empty list.
+ */
 export const orderFilterProperties = {
-  status: { type: 'string', enum: [...new Set(ORDER_TYPES.flatMap((type) => stateMachineFor(type).states()))].sort() },
+  status: {
+    type: 'string',
+    enum: [...new Set(ORDER_TYPES.flatMap((type) => stateMachineFor(type).states()))].filter((status) => status !== 'ACCEPTED').sort(),
+    description: 'any status but ACCEPTED: an order still in the queue is not listed until it is persisted (read it with GET /v1/orders/{orderId})',
+  },
   type: { type: 'string', enum: [...ORDER_TYPES] },
 } as const;
 
@@ -23,6 +31,9 @@ export const problemSchema = {
 } as const;
 
 export const problemRef = { $ref: 'Problem#' } as const;
+
+/** The body of an action that takes no fields: none, or `{}`; any field is unknown and refused (400, API.md). */
+export const noFieldsBody = { type: ['object', 'null'], additionalProperties: false, properties: {} } as const;
 
 const text = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength }) as const;
 const skuId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const;
@@ -105,10 +116,14 @@ export function checkoutBodySchema(limits: LineLimits) {
   return {
     type: 'object',
     additionalProperties: false,
-    required: ['items', 'address'],
+    required: ['items'],
     properties: {
       items: orderLinesSchema(limits, ['skuId', 'qty'], { skuId }),
-      address: addressSchema,
+      address: {
+        ...addressSchema,
+        description:
+          "where the order ships: required (400 VALIDATION_FAILED without it) unless the cart makes an order that ships nothing (virtual SKUs alone); a virtual order keeps the one given",
+      },
       couponCode: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
       orderType: {
         type: 'string',
@@ -182,7 +197,7 @@ export const orderSchema = {
       },
     },
     amounts: amountsSchema,
-    address: { type: 'object', additionalProperties: { type: 'string' } },
+    address: { type: ['object', 'null'], additionalProperties: { type: 'string' }, description: 'null for a virtual order placed without one: it ships nothing' },
     couponCode: { type: ['string', 'null'] },
     benefits: {
       type: ['object', 'null'],

@@ -37,6 +37,9 @@ describe('bad input never reserves stock and never answers 500', () => {
 
   const cases: Array<[string, { body?: unknown; token?: () => string | undefined; authorization?: () => string; key?: string | null; raw?: string }, number, string]> = [
     ['a missing address', { body: { items: valid.items } }, 400, 'VALIDATION_FAILED'],
+    // only a cart of virtual SKUs alone ships nothing, and is bought without one
+    ['a missing address for a presale cart', { body: { items: [{ skuId: 'PRE-LAMP', qty: 1 }] } }, 400, 'VALIDATION_FAILED'],
+    ['a missing address for a standard cart asked to make a virtual order', { body: { items: valid.items, orderType: 'virtual' } }, 400, 'VALIDATION_FAILED'],
     ['no items', { body: { items: [], address: buyerAddress } }, 400, 'VALIDATION_FAILED'],
     ['a quantity as a string', { body: { items: [{ skuId: 'MUG', qty: '1' }], address: buyerAddress } }, 400, 'VALIDATION_FAILED'],
     ['a negative quantity', { body: { items: [{ skuId: 'MUG', qty: -1 }], address: buyerAddress } }, 400, 'VALIDATION_FAILED'],
@@ -85,6 +88,7 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect(response.body).toMatchObject({ status, code, title: expect.any(String), detail: expect.any(String), type: expect.stringContaining('problem') });
     // a field the api does not take is named
     if (_name === 'an unknown top-level field') expect(response.body.detail).toBe('body must NOT have additional properties (discount)');
+    if (_name.startsWith('a missing address')) expect(response.body.detail).toMatch(/^body must have required property 'address'/);
     if (_name.endsWith('in one cart')) expect(response.body.detail).toMatch(/^SKU \S+ is sold in (presale|virtual|standard) orders and SKU \S+ in (presale|virtual|standard) orders: they are bought in separate orders$/);
   });
 

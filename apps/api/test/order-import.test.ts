@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
@@ -90,6 +91,44 @@ describe('importing orders from other business order systems', () => {
       const shipped = await api.request('POST', `/v1/orders/${orderId}/actions/ship`, { token: api.token(merchant, 'merchant') });
       expect([shipped.status, shipped.body.status], merchant).toEqual([200, 'SHIPPED']);
     }
+  });
+
+  it("has the warehouse move an imported order on: its shipment, imported where its channel left it, follows the warehouse's callbacks, and the order with it", async () => {
+    const admin = api.token('ops', 'admin');
+    const imported = await api.request('POST', '/v1/admin/orders/import', {
+      token: admin,
+      body: { channel: 'jd', orders: [partnerOrder('JD-PAID', 'PAID', 'jd-buyer'), partnerOrder('JD-SHIPPED', 'SHIPPED', 'jd-buyer'), partnerOrder('JD-DONE', 'COMPLETED', 'jd-buyer')] },
+    });
+    expect(imported.body.imported).toBe(3);
+    const [paid, shipped, done] = (imported.body.results as Array<{ orderId: string }>).map((result) => result.orderId);
+    const view = async (orderId: string) => (await api.request('GET', `/v1/orders/${orderId}`, { token: admin })).body;
+    const warehouse = (orderId: string, event: string, trackingNo?: string) => {
+      const raw = JSON.stringify({ orderId, event, ...(trackingNo ? { trackingNo } : {}), at: new Date().toISOString() });
+      return api.request('POST', '/v1/callbacks/warehouse', { body: raw, headers: { 'x-signature': `sha256=${createHmac('sha256', env.config.WAREHOUSE_CALLBACK_SECRET).update(raw).digest('hex')}` } });
+    };
+    // at the warehouse of its first line; one that arrived closed has nothing left to ship
+    expect((await view(paid!)).shipments).toEqual([{ shipmentId: `shp-${paid}`, warehouseId: 'wh-east', trackingNo: null, status: 'ACCEPTED' }]);
+    expect((await view(shipped!)).shipments).toEqual([{ shipmentId: `shp-${shipped}`, warehouseId: 'wh-east', trackingNo: null, status: 'SHIPPED' }]);
+    expect((await view(done!)).shipments).toEqual([]);
+
+    const answers = [await warehouse(paid!, 'SHIPPED', 'JD-TRK-1'), await warehouse(paid!, 'DELIVERED'), await warehouse(paid!, 'DELIVERED'), await warehouse(paid!, 'SHIPPED', 'JD-TRK-1')];
+    expect(answers.map((answer) => [answer.status, answer.body])).toEqual([
+      [200, { changed: true, status: 'SHIPPED' }],
+      [200, { changed: true, status: 'DELIVERED' }],
+      // repeats, already passed
+      [200, { changed: false, status: 'DELIVERED' }],
+      [200, { changed: false, status: 'DELIVERED' }],
+    ]);
+    const delivered = await view(paid!);
+    expect(delivered.shipments).toEqual([{ shipmentId: `shp-${paid}`, warehouseId: 'wh-east', trackingNo: 'JD-TRK-1', status: 'DELIVERED' }]);
+    expect(delivered.history.slice(-2).map((h: { from: string; action: string; to: string; actor: string; detail: string }) => `${h.from} -${h.action}/${h.actor}-> ${h.to}: ${h.detail}`)).toEqual([
+      'PAID -ship/warehouse-> SHIPPED: SHIPPED, tracking JD-TRK-1',
+      'SHIPPED -deliver/warehouse-> DELIVERED: DELIVERED',
+    ]);
+    // imported as shipped: the warehouse delivers it
+    const delivery = await warehouse(shipped!, 'DELIVERED');
+    expect([delivery.status, delivery.body]).toEqual([200, { changed: true, status: 'DELIVERED' }]);
+    expect((await view(shipped!)).shipments).toMatchObject([{ status: 'DELIVERED' }]);
   });
 
   it('imports an order once however often it is sent, even twice at the same moment', async () => {

@@ -75,6 +75,37 @@ describe('the admin side of pricing, and reverse flows on orders this shop did n
     expect(metrics.body).not.toMatch(/checkouts_total\{[^}]*outcome="error"[^}]*\} [1-9]/);
   });
 
+  it("refuses a year MySQL's DATETIME cannot hold (10000 in UTC, or 1) in a promotion, a coupon and a flash sale with 400 VALIDATION_FAILED naming the field, creating nothing; keeps 1000-01-01 to the last second of 9999", async () => {
+    const before = [await count('promotions'), await count('coupons')];
+    for (const [field, times] of [
+      ['endsAt', { startsAt: '2020-01-01T00:00:00Z', endsAt: '9999-12-31T23:59:59-05:00' }],
+      ['startsAt', { startsAt: '0001-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' }],
+    ] as const) {
+      const promotion = await api.request('POST', '/v1/admin/promotions', { token: admin, body: { promotionId: `Y-${field}`, title: 'far', thresholdCents: 1, offCents: 1, ...times } });
+      const coupon = await api.request('POST', '/v1/admin/coupons', { token: admin, body: { code: `Y-${field}`, kind: 'fixed', offCents: 1, minSpendCents: 0, perBuyerLimit: 1, ...times } });
+      const sku = await api.request('POST', '/v1/admin/skus', {
+        token: admin,
+        body: { skuId: `Y-${field}`, title: 'Lamp', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', flashSale: { priceCents: 1, ...times, perUserLimit: 1 } },
+      });
+      for (const [answer, named] of [
+        [promotion, field],
+        [coupon, field],
+        [sku, `flashSale.${field}`],
+      ] as const) {
+        expect([answer.status, answer.body.code, answer.body.detail], named).toEqual([400, 'VALIDATION_FAILED', expect.stringContaining(`${named} ${times[field]}`)]);
+      }
+      expect((await api.request('GET', `/v1/admin/skus/Y-${field}`, { token: admin })).status).toBe(404);
+    }
+    expect([await count('promotions'), await count('coupons')]).toEqual(before);
+
+    const widest = { startsAt: '1000-01-01T00:00:00Z', endsAt: '9999-12-31T23:59:59.999Z' };
+    const kept = await api.request('POST', '/v1/admin/coupons', { token: admin, body: { code: 'WIDEST', kind: 'fixed', offCents: 1, minSpendCents: 0, perBuyerLimit: 1, ...widest } });
+    expect(kept.status).toBe(201);
+    // stored as sent, not as another year
+    const stored = await env.db.selectFrom('coupons').select(['starts_at', 'ends_at']).where('code', '=', 'WIDEST').executeTakeFirstOrThrow();
+    expect([stored.starts_at.toISOString(), stored.ends_at.toISOString()]).toEqual(['1000-01-01T00:00:00.000Z', '9999-12-31T23:59:59.999Z']);
+  });
+
   it('refuses a leap second (23:59:60, which the date-time format allows and Date cannot hold) in a promotion, a coupon and a flash sale with 400 VALIDATION_FAILED, creating nothing', async () => {
     const leap = { startsAt: '2016-12-31T23:59:60Z', endsAt: '2100-01-01T00:00:00Z' };
     const before = [await count('promotions'), await count('coupons')];

@@ -68,4 +68,22 @@ describe('reservations acknowledged by a Redis replica before the intake answers
     // nobody holds a unit twice: 220 buyers, 220 units reserved
     expect((await api.request('GET', '/v1/admin/skus/KETTLE', { token: api.token('ops', 'admin') })).body.stock).toEqual({ available: 780, reserved: 220, sold: 0 });
   });
+
+  it('keeps the once-per-buyer coupon of buyers whose checkout in a bucket went unacknowledged: their retry is accepted with it', async () => {
+    const admin = api.token('ops', 'admin');
+    await createSku(api, admin, { skuId: 'HOT', title: 'Hot', priceCents: 3_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1_000, deduction: 'placement', stockBuckets: 4 });
+    const coupon = { code: 'ONCE', kind: 'fixed', offCents: 300, minSpendCents: 0, perBuyerLimit: 1, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
+    expect((await api.request('POST', '/v1/admin/coupons', { token: admin, body: coupon })).status).toBe(201);
+    const buyers = Array.from({ length: 20 }, (_, i) => `coupon-${i}`);
+    const checkoutHot = (buyer: string) =>
+      api.request('POST', '/v1/orders', { token: api.token(buyer), headers: { 'idempotency-key': `hot-of-${buyer}` }, body: { items: [{ skuId: 'HOT', qty: 1 }], address: buyerAddress, couponCode: 'ONCE' } });
+
+    await replica.stop();
+    expect((await Promise.all(buyers.map(checkoutHot))).map((answer) => answer.status)).toEqual(Array(20).fill(503));
+    await replica.start();
+    await waitFor(replicaInSync, { what: 'the replica to sync again' });
+    const retried = await Promise.all(buyers.map(checkoutHot));
+    expect(retried.map((answer) => answer.status)).toEqual(Array(20).fill(202));
+    expect(new Set(retried.map((answer) => answer.body.orderId)).size).toBe(20);
+  });
 });

@@ -302,15 +302,21 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       const signature = `sha256=${createHmac('sha256', env.config.PAYMENT_CALLBACK_SECRET).update(raw).digest('hex')}`;
       return api.request('POST', '/v1/callbacks/payment', { body: raw, headers: { 'x-signature': signature } });
     };
-    const callback = (at: Date) => ({ orderId: '01JAAAAAAAAAAAAAAAAAAAAAAA', paymentId: 'pay-1', transactionId: 'tx-1', status: 'SUCCEEDED', amountCents: 100, at: at.toISOString() });
+    const callback = (at: string) => ({ orderId: '01JAAAAAAAAAAAAAAAAAAAAAAA', paymentId: 'pay-1', transactionId: 'tx-1', status: 'SUCCEEDED', amountCents: 100, at });
 
-    it('refuses with 401 a validly signed callback sent again after the replay window, or dated too far ahead', async () => {
-      const replayed = await signed(callback(new Date(Date.now() - 2 * 60_000)));
-      expect(replayed.status).toBe(401);
-      expect(replayed.body.code).toBe('UNAUTHORIZED');
-      expect((await signed(callback(new Date(Date.now() + 2 * 60_000)))).status).toBe(401);
-      // inside the window the same callback goes through to the order lookup
-      expect((await signed(callback(new Date(Date.now() - 10_000)))).status).toBe(404);
+    it('takes a validly signed callback of any age (its at is when the payment happened), and refuses one dated further ahead than CALLBACK_REPLAY_WINDOW_MS or at a time it cannot keep', async () => {
+      // through to the order lookup: delivered late, after an outage, it is still applied
+      for (const agoMs of [10_000, 2 * 60_000, 24 * 3_600_000]) expect((await signed(callback(new Date(Date.now() - agoMs).toISOString()))).status, `${agoMs} ms old`).toBe(404);
+      expect((await signed(callback(new Date(Date.now() + 10_000).toISOString()))).status).toBe(404);
+      const ahead = await signed(callback(new Date(Date.now() + 2 * 60_000).toISOString()));
+      expect([ahead.status, ahead.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+      expect(ahead.body.detail).toMatch(/^at .* ms ahead of the order system's clock, more than the 60000 ms allowed$/);
+      // valid RFC 3339, yet no time MySQL keeps: problem details, never a 500
+      for (const at of ['2026-12-31T23:59:60Z', '0999-01-01T00:00:00Z']) {
+        const unkept = await signed(callback(at));
+        expect([unkept.status, unkept.body.code], at).toEqual([400, 'VALIDATION_FAILED']);
+        expect(unkept.body.detail, at).toMatch(/^at .* is not a time the shop can keep/);
+      }
     });
   });
 

@@ -24,6 +24,8 @@ export interface ReconcileReport {
   ordersInFlight: number;
   /** units moved between the buckets of SKUs split into buckets before reading (open transfers finished, empty buckets refilled) */
   unitsRebalanced: number;
+  /** repair only: orders the ledger shows open (unpaid, a presale's deposit paid) whose reservation record Redis had lost, put back from MySQL */
+  reservationsRestored: number;
   /** repair only: orders the ledger shows released, committed or restocked whose Redis side was finished before comparing */
   ordersFinished: number;
   /** repair only: coupons not yet ended published to Redis again from MySQL, and buyers' lost coupon uses put back */
@@ -46,6 +48,8 @@ interface Reading {
   oversold: ReconcileReport['oversold'];
 }
 
+/** Orders whose reservation records the repair reads, and puts back, at a time. */
+const RESTORE_BATCH = 1000;
 /** How long a repair waits for another one to finish before it gives up, changing nothing. */
 const REPAIR_LOCK_WAIT_MS = 120_000;
 
@@ -64,7 +68,8 @@ const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTE
  *   sweeper's when that job went missing; the reconciler never repairs them away.
  * A movement is in flight for a moment between its MySQL and its Redis side (a release,
  * a commit), so drift counts only when two readings RECONCILE_SETTLE_MS apart agree.
- * Repair first finishes, order by order, such movements whose Redis side never ran, and
+ * Repair first puts back the reservation records Redis lost of orders the ledger holds
+ * open, finishes, order by order, such movements whose Redis side never ran, and
  * publishes the coupons again; only the drift left then moves counters. One repair at a
  * time (StockRepairLock).
  * A SKU split into buckets is compared summed over its buckets; units on their way from
@@ -119,10 +124,11 @@ export class StockReconciler {
       await this.saveReport(reading.all.map((sku) => (lastingSkus.has(sku.skuId) ? sku : { skuId: sku.skuId, available: 0, reserved: 0, sold: 0 })));
       if (lasting.length > 0) this.deps.log.warn({ drift: lasting, repaired: false }, 'stock drift between Redis and the ledger');
       const report = { checkedSkus: reading.all.length, ordersInFlight: reading.ordersInFlight, unitsRebalanced, drift: lasting, oversold: reading.oversold };
-      return { ...report, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, repaired: false, unitsLeft: [] };
+      return { ...report, reservationsRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, repaired: false, unitsLeft: [] };
     }
     // two repairs reading the same drift would each move the counters by it
     return this.repairLock.whileHeld(REPAIR_LOCK_WAIT_MS, async (stillHeld) => {
+      const reservationsRestored = await this.restoreLostReservations();
       const ordersFinished = await this.finishOrders();
       const { couponsPublished, couponUsesRestored } = await this.publishCoupons();
       const { reading, lasting } = await this.compare();
@@ -144,6 +150,7 @@ export class StockReconciler {
         checkedSkus: reading.all.length,
         ordersInFlight: reading.ordersInFlight,
         unitsRebalanced,
+        reservationsRestored,
         ordersFinished,
         couponsPublished,
         couponUsesRestored,
@@ -163,6 +170,31 @@ export class StockReconciler {
     const reading = await this.read();
     const lasting = reading.drift.filter((drift) => first.drift.some((earlier) => earlier.skuId === drift.skuId && same(earlier, drift)));
     return { reading, lasting };
+  }
+
+  /**
+   * Puts back from MySQL the reservation records Redis lost of the orders the ledger holds
+   * open (unpaid, a presale's deposit paid). The repair counts their placement units
+   * reserved, as the ledger does, and what closes such an order (its expiry, a cancel, its
+   * balance deadline) gives back what its record holds: without one, nothing, and the units
+   * stayed reserved for good. Put back here, with the counters, and nowhere else: only here
+   * do the counters hold the units a record lost since gives back (before the repair, after
+   * a failover to a replica behind, they never had them). Before finishOrders, which
+   * releases a record put back as its order closed.
+   */
+  private async restoreLostReservations(): Promise<number> {
+    const { inventory, ledger, log } = this.deps;
+    const open = await ledger.openReservations(firstOrderIdAt(inventory.reservationsKeptSince(new Date()).getTime()));
+    let restored = 0;
+    for (let i = 0; i < open.length; i += RESTORE_BATCH) {
+      const batch = open.slice(i, i + RESTORE_BATCH);
+      const states = await inventory.reservationStates(batch);
+      for (const order of await ledger.reservationsOf(batch.filter((orderId) => !states.has(orderId)))) {
+        if (await inventory.restoreReservation(order)) restored++;
+      }
+    }
+    if (restored > 0) log.warn({ restored }, 'stock repair: put back from MySQL the reservation records Redis had lost');
+    return restored;
   }
 
   /**

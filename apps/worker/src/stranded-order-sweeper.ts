@@ -34,7 +34,14 @@ export class StrandedOrderSweeper {
       const { stranded, withoutReservation } = await inventory.findStrandedOrders(clock(), this.options.strandedAfterMs);
       await this.reportLost(withoutReservation);
       let recovered = 0;
-      for (const order of stranded) if (await this.recover(order)) recovered++;
+      for (const order of stranded) {
+        try {
+          if (await this.recover(order)) recovered++;
+        } catch (error) {
+          // one order's trouble leaves the others to this sweep, and itself to the next
+          log.error({ err: error, orderId: order.orderId }, 'could not recover a stranded order');
+        }
+      }
       if (recovered > 0) {
         metrics.strandedOrdersRecovered.inc(recovered);
         log.warn({ count: recovered }, 'enqueued accepted orders that were not yet in MySQL and had no job left');
@@ -50,7 +57,7 @@ export class StrandedOrderSweeper {
    * Orders whose reservation is gone from Redis leave the accepted set once no job of theirs
    * will run: nothing can persist them from Redis any more. If no job of theirs is left at
    * all, their buyers' 202s are lost orders: reported once, loudly (`AcceptedOrdersLost`).
-   * One whose job ended still has it: a failed job waits in the dead letters (`FailedJobs`),
+   * One whose job ended still has it: a failed job waits in the dead letters (`DeadLettersWaiting`),
    * a completed one wrote it.
    */
   private async reportLost(orderIds: readonly string[]): Promise<void> {
@@ -58,10 +65,10 @@ export class StrandedOrderSweeper {
     const dropped: string[] = [];
     const lost: string[] = [];
     for (const orderId of orderIds) {
-      const states = await this.jobStates(orderId);
-      if (!states.every(hasEnded) || !(await inventory.dropAcceptedOrder(orderId))) continue;
+      const jobs = await this.jobsOf(orderId);
+      if (!jobs.every(({ state }) => hasEnded(state)) || !(await inventory.dropAcceptedOrder(orderId))) continue;
       dropped.push(orderId);
-      if (states.every((state) => state === 'unknown')) lost.push(orderId);
+      if (jobs.every(({ state }) => state === 'unknown')) lost.push(orderId);
     }
     // no sweep looks for their batch again (a dead letter retried by hand still carries them)
     if (dropped.length > 0) await forgetCarriers(queues, dropped);
@@ -71,41 +78,49 @@ export class StrandedOrderSweeper {
   }
 
   /**
-   * The states of the jobs that may carry the order: the intake's batch, if it was in one,
-   * then its single job (id = order id), last; not read while the batch will still run.
+   * The jobs that may carry the order, with their states: the intake's batch, if it was in
+   * one, then its single job (id = order id), last; not read while the batch will still run.
    */
-  private async jobStates(orderId: string): Promise<Array<JobState | 'unknown'>> {
+  private async jobsOf(orderId: string): Promise<CarryingJob[]> {
     const { queues } = this.deps;
     const carrier = await carrierOf(queues, orderId);
-    const batch = carrier === undefined ? [] : [await queues.orders.getJobState(carrier)];
-    if (!batch.every(hasEnded)) return batch;
-    return [...batch, await queues.orders.getJobState(jobId.persistOrder(orderId))];
+    const batch = carrier === undefined ? [] : [{ id: carrier, state: await queues.orders.getJobState(carrier) }];
+    if (!batch.every(({ state }) => hasEnded(state))) return batch;
+    const id = jobId.persistOrder(orderId);
+    return [...batch, { id, state: await queues.orders.getJobState(id) }];
   }
 
   /**
    * An order waiting for a job that will still run is only behind a backlog: left alone, and
-   * not counted, or every sweep during a long backlog would report it recovered again. An
-   * order with none gets one: a missing job is added; one that has ended (failed after its
-   * attempts, stalled by crashed workers too often, or completed before the accepted set was
-   * cleared) is retried with fresh attempts, since adding under an id that exists does
-   * nothing; an ended batch is not retried as a whole, its order goes on as a single job.
+   * not counted, or every sweep during a long backlog would report it recovered again. So is
+   * one whose job (its own, or the batch that carried it) failed on its own: that job waits
+   * in the dead letters (`npm run dlq`), and run again it would fail again, dead-lettered and
+   * recovered anew every sweep for as long as the order's reservation lasts. An order with
+   * none gets one: a missing job is added; one that has ended otherwise (failed by crashed
+   * workers, which leaves no dead letter, or completed before the accepted set was cleared)
+   * is retried with fresh attempts, since adding under an id that exists does nothing; an
+   * ended batch is not retried as a whole, its order goes on as a single job.
    * Returns whether it did either.
    */
   private async recover(order: AcceptedOrder): Promise<boolean> {
     const { queues, inventory } = this.deps;
-    const states = await this.jobStates(order.orderId);
-    if (!states.every(hasEnded)) return false;
-    const state = states.at(-1)!;
-    const id = jobId.persistOrder(order.orderId);
+    const jobs = await this.jobsOf(order.orderId);
+    if (!jobs.every(({ state }) => hasEnded(state))) return false;
+    const ended = await Promise.all(jobs.map(async ({ id, state }) => ({ id, state, job: state === 'unknown' ? undefined : await queues.orders.getJob(id) })));
+    if (ended.some(({ state, job }) => state === 'failed' && job?.failedReason !== STALLED_TOO_OFTEN)) return false;
     // a job may have persisted the order (and been removed) since this sweep read the
     // accepted set: its worker clears the set before the job completes, so a read now tells
     if (!(await inventory.awaitsPersisting(order.orderId))) return false;
-    if (state !== 'unknown') {
-      const job = await queues.orders.getJob(id);
-      if (job) {
-        await job.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true });
-        return true;
+    const own = ended.at(-1)!;
+    if (own.job && (own.state === 'failed' || own.state === 'completed')) {
+      try {
+        await own.job.retry(own.state, { resetAttemptsMade: true, resetAttemptsStarted: true });
+      } catch (error) {
+        // the other orders replica's sweeper (or a replay) retried it first: it runs, or ran, as wanted
+        if (!hasEnded(await queues.orders.getJobState(own.id)) || !(await inventory.awaitsPersisting(order.orderId))) return false;
+        throw error;
       }
+      return true;
     }
     await enqueuePersistOrder(queues, order);
     return true;
@@ -117,7 +132,18 @@ export class StrandedOrderSweeper {
   }
 }
 
+interface CarryingJob {
+  id: string;
+  state: JobState | 'unknown';
+}
+
+/**
+ * BullMQ's reason for a job it failed because workers holding it crashed (or stopped renewing
+ * its lock) more than `maxStalledCount` times: no fault of the job's, and not one of its attempts.
+ */
+const STALLED_TOO_OFTEN = 'job stalled more than allowable limit';
+
 /** A job that will not run again by itself, or that is not there at all. */
-function hasEnded(state: JobState | 'unknown'): state is 'unknown' | 'failed' | 'completed' {
+function hasEnded(state: JobState | 'unknown'): boolean {
   return state === 'unknown' || state === 'failed' || state === 'completed';
 }

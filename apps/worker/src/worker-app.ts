@@ -107,6 +107,38 @@ function waitingOutDatabaseOutages<T>(retryDelayMs: number, log: Logger, queue: 
   };
 }
 
+/**
+ * Keeps a scheduled job's scheduler in Redis, under one id for all replicas. Redis can lose it
+ * with the queues (a flushed queue, a restart without its AOF, a failover to a replica that was
+ * behind) while this process lives on, and then nothing would run the job again: not the
+ * overdue-order sweep, the backstop of the timer jobs lost with it, nor the stock check. So every
+ * replica serving `timers` upserts it again each interval: with the same interval BullMQ keeps its
+ * next run where it was (it replaces the waiting run with one at the same time), so this never
+ * postpones a run.
+ */
+function keepScheduled(timers: OrderQueues['timers'], schedule: { job: string; everyMs: number; what: string }, log: Logger): { stop(): Promise<void> } {
+  const { job, everyMs, what } = schedule;
+  let upserting: Promise<void> | undefined;
+  const upsert = (again: boolean) => {
+    upserting ??= (async () => {
+      if (again && !(await timers.getJobScheduler(job))) log.warn({ jobScheduler: job }, `${what} was no longer scheduled (Redis lost the queues): scheduled again`);
+      await timers.upsertJobScheduler(job, { every: everyMs }, { name: job, opts: { removeOnComplete: 100, removeOnFail: 100 } });
+    })()
+      .catch((error: unknown) => log.error({ err: error }, `could not schedule ${what}`))
+      .finally(() => (upserting = undefined));
+  };
+  upsert(false);
+  // while Redis is away the upsert waits for it: one at a time, not one per interval of the outage
+  const timer = setInterval(() => upsert(true), everyMs);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await upserting;
+    },
+  };
+}
+
 const EXPIRY_CONCURRENCY = 10;
 /** Overdue orders one backstop sweep expires; the next sweep goes on. */
 const OVERDUE_BATCH = 500;
@@ -225,18 +257,14 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
 
   // every replica exports the last reconciliation (kept in Redis), whichever one ran it
   metrics.watchStockDrift(() => reconciler.lastReport());
-  if (config.WORKER_QUEUES.includes(QUEUE.timers) && config.RECONCILE_INTERVAL_MS > 0) {
-    // one scheduler id for all replicas: upserting it again only updates the interval
-    queues.timers
-      .upsertJobScheduler(JOB.reconcileStock, { every: config.RECONCILE_INTERVAL_MS }, { name: JOB.reconcileStock, opts: { removeOnComplete: 100, removeOnFail: 100 } })
-      .catch((error: unknown) => log.error({ err: error }, 'could not schedule the stock reconciliation'));
-  }
-
-  if (config.WORKER_QUEUES.includes(QUEUE.timers) && config.OVERDUE_SWEEP_INTERVAL_MS > 0) {
-    queues.timers
-      .upsertJobScheduler(JOB.expireOverdueOrders, { every: config.OVERDUE_SWEEP_INTERVAL_MS }, { name: JOB.expireOverdueOrders, opts: { removeOnComplete: 100, removeOnFail: 100 } })
-      .catch((error: unknown) => log.error({ err: error }, 'could not schedule the overdue-order sweep'));
-  }
+  const scheduled = config.WORKER_QUEUES.includes(QUEUE.timers)
+    ? [
+        { job: JOB.reconcileStock, everyMs: config.RECONCILE_INTERVAL_MS, what: 'the stock reconciliation' },
+        { job: JOB.expireOverdueOrders, everyMs: config.OVERDUE_SWEEP_INTERVAL_MS, what: 'the overdue-order sweep' },
+      ]
+        .filter((schedule) => schedule.everyMs > 0)
+        .map((schedule) => keepScheduled(queues.timers, schedule, log))
+    : [];
 
   const sweeper = config.WORKER_QUEUES.includes(QUEUE.orders)
     ? new StrandedOrderSweeper(deps, { intervalMs: config.SWEEP_INTERVAL_MS, strandedAfterMs: config.STRANDED_ORDER_AFTER_MS }).start()
@@ -269,7 +297,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       return true;
     },
     async close() {
-      await Promise.all([sweeper?.stop(), publisher?.stop()]);
+      await Promise.all([sweeper?.stop(), publisher?.stop(), ...scheduled.map((schedule) => schedule.stop())]);
       // stop taking jobs, let active ones finish (their batches flush), then close connections
       await Promise.all([...workers.map((w) => w.close()), writer.drain()]);
       await writer.drain();

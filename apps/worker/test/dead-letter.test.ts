@@ -9,7 +9,8 @@ describe('a job that fails every attempt', () => {
   let workers: RunningWorkers;
 
   beforeAll(async () => {
-    env = await createTestEnv('dead_letter', { JOB_ATTEMPTS: '3', JOB_BACKOFF_MS: '50' });
+    // the stranded-order sweeper looks every 200 ms for orders accepted 500 ms ago and not yet in MySQL
+    env = await createTestEnv('dead_letter', { JOB_ATTEMPTS: '3', JOB_BACKOFF_MS: '50', STRANDED_ORDER_AFTER_MS: '500', SWEEP_INTERVAL_MS: '200' });
     workers = startWorkers(connectWorker(env.config, pino({ level: 'silent' })));
   });
 
@@ -63,5 +64,18 @@ describe('a job that fails every attempt', () => {
     expect(await workers.deps.orders.findOrderRow('01JBADBADBADBADBADBADBADBA')).toBeNull();
     const failures = await workers.deps.metrics.registry.getSingleMetricAsString('job_failures_total');
     expect(failures).toMatch(/job_failures_total\{[^}]*queue="orders"[^}]*final="true"[^}]*\} 1/);
+  });
+
+  it('stays in its dead letter: the stranded-order sweeper does not run it again, sweep after sweep', async () => {
+    const { queues, inventory, metrics } = workers.deps;
+    // ten sweeps, each of which found the unpriceable order still not in MySQL
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(await inventory.awaitsPersisting('01JBADBADBADBADBADBADBADBA')).toBe(true);
+    const failures = await metrics.registry.getSingleMetricAsString('job_failures_total');
+    expect(failures).toMatch(/^job_failures_total\{queue="orders",name="persist-order",final="true",app="worker"\} 1$/m);
+    expect(await metrics.registry.getSingleMetricAsString('stranded_orders_recovered_total')).toMatch(/^stranded_orders_recovered_total\{app="worker"\} 0$/m);
+    const job = await queues.orders.getJob('01JBADBADBADBADBADBADBADBA');
+    expect([await job?.getState(), job?.attemptsMade]).toEqual(['failed', 3]);
+    expect(await queues.deadLetter.getJobs(['waiting'])).toHaveLength(1);
   });
 });

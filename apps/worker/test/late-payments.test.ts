@@ -50,6 +50,59 @@ describe('payments that arrive late or change their outcome', () => {
     expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['SUCCEEDED']);
   });
 
+  it('a payment whose callback comes 16 minutes after the money was taken (held up by an outage) pays its order, paid when it was taken; repeats and an old failure change nothing', async () => {
+    const orderId = await system.checkout('fay', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const takenAt = new Date(Date.now() - 16 * 60_000).toISOString();
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: true } });
+    try {
+      const { paymentId } = (await pay('fay', orderId)).body;
+      const late = { orderId, paymentId, transactionId: 'tx-late', status: 'SUCCEEDED', amountCents: 10_000, at: takenAt };
+      const answer = await system.signedCallback('payment', late);
+      expect([answer.status, answer.body]).toEqual([200, { changed: true, status: 'PAID' }]);
+      const repeat = await system.signedCallback('payment', late);
+      expect([repeat.status, repeat.body.changed]).toEqual([200, false]);
+      // a failure reported for the same payment before it went through, delivered again now: the money stays taken
+      const oldFailure = await system.signedCallback('payment', { ...late, transactionId: 'tx-declined', status: 'FAILED', at: new Date(Date.now() - 20 * 60_000).toISOString() });
+      expect([oldFailure.status, oldFailure.body.changed]).toEqual([200, false]);
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: false } });
+    }
+    const paid = await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    expect(paid.payment).toMatchObject({ transactionId: 'tx-late', paidAt: takenAt });
+    expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['SUCCEEDED']);
+  });
+
+  it('a payment reported 16 minutes late for an order that expired meanwhile is recorded and goes back', async () => {
+    const orderId = await system.checkout('gus', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    // the payment system's own callback comes 1.5 s after the charge: ours, sent at once, is the first
+    await slowPaymentSystem(1_500);
+    const takenAt = new Date(Date.now() - 16 * 60_000).toISOString();
+    try {
+      const { paymentId } = (await pay('gus', orderId)).body;
+      const {
+        charges: [charge],
+      } = await waitFor(async () => {
+        const seen = await atPaymentSystem(orderId);
+        return seen.charges.length === 1 && seen;
+      }, { what: 'the charge', timeoutMs: 10_000, intervalMs: 20 });
+      await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+      const late = await system.signedCallback('payment', { orderId, paymentId, transactionId: charge.transactionId, status: 'SUCCEEDED', amountCents: 10_000, at: takenAt });
+      expect([late.status, late.body]).toEqual([200, { changed: false, status: 'EXPIRED' }]);
+      const { refunds } = await waitFor(async () => {
+        const seen = await atPaymentSystem(orderId);
+        return seen.refunds.length > 0 && seen;
+      }, { what: 'the late payment refunded', timeoutMs: 20_000 });
+      expect(refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[paymentId, 10_000]]);
+    } finally {
+      await slowPaymentSystem(0);
+    }
+    const expired = await system.order(orderId);
+    expect(expired.status).toBe('EXPIRED');
+    expect(expired.payments.map((p: any) => [p.status, p.paidAt])).toEqual([['SUCCEEDED', takenAt]]);
+  });
+
   it('of two attempts that both took the money, the order keeps one and the other alone goes back', async () => {
     const orderId = await system.checkout('dee', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');

@@ -73,3 +73,34 @@ describe('orders whose deadline or timer job was lost', () => {
     expect(moved.sort()).toEqual([['auto_confirm', 1], ['complete', 1]]);
   });
 });
+
+describe('the overdue-order sweep and the stock check when Redis loses the queues while the workers run', () => {
+  let system: OrderSystem;
+
+  beforeAll(async () => {
+    // 2 s to pay; the sweep every 500 ms, the stock check every second
+    system = await startOrderSystem('lost_queues', { PAYMENT_TIMEOUT_MS: '2000', FLASH_SALE_PAYMENT_TIMEOUT_MS: '2000', OVERDUE_SWEEP_INTERVAL_MS: '500', RECONCILE_INTERVAL_MS: '1000' });
+    await system.createSku({ skuId: 'TOASTER', priceCents: 4_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
+  });
+  afterAll(async () => system?.close());
+
+  it('are scheduled again, and close an unpaid order whose deadline job was lost with them, its stock back on sale', async () => {
+    const { env, workers } = system;
+    const orderId = await system.checkout('lee', [{ skuId: 'TOASTER', qty: 2 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    // Redis loses every queue (a flushed database, a restart without its AOF); the workers stay connected
+    let cursor = '0';
+    do {
+      const [next, keys] = await env.redis.scan(cursor, 'MATCH', `${env.config.QUEUE_PREFIX}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await env.redis.unlink(...keys);
+    } while (cursor !== '0');
+
+    const expired = await system.waitForStatus(orderId, 'EXPIRED', 20_000);
+    expect(expired.history.at(-1)).toMatchObject({ action: 'expire', actor: 'system' });
+    const stock = await system.request('GET', '/v1/admin/skus/TOASTER', { token: system.token('ops', 'admin') });
+    expect(stock.body.stock).toEqual({ available: 5, reserved: 0, sold: 0 });
+    const schedulers = await workers.deps.queues.timers.getJobSchedulers();
+    expect(schedulers.map((scheduler) => scheduler.key).sort()).toEqual(['expire-overdue-orders', 'reconcile-stock']);
+  });
+});

@@ -1,3 +1,4 @@
+import { OrderRepository } from '@orders/persistence';
 import { buyerAddress } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
@@ -81,5 +82,43 @@ describe('payment-time deduction', () => {
     const next = await withCoupon('ivy-2', 'SCARF');
     expect(next.status).toBe(202);
     expect((await system.waitForStatus(next.body.orderId, 'PENDING_PAYMENT')).benefits.coupon).toEqual({ code: 'ONCE', discountCents: 300 });
+  });
+
+  it('refunds the buyer and puts their lamps back when the worker died right after committing the sold-out refund', async () => {
+    const admin = system.token('ops', 'admin');
+    await system.createSku({ skuId: 'LAST-GLOBE', priceCents: 1_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1, deduction: 'payment' });
+    await system.createSku({ skuId: 'LAMP', priceCents: 500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    const ben = await system.checkout('ben', [{ skuId: 'LAST-GLOBE', qty: 1 }, { skuId: 'LAMP', qty: 2 }]);
+    const amy = await system.checkout('amy', [{ skuId: 'LAST-GLOBE', qty: 1 }]);
+    await Promise.all([system.waitForStatus(ben, 'PENDING_PAYMENT'), system.waitForStatus(amy, 'PENDING_PAYMENT')]);
+    expect((await system.request('POST', `/v1/orders/${amy}/pay`, { token: system.token('amy'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(amy, 'IN_FULFILLMENT');
+
+    // Ben's settle job waits while what its first run committed is put in place: the refund
+    // (the units and the coupon released in MySQL), and nothing after it, as a worker
+    // SIGKILLed just before enqueuing the refund left it; the job then runs again
+    const fulfillment = system.workers.workers.find((worker) => worker.name === 'fulfillment')!;
+    await fulfillment.pause();
+    try {
+      expect((await system.request('POST', `/v1/orders/${ben}/pay`, { token: system.token('ben'), body: { method: 'card' } })).status).toBe(202);
+      await system.waitForStatus(ben, 'PAID');
+      await system.workers.deps.orders.applyTransition({
+        orderId: ben,
+        action: 'refund',
+        actor: 'system',
+        detail: 'SKU LAST-GLOBE sold out before the payment',
+        at: new Date(),
+        effects: async (trx, current) => OrderRepository.releaseReservation(trx, current.order_id, 'refund', new Date()),
+      });
+    } finally {
+      await fulfillment.resume();
+    }
+
+    const refunded = await system.waitForStatus(ben, 'REFUNDED');
+    expect([refunded.shipments, refunded.amounts.refundedCents]).toEqual([[], 2_000]);
+    const sim = (await system.paymentSim.request('GET', '/__admin/payments')).body;
+    expect(sim.refunds.filter((refund: { paymentId: string }) => refund.paymentId.startsWith(ben))).toEqual([expect.objectContaining({ amountCents: 2_000 })]);
+    expect((await system.request('GET', '/v1/admin/skus/LAMP', { token: admin })).body.stock).toEqual({ available: 10, reserved: 0, sold: 0 });
+    expect(await system.workers.deps.catalog.ledgerAvailable('LAMP')).toBe(10);
   });
 });

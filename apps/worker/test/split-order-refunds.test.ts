@@ -140,6 +140,33 @@ describe('refunds, returns and cancellations over the parts of a split order', (
     expect((await refundsOf(shipped.orderId)).map((r: any) => r.reason)).toEqual(['no rug']);
   });
 
+  it("returns a delivered child asked by its own id: the parent's payment pays back the child's lines, their coupon share taken off, and the units go back on sale", async () => {
+    const { orderId, lamp, rug } = await paidAndSplit('noa', [{ skuId: 'LAMP', qty: 2 }, { skuId: 'RUG', qty: 1 }], 'WELCOME');
+    for (const child of [lamp, rug]) for (const event of ['SHIPPED', 'DELIVERED']) expect((await warehouse(child.orderId, event)).body.callbackStatus).toBe(200);
+    expect((await system.order(lamp.orderId)).status).toBe('DELIVERED');
+    // 2,700 with 10 % off: the lamps' line carries 200 of the 270
+    expect([lamp.items[0].discountCents, lamp.items[0].payableCents, lamp.amounts.payableCents]).toEqual([200, 1_800, 1_800]);
+    const lampsBefore = await stock('LAMP');
+
+    const asked = await system.request('POST', `/v1/orders/${lamp.orderId}/returns`, { token: system.token('noa'), body: { reason: 'too bright', items: [{ skuId: 'LAMP', qty: 2 }] } });
+    expect([asked.status, asked.body.code, asked.body.status]).toEqual([202, undefined, 'REQUESTED']);
+    expect(asked.body.returns).toEqual([expect.objectContaining({ orderId: lamp.orderId, kind: 'return', amountCents: 1_800, items: [expect.objectContaining({ skuId: 'LAMP', qty: 2, cents: 1_800 })] })]);
+    const approved = await system.request('POST', `/v1/orders/${lamp.orderId}/returns/${asked.body.returnId}/approve`, { token: system.token('shop', 'merchant') });
+    expect([approved.status, approved.body.status]).toEqual([200, 'APPROVED']);
+    expect((await system.order(lamp.orderId)).status).toBe('RETURNING');
+
+    expect((await warehouse(lamp.orderId, 'RETURN_RECEIVED')).body.callbackStatus).toBe(200);
+    expect((await system.waitForStatus(lamp.orderId, 'RETURNED')).amounts.refundedCents).toBe(1_800);
+    expect((await system.waitForRefund(lamp.orderId)).parts.map((part: any) => part.amountCents)).toEqual([1_800]);
+    expect(await stock('LAMP')).toEqual({ ...lampsBefore, available: lampsBefore.available + 2, sold: lampsBefore.sold - 2 });
+    // the money came back from the one charge, the parent's; the rug is still the buyer's
+    const { payments, refunds } = (await system.paymentSim.request('GET', '/__admin/payments')).body;
+    const [charge] = payments.filter((p: any) => p.orderId === orderId);
+    expect(refunds.filter((r: any) => r.paymentId === charge.paymentId).map((r: any) => [r.refundId, r.amountCents])).toEqual([[asked.body.returnId, 1_800]]);
+    expect((await system.order(rug.orderId)).status).toBe('DELIVERED');
+    expect((await system.order(orderId)).amounts.refundedCents).toBe(1_800);
+  });
+
   it("gives the buyer's coupon use back once each merchant has cancelled its own part, once only; keeps it used while a part is live or once one has shipped", async () => {
     const [shop, weaver] = [system.token('shop', 'merchant'), system.token('weaver', 'merchant')];
     const cancel = (orderId: string, token: string) => system.request('POST', `/v1/orders/${orderId}/cancel`, { token, body: { reason: 'out of stock' } });

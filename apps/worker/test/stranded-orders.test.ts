@@ -1,6 +1,7 @@
 import { buyerAddress, createSku, createTestEnv, signToken, startApiProcess, waitFor, type ApiProcess, type TestEnv } from '@orders/testing';
-import { ordersCarriedBy } from '@orders/queues';
-import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
+import { QUEUE, enqueuePersistOrder, ordersCarriedBy } from '@orders/queues';
+import { connectWorker, startWorkers, workerLog, type RunningWorkers } from '@orders/worker';
+import { Worker, type Job } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIntakeAndWorkers, type IntakeAndWorkers } from './support/intake-and-workers.js';
@@ -212,6 +213,78 @@ describe('accepted orders whose job failed after Redis lost their reservations',
     expect(await env.db.selectFrom('orders').select('order_id').execute()).toEqual([]);
   });
 });
+
+describe('accepted orders whose persist jobs crashed workers held until BullMQ failed them, swept by both orders replicas at once', () => {
+  const ORDERS = 20;
+  let env: TestEnv;
+  let replicas: RunningWorkers[] = [];
+
+  beforeAll(async () => {
+    env = await createTestEnv('stranded_stalled', { WORKER_QUEUES: 'orders', STRANDED_ORDER_AFTER_MS: '500', SWEEP_INTERVAL_MS: '200' });
+  });
+  afterAll(async () => {
+    await Promise.all(replicas.map((replica) => replica.close()));
+    await env?.cleanup();
+  });
+
+  it('are run again, each once and counted once, with no error: no dead letter stands for them', async () => {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const log = workerLog('warn', { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const [first, second] = [connectWorker(env.config, log), connectWorker(env.config, log)];
+    const { inventory, catalog, queues } = first;
+    await catalog.createSku(
+      { skuId: 'MUG', title: 'Mug', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh', deduction: 'placement', flashSale: null },
+      ORDERS,
+      'opening-MUG',
+      () => inventory.initSku({ skuId: 'MUG', available: ORDERS, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 }),
+    );
+    const orderIds: string[] = [];
+    for (let i = 0; i < ORDERS; i++) {
+      const { order } = await inventory.reserveStock({
+        orderId: `01JSTA11ED${String(i).padStart(16, '0')}`,
+        userId: `mug-buyer-${i}`,
+        idempotencyKey: `mug-${i}`,
+        bodyHash: `mug-${i}`,
+        requestedType: null,
+        items: [{ skuId: 'MUG', qty: 1 }],
+        payload: { address: buyerAddress, couponCode: null },
+        now: new Date(),
+      });
+      await enqueuePersistOrder(queues, order);
+      orderIds.push(order.orderId);
+    }
+    await failByStalls(env, ORDERS);
+    expect(await queues.deadLetter.getJobs(['waiting'])).toEqual([]);
+
+    // two replicas serving `orders`, started together: their sweepers look at the same moments
+    replicas = [startWorkers(first), startWorkers(second)];
+    for (const orderId of orderIds) {
+      await waitFor(async () => (await first.orders.findOrderRow(orderId))?.status === 'PENDING_PAYMENT', { what: `${orderId} in MySQL`, timeoutMs: 15_000 });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const recovered = await Promise.all(replicas.map((replica) => counterValue(replica, 'stranded_orders_recovered_total')));
+    expect(recovered[0]! + recovered[1]!).toBe(ORDERS);
+    expect(lines.filter((line) => line.level >= 50)).toEqual([]);
+  });
+});
+
+/**
+ * What workers that crash holding jobs leave, made by BullMQ itself: a worker takes every
+ * waiting persist job and dies (never finishes them, never renews their locks); another,
+ * allowing no stall, takes them back once their locks expire and fails them as stalled too
+ * often, which uses none of their attempts and so leaves no dead letter.
+ */
+async function failByStalls(env: TestEnv, count: number): Promise<void> {
+  const options = { connection: env.redis, prefix: env.config.QUEUE_PREFIX, lockDuration: 200, stalledInterval: 100, maxStalledCount: 0 };
+  const crashed = new Worker(QUEUE.orders, null, { ...options, autorun: false });
+  for (let i = 0; i < count; i++) expect(await crashed.getNextJob(`crashed-${i}`, { block: false })).toBeDefined();
+  const failed: Job[] = [];
+  const checker = new Worker(QUEUE.orders, async () => Promise.reject(new Error('run, not failed for its stalls')), options);
+  checker.on('failed', (job) => void (job && failed.push(job)));
+  await waitFor(async () => failed.length === count, { what: 'the stalled jobs failed', timeoutMs: 10_000 });
+  await Promise.all([checker.close(), crashed.close()]);
+  expect(new Set(failed.map((job) => job.failedReason))).toEqual(new Set(['job stalled more than allowable limit']));
+}
 
 const carriersKeyOf = (workers: RunningWorkers) => workers.deps.queues.orders.toKey('order-carriers');
 

@@ -1,10 +1,12 @@
+import { buyerAddress } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
 /**
  * A virtual order (vouchers, top-ups) from its price to its end: it ships nothing, so it
  * pays no shipping; paying delivers and completes it; and what a buyer, merchant or admin
- * may still do with it then. Beside it, the persist step each type counts in its metrics.
+ * may still do with it then; it needs no delivery address, which every other cart still
+ * does. Beside it, the persist step each type counts in its metrics.
  */
 describe('virtual orders: priced without shipping, delivered with their payment', () => {
   let system: OrderSystem;
@@ -16,10 +18,13 @@ describe('virtual orders: priced without shipping, delivered with their payment'
     await system.createSku({ ...sku, skuId: 'VOUCHER', priceCents: 2_500, stock: 100, orderType: 'virtual' });
     await system.createSku({ ...sku, skuId: 'LAST-TOPUP', priceCents: 1_000, stock: 1, deduction: 'payment', orderType: 'virtual' });
     await system.createSku({ ...sku, skuId: 'NEXT-CONSOLE', priceCents: 50_000, stock: 10, orderType: 'presale' });
+    await system.createSku({ ...sku, skuId: 'MUG', priceCents: 899, stock: 10 });
     expect((await system.request('PUT', '/v1/admin/warehouses/wh-east/shipping', { token: admin(), body: { feeCents: 499 } })).status).toBe(200);
   });
   afterAll(async () => system?.close());
 
+  /** A checkout as the buyer's app sends it, with no address unless one is given. */
+  const placeOrder = (buyer: string, key: string, body: Record<string, unknown>) => system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': key }, body });
   const pay = (orderId: string, buyer: string) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
   const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: admin() })).body.stock;
   const persistsCounted = async (type: string) =>
@@ -33,6 +38,47 @@ describe('virtual orders: priced without shipping, delivered with their payment'
     await system.waitForStatus(orderId, 'COMPLETED');
     const charged = (await system.paymentSim.request('GET', '/__admin/payments')).body.payments.filter((p: { orderId: string }) => p.orderId === orderId);
     expect(charged.map((p: { amountCents: number }) => p.amountCents)).toEqual([5_000]);
+  });
+
+  it('sells two gift cards to a buyer who gives no address: accepted, priced without shipping, paid and completed, the address null throughout', async () => {
+    const placed = await placeOrder('gia', 'gift-cards', { items: [{ skuId: 'VOUCHER', qty: 2 }] });
+    expect([placed.status, placed.body.status]).toEqual([202, 'ACCEPTED']);
+    const { orderId } = placed.body;
+    expect((await system.request('GET', `/v1/orders/${orderId}`, { token: system.token('gia') })).body.address).toBeNull();
+    const pending = await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect([pending.address, pending.amounts.shippingCents, pending.amounts.payableCents]).toEqual([null, 0, 5_000]);
+    expect((await pay(orderId, 'gia')).status).toBe(202);
+    expect((await system.waitForStatus(orderId, 'COMPLETED')).address).toBeNull();
+    const listed = (await system.request('GET', '/v1/orders', { token: system.token('gia') })).body.items;
+    expect(listed.map((order: { orderId: string; address: unknown }) => [order.orderId, order.address])).toEqual([[orderId, null]]);
+    const [row] = await system.env.db.selectFrom('orders').select('address').where('order_id', '=', orderId).execute();
+    expect(row).toEqual({ address: null });
+  });
+
+  it('keeps the address a gift card checkout was given, and refuses to change it as it refuses one for a gift card without: a virtual order ships nothing', async () => {
+    const withAddress = (await placeOrder('hal', 'gift-card-to-hal', { items: [{ skuId: 'VOUCHER', qty: 1 }], address: buyerAddress })).body.orderId;
+    const without = (await placeOrder('hal', 'gift-card-no-address', { items: [{ skuId: 'VOUCHER', qty: 1 }] })).body.orderId;
+    expect((await system.waitForStatus(withAddress, 'PENDING_PAYMENT')).address).toEqual(buyerAddress);
+    await system.waitForStatus(without, 'PENDING_PAYMENT');
+    for (const [orderId, token] of [withAddress, without].flatMap((id) => [[id, system.token('hal')], [id, admin()]])) {
+      const refused = await system.request('PATCH', `/v1/orders/${orderId}/address`, { token, body: { address: { ...buyerAddress, city: 'Elsewhere' } } });
+      expect([refused.status, refused.body.code, refused.body.detail]).toEqual([409, 'ILLEGAL_TRANSITION', 'A virtual order ships nothing: it has no delivery address to change']);
+    }
+    expect([(await system.order(withAddress)).address, (await system.order(without)).address]).toEqual([buyerAddress, null]);
+  });
+
+  it('still refuses a standard or presale cart without an address, as before: 400 VALIDATION_FAILED, nothing reserved', async () => {
+    for (const [key, body] of [
+      ['mug', { items: [{ skuId: 'MUG', qty: 1 }] }],
+      ['console', { items: [{ skuId: 'NEXT-CONSOLE', qty: 1 }] }],
+      ['mug-as-virtual', { items: [{ skuId: 'MUG', qty: 1 }], orderType: 'virtual' }],
+    ] as const) {
+      const refused = await placeOrder('ivo', key, body);
+      expect([key, refused.status, refused.body.code]).toEqual([key, 400, 'VALIDATION_FAILED']);
+      expect(refused.body.detail).toMatch(/^body must have required property 'address'/);
+    }
+    expect(await stock('MUG')).toEqual({ available: 10, reserved: 0, sold: 0 });
+    expect((await system.request('GET', '/v1/orders', { token: system.token('ivo') })).body.items).toEqual([]);
   });
 
   it('counts each persisted order into the status its type enters: a presale into PENDING_DEPOSIT, a virtual order into PENDING_PAYMENT', async () => {

@@ -1,5 +1,6 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
+import { ProcessRepository } from '@orders/persistence';
 import { buyerAddress, waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
@@ -14,6 +15,7 @@ describe('refunds that commit while an order is being handed to its warehouse', 
     admin = system.token('ops', 'admin');
     await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
     await system.createSku({ skuId: 'LAMP', priceCents: 1_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    await system.createSku({ skuId: 'RUG', priceCents: 1_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
   });
   afterAll(async () => {
     await system?.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0, outage: false } });
@@ -69,6 +71,42 @@ describe('refunds that commit while an order is being handed to its warehouse', 
     } finally {
       await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
     }
+  });
+
+  // the warehouse took the order, and answered after the breaker's 1 s timeout; the buyer then moved it and had 2 of its 3 rugs refunded
+  it.each([
+    { buyer: 'eve', diedAfterHandOver: false, retry: 'the retried hand-over gets through' },
+    { buyer: 'fay', diedAfterHandOver: true, retry: 'a retry finds the hand-over committed by an attempt that died before telling the warehouse' },
+  ])('tells the warehouse the new address and the units left of an order changed after it took the hand-over: $retry', async ({ buyer, diedAfterHandOver }) => {
+    const orderId = await system.checkout(buyer, [{ skuId: 'RUG', qty: 3 }]);
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 1_500 } });
+    try {
+      await pay(buyer, orderId);
+      await waitFor(async () => (await atWarehouse(orderId)) ?? false, { what: 'the warehouse to take the order', timeoutMs: 10_000 });
+      const moved = await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: system.token(buyer), body: { address: { ...buyerAddress, line1: '7 New Street' } } });
+      expect(moved.status).toBe(200);
+      const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer), body: { reason: 'two too many', items: [{ skuId: 'RUG', qty: 2 }] } });
+      expect(refund.status).toBe(202);
+      await system.waitForRefund(orderId);
+      expect((await system.order(orderId)).status).toBe('PAID');
+      if (diedAfterHandOver) {
+        // what an attempt that got the warehouse's answer committed before its worker was SIGKILLed
+        await system.workers.deps.orders.applyTransition({
+          orderId,
+          action: 'fulfil',
+          actor: 'system',
+          detail: 'accepted by warehouse wh-east',
+          at: new Date(),
+          effects: async (trx, current) => ProcessRepository.openShipment(trx, current, 'wh-east', new Date()),
+        });
+      }
+    } finally {
+      await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    }
+    const fulfilling = await system.waitForStatus(orderId, 'IN_FULFILLMENT', 20_000);
+    expect([fulfilling.address.line1, fulfilling.amounts.refundedCents]).toEqual(['7 New Street', 2_000]);
+    const parcel = await waitFor(async () => ((await atWarehouse(orderId)).changes > 0 ? atWarehouse(orderId) : false), { what: 'the warehouse to hear of the change', timeoutMs: 20_000 });
+    expect([parcel.items, parcel.address.line1, parcel.cancelled]).toEqual([[{ skuId: 'RUG', qty: 1 }], '7 New Street', false]);
   });
 
   it('hands the warehouse only the units not refunded while it was away', async () => {

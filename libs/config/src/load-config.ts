@@ -243,7 +243,11 @@ const schema = {
   /** a buyer's checkout attempts allowed per RISK_VELOCITY_WINDOW_MS (0: no velocity rule) */
   RISK_VELOCITY_MAX_CHECKOUTS: int(0, 1_000_000),
   RISK_VELOCITY_WINDOW_MS: int(1000),
-  /** a signed callback whose `at` is further than this from now is refused as a replay */
+  /**
+   * how far a signed callback's `at` (when the payment or parcel event happened) may be ahead of
+   * our clock: one further ahead is refused (its sender's clock is wrong, and the time would be
+   * kept); one of any age is applied, as callbacks are idempotent
+   */
   CALLBACK_REPLAY_WINDOW_MS: int(1000),
   /**
    * how often a worker serving `timers` looks in MySQL for unpaid orders this long past their

@@ -93,6 +93,14 @@ export class OrderTypesMixed extends DomainError {
   }
 }
 
+/** A checkout without a delivery address of a cart whose SKUs ship (`skuOrderType`): only a cart of SKUs that ship nothing (virtual) needs none. */
+export class AddressRequired extends DomainError {
+  readonly code = 'VALIDATION_FAILED';
+  constructor(readonly skuOrderType: string) {
+    super(`body must have required property 'address': a cart of ${skuOrderType} SKUs ships to it; only a cart of virtual SKUs alone is bought without one`);
+  }
+}
+
 export class IdempotencyConflict extends DomainError {
   readonly code = 'IDEMPOTENCY_CONFLICT';
   constructor() {
@@ -118,6 +126,14 @@ export class IllegalTransition extends DomainError {
   readonly code = 'ILLEGAL_TRANSITION';
   constructor(readonly status: string, readonly action: string, readonly actor: string) {
     super(`Action '${action}' by ${actor} is not allowed while the order is ${status}`);
+  }
+}
+
+/** An address change of an order that ships nothing (virtual): no status of its type takes one. */
+export class NothingShips extends DomainError {
+  readonly code = 'ILLEGAL_TRANSITION';
+  constructor(readonly orderType: string) {
+    super(`A ${orderType} order ships nothing: it has no delivery address to change`);
   }
 }
 

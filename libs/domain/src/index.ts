@@ -8,3 +8,4 @@ export * from './splitting.js';
 export * from './order-import.js';
 export * from './risk-control.js';
 export * from './refund-parts.js';
+export * from './instants.js';

@@ -1,5 +1,6 @@
 import type { Sku } from './catalog.js';
 import { DomainError } from './errors.js';
+import { storableInstant } from './instants.js';
 import type { Address } from './order.js';
 import type { FiredTransition } from './order-process.js';
 import type { OrderAmounts, PricedLine } from './pricing.js';
@@ -69,9 +70,9 @@ export function planImport(order: ImportedOrder, now: Date): PlannedImport {
       `it holds the goods of merchants ${merchants.join(', ')}, and each merchant moves only orders holding its own goods alone, so no one could ship, deliver or complete it: send each merchant's goods as an order of its own`,
     );
   }
-  // a valid RFC 3339 time need not be a storable one (a leap second, an offset past year 9999)
-  const placedAt = Date.parse(order.placedAt);
-  if (!Number.isFinite(placedAt) || new Date(placedAt).getUTCFullYear() < 1970 || new Date(placedAt).getUTCFullYear() > 9999) {
+  // a valid RFC 3339 time need not be a storable one (a leap second, an offset past year 9999); none was placed before 1970
+  const placedAt = storableInstant(order.placedAt)?.getTime();
+  if (placedAt === undefined || placedAt < 0) {
     throw new InvalidImport(order.externalOrderId, `placedAt ${order.placedAt} is not a time the order could have been placed at`);
   }
   if (placedAt > now.getTime() + CHANNEL_CLOCK_SKEW_MS) throw new InvalidImport(order.externalOrderId, `placedAt ${order.placedAt} is in the future`);

@@ -23,7 +23,8 @@ export interface AcceptedOrder {
   userId: string;
   type: OrderType;
   items: OrderLineRequest[];
-  address: Address;
+  /** null when the buyer gave none: an order that ships nothing (virtual) needs none */
+  address: Address | null;
   couponCode: string | null;
   acceptedAt: string;
   paymentDeadline: string;

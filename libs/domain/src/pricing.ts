@@ -2,8 +2,8 @@ import { isFlashSaleActive, type Sku } from './catalog.js';
 import { DomainError, UnknownSku } from './errors.js';
 import type { OrderLineRequest } from './order.js';
 import type { OrderType } from './order-process.js';
-import { stateMachineFor } from './processes/index.js';
-import { allocateByLargestRemainder, percentOf } from './splitting.js';
+import { shipsParcels } from './processes/index.js';
+import { allocateByLargestRemainder, fulfilmentKey, percentOf, type SplittableLine } from './splitting.js';
 
 /** Spend `thresholdCents` on the lines it covers, get `offCents` off them (once per order). */
 export interface ThresholdPromotion {
@@ -185,10 +185,10 @@ export function priceOrder(
   }
 
   const priced = lines.map((l) => l.line);
-  const shipsParcels = stateMachineFor(type).actions().includes('ship');
+  const shipped = shipsParcels(type);
   const warehouses = [...new Set(priced.map((line) => line.warehouseId))];
   for (const warehouseId of warehouses) {
-    const fee = !shipsParcels || rules.member?.freeShipping ? 0 : (rules.shippingFeeCents.get(warehouseId) ?? 0);
+    const fee = !shipped || rules.member?.freeShipping ? 0 : (rules.shippingFeeCents.get(warehouseId) ?? 0);
     const parcel = priced.filter((line) => line.warehouseId === warehouseId);
     const parts = allocateByLargestRemainder(fee, parcel.map(remaining));
     parcel.forEach((line, i) => (line.shippingCents = parts[i]!));
@@ -222,8 +222,8 @@ export function benefitsOfPart(shares: readonly DiscountShare[], order: AppliedB
   };
 }
 
-/** A line as refunds see it: what it paid and what it has given back so far. */
-export interface RefundableLine {
+/** A line as refunds see it: the parcel it ships in, what it paid and what it has given back so far. */
+export interface RefundableLine extends Pick<SplittableLine, 'channel' | 'merchantId' | 'warehouseId'> {
   lineNo: number;
   qty: number;
   payableCents: number;
@@ -250,9 +250,11 @@ export class RefundExceedsLine extends DomainError {
  * What giving back `qty` more units of each line refunds, exactly to the cent. A line's
  * goods (its payable less its shipping share) are refunded by units: after k of its n
  * units it has refunded floor(goods × k / n), so the last unit takes the remainder and
- * any sequence of partial refunds adds up to the goods exactly. The shipping goes back
- * only with the refund that brings the whole order back (every unit of every line).
- * A line therefore never refunds more than its payable, nor the order more than it paid.
+ * any sequence of partial refunds adds up to the goods exactly. A parcel's shipping (on
+ * the lines of one fulfilment key: what a split makes one child of) goes back with the
+ * refund that brings every unit of that parcel back, so an order refunded before its split
+ * and its child refunded after it give back the same. A line therefore never refunds more
+ * than its payable, nor the order more than it paid.
  */
 export function refundForLines(lines: readonly RefundableLine[], request: ReadonlyArray<{ lineNo: number; qty: number }>): LineRefund[] {
   const asked = new Map<number, number>();
@@ -261,14 +263,22 @@ export function refundForLines(lines: readonly RefundableLine[], request: Readon
     const line = lines.find((l) => l.lineNo === lineNo);
     if (!line || qty <= 0 || line.refundedQty + qty > line.qty) throw new RefundExceedsLine(`line ${lineNo}`);
   }
-  const wholeOrderBack = lines.every((line) => line.refundedQty + (asked.get(line.lineNo) ?? 0) === line.qty);
+  const backAfter = (line: RefundableLine) => line.refundedQty + (asked.get(line.lineNo) ?? 0) === line.qty;
+  // the parcels whose last units this request brings back (one back before has no unit left to ask for)
+  const parcelsBack = new Set(
+    lines
+      .filter((line) => asked.has(line.lineNo))
+      .map(fulfilmentKey)
+      .filter((parcel) => lines.every((line) => fulfilmentKey(line) !== parcel || backAfter(line))),
+  );
+  const parcelBack = (line: RefundableLine) => parcelsBack.has(fulfilmentKey(line));
   // BigInt: goods × units passes 2^53 on large lines, where a float loses the cent (goods are never negative: dividing truncates to the floor)
   const goodsAfter = (line: RefundableLine, units: number) => Number((BigInt(line.payableCents - line.shippingCents) * BigInt(units)) / BigInt(line.qty));
   return lines
-    .filter((line) => asked.has(line.lineNo) || (wholeOrderBack && line.shippingCents > 0))
+    .filter((line) => asked.has(line.lineNo) || (parcelBack(line) && line.shippingCents > 0))
     .map((line) => {
       const qty = asked.get(line.lineNo) ?? 0;
       const goods = goodsAfter(line, line.refundedQty + qty) - goodsAfter(line, line.refundedQty);
-      return { lineNo: line.lineNo, qty, cents: goods + (wholeOrderBack ? line.shippingCents : 0) };
+      return { lineNo: line.lineNo, qty, cents: goods + (parcelBack(line) ? line.shippingCents : 0) };
     });
 }

@@ -6,8 +6,8 @@ import {
   priceOrder,
   refundForLines,
   type Coupon,
+  type LineRefund,
   type MemberLevel,
-  type PricedLine,
   type PricingRules,
   type RefundableLine,
   type Sku,
@@ -35,6 +35,27 @@ const catalog = new Map<string, Sku>([
   ['TEA', sku('TEA', 1_250, 'wh-west')],
   ['MUG', sku('MUG', 899, 'wh-west')],
 ]);
+
+/** Where a single line ships from, for refunds of one line alone. */
+const eastParcel = { channel: 'self', merchantId: 'shop', warehouseId: 'wh-east' };
+const asRefundable = (lines: ReadonlyArray<Omit<RefundableLine, 'refundedQty' | 'refundedCents'>>): RefundableLine[] =>
+  lines.map((l) => ({
+    lineNo: l.lineNo,
+    channel: l.channel,
+    merchantId: l.merchantId,
+    warehouseId: l.warehouseId,
+    qty: l.qty,
+    payableCents: l.payableCents,
+    shippingCents: l.shippingCents,
+    refundedQty: 0,
+    refundedCents: 0,
+  }));
+/** The lines once these refunds count on them. */
+const withRefunds = (lines: readonly RefundableLine[], refunds: readonly LineRefund[]): RefundableLine[] =>
+  lines.map((line) => {
+    const refund = refunds.find((r) => r.lineNo === line.lineNo);
+    return refund ? { ...line, refundedQty: line.refundedQty + refund.qty, refundedCents: line.refundedCents + refund.cents } : line;
+  });
 
 describe('pricing an order, exact to the cent', () => {
   it('prices a three-line cart with a gold member discount, a 500-off-5,000 promotion, a 10% coupon and two warehouses’ shipping', () => {
@@ -83,8 +104,8 @@ describe('pricing an order, exact to the cent', () => {
       coupon: { code: 'TENOFF', discountCents: 823 },
     });
 
-    // refunding the two TEA units one at a time gives back 2,015 (1,007 then 1,008), never its shipping share alone
-    const asPaid = priced.lines.map((l) => ({ lineNo: l.lineNo, qty: l.qty, payableCents: l.payableCents, shippingCents: l.shippingCents, refundedQty: 0, refundedCents: 0 }));
+    // refunding the two TEA units one at a time gives back 2,015 (1,007 then 1,008), not its shipping share: the MUGs still ship from wh-west
+    const asPaid = asRefundable(priced.lines);
     expect(refundForLines(asPaid, [{ lineNo: 2, qty: 1 }])).toEqual([{ lineNo: 2, qty: 1, cents: 1_007 }]);
     const afterOne = asPaid.map((l) => (l.lineNo === 2 ? { ...l, refundedQty: 1, refundedCents: 1_007 } : l));
     expect(refundForLines(afterOne, [{ lineNo: 2, qty: 1 }])).toEqual([{ lineNo: 2, qty: 1, cents: 1_008 }]);
@@ -92,6 +113,14 @@ describe('pricing an order, exact to the cent', () => {
     expect(refundForLines(afterOne, [{ lineNo: 1, qty: 1 }, { lineNo: 2, qty: 1 }, { lineNo: 3, qty: 3 }])).toEqual([
       { lineNo: 1, qty: 1, cents: 3_825 },
       { lineNo: 2, qty: 1, cents: 1_008 + 216 },
+      { lineNo: 3, qty: 3, cents: 2_409 },
+    ]);
+    // the KETTLE, wh-east's whole parcel, comes back with wh-east's 600 of shipping, as its split child refunded whole would
+    expect(refundForLines(asPaid, [{ lineNo: 1, qty: 1 }])).toEqual([{ lineNo: 1, qty: 1, cents: 3_825 }]);
+    // the MUGs then take wh-west's parcel back with them: TEA's 216 of shipping comes back on its own line, with no unit
+    const westLeft = asPaid.map((l) => (l.lineNo === 2 ? { ...l, refundedQty: 2, refundedCents: 2_015 } : l));
+    expect(refundForLines(westLeft, [{ lineNo: 3, qty: 3 }])).toEqual([
+      { lineNo: 2, qty: 0, cents: 216 },
       { lineNo: 3, qty: 3, cents: 2_409 },
     ]);
   });
@@ -190,8 +219,6 @@ const rulesArb: fc.Arbitrary<PricingRules> = fc.record({
 });
 
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
-const asRefundable = (lines: PricedLine[]): RefundableLine[] =>
-  lines.map((l) => ({ lineNo: l.lineNo, qty: l.qty, payableCents: l.payableCents, shippingCents: l.shippingCents, refundedQty: 0, refundedCents: 0 }));
 
 describe('pricing and allocation, for any cart, promotions and member level', () => {
   it('line payables add up to the order payable and no line, discount share or shipping share is negative or above its line', () => {
@@ -236,10 +263,7 @@ describe('pricing and allocation, for any cart, promotions and member level', ()
         let state = asRefundable(lines);
         const apply = (request: Array<{ lineNo: number; qty: number }>) => {
           const refunds = refundForLines(state, request);
-          state = state.map((line) => {
-            const refund = refunds.find((r) => r.lineNo === line.lineNo);
-            return refund ? { ...line, refundedQty: line.refundedQty + refund.qty, refundedCents: line.refundedCents + refund.cents } : line;
-          });
+          state = withRefunds(state, refunds);
           for (const refund of refunds) expect(refund.cents).toBeGreaterThanOrEqual(0);
         };
         for (const step of steps) {
@@ -265,8 +289,42 @@ describe('pricing and allocation, for any cart, promotions and member level', ()
     );
   });
 
+  it("gives a parcel's shipping back with its last unit: refunds of the order before its split and of its children after it give back the same, line by line", () => {
+    const stepsArb = fc.array(fc.array(fc.record({ pick: fc.nat(), qty: fc.integer({ min: 1, max: 10 }) }), { minLength: 1, maxLength: 3 }), { maxLength: 12 });
+    fc.assert(
+      fc.property(cartArb, rulesArb, stepsArb, ({ catalog: skus, items }, rules, steps) => {
+        const { lines, amounts } = priceOrder('standard', items, skus, acceptedAt, rules);
+        let order = asRefundable(lines);
+        let children = planSplit(amounts, lines.map((l) => ({ ...l, channel: l.channel as string }))).map((child) => asRefundable(child.lines));
+        for (const step of steps) {
+          const request = step.map(({ pick, qty }) => ({ lineNo: order[pick % order.length]!.lineNo, qty }));
+          let refunds: LineRefund[];
+          try {
+            refunds = refundForLines(order, request);
+          } catch (error) {
+            expect(error).toBeInstanceOf(RefundExceedsLine);
+            continue;
+          }
+          order = withRefunds(order, refunds);
+          children = children.map((child) => {
+            const own = request.filter((r) => child.some((line) => line.lineNo === r.lineNo));
+            return own.length === 0 ? child : withRefunds(child, refundForLines(child, own));
+          });
+          expect(children.flat().sort((a, b) => a.lineNo - b.lineNo)).toEqual(order);
+          // a child back whole has given back all it paid, its shipping included
+          for (const child of children) {
+            const back = child.every((line) => line.refundedQty === line.qty);
+            if (back) expect(sum(child.map((l) => l.refundedCents))).toBe(sum(child.map((l) => l.payableCents)));
+            else expect(sum(child.map((l) => l.refundedCents))).toBeLessThanOrEqual(sum(child.map((l) => l.payableCents - l.shippingCents)));
+          }
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('refunds a line of 999 units at 1,000,000,000.00 each unit by unit to exactly its 99,899,999,999,832 payable', () => {
-    let line: RefundableLine = { lineNo: 1, qty: 999, payableCents: 99_899_999_999_832, shippingCents: 0, refundedQty: 0, refundedCents: 0 };
+    let line: RefundableLine = { lineNo: 1, ...eastParcel, qty: 999, payableCents: 99_899_999_999_832, shippingCents: 0, refundedQty: 0, refundedCents: 0 };
     for (let unit = 1; unit <= 999; unit++) {
       const [refund] = refundForLines([line], [{ lineNo: 1, qty: 1 }]);
       line = { ...line, refundedQty: unit, refundedCents: line.refundedCents + refund!.cents };
@@ -281,6 +339,7 @@ describe('pricing and allocation, for any cart, promotions and member level', ()
       .chain(({ unitPriceCents, qty, shippingCents }) =>
         fc.integer({ min: 0, max: unitPriceCents * qty }).map((discountCents) => ({
           lineNo: 1,
+          ...eastParcel,
           qty,
           payableCents: unitPriceCents * qty - discountCents + shippingCents,
           shippingCents,

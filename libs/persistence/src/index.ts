@@ -1,10 +1,10 @@
 export { createDb, ensureDatabase, migrateDatabase, migrateToLatest } from './connection.js';
-export { StatementTooSlow, isDatabaseUnavailable, isDeadlock, serializedWithoutStatementValues, withoutStatementValues } from './mysql-errors.js';
+export { StatementTooSlow, isDatabaseUnavailable, isTransientRefusal, retryTransaction, serializedWithoutStatementValues, withoutStatementValues } from './mysql-errors.js';
 export type { OrderDb } from './connection.js';
 export { CatalogRepository, toSku } from './catalog-repository.js';
 export { OrderRepository, orderListOptionsOf } from './order-repository.js';
-export type { OrderListFilter, OrderListOptions, OrderListSettings, OrderToPersist, TransitionRequest, TransitionResult } from './order-repository.js';
-export { merchantOrderView } from './order-view.js';
+export type { OrderListFilter, OrderListOptions, OrderListSettings, OrderReservation, OrderToPersist, TransitionRequest, TransitionResult } from './order-repository.js';
+export { addressOf, merchantOrderView } from './order-view.js';
 export type { OrderView } from './order-view.js';
 export type * from './schema.js';
 export { ProcessRepository, paymentDetail } from './process-repository.js';

@@ -99,9 +99,44 @@ function copiedWithoutValues<E>(error: E, depth: number, codeInMessage: boolean)
   return copy as E;
 }
 
-/** InnoDB chose this transaction to roll back to break a deadlock (errno 1213). */
-export function isDeadlock(error: unknown): boolean {
-  return codeOf(error) === 'ER_LOCK_DEADLOCK';
+/**
+ * MySQL refused a transaction for now, not for good: InnoDB rolled it back to break a deadlock
+ * (errno 1213), or one of its statements waited for a row lock past innodb_lock_wait_timeout
+ * (errno 1205: by default only that statement is undone, and the transaction stays open with
+ * its locks until its caller ends it). Either way the whole transaction may be run again once
+ * it has ended, as InnoDB advises; a caller that gives up answers "busy, retry shortly".
+ */
+export function isTransientRefusal(error: unknown): boolean {
+  const code = codeOf(error);
+  return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
+}
+
+/** How often retryTransaction runs a transaction in all, unless told otherwise. */
+const TRANSACTION_ATTEMPTS = 5;
+
+export interface RetryOptions {
+  /** runs in all, the first included */
+  attempts?: number;
+  /** another error after which the transaction is run again (a concurrent change it lost to: a stale version, a duplicate key) */
+  alsoAfter?: (error: unknown) => boolean | Promise<boolean>;
+}
+
+/**
+ * Runs `transaction` again after MySQL refused it transiently (isTransientRefusal) or after an
+ * error `alsoAfter` names, at most `attempts` times in all; then its last error is thrown.
+ * `transaction` begins and ends every transaction it runs (kysely's transaction().execute
+ * rolls back on the way out), so each attempt is a whole transaction from its first read, never
+ * the statement a lock wait undid run again inside the transaction it left open.
+ */
+export async function retryTransaction<T>(transaction: (attempt: number) => Promise<T>, { attempts = TRANSACTION_ATTEMPTS, alsoAfter }: RetryOptions = {}): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await transaction(attempt);
+    } catch (error) {
+      if (attempt < attempts && (isTransientRefusal(error) || (await alsoAfter?.(error)))) continue;
+      throw error;
+    }
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { PlannedImport } from '@orders/domain';
 import type { OrderDb } from './connection.js';
-import { isDeadlock, isDuplicateKey } from './mysql-errors.js';
+import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { orderItemRow } from './order-repository.js';
 
 export interface ImportOutcome {
@@ -9,30 +9,31 @@ export interface ImportOutcome {
   outcome: 'imported' | 'duplicate';
 }
 
+/** Tries of one import against concurrent imports of the same orders. */
+const IMPORT_ATTEMPTS = 8;
+
+/**
+ * The parcel of an imported order still on its way, where its channel left it (with the
+ * warehouse of its lines): the warehouse's callbacks move it on, and the order with it.
+ * An order that arrived closed (COMPLETED, CANCELLED) is taken as it is, with none.
+ */
+const SHIPMENT_OF_IMPORTED: Partial<Record<string, string>> = { PAID: 'ACCEPTED', SHIPPED: 'SHIPPED', DELIVERED: 'DELIVERED' };
+
 /**
  * Writes orders taken by other order systems into the order centre. Idempotent per
  * (channel, external id): importing the same order again answers its existing id and
  * changes nothing. Imported stock is the channel's own allocation, so no stock ledger
- * rows are written; the history (and so the event feed) reads like any other order's.
+ * rows are written; the history (and so the event feed) reads like any other order's,
+ * and an order still on its way has its shipment, as a handed-over one has.
  */
-/** Tries of one import against concurrent imports of the same orders. */
-const IMPORT_ATTEMPTS = 8;
-
 export class OrderImportRepository {
   constructor(private readonly db: OrderDb) {}
 
   async importOrders(channel: string, plans: ReadonlyArray<PlannedImport & { orderId: string }>, now: Date): Promise<ImportOutcome[]> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.importOnce(channel, plans, now);
-      } catch (error) {
-        // some of the orders imported at the same moment by other requests: the next try finds
-        // them duplicates (a deadlock between overlapping batches ends the same way); each try
-        // settles at least one rival, so a few cover the batches sent at once
-        if ((isDuplicateKey(error) || isDeadlock(error)) && attempt < IMPORT_ATTEMPTS) continue;
-        throw error;
-      }
-    }
+    // some of the orders imported at the same moment by other requests: the next try finds
+    // them duplicates (a deadlock between overlapping batches ends the same way); each try
+    // settles at least one rival, so a few cover the batches sent at once
+    return retryTransaction(() => this.importOnce(channel, plans, now), { attempts: IMPORT_ATTEMPTS, alsoAfter: isDuplicateKey });
   }
 
   private async importOnce(channel: string, plans: ReadonlyArray<PlannedImport & { orderId: string }>, now: Date): Promise<ImportOutcome[]> {
@@ -97,6 +98,12 @@ export class OrderImportRepository {
             ]),
           )
           .execute();
+        const shipments = fresh.flatMap(({ orderId, lines, steps }) => {
+          const status = SHIPMENT_OF_IMPORTED[steps.at(-1)!.to];
+          // named as ProcessRepository.openShipment names a handed-over order's; when it was shipped or delivered its channel does not say
+          return status ? [{ shipment_id: `shp-${orderId}`, order_id: orderId, warehouse_id: lines[0]!.warehouseId, tracking_no: null, status, created_at: now, updated_at: now }] : [];
+        });
+        if (shipments.length > 0) await trx.insertInto('shipments').values(shipments).execute();
       }
       return plans.map((plan) => {
         const known = existing.get(plan.order.externalOrderId);

@@ -7,7 +7,9 @@ import {
   type OrderFacts,
   type AcceptedOrder,
   type Actor,
+  type Deduction,
   type FiredTransition,
+  type OrderLineRequest,
   type OrderType,
   type PricedLine,
   type PricedOrder,
@@ -15,8 +17,8 @@ import {
 import { expressionBuilder, sql, type Expression, type SqlBool, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { insertRows } from './multi-row-insert.js';
-import { isDeadlock, isDuplicateKey } from './mysql-errors.js';
-import { toOrderView, type OrderView } from './order-view.js';
+import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
+import { addressOf, toOrderView, type OrderView } from './order-view.js';
 import { paidTheOrder } from './process-repository.js';
 import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
 
@@ -58,6 +60,15 @@ export interface TransitionRequest {
 export interface TransitionResult {
   order: OrderRow;
   fired: FiredTransition;
+}
+
+/** An order's reservation as MySQL has it: what Inventory.restoreReservation puts back in Redis. */
+export interface OrderReservation extends Pick<AcceptedOrder, 'orderId' | 'userId' | 'type' | 'address'> {
+  lines: Array<OrderLineRequest & { deduction: Deduction }>;
+  /** the coupon the order holds a use of (its redemption is still used), else null */
+  couponCode: string | null;
+  acceptedAt: Date;
+  paymentDeadline: Date;
 }
 
 const CHECKOUT_ACTION = 'checkout';
@@ -131,23 +142,20 @@ export class OrderRepository {
     // in order-id order, so that batches racing over the same orders lock their rows in one order
     const unique = [...new Map(batch.map((o) => [o.accepted.orderId, o])).values()].sort((a, b) => (a.accepted.orderId < b.accepted.orderId ? -1 : 1));
     if (unique.length === 0) return [];
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.db.transaction().execute(async (trx) => {
+    // a duplicate key on attempt 1: an order written before; later: another batch wrote one
+    // between our lookup and insert. A deadlock: batches racing over the same orders, one rolled
+    // back while two others waited on its rows. Each retry follows another batch's progress on
+    // these orders, so the racing batches bound them.
+    return retryTransaction(
+      (attempt) =>
+        this.db.transaction().execute(async (trx) => {
           const fresh = attempt === 1 ? unique : await notYetWritten(trx, unique);
           if (fresh.length === 0) return [];
           await insertOrders(trx, fresh, now);
           return fresh.map((o) => o.accepted.orderId);
-        });
-      } catch (error) {
-        // attempt 1: an order written before; later ones: another batch wrote one between our
-        // lookup and insert. A deadlock: batches racing over the same orders, one rolled back
-        // while two others waited on its rows (InnoDB's advice is to run the transaction again).
-        // Each retry follows another batch's progress on these orders, so the racing batches bound them.
-        if ((isDuplicateKey(error) || isDeadlock(error)) && attempt < PERSIST_ATTEMPTS) continue;
-        throw error;
-      }
-    }
+        }),
+      { attempts: PERSIST_ATTEMPTS, alsoAfter: isDuplicateKey },
+    );
   }
 
   /**
@@ -374,6 +382,11 @@ export class OrderRepository {
     await trx.updateTable('coupon_redemptions').set({ status: 'restored', at }).where('order_id', '=', orderId).where('status', '=', 'used').execute();
   }
 
+  /** The order's reservation as MySQL has it (reservationsOf), for the payment commit to put back a record Redis lost. */
+  async reservationOf(order: OrderRow): Promise<OrderReservation> {
+    return (await reservationsOf(this.db, [order]))[0]!;
+  }
+
   async placementLines(orderId: string): Promise<Array<{ skuId: string; qty: number }>> {
     const rows = await this.db
       .selectFrom('order_items')
@@ -383,6 +396,37 @@ export class OrderRepository {
       .execute();
     return rows.map((row) => ({ skuId: row.sku_id, qty: row.qty }));
   }
+}
+
+/**
+ * Orders' reservations as MySQL has them, for Redis to get back records it lost (a restart
+ * without its AOF, a failover to a replica that was behind): each order's lines, and its
+ * coupon while its redemption is still used (a closed order's went back with its closing).
+ */
+export async function reservationsOf(db: OrderDb, orders: readonly OrderRow[]): Promise<OrderReservation[]> {
+  if (orders.length === 0) return [];
+  const ids = orders.map((order) => order.order_id);
+  const [lines, usedCoupons] = await Promise.all([
+    db.selectFrom('order_items').select(['order_id', 'sku_id', 'qty', 'deduction']).where('order_id', 'in', ids).orderBy('order_id').orderBy('line_no').execute(),
+    db.selectFrom('coupon_redemptions').select('order_id').where('order_id', 'in', ids).where('status', '=', 'used').execute(),
+  ]);
+  const linesOf = new Map<string, OrderReservation['lines']>();
+  for (const line of lines) {
+    const known = linesOf.get(line.order_id) ?? [];
+    linesOf.set(line.order_id, known);
+    known.push({ skuId: line.sku_id, qty: line.qty, deduction: line.deduction as Deduction });
+  }
+  const holdingCoupon = new Set(usedCoupons.map((row) => row.order_id));
+  return orders.map((order) => ({
+    orderId: order.order_id,
+    userId: order.user_id,
+    type: order.type as OrderType,
+    lines: linesOf.get(order.order_id) ?? [],
+    address: addressOf(order),
+    couponCode: holdingCoupon.has(order.order_id) ? order.coupon_code : null,
+    acceptedAt: order.accepted_at,
+    paymentDeadline: order.payment_deadline,
+  }));
 }
 
 /** One transition in the caller's transaction (applyTransition, applyTransitions). */
@@ -506,7 +550,7 @@ async function insertOrders(trx: Transaction<Database>, orders: readonly OrderTo
       shipping_cents: priced.amounts.shippingCents,
       payable_cents: priced.amounts.payableCents,
       refunded_cents: 0,
-      address: JSON.stringify(accepted.address),
+      address: accepted.address && JSON.stringify(accepted.address),
       coupon_code: accepted.couponCode,
       benefits: JSON.stringify(priced.applied),
       accepted_at: new Date(accepted.acceptedAt),

@@ -27,7 +27,8 @@ export interface OrderView {
     refundedCents: number;
   }>;
   amounts: { subtotalCents: number; discountCents: number; shippingCents: number; payableCents: number; refundedCents: number };
-  address: Address;
+  /** null for an order placed without one: a virtual order ships nothing */
+  address: Address | null;
   couponCode: string | null;
   /** the member level, promotions and coupon the order used */
   benefits: AppliedBenefits | null;
@@ -50,6 +51,11 @@ export interface OrderView {
   externalOrderId: string | null;
   createdAt: string;
   updatedAt: string;
+}
+
+/** The order's delivery address; null for an order placed without one (a virtual order: it ships nothing). */
+export function addressOf(order: Pick<OrderRow, 'address'>): Address | null {
+  return order.address === null ? null : (JSON.parse(order.address) as Address);
 }
 
 export function toOrderView(
@@ -89,7 +95,7 @@ export function toOrderView(
       payableCents: Number(order.payable_cents),
       refundedCents: Number(order.refunded_cents),
     },
-    address: JSON.parse(order.address) as Address,
+    address: addressOf(order),
     couponCode: order.coupon_code,
     benefits: order.benefits === null ? null : (JSON.parse(order.benefits) as AppliedBenefits),
     ...extras,

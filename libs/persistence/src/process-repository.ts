@@ -1,10 +1,19 @@
-import { benefitsOfPart, type AppliedBenefits, type ChildPlan, type DiscountShare, type SplittableLine } from '@orders/domain';
+import { benefitsOfPart, stateMachineFor, type AppliedBenefits, type ChildPlan, type DiscountShare, type Effect, type OrderType, type SplittableLine } from '@orders/domain';
 import type { Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
 import type { Database, OrderItemRow, OrderRow, PaymentRow, ShipmentRow } from './schema.js';
 
 export type PaymentPurpose = 'full' | 'deposit' | 'balance';
+
+/** The step of an order's history into the status it has (ProcessRepository.lastStep). */
+export interface LastStep {
+  order: OrderRow;
+  action: string;
+  actor: string;
+  /** what its rule asks for once it has committed */
+  effects: readonly Effect[];
+}
 
 export interface NewPayment {
   orderId: string;
@@ -33,6 +42,11 @@ export function paymentDetail(paymentId: string, transactionId: string): string 
 export function paidTheOrder(paymentId: string, history: ReadonlyArray<{ action: string; detail: string | null }>): boolean {
   const named = paymentDetail(paymentId, '');
   return history.some((step) => PAYMENT_ACTIONS.includes(step.action) && step.detail?.startsWith(named) === true);
+}
+
+/** The order that holds an order's payments: a split order's child was paid for through its parent. */
+export function payerOf(order: Pick<OrderRow, 'order_id' | 'parent_order_id'>): string {
+  return order.parent_order_id ?? order.order_id;
 }
 
 /** How a refund reads the payments it draws from. */
@@ -124,12 +138,38 @@ export class ProcessRepository {
     return row?.at ?? null;
   }
 
+  /**
+   * The transition that brought the order to the status it has, with the effects its rule
+   * enqueues once it has committed: whoever committed it may have died, or lost MySQL's
+   * answer, before enqueuing them. Enqueued again they are harmless (each job is named or
+   * deduplicated by its order, and idempotent). Null when its history has no such step.
+   */
+  async lastStep(orderId: string): Promise<LastStep | null> {
+    const order = await this.db.selectFrom('orders').selectAll().where('order_id', '=', orderId).executeTakeFirst();
+    if (!order) return null;
+    const last = await this.db
+      .selectFrom('order_history')
+      .select(['from_status', 'action', 'to_status', 'actor'])
+      .where('order_id', '=', orderId)
+      .orderBy('version', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    if (!last || last.to_status !== order.status || last.from_status === null) return null;
+    const rule = stateMachineFor(order.type as OrderType).rule(last.from_status, last.action);
+    return { order, action: last.action, actor: last.actor, effects: rule?.effects ?? [] };
+  }
+
   async findPayment(paymentId: string): Promise<PaymentRow | null> {
     return (await this.db.selectFrom('payments').selectAll().where('payment_id', '=', paymentId).executeTakeFirst()) ?? null;
   }
 
   async payments(orderId: string): Promise<PaymentRow[]> {
     return this.db.selectFrom('payments').selectAll().where('order_id', '=', orderId).orderBy('created_at').orderBy('payment_id').execute();
+  }
+
+  /** Whether a payment of the order succeeded (its parent's, for a child: payerOf): a refund or a return draws from it. */
+  async isPaid(order: Pick<OrderRow, 'order_id' | 'parent_order_id'>): Promise<boolean> {
+    return (await this.payments(payerOf(order))).some((payment) => payment.status === 'SUCCEEDED');
   }
 
   /** The payments that paid the order, oldest first (paymentsThatPaid). */
@@ -188,9 +228,16 @@ export class ProcessRepository {
     return this.db.selectFrom('orders').selectAll().where('parent_order_id', '=', orderId).orderBy('order_id').execute();
   }
 
-  /** In the split transition's transaction: the children, their lines, and their first history entry. */
+  /**
+   * In the split transition's transaction: the children, their lines, and their first history
+   * entry. A child's lines come with what was refunded of them before the split, which its
+   * amounts count; a child refunded in full before the split starts closed (REFUNDED): nothing
+   * is left to send to its warehouse, cancel or refund, and it never holds its parent open.
+   */
   static async insertChildren(trx: Transaction<Database>, parent: OrderRow, children: readonly ChildToInsert[], at: Date): Promise<void> {
     if (children.length === 0) return;
+    const refundedWhole = (plan: ChildToInsert['plan']) => plan.lines.every((line) => line.row.refunded_qty === line.row.qty);
+    const statusOf = (plan: ChildToInsert['plan']) => (refundedWhole(plan) ? 'REFUNDED' : parent.status);
     await trx
       .insertInto('orders')
       .values(
@@ -198,7 +245,7 @@ export class ProcessRepository {
           order_id: orderId,
           parent_order_id: parent.order_id,
           type: parent.type,
-          status: parent.status,
+          status: statusOf(plan),
           version: 1,
           user_id: parent.user_id,
           channel: plan.key.channel,
@@ -206,7 +253,7 @@ export class ProcessRepository {
           discount_cents: plan.amounts.discountCents,
           shipping_cents: plan.amounts.shippingCents,
           payable_cents: plan.amounts.payableCents,
-          refunded_cents: 0,
+          refunded_cents: plan.lines.reduce((sum, line) => sum + Number(line.row.refunded_cents), 0),
           address: parent.address,
           coupon_code: parent.coupon_code,
           // the child's share of what the order used, from its lines' shares
@@ -243,14 +290,14 @@ export class ProcessRepository {
     await trx
       .insertInto('order_history')
       .values(
-        children.map(({ orderId }) => ({
+        children.map(({ orderId, plan }) => ({
           order_id: orderId,
           version: 1,
           from_status: null,
           action: 'split',
-          to_status: parent.status,
+          to_status: statusOf(plan),
           actor: 'system',
-          detail: `split from order ${parent.order_id}`,
+          detail: refundedWhole(plan) ? `split from order ${parent.order_id}: every unit refunded before the split` : `split from order ${parent.order_id}`,
           at,
         })),
       )
@@ -306,6 +353,12 @@ export class ProcessRepository {
     await this.writeLedgerOnce(
       items.map((line) => ({ sku_id: line.sku_id, kind: 'commit' as const, ref: orderId, order_id: orderId, qty: line.deduction === 'payment' ? -line.qty : 0, reason: 'payment' })),
     );
+  }
+
+  /** How the ledger has the order's reservation closed: committed (paid) or released; null while the order holds it. */
+  async reservationClosedAs(orderId: string): Promise<'commit' | 'release' | null> {
+    const row = await this.db.selectFrom('stock_ledger').select('kind').where('order_id', '=', orderId).where('kind', 'in', ['commit', 'release']).limit(1).executeTakeFirst();
+    return row ? (row.kind as 'commit' | 'release') : null;
   }
 
   async writeLedgerOnce(entries: Array<{ sku_id: string; kind: 'commit' | 'release'; ref: string; order_id: string; qty: number; reason: string }>): Promise<void> {

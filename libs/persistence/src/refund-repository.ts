@@ -3,7 +3,7 @@ import { allocateByLargestRemainder, drawRefund, refundForLines, RefundExceedsLi
 import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
-import { paymentsThatPaid } from './process-repository.js';
+import { payerOf, paymentsThatPaid } from './process-repository.js';
 import type { Database, OrderRow, RefundPartsTable, RefundsTable } from './schema.js';
 
 export type RefundKind = 'refund' | 'return';
@@ -278,6 +278,9 @@ export class RefundRepository {
     const lines = rows.map((row) => ({
       lineNo: row.line_no,
       skuId: row.sku_id,
+      channel: row.channel,
+      merchantId: row.merchant_id,
+      warehouseId: row.warehouse_id,
       qty: row.qty,
       payableCents: Number(row.payable_cents),
       shippingCents: Number(row.shipping_cents),
@@ -421,7 +424,7 @@ async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: 
  * each insert of parts waiting on the other's gap lock.
  */
 async function refundablePayments(trx: Transaction<Database>, order: OrderRow): Promise<RefundablePayment[]> {
-  const payer = order.parent_order_id ?? order.order_id;
+  const payer = payerOf(order);
   const payments = await paymentsThatPaid(trx, payer, { latestPaidFirst: true, whileLocked: () => RefundRepository.refuseStaleSnapshot(trx, payer) });
   const ids = payments.map((payment) => payment.payment_id);
   const drawn = ids.length === 0 ? [] : await trx.selectFrom('refund_parts').select(['payment_id', 'amount_cents']).where('payment_id', 'in', ids).execute();

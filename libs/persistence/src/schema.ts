@@ -56,8 +56,8 @@ export interface OrdersTable {
   shipping_cents: number;
   payable_cents: number;
   refunded_cents: number;
-  /** JSON text: MariaDB's JSON is LONGTEXT, so it is read and written as a string. */
-  address: string;
+  /** JSON text: MariaDB's JSON is LONGTEXT, so it is read and written as a string. null: placed without one, as only an order that ships nothing (virtual) is. */
+  address: string | null;
   coupon_code: string | null;
   accepted_at: Date;
   payment_deadline: Date;

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { OrderDb } from './connection.js';
+import { reservationsOf, type OrderReservation } from './order-repository.js';
 
 /** What the ledger says a SKU's Redis counters should hold once every accepted order is persisted. */
 export interface LedgerStock {
@@ -77,6 +78,26 @@ export class StockLedgerRepository {
       else byOrder.set(key, { orderId: row.order_id!, userId: row.user_id, kind: row.kind as ClosedReservation['kind'], reason: row.reason, skuIds: [row.sku_id] });
     }
     return [...byOrder.values()];
+  }
+
+  /** The orders accepted from `fromOrderId` on whose placement reservation the ledger holds: reserved, neither released nor committed. */
+  async openReservations(fromOrderId: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('stock_ledger')
+      .select('order_id')
+      .where('order_id', '>=', fromOrderId)
+      .groupBy('order_id')
+      .having(sql<number>`SUM(kind = 'reserve')`, '>', 0)
+      .having(sql<number>`SUM(kind IN ('release', 'commit'))`, '=', 0)
+      .orderBy('order_id')
+      .execute();
+    return rows.map((row) => row.order_id!);
+  }
+
+  /** These orders' reservations as MySQL has them (reservationsOf), for the repair to put back records Redis lost. */
+  async reservationsOf(orderIds: readonly string[]): Promise<OrderReservation[]> {
+    if (orderIds.length === 0) return [];
+    return reservationsOf(this.db, await this.db.selectFrom('orders').selectAll().where('order_id', 'in', [...orderIds]).orderBy('order_id').execute());
   }
 
   /** Restocks of the orders accepted from `fromOrderId` on. */

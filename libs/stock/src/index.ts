@@ -1,5 +1,5 @@
 export { Inventory, ReservationNotReplicated, SKU_COUNTERS, checkoutTimeoutsOf, stockRulesOf } from './inventory.js';
-export type { CheckoutTimeouts, CheckoutTimeoutSettings, ReservationDurability, CommitOutcome, ReserveStockRequest, Reservation, SkuStock, SkuStockRules, StockTransfer, TakenTransfer, GiveOutcome, OpenTransfer } from './inventory.js';
+export type { CheckoutTimeouts, CheckoutTimeoutSettings, ReservationDurability, CommitOutcome, PersistedReservation, ReserveStockRequest, Reservation, SkuStock, SkuStockRules, StockTransfer, TakenTransfer, GiveOutcome, OpenTransfer } from './inventory.js';
 export { MAX_STOCK_BUCKETS, StockKeys, orderGroupSuffix, splitStock } from './stock-keys.js';
 export { StockRebalancer } from './stock-rebalancer.js';
 export { StockRepairLock, StockRepairUnderWay } from './stock-repair-lock.js';

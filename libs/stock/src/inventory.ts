@@ -1,16 +1,19 @@
 import {
+  AddressRequired,
   BucketedSkuSoldAlone,
   CheckoutRefused,
   CouponNotValid,
   CouponUsedUp,
   IdempotencyConflict,
   LimitExceeded,
+  ORDER_TYPES,
   OrderTypeMismatch,
   OrderTypesMixed,
   OutOfStock,
   SaleNotActive,
   SkuStockHeld,
   UnknownSku,
+  shipsParcels,
   type AcceptedOrder,
   type Deduction,
   type OrderLineRequest,
@@ -109,6 +112,15 @@ export type CommitOutcome =
   | { status: 'released' }
   | { status: 'gone'; skuId: string };
 
+/** A persisted order's reservation as MySQL has it: what restoreReservation puts back. */
+export interface PersistedReservation extends Pick<AcceptedOrder, 'orderId' | 'userId' | 'type' | 'address'> {
+  lines: Array<OrderLineRequest & { deduction: Deduction }>;
+  /** the coupon the order holds a use of (its redemption is still used), else null */
+  couponCode: string | null;
+  acceptedAt: Date;
+  paymentDeadline: Date;
+}
+
 export interface SkuStock {
   available: number;
   reserved: number;
@@ -166,6 +178,36 @@ interface SettledReservation {
   state: 'committed' | 'released';
 }
 
+/** What a cart running outside its buyer's own group claimed and took there (claimCheckout-4+c.lua), for its reservation to settle. */
+interface CheckoutClaim {
+  orderId: string;
+  userId: string;
+  idempotencyKey: string;
+  couponCode: string;
+  /** the key was claimed by this request: dropped again when the reservation is refused */
+  claimedNow: boolean;
+  /** a use of the coupon was taken for this order: given back unless the reservation accepts it */
+  couponTaken: boolean;
+}
+
+/** The refusals of the rules that hold per buyer, as reserveStock-5+c+2n.lua and claimCheckout-4+c.lua both answer them; null for another code. */
+function buyerRuleRefusal(code: number, couponCode: string, budgetMsLeft: number): Error | null {
+  switch (code) {
+    case -1:
+      return new IdempotencyConflict();
+    case -7:
+      return new CouponNotValid(couponCode);
+    case -8:
+      return new CouponUsedUp(couponCode);
+    case -9:
+      return new RequestBudgetSpent(budgetMsLeft);
+    case -10:
+      return new CheckoutRefused('velocity');
+    default:
+      return null;
+  }
+}
+
 function cappedCounters({ budget, velocity }: CheckoutCounters): CappedCounter[] {
   return velocity ? [budget, velocity] : [budget];
 }
@@ -182,6 +224,12 @@ const RESERVATION_KEPT_AFTER_DEADLINE_MS = 7 * 24 * 3600 * 1000;
  * gets 'missing', which its callers take as they take 'released'.
  */
 const RELEASED_RECORD_KEPT_MS = 24 * 3600 * 1000;
+/**
+ * How much longer than the idempotency record a claim of its key is kept (claimCheckout-4+c.lua):
+ * the claim is made just before the reservation that writes the record, and while it lives no
+ * other cart is accepted under the key.
+ */
+const CLAIM_OUTLIVES_RECORD_MS = 60_000;
 /** How long a buyer's coupon uses outlive the coupon (reserveStock-5+c+2n.lua's PEXPIREAT). */
 const COUPON_USES_KEPT_AFTER_END_MS = 24 * 3600 * 1000;
 /** Reads sent in one pipeline by the repair's scans of many orders. */
@@ -190,6 +238,8 @@ const READS_PER_PIPELINE = 1000;
 const TRANSFER_RECORD_TTL_MS = 7 * 24 * 3600 * 1000;
 /** The receiving side's marker of a voided transfer, as giveStock-2.lua writes it. */
 const VOIDED_MARKER = 'void';
+/** The order types a cart may make without a delivery address, as reserveStock-5+c+2n.lua reads them (',virtual,'). */
+const TYPES_SHIPPING_NOTHING = `,${ORDER_TYPES.filter((type) => !shipsParcels(type)).join(',')},`;
 /** giveStock-2.lua's return codes. */
 const GIVE_OUTCOMES: Partial<Record<number, GiveOutcome>> = { 1: 'given', 0: 'given-before', 2: 'voided', 3: 'waiting', [-1]: 'lost' };
 
@@ -262,22 +312,25 @@ export class Inventory {
    * one read instead of the reservation script and before the request is hashed; the
    * buyer's budget and velocity are counted in the same script call when they are in the
    * read's slot group (`soldOutCheck-1+c.lua`), in the same turn when not. A buyer
-   * whose Idempotency-Key is already recorded is let through: a retry of an accepted
-   * checkout gets its 202 again, a key reused with another body its 422, both from the
-   * script. A SKU not split into buckets is remembered when the script finds it empty; a
-   * bucketed one when its rebalancer finds every bucket empty (`rememberSoldOut`), since
-   * one bucket's OUT_OF_STOCK does not mean the others are empty.
+   * whose Idempotency-Key is already recorded in their own group (or claimed there, for a
+   * cart that runs in another) is let through: a retry of an accepted checkout gets its 202
+   * again, a key reused with another cart its 422, both from the scripts. A SKU not split
+   * into buckets is remembered when the script finds it empty; a bucketed one when its
+   * rebalancer finds every bucket empty (`rememberSoldOut`), since one bucket's
+   * OUT_OF_STOCK does not mean the others are empty.
    */
   async refuseIfSoldOut(userId: string, idempotencyKey: string, items: readonly OrderLineRequest[], now: Date, counters: CheckoutCounters | null = null): Promise<void> {
     const skuId = this.soldOut.firstSoldOut(items, now.getTime());
     if (skuId === undefined) return;
-    const group = await this.checkoutGroup(userId, items);
-    const record = this.keys.idempotency(group, userId, idempotencyKey);
+    // a cart refused whatever the stock (BucketedSkuSoldAlone) is refused as the reservation would
+    await this.checkoutGroup(userId, items);
+    const own = this.keys.groupOf(userId);
+    const record = this.keys.idempotency(own, userId, idempotencyKey);
     const capped = counters && !counters.spent ? cappedCounters(counters) : [];
     let known: number;
-    if (capped.length > 0 && capped.every((counter) => counter.slotGroup === group)) {
+    if (capped.length > 0 && capped.every((counter) => counter.slotGroup === own)) {
       // counted and read in one script, as the reservation script counts them: one command
-      const [exists, ...counts] = await this.reads.send<StockScriptReply<'soldOutCheck'>>(group, (pipeline) =>
+      const [exists, ...counts] = await this.reads.send<StockScriptReply<'soldOutCheck'>>(own, (pipeline) =>
         queueStockScript(
           pipeline,
           'soldOutCheck',
@@ -288,8 +341,8 @@ export class Inventory {
       known = exists!;
       this.refuseOverCounters(counters!, { count: counts[0]!, msLeft: counts[1]! }, known === 1 ? undefined : counts[2]);
     } else {
-      // counters of another group (a bucketed SKU's) in the same turn as the read: one round trip
-      const [recorded, counted] = await Promise.all([this.keyRecorded(group, userId, idempotencyKey), capped.length > 0 ? this.countBeforehand(counters!) : null]);
+      // counters of another group in the same turn as the read: one round trip
+      const [recorded, counted] = await Promise.all([this.keyRecorded(own, userId, idempotencyKey), capped.length > 0 ? this.countBeforehand(counters!) : null]);
       known = recorded ? 1 : 0;
       if (counted) this.refuseOverCounters(counters!, counted.budget, known === 1 ? undefined : counted.velocity?.count);
     }
@@ -297,9 +350,12 @@ export class Inventory {
     if (known === 0) throw new OutOfStock(skuId);
   }
 
-  /** Whether this buyer's checkout under this Idempotency-Key was accepted (or refused as a conflict) already. */
-  async checkoutRecorded(userId: string, idempotencyKey: string, items: readonly OrderLineRequest[]): Promise<boolean> {
-    return this.keyRecorded(await this.checkoutGroup(userId, items), userId, idempotencyKey);
+  /**
+   * Whether this buyer's Idempotency-Key is recorded: a checkout under it was accepted, or (a
+   * cart running outside their own group claims the key there first) is under way.
+   */
+  async checkoutRecorded(userId: string, idempotencyKey: string): Promise<boolean> {
+    return this.keyRecorded(this.keys.groupOf(userId), userId, idempotencyKey);
   }
 
   /** Whether the idempotency record of this buyer's key exists in its group (one read, sent with the turn's others). */
@@ -341,18 +397,20 @@ export class Inventory {
   /**
    * One round trip: the buyer's request budget and checkout velocity (`request.counters`),
    * idempotency, sale window, per-buyer limit, coupon use, and all-or-nothing reservation.
-   * Counters outside the checkout's slot group (a SKU split into buckets) are counted first,
-   * with one more round trip, since a script must stay on one Redis Cluster node.
+   * A cart that runs outside the buyer's own group (a SKU split into buckets) settles what
+   * holds per buyer whatever the cart first, in their own group (`claimCheckout`): one more
+   * round trip, since a script must stay on one Redis Cluster node.
    */
   async reserveStock(request: ReserveStockRequest): Promise<Reservation> {
     const { userId, items, counters } = request;
     const group = await this.checkoutGroup(userId, items);
     const orderId = this.keys.orderIdInGroup(request.orderId, group);
-    const couponCode = request.payload.couponCode ?? '';
+    const own = this.keys.groupOf(userId);
+    // counted by the checkout's first script: the claim's outside the buyer's own group, else the reservation's
     let counted: CappedCounter[] = [];
     if (counters && !counters.spent) {
       const capped = cappedCounters(counters);
-      if (capped.every((counter) => counter.slotGroup === group)) counted = capped;
+      if (capped.every((counter) => counter.slotGroup === own)) counted = capped;
       else {
         const { budget, velocity } = await this.countBeforehand(counters);
         const overVelocity = velocity !== undefined && velocity.count > counters.velocity!.max;
@@ -360,6 +418,10 @@ export class Inventory {
         this.refuseOverCounters(counters, budget, replay ? undefined : velocity?.count);
       }
     }
+    const claim = group === own ? null : await this.claimCheckout(request, group, orderId, counted);
+    if (claim) counted = [];
+    // outside the buyer's own group the claim took the coupon's use: the reservation takes none
+    const couponCode = claim ? '' : (request.payload.couponCode ?? '');
     const keys = [
       this.keys.idempotency(group, userId, request.idempotencyKey),
       this.keys.order(group, orderId),
@@ -380,6 +442,8 @@ export class Inventory {
       couponCode,
       counted.length,
       this.timeouts.presaleBalanceTimeoutMs ?? 0,
+      // the SKUs' type, known in the script alone, says whether the cart ships to an address
+      request.payload.address ? '' : TYPES_SHIPPING_NOTHING,
     ];
     for (const counter of counted) {
       keys.push(counter.key);
@@ -397,10 +461,13 @@ export class Inventory {
       if (!(error instanceof BatchRefused)) throw error;
       // the script ran and counted on the primary, whose replicas did not acknowledge it: the
       // buyer's counters are spent once, not counted again with the refusal
-      spentWith(error.reply as StockScriptReply<'reserveStock'>);
+      const refused = error.reply as StockScriptReply<'reserveStock'>;
+      spentWith(refused);
+      if (claim) await this.settleClaim(claim, Number(refused[2]));
       throw error.refusal;
     }
     spentWith(reply);
+    if (claim) await this.settleClaim(claim, Number(reply[2]));
     const [, budgetMsLeft, code, a, b, c, d] = reply;
     const lineSku = (index: unknown) => items[Number(index) - 1]?.skuId ?? '';
     switch (code) {
@@ -420,8 +487,6 @@ export class Inventory {
             paymentDeadline: this.deadlineTimes.format(Number(c)),
           },
         };
-      case -1:
-        throw new IdempotencyConflict();
       case -2:
         throw new UnknownSku(lineSku(a));
       case -3:
@@ -433,19 +498,82 @@ export class Inventory {
         throw new OutOfStock(lineSku(a));
       case -6:
         throw new OrderTypeMismatch(request.requestedType ?? '', String(a));
-      case -7:
-        throw new CouponNotValid(couponCode);
-      case -8:
-        throw new CouponUsedUp(couponCode);
-      case -9:
-        throw new RequestBudgetSpent(Number(budgetMsLeft));
-      case -10:
-        throw new CheckoutRefused('velocity');
       case -11:
         throw new OrderTypesMixed(items[0]?.skuId ?? '', String(c), lineSku(a), String(b));
+      case -12:
+        throw new AddressRequired(String(a));
       default:
-        throw new Error(`reserveStock answered an unknown code ${String(code)}`);
+        throw buyerRuleRefusal(Number(code), couponCode, Number(budgetMsLeft)) ?? new Error(`reserveStock answered an unknown code ${String(code)}`);
     }
+  }
+
+  /**
+   * What holds per buyer whatever the cart, settled in the buyer's own group for a cart that
+   * runs in another (claimCheckout-4+c.lua), in one call: the counters of `counted`, the claim
+   * of the Idempotency-Key, a use of the coupon on the buyer's one counter. Refuses as the
+   * reservation would; a retry refused over its velocity or its coupon goes on only to replay
+   * the order accepted under its key, looked for in the cart's group.
+   */
+  private async claimCheckout(request: ReserveStockRequest, group: string, orderId: string, counted: readonly CappedCounter[]): Promise<CheckoutClaim> {
+    const { userId, idempotencyKey, counters } = request;
+    const own = this.keys.groupOf(userId);
+    const couponCode = request.payload.couponCode ?? '';
+    const keys = [this.keys.idempotency(own, userId, idempotencyKey), this.keys.coupon(own, couponCode), this.keys.couponUses(own, couponCode, userId), this.keys.couponHeld(own, orderId)];
+    const claimMs = this.timeouts.idempotencyTtlMs + CLAIM_OUTLIVES_RECORD_MS;
+    const args: (string | number)[] = [userId, request.bodyHash, group, orderId, request.now.getTime(), claimMs, couponCode, this.longestReservationMs(), counted.length];
+    for (const counter of counted) {
+      keys.push(counter.key);
+      args.push(counter.windowMs, counter.max);
+    }
+    const claimOf = ([, , code, taken]: StockScriptReply<'claimCheckout'>): CheckoutClaim => ({ orderId, userId, idempotencyKey, couponCode, claimedNow: code === 1, couponTaken: code! >= 1 && taken === 1 });
+    const spentWith = (reply: StockScriptReply<'claimCheckout'>) => {
+      if (counted.length > 0) counters!.counted({ count: reply[0]!, msLeft: reply[1]! });
+    };
+    let reply: StockScriptReply<'claimCheckout'>;
+    try {
+      reply = await this.pipelines.send(own, (pipeline) => queueStockScript(pipeline, 'claimCheckout', keys, args));
+    } catch (error) {
+      if (!(error instanceof BatchRefused)) throw error;
+      // claimed on the primary, whose replicas did not acknowledge it: given back, for the buyer's retry
+      const refused = error.reply as StockScriptReply<'claimCheckout'>;
+      spentWith(refused);
+      await this.withdrawClaim(claimOf(refused));
+      throw error.refusal;
+    }
+    spentWith(reply);
+    const [, budgetMsLeft, code, refusal] = reply;
+    if (code === 1 || code === 2 || (code === 0 && (await this.keyRecorded(group, userId, idempotencyKey)))) return claimOf(reply);
+    throw buyerRuleRefusal(code === 0 ? refusal! : code!, couponCode, budgetMsLeft!) ?? new Error(`claimCheckout answered an unknown code ${String(code)}`);
+  }
+
+  /**
+   * A claim after its reservation answered `code`: its coupon use goes back unless an order
+   * was accepted now (a replay's order holds the first request's use), and a claim this
+   * request made goes when the reservation refused, so the key is free again as after any
+   * refused checkout.
+   */
+  private async settleClaim(claim: CheckoutClaim, code: number): Promise<void> {
+    await this.withdrawClaim({ ...claim, claimedNow: claim.claimedNow && code < 0, couponTaken: claim.couponTaken && code !== 1 });
+  }
+
+  /** Gives back the coupon use a claim took and drops a claim this request made, in one round trip. */
+  private async withdrawClaim(claim: CheckoutClaim): Promise<void> {
+    if (!claim.claimedNow && !claim.couponTaken) return;
+    const own = this.keys.groupOf(claim.userId);
+    const pipeline = this.redis.pipeline();
+    if (claim.couponTaken) queueStockScript(pipeline, 'releaseCoupon', this.couponHolderKeys(claim.orderId, claim.userId, claim.couponCode), []);
+    if (claim.claimedNow) queueStockScript(pipeline, 'dropClaim', [this.keys.idempotency(own, claim.userId, claim.idempotencyKey)], [claim.orderId]);
+    for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
+  }
+
+  /**
+   * releaseCoupon-3.lua's keys for an order's coupon use, all in its buyer's own group: the hash
+   * holding the use (the order's record there, else its hold), the uses, the given-back marker.
+   */
+  private couponHolderKeys(orderId: string, userId: string, couponCode: string): string[] {
+    const own = this.keys.groupOf(userId);
+    const holder = this.keys.groupOfOrder(orderId) === own ? this.keys.order(own, orderId) : this.keys.couponHeld(own, orderId);
+    return [holder, this.keys.couponUses(own, couponCode, userId), this.keys.couponGivenBack(own, orderId)];
   }
 
   /**
@@ -526,20 +654,23 @@ export class Inventory {
   async releaseStock(orderId: string, userId: string, reason: string, couponCode: string | null = null): Promise<boolean> {
     const group = this.keys.groupOfOrder(orderId);
     const stored = await this.readReservation(group, orderId);
-    if (!stored) {
-      // the stock repair counted this order's use from MySQL, which gives it back with this release
-      if (couponCode) await this.releaseCoupon({ orderId, userId, couponCode });
-      return false;
+    if (stored?.state === 'committed') return false;
+    let released = false;
+    if (stored?.state === 'reserved') {
+      couponCode = stored.payload.couponCode;
+      const keys = this.pushLineKeys(
+        [this.keys.order(group, orderId), this.keys.couponUses(group, couponCode ?? '', userId), this.keys.couponGivenBack(group, orderId)],
+        group,
+        userId,
+        stored.payload.items,
+      );
+      released = (await runStockScript(this.redis, 'releaseStock', keys, [reason, RELEASED_RECORD_KEPT_MS])) === 1;
+      if (released) this.announceReturned(stored.payload.items.map((line) => line.skuId));
     }
-    if (stored.state !== 'reserved') return false;
-    const keys = this.pushLineKeys(
-      [this.keys.order(group, orderId), this.keys.couponUses(group, stored.payload.couponCode ?? '', userId), this.keys.couponGivenBack(group, orderId)],
-      group,
-      userId,
-      stored.payload.items,
-    );
-    const released = (await runStockScript(this.redis, 'releaseStock', keys, [reason, RELEASED_RECORD_KEPT_MS])) === 1;
-    if (released) this.announceReturned(stored.payload.items.map((line) => line.skuId));
+    // the script gives back the use its record holds; here, once, one held in the buyer's own
+    // group (an order of another group), or one whose record Redis lost (the stock repair
+    // counted it from MySQL), also after a release that stopped short of it
+    if (couponCode && (!stored || group !== this.keys.groupOf(userId))) await this.releaseCoupon({ orderId, userId, couponCode });
     return released;
   }
 
@@ -550,9 +681,7 @@ export class Inventory {
    */
   async releaseCoupon(order: Pick<AcceptedOrder, 'orderId' | 'userId' | 'couponCode'>): Promise<boolean> {
     if (!order.couponCode) return false;
-    const group = this.keys.groupOfOrder(order.orderId);
-    const keys = [this.keys.order(group, order.orderId), this.keys.couponUses(group, order.couponCode, order.userId), this.keys.couponGivenBack(group, order.orderId)];
-    return (await runStockScript(this.redis, 'releaseCoupon', keys, [])) === 1;
+    return (await runStockScript(this.redis, 'releaseCoupon', this.couponHolderKeys(order.orderId, order.userId, order.couponCode), [])) === 1;
   }
 
   /** Publishes a coupon for checkout in every group: how many orders of one buyer may use it, and when. */
@@ -592,6 +721,22 @@ export class Inventory {
   }
 
   /**
+   * Puts back the reservation record of a persisted order that Redis lost, as MySQL has the
+   * order (restoreReservation-1.lua), so that its commit or release runs as it would have:
+   * without it a commit takes none of the order's payment-time units and a release gives
+   * none of its placement units back, while the stock repair counted both from the ledger.
+   * Kept a week, as a record outlives its payment deadline. False when Redis had a record.
+   */
+  async restoreReservation(order: PersistedReservation): Promise<boolean> {
+    const group = this.keys.groupOfOrder(order.orderId);
+    // limited 0: the buyer's flash-sale count went with the record, and does not count these units
+    const recorded = order.lines.map((line) => [line.qty, line.deduction, 0]);
+    const payload = { address: order.address, couponCode: order.couponCode, items: order.lines.map(({ skuId, qty }) => ({ skuId, qty })) };
+    const args = [order.userId, order.type, order.paymentDeadline.getTime(), order.acceptedAt.getTime(), JSON.stringify(recorded), JSON.stringify(payload), order.couponCode ?? '', RESERVATION_KEPT_AFTER_DEADLINE_MS];
+    return (await runStockScript(this.redis, 'restoreReservation', [this.keys.order(group, order.orderId)], args)) === 1;
+  }
+
+  /**
    * Puts sold units back on sale (a cancelled or refunded paid order, a received return)
    * in the bucket the order bought them from, once per `ref` (the refund's id): a retry
    * after a crash restocks nothing twice. Returns false when this ref was already restocked.
@@ -611,8 +756,13 @@ export class Inventory {
    * longer payment timeout after acceptance, and a presale's for its balance timeout more.
    */
   reservationsKeptSince(now: Date): Date {
+    return new Date(now.getTime() - this.longestReservationMs());
+  }
+
+  /** The longest a reservation record is kept after its acceptance (`reservationsKeptSince`). */
+  private longestReservationMs(): number {
     const longestTimeoutMs = Math.max(this.timeouts.standardPaymentTimeoutMs, this.timeouts.flashSalePaymentTimeoutMs);
-    return new Date(now.getTime() - RESERVATION_KEPT_AFTER_DEADLINE_MS - longestTimeoutMs - (this.timeouts.presaleBalanceTimeoutMs ?? 0));
+    return RESERVATION_KEPT_AFTER_DEADLINE_MS + longestTimeoutMs + (this.timeouts.presaleBalanceTimeoutMs ?? 0);
   }
 
   /** The earliest restock whose marker may still be in Redis: older markers have expired, so Redis cannot tell whether it restocked them. */
@@ -623,7 +773,7 @@ export class Inventory {
   /** Each order's reservation state in Redis ('reserved', 'released', 'committed'); orders Redis has no record of are left out. */
   async reservationStates(orderIds: readonly string[]): Promise<Map<string, string>> {
     const states = new Map<string, string>();
-    for (const [group, inGroup] of this.byGroup(orderIds, (orderId) => orderId)) {
+    for (const [group, inGroup] of this.byGroup(orderIds, (orderId) => this.keys.groupOfOrder(orderId))) {
       // a week of orders may be many: read in pipelines of a bounded size
       for (let start = 0; start < inGroup.length; start += READS_PER_PIPELINE) {
         const ids = inGroup.slice(start, start + READS_PER_PIPELINE);
@@ -641,7 +791,7 @@ export class Inventory {
   /** Of these restocks (by ref), those Redis has done: their marker is there. */
   async restockedRefs(restocks: ReadonlyArray<{ orderId: string; ref: string }>): Promise<Set<string>> {
     const done = new Set<string>();
-    for (const [group, inGroup] of this.byGroup(restocks, (restock) => restock.orderId)) {
+    for (const [group, inGroup] of this.byGroup(restocks, (restock) => this.keys.groupOfOrder(restock.orderId))) {
       const pipeline = this.redis.pipeline();
       for (const { ref } of inGroup) pipeline.exists(this.keys.restock(group, ref));
       ((await pipeline.exec()) ?? []).forEach(([error, exists], i) => {
@@ -658,7 +808,7 @@ export class Inventory {
    * next repair restocks them a second time.
    */
   async markRestocked(restocks: ReadonlyArray<{ orderId: string; ref: string }>): Promise<void> {
-    for (const [group, inGroup] of this.byGroup(restocks, (restock) => restock.orderId)) {
+    for (const [group, inGroup] of this.byGroup(restocks, (restock) => this.keys.groupOfOrder(restock.orderId))) {
       const pipeline = this.redis.pipeline();
       for (const { ref } of inGroup) pipeline.set(this.keys.restock(group, ref), '1', 'PX', RESTOCK_MARKER_TTL_MS, 'NX');
       await pipeline.exec();
@@ -667,13 +817,13 @@ export class Inventory {
 
   /**
    * Puts back each buyer's uses of a coupon where Redis has none (it lost them), counted
-   * from the orders that redeemed it, in the group each order ran in. Counts Redis still
-   * has are kept: they include orders accepted and not yet in MySQL. Returns how many
-   * buyers' counts were put back.
+   * from the orders that redeemed it, in the buyer's own group (whatever group each order
+   * ran in). Counts Redis still has are kept: they include orders accepted and not yet in
+   * MySQL. Returns how many buyers' counts were put back.
    */
   async restoreCouponUses(coupon: { code: string; endsAt: Date }, redemptions: ReadonlyArray<{ orderId: string; userId: string }>): Promise<number> {
     let restored = 0;
-    for (const [group, inGroup] of this.byGroup(redemptions, (redemption) => redemption.orderId)) {
+    for (const [group, inGroup] of this.byGroup(redemptions, (redemption) => this.keys.groupOf(redemption.userId))) {
       const uses = new Map<string, number>();
       for (const { userId } of inGroup) uses.set(userId, (uses.get(userId) ?? 0) + 1);
       const pipeline = this.redis.pipeline();
@@ -687,11 +837,11 @@ export class Inventory {
     return restored;
   }
 
-  /** Items grouped by the stock group of their order, so each group's keys go in one pipeline (one Redis Cluster slot). */
-  private byGroup<T>(items: readonly T[], orderIdOf: (item: T) => string): Map<string, T[]> {
+  /** Items grouped by the group of their keys (their order's, their buyer's), so each group's keys go in one pipeline (one Redis Cluster slot). */
+  private byGroup<T>(items: readonly T[], groupOf: (item: T) => string): Map<string, T[]> {
     const groups = new Map<string, T[]>();
     for (const item of items) {
-      const group = this.keys.groupOfOrder(orderIdOf(item));
+      const group = groupOf(item);
       const inGroup = groups.get(group);
       if (inGroup) inGroup.push(item);
       else groups.set(group, [item]);
@@ -714,7 +864,7 @@ export class Inventory {
   /** The worker calls this once an order is in MySQL, so recovery stops considering it. */
   async markPersisted(orders: ReadonlyArray<Pick<AcceptedOrder, 'orderId' | 'userId'>>): Promise<void> {
     if (orders.length === 0) return;
-    const groups = this.byGroup(orders, (order) => order.orderId);
+    const groups = this.byGroup(orders, (order) => this.keys.groupOfOrder(order.orderId));
     await Promise.all([...groups].map(([group, inGroup]) => this.redis.zrem(this.keys.accepted(group), ...inGroup.map((order) => order.orderId))));
   }
 

@@ -33,7 +33,11 @@ export function splitStock(stock: number, buckets: number): number[] {
 export class StockKeys {
   constructor(readonly prefix: string) {}
 
-  /** The group of a buyer's own keys outside checkout (velocity counts). */
+  /**
+   * The group of a buyer's own keys, whatever group their cart runs in: velocity counts, the
+   * claims of their Idempotency-Keys, their coupon uses. A cart that runs in another group (a
+   * bucket's) claims and counts there first (claimCheckout-4+c.lua), so these hold per buyer.
+   */
   groupOf(_userId: string): string {
     return '{g0}';
   }
@@ -42,7 +46,7 @@ export class StockKeys {
     return `{g${bucket}}`;
   }
 
-  /** The bucket of a SKU split `buckets` ways that a buyer always buys from, so limits and idempotency stay in one slot. */
+  /** The bucket of a SKU split `buckets` ways that a buyer always buys from, so their per-buyer limit of it stays in one slot. */
   bucketOf(userId: string, buckets: number): number {
     return buckets <= 1 ? 0 : stableHash(userId) % buckets;
   }
@@ -86,7 +90,12 @@ export class StockKeys {
     return `${this.prefix}${group}:coupon-uses:${code}:${userId}`;
   }
 
-  /** Says an order's coupon use was given back, for when its reservation record has expired. */
+  /** An order's hold of its coupon use, in its buyer's own group, for an order that runs in another (field 'c', as its record would have). */
+  couponHeld(group: string, orderId: string): string {
+    return `${this.prefix}${group}:coupon-held:${orderId}`;
+  }
+
+  /** Says an order's coupon use was given back, for when its reservation record (or hold) has expired. */
   couponGivenBack(group: string, orderId: string): string {
     return `${this.prefix}${group}:coupon-given-back:${orderId}`;
   }

@@ -8,10 +8,11 @@ export interface FinishedTransfer extends StockTransfer {
 
 /**
  * Keeps a bucketed SKU's units where its buyers are. A bucket whose buyer just heard
- * OUT_OF_STOCK gets half of the fullest bucket's available units (the last unit too),
- * so units do not stay unsold in buckets whose buyers are gone; a SKU with every bucket
- * empty is sold out, and the intake answers it from memory for a moment. The reconciler's pass,
- * which knows of no buyer, refills each empty bucket with half of the fullest one's
+ * OUT_OF_STOCK (it holds fewer units than they asked for) gets half of the fullest other
+ * bucket's available units (the last unit too), or what the buyer lacked if more, so
+ * units do not stay unsold in buckets whose buyers are gone; a SKU with every bucket
+ * empty is sold out, and the intake answers it from memory for a moment. The reconciler's
+ * pass, which knows of no buyer, refills each empty bucket with half of the fullest one's
  * units without emptying it.
  *
  * A transfer is one script per side, each idempotent by the transfer id: take (the
@@ -34,8 +35,8 @@ export interface FinishedTransfer extends StockTransfer {
  */
 export class StockRebalancer {
   private readonly running = new Map<string, Promise<void>>();
-  /** per SKU, the buckets that heard OUT_OF_STOCK while a rebalance of it was running */
-  private readonly waiting = new Map<string, Set<number>>();
+  /** per SKU, the buckets that heard OUT_OF_STOCK while a rebalance of it was running, each with the most units a buyer asked for */
+  private readonly waiting = new Map<string, Map<number, number>>();
 
   constructor(
     private readonly deps: {
@@ -48,18 +49,19 @@ export class StockRebalancer {
   ) {}
 
   /**
-   * Asks, without waiting, for units in the bucket a buyer of a SKU just found empty
-   * (the intake, on OUT_OF_STOCK). One rebalance runs per SKU at a time; the buckets
+   * Asks, without waiting, for `units` of a SKU in the bucket of a buyer who just found fewer
+   * there (the intake, on OUT_OF_STOCK). One rebalance runs per SKU at a time; the buckets
    * asked for meanwhile are served by one more run after it.
    */
-  request(skuId: string, userId: string): void {
+  request(skuId: string, userId: string, units: number): void {
     const bucket = this.deps.inventory.bucketOfBuyer(skuId, userId);
     if (bucket === null) return;
     if (this.running.has(skuId)) {
-      this.waiting.set(skuId, (this.waiting.get(skuId) ?? new Set()).add(bucket));
+      const waiting = this.waiting.get(skuId) ?? new Map<number, number>();
+      this.waiting.set(skuId, waiting.set(bucket, Math.max(units, waiting.get(bucket) ?? 0)));
       return;
     }
-    this.run(skuId, [bucket]);
+    this.run(skuId, new Map([[bucket, units]]));
   }
 
   /** Waits for the rebalances asked for so far (shutdown, tests). */
@@ -68,12 +70,14 @@ export class StockRebalancer {
   }
 
   /**
-   * Moves units into the SKU's empty buckets from the fullest: into the buckets named,
-   * half of the fullest's units rounded up; with none named, into every empty bucket,
-   * half rounded down (a bucket is never emptied for a bucket nobody asked for), never
-   * into a bucket Redis lost. Returns the units moved (taken and given).
+   * Moves units from the fullest other bucket into the SKU's buckets that hold fewer than
+   * wanted: into the buckets named (bucket → the units a buyer asked for there), half of the
+   * fullest's units rounded up, or what the bucket lacks if more (as much as the fullest
+   * has); with none named, into every empty bucket, half rounded down (a bucket is never
+   * emptied for a bucket nobody asked for), never into a bucket Redis lost. Returns the units
+   * moved (taken and given).
    */
-  async rebalance(skuId: string, into?: readonly number[]): Promise<number> {
+  async rebalance(skuId: string, into?: ReadonlyMap<number, number>): Promise<number> {
     const buckets = await this.deps.inventory.bucketStockOrLost(skuId);
     if (!buckets || buckets.length < 2) return 0;
     const available = buckets.map((bucket) => bucket?.available ?? 0);
@@ -81,13 +85,14 @@ export class StockRebalancer {
       this.deps.inventory.rememberSoldOut(skuId, this.deps.clock());
       return 0;
     }
-    const targets = into ?? available.map((_, bucket) => bucket);
+    const wanted = into ?? new Map(available.map((_, bucket) => [bucket, 1]));
     let moved = 0;
-    for (const to of targets) {
-      if (!buckets[to] || available[to]! > 0) continue;
-      const from = available.indexOf(Math.max(...available));
-      const qty = into ? Math.ceil(available[from]! / 2) : Math.floor(available[from]! / 2);
-      if (qty <= 0) break;
+    for (const [to, units] of wanted) {
+      if (!buckets[to] || available[to]! >= units) continue;
+      const others = available.map((held, bucket) => (bucket === to ? 0 : held));
+      const from = others.indexOf(Math.max(...others));
+      const qty = into ? Math.min(Math.max(Math.ceil(others[from]! / 2), units - available[to]!), others[from]!) : Math.floor(others[from]! / 2);
+      if (qty <= 0) continue;
       const { taken, given } = await this.move({ transferId: randomUUID(), skuId, from, to, qty });
       available[from]! -= taken;
       available[to]! += given;
@@ -109,7 +114,7 @@ export class StockRebalancer {
     return units;
   }
 
-  private run(skuId: string, into: number[]): void {
+  private run(skuId: string, into: ReadonlyMap<number, number>): void {
     const done = this.rebalance(skuId, into)
       .then(() => undefined)
       .catch((error: unknown) => this.deps.onError(error, skuId))
@@ -117,7 +122,7 @@ export class StockRebalancer {
         this.running.delete(skuId);
         const next = this.waiting.get(skuId);
         this.waiting.delete(skuId);
-        if (next) this.run(skuId, [...next]);
+        if (next) this.run(skuId, next);
       });
     this.running.set(skuId, done);
   }

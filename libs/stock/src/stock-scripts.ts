@@ -7,12 +7,15 @@ export type RedisClient = Redis | Cluster;
 /** What each script answers. */
 interface StockScriptReplies {
   reserveStock: Array<number | string>;
+  claimCheckout: number[];
+  dropClaim: number;
   releaseStock: number;
   releaseCoupon: number;
   initSku: number;
   setStock: [number, number];
   takeAvailable: number;
   commitStock: [number, number];
+  restoreReservation: number;
   restockStock: number;
   takeStock: [number, number];
   giveStock: number;
@@ -27,12 +30,15 @@ export type StockScriptReply<N extends StockScriptName> = StockScriptReplies[N];
 
 const SCRIPT_FILES: Record<StockScriptName, string> = {
   reserveStock: 'reserveStock-5+c+2n.lua',
+  claimCheckout: 'claimCheckout-4+c.lua',
+  dropClaim: 'dropClaim-1.lua',
   releaseStock: 'releaseStock-3+2n.lua',
   releaseCoupon: 'releaseCoupon-3.lua',
   initSku: 'initSku-1.lua',
   setStock: 'setStock-1.lua',
   takeAvailable: 'takeAvailable-1.lua',
   commitStock: 'commitStock-1+n.lua',
+  restoreReservation: 'restoreReservation-1.lua',
   restockStock: 'restockStock-1+n.lua',
   takeStock: 'takeStock-3.lua',
   giveStock: 'giveStock-2.lua',
@@ -44,7 +50,8 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
 
 /** Lua functions in src/lua/shared that scripts call, put before the scripts that use them (a script cannot call another). */
 const SHARED_FUNCTIONS: Partial<Record<StockScriptName, string[]>> = {
-  reserveStock: ['countInWindow.lua'],
+  reserveStock: ['countInWindow.lua', 'couponUse.lua'],
+  claimCheckout: ['countInWindow.lua', 'couponUse.lua'],
   countInWindows: ['countInWindow.lua'],
   soldOutCheck: ['countInWindow.lua'],
 };

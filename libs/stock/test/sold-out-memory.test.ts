@@ -116,10 +116,10 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
     await checkout(first0!, [{ skuId: 'SPLIT', qty: 1 }]);
     // bucket 0 is empty, bucket 1 is not: that OUT_OF_STOCK is not remembered, the rebalancer moves the unit over
     await expect(checkout(second0!, [{ skuId: 'SPLIT', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
-    expect(await rebalancer.rebalance('SPLIT', [0])).toBe(1);
+    expect(await rebalancer.rebalance('SPLIT', new Map([[0, 1]]))).toBe(1);
     const last = await checkout(second0!, [{ skuId: 'SPLIT', qty: 1 }]);
     await expect(checkout(third0!, [{ skuId: 'SPLIT', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
-    expect(await rebalancer.rebalance('SPLIT', [0])).toBe(0);
+    expect(await rebalancer.rebalance('SPLIT', new Map([[0, 1]]))).toBe(0);
     // every bucket empty: sold out; a unit coming back to bucket 0 unannounced waits for the memory to pass
     expect(await elsewhere.releaseStock(last.order.orderId, second0!, 'cancel')).toBe(true);
     await expect(checkout(third0!, [{ skuId: 'SPLIT', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);

@@ -173,10 +173,32 @@ describe('stock buckets and the transfers between them', () => {
     // each OUT_OF_STOCK in bucket 0 asks for units there, down to the last one of the others
     for (const buyer of inBucket0.slice(3)) {
       const sold = await reserve(buyer, [{ skuId: 'MOVE', qty: 1 }]).catch(() => null);
-      if (!sold) await rebalancer.rebalance('MOVE', [0]);
+      if (!sold) await rebalancer.rebalance('MOVE', new Map([[0, 1]]));
     }
     expect(await available('MOVE')).toEqual([0, 0, 0]);
     expect(await inventory.getSkuStock('MOVE')).toEqual({ available: 0, reserved: 9, sold: 0 });
+    expect(await inventory.openTransfers(now)).toEqual([]);
+  });
+
+  it('tops up a bucket holding fewer units than its buyer asks for, from the fullest other bucket', async () => {
+    await inventory.initSku({ skuId: 'FEW-LEFT', available: 400, buckets: 4, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
+    const keys = new StockKeys(prefix);
+    const [taker, asker, bigAsker] = Array.from({ length: 200 }, (_, i) => `few-${i}`).filter((id) => keys.bucketOf(id, 4) === 2);
+    await reserve(taker!, [{ skuId: 'FEW-LEFT', qty: 97 }]);
+    expect(await available('FEW-LEFT')).toEqual([100, 100, 3, 100]);
+    // 3 units in the buyer's bucket, hundreds in the others: the OUT_OF_STOCK asks for the 5 they want
+    await expect(reserve(asker!, [{ skuId: 'FEW-LEFT', qty: 5 }])).rejects.toBeInstanceOf(OutOfStock);
+    rebalancer.request('FEW-LEFT', asker!, 5);
+    await rebalancer.settled();
+    expect(await available('FEW-LEFT')).toEqual([50, 100, 53, 100]);
+    expect((await reserve(asker!, [{ skuId: 'FEW-LEFT', qty: 5 }])).created).toBe(true);
+    // a buyer lacking more than half the fullest bucket holds gets what they lack
+    await expect(reserve(bigAsker!, [{ skuId: 'FEW-LEFT', qty: 120 }])).rejects.toBeInstanceOf(OutOfStock);
+    rebalancer.request('FEW-LEFT', bigAsker!, 120);
+    await rebalancer.settled();
+    expect(await available('FEW-LEFT')).toEqual([50, 28, 120, 100]);
+    expect((await reserve(bigAsker!, [{ skuId: 'FEW-LEFT', qty: 120 }])).created).toBe(true);
+    expect(await inventory.getSkuStock('FEW-LEFT')).toEqual({ available: 178, reserved: 222, sold: 0 });
     expect(await inventory.openTransfers(now)).toEqual([]);
   });
 
@@ -228,7 +250,7 @@ describe('stock buckets and the transfers between them', () => {
       // 3 units over 4 buckets: bucket 3 is empty, the rebalancer moves 1 unit there from bucket 0
       await inventory.initSku({ skuId: 'SET-LIVE', available: 3, buckets: 4, ...sale });
       const paused = rebalancerOn(pausingBefore('giveStock', 'SET-LIVE', 3, () => inventory.setAvailable('SET-LIVE', 8)));
-      expect(await paused.rebalance('SET-LIVE', [3])).toBe(0);
+      expect(await paused.rebalance('SET-LIVE', new Map([[3, 1]]))).toBe(0);
       expect(await available('SET-LIVE')).toEqual([2, 2, 2, 2]);
       expect(recorded.filter((t) => t.skuId === 'SET-LIVE')).toEqual([{ transferId: expect.any(String), skuId: 'SET-LIVE', from: 0, to: 3, qty: 1, voided: true }]);
       expect(await inventory.openTransfers(now)).toEqual([]);

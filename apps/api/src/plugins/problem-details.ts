@@ -1,5 +1,5 @@
 import { DomainError } from '@orders/domain';
-import { StatementTooSlow, isDatabaseUnavailable } from '@orders/persistence';
+import { StatementTooSlow, isDatabaseUnavailable, isTransientRefusal } from '@orders/persistence';
 import { isRedisUnavailable } from '@orders/stock';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
@@ -45,13 +45,19 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
 
 /**
  * An outage, not a bug: the caller is told to come back shortly, the log says which store was
- * away or too slow. A slow statement is logged by its kind alone, not by its text, which may
- * carry a buyer's data written into it.
+ * away, too slow or busy. A slow statement is logged by its kind alone, not by its text, which
+ * may carry a buyer's data written into it. Busy: MySQL refused a transaction for now (a
+ * deadlock, a lock wait timeout), past retryTransaction's attempts where the write has them;
+ * the transaction was rolled back whole, so the same request may come again.
  */
 function outageOf(error: unknown, log: FastifyBaseLogger): HttpProblem | null {
   if (error instanceof StatementTooSlow) {
     log.warn({ statement: error.statementKind, timeoutMs: error.timeoutMs }, 'The order store (MySQL) answered too slowly: statement ended after MYSQL_QUERY_TIMEOUT_MS');
     return dependencyTooSlow('The order store (MySQL)');
+  }
+  if (isTransientRefusal(error)) {
+    log.warn({ err: error }, 'The order store (MySQL) refused a transaction for now (deadlock or lock wait timeout)');
+    return new HttpProblem(503, 'DATABASE_BUSY', 'The order store (MySQL) is busy with other changes to the same rows; retry shortly', 1);
   }
   const away = isDatabaseUnavailable(error) ? 'The order store (MySQL)' : isRedisUnavailable(error) ? 'Stock (Redis)' : null;
   if (!away) return null;

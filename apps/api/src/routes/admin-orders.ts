@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { validationFailed } from '../problems.js';
 import { ULID_PATTERN, orderFilterProperties, problemRef } from '../schemas.js';
+import { instant } from '../time-window.js';
 
 const ULID = new RegExp(ULID_PATTERN);
 const ID = '^[A-Za-z0-9._:@-]{1,64}$';
@@ -17,6 +18,8 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
       schema: {
         tags: ['admin'],
         summary: 'Search all orders (any type, parents and children) by status, type, buyer, merchant, SKU, parent or when they were placed',
+        description:
+          'Persisted orders only, as GET /v1/orders: one still in the queue is read by its id. A parameter sent empty is one left out; createdFrom and createdTo must be times the shop keeps (no leap second, years 1000 to 9999 in UTC), else 400 VALIDATION_FAILED naming them.',
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -49,8 +52,8 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
       }
       const page = await deps.orders.listOrders({
         ...filter,
-        createdFrom: createdFrom === undefined ? undefined : new Date(createdFrom),
-        createdTo: createdTo === undefined ? undefined : new Date(createdTo),
+        createdFrom: createdFrom === undefined ? undefined : instant(createdFrom, 'createdFrom'),
+        createdTo: createdTo === undefined ? undefined : instant(createdTo, 'createdTo'),
         before,
         limit: limit + 1,
       });

@@ -1,12 +1,13 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { IllegalTransition, StaleOrderVersion, stateMachineFor, type OrderType } from '@orders/domain';
-import { ProcessRepository, RefundRepository, type RefundView } from '@orders/persistence';
+import { ProcessRepository, RefundRepository, retryTransaction, type RefundView, type TransitionResult } from '@orders/persistence';
 import { enqueueLatePaymentRefund } from '@orders/queues';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { applyPaymentTaken } from '../payment-settlement.js';
-import { HttpProblem, notFound, unauthorized } from '../problems.js';
+import { HttpProblem, notFound, unauthorized, validationFailed } from '../problems.js';
 import { problemRef } from '../schemas.js';
+import { instant } from '../time-window.js';
 import { AlreadyApplied, followUp, followUpAgain } from './order-engine-support.js';
 
 type CallbackSystem = 'payment' | 'warehouse';
@@ -60,6 +61,8 @@ function signatureMatches(secret: string, body: Buffer, header: unknown): boolea
  * an HMAC-SHA256 of the raw body, so this plugin parses JSON itself and checks the
  * signature before anything reads the body: a wrong or missing signature is 401 whatever
  * the body holds. Callbacks are idempotent: a repeat answers 200 and changes nothing.
+ * Each transaction a callback writes in is run again when MySQL refuses it for now
+ * (retryTransaction); past its attempts the sender is told 503 DATABASE_BUSY, and retries.
  */
 export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const secrets: Record<CallbackSystem, string> = { payment: deps.config.PAYMENT_CALLBACK_SECRET, warehouse: deps.config.WAREHOUSE_CALLBACK_SECRET };
@@ -82,28 +85,27 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       throw new HttpProblem(422, 'AMOUNT_MISMATCH', `Refund ${part.partId} is for ${part.amountCents} cents, not ${callback.amountCents}`);
     }
     if (callback.status === 'FAILED') {
-      const changed = await refunds.failPart(part.partId, deps.clock());
+      const changed = await retryTransaction(() => refunds.failPart(part.partId, deps.clock()));
       if (changed) {
         deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'failed' });
         log.error({ orderId: order.order_id, refundId: refund.refundId, partId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents }, 'the payment system could not pay a refund back');
       }
       return { changed, status: order.status };
     }
-    const { changed, refundSettled } = await refunds.confirmPart(part.partId, deps.clock());
+    const { changed, refundSettled } = await retryTransaction(() => refunds.confirmPart(part.partId, deps.clock()));
     if (changed) deps.metrics.refundedCents.inc({ kind: refund.kind }, part.amountCents);
     if (refundSettled) deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded' });
     if (order.status === 'REFUNDING' && (await refunds.unsettled(order.order_id)) === 0) {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const { order: closed, fired } = await deps.orders.applyTransition({ orderId: order.order_id, action: 'refund_succeeded', actor: 'payment', at: deps.clock(), detail: `refund ${refund.refundId}` });
-          deps.metrics.transitions.inc({ type: closed.type, from: fired.from, to: fired.to, action: fired.action });
-          return { changed: true, status: closed.status };
-        } catch (error) {
-          if (error instanceof StaleOrderVersion && attempt < 5) continue;
-          // closed meanwhile by another refund's callback
-          if (error instanceof IllegalTransition) break;
-          throw error;
-        }
+      try {
+        const { order: closed, fired } = await retryTransaction(
+          () => deps.orders.applyTransition({ orderId: order.order_id, action: 'refund_succeeded', actor: 'payment', at: deps.clock(), detail: `refund ${refund.refundId}` }),
+          { alsoAfter: (error) => error instanceof StaleOrderVersion },
+        );
+        deps.metrics.transitions.inc({ type: closed.type, from: fired.from, to: fired.to, action: fired.action });
+        return { changed: true, status: closed.status };
+      } catch (error) {
+        // closed meanwhile by another refund's callback
+        if (!(error instanceof IllegalTransition)) throw error;
       }
     }
     return { changed, status: (await deps.orders.findOrderRow(order.order_id))!.status };
@@ -126,11 +128,16 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
   app.addHook('preValidation', async (request) => {
     if (!verified.has(request)) throw unauthorized('A signed JSON body is required');
   });
-  // a validly signed body captured and sent again later is refused; repeats inside the window stay idempotent
+  // `at` is when it happened (kept as the payment's paidAt, the parcel's shipped_at), not when it
+  // was sent: one delivered late (after an outage of ours, reported again) is applied whatever
+  // its age, and a repeat changes nothing, each callback being idempotent. Only a time ahead of
+  // ours by more than CALLBACK_REPLAY_WINDOW_MS is refused, not to be kept; the sender's retry,
+  // with the same `at`, goes through once our clock has caught up.
   app.addHook('preHandler', async (request) => {
-    const sentAt = Date.parse((request.body as { at: string }).at);
-    if (!Number.isFinite(sentAt) || Math.abs(deps.clock().getTime() - sentAt) > deps.config.CALLBACK_REPLAY_WINDOW_MS) {
-      throw unauthorized(`The callback's at is outside the ${deps.config.CALLBACK_REPLAY_WINDOW_MS} ms replay window`);
+    const at = instant((request.body as { at: string }).at, 'at');
+    const ahead = at.getTime() - deps.clock().getTime();
+    if (ahead > deps.config.CALLBACK_REPLAY_WINDOW_MS) {
+      throw validationFailed(`at ${at.toISOString()} is ${ahead} ms ahead of the order system's clock, more than the ${deps.config.CALLBACK_REPLAY_WINDOW_MS} ms allowed`);
     }
   });
 
@@ -172,7 +179,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         throw new HttpProblem(422, 'AMOUNT_MISMATCH', `Payment ${payment.payment_id} is for ${payment.amount_cents} cents, not ${callback.amountCents}`);
       }
       if (callback.status === 'FAILED') {
-        const changed = await payments.failPayment(payment.payment_id, callback.transactionId, deps.clock());
+        const changed = await retryTransaction(() => payments.failPayment(payment.payment_id, callback.transactionId, deps.clock()));
         return { changed, status: order.status };
       }
       if (payment.status === 'SUCCEEDED') {
@@ -218,57 +225,60 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       // a return of some of the units leaves the order with the buyer (DELIVERED) instead of closing it
       const step = event.action === 'receive_return' && !(await refunds.approvedReturnIsWhole(order.order_id)) ? { ...event, action: 'receive_partial_return' } : event;
       const at = new Date(callback.at);
+      const machine = stateMachineFor(order.type as OrderType);
+      const warehouseMayStepFrom = (status: string) => machine.rule(status, step.action)?.actors.includes('warehouse') ?? false;
       // set inside the transition's effects, which TypeScript's narrowing does not follow
       let received = null as RefundView | null;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const { order: moved, fired } = await deps.orders.applyTransition({
-            orderId: order.order_id,
-            action: step.action,
-            actor: 'warehouse',
-            at: deps.clock(),
-            detail: callback.trackingNo ? `${callback.event}, tracking ${callback.trackingNo}` : callback.event,
-            effects: async (trx, current) => {
-              // the approved return's units are back: their amounts become due and the ledger restocks them
-              if (event.action === 'receive_return') received = await RefundRepository.receiveReturn(trx, current, at);
-              if (step.shipmentTo === null) return;
-              const advanced = await ProcessRepository.advanceShipment(trx, order.order_id, step.shipmentFrom, step.shipmentTo, { trackingNo: callback.trackingNo ?? null, at });
-              if (!advanced) throw new AlreadyApplied();
-            },
-          });
-          deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
-          // the received units are on sale again at once; the refund job does it again (once per return id) should this process die here
-          if (received) {
-            deps.metrics.returns.inc({ stage: 'received' });
-            await deps.inventory.restockStock(received.orderId, received.refundId, received.items.filter((item) => item.qty > 0));
-          }
-          await followUp(deps, moved, fired.effects);
-          return { changed: true, status: moved.status };
-        } catch (error) {
-          if (error instanceof StaleOrderVersion && attempt < 5) continue;
-          const current = (await deps.orders.findOrderRow(order.order_id))!;
-          if (error instanceof AlreadyApplied) {
-            await followUpAgain(deps, order.order_id);
-            return { changed: false, status: current.status };
-          }
-          if (!(error instanceof IllegalTransition)) throw error;
-          const machine = stateMachineFor(current.type as OrderType);
-          // the order reached the event's step since our read (its hand-over to the warehouse committed): apply it now
-          if (machine.rule(current.status, step.action)?.actors.includes('warehouse')) {
-            if (attempt < 5) continue;
-            throw error;
-          }
-          // a parcel the buyer sent back before the merchant approved its return: not a repeat but
-          // early (answered 200 it would be dropped, the order left in RETURNING for ever); the warehouse retries
-          if (event.action === 'receive_return' && (await refunds.returnAwaitingReview(current.order_id))) throw error;
-          const rule = machine.process.transitions.find((r) => r.action === event.action);
-          const reached = machine.progress(current.status);
-          // not reached yet (the event overtook our own step): the warehouse retries later
-          if (rule && reached >= 0 && reached < machine.progress(rule.to)) throw error;
+      let transition: TransitionResult;
+      try {
+        transition = await retryTransaction(
+          () =>
+            deps.orders.applyTransition({
+              orderId: order.order_id,
+              action: step.action,
+              actor: 'warehouse',
+              at: deps.clock(),
+              detail: callback.trackingNo ? `${callback.event}, tracking ${callback.trackingNo}` : callback.event,
+              effects: async (trx, current) => {
+                // the approved return's units are back: their amounts become due and the ledger restocks them
+                if (event.action === 'receive_return') received = await RefundRepository.receiveReturn(trx, current, at);
+                if (step.shipmentTo === null) return;
+                const advanced = await ProcessRepository.advanceShipment(trx, order.order_id, step.shipmentFrom, step.shipmentTo, { trackingNo: callback.trackingNo ?? null, at });
+                if (!advanced) throw new AlreadyApplied();
+              },
+            }),
+          {
+            // refused, yet the order reached the event's step since our read (its hand-over to the warehouse committed): apply it now
+            alsoAfter: async (error) => error instanceof StaleOrderVersion || (error instanceof IllegalTransition && warehouseMayStepFrom((await deps.orders.findOrderRow(order.order_id))!.status)),
+          },
+        );
+      } catch (error) {
+        const current = (await deps.orders.findOrderRow(order.order_id))!;
+        if (error instanceof AlreadyApplied) {
           await followUpAgain(deps, order.order_id);
           return { changed: false, status: current.status };
         }
+        // an illegal step the order has reached by now was refused through every attempt: the warehouse retries
+        if (!(error instanceof IllegalTransition) || warehouseMayStepFrom(current.status)) throw error;
+        // a parcel the buyer sent back before the merchant approved its return: not a repeat but
+        // early (answered 200 it would be dropped, the order left in RETURNING for ever); the warehouse retries
+        if (event.action === 'receive_return' && (await refunds.returnAwaitingReview(current.order_id))) throw error;
+        const rule = machine.process.transitions.find((r) => r.action === event.action);
+        const reached = machine.progress(current.status);
+        // not reached yet (the event overtook our own step): the warehouse retries later
+        if (rule && reached >= 0 && reached < machine.progress(rule.to)) throw error;
+        await followUpAgain(deps, order.order_id);
+        return { changed: false, status: current.status };
       }
+      const { order: moved, fired } = transition;
+      deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
+      // the received units are on sale again at once; the refund job does it again (once per return id) should this process die here
+      if (received) {
+        deps.metrics.returns.inc({ stage: 'received' });
+        await deps.inventory.restockStock(received.orderId, received.refundId, received.items.filter((item) => item.qty > 0));
+      }
+      await followUp(deps, moved, fired.effects);
+      return { changed: true, status: moved.status };
     },
   );
 }

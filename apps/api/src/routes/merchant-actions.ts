@@ -1,5 +1,5 @@
 import { StaleOrderVersion, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
-import { RefundRepository, type OrderView } from '@orders/persistence';
+import { RefundRepository, retryTransaction, type OrderView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { Principal } from '../plugins/auth.js';
@@ -154,17 +154,11 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       if (RETURN_DECISIONS.has(action)) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST /v1/orders/${orderId}/returns/:returnId/${RETURN_DECISIONS.get(action)!}: it also settles the return`);
       const owner = REVERSE_FLOW_ROUTES.get(action);
       if (owner) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST ${owner(orderId)}: it also gives back coupons and records the refund`);
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const { order, fired } = await orders.applyTransition({ orderId, action, actor, at: deps.clock(), detail: request.body?.reason });
-          metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
-          await followUp(deps, order, fired.effects);
-          break;
-        } catch (error) {
-          if (error instanceof StaleOrderVersion && attempt < 5) continue;
-          throw error;
-        }
-      }
+      const { order, fired } = await retryTransaction(() => orders.applyTransition({ orderId, action, actor, at: deps.clock(), detail: request.body?.reason }), {
+        alsoAfter: (error) => error instanceof StaleOrderVersion,
+      });
+      metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
+      await followUp(deps, order, fired.effects);
       return orders.findOrder(orderId);
     },
   );

@@ -1,9 +1,9 @@
 import { IllegalTransition, StaleOrderVersion } from '@orders/domain';
-import { ProcessRepository } from '@orders/persistence';
+import { ProcessRepository, retryTransaction } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { ownOrder } from '../queued-orders.js';
-import { orderParamsSchema, problemRef } from '../schemas.js';
+import { noFieldsBody, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp } from './order-engine-support.js';
 
 /**
@@ -16,17 +16,12 @@ export async function orderActionRoutes(app: FastifyInstance, { deps }: { deps: 
   const process = new ProcessRepository(deps.db);
 
   async function confirm(orderId: string): Promise<boolean> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const { order, fired } = await deps.orders.applyTransition({ orderId, action: 'confirm_receipt', actor: 'buyer', at: deps.clock() });
-        deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
-        await followUp(deps, order, fired.effects);
-        return true;
-      } catch (error) {
-        if (error instanceof StaleOrderVersion && attempt < 5) continue;
-        throw error;
-      }
-    }
+    const { order, fired } = await retryTransaction(() => deps.orders.applyTransition({ orderId, action: 'confirm_receipt', actor: 'buyer', at: deps.clock() }), {
+      alsoAfter: (error) => error instanceof StaleOrderVersion,
+    });
+    deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
+    await followUp(deps, order, fired.effects);
+    return true;
   }
 
   app.post<{ Params: { orderId: string } }>(
@@ -37,6 +32,7 @@ export async function orderActionRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: 'The buyer signs for the delivery (SHIPPED -> DELIVERED); again once delivered: 200, nothing changes',
         params: orderParamsSchema,
+        body: noFieldsBody,
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
       },
     },

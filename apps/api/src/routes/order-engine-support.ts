@@ -1,5 +1,5 @@
-import { stateMachineFor, type Effect, type OrderType } from '@orders/domain';
-import type { OrderRow } from '@orders/persistence';
+import type { Effect } from '@orders/domain';
+import { ProcessRepository, type OrderRow } from '@orders/persistence';
 import { enqueueEffects, type TimerDelays } from '@orders/queues';
 import type { AppDeps } from '../app-deps.js';
 
@@ -19,18 +19,8 @@ export function followUp(deps: AppDeps, order: Pick<OrderRow, 'order_id' | 'user
  * between the commit and the enqueue cannot strand an order.
  */
 export async function followUpAgain(deps: AppDeps, orderId: string): Promise<void> {
-  const order = await deps.orders.findOrderRow(orderId);
-  if (!order) return;
-  const last = await deps.db
-    .selectFrom('order_history')
-    .select(['from_status', 'action', 'to_status'])
-    .where('order_id', '=', orderId)
-    .orderBy('version', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-  if (!last || last.to_status !== order.status || last.from_status === null) return;
-  const rule = stateMachineFor(order.type as OrderType).rule(last.from_status, last.action);
-  if (rule?.effects) await followUp(deps, order, rule.effects);
+  const last = await new ProcessRepository(deps.db).lastStep(orderId);
+  if (last) await followUp(deps, last.order, last.effects);
 }
 
 /** Thrown inside a transition's transaction to roll it back: the change was already applied. */

@@ -101,6 +101,8 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
       schema: {
         tags: ['orders'],
         summary: "The caller's orders, newest first (a merchant's: orders with its SKUs; an admin's: all)",
+        description:
+          'Persisted orders only: an order still in the queue (ACCEPTED, after its 202) is listed once the worker has written it, usually within a second; until then GET /v1/orders/{orderId} answers it. A parameter sent empty (`?status=&cursor=`) is one left out.',
         querystring: {
           type: 'object',
           additionalProperties: false,

@@ -23,9 +23,9 @@ const windowClosed = (orderId: string) => new HttpProblem(422, 'RETURN_WINDOW_CL
  * Returns (API.md): inside the after-sales window a buyer asks to return delivered
  * units; a merchant or admin approves or refuses; the warehouse's RETURN_RECEIVED
  * (callbacks) restocks them and the refund job pays back their allocated amounts (and
- * the shipping when the whole order comes back). Each return is a refund order of kind
- * `return` with its own id and status: REQUESTED, APPROVED or REFUSED, PENDING once
- * received, SUCCEEDED once paid back.
+ * a parcel's shipping when every unit of that parcel comes back). Each return is a
+ * refund order of kind `return` with its own id and status: REQUESTED, APPROVED or
+ * REFUSED, PENDING once received, SUCCEEDED once paid back.
  */
 export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const process = new ProcessRepository(deps.db);
@@ -46,7 +46,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         tags: ['after-sales'],
         summary: 'Ask to return delivered units inside the after-sales window (202: a merchant reviews it)',
         description:
-          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED. Its amounts are fixed now: each line its allocated payable by units, the shipping too when every unit comes back. With an Idempotency-Key header the return belongs to the key: the same key with the same body answers the same return, even sent twice at once, another body 422 IDEMPOTENCY_CONFLICT. Without it the id derives from the reason and the units: the same request again answers the same return. `replayed` is true when the answer is a return opened before. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from delivery); 409 ILLEGAL_TRANSITION before delivery, while another return is open, or for an order type without returns (a virtual order, delivered with its payment, had no window); 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED. Its amounts are fixed now: each line its allocated payable by units, a parcel's shipping too when every unit of that parcel comes back. With an Idempotency-Key header the return belongs to the key: the same key with the same body answers the same return, even sent twice at once, another body 422 IDEMPOTENCY_CONFLICT. Without it the id derives from the reason and the units: the same request again answers the same return. `replayed` is true when the answer is a return opened before. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from delivery); 409 ILLEGAL_TRANSITION before delivery, while another return is open, or for an order type without returns (a virtual order, delivered with its payment, had no window); 422 REFUND_EXCEEDS_ORDER for more units than are left.",
         params: orderParamsSchema,
         headers: idempotencyKeyHeaders,
         body: {
@@ -90,8 +90,8 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       if (keyed) await keyed.refuseOtherBodies();
       const returnIdOf = (part: (typeof parts)[number]) =>
         keyed ? keyed.idFor(part.unit.order_id) : refundIdFor(part.unit.order_id, ['return', reason, unitsKey(part.items)]);
-      // the money is drawn from the order's payments when the units are received (every payment, latest first)
-      const paid = (await process.payments(order.order_id)).some((p) => p.status === 'SUCCEEDED');
+      // the money is drawn from the order's payments when the units are received (every payment, latest first; a child's: its parent's)
+      const paid = await process.isPaid(order);
       // every part must be returnable before any is opened
       for (const part of parts) {
         if (await refunds.find(returnIdOf(part))) continue;

@@ -1,5 +1,5 @@
-import { IllegalTransition, RefundExceedsLine, StaleOrderVersion, stateMachineFor, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
-import { OrderRepository, ProcessRepository, RefundRepository, isDeadlock, refundIdFor, type Database, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
+import { IllegalTransition, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
+import { OrderRepository, ProcessRepository, RefundRepository, refundIdFor, retryTransaction, type Database, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { Transaction } from 'kysely';
 import type { AppDeps } from '../app-deps.js';
@@ -21,9 +21,6 @@ const refundItems = {
 } as const;
 
 type RequestedLines = Array<{ skuId: string; qty: number }>;
-
-/** How often moveParts runs one request's transaction before it gives up (409 CONFLICT, or the deadlock's 500). */
-const MOVE_ATTEMPTS = 5;
 
 /** The parts an order moves in: a split order's children, or the order itself. */
 export async function orderParts(process: ProcessRepository, order: OrderRow): Promise<OrderRow[]> {
@@ -50,24 +47,21 @@ export async function linesByOrderPart(process: ProcessRepository, units: readon
 /**
  * Moves the parts of one request (an unsplit order, or children of a split one) in one
  * transaction, so a part refused (e.g. more units than it has left) rolls back every part:
- * a refused request changes nothing. After a concurrent change (StaleOrderVersion), or a
- * deadlock InnoDB broke by rolling this transaction back, `moves` is asked again, so it
- * decides from what it reads then; at most MOVE_ATTEMPTS times in all.
+ * a refused request changes nothing. After a concurrent change (StaleOrderVersion), or MySQL
+ * refusing the transaction for now (a deadlock, a lock wait timeout: retryTransaction),
+ * `moves` is asked again, so it decides from what it reads then. Given up: 409 CONFLICT, or
+ * 503 DATABASE_BUSY.
  */
 export async function moveParts(deps: AppDeps, moves: () => Promise<TransitionRequest[]>): Promise<TransitionResult[]> {
-  for (let attempt = 1; ; attempt++) {
-    try {
+  const moved = await retryTransaction(
+    async () => {
       const requests = await moves();
-      if (requests.length === 0) return [];
-      const moved = await deps.orders.applyTransitions(requests);
-      for (const { order, fired } of moved) deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
-      return moved;
-    } catch (error) {
-      // a deadlock: InnoDB chose this transaction to roll back, so nothing of it was written; run again, as InnoDB advises
-      if ((error instanceof StaleOrderVersion || isDeadlock(error)) && attempt < MOVE_ATTEMPTS) continue;
-      throw error;
-    }
-  }
+      return requests.length === 0 ? [] : deps.orders.applyTransitions(requests);
+    },
+    { alsoAfter: (error) => error instanceof StaleOrderVersion },
+  );
+  for (const { order, fired } of moved) deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
+  return moved;
 }
 
 export const refundSchema = {
@@ -189,11 +183,6 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     return true;
   }
 
-  /** A refund goes back to the successful payments of the order (its parent's, for a child): there must be one. */
-  async function isPaid(order: OrderRow): Promise<boolean> {
-    return (await process.payments(order.parent_order_id ?? order.order_id)).some((p) => p.status === 'SUCCEEDED');
-  }
-
   /** Whether the ledger records the order's reservation as released (e.g. a presale refunded after its deposit): Redis must follow. */
   async function reservationReleased(order: OrderRow): Promise<boolean> {
     const row = await deps.db.selectFrom('stock_ledger').select('id').where('ref', '=', order.order_id).where('kind', '=', 'release').limit(1).executeTakeFirst();
@@ -236,7 +225,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         if (!UNSHIPPED.has(current.status) && !unsold) throw new IllegalTransition(current.status, 'refund', request.actor);
         // no line of a deposit's worth: all of it goes back, or none
         if (unsold && part.items !== 'rest') throw new IllegalTransition(current.status, 'refund_lines', request.actor);
-        if (!(await isPaid(current)) || (!unsold && !(await stockCommitted(current)))) throw new IllegalTransition(current.status, 'refund', request.actor);
+        if (!(await process.isPaid(current)) || (!unsold && !(await stockCommitted(current)))) throw new IllegalTransition(current.status, 'refund', request.actor);
         const left = new Map((await process.items(current.order_id)).map((line) => [line.sku_id, line.qty - line.refunded_qty]));
         const asked = (sku: string) => (part.items === 'rest' ? 0 : part.items.filter((i) => i.skuId === sku).reduce((s, i) => s + i.qty, 0));
         const whole = part.items === 'rest' || [...left].every(([sku, qty]) => qty === asked(sku));
@@ -331,10 +320,12 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         // part before the last part's cancel gave it back); before its refund job is queued again, which makes Redis follow
         if (couponOf !== undefined && parts.every(({ known }) => known)) {
           // in a transaction of its own, under the order's lock as a cancellation's
-          await deps.db.transaction().execute(async (trx) => {
-            await trx.selectFrom('orders').select('order_id').where('order_id', '=', couponOf).forUpdate().execute();
-            await restoreCouponOnceNoneLeft(trx, couponOf, deps.clock());
-          });
+          await retryTransaction(() =>
+            deps.db.transaction().execute(async (trx) => {
+              await trx.selectFrom('orders').select('order_id').where('order_id', '=', couponOf).forUpdate().execute();
+              await restoreCouponOnceNoneLeft(trx, couponOf, deps.clock());
+            }),
+          );
         }
         const { changed } = await openRefunds(
           parts.map(({ unit }) => ({ unit, refundId: cancelRefundOf(unit.order_id), items: 'rest' as const })),
@@ -349,27 +340,28 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   /** Fires the table's cancel; with `releaseStock` the reservation and the coupon use go back, in the ledger and then in Redis. */
   async function cancelByTable(order: OrderRow, actor: Actor, why: string, rule: TransitionRule): Promise<boolean> {
     const releaseStock = rule.effects?.includes('releaseStock') ?? false;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const { order: closed, fired } = await deps.orders.applyTransition({
-          orderId: order.order_id,
-          action: 'cancel',
-          actor,
-          at: deps.clock(),
-          detail: why.slice(0, 500),
-          effects: async (trx, current, transition) => {
-            if (releaseStock) await OrderRepository.releaseReservation(trx, current.order_id, transition.action, deps.clock());
-          },
-        });
-        deps.metrics.transitions.inc({ type: closed.type, from: fired.from, to: fired.to, action: fired.action });
-        if (releaseStock) await deps.inventory.releaseStock(order.order_id, order.user_id, 'cancelled', order.coupon_code);
-        return true;
-      } catch (error) {
-        if (error instanceof StaleOrderVersion && attempt < 5) continue;
-        // a cancel racing this one won (or, for a deposit forfeited, the balance deadline): cancelling again changes nothing
-        if (error instanceof IllegalTransition && (await deps.orders.findOrderRow(order.order_id))?.status === rule.to) return false;
-        throw error;
-      }
+    try {
+      const { order: closed, fired } = await retryTransaction(
+        () =>
+          deps.orders.applyTransition({
+            orderId: order.order_id,
+            action: 'cancel',
+            actor,
+            at: deps.clock(),
+            detail: why.slice(0, 500),
+            effects: async (trx, current, transition) => {
+              if (releaseStock) await OrderRepository.releaseReservation(trx, current.order_id, transition.action, deps.clock());
+            },
+          }),
+        { alsoAfter: (error) => error instanceof StaleOrderVersion },
+      );
+      deps.metrics.transitions.inc({ type: closed.type, from: fired.from, to: fired.to, action: fired.action });
+      if (releaseStock) await deps.inventory.releaseStock(order.order_id, order.user_id, 'cancelled', order.coupon_code);
+      return true;
+    } catch (error) {
+      // a cancel racing this one won (or, for a deposit forfeited, the balance deadline): cancelling again changes nothing
+      if (error instanceof IllegalTransition && (await deps.orders.findOrderRow(order.order_id))?.status === rule.to) return false;
+      throw error;
     }
   }
 
@@ -381,7 +373,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: "Change the order's delivery address until it ships",
         description:
-          "Each change is a step in the history (change_address). A warehouse that already has the order (or a split order's child) is told through its circuit breaker. The same address again changes nothing. 409 ILLEGAL_TRANSITION once the order (any part of a split order) has shipped or closed.",
+          "Each change is a step in the history (change_address). A warehouse that already has the order (or a split order's child) is told through its circuit breaker. The same address again changes nothing. 409 ILLEGAL_TRANSITION once the order (any part of a split order) has shipped or closed, and for an order that ships nothing (virtual), with or without an address.",
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['address'], properties: { address: addressSchema } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
@@ -389,6 +381,8 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     },
     async (request) => {
       const order = await ownOrder(deps, request.user, request.params.orderId, 'change_address');
+      // not a matter of its status: no status of its type takes an address
+      if (!shipsParcels(order.type as OrderType)) throw new NothingShips(order.type);
       const actor: Actor = request.user.role;
       const address = JSON.stringify(request.body.address);
       // a child already closed (refunded) has no parcel left to send anywhere
@@ -400,9 +394,9 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       }
       for (const part of parts) {
         if (part.address === address) continue;
-        for (let attempt = 1; ; attempt++) {
-          try {
-            const { order: moved, fired } = await deps.orders.applyTransition({
+        const { order: moved, fired } = await retryTransaction(
+          () =>
+            deps.orders.applyTransition({
               orderId: part.order_id,
               action: 'change_address',
               actor,
@@ -411,15 +405,11 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
               effects: async (trx) => {
                 await trx.updateTable('orders').set({ address, updated_at: deps.clock() }).where('order_id', '=', part.order_id).execute();
               },
-            });
-            deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
-            await followUp(deps, moved, fired.effects);
-            break;
-          } catch (error) {
-            if (error instanceof StaleOrderVersion && attempt < 5) continue;
-            throw error;
-          }
-        }
+            }),
+          { alsoAfter: (error) => error instanceof StaleOrderVersion },
+        );
+        deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
+        await followUp(deps, moved, fired.effects);
       }
       return deps.orders.findOrder(order.order_id);
     },
@@ -433,7 +423,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['after-sales'],
         summary: 'Refund some or all lines of a paid order that has not shipped (202: the payment system pays it back)',
         description:
-          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; the order's shipping is refunded with the request that brings every unit back. The units go back on sale. With an Idempotency-Key header (the caller's own on this order: another caller's same key is another key) the refund belongs to the key: the same key with the same body answers the same refund and changes nothing, even sent twice at once, the same key with another body 422 IDEMPOTENCY_CONFLICT, a new key opens a new refund (e.g. one more unit with the same reason). Without the header the id derives from the reason and the units: the same request again answers the same refund and changes nothing. `replayed` is true when the answer is a refund opened before. Without items: every unit not refunded yet (again: the refunds the first such request opened). 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left. The coupon use stays used, except on a split order a cancel closed a child of: the refund that closes its last live child whole (none shipped) gives it back, as that cancel would have, had it come last. A presale whose deposit is paid (DEPOSIT_PAID) is refunded whole by a merchant or an admin, as their cancel does (the deposit back, its units released): without items only, and not by the buyer (409 ILLEGAL_TRANSITION; the buyer cancels, forfeiting the deposit).",
+          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; a parcel's shipping (its warehouse's fee, on the lines a split makes one child of) is refunded with the request that brings every unit of that parcel back, before the split or after it alike. A child whose every unit was refunded before the split starts REFUNDED: nothing of it is sent to its warehouse, cancelled or refunded again. The units go back on sale. With an Idempotency-Key header (the caller's own on this order: another caller's same key is another key) the refund belongs to the key: the same key with the same body answers the same refund and changes nothing, even sent twice at once, the same key with another body 422 IDEMPOTENCY_CONFLICT, a new key opens a new refund (e.g. one more unit with the same reason). Without the header the id derives from the reason and the units: the same request again answers the same refund and changes nothing. `replayed` is true when the answer is a refund opened before. Without items: every unit not refunded yet (again: the refunds the first such request opened). 409 ILLEGAL_TRANSITION once shipped or before the payment settled; 422 REFUND_EXCEEDS_ORDER for more units than are left. The coupon use stays used, except on a split order a cancel closed a child of: the refund that closes its last live child whole (none shipped) gives it back, as that cancel would have, had it come last. A presale whose deposit is paid (DEPOSIT_PAID) is refunded whole by a merchant or an admin, as their cancel does (the deposit back, its units released): without items only, and not by the buyer (409 ILLEGAL_TRANSITION; the buyer cancels, forfeiting the deposit).",
         params: orderParamsSchema,
         headers: idempotencyKeyHeaders,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason, items: refundItems } },

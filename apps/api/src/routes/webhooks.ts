@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { ulid } from 'ulid';
 import type { AppDeps } from '../app-deps.js';
 import { notFound } from '../problems.js';
-import { ULID_PATTERN, problemRef } from '../schemas.js';
+import { ULID_PATTERN, noFieldsBody, problemRef } from '../schemas.js';
 
 const webhookSchema = {
   type: 'object',
@@ -106,7 +106,10 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
 
   app.delete<{ Params: { webhookId: string } }>(
     '/v1/admin/webhooks/:webhookId',
-    { preValidation: app.requireRole('admin'), schema: { tags: ['admin'], summary: 'Stop delivering to a webhook (its delivery log stays)', params: webhookParams, response: { '4xx': problemRef } } },
+    {
+      preValidation: app.requireRole('admin'),
+      schema: { tags: ['admin'], summary: 'Stop delivering to a webhook (its delivery log stays)', params: webhookParams, body: noFieldsBody, response: { '4xx': problemRef } },
+    },
     async (request, reply) => {
       if (!(await events.removeWebhook(request.params.webhookId))) throw notFound('webhook');
       return reply.code(204).send();

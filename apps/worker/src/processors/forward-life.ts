@@ -2,7 +2,7 @@ import { ExternalRefused, PaymentClient, WarehouseClient, breakerSettings } from
 import type { Config } from '@orders/config';
 import { IllegalTransition, StaleOrderVersion, needsSplit, planSplit, stateMachineFor, type Actor, type Effect, type OrderType } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { OrderRepository, PricingRepository, ProcessRepository, RefundRepository, type OrderDb, type OrderItemRow, type OrderRow, type TransitionRequest } from '@orders/persistence';
+import { OrderRepository, PricingRepository, ProcessRepository, RefundRepository, addressOf, type OrderDb, type OrderItemRow, type OrderRow, type TransitionRequest } from '@orders/persistence';
 import {
   JOB,
   enqueueEffects,
@@ -14,7 +14,7 @@ import {
   type SendToWarehouseJob,
   type TimerDelays,
 } from '@orders/queues';
-import type { Inventory } from '@orders/stock';
+import type { CommitOutcome, Inventory } from '@orders/stock';
 import { DelayedError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { childOrderId } from './child-order-id.js';
@@ -46,9 +46,12 @@ class SplitPlanStale extends Error {
 
 /** What the warehouse ships for an order: the units not refunded, to the order's address. */
 function fulfilmentOf(order: OrderRow, items: readonly OrderItemRow[]): { items: Array<{ skuId: string; qty: number }>; address: Record<string, string> } {
+  const address = addressOf(order);
+  // only an order that ships nothing (virtual) is placed without one, and no warehouse hears of it
+  if (!address) throw new Error(`order ${order.order_id} has no delivery address to ship to`);
   return {
     items: items.filter((line) => line.qty > line.refunded_qty).map((line) => ({ skuId: line.sku_id, qty: line.qty - line.refunded_qty })),
-    address: JSON.parse(order.address) as Record<string, string>,
+    address: { ...address },
   };
 }
 
@@ -183,7 +186,9 @@ export class ForwardLife {
   /**
    * After payment: commit the stock (re-verifying payment-time SKUs), split the order
    * per (channel, merchant, warehouse), and hand each part to its warehouse. If a
-   * payment-time SKU sold out meanwhile, the order is refunded and closed instead.
+   * payment-time SKU sold out meanwhile, the order is refunded and closed instead; run
+   * again after that refund committed (the worker died, or lost MySQL's answer, before
+   * finishing it), the job finishes it.
    */
   private async settlePayment(data: OrderEffectsJob): Promise<void> {
     const effects = data.effects as Effect[];
@@ -192,6 +197,9 @@ export class ForwardLife {
     if (effects.includes('commitStock') && order.status === 'PAID') {
       const committed = await this.commitStock(order);
       if (!committed) return;
+    } else if (effects.includes('commitStock') && order.status === 'REFUNDING') {
+      const last = await this.process.lastStep(order.order_id);
+      if (last?.action === 'refund' && last.actor === 'system') return this.refundSoldOut(order, 'sold out before the payment');
     }
     if (effects.includes('deliverDigital')) {
       await this.tryTransition({ orderId: order.order_id, action: 'deliver', actor: 'system', detail: 'delivered with the payment' });
@@ -208,21 +216,11 @@ export class ForwardLife {
 
   /** Returns false when the stock was gone and the order is being refunded instead. */
   private async commitStock(order: OrderRow): Promise<boolean> {
-    const outcome = await this.deps.inventory.commitStock(order.order_id);
+    let outcome = await this.deps.inventory.commitStock(order.order_id);
+    if (outcome.status === 'missing') outcome = await this.commitLostReservation(order);
     if (outcome.status === 'gone') {
       this.deps.log.warn({ orderId: order.order_id, skuId: outcome.skuId }, 'payment-time stock gone at payment: refunding');
-      await this.tryTransition(
-        {
-          orderId: order.order_id,
-          action: 'refund',
-          actor: 'system',
-          detail: `SKU ${outcome.skuId} sold out before the payment`,
-          // the placement units and the coupon go back, as the Redis release below gives them back
-          effects: async (trx, current) => OrderRepository.releaseReservation(trx, current.order_id, 'refund', this.deps.clock()),
-        },
-        'sold out at payment',
-      );
-      await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'refunded', order.coupon_code);
+      await this.refundSoldOut(order, `SKU ${outcome.skuId} sold out before the payment`);
       return false;
     }
     if (outcome.status === 'committed' || outcome.status === 'already') {
@@ -231,6 +229,44 @@ export class ForwardLife {
       this.deps.log.error({ orderId: order.order_id, outcome: outcome.status }, 'paid order has no live reservation in Redis; stock not committed');
     }
     return true;
+  }
+
+  /**
+   * A paid order whose reservation Redis lost (a restart without its AOF, a failover to a
+   * replica that was behind) gets it back from MySQL and committed: its payment-time units
+   * come off the counters the stock repair rebuilt from the ledger, or are found sold and
+   * the order refunded, and the ledger records the sale. Left as it was, the order shipped
+   * while the ledger, and every repair after, still had those units on sale. A reservation
+   * the ledger has closed is not put back: committed, its record expired since (a settle
+   * job replayed from the dead letters).
+   */
+  private async commitLostReservation(order: OrderRow): Promise<CommitOutcome> {
+    const closed = await this.process.reservationClosedAs(order.order_id);
+    if (closed === 'commit') return { status: 'already' };
+    if (closed === 'release') return { status: 'released' };
+    const restored = await this.deps.inventory.restoreReservation(await this.deps.orders.reservationOf(order));
+    if (restored) this.deps.log.warn({ orderId: order.order_id }, 'paid order had lost its reservation in Redis: put back from MySQL to commit its stock');
+    return this.deps.inventory.commitStock(order.order_id);
+  }
+
+  /**
+   * Refunds and closes a paid order whose payment-time stock sold out before the payment:
+   * its placement units and its coupon go back. Run again (the job retried after the refund
+   * committed), it enqueues the refund again (tryTransition) and finishes the release.
+   */
+  private async refundSoldOut(order: OrderRow, detail: string): Promise<void> {
+    await this.tryTransition(
+      {
+        orderId: order.order_id,
+        action: 'refund',
+        actor: 'system',
+        detail,
+        // the placement units and the coupon go back, as the Redis release below gives them back
+        effects: async (trx, current) => OrderRepository.releaseReservation(trx, current.order_id, 'refund', this.deps.clock()),
+      },
+      'sold out at payment',
+    );
+    await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'refunded', order.coupon_code);
   }
 
   /**
@@ -289,11 +325,16 @@ export class ForwardLife {
    * IN_FULFILLMENT once the warehouse accepted it. The warehouse is asked before the
    * transition commits, so a refund or a new address can commit while it is being asked:
    * the warehouse is then told what changed (or, for an order refunded whole, to drop it),
-   * never left shipping goods the buyer got their money back for.
+   * never left shipping goods the buyer got their money back for. The warehouse keeps the
+   * first request it got for an order: after an earlier attempt (its answer lost to a
+   * timeout, or the worker died after the hand-over committed) it is always told what the
+   * order holds now, as that attempt may have sent what it held before a change.
    */
   private async sendToWarehouse(job: Job<SendToWarehouseJob>, token: string | undefined): Promise<void> {
+    const askedBefore = job.attemptsStarted > 1;
     const order = await this.deps.orders.findOrderRow(job.data.orderId);
     if (!order) return;
+    if (order.status === 'IN_FULFILLMENT' && askedBefore) return this.enqueueFulfilmentUpdate(order);
     if (order.status !== 'PAID') return this.withdrawIfRefunded(job, token, order);
     const items = await this.process.items(order.order_id);
     const warehouseId = items[0]?.warehouse_id;
@@ -317,9 +358,11 @@ export class ForwardLife {
     const now = await this.deps.orders.findOrderRow(order.order_id);
     if (!now) return;
     if (!handedOver) return this.withdrawIfRefunded(job, token, now);
-    if (JSON.stringify(fulfilmentOf(now, await this.process.items(now.order_id))) !== JSON.stringify(sent)) {
-      await enqueueEffects(this.deps.queues, { orderId: now.order_id, userId: now.user_id }, ['updateFulfilment'], timerDelays(this.deps.config));
-    }
+    if (askedBefore || JSON.stringify(fulfilmentOf(now, await this.process.items(now.order_id))) !== JSON.stringify(sent)) await this.enqueueFulfilmentUpdate(now);
+  }
+
+  private async enqueueFulfilmentUpdate(order: OrderRow): Promise<void> {
+    await enqueueEffects(this.deps.queues, { orderId: order.order_id, userId: order.user_id }, ['updateFulfilment'], timerDelays(this.deps.config));
   }
 
   /**
@@ -331,7 +374,7 @@ export class ForwardLife {
   private async withdrawIfRefunded(job: Job<SendToWarehouseJob>, token: string | undefined, order: OrderRow): Promise<void> {
     if (!REFUNDED_WHOLE.has(order.status) || (await this.process.shipment(order.order_id))) return;
     try {
-      await callExternal(job, token, () => this.warehouseClient.updateFulfilment(order.order_id, { items: [], address: JSON.parse(order.address) as Record<string, string> }));
+      await callExternal(job, token, () => this.warehouseClient.updateFulfilment(order.order_id, fulfilmentOf(order, [])));
       this.deps.log.warn({ orderId: order.order_id, status: order.status }, 'order refunded during its hand-over: withdrawn from the warehouse');
     } catch (error) {
       if (!(error instanceof ExternalRefused && error.status === 404)) throw error;
@@ -466,7 +509,9 @@ export class ForwardLife {
 
   /**
    * Applies a transition and enqueues its follow-up effects. An action the order has
-   * already passed (a retried job) changes nothing; a concurrent change is retried.
+   * already passed (a retried job) changes nothing; when it was the order's last step,
+   * its follow-ups are enqueued again, since the job may be retried because it died (or
+   * lost MySQL's answer) between the commit and the enqueue. A concurrent change is retried.
    */
   async tryTransition(request: Omit<TransitionRequest, 'at'> & { actor: Actor }, reason?: string): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
@@ -476,7 +521,13 @@ export class ForwardLife {
         await enqueueEffects(this.deps.queues, { orderId: order.order_id, userId: order.user_id }, fired.effects, timerDelays(this.deps.config), reason);
         return true;
       } catch (error) {
-        if (error instanceof IllegalTransition) return false;
+        if (error instanceof IllegalTransition) {
+          const last = await this.process.lastStep(request.orderId);
+          if (last?.action === request.action && last.actor === request.actor) {
+            await enqueueEffects(this.deps.queues, { orderId: last.order.order_id, userId: last.order.user_id }, last.effects, timerDelays(this.deps.config), reason);
+          }
+          return false;
+        }
         if (error instanceof StaleOrderVersion && attempt < 5) continue;
         throw error;
       }

@@ -31,6 +31,14 @@ export function stateMachineFor(type: OrderType): OrderStateMachine {
 }
 
 /**
+ * Whether an order of `type` sends parcels (its table has a ship step). One that ships
+ * nothing (a virtual order) pays no shipping and is bought without a delivery address.
+ */
+export function shipsParcels(type: OrderType): boolean {
+  return stateMachineFor(type).actions().includes('ship');
+}
+
+/**
  * Where orders wait for the timer `effect` schedules (an auto-confirm in SHIPPED, a
  * completion in DELIVERED), by status with the order types that wait there: where an order
  * whose timer job was lost stays.

@@ -11,6 +11,7 @@ import * as pricingHistory from './0011-pricing-history.js';
 import * as refundKeys from './0012-refund-keys.js';
 import * as stockLedgerKindOrder from './0013-stock-ledger-kind-order.js';
 import * as skuOrderType from './0014-sku-order-type.js';
+import * as orderAddressOptional from './0015-order-address-optional.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -29,4 +30,5 @@ export const migrations: Record<string, Migration> = {
   '0012-refund-keys': refundKeys,
   '0013-stock-ledger-kind-order': stockLedgerKindOrder,
   '0014-sku-order-type': skuOrderType,
+  '0015-order-address-optional': orderAddressOptional,
 };

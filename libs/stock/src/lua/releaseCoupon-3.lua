@@ -5,9 +5,12 @@
   (kept a week past the payment deadline), so each release also leaves a marker that lives
   as long as the buyer's uses count; without the record, the marker decides.
 
-  KEYS[1]  order reservation   <prefix>{g}:order:<orderId>
+  KEYS[1]  order reservation   <prefix>{g}:order:<orderId>, or for an order that runs outside
+           its buyer's own group its hold there <prefix>{g}:coupon-held:<orderId>
+           (claimCheckout-4+c.lua): either holds the use in 'c'
   KEYS[2]  buyer's coupon uses <prefix>{g}:coupon-uses:<code>:<userId>
   KEYS[3]  given-back marker   <prefix>{g}:coupon-given-back:<orderId>
+  (all in the buyer's own group)
 
   Returns 1 given back now, 0 the order holds no use.
 ]]

@@ -4,16 +4,21 @@
   (placement deduction) or check (payment deduction) every line, all or none, and one use of
   the buyer's coupon with them.
 
-  KEYS[1]  idempotency record   <prefix>{g}:idem:<userId>:<key>
+  KEYS[1]  idempotency record   <prefix>{g}:idem:<userId>:<key>   (in the buyer's own group,
+           {g0}, it is also the claim of the key by a checkout in another group,
+           claimCheckout-4+c.lua: one key, one body, one order, whatever group the cart runs in)
   KEYS[2]  order reservation    <prefix>{g}:order:<orderId>
   KEYS[3]  accepted orders      <prefix>{g}:accepted   (zset: not yet in MySQL)
   KEYS[4]  coupon               <prefix>{g}:coupon:<code>   (hash: perBuyerLimit, startsAt, endsAt)
   KEYS[5]  buyer's coupon uses  <prefix>{g}:coupon-uses:<code>:<userId>
-           (both unused, and named with an empty code, when the order has no coupon)
+           (both unused, and named with an empty code, when the order has no coupon, or when
+           it runs outside the buyer's own group: claimCheckout-4+c.lua took the use there, on the
+           buyer's one counter, and holds it for the order)
   KEYS[5+j], j = 1..c           window counters counted first (countInWindow, shared/):
                                 the buyer's request budget, then their checkout attempts (c is
-                                0 when there are none, or when they live in another slot group
-                                and the Inventory counted them before this call)
+                                0 when there are none, or when the checkout runs outside their
+                                slot group and claimCheckout-4+c.lua or the Inventory counted
+                                them before this call)
   KEYS[5+c+2i-1], KEYS[5+c+2i]  per line i: SKU hash <prefix>{g}:sku:<skuId>,
                                 buyer's bought counter <prefix>{g}:bought:<skuId>:<userId>
   ARGV[1] orderId   ARGV[2] userId   ARGV[3] request body hash   ARGV[4] now (ms)
@@ -22,8 +27,10 @@
   ARGV[9] order payload (JSON, stored for recovery and for status reads)
   ARGV[10] coupon code or ''   ARGV[11] c, the number of counters
   ARGV[12] presale balance timeout (ms): how much longer a presale's reservation is kept
-  ARGV[13+2(j-1)], ARGV[14+2(j-1)]  counter j's window (ms) and the most it allows in one
-  ARGV[12+2c+i] quantity of line i
+  ARGV[13] '' when the buyer gave a delivery address; else the order types that ship nothing,
+           each between commas (',virtual,'): a cart making any other is refused (-12)
+  ARGV[14+2(j-1)], ARGV[15+2(j-1)]  counter j's window (ms) and the most it allows in one
+  ARGV[13+2c+i] quantity of line i
 
   The order's type: each SKU hash's orderType ('standard', 'presale', 'virtual'; none in a
   hash written before SKUs had one: standard). Every line must have the same; a standard
@@ -34,7 +41,7 @@
     2 idempotent replay { 2, orderId, type, deadlineMs, acceptedAtMs }
       (acceptedAtMs: the first checkout's time, which the order is priced at; absent from a
       record written before it was kept)
-   -1 idempotency key reused with another body
+   -1 idempotency key reused with another body, or claimed by a checkout in another group
    -2 unknown SKU       { -2, lineIndex } (or one whose hash has counters without the rules,
                         until the stock repair puts them back)
    -3 sale not active   { -3, lineIndex }
@@ -48,6 +55,7 @@
       answered before this)
   -11 a presale or virtual SKU with a SKU of another order type: they are bought in separate
       orders { -11, lineIndex, its order type, the first line's }
+  -12 no delivery address, and the cart's SKUs are of an order type that ships { -12, their order type }
 ]]
 local idemKey, orderKey, acceptedKey = KEYS[1], KEYS[2], KEYS[3]
 local orderId, userId, bodyHash = ARGV[1], ARGV[2], ARGV[3]
@@ -56,24 +64,25 @@ local couponKey, couponUsesKey, couponCode = KEYS[4], KEYS[5], ARGV[10]
 local counterCount = tonumber(ARGV[11])
 local lineCount = (#KEYS - 5 - counterCount) / 2
 -- line i's keys are KEYS[lineKeys + 2i - 1] and KEYS[lineKeys + 2i], its quantity ARGV[lineQty + i]
-local lineKeys, lineQty = 5 + counterCount, 12 + 2 * counterCount
+local lineKeys, lineQty = 5 + counterCount, 13 + 2 * counterCount
 
 -- counted whatever the answer, as countInWindows-n.lua counts them (shared/countInWindow.lua)
 local counts = {}
 for j = 1, counterCount do
-  local count, msLeft = countInWindow(KEYS[5 + j], tonumber(ARGV[11 + 2 * j]))
-  counts[j] = { count, msLeft, tonumber(ARGV[12 + 2 * j]) }
+  local count, msLeft = countInWindow(KEYS[5 + j], tonumber(ARGV[12 + 2 * j]))
+  counts[j] = { count, msLeft, tonumber(ARGV[13 + 2 * j]) }
 end
 local budget = counts[1] or { 0, 0, 0 }
 
 local function checkout()
   if counterCount >= 1 and budget[1] > budget[3] then return { -9 } end
 
-  local previous = redis.call('HMGET', idemKey, 'h', 'o', 't', 'd', 'a', 'u')
+  local previous = redis.call('HMGET', idemKey, 'h', 'o', 't', 'd', 'a', 'u', 'g')
   if previous[1] then
     -- another body, or another buyer whose id and key spell the same record ('ann:x' + 'k',
-    -- 'ann' + 'x:k'): never their order (a record written before 'u' was kept has none)
-    if previous[1] ~= bodyHash or (previous[6] and previous[6] ~= userId) then return { -1 } end
+    -- 'ann' + 'x:k'): never their order (a record written before 'u' was kept has none); a
+    -- claim ('g') is the key of a cart that runs in another group: this is another cart
+    if previous[1] ~= bodyHash or (previous[6] and previous[6] ~= userId) or previous[7] then return { -1 } end
     return { 2, previous[2], previous[3], tonumber(previous[4]), previous[5] }
   end
   -- after the replay: a buyer retrying their accepted checkout is no new attempt, and a
@@ -98,6 +107,8 @@ local function checkout()
     local lineType = skus[i][6] or 'standard'
     if lineType ~= type then return { -11, i, lineType, type } end
   end
+  -- the SKUs' type says whether anything ships (a flash sale, below, ships as standard does)
+  if ARGV[13] ~= '' and not string.find(ARGV[13], ',' .. type .. ',', 1, true) then return { -12, type } end
   local lines = {}
   for i = 1, lineCount do
     local skuKey, boughtKey = KEYS[lineKeys + 2 * i - 1], KEYS[lineKeys + 2 * i]
@@ -122,10 +133,9 @@ local function checkout()
   if ARGV[8] ~= '' and ARGV[8] ~= type then return { -6, type } end
   local couponEndsAt = 0
   if couponCode ~= '' then
-    local coupon = redis.call('HMGET', couponKey, 'perBuyerLimit', 'startsAt', 'endsAt')
-    if not coupon[1] or now < tonumber(coupon[2]) or now >= tonumber(coupon[3]) then return { -7 } end
-    couponEndsAt = tonumber(coupon[3])
-    if tonumber(redis.call('GET', couponUsesKey) or '0') >= tonumber(coupon[1]) then return { -8 } end
+    local refusal
+    refusal, couponEndsAt = couponRefusal(couponKey, couponUsesKey, now)
+    if refusal ~= 0 then return { refusal } end
   end
 
   local deadline = now + tonumber(type == 'flash_sale' and ARGV[7] or ARGV[6])
@@ -150,13 +160,7 @@ local function checkout()
   end
 
   redis.call('HSET', orderKey, 'u', userId, 't', type, 'd', deadlineText, 's', 'reserved', 'l', cjson.encode(recorded), 'p', ARGV[9], 'a', ARGV[4])
-  if couponCode ~= '' then
-    redis.call('INCR', couponUsesKey)
-    -- the uses only matter while the coupon is valid; keep them a day past its end
-    redis.call('PEXPIREAT', couponUsesKey, couponEndsAt + 86400000)
-    -- 'c': the order holds a use of its coupon until it is released
-    redis.call('HSET', orderKey, 'c', couponCode)
-  end
+  if couponCode ~= '' then takeCouponUse(couponUsesKey, orderKey, couponCode, couponEndsAt) end
   -- outlive the payment deadline by a week so a late expiry still finds what to release; a
   -- presale holds its units past its deposit, until its balance is paid or forfeited
   local keptUntil = deadline + 604800000

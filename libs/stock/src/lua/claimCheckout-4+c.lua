@@ -1,0 +1,89 @@
+--[[
+  What a checkout that runs outside its buyer's own group (a cart of SKUs split into buckets
+  runs in the buyer's bucket, {g<k>}) settles first in the buyer's own group, in one call: the
+  rules that hold per buyer whatever their cart, which a script in the bucket's slot cannot
+  see. reserveStock-5+c+2n.lua settles them itself for a cart that runs in the buyer's group.
+   - their request budget and checkout attempts (countInWindow, shared/countInWindow.lua)
+   - the claim of their Idempotency-Key: the key's record in the buyer's group, holding the
+     body's hash and the group the cart runs in. A key recorded with another body, or for a
+     cart of another group (a reservation in the buyer's group writes its record here), is a
+     conflict: one key, one order, whichever carts it is sent with.
+   - one use of their coupon, on their one uses counter (shared/couponUse.lua), held for the
+     order by its hold until given back (releaseCoupon-3.lua)
+  Nothing is claimed nor taken when the checkout is refused.
+
+  KEYS[1]  idempotency claim   <prefix>{own}:idem:<userId>:<key>
+           (hash: h body hash, u userId, g the cart's group, n the request that claimed it)
+  KEYS[2]  coupon              <prefix>{own}:coupon:<code>
+  KEYS[3]  buyer's coupon uses <prefix>{own}:coupon-uses:<code>:<userId>
+  KEYS[4]  the order's hold    <prefix>{own}:coupon-held:<orderId>   (hash: c code)
+           (KEYS[2..4] unused, and named with an empty code, without a coupon)
+  KEYS[4+j], j = 1..c          window counters, in the buyer's group: the request budget, then
+                               the checkout attempts
+  ARGV[1] userId   ARGV[2] request body hash   ARGV[3] the cart's group   ARGV[4] orderId
+  ARGV[5] now (ms)   ARGV[6] how long the claim is kept (ms)   ARGV[7] coupon code or ''
+  ARGV[8] how long the hold is kept at most (ms): as long as the order's reservation record
+          could be; gone, as a record gone, the given-back marker decides (releaseCoupon-3.lua)
+  ARGV[9] c, the number of counters
+  ARGV[10+2(j-1)], ARGV[11+2(j-1)]  counter j's window (ms) and the most it allows in one
+
+  Returns { budget count, ms left in its window, code, ... } (the first two 0 when c is 0):
+    1 claimed now                 { 1, 1 if a coupon use was taken else 0 }
+    2 claimed before, this body   { 2, coupon use taken }: a retry, or the same request twice at once
+    0 claimed before, this body, and refused now { 0, -10, -7 or -8 }: nothing taken, the
+      caller lets it through only as the replay of an order accepted under the key
+   -1 the key is claimed with another body, or for a cart of another group
+   -7 -8 -9 -10 as reserveStock-5+c+2n.lua
+]]
+local claimKey, couponKey, usesKey, holdKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local userId, bodyHash, cartGroup, orderId = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, couponCode = tonumber(ARGV[5]), ARGV[7]
+local counterCount = tonumber(ARGV[9])
+
+local counts = {}
+for j = 1, counterCount do
+  local count, msLeft = countInWindow(KEYS[4 + j], tonumber(ARGV[8 + 2 * j]))
+  counts[j] = { count, msLeft, tonumber(ARGV[9 + 2 * j]) }
+end
+local budget = counts[1] or { 0, 0, 0 }
+
+local function claim()
+  if counterCount >= 1 and budget[1] > budget[3] then return { -9 } end
+  local claimed = redis.call('HMGET', claimKey, 'h', 'u', 'g')
+  if claimed[1] and (claimed[1] ~= bodyHash or claimed[2] ~= userId or claimed[3] ~= cartGroup) then return { -1 } end
+
+  local refusal, couponEndsAt = 0, 0
+  if counterCount >= 2 and counts[2][1] > counts[2][3] then
+    refusal = -10
+  elseif couponCode ~= '' then
+    refusal, couponEndsAt = couponRefusal(couponKey, usesKey, now)
+  end
+  if refusal ~= 0 then
+    -- claimed before with this body: the retry of an accepted checkout is no new attempt and
+    -- needs no new use (its reservation replays it); the caller looks for that order before
+    -- refusing, since a refusal would hide the order its buyer must pay
+    if claimed[1] then return { 0, refusal } end
+    return { refusal }
+  end
+
+  if claimed[1] then
+    -- two requests hold the claim: neither may drop it (dropClaim-1.lua), the other may be accepted
+    redis.call('HSET', claimKey, 'n', '')
+  else
+    redis.call('HSET', claimKey, 'h', bodyHash, 'u', userId, 'g', cartGroup, 'n', orderId)
+  end
+  redis.call('PEXPIRE', claimKey, ARGV[6])
+  local taken = 0
+  if couponCode ~= '' then
+    takeCouponUse(usesKey, holdKey, couponCode, couponEndsAt)
+    -- no longer than the uses it counts in either
+    redis.call('PEXPIREAT', holdKey, math.min(couponEndsAt + 86400000, now + tonumber(ARGV[8])))
+    taken = 1
+  end
+  return { claimed[1] and 2 or 1, taken }
+end
+
+local reply = claim()
+table.insert(reply, 1, budget[2])
+table.insert(reply, 1, budget[1])
+return reply

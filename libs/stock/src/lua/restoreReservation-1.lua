@@ -1,0 +1,21 @@
+--[[
+  Puts back the reservation record of a persisted order that Redis lost (a restart without
+  its AOF, a failover to a replica that was behind), from the order as MySQL has it, so that
+  its commit or release runs as it would have. No counter moves: what the order holds is
+  what the stock repair counted for it from the ledger (its placement units reserved, its
+  payment-time lines nothing). A record Redis has, in whatever state, is left as it is.
+
+  KEYS[1]  order reservation  <prefix>{g}:order:<orderId>
+  ARGV[1] userId   ARGV[2] order type   ARGV[3] payment deadline (ms)   ARGV[4] accepted at (ms)
+  ARGV[5] lines as reserveStock records them (JSON [[units, deduction, limited], ...])
+  ARGV[6] order payload (JSON, as reserveStock stores it)
+  ARGV[7] the coupon the order holds a use of, or ''
+  ARGV[8] how long the record is kept (ms)
+
+  Returns 1 put back, 0 Redis had a record.
+]]
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'u', ARGV[1], 't', ARGV[2], 'd', ARGV[3], 's', 'reserved', 'l', ARGV[5], 'p', ARGV[6], 'a', ARGV[4])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'c', ARGV[7]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+return 1

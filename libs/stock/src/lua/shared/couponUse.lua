@@ -1,0 +1,27 @@
+--[[
+  Shared by the scripts that take a buyer's coupon use at checkout (stock-scripts.ts puts it
+  before them): reserveStock-5+c+2n.lua in the buyer's own group, claimCheckout-4+c.lua for a
+  checkout in another (a SKU split into buckets), both on the buyer's one uses counter.
+
+  couponRefusal returns 0 and the coupon's end (ms) when the buyer may use it now; -7 when
+  there is no such coupon or it is not valid now; -8 when the buyer has used it as often as
+  it allows.
+]]
+local function couponRefusal(couponKey, usesKey, now)
+  local coupon = redis.call('HMGET', couponKey, 'perBuyerLimit', 'startsAt', 'endsAt')
+  if not coupon[1] or now < tonumber(coupon[2]) or now >= tonumber(coupon[3]) then return -7 end
+  if tonumber(redis.call('GET', usesKey) or '0') >= tonumber(coupon[1]) then return -8 end
+  return 0, tonumber(coupon[3])
+end
+
+--[[
+  One more use, and 'c' on the hash that holds it for the order (its reservation record, or
+  its hold in the buyer's own group) until it is given back (releaseStock-3+2n.lua,
+  releaseCoupon-3.lua).
+]]
+local function takeCouponUse(usesKey, holderKey, couponCode, couponEndsAt)
+  redis.call('INCR', usesKey)
+  -- the uses only matter while the coupon is valid; keep them a day past its end
+  redis.call('PEXPIREAT', usesKey, couponEndsAt + 86400000)
+  redis.call('HSET', holderKey, 'c', couponCode)
+end
