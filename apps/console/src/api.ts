@@ -25,12 +25,27 @@ export interface Order {
   items: OrderLine[];
   amounts: { subtotalCents: number; discountCents: number; shippingCents: number; payableCents: number; refundedCents: number } | null;
   couponCode?: string | null;
+  /** the payment that paid the order last (a presale: its deposit, then its balance) */
   payment: { paymentId?: string; transactionId: string | null; paidAt: string | null; method: string } | null;
+  /** every payment attempt, oldest first; empty for a split order's child (its parent holds them) and in a merchant's view of an order holding other merchants' lines */
+  payments: Payment[];
+  /** a presale's: when its balance is due, once its deposit is paid */
+  balanceDeadline: string | null;
   shipments: Array<{ shipmentId: string; warehouseId: string; trackingNo: string | null; status: string }>;
   subOrders: string[];
-  address: Address;
+  /** null: a virtual order placed without one (it ships nothing) */
+  address: Address | null;
   history: Array<{ from: string | null; action: string; to: string; at: string; actor: string; detail?: string | null }>;
   createdAt: string | null;
+}
+
+export interface Payment {
+  paymentId: string;
+  purpose: 'full' | 'deposit' | 'balance';
+  amountCents: number;
+  status: string;
+  transactionId: string | null;
+  paidAt: string | null;
 }
 
 export interface Address {
@@ -47,6 +62,22 @@ export interface RefundAnswer {
   refundId: string;
   status: string;
   replayed?: boolean;
+}
+
+/** A refund or return of the order or of one of its children (GET /v1/orders/:id/refunds). */
+export interface Refund {
+  refundId: string;
+  /** the order (or split order's child) the units belong to */
+  orderId: string;
+  kind: 'refund' | 'return';
+  status: string;
+  reason: string;
+  amountCents: number;
+  items: Array<{ lineNo: number; skuId: string; qty: number; cents: number }>;
+  /** where the money goes back to, one part per payment drawn; empty until the money is due */
+  parts: Array<{ partId: string; paymentId: string; amountCents: number; status: string }>;
+  createdAt: string;
+  updatedAt: string;
 }
 
 export interface OrderPage {

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { ApiProblem, formatCents, formatTime, idempotencyKey, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type RefundAnswer } from './api.js';
+import { ApiProblem, formatCents, formatTime, idempotencyKey, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type Refund, type RefundAnswer } from './api.js';
 import { Link } from './route.js';
 
 /** The merchant's words for the state table's actions; an action without one shows its table name. */
@@ -28,25 +28,37 @@ const ADDRESS_FIELDS: Array<{ name: keyof Address; label: string; maxLength: num
   { name: 'country', label: 'Country (ISO code, e.g. DE)', maxLength: 2 },
 ];
 
-type AfterSalesRecords = Record<string, Array<Record<string, unknown>>>;
+const PURPOSES: Record<string, string> = { full: 'Full payment', deposit: 'Deposit', balance: 'Balance' };
 
-/** GET /v1/orders/:id/refunds, by whatever name its lists come: every array of the answer is one table. */
-function afterSalesRecords(answer: unknown): AfterSalesRecords {
-  if (Array.isArray(answer)) return { records: answer as Array<Record<string, unknown>> };
-  const records: AfterSalesRecords = {};
-  for (const [name, value] of Object.entries((answer ?? {}) as Record<string, unknown>)) if (Array.isArray(value)) records[name] = value as Array<Record<string, unknown>>;
-  return records;
-}
+/**
+ * Where the order stands still for a moment only: in the queue, or its money going back
+ * through the payment system (the order REFUNDING, a refund due or sent). The page reads it
+ * again every second for a while after it is opened or acted on, so the next status shows.
+ */
+const SETTLING_ORDER = new Set(['ACCEPTED', 'REFUNDING']);
+const SETTLING_REFUND = new Set(['PENDING', 'SENT']);
+const REREAD_EVERY_MS = 1_000;
+const REREAD_FOR_MS = 10_000;
 
 const unitsLeft = (line: OrderLine) => line.qty - (line.refundedQty ?? 0);
 
-const shown = (value: unknown) => (value === null || value === undefined ? '–' : typeof value === 'object' ? JSON.stringify(value) : String(value));
+/** A presale's balance still to pay: the order's payable less the deposit that paid it. */
+function balanceDue(order: Order): number | null {
+  if (order.status !== 'DEPOSIT_PAID' || !order.amounts) return null;
+  // while DEPOSIT_PAID, the payment that paid the order last is its deposit
+  const deposit = order.payments.find((payment) => payment.paymentId === order.payment?.paymentId);
+  return deposit ? order.amounts.payableCents - deposit.amountCents : null;
+}
 
 export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
   const [order, setOrder] = useState<Order | null>(null);
   const [actions, setActions] = useState<AllowedAction[]>([]);
   const [actionsProblem, setActionsProblem] = useState<string | null>(null);
-  const [afterSales, setAfterSales] = useState<AfterSalesRecords | null>(null);
+  /** null: not read (yet), or not the caller's to see */
+  const [refunds, setRefunds] = useState<Refund[] | null>(null);
+  const [refundsProblem, setRefundsProblem] = useState<string | null>(null);
+  /** a split order's child: the parent it was split from, which holds the payments (null until read, or when the caller may not read it) */
+  const [payer, setPayer] = useState<Order | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   const [actionProblem, setActionProblem] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
@@ -54,15 +66,25 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
   const [reason, setReason] = useState('');
   const [unitsToRefund, setUnitsToRefund] = useState<Record<string, number>>({});
   const [address, setAddress] = useState<Address | null>(null);
+  /** until when a settling order is read again by itself */
+  const [rereadUntil, setRereadUntil] = useState(0);
   // the refund being sent and its key: sending the same refund again (after a failure) reuses the key
   const refundAttempt = useRef<{ body: string; key: string } | null>(null);
+  const reads = useRef(0);
 
-  /** The order, and apart from it what the caller may do: an order without actions (still in the queue) is still shown. */
+  /**
+   * The order, and apart from it what the caller may do (an order without actions, still in
+   * the queue, is still shown) and its refunds and returns. A read started later (an action's,
+   * a timer's) answers with what is newer: an earlier one's answers are not shown over it.
+   */
   const load = useCallback(async (): Promise<Order | null> => {
-    const [loaded, allowed] = await Promise.allSettled([
+    const read = ++reads.current;
+    const [loaded, allowed, afterSales] = await Promise.allSettled([
       api<Order>('GET', `/v1/orders/${orderId}`),
       api<{ actions: AllowedAction[] }>('GET', `/v1/orders/${orderId}/actions`),
+      api<{ items: Refund[] }>('GET', `/v1/orders/${orderId}/refunds`),
     ]);
+    if (read !== reads.current) return loaded.status === 'fulfilled' ? loaded.value : null;
     if (loaded.status === 'fulfilled') {
       setOrder(loaded.value);
       setProblem(null);
@@ -74,16 +96,40 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
       setActions([]);
       setActionsProblem(problemText(allowed.reason));
     }
-    // refunds and returns come from the reverse flows; an api without them answers 404
-    api<unknown>('GET', `/v1/orders/${orderId}/refunds`)
-      .then((answer) => setAfterSales(afterSalesRecords(answer)))
-      .catch((error: unknown) => setAfterSales(error instanceof ApiProblem && error.status === 404 ? null : { unavailable: [{ problem: problemText(error) }] }));
+    if (afterSales.status === 'fulfilled') {
+      setRefunds(afterSales.value.items);
+      setRefundsProblem(null);
+    } else if (!(afterSales.reason instanceof ApiProblem && afterSales.reason.status === 404)) {
+      // a 404 (an order the caller may not see) is told once, by the order's own read
+      setRefundsProblem(problemText(afterSales.reason));
+    }
     return loaded.status === 'fulfilled' ? loaded.value : null;
   }, [api, orderId]);
 
-  useEffect(() => {
-    void load();
+  /** Reads the order now, and again while it settles, for a while. */
+  const refresh = useCallback(() => {
+    setRereadUntil(Date.now() + REREAD_FOR_MS);
+    return load();
   }, [load]);
+
+  useEffect(() => {
+    void refresh();
+  }, [refresh]);
+
+  useEffect(() => {
+    const settling = order !== null && (SETTLING_ORDER.has(order.status) || (refunds ?? []).some((refund) => SETTLING_REFUND.has(refund.status)));
+    // an action under way reads the order itself when it is done
+    if (!settling || busy || Date.now() + REREAD_EVERY_MS > rereadUntil) return;
+    const timer = setTimeout(() => void load(), REREAD_EVERY_MS);
+    return () => clearTimeout(timer);
+  }, [order, refunds, busy, rereadUntil, load]);
+
+  const parentOrderId = order?.parentOrderId ?? null;
+  useEffect(() => {
+    if (parentOrderId === null) return;
+    // a parent the caller may not read (404) leaves the child naming it alone
+    api<Order>('GET', `/v1/orders/${parentOrderId}`).then(setPayer, () => undefined);
+  }, [api, parentOrderId]);
 
   /**
    * Runs an action the state table allows, then shows what the api answered (`send`'s
@@ -98,12 +144,12 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
       setReason('');
       setUnitsToRefund({});
       setAddress(null);
-      const changed = await load();
+      const changed = await refresh();
       const outcome = changed ? `the order is now ${changed.status} (${changed.merchantStatus})` : 'the order could not be read again';
       setDone(`${label}: ${answer ? `${answer}; ` : ''}${outcome}`);
     } catch (error) {
       setActionProblem(problemText(error));
-      await load();
+      await refresh();
     } finally {
       setBusy(false);
     }
@@ -183,7 +229,10 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
         <dd>
           <span class="status" data-testid="order-status">
             {order.status}
-          </span>
+          </span>{' '}
+          <button type="button" class="refresh" disabled={busy} onClick={() => void refresh()}>
+            Refresh
+          </button>
         </dd>
         <dt>Buyer sees</dt>
         <dd>{order.buyerStatus}</dd>
@@ -256,7 +305,7 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
                 </button>
               </fieldset>
             )}
-            {newAddress && (
+            {newAddress && addressDraft && (
               <form
                 class="address-form"
                 aria-labelledby="address-title"
@@ -376,17 +425,15 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
 
       <section aria-labelledby="payment-title">
         <h2 id="payment-title">Payment</h2>
-        {order.payment ? (
-          <dl class="facts">
-            <dt>Method</dt>
-            <dd>{order.payment.method}</dd>
-            <dt>Transaction</dt>
-            <dd>{order.payment.transactionId ?? '–'}</dd>
-            <dt>Paid</dt>
-            <dd>{formatTime(order.payment.paidAt)}</dd>
-          </dl>
+        {order.parentOrderId ? (
+          <>
+            <p>
+              Paid with order <Link to={`/orders/${order.parentOrderId}`}>{order.parentOrderId}</Link>, which this order was split from: it holds the payments.
+            </p>
+            {payer && <Payments order={payer} />}
+          </>
         ) : (
-          <p>Not paid.</p>
+          <Payments order={order} />
         )}
       </section>
 
@@ -418,34 +465,11 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
         )}
       </section>
 
-      {afterSales && (
+      {(refunds || refundsProblem) && (
         <section aria-labelledby="after-sales-title">
           <h2 id="after-sales-title">Refunds and returns</h2>
-          {Object.entries(afterSales).map(([name, records]) =>
-            records.length === 0 ? (
-              <p>No {name}.</p>
-            ) : (
-              <table>
-                <caption>{name}</caption>
-                <thead>
-                  <tr>
-                    {Object.keys(records[0] ?? {}).map((key) => (
-                      <th scope="col">{key}</th>
-                    ))}
-                  </tr>
-                </thead>
-                <tbody>
-                  {records.map((record) => (
-                    <tr>
-                      {Object.keys(records[0] ?? {}).map((key) => (
-                        <td>{shown(record[key])}</td>
-                      ))}
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            ),
-          )}
+          {refundsProblem && <p class="problem">Refunds and returns could not be read: {refundsProblem}</p>}
+          {refunds && <Refunds orderId={order.orderId} refunds={refunds} />}
         </section>
       )}
 
@@ -464,5 +488,132 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
         </ol>
       </section>
     </section>
+  );
+}
+
+/** What paid the order, attempt by attempt; a presale's balance still due and its deadline. */
+function Payments({ order }: { order: Order }) {
+  if (order.payments.length === 0) {
+    // a merchant's view of an order holding other merchants' lines too keeps only the payment that paid it
+    return order.payment ? (
+      <dl class="facts">
+        <dt>Method</dt>
+        <dd>{order.payment.method}</dd>
+        <dt>Transaction</dt>
+        <dd>{order.payment.transactionId ?? '–'}</dd>
+        <dt>Paid</dt>
+        <dd>{formatTime(order.payment.paidAt)}</dd>
+      </dl>
+    ) : (
+      <p>Not paid.</p>
+    );
+  }
+  const balance = balanceDue(order);
+  return (
+    <>
+      {(order.payment || balance !== null) && (
+        <dl class="facts">
+          {order.payment && (
+            <>
+              <dt>Method</dt>
+              <dd>{order.payment.method}</dd>
+            </>
+          )}
+          {balance !== null && (
+            <>
+              <dt>Balance due</dt>
+              <dd>
+                <strong>{formatCents(balance)}</strong> by <time dateTime={order.balanceDeadline ?? undefined}>{formatTime(order.balanceDeadline)}</time>
+              </dd>
+            </>
+          )}
+        </dl>
+      )}
+      <div class="table-wrap">
+        <table>
+          <caption>Payments, oldest first</caption>
+          <thead>
+            <tr>
+              <th scope="col">Payment</th>
+              <th scope="col">For</th>
+              <th scope="col" class="number">
+                Amount
+              </th>
+              <th scope="col">Status</th>
+              <th scope="col">Transaction</th>
+              <th scope="col">Paid</th>
+            </tr>
+          </thead>
+          <tbody>
+            {order.payments.map((payment) => (
+              <tr>
+                <th scope="row">{payment.paymentId}</th>
+                <td>{PURPOSES[payment.purpose] ?? payment.purpose}</td>
+                <td class="number">{formatCents(payment.amountCents)}</td>
+                <td>{payment.status}</td>
+                <td>{payment.transactionId ?? '–'}</td>
+                <td>{formatTime(payment.paidAt)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
+  );
+}
+
+/** The refunds and returns of the order (a split order's: its children's), each with its units, its money and where that goes back to. */
+function Refunds({ orderId, refunds }: { orderId: string; refunds: Refund[] }) {
+  if (refunds.length === 0) return <p>No refunds or returns.</p>;
+  return (
+    <div class="table-wrap">
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Refund</th>
+            <th scope="col">Kind</th>
+            <th scope="col">Of order</th>
+            <th scope="col">Status</th>
+            <th scope="col">Reason</th>
+            <th scope="col">Units</th>
+            <th scope="col" class="number">
+              Amount
+            </th>
+            <th scope="col">Paid back to</th>
+            <th scope="col">Opened</th>
+            <th scope="col">Last change</th>
+          </tr>
+        </thead>
+        <tbody>
+          {refunds.map((refund) => (
+            <tr>
+              <th scope="row">{refund.refundId}</th>
+              <td>{refund.kind === 'return' ? 'Return' : 'Refund'}</td>
+              <td>{refund.orderId === orderId ? 'this order' : <Link to={`/orders/${refund.orderId}`}>{refund.orderId}</Link>}</td>
+              <td>{refund.status}</td>
+              <td>{refund.reason}</td>
+              <td>{refund.items.map((item) => `${item.skuId} ×${item.qty}`).join(', ')}</td>
+              <td class="number">{formatCents(refund.amountCents)}</td>
+              <td>
+                {refund.parts.length === 0 ? (
+                  // a return under review, or a refund whose parts are another merchant's business too
+                  '–'
+                ) : (
+                  <ul class="plain">
+                    {refund.parts.map((part) => (
+                      <li>
+                        payment {part.paymentId}: {formatCents(part.amountCents)}, {part.status}
+                      </li>
+                    ))}
+                  </ul>
+                )}
+              </td>
+              <td>{formatTime(refund.createdAt)}</td>
+              <td>{formatTime(refund.updatedAt)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }

@@ -3,8 +3,8 @@ import { formatCents, formatTime, problemText, query, type Api, type Order, type
 import { Link } from './route.js';
 import type { Session } from './session.js';
 
+/** The statuses the lists filter by: not ACCEPTED, which an order leaves as it is persisted (the lists hold persisted orders only). */
 export const STATUSES = [
-  'ACCEPTED',
   'PENDING_PAYMENT',
   'PENDING_DEPOSIT',
   'DEPOSIT_PAID',

@@ -167,6 +167,24 @@ describe('the web console', () => {
     await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('mo'), body: { method: 'card' } });
     const children = (await waitFor(async () => (await system.order(orderId)).subOrders.length === 2 && (await system.order(orderId)).subOrders, { what: 'the split' })) as string[];
     for (const child of children) await system.waitForStatus(child, 'IN_FULFILLMENT');
+    // the shop's own child is paid, by its parent's payment: the child has none of its own
+    const kettleChild = (await Promise.all(children.map((child) => system.order(child)))).find((child) => child.items[0].skuId === 'KETTLE');
+    const parentPayment = (await system.order(orderId)).payment;
+    await page.goto(`${base}/console/orders/${kettleChild.orderId}`);
+    const payment = page.getByRole('region', { name: 'Payment' });
+    await expect.poll(() => shownText(payment)).toContain(`Paid with order ${orderId}`);
+    await expect.poll(() => shownText(payment)).toContain(parentPayment.transactionId);
+    expect(await shownText(payment)).not.toContain('Not paid');
+    await shot('07c-merchant-paid-child');
+    // a parent it may not read: the child still names the order that paid it
+    await page.route(`**/v1/orders/${orderId}`, (route) => route.fulfill({ status: 404, contentType: 'application/problem+json', body: JSON.stringify({ status: 404, code: 'NOT_FOUND', detail: 'order not found' }) }));
+    await page.reload();
+    await expect.poll(() => shownText(payment)).toContain(`Paid with order ${orderId}`);
+    expect(await shownText(payment)).not.toContain('Not paid');
+    await page.unroute(`**/v1/orders/${orderId}`);
+    await payment.getByRole('link', { name: orderId }).click();
+    await page.getByRole('heading', { name: `Order ${orderId}` }).waitFor();
+
     const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('mo'), body: { reason: 'changed my mind', items: [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 1 }] } });
     expect(refund.body.refunds).toHaveLength(2);
     await page.reload();
@@ -175,7 +193,7 @@ describe('the web console', () => {
     // a header and the kettle's refund
     expect(await afterSales.getByRole('row').count()).toBe(2);
     expect(await page.locator('main').textContent()).not.toContain('MUG');
-    await shot('07c-merchant-own-refunds');
+    await shot('07d-merchant-own-refunds');
   });
 
   it('creates a flash sale and shows its stock and queues move while buyers check out', async () => {
@@ -232,6 +250,15 @@ describe('the web console', () => {
     expect(refunded.amounts.refundedCents).toBe((paid.items[0].payableCents * 2) / 3);
     expect(refunded.items[0].refundedQty).toBe(2);
     expect(refunded.status).toBe('IN_FULFILLMENT');
+    // the refund in the shop's words
+    const refundRow = page.getByRole('region', { name: 'Refunds and returns' }).getByRole('row').filter({ hasText: 'two arrived dented' });
+    const refundShown = await shownText(refundRow);
+    expect(refundShown).toContain('KETTLE ×2');
+    expect(refundShown).toContain('$79.98');
+    expect(refundShown).not.toMatch(/[{}[\]]|amountCents/);
+    // read again by the page until the payment system confirmed it; its cells: kind, order, status, …
+    await expect.poll(() => shownText(refundRow.getByRole('cell').nth(2)), { timeout: 10_000 }).toBe('SUCCEEDED');
+    expect(await shownText(refundRow)).toContain(`payment ${paid.payment.paymentId}: $79.98, SUCCEEDED`);
     await shot('12-partial-refund');
 
     // more than is left: the api's refusal, shown as it is
@@ -251,9 +278,44 @@ describe('the web console', () => {
     await signOut();
     await signIn(system.token('ops', 'admin'));
     await page.goto(`${base}/console/orders/${orderId}`);
-    await page.getByRole('button', { name: /Cancel with refund/ }).click();
-    await waitFor(async () => ['REFUNDING', 'REFUNDED'].includes((await system.order(orderId)).status), { what: 'the refund', timeoutMs: 10_000 });
+    // a slow payment system: the order is REFUNDING when the page reads it after the click
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 1_000 } });
+    try {
+      await page.getByRole('button', { name: /Cancel with refund/ }).click();
+      await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Cancel with refund: the order is now REFUNDING/);
+      // the page reads the order again by itself until the money is back
+      await expect.poll(() => shownText(page.getByTestId('order-status')), { timeout: 10_000 }).toBe('REFUNDED');
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    }
     await shot('13-cancelled-with-refund');
+  });
+
+  it('shows a presale whose deposit alone is paid as such (the deposit paid, the balance due by its deadline), and its balance paid once read again on Refresh', async () => {
+    await system.createSku({ skuId: 'NEXT-KETTLE', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement', orderType: 'presale' });
+    const orderId = await system.checkout('ida', [{ skuId: 'NEXT-KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_DEPOSIT');
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ida'), body: { method: 'card' } });
+    const depositPaid = await system.waitForStatus(orderId, 'DEPOSIT_PAID');
+    await page.goto(`${base}/console/orders/${orderId}`);
+    const payment = page.getByRole('region', { name: 'Payment' });
+    const deposit = payment.getByRole('row').filter({ hasText: 'Deposit' });
+    await deposit.waitFor();
+    // the default 20% of $100.00
+    expect(await deposit.getByRole('cell').allTextContents()).toEqual(['Deposit', '$20.00', 'SUCCEEDED', depositPaid.payments[0].transactionId, expect.stringContaining('UTC')]);
+    expect(await payment.getByRole('row').count()).toBe(2);
+    expect(await shownText(payment.locator('dl'))).toMatch(/Balance due\$80\.00 by /);
+    expect(await payment.locator('time').getAttribute('datetime')).toBe(depositPaid.balanceDeadline);
+    await shot('12b-presale-deposit-paid');
+
+    // the buyer pays the balance meanwhile: the page shows it once read again on Refresh
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ida'), body: { method: 'card' } });
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    expect(await shownText(page.getByTestId('order-status'))).toBe('DEPOSIT_PAID');
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await expect.poll(() => shownText(page.getByTestId('order-status'))).toBe('IN_FULFILLMENT');
+    expect(await payment.getByRole('row').filter({ hasText: 'Balance' }).getByRole('cell').nth(1).textContent()).toBe('$80.00');
+    expect(await shownText(payment)).not.toContain('Balance due');
   });
 
   /** Checked out and paid: in fulfilment, where refunds and a new address are still allowed. */
