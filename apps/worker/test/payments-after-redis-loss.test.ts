@@ -1,7 +1,4 @@
-import { CatalogRepository, CouponRepository, StockLedgerRepository } from '@orders/persistence';
 import { buyerAddress } from '@orders/testing';
-import { StockReconciler } from '@orders/worker';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -9,22 +6,8 @@ describe('orders paid after Redis lost their reservations', () => {
   let system: OrderSystem;
 
   /** `npm run reconcile` as an operator runs it, in this process, on this test's database and key prefix. */
-  const reconcile = (repair: boolean) => {
-    const { redis, db } = system.env;
-    const ledger = new StockLedgerRepository(db);
-    const deps = { redis, inventory: system.workers.deps.inventory, ledger, catalog: new CatalogRepository(db), coupons: new CouponRepository(db), log: pino({ level: 'silent' }) };
-    return new StockReconciler(deps, { settleMs: 100 }).reconcile({ repair });
-  };
-  /** Redis restarts without its data (no AOF): every stock key of this system is gone, reservation records with them. */
-  const loseRedisData = async () => {
-    const { redis } = system.env;
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${system.env.config.REDIS_KEY_PREFIX}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== '0');
-  };
+  const reconcile = (repair: boolean) => system.reconciler().reconcile({ repair });
+  const loseRedisData = () => system.loseRedisData();
   const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: system.token('ops', 'admin') })).body.stock;
   const checkout = (buyer: string, items: Array<{ skuId: string; qty: number }>, key: string, couponCode?: string) =>
     system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': key }, body: { items, address: buyerAddress, couponCode } });

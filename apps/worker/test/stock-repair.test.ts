@@ -1,11 +1,9 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { CatalogRepository, CouponRepository, StockLedgerRepository } from '@orders/persistence';
 import { StockKeys } from '@orders/stock';
 import { buyerAddress, reservationOf, waitFor } from '@orders/testing';
-import { closeUnpaidOrder, StockReconciler } from '@orders/worker';
-import { pino } from 'pino';
+import { closeUnpaidOrder } from '@orders/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -15,15 +13,7 @@ const run = promisify(execFile);
 describe('reconcile --repair: order by order, one at a time, and saying what it could not repair', () => {
   let system: OrderSystem;
 
-  /** A reconciler as `npm run reconcile` builds one, on this test's database and key prefix. */
-  function reconciler(settleMs = 100): StockReconciler {
-    const { redis, db } = system.env;
-    const { inventory } = system.workers.deps;
-    return new StockReconciler(
-      { redis, inventory, ledger: new StockLedgerRepository(db), catalog: new CatalogRepository(db), coupons: new CouponRepository(db), log: pino({ level: 'silent' }) },
-      { settleMs },
-    );
-  }
+  const reconciler = (settleMs?: number) => system.reconciler(settleMs);
 
   /** npm run reconcile as an operator runs it, in its own process. */
   async function reconcile(...args: string[]): Promise<{ output: string; exitCode: number }> {

@@ -1,11 +1,11 @@
 import { createHmac } from 'node:crypto';
 import { buildApp, connectApi } from '@orders/api';
 import { priceOrder, type OrderType } from '@orders/domain';
-import { CatalogRepository, OrderRepository } from '@orders/persistence';
+import { CatalogRepository, CouponRepository, OrderRepository, StockLedgerRepository } from '@orders/persistence';
 import { buildPaymentSim, paymentSimOptions } from '@orders/payment-sim';
 import { buyerAddress, createTestEnv, freePort, httpClient, signToken, waitFor, type HttpClient, type TestEnv } from '@orders/testing';
 import { buildWarehouseSim, warehouseSimOptions } from '@orders/warehouse-sim';
-import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
+import { StockReconciler, connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { ulid } from 'ulid';
@@ -38,6 +38,10 @@ export interface OrderSystem extends Pick<HttpClient, 'request'> {
   waitForRefund(orderId: string, status?: string, timeoutMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   order(orderId: string): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   signedCallback(system: 'payment' | 'warehouse', body: unknown, signature?: string): Promise<{ status: number; body: any }>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** A reconciler as `npm run reconcile` builds one, in this process, on this system's database and key prefix. */
+  reconciler(settleMs?: number): StockReconciler;
+  /** Redis restarts without its data (no AOF): every key of this system is gone, reservation records with them. */
+  loseRedisData(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -135,6 +139,19 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
         body: raw,
         headers: { 'x-signature': signature ?? `sha256=${createHmac('sha256', secret).update(raw).digest('hex')}` },
       });
+    },
+    reconciler(settleMs = 100) {
+      const { redis, db } = env;
+      const ledger = new StockLedgerRepository(db);
+      return new StockReconciler({ redis, inventory: workers.deps.inventory, ledger, catalog: new CatalogRepository(db), coupons: new CouponRepository(db), log: pino({ level: 'silent' }) }, { settleMs });
+    },
+    async loseRedisData() {
+      let cursor = '0';
+      do {
+        const [next, keys] = await env.redis.scan(cursor, 'MATCH', `${config.REDIS_KEY_PREFIX}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) await env.redis.unlink(...keys);
+      } while (cursor !== '0');
     },
     async close() {
       await workers.close();
