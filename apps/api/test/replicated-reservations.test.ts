@@ -86,4 +86,27 @@ describe('reservations acknowledged by a Redis replica before the intake answers
     expect(retried.map((answer) => answer.status)).toEqual(Array(20).fill(202));
     expect(new Set(retried.map((answer) => answer.body.orderId)).size).toBe(20);
   });
+
+  it('answers 503 while the replica hangs, also when the master has forgotten the scripts (SCRIPT FLUSH, a failover to a replica that never loaded them)', async () => {
+    expect((await checkout('warm-up')).status).toBe(202);
+    const masterClient = new Redis(master.url);
+    // the replica has acknowledged all the master wrote, so a WAIT for nothing new passes at once
+    const replicaAcknowledgedAll = async () => {
+      const replication = await masterClient.info('replication');
+      return /slave0:.*offset=(\d+)/.exec(replication)?.[1] === /master_repl_offset:(\d+)/.exec(replication)?.[1];
+    };
+    await waitFor(replicaAcknowledgedAll, { what: 'the replica to acknowledge the warm-up' });
+    // a replica that hangs stays connected, so WAIT counts it for what it acknowledged before
+    const replicaPid = Number(/process_id:(\d+)/.exec(await replicaClient.info('server'))![1]);
+    process.kill(replicaPid, 'SIGSTOP');
+    try {
+      await masterClient.script('FLUSH');
+      const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => checkout(`flushed-${i}`)));
+      expect(answers.map((answer) => answer.status)).toEqual(Array(20).fill(503));
+    } finally {
+      process.kill(replicaPid, 'SIGCONT');
+      masterClient.disconnect();
+    }
+    await waitFor(replicaInSync, { what: 'the replica to catch up' });
+  });
 });

@@ -1,5 +1,5 @@
 import type { ChainableCommander } from 'ioredis';
-import type { RedisClient } from './stock-scripts.js';
+import { scriptSentAfter, type RedisClient } from './stock-scripts.js';
 
 /**
  * A command sent after every batch (e.g. WAIT for replicas), whose reply decides whether
@@ -69,18 +69,30 @@ export class PipelinePerTurn {
     });
     const guardAt = pipeline.length;
     this.guard?.add(pipeline);
-    pipeline.exec().then(
-      (results) => {
-        const [guardError, guardReply] = this.guard ? (results?.[guardAt] ?? [new Error('no reply to the batch guard'), null]) : [null, null];
-        const batchFailure = this.guard ? (guardError ?? this.guard.failure(guardReply)) : null;
+    pipeline
+      .exec()
+      .then(async (results) => {
+        const batchFailure = await this.guardFailure(pipeline, results?.[guardAt]);
         batch.forEach((pending, i) => {
           const [error, reply] = results?.[firstCommandOf[i]!] ?? [new Error('no reply in the pipeline'), null];
           if (error) pending.reject(error);
           else if (batchFailure) pending.reject(new BatchRefused(batchFailure, reply));
           else pending.resolve(reply);
         });
-      },
-      (error: unknown) => batch.forEach((pending) => pending.reject(error as Error)),
-    );
+      })
+      .catch((error: unknown) => batch.forEach((pending) => pending.reject(error as Error)));
+  }
+
+  /** What the guard says of a batch: `guardResult` its reply in the batch's pipeline. */
+  private async guardFailure(pipeline: ChainableCommander, guardResult: [Error | null, unknown] | undefined): Promise<Error | null> {
+    if (!this.guard) return null;
+    let [guardError, guardReply] = guardResult ?? [new Error('no reply to the batch guard'), null];
+    if (scriptSentAfter(pipeline)) {
+      // a script sent again after NOSCRIPT went out after the guard: a guard sent now covers it and everything before
+      const again = this.redis.pipeline();
+      this.guard.add(again);
+      [guardError, guardReply] = (await again.exec())?.[0] ?? [new Error('no reply to the batch guard'), null];
+    }
+    return guardError ?? this.guard.failure(guardReply);
   }
 }

@@ -117,11 +117,12 @@ export class StockScriptCall extends Command {
   }
 }
 
-/** A call whose NOSCRIPT is answered by sending it again through `client`, as EVAL then. */
-function scriptCall(client: RedisClient, name: StockScriptName, keys: readonly string[], args: readonly (string | number)[]): StockScriptCall {
+/** A call whose NOSCRIPT is answered by sending it again through `client`, as EVAL then (`sentAgain` is told). */
+function scriptCall(client: RedisClient, name: StockScriptName, keys: readonly string[], args: readonly (string | number)[], sentAgain?: () => void): StockScriptCall {
   const call = new StockScriptCall(name, keys, args);
   call.promise = call.promise.catch((error: Error) => {
     if (!error.message.includes('NOSCRIPT')) throw error;
+    sentAgain?.();
     const again = new StockScriptCall(name, keys, args);
     void client.sendCommand(again);
     return again.promise;
@@ -136,9 +137,17 @@ export function runStockScript<N extends StockScriptName>(client: RedisClient, n
   return call.promise as Promise<StockScriptReply<N>>;
 }
 
+/** Pipelines with a script call sent again after NOSCRIPT: outside the pipeline, so after its last command. */
+const sentAfterPipeline = new WeakSet<ChainableCommander>();
+
 /** Queues a call of a stock script on a pipeline; its reply comes with the pipeline's. */
 export function queueStockScript(pipeline: ChainableCommander, name: StockScriptName, keys: readonly string[], args: readonly (string | number)[]): void {
   // redis.pipeline() is a Pipeline; the type it is declared with leaves out sendCommand
   const queue = pipeline as unknown as Pipeline;
-  queue.sendCommand(scriptCall(queue.redis, name, keys, args));
+  queue.sendCommand(scriptCall(queue.redis, name, keys, args, () => sentAfterPipeline.add(pipeline)));
+}
+
+/** Whether a script call queued on `pipeline` was sent again after the pipeline (known once its replies are in). */
+export function scriptSentAfter(pipeline: ChainableCommander): boolean {
+  return sentAfterPipeline.has(pipeline);
 }
