@@ -40,11 +40,7 @@ local userId, bodyHash, cartGroup, orderId = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, couponCode = tonumber(ARGV[5]), ARGV[7]
 local counterCount = tonumber(ARGV[9])
 
-local counts = {}
-for j = 1, counterCount do
-  local count, msLeft = countInWindow(KEYS[4 + j], tonumber(ARGV[8 + 2 * j]))
-  counts[j] = { count, msLeft, tonumber(ARGV[9 + 2 * j]) }
-end
+local counts = countCheckoutWindows(4, 9, counterCount)
 local budget = counts[1] or { 0, 0, 0 }
 
 local function claim()

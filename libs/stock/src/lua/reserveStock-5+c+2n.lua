@@ -67,11 +67,7 @@ local lineCount = (#KEYS - 5 - counterCount) / 2
 local lineKeys, lineQty = 5 + counterCount, 13 + 2 * counterCount
 
 -- counted whatever the answer, as countInWindows-n.lua counts them (shared/countInWindow.lua)
-local counts = {}
-for j = 1, counterCount do
-  local count, msLeft = countInWindow(KEYS[5 + j], tonumber(ARGV[12 + 2 * j]))
-  counts[j] = { count, msLeft, tonumber(ARGV[13 + 2 * j]) }
-end
+local counts = countCheckoutWindows(5, 13, counterCount)
 local budget = counts[1] or { 0, 0, 0 }
 
 local function checkout()

@@ -17,3 +17,17 @@ local function countInWindow(key, window)
   end
   return count, msLeft
 end
+
+--[[
+  Counts the c window counters of a checkout: counter j is KEYS[keysBefore + j], its window (ms)
+  ARGV[argsBefore + 2j - 1] and the most it allows in one ARGV[argsBefore + 2j]. Returns, per
+  counter, { count, ms left in its window, the most it allows }.
+]]
+local function countCheckoutWindows(keysBefore, argsBefore, c)
+  local counts = {}
+  for j = 1, c do
+    local count, msLeft = countInWindow(KEYS[keysBefore + j], tonumber(ARGV[argsBefore + 2 * j - 1]))
+    counts[j] = { count, msLeft, tonumber(ARGV[argsBefore + 2 * j]) }
+  end
+  return counts
+end
