@@ -1,5 +1,5 @@
-import { IllegalTransition, StaleOrderVersion } from '@orders/domain';
-import { ProcessRepository, paymentDetail, retryTransaction, type OrderRow, type PaymentRow } from '@orders/persistence';
+import { IllegalTransition } from '@orders/domain';
+import { afterStaleOrderVersion, ProcessRepository, paymentDetail, retryTransaction, type OrderRow, type PaymentRow } from '@orders/persistence';
 import { enqueueLatePaymentRefund } from '@orders/queues';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AppDeps } from './app-deps.js';
@@ -38,7 +38,7 @@ export async function applyPaymentTaken(deps: AppDeps, order: OrderRow, payment:
             }
           },
         }),
-      { alsoAfter: (error) => error instanceof StaleOrderVersion },
+      { alsoAfter: afterStaleOrderVersion },
     );
     deps.metrics.transitions.inc({ type: paid.type, from: fired.from, to: fired.to, action: fired.action });
     await followUp(deps, paid, fired.effects);

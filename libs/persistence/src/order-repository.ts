@@ -120,6 +120,9 @@ function notSplit(orderId: 'o.order_id' | 'orders.order_id'): Expression<SqlBool
   return eb.not(eb.exists(eb.selectFrom('orders as child').select('child.order_id').whereRef('child.parent_order_id', '=', sql.ref<string>(orderId))));
 }
 
+/** retryTransaction's `alsoAfter` for a transition that lost to a concurrent change of its order (StaleOrderVersion): decided again from what it reads then. */
+export const afterStaleOrderVersion = (error: unknown): boolean => error instanceof StaleOrderVersion;
+
 export class OrderRepository {
   /** Without options (scripts and tests that list nothing by date): a 7-day margin. */
   constructor(

@@ -9,6 +9,11 @@ export interface TimerDelays {
   balanceTimeoutMs: number;
 }
 
+/** The timer delays the config sets: the api's and the worker's follow-up jobs alike. */
+export function timerDelaysOf(config: { AUTO_CONFIRM_MS: number; AFTER_SALES_WINDOW_MS: number; PRESALE_BALANCE_TIMEOUT_MS: number }): TimerDelays {
+  return { autoConfirmMs: config.AUTO_CONFIRM_MS, afterSalesWindowMs: config.AFTER_SALES_WINDOW_MS, balanceTimeoutMs: config.PRESALE_BALANCE_TIMEOUT_MS };
+}
+
 /** Effects carried out by a job after the transition committed; the others run inside it. */
 const SETTLEMENT_EFFECTS: readonly Effect[] = ['commitStock', 'split', 'requestFulfilment', 'deliverDigital'];
 

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { IllegalTransition, StaleOrderVersion, stateMachineFor, type OrderType } from '@orders/domain';
-import { ProcessRepository, RefundRepository, retryTransaction, type RefundView, type TransitionResult } from '@orders/persistence';
+import { afterStaleOrderVersion, ProcessRepository, RefundRepository, retryTransaction, type RefundView, type TransitionResult } from '@orders/persistence';
 import { enqueueLatePaymentRefund } from '@orders/queues';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -99,7 +99,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       try {
         const { order: closed, fired } = await retryTransaction(
           () => deps.orders.applyTransition({ orderId: order.order_id, action: 'refund_succeeded', actor: 'payment', at: deps.clock(), detail: `refund ${refund.refundId}` }),
-          { alsoAfter: (error) => error instanceof StaleOrderVersion },
+          { alsoAfter: afterStaleOrderVersion },
         );
         deps.metrics.transitions.inc({ type: closed.type, from: fired.from, to: fired.to, action: fired.action });
         return { changed: true, status: closed.status };

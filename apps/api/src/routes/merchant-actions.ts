@@ -1,5 +1,5 @@
-import { StaleOrderVersion, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
-import { RefundRepository, retryTransaction, type OrderView } from '@orders/persistence';
+import { stateMachineFor, type Actor, type OrderType } from '@orders/domain';
+import { afterStaleOrderVersion, RefundRepository, retryTransaction, type OrderView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { Principal } from '../plugins/auth.js';
@@ -155,7 +155,7 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       const owner = REVERSE_FLOW_ROUTES.get(action);
       if (owner) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST ${owner(orderId)}: it also gives back coupons and records the refund`);
       const { order, fired } = await retryTransaction(() => orders.applyTransition({ orderId, action, actor, at: deps.clock(), detail: request.body?.reason }), {
-        alsoAfter: (error) => error instanceof StaleOrderVersion,
+        alsoAfter: afterStaleOrderVersion,
       });
       metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
       await followUp(deps, order, fired.effects);

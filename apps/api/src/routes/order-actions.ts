@@ -1,5 +1,5 @@
-import { IllegalTransition, StaleOrderVersion } from '@orders/domain';
-import { ProcessRepository, retryTransaction } from '@orders/persistence';
+import { IllegalTransition } from '@orders/domain';
+import { afterStaleOrderVersion, ProcessRepository, retryTransaction } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { ownOrder } from '../queued-orders.js';
@@ -17,7 +17,7 @@ export async function orderActionRoutes(app: FastifyInstance, { deps }: { deps: 
 
   async function confirm(orderId: string): Promise<boolean> {
     const { order, fired } = await retryTransaction(() => deps.orders.applyTransition({ orderId, action: 'confirm_receipt', actor: 'buyer', at: deps.clock() }), {
-      alsoAfter: (error) => error instanceof StaleOrderVersion,
+      alsoAfter: afterStaleOrderVersion,
     });
     deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
     await followUp(deps, order, fired.effects);

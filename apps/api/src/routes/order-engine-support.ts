@@ -1,15 +1,11 @@
 import type { Effect } from '@orders/domain';
 import { ProcessRepository, type OrderRow } from '@orders/persistence';
-import { enqueueEffects, type TimerDelays } from '@orders/queues';
+import { enqueueEffects, timerDelaysOf } from '@orders/queues';
 import type { AppDeps } from '../app-deps.js';
-
-export function timerDelays(config: AppDeps['config']): TimerDelays {
-  return { autoConfirmMs: config.AUTO_CONFIRM_MS, afterSalesWindowMs: config.AFTER_SALES_WINDOW_MS, balanceTimeoutMs: config.PRESALE_BALANCE_TIMEOUT_MS };
-}
 
 /** Enqueues the follow-up jobs of a transition that just committed. */
 export function followUp(deps: AppDeps, order: Pick<OrderRow, 'order_id' | 'user_id'>, effects: readonly Effect[]): Promise<void> {
-  return enqueueEffects(deps.queues, { orderId: order.order_id, userId: order.user_id }, effects, timerDelays(deps.config));
+  return enqueueEffects(deps.queues, { orderId: order.order_id, userId: order.user_id }, effects, timerDelaysOf(deps.config));
 }
 
 /**

@@ -1,5 +1,5 @@
 import { IllegalTransition, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
-import { OrderRepository, ProcessRepository, RefundRepository, refundIdFor, retryTransaction, type Database, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
+import { afterStaleOrderVersion, OrderRepository, ProcessRepository, RefundRepository, refundIdFor, retryTransaction, type Database, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { Transaction } from 'kysely';
 import type { AppDeps } from '../app-deps.js';
@@ -58,7 +58,7 @@ export async function moveParts(deps: AppDeps, moves: () => Promise<TransitionRe
       const requests = await moves();
       return requests.length === 0 ? [] : deps.orders.applyTransitions(requests);
     },
-    { alsoAfter: (error) => error instanceof StaleOrderVersion },
+    { alsoAfter: afterStaleOrderVersion },
   );
   for (const { order, fired } of moved) deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
   return moved;
@@ -353,7 +353,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
               if (releaseStock) await OrderRepository.releaseReservation(trx, current.order_id, transition.action, deps.clock());
             },
           }),
-        { alsoAfter: (error) => error instanceof StaleOrderVersion },
+        { alsoAfter: afterStaleOrderVersion },
       );
       deps.metrics.transitions.inc({ type: closed.type, from: fired.from, to: fired.to, action: fired.action });
       if (releaseStock) await deps.inventory.releaseStock(order.order_id, order.user_id, 'cancelled', order.coupon_code);
@@ -406,7 +406,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
                 await trx.updateTable('orders').set({ address, updated_at: deps.clock() }).where('order_id', '=', part.order_id).execute();
               },
             }),
-          { alsoAfter: (error) => error instanceof StaleOrderVersion },
+          { alsoAfter: afterStaleOrderVersion },
         );
         deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
         await followUp(deps, moved, fired.effects);

@@ -12,7 +12,7 @@ import {
   type OrderTimerJob,
   type RequestPaymentJob,
   type SendToWarehouseJob,
-  type TimerDelays,
+  timerDelaysOf,
 } from '@orders/queues';
 import type { CommitOutcome, Inventory } from '@orders/stock';
 import { DelayedError, type Job } from 'bullmq';
@@ -53,10 +53,6 @@ function fulfilmentOf(order: OrderRow, items: readonly OrderItemRow[]): { items:
     items: items.filter((line) => line.qty > line.refunded_qty).map((line) => ({ skuId: line.sku_id, qty: line.qty - line.refunded_qty })),
     address: { ...address },
   };
-}
-
-export function timerDelays(config: Config): TimerDelays {
-  return { autoConfirmMs: config.AUTO_CONFIRM_MS, afterSalesWindowMs: config.AFTER_SALES_WINDOW_MS, balanceTimeoutMs: config.PRESALE_BALANCE_TIMEOUT_MS };
 }
 
 /**
@@ -362,7 +358,7 @@ export class ForwardLife {
   }
 
   private async enqueueFulfilmentUpdate(order: OrderRow): Promise<void> {
-    await enqueueEffects(this.deps.queues, { orderId: order.order_id, userId: order.user_id }, ['updateFulfilment'], timerDelays(this.deps.config));
+    await enqueueEffects(this.deps.queues, { orderId: order.order_id, userId: order.user_id }, ['updateFulfilment'], timerDelaysOf(this.deps.config));
   }
 
   /**
@@ -518,13 +514,13 @@ export class ForwardLife {
       try {
         const { order, fired } = await this.deps.orders.applyTransition({ ...request, at: this.deps.clock() });
         this.deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
-        await enqueueEffects(this.deps.queues, { orderId: order.order_id, userId: order.user_id }, fired.effects, timerDelays(this.deps.config), reason);
+        await enqueueEffects(this.deps.queues, { orderId: order.order_id, userId: order.user_id }, fired.effects, timerDelaysOf(this.deps.config), reason);
         return true;
       } catch (error) {
         if (error instanceof IllegalTransition) {
           const last = await this.process.lastStep(request.orderId);
           if (last?.action === request.action && last.actor === request.actor) {
-            await enqueueEffects(this.deps.queues, { orderId: last.order.order_id, userId: last.order.user_id }, last.effects, timerDelays(this.deps.config), reason);
+            await enqueueEffects(this.deps.queues, { orderId: last.order.order_id, userId: last.order.user_id }, last.effects, timerDelaysOf(this.deps.config), reason);
           }
           return false;
         }
