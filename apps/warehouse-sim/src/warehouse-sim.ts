@@ -40,8 +40,8 @@ interface FulfilmentOrder {
   cancelled: boolean;
   notifyUrl: string;
   trackingNo: string;
-  /** events acknowledged by the order system, with its answer */
-  events: Array<{ event: WarehouseEvent; status: number; at: string }>;
+  /** events acknowledged by the order system, with its answer (a RETURN_RECEIVED with the return it named) */
+  events: Array<{ event: WarehouseEvent; returnId?: string; status: number; at: string }>;
   requests: number;
 }
 
@@ -51,7 +51,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * A stand-in for the warehouse system: accepts an order to fulfil (idempotent by
  * orderId) and reports PICKED, PACKED, SHIPPED, DELIVERED by signed callbacks,
  * `stepMs` apart, each retried until acknowledged. With stepMs 0 an operator or a
- * test sends each event through POST /__admin/orders/:orderId/events.
+ * test sends each event through POST /__admin/orders/:orderId/events, and a
+ * RETURN_RECEIVED (never sent by itself) always: with the returnId of the parcel when given.
  */
 export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<FastifyInstance> {
   const { app, faults, injectFaults, sendCallback, track, isClosing } = createSimulator<WarehouseFaults>(
@@ -61,10 +62,11 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
   );
   const orders = new Map<string, FulfilmentOrder>();
 
-  async function send(order: FulfilmentOrder, event: WarehouseEvent): Promise<number> {
+  async function send(order: FulfilmentOrder, event: WarehouseEvent, returnId?: string): Promise<number> {
     const at = new Date().toISOString();
-    const status = await sendCallback(order.notifyUrl, { orderId: order.orderId, event, ...(event === 'SHIPPED' ? { trackingNo: order.trackingNo } : {}), at });
-    order.events.push({ event, status, at });
+    const named = returnId === undefined ? {} : { returnId };
+    const status = await sendCallback(order.notifyUrl, { orderId: order.orderId, event, ...named, ...(event === 'SHIPPED' ? { trackingNo: order.trackingNo } : {}), at });
+    order.events.push({ event, ...named, status, at });
     return status;
   }
 
@@ -144,22 +146,25 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
     },
   );
 
-  app.post<{ Params: { orderId: string }; Body: { event: WarehouseEvent } }>(
+  // a returned parcel carries the return's id on its label (the buyer got it when asking for the return): the
+  // operator or test reports it with the RETURN_RECEIVED, which the order system then applies to that return alone
+  app.post<{ Params: { orderId: string }; Body: { event: WarehouseEvent; returnId?: string } }>(
     '/__admin/orders/:orderId/events',
     {
       schema: {
         body: {
           type: 'object',
           required: ['event'],
-          properties: { event: { type: 'string', enum: [...WAREHOUSE_EVENTS, 'RETURN_RECEIVED'] } },
+          properties: { event: { type: 'string', enum: [...WAREHOUSE_EVENTS, 'RETURN_RECEIVED'] }, returnId: { type: 'string', minLength: 1, maxLength: 64 } },
         },
       },
     },
     async (request, reply) => {
       const order = orders.get(request.params.orderId);
       if (!order) return reply.code(404).send({ error: 'unknown order' });
-      const status = await send(order, request.body.event);
-      return { orderId: order.orderId, event: request.body.event, callbackStatus: status };
+      const returnId = request.body.event === 'RETURN_RECEIVED' ? request.body.returnId : undefined;
+      const status = await send(order, request.body.event, returnId);
+      return { orderId: order.orderId, event: request.body.event, ...(returnId === undefined ? {} : { returnId }), callbackStatus: status };
     },
   );
   app.get('/__admin/orders', async () => ({ orders: [...orders.values()] }));

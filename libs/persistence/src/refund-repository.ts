@@ -189,9 +189,20 @@ export class RefundRepository {
     return row !== undefined;
   }
 
-  /** A return of the order in one of `from` (its only open one: the order is under review) moves to `to`; null when there is none. */
-  static async moveReturn(trx: Transaction<Database>, orderId: string, from: readonly string[], to: string, at: Date, actor: string): Promise<RefundView | null> {
-    const row = await trx.selectFrom('refunds').selectAll().where('order_id', '=', orderId).where('kind', '=', 'return').where('status', 'in', [...from]).forUpdate().executeTakeFirst();
+  /**
+   * A return of the order in one of `from` (its only open one: the order is under review), or only
+   * the one `returnId` names, moves to `to`; null when there is none.
+   */
+  static async moveReturn(trx: Transaction<Database>, orderId: string, from: readonly string[], to: string, at: Date, actor: string, returnId?: string): Promise<RefundView | null> {
+    const row = await trx
+      .selectFrom('refunds')
+      .selectAll()
+      .where('order_id', '=', orderId)
+      .where('kind', '=', 'return')
+      .where('status', 'in', [...from])
+      .$if(returnId !== undefined, (query) => query.where('refund_id', '=', returnId!))
+      .forUpdate()
+      .executeTakeFirst();
     if (!row) return null;
     await trx.updateTable('refunds').set({ history: withStep(to, at, actor), status: to, version: row.version + 1, updated_at: at }).where('refund_id', '=', row.refund_id).execute();
     return toView((await trx.selectFrom('refunds').selectAll().where('refund_id', '=', row.refund_id).executeTakeFirst())!, (await partsOf(trx, [row.refund_id])).get(row.refund_id) ?? []);
@@ -200,10 +211,11 @@ export class RefundRepository {
   /**
    * In the receive_return transaction: the approved return's units are back, so its
    * amounts count as refunded, the ledger restocks them (reason 'return') and the money
-   * is due (PENDING for the refund job).
+   * is due (PENDING for the refund job). Only the return the warehouse's event is for
+   * moves; null when it is no longer APPROVED.
    */
-  static async receiveReturn(trx: Transaction<Database>, order: OrderRow, at: Date): Promise<RefundView | null> {
-    const received = await RefundRepository.moveReturn(trx, order.order_id, ['APPROVED'], 'PENDING', at, 'warehouse');
+  static async receiveReturn(trx: Transaction<Database>, order: OrderRow, returnId: string, at: Date): Promise<RefundView | null> {
+    const received = await RefundRepository.moveReturn(trx, order.order_id, ['APPROVED'], 'PENDING', at, 'warehouse', returnId);
     return received && { ...received, parts: await applyRefund(trx, order, received, 'return') };
   }
 
@@ -213,13 +225,16 @@ export class RefundRepository {
     return row !== undefined;
   }
 
-  /** Whether the order's approved return brings back every unit it has not refunded yet. */
-  async approvedReturnIsWhole(orderId: string): Promise<boolean> {
-    const row = await this.db.selectFrom('refunds').select('items').where('order_id', '=', orderId).where('kind', '=', 'return').where('status', '=', 'APPROVED').executeTakeFirst();
-    if (!row) return true;
-    const returned = JSON.parse(row.items) as RefundView['items'];
-    const lines = await this.db.selectFrom('order_items').select(['line_no', 'qty', 'refunded_qty']).where('order_id', '=', orderId).execute();
-    return lines.every((line) => line.qty - line.refunded_qty === returned.filter((item) => item.lineNo === line.line_no).reduce((sum, item) => sum + item.qty, 0));
+  /** The order's open return (asked for or approved, its units not received yet): at most one, the order being under review; null when none is. */
+  async openReturn(orderId: string): Promise<RefundView | null> {
+    const row = await this.db.selectFrom('refunds').select('refund_id').where('order_id', '=', orderId).where('kind', '=', 'return').where('status', 'in', ['REQUESTED', 'APPROVED']).executeTakeFirst();
+    return row ? this.find(row.refund_id) : null;
+  }
+
+  /** Whether the return brings back every unit of its order not refunded yet. */
+  async returnIsWhole(returned: Pick<RefundView, 'orderId' | 'items'>): Promise<boolean> {
+    const lines = await this.db.selectFrom('order_items').select(['line_no', 'qty', 'refunded_qty']).where('order_id', '=', returned.orderId).execute();
+    return lines.every((line) => line.qty - line.refunded_qty === returned.items.filter((item) => item.lineNo === line.line_no).reduce((sum, item) => sum + item.qty, 0));
   }
 
   /**

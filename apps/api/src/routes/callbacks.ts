@@ -33,6 +33,8 @@ interface PaymentCallback {
 interface WarehouseCallback {
   orderId: string;
   event: 'PICKED' | 'PACKED' | 'SHIPPED' | 'DELIVERED' | 'RETURN_RECEIVED';
+  /** RETURN_RECEIVED: the return whose parcel came back (its id is on the parcel's label) */
+  returnId?: string;
   trackingNo?: string;
   at: string;
 }
@@ -109,6 +111,23 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       }
     }
     return { changed, status: (await deps.orders.findOrderRow(order.order_id))!.status };
+  }
+
+  /**
+   * The return a RETURN_RECEIVED is for: the one it names (404 unless it is a return of this
+   * order), or else the order's open return, unless the event happened before the buyer asked
+   * for that return: then it is an earlier return's receipt delivered again (the warehouse's
+   * retries keep their `at`), for no return. A parcel received before its return was approved
+   * is still that return's: refused 409 for now, its retry with the same `at` goes through.
+   */
+  async function returnReceived(callback: WarehouseCallback, orderId: string): Promise<RefundView | null> {
+    if (callback.returnId !== undefined) {
+      const named = await refunds.find(callback.returnId);
+      if (!named || named.kind !== 'return' || named.orderId !== orderId) throw notFound('return');
+      return named;
+    }
+    const open = await refunds.openReturn(orderId);
+    return open && new Date(callback.at).getTime() >= new Date(open.createdAt).getTime() ? open : null;
   }
 
   // encapsulated: only these routes read raw bodies
@@ -201,7 +220,8 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         tags: ['callbacks'],
         security: [],
         summary: 'The warehouse reports progress of a (child) order (signed; idempotent)',
-        description: '200 with changed=false for an event the order already passed; 409 ILLEGAL_TRANSITION for one it has not reached yet (the warehouse retries).',
+        description:
+          "200 with changed=false for an event the order already passed; 409 ILLEGAL_TRANSITION for one it has not reached yet (the warehouse retries). RETURN_RECEIVED receives the return `returnId` names (404 NOT_FOUND when the order has no such return; 200 with changed=false when that return was received, refused or paid back already); without `returnId` it is for the order's open return, and one whose `at` is older than that return's request is an earlier return's receipt repeated: 200 with changed=false.",
         headers: { type: 'object', properties: { 'x-signature': { type: 'string' } } },
         body: {
           type: 'object',
@@ -210,6 +230,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
           properties: {
             orderId: id,
             event: { type: 'string', enum: Object.keys(WAREHOUSE_EVENTS) },
+            returnId: { ...id, description: 'RETURN_RECEIVED only: the return whose parcel the warehouse received (the returnId of POST /v1/orders/{orderId}/returns)' },
             trackingNo: { type: 'string', maxLength: 128 },
             at: { type: 'string', format: 'date-time' },
           },
@@ -219,11 +240,18 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     },
     async (request) => {
       const callback = request.body;
+      if (callback.returnId !== undefined && callback.event !== 'RETURN_RECEIVED') throw validationFailed('returnId goes with RETURN_RECEIVED only');
       const order = await deps.orders.findOrderRow(callback.orderId);
       if (!order) throw notFound('order');
       const event = WAREHOUSE_EVENTS[callback.event];
+      const returned = event.action === 'receive_return' ? await returnReceived(callback, order.order_id) : null;
+      // a receipt for no return, or for one received, refused or paid back already, changes nothing (never another return)
+      if (event.action === 'receive_return' && (returned === null || !['REQUESTED', 'APPROVED'].includes(returned.status))) {
+        await followUpAgain(deps, order.order_id);
+        return { changed: false, status: order.status };
+      }
       // a return of some of the units leaves the order with the buyer (DELIVERED) instead of closing it
-      const step = event.action === 'receive_return' && !(await refunds.approvedReturnIsWhole(order.order_id)) ? { ...event, action: 'receive_partial_return' } : event;
+      const step = returned && !(await refunds.returnIsWhole(returned)) ? { ...event, action: 'receive_partial_return' } : event;
       const at = new Date(callback.at);
       const machine = stateMachineFor(order.type as OrderType);
       const warehouseMayStepFrom = (status: string) => machine.rule(status, step.action)?.actors.includes('warehouse') ?? false;
@@ -241,7 +269,11 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
               detail: callback.trackingNo ? `${callback.event}, tracking ${callback.trackingNo}` : callback.event,
               effects: async (trx, current) => {
                 // the approved return's units are back: their amounts become due and the ledger restocks them
-                if (event.action === 'receive_return') received = await RefundRepository.receiveReturn(trx, current, at);
+                if (returned) {
+                  received = await RefundRepository.receiveReturn(trx, current, returned.refundId, at);
+                  // received meanwhile (by this event sent again), and the order is under review for a later return
+                  if (!received) throw new AlreadyApplied();
+                }
                 if (step.shipmentTo === null) return;
                 const advanced = await ProcessRepository.advanceShipment(trx, order.order_id, step.shipmentFrom, step.shipmentTo, { trackingNo: callback.trackingNo ?? null, at });
                 if (!advanced) throw new AlreadyApplied();
