@@ -53,7 +53,11 @@ function printDeadLetters(letters: Job<DeadLetterJob>[]): void {
 /**
  * Puts a dead letter's job back where it failed. The original job, kept in its queue's
  * failed set, is retried in place with fresh attempts, so it keeps its id and a second
- * replay of the same order cannot queue it twice. Once BullMQ has dropped the original,
+ * replay of the same order cannot queue it twice. It keeps its count of starts: its next
+ * start is a re-run, not the end of a wait in the queue (BullMQ keeps the time it was first
+ * enqueued, so the job metrics would read its days in the failed set as queue lag), and a
+ * processor that asks whether an earlier run may have reached an external system (the
+ * warehouse hand-over) is told it may have. Once BullMQ has dropped the original,
  * the job is added again under its old id (BullMQ refuses integer ids, so an id that it
  * generated itself is left for it to generate anew).
  */
@@ -70,7 +74,7 @@ async function replay(letter: Job<DeadLetterJob>, connection: RedisClient, confi
     let how: string;
     if (state === 'failed') {
       const original = await queue.getJob(jobId!);
-      await original!.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      await original!.retry('failed', { resetAttemptsMade: true });
       how = `retried job ${jobId} in place`;
     } else if (state === 'unknown' || state === 'completed') {
       const keepsId = jobId !== undefined && `${Number.parseInt(jobId, 10)}` !== jobId;

@@ -65,7 +65,8 @@ runCommand({ usage: USAGE, parse: repairAsked }, async (repair) => {
   // an operator command fails at once when Redis is away rather than waiting for it
   const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
   await redis.connect();
-  const { db } = createDb(config.MYSQL_URL, 2);
+  // a MySQL that stops answering fails the command (exit 1) rather than holding it, and the repair's lock, for hours
+  const { db } = createDb(config.MYSQL_URL, 2, config.RECONCILE_QUERY_TIMEOUT_MS, 'RECONCILE_QUERY_TIMEOUT_MS');
   const inventory = new Inventory(redis, config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(config));
   const reconciler = new StockReconciler(
     { redis, inventory, ledger: new StockLedgerRepository(db), catalog: new CatalogRepository(db), coupons: new CouponRepository(db), log: pino({ level: 'silent' }) },

@@ -93,30 +93,30 @@ export class StrandedOrderSweeper {
   /**
    * An order waiting for a job that will still run is only behind a backlog: left alone, and
    * not counted, or every sweep during a long backlog would report it recovered again. So is
-   * one whose job (its own, or the batch that carried it) failed on its own: that job waits
-   * in the dead letters (`npm run dlq`), and run again it would fail again, dead-lettered and
-   * recovered anew every sweep for as long as the order's reservation lasts. An order with
-   * none gets one: a missing job is added; one that has ended otherwise (failed by crashed
-   * workers, which leaves no dead letter, or completed before the accepted set was cleared)
-   * is retried with fresh attempts, since adding under an id that exists does nothing; an
-   * ended batch is not retried as a whole, its order goes on as a single job.
+   * one whose job (its own, or the batch that carried it) failed, whatever failed it (its
+   * attempts used up, or workers holding it crashed on it more than `WORKER_MAX_STALLED_COUNT`
+   * times): that job waits in the dead letters for the operator (`npm run dlq`). Run again
+   * here it would fail again, or crash the workers again, and be dead-lettered anew every
+   * sweep for as long as the order's reservation lasts. An order with none gets one: a
+   * missing job is added; its own job completed before the accepted set was cleared is
+   * retried with fresh attempts, since adding under an id that exists does nothing; an ended
+   * batch is not retried as a whole, its order goes on as a single job.
    * Returns whether it did either.
    */
   private async recover(order: AcceptedOrder): Promise<boolean> {
     const { queues, inventory } = this.deps;
     const jobs = await this.jobsOf(order.orderId);
-    if (!jobs.every(({ state }) => hasEnded(state))) return false;
-    const ended = await Promise.all(jobs.map(async ({ id, state }) => ({ id, state, job: state === 'unknown' ? undefined : await queues.orders.getJob(id) })));
-    if (ended.some(({ state, job }) => state === 'failed' && job?.failedReason !== STALLED_TOO_OFTEN)) return false;
+    if (!jobs.every(({ state }) => hasEnded(state)) || jobs.some(({ state }) => state === 'failed')) return false;
     // a job may have persisted the order (and been removed) since this sweep read the
     // accepted set: its worker clears the set before the job completes, so a read now tells
     if (!(await inventory.awaitsPersisting(order.orderId))) return false;
-    const own = ended.at(-1)!;
-    if (own.job && (own.state === 'failed' || own.state === 'completed')) {
+    const own = jobs.at(-1)!;
+    const completed = own.state === 'completed' ? await queues.orders.getJob(own.id) : undefined;
+    if (completed) {
       try {
-        await own.job.retry(own.state, { resetAttemptsMade: true, resetAttemptsStarted: true });
+        await completed.retry('completed', { resetAttemptsMade: true });
       } catch (error) {
-        // the other orders replica's sweeper (or a replay) retried it first: it runs, or ran, as wanted
+        // the other orders replica's sweeper retried it first: it runs, or ran, as wanted
         if (!hasEnded(await queues.orders.getJobState(own.id)) || !(await inventory.awaitsPersisting(order.orderId))) return false;
         throw error;
       }
@@ -136,12 +136,6 @@ interface CarryingJob {
   id: string;
   state: JobState | 'unknown';
 }
-
-/**
- * BullMQ's reason for a job it failed because workers holding it crashed (or stopped renewing
- * its lock) more than `maxStalledCount` times: no fault of the job's, and not one of its attempts.
- */
-const STALLED_TOO_OFTEN = 'job stalled more than allowable limit';
 
 /** A job that will not run again by itself, or that is not there at all. */
 function hasEnded(state: JobState | 'unknown'): boolean {

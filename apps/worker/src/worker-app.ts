@@ -7,11 +7,12 @@ import { Inventory, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemo
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
-import { closeUnpaidOrder } from './processors/expire-order.js';
+import { closeUnpaidOrder, waitForDeadline } from './processors/expire-order.js';
 import { ForwardLife } from './processors/forward-life.js';
 import { OrderWriter } from './processors/order-writer.js';
 import { OrderEventPublisher } from './order-events/order-event-publisher.js';
 import { StockReconciler } from './stock-reconciler.js';
+import { DeadLetterBackstop } from './dead-letter-backstop.js';
 import { StrandedOrderSweeper } from './stranded-order-sweeper.js';
 
 export interface WorkerDeps {
@@ -60,9 +61,10 @@ export function connectWorker(config: Config, log: Logger): WorkerDeps {
  * dashboard would show hundreds of jobs a second while nothing is written.
  *
  * The wait is how long a job sat ready before its first start. A later start is a retry, a
- * re-run after such a delay or after a crash: BullMQ keeps the job's first timestamp and
- * stores the latest delay relative to whenever it was set, so `timestamp + delay` would
- * read the job's whole age as queue lag.
+ * re-run after such a delay or after a crash, or a replay of its dead letter (which keeps
+ * its count of starts): BullMQ keeps the job's first timestamp and stores the latest delay
+ * relative to whenever it was set, so `timestamp + delay` would read the job's whole age
+ * as queue lag.
  */
 function measured<T>(metrics: OrderMetrics, queue: string, processor: Processor<T>): Processor<T> {
   return async (job, token, signal) => {
@@ -139,6 +141,18 @@ function keepScheduled(timers: OrderQueues['timers'], schedule: { job: string; e
   };
 }
 
+/**
+ * Whether BullMQ moved the job to its failed set, never to run again by itself, rather than to
+ * the delayed set for another attempt: it sets `finishedOn` then, whatever ended the job. Used-up
+ * attempts are not the only end: a job that workers holding it crashed on more than
+ * `maxStalledCount` times is failed on its next start ("job stalled more than allowable limit",
+ * an UnrecoverableError) with attempts left, and so is one whose processor throws an
+ * UnrecoverableError.
+ */
+function failedForGood(job: Job): boolean {
+  return job.finishedOn !== undefined;
+}
+
 const EXPIRY_CONCURRENCY = 10;
 /** Overdue orders one backstop sweep expires; the next sweep goes on. */
 const OVERDUE_BATCH = 500;
@@ -149,18 +163,38 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   const connection = deps.redis;
   const writer = new OrderWriter({ ...deps, pricing: new PricingRepository(deps.db) }, { batchSize: config.PERSIST_BATCH_SIZE, batchWaitMs: config.PERSIST_BATCH_WAIT_MS, busyIntervalMs: config.PERSIST_BUSY_INTERVAL_MS });
   const life = new ForwardLife(deps);
-  // its ledger sums read every row of a year's ledger: they take what they take, without the
-  // statement deadline (which would end them, and a run every RECONCILE_INTERVAL_MS would never finish)
-  const ledgerDb = config.WORKER_QUEUES.includes(QUEUE.timers) ? createDb(config.MYSQL_URL, 1).db : deps.db;
+  // its ledger sums read every row of a year's ledger: a deadline of their own, longer than the
+  // statements' (which would end them, and a run every RECONCILE_INTERVAL_MS would never finish),
+  // and a deadline all the same: a MySQL that stops answering would hold the check's lock for
+  // hours, and no check would run meanwhile
+  const ledgerDb = config.WORKER_QUEUES.includes(QUEUE.timers) ? createDb(config.MYSQL_URL, 1, config.RECONCILE_QUERY_TIMEOUT_MS, 'RECONCILE_QUERY_TIMEOUT_MS').db : deps.db;
   const reconciler = new StockReconciler({ ...deps, ledger: new StockLedgerRepository(ledgerDb), coupons: new CouponRepository(deps.db) }, { settleMs: config.RECONCILE_SETTLE_MS });
   // a few at a time: most orders of a sale were paid meanwhile, and each check is its own transaction
-  const expireUnpaid = async (orderIds: string[], detail = 'payment deadline passed'): Promise<number> => {
+  const expireUnpaid = async (orderIds: string[], detail = 'payment deadline passed'): Promise<{ expired: number; notDue: Array<{ orderId: string; dueInMs: number }> }> => {
     let expired = 0;
+    const notDue: Array<{ orderId: string; dueInMs: number }> = [];
     for (let i = 0; i < orderIds.length; i += EXPIRY_CONCURRENCY) {
-      const closed = await Promise.all(orderIds.slice(i, i + EXPIRY_CONCURRENCY).map((orderId) => closeUnpaidOrder(deps, { orderId, action: 'expire', actor: 'system', detail })));
-      expired += closed.filter((result) => result.changed).length;
+      const batch = orderIds.slice(i, i + EXPIRY_CONCURRENCY);
+      const closed = await Promise.all(batch.map((orderId) => closeUnpaidOrder(deps, { orderId, action: 'expire', actor: 'system', detail })));
+      closed.forEach(({ changed, dueInMs }, j) => {
+        if (changed) expired += 1;
+        else if (dueInMs !== undefined) notDue.push({ orderId: batch[j]!, dueInMs });
+      });
     }
-    return expired;
+    return { expired, notDue };
+  };
+  /**
+   * A payment deadline job (an order, or the orders of a batch due in the same second): expires
+   * those past their deadline by MySQL's clock, and waits for the first deadline of the others
+   * (waitForDeadline), carrying only them.
+   */
+  const expireAtDeadline = async (job: Job<ExpireOrderJob | ExpireOrdersJob>, token: string | undefined): Promise<number> => {
+    const timed = job.name === JOB.expireOrders ? (job.data as ExpireOrdersJob).orders : [job.data as ExpireOrderJob];
+    const { expired, notDue } = await expireUnpaid(timed.map((order) => order.orderId));
+    if (notDue.length === 0) return expired;
+    const waiting = new Set(notDue.map((order) => order.orderId));
+    if (job.name === JOB.expireOrders) await job.updateData({ orders: timed.filter((order) => waiting.has(order.orderId)) });
+    return waitForDeadline(job, token, Math.min(...notDue.map((order) => order.dueInMs)), log);
   };
   /**
    * The backstop of the timer jobs. Unpaid orders (and presales owing their balance) a whole
@@ -174,10 +208,11 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     const now = deps.clock().getTime();
     const graceMs = config.OVERDUE_SWEEP_INTERVAL_MS;
     const shortestTimeout = Math.min(config.PAYMENT_TIMEOUT_MS, config.FLASH_SALE_PAYMENT_TIMEOUT_MS);
-    const overdue = await deps.orders.overdueUnpaidOrderIds(new Date(now - graceMs), firstOrderIdAt(now - graceMs - shortestTimeout), OVERDUE_BATCH);
-    let closed = await expireUnpaid(overdue, 'payment deadline passed; its deadline job was gone');
-    const owingBalance = await deps.orders.overdueBalanceOrderIds(new Date(now - graceMs), OVERDUE_BATCH);
-    for (const orderId of owingBalance) if (await life.forfeitDeposit(orderId)) closed += 1;
+    // past their deadline by MySQL's clock, as the expiry itself checks: this worker's may run ahead
+    const overdue = await deps.orders.overdueUnpaidOrderIds(graceMs, firstOrderIdAt(now - graceMs - shortestTimeout), OVERDUE_BATCH);
+    let closed = (await expireUnpaid(overdue, 'payment deadline passed; its deadline job was gone')).expired;
+    const owingBalance = await deps.orders.overdueBalanceOrderIds(graceMs, OVERDUE_BATCH);
+    for (const orderId of owingBalance) if ((await life.forfeitDeposit(orderId)).changed) closed += 1;
     if (closed > 0) {
       metrics.overdueOrdersExpired.inc(closed);
       log.warn({ count: closed, orderIds: [...overdue, ...owingBalance].slice(0, 20) }, 'closed orders past their payment or balance deadline whose deadline job was gone');
@@ -200,8 +235,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   const processors: Partial<Record<string, Processor>> = {
     [QUEUE.orders]: async (job: Job<PersistOrderJob>) => writer.persist(job.data),
     [QUEUE.timers]: async (job: Job, token) => {
-      if (job.name === JOB.expireOrder) return expireUnpaid([(job.data as ExpireOrderJob).orderId]);
-      if (job.name === JOB.expireOrders) return expireUnpaid((job.data as ExpireOrdersJob).orders.map((order) => order.orderId));
+      if (job.name === JOB.expireOrder || job.name === JOB.expireOrders) return expireAtDeadline(job as Job<ExpireOrderJob | ExpireOrdersJob>, token);
       if (job.name === JOB.reconcileStock) return void (await reconciler.checkUnlessRunning());
       if (job.name === JOB.expireOverdueOrders) return sweepOverdue();
       return life.timerJob(job, token);
@@ -230,13 +264,13 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     });
     worker.on('failed', (job, error) => {
       if (!job) return;
-      const final = job.attemptsMade >= (job.opts.attempts ?? 1);
+      const final = failedForGood(job);
       metrics.jobFailures.inc({ queue, name: job.name, final: String(final) });
       const orderIds = ordersCarriedBy(job.data);
       log.warn({ queue, jobId: job.id, orderId: orderIds.length === 1 ? orderIds[0] : undefined, orderIds: orderIds.length > 1 ? orderIds : undefined, attempt: job.attemptsMade, final, err: error }, 'job failed');
       if (final) {
-        moveToDeadLetter(queues.deadLetter, queue, job, error).catch((dlqError: unknown) =>
-          log.error({ err: dlqError, jobId: job.id }, 'could not copy the failed job to the dead-letter queue; it stays in the failed set'),
+        moveToDeadLetter(queues.deadLetter, queue, job).catch((dlqError: unknown) =>
+          log.error({ err: dlqError, jobId: job.id }, 'could not copy the failed job to the dead-letter queue; it stays in the failed set, and the next look for failed jobs without a dead letter copies it'),
         );
       }
     });
@@ -265,6 +299,9 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
         .filter((schedule) => schedule.everyMs > 0)
         .map((schedule) => keepScheduled(queues.timers, schedule, log))
     : [];
+
+  const served = new Set(workers.map((worker) => worker.name));
+  const backstop = new DeadLetterBackstop({ redis: deps.redis, queues: queues.all.filter((queue) => served.has(queue.name)), deadLetter: queues.deadLetter, log }, { intervalMs: config.SWEEP_INTERVAL_MS }).start();
 
   const sweeper = config.WORKER_QUEUES.includes(QUEUE.orders)
     ? new StrandedOrderSweeper(deps, { intervalMs: config.SWEEP_INTERVAL_MS, strandedAfterMs: config.STRANDED_ORDER_AFTER_MS }).start()
@@ -297,7 +334,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       return true;
     },
     async close() {
-      await Promise.all([sweeper?.stop(), publisher?.stop(), ...scheduled.map((schedule) => schedule.stop())]);
+      await Promise.all([sweeper?.stop(), backstop.stop(), publisher?.stop(), ...scheduled.map((schedule) => schedule.stop())]);
       // stop taking jobs, let active ones finish (their batches flush), then close connections
       await Promise.all([...workers.map((w) => w.close()), writer.drain()]);
       await writer.drain();

@@ -87,6 +87,7 @@ describe('payments that arrive late or change their outcome', () => {
         const seen = await atPaymentSystem(orderId);
         return seen.charges.length === 1 && seen;
       }, { what: 'the charge', timeoutMs: 10_000, intervalMs: 20 });
+      await system.passPaymentDeadline(orderId);
       await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
       const late = await system.signedCallback('payment', { orderId, paymentId, transactionId: charge.transactionId, status: 'SUCCEEDED', amountCents: 10_000, at: takenAt });
       expect([late.status, late.body]).toEqual([200, { changed: false, status: 'EXPIRED' }]);
@@ -202,6 +203,7 @@ describe('payments that arrive late or change their outcome', () => {
       await waitFor(async () => (await atPaymentSystem(orderId)).charges.length === 1, { what: 'the charge', timeoutMs: 10_000, intervalMs: 20 });
       // before the payment system calls back: the order expires, and a first callback records
       // the payment and dies before it asks for the refund
+      await system.passPaymentDeadline(orderId);
       await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
       await system.env.db.updateTable('payments').set({ status: 'SUCCEEDED', transaction_id: 'tx-first-callback', paid_at: new Date() }).where('payment_id', '=', paymentId).execute();
       const { refunds } = await waitFor(async () => {

@@ -315,6 +315,7 @@ describe('every order type lives its own life', () => {
         timeoutMs: 5_000,
         intervalMs: 20,
       });
+      await system.passPaymentDeadline(orderId);
       await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
       const refunded = await waitFor(async () => {
         const sim = (await system.paymentSim.request('GET', '/__admin/payments')).body;

@@ -16,10 +16,14 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
 
   /** npm run reconcile as an operator runs it, in its own process, against this test's database and prefix. */
   async function reconcile(...args: string[]): Promise<{ output: string; exitCode: number }> {
+    return reconcileWith({}, ...args);
+  }
+
+  async function reconcileWith(settings: Record<string, string>, ...args: string[]): Promise<{ output: string; exitCode: number }> {
     try {
       const { stdout, stderr } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/reconcile.ts', ...args], {
         cwd: root,
-        env: { ...process.env, ...system.env.env },
+        env: { ...process.env, ...system.env.env, ...settings },
       });
       return { output: stdout + stderr, exitCode: 0 };
     } catch (error) {
@@ -205,5 +209,19 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
     expect(orderId).toMatch(/^[0-9A-Z]{26}$/);
     const soldOut = await system.request('POST', '/v1/orders', { token: system.token('fay'), body: { items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress }, headers: { 'idempotency-key': 'fay-1' } });
     expect(soldOut.body.code).toBe('OUT_OF_STOCK');
+  });
+
+  it('gives up when MySQL leaves its ledger reading unanswered for RECONCILE_QUERY_TIMEOUT_MS, and exits 1 rather than waiting for hours', async () => {
+    // a session holds the ledger (LOCK TABLES, as a backup or a hand-run migration may): reading it waits for as long
+    await system.env.db.connection().execute(async (session) => {
+      await sql`LOCK TABLES stock_ledger WRITE`.execute(session);
+      try {
+        const { output, exitCode } = await reconcileWith({ RECONCILE_QUERY_TIMEOUT_MS: '1000' });
+        expect(exitCode).toBe(1);
+        expect(output).toContain('Failed: MySQL select statement ended after RECONCILE_QUERY_TIMEOUT_MS (1000 ms)');
+      } finally {
+        await sql`UNLOCK TABLES`.execute(session);
+      }
+    });
   });
 });

@@ -382,6 +382,7 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
     expect([twice.status, twice.body.code]).toEqual([422, 'COUPON_LIMIT_EXCEEDED']);
 
     // the unpaid orders close without their reservation records, which Redis lost: their uses go back all the same
+    await system.passPaymentDeadline(annOrder.body.orderId);
     await closeUnpaidOrder(system.workers.deps, { orderId: annOrder.body.orderId, action: 'expire', actor: 'system' });
     expect((await cancel(catOrder.body.orderId, 'cat')).status).toBe(200);
     expect((await checkoutAgain('ann', 'ann-after-expiry')).status).toBe(202);

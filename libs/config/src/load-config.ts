@@ -260,6 +260,12 @@ const schema = {
   RECONCILE_INTERVAL_MS: MS,
   /** drift must look the same in two readings this far apart, so in-flight movements are not drift */
   RECONCILE_SETTLE_MS: MS,
+  /**
+   * how long a statement of the stock check (scheduled, or npm run reconcile) may go unanswered
+   * before the check gives up, its lock free for the next: longer than MYSQL_QUERY_TIMEOUT_MS,
+   * as its ledger sums read the whole ledger
+   */
+  RECONCILE_QUERY_TIMEOUT_MS: POSITIVE_MS,
 } satisfies Record<string, Parser<unknown>>;
 
 type Schema = typeof schema;

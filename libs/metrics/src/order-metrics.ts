@@ -175,7 +175,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     jobFailures: new Counter({
       name: 'job_failures_total',
-      help: 'Failed job attempts; final="true" when the job used up its attempts and went to the dead-letter queue',
+      help: 'Failed job attempts; final="true" when BullMQ failed the job for good (attempts used up, or stalled too often) and it went to the dead-letter queue',
       labelNames: ['queue', 'name', 'final'] as const,
       registers: [registry],
     }),

@@ -2,7 +2,7 @@ import { Kysely, Migrator, MysqlDialect, type MigrationResultSet, type MysqlPool
 import { createPool, type Pool, type PoolConnection, type PoolOptions } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
 import { migrations } from './migrations/index.js';
-import { StatementTooSlow, isStatementTimeout } from './mysql-errors.js';
+import { StatementTooSlow, isNoSuchThread, isStatementTimeout } from './mysql-errors.js';
 import type { Database } from './schema.js';
 
 export type OrderDb = Kysely<Database>;
@@ -42,12 +42,15 @@ export async function ensureDatabase(mysqlUrl: string): Promise<void> {
 /**
  * Ends a statement's server thread (its statement, its transaction and the locks it holds) from
  * a connection of its own: a client that gives up on a statement leaves it running on the server.
- * Rejects when the server cannot be reached within the deadline either.
+ * A thread already gone was ended by the server itself, which saw its connection close. Rejects
+ * when the server cannot be reached within the deadline either.
  */
 async function endOnServer(options: PoolOptions, threadId: number, timeoutMs: number): Promise<void> {
   const connection = await createConnection({ ...options, connectTimeout: timeoutMs });
   try {
     await connection.query({ sql: `KILL ${Number(threadId)}`, timeout: timeoutMs });
+  } catch (error) {
+    if (!isNoSuchThread(error)) throw error;
   } finally {
     connection.destroy();
   }
@@ -61,7 +64,7 @@ async function endOnServer(options: PoolOptions, threadId: number, timeoutMs: nu
  * statement's server thread is ended too; if that works the server was there and the
  * statement merely slow (StatementTooSlow, a failure like any other), else MySQL is away.
  */
-function withStatementDeadline(pool: Pool, options: PoolOptions, timeoutMs: number): MysqlPool {
+function withStatementDeadline(pool: Pool, options: PoolOptions, timeoutMs: number, deadline: string): MysqlPool {
   const wrapped = new WeakMap<PoolConnection, MysqlPoolConnection>();
   const wrap = (connection: PoolConnection): MysqlPoolConnection => {
     // what a statement kysely still sends on the destroyed connection (its transaction's
@@ -73,12 +76,18 @@ function withStatementDeadline(pool: Pool, options: PoolOptions, timeoutMs: numb
         // kysely's streamQuery reads the rows as a stream of the query it gets back
         if (!callback) return connection.query(statement);
         if (timedOut) return callback(timedOut, []);
+        let endedHere = false;
         connection.query(statement, (error, result) => {
+          // the connection destroyed below, or its thread ended on the server, reports the statement
+          // once more (connection lost): kysely would take that for the answer, and send its
+          // rollback on the closed connection before the timeout below is known
+          if (endedHere) return;
           if (!isStatementTimeout(error)) return callback(error, result as MysqlQueryResult);
+          endedHere = true;
           const threadId = connection.threadId;
           connection.destroy();
           endOnServer(options, threadId, timeoutMs).then(
-            () => callback((timedOut = new StatementTooSlow(timeoutMs, sql)), []),
+            () => callback((timedOut = new StatementTooSlow(timeoutMs, sql, deadline)), []),
             () => callback((timedOut = error), []),
           );
         });
@@ -102,10 +111,11 @@ function withStatementDeadline(pool: Pool, options: PoolOptions, timeoutMs: numb
 
 /**
  * A pool of `poolSize` connections. With `statementTimeoutMs` (the long-running processes:
- * MYSQL_QUERY_TIMEOUT_MS) a statement, or the opening of a connection, that gets no answer
+ * MYSQL_QUERY_TIMEOUT_MS; the stock check's ledger sums: RECONCILE_QUERY_TIMEOUT_MS, the
+ * `deadline` its errors name) a statement, or the opening of a connection, that gets no answer
  * within it fails as MySQL unavailable instead of waiting until TCP gives up (~15 min).
  */
-export function createDb(mysqlUrl: string, poolSize = 16, statementTimeoutMs?: number): { db: OrderDb; pool: Pool } {
+export function createDb(mysqlUrl: string, poolSize = 16, statementTimeoutMs?: number, deadline = 'MYSQL_QUERY_TIMEOUT_MS'): { db: OrderDb; pool: Pool } {
   const pool = createPool({
     ...poolOptions(mysqlUrl),
     connectionLimit: poolSize,
@@ -113,7 +123,7 @@ export function createDb(mysqlUrl: string, poolSize = 16, statementTimeoutMs?: n
     enableKeepAlive: true,
     ...(statementTimeoutMs === undefined ? {} : { connectTimeout: statementTimeoutMs }),
   });
-  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: statementTimeoutMs === undefined ? pool : withStatementDeadline(pool, poolOptions(mysqlUrl), statementTimeoutMs) }) });
+  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: statementTimeoutMs === undefined ? pool : withStatementDeadline(pool, poolOptions(mysqlUrl), statementTimeoutMs, deadline) }) });
   return { db, pool };
 }
 

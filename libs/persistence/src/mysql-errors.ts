@@ -8,6 +8,11 @@ export function isDuplicateKey(error: unknown): boolean {
   return codeOf(error) === 'ER_DUP_ENTRY';
 }
 
+/** KILL of a server thread that has ended already (errno 1094). */
+export function isNoSuchThread(error: unknown): boolean {
+  return codeOf(error) === 'ER_NO_SUCH_THREAD';
+}
+
 /** mysql2's answer to a statement that outlived its `timeout` (createDb's statement deadline). */
 export function isStatementTimeout(error: unknown): boolean {
   return codeOf(error) === 'PROTOCOL_SEQUENCE_TIMEOUT';
@@ -19,10 +24,11 @@ function statementKindOf(sql: string): string {
 }
 
 /**
- * A statement that outlived MYSQL_QUERY_TIMEOUT_MS on a server that answered: it was ended
- * there (with its transaction). Not MySQL being away: a job fails on it and spends an attempt,
- * rather than asking for the same slow statement again every backoff. Its message names the
- * statement's kind, not its SQL, which may carry a buyer's data written into it.
+ * A statement that outlived its deadline (MYSQL_QUERY_TIMEOUT_MS, or the setting `deadline`
+ * names) on a server that answered: it was ended there (with its transaction). Not MySQL
+ * being away: a job fails on it and spends an attempt, rather than asking for the same slow
+ * statement again every backoff. Its message names the statement's kind, not its SQL, which
+ * may carry a buyer's data written into it.
  */
 export class StatementTooSlow extends Error {
   readonly code = 'STATEMENT_TOO_SLOW';
@@ -31,9 +37,10 @@ export class StatementTooSlow extends Error {
   constructor(
     readonly timeoutMs: number,
     sql: string,
+    deadline = 'MYSQL_QUERY_TIMEOUT_MS',
   ) {
     const kind = statementKindOf(sql);
-    super(`MySQL ${kind} statement ended after MYSQL_QUERY_TIMEOUT_MS (${timeoutMs} ms)`);
+    super(`MySQL ${kind} statement ended after ${deadline} (${timeoutMs} ms)`);
     this.name = 'StatementTooSlow';
     this.statementKind = kind;
   }

@@ -53,8 +53,29 @@ export interface TransitionRequest {
   actor: Actor;
   at: Date;
   detail?: string;
+  /**
+   * The order's deadline that must have passed, by MySQL's clock, for the transition to fire
+   * (an expiry's); before it the transition throws DeadlineAhead and changes nothing.
+   */
+  dueAfter?: 'payment_deadline' | 'balance_deadline';
   /** Writes the transition's effects in the same transaction (ledger rows, payments...). */
   effects?: (trx: Transaction<Database>, order: OrderRow, fired: FiredTransition) => Promise<void>;
+}
+
+/**
+ * A transition that closes an order at its deadline, asked for before that deadline by MySQL's
+ * clock: its timer ran early, by the clock of a process running ahead, or was promoted early,
+ * replayed or duplicated. Nothing changed; the deadline is `dueInMs` away.
+ */
+export class DeadlineAhead extends Error {
+  constructor(
+    readonly orderId: string,
+    readonly deadline: Date,
+    readonly dueInMs: number,
+  ) {
+    super(`Order ${orderId} is due at ${deadline.toISOString()}, ${dueInMs} ms from now by MySQL's clock`);
+    this.name = 'DeadlineAhead';
+  }
 }
 
 export interface TransitionResult {
@@ -120,6 +141,23 @@ function notSplit(orderId: 'o.order_id' | 'orders.order_id'): Expression<SqlBool
   return eb.not(eb.exists(eb.selectFrom('orders as child').select('child.order_id').whereRef('child.parent_order_id', '=', sql.ref<string>(orderId))));
 }
 
+/**
+ * A batch's orders priced with a coupon of which, by the batch's transaction, their buyer has
+ * fewer uses left than the orders: a batch persisted since they were priced recorded one.
+ * Nothing of the batch is written; priced again from MySQL, they go without the coupon.
+ */
+export class CouponUsedUpMeanwhile extends Error {
+  override readonly name = 'CouponUsedUpMeanwhile';
+  constructor(readonly orderIds: readonly string[]) {
+    super(`the coupon uses of orders ${orderIds.join(', ')} were taken by orders persisted since they were priced`);
+  }
+}
+
+/** The instant `ms` before now by MySQL's clock (UTC, as the DATETIME columns hold it): what a deadline is compared with, whichever process asks. */
+function overdueSince(ms: number): Expression<Date> {
+  return sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${ms * 1000} MICROSECOND`;
+}
+
 /** retryTransaction's `alsoAfter` for a transition that lost to a concurrent change of its order (StaleOrderVersion): decided again from what it reads then. */
 export const afterStaleOrderVersion = (error: unknown): boolean => error instanceof StaleOrderVersion;
 
@@ -140,6 +178,10 @@ export class OrderRepository {
    * its commit, an operator's replay) brings orders already written. So the first attempt
    * inserts without looking them up, which spares MySQL a lookup per order (bench/README item
    * 38); a duplicate rolls that attempt back, and the next ones write only the orders not found.
+   *
+   * Each coupon use is recorded under its number among the buyer's uses, unique per coupon and
+   * buyer (numberCouponUses): a batch racing this one for a buyer's last use makes the loser's
+   * insert clash and its next attempt find the use gone, CouponUsedUpMeanwhile.
    */
   async persistAcceptedOrders(batch: readonly OrderToPersist[], now: Date): Promise<string[]> {
     // in order-id order, so that batches racing over the same orders lock their rows in one order
@@ -154,7 +196,7 @@ export class OrderRepository {
         this.db.transaction().execute(async (trx) => {
           const fresh = attempt === 1 ? unique : await notYetWritten(trx, unique);
           if (fresh.length === 0) return [];
-          await insertOrders(trx, fresh, now);
+          await insertOrders(trx, fresh, now, await numberCouponUses(trx, fresh));
           return fresh.map((o) => o.accepted.orderId);
         }),
       { attempts: PERSIST_ATTEMPTS, alsoAfter: isDuplicateKey },
@@ -233,30 +275,30 @@ export class OrderRepository {
   }
 
   /**
-   * Unpaid orders (payment or deposit due) whose payment deadline passed before
-   * `deadlineBefore`, oldest first. `idBelow` bounds the scan of the status index: no order
-   * accepted after it can be past its deadline yet.
+   * Unpaid orders (payment or deposit due) whose payment deadline passed more than
+   * `overdueForMs` ago by MySQL's clock, oldest first. `idBelow` bounds the scan of the status
+   * index: no order accepted after it can be past its deadline yet.
    */
-  async overdueUnpaidOrderIds(deadlineBefore: Date, idBelow: string, limit: number): Promise<string[]> {
+  async overdueUnpaidOrderIds(overdueForMs: number, idBelow: string, limit: number): Promise<string[]> {
     const rows = await this.db
       .selectFrom('orders')
       .select('order_id')
       .where('status', 'in', ['PENDING_PAYMENT', 'PENDING_DEPOSIT'])
       .where('order_id', '<', idBelow)
-      .where('payment_deadline', '<', deadlineBefore)
+      .where('payment_deadline', '<', overdueSince(overdueForMs))
       .orderBy('order_id')
       .limit(limit)
       .execute();
     return rows.map((row) => row.order_id);
   }
 
-  /** Presales whose deposit is paid and whose balance deadline passed before `deadlineBefore`, oldest first. */
-  async overdueBalanceOrderIds(deadlineBefore: Date, limit: number): Promise<string[]> {
+  /** Presales whose deposit is paid and whose balance deadline passed more than `overdueForMs` ago by MySQL's clock, oldest first. */
+  async overdueBalanceOrderIds(overdueForMs: number, limit: number): Promise<string[]> {
     const rows = await this.db
       .selectFrom('orders')
       .select('order_id')
       .where('status', '=', 'DEPOSIT_PAID')
-      .where('balance_deadline', '<', deadlineBefore)
+      .where('balance_deadline', '<', overdueSince(overdueForMs))
       .orderBy('order_id')
       .limit(limit)
       .execute();
@@ -441,6 +483,7 @@ async function transitionIn(trx: Transaction<Database>, request: TransitionReque
   if (order.parent_order_id !== null) await trx.selectFrom('orders').select('order_id').where('order_id', '=', order.parent_order_id).forUpdate().execute();
   const facts = await orderFacts(trx, order);
   const fired = stateMachineFor(order.type as OrderType).fire(order.status, request.action, request.actor, facts);
+  if (request.dueAfter) await refuseBeforeDeadline(trx, order, request.dueAfter);
   const updated = await trx
     .updateTable('orders')
     .set({ status: fired.to, version: order.version + 1, updated_at: request.at })
@@ -464,6 +507,19 @@ async function transitionIn(trx: Transaction<Database>, request: TransitionReque
   await request.effects?.(trx, order, fired);
   if (order.parent_order_id !== null && fired.from !== fired.to) await deriveParentStatus(trx, order.parent_order_id, order.order_id, fired, request.at);
   return { order: { ...order, status: fired.to, version: order.version + 1 }, fired };
+}
+
+/**
+ * Throws DeadlineAhead while the order's deadline lies ahead by MySQL's clock: the one clock
+ * every process shares, where the callers' own (the timer's, a sweep's) may run ahead.
+ */
+async function refuseBeforeDeadline(trx: Transaction<Database>, order: OrderRow, column: 'payment_deadline' | 'balance_deadline'): Promise<void> {
+  const deadline = order[column];
+  if (deadline === null) return;
+  // UTC, as the DATETIME columns hold it (connection.ts)
+  const { rows } = await sql<{ now: Date }>`SELECT UTC_TIMESTAMP(3) AS now`.execute(trx);
+  const dueInMs = deadline.getTime() - rows[0]!.now.getTime();
+  if (dueInMs > 0) throw new DeadlineAhead(order.order_id, deadline, dueInMs);
 }
 
 /** What guards read, in the transition's transaction. */
@@ -535,7 +591,54 @@ async function notYetWritten(trx: Transaction<Database>, orders: readonly OrderT
   return orders.filter((o) => !known.has(o.accepted.orderId));
 }
 
-async function insertOrders(trx: Transaction<Database>, orders: readonly OrderToPersist[], now: Date): Promise<void> {
+/**
+ * The number each order's coupon use is recorded under (coupon_redemptions.use_no): the lowest
+ * its buyer holds none of (held_use_no, the numbers of the uses still 'used'), up to the
+ * coupon's per-buyer limit, as this transaction reads them.
+ * A batch that commits the same number meanwhile makes the insert clash, and the transaction
+ * runs again. Throws CouponUsedUpMeanwhile when a buyer has fewer uses left than orders priced
+ * with one. The orders' own uses are left out: an order already written clashes on its id.
+ */
+async function numberCouponUses(trx: Transaction<Database>, orders: readonly OrderToPersist[]): Promise<Map<string, number>> {
+  const redeeming = orders.filter((o) => o.priced.applied.coupon);
+  if (redeeming.length === 0) return new Map();
+  const codes = [...new Set(redeeming.map((o) => o.priced.applied.coupon!.code))];
+  const limits = await trx.selectFrom('coupons').select(['code', 'per_buyer_limit']).where('code', 'in', codes).execute();
+  const held = await trx
+    .selectFrom('coupon_redemptions')
+    .select(['code', 'user_id', 'held_use_no'])
+    .where('code', 'in', codes)
+    .where('user_id', 'in', [...new Set(redeeming.map((o) => o.accepted.userId))])
+    .where('held_use_no', 'is not', null)
+    .where('order_id', 'not in', orders.map((o) => o.accepted.orderId))
+    .execute();
+  const limitOf = new Map(limits.map((row) => [row.code, row.per_buyer_limit]));
+  const taken = new Map<string, Set<number>>();
+  for (const row of held) {
+    const key = `${row.code}\u0000${row.user_id}`;
+    taken.set(key, (taken.get(key) ?? new Set()).add(row.held_use_no!));
+  }
+  const numbers = new Map<string, number>();
+  const usedUp: string[] = [];
+  for (const { accepted, priced } of redeeming) {
+    const code = priced.applied.coupon!.code;
+    const key = `${code}\u0000${accepted.userId}`;
+    const numbersTaken = taken.get(key) ?? new Set<number>();
+    taken.set(key, numbersTaken);
+    let next = 1;
+    while (numbersTaken.has(next)) next++;
+    if (next > (limitOf.get(code) ?? 0)) {
+      usedUp.push(accepted.orderId);
+      continue;
+    }
+    numbersTaken.add(next);
+    numbers.set(accepted.orderId, next);
+  }
+  if (usedUp.length > 0) throw new CouponUsedUpMeanwhile(usedUp);
+  return numbers;
+}
+
+async function insertOrders(trx: Transaction<Database>, orders: readonly OrderToPersist[], now: Date, couponUses: ReadonlyMap<string, number>): Promise<void> {
   const persist = (type: string) => stateMachineFor(type as OrderType).fire('ACCEPTED', 'persist', 'system');
   await insertRows(
     trx,
@@ -582,7 +685,9 @@ async function insertOrders(trx: Transaction<Database>, orders: readonly OrderTo
     trx,
     'coupon_redemptions',
     orders.flatMap(({ accepted, priced }) =>
-      priced.applied.coupon ? [{ code: priced.applied.coupon.code, order_id: accepted.orderId, user_id: accepted.userId, status: 'used' as const, at: now }] : [],
+      priced.applied.coupon
+        ? [{ code: priced.applied.coupon.code, order_id: accepted.orderId, user_id: accepted.userId, status: 'used' as const, at: now, use_no: couponUses.get(accepted.orderId)! }]
+        : [],
     ),
   );
   await OrderRepository.writeLedger(

@@ -107,7 +107,9 @@ export class PricingRepository {
    * the order was accepted: promotions created by then, the buyer's level, the level's
    * discount and the shipping fees in force then. The coupon needs no such check: checkout
    * refuses a code that does not exist yet. A coupon is offered to an order only while its
-   * buyer has uses left, counting the orders of this batch that come before it.
+   * buyer has uses left, counting the orders of this batch that come before it; a batch
+   * persisted since that took the uses makes the batch's own transaction refuse them
+   * (OrderRepository.persistAcceptedOrders), and the orders are priced again.
    */
   async rulesFor(orders: readonly AcceptedOrder[], warehouseIds: readonly string[]): Promise<Map<string, PricingRules>> {
     const codes = [...new Set(orders.flatMap((o) => (o.couponCode ? [o.couponCode] : [])))];

@@ -1,5 +1,5 @@
 import type { SkuOrderType } from '@orders/domain';
-import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { ColumnType, Generated, GeneratedAlways, Insertable, Selectable } from 'kysely';
 
 type CreatedAt = ColumnType<Date, Date | undefined, never>;
 type UpdatedAt = ColumnType<Date, Date | undefined, Date>;
@@ -222,6 +222,10 @@ export interface CouponRedemptionsTable {
   user_id: string;
   status: 'used' | 'restored';
   at: Date;
+  /** which of the buyer's uses it is, 1 to the coupon's per-buyer limit (null on a use given back before uses were numbered) */
+  use_no: number | null;
+  /** use_no while the use is 'used', else null: unique per coupon and buyer */
+  held_use_no: GeneratedAlways<number | null>;
 }
 
 export interface MemberLevelsTable {

@@ -211,8 +211,16 @@ export function schedulePaymentDeadlines(
   );
 }
 
-/** Copies a job that used up its attempts into the dead-letter queue, keyed by its origin. */
-export async function moveToDeadLetter(deadLetter: Queue<DeadLetterJob>, queueName: string, job: Job, error: Error): Promise<void> {
+/** A job's dead letter is named by its origin: one per job, so copying it again adds nothing. */
+export function deadLetterId(queueName: string, jobId: string): string {
+  return `${queueName}-${jobId}`;
+}
+
+/**
+ * Copies a job BullMQ failed for good (it used up its attempts, or was failed regardless of
+ * them: stalled too often) into the dead-letter queue, with its reason and when it failed.
+ */
+export async function moveToDeadLetter(deadLetter: Queue<DeadLetterJob>, queueName: string, job: Job): Promise<void> {
   await deadLetter.add(
     'dead-letter',
     {
@@ -220,10 +228,10 @@ export async function moveToDeadLetter(deadLetter: Queue<DeadLetterJob>, queueNa
       name: job.name,
       jobId: job.id,
       data: job.data,
-      failedReason: error.message,
+      failedReason: job.failedReason,
       attemptsMade: job.attemptsMade,
-      failedAt: new Date().toISOString(),
+      failedAt: new Date(job.finishedOn ?? Date.now()).toISOString(),
     },
-    { jobId: `${queueName}-${job.id ?? job.name}` },
+    { jobId: deadLetterId(queueName, job.id ?? job.name) },
   );
 }

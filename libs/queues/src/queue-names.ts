@@ -82,7 +82,7 @@ export interface SendToWarehouseJob {
   orderId: string;
 }
 
-/** What the dead-letter queue keeps of a job that used up its attempts, so it can be replayed. */
+/** What the dead-letter queue keeps of a job BullMQ failed for good, so it can be replayed. */
 export interface DeadLetterJob {
   queue: string;
   name: string;

@@ -684,13 +684,13 @@ export class Inventory {
     return (await runStockScript(this.redis, 'releaseCoupon', this.couponHolderKeys(order.orderId, order.userId, order.couponCode), [])) === 1;
   }
 
-  /** Publishes a coupon for checkout in every group: how many orders of one buyer may use it, and when. */
+  /**
+   * Publishes a coupon for checkout: how many orders of one buyer may use it, and when. Once,
+   * in the buyers' group: a checkout takes a coupon's use there whatever group its cart runs in
+   * (reserveStock-5+c+2n.lua for a cart there, claimCheckout-4+c.lua for one in a bucket's).
+   */
   async publishCoupon(coupon: { code: string; perBuyerLimit: number; startsAt: Date; endsAt: Date }): Promise<void> {
-    await Promise.all(
-      this.keys.groups().map((group) =>
-        this.redis.hset(this.keys.coupon(group, coupon.code), { perBuyerLimit: coupon.perBuyerLimit, startsAt: coupon.startsAt.getTime(), endsAt: coupon.endsAt.getTime() }),
-      ),
-    );
+    await this.redis.hset(this.keys.coupon(this.keys.couponGroup(), coupon.code), { perBuyerLimit: coupon.perBuyerLimit, startsAt: coupon.startsAt.getTime(), endsAt: coupon.endsAt.getTime() });
   }
 
   /**
@@ -722,18 +722,26 @@ export class Inventory {
 
   /**
    * Puts back the reservation record of a persisted order that Redis lost, as MySQL has the
-   * order (restoreReservation-1.lua), so that its commit or release runs as it would have:
+   * order (restoreReservation-2.lua), so that its commit or release runs as it would have:
    * without it a commit takes none of the order's payment-time units and a release gives
    * none of its placement units back, while the stock repair counted both from the ledger.
-   * Kept a week, as a record outlives its payment deadline. False when Redis had a record.
+   * Kept as long as the record it replaces (a week past the payment deadline, a presale's
+   * balance timeout more), and at least a week from now: one put back after that record would
+   * have expired is put back for a commit or release that needs it now. Its coupon use goes on
+   * the record for an order of its buyer's own group alone, as the checkout put it; another's
+   * is held in the buyer's group (releaseCoupon-3.lua). False when Redis had a record.
    */
   async restoreReservation(order: PersistedReservation): Promise<boolean> {
     const group = this.keys.groupOfOrder(order.orderId);
     // limited 0: the buyer's flash-sale count went with the record, and does not count these units
     const recorded = order.lines.map((line) => [line.qty, line.deduction, 0]);
     const payload = { address: order.address, couponCode: order.couponCode, items: order.lines.map(({ skuId, qty }) => ({ skuId, qty })) };
-    const args = [order.userId, order.type, order.paymentDeadline.getTime(), order.acceptedAt.getTime(), JSON.stringify(recorded), JSON.stringify(payload), order.couponCode ?? '', RESERVATION_KEPT_AFTER_DEADLINE_MS];
-    return (await runStockScript(this.redis, 'restoreReservation', [this.keys.order(group, order.orderId)], args)) === 1;
+    const couponOnRecord = group === this.keys.groupOf(order.userId) ? (order.couponCode ?? '') : '';
+    const balanceMs = order.type === 'presale' ? (this.timeouts.presaleBalanceTimeoutMs ?? 0) : 0;
+    const keptUntil = Math.max(order.paymentDeadline.getTime() + RESERVATION_KEPT_AFTER_DEADLINE_MS + balanceMs, Date.now() + RESERVATION_KEPT_AFTER_DEADLINE_MS);
+    const keys = [this.keys.order(group, order.orderId), this.keys.couponGivenBack(group, order.orderId)];
+    const args = [order.userId, order.type, order.paymentDeadline.getTime(), order.acceptedAt.getTime(), JSON.stringify(recorded), JSON.stringify(payload), couponOnRecord, keptUntil];
+    return (await runStockScript(this.redis, 'restoreReservation', keys, args)) === 1;
   }
 
   /**

@@ -1,6 +1,9 @@
 /** How many buckets a SKU's stock may be split into; bucket k lives in group {g<k>}. */
 export const MAX_STOCK_BUCKETS = 64;
 
+/** The group of every buyer's own keys (StockKeys.groupOf). */
+const BUYERS_GROUP = '{g0}';
+
 // what follows the intake's ULID in the id of an order that runs in bucket k > 0
 const ORDER_GROUP_SUFFIX = /-g([1-9][0-9]?)$/;
 
@@ -39,7 +42,12 @@ export class StockKeys {
    * bucket's) claims and counts there first (claimCheckout-4+c.lua), so these hold per buyer.
    */
   groupOf(_userId: string): string {
-    return '{g0}';
+    return BUYERS_GROUP;
+  }
+
+  /** The one group a coupon is published in: where every buyer's checkout reads it, beside their uses (groupOf). */
+  couponGroup(): string {
+    return BUYERS_GROUP;
   }
 
   bucketGroup(bucket: number): string {

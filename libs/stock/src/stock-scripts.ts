@@ -38,7 +38,7 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   setStock: 'setStock-1.lua',
   takeAvailable: 'takeAvailable-1.lua',
   commitStock: 'commitStock-1+n.lua',
-  restoreReservation: 'restoreReservation-1.lua',
+  restoreReservation: 'restoreReservation-2.lua',
   restockStock: 'restockStock-1+n.lua',
   takeStock: 'takeStock-3.lua',
   giveStock: 'giveStock-2.lua',

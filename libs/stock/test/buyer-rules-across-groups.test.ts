@@ -65,6 +65,17 @@ describe("a buyer's coupon uses and Idempotency-Keys, whichever stock group thei
     expect((await reservedInAll()) - before).toBe(100);
   });
 
+  it("publishes a coupon once, in the buyers' group, whose copy the carts of every group use", async () => {
+    await inventory.publishCoupon({ code: 'SPRING', perBuyerLimit: 1, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + HOUR) });
+    expect(await redis.keys(`${prefix}*:coupon:SPRING`)).toEqual([inventory.keys.coupon('{g0}', 'SPRING')]);
+
+    const spring = { payload: { address: buyerAddress, couponCode: 'SPRING' } };
+    for (const skuId of SKUS) {
+      const { order } = await inventory.reserveStock(checkoutOf(buyerOutsideG0(`spring-${skuId}`), skuId, spring));
+      expect(inventory.keys.groupOfOrder(order.orderId)).toBe(BUCKETS[skuId] === 1 ? '{g0}' : `{g${inventory.keys.bucketOf(order.userId, BUCKETS[skuId])}}`);
+    }
+  });
+
   it('gives back at once a use taken for a cart its bucket refused, and the use of an order of a bucket once', async () => {
     const buyer = buyerOutsideG0('giver');
     const tooMany = checkoutOf(buyer, 'HOT4', { ...withCoupon, items: [{ skuId: 'HOT4', qty: 100_000 }] });

@@ -1,7 +1,10 @@
 import { IllegalTransition, type Actor } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { OrderRepository } from '@orders/persistence';
+import { DeadlineAhead, OrderRepository } from '@orders/persistence';
+import { ordersCarriedBy } from '@orders/queues';
 import type { Inventory } from '@orders/stock';
+import { DelayedError, type Job } from 'bullmq';
+import type { Logger } from 'pino';
 
 /** Statuses in which an order holds no stock: reaching one gives the reservation back. */
 const RELEASED_STATUSES = new Set(['EXPIRED', 'CANCELLED']);
@@ -18,11 +21,15 @@ export interface CloseOrderDeps {
  * the transition and the ledger's release rows commit together in MySQL, then Redis
  * releases the reservation (a no-op when already released). A retry after a crash
  * between the two finds the order closed and still completes the Redis side.
+ *
+ * An expiry closes only an order whose payment deadline has passed by MySQL's clock: until
+ * then the buyer may pay it, whatever the clocks of the processes that timed the expiry say.
+ * Asked before, it changes nothing and answers how long until the deadline (`dueInMs`).
  */
 export async function closeUnpaidOrder(
   deps: CloseOrderDeps,
   request: { orderId: string; action: 'expire' | 'cancel'; actor: Actor; detail?: string },
-): Promise<{ changed: boolean }> {
+): Promise<{ changed: boolean; dueInMs?: number }> {
   const { orders, inventory, metrics, clock } = deps;
   let changed = false;
   try {
@@ -32,6 +39,7 @@ export async function closeUnpaidOrder(
       actor: request.actor,
       at: clock(),
       detail: request.detail,
+      ...(request.action === 'expire' ? { dueAfter: 'payment_deadline' as const } : {}),
       effects: async (trx, current, transition) => {
         if (transition.effects.includes('releaseStock')) await OrderRepository.releaseReservation(trx, current.order_id, transition.action, clock());
       },
@@ -39,6 +47,7 @@ export async function closeUnpaidOrder(
     metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
     changed = true;
   } catch (error) {
+    if (error instanceof DeadlineAhead) return { changed: false, dueInMs: error.dueInMs };
     if (!(error instanceof IllegalTransition)) throw error;
   }
   const order = await orders.findOrderRow(request.orderId);
@@ -46,4 +55,16 @@ export async function closeUnpaidOrder(
     await inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase(), order.coupon_code);
   }
   return { changed };
+}
+
+/**
+ * Puts a deadline job that ran before its deadline (by MySQL's clock) back in the delayed set
+ * until then, without using an attempt. It ran by the clocks of the processes that enqueued and
+ * promoted it (one running ahead), or was replayed or duplicated; dropped, it would leave its
+ * order holding its stock for good.
+ */
+export async function waitForDeadline(job: Job, token: string | undefined, dueInMs: number, log: Logger): Promise<never> {
+  log.info({ jobId: job.id, job: job.name, orderIds: ordersCarriedBy(job.data).slice(0, 20), dueInMs }, "deadline job ran before the deadline by MySQL's clock: it waits for it");
+  await job.moveToDelayed(Date.now() + dueInMs, token);
+  throw new DelayedError(`deadline ${dueInMs} ms ahead by MySQL's clock`);
 }

@@ -2,7 +2,7 @@ import { ExternalRefused, PaymentClient, WarehouseClient, breakerSettings } from
 import type { Config } from '@orders/config';
 import { IllegalTransition, StaleOrderVersion, needsSplit, planSplit, stateMachineFor, type Actor, type Effect, type OrderType } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { OrderRepository, PricingRepository, ProcessRepository, RefundRepository, addressOf, type OrderDb, type OrderItemRow, type OrderRow, type TransitionRequest } from '@orders/persistence';
+import { DeadlineAhead, OrderRepository, PricingRepository, ProcessRepository, RefundRepository, addressOf, type OrderDb, type OrderItemRow, type OrderRow, type TransitionRequest } from '@orders/persistence';
 import {
   JOB,
   enqueueEffects,
@@ -18,6 +18,7 @@ import type { CommitOutcome, Inventory } from '@orders/stock';
 import { DelayedError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { childOrderId } from './child-order-id.js';
+import { waitForDeadline } from './expire-order.js';
 import { callExternal } from './external-retry.js';
 
 export interface ForwardLifeDeps {
@@ -101,7 +102,7 @@ export class ForwardLife {
     const { orderId } = job.data;
     if (job.name === JOB.autoConfirm) await this.autoConfirm(orderId);
     else if (job.name === JOB.completeOrder) await this.completeAfterWindow(job, token);
-    else if (job.name === JOB.expireBalance) await this.forfeitDeposit(orderId);
+    else if (job.name === JOB.expireBalance) await this.forfeitAtDeadline(job, token);
     else throw new Error(`timers queue: unknown job ${job.name}`);
   }
 
@@ -380,7 +381,8 @@ export class ForwardLife {
   /**
    * Tells the warehouse that has the order (a split parent has none: its children do)
    * what it ships now, the units not refunded, and where; once the parcel has left, it
-   * is too late and nothing is sent.
+   * is too late and nothing is sent. A parcel every unit of which was refunded is dropped
+   * by the warehouse: its shipment is CANCELLED then, so it no longer reads as going out.
    */
   private async updateFulfilment(job: Job<SendToWarehouseJob>, token: string | undefined): Promise<void> {
     const order = await this.deps.orders.findOrderRow(job.data.orderId);
@@ -388,6 +390,9 @@ export class ForwardLife {
     if (!order || !shipment || !UNSHIPPED_PARCEL.has(shipment.status)) return;
     const change = fulfilmentOf(order, await this.process.items(order.order_id));
     await callExternal(job, token, () => this.warehouseClient.updateFulfilment(order.order_id, change));
+    if (change.items.length > 0) return;
+    const at = this.deps.clock();
+    await this.deps.db.transaction().execute((trx) => ProcessRepository.advanceShipment(trx, order.order_id, [...UNSHIPPED_PARCEL], 'CANCELLED', { at }));
   }
 
   /**
@@ -489,18 +494,35 @@ export class ForwardLife {
     if (redemptions.some((r) => r.status === 'restored')) await this.deps.inventory.releaseCoupon({ orderId: root.order_id, userId: root.user_id, couponCode: root.coupon_code });
   }
 
-  /** Closes a presale whose balance was not paid by its deadline: the deposit is kept, the stock goes back. False when it was not owing its balance. */
-  async forfeitDeposit(orderId: string): Promise<boolean> {
-    const forfeited = await this.tryTransition({
-      orderId,
-      action: 'expire_balance',
-      actor: 'system',
-      detail: 'balance not paid by its deadline; deposit kept',
-      effects: async (trx, current) => OrderRepository.releaseReservation(trx, current.order_id, 'expire_balance', this.deps.clock()),
-    });
+  /**
+   * Closes a presale whose balance was not paid by its deadline: the deposit is kept, the stock
+   * goes back. Not changed when it was not owing its balance, or when its balance deadline has
+   * not passed by MySQL's clock (until then the buyer may pay it): then `dueInMs` says how long until it has.
+   */
+  async forfeitDeposit(orderId: string): Promise<{ changed: boolean; dueInMs?: number }> {
+    let forfeited: boolean;
+    try {
+      forfeited = await this.tryTransition({
+        orderId,
+        action: 'expire_balance',
+        actor: 'system',
+        detail: 'balance not paid by its deadline; deposit kept',
+        dueAfter: 'balance_deadline',
+        effects: async (trx, current) => OrderRepository.releaseReservation(trx, current.order_id, 'expire_balance', this.deps.clock()),
+      });
+    } catch (error) {
+      if (error instanceof DeadlineAhead) return { changed: false, dueInMs: error.dueInMs };
+      throw error;
+    }
     const order = await this.deps.orders.findOrderRow(orderId);
     if (order?.status === 'DEPOSIT_FORFEITED') await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'forfeited', order.coupon_code);
-    return forfeited;
+    return { changed: forfeited };
+  }
+
+  /** A presale's balance deadline job: run before the deadline by MySQL's clock, it waits for it (waitForDeadline). */
+  private async forfeitAtDeadline(job: Job<OrderTimerJob>, token: string | undefined): Promise<void> {
+    const { dueInMs } = await this.forfeitDeposit(job.data.orderId);
+    if (dueInMs !== undefined) await waitForDeadline(job, token, dueInMs, this.deps.log);
   }
 
   /**

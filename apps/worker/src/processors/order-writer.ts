@@ -1,6 +1,6 @@
-import { DomainError, priceOrder, stateMachineFor, type AcceptedOrder } from '@orders/domain';
+import { DomainError, priceOrder, stateMachineFor, type AcceptedOrder, type Sku } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import type { CatalogRepository, OrderRepository, OrderToPersist, PricingRepository } from '@orders/persistence';
+import { CouponUsedUpMeanwhile, type CatalogRepository, type OrderRepository, type OrderToPersist, type PricingRepository } from '@orders/persistence';
 import { forgetCarriers, isPersistOrdersJob, schedulePaymentDeadlines, type OrderQueues, type PersistOrdersJob } from '@orders/queues';
 import type { Inventory } from '@orders/stock';
 
@@ -23,6 +23,12 @@ export interface OrderWriterOptions {
    */
   busyIntervalMs: number;
 }
+
+/**
+ * How often a batch is priced in all when batches persisted meanwhile take coupon uses its
+ * orders were priced with (CouponUsedUpMeanwhile): each time, another batch recorded a use.
+ */
+const PRICING_ROUNDS = 5;
 
 /**
  * Gathers the persist jobs that a worker runs concurrently into one MySQL transaction
@@ -88,26 +94,25 @@ export class OrderWriter {
   }
 
   private async write(batch: Pending[]): Promise<void> {
-    const { orders, catalog, pricing, inventory, queues, metrics, clock } = this.deps;
+    const { orders, catalog, inventory, queues, metrics, clock } = this.deps;
     try {
       const now = clock();
       const skus = await catalog.findSkus(batch.flatMap((p) => p.order.items.map((item) => item.skuId)));
-      const rules = await pricing.rulesFor(
-        batch.map((p) => p.order),
-        [...skus.values()].map((sku) => sku.warehouseId),
-      );
-      const priced: Array<Pending & OrderToPersist> = [];
-      for (const pending of batch) {
+      let priced = await this.price(batch, skus);
+      if (priced.length === 0) return;
+      let written: string[];
+      for (let round = 1; ; round++) {
         try {
-          const { order } = pending;
-          priced.push({ ...pending, accepted: order, priced: priceOrder(order.type, order.items, skus, new Date(order.acceptedAt), rules.get(order.orderId)) });
+          written = await orders.persistAcceptedOrders(priced, now);
+          break;
         } catch (error) {
-          // one unpriceable order (e.g. a SKU missing from MySQL) must not hold back the others
-          pending.reject(error instanceof DomainError ? error : new Error(String(error)));
+          // another batch took the coupon uses these orders were priced with: priced again from
+          // what MySQL has now, they go without the coupon, as if their buyer had none left at
+          // pricing, and the use goes back in Redis below
+          if (!(error instanceof CouponUsedUpMeanwhile) || round >= PRICING_ROUNDS) throw error;
+          priced = await this.price(priced, skus);
         }
       }
-      if (priced.length === 0) return;
-      const written = await orders.persistAcceptedOrders(priced, now);
       metrics.persistBatchSize.observe(written.length);
       metrics.ordersPersisted.inc(written.length);
       const fresh = new Set(written);
@@ -120,8 +125,9 @@ export class OrderWriter {
       // For every order of the batch, new or already written by an earlier attempt: the
       // deadline job, the coupon release and the accepted-set removal are all idempotent, and
       // an earlier attempt may have died between the commit and these steps. A coupon reserved
-      // at checkout that did not apply (minimum spend not reached) goes back to its buyer in
-      // the deadlines' round trip: the buyer sees the order without it as soon as it is committed.
+      // at checkout that did not apply (minimum spend not reached, no use left in MySQL) goes
+      // back to its buyer in the deadlines' round trip: the buyer sees the order without it as
+      // soon as it is committed.
       await Promise.all([
         schedulePaymentDeadlines(queues, priced.map(({ order }) => order), now),
         ...priced.filter((p) => p.order.couponCode && !p.priced.applied.coupon).map((p) => inventory.releaseCoupon(p.order)),
@@ -133,5 +139,24 @@ export class OrderWriter {
     } catch (error) {
       for (const pending of batch) pending.reject(error as Error);
     }
+  }
+
+  /** The batch's orders priced with the rules of their acceptance; one that cannot be priced is refused alone. */
+  private async price(batch: readonly Pending[], skus: ReadonlyMap<string, Sku>): Promise<Array<Pending & OrderToPersist>> {
+    const rules = await this.deps.pricing.rulesFor(
+      batch.map((p) => p.order),
+      [...skus.values()].map((sku) => sku.warehouseId),
+    );
+    const priced: Array<Pending & OrderToPersist> = [];
+    for (const pending of batch) {
+      try {
+        const { order, resolve, reject } = pending;
+        priced.push({ order, resolve, reject, accepted: order, priced: priceOrder(order.type, order.items, skus, new Date(order.acceptedAt), rules.get(order.orderId)) });
+      } catch (error) {
+        // one unpriceable order (e.g. a SKU missing from MySQL) must not hold back the others
+        pending.reject(error instanceof DomainError ? error : new Error(String(error)));
+      }
+    }
+    return priced;
   }
 }

@@ -7,6 +7,7 @@ import { buyerAddress, createTestEnv, freePort, httpClient, signToken, waitFor, 
 import { buildWarehouseSim, warehouseSimOptions } from '@orders/warehouse-sim';
 import { StockReconciler, connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
 import { pino } from 'pino';
 import { ulid } from 'ulid';
 
@@ -34,6 +35,8 @@ export interface OrderSystem extends Pick<HttpClient, 'request'> {
   /** An order of any type put straight into MySQL, as the worker would write it, with no reservation in Redis. */
   persisted(type: OrderType, userId: string, items: Array<{ skuId: string; qty: number }>): Promise<string>;
   waitForStatus(orderId: string, status: string, timeoutMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** The order's payment deadline comes now by MySQL's clock, as if its buyer had let it pass: an expiry closes it from then on. */
+  passPaymentDeadline(orderId: string): Promise<void>;
   /** The order's first refund (or return) once it has this status, SUCCEEDED when paid back: its refund job has run by then. */
   waitForRefund(orderId: string, status?: string, timeoutMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   order(orderId: string): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -122,6 +125,9 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
         },
         { what: `order ${orderId} to be ${status}`, timeoutMs, intervalMs: 50 },
       );
+    },
+    async passPaymentDeadline(orderId) {
+      await env.db.updateTable('orders').set({ payment_deadline: sql<Date>`UTC_TIMESTAMP(3)` }).where('order_id', '=', orderId).execute();
     },
     async waitForRefund(orderId, status = 'SUCCEEDED', timeoutMs = 30_000) {
       return waitFor(

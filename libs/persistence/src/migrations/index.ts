@@ -12,6 +12,7 @@ import * as refundKeys from './0012-refund-keys.js';
 import * as stockLedgerKindOrder from './0013-stock-ledger-kind-order.js';
 import * as skuOrderType from './0014-sku-order-type.js';
 import * as orderAddressOptional from './0015-order-address-optional.js';
+import * as couponUseNumbers from './0016-coupon-use-numbers.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -31,4 +32,5 @@ export const migrations: Record<string, Migration> = {
   '0013-stock-ledger-kind-order': stockLedgerKindOrder,
   '0014-sku-order-type': skuOrderType,
   '0015-order-address-optional': orderAddressOptional,
+  '0016-coupon-use-numbers': couponUseNumbers,
 };

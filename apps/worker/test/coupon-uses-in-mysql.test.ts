@@ -1,0 +1,96 @@
+import { buildApp, connectApi } from '@orders/api';
+import type { AcceptedOrder } from '@orders/domain';
+import { OrderRepository, PricingRepository } from '@orders/persistence';
+import { buyerAddress, createSku, createTestEnv, httpClient, signToken, type HttpClient, type TestEnv } from '@orders/testing';
+import { OrderWriter, connectWorker, type WorkerDeps } from '@orders/worker';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * MySQL is the system of record for a buyer's uses of a coupon: Redis stops a checkout past
+ * the buyer's limit, but a count Redis lost lets one through, and the worker prices it
+ * without the coupon when MySQL already has the buyer's use. Here the two orders wait
+ * unpersisted together and two workers price them at once, each before the other writes.
+ */
+describe("a once-per-buyer coupon held in MySQL when two workers persist the buyer's orders at once", () => {
+  let env: TestEnv;
+  let apiDeps: Awaited<ReturnType<typeof connectApi>>;
+  let api: FastifyInstance;
+  let http: HttpClient;
+  let worker: WorkerDeps;
+  const token = (sub: string, role: 'buyer' | 'admin' = 'buyer') => signToken(env.config.AUTH_JWT_SECRET, { sub, role });
+
+  beforeAll(async () => {
+    env = await createTestEnv('coupon_uses_in_mysql');
+    apiDeps = await connectApi(env.config);
+    api = await buildApp(apiDeps, { logger: false });
+    http = httpClient(await api.listen({ host: '127.0.0.1', port: 0 }), 10);
+    worker = connectWorker(env.config, pino({ level: 'silent' }));
+    await createSku(http, token('ops', 'admin'), { skuId: 'LAMP', title: 'Lamp', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 100, deduction: 'placement' });
+    const coupon = { code: 'ONCE', kind: 'fixed', offCents: 1_000, minSpendCents: 0, perBuyerLimit: 1, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
+    expect((await http.request('POST', '/v1/admin/coupons', { token: token('ops', 'admin'), body: coupon })).status).toBe(201);
+  });
+  afterAll(async () => {
+    await worker?.queues.close();
+    await worker?.db.destroy();
+    worker?.redis.disconnect();
+    await http?.close();
+    await api?.close();
+    await apiDeps?.close();
+    await env?.cleanup();
+  });
+
+  const checkout = async (buyer: string, key: string): Promise<AcceptedOrder> => {
+    const answer = await http.request('POST', '/v1/orders', { token: token(buyer), headers: { 'idempotency-key': key }, body: { items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress, couponCode: 'ONCE' } });
+    expect(answer.status).toBe(202);
+    return (await worker.inventory.findAcceptedOrder(answer.body.orderId as string))!;
+  };
+
+  /** Pricing rules as MySQL has them, handed over only once both workers have read theirs: neither has written yet. */
+  const pricingReadTogether = () => {
+    let arrived = 0;
+    let bothRead: () => void;
+    const together = new Promise<void>((resolve) => (bothRead = resolve));
+    return (db: WorkerDeps['db']) =>
+      new (class extends PricingRepository {
+        override async rulesFor(...args: Parameters<PricingRepository['rulesFor']>) {
+          const rules = await super.rulesFor(...args);
+          if (++arrived === 2) bothRead();
+          await together;
+          return rules;
+        }
+      })(db);
+  };
+
+  it('discounts one of the two orders and records one use, the other order priced without the coupon', async () => {
+    const first = await checkout('cal', 'cal-1');
+    // Redis lost its count of cal's use: the second order gets through the checkout
+    await env.redis.del(worker.inventory.keys.couponUses(worker.inventory.keys.groupOf('cal'), 'ONCE', 'cal'));
+    const second = await checkout('cal', 'cal-2');
+
+    // two workers, each with a pool of its own, each priced before either writes
+    const pricing = pricingReadTogether();
+    const options = { batchSize: 500, batchWaitMs: 2, busyIntervalMs: 250 };
+    const one = new OrderWriter({ ...worker, pricing: pricing(worker.db) }, options);
+    const other = new OrderWriter({ ...worker, orders: new OrderRepository(env.db), pricing: pricing(env.db) }, options);
+    await Promise.all([one.persist(first), other.persist(second)]);
+
+    const redemptions = await env.db.selectFrom('coupon_redemptions').select(['order_id', 'status']).where('code', '=', 'ONCE').execute();
+    expect(redemptions.map((r) => r.status)).toEqual(['used']);
+    const orders = await Promise.all([first, second].map(async ({ orderId }) => (await http.request('GET', `/v1/orders/${orderId}`, { token: token('ops', 'admin') })).body));
+    const discounted = orders.filter((order) => order.benefits.coupon !== null);
+    const fullPrice = orders.filter((order) => order.benefits.coupon === null);
+    expect(discounted.map((order) => order.orderId)).toEqual([redemptions[0]!.order_id]);
+    expect(discounted.map((order) => [order.status, order.amounts.discountCents, order.amounts.payableCents])).toEqual([['PENDING_PAYMENT', 1_000, 9_000]]);
+    expect(fullPrice.map((order) => [order.status, order.amounts.discountCents, order.amounts.payableCents])).toEqual([['PENDING_PAYMENT', 0, 10_000]]);
+
+    // cancelled, the discounted order gives its use back: cal's next order is discounted
+    const cancelled = await http.request('POST', `/v1/orders/${discounted[0]!.orderId}/cancel`, { token: token('cal'), body: { reason: 'changed my mind' } });
+    expect(cancelled.body.status).toBe('CANCELLED');
+    const third = await checkout('cal', 'cal-3');
+    await one.persist(third);
+    const order = (await http.request('GET', `/v1/orders/${third.orderId}`, { token: token('ops', 'admin') })).body;
+    expect([order.benefits.coupon, order.amounts.payableCents]).toEqual([{ code: 'ONCE', discountCents: 1_000 }, 9_000]);
+  });
+});
