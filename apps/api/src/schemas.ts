@@ -248,7 +248,11 @@ export const orderSchema = {
           shipmentId: { type: 'string' },
           warehouseId: { type: 'string' },
           trackingNo: { type: ['string', 'null'] },
-          status: { type: 'string' },
+          status: {
+            type: 'string',
+            description:
+              "ACCEPTED (the warehouse has the parcel), PICKED, PACKED, SHIPPED, DELIVERED; CANCELLED once every unit of it was refunded before it left and the warehouse was told to drop it",
+          },
         },
       },
     },

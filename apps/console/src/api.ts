@@ -29,6 +29,8 @@ export interface Order {
   payment: { paymentId?: string; transactionId: string | null; paidAt: string | null; method: string } | null;
   /** every payment attempt, oldest first; empty for a split order's child (its parent holds them) and in a merchant's view of an order holding other merchants' lines */
   payments: Payment[];
+  /** when an unpaid order (a presale: its deposit) expires */
+  paymentDeadline?: string;
   /** a presale's: when its balance is due, once its deposit is paid */
   balanceDeadline: string | null;
   shipments: Array<{ shipmentId: string; warehouseId: string; trackingNo: string | null; status: string }>;
@@ -36,6 +38,7 @@ export interface Order {
   /** null: a virtual order placed without one (it ships nothing) */
   address: Address | null;
   history: Array<{ from: string | null; action: string; to: string; at: string; actor: string; detail?: string | null }>;
+  /** when it was written to MySQL; null while it is still in the queue (its checkout step says when it was accepted) */
   createdAt: string | null;
 }
 

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiProblem, formatCents, formatTime, idempotencyKey, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type Refund, type RefundAnswer } from './api.js';
+import { NextStep } from './next-step.js';
 import { Link } from './route.js';
 
 /** The merchant's words for the state table's actions; an action without one shows its table name. */
@@ -50,7 +51,15 @@ function balanceDue(order: Order): number | null {
   return deposit ? order.amounts.payableCents - deposit.amountCents : null;
 }
 
-export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
+/**
+ * When the order was placed, as the lists show it: when it was written; while it is still in
+ * the queue, when the intake accepted it (its checkout step).
+ */
+function placedAt(order: Order): string | null {
+  return order.createdAt ?? order.history.find((step) => step.from === null && step.action === 'checkout')?.at ?? null;
+}
+
+export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; role: 'merchant' | 'admin' }) {
   const [order, setOrder] = useState<Order | null>(null);
   const [actions, setActions] = useState<AllowedAction[]>([]);
   const [actionsProblem, setActionsProblem] = useState<string | null>(null);
@@ -59,6 +68,8 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
   const [refundsProblem, setRefundsProblem] = useState<string | null>(null);
   /** a split order's child: the parent it was split from, which holds the payments (null until read, or when the caller may not read it) */
   const [payer, setPayer] = useState<Order | null>(null);
+  /** a split order's children the caller may read (a merchant: its own), as last read with the order */
+  const [children, setChildren] = useState<Order[]>([]);
   const [problem, setProblem] = useState<string | null>(null);
   const [actionProblem, setActionProblem] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
@@ -130,6 +141,18 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
     // a parent the caller may not read (404) leaves the child naming it alone
     api<Order>('GET', `/v1/orders/${parentOrderId}`).then(setPayer, () => undefined);
   }, [api, parentOrderId]);
+
+  useEffect(() => {
+    if (!order || order.subOrders.length === 0) return;
+    // read with each read of the order, whose status derives from theirs; a later read's answer wins
+    let current = true;
+    void Promise.allSettled(order.subOrders.map((child) => api<Order>('GET', `/v1/orders/${child}`))).then((read) => {
+      if (current) setChildren(read.flatMap((child) => (child.status === 'fulfilled' ? [child.value] : [])));
+    });
+    return () => {
+      current = false;
+    };
+  }, [api, order]);
 
   /**
    * Runs an action the state table allows, then shows what the api answered (`send`'s
@@ -243,7 +266,10 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
         <dt>Buyer</dt>
         <dd>{order.userId}</dd>
         <dt>Placed</dt>
-        <dd>{formatTime(order.createdAt)}</dd>
+        <dd>
+          <time dateTime={placedAt(order) ?? undefined}>{formatTime(placedAt(order))}</time>
+          {order.createdAt === null && ': accepted, still being recorded'}
+        </dd>
         {order.couponCode && (
           <>
             <dt>Coupon</dt>
@@ -262,10 +288,11 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
 
       <section aria-labelledby="actions-title" class="panel">
         <h2 id="actions-title">Actions</h2>
+        <NextStep order={order} childOrders={children} role={role} offered={actionsProblem ? null : actions.length > 0} now={Date.now()} />
         {actionsProblem ? (
           <p class="problem">Your actions could not be read: {actionsProblem}</p>
         ) : actions.length === 0 ? (
-          <p>Nothing for you to do in {order.status}: the next step belongs to the buyer, the payment or warehouse system, or the order is closed.</p>
+          <p>Nothing for you to do on it now.</p>
         ) : (
           <>
             <label for="action-reason">Reason (kept in the history, optional)</label>
@@ -414,11 +441,15 @@ export function OrderPage({ api, orderId }: { api: Api; orderId: string }) {
         <section aria-labelledby="children-title">
           <h2 id="children-title">Child orders after the split</h2>
           <ul>
-            {order.subOrders.map((child) => (
-              <li>
-                <Link to={`/orders/${child}`}>{child}</Link>
-              </li>
-            ))}
+            {order.subOrders.map((child) => {
+              const read = children.find((seen) => seen.orderId === child);
+              return (
+                <li>
+                  <Link to={`/orders/${child}`}>{child}</Link>
+                  {read && `: ${read.status} (${read.merchantStatus})`}
+                </li>
+              );
+            })}
           </ul>
         </section>
       )}

@@ -213,11 +213,16 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
   );
 }
 
+/**
+ * A split order and its child orders each hold a payable, the split order's being its children's
+ * added up: each row says which it is, so an operator adding up a page counts no money twice.
+ */
 export function OrderTable({ orders, caption }: { orders: Order[]; caption: string }) {
   if (orders.length === 0) return <p class="empty">No orders match.</p>;
+  const splitShown = orders.some((order) => order.subOrders.length > 0 || order.parentOrderId !== null);
   return (
     <div class="table-wrap">
-      <table>
+      <table aria-describedby={splitShown ? 'split-payables' : undefined}>
         <caption>{caption}</caption>
         <thead>
           <tr>
@@ -239,6 +244,7 @@ export function OrderTable({ orders, caption }: { orders: Order[]; caption: stri
             <tr key={order.orderId}>
               <th scope="row">
                 <Link to={`/orders/${order.orderId}`}>{order.orderId}</Link>
+                <SplitRelation order={order} />
               </th>
               <td>{order.type}</td>
               <td>
@@ -248,12 +254,38 @@ export function OrderTable({ orders, caption }: { orders: Order[]; caption: stri
               <td>{order.merchantStatus}</td>
               <td>{order.userId}</td>
               <td>{order.items.map((item) => `${item.skuId} ×${item.qty}`).join(', ')}</td>
-              <td class="number">{formatCents(order.amounts?.payableCents)}</td>
+              <td class="number">
+                {formatCents(order.amounts?.payableCents)}
+                {order.parentOrderId !== null && <span class="relation">also counted in its split order's</span>}
+                {order.subOrders.length > 0 && <span class="relation">its child orders' added up</span>}
+              </td>
               <td>{formatTime(order.createdAt)}</td>
             </tr>
           ))}
         </tbody>
       </table>
+      {splitShown && (
+        <p id="split-payables" class="hint">
+          A split order's payable is its child orders' payables added up: count either the split order or its children, not both.
+        </p>
+      )}
     </div>
+  );
+}
+
+/** Which side of a split the order is on: split into child orders, or one of them. */
+function SplitRelation({ order }: { order: Order }) {
+  if (order.subOrders.length > 0) {
+    return (
+      <span class="relation">
+        split into {order.subOrders.length} child order{order.subOrders.length === 1 ? '' : 's'}
+      </span>
+    );
+  }
+  if (order.parentOrderId === null) return null;
+  return (
+    <span class="relation">
+      part of <Link to={`/orders/${order.parentOrderId}`}>{order.parentOrderId}</Link>
+    </span>
   );
 }

@@ -196,6 +196,76 @@ describe('the web console', () => {
     await shot('07d-merchant-own-refunds');
   });
 
+  it('shows an order still in the queue as placed when the intake accepted it and still being recorded, the system moving it on next', async () => {
+    const orders = system.workers.deps.queues.orders;
+    const placed = page.locator('dt:text-is("Placed") + dd');
+    const actions = page.getByRole('region', { name: 'Actions' });
+    // a backlog: the intake accepts the order, no worker writes it yet
+    await orders.pause();
+    try {
+      const orderId = await system.checkout('quin', [{ skuId: 'KETTLE', qty: 1 }]);
+      const queued = await system.order(orderId);
+      expect(queued.status).toBe('ACCEPTED');
+      await page.goto(`${base}/console/orders/${orderId}`);
+      await expect.poll(() => shownText(placed), { timeout: 10_000 }).toMatch(/ UTC: accepted, still being recorded$/);
+      // the checkout's time, as the api gives it for an order it answers from the queue
+      expect(await placed.locator('time').getAttribute('datetime')).toBe(queued.history[0].at);
+      const said = await shownText(actions);
+      expect(said).toContain('The system records it next');
+      expect(said).not.toMatch(/belongs to the buyer/);
+      await shot('07e-queued-order');
+
+      await orders.resume();
+      const written = await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      await expect.poll(() => shownText(page.getByTestId('order-status')), { timeout: 10_000 }).toBe('PENDING_PAYMENT');
+      expect(await shownText(placed)).not.toContain('being recorded');
+      expect(await placed.locator('time').getAttribute('datetime')).toBe(written.createdAt);
+      expect(await shownText(actions)).toMatch(/The buyer pays next, by .+ UTC/);
+    } finally {
+      await orders.resume();
+    }
+  });
+
+  it("tells a merchant whose part of a split order has shipped that another merchant's part holds the order, and that merchant that its own child moves on next", async () => {
+    const orderId = await system.checkout('vic', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('vic'), body: { method: 'card' } });
+    const children = (await waitFor(async () => (await system.order(orderId)).subOrders.length === 2 && (await system.order(orderId)).subOrders, { what: 'the split' })) as string[];
+    for (const child of children) await system.waitForStatus(child, 'IN_FULFILLMENT');
+    const childOf = async (skuId: string) => (await Promise.all(children.map((child) => system.order(child)))).find((child) => child.items[0].skuId === skuId).orderId as string;
+    const [kettleChild, mugChild] = [await childOf('KETTLE'), await childOf('MUG')];
+    // the potter's parcel leaves, the shop's does not: the order stays IN_FULFILLMENT, held by the shop's part
+    await system.warehouseSim.request('POST', `/__admin/orders/${mugChild}/events`, { body: { event: 'SHIPPED' } });
+    await system.waitForStatus(mugChild, 'SHIPPED');
+    expect((await system.order(orderId)).status).toBe('IN_FULFILLMENT');
+
+    // the potter, in a tab of its own (the shop stays signed in on the other)
+    const potterPage = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+    try {
+      await potterPage.goto(`${base}/console/`);
+      await potterPage.getByLabel('Token').fill(system.token('potter', 'merchant'));
+      await potterPage.getByRole('button', { name: 'Sign in' }).click();
+      await potterPage.getByRole('heading', { name: 'Orders', level: 1 }).waitFor();
+      await potterPage.goto(`${base}/console/orders/${orderId}`);
+      const actions = potterPage.getByRole('region', { name: 'Actions' });
+      await expect.poll(() => shownText(actions), { timeout: 10_000 }).toContain("another merchant's part holds it in IN_FULFILLMENT and moves on next");
+      const said = await shownText(actions);
+      expect(said).toContain(`child order ${mugChild}: SHIPPED`);
+      expect(said).not.toMatch(/buyer/);
+      expect(await shownText(potterPage.getByRole('region', { name: 'Child orders after the split' }))).toContain(`${mugChild}: SHIPPED (Shipped)`);
+      await potterPage.screenshot({ path: `${SCREENSHOTS}07f-split-held-by-another-merchant.png`, fullPage: true });
+    } finally {
+      await potterPage.close();
+    }
+
+    // the shop, whose child holds the order: that child's warehouse ships next
+    await page.goto(`${base}/console/orders/${orderId}`);
+    const actions = page.getByRole('region', { name: 'Actions' });
+    await expect.poll(() => shownText(actions), { timeout: 10_000 }).toContain(`it moves on with your child order ${kettleChild} (IN_FULFILLMENT). Warehouse wh-east picks, packs and ships it next.`);
+    expect(await shownText(actions)).not.toMatch(/buyer/);
+  });
+
   it('creates a flash sale and shows its stock and queues move while buyers check out', async () => {
     await page.getByRole('link', { name: 'Flash sales' }).click();
     await page.getByLabel('SKU id').fill('FLASH-KETTLE');

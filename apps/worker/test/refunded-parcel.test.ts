@@ -55,7 +55,8 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     const orderId = await paid('bo', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'TEA', qty: 1 }]);
     const children = (await waitFor(async () => (await system.order(orderId)).subOrders.length === 2 && (await system.order(orderId)).subOrders, { what: 'the split' })) as string[];
     const split = await Promise.all(children.map((child) => system.waitForStatus(child, 'IN_FULFILLMENT')));
-    const [kettleChild, teaChild] = ['KETTLE', 'TEA'].map((sku) => split.find((child) => child.items[0].skuId === sku).orderId as string);
+    const childOf = (skuId: string) => split.find((child) => child.items[0].skuId === skuId).orderId as string;
+    const [kettleChild, teaChild] = [childOf('KETTLE'), childOf('TEA')];
     const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('bo'), body: { reason: 'no tea', items: [{ skuId: 'TEA', qty: 1 }] } });
     expect(refund.status).toBe(202);
     await system.waitForStatus(teaChild, 'REFUNDED');

@@ -124,8 +124,9 @@ export class CouponUsedUp extends DomainError {
 
 export class IllegalTransition extends DomainError {
   readonly code = 'ILLEGAL_TRANSITION';
-  constructor(readonly status: string, readonly action: string, readonly actor: string) {
-    super(`Action '${action}' by ${actor} is not allowed while the order is ${status}`);
+  /** `childOrderId`: the child of a split order whose `status` refuses an action taken on the whole order */
+  constructor(readonly status: string, readonly action: string, readonly actor: string, readonly childOrderId?: string) {
+    super(`Action '${action}' by ${actor} is not allowed while ${childOrderId === undefined ? 'the order' : `its child order ${childOrderId}`} is ${status}`);
   }
 }
 

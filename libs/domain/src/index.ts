@@ -5,6 +5,7 @@ export * from './pricing.js';
 export * from './order-process.js';
 export * from './processes/index.js';
 export * from './splitting.js';
+export * from './split-order-actions.js';
 export * from './order-import.js';
 export * from './risk-control.js';
 export * from './refund-parts.js';

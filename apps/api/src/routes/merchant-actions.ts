@@ -1,5 +1,5 @@
-import { stateMachineFor, type Actor, type OrderType } from '@orders/domain';
-import { afterStaleOrderVersion, RefundRepository, retryTransaction, type OrderView } from '@orders/persistence';
+import { offeredActions, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
+import { afterStaleOrderVersion, ProcessRepository, RefundRepository, retryTransaction, type OrderView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { Principal } from '../plugins/auth.js';
@@ -55,14 +55,16 @@ const allowedActionsSchema = {
 
 /**
  * What a merchant or an operator may do to an order, read from the order type's state
- * table (actor `merchant` for merchants, `admin` for admins, guards included), and firing
- * one of those actions through the same transition path as every other route. A console
- * shows only what this lists; an action that became illegal meanwhile answers 409
- * ILLEGAL_TRANSITION.
+ * table (actor `merchant` for merchants, `admin` for admins, guards included; on a split
+ * order, a cancellation or an address change only when every child it would move allows
+ * it), and firing one of those actions through the same transition path as every other
+ * route. A console shows only what this lists; an action that became illegal meanwhile
+ * answers 409 ILLEGAL_TRANSITION.
  */
 export async function merchantActionRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const { orders, metrics } = deps;
   const refunds = new RefundRepository(deps.db);
+  const process = new ProcessRepository(deps.db);
 
   /**
    * Merchants see orders holding their SKUs, admins every order; anything else is 404, so ids
@@ -84,7 +86,8 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       schema: {
         tags: ['orders'],
         summary: "The actions the caller (as actor merchant or admin) may take on the order in its current status, from its type's state table",
-        description: 'An order still in the queue (ACCEPTED) allows no action by anyone yet: its list is empty.',
+        description:
+          "An order still in the queue (ACCEPTED) allows no action by anyone yet: its list is empty. On a split order, `refund` (its cancellation) and `change_address` are carried out on its children and listed only when each child they would move allows them: not once a child has shipped, whatever the order's own status says (it follows its least advanced child).",
         params: orderParamsSchema,
         response: { 200: allowedActionsSchema, '4xx': problemRef },
       },
@@ -100,12 +103,13 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       }
       const machine = stateMachineFor(order.type as OrderType);
       const facts = { split: order.subOrders.length > 0, child: order.parentOrderId !== null };
+      // a split order's cancellation and address change are carried out on its children: theirs decide
+      const children = facts.split ? (await process.children(order.orderId)).map((child) => ({ orderId: child.order_id, status: child.status })) : [];
       // a split order's return is on the child holding the units
       const requestedReturn = (await refunds.ofOrders([order.orderId, ...order.subOrders])).find((record) => record.kind === 'return' && record.status === 'REQUESTED');
       // a merchant sees an order holding another merchant's lines too, and acts on none of it
       const mayAct = actor === 'admin' || order.items.every((item) => item.merchantId === request.user.sub);
-      const actions = (mayAct ? machine.allowedActions(order.status, actor) : [])
-        .filter((action) => machine.can(order.status, action, actor, facts))
+      const actions = (mayAct ? offeredActions(machine, order.status, actor, facts, children) : [])
         // approving or refusing needs the return's id: without a requested return there is nothing to decide
         .filter((action) => !RETURN_DECISIONS.has(action) || requestedReturn !== undefined)
         .map((action) => {

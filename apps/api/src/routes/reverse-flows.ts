@@ -1,4 +1,4 @@
-import { IllegalTransition, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
+import { CLOSED_BEFORE_SHIPPING, IllegalTransition, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
 import { afterStaleOrderVersion, OrderRepository, ProcessRepository, RefundRepository, refundIdFor, retryTransaction, type Database, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { Transaction } from 'kysely';
@@ -102,8 +102,6 @@ export const refundSchema = {
 
 /** Statuses in which a paid order has not left the warehouse: what a refund or a paid cancellation may touch. */
 const UNSHIPPED = new Set(['PAID', 'IN_FULFILLMENT']);
-/** Statuses of an order part that a refund or cancellation already closed before it shipped: nothing is left to cancel. */
-const CLOSED_UNSHIPPED = new Set(['REFUNDING', 'REFUNDED', 'CANCELLED']);
 /** Statuses of an order closed with its reservation given back: unpaid (cancelled, expired), or a presale's deposit forfeited. */
 const RESERVATION_GIVEN_BACK = new Set(['CANCELLED', 'EXPIRED', 'DEPOSIT_FORFEITED']);
 
@@ -116,6 +114,9 @@ const RESERVATION_GIVEN_BACK = new Set(['CANCELLED', 'EXPIRED', 'DEPOSIT_FORFEIT
 function neverSold(order: OrderRow): boolean {
   return stateMachineFor(order.type as OrderType).rule(order.status, 'refund')?.effects?.includes('releaseStock') ?? false;
 }
+
+/** The id of `part` when it is a child of `order` rather than the order itself: what a refusal names. */
+const childOf = (order: OrderRow, part: OrderRow): string | undefined => (part.order_id === order.order_id ? undefined : part.order_id);
 
 /** The refund a cancellation opens on an order part (one per part: cancelling again opens nothing). */
 const cancelRefundOf = (partId: string) => `${partId}-cancel`;
@@ -134,7 +135,7 @@ const cancelRefundOf = (partId: string) => `${partId}-cancel`;
 async function restoreCouponOnceNoneLeft(trx: Transaction<Database>, orderId: string, at: Date): Promise<void> {
   const children = await trx.selectFrom('orders').select(['order_id', 'status']).where('parent_order_id', '=', orderId).orderBy('order_id').forUpdate().execute();
   const parts = children.length > 0 ? children : await trx.selectFrom('orders').select(['order_id', 'status']).where('order_id', '=', orderId).forUpdate().execute();
-  if (!parts.every((part) => CLOSED_UNSHIPPED.has(part.status))) return;
+  if (!parts.every((part) => CLOSED_BEFORE_SHIPPING.has(part.status))) return;
   await RefundRepository.refuseStaleSnapshot(trx, orderId);
   const cancelled = await trx.selectFrom('refunds').select('refund_id').where('refund_id', 'in', parts.map((part) => cancelRefundOf(part.order_id))).execute();
   if (cancelled.length > 0) await OrderRepository.restoreCoupon(trx, orderId, at);
@@ -278,7 +279,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
         description:
-          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back once no part of the order is left live and none shipped (on a split order the cancel that closes its last part gives it back, whoever sends it: each merchant cancelling its own child, or the buyer the rest; a child refunded whole before it shipped counts as closed, and a refund closing the last child whole after a cancel closed another gives it back alike; while a child is live it stays used, and once a child has shipped it stays used for good, the order being partly fulfilled; a repeat gives it back if the cancels before it did not; once only), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). A presale whose deposit is paid (DEPOSIT_PAID): the buyer’s cancel forfeits the deposit at once (DEPOSIT_FORFEITED, as when its balance deadline passes: the units back on sale, the coupon use back); a merchant’s or an admin’s refunds the deposit (REFUNDING with a refund of what the deposit took, REFUNDED once paid back; the units, reserved and never sold, are released rather than restocked; the deposit counts on the lines’ refundedCents by what each pays, so each merchant’s view says its share went back; one whose balance is paid meanwhile is refunded as the paid order it is then, its units restocked). Cancelling again changes nothing, except that it finishes giving the stock back when the first cancel failed halfway (a 5xx). 409 ILLEGAL_TRANSITION once shipped, and (with retry-after) while the order is still in the queue (ACCEPTED). A merchant’s cancel of an order holding another merchant’s lines too is 403 FORBIDDEN whatever its status, already cancelled or still in the queue alike.',
+          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back once no part of the order is left live and none shipped (on a split order the cancel that closes its last part gives it back, whoever sends it: each merchant cancelling its own child, or the buyer the rest; a child refunded whole before it shipped counts as closed, and a refund closing the last child whole after a cancel closed another gives it back alike; while a child is live it stays used, and once a child has shipped it stays used for good, the order being partly fulfilled; a repeat gives it back if the cancels before it did not; once only), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). A presale whose deposit is paid (DEPOSIT_PAID): the buyer’s cancel forfeits the deposit at once (DEPOSIT_FORFEITED, as when its balance deadline passes: the units back on sale, the coupon use back); a merchant’s or an admin’s refunds the deposit (REFUNDING with a refund of what the deposit took, REFUNDED once paid back; the units, reserved and never sold, are released rather than restocked; the deposit counts on the lines’ refundedCents by what each pays, so each merchant’s view says its share went back; one whose balance is paid meanwhile is refunded as the paid order it is then, its units restocked). Cancelling again changes nothing, except that it finishes giving the stock back when the first cancel failed halfway (a 5xx). 409 ILLEGAL_TRANSITION once shipped (on a split order: once any child has, its detail naming that child), and (with retry-after) while the order is still in the queue (ACCEPTED). A merchant’s cancel of an order holding another merchant’s lines too is 403 FORBIDDEN whatever its status, already cancelled or still in the queue alike.',
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
@@ -308,10 +309,11 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         const units = merchantParts ?? (await orderParts(process, order));
         const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefundOf(unit.order_id)) })));
         // a part closed by a refund of its own (a child refunded in full) is left as it is
-        const parts = open.filter(({ unit, known }) => known || !CLOSED_UNSHIPPED.has(unit.status));
+        const parts = open.filter(({ unit, known }) => known || !CLOSED_BEFORE_SHIPPING.has(unit.status));
         if (parts.length === 0) throw new IllegalTransition(order.status, 'cancel', actor);
-        // all or nothing: a cancellation refunds only when no part has shipped (or, a presale after its deposit, none was sold)
-        for (const { unit, known } of parts) if (!known && !UNSHIPPED.has(unit.status) && !neverSold(unit)) throw new IllegalTransition(unit.status, 'cancel', actor);
+        // all or nothing: a cancellation refunds only when no part has shipped (or, a presale after its deposit, none was sold);
+        // a child refusing it is named, as the order's own status (its least advanced child's) does not say why
+        for (const { unit, known } of parts) if (!known && !UNSHIPPED.has(unit.status) && !neverSold(unit)) throw new IllegalTransition(unit.status, 'cancel', actor, childOf(order, unit));
         // the coupon use goes back with the refunds' commit once no part of the order is left live (this cancel
         // closed the last one, or all of them; or, after it, a refund closes the last part whole), and the refund
         // job makes Redis follow before it pays anything back
@@ -373,7 +375,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: "Change the order's delivery address until it ships",
         description:
-          "Each change is a step in the history (change_address). A warehouse that already has the order (or a split order's child) is told through its circuit breaker. The same address again changes nothing. 409 ILLEGAL_TRANSITION once the order (any part of a split order) has shipped or closed, and for an order that ships nothing (virtual), with or without an address.",
+          "Each change is a step in the history (change_address). A warehouse that already has the order (or a split order's child) is told through its circuit breaker. The same address again changes nothing. 409 ILLEGAL_TRANSITION once the order (any part of a split order, the detail naming that child) has shipped or closed, and for an order that ships nothing (virtual), with or without an address.",
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['address'], properties: { address: addressSchema } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
@@ -390,7 +392,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       const parts = [...children, order];
       // all or nothing: no part may have shipped
       for (const part of parts) {
-        if (part.address !== address && !stateMachineFor(part.type as OrderType).can(part.status, 'change_address', actor)) throw new IllegalTransition(part.status, 'change_address', actor);
+        if (part.address !== address && !stateMachineFor(part.type as OrderType).can(part.status, 'change_address', actor)) throw new IllegalTransition(part.status, 'change_address', actor, childOf(order, part));
       }
       for (const part of parts) {
         if (part.address === address) continue;

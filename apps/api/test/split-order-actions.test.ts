@@ -1,0 +1,101 @@
+// answers are read as the JSON a client sees
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { waitFor } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
+
+/**
+ * A split order's actions as an operator sees them: what GET /v1/orders/:id/actions offers
+ * on the order as a whole is what its routes then carry out on the children.
+ */
+describe("the actions offered on a split order, from its children's statuses", () => {
+  let system: OrderSystem;
+  let admin: string;
+
+  beforeAll(async () => {
+    // the warehouse advances only when the test sends its events
+    system = await startOrderSystem('split_order_actions', { WAREHOUSE_SIM_STEP_MS: '0' });
+    admin = system.token('ops', 'admin');
+    // one shop, two warehouses: an order of both splits into two children the admin acts on alike
+    await system.createSku({ skuId: 'KETTLE', priceCents: 3_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 20, deduction: 'placement' });
+    await system.createSku({ skuId: 'TEA', priceCents: 1_250, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 20, deduction: 'placement' });
+  });
+  afterAll(async () => system?.close());
+
+  const actionsOf = async (orderId: string) => {
+    const answer = await system.request('GET', `/v1/orders/${orderId}/actions`, { token: admin });
+    expect(answer.status).toBe(200);
+    return answer.body.actions as Array<{ action: string; href: string }>;
+  };
+  const newAddress = { name: 'Ada Lovelace', phone: '+44 20 7946 0000', line1: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'GB' };
+
+  /** A paid order of a kettle and tea, split in two: [parent, kettle child, tea child], the children in `childStatus`. */
+  async function paidAndSplit(buyer: string, childStatus: string): Promise<[string, string, string]> {
+    const orderId = await system.checkout(buyer, [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'TEA', qty: 2 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
+    const children = (await waitFor(async () => (await system.order(orderId)).subOrders.length === 2 && (await system.order(orderId)).subOrders, { what: 'the split', timeoutMs: 15_000 })) as string[];
+    const split = await Promise.all(children.map((child) => system.waitForStatus(child, childStatus)));
+    const childOf = (skuId: string) => split.find((child) => child.items[0].skuId === skuId).orderId as string;
+    return [orderId, childOf('KETTLE'), childOf('TEA')];
+  }
+
+  it('offers the admin no cancel and no address change on a split order one of whose children has shipped, and the refusal names that child', async () => {
+    const [orderId, kettleChild, teaChild] = await paidAndSplit('ada', 'IN_FULFILLMENT');
+    // before any parcel leaves, both are offered on the order as a whole
+    expect((await actionsOf(orderId)).map((a) => a.action)).toEqual(expect.arrayContaining(['refund', 'change_address']));
+
+    expect((await system.warehouseSim.request('POST', `/__admin/orders/${teaChild}/events`, { body: { event: 'SHIPPED' } })).body.callbackStatus).toBe(200);
+    await system.waitForStatus(teaChild, 'SHIPPED');
+    expect((await system.order(orderId)).status).toBe('IN_FULFILLMENT');
+
+    // the tea has left: neither cancelling with a refund nor a new address can be carried out on the whole order now
+    const offered = (await actionsOf(orderId)).map((a) => a.action);
+    expect(offered).not.toContain('refund');
+    expect(offered).not.toContain('change_address');
+    // the kettle's child alone still takes both
+    expect((await actionsOf(kettleChild)).map((a) => a.action)).toEqual(expect.arrayContaining(['refund', 'change_address']));
+
+    const cancel = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: admin, body: { reason: 'buyer called' } });
+    expect([cancel.status, cancel.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    expect(cancel.body.detail).toBe(`Action 'cancel' by admin is not allowed while its child order ${teaChild} is SHIPPED`);
+    const moved = await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: admin, body: { address: newAddress } });
+    expect([moved.status, moved.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    expect(moved.body.detail).toBe(`Action 'change_address' by admin is not allowed while its child order ${teaChild} is SHIPPED`);
+    // nothing moved
+    expect((await system.order(kettleChild)).status).toBe('IN_FULFILLMENT');
+  });
+
+  it("lists a split order and its children each with what ties them, so an admin's sum counts no payable twice", async () => {
+    const [orderId, kettleChild, teaChild] = await paidAndSplit('cy', 'IN_FULFILLMENT');
+    const listed = (await system.request('GET', '/v1/admin/orders?userId=cy', { token: admin })).body.items;
+    const byId = new Map(listed.map((order: any) => [order.orderId, order]));
+    expect(byId.get(orderId)).toMatchObject({ parentOrderId: null, subOrders: [kettleChild, teaChild].sort() });
+    for (const child of [kettleChild, teaChild]) expect(byId.get(child)).toMatchObject({ parentOrderId: orderId, subOrders: [] });
+    // the order's payable is its children's added up
+    const payable = (id: string) => (byId.get(id) as any).amounts.payableCents as number;
+    expect(payable(orderId)).toBe(payable(kettleChild) + payable(teaChild));
+  });
+
+  it('offers the admin a refund and an address change on a split order whose children wait for their warehouse, and carries each out on them', async () => {
+    // the warehouse is down: the children stay PAID, and so does the order
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage: true } });
+    try {
+      const [orderId, kettleChild, teaChild] = await paidAndSplit('bo', 'PAID');
+      expect((await system.order(orderId)).status).toBe('PAID');
+      const offered = async (action: string) => (await actionsOf(orderId)).find((a) => a.action === action);
+
+      const address = await offered('change_address');
+      expect(address?.href).toBe(`/v1/orders/${orderId}/address`);
+      expect((await system.request('PATCH', address!.href, { token: admin, body: { address: newAddress } })).status).toBe(200);
+      for (const child of [kettleChild, teaChild]) expect((await system.order(child)).address).toEqual(newAddress);
+
+      const refund = await offered('refund');
+      expect(refund?.href).toBe(`/v1/orders/${orderId}/cancel`);
+      expect((await system.request('POST', refund!.href, { token: admin, body: { reason: 'out of stock' } })).status).toBe(200);
+      for (const child of [kettleChild, teaChild]) await system.waitForStatus(child, 'REFUNDED');
+    } finally {
+      await system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage: false } });
+    }
+  });
+});

@@ -1,0 +1,54 @@
+import type { Actor, OrderFacts, OrderStateMachine } from './order-process.js';
+
+/** A child of a split order, as an action on the order as a whole reads it. */
+export interface ChildOrder {
+  orderId: string;
+  status: string;
+}
+
+/** Statuses of an order (or a split order's child) closed before it shipped: cancelled, or refunded whole. */
+export const CLOSED_BEFORE_SHIPPING: ReadonlySet<string> = new Set(['CANCELLED', 'REFUNDING', 'REFUNDED']);
+
+/**
+ * Actions taken on a split order as a whole that its routes carry out on its children (the
+ * order fires neither itself: its status derives from theirs), each with the children it leaves
+ * as they are: a refund (a paid order's cancellation) those closed before they shipped, an
+ * address change those closed for good (no parcel of theirs is left to send).
+ */
+const CARRIED_TO_CHILDREN: Readonly<Record<string, (machine: OrderStateMachine, status: string) => boolean>> = {
+  refund: (_machine, status) => CLOSED_BEFORE_SHIPPING.has(status),
+  change_address: (machine, status) => machine.isFinal(status),
+};
+
+const A_CHILD: OrderFacts = { split: false, child: true };
+
+/** The children `action` on the whole split order moves; undefined for an action not carried out on them. */
+function childrenMoved(machine: OrderStateMachine, action: string, children: readonly ChildOrder[]): ChildOrder[] | undefined {
+  const leftAsIs = CARRIED_TO_CHILDREN[action];
+  return leftAsIs && children.filter((child) => !leftAsIs(machine, child.status));
+}
+
+/**
+ * The child of a split order whose status keeps `actor` from taking `action` on the order as a
+ * whole (the first of the children it would move that its table refuses); null when none does,
+ * or when the action is not carried out on the children.
+ */
+export function childRefusing(machine: OrderStateMachine, action: string, actor: Actor, children: readonly ChildOrder[]): ChildOrder | null {
+  return childrenMoved(machine, action, children)?.find((child) => !machine.can(child.status, action, actor, A_CHILD)) ?? null;
+}
+
+/**
+ * What `actor` may take on an order in `status` now, from its type's table, guards included. On
+ * a split order (`children` given) an action carried out on the children is offered when the
+ * table has it for the order's status and the actor, and it moves at least one child and every
+ * child it moves allows it: a child that has shipped keeps the order from being cancelled, and
+ * children still waiting for their warehouse let it be (the order's own guard is for what it
+ * fires itself, which it never does here).
+ */
+export function offeredActions(machine: OrderStateMachine, status: string, actor: Actor, facts: OrderFacts, children: readonly ChildOrder[]): string[] {
+  return machine.allowedActions(status, actor).filter((action) => {
+    const moved = facts.split ? childrenMoved(machine, action, children) : undefined;
+    if (moved === undefined) return machine.can(status, action, actor, facts);
+    return moved.length > 0 && childRefusing(machine, action, actor, children) === null;
+  });
+}

@@ -1,0 +1,53 @@
+import { IllegalTransition, childRefusing, deriveParentStatus, offeredActions, stateMachineFor } from '@orders/domain';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+
+const standard = stateMachineFor('standard');
+const SPLIT = { split: true, child: false };
+/** Statuses a child of a split order takes once the order is paid. */
+const CHILD_STATUSES = ['PAID', 'IN_FULFILLMENT', 'SHIPPED', 'DELIVERED', 'COMPLETED', 'REFUNDING', 'REFUNDED', 'RETURN_REQUESTED', 'RETURNING', 'RETURNED'];
+/** What the cancel and address routes move a child from: a paid parcel still in the warehouse. */
+const UNSHIPPED = new Set(['PAID', 'IN_FULFILLMENT']);
+
+const children = (...statuses: string[]) => statuses.map((status, i) => ({ orderId: `child-${i + 1}`, status }));
+const offeredOnSplit = (...statuses: string[]) => offeredActions(standard, deriveParentStatus(standard, statuses), 'admin', SPLIT, children(...statuses));
+
+describe('the actions offered on a split order as a whole', () => {
+  it('leaves out cancelling and a new address once a child has shipped, though the order still reads IN_FULFILLMENT', () => {
+    expect(deriveParentStatus(standard, ['SHIPPED', 'IN_FULFILLMENT'])).toBe('IN_FULFILLMENT');
+    expect(offeredOnSplit('IN_FULFILLMENT', 'IN_FULFILLMENT')).toEqual(['change_address', 'refund']);
+    expect(offeredOnSplit('SHIPPED', 'IN_FULFILLMENT')).toEqual([]);
+    expect(childRefusing(standard, 'refund', 'admin', children('IN_FULFILLMENT', 'SHIPPED'))).toEqual({ orderId: 'child-2', status: 'SHIPPED' });
+    expect(childRefusing(standard, 'refund', 'admin', children('IN_FULFILLMENT', 'REFUNDED'))).toBeNull();
+    // the order's own actions are not carried to its children: no child refuses them
+    expect(childRefusing(standard, 'approve_return', 'admin', children('SHIPPED'))).toBeNull();
+  });
+
+  it('offers cancelling a split order whose children wait for their warehouse (PAID), which the order itself never fires', () => {
+    expect(standard.can('PAID', 'refund', 'admin', SPLIT)).toBe(false);
+    expect(offeredOnSplit('PAID', 'PAID')).toEqual(['refund', 'change_address']);
+    // an unsplit order: its own table row, guards and all
+    expect(offeredActions(standard, 'PAID', 'admin', { split: false, child: false }, [])).toEqual(['refund', 'refund_lines', 'change_address']);
+  });
+
+  it('offers on a split order, whatever its children, exactly what the cancel and address routes then carry out on them', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...CHILD_STATUSES), { minLength: 1, maxLength: 4 }), (statuses) => {
+        const parent = deriveParentStatus(standard, statuses);
+        const offered = offeredOnSplit(...statuses);
+        const mayAct = (action: string) => standard.rule(parent, action)?.actors.includes('admin') ?? false;
+        // the cancel route refunds every child not closed before it shipped, each one still unshipped
+        const cancelled = statuses.filter((status) => !['CANCELLED', 'REFUNDING', 'REFUNDED'].includes(status));
+        expect(offered.includes('refund')).toBe(mayAct('refund') && cancelled.length > 0 && cancelled.every((status) => UNSHIPPED.has(status)));
+        // the address route moves every child not closed for good, each one still unshipped
+        const readdressed = statuses.filter((status) => !standard.isFinal(status));
+        expect(offered.includes('change_address')).toBe(mayAct('change_address') && readdressed.length > 0 && readdressed.every((status) => UNSHIPPED.has(status)));
+      }),
+    );
+  });
+
+  it('names the child refusing an action on the whole order', () => {
+    expect(new IllegalTransition('SHIPPED', 'cancel', 'admin', 'child-2').message).toBe("Action 'cancel' by admin is not allowed while its child order child-2 is SHIPPED");
+    expect(new IllegalTransition('SHIPPED', 'cancel', 'admin').message).toBe("Action 'cancel' by admin is not allowed while the order is SHIPPED");
+  });
+});
