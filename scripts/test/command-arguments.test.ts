@@ -1,17 +1,11 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { createTestEnv, type TestEnv } from '@orders/testing';
+import { createTestEnv, runOperatorCommand, type OperatorCommand, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const run = promisify(execFile);
 
 /** Nothing listens on port 1: a command that reaches for a service fails saying so, not with its usage. */
 const SERVICES_DOWN = { MYSQL_URL: 'mysql://root@127.0.0.1:1/orders', REDIS_URL: 'redis://127.0.0.1:1' };
 
 /** Each command, how its usage begins, a way of asking for help, and arguments it does not take. */
-const COMMANDS = [
+const COMMANDS: Array<{ script: OperatorCommand; usage: string; help: string; refused: string[][] }> = [
   { script: 'migrate', usage: 'usage: npm run migrate\n', help: '--help', refused: [['up']] },
   { script: 'start', usage: 'usage: npm start\n', help: '-h', refused: [['--port', '4000']] },
   { script: 'dlq', usage: 'usage: npm run dlq -- list | replay <id> | replay-all\n', help: '--help', refused: [['purge'], ['replay']] },
@@ -20,20 +14,10 @@ const COMMANDS = [
 ];
 const SEED_USAGE = 'usage: npm run seed\n';
 
-async function command(script: string, args: string[], env: Record<string, string>): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', `scripts/src/${script}.ts`, ...args], { cwd: root, env: { ...process.env, ...env } });
-    return { exitCode: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { exitCode: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
-
-// each command is a process of its own, which loads the apps' sources: a few at a time
+// each command is a process of its own, which loads the apps' code: a few at a time
 describe.concurrent('every operator command reads its arguments before it reaches MySQL or Redis', { timeout: 120_000 }, () => {
   it.each(COMMANDS)('$script $help prints its usage and exits 0, with MySQL and Redis down', async ({ script, usage, help }) => {
-    const answer = await command(script, [help], SERVICES_DOWN);
+    const answer = await runOperatorCommand(script, [help], SERVICES_DOWN);
     expect(answer.exitCode).toBe(0);
     expect(answer.stdout.slice(0, usage.length)).toBe(usage);
     expect(answer.stderr).toBe('');
@@ -42,7 +26,7 @@ describe.concurrent('every operator command reads its arguments before it reache
   it.each(COMMANDS.flatMap(({ script, usage, refused }) => refused.map((args) => ({ script, usage, args, shown: args.join(' ') }))))(
     '$script $shown: says why, prints its usage and exits 1, with MySQL and Redis down',
     async ({ script, usage, args }) => {
-      const answer = await command(script, args, SERVICES_DOWN);
+      const answer = await runOperatorCommand(script, args, SERVICES_DOWN);
       expect(answer.exitCode).toBe(1);
       expect(answer.stdout).toBe('');
       expect(answer.stderr).toContain(`\n${usage}`);
@@ -60,7 +44,7 @@ describe('npm run seed against a real database', () => {
   afterAll(async () => env?.cleanup());
 
   it('answers --help and -h with its usage and refuses --yes, creating no demo SKU, promotion or coupon: asking for help never opens a store-wide discount', { timeout: 120_000 }, async () => {
-    const [help, h, yes] = await Promise.all([command('seed', ['--help'], env.env), command('seed', ['-h'], env.env), command('seed', ['--yes'], env.env)]);
+    const [help, h, yes] = await Promise.all([runOperatorCommand('seed', ['--help'], env.env), runOperatorCommand('seed', ['-h'], env.env), runOperatorCommand('seed', ['--yes'], env.env)]);
     for (const answer of [help, h]) expect([answer.exitCode, answer.stdout.slice(0, SEED_USAGE.length), answer.stderr]).toEqual([0, SEED_USAGE, '']);
     expect([yes.exitCode, yes.stdout, yes.stderr]).toEqual([1, '', expect.stringContaining(`unknown argument: --yes\n${SEED_USAGE}`)]);
     expect(await env.db.selectFrom('skus').select('sku_id').execute()).toEqual([]);

@@ -1,14 +1,8 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { CatalogRepository, OrderRepository } from '@orders/persistence';
 import { createOrderQueues, enqueuePersistOrder, type OrderQueues } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf } from '@orders/stock';
-import { buyerAddress, createTestEnv, freePort, httpClient, spawnApp, waitFor, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, createTestEnv, freePort, httpClient, runOperatorCommand, spawnApp, waitFor, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const run = promisify(execFile);
 
 describe('npm run dlq: the operator inspects and replays dead letters', () => {
   let env: TestEnv;
@@ -19,17 +13,9 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
   let orders: OrderRepository;
 
   /** The command as an operator runs it, in its own process, against this test's Redis prefix. */
-  async function dlq(...args: string[]): Promise<{ code: number; output: string }> {
-    try {
-      const { stdout, stderr } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/dlq.ts', ...args], {
-        cwd: root,
-        env: { ...process.env, ...env.env },
-      });
-      return { code: 0, output: stdout + stderr };
-    } catch (error) {
-      const failed = error as { code: number; stdout: string; stderr: string };
-      return { code: failed.code, output: failed.stdout + failed.stderr };
-    }
+  async function dlq(...args: string[]): Promise<{ exitCode: number | null; output: string }> {
+    const { exitCode, output } = await runOperatorCommand('dlq', args, env.env);
+    return { exitCode, output };
   }
 
   /** A SKU that Redis sells but MySQL has never heard of: its orders cannot be written. */
@@ -90,7 +76,7 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
   });
 
   it('says so when there is nothing to replay', async () => {
-    expect(await dlq('list')).toEqual({ code: 0, output: 'The dead-letter queue is empty.\n' });
+    expect(await dlq('list')).toEqual({ exitCode: 0, output: 'The dead-letter queue is empty.\n' });
   });
 
   it('lists a dead letter with where it failed, the order it carries and why; after the fix, replay writes the order', async () => {
@@ -99,14 +85,14 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
     await watchingWorker(waitFor(async () => (await deadLetterCount()) === 1, { what: 'the order to be dead-lettered', timeoutMs: 20_000 }));
 
     const listed = await dlq('list');
-    expect(listed.code).toBe(0);
+    expect(listed.exitCode).toBe(0);
     expect(listed.output).toContain('1 dead letter, oldest first:');
     expect(listed.output).toMatch(/orders-01JDLQ0000000000000000000A\s+orders\/persist-order\s+order 01JDLQ0000000000000000000A\s+2\s+\S+\s+There is no SKU LOST-SKU/);
 
     await addToCatalog('LOST-SKU');
     const replayed = await dlq('replay', 'orders-01JDLQ0000000000000000000A');
     expect(replayed).toEqual({
-      code: 0,
+      exitCode: 0,
       output: 'replayed orders-01JDLQ0000000000000000000A -> orders/persist-order (order 01JDLQ0000000000000000000A): retried job 01JDLQ0000000000000000000A in place\n',
     });
     await waitFor(async () => (await orders.findOrderRow('01JDLQ0000000000000000000A'))?.status === 'PENDING_PAYMENT', { what: 'the replayed order to be written' });
@@ -121,7 +107,7 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
 
     await addToCatalog('LATE-SKU');
     const replayed = await dlq('replay-all');
-    expect(replayed.code).toBe(0);
+    expect(replayed.exitCode).toBe(0);
     expect(replayed.output).toContain('2 dead letters replayed.');
     for (const orderId of ['01JDLQ0000000000000000000B', '01JDLQ0000000000000000000C']) {
       await waitFor(async () => (await orders.findOrderRow(orderId))?.status === 'PENDING_PAYMENT', { what: `order ${orderId} to be written` });
@@ -131,11 +117,11 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
 
   it('refuses an id that is not in the dead-letter queue, and a command it does not know', async () => {
     expect(await dlq('replay', 'orders-nope')).toEqual({
-      code: 1,
+      exitCode: 1,
       output: 'Failed: there is no dead letter with id orders-nope (npm run dlq -- list shows them)\n',
     });
     const unknown = await dlq('purge');
-    expect(unknown.code).toBe(1);
+    expect(unknown.exitCode).toBe(1);
     expect(unknown.output).toMatch(/^unknown command: purge\nusage: npm run dlq -- list \| replay <id> \| replay-all\n/);
   });
 });

@@ -1,17 +1,22 @@
-import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { buyerAddress, createTestEnv, freePort, httpClient, startTcpProxy, waitFor, type HttpClient, type TestEnv } from '@orders/testing';
+import { readFileSync } from 'node:fs';
+import { buyerAddress, childProcessesOf, createTestEnv, freePort, httpClient, startOperatorCommand, startTcpProxy, waitFor, type HttpClient, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-
-/** The apps npm start started (not the helpers tsx starts, such as esbuild). */
-function appProcessesOf(pid: number): number[] {
-  return readdirSync(`/proc/${pid}/task`)
-    .flatMap((task) => readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number))
-    .filter((child) => /apps\/[a-z-]+\/src\/main\.ts/.test(readFileSync(`/proc/${child}/cmdline`, 'utf8')));
+/** npm start on ports of the operator's choosing: only the ports are given, the apps must find each other on their own. */
+async function npmStart(env: Record<string, string>) {
+  const [port, paymentPort, warehousePort, workerMetricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const start = startOperatorCommand('start', [], {
+    ...env,
+    PORT: String(port),
+    PAYMENT_SIM_PORT: String(paymentPort),
+    WAREHOUSE_SIM_PORT: String(warehousePort),
+    WORKER_METRICS_PORT: String(workerMetricsPort),
+  });
+  return { start, port, paymentPort, warehousePort, workerMetricsPort };
 }
+
+/** The apps npm start started. */
+const appProcessesOf = (pid: number) => childProcessesOf(pid).filter((child) => /apps\/[a-z-]+\/dist\/main\.js/.test(readFileSync(`/proc/${child}/cmdline`, 'utf8')));
 
 describe('npm start', () => {
   let env: TestEnv;
@@ -26,30 +31,16 @@ describe('npm start', () => {
   });
 
   it('runs the whole system on ports of the operator’s choosing: an order is paid through the payment simulator and delivered by the warehouse’s callbacks; Ctrl-C stops every process', { timeout: 180_000 }, async () => {
-    const [port, paymentPort, warehousePort, workerMetricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    // only the ports are given: the worker must find the simulators, and they the api, on their own
-    const start = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/start.ts'], {
-      cwd: root,
-      env: {
-        ...process.env,
-        ...env.env,
-        PORT: String(port),
-        PAYMENT_SIM_PORT: String(paymentPort),
-        WAREHOUSE_SIM_PORT: String(warehousePort),
-        WORKER_METRICS_PORT: String(workerMetricsPort),
-        PAYMENT_SIM_LATENCY_MS: '20',
-        WAREHOUSE_SIM_STEP_MS: '100',
-        // the apps start from their TypeScript sources here, slower than from dist on a busy box
-        START_READY_TIMEOUT_MS: '90000',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const { start, port, paymentPort, warehousePort, workerMetricsPort } = await npmStart({
+      ...env.env,
+      PAYMENT_SIM_LATENCY_MS: '20',
+      WAREHOUSE_SIM_STEP_MS: '100',
+      // four apps starting side by side on a busy box
+      START_READY_TIMEOUT_MS: '90000',
     });
-    let output = '';
-    start.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    start.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => start.once('exit', (code) => resolve(code)));
     try {
-      const buyer = await waitFor(async () => /^\s+buyer\s+(\S+)$/m.exec(output)?.[1], { what: `the start banner in:\n${output}`, timeoutMs: 120_000 });
+      const buyer = await waitFor(async () => /^\s+buyer\s+(\S+)$/m.exec(start.output())?.[1], { what: 'the start banner', timeoutMs: 120_000, explain: async () => start.output() });
+      const output = start.output();
       expect(output).toContain(`Order system running at http://127.0.0.1:${port}`);
       expect(output).toContain(`Simulators: payment http://127.0.0.1:${paymentPort}, warehouse http://127.0.0.1:${warehousePort}`);
 
@@ -81,9 +72,10 @@ describe('npm start', () => {
         'deliver/warehouse',
       ]);
     } finally {
-      start.kill('SIGINT');
+      // Ctrl-C
+      await start.stop('SIGINT');
     }
-    expect(await exited).toBe(0);
+    expect(start.child.exitCode).toBe(0);
     for (const stopped of [port, paymentPort, warehousePort, workerMetricsPort]) {
       await expect(fetch(`http://127.0.0.1:${stopped}/health/live`)).rejects.toThrow();
     }
@@ -94,44 +86,27 @@ describe('npm start', () => {
     const mysql = await startTcpProxy({ host: '127.0.0.1', port: 3306 });
     const throughProxy = new URL(unready.env.MYSQL_URL!);
     throughProxy.port = String(mysql.port);
-    const [port, paymentPort, warehousePort, workerMetricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    const start = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/start.ts'], {
-      cwd: root,
-      env: {
-        ...process.env,
-        ...unready.env,
-        MYSQL_URL: throughProxy.toString(),
-        PORT: String(port),
-        PAYMENT_SIM_PORT: String(paymentPort),
-        WAREHOUSE_SIM_PORT: String(warehousePort),
-        WORKER_METRICS_PORT: String(workerMetricsPort),
-        START_READY_TIMEOUT_MS: '5000',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    start.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    start.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => start.once('exit', (code) => resolve(code)));
+    const { start, port } = await npmStart({ ...unready.env, MYSQL_URL: throughProxy.toString(), START_READY_TIMEOUT_MS: '5000' });
     try {
       // MySQL goes away once the demo shop is seeded, as the apps start
-      await waitFor(async () => output.includes('Seeded demo catalog'), { what: `the seed in:\n${output}`, timeoutMs: 45_000, intervalMs: 20 });
+      await waitFor(async () => start.output().includes('Seeded demo catalog'), { what: 'the seed', timeoutMs: 45_000, intervalMs: 20, explain: async () => start.output() });
       await mysql.cut();
       const apps = await waitFor(
         async () => {
-          const started = appProcessesOf(start.pid!);
+          const started = appProcessesOf(start.child.pid!);
           return started.length === 4 && started;
         },
         { what: 'the four apps to start', intervalMs: 20 },
       );
-      expect(await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 40_000))])).toBe(1);
+      await waitFor(async () => start.child.exitCode !== null, { what: 'npm start to exit', timeoutMs: 40_000, explain: async () => start.output() });
+      expect(start.child.exitCode).toBe(1);
+      const output = start.output();
       expect(output).toContain(`The api did not become ready within 5 s at http://127.0.0.1:${port}/health/ready`);
       expect(output).not.toContain('Order system running');
       expect(output).not.toMatch(/^\s+buyer\s/m);
       for (const pid of apps) expect(() => process.kill(pid, 0), `process ${pid} left running`).toThrow();
     } finally {
-      start.kill('SIGINT');
-      await exited;
+      await start.stop('SIGINT');
       await mysql.close();
       await unready.cleanup();
     }

@@ -3,6 +3,7 @@ import { createHmac } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { loadConfig } from '@orders/config';
+import { runOperatorCommand } from '@orders/testing';
 import { describe, expect, it } from 'vitest';
 import { tokenRequest } from '../src/token-request.js';
 
@@ -22,9 +23,9 @@ describe('npm run token', () => {
   });
 
   it('prints no token and exits 1 for a token the api would refuse, saying why', async () => {
-    const refused = await run(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/token.ts', 'buyer', 'ann smith'], { cwd: root }).catch((error: unknown) => error as { code: number; stdout: string; stderr: string });
-    expect(refused).toMatchObject({ code: 1, stdout: '' });
-    expect((refused as { stderr: string }).stderr).toContain("sub must be 1 to 64 letters, digits or . _ : @ - (as the api accepts), not 'ann smith'");
+    const refused = await runOperatorCommand('token', ['buyer', 'ann smith'], {});
+    expect(refused).toMatchObject({ exitCode: 1, stdout: '' });
+    expect(refused.stderr).toContain("sub must be 1 to 64 letters, digits or . _ : @ - (as the api accepts), not 'ann smith'");
   });
 
   it.each([

@@ -6,17 +6,35 @@ export interface ApiProcess extends HttpClient {
   url: string;
 }
 
-/** The api as its own process on a free port, answering once /health/ready says so. */
-export async function startApiProcess(env: Record<string, string>, connections = 100): Promise<ApiProcess> {
+/**
+ * The api as its own process on a free port, answering once /health/ready says so. An api that
+ * exits first, or is not ready within `readyTimeoutMs`, fails the test with what /health/ready
+ * last answered and what the api printed, and leaves none of its processes running.
+ */
+export async function startApiProcess(env: Record<string, string>, connections = 100, { readyTimeoutMs = 30_000 } = {}): Promise<ApiProcess> {
   const port = await freePort();
   const process = spawnApp('api', { ...env, PORT: String(port) });
   const url = `http://127.0.0.1:${port}`;
   const http = httpClient(url, connections);
-  await waitFor(async () => (await http.request('GET', '/health/ready').catch(() => ({ status: 0 }))).status === 200, {
-    what: 'the api to be ready',
-    timeoutMs: 30_000,
-    explain: async () => `its output: ${process.output().slice(-500)}`,
-  });
+  let lastAnswer = 'nothing yet';
+  const exited = () => process.child.exitCode !== null || process.child.signalCode !== null;
+  try {
+    await waitFor(
+      async () => {
+        const ready = await http.request('GET', '/health/ready').then(
+          ({ status, body }) => ((lastAnswer = `${status} ${JSON.stringify(body)}`), status === 200),
+          (error: Error) => ((lastAnswer = `no answer (${error.message})`), false),
+        );
+        if (!ready && exited()) throw new Error(`The api exited (${process.child.exitCode ?? process.child.signalCode}) before it was ready`);
+        return ready;
+      },
+      { what: 'the api to be ready', timeoutMs: readyTimeoutMs },
+    );
+  } catch (error) {
+    await process.killAll();
+    await http.close();
+    throw new Error(`${(error as Error).message}\n/health/ready last answered: ${lastAnswer}\nthe api's output:\n${process.output().slice(-2000)}`, { cause: error });
+  }
   return {
     ...http,
     process,

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -8,8 +10,64 @@ export interface SpawnedProcess {
   output: () => string;
   /** SIGKILL: the process gets no chance to finish anything. */
   kill(): Promise<void>;
-  /** SIGTERM and wait: a graceful shutdown. */
-  stop(): Promise<number | null>;
+  /** SIGKILL to it and to every process it started (forked api processes, tsx's esbuild): nothing of it is left running; then all it printed is in output(). */
+  killAll(): Promise<void>;
+  /** A graceful shutdown: SIGTERM (or SIGINT, an operator's Ctrl-C), then its exit code. */
+  stop(signal?: 'SIGTERM' | 'SIGINT'): Promise<number | null>;
+}
+
+/** The processes `pid` started and that still run (Linux: /proc). */
+export function childProcessesOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((task) =>
+      readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
+    );
+  } catch {
+    // it has exited meanwhile
+    return [];
+  }
+}
+
+const descendantsOf = (pid: number): number[] => childProcessesOf(pid).flatMap((child) => [child, ...descendantsOf(child)]);
+
+/** `node <args>` in the repository's root with the test's environment, its output kept. */
+export function spawnNode(args: string[], env: Record<string, string>): SpawnedProcess {
+  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // enough for a test's whole run at LOG_LEVEL=info, so a line is still there when it is looked for
+  const keep = 4_000_000;
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-keep)));
+  child.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-keep)));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const outputEnded = new Promise((resolve) => child.once('close', resolve));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  return {
+    child,
+    output: () => output,
+    async kill() {
+      if (running()) child.kill('SIGKILL');
+      await exited;
+    },
+    async killAll() {
+      // found before it dies: its orphans would no longer be its children
+      const started = running() ? descendantsOf(child.pid!) : [];
+      if (running()) child.kill('SIGKILL');
+      for (const pid of started) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone already: a forked api process goes when its primary does
+        }
+      }
+      await exited;
+      // what it printed last may still be on its way; a process that escaped would hold the pipes open
+      await Promise.race([outputEnded, delay(1_000)]);
+    },
+    async stop(signal = 'SIGTERM') {
+      if (running()) child.kill(signal);
+      return exited;
+    },
+  };
 }
 
 /**
@@ -17,29 +75,7 @@ export interface SpawnedProcess {
  * stale build), with the test file's environment.
  */
 export function spawnApp(app: 'worker' | 'api' | 'payment-sim' | 'warehouse-sim', env: Record<string, string>): SpawnedProcess {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', `apps/${app}/src/main.ts`], {
-    cwd: root,
-    env: { ...process.env, ...env, MIGRATE_ON_START: 'false' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  // enough for a test's whole run at LOG_LEVEL=info, so a line is still there when it is looked for
-  const keep = 4_000_000;
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-keep)));
-  child.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-keep)));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return {
-    child,
-    output: () => output,
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await exited;
-    },
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      return exited;
-    },
-  };
+  return spawnNode(['--conditions=source', '--import', 'tsx', `apps/${app}/src/main.ts`], { ...env, MIGRATE_ON_START: 'false' });
 }
 
 /**
