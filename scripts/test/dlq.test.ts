@@ -1,7 +1,7 @@
 import { CatalogRepository, OrderRepository } from '@orders/persistence';
 import { createOrderQueues, enqueuePersistOrder, type OrderQueues } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf } from '@orders/stock';
-import { buyerAddress, createTestEnv, freePort, httpClient, runOperatorCommand, spawnApp, waitFor, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { createTestEnv, freePort, httpClient, reservationOf, runOperatorCommand, spawnApp, waitFor, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 describe('npm run dlq: the operator inspects and replays dead letters', () => {
@@ -33,16 +33,7 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
     );
 
   async function acceptOrder(orderId: string, skuId: string) {
-    const { order } = await inventory.reserveStock({
-      orderId,
-      userId: `buyer-${orderId}`,
-      idempotencyKey: orderId,
-      bodyHash: orderId,
-      requestedType: null,
-      items: [{ skuId, qty: 1 }],
-      payload: { address: buyerAddress, couponCode: null },
-      now: new Date(),
-    });
+    const { order } = await inventory.reserveStock(reservationOf(`buyer-${orderId}`, [{ skuId, qty: 1 }], { orderId, idempotencyKey: orderId, bodyHash: orderId }));
     await enqueuePersistOrder(queues, order);
   }
 

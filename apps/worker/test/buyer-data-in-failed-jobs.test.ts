@@ -1,5 +1,5 @@
 import { QUEUE, enqueuePersistOrder } from '@orders/queues';
-import { createTestEnv, waitFor, type TestEnv } from '@orders/testing';
+import { createTestEnv, reservationOf, waitFor, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { sql } from 'kysely';
 import { pino } from 'pino';
@@ -31,16 +31,7 @@ describe("a job failing on a MySQL error that quotes a buyer's data", () => {
     );
     const address = { name: "Grace O'Neill", phone: '+44 7700 900123', line1: '7 Quay Street', city: 'Bristol', postalCode: 'BS1 4DJ', country: 'GB' };
     const accept = async (orderId: string) => {
-      const { order } = await inventory.reserveStock({
-        orderId,
-        userId: 'buyer-grace',
-        idempotencyKey: orderId,
-        bodyHash: orderId,
-        requestedType: null,
-        items: [{ skuId: 'KETTLE', qty: 1 }],
-        payload: { address, couponCode: null },
-        now: new Date(),
-      });
+      const { order } = await inventory.reserveStock(reservationOf('buyer-grace', [{ skuId: 'KETTLE', qty: 1 }], { orderId, idempotencyKey: orderId, bodyHash: orderId, payload: { address, couponCode: null } }));
       await enqueuePersistOrder(queues, order);
     };
     await accept('01JFIRSTKETTLE000000000000');

@@ -1,5 +1,5 @@
 import { JOB, PERSIST_ORDERS_JOB, QUEUE, enqueuePersistOrder } from '@orders/queues';
-import { buyerAddress, createTestEnv, waitFor, type TestEnv } from '@orders/testing';
+import { createTestEnv, reservationOf, waitFor, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,16 +37,7 @@ describe('a job that fails every attempt', () => {
       () => inventory.initSku({ skuId: 'FINE', available: 5, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 }),
     );
     const accept = async (orderId: string, skuId: string) => {
-      const { order } = await inventory.reserveStock({
-        orderId,
-        userId: 'buyer-1',
-        idempotencyKey: orderId,
-        bodyHash: orderId,
-        requestedType: null,
-        items: [{ skuId, qty: 1 }],
-        payload: { address: buyerAddress, couponCode: null },
-        now: new Date(),
-      });
+      const { order } = await inventory.reserveStock(reservationOf('buyer-1', [{ skuId, qty: 1 }], { orderId, idempotencyKey: orderId, bodyHash: orderId }));
       await enqueuePersistOrder(queues, order);
     };
     await accept('01JBADBADBADBADBADBADBADBA', 'ORPHAN');

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { QUEUE, enqueuePersistOrder } from '@orders/queues';
-import { buyerAddress, createTestEnv, waitFor, type TestEnv } from '@orders/testing';
+import { createTestEnv, reservationOf, waitFor, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, workerLog, type RunningWorkers, type WorkerDeps } from '@orders/worker';
 import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,16 +42,7 @@ describe('every job BullMQ fails for good has one dead letter, whatever ended it
 
   const accept = async (orderId: string, skuId: string) => {
     const { inventory, queues } = deps;
-    const { order } = await inventory.reserveStock({
-      orderId,
-      userId: `buyer-${orderId}`,
-      idempotencyKey: orderId,
-      bodyHash: orderId,
-      requestedType: null,
-      items: [{ skuId, qty: 1 }],
-      payload: { address: buyerAddress, couponCode: null },
-      now: new Date(),
-    });
+    const { order } = await inventory.reserveStock(reservationOf(`buyer-${orderId}`, [{ skuId, qty: 1 }], { orderId, idempotencyKey: orderId, bodyHash: orderId }));
     await enqueuePersistOrder(queues, order);
   };
 
