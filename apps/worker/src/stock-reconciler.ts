@@ -1,4 +1,4 @@
-import type { StockDrift } from '@orders/metrics';
+import type { StockDrift, StockReport } from '@orders/metrics';
 import type { CatalogRepository, CouponRepository, LedgerRestock, LedgerStock, StockLedgerRepository } from '@orders/persistence';
 import { firstOrderIdAt } from '@orders/domain';
 import { SKU_COUNTERS, StockRebalancer, StockRepairLock, StockRepairUnderWay, stockRulesOf, type Inventory, type RedisClient } from '@orders/stock';
@@ -57,7 +57,8 @@ const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTE
 
 /**
  * Compares each SKU's counters in Redis with the MySQL ledger, reports the difference
- * (the stock_drift_units gauges read the last report) and, on request, repairs Redis.
+ * (the stock_drift_units gauges read the last report, stock_reconcile_last_success_timestamp_seconds
+ * when it was made) and, on request, repairs Redis.
  *
  * What is the truth for what:
  * - the ledger for every movement the system of record has seen: operator adjustments,
@@ -82,6 +83,7 @@ const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTE
  */
 export class StockReconciler {
   private readonly reportKey: string;
+  private readonly checkedAtKey: string;
   private readonly rebalancer: StockRebalancer;
   private readonly repairLock: StockRepairLock;
   private readonly checkLock: StockRepairLock;
@@ -91,6 +93,7 @@ export class StockReconciler {
     private readonly options: { settleMs: number },
   ) {
     this.reportKey = `${deps.inventory.keys.prefix}stock-drift`;
+    this.checkedAtKey = `${deps.inventory.keys.prefix}stock-drift-checked-at`;
     this.repairLock = new StockRepairLock(deps.redis, deps.inventory.keys.prefix);
     // a key of its own: a check running long must not keep an operator's repair waiting
     this.checkLock = new StockRepairLock(deps.redis, `${deps.inventory.keys.prefix}stock-check:`);
@@ -259,13 +262,14 @@ export class StockReconciler {
     return moved;
   }
 
-  /** The last report, per SKU, for the drift gauges of every worker. */
-  async lastReport(): Promise<StockDrift> {
-    const fields = await this.deps.redis.hgetall(this.reportKey);
-    return Object.entries(fields).map(([skuId, value]) => {
+  /** The last report, per SKU, and when its check finished, for the stock check's gauges of every worker. */
+  async lastReport(): Promise<StockReport> {
+    const [fields, checkedAt] = await Promise.all([this.deps.redis.hgetall(this.reportKey), this.deps.redis.get(this.checkedAtKey)]);
+    const drift = Object.entries(fields).map(([skuId, value]) => {
       const [available = 0, reserved = 0, sold = 0] = JSON.parse(value) as number[];
       return { skuId, available, reserved, sold };
     });
+    return { checkedAt: checkedAt === null ? null : new Date(Number(checkedAt)), drift };
   }
 
   private async read(): Promise<Reading> {
@@ -398,5 +402,8 @@ export class StockReconciler {
       transaction.hset(this.reportKey, Object.fromEntries(report.map((sku) => [sku.skuId, JSON.stringify([sku.available, sku.reserved, sku.sold])])));
     }
     await transaction.exec();
+    // when, in a key of its own (under Redis Cluster on another node than the report's, so no
+    // MULTI of both): written after the report, it never vouches for one not saved
+    await this.deps.redis.set(this.checkedAtKey, String(Date.now()));
   }
 }

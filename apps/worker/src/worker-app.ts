@@ -1,5 +1,5 @@
 import type { Config } from '@orders/config';
-import { firstOrderIdAt, statusesWaitingFor } from '@orders/domain';
+import { statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
 import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, moveToDeadLetter, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
@@ -205,11 +205,10 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
    * means jobs go missing.
    */
   const sweepOverdue = async (): Promise<void> => {
-    const now = deps.clock().getTime();
     const graceMs = config.OVERDUE_SWEEP_INTERVAL_MS;
     const shortestTimeout = Math.min(config.PAYMENT_TIMEOUT_MS, config.FLASH_SALE_PAYMENT_TIMEOUT_MS);
-    // past their deadline by MySQL's clock, as the expiry itself checks: this worker's may run ahead
-    const overdue = await deps.orders.overdueUnpaidOrderIds(graceMs, firstOrderIdAt(now - graceMs - shortestTimeout), OVERDUE_BATCH);
+    // past their deadline or timer by MySQL's clock, as the transitions themselves check: this worker's may run ahead, or behind
+    const overdue = await deps.orders.overdueUnpaidOrderIds(graceMs, shortestTimeout, OVERDUE_BATCH);
     let closed = (await expireUnpaid(overdue, 'payment deadline passed; its deadline job was gone')).expired;
     const owingBalance = await deps.orders.overdueBalanceOrderIds(graceMs, OVERDUE_BATCH);
     for (const orderId of owingBalance) if ((await life.forfeitDeposit(orderId)).changed) closed += 1;
@@ -219,9 +218,9 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     }
     for (const backstop of timerBackstops) {
       for (const { status, types } of statusesWaitingFor(backstop.effect)) {
-        const waiting = await deps.orders.waitingSince(status, types, new Date(now - graceMs - backstop.waitMs), OVERDUE_BATCH);
+        const waiting = await deps.orders.waitingLongerThan(status, types, graceMs + backstop.waitMs, OVERDUE_BATCH);
         const moved: string[] = [];
-        for (const orderId of waiting) if (await backstop.fire(orderId)) moved.push(orderId);
+        for (const orderId of waiting) if ((await backstop.fire(orderId)).changed) moved.push(orderId);
         if (moved.length === 0) continue;
         metrics.overdueOrderTimers.inc({ timer: backstop.timer }, moved.length);
         log.warn({ timer: backstop.timer, count: moved.length, orderIds: moved.slice(0, 20) }, 'moved on orders past their timer whose timer job was gone');
@@ -230,7 +229,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   };
   const timerBackstops = [
     { effect: 'scheduleAutoConfirm', timer: 'auto_confirm', waitMs: config.AUTO_CONFIRM_MS, fire: async (orderId: string) => life.autoConfirm(orderId) },
-    { effect: 'scheduleCompletion', timer: 'complete', waitMs: config.AFTER_SALES_WINDOW_MS, fire: async (orderId: string) => life.completeIfWindowClosed(orderId) },
+    { effect: 'scheduleCompletion', timer: 'complete', waitMs: config.AFTER_SALES_WINDOW_MS, fire: async (orderId: string) => life.completeAfterWindow(orderId) },
   ] as const;
   const processors: Partial<Record<string, Processor>> = {
     [QUEUE.orders]: async (job: Job<PersistOrderJob>) => writer.persist(job.data),
@@ -290,7 +289,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   );
 
   // every replica exports the last reconciliation (kept in Redis), whichever one ran it
-  metrics.watchStockDrift(() => reconciler.lastReport());
+  metrics.watchStockReport(() => reconciler.lastReport());
   const scheduled = config.WORKER_QUEUES.includes(QUEUE.timers)
     ? [
         { job: JOB.reconcileStock, everyMs: config.RECONCILE_INTERVAL_MS, what: 'the stock reconciliation' },

@@ -25,6 +25,14 @@ export const REFUND_KINDS = ['refund', 'return', 'payment'] as const;
 type QueueCounts = Array<{ queue: string; counts: Record<string, number> }>;
 /** Per SKU, Redis minus what the ledger says, in units, as of the stock reconciler's last pass. */
 export type StockDrift = Array<{ skuId: string; available: number; reserved: number; sold: number }>;
+/**
+ * The stock reconciler's last report: when the check that made it finished (null when Redis
+ * holds none: no check finished since Redis lost its data, or ever) and the drift it found.
+ */
+export interface StockReport {
+  checkedAt: Date | null;
+  drift: StockDrift;
+}
 
 /**
  * How long a reading of Redis (queue counts, the drift report) serves scrapes: /metrics is
@@ -81,9 +89,10 @@ export function createMetrics(labels: { app: string }) {
   collectDefaultMetrics({ register: registry });
   // a source answers null when Redis cannot be read in time: the gauges keep their last values rather than claim an empty queue or no drift
   const queueSources: Array<() => Promise<QueueCounts | null>> = [];
-  let stockDriftSource: (() => Promise<StockDrift | null>) | undefined;
+  let stockReportSource: (() => Promise<StockReport | null>) | undefined;
   let redisMemorySource: (() => Promise<RedisMemory | null>) | undefined;
-  const readStockDrift = async (): Promise<StockDrift | null> => (stockDriftSource ? stockDriftSource() : []);
+  // a process without the source (the api) knows no report: it exports none of the stock check's series
+  const readStockReport = async (): Promise<StockReport | null> => (stockReportSource ? stockReportSource() : null);
 
   let exposition = () => registry.metrics();
   let loopSince = performance.eventLoopUtilization();
@@ -285,36 +294,47 @@ export function createMetrics(labels: { app: string }) {
     }),
     stockDrift: new Gauge({
       name: 'stock_drift_units',
-      help: "Units by which a SKU's sellable count in Redis differs from the MySQL ledger (Redis minus ledger), as of the stock reconciler's last pass",
+      help: "Units by which a SKU's sellable count in Redis differs from the MySQL ledger (Redis minus ledger), as of the stock reconciler's last pass (stock_reconcile_last_success_timestamp_seconds says when)",
       labelNames: ['sku'] as const,
       registers: [registry],
       aggregator: 'first',
       async collect() {
-        const drift = await readStockDrift();
-        if (drift === null) return;
+        const report = await readStockReport();
+        if (report === null) return;
         this.reset();
-        for (const sku of drift) this.set({ sku: sku.skuId }, sku.available);
+        for (const sku of report.drift) this.set({ sku: sku.skuId }, sku.available);
       },
     }),
     stockCounterDrift: new Gauge({
       name: 'stock_counter_drift_units',
-      help: "Units by which a SKU's reserved or sold counter in Redis differs from the MySQL ledger, as of the stock reconciler's last pass",
+      help: "Units by which a SKU's reserved or sold counter in Redis differs from the MySQL ledger, as of the stock reconciler's last pass (stock_reconcile_last_success_timestamp_seconds says when)",
       labelNames: ['sku', 'counter'] as const,
       registers: [registry],
       aggregator: 'first',
       async collect() {
-        const drift = await readStockDrift();
-        if (drift === null) return;
+        const report = await readStockReport();
+        if (report === null) return;
         this.reset();
-        for (const sku of drift) {
+        for (const sku of report.drift) {
           this.set({ sku: sku.skuId, counter: 'reserved' }, sku.reserved);
           this.set({ sku: sku.skuId, counter: 'sold' }, sku.sold);
         }
       },
     }),
-    /** Sets where the drift gauges read the stock reconciler's last report at scrapes (at most once a second, waiting at most a second). */
-    watchStockDrift(source: () => Promise<StockDrift>) {
-      stockDriftSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
+    stockCheckedAt: new Gauge({
+      name: 'stock_reconcile_last_success_timestamp_seconds',
+      help: "When the stock check whose report the drift gauges show finished (scheduled every RECONCILE_INTERVAL_MS, or npm run reconcile), in Unix seconds; 0 when Redis holds no report. A check that fails or never runs leaves it, and the drift gauges, as they were: time() minus it is how old the drift shown is",
+      registers: [registry],
+      aggregator: 'max',
+      async collect() {
+        const report = await readStockReport();
+        if (report === null) return;
+        this.set(report.checkedAt === null ? 0 : report.checkedAt.getTime() / 1000);
+      },
+    }),
+    /** Sets where the stock check's gauges read the reconciler's last report at scrapes (at most once a second, waiting at most a second). */
+    watchStockReport(source: () => Promise<StockReport>) {
+      stockReportSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
     },
     /** Sets how Redis's memory is read at scrapes (at most once a second, waiting at most a second). */
     watchRedisMemory(source: () => Promise<RedisMemory>) {
@@ -334,6 +354,8 @@ export function createMetrics(labels: { app: string }) {
   for (const stage of ['requested', 'received']) metrics.returns.inc({ stage }, 0);
   for (const stage of ['before_payment', 'after_payment']) metrics.cancellations.inc({ stage }, 0);
   for (const timer of ['auto_confirm', 'complete']) metrics.overdueOrderTimers.inc({ timer }, 0);
+  // prom-client starts a gauge without labels at 0, which would claim "never checked" before any report was read
+  metrics.stockCheckedAt.remove();
   return metrics;
 }
 

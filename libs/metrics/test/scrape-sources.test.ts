@@ -38,4 +38,37 @@ describe('what a scrape of /metrics reads from Redis', () => {
     answer([{ queue: 'orders', counts: { waiting: 3 } }]);
     expect(await metrics.exposition()).toContain('queue_jobs{queue="orders",state="waiting",app="test"} 3');
   });
+
+  it('exports when the stock check whose drift the gauges show finished, 0 once Redis holds no report, and keeps the last time while Redis cannot be read', { timeout: 10_000 }, async () => {
+    const lastCheck = /^stock_reconcile_last_success_timestamp_seconds\{app="worker"\} (\S+)$/m;
+    const metrics = createMetrics({ app: 'worker' });
+    // before the first reading the worker knows nothing: no sample, rather than a 0 that says "never checked"
+    expect(lastCheck.test(await metrics.registry.getSingleMetricAsString('stock_reconcile_last_success_timestamp_seconds'))).toBe(false);
+    const reports = [
+      { checkedAt: new Date('2025-11-11T00:00:30Z'), drift: [{ skuId: 'LAMP', available: 0, reserved: 1, sold: 0 }] },
+      new Error('Redis is away'),
+      { checkedAt: null, drift: [] },
+    ];
+    metrics.watchStockReport(async () => {
+      const report = reports.shift()!;
+      if (report instanceof Error) throw report;
+      return report;
+    });
+    const scrapeAfterASecond = async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1_050));
+      return metrics.exposition();
+    };
+    const first = await metrics.exposition();
+    expect(lastCheck.exec(first)?.[1]).toBe(String(Date.parse('2025-11-11T00:00:30Z') / 1000));
+    expect(first).toContain('stock_counter_drift_units{sku="LAMP",counter="reserved",app="worker"} 1');
+    expect(lastCheck.exec(await scrapeAfterASecond())?.[1]).toBe(String(Date.parse('2025-11-11T00:00:30Z') / 1000));
+    // Redis lost its data: no check has finished since
+    expect(lastCheck.exec(await scrapeAfterASecond())?.[1]).toBe('0');
+  });
+
+  it('exports no stock check series from a process without the report (the api)', async () => {
+    const text = await createMetrics({ app: 'api' }).exposition();
+    expect(text).not.toMatch(/^stock_\w+\{/m);
+    expect(text).not.toMatch(/^stock_reconcile_last_success_timestamp_seconds /m);
+  });
 });

@@ -55,17 +55,26 @@ export interface TransitionRequest {
   detail?: string;
   /**
    * The order's deadline that must have passed, by MySQL's clock, for the transition to fire
-   * (an expiry's); before it the transition throws DeadlineAhead and changes nothing.
+   * (a timer's); before it the transition throws DeadlineAhead and changes nothing.
    */
-  dueAfter?: 'payment_deadline' | 'balance_deadline';
+  dueAfter?: TimerDeadline;
   /** Writes the transition's effects in the same transaction (ledger rows, payments...). */
   effects?: (trx: Transaction<Database>, order: OrderRow, fired: FiredTransition) => Promise<void>;
 }
 
 /**
- * A transition that closes an order at its deadline, asked for before that deadline by MySQL's
- * clock: its timer ran early, by the clock of a process running ahead, or was promoted early,
- * replayed or duplicated. Nothing changed; the deadline is `dueInMs` away.
+ * When a timer's transition is due: at the deadline an order column holds (to pay, to pay a
+ * presale's balance), or once the order has been in its status for `inStatusForMs` since it
+ * last entered it (shipped, the time the buyer has to confirm receipt; delivered, the
+ * after-sales window, which a refused or partial return opens again).
+ */
+export type TimerDeadline = 'payment_deadline' | 'balance_deadline' | { inStatusForMs: number };
+
+/**
+ * A timer's transition (an expiry, a forfeit, an auto-confirmation, a completion) asked for
+ * before its deadline by MySQL's clock: its timer ran early, by the clock of a process running
+ * ahead, or was promoted early, replayed or duplicated. Nothing changed; the deadline is
+ * `dueInMs` away.
  */
 export class DeadlineAhead extends Error {
   constructor(
@@ -156,6 +165,12 @@ export class CouponUsedUpMeanwhile extends Error {
 /** The instant `ms` before now by MySQL's clock (UTC, as the DATETIME columns hold it): what a deadline is compared with, whichever process asks. */
 function overdueSince(ms: number): Expression<Date> {
   return sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${ms * 1000} MICROSECOND`;
+}
+
+/** Now by MySQL's clock, the one every process shares (UTC, as the DATETIME columns hold it: connection.ts). */
+async function mysqlNow(db: OrderDb | Transaction<Database>): Promise<number> {
+  const { rows } = await sql<{ now: Date }>`SELECT UTC_TIMESTAMP(3) AS now`.execute(db);
+  return rows[0]!.now.getTime();
 }
 
 /** retryTransaction's `alsoAfter` for a transition that lost to a concurrent change of its order (StaleOrderVersion): decided again from what it reads then. */
@@ -276,16 +291,20 @@ export class OrderRepository {
 
   /**
    * Unpaid orders (payment or deposit due) whose payment deadline passed more than
-   * `overdueForMs` ago by MySQL's clock, oldest first. `idBelow` bounds the scan of the status
-   * index: no order accepted after it can be past its deadline yet.
+   * `overdueForMs` ago by MySQL's clock, oldest first. The scan of the status index stops at
+   * the orders accepted `shortestTimeoutMs` (the least time any order has to pay) before that
+   * instant: none accepted after can be past its deadline yet. Their ids carry the time of the
+   * clock that set their deadline, and the bound is by MySQL's clock too: a sweeping worker's
+   * clock running behind would leave out orders past their deadline.
    */
-  async overdueUnpaidOrderIds(overdueForMs: number, idBelow: string, limit: number): Promise<string[]> {
+  async overdueUnpaidOrderIds(overdueForMs: number, shortestTimeoutMs: number, limit: number): Promise<string[]> {
+    const deadlineBefore = (await mysqlNow(this.db)) - overdueForMs;
     const rows = await this.db
       .selectFrom('orders')
       .select('order_id')
       .where('status', 'in', ['PENDING_PAYMENT', 'PENDING_DEPOSIT'])
-      .where('order_id', '<', idBelow)
-      .where('payment_deadline', '<', overdueSince(overdueForMs))
+      .where('order_id', '<', firstOrderIdAt(deadlineBefore - shortestTimeoutMs))
+      .where('payment_deadline', '<', new Date(deadlineBefore))
       .orderBy('order_id')
       .limit(limit)
       .execute();
@@ -306,15 +325,16 @@ export class OrderRepository {
   }
 
   /**
-   * Orders of these types in `status` since before `since` (by their last change), oldest
-   * first, split parents left out (their status follows their children, whose timers run).
+   * Orders of these types in `status` for more than `waitedForMs` by MySQL's clock (since their
+   * last change), oldest first, split parents left out (their status follows their children,
+   * whose timers run).
    */
-  async waitingSince(status: string, types: readonly OrderType[], since: Date, limit: number): Promise<string[]> {
+  async waitingLongerThan(status: string, types: readonly OrderType[], waitedForMs: number, limit: number): Promise<string[]> {
     const rows = await this.db
       .selectFrom('orders as o')
       .select('o.order_id')
       .where('o.status', '=', status)
-      .where('o.updated_at', '<', since)
+      .where('o.updated_at', '<', overdueSince(waitedForMs))
       .where('o.type', 'in', types)
       .where(notSplit('o.order_id'))
       .orderBy('o.updated_at')
@@ -483,10 +503,12 @@ async function transitionIn(trx: Transaction<Database>, request: TransitionReque
   if (order.parent_order_id !== null) await trx.selectFrom('orders').select('order_id').where('order_id', '=', order.parent_order_id).forUpdate().execute();
   const facts = await orderFacts(trx, order);
   const fired = stateMachineFor(order.type as OrderType).fire(order.status, request.action, request.actor, facts);
-  if (request.dueAfter) await refuseBeforeDeadline(trx, order, request.dueAfter);
+  // a timer's transition is recorded at MySQL's time, which found it due: an auto-confirmation
+  // starts the after-sales window then, whatever the clock of the worker that ran it says
+  const at = request.dueAfter ? await dueNow(trx, order, request.dueAfter) : request.at;
   const updated = await trx
     .updateTable('orders')
-    .set({ status: fired.to, version: order.version + 1, updated_at: request.at })
+    .set({ status: fired.to, version: order.version + 1, updated_at: at })
     .where('order_id', '=', order.order_id)
     .where('version', '=', order.version)
     .executeTakeFirst();
@@ -501,25 +523,39 @@ async function transitionIn(trx: Transaction<Database>, request: TransitionReque
       to_status: fired.to,
       actor: fired.actor,
       detail: request.detail ?? null,
-      at: request.at,
+      at,
     })
     .execute();
   await request.effects?.(trx, order, fired);
-  if (order.parent_order_id !== null && fired.from !== fired.to) await deriveParentStatus(trx, order.parent_order_id, order.order_id, fired, request.at);
+  if (order.parent_order_id !== null && fired.from !== fired.to) await deriveParentStatus(trx, order.parent_order_id, order.order_id, fired, at);
   return { order: { ...order, status: fired.to, version: order.version + 1 }, fired };
 }
 
 /**
- * Throws DeadlineAhead while the order's deadline lies ahead by MySQL's clock: the one clock
- * every process shares, where the callers' own (the timer's, a sweep's) may run ahead.
+ * Now by MySQL's clock, once the order's deadline has passed by it; throws DeadlineAhead while
+ * the deadline lies ahead. MySQL's is the one clock every process shares, where the callers'
+ * own (the timer's, a sweep's) may run ahead or behind.
  */
-async function refuseBeforeDeadline(trx: Transaction<Database>, order: OrderRow, column: 'payment_deadline' | 'balance_deadline'): Promise<void> {
-  const deadline = order[column];
-  if (deadline === null) return;
-  // UTC, as the DATETIME columns hold it (connection.ts)
-  const { rows } = await sql<{ now: Date }>`SELECT UTC_TIMESTAMP(3) AS now`.execute(trx);
-  const dueInMs = deadline.getTime() - rows[0]!.now.getTime();
-  if (dueInMs > 0) throw new DeadlineAhead(order.order_id, deadline, dueInMs);
+async function dueNow(trx: Transaction<Database>, order: OrderRow, due: TimerDeadline): Promise<Date> {
+  const deadline = await deadlineOf(trx, order, due);
+  const now = await mysqlNow(trx);
+  if (deadline !== null && deadline.getTime() > now) throw new DeadlineAhead(order.order_id, deadline, deadline.getTime() - now);
+  return new Date(now);
+}
+
+/** The instant a timer's transition of the order is due (TimerDeadline); null when the order has none. */
+async function deadlineOf(trx: Transaction<Database>, order: OrderRow, due: TimerDeadline): Promise<Date | null> {
+  if (typeof due === 'string') return order[due];
+  // its last entry in the status it is in: an order delivered again (a return refused) has a new window
+  const entered = await trx
+    .selectFrom('order_history')
+    .select('at')
+    .where('order_id', '=', order.order_id)
+    .where('to_status', '=', order.status)
+    .orderBy('version', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return entered ? new Date(entered.at.getTime() + due.inStatusForMs) : null;
 }
 
 /** What guards read, in the transition's transaction. */

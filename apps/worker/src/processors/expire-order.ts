@@ -58,13 +58,14 @@ export async function closeUnpaidOrder(
 }
 
 /**
- * Puts a deadline job that ran before its deadline (by MySQL's clock) back in the delayed set
- * until then, without using an attempt. It ran by the clocks of the processes that enqueued and
- * promoted it (one running ahead), or was replayed or duplicated; dropped, it would leave its
- * order holding its stock for good.
+ * Puts a timer job (a payment or balance deadline, an auto-confirmation, a completion) that ran
+ * before its deadline (by MySQL's clock) back in the delayed set until then, without using an
+ * attempt. It ran by the clocks of the processes that enqueued and promoted it (one running
+ * ahead), or was replayed or duplicated; dropped, it would leave its order where it is for good
+ * (an unpaid one holding its stock).
  */
 export async function waitForDeadline(job: Job, token: string | undefined, dueInMs: number, log: Logger): Promise<never> {
-  log.info({ jobId: job.id, job: job.name, orderIds: ordersCarriedBy(job.data).slice(0, 20), dueInMs }, "deadline job ran before the deadline by MySQL's clock: it waits for it");
+  log.info({ jobId: job.id, job: job.name, orderIds: ordersCarriedBy(job.data).slice(0, 20), dueInMs }, "timer job ran before its deadline by MySQL's clock: it waits for it");
   await job.moveToDelayed(Date.now() + dueInMs, token);
   throw new DelayedError(`deadline ${dueInMs} ms ahead by MySQL's clock`);
 }

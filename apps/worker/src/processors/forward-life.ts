@@ -2,7 +2,19 @@ import { ExternalRefused, PaymentClient, WarehouseClient, breakerSettings } from
 import type { Config } from '@orders/config';
 import { IllegalTransition, StaleOrderVersion, needsSplit, planSplit, stateMachineFor, type Actor, type Effect, type OrderType } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { DeadlineAhead, OrderRepository, PricingRepository, ProcessRepository, RefundRepository, addressOf, type OrderDb, type OrderItemRow, type OrderRow, type TransitionRequest } from '@orders/persistence';
+import {
+  DeadlineAhead,
+  OrderRepository,
+  PricingRepository,
+  ProcessRepository,
+  RefundRepository,
+  addressOf,
+  type OrderDb,
+  type OrderItemRow,
+  type OrderRow,
+  type TimerDeadline,
+  type TransitionRequest,
+} from '@orders/persistence';
 import {
   JOB,
   enqueueEffects,
@@ -15,7 +27,7 @@ import {
   timerDelaysOf,
 } from '@orders/queues';
 import type { CommitOutcome, Inventory } from '@orders/stock';
-import { DelayedError, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { childOrderId } from './child-order-id.js';
 import { waitForDeadline } from './expire-order.js';
@@ -30,6 +42,12 @@ export interface ForwardLifeDeps {
   metrics: OrderMetrics;
   clock: () => Date;
   log: Logger;
+}
+
+/** What a timer's transition did: `changed`, or nothing yet with `dueInMs` until its deadline by MySQL's clock. */
+export interface TimerOutcome {
+  changed: boolean;
+  dueInMs?: number;
 }
 
 /** Shipment statuses of a parcel still in the warehouse. */
@@ -97,49 +115,50 @@ export class ForwardLife {
     throw new Error(`fulfillment queue: unknown job ${job.name}`);
   }
 
-  /** timers queue, except the payment deadline (expire-order) */
+  /**
+   * timers queue, except the payment deadline (expire-order): a timer that ran before its
+   * deadline by MySQL's clock changes nothing and waits for it (waitForDeadline)
+   */
   async timerJob(job: Job<OrderTimerJob>, token: string | undefined): Promise<void> {
-    const { orderId } = job.data;
-    if (job.name === JOB.autoConfirm) await this.autoConfirm(orderId);
-    else if (job.name === JOB.completeOrder) await this.completeAfterWindow(job, token);
-    else if (job.name === JOB.expireBalance) await this.forfeitAtDeadline(job, token);
-    else throw new Error(`timers queue: unknown job ${job.name}`);
+    const { dueInMs } = await this.fireTimer(job.name, job.data.orderId);
+    if (dueInMs !== undefined) await waitForDeadline(job, token, dueInMs, this.deps.log);
   }
 
-  /** A shipped order the buyer did not confirm in time is confirmed by the system. */
-  async autoConfirm(orderId: string): Promise<boolean> {
-    return this.tryTransition({ orderId, action: 'auto_confirm', actor: 'system', detail: 'buyer did not confirm in time' });
+  private async fireTimer(name: string, orderId: string): Promise<TimerOutcome> {
+    if (name === JOB.autoConfirm) return this.autoConfirm(orderId);
+    if (name === JOB.completeOrder) return this.completeAfterWindow(orderId);
+    if (name === JOB.expireBalance) return this.forfeitDeposit(orderId);
+    throw new Error(`timers queue: unknown job ${name}`);
+  }
+
+  /** A shipped order the buyer did not confirm in time (AUTO_CONFIRM_MS since it shipped, by MySQL's clock) is confirmed by the system. */
+  async autoConfirm(orderId: string): Promise<TimerOutcome> {
+    return this.fireWhenDue({ orderId, action: 'auto_confirm', actor: 'system', detail: 'buyer did not confirm in time', dueAfter: { inStatusForMs: this.deps.config.AUTO_CONFIRM_MS } });
   }
 
   /**
-   * Completes an order once its after-sales window has closed. The window runs from the
-   * order's last delivery, and a refused or partial return delivers it again: a timer set by
-   * an earlier delivery (the later one's was not added while it waited: one job id per
-   * order) waits on until the window that runs now has closed.
+   * Completes an order once its after-sales window has closed by MySQL's clock: the buyer may
+   * ask for a return until then. The window runs from the order's last delivery, and a refused
+   * or partial return delivers it again: a timer set by an earlier delivery (the later one's
+   * was not added while it waited: one job id per order) waits on until the window that runs
+   * now has closed.
    */
-  private async completeAfterWindow(job: Job<OrderTimerJob>, token: string | undefined): Promise<void> {
-    const { orderId } = job.data;
-    const closesAt = await this.afterSalesWindowClosesAt(orderId);
-    if (closesAt > this.deps.clock().getTime() && token !== undefined) {
-      await job.moveToDelayed(closesAt, token);
-      throw new DelayedError(`after-sales window of ${orderId} open until ${new Date(closesAt).toISOString()}`);
+  async completeAfterWindow(orderId: string): Promise<TimerOutcome> {
+    return this.fireWhenDue({ orderId, action: 'complete', actor: 'system', detail: 'after-sales window closed', dueAfter: { inStatusForMs: this.deps.config.AFTER_SALES_WINDOW_MS } });
+  }
+
+  /**
+   * A timer's transition (tryTransition), which fires only once its deadline (`dueAfter`) has
+   * passed by MySQL's clock. Not changed when the order is past it, or before the deadline:
+   * then `dueInMs` says how long until it.
+   */
+  private async fireWhenDue(request: Omit<TransitionRequest, 'at'> & { actor: Actor; dueAfter: TimerDeadline }): Promise<TimerOutcome> {
+    try {
+      return { changed: await this.tryTransition(request) };
+    } catch (error) {
+      if (error instanceof DeadlineAhead) return { changed: false, dueInMs: error.dueInMs };
+      throw error;
     }
-    await this.complete(orderId);
-  }
-
-  /** The backstop of a lost completion timer: completes the order only if its window has closed. */
-  async completeIfWindowClosed(orderId: string): Promise<boolean> {
-    if ((await this.afterSalesWindowClosesAt(orderId)) > this.deps.clock().getTime()) return false;
-    return this.complete(orderId);
-  }
-
-  private async afterSalesWindowClosesAt(orderId: string): Promise<number> {
-    const delivered = await this.process.lastDeliveredAt(orderId);
-    return delivered === null ? 0 : delivered.getTime() + this.deps.config.AFTER_SALES_WINDOW_MS;
-  }
-
-  private async complete(orderId: string): Promise<boolean> {
-    return this.tryTransition({ orderId, action: 'complete', actor: 'system', detail: 'after-sales window closed' });
   }
 
   /**
@@ -499,30 +518,19 @@ export class ForwardLife {
    * goes back. Not changed when it was not owing its balance, or when its balance deadline has
    * not passed by MySQL's clock (until then the buyer may pay it): then `dueInMs` says how long until it has.
    */
-  async forfeitDeposit(orderId: string): Promise<{ changed: boolean; dueInMs?: number }> {
-    let forfeited: boolean;
-    try {
-      forfeited = await this.tryTransition({
-        orderId,
-        action: 'expire_balance',
-        actor: 'system',
-        detail: 'balance not paid by its deadline; deposit kept',
-        dueAfter: 'balance_deadline',
-        effects: async (trx, current) => OrderRepository.releaseReservation(trx, current.order_id, 'expire_balance', this.deps.clock()),
-      });
-    } catch (error) {
-      if (error instanceof DeadlineAhead) return { changed: false, dueInMs: error.dueInMs };
-      throw error;
-    }
+  async forfeitDeposit(orderId: string): Promise<TimerOutcome> {
+    const forfeited = await this.fireWhenDue({
+      orderId,
+      action: 'expire_balance',
+      actor: 'system',
+      detail: 'balance not paid by its deadline; deposit kept',
+      dueAfter: 'balance_deadline',
+      effects: async (trx, current) => OrderRepository.releaseReservation(trx, current.order_id, 'expire_balance', this.deps.clock()),
+    });
+    if (forfeited.dueInMs !== undefined) return forfeited;
     const order = await this.deps.orders.findOrderRow(orderId);
     if (order?.status === 'DEPOSIT_FORFEITED') await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'forfeited', order.coupon_code);
-    return { changed: forfeited };
-  }
-
-  /** A presale's balance deadline job: run before the deadline by MySQL's clock, it waits for it (waitForDeadline). */
-  private async forfeitAtDeadline(job: Job<OrderTimerJob>, token: string | undefined): Promise<void> {
-    const { dueInMs } = await this.forfeitDeposit(job.data.orderId);
-    if (dueInMs !== undefined) await waitForDeadline(job, token, dueInMs, this.deps.log);
+    return forfeited;
   }
 
   /**
