@@ -58,6 +58,13 @@ export interface TransitionRequest {
    * (a timer's); before it the transition throws DeadlineAhead and changes nothing.
    */
   dueAfter?: TimerDeadline;
+  /**
+   * The order's deadline that must not have come yet, by MySQL's clock, for the transition to
+   * fire (a buyer's return, inside the after-sales window): the complement of a timer's
+   * `dueAfter` of the same deadline (the completion's), so that of the two only one fires; from
+   * the deadline on the transition throws DeadlinePassed and changes nothing.
+   */
+  openUntil?: TimerDeadline;
   /** Writes the transition's effects in the same transaction (ledger rows, payments...). */
   effects?: (trx: Transaction<Database>, order: OrderRow, fired: FiredTransition) => Promise<void>;
 }
@@ -84,6 +91,20 @@ export class DeadlineAhead extends Error {
   ) {
     super(`Order ${orderId} is due at ${deadline.toISOString()}, ${dueInMs} ms from now by MySQL's clock`);
     this.name = 'DeadlineAhead';
+  }
+}
+
+/**
+ * A transition open until its order's deadline (`openUntil`), asked for once that deadline has
+ * come by MySQL's clock, whatever the clock of the process that asked: nothing changed.
+ */
+export class DeadlinePassed extends Error {
+  constructor(
+    readonly orderId: string,
+    readonly deadline: Date | null,
+  ) {
+    super(`Order ${orderId} was open until ${deadline?.toISOString() ?? 'no deadline'} by MySQL's clock`);
+    this.name = 'DeadlinePassed';
   }
 }
 
@@ -506,6 +527,7 @@ async function transitionIn(trx: Transaction<Database>, request: TransitionReque
   // a timer's transition is recorded at MySQL's time, which found it due: an auto-confirmation
   // starts the after-sales window then, whatever the clock of the worker that ran it says
   const at = request.dueAfter ? await dueNow(trx, order, request.dueAfter) : request.at;
+  if (request.openUntil) await refuseOnceDue(trx, order, request.openUntil);
   const updated = await trx
     .updateTable('orders')
     .set({ status: fired.to, version: order.version + 1, updated_at: at })
@@ -541,6 +563,15 @@ async function dueNow(trx: Transaction<Database>, order: OrderRow, due: TimerDea
   const now = await mysqlNow(trx);
   if (deadline !== null && deadline.getTime() > now) throw new DeadlineAhead(order.order_id, deadline, deadline.getTime() - now);
   return new Date(now);
+}
+
+/**
+ * Throws DeadlinePassed once the order's deadline has come by MySQL's clock: from the instant
+ * the timer's transition of that deadline may fire (dueNow), or at once when the order has none.
+ */
+async function refuseOnceDue(trx: Transaction<Database>, order: OrderRow, due: TimerDeadline): Promise<void> {
+  const deadline = await deadlineOf(trx, order, due);
+  if (deadline === null || deadline.getTime() <= (await mysqlNow(trx))) throw new DeadlinePassed(order.order_id, deadline);
 }
 
 /** The instant a timer's transition of the order is due (TimerDeadline); null when the order has none. */

@@ -1,5 +1,5 @@
 import { IllegalTransition, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
-import { ProcessRepository, RefundRepository, refundIdFor, type TransitionRequest, type TransitionResult } from '@orders/persistence';
+import { DeadlinePassed, ProcessRepository, RefundRepository, refundIdFor, type OrderRow, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { KeyedRefunds, idempotencyKeyHeaders, unitsKey } from '../keyed-refunds.js';
@@ -18,6 +18,20 @@ const returnParams = {
 } as const;
 
 const windowClosed = (orderId: string) => new HttpProblem(422, 'RETURN_WINDOW_CLOSED', `The after-sales window of order ${orderId} has closed`);
+
+/**
+ * Refuses a return of the order part as it stands: its window closed (COMPLETED), or a status or
+ * order type that takes none, or an order not paid. Whether a DELIVERED part's window is still
+ * open is the return's transition's to decide (openUntil), by MySQL's clock.
+ */
+function refuseUnreturnable(unit: OrderRow, paid: boolean): void {
+  const machine = stateMachineFor(unit.type as OrderType);
+  // only an order type with returns had a window to close; one without (an imported order: its channel took the
+  // money; a virtual one: delivered with its payment) is refused like any other state, COMPLETED too
+  const hasReturns = machine.actions().includes('request_return');
+  if (hasReturns && unit.status === 'COMPLETED') throw windowClosed(unit.order_id);
+  if (!machine.can(unit.status, 'request_return', 'buyer') || !paid) throw new IllegalTransition(unit.status, 'request_return', 'buyer');
+}
 
 /**
  * Returns (API.md): inside the after-sales window a buyer asks to return delivered
@@ -46,7 +60,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         tags: ['after-sales'],
         summary: 'Ask to return delivered units inside the after-sales window (202: a merchant reviews it)',
         description:
-          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED. Its amounts are fixed now: each line its allocated payable by units, a parcel's shipping too when every unit of that parcel comes back. With an Idempotency-Key header the return belongs to the key: the same key with the same body answers the same return, even sent twice at once, another body 422 IDEMPOTENCY_CONFLICT. Without it the id derives from the reason and the units: the same request again answers the same return. `replayed` is true when the answer is a return opened before. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from delivery); 409 ILLEGAL_TRANSITION before delivery, while another return is open, or for an order type without returns (a virtual order, delivered with its payment, had no window); 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED. Its amounts are fixed now: each line its allocated payable by units, a parcel's shipping too when every unit of that parcel comes back. With an Idempotency-Key header the return belongs to the key: the same key with the same body answers the same return, even sent twice at once, another body 422 IDEMPOTENCY_CONFLICT. Without it the id derives from the reason and the units: the same request again answers the same return. `replayed` is true when the answer is a return opened before. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from the last delivery, by the database's clock, as the order's completion); 409 ILLEGAL_TRANSITION before delivery, while another return is open, or for an order type without returns (a virtual order, delivered with its payment, had no window); 422 REFUND_EXCEEDS_ORDER for more units than are left.",
         params: orderParamsSchema,
         headers: idempotencyKeyHeaders,
         body: {
@@ -92,39 +106,37 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         keyed ? keyed.idFor(part.unit.order_id) : refundIdFor(part.unit.order_id, ['return', reason, unitsKey(part.items)]);
       // the money is drawn from the order's payments when the units are received (every payment, latest first; a child's: its parent's)
       const paid = await process.isPaid(order);
-      // every part must be returnable before any is opened
-      for (const part of parts) {
-        if (await refunds.find(returnIdOf(part))) continue;
-        const machine = stateMachineFor(part.unit.type as OrderType);
-        // only an order type with returns had a window to close; one without (an imported order: its channel took the
-        // money; a virtual one: delivered with its payment) is refused like any other state, COMPLETED too
-        const hasReturns = machine.actions().includes('request_return');
-        if (hasReturns && part.unit.status === 'COMPLETED') throw windowClosed(part.unit.order_id);
-        if (!machine.can(part.unit.status, 'request_return', 'buyer') || !paid) throw new IllegalTransition(part.unit.status, 'request_return', 'buyer');
-        const delivered = await process.lastDeliveredAt(part.unit.order_id);
-        if (!delivered || deps.clock().getTime() - delivered.getTime() > deps.config.AFTER_SALES_WINDOW_MS) throw windowClosed(part.unit.order_id);
-      }
       const moved = await transition(async () => {
         // on every attempt: after a request racing with the same key took it, another body is refused here
         if (keyed) await keyed.refuseOtherBodies();
-        const moves: TransitionRequest[] = [];
+        // every part must be returnable before any is opened, as it is now: an attempt after losing a
+        // race to the completion timer (StaleOrderVersion) finds the part COMPLETED, its window closed
+        const opening: typeof parts = [];
         for (const part of parts) {
+          if (await refunds.find(returnIdOf(part))) continue;
+          refuseUnreturnable((await deps.orders.findOrderRow(part.unit.order_id)) ?? part.unit, paid);
+          opening.push(part);
+        }
+        return opening.map((part, index): TransitionRequest => {
           const returnId = returnIdOf(part);
-          if (await refunds.find(returnId)) continue;
-          const first = moves.length === 0;
-          moves.push({
+          return {
             orderId: part.unit.order_id,
             action: 'request_return',
             actor: 'buyer',
             at: deps.clock(),
+            // the window is MySQL's to close, in this transaction, as the completion timer's is
+            // (dueAfter of the same deadline): a host's clock ahead or behind neither refuses a
+            // return inside it nor takes one after it
+            openUntil: { inStatusForMs: deps.config.AFTER_SALES_WINDOW_MS },
             detail: `return ${returnId}: ${reason}`.slice(0, 500),
             effects: async (trx, current) => {
-              if (first && keyed) await keyed.take(trx, deps.clock());
+              if (index === 0 && keyed) await keyed.take(trx, deps.clock());
               await RefundRepository.openRefund(trx, current, { refundId: returnId, kind: 'return', reason, items: part.items, restockReason: 'return', status: 'REQUESTED', actor: 'buyer', at: deps.clock() });
             },
-          });
-        }
-        return moves;
+          };
+        });
+      }).catch((error: unknown) => {
+        throw error instanceof DeadlinePassed ? windowClosed(error.orderId) : error;
       });
       if (moved.length > 0) deps.metrics.returns.inc({ stage: 'requested' }, moved.length);
       const opened = await Promise.all(parts.map(async (part) => (await refunds.find(returnIdOf(part)))!));
