@@ -2,6 +2,7 @@ import { deadLetterId, moveToDeadLetter, type OrderQueues } from '@orders/queues
 import type { RedisClient } from '@orders/stock';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
+import { RoundsEveryInterval } from './rounds-every-interval.js';
 
 /** Failed jobs a round reads of each queue; the next round goes on from there. */
 const PAGE = 500;
@@ -23,20 +24,18 @@ interface ReadUpTo {
  * job leaves the failed set, so its old failure is never copied again.
  */
 export class DeadLetterBackstop {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<number> | undefined;
+  private readonly rounds: RoundsEveryInterval;
   private readonly readUpTo = new Map<string, ReadUpTo>();
 
   constructor(
     private readonly deps: { redis: RedisClient; queues: Queue[]; deadLetter: OrderQueues['deadLetter']; log: Logger },
     private readonly options: { intervalMs: number },
-  ) {}
+  ) {
+    this.rounds = new RoundsEveryInterval(options.intervalMs, () => this.copyMissing());
+  }
 
   start(): this {
-    this.timer = setInterval(() => {
-      this.running ??= this.copyMissing().finally(() => (this.running = undefined));
-    }, this.options.intervalMs);
-    this.timer.unref();
+    this.rounds.start();
     return this;
   }
 
@@ -81,8 +80,7 @@ export class DeadLetterBackstop {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+    await this.rounds.stop();
   }
 }
 

@@ -4,6 +4,7 @@ import { carrierOf, enqueuePersistOrder, forgetCarriers, jobId, type OrderQueues
 import type { Inventory } from '@orders/stock';
 import type { JobState } from 'bullmq';
 import type { Logger } from 'pino';
+import { RoundsEveryInterval } from './rounds-every-interval.js';
 
 /**
  * The safety net behind the intake's 202: an order accepted in Redis whose persist job
@@ -12,19 +13,17 @@ import type { Logger } from 'pino';
  * One that can no longer be persisted (its reservation and its job are gone) is reported lost.
  */
 export class StrandedOrderSweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<number> | undefined;
+  private readonly rounds: RoundsEveryInterval;
 
   constructor(
     private readonly deps: { inventory: Inventory; queues: Pick<OrderQueues, 'orders'>; metrics: OrderMetrics; clock: () => Date; log: Logger },
     private readonly options: { intervalMs: number; strandedAfterMs: number },
-  ) {}
+  ) {
+    this.rounds = new RoundsEveryInterval(options.intervalMs, () => this.sweep());
+  }
 
   start(): this {
-    this.timer = setInterval(() => {
-      this.running ??= this.sweep().finally(() => (this.running = undefined));
-    }, this.options.intervalMs);
-    this.timer.unref();
+    this.rounds.start();
     return this;
   }
 
@@ -127,8 +126,7 @@ export class StrandedOrderSweeper {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+    await this.rounds.stop();
   }
 }
 
