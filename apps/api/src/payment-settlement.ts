@@ -34,7 +34,7 @@ export async function applyPaymentTaken(deps: AppDeps, order: OrderRow, payment:
             const settled = await ProcessRepository.settlePayment(trx, payment.payment_id, outcome);
             if (!settled) throw new AlreadyApplied();
             if (transition.effects.includes('scheduleBalanceDeadline')) {
-              await ProcessRepository.setBalanceDeadline(trx, order.order_id, new Date(deps.clock().getTime() + deps.config.PRESALE_BALANCE_TIMEOUT_MS));
+              await ProcessRepository.setBalanceDeadline(trx, order.order_id, deps.config.PRESALE_BALANCE_TIMEOUT_MS);
             }
           },
         }),

@@ -8,6 +8,7 @@ import {
   type AcceptedOrder,
   type Actor,
   type Deduction,
+  type Effect,
   type FiredTransition,
   type OrderLineRequest,
   type OrderType,
@@ -51,6 +52,7 @@ export interface TransitionRequest {
   orderId: string;
   action: string;
   actor: Actor;
+  /** When it happened by the caller's clock; a timer's transition, or one that starts a timer, is recorded at MySQL's time instead. */
   at: Date;
   detail?: string;
   /**
@@ -193,6 +195,13 @@ async function mysqlNow(db: OrderDb | Transaction<Database>): Promise<number> {
   const { rows } = await sql<{ now: Date }>`SELECT UTC_TIMESTAMP(3) AS now`.execute(db);
   return rows[0]!.now.getTime();
 }
+
+/**
+ * The effects of a transition that starts a timer: the order's deadline runs from the time the
+ * transition is recorded at (its history's, which the auto-confirmation and the completion measure
+ * from; a presale's balance deadline, set with it), and the timer decides by MySQL's clock.
+ */
+const STARTS_A_TIMER: readonly Effect[] = ['scheduleAutoConfirm', 'scheduleCompletion', 'scheduleBalanceDeadline'];
 
 /** retryTransaction's `alsoAfter` for a transition that lost to a concurrent change of its order (StaleOrderVersion): decided again from what it reads then. */
 export const afterStaleOrderVersion = (error: unknown): boolean => error instanceof StaleOrderVersion;
@@ -524,9 +533,14 @@ async function transitionIn(trx: Transaction<Database>, request: TransitionReque
   if (order.parent_order_id !== null) await trx.selectFrom('orders').select('order_id').where('order_id', '=', order.parent_order_id).forUpdate().execute();
   const facts = await orderFacts(trx, order);
   const fired = stateMachineFor(order.type as OrderType).fire(order.status, request.action, request.actor, facts);
-  // a timer's transition is recorded at MySQL's time, which found it due: an auto-confirmation
-  // starts the after-sales window then, whatever the clock of the worker that ran it says
-  const at = request.dueAfter ? await dueNow(trx, order, request.dueAfter) : request.at;
+  // a timer's transition is recorded at MySQL's time, which found it due, and so is one that starts
+  // a timer (a delivery starts the after-sales window): whatever the clock of the worker or api
+  // host that fired it says, the timer gives the order its whole time by MySQL's clock
+  const at = request.dueAfter
+    ? await dueNow(trx, order, request.dueAfter)
+    : fired.effects.some((effect) => STARTS_A_TIMER.includes(effect))
+      ? new Date(await mysqlNow(trx))
+      : request.at;
   if (request.openUntil) await refuseOnceDue(trx, order, request.openUntil);
   const updated = await trx
     .updateTable('orders')

@@ -1,5 +1,5 @@
 import { benefitsOfPart, stateMachineFor, type AppliedBenefits, type ChildPlan, type DiscountShare, type Effect, type OrderType, type SplittableLine } from '@orders/domain';
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
 import type { Database, OrderItemRow, OrderRow, PaymentRow, ShipmentRow } from './schema.js';
@@ -365,7 +365,15 @@ export class ProcessRepository {
     if (entries.length > 0) await this.db.insertInto('stock_ledger').values(entries).ignore().execute();
   }
 
-  static async setBalanceDeadline(trx: Transaction<Database>, orderId: string, deadline: Date): Promise<void> {
-    await trx.updateTable('orders').set({ balance_deadline: deadline }).where('order_id', '=', orderId).execute();
+  /**
+   * In the deposit's transaction: the balance is due `timeoutMs` from now by MySQL's clock, the
+   * one its forfeit decides by, and its deadline job waits that long from the commit.
+   */
+  static async setBalanceDeadline(trx: Transaction<Database>, orderId: string, timeoutMs: number): Promise<void> {
+    await trx
+      .updateTable('orders')
+      .set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) + INTERVAL ${timeoutMs * 1000} MICROSECOND` })
+      .where('order_id', '=', orderId)
+      .execute();
   }
 }
