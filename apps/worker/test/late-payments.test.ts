@@ -28,6 +28,12 @@ describe('payments that arrive late or change their outcome', () => {
     const { payments, refunds } = (await system.paymentSim.request('GET', '/__admin/payments')).body;
     return { charges: payments.filter((p: any) => p.orderId === orderId), refunds: refunds.filter((r: any) => r.paymentId.startsWith(orderId)) };
   };
+  /** The refunds the payment system has made for the order, once it has made one. */
+  const refundsPaidBack = async (orderId: string, what: string) =>
+    (await waitFor(async () => {
+      const seen = await atPaymentSystem(orderId);
+      return seen.refunds.length > 0 && seen;
+    }, { what, timeoutMs: 20_000 })).refunds;
   const paymentRows = (orderId: string) => system.env.db.selectFrom('payments').select(['payment_id', 'status']).where('order_id', '=', orderId).orderBy('attempt').execute();
   const slowPaymentSystem = (latencyMs: number) => system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs } });
 
@@ -91,10 +97,7 @@ describe('payments that arrive late or change their outcome', () => {
       await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
       const late = await system.signedCallback('payment', { orderId, paymentId, transactionId: charge.transactionId, status: 'SUCCEEDED', amountCents: 10_000, at: takenAt });
       expect([late.status, late.body]).toEqual([200, { changed: false, status: 'EXPIRED' }]);
-      const { refunds } = await waitFor(async () => {
-        const seen = await atPaymentSystem(orderId);
-        return seen.refunds.length > 0 && seen;
-      }, { what: 'the late payment refunded', timeoutMs: 20_000 });
+      const refunds = await refundsPaidBack(orderId, 'the late payment refunded');
       expect(refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[paymentId, 10_000]]);
     } finally {
       await slowPaymentSystem(0);
@@ -183,10 +186,7 @@ describe('payments that arrive late or change their outcome', () => {
       const balance = (await pay('ivy', orderId)).body;
       expect(balance).toMatchObject({ purpose: 'balance', amountCents: 40_000 });
       await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED', 10_000);
-      const { refunds } = await waitFor(async () => {
-        const seen = await atPaymentSystem(orderId);
-        return seen.refunds.length > 0 && seen;
-      }, { what: 'the balance refunded', timeoutMs: 20_000 });
+      const refunds = await refundsPaidBack(orderId, 'the balance refunded');
       expect(refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[balance.paymentId, 40_000]]);
     } finally {
       await slowPaymentSystem(0);
@@ -206,10 +206,7 @@ describe('payments that arrive late or change their outcome', () => {
       await system.passPaymentDeadline(orderId);
       await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
       await system.env.db.updateTable('payments').set({ status: 'SUCCEEDED', transaction_id: 'tx-first-callback', paid_at: new Date() }).where('payment_id', '=', paymentId).execute();
-      const { refunds } = await waitFor(async () => {
-        const seen = await atPaymentSystem(orderId);
-        return seen.refunds.length > 0 && seen;
-      }, { what: 'the late payment refunded', timeoutMs: 20_000 });
+      const refunds = await refundsPaidBack(orderId, 'the late payment refunded');
       expect(refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[paymentId, 10_000]]);
     } finally {
       await slowPaymentSystem(0);

@@ -23,7 +23,7 @@ describe('deadline jobs that run before the deadline', () => {
   }, 60_000);
   afterAll(async () => system?.close());
 
-  const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: system.token('ops', 'admin') })).body.stock;
+  const stock = (skuId: string) => system.stockOf(skuId);
   const pay = (buyer: string, orderId: string) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
   /** A timer job added to run now, under an id of its own (a dead letter replayed, a duplicate): it is settled once it left waiting and active. */
   const runNow = async (name: string, data: object, jobId: string) => {

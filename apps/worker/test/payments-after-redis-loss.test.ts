@@ -8,7 +8,7 @@ describe('orders paid after Redis lost their reservations', () => {
   /** `npm run reconcile` as an operator runs it, in this process, on this test's database and key prefix. */
   const reconcile = (repair: boolean) => system.reconciler().reconcile({ repair });
   const loseRedisData = () => system.loseRedisData();
-  const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: system.token('ops', 'admin') })).body.stock;
+  const stock = (skuId: string) => system.stockOf(skuId);
   const checkout = (buyer: string, items: Array<{ skuId: string; qty: number }>, key: string, couponCode?: string) =>
     system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': key }, body: { items, address: buyerAddress, couponCode } });
   const pay = async (buyer: string, orderId: string) => {

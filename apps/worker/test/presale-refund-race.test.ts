@@ -27,7 +27,7 @@ describe('a presale refunded by an operator while its balance is being paid', ()
   afterAll(async () => system?.close());
 
   const pay = (orderId: string, buyer: string) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
-  const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: admin })).body.stock;
+  const stock = (skuId: string) => system.stockOf(skuId);
   const statusOf = async (orderId: string) => (await system.env.db.selectFrom('orders').select('status').where('order_id', '=', orderId).executeTakeFirstOrThrow()).status;
 
   /**

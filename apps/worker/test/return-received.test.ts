@@ -19,7 +19,7 @@ describe("the warehouse's RETURN_RECEIVED on an order returned in several parts"
   });
   afterAll(async () => system?.close());
 
-  const stock = async () => (await system.request('GET', '/v1/admin/skus/LAMP', { token: admin })).body.stock;
+  const stock = () => system.stockOf('LAMP');
   /** the simulated warehouse reports an event, naming the return whose parcel it received when given its id */
   const warehouse = (orderId: string, event: string, returnId?: string) =>
     system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event, ...(returnId === undefined ? {} : { returnId }) } });

@@ -28,7 +28,7 @@ describe('pricing at persist, cancel and refunds, exact to the cent', () => {
   });
   afterAll(async () => system?.close());
 
-  const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: admin })).body.stock;
+  const stock = (skuId: string) => system.stockOf(skuId);
   const checkout = async (buyer: string, items: Array<{ skuId: string; qty: number }>, key: string, couponCode?: string) => {
     const answer = await system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': key }, body: { items, address: buyerAddress, ...(couponCode ? { couponCode } : {}) } });
     expect([answer.status, answer.body.code]).toEqual([202, undefined]);

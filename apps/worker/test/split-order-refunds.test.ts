@@ -20,7 +20,7 @@ describe('refunds, returns and cancellations over the parts of a split order', (
   });
   afterAll(async () => system?.close());
 
-  const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: admin })).body.stock;
+  const stock = (skuId: string) => system.stockOf(skuId);
   const refundsOf = async (orderId: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: admin })).body.items;
   const warehouse = (orderId: string, event: string) => system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event } });
   /** A paid order of both SKUs, split in two children in fulfilment: [lamp child, rug child]. */

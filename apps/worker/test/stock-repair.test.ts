@@ -29,7 +29,7 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
   const prefix = () => system.env.config.REDIS_KEY_PREFIX;
   const skuKey = (skuId: string) => `${prefix()}{g0}:sku:${skuId}`;
   const orderKey = (orderId: string) => `${prefix()}{g0}:order:${orderId}`;
-  const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: system.token('ops', 'admin') })).body.stock;
+  const stock = (skuId: string) => system.stockOf(skuId);
   const buy = (buyer: string, skuId: string, qty: number, couponCode?: string) =>
     system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': `${buyer}-${skuId}` }, body: { items: [{ skuId, qty }], address: buyerAddress, couponCode } });
   const cancel = (orderId: string, buyer: string) => system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token(buyer), body: { reason: 'changed my mind' } });

@@ -40,6 +40,8 @@ export interface OrderSystem extends Pick<HttpClient, 'request'> {
   /** The order's first refund (or return) once it has this status, SUCCEEDED when paid back: its refund job has run by then. */
   waitForRefund(orderId: string, status?: string, timeoutMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   order(orderId: string): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** The SKU's stock as an admin reads it (`GET /v1/admin/skus/:skuId`): available, reserved, sold. */
+  stockOf(skuId: string): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   signedCallback(system: 'payment' | 'warehouse', body: unknown, signature?: string): Promise<{ status: number; body: any }>; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** A reconciler as `npm run reconcile` builds one, in this process, on this system's database and key prefix. */
   reconciler(settleMs?: number): StockReconciler;
@@ -116,6 +118,9 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
     },
     async order(orderId) {
       return (await http.request('GET', `/v1/orders/${orderId}`, { token: admin })).body;
+    },
+    async stockOf(skuId) {
+      return (await http.request('GET', `/v1/admin/skus/${skuId}`, { token: admin })).body.stock;
     },
     async waitForStatus(orderId, status, timeoutMs = 15_000) {
       return waitFor(
