@@ -458,7 +458,10 @@ export class Inventory {
     try {
       reply = await this.sendReserve(group, keys, args);
     } catch (error) {
-      if (!(error instanceof BatchRefused)) throw error;
+      if (!(error instanceof BatchRefused)) {
+        if (claim) await this.settleUnanswered(claim, group);
+        throw error;
+      }
       // the script ran and counted on the primary, whose replicas did not acknowledge it: the
       // buyer's counters are spent once, not counted again with the refusal
       const refused = error.reply as StockScriptReply<'reserveStock'>;
@@ -533,7 +536,13 @@ export class Inventory {
     try {
       reply = await this.pipelines.send(own, (pipeline) => queueStockScript(pipeline, 'claimCheckout', keys, args));
     } catch (error) {
-      if (!(error instanceof BatchRefused)) throw error;
+      if (!(error instanceof BatchRefused)) {
+        // unanswered (timed out, connection lost), the claim may have run all the same: what it
+        // would have taken is given back after it on the same connection, or the buyer's retry
+        // under the key would find their coupon used by an order that never was
+        await this.withdrawClaim({ orderId, userId, idempotencyKey, couponCode, claimedNow: true, couponTaken: couponCode !== '' }).catch(() => {});
+        throw error;
+      }
       // claimed on the primary, whose replicas did not acknowledge it: given back, for the buyer's retry
       const refused = error.reply as StockScriptReply<'claimCheckout'>;
       spentWith(refused);
@@ -556,12 +565,24 @@ export class Inventory {
     await this.withdrawClaim({ ...claim, claimedNow: claim.claimedNow && code < 0, couponTaken: claim.couponTaken && code !== 1 });
   }
 
+  /**
+   * A claim whose reservation went unanswered: the key's record, read after the reservation on
+   * the same connection, says whether it accepted the order, which then holds the claim's use.
+   * Not accepted, the claim is settled as refused; when the read goes unanswered too, the
+   * buyer's retry under the key finds what the reservation did.
+   */
+  private async settleUnanswered(claim: CheckoutClaim, group: string): Promise<void> {
+    const accepted = await this.keyRecorded(group, claim.userId, claim.idempotencyKey).catch(() => null);
+    if (accepted === false) await this.withdrawClaim(claim).catch(() => {});
+  }
+
   /** Gives back the coupon use a claim took and drops a claim this request made, in one round trip. */
   private async withdrawClaim(claim: CheckoutClaim): Promise<void> {
     if (!claim.claimedNow && !claim.couponTaken) return;
     const own = this.keys.groupOf(claim.userId);
     const pipeline = this.redis.pipeline();
-    if (claim.couponTaken) queueStockScript(pipeline, 'releaseCoupon', this.couponHolderKeys(claim.orderId, claim.userId, claim.couponCode), []);
+    // a claim's use is in its hold, if the claim ran at all
+    if (claim.couponTaken) queueStockScript(pipeline, 'releaseCoupon', this.couponHolderKeys(claim.orderId, claim.userId, claim.couponCode), ['held']);
     if (claim.claimedNow) queueStockScript(pipeline, 'dropClaim', [this.keys.idempotency(own, claim.userId, claim.idempotencyKey)], [claim.orderId]);
     for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
   }

@@ -16,12 +16,15 @@ export interface HttpClient {
   close(): Promise<void>;
 }
 
+const UNANSWERED_AFTER_MS = 30_000;
+
 /** Real HTTP over a keep-alive pool, as a client of the published API would talk to it. */
 export function httpClient(baseUrl: string, connections = 100): HttpClient {
-  const pool = new Pool(baseUrl, { connections, pipelining: 1 });
+  // undici waits 5 min for an answer: a request the server never answers must fail the test naming itself
+  const pool = new Pool(baseUrl, { connections, pipelining: 1, headersTimeout: UNANSWERED_AFTER_MS, bodyTimeout: UNANSWERED_AFTER_MS });
   return {
     async request(method, path, { token, body, headers = {} } = {}) {
-      const response = await pool.request({
+      const sent = pool.request({
         method: method as 'GET',
         path,
         headers: {
@@ -30,6 +33,9 @@ export function httpClient(baseUrl: string, connections = 100): HttpClient {
           ...headers,
         },
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const response = await sent.catch((error: unknown) => {
+        throw new Error(`${method} ${path} got no answer: ${String(error)}`, { cause: error });
       });
       const text = await response.body.text();
       let parsed: unknown = text;

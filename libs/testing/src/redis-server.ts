@@ -55,8 +55,11 @@ export async function startRedisServer(extraArgs: string[] = []): Promise<RedisS
     child = undefined;
     if (!running || running.exitCode !== null || running.signalCode !== null) return;
     const exited = new Promise((resolve) => running.once('exit', resolve));
+    // a redis-server refuses a SIGTERM while it writes its first AOF (just after a full sync from its master): asked again until it goes
+    const askedAgain = setInterval(() => running.kill(signal), 1_000);
     running.kill(signal);
     await exited;
+    clearInterval(askedAgain);
   };
   await start();
   return {

@@ -11,6 +11,9 @@
   KEYS[2]  buyer's coupon uses <prefix>{g}:coupon-uses:<code>:<userId>
   KEYS[3]  given-back marker   <prefix>{g}:coupon-given-back:<orderId>
   (all in the buyer's own group)
+  ARGV[1]  'held' to give back only a use KEYS[1] holds: a claim withdrawn (claimCheckout-4+c.lua)
+           whose script went unanswered may never have run, and then its hold was never
+           written and the marker must not decide
 
   Returns 1 given back now, 0 the order holds no use.
 ]]
@@ -18,7 +21,7 @@
 local usesTtl = redis.call('PTTL', KEYS[2])
 if redis.call('HDEL', KEYS[1], 'c') == 1 then
   if usesTtl > 0 then redis.call('SET', KEYS[3], '1', 'PX', usesTtl) end
-elseif redis.call('EXISTS', KEYS[1]) == 1 or usesTtl <= 0 then
+elseif ARGV[1] == 'held' or redis.call('EXISTS', KEYS[1]) == 1 or usesTtl <= 0 then
   return 0
 elseif not redis.call('SET', KEYS[3], '1', 'NX', 'PX', usesTtl) then
   return 0
