@@ -240,6 +240,8 @@ const TRANSFER_RECORD_TTL_MS = 7 * 24 * 3600 * 1000;
 const VOIDED_MARKER = 'void';
 /** The order types a cart may make without a delivery address, as reserveStock-5+c+2n.lua reads them (',virtual,'). */
 const TYPES_SHIPPING_NOTHING = `,${ORDER_TYPES.filter((type) => !shipsParcels(type)).join(',')},`;
+/** How ioredis rejects a command it sent whose answer did not come within its commandTimeout: it may still run, and be answered. */
+const UNANSWERED = /^Command timed out/;
 /** giveStock-2.lua's return codes. */
 const GIVE_OUTCOMES: Partial<Record<number, GiveOutcome>> = { 1: 'given', 0: 'given-before', 2: 'voided', 3: 'waiting', [-1]: 'lost' };
 
@@ -287,6 +289,8 @@ export class Inventory {
   /** One per kind of time a reservation answers with: each stays within its own second. */
   private readonly acceptedTimes = new IsoTimestamps();
   private readonly deadlineTimes = new IsoTimestamps();
+  /** Settlements of unanswered commands that found the connection down, sent once it is back (`settleEvenIfAway`). */
+  private readonly awaitingConnection: Array<() => Promise<void>> = [];
 
   constructor(
     private readonly redis: RedisClient,
@@ -459,18 +463,18 @@ export class Inventory {
       reply = await this.sendReserve(group, keys, args);
     } catch (error) {
       if (!(error instanceof BatchRefused)) {
-        if (claim) await this.settleUnanswered(claim, group);
+        if (claim) await this.settleEvenIfAway(() => this.settleUnanswered(claim, group));
         throw error;
       }
       // the script ran and counted on the primary, whose replicas did not acknowledge it: the
       // buyer's counters are spent once, not counted again with the refusal
       const refused = error.reply as StockScriptReply<'reserveStock'>;
       spentWith(refused);
-      if (claim) await this.settleClaim(claim, Number(refused[2]));
+      if (claim) await this.settleClaim(claim, refused);
       throw error.refusal;
     }
     spentWith(reply);
-    if (claim) await this.settleClaim(claim, Number(reply[2]));
+    if (claim) await this.settleClaim(claim, reply);
     const [, budgetMsLeft, code, a, b, c, d] = reply;
     const lineSku = (index: unknown) => items[Number(index) - 1]?.skuId ?? '';
     switch (code) {
@@ -540,7 +544,7 @@ export class Inventory {
         // unanswered (timed out, connection lost), the claim may have run all the same: what it
         // would have taken is given back after it on the same connection, or the buyer's retry
         // under the key would find their coupon used by an order that never was
-        await this.withdrawClaim({ orderId, userId, idempotencyKey, couponCode, claimedNow: true, couponTaken: couponCode !== '' }).catch(() => {});
+        await this.settleEvenIfAway(() => this.withdrawClaim({ orderId, userId, idempotencyKey, couponCode, claimedNow: true, couponTaken: couponCode !== '' }));
         throw error;
       }
       // claimed on the primary, whose replicas did not acknowledge it: given back, for the buyer's retry
@@ -556,24 +560,55 @@ export class Inventory {
   }
 
   /**
-   * A claim after its reservation answered `code`: its coupon use goes back unless an order
+   * A claim after its reservation answered `reply`: its coupon use goes back unless an order
    * was accepted now (a replay's order holds the first request's use), and a claim this
    * request made goes when the reservation refused, so the key is free again as after any
-   * refused checkout.
+   * refused checkout. A replay of this request's own order is its call run twice (ioredis
+   * sends again what it wrote before a lost connection and had no answer to): the first run
+   * accepted it, and it holds this claim's use.
    */
-  private async settleClaim(claim: CheckoutClaim, code: number): Promise<void> {
-    await this.withdrawClaim({ ...claim, claimedNow: claim.claimedNow && code < 0, couponTaken: claim.couponTaken && code !== 1 });
+  private async settleClaim(claim: CheckoutClaim, [, , code, orderId]: StockScriptReply<'reserveStock'>): Promise<void> {
+    const accepted = Number(code) === 1 || (Number(code) === 2 && orderId === claim.orderId);
+    await this.withdrawClaim({ ...claim, claimedNow: claim.claimedNow && Number(code) < 0, couponTaken: claim.couponTaken && !accepted });
   }
 
   /**
    * A claim whose reservation went unanswered: the key's record, read after the reservation on
    * the same connection, says whether it accepted the order, which then holds the claim's use.
-   * Not accepted, the claim is settled as refused; when the read goes unanswered too, the
-   * buyer's retry under the key finds what the reservation did.
+   * Not accepted, the claim is settled as refused. A read unanswered too is asked again after
+   * it, without keeping the buyer waiting, until Redis answers: a reservation that refused the
+   * order when it ran at last would otherwise leave the claim holding the coupon use for good.
    */
   private async settleUnanswered(claim: CheckoutClaim, group: string): Promise<void> {
-    const accepted = await this.keyRecorded(group, claim.userId, claim.idempotencyKey).catch(() => null);
-    if (accepted === false) await this.withdrawClaim(claim).catch(() => {});
+    let recorded: boolean;
+    try {
+      recorded = await this.keyRecorded(group, claim.userId, claim.idempotencyKey);
+    } catch (error) {
+      if (error instanceof Error && UNANSWERED.test(error.message)) void this.settleEvenIfAway(() => this.settleUnanswered(claim, group));
+      throw error;
+    }
+    if (!recorded) await this.withdrawClaim(claim);
+  }
+
+  /**
+   * Settles a command that went unanswered (`settle` sends what does it, after the command on the
+   * same connection). A settlement that finds the connection down has sent nothing: it runs again
+   * once the connection is back, after what ioredis sends again first (the unanswered command, if
+   * the connection came back at once), or the claim would hold the buyer's coupon use for good.
+   * One unanswered while connected was sent: it runs after the command all the same.
+   */
+  private async settleEvenIfAway(settle: () => Promise<void>): Promise<void> {
+    try {
+      await settle();
+    } catch {
+      if (this.redis.status === 'ready') return;
+      // 'ready' is emitted after ioredis has sent again what it had written and not heard back about
+      if (this.awaitingConnection.push(() => this.settleEvenIfAway(settle)) === 1) {
+        this.redis.once('ready', () => {
+          for (const again of this.awaitingConnection.splice(0)) void again();
+        });
+      }
+    }
   }
 
   /** Gives back the coupon use a claim took and drops a claim this request made, in one round trip. */

@@ -294,8 +294,10 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       const merchantParts = request.user.role === 'merchant' ? await partsFor(request.user, await orderParts(process, order)) : undefined;
       if (RESERVATION_GIVEN_BACK.has(order.status)) {
         // the first cancel (or the expiry) may have failed between its MySQL commit and Redis: finish
-        // giving the stock back, or the deadline job and a repair in between would give it back twice
-        await deps.inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase());
+        // giving the stock back, or the deadline job and a repair in between would give it back twice;
+        // and its coupon use, which an order of a bucket holds apart from its record (the release
+        // script may have run unanswered, leaving the use alone)
+        await deps.inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase(), order.coupon_code);
         // where a cancel brings the order (a buyer's, of a presale whose deposit is paid: its deposit forfeited): cancelling again changes nothing
         const cancelledTo = machine.process.transitions.some((rule) => rule.action === 'cancel' && rule.to === order.status && rule.actors.includes(actor));
         if (order.status === 'CANCELLED' || cancelledTo) return deps.orders.findOrder(order.order_id);

@@ -28,7 +28,9 @@
   ARGV[10+2(j-1)], ARGV[11+2(j-1)]  counter j's window (ms) and the most it allows in one
 
   Returns { budget count, ms left in its window, code, ... } (the first two 0 when c is 0):
-    1 claimed now                 { 1, 1 if a coupon use was taken else 0 }
+    1 claimed now                 { 1, 1 if a coupon use was taken else 0 }; also to this
+      request's own call run again (ioredis sends again what it wrote before a lost connection
+      and had no answer to): nothing is taken twice
     2 claimed before, this body   { 2, coupon use taken }: a retry, or the same request twice at once
     0 claimed before, this body, and refused now { 0, -10, -7 or -8 }: nothing taken, the
       caller lets it through only as the replay of an order accepted under the key
@@ -44,8 +46,10 @@ local counts = countCheckoutWindows(4, 9, counterCount)
 local budget = counts[1] or { 0, 0, 0 }
 
 local function claim()
+  local claimed = redis.call('HMGET', claimKey, 'h', 'u', 'g', 'n')
+  -- this request's call run a second time: answered as the first run was, whatever its counters say now
+  if claimed[4] == orderId then return { 1, redis.call('HEXISTS', holdKey, 'c') } end
   if counterCount >= 1 and budget[1] > budget[3] then return { -9 } end
-  local claimed = redis.call('HMGET', claimKey, 'h', 'u', 'g')
   if claimed[1] and (claimed[1] ~= bodyHash or claimed[2] ~= userId or claimed[3] ~= cartGroup) then return { -1 } end
 
   local refusal, couponEndsAt = 0, 0

@@ -1,0 +1,79 @@
+import { StockKeys } from '@orders/stock';
+import { buyerAddress, startRedisServer, waitFor, type RedisServer } from '@orders/testing';
+import { Redis } from 'ioredis';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
+
+const PAUSE_MS = 1_500;
+const BUCKETS = 4;
+
+describe('a cancel whose Redis release goes unanswered past REDIS_COMMAND_TIMEOUT_MS (a Redis too busy to answer in time)', () => {
+  let redis: RedisServer;
+  let system: OrderSystem;
+
+  beforeAll(async () => {
+    // its own server: the test pauses every client's writes on it
+    redis = await startRedisServer();
+    system = await startOrderSystem('unanswered_cancel_release', { REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '300' });
+  });
+
+  afterAll(async () => {
+    await system?.close();
+    await redis?.remove();
+  });
+
+  it("answers 503, and the cancel sent again gives the buyer's once-per-buyer coupon back: their next order may use it", { timeout: 30_000 }, async () => {
+    const admin = system.token('ops', 'admin');
+    await system.createSku({ skuId: 'HOT', priceCents: 3_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1_000, deduction: 'placement', stockBuckets: BUCKETS });
+    const coupon = { code: 'ONCE', kind: 'fixed', offCents: 300, minSpendCents: 0, perBuyerLimit: 1, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
+    expect((await system.request('POST', '/v1/admin/coupons', { token: admin, body: coupon })).status).toBe(201);
+    // a buyer outside bucket 0: their order runs in their bucket, its coupon use is held in their own group
+    const keys = new StockKeys('');
+    const buyer = Array.from({ length: 20 }, (_, i) => `canceller-${i}`).find((id) => keys.bucketOf(id, BUCKETS) !== 0)!;
+    const checkout = (key: string) =>
+      system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': key }, body: { items: [{ skuId: 'HOT', qty: 1 }], address: buyerAddress, couponCode: 'ONCE' } });
+    const placed = await checkout('first');
+    expect(placed.status).toBe(202);
+    await system.waitForStatus(placed.body.orderId, 'PENDING_PAYMENT');
+    const cancel = () => system.request('POST', `/v1/orders/${placed.body.orderId}/cancel`, { token: system.token(buyer), body: { reason: 'changed my mind' } });
+
+    // the cancel waits for the order's row while the test pauses Redis: its reads pass, its release script waits
+    // past the command timeout and runs afterwards
+    const { db } = system.env;
+    let locked!: () => void;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (locked = resolve));
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const holder = db.transaction().execute(async (trx) => {
+      await sql`SELECT order_id FROM orders WHERE order_id = ${placed.body.orderId} FOR UPDATE`.execute(trx);
+      locked();
+      await released;
+    });
+    await held;
+    const pauser = new Redis(redis.url);
+    try {
+      const unanswered = cancel();
+      const waiting = sql<{ waiting: number }>`SELECT COUNT(*) AS waiting FROM information_schema.INNODB_TRX t
+        JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()`;
+      await waitFor(async () => Number((await waiting.execute(db)).rows[0]!.waiting) > 0, { what: 'the cancel to wait for the order row', timeoutMs: 5_000 });
+      await pauser.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE');
+      release();
+      await holder;
+      const answer = await unanswered;
+      expect([answer.status, answer.body.code]).toEqual([503, 'SERVICE_UNAVAILABLE']);
+      await new Promise((resolve) => setTimeout(resolve, PAUSE_MS));
+    } finally {
+      release();
+      await pauser.call('CLIENT', 'UNPAUSE');
+      pauser.disconnect();
+    }
+
+    // as API.md says: cancelling again finishes giving back what the first cancel did not
+    const again = await cancel();
+    expect([again.status, again.body.status]).toEqual([200, 'CANCELLED']);
+    const next = await checkout('second');
+    expect([next.status, next.body.code]).toEqual([202, undefined]);
+    expect((await system.stockOf('HOT')).reserved).toBe(1);
+  });
+});
