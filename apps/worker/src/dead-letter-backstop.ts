@@ -1,7 +1,9 @@
-import { deadLetterId, moveToDeadLetter, type OrderQueues } from '@orders/queues';
+import type { OrderMetrics } from '@orders/metrics';
+import { deadLetterId, type OrderQueues } from '@orders/queues';
 import type { RedisClient } from '@orders/stock';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
+import { failedForGood, writeDeadLetter } from './dead-letter-writer.js';
 import { RoundsEveryInterval } from './rounds-every-interval.js';
 
 /** Failed jobs a round reads of each queue; the next round goes on from there. */
@@ -19,7 +21,7 @@ interface ReadUpTo {
  * refused, leaves the job in its queue's failed set alone, where `npm run dlq` does not show it
  * and nothing runs it again. Every interval this copies those of the queues the process serves
  * that failed at least an interval ago (their worker's own copy, if it made one, was long made)
- * and have no dead letter. Each failed set is read once per process, in the order its jobs
+ * and have no dead letter, counting each as its worker would have (once: writeDeadLetter). Each failed set is read once per process, in the order its jobs
  * failed, from where the last round stopped: a round reads only the failures since. A replayed
  * job leaves the failed set, so its old failure is never copied again.
  */
@@ -28,7 +30,7 @@ export class DeadLetterBackstop {
   private readonly readUpTo = new Map<string, ReadUpTo>();
 
   constructor(
-    private readonly deps: { redis: RedisClient; queues: Queue[]; deadLetter: OrderQueues['deadLetter']; log: Logger },
+    private readonly deps: { redis: RedisClient; queues: Queue[]; deadLetter: OrderQueues['deadLetter']; metrics: OrderMetrics; log: Logger },
     private readonly options: { intervalMs: number },
   ) {
     this.rounds = new RoundsEveryInterval(options.intervalMs, () => this.copyMissing());
@@ -66,8 +68,8 @@ export class DeadLetterBackstop {
       if (letters[i] === 1) continue;
       const job = await queue.getJob(id);
       // retried since this round read it: it runs again
-      if (!job || (await job.getState()) !== 'failed') continue;
-      await moveToDeadLetter(deadLetter, queue.name, job);
+      if (!job || !failedForGood(job) || (await job.getState()) !== 'failed') continue;
+      await writeDeadLetter(this.deps, queue.name, job);
       copied.push(id);
     }
     const last = page.at(-1)!.failedAt;

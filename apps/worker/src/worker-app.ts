@@ -2,7 +2,7 @@ import type { Config } from '@orders/config';
 import { statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
-import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, moveToDeadLetter, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
+import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
@@ -13,6 +13,7 @@ import { OrderWriter } from './processors/order-writer.js';
 import { OrderEventPublisher } from './order-events/order-event-publisher.js';
 import { StockReconciler } from './stock-reconciler.js';
 import { DeadLetterBackstop } from './dead-letter-backstop.js';
+import { failedForGood, writeDeadLetter } from './dead-letter-writer.js';
 import { StrandedOrderSweeper } from './stranded-order-sweeper.js';
 
 export interface WorkerDeps {
@@ -141,18 +142,6 @@ function keepScheduled(timers: OrderQueues['timers'], schedule: { job: string; e
   };
 }
 
-/**
- * Whether BullMQ moved the job to its failed set, never to run again by itself, rather than to
- * the delayed set for another attempt: it sets `finishedOn` then, whatever ended the job. Used-up
- * attempts are not the only end: a job that workers holding it crashed on more than
- * `maxStalledCount` times is failed on its next start ("job stalled more than allowable limit",
- * an UnrecoverableError) with attempts left, and so is one whose processor throws an
- * UnrecoverableError.
- */
-function failedForGood(job: Job): boolean {
-  return job.finishedOn !== undefined;
-}
-
 const EXPIRY_CONCURRENCY = 10;
 /** Overdue orders one backstop sweep expires; the next sweep goes on. */
 const OVERDUE_BATCH = 500;
@@ -264,11 +253,12 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     worker.on('failed', (job, error) => {
       if (!job) return;
       const final = failedForGood(job);
-      metrics.jobFailures.inc({ queue, name: job.name, final: String(final) });
+      // a final failure is counted with its dead letter, once, whoever writes it
+      if (!final) metrics.jobFailures.inc({ queue, name: job.name, final: 'false' });
       const orderIds = ordersCarriedBy(job.data);
       log.warn({ queue, jobId: job.id, orderId: orderIds.length === 1 ? orderIds[0] : undefined, orderIds: orderIds.length > 1 ? orderIds : undefined, attempt: job.attemptsMade, final, err: error }, 'job failed');
       if (final) {
-        moveToDeadLetter(queues.deadLetter, queue, job).catch((dlqError: unknown) =>
+        writeDeadLetter({ redis: deps.redis, deadLetter: queues.deadLetter, metrics }, queue, job).catch((dlqError: unknown) =>
           log.error({ err: dlqError, jobId: job.id }, 'could not copy the failed job to the dead-letter queue; it stays in the failed set, and the next look for failed jobs without a dead letter copies it'),
         );
       }
@@ -288,8 +278,10 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     Promise.all(queues.all.map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized') }))),
   );
 
-  // every replica exports the last reconciliation (kept in Redis), whichever one ran it
+  // every replica exports the last reconciliation (kept in Redis), whichever one ran it, and how often
+  // it is due by its own config: StockCheckStale measures the report's age against it
   metrics.watchStockReport(() => reconciler.lastReport());
+  metrics.stockCheckInterval.set(config.RECONCILE_INTERVAL_MS / 1000);
   const scheduled = config.WORKER_QUEUES.includes(QUEUE.timers)
     ? [
         { job: JOB.reconcileStock, everyMs: config.RECONCILE_INTERVAL_MS, what: 'the stock reconciliation' },
@@ -300,7 +292,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     : [];
 
   const served = new Set(workers.map((worker) => worker.name));
-  const backstop = new DeadLetterBackstop({ redis: deps.redis, queues: queues.all.filter((queue) => served.has(queue.name)), deadLetter: queues.deadLetter, log }, { intervalMs: config.SWEEP_INTERVAL_MS }).start();
+  const backstop = new DeadLetterBackstop({ redis: deps.redis, queues: queues.all.filter((queue) => served.has(queue.name)), deadLetter: queues.deadLetter, metrics, log }, { intervalMs: config.SWEEP_INTERVAL_MS }).start();
 
   const sweeper = config.WORKER_QUEUES.includes(QUEUE.orders)
     ? new StrandedOrderSweeper(deps, { intervalMs: config.SWEEP_INTERVAL_MS, strandedAfterMs: config.STRANDED_ORDER_AFTER_MS }).start()

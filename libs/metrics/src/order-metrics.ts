@@ -184,7 +184,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     jobFailures: new Counter({
       name: 'job_failures_total',
-      help: 'Failed job attempts; final="true" when BullMQ failed the job for good (attempts used up, or stalled too often) and it went to the dead-letter queue',
+      help: 'Failed job attempts; final="true" when BullMQ failed the job for good (attempts used up, or stalled too often) and it went to the dead-letter queue: counted once per dead letter, by the worker that writes it (the one the job failed on, or a later look for failed jobs without one)',
       labelNames: ['queue', 'name', 'final'] as const,
       registers: [registry],
     }),
@@ -332,6 +332,12 @@ export function createMetrics(labels: { app: string }) {
         this.set(report.checkedAt === null ? 0 : report.checkedAt.getTime() / 1000);
       },
     }),
+    stockCheckInterval: new Gauge({
+      name: 'stock_reconcile_interval_seconds',
+      help: 'How often this worker has the stock check scheduled (RECONCILE_INTERVAL_MS), in seconds; 0 when it is turned off. StockCheckStale measures the age of stock_reconcile_last_success_timestamp_seconds against it',
+      registers: [registry],
+      aggregator: 'max',
+    }),
     /** Sets where the stock check's gauges read the reconciler's last report at scrapes (at most once a second, waiting at most a second). */
     watchStockReport(source: () => Promise<StockReport>) {
       stockReportSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
@@ -354,8 +360,10 @@ export function createMetrics(labels: { app: string }) {
   for (const stage of ['requested', 'received']) metrics.returns.inc({ stage }, 0);
   for (const stage of ['before_payment', 'after_payment']) metrics.cancellations.inc({ stage }, 0);
   for (const timer of ['auto_confirm', 'complete']) metrics.overdueOrderTimers.inc({ timer }, 0);
-  // prom-client starts a gauge without labels at 0, which would claim "never checked" before any report was read
+  // prom-client starts a gauge without labels at 0, which would claim "never checked" before any report was read,
+  // and "turned off" in a process that schedules no check (the api)
   metrics.stockCheckedAt.remove();
+  metrics.stockCheckInterval.remove();
   return metrics;
 }
 

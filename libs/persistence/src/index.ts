@@ -2,12 +2,12 @@ export { createDb, ensureDatabase, migrateDatabase, migrateToLatest } from './co
 export { StatementTooSlow, isDatabaseUnavailable, isTransientRefusal, retryTransaction, serializedWithoutStatementValues, withoutStatementValues } from './mysql-errors.js';
 export type { OrderDb } from './connection.js';
 export { CatalogRepository, toSku } from './catalog-repository.js';
-export { CouponUsedUpMeanwhile, DeadlineAhead, DeadlinePassed, OrderRepository, afterStaleOrderVersion, orderListOptionsOf } from './order-repository.js';
-export type { OrderListFilter, OrderListOptions, OrderListSettings, OrderReservation, OrderToPersist, TimerDeadline, TransitionRequest, TransitionResult } from './order-repository.js';
+export { CouponUsedUpMeanwhile, DeadlineAhead, DeadlinePassed, OrderRepository, afterStaleOrderVersion, orderListOptionsOf, timerDeadlineOf } from './order-repository.js';
+export type { OrderListFilter, OrderListOptions, OrderListSettings, OrderReservation, OrderToPersist, TimerDeadline, TimerEffect, TimerSettings, TimersDue, TransitionRequest, TransitionResult } from './order-repository.js';
 export { addressOf, merchantOrderView } from './order-view.js';
 export type { OrderView } from './order-view.js';
 export type * from './schema.js';
-export { ProcessRepository, paymentDetail } from './process-repository.js';
+export { ProcessRepository, UNSHIPPED_PARCEL, paymentDetail } from './process-repository.js';
 export type { ChildToInsert, NewPayment, PaymentPurpose } from './process-repository.js';
 export { OrderEventRepository } from './order-event-repository.js';
 export type { HeldLock, NewWebhook, NewWebhookDelivery, OrderEvent } from './order-event-repository.js';

@@ -20,7 +20,7 @@ import type { OrderDb } from './connection.js';
 import { insertRows } from './multi-row-insert.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, toOrderView, type OrderView } from './order-view.js';
-import { paidTheOrder } from './process-repository.js';
+import { ProcessRepository, paidTheOrder } from './process-repository.js';
 import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
 
 export interface OrderToPersist {
@@ -78,6 +78,28 @@ export interface TransitionRequest {
  * after-sales window, which a refused or partial return opens again).
  */
 export type TimerDeadline = 'payment_deadline' | 'balance_deadline' | { inStatusForMs: number };
+
+/** The effects of a transition that start a timer (a job on the timers queue). */
+export type TimerEffect = Extract<Effect, 'scheduleAutoConfirm' | 'scheduleCompletion' | 'scheduleBalanceDeadline'>;
+
+/** The config that times the timers running from a status, as the config names it. */
+export interface TimerSettings {
+  AUTO_CONFIRM_MS: number;
+  AFTER_SALES_WINDOW_MS: number;
+}
+
+/** The deadline the timer an effect starts fires after: its transition's `dueAfter`. */
+export function timerDeadlineOf(effect: TimerEffect, settings: TimerSettings): TimerDeadline {
+  if (effect === 'scheduleAutoConfirm') return { inStatusForMs: settings.AUTO_CONFIRM_MS };
+  if (effect === 'scheduleCompletion') return { inStatusForMs: settings.AFTER_SALES_WINDOW_MS };
+  return 'balance_deadline';
+}
+
+/** When the timers some effects start fall due by MySQL's clock (null: the order has no such deadline), and MySQL's time they were read at. */
+export interface TimersDue {
+  now: Date;
+  dueAt: Partial<Record<TimerEffect, Date | null>>;
+}
 
 /**
  * A timer's transition (an expiry, a forfeit, an auto-confirmation, a completion) asked for
@@ -201,7 +223,11 @@ async function mysqlNow(db: OrderDb | Transaction<Database>): Promise<number> {
  * transition is recorded at (its history's, which the auto-confirmation and the completion measure
  * from; a presale's balance deadline, set with it), and the timer decides by MySQL's clock.
  */
-const STARTS_A_TIMER: readonly Effect[] = ['scheduleAutoConfirm', 'scheduleCompletion', 'scheduleBalanceDeadline'];
+const STARTS_A_TIMER: readonly Effect[] = ['scheduleAutoConfirm', 'scheduleCompletion', 'scheduleBalanceDeadline'] satisfies TimerEffect[];
+
+function startsATimer(effect: Effect): effect is TimerEffect {
+  return STARTS_A_TIMER.includes(effect);
+}
 
 /** retryTransaction's `alsoAfter` for a transition that lost to a concurrent change of its order (StaleOrderVersion): decided again from what it reads then. */
 export const afterStaleOrderVersion = (error: unknown): boolean => error instanceof StaleOrderVersion;
@@ -267,6 +293,33 @@ export class OrderRepository {
       for (const request of requests) results.push(await transitionIn(trx, request));
       return results;
     });
+  }
+
+  /**
+   * When each timer the effects start falls due, as its transition will decide it (dueAfter, by
+   * MySQL's clock), and MySQL's time now, in one read: what its job has left to wait, whether it
+   * is enqueued just after the step that started it or again long after (a repeated callback).
+   */
+  async timersDue(orderId: string, effects: readonly Effect[], settings: TimerSettings): Promise<TimersDue> {
+    const order = await this.db
+      .selectFrom('orders as o')
+      .select((eb) => [
+        'o.payment_deadline',
+        'o.balance_deadline',
+        sql<Date>`UTC_TIMESTAMP(3)`.as('now'),
+        eb
+          .selectFrom('order_history as h')
+          .select('h.at')
+          .whereRef('h.order_id', '=', 'o.order_id')
+          .whereRef('h.to_status', '=', 'o.status')
+          .orderBy('h.version', 'desc')
+          .limit(1)
+          .as('entered_at'),
+      ])
+      .where('o.order_id', '=', orderId)
+      .executeTakeFirstOrThrow();
+    const dueAt = Object.fromEntries(effects.filter(startsATimer).map((effect) => [effect, deadlineFrom(order, order.entered_at, timerDeadlineOf(effect, settings))]));
+    return { now: order.now, dueAt };
   }
 
   async findOrderRow(orderId: string): Promise<OrderRow | null> {
@@ -538,7 +591,7 @@ async function transitionIn(trx: Transaction<Database>, request: TransitionReque
   // host that fired it says, the timer gives the order its whole time by MySQL's clock
   const at = request.dueAfter
     ? await dueNow(trx, order, request.dueAfter)
-    : fired.effects.some((effect) => STARTS_A_TIMER.includes(effect))
+    : fired.effects.some(startsATimer)
       ? new Date(await mysqlNow(trx))
       : request.at;
   if (request.openUntil) await refuseOnceDue(trx, order, request.openUntil);
@@ -563,6 +616,9 @@ async function transitionIn(trx: Transaction<Database>, request: TransitionReque
     })
     .execute();
   await request.effects?.(trx, order, fired);
+  // a cancelled order ships nothing, whoever cancels it: a parcel it has at its warehouse (an imported
+  // order's, where its channel left it) reads CANCELLED, as a parcel refunded whole does
+  if (fired.action === 'cancel') await ProcessRepository.cancelUnshippedParcel(trx, order.order_id, at);
   if (order.parent_order_id !== null && fired.from !== fired.to) await deriveParentStatus(trx, order.parent_order_id, order.order_id, fired, at);
   return { order: { ...order, status: fired.to, version: order.version + 1 }, fired };
 }
@@ -590,8 +646,7 @@ async function refuseOnceDue(trx: Transaction<Database>, order: OrderRow, due: T
 
 /** The instant a timer's transition of the order is due (TimerDeadline); null when the order has none. */
 async function deadlineOf(trx: Transaction<Database>, order: OrderRow, due: TimerDeadline): Promise<Date | null> {
-  if (typeof due === 'string') return order[due];
-  // its last entry in the status it is in: an order delivered again (a return refused) has a new window
+  if (typeof due === 'string') return deadlineFrom(order, null, due);
   const entered = await trx
     .selectFrom('order_history')
     .select('at')
@@ -600,7 +655,16 @@ async function deadlineOf(trx: Transaction<Database>, order: OrderRow, due: Time
     .orderBy('version', 'desc')
     .limit(1)
     .executeTakeFirst();
-  return entered ? new Date(entered.at.getTime() + due.inStatusForMs) : null;
+  return deadlineFrom(order, entered?.at ?? null, due);
+}
+
+/**
+ * A timer's deadline (TimerDeadline) from the order's deadline columns and its last entry in the
+ * status it is in (`enteredAt`): an order delivered again (a return refused) has a new window.
+ */
+function deadlineFrom(order: Pick<OrderRow, 'payment_deadline' | 'balance_deadline'>, enteredAt: Date | null, due: TimerDeadline): Date | null {
+  if (typeof due === 'string') return order[due];
+  return enteredAt && new Date(enteredAt.getTime() + due.inStatusForMs);
 }
 
 /** What guards read, in the transition's transaction. */

@@ -29,6 +29,9 @@ export interface ChildToInsert {
   plan: ChildPlan<SplittableLine & { row: OrderItemRow }>;
 }
 
+/** Shipment statuses of a parcel still in its warehouse. */
+export const UNSHIPPED_PARCEL: ReadonlySet<string> = new Set(['ACCEPTED', 'PICKED', 'PACKED']);
+
 /** Payments, shipments, refunds and children: the rows the forward life adds to an order. */
 /** The transitions a payment fires; each names its payment in its history detail (paymentDetail). */
 export const PAYMENT_ACTIONS: readonly string[] = ['pay', 'pay_deposit'];
@@ -314,6 +317,19 @@ export class ProcessRepository {
       .insertInto('shipments')
       .values({ shipment_id: `shp-${order.order_id}`, order_id: order.order_id, warehouse_id: warehouseId, tracking_no: null, status: 'ACCEPTED', created_at: at, updated_at: at })
       .execute();
+  }
+
+  /**
+   * In the transaction of a cancelled order, or once its warehouse was told that a refunded
+   * parcel ships nothing: the order's parcel, if it has not left the warehouse, is CANCELLED, so
+   * it no longer reads as one to ship. False when it has none, or it has left.
+   */
+  static async cancelUnshippedParcel(trx: Transaction<Database>, orderId: string, at: Date): Promise<boolean> {
+    // looked for without a lock first: most cancelled orders (unpaid) have no parcel, and an update
+    // finding none would lock the index gap where other orders' parcels are being inserted
+    const parcel = await trx.selectFrom('shipments').select('status').where('order_id', '=', orderId).executeTakeFirst();
+    if (!parcel || !UNSHIPPED_PARCEL.has(parcel.status)) return false;
+    return ProcessRepository.advanceShipment(trx, orderId, [...UNSHIPPED_PARCEL], 'CANCELLED', { at });
   }
 
   /**

@@ -169,12 +169,22 @@ export function enqueuePersistOrder(queues: Pick<OrderQueues, 'orders'>, order: 
   return queues.orders.add(JOB.persistOrder, order, { jobId: jobId.persistOrder(order.orderId) });
 }
 
+/**
+ * The options of a job due at `deadline` (epoch ms), told at `now`. BullMQ makes a delayed job due
+ * at its timestamp plus its delay, the timestamp by the enqueuing host's clock unless given:
+ * stamped with `now` and delayed from it, the job falls due at the deadline whatever that host's
+ * clock says, and one enqueued again waits only what is left of it.
+ */
+export function delayedUntil(deadline: number, now: Date): { timestamp: number; delay: number } {
+  return { timestamp: now.getTime(), delay: Math.max(0, deadline - now.getTime()) };
+}
+
 /** The payment deadline as a delayed job; its id makes scheduling it twice harmless. */
 export function paymentDeadlineJob(order: { orderId: string; userId: string; paymentDeadline: string }, now: Date) {
   return {
     name: JOB.expireOrder,
     data: { orderId: order.orderId, userId: order.userId } satisfies ExpireOrderJob,
-    opts: { jobId: jobId.expireOrder(order.orderId), delay: Math.max(0, new Date(order.paymentDeadline).getTime() - now.getTime()) },
+    opts: { jobId: jobId.expireOrder(order.orderId), ...delayedUntil(new Date(order.paymentDeadline).getTime(), now) },
   };
 }
 
@@ -184,7 +194,8 @@ const DEADLINE_GRANULARITY_MS = 1_000;
 /**
  * The payment deadlines of a persisted batch: one delayed job per second in which some
  * fall due, instead of one per order. A flash sale's batch falls due together, so the
- * drain adds a job or two per batch to Redis rather than hundreds.
+ * drain adds a job or two per batch to Redis rather than hundreds. Each falls due at its
+ * deadlines (delayedUntil), however far off the clock `now` was read from.
  */
 export function schedulePaymentDeadlines(
   queues: Pick<OrderQueues, 'timers'>,
@@ -205,7 +216,7 @@ export function schedulePaymentDeadlines(
       return {
         name: JOB.expireOrders,
         data: { orders: due.map(({ orderId, userId }) => ({ orderId, userId })) } satisfies ExpireOrdersJob,
-        opts: { jobId: jobId.expireOrders(orderIds), delay: Math.max(0, second * DEADLINE_GRANULARITY_MS - now.getTime()) },
+        opts: { jobId: jobId.expireOrders(orderIds), ...delayedUntil(second * DEADLINE_GRANULARITY_MS, now) },
       };
     }),
   );

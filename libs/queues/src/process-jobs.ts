@@ -1,17 +1,27 @@
 import type { Effect } from '@orders/domain';
-import type { OrderQueues } from './order-queues.js';
+import { delayedUntil, type OrderQueues } from './order-queues.js';
 import { JOB, jobId } from './queue-names.js';
 
-/** How long each timer of the forward life waits (config: AUTO_CONFIRM_MS, AFTER_SALES_WINDOW_MS...). */
-export interface TimerDelays {
-  autoConfirmMs: number;
-  afterSalesWindowMs: number;
-  balanceTimeoutMs: number;
+/** The effects that start a timer, and the job on the timers queue each schedules. */
+type TimerEffect = Extract<Effect, 'scheduleAutoConfirm' | 'scheduleCompletion' | 'scheduleBalanceDeadline'>;
+const TIMER_JOBS: Record<TimerEffect, { name: string; id: (orderId: string) => string }> = {
+  scheduleAutoConfirm: { name: JOB.autoConfirm, id: jobId.autoConfirm },
+  scheduleCompletion: { name: JOB.completeOrder, id: jobId.completeOrder },
+  scheduleBalanceDeadline: { name: JOB.expireBalance, id: jobId.expireBalance },
+};
+
+function startsATimer(effect: Effect): effect is TimerEffect {
+  return effect in TIMER_JOBS;
 }
 
-/** The timer delays the config sets: the api's and the worker's follow-up jobs alike. */
-export function timerDelaysOf(config: { AUTO_CONFIRM_MS: number; AFTER_SALES_WINDOW_MS: number; PRESALE_BALANCE_TIMEOUT_MS: number }): TimerDelays {
-  return { autoConfirmMs: config.AUTO_CONFIRM_MS, afterSalesWindowMs: config.AFTER_SALES_WINDOW_MS, balanceTimeoutMs: config.PRESALE_BALANCE_TIMEOUT_MS };
+/**
+ * When the timers an order's effects start fall due by MySQL's clock, the one their transitions
+ * decide by (null: the order has no such deadline, having left the timer's status), and MySQL's
+ * time they were read at: what persistence's OrderRepository.timersDue answers.
+ */
+export interface TimersDue {
+  now: Date;
+  dueAt: Partial<Record<TimerEffect, Date | null>>;
 }
 
 /** Effects carried out by a job after the transition committed; the others run inside it. */
@@ -22,30 +32,38 @@ const SETTLEMENT_EFFECTS: readonly Effect[] = ['commitStock', 'split', 'requestF
  * refund job's deduplication id) is derived from the order, so enqueuing again (a repeated
  * callback, a retried job) while the job exists adds nothing, and each processor is
  * idempotent for when it does.
+ *
+ * A timer's job falls due at its order's deadline, read with MySQL's time by `timersDue` (only
+ * when the effects start one): enqueued again long after the step that started it, it waits
+ * only what is left, and the enqueuing host's clock does not move it (delayedUntil).
  */
 export async function enqueueEffects(
   queues: Pick<OrderQueues, 'timers' | 'payments' | 'fulfillment'>,
   order: { orderId: string; userId: string },
   effects: readonly Effect[],
-  delays: TimerDelays,
+  timersDue: () => Promise<TimersDue>,
   reason?: string,
 ): Promise<void> {
   const { orderId, userId } = order;
+  const timers = effects.filter(startsATimer);
+  const due = timers.length > 0 ? await timersDue() : null;
   const adds: Promise<unknown>[] = [];
   const settlement = effects.filter((effect) => SETTLEMENT_EFFECTS.includes(effect));
   if (settlement.length > 0) {
     adds.push(queues.fulfillment.add(JOB.settlePayment, { orderId, effects: settlement }, { jobId: `${jobId.settlePayment(orderId)}-${settlement.join('-')}` }));
   }
+  if (due) {
+    for (const effect of timers) {
+      const { name, id } = TIMER_JOBS[effect];
+      // an order without the deadline has its job run now, to find nothing to do
+      adds.push(queues.timers.add(name, { orderId, userId }, { jobId: id(orderId), ...delayedUntil(due.dueAt[effect]?.getTime() ?? due.now.getTime(), due.now) }));
+    }
+  }
   for (const effect of effects) {
-    if (effect === 'scheduleAutoConfirm') {
-      adds.push(queues.timers.add(JOB.autoConfirm, { orderId, userId }, { jobId: jobId.autoConfirm(orderId), delay: delays.autoConfirmMs }));
-    } else if (effect === 'scheduleCompletion') {
-      adds.push(queues.timers.add(JOB.completeOrder, { orderId, userId }, { jobId: jobId.completeOrder(orderId), delay: delays.afterSalesWindowMs }));
+    if (effect === 'scheduleCompletion') {
       // delivered: the auto-confirm timer has nothing left to do and would sit in Redis for the
       // rest of its days (a locked one, firing now, is left to find the order delivered)
       adds.push(queues.timers.remove(jobId.autoConfirm(orderId)));
-    } else if (effect === 'scheduleBalanceDeadline') {
-      adds.push(queues.timers.add(JOB.expireBalance, { orderId, userId }, { jobId: jobId.expireBalance(orderId), delay: delays.balanceTimeoutMs }));
     } else if (effect === 'updateFulfilment') {
       // no derived id: every change is sent (the job sends the order as it is when it runs, so a repeat is harmless)
       adds.push(queues.fulfillment.add(JOB.updateFulfilment, { orderId }));

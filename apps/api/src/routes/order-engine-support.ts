@@ -1,18 +1,22 @@
 import type { Effect } from '@orders/domain';
 import { ProcessRepository, type OrderRow } from '@orders/persistence';
-import { enqueueEffects, timerDelaysOf } from '@orders/queues';
+import { enqueueEffects } from '@orders/queues';
 import type { AppDeps } from '../app-deps.js';
 
-/** Enqueues the follow-up jobs of a transition that just committed. */
+/**
+ * Enqueues the follow-up jobs of a transition that committed; a timer's job falls due at the
+ * order's deadline as MySQL holds it (timersDue), whatever this host's clock says.
+ */
 export function followUp(deps: AppDeps, order: Pick<OrderRow, 'order_id' | 'user_id'>, effects: readonly Effect[]): Promise<void> {
-  return enqueueEffects(deps.queues, { orderId: order.order_id, userId: order.user_id }, effects, timerDelaysOf(deps.config));
+  return enqueueEffects(deps.queues, { orderId: order.order_id, userId: order.user_id }, effects, () => deps.orders.timersDue(order.order_id, effects, deps.config));
 }
 
 /**
  * A repeated callback changes nothing, but it is also the external system telling us it
  * never saw our answer: the follow-ups of the transition that brought the order to its
  * current status are enqueued again (their job ids make that harmless), so a crash
- * between the commit and the enqueue cannot strand an order.
+ * between the commit and the enqueue cannot strand an order. A timer's job enqueued again
+ * waits only what is left until the order's deadline, not its whole time once more.
  */
 export async function followUpAgain(deps: AppDeps, orderId: string): Promise<void> {
   const last = await new ProcessRepository(deps.db).lastStep(orderId);

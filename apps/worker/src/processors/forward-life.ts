@@ -8,7 +8,9 @@ import {
   PricingRepository,
   ProcessRepository,
   RefundRepository,
+  UNSHIPPED_PARCEL,
   addressOf,
+  timerDeadlineOf,
   type OrderDb,
   type OrderItemRow,
   type OrderRow,
@@ -24,7 +26,6 @@ import {
   type OrderTimerJob,
   type RequestPaymentJob,
   type SendToWarehouseJob,
-  timerDelaysOf,
 } from '@orders/queues';
 import type { CommitOutcome, Inventory } from '@orders/stock';
 import type { Job } from 'bullmq';
@@ -50,8 +51,6 @@ export interface TimerOutcome {
   dueInMs?: number;
 }
 
-/** Shipment statuses of a parcel still in the warehouse. */
-const UNSHIPPED_PARCEL = new Set(['ACCEPTED', 'PICKED', 'PACKED']);
 /** Where a paid order goes when it is refunded whole before the warehouse has it (PAID --refund-->). */
 const REFUNDED_WHOLE = new Set(['REFUNDING', 'REFUNDED']);
 
@@ -133,7 +132,7 @@ export class ForwardLife {
 
   /** A shipped order the buyer did not confirm in time (AUTO_CONFIRM_MS since it shipped, by MySQL's clock) is confirmed by the system. */
   async autoConfirm(orderId: string): Promise<TimerOutcome> {
-    return this.fireWhenDue({ orderId, action: 'auto_confirm', actor: 'system', detail: 'buyer did not confirm in time', dueAfter: { inStatusForMs: this.deps.config.AUTO_CONFIRM_MS } });
+    return this.fireWhenDue({ orderId, action: 'auto_confirm', actor: 'system', detail: 'buyer did not confirm in time', dueAfter: timerDeadlineOf('scheduleAutoConfirm', this.deps.config) });
   }
 
   /**
@@ -144,7 +143,7 @@ export class ForwardLife {
    * now has closed.
    */
   async completeAfterWindow(orderId: string): Promise<TimerOutcome> {
-    return this.fireWhenDue({ orderId, action: 'complete', actor: 'system', detail: 'after-sales window closed', dueAfter: { inStatusForMs: this.deps.config.AFTER_SALES_WINDOW_MS } });
+    return this.fireWhenDue({ orderId, action: 'complete', actor: 'system', detail: 'after-sales window closed', dueAfter: timerDeadlineOf('scheduleCompletion', this.deps.config) });
   }
 
   /**
@@ -378,7 +377,7 @@ export class ForwardLife {
   }
 
   private async enqueueFulfilmentUpdate(order: OrderRow): Promise<void> {
-    await enqueueEffects(this.deps.queues, { orderId: order.order_id, userId: order.user_id }, ['updateFulfilment'], timerDelaysOf(this.deps.config));
+    await this.followUp(order, ['updateFulfilment']);
   }
 
   /**
@@ -411,7 +410,7 @@ export class ForwardLife {
     await callExternal(job, token, () => this.warehouseClient.updateFulfilment(order.order_id, change));
     if (change.items.length > 0) return;
     const at = this.deps.clock();
-    await this.deps.db.transaction().execute((trx) => ProcessRepository.advanceShipment(trx, order.order_id, [...UNSHIPPED_PARCEL], 'CANCELLED', { at }));
+    await this.deps.db.transaction().execute((trx) => ProcessRepository.cancelUnshippedParcel(trx, order.order_id, at));
   }
 
   /**
@@ -524,7 +523,7 @@ export class ForwardLife {
       action: 'expire_balance',
       actor: 'system',
       detail: 'balance not paid by its deadline; deposit kept',
-      dueAfter: 'balance_deadline',
+      dueAfter: timerDeadlineOf('scheduleBalanceDeadline', this.deps.config),
       effects: async (trx, current) => OrderRepository.releaseReservation(trx, current.order_id, 'expire_balance', this.deps.clock()),
     });
     if (forfeited.dueInMs !== undefined) return forfeited;
@@ -544,13 +543,13 @@ export class ForwardLife {
       try {
         const { order, fired } = await this.deps.orders.applyTransition({ ...request, at: this.deps.clock() });
         this.deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
-        await enqueueEffects(this.deps.queues, { orderId: order.order_id, userId: order.user_id }, fired.effects, timerDelaysOf(this.deps.config), reason);
+        await this.followUp(order, fired.effects, reason);
         return true;
       } catch (error) {
         if (error instanceof IllegalTransition) {
           const last = await this.process.lastStep(request.orderId);
           if (last?.action === request.action && last.actor === request.actor) {
-            await enqueueEffects(this.deps.queues, { orderId: last.order.order_id, userId: last.order.user_id }, last.effects, timerDelaysOf(this.deps.config), reason);
+            await this.followUp(last.order, last.effects, reason);
           }
           return false;
         }
@@ -558,5 +557,14 @@ export class ForwardLife {
         throw error;
       }
     }
+  }
+
+  /**
+   * Enqueues the follow-up jobs of a transition, just committed or committed before (enqueued
+   * again): a timer's job falls due at the order's deadline as MySQL holds it (timersDue), so
+   * one enqueued again waits only what is left, whatever this worker's clock says.
+   */
+  private followUp(order: OrderRow, effects: readonly Effect[], reason?: string): Promise<void> {
+    return enqueueEffects(this.deps.queues, { orderId: order.order_id, userId: order.user_id }, effects, () => this.deps.orders.timersDue(order.order_id, effects, this.deps.config), reason);
   }
 }

@@ -1,0 +1,75 @@
+import { createHmac } from 'node:crypto';
+import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApi, type ApiUnderTest } from './support/api-under-test.js';
+
+const channelOrder = (externalOrderId: string, status: string) => ({
+  externalOrderId,
+  userId: 'tm-buyer-1',
+  placedAt: '2026-11-11T00:00:05.000Z',
+  status,
+  items: [{ skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 1, unitPriceCents: 3_900 }],
+  shippingCents: 0,
+  address: buyerAddress,
+});
+
+describe('a cancelled imported order has no parcel left to ship', () => {
+  let env: TestEnv;
+  let api: ApiUnderTest;
+
+  beforeAll(async () => {
+    env = await createTestEnv('imported_order_cancel');
+    api = await startApi(env);
+  });
+  afterAll(async () => {
+    await api?.close();
+    await env?.cleanup();
+  });
+
+  const admin = () => api.token('ops', 'admin');
+  /** Imports the channel's orders; their ids, in the order sent. */
+  const imported = async (...orders: Array<ReturnType<typeof channelOrder>>) => {
+    const answer = await api.request('POST', '/v1/admin/orders/import', { token: admin(), body: { channel: 'tmall', orders } });
+    expect(answer.status).toBe(200);
+    return (answer.body.results as Array<{ orderId: string }>).map((result) => result.orderId);
+  };
+  const view = async (orderId: string) => (await api.request('GET', `/v1/orders/${orderId}`, { token: admin() })).body as { status: string; shipments: Array<{ status: string }> };
+
+  it('cancelled by an admin or by its merchant while its parcel waits at the warehouse: the parcel is CANCELLED with it', async () => {
+    const [byAdmin, byMerchant] = await imported(channelOrder('TM-C1', 'PAID'), channelOrder('TM-C2', 'PAID'));
+    expect((await view(byAdmin!)).shipments).toMatchObject([{ status: 'ACCEPTED' }]);
+
+    const cancels = [
+      await api.request('POST', `/v1/orders/${byAdmin}/cancel`, { token: admin(), body: { reason: 'the channel called it off' } }),
+      await api.request('POST', `/v1/orders/${byMerchant}/cancel`, { token: api.token('shop', 'merchant'), body: { reason: 'out of kettles' } }),
+    ];
+    expect(cancels.map((answer) => [answer.status, answer.body.status, answer.body.shipments])).toEqual([
+      [200, 'CANCELLED', [{ shipmentId: `shp-${byAdmin}`, warehouseId: 'wh-east', trackingNo: null, status: 'CANCELLED' }]],
+      [200, 'CANCELLED', [{ shipmentId: `shp-${byMerchant}`, warehouseId: 'wh-east', trackingNo: null, status: 'CANCELLED' }]],
+    ]);
+    // cancelling again changes nothing
+    const again = await api.request('POST', `/v1/orders/${byAdmin}/cancel`, { token: admin(), body: { reason: 'again' } });
+    expect([again.status, again.body.status, again.body.shipments]).toMatchObject([200, 'CANCELLED', [{ status: 'CANCELLED' }]]);
+  });
+
+  it('cancelled by its channel (the system): the parcel is CANCELLED, and a late SHIPPED from the warehouse moves neither it nor the order', async () => {
+    const [order] = await imported(channelOrder('TM-C3', 'PAID'));
+    await api.deps.orders.applyTransition({ orderId: order!, action: 'cancel', actor: 'system', at: new Date(), detail: 'cancelled in tmall' });
+    expect(await view(order!)).toMatchObject({ status: 'CANCELLED', shipments: [{ status: 'CANCELLED' }] });
+
+    const raw = JSON.stringify({ orderId: order, event: 'SHIPPED', trackingNo: 'TRK-1', at: new Date().toISOString() });
+    const late = await api.request('POST', '/v1/callbacks/warehouse', {
+      body: raw,
+      headers: { 'x-signature': `sha256=${createHmac('sha256', env.config.WAREHOUSE_CALLBACK_SECRET).update(raw).digest('hex')}` },
+    });
+    expect([late.status, late.body]).toEqual([200, { changed: false, status: 'CANCELLED' }]);
+    expect(await view(order!)).toMatchObject({ status: 'CANCELLED', shipments: [{ status: 'CANCELLED' }] });
+  });
+
+  it('an imported order whose parcel has left cannot be cancelled, and its parcel stays SHIPPED', async () => {
+    const [order] = await imported(channelOrder('TM-C4', 'SHIPPED'));
+    const refused = await api.request('POST', `/v1/orders/${order}/cancel`, { token: admin(), body: { reason: 'too late' } });
+    expect([refused.status, refused.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    expect(await view(order!)).toMatchObject({ status: 'SHIPPED', shipments: [{ status: 'SHIPPED' }] });
+  });
+});
