@@ -251,7 +251,7 @@ export const orderSchema = {
           status: {
             type: 'string',
             description:
-              "ACCEPTED (the warehouse has the parcel), PICKED, PACKED, SHIPPED, DELIVERED; CANCELLED once every unit of it was refunded before it left and the warehouse was told to drop it",
+              "ACCEPTED (the warehouse has the parcel), PICKED, PACKED, SHIPPED, DELIVERED; CANCELLED once every unit of it was refunded before it left and the warehouse was told to drop it, or once its order was cancelled before it left (an imported order)",
           },
         },
       },
