@@ -27,6 +27,24 @@ export type Effect =
   /** tell the warehouse that already has the order what it now ships and where (nothing: cancelled) */
   | 'updateFulfilment';
 
+/** The effects that start a timer: a job on the timers queue, falling due at a deadline of the order's. */
+export type TimerEffect = Extract<Effect, 'scheduleAutoConfirm' | 'scheduleCompletion' | 'scheduleBalanceDeadline'>;
+const TIMER_EFFECTS: readonly Effect[] = ['scheduleAutoConfirm', 'scheduleCompletion', 'scheduleBalanceDeadline'] satisfies TimerEffect[];
+
+export function startsATimer(effect: Effect): effect is TimerEffect {
+  return TIMER_EFFECTS.includes(effect);
+}
+
+/**
+ * When the timers an order's effects start fall due by MySQL's clock, the one their transitions
+ * decide by (null: the order has no such deadline, having left the timer's status), and MySQL's
+ * time they were read at.
+ */
+export interface TimersDue {
+  now: Date;
+  dueAt: Partial<Record<TimerEffect, Date | null>>;
+}
+
 /**
  * What the engine knows about an order besides its status, for guards. The repository
  * reads these in the transition's transaction.

@@ -3,7 +3,7 @@ export { StatementTooSlow, isDatabaseUnavailable, isTransientRefusal, retryTrans
 export type { OrderDb } from './connection.js';
 export { CatalogRepository, toSku } from './catalog-repository.js';
 export { CouponUsedUpMeanwhile, DeadlineAhead, DeadlinePassed, OrderRepository, afterStaleOrderVersion, orderListOptionsOf, timerDeadlineOf } from './order-repository.js';
-export type { OrderListFilter, OrderListOptions, OrderListSettings, OrderReservation, OrderToPersist, TimerDeadline, TimerEffect, TimerSettings, TimersDue, TransitionRequest, TransitionResult } from './order-repository.js';
+export type { OrderListFilter, OrderListOptions, OrderListSettings, OrderReservation, OrderToPersist, TimerDeadline, TimerSettings, TransitionRequest, TransitionResult } from './order-repository.js';
 export { addressOf, merchantOrderView } from './order-view.js';
 export type { OrderView } from './order-view.js';
 export type * from './schema.js';

@@ -14,6 +14,9 @@ import {
   type OrderType,
   type PricedLine,
   type PricedOrder,
+  type TimerEffect,
+  type TimersDue,
+  startsATimer,
 } from '@orders/domain';
 import { expressionBuilder, sql, type Expression, type SqlBool, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
@@ -79,9 +82,6 @@ export interface TransitionRequest {
  */
 export type TimerDeadline = 'payment_deadline' | 'balance_deadline' | { inStatusForMs: number };
 
-/** The effects of a transition that start a timer (a job on the timers queue). */
-export type TimerEffect = Extract<Effect, 'scheduleAutoConfirm' | 'scheduleCompletion' | 'scheduleBalanceDeadline'>;
-
 /** The config that times the timers running from a status, as the config names it. */
 export interface TimerSettings {
   AUTO_CONFIRM_MS: number;
@@ -93,12 +93,6 @@ export function timerDeadlineOf(effect: TimerEffect, settings: TimerSettings): T
   if (effect === 'scheduleAutoConfirm') return { inStatusForMs: settings.AUTO_CONFIRM_MS };
   if (effect === 'scheduleCompletion') return { inStatusForMs: settings.AFTER_SALES_WINDOW_MS };
   return 'balance_deadline';
-}
-
-/** When the timers some effects start fall due by MySQL's clock (null: the order has no such deadline), and MySQL's time they were read at. */
-export interface TimersDue {
-  now: Date;
-  dueAt: Partial<Record<TimerEffect, Date | null>>;
 }
 
 /**
@@ -216,17 +210,6 @@ function overdueSince(ms: number): Expression<Date> {
 async function mysqlNow(db: OrderDb | Transaction<Database>): Promise<number> {
   const { rows } = await sql<{ now: Date }>`SELECT UTC_TIMESTAMP(3) AS now`.execute(db);
   return rows[0]!.now.getTime();
-}
-
-/**
- * The effects of a transition that starts a timer: the order's deadline runs from the time the
- * transition is recorded at (its history's, which the auto-confirmation and the completion measure
- * from; a presale's balance deadline, set with it), and the timer decides by MySQL's clock.
- */
-const STARTS_A_TIMER: readonly Effect[] = ['scheduleAutoConfirm', 'scheduleCompletion', 'scheduleBalanceDeadline'] satisfies TimerEffect[];
-
-function startsATimer(effect: Effect): effect is TimerEffect {
-  return STARTS_A_TIMER.includes(effect);
 }
 
 /** retryTransaction's `alsoAfter` for a transition that lost to a concurrent change of its order (StaleOrderVersion): decided again from what it reads then. */

@@ -1,28 +1,13 @@
-import type { Effect } from '@orders/domain';
+import { startsATimer, type Effect, type TimerEffect, type TimersDue } from '@orders/domain';
 import { delayedUntil, type OrderQueues } from './order-queues.js';
 import { JOB, jobId } from './queue-names.js';
 
-/** The effects that start a timer, and the job on the timers queue each schedules. */
-type TimerEffect = Extract<Effect, 'scheduleAutoConfirm' | 'scheduleCompletion' | 'scheduleBalanceDeadline'>;
+/** The job on the timers queue each timer effect schedules. */
 const TIMER_JOBS: Record<TimerEffect, { name: string; id: (orderId: string) => string }> = {
   scheduleAutoConfirm: { name: JOB.autoConfirm, id: jobId.autoConfirm },
   scheduleCompletion: { name: JOB.completeOrder, id: jobId.completeOrder },
   scheduleBalanceDeadline: { name: JOB.expireBalance, id: jobId.expireBalance },
 };
-
-function startsATimer(effect: Effect): effect is TimerEffect {
-  return effect in TIMER_JOBS;
-}
-
-/**
- * When the timers an order's effects start fall due by MySQL's clock, the one their transitions
- * decide by (null: the order has no such deadline, having left the timer's status), and MySQL's
- * time they were read at: what persistence's OrderRepository.timersDue answers.
- */
-export interface TimersDue {
-  now: Date;
-  dueAt: Partial<Record<TimerEffect, Date | null>>;
-}
 
 /** Effects carried out by a job after the transition committed; the others run inside it. */
 const SETTLEMENT_EFFECTS: readonly Effect[] = ['commitStock', 'split', 'requestFulfilment', 'deliverDigital'];
