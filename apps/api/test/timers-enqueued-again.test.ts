@@ -55,15 +55,7 @@ describe('timer jobs fall due at the order’s deadline by MySQL’s clock', () 
   /** The order's timer job is lost (Redis lost it, or the process died before adding it). */
   const lose = async (jobId: string) => (await waitFor(async () => system.workers.deps.queues.timers.getJob(jobId), { what: `the timer job ${jobId}` })).remove();
   /** An order of one lamp, paid, shipped by the warehouse: SHIPPED. */
-  async function shipped(buyer: string): Promise<string> {
-    const orderId = await system.checkout(buyer, [{ skuId: 'LAMP', qty: 1 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
-    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
-    expect((await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED' } })).body.callbackStatus).toBe(200);
-    await system.waitForStatus(orderId, 'SHIPPED');
-    return orderId;
-  }
+  const shipped = (buyer: string) => system.shipped(buyer, [{ skuId: 'LAMP', qty: 1 }]);
   async function delivered(buyer: string): Promise<string> {
     const orderId = await shipped(buyer);
     expect((await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'DELIVERED' } })).body.callbackStatus).toBe(200);

@@ -32,6 +32,8 @@ export interface OrderSystem extends Pick<HttpClient, 'request'> {
     flashSale?: { priceCents: number; startsAt: string; endsAt: string; perUserLimit: number };
   }): Promise<void>;
   checkout(buyer: string, items: Array<{ skuId: string; qty: number }>, key?: string): Promise<string>;
+  /** The buyer's order of `items`, paid by card and shipped by the warehouse: SHIPPED. */
+  shipped(buyer: string, items: Array<{ skuId: string; qty: number }>): Promise<string>;
   /** An order of any type put straight into MySQL, as the worker would write it, with no reservation in Redis. */
   persisted(type: OrderType, userId: string, items: Array<{ skuId: string; qty: number }>): Promise<string>;
   waitForStatus(orderId: string, status: string, timeoutMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -100,6 +102,17 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
       const answer = await http.request('POST', '/v1/orders', { token: token(buyer), headers: { 'idempotency-key': key }, body: { items, address: buyerAddress } });
       if (answer.status !== 202) throw new Error(`checkout: ${answer.status} ${JSON.stringify(answer.body)}`);
       return answer.body.orderId as string;
+    },
+    async shipped(buyer, items) {
+      const orderId = await system.checkout(buyer, items);
+      await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+      const paid = await http.request('POST', `/v1/orders/${orderId}/pay`, { token: token(buyer), body: { method: 'card' } });
+      if (paid.status !== 202) throw new Error(`pay: ${paid.status} ${JSON.stringify(paid.body)}`);
+      await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+      const shipped = await warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED' } });
+      if (shipped.body.callbackStatus !== 200) throw new Error(`SHIPPED callback: ${JSON.stringify(shipped.body)}`);
+      await system.waitForStatus(orderId, 'SHIPPED');
+      return orderId;
     },
     async persisted(type, userId, items) {
       const orderId = ulid();
