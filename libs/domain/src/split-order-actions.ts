@@ -10,14 +10,23 @@ export interface ChildOrder {
 export const CLOSED_BEFORE_SHIPPING: ReadonlySet<string> = new Set(['CANCELLED', 'REFUNDING', 'REFUNDED']);
 
 /**
+ * Whether an order (or a split order's child) in `status` closed for good before it shipped
+ * (cancelled, refunded): no parcel of it is left to send anywhere. One that shipped, whatever
+ * it became since (delivered, completed, returned), is not: its parcel went to the address it had.
+ */
+export function closedWithoutShipping(machine: OrderStateMachine, status: string): boolean {
+  return machine.isFinal(status) && CLOSED_BEFORE_SHIPPING.has(status);
+}
+
+/**
  * Actions taken on a split order as a whole that its routes carry out on its children (the
  * order fires neither itself: its status derives from theirs), each with the children it leaves
  * as they are: a refund (a paid order's cancellation) those closed before they shipped, an
- * address change those closed for good (no parcel of theirs is left to send).
+ * address change those closed for good before they shipped (no parcel of theirs is left to send).
  */
 const CARRIED_TO_CHILDREN: Readonly<Record<string, (machine: OrderStateMachine, status: string) => boolean>> = {
   refund: (_machine, status) => CLOSED_BEFORE_SHIPPING.has(status),
-  change_address: (machine, status) => machine.isFinal(status),
+  change_address: closedWithoutShipping,
 };
 
 const A_CHILD: OrderFacts = { split: false, child: true };

@@ -23,6 +23,16 @@ describe('the actions offered on a split order as a whole', () => {
     expect(childRefusing(standard, 'approve_return', 'admin', children('SHIPPED'))).toBeNull();
   });
 
+  it('leaves out a new address once a child has shipped, though it has since completed or been returned; a child refunded before it shipped does not count', () => {
+    for (const shipped of ['COMPLETED', 'RETURNED']) {
+      expect(deriveParentStatus(standard, [shipped, 'IN_FULFILLMENT'])).toBe('IN_FULFILLMENT');
+      expect(offeredOnSplit(shipped, 'IN_FULFILLMENT')).not.toContain('change_address');
+      expect(childRefusing(standard, 'change_address', 'admin', children('IN_FULFILLMENT', shipped))).toEqual({ orderId: 'child-2', status: shipped });
+    }
+    expect(offeredOnSplit('REFUNDED', 'IN_FULFILLMENT')).toContain('change_address');
+    expect(childRefusing(standard, 'change_address', 'admin', children('IN_FULFILLMENT', 'REFUNDED'))).toBeNull();
+  });
+
   it('offers cancelling a split order whose children wait for their warehouse (PAID), which the order itself never fires', () => {
     expect(standard.can('PAID', 'refund', 'admin', SPLIT)).toBe(false);
     expect(offeredOnSplit('PAID', 'PAID')).toEqual(['refund', 'change_address']);
@@ -39,8 +49,8 @@ describe('the actions offered on a split order as a whole', () => {
         // the cancel route refunds every child not closed before it shipped, each one still unshipped
         const cancelled = statuses.filter((status) => !['CANCELLED', 'REFUNDING', 'REFUNDED'].includes(status));
         expect(offered.includes('refund')).toBe(mayAct('refund') && cancelled.length > 0 && cancelled.every((status) => UNSHIPPED.has(status)));
-        // the address route moves every child not closed for good, each one still unshipped
-        const readdressed = statuses.filter((status) => !standard.isFinal(status));
+        // the address route moves every child but those closed for good before they shipped, each one still unshipped
+        const readdressed = statuses.filter((status) => !['CANCELLED', 'REFUNDED'].includes(status));
         expect(offered.includes('change_address')).toBe(mayAct('change_address') && readdressed.length > 0 && readdressed.every((status) => UNSHIPPED.has(status)));
       }),
     );

@@ -1,4 +1,4 @@
-import { CLOSED_BEFORE_SHIPPING, IllegalTransition, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
+import { CLOSED_BEFORE_SHIPPING, IllegalTransition, closedWithoutShipping, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
 import { afterStaleOrderVersion, OrderRepository, ProcessRepository, RefundRepository, refundIdFor, retryTransaction, type Database, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { Transaction } from 'kysely';
@@ -200,9 +200,12 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
    * reservation is released instead, in the ledger and then in Redis. A part whose refund id was seen
    * before changes nothing. Under an Idempotency-Key (`keyed`) the key is taken in the
    * same transaction; with `couponOf`, the coupon use of that order goes back in it once no
-   * part is left live (restoreCouponOnceNoneLeft), a cancellation's or a refund's alike.
+   * part is left live (restoreCouponOnceNoneLeft), a cancellation's or a refund's alike. A
+   * part that refuses (shipped, or not paid yet) refuses the whole request, naming it when it
+   * is a child of `order`, the order the request was sent for.
    */
   async function openRefunds(
+    order: OrderRow,
     parts: ReadonlyArray<{ unit: OrderRow; refundId: string; items: RequestedLines | 'rest' }>,
     request: { reason: string; restockReason: string; actor: Actor; couponOf?: string; keyed?: KeyedRefunds },
   ): Promise<{ refunds: RefundView[]; changed: boolean }> {
@@ -223,10 +226,11 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         }
         const current = (await deps.orders.findOrderRow(part.unit.order_id))!;
         const unsold = neverSold(current);
-        if (!UNSHIPPED.has(current.status) && !unsold) throw new IllegalTransition(current.status, 'refund', request.actor);
+        const child = childOf(order, current);
+        if (!UNSHIPPED.has(current.status) && !unsold) throw new IllegalTransition(current.status, 'refund', request.actor, child);
         // no line of a deposit's worth: all of it goes back, or none
-        if (unsold && part.items !== 'rest') throw new IllegalTransition(current.status, 'refund_lines', request.actor);
-        if (!(await process.isPaid(current)) || (!unsold && !(await stockCommitted(current)))) throw new IllegalTransition(current.status, 'refund', request.actor);
+        if (unsold && part.items !== 'rest') throw new IllegalTransition(current.status, 'refund_lines', request.actor, child);
+        if (!(await process.isPaid(current)) || (!unsold && !(await stockCommitted(current)))) throw new IllegalTransition(current.status, 'refund', request.actor, child);
         const left = new Map((await process.items(current.order_id)).map((line) => [line.sku_id, line.qty - line.refunded_qty]));
         const asked = (sku: string) => (part.items === 'rest' ? 0 : part.items.filter((i) => i.skuId === sku).reduce((s, i) => s + i.qty, 0));
         const whole = part.items === 'rest' || [...left].every(([sku, qty]) => qty === asked(sku));
@@ -332,6 +336,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
           );
         }
         const { changed } = await openRefunds(
+          order,
           parts.map(({ unit }) => ({ unit, refundId: cancelRefundOf(unit.order_id), items: 'rest' as const })),
           { reason: why, restockReason: 'cancel', actor, couponOf },
         );
@@ -389,8 +394,9 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       if (!shipsParcels(order.type as OrderType)) throw new NothingShips(order.type);
       const actor: Actor = request.user.role;
       const address = JSON.stringify(request.body.address);
-      // a child already closed (refunded) has no parcel left to send anywhere
-      const children = (await process.children(order.order_id)).filter((child) => !stateMachineFor(child.type as OrderType).isFinal(child.status));
+      // a child closed before it shipped (refunded, cancelled) has no parcel left to send anywhere; one that shipped,
+      // whatever it became since (delivered, completed, returned), sent it to the address it had, and refuses
+      const children = (await process.children(order.order_id)).filter((child) => !closedWithoutShipping(stateMachineFor(child.type as OrderType), child.status));
       const parts = [...children, order];
       // all or nothing: no part may have shipped
       for (const part of parts) {
@@ -473,6 +479,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       // that cancellation would have had it come last (restoreCouponOnceNoneLeft)
       const couponOf = order.coupon_code === null ? undefined : (order.parent_order_id ?? order.order_id);
       const { refunds: opened, changed } = await openRefunds(
+        order,
         parts.map((part) => ({ ...part, refundId: key(part.unit, part.items) })),
         { reason: why, restockReason: 'refund', actor, couponOf, keyed },
       );
