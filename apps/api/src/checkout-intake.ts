@@ -2,9 +2,9 @@ import { hash } from 'node:crypto';
 import { CheckoutRefused, DomainError, OutOfStock, mergeOrderLines, riskOfCheckout, type Address, type OrderLineRequest, type OrderType, type RiskPolicy } from '@orders/domain';
 import type { OrderMetrics, CheckoutOutcome } from '@orders/metrics';
 import { PersistOrderBatcher, type OrderQueues } from '@orders/queues';
-import { RequestBudgetSpent, orderIdFactory, type CheckoutCounters, type Inventory, type Reservation, type StockRebalancer } from '@orders/stock';
+import { CheckoutInProgress, RequestBudgetSpent, orderIdFactory, type CheckoutCounters, type Inventory, type Reservation, type StockRebalancer } from '@orders/stock';
 import type { FastifyBaseLogger } from 'fastify';
-import { dependencyUnavailable, overloaded, rateLimited } from './problems.js';
+import { checkoutInProgress, dependencyUnavailable, overloaded, rateLimited } from './problems.js';
 
 export interface CheckoutBody {
   items: OrderLineRequest[];
@@ -130,6 +130,10 @@ export class CheckoutIntake {
       if (error instanceof RequestBudgetSpent) {
         metrics.checkouts.inc({ outcome: 'rate_limited' });
         throw rateLimited(error.msLeft);
+      }
+      if (error instanceof CheckoutInProgress) {
+        this.countRefusal('in_progress', counters);
+        throw checkoutInProgress();
       }
       if (error instanceof DomainError) {
         if (error instanceof CheckoutRefused) this.deps.log.warn({ userId, deviceId, reason: error.reason }, 'checkout refused by risk control');

@@ -32,6 +32,13 @@ export const stillInQueue = (action: string, actor: Actor) =>
   new HttpProblem(409, 'ILLEGAL_TRANSITION', `Action '${action}' by ${actor} is not allowed while the order is ACCEPTED (still in the queue); retry once it is PENDING_PAYMENT`, 1);
 export const dependencyUnavailable = (dependency: string) =>
   new HttpProblem(503, 'SERVICE_UNAVAILABLE', `${dependency} is unavailable; retry shortly`, 1);
+/**
+ * A checkout under the same Idempotency-Key and body is still under way, nothing accepted under
+ * the key yet: retried with the key, the request gets that checkout's order, or is taken on its
+ * own merits once that one was refused.
+ */
+export const checkoutInProgress = () =>
+  new HttpProblem(503, 'CHECKOUT_IN_PROGRESS', 'A checkout with this Idempotency-Key is still in progress; retry shortly with the same key', 1);
 /** A store that answers, but past its deadline (MYSQL_QUERY_TIMEOUT_MS): as transient for the caller as one that is away. */
 export const dependencyTooSlow = (dependency: string) =>
   new HttpProblem(503, 'SERVICE_UNAVAILABLE', `${dependency} is answering too slowly; retry shortly`, 1);

@@ -174,9 +174,9 @@ describe('a checkout in a bucket whose Redis commands run on Redis unanswered (R
     expect([unanswered.status, unanswered.body.code]).toEqual([503, 'SERVICE_UNAVAILABLE']);
     await late;
 
-    // the buyer retries until the claim is settled; its coupon use held for an order that never was answers COUPON_LIMIT_EXCEEDED
-    const retried = await waitFor(async () => ((answer) => answer.status !== 422 && answer)(await checkout('first', 2)), {
-      what: 'a retry not refused over the coupon',
+    // the buyer retries until the claim is settled; meanwhile its coupon use, held for an order that never was, answers CHECKOUT_IN_PROGRESS
+    const retried = await waitFor(async () => ((answer) => answer.body.code !== 'CHECKOUT_IN_PROGRESS' && answer)(await checkout('first', 2)), {
+      what: 'a retry answered other than in progress',
       timeoutMs: 5_000,
       intervalMs: 100,
     });

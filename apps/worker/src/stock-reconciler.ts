@@ -1,7 +1,7 @@
 import type { StockDrift, StockReport } from '@orders/metrics';
 import type { CatalogRepository, CouponRepository, LedgerRestock, LedgerStock, StockLedgerRepository } from '@orders/persistence';
 import { firstOrderIdAt } from '@orders/domain';
-import { SKU_COUNTERS, StockRebalancer, StockRepairLock, StockRepairUnderWay, stockRulesOf, type Inventory, type RedisClient } from '@orders/stock';
+import { SKU_COUNTERS, StockRebalancer, StockRepairLock, StockRepairUnderWay, StockSets, stockRulesOf, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;
@@ -22,6 +22,8 @@ export interface ReconcileReport {
   checkedSkus: number;
   /** accepted orders not yet in MySQL: their reservations were counted as in flight, not as drift */
   ordersInFlight: number;
+  /** merchants' stock sets left half-done in Redis (an answer that never came) finished before reading: the rest of their buckets set, their ledger row written */
+  stockSetsFinished: number;
   /** units moved between the buckets of SKUs split into buckets before reading (open transfers finished, empty buckets refilled) */
   unitsRebalanced: number;
   /** repair only: orders the ledger shows open (unpaid, a presale's deposit paid) whose reservation record Redis had lost, put back from MySQL */
@@ -80,11 +82,14 @@ const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTE
  * whose ledger `out` row says so. A bucket Redis lost makes its SKU missing: the repair
  * recreates it, moves the sum to the ledger (which counted the units on their way into
  * it), and then runs that step again, which gives those units to it and refills it.
+ * Before all that, each run finishes the merchants' stock sets left half-done in Redis
+ * (StockSets): their buckets would sell in two generations, and the ledger would lack the set.
  */
 export class StockReconciler {
   private readonly reportKey: string;
   private readonly checkedAtKey: string;
   private readonly rebalancer: StockRebalancer;
+  private readonly stockSets: StockSets;
   private readonly repairLock: StockRepairLock;
   private readonly checkLock: StockRepairLock;
 
@@ -103,6 +108,7 @@ export class StockReconciler {
       clock: () => new Date(),
       onError: (error, skuId) => deps.log.warn({ err: error, skuId }, 'stock rebalance failed'),
     });
+    this.stockSets = new StockSets({ inventory: deps.inventory, record: (...set) => deps.catalog.setStock(...set), clock: () => new Date() });
   }
 
   /**
@@ -120,13 +126,14 @@ export class StockReconciler {
   }
 
   async reconcile({ repair }: { repair: boolean }): Promise<ReconcileReport> {
+    const stockSetsFinished = await this.finishStockSets();
     let unitsRebalanced = await this.rebalance();
     if (!repair) {
       const { reading, lasting } = await this.compare();
       const lastingSkus = new Set(lasting.map((drift) => drift.skuId));
       await this.saveReport(reading.all.map((sku) => (lastingSkus.has(sku.skuId) ? sku : { skuId: sku.skuId, available: 0, reserved: 0, sold: 0 })));
       if (lasting.length > 0) this.deps.log.warn({ drift: lasting, repaired: false }, 'stock drift between Redis and the ledger');
-      const report = { checkedSkus: reading.all.length, ordersInFlight: reading.ordersInFlight, unitsRebalanced, drift: lasting, oversold: reading.oversold };
+      const report = { checkedSkus: reading.all.length, ordersInFlight: reading.ordersInFlight, stockSetsFinished, unitsRebalanced, drift: lasting, oversold: reading.oversold };
       return { ...report, reservationsRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, repaired: false, unitsLeft: [] };
     }
     // two repairs reading the same drift would each move the counters by it
@@ -152,6 +159,7 @@ export class StockReconciler {
       return {
         checkedSkus: reading.all.length,
         ordersInFlight: reading.ordersInFlight,
+        stockSetsFinished,
         unitsRebalanced,
         reservationsRestored,
         ordersFinished,
@@ -252,6 +260,19 @@ export class StockReconciler {
       await inventory.publishCoupon(coupon);
     }
     return { couponsPublished: inForce.length, couponUsesRestored };
+  }
+
+  /**
+   * Finishes the merchants' stock sets open longer than the settle time: their answer never
+   * came, and the admin may never send them again. Before the transfers: one waiting for its
+   * set to reach its receiving bucket is given in the same run.
+   */
+  private async finishStockSets(): Promise<number> {
+    const finished = await this.stockSets.finishOpen(this.options.settleMs, (error, set) =>
+      this.deps.log.warn({ err: error, skuId: set.skuId, stock: set.stock }, 'a stock set left half-done in Redis could not be finished; the next run tries again'),
+    );
+    if (finished > 0) this.deps.log.warn({ finished }, 'stock sets left half-done in Redis finished: every bucket and the ledger now hold what the merchant set');
+    return finished;
   }
 
   /** Finishes transfers open longer than the settle time (their process died) and refills every empty bucket. */

@@ -17,6 +17,7 @@ export type CheckoutOutcome =
   | 'invalid'
   | 'rate_limited'
   | 'overloaded'
+  | 'in_progress'
   | 'error';
 
 /** What a refund gives back: lines or a cancellation after payment, received units, or a whole payment of a closed order. */

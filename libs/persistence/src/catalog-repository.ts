@@ -82,26 +82,30 @@ export class CatalogRepository {
 
   /**
    * Sets the sellable quantity: `redis.set` sets it in Redis and returns the previous
-   * quantity there; the difference is written to the ledger in the same transaction.
+   * quantity there; the difference is written to the ledger in the same transaction, once
+   * per `adjustmentRef`: a set the ledger already has (finished again by another process,
+   * its Redis side left open after the commit) runs nothing.
    * Should MySQL fail after Redis took the new quantity, `redis.takeBack` undoes that set
    * while the SKU's row lock still keeps other sets out: otherwise the operator's retry
    * would find the new quantity already in Redis and write no difference to the ledger, and
    * the reconciler's repair would later move Redis to the stale ledger (a lowered stock put
-   * back on sale). Returns false for an unknown SKU.
+   * back on sale). A set being finished (its Redis answer lost) has none: should MySQL fail
+   * again, it stays open in Redis and is finished later. Returns false for an unknown SKU.
    */
   async setStock(
     skuId: string,
     stock: number,
     adjustmentRef: string,
-    redis: { set: () => Promise<number | null>; takeBack: (previous: number) => Promise<void> },
+    redis: { set: () => Promise<number | null>; takeBack?: (previous: number) => Promise<void> },
   ): Promise<boolean> {
     const trx = await this.db.startTransaction().execute();
     let previous: number | null = null;
     try {
       const row = await trx.selectFrom('skus').select('sku_id').where('sku_id', '=', skuId).forUpdate().executeTakeFirst();
-      if (!row) {
+      const recorded = row && (await trx.selectFrom('stock_ledger').select('id').where('sku_id', '=', skuId).where('kind', '=', 'adjust').where('ref', '=', adjustmentRef).executeTakeFirst());
+      if (!row || recorded) {
         await trx.rollback().execute();
-        return false;
+        return row !== undefined;
       }
       await trx.updateTable('skus').set({ stock, updated_at: new Date() }).where('sku_id', '=', skuId).execute();
       previous = await redis.set();
@@ -114,7 +118,7 @@ export class CatalogRepository {
       return true;
     } catch (error) {
       try {
-        if (previous !== null) await redis.takeBack(previous);
+        if (previous !== null) await redis.takeBack?.(previous);
       } finally {
         await trx.rollback().execute().catch(() => undefined);
       }

@@ -1,7 +1,8 @@
-export { Inventory, ReservationNotReplicated, SKU_COUNTERS, checkoutTimeoutsOf, stockRulesOf } from './inventory.js';
+export { CheckoutInProgress, Inventory, ReservationNotReplicated, SKU_COUNTERS, checkoutTimeoutsOf, stockRulesOf } from './inventory.js';
 export type { CheckoutTimeouts, CheckoutTimeoutSettings, ReservationDurability, CommitOutcome, PersistedReservation, ReserveStockRequest, Reservation, SkuStock, SkuStockRules, StockTransfer, TakenTransfer, GiveOutcome, OpenTransfer } from './inventory.js';
 export { MAX_STOCK_BUCKETS, StockKeys, orderGroupSuffix, splitStock } from './stock-keys.js';
 export { StockRebalancer } from './stock-rebalancer.js';
+export { StockSets } from './stock-sets.js';
 export { StockRepairLock, StockRepairUnderWay } from './stock-repair-lock.js';
 export type { FinishedTransfer } from './stock-rebalancer.js';
 export { StockScriptCall } from './stock-scripts.js';

@@ -38,6 +38,14 @@ export interface CheckoutTimeouts {
    * absent (an inventory that sells no presale).
    */
   presaleBalanceTimeoutMs?: number;
+  /**
+   * How long after a request last took up the claim of a key (a cart split into buckets,
+   * claimCheckout-4+c.lua), with no order accepted under the key, the request may still be
+   * under way: another request under the key is answered CheckoutInProgress meanwhile, and
+   * after it the claim is abandoned (its request was killed before its reservation), its
+   * coupon uses given back. 10 s when absent.
+   */
+  claimAbandonedAfterMs?: number;
 }
 
 /** The settings a checkout's reservation times itself by, as the config names them. */
@@ -46,6 +54,7 @@ export interface CheckoutTimeoutSettings {
   FLASH_SALE_PAYMENT_TIMEOUT_MS: number;
   IDEMPOTENCY_TTL_MS: number;
   PRESALE_BALANCE_TIMEOUT_MS: number;
+  REDIS_COMMAND_TIMEOUT_MS: number;
 }
 
 export function checkoutTimeoutsOf(config: CheckoutTimeoutSettings): CheckoutTimeouts {
@@ -54,6 +63,7 @@ export function checkoutTimeoutsOf(config: CheckoutTimeoutSettings): CheckoutTim
     flashSalePaymentTimeoutMs: config.FLASH_SALE_PAYMENT_TIMEOUT_MS,
     idempotencyTtlMs: config.IDEMPOTENCY_TTL_MS,
     presaleBalanceTimeoutMs: config.PRESALE_BALANCE_TIMEOUT_MS,
+    claimAbandonedAfterMs: CLAIM_SETTLES_WITHIN_COMMAND_TIMEOUTS * config.REDIS_COMMAND_TIMEOUT_MS,
   };
 }
 
@@ -163,6 +173,34 @@ export interface OpenTransfer extends TakenTransfer {
   state: 'taken' | 'given' | 'voided';
 }
 
+/**
+ * A merchant's stock set as bucket 0 records it (startStockSet-2.lua), open from its start
+ * until its MySQL side is done: the SKU's new stock, under the set's ledger reference, in the
+ * SKU's stock generation it started.
+ */
+export interface StockSet {
+  skuId: string;
+  stock: number;
+  ref: string;
+  generation: number;
+}
+
+/** Another stock set of the SKU is open (it is finished first), or started since this one read the SKU. */
+export class StockSetUnderWay extends Error {
+  override readonly name = 'StockSetUnderWay';
+  constructor(readonly skuId: string) {
+    super(`another stock set of ${skuId} is under way`);
+  }
+}
+
+/** The stock set was closed while it was being finished (done, or taken back, by another process): nothing to finish. */
+export class StockSetClosed extends Error {
+  override readonly name = 'StockSetClosed';
+  constructor(readonly skuId: string) {
+    super(`the open stock set of ${skuId} was closed meanwhile`);
+  }
+}
+
 /** A reservation holding its order's stock: the order as the intake accepted it. */
 interface StoredReservation {
   state: 'reserved';
@@ -177,6 +215,10 @@ interface StoredReservation {
 interface SettledReservation {
   state: 'committed' | 'released';
 }
+
+/** What claimCheckout-4+c.lua's code 0 says of the requests holding a claim, with no order accepted under the key. */
+const CLAIM_HOLDERS_UNDER_WAY = 1;
+const CLAIM_HOLDERS_GONE = 2;
 
 /** What a cart running outside its buyer's own group claimed and took there (claimCheckout-4+c.lua), for its reservation to settle. */
 interface CheckoutClaim {
@@ -225,6 +267,14 @@ const RESERVATION_KEPT_AFTER_DEADLINE_MS = 7 * 24 * 3600 * 1000;
  */
 const RELEASED_RECORD_KEPT_MS = 24 * 3600 * 1000;
 /**
+ * How many REDIS_COMMAND_TIMEOUT_MS a request holding the claim of a key takes at most to settle
+ * it: its claim, its reservation and the read after it are each answered or taken for lost
+ * within one, and its claim settled with one more (claimCheckout-4+c.lua; `claimAbandonedAfterMs`).
+ */
+const CLAIM_SETTLES_WITHIN_COMMAND_TIMEOUTS = 5;
+/** `claimAbandonedAfterMs` of an inventory told no command timeout: five of REDIS_COMMAND_TIMEOUT_MS's default. */
+const CLAIM_ABANDONED_AFTER_MS = 10_000;
+/**
  * How much longer than the idempotency record a claim of its key is kept (claimCheckout-4+c.lua):
  * the claim is made just before the reservation that writes the record, and while it lives no
  * other cart is accepted under the key.
@@ -267,6 +317,19 @@ function replicaAcknowledgement({ replicaAcks, timeoutMs }: ReservationDurabilit
 /** The reservation may not survive a failover of the Redis master: the buyer is told to retry with the same Idempotency-Key. */
 export class ReservationNotReplicated extends Error {
   override readonly name = 'ReservationNotReplicated';
+}
+
+/**
+ * Another request under the same Idempotency-Key and body holds its claim, with no order accepted
+ * under it yet: this one's refusal (the coupon use, the checkout attempts that request took) may
+ * not stand once that one settles. The buyer is told to retry with the same key: they get that
+ * request's order, or are taken on their own merits.
+ */
+export class CheckoutInProgress extends Error {
+  override readonly name = 'CheckoutInProgress';
+  constructor() {
+    super('A checkout under this Idempotency-Key is still in progress');
+  }
 }
 
 /**
@@ -519,7 +582,10 @@ export class Inventory {
    * runs in another (claimCheckout-4+c.lua), in one call: the counters of `counted`, the claim
    * of the Idempotency-Key, a use of the coupon on the buyer's one counter. Refuses as the
    * reservation would; a retry refused over its velocity or its coupon goes on only to replay
-   * the order accepted under its key, looked for in the cart's group.
+   * the order accepted under its key, looked for in the cart's group. With none, the requests
+   * holding the claim took that use or those attempts: while one may still be under way this
+   * one is CheckoutInProgress (it may yet be refused, and free them); once they are gone the
+   * claim is abandoned (`abandonClaim`) and this request taken on its own merits.
    */
   private async claimCheckout(request: ReserveStockRequest, group: string, orderId: string, counted: readonly CappedCounter[]): Promise<CheckoutClaim> {
     const { userId, idempotencyKey, counters } = request;
@@ -527,14 +593,33 @@ export class Inventory {
     const couponCode = request.payload.couponCode ?? '';
     const keys = [this.keys.idempotency(own, userId, idempotencyKey), this.keys.coupon(own, couponCode), this.keys.couponUses(own, couponCode, userId), this.keys.couponHeld(own, orderId)];
     const claimMs = this.timeouts.idempotencyTtlMs + CLAIM_OUTLIVES_RECORD_MS;
-    const args: (string | number)[] = [userId, request.bodyHash, group, orderId, request.now.getTime(), claimMs, couponCode, this.longestReservationMs(), counted.length];
+    const args: (string | number)[] = [
+      userId,
+      request.bodyHash,
+      group,
+      orderId,
+      request.now.getTime(),
+      claimMs,
+      couponCode,
+      this.longestReservationMs(),
+      this.timeouts.claimAbandonedAfterMs ?? CLAIM_ABANDONED_AFTER_MS,
+      this.timeouts.idempotencyTtlMs,
+      counted.length,
+    ];
     for (const counter of counted) {
       keys.push(counter.key);
       args.push(counter.windowMs, counter.max);
     }
-    const claimOf = ([, , code, taken]: StockScriptReply<'claimCheckout'>): CheckoutClaim => ({ orderId, userId, idempotencyKey, couponCode, claimedNow: code === 1, couponTaken: code! >= 1 && taken === 1 });
+    const claimOf = ([, , code, taken]: StockScriptReply<'claimCheckout'>): CheckoutClaim => ({
+      orderId,
+      userId,
+      idempotencyKey,
+      couponCode,
+      claimedNow: code === 1,
+      couponTaken: Number(code) >= 1 && taken === 1,
+    });
     const spentWith = (reply: StockScriptReply<'claimCheckout'>) => {
-      if (counted.length > 0) counters!.counted({ count: reply[0]!, msLeft: reply[1]! });
+      if (counted.length > 0) counters!.counted({ count: Number(reply[0]), msLeft: Number(reply[1]) });
     };
     let reply: StockScriptReply<'claimCheckout'>;
     try {
@@ -554,9 +639,32 @@ export class Inventory {
       throw error.refusal;
     }
     spentWith(reply);
-    const [, budgetMsLeft, code, refusal] = reply;
+    const [, budgetMsLeft, code, refusal, holders, takenUpAt, ...holderOrderIds] = reply;
     if (code === 1 || code === 2 || (code === 0 && (await this.keyRecorded(group, userId, idempotencyKey)))) return claimOf(reply);
-    throw buyerRuleRefusal(code === 0 ? refusal! : code!, couponCode, budgetMsLeft!) ?? new Error(`claimCheckout answered an unknown code ${String(code)}`);
+    const refused = buyerRuleRefusal(Number(code === 0 ? refusal : code), couponCode, Number(budgetMsLeft)) ?? new Error(`claimCheckout answered an unknown code ${String(code)}`);
+    if (holders === CLAIM_HOLDERS_UNDER_WAY) throw new CheckoutInProgress();
+    if (holders === CLAIM_HOLDERS_GONE) {
+      // not abandoned: a request took the claim up since, and is under way
+      if (!(await this.abandonClaim(request, Number(takenUpAt), holderOrderIds.map(String)))) throw new CheckoutInProgress();
+      // its attempt counted already, this request is refused over the velocity; refused over the
+      // coupon, it claims again, the gone requests' uses given back
+      if (!(refused instanceof CheckoutRefused)) return this.claimCheckout(request, group, orderId, []);
+    }
+    throw refused;
+  }
+
+  /**
+   * Gives back the coupon uses that the requests holding a claim took under it (one gone for
+   * good: killed between its claim and its reservation), and drops the claim, unless a request
+   * took it up since `takenUpAt` (abandonClaim-2+2h.lua). True when abandoned now.
+   */
+  private async abandonClaim(request: ReserveStockRequest, takenUpAt: number, holderOrderIds: readonly string[]): Promise<boolean> {
+    const { userId, idempotencyKey } = request;
+    const own = this.keys.groupOf(userId);
+    const couponCode = request.payload.couponCode ?? '';
+    const keys = [this.keys.idempotency(own, userId, idempotencyKey), this.keys.couponUses(own, couponCode, userId)];
+    for (const orderId of holderOrderIds) keys.push(this.keys.couponHeld(own, orderId), this.keys.couponGivenBack(own, orderId));
+    return (await runStockScript(this.redis, 'abandonClaim', keys, [takenUpAt])) === 1;
   }
 
   /**
@@ -611,14 +719,14 @@ export class Inventory {
     }
   }
 
-  /** Gives back the coupon use a claim took and drops a claim this request made, in one round trip. */
+  /** Gives back the coupon use a claim took and drops a claim this request made (else leaves it), in one round trip. */
   private async withdrawClaim(claim: CheckoutClaim): Promise<void> {
     if (!claim.claimedNow && !claim.couponTaken) return;
     const own = this.keys.groupOf(claim.userId);
     const pipeline = this.redis.pipeline();
     // a claim's use is in its hold, if the claim ran at all
     if (claim.couponTaken) queueStockScript(pipeline, 'releaseCoupon', this.couponHolderKeys(claim.orderId, claim.userId, claim.couponCode), ['held']);
-    if (claim.claimedNow) queueStockScript(pipeline, 'dropClaim', [this.keys.idempotency(own, claim.userId, claim.idempotencyKey)], [claim.orderId]);
+    queueStockScript(pipeline, 'dropClaim', [this.keys.idempotency(own, claim.userId, claim.idempotencyKey)], [claim.orderId, claim.claimedNow ? 1 : 0]);
     for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
   }
 
@@ -1037,22 +1145,86 @@ export class Inventory {
   /**
    * Sets the sellable quantity, split over the SKU's buckets like its opening stock;
    * reservations already taken stay as they are. Returns the previous quantity (all
-   * buckets), or null for an unknown SKU.
+   * buckets), or null for an unknown SKU. Throws StockSetUnderWay while another set of the
+   * SKU is open (finish it first), or when one started since the SKU's generation was read.
    *
    * Bucket 0 is set first: its set starts the SKU's next stock generation, which the
    * other buckets' sets then carry. A transfer between buckets under way meanwhile gives
    * its units only within the generation it took them in (giveStock-2.lua), so the new
    * quantity never has units taken before it added on top. Sets of one SKU must not
    * overlap (the catalog holds the SKU's row lock around this call).
+   *
+   * Bucket 0 records the set, open, until `closeStockSet`: one whose other buckets were never
+   * reached (an answer that did not come, a process gone) is finished by `completeStockSet`,
+   * or its buckets would stay in different generations, and the transfers between them
+   * would wait, or be voided, for good.
    */
-  async setAvailable(skuId: string, available: number): Promise<number | null> {
+  async setAvailable(skuId: string, available: number, { ref, now }: { ref: string; now: Date }): Promise<number | null> {
     const buckets = (await this.bucketsOf([skuId])).get(skuId)!;
-    const [first, ...rest] = splitStock(available, buckets);
-    const [previous, generation] = await runStockScript(this.redis, 'setStock', [this.keys.sku(this.keys.bucketGroup(0), skuId)], [first!, 0]);
-    if (previous < 0) return null;
-    const others = await Promise.all(rest.map((share, i) => runStockScript(this.redis, 'setStock', [this.keys.sku(this.keys.bucketGroup(i + 1), skuId)], [share, generation])));
-    this.announceReturned([skuId]);
-    return others.reduce((sum, [units]) => sum + Math.max(units, 0), previous);
+    const first = this.keys.sku(this.keys.bucketGroup(0), skuId);
+    const generation = Number((await this.redis.hget(first, 'generation')) ?? 0) + 1;
+    const [share] = splitStock(available, buckets);
+    const [previous, started] = await runStockScript(this.redis, 'startStockSet', [first, this.keys.openStockSets()], [share!, generation, ref, available, skuId, now.getTime()]);
+    if (previous === -1) return null;
+    if (previous === -2) throw new StockSetUnderWay(skuId);
+    return previous + (await this.setOtherBuckets({ skuId, stock: available, ref, generation: started }, buckets));
+  }
+
+  /** The SKU's stock set that is open (started and not closed), or null. */
+  async openStockSet(skuId: string): Promise<StockSet | null> {
+    return (await this.recordedStockSet(skuId))?.set ?? null;
+  }
+
+  /** Stock sets started longer ago than `olderThanMs` and not closed: left half-done, or still under way. */
+  async openStockSets(now: Date, olderThanMs: number): Promise<StockSet[]> {
+    const skuIds = await this.redis.zrangebyscore(this.keys.openStockSets(), '-inf', now.getTime() - olderThanMs);
+    const sets = await Promise.all(skuIds.map((skuId) => this.openStockSet(skuId)));
+    return sets.filter((set): set is StockSet => set !== null);
+  }
+
+  /**
+   * Runs an open set in the buckets it has not reached (those it has answer as they did) and
+   * returns the previous quantity, as `setAvailable` would have: the caller holds the SKU's row
+   * lock and writes the set's ledger row with it. StockSetClosed when it was closed meanwhile.
+   */
+  async completeStockSet(set: StockSet): Promise<number> {
+    const recorded = await this.recordedStockSet(set.skuId);
+    if (recorded?.set.ref !== set.ref) throw new StockSetClosed(set.skuId);
+    const buckets = (await this.bucketsOf([set.skuId])).get(set.skuId)!;
+    return recorded.previous + (await this.setOtherBuckets(recorded.set, buckets));
+  }
+
+  /** The set's MySQL side is done, or it was taken back: nothing finishes it any more. */
+  async closeStockSet(set: Pick<StockSet, 'skuId' | 'ref'>): Promise<void> {
+    await runStockScript(this.redis, 'closeStockSet', [this.keys.sku(this.keys.bucketGroup(0), set.skuId), this.keys.openStockSets()], [set.ref, set.skuId]);
+  }
+
+  /** The set every bucket but 0 gets (`set.generation`'s), once; returns what they held before it. */
+  private async setOtherBuckets(set: StockSet, buckets: number): Promise<number> {
+    const [, ...rest] = splitStock(set.stock, buckets);
+    const others = await Promise.all(
+      rest.map((share, i) => runStockScript(this.redis, 'setStock', [this.keys.sku(this.keys.bucketGroup(i + 1), set.skuId)], [share, set.generation])),
+    );
+    // sets of a SKU run one at a time, each open one finished before the next starts
+    if (others.some(([previous]) => previous === -2)) throw new Error(`a stock set of ${set.skuId} after generation ${set.generation} reached its buckets first`);
+    this.announceReturned([set.skuId]);
+    // a bucket without counters (lost) had none to set: the stock repair recreates it
+    return others.reduce((sum, [units]) => sum + Math.max(units, 0), 0);
+  }
+
+  /** The open set bucket 0 records, with what bucket 0 held before it; an entry whose record Redis lost is closed. */
+  private async recordedStockSet(skuId: string): Promise<{ set: StockSet; previous: number } | null> {
+    // one MULTI: both keys are bucket 0's group's
+    const [record, open] = (await this.redis.multi().hmget(this.keys.sku(this.keys.bucketGroup(0), skuId), 'setRef', 'setStock', 'generation', 'setFrom').zscore(this.keys.openStockSets(), skuId).exec()) ?? [];
+    if (!record || !open) throw new Error(`no reply to the read of ${skuId}'s stock set`);
+    if (record[0] || open[0]) throw record[0] ?? open[0];
+    if (open[1] === null) return null;
+    const [ref, stock, generation, previous] = record[1] as Array<string | null>;
+    if (!ref) {
+      await this.closeStockSet({ skuId, ref: '' });
+      return null;
+    }
+    return { set: { skuId, stock: Number(stock), ref, generation: Number(generation) }, previous: Number(previous) };
   }
 
   /** The SKU's counters summed over its buckets; null for an unknown SKU. */

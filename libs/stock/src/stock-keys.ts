@@ -122,6 +122,11 @@ export class StockKeys {
     return `${this.prefix}${group}:transfers-open`;
   }
 
+  /** Merchants' stock sets started and not yet closed (zset of SKU ids by time started), beside the bucket 0 that records each. */
+  openStockSets(): string {
+    return `${this.prefix}${this.bucketGroup(0)}:stock-sets-open`;
+  }
+
   /** All groups a checkout may run in, for scans that look at every SKU or accepted order. */
   groups(): string[] {
     return Array.from({ length: MAX_STOCK_BUCKETS }, (_, bucket) => this.bucketGroup(bucket));

@@ -7,12 +7,15 @@ export type RedisClient = Redis | Cluster;
 /** What each script answers. */
 interface StockScriptReplies {
   reserveStock: Array<number | string>;
-  claimCheckout: number[];
+  claimCheckout: Array<number | string>;
   dropClaim: number;
+  abandonClaim: number;
   releaseStock: number;
   releaseCoupon: number;
   initSku: number;
+  startStockSet: [number, number];
   setStock: [number, number];
+  closeStockSet: number;
   takeAvailable: number;
   commitStock: [number, number];
   restoreReservation: number;
@@ -32,10 +35,13 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   reserveStock: 'reserveStock-5+c+2n.lua',
   claimCheckout: 'claimCheckout-4+c.lua',
   dropClaim: 'dropClaim-1.lua',
+  abandonClaim: 'abandonClaim-2+2h.lua',
   releaseStock: 'releaseStock-3+2n.lua',
   releaseCoupon: 'releaseCoupon-3.lua',
   initSku: 'initSku-1.lua',
+  startStockSet: 'startStockSet-2.lua',
   setStock: 'setStock-1.lua',
+  closeStockSet: 'closeStockSet-2.lua',
   takeAvailable: 'takeAvailable-1.lua',
   commitStock: 'commitStock-1+n.lua',
   restoreReservation: 'restoreReservation-2.lua',
@@ -52,6 +58,9 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
 const SHARED_FUNCTIONS: Partial<Record<StockScriptName, string[]>> = {
   reserveStock: ['countInWindow.lua', 'couponUse.lua'],
   claimCheckout: ['countInWindow.lua', 'couponUse.lua'],
+  releaseStock: ['couponUse.lua'],
+  releaseCoupon: ['couponUse.lua'],
+  abandonClaim: ['couponUse.lua'],
   countInWindows: ['countInWindow.lua'],
   soldOutCheck: ['countInWindow.lua'],
 };

@@ -97,7 +97,7 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
     expect(third.created).toBe(true);
     // a merchant's stock set is announced too
     await expect(checkoutAt(listening, 'lou', [{ skuId: 'BACK', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);
-    await elsewhere.setAvailable('BACK', 1);
+    await elsewhere.setAvailable('BACK', 1, { ref: 'set-back', now: new Date() });
     const fourth = await waitFor(async () => checkoutAt(listening, 'lou', [{ skuId: 'BACK', qty: 1 }]).catch(() => null), { what: 'the new stock on sale in the listening process', timeoutMs: 5_000 });
     expect(fourth.created).toBe(true);
     // and so is a repair that puts units back on sale (the stock reconciler's, to the ledger)

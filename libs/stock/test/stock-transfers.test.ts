@@ -137,7 +137,7 @@ describe('stock buckets and the transfers between them', () => {
 
   it('takes a correction of the whole SKU out of each bucket in turn, none below zero (a stock set undone, a repair)', async () => {
     await inventory.initSku({ skuId: 'UNDONE', available: 0, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: 4 });
-    const previous = await inventory.setAvailable('UNDONE', 100);
+    const previous = await inventory.setAvailable('UNDONE', 100, { ref: 'set-undone', now });
     expect(await available('UNDONE')).toEqual([25, 25, 25, 25]);
     // a buyer of bucket 3 reserves 5 before MySQL refuses the set, which is then taken back
     const keys = new StockKeys(prefix);
@@ -205,7 +205,7 @@ describe('stock buckets and the transfers between them', () => {
   it('sends no units to a bucket Redis lost, keeps a transfer into it open, and gives it once the repair has recreated the bucket in the stock generation of the others', async () => {
     await inventory.initSku({ skuId: 'LOST', available: 20, buckets: 4, ...sale });
     // the merchant's set: every bucket holds 10 in the SKU's stock generation 1
-    expect(await inventory.setAvailable('LOST', 40)).toBe(20);
+    expect(await inventory.setAvailable('LOST', 40, { ref: 'set-lost', now })).toBe(20);
     const transfer = { transferId: 'lost-1', skuId: 'LOST', from: 0, to: 2, qty: 4 };
     const taken = await inventory.takeForTransfer(transfer, now);
     await redis.del(new StockKeys(prefix).sku('{g2}', 'LOST'));
@@ -232,7 +232,7 @@ describe('stock buckets and the transfers between them', () => {
       const taken = await inventory.takeForTransfer(transfer, now);
       expect(await available('SET-GIVE')).toEqual([5, 10, 10, 10]);
       // the set counts 35 units before it (the ledger's `adjust` row is 20 - 35)
-      expect(await inventory.setAvailable('SET-GIVE', 20)).toBe(35);
+      expect(await inventory.setAvailable('SET-GIVE', 20, { ref: 'set-give', now })).toBe(35);
       expect(await inventory.giveForTransfer(taken)).toBe('voided');
       expect(await inventory.giveForTransfer(taken)).toBe('voided');
       expect(await available('SET-GIVE')).toEqual([5, 5, 5, 5]);
@@ -249,7 +249,7 @@ describe('stock buckets and the transfers between them', () => {
     it("voids a transfer the rebalancer's own give finds overridden by a set that came between its sides", async () => {
       // 3 units over 4 buckets: bucket 3 is empty, the rebalancer moves 1 unit there from bucket 0
       await inventory.initSku({ skuId: 'SET-LIVE', available: 3, buckets: 4, ...sale });
-      const paused = rebalancerOn(pausingBefore('giveStock', 'SET-LIVE', 3, () => inventory.setAvailable('SET-LIVE', 8)));
+      const paused = rebalancerOn(pausingBefore('giveStock', 'SET-LIVE', 3, () => inventory.setAvailable('SET-LIVE', 8, { ref: 'set-live', now })));
       expect(await paused.rebalance('SET-LIVE', new Map([[3, 1]]))).toBe(0);
       expect(await available('SET-LIVE')).toEqual([2, 2, 2, 2]);
       expect(recorded.filter((t) => t.skuId === 'SET-LIVE')).toEqual([{ transferId: expect.any(String), skuId: 'SET-LIVE', from: 0, to: 3, qty: 1, voided: true }]);
@@ -264,7 +264,7 @@ describe('stock buckets and the transfers between them', () => {
       const transfer = { transferId: 'set-crash-1', skuId: 'SET-CRASH', from: 1, to: 2, qty: 5 };
       await inventory.takeForTransfer(transfer, now);
       // the process dies here; the merchant sets 20
-      expect(await inventory.setAvailable('SET-CRASH', 20)).toBe(35);
+      expect(await inventory.setAvailable('SET-CRASH', 20, { ref: 'set-crash', now })).toBe(35);
       expect(await rebalancer.completeOpenTransfers(0)).toBe(0);
       expect(await rebalancer.completeOpenTransfers(0)).toBe(0);
       expect(await available('SET-CRASH')).toEqual([5, 5, 5, 5]);
@@ -284,7 +284,7 @@ describe('stock buckets and the transfers between them', () => {
         const taken = await inventory.takeForTransfer(transfer, now);
         meanwhile = [taken.qty, await inventory.giveForTransfer(taken)];
       });
-      expect(await setting.setAvailable('SET-AHEAD', 20)).toBe(40);
+      expect(await setting.setAvailable('SET-AHEAD', 20, { ref: 'set-ahead', now })).toBe(40);
       expect(meanwhile).toEqual([3, 'waiting']);
       expect(await available('SET-AHEAD')).toEqual([2, 5, 5, 5]);
       expect(await inventory.openTransfers(now)).toEqual([{ ...transfer, generation: 1, state: 'taken' }]);
@@ -307,7 +307,7 @@ describe('stock buckets and the transfers between them', () => {
         meanwhile = [taken.qty, await inventory.giveForTransfer(taken)];
       });
       // the set counts bucket 2 as it finds it, without the 3 units (the ledger's `adjust` row is 20 - 37)
-      expect(await setting.setAvailable('SET-BEHIND', 20)).toBe(37);
+      expect(await setting.setAvailable('SET-BEHIND', 20, { ref: 'set-behind', now })).toBe(37);
       expect(meanwhile).toEqual([3, 'voided']);
       expect(await available('SET-BEHIND')).toEqual([5, 5, 5, 5]);
       expect(await rebalancer.completeOpenTransfers(0)).toBe(0);

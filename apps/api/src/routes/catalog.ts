@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { orderTypeConflict, type Sku, type SkuOrderType } from '@orders/domain';
+import { StockSets } from '@orders/stock';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { createSkuWithStock } from '../catalog-admin.js';
@@ -25,6 +26,7 @@ interface SkuBody {
 
 export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const { catalog, inventory } = deps;
+  const stockSets = new StockSets({ inventory, record: (...set) => catalog.setStock(...set), clock: deps.clock });
   const staff = app.requireRole('merchant', 'admin');
   const skuResponse = { 200: { $ref: 'Sku#' }, 201: { $ref: 'Sku#' }, '4xx': problemRef, '5xx': problemRef };
 
@@ -82,6 +84,8 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       schema: {
         tags: ['catalog'],
         summary: 'Set the sellable quantity (Redis and the MySQL ledger together)',
+        description:
+          'A 503 means Redis or MySQL did not answer in time: the set may have begun. One that reached Redis is then finished, in Redis, MySQL and the ledger, by the next set of the SKU or the next stock check; never half-done. Retrying with the same stock is safe.',
         params: skuParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['stock'], properties: { stock: { type: 'integer', minimum: 0, maximum: 1_000_000_000 } } },
         response: skuResponse,
@@ -91,12 +95,8 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       await skuView(request.params.skuId, request.user);
       const { skuId } = request.params;
       const { stock } = request.body;
-      const found = await catalog.setStock(skuId, stock, randomUUID(), {
-        set: () => inventory.setAvailable(skuId, stock),
-        takeBack: async (previous) => {
-          const untaken = await inventory.correctCounters(skuId, { available: previous - stock, reserved: 0, sold: 0 });
-          if (untaken > 0) request.log.warn({ skuId, untaken }, 'stock set undone after MySQL refused it; units reserved meanwhile stay as drift for the reconciler');
-        },
+      const found = await stockSets.set(skuId, stock, randomUUID(), (untaken) => {
+        if (untaken > 0) request.log.warn({ skuId, untaken }, 'stock set undone after MySQL refused it; units reserved meanwhile stay as drift for the reconciler');
       });
       if (!found) throw notFound('SKU');
       return skuView(request.params.skuId, request.user);

@@ -63,7 +63,7 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
         tags: ['orders'],
         summary: 'Checkout: reserve stock and queue the order',
         description:
-          '202 once the stock is reserved (or, for payment-time deduction, checked) and the order queued; the same Idempotency-Key with the same body answers the same 202, with another body 422 IDEMPOTENCY_CONFLICT. A SKU with nothing left answers 409 OUT_OF_STOCK before its sale window (422 SALE_NOT_ACTIVE) and the per-buyer limit (422 LIMIT_EXCEEDED) are looked at; one with too few units for the quantity asked answers them first.',
+          '202 once the stock is reserved (or, for payment-time deduction, checked) and the order queued; the same Idempotency-Key with the same body answers the same 202, with another body 422 IDEMPOTENCY_CONFLICT. While a checkout under the key is still under way (the same request sent twice at once, or retried before the first was answered) another with the same body may answer 503 CHECKOUT_IN_PROGRESS with retry-after: retried with the same key, it gets that checkout’s order, or once that one was refused is taken on its own merits. A SKU with nothing left answers 409 OUT_OF_STOCK before its sale window (422 SALE_NOT_ACTIVE) and the per-buyer limit (422 LIMIT_EXCEEDED) are looked at; one with too few units for the quantity asked answers them first.',
         headers: {
           type: 'object',
           required: ['idempotency-key'],

@@ -13,7 +13,10 @@
   Nothing is claimed nor taken when the checkout is refused.
 
   KEYS[1]  idempotency claim   <prefix>{own}:idem:<userId>:<key>
-           (hash: h body hash, u userId, g the cart's group, n the request that claimed it)
+           (hash: h body hash, u userId, g the cart's group, n the request that claimed it,
+           f when it was claimed and l when a request last took it up (ms, Redis's clock: the
+           api hosts' clocks differ, and a claim's age decides how another host answers),
+           c:<orderId> per request that took a coupon use under it)
   KEYS[2]  coupon              <prefix>{own}:coupon:<code>
   KEYS[3]  buyer's coupon uses <prefix>{own}:coupon-uses:<code>:<userId>
   KEYS[4]  the order's hold    <prefix>{own}:coupon-held:<orderId>   (hash: c code)
@@ -24,29 +27,57 @@
   ARGV[5] now (ms)   ARGV[6] how long the claim is kept (ms)   ARGV[7] coupon code or ''
   ARGV[8] how long the hold is kept at most (ms): as long as the order's reservation record
           could be; gone, as a record gone, the given-back marker decides (releaseCoupon-3.lua)
-  ARGV[9] c, the number of counters
-  ARGV[10+2(j-1)], ARGV[11+2(j-1)]  counter j's window (ms) and the most it allows in one
+  ARGV[9] how long after a request last took the claim up it may still be under way (ms)
+  ARGV[10] how long an order's record of the key is kept (ms, the idempotency TTL)
+  ARGV[11] c, the number of counters
+  ARGV[12+2(j-1)], ARGV[13+2(j-1)]  counter j's window (ms) and the most it allows in one
 
   Returns { budget count, ms left in its window, code, ... } (the first two 0 when c is 0):
     1 claimed now                 { 1, 1 if a coupon use was taken else 0 }; also to this
       request's own call run again (ioredis sends again what it wrote before a lost connection
       and had no answer to): nothing is taken twice
     2 claimed before, this body   { 2, coupon use taken }: a retry, or the same request twice at once
-    0 claimed before, this body, and refused now { 0, -10, -7 or -8 }: nothing taken, the
-      caller lets it through only as the replay of an order accepted under the key
+    0 claimed before, this body, and refused now { 0, -10, -7 or -8, state, ... }: nothing
+      taken; the caller lets it through as the replay of an order accepted under the key, and
+      with none the state says what the requests holding the claim are:
+        1 maybe still under way: one took the claim up within ARGV[9]
+        2 gone (killed between their claim and their reservation, or refused): none took it up
+          within ARGV[9], and it was made within ARGV[10], so an order accepted under it would
+          still be recorded { 0, refusal, 2, l, orderId... }: the orders that took a coupon use
+          under it, which abandonClaim-2+2h.lua gives back
+        0 neither: claimed longer ago than an order's record of the key is kept, or before
+          claims kept their times; refused as the checkout is
    -1 the key is claimed with another body, or for a cart of another group
    -7 -8 -9 -10 as reserveStock-5+c+2n.lua
 ]]
 local claimKey, couponKey, usesKey, holdKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local userId, bodyHash, cartGroup, orderId = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, couponCode = tonumber(ARGV[5]), ARGV[7]
-local counterCount = tonumber(ARGV[9])
+local counterCount = tonumber(ARGV[11])
 
-local counts = countCheckoutWindows(4, 9, counterCount)
+local counts = countCheckoutWindows(4, 11, counterCount)
 local budget = counts[1] or { 0, 0, 0 }
 
+local function clockMs()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- what the requests holding a claim, refused now, are: code 0's state and what follows it
+local function holders(claimed)
+  local at, claimedAt, takenUpAt = clockMs(), tonumber(claimed[5]), tonumber(claimed[6])
+  if not takenUpAt or not claimedAt then return { 0 } end
+  if at - takenUpAt < tonumber(ARGV[9]) then return { 1 } end
+  if at - claimedAt >= tonumber(ARGV[10]) then return { 0 } end
+  local gone = { 2, takenUpAt }
+  for _, field in ipairs(redis.call('HKEYS', claimKey)) do
+    if string.sub(field, 1, 2) == 'c:' then table.insert(gone, string.sub(field, 3)) end
+  end
+  return gone
+end
+
 local function claim()
-  local claimed = redis.call('HMGET', claimKey, 'h', 'u', 'g', 'n')
+  local claimed = redis.call('HMGET', claimKey, 'h', 'u', 'g', 'n', 'f', 'l')
   -- this request's call run a second time: answered as the first run was, whatever its counters say now
   if claimed[4] == orderId then return { 1, redis.call('HEXISTS', holdKey, 'c') } end
   if counterCount >= 1 and budget[1] > budget[3] then return { -9 } end
@@ -62,20 +93,27 @@ local function claim()
     -- claimed before with this body: the retry of an accepted checkout is no new attempt and
     -- needs no new use (its reservation replays it); the caller looks for that order before
     -- refusing, since a refusal would hide the order its buyer must pay
-    if claimed[1] then return { 0, refusal } end
+    if claimed[1] then
+      local reply = holders(claimed)
+      table.insert(reply, 1, refusal)
+      table.insert(reply, 1, 0)
+      return reply
+    end
     return { refusal }
   end
 
+  local at = clockMs()
   if claimed[1] then
     -- two requests hold the claim: neither may drop it (dropClaim-1.lua), the other may be accepted
-    redis.call('HSET', claimKey, 'n', '')
+    redis.call('HSET', claimKey, 'n', '', 'l', at)
   else
-    redis.call('HSET', claimKey, 'h', bodyHash, 'u', userId, 'g', cartGroup, 'n', orderId)
+    redis.call('HSET', claimKey, 'h', bodyHash, 'u', userId, 'g', cartGroup, 'n', orderId, 'f', at, 'l', at)
   end
   redis.call('PEXPIRE', claimKey, ARGV[6])
   local taken = 0
   if couponCode ~= '' then
     takeCouponUse(usesKey, holdKey, couponCode, couponEndsAt)
+    redis.call('HSET', claimKey, 'c:' .. orderId, 1)
     -- no longer than the uses it counts in either
     redis.call('PEXPIREAT', holdKey, math.min(couponEndsAt + 86400000, now + tonumber(ARGV[8])))
     taken = 1

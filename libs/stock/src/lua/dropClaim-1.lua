@@ -1,13 +1,19 @@
 --[[
-  Drops the claim of an Idempotency-Key (claimCheckout-4+c.lua) whose checkout was refused,
-  so the key is free again, as it is after any refused checkout; kept when another request
-  holds it too ('n' emptied): that one may have been accepted.
+  A request's part in the claim of an Idempotency-Key (claimCheckout-4+c.lua) settled, its
+  checkout refused: the claim is dropped when this request made it and holds it alone, so the
+  key is free again, as it is after any refused checkout; kept when another request holds it
+  too ('n' emptied): that one may have been accepted. Either way the claim no longer names
+  this request's order among those holding a coupon use under it (abandonClaim-2+2h.lua).
 
   KEYS[1]  idempotency claim  <prefix>{own}:idem:<userId>:<key>
-  ARGV[1]  the orderId of the request that claimed it
+  ARGV[1]  the orderId of the request
+  ARGV[2]  '1' when the request made the claim
 
   Returns 1 dropped, 0 kept.
 ]]
-if redis.call('HGET', KEYS[1], 'n') ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-return 1
+if ARGV[2] == '1' and redis.call('HGET', KEYS[1], 'n') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+redis.call('HDEL', KEYS[1], 'c:' .. ARGV[1])
+return 0

@@ -17,14 +17,10 @@
 
   Returns 1 given back now, 0 the order holds no use.
 ]]
+if giveBackHeldUse(KEYS[1], KEYS[2], KEYS[3]) == 1 then return 1 end
+if ARGV[1] == 'held' or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 -- the uses count expires a day after the coupon ends; past that there is nothing to give back
 local usesTtl = redis.call('PTTL', KEYS[2])
-if redis.call('HDEL', KEYS[1], 'c') == 1 then
-  if usesTtl > 0 then redis.call('SET', KEYS[3], '1', 'PX', usesTtl) end
-elseif ARGV[1] == 'held' or redis.call('EXISTS', KEYS[1]) == 1 or usesTtl <= 0 then
-  return 0
-elseif not redis.call('SET', KEYS[3], '1', 'NX', 'PX', usesTtl) then
-  return 0
-end
+if usesTtl <= 0 or not redis.call('SET', KEYS[3], '1', 'NX', 'PX', usesTtl) then return 0 end
 if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
 return 1

@@ -34,12 +34,8 @@ for i, line in ipairs(lines) do
     redis.call('DECRBY', boughtKey, qty)
   end
 end
-if redis.call('HDEL', orderKey, 'c') == 1 then
-  if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
-  -- a release retried after the record expired (releaseCoupon-3.lua) must not give the use back again
-  local usesTtl = redis.call('PTTL', KEYS[2])
-  if usesTtl > 0 then redis.call('SET', KEYS[3], '1', 'PX', usesTtl) end
-end
+-- marked given back: a release retried after the record expired (releaseCoupon-3.lua) must not give it back again
+giveBackHeldUse(orderKey, KEYS[2], KEYS[3])
 local keptMs = tonumber(ARGV[2])
 local leftMs = redis.call('PTTL', orderKey)
 if leftMs > 0 and leftMs < keptMs then keptMs = leftMs end

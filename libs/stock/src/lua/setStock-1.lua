@@ -1,23 +1,24 @@
 --[[
-  Sets the sellable quantity of one bucket of a SKU; reservations already taken stay as
-  they are. Each merchant set is one stock generation of the SKU: bucket 0's set starts
-  the next (its 'generation' counts the sets), the other buckets' sets carry it. A
-  transfer between buckets gives its units only within the generation it took them in
-  (giveStock-2.lua), so no set ever has a transfer's units added on top of it.
+  Sets the sellable quantity of one bucket (not bucket 0) of a SKU to its share of a
+  merchant's stock set; reservations already taken stay as they are. The set started in
+  bucket 0 (startStockSet-2.lua) with the SKU's next stock generation, which this bucket then
+  carries. A transfer between buckets gives its units only within the generation it took them
+  in (giveStock-2.lua), so no set ever has a transfer's units added on top of it.
+
+  Once per generation: the set is run again to finish it (its answer lost, or its process
+  gone), and a bucket it already reached answers what it held before, as it did then.
 
   KEYS[1]  SKU hash of the bucket  <prefix>{g}:sku:<skuId>
-  ARGV[1] new available quantity
-  ARGV[2] the set's generation; 0 in bucket 0: start the next one
+  ARGV[1] new available quantity   ARGV[2] the set's generation
 
-  Returns { previous available quantity, the set's generation }, { -1, 0 } when the SKU is unknown.
+  Returns { the bucket's available quantity before the set, the set's generation },
+  { -1, 0 } when the bucket has no counters, { -2, the bucket's generation } when a later
+  set has reached it.
 ]]
-local previous = redis.call('HGET', KEYS[1], 'available')
-if not previous then return { -1, 0 } end
-local generation = tonumber(ARGV[2])
-if generation == 0 then
-  generation = redis.call('HINCRBY', KEYS[1], 'generation', 1)
-else
-  redis.call('HSET', KEYS[1], 'generation', generation)
-end
-redis.call('HSET', KEYS[1], 'available', ARGV[1])
-return { tonumber(previous), generation }
+local bucket = redis.call('HMGET', KEYS[1], 'available', 'generation', 'setFrom')
+if not bucket[1] then return { -1, 0 } end
+local generation, here = tonumber(ARGV[2]), tonumber(bucket[2] or '0')
+if here == generation then return { tonumber(bucket[3] or '0'), generation } end
+if here > generation then return { -2, here } end
+redis.call('HSET', KEYS[1], 'available', ARGV[1], 'generation', generation, 'setFrom', bucket[1])
+return { tonumber(bucket[1]), generation }

@@ -1,7 +1,8 @@
 --[[
   Shared by the scripts that take a buyer's coupon use at checkout (stock-scripts.ts puts it
   before them): reserveStock-5+c+2n.lua in the buyer's own group, claimCheckout-4+c.lua for a
-  checkout in another (a SKU split into buckets), both on the buyer's one uses counter.
+  checkout in another (a SKU split into buckets), both on the buyer's one uses counter; and by
+  those that give a use back (releaseStock-3+2n.lua, releaseCoupon-3.lua, abandonClaim-2+2h.lua).
 
   couponRefusal returns 0 and the coupon's end (ms) when the buyer may use it now; -7 when
   there is no such coupon or it is not valid now; -8 when the buyer has used it as often as
@@ -24,4 +25,17 @@ local function takeCouponUse(usesKey, holderKey, couponCode, couponEndsAt)
   -- the uses only matter while the coupon is valid; keep them a day past its end
   redis.call('PEXPIREAT', usesKey, couponEndsAt + 86400000)
   redis.call('HSET', holderKey, 'c', couponCode)
+end
+
+--[[
+  Gives back the use a hash holds for its order ('c': its reservation record, or its hold),
+  once: the given-back marker, kept as long as the uses count, says so after the hash is gone
+  (releaseCoupon-3.lua). Returns 1 given back now, 0 the hash held none.
+]]
+local function giveBackHeldUse(holderKey, usesKey, markerKey)
+  if redis.call('HDEL', holderKey, 'c') == 0 then return 0 end
+  local usesTtl = redis.call('PTTL', usesKey)
+  if usesTtl > 0 then redis.call('SET', markerKey, '1', 'PX', usesTtl) end
+  if tonumber(redis.call('GET', usesKey) or '0') > 0 then redis.call('DECR', usesKey) end
+  return 1
 end

@@ -1,0 +1,107 @@
+import { CheckoutRefused, CouponUsedUp, OutOfStock } from '@orders/domain';
+import { CheckoutInProgress, Inventory, type CheckoutCounters, type Reservation, type ReserveStockRequest, type WindowCount } from '@orders/stock';
+import { buyerAddress, reservationOf } from '@orders/testing';
+import { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const HOUR = 3600_000;
+const BUCKETS = 4;
+
+describe('a checkout of a SKU split into buckets sent again while the first under its Idempotency-Key is under way', () => {
+  const prefix = `t:checkout_in_progress_${randomBytes(4).toString('hex')}:`;
+  const now = new Date();
+  const timeouts = { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR };
+  let redis: Redis;
+  let inventory: Inventory;
+
+  beforeAll(async () => {
+    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    inventory = new Inventory(redis, prefix, timeouts);
+    await inventory.initSku({ skuId: 'HOT', available: 1_000, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: BUCKETS });
+    await inventory.publishCoupon({ code: 'ONCE', perBuyerLimit: 1, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + HOUR) });
+  });
+
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  /** A buyer whose cart runs in a bucket other than {g0}: their key and coupon use are claimed in their own group first. */
+  const buyerOutsideG0 = (name: string) => Array.from({ length: 100 }, (_, i) => `${name}-${i}`).find((buyer) => inventory.keys.bucketOf(buyer, BUCKETS) !== 0)!;
+  /** One request of the buyer's cart under `key`, with the once-per-buyer coupon: each request its own order id, the same body. */
+  const requestOf = (buyer: string, key: string, qty = 1): ReserveStockRequest =>
+    reservationOf(buyer, [{ skuId: 'HOT', qty }], { now, idempotencyKey: key, bodyHash: `HOT-${qty}-ONCE`, payload: { address: buyerAddress, couponCode: 'ONCE' } });
+  const uses = (buyer: string) => redis.get(inventory.keys.couponUses(inventory.keys.groupOf(buyer), 'ONCE', buyer));
+  /** The buyer's retries of a request answered CheckoutInProgress, until one is answered otherwise. */
+  const retried = async (buyer: string, key: string, qty = 1): Promise<Reservation> => {
+    for (;;) {
+      try {
+        return await inventory.reserveStock(requestOf(buyer, key, qty));
+      } catch (error) {
+        if (!(error instanceof CheckoutInProgress)) throw error;
+      }
+    }
+  };
+
+  it('answers the second of two sent at once "in progress", not over the coupon the first took, and takes its retry on its own merits once the first was refused', async () => {
+    const buyer = buyerOutsideG0('twice-refused');
+    // more than the buyer's bucket holds: the first is refused after its claim took the coupon's use
+    const [first, second] = await Promise.allSettled([inventory.reserveStock(requestOf(buyer, 'twice', 1_000)), inventory.reserveStock(requestOf(buyer, 'twice', 1_000))]);
+
+    expect(first.status === 'rejected' && first.reason).toBeInstanceOf(OutOfStock);
+    expect(second.status === 'rejected' && second.reason).toBeInstanceOf(CheckoutInProgress);
+    await expect(retried(buyer, 'twice', 1_000)).rejects.toBeInstanceOf(OutOfStock);
+    expect(await uses(buyer)).toBe('0');
+    expect((await inventory.reserveStock(requestOf(buyer, 'afterwards'))).created).toBe(true);
+    expect(await uses(buyer)).toBe('1');
+  });
+
+  it('answers two sent at once with the one order, its coupon used once', async () => {
+    const buyer = buyerOutsideG0('twice-accepted');
+    const answers = await Promise.allSettled([inventory.reserveStock(requestOf(buyer, 'twice')), inventory.reserveStock(requestOf(buyer, 'twice'))]);
+    const orders = await Promise.all(answers.map((answer) => (answer.status === 'fulfilled' ? answer.value : retried(buyer, 'twice'))));
+
+    expect(orders.map((reservation) => reservation.created).sort()).toEqual([false, true]);
+    expect(orders[1]!.order.orderId).toBe(orders[0]!.order.orderId);
+    expect(await uses(buyer)).toBe('1');
+  });
+
+  it("answers the second of two sent at once \"in progress\", not over the checkout velocity the first's attempt reached, and refuses its retry over it once the first was refused", async () => {
+    const buyer = buyerOutsideG0('twice-fast');
+    const own = inventory.keys.groupOf(buyer);
+    // one checkout attempt a minute: the second request's attempt is over it
+    const velocity = { slotGroup: own, key: `${prefix}${own}:velocity:${buyer}`, windowMs: 60_000, max: 1 };
+    const countersOf = (): CheckoutCounters => {
+      let spent: WindowCount | null = null;
+      return {
+        budget: { slotGroup: own, key: `${prefix}${own}:budget:${buyer}`, windowMs: 60_000, max: 100 },
+        velocity,
+        get spent() {
+          return spent;
+        },
+        counted: (budget) => void (spent = budget),
+      };
+    };
+    const tooMany = () => ({ ...requestOf(buyer, 'twice-fast', 1_000), payload: { address: buyerAddress, couponCode: null }, counters: countersOf() });
+    const [first, second] = await Promise.allSettled([inventory.reserveStock(tooMany()), inventory.reserveStock(tooMany())]);
+
+    expect(first.status === 'rejected' && first.reason).toBeInstanceOf(OutOfStock);
+    expect(second.status === 'rejected' && second.reason).toBeInstanceOf(CheckoutInProgress);
+    await expect(inventory.reserveStock(tooMany())).rejects.toBeInstanceOf(CheckoutRefused);
+  });
+
+  it('gives back no use of an order accepted under a key whose record has expired while its claim lives on', async () => {
+    const buyer = buyerOutsideG0('expired-record');
+    // the key's record kept 1 s, its claim a minute longer; a claim not taken up for 200 ms is gone
+    const shortLived = new Inventory(redis, prefix, { ...timeouts, idempotencyTtlMs: 1_000, claimAbandonedAfterMs: 200 });
+    const { order } = await shortLived.reserveStock(requestOf(buyer, 'kept-a-second'));
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(await redis.exists(inventory.keys.idempotency(inventory.keys.groupOf(buyer), buyer, 'kept-a-second'))).toBe(1);
+
+    await expect(shortLived.reserveStock(requestOf(buyer, 'kept-a-second'))).rejects.toBeInstanceOf(CouponUsedUp);
+    expect(await uses(buyer)).toBe('1');
+    expect(await redis.hget(inventory.keys.couponHeld(inventory.keys.groupOf(buyer), order.orderId), 'c')).toBe('ONCE');
+  });
+});

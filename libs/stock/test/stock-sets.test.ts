@@ -1,0 +1,123 @@
+import { Inventory, StockKeys, StockRebalancer, StockScriptCall, StockSets, type FinishedTransfer } from '@orders/stock';
+import { Redis, type Command } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const HOUR = 3600_000;
+
+describe("a merchant's stock set whose Redis answer never came", () => {
+  const prefix = `t:stock_sets_${randomBytes(4).toString('hex')}:`;
+  const timeouts = { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR };
+  const rules = { deduction: 'placement' as const, saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: 4 };
+  let redis: Redis;
+  let inventory: Inventory;
+  /** The ledger's set rows, by reference: what the catalog writes in MySQL, once per ref. */
+  const ledger = new Map<string, number>();
+  const record = async (_skuId: string, stock: number, ref: string, side: { set: () => Promise<number | null> }) => {
+    if (ledger.has(ref)) return true;
+    const previous = await side.set();
+    if (previous === null) return false;
+    ledger.set(ref, stock - previous);
+    return true;
+  };
+  const stockSetsOn = (on: Inventory) => new StockSets({ inventory: on, record, clock: () => new Date() });
+  const noTakeBack = () => {
+    throw new Error('nothing was to be taken back');
+  };
+
+  /**
+   * An Inventory on the same connection whose `script` call on one bucket of a SKU goes
+   * unanswered: it fails as ioredis fails a command past its commandTimeout, and Redis gets it
+   * only when the test calls `sendLate`.
+   */
+  const unanswered = (script: 'startStockSet' | 'setStock', skuId: string, bucket: number) => {
+    const key = new StockKeys(prefix).sku(`{g${bucket}}`, skuId);
+    const held: StockScriptCall[] = [];
+    const connection = new Proxy(redis, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property, target);
+        if (property !== 'sendCommand') return typeof value === 'function' ? value.bind(target) : value;
+        return (command: Command) => {
+          if (!(command instanceof StockScriptCall && command.scriptName === script && command.args[2] === key)) return target.sendCommand(command);
+          held.push(command);
+          command.reject(new Error('Command timed out'));
+        };
+      },
+    });
+    return {
+      inventory: new Inventory(connection, prefix, timeouts),
+      sendLate: async () => {
+        for (const command of held.splice(0)) {
+          const [, count, ...rest] = command.args.map(String);
+          const again = new StockScriptCall(command.scriptName, rest.slice(0, Number(count)), rest.slice(Number(count)));
+          void redis.sendCommand(again);
+          await again.promise;
+        }
+      },
+    };
+  };
+  const available = async (skuId: string) => (await inventory.bucketStock(skuId))!.map((bucket) => bucket.available);
+
+  beforeAll(async () => {
+    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    inventory = new Inventory(redis, prefix, timeouts);
+  });
+
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  it('finishes a set that reached 3 of 4 buckets from what bucket 0 recorded, and then gives the units a transfer took from bucket 0 meanwhile', async () => {
+    await inventory.initSku({ skuId: 'HALF', available: 40, ...rules });
+    const lost = unanswered('setStock', 'HALF', 2);
+    await expect(stockSetsOn(lost.inventory).set('HALF', 20, 'half-1', noTakeBack)).rejects.toThrow('Command timed out');
+    expect(await available('HALF')).toEqual([5, 5, 10, 5]);
+    expect(ledger.has('half-1')).toBe(false);
+
+    // the rebalancer takes 2 units off bucket 0, in the set's generation, for bucket 2, still in the one before
+    const recorded: FinishedTransfer[] = [];
+    const rebalancer = new StockRebalancer({ inventory, recordTransfer: async (transfer) => void recorded.push(transfer), clock: () => new Date(), onError: () => undefined });
+    const taken = await inventory.takeForTransfer({ transferId: 'half-move', skuId: 'HALF', from: 0, to: 2, qty: 2 }, new Date());
+    expect(await inventory.giveForTransfer(taken)).toBe('waiting');
+
+    // the stock check's run: the set is finished, and the transfer given
+    expect(await stockSetsOn(inventory).finishOpen(0, (error) => { throw error; })).toBe(1);
+    expect(ledger.get('half-1')).toBe(20 - 40);
+    expect(await inventory.openStockSet('HALF')).toBeNull();
+    expect(await rebalancer.completeOpenTransfers(0)).toBe(2);
+    expect(await available('HALF')).toEqual([3, 5, 7, 5]);
+    expect(recorded).toEqual([{ transferId: 'half-move', skuId: 'HALF', from: 0, to: 2, qty: 2, voided: false }]);
+
+    // the lost command reaching Redis at last changes nothing: bucket 2 is in its generation already
+    await lost.sendLate();
+    expect(await inventory.getSkuStock('HALF')).toEqual({ available: 20, reserved: 0, sold: 0 });
+    expect(await stockSetsOn(inventory).finishOpen(0, (error) => { throw error; })).toBe(0);
+  });
+
+  it('refuses a set that reaches Redis after a later set of the SKU: the later one is what sells', async () => {
+    await inventory.initSku({ skuId: 'LATE', available: 40, ...rules });
+    const late = unanswered('startStockSet', 'LATE', 0);
+    await expect(stockSetsOn(late.inventory).set('LATE', 20, 'late-1', noTakeBack)).rejects.toThrow('Command timed out');
+    expect(await stockSetsOn(inventory).set('LATE', 30, 'late-2', noTakeBack)).toBe(true);
+
+    await late.sendLate();
+    expect(await available('LATE')).toEqual([8, 8, 7, 7]);
+    expect(await inventory.openStockSet('LATE')).toBeNull();
+    expect([ledger.has('late-1'), ledger.get('late-2')]).toEqual([false, 30 - 40]);
+  });
+
+  it('finishes a set that reached bucket 0 alone before the next set of the SKU starts, so both are in the ledger', async () => {
+    await inventory.initSku({ skuId: 'NEXT', available: 40, ...rules });
+    const late = unanswered('startStockSet', 'NEXT', 0);
+    await expect(stockSetsOn(late.inventory).set('NEXT', 20, 'next-1', noTakeBack)).rejects.toThrow('Command timed out');
+    await late.sendLate();
+    expect(await available('NEXT')).toEqual([5, 10, 10, 10]);
+
+    expect(await stockSetsOn(inventory).set('NEXT', 24, 'next-2', noTakeBack)).toBe(true);
+    expect(await available('NEXT')).toEqual([6, 6, 6, 6]);
+    expect([ledger.get('next-1'), ledger.get('next-2')]).toEqual([20 - 40, 24 - 20]);
+    expect(await inventory.openStockSet('NEXT')).toBeNull();
+  });
+});
