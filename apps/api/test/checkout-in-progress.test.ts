@@ -1,6 +1,5 @@
 import { StockKeys } from '@orders/stock';
-import { buyerAddress, createSku, createTestEnv, freePort, type HttpAnswer, type TestEnv } from '@orders/testing';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { buyerAddress, createSku, createTestEnv, startFailingRedisLink, type HttpAnswer, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
 
@@ -10,51 +9,6 @@ const CLAIM_ABANDONED_AFTER_MS = 5 * COMMAND_TIMEOUT_MS;
 const BUCKETS = 4;
 /** What a checkout's claim of its key alone names among the commands before its reservation: the order's coupon hold. */
 const CLAIM = ':coupon-held:';
-
-/**
- * A link to Redis that carries nothing more, either way, once the first command naming
- * `marker` has been answered: the api process sending it was killed right after, its
- * connections left open. The other connections through it carry on.
- */
-async function startLinkDyingAfter(target: { host: string; port: number }, marker: string): Promise<{ port: number; close(): Promise<void> }> {
-  const port = await freePort();
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = connect(target.port, target.host);
-    sockets.add(client).add(upstream);
-    let link: 'live' | 'answering' | 'dead' = 'live';
-    // a marker split over two reads is still found
-    let tail = '';
-    client.on('data', (chunk: Buffer) => {
-      if (link === 'dead') return;
-      upstream.write(chunk);
-      const seen = tail + chunk.toString('latin1');
-      tail = seen.slice(-256);
-      if (seen.includes(marker)) link = 'answering';
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      if (link === 'dead') return;
-      client.write(chunk);
-      if (link === 'answering') link = 'dead';
-    });
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-  });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return {
-    port,
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
-    },
-  };
-}
 
 describe('a checkout of a SKU split into buckets under an Idempotency-Key whose first checkout is under way', () => {
   let env: TestEnv;
@@ -113,7 +67,8 @@ describe('a checkout of a SKU split into buckets under an Idempotency-Key whose 
   it("answers 503 CHECKOUT_IN_PROGRESS under a key an api killed between its claim and its reservation left claimed, until the claim is abandoned: the retry is then accepted with the coupon the claim held", { timeout: 30_000 }, async () => {
     const checkout = await saleOf('LAMP');
     const redisUrl = new URL(env.config.REDIS_URL);
-    const link = await startLinkDyingAfter({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) }, CLAIM);
+    const link = await startFailingRedisLink({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
+    void link.dieAfter(CLAIM);
     const killed = await startApi({ ...env, config: { ...env.config, REDIS_URL: `redis://127.0.0.1:${link.port}` } });
     killed.deps.logRedisOutages({ warn: () => {}, info: () => {}, error: () => {} });
     let claimedAt: number;

@@ -1,6 +1,5 @@
 import { StockKeys } from '@orders/stock';
-import { buyerAddress, createSku, createTestEnv, freePort, waitFor, type HttpAnswer, type TestEnv } from '@orders/testing';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { buyerAddress, createSku, createTestEnv, startFailingRedisLink, waitFor, type FailingRedisLink, type HttpAnswer, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
 
@@ -13,113 +12,17 @@ const BUCKETS = 4;
 const CLAIM = ':coupon-held:';
 const RESERVATION = '}:accepted';
 
-/**
- * A proxy to Redis whose link fails once, where a test says, on the first write holding
- * `marker` (which reaches Redis and runs there): `breakAfter` keeps its answer from the
- * client, then resets the client's connection and refuses new ones for `outageMs` (a Redis
- * failing over, a network partition); `delayAnswersAfter` holds back its answer and every
- * answer after it for `delayMs`, the connection up (a Redis or a network too slow to answer).
- * Each resolves once the link works again.
- */
-interface FailingProxy {
-  port: number;
-  breakAfter(marker: string, outageMs: number): Promise<void>;
-  delayAnswersAfter(marker: string, delayMs: number): Promise<void>;
-  close(): Promise<void>;
-}
-
-interface Link {
-  /** 'pass' the answers on, 'hold' them until passed on again, 'drop' them */
-  answers: 'pass' | 'hold' | 'drop';
-  flush(): void;
-}
-
-async function startFailingProxy(target: { host: string; port: number }): Promise<FailingProxy> {
-  const port = await freePort();
-  const sockets = new Set<Socket>();
-  let armed: { marker: string; fail: (link: Link) => void } | null = null;
-  const server: Server = createServer((client) => {
-    const upstream = connect(target.port, target.host);
-    sockets.add(client).add(upstream);
-    const held: Buffer[] = [];
-    const link: Link = {
-      answers: 'pass',
-      flush() {
-        link.answers = 'pass';
-        for (const chunk of held.splice(0)) client.write(chunk);
-      },
-    };
-    // a marker split over two reads is still found
-    let tail = '';
-    client.on('data', (chunk: Buffer) => {
-      upstream.write(chunk);
-      const seen = tail + chunk.toString('latin1');
-      tail = seen.slice(-256);
-      if (!armed || !seen.includes(armed.marker)) return;
-      const { fail } = armed;
-      armed = null;
-      fail(link);
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      if (link.answers === 'pass') client.write(chunk);
-      else if (link.answers === 'hold') held.push(chunk);
-    });
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-  });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return {
-    port,
-    breakAfter: (marker, outageMs) =>
-      new Promise<void>((over) => {
-        armed = {
-          marker,
-          fail(link) {
-            link.answers = 'drop';
-            // Redis has run the command by then
-            setTimeout(() => {
-              server.close();
-              for (const socket of sockets) socket.resetAndDestroy();
-              sockets.clear();
-              setTimeout(() => server.listen(port, '127.0.0.1', over), outageMs);
-            }, 20);
-          },
-        };
-      }),
-    delayAnswersAfter: (marker, delayMs) =>
-      new Promise<void>((over) => {
-        armed = {
-          marker,
-          fail(link) {
-            link.answers = 'hold';
-            setTimeout(() => (link.flush(), over()), delayMs);
-          },
-        };
-      }),
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
-    },
-  };
-}
-
 type Checkout = (key: string, qty?: number) => Promise<HttpAnswer>;
 
 describe('a checkout in a bucket whose Redis commands run on Redis unanswered (REDIS_COMMAND_TIMEOUT_MS passed, the connection lost)', () => {
   let env: TestEnv;
-  let proxy: FailingProxy;
+  let proxy: FailingRedisLink;
   let api: ApiUnderTest;
 
   beforeAll(async () => {
     env = await createTestEnv('coupon_claim_link_faults');
     const redisUrl = new URL(env.config.REDIS_URL);
-    proxy = await startFailingProxy({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
+    proxy = await startFailingRedisLink({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
     api = await startApi({ ...env, config: { ...env.config, REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_COMMAND_TIMEOUT_MS: COMMAND_TIMEOUT_MS } });
     // the outages are the test's own: its connections' errors are expected
     api.deps.logRedisOutages({ warn: () => {}, info: () => {}, error: () => {} });

@@ -16,6 +16,8 @@ export type { SaleUnderCheck, SaleInvariants, SkuStockCheck } from './invariants
 export { startRedisServer } from './redis-server.js';
 export type { RedisServer } from './redis-server.js';
 export { startTcpProxy } from './tcp-proxy.js';
+export { startFailingRedisLink } from './failing-redis-link.js';
+export type { FailingRedisLink } from './failing-redis-link.js';
 export type { TcpProxy } from './tcp-proxy.js';
 export { startRedisCluster } from './redis-cluster.js';
 export type { RedisCluster } from './redis-cluster.js';
