@@ -1,7 +1,8 @@
-import { Inventory, StockKeys, StockRebalancer, StockScriptCall, StockSets, type FinishedTransfer } from '@orders/stock';
-import { Redis, type Command } from 'ioredis';
+import { Inventory, StockRebalancer, StockScriptCall, StockSets, type FinishedTransfer } from '@orders/stock';
+import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { interceptingScript } from './support/intercepted-script.js';
 
 const HOUR = 3600_000;
 
@@ -31,18 +32,10 @@ describe("a merchant's stock set whose Redis answer never came", () => {
    * only when the test calls `sendLate`.
    */
   const unanswered = (script: 'startStockSet' | 'setStock', skuId: string, bucket: number) => {
-    const key = new StockKeys(prefix).sku(`{g${bucket}}`, skuId);
     const held: StockScriptCall[] = [];
-    const connection = new Proxy(redis, {
-      get(target, property) {
-        const value: unknown = Reflect.get(target, property, target);
-        if (property !== 'sendCommand') return typeof value === 'function' ? value.bind(target) : value;
-        return (command: Command) => {
-          if (!(command instanceof StockScriptCall && command.scriptName === script && command.args[2] === key)) return target.sendCommand(command);
-          held.push(command);
-          command.reject(new Error('Command timed out'));
-        };
-      },
+    const connection = interceptingScript(redis, prefix, { script, skuId, bucket }, (command) => {
+      held.push(command);
+      command.reject(new Error('Command timed out'));
     });
     return {
       inventory: new Inventory(connection, prefix, timeouts),

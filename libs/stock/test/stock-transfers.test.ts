@@ -1,9 +1,10 @@
 import { BucketedSkuSoldAlone, OutOfStock } from '@orders/domain';
-import { Inventory, StockKeys, StockRebalancer, StockScriptCall, splitStock, type FinishedTransfer } from '@orders/stock';
+import { Inventory, StockKeys, StockRebalancer, splitStock, type FinishedTransfer } from '@orders/stock';
 import { reservationOf } from '@orders/testing';
-import { Redis, type Command } from 'ioredis';
+import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { interceptingScript } from './support/intercepted-script.js';
 
 const HOUR = 3600_000;
 
@@ -34,21 +35,10 @@ describe('stock buckets and the transfers between them', () => {
    * stock set between a transfer's two sides, a transfer between two buckets' sets).
    */
   const pausingBefore = (script: 'setStock' | 'giveStock', skuId: string, bucket: number, meanwhile: () => Promise<unknown>) => {
-    const key = new StockKeys(prefix).sku(`{g${bucket}}`, skuId);
-    const connection = new Proxy(redis, {
-      get(target, property) {
-        const value: unknown = Reflect.get(target, property, target);
-        if (property !== 'sendCommand') return typeof value === 'function' ? value.bind(target) : value;
-        return (command: Command) => {
-          if (!(command instanceof StockScriptCall && command.scriptName === script && command.args[2] === key)) return target.sendCommand(command);
-          // its reply is the command's promise, whenever it is sent
-          meanwhile().then(
-            () => target.sendCommand(command),
-            (error: Error) => command.reject(error),
-          );
-        };
-      },
-    });
+    const connection = interceptingScript(redis, prefix, { script, skuId, bucket }, (command, send) =>
+      // its reply is the command's promise, whenever it is sent
+      meanwhile().then(send, (error: Error) => command.reject(error)),
+    );
     return new Inventory(connection, prefix, timeouts);
   };
 
