@@ -34,13 +34,17 @@ export async function connectApi(config: Config, options: { migrate?: boolean } 
   const queueConnection = redis.duplicate();
   await queueConnection.connect();
   const queues = createOrderQueues(queueConnection, { prefix: config.QUEUE_PREFIX, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
+  // a WAIT holds its connection up to RESERVATION_REPLICA_TIMEOUT_MS while a replica is away:
+  // on a connection of their own, the reservations waiting for replicas keep nothing else waiting
+  const reservations = config.RESERVATION_REPLICA_ACKS > 0 ? redis.duplicate() : undefined;
+  await reservations?.connect();
   const inventory = new Inventory(
     redis,
     config.REDIS_KEY_PREFIX,
     checkoutTimeoutsOf(config),
     {
       // only the intake answers buyers, so only its reservations wait for replicas
-      durability: { replicaAcks: config.RESERVATION_REPLICA_ACKS, timeoutMs: config.RESERVATION_REPLICA_TIMEOUT_MS },
+      durability: { replicaAcks: config.RESERVATION_REPLICA_ACKS, timeoutMs: config.RESERVATION_REPLICA_TIMEOUT_MS, connection: reservations },
       soldOutMemoryMs: config.SOLD_OUT_MEMORY_MS,
     },
   );
@@ -64,12 +68,14 @@ export async function connectApi(config: Config, options: { migrate?: boolean } 
     logRedisOutages(log) {
       logRedisOutages(redis, 'stock', log);
       logRedisOutages(queueConnection, 'queues', log, queues.all);
+      if (reservations) logRedisOutages(reservations, 'reservations', log);
       if (stockReturned) logRedisOutages(stockReturned, 'returned-stock', log);
     },
     async close() {
       await queues.close();
       await db.destroy();
       queueConnection.disconnect();
+      reservations?.disconnect();
       redis.disconnect();
       stockReturned?.disconnect();
     },

@@ -1,5 +1,6 @@
 import { buyerAddress, createSku, createTestEnv, startRedisServer, waitFor, type RedisServer, type TestEnv } from '@orders/testing';
 import { Redis } from 'ioredis';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
 
@@ -26,7 +27,7 @@ describe('reservations acknowledged by a Redis replica before the intake answers
     replicaClient = new Redis(replica.url, { maxRetriesPerRequest: null });
     replicaClient.on('error', () => {});
     await waitFor(replicaInSync, { what: 'the replica to sync with its master' });
-    env = await createTestEnv('replicated_reservations', { REDIS_URL: master.url, RESERVATION_REPLICA_ACKS: '1', RESERVATION_REPLICA_TIMEOUT_MS: '200' });
+    env = await createTestEnv('replicated_reservations', { REDIS_URL: master.url, RESERVATION_REPLICA_ACKS: '1', RESERVATION_REPLICA_TIMEOUT_MS: '200', SOLD_OUT_MEMORY_MS: '60000' });
     api = await startApi(env);
     await createSku(api, api.token('ops', 'admin'), { skuId: 'KETTLE', title: 'Kettle', priceCents: 3_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1_000, deduction: 'placement' });
   });
@@ -108,5 +109,40 @@ describe('reservations acknowledged by a Redis replica before the intake answers
       masterClient.disconnect();
     }
     await waitFor(replicaInSync, { what: 'the replica to catch up' });
+  });
+
+  it('answers order reads, sold-out SKUs and readiness within a second while 20 checkouts wait for a stopped replica', async () => {
+    const admin = api.token('ops', 'admin');
+    await createSku(api, admin, { skuId: 'LAST', title: 'Last one', priceCents: 3_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1, deduction: 'placement' });
+    const checkoutLast = (buyer: string) =>
+      api.request('POST', '/v1/orders', { token: api.token(buyer), headers: { 'idempotency-key': `last-of-${buyer}` }, body: { items: [{ skuId: 'LAST', qty: 1 }], address: buyerAddress } });
+    expect((await checkoutLast('first-to-come')).status).toBe(202);
+    expect((await checkoutLast('second-to-come')).status).toBe(409);
+    const reader = await checkout('reader');
+    expect(reader.status).toBe(202);
+
+    await replica.stop();
+    // one checkout every 10 ms: each event-loop turn's reservations wait for the replica on their own
+    const waiting: Array<ReturnType<typeof checkout>> = [];
+    for (let i = 0; i < 20; i++) {
+      waiting.push(checkout(`waiting-${i}`));
+      await sleep(10);
+    }
+    const timed = async (answer: ReturnType<typeof checkout>) => {
+      const started = performance.now();
+      const { status } = await answer;
+      return { status, ms: performance.now() - started };
+    };
+    const [order, soldOut, ready] = await Promise.all([
+      timed(api.request('GET', `/v1/orders/${reader.body.orderId}`, { token: api.token('reader') })),
+      timed(checkoutLast('third-to-come')),
+      timed(api.request('GET', '/health/ready')),
+    ]);
+    expect([order, soldOut, ready].map((answer) => answer.status)).toEqual([200, 409, 200]);
+    expect([order, soldOut, ready].filter((answer) => answer.ms > 1_000)).toEqual([]);
+    expect((await Promise.all(waiting)).map((answer) => answer.status)).toEqual(Array(20).fill(503));
+
+    await replica.start();
+    await waitFor(replicaInSync, { what: 'the replica to sync again' });
   });
 });

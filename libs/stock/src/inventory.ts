@@ -303,6 +303,13 @@ const GIVE_OUTCOMES: Partial<Record<number, GiveOutcome>> = { 1: 'given', 0: 'gi
 export interface ReservationDurability {
   replicaAcks: number;
   timeoutMs: number;
+  /**
+   * The connection the checkout's writes that wait for replicas go on (its claims and
+   * reservations, and what settles them), and nothing else: while a replica is away each WAIT
+   * holds its connection for `timeoutMs`, and order reads, sold-out answers, request budgets
+   * and health checks on it would queue behind them. The inventory's own when absent.
+   */
+  connection?: RedisClient;
 }
 
 /** WAIT after each turn's reservations, on the same connection: fewer acknowledgements than asked fail the whole turn. */
@@ -341,6 +348,11 @@ export class Inventory {
   /** Request budgets and checkout velocity: the checkout counts them with its reservation when it can. */
   readonly windowCounters: WindowCounters;
   private readonly pipelines: PipelinePerTurn;
+  /**
+   * Where the checkout's claims and reservations go (`ReservationDurability.connection`), and
+   * what settles them after: a settlement sent on the connection of what it settles runs after it.
+   */
+  private readonly reserving: RedisClient;
   /** Buckets per SKU as Redis has them: fixed when the SKU is created, so each process reads a SKU's once. */
   private readonly bucketCounts = new Map<string, number>();
 
@@ -367,8 +379,9 @@ export class Inventory {
   ) {
     this.keys = new StockKeys(keyPrefix);
     this.stockReturned = `${keyPrefix}stock-returned`;
-    const { durability } = options;
-    this.pipelines = new PipelinePerTurn(redis, durability && durability.replicaAcks > 0 ? replicaAcknowledgement(durability) : undefined);
+    const guarded = options.durability && options.durability.replicaAcks > 0 ? options.durability : null;
+    this.reserving = guarded?.connection ?? redis;
+    this.pipelines = new PipelinePerTurn(this.reserving, guarded ? replicaAcknowledgement(guarded) : undefined);
     this.reads = new PipelinePerTurn(redis);
     this.windowCounters = new WindowCounters(redis);
     this.soldOut = new SoldOutSkus(options.soldOutMemoryMs ?? 0);
@@ -664,7 +677,8 @@ export class Inventory {
     const couponCode = request.payload.couponCode ?? '';
     const keys = [this.keys.idempotency(own, userId, idempotencyKey), this.keys.couponUses(own, couponCode, userId)];
     for (const orderId of holderOrderIds) keys.push(this.keys.couponHeld(own, orderId), this.keys.couponGivenBack(own, orderId));
-    return (await runStockScript(this.redis, 'abandonClaim', keys, [takenUpAt])) === 1;
+    // on the claims' connection: the WAIT of the claim made after it covers it too
+    return (await runStockScript(this.reserving, 'abandonClaim', keys, [takenUpAt])) === 1;
   }
 
   /**
@@ -690,7 +704,7 @@ export class Inventory {
   private async settleUnanswered(claim: CheckoutClaim, group: string): Promise<void> {
     let recorded: boolean;
     try {
-      recorded = await this.keyRecorded(group, claim.userId, claim.idempotencyKey);
+      recorded = (await this.reserving.exists(this.keys.idempotency(group, claim.userId, claim.idempotencyKey))) === 1;
     } catch (error) {
       if (error instanceof Error && UNANSWERED.test(error.message)) void this.settleEvenIfAway(() => this.settleUnanswered(claim, group));
       throw error;
@@ -709,10 +723,10 @@ export class Inventory {
     try {
       await settle();
     } catch {
-      if (this.redis.status === 'ready') return;
+      if (this.reserving.status === 'ready') return;
       // 'ready' is emitted after ioredis has sent again what it had written and not heard back about
       if (this.awaitingConnection.push(() => this.settleEvenIfAway(settle)) === 1) {
-        this.redis.once('ready', () => {
+        this.reserving.once('ready', () => {
           for (const again of this.awaitingConnection.splice(0)) void again();
         });
       }
@@ -723,7 +737,7 @@ export class Inventory {
   private async withdrawClaim(claim: CheckoutClaim): Promise<void> {
     if (!claim.claimedNow && !claim.couponTaken) return;
     const own = this.keys.groupOf(claim.userId);
-    const pipeline = this.redis.pipeline();
+    const pipeline = this.reserving.pipeline();
     // a claim's use is in its hold, if the claim ran at all
     if (claim.couponTaken) queueStockScript(pipeline, 'releaseCoupon', this.couponHolderKeys(claim.orderId, claim.userId, claim.couponCode), ['held']);
     queueStockScript(pipeline, 'dropClaim', [this.keys.idempotency(own, claim.userId, claim.idempotencyKey)], [claim.orderId, claim.claimedNow ? 1 : 0]);

@@ -1,0 +1,50 @@
+import { Inventory } from '@orders/stock';
+import { buyerAddress, reservationOf } from '@orders/testing';
+import { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const HOUR = 3600_000;
+
+describe('checkouts that wait for a replica, on a connection of their own', () => {
+  const prefix = `t:reservations_connection_${randomBytes(4).toString('hex')}:`;
+  const url = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const now = new Date();
+  let redis: Redis;
+  let reserving: Redis;
+  let inventory: Inventory;
+
+  beforeAll(async () => {
+    redis = new Redis(url);
+    // the test's Redis has no replica: every WAIT holds the connection for its whole 300 ms, and goes unanswered after 100
+    reserving = new Redis(url, { commandTimeout: 100, maxRetriesPerRequest: 1 });
+    inventory = new Inventory(redis, prefix, { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR }, { durability: { replicaAcks: 1, timeoutMs: 300, connection: reserving } });
+    await inventory.initSku({ skuId: 'PLAIN', available: 100, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
+    await inventory.initSku({ skuId: 'HOT', available: 100, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: 4 });
+    await inventory.publishCoupon({ code: 'ONCE', perBuyerLimit: 1, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + HOUR) });
+  });
+
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+    reserving.disconnect();
+  });
+
+  it("gives back the coupon use of a bucket's claim that went unanswered behind another checkout's wait, once the claim has run", async () => {
+    // a buyer whose cart of HOT runs outside their own group: their coupon use is taken by a claim there first
+    const buyer = Array.from({ length: 100 }, (_, i) => `buyer-${i}`).find((userId) => inventory.keys.bucketOf(userId, 4) !== 0)!;
+    const waitingFirst = inventory.reserveStock(reservationOf('first', [{ skuId: 'PLAIN', qty: 1 }], { now }));
+    await sleep(20);
+    const claimed = inventory.reserveStock(reservationOf(buyer, [{ skuId: 'HOT', qty: 1 }], { now, idempotencyKey: 'hot-with-once', payload: { address: buyerAddress, couponCode: 'ONCE' } }));
+    const [first, claim] = await Promise.allSettled([waitingFirst, claimed]);
+    expect(first.status).toBe('rejected');
+    expect(claim.status === 'rejected' && (claim.reason as Error).message).toBe('Command timed out');
+
+    // the claim runs after the first checkout's WAIT, its own WAIT after it, then what gives its use back
+    await sleep(1_000);
+    expect(Number(await redis.get(inventory.keys.couponUses(inventory.keys.groupOf(buyer), 'ONCE', buyer)))).toBe(0);
+    expect(await redis.exists(inventory.keys.idempotency(inventory.keys.groupOf(buyer), buyer, 'hot-with-once'))).toBe(0);
+  });
+});
