@@ -1,4 +1,4 @@
-import type { Actor } from '@orders/domain';
+import { IllegalTransition, type Actor, type DomainError } from '@orders/domain';
 
 /** Errors of the HTTP layer itself (auth, lookups, load); domain errors come from @orders/domain. */
 export class HttpProblem extends Error {
@@ -86,9 +86,19 @@ export interface ProblemDetails {
   detail: string;
   code: string;
   instance?: string;
+  /** the child of a split order whose status refused an action on the whole order */
+  childOrderId?: string;
 }
 
-export function problem(status: number, code: string, detail: string, instance?: string): ProblemDetails {
+/** RFC 9457 extension members: what a refusal says beside its detail, for a client to read without parsing it. */
+export type ProblemMembers = Pick<ProblemDetails, 'childOrderId'>;
+
+/** The extension members of a domain error's answer: the child of a split order that refused, when one did. */
+export function problemMembersOf(error: DomainError): ProblemMembers {
+  return error instanceof IllegalTransition && error.childOrderId !== undefined ? { childOrderId: error.childOrderId } : {};
+}
+
+export function problem(status: number, code: string, detail: string, instance?: string, members: ProblemMembers = {}): ProblemDetails {
   return {
     type: `urn:order-system:problem:${code.toLowerCase().replace(/_/g, '-')}`,
     title: TITLES[status] ?? 'Error',
@@ -96,5 +106,6 @@ export function problem(status: number, code: string, detail: string, instance?:
     detail,
     code,
     ...(instance ? { instance } : {}),
+    ...members,
   };
 }

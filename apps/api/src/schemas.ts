@@ -26,6 +26,11 @@ export const problemSchema = {
     detail: { type: 'string' },
     code: { type: 'string' },
     instance: { type: 'string' },
+    childOrderId: {
+      type: 'string',
+      description:
+        'an extension member: on a refusal of an action on a split order as a whole (cancel, refund, address change), the child order whose status refused it, as its detail names it; absent when the order itself refused',
+    },
   },
   required: ['type', 'title', 'status', 'detail', 'code'],
 } as const;

@@ -13,7 +13,7 @@ const channelOrder = (externalOrderId: string, status: string) => ({
   address: buyerAddress,
 });
 
-describe('a cancelled imported order has no parcel left to ship', () => {
+describe('a cancelled imported order: its warehouse is asked to drop the parcel', () => {
   let env: TestEnv;
   let api: ApiUnderTest;
 
@@ -34,8 +34,11 @@ describe('a cancelled imported order has no parcel left to ship', () => {
     return (answer.body.results as Array<{ orderId: string }>).map((result) => result.orderId);
   };
   const view = async (orderId: string) => (await api.request('GET', `/v1/orders/${orderId}`, { token: admin() })).body as { status: string; shipments: Array<{ status: string }> };
+  /** How many times the worker was asked to tell the order's warehouse what it ships now (nothing, once cancelled). */
+  const warehouseUpdatesAsked = async (orderId: string) =>
+    (await api.deps.queues.fulfillment.getJobs(['waiting', 'delayed', 'active'])).filter((job) => job.name === 'update-fulfilment' && job.data.orderId === orderId).length;
 
-  it('cancelled by an admin or by its merchant while its parcel waits at the warehouse: the parcel is CANCELLED with it', async () => {
+  it('cancelled by an admin or by its merchant while its parcel waits at the warehouse: the warehouse is asked to drop it, and the parcel reads ACCEPTED until it has', async () => {
     const [byAdmin, byMerchant] = await imported(channelOrder('TM-C1', 'PAID'), channelOrder('TM-C2', 'PAID'));
     expect((await view(byAdmin!)).shipments).toMatchObject([{ status: 'ACCEPTED' }]);
 
@@ -43,19 +46,22 @@ describe('a cancelled imported order has no parcel left to ship', () => {
       await api.request('POST', `/v1/orders/${byAdmin}/cancel`, { token: admin(), body: { reason: 'the channel called it off' } }),
       await api.request('POST', `/v1/orders/${byMerchant}/cancel`, { token: api.token('shop', 'merchant'), body: { reason: 'out of kettles' } }),
     ];
+    // no worker runs here: the warehouse has not been told yet, and may still ship the parcel
     expect(cancels.map((answer) => [answer.status, answer.body.status, answer.body.shipments])).toEqual([
-      [200, 'CANCELLED', [{ shipmentId: `shp-${byAdmin}`, warehouseId: 'wh-east', trackingNo: null, status: 'CANCELLED' }]],
-      [200, 'CANCELLED', [{ shipmentId: `shp-${byMerchant}`, warehouseId: 'wh-east', trackingNo: null, status: 'CANCELLED' }]],
+      [200, 'CANCELLED', [{ shipmentId: `shp-${byAdmin}`, warehouseId: 'wh-east', trackingNo: null, status: 'ACCEPTED' }]],
+      [200, 'CANCELLED', [{ shipmentId: `shp-${byMerchant}`, warehouseId: 'wh-east', trackingNo: null, status: 'ACCEPTED' }]],
     ]);
-    // cancelling again changes nothing
+    expect([await warehouseUpdatesAsked(byAdmin!), await warehouseUpdatesAsked(byMerchant!)]).toEqual([1, 1]);
+    // cancelling again changes nothing, and asks again (the first cancel may have died before asking)
     const again = await api.request('POST', `/v1/orders/${byAdmin}/cancel`, { token: admin(), body: { reason: 'again' } });
-    expect([again.status, again.body.status, again.body.shipments]).toMatchObject([200, 'CANCELLED', [{ status: 'CANCELLED' }]]);
+    expect([again.status, again.body.status, again.body.shipments]).toMatchObject([200, 'CANCELLED', [{ status: 'ACCEPTED' }]]);
+    expect(await warehouseUpdatesAsked(byAdmin!)).toBe(2);
   });
 
-  it('cancelled by its channel (the system): the parcel is CANCELLED, and a late SHIPPED from the warehouse moves neither it nor the order', async () => {
+  it('cancelled by its channel (the system): a late SHIPPED from the warehouse moves neither the parcel nor the order, and asks the warehouse again to drop it', async () => {
     const [order] = await imported(channelOrder('TM-C3', 'PAID'));
     await api.deps.orders.applyTransition({ orderId: order!, action: 'cancel', actor: 'system', at: new Date(), detail: 'cancelled in tmall' });
-    expect(await view(order!)).toMatchObject({ status: 'CANCELLED', shipments: [{ status: 'CANCELLED' }] });
+    expect(await view(order!)).toMatchObject({ status: 'CANCELLED', shipments: [{ status: 'ACCEPTED' }] });
 
     const raw = JSON.stringify({ orderId: order, event: 'SHIPPED', trackingNo: 'TRK-1', at: new Date().toISOString() });
     const late = await api.request('POST', '/v1/callbacks/warehouse', {
@@ -63,7 +69,8 @@ describe('a cancelled imported order has no parcel left to ship', () => {
       headers: { 'x-signature': `sha256=${createHmac('sha256', env.config.WAREHOUSE_CALLBACK_SECRET).update(raw).digest('hex')}` },
     });
     expect([late.status, late.body]).toEqual([200, { changed: false, status: 'CANCELLED' }]);
-    expect(await view(order!)).toMatchObject({ status: 'CANCELLED', shipments: [{ status: 'CANCELLED' }] });
+    expect(await view(order!)).toMatchObject({ status: 'CANCELLED', shipments: [{ status: 'ACCEPTED' }] });
+    expect(await warehouseUpdatesAsked(order!)).toBe(1);
   });
 
   it('an imported order whose parcel has left cannot be cancelled, and its parcel stays SHIPPED', async () => {

@@ -6,35 +6,28 @@ export interface ChildOrder {
   status: string;
 }
 
-/** Statuses of an order (or a split order's child) closed before it shipped: cancelled, or refunded whole. */
+/**
+ * Statuses of an order (or a split order's child) closed before it shipped: cancelled, or
+ * refunded whole; no parcel of it is left to send anywhere. REFUNDING too, its money awaiting
+ * the payment system's confirmation: a refund takes an order there only with every unit it had
+ * left, and REFUNDED is its one way on. One that shipped, whatever it became since (delivered,
+ * completed, returned), is not: its parcel went to the address it had.
+ */
 export const CLOSED_BEFORE_SHIPPING: ReadonlySet<string> = new Set(['CANCELLED', 'REFUNDING', 'REFUNDED']);
 
 /**
- * Whether an order (or a split order's child) in `status` closed for good before it shipped
- * (cancelled, refunded): no parcel of it is left to send anywhere. One that shipped, whatever
- * it became since (delivered, completed, returned), is not: its parcel went to the address it had.
- */
-export function closedWithoutShipping(machine: OrderStateMachine, status: string): boolean {
-  return machine.isFinal(status) && CLOSED_BEFORE_SHIPPING.has(status);
-}
-
-/**
  * Actions taken on a split order as a whole that its routes carry out on its children (the
- * order fires neither itself: its status derives from theirs), each with the children it leaves
- * as they are: a refund (a paid order's cancellation) those closed before they shipped, an
- * address change those closed for good before they shipped (no parcel of theirs is left to send).
+ * order fires neither itself: its status derives from theirs): a refund (a paid order's
+ * cancellation) and an address change, each leaving as they are the children closed before
+ * they shipped (no parcel of theirs is left to refund or to send).
  */
-const CARRIED_TO_CHILDREN: Readonly<Record<string, (machine: OrderStateMachine, status: string) => boolean>> = {
-  refund: (_machine, status) => CLOSED_BEFORE_SHIPPING.has(status),
-  change_address: closedWithoutShipping,
-};
+const CARRIED_TO_CHILDREN: ReadonlySet<string> = new Set(['refund', 'change_address']);
 
 const A_CHILD: OrderFacts = { split: false, child: true };
 
 /** The children `action` on the whole split order moves; undefined for an action not carried out on them. */
-function childrenMoved(machine: OrderStateMachine, action: string, children: readonly ChildOrder[]): ChildOrder[] | undefined {
-  const leftAsIs = CARRIED_TO_CHILDREN[action];
-  return leftAsIs && children.filter((child) => !leftAsIs(machine, child.status));
+function childrenMoved(action: string, children: readonly ChildOrder[]): ChildOrder[] | undefined {
+  return CARRIED_TO_CHILDREN.has(action) ? children.filter((child) => !CLOSED_BEFORE_SHIPPING.has(child.status)) : undefined;
 }
 
 /**
@@ -43,7 +36,7 @@ function childrenMoved(machine: OrderStateMachine, action: string, children: rea
  * or when the action is not carried out on the children.
  */
 export function childRefusing(machine: OrderStateMachine, action: string, actor: Actor, children: readonly ChildOrder[]): ChildOrder | null {
-  return childrenMoved(machine, action, children)?.find((child) => !machine.can(child.status, action, actor, A_CHILD)) ?? null;
+  return childrenMoved(action, children)?.find((child) => !machine.can(child.status, action, actor, A_CHILD)) ?? null;
 }
 
 /**
@@ -56,7 +49,7 @@ export function childRefusing(machine: OrderStateMachine, action: string, actor:
  */
 export function offeredActions(machine: OrderStateMachine, status: string, actor: Actor, facts: OrderFacts, children: readonly ChildOrder[]): string[] {
   return machine.allowedActions(status, actor).filter((action) => {
-    const moved = facts.split ? childrenMoved(machine, action, children) : undefined;
+    const moved = facts.split ? childrenMoved(action, children) : undefined;
     if (moved === undefined) return machine.can(status, action, actor, facts);
     return moved.length > 0 && childRefusing(machine, action, actor, children) === null;
   });

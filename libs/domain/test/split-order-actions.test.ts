@@ -33,6 +33,16 @@ describe('the actions offered on a split order as a whole', () => {
     expect(childRefusing(standard, 'change_address', 'admin', children('IN_FULFILLMENT', 'REFUNDED'))).toBeNull();
   });
 
+  it('offers a new address while a child refunded whole awaits the payment system (the order reads REFUNDING), not once no child is left to ship', () => {
+    expect(deriveParentStatus(standard, ['REFUNDING', 'IN_FULFILLMENT'])).toBe('REFUNDING');
+    expect(offeredOnSplit('REFUNDING', 'IN_FULFILLMENT')).toEqual(['change_address']);
+    expect(childRefusing(standard, 'change_address', 'admin', children('REFUNDING', 'IN_FULFILLMENT'))).toBeNull();
+    expect(offeredOnSplit('REFUNDING', 'REFUNDED')).toEqual([]);
+    // an order refunded whole, or a child, takes none: nothing of it is left to ship
+    expect(standard.can('REFUNDING', 'change_address', 'admin', { split: false, child: false })).toBe(false);
+    expect(standard.can('REFUNDING', 'change_address', 'admin', { split: false, child: true })).toBe(false);
+  });
+
   it('offers cancelling a split order whose children wait for their warehouse (PAID), which the order itself never fires', () => {
     expect(standard.can('PAID', 'refund', 'admin', SPLIT)).toBe(false);
     expect(offeredOnSplit('PAID', 'PAID')).toEqual(['refund', 'change_address']);
@@ -49,8 +59,8 @@ describe('the actions offered on a split order as a whole', () => {
         // the cancel route refunds every child not closed before it shipped, each one still unshipped
         const cancelled = statuses.filter((status) => !['CANCELLED', 'REFUNDING', 'REFUNDED'].includes(status));
         expect(offered.includes('refund')).toBe(mayAct('refund') && cancelled.length > 0 && cancelled.every((status) => UNSHIPPED.has(status)));
-        // the address route moves every child but those closed for good before they shipped, each one still unshipped
-        const readdressed = statuses.filter((status) => !['CANCELLED', 'REFUNDED'].includes(status));
+        // the address route moves every child but those closed before they shipped (a refund still awaiting the payment system too), each one still unshipped
+        const readdressed = statuses.filter((status) => !['CANCELLED', 'REFUNDING', 'REFUNDED'].includes(status));
         expect(offered.includes('change_address')).toBe(mayAct('change_address') && readdressed.length > 0 && readdressed.every((status) => UNSHIPPED.has(status)));
       }),
     );

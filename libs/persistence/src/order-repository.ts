@@ -23,7 +23,7 @@ import type { OrderDb } from './connection.js';
 import { insertRows } from './multi-row-insert.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, toOrderView, type OrderView } from './order-view.js';
-import { ProcessRepository, paidTheOrder } from './process-repository.js';
+import { paidTheOrder } from './process-repository.js';
 import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
 
 export interface OrderToPersist {
@@ -599,9 +599,6 @@ async function transitionIn(trx: Transaction<Database>, request: TransitionReque
     })
     .execute();
   await request.effects?.(trx, order, fired);
-  // a cancelled order ships nothing, whoever cancels it: a parcel it has at its warehouse (an imported
-  // order's, where its channel left it) reads CANCELLED, as a parcel refunded whole does
-  if (fired.action === 'cancel') await ProcessRepository.cancelUnshippedParcel(trx, order.order_id, at);
   if (order.parent_order_id !== null && fired.from !== fired.to) await deriveParentStatus(trx, order.parent_order_id, order.order_id, fired, at);
   return { order: { ...order, status: fired.to, version: order.version + 1 }, fired };
 }

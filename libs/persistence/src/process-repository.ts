@@ -320,15 +320,12 @@ export class ProcessRepository {
   }
 
   /**
-   * In the transaction of a cancelled order, or once its warehouse was told that a refunded
-   * parcel ships nothing: the order's parcel, if it has not left the warehouse, is CANCELLED, so
-   * it no longer reads as one to ship. False when it has none, or it has left.
+   * Once its warehouse was told that the parcel ships nothing (every unit refunded, or the order
+   * cancelled): the order's parcel, if it has not left the warehouse, is CANCELLED, so it no longer
+   * reads as one to ship. Not before: until then the warehouse may still ship it. False when it has
+   * none, or it has left.
    */
   static async cancelUnshippedParcel(trx: Transaction<Database>, orderId: string, at: Date): Promise<boolean> {
-    // looked for without a lock first: most cancelled orders (unpaid) have no parcel, and an update
-    // finding none would lock the index gap where other orders' parcels are being inserted
-    const parcel = await trx.selectFrom('shipments').select('status').where('order_id', '=', orderId).executeTakeFirst();
-    if (!parcel || !UNSHIPPED_PARCEL.has(parcel.status)) return false;
     return ProcessRepository.advanceShipment(trx, orderId, [...UNSHIPPED_PARCEL], 'CANCELLED', { at });
   }
 

@@ -6,7 +6,7 @@ import fp from 'fastify-plugin';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { CheckoutIntake } from '../checkout-intake.js';
-import { HttpProblem, STATUS_OF_CODE, dependencyTooSlow, dependencyUnavailable, problem } from '../problems.js';
+import { HttpProblem, STATUS_OF_CODE, dependencyTooSlow, dependencyUnavailable, problem, problemMembersOf, type ProblemMembers } from '../problems.js';
 
 const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'PAYLOAD_TOO_LARGE' },
@@ -16,9 +16,9 @@ const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'VALIDATION_FAILED' },
 };
 
-function send(reply: FastifyReply, status: number, code: string, detail: string, retryAfterSeconds?: number) {
+function send(reply: FastifyReply, status: number, code: string, detail: string, retryAfterSeconds?: number, members?: ProblemMembers) {
   if (retryAfterSeconds !== undefined) void reply.header('retry-after', String(retryAfterSeconds));
-  return reply.code(status).type('application/problem+json').send(problem(status, code, detail, reply.request.url));
+  return reply.code(status).type('application/problem+json').send(problem(status, code, detail, reply.request.url, members));
 }
 
 /** What Node's HTTP parser refuses before Fastify sees a request, by its error code. */
@@ -86,7 +86,7 @@ export const problemDetailsPlugin = fp(
         return send(reply, error.statusCode, error.code, error.message, error.retryAfterSeconds);
       }
       if (error instanceof DomainError) {
-        return send(reply, STATUS_OF_CODE[error.code] ?? 409, error.code, error.message);
+        return send(reply, STATUS_OF_CODE[error.code] ?? 409, error.code, error.message, undefined, problemMembersOf(error));
       }
       const fastifyError = error as FastifyError;
       if (fastifyError.validation) {

@@ -1,4 +1,4 @@
-import { CLOSED_BEFORE_SHIPPING, IllegalTransition, closedWithoutShipping, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
+import { CLOSED_BEFORE_SHIPPING, IllegalTransition, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
 import { afterStaleOrderVersion, OrderRepository, ProcessRepository, RefundRepository, refundIdFor, retryTransaction, type Database, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { Transaction } from 'kysely';
@@ -8,7 +8,7 @@ import type { Principal } from '../plugins/auth.js';
 import { forbidden, notFound } from '../problems.js';
 import { MERCHANT_ALONE, ownOrder, queuedOrderFor } from '../queued-orders.js';
 import { ULID_PATTERN, addressSchema, orderParamsSchema, problemRef } from '../schemas.js';
-import { followUp } from './order-engine-support.js';
+import { followUp, followUpAgain } from './order-engine-support.js';
 
 const ULID = new RegExp(ULID_PATTERN);
 const reason = { type: 'string', minLength: 1, maxLength: 500 } as const;
@@ -117,6 +117,16 @@ function neverSold(order: OrderRow): boolean {
 
 /** The id of `part` when it is a child of `order` rather than the order itself: what a refusal names. */
 const childOf = (order: OrderRow, part: OrderRow): string | undefined => (part.order_id === order.order_id ? undefined : part.order_id);
+
+/**
+ * `action` on `order` refused for want of a part left to take it, every one of `parts` having
+ * shipped or closed: a part that shipped is named before one closed before it shipped, as the
+ * order's own status (its least advanced child's) does not say why.
+ */
+function noPartLeft(order: OrderRow, parts: readonly OrderRow[], action: string, actor: Actor): IllegalTransition {
+  const part = parts.find((unit) => !CLOSED_BEFORE_SHIPPING.has(unit.status)) ?? parts[0]!;
+  return new IllegalTransition(part.status, action, actor, childOf(order, part));
+}
 
 /** The refund a cancellation opens on an order part (one per part: cancelling again opens nothing). */
 const cancelRefundOf = (partId: string) => `${partId}-cancel`;
@@ -283,7 +293,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
         description:
-          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back once no part of the order is left live and none shipped (on a split order the cancel that closes its last part gives it back, whoever sends it: each merchant cancelling its own child, or the buyer the rest; a child refunded whole before it shipped counts as closed, and a refund closing the last child whole after a cancel closed another gives it back alike; while a child is live it stays used, and once a child has shipped it stays used for good, the order being partly fulfilled; a repeat gives it back if the cancels before it did not; once only), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). A presale whose deposit is paid (DEPOSIT_PAID): the buyer’s cancel forfeits the deposit at once (DEPOSIT_FORFEITED, as when its balance deadline passes: the units back on sale, the coupon use back); a merchant’s or an admin’s refunds the deposit (REFUNDING with a refund of what the deposit took, REFUNDED once paid back; the units, reserved and never sold, are released rather than restocked; the deposit counts on the lines’ refundedCents by what each pays, so each merchant’s view says its share went back; one whose balance is paid meanwhile is refunded as the paid order it is then, its units restocked). Cancelling again changes nothing, except that it finishes giving the stock back when the first cancel failed halfway (a 5xx). 409 ILLEGAL_TRANSITION once shipped (on a split order: once any child has, its detail naming that child), and (with retry-after) while the order is still in the queue (ACCEPTED). A merchant’s cancel of an order holding another merchant’s lines too is 403 FORBIDDEN whatever its status, already cancelled or still in the queue alike.',
+          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back once no part of the order is left live and none shipped (on a split order the cancel that closes its last part gives it back, whoever sends it: each merchant cancelling its own child, or the buyer the rest; a child refunded whole before it shipped counts as closed, and a refund closing the last child whole after a cancel closed another gives it back alike; while a child is live it stays used, and once a child has shipped it stays used for good, the order being partly fulfilled; a repeat gives it back if the cancels before it did not; once only), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). A presale whose deposit is paid (DEPOSIT_PAID): the buyer’s cancel forfeits the deposit at once (DEPOSIT_FORFEITED, as when its balance deadline passes: the units back on sale, the coupon use back); a merchant’s or an admin’s refunds the deposit (REFUNDING with a refund of what the deposit took, REFUNDED once paid back; the units, reserved and never sold, are released rather than restocked; the deposit counts on the lines’ refundedCents by what each pays, so each merchant’s view says its share went back; one whose balance is paid meanwhile is refunded as the paid order it is then, its units restocked). An imported order (PAID) is CANCELLED at once and its warehouse is told through its circuit breaker to drop the parcel: its shipment reads ACCEPTED until the warehouse has been told, then CANCELLED. Cancelling again changes nothing, except that it finishes giving the stock back when the first cancel failed halfway (a 5xx), and asks an imported order’s warehouse again to drop its parcel. 409 ILLEGAL_TRANSITION once shipped (on a split order: once any child has, that child named in its detail and in its `childOrderId` member; every child closed already: one of them named alike), and (with retry-after) while the order is still in the queue (ACCEPTED). A merchant’s cancel of an order holding another merchant’s lines too is 403 FORBIDDEN whatever its status, already cancelled or still in the queue alike.',
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
@@ -304,7 +314,11 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         await deps.inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase(), order.coupon_code);
         // where a cancel brings the order (a buyer's, of a presale whose deposit is paid: its deposit forfeited): cancelling again changes nothing
         const cancelledTo = machine.process.transitions.some((rule) => rule.action === 'cancel' && rule.to === order.status && rule.actors.includes(actor));
-        if (order.status === 'CANCELLED' || cancelledTo) return deps.orders.findOrder(order.order_id);
+        if (order.status === 'CANCELLED' || cancelledTo) {
+          // and what the first cancel asked for once committed (a warehouse told to drop a parcel), should it have died before asking
+          await followUpAgain(deps, order.order_id);
+          return deps.orders.findOrder(order.order_id);
+        }
       }
       // the order type's table decides: unpaid orders (and e.g. imported ones, paid in their channel; a presale's
       // buyer after the deposit) cancel as it says
@@ -316,7 +330,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefundOf(unit.order_id)) })));
         // a part closed by a refund of its own (a child refunded in full) is left as it is
         const parts = open.filter(({ unit, known }) => known || !CLOSED_BEFORE_SHIPPING.has(unit.status));
-        if (parts.length === 0) throw new IllegalTransition(order.status, 'cancel', actor);
+        if (parts.length === 0) throw noPartLeft(order, units, 'cancel', actor);
         // all or nothing: a cancellation refunds only when no part has shipped (or, a presale after its deposit, none was sold);
         // a child refusing it is named, as the order's own status (its least advanced child's) does not say why
         for (const { unit, known } of parts) if (!known && !UNSHIPPED.has(unit.status) && !neverSold(unit)) throw new IllegalTransition(unit.status, 'cancel', actor, childOf(order, unit));
@@ -366,6 +380,8 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       );
       deps.metrics.transitions.inc({ type: closed.type, from: fired.from, to: fired.to, action: fired.action });
       if (releaseStock) await deps.inventory.releaseStock(order.order_id, order.user_id, 'cancelled', order.coupon_code);
+      // an imported order's parcel waits at its warehouse, which is told to drop it
+      await followUp(deps, closed, fired.effects);
       return true;
     } catch (error) {
       // a cancel racing this one won (or, for a deposit forfeited, the balance deadline): cancelling again changes nothing
@@ -382,7 +398,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: "Change the order's delivery address until it ships",
         description:
-          "Each change is a step in the history (change_address). A warehouse that already has the order (or a split order's child) is told through its circuit breaker. The same address again changes nothing. 409 ILLEGAL_TRANSITION once the order (any part of a split order, the detail naming that child) has shipped or closed, and for an order that ships nothing (virtual), with or without an address.",
+          "Each change is a step in the history (change_address). A warehouse that already has the order (or a split order's child) is told through its circuit breaker. The same address again changes nothing. On a split order, a child closed before it shipped (cancelled, or refunded whole: REFUNDED, or still REFUNDING while the payment system confirms it) keeps the address it had, and the others take the new one. 409 ILLEGAL_TRANSITION once the order has shipped or closed (on a split order: once any child has shipped, whatever it became since, or once every child is closed; that child named in its detail and in its `childOrderId` member), and for an order that ships nothing (virtual), with or without an address.",
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['address'], properties: { address: addressSchema } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
@@ -394,13 +410,16 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       if (!shipsParcels(order.type as OrderType)) throw new NothingShips(order.type);
       const actor: Actor = request.user.role;
       const address = JSON.stringify(request.body.address);
-      // a child closed before it shipped (refunded, cancelled) has no parcel left to send anywhere; one that shipped,
-      // whatever it became since (delivered, completed, returned), sent it to the address it had, and refuses
-      const children = (await process.children(order.order_id)).filter((child) => !closedWithoutShipping(stateMachineFor(child.type as OrderType), child.status));
-      const parts = [...children, order];
-      // all or nothing: no part may have shipped
+      // a child closed before it shipped (cancelled, refunded whole, its refund confirmed or not) has no parcel left to send
+      // anywhere; one that shipped, whatever it became since (delivered, completed, returned), sent it to the address it had, and refuses
+      const children = await process.children(order.order_id);
+      const toShip = children.filter((child) => !CLOSED_BEFORE_SHIPPING.has(child.status));
+      if (children.length > 0 && toShip.length === 0) throw noPartLeft(order, children, 'change_address', actor);
+      const parts = [...toShip, order];
+      // all or nothing: no part may have shipped; a split order takes the address as its children do (its own status is theirs)
       for (const part of parts) {
-        if (part.address !== address && !stateMachineFor(part.type as OrderType).can(part.status, 'change_address', actor)) throw new IllegalTransition(part.status, 'change_address', actor, childOf(order, part));
+        const facts = { split: part === order && children.length > 0, child: part.parent_order_id !== null };
+        if (part.address !== address && !stateMachineFor(part.type as OrderType).can(part.status, 'change_address', actor, facts)) throw new IllegalTransition(part.status, 'change_address', actor, childOf(order, part));
       }
       for (const part of parts) {
         if (part.address === address) continue;
@@ -433,7 +452,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['after-sales'],
         summary: 'Refund some or all lines of a paid order that has not shipped (202: the payment system pays it back)',
         description:
-          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; a parcel's shipping (its warehouse's fee, on the lines a split makes one child of) is refunded with the request that brings every unit of that parcel back, before the split or after it alike. A child whose every unit was refunded before the split starts REFUNDED: nothing of it is sent to its warehouse, cancelled or refunded again. The units go back on sale. With an Idempotency-Key header (the caller's own on this order: another caller's same key is another key) the refund belongs to the key: the same key with the same body answers the same refund and changes nothing, even sent twice at once, the same key with another body 422 IDEMPOTENCY_CONFLICT, a new key opens a new refund (e.g. one more unit with the same reason). Without the header the id derives from the reason and the units: the same request again answers the same refund and changes nothing. `replayed` is true when the answer is a refund opened before. Without items: every unit not refunded yet (again: the refunds the first such request opened). 409 ILLEGAL_TRANSITION once shipped or before the payment settled (on a split order, its detail naming the child refusing); 422 REFUND_EXCEEDS_ORDER for more units than are left. The coupon use stays used, except on a split order a cancel closed a child of: the refund that closes its last live child whole (none shipped) gives it back, as that cancel would have, had it come last. A presale whose deposit is paid (DEPOSIT_PAID) is refunded whole by a merchant or an admin, as their cancel does (the deposit back, its units released): without items only, and not by the buyer (409 ILLEGAL_TRANSITION; the buyer cancels, forfeiting the deposit).",
+          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; a parcel's shipping (its warehouse's fee, on the lines a split makes one child of) is refunded with the request that brings every unit of that parcel back, before the split or after it alike. A child whose every unit was refunded before the split starts REFUNDED: nothing of it is sent to its warehouse, cancelled or refunded again. The units go back on sale. With an Idempotency-Key header (the caller's own on this order: another caller's same key is another key) the refund belongs to the key: the same key with the same body answers the same refund and changes nothing, even sent twice at once, the same key with another body 422 IDEMPOTENCY_CONFLICT, a new key opens a new refund (e.g. one more unit with the same reason). Without the header the id derives from the reason and the units: the same request again answers the same refund and changes nothing. `replayed` is true when the answer is a refund opened before. Without items: every unit not refunded yet (again: the refunds the first such request opened). 409 ILLEGAL_TRANSITION once shipped or before the payment settled (on a split order, the child refusing named in its detail and in its `childOrderId` member; without items and no child left to refund, one that shipped, else one closed); 422 REFUND_EXCEEDS_ORDER for more units than are left. The coupon use stays used, except on a split order a cancel closed a child of: the refund that closes its last live child whole (none shipped) gives it back, as that cancel would have, had it come last. A presale whose deposit is paid (DEPOSIT_PAID) is refunded whole by a merchant or an admin, as their cancel does (the deposit back, its units released): without items only, and not by the buyer (409 ILLEGAL_TRANSITION; the buyer cancels, forfeiting the deposit).",
         params: orderParamsSchema,
         headers: idempotencyKeyHeaders,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason, items: refundItems } },
@@ -473,7 +492,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         // else every unit not refunded yet, of every part that has not shipped
         const rest = units[0] === order ? [order] : units.filter((child) => UNSHIPPED.has(child.status));
         parts = (before.length > 0 ? before : rest).map((unit) => ({ unit, items: 'rest' as const }));
-        if (parts.length === 0) throw new IllegalTransition(order.status, 'refund', actor);
+        if (parts.length === 0) throw noPartLeft(order, units, 'refund', actor);
       }
       // the refund that closes the last live part of an order a cancellation closed parts of gives the coupon use back, as
       // that cancellation would have had it come last (restoreCouponOnceNoneLeft)

@@ -399,14 +399,16 @@ export class ForwardLife {
   /**
    * Tells the warehouse that has the order (a split parent has none: its children do)
    * what it ships now, the units not refunded, and where; once the parcel has left, it
-   * is too late and nothing is sent. A parcel every unit of which was refunded is dropped
-   * by the warehouse: its shipment is CANCELLED then, so it no longer reads as going out.
+   * is too late and nothing is sent. A parcel every unit of which was refunded, or of an
+   * order closed without shipping (an imported order cancelled), is dropped by the
+   * warehouse: its shipment is CANCELLED then, so it no longer reads as going out.
    */
   private async updateFulfilment(job: Job<SendToWarehouseJob>, token: string | undefined): Promise<void> {
     const order = await this.deps.orders.findOrderRow(job.data.orderId);
     const shipment = order && (await this.process.shipment(order.order_id));
     if (!order || !shipment || !UNSHIPPED_PARCEL.has(shipment.status)) return;
-    const change = fulfilmentOf(order, await this.process.items(order.order_id));
+    const closed = stateMachineFor(order.type as OrderType).isFinal(order.status);
+    const change = fulfilmentOf(order, closed ? [] : await this.process.items(order.order_id));
     await callExternal(job, token, () => this.warehouseClient.updateFulfilment(order.order_id, change));
     if (change.items.length > 0) return;
     const at = this.deps.clock();

@@ -16,7 +16,8 @@ const { ACCEPTED, PAID, SHIPPED, DELIVERED, COMPLETED, CANCELLED } = retailState
 const transitions: TransitionRule<ImportedStatus, ImportedAction>[] = [
   { from: 'ACCEPTED', action: 'persist', to: 'PAID', actors: ['system'] },
   { from: 'PAID', action: 'ship', to: 'SHIPPED', actors: ['system', 'merchant', 'warehouse'] },
-  { from: 'PAID', action: 'cancel', to: 'CANCELLED', actors: ['system', 'merchant', 'admin'] },
+  // its parcel waits at the warehouse where the channel left it: the warehouse is told to drop it
+  { from: 'PAID', action: 'cancel', to: 'CANCELLED', actors: ['system', 'merchant', 'admin'], effects: ['updateFulfilment'] },
   { from: 'SHIPPED', action: 'deliver', to: 'DELIVERED', actors: ['system', 'merchant', 'warehouse'] },
   { from: 'DELIVERED', action: 'complete', to: 'COMPLETED', actors: ['system', 'merchant'] },
 ];

@@ -1,4 +1,4 @@
-import { guards, type OrderProcess, type StateInfo, type TransitionRule } from '../order-process.js';
+import { guards, type Guard, type OrderProcess, type StateInfo, type TransitionRule } from '../order-process.js';
 
 /** The statuses of API.md shared by the standard and flash-sale types. */
 export type RetailStatus =
@@ -61,6 +61,9 @@ export const retailStates: Record<RetailStatus, StateInfo> = {
   RETURNED: { buyerLabel: 'Closed', merchantLabel: 'Returned', final: true },
 };
 
+/** The order was split: its status is its children's, and what it takes is carried out on them. */
+const split: Guard = { name: 'split', test: (facts) => facts.split };
+
 /**
  * The forward life after payment, shared by every shipped type: split, hand to the
  * warehouse, picked/packed/shipped/delivered by its callbacks, confirmed, completed.
@@ -85,6 +88,8 @@ export const fulfilmentTransitions: TransitionRule<RetailStatus, RetailAction>[]
   { from: 'DELIVERED', action: 'complete', to: 'COMPLETED', actors: ['system'] },
   { from: 'DELIVERED', action: 'request_return', to: 'RETURN_REQUESTED', actors: ['buyer'] },
   { from: 'REFUNDING', action: 'refund_succeeded', to: 'REFUNDED', actors: ['payment'] },
+  // a split order reads REFUNDING while one child's refund awaits the payment system, its other children still to ship
+  { from: 'REFUNDING', action: 'change_address', to: 'REFUNDING', actors: ['buyer', 'admin'], guard: split },
   { from: 'RETURN_REQUESTED', action: 'approve_return', to: 'RETURNING', actors: ['merchant', 'admin'] },
   // a refused return gets a new after-sales window: the first one's timer found it under review
   { from: 'RETURN_REQUESTED', action: 'refuse_return', to: 'DELIVERED', actors: ['merchant', 'admin'], effects: ['scheduleCompletion'] },

@@ -1,0 +1,94 @@
+// answers are read as the JSON a client sees
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { buyerAddress, waitFor } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+/** An order taken by another channel, which handed its parcel to our warehouse before the import. */
+const channelOrder = (externalOrderId: string) => ({
+  externalOrderId,
+  userId: 'tm-buyer-1',
+  placedAt: '2026-11-11T00:00:05.000Z',
+  status: 'PAID',
+  items: [{ skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 2, unitPriceCents: 3_900 }],
+  shippingCents: 0,
+  address: buyerAddress,
+});
+
+describe('an imported order cancelled before its parcel left: the warehouse drops the parcel', () => {
+  let system: OrderSystem;
+  let admin: string;
+
+  beforeAll(async () => {
+    // a 1 s breaker timeout, retries 200 ms apart and a breaker probing again after 500 ms: the outage below passes quickly
+    system = await startOrderSystem('imported_parcel_cancel', { WAREHOUSE_BREAKER_TIMEOUT_MS: '1000', WAREHOUSE_BREAKER_RESET_MS: '500', EXTERNAL_RETRY_DELAY_MS: '200' });
+    admin = system.token('ops', 'admin');
+  });
+  afterAll(async () => {
+    await system?.warehouseSim.request('PUT', '/__admin/faults', { body: { outage: false } });
+    await system?.close();
+  });
+
+  const atWarehouse = async (orderId: string) => (await system.warehouseSim.request('GET', '/__admin/orders')).body.orders.find((o: any) => o.orderId === orderId);
+  const shipmentOf = async (orderId: string) => (await system.order(orderId)).shipments.map((s: any) => s.status);
+  /** The channel's order imported, its parcel at the warehouse as the channel left it (its callbacks come to us). */
+  const importedAtWarehouse = async (externalOrderId: string) => {
+    const answer = await system.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'tmall', orders: [channelOrder(externalOrderId)] } });
+    expect(answer.status).toBe(200);
+    const orderId = answer.body.results[0].orderId as string;
+    const handedOver = await system.warehouseSim.request('POST', '/v1/fulfilment-orders', {
+      body: { orderId, warehouseId: 'wh-east', items: [{ skuId: 'KETTLE', qty: 2 }], address: buyerAddress, notifyUrl: new URL('/v1/callbacks/warehouse', system.env.config.CALLBACK_BASE_URL).toString() },
+    });
+    expect(handedOver.status).toBe(202);
+    return orderId;
+  };
+  const waitForDropped = (orderId: string) =>
+    waitFor(async () => ((await atWarehouse(orderId))?.cancelled ? atWarehouse(orderId) : false), {
+      what: `the warehouse to drop the parcel of ${orderId}`,
+      timeoutMs: 10_000,
+      explain: async () => JSON.stringify(await atWarehouse(orderId)),
+    });
+
+  it('cancelled by an admin: the warehouse is told to ship nothing, then the parcel reads CANCELLED; a late SHIPPED changes nothing', async () => {
+    const orderId = await importedAtWarehouse('TM-W1');
+    const cancel = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: admin, body: { reason: 'the channel called it off' } });
+    expect([cancel.status, cancel.body.status]).toEqual([200, 'CANCELLED']);
+
+    const parcel = await waitForDropped(orderId);
+    expect(parcel.items).toEqual([]);
+    await waitFor(async () => (await shipmentOf(orderId))[0] === 'CANCELLED', { what: 'the shipment to read CANCELLED' });
+
+    const late = await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED' } });
+    expect(late.body.callbackStatus).toBe(200);
+    const order = await system.order(orderId);
+    expect([order.status, order.shipments[0].status]).toEqual(['CANCELLED', 'CANCELLED']);
+  });
+
+  it('cancelled by its merchant while the warehouse is off the network: the parcel reads ACCEPTED until the warehouse is back and drops it', async () => {
+    const orderId = await importedAtWarehouse('TM-W2');
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage: true } });
+    try {
+      const cancel = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('shop', 'merchant'), body: { reason: 'out of kettles' } });
+      expect([cancel.status, cancel.body.status]).toEqual([200, 'CANCELLED']);
+      // the warehouse may still ship it: the shipment does not claim otherwise
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(await shipmentOf(orderId)).toEqual(['ACCEPTED']);
+    } finally {
+      await system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage: false } });
+    }
+    expect((await waitForDropped(orderId)).items).toEqual([]);
+    await waitFor(async () => (await shipmentOf(orderId))[0] === 'CANCELLED', { what: 'the shipment to read CANCELLED' });
+  });
+
+  it('cancelled by its channel with nothing queued to tell the warehouse (a process died after the commit): its next event gets it dropped', async () => {
+    const orderId = await importedAtWarehouse('TM-W3');
+    await system.workers.deps.orders.applyTransition({ orderId, action: 'cancel', actor: 'system', at: new Date(), detail: 'cancelled in tmall' });
+    expect(await shipmentOf(orderId)).toEqual(['ACCEPTED']);
+
+    const picked = await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'PICKED' } });
+    expect(picked.body.callbackStatus).toBe(200);
+    expect((await waitForDropped(orderId)).items).toEqual([]);
+    await waitFor(async () => (await shipmentOf(orderId))[0] === 'CANCELLED', { what: 'the shipment to read CANCELLED' });
+    expect((await system.order(orderId)).status).toBe('CANCELLED');
+  });
+});
