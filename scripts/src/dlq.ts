@@ -51,42 +51,82 @@ function printDeadLetters(letters: Job<DeadLetterJob>[]): void {
 }
 
 /**
- * Puts a dead letter's job back where it failed. The original job, kept in its queue's
- * failed set, is retried in place with fresh attempts, so it keeps its id and a second
- * replay of the same order cannot queue it twice. It keeps its count of starts: its next
- * start is a re-run, not the end of a wait in the queue (BullMQ keeps the time it was first
- * enqueued, so the job metrics would read its days in the failed set as queue lag), and a
- * processor that asks whether an earlier run may have reached an external system (the
- * warehouse hand-over) is told it may have. Once BullMQ has dropped the original,
- * the job is added again under its old id (BullMQ refuses integer ids, so an id that it
- * generated itself is left for it to generate anew).
+ * How long a replay's putting its job back is remembered, in case its letter outlives it: the
+ * replay stopped before removing the letter, and the letter waits until replayed again.
  */
-async function replay(letter: Job<DeadLetterJob>, connection: RedisClient, config: Config): Promise<string> {
+const PUT_BACK_REMEMBERED_MS = 365 * 24 * 3600 * 1000;
+
+/**
+ * Puts a dead letter's job back where it failed, then removes the letter. The original job,
+ * kept in its queue's failed set, is retried in place with fresh attempts, so it keeps its id
+ * and a second replay of the same order cannot queue it twice. It keeps its count of starts:
+ * its next start is a re-run, not the end of a wait in the queue (BullMQ keeps the time it was
+ * first enqueued, so the job metrics would read its days in the failed set as queue lag), and a
+ * processor that asks whether an earlier run may have reached an external system (the
+ * warehouse hand-over) is told it may have. Once BullMQ has dropped the original, the job is
+ * added again under its old id (BullMQ refuses integer ids, so an id that it generated itself
+ * is left for it to generate anew).
+ *
+ * The job goes back before its letter goes, so a replay that stops in between (killed, Redis
+ * unreachable) loses no job: it leaves the letter, and replaying that letter again adds nothing
+ * for the failure already put back. Its putting back is remembered under the failure, in the
+ * origin queue's deduplication key of it: set before a retry in place, and by BullMQ itself in
+ * the same step as an add, so a job that has run and left Redis meanwhile is not added twice.
+ */
+async function replay(letter: Job<DeadLetterJob>, deps: { connection: RedisClient; watching: RedisClient; deadLetter: Queue<DeadLetterJob> }, config: Config): Promise<string> {
   const { queue: origin, name, jobId, data } = letter.data;
   if (origin === QUEUE.deadLetter) throw new Error(`dead letter ${letter.id} names the dead-letter queue itself as its origin`);
   const queue = new Queue(origin, {
-    connection,
+    connection: deps.connection,
     prefix: config.QUEUE_PREFIX,
     defaultJobOptions: defaultJobOptions({ prefix: config.QUEUE_PREFIX, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS }),
   });
+  const failure = `replay-of-${letter.id}-failed-at-${Date.parse(letter.data.failedAt)}`;
+  const putBack = queue.toKey(`de:${failure}`);
   try {
     const state = jobId === undefined ? 'unknown' : await queue.getJobState(jobId);
     let how: string;
     if (state === 'failed') {
       const original = await queue.getJob(jobId!);
+      await deps.connection.set(putBack, jobId!, 'PX', PUT_BACK_REMEMBERED_MS);
       await original!.retry('failed', { resetAttemptsMade: true });
       how = `retried job ${jobId} in place`;
+    } else if ((state === 'unknown' || state === 'completed') && (await queue.getDeduplicationJobId(failure)) !== null) {
+      how = `an earlier replay of this letter put job ${jobId} back and it has run since; nothing added`;
     } else if (state === 'unknown' || state === 'completed') {
       const keepsId = jobId !== undefined && `${Number.parseInt(jobId, 10)}` !== jobId;
-      const added = await queue.add(name, data, keepsId ? { jobId } : {});
+      const added = await queue.add(name, data, { ...(keepsId ? { jobId } : {}), deduplication: { id: failure, ttl: PUT_BACK_REMEMBERED_MS } });
       how = `added again as job ${added.id}`;
     } else {
       how = `job ${jobId} is already ${state}; nothing added`;
     }
-    await letter.remove();
-    return `${letter.id} -> ${origin}/${name} (${subject(data)}): ${how}`;
+    const removed = await removeReplayedLetter(deps, letter, putBack);
+    return `${letter.id} -> ${origin}/${name} (${subject(data)}): ${how}${removed ? '' : '; it has failed again since, and its letter tells of that failure'}`;
   } finally {
     await queue.close();
+  }
+}
+
+/**
+ * Removes a replayed dead letter, with what remembers its putting back, unless it tells of a
+ * later failure by now: the job failed again as soon as it was back, and the worker's writer put
+ * that failure in the letter (writeDeadLetter), which must stay. One transaction on its own
+ * connection (WATCH holds for the connection that sent it): a writer changing the letter after
+ * it was read makes it end without removing anything, and it reads the letter again.
+ */
+async function removeReplayedLetter({ watching, deadLetter }: { watching: RedisClient; deadLetter: Queue<DeadLetterJob> }, letter: Job<DeadLetterJob>, putBack: string): Promise<boolean> {
+  const key = deadLetter.toKey(letter.id!);
+  for (;;) {
+    await watching.watch(key);
+    const data = await watching.hget(key, 'data');
+    if (data === null || (JSON.parse(data) as DeadLetterJob).failedAt !== letter.data.failedAt) {
+      await watching.unwatch();
+      await watching.del(putBack);
+      return data === null;
+    }
+    // a waiting job of a queue no worker serves: its entry in the wait list, its hash and its logs
+    const removed = await watching.multi().lrem(deadLetter.toKey('wait'), 0, letter.id!).del(key, `${key}:logs`, putBack).exec();
+    if (removed !== null) return true;
   }
 }
 
@@ -97,6 +137,9 @@ runCommand({ usage: USAGE, parse: deadLetterCommand }, async (asked) => {
   // an operator command fails at once when Redis is away rather than waiting for it
   const connection = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
   await connection.connect();
+  // the replay's removal of a letter watches it, on a connection of its own
+  const watching = connection.duplicate();
+  await watching.connect();
   const queues = createOrderQueues(connection, { prefix: config.QUEUE_PREFIX, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
   try {
     // no worker serves the dead-letter queue: every letter waits there until replayed
@@ -106,13 +149,14 @@ runCommand({ usage: USAGE, parse: deadLetterCommand }, async (asked) => {
     } else if (asked.command === 'replay') {
       const letter = letters.find((candidate) => candidate.id === asked.id);
       if (!letter) throw new Error(`there is no dead letter with id ${asked.id} (npm run dlq -- list shows them)`);
-      console.log(`replayed ${await replay(letter, connection, config)}`);
+      console.log(`replayed ${await replay(letter, { connection, watching, deadLetter: queues.deadLetter }, config)}`);
     } else {
-      for (const letter of letters) console.log(`replayed ${await replay(letter, connection, config)}`);
+      for (const letter of letters) console.log(`replayed ${await replay(letter, { connection, watching, deadLetter: queues.deadLetter }, config)}`);
       console.log(`${letters.length} dead letter${letters.length === 1 ? '' : 's'} replayed.`);
     }
   } finally {
     await queues.close();
+    watching.disconnect();
     connection.disconnect();
   }
 });

@@ -21,9 +21,11 @@ interface ReadUpTo {
  * refused, leaves the job in its queue's failed set alone, where `npm run dlq` does not show it
  * and nothing runs it again. Every interval this copies those of the queues the process serves
  * that failed at least an interval ago (their worker's own copy, if it made one, was long made)
- * and have no dead letter, counting each as its worker would have (once: writeDeadLetter). Each failed set is read once per process, in the order its jobs
- * failed, from where the last round stopped: a round reads only the failures since. A replayed
- * job leaves the failed set, so its old failure is never copied again.
+ * and have no dead letter of that failure (none, or one of an earlier failure: a replay that
+ * stopped before removing it), counting each as its worker would have (once: writeDeadLetter).
+ * Each failed set is read once per process, in the order its jobs failed, from where the last
+ * round stopped: a round reads only the failures since. A replayed job leaves the failed set, so
+ * its old failure is never copied again.
  */
 export class DeadLetterBackstop {
   private readonly rounds: RoundsEveryInterval;
@@ -62,10 +64,11 @@ export class DeadLetterBackstop {
       ({ failedAt, id }) => failedAt > read.failedAt || !read.seen.has(id),
     );
     if (page.length === 0) return 0;
-    const letters = await Promise.all(page.map(async ({ id }) => redis.exists(deadLetter.toKey(deadLetterId(queue.name, id)))));
+    const letters = await Promise.all(page.map(async ({ id }) => deadLetter.getJob(deadLetterId(queue.name, id))));
     const copied: string[] = [];
-    for (const [i, { id }] of page.entries()) {
-      if (letters[i] === 1) continue;
+    for (const [i, { id, failedAt }] of page.entries()) {
+      const letter = letters[i];
+      if (letter && Date.parse(letter.data.failedAt) >= failedAt) continue;
       const job = await queue.getJob(id);
       // retried since this round read it: it runs again
       if (!job || !failedForGood(job) || (await job.getState()) !== 'failed') continue;

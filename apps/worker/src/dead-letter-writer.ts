@@ -1,5 +1,5 @@
 import type { OrderMetrics } from '@orders/metrics';
-import { deadLetterId, moveToDeadLetter, type OrderQueues } from '@orders/queues';
+import { deadLetterId, deadLetterOf, moveToDeadLetter, type OrderQueues } from '@orders/queues';
 import type { RedisClient } from '@orders/stock';
 import type { Job } from 'bullmq';
 
@@ -29,10 +29,32 @@ export function failedForGood(job: Job): job is FailedJob {
  * first; so the count is claimed apart, under the letter's id and the time its job failed (a
  * job replayed and failed again is a new letter). Claimed before the copy: a writer that dies
  * or is refused after it has counted a letter the backstop writes later, uncounted again.
+ *
+ * The letter under that id may tell of an earlier failure of the job: it was replayed and failed
+ * again before its replay removed that letter (`npm run dlq` puts the job back first, then removes
+ * the letter while it still tells of the failure replayed), or the replay stopped in between. This
+ * failure takes its place at once, so the failed job is never without a letter.
  */
 export async function writeDeadLetter(deps: { redis: RedisClient; deadLetter: OrderQueues['deadLetter']; metrics: OrderMetrics }, queueName: string, job: FailedJob): Promise<void> {
   const { redis, deadLetter, metrics } = deps;
-  const counted = deadLetter.toKey(`counted:${deadLetterId(queueName, job.id ?? job.name)}:${job.finishedOn}`);
+  const letterId = deadLetterId(queueName, job.id ?? job.name);
+  const counted = deadLetter.toKey(`counted:${letterId}:${job.finishedOn}`);
   if ((await redis.set(counted, '1', 'PX', COUNTED_FOR_MS, 'NX')) === 'OK') metrics.jobFailures.inc({ queue: queueName, name: job.name, final: 'true' });
-  await moveToDeadLetter(deadLetter, queueName, job);
+  // each turn again follows a replay's removal of the letter between two steps of this one
+  for (;;) {
+    await moveToDeadLetter(deadLetter, queueName, job);
+    const letter = await deadLetter.getJob(letterId);
+    if (!letter) {
+      // a replay of the earlier failure removed it: this one needs its letter; one of this failure: the job runs again
+      if ((await job.getState()) === 'failed') continue;
+      return;
+    }
+    if (Date.parse(letter.data.failedAt) >= job.finishedOn) return;
+    try {
+      await letter.updateData(deadLetterOf(queueName, job));
+      return;
+    } catch (error) {
+      if (await deadLetter.getJob(letterId)) throw error;
+    }
+  }
 }

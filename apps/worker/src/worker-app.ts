@@ -142,6 +142,16 @@ function keepScheduled(timers: OrderQueues['timers'], schedule: { job: string; e
   };
 }
 
+/**
+ * Takes a scheduled job switched off by config (its interval 0) off Redis: its scheduler, left
+ * there by a deployment that ran the job, would go on running it while every dashboard says it
+ * is off. Called when the worker starts, and by any run of it that still comes (one already
+ * waiting, or one a replica with the old config scheduled again during a rolling deploy).
+ */
+async function unschedule(timers: OrderQueues['timers'], schedule: { job: string; what: string; setting: string }, log: Logger): Promise<void> {
+  if (await timers.removeJobScheduler(schedule.job)) log.info({ jobScheduler: schedule.job }, `${schedule.what} is off (${schedule.setting}=0): removed its schedule from Redis`);
+}
+
 const EXPIRY_CONCURRENCY = 10;
 /** Overdue orders one backstop sweep expires; the next sweep goes on. */
 const OVERDUE_BATCH = 500;
@@ -220,9 +230,16 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     { effect: 'scheduleAutoConfirm', timer: 'auto_confirm', waitMs: config.AUTO_CONFIRM_MS, fire: async (orderId: string) => life.autoConfirm(orderId) },
     { effect: 'scheduleCompletion', timer: 'complete', waitMs: config.AFTER_SALES_WINDOW_MS, fire: async (orderId: string) => life.completeAfterWindow(orderId) },
   ] as const;
+  const schedules = [
+    { job: JOB.reconcileStock, everyMs: config.RECONCILE_INTERVAL_MS, what: 'the stock reconciliation', setting: 'RECONCILE_INTERVAL_MS' },
+    { job: JOB.expireOverdueOrders, everyMs: config.OVERDUE_SWEEP_INTERVAL_MS, what: 'the overdue-order sweep', setting: 'OVERDUE_SWEEP_INTERVAL_MS' },
+  ];
+  const switchedOff = new Map<string, (typeof schedules)[number]>(schedules.filter((schedule) => schedule.everyMs === 0).map((schedule) => [schedule.job, schedule]));
   const processors: Partial<Record<string, Processor>> = {
     [QUEUE.orders]: async (job: Job<PersistOrderJob>) => writer.persist(job.data),
     [QUEUE.timers]: async (job: Job, token) => {
+      const off = switchedOff.get(job.name);
+      if (off) return unschedule(queues.timers, off, log);
       if (job.name === JOB.expireOrder || job.name === JOB.expireOrders) return expireAtDeadline(job as Job<ExpireOrderJob | ExpireOrdersJob>, token);
       if (job.name === JOB.reconcileStock) return void (await reconciler.checkUnlessRunning());
       if (job.name === JOB.expireOverdueOrders) return sweepOverdue();
@@ -282,13 +299,10 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   // it is due by its own config: StockCheckStale measures the report's age against it
   metrics.watchStockReport(() => reconciler.lastReport());
   metrics.stockCheckInterval.set(config.RECONCILE_INTERVAL_MS / 1000);
-  const scheduled = config.WORKER_QUEUES.includes(QUEUE.timers)
-    ? [
-        { job: JOB.reconcileStock, everyMs: config.RECONCILE_INTERVAL_MS, what: 'the stock reconciliation' },
-        { job: JOB.expireOverdueOrders, everyMs: config.OVERDUE_SWEEP_INTERVAL_MS, what: 'the overdue-order sweep' },
-      ]
-        .filter((schedule) => schedule.everyMs > 0)
-        .map((schedule) => keepScheduled(queues.timers, schedule, log))
+  const servesTimers = config.WORKER_QUEUES.includes(QUEUE.timers);
+  const scheduled = servesTimers ? schedules.filter((schedule) => schedule.everyMs > 0).map((schedule) => keepScheduled(queues.timers, schedule, log)) : [];
+  const unscheduling = servesTimers
+    ? [...switchedOff.values()].map(async (schedule) => unschedule(queues.timers, schedule, log).catch((error: unknown) => log.error({ err: error }, `could not remove the schedule of ${schedule.what}, which is off`)))
     : [];
 
   const served = new Set(workers.map((worker) => worker.name));
@@ -325,7 +339,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       return true;
     },
     async close() {
-      await Promise.all([sweeper?.stop(), backstop.stop(), publisher?.stop(), ...scheduled.map((schedule) => schedule.stop())]);
+      await Promise.all([sweeper?.stop(), backstop.stop(), publisher?.stop(), ...scheduled.map((schedule) => schedule.stop()), ...unscheduling]);
       // stop taking jobs, let active ones finish (their batches flush), then close connections
       await Promise.all([...workers.map((w) => w.close()), writer.drain()]);
       await writer.drain();

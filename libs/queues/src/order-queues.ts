@@ -227,22 +227,23 @@ export function deadLetterId(queueName: string, jobId: string): string {
   return `${queueName}-${jobId}`;
 }
 
+/** The dead letter of a job BullMQ failed for good: where, its reason and when it failed. */
+export function deadLetterOf(queueName: string, job: Job): DeadLetterJob {
+  return {
+    queue: queueName,
+    name: job.name,
+    jobId: job.id,
+    data: job.data,
+    failedReason: job.failedReason,
+    attemptsMade: job.attemptsMade,
+    failedAt: new Date(job.finishedOn ?? Date.now()).toISOString(),
+  };
+}
+
 /**
  * Copies a job BullMQ failed for good (it used up its attempts, or was failed regardless of
  * them: stalled too often) into the dead-letter queue, with its reason and when it failed.
  */
 export async function moveToDeadLetter(deadLetter: Queue<DeadLetterJob>, queueName: string, job: Job): Promise<void> {
-  await deadLetter.add(
-    'dead-letter',
-    {
-      queue: queueName,
-      name: job.name,
-      jobId: job.id,
-      data: job.data,
-      failedReason: job.failedReason,
-      attemptsMade: job.attemptsMade,
-      failedAt: new Date(job.finishedOn ?? Date.now()).toISOString(),
-    },
-    { jobId: deadLetterId(queueName, job.id ?? job.name) },
-  );
+  await deadLetter.add('dead-letter', deadLetterOf(queueName, job), { jobId: deadLetterId(queueName, job.id ?? job.name) });
 }

@@ -1,0 +1,126 @@
+import { CatalogRepository, OrderRepository } from '@orders/persistence';
+import { createOrderQueues, enqueuePersistOrder, type DeadLetterJob, type OrderQueues } from '@orders/queues';
+import { Inventory, checkoutTimeoutsOf } from '@orders/stock';
+import {
+  createTestEnv,
+  freePort,
+  httpClient,
+  reservationOf,
+  runOperatorCommand,
+  spawnApp,
+  startFailingRedisLink,
+  waitFor,
+  type FailingRedisLink,
+  type SpawnedProcess,
+  type TestEnv,
+} from '@orders/testing';
+import type { Job } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+describe('npm run dlq -- replay, when the job fails again at once or the replay stops half-way', () => {
+  let env: TestEnv;
+  let worker: SpawnedProcess;
+  let link: FailingRedisLink;
+  let queues: OrderQueues;
+  let inventory: Inventory;
+  let catalog: CatalogRepository;
+  let orders: OrderRepository;
+
+  /** The command as an operator runs it, in its own process; `throughLink` reaches Redis through the failing link. */
+  async function dlq(args: string[], { throughLink = false } = {}): Promise<{ exitCode: number | null; output: string }> {
+    const { exitCode, output } = await runOperatorCommand('dlq', args, throughLink ? { ...env.env, REDIS_URL: `redis://127.0.0.1:${link.port}` } : env.env);
+    return { exitCode, output };
+  }
+
+  /** A SKU that Redis sells but MySQL has never heard of: its orders cannot be written. */
+  const sellOnlyInRedis = (skuId: string) =>
+    inventory.initSku({ skuId, available: 10, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
+
+  /** The operator's fix: the SKU now exists in the catalog too. */
+  const addToCatalog = (skuId: string) =>
+    catalog.createSku(
+      { skuId, title: skuId, priceCents: 1_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', deduction: 'placement', flashSale: null },
+      10,
+      `opening-${skuId}`,
+      async () => undefined,
+    );
+
+  /** An order of a SKU sold only in Redis, its persist job failed for good. */
+  async function deadLetteredOrder(orderId: string, skuId: string): Promise<Job<DeadLetterJob>> {
+    await sellOnlyInRedis(skuId);
+    const { order } = await inventory.reserveStock(reservationOf(`buyer-${orderId}`, [{ skuId, qty: 1 }], { orderId, idempotencyKey: orderId, bodyHash: orderId }));
+    await enqueuePersistOrder(queues, order);
+    return waitFor(async () => queues.deadLetter.getJob(`orders-${orderId}`), { what: `order ${orderId} to be dead-lettered`, timeoutMs: 20_000, explain: async () => worker.output().slice(-2000) });
+  }
+
+  beforeAll(async () => {
+    // the backstop that copies failed jobs without a letter looks only once a minute: a letter seen here is the writer's
+    env = await createTestEnv('dlq_replay_again', { JOB_ATTEMPTS: '2', JOB_BACKOFF_MS: '50', SWEEP_INTERVAL_MS: '60000' });
+    queues = createOrderQueues(env.redis, { prefix: env.config.QUEUE_PREFIX, attempts: env.config.JOB_ATTEMPTS, backoffMs: env.config.JOB_BACKOFF_MS });
+    inventory = new Inventory(env.redis, env.config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(env.config));
+    catalog = new CatalogRepository(env.db);
+    orders = new OrderRepository(env.db);
+    const redisUrl = new URL(env.config.REDIS_URL);
+    link = await startFailingRedisLink({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
+    const port = await freePort();
+    worker = spawnApp('worker', { ...env.env, WORKER_QUEUES: 'orders', WORKER_METRICS_PORT: String(port) });
+    const health = httpClient(`http://127.0.0.1:${port}`, 1);
+    await waitFor(async () => (await health.request('GET', '/health/ready').catch(() => ({ status: 0 }))).status === 200, { what: 'the worker to be ready' });
+    await health.close();
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    await link?.close();
+    await queues?.close();
+    await env?.cleanup();
+  });
+
+  it('a job failing again before its replay removed the old letter keeps a letter, telling of the new failure', async () => {
+    const first = await deadLetteredOrder('01JDLQAGAIN000000000000000', 'STILL-BROKEN');
+    // Redis answers the replay slowly from its retry on: the job runs, and fails, meanwhile
+    const slow = link.delayAnswersAfter('failedReason', 1_500);
+    const replayed = await dlq(['replay', 'orders-01JDLQAGAIN000000000000000'], { throughLink: true });
+    await slow;
+
+    const letter = await queues.deadLetter.getJob('orders-01JDLQAGAIN000000000000000');
+    expect(replayed.exitCode).toBe(0);
+    expect(letter?.data.failedReason).toMatch(/There is no SKU STILL-BROKEN/);
+    expect(Date.parse(letter!.data.failedAt)).toBeGreaterThan(Date.parse(first.data.failedAt));
+    expect(await queues.orders.getJobState('01JDLQAGAIN000000000000000')).toBe('failed');
+    expect(await queues.deadLetter.getWaitingCount()).toBe(1);
+    expect(replayed).toEqual({
+      exitCode: 0,
+      output:
+        'replayed orders-01JDLQAGAIN000000000000000 -> orders/persist-order (order 01JDLQAGAIN000000000000000): retried job 01JDLQAGAIN000000000000000 in place; it has failed again since, and its letter tells of that failure\n',
+    });
+
+    // and that letter replays as any other once the cause is fixed
+    await addToCatalog('STILL-BROKEN');
+    expect((await dlq(['replay', 'orders-01JDLQAGAIN000000000000000'])).exitCode).toBe(0);
+    await waitFor(async () => (await orders.findOrderRow('01JDLQAGAIN000000000000000'))?.status === 'PENDING_PAYMENT', { what: 'the replayed order to be written' });
+    expect(await queues.deadLetter.getWaitingCount()).toBe(0);
+  });
+
+  it('a replay cut off after putting the job back leaves its letter; replaying that letter again after the job ran adds nothing', async () => {
+    await deadLetteredOrder('01JDLQCUT00000000000000000', 'LATE-FIX');
+    await addToCatalog('LATE-FIX');
+    // the retry reaches Redis, its answer does not reach the command: it fails before removing the letter
+    const cut = link.breakAfter('failedReason', 1_000);
+    const stopped = await dlq(['replay', 'orders-01JDLQCUT00000000000000000'], { throughLink: true });
+    await cut;
+    expect(stopped.exitCode).toBe(1);
+
+    await waitFor(async () => (await orders.findOrderRow('01JDLQCUT00000000000000000'))?.status === 'PENDING_PAYMENT', { what: 'the order put back to be written' });
+    await waitFor(async () => (await queues.orders.getJobState('01JDLQCUT00000000000000000')) === 'unknown', { what: 'the job to leave Redis once done' });
+    expect((await dlq(['list'])).output).toContain('orders-01JDLQCUT00000000000000000');
+
+    expect(await dlq(['replay', 'orders-01JDLQCUT00000000000000000'])).toEqual({
+      exitCode: 0,
+      output:
+        'replayed orders-01JDLQCUT00000000000000000 -> orders/persist-order (order 01JDLQCUT00000000000000000): an earlier replay of this letter put job 01JDLQCUT00000000000000000 back and it has run since; nothing added\n',
+    });
+    expect(await queues.orders.getJobState('01JDLQCUT00000000000000000')).toBe('unknown');
+    expect(await queues.deadLetter.getWaitingCount()).toBe(0);
+  });
+});
