@@ -1,11 +1,10 @@
 import { CatalogRepository, OrderRepository } from '@orders/persistence';
-import { createOrderQueues, enqueuePersistOrder, type DeadLetterJob, type OrderQueues } from '@orders/queues';
+import { createOrderQueues, type DeadLetterJob, type OrderQueues } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf } from '@orders/stock';
 import {
   createTestEnv,
   freePort,
   httpClient,
-  reservationOf,
   runOperatorCommand,
   spawnApp,
   startFailingRedisLink,
@@ -16,6 +15,7 @@ import {
 } from '@orders/testing';
 import type { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UnwritableOrders } from './support/unwritable-orders.js';
 
 describe('npm run dlq -- replay, when the job fails again at once or the replay stops half-way', () => {
   let env: TestEnv;
@@ -24,6 +24,7 @@ describe('npm run dlq -- replay, when the job fails again at once or the replay 
   let queues: OrderQueues;
   let inventory: Inventory;
   let catalog: CatalogRepository;
+  let unwritable: UnwritableOrders;
   let orders: OrderRepository;
 
   /** The command as an operator runs it, in its own process; `throughLink` reaches Redis through the failing link. */
@@ -32,24 +33,10 @@ describe('npm run dlq -- replay, when the job fails again at once or the replay 
     return { exitCode, output };
   }
 
-  /** A SKU that Redis sells but MySQL has never heard of: its orders cannot be written. */
-  const sellOnlyInRedis = (skuId: string) =>
-    inventory.initSku({ skuId, available: 10, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
-
-  /** The operator's fix: the SKU now exists in the catalog too. */
-  const addToCatalog = (skuId: string) =>
-    catalog.createSku(
-      { skuId, title: skuId, priceCents: 1_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', deduction: 'placement', flashSale: null },
-      10,
-      `opening-${skuId}`,
-      async () => undefined,
-    );
-
   /** An order of a SKU sold only in Redis, its persist job failed for good. */
   async function deadLetteredOrder(orderId: string, skuId: string): Promise<Job<DeadLetterJob>> {
-    await sellOnlyInRedis(skuId);
-    const { order } = await inventory.reserveStock(reservationOf(`buyer-${orderId}`, [{ skuId, qty: 1 }], { orderId, idempotencyKey: orderId, bodyHash: orderId }));
-    await enqueuePersistOrder(queues, order);
+    await unwritable.sellOnlyInRedis(skuId);
+    await unwritable.accept(orderId, skuId);
     return waitFor(async () => queues.deadLetter.getJob(`orders-${orderId}`), { what: `order ${orderId} to be dead-lettered`, timeoutMs: 20_000, explain: async () => worker.output().slice(-2000) });
   }
 
@@ -59,6 +46,7 @@ describe('npm run dlq -- replay, when the job fails again at once or the replay 
     queues = createOrderQueues(env.redis, { prefix: env.config.QUEUE_PREFIX, attempts: env.config.JOB_ATTEMPTS, backoffMs: env.config.JOB_BACKOFF_MS });
     inventory = new Inventory(env.redis, env.config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(env.config));
     catalog = new CatalogRepository(env.db);
+    unwritable = new UnwritableOrders({ inventory, catalog, queues });
     orders = new OrderRepository(env.db);
     const redisUrl = new URL(env.config.REDIS_URL);
     link = await startFailingRedisLink({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
@@ -96,7 +84,7 @@ describe('npm run dlq -- replay, when the job fails again at once or the replay 
     });
 
     // and that letter replays as any other once the cause is fixed
-    await addToCatalog('STILL-BROKEN');
+    await unwritable.addToCatalog('STILL-BROKEN');
     expect((await dlq(['replay', 'orders-01JDLQAGAIN000000000000000'])).exitCode).toBe(0);
     await waitFor(async () => (await orders.findOrderRow('01JDLQAGAIN000000000000000'))?.status === 'PENDING_PAYMENT', { what: 'the replayed order to be written' });
     expect(await queues.deadLetter.getWaitingCount()).toBe(0);
@@ -104,7 +92,7 @@ describe('npm run dlq -- replay, when the job fails again at once or the replay 
 
   it('a replay cut off after putting the job back leaves its letter; replaying that letter again after the job ran adds nothing', async () => {
     await deadLetteredOrder('01JDLQCUT00000000000000000', 'LATE-FIX');
-    await addToCatalog('LATE-FIX');
+    await unwritable.addToCatalog('LATE-FIX');
     // the retry reaches Redis, its answer does not reach the command: it fails before removing the letter
     const cut = link.breakAfter('failedReason', 1_000);
     const stopped = await dlq(['replay', 'orders-01JDLQCUT00000000000000000'], { throughLink: true });

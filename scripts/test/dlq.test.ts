@@ -1,8 +1,9 @@
 import { CatalogRepository, OrderRepository } from '@orders/persistence';
-import { createOrderQueues, enqueuePersistOrder, type OrderQueues } from '@orders/queues';
+import { createOrderQueues, type OrderQueues } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf } from '@orders/stock';
-import { createTestEnv, freePort, httpClient, reservationOf, runOperatorCommand, spawnApp, waitFor, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { createTestEnv, freePort, httpClient, runOperatorCommand, spawnApp, waitFor, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UnwritableOrders } from './support/unwritable-orders.js';
 
 describe('npm run dlq: the operator inspects and replays dead letters', () => {
   let env: TestEnv;
@@ -10,31 +11,13 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
   let queues: OrderQueues;
   let inventory: Inventory;
   let catalog: CatalogRepository;
+  let unwritable: UnwritableOrders;
   let orders: OrderRepository;
 
   /** The command as an operator runs it, in its own process, against this test's Redis prefix. */
   async function dlq(...args: string[]): Promise<{ exitCode: number | null; output: string }> {
     const { exitCode, output } = await runOperatorCommand('dlq', args, env.env);
     return { exitCode, output };
-  }
-
-  /** A SKU that Redis sells but MySQL has never heard of: its orders cannot be written. */
-  const sellOnlyInRedis = (skuId: string) =>
-    inventory.initSku({ skuId, available: 10, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
-
-  /** The operator's fix: the SKU now exists in the catalog too. */
-  const addToCatalog = (skuId: string) =>
-    catalog.createSku(
-      { skuId, title: skuId, priceCents: 1_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', deduction: 'placement', flashSale: null },
-      10,
-      `opening-${skuId}`,
-      // Redis holds the SKU already
-      async () => undefined,
-    );
-
-  async function acceptOrder(orderId: string, skuId: string) {
-    const { order } = await inventory.reserveStock(reservationOf(`buyer-${orderId}`, [{ skuId, qty: 1 }], { orderId, idempotencyKey: orderId, bodyHash: orderId }));
-    await enqueuePersistOrder(queues, order);
   }
 
   const deadLetterCount = () => queues.deadLetter.getWaitingCount();
@@ -50,6 +33,7 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
     queues = createOrderQueues(env.redis, { prefix: env.config.QUEUE_PREFIX, attempts: env.config.JOB_ATTEMPTS, backoffMs: env.config.JOB_BACKOFF_MS });
     inventory = new Inventory(env.redis, env.config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(env.config));
     catalog = new CatalogRepository(env.db);
+    unwritable = new UnwritableOrders({ inventory, catalog, queues });
     orders = new OrderRepository(env.db);
     const port = await freePort();
     worker = spawnApp('worker', { ...env.env, WORKER_QUEUES: 'orders', WORKER_METRICS_PORT: String(port) });
@@ -71,8 +55,8 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
   });
 
   it('lists a dead letter with where it failed, the order it carries and why; after the fix, replay writes the order', async () => {
-    await sellOnlyInRedis('LOST-SKU');
-    await acceptOrder('01JDLQ0000000000000000000A', 'LOST-SKU');
+    await unwritable.sellOnlyInRedis('LOST-SKU');
+    await unwritable.accept('01JDLQ0000000000000000000A', 'LOST-SKU');
     await watchingWorker(waitFor(async () => (await deadLetterCount()) === 1, { what: 'the order to be dead-lettered', timeoutMs: 20_000 }));
 
     const listed = await dlq('list');
@@ -80,7 +64,7 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
     expect(listed.output).toContain('1 dead letter, oldest first:');
     expect(listed.output).toMatch(/orders-01JDLQ0000000000000000000A\s+orders\/persist-order\s+order 01JDLQ0000000000000000000A\s+2\s+\S+\s+There is no SKU LOST-SKU/);
 
-    await addToCatalog('LOST-SKU');
+    await unwritable.addToCatalog('LOST-SKU');
     const replayed = await dlq('replay', 'orders-01JDLQ0000000000000000000A');
     expect(replayed).toEqual({
       exitCode: 0,
@@ -91,12 +75,12 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
   });
 
   it('replays every dead letter at once with replay-all', async () => {
-    await sellOnlyInRedis('LATE-SKU');
-    await acceptOrder('01JDLQ0000000000000000000B', 'LATE-SKU');
-    await acceptOrder('01JDLQ0000000000000000000C', 'LATE-SKU');
+    await unwritable.sellOnlyInRedis('LATE-SKU');
+    await unwritable.accept('01JDLQ0000000000000000000B', 'LATE-SKU');
+    await unwritable.accept('01JDLQ0000000000000000000C', 'LATE-SKU');
     await watchingWorker(waitFor(async () => (await deadLetterCount()) === 2, { what: 'both orders to be dead-lettered', timeoutMs: 20_000 }));
 
-    await addToCatalog('LATE-SKU');
+    await unwritable.addToCatalog('LATE-SKU');
     const replayed = await dlq('replay-all');
     expect(replayed.exitCode).toBe(0);
     expect(replayed.output).toContain('2 dead letters replayed.');

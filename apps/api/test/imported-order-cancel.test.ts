@@ -1,17 +1,7 @@
 import { createHmac } from 'node:crypto';
-import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
+import { channelOrder, createTestEnv, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
-
-const channelOrder = (externalOrderId: string, status: string) => ({
-  externalOrderId,
-  userId: 'tm-buyer-1',
-  placedAt: '2026-11-11T00:00:05.000Z',
-  status,
-  items: [{ skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 1, unitPriceCents: 3_900 }],
-  shippingCents: 0,
-  address: buyerAddress,
-});
 
 describe('a cancelled imported order: its warehouse is asked to drop the parcel', () => {
   let env: TestEnv;
@@ -39,7 +29,7 @@ describe('a cancelled imported order: its warehouse is asked to drop the parcel'
     (await api.deps.queues.fulfillment.getJobs(['waiting', 'delayed', 'active'])).filter((job) => job.name === 'update-fulfilment' && job.data.orderId === orderId).length;
 
   it('cancelled by an admin or by its merchant while its parcel waits at the warehouse: the warehouse is asked to drop it, and the parcel reads ACCEPTED until it has', async () => {
-    const [byAdmin, byMerchant] = await imported(channelOrder('TM-C1', 'PAID'), channelOrder('TM-C2', 'PAID'));
+    const [byAdmin, byMerchant] = await imported(channelOrder('TM-C1', { status: 'PAID' }), channelOrder('TM-C2', { status: 'PAID' }));
     expect((await view(byAdmin!)).shipments).toMatchObject([{ status: 'ACCEPTED' }]);
 
     const cancels = [
@@ -59,7 +49,7 @@ describe('a cancelled imported order: its warehouse is asked to drop the parcel'
   });
 
   it('cancelled by its channel (the system): a late SHIPPED from the warehouse moves neither the parcel nor the order, and asks the warehouse again to drop it', async () => {
-    const [order] = await imported(channelOrder('TM-C3', 'PAID'));
+    const [order] = await imported(channelOrder('TM-C3', { status: 'PAID' }));
     await api.deps.orders.applyTransition({ orderId: order!, action: 'cancel', actor: 'system', at: new Date(), detail: 'cancelled in tmall' });
     expect(await view(order!)).toMatchObject({ status: 'CANCELLED', shipments: [{ status: 'ACCEPTED' }] });
 
@@ -74,7 +64,7 @@ describe('a cancelled imported order: its warehouse is asked to drop the parcel'
   });
 
   it('an imported order whose parcel has left cannot be cancelled, and its parcel stays SHIPPED', async () => {
-    const [order] = await imported(channelOrder('TM-C4', 'SHIPPED'));
+    const [order] = await imported(channelOrder('TM-C4', { status: 'SHIPPED' }));
     const refused = await api.request('POST', `/v1/orders/${order}/cancel`, { token: admin(), body: { reason: 'too late' } });
     expect([refused.status, refused.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
     expect(await view(order!)).toMatchObject({ status: 'SHIPPED', shipments: [{ status: 'SHIPPED' }] });

@@ -1,19 +1,8 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { buyerAddress, waitFor } from '@orders/testing';
+import { buyerAddress, channelOrder, waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
-
-/** An order taken by another channel, which handed its parcel to our warehouse before the import. */
-const channelOrder = (externalOrderId: string) => ({
-  externalOrderId,
-  userId: 'tm-buyer-1',
-  placedAt: '2026-11-11T00:00:05.000Z',
-  status: 'PAID',
-  items: [{ skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 2, unitPriceCents: 3_900 }],
-  shippingCents: 0,
-  address: buyerAddress,
-});
 
 describe('an imported order cancelled before its parcel left: the warehouse drops the parcel', () => {
   let system: OrderSystem;
@@ -33,7 +22,7 @@ describe('an imported order cancelled before its parcel left: the warehouse drop
   const shipmentOf = async (orderId: string) => (await system.order(orderId)).shipments.map((s: any) => s.status);
   /** The channel's order imported, its parcel at the warehouse as the channel left it (its callbacks come to us). */
   const importedAtWarehouse = async (externalOrderId: string) => {
-    const answer = await system.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'tmall', orders: [channelOrder(externalOrderId)] } });
+    const answer = await system.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'tmall', orders: [channelOrder(externalOrderId, { qty: 2 })] } });
     expect(answer.status).toBe(200);
     const orderId = answer.body.results[0].orderId as string;
     const handedOver = await system.warehouseSim.request('POST', '/v1/fulfilment-orders', {
