@@ -22,6 +22,7 @@ function printReport(report: ReconcileReport, repair: boolean): void {
   console.log(`${plural(report.checkedSkus, 'SKU')} checked; ${report.ordersInFlight} accepted order(s) not yet in MySQL counted as in flight.`);
   if (report.stockSetsFinished > 0) console.log(`${plural(report.stockSetsFinished, 'stock set')} left half-done in Redis (its answer lost) finished: every bucket and the ledger now hold what the merchant set.`);
   if (report.unitsRebalanced > 0) console.log(`${report.unitsRebalanced} unit(s) moved between the buckets of SKUs split into buckets.`);
+  if (report.claimsAbandoned > 0) console.log(`${plural(report.claimsAbandoned, 'checkout claim')} abandoned (an api process died between claim and reservation, no order under the Idempotency-Key): the coupon uses held given back.`);
   if (report.reservationsRestored > 0) console.log(`${plural(report.reservationsRestored, 'open order')}' reservation records lost by Redis put back from MySQL, so their expiry, cancel or payment moves their units.`);
   if (report.ordersFinished > 0) console.log(`${plural(report.ordersFinished, 'order')} released, committed or restocked in the ledger finished in Redis too.`);
   if (repair) console.log(`${plural(report.couponsPublished, 'coupon')} not yet ended published to Redis from MySQL; ${report.couponUsesRestored} buyer(s)' coupon uses counted again.`);

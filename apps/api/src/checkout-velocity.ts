@@ -1,6 +1,12 @@
 import type { CappedCounter, StockKeys } from '@orders/stock';
 
-/** Each buyer's checkout attempts per fixed window, for the risk-control velocity rule: more than `maxCheckouts` in one is refused. */
+/**
+ * Each buyer's checkout attempts per fixed window, for the risk-control velocity rule: more than
+ * `maxCheckouts` in one is refused. An attempt is an Idempotency-Key and body: the requests sent
+ * again with them while no answer refused it for good (a 503's retries, the same request twice
+ * at once) count once (the checkout scripts' countCheckoutWindows); the request budget counts
+ * every request, and bounds a flood of them.
+ */
 export class CheckoutVelocity {
   constructor(
     private readonly keys: StockKeys,

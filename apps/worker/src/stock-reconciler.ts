@@ -1,7 +1,7 @@
 import type { StockDrift, StockReport } from '@orders/metrics';
 import type { CatalogRepository, CouponRepository, LedgerRestock, LedgerStock, StockLedgerRepository } from '@orders/persistence';
 import { firstOrderIdAt } from '@orders/domain';
-import { SKU_COUNTERS, StockRebalancer, StockRepairLock, StockRepairUnderWay, StockSets, stockRulesOf, type Inventory, type RedisClient } from '@orders/stock';
+import { AbandonedClaims, SKU_COUNTERS, StockRebalancer, StockRepairLock, StockRepairUnderWay, StockSets, stockRulesOf, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;
@@ -26,6 +26,12 @@ export interface ReconcileReport {
   stockSetsFinished: number;
   /** units moved between the buckets of SKUs split into buckets before reading (open transfers finished, empty buckets refilled) */
   unitsRebalanced: number;
+  /**
+   * claims of Idempotency-Keys that checkouts of SKUs in buckets made in their buyer's own group
+   * and nobody took up for five REDIS_COMMAND_TIMEOUT_MS, no order accepted under them (an api
+   * killed between claim and reservation): abandoned, the coupon uses they held given back
+   */
+  claimsAbandoned: number;
   /** repair only: orders the ledger shows open (unpaid, a presale's deposit paid) whose reservation record Redis had lost, put back from MySQL */
   reservationsRestored: number;
   /** repair only: orders the ledger shows released, committed or restocked whose Redis side was finished before comparing */
@@ -84,12 +90,16 @@ const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTE
  * it), and then runs that step again, which gives those units to it and refills it.
  * Before all that, each run finishes the merchants' stock sets left half-done in Redis
  * (StockSets): their buckets would sell in two generations, and the ledger would lack the set.
+ * Each run also abandons the checkouts' claims left by an api killed between a request's claim
+ * and its reservation (AbandonedClaims): they hold their buyers' coupon uses for orders that
+ * never were, and the checkout gives them back only to a retry under the same key.
  */
 export class StockReconciler {
   private readonly reportKey: string;
   private readonly checkedAtKey: string;
   private readonly rebalancer: StockRebalancer;
   private readonly stockSets: StockSets;
+  private readonly abandonedClaims: AbandonedClaims;
   private readonly repairLock: StockRepairLock;
   private readonly checkLock: StockRepairLock;
 
@@ -109,6 +119,7 @@ export class StockReconciler {
       onError: (error, skuId) => deps.log.warn({ err: error, skuId }, 'stock rebalance failed'),
     });
     this.stockSets = new StockSets({ inventory: deps.inventory, record: (...set) => deps.catalog.setStock(...set), clock: () => new Date() });
+    this.abandonedClaims = new AbandonedClaims({ redis: deps.redis, inventory: deps.inventory });
   }
 
   /**
@@ -128,12 +139,13 @@ export class StockReconciler {
   async reconcile({ repair }: { repair: boolean }): Promise<ReconcileReport> {
     const stockSetsFinished = await this.finishStockSets();
     let unitsRebalanced = await this.rebalance();
+    const claimsAbandoned = await this.abandonClaims();
     if (!repair) {
       const { reading, lasting } = await this.compare();
       const lastingSkus = new Set(lasting.map((drift) => drift.skuId));
       await this.saveReport(reading.all.map((sku) => (lastingSkus.has(sku.skuId) ? sku : { skuId: sku.skuId, available: 0, reserved: 0, sold: 0 })));
       if (lasting.length > 0) this.deps.log.warn({ drift: lasting, repaired: false }, 'stock drift between Redis and the ledger');
-      const report = { checkedSkus: reading.all.length, ordersInFlight: reading.ordersInFlight, stockSetsFinished, unitsRebalanced, drift: lasting, oversold: reading.oversold };
+      const report = { checkedSkus: reading.all.length, ordersInFlight: reading.ordersInFlight, stockSetsFinished, unitsRebalanced, claimsAbandoned, drift: lasting, oversold: reading.oversold };
       return { ...report, reservationsRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, repaired: false, unitsLeft: [] };
     }
     // two repairs reading the same drift would each move the counters by it
@@ -161,6 +173,7 @@ export class StockReconciler {
         ordersInFlight: reading.ordersInFlight,
         stockSetsFinished,
         unitsRebalanced,
+        claimsAbandoned,
         reservationsRestored,
         ordersFinished,
         couponsPublished,
@@ -275,6 +288,15 @@ export class StockReconciler {
     return finished;
   }
 
+  /** Abandons the checkouts' claims whose requests are gone with no order accepted under them, each logged; returns how many. */
+  private async abandonClaims(): Promise<number> {
+    const abandoned = await this.abandonedClaims.abandonGone();
+    for (const claim of abandoned) {
+      this.deps.log.warn(claim, 'checkout claim abandoned: its request was killed between its claim and its reservation, no order under its Idempotency-Key; the coupon use it held given back');
+    }
+    return abandoned.length;
+  }
+
   /** Finishes transfers open longer than the settle time (their process died) and refills every empty bucket. */
   private async rebalance(): Promise<number> {
     let moved = await this.rebalancer.completeOpenTransfers(this.options.settleMs);
@@ -379,7 +401,7 @@ export class StockReconciler {
       const [state, payload, recorded] = reply as Array<string | null>;
       if (state !== 'reserved' || !payload || !recorded) continue;
       const { items } = JSON.parse(payload) as { items: Array<{ skuId: string }> };
-      // per line, in the order's line order: [units, deduction, limited] (reserveStock-5+c+2n.lua)
+      // per line, in the order's line order: [units, deduction, limited] (reserveStock-6+c+2n.lua)
       (JSON.parse(recorded) as Array<[number, string, number]>).forEach(([qty, deduction], i) => {
         const skuId = items[i]?.skuId;
         if (skuId !== undefined && deduction === 'placement') held.set(skuId, (held.get(skuId) ?? 0) + qty);

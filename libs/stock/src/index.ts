@@ -2,6 +2,8 @@ export { CheckoutInProgress, Inventory, ReservationNotReplicated, SKU_COUNTERS, 
 export type { CheckoutTimeouts, CheckoutTimeoutSettings, ReservationDurability, CommitOutcome, PersistedReservation, ReserveStockRequest, Reservation, SkuStock, SkuStockRules, StockTransfer, TakenTransfer, GiveOutcome, OpenTransfer } from './inventory.js';
 export { MAX_STOCK_BUCKETS, StockKeys, orderGroupSuffix, splitStock } from './stock-keys.js';
 export { StockRebalancer } from './stock-rebalancer.js';
+export { AbandonedClaims } from './abandoned-claims.js';
+export type { AbandonedClaim } from './abandoned-claims.js';
 export { StockSets } from './stock-sets.js';
 export { StockRepairLock, StockRepairUnderWay } from './stock-repair-lock.js';
 export type { FinishedTransfer } from './stock-rebalancer.js';

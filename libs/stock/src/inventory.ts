@@ -40,7 +40,7 @@ export interface CheckoutTimeouts {
   presaleBalanceTimeoutMs?: number;
   /**
    * How long after a request last took up the claim of a key (a cart split into buckets,
-   * claimCheckout-4+c.lua), with no order accepted under the key, the request may still be
+   * claimCheckout-5+c.lua), with no order accepted under the key, the request may still be
    * under way: another request under the key is answered CheckoutInProgress meanwhile, and
    * after it the claim is abandoned (its request was killed before its reservation), its
    * coupon uses given back. 10 s when absent.
@@ -216,11 +216,11 @@ interface SettledReservation {
   state: 'committed' | 'released';
 }
 
-/** What claimCheckout-4+c.lua's code 0 says of the requests holding a claim, with no order accepted under the key. */
+/** What claimCheckout-5+c.lua's code 0 says of the requests holding a claim, with no order accepted under the key. */
 const CLAIM_HOLDERS_UNDER_WAY = 1;
 const CLAIM_HOLDERS_GONE = 2;
 
-/** What a cart running outside its buyer's own group claimed and took there (claimCheckout-4+c.lua), for its reservation to settle. */
+/** What a cart running outside its buyer's own group claimed and took there (claimCheckout-5+c.lua), for its reservation to settle. */
 interface CheckoutClaim {
   orderId: string;
   userId: string;
@@ -232,7 +232,7 @@ interface CheckoutClaim {
   couponTaken: boolean;
 }
 
-/** The refusals of the rules that hold per buyer, as reserveStock-5+c+2n.lua and claimCheckout-4+c.lua both answer them; null for another code. */
+/** The refusals of the rules that hold per buyer, as reserveStock-6+c+2n.lua and claimCheckout-5+c.lua both answer them; null for another code. */
 function buyerRuleRefusal(code: number, couponCode: string, budgetMsLeft: number): Error | null {
   switch (code) {
     case -1:
@@ -256,7 +256,7 @@ function cappedCounters({ budget, velocity }: CheckoutCounters): CappedCounter[]
 
 /** A restock reference is remembered far longer than any job retries or after-sales window. */
 const RESTOCK_MARKER_TTL_MS = 90 * 24 * 3600 * 1000;
-/** How long a reservation record outlives its payment deadline, a presale's its balance timeout too (reserveStock-5+c+2n.lua's PEXPIREAT). */
+/** How long a reservation record outlives its payment deadline, a presale's its balance timeout too (reserveStock-6+c+2n.lua's PEXPIREAT). */
 const RESERVATION_KEPT_AFTER_DEADLINE_MS = 7 * 24 * 3600 * 1000;
 /**
  * How long a released reservation record is kept (releaseStock-3+2n.lua): a release retried
@@ -269,18 +269,18 @@ const RELEASED_RECORD_KEPT_MS = 24 * 3600 * 1000;
 /**
  * How many REDIS_COMMAND_TIMEOUT_MS a request holding the claim of a key takes at most to settle
  * it: its claim, its reservation and the read after it are each answered or taken for lost
- * within one, and its claim settled with one more (claimCheckout-4+c.lua; `claimAbandonedAfterMs`).
+ * within one, and its claim settled with one more (claimCheckout-5+c.lua; `claimAbandonedAfterMs`).
  */
 const CLAIM_SETTLES_WITHIN_COMMAND_TIMEOUTS = 5;
 /** `claimAbandonedAfterMs` of an inventory told no command timeout: five of REDIS_COMMAND_TIMEOUT_MS's default. */
 const CLAIM_ABANDONED_AFTER_MS = 10_000;
 /**
- * How much longer than the idempotency record a claim of its key is kept (claimCheckout-4+c.lua):
+ * How much longer than the idempotency record a claim of its key is kept (claimCheckout-5+c.lua):
  * the claim is made just before the reservation that writes the record, and while it lives no
  * other cart is accepted under the key.
  */
 const CLAIM_OUTLIVES_RECORD_MS = 60_000;
-/** How long a buyer's coupon uses outlive the coupon (reserveStock-5+c+2n.lua's PEXPIREAT). */
+/** How long a buyer's coupon uses outlive the coupon (reserveStock-6+c+2n.lua's PEXPIREAT). */
 const COUPON_USES_KEPT_AFTER_END_MS = 24 * 3600 * 1000;
 /** Reads sent in one pipeline by the repair's scans of many orders. */
 const READS_PER_PIPELINE = 1000;
@@ -288,7 +288,7 @@ const READS_PER_PIPELINE = 1000;
 const TRANSFER_RECORD_TTL_MS = 7 * 24 * 3600 * 1000;
 /** The receiving side's marker of a voided transfer, as giveStock-2.lua writes it. */
 const VOIDED_MARKER = 'void';
-/** The order types a cart may make without a delivery address, as reserveStock-5+c+2n.lua reads them (',virtual,'). */
+/** The order types a cart may make without a delivery address, as reserveStock-6+c+2n.lua reads them (',virtual,'). */
 const TYPES_SHIPPING_NOTHING = `,${ORDER_TYPES.filter((type) => !shipsParcels(type)).join(',')},`;
 /** How ioredis rejects a command it sent whose answer did not come within its commandTimeout: it may still run, and be answered. */
 const UNANSWERED = /^Command timed out/;
@@ -508,6 +508,7 @@ export class Inventory {
       this.keys.accepted(group),
       this.keys.coupon(group, couponCode),
       this.keys.couponUses(group, couponCode, userId),
+      this.attemptOf(group, userId, request.idempotencyKey),
     ];
     const args: (string | number)[] = [
       orderId,
@@ -546,11 +547,11 @@ export class Inventory {
       // buyer's counters are spent once, not counted again with the refusal
       const refused = error.reply as StockScriptReply<'reserveStock'>;
       spentWith(refused);
-      if (claim) await this.settleClaim(claim, refused);
+      if (claim) await this.settleClaim(claim, refused, false);
       throw error.refusal;
     }
     spentWith(reply);
-    if (claim) await this.settleClaim(claim, reply);
+    if (claim) await this.settleClaim(claim, reply, true);
     const [, budgetMsLeft, code, a, b, c, d] = reply;
     const lineSku = (index: unknown) => items[Number(index) - 1]?.skuId ?? '';
     switch (code) {
@@ -592,7 +593,7 @@ export class Inventory {
 
   /**
    * What holds per buyer whatever the cart, settled in the buyer's own group for a cart that
-   * runs in another (claimCheckout-4+c.lua), in one call: the counters of `counted`, the claim
+   * runs in another (claimCheckout-5+c.lua), in one call: the counters of `counted`, the claim
    * of the Idempotency-Key, a use of the coupon on the buyer's one counter. Refuses as the
    * reservation would; a retry refused over its velocity or its coupon goes on only to replay
    * the order accepted under its key, looked for in the cart's group. With none, the requests
@@ -604,7 +605,7 @@ export class Inventory {
     const { userId, idempotencyKey, counters } = request;
     const own = this.keys.groupOf(userId);
     const couponCode = request.payload.couponCode ?? '';
-    const keys = [this.keys.idempotency(own, userId, idempotencyKey), this.keys.coupon(own, couponCode), this.keys.couponUses(own, couponCode, userId), this.keys.couponHeld(own, orderId)];
+    const keys = [this.keys.idempotency(own, userId, idempotencyKey), this.keys.coupon(own, couponCode), this.keys.couponUses(own, couponCode, userId), this.keys.couponHeld(own, orderId), this.attemptOf(own, userId, idempotencyKey)];
     const claimMs = this.timeouts.idempotencyTtlMs + CLAIM_OUTLIVES_RECORD_MS;
     const args: (string | number)[] = [
       userId,
@@ -658,7 +659,7 @@ export class Inventory {
     if (holders === CLAIM_HOLDERS_UNDER_WAY) throw new CheckoutInProgress();
     if (holders === CLAIM_HOLDERS_GONE) {
       // not abandoned: a request took the claim up since, and is under way
-      if (!(await this.abandonClaim(request, Number(takenUpAt), holderOrderIds.map(String)))) throw new CheckoutInProgress();
+      if (!(await this.abandonClaim({ userId, idempotencyKey, couponCode }, Number(takenUpAt), holderOrderIds.map(String)))) throw new CheckoutInProgress();
       // its attempt counted already, this request is refused over the velocity; refused over the
       // coupon, it claims again, the gone requests' uses given back
       if (!(refused instanceof CheckoutRefused)) return this.claimCheckout(request, group, orderId, []);
@@ -669,16 +670,26 @@ export class Inventory {
   /**
    * Gives back the coupon uses that the requests holding a claim took under it (one gone for
    * good: killed between its claim and its reservation), and drops the claim, unless a request
-   * took it up since `takenUpAt` (abandonClaim-2+2h.lua). True when abandoned now.
+   * took it up since `takenUpAt` (abandonClaim-2+2h.lua). True when abandoned now. Its caller
+   * found, after reading `takenUpAt`, that nobody took the claim up within `claimAbandonment()`'s
+   * `afterMs`, that it was made within its `madeWithinMs`, and no order recorded under the key in
+   * the cart's group: the checkout as the buyer retries it, or the stock check (AbandonedClaims).
    */
-  private async abandonClaim(request: ReserveStockRequest, takenUpAt: number, holderOrderIds: readonly string[]): Promise<boolean> {
-    const { userId, idempotencyKey } = request;
+  async abandonClaim({ userId, idempotencyKey, couponCode }: { userId: string; idempotencyKey: string; couponCode: string }, takenUpAt: number, holderOrderIds: readonly string[]): Promise<boolean> {
     const own = this.keys.groupOf(userId);
-    const couponCode = request.payload.couponCode ?? '';
     const keys = [this.keys.idempotency(own, userId, idempotencyKey), this.keys.couponUses(own, couponCode, userId)];
     for (const orderId of holderOrderIds) keys.push(this.keys.couponHeld(own, orderId), this.keys.couponGivenBack(own, orderId));
     // on the claims' connection: the WAIT of the claim made after it covers it too
     return (await runStockScript(this.reserving, 'abandonClaim', keys, [takenUpAt])) === 1;
+  }
+
+  /**
+   * When a claim's requests are gone, as claimCheckout-5+c.lua judges them: nobody took it up for
+   * `afterMs`; and when an order accepted under it would still be recorded: it was made less
+   * than `madeWithinMs` (the idempotency TTL) ago. Both by Redis's clock.
+   */
+  claimAbandonment(): { afterMs: number; madeWithinMs: number } {
+    return { afterMs: this.timeouts.claimAbandonedAfterMs ?? CLAIM_ABANDONED_AFTER_MS, madeWithinMs: this.timeouts.idempotencyTtlMs };
   }
 
   /**
@@ -687,11 +698,12 @@ export class Inventory {
    * request made goes when the reservation refused, so the key is free again as after any
    * refused checkout. A replay of this request's own order is its call run twice (ioredis
    * sends again what it wrote before a lost connection and had no answer to): the first run
-   * accepted it, and it holds this claim's use.
+   * accepted it, and it holds this claim's use. `answered`: the buyer gets the reservation's
+   * answer (not a 503), so a refusal is for good.
    */
-  private async settleClaim(claim: CheckoutClaim, [, , code, orderId]: StockScriptReply<'reserveStock'>): Promise<void> {
+  private async settleClaim(claim: CheckoutClaim, [, , code, orderId]: StockScriptReply<'reserveStock'>, answered: boolean): Promise<void> {
     const accepted = Number(code) === 1 || (Number(code) === 2 && orderId === claim.orderId);
-    await this.withdrawClaim({ ...claim, claimedNow: claim.claimedNow && Number(code) < 0, couponTaken: claim.couponTaken && !accepted });
+    await this.withdrawClaim({ ...claim, claimedNow: claim.claimedNow && Number(code) < 0, couponTaken: claim.couponTaken && !accepted }, answered && Number(code) < 0);
   }
 
   /**
@@ -733,15 +745,29 @@ export class Inventory {
     }
   }
 
-  /** Gives back the coupon use a claim took and drops a claim this request made (else leaves it), in one round trip. */
-  private async withdrawClaim(claim: CheckoutClaim): Promise<void> {
+  /**
+   * Gives back the coupon use a claim took and drops a claim this request made (else leaves it),
+   * in one round trip. A checkout `refusedForGood` (answered with its refusal, not a 503 that its
+   * buyer retries) takes the record of its counted attempt with it (dropClaim-2.lua).
+   */
+  private async withdrawClaim(claim: CheckoutClaim, refusedForGood = false): Promise<void> {
     if (!claim.claimedNow && !claim.couponTaken) return;
     const own = this.keys.groupOf(claim.userId);
     const pipeline = this.reserving.pipeline();
     // a claim's use is in its hold, if the claim ran at all
     if (claim.couponTaken) queueStockScript(pipeline, 'releaseCoupon', this.couponHolderKeys(claim.orderId, claim.userId, claim.couponCode), ['held']);
-    queueStockScript(pipeline, 'dropClaim', [this.keys.idempotency(own, claim.userId, claim.idempotencyKey)], [claim.orderId, claim.claimedNow ? 1 : 0]);
+    const keys = [this.keys.idempotency(own, claim.userId, claim.idempotencyKey), this.attemptOf(own, claim.userId, claim.idempotencyKey)];
+    queueStockScript(pipeline, 'dropClaim', keys, [claim.orderId, claim.claimedNow ? 1 : 0, refusedForGood ? 1 : 0]);
     for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
+  }
+
+  /**
+   * Where the buyer's checkout attempt last counted under an Idempotency-Key is recorded, so the
+   * requests sent again under it (as a 503 tells the buyer) do not count again: beside their
+   * velocity counter, in their own group (`group` is it, else only names the script's unused key).
+   */
+  private attemptOf(group: string, userId: string, idempotencyKey: string): string {
+    return `${this.keys.prefix}${group}:attempt:${userId}:${idempotencyKey}`;
   }
 
   /**
@@ -865,7 +891,7 @@ export class Inventory {
   /**
    * Publishes a coupon for checkout: how many orders of one buyer may use it, and when. Once,
    * in the buyers' group: a checkout takes a coupon's use there whatever group its cart runs in
-   * (reserveStock-5+c+2n.lua for a cart there, claimCheckout-4+c.lua for one in a bucket's).
+   * (reserveStock-6+c+2n.lua for a cart there, claimCheckout-5+c.lua for one in a bucket's).
    */
   async publishCoupon(coupon: { code: string; perBuyerLimit: number; startsAt: Date; endsAt: Date }): Promise<void> {
     await this.redis.hset(this.keys.coupon(this.keys.couponGroup(), coupon.code), { perBuyerLimit: coupon.perBuyerLimit, startsAt: coupon.startsAt.getTime(), endsAt: coupon.endsAt.getTime() });

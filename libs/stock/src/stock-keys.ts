@@ -39,10 +39,15 @@ export class StockKeys {
   /**
    * The group of a buyer's own keys, whatever group their cart runs in: velocity counts, the
    * claims of their Idempotency-Keys, their coupon uses. A cart that runs in another group (a
-   * bucket's) claims and counts there first (claimCheckout-4+c.lua), so these hold per buyer.
+   * bucket's) claims and counts there first (claimCheckout-5+c.lua), so these hold per buyer.
    */
   groupOf(_userId: string): string {
     return BUYERS_GROUP;
+  }
+
+  /** Every group buyers' own keys live in (groupOf): where the claims of their Idempotency-Keys are. */
+  buyersGroups(): string[] {
+    return [BUYERS_GROUP];
   }
 
   /** The one group a coupon is published in: where every buyer's checkout reads it, beside their uses (groupOf). */
@@ -72,6 +77,11 @@ export class StockKeys {
 
   idempotency(group: string, userId: string, key: string): string {
     return `${this.prefix}${group}:idem:${userId}:${key}`;
+  }
+
+  /** A SCAN pattern of a group's idempotency records (and, in a buyers' group, claims): the prefix's own glob characters escaped. */
+  idempotencyPattern(group: string): string {
+    return `${`${this.prefix}${group}:idem:`.replace(/[*?[\]\\]/g, '\\$&')}*`;
   }
 
   order(group: string, orderId: string): string {

@@ -32,9 +32,9 @@ export type StockScriptName = keyof StockScriptReplies;
 export type StockScriptReply<N extends StockScriptName> = StockScriptReplies[N];
 
 const SCRIPT_FILES: Record<StockScriptName, string> = {
-  reserveStock: 'reserveStock-5+c+2n.lua',
-  claimCheckout: 'claimCheckout-4+c.lua',
-  dropClaim: 'dropClaim-1.lua',
+  reserveStock: 'reserveStock-6+c+2n.lua',
+  claimCheckout: 'claimCheckout-5+c.lua',
+  dropClaim: 'dropClaim-2.lua',
   abandonClaim: 'abandonClaim-2+2h.lua',
   releaseStock: 'releaseStock-3+2n.lua',
   releaseCoupon: 'releaseCoupon-3.lua',

@@ -2,8 +2,9 @@
   What a checkout that runs outside its buyer's own group (a cart of SKUs split into buckets
   runs in the buyer's bucket, {g<k>}) settles first in the buyer's own group, in one call: the
   rules that hold per buyer whatever their cart, which a script in the bucket's slot cannot
-  see. reserveStock-5+c+2n.lua settles them itself for a cart that runs in the buyer's group.
-   - their request budget and checkout attempts (countInWindow, shared/countInWindow.lua)
+  see. reserveStock-6+c+2n.lua settles them itself for a cart that runs in the buyer's group.
+   - their request budget and checkout attempts (countInWindow, shared/countInWindow.lua): an
+     attempt once, whatever the requests sent again under the key with its body (countCheckoutWindows)
    - the claim of their Idempotency-Key: the key's record in the buyer's group, holding the
      body's hash and the group the cart runs in. A key recorded with another body, or for a
      cart of another group (a reservation in the buyer's group writes its record here), is a
@@ -21,7 +22,9 @@
   KEYS[3]  buyer's coupon uses <prefix>{own}:coupon-uses:<code>:<userId>
   KEYS[4]  the order's hold    <prefix>{own}:coupon-held:<orderId>   (hash: c code)
            (KEYS[2..4] unused, and named with an empty code, without a coupon)
-  KEYS[4+j], j = 1..c          window counters, in the buyer's group: the request budget, then
+  KEYS[5]  the attempt last counted under the key  <prefix>{own}:attempt:<userId>:<key>
+           (dropped with the claim when the checkout is refused for good: dropClaim-2.lua)
+  KEYS[5+j], j = 1..c          window counters, in the buyer's group: the request budget, then
                                the checkout attempts
   ARGV[1] userId   ARGV[2] request body hash   ARGV[3] the cart's group   ARGV[4] orderId
   ARGV[5] now (ms)   ARGV[6] how long the claim is kept (ms)   ARGV[7] coupon code or ''
@@ -48,14 +51,14 @@
         0 neither: claimed longer ago than an order's record of the key is kept, or before
           claims kept their times; refused as the checkout is
    -1 the key is claimed with another body, or for a cart of another group
-   -7 -8 -9 -10 as reserveStock-5+c+2n.lua
+   -7 -8 -9 -10 as reserveStock-6+c+2n.lua
 ]]
-local claimKey, couponKey, usesKey, holdKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local claimKey, couponKey, usesKey, holdKey, attemptKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local userId, bodyHash, cartGroup, orderId = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, couponCode = tonumber(ARGV[5]), ARGV[7]
 local counterCount = tonumber(ARGV[11])
 
-local counts = countCheckoutWindows(4, 11, counterCount)
+local counts = countCheckoutWindows(5, 11, counterCount, attemptKey, bodyHash .. ':' .. userId)
 local budget = counts[1] or { 0, 0, 0 }
 
 local function clockMs()
@@ -99,12 +102,14 @@ local function claim()
       table.insert(reply, 1, 0)
       return reply
     end
+    -- refused for good: the buyer's next request under the key is a new attempt
+    if counterCount >= 2 then redis.call('DEL', attemptKey) end
     return { refusal }
   end
 
   local at = clockMs()
   if claimed[1] then
-    -- two requests hold the claim: neither may drop it (dropClaim-1.lua), the other may be accepted
+    -- two requests hold the claim: neither may drop it (dropClaim-2.lua), the other may be accepted
     redis.call('HSET', claimKey, 'n', '', 'l', at)
   else
     redis.call('HSET', claimKey, 'h', bodyHash, 'u', userId, 'g', cartGroup, 'n', orderId, 'f', at, 'l', at)

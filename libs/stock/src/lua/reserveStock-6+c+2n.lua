@@ -6,20 +6,23 @@
 
   KEYS[1]  idempotency record   <prefix>{g}:idem:<userId>:<key>   (in the buyer's own group,
            {g0}, it is also the claim of the key by a checkout in another group,
-           claimCheckout-4+c.lua: one key, one body, one order, whatever group the cart runs in)
+           claimCheckout-5+c.lua: one key, one body, one order, whatever group the cart runs in)
   KEYS[2]  order reservation    <prefix>{g}:order:<orderId>
   KEYS[3]  accepted orders      <prefix>{g}:accepted   (zset: not yet in MySQL)
   KEYS[4]  coupon               <prefix>{g}:coupon:<code>   (hash: perBuyerLimit, startsAt, endsAt)
   KEYS[5]  buyer's coupon uses  <prefix>{g}:coupon-uses:<code>:<userId>
            (both unused, and named with an empty code, when the order has no coupon, or when
-           it runs outside the buyer's own group: claimCheckout-4+c.lua took the use there, on the
+           it runs outside the buyer's own group: claimCheckout-5+c.lua took the use there, on the
            buyer's one counter, and holds it for the order)
-  KEYS[5+j], j = 1..c           window counters counted first (countInWindow, shared/):
+  KEYS[6]  the attempt last counted under the key  <prefix>{g}:attempt:<userId>:<key>
+           (countCheckoutWindows, shared/countInWindow.lua; unused, and named in the cart's
+           group, when the script counts no checkout attempts)
+  KEYS[6+j], j = 1..c           window counters counted first (countInWindow, shared/):
                                 the buyer's request budget, then their checkout attempts (c is
                                 0 when there are none, or when the checkout runs outside their
-                                slot group and claimCheckout-4+c.lua or the Inventory counted
+                                slot group and claimCheckout-5+c.lua or the Inventory counted
                                 them before this call)
-  KEYS[5+c+2i-1], KEYS[5+c+2i]  per line i: SKU hash <prefix>{g}:sku:<skuId>,
+  KEYS[6+c+2i-1], KEYS[6+c+2i]  per line i: SKU hash <prefix>{g}:sku:<skuId>,
                                 buyer's bought counter <prefix>{g}:bought:<skuId>:<userId>
   ARGV[1] orderId   ARGV[2] userId   ARGV[3] request body hash   ARGV[4] now (ms)
   ARGV[5] idempotency TTL (ms)   ARGV[6] standard payment timeout (ms)
@@ -52,7 +55,8 @@
    -8 the buyer has used the coupon as often as it allows
    -9 the request budget is spent (nothing else looked at)
   -10 more checkout attempts in the velocity window than risk control allows (a replay is
-      answered before this)
+      answered before this; the requests sent again under the key with the attempt's body,
+      when it was answered 503, are that attempt, not new ones)
   -11 a presale or virtual SKU with a SKU of another order type: they are bought in separate
       orders { -11, lineIndex, its order type, the first line's }
   -12 no delivery address, and the cart's SKUs are of an order type that ships { -12, their order type }
@@ -62,12 +66,13 @@ local orderId, userId, bodyHash = ARGV[1], ARGV[2], ARGV[3]
 local now = tonumber(ARGV[4])
 local couponKey, couponUsesKey, couponCode = KEYS[4], KEYS[5], ARGV[10]
 local counterCount = tonumber(ARGV[11])
-local lineCount = (#KEYS - 5 - counterCount) / 2
+local attemptKey = KEYS[6]
+local lineCount = (#KEYS - 6 - counterCount) / 2
 -- line i's keys are KEYS[lineKeys + 2i - 1] and KEYS[lineKeys + 2i], its quantity ARGV[lineQty + i]
-local lineKeys, lineQty = 5 + counterCount, 13 + 2 * counterCount
+local lineKeys, lineQty = 6 + counterCount, 13 + 2 * counterCount
 
 -- counted whatever the answer, as countInWindows-n.lua counts them (shared/countInWindow.lua)
-local counts = countCheckoutWindows(5, 13, counterCount)
+local counts = countCheckoutWindows(6, 13, counterCount, attemptKey, bodyHash .. ':' .. userId)
 local budget = counts[1] or { 0, 0, 0 }
 
 local function checkout()
@@ -169,6 +174,9 @@ local function checkout()
 end
 
 local reply = checkout()
+-- refused for good after its checkout attempt passed: the buyer's next request under the key is
+-- a new attempt (a replica that did not acknowledge this makes it a 503 all the same: counted again)
+if counterCount >= 2 and reply[1] < -1 and reply[1] ~= -9 and reply[1] ~= -10 then redis.call('DEL', attemptKey) end
 table.insert(reply, 1, budget[2])
 table.insert(reply, 1, budget[1])
 return reply

@@ -1,16 +1,21 @@
 --[[
-  A request's part in the claim of an Idempotency-Key (claimCheckout-4+c.lua) settled, its
+  A request's part in the claim of an Idempotency-Key (claimCheckout-5+c.lua) settled, its
   checkout refused: the claim is dropped when this request made it and holds it alone, so the
   key is free again, as it is after any refused checkout; kept when another request holds it
   too ('n' emptied): that one may have been accepted. Either way the claim no longer names
   this request's order among those holding a coupon use under it (abandonClaim-2+2h.lua).
+  A checkout refused for good (not answered 503: its buyer is not told to retry) takes its
+  attempt's record too, so the buyer's next request under the key is a new attempt.
 
   KEYS[1]  idempotency claim  <prefix>{own}:idem:<userId>:<key>
+  KEYS[2]  the attempt last counted under the key  <prefix>{own}:attempt:<userId>:<key>
   ARGV[1]  the orderId of the request
   ARGV[2]  '1' when the request made the claim
+  ARGV[3]  '1' when the checkout is refused for good
 
   Returns 1 dropped, 0 kept.
 ]]
+if ARGV[3] == '1' then redis.call('DEL', KEYS[2]) end
 if ARGV[2] == '1' and redis.call('HGET', KEYS[1], 'n') == ARGV[1] then
   redis.call('DEL', KEYS[1])
   return 1

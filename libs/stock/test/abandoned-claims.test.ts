@@ -1,0 +1,103 @@
+import { AbandonedClaims, Inventory, type CheckoutTimeouts, type ReserveStockRequest } from '@orders/stock';
+import { buyerAddress, reservationOf, startFailingRedisLink, waitFor } from '@orders/testing';
+import { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const HOUR = 3600_000;
+const BUCKETS = 4;
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** A claim nobody took up for 300 ms is gone (five command timeouts of 60 ms). */
+const ABANDONED_AFTER_MS = 300;
+/** What a checkout's claim of its key alone names among the commands before its reservation: the order's coupon hold. */
+const CLAIM = ':coupon-held:';
+
+describe("the stock check's abandonment of the claims of checkouts killed between their claim and their reservation", () => {
+  // a prefix with glob characters: the SCAN for claims must match it as it is
+  const prefix = `t:abandoned_claims_${randomBytes(4).toString('hex')}[1]:`;
+  const now = new Date();
+  const timeouts: CheckoutTimeouts = { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR, claimAbandonedAfterMs: ABANDONED_AFTER_MS };
+  let redis: Redis;
+  let inventory: Inventory;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    inventory = new Inventory(redis, prefix, timeouts);
+    await inventory.initSku({ skuId: 'HOT', available: 1_000, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: BUCKETS });
+    await inventory.publishCoupon({ code: 'ONCE', perBuyerLimit: 1, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + HOUR) });
+  });
+
+  afterAll(async () => {
+    const keys = await redis.keys(`${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  /** A buyer whose cart runs in a bucket other than {g0}: their key and coupon use are claimed in their own group first. */
+  const buyerOutsideG0 = (name: string) => Array.from({ length: 100 }, (_, i) => `${name}-${i}`).find((buyer) => inventory.keys.bucketOf(buyer, BUCKETS) !== 0)!;
+  const requestOf = (buyer: string, key: string): ReserveStockRequest =>
+    reservationOf(buyer, [{ skuId: 'HOT', qty: 1 }], { now, idempotencyKey: key, bodyHash: 'HOT-1-ONCE', payload: { address: buyerAddress, couponCode: 'ONCE' } });
+  const uses = (buyer: string) => redis.get(inventory.keys.couponUses(inventory.keys.groupOf(buyer), 'ONCE', buyer));
+  const claimOf = (buyer: string, key: string) => inventory.keys.idempotency(inventory.keys.groupOf(buyer), buyer, key);
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  /** A checkout under `key` whose process dies once its claim has run, before its reservation is sent: the claim holds the coupon's use. */
+  async function killedAfterClaim(buyer: string, key: string, checkoutTimeouts = timeouts): Promise<void> {
+    const target = new URL(REDIS_URL);
+    const link = await startFailingRedisLink({ host: target.hostname, port: Number(target.port || 6379) });
+    const linked = new Redis(`redis://127.0.0.1:${link.port}`, { commandTimeout: 60 });
+    try {
+      const claimed = link.dieAfter(CLAIM);
+      const lost = new Inventory(linked, prefix, checkoutTimeouts).reserveStock(requestOf(buyer, key)).catch(() => null);
+      await claimed;
+      await waitFor(async () => (await redis.hexists(claimOf(buyer, key), 'g')) === 1, { what: 'the claim' });
+      linked.disconnect();
+      await lost;
+    } finally {
+      linked.disconnect();
+      await link.close();
+    }
+    expect(await uses(buyer)).toBe('1');
+  }
+
+  it('gives back the use once, whatever the checks at once, and only after nobody took the claim up for the time a request takes to settle', async () => {
+    const buyer = buyerOutsideG0('killed');
+    await killedAfterClaim(buyer, 'first');
+    const check = new AbandonedClaims({ redis, inventory });
+
+    // its request may still be under way
+    expect(await check.abandonGone()).toEqual([]);
+    expect(await redis.exists(claimOf(buyer, 'first'))).toBe(1);
+
+    await sleep(ABANDONED_AFTER_MS + 50);
+    const [one, other] = await Promise.all([check.abandonGone(), check.abandonGone()]);
+    expect([...one, ...other]).toEqual([{ userId: buyer, idempotencyKey: 'first', cartGroup: expect.stringMatching(/^\{g[1-3]\}$/), couponCode: 'ONCE', orderIds: [expect.stringMatching(/-g[1-3]$/)] }]);
+    expect(await uses(buyer)).toBe('0');
+    expect(await redis.exists(claimOf(buyer, 'first'))).toBe(0);
+    expect((await inventory.reserveStock(requestOf(buyer, 'second'))).created).toBe(true);
+    expect(await uses(buyer)).toBe('1');
+  });
+
+  it('leaves alone the claim of a checkout whose reservation landed: the order holds its use', async () => {
+    const buyer = buyerOutsideG0('accepted');
+    const { order } = await inventory.reserveStock(requestOf(buyer, 'kept'));
+    await sleep(ABANDONED_AFTER_MS + 50);
+
+    expect(await new AbandonedClaims({ redis, inventory }).abandonGone()).toEqual([]);
+    expect(await redis.exists(claimOf(buyer, 'kept'))).toBe(1);
+    expect(await uses(buyer)).toBe('1');
+    expect(await redis.hget(inventory.keys.couponHeld(inventory.keys.groupOf(buyer), order.orderId), 'c')).toBe('ONCE');
+  });
+
+  it('leaves alone a claim made longer ago than an order accepted under it would be recorded', async () => {
+    const buyer = buyerOutsideG0('record-expired');
+    // the key's record kept 1 s: past it, no record does not mean no order
+    const shortRecords = { ...timeouts, idempotencyTtlMs: 1_000 };
+    await killedAfterClaim(buyer, 'old', shortRecords);
+    await sleep(1_100);
+
+    expect(await new AbandonedClaims({ redis, inventory: new Inventory(redis, prefix, shortRecords) }).abandonGone()).toEqual([]);
+    expect(await redis.exists(claimOf(buyer, 'old'))).toBe(1);
+    expect(await uses(buyer)).toBe('1');
+  });
+});
