@@ -2,8 +2,9 @@ import { hash } from 'node:crypto';
 import { CheckoutRefused, DomainError, OutOfStock, mergeOrderLines, riskOfCheckout, type Address, type OrderLineRequest, type OrderType, type RiskPolicy } from '@orders/domain';
 import type { OrderMetrics, CheckoutOutcome } from '@orders/metrics';
 import { PersistOrderBatcher, type OrderQueues } from '@orders/queues';
-import { CheckoutInProgress, RequestBudgetSpent, orderIdFactory, type CheckoutCounters, type Inventory, type Reservation, type StockRebalancer } from '@orders/stock';
+import { CheckoutInProgress, RequestBudgetSpent, isRedisUnavailable, orderIdFactory, type CheckoutCounters, type Inventory, type Reservation, type StockRebalancer } from '@orders/stock';
 import type { FastifyBaseLogger } from 'fastify';
+import type { RequestCheckoutCounters } from './plugins/rate-limit.js';
 import { checkoutInProgress, dependencyUnavailable, overloaded, rateLimited } from './problems.js';
 
 export interface CheckoutBody {
@@ -102,11 +103,14 @@ export class CheckoutIntake {
    * `counters`: the buyer's request budget and checkout velocity, spent with the reservation,
    * or with the sold-out read (429 RATE_LIMITED, 403 RISK_REJECTED when over); a checkout
    * refused before either leaves them uncounted, for the error handler (rate-limit plugin),
-   * which answers 429 instead when the budget is spent, and tells `answered` which it was.
+   * which answers 429 instead when the budget is spent, and tells `answered` which it was. One
+   * whose Redis command went unanswered may have counted them (the script runs late): the error
+   * handler leaves them, as a request counted twice would spend twice.
    */
-  async checkout(userId: string, idempotencyKey: string, body: CheckoutBody, deviceId: string | null = null, counters: CheckoutCounters | null = null): Promise<Reservation> {
+  async checkout(userId: string, idempotencyKey: string, body: CheckoutBody, deviceId: string | null = null, counters: RequestCheckoutCounters | null = null): Promise<Reservation> {
     const { inventory, metrics } = this.deps;
     if (this.deps.queueDepth.current() >= this.deps.highWaterMark && !(await this.retriedAccepted(userId, idempotencyKey))) {
+      counters?.toBeRetried();
       this.countRefusal('overloaded', counters);
       throw overloaded(2);
     }
@@ -142,6 +146,8 @@ export class CheckoutIntake {
         this.countRefusal(OUTCOME_OF_CODE[error.code] ?? 'invalid', counters);
         throw error;
       }
+      // sent and unanswered, the script may yet run and count them; unsent (Redis away), the error handler could not count them either
+      if (counters && !counters.spent && isRedisUnavailable(error)) counters.mayHaveBeenCounted();
       this.countRefusal('error', counters);
       this.deps.log.error({ err: error }, 'stock reservation failed');
       throw dependencyUnavailable('Stock');

@@ -25,11 +25,12 @@ describe('a buyer who retries a checkout answered 503 with the same Idempotency-
   let api: ApiUnderTest;
 
   beforeAll(async () => {
-    env = await createTestEnv('checkout_retry_velocity', { RISK_VELOCITY_MAX_CHECKOUTS: '2', RISK_VELOCITY_WINDOW_MS: '60000', RATE_LIMIT_PER_USER: '50', REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS) });
+    env = await createTestEnv('checkout_retry_velocity', { RISK_VELOCITY_MAX_CHECKOUTS: '2', RISK_VELOCITY_WINDOW_MS: '60000', RATE_LIMIT_PER_USER: '50', REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS), SOLD_OUT_MEMORY_MS: '60000' });
     api = await startApi(env);
     const admin = api.token('ops', 'admin');
     await createSku(api, admin, { skuId: 'LANTERN', title: 'Lantern', priceCents: 2_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 100, deduction: 'placement', stockBuckets: BUCKETS });
     await createSku(api, admin, { skuId: 'MUG', title: 'Mug', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 100, deduction: 'placement' });
+    await createSku(api, admin, { skuId: 'LAST-LAMP', title: 'Last lamp', priceCents: 4_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1, deduction: 'placement' });
   });
 
   afterAll(async () => {
@@ -41,6 +42,20 @@ describe('a buyer who retries a checkout answered 503 with the same Idempotency-
     through.request('POST', '/v1/orders', { token: api.token(buyer), headers: { 'idempotency-key': key }, body: { items: [{ skuId, qty: 1 }], address: buyerAddress, ...(orderType ? { orderType } : {}) } });
   /** A buyer whose cart of a SKU split into buckets runs outside bucket 0: their key is claimed in their own group first. */
   const bucketedBuyer = (prefix: string) => Array.from({ length: 20 }, (_, i) => `${prefix}-${i}`).find((id) => new StockKeys('').bucketOf(id, BUCKETS) !== 0)!;
+
+  it('counts a retry answered from the sold-out memory as the attempt it retries: its order again, and the next checkout taken', async () => {
+    const lamp = checkoutOf('last-lamp-buyer', 'LAST-LAMP');
+    expect((await lamp('lamp')).status).toBe(202);
+    // another buyer finds it sold out: the api answers the SKU's checkouts from memory for a minute
+    expect((await checkoutOf('late-buyer', 'LAST-LAMP')('too-late')).body.code).toBe('OUT_OF_STOCK');
+    expect((await lamp('lamp')).status).toBe(202);
+    expect((await checkoutOf('last-lamp-buyer', 'MUG')('mug')).status).toBe(202);
+    const third = await checkoutOf('last-lamp-buyer', 'MUG')('mug-again');
+    expect([third.status, third.body.code]).toEqual([403, 'RISK_REJECTED']);
+    // a refusal from memory is final: that key sent again is a new attempt, over the rule
+    expect((await checkoutOf('late-buyer', 'LAST-LAMP')('too-late')).body.code).toBe('OUT_OF_STOCK');
+    expect((await checkoutOf('late-buyer', 'LAST-LAMP')('too-late')).body.code).toBe('RISK_REJECTED');
+  });
 
   it('gets the order of its second checkout in a bucket, whose api died before its reservation; the third in the minute is refused', { timeout: 30_000 }, async () => {
     const checkout = checkoutOf(bucketedBuyer('lantern-buyer'), 'LANTERN');

@@ -391,7 +391,7 @@ export class Inventory {
    * Refuses a checkout of a SKU found with nothing left moments ago (`SoldOutSkus`), with
    * one read instead of the reservation script and before the request is hashed; the
    * buyer's budget and velocity are counted in the same script call when they are in the
-   * read's slot group (`soldOutCheck-1+c.lua`), in the same turn when not. A buyer
+   * read's slot group (`soldOutCheck-2+c.lua`: a 503's retry not counted as an attempt again), in the same turn when not. A buyer
    * whose Idempotency-Key is already recorded in their own group (or claimed there, for a
    * cart that runs in another) is let through: a retry of an accepted checkout gets its 202
    * again, a key reused with another cart its 422, both from the scripts. A SKU not split
@@ -414,7 +414,7 @@ export class Inventory {
         queueStockScript(
           pipeline,
           'soldOutCheck',
-          [record, ...capped.map((counter) => counter.key)],
+          [record, this.attemptOf(own, userId, idempotencyKey), ...capped.map((counter) => counter.key)],
           capped.map((counter) => counter.windowMs),
         ),
       );

@@ -49,7 +49,7 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   takeStock: 'takeStock-3.lua',
   giveStock: 'giveStock-2.lua',
   countInWindows: 'countInWindows-n.lua',
-  soldOutCheck: 'soldOutCheck-1+c.lua',
+  soldOutCheck: 'soldOutCheck-2+c.lua',
   extendLock: 'extendLock-1.lua',
   releaseLock: 'releaseLock-1.lua',
 };

@@ -24,10 +24,28 @@ export interface RateLimitOptions {
   spentByRoute?: SpentByRoute;
 }
 
+/** The counters a checkout's request carries (`SpentByRoute`): counted by the checkout's script, else by the error handler. */
+export interface RequestCheckoutCounters extends CheckoutCounters {
+  /**
+   * Told when a Redis command of the checkout went unanswered (REDIS_COMMAND_TIMEOUT_MS passed,
+   * the connection lost) before the counters' count came back: the script counting them may
+   * have run all the same, so the error handler does not count them again. Counted twice, one
+   * request would spend two of the buyer's budget and two checkout attempts (its attempt
+   * record ignored); left alone, at worst none.
+   */
+  mayHaveBeenCounted(): void;
+  /**
+   * Told when the checkout is refused with a 503 before any script saw it (the intake shedding
+   * load): the buyer is told to retry, so the request spends the budget but is no checkout
+   * attempt for the velocity rule, which counts the attempt when it is taken on.
+   */
+  toBeRetried(): void;
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** The budget (and velocity) this request's route counts itself, when it does (`SpentByRoute`); null otherwise. */
-    checkoutCounters: CheckoutCounters | null;
+    checkoutCounters: RequestCheckoutCounters | null;
   }
   interface FastifyInstance {
     /**
@@ -98,6 +116,11 @@ export const rateLimitPlugin = fp(
       }
     }
 
+    /** Checkouts whose counting script went unanswered: it may have counted them, late (`mayHaveBeenCounted`). */
+    const perhapsCounted = new WeakSet<RequestCheckoutCounters>();
+    /** Checkouts refused for now before any script (`toBeRetried`): the budget alone is counted. */
+    const toBeRetried = new WeakSet<RequestCheckoutCounters>();
+
     app.decorateRequest('checkoutCounters', null);
 
     // onRequest, at the root: every route and the not-found handler, before any body is read;
@@ -117,6 +140,12 @@ export const rateLimitPlugin = fp(
             checkoutCounters.spent = spent;
             tellBudget(reply, max, spent);
           },
+          mayHaveBeenCounted() {
+            perhapsCounted.add(checkoutCounters);
+          },
+          toBeRetried() {
+            toBeRetried.add(checkoutCounters);
+          },
         };
         request.checkoutCounters = checkoutCounters;
         return done();
@@ -130,8 +159,8 @@ export const rateLimitPlugin = fp(
 
     app.decorate('budgetRefusalOf', async (request: FastifyRequest) => {
       const pending = request.checkoutCounters;
-      if (!pending || pending.spent) return null;
-      const spent = await spend(pending.budget, pending.velocity);
+      if (!pending || pending.spent || perhapsCounted.has(pending)) return null;
+      const spent = await spend(pending.budget, toBeRetried.has(pending) ? null : pending.velocity);
       if (!spent) return null;
       pending.counted(spent);
       return refusalOf(spent, pending.budget.max);

@@ -24,8 +24,10 @@ end
   counter, { count, ms left in its window, the most it allows }.
   The second, the buyer's checkout attempts, counts an attempt once: `attemptKey` holds the
   `attempt` (the body's hash and the buyer) of the last one counted under the Idempotency-Key,
-  for the window, so the key's requests sent again with that body, as a 503 tells the buyer
-  (the same request twice at once, a retry), pass it uncounted ({ 0, 0, max }). The script
+  for one window from that count (set only when absent: sending it again never keeps it longer,
+  so keys cannot be hoarded across windows), so the key's requests sent again with that body, as
+  a 503 or a 429 tells the buyer (the same request twice at once, a retry), pass it uncounted
+  ({ 0, 0, max }). The script
   drops the key when it refuses the attempt for good, so the buyer's next request under the
   key is a new attempt; it drops it here when the attempt is one too many.
 ]]
@@ -34,7 +36,7 @@ local function countCheckoutWindows(keysBefore, argsBefore, c, attemptKey, attem
   for j = 1, c do
     local key, window, max = KEYS[keysBefore + j], tonumber(ARGV[argsBefore + 2 * j - 1]), tonumber(ARGV[argsBefore + 2 * j])
     -- one command, the attempt recorded as it is read: a checkout's hot path
-    if j == 2 and redis.call('SET', attemptKey, attempt, 'PX', window, 'GET') == attempt then
+    if j == 2 and redis.call('SET', attemptKey, attempt, 'PX', window, 'NX', 'GET') == attempt then
       counts[j] = { 0, 0, max }
     else
       local count, msLeft = countInWindow(key, window)
