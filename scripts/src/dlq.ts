@@ -70,8 +70,10 @@ const PUT_BACK_REMEMBERED_MS = 365 * 24 * 3600 * 1000;
  * The job goes back before its letter goes, so a replay that stops in between (killed, Redis
  * unreachable) loses no job: it leaves the letter, and replaying that letter again adds nothing
  * for the failure already put back. Its putting back is remembered under the failure, in the
- * origin queue's deduplication key of it: set before a retry in place, and by BullMQ itself in
- * the same step as an add, so a job that has run and left Redis meanwhile is not added twice.
+ * origin queue's deduplication key of it: set after a retry in place, and by BullMQ itself in
+ * the same step as an add, so a job that has run and left Redis meanwhile is not added twice
+ * (one stopped between the retry and its remembering adds it again: every processor is idempotent,
+ * where a job never put back would be lost).
  */
 async function replay(letter: Job<DeadLetterJob>, deps: { connection: RedisClient; watching: RedisClient; deadLetter: Queue<DeadLetterJob> }, config: Config): Promise<string> {
   const { queue: origin, name, jobId, data } = letter.data;
@@ -88,8 +90,9 @@ async function replay(letter: Job<DeadLetterJob>, deps: { connection: RedisClien
     let how: string;
     if (state === 'failed') {
       const original = await queue.getJob(jobId!);
-      await deps.connection.set(putBack, jobId!, 'PX', PUT_BACK_REMEMBERED_MS);
       await original!.retry('failed', { resetAttemptsMade: true });
+      // remembered once back, never before: a replay stopped in between must not read as one that put it back
+      await deps.connection.set(putBack, jobId!, 'PX', PUT_BACK_REMEMBERED_MS);
       how = `retried job ${jobId} in place`;
     } else if ((state === 'unknown' || state === 'completed') && (await queue.getDeduplicationJobId(failure)) !== null) {
       how = `an earlier replay of this letter put job ${jobId} back and it has run since; nothing added`;
