@@ -1,6 +1,5 @@
 import { StockKeys } from '@orders/stock';
-import { buyerAddress, createSku, createTestEnv, startFailingRedisLink, startRedisServer, waitFor, type HttpAnswer, type RedisServer, type TestEnv } from '@orders/testing';
-import { Redis } from 'ioredis';
+import { buyerAddress, createSku, createTestEnv, startFailingRedisLink, startReplicatedRedis, waitFor, type HttpAnswer, type ReplicatedRedis, type TestEnv } from '@orders/testing';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
@@ -94,22 +93,14 @@ describe('a buyer who retries a checkout answered 503 with the same Idempotency-
 });
 
 describe('a buyer who retries a checkout answered 503 while the Redis replica did not acknowledge it (RESERVATION_REPLICA_ACKS=1), 2 checkouts a minute', () => {
-  let master: RedisServer;
-  let replica: RedisServer;
-  let replicaClient: Redis;
+  let redis: ReplicatedRedis;
   let env: TestEnv;
   let api: ApiUnderTest;
 
-  const replicaInSync = async () => /master_link_status:up/.test(await replicaClient.info('replication'));
-
   beforeAll(async () => {
-    master = await startRedisServer();
-    replica = await startRedisServer(['--replicaof', '127.0.0.1', String(master.port)]);
-    replicaClient = new Redis(replica.url, { maxRetriesPerRequest: null });
-    replicaClient.on('error', () => {});
-    await waitFor(replicaInSync, { what: 'the replica to sync with its master' });
+    redis = await startReplicatedRedis();
     env = await createTestEnv('checkout_retry_velocity_replicas', {
-      REDIS_URL: master.url,
+      REDIS_URL: redis.master.url,
       RESERVATION_REPLICA_ACKS: '1',
       RESERVATION_REPLICA_TIMEOUT_MS: '200',
       RISK_VELOCITY_MAX_CHECKOUTS: '2',
@@ -122,21 +113,19 @@ describe('a buyer who retries a checkout answered 503 while the Redis replica di
 
   afterAll(async () => {
     await api?.close();
-    replicaClient?.disconnect();
     await env?.cleanup();
-    await replica?.remove();
-    await master?.remove();
+    await redis?.remove();
   });
 
   it('is not refused its next checkout for the retries: each retry is the same attempt; the third in the minute is refused', { timeout: 20_000 }, async () => {
     const checkout = (key: string) =>
       api.request('POST', '/v1/orders', { token: api.token('patient-buyer'), headers: { 'idempotency-key': key }, body: { items: [{ skuId: 'KETTLE', qty: 1 }], address: buyerAddress } });
-    await replica.stop();
+    await redis.replica.stop();
     const unacknowledged = await retriedAsTold(() => checkout('first'), 2);
     expect(unacknowledged.map((answer) => [answer.status, answer.body.code])).toEqual(Array(3).fill([503, 'SERVICE_UNAVAILABLE']));
 
-    await replica.start();
-    await waitFor(replicaInSync, { what: 'the replica to sync again' });
+    await redis.replica.start();
+    await waitFor(redis.inSync, { what: 'the replica to sync again' });
     const retried = await checkout('first');
     expect(retried.status).toBe(202);
     // the request budget counts every request, retries included: what bounds a flood under one key

@@ -1,17 +1,18 @@
-import { buyerAddress, createSku, createTestEnv, startRedisServer, waitFor, type RedisServer, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, startReplicatedRedis, waitFor, type RedisServer, type ReplicatedRedis, type TestEnv } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
 
 describe('reservations acknowledged by a Redis replica before the intake answers (RESERVATION_REPLICA_ACKS=1)', () => {
+  let redis: ReplicatedRedis;
   let master: RedisServer;
   let replica: RedisServer;
   let replicaClient: Redis;
   let env: TestEnv;
   let api: ApiUnderTest;
 
-  const replicaInSync = async () => /master_link_status:up/.test(await replicaClient.info('replication'));
+  const replicaInSync = async () => redis.inSync();
   const checkout = (buyer: string) =>
     api.request('POST', '/v1/orders', {
       token: api.token(buyer),
@@ -22,11 +23,8 @@ describe('reservations acknowledged by a Redis replica before the intake answers
   const acceptedOnReplica = async () => new Set(await replicaClient.zrange(`${env.config.REDIS_KEY_PREFIX}{g0}:accepted`, 0, -1));
 
   beforeAll(async () => {
-    master = await startRedisServer();
-    replica = await startRedisServer(['--replicaof', '127.0.0.1', String(master.port)]);
-    replicaClient = new Redis(replica.url, { maxRetriesPerRequest: null });
-    replicaClient.on('error', () => {});
-    await waitFor(replicaInSync, { what: 'the replica to sync with its master' });
+    redis = await startReplicatedRedis();
+    ({ master, replica, replicaClient } = redis);
     env = await createTestEnv('replicated_reservations', { REDIS_URL: master.url, RESERVATION_REPLICA_ACKS: '1', RESERVATION_REPLICA_TIMEOUT_MS: '200', SOLD_OUT_MEMORY_MS: '60000' });
     api = await startApi(env);
     await createSku(api, api.token('ops', 'admin'), { skuId: 'KETTLE', title: 'Kettle', priceCents: 3_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1_000, deduction: 'placement' });
@@ -34,11 +32,9 @@ describe('reservations acknowledged by a Redis replica before the intake answers
 
   afterAll(async () => {
     await api?.close();
-    replicaClient?.disconnect();
     // the key scan needs the master, so the env goes before it
     await env?.cleanup();
-    await replica?.remove();
-    await master?.remove();
+    await redis?.remove();
   });
 
   it('answers 202 only for what the replica holds, 503 while it is gone, and the same order when the buyer retries', async () => {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { freePort } from './http-client.js';
 import { waitFor } from './processes.js';
 
@@ -72,6 +73,39 @@ export async function startRedisServer(extraArgs: string[] = []): Promise<RedisS
     async remove() {
       await end('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface ReplicatedRedis {
+  master: RedisServer;
+  replica: RedisServer;
+  /** Whether the replica's link to its master is up (synced). */
+  inSync(): Promise<boolean>;
+  /** The replica as a client reads it: what a failover to it would keep. */
+  replicaClient: Redis;
+  /** Removes both; the master last, as a test file's key scan may still need it. */
+  remove(): Promise<void>;
+}
+
+/** A master and one replica of it, each a redis-server of the test file's own, the replica synced before this returns. */
+export async function startReplicatedRedis(): Promise<ReplicatedRedis> {
+  const master = await startRedisServer();
+  const replica = await startRedisServer(['--replicaof', '127.0.0.1', String(master.port)]);
+  const replicaClient = new Redis(replica.url, { maxRetriesPerRequest: null });
+  // the replica is stopped and started by the tests: its client reconnects
+  replicaClient.on('error', () => {});
+  const inSync = async () => /master_link_status:up/.test(await replicaClient.info('replication'));
+  await waitFor(inSync, { what: 'the replica to sync with its master' });
+  return {
+    master,
+    replica,
+    inSync,
+    replicaClient,
+    async remove() {
+      replicaClient.disconnect();
+      await replica.remove();
+      await master.remove();
     },
   };
 }
