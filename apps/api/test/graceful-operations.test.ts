@@ -27,6 +27,13 @@ const API_MD_ROUTES = [
 describe('operating the processes: the spec, logs and SIGTERM', () => {
   let env: TestEnv;
   let api: ApiProcess;
+  /** the api processes of the tests that stop their own: with LOG_CHECKOUT_REQUESTS, given SIGTERM under load, given SIGTERM with a drain delay */
+  let verbose: ApiProcess, closing: ApiProcess, draining: ApiProcess;
+  const running = new Set<ApiProcess>();
+  const close = async (own: ApiProcess) => {
+    running.delete(own);
+    await own.close();
+  };
   const workers: SpawnedProcess[] = [];
   const buyer = (i: number) => signToken(env.config.AUTH_JWT_SECRET, { sub: `buyer-${i}`, role: 'buyer' });
   const checkout = (http: HttpClient, i: number) =>
@@ -39,14 +46,25 @@ describe('operating the processes: the spec, logs and SIGTERM', () => {
 
   beforeAll(async () => {
     env = await createTestEnv('graceful_operations', { LOG_LEVEL: 'info', WORKER_LOCK_DURATION_MS: '2000', WORKER_STALLED_INTERVAL_MS: '1000' });
-    api = await startApiProcess(env.env);
+    // each process takes seconds to start: all the tests' processes start side by side, a worker to
+    // persist what they accept among them
+    workers.push(spawnApp('worker', { ...env.env, WORKER_METRICS_PORT: '0' }));
+    const started = await Promise.allSettled([
+      startApiProcess(env.env),
+      startApiProcess({ ...env.env, LOG_CHECKOUT_REQUESTS: 'true' }),
+      startApiProcess({ ...env.env, SHUTDOWN_GRACE_MS: '10000' }),
+      startApiProcess({ ...env.env, SHUTDOWN_DRAIN_DELAY_MS: '2000' }),
+    ]);
+    for (const result of started) if (result.status === 'fulfilled') running.add(result.value);
+    for (const result of started) if (result.status === 'rejected') throw result.reason;
+    [api, verbose, closing, draining] = started.map((result) => (result as PromiseFulfilledResult<ApiProcess>).value) as [ApiProcess, ApiProcess, ApiProcess, ApiProcess];
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
     await createSku(api, admin, { skuId: 'KETTLE', title: 'Kettle', priceCents: 3_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5_000, deduction: 'placement' });
   });
 
   afterAll(async () => {
     await Promise.all(workers.map((worker) => worker.kill()));
-    await api?.close();
+    await Promise.all([...running].map(close));
     await env?.cleanup();
   });
 
@@ -82,7 +100,6 @@ describe('operating the processes: the spec, logs and SIGTERM', () => {
       ['request completed', quiet.body.orderId],
     ]);
 
-    const verbose = await startApiProcess({ ...env.env, LOG_CHECKOUT_REQUESTS: 'true' });
     try {
       const answer = await checkout(verbose, 5_000);
       expect(answer.status).toBe(202);
@@ -93,12 +110,12 @@ describe('operating the processes: the spec, logs and SIGTERM', () => {
       for (const line of lines) expect(JSON.parse(line)).toMatchObject({ orderId, level: expect.any(Number) });
       expect(lines.map((line) => (JSON.parse(line) as { msg: string }).msg)).toContain('request completed');
     } finally {
-      await verbose.close();
+      await close(verbose);
     }
   });
 
   it('an api given SIGTERM answers what it took in, exits 0, and every order it accepted is kept', async () => {
-    const own = await startApiProcess({ ...env.env, SHUTDOWN_GRACE_MS: '10000' });
+    const own = closing;
     let answeredSoFar = 0;
     const answers: Array<Promise<{ status: number; body: { orderId?: string } } | 'not sent'>> = [];
     for (let i = 1; i <= 400; i++) {
@@ -115,14 +132,14 @@ describe('operating the processes: the spec, logs and SIGTERM', () => {
     const shutdownLines = () => own.process.output().split('\n').filter((line) => /shut|grace|drained/.test(line));
     expect({ exitCode: await exitCode, log: shutdownLines() }).toMatchObject({ exitCode: 0 });
     expect(shutdownLines().join('\n')).toContain('shutting down');
-    await own.close();
+    await close(own);
 
     const answered = settled.filter((a) => a !== 'not sent');
     expect(answered.length).toBeGreaterThan(0);
     // a request the closing api took in got its real answer, never a 5xx
     expect(answered.filter((a) => a.status !== 202)).toEqual([]);
 
-    workers.push(spawnApp('worker', { ...env.env, WORKER_METRICS_PORT: '0' }));
+    // the worker started with the processes persists them
     const accepted = answered.map((a) => a.body.orderId as string);
     await waitFor(
       async () => {
@@ -153,7 +170,7 @@ describe('operating the processes: the spec, logs and SIGTERM', () => {
   });
 
   it('an api given SIGTERM answers readiness 503 for SHUTDOWN_DRAIN_DELAY_MS (2 s) while it still serves checkouts, new connections too, then exits 0', async () => {
-    const own = await startApiProcess({ ...env.env, SHUTDOWN_DRAIN_DELAY_MS: '2000' });
+    const own = draining;
     const signalled = Date.now();
     const exitCode = own.process.stop();
     await waitFor(async () => (await own.request('GET', '/health/ready')).status === 503, { what: 'readiness to answer 503', timeoutMs: 1_000, intervalMs: 10 });
@@ -170,6 +187,6 @@ describe('operating the processes: the spec, logs and SIGTERM', () => {
     expect(Date.now() - signalled).toBeLessThan(2_000);
     expect(await exitCode).toBe(0);
     expect(Date.now() - signalled).toBeGreaterThanOrEqual(2_000);
-    await own.close();
+    await close(own);
   });
 });

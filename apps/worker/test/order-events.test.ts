@@ -32,7 +32,8 @@ async function historyIds(env: TestEnv): Promise<string[]> {
   return (await env.db.selectFrom('order_history').select('id').orderBy('id').execute()).map((row) => String(row.id));
 }
 
-describe('order events: the outbox, the stream and signed webhooks', () => {
+// the two systems below share nothing: they run side by side, each mostly waiting on its workers
+describe.concurrent('order events: the outbox, the stream and signed webhooks', () => {
   let system: OrderSystem;
   let receiver: Server;
   const received: Array<{ body: string; signature: string | undefined }> = [];
@@ -127,10 +128,11 @@ describe('order events: the outbox, the stream and signed webhooks', () => {
   });
 });
 
-describe('an order-event publisher killed with SIGKILL in the middle of the stream', () => {
+describe.concurrent('an order-event publisher killed with SIGKILL in the middle of the stream', () => {
   let env: TestEnv;
   let api: ApiProcess;
   const workers: SpawnedProcess[] = [];
+  const worker = (queues: string) => spawnApp('worker', { ...env.env, WORKER_QUEUES: queues, WORKER_METRICS_PORT: '0' });
 
   beforeAll(async () => {
     env = await createTestEnv('order_events_kill', {
@@ -140,6 +142,8 @@ describe('an order-event publisher killed with SIGKILL in the middle of the stre
       WORKER_LOCK_DURATION_MS: '2000',
       WORKER_STALLED_INTERVAL_MS: '1000',
     });
+    // the publisher to be killed starts beside the api: both take seconds to start
+    workers.push(worker('orders,events'));
     api = await startApiProcess(env.env);
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
     await createSku(api, admin, { skuId: 'PHONE', title: 'Phone', priceCents: 49_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5_000, deduction: 'placement' });
@@ -152,8 +156,6 @@ describe('an order-event publisher killed with SIGKILL in the middle of the stre
 
   it('loses no event: the next publisher publishes the rest, and consumers drop the repeats by eventId', async () => {
     const streamKey = orderEventStreamKey(env.config.REDIS_KEY_PREFIX);
-    const worker = (queues: string) => spawnApp('worker', { ...env.env, WORKER_QUEUES: queues, WORKER_METRICS_PORT: '0' });
-    workers.push(worker('orders,events'));
     const answers = Promise.all(
       Array.from({ length: 1_500 }, (_, i) =>
         api.request('POST', '/v1/orders', {

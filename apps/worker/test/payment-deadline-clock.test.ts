@@ -11,8 +11,11 @@ import { startOrderSystem, type OrderSystem } from './support/order-system.js';
  * A deadline job runs when the clocks of the processes that enqueued and promoted it say so: a
  * worker's clock ahead, a job promoted early, a replayed or duplicated job. The order closes only
  * once its deadline has passed by MySQL's clock; until then it is its buyer's to pay.
+ * This system and the one below share nothing, so the two run side by side while their tests
+ * wait out the deadlines; this one's tests run one after another, as each counts on the lamps
+ * the one before left.
  */
-describe('deadline jobs that run before the deadline', () => {
+describe.concurrent('deadline jobs that run before the deadline', () => {
   let system: OrderSystem;
 
   beforeAll(async () => {
@@ -35,7 +38,7 @@ describe('deadline jobs that run before the deadline', () => {
     if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
   };
 
-  it('an expiry job run seconds before the deadline leaves the order PENDING_PAYMENT with its lamps reserved, and the buyer who pays in time gets them', async () => {
+  it.sequential('an expiry job run seconds before the deadline leaves the order PENDING_PAYMENT with its lamps reserved, and the buyer who pays in time gets them', async () => {
     const orderId = await system.checkout('ann', [{ skuId: 'LAMP', qty: 2 }]);
     const pending = await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     await runNow(JOB.expireOrder, { orderId, userId: 'ann' }, `early-expire-${orderId}`);
@@ -55,7 +58,7 @@ describe('deadline jobs that run before the deadline', () => {
     expect(await stock('LAMP')).toEqual({ available: 8, reserved: 0, sold: 2 });
   });
 
-  it('an expiry job run early for an order nobody pays expires it at its deadline, not before, and its lamp goes back on sale once', async () => {
+  it.sequential('an expiry job run early for an order nobody pays expires it at its deadline, not before, and its lamp goes back on sale once', async () => {
     const orderId = await system.checkout('ben', [{ skuId: 'LAMP', qty: 1 }]);
     const pending = await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     // its own deadline job is gone (Redis lost it): only the early one is left to expire it
@@ -72,7 +75,7 @@ describe('deadline jobs that run before the deadline', () => {
     expect(await stock('LAMP')).toEqual({ available: 8, reserved: 0, sold: 2 });
   });
 
-  it('a batch expiry job over an order past its deadline and one before it expires the first now and the second at its own deadline', async () => {
+  it.sequential('a batch expiry job over an order past its deadline and one before it expires the first now and the second at its own deadline', async () => {
     const { timers } = system.workers.deps.queues;
     const late = await system.checkout('cat', [{ skuId: 'LAMP', qty: 1 }]);
     const latePending = await system.waitForStatus(late, 'PENDING_PAYMENT');
@@ -96,7 +99,7 @@ describe('deadline jobs that run before the deadline', () => {
     expect(await stock('LAMP')).toEqual({ available: 8, reserved: 0, sold: 2 });
   });
 
-  it('a balance job run before the balance deadline keeps the presale open for its balance; unpaid, it forfeits its deposit at the deadline', async () => {
+  it.sequential('a balance job run before the balance deadline keeps the presale open for its balance; unpaid, it forfeits its deposit at the deadline', async () => {
     const orderId = await system.checkout('eve', [{ skuId: 'NEXT-LAMP', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_DEPOSIT');
     expect((await pay('eve', orderId)).status).toBe(202);
@@ -113,7 +116,7 @@ describe('deadline jobs that run before the deadline', () => {
   });
 });
 
-describe('a worker whose clock runs 10 minutes ahead', () => {
+describe.concurrent('a worker whose clock runs 10 minutes ahead', () => {
   let env: TestEnv;
   let api: ApiProcess;
   let workers: RunningWorkers;
