@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { assertBuilt } from './builds.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -71,11 +72,13 @@ export function spawnNode(args: string[], env: Record<string, string>): SpawnedP
 }
 
 /**
- * Runs an app's main.ts as its own OS process (through tsx, so tests never depend on a
- * stale build), with the test file's environment.
+ * Runs an app as its own OS process from its build, as npm start and the image run it (through
+ * tsx each start cost 1–2 s of CPU, so a worker a test SIGKILLs under load was still loading),
+ * with the test file's environment; a stale build is refused (assertBuilt).
  */
 export function spawnApp(app: 'worker' | 'api' | 'payment-sim' | 'warehouse-sim', env: Record<string, string>): SpawnedProcess {
-  return spawnNode(['--conditions=source', '--import', 'tsx', `apps/${app}/src/main.ts`], { ...env, MIGRATE_ON_START: 'false' });
+  assertBuilt([`apps/${app}`], 'The apps a test starts');
+  return spawnNode([`apps/${app}/dist/main.js`], { ...env, MIGRATE_ON_START: 'false' });
 }
 
 /**

@@ -1,0 +1,47 @@
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** Every project `tsc -b` builds for `project`: it and, in turn, those its tsconfig references. */
+function withReferences(project: string, seen = new Set<string>()): Set<string> {
+  if (seen.has(project)) return seen;
+  seen.add(project);
+  const { references = [] } = JSON.parse(readFileSync(path.join(root, project, 'tsconfig.json'), 'utf8')) as { references?: Array<{ path: string }> };
+  for (const reference of references) withReferences(path.relative(root, path.resolve(root, project, reference.path)), seen);
+  return seen;
+}
+
+function newestSource(dir: string): { file: string; mtimeMs: number } {
+  let newest = { file: dir, mtimeMs: 0 };
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile() || !entry.name.endsWith('.ts')) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    const { mtimeMs } = statSync(file);
+    if (mtimeMs > newest.mtimeMs) newest = { file, mtimeMs };
+  }
+  return newest;
+}
+
+/** The projects whose builds were found fresh: each is looked at once per test process. */
+const foundBuilt = new Set<string>();
+
+/**
+ * The processes a test starts run from their build, as npm start and the images run them, after
+ * `tsc -b` (npm test builds first): a test of a stale build would pass or fail for code that is no
+ * longer there, so this refuses, as tsc -b would rebuild: a project with a source newer than its
+ * .tsbuildinfo. `what` names them in the refusal.
+ */
+export function assertBuilt(projects: readonly string[], what: string): void {
+  const all = new Set(projects.flatMap((project) => [...withReferences(project)]));
+  for (const project of all) {
+    if (foundBuilt.has(project)) continue;
+    const buildInfo = path.join(root, project, 'dist/.tsbuildinfo');
+    const newest = newestSource(path.join(root, project, 'src'));
+    if (!existsSync(buildInfo) || newest.mtimeMs > statSync(buildInfo).mtimeMs) {
+      throw new Error(`${what} run from their build, and ${path.relative(root, newest.file)} is newer than ${project}/dist: run npx tsc -b first`);
+    }
+    foundBuilt.add(project);
+  }
+}
