@@ -1,7 +1,7 @@
 import { QUEUE } from '@orders/queues';
-import { buyerAddress, createSku, createTestEnv, signToken, startApiProcess, waitFor, type ApiProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, childProcessesOf, createSku, createTestEnv, signToken, startApiProcess, waitFor, type ApiProcess, type TestEnv } from '@orders/testing';
 import { Queue } from 'bullmq';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,11 +39,9 @@ function sample(text: string, name: string, labels: Record<string, string>): num
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
-/** The api processes the primary forked (not the helpers tsx starts, such as esbuild). */
+/** The api processes the primary forked (by their script: not a helper a child may start). */
 function apiProcessesOf(pid: number): number[] {
-  return readdirSync(`/proc/${pid}/task`)
-    .flatMap((task) => readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number))
-    .filter((child) => readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('apps/api/src/main.ts'));
+  return childProcessesOf(pid).filter((child) => readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('apps/api/dist/main.js'));
 }
 
 describe('the api as two processes on one port (API_PROCESSES=2)', () => {
