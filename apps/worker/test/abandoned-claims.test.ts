@@ -1,18 +1,12 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { CatalogRepository, CouponRepository, StockLedgerRepository } from '@orders/persistence';
 import { StockKeys } from '@orders/stock';
-import { buyerAddress, createSku, signToken, startApiProcess, startFailingRedisLink, waitFor, type ApiProcess } from '@orders/testing';
+import { buyerAddress, createSku, runOperatorCommand, signToken, startApiProcess, startFailingRedisLink, waitFor, type ApiProcess } from '@orders/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StockReconciler } from '../src/stock-reconciler.js';
 import { startIntakeAndWorkers, type IntakeAndWorkers } from './support/intake-and-workers.js';
 
-const root = fileURLToPath(new URL('../../../', import.meta.url));
-const run = promisify(execFile);
-
-const COMMAND_TIMEOUT_MS = 1_000;
+const COMMAND_TIMEOUT_MS = 600;
 /** How long a claim nobody took up may still be under way: five REDIS_COMMAND_TIMEOUT_MS. */
 const CLAIM_ABANDONED_AFTER_MS = 5 * COMMAND_TIMEOUT_MS;
 const BUCKETS = 4;
@@ -41,15 +35,7 @@ describe('the stock check and a checkout whose api died between its claim and it
   const coupon = { code: 'ONCE', kind: 'fixed', offCents: 300, minSpendCents: 0, perBuyerLimit: 1, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
 
   /** npm run reconcile as an operator runs it, in its own process, against this test's database and prefix. */
-  async function reconcile(): Promise<{ output: string; exitCode: number }> {
-    try {
-      const { stdout, stderr } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/reconcile.ts'], { cwd: root, env: { ...process.env, ...system.env.env } });
-      return { output: stdout + stderr, exitCode: 0 };
-    } catch (error) {
-      const failed = error as { stdout: string; stderr: string; code: number };
-      return { output: failed.stdout + failed.stderr, exitCode: failed.code };
-    }
-  }
+  const reconcile = () => runOperatorCommand('reconcile', [], system.env.env);
 
   /** The stock check a worker serving timers runs every RECONCILE_INTERVAL_MS, with its log lines kept. */
   function scheduledCheck(lines: Array<Record<string, unknown>>): StockReconciler {

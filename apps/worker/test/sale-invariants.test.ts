@@ -1,4 +1,7 @@
+import { QUEUE, jobId } from '@orders/queues';
 import { settledSaleInvariants, waitFor } from '@orders/testing';
+import { Queue } from 'bullmq';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -8,14 +11,17 @@ import { startOrderSystem, type OrderSystem } from './support/order-system.js';
  */
 describe("the sale's promise on a buyer's money, when two payment attempts both took it", () => {
   let system: OrderSystem;
+  let payments: Queue;
   const orderIds: string[] = [];
 
   beforeAll(async () => {
     system = await startOrderSystem('sale_invariants_money');
+    payments = new Queue(QUEUE.payments, { connection: system.env.redis, prefix: system.env.config.QUEUE_PREFIX });
     await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
   });
   afterAll(async () => {
     await system?.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0, outage: false } });
+    await payments?.close();
     await system?.close();
   });
 
@@ -32,6 +38,10 @@ describe("the sale's promise on a buyer's money, when two payment attempts both 
     // the payment system takes a second to take the money: its own callbacks come after ours
     await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 1_000 } });
     const first = await pay();
+    // the worker sends the first attempt before its failure is reported (it sends none reported failed):
+    // taken up, it reads the attempt at once, then waits out the payment system's second
+    await waitFor(async () => (await payments.getJobState(jobId.requestPayment(first))) === 'active', { what: 'the worker to send the first attempt', intervalMs: 10 });
+    await sleep(200);
     await reported(first, 'FAILED', `tx-${buyer}-early-failure`);
     const second = await pay();
     await waitFor(
