@@ -16,9 +16,9 @@ export default defineConfig({
     // files run in parallel: each owns its database, key prefix and queue prefix
     fileParallelism: true,
     // vitest's default is one file at a time on two cores (cores - 1); the files mostly wait
-    // on Redis, MySQL and the processes they start, so three side by side take ~5½ min
-    // instead of ~8 on this kind of box (2026-11-30), each still with its own names
-    maxWorkers: 3,
+    // on Redis, MySQL and the processes they start (the whole run kept 1.3 of 2 cores busy with
+    // three side by side), so four side by side, each still with its own names
+    maxWorkers: 4,
     pool: 'forks',
     // a worker process keeps the modules it loaded for its next file: loading the apps again
     // for each was 130 s of a 340 s run here (2026-12-01). Files share no state but what they
