@@ -55,10 +55,8 @@ function helpers(system: () => OrderSystem) {
  * after-sales window closed: no return is taken after) AFTER_SALES_WINDOW_MS after its last
  * delivery, by MySQL's clock: not by the clock of the worker that runs the timers, which may run
  * ahead, nor when a timer job runs early (replayed, duplicated, promoted by a clock ahead).
- * Each system and each order is a test's own, so both systems and all their tests run side by
- * side: the tests mostly wait out the timers.
  */
-describe.concurrent('order timers run by a worker whose clock runs 10 minutes ahead', () => {
+describe('order timers run by a worker whose clock runs 10 minutes ahead', () => {
   let system: OrderSystem;
   let timers: RunningWorkers;
   const { at, shipped, runNow, askReturn } = helpers(() => system);
@@ -106,7 +104,7 @@ describe.concurrent('order timers run by a worker whose clock runs 10 minutes ah
   });
 });
 
-describe.concurrent('order timers run by a worker whose clock runs 10 minutes behind', () => {
+describe('order timers run by a worker whose clock runs 10 minutes behind', () => {
   let system: OrderSystem;
   let timers: RunningWorkers;
   const { at, shipped, askReturn } = helpers(() => system);
