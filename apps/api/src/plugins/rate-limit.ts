@@ -116,10 +116,12 @@ export const rateLimitPlugin = fp(
       }
     }
 
-    /** Checkouts whose counting script went unanswered: it may have counted them, late (`mayHaveBeenCounted`). */
-    const perhapsCounted = new WeakSet<RequestCheckoutCounters>();
-    /** Checkouts refused for now before any script (`toBeRetried`): the budget alone is counted. */
-    const toBeRetried = new WeakSet<RequestCheckoutCounters>();
+    /**
+     * What the error handler counts of a checkout its route told more of: nothing when its script
+     * went unanswered and may have counted them late (`mayHaveBeenCounted`), the budget alone when
+     * it was refused for now before any script (`toBeRetried`); both, as any request, otherwise.
+     */
+    const leftToCount = new WeakMap<RequestCheckoutCounters, 'nothing' | 'budget'>();
 
     app.decorateRequest('checkoutCounters', null);
 
@@ -141,10 +143,10 @@ export const rateLimitPlugin = fp(
             tellBudget(reply, max, spent);
           },
           mayHaveBeenCounted() {
-            perhapsCounted.add(checkoutCounters);
+            leftToCount.set(checkoutCounters, 'nothing');
           },
           toBeRetried() {
-            toBeRetried.add(checkoutCounters);
+            leftToCount.set(checkoutCounters, 'budget');
           },
         };
         request.checkoutCounters = checkoutCounters;
@@ -159,8 +161,9 @@ export const rateLimitPlugin = fp(
 
     app.decorate('budgetRefusalOf', async (request: FastifyRequest) => {
       const pending = request.checkoutCounters;
-      if (!pending || pending.spent || perhapsCounted.has(pending)) return null;
-      const spent = await spend(pending.budget, toBeRetried.has(pending) ? null : pending.velocity);
+      const left = pending && leftToCount.get(pending);
+      if (!pending || pending.spent || left === 'nothing') return null;
+      const spent = await spend(pending.budget, left === 'budget' ? null : pending.velocity);
       if (!spent) return null;
       pending.counted(spent);
       return refusalOf(spent, pending.budget.max);
