@@ -3,10 +3,11 @@ import { buyerAddress, reservationOf, startFailingRedisLink, waitFor } from '@or
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_REDIS_URL, removeKeys } from './support/test-keys.js';
 
 const HOUR = 3600_000;
 const BUCKETS = 4;
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = TEST_REDIS_URL;
 /** A claim nobody took up for 300 ms is gone (five command timeouts of 60 ms). */
 const ABANDONED_AFTER_MS = 300;
 /** What a checkout's claim of its key alone names among the commands before its reservation: the order's coupon hold. */
@@ -28,8 +29,7 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
   });
 
   afterAll(async () => {
-    const keys = await redis.keys(`${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await removeKeys(redis, prefix);
     redis.disconnect();
   });
 

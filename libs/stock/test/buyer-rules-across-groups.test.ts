@@ -2,8 +2,8 @@ import { CouponUsedUp, IdempotencyConflict, OutOfStock } from '@orders/domain';
 import { Inventory, type Reservation, type ReserveStockRequest } from '@orders/stock';
 import { buyerAddress, reservationOf } from '@orders/testing';
 import { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_REDIS_URL, TEST_TIMEOUTS, removeKeys, testKeyPrefix } from './support/test-keys.js';
 
 const HOUR = 3600_000;
 // a SKU sold whole, whose carts run in {g0}, and three split into buckets, whose carts run in the buyer's bucket's group
@@ -11,24 +11,22 @@ const BUCKETS = { PLAIN: 1, HOT4: 4, HOT8: 8, HOT16: 16 };
 const SKUS = Object.keys(BUCKETS) as Array<keyof typeof BUCKETS>;
 
 describe("a buyer's coupon uses and Idempotency-Keys, whichever stock group their cart runs in", () => {
-  const prefix = `t:buyer_rules_${randomBytes(4).toString('hex')}:`;
+  const prefix = testKeyPrefix('buyer_rules');
   // the scripts expire keys at times derived from `now` on Redis's own clock, so `now` is today
   const now = new Date();
-  const timeouts = { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR };
   let redis: Redis;
   let inventory: Inventory;
 
   beforeAll(async () => {
-    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
-    inventory = new Inventory(redis, prefix, timeouts);
+    redis = new Redis(TEST_REDIS_URL);
+    inventory = new Inventory(redis, prefix, TEST_TIMEOUTS);
     for (const skuId of SKUS) await inventory.initSku({ skuId, available: 10_000, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: BUCKETS[skuId] });
     await inventory.publishCoupon({ code: 'ONCE', perBuyerLimit: 1, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + HOUR) });
     await inventory.publishCoupon({ code: 'YEARLONG', perBuyerLimit: 1, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + 365 * 24 * HOUR) });
   });
 
   afterAll(async () => {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await removeKeys(redis, prefix);
     redis.disconnect();
   });
 
@@ -160,7 +158,7 @@ describe("a buyer's coupon uses and Idempotency-Keys, whichever stock group thei
 
   it('lets a key that a cart of another group holds through the sold-out memory and the load shedding, to its 422', async () => {
     const buyer = buyerOutsideG0('remembered');
-    const remembering = new Inventory(redis, prefix, timeouts, { soldOutMemoryMs: 60_000 });
+    const remembering = new Inventory(redis, prefix, TEST_TIMEOUTS, { soldOutMemoryMs: 60_000 });
     await remembering.reserveStock(checkoutOf(buyer, 'HOT4', { idempotencyKey: 'held-key' }));
     remembering.rememberSoldOut('PLAIN', now);
 

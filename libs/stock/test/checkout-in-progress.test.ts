@@ -2,29 +2,27 @@ import { CheckoutRefused, CouponUsedUp, OutOfStock } from '@orders/domain';
 import { CheckoutInProgress, Inventory, type CheckoutCounters, type Reservation, type ReserveStockRequest, type WindowCount } from '@orders/stock';
 import { buyerAddress, reservationOf } from '@orders/testing';
 import { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_REDIS_URL, TEST_TIMEOUTS, removeKeys, testKeyPrefix } from './support/test-keys.js';
 
 const HOUR = 3600_000;
 const BUCKETS = 4;
 
 describe('a checkout of a SKU split into buckets sent again while the first under its Idempotency-Key is under way', () => {
-  const prefix = `t:checkout_in_progress_${randomBytes(4).toString('hex')}:`;
+  const prefix = testKeyPrefix('checkout_in_progress');
   const now = new Date();
-  const timeouts = { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR };
   let redis: Redis;
   let inventory: Inventory;
 
   beforeAll(async () => {
-    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
-    inventory = new Inventory(redis, prefix, timeouts);
+    redis = new Redis(TEST_REDIS_URL);
+    inventory = new Inventory(redis, prefix, TEST_TIMEOUTS);
     await inventory.initSku({ skuId: 'HOT', available: 1_000, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: BUCKETS });
     await inventory.publishCoupon({ code: 'ONCE', perBuyerLimit: 1, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + HOUR) });
   });
 
   afterAll(async () => {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await removeKeys(redis, prefix);
     redis.disconnect();
   });
 
@@ -95,7 +93,7 @@ describe('a checkout of a SKU split into buckets sent again while the first unde
   it('gives back no use of an order accepted under a key whose record has expired while its claim lives on', async () => {
     const buyer = buyerOutsideG0('expired-record');
     // the key's record kept 1 s, its claim a minute longer; a claim not taken up for 200 ms is gone
-    const shortLived = new Inventory(redis, prefix, { ...timeouts, idempotencyTtlMs: 1_000, claimAbandonedAfterMs: 200 });
+    const shortLived = new Inventory(redis, prefix, { ...TEST_TIMEOUTS, idempotencyTtlMs: 1_000, claimAbandonedAfterMs: 200 });
     const { order } = await shortLived.reserveStock(requestOf(buyer, 'kept-a-second'));
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     expect(await redis.exists(inventory.keys.idempotency(inventory.keys.groupOf(buyer), buyer, 'kept-a-second'))).toBe(1);

@@ -1,15 +1,15 @@
 import { Inventory } from '@orders/stock';
 import { buyerAddress, reservationOf } from '@orders/testing';
 import { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_REDIS_URL, TEST_TIMEOUTS, removeKeys, testKeyPrefix } from './support/test-keys.js';
 
 const HOUR = 3600_000;
 
 describe('checkouts that wait for a replica, on a connection of their own', () => {
-  const prefix = `t:reservations_connection_${randomBytes(4).toString('hex')}:`;
-  const url = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const prefix = testKeyPrefix('reservations_connection');
+  const url = TEST_REDIS_URL;
   const now = new Date();
   let redis: Redis;
   let reserving: Redis;
@@ -19,15 +19,14 @@ describe('checkouts that wait for a replica, on a connection of their own', () =
     redis = new Redis(url);
     // the test's Redis has no replica: every WAIT holds the connection for its whole 300 ms, and goes unanswered after 100
     reserving = new Redis(url, { commandTimeout: 100, maxRetriesPerRequest: 1 });
-    inventory = new Inventory(redis, prefix, { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR }, { durability: { replicaAcks: 1, timeoutMs: 300, connection: reserving } });
+    inventory = new Inventory(redis, prefix, TEST_TIMEOUTS, { durability: { replicaAcks: 1, timeoutMs: 300, connection: reserving } });
     await inventory.initSku({ skuId: 'PLAIN', available: 100, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     await inventory.initSku({ skuId: 'HOT', available: 100, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: 4 });
     await inventory.publishCoupon({ code: 'ONCE', perBuyerLimit: 1, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + HOUR) });
   });
 
   afterAll(async () => {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await removeKeys(redis, prefix);
     redis.disconnect();
     reserving.disconnect();
   });

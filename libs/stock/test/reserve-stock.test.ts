@@ -2,21 +2,21 @@ import { IdempotencyConflict, LimitExceeded, OutOfStock, SaleNotActive, UnknownS
 import { Inventory, type ReserveStockRequest } from '@orders/stock';
 import { buyerAddress, reservationOf } from '@orders/testing';
 import { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_REDIS_URL, TEST_TIMEOUTS, removeKeys, testKeyPrefix } from './support/test-keys.js';
 
 const HOUR = 3600_000;
 
 describe('the stock scripts', () => {
-  const prefix = `t:stock_${randomBytes(4).toString('hex')}:`;
+  const prefix = testKeyPrefix('stock');
   let redis: Redis;
   let inventory: Inventory;
   // the scripts expire keys at times derived from `now` on Redis's own clock, so `now` is today
   const now = new Date();
 
   beforeAll(async () => {
-    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
-    inventory = new Inventory(redis, prefix, { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR });
+    redis = new Redis(TEST_REDIS_URL);
+    inventory = new Inventory(redis, prefix, TEST_TIMEOUTS);
     await inventory.initSku({ skuId: 'A', available: 5, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     await inventory.initSku({ skuId: 'B', available: 1, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     await inventory.initSku({ skuId: 'PAY', available: 3, deduction: 'payment', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
@@ -27,8 +27,7 @@ describe('the stock scripts', () => {
   });
 
   afterAll(async () => {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await removeKeys(redis, prefix);
     redis.disconnect();
   });
 

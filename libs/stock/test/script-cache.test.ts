@@ -2,8 +2,7 @@ import { Inventory, WindowCounters } from '@orders/stock';
 import { reservationOf, startRedisServer, type RedisServer } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const HOUR = 3600_000;
+import { TEST_TIMEOUTS } from './support/test-keys.js';
 
 // A redis-server of this file's own: SCRIPT FLUSH on the shared one would hit every other file's connections.
 describe('the stock scripts when Redis has forgotten them', () => {
@@ -14,7 +13,7 @@ describe('the stock scripts when Redis has forgotten them', () => {
   beforeAll(async () => {
     server = await startRedisServer();
     redis = new Redis(server.url);
-    inventory = new Inventory(redis, 't:scripts:', { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR });
+    inventory = new Inventory(redis, 't:scripts:', TEST_TIMEOUTS);
   });
 
   afterAll(async () => {

@@ -2,15 +2,14 @@ import { IdempotencyConflict, OutOfStock } from '@orders/domain';
 import { Inventory, SoldOutSkus, StockRebalancer } from '@orders/stock';
 import { reservationOf, waitFor } from '@orders/testing';
 import { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_REDIS_URL, TEST_TIMEOUTS, removeKeys, testKeyPrefix } from './support/test-keys.js';
 
 const HOUR = 3600_000;
 const MEMORY_MS = 2_000;
 
 describe('a SKU found sold out is refused from memory for a moment', () => {
-  const prefix = `t:soldout_${randomBytes(4).toString('hex')}:`;
-  const timeouts = { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR };
+  const prefix = testKeyPrefix('soldout');
   const subscribers: Redis[] = [];
   let redis: Redis;
   /** The api process under test; it hears no announcements unless a test subscribes it. */
@@ -19,15 +18,14 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
   let elsewhere: Inventory;
 
   beforeAll(async () => {
-    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
-    inventory = new Inventory(redis, prefix, timeouts, { soldOutMemoryMs: MEMORY_MS });
-    elsewhere = new Inventory(redis, prefix, timeouts);
+    redis = new Redis(TEST_REDIS_URL);
+    inventory = new Inventory(redis, prefix, TEST_TIMEOUTS, { soldOutMemoryMs: MEMORY_MS });
+    elsewhere = new Inventory(redis, prefix, TEST_TIMEOUTS);
   });
 
   afterAll(async () => {
     for (const subscriber of subscribers) subscriber.disconnect();
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await removeKeys(redis, prefix);
     redis.disconnect();
   });
 
@@ -72,7 +70,7 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
   it('answers OUT_OF_STOCK before the per-buyer limit once a SKU is sold out, from memory and from the script alike', async () => {
     await inventory.initSku({ skuId: 'ONE-EACH', available: 1, deduction: 'placement', saleStartsAt: new Date(Date.now() - HOUR), saleEndsAt: new Date(Date.now() + HOUR), perUserLimit: 1 });
     await checkout('nia', [{ skuId: 'ONE-EACH', qty: 1 }]);
-    const withoutMemory = new Inventory(redis, prefix, { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR });
+    const withoutMemory = new Inventory(redis, prefix, TEST_TIMEOUTS);
     const again = (from: Inventory) =>
       from.reserveStock(reservationOf('nia', [{ skuId: 'ONE-EACH', qty: 1 }]));
     await expect(again(withoutMemory)).rejects.toBeInstanceOf(OutOfStock);
@@ -87,8 +85,8 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
     const second = await checkout('jay', [{ skuId: 'BACK', qty: 1 }]);
 
     // a process that remembers for a minute, and hears what the others give back
-    const listening = new Inventory(redis, prefix, timeouts, { soldOutMemoryMs: 60_000 });
-    const subscriber = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    const listening = new Inventory(redis, prefix, TEST_TIMEOUTS, { soldOutMemoryMs: 60_000 });
+    const subscriber = new Redis(TEST_REDIS_URL);
     subscribers.push(subscriber);
     await listening.followReturnedStock(subscriber);
     await expect(checkoutAt(listening, 'kai', [{ skuId: 'BACK', qty: 1 }])).rejects.toBeInstanceOf(OutOfStock);

@@ -1,14 +1,11 @@
 import { Inventory, StockRebalancer, StockScriptCall, StockSets, type FinishedTransfer } from '@orders/stock';
 import { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_REDIS_URL, TEST_TIMEOUTS, removeKeys, testKeyPrefix } from './support/test-keys.js';
 import { interceptingScript } from './support/intercepted-script.js';
 
-const HOUR = 3600_000;
-
 describe("a merchant's stock set whose Redis answer never came", () => {
-  const prefix = `t:stock_sets_${randomBytes(4).toString('hex')}:`;
-  const timeouts = { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR };
+  const prefix = testKeyPrefix('stock_sets');
   const rules = { deduction: 'placement' as const, saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: 4 };
   let redis: Redis;
   let inventory: Inventory;
@@ -38,7 +35,7 @@ describe("a merchant's stock set whose Redis answer never came", () => {
       command.reject(new Error('Command timed out'));
     });
     return {
-      inventory: new Inventory(connection, prefix, timeouts),
+      inventory: new Inventory(connection, prefix, TEST_TIMEOUTS),
       sendLate: async () => {
         for (const command of held.splice(0)) {
           const [, count, ...rest] = command.args.map(String);
@@ -52,13 +49,12 @@ describe("a merchant's stock set whose Redis answer never came", () => {
   const available = async (skuId: string) => (await inventory.bucketStock(skuId))!.map((bucket) => bucket.available);
 
   beforeAll(async () => {
-    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
-    inventory = new Inventory(redis, prefix, timeouts);
+    redis = new Redis(TEST_REDIS_URL);
+    inventory = new Inventory(redis, prefix, TEST_TIMEOUTS);
   });
 
   afterAll(async () => {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await removeKeys(redis, prefix);
     redis.disconnect();
   });
 

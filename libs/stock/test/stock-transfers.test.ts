@@ -2,17 +2,16 @@ import { BucketedSkuSoldAlone, OutOfStock } from '@orders/domain';
 import { Inventory, StockKeys, StockRebalancer, splitStock, type FinishedTransfer } from '@orders/stock';
 import { reservationOf } from '@orders/testing';
 import { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_REDIS_URL, TEST_TIMEOUTS, removeKeys, testKeyPrefix } from './support/test-keys.js';
 import { interceptingScript } from './support/intercepted-script.js';
 
 const HOUR = 3600_000;
 
 describe('stock buckets and the transfers between them', () => {
-  const prefix = `t:buckets_${randomBytes(4).toString('hex')}:`;
+  const prefix = testKeyPrefix('buckets');
   // the scripts expire keys at times derived from `now` on Redis's own clock, so `now` is today
   const now = new Date();
-  const timeouts = { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR };
   const sale = { deduction: 'placement' as const, saleStartsAt: new Date(now.getTime() - HOUR), saleEndsAt: new Date(now.getTime() + HOUR), perUserLimit: 1 };
   let redis: Redis;
   let inventory: Inventory;
@@ -39,12 +38,12 @@ describe('stock buckets and the transfers between them', () => {
       // its reply is the command's promise, whenever it is sent
       meanwhile().then(send, (error: Error) => command.reject(error)),
     );
-    return new Inventory(connection, prefix, timeouts);
+    return new Inventory(connection, prefix, TEST_TIMEOUTS);
   };
 
   beforeAll(async () => {
-    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
-    inventory = new Inventory(redis, prefix, timeouts);
+    redis = new Redis(TEST_REDIS_URL);
+    inventory = new Inventory(redis, prefix, TEST_TIMEOUTS);
     rebalancer = rebalancerOn(inventory);
     await inventory.initSku({ skuId: 'HOT', available: 10, buckets: 4, ...sale });
     await inventory.initSku({ skuId: 'SPLIT', available: 10, buckets: 4, ...sale });
@@ -53,8 +52,7 @@ describe('stock buckets and the transfers between them', () => {
   });
 
   afterAll(async () => {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await removeKeys(redis, prefix);
     redis.disconnect();
   });
 
