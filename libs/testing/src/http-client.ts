@@ -65,16 +65,37 @@ const EPHEMERAL_PORTS_START = ephemeralPortsStart();
 const HIGHEST_TEST_PORT = EPHEMERAL_PORTS_START > LOWEST_TEST_PORT + 1_000 ? EPHEMERAL_PORTS_START - 1 : 65_535;
 
 /**
+ * The part of the test ports this process picks from. Each vitest worker (VITEST_POOL_ID 1..maxWorkers)
+ * has its own: a port one file frees for a while (a Redis it restarts, a link it cuts and listens on
+ * again) was otherwise free to be handed to a file in another worker, which then took it first.
+ */
+function portsOfThisWorker(): { lowest: number; count: number } {
+  const slices = 8;
+  const pool = Number(process.env.VITEST_POOL_ID);
+  const all = HIGHEST_TEST_PORT - LOWEST_TEST_PORT + 1;
+  if (!Number.isInteger(pool) || pool < 1) return { lowest: LOWEST_TEST_PORT, count: all };
+  const count = Math.floor(all / slices);
+  return { lowest: LOWEST_TEST_PORT + ((pool - 1) % slices) * count, count };
+}
+
+/** Ports this process handed out: its files run one after another and one may still hold (or come back to) a port. */
+const handedOut = new Set<number>();
+
+/**
  * A port free now, for a server the test starts later. It comes from below the ephemeral
  * range: a port the kernel handed out there could be taken by any outgoing connection
  * (to MySQL, to Redis) of a test running in parallel before the server listens on it.
+ * None is handed out twice by this process, nor by two vitest workers.
  */
 export async function freePort(): Promise<number> {
+  const { lowest, count } = portsOfThisWorker();
   for (let attempt = 0; attempt < 100; attempt++) {
-    const port = randomInt(LOWEST_TEST_PORT, HIGHEST_TEST_PORT + 1);
-    if (await canListen(port)) return port;
+    const port = lowest + randomInt(count);
+    if (handedOut.has(port) || !(await canListen(port))) continue;
+    handedOut.add(port);
+    return port;
   }
-  throw new Error(`no free port between ${LOWEST_TEST_PORT} and ${HIGHEST_TEST_PORT} after 100 attempts`);
+  throw new Error(`no free port between ${lowest} and ${lowest + count - 1} after 100 attempts`);
 }
 
 function canListen(port: number): Promise<boolean> {

@@ -80,7 +80,7 @@ export async function startRedisServer(extraArgs: string[] = []): Promise<RedisS
 export interface ReplicatedRedis {
   master: RedisServer;
   replica: RedisServer;
-  /** Whether the replica's link to its master is up (synced). */
+  /** Whether the replica is synced and acknowledges the master's writes (a WAIT for it is answered). */
   inSync(): Promise<boolean>;
   /** The replica as a client reads it: what a failover to it would keep. */
   replicaClient: Redis;
@@ -95,7 +95,12 @@ export async function startReplicatedRedis(): Promise<ReplicatedRedis> {
   const replicaClient = new Redis(replica.url, { maxRetriesPerRequest: null });
   // the replica is stopped and started by the tests: its client reconnects
   replicaClient.on('error', () => {});
-  const inSync = async () => /master_link_status:up/.test(await replicaClient.info('replication'));
+  const masterClient = new Redis(master.url, { maxRetriesPerRequest: null });
+  masterClient.on('error', () => {});
+  // the replica's link being up is not enough: its acknowledgements may not reach the master yet,
+  // and a reservation's WAIT on a busy machine then times out though the link reads up
+  const inSync = async () =>
+    /master_link_status:up/.test(await replicaClient.info('replication')) && Number(await masterClient.call('WAIT', '1', '500')) >= 1;
   await waitFor(inSync, { what: 'the replica to sync with its master' });
   return {
     master,
@@ -104,6 +109,7 @@ export async function startReplicatedRedis(): Promise<ReplicatedRedis> {
     replicaClient,
     async remove() {
       replicaClient.disconnect();
+      masterClient.disconnect();
       await replica.remove();
       await master.remove();
     },
