@@ -99,8 +99,11 @@ export async function startReplicatedRedis(): Promise<ReplicatedRedis> {
   masterClient.on('error', () => {});
   // the replica's link being up is not enough: its acknowledgements may not reach the master yet,
   // and a reservation's WAIT on a busy machine then times out though the link reads up
+  // a WAIT is answered at once when its client wrote nothing: a short-lived write gives it something to wait for
   const inSync = async () =>
-    /master_link_status:up/.test(await replicaClient.info('replication')) && Number(await masterClient.call('WAIT', '1', '500')) >= 1;
+    /master_link_status:up/.test(await replicaClient.info('replication')) &&
+    (await masterClient.set('replica-in-sync-probe', '1', 'PX', 1000)) === 'OK' &&
+    Number(await masterClient.call('WAIT', '1', '500')) >= 1;
   await waitFor(inSync, { what: 'the replica to sync with its master' });
   return {
     master,
