@@ -50,7 +50,11 @@ describe.concurrent('deadline jobs that run before the deadline', () => {
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     // past the deadline, the early job again and the deadline's own: the order paid in time stays paid
     await waitOutDeadline(pending.paymentDeadline);
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const ran = async (jobId: string) => {
+      const job = await system.workers.deps.queues.timers.getJob(jobId);
+      return !job || ['completed', 'failed'].includes(await job.getState());
+    };
+    await waitFor(async () => (await ran(`expire-${orderId}`)) && (await ran(`early-expire-${orderId}`)), { what: 'both expiry jobs to have run past the deadline' });
     const kept = await system.order(orderId);
     expect(kept.status).toBe('IN_FULFILLMENT');
     expect(kept.history.map((h: any) => h.action)).toEqual(['checkout', 'persist', 'pay', 'fulfil']);
