@@ -1,5 +1,4 @@
-import { StockKeys } from '@orders/stock';
-import { buyerAddress, createSku, createTestEnv, startFailingRedisLink, startReplicatedRedis, waitFor, type HttpAnswer, type ReplicatedRedis, type TestEnv } from '@orders/testing';
+import { buyerAddress, buyerOutsideBucketZero, createSku, createTestEnv, startFailingRedisLink, startReplicatedRedis, waitFor, type HttpAnswer, type ReplicatedRedis, type TestEnv } from '@orders/testing';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
@@ -40,7 +39,7 @@ describe('a buyer who retries a checkout answered 503 with the same Idempotency-
   const checkoutOf = (buyer: string, skuId: string, orderType?: string) => (key: string, through: ApiUnderTest = api) =>
     through.request('POST', '/v1/orders', { token: api.token(buyer), headers: { 'idempotency-key': key }, body: { items: [{ skuId, qty: 1 }], address: buyerAddress, ...(orderType ? { orderType } : {}) } });
   /** A buyer whose cart of a SKU split into buckets runs outside bucket 0: their key is claimed in their own group first. */
-  const bucketedBuyer = (prefix: string) => Array.from({ length: 20 }, (_, i) => `${prefix}-${i}`).find((id) => new StockKeys('').bucketOf(id, BUCKETS) !== 0)!;
+  const bucketedBuyer = (prefix: string) => buyerOutsideBucketZero(prefix, BUCKETS);
 
   it('counts a retry answered from the sold-out memory as the attempt it retries: its order again, and the next checkout taken', async () => {
     const lamp = checkoutOf('last-lamp-buyer', 'LAST-LAMP');

@@ -1,5 +1,4 @@
-import { StockKeys } from '@orders/stock';
-import { buyerAddress, createSku, createTestEnv, startFailingRedisLink, waitFor, type FailingRedisLink, type HttpAnswer, type TestEnv } from '@orders/testing';
+import { buyerAddress, buyerOutsideBucketZero, createSku, createTestEnv, startFailingRedisLink, waitFor, type FailingRedisLink, type HttpAnswer, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
 
@@ -41,8 +40,7 @@ describe('a checkout in a bucket whose Redis commands run on Redis unanswered (R
     const coupon = { code: couponCode, kind: 'fixed', offCents: 300, minSpendCents: 0, perBuyerLimit, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
     expect((await api.request('POST', '/v1/admin/coupons', { token: admin, body: coupon })).status).toBe(201);
     // outside bucket 0 their cart runs in their bucket, and their coupon use is claimed in their own group first
-    const keys = new StockKeys('');
-    const buyer = Array.from({ length: 20 }, (_, i) => `${skuId}-buyer-${i}`).find((id) => keys.bucketOf(id, BUCKETS) !== 0)!;
+    const buyer = buyerOutsideBucketZero(`${skuId}-buyer`, BUCKETS);
     return (key: string, qty = 1) =>
       api.request('POST', '/v1/orders', { token: api.token(buyer), headers: { 'idempotency-key': key }, body: { items: [{ skuId, qty }], address: buyerAddress, couponCode } });
   }

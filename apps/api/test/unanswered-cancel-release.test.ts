@@ -1,5 +1,4 @@
-import { StockKeys } from '@orders/stock';
-import { buyerAddress, startRedisServer, waitFor, type RedisServer } from '@orders/testing';
+import { buyerAddress, buyerOutsideBucketZero, startRedisServer, waitFor, type RedisServer } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,8 +28,7 @@ describe('a cancel whose Redis release goes unanswered past REDIS_COMMAND_TIMEOU
     const coupon = { code: 'ONCE', kind: 'fixed', offCents: 300, minSpendCents: 0, perBuyerLimit: 1, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
     expect((await system.request('POST', '/v1/admin/coupons', { token: admin, body: coupon })).status).toBe(201);
     // a buyer outside bucket 0: their order runs in their bucket, its coupon use is held in their own group
-    const keys = new StockKeys('');
-    const buyer = Array.from({ length: 20 }, (_, i) => `canceller-${i}`).find((id) => keys.bucketOf(id, BUCKETS) !== 0)!;
+    const buyer = buyerOutsideBucketZero('canceller', BUCKETS);
     const checkout = (key: string) =>
       system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': key }, body: { items: [{ skuId: 'HOT', qty: 1 }], address: buyerAddress, couponCode: 'ONCE' } });
     const placed = await checkout('first');

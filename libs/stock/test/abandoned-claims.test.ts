@@ -1,5 +1,5 @@
 import { AbandonedClaims, Inventory, type CheckoutTimeouts, type ReserveStockRequest } from '@orders/stock';
-import { buyerAddress, reservationOf, startFailingRedisLink, waitFor } from '@orders/testing';
+import { buyerAddress, buyerOutsideBucketZero, reservationOf, startFailingRedisLink, waitFor } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,7 +34,7 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
   });
 
   /** A buyer whose cart runs in a bucket other than {g0}: their key and coupon use are claimed in their own group first. */
-  const buyerOutsideG0 = (name: string) => Array.from({ length: 100 }, (_, i) => `${name}-${i}`).find((buyer) => inventory.keys.bucketOf(buyer, BUCKETS) !== 0)!;
+  const buyerOutsideG0 = (name: string) => buyerOutsideBucketZero(name, BUCKETS);
   const requestOf = (buyer: string, key: string): ReserveStockRequest =>
     reservationOf(buyer, [{ skuId: 'HOT', qty: 1 }], { now, idempotencyKey: key, bodyHash: 'HOT-1-ONCE', payload: { address: buyerAddress, couponCode: 'ONCE' } });
   const uses = (buyer: string) => redis.get(inventory.keys.couponUses(inventory.keys.groupOf(buyer), 'ONCE', buyer));

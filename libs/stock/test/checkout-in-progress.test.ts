@@ -1,6 +1,6 @@
 import { CheckoutRefused, CouponUsedUp, OutOfStock } from '@orders/domain';
 import { CheckoutInProgress, Inventory, type CheckoutCounters, type Reservation, type ReserveStockRequest, type WindowCount } from '@orders/stock';
-import { buyerAddress, reservationOf } from '@orders/testing';
+import { buyerAddress, buyerOutsideBucketZero, reservationOf } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_REDIS_URL, TEST_TIMEOUTS, removeKeys, testKeyPrefix } from './support/test-keys.js';
@@ -27,7 +27,7 @@ describe('a checkout of a SKU split into buckets sent again while the first unde
   });
 
   /** A buyer whose cart runs in a bucket other than {g0}: their key and coupon use are claimed in their own group first. */
-  const buyerOutsideG0 = (name: string) => Array.from({ length: 100 }, (_, i) => `${name}-${i}`).find((buyer) => inventory.keys.bucketOf(buyer, BUCKETS) !== 0)!;
+  const buyerOutsideG0 = (name: string) => buyerOutsideBucketZero(name, BUCKETS);
   /** One request of the buyer's cart under `key`, with the once-per-buyer coupon: each request its own order id, the same body. */
   const requestOf = (buyer: string, key: string, qty = 1): ReserveStockRequest =>
     reservationOf(buyer, [{ skuId: 'HOT', qty }], { now, idempotencyKey: key, bodyHash: `HOT-${qty}-ONCE`, payload: { address: buyerAddress, couponCode: 'ONCE' } });

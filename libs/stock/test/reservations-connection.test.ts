@@ -1,5 +1,5 @@
 import { Inventory } from '@orders/stock';
-import { buyerAddress, reservationOf } from '@orders/testing';
+import { buyerAddress, buyerOutsideBucketZero, reservationOf } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,7 +33,7 @@ describe('checkouts that wait for a replica, on a connection of their own', () =
 
   it("gives back the coupon use of a bucket's claim that went unanswered behind another checkout's wait, once the claim has run", async () => {
     // a buyer whose cart of HOT runs outside their own group: their coupon use is taken by a claim there first
-    const buyer = Array.from({ length: 100 }, (_, i) => `buyer-${i}`).find((userId) => inventory.keys.bucketOf(userId, 4) !== 0)!;
+    const buyer = buyerOutsideBucketZero('buyer', 4);
     const waitingFirst = inventory.reserveStock(reservationOf('first', [{ skuId: 'PLAIN', qty: 1 }], { now }));
     await sleep(20);
     const claimed = inventory.reserveStock(reservationOf(buyer, [{ skuId: 'HOT', qty: 1 }], { now, idempotencyKey: 'hot-with-once', payload: { address: buyerAddress, couponCode: 'ONCE' } }));

@@ -10,7 +10,7 @@ export type { ApiProcess } from './api-process.js';
 export { runOperatorCommand, startOperatorCommand } from './operator-commands.js';
 export type { OperatorCommand, CommandAnswer } from './operator-commands.js';
 export { createSku } from './catalog.js';
-export { reservationOf } from './reservations.js';
+export { buyerOutsideBucketZero, reservationOf } from './reservations.js';
 export { channelOrder } from './channel-orders.js';
 export { settledSaleInvariants } from './invariants.js';
 export type { SaleUnderCheck, SaleInvariants, SkuStockCheck } from './invariants.js';
