@@ -39,6 +39,15 @@ interface Pending {
  */
 export class PipelinePerTurn {
   private readonly batches = new Map<string, Pending[]>();
+  /**
+   * Slot groups whose guarded batch is still waiting for its guard's reply. Their next batch
+   * waits for it here: sent at once, it would queue in Redis behind the WAIT, which blocks the
+   * connection for up to its timeout, one batch per turn, while a replica is away. A sale's
+   * turns then piled up WAIT after WAIT, the checkouts behind them unanswered after
+   * REDIS_COMMAND_TIMEOUT_MS and their scripts still run long after; held here, each group has
+   * one WAIT at a time, and the turns that came meanwhile go together in the next batch.
+   */
+  private readonly guarding = new Set<string>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -53,7 +62,7 @@ export class PipelinePerTurn {
       if (batch) batch.push(pending);
       else {
         this.batches.set(slotGroup, [pending]);
-        setImmediate(() => this.flush(slotGroup));
+        if (!this.guarding.has(slotGroup)) setImmediate(() => this.flush(slotGroup));
       }
     });
   }
@@ -68,7 +77,10 @@ export class PipelinePerTurn {
       return first;
     });
     const guardAt = pipeline.length;
-    this.guard?.add(pipeline);
+    if (this.guard) {
+      this.guard.add(pipeline);
+      this.guarding.add(slotGroup);
+    }
     pipeline
       .exec()
       .then(async (results) => {
@@ -80,7 +92,15 @@ export class PipelinePerTurn {
           else pending.resolve(reply);
         });
       })
-      .catch((error: unknown) => batch.forEach((pending) => pending.reject(error as Error)));
+      .catch((error: unknown) => batch.forEach((pending) => pending.reject(error as Error)))
+      .finally(() => this.guardAnswered(slotGroup));
+  }
+
+  /** The group's guarded batch has its answer: the batch held meanwhile, if any, goes now. */
+  private guardAnswered(slotGroup: string): void {
+    if (!this.guard) return;
+    this.guarding.delete(slotGroup);
+    if (this.batches.has(slotGroup)) setImmediate(() => this.flush(slotGroup));
   }
 
   /** What the guard says of a batch: `guardResult` its reply in the batch's pipeline. */

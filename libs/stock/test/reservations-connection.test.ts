@@ -1,4 +1,4 @@
-import { Inventory } from '@orders/stock';
+import { Inventory, ReservationNotReplicated } from '@orders/stock';
 import { buyerAddress, buyerOutsideBucketZero, reservationOf } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -45,5 +45,22 @@ describe('checkouts that wait for a replica, on a connection of their own', () =
     await sleep(1_000);
     expect(Number(await redis.get(inventory.keys.couponUses(inventory.keys.groupOf(buyer), 'ONCE', buyer)))).toBe(0);
     expect(await redis.exists(inventory.keys.idempotency(inventory.keys.groupOf(buyer), buyer, 'hot-with-once'))).toBe(0);
+  });
+
+  it('answers every checkout of a sale as not replicated while no replica acknowledges, none left unanswered behind the WAITs of the turns before it', async () => {
+    // commands answered within 1 s, a WAIT of 200 ms: ten turns' WAITs one after another in Redis would take 2 s
+    const patient = new Redis(url, { commandTimeout: 1_000, maxRetriesPerRequest: 1 });
+    try {
+      const sale = new Inventory(redis, prefix, TEST_TIMEOUTS, { durability: { replicaAcks: 1, timeoutMs: 200, connection: patient } });
+      const checkouts: Array<Promise<unknown>> = [];
+      for (let turn = 0; turn < 10; turn++) {
+        checkouts.push(sale.reserveStock(reservationOf(`sale-buyer-${turn}`, [{ skuId: 'PLAIN', qty: 1 }], { now })));
+        await sleep(15);
+      }
+      const answers = await Promise.allSettled(checkouts);
+      expect(answers.map((answer) => (answer.status === 'rejected' ? (answer.reason as Error).name : 'accepted'))).toEqual(Array(10).fill(ReservationNotReplicated.name));
+    } finally {
+      patient.disconnect();
+    }
   });
 });
