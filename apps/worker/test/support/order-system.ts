@@ -72,13 +72,30 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
     ...overrides,
   });
   const { config } = env;
-  const payment = await buildPaymentSim(paymentSimOptions(config));
-  await payment.listen({ host: '127.0.0.1', port: paymentPort });
-  const warehouse = await buildWarehouseSim(warehouseSimOptions(config));
-  await warehouse.listen({ host: '127.0.0.1', port: warehousePort });
-  const apiDeps = await connectApi(config);
-  const api = await buildApp(apiDeps, { logger: false });
-  await api.listen({ host: '127.0.0.1', port: apiPort });
+  // a part that fails to start (its port taken meanwhile, say) stops those started before it and
+  // removes the database and keys: the test file's afterAll has no system to close
+  const stopStarted: Array<() => Promise<unknown>> = [() => env.cleanup()];
+  const started = async <T>(start: () => Promise<T>, stop: (part: T) => Promise<unknown>): Promise<T> => {
+    try {
+      const part = await start();
+      stopStarted.unshift(() => stop(part));
+      return part;
+    } catch (error) {
+      for (const stopPart of stopStarted) await stopPart().catch(() => {});
+      throw error;
+    }
+  };
+  const listening = async (app: FastifyInstance, port: number) => {
+    await app.listen({ host: '127.0.0.1', port }).catch(async (error: unknown) => {
+      await app.close();
+      throw error;
+    });
+    return app;
+  };
+  const payment = await started(async () => listening(await buildPaymentSim(paymentSimOptions(config)), paymentPort), (sim) => sim.close());
+  const warehouse = await started(async () => listening(await buildWarehouseSim(warehouseSimOptions(config)), warehousePort), (sim) => sim.close());
+  const apiDeps = await started(() => connectApi(config), (deps) => deps.close());
+  const api = await started(async () => listening(await buildApp(apiDeps, { logger: false }), apiPort), (app) => app.close());
   const http = httpClient(`http://127.0.0.1:${apiPort}`, 50);
   const paymentSim = httpClient(`http://127.0.0.1:${paymentPort}`, 10);
   const warehouseSim = httpClient(`http://127.0.0.1:${warehousePort}`, 10);
