@@ -3,11 +3,10 @@ import { buyerAddress, buyerOutsideBucketZero, reservationOf, startFailingRedisL
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HOT_BUCKETS, openHotSaleWithOnceCoupon } from './support/hot-sale.js';
 import { TEST_REDIS_URL, removeKeys } from './support/test-keys.js';
 
 const HOUR = 3600_000;
-const BUCKETS = 4;
-const REDIS_URL = TEST_REDIS_URL;
 /** A claim nobody took up for 300 ms is gone (five command timeouts of 60 ms). */
 const ABANDONED_AFTER_MS = 300;
 /** What a checkout's claim of its key alone names among the commands before its reservation: the order's coupon hold. */
@@ -22,10 +21,9 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
   let inventory: Inventory;
 
   beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
+    redis = new Redis(TEST_REDIS_URL);
     inventory = new Inventory(redis, prefix, timeouts);
-    await inventory.initSku({ skuId: 'HOT', available: 1_000, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: BUCKETS });
-    await inventory.publishCoupon({ code: 'ONCE', perBuyerLimit: 1, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + HOUR) });
+    await openHotSaleWithOnceCoupon(inventory, now, 1_000);
   });
 
   afterAll(async () => {
@@ -34,7 +32,7 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
   });
 
   /** A buyer whose cart runs in a bucket other than {g0}: their key and coupon use are claimed in their own group first. */
-  const buyerOutsideG0 = (name: string) => buyerOutsideBucketZero(name, BUCKETS);
+  const buyerOutsideG0 = (name: string) => buyerOutsideBucketZero(name, HOT_BUCKETS);
   const requestOf = (buyer: string, key: string): ReserveStockRequest =>
     reservationOf(buyer, [{ skuId: 'HOT', qty: 1 }], { now, idempotencyKey: key, bodyHash: 'HOT-1-ONCE', payload: { address: buyerAddress, couponCode: 'ONCE' } });
   const uses = (buyer: string) => redis.get(inventory.keys.couponUses(inventory.keys.groupOf(buyer), 'ONCE', buyer));
@@ -43,7 +41,7 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
 
   /** A checkout under `key` whose process dies once its claim has run, before its reservation is sent: the claim holds the coupon's use. */
   async function killedAfterClaim(buyer: string, key: string, checkoutTimeouts = timeouts): Promise<void> {
-    const target = new URL(REDIS_URL);
+    const target = new URL(TEST_REDIS_URL);
     const link = await startFailingRedisLink({ host: target.hostname, port: Number(target.port || 6379) });
     const linked = new Redis(`redis://127.0.0.1:${link.port}`, { commandTimeout: 60 });
     try {

@@ -3,10 +3,8 @@ import { CheckoutInProgress, Inventory, type CheckoutCounters, type Reservation,
 import { buyerAddress, buyerOutsideBucketZero, reservationOf } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HOT_BUCKETS, openHotSaleWithOnceCoupon } from './support/hot-sale.js';
 import { TEST_REDIS_URL, TEST_TIMEOUTS, removeKeys, testKeyPrefix } from './support/test-keys.js';
-
-const HOUR = 3600_000;
-const BUCKETS = 4;
 
 describe('a checkout of a SKU split into buckets sent again while the first under its Idempotency-Key is under way', () => {
   const prefix = testKeyPrefix('checkout_in_progress');
@@ -17,8 +15,7 @@ describe('a checkout of a SKU split into buckets sent again while the first unde
   beforeAll(async () => {
     redis = new Redis(TEST_REDIS_URL);
     inventory = new Inventory(redis, prefix, TEST_TIMEOUTS);
-    await inventory.initSku({ skuId: 'HOT', available: 1_000, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: BUCKETS });
-    await inventory.publishCoupon({ code: 'ONCE', perBuyerLimit: 1, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + HOUR) });
+    await openHotSaleWithOnceCoupon(inventory, now, 1_000);
   });
 
   afterAll(async () => {
@@ -27,7 +24,7 @@ describe('a checkout of a SKU split into buckets sent again while the first unde
   });
 
   /** A buyer whose cart runs in a bucket other than {g0}: their key and coupon use are claimed in their own group first. */
-  const buyerOutsideG0 = (name: string) => buyerOutsideBucketZero(name, BUCKETS);
+  const buyerOutsideG0 = (name: string) => buyerOutsideBucketZero(name, HOT_BUCKETS);
   /** One request of the buyer's cart under `key`, with the once-per-buyer coupon: each request its own order id, the same body. */
   const requestOf = (buyer: string, key: string, qty = 1): ReserveStockRequest =>
     reservationOf(buyer, [{ skuId: 'HOT', qty }], { now, idempotencyKey: key, bodyHash: `HOT-${qty}-ONCE`, payload: { address: buyerAddress, couponCode: 'ONCE' } });

@@ -3,9 +3,8 @@ import { buyerAddress, buyerOutsideBucketZero, reservationOf } from '@orders/tes
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HOT_BUCKETS, openHotSaleWithOnceCoupon } from './support/hot-sale.js';
 import { TEST_REDIS_URL, TEST_TIMEOUTS, removeKeys, testKeyPrefix } from './support/test-keys.js';
-
-const HOUR = 3600_000;
 
 describe('checkouts that wait for a replica, on a connection of their own', () => {
   const prefix = testKeyPrefix('reservations_connection');
@@ -21,8 +20,7 @@ describe('checkouts that wait for a replica, on a connection of their own', () =
     reserving = new Redis(url, { commandTimeout: 100, maxRetriesPerRequest: 1 });
     inventory = new Inventory(redis, prefix, TEST_TIMEOUTS, { durability: { replicaAcks: 1, timeoutMs: 300, connection: reserving } });
     await inventory.initSku({ skuId: 'PLAIN', available: 100, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
-    await inventory.initSku({ skuId: 'HOT', available: 100, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: 4 });
-    await inventory.publishCoupon({ code: 'ONCE', perBuyerLimit: 1, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + HOUR) });
+    await openHotSaleWithOnceCoupon(inventory, now, 100);
   });
 
   afterAll(async () => {
@@ -33,7 +31,7 @@ describe('checkouts that wait for a replica, on a connection of their own', () =
 
   it("gives back the coupon use of a bucket's claim that went unanswered behind another checkout's wait, once the claim has run", async () => {
     // a buyer whose cart of HOT runs outside their own group: their coupon use is taken by a claim there first
-    const buyer = buyerOutsideBucketZero('buyer', 4);
+    const buyer = buyerOutsideBucketZero('buyer', HOT_BUCKETS);
     const waitingFirst = inventory.reserveStock(reservationOf('first', [{ skuId: 'PLAIN', qty: 1 }], { now }));
     await sleep(20);
     const claimed = inventory.reserveStock(reservationOf(buyer, [{ skuId: 'HOT', qty: 1 }], { now, idempotencyKey: 'hot-with-once', payload: { address: buyerAddress, couponCode: 'ONCE' } }));
