@@ -97,9 +97,9 @@ export async function startReplicatedRedis(): Promise<ReplicatedRedis> {
   replicaClient.on('error', () => {});
   const masterClient = new Redis(master.url, { maxRetriesPerRequest: null });
   masterClient.on('error', () => {});
-  // the replica's link being up is not enough: its acknowledgements may not reach the master yet,
-  // and a reservation's WAIT on a busy machine then times out though the link reads up
-  // a WAIT is answered at once when its client wrote nothing: a short-lived write gives it something to wait for
+  // the link reading up is not enough: a replica just synced acknowledges late (writing its first
+  // AOF), and a reservation's WAIT then times out. A WAIT by a client that wrote nothing is answered
+  // at once, so a short-lived write gives it something to wait for.
   const inSync = async () =>
     /master_link_status:up/.test(await replicaClient.info('replication')) &&
     (await masterClient.set('replica-in-sync-probe', '1', 'PX', 1000)) === 'OK' &&
