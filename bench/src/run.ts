@@ -48,8 +48,8 @@ const DURATION_S = numberArg('duration', quick ? 3 : 10);
 const WARMUP_S = quick ? 1 : 2;
 // several times what two workers take at once (64 jobs each): with fewer, the workers pull the whole
 // queue in one go, their transactions commit together, and the clock sees only the last of them
-const DRAIN_ORDERS = numberArg('drain-orders', quick ? 40_000 : 100_000);
-const SALE_UNITS = numberArg('sale-units', quick ? 5_000 : 100_000);
+const DRAIN_ORDERS = numberArg('drain-orders', quick ? 30_000 : 100_000);
+const SALE_UNITS = numberArg('sale-units', quick ? 3_000 : 100_000);
 const SALE_BUYERS = SALE_UNITS * 2;
 const E2E_WORKERS = numberArg('e2e-workers', 2);
 const API_PROCESSES = numberArg('api-processes', 1);

@@ -1,5 +1,5 @@
 import { loadConfig, type Config } from '@orders/config';
-import { QUEUE, createOrderQueues, defaultJobOptions, ordersCarriedBy, type DeadLetterJob } from '@orders/queues';
+import { QUEUE, createOrderQueues, deduplicationOf, defaultJobOptions, ordersCarriedBy, type DeadLetterJob } from '@orders/queues';
 import { connectRedis, type RedisClient } from '@orders/stock';
 import { Queue, type Job } from 'bullmq';
 import { checkServices } from './preflight.js';
@@ -57,7 +57,8 @@ function printDeadLetters(letters: Job<DeadLetterJob>[]): void {
 const PUT_BACK_REMEMBERED_MS = 365 * 24 * 3600 * 1000;
 
 /**
- * Puts a dead letter's job back where it failed, then removes the letter. The original job,
+ * Puts a dead letter's job back where it failed, then removes the letter. A job that runs one at
+ * a time per order goes back as it is enqueued (putBackOneAtATime). Any other original job,
  * kept in its queue's failed set, is retried in place with fresh attempts, so it keeps its id
  * and a second replay of the same order cannot queue it twice. It keeps its count of starts:
  * its next start is a re-run, not the end of a wait in the queue (BullMQ keeps the time it was
@@ -87,8 +88,11 @@ async function replay(letter: Job<DeadLetterJob>, deps: { connection: RedisClien
   const putBack = queue.toKey(`de:${failure}`);
   try {
     const state = jobId === undefined ? 'unknown' : await queue.getJobState(jobId);
+    const deduplication = deduplicationOf(name, data);
     let how: string;
-    if (state === 'failed') {
+    if (deduplication && (state === 'failed' || state === 'unknown' || state === 'completed')) {
+      how = await putBackOneAtATime(queue, letter.data, { deduplication, putBack, connection: deps.connection, originalFailed: state === 'failed' });
+    } else if (state === 'failed') {
       const original = await queue.getJob(jobId!);
       await original!.retry('failed', { resetAttemptsMade: true });
       // remembered once back, never before: a replay stopped in between must not read as one that put it back
@@ -108,6 +112,44 @@ async function replay(letter: Job<DeadLetterJob>, deps: { connection: RedisClien
   } finally {
     await queue.close();
   }
+}
+
+/**
+ * Puts back a job that runs one at a time per order (a refund, a warehouse update: deduplicated
+ * by the order, not named by it) as enqueuing it does: added again with the order's deduplication
+ * rather than retried in place. BullMQ let the deduplication go when the job failed, and a retry
+ * in place takes none again: it would run beside the order's job waiting or running now, or one
+ * enqueued while it waits (two refunds of the order at once; two warehouse updates landing in
+ * either order, the warehouse left shipping to the old address). Added, it is nothing while a job
+ * of the order waits (that one reads the order when it runs) and runs after one running
+ * (keepLastIfActive). Its putting back is remembered under the failure, and the original then
+ * leaves the failed set: the dead-letter backstop would otherwise copy its failure again.
+ */
+async function putBackOneAtATime(
+  queue: Queue,
+  { name, jobId, data }: DeadLetterJob,
+  { deduplication, putBack, connection, originalFailed }: { deduplication: { id: string; keepLastIfActive?: boolean }; putBack: string; connection: RedisClient; originalFailed: boolean },
+): Promise<string> {
+  const earlier = await connection.get(putBack);
+  let how: string;
+  if (earlier !== null) {
+    how = `an earlier replay of this letter put it back as job ${earlier}; nothing added`;
+  } else {
+    const live = await queue.getDeduplicationJobId(deduplication.id);
+    const added = await queue.add(name, data, { deduplication });
+    await connection.set(putBack, added.id!, 'PX', PUT_BACK_REMEMBERED_MS);
+    if (added.id !== live) {
+      how = `added again as job ${added.id}`;
+    } else {
+      const state = await queue.getJobState(added.id);
+      how =
+        state === 'active' && deduplication.keepLastIfActive
+          ? `job ${added.id} of the order is running; the job runs again after it`
+          : `job ${added.id} of the order is ${state} and does this letter's work; nothing added beside it`;
+    }
+  }
+  if (originalFailed) await queue.remove(jobId!);
+  return how;
 }
 
 /**

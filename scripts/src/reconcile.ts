@@ -47,11 +47,12 @@ function printReport(report: ReconcileReport, repair: boolean): void {
   for (const row of [header, ...rows]) console.log(row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());
   if (!repair) {
     console.log('Nothing changed; run with --repair to move the Redis counters to the ledger.');
-  } else if (report.unitsLeft.length === 0) {
+  } else if (report.unitsLeft.length === 0 && report.skusBusy.length === 0) {
     console.log('Repaired: the Redis counters now match the ledger.');
   } else {
     for (const { skuId, units } of report.unitsLeft) console.log(`NOT REPAIRED: ${skuId}: ${units} unit(s) too many in Redis could not be taken back (reserved meanwhile, or oversold).`);
-    console.log('Repaired the rest; run again once those reservations have been paid or released.');
+    for (const skuId of report.skusBusy) console.log(`NOT REPAIRED: ${skuId}: its MySQL row stayed locked past the lock wait (a stock set stuck halfway?); nothing changed.`);
+    console.log('Repaired the rest; run again once those reservations have been paid or released and those rows are free.');
   }
 }
 
@@ -77,7 +78,7 @@ runCommand({ usage: USAGE, parse: repairAsked }, async (repair) => {
   try {
     const report = await reconciler.reconcile({ repair });
     printReport(report, repair);
-    const driftLeft = repair ? report.unitsLeft.length > 0 : report.drift.length > 0;
+    const driftLeft = repair ? report.unitsLeft.length > 0 || report.skusBusy.length > 0 : report.drift.length > 0;
     return driftLeft || report.oversold.length > 0 ? EXIT_NEEDS_ATTENTION : 0;
   } finally {
     await db.destroy();

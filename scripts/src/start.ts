@@ -72,7 +72,9 @@ runCommand({ usage: USAGE }, async () => {
     if (stopping) return;
     stopping = true;
     for (const child of children) child.kill('SIGTERM');
-    setTimeout(() => process.exit(code), config.SHUTDOWN_GRACE_MS + 1000).unref();
+    // as long as the api may take: its drain (0 here unless set, as below), then its grace period
+    const apiDrainMs = process.env.SHUTDOWN_DRAIN_DELAY_MS === undefined ? 0 : config.SHUTDOWN_DRAIN_DELAY_MS;
+    setTimeout(() => process.exit(code), apiDrainMs + config.SHUTDOWN_GRACE_MS + 1000).unref();
     Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve))))).then(() =>
       process.exit(code),
     );

@@ -1,7 +1,8 @@
 import { CatalogRepository, OrderRepository } from '@orders/persistence';
-import { createOrderQueues, type OrderQueues } from '@orders/queues';
+import { createOrderQueues, enqueueEffects, enqueueRefundPayments, moveToDeadLetter, type OrderQueues } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf } from '@orders/stock';
 import { createTestEnv, freePort, httpClient, runOperatorCommand, spawnApp, waitFor, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { UnrecoverableError, Worker, type Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnwritableOrders } from './support/unwritable-orders.js';
 
@@ -103,5 +104,53 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
     });
     expect(unknown.exitCode).toBe(1);
     expect(unknown.output).toMatch(/^unknown command: purge\nusage: npm run dlq -- list \| replay <id> \| replay-all\n/);
+  });
+
+  /** The waiting job of `queue` (no worker of this test serves it) fails for good, and its failure is copied to a dead letter, as a worker does. */
+  async function failForGood(queue: Queue, reason: string): Promise<string> {
+    const failing = new Worker(queue.name, null, { connection: env.redis, prefix: env.config.QUEUE_PREFIX, autorun: false });
+    const job = await failing.getNextJob('failing', { block: false });
+    await job!.moveToFailed(new UnrecoverableError(reason), 'failing');
+    await failing.close();
+    await moveToDeadLetter(queues.deadLetter, queue.name, (await queue.getJob(job!.id!))!);
+    return job!.id!;
+  }
+
+  const waitingIds = async (queue: Queue) => (await queue.getJobs(['waiting', 'active', 'delayed', 'prioritized'])).map((job) => job.id).sort();
+
+  it.each([
+    { kind: 'refund', queue: () => queues.payments, enqueue: (orderId: string) => enqueueRefundPayments(queues, orderId, 'cancelled by the buyer') },
+    {
+      kind: 'warehouse update',
+      queue: () => queues.fulfillment,
+      enqueue: (orderId: string) => enqueueEffects(queues, { orderId, userId: 'buyer-1' }, ['updateFulfilment'], () => Promise.reject(new Error('no timer'))),
+    },
+  ])('replays a failed $kind job as its order\'s one $kind job at a time: never beside the job of the order waiting, nor beside one enqueued after the replay', async ({ queue: queueOf, enqueue }) => {
+    const queue = queueOf();
+    // order A: its job failed for good, and a later job of the order waits meanwhile
+    await enqueue('01JDLQONEATATIME00000000AA');
+    const failedA = await failForGood(queue, 'the system was away');
+    await enqueue('01JDLQONEATATIME00000000AA');
+    const [liveA] = await waitingIds(queue);
+    const replayedA = await dlq('replay', `${queue.name}-${failedA}`);
+    expect(replayedA.exitCode).toBe(0);
+    expect(await waitingIds(queue)).toEqual([liveA]);
+    expect(replayedA.output).toContain(`job ${liveA} of the order is waiting and does this letter's work; nothing added beside it`);
+    await queue.remove(liveA!);
+
+    // order B: replayed with no job of the order waiting, then the order asks for its job again while the replayed one waits
+    await enqueue('01JDLQONEATATIME00000000BB');
+    const failedB = await failForGood(queue, 'the system was away');
+    const replayedB = await dlq('replay', `${queue.name}-${failedB}`);
+    expect(replayedB.exitCode).toBe(0);
+    const [replayedJob] = await waitingIds(queue);
+    expect(replayedB.output).toContain(`added again as job ${replayedJob}`);
+    await enqueue('01JDLQONEATATIME00000000BB');
+    expect(await waitingIds(queue)).toEqual([replayedJob]);
+
+    // no failure left without its letter for the backstop to copy again, and no letter left
+    expect(await queue.getFailedCount()).toBe(0);
+    expect(await deadLetterCount()).toBe(0);
+    await queue.remove(replayedJob!);
   });
 });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -28,6 +28,16 @@ const scrapeConfigs = (
     scrape_configs: Array<{ job_name: string; dns_sd_configs?: Array<{ names: string[] }>; relabel_configs?: Array<{ target_label: string; regex: string }> }>;
   }
 ).scrape_configs;
+
+/** Each dashboard panel's PromQL, by the name an alert's `dashboard` annotation gives it ("<dashboard> / <panel>"). */
+const panelQueries = new Map(
+  readdirSync(path.join(root, 'config/grafana/dashboards'))
+    .filter((file) => file.endsWith('.json'))
+    .flatMap((file) => {
+      const dashboard = JSON.parse(readFileSync(path.join(root, 'config/grafana/dashboards', file), 'utf8')) as { title: string; panels: Array<{ title: string; targets?: Array<{ expr?: string }> }> };
+      return dashboard.panels.map((panel): [string, string[]] => [`${dashboard.title} / ${panel.title}`, (panel.targets ?? []).flatMap((target) => target.expr ?? [])]);
+    }),
+);
 
 describe('Prometheus configuration and alert rules', () => {
   it('alerts on everything an operator of a flash sale must hear about', () => {
@@ -80,6 +90,16 @@ describe('Prometheus configuration and alert rules', () => {
       // and the alert table has its row
       expect(alertTable, rule.alert).toContain(`| ${rule.alert}`);
     }
+  });
+
+  it('points every alert at a panel that exists, and the shedding alert at the backlog the intake sheds by', () => {
+    for (const rule of alertRules.filter((rule) => rule.annotations?.dashboard)) {
+      expect([...panelQueries.keys()], rule.alert).toContain(rule.annotations!.dashboard);
+    }
+    // the intake sheds at QUEUE_HIGH_WATER_MARK orders accepted and not yet in MySQL; a queue's
+    // depth counts jobs of up to ORDERS_PER_JOB (100) orders each, a hundredth of that backlog
+    const shedding = alertRules.find((rule) => rule.alert === 'CheckoutsShedForOverload')!;
+    expect(panelQueries.get(shedding.annotations!.dashboard!)!.join('\n')).toMatch(/\borders_awaiting_mysql\b/);
   });
 
   it.skipIf(!promtool)(`passes promtool check config (${SKIP_REASON} skips it)`, async () => {

@@ -30,9 +30,12 @@ describe('npm start', () => {
     await env?.cleanup();
   });
 
-  it('runs the whole system on ports of the operator’s choosing: an order is paid through the payment simulator and delivered by the warehouse’s callbacks; Ctrl-C stops every process', { timeout: 180_000 }, async () => {
+  it('runs the whole system on ports of the operator’s choosing: an order is paid through the payment simulator and delivered by the warehouse’s callbacks; Ctrl-C stops every process, waiting through the drain delay it was given', { timeout: 180_000 }, async () => {
     const { start, port, paymentPort, warehousePort, workerMetricsPort } = await npmStart({
       ...env.env,
+      // the api serves on for 3 s after Ctrl-C: npm start waits for it, past its own 1 s + grace
+      SHUTDOWN_DRAIN_DELAY_MS: '3000',
+      SHUTDOWN_GRACE_MS: '1000',
       PAYMENT_SIM_LATENCY_MS: '20',
       WAREHOUSE_SIM_STEP_MS: '100',
       // four apps starting side by side on a busy box

@@ -25,11 +25,12 @@ describe('npm run token', () => {
   it('prints no token and exits 1 for a token the api would refuse, saying why', async () => {
     const refused = await runOperatorCommand('token', ['buyer', 'ann smith'], {});
     expect(refused).toMatchObject({ exitCode: 1, stdout: '' });
-    expect(refused.stderr).toContain("sub must be 1 to 64 letters, digits or . _ : @ - (as the api accepts), not 'ann smith'");
+    expect(refused.stderr).toContain("sub must be 1 to 64 letters, digits or . _ : @ -, and not . or .. (as the api accepts), not 'ann smith'");
   });
 
   it.each([
     { args: ['buyer', 'x'.repeat(65)], says: 'sub must be 1 to 64 letters' },
+    { args: ['buyer', '..'], says: "and not . or .. (as the api accepts), not '..'" },
     { args: ['buyer', 'alice', 'extra'], says: 'too many arguments: extra' },
     { args: ['owner', 'alice'], says: "role must be buyer, merchant or admin, not 'owner'" },
   ])('refuses what the api would refuse: $args', ({ args, says }) => {

@@ -1,8 +1,8 @@
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import { StockLedgerRepository, serializedWithoutStatementValues } from '@orders/persistence';
+import { RefundRepository, StockLedgerRepository, serializedWithoutStatementValues } from '@orders/persistence';
 import { StockRebalancer } from '@orders/stock';
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions, type onRequestHookHandler } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions, type onRequestHookHandler, type preParsingHookHandler } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import { stdSerializers } from 'pino';
@@ -14,9 +14,10 @@ import { consolePlugin } from './plugins/console.js';
 import { docsPlugin } from './plugins/docs.js';
 import { merchantOrderViewsPlugin } from './plugins/merchant-order-views.js';
 import { metricsPlugin } from './plugins/metrics.js';
-import { answerClientError, problemDetailsPlugin } from './plugins/problem-details.js';
+import { answerClientError, answerFrameworkError, answerUnmetExpectation, problemDetailsPlugin } from './plugins/problem-details.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { securityHeadersPlugin } from './plugins/security-headers.js';
+import { HttpProblem } from './problems.js';
 import { QueueDepthSampler } from './queue-depth.js';
 import { adminOrderRoutes } from './routes/admin-orders.js';
 import { adminQueueRoutes } from './routes/admin-queues.js';
@@ -90,6 +91,29 @@ function queryWithoutEmptyValues(query: string): Record<string, unknown> {
   return Object.fromEntries(Object.entries(parseQuery(query)).filter(([, value]) => value !== ''));
 }
 
+/** Charsets a JSON body may declare: RFC 8259 has JSON exchanged in UTF-8, which ASCII is a part of. */
+const JSON_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii']);
+
+/**
+ * A body sent with a content coding (gzip, br, ...) is refused 415, as RFC 9110 (15.5.16) has
+ * it, naming `accept-encoding: identity`: the api decodes none, and read as it is a gzip body is
+ * "not valid JSON" (a misleading 400) while a `br` one that happens to be plain JSON would be
+ * taken as sent. So is a body declared in a charset other than UTF-8: the parser reads UTF-8,
+ * and a latin1 name or address would be stored garbled. Before any parser, the callbacks'
+ * signed raw-body one included.
+ */
+const refuseBodiesNotPlainUtf8: preParsingHookHandler = (request, reply, payload, done) => {
+  const coding = request.headers['content-encoding']?.trim().toLowerCase();
+  if (coding && coding !== 'identity') {
+    void reply.header('accept-encoding', 'identity');
+    return done(new HttpProblem(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${coding} is not supported: send the body uncompressed (identity)`));
+  }
+  const type = request.headers['content-type'];
+  const charset = type?.includes('charset') ? /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(type)?.[1]?.toLowerCase() : undefined;
+  if (charset !== undefined && !JSON_CHARSETS.has(charset)) return done(new HttpProblem(415, 'UNSUPPORTED_MEDIA_TYPE', `A body in ${charset} is not supported: send JSON in UTF-8`));
+  done(null, payload);
+};
+
 function trustNearestProxies(hops: number) {
   return (_address: string, hop: number) => hop < hops;
 }
@@ -115,6 +139,7 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
     logController: new LogController({ disableRequestLogging: config.LOG_CHECKOUT_REQUESTS ? false : isCheckout }),
     bodyLimit: config.BODY_LIMIT_BYTES,
     clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
     // the load balancer's idle timeout must stay below this one
     keepAliveTimeout: 72_000,
     genReqId: requestIdsOf(),
@@ -134,6 +159,9 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
     closeIdle = setInterval(() => app.server.closeIdleConnections(), 50);
   });
   app.addHook('onClose', async () => clearInterval(closeIdle));
+  // an `Expect` other than 100-continue: Node's bare 417 otherwise
+  app.server.on('checkExpectation', answerUnmetExpectation);
+  app.addHook('preParsing', refuseBodiesNotPlainUtf8);
   app.setValidatorCompiler(validatorCompilers());
   // every log line of a request about an order carries its id, so one grep follows an order;
   // a hook of those routes only, so a checkout (the order's id not yet known) passes none
@@ -152,7 +180,7 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
   await app.register(docsPlugin);
   await app.register(authPlugin, { secret: config.AUTH_JWT_SECRET, tokenCacheSize: config.AUTH_TOKEN_CACHE_SIZE });
   // before the routes, whose answers of orders it narrows for merchants
-  await app.register(merchantOrderViewsPlugin, { orders: deps.orders });
+  await app.register(merchantOrderViewsPlugin, { orders: deps.orders, refunds: new RefundRepository(deps.db) });
   // request budgets, and on a checkout the velocity with them, counted in its reservation script
   const velocity = config.RISK_VELOCITY_MAX_CHECKOUTS > 0 ? new CheckoutVelocity(deps.inventory.keys, config.RISK_VELOCITY_WINDOW_MS, config.RISK_VELOCITY_MAX_CHECKOUTS) : null;
   await app.register(rateLimitPlugin, {

@@ -142,7 +142,7 @@ export class CheckoutIntake {
       if (error instanceof DomainError) {
         if (error instanceof CheckoutRefused) this.deps.log.warn({ userId, deviceId, reason: error.reason }, 'checkout refused by risk control');
         if (error instanceof OutOfStock) this.deps.rebalancer?.request(error.skuId, userId, mergeOrderLines(body.items).find((line) => line.skuId === error.skuId)?.qty ?? 1);
-        // a buyer's refusal is never `error`: that outcome pages an operator (CheckoutErrors)
+        // a buyer's refusal is never `error`: that outcome pages an operator (CheckoutErrorRateHigh)
         this.countRefusal(OUTCOME_OF_CODE[error.code] ?? 'invalid', counters);
         throw error;
       }

@@ -48,10 +48,23 @@ export async function applyPaymentTaken(deps: AppDeps, order: OrderRow, payment:
     if (!(error instanceof IllegalTransition)) throw error;
     const now = await payments.findPayment(payment.payment_id);
     const current = await deps.orders.findOrderRow(order.order_id);
-    if (now?.status === 'SUCCEEDED') return { changed: false, status: current?.status ?? order.status };
+    if (now?.status === 'SUCCEEDED') {
+      // recorded by a callback that ran alongside this one, which may die before asking for the refund
+      await refundIfNotApplied(deps, order.order_id, payment.payment_id);
+      return { changed: false, status: current?.status ?? order.status };
+    }
     log.warn({ orderId: order.order_id, paymentId: payment.payment_id, status: current?.status }, 'payment for an order that can no longer be paid: refunding');
     await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.settlePayment(trx, payment.payment_id, outcome)));
     await enqueueLatePaymentRefund(deps.queues, { orderId: order.order_id, paymentId: payment.payment_id });
     return { changed: false, status: current?.status ?? order.status };
   }
+}
+
+/**
+ * A payment recorded as taken that its order did not take (it could no longer) is given back:
+ * asked again, since whoever recorded it may have died before asking (the refund job is
+ * deduplicated, the refund idempotent by its id).
+ */
+export async function refundIfNotApplied(deps: AppDeps, orderId: string, paymentId: string): Promise<void> {
+  if (!(await new ProcessRepository(deps.db).paymentApplied(orderId, paymentId))) await enqueueLatePaymentRefund(deps.queues, { orderId, paymentId });
 }

@@ -1,4 +1,6 @@
+import { MAX_PRICE_CENTS } from '@orders/config';
 import { ORDER_TYPES, SKU_ORDER_TYPES, stateMachineFor } from '@orders/domain';
+import { SUBJECT } from './plugins/auth.js';
 
 /** JSON schemas of API.md's bodies and answers; they validate input and document /docs/json. */
 
@@ -41,8 +43,16 @@ export const problemRef = { $ref: 'Problem#' } as const;
 export const noFieldsBody = { type: ['object', 'null'], additionalProperties: false, properties: {} } as const;
 
 const text = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength }) as const;
-const skuId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const;
-const cents = { type: 'integer', minimum: 0, maximum: 100_000_000_000 } as const;
+/**
+ * A SKU's (or warehouse's) id, which its admin routes take in their paths: not `.` or `..`,
+ * which a URL resolves away (/v1/admin/skus/.. is /v1/admin/), so no client could address it.
+ */
+const pathSegmentId = (description: string) => ({ type: 'string', pattern: '^(?!\\.\\.?$)[A-Za-z0-9._-]{1,64}$', description }) as const;
+const skuId = pathSegmentId('1–64 letters, digits, . _ -; not . or .. (a path segment that URLs resolve away)');
+export const warehouseIdSchema = pathSegmentId('1–64 letters, digits, . _ -; not . or .. (its shipping fee is set at /v1/admin/warehouses/{warehouseId}/shipping)');
+/** A buyer's or merchant's id: a subject a token may carry (not . or ..), else no one could sign in to see or move what names it. */
+const subjectId = { type: 'string', pattern: SUBJECT.source } as const;
+const cents = { type: 'integer', minimum: 0, maximum: MAX_PRICE_CENTS } as const;
 /** An order id: a ULID, with `-g<k>` after it for an order that runs in stock bucket k > 0 (StockKeys.orderIdInGroup). */
 export const ULID_PATTERN = '^[0-9A-HJKMNP-TV-Z]{26}(-g[1-9][0-9]?)?$';
 
@@ -96,13 +106,13 @@ export function orderImportBodySchema(limits: LineLimits) {
           properties: {
             // no space at either end: MySQL compares ids with their trailing spaces ignored
             externalOrderId: { ...text(128), pattern: '^\\S(.*\\S)?$' },
-            userId: id,
+            userId: subjectId,
             placedAt: { type: 'string', format: 'date-time' },
             status: { type: 'string', enum: ['PAID', 'SHIPPED', 'DELIVERED', 'COMPLETED', 'CANCELLED'], description: 'the status in its channel' },
             items: orderLinesSchema(limits, ['skuId', 'title', 'merchantId', 'warehouseId', 'qty', 'unitPriceCents'], {
               skuId,
               title: text(200),
-              merchantId: id,
+              merchantId: subjectId,
               warehouseId: id,
               channel: { type: 'string', enum: ['self', 'third_party'], default: 'self' },
               unitPriceCents: cents,
@@ -123,7 +133,10 @@ export function checkoutBodySchema(limits: LineLimits) {
     additionalProperties: false,
     required: ['items'],
     properties: {
-      items: orderLinesSchema(limits, ['skuId', 'qty'], { skuId }),
+      items: {
+        ...orderLinesSchema(limits, ['skuId', 'qty'], { skuId }),
+        description: `the lines of one SKU are one line of their sum, held to ${limits.maxQty} units (MAX_LINE_QTY) as any line: more is 400 VALIDATION_FAILED`,
+      },
       address: {
         ...addressSchema,
         description:
@@ -296,9 +309,9 @@ export const skuBodySchema = {
     skuId,
     title: text(200),
     priceCents: cents,
-    merchantId: { type: 'string', pattern: '^[A-Za-z0-9._:@-]{1,64}$' },
+    merchantId: subjectId,
     channel: { type: 'string', enum: ['self', 'third_party'] },
-    warehouseId: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
+    warehouseId: warehouseIdSchema,
     stock: { type: 'integer', minimum: 0, maximum: 1_000_000_000 },
     deduction: { type: 'string', enum: ['placement', 'payment'] },
     orderType: {
@@ -320,7 +333,7 @@ export const skuBodySchema = {
       additionalProperties: false,
       required: ['priceCents', 'startsAt', 'endsAt', 'perUserLimit'],
       properties: {
-        priceCents: cents,
+        priceCents: { ...cents, description: 'at most the list price (priceCents), else 400 VALIDATION_FAILED' },
         startsAt: { type: 'string', format: 'date-time' },
         endsAt: { type: 'string', format: 'date-time' },
         perUserLimit: { type: 'integer', minimum: 0, maximum: 1_000_000, description: '0 means no limit' },

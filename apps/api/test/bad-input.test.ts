@@ -119,6 +119,20 @@ describe('bad input never reserves stock and never answers 500', () => {
     }
   });
 
+  it("answers a path Fastify's router refuses (a broken percent escape, a segment over its 100 characters) in problem details too", async () => {
+    for (const [method, path, status, code] of [
+      ['GET', '/v1/orders/%', 400, 'VALIDATION_FAILED'],
+      ['POST', '/v1/orders/%E0%A4%A/cancel', 400, 'VALIDATION_FAILED'],
+      ['GET', `/v1/orders/${'0'.repeat(101)}`, 414, 'URI_TOO_LONG'],
+      ['PUT', `/v1/admin/skus/${'M'.repeat(101)}/stock`, 414, 'URI_TOO_LONG'],
+    ] as const) {
+      const response = await api.request(method, path, { token: buyer });
+      expect(response.status, path).toBe(status);
+      expect(String(response.headers['content-type']), path).toMatch(/^application\/problem\+json/);
+      expect(response.body, path).toMatchObject({ status, code, title: expect.any(String), detail: expect.any(String), type: expect.stringContaining('problem') });
+    }
+  });
+
   it('reserved nothing and queued nothing for any of them', async () => {
     for (const [skuId, units] of [['MUG', 10], ['PRE-LAMP', 5], ['E-VOUCHER', 5]] as const) {
       const stock = await api.request('GET', `/v1/admin/skus/${skuId}`, { token: api.token('ops', 'admin') });
@@ -278,6 +292,20 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect((await api.request('GET', '/v1/orders?type=flash_sale&status=PENDING_PAYMENT', { token: buyer })).status).toBe(200);
   });
 
+  it("refuses a SKU whose id or warehouse id is a path's dot segment (. or ..), which no URL could address once created", async () => {
+    const admin = api.token('ops', 'admin');
+    const sku = { title: 'x', priceCents: 100, merchantId: 'shop', channel: 'self', warehouseId: 'wh', stock: 1, deduction: 'placement' };
+    for (const [skuId, warehouseId] of [['.', 'wh'], ['..', 'wh'], ['DOTS', '.'], ['DOTS', '..']] as const) {
+      const refused = await api.request('POST', '/v1/admin/skus', { token: admin, body: { ...sku, skuId, warehouseId } });
+      expect([refused.status, refused.body.code], `${skuId} in ${warehouseId}`).toEqual([400, 'VALIDATION_FAILED']);
+      expect(await api.deps.catalog.findSku(skuId), `${skuId} in ${warehouseId}`).toBeNull();
+    }
+    // dots within an id are ids like any other
+    const dotted = await api.request('POST', '/v1/admin/skus', { token: admin, body: { ...sku, skuId: '...', warehouseId: 'wh.2' } });
+    expect([dotted.status, dotted.headers.location]).toEqual([201, '/v1/admin/skus/...']);
+    expect((await api.request('GET', '/v1/admin/skus/...', { token: admin })).body).toMatchObject({ skuId: '...', warehouseId: 'wh.2' });
+  });
+
   it('refuses a flash sale on a presale or virtual SKU and a presale SKU deducted at payment, and shows each SKU’s order type', async () => {
     const admin = api.token('ops', 'admin');
     const now = Date.now();
@@ -306,6 +334,21 @@ describe('bad input never reserves stock and never answers 500', () => {
     }
   });
 
+  it('refuses a flash-sale price above the list price with 400 VALIDATION_FAILED naming both, creating nothing; a sale at the list price is taken', async () => {
+    const admin = api.token('ops', 'admin');
+    const now = Date.now();
+    const sale = { startsAt: new Date(now - 3_600_000).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 1 };
+    const lamp = { title: 'Lamp', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh', stock: 5, deduction: 'placement' };
+    const refused = await api.request('POST', '/v1/admin/skus', { token: admin, body: { ...lamp, skuId: 'LAMP-DEARER-ON-SALE', flashSale: { priceCents: 10_001, ...sale } } });
+    expect([refused.status, refused.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+    expect(refused.body.detail).toBe('flashSale.priceCents 10001 is above priceCents 10000: a flash sale sells at the list price or below');
+    // neither in the catalog nor in Redis
+    expect(await api.deps.catalog.findSku('LAMP-DEARER-ON-SALE')).toBeNull();
+    expect(await env.redis.exists(`${env.config.REDIS_KEY_PREFIX}{g0}:sku:LAMP-DEARER-ON-SALE`)).toBe(0);
+    const atList = await api.request('POST', '/v1/admin/skus', { token: admin, body: { ...lamp, skuId: 'LAMP-AT-LIST', flashSale: { priceCents: 10_000, ...sale } } });
+    expect([atList.status, atList.body.flashSale?.priceCents]).toEqual([201, 10_000]);
+  });
+
   it('sets stock in Redis and the ledger together', async () => {
     const admin = api.token('ops', 'admin');
     const set = await api.request('PUT', '/v1/admin/skus/MUG/stock', { token: admin, body: { stock: 25 } });
@@ -314,5 +357,29 @@ describe('bad input never reserves stock and never answers 500', () => {
     // The ledger holds the opening 10 plus this +16 (9 were available after the order above).
     // That order's -1 reservation reaches the ledger when a worker persists it: none runs in this file.
     expect(await api.deps.catalog.ledgerAvailable('MUG')).toBe(26);
+  });
+
+  it('refuses with 400 VALIDATION_FAILED a cart whose lines of one SKU add up to 1,000 units, past MAX_LINE_QTY (999), naming the SKU and reserving nothing; lines adding up to 999 are one line of 999', async () => {
+    const admin = api.token('ops', 'admin');
+    await createSku(api, admin, { skuId: 'TEA-BAGS', title: 'Tea bags', priceCents: 5, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 2_000, deduction: 'placement' });
+    const teaBuyer = api.token('tea-buyer');
+    const checkout = (key: string, items: Array<{ skuId: string; qty: number }>) =>
+      api.request('POST', '/v1/orders', { token: teaBuyer, headers: { 'idempotency-key': key }, body: { items, address: buyerAddress } });
+    const teaStock = async () => (await api.request('GET', '/v1/admin/skus/TEA-BAGS', { token: admin })).body.stock;
+
+    const refused = await checkout('tea-1', [{ skuId: 'TEA-BAGS', qty: 999 }, { skuId: 'TEA-BAGS', qty: 1 }]);
+    expect([refused.status, refused.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+    expect(String(refused.headers['content-type'])).toMatch(/^application\/problem\+json/);
+    expect(refused.body.detail).toBe('body/items: the lines of SKU TEA-BAGS add up to 1000 units, more than the 999 one line may hold (lines of one SKU are one line of their sum)');
+    expect(await teaStock()).toEqual({ available: 2_000, reserved: 0, sold: 0 });
+    // no order under the key: the same key with a valid cart is a checkout of its own
+    expect(await api.deps.inventory.checkoutRecorded('tea-buyer', 'tea-1')).toBe(false);
+
+    const merged = await checkout('tea-2', [{ skuId: 'TEA-BAGS', qty: 998 }, { skuId: 'TEA-BAGS', qty: 1 }]);
+    expect(merged.status).toBe(202);
+    const order = await api.request('GET', merged.body.statusUrl, { token: teaBuyer });
+    expect(order.body.items).toMatchObject([{ skuId: 'TEA-BAGS', qty: 999 }]);
+    expect(order.body.items).toHaveLength(1);
+    expect(await teaStock()).toEqual({ available: 1_001, reserved: 999, sold: 0 });
   });
 });

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { buildApp, connectApi } from '@orders/api';
 import { priceOrder } from '@orders/domain';
 import { CatalogRepository, OrderRepository, ProcessRepository, createDb, orderListOptionsOf, type OrderDb } from '@orders/persistence';
-import { buyerAddress, createSku, createTestEnv, httpClient, signToken, waitFor, type HttpAnswer, type HttpClient, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, holdRow as holdRowOf, httpClient, rowLockWaits, signToken, waitFor, type HttpAnswer, type HttpClient, type TestEnv } from '@orders/testing';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import { ulid } from 'ulid';
@@ -72,29 +72,14 @@ describe('a callback whose rows another transaction holds locked (MySQL refuses 
   const held = new Set<() => Promise<void>>();
   afterEach(async () => {
     for (const release of held) await release();
+    held.clear();
   });
 
-  /** Other work holding a row: a SELECT … FOR UPDATE in a transaction left open until released. */
+  /** Other work holding a row, released after the test whatever it found. */
   async function holdRow(table: 'payments' | 'shipments', column: 'payment_id' | 'order_id', id: string) {
-    const other = await env.db.startTransaction().execute();
-    await sql`SELECT 1 FROM ${sql.table(table)} WHERE ${sql.ref(column)} = ${id} FOR UPDATE`.execute(other);
-    const release = async () => {
-      held.delete(release);
-      await other.rollback().execute();
-    };
-    held.add(release);
-    return { release };
-  }
-
-  /**
-   * The transactions of this test's database waiting for a row lock now (a retry of the same work
-   * is a new one). InnoDB refreshes the table only when it was not read for 0.1 s: read less often.
-   */
-  async function lockWaits(): Promise<string[]> {
-    const { rows } = await sql<{ trxId: string }>`
-      SELECT t.trx_id AS trxId FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
-      WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()`.execute(env.db);
-    return rows.map((row) => String(row.trxId));
+    const lock = await holdRowOf(env.db, table, column, id);
+    held.add(lock.release);
+    return lock;
   }
 
   /**
@@ -107,7 +92,7 @@ describe('a callback whose rows another transaction holds locked (MySQL refuses 
     void answer.finally(() => (answered = true));
     await waitFor(
       async () => {
-        for (const id of await lockWaits()) waits.add(id);
+        for (const id of await rowLockWaits(env.db)) waits.add(id);
         return waits.size >= 2 || answered;
       },
       { what: 'a second lock wait of the callback', timeoutMs: 15_000, intervalMs: 200 },

@@ -183,4 +183,23 @@ describe('importing orders from other business order systems', () => {
     }
     expect((await env.db.selectFrom('orders').select('order_id').execute()).length).toBe(before);
   });
+
+  it('refuses a batch with an order holding two lines of one SKU with 400 VALIDATION_FAILED naming the order and the SKU, and writes nothing of it', async () => {
+    const admin = api.token('ops', 'admin');
+    const twoKettleLines = partnerOrder('KETTLE-TWICE', 'PAID');
+    twoKettleLines.items.push({ skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 1, unitPriceCents: 3_500, discountCents: 0 });
+    const answer = await api.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'twice', orders: [partnerOrder('ONCE-1', 'PAID'), twoKettleLines] } });
+    expect([answer.status, answer.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+    expect(String(answer.headers['content-type'])).toMatch(/^application\/problem\+json/);
+    expect(answer.body.detail).toBe(
+      'Imported order KETTLE-TWICE: SKU KETTLE is on lines 1 and 3; an order holds one line per SKU (its refunds, returns and merchants name a line by its SKU): send them as one line',
+    );
+    expect(await env.db.selectFrom('orders').select('order_id').where('source_channel', '=', 'twice').execute()).toEqual([]);
+
+    // one line of the 3 kettles, the second price as a discount: the same amounts, taken
+    const oneLine = partnerOrder('KETTLE-ONCE', 'PAID');
+    oneLine.items[0] = { ...oneLine.items[0]!, qty: 3, discountCents: 500 + 400 };
+    const taken = await api.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'twice', orders: [oneLine] } });
+    expect([taken.status, taken.body.imported]).toEqual([200, 1]);
+  });
 });

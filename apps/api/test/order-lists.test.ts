@@ -99,4 +99,11 @@ describe('order lists, the times a request carries, and bodies of actions that t
     expect((await api.request('DELETE', `/v1/admin/webhooks/${hook.body.webhookId}`, { token: admin })).status).toBe(204);
     expect((await api.request('GET', '/v1/admin/webhooks', { token: admin })).body.items).toEqual([]);
   });
+
+  it('refuses a webhook URL carrying credentials (user:pass@), which no delivery could be sent to and every listing would show: 400 naming the field, nothing registered', async () => {
+    const hook = await api.request('POST', '/v1/admin/webhooks', { token: admin, body: { url: 'https://crm:s3cret@crm.example.com/orders' } });
+    expect([hook.status, hook.body.code, hook.body.detail]).toEqual([400, 'VALIDATION_FAILED', expect.stringMatching(/^body\/url: .*credentials/)]);
+    expect(hook.body.detail).not.toContain('s3cret');
+    expect((await api.request('GET', '/v1/admin/webhooks', { token: admin })).body.items).toEqual([]);
+  });
 });

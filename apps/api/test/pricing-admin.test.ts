@@ -50,6 +50,7 @@ describe('the admin side of pricing, and reverse flows on orders this shop did n
       ['/v1/admin/promotions', { promotionId: 'BACKWARDS', title: 'ends first', thresholdCents: 1, offCents: 1, startsAt: window.endsAt, endsAt: window.startsAt }],
       ['/v1/admin/promotions', { promotionId: 'NEG', title: 'negative', thresholdCents: 1, offCents: -1, ...window }],
       ['/v1/admin/promotions', { promotionId: 'FLOAT', title: 'cents', thresholdCents: 1, offCents: 0.5, ...window }],
+      ['/v1/admin/promotions', { promotionId: 'ZERO', title: 'nothing off', thresholdCents: 1, offCents: 0, ...window }],
       ['/v1/admin/coupons', { code: 'NOPERCENT', kind: 'percent', minSpendCents: 0, perBuyerLimit: 1, ...window }],
       ['/v1/admin/coupons', { code: 'NOCENTS', kind: 'fixed', minSpendCents: 0, perBuyerLimit: 1, ...window }],
       ['/v1/admin/coupons', { code: 'TOOMUCH', kind: 'percent', percentOff: 101, minSpendCents: 0, perBuyerLimit: 1, ...window }],
@@ -133,6 +134,27 @@ describe('the admin side of pricing, and reverse flows on orders this shop did n
     expect([checkout.status, checkout.body.code]).toEqual([422, 'COUPON_INVALID']);
   });
 
+  it("refuses a coupon carrying the other kind's amount (a percent coupon with offCents, a fixed one with percentOff), or a fixed one taking nothing off, with 400 VALIDATION_FAILED naming the field, storing nothing", async () => {
+    const before = await count('coupons');
+    const couponKey = (code: string) => api.deps.inventory.keys.coupon(api.deps.inventory.keys.couponGroup(), code);
+    const refusals: Array<[Record<string, unknown>, string]> = [
+      [{ code: 'PCT-WITH-CENTS', kind: 'percent', percentOff: 10, offCents: 500, minSpendCents: 0, perBuyerLimit: 1, ...window }, 'offCents is for a fixed coupon: a percent coupon takes percentOff % off, no amount'],
+      [{ code: 'CENTS-WITH-PCT', kind: 'fixed', offCents: 500, percentOff: 10, minSpendCents: 0, perBuyerLimit: 1, ...window }, 'percentOff is for a percent coupon: a fixed coupon takes offCents off, no percentage'],
+      [{ code: 'NOTHING-OFF', kind: 'fixed', offCents: 0, minSpendCents: 0, perBuyerLimit: 1, ...window }, 'a fixed coupon takes at least 1 cent off: offCents 0 would take nothing'],
+    ];
+    for (const [body, detail] of refusals) {
+      const answer = await api.request('POST', '/v1/admin/coupons', { token: admin, body });
+      expect([answer.status, answer.body.code, answer.body.detail]).toEqual([400, 'VALIDATION_FAILED', detail]);
+      expect(String(answer.headers['content-type'])).toMatch(/^application\/problem\+json/);
+      expect(await env.db.selectFrom('coupons').select('code').where('code', '=', String(body.code)).execute()).toEqual([]);
+      expect(await env.redis.exists(couponKey(String(body.code)))).toBe(0);
+    }
+    expect(await count('coupons')).toBe(before);
+    // offCents 0 names no amount (the shape the domain writes a percent coupon in): taken
+    const zero = await api.request('POST', '/v1/admin/coupons', { token: admin, body: { code: 'PCT-ZERO-CENTS', kind: 'percent', percentOff: 10, offCents: 0, minSpendCents: 0, perBuyerLimit: 1, ...window } });
+    expect(zero.status).toBe(201);
+  });
+
   it('refuses a promotion naming a SKU twice, or SKUs that do not exist (naming them), with 400 VALIDATION_FAILED', async () => {
     const promotion = { title: '100 off', thresholdCents: 1_000, offCents: 100, ...window };
     const twice = await api.request('POST', '/v1/admin/promotions', { token: admin, body: { ...promotion, promotionId: 'TWICE', skuIds: ['KETTLE', 'KETTLE'] } });
@@ -161,11 +183,40 @@ describe('the admin side of pricing, and reverse flows on orders this shop did n
     expect((await api.request('PUT', '/v1/admin/members/ada', { token: admin, body: { level: 'gold' } })).body).toEqual({ userId: 'ada', level: 'gold' });
     expect((await api.request('PUT', '/v1/admin/warehouses/wh-east/shipping', { token: admin, body: { feeCents: 600 } })).body).toEqual({ warehouseId: 'wh-east', feeCents: 600 });
     expect((await api.request('PUT', '/v1/admin/warehouses/wh-east/shipping', { token: admin, body: { feeCents: -1 } })).status).toBe(400);
+    // no SKU can ship from a warehouse named . or .. (its creation refuses them), so neither has a fee to set
+    for (const segment of ['%2E', '%2E%2E']) expect((await api.request('PUT', `/v1/admin/warehouses/${segment}/shipping`, { token: admin, body: { feeCents: 600 } })).status).toBe(400);
     expect((await api.request('PUT', '/v1/admin/member-levels/gold', { token: api.token('ada'), body: { discountPercent: 100, freeShipping: true } })).status).toBe(403);
 
     expect(await env.db.selectFrom('member_levels').selectAll().execute()).toEqual([{ level: 'gold', discount_percent: 7, free_shipping: 1 }]);
     expect(await env.db.selectFrom('members').selectAll().execute()).toEqual([{ user_id: 'ada', level: 'gold' }]);
     expect((await env.db.selectFrom('warehouse_shipping').selectAll().execute()).map((row) => [row.warehouse_id, Number(row.fee_cents)])).toEqual([['wh-east', 600]]);
+  });
+
+  it("refuses a token whose subject is a path's dot segment (. or ..): no URL could give that buyer a level at /v1/admin/members/:userId; dots within a subject are addressable", async () => {
+    expect((await api.request('PUT', '/v1/admin/member-levels/dots', { token: admin, body: { discountPercent: 1, freeShipping: false } })).status).toBe(200);
+    // a URL client (fetch, a browser, the console, curl) resolves the segment away before sending
+    const resolvedAway = await fetch(new URL(`/v1/admin/members/${encodeURIComponent('..')}`, api.url), {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ level: 'dots' }),
+    });
+    expect([resolvedAway.status, ((await resolvedAway.json()) as { detail: string }).detail]).toEqual([404, 'No route PUT /v1/admin/']);
+    for (const sub of ['.', '..']) {
+      const refused = await api.request('GET', '/v1/orders', { token: api.token(sub) });
+      expect([sub, refused.status, refused.body.code]).toEqual([sub, 401, 'UNAUTHORIZED']);
+      // sent as raw bytes, the route refuses the subject it would never see in a token
+      const raw = await api.request('PUT', `/v1/admin/members/${sub}`, { token: admin, body: { level: 'dots' } });
+      expect([sub, raw.status, raw.body.code]).toEqual([sub, 400, 'VALIDATION_FAILED']);
+    }
+    expect(await env.db.selectFrom('members').select('user_id').where('user_id', 'in', ['.', '..']).execute()).toEqual([]);
+
+    expect((await api.request('GET', '/v1/orders', { token: api.token('...') })).status).toBe(200);
+    const dotted = await fetch(new URL('/v1/admin/members/...', api.url), {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ level: 'dots' }),
+    });
+    expect([dotted.status, await dotted.json()]).toEqual([200, { userId: '...', level: 'dots' }]);
   });
 
   it('cancels an imported paid order as its table says (no refund: its channel took the money) and refuses a return of an imported delivered one', async () => {

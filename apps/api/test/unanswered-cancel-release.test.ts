@@ -1,6 +1,5 @@
-import { buyerAddress, buyerOutsideBucketZero, startRedisServer, waitFor, type RedisServer } from '@orders/testing';
+import { buyerAddress, buyerOutsideBucketZero, holdRow, rowLockWaits, startRedisServer, waitFor, type RedisServer } from '@orders/testing';
 import { Redis } from 'ioredis';
-import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
 
@@ -38,31 +37,18 @@ describe('a cancel whose Redis release goes unanswered past REDIS_COMMAND_TIMEOU
 
     // the cancel waits for the order's row while the test pauses Redis: its reads pass, its release script waits
     // past the command timeout and runs afterwards
-    const { db } = system.env;
-    let locked!: () => void;
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (locked = resolve));
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const holder = db.transaction().execute(async (trx) => {
-      await sql`SELECT order_id FROM orders WHERE order_id = ${placed.body.orderId} FOR UPDATE`.execute(trx);
-      locked();
-      await released;
-    });
-    await held;
+    const row = await holdRow(system.env.db, 'orders', 'order_id', placed.body.orderId);
     const pauser = new Redis(redis.url);
     try {
       const unanswered = cancel();
-      const waiting = sql<{ waiting: number }>`SELECT COUNT(*) AS waiting FROM information_schema.INNODB_TRX t
-        JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()`;
-      await waitFor(async () => Number((await waiting.execute(db)).rows[0]!.waiting) > 0, { what: 'the cancel to wait for the order row', timeoutMs: 5_000 });
+      await waitFor(async () => (await rowLockWaits(system.env.db)).length > 0, { what: 'the cancel to wait for the order row', timeoutMs: 5_000, intervalMs: 200 });
       await pauser.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE');
-      release();
-      await holder;
+      await row.release();
       const answer = await unanswered;
       expect([answer.status, answer.body.code]).toEqual([503, 'SERVICE_UNAVAILABLE']);
       await new Promise((resolve) => setTimeout(resolve, PAUSE_MS));
     } finally {
-      release();
+      await row.release();
       await pauser.call('CLIENT', 'UNPAUSE');
       pauser.disconnect();
     }

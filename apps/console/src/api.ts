@@ -33,6 +33,9 @@ export interface Order {
   paymentDeadline?: string;
   /** a presale's: when its balance is due, once its deposit is paid */
   balanceDeadline: string | null;
+  /** an imported order's sales channel, where it was paid, and its id there (docs/order-centre.md); null for this shop's own orders */
+  sourceChannel: string | null;
+  externalOrderId: string | null;
   shipments: Array<{ shipmentId: string; warehouseId: string; trackingNo: string | null; status: string }>;
   subOrders: string[];
   /** null: a virtual order placed without one (it ships nothing) */

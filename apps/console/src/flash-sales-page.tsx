@@ -10,6 +10,9 @@ function localInput(at: Date): string {
   return local.toISOString().slice(0, 16);
 }
 
+/** The browser's time zone, which datetime-local inputs are in (the console shows its times in UTC). */
+const LOCAL_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
 interface Draft {
   skuId: string;
   title: string;
@@ -113,9 +116,9 @@ export function FlashSalesPage({ api, session }: { api: Api; session: Session })
           <input required type="number" min={0} step={1} inputMode="numeric" {...field('stock')} />
           <label for="sale-perUserLimit">Units per buyer (0: no limit)</label>
           <input required type="number" min={0} step={1} inputMode="numeric" {...field('perUserLimit')} />
-          <label for="sale-startsAt">Starts</label>
+          <label for="sale-startsAt">Starts (your time, {LOCAL_ZONE})</label>
           <input required type="datetime-local" {...field('startsAt')} />
-          <label for="sale-endsAt">Ends</label>
+          <label for="sale-endsAt">Ends (your time, {LOCAL_ZONE})</label>
           <input required type="datetime-local" {...field('endsAt')} />
           {createProblem && (
             <p class="problem" role="alert">

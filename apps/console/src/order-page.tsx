@@ -14,6 +14,20 @@ const ACTION_LABELS: Record<string, string> = {
   refuse_return: 'Refuse return',
 };
 
+/**
+ * An imported order arrives paid in its sales channel, and its table cancels it from PAID:
+ * CANCELLED at once, its warehouse told to drop the parcel, nothing paid back through this
+ * shop's payment system (docs/order-centre.md).
+ */
+const CANCEL_PAID_IN_CHANNEL = 'Cancel (paid in its channel: no refund from here)';
+
+/** What the button of `action` says on an order of `type`. */
+const labelOf = (action: string, type: string) => (action === 'cancel' && type === 'imported' ? CANCEL_PAID_IN_CHANNEL : (ACTION_LABELS[action] ?? action));
+
+/** The longest reason each action's route takes (the api's schemas): a return's decision keeps it after the return's id, in fewer characters. */
+const REASON_MAX_LENGTH: Record<string, number> = { approve_return: 400, refuse_return: 400 };
+const REASON_MAX_LENGTH_ELSE = 500;
+
 /** A partial refund needs its units chosen: it has a form of its own, not a button. */
 const CHOSEN_UNITS = 'refund_lines';
 /** A new address is a form of its own too, sent with PATCH. */
@@ -53,11 +67,16 @@ function balanceDue(order: Order): number | null {
 
 /**
  * When the order was placed, as the lists show it: when it was written; while it is still in
- * the queue, when the intake accepted it (its checkout step).
+ * the queue, when the intake accepted it (its checkout step). An imported order was placed in
+ * its channel (its checkout step), maybe days before it was written here.
  */
 function placedAt(order: Order): string | null {
-  return order.createdAt ?? order.history.find((step) => step.from === null && step.action === 'checkout')?.at ?? null;
+  const checkout = order.history.find((step) => step.from === null && step.action === 'checkout')?.at ?? null;
+  return order.sourceChannel ? checkout : (order.createdAt ?? checkout);
 }
+
+/** The delivery address on one line, as text (JSX escapes it: what a buyer typed is never markup). */
+const addressText = ({ name, phone, line1, city, postalCode, country }: Address) => `${name}, ${phone}, ${line1}, ${postalCode} ${city}, ${country}`;
 
 export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; role: 'merchant' | 'admin' }) {
   const [order, setOrder] = useState<Order | null>(null);
@@ -178,8 +197,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
     }
   }
 
-  function fire({ action, href }: AllowedAction) {
-    const label = ACTION_LABELS[action] ?? action;
+  function fire({ href }: AllowedAction, label: string) {
     // the cancel route takes a reason always; the others when one is given
     const needsReason = href.endsWith('/cancel');
     return perform(label, async (given) => {
@@ -232,6 +250,8 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
   const newAddress = actions.find((allowed) => allowed.action === NEW_ADDRESS);
   const refundable = order.items.filter((line) => unitsLeft(line) > 0);
   const addressDraft = address ?? order.address;
+  // the one box serves every action offered that sends a reason (the address form sends none): it holds the shortest limit among them
+  const reasonMaxLength = Math.min(REASON_MAX_LENGTH_ELSE, ...actions.filter((allowed) => allowed.action !== NEW_ADDRESS).map((allowed) => REASON_MAX_LENGTH[allowed.action] ?? REASON_MAX_LENGTH_ELSE));
 
   return (
     <section aria-labelledby="order-title">
@@ -265,10 +285,18 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
         <dd>{order.type}</dd>
         <dt>Buyer</dt>
         <dd>{order.userId}</dd>
+        <dt>Delivery address</dt>
+        <dd data-testid="delivery-address">{order.address ? addressText(order.address) : 'None: it ships nothing'}</dd>
         <dt>Placed</dt>
         <dd>
           <time dateTime={placedAt(order) ?? undefined}>{formatTime(placedAt(order))}</time>
           {order.createdAt === null && ': accepted, still being recorded'}
+          {order.sourceChannel && order.createdAt && (
+            <>
+              {` in ${order.sourceChannel}; imported `}
+              <time dateTime={order.createdAt}>{formatTime(order.createdAt)}</time>
+            </>
+          )}
         </dd>
         {order.couponCode && (
           <>
@@ -296,11 +324,11 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
         ) : (
           <>
             <label for="action-reason">Reason (kept in the history, optional)</label>
-            <input id="action-reason" type="text" maxLength={500} value={reason} onInput={(event) => setReason(event.currentTarget.value)} />
+            <input id="action-reason" type="text" maxLength={reasonMaxLength} value={reason} onInput={(event) => setReason(event.currentTarget.value)} />
             <div class="actions">
               {actions.filter((allowed) => allowed.action !== CHOSEN_UNITS && allowed.action !== NEW_ADDRESS).map((allowed) => (
-                <button type="button" disabled={busy} onClick={() => void fire(allowed)} aria-describedby={`to-${allowed.action}`}>
-                  {ACTION_LABELS[allowed.action] ?? allowed.action}
+                <button type="button" disabled={busy} onClick={() => void fire(allowed, labelOf(allowed.action, order.type))} aria-describedby={`to-${allowed.action}`}>
+                  {labelOf(allowed.action, order.type)}
                   <span id={`to-${allowed.action}`} class="to">
                     {' '}
                     → {allowed.merchantLabel}
@@ -463,6 +491,8 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
             </p>
             {payer && <Payments order={payer} />}
           </>
+        ) : order.sourceChannel ? (
+          <PaidInChannel order={order} channel={order.sourceChannel} />
         ) : (
           <Payments order={order} />
         )}
@@ -519,6 +549,21 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
         </ol>
       </section>
     </section>
+  );
+}
+
+/**
+ * An imported order was paid in its sales channel, at the channel's prices (its payable): this
+ * shop's payment system took nothing and holds no payment for it, and never pays anything of it
+ * back (docs/order-centre.md). Not "Not paid.": staff would chase the buyer or refuse a return.
+ */
+function PaidInChannel({ order, channel }: { order: Order; channel: string }) {
+  return (
+    <p>
+      Paid in its sales channel, {channel}
+      {order.externalOrderId && ` (its order ${order.externalOrderId})`}
+      {order.amounts && `: ${formatCents(order.amounts.payableCents)}`}, not through this shop's payment system, which holds no payment for it; any refund is the channel's too.
+    </p>
   );
 }
 

@@ -35,6 +35,23 @@ interface Filter {
 }
 
 const NO_FILTER: Filter = { status: '', type: '', userId: '', skuId: '', from: '', to: '', limit: 20 };
+const PAGE_SIZES = [20, 50, 100];
+
+/**
+ * The search the list's address holds (`/console/?userId=ivy&status=PAID`): a reload, or Back
+ * from one of its orders, shows the same search.
+ */
+function filterOf(search: string): Filter {
+  const params = new URLSearchParams(search);
+  const text = (name: keyof Filter) => params.get(name) ?? '';
+  const limit = Number(params.get('limit'));
+  return { status: text('status'), type: text('type'), userId: text('userId'), skuId: text('skuId'), from: text('from'), to: text('to'), limit: PAGE_SIZES.includes(limit) ? limit : NO_FILTER.limit };
+}
+
+/** Writes the search into the list's address, in place: Back still leaves the list. */
+function keepFilter(filter: Filter): void {
+  history.replaceState(history.state, '', `${location.pathname}${query({ ...filter, limit: filter.limit === NO_FILTER.limit ? undefined : filter.limit })}`);
+}
 
 /** A date input's day as the instant it starts (UTC), `days` later. */
 const dayStart = (day: string, days = 0) => (day === '' ? undefined : new Date(Date.parse(`${day}T00:00:00Z`) + days * 86_400_000).toISOString());
@@ -106,8 +123,8 @@ export function usePagedOrders(api: Api, pathOf: (cursor: string | null) => stri
 }
 
 export function OrdersPage({ api, session }: { api: Api; session: Session }) {
-  const [draft, setDraft] = useState<Filter>(NO_FILTER);
-  const [filter, setFilter] = useState<Filter>(NO_FILTER);
+  const [draft, setDraft] = useState<Filter>(() => filterOf(location.search));
+  const [filter, setFilter] = useState<Filter>(() => filterOf(location.search));
   const pages = usePagedOrders(api, (cursor) => orderSearchPath(session, filter, cursor));
 
   const field = (name: keyof Filter) => ({
@@ -127,6 +144,7 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
         onSubmit={(event) => {
           event.preventDefault();
           setFilter(draft);
+          keepFilter(draft);
           pages.reload();
         }}
       >
@@ -159,11 +177,11 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
               <input type="search" autoComplete="off" {...field('skuId')} />
             </div>
             <div>
-              <label for="filter-from">Placed from</label>
+              <label for="filter-from">Placed from (UTC day)</label>
               <input type="date" {...field('from')} />
             </div>
             <div>
-              <label for="filter-to">Placed until</label>
+              <label for="filter-to">Placed until (UTC day)</label>
               <input type="date" {...field('to')} />
             </div>
           </>
@@ -171,7 +189,7 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
         <div>
           <label for="filter-limit">Per page</label>
           <select {...field('limit')}>
-            {[20, 50, 100].map((size) => (
+            {PAGE_SIZES.map((size) => (
               <option value={size}>{size}</option>
             ))}
           </select>
@@ -183,6 +201,7 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
             onClick={() => {
               setDraft(NO_FILTER);
               setFilter(NO_FILTER);
+              keepFilter(NO_FILTER);
               pages.reload();
             }}
           >

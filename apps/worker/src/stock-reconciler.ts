@@ -1,7 +1,7 @@
 import type { StockDrift, StockReport } from '@orders/metrics';
-import type { CatalogRepository, CouponRepository, LedgerRestock, LedgerStock, StockLedgerRepository } from '@orders/persistence';
+import { StatementTooSlow, isTransientRefusal, type CatalogRepository, type CouponRepository, type LedgerRestock, type LedgerStock, type StockLedgerRepository } from '@orders/persistence';
 import { firstOrderIdAt } from '@orders/domain';
-import { AbandonedClaims, SKU_COUNTERS, StockRebalancer, StockRepairLock, StockRepairUnderWay, StockSets, stockRulesOf, type Inventory, type RedisClient } from '@orders/stock';
+import { AbandonedClaims, SKU_COUNTERS, StockRebalancer, StockRepairLock, StockRepairUnderWay, StockSets, splitStock, stockRulesOf, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;
@@ -22,7 +22,10 @@ export interface ReconcileReport {
   checkedSkus: number;
   /** accepted orders not yet in MySQL: their reservations were counted as in flight, not as drift */
   ordersInFlight: number;
-  /** merchants' stock sets left half-done in Redis (an answer that never came) finished before reading: the rest of their buckets set, their ledger row written */
+  /**
+   * merchants' stock sets left half-done in Redis (an answer that never came) finished before reading: the rest of their
+   * buckets set, their ledger row written; with repair, also those that waited for a bucket Redis lost, once it is recreated
+   */
   stockSetsFinished: number;
   /** units moved between the buckets of SKUs split into buckets before reading (open transfers finished, empty buckets refilled) */
   unitsRebalanced: number;
@@ -45,6 +48,8 @@ export interface ReconcileReport {
   repaired: boolean;
   /** units the repair could not take back (reserved meanwhile, or the ledger has fewer than none): drift still there */
   unitsLeft: Array<{ skuId: string; units: number }>;
+  /** repair only: SKUs whose row lock other work (a merchant's stock set stuck halfway) held past the lock wait: left as they are, for the next run */
+  skusBusy: string[];
   /** SKUs the ledger has fewer than zero units of: more reserved or sold than there was stock */
   oversold: Array<{ skuId: string; available: number }>;
 }
@@ -54,6 +59,8 @@ interface Reading {
   all: StockDrift;
   ordersInFlight: number;
   oversold: ReconcileReport['oversold'];
+  /** the ref of the open stock set each SKU with a lost bucket in `drift` was measured before */
+  stockSetsWaiting: Map<string, string>;
 }
 
 /** Orders whose reservation records the repair reads, and puts back, at a time. */
@@ -90,6 +97,8 @@ const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTE
  * it), and then runs that step again, which gives those units to it and refills it.
  * Before all that, each run finishes the merchants' stock sets left half-done in Redis
  * (StockSets): their buckets would sell in two generations, and the ledger would lack the set.
+ * One that waits for a bucket Redis lost makes its SKU missing, measured as before the set: the
+ * repair recreates the bucket holding what the ledger says it held then, and finishes the set.
  * Each run also abandons the checkouts' claims left by an api killed between a request's claim
  * and its reservation (AbandonedClaims): they hold their buyers' coupon uses for orders that
  * never were, and the checkout gives them back only to a retry under the same key.
@@ -137,7 +146,7 @@ export class StockReconciler {
   }
 
   async reconcile({ repair }: { repair: boolean }): Promise<ReconcileReport> {
-    const stockSetsFinished = await this.finishStockSets();
+    let stockSetsFinished = await this.finishStockSets();
     let unitsRebalanced = await this.rebalance();
     const claimsAbandoned = await this.abandonClaims();
     if (!repair) {
@@ -146,7 +155,7 @@ export class StockReconciler {
       await this.saveReport(reading.all.map((sku) => (lastingSkus.has(sku.skuId) ? sku : { skuId: sku.skuId, available: 0, reserved: 0, sold: 0 })));
       if (lasting.length > 0) this.deps.log.warn({ drift: lasting, repaired: false }, 'stock drift between Redis and the ledger');
       const report = { checkedSkus: reading.all.length, ordersInFlight: reading.ordersInFlight, stockSetsFinished, unitsRebalanced, claimsAbandoned, drift: lasting, oversold: reading.oversold };
-      return { ...report, reservationsRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, repaired: false, unitsLeft: [] };
+      return { ...report, reservationsRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, repaired: false, unitsLeft: [], skusBusy: [] };
     }
     // two repairs reading the same drift would each move the counters by it
     return this.repairLock.whileHeld(REPAIR_LOCK_WAIT_MS, async (stillHeld) => {
@@ -155,19 +164,22 @@ export class StockReconciler {
       const { couponsPublished, couponUsesRestored } = await this.publishCoupons();
       const { reading, lasting } = await this.compare();
       const unitsLeft: ReconcileReport['unitsLeft'] = [];
+      const skusBusy: string[] = [];
       // what recreated counters must mark done: read once, for every SKU Redis lost
       const restocks = lasting.some((drift) => drift.missing) ? await this.deps.ledger.restocks(firstOrderIdAt(this.deps.inventory.restocksKeptSince(new Date()).getTime())) : [];
       for (const drift of lasting) {
         if (!stillHeld()) throw new Error('the stock repair lock lapsed (Redis unreachable for too long?); run the repair again');
-        const units = await this.repair(drift, restocks);
-        if (units > 0) unitsLeft.push({ skuId: drift.skuId, units });
+        const { untaken, stockSetFinished, busy } = await this.repair(drift, restocks, reading.stockSetsWaiting.get(drift.skuId));
+        if (untaken > 0) unitsLeft.push({ skuId: drift.skuId, units: untaken });
+        if (stockSetFinished) stockSetsFinished++;
+        if (busy) skusBusy.push(drift.skuId);
       }
       // transfers into the buckets recreated are given now, and those left empty refilled
       if (lasting.some((drift) => drift.missing)) unitsRebalanced += await this.rebalance();
       const left = new Map(unitsLeft.map(({ skuId, units }) => [skuId, units]));
-      // what the repair could not take back is still drift, for the gauges too
-      await this.saveReport(reading.all.map((sku) => ({ skuId: sku.skuId, available: left.get(sku.skuId) ?? 0, reserved: 0, sold: 0 })));
-      if (lasting.length > 0) this.deps.log.warn({ drift: lasting, unitsLeft, repaired: true }, 'stock drift between Redis and the ledger');
+      // what the repair could not take back, or left alone, is still drift, for the gauges too
+      await this.saveReport(reading.all.map((sku) => (skusBusy.includes(sku.skuId) ? sku : { skuId: sku.skuId, available: left.get(sku.skuId) ?? 0, reserved: 0, sold: 0 })));
+      if (lasting.length > 0) this.deps.log.warn({ drift: lasting, unitsLeft, skusBusy, repaired: true }, 'stock drift between Redis and the ledger');
       return {
         checkedSkus: reading.all.length,
         ordersInFlight: reading.ordersInFlight,
@@ -179,8 +191,9 @@ export class StockReconciler {
         couponsPublished,
         couponUsesRestored,
         drift: lasting,
-        repaired: lasting.length > 0 && unitsLeft.length === 0,
+        repaired: lasting.length > 0 && unitsLeft.length === 0 && skusBusy.length === 0,
         unitsLeft,
+        skusBusy,
         oversold: reading.oversold,
       };
     });
@@ -300,8 +313,7 @@ export class StockReconciler {
   /** Finishes transfers open longer than the settle time (their process died) and refills every empty bucket. */
   private async rebalance(): Promise<number> {
     let moved = await this.rebalancer.completeOpenTransfers(this.options.settleMs);
-    const buckets = await this.deps.inventory.bucketsOf(await this.deps.ledger.skuIds());
-    for (const [skuId, count] of buckets) if (count > 1) moved += await this.rebalancer.rebalance(skuId);
+    for (const [skuId, count] of await this.deps.ledger.skuBuckets()) if (count > 1) moved += await this.rebalancer.rebalance(skuId);
     return moved;
   }
 
@@ -318,24 +330,40 @@ export class StockReconciler {
   private async read(): Promise<Reading> {
     const { redis, inventory, ledger } = this.deps;
     const { keys } = inventory;
-    const skuIds = await ledger.skuIds();
-    const buckets = await inventory.bucketsOf(skuIds);
+    // every bucket of each SKU, as many as the catalog says: a SKU whose bucket 0 Redis lost says none
+    const buckets = await ledger.skuBuckets();
+    const skuIds = [...buckets.keys()];
     const counters = new Map<string, { values: Counters | null; lost: boolean }>();
     const acceptedByGroup: Array<[string, string[]]> = [];
+    const settingStock = new Set<string>();
+    const openSets = new Map<string, { ref: string; generation: number; shares: number[] }>();
     for (const [bucket, group] of keys.groups().entries()) {
       const inGroup = skuIds.filter((skuId) => bucket < buckets.get(skuId)!);
       // a group's keys share a hash tag, so this is one atomic MULTI on one node
       const transaction = redis.multi().zrange(keys.accepted(group), 0, -1);
-      for (const skuId of inGroup) transaction.hmget(keys.sku(group, skuId), 'available', 'reserved', 'sold', 'deduction');
+      for (const skuId of inGroup) transaction.hmget(keys.sku(group, skuId), 'available', 'reserved', 'sold', 'deduction', 'generation', 'setFrom', 'setRef', 'setStock');
+      // the open stock sets are bucket 0's group's: read in the same instant as its counters
+      if (bucket === 0) transaction.zrange(keys.openStockSets(), 0, -1);
       const replies = (await transaction.exec()) ?? [];
       const [acceptedError, accepted] = replies[0] ?? [new Error('no reply'), []];
       if (acceptedError) throw acceptedError;
       acceptedByGroup.push([group, accepted as string[]]);
+      if (bucket === 0) {
+        const [setsError, open] = replies[inGroup.length + 1] ?? [new Error('no reply'), []];
+        if (setsError) throw setsError;
+        for (const skuId of open as string[]) settingStock.add(skuId);
+      }
       inGroup.forEach((skuId, i) => {
         const [error, reply] = replies[i + 1] ?? [new Error('no reply'), null];
         if (error) throw error;
-        const [available, reserved, sold, deduction] = reply as Array<string | null>;
+        const [available, reserved, sold, deduction, generation, setFrom, setRef, setStock] = reply as Array<string | null>;
         const values = available === null ? null : { available: Number(available), reserved: Number(reserved ?? 0), sold: Number(sold ?? 0) };
+        // bucket 0 records the open set, and is read first
+        if (bucket === 0 && setRef && settingStock.has(skuId)) openSets.set(skuId, { ref: setRef, generation: Number(generation), shares: splitStock(Number(setStock), buckets.get(skuId)!) });
+        const set = openSets.get(skuId);
+        // a bucket the open set has reached counts what it would hold without the set, as the
+        // ledger does until the set's row, measured from what each bucket held before it
+        if (values && set && Number(generation) === set.generation) values.available += Number(setFrom) - set.shares[bucket]!;
         const sum = counters.get(skuId) ?? { values: null, lost: false };
         counters.set(skuId, sum);
         // any bucket without counters, or with counters and without the rules (which the
@@ -364,6 +392,7 @@ export class StockReconciler {
 
     const drift: SkuDrift[] = [];
     const all: StockDrift = [];
+    const stockSetsWaiting = new Map<string, string>();
     const oversold = snapshot.stock.filter((sku) => sku.available < 0).map(({ skuId, available }) => ({ skuId, available }));
     for (const ledgerStock of snapshot.stock) {
       const redisStock = counters.get(ledgerStock.skuId);
@@ -382,9 +411,16 @@ export class StockReconciler {
         missing: redisStock.lost,
       };
       all.push({ skuId: skuDrift.skuId, available: skuDrift.available, reserved: skuDrift.reserved, sold: skuDrift.sold });
+      // a merchant's stock set under way (its Redis side begun, its ledger row not yet written, or
+      // left half-done) is in flight: its row will measure from what the buckets held before it,
+      // so a repair moving them meanwhile would be counted again on top of the set. One that waits
+      // for a lost bucket waits for the repair, which recreates it as before the set and finishes it
+      const waiting = skuDrift.missing ? openSets.get(skuDrift.skuId)?.ref : undefined;
+      if (settingStock.has(skuDrift.skuId) && waiting === undefined) continue;
+      if (waiting !== undefined) stockSetsWaiting.set(skuDrift.skuId, waiting);
       if (skuDrift.missing || SKU_COUNTERS.some((counter) => skuDrift[counter] !== 0)) drift.push(skuDrift);
     }
-    return { drift, all, ordersInFlight: acceptedIds.length - snapshot.persisted.size, oversold };
+    return { drift, all, ordersInFlight: acceptedIds.length - snapshot.persisted.size, oversold, stockSetsWaiting };
   }
 
   /**
@@ -409,34 +445,65 @@ export class StockReconciler {
     }
   }
 
-  /** Moves a SKU's counters to the ledger; returns the sellable units it could not take away. */
-  private async repair(drift: SkuDrift, restocks: readonly LedgerRestock[]): Promise<number> {
+  /**
+   * Moves a SKU's counters to the ledger; returns the sellable units it could not take away.
+   * Lost buckets are recreated and filled under the SKU's row lock, as a stock set runs: a set
+   * between the two would measure a recreated bucket empty, and the fill then put its units on
+   * sale on top of the set. A SKU whose open stock set (`waitingSet`, its ref) waits for its
+   * lost buckets was measured as before the set: the buckets are recreated holding that under
+   * the set's finish, which then measures the set's ledger row from them. `busy`: the row lock
+   * was not had within the lock wait, nothing changed.
+   */
+  private async repair(drift: SkuDrift, restocks: readonly LedgerRestock[], waitingSet: string | undefined): Promise<{ untaken: number; stockSetFinished: boolean; busy: boolean }> {
     const { inventory, catalog, log } = this.deps;
-    let untaken: number;
+    let untaken = 0;
+    let stockSetFinished = false;
     if (drift.missing) {
       const sku = await catalog.findSku(drift.skuId);
-      if (!sku) return 0;
-      // the lost buckets come back empty, and buckets Redis still has (a cluster node that lost
-      // one bucket) keep their counters, their orders' units in them, and get their rules back
-      // if they had none; the sum then moves to the ledger
-      const recreated = await inventory.recreateLostBuckets(stockRulesOf(sku));
-      const kept = (await inventory.getSkuStock(drift.skuId)) ?? { available: 0, reserved: 0, sold: 0 };
-      // Redis holds no fewer than none: a ledger below zero (oversold) stays as drift
-      const target = { ...drift.expected, available: Math.max(drift.expected.available, 0) };
-      untaken = Math.max(-drift.expected.available, 0);
-      // what the buckets kept lack is what the lost ones held (to the unit when one was lost and
-      // the others are right): it goes back to the first, where its orders will pay or release it
-      const by = { available: target.available - kept.available, reserved: target.reserved - kept.reserved, sold: target.sold - kept.sold };
-      untaken += await inventory.correctCounters(drift.skuId, by, { into: recreated[0] ?? 0 });
-      // the recreated counters count the ledger's restocks: their Redis side must not run again
-      await inventory.markRestocked(restocks.filter((restock) => restock.lines.some((line) => line.skuId === drift.skuId)));
+      if (!sku) return { untaken, stockSetFinished, busy: false };
+      const recreate = async () => {
+        // the lost buckets come back empty, and buckets Redis still has (a cluster node that lost
+        // one bucket) keep their counters, their orders' units in them, and get their rules back
+        // if they had none; the sum then moves to the ledger
+        const recreated = await inventory.recreateLostBuckets(stockRulesOf(sku));
+        // Redis holds no fewer than none: a ledger below zero (oversold) stays as drift
+        const target = { ...drift.expected, available: Math.max(drift.expected.available, 0) };
+        untaken = Math.max(-drift.expected.available, 0);
+        // what the buckets kept lack is what the lost ones held (to the unit when one was lost and
+        // the others are right): it goes back to the first, where its orders will pay or release it.
+        // From the reading the drift was found in, not a fresh read of the kept buckets: they went on
+        // selling since, and each checkout, release or restock meanwhile moves the ledger as well
+        // (moving them to the reading's target put its units back on sale, to be sold twice)
+        const held = { available: drift.expected.available + drift.available, reserved: drift.expected.reserved + drift.reserved, sold: drift.expected.sold + drift.sold };
+        const by = { available: target.available - held.available, reserved: target.reserved - held.reserved, sold: target.sold - held.sold };
+        untaken += await inventory.correctCounters(drift.skuId, by, { into: recreated[0] ?? 0 });
+        // the recreated counters count the ledger's restocks: their Redis side must not run again
+        await inventory.markRestocked(restocks.filter((restock) => restock.lines.some((line) => line.skuId === drift.skuId)));
+      };
+      try {
+        if (waitingSet === undefined) {
+          if (!(await catalog.whileSkuLocked(drift.skuId, recreate))) return { untaken, stockSetFinished, busy: false };
+        } else {
+          stockSetFinished = await this.stockSets.finishRecreating({ skuId: drift.skuId, ref: waitingSet }, recreate);
+          if (!stockSetFinished) {
+            // its ledger row was written, or the set closed, since the reading that measured the SKU before it
+            log.warn({ skuId: drift.skuId, ref: waitingSet }, 'stock repair: the stock set the SKU was measured before ended meanwhile; the next run repairs it');
+            return { untaken, stockSetFinished, busy: false };
+          }
+        }
+      } catch (error) {
+        // one SKU's row held by a stuck set must not keep the other SKUs from their repair
+        if (!isTransientRefusal(error) && !(error instanceof StatementTooSlow)) throw error;
+        log.warn({ err: error, skuId: drift.skuId }, 'stock repair: the row of the SKU stayed locked past the lock wait (a stock set stuck halfway?); left as it is for the next run');
+        return { untaken: 0, stockSetFinished: false, busy: true };
+      }
     } else {
       untaken = await inventory.correctCounters(drift.skuId, { available: -drift.available, reserved: -drift.reserved, sold: -drift.sold });
     }
     // reserved since the reading (no bucket goes below zero for it), or oversold: the next run finds what is left
     if (untaken > 0) log.warn({ skuId: drift.skuId, untaken }, 'stock drift repair could not take every unit');
     log.warn({ skuId: drift.skuId, drift }, 'stock drift repaired: Redis counters moved to the ledger');
-    return untaken;
+    return { untaken, stockSetFinished, busy: false };
   }
 
   private async saveReport(report: StockDrift): Promise<void> {

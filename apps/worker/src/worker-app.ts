@@ -319,6 +319,10 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
           maxLen: config.EVENTS_STREAM_MAXLEN,
           pollMs: config.EVENTS_POLL_MS,
           batchSize: config.EVENTS_BATCH_SIZE,
+          // a turn uses the lock's connection once: its statements (4 at most, each within MYSQL_QUERY_TIMEOUT_MS),
+          // its XADDs (REDIS_COMMAND_TIMEOUT_MS) and its pause come between; twice that, as a statement may first
+          // wait for a connection of the pool (85 s by default)
+          lockLapseMs: 2 * (4 * config.MYSQL_QUERY_TIMEOUT_MS + config.REDIS_COMMAND_TIMEOUT_MS + config.EVENTS_POLL_MS),
           webhooks: {
             streamKey: orderEventStreamKey(config.REDIS_KEY_PREFIX),
             batchSize: config.WEBHOOK_BATCH_SIZE,

@@ -1,6 +1,5 @@
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { waitFor } from '@orders/testing';
-import { sql } from 'kysely';
+import { holdRow, waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -37,23 +36,12 @@ describe('a late payment given back beside a cancel', () => {
 
     // another session holds the order's row while the late refund job reads the order and the buyer cancels:
     // both writes queue behind it, the cancel's first
-    const db = system.env.db;
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((resolve) => (locked = resolve));
-    const holder = db.transaction().execute(async (trx) => {
-      await sql`select order_id from orders where order_id = ${orderId} for update`.execute(trx);
-      locked();
-      await held;
-    });
-    await isLocked;
+    const row = await holdRow(system.env.db, 'orders', 'order_id', orderId);
     expect((await reported(second, 'SUCCEEDED', 'tx-2')).body.changed).toBe(false);
     const cancel = system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('eli'), body: { reason: 'paid twice' } });
     await waitFor(async () => (await refundsAsked(orderId)) === 1, { what: 'the late refund asked', timeoutMs: 10_000, intervalMs: 20 });
     await new Promise((resolve) => setTimeout(resolve, 800));
-    release();
-    await holder;
+    await row.release();
     expect((await cancel).status).toBe(200);
     await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
 

@@ -1,9 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import { signatureMatches } from '@orders/clients';
-import type { OrderEvent } from '@orders/persistence';
+import { planImport } from '@orders/domain';
+import { OrderImportRepository, type OrderEvent } from '@orders/persistence';
 import { orderEventStreamKey } from '@orders/queues';
-import { buyerAddress, createSku, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, channelOrder, createSku, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import type { Cluster, Redis } from 'ioredis';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -191,5 +193,47 @@ describe.concurrent('an order-event publisher killed with SIGKILL in the middle 
     expect(unique.map((event) => event.eventId).sort()).toEqual([...history].sort());
     const unpublished = await env.db.selectFrom('order_history').select('id').where('published_at', 'is', null).execute();
     expect(unpublished).toEqual([]);
+  });
+});
+
+describe.concurrent('an order-event publisher frozen while it holds the lock (a paused VM, a network partition)', () => {
+  let env: TestEnv;
+  const workers: SpawnedProcess[] = [];
+  const worker = () => spawnApp('worker', { ...env.env, WORKER_QUEUES: 'events', WORKER_METRICS_PORT: '0' });
+  /** the connection holding the publisher's named lock, if any (MySQL's view: a frozen holder still holds it) */
+  const lockHolder = async () =>
+    Number((await sql<{ holder: number | null }>`SELECT IS_USED_LOCK(CONCAT('order-events-publisher:', DATABASE())) AS holder`.execute(env.db)).rows[0]?.holder) || 0;
+
+  beforeAll(async () => {
+    env = await createTestEnv('order_events_frozen', { EVENTS_POLL_MS: '50', MYSQL_QUERY_TIMEOUT_MS: '1000', REDIS_COMMAND_TIMEOUT_MS: '500' });
+  });
+  afterAll(async () => {
+    // SIGKILL ends a stopped process too
+    await Promise.all(workers.map((worker) => worker.kill()));
+    await env?.cleanup();
+  });
+
+  it('hands its events to another publisher: MySQL frees the lock of a holder that went silent, not after its 8 h wait_timeout', async () => {
+    workers.push(worker());
+    const frozenHolder = await waitFor(lockHolder, { what: 'the first worker to take the publisher lock', timeoutMs: 20_000 });
+    process.kill(workers[0]!.child.pid!, 'SIGSTOP');
+    workers.push(worker());
+
+    // an order imported meanwhile (as the import route writes it, the api's defaults filled in)
+    const sent = channelOrder('TM-FROZEN', { status: 'SHIPPED' });
+    const order = { ...sent, items: sent.items.map((item) => ({ ...item, channel: 'self' as const, discountCents: 0 })) };
+    const now = new Date();
+    const [imported] = await new OrderImportRepository(env.db).importOrders('tmall', [{ ...planImport(order, now), orderId: '01K0000000000000000000FRZN' }], now);
+    const orderId = imported!.orderId;
+    const streamKey = orderEventStreamKey(env.config.REDIS_KEY_PREFIX);
+    const published = await waitFor(
+      async () => {
+        const events = (await readStream(env.redis, streamKey)).filter((event) => event.orderId === orderId);
+        return events.length === 3 && events;
+      },
+      { what: "the imported order's events on the stream", timeoutMs: 30_000, explain: async () => `lock held by connection ${await lockHolder()}, the frozen worker's was ${frozenHolder}` },
+    );
+    expect(published.map((event) => `${event.from}->${event.to}`)).toEqual(['null->ACCEPTED', 'ACCEPTED->PAID', 'PAID->SHIPPED']);
+    expect(await lockHolder()).not.toBe(frozenHolder);
   });
 });

@@ -1,10 +1,13 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { StockKeys } from '@orders/stock';
+import { CatalogRepository, CouponRepository, StockLedgerRepository } from '@orders/persistence';
+import { StockKeys, StockSets } from '@orders/stock';
 import { buyerAddress, reservationOf, waitFor } from '@orders/testing';
-import { closeUnpaidOrder } from '@orders/worker';
+import { StockReconciler, closeUnpaidOrder } from '@orders/worker';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { raceForOneEach } from './support/bucket-race.js';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -237,28 +240,6 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
     };
     /** Accepted by the intake and not yet in MySQL: the reservation only, no persist job. */
     const inFlight = (buyer: string, skuId: string, qty: number) => system.workers.deps.inventory.reserveStock(reservationOf(buyer, [{ skuId, qty }]));
-    /**
-     * 100 buyers race for one unit each, and those who heard OUT_OF_STOCK try again while
-     * the intake's rebalancer refills their buckets, until a round sells nothing with none
-     * left; returns how many got one.
-     */
-    const race = async (skuId: string) => {
-      const accepted = new Set<string>();
-      for (let round = 0; round < 10; round++) {
-        const racers = Array.from({ length: 100 }, (_, i) => `${skuId}-racer-${i}`).filter((buyer) => !accepted.has(buyer));
-        const answers = await Promise.all(
-          racers.map((buyer) =>
-            system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': `race-${round}` }, body: { items: [{ skuId, qty: 1 }], address: buyerAddress } }),
-          ),
-        );
-        expect(answers.filter((answer) => answer.status !== 202 && answer.body.code !== 'OUT_OF_STOCK').map((answer) => answer.body)).toEqual([]);
-        const before = accepted.size;
-        answers.forEach((answer, i) => answer.status === 202 && accepted.add(racers[i]!));
-        if (accepted.size === before && (await stock(skuId)).available === 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      return accepted.size;
-    };
 
     it('rebuilds bucket 2 with its rules while a transfer into it is open, counting its paid, unpaid and not yet persisted orders, and then sells exactly the 40 candles left to 100 racing buyers', async () => {
       const { redis, db } = system.env;
@@ -310,7 +291,7 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
       expect((await system.workers.deps.inventory.openTransfers(new Date())).filter((transfer) => transfer.skuId === 'CANDLE')).toEqual([]);
       expect((await reconciler().reconcile({ repair: false })).drift.filter((drift) => drift.skuId === 'CANDLE')).toEqual([]);
 
-      expect(await race('CANDLE')).toBe(40);
+      expect(await raceForOneEach(system, 'CANDLE')).toBe(40);
       expect(await stock('CANDLE')).toEqual({ available: 0, reserved: 47, sold: 5 });
     });
 
@@ -330,8 +311,98 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
       expect(await stock('LANTERN')).toEqual({ available: 16, reserved: 3, sold: 1 });
       expect((await reconciler().reconcile({ repair: false })).drift.filter((drift) => drift.skuId === 'LANTERN')).toEqual([]);
 
-      expect(await race('LANTERN')).toBe(16);
+      expect(await raceForOneEach(system, 'LANTERN')).toBe(16);
       expect(await stock('LANTERN')).toEqual({ available: 0, reserved: 19, sold: 1 });
+    });
+
+    it('rebuilds bucket 2 of the lamps while 150 buyers of the buckets Redis kept reserve one each, between its reading and its correction: Redis then holds the 250 the ledger has left, not 400', async () => {
+      const { redis, db } = system.env;
+      await system.createSku({ skuId: 'FLOODLAMP', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 400, deduction: 'placement', stockBuckets: 4 });
+      await redis.del(bucketKey('FLOODLAMP', 2));
+      const buyers = Array.from({ length: 400 }, (_, i) => `floodlamp-${i}`)
+        .filter((buyer) => new StockKeys('').bucketOf(buyer, 4) !== 2)
+        .slice(0, 150);
+      const orderIds: string[] = [];
+      // the repair has read the drift (the ledger's 400, Redis's 300): the buckets it kept go on selling meanwhile
+      const catalog = new CatalogRepository(db);
+      const findSku = catalog.findSku.bind(catalog);
+      catalog.findSku = async (skuId) => {
+        if (skuId === 'FLOODLAMP' && orderIds.length === 0) {
+          const answers = await Promise.all(
+            buyers.map((buyer) => system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': 'meanwhile' }, body: { items: [{ skuId, qty: 1 }], address: buyerAddress } })),
+          );
+          expect(answers.filter((answer) => answer.status !== 202).map((answer) => answer.body)).toEqual([]);
+          orderIds.push(...answers.map((answer) => answer.body.orderId as string));
+        }
+        return findSku(skuId);
+      };
+      const repairing = new StockReconciler(
+        { redis, inventory: system.workers.deps.inventory, ledger: new StockLedgerRepository(db), catalog, coupons: new CouponRepository(db), log: pino({ level: 'silent' }) },
+        { settleMs: 100 },
+      );
+
+      const report = await repairing.reconcile({ repair: true });
+      expect(report.drift.find((drift) => drift.skuId === 'FLOODLAMP')?.expected).toEqual({ available: 400, reserved: 0, sold: 0 });
+      expect(orderIds).toHaveLength(150);
+      for (const orderId of orderIds) await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+      expect(await stock('FLOODLAMP')).toEqual({ available: 250, reserved: 150, sold: 0 });
+      expect((await reconciler().reconcile({ repair: false })).drift.filter((drift) => drift.skuId === 'FLOODLAMP')).toEqual([]);
+    });
+
+    it('leaves alone a SKU whose merchant lowered its stock from 100 to 20 with the set still under way (Redis set, MySQL not yet committed): the repair does not put the 80 back on sale', async () => {
+      const { db } = system.env;
+      await system.createSku({ skuId: 'SHELF', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 100, deduction: 'placement', stockBuckets: 4 });
+      const catalog = new CatalogRepository(db);
+      let redisSet!: () => void;
+      const setInRedis = new Promise<void>((resolve) => (redisSet = resolve));
+      let commit!: () => void;
+      const committing = new Promise<void>((resolve) => (commit = resolve));
+      // the merchant's set as the api runs it, its MySQL commit slower than the repair's two readings
+      const sets = new StockSets({
+        inventory: system.workers.deps.inventory,
+        clock: () => new Date(),
+        record: (skuId, quantity, ref, side) =>
+          catalog.setStock(skuId, quantity, ref, {
+            ...side,
+            set: async () => {
+              const previous = await side.set();
+              redisSet();
+              await committing;
+              return previous;
+            },
+          }),
+      });
+      const setting = sets.set('SHELF', 20, 'shelf-recount', () => undefined);
+      await setInRedis;
+
+      const report = await reconciler(300).reconcile({ repair: true });
+      commit();
+      expect(await setting).toBe(true);
+      expect(report.drift.filter((drift) => drift.skuId === 'SHELF')).toEqual([]);
+      expect(await stock('SHELF')).toEqual({ available: 20, reserved: 0, sold: 0 });
+      expect((await reconciler().reconcile({ repair: false })).drift.filter((drift) => drift.skuId === 'SHELF')).toEqual([]);
+      expect(await raceForOneEach(system, 'SHELF')).toBe(20);
+    });
+
+    it('refuses the merchant’s set of the benches while Redis has lost bucket 2 and its 10, so the repair does not put them back on top of it; once the repair has recreated the bucket the set sells exactly 20', async () => {
+      const { redis } = system.env;
+      await system.createSku({ skuId: 'BENCH', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 40, deduction: 'placement', stockBuckets: 4 });
+      const ledger = () => system.workers.deps.catalog.ledgerAvailable('BENCH');
+      // the node holding bucket 2 came back empty: its 10 benches are in the ledger alone
+      await redis.del(bucketKey('BENCH', 2));
+
+      // measured without bucket 2, the set would write 20 - 30 to the ledger, and the repair then put its 10 back: 30 on sale
+      const refused = await system.request('PUT', '/v1/admin/skus/BENCH/stock', { token: admin(), body: { stock: 20 } });
+      expect([refused.status, refused.body.code, refused.headers['retry-after']]).toEqual([503, 'SERVICE_UNAVAILABLE', '60']);
+      expect(await system.workers.deps.inventory.openStockSet('BENCH')).toBeNull();
+
+      expect((await reconciler().reconcile({ repair: true })).unitsLeft).toEqual([]);
+      expect([await stock('BENCH'), await ledger()]).toEqual([{ available: 40, reserved: 0, sold: 0 }, 40]);
+
+      expect((await system.request('PUT', '/v1/admin/skus/BENCH/stock', { token: admin(), body: { stock: 20 } })).status).toBe(200);
+      expect([await buckets('BENCH'), await ledger()]).toEqual([Array.from({ length: 4 }, () => ({ available: 5, reserved: 0, sold: 0 })), 20]);
+      expect((await reconciler().reconcile({ repair: true })).drift.filter((drift) => drift.skuId === 'BENCH')).toEqual([]);
+      expect(await raceForOneEach(system, 'BENCH')).toBe(20);
     });
   });
 

@@ -119,11 +119,18 @@ function hashTagOf(key: string): string | undefined {
 }
 
 const PORT = int(0, 65535);
-/** A delay handed to a Node timer: setTimeout takes past 2^31-1 ms (~24.8 days) as 1 ms. */
-const MS = int(0, 2_147_483_647);
+/** The longest delay a Node timer takes: setTimeout takes past 2^31-1 ms (~24.8 days) as 1 ms. */
+const LONGEST_TIMER_MS = 2_147_483_647;
+/** A delay handed to a Node timer. */
+const MS = int(0, LONGEST_TIMER_MS);
 /** A timer's delay that must not be 0. */
-const POSITIVE_MS = int(1, 2_147_483_647);
+const POSITIVE_MS = int(1, LONGEST_TIMER_MS);
 const POSITIVE = int(1);
+/**
+ * An order's deadline or timer (a BullMQ delay and a date in MySQL): past ~8,000 years an order's
+ * deadline is a date MySQL cannot hold, and every order would fail to be written; kept to 10 years.
+ */
+const ORDER_TIMER_MS = int(1, 3650 * 86_400_000);
 
 /** Every setting a process reads, with its parser. Defaults live in config/default.json. */
 const schema = {
@@ -134,9 +141,10 @@ const schema = {
   /** Fastify's two request lines (incoming, completed) for each checkout: ~20 % of a checkout's CPU at `info` (bench/README item 26) */
   LOG_CHECKOUT_REQUESTS: flag,
   MYSQL_URL: url(['mysql:']),
-  MYSQL_POOL_SIZE: POSITIVE,
+  // two at least: the order-event publisher keeps one connection for its lock while its statements take another
+  MYSQL_POOL_SIZE: int(2),
   /** how long a statement, or the opening of a connection, may go unanswered before MySQL counts as unavailable (a frozen network, a failover) */
-  MYSQL_QUERY_TIMEOUT_MS: int(1, 2_147_483_647),
+  MYSQL_QUERY_TIMEOUT_MS: int(1, LONGEST_TIMER_MS),
   REDIS_URL: url(['redis:', 'rediss:']),
   /** how long the api waits for a Redis command's answer before the request answers 503 (a frozen network, a failover) */
   REDIS_COMMAND_TIMEOUT_MS: POSITIVE_MS,
@@ -150,10 +158,10 @@ const schema = {
   AUTH_TOKEN_CACHE_SIZE: int(0, 10_000_000),
   PAYMENT_CALLBACK_SECRET: secret,
   WAREHOUSE_CALLBACK_SECRET: secret,
-  PAYMENT_TIMEOUT_MS: POSITIVE,
-  FLASH_SALE_PAYMENT_TIMEOUT_MS: POSITIVE,
-  AUTO_CONFIRM_MS: POSITIVE,
-  AFTER_SALES_WINDOW_MS: POSITIVE,
+  PAYMENT_TIMEOUT_MS: ORDER_TIMER_MS,
+  FLASH_SALE_PAYMENT_TIMEOUT_MS: ORDER_TIMER_MS,
+  AUTO_CONFIRM_MS: ORDER_TIMER_MS,
+  AFTER_SALES_WINDOW_MS: ORDER_TIMER_MS,
   IDEMPOTENCY_TTL_MS: int(86_400_000),
   BODY_LIMIT_BYTES: int(1024, 10 * 1024 * 1024),
   MAX_ORDER_LINES: int(1, 500),
@@ -165,13 +173,14 @@ const schema = {
   WORKER_QUEUES: queueList,
   WORKER_CONCURRENCY: int(1, 10_000),
   WORKER_METRICS_PORT: PORT,
-  WORKER_LOCK_DURATION_MS: int(1000),
-  WORKER_STALLED_INTERVAL_MS: int(1000),
+  /** BullMQ renews locks and checks for stalled jobs with Node timers of these */
+  WORKER_LOCK_DURATION_MS: int(1000, LONGEST_TIMER_MS),
+  WORKER_STALLED_INTERVAL_MS: int(1000, LONGEST_TIMER_MS),
   /** how often a job may be taken back from crashed workers before it counts as failed */
   WORKER_MAX_STALLED_COUNT: int(1, 1000),
   JOB_ATTEMPTS: int(1, 1000),
   /** at least 10: a job waiting out an outage retries this often, and 0 retries it in a tight loop */
-  JOB_BACKOFF_MS: int(10, 2_147_483_647),
+  JOB_BACKOFF_MS: int(10, LONGEST_TIMER_MS),
   PERSIST_BATCH_SIZE: int(1, 5000),
   PERSIST_BATCH_WAIT_MS: MS,
   /** while orders keep coming, a partial batch starts at most this long after the writer's previous one (a full batch at once) */
@@ -208,7 +217,7 @@ const schema = {
   EXTERNAL_RETRY_DELAY_MS: POSITIVE_MS,
   PRESALE_DEPOSIT_PERCENT: int(1, 99),
   /** a BullMQ job's delay, not a Node timer's: weeks are fine; order lists by date look back that far (orderListOptionsOf) */
-  PRESALE_BALANCE_TIMEOUT_MS: POSITIVE,
+  PRESALE_BALANCE_TIMEOUT_MS: ORDER_TIMER_MS,
   PAYMENT_SIM_TIMEOUT_RATE: ratio,
   PAYMENT_SIM_DECLINE_RATE: ratio,
   /** share of payment requests the simulator refuses outright (402), charging nothing */
@@ -280,6 +289,13 @@ function readJson(file: string): Record<string, unknown> {
 }
 
 /**
+ * The most a price takes in cents: a SKU's, an imported line's unit price or shipping (the
+ * api's request schemas). With the order limits below, an order's total stays a safe
+ * integer (2^53), which every sum and allocation of its cents needs.
+ */
+export const MAX_PRICE_CENTS = 100_000_000_000;
+
+/**
  * Reads config/default.json, then config/<NODE_ENV>.json, then the environment, and
  * validates every value. Throws one ConfigError listing all problems so an operator
  * fixes them in one go rather than one restart per typo.
@@ -323,6 +339,17 @@ export function loadConfig(
   if (clusterNodes && clusterNodes.length > 0 && typeof result.QUEUE_PREFIX === 'string' && hashTagOf(result.QUEUE_PREFIX) === undefined) {
     // BullMQ's scripts touch many keys of a queue at once: on a cluster they must share one slot
     problems.push(`QUEUE_PREFIX must carry a hash tag such as '{${result.QUEUE_PREFIX}}' when REDIS_CLUSTER_NODES is set, got '${result.QUEUE_PREFIX}'`);
+  }
+  const [drainMs, graceMs] = [result.SHUTDOWN_DRAIN_DELAY_MS, result.SHUTDOWN_GRACE_MS];
+  // the shutdown deadline (api's primary, npm start) is a Node timer of drain + grace + 1 s
+  if (typeof drainMs === 'number' && typeof graceMs === 'number' && drainMs + graceMs + 1000 > LONGEST_TIMER_MS) {
+    problems.push(`SHUTDOWN_DRAIN_DELAY_MS + SHUTDOWN_GRACE_MS must be at most ${LONGEST_TIMER_MS - 1000} ms (a Node timer, with 1 s added), got ${drainMs} + ${graceMs}`);
+  }
+  const [lines, qty] = [result.MAX_ORDER_LINES, result.MAX_LINE_QTY];
+  // the dearest order: every line at the most units, priced and shipped at MAX_PRICE_CENTS
+  if (typeof lines === 'number' && typeof qty === 'number' && lines * (qty + 1) * MAX_PRICE_CENTS > Number.MAX_SAFE_INTEGER) {
+    const most = Math.floor(Number.MAX_SAFE_INTEGER / MAX_PRICE_CENTS);
+    problems.push(`MAX_ORDER_LINES × (MAX_LINE_QTY + 1) must be at most ${most}, so that an order's total in cents stays exact at prices up to ${MAX_PRICE_CENTS}; got ${lines} × ${qty + 1}`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(result) as Config;

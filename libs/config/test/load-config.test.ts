@@ -52,6 +52,17 @@ describe('configuration', () => {
     expect(() => loadConfig({ NODE_ENV: 'development', REDIS_KEY_PREFIX: '{os}:' })).toThrow(/REDIS_KEY_PREFIX may hold only letters/);
   });
 
+  it('refuses a MySQL pool of one connection, which the order-event publisher would keep for its lock', () => {
+    expect(() => loadConfig({ NODE_ENV: 'development', MYSQL_POOL_SIZE: '1' })).toThrow(/MYSQL_POOL_SIZE must be between 2 and/);
+    expect(loadConfig({ NODE_ENV: 'development', MYSQL_POOL_SIZE: '2' }).MYSQL_POOL_SIZE).toBe(2);
+  });
+
+  it('refuses order limits under which the dearest order would total more cents than a number holds exactly', () => {
+    expect(loadConfig({ NODE_ENV: 'development', MAX_ORDER_LINES: '90', MAX_LINE_QTY: '999' })).toMatchObject({ MAX_ORDER_LINES: 90, MAX_LINE_QTY: 999 });
+    expect(() => loadConfig({ NODE_ENV: 'development', MAX_ORDER_LINES: '91', MAX_LINE_QTY: '999' })).toThrow(/MAX_ORDER_LINES × \(MAX_LINE_QTY \+ 1\) must be at most 90071, .*got 91 × 1000/);
+    expect(() => loadConfig({ NODE_ENV: 'development', MAX_LINE_QTY: '1000000' })).toThrow(/MAX_ORDER_LINES × \(MAX_LINE_QTY \+ 1\) must be at most/);
+  });
+
   it('refuses the development secrets in production, and one secret for tokens and callbacks alike', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/AUTH_JWT_SECRET still holds the development default/);
     const shared = 'one-secret-for-everything-0123456789';

@@ -43,6 +43,14 @@ export function orderTypeConflict(sku: Pick<Sku, 'orderType' | 'deduction' | 'fl
   return null;
 }
 
+/** Why a SKU's flash sale does not go with its list price, or null when it does: a sale never sells dearer than the list. */
+export function flashSaleConflict(sku: Pick<Sku, 'priceCents' | 'flashSale'>): string | null {
+  if (sku.flashSale && sku.flashSale.priceCents > sku.priceCents) {
+    return `flashSale.priceCents ${sku.flashSale.priceCents} is above priceCents ${sku.priceCents}: a flash sale sells at the list price or below`;
+  }
+  return null;
+}
+
 export function isFlashSaleActive(sku: Pick<Sku, 'flashSale'>, at: Date): boolean {
   const sale = sku.flashSale;
   return sale !== null && sale.startsAt.getTime() <= at.getTime() && at.getTime() < sale.endsAt.getTime();

@@ -51,7 +51,8 @@ export class InvalidImport extends DomainError {
  * Checks one imported order and works out its rows: amounts from its own lines (a line's
  * discount never above the line), and the path through the `imported` table to the status
  * its channel reports. Throws InvalidImport naming the order and what is wrong, a placedAt
- * later than `now` (past a few minutes of clocks disagreeing) among it.
+ * later than `now` (past a few minutes of clocks disagreeing) and a SKU on two lines among it
+ * (an order holds one line per SKU, as a checkout merges a SKU's lines into one).
  *
  * An order still to be moved on holds one merchant's goods: an imported order is never split,
  * and a merchant moves only orders holding its own goods alone (one merchant's ship would mark
@@ -76,7 +77,16 @@ export function planImport(order: ImportedOrder, now: Date): PlannedImport {
     throw new InvalidImport(order.externalOrderId, `placedAt ${order.placedAt} is not a time the order could have been placed at`);
   }
   if (placedAt > now.getTime() + CHANNEL_CLOCK_SKEW_MS) throw new InvalidImport(order.externalOrderId, `placedAt ${order.placedAt} is in the future`);
+  const lineOfSku = new Map<string, number>();
   const lines = order.items.map((item, index): PricedLine => {
+    const earlier = lineOfSku.get(item.skuId);
+    if (earlier !== undefined) {
+      throw new InvalidImport(
+        order.externalOrderId,
+        `SKU ${item.skuId} is on lines ${earlier} and ${index + 1}; an order holds one line per SKU (its refunds, returns and merchants name a line by its SKU): send them as one line`,
+      );
+    }
+    lineOfSku.set(item.skuId, index + 1);
     const lineTotal = item.unitPriceCents * item.qty;
     if (item.discountCents > lineTotal) throw new InvalidImport(order.externalOrderId, `line ${index + 1} has a discount above its total`);
     return {

@@ -152,6 +152,14 @@ export class OrderStateMachine {
     return [...new Set(this.process.transitions.filter((r) => r.effects?.includes(effect)).map((r) => r.to))];
   }
 
+  /**
+   * Whether a step out of this status starts the timer again: a return under review or on its
+   * way back, refused or received in part, delivers the order again with a new after-sales window.
+   */
+  startsTimerFrom(status: string, timer: TimerEffect): boolean {
+    return this.process.transitions.some((r) => r.from === status && r.effects?.includes(timer));
+  }
+
   /** Every action of the table, for exhaustive checks. */
   actions(): string[] {
     return [...new Set(this.process.transitions.map((r) => r.action))];

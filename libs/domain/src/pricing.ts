@@ -105,7 +105,9 @@ const isActive = (window: { startsAt: Date; endsAt: Date }, at: Date) => window.
  *
  * Discounts stack in a fixed order, each on what the lines still cost after the one
  * before: the member discount (per line, rounded down), then each threshold promotion
- * whose threshold its lines reach, then the coupon if the order reaches its minimum
+ * whose threshold its lines reach, in the order of their ids (one promotion's discount can
+ * take the lines below another's threshold, so the order is part of the price, never the
+ * order the rules were read in), then the coupon if the order reaches its minimum
  * spend. A flash-sale line is already at its lowest price and takes none of them.
  * Every order-level discount and every warehouse's shipping fee is allocated to its
  * lines by largest remainder in proportion to what each line still costs, so a share
@@ -167,21 +169,22 @@ export function priceOrder(
     }
     applied.member = { level: rules.member.level, discountCents: memberCents, freeShipping: rules.member.freeShipping };
   }
-  for (const promotion of rules.promotions) {
+  const byId = (a: ThresholdPromotion, b: ThresholdPromotion) => (a.promotionId < b.promotionId ? -1 : a.promotionId > b.promotionId ? 1 : 0);
+  for (const promotion of [...rules.promotions].sort(byId)) {
     if (!isActive(promotion, acceptedAt)) continue;
     const covered = discountable.filter((line) => promotion.skuIds === null || promotion.skuIds.includes(line.skuId));
     const base = covered.reduce((sum, line) => sum + remaining(line), 0);
-    if (covered.length === 0 || base < promotion.thresholdCents) continue;
-    const cents = spread(covered, Math.min(promotion.offCents, base), 'promotion', promotion.promotionId);
-    applied.promotions.push({ promotionId: promotion.promotionId, discountCents: cents });
+    const off = Math.min(promotion.offCents, base);
+    // one that takes nothing off (its lines made free before it) is not listed among the order's benefits
+    if (covered.length === 0 || base < promotion.thresholdCents || off === 0) continue;
+    applied.promotions.push({ promotionId: promotion.promotionId, discountCents: spread(covered, off, 'promotion', promotion.promotionId) });
   }
   const coupon = rules.coupon;
   if (coupon && isActive(coupon, acceptedAt) && discountable.length > 0) {
     const base = discountable.reduce((sum, line) => sum + remaining(line), 0);
-    if (base >= coupon.minSpendCents) {
-      const off = coupon.kind === 'percent' ? percentOf(base, coupon.percentOff) : coupon.offCents;
-      applied.coupon = { code: coupon.code, discountCents: spread(discountable, Math.min(off, base), 'coupon', coupon.code) };
-    }
+    const off = Math.min(coupon.kind === 'percent' ? percentOf(base, coupon.percentOff) : coupon.offCents, base);
+    // a coupon that would take nothing off (its percentage of a few cents, lines the member level and promotions made free) is not used: the buyer keeps the use
+    if (base >= coupon.minSpendCents && off > 0) applied.coupon = { code: coupon.code, discountCents: spread(discountable, off, 'coupon', coupon.code) };
   }
 
   const priced = lines.map((l) => l.line);

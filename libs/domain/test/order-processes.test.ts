@@ -52,6 +52,17 @@ describe('the order process tables', () => {
     for (const { status, types } of statusesWaitingFor('scheduleCompletion')) for (const type of types) expect(stateMachineFor(type).can(status, 'complete', 'system')).toBe(true);
   });
 
+  it('starts the after-sales window on delivery, and again only from a return under way: refused under review, or received in part on its way back', () => {
+    const startingFrom = (type: 'standard' | 'presale', timer: 'scheduleAutoConfirm' | 'scheduleCompletion' | 'scheduleBalanceDeadline') =>
+      stateMachineFor(type)
+        .states()
+        .filter((status) => stateMachineFor(type).startsTimerFrom(status, timer));
+    expect(startingFrom('standard', 'scheduleCompletion')).toEqual(['SHIPPED', 'RETURN_REQUESTED', 'RETURNING']);
+    // an order ships once, and pays its deposit once: their timers are never started again
+    expect(startingFrom('standard', 'scheduleAutoConfirm')).toEqual(['IN_FULFILLMENT']);
+    expect(startingFrom('presale', 'scheduleBalanceDeadline')).toEqual(['PENDING_DEPOSIT']);
+  });
+
   it('a split parent takes no fulfilment action itself: its status derives from its children', () => {
     const machine = stateMachineFor('standard');
     expect(machine.can('PAID', 'fulfil', 'system', { split: false, child: false })).toBe(true);

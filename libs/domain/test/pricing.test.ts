@@ -15,6 +15,7 @@ import {
 } from '@orders/domain';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { asRefundable, withRefunds } from './support/refundable-lines.js';
 
 const acceptedAt = new Date('2026-11-11T10:00:00Z');
 const always = { startsAt: new Date('2026-01-01T00:00:00Z'), endsAt: new Date('2027-01-01T00:00:00Z') };
@@ -38,24 +39,6 @@ const catalog = new Map<string, Sku>([
 
 /** Where a single line ships from, for refunds of one line alone. */
 const eastParcel = { channel: 'self', merchantId: 'shop', warehouseId: 'wh-east' };
-const asRefundable = (lines: ReadonlyArray<Omit<RefundableLine, 'refundedQty' | 'refundedCents'>>): RefundableLine[] =>
-  lines.map((l) => ({
-    lineNo: l.lineNo,
-    channel: l.channel,
-    merchantId: l.merchantId,
-    warehouseId: l.warehouseId,
-    qty: l.qty,
-    payableCents: l.payableCents,
-    shippingCents: l.shippingCents,
-    refundedQty: 0,
-    refundedCents: 0,
-  }));
-/** The lines once these refunds count on them. */
-const withRefunds = (lines: readonly RefundableLine[], refunds: readonly LineRefund[]): RefundableLine[] =>
-  lines.map((line) => {
-    const refund = refunds.find((r) => r.lineNo === line.lineNo);
-    return refund ? { ...line, refundedQty: line.refundedQty + refund.qty, refundedCents: line.refundedCents + refund.cents } : line;
-  });
 
 describe('pricing an order, exact to the cent', () => {
   it('prices a three-line cart with a gold member discount, a 500-off-5,000 promotion, a 10% coupon and two warehouses’ shipping', () => {
@@ -150,6 +133,17 @@ describe('pricing an order, exact to the cent', () => {
     });
     expect(priced.amounts).toEqual({ subtotalCents: 5_000, discountCents: 500, shippingCents: 0, payableCents: 4_500 });
     expect(priced.lines.map((l) => [l.skuId, l.shippingCents, l.payableCents])).toEqual([['VOUCHER', 0, 4_500]]);
+  });
+
+  it('applies no coupon or promotion that would take nothing off: 1 % of 0.50, or lines a 100 % member level made free', () => {
+    const penny = { code: 'PENNY', kind: 'percent' as const, percentOff: 1, offCents: 0, minSpendCents: 0, perBuyerLimit: 1, ...always };
+    const pin = new Map([['PIN', sku('PIN', 50, 'wh-east')]]);
+    const onPin = priceOrder('standard', [{ skuId: 'PIN', qty: 1 }], pin, acceptedAt, { member: null, promotions: [], coupon: penny, shippingFeeCents: new Map() });
+    expect([onPin.amounts.payableCents, onPin.applied.coupon]).toEqual([50, null]);
+    const five = { ...penny, code: 'FIVE', kind: 'fixed' as const, percentOff: 0, offCents: 500 };
+    const promotions = [{ promotionId: 'P-100', title: '100 off', thresholdCents: 0, offCents: 100, skuIds: null, ...always }];
+    const free = priceOrder('standard', [{ skuId: 'MUG', qty: 1 }], catalog, acceptedAt, { member: { level: 'staff', discountPercent: 100, freeShipping: true }, promotions, coupon: five, shippingFeeCents: new Map() });
+    expect([free.amounts.payableCents, free.applied.promotions, free.applied.coupon]).toEqual([0, [], null]);
   });
 
   it('applies no coupon below its minimum spend and no promotion below its threshold or outside its window', () => {

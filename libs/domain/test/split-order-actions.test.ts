@@ -46,6 +46,9 @@ describe('the actions offered on a split order as a whole', () => {
   it('offers cancelling a split order whose children wait for their warehouse (PAID), which the order itself never fires', () => {
     expect(standard.can('PAID', 'refund', 'admin', SPLIT)).toBe(false);
     expect(offeredOnSplit('PAID', 'PAID')).toEqual(['refund', 'change_address']);
+    // nor once its children are in the warehouse: its cancel is carried out on them, never refunds it whole
+    expect(standard.can('IN_FULFILLMENT', 'refund', 'admin', SPLIT)).toBe(false);
+    expect(offeredOnSplit('IN_FULFILLMENT', 'IN_FULFILLMENT')).toEqual(['change_address', 'refund']);
     // an unsplit order: its own table row, guards and all
     expect(offeredActions(standard, 'PAID', 'admin', { split: false, child: false }, [])).toEqual(['refund', 'refund_lines', 'change_address']);
   });

@@ -1,7 +1,8 @@
 import { SkuAlreadyExists, type Sku } from '@orders/domain';
+import type { Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
-import type { SkuRow } from './schema.js';
+import type { Database, SkuRow } from './schema.js';
 
 export function toSku(row: SkuRow): Sku {
   return {
@@ -98,27 +99,55 @@ export class CatalogRepository {
     adjustmentRef: string,
     redis: { set: () => Promise<number | null>; takeBack?: (previous: number) => Promise<void> },
   ): Promise<boolean> {
-    const trx = await this.db.startTransaction().execute();
     let previous: number | null = null;
+    return this.lockingSku(
+      skuId,
+      async (trx) => {
+        const recorded = await trx.selectFrom('stock_ledger').select('id').where('sku_id', '=', skuId).where('kind', '=', 'adjust').where('ref', '=', adjustmentRef).executeTakeFirst();
+        if (recorded) return;
+        await trx.updateTable('skus').set({ stock, updated_at: new Date() }).where('sku_id', '=', skuId).execute();
+        previous = await redis.set();
+        if (previous === null) throw new Error(`SKU ${skuId} is in MySQL but has no counters in Redis`);
+        await trx
+          .insertInto('stock_ledger')
+          .values({ sku_id: skuId, kind: 'adjust', ref: adjustmentRef, order_id: null, qty: stock - previous, reason: 'stock set by operator' })
+          .execute();
+      },
+      async () => {
+        if (previous !== null) await redis.takeBack?.(previous);
+      },
+    );
+  }
+
+  /**
+   * Runs `redis` (work on the SKU's stock in Redis: the stock repair's recreation of its lost
+   * buckets) holding the SKU's row lock, as a stock set does, so no set measures the SKU
+   * halfway through it. False, nothing run, for an unknown SKU.
+   */
+  async whileSkuLocked(skuId: string, redis: () => Promise<void>): Promise<boolean> {
+    return this.lockingSku(skuId, redis);
+  }
+
+  /**
+   * Runs `work` in a transaction holding the SKU's row (SELECT … FOR UPDATE on `skus`), the
+   * lock every change of its stock in Redis that a stock set must not interleave with is made
+   * under, and commits; on a failure, the commit's included, `undo` runs while the lock still
+   * holds, then the transaction is rolled back. False, nothing run, for an unknown SKU.
+   */
+  private async lockingSku(skuId: string, work: (trx: Transaction<Database>) => Promise<void>, undo?: () => Promise<void>): Promise<boolean> {
+    const trx = await this.db.startTransaction().execute();
     try {
       const row = await trx.selectFrom('skus').select('sku_id').where('sku_id', '=', skuId).forUpdate().executeTakeFirst();
-      const recorded = row && (await trx.selectFrom('stock_ledger').select('id').where('sku_id', '=', skuId).where('kind', '=', 'adjust').where('ref', '=', adjustmentRef).executeTakeFirst());
-      if (!row || recorded) {
+      if (!row) {
         await trx.rollback().execute();
-        return row !== undefined;
+        return false;
       }
-      await trx.updateTable('skus').set({ stock, updated_at: new Date() }).where('sku_id', '=', skuId).execute();
-      previous = await redis.set();
-      if (previous === null) throw new Error(`SKU ${skuId} is in MySQL but has no counters in Redis`);
-      await trx
-        .insertInto('stock_ledger')
-        .values({ sku_id: skuId, kind: 'adjust', ref: adjustmentRef, order_id: null, qty: stock - previous, reason: 'stock set by operator' })
-        .execute();
+      await work(trx);
       await trx.commit().execute();
       return true;
     } catch (error) {
       try {
-        if (previous !== null) await redis.takeBack?.(previous);
+        await undo?.();
       } finally {
         await trx.rollback().execute().catch(() => undefined);
       }

@@ -85,23 +85,37 @@ export class OrderEventRepository {
   /**
    * Runs `work` while this process holds the named lock of this database, so exactly one
    * publisher keeps the stream in order; answers false at once when another holds it.
+   *
+   * MySQL frees the lock when its connection closes, which a holder that went silent without
+   * dying (a paused VM, a frozen process, a network partition) never does: the server would
+   * wait out its wait_timeout (8 h by default) before it ended the connection, and nobody
+   * would publish meanwhile. So the lock's connection has `silentForMs` as its wait_timeout:
+   * left without a statement that long, MySQL ends it and the lock goes to another process.
+   * `work` must use the lock (stillHeld) more often than that.
    */
-  async whileHoldingLock(name: string, work: (lock: HeldLock) => Promise<void>): Promise<boolean> {
+  async whileHoldingLock(name: string, silentForMs: number, work: (lock: HeldLock) => Promise<void>): Promise<boolean> {
     return this.db.connection().execute(async (connection) => {
       const lockName = sql`CONCAT(${name}, ':', DATABASE())`;
-      const acquired = await sql<{ got: number | null }>`SELECT GET_LOCK(${lockName}, 0) AS got`.execute(connection);
-      if (Number(acquired.rows[0]?.got) !== 1) return false;
+      // set before the lock is taken: a holder frozen at any moment after holds it no longer than that
+      await sql`SET SESSION wait_timeout = ${Math.max(1, Math.ceil(silentForMs / 1000))}`.execute(connection);
       try {
-        await work({
-          async stillHeld() {
-            const held = await sql<{ mine: number | null }>`SELECT IS_USED_LOCK(${lockName}) = CONNECTION_ID() AS mine`.execute(connection).catch(() => undefined);
-            return Number(held?.rows[0]?.mine) === 1;
-          },
-        });
+        const acquired = await sql<{ got: number | null }>`SELECT GET_LOCK(${lockName}, 0) AS got`.execute(connection);
+        if (Number(acquired.rows[0]?.got) !== 1) return false;
+        try {
+          await work({
+            async stillHeld() {
+              const held = await sql<{ mine: number | null }>`SELECT IS_USED_LOCK(${lockName}) = CONNECTION_ID() AS mine`.execute(connection).catch(() => undefined);
+              return Number(held?.rows[0]?.mine) === 1;
+            },
+          });
+        } finally {
+          await sql`SELECT RELEASE_LOCK(${lockName})`.execute(connection).catch(() => undefined);
+        }
+        return true;
       } finally {
-        await sql`SELECT RELEASE_LOCK(${lockName})`.execute(connection).catch(() => undefined);
+        // the connection goes back to the pool, where it may rightly sit idle for long
+        await sql`SET SESSION wait_timeout = @@GLOBAL.wait_timeout`.execute(connection).catch(() => undefined);
       }
-      return true;
     });
   }
 

@@ -124,16 +124,18 @@ function namesAny(text: string, ids: ReadonlySet<string>): boolean {
  * shipping before its split, is no merchant's), what was refunded of them. Gone are the
  * payment attempts (each took the whole order's amount; `payment` still says it is paid),
  * other warehouses' shipments and the children other than `ownSubOrders`. The history keeps
- * every step, a step's detail dropped where it names another merchant's SKU or child.
+ * every step, a step's detail dropped where it names another merchant's SKU or child, or one
+ * of `othersRefunds`: the refunds and returns of the order holding other merchants' lines
+ * alone (a refund's step carries the buyer's reason about those goods).
  * An order of the merchant's lines alone is shown whole.
  */
-export function merchantOrderView(view: OrderView, merchantId: string, ownSubOrders: readonly string[]): OrderView {
+export function merchantOrderView(view: OrderView, merchantId: string, ownSubOrders: readonly string[], othersRefunds: readonly string[] = []): OrderView {
   const items = view.items.filter((item) => item.merchantId === merchantId);
   if (items.length === view.items.length) return view;
   const sum = (cents: (item: OrderView['items'][number]) => number) => items.reduce((total, item) => total + cents(item), 0);
   const own = new Set(ownSubOrders);
   const warehouses = new Set(items.map((item) => item.warehouseId));
-  const others = new Set([...view.items.filter((item) => item.merchantId !== merchantId).map((item) => item.skuId), ...view.subOrders.filter((child) => !own.has(child))]);
+  const others = new Set([...view.items.filter((item) => item.merchantId !== merchantId).map((item) => item.skuId), ...view.subOrders.filter((child) => !own.has(child)), ...othersRefunds]);
   return {
     ...view,
     items,

@@ -1,5 +1,7 @@
 import { DomainError, type AcceptedOrder, type Coupon, type MemberLevel, type PricingRules, type ThresholdPromotion } from '@orders/domain';
+import { sql, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
+import type { Database } from './schema.js';
 import { isDuplicateKey } from './mysql-errors.js';
 
 export class PricingRuleExists extends DomainError {
@@ -70,35 +72,44 @@ export class PricingRepository {
     }
   }
 
-  /** The level as it is from `at` (the intake's clock) on; orders accepted before keep the value they were accepted under. */
+  /**
+   * The level as it is from `at` (the intake's clock) on; orders accepted before keep the value they were accepted under.
+   * Never from before the change it replaces (takesEffectAt): the last change is the level's value from then on.
+   */
   async setMemberLevel(level: MemberLevel, at: Date): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
+      // first: the row's lock orders the changes of one level, so the read below sees the one before
       await trx
         .insertInto('member_levels')
         .values({ level: level.level, discount_percent: level.discountPercent, free_shipping: level.freeShipping })
         .onDuplicateKeyUpdate({ discount_percent: level.discountPercent, free_shipping: level.freeShipping })
         .execute();
+      const effectiveFrom = await takesEffectAt(trx, 'member_level_history', level.level, at);
       await trx
         .insertInto('member_level_history')
-        .values({ level: level.level, discount_percent: level.discountPercent, free_shipping: level.freeShipping, effective_from: at })
+        .values({ level: level.level, discount_percent: level.discountPercent, free_shipping: level.freeShipping, effective_from: effectiveFrom })
         .execute();
     });
   }
 
-  /** Throws UnknownMemberLevel (changing nothing) for a level that was never defined. */
+  /** Throws UnknownMemberLevel (changing nothing) for a level that was never defined. In force from `at`, as setMemberLevel. */
   async setMember(userId: string, level: string, at: Date): Promise<void> {
     const known = await this.db.selectFrom('member_levels').select('level').where('level', '=', level).executeTakeFirst();
     if (!known) throw new UnknownMemberLevel(level);
     await this.db.transaction().execute(async (trx) => {
+      // first: the row's lock orders the changes of one buyer, so the read below sees the one before
       await trx.insertInto('members').values({ user_id: userId, level }).onDuplicateKeyUpdate({ level }).execute();
-      await trx.insertInto('member_history').values({ user_id: userId, level, effective_from: at }).execute();
+      const effectiveFrom = await takesEffectAt(trx, 'member_history', userId, at);
+      await trx.insertInto('member_history').values({ user_id: userId, level, effective_from: effectiveFrom }).execute();
     });
   }
 
   async setShippingFee(warehouseId: string, feeCents: number, at: Date): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
+      // first: the row's lock orders the changes of one warehouse's fee, so the read below sees the one before
       await trx.insertInto('warehouse_shipping').values({ warehouse_id: warehouseId, fee_cents: feeCents }).onDuplicateKeyUpdate({ fee_cents: feeCents }).execute();
-      await trx.insertInto('shipping_fee_history').values({ warehouse_id: warehouseId, fee_cents: feeCents, effective_from: at }).execute();
+      const effectiveFrom = await takesEffectAt(trx, 'shipping_fee_history', warehouseId, at);
+      await trx.insertInto('shipping_fee_history').values({ warehouse_id: warehouseId, fee_cents: feeCents, effective_from: effectiveFrom }).execute();
     });
   }
 
@@ -233,6 +244,22 @@ function historyBy<Row>(rows: readonly Row[], keyOf: (row: Row) => string): Map<
     else byKey.set(keyOf(row), [row]);
   }
   return byKey;
+}
+
+/** The column each pricing history keeps its rows' changes by. */
+const HISTORY_KEYS = { member_level_history: 'level', member_history: 'user_id', shipping_fee_history: 'warehouse_id' } as const;
+
+/**
+ * When a change made at `at` to `key`'s row of a pricing history takes effect: at `at`, or with
+ * the change before it if that one took effect later. Each api instance stamps changes with its
+ * own clock: one whose clock runs behind another's would put its change before the other's in
+ * the history, and the change it replaced would price every order from then on, while the admin
+ * was answered with the new one.
+ */
+async function takesEffectAt(trx: Transaction<Database>, history: keyof typeof HISTORY_KEYS, key: string, at: Date): Promise<Date> {
+  const { rows } = await sql<{ last: Date | null }>`SELECT MAX(effective_from) AS last FROM ${sql.table(history)} WHERE ${sql.ref(HISTORY_KEYS[history])} = ${key}`.execute(trx);
+  const last = rows[0]?.last;
+  return last && last.getTime() > at.getTime() ? last : at;
 }
 
 /** The value in force at `at`: the last row of the history that took effect by then. */

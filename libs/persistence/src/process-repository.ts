@@ -145,7 +145,11 @@ export class ProcessRepository {
    * The transition that brought the order to the status it has, with the effects its rule
    * enqueues once it has committed: whoever committed it may have died, or lost MySQL's
    * answer, before enqueuing them. Enqueued again they are harmless (each job is named or
-   * deduplicated by its order, and idempotent). Null when its history has no such step.
+   * deduplicated by its order, and idempotent). A split order's steps since its split are its
+   * children's, taken on with its status (deriveParentStatus), or carried out on them (a new
+   * address): their effects were enqueued for the children, so none is for the order (a child's
+   * refund enqueued for its parent gave back the parent's whole payment). Null when its history
+   * has no such step.
    */
   async lastStep(orderId: string): Promise<LastStep | null> {
     const order = await this.db.selectFrom('orders').selectAll().where('order_id', '=', orderId).executeTakeFirst();
@@ -159,7 +163,8 @@ export class ProcessRepository {
       .executeTakeFirst();
     if (!last || last.to_status !== order.status || last.from_status === null) return null;
     const rule = stateMachineFor(order.type as OrderType).rule(last.from_status, last.action);
-    return { order, action: last.action, actor: last.actor, effects: rule?.effects ?? [] };
+    const derived = last.action !== 'split' && (await this.db.selectFrom('orders').select('order_id').where('parent_order_id', '=', orderId).limit(1).executeTakeFirst()) !== undefined;
+    return { order, action: last.action, actor: last.actor, effects: derived ? [] : (rule?.effects ?? []) };
   }
 
   async findPayment(paymentId: string): Promise<PaymentRow | null> {

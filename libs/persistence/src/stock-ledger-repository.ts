@@ -119,9 +119,13 @@ export class StockLedgerRepository {
     return [...byRef.values()];
   }
 
-  async skuIds(): Promise<string[]> {
-    const rows = await this.db.selectFrom('skus').select('sku_id').orderBy('sku_id').execute();
-    return rows.map((row) => row.sku_id);
+  /**
+   * Every catalog SKU with the number of buckets its stock is split into (fixed when it is
+   * created): Redis keeps that number in bucket 0, which it may have lost.
+   */
+  async skuBuckets(): Promise<Map<string, number>> {
+    const rows = await this.db.selectFrom('skus').select(['sku_id', 'stock_buckets']).orderBy('sku_id').execute();
+    return new Map(rows.map((row) => [row.sku_id, Number(row.stock_buckets)]));
   }
 
   /**

@@ -1,6 +1,6 @@
 import { startsATimer, type Effect, type TimerEffect, type TimersDue } from '@orders/domain';
 import { delayedUntil, type OrderQueues } from './order-queues.js';
-import { JOB, jobId } from './queue-names.js';
+import { JOB, jobId, type OrderEffectsJob } from './queue-names.js';
 
 /** The job on the timers queue each timer effect schedules. */
 const TIMER_JOBS: Record<TimerEffect, { name: string; id: (orderId: string) => string }> = {
@@ -14,9 +14,9 @@ const SETTLEMENT_EFFECTS: readonly Effect[] = ['commitStock', 'split', 'requestF
 
 /**
  * Enqueues the jobs that carry out a committed transition's effects. Every job id (the
- * refund job's deduplication id) is derived from the order, so enqueuing again (a repeated
- * callback, a retried job) while the job exists adds nothing, and each processor is
- * idempotent for when it does.
+ * refund and warehouse update jobs' deduplication ids) is derived from the order, so
+ * enqueuing again (a repeated callback, a retried job) while the job waits adds nothing,
+ * and each processor is idempotent for when it does.
  *
  * A timer's job falls due at its order's deadline, read with MySQL's time by `timersDue` (only
  * when the effects start one): enqueued again long after the step that started it, it waits
@@ -50,13 +50,45 @@ export async function enqueueEffects(
       // rest of its days (a locked one, firing now, is left to find the order delivered)
       adds.push(queues.timers.remove(jobId.autoConfirm(orderId)));
     } else if (effect === 'updateFulfilment') {
-      // no derived id: every change is sent (the job sends the order as it is when it runs, so a repeat is harmless)
-      adds.push(queues.fulfillment.add(JOB.updateFulfilment, { orderId }));
+      adds.push(enqueueFulfilmentUpdate(queues, orderId));
     } else if (effect === 'refundPayments') {
       adds.push(enqueueRefundPayments(queues, orderId, reason));
     }
   }
   await Promise.all(adds);
+}
+
+/**
+ * The deduplication of the jobs that run one at a time per order (per payment, a late payment's
+ * refund) rather than under a job id of their own: what enqueuing them passes, and what putting
+ * one back from its dead letter passes too (deduplicationOf), or the job put back runs beside the
+ * order's own.
+ */
+const ONE_AT_A_TIME = {
+  updateFulfilment: (orderId: string) => ({ id: jobId.updateFulfilment(orderId), keepLastIfActive: true }),
+  refundPayments: (orderId: string) => ({ id: jobId.refundPayments(orderId), keepLastIfActive: true }),
+  refundLatePayment: (paymentId: string) => ({ id: jobId.refundLatePayment(paymentId) }),
+} satisfies Record<string, (id: string) => { id: string; keepLastIfActive?: boolean }>;
+
+/** How a job of this name and data is deduplicated when enqueued (one at a time per order), or undefined for a job that has an id of its own. */
+export function deduplicationOf(name: string, data: unknown): { id: string; keepLastIfActive?: boolean } | undefined {
+  const { orderId, paymentId } = (data ?? {}) as Partial<OrderEffectsJob>;
+  if (typeof orderId !== 'string') return undefined;
+  if (name === JOB.updateFulfilment) return ONE_AT_A_TIME.updateFulfilment(orderId);
+  if (name !== JOB.refundPayments) return undefined;
+  return typeof paymentId === 'string' ? ONE_AT_A_TIME.refundLatePayment(paymentId) : ONE_AT_A_TIME.refundPayments(orderId);
+}
+
+/**
+ * The job that tells the warehouse what an order ships now and where: one at a time per order,
+ * deduplicated by the order rather than named by it (as the refund job is, and for its reasons).
+ * It sends the order as it is when it runs, so two running at once could land in either order:
+ * the first change's update, overtaking the second's, left the warehouse shipping to the old
+ * address. A change while the job waits adds nothing (the job reads it when it runs); a change
+ * while it runs is kept and runs after it (keepLastIfActive).
+ */
+function enqueueFulfilmentUpdate(queues: Pick<OrderQueues, 'fulfillment'>, orderId: string) {
+  return queues.fulfillment.add(JOB.updateFulfilment, { orderId }, { deduplication: ONE_AT_A_TIME.updateFulfilment(orderId) });
 }
 
 /**
@@ -72,7 +104,7 @@ export function enqueueRefundPayments(queues: Pick<OrderQueues, 'payments'>, ord
   return queues.payments.add(
     JOB.refundPayments,
     { orderId, effects: ['refundPayments'], ...(reason ? { reason } : {}) },
-    { deduplication: { id: jobId.refundPayments(orderId), keepLastIfActive: true } },
+    { deduplication: ONE_AT_A_TIME.refundPayments(orderId) },
   );
 }
 
@@ -86,7 +118,7 @@ export function enqueueLatePaymentRefund(queues: Pick<OrderQueues, 'payments'>, 
   return queues.payments.add(
     JOB.refundPayments,
     { orderId: payment.orderId, effects: ['refundPayments'], reason: 'late payment', paymentId: payment.paymentId },
-    { deduplication: { id: jobId.refundLatePayment(payment.paymentId) } },
+    { deduplication: ONE_AT_A_TIME.refundLatePayment(payment.paymentId) },
   );
 }
 

@@ -111,6 +111,8 @@ export const jobId = {
   refundLatePayment: (paymentId: string) => `refund-late-${paymentId}`,
   settlePayment: (orderId: string) => `settle-${orderId}`,
   sendToWarehouse: (orderId: string) => `ship-${orderId}`,
+  /** not a job id: the deduplication id of an order's warehouse update jobs (enqueueFulfilmentUpdate) */
+  updateFulfilment: (orderId: string) => `update-fulfilment-${orderId}`,
 };
 
 /**

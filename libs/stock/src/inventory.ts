@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   AddressRequired,
   BucketedSkuSoldAlone,
@@ -201,6 +202,22 @@ export class StockSetClosed extends Error {
   }
 }
 
+/**
+ * Redis lost buckets of the SKU (no counters, or counters without its rules): a stock set
+ * measured without what they held would leave those units in the ledger, and the stock repair
+ * would put them back on sale on top of the set. Refused (an open set left waiting) until the
+ * repair has recreated them.
+ */
+export class StockBucketLost extends Error {
+  override readonly name = 'StockBucketLost';
+  constructor(
+    readonly skuId: string,
+    readonly buckets: number[],
+  ) {
+    super(`Redis lost bucket(s) ${buckets.join(', ')} of ${skuId}: its stock cannot be set until the stock repair recreates them`);
+  }
+}
+
 /** A reservation holding its order's stock: the order as the intake accepted it. */
 interface StoredReservation {
   state: 'reserved';
@@ -254,6 +271,8 @@ function cappedCounters({ budget, velocity }: CheckoutCounters): CappedCounter[]
   return velocity ? [budget, velocity] : [budget];
 }
 
+/** A correction's steps are remembered far longer than a connection stays away with their answers (correctBucket-2.lua). */
+const CORRECTION_MARKER_TTL_MS = 24 * 3600 * 1000;
 /** A restock reference is remembered far longer than any job retries or after-sales window. */
 const RESTOCK_MARKER_TTL_MS = 90 * 24 * 3600 * 1000;
 /** How long a reservation record outlives its payment deadline, a presale's its balance timeout too (reserveStock-6+c+2n.lua's PEXPIREAT). */
@@ -443,9 +462,14 @@ export class Inventory {
     return (await this.reads.send<number>(group, (pipeline) => pipeline.exists(this.keys.idempotency(group, userId, idempotencyKey)))) === 1;
   }
 
+  /** Taken before reading a SKU's buckets, handed to `rememberSoldOut` with what they held (`SoldOutSkus.returnsHeard`). */
+  soldOutReturnsHeard(): number {
+    return this.soldOut.returnsHeard();
+  }
+
   /** A SKU found with nothing left in any of its buckets: refused from memory for a moment (`refuseIfSoldOut`). */
-  rememberSoldOut(skuId: string, now: Date): void {
-    this.soldOut.remember(skuId, now.getTime());
+  rememberSoldOut(skuId: string, now: Date, returnsHeardBefore: number): void {
+    this.soldOut.remember(skuId, now.getTime(), returnsHeardBefore);
   }
 
   /**
@@ -535,6 +559,7 @@ export class Inventory {
     const spentWith = (reply: StockScriptReply<'reserveStock'>) => {
       if (counted.length > 0) counters!.counted({ count: Number(reply[0]), msLeft: Number(reply[1]) });
     };
+    const returnsHeardBefore = this.soldOut.returnsHeard();
     let reply: StockScriptReply<'reserveStock'>;
     try {
       reply = await this.sendReserve(group, keys, args);
@@ -578,7 +603,7 @@ export class Inventory {
       case -4:
         throw new LimitExceeded(lineSku(a));
       case -5:
-        if (Number(b) <= 0 && this.bucketCounts.get(lineSku(a)) === 1) this.soldOut.remember(lineSku(a), request.now.getTime());
+        if (Number(b) <= 0 && this.bucketCounts.get(lineSku(a)) === 1) this.soldOut.remember(lineSku(a), request.now.getTime(), returnsHeardBefore);
         throw new OutOfStock(lineSku(a));
       case -6:
         throw new OrderTypeMismatch(request.requestedType ?? '', String(a));
@@ -708,20 +733,22 @@ export class Inventory {
 
   /**
    * A claim whose reservation went unanswered: the key's record, read after the reservation on
-   * the same connection, says whether it accepted the order, which then holds the claim's use.
-   * Not accepted, the claim is settled as refused. A read unanswered too is asked again after
-   * it, without keeping the buyer waiting, until Redis answers: a reservation that refused the
-   * order when it ran at last would otherwise leave the claim holding the coupon use for good.
+   * the same connection, says whether it accepted this request's order, which then holds the
+   * claim's use. Not accepted, the claim is settled as refused, also when the record names the
+   * order of another request under the key (the buyer's retry, accepted meanwhile: that order
+   * holds its own claim's use). A read unanswered too is asked again after it, without keeping
+   * the buyer waiting, until Redis answers: a reservation that refused the order when it ran at
+   * last would otherwise leave the claim holding the coupon use for good.
    */
   private async settleUnanswered(claim: CheckoutClaim, group: string): Promise<void> {
-    let recorded: boolean;
+    let accepted: boolean;
     try {
-      recorded = (await this.reserving.exists(this.keys.idempotency(group, claim.userId, claim.idempotencyKey))) === 1;
+      accepted = (await this.reserving.hget(this.keys.idempotency(group, claim.userId, claim.idempotencyKey), 'o')) === claim.orderId;
     } catch (error) {
       if (error instanceof Error && UNANSWERED.test(error.message)) void this.settleEvenIfAway(() => this.settleUnanswered(claim, group));
       throw error;
     }
-    if (!recorded) await this.withdrawClaim(claim);
+    if (!accepted) await this.withdrawClaim(claim);
   }
 
   /**
@@ -1146,13 +1173,16 @@ export class Inventory {
    * (which the checkout refuses) gets the rules; both get the SKU's stock generation, read
    * from the buckets Redis kept. Every other bucket is left as it is, its counters and its
    * orders' units in them. Returns the buckets recreated or given their rules back, lowest first.
+   * With a stock set of the SKU open, they get the generation before it: whatever it set in them
+   * is gone, and finishing it sets them again (in its generation, setStock-1.lua skips them).
    */
   async recreateLostBuckets(rules: Omit<SkuStockRules, 'available'>): Promise<number[]> {
     const buckets = bucketCountOf(rules);
     const keys = Array.from({ length: buckets }, (_, bucket) => this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId));
     // one command per bucket: on a cluster they sit in different slots
     const generations = await Promise.all(keys.map((key) => this.redis.hget(key, 'generation')));
-    const generation = Math.max(0, ...generations.map((kept) => Number(kept ?? 0)));
+    const open = await this.openStockSet(rules.skuId);
+    const generation = Math.min(Math.max(0, ...generations.map((kept) => Number(kept ?? 0))), open ? open.generation - 1 : Infinity);
     const results = await Promise.all(keys.map((key) => runStockScript(this.redis, 'initSku', [key], [0, ...ruleArgs(rules, buckets, 'keep'), generation])));
     this.bucketCounts.set(rules.skuId, buckets);
     return results.flatMap((result, bucket) => (result > 0 ? [bucket] : []));
@@ -1169,14 +1199,19 @@ export class Inventory {
    * (reserved meanwhile): drift that the reconciler goes on reporting.
    */
   async correctCounters(skuId: string, by: SkuStock, { into = 0 } = {}): Promise<number> {
-    const key = this.keys.sku(this.keys.bucketGroup(into), skuId);
-    const transaction = this.redis.multi();
-    for (const counter of SKU_COUNTERS) if (by[counter] > 0 || (by[counter] < 0 && counter !== 'available')) transaction.hincrby(key, counter, by[counter]);
-    if (transaction.length > 0) await transaction.exec();
+    // each step once (correctBucket-2.lua): a step sent again after a lost connection does not move the counters twice
+    const correctionId = randomUUID();
+    const step = (bucket: number, name: 'add' | 'take', take: number, add: SkuStock) => {
+      const group = this.keys.bucketGroup(bucket);
+      const keys = [this.keys.correctionStep(group, correctionId, name), this.keys.sku(group, skuId)];
+      return runStockScript(this.redis, 'correctBucket', keys, [CORRECTION_MARKER_TTL_MS, take, add.available, add.reserved, add.sold]);
+    };
+    const added = { available: Math.max(by.available, 0), reserved: by.reserved, sold: by.sold };
+    if (added.available !== 0 || added.reserved !== 0 || added.sold !== 0) await step(into, 'add', 0, added);
     let untaken = Math.max(-by.available, 0);
     const buckets = untaken > 0 ? ((await this.bucketsOf([skuId])).get(skuId) ?? 1) : 0;
     for (let bucket = 0; bucket < buckets && untaken > 0; bucket++) {
-      untaken -= await runStockScript(this.redis, 'takeAvailable', [this.keys.sku(this.keys.bucketGroup(bucket), skuId)], [untaken]);
+      untaken -= await step(bucket, 'take', untaken, { available: 0, reserved: 0, sold: 0 });
     }
     if (by.available > 0) this.announceReturned([skuId]);
     return untaken;
@@ -1186,7 +1221,8 @@ export class Inventory {
    * Sets the sellable quantity, split over the SKU's buckets like its opening stock;
    * reservations already taken stay as they are. Returns the previous quantity (all
    * buckets), or null for an unknown SKU. Throws StockSetUnderWay while another set of the
-   * SKU is open (finish it first), or when one started since the SKU's generation was read.
+   * SKU is open (finish it first), or when one started since the SKU's generation was read;
+   * StockBucketLost while Redis has lost any of its buckets.
    *
    * Bucket 0 is set first: its set starts the SKU's next stock generation, which the
    * other buckets' sets then carry. A transfer between buckets under way meanwhile gives
@@ -1200,7 +1236,12 @@ export class Inventory {
    * would wait, or be voided, for good.
    */
   async setAvailable(skuId: string, available: number, { ref, now }: { ref: string; now: Date }): Promise<number | null> {
-    const buckets = (await this.bucketsOf([skuId])).get(skuId)!;
+    const held = await this.readBuckets(skuId);
+    if (!held[0]) return null;
+    // checked before the set starts, so it is refused whole; one lost after this waits, open (setOtherBuckets)
+    const lost = held.flatMap((bucket, i) => (bucket?.ruled ? [] : [i]));
+    if (lost.length > 0) throw new StockBucketLost(skuId, lost);
+    const buckets = held.length;
     const first = this.keys.sku(this.keys.bucketGroup(0), skuId);
     const generation = Number((await this.redis.hget(first, 'generation')) ?? 0) + 1;
     const [share] = splitStock(available, buckets);
@@ -1225,11 +1266,14 @@ export class Inventory {
   /**
    * Runs an open set in the buckets it has not reached (those it has answer as they did) and
    * returns the previous quantity, as `setAvailable` would have: the caller holds the SKU's row
-   * lock and writes the set's ledger row with it. StockSetClosed when it was closed meanwhile.
+   * lock and writes the set's ledger row with it. StockSetClosed when it was closed meanwhile;
+   * StockBucketLost, the set left open, while Redis has lost a bucket it has not reached.
+   * `recreate` (the stock repair's) runs once the set is found still open, before the buckets are set.
    */
-  async completeStockSet(set: StockSet): Promise<number> {
+  async completeStockSet(set: StockSet, recreate?: () => Promise<void>): Promise<number> {
     const recorded = await this.recordedStockSet(set.skuId);
     if (recorded?.set.ref !== set.ref) throw new StockSetClosed(set.skuId);
+    await recreate?.();
     const buckets = (await this.bucketsOf([set.skuId])).get(set.skuId)!;
     return recorded.previous + (await this.setOtherBuckets(recorded.set, buckets));
   }
@@ -1239,7 +1283,7 @@ export class Inventory {
     await runStockScript(this.redis, 'closeStockSet', [this.keys.sku(this.keys.bucketGroup(0), set.skuId), this.keys.openStockSets()], [set.ref, set.skuId]);
   }
 
-  /** The set every bucket but 0 gets (`set.generation`'s), once; returns what they held before it. */
+  /** The set every bucket but 0 gets (`set.generation`'s), once; returns what they held before it. StockBucketLost while one is lost. */
   private async setOtherBuckets(set: StockSet, buckets: number): Promise<number> {
     const [, ...rest] = splitStock(set.stock, buckets);
     const others = await Promise.all(
@@ -1247,9 +1291,11 @@ export class Inventory {
     );
     // sets of a SKU run one at a time, each open one finished before the next starts
     if (others.some(([previous]) => previous === -2)) throw new Error(`a stock set of ${set.skuId} after generation ${set.generation} reached its buckets first`);
+    // what a lost bucket held is known to the ledger alone: the set waits, open, for the repair to recreate it
+    const lost = others.flatMap(([previous], i) => (previous === -1 ? [i + 1] : []));
+    if (lost.length > 0) throw new StockBucketLost(set.skuId, lost);
     this.announceReturned([set.skuId]);
-    // a bucket without counters (lost) had none to set: the stock repair recreates it
-    return others.reduce((sum, [units]) => sum + Math.max(units, 0), 0);
+    return others.reduce((sum, [units]) => sum + units, 0);
   }
 
   /** The open set bucket 0 records, with what bucket 0 held before it; an entry whose record Redis lost is closed. */

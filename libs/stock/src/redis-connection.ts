@@ -62,20 +62,23 @@ export interface ErrorReporter {
  * reconnect attempt, and BullMQ a multi-line error per queue: hundreds a minute of an outage,
  * none of which a log pipeline can parse. An error that is not Redis being away is logged as
  * it comes. A BullMQ worker's errors come from its own connections to the same Redis: they
- * count as this connection's.
+ * count as this connection's, but do not start an outage while this connection answers: after
+ * one, a sibling still reconnecting reports a refusal or two once this one is back, which would
+ * read as Redis lost again with no line ever saying it is back.
  */
 export function logRedisOutages(redis: RedisClient, connection: string, log: ConnectionLog, alsoReportedBy: ErrorReporter[] = []): void {
   let away = false;
   let errorsWhileAway = 0;
-  const report = (error: Error) => {
+  const report = (error: Error, fromSibling: boolean) => {
     if (!isRedisUnavailable(error)) return log.error({ err: error, connection }, 'Redis or queue error');
     if (away) return void errorsWhileAway++;
+    if (fromSibling && redis.status === 'ready') return;
     away = true;
     errorsWhileAway = 0;
     log.warn({ err: error, connection }, 'Redis connection lost: reconnecting');
   };
-  redis.on('error', report);
-  for (const reporter of alsoReportedBy) reporter.on('error', report);
+  redis.on('error', (error: Error) => report(error, false));
+  for (const reporter of alsoReportedBy) reporter.on('error', (error) => report(error, true));
   redis.on('ready', () => {
     if (!away) return;
     away = false;

@@ -118,6 +118,11 @@ export class StockKeys {
     return `${this.prefix}${group}:coupon-given-back:${orderId}`;
   }
 
+  /** Says one step of a correction of a SKU's counters was done in this group, and what it took (correctBucket-2.lua). */
+  correctionStep(group: string, correctionId: string, step: 'add' | 'take'): string {
+    return `${this.prefix}${group}:correction:${correctionId}:${step}`;
+  }
+
   restock(group: string, ref: string): string {
     return `${this.prefix}${group}:restock:${ref}`;
   }

@@ -78,11 +78,12 @@ export class StockRebalancer {
    * moved (taken and given).
    */
   async rebalance(skuId: string, into?: ReadonlyMap<number, number>): Promise<number> {
+    const returnsHeardBefore = this.deps.inventory.soldOutReturnsHeard();
     const buckets = await this.deps.inventory.bucketStockOrLost(skuId);
     if (!buckets || buckets.length < 2) return 0;
     const available = buckets.map((bucket) => bucket?.available ?? 0);
     if (available.every((units) => units <= 0)) {
-      this.deps.inventory.rememberSoldOut(skuId, this.deps.clock());
+      this.deps.inventory.rememberSoldOut(skuId, this.deps.clock(), returnsHeardBefore);
       return 0;
     }
     const wanted = into ?? new Map(available.map((_, bucket) => [bucket, 1]));

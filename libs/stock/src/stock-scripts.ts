@@ -16,7 +16,7 @@ interface StockScriptReplies {
   startStockSet: [number, number];
   setStock: [number, number];
   closeStockSet: number;
-  takeAvailable: number;
+  correctBucket: number;
   commitStock: [number, number];
   restoreReservation: number;
   restockStock: number;
@@ -42,7 +42,7 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   startStockSet: 'startStockSet-2.lua',
   setStock: 'setStock-1.lua',
   closeStockSet: 'closeStockSet-2.lua',
-  takeAvailable: 'takeAvailable-1.lua',
+  correctBucket: 'correctBucket-2.lua',
   commitStock: 'commitStock-1+n.lua',
   restoreReservation: 'restoreReservation-2.lua',
   restockStock: 'restockStock-1+n.lua',

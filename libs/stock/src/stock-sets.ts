@@ -1,4 +1,4 @@
-import { StockSetClosed, StockSetUnderWay, type Inventory, type StockSet } from './inventory.js';
+import { StockBucketLost, StockSetClosed, StockSetUnderWay, type Inventory, type StockSet } from './inventory.js';
 
 /**
  * A stock set's MySQL side, as the catalog writes it (CatalogRepository.setStock): under the
@@ -36,7 +36,8 @@ export class StockSets {
   /**
    * Sets the SKU's sellable quantity under `ref` (the ledger row's reference), after finishing
    * its set left open, if any. `tookBack` hears what a set taken back could not take (reserved
-   * meanwhile): drift for the reconciler. False for an unknown SKU.
+   * meanwhile): drift for the reconciler. False for an unknown SKU. StockBucketLost, nothing
+   * set, while Redis has lost any bucket of the SKU (or one its open set has not reached).
    */
   async set(skuId: string, stock: number, ref: string, tookBack: (untaken: number) => void): Promise<boolean> {
     const { inventory } = this.deps;
@@ -45,7 +46,12 @@ export class StockSets {
       if (open) await this.finish(open);
       try {
         const found = await this.deps.record(skuId, stock, ref, {
-          set: () => inventory.setAvailable(skuId, stock, { ref, now: this.deps.clock() }),
+          set: async () => {
+            const previous = await inventory.setAvailable(skuId, stock, { ref, now: this.deps.clock() });
+            // the catalog has the SKU (it runs the set for one it has only): Redis lost its bucket 0
+            if (previous === null) throw new StockBucketLost(skuId, [0]);
+            return previous;
+          },
           takeBack: async (previous) => {
             await inventory.closeStockSet({ skuId, ref });
             tookBack(await inventory.correctCounters(skuId, { available: previous - stock, reserved: 0, sold: 0 }));
@@ -76,14 +82,27 @@ export class StockSets {
     return finished;
   }
 
+  /**
+   * Finishes the SKU's open set `ref` that waits for buckets Redis lost (the stock repair):
+   * `recreate` first puts them back, holding what they held before the set, under the SKU's row
+   * lock, so no other process finishes the set before they hold it and its ledger row measures
+   * from it. Nothing run when `ref` is no longer open or its ledger row is written: the repair's
+   * reading, made before the set, no longer holds. True when it finished the set.
+   */
+  async finishRecreating({ skuId, ref }: Pick<StockSet, 'skuId' | 'ref'>, recreate: () => Promise<void>): Promise<boolean> {
+    const open = await this.deps.inventory.openStockSet(skuId);
+    if (open?.ref !== ref) return false;
+    return this.finish(open, recreate);
+  }
+
   /** Runs an open set in the buckets it missed and writes its ledger row, under the SKU's row lock; false when another process had done so. */
-  private async finish(set: StockSet): Promise<boolean> {
+  private async finish(set: StockSet, recreate?: () => Promise<void>): Promise<boolean> {
     let ran = false;
     try {
       await this.deps.record(set.skuId, set.stock, set.ref, {
         set: async () => {
           ran = true;
-          return this.deps.inventory.completeStockSet(set);
+          return this.deps.inventory.completeStockSet(set, recreate);
         },
       });
     } catch (error) {

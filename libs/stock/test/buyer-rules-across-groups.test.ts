@@ -159,7 +159,7 @@ describe("a buyer's coupon uses and Idempotency-Keys, whichever stock group thei
     const buyer = buyerOutsideG0('remembered');
     const remembering = new Inventory(redis, prefix, TEST_TIMEOUTS, { soldOutMemoryMs: 60_000 });
     await remembering.reserveStock(checkoutOf(buyer, 'HOT4', { idempotencyKey: 'held-key' }));
-    remembering.rememberSoldOut('PLAIN', now);
+    remembering.rememberSoldOut('PLAIN', now, remembering.soldOutReturnsHeard());
 
     expect(await remembering.checkoutRecorded(buyer, 'held-key')).toBe(true);
     await expect(remembering.refuseIfSoldOut(buyer, 'fresh-key', [{ skuId: 'PLAIN', qty: 1 }], now)).rejects.toBeInstanceOf(OutOfStock);

@@ -50,13 +50,13 @@ describe('checkouts that wait for a replica, on a connection of their own', () =
     const patient = new Redis(url, { commandTimeout: 1_000, maxRetriesPerRequest: 1 });
     try {
       const sale = new Inventory(redis, prefix, TEST_TIMEOUTS, { durability: { replicaAcks: 1, timeoutMs: 200, connection: patient } });
-      const checkouts: Array<Promise<unknown>> = [];
+      // each answer taken as it comes: on a slow box the first refusal comes before the last turn is sent
+      const answers: Array<Promise<string>> = [];
       for (let turn = 0; turn < 10; turn++) {
-        checkouts.push(sale.reserveStock(reservationOf(`sale-buyer-${turn}`, [{ skuId: 'PLAIN', qty: 1 }], { now })));
+        answers.push(sale.reserveStock(reservationOf(`sale-buyer-${turn}`, [{ skuId: 'PLAIN', qty: 1 }], { now })).then(() => 'accepted', (error: Error) => error.name));
         await sleep(15);
       }
-      const answers = await Promise.allSettled(checkouts);
-      expect(answers.map((answer) => (answer.status === 'rejected' ? (answer.reason as Error).name : 'accepted'))).toEqual(Array(10).fill(ReservationNotReplicated.name));
+      expect(await Promise.all(answers)).toEqual(Array(10).fill(ReservationNotReplicated.name));
     } finally {
       patient.disconnect();
     }

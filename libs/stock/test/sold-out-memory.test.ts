@@ -3,6 +3,7 @@ import { Inventory, SoldOutSkus, StockRebalancer } from '@orders/stock';
 import { reservationOf, waitFor } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisBehindLink } from './support/held-link.js';
 import { TEST_REDIS_URL, TEST_TIMEOUTS, removeKeys, testKeyPrefix } from './support/test-keys.js';
 
 const HOUR = 3600_000;
@@ -106,6 +107,40 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
     expect(await inventory.getSkuStock('BACK')).toEqual({ available: 0, reserved: 3, sold: 0 });
   });
 
+  it('does not remember a SKU as sold out from an answer that arrives after units came back', async () => {
+    await initSku('LATE', 1);
+    // a process whose commands go through a link that can hold Redis's answers back, and that hears announcements directly
+    const { link, client: behindLink, idle, ranBehind } = await redisBehindLink('sold-out-behind-link');
+    const subscriber = new Redis(TEST_REDIS_URL);
+    subscribers.push(behindLink, subscriber);
+    try {
+      const listening = new Inventory(behindLink, prefix, TEST_TIMEOUTS, { soldOutMemoryMs: 60_000 });
+      await listening.followReturnedStock(subscriber);
+      // nat buys the last unit through this process: it knows the SKU and its scripts are loaded, so the next checkout goes out at once
+      const first = await checkoutAt(listening, 'nat', [{ skuId: 'LATE', qty: 1 }]);
+      await idle();
+      link.holdAnswers();
+      const late = checkoutAt(listening, 'oli', [{ skuId: 'LATE', qty: 1 }]).then(
+        () => 'sold',
+        (error: unknown) => (error instanceof OutOfStock ? 'out of stock' : error),
+      );
+      // the script has run and found nothing left; its answer waits on the link
+      await ranBehind('eval', redis);
+      // then nat cancels in another process, and this one hears that her unit is back
+      const heard = new Promise<void>((resolve) => subscriber.once('message', () => resolve()));
+      expect(await elsewhere.releaseStock(first.order.orderId, 'nat', 'cancel')).toBe(true);
+      await heard;
+      link.thaw();
+      expect(await late).toBe('out of stock');
+      // the answer was true when Redis gave it, and is not remembered: the unit is on sale now
+      const next = await checkoutAt(listening, 'pam', [{ skuId: 'LATE', qty: 1 }]);
+      expect(next.created).toBe(true);
+      expect(await inventory.getSkuStock('LATE')).toEqual({ available: 0, reserved: 1, sold: 0 });
+    } finally {
+      await link.close();
+    }
+  });
+
   it('remembers a SKU split into buckets only once its rebalancer finds every bucket empty', async () => {
     await inventory.initSku({ skuId: 'SPLIT', available: 2, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: 2 });
     const buyersOf = (bucket: number) => Array.from({ length: 200 }, (_, i) => `split-${i}`).filter((buyer) => inventory.keys.bucketOf(buyer, 2) === bucket);
@@ -145,13 +180,24 @@ describe('a SKU found sold out is refused from memory for a moment', () => {
 describe('SoldOutSkus', () => {
   it('forgets a SKU after its time, and remembers nothing when that time is 0', () => {
     const memory = new SoldOutSkus(250);
-    memory.remember('A', 1_000);
+    memory.remember('A', 1_000, memory.returnsHeard());
     const lines = (...skuIds: string[]) => skuIds.map((skuId) => ({ skuId }));
     expect(memory.firstSoldOut(lines('B', 'A'), 1_249)).toBe('A');
     expect(memory.firstSoldOut(lines('A'), 1_250)).toBeUndefined();
     expect(memory.firstSoldOut(lines('A'), 1_100)).toBeUndefined();
     const off = new SoldOutSkus(0);
-    off.remember('A', 1_000);
+    off.remember('A', 1_000, off.returnsHeard());
     expect(off.firstSoldOut(lines('A'), 1_000)).toBeUndefined();
+  });
+
+  it('does not remember a finding read before units came back', () => {
+    const memory = new SoldOutSkus(250);
+    const lines = [{ skuId: 'A' }];
+    const beforeReturn = memory.returnsHeard();
+    memory.forget(['A']);
+    memory.remember('A', 1_000, beforeReturn);
+    expect(memory.firstSoldOut(lines, 1_000)).toBeUndefined();
+    memory.remember('A', 1_000, memory.returnsHeard());
+    expect(memory.firstSoldOut(lines, 1_000)).toBe('A');
   });
 });

@@ -1,4 +1,4 @@
-import { Inventory, StockRebalancer, StockScriptCall, StockSets, type FinishedTransfer } from '@orders/stock';
+import { Inventory, StockBucketLost, StockRebalancer, StockScriptCall, StockSets, type FinishedTransfer } from '@orders/stock';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_REDIS_URL, TEST_TIMEOUTS, removeKeys, testKeyPrefix } from './support/test-keys.js';
@@ -83,6 +83,45 @@ describe("a merchant's stock set whose Redis answer never came", () => {
     await lost.sendLate();
     expect(await inventory.getSkuStock('HALF')).toEqual({ available: 20, reserved: 0, sold: 0 });
     expect(await stockSetsOn(inventory).finishOpen(0, (error) => { throw error; })).toBe(0);
+  });
+
+  it('refuses a set while Redis has lost a bucket other than 0, or left it counters without their rules: measured without it, its units would go back on sale on top of the set', async () => {
+    await inventory.initSku({ skuId: 'GONE', available: 40, ...rules });
+    await redis.del(inventory.keys.sku(inventory.keys.bucketGroup(2), 'GONE'));
+    await expect(stockSetsOn(inventory).set('GONE', 20, 'gone-1', noTakeBack)).rejects.toBeInstanceOf(StockBucketLost);
+    await inventory.initSku({ skuId: 'BARE', available: 40, ...rules });
+    await redis.hdel(inventory.keys.sku(inventory.keys.bucketGroup(3), 'BARE'), 'deduction');
+    await expect(stockSetsOn(inventory).set('BARE', 20, 'bare-1', noTakeBack)).rejects.toMatchObject({ skuId: 'BARE', buckets: [3] });
+    expect([ledger.has('gone-1'), ledger.has('bare-1'), await inventory.openStockSet('GONE'), await inventory.openStockSet('BARE')]).toEqual([false, false, null, null]);
+    expect(await available('BARE')).toEqual([10, 10, 10, 10]);
+
+    // the repair recreates bucket 2 and puts back what the ledger counts in it; the set then goes through
+    expect(await inventory.recreateLostBuckets({ skuId: 'GONE', ...rules })).toEqual([2]);
+    await inventory.correctCounters('GONE', { available: 10, reserved: 0, sold: 0 }, { into: 2 });
+    expect(await stockSetsOn(inventory).set('GONE', 20, 'gone-2', noTakeBack)).toBe(true);
+    expect([await available('GONE'), ledger.get('gone-2')]).toEqual([[5, 5, 5, 5], 20 - 40]);
+  });
+
+  it('leaves open a set whose bucket Redis lost before the set reached it, until the repair has recreated the bucket in the generation before the set; finished then, it counts what the bucket held', async () => {
+    await inventory.initSku({ skuId: 'WAIT', available: 40, ...rules });
+    const lost = unanswered('setStock', 'WAIT', 2);
+    await expect(stockSetsOn(lost.inventory).set('WAIT', 20, 'wait-1', noTakeBack)).rejects.toThrow('Command timed out');
+    await redis.del(inventory.keys.sku(inventory.keys.bucketGroup(2), 'WAIT'));
+
+    const failed: unknown[] = [];
+    expect(await stockSetsOn(inventory).finishOpen(0, (error) => failed.push(error))).toBe(0);
+    expect(failed).toEqual([expect.any(StockBucketLost)]);
+    expect([ledger.has('wait-1'), (await inventory.openStockSet('WAIT'))?.ref]).toEqual([false, 'wait-1']);
+    // the merchant's next set waits for it too
+    await expect(stockSetsOn(inventory).set('WAIT', 30, 'wait-2', noTakeBack)).rejects.toBeInstanceOf(StockBucketLost);
+
+    // the repair: bucket 2 back in generation 0, the set's 1 still to reach it, with the 10 the ledger counts in it
+    expect(await inventory.recreateLostBuckets({ skuId: 'WAIT', ...rules })).toEqual([2]);
+    await inventory.correctCounters('WAIT', { available: 10, reserved: 0, sold: 0 }, { into: 2 });
+    expect(await stockSetsOn(inventory).finishOpen(0, (error) => { throw error; })).toBe(1);
+    expect([await available('WAIT'), ledger.get('wait-1'), await inventory.openStockSet('WAIT')]).toEqual([[5, 5, 5, 5], 20 - 40, null]);
+    await lost.sendLate();
+    expect(await inventory.getSkuStock('WAIT')).toEqual({ available: 20, reserved: 0, sold: 0 });
   });
 
   it('refuses a set that reaches Redis after a later set of the SKU: the later one is what sells', async () => {

@@ -194,6 +194,7 @@ describe('stock buckets and the transfers between them', () => {
     await inventory.initSku({ skuId: 'LOST', available: 20, buckets: 4, ...sale });
     // the merchant's set: every bucket holds 10 in the SKU's stock generation 1
     expect(await inventory.setAvailable('LOST', 40, { ref: 'set-lost', now })).toBe(20);
+    await inventory.closeStockSet({ skuId: 'LOST', ref: 'set-lost' });
     const transfer = { transferId: 'lost-1', skuId: 'LOST', from: 0, to: 2, qty: 4 };
     const taken = await inventory.takeForTransfer(transfer, now);
     await redis.del(new StockKeys(prefix).sku('{g2}', 'LOST'));

@@ -17,6 +17,8 @@ export type { SaleUnderCheck, SaleInvariants, SkuStockCheck } from './invariants
 export { startRedisServer, startReplicatedRedis } from './redis-server.js';
 export type { RedisServer, ReplicatedRedis } from './redis-server.js';
 export { startTcpProxy } from './tcp-proxy.js';
+export { holdRow, rowLockWaits } from './row-locks.js';
+export type { HeldRow } from './row-locks.js';
 export { startFailingRedisLink } from './failing-redis-link.js';
 export type { FailingRedisLink } from './failing-redis-link.js';
 export type { TcpProxy } from './tcp-proxy.js';

@@ -13,6 +13,11 @@ export interface TcpProxy {
    * through either way and nothing is reset.
    */
   freeze(): void;
+  /**
+   * Only the answers stop: requests still reach the server, which runs them, and what it
+   * answers on the connections open now waits in the proxy, as behind a slow link back.
+   */
+  holdAnswers(): void;
   /** What was held goes through, and the connections carry on. */
   thaw(): void;
   close(): Promise<void>;
@@ -25,18 +30,27 @@ export interface TcpProxy {
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const port = await freePort();
   const open = new Set<Socket>();
-  const links = new Set<{ hold(): void; forward(): void }>();
+  const links = new Set<{ hold(): void; holdAnswers(): void; forward(): void }>();
   let frozen = false;
   const server = createServer((client) => {
     const upstream = connect(target.port, target.host);
+    // each direction piped at most once: piping it again would send its bytes twice
+    let requestsFlow = false;
+    let answersFlow = false;
     const link = {
       hold() {
-        client.unpipe(upstream).pause();
-        upstream.unpipe(client).pause();
+        if (requestsFlow) client.unpipe(upstream).pause();
+        requestsFlow = false;
+        link.holdAnswers();
+      },
+      holdAnswers() {
+        if (answersFlow) upstream.unpipe(client).pause();
+        answersFlow = false;
       },
       forward() {
-        client.pipe(upstream);
-        upstream.pipe(client);
+        if (!requestsFlow) client.pipe(upstream);
+        if (!answersFlow) upstream.pipe(client);
+        requestsFlow = answersFlow = true;
       },
     };
     open.add(client).add(upstream);
@@ -73,6 +87,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     freeze() {
       frozen = true;
       for (const link of links) link.hold();
+    },
+    holdAnswers() {
+      for (const link of links) link.holdAnswers();
     },
     thaw() {
       frozen = false;

@@ -15,7 +15,7 @@ export const docsPlugin = fp(
           title: 'Order system',
           version: '1.0.0',
           description:
-            'Checkout, order life and order centre of the shop. Errors are RFC 9457 problem details with a stable `code`. Money is integer minor units.',
+            'Checkout, order life and order centre of the shop. Errors are RFC 9457 problem details with a stable `code`; a path with a percent escape that is not valid UTF-8 is refused 400 VALIDATION_FAILED, and one with a path parameter over 100 characters 414 URI_TOO_LONG, on every route. Money is integer minor units.',
         },
         components: {
           securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },

@@ -1,4 +1,4 @@
-import { merchantOrderView, type OrderRepository, type OrderView, type RefundView } from '@orders/persistence';
+import { merchantOrderView, type OrderRepository, type OrderView, type RefundRepository, type RefundView } from '@orders/persistence';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { refundSchema } from '../routes/reverse-flows.js';
@@ -47,14 +47,28 @@ function merchantRefundView(refund: RefundView, ownSkus: ReadonlySet<string>): R
  * opens is its own already: it refunds only parts holding its lines alone.
  */
 export const merchantOrderViewsPlugin = fp(
-  async (app: FastifyInstance, { orders }: { orders: Pick<OrderRepository, 'lineMerchants'> }) => {
+  async (app: FastifyInstance, { orders, refunds }: { orders: Pick<OrderRepository, 'lineMerchants'>; refunds: Pick<RefundRepository, 'ofOrders'> }) => {
     async function asSeenBy(merchantId: string, views: OrderAnswer[]): Promise<OrderAnswer[]> {
+      const shown = views.flatMap((view) => (view.amounts === null ? [] : [view]));
       // a split order's children each hold one merchant's lines: the merchant's are those holding
       // any, the children of every order of the answer read at once
-      const children = views.flatMap((view) => (view.amounts === null ? [] : view.subOrders));
-      const lines = await orders.lineMerchants(children);
+      const lines = await orders.lineMerchants(shown.flatMap((view) => view.subOrders));
       const ownChildren = new Set(lines.filter((line) => line.merchantId === merchantId).map((line) => line.orderId));
-      return views.map((view) => (view.amounts === null ? view : merchantOrderView(view, merchantId, view.subOrders.filter((child) => ownChildren.has(child)))));
+      // of the orders holding other merchants' lines too, the refunds and returns of those lines
+      // alone (one before the split; a whole payment given back names no line and is the merchant's
+      // too), whose steps name them: read at once
+      const mixed = shown.filter((view) => view.items.some((item) => item.merchantId !== merchantId));
+      const ownSkus = new Set(mixed.flatMap((view) => view.items.filter((item) => item.merchantId === merchantId).map((item) => item.skuId)));
+      const othersRefunds = new Map<string, string[]>();
+      for (const refund of await refunds.ofOrders(mixed.map((view) => view.orderId))) {
+        if (refund.items.length === 0 || refund.items.some((item) => ownSkus.has(item.skuId))) continue;
+        othersRefunds.set(refund.orderId, [...(othersRefunds.get(refund.orderId) ?? []), refund.refundId]);
+      }
+      return views.map((view) =>
+        view.amounts === null
+          ? view
+          : merchantOrderView(view, merchantId, view.subOrders.filter((child) => ownChildren.has(child)), othersRefunds.get(view.orderId)),
+      );
     }
 
     /** Of each order, the merchant's SKUs among its lines; 'whole' when every line is its own (its child of a split order). */

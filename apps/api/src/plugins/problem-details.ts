@@ -1,9 +1,10 @@
 import { DomainError } from '@orders/domain';
 import { StatementTooSlow, isDatabaseUnavailable, isTransientRefusal } from '@orders/persistence';
 import { isRedisUnavailable } from '@orders/stock';
-import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { STATUS_CODES } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { CheckoutIntake } from '../checkout-intake.js';
 import { HttpProblem, STATUS_OF_CODE, dependencyTooSlow, dependencyUnavailable, problem, problemMembersOf, type ProblemMembers } from '../problems.js';
@@ -41,6 +42,33 @@ export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex):
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
   }
   socket.destroy(error);
+}
+
+/**
+ * The server's `checkExpectation` listener: a request whose `Expect` is not 100-continue (the
+ * only expectation HTTP/1.1 defines) is refused 417 in problem details, instead of Node's bare
+ * 417, and the connection is closed, its body unread.
+ */
+export function answerUnmetExpectation(request: IncomingMessage, response: ServerResponse): void {
+  const body = JSON.stringify(problem(417, 'EXPECTATION_FAILED', `Expect: ${request.headers.expect ?? ''} is not supported (only 100-continue)`, request.url));
+  response.writeHead(417, { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  response.end(body);
+}
+
+/** What Fastify's router refuses before any route or hook sees a request, by its error code. */
+const ROUTER_ERRORS: Record<string, { status: number; code: string; detail: string }> = {
+  FST_ERR_BAD_URL: { status: 400, code: 'VALIDATION_FAILED', detail: 'The path holds a percent escape that is not valid UTF-8' },
+  FST_ERR_MAX_PARAM_LENGTH: { status: 414, code: 'URI_TOO_LONG', detail: 'A path segment is longer than the api accepts (100 characters)' },
+};
+
+/**
+ * Fastify's `frameworkErrors`: a path its router refuses (a broken percent escape, a path
+ * parameter past maxParamLength) gets problem details like any other error, instead of
+ * Fastify's own JSON.
+ */
+export function answerFrameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const { status, code, detail } = ROUTER_ERRORS[error.code] ?? { status: error.statusCode ?? 400, code: 'BAD_REQUEST', detail: error.message };
+  void send(reply, status, code, detail);
 }
 
 /**

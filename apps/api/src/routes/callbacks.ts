@@ -1,10 +1,9 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { IllegalTransition, StaleOrderVersion, stateMachineFor, type OrderType } from '@orders/domain';
 import { afterStaleOrderVersion, ProcessRepository, RefundRepository, retryTransaction, type RefundView, type TransitionResult } from '@orders/persistence';
-import { enqueueLatePaymentRefund } from '@orders/queues';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { applyPaymentTaken } from '../payment-settlement.js';
+import { applyPaymentTaken, refundIfNotApplied } from '../payment-settlement.js';
 import { HttpProblem, notFound, unauthorized, validationFailed } from '../problems.js';
 import { problemRef } from '../schemas.js';
 import { instant } from '../time-window.js';
@@ -203,9 +202,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       }
       if (payment.status === 'SUCCEEDED') {
         await followUpAgain(deps, order.order_id);
-        // a payment its order could not take may have been recorded by a first callback that
-        // died before asking for its refund: asked again (deduplicated, and the refund is idempotent)
-        if (!(await payments.paymentApplied(order.order_id, payment.payment_id))) await enqueueLatePaymentRefund(deps.queues, { orderId: order.order_id, paymentId: payment.payment_id });
+        await refundIfNotApplied(deps, order.order_id, payment.payment_id);
         return { changed: false, status: order.status };
       }
       return applyPaymentTaken(deps, order, payment, { transactionId: callback.transactionId, paidAt: new Date(callback.at) }, request.log);

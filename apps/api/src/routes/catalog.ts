@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { orderTypeConflict, type Sku, type SkuOrderType } from '@orders/domain';
-import { StockSets } from '@orders/stock';
+import { flashSaleConflict, orderTypeConflict, type Sku, type SkuOrderType } from '@orders/domain';
+import { StockBucketLost, StockSets } from '@orders/stock';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { createSkuWithStock } from '../catalog-admin.js';
 import type { Principal } from '../plugins/auth.js';
-import { forbidden, notFound, validationFailed } from '../problems.js';
+import { HttpProblem, forbidden, notFound, validationFailed } from '../problems.js';
 import { problemRef, skuBodySchema, skuParamsSchema } from '../schemas.js';
 import { timeWindow } from '../time-window.js';
 
@@ -23,6 +23,10 @@ interface SkuBody {
   stockBuckets: number;
   orderType: SkuOrderType;
 }
+
+/** Redis lost part of a SKU's counters: its stock cannot be set until the stock repair has recreated them. */
+const stockRepairPending = () =>
+  new HttpProblem(503, 'SERVICE_UNAVAILABLE', "Stock (Redis) lost part of this SKU's counters: its stock can be set again once the stock repair has recreated them; retry later", 60);
 
 export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const { catalog, inventory } = deps;
@@ -63,7 +67,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
         stockBuckets: body.stockBuckets,
         orderType: body.orderType,
       };
-      const conflict = orderTypeConflict(sku);
+      const conflict = orderTypeConflict(sku) ?? flashSaleConflict(sku);
       if (conflict) throw validationFailed(conflict);
       const { replacedLeftover } = await createSkuWithStock(deps, sku, body.stock, randomUUID());
       if (replacedLeftover) request.log.warn({ skuId: sku.skuId }, 'replaced the stock an earlier create of this SKU left in Redis without reaching MySQL');
@@ -85,7 +89,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
         tags: ['catalog'],
         summary: 'Set the sellable quantity (Redis and the MySQL ledger together)',
         description:
-          'A 503 means Redis or MySQL did not answer in time: the set may have begun. One that reached Redis is then finished, in Redis, MySQL and the ledger, by the next set of the SKU or the next stock check; never half-done. Retrying with the same stock is safe.',
+          'A 503 means Redis or MySQL did not answer in time: the set may have begun. One that reached Redis is then finished, in Redis, MySQL and the ledger, by the next set of the SKU or the next stock check; never half-done. Retrying with the same stock is safe. While Redis has lost part of the SKU\'s stock counters (a node that came back empty), the set is refused with 503 SERVICE_UNAVAILABLE and retry-after, nothing changed: measured without them it would put their units back on sale on top of the new stock once the stock repair (reconcile --repair) recreates them; it goes through once the repair has run.',
         params: skuParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['stock'], properties: { stock: { type: 'integer', minimum: 0, maximum: 1_000_000_000 } } },
         response: skuResponse,
@@ -95,9 +99,15 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       await skuView(request.params.skuId, request.user);
       const { skuId } = request.params;
       const { stock } = request.body;
-      const found = await stockSets.set(skuId, stock, randomUUID(), (untaken) => {
-        if (untaken > 0) request.log.warn({ skuId, untaken }, 'stock set undone after MySQL refused it; units reserved meanwhile stay as drift for the reconciler');
-      });
+      const found = await stockSets
+        .set(skuId, stock, randomUUID(), (untaken) => {
+          if (untaken > 0) request.log.warn({ skuId, untaken }, 'stock set undone after MySQL refused it; units reserved meanwhile stay as drift for the reconciler');
+        })
+        .catch((error: unknown) => {
+          if (!(error instanceof StockBucketLost)) throw error;
+          request.log.warn({ skuId, lostBuckets: error.buckets }, 'stock set refused: Redis lost buckets of the SKU; run the stock repair (reconcile --repair)');
+          throw stockRepairPending();
+        });
       if (!found) throw notFound('SKU');
       return skuView(request.params.skuId, request.user);
     },

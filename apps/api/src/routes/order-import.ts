@@ -26,7 +26,7 @@ export async function orderImportRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['admin'],
         summary: 'Import orders from another order system; importing the same (channel, externalOrderId) again changes nothing',
         description:
-          "All or nothing per request: one invalid order refuses the batch with 400 VALIDATION_FAILED naming it. An imported order is never split, and a merchant moves only orders holding its own goods alone: an order holding several merchants' goods that is still to be shipped, delivered or completed (PAID, SHIPPED, DELIVERED) is refused, its channel sending each merchant's goods as an order of its own; one that arrived closed (COMPLETED, CANCELLED) is taken as it is.",
+          "All or nothing per request: one invalid order refuses the batch with 400 VALIDATION_FAILED naming it, among them one holding a SKU on two lines (an order holds one line per SKU). An imported order is never split, and a merchant moves only orders holding its own goods alone: an order holding several merchants' goods that is still to be shipped, delivered or completed (PAID, SHIPPED, DELIVERED) is refused, its channel sending each merchant's goods as an order of its own; one that arrived closed (COMPLETED, CANCELLED) is taken as it is.",
         body: orderImportBodySchema({ maxLines: config.MAX_ORDER_LINES, maxQty: config.MAX_LINE_QTY }),
         response: {
           200: {

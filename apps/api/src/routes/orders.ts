@@ -1,4 +1,4 @@
-import { stateMachineFor, type AcceptedOrder } from '@orders/domain';
+import { mergeOrderLines, stateMachineFor, type AcceptedOrder } from '@orders/domain';
 import type { OrderView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -77,6 +77,11 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
       },
     },
     async (request, reply) => {
+      // the schema holds each line to MAX_LINE_QTY; the lines of one SKU are one line of their sum
+      const over = request.body.items.length > 1 ? mergeOrderLines(request.body.items).find((line) => line.qty > config.MAX_LINE_QTY) : undefined;
+      if (over) {
+        throw validationFailed(`body/items: the lines of SKU ${over.skuId} add up to ${over.qty} units, more than the ${config.MAX_LINE_QTY} one line may hold (lines of one SKU are one line of their sum)`);
+      }
       const { order } = await intake.checkout(request.user.sub, request.headers['idempotency-key'], request.body, request.headers['x-device-id'] ?? null, request.checkoutCounters);
       // the request's completed line names its order; without that line the child has no use
       if (config.LOG_CHECKOUT_REQUESTS) request.log = reply.log = request.log.child({ orderId: order.orderId });

@@ -1,9 +1,10 @@
 import { PricingRepository } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
+import { SUBJECT } from '../plugins/auth.js';
 import { createCoupon } from '../pricing-admin.js';
 import { validationFailed } from '../problems.js';
-import { problemRef } from '../schemas.js';
+import { problemRef, warehouseIdSchema } from '../schemas.js';
 import { timeWindow } from '../time-window.js';
 
 const code = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
@@ -59,7 +60,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
             promotionId: code,
             title: { type: 'string', minLength: 1, maxLength: 200 },
             thresholdCents: cents,
-            offCents: cents,
+            offCents: { ...cents, minimum: 1, description: 'at least 1: a promotion of 0 would be listed on orders for nothing' },
             skuIds: { type: 'array', minItems: 1, maxItems: 1000, uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' }, description: 'absent: every SKU' },
             ...window,
           },
@@ -94,8 +95,8 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
           properties: {
             code,
             kind: { type: 'string', enum: ['percent', 'fixed'] },
-            percentOff: { type: 'integer', minimum: 1, maximum: 100, description: 'required for kind percent' },
-            offCents: { ...cents, description: 'required for kind fixed' },
+            percentOff: { type: 'integer', minimum: 1, maximum: 100, description: 'required for kind percent; refused for kind fixed' },
+            offCents: { ...cents, description: 'required for kind fixed, at least 1; refused for kind percent unless 0' },
             minSpendCents: cents,
             perBuyerLimit: { type: 'integer', minimum: 1, maximum: 1_000 },
             ...window,
@@ -108,6 +109,10 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
       const body = request.body;
       if (body.kind === 'percent' && body.percentOff === undefined) throw validationFailed('a percent coupon needs percentOff');
       if (body.kind === 'fixed' && body.offCents === undefined) throw validationFailed('a fixed coupon needs offCents');
+      if (body.kind === 'fixed' && body.offCents === 0) throw validationFailed('a fixed coupon takes at least 1 cent off: offCents 0 would take nothing');
+      // the other kind's amount would be stored and answered back, and never applied (offCents 0 names none)
+      if (body.kind === 'percent' && body.offCents) throw validationFailed('offCents is for a fixed coupon: a percent coupon takes percentOff % off, no amount');
+      if (body.kind === 'fixed' && body.percentOff !== undefined) throw validationFailed('percentOff is for a percent coupon: a fixed coupon takes offCents off, no percentage');
       const coupon = { ...body, percentOff: body.percentOff ?? 0, offCents: body.offCents ?? 0, ...timeWindow(body) };
       await createCoupon({ pricing, inventory: deps.inventory }, coupon);
       return reply.code(201).send(body);
@@ -145,7 +150,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
       schema: {
         tags: ['pricing'],
         summary: "Set a buyer's member level (400 VALIDATION_FAILED for an undefined level)",
-        params: { type: 'object', additionalProperties: false, required: ['userId'], properties: { userId: { type: 'string', pattern: '^[A-Za-z0-9._:@-]{1,64}$' } } },
+        params: { type: 'object', additionalProperties: false, required: ['userId'], properties: { userId: { type: 'string', pattern: SUBJECT.source, description: 'a subject the api accepts in a token: not . or ..' } } },
         body: { type: 'object', additionalProperties: false, required: ['level'], properties: { level: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$' } } },
         response: answers,
       },
@@ -163,7 +168,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
       schema: {
         tags: ['pricing'],
         summary: 'Set the shipping fee of a parcel from this warehouse (a warehouse without one ships free)',
-        params: { type: 'object', additionalProperties: false, required: ['warehouseId'], properties: { warehouseId: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } } },
+        params: { type: 'object', additionalProperties: false, required: ['warehouseId'], properties: { warehouseId: warehouseIdSchema } },
         body: { type: 'object', additionalProperties: false, required: ['feeCents'], properties: { feeCents: cents } },
         response: answers,
       },

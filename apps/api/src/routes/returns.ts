@@ -1,4 +1,4 @@
-import { IllegalTransition, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
+import { IllegalTransition, StaleOrderVersion, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
 import { DeadlinePassed, ProcessRepository, RefundRepository, refundIdFor, type OrderRow, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -175,19 +175,28 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         if (actor === 'merchant' && !(await deps.orders.orderHasMerchant(found.orderId, request.user.sub))) throw notFound('return');
         if (found.status === to) return found;
         if (found.status !== 'REQUESTED') throw new IllegalTransition(found.status, action, actor);
-        await transition(async () => [
-          {
-            orderId: found.orderId,
-            action,
-            actor,
-            at: deps.clock(),
-            detail: `return ${returnId} ${to.toLowerCase()}${request.body?.reason === undefined ? '' : `: ${request.body.reason}`}`,
-            effects: async (trx, current) => {
-              const moved = await RefundRepository.moveReturn(trx, current.order_id, ['REQUESTED'], to, deps.clock(), actor);
-              if (!moved) throw new IllegalTransition(current.status, action, actor);
+        try {
+          await transition(async () => [
+            {
+              orderId: found.orderId,
+              action,
+              actor,
+              at: deps.clock(),
+              detail: `return ${returnId} ${to.toLowerCase()}${request.body?.reason === undefined ? '' : `: ${request.body.reason}`}`,
+              effects: async (trx, current) => {
+                // this return, not whichever the order has requested now (refused meanwhile and another requested since)
+                const moved = await RefundRepository.moveReturn(trx, current.order_id, ['REQUESTED'], to, deps.clock(), actor, found.refundId);
+                if (!moved) throw new IllegalTransition(current.status, action, actor);
+              },
             },
-          },
-        ]);
+          ]);
+        } catch (error) {
+          // the same review by another request (two staff at once, a client's retry) committed since this one read the
+          // return: answered as a repeat after it is, 200 with the return as it stands; the other review still 409
+          const now = error instanceof IllegalTransition || error instanceof StaleOrderVersion ? await refunds.find(returnId) : null;
+          if (now?.status === to) return now;
+          throw error;
+        }
         return refunds.find(returnId);
       },
     );

@@ -176,6 +176,22 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   }
 
   /**
+   * `act` on the order as the request read it; refused (IllegalTransition) because the order moved on while the
+   * request ran (its version on: its payment landed, or a worker split it, PAID still, its parts now its children),
+   * `act` once more on the order as it stands then, which decides again which parts it moves. Refused again, or
+   * refused with the order as it was read, the refusal stands.
+   */
+  async function asItStandsOnceMovedOn<T>(read: OrderRow, act: (order: OrderRow) => Promise<T>): Promise<T> {
+    try {
+      return await act(read);
+    } catch (error) {
+      const now = error instanceof IllegalTransition ? await deps.orders.findOrderRow(read.order_id) : undefined;
+      if (!now || now.version === read.version) throw error;
+      return act(now);
+    }
+  }
+
+  /**
    * The order's stock was committed at payment (its parent's, for a child): only then can
    * units go back on sale. A cancel or refund sent right after the payment callback can
    * overtake the settle job: the paid order's reservation is committed here then, as the
@@ -293,72 +309,76 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
         description:
-          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back once no part of the order is left live and none shipped (on a split order the cancel that closes its last part gives it back, whoever sends it: each merchant cancelling its own child, or the buyer the rest; a child refunded whole before it shipped counts as closed, and a refund closing the last child whole after a cancel closed another gives it back alike; while a child is live it stays used, and once a child has shipped it stays used for good, the order being partly fulfilled; a repeat gives it back if the cancels before it did not; once only), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). A presale whose deposit is paid (DEPOSIT_PAID): the buyer’s cancel forfeits the deposit at once (DEPOSIT_FORFEITED, as when its balance deadline passes: the units back on sale, the coupon use back); a merchant’s or an admin’s refunds the deposit (REFUNDING with a refund of what the deposit took, REFUNDED once paid back; the units, reserved and never sold, are released rather than restocked; the deposit counts on the lines’ refundedCents by what each pays, so each merchant’s view says its share went back; one whose balance is paid meanwhile is refunded as the paid order it is then, its units restocked). An imported order (PAID) is CANCELLED at once and its warehouse is told through its circuit breaker to drop the parcel: its shipment reads ACCEPTED until the warehouse has been told, then CANCELLED. Cancelling again changes nothing, except that it finishes giving the stock back when the first cancel failed halfway (a 5xx), and asks an imported order’s warehouse again to drop its parcel. 409 ILLEGAL_TRANSITION once shipped (on a split order: once any child has, that child named in its detail and in its `childOrderId` member; every child closed already: one of them named alike), and (with retry-after) while the order is still in the queue (ACCEPTED). A merchant’s cancel of an order holding another merchant’s lines too is 403 FORBIDDEN whatever its status, already cancelled or still in the queue alike.',
+          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale, the coupon use goes back once no part of the order is left live and none shipped (on a split order the cancel that closes its last part gives it back, whoever sends it: each merchant cancelling its own child, or the buyer the rest; a child refunded whole before it shipped counts as closed, and a refund closing the last child whole after a cancel closed another gives it back alike; while a child is live it stays used, and once a child has shipped it stays used for good, the order being partly fulfilled; a repeat gives it back if the cancels before it did not; once only), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). A presale whose deposit is paid (DEPOSIT_PAID): the buyer’s cancel forfeits the deposit at once (DEPOSIT_FORFEITED, as when its balance deadline passes: the units back on sale, the coupon use back); a merchant’s or an admin’s refunds the deposit (REFUNDING with a refund of what the deposit took, REFUNDED once paid back; the units, reserved and never sold, are released rather than restocked; the deposit counts on the lines’ refundedCents by what each pays, so each merchant’s view says its share went back; one whose balance is paid meanwhile is refunded as the paid order it is then, its units restocked). An imported order (PAID) is CANCELLED at once and its warehouse is told through its circuit breaker to drop the parcel: its shipment reads ACCEPTED until the warehouse has been told, then CANCELLED. A cancel during which the order moved on (its payment landing as the cancel ran, or a worker splitting the paid order) cancels it as it stands then (paid: refunded in full; split: each child). Cancelling again changes nothing, except that it finishes giving the stock back when the first cancel failed halfway (a 5xx), and asks an imported order’s warehouse again to drop its parcel. 409 ILLEGAL_TRANSITION once shipped (on a split order: once any child has, that child named in its detail and in its `childOrderId` member; every child closed already: one of them named alike), and (with retry-after) while the order is still in the queue (ACCEPTED). A merchant’s cancel of an order holding another merchant’s lines too is 403 FORBIDDEN whatever its status, already cancelled or still in the queue alike.',
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
       },
     },
     async (request) => {
-      const order = await ownOrder(deps, request.user, request.params.orderId, 'cancel');
-      const actor: Actor = request.user.role;
-      const { reason: why } = request.body;
-      const machine = stateMachineFor(order.type as OrderType);
-      // a merchant acts on parts holding its SKUs alone: checked first, so a repeat on a closed order is refused as any act is
-      const merchantParts = request.user.role === 'merchant' ? await partsFor(request.user, await orderParts(process, order)) : undefined;
-      if (RESERVATION_GIVEN_BACK.has(order.status)) {
-        // the first cancel (or the expiry) may have failed between its MySQL commit and Redis: finish
-        // giving the stock back, or the deadline job and a repair in between would give it back twice;
-        // and its coupon use, which an order of a bucket holds apart from its record (the release
-        // script may have run unanswered, leaving the use alone)
-        await deps.inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase(), order.coupon_code);
-        // where a cancel brings the order (a buyer's, of a presale whose deposit is paid: its deposit forfeited): cancelling again changes nothing
-        const cancelledTo = machine.process.transitions.some((rule) => rule.action === 'cancel' && rule.to === order.status && rule.actors.includes(actor));
-        if (order.status === 'CANCELLED' || cancelledTo) {
-          // and what the first cancel asked for once committed (a warehouse told to drop a parcel), should it have died before asking
-          await followUpAgain(deps, order.order_id);
-          return deps.orders.findOrder(order.order_id);
-        }
-      }
-      // the order type's table decides: unpaid orders (and e.g. imported ones, paid in their channel; a presale's
-      // buyer after the deposit) cancel as it says
-      const byTable = machine.can(order.status, 'cancel', actor) ? machine.rule(order.status, 'cancel') : undefined;
-      if (byTable) {
-        if (await cancelByTable(order, actor, why, byTable)) deps.metrics.cancellations.inc({ stage: 'before_payment' });
-      } else {
-        const units = merchantParts ?? (await orderParts(process, order));
-        const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefundOf(unit.order_id)) })));
-        // a part closed by a refund of its own (a child refunded in full) is left as it is
-        const parts = open.filter(({ unit, known }) => known || !CLOSED_BEFORE_SHIPPING.has(unit.status));
-        if (parts.length === 0) throw noPartLeft(order, units, 'cancel', actor);
-        // all or nothing: a cancellation refunds only when no part has shipped (or, a presale after its deposit, none was sold);
-        // a child refusing it is named, as the order's own status (its least advanced child's) does not say why
-        for (const { unit, known } of parts) if (!known && !UNSHIPPED.has(unit.status) && !neverSold(unit)) throw new IllegalTransition(unit.status, 'cancel', actor, childOf(order, unit));
-        // the coupon use goes back with the refunds' commit once no part of the order is left live (this cancel
-        // closed the last one, or all of them; or, after it, a refund closes the last part whole), and the refund
-        // job makes Redis follow before it pays anything back
-        const couponOf = order.coupon_code === null ? undefined : (order.parent_order_id ?? order.order_id);
-        // a repeat opens nothing, yet gives the use back if the cancels before it left it used (an order closed part by
-        // part before the last part's cancel gave it back); before its refund job is queued again, which makes Redis follow
-        if (couponOf !== undefined && parts.every(({ known }) => known)) {
-          // in a transaction of its own, under the order's lock as a cancellation's
-          await retryTransaction(() =>
-            deps.db.transaction().execute(async (trx) => {
-              await trx.selectFrom('orders').select('order_id').where('order_id', '=', couponOf).forUpdate().execute();
-              await restoreCouponOnceNoneLeft(trx, couponOf, deps.clock());
-            }),
-          );
-        }
-        const { changed } = await openRefunds(
-          order,
-          parts.map(({ unit }) => ({ unit, refundId: cancelRefundOf(unit.order_id), items: 'rest' as const })),
-          { reason: why, restockReason: 'cancel', actor, couponOf },
-        );
-        if (changed) deps.metrics.cancellations.inc({ stage: 'after_payment' });
-      }
-      return deps.orders.findOrder(order.order_id);
+      const read = await ownOrder(deps, request.user, request.params.orderId, 'cancel');
+      return asItStandsOnceMovedOn(read, (order) => cancel(order, request.user, request.body.reason));
     },
   );
+
+  /** A cancel of the order as it was read (API.md, and the route's description above). */
+  async function cancel(order: OrderRow, user: Principal, why: string) {
+    const actor: Actor = user.role;
+    const machine = stateMachineFor(order.type as OrderType);
+    // a merchant acts on parts holding its SKUs alone: checked first, so a repeat on a closed order is refused as any act is
+    const merchantParts = user.role === 'merchant' ? await partsFor(user, await orderParts(process, order)) : undefined;
+    if (RESERVATION_GIVEN_BACK.has(order.status)) {
+      // the first cancel (or the expiry) may have failed between its MySQL commit and Redis: finish
+      // giving the stock back, or the deadline job and a repair in between would give it back twice;
+      // and its coupon use, which an order of a bucket holds apart from its record (the release
+      // script may have run unanswered, leaving the use alone)
+      await deps.inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase(), order.coupon_code);
+      // where a cancel brings the order (a buyer's, of a presale whose deposit is paid: its deposit forfeited): cancelling again changes nothing
+      const cancelledTo = machine.process.transitions.some((rule) => rule.action === 'cancel' && rule.to === order.status && rule.actors.includes(actor));
+      if (order.status === 'CANCELLED' || cancelledTo) {
+        // and what the first cancel asked for once committed (a warehouse told to drop a parcel), should it have died before asking
+        await followUpAgain(deps, order.order_id);
+        return deps.orders.findOrder(order.order_id);
+      }
+    }
+    // the order type's table decides: unpaid orders (and e.g. imported ones, paid in their channel; a presale's
+    // buyer after the deposit) cancel as it says
+    const byTable = machine.can(order.status, 'cancel', actor) ? machine.rule(order.status, 'cancel') : undefined;
+    if (byTable) {
+      if (await cancelByTable(order, actor, why, byTable)) deps.metrics.cancellations.inc({ stage: 'before_payment' });
+    } else {
+      const units = merchantParts ?? (await orderParts(process, order));
+      const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefundOf(unit.order_id)) })));
+      // a part closed by a refund of its own (a child refunded in full) is left as it is
+      const parts = open.filter(({ unit, known }) => known || !CLOSED_BEFORE_SHIPPING.has(unit.status));
+      if (parts.length === 0) throw noPartLeft(order, units, 'cancel', actor);
+      // all or nothing: a cancellation refunds only when no part has shipped (or, a presale after its deposit, none was sold);
+      // a child refusing it is named, as the order's own status (its least advanced child's) does not say why
+      for (const { unit, known } of parts) if (!known && !UNSHIPPED.has(unit.status) && !neverSold(unit)) throw new IllegalTransition(unit.status, 'cancel', actor, childOf(order, unit));
+      // the coupon use goes back with the refunds' commit once no part of the order is left live (this cancel
+      // closed the last one, or all of them; or, after it, a refund closes the last part whole), and the refund
+      // job makes Redis follow before it pays anything back
+      const couponOf = order.coupon_code === null ? undefined : (order.parent_order_id ?? order.order_id);
+      // a repeat opens nothing, yet gives the use back if the cancels before it left it used (an order closed part by
+      // part before the last part's cancel gave it back); before its refund job is queued again, which makes Redis follow
+      if (couponOf !== undefined && parts.every(({ known }) => known)) {
+        // in a transaction of its own, under the order's lock as a cancellation's
+        await retryTransaction(() =>
+          deps.db.transaction().execute(async (trx) => {
+            await trx.selectFrom('orders').select('order_id').where('order_id', '=', couponOf).forUpdate().execute();
+            await restoreCouponOnceNoneLeft(trx, couponOf, deps.clock());
+          }),
+        );
+      }
+      const { changed } = await openRefunds(
+        order,
+        parts.map(({ unit }) => ({ unit, refundId: cancelRefundOf(unit.order_id), items: 'rest' as const })),
+        { reason: why, restockReason: 'cancel', actor, couponOf },
+      );
+      if (changed) deps.metrics.cancellations.inc({ stage: 'after_payment' });
+    }
+    return deps.orders.findOrder(order.order_id);
+  }
 
   /** Fires the table's cancel; with `releaseStock` the reservation and the coupon use go back, in the ledger and then in Redis. */
   async function cancelByTable(order: OrderRow, actor: Actor, why: string, rule: TransitionRule): Promise<boolean> {
@@ -410,36 +430,55 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       if (!shipsParcels(order.type as OrderType)) throw new NothingShips(order.type);
       const actor: Actor = request.user.role;
       const address = JSON.stringify(request.body.address);
-      // a child closed before it shipped (cancelled, refunded whole, its refund confirmed or not) has no parcel left to send
-      // anywhere; one that shipped, whatever it became since (delivered, completed, returned), sent it to the address it had, and refuses
-      const children = await process.children(order.order_id);
-      const toShip = children.filter((child) => !CLOSED_BEFORE_SHIPPING.has(child.status));
-      if (children.length > 0 && toShip.length === 0) throw noPartLeft(order, children, 'change_address', actor);
-      const parts = [...toShip, order];
-      // all or nothing: no part may have shipped; a split order takes the address as its children do (its own status is theirs)
-      for (const part of parts) {
-        const facts = { split: part === order && children.length > 0, child: part.parent_order_id !== null };
-        if (part.address !== address && !stateMachineFor(part.type as OrderType).can(part.status, 'change_address', actor, facts)) throw new IllegalTransition(part.status, 'change_address', actor, childOf(order, part));
-      }
-      for (const part of parts) {
-        if (part.address === address) continue;
-        const { order: moved, fired } = await retryTransaction(
-          () =>
-            deps.orders.applyTransition({
+      const detail = `${request.body.address.line1}, ${request.body.address.postalCode} ${request.body.address.city}`.slice(0, 500);
+      /**
+       * The parts the address goes to, read again on every attempt: a child closed before it shipped (cancelled,
+       * refunded whole, its refund confirmed or not) has no parcel left to send anywhere; one that shipped, whatever
+       * it became since (delivered, completed, returned), sent it to the address it had, and refuses. A split order
+       * takes the address as its children do (its own status is theirs).
+       */
+      const partsToMove = async () => {
+        const current = (await deps.orders.findOrderRow(order.order_id)) ?? order;
+        const children = await process.children(order.order_id);
+        const toShip = children.filter((child) => !CLOSED_BEFORE_SHIPPING.has(child.status));
+        if (children.length > 0 && toShip.length === 0) throw noPartLeft(current, children, 'change_address', actor);
+        const parts = [...toShip, current];
+        for (const part of parts) {
+          const facts = { split: part === current && children.length > 0, child: part.parent_order_id !== null };
+          if (part.address !== address && !stateMachineFor(part.type as OrderType).can(part.status, 'change_address', actor, facts)) throw new IllegalTransition(part.status, 'change_address', actor, childOf(current, part));
+        }
+        return { parts, split: children.length > 0 };
+      };
+      // all or nothing, in one transaction: a parcel that ships (or a split that makes the children) while the
+      // change is being made refuses it whole or takes it whole, never leaves some parts with the old address
+      let moved: TransitionResult[];
+      try {
+        moved = await moveParts(deps, async () => {
+          const { parts, split } = await partsToMove();
+          return parts
+            .filter((part) => part.address !== address)
+            .map((part) => ({
               orderId: part.order_id,
               action: 'change_address',
               actor,
               at: deps.clock(),
-              detail: `${request.body.address.line1}, ${request.body.address.postalCode} ${request.body.address.city}`.slice(0, 500),
+              detail,
               effects: async (trx) => {
+                // an order split since its parts were read has children with the address it had: the parts are read again
+                if (part.order_id === order.order_id && !split) {
+                  const children = await trx.selectFrom('orders').select('order_id').where('parent_order_id', '=', part.order_id).limit(1).execute();
+                  if (children.length > 0) throw new StaleOrderVersion(part.order_id);
+                }
                 await trx.updateTable('orders').set({ address, updated_at: deps.clock() }).where('order_id', '=', part.order_id).execute();
               },
-            }),
-          { alsoAfter: afterStaleOrderVersion },
-        );
-        deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
-        await followUp(deps, moved, fired.effects);
+            }));
+        });
+      } catch (error) {
+        // a part moved on between the read and the transaction (a parcel shipped): refused naming it, as the read would have
+        if (error instanceof IllegalTransition) await partsToMove();
+        throw error;
       }
+      for (const { order: part, fired } of moved) await followUp(deps, part, fired.effects);
       return deps.orders.findOrder(order.order_id);
     },
   );
@@ -452,7 +491,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['after-sales'],
         summary: 'Refund some or all lines of a paid order that has not shipped (202: the payment system pays it back)',
         description:
-          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none. Each line refunds its allocated payable by units, never more; a parcel's shipping (its warehouse's fee, on the lines a split makes one child of) is refunded with the request that brings every unit of that parcel back, before the split or after it alike. A child whose every unit was refunded before the split starts REFUNDED: nothing of it is sent to its warehouse, cancelled or refunded again. The units go back on sale. With an Idempotency-Key header (the caller's own on this order: another caller's same key is another key) the refund belongs to the key: the same key with the same body answers the same refund and changes nothing, even sent twice at once, the same key with another body 422 IDEMPOTENCY_CONFLICT, a new key opens a new refund (e.g. one more unit with the same reason). Without the header the id derives from the reason and the units: the same request again answers the same refund and changes nothing. `replayed` is true when the answer is a refund opened before. Without items: every unit not refunded yet (again: the refunds the first such request opened). 409 ILLEGAL_TRANSITION once shipped or before the payment settled (on a split order, the child refusing named in its detail and in its `childOrderId` member; without items and no child left to refund, one that shipped, else one closed); 422 REFUND_EXCEEDS_ORDER for more units than are left. The coupon use stays used, except on a split order a cancel closed a child of: the refund that closes its last live child whole (none shipped) gives it back, as that cancel would have, had it come last. A presale whose deposit is paid (DEPOSIT_PAID) is refunded whole by a merchant or an admin, as their cancel does (the deposit back, its units released): without items only, and not by the buyer (409 ILLEGAL_TRANSITION; the buyer cancels, forfeiting the deposit).",
+          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none; a refund during which a worker split the paid order is carried out on the order as it stands then (on its children), not refused. Each line refunds its allocated payable by units, never more; a parcel's shipping (its warehouse's fee, on the lines a split makes one child of) is refunded with the request that brings every unit of that parcel back, before the split or after it alike. A child whose every unit was refunded before the split starts REFUNDED: nothing of it is sent to its warehouse, cancelled or refunded again. The units go back on sale. With an Idempotency-Key header (the caller's own on this order: another caller's same key is another key) the refund belongs to the key: the same key with the same body answers the same refund and changes nothing, even sent twice at once, the same key with another body 422 IDEMPOTENCY_CONFLICT, a new key opens a new refund (e.g. one more unit with the same reason). Without the header the id derives from the reason and the units: the same request again answers the same refund and changes nothing. `replayed` is true when the answer is a refund opened before. Without items: every unit not refunded yet (again: the refunds the first such request opened). 409 ILLEGAL_TRANSITION once shipped or before the payment settled (on a split order, the child refusing named in its detail and in its `childOrderId` member; without items and no child left to refund, one that shipped, else one closed); 422 REFUND_EXCEEDS_ORDER for more units than are left. The coupon use stays used, except on a split order a cancel closed a child of: the refund that closes its last live child whole (none shipped) gives it back, as that cancel would have, had it come last. A presale whose deposit is paid (DEPOSIT_PAID) is refunded whole by a merchant or an admin, as their cancel does (the deposit back, its units released): without items only, and not by the buyer (409 ILLEGAL_TRANSITION; the buyer cancels, forfeiting the deposit).",
         params: orderParamsSchema,
         headers: idempotencyKeyHeaders,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason, items: refundItems } },
@@ -473,38 +512,43 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       },
     },
     async (request, reply) => {
-      const order = await ownOrder(deps, request.user, request.params.orderId, 'refund');
-      const actor: Actor = request.user.role;
+      const read = await ownOrder(deps, request.user, request.params.orderId, 'refund');
       const { reason: why, items } = request.body;
       const idempotencyKey = request.headers['idempotency-key'];
       const keyed =
-        idempotencyKey === undefined ? undefined : new KeyedRefunds(deps.db, { orderId: order.order_id, kind: 'refund', caller: request.user, key: idempotencyKey }, { reason: why, items: items ?? 'rest' });
-      const key = (unit: OrderRow, unitItems: RequestedLines | 'rest') =>
-        keyed ? keyed.idFor(unit.order_id) : refundIdFor(unit.order_id, ['refund', why, unitsKey(unitItems)]);
+        idempotencyKey === undefined ? undefined : new KeyedRefunds(deps.db, { orderId: read.order_id, kind: 'refund', caller: request.user, key: idempotencyKey }, { reason: why, items: items ?? 'rest' });
       if (keyed) await keyed.refuseOtherBodies();
-      let parts: Array<{ unit: OrderRow; items: RequestedLines | 'rest' }>;
-      const units = await partsFor(request.user, await orderParts(process, order));
-      if (items !== undefined) parts = await linesByOrderPart(process, units, items);
-      else {
-        // a repeat answers the refunds it opened, though their parts are REFUNDING now (looked up after
-        // the parts' statuses were read: a request that opened them meanwhile is found too)
-        const before = (await Promise.all(units.map(async (unit) => ((await refunds.find(key(unit, 'rest'))) ? unit : null)))).filter((unit) => unit !== null);
-        // else every unit not refunded yet, of every part that has not shipped
-        const rest = units[0] === order ? [order] : units.filter((child) => UNSHIPPED.has(child.status));
-        parts = (before.length > 0 ? before : rest).map((unit) => ({ unit, items: 'rest' as const }));
-        if (parts.length === 0) throw noPartLeft(order, units, 'refund', actor);
-      }
-      // the refund that closes the last live part of an order a cancellation closed parts of gives the coupon use back, as
-      // that cancellation would have had it come last (restoreCouponOnceNoneLeft)
-      const couponOf = order.coupon_code === null ? undefined : (order.parent_order_id ?? order.order_id);
-      const { refunds: opened, changed } = await openRefunds(
-        order,
-        parts.map((part) => ({ ...part, refundId: key(part.unit, part.items) })),
-        { reason: why, restockReason: 'refund', actor, couponOf, keyed },
-      );
+      const { refunds: opened, changed } = await asItStandsOnceMovedOn(read, (order) => refund(order, request.user, { why, items, keyed }));
       return reply.code(202).send({ refundId: opened[0]!.refundId, status: opened[0]!.status, refunds: opened, replayed: !changed });
     },
   );
+
+  /** A refund of the order as it was read (the route's description above): its parts, then their refunds, all or none. */
+  async function refund(order: OrderRow, user: Principal, { why, items, keyed }: { why: string; items: RequestedLines | undefined; keyed: KeyedRefunds | undefined }) {
+    const actor: Actor = user.role;
+    const key = (unit: OrderRow, unitItems: RequestedLines | 'rest') =>
+      keyed ? keyed.idFor(unit.order_id) : refundIdFor(unit.order_id, ['refund', why, unitsKey(unitItems)]);
+    let parts: Array<{ unit: OrderRow; items: RequestedLines | 'rest' }>;
+    const units = await partsFor(user, await orderParts(process, order));
+    if (items !== undefined) parts = await linesByOrderPart(process, units, items);
+    else {
+      // a repeat answers the refunds it opened, though their parts are REFUNDING now (looked up after
+      // the parts' statuses were read: a request that opened them meanwhile is found too)
+      const before = (await Promise.all(units.map(async (unit) => ((await refunds.find(key(unit, 'rest'))) ? unit : null)))).filter((unit) => unit !== null);
+      // else every unit not refunded yet, of every part that has not shipped
+      const rest = units[0] === order ? [order] : units.filter((child) => UNSHIPPED.has(child.status));
+      parts = (before.length > 0 ? before : rest).map((unit) => ({ unit, items: 'rest' as const }));
+      if (parts.length === 0) throw noPartLeft(order, units, 'refund', actor);
+    }
+    // the refund that closes the last live part of an order a cancellation closed parts of gives the coupon use back, as
+    // that cancellation would have had it come last (restoreCouponOnceNoneLeft)
+    const couponOf = order.coupon_code === null ? undefined : (order.parent_order_id ?? order.order_id);
+    return openRefunds(
+      order,
+      parts.map((part) => ({ ...part, refundId: key(part.unit, part.items) })),
+      { reason: why, restockReason: 'refund', actor, couponOf, keyed },
+    );
+  }
 
   app.get<{ Params: { orderId: string } }>(
     '/v1/orders/:orderId/refunds',

@@ -4,7 +4,7 @@ import { orderEventStreamKey } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import { ulid } from 'ulid';
 import type { AppDeps } from '../app-deps.js';
-import { notFound } from '../problems.js';
+import { notFound, validationFailed } from '../problems.js';
 import { ULID_PATTERN, noFieldsBody, problemRef } from '../schemas.js';
 
 const webhookSchema = {
@@ -80,6 +80,11 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
       },
     },
     async (request, reply) => {
+      // the uri format takes some URLs fetch cannot parse (port 99999, host 256.1.1.1): every delivery would fail
+      if (!URL.canParse(request.body.url)) throw validationFailed('body/url: not a URL a delivery could be sent to (its host or port is not one)');
+      // fetch refuses a URL with credentials: every delivery would fail, and listings would show them
+      const { username, password } = new URL(request.body.url);
+      if (username || password) throw validationFailed('body/url: a webhook URL carries no credentials (user:pass@); the receiver checks the signature made with the secret this answer gives');
       // events from now on: the cursor starts at the stream's newest entry
       const newest = await deps.redis.xrevrange(streamKey, '+', '-', 'COUNT', 1);
       const row = {

@@ -8,6 +8,12 @@ export interface OrderEventSettings {
   maxLen: number;
   pollMs: number;
   batchSize: number;
+  /**
+   * How long the lock's holder may leave its connection silent before MySQL ends it and frees
+   * the lock for another worker: longer than a turn (publishBatch, deliverDue, the pause) ever
+   * takes, so only a holder that froze (a paused VM, a network partition) loses it.
+   */
+  lockLapseMs: number;
   webhooks: WebhookSettings;
 }
 
@@ -15,7 +21,8 @@ export interface OrderEventSettings {
  * Moves order events from the outbox (order_history rows not yet published) to the Redis
  * Stream, then on to the webhooks. Every worker serving `events` runs one; a MySQL named
  * lock lets one of them work at a time, because the stream's order is the publisher's
- * order, and MySQL frees the lock when its holder dies, so another takes over.
+ * order, and MySQL frees the lock when its holder dies (or goes silent: lockLapseMs), so
+ * another takes over.
  *
  * At least once: a publisher that dies between XADD and marking the rows published
  * publishes them again; consumers drop repeats by eventId (or by the order's version).
@@ -48,7 +55,7 @@ export class OrderEventPublisher {
     const { events, log } = this.deps;
     while (!this.stopped) {
       try {
-        const active = await events.whileHoldingLock('order-events-publisher', async (lock) => {
+        const active = await events.whileHoldingLock('order-events-publisher', this.settings.lockLapseMs, async (lock) => {
           log.info('order-event publisher active');
           // another process may have delivered while this one did not hold the lock: cursors from MySQL
           this.webhooks.forgetProgress();

@@ -1,6 +1,6 @@
 import { ExternalRefused, PaymentClient, WarehouseClient, breakerSettings } from '@orders/clients';
 import type { Config } from '@orders/config';
-import { IllegalTransition, StaleOrderVersion, needsSplit, planSplit, stateMachineFor, type Actor, type Effect, type OrderType } from '@orders/domain';
+import { IllegalTransition, StaleOrderVersion, needsSplit, planSplit, stateMachineFor, type Actor, type Effect, type OrderType, type TimerEffect } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
 import {
   DeadlineAhead,
@@ -14,7 +14,6 @@ import {
   type OrderDb,
   type OrderItemRow,
   type OrderRow,
-  type TimerDeadline,
   type TransitionRequest,
 } from '@orders/persistence';
 import {
@@ -28,7 +27,7 @@ import {
   type SendToWarehouseJob,
 } from '@orders/queues';
 import type { CommitOutcome, Inventory } from '@orders/stock';
-import type { Job } from 'bullmq';
+import { UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { childOrderId } from './child-order-id.js';
 import { waitForDeadline } from './expire-order.js';
@@ -45,7 +44,10 @@ export interface ForwardLifeDeps {
   log: Logger;
 }
 
-/** What a timer's transition did: `changed`, or nothing yet with `dueInMs` until its deadline by MySQL's clock. */
+/**
+ * What a timer's transition did: `changed`, or nothing yet with `dueInMs` until it looks again (its
+ * deadline by MySQL's clock, or the timer's whole time while a step of its order may start it again).
+ */
 export interface TimerOutcome {
   changed: boolean;
   dueInMs?: number;
@@ -132,32 +134,46 @@ export class ForwardLife {
 
   /** A shipped order the buyer did not confirm in time (AUTO_CONFIRM_MS since it shipped, by MySQL's clock) is confirmed by the system. */
   async autoConfirm(orderId: string): Promise<TimerOutcome> {
-    return this.fireWhenDue({ orderId, action: 'auto_confirm', actor: 'system', detail: 'buyer did not confirm in time', dueAfter: timerDeadlineOf('scheduleAutoConfirm', this.deps.config) });
+    return this.fireWhenDue({ orderId, action: 'auto_confirm', actor: 'system', detail: 'buyer did not confirm in time', timer: 'scheduleAutoConfirm' });
   }
 
   /**
    * Completes an order once its after-sales window has closed by MySQL's clock: the buyer may
    * ask for a return until then. The window runs from the order's last delivery, and a refused
-   * or partial return delivers it again: a timer set by an earlier delivery (the later one's
-   * was not added while it waited: one job id per order) waits on until the window that runs
-   * now has closed.
+   * or partial return delivers it again: the timer set by an earlier delivery (the later one's
+   * was not added while it was there, running or waiting: one job id per order) waits on until
+   * the window that runs now has closed, and through the return itself (fireWhenDue).
    */
   async completeAfterWindow(orderId: string): Promise<TimerOutcome> {
-    return this.fireWhenDue({ orderId, action: 'complete', actor: 'system', detail: 'after-sales window closed', dueAfter: timerDeadlineOf('scheduleCompletion', this.deps.config) });
+    return this.fireWhenDue({ orderId, action: 'complete', actor: 'system', detail: 'after-sales window closed', timer: 'scheduleCompletion' });
   }
 
   /**
-   * A timer's transition (tryTransition), which fires only once its deadline (`dueAfter`) has
-   * passed by MySQL's clock. Not changed when the order is past it, or before the deadline:
-   * then `dueInMs` says how long until it.
+   * A timer's transition (tryTransition), which fires only once the timer's deadline has passed by
+   * MySQL's clock: before it, `dueInMs` says how long until it. An order past the timer's status
+   * ends the timer, unless a step out of where it is starts the timer again (a return under way,
+   * refused or received in part): that step's add finds this job, running or waiting, and adds
+   * nothing (one job id per order), so the job ending would leave the order to the backstop sweep.
+   * It looks again once the timer's whole time has run from when it looked, the soonest a deadline
+   * that step sets can come.
    */
-  private async fireWhenDue(request: Omit<TransitionRequest, 'at'> & { actor: Actor; dueAfter: TimerDeadline }): Promise<TimerOutcome> {
+  private async fireWhenDue(request: Omit<TransitionRequest, 'at' | 'dueAfter'> & { actor: Actor; timer: TimerEffect }): Promise<TimerOutcome> {
+    const { timer, ...transition } = request;
+    const dueAfter = timerDeadlineOf(timer, this.deps.config);
+    const lookedAt = Date.now();
+    let refused: IllegalTransition | null;
     try {
-      return { changed: await this.tryTransition(request) };
+      refused = await this.transition({ ...transition, dueAfter });
     } catch (error) {
       if (error instanceof DeadlineAhead) return { changed: false, dueInMs: error.dueInMs };
       throw error;
     }
+    if (refused === null) return { changed: true };
+    // a deadline an order column holds is set once, by the step that starts its timer
+    if (typeof dueAfter === 'string') return { changed: false };
+    const order = await this.deps.orders.findOrderRow(request.orderId);
+    if (!order || !stateMachineFor(order.type as OrderType).startsTimerFrom(refused.status, timer)) return { changed: false };
+    return { changed: false, dueInMs: Math.max(0, dueAfter.inStatusForMs - (Date.now() - lookedAt)) };
   }
 
   /**
@@ -427,6 +443,10 @@ export class ForwardLife {
   private async refundPayments(job: Job<OrderEffectsJob>, token: string | undefined): Promise<void> {
     const { orderId, paymentId: latePayment } = job.data;
     if (latePayment === undefined && (await this.refunds.hasRefundOrders(orderId))) return this.payRefundOrders(job, token);
+    // a split order's money goes back through its children's refund orders: giving its payments back whole would pay the shipped children too
+    if (latePayment === undefined && (await this.process.children(orderId)).length > 0) {
+      throw new UnrecoverableError(`order ${orderId} is split: its payments are not given back whole (a child's refund order gives back its share)`);
+    }
     // a payment of nothing (no-charge) has nothing to give back, and a payment system refuses a refund of nothing
     const paid = (await this.process.payments(orderId)).filter((p) => p.status === 'SUCCEEDED' && Number(p.amount_cents) > 0 && (latePayment === undefined || p.payment_id === latePayment));
     const refunds = paid.map((payment) => ({ refundId: `${payment.payment_id}-refund`, paymentId: payment.payment_id, amountCents: Number(payment.amount_cents) }));
@@ -525,7 +545,7 @@ export class ForwardLife {
       action: 'expire_balance',
       actor: 'system',
       detail: 'balance not paid by its deadline; deposit kept',
-      dueAfter: timerDeadlineOf('scheduleBalanceDeadline', this.deps.config),
+      timer: 'scheduleBalanceDeadline',
       effects: async (trx, current) => OrderRepository.releaseReservation(trx, current.order_id, 'expire_balance', this.deps.clock()),
     });
     if (forfeited.dueInMs !== undefined) return forfeited;
@@ -541,19 +561,24 @@ export class ForwardLife {
    * lost MySQL's answer) between the commit and the enqueue. A concurrent change is retried.
    */
   async tryTransition(request: Omit<TransitionRequest, 'at'> & { actor: Actor }, reason?: string): Promise<boolean> {
+    return (await this.transition(request, reason)) === null;
+  }
+
+  /** tryTransition, answering why the order refused the action (the status it was in), or null when it fired. */
+  private async transition(request: Omit<TransitionRequest, 'at'> & { actor: Actor }, reason?: string): Promise<IllegalTransition | null> {
     for (let attempt = 1; ; attempt++) {
       try {
         const { order, fired } = await this.deps.orders.applyTransition({ ...request, at: this.deps.clock() });
         this.deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
         await this.followUp(order, fired.effects, reason);
-        return true;
+        return null;
       } catch (error) {
         if (error instanceof IllegalTransition) {
           const last = await this.process.lastStep(request.orderId);
           if (last?.action === request.action && last.actor === request.actor) {
             await this.followUp(last.order, last.effects, reason);
           }
-          return false;
+          return error;
         }
         if (error instanceof StaleOrderVersion && attempt < 5) continue;
         throw error;

@@ -81,17 +81,19 @@ export const fulfilmentTransitions: TransitionRule<RetailStatus, RetailAction>[]
   { from: 'IN_FULFILLMENT', action: 'pick', to: 'IN_FULFILLMENT', actors: ['warehouse'] },
   { from: 'IN_FULFILLMENT', action: 'pack', to: 'IN_FULFILLMENT', actors: ['warehouse'] },
   { from: 'IN_FULFILLMENT', action: 'ship', to: 'SHIPPED', actors: ['warehouse'], effects: ['scheduleAutoConfirm'] },
-  { from: 'IN_FULFILLMENT', action: 'refund', to: 'REFUNDING', actors: ['buyer', 'merchant', 'admin'], effects: ['refundPayments', 'updateFulfilment'] },
+  { from: 'IN_FULFILLMENT', action: 'refund', to: 'REFUNDING', actors: ['buyer', 'merchant', 'admin'], guard: guards.notSplit, effects: ['refundPayments', 'updateFulfilment'] },
   { from: 'SHIPPED', action: 'deliver', to: 'DELIVERED', actors: ['warehouse'], effects: ['scheduleCompletion'] },
   { from: 'SHIPPED', action: 'confirm_receipt', to: 'DELIVERED', actors: ['buyer'], effects: ['scheduleCompletion'] },
-  { from: 'SHIPPED', action: 'auto_confirm', to: 'DELIVERED', actors: ['system'], effects: ['scheduleCompletion'] },
-  { from: 'DELIVERED', action: 'complete', to: 'COMPLETED', actors: ['system'] },
+  // a split order's timers are its children's: one of its own (enqueued for it before its derived steps enqueued nothing, replayed) moves nothing
+  { from: 'SHIPPED', action: 'auto_confirm', to: 'DELIVERED', actors: ['system'], guard: guards.notSplit, effects: ['scheduleCompletion'] },
+  { from: 'DELIVERED', action: 'complete', to: 'COMPLETED', actors: ['system'], guard: guards.notSplit },
   { from: 'DELIVERED', action: 'request_return', to: 'RETURN_REQUESTED', actors: ['buyer'] },
-  { from: 'REFUNDING', action: 'refund_succeeded', to: 'REFUNDED', actors: ['payment'] },
+  // a split parent's REFUNDING is its children's: the last refund of its own (opened before the split) does not close it
+  { from: 'REFUNDING', action: 'refund_succeeded', to: 'REFUNDED', actors: ['payment'], guard: guards.notSplit },
   // a split order reads REFUNDING while one child's refund awaits the payment system, its other children still to ship
   { from: 'REFUNDING', action: 'change_address', to: 'REFUNDING', actors: ['buyer', 'admin'], guard: split },
   { from: 'RETURN_REQUESTED', action: 'approve_return', to: 'RETURNING', actors: ['merchant', 'admin'] },
-  // a refused return gets a new after-sales window: the first one's timer found it under review
+  // a refused return gets a new after-sales window, timed by the first one's job, which waited through the review
   { from: 'RETURN_REQUESTED', action: 'refuse_return', to: 'DELIVERED', actors: ['merchant', 'admin'], effects: ['scheduleCompletion'] },
   { from: 'RETURNING', action: 'receive_return', to: 'RETURNED', actors: ['warehouse'], effects: ['refundPayments'] },
   { from: 'RETURNING', action: 'receive_partial_return', to: 'DELIVERED', actors: ['warehouse'], effects: ['refundPayments', 'scheduleCompletion'] },

@@ -38,7 +38,8 @@
   Returns { budget count, ms left in its window, code, ... } (the first two 0 when c is 0):
     1 claimed now                 { 1, 1 if a coupon use was taken else 0 }; also to this
       request's own call run again (ioredis sends again what it wrote before a lost connection
-      and had no answer to): nothing is taken twice
+      and had no answer to): nothing is taken twice (answered 2 once another request has taken
+      the claim up since: it is no longer this one's to drop)
     2 claimed before, this body   { 2, coupon use taken }: a retry, or the same request twice at once
     0 claimed before, this body, and refused now { 0, -10, -7 or -8, state, ... }: nothing
       taken; the caller lets it through as the replay of an order accepted under the key, and
@@ -81,8 +82,10 @@ end
 
 local function claim()
   local claimed = redis.call('HMGET', claimKey, 'h', 'u', 'g', 'n', 'f', 'l')
-  -- this request's call run a second time: answered as the first run was, whatever its counters say now
+  -- this request's call run a second time: answered as the first run was, whatever its counters say
+  -- now; one whose claim another request took up since ('n' emptied) is known by the use it took
   if claimed[4] == orderId then return { 1, redis.call('HEXISTS', holdKey, 'c') } end
+  if redis.call('HEXISTS', claimKey, 'c:' .. orderId) == 1 then return { 2, redis.call('HEXISTS', holdKey, 'c') } end
   if counterCount >= 1 and budget[1] > budget[3] then return { -9 } end
   if claimed[1] and (claimed[1] ~= bodyHash or claimed[2] ~= userId or claimed[3] ~= cartGroup) then return { -1 } end
 

@@ -12,11 +12,12 @@
   ARGV[1] new available quantity   ARGV[2] the set's generation
 
   Returns { the bucket's available quantity before the set, the set's generation },
-  { -1, 0 } when the bucket has no counters, { -2, the bucket's generation } when a later
-  set has reached it.
+  { -1, 0 } when Redis lost the bucket (no counters, or counters without the SKU's rules: what
+  it held is the ledger's to say, and the set waits for the stock repair to recreate it),
+  { -2, the bucket's generation } when a later set has reached it.
 ]]
-local bucket = redis.call('HMGET', KEYS[1], 'available', 'generation', 'setFrom')
-if not bucket[1] then return { -1, 0 } end
+local bucket = redis.call('HMGET', KEYS[1], 'available', 'generation', 'setFrom', 'deduction')
+if not bucket[1] or not bucket[4] then return { -1, 0 } end
 local generation, here = tonumber(ARGV[2]), tonumber(bucket[2] or '0')
 if here == generation then return { tonumber(bucket[3] or '0'), generation } end
 if here > generation then return { -2, here } end

@@ -1,0 +1,260 @@
+import { existsSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buyerAddress } from '@orders/testing';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { build } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
+
+const CONSOLE_DIR = fileURLToPath(new URL('..', import.meta.url));
+const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
+
+/**
+ * What a shop's staff meet in the console day to day: a search that survives a reload and a
+ * look at one of its orders, and dates typed into forms that say which zone they are in. The
+ * console is built into a folder of this file's own and served to the browser from there, as
+ * split-orders-list.test.ts does, its API calls going to the api as from the api's /console.
+ */
+describe('the console as staff use it', () => {
+  let system: OrderSystem;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let base: string;
+  let built: string;
+
+  const shownText = async (elements: Locator): Promise<string> => (await elements.allTextContents()).join('\n');
+
+  /** Serves `into` the console's files from this build, any other path its index.html (it routes itself), as the api serves it, and signs in with `token`. */
+  async function signIn(into: Page, token: string): Promise<void> {
+    await into.route(`${base}/console**`, async (route) => {
+      const requested = new URL(route.request().url()).pathname.replace(/^\/console\/?/, '');
+      const file = path.join(built, requested);
+      await route.fulfill({ path: requested !== '' && existsSync(file) && statSync(file).isFile() ? file : path.join(built, 'index.html') });
+    });
+    await into.goto(`${base}/console/`);
+    await into.getByLabel('Token').fill(token);
+    await into.getByRole('button', { name: 'Sign in' }).click();
+    await into.getByRole('heading', { name: 'Orders', level: 1 }).waitFor();
+  }
+
+  beforeAll(async () => {
+    built = await mkdtemp(path.join(tmpdir(), 'console-audit-'));
+    await build({ root: CONSOLE_DIR, configFile: `${CONSOLE_DIR}vite.config.ts`, logLevel: 'warn', build: { outDir: built, emptyOutDir: true } });
+    system = await startOrderSystem('console_audit', { WAREHOUSE_SIM_STEP_MS: '0' });
+    base = `http://127.0.0.1:${(system.api.server.address() as { port: number }).port}`;
+    await system.createSku({ skuId: 'KETTLE', priceCents: 3_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 50, deduction: 'placement' });
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
+    // an operator in Shanghai: eight hours ahead of the UTC the console shows its times in
+    context = await browser.newContext({ viewport: { width: 1366, height: 768 }, timezoneId: 'Asia/Shanghai' });
+    page = await context.newPage();
+    await signIn(page, system.token('ops', 'admin'));
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await system?.close();
+    if (built) await rm(built, { recursive: true, force: true });
+  });
+
+  it("keeps an operator's search of ivy's orders through a reload of the page and through Back from one of them", async () => {
+    const ivys = await system.checkout('ivy', [{ skuId: 'KETTLE', qty: 1 }]);
+    const zeds = await system.checkout('zed', [{ skuId: 'KETTLE', qty: 2 }]);
+    for (const orderId of [ivys, zeds]) await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const listed = () => shownText(page.locator('tbody th[scope="row"] > a'));
+
+    await page.getByLabel('Buyer').fill('ivy');
+    await page.getByLabel('Status').selectOption('PENDING_PAYMENT');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(listed).toBe(ivys);
+
+    await page.reload();
+    await page.getByRole('heading', { name: 'Orders', level: 1 }).waitFor();
+    expect(await page.getByLabel('Buyer').inputValue()).toBe('ivy');
+    expect(await page.getByLabel('Status').inputValue()).toBe('PENDING_PAYMENT');
+    await expect.poll(listed).toBe(ivys);
+    // the reload's first read was the search: zed's order never showed
+    expect(await shownText(page.locator('main'))).not.toContain(zeds);
+
+    await page.getByRole('link', { name: ivys }).click();
+    await page.getByRole('heading', { name: `Order ${ivys}` }).waitFor();
+    await page.goBack();
+    await page.getByRole('heading', { name: 'Orders', level: 1 }).waitFor();
+    expect(await page.getByLabel('Buyer').inputValue()).toBe('ivy');
+    await expect.poll(listed).toBe(ivys);
+
+    // Clear starts over, and so does the next reload
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await expect.poll(listed).toContain(zeds);
+    await page.reload();
+    await expect.poll(listed).toContain(zeds);
+    expect(await page.getByLabel('Buyer').inputValue()).toBe('');
+  });
+
+  it('says which zone the dates typed into the forms are in: UTC days for the search, the browser\'s own time for a flash sale', async () => {
+    await page.goto(`${base}/console/`);
+    // the list shows its times in UTC: a day searched for is a UTC day, and says so
+    await expect.poll(() => page.getByLabel('Placed from (UTC day)').count()).toBe(1);
+    expect(await page.getByLabel('Placed until (UTC day)').count()).toBe(1);
+
+    await page.getByRole('link', { name: 'Flash sales' }).click();
+    const starts = page.getByLabel('Starts (your time, Asia/Shanghai)');
+    await starts.waitFor();
+    expect(await page.getByLabel('Ends (your time, Asia/Shanghai)').count()).toBe(1);
+    // 20:00 in Shanghai is 12:00 UTC, as the sale then shows it
+    await page.getByLabel('SKU id').fill('FLASH-TEA');
+    await page.getByLabel('Title').fill('Tea, flash sale');
+    await page.getByLabel('Merchant').fill('shop');
+    await page.getByLabel('List price (cents)').fill('900');
+    await page.getByLabel('Flash-sale price (cents)').fill('500');
+    await page.getByLabel('Units for sale').fill('5');
+    await starts.fill('2031-05-01T20:00');
+    await page.getByLabel('Ends (your time, Asia/Shanghai)').fill('2031-05-01T22:00');
+    await page.getByRole('button', { name: 'Create flash sale' }).click();
+    await expect.poll(() => shownText(page.getByRole('region', { name: /FLASH-TEA/ }))).toContain('1 May 2031, 12:00:00 UTC to 1 May 2031, 14:00:00 UTC');
+    const sku = await system.request('GET', '/v1/admin/skus/FLASH-TEA', { token: system.token('ops', 'admin') });
+    expect(sku.body.flashSale.startsAt).toBe('2031-05-01T12:00:00.000Z');
+  });
+
+  it("holds the reason for approving a return to the api's 400 characters, so a long one is not refused after typing it", async () => {
+    const orderId = await system.checkout('una', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('una'), body: { method: 'card' } });
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    for (const event of ['SHIPPED', 'DELIVERED']) await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event } });
+    await system.waitForStatus(orderId, 'DELIVERED');
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('una'), body: { reason: 'too loud', items: [{ skuId: 'KETTLE', qty: 1 }] } });
+    expect(asked.status).toBe(202);
+
+    await page.goto(`${base}/console/orders/${orderId}`);
+    await page.getByRole('button', { name: /Approve return/ }).waitFor();
+    // 450 characters typed: the box keeps the first 400, what the approve route takes
+    const box = page.getByLabel('Reason (kept in the history, optional)');
+    await box.fill('dented '.repeat(65).slice(0, 450));
+    expect((await box.inputValue()).length).toBe(400);
+    await page.getByRole('button', { name: /Approve return/ }).click();
+    await expect.poll(() => shownText(page.getByTestId('order-status'))).toBe('RETURNING');
+    expect(await page.getByRole('alert').count()).toBe(0);
+    expect((await system.order(orderId)).history.at(-1).detail).toMatch(/approved: (dented ){57}d$/);
+  });
+
+  it("names the cancel of an imported order paid in its channel for what it does: cancelled, not refunded through this shop's payments", async () => {
+    const imported = await system.request('POST', '/v1/admin/orders/import', {
+      token: system.token('ops', 'admin'),
+      body: {
+        channel: 'partner',
+        orders: [
+          {
+            externalOrderId: 'ext-vic-1',
+            userId: 'vic',
+            placedAt: new Date().toISOString(),
+            status: 'PAID',
+            items: [{ skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 1, unitPriceCents: 3_999 }],
+            address: buyerAddress,
+          },
+        ],
+      },
+    });
+    const orderId: string = imported.body.results[0].orderId;
+
+    await page.goto(`${base}/console/orders/${orderId}`);
+    const cancel = page.getByRole('button', { name: /^Cancel/ });
+    await cancel.waitFor();
+    expect(await shownText(cancel)).toBe('Cancel (paid in its channel: no refund from here) → Cancelled');
+    await cancel.click();
+    await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Cancel \(paid in its channel: no refund from here\): the order is now CANCELLED/);
+    // nothing was paid back through this shop's payment system: the channel took the money
+    expect((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items).toEqual([]);
+  });
+
+  it('says an imported order was paid in its channel, $77.99 at tmall, in each status it arrives in, not "Not paid." for the payment this shop never took', async () => {
+    const statuses = ['PAID', 'SHIPPED', 'DELIVERED', 'COMPLETED', 'CANCELLED'];
+    const imported = await system.request('POST', '/v1/admin/orders/import', {
+      token: system.token('ops', 'admin'),
+      body: {
+        channel: 'tmall',
+        orders: statuses.map((status) => ({
+          externalOrderId: `TM-${status}`,
+          userId: 'xia',
+          placedAt: new Date().toISOString(),
+          status,
+          // 2 × 39.00 − 5.00 + 4.99 shipping: 77.99 paid in the channel
+          items: [{ skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 2, unitPriceCents: 3_900, discountCents: 500 }],
+          shippingCents: 499,
+          address: buyerAddress,
+        })),
+      },
+    });
+    expect(imported.body.imported).toBe(5);
+
+    const payment = page.getByRole('region', { name: 'Payment' });
+    for (const [i, status] of statuses.entries()) {
+      const orderId: string = imported.body.results[i].orderId;
+      // this shop's payment system holds no payment for it: the channel took the money
+      expect((await system.order(orderId)).payments).toEqual([]);
+      await page.goto(`${base}/console/orders/${orderId}`);
+      await expect.poll(() => shownText(page.getByTestId('order-status'))).toBe(status);
+      await expect
+        .poll(() => shownText(payment.locator('p')), { message: status })
+        .toBe(`Paid in its sales channel, tmall (its order TM-${status}): $77.99, not through this shop's payment system, which holds no payment for it; any refund is the channel's too.`);
+      expect(await shownText(payment)).not.toContain('Not paid');
+    }
+  });
+
+  it('says an imported order was placed when its channel took it, two days before it was imported, and when it was imported', async () => {
+    const placedInChannel = new Date(Date.now() - 2 * 86_400_000);
+    placedInChannel.setUTCMilliseconds(0);
+    const imported = await system.request('POST', '/v1/admin/orders/import', {
+      token: system.token('ops', 'admin'),
+      body: {
+        channel: 'jd',
+        orders: [
+          {
+            externalOrderId: 'JD-LATE',
+            userId: 'yan',
+            placedAt: placedInChannel.toISOString(),
+            status: 'PAID',
+            items: [{ skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 1, unitPriceCents: 3_900, discountCents: 0 }],
+            shippingCents: 0,
+            address: buyerAddress,
+          },
+        ],
+      },
+    });
+    const orderId: string = imported.body.results[0].orderId;
+    const { createdAt } = await system.order(orderId);
+
+    await page.goto(`${base}/console/orders/${orderId}`);
+    const placed = page.locator('dt:text-is("Placed") + dd');
+    await expect.poll(() => shownText(placed)).toContain(' in jd; imported ');
+    const times = await placed.locator('time').evaluateAll((shown) => shown.map((time) => Date.parse(time.getAttribute('datetime')!)));
+    expect(times).toEqual([placedInChannel.getTime(), Date.parse(createdAt)]);
+  });
+
+  it("shows a merchant the order's delivery address, as the text it is", async () => {
+    const orderId = await system.checkout('wes', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const changed = await system.request('PATCH', `/v1/orders/${orderId}/address`, {
+      token: system.token('wes'),
+      body: { address: { name: 'Wes <b>Bold</b>', phone: '+49 30 1234567', line1: '<img src=x onerror="document.title=1">7 Mill Lane', city: 'Berlin', postalCode: '10115', country: 'DE' } },
+    });
+    expect(changed.status).toBe(200);
+
+    const merchant = await browser.newContext({ viewport: { width: 1366, height: 768 } });
+    try {
+      const shop = await merchant.newPage();
+      await signIn(shop, system.token('shop', 'merchant'));
+      await shop.goto(`${base}/console/orders/${orderId}`);
+      await shop.getByRole('heading', { name: `Order ${orderId}` }).waitFor();
+      const address = shop.getByTestId('delivery-address');
+      await expect.poll(() => address.count()).toBe(1);
+      expect(await address.textContent()).toBe('Wes <b>Bold</b>, +49 30 1234567, <img src=x onerror="document.title=1">7 Mill Lane, 10115 Berlin, DE');
+      // text, not markup: no element was made of it
+      expect(await address.locator('b, img').count()).toBe(0);
+    } finally {
+      await merchant.close();
+    }
+  });
+});

@@ -1,0 +1,55 @@
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { holdRow, rowLockWaits, waitFor } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+/**
+ * The buyer cancels as their payment lands: the cancel read the order unpaid, and by the time
+ * it writes, the order is paid. It is cancelled as it stands then (API.md: after payment and
+ * before shipment, refunded in full), not refused because it moved on.
+ */
+describe('a cancel written just after the payment it did not see', () => {
+  let system: OrderSystem;
+  beforeAll(async () => {
+    system = await startOrderSystem('cancel_beside_payment');
+    await system.createSku({ skuId: 'KETTLE', priceCents: 4_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+  });
+  afterAll(async () => {
+    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    await system?.close();
+  });
+
+  /** How many of this file's database's transactions wait for a row lock. */
+  const waitingForLocks = async () => (await rowLockWaits(system.env.db)).length;
+
+  it('refunds the order in full instead of answering 409', async () => {
+    const orderId = await system.checkout('fia', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    // the payment system answers the worker late: the callback below is what settles the payment
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 5_000 } });
+    const paymentId = (await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('fia'), body: { method: 'card' } })).body.paymentId as string;
+
+    // another session holds the order's row: the payment's write queues behind it, then the cancel's
+    const row = await holdRow(system.env.db, 'orders', 'order_id', orderId);
+    let paid: ReturnType<OrderSystem['signedCallback']>;
+    let cancel: ReturnType<OrderSystem['request']>;
+    try {
+      paid = system.signedCallback('payment', { orderId, paymentId, transactionId: 'tx-beside-cancel', status: 'SUCCEEDED', amountCents: 4_500, at: new Date().toISOString() });
+      await waitFor(async () => (await waitingForLocks()) === 1 || null, { what: "the payment's write waiting", timeoutMs: 10_000, intervalMs: 200 });
+      cancel = system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('fia'), body: { reason: 'changed my mind' } });
+      await waitFor(async () => (await waitingForLocks()) === 2 || null, { what: "the cancel's write waiting behind it", timeoutMs: 10_000, intervalMs: 200 });
+    } finally {
+      // released whatever happened: held, it would keep the file's clean-up from dropping the database
+      await row.release();
+    }
+
+    expect((await paid).body).toEqual({ changed: true, status: 'PAID' });
+    const cancelled = await cancel;
+    expect([cancelled.status, cancelled.body.status]).toEqual([200, 'REFUNDING']);
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    const order = await system.waitForStatus(orderId, 'REFUNDED', 30_000);
+    expect(order.amounts.refundedCents).toBe(4_500);
+    const { refunds } = (await system.paymentSim.request('GET', '/__admin/payments')).body;
+    expect(refunds.filter((r: any) => r.paymentId === paymentId).map((r: any) => r.amountCents)).toEqual([4_500]);
+  });
+});

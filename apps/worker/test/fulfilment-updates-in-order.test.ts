@@ -1,0 +1,49 @@
+// answers are read as the JSON a client sees
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { JOB } from '@orders/queues';
+import { buyerAddress, waitFor } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+describe('two quick changes of an order the warehouse has', () => {
+  let system: OrderSystem;
+
+  beforeAll(async () => {
+    // the warehouse answers slowly in this test, but within the breaker's timeout, so no call is retried
+    system = await startOrderSystem('fulfilment_updates_in_order', { WAREHOUSE_BREAKER_TIMEOUT_MS: '10000' });
+    await system.createSku({ skuId: 'SOFA', priceCents: 49_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
+  });
+  afterAll(async () => system?.close());
+
+  const atWarehouse = async (orderId: string) => (await system.warehouseSim.request('GET', '/__admin/orders')).body.orders.find((o: any) => o.orderId === orderId);
+  const updatesUnderWay = async (orderId: string) =>
+    (await system.workers.deps.queues.fulfillment.getJobs(['active'])).filter((job) => job.name === JOB.updateFulfilment && (job.data as { orderId: string }).orderId === orderId);
+
+  it('leaves the warehouse with the last address when the first update is still on its way as the second is made', async () => {
+    const ada = system.token('ada');
+    const orderId = await system.checkout('ada', [{ skuId: 'SOFA', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: ada, body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    const moveTo = async (line1: string) => {
+      const moved = await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: ada, body: { address: { ...buyerAddress, line1 } } });
+      expect(moved.status).toBe(200);
+    };
+
+    // the warehouse takes 4 s to take the first change: its update has read the order and waits on the answer
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 4_000 } });
+    await moveTo('2 Elm Street');
+    await waitFor(async () => (await updatesUnderWay(orderId)).length === 1, { what: 'the first update to be under way' });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    await moveTo('9 Oak Avenue');
+
+    await waitFor(async () => (await atWarehouse(orderId)).changes === 2 && (await updatesUnderWay(orderId)).length === 0, {
+      what: 'the warehouse to have heard both changes',
+      timeoutMs: 15_000,
+      intervalMs: 200,
+    });
+    expect((await system.order(orderId)).address.line1).toBe('9 Oak Avenue');
+    expect((await atWarehouse(orderId)).address.line1).toBe('9 Oak Avenue');
+  });
+});

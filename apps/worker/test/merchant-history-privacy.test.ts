@@ -1,0 +1,94 @@
+// answers are read as the JSON a client sees
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { loadConfig } from '@orders/config';
+import { waitFor } from '@orders/testing';
+import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+/**
+ * One order of two merchants' SKUs: the shop's lamp (wh-east) and the weaver's rug (wh-west).
+ * The buyer refunds the lamp with a reason of their own, before the split and after it. The
+ * fulfillment queue is not served at first, so the order stays unsplit until a worker serving
+ * it starts after the first refund.
+ */
+describe("a buyer's refund reason about one merchant's goods, in another merchant's view of the order", () => {
+  let system: OrderSystem;
+  let fulfilment: RunningWorkers | undefined;
+  let admin: string;
+
+  beforeAll(async () => {
+    system = await startOrderSystem('merchant_history_privacy', { WORKER_QUEUES: 'orders,timers,payments' });
+    admin = system.token('ops', 'admin');
+    await system.createSku({ skuId: 'LAMP', priceCents: 1_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    await system.createSku({ skuId: 'RUG', priceCents: 700, merchantId: 'weaver', channel: 'third_party', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
+  });
+  afterAll(async () => {
+    await fulfilment?.close();
+    await system?.close();
+  });
+
+  const view = async (orderId: string, token: string) => {
+    const answer = await system.request('GET', `/v1/orders/${orderId}`, { token });
+    expect(answer.status).toBe(200);
+    return answer.body;
+  };
+  const details = (order: any): Array<string | null> => order.history.map((step: any) => step.detail);
+  const mentions = (order: any, text: string) => details(order).some((detail) => detail?.includes(text) === true);
+
+  it("shows the weaver none of the buyer's reasons for refunding the shop's lamps, before the split or after it, and the shop, the buyer and an admin all of them", async () => {
+    const before = 'lamp flickers, smells of burnt plastic';
+    const after = 'second lamp arrived with a cracked shade';
+    const orderId = await system.checkout('ann', [{ skuId: 'LAMP', qty: 2 }, { skuId: 'RUG', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ann'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'PAID');
+
+    // 1 of the 2 lamps back while the order is unsplit: the step lands on the order itself
+    const first = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('ann'), body: { reason: before, items: [{ skuId: 'LAMP', qty: 1 }] } });
+    expect([first.status, first.body.refunds.map((r: any) => r.orderId)]).toEqual([202, [orderId]]);
+    await system.waitForRefund(orderId);
+
+    fulfilment = startWorkers(connectWorker(loadConfig({ ...system.env.env, WORKER_QUEUES: 'fulfillment' }), pino({ level: 'silent' })));
+    const children = (await waitFor(
+      async () => {
+        const order = await system.order(orderId);
+        const subs = await Promise.all(order.subOrders.map((id: string) => system.order(id)));
+        return subs.length === 2 && subs.every((s) => s.status === 'IN_FULFILLMENT') && subs;
+      },
+      { what: `order ${orderId} split in two children in fulfilment`, timeoutMs: 15_000 },
+    )) as any[];
+    const [lamp, rug] = ['LAMP', 'RUG'].map((sku) => children.find((c) => c.items[0].skuId === sku));
+
+    // the other lamp back after the split, asked on the parent: the step lands on the lamp's child
+    const second = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('ann'), body: { reason: after, items: [{ skuId: 'LAMP', qty: 1 }] } });
+    expect([second.status, second.body.refunds.map((r: any) => r.orderId)]).toEqual([202, [lamp.orderId]]);
+    await system.waitForStatus(lamp.orderId, 'REFUNDED', 20_000);
+    const refundIds = [first.body.refunds[0].refundId, second.body.refunds[0].refundId] as string[];
+
+    // the weaver sees the order, its rug and its child, every step of the history, and no word of the lamps' refunds
+    const weaver = system.token('weaver', 'merchant');
+    const asWeaver = await view(orderId, weaver);
+    const whole = await view(orderId, admin);
+    expect(asWeaver.items.map((i: any) => i.skuId)).toEqual(['RUG']);
+    expect(asWeaver.subOrders).toEqual([rug.orderId]);
+    expect(asWeaver.history.map((step: any) => [step.action, step.to])).toEqual(whole.history.map((step: any) => [step.action, step.to]));
+    for (const text of [before, after, ...refundIds]) expect([text, mentions(asWeaver, text)]).toEqual([text, false]);
+    expect((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: weaver })).body.items).toEqual([]);
+    expect(mentions(await view(rug.orderId, weaver), before)).toBe(false);
+    expect((await system.request('GET', `/v1/orders/${lamp.orderId}`, { token: weaver })).status).toBe(404);
+
+    // the shop, the buyer and an admin read the reason on the parent (before the split) and on the lamp's child (after it)
+    const shop = system.token('shop', 'merchant');
+    for (const token of [shop, system.token('ann'), admin]) {
+      expect(mentions(await view(orderId, token), `refund ${refundIds[0]}: ${before}`)).toBe(true);
+      expect(mentions(await view(lamp.orderId, token), `refund ${refundIds[1]}: ${after}`)).toBe(true);
+    }
+    // the shop's view of the parent hides only what names the weaver's part: its history as whole, but for those details
+    const asShop = await view(orderId, shop);
+    expect(asShop.items.map((i: any) => i.skuId)).toEqual(['LAMP']);
+    expect(details(asShop).filter((detail) => detail !== null && !details(whole).includes(detail))).toEqual([]);
+    expect(await view(orderId, system.token('ann'))).toEqual(whole);
+  });
+});

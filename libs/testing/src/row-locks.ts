@@ -1,0 +1,36 @@
+import type { OrderDb } from '@orders/persistence';
+import { sql } from 'kysely';
+
+/** A row another session holds: released by `release` (a rollback), whatever the test found. */
+export interface HeldRow {
+  release(): Promise<void>;
+}
+
+/**
+ * Other work holding a row of the system's database: a SELECT … FOR UPDATE in a transaction left
+ * open until released, so that the system's writes to it queue behind it, in the order they come.
+ */
+export async function holdRow(db: OrderDb, table: 'orders' | 'payments' | 'shipments' | 'skus', column: 'order_id' | 'payment_id' | 'sku_id', id: string): Promise<HeldRow> {
+  const other = await db.startTransaction().execute();
+  await sql`SELECT 1 FROM ${sql.table(table)} WHERE ${sql.ref(column)} = ${id} FOR UPDATE`.execute(other);
+  let open = true;
+  return {
+    async release() {
+      if (!open) return;
+      open = false;
+      await other.rollback().execute();
+    },
+  };
+}
+
+/**
+ * The transactions of this database waiting for a row lock now (a retry of the same work is a new
+ * one). InnoDB refreshes these tables only when they were not read for 0.1 s, and reading them
+ * more often held the waiting sessions up: poll them every 200 ms or so.
+ */
+export async function rowLockWaits(db: OrderDb): Promise<string[]> {
+  const { rows } = await sql<{ trxId: string }>`
+    SELECT t.trx_id AS trxId FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
+    WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()`.execute(db);
+  return rows.map((row) => String(row.trxId));
+}
