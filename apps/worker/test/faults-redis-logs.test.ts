@@ -63,10 +63,12 @@ describe('the api and a worker while Redis is away (a TCP proxy that resets and 
       expect(readLog(output).unparsed).toEqual([]);
       const lost = said(output, 'Redis connection lost: reconnecting');
       const back = said(output, 'Redis connection back');
+      // what the process said, in order, for the failure message
+      const story = readLog(output).lines.filter((line) => line.connection !== undefined).map((line) => `${line.connection}: ${line.msg}`).join('; ');
       expect(lost.length).toBeGreaterThan(0);
       // one of each per connection, however many attempts the outage took
-      expect(new Set(lost.map((line) => line.connection)).size).toBe(lost.length);
-      expect(back.map((line) => line.connection).sort()).toEqual(lost.map((line) => line.connection).sort());
+      expect(new Set(lost.map((line) => line.connection)).size, story).toBe(lost.length);
+      expect(back.map((line) => line.connection).sort(), story).toEqual(lost.map((line) => line.connection).sort());
       expect(back.some((line) => (line.errorsWhileAway ?? 0) > 0)).toBe(true);
       expect(readLog(output).lines.filter((line) => line.level >= 50)).toEqual([]);
     }

@@ -62,9 +62,10 @@ export interface ErrorReporter {
  * reconnect attempt, and BullMQ a multi-line error per queue: hundreds a minute of an outage,
  * none of which a log pipeline can parse. An error that is not Redis being away is logged as
  * it comes. A BullMQ worker's errors come from its own connections to the same Redis: they
- * count as this connection's, but do not start an outage while this connection answers: after
- * one, a sibling still reconnecting reports a refusal or two once this one is back, which would
- * read as Redis lost again with no line ever saying it is back.
+ * count as this connection's while it is away, but never start an outage, as only this
+ * connection's return can end one: a sibling still reconnecting after it is back, or failing
+ * while it is still making its first connection (its ready check waits on a busy event loop),
+ * would read as an outage that never was, or as Redis lost again with no line saying it is back.
  */
 export function logRedisOutages(redis: RedisClient, connection: string, log: ConnectionLog, alsoReportedBy: ErrorReporter[] = []): void {
   let away = false;
@@ -72,7 +73,7 @@ export function logRedisOutages(redis: RedisClient, connection: string, log: Con
   const report = (error: Error, fromSibling: boolean) => {
     if (!isRedisUnavailable(error)) return log.error({ err: error, connection }, 'Redis or queue error');
     if (away) return void errorsWhileAway++;
-    if (fromSibling && redis.status === 'ready') return;
+    if (fromSibling) return;
     away = true;
     errorsWhileAway = 0;
     log.warn({ err: error, connection }, 'Redis connection lost: reconnecting');

@@ -4,16 +4,18 @@ import { EventEmitter } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisBehindLink } from './support/held-link.js';
 
+/** The lines a process would log, kept for the test to read. */
+function recordedLog() {
+  const lines: Array<{ level: string; message: string; details: Record<string, unknown> }> = [];
+  const line = (level: string) => (details: object, message: string) => void lines.push({ level, message, details: details as Record<string, unknown> });
+  return { lines, log: { warn: line('warn'), info: line('info'), error: line('error') } };
+}
+
 /** A connection refused, as ioredis reports it for a BullMQ worker's own connection. */
 const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), { code: 'ECONNREFUSED' });
 
 describe("a process's log of its Redis connection, with a BullMQ worker's connections beside it", () => {
-  const lines: Array<{ level: string; message: string; details: Record<string, unknown> }> = [];
-  const log = {
-    warn: (details: object, message: string) => void lines.push({ level: 'warn', message, details: details as Record<string, unknown> }),
-    info: (details: object, message: string) => void lines.push({ level: 'info', message, details: details as Record<string, unknown> }),
-    error: (details: object, message: string) => void lines.push({ level: 'error', message, details: details as Record<string, unknown> }),
-  };
+  const { lines, log } = recordedLog();
   const sibling = new EventEmitter();
   let behind: Awaited<ReturnType<typeof redisBehindLink>>;
 
@@ -43,6 +45,21 @@ describe("a process's log of its Redis connection, with a BullMQ worker's connec
       ['info', 'Redis connection back'],
     ]);
     expect(lines[1]?.details.errorsWhileAway).toBeGreaterThanOrEqual(2);
+  });
+
+  it('says nothing of a sibling refused while this connection is still making its first connection, Redis being there', async () => {
+    const starting = recordedLog();
+    const late = await redisBehindLink('outage-log-starting', { lazyConnect: true });
+    try {
+      const startingSibling = new EventEmitter();
+      logRedisOutages(late.client, 'worker', starting.log, [startingSibling]);
+      startingSibling.emit('error', refused());
+      expect(await late.client.ping()).toBe('PONG');
+      expect(starting.lines).toEqual([]);
+    } finally {
+      late.client.disconnect();
+      await late.link.close();
+    }
   });
 
   it('logs an error of a sibling that is not Redis being away as it comes', () => {
