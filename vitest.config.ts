@@ -13,6 +13,9 @@ export default defineConfig({
     include: ['apps/*/test/**/*.test.ts', 'libs/*/test/**/*.test.ts', 'scripts/test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // expect.poll waits as long as an answer may take with four files, their apps and a browser
+    // on two busy cores: vitest's 1 s default failed a console page that was only slow
+    expect: { poll: { timeout: 10_000 } },
     // files run in parallel: each owns its database, key prefix and queue prefix
     fileParallelism: true,
     // vitest's default is one file at a time on two cores (cores - 1); the files mostly wait
