@@ -181,10 +181,11 @@ describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule agai
   const hasFiniteValue = (result: QueryResult) => (result.data?.result ?? []).some(({ value }) => Number.isFinite(Number(value[1])));
 
   beforeAll(async () => {
-    // short payment deadline: orders expire during the test, so the timers queue has work too;
-    // two attempts: the orphan order below reaches the dead-letter queue quickly; the stock
+    // short payment deadline: orders expire during the test, so the timers queue has work too (yet
+    // not before a busy box has answered all 60 buyers of the sale: an expiry then would sell its unit
+    // again); two attempts: the orphan order below reaches the dead-letter queue quickly; the stock
     // reconciler every second, so the drift panels have its report
-    env = await createTestEnv('ops_dashboards', { FLASH_SALE_PAYMENT_TIMEOUT_MS: '1500', JOB_ATTEMPTS: '2', JOB_BACKOFF_MS: '50', RECONCILE_INTERVAL_MS: '1000' });
+    env = await createTestEnv('ops_dashboards', { FLASH_SALE_PAYMENT_TIMEOUT_MS: '5000', JOB_ATTEMPTS: '2', JOB_BACKOFF_MS: '50', RECONCILE_INTERVAL_MS: '1000' });
     // the payment system is away (nothing listens there): a payment request is a failed call, and the breaker panels show it
     const awayPaymentSystem = `http://127.0.0.1:${await freePort()}`;
     api = await startApiProcess(env.env);

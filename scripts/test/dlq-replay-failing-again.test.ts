@@ -66,8 +66,9 @@ describe('npm run dlq -- replay, when the job fails again at once or the replay 
 
   it('a job failing again before its replay removed the old letter keeps a letter, telling of the new failure', async () => {
     const first = await deadLetteredOrder('01JDLQAGAIN000000000000000', 'STILL-BROKEN');
-    // Redis answers the replay slowly from its retry on: the job runs, and fails, meanwhile
-    const slow = link.delayAnswersAfter('failedReason', 1_500);
+    // Redis answers the replay slowly from its retry on: the job runs, and fails, meanwhile (the worker
+    // runs both its attempts and writes the letter, seconds on a busy box; the command sets no command timeout)
+    const slow = link.delayAnswersAfter('failedReason', 6_000);
     const replayed = await dlq(['replay', 'orders-01JDLQAGAIN000000000000000'], { throughLink: true });
     await slow;
 

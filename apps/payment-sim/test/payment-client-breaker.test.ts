@@ -5,6 +5,14 @@ import { waitFor } from '@orders/testing';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+/**
+ * The client's timeout and the breaker's time open: far longer than this process's own calls to the
+ * simulator take on a busy box (a healthy call timed out, or a breaker half-open before the test's next
+ * call, would be another test), yet short for the test to wait out.
+ */
+const TIMEOUT_MS = 1_000;
+const RESET_MS = 1_500;
+
 describe('the payment client behind its breaker, against the simulator’s faults', () => {
   let sim: FastifyInstance;
   let url: string;
@@ -18,20 +26,20 @@ describe('the payment client behind its breaker, against the simulator’s fault
   const faults = (body: Record<string, unknown>) => sim.inject({ method: 'PUT', url: '/__admin/faults', payload: body });
   const newClient = () => {
     const metrics = createMetrics({ app: 'test' });
-    // 200 ms timeout; opens after 2 calls with more than half failed; probes again after 300 ms
-    const client = new PaymentClient(url, { timeoutMs: 200, errorThresholdPercent: 50, resetMs: 300, volumeThreshold: 2, retryDelayMs: 50 }, metrics);
+    // 1 s timeout; opens after 2 calls with more than half failed; probes again after 1.5 s
+    const client = new PaymentClient(url, { timeoutMs: TIMEOUT_MS, errorThresholdPercent: 50, resetMs: RESET_MS, volumeThreshold: 2, retryDelayMs: 50 }, metrics);
     const outcome = async (name: string) => (await metrics.externalCalls.get()).values.find((v) => v.labels.outcome === name)?.value ?? 0;
     const state = async () => (await metrics.circuitBreakerState.get()).values.find((v) => v.labels.breaker === 'payment')?.value;
     return { client, outcome, state };
   };
   const payment = (n: number) => ({ paymentId: `p-${n}-${Date.now()}`, orderId: `o-${n}`, amountCents: 100, method: 'card', notifyUrl: 'http://127.0.0.1:9/none' });
 
-  it('gives up on a payment system that does not answer within 200 ms and counts a timeout', async () => {
+  it('gives up on a payment system that does not answer within its timeout (1 s) and counts a timeout', async () => {
     const { client, outcome } = newClient();
     await faults({ timeoutRate: 1 });
     const started = Date.now();
     await expect(client.requestPayment(payment(1))).rejects.toBeInstanceOf(ExternalUnavailable);
-    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(Date.now() - started).toBeLessThan(TIMEOUT_MS + 2_000);
     expect(await outcome('timeout')).toBe(1);
     await faults({ timeoutRate: 0 });
     client.breaker.shutdown();
@@ -49,11 +57,11 @@ describe('the payment client behind its breaker, against the simulator’s fault
     expect(await state()).toBe(2);
     const rejected = await client.requestPayment(payment(4)).catch((error: unknown) => error);
     expect(rejected).toBeInstanceOf(ExternalUnavailable);
-    expect((rejected as ExternalUnavailable).retryAfterMs).toBe(300);
+    expect((rejected as ExternalUnavailable).retryAfterMs).toBe(RESET_MS);
     expect([await outcome('failure'), await outcome('rejected')]).toEqual([2, 1]);
 
     await faults({ outage: false });
-    await waitFor(async () => (await state()) === 1, { what: 'half-open', timeoutMs: 2_000, intervalMs: 20 });
+    await waitFor(async () => (await state()) === 1, { what: 'half-open', timeoutMs: RESET_MS + 10_000, intervalMs: 20 });
     await expect(client.requestPayment(payment(5))).resolves.toMatchObject({ status: 'PROCESSING' });
     expect(await state()).toBe(0);
     client.breaker.shutdown();
@@ -75,7 +83,7 @@ describe('the payment client behind its breaker, against the simulator’s fault
     throttling.post('/v1/payments', async (_request, reply) => (answered++ % 2 === 0 ? reply.code(429).header('retry-after', '2').send({ error: 'slow down' }) : reply.code(408).send({ error: 'timeout' })));
     const throttlingUrl = await throttling.listen({ host: '127.0.0.1', port: 0 });
     const metrics = createMetrics({ app: 'test' });
-    const client = new PaymentClient(throttlingUrl, { timeoutMs: 200, errorThresholdPercent: 50, resetMs: 300, volumeThreshold: 2, retryDelayMs: 50 }, metrics);
+    const client = new PaymentClient(throttlingUrl, { timeoutMs: TIMEOUT_MS, errorThresholdPercent: 50, resetMs: RESET_MS, volumeThreshold: 2, retryDelayMs: 50 }, metrics);
     try {
       const throttled = await client.requestPayment(payment(7)).catch((error: unknown) => error);
       expect(throttled).toBeInstanceOf(ExternalUnavailable);

@@ -7,8 +7,11 @@ import { HOT_BUCKETS, openHotSaleWithOnceCoupon } from './support/hot-sale.js';
 import { TEST_REDIS_URL, removeKeys } from './support/test-keys.js';
 
 const HOUR = 3600_000;
-/** A claim nobody took up for 300 ms is gone (five command timeouts of 60 ms). */
-const ABANDONED_AFTER_MS = 300;
+/**
+ * A claim nobody took up for 2 s is gone (five command timeouts of 400 ms): longer than a busy box
+ * may take from a killed checkout's claim to the stock check that must still find it under way.
+ */
+const ABANDONED_AFTER_MS = 2_000;
 /** What a checkout's claim of its key alone names among the commands before its reservation: the order's coupon hold. */
 const CLAIM = ':coupon-held:';
 
@@ -43,7 +46,7 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
   async function killedAfterClaim(buyer: string, key: string, checkoutTimeouts = timeouts): Promise<void> {
     const target = new URL(TEST_REDIS_URL);
     const link = await startFailingRedisLink({ host: target.hostname, port: Number(target.port || 6379) });
-    const linked = new Redis(`redis://127.0.0.1:${link.port}`, { commandTimeout: 60 });
+    const linked = new Redis(`redis://127.0.0.1:${link.port}`, { commandTimeout: ABANDONED_AFTER_MS / 5 });
     try {
       const claimed = link.dieAfter(CLAIM);
       const lost = new Inventory(linked, prefix, checkoutTimeouts).reserveStock(requestOf(buyer, key)).catch(() => null);
@@ -89,8 +92,8 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
 
   it('leaves alone a claim made longer ago than an order accepted under it would be recorded', async () => {
     const buyer = buyerOutsideG0('record-expired');
-    // the key's record kept 1 s: past it, no record does not mean no order
-    const shortRecords = { ...timeouts, idempotencyTtlMs: 1_000 };
+    // the key's record kept 1 s: past it, no record does not mean no order (nor was it taken up for 300 ms: it would be gone else)
+    const shortRecords = { ...timeouts, idempotencyTtlMs: 1_000, claimAbandonedAfterMs: 300 };
     await killedAfterClaim(buyer, 'old', shortRecords);
     await sleep(1_100);
 

@@ -88,8 +88,10 @@ describe('a checkout of a SKU split into buckets whose answers are lost while th
   it('its reservation answered after the command timeout, as the retry of an order the retry accepted: the claim gives its use back', async () => {
     const target = new URL(TEST_REDIS_URL);
     const link: FailingRedisLink = await startFailingRedisLink({ host: target.hostname, port: Number(target.port || 6379) });
-    // as the api opens its connection, with a command timeout of 500 ms
-    const client = new Redis({ host: '127.0.0.1', port: link.port, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, commandTimeout: 500 });
+    // as the api opens its connection, with a command timeout of 2 s: the claim's answer, held for
+    // 1.5 s within it, leaves a busy box the time to see the claim run, hold the reservation's
+    // answer too, and send the retry before the first request sends its reservation
+    const client = new Redis({ host: '127.0.0.1', port: link.port, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, commandTimeout: 2_000 });
     client.on('error', () => undefined);
     try {
       await client.connect();
@@ -99,10 +101,10 @@ describe('a checkout of a SKU split into buckets whose answers are lost while th
       const first = requestOf();
 
       // the claim answered late but within the timeout, the retry going through meanwhile; the reservation answered long after it
-      const claimAnswered = link.delayAnswersAfter(CLAIM, 300);
+      const claimAnswered = link.delayAnswersAfter(CLAIM, 1_500);
       const firstAnswer = inventory.reserveStock(first);
       await waitFor(async () => (await uses()) === '1' || null, { what: "Redis to run the first request's claim", timeoutMs: 5_000, intervalMs: 10 });
-      const reservationAnswered = link.delayAnswersAfter(RESERVATION, 1_500);
+      const reservationAnswered = link.delayAnswersAfter(RESERVATION, 4_000);
       const again = requestOf();
       const retry = await other.reserveStock(again);
       await claimAnswered;
@@ -110,7 +112,7 @@ describe('a checkout of a SKU split into buckets whose answers are lost while th
       await reservationAnswered;
 
       expect(retry.created).toBe(true);
-      await waitFor(async () => (await heldBy(first)) === null, { what: "the first request's use given back", timeoutMs: 3_000, intervalMs: 20 });
+      await waitFor(async () => (await heldBy(first)) === null, { what: "the first request's use given back", timeoutMs: 10_000, intervalMs: 20 });
       expect(await uses()).toBe('1');
       expect(await heldBy(again)).toBe('TWICE');
     } finally {
