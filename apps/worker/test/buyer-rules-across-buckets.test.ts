@@ -95,7 +95,7 @@ describe("a buyer's coupon, Idempotency-Key and bucket, whichever stock group th
         const answer = await checkout(asker!, 'five', [{ skuId: 'FEW', qty: 5 }]);
         return answer.status === 202 && answer;
       },
-      { what: 'the 5 units in the buyer’s bucket', timeoutMs: 5_000, intervalMs: 100 },
+      { what: 'the 5 units in the buyer’s bucket', timeoutMs: 20_000, intervalMs: 100 },
     );
     expect(bought.body.orderId).toMatch(/-g2$/);
   });

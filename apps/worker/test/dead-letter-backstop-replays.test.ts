@@ -57,8 +57,15 @@ describe('the dead letters backstop, beside a replay slower than its interval', 
     expect((await replaying).exitCode).toBe(0);
     await slow;
 
-    const letter = await queues.deadLetter.getJob(`orders-${ORDER}`);
-    expect(letter?.data.failedAt).toBe(new Date(again.finishedOn).toISOString());
+    // the backstop copies the new failure a round after it: under load, maybe only after the replay ended
+    const letter = await waitFor(
+      async () => {
+        const found = await queues.deadLetter.getJob(`orders-${ORDER}`);
+        return found?.data.failedAt === new Date(again.finishedOn).toISOString() && found;
+      },
+      { what: 'the letter of the new failure', timeoutMs: 10_000, explain: async () => JSON.stringify((await queues.deadLetter.getJob(`orders-${ORDER}`))?.data) },
+    );
+    expect(letter.data.failedAt).toBe(new Date(again.finishedOn).toISOString());
     expect(await queues.orders.getJobState(ORDER)).toBe('failed');
   });
 });

@@ -73,7 +73,7 @@ describe('each dead letter is counted once as a final failure, whichever worker 
   it('a job whose worker was killed right after it failed for good is counted once, by whichever of three running replicas copies it', async () => {
     await failedByAKilledWorker('01JK1LLED00000000000000002');
     replicas.push(startWorkers(deps), startWorkers(connectWorker(env.config, silent)), startWorkers(connectWorker(env.config, silent)));
-    await waitFor(async () => (await deadLetters()).length === 2, { what: 'the dead letter copied by a backstop', timeoutMs: 5_000 });
+    await waitFor(async () => (await deadLetters()).length === 2, { what: 'the dead letter copied by a backstop', timeoutMs: 20_000 });
     // five more rounds of each replica's backstop
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect((await deadLetters()).sort()).toEqual(['01JK1LLED00000000000000001', '01JK1LLED00000000000000002']);
@@ -83,7 +83,7 @@ describe('each dead letter is counted once as a final failure, whichever worker 
   it('a replayed job that fails for good again is a new dead letter, counted again, once', async () => {
     expect(await dlq('replay', 'orders-01JK1LLED00000000000000002')).toContain('retried job 01JK1LLED00000000000000002 in place');
     // a replica runs it, fails it on its attempt, and writes its dead letter as it fails
-    await waitFor(async () => (await deadLetters()).length === 2, { what: 'the second dead letter of the replayed job', timeoutMs: 5_000 });
+    await waitFor(async () => (await deadLetters()).length === 2, { what: 'the second dead letter of the replayed job', timeoutMs: 20_000 });
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(await deadLetters()).toHaveLength(2);
     expect(await finalFailures(replicas.map((replica) => replica.deps.metrics))).toBe(2);

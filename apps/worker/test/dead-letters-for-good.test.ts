@@ -97,7 +97,7 @@ describe('every job BullMQ fails for good has one dead letter, whatever ended it
     expect(await deadLetters()).toEqual([]);
 
     await env.redis.del(counter);
-    await waitFor(async () => (await deadLetters()).length === 1, { what: 'the dead letter copied by a later round', timeoutMs: 5_000 });
+    await waitFor(async () => (await deadLetters()).length === 1, { what: 'the dead letter copied by a later round', timeoutMs: 20_000 });
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(await deadLetters()).toEqual([
       expect.objectContaining({ queue: QUEUE.orders, name: 'persist-order', jobId: '01JREFVSED0000000000000001', failedReason: 'There is no SKU ORPHAN', attemptsMade: 3 }),

@@ -60,7 +60,7 @@ describe('MySQL frozen under the worker (through a TCP proxy that holds every by
         const counts = await orders.getJobCounts('active', 'delayed', 'waiting');
         return counts.active === 0 && counts.waiting === 0 && counts.delayed! > 0;
       },
-      { what: 'the persist jobs back in the delayed set', timeoutMs: 5_000, intervalMs: 50, explain: async () => JSON.stringify(await orders.getJobCounts()) },
+      { what: 'the persist jobs back in the delayed set', timeoutMs: 20_000, intervalMs: 50, explain: async () => JSON.stringify(await orders.getJobCounts()) },
     );
     expect(await persisted()).toBe(5);
 

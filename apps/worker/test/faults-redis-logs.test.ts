@@ -23,6 +23,11 @@ function readLog(output: string): { lines: LogLine[]; unparsed: string[] } {
 }
 
 const said = (output: string, message: string) => readLog(output).lines.filter((line) => line.msg === message);
+/** Every connection that said it lost Redis has said it is back (each connection's ready event comes in its own time). */
+const allBack = (output: string) => {
+  const back = new Set(said(output, 'Redis connection back').map((line) => line.connection));
+  return said(output, 'Redis connection lost: reconnecting').every((line) => back.has(line.connection));
+};
 
 describe('the api and a worker while Redis is away (a TCP proxy that resets and refuses connections)', () => {
   let proxy: TcpProxy;
@@ -53,11 +58,17 @@ describe('the api and a worker while Redis is away (a TCP proxy that resets and 
     // several reconnect attempts of every connection: ioredis retries within 50 ms, then every 2 s at most
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     await proxy.restore();
-    await waitFor(async () => said(api.process.output().slice(apiBefore), 'Redis connection back').length >= 2 && said(worker.output().slice(workerBefore), 'Redis connection back').length >= 1, {
+    await waitFor(
+      async () => {
+        const [apiSaid, workerSaid] = [api.process.output().slice(apiBefore), worker.output().slice(workerBefore)];
+        return said(apiSaid, 'Redis connection back').length >= 2 && said(workerSaid, 'Redis connection back').length >= 1 && allBack(apiSaid) && allBack(workerSaid);
+      },
+      {
       what: 'the api and the worker to say Redis is back',
       timeoutMs: 20_000,
-      explain: async () => `api: ${api.process.output().slice(apiBefore).slice(-1500)}\nworker: ${worker.output().slice(workerBefore).slice(-1500)}`,
-    });
+        explain: async () => `api: ${api.process.output().slice(apiBefore).slice(-1500)}\nworker: ${worker.output().slice(workerBefore).slice(-1500)}`,
+      },
+    );
 
     for (const output of [api.process.output().slice(apiBefore), worker.output().slice(workerBefore)]) {
       expect(readLog(output).unparsed).toEqual([]);

@@ -36,6 +36,11 @@ describe('payments that arrive late or change their outcome', () => {
     }, { what, timeoutMs: 20_000 })).refunds;
   const paymentRows = (orderId: string) => system.env.db.selectFrom('payments').select(['payment_id', 'status']).where('order_id', '=', orderId).orderBy('attempt').execute();
   const slowPaymentSystem = (latencyMs: number) => system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs } });
+  /**
+   * How long the slow payment system takes to charge, and again to call back: what the test does
+   * in between must come first, on a loaded box too; under PAYMENT_BREAKER_TIMEOUT_MS (3 s).
+   */
+  const SLOW_MS = 2_500;
 
   it('a payment reported failed and then succeeded pays its order', async () => {
     const orderId = await system.checkout('cy', [{ skuId: 'TV', qty: 1 }]);
@@ -82,8 +87,8 @@ describe('payments that arrive late or change their outcome', () => {
   it('a payment reported 16 minutes late for an order that expired meanwhile is recorded and goes back', async () => {
     const orderId = await system.checkout('gus', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    // the payment system's own callback comes 1.5 s after the charge: ours, sent at once, is the first
-    await slowPaymentSystem(1_500);
+    // the payment system's own callback comes SLOW_MS after the charge: ours, sent at once, is the first
+    await slowPaymentSystem(SLOW_MS);
     const takenAt = new Date(Date.now() - 16 * 60_000).toISOString();
     try {
       const { paymentId } = (await pay('gus', orderId)).body;
@@ -110,7 +115,7 @@ describe('payments that arrive late or change their outcome', () => {
   it('of two attempts that both took the money, the order keeps one and the other alone goes back', async () => {
     const orderId = await system.checkout('dee', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    await slowPaymentSystem(800);
+    await slowPaymentSystem(SLOW_MS);
     try {
       const first = (await pay('dee', orderId)).body.paymentId as string;
       // a failure reported early; the payment system then takes the money anyway
@@ -139,8 +144,8 @@ describe('payments that arrive late or change their outcome', () => {
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     const reported = (paymentId: string, status: 'FAILED' | 'SUCCEEDED', transactionId: string) =>
       system.signedCallback('payment', { orderId, paymentId, transactionId, status, amountCents: 50_000, at: new Date().toISOString() });
-    // the payment system takes a second to take the money
-    await slowPaymentSystem(1_000);
+    // the payment system takes a while to take the money
+    await slowPaymentSystem(SLOW_MS);
     try {
       const first = (await pay('eli', orderId)).body.paymentId as string;
       await reported(first, 'FAILED', 'tx-early-failure');
@@ -180,7 +185,7 @@ describe('payments that arrive late or change their outcome', () => {
     const orderId = await system.persisted('presale', 'ivy', [{ skuId: 'CONSOLE', qty: 1 }]);
     await pay('ivy', orderId);
     await system.waitForStatus(orderId, 'DEPOSIT_PAID');
-    await slowPaymentSystem(1_500);
+    await slowPaymentSystem(SLOW_MS);
     try {
       // the balance's money is taken, and its callback arrives, well after the 700 ms deadline
       const balance = (await pay('ivy', orderId)).body;
@@ -197,7 +202,7 @@ describe('payments that arrive late or change their outcome', () => {
   it('a late payment recorded by a callback that died before asking for its refund is refunded when the callback comes again', async () => {
     const orderId = await system.checkout('hal', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    await slowPaymentSystem(800);
+    await slowPaymentSystem(SLOW_MS);
     try {
       const { paymentId } = (await pay('hal', orderId)).body;
       await waitFor(async () => (await atPaymentSystem(orderId)).charges.length === 1, { what: 'the charge', timeoutMs: 10_000, intervalMs: 20 });

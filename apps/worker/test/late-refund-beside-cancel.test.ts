@@ -21,8 +21,9 @@ describe('a late payment given back beside a cancel', () => {
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     const reported = (paymentId: string, status: 'FAILED' | 'SUCCEEDED', transactionId: string) =>
       system.signedCallback('payment', { orderId, paymentId, transactionId, status, amountCents: 50_000, at: new Date().toISOString() });
-    // the payment system is slow today: the buyer is told the first attempt failed and pays again; both take the money
-    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 1_000 } });
+    // the payment system is slow today: the buyer is told the first attempt failed and pays again; both take the money.
+    // Its own callbacks come as long after each charge: the first one reported below must come before them, on a loaded box too
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 2_500 } });
     const first = (await pay(orderId)).body.paymentId as string;
     await reported(first, 'FAILED', 'tx-early-failure');
     const second = (await pay(orderId)).body.paymentId as string;

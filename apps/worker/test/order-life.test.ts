@@ -10,8 +10,10 @@ describe('the whole forward life of an order', () => {
   let system: OrderSystem;
 
   beforeAll(async () => {
-    // timers of a few hundred ms; the warehouse advances only when the test sends its events
-    system = await startOrderSystem('order_life', { AUTO_CONFIRM_MS: '800', AFTER_SALES_WINDOW_MS: '300', WAREHOUSE_SIM_STEP_MS: '0' });
+    // short timers; the warehouse advances only when the test sends its events. Auto-confirm comes 4 s after a
+    // shipment: the test's own steps after one (the buyer's signature, the potter's DELIVERED) must come first even
+    // on a loaded box (at 800 ms the timer could overtake them and confirm the parcel itself)
+    system = await startOrderSystem('order_life', { AUTO_CONFIRM_MS: '4000', AFTER_SALES_WINDOW_MS: '300', WAREHOUSE_SIM_STEP_MS: '0' });
     await system.createSku({ skuId: 'KETTLE', priceCents: 3_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
     await system.createSku({ skuId: 'TEA', priceCents: 1_250, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 50, deduction: 'payment' });
     await system.createSku({ skuId: 'MUG', priceCents: 899, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-west', stock: 20, deduction: 'placement' });
@@ -66,7 +68,7 @@ describe('the whole forward life of an order', () => {
     expect((await system.request('POST', `/v1/orders/${orderId}/confirm-receipt`, { token: buyer })).status).toBe(200);
     // signed for: its auto-confirm timer is gone rather than left in Redis for the rest of its days
     expect(await system.workers.deps.queues.timers.getJob(`auto-confirm-${east.orderId}`)).toBeUndefined();
-    // the west child ships and the buyer stays silent: auto-confirm after 800 ms
+    // the west child ships and the buyer stays silent: auto-confirm after 4 s
     await system.warehouseSim.request('POST', `/__admin/orders/${west.orderId}/events`, { body: { event: 'SHIPPED' } });
     // the potter's parcel goes all the way by the warehouse's own callbacks
     for (const event of ['PICKED', 'PACKED', 'SHIPPED', 'DELIVERED']) {
@@ -74,7 +76,7 @@ describe('the whole forward life of an order', () => {
     }
 
     // every child completes once its 300 ms after-sales window closes; so does the parent
-    const completed = await system.waitForStatus(orderId, 'COMPLETED', 15_000);
+    const completed = await system.waitForStatus(orderId, 'COMPLETED', 25_000);
     expect(completed.buyerStatus).toBe('Completed');
     expect(completed.history.map(step)).toEqual([
       'null -checkout/buyer-> ACCEPTED',

@@ -10,13 +10,20 @@ import { startOrderSystem, type OrderSystem } from './support/order-system.js';
  * the stock counters an operator reads at each step; and the late payment; over the real
  * payment and warehouse simulators.
  */
+/**
+ * A presale's balance is due this long after its deposit: the tests that pay it, cancel it or call it off after
+ * the deposit take several steps first (a second buyer's whole deposit, a refund paid back), which on a loaded box
+ * took more than the 1.5 s it once was, and the order was forfeited under them.
+ */
+const BALANCE_TIMEOUT_MS = 6_000;
+
 describe('every order type lives its own life', () => {
   let system: OrderSystem;
 
   beforeAll(async () => {
     system = await startOrderSystem('order_types_life', {
       PRESALE_DEPOSIT_PERCENT: '20',
-      PRESALE_BALANCE_TIMEOUT_MS: '1500',
+      PRESALE_BALANCE_TIMEOUT_MS: String(BALANCE_TIMEOUT_MS),
       AFTER_SALES_WINDOW_MS: '200',
       RECONCILE_INTERVAL_MS: '0',
       EXTERNAL_RETRY_DELAY_MS: '100',
@@ -66,11 +73,11 @@ describe('every order type lives its own life', () => {
     expect(depositPaid.buyerStatus).toBe('To pay balance');
     const paidDeposit = { paymentId: deposit.body.paymentId, purpose: 'deposit', amountCents: 10_000, status: 'SUCCEEDED', transactionId: expect.any(String), paidAt: expect.any(String) };
     expect(depositPaid.payments).toEqual([paidDeposit]);
-    // the balance is due 1.5 s after the deposit was taken
+    // the balance is due BALANCE_TIMEOUT_MS after the deposit was taken
     const depositTakenAt = Date.parse(depositPaid.history.find((step: { action: string }) => step.action === 'pay_deposit').at);
-    expect(Date.parse(depositPaid.balanceDeadline) - depositTakenAt).toBeGreaterThanOrEqual(1_500);
+    expect(Date.parse(depositPaid.balanceDeadline) - depositTakenAt).toBeGreaterThanOrEqual(BALANCE_TIMEOUT_MS);
     // set when the deposit is recorded, a moment after the step (more on a busy machine)
-    expect(Date.parse(depositPaid.balanceDeadline) - depositTakenAt).toBeLessThan(3_000);
+    expect(Date.parse(depositPaid.balanceDeadline) - depositTakenAt).toBeLessThan(BALANCE_TIMEOUT_MS + 1_500);
     // its payment deadline job comes while it waits for the balance: nothing to expire, nothing released
     expect(await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' })).toEqual({ changed: false });
     expect(await stock('NEXT-CONSOLE')).toEqual({ available: 9, reserved: 1, sold: 0 });
@@ -89,13 +96,13 @@ describe('every order type lives its own life', () => {
     ]);
   });
 
-  it('a presale whose balance is not paid within its 1.5 s deadline keeps the deposit and puts the headset back on sale, in Redis and in the ledger', async () => {
+  it('a presale whose balance is not paid by its deadline keeps the deposit and puts the headset back on sale, in Redis and in the ledger', async () => {
     const orderId = await system.checkout('fay', [{ skuId: 'NEXT-HEADSET', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_DEPOSIT');
     await pay(orderId, 'fay');
     await system.waitForStatus(orderId, 'DEPOSIT_PAID');
     expect(await stock('NEXT-HEADSET')).toEqual({ available: 4, reserved: 1, sold: 0 });
-    const forfeited = await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED', 10_000);
+    const forfeited = await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED', BALANCE_TIMEOUT_MS + 15_000);
     expect(forfeited.buyerStatus).toBe('Closed');
     expect(forfeited.history.at(-1)).toMatchObject({ from: 'DEPOSIT_PAID', action: 'expire_balance', to: 'DEPOSIT_FORFEITED', actor: 'system' });
     await expect.poll(() => stock('NEXT-HEADSET')).toEqual({ available: 5, reserved: 0, sold: 0 });
@@ -306,13 +313,14 @@ describe('every order type lives its own life', () => {
   it('a payment that arrives after its order expired is recorded and refunded, and the order stays expired', async () => {
     const orderId = await system.checkout('hal', [{ skuId: 'CONSOLE', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    // the payment system is slow today: 600 ms to take the money, 600 more to call back
-    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 600 } });
+    // the payment system is slow today: 1.5 s to take the money, 1.5 s more to call back, time for the order to
+    // expire between the two even on a loaded box (at 600 ms the callback could come first, and the order was paid)
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 1_500 } });
     try {
       await pay(orderId, 'hal');
       await waitFor(async () => (await system.paymentSim.request('GET', '/__admin/payments')).body.payments.some((p: { orderId: string }) => p.orderId === orderId), {
         what: 'the charge',
-        timeoutMs: 5_000,
+        timeoutMs: 10_000,
         intervalMs: 20,
       });
       await system.passPaymentDeadline(orderId);

@@ -126,8 +126,9 @@ describe.concurrent('a worker whose clock runs 10 minutes ahead', () => {
   let workers: RunningWorkers;
 
   beforeAll(async () => {
-    // 4 s to pay; the overdue-order sweep every 500 ms
-    env = await createTestEnv('clock_ahead', { PAYMENT_TIMEOUT_MS: '4000', FLASH_SALE_PAYMENT_TIMEOUT_MS: '4000', OVERDUE_SWEEP_INTERVAL_MS: '500', WORKER_QUEUES: 'orders,timers' });
+    // 8 s to pay: the order's persisting and the test's 1.5 s wait end before the deadline even on a loaded box
+    // (4 s left little to spare); the overdue-order sweep every 500 ms
+    env = await createTestEnv('clock_ahead', { PAYMENT_TIMEOUT_MS: '8000', FLASH_SALE_PAYMENT_TIMEOUT_MS: '8000', OVERDUE_SWEEP_INTERVAL_MS: '500', WORKER_QUEUES: 'orders,timers' });
     api = await startApiProcess(env.env, 10);
     workers = startWorkers({ ...connectWorker(env.config, pino({ level: 'silent' })), clock: () => new Date(Date.now() + 10 * 60_000) });
   }, 60_000);
@@ -157,7 +158,7 @@ describe.concurrent('a worker whose clock runs 10 minutes ahead', () => {
     expect((await order()).status).toBe('PENDING_PAYMENT');
     expect(await stock()).toEqual({ available: 8, reserved: 2, sold: 0 });
 
-    await waitFor(async () => (await order()).status === 'EXPIRED', { what: 'the order expired at its deadline', timeoutMs: 20_000, intervalMs: 50 });
+    await waitFor(async () => (await order()).status === 'EXPIRED', { what: 'the order expired at its deadline', timeoutMs: 30_000, intervalMs: 50 });
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(pending.paymentDeadline));
     await waitFor(async () => (await stock()).reserved === 0, { what: 'the lamps back on sale' });
     expect(await stock()).toEqual({ available: 10, reserved: 0, sold: 0 });

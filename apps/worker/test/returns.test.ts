@@ -8,8 +8,9 @@ describe('returns inside the after-sales window', () => {
   let admin: string;
 
   beforeAll(async () => {
-    // a 2 s after-sales window: long enough to ask for a return, short enough to see it close
-    system = await startOrderSystem('returns', { AFTER_SALES_WINDOW_MS: '2000' });
+    // a 4 s after-sales window: long enough to ask for a return even on a loaded box (2 s left little to spare after
+    // the steps before it), short enough to see it close
+    system = await startOrderSystem('returns', { AFTER_SALES_WINDOW_MS: '4000' });
     admin = system.token('ops', 'admin');
     await system.createSku({ skuId: 'LAMP', priceCents: 2_400, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
     expect((await system.request('PUT', '/v1/admin/warehouses/wh-east/shipping', { token: admin, body: { feeCents: 500 } })).status).toBe(200);
@@ -86,7 +87,7 @@ describe('returns inside the after-sales window', () => {
     await system.waitForRefund(orderId);
     const order = await system.order(orderId);
     expect([order.amounts.refundedCents, order.items[0].refundedQty]).toEqual([2_400, 1]);
-    await system.waitForStatus(orderId, 'COMPLETED', 10_000);
+    await system.waitForStatus(orderId, 'COMPLETED', 20_000);
   });
 
   it('refuses a partial return on review, and refuses any return once the window has closed', async () => {
@@ -101,7 +102,7 @@ describe('returns inside the after-sales window', () => {
     expect((await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/approve`, { token: admin })).status).toBe(409);
 
     // the new window closes: the order completes, and a return is refused without changing anything
-    await system.waitForStatus(orderId, 'COMPLETED', 10_000);
+    await system.waitForStatus(orderId, 'COMPLETED', 20_000);
     const late = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: eve, body: { reason: 'changed my mind', items: [{ skuId: 'LAMP', qty: 1 }] } });
     expect([late.status, late.body.code]).toEqual([422, 'RETURN_WINDOW_CLOSED']);
     const order = await system.order(orderId);

@@ -18,7 +18,9 @@ describe("a split order's own timer jobs", () => {
   let system: OrderSystem;
 
   beforeAll(async () => {
-    system = await startOrderSystem('split_parent_timers', { AUTO_CONFIRM_MS: '1000', AFTER_SALES_WINDOW_MS: '1000', OVERDUE_SWEEP_INTERVAL_MS: '0' });
+    // 4 s timers: the test takes the children's jobs away before they fall due, after shipping (delivering) both
+    // children one after the other, which on a loaded box could take longer than the 1 s they once were
+    system = await startOrderSystem('split_parent_timers', { AUTO_CONFIRM_MS: '4000', AFTER_SALES_WINDOW_MS: '4000', OVERDUE_SWEEP_INTERVAL_MS: '0' });
     await system.createSku({ skuId: 'LAMP', priceCents: 1_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
     await system.createSku({ skuId: 'MUG', priceCents: 400, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-north', stock: 10, deduction: 'placement' });
   });
@@ -47,7 +49,7 @@ describe("a split order's own timer jobs", () => {
     const ownTimerRuns = async (effect: Effect, jobId: string) => {
       await enqueueEffects(queues, { orderId, userId: 'kim' }, [effect], () => orders.timersDue(orderId, [effect], config));
       expect(await queues.timers.getJob(jobId)).toBeDefined();
-      await waitFor(async () => (await queues.timers.getJob(jobId)) === undefined, { what: `${jobId} run`, timeoutMs: 15_000 });
+      await waitFor(async () => (await queues.timers.getJob(jobId)) === undefined, { what: `${jobId} run`, timeoutMs: 20_000 });
     };
 
     for (const child of children) await warehouse(child, 'SHIPPED');
