@@ -17,8 +17,9 @@ describe('every job BullMQ fails for good has one dead letter, whatever ended it
   const lines: Array<{ level: number; msg: string }> = [];
 
   beforeAll(async () => {
-    // three attempts; the sweeper (and the dead letters' backstop) look every 200 ms
-    env = await createTestEnv('dead_letters_for_good', { WORKER_QUEUES: 'orders', JOB_ATTEMPTS: '3', JOB_BACKOFF_MS: '50', STRANDED_ORDER_AFTER_MS: '500', SWEEP_INTERVAL_MS: '200' });
+    // three attempts; the sweeper (and the dead letters' backstop) look every second: the backstop copies a job failed
+    // an interval ago, and on a loaded box the worker's own copy, as the job fails, could take longer than 200 ms
+    env = await createTestEnv('dead_letters_for_good', { WORKER_QUEUES: 'orders', JOB_ATTEMPTS: '3', JOB_BACKOFF_MS: '50', STRANDED_ORDER_AFTER_MS: '500', SWEEP_INTERVAL_MS: '1000' });
     deps = connectWorker(env.config, workerLog('warn', { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) }));
   });
 
@@ -62,8 +63,8 @@ describe('every job BullMQ fails for good has one dead letter, whatever ended it
     expect(letter).toMatchObject({ queue: QUEUE.orders, name: 'persist-order', jobId: '01JSTA11ED0000000000000001', failedReason: 'job stalled more than allowable limit', attemptsMade: 1 });
     expect(await finalFailures()).toBe(1);
 
-    // ten sweeps, each of which found the order accepted and not in MySQL
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    // three sweeps, each of which found the order accepted and not in MySQL
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
     const { queues, orders } = deps;
     expect(await queues.orders.getJobState('01JSTA11ED0000000000000001')).toBe('failed');
     expect(await orders.findOrderRow('01JSTA11ED0000000000000001')).toBeNull();
@@ -76,7 +77,7 @@ describe('every job BullMQ fails for good has one dead letter, whatever ended it
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(await deadLetters()).toEqual([]);
     expect(await finalFailures()).toBe(1);
-    // it waited 2 s in the failed set, not in the queue: the replayed run is no queue lag
+    // it waited 3 s in the failed set, not in the queue: the replayed run is no queue lag
     expect(await metric('job_wait_seconds', { queue: QUEUE.orders, name: 'persist-order' }, 'job_wait_seconds_count')).toBe(0);
     // its worker copied it as it failed: nothing was left for a later round to copy
     expect(lines.filter((line) => line.level >= 50 || line.msg.startsWith('copied to the dead-letter queue'))).toEqual([]);

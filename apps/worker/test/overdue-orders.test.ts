@@ -2,19 +2,21 @@ import { waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
+/** Every payment deadline and order timer of the first describe, in ms. */
+const TIMER_MS = 4_000;
+
 describe('orders whose deadline or timer job was lost', () => {
   let system: OrderSystem;
 
   beforeAll(async () => {
-    // 2 s to pay, 4 s to pay a presale's balance (time to take its job away first on a slow box: at 1.5 s the job ran
-    // before the test removed it, once), 1.5 s to confirm receipt, a 1.5 s after-sales window; the backstop looks
-    // every 500 ms for orders 500 ms past their deadline or timer
+    // 4 s for each deadline and timer: time to take its job away first on a slow box (at 1.5 s a balance job ran
+    // before the test removed it, once); the backstop looks every 500 ms for orders 500 ms past their deadline or timer
     system = await startOrderSystem('overdue_orders', {
-      PAYMENT_TIMEOUT_MS: '2000',
-      FLASH_SALE_PAYMENT_TIMEOUT_MS: '2000',
-      PRESALE_BALANCE_TIMEOUT_MS: '4000',
-      AUTO_CONFIRM_MS: '1500',
-      AFTER_SALES_WINDOW_MS: '1500',
+      PAYMENT_TIMEOUT_MS: String(TIMER_MS),
+      FLASH_SALE_PAYMENT_TIMEOUT_MS: String(TIMER_MS),
+      PRESALE_BALANCE_TIMEOUT_MS: String(TIMER_MS),
+      AUTO_CONFIRM_MS: String(TIMER_MS),
+      AFTER_SALES_WINDOW_MS: String(TIMER_MS),
       OVERDUE_SWEEP_INTERVAL_MS: '500',
     });
     await system.createSku({ skuId: 'KETTLE', priceCents: 3_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
@@ -75,7 +77,7 @@ describe('orders whose deadline or timer job was lost', () => {
 
     const completed = await system.waitForStatus(orderId, 'COMPLETED', 20_000);
     const at = (action: string) => Date.parse(completed.history.findLast((entry: { action: string }) => entry.action === action).at);
-    expect(at('complete') - at('auto_confirm')).toBeGreaterThanOrEqual(1_500);
+    expect(at('complete') - at('auto_confirm')).toBeGreaterThanOrEqual(TIMER_MS);
     const moved = async () => (await system.workers.deps.metrics.overdueOrderTimers.get()).values.map(({ labels, value }) => [labels.timer, value]).sort();
     await waitFor(async () => (await moved()).length === 2, { timeoutMs: 5_000, what: 'both timers counted' }).catch(() => undefined);
     expect(await moved()).toEqual([['auto_confirm', 1], ['complete', 1]]);

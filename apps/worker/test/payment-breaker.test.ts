@@ -14,7 +14,8 @@ describe('the payment system failing every request', () => {
       PAYMENT_BREAKER_VOLUME_THRESHOLD: '3',
       PAYMENT_BREAKER_ERROR_THRESHOLD_PERCENT: '50',
       PAYMENT_BREAKER_RESET_MS: '400',
-      PAYMENT_BREAKER_TIMEOUT_MS: '1000',
+      // the simulator's failures must count as failures, not as timeouts, however slow a loaded box answers
+      PAYMENT_BREAKER_TIMEOUT_MS: '3000',
       EXTERNAL_RETRY_DELAY_MS: '100',
       // few attempts: an outage must not use them up
       JOB_ATTEMPTS: '2',
