@@ -8,8 +8,9 @@ describe('a probe or scrape that waits at most its deadline for Redis or MySQL',
 
   it('answers "down" at once when the call fails (a refused connection)', async () => {
     const started = Date.now();
-    expect(await answerWithin(Promise.reject(new Error('ECONNREFUSED')), 1_000, 'down')).toBe('down');
-    expect(Date.now() - started).toBeLessThan(500);
+    // long before its 5 s deadline, with room for a busy event loop
+    expect(await answerWithin(Promise.reject(new Error('ECONNREFUSED')), 5_000, 'down')).toBe('down');
+    expect(Date.now() - started).toBeLessThan(2_500);
   });
 
   it('answers "down" at its deadline while the client holds the command (a server that does not answer)', async () => {
@@ -17,6 +18,7 @@ describe('a probe or scrape that waits at most its deadline for Redis or MySQL',
     expect(await answerWithin(new Promise(() => {}), 200, 'down')).toBe('down');
     const waited = Date.now() - started;
     expect(waited).toBeGreaterThanOrEqual(190);
-    expect(waited).toBeLessThan(700);
+    // not hanging with the command: a busy event loop may fire the deadline's timer late
+    expect(waited).toBeLessThan(2_000);
   });
 });

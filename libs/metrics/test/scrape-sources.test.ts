@@ -17,7 +17,7 @@ describe('what a scrape of /metrics reads from Redis', () => {
     expect(reads).toBe(2);
   });
 
-  it('answers a scrape within a second with the last counts while Redis does not answer, and reads it again only once that read is over', { timeout: 5_000 }, async () => {
+  it('answers a scrape within a second with the last counts while Redis does not answer, and reads it again only once that read is over', { timeout: 10_000 }, async () => {
     const metrics = createMetrics({ app: 'test' });
     let reads = 0;
     let answer: (counts: Array<{ queue: string; counts: Record<string, number> }>) => void = () => {};
@@ -30,7 +30,8 @@ describe('what a scrape of /metrics reads from Redis', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_050));
     const started = Date.now();
     const scrapes = await Promise.all([metrics.exposition(), metrics.exposition()]);
-    expect(Date.now() - started).toBeLessThan(1_500);
+    // a second's deadline, and room for a busy event loop: not the wait for Redis
+    expect(Date.now() - started).toBeLessThan(2_500);
     expect(scrapes.every((text) => text.includes('queue_jobs{queue="orders",state="waiting",app="test"} 7'))).toBe(true);
     // the read still waiting is the one every scrape shares: no pile of reads for when Redis is back
     expect(await metrics.exposition()).toContain('queue_jobs{queue="orders",state="waiting",app="test"} 7');
