@@ -48,7 +48,7 @@ describe('the stock check and the overdue-order sweep turned off (interval 0) on
     await stop(before.workers);
 
     const after = startTimersWorker({ RECONCILE_INTERVAL_MS: 0, OVERDUE_SWEEP_INTERVAL_MS: 0 });
-    await waitFor(async () => (await unscheduled(after.workers, CHECK)) && (await unscheduled(after.workers, SWEEP)), { what: 'the schedules to leave Redis', timeoutMs: 5_000 });
+    await waitFor(async () => (await unscheduled(after.workers, CHECK)) && (await unscheduled(after.workers, SWEEP)), { what: 'the schedules to leave Redis', timeoutMs: 15_000 });
     expect(await scheduled(after.workers)).toEqual([]);
     const checkedAt = await lastStockCheck(after.workers);
     const [checks, sweeps] = [await runsOf(after.workers, CHECK), await runsOf(after.workers, SWEEP)];
@@ -77,7 +77,7 @@ describe('the stock check and the overdue-order sweep turned off (interval 0) on
     await pause(1_100);
     const checkedAt = await lastStockCheck(updated.workers);
 
-    await waitFor(async () => unscheduled(updated.workers, CHECK), { what: 'the stock check to leave Redis', timeoutMs: 5_000 });
+    await waitFor(async () => unscheduled(updated.workers, CHECK), { what: 'the stock check to leave Redis', timeoutMs: 15_000 });
     const checks = await runsOf(updated.workers, CHECK);
     await pause(1_500);
     expect(await scheduled(updated.workers)).toEqual([SWEEP]);

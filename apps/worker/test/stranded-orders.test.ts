@@ -205,10 +205,10 @@ describe('accepted orders whose job failed after Redis lost their reservations',
       await waitFor(async () => !(await workers.deps.inventory.awaitsPersisting(orderId)), { what: `${orderId} out of the accepted set`, timeoutMs: 15_000 });
     }
     // the sweeper forgets a dropped order's job right after taking it out of the set
-    await waitFor(async () => (await env.redis.hlen(carriersKeyOf(workers))) === 0, { what: 'the carrier hash empty', timeoutMs: 5_000 });
+    await waitFor(async () => (await env.redis.hlen(carriersKeyOf(workers))) === 0, { what: 'the carrier hash empty', timeoutMs: 15_000 });
     expect(await counterValue(workers, 'accepted_orders_lost_total')).toBe(0);
     const inDeadLetters = async () => (await workers.deps.queues.deadLetter.getJobs(['waiting'])).flatMap((letter) => ordersCarriedBy(letter.data.data)).sort();
-    await waitFor(async () => (await inDeadLetters()).length === orderIds.length, { what: 'every order in a dead letter', timeoutMs: 5_000 });
+    await waitFor(async () => (await inDeadLetters()).length === orderIds.length, { what: 'every order in a dead letter', timeoutMs: 15_000 });
     expect(await inDeadLetters()).toEqual([...orderIds].sort());
     expect(await env.db.selectFrom('orders').select('order_id').execute()).toEqual([]);
   });
