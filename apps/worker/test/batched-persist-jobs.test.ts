@@ -98,7 +98,7 @@ describe('persist jobs that carry several orders (the intake batches one event-l
       timeoutMs: 20_000,
     });
     // a commit is visible to this reader before the writer has its answer and counts the transaction
-    await waitFor(async () => (await transactions(running)) - before >= 2, { what: 'both transactions counted', timeoutMs: 5_000 });
+    await waitFor(async () => (await transactions(running)) - before >= 2, { what: 'both transactions counted', timeoutMs: 15_000 });
     expect((await transactions(running)) - before).toBe(2);
     const written = await env.db.selectFrom('orders').select('order_id').where('order_id', 'in', [20, ...trickle].map((n) => order(n).orderId)).execute();
     expect(written).toHaveLength(11);

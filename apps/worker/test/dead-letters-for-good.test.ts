@@ -119,6 +119,6 @@ async function stallTooOften(env: TestEnv, jobId: string): Promise<void> {
   expect((await crashed.getNextJob('crashed', { block: false }))?.id).toBe(jobId);
   const checker = new Worker(QUEUE.orders, null, options);
   await checker.startStalledCheckTimer();
-  await waitFor(async () => (await env.redis.hget(`${env.config.QUEUE_PREFIX}:${QUEUE.orders}:${jobId}`, 'defa')) !== null, { what: 'the job taken back as stalled too often', timeoutMs: 5_000 });
+  await waitFor(async () => (await env.redis.hget(`${env.config.QUEUE_PREFIX}:${QUEUE.orders}:${jobId}`, 'defa')) !== null, { what: 'the job taken back as stalled too often', timeoutMs: 15_000 });
   await Promise.all([checker.close(), crashed.close()]);
 }

@@ -27,7 +27,7 @@ describe('orders whose deadline or timer job was lost', () => {
   // the sweep counts the orders it closed once its whole pass is done: an order may read closed a moment before it is counted
   const expiredCount = async (atLeast: number) => {
     const read = async () => (await system.workers.deps.metrics.overdueOrdersExpired.get()).values[0]?.value ?? 0;
-    await waitFor(async () => (await read()) >= atLeast, { timeoutMs: 5_000, what: `${atLeast} orders counted as expired by the sweep` }).catch(() => undefined);
+    await waitFor(async () => (await read()) >= atLeast, { timeoutMs: 15_000, what: `${atLeast} orders counted as expired by the sweep` }).catch(() => undefined);
     return read();
   };
 
@@ -79,7 +79,7 @@ describe('orders whose deadline or timer job was lost', () => {
     const at = (action: string) => Date.parse(completed.history.findLast((entry: { action: string }) => entry.action === action).at);
     expect(at('complete') - at('auto_confirm')).toBeGreaterThanOrEqual(TIMER_MS);
     const moved = async () => (await system.workers.deps.metrics.overdueOrderTimers.get()).values.map(({ labels, value }) => [labels.timer, value]).sort();
-    await waitFor(async () => (await moved()).length === 2, { timeoutMs: 5_000, what: 'both timers counted' }).catch(() => undefined);
+    await waitFor(async () => (await moved()).length === 2, { timeoutMs: 15_000, what: 'both timers counted' }).catch(() => undefined);
     expect(await moved()).toEqual([['auto_confirm', 1], ['complete', 1]]);
   });
 });

@@ -128,7 +128,7 @@ describe("the warehouse's RETURN_RECEIVED on an order returned in several parts"
     const first = await returnOne('joy', orderId, 'one is chipped');
     // refused 409 for now ("not yet"): the simulated warehouse retries the same body until it is acknowledged
     const early = warehouse(orderId, 'RETURN_RECEIVED');
-    await waitFor(async () => (await returnsOf(orderId)).length === 1 && (await system.order(orderId)).status === 'RETURN_REQUESTED', { what: 'the return under review', timeoutMs: 5_000 });
+    await waitFor(async () => (await returnsOf(orderId)).length === 1 && (await system.order(orderId)).status === 'RETURN_REQUESTED', { what: 'the return under review', timeoutMs: 15_000 });
     await new Promise((resolve) => setTimeout(resolve, 300));
     await approve(orderId, first);
     expect((await early).body.callbackStatus).toBe(200);

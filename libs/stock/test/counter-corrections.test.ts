@@ -37,7 +37,7 @@ describe('a correction of the stock counters whose answer is lost with the conne
     const before = await watching.getSkuStock(skuId);
     behind.link.holdAnswers();
     const correction = inventory.correctCounters(skuId, by);
-    await waitFor(async () => (JSON.stringify(await watching.getSkuStock(skuId)) !== JSON.stringify(before)) || null, { what: 'Redis to run the correction', timeoutMs: 5_000, explain: async () => String(await redis.client('LIST')) + JSON.stringify(before) });
+    await waitFor(async () => (JSON.stringify(await watching.getSkuStock(skuId)) !== JSON.stringify(before)) || null, { what: 'Redis to run the correction', timeoutMs: 15_000, explain: async () => String(await redis.client('LIST')) + JSON.stringify(before) });
     await behind.link.cut();
     await behind.link.restore();
     return correction;
