@@ -6,6 +6,10 @@ export interface FinishedTransfer extends StockTransfer {
   voided: boolean;
 }
 
+/** How often a transfer's own run tries to finish it, and the wait before the next try (times the tries so far). */
+const COMPLETE_ATTEMPTS = 3;
+const COMPLETE_RETRY_MS = 200;
+
 /**
  * Keeps a bucketed SKU's units where its buyers are. A bucket whose buyer just heard
  * OUT_OF_STOCK (it holds fewer units than they asked for) gets half of the fullest other
@@ -17,7 +21,8 @@ export interface FinishedTransfer extends StockTransfer {
  *
  * A transfer is one script per side, each idempotent by the transfer id: take (the
  * giving bucket records what it took in its open set), give, the ledger's pair of
- * `adjust` rows, close. A process that dies in between leaves the transfer open, and
+ * `adjust` rows, close. A step that fails is tried again shortly; a process that dies in
+ * between, or steps that keep failing, leave the transfer open, and
  * `completeOpenTransfers` (the reconciler's run) finishes it; the units are never
  * given twice nor lost. Summed over the buckets, available + reserved + sold never
  * changes, so rebalancers running at once at worst move units back and forth.
@@ -128,12 +133,24 @@ export class StockRebalancer {
     this.running.set(skuId, done);
   }
 
-  /** Returns the units taken off `from` and those given to `to` (fewer when voided, waiting or lost). */
+  /**
+   * Returns the units taken off `from` and those given to `to` (fewer when voided, waiting or
+   * lost). A give, record or close that fails is tried again shortly, each step being idempotent
+   * by the transfer id: units taken and not given are on sale nowhere, and the reconciler's run
+   * that would finish the transfer may be a minute away, the whole of a flash sale's rush.
+   */
   private async move(transfer: StockTransfer): Promise<{ taken: number; given: number }> {
     const taken = await this.deps.inventory.takeForTransfer(transfer, this.deps.clock());
     if (taken.qty === 0) return { taken: 0, given: 0 };
-    const outcome = await this.complete(taken);
-    return { taken: taken.qty, given: outcome === 'given' ? taken.qty : 0 };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const outcome = await this.complete(taken);
+        return { taken: taken.qty, given: outcome === 'given' ? taken.qty : 0 };
+      } catch (error) {
+        if (attempt >= COMPLETE_ATTEMPTS) throw error;
+        await new Promise((resolve) => setTimeout(resolve, COMPLETE_RETRY_MS * attempt));
+      }
+    }
   }
 
   /** Gives, records and closes; a transfer waiting for a stock set, or for its lost receiving bucket to be recreated, stays open. */

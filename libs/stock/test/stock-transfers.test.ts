@@ -147,6 +147,20 @@ describe('stock buckets and the transfers between them', () => {
     expect(await available('SPLIT')).toEqual([2, 2, 2, 4]);
   });
 
+  it('gives units whose give failed once (its command timed out in a rush) on its own, not leaving them on sale nowhere until the stock check', async () => {
+    // 3 units over 4 buckets: bucket 3 is empty, its buyer asks for 1
+    await inventory.initSku({ skuId: 'BLIP', available: 3, buckets: 4, ...sale });
+    let gives = 0;
+    const blipping = interceptingScript(redis, prefix, { script: 'giveStock', skuId: 'BLIP', bucket: 3 }, (command, send) =>
+      gives++ === 0 ? command.reject(new Error('Command timed out')) : send(),
+    );
+    expect(await rebalancerOn(new Inventory(blipping, prefix, TEST_TIMEOUTS)).rebalance('BLIP', new Map([[3, 1]]))).toBe(1);
+    expect(gives).toBe(2);
+    expect(await available('BLIP')).toEqual([0, 1, 1, 1]);
+    expect(recorded.filter((t) => t.skuId === 'BLIP')).toEqual([{ transferId: expect.any(String), skuId: 'BLIP', from: 0, to: 3, qty: 1, voided: false }]);
+    expect(await inventory.openTransfers(now)).toEqual([]);
+  });
+
   it('refills an empty bucket from the fullest so every unit can be sold', async () => {
     const keys = new StockKeys(prefix);
     const buyers = Array.from({ length: 200 }, (_, i) => `move-${i}`);
