@@ -1,4 +1,4 @@
-import { buyerAddress, createSku, createTestEnv, httpClient, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type HttpClient, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, holdTable, httpClient, signToken, spawnApp, startApiProcess, tableLockWaits, waitFor, type ApiProcess, type HttpClient, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /** Every route of ../shared/API.md, as OpenAPI writes its paths. */
@@ -174,6 +174,31 @@ describe('operating the processes: the spec, logs and SIGTERM', () => {
     expect(new Set(ids).size).toBe(ids.length);
     // a batch leaves the accepted set just after its commit: the last one may be a moment behind its rows
     await waitFor(async () => (await env.redis.zcard(`${env.config.REDIS_KEY_PREFIX}{g0}:accepted`)) === 0, { what: 'the accepted set to empty' });
+  });
+
+  it("a worker whose job outlasts SHUTDOWN_GRACE_MS exits 1 and logs what it waited for; the next worker persists the order once", async () => {
+    await Promise.all(workers.splice(0).map((earlier) => earlier.stop()));
+    const worker = spawnApp('worker', { ...env.env, WORKER_METRICS_PORT: '0', SHUTDOWN_GRACE_MS: '1000' });
+    workers.push(worker);
+    await waitFor(async () => worker.output().includes('worker started'), { what: 'the worker to start' });
+    const before = (await persisted()).length;
+    // another session holds the orders table (a long ALTER TABLE): the persist job waits on it
+    const held = await holdTable(env.db, 'orders');
+    try {
+      expect((await checkout(api, 2_000)).status).toBe(202);
+      await waitFor(async () => (await tableLockWaits(env.db)) > 0, { what: 'the persist job waiting for the orders table' });
+      expect(await worker.stop()).toBe(1);
+    } finally {
+      await held.release();
+    }
+    const graceOver = worker.output().split('\n').filter((line) => line.includes('shutdown grace period over')).map((line) => JSON.parse(line) as { graceMs: number; waitingFor: string });
+    expect(graceOver).toEqual([expect.objectContaining({ graceMs: 1_000, waitingFor: expect.stringMatching(/^the active jobs of the queues .*\borders\b/) })]);
+
+    // the job's lock lapses (2 s here) and the next worker runs it again
+    workers.push(spawnApp('worker', { ...env.env, WORKER_METRICS_PORT: '0' }));
+    await waitFor(async () => (await persisted()).length === before + 1, { what: 'the order in MySQL', timeoutMs: 30_000 });
+    const ids = await persisted();
+    expect(new Set(ids).size).toBe(ids.length);
   });
 
   it('an api given SIGTERM answers readiness 503 for SHUTDOWN_DRAIN_DELAY_MS (5 s) while it still serves checkouts, new connections too, then exits 0', async () => {

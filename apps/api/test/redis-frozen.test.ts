@@ -1,5 +1,4 @@
-import { buyerAddress, createSku, createTestEnv, startTcpProxy, type TcpProxy, type TestEnv } from '@orders/testing';
-import { sql } from 'kysely';
+import { buyerAddress, createSku, createTestEnv, holdTable, startTcpProxy, type TcpProxy, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectLog, startApi, type ApiUnderTest } from './support/api-under-test.js';
 
@@ -58,31 +57,13 @@ describe('an api whose MySQL answers too slowly (a statement past MYSQL_QUERY_TI
     await env?.cleanup();
   });
 
-  /** Another session holds the orders table (a long ALTER TABLE, a forgotten LOCK TABLES) until the returned release is called. */
-  const holdOrdersTable = async () => {
-    let locked!: () => void;
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (locked = resolve));
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const session = env.db.connection().execute(async (connection) => {
-      await sql`LOCK TABLES orders WRITE`.execute(connection);
-      locked();
-      await released;
-      await sql`UNLOCK TABLES`.execute(connection);
-    });
-    await held;
-    return async () => {
-      release();
-      await session;
-    };
-  };
-
   it("answers 503 SERVICE_UNAVAILABLE with retry-after after 300 ms, logs a warning naming the statement's kind but not its SQL, and serves the same read once MySQL is quick again", async () => {
-    const release = await holdOrdersTable();
+    // another session holds the orders table (a long ALTER TABLE, a forgotten LOCK TABLES)
+    const held = await holdTable(env.db, 'orders');
     const started = Date.now();
     const slow = await api.request('GET', '/v1/orders', { token: api.token('uma') });
     const waited = Date.now() - started;
-    await release();
+    await held.release();
 
     expect([slow.status, slow.body.code, slow.headers['retry-after']]).toEqual([503, 'SERVICE_UNAVAILABLE', '1']);
     expect(String(slow.headers['content-type'])).toMatch(/^application\/problem\+json/);

@@ -19,7 +19,11 @@ async function main() {
     if (closing) return;
     closing = true;
     log.info({ signal }, 'shutting down: finishing active jobs');
-    const force = setTimeout(() => process.exit(1), config.SHUTDOWN_GRACE_MS).unref();
+    const force = setTimeout(() => {
+      // a job still active is run again by another worker once its lock lapses (WORKER_LOCK_DURATION_MS)
+      log.error({ graceMs: config.SHUTDOWN_GRACE_MS, waitingFor: running.waitingFor() }, 'shutdown grace period over: exiting before everything closed');
+      process.exit(1);
+    }, config.SHUTDOWN_GRACE_MS).unref();
     server.close();
     await running.close();
     clearTimeout(force);

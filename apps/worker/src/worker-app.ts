@@ -35,6 +35,8 @@ export interface RunningWorkers {
   sweeper: StrandedOrderSweeper | undefined;
   ready(): Promise<boolean>;
   close(): Promise<void>;
+  /** While close() runs, what it is waiting for: told when a shutdown outlasts its grace. */
+  waitingFor(): string | undefined;
 }
 
 export function connectWorker(config: Config, log: Logger): WorkerDeps {
@@ -250,6 +252,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   };
 
   const workers: Worker[] = [];
+  // the queues whose workers have not closed yet: those a shutdown waits for still run jobs
+  const open = new Set<string>();
   // `events` is no BullMQ queue: the order-event publisher below serves it
   for (const queue of config.WORKER_QUEUES.filter((name) => name !== 'events')) {
     const processor = processors[queue];
@@ -287,6 +291,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       for (const final of ['true', 'false']) metrics.jobFailures.inc({ queue, name, final }, 0);
     }
     workers.push(worker);
+    worker.once('closed', () => open.delete(queue));
+    open.add(queue);
   }
 
   logRedisOutages(deps.redis, 'worker', log, [...queues.all, ...workers]);
@@ -334,6 +340,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       ).start()
     : undefined;
 
+  let waiting: () => string | undefined = () => undefined;
   return {
     deps,
     workers,
@@ -343,15 +350,21 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       return true;
     },
     async close() {
+      waiting = () => 'the sweeps, schedules and event publisher to stop';
       await Promise.all([sweeper?.stop(), backstop.stop(), publisher?.stop(), ...scheduled.map((schedule) => schedule.stop()), ...unscheduling]);
       // stop taking jobs, let active ones finish (their batches flush), then close connections
+      waiting = () => (open.size > 0 ? `the active jobs of the queues ${[...open].join(', ')}` : 'the last batch of orders to be written');
       await Promise.all([...workers.map((w) => w.close()), writer.drain()]);
       await writer.drain();
       life.close();
+      waiting = () => 'the queues to close their Redis connections';
       await queues.close();
+      waiting = () => 'the MySQL pools to close';
       if (ledgerDb !== deps.db) await ledgerDb.destroy();
       await deps.db.destroy();
       deps.redis.disconnect();
+      waiting = () => undefined;
     },
+    waitingFor: () => waiting(),
   };
 }

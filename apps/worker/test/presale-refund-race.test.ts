@@ -1,7 +1,6 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { waitFor } from '@orders/testing';
-import { sql } from 'kysely';
+import { holdTable, tableLockWaits, waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -36,23 +35,15 @@ describe('a presale refunded by an operator while its balance is being paid', ()
    */
   async function calledOffWhileBalancePaid(orderId: string, buyer: string, callOff: () => Promise<{ status: number; body: any }>) {
     let answer!: Promise<{ status: number; body: any }>;
-    await system.env.db.connection().execute(async (session) => {
-      await sql`LOCK TABLES order_items WRITE`.execute(session);
-      try {
-        answer = callOff();
-        await waitFor(
-          async () => {
-            const { rows } = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND STATE LIKE 'Waiting for table%' AND INFO LIKE '%order_items%'`.execute(system.env.db);
-            return Number(rows[0]!.n) > 0;
-          },
-          { what: 'the call-off waiting for the order lines', timeoutMs: 5_000 },
-        );
-        expect((await pay(orderId, buyer)).body).toMatchObject({ purpose: 'balance', amountCents: 40_000 });
-        await waitFor(async () => (await statusOf(orderId)) === 'PAID', { what: 'the balance paid', timeoutMs: 10_000 });
-      } finally {
-        await sql`UNLOCK TABLES`.execute(session);
-      }
-    });
+    const held = await holdTable(system.env.db, 'order_items');
+    try {
+      answer = callOff();
+      await waitFor(async () => (await tableLockWaits(system.env.db)) > 0, { what: 'the call-off waiting for the order lines', timeoutMs: 5_000 });
+      expect((await pay(orderId, buyer)).body).toMatchObject({ purpose: 'balance', amountCents: 40_000 });
+      await waitFor(async () => (await statusOf(orderId)) === 'PAID', { what: 'the balance paid', timeoutMs: 10_000 });
+    } finally {
+      await held.release();
+    }
     return answer;
   }
 

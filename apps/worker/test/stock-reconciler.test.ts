@@ -1,5 +1,5 @@
 import { Inventory, checkoutTimeoutsOf } from '@orders/stock';
-import { buyerAddress, runOperatorCommand, waitFor } from '@orders/testing';
+import { buyerAddress, holdTable, runOperatorCommand, waitFor } from '@orders/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
@@ -203,15 +203,13 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
 
   it('gives up when MySQL leaves its ledger reading unanswered for RECONCILE_QUERY_TIMEOUT_MS, and exits 1 rather than waiting for hours', async () => {
     // a session holds the ledger (LOCK TABLES, as a backup or a hand-run migration may): reading it waits for as long
-    await system.env.db.connection().execute(async (session) => {
-      await sql`LOCK TABLES stock_ledger WRITE`.execute(session);
-      try {
-        const { output, exitCode } = await reconcileWith({ RECONCILE_QUERY_TIMEOUT_MS: '1000' });
-        expect(exitCode).toBe(1);
-        expect(output).toContain('Failed: MySQL select statement ended after RECONCILE_QUERY_TIMEOUT_MS (1000 ms)');
-      } finally {
-        await sql`UNLOCK TABLES`.execute(session);
-      }
-    });
+    const held = await holdTable(system.env.db, 'stock_ledger');
+    try {
+      const { output, exitCode } = await reconcileWith({ RECONCILE_QUERY_TIMEOUT_MS: '1000' });
+      expect(exitCode).toBe(1);
+      expect(output).toContain('Failed: MySQL select statement ended after RECONCILE_QUERY_TIMEOUT_MS (1000 ms)');
+    } finally {
+      await held.release();
+    }
   });
 });

@@ -34,3 +34,36 @@ export async function rowLockWaits(db: OrderDb): Promise<string[]> {
     WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()`.execute(db);
   return rows.map((row) => String(row.trxId));
 }
+
+/**
+ * Another session holding a whole table (a long ALTER TABLE, a forgotten LOCK TABLES): every
+ * statement of the system's on it waits until `release`.
+ */
+export async function holdTable(db: OrderDb, table: 'orders' | 'order_items' | 'stock_ledger'): Promise<HeldRow> {
+  let locked!: () => void;
+  let failed!: (error: unknown) => void;
+  let release!: () => void;
+  const held = new Promise<void>((resolve, reject) => ((locked = resolve), (failed = reject)));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const session = db.connection().execute(async (connection) => {
+    await sql`LOCK TABLES ${sql.table(table)} WRITE`.execute(connection);
+    locked();
+    await released;
+    await sql`UNLOCK TABLES`.execute(connection);
+  });
+  session.catch(failed);
+  await held;
+  return {
+    async release() {
+      release();
+      await session;
+    },
+  };
+}
+
+/** The statements of this database waiting for a table another session holds (holdTable). */
+export async function tableLockWaits(db: OrderDb): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND STATE LIKE 'Waiting for table%'`.execute(db);
+  return Number(rows[0]?.n ?? 0);
+}

@@ -195,12 +195,24 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
       } while (cursor !== '0');
     },
     async close() {
-      await workers.close();
-      await http.close();
-      await api.close();
-      await apiDeps.close();
-      await Promise.all([payment.close(), warehouse.close(), paymentSim.close(), warehouseSim.close()]);
-      await env.cleanup();
+      // a close that hangs fails the file's afterAll a minute later without a word: say what it waits for
+      let part = 'the workers';
+      const slow = setInterval(() => console.error(`order system ${name}: still closing ${part === 'the workers' ? (workers.waitingFor() ?? part) : part}`), 15_000);
+      try {
+        await workers.close();
+        part = "the test's http client";
+        await http.close();
+        part = 'the api';
+        await api.close();
+        part = "the api's connections";
+        await apiDeps.close();
+        part = 'the simulators';
+        await Promise.all([payment.close(), warehouse.close(), paymentSim.close(), warehouseSim.close()]);
+        part = 'the database and keys';
+        await env.cleanup();
+      } finally {
+        clearInterval(slow);
+      }
     },
   };
   return system;
