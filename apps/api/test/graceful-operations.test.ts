@@ -192,7 +192,7 @@ describe('operating the processes: the spec, logs and SIGTERM', () => {
       await held.release();
     }
     const graceOver = worker.output().split('\n').filter((line) => line.includes('shutdown grace period over')).map((line) => JSON.parse(line) as { graceMs: number; waitingFor: string });
-    expect(graceOver).toEqual([expect.objectContaining({ graceMs: 1_000, waitingFor: expect.stringMatching(/^the active jobs of the queues .*\borders\b/) })]);
+    expect(graceOver).toEqual([expect.objectContaining({ graceMs: 1_000, waitingFor: expect.stringMatching(/\bthe workers of (.*; )?orders \(persist-order\S* \S+\)/) })]);
 
     // the job's lock lapses (2 s here) and the next worker runs it again
     workers.push(spawnApp('worker', { ...env.env, WORKER_METRICS_PORT: '0' }));

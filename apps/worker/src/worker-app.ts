@@ -87,6 +87,31 @@ function measured<T>(metrics: OrderMetrics, queue: string, processor: Processor<
   };
 }
 
+/** Keeps the jobs a queue's worker runs now in `running` (name and id): what a shutdown waits for. */
+function tracked<T>(running: Set<string>, processor: Processor<T>): Processor<T> {
+  return async (job, token, signal) => {
+    const named = `${job.name} ${job.id}`;
+    running.add(named);
+    try {
+      return await processor(job, token, signal);
+    } finally {
+      running.delete(named);
+    }
+  };
+}
+
+/** What a shutdown still waits for of the workers not closed yet: their jobs, or BullMQ's own closing. */
+function unclosedWorkers(running: Map<string, Set<string>>): string {
+  const shown = 3;
+  return [...running]
+    .map(([queue, jobs]) => {
+      if (jobs.size === 0) return `${queue} (no job running: its Redis connections closing)`;
+      const named = [...jobs].slice(0, shown).join(', ');
+      return `${queue} (${jobs.size > shown ? `${named} and ${jobs.size - shown} more` : named})`;
+    })
+    .join('; ');
+}
+
 /**
  * A job that finds MySQL away goes back to the delayed set without using up an attempt, as
  * a job does when an external system is away (external-retry.ts): however long the outage,
@@ -252,8 +277,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   };
 
   const workers: Worker[] = [];
-  // the queues whose workers have not closed yet: those a shutdown waits for still run jobs
-  const open = new Set<string>();
+  // the jobs running now, per queue whose worker has not closed yet
+  const unclosed = new Map<string, Set<string>>();
   // `events` is no BullMQ queue: the order-event publisher below serves it
   for (const queue of config.WORKER_QUEUES.filter((name) => name !== 'events')) {
     const processor = processors[queue];
@@ -261,7 +286,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       log.warn({ queue }, 'no processor for this queue yet; skipping');
       continue;
     }
-    const worker = new Worker(queue, measured(metrics, queue, waitingOutDatabaseOutages(config.JOB_BACKOFF_MS, log, queue, processor)), {
+    const running = new Set<string>();
+    const worker = new Worker(queue, tracked(running, measured(metrics, queue, waitingOutDatabaseOutages(config.JOB_BACKOFF_MS, log, queue, processor))), {
       connection,
       prefix: config.QUEUE_PREFIX,
       concurrency: config.WORKER_CONCURRENCY,
@@ -291,8 +317,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       for (const final of ['true', 'false']) metrics.jobFailures.inc({ queue, name, final }, 0);
     }
     workers.push(worker);
-    worker.once('closed', () => open.delete(queue));
-    open.add(queue);
+    unclosed.set(queue, running);
+    worker.once('closed', () => unclosed.delete(queue));
   }
 
   logRedisOutages(deps.redis, 'worker', log, [...queues.all, ...workers]);
@@ -350,11 +376,23 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       return true;
     },
     async close() {
-      waiting = () => 'the sweeps, schedules and event publisher to stop';
-      await Promise.all([sweeper?.stop(), backstop.stop(), publisher?.stop(), ...scheduled.map((schedule) => schedule.stop()), ...unscheduling]);
-      // stop taking jobs, let active ones finish (their batches flush), then close connections
-      waiting = () => (open.size > 0 ? `the active jobs of the queues ${[...open].join(', ')}` : 'the last batch of orders to be written');
-      await Promise.all([...workers.map((w) => w.close()), writer.drain()]);
+      // at once: the workers stop taking jobs while a sweep's round ends, rather than after it
+      const stopping = new Set<string>();
+      const stopped = async (what: string, stop: Promise<unknown>) => {
+        stopping.add(what);
+        await stop;
+        stopping.delete(what);
+      };
+      waiting = () => [...stopping, ...(unclosed.size > 0 ? [`the workers of ${unclosedWorkers(unclosed)}`] : [])].join('; ');
+      await Promise.all([
+        sweeper && stopped('the stranded-order sweep', sweeper.stop()),
+        stopped('the dead-letter backstop', backstop.stop()),
+        publisher && stopped('the order-event publisher', publisher.stop()),
+        stopped('the schedules', Promise.all([...scheduled.map((schedule) => schedule.stop()), ...unscheduling])),
+        // active jobs finish, their batches flushed
+        ...workers.map((worker) => worker.close()),
+        stopped('the last batch of orders', writer.drain()),
+      ]);
       await writer.drain();
       life.close();
       waiting = () => 'the queues to close their Redis connections';
