@@ -105,12 +105,18 @@ export function createSimulator<F extends CommonFaults>(initial: F, options: Sim
     async (request) => Object.assign(faults, request.body),
   );
   app.get('/health/live', async () => ({ status: 'ok' }));
-  // closing: let go of requests held by the timeout fault, or close would wait for them
+  // closing: let go of requests held by the timeout fault, or close would wait for them. Node
+  // closes idle keep-alive connections once, as the server starts closing: one whose answer was
+  // still on its way then stays open until keepAliveTimeout (72 s) and close waits for it, so the
+  // idle ones are closed until the server is.
+  let closeIdle: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
     closing = true;
     for (const release of hangs) release();
+    closeIdle = setInterval(() => app.server.closeIdleConnections(), 50);
   });
   app.addHook('onClose', async () => {
+    clearInterval(closeIdle);
     closing = true;
     await Promise.allSettled([...inFlight]);
   });

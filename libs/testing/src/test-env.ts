@@ -63,7 +63,16 @@ export async function createTestEnv(name: string, overrides: Record<string, stri
           } while (cursor !== '0');
         }
       }
-      await sql.raw(`DROP DATABASE IF EXISTS \`${mysqlUrl.pathname.slice(1)}\``).execute(db);
+      const database = mysqlUrl.pathname.slice(1);
+      // A session still in the database (a connection a test left open, a statement its client gave
+      // up on) holds a metadata lock that DROP DATABASE waits on for a day by default: it is ended
+      // first, and the drop waits 30 s at most, failing with MySQL's own reason rather than a hook timeout.
+      await db.connection().execute(async (connection) => {
+        const { rows } = await sql<{ id: number }>`SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ${database} AND ID <> CONNECTION_ID()`.execute(connection);
+        for (const { id } of rows) await sql.raw(`KILL ${Number(id)}`).execute(connection).catch(() => {});
+        await sql`SET SESSION lock_wait_timeout = 30`.execute(connection);
+        await sql.raw(`DROP DATABASE IF EXISTS \`${database}\``).execute(connection);
+      });
       await db.destroy();
       redis.disconnect();
     },

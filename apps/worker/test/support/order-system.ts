@@ -199,7 +199,14 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
       let part = 'the workers';
       const slow = setInterval(() => console.error(`order system ${name}: still closing ${part === 'the workers' ? (workers.waitingFor() ?? part) : part}`), 15_000);
       try {
-        await workers.close();
+        // as the worker process exits once SHUTDOWN_GRACE_MS is over, whatever it still waits for
+        // (a job, BullMQ's connections): the rest of the system closes and the database goes
+        let graceOver: NodeJS.Timeout | undefined;
+        const grace = new Promise<void>((resolve) => (graceOver = setTimeout(resolve, config.SHUTDOWN_GRACE_MS)));
+        await Promise.race([workers.close(), grace]);
+        clearTimeout(graceOver);
+        const left = workers.waitingFor();
+        if (left) console.error(`order system ${name}: the workers' shutdown grace (${config.SHUTDOWN_GRACE_MS} ms) ran out, still waiting for ${left}`);
         part = "the test's http client";
         await http.close();
         part = 'the api';
