@@ -35,6 +35,9 @@ describe('a refund the payment system reports as failed', () => {
     try {
       expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('kim'), body: { reason: 'changed my mind' } })).status).toBe(200);
       const part = await waitFor(async () => (await refundsOf(orderId))[0]?.parts[0], { what: 'the refund drawn from the payment' });
+      // a payment system reports on a refund it was asked for: the worker's request reaches it first
+      const refundsAtPaymentSystem = async () => (await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ refundId: string }>;
+      await waitFor(async () => (await refundsAtPaymentSystem()).some((refund) => refund.refundId === part.partId), { what: 'the payment system to hold the refund' });
       const failed = await system.signedCallback('payment', { orderId, paymentId: part.paymentId, refundId: part.partId, transactionId: 'rfd-declined', status: 'FAILED', amountCents: part.amountCents, at: new Date().toISOString() });
       expect([failed.status, failed.body]).toEqual([200, { changed: true, status: 'REFUNDING' }]);
       const repeated = await system.signedCallback('payment', { orderId, paymentId: part.paymentId, refundId: part.partId, transactionId: 'rfd-declined', status: 'FAILED', amountCents: part.amountCents, at: new Date().toISOString() });
