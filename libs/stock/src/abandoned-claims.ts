@@ -106,12 +106,12 @@ export class AbandonedClaims {
       if (cartGroup === undefined || userId === undefined || claimedAt === undefined || takenUpAt === undefined) return;
       if (now - Number(takenUpAt) < afterMs || now - Number(claimedAt) >= madeWithinMs) return;
       // the key after the buyer's id; one whose buyer's own group is another is not theirs
-      const ofBuyer = keys.idempotency(keys.groupOf(userId), userId, '');
-      if (keys.groupOf(userId) !== group || !key.startsWith(ofBuyer)) return;
+      const idempotencyKey = keys.groupOf(userId) === group ? keys.idempotencyKeyOf(key, group, userId) : null;
+      if (idempotencyKey === null) return;
       const orderIds = Object.keys(fields)
         .filter((field) => field.startsWith('c:'))
         .map((field) => field.slice(2));
-      gone.push({ userId, idempotencyKey: key.slice(ofBuyer.length), cartGroup, takenUpAt: Number(takenUpAt), orderIds });
+      gone.push({ userId, idempotencyKey, cartGroup, takenUpAt: Number(takenUpAt), orderIds });
     });
     return gone;
   }

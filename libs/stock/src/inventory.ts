@@ -433,7 +433,7 @@ export class Inventory {
         queueStockScript(
           pipeline,
           'soldOutCheck',
-          [record, this.attemptOf(own, userId, idempotencyKey), ...capped.map((counter) => counter.key)],
+          [record, this.keys.checkoutAttempt(own, userId, idempotencyKey), ...capped.map((counter) => counter.key)],
           capped.map((counter) => counter.windowMs),
         ),
       );
@@ -532,7 +532,7 @@ export class Inventory {
       this.keys.accepted(group),
       this.keys.coupon(group, couponCode),
       this.keys.couponUses(group, couponCode, userId),
-      this.attemptOf(group, userId, request.idempotencyKey),
+      this.keys.checkoutAttempt(group, userId, request.idempotencyKey),
     ];
     const args: (string | number)[] = [
       orderId,
@@ -630,7 +630,7 @@ export class Inventory {
     const { userId, idempotencyKey, counters } = request;
     const own = this.keys.groupOf(userId);
     const couponCode = request.payload.couponCode ?? '';
-    const keys = [this.keys.idempotency(own, userId, idempotencyKey), this.keys.coupon(own, couponCode), this.keys.couponUses(own, couponCode, userId), this.keys.couponHeld(own, orderId), this.attemptOf(own, userId, idempotencyKey)];
+    const keys = [this.keys.idempotency(own, userId, idempotencyKey), this.keys.coupon(own, couponCode), this.keys.couponUses(own, couponCode, userId), this.keys.couponHeld(own, orderId), this.keys.checkoutAttempt(own, userId, idempotencyKey)];
     const claimMs = this.timeouts.idempotencyTtlMs + CLAIM_OUTLIVES_RECORD_MS;
     const args: (string | number)[] = [
       userId,
@@ -783,18 +783,9 @@ export class Inventory {
     const pipeline = this.reserving.pipeline();
     // a claim's use is in its hold, if the claim ran at all
     if (claim.couponTaken) queueStockScript(pipeline, 'releaseCoupon', this.couponHolderKeys(claim.orderId, claim.userId, claim.couponCode), ['held']);
-    const keys = [this.keys.idempotency(own, claim.userId, claim.idempotencyKey), this.attemptOf(own, claim.userId, claim.idempotencyKey)];
+    const keys = [this.keys.idempotency(own, claim.userId, claim.idempotencyKey), this.keys.checkoutAttempt(own, claim.userId, claim.idempotencyKey)];
     queueStockScript(pipeline, 'dropClaim', keys, [claim.orderId, claim.claimedNow ? 1 : 0, refusedForGood ? 1 : 0]);
     for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
-  }
-
-  /**
-   * Where the buyer's checkout attempt last counted under an Idempotency-Key is recorded, so the
-   * requests sent again under it (as a 503 tells the buyer) do not count again: beside their
-   * velocity counter, in their own group (`group` is it, else only names the script's unused key).
-   */
-  private attemptOf(group: string, userId: string, idempotencyKey: string): string {
-    return `${this.keys.prefix}${group}:attempt:${userId}:${idempotencyKey}`;
   }
 
   /**

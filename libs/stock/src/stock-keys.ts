@@ -17,6 +17,16 @@ function stableHash(text: string): number {
   return hash >>> 0;
 }
 
+/**
+ * An Idempotency-Key as it follows the buyer's id in a Redis key. A buyer's id may hold ':'
+ * (SUBJECT) and so may a key: unescaped, buyer `a` with key `b:c` and buyer `a:b` with key `c`
+ * shared one record, and the second was answered the first's order. With ':' (and the escape's
+ * own '%') escaped, the last ':' ends the buyer's id. A key without either is as it was.
+ */
+function idempotencyKeyPart(key: string): string {
+  return key.replace(/[%:]/g, (character) => (character === ':' ? '%3A' : '%25'));
+}
+
 /** The suffix an order id carries for its stock group ('' in {g0}): ids of the order's children keep it. */
 export function orderGroupSuffix(orderId: string): string {
   return ORDER_GROUP_SUFFIX.exec(orderId)?.[0] ?? '';
@@ -75,8 +85,25 @@ export class StockKeys {
     return bucket ? `{g${bucket}}` : '{g0}';
   }
 
+  /** A buyer's record (or claim) of an Idempotency-Key: the key escaped (idempotencyKeyPart). */
   idempotency(group: string, userId: string, key: string): string {
-    return `${this.prefix}${group}:idem:${userId}:${key}`;
+    return `${this.prefix}${group}:idem:${userId}:${idempotencyKeyPart(key)}`;
+  }
+
+  /** The Idempotency-Key a buyer's record (idempotency) is of; null when the record is not one of theirs in `group`. */
+  idempotencyKeyOf(record: string, group: string, userId: string): string | null {
+    const ofBuyer = this.idempotency(group, userId, '');
+    return record.startsWith(ofBuyer) ? record.slice(ofBuyer.length).replace(/%3A|%25/g, (escaped) => (escaped === '%3A' ? ':' : '%')) : null;
+  }
+
+  /**
+   * Where a buyer's checkout attempt under an Idempotency-Key last counted toward their velocity,
+   * so the requests sent again under it (as a 503 tells the buyer) do not count again: beside
+   * their velocity counter, in their own group (another group only names a script's unused key).
+   * The key escaped (idempotencyKeyPart).
+   */
+  checkoutAttempt(group: string, userId: string, key: string): string {
+    return `${this.prefix}${group}:attempt:${userId}:${idempotencyKeyPart(key)}`;
   }
 
   /** A SCAN pattern of a group's idempotency records (and, in a buyers' group, claims): the prefix's own glob characters escaped. */

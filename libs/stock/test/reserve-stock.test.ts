@@ -22,6 +22,7 @@ describe('the stock scripts', () => {
     await inventory.initSku({ skuId: 'PAY', available: 3, deduction: 'payment', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     await inventory.initSku({ skuId: 'SALE', available: 100, deduction: 'placement', saleStartsAt: new Date(now.getTime() - HOUR), saleEndsAt: new Date(now.getTime() + HOUR), perUserLimit: 3 });
     await inventory.initSku({ skuId: 'LATER', available: 100, deduction: 'placement', saleStartsAt: new Date(now.getTime() + HOUR), saleEndsAt: new Date(now.getTime() + 2 * HOUR), perUserLimit: 3 });
+    await inventory.initSku({ skuId: 'MUG', available: 10, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     await inventory.initSku({ skuId: 'LAMP', available: 10, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     await inventory.publishCoupon({ code: 'SAVE', perBuyerLimit: 1, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + HOUR) });
   });
@@ -76,10 +77,16 @@ describe('the stock scripts', () => {
     expect(await redis.pttl(inventory.keys.idempotency('{g0}', 'u2', 'same'))).toBeGreaterThan(23 * HOUR);
   });
 
-  it("never answers one buyer's key with another buyer's order, whatever ':' their ids and keys hold", async () => {
-    await reserve('ann:x', [{ skuId: 'A', qty: 1 }], { idempotencyKey: 'k1', bodyHash: 'same-body' });
-    // the same record's key: refused as a reused key, never answered with ann:x's order
-    await expect(reserve('ann', [{ skuId: 'A', qty: 1 }], { idempotencyKey: 'x:k1', bodyHash: 'same-body' })).rejects.toBeInstanceOf(IdempotencyConflict);
+  it("keeps each buyer's keys their own, whatever ':' and '%' their ids and keys hold", async () => {
+    const theirs = await reserve('ann:x', [{ skuId: 'MUG', qty: 1 }], { idempotencyKey: 'k1', bodyHash: 'same-body' });
+    // ann's key x:k1 is a key of her own: her checkout is taken, neither refused as a reused key nor answered with ann:x's order
+    const hers = await reserve('ann', [{ skuId: 'MUG', qty: 1 }], { idempotencyKey: 'x:k1', bodyHash: 'same-body' });
+    expect(hers.created).toBe(true);
+    expect(hers.order.orderId).not.toBe(theirs.order.orderId);
+    const escaped = await reserve('ann', [{ skuId: 'MUG', qty: 1 }], { idempotencyKey: 'x%3Ak1', bodyHash: 'same-body' });
+    expect([escaped.created, escaped.order.orderId === hers.order.orderId]).toEqual([true, false]);
+    const again = await reserve('ann', [{ skuId: 'MUG', qty: 1 }], { idempotencyKey: 'x:k1', bodyHash: 'same-body' });
+    expect([again.created, again.order.orderId]).toEqual([false, hers.order.orderId]);
   });
 
   it('releases a reservation exactly once and gives the buyer their limit back', async () => {

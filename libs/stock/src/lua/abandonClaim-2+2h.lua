@@ -7,7 +7,7 @@
   back, and the claim dropped: the key's next request is taken on its own merits. Nothing is
   done when a request took the claim up since the caller read it.
 
-  KEYS[1]  idempotency claim   <prefix>{own}:idem:<userId>:<key>
+  KEYS[1]  idempotency claim   <prefix>{own}:idem:<userId>:<key, its : and % escaped>
   KEYS[2]  buyer's coupon uses <prefix>{own}:coupon-uses:<code>:<userId>  (named with an empty
            code, and unused, without a coupon)
   KEYS[1+2i], KEYS[2+2i], i = 1..h  per order that took a use under the claim: its hold

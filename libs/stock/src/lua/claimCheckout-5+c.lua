@@ -13,7 +13,7 @@
      order by its hold until given back (releaseCoupon-3.lua)
   Nothing is claimed nor taken when the checkout is refused.
 
-  KEYS[1]  idempotency claim   <prefix>{own}:idem:<userId>:<key>
+  KEYS[1]  idempotency claim   <prefix>{own}:idem:<userId>:<key, its : and % escaped>
            (hash: h body hash, u userId, g the cart's group, n the request that claimed it,
            f when it was claimed and l when a request last took it up (ms, Redis's clock: the
            api hosts' clocks differ, and a claim's age decides how another host answers),
@@ -22,7 +22,7 @@
   KEYS[3]  buyer's coupon uses <prefix>{own}:coupon-uses:<code>:<userId>
   KEYS[4]  the order's hold    <prefix>{own}:coupon-held:<orderId>   (hash: c code)
            (KEYS[2..4] unused, and named with an empty code, without a coupon)
-  KEYS[5]  the attempt last counted under the key  <prefix>{own}:attempt:<userId>:<key>
+  KEYS[5]  the attempt last counted under the key  <prefix>{own}:attempt:<userId>:<key, its : and % escaped>
            (dropped with the claim when the checkout is refused for good: dropClaim-2.lua)
   KEYS[5+j], j = 1..c          window counters, in the buyer's group: the request budget, then
                                the checkout attempts

@@ -7,8 +7,8 @@
   A checkout refused for good (not answered 503: its buyer is not told to retry) takes its
   attempt's record too, so the buyer's next request under the key is a new attempt.
 
-  KEYS[1]  idempotency claim  <prefix>{own}:idem:<userId>:<key>
-  KEYS[2]  the attempt last counted under the key  <prefix>{own}:attempt:<userId>:<key>
+  KEYS[1]  idempotency claim  <prefix>{own}:idem:<userId>:<key, its : and % escaped>
+  KEYS[2]  the attempt last counted under the key  <prefix>{own}:attempt:<userId>:<key, its : and % escaped>
   ARGV[1]  the orderId of the request
   ARGV[2]  '1' when the request made the claim
   ARGV[3]  '1' when the checkout is refused for good

@@ -4,7 +4,7 @@
   (placement deduction) or check (payment deduction) every line, all or none, and one use of
   the buyer's coupon with them.
 
-  KEYS[1]  idempotency record   <prefix>{g}:idem:<userId>:<key>   (in the buyer's own group,
+  KEYS[1]  idempotency record   <prefix>{g}:idem:<userId>:<key, its : and % escaped>   (in the buyer's own group,
            {g0}, it is also the claim of the key by a checkout in another group,
            claimCheckout-5+c.lua: one key, one body, one order, whatever group the cart runs in)
   KEYS[2]  order reservation    <prefix>{g}:order:<orderId>
@@ -14,7 +14,7 @@
            (both unused, and named with an empty code, when the order has no coupon, or when
            it runs outside the buyer's own group: claimCheckout-5+c.lua took the use there, on the
            buyer's one counter, and holds it for the order)
-  KEYS[6]  the attempt last counted under the key  <prefix>{g}:attempt:<userId>:<key>
+  KEYS[6]  the attempt last counted under the key  <prefix>{g}:attempt:<userId>:<key, its : and % escaped>
            (countCheckoutWindows, shared/countInWindow.lua; unused, and named in the cart's
            group, when the script counts no checkout attempts)
   KEYS[6+j], j = 1..c           window counters counted first (countInWindow, shared/):

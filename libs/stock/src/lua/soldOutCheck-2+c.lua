@@ -8,8 +8,8 @@
   not hashed on this path, so any body under the key is taken for the same attempt. With no
   record the refusal is final, and the buyer's next request under the key a new attempt.
 
-  KEYS[1]    idempotency record  <prefix>{g}:idem:<userId>:<key>
-  KEYS[2]    attempt record      <prefix>{g}:attempt:<userId>:<key>
+  KEYS[1]    idempotency record  <prefix>{g}:idem:<userId>:<key, its : and % escaped>
+  KEYS[2]    attempt record      <prefix>{g}:attempt:<userId>:<key, its : and % escaped>
   KEYS[2+j]  counter j, j = 1..c  <prefix>{g}:<what>:<whose>, in the record's slot group;
              counter 2, when there is one, the checkout attempts
   ARGV[j]    counter j's window (ms)
