@@ -61,6 +61,8 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
   );
   const charges = new Map<string, Charge>();
   const refunds = new Map<string, { refundId: string; paymentId: string; amountCents: number; at: string }>();
+  // the payments asked for, as each request arrives: before its latency, and whatever it is answered
+  const requested = new Set<string>();
 
   const notify = (charge: Charge): void =>
     void track(sleep(faults.latencyMs)).then(() =>
@@ -92,6 +94,7 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
       },
     },
     async (request, reply) => {
+      requested.add(request.body.paymentId);
       if (!(await injectFaults(reply))) return reply;
       const known = charges.get(request.body.paymentId);
       if (known) {
@@ -169,6 +172,6 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
     },
   );
 
-  app.get('/__admin/payments', async () => ({ payments: [...charges.values()], refunds: [...refunds.values()] }));
+  app.get('/__admin/payments', async () => ({ payments: [...charges.values()], refunds: [...refunds.values()], requested: [...requested] }));
   return app;
 }

@@ -28,6 +28,8 @@ describe('a cancel written just after the payment it did not see', () => {
     // the payment system answers the worker late: the callback below is what settles the payment
     await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 5_000 } });
     const paymentId = (await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('fia'), body: { method: 'card' } })).body.paymentId as string;
+    // its request there first: a payment settled before the worker reads it is never asked for, and there would be no charge to refund
+    await system.paymentRequested(paymentId);
 
     // another session holds the order's row: the payment's write queues behind it, then the cancel's
     const row = await holdRow(system.env.db, 'orders', 'order_id', orderId);

@@ -1,7 +1,9 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
+import { jobId } from '@orders/queues';
 import { waitFor } from '@orders/testing';
 import { closeUnpaidOrder } from '@orders/worker';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -14,7 +16,7 @@ describe('payments that arrive late or change their outcome', () => {
   let system: OrderSystem;
 
   beforeAll(async () => {
-    system = await startOrderSystem('late_payments', { PRESALE_DEPOSIT_PERCENT: '20', PRESALE_BALANCE_TIMEOUT_MS: '700' });
+    system = await startOrderSystem('late_payments', { PRESALE_DEPOSIT_PERCENT: '20' });
     await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
     await system.createSku({ skuId: 'CONSOLE', priceCents: 50_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
   });
@@ -119,7 +121,7 @@ describe('payments that arrive late or change their outcome', () => {
     try {
       const first = (await pay('dee', orderId)).body.paymentId as string;
       // a failure reported early; the payment system then takes the money anyway
-      await waitFor(async () => (await system.workers.deps.queues.payments.getJob(`pay-${first}`))?.isActive() ?? false, { what: 'the first request under way', intervalMs: 20 });
+      await system.paymentRequested(first);
       await system.signedCallback('payment', { orderId, paymentId: first, transactionId: 'tx-early-failure', status: 'FAILED', amountCents: 10_000, at: new Date().toISOString() });
       const second = (await pay('dee', orderId)).body.paymentId as string;
       expect(second).not.toBe(first);
@@ -148,6 +150,7 @@ describe('payments that arrive late or change their outcome', () => {
     await slowPaymentSystem(SLOW_MS);
     try {
       const first = (await pay('eli', orderId)).body.paymentId as string;
+      await system.paymentRequested(first);
       await reported(first, 'FAILED', 'tx-early-failure');
       const second = (await pay('eli', orderId)).body.paymentId as string;
       await waitFor(async () => (await atPaymentSystem(orderId)).charges.length === 2, { what: 'both charges', timeoutMs: 10_000, intervalMs: 20 });
@@ -187,9 +190,13 @@ describe('payments that arrive late or change their outcome', () => {
     await system.waitForStatus(orderId, 'DEPOSIT_PAID');
     await slowPaymentSystem(SLOW_MS);
     try {
-      // the balance's money is taken, and its callback arrives, well after the 700 ms deadline
+      // the buyer pays the balance just before its deadline; the payment system takes the money, and calls back, after it
       const balance = (await pay('ivy', orderId)).body;
       expect(balance).toMatchObject({ purpose: 'balance', amountCents: 40_000 });
+      await system.paymentRequested(balance.paymentId);
+      // the deadline passes now, the request at the payment system: its job is promoted
+      await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL 1 SECOND` }).where('order_id', '=', orderId).execute();
+      await (await system.workers.deps.queues.timers.getJob(jobId.expireBalance(orderId)))?.promote();
       await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED', 10_000);
       const refunds = await refundsPaidBack(orderId, 'the balance refunded');
       expect(refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[balance.paymentId, 40_000]]);

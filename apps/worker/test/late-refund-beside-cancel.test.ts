@@ -25,6 +25,7 @@ describe('a late payment given back beside a cancel', () => {
     // Its own callbacks come as long after each charge: the first one reported below must come before them, on a loaded box too
     await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 2_500 } });
     const first = (await pay(orderId)).body.paymentId as string;
+    await system.paymentRequested(first);
     await reported(first, 'FAILED', 'tx-early-failure');
     const second = (await pay(orderId)).body.paymentId as string;
     await waitFor(async () => (await system.paymentSim.request('GET', '/__admin/payments')).body.payments.filter((p: any) => p.orderId === orderId).length === 2, {

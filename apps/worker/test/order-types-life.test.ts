@@ -122,12 +122,14 @@ describe('every order type lives its own life', () => {
     await system.waitForStatus(orderId, 'PENDING_DEPOSIT');
     const reported = (paymentId: string, status: 'FAILED' | 'SUCCEEDED', transactionId: string) =>
       system.signedCallback('payment', { orderId, paymentId, transactionId, status, amountCents: 10_000, at: new Date().toISOString() });
-    // the payment system takes a second to take the money; it reports the first attempt failed meanwhile, and the buyer pays again
-    await slowPaymentSystem(1_000);
+    // the payment system takes 2.5 s to take the money, and as long to call back; it reports the first attempt failed meanwhile,
+    // and the buyer pays again: the second request reaches it before its callback for the first, on a loaded box too
+    await slowPaymentSystem(2_500);
     let first: string;
     let second: string;
     try {
       first = (await pay(orderId, 'kim')).body.paymentId;
+      await system.paymentRequested(first);
       await reported(first, 'FAILED', 'tx-early-failure');
       const again = (await pay(orderId, 'kim')).body;
       expect(again).toMatchObject({ purpose: 'deposit', amountCents: 10_000 });
@@ -172,10 +174,13 @@ describe('every order type lives its own life', () => {
       // while the second waits out the outage, the payment system reports the first taken after all
       const taken = await system.signedCallback('payment', { orderId, paymentId: first, transactionId: 'tx-taken', status: 'SUCCEEDED', amountCents: 10_000, at });
       expect(taken.body).toEqual({ changed: true, status: 'DEPOSIT_PAID' });
+      // both requests done before the outage ends: one that read its attempt due before the callback above could send it after
+      for (const paymentId of [first, second]) {
+        await waitFor(async () => (await system.workers.deps.queues.payments.getJob(`pay-${paymentId}`)) === undefined, { what: `the request of ${paymentId} done`, timeoutMs: 20_000 });
+      }
     } finally {
       await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: false } });
     }
-    await waitFor(async () => (await system.workers.deps.queues.payments.getJob(`pay-${second}`)) === undefined, { what: 'the second request done', timeoutMs: 10_000 });
     expect(await atPaymentSystem(orderId)).toEqual({ charges: [], refunds: [] });
     const order = await system.order(orderId);
     expect(order.payments.map((p: { paymentId: string; status: string; transactionId: string | null }) => [p.paymentId, p.status, p.transactionId])).toEqual([

@@ -37,6 +37,11 @@ describe('a presale under racing callbacks, timers and cancels', () => {
   });
 
   const pay = (orderId: string, buyer: string) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
+  /**
+   * How long the slow payment system takes to charge, and again to call back: what the test does
+   * in between (its own callbacks, the next attempt) comes first, on a loaded box too.
+   */
+  const SLOW_MS = 2_500;
   const slowPaymentSystem = (latencyMs: number) => system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs } });
   const atPaymentSystem = async (orderId: string) => {
     const { payments, refunds } = (await system.paymentSim.request('GET', '/__admin/payments')).body;
@@ -64,9 +69,9 @@ describe('a presale under racing callbacks, timers and cancels', () => {
     await system.waitForStatus(orderId, 'DEPOSIT_PAID');
     return orderId;
   };
-  /** The balance's money taken by the payment system, whose own callback is half a second away. */
+  /** The balance's money taken by the payment system, whose own callback is SLOW_MS away. */
   const balanceTaken = async (orderId: string, buyer: string) => {
-    await slowPaymentSystem(500);
+    await slowPaymentSystem(SLOW_MS);
     const balance = (await pay(orderId, buyer)).body;
     expect(balance).toMatchObject({ purpose: 'balance', amountCents: 40_000 });
     const [, charge] = await charged(orderId, 2);
@@ -112,13 +117,14 @@ describe('a presale under racing callbacks, timers and cancels', () => {
       }
     }
     const sold = outcomes.filter((s) => s === 'IN_FULFILLMENT').length;
-    expect(await system.stockOf('NEXT-CONSOLE')).toEqual({ available: 10 - sold, reserved: 0, sold });
+    // a forfeit's units go back to Redis just after its commit
+    await expect.poll(() => system.stockOf('NEXT-CONSOLE'), { timeout: 5_000 }).toEqual({ available: 10 - sold, reserved: 0, sold });
   });
 
   it('a deposit callback delivered twice at once pays the deposit once: one step, one balance deadline, nothing given back', async () => {
     const orderId = await system.checkout('dot', [{ skuId: 'NEXT-PAD', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_DEPOSIT');
-    await slowPaymentSystem(500);
+    await slowPaymentSystem(SLOW_MS);
     expect((await pay(orderId, 'dot')).body).toMatchObject({ purpose: 'deposit', amountCents: 666 });
     const [charge] = await charged(orderId, 1);
     const answers = await Promise.all([taken(orderId, charge!), taken(orderId, charge!), taken(orderId, charge!)]);
@@ -132,7 +138,7 @@ describe('a presale under racing callbacks, timers and cancels', () => {
 
   it('a balance taken by two attempts at once is kept once: the second goes back whole, the console sold once', async () => {
     const orderId = await depositPaid('eda');
-    await slowPaymentSystem(500);
+    await slowPaymentSystem(SLOW_MS);
     const first = (await pay(orderId, 'eda')).body;
     await charged(orderId, 2);
     await system.signedCallback('payment', { orderId, paymentId: first.paymentId, transactionId: 'tx-early-failure', status: 'FAILED', amountCents: 40_000, at: new Date().toISOString() });

@@ -41,6 +41,12 @@ export interface OrderSystem extends Pick<HttpClient, 'request'> {
   passPaymentDeadline(orderId: string): Promise<void>;
   /** The order's first refund (or return) once it has this status, SUCCEEDED when paid back: its refund job has run by then. */
   waitForRefund(orderId: string, status?: string, timeoutMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /**
+   * Once the worker's request for the payment has reached the payment system (its latency may
+   * still hold the answer): only then can the payment system report on it, a failure included.
+   * Reported before, the worker finds the payment settled and never asks.
+   */
+  paymentRequested(paymentId: string): Promise<void>;
   order(orderId: string): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** The SKU's stock as an admin reads it (`GET /v1/admin/skus/:skuId`): available, reserved, sold. */
   stockOf(skuId: string): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -172,6 +178,12 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
         },
         { what: `the first refund of order ${orderId} to be ${status}`, timeoutMs, intervalMs: 50 },
       );
+    },
+    async paymentRequested(paymentId) {
+      await waitFor(async () => ((await paymentSim.request('GET', '/__admin/payments')).body.requested as string[]).includes(paymentId), {
+        what: `the request for payment ${paymentId} at the payment system`,
+        intervalMs: 20,
+      });
     },
     async signedCallback(kind, body, signature) {
       const raw = JSON.stringify(body);
