@@ -91,12 +91,15 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'failed' });
         log.error({ orderId: order.order_id, refundId: refund.refundId, partId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents }, 'the payment system could not pay a refund back');
       }
-      return { changed, status: order.status };
+      return { changed, status: (await deps.orders.findOrderRow(order.order_id))!.status };
     }
     const { changed, refundSettled } = await retryTransaction(() => refunds.confirmPart(part.partId, deps.clock()));
     if (changed) deps.metrics.refundedCents.inc({ kind: refund.kind }, part.amountCents);
     if (refundSettled) deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded' });
-    if (order.status === 'REFUNDING' && (await refunds.unsettled(order.order_id)) === 0) {
+    // the order as it is after this part's commit: read before it, it could miss the order's last
+    // refund opened, paid back and confirmed meanwhile, and nothing would close the order
+    const now = (await deps.orders.findOrderRow(order.order_id))!;
+    if (now.status === 'REFUNDING' && (await refunds.unsettled(order.order_id)) === 0) {
       try {
         const { order: closed, fired } = await retryTransaction(
           () => deps.orders.applyTransition({ orderId: order.order_id, action: 'refund_succeeded', actor: 'payment', at: deps.clock(), detail: `refund ${refund.refundId}` }),
