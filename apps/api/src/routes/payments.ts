@@ -6,6 +6,7 @@ import type { AppDeps } from '../app-deps.js';
 import { applyPaymentTaken } from '../payment-settlement.js';
 import { ownOrder } from '../queued-orders.js';
 import { orderParamsSchema, problemRef } from '../schemas.js';
+import { followUpAgain } from './order-engine-support.js';
 
 /** The transaction id a payment of nothing is recorded under: no payment system saw it. */
 const noChargeTransactionId = (paymentId: string) => `no-charge-${paymentId}`;
@@ -56,7 +57,13 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
       const order = await ownOrder(deps, request.user, orderId, 'pay');
       const machine = stateMachineFor(order.type as OrderType);
       const action = machine.paymentActionFor(order.status);
-      if (action === null || order.parent_order_id !== null) throw new IllegalTransition(order.status, 'pay', 'buyer');
+      if (action === null || order.parent_order_id !== null) {
+        // a payment of nothing has no payment system to repeat its callback: the buyer's pay sent again (its answer
+        // lost, perhaps with the follow-ups of its commit) enqueues them again, as a repeated callback does
+        const paidWithNothing = order.parent_order_id === null && (await payments.paymentsApplied(orderId)).some((p) => p.transaction_id === noChargeTransactionId(p.payment_id));
+        if (paidWithNothing) await followUpAgain(deps, orderId);
+        throw new IllegalTransition(order.status, 'pay', 'buyer');
+      }
       const payable = Number(order.payable_cents);
       let purpose: PaymentPurpose = 'full';
       let amountCents = payable;

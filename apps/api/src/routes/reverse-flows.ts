@@ -292,11 +292,12 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     for (const { order, fired } of moved) if (fired.effects.includes('releaseStock')) await deps.inventory.releaseStock(order.order_id, order.user_id, 'refunded', order.coupon_code);
     for (const { order, fired } of moved) await followUp(deps, order, fired.effects);
     // a repeat: the payment job (which also restocks Redis) is queued again, and a released reservation released
-    // in Redis too, in case the first request died before
+    // in Redis too, in case the first request died before; so is the warehouse's update (it sends nothing for an
+    // order with no parcel left to change), or a parcel handed over would ship the units refunded
     for (const part of parts) {
       if (!known.has(part.refundId)) continue;
       if (await reservationReleased(part.unit)) await deps.inventory.releaseStock(part.unit.order_id, part.unit.user_id, 'refunded', part.unit.coupon_code);
-      await followUp(deps, part.unit, ['refundPayments']);
+      await followUp(deps, part.unit, ['refundPayments', 'updateFulfilment']);
     }
     return { refunds: parts.map((part) => (opened.get(part.refundId) ?? known.get(part.refundId))!), changed: opened.size > 0 };
   }
@@ -452,9 +453,11 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       // all or nothing, in one transaction: a parcel that ships (or a split that makes the children) while the
       // change is being made refuses it whole or takes it whole, never leaves some parts with the old address
       let moved: TransitionResult[];
+      let partsRead: OrderRow[] = [];
       try {
         moved = await moveParts(deps, async () => {
           const { parts, split } = await partsToMove();
+          partsRead = parts;
           return parts
             .filter((part) => part.address !== address)
             .map((part) => ({
@@ -479,6 +482,9 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         throw error;
       }
       for (const { order: part, fired } of moved) await followUp(deps, part, fired.effects);
+      // the parts that had the address already: a change sent again after its answer was lost, perhaps with the
+      // warehouse's update; enqueued again (it sends nothing for a part with no parcel left to change)
+      for (const part of partsRead.filter((part) => part.address === address)) await followUp(deps, part, ['updateFulfilment']);
       return deps.orders.findOrder(order.order_id);
     },
   );
