@@ -7,13 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
 /**
- * A request whose step committed, but whose follow-up jobs were never enqueued (the api died, or
- * Redis failed, between the commit and the enqueue; the client saw a 5xx) and which the client
- * sends again: the repeat changes nothing and enqueues them again, as a repeated callback does.
- * Nothing else would: the warehouse would ship refunded units, or to the old address, and an
- * order paid with nothing to collect would never be handed over.
+ * A request whose step committed, but whose answer was lost, and with it perhaps its follow-up
+ * jobs (the api died, or Redis failed, between the commit and the enqueue; the client saw a 5xx),
+ * and which the client sends again: the repeat changes nothing and enqueues them again, as a
+ * repeated callback does. Nothing else would: the warehouse would ship refunded units, or to the
+ * old address, and an order paid with nothing to collect would never be handed over.
  */
-describe('a request sent again after its follow-ups were lost', () => {
+describe('a request sent again after its answer was lost', () => {
   let system: OrderSystem;
   const buyer = 'rosa';
 
@@ -21,6 +21,7 @@ describe('a request sent again after its follow-ups were lost', () => {
     // the warehouse's jobs (settle, hand-over, updates) run only while a test starts their worker
     system = await startOrderSystem('follow_ups_enqueued_again', { WORKER_QUEUES: 'orders,timers,payments' });
     await system.createSku({ skuId: 'LAMP', priceCents: 2_400, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 20, deduction: 'placement' });
+    await system.createSku({ skuId: 'RUG', priceCents: 700, merchantId: 'weaver', channel: 'third_party', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
     const coupon = { code: 'FREE', kind: 'percent', percentOff: 100, minSpendCents: 0, perBuyerLimit: 5, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
     expect((await system.request('POST', '/v1/admin/coupons', { token: system.token('ops', 'admin'), body: coupon })).status).toBe(201);
   });
@@ -45,11 +46,12 @@ describe('a request sent again after its follow-ups were lost', () => {
     }
   };
   const atWarehouse = async (orderId: string) => ((await system.warehouseSim.request('GET', '/__admin/orders')).body.orders as Array<{ orderId: string; items: unknown; address: { line1: string }; changes: number }>).find((o) => o.orderId === orderId);
-  const paid = async (qty: number, couponCode?: string) => {
+  const paid = async (qty: number, { couponCode, rugs = 0 }: { couponCode?: string; rugs?: number } = {}) => {
+    const items = [{ skuId: 'LAMP', qty }, ...(rugs > 0 ? [{ skuId: 'RUG', qty: rugs }] : [])];
     const answer = await system.request('POST', '/v1/orders', {
       token: system.token(buyer),
       headers: { 'idempotency-key': `${buyer}-${Math.random()}` },
-      body: { items: [{ skuId: 'LAMP', qty }], address: buyerAddress, ...(couponCode ? { couponCode } : {}) },
+      body: { items, address: buyerAddress, ...(couponCode ? { couponCode } : {}) },
     });
     expect(answer.status).toBe(202);
     const orderId = answer.body.orderId as string;
@@ -85,10 +87,23 @@ describe('a request sent again after its follow-ups were lost', () => {
   });
 
   it('a payment of nothing sent again hands the order to the warehouse', async () => {
-    const orderId = await paid(1, 'FREE');
+    const orderId = await paid(1, { couponCode: 'FREE' });
     await lose(orderId, JOB.settlePayment);
     const again = await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
     expect([again.status, again.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
     await withWarehouseWorker(() => system.waitForStatus(orderId, 'IN_FULFILLMENT'));
+  });
+
+  it('a refund sent again after the order split answers the refund it opened, not another of the same units', async () => {
+    const orderId = await paid(2, { rugs: 1 });
+    const refund = () => system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer), body: { reason: 'two lamps are too many', items: [{ skuId: 'LAMP', qty: 1 }] } });
+    const first = await refund();
+    expect([first.status, first.body.replayed]).toEqual([202, false]);
+    // the warehouse's worker splits the order (a lamp and a rug, two warehouses) before the refund is sent again
+    await withWarehouseWorker(() => eventually(async () => (await system.order(orderId)).subOrders.length).toBe(2));
+    const again = await refund();
+    expect([again.status, again.body.replayed, again.body.refundId]).toEqual([202, true, first.body.refundId]);
+    expect((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer) })).body.items).toHaveLength(1);
+    await eventually(async () => (await system.order(orderId)).amounts.refundedCents).toBe(2_400);
   });
 });

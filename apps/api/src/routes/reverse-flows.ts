@@ -536,8 +536,12 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       keyed ? keyed.idFor(unit.order_id) : refundIdFor(unit.order_id, ['refund', why, unitsKey(unitItems)]);
     let parts: Array<{ unit: OrderRow; items: RequestedLines | 'rest' }>;
     const units = await partsFor(user, await orderParts(process, order));
-    if (items !== undefined) parts = await linesByOrderPart(process, units, items);
-    else {
+    if (items !== undefined) {
+      // a repeat of a refund opened before the order split (its answer lost): the order's own, answered as it is,
+      // not opened again on the children
+      const openedBeforeSplit = units[0] !== order && (await refunds.find(key(order, items))) !== null;
+      parts = openedBeforeSplit ? [{ unit: order, items }] : await linesByOrderPart(process, units, items);
+    } else {
       // a repeat answers the refunds it opened, though their parts are REFUNDING now (looked up after
       // the parts' statuses were read: a request that opened them meanwhile is found too)
       const before = (await Promise.all(units.map(async (unit) => ((await refunds.find(key(unit, 'rest'))) ? unit : null)))).filter((unit) => unit !== null);
