@@ -35,8 +35,11 @@ describe("a refund's confirmation held up while the order's last refund is opene
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('amy'), body: { method: 'card' } })).status).toBe(202);
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
-    // the payment system takes a second to accept a refund, and another to confirm it
-    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 1_000 } });
+    // the payment system takes 1.5 s to accept a refund, and as long to confirm it: time to hold the first
+    // refund's row before its confirmation comes, and for the last refund's whole round within the 5 s the
+    // payment system waits for an answer to the held confirmation (then it sends it again, and the order
+    // closes whatever the bug, as the repeat reads the order afresh)
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 1_500 } });
 
     const first = await refundOneLamp(orderId, 'one lamp too many');
     await refundReaches(orderId, first, 'SENT');
