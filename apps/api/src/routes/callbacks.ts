@@ -110,9 +110,10 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       } catch (error) {
         // closed meanwhile by another refund's callback
         if (!(error instanceof IllegalTransition)) throw error;
+        return { changed, status: (await deps.orders.findOrderRow(order.order_id))!.status };
       }
     }
-    return { changed, status: (await deps.orders.findOrderRow(order.order_id))!.status };
+    return { changed, status: now.status };
   }
 
   /**
