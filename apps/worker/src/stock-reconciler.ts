@@ -1,5 +1,15 @@
 import type { StockDrift, StockReport } from '@orders/metrics';
-import { StatementTooSlow, isTransientRefusal, type CatalogRepository, type CouponRepository, type LedgerRestock, type LedgerStock, type StockLedgerRepository } from '@orders/persistence';
+import {
+  StatementTooSlow,
+  isTransientRefusal,
+  type CatalogRepository,
+  type ClosedReservation,
+  type CouponRepository,
+  type LedgerMovements,
+  type LedgerRestock,
+  type LedgerStock,
+  type StockLedgerRepository,
+} from '@orders/persistence';
 import { firstOrderIdAt } from '@orders/domain';
 import { AbandonedClaims, SKU_COUNTERS, StockRebalancer, StockRepairLock, StockRepairUnderWay, StockSets, splitStock, stockRulesOf, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
@@ -22,6 +32,11 @@ export interface ReconcileReport {
   checkedSkus: number;
   /** accepted orders not yet in MySQL: their reservations were counted as in flight, not as drift */
   ordersInFlight: number;
+  /**
+   * repair only: releases, commits and restocks of recent orders that one side (the ledger or
+   * Redis) had and the other not yet: counted as Redis has them, left to their own late step
+   */
+  movementsInFlight: number;
   /**
    * merchants' stock sets left half-done in Redis (an answer that never came) finished before reading: the rest of their
    * buckets set, their ledger row written; with repair, also those that waited for a bucket Redis lost, once it is recreated
@@ -58,6 +73,9 @@ interface Reading {
   drift: SkuDrift[];
   all: StockDrift;
   ordersInFlight: number;
+  movementsInFlight: number;
+  /** repair only: the ledger's restocks the reading counted, for counters recreated from it to mark done */
+  restocks: LedgerRestock[];
   oversold: ReconcileReport['oversold'];
   /** the ref of the open stock set each SKU with a lost bucket in `drift` was measured before */
   stockSetsWaiting: Map<string, string>;
@@ -67,6 +85,11 @@ interface Reading {
 const RESTORE_BATCH = 1000;
 /** How long a repair waits for another one to finish before it gives up, changing nothing. */
 const REPAIR_LOCK_WAIT_MS = 120_000;
+
+const addTo = (bySku: Map<string, Counters>, skuId: string, by: Counters) => {
+  const sum = bySku.get(skuId) ?? { available: 0, reserved: 0, sold: 0 };
+  bySku.set(skuId, { available: sum.available + by.available, reserved: sum.reserved + by.reserved, sold: sum.sold + by.sold });
+};
 
 const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTERS.every((counter) => a[counter] === b[counter]);
 
@@ -86,8 +109,9 @@ const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTE
  * a commit), so drift counts only when two readings RECONCILE_SETTLE_MS apart agree.
  * Repair first puts back the reservation records Redis lost of orders the ledger holds
  * open, finishes, order by order, such movements whose Redis side never ran, and
- * publishes the coupons again; only the drift left then moves counters. One repair at a
- * time (StockRepairLock).
+ * publishes the coupons again; only the drift left then moves counters, movements whose
+ * two sides still disagree when it reads counted as Redis has them (unsettledMovements).
+ * One repair at a time (StockRepairLock).
  * A SKU split into buckets is compared summed over its buckets; units on their way from
  * one bucket to another are in flight too. Each run first finishes transfers cut short
  * and refills empty buckets (StockRebalancer): that moves no unit in or out of a SKU,
@@ -150,26 +174,24 @@ export class StockReconciler {
     let unitsRebalanced = await this.rebalance();
     const claimsAbandoned = await this.abandonClaims();
     if (!repair) {
-      const { reading, lasting } = await this.compare();
+      const { reading, lasting } = await this.compare({ repair });
       const lastingSkus = new Set(lasting.map((drift) => drift.skuId));
       await this.saveReport(reading.all.map((sku) => (lastingSkus.has(sku.skuId) ? sku : { skuId: sku.skuId, available: 0, reserved: 0, sold: 0 })));
       if (lasting.length > 0) this.deps.log.warn({ drift: lasting, repaired: false }, 'stock drift between Redis and the ledger');
       const report = { checkedSkus: reading.all.length, ordersInFlight: reading.ordersInFlight, stockSetsFinished, unitsRebalanced, claimsAbandoned, drift: lasting, oversold: reading.oversold };
-      return { ...report, reservationsRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, repaired: false, unitsLeft: [], skusBusy: [] };
+      return { ...report, movementsInFlight: 0, reservationsRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, repaired: false, unitsLeft: [], skusBusy: [] };
     }
     // two repairs reading the same drift would each move the counters by it
     return this.repairLock.whileHeld(REPAIR_LOCK_WAIT_MS, async (stillHeld) => {
       const reservationsRestored = await this.restoreLostReservations();
       const ordersFinished = await this.finishOrders();
       const { couponsPublished, couponUsesRestored } = await this.publishCoupons();
-      const { reading, lasting } = await this.compare();
+      const { reading, lasting } = await this.compare({ repair });
       const unitsLeft: ReconcileReport['unitsLeft'] = [];
       const skusBusy: string[] = [];
-      // what recreated counters must mark done: read once, for every SKU Redis lost
-      const restocks = lasting.some((drift) => drift.missing) ? await this.deps.ledger.restocks(firstOrderIdAt(this.deps.inventory.restocksKeptSince(new Date()).getTime())) : [];
       for (const drift of lasting) {
         if (!stillHeld()) throw new Error('the stock repair lock lapsed (Redis unreachable for too long?); run the repair again');
-        const { untaken, stockSetFinished, busy } = await this.repair(drift, restocks, reading.stockSetsWaiting.get(drift.skuId));
+        const { untaken, stockSetFinished, busy } = await this.repair(drift, reading.restocks, reading.stockSetsWaiting.get(drift.skuId));
         if (untaken > 0) unitsLeft.push({ skuId: drift.skuId, units: untaken });
         if (stockSetFinished) stockSetsFinished++;
         if (busy) skusBusy.push(drift.skuId);
@@ -183,6 +205,7 @@ export class StockReconciler {
       return {
         checkedSkus: reading.all.length,
         ordersInFlight: reading.ordersInFlight,
+        movementsInFlight: reading.movementsInFlight,
         stockSetsFinished,
         unitsRebalanced,
         claimsAbandoned,
@@ -200,11 +223,11 @@ export class StockReconciler {
   }
 
   /** Drift that two readings RECONCILE_SETTLE_MS apart agree on, and the later reading. */
-  private async compare(): Promise<{ reading: Reading; lasting: SkuDrift[] }> {
-    const first = await this.read();
+  private async compare({ repair }: { repair: boolean }): Promise<{ reading: Reading; lasting: SkuDrift[] }> {
+    const first = await this.read({ repair });
     if (first.drift.length === 0) return { reading: first, lasting: [] };
     await new Promise((resolve) => setTimeout(resolve, this.options.settleMs));
-    const reading = await this.read();
+    const reading = await this.read({ repair });
     const lasting = reading.drift.filter((drift) => first.drift.some((earlier) => earlier.skuId === drift.skuId && same(earlier, drift)));
     return { reading, lasting };
   }
@@ -327,7 +350,12 @@ export class StockReconciler {
     return { checkedAt: checkedAt === null ? null : new Date(Number(checkedAt)), drift };
   }
 
-  private async read(): Promise<Reading> {
+  /**
+   * Redis's counters against the ledger's. The repair also counts the movements of recent orders
+   * whose two sides disagree as Redis has them (unsettledMovements). A check does not: a step
+   * that never comes leaves drift, reported for an operator's repair, whose finishOrders runs it.
+   */
+  private async read({ repair }: { repair: boolean }): Promise<Reading> {
     const { redis, inventory, ledger } = this.deps;
     const { keys } = inventory;
     // every bucket of each SKU, as many as the catalog says: a SKU whose bucket 0 Redis lost says none
@@ -377,7 +405,10 @@ export class StockReconciler {
     // snapshot's `persisted` says so; one cannot be in neither (its id leaves the
     // accepted set only after its MySQL commit)
     const acceptedIds = acceptedByGroup.flatMap(([, ids]) => ids);
-    const snapshot = await ledger.snapshot(acceptedIds);
+    const now = new Date();
+    const movementsFrom = { orders: firstOrderIdAt(inventory.reservationsKeptSince(now).getTime()), restocks: firstOrderIdAt(inventory.restocksKeptSince(now).getTime()) };
+    const snapshot = await ledger.snapshot(acceptedIds, repair ? movementsFrom : undefined);
+    const unsettled = snapshot.movements ? await this.unsettledMovements(snapshot.movements) : { orders: new Map<string, Counters>(), restocks: new Map<string, Counters>(), count: 0 };
     const inFlight = new Map<string, number>();
     for (const [group, ids] of acceptedByGroup) {
       await this.reservedInFlight(group, ids.filter((orderId) => !snapshot.persisted.has(orderId)), inFlight);
@@ -400,7 +431,14 @@ export class StockReconciler {
       if (!redisStock) continue;
       const held = inFlight.get(ledgerStock.skuId) ?? 0;
       const moving = inTransit.get(ledgerStock.skuId) ?? 0;
-      const expected = { available: ledgerStock.available - held - moving, reserved: ledgerStock.reserved + held, sold: ledgerStock.sold };
+      // counters recreated count every restock the ledger has, and mark them done: their late step must not run
+      const late = [unsettled.orders.get(ledgerStock.skuId), redisStock.lost ? undefined : unsettled.restocks.get(ledgerStock.skuId)];
+      const unsettledBy = (counter: keyof Counters) => late.reduce((sum, by) => sum + (by?.[counter] ?? 0), 0);
+      const expected = {
+        available: ledgerStock.available - held - moving + unsettledBy('available'),
+        reserved: ledgerStock.reserved + held + unsettledBy('reserved'),
+        sold: ledgerStock.sold + unsettledBy('sold'),
+      };
       const actual = redisStock.values ?? { available: 0, reserved: 0, sold: 0 };
       const skuDrift: SkuDrift = {
         skuId: ledgerStock.skuId,
@@ -420,7 +458,49 @@ export class StockReconciler {
       if (waiting !== undefined) stockSetsWaiting.set(skuDrift.skuId, waiting);
       if (skuDrift.missing || SKU_COUNTERS.some((counter) => skuDrift[counter] !== 0)) drift.push(skuDrift);
     }
-    return { drift, all, ordersInFlight: acceptedIds.length - snapshot.persisted.size, oversold, stockSetsWaiting };
+    return {
+      drift,
+      all,
+      ordersInFlight: acceptedIds.length - snapshot.persisted.size,
+      movementsInFlight: unsettled.count,
+      restocks: snapshot.movements?.restocks ?? [],
+      oversold,
+      stockSetsWaiting,
+    };
+  }
+
+  /**
+   * What Redis holds more than the ledger, per SKU, for the movements of recent orders whose two
+   * sides disagree: a release, commit or restock in the ledger whose Redis step has not run (it
+   * runs after the MySQL commit), or a commit in Redis whose ledger row is not written yet (it is
+   * written after). Each is counted as Redis has it and left to its own step, late when a worker
+   * died between the two sides and its job runs again after its lock: moved by the counters
+   * instead, it would be moved a second time by that step, units sold twice or never.
+   * Read after the counters: a record still 'reserved' now was then, a restock not done now was
+   * not then; a commit Redis made in between is counted for one reading only.
+   */
+  private async unsettledMovements({ closed, open, restocks }: LedgerMovements): Promise<{ orders: Map<string, Counters>; restocks: Map<string, Counters>; count: number }> {
+    const { inventory, ledger } = this.deps;
+    const states = await inventory.reservationStates([...closed.map((order) => order.orderId), ...open]);
+    // how the ledger has each order whose Redis record says otherwise; a commit counts over a release
+    const inLedger = new Map<string, 'open' | ClosedReservation['kind']>();
+    for (const { orderId, kind } of closed) if (states.get(orderId) === 'reserved' && inLedger.get(orderId) !== 'commit') inLedger.set(orderId, kind);
+    for (const orderId of open) if (states.get(orderId) === 'committed') inLedger.set(orderId, 'open');
+    const orders = new Map<string, Counters>();
+    for (const { orderId, lines } of await ledger.reservationsOf([...inLedger.keys()])) {
+      const state = inLedger.get(orderId);
+      for (const { skuId, qty, deduction } of lines) {
+        // Redis minus the ledger, per line: a reservation holds placement units reserved, a commit every unit sold
+        const reserved = deduction === 'placement' ? qty : 0;
+        addTo(orders, skuId, state === 'open' ? { available: reserved - qty, reserved: -reserved, sold: qty } : state === 'commit' ? { available: qty - reserved, reserved, sold: -qty } : { available: -reserved, reserved, sold: 0 });
+      }
+    }
+    const done = await inventory.restockedRefs(restocks);
+    const restocked = new Map<string, Counters>();
+    const late = restocks.filter((restock) => !done.has(restock.ref));
+    // the ledger has these units back on sale, Redis still sold
+    for (const { lines } of late) for (const { skuId, qty } of lines) addTo(restocked, skuId, { available: -qty, reserved: 0, sold: qty });
+    return { orders, restocks: restocked, count: inLedger.size + late.length };
   }
 
   /**

@@ -14,6 +14,20 @@ export interface LedgerSnapshot {
   stock: LedgerStock[];
   /** Of the order ids asked about, those already in MySQL (their reservations are in the ledger). */
   persisted: Set<string>;
+  /** When asked for: the movements of recent orders, read in the same instant as `stock` (LedgerMovements). */
+  movements?: LedgerMovements;
+}
+
+/**
+ * The ledger's movements of the orders accepted since a point, as `stock` counts them: for
+ * the stock repair to find those whose Redis side has not run yet, or whose ledger row is not written yet.
+ */
+export interface LedgerMovements {
+  /** orders whose reservation the ledger has released or committed */
+  closed: ClosedReservation[];
+  /** orders (not a split's children, which hold no reservation) whose reservation the ledger has not closed */
+  open: string[];
+  restocks: LedgerRestock[];
 }
 
 /** An order's release or commit as the ledger has it, for the repair to make Redis follow it. */
@@ -62,22 +76,7 @@ export class StockLedgerRepository {
 
   /** Releases and commits of the orders accepted from `fromOrderId` on (order ids sort by acceptance). */
   async closedReservations(fromOrderId: string): Promise<ClosedReservation[]> {
-    const rows = await this.db
-      .selectFrom('stock_ledger as l')
-      .innerJoin('orders as o', 'o.order_id', 'l.order_id')
-      .select(['l.order_id', 'l.kind', 'l.reason', 'l.sku_id', 'o.user_id'])
-      .where('l.kind', 'in', ['release', 'commit'])
-      .where('l.order_id', '>=', fromOrderId)
-      .orderBy('l.id')
-      .execute();
-    const byOrder = new Map<string, ClosedReservation>();
-    for (const row of rows) {
-      const key = `${row.order_id}:${row.kind}`;
-      const known = byOrder.get(key);
-      if (known) known.skuIds.push(row.sku_id);
-      else byOrder.set(key, { orderId: row.order_id!, userId: row.user_id, kind: row.kind as ClosedReservation['kind'], reason: row.reason, skuIds: [row.sku_id] });
-    }
-    return [...byOrder.values()];
+    return closedReservations(this.db, fromOrderId);
   }
 
   /** The orders accepted from `fromOrderId` on whose placement reservation the ledger holds: reserved, neither released nor committed. */
@@ -102,21 +101,7 @@ export class StockLedgerRepository {
 
   /** Restocks of the orders accepted from `fromOrderId` on. */
   async restocks(fromOrderId: string): Promise<LedgerRestock[]> {
-    const rows = await this.db
-      .selectFrom('stock_ledger')
-      .select(['ref', 'order_id', 'sku_id', 'qty'])
-      .where('kind', '=', 'restock')
-      .where('order_id', '>=', fromOrderId)
-      .orderBy('id')
-      .execute();
-    const byRef = new Map<string, LedgerRestock>();
-    for (const row of rows) {
-      const line = { skuId: row.sku_id, qty: Number(row.qty) };
-      const known = byRef.get(row.ref);
-      if (known) known.lines.push(line);
-      else byRef.set(row.ref, { ref: row.ref, orderId: row.order_id!, lines: [line] });
-    }
-    return [...byRef.values()];
+    return restocks(this.db, fromOrderId);
   }
 
   /**
@@ -132,8 +117,9 @@ export class StockLedgerRepository {
    * One consistent snapshot (one REPEATABLE READ transaction) of the ledger of every
    * catalog SKU and of which of `orderIds` are persisted, so an order being written
    * meanwhile is counted either in the ledger or as not yet persisted, never both.
+   * With `movementsFrom`, the movements of the orders accepted since (`orders`) and of their restocks (`restocks`) too.
    */
-  async snapshot(orderIds: readonly string[]): Promise<LedgerSnapshot> {
+  async snapshot(orderIds: readonly string[], movementsFrom?: { orders: string; restocks: string }): Promise<LedgerSnapshot> {
     return this.db
       .transaction()
       .setIsolationLevel('repeatable read')
@@ -162,7 +148,59 @@ export class StockLedgerRepository {
         return {
           stock: rows.map((row) => ({ skuId: row.sku_id, available: Number(row.available), reserved: Number(row.reserved), sold: Number(row.sold) })),
           persisted: new Set(persisted.map((row) => row.order_id)),
+          movements: movementsFrom && (await movementsOf(trx, movementsFrom)),
         };
       });
   }
+}
+
+async function closedReservations(db: OrderDb, fromOrderId: string): Promise<ClosedReservation[]> {
+  const rows = await db
+    .selectFrom('stock_ledger as l')
+    .innerJoin('orders as o', 'o.order_id', 'l.order_id')
+    .select(['l.order_id', 'l.kind', 'l.reason', 'l.sku_id', 'o.user_id'])
+    .where('l.kind', 'in', ['release', 'commit'])
+    .where('l.order_id', '>=', fromOrderId)
+    .orderBy('l.id')
+    .execute();
+  const byOrder = new Map<string, ClosedReservation>();
+  for (const row of rows) {
+    const key = `${row.order_id}:${row.kind}`;
+    const known = byOrder.get(key);
+    if (known) known.skuIds.push(row.sku_id);
+    else byOrder.set(key, { orderId: row.order_id!, userId: row.user_id, kind: row.kind as ClosedReservation['kind'], reason: row.reason, skuIds: [row.sku_id] });
+  }
+  return [...byOrder.values()];
+}
+
+async function restocks(db: OrderDb, fromOrderId: string): Promise<LedgerRestock[]> {
+  const rows = await db
+    .selectFrom('stock_ledger')
+    .select(['ref', 'order_id', 'sku_id', 'qty'])
+    .where('kind', '=', 'restock')
+    .where('order_id', '>=', fromOrderId)
+    .orderBy('id')
+    .execute();
+  const byRef = new Map<string, LedgerRestock>();
+  for (const row of rows) {
+    const line = { skuId: row.sku_id, qty: Number(row.qty) };
+    const known = byRef.get(row.ref);
+    if (known) known.lines.push(line);
+    else byRef.set(row.ref, { ref: row.ref, orderId: row.order_id!, lines: [line] });
+  }
+  return [...byRef.values()];
+}
+
+async function movementsOf(db: OrderDb, from: { orders: string; restocks: string }): Promise<LedgerMovements> {
+  const open = await db
+    .selectFrom('orders as o')
+    .select('o.order_id')
+    .where('o.order_id', '>=', from.orders)
+    .where('o.parent_order_id', 'is', null)
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('stock_ledger as l').select('l.id').whereRef('l.order_id', '=', 'o.order_id').where('l.kind', 'in', ['release', 'commit']))),
+    )
+    .orderBy('o.order_id')
+    .execute();
+  return { closed: await closedReservations(db, from.orders), open: open.map((row) => row.order_id), restocks: await restocks(db, from.restocks) };
 }
