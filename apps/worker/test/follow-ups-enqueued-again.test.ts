@@ -94,6 +94,22 @@ describe('a request sent again after its answer was lost', () => {
     await withWarehouseWorker(() => system.waitForStatus(orderId, 'IN_FULFILLMENT'));
   });
 
+  it('a payment callback sent again after a refund of some units hands the order to the warehouse: its settle job had been lost', async () => {
+    const orderId = await paid(2);
+    await lose(orderId, JOB.settlePayment);
+    // a step after the payment's: the order's last step is now the refund's, whose jobs are not the payment's
+    const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer), body: { reason: 'one is enough', items: [{ skuId: 'LAMP', qty: 1 }] } });
+    expect(refund.status).toBe(202);
+    const payment = await system.env.db.selectFrom('payments').selectAll().where('order_id', '=', orderId).where('status', '=', 'SUCCEEDED').executeTakeFirstOrThrow();
+    const callback = { orderId, paymentId: payment.payment_id, transactionId: payment.transaction_id, status: 'SUCCEEDED', amountCents: Number(payment.amount_cents), at: payment.paid_at!.toISOString() };
+    const again = await system.signedCallback('payment', callback);
+    expect([again.status, again.body.changed]).toEqual([200, false]);
+    await withWarehouseWorker(async () => {
+      await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+      await eventually(async () => (await atWarehouse(orderId))?.items).toEqual([{ skuId: 'LAMP', qty: 1 }]);
+    });
+  });
+
   it('a refund sent again after the order split answers the refund it opened, not another of the same units', async () => {
     const orderId = await paid(2, { rugs: 1 });
     const refund = () => system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer), body: { reason: 'two lamps are too many', items: [{ skuId: 'LAMP', qty: 1 }] } });

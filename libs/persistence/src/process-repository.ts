@@ -150,18 +150,21 @@ export class ProcessRepository {
    * address): their effects were enqueued for the children, so none is for the order (a child's
    * refund enqueued for its parent gave back the parent's whole payment). Null when its history
    * has no such step.
+   * With `action`, the order's latest step by that action instead, whatever steps came after
+   * it: the step a callback sent again had fired (a payment's), whose jobs may be lost too.
    */
-  async lastStep(orderId: string): Promise<LastStep | null> {
+  async lastStep(orderId: string, { action }: { action?: string } = {}): Promise<LastStep | null> {
     const order = await this.db.selectFrom('orders').selectAll().where('order_id', '=', orderId).executeTakeFirst();
     if (!order) return null;
     const last = await this.db
       .selectFrom('order_history')
       .select(['from_status', 'action', 'to_status', 'actor'])
       .where('order_id', '=', orderId)
+      .$if(action !== undefined, (query) => query.where('action', '=', action!))
       .orderBy('version', 'desc')
       .limit(1)
       .executeTakeFirst();
-    if (!last || last.to_status !== order.status || last.from_status === null) return null;
+    if (!last || (action === undefined && last.to_status !== order.status) || last.from_status === null) return null;
     const rule = stateMachineFor(order.type as OrderType).rule(last.from_status, last.action);
     const derived = last.action !== 'split' && (await this.db.selectFrom('orders').select('order_id').where('parent_order_id', '=', orderId).limit(1).executeTakeFirst()) !== undefined;
     return { order, action: last.action, actor: last.actor, effects: derived ? [] : (rule?.effects ?? []) };

@@ -205,7 +205,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         return { changed, status: order.status };
       }
       if (payment.status === 'SUCCEEDED') {
-        await followUpAgain(deps, order.order_id);
+        await followUpAgain(deps, order.order_id, ProcessRepository.paymentActionOf(payment.purpose));
         await refundIfNotApplied(deps, order.order_id, payment.payment_id);
         return { changed: false, status: order.status };
       }

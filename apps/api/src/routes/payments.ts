@@ -60,8 +60,8 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
       if (action === null || order.parent_order_id !== null) {
         // a payment of nothing has no payment system to repeat its callback: the buyer's pay sent again (its answer
         // lost, perhaps with the follow-ups of its commit) enqueues them again, as a repeated callback does
-        const paidWithNothing = order.parent_order_id === null && (await payments.paymentsApplied(orderId)).some((p) => p.transaction_id === noChargeTransactionId(p.payment_id));
-        if (paidWithNothing) await followUpAgain(deps, orderId);
+        const paidWithNothing = order.parent_order_id === null ? (await payments.paymentsApplied(orderId)).find((p) => p.transaction_id === noChargeTransactionId(p.payment_id)) : undefined;
+        if (paidWithNothing) await followUpAgain(deps, orderId, ProcessRepository.paymentActionOf(paidWithNothing.purpose));
         throw new IllegalTransition(order.status, 'pay', 'buyer');
       }
       const payable = Number(order.payable_cents);
