@@ -3,7 +3,6 @@ import {
   StatementTooSlow,
   isTransientRefusal,
   type CatalogRepository,
-  type ClosedReservation,
   type CouponRepository,
   type LedgerMovements,
   type LedgerRestock,
@@ -33,8 +32,8 @@ export interface ReconcileReport {
   /** accepted orders not yet in MySQL: their reservations were counted as in flight, not as drift */
   ordersInFlight: number;
   /**
-   * repair only: releases, commits and restocks of recent orders that one side (the ledger or
-   * Redis) had and the other not yet: counted as Redis has them, left to their own late step
+   * repair only: releases, commits and restocks of recent orders that one side had and the other
+   * not yet (the ledger a release or restock, Redis a commit): counted as Redis has them, left to their own late step
    */
   movementsInFlight: number;
   /**
@@ -74,8 +73,8 @@ interface Reading {
   all: StockDrift;
   ordersInFlight: number;
   movementsInFlight: number;
-  /** repair only: the ledger's restocks the reading counted, for counters recreated from it to mark done */
-  restocks: LedgerRestock[];
+  /** repair only: the ledger's restocks whose Redis side had not run, left out of `expected`: counters recreated get them after */
+  lateRestocks: LedgerRestock[];
   oversold: ReconcileReport['oversold'];
   /** the ref of the open stock set each SKU with a lost bucket in `drift` was measured before */
   stockSetsWaiting: Map<string, string>;
@@ -191,7 +190,7 @@ export class StockReconciler {
       const skusBusy: string[] = [];
       for (const drift of lasting) {
         if (!stillHeld()) throw new Error('the stock repair lock lapsed (Redis unreachable for too long?); run the repair again');
-        const { untaken, stockSetFinished, busy } = await this.repair(drift, reading.restocks, reading.stockSetsWaiting.get(drift.skuId));
+        const { untaken, stockSetFinished, busy } = await this.repair(drift, reading.lateRestocks, reading.stockSetsWaiting.get(drift.skuId));
         if (untaken > 0) unitsLeft.push({ skuId: drift.skuId, units: untaken });
         if (stockSetFinished) stockSetsFinished++;
         if (busy) skusBusy.push(drift.skuId);
@@ -358,6 +357,10 @@ export class StockReconciler {
   private async read({ repair }: { repair: boolean }): Promise<Reading> {
     const { redis, inventory, ledger } = this.deps;
     const { keys } = inventory;
+    const now = new Date();
+    const movementsFrom = { orders: firstOrderIdAt(inventory.reservationsKeptSince(now).getTime()), restocks: firstOrderIdAt(inventory.restocksKeptSince(now).getTime()) };
+    // a commit runs in Redis before the ledger: one Redis has before the counters are read is in them
+    const committedBefore = repair ? await this.committedInRedis(movementsFrom.orders) : new Set<string>();
     // every bucket of each SKU, as many as the catalog says: a SKU whose bucket 0 Redis lost says none
     const buckets = await ledger.skuBuckets();
     const skuIds = [...buckets.keys()];
@@ -405,10 +408,8 @@ export class StockReconciler {
     // snapshot's `persisted` says so; one cannot be in neither (its id leaves the
     // accepted set only after its MySQL commit)
     const acceptedIds = acceptedByGroup.flatMap(([, ids]) => ids);
-    const now = new Date();
-    const movementsFrom = { orders: firstOrderIdAt(inventory.reservationsKeptSince(now).getTime()), restocks: firstOrderIdAt(inventory.restocksKeptSince(now).getTime()) };
     const snapshot = await ledger.snapshot(acceptedIds, repair ? movementsFrom : undefined);
-    const unsettled = snapshot.movements ? await this.unsettledMovements(snapshot.movements) : { orders: new Map<string, Counters>(), restocks: new Map<string, Counters>(), count: 0 };
+    const unsettled = snapshot.movements ? await this.unsettledMovements(snapshot.movements, committedBefore) : { bySku: new Map<string, Counters>(), lateRestocks: [], count: 0 };
     const inFlight = new Map<string, number>();
     for (const [group, ids] of acceptedByGroup) {
       await this.reservedInFlight(group, ids.filter((orderId) => !snapshot.persisted.has(orderId)), inFlight);
@@ -431,14 +432,8 @@ export class StockReconciler {
       if (!redisStock) continue;
       const held = inFlight.get(ledgerStock.skuId) ?? 0;
       const moving = inTransit.get(ledgerStock.skuId) ?? 0;
-      // counters recreated count every restock the ledger has, and mark them done: their late step must not run
-      const late = [unsettled.orders.get(ledgerStock.skuId), redisStock.lost ? undefined : unsettled.restocks.get(ledgerStock.skuId)];
-      const unsettledBy = (counter: keyof Counters) => late.reduce((sum, by) => sum + (by?.[counter] ?? 0), 0);
-      const expected = {
-        available: ledgerStock.available - held - moving + unsettledBy('available'),
-        reserved: ledgerStock.reserved + held + unsettledBy('reserved'),
-        sold: ledgerStock.sold + unsettledBy('sold'),
-      };
+      const late = unsettled.bySku.get(ledgerStock.skuId) ?? { available: 0, reserved: 0, sold: 0 };
+      const expected = { available: ledgerStock.available - held - moving + late.available, reserved: ledgerStock.reserved + held + late.reserved, sold: ledgerStock.sold + late.sold };
       const actual = redisStock.values ?? { available: 0, reserved: 0, sold: 0 };
       const skuDrift: SkuDrift = {
         skuId: ledgerStock.skuId,
@@ -463,7 +458,7 @@ export class StockReconciler {
       all,
       ordersInFlight: acceptedIds.length - snapshot.persisted.size,
       movementsInFlight: unsettled.count,
-      restocks: snapshot.movements?.restocks ?? [],
+      lateRestocks: unsettled.lateRestocks,
       oversold,
       stockSetsWaiting,
     };
@@ -471,36 +466,53 @@ export class StockReconciler {
 
   /**
    * What Redis holds more than the ledger, per SKU, for the movements of recent orders whose two
-   * sides disagree: a release, commit or restock in the ledger whose Redis step has not run (it
-   * runs after the MySQL commit), or a commit in Redis whose ledger row is not written yet (it is
+   * sides disagree: a release or restock in the ledger whose Redis step has not run (it runs
+   * after the MySQL commit), or a commit in Redis whose ledger row is not written yet (it is
    * written after). Each is counted as Redis has it and left to its own step, late when a worker
    * died between the two sides and its job runs again after its lock: moved by the counters
    * instead, it would be moved a second time by that step, units sold twice or never.
-   * Read after the counters: a record still 'reserved' now was then, a restock not done now was
-   * not then; a commit Redis made in between is counted for one reading only.
+   * A record still 'reserved', or a restock not done, when read after the counters was so then;
+   * a commit counts only if Redis had it before them (`committedBefore`). A commit the ledger has
+   * and Redis not is no step under way (Redis commits first): finishOrders failed to commit it,
+   * and the counters move.
    */
-  private async unsettledMovements({ closed, open, restocks }: LedgerMovements): Promise<{ orders: Map<string, Counters>; restocks: Map<string, Counters>; count: number }> {
+  private async unsettledMovements(
+    { closed, restocks }: LedgerMovements,
+    committedBefore: ReadonlySet<string>,
+  ): Promise<{ bySku: Map<string, Counters>; lateRestocks: LedgerRestock[]; count: number }> {
     const { inventory, ledger } = this.deps;
-    const states = await inventory.reservationStates([...closed.map((order) => order.orderId), ...open]);
-    // how the ledger has each order whose Redis record says otherwise; a commit counts over a release
-    const inLedger = new Map<string, 'open' | ClosedReservation['kind']>();
-    for (const { orderId, kind } of closed) if (states.get(orderId) === 'reserved' && inLedger.get(orderId) !== 'commit') inLedger.set(orderId, kind);
-    for (const orderId of open) if (states.get(orderId) === 'committed') inLedger.set(orderId, 'open');
-    const orders = new Map<string, Counters>();
+    const committed = new Set(closed.filter((order) => order.kind === 'commit').map((order) => order.orderId));
+    const released = closed.filter((order) => order.kind === 'release' && !committed.has(order.orderId)).map((order) => order.orderId);
+    const states = await inventory.reservationStates(released);
+    // how the ledger has each order whose Redis record says otherwise
+    const inLedger = new Map<string, 'open' | 'released'>();
+    for (const orderId of released) if (states.get(orderId) === 'reserved') inLedger.set(orderId, 'released');
+    const closedIds = new Set(closed.map((order) => order.orderId));
+    for (const orderId of committedBefore) if (!closedIds.has(orderId)) inLedger.set(orderId, 'open');
+    const bySku = new Map<string, Counters>();
     for (const { orderId, lines } of await ledger.reservationsOf([...inLedger.keys()])) {
-      const state = inLedger.get(orderId);
+      const open = inLedger.get(orderId) === 'open';
       for (const { skuId, qty, deduction } of lines) {
         // Redis minus the ledger, per line: a reservation holds placement units reserved, a commit every unit sold
         const reserved = deduction === 'placement' ? qty : 0;
-        addTo(orders, skuId, state === 'open' ? { available: reserved - qty, reserved: -reserved, sold: qty } : state === 'commit' ? { available: qty - reserved, reserved, sold: -qty } : { available: -reserved, reserved, sold: 0 });
+        addTo(bySku, skuId, open ? { available: reserved - qty, reserved: -reserved, sold: qty } : { available: -reserved, reserved, sold: 0 });
       }
     }
     const done = await inventory.restockedRefs(restocks);
-    const restocked = new Map<string, Counters>();
-    const late = restocks.filter((restock) => !done.has(restock.ref));
+    const lateRestocks = restocks.filter((restock) => !done.has(restock.ref));
     // the ledger has these units back on sale, Redis still sold
-    for (const { lines } of late) for (const { skuId, qty } of lines) addTo(restocked, skuId, { available: -qty, reserved: 0, sold: qty });
-    return { orders, restocks: restocked, count: inLedger.size + late.length };
+    for (const { lines } of lateRestocks) for (const { skuId, qty } of lines) addTo(bySku, skuId, { available: -qty, reserved: 0, sold: qty });
+    return { bySku, lateRestocks, count: inLedger.size + lateRestocks.length };
+  }
+
+  /**
+   * The recent orders the ledger has not closed whose Redis record is committed: their payment's
+   * commit ran in Redis, its ledger row (written after) not yet.
+   */
+  private async committedInRedis(fromOrderId: string): Promise<Set<string>> {
+    const unclosed = await this.deps.ledger.unclosedOrders(fromOrderId);
+    const states = await this.deps.inventory.reservationStates(unclosed);
+    return new Set(unclosed.filter((orderId) => states.get(orderId) === 'committed'));
   }
 
   /**
@@ -534,7 +546,7 @@ export class StockReconciler {
    * the set's finish, which then measures the set's ledger row from them. `busy`: the row lock
    * was not had within the lock wait, nothing changed.
    */
-  private async repair(drift: SkuDrift, restocks: readonly LedgerRestock[], waitingSet: string | undefined): Promise<{ untaken: number; stockSetFinished: boolean; busy: boolean }> {
+  private async repair(drift: SkuDrift, lateRestocks: readonly LedgerRestock[], waitingSet: string | undefined): Promise<{ untaken: number; stockSetFinished: boolean; busy: boolean }> {
     const { inventory, catalog, log } = this.deps;
     let untaken = 0;
     let stockSetFinished = false;
@@ -557,8 +569,12 @@ export class StockReconciler {
         const held = { available: drift.expected.available + drift.available, reserved: drift.expected.reserved + drift.reserved, sold: drift.expected.sold + drift.sold };
         const by = { available: target.available - held.available, reserved: target.reserved - held.reserved, sold: target.sold - held.sold };
         untaken += await inventory.correctCounters(drift.skuId, by, { into: recreated[0] ?? 0 });
-        // the recreated counters count the ledger's restocks: their Redis side must not run again
-        await inventory.markRestocked(restocks.filter((restock) => restock.lines.some((line) => line.skuId === drift.skuId)));
+        // the restocks under way were left out of the reading: given now, to every SKU they restock. One
+        // whose own step ran meanwhile is not given again; run before the recreation, that step left the
+        // lost SKU without its units (taken off sale, never sold twice): the next repair finds them
+        for (const restock of lateRestocks.filter(({ lines }) => lines.some((line) => line.skuId === drift.skuId))) {
+          await inventory.restockStock(restock.orderId, restock.ref, restock.lines);
+        }
       };
       try {
         if (waitingSet === undefined) {

@@ -70,6 +70,8 @@ describe('reconcile --repair beside a release, commit or restock whose other sid
       ['LAMP', 'placement'],
       ['KETTLE', 'payment'],
       ['BOOK', 'placement'],
+      ['MAP', 'placement'],
+      ['PEN', 'placement'],
     ] as const) {
       await system.createSku({ skuId, priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction });
     }
@@ -141,5 +143,39 @@ describe('reconcile --repair beside a release, commit or restock whose other sid
     expect(await stock('BOOK')).toEqual({ available: 8, reserved: 0, sold: 2 });
     expect((await reconciler().reconcile({ repair: false })).drift).toEqual([]);
     await sellsExactly('BOOK', 8);
+  });
+
+  it('gives a refund restocked in MySQL just after the repair read the ledger to both its SKUs when the repair recreates one Redis lost: 10 maps and 10 pens on sale', async () => {
+    const orderId = await system.checkout('dee', [
+      { skuId: 'MAP', qty: 2 },
+      { skuId: 'PEN', qty: 2 },
+    ]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('dee'), body: { method: 'card' } })).status).toBe(202);
+    await waitFor(async () => (await system.env.db.selectFrom('stock_ledger').select('id').where('order_id', '=', orderId).where('kind', '=', 'commit').executeTakeFirst()) !== undefined, {
+      what: 'the settle job to commit the stock',
+    });
+    const restock = { orderId, ref: `refund-of-${orderId}`, lines: [{ skuId: 'MAP', qty: 2 }, { skuId: 'PEN', qty: 2 }] };
+    ledger.movedAfter = {
+      read: 'restocks',
+      move: async () => {
+        await system.env.db
+          .insertInto('stock_ledger')
+          .values(restock.lines.map((line) => ({ sku_id: line.skuId, kind: 'restock' as const, ref: restock.ref, order_id: orderId, qty: line.qty, reason: 'refunded' })))
+          .execute();
+        // and Redis loses the map's counters
+        await system.env.redis.del(`${prefix()}{g0}:sku:MAP`);
+      },
+    };
+
+    const report = await reconciler().reconcile({ repair: true });
+    expect([report.movementsInFlight, report.drift.map((drift) => [drift.skuId, drift.missing])]).toEqual([1, [['MAP', true]]]);
+    expect(await stock('MAP')).toEqual({ available: 10, reserved: 0, sold: 0 });
+    expect(await stock('PEN')).toEqual({ available: 10, reserved: 0, sold: 0 });
+    // the refund job run again restocks nothing more
+    expect(await system.workers.deps.inventory.restockStock(orderId, restock.ref, restock.lines)).toBe(false);
+    expect((await reconciler().reconcile({ repair: false })).drift).toEqual([]);
+    await sellsExactly('MAP', 10);
+    await sellsExactly('PEN', 10);
   });
 });

@@ -25,8 +25,6 @@ export interface LedgerSnapshot {
 export interface LedgerMovements {
   /** orders whose reservation the ledger has released or committed */
   closed: ClosedReservation[];
-  /** orders (not a split's children, which hold no reservation) whose reservation the ledger has not closed */
-  open: string[];
   restocks: LedgerRestock[];
 }
 
@@ -91,6 +89,21 @@ export class StockLedgerRepository {
       .orderBy('order_id')
       .execute();
     return rows.map((row) => row.order_id!);
+  }
+
+  /** The orders accepted from `fromOrderId` on (not a split's children, which hold no reservation) whose reservation the ledger has neither released nor committed. */
+  async unclosedOrders(fromOrderId: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('orders as o')
+      .select('o.order_id')
+      .where('o.order_id', '>=', fromOrderId)
+      .where('o.parent_order_id', 'is', null)
+      .where(({ not, exists, selectFrom }) =>
+        not(exists(selectFrom('stock_ledger as l').select('l.id').whereRef('l.order_id', '=', 'o.order_id').where('l.kind', 'in', ['release', 'commit']))),
+      )
+      .orderBy('o.order_id')
+      .execute();
+    return rows.map((row) => row.order_id);
   }
 
   /** These orders' reservations as MySQL has them (reservationsOf), for the repair to put back records Redis lost. */
@@ -192,15 +205,5 @@ async function restocks(db: OrderDb, fromOrderId: string): Promise<LedgerRestock
 }
 
 async function movementsOf(db: OrderDb, from: { orders: string; restocks: string }): Promise<LedgerMovements> {
-  const open = await db
-    .selectFrom('orders as o')
-    .select('o.order_id')
-    .where('o.order_id', '>=', from.orders)
-    .where('o.parent_order_id', 'is', null)
-    .where(({ not, exists, selectFrom }) =>
-      not(exists(selectFrom('stock_ledger as l').select('l.id').whereRef('l.order_id', '=', 'o.order_id').where('l.kind', 'in', ['release', 'commit']))),
-    )
-    .orderBy('o.order_id')
-    .execute();
-  return { closed: await closedReservations(db, from.orders), open: open.map((row) => row.order_id), restocks: await restocks(db, from.restocks) };
+  return { closed: await closedReservations(db, from.orders), restocks: await restocks(db, from.restocks) };
 }

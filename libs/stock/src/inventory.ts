@@ -1033,19 +1033,6 @@ export class Inventory {
   }
 
   /**
-   * Records these restocks as done without moving a counter: for counters recreated from
-   * the ledger, which counts them already, so that neither a refund job run again nor the
-   * next repair restocks them a second time.
-   */
-  async markRestocked(restocks: ReadonlyArray<{ orderId: string; ref: string }>): Promise<void> {
-    for (const [group, inGroup] of this.byGroup(restocks, (restock) => this.keys.groupOfOrder(restock.orderId))) {
-      const pipeline = this.redis.pipeline();
-      for (const { ref } of inGroup) pipeline.set(this.keys.restock(group, ref), '1', 'PX', RESTOCK_MARKER_TTL_MS, 'NX');
-      await pipeline.exec();
-    }
-  }
-
-  /**
    * Puts back each buyer's uses of a coupon where Redis has none (it lost them), counted
    * from the orders that redeemed it, in the buyer's own group (whatever group each order
    * ran in). Counts Redis still has are kept: they include orders accepted and not yet in
