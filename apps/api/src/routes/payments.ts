@@ -60,7 +60,8 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
       if (action === null || order.parent_order_id !== null) {
         // a payment of nothing has no payment system to repeat its callback: the buyer's pay sent again (its answer
         // lost, perhaps with the follow-ups of its commit) enqueues them again, as a repeated callback does
-        const paidWithNothing = order.parent_order_id === null ? (await payments.paymentsApplied(orderId)).find((p) => p.transaction_id === noChargeTransactionId(p.payment_id)) : undefined;
+        // the latest: a presale whose deposit and balance were both nothing repeats its balance's pay
+        const paidWithNothing = order.parent_order_id === null ? (await payments.paymentsApplied(orderId)).filter((p) => p.transaction_id === noChargeTransactionId(p.payment_id)).at(-1) : undefined;
         if (paidWithNothing) await followUpAgain(deps, orderId, ProcessRepository.paymentActionOf(paidWithNothing.purpose));
         throw new IllegalTransition(order.status, 'pay', 'buyer');
       }
