@@ -188,12 +188,21 @@ export class StockReconciler {
       const { reading, lasting } = await this.compare({ repair });
       const unitsLeft: ReconcileReport['unitsLeft'] = [];
       const skusBusy: string[] = [];
+      const recreated = new Set<string>();
       for (const drift of lasting) {
         if (!stillHeld()) throw new Error('the stock repair lock lapsed (Redis unreachable for too long?); run the repair again');
-        const { untaken, stockSetFinished, busy } = await this.repair(drift, reading.lateRestocks, reading.stockSetsWaiting.get(drift.skuId));
+        const { untaken, stockSetFinished, busy, countersRecreated } = await this.repair(drift, reading.stockSetsWaiting.get(drift.skuId));
+        if (countersRecreated) recreated.add(drift.skuId);
         if (untaken > 0) unitsLeft.push({ skuId: drift.skuId, units: untaken });
         if (stockSetFinished) stockSetsFinished++;
         if (busy) skusBusy.push(drift.skuId);
+      }
+      // the restocks under way were left out of the counters recreated: given now, once every lost SKU
+      // they restock is back (one lost SKU's turn would leave another's units out, its marker set).
+      // One whose own step ran meanwhile is not given again; run before the recreation, that step left
+      // the lost SKU without its units (taken off sale, never sold twice): the next repair finds them
+      for (const restock of reading.lateRestocks.filter(({ lines }) => lines.some((line) => recreated.has(line.skuId)))) {
+        await this.deps.inventory.restockStock(restock.orderId, restock.ref, restock.lines);
       }
       // transfers into the buckets recreated are given now, and those left empty refilled
       if (lasting.some((drift) => drift.missing)) unitsRebalanced += await this.rebalance();
@@ -544,15 +553,16 @@ export class StockReconciler {
    * sale on top of the set. A SKU whose open stock set (`waitingSet`, its ref) waits for its
    * lost buckets was measured as before the set: the buckets are recreated holding that under
    * the set's finish, which then measures the set's ledger row from them. `busy`: the row lock
-   * was not had within the lock wait, nothing changed.
+   * was not had within the lock wait, nothing changed. `countersRecreated`: its lost buckets are back.
    */
-  private async repair(drift: SkuDrift, lateRestocks: readonly LedgerRestock[], waitingSet: string | undefined): Promise<{ untaken: number; stockSetFinished: boolean; busy: boolean }> {
+  private async repair(drift: SkuDrift, waitingSet: string | undefined): Promise<{ untaken: number; stockSetFinished: boolean; busy: boolean; countersRecreated: boolean }> {
     const { inventory, catalog, log } = this.deps;
     let untaken = 0;
     let stockSetFinished = false;
+    let countersRecreated = false;
     if (drift.missing) {
       const sku = await catalog.findSku(drift.skuId);
-      if (!sku) return { untaken, stockSetFinished, busy: false };
+      if (!sku) return { untaken, stockSetFinished, busy: false, countersRecreated };
       const recreate = async () => {
         // the lost buckets come back empty, and buckets Redis still has (a cluster node that lost
         // one bucket) keep their counters, their orders' units in them, and get their rules back
@@ -569,29 +579,24 @@ export class StockReconciler {
         const held = { available: drift.expected.available + drift.available, reserved: drift.expected.reserved + drift.reserved, sold: drift.expected.sold + drift.sold };
         const by = { available: target.available - held.available, reserved: target.reserved - held.reserved, sold: target.sold - held.sold };
         untaken += await inventory.correctCounters(drift.skuId, by, { into: recreated[0] ?? 0 });
-        // the restocks under way were left out of the reading: given now, to every SKU they restock. One
-        // whose own step ran meanwhile is not given again; run before the recreation, that step left the
-        // lost SKU without its units (taken off sale, never sold twice): the next repair finds them
-        for (const restock of lateRestocks.filter(({ lines }) => lines.some((line) => line.skuId === drift.skuId))) {
-          await inventory.restockStock(restock.orderId, restock.ref, restock.lines);
-        }
+        countersRecreated = true;
       };
       try {
         if (waitingSet === undefined) {
-          if (!(await catalog.whileSkuLocked(drift.skuId, recreate))) return { untaken, stockSetFinished, busy: false };
+          if (!(await catalog.whileSkuLocked(drift.skuId, recreate))) return { untaken, stockSetFinished, busy: false, countersRecreated };
         } else {
           stockSetFinished = await this.stockSets.finishRecreating({ skuId: drift.skuId, ref: waitingSet }, recreate);
           if (!stockSetFinished) {
             // its ledger row was written, or the set closed, since the reading that measured the SKU before it
             log.warn({ skuId: drift.skuId, ref: waitingSet }, 'stock repair: the stock set the SKU was measured before ended meanwhile; the next run repairs it');
-            return { untaken, stockSetFinished, busy: false };
+            return { untaken, stockSetFinished, busy: false, countersRecreated };
           }
         }
       } catch (error) {
         // one SKU's row held by a stuck set must not keep the other SKUs from their repair
         if (!isTransientRefusal(error) && !(error instanceof StatementTooSlow)) throw error;
         log.warn({ err: error, skuId: drift.skuId }, 'stock repair: the row of the SKU stayed locked past the lock wait (a stock set stuck halfway?); left as it is for the next run');
-        return { untaken: 0, stockSetFinished: false, busy: true };
+        return { untaken: 0, stockSetFinished: false, busy: true, countersRecreated };
       }
     } else {
       untaken = await inventory.correctCounters(drift.skuId, { available: -drift.available, reserved: -drift.reserved, sold: -drift.sold });
@@ -599,7 +604,7 @@ export class StockReconciler {
     // reserved since the reading (no bucket goes below zero for it), or oversold: the next run finds what is left
     if (untaken > 0) log.warn({ skuId: drift.skuId, untaken }, 'stock drift repair could not take every unit');
     log.warn({ skuId: drift.skuId, drift }, 'stock drift repaired: Redis counters moved to the ledger');
-    return { untaken, stockSetFinished, busy: false };
+    return { untaken, stockSetFinished, busy: false, countersRecreated };
   }
 
   private async saveReport(report: StockDrift): Promise<void> {

@@ -72,6 +72,8 @@ describe('reconcile --repair beside a release, commit or restock whose other sid
       ['BOOK', 'placement'],
       ['MAP', 'placement'],
       ['PEN', 'placement'],
+      ['CUP', 'placement'],
+      ['JAR', 'placement'],
     ] as const) {
       await system.createSku({ skuId, priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction });
     }
@@ -145,17 +147,21 @@ describe('reconcile --repair beside a release, commit or restock whose other sid
     await sellsExactly('BOOK', 8);
   });
 
-  it('gives a refund restocked in MySQL just after the repair read the ledger to both its SKUs when the repair recreates one Redis lost: 10 maps and 10 pens on sale', async () => {
-    const orderId = await system.checkout('dee', [
-      { skuId: 'MAP', qty: 2 },
-      { skuId: 'PEN', qty: 2 },
-    ]);
+  /**
+   * A paid order of 2 of each SKU whose refund of every unit commits in MySQL just after the repair read
+   * the ledger, its Redis restock late, while Redis loses the counters of `lost`: each SKU sells 10.
+   */
+  async function refundBesideLostCounters(buyer: string, skuIds: string[], lost: string[]): Promise<void> {
+    const orderId = await system.checkout(
+      buyer,
+      skuIds.map((skuId) => ({ skuId, qty: 2 })),
+    );
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('dee'), body: { method: 'card' } })).status).toBe(202);
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
     await waitFor(async () => (await system.env.db.selectFrom('stock_ledger').select('id').where('order_id', '=', orderId).where('kind', '=', 'commit').executeTakeFirst()) !== undefined, {
       what: 'the settle job to commit the stock',
     });
-    const restock = { orderId, ref: `refund-of-${orderId}`, lines: [{ skuId: 'MAP', qty: 2 }, { skuId: 'PEN', qty: 2 }] };
+    const restock = { orderId, ref: `refund-of-${orderId}`, lines: skuIds.map((skuId) => ({ skuId, qty: 2 })) };
     ledger.movedAfter = {
       read: 'restocks',
       move: async () => {
@@ -163,19 +169,24 @@ describe('reconcile --repair beside a release, commit or restock whose other sid
           .insertInto('stock_ledger')
           .values(restock.lines.map((line) => ({ sku_id: line.skuId, kind: 'restock' as const, ref: restock.ref, order_id: orderId, qty: line.qty, reason: 'refunded' })))
           .execute();
-        // and Redis loses the map's counters
-        await system.env.redis.del(`${prefix()}{g0}:sku:MAP`);
+        await system.env.redis.del(...lost.map((skuId) => `${prefix()}{g0}:sku:${skuId}`));
       },
     };
 
     const report = await reconciler().reconcile({ repair: true });
-    expect([report.movementsInFlight, report.drift.map((drift) => [drift.skuId, drift.missing])]).toEqual([1, [['MAP', true]]]);
-    expect(await stock('MAP')).toEqual({ available: 10, reserved: 0, sold: 0 });
-    expect(await stock('PEN')).toEqual({ available: 10, reserved: 0, sold: 0 });
+    expect([report.movementsInFlight, report.drift.map((drift) => [drift.skuId, drift.missing])]).toEqual([1, lost.map((skuId) => [skuId, true])]);
+    for (const skuId of skuIds) expect(await stock(skuId)).toEqual({ available: 10, reserved: 0, sold: 0 });
     // the refund job run again restocks nothing more
     expect(await system.workers.deps.inventory.restockStock(orderId, restock.ref, restock.lines)).toBe(false);
     expect((await reconciler().reconcile({ repair: false })).drift).toEqual([]);
-    await sellsExactly('MAP', 10);
-    await sellsExactly('PEN', 10);
+    for (const skuId of skuIds) await sellsExactly(skuId, 10);
+  }
+
+  it('gives a refund restocked in MySQL just after the repair read the ledger to both its SKUs when the repair recreates one Redis lost: 10 maps and 10 pens on sale', async () => {
+    await refundBesideLostCounters('dee', ['MAP', 'PEN'], ['MAP']);
+  });
+
+  it('gives such a refund to both its SKUs when Redis lost both: 10 cups and 10 jars on sale', async () => {
+    await refundBesideLostCounters('eve', ['CUP', 'JAR'], ['CUP', 'JAR']);
   });
 });
