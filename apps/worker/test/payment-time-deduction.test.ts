@@ -121,4 +121,49 @@ describe('payment-time deduction', () => {
     expect((await system.request('GET', '/v1/admin/skus/LAMP', { token: admin })).body.stock).toEqual({ available: 10, reserved: 0, sold: 0 });
     expect(await system.workers.deps.catalog.ledgerAvailable('LAMP')).toBe(10);
   });
+
+  it('pays back all of a sold-out order when the buyer asks for some of it back between the verdict and its refund, stock put back meanwhile', async () => {
+    const admin = system.token('ops', 'admin');
+    await system.createSku({ skuId: 'LAST-VASE', priceCents: 1_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 2, deduction: 'payment' });
+    const dan = await system.checkout('dan', [{ skuId: 'LAST-VASE', qty: 2 }]);
+    const eli = await system.checkout('eli', [{ skuId: 'LAST-VASE', qty: 2 }]);
+    await Promise.all([system.waitForStatus(dan, 'PENDING_PAYMENT'), system.waitForStatus(eli, 'PENDING_PAYMENT')]);
+    expect((await system.request('POST', `/v1/orders/${eli}/pay`, { token: system.token('eli'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(eli, 'IN_FULFILLMENT');
+
+    // Dan's settle job finds the vases gone, and is held there until the buyer has asked for one back
+    const { inventory } = system.workers.deps;
+    const commitStock = inventory.commitStock.bind(inventory);
+    let verdict!: () => void;
+    const asked = new Promise<void>((resolve) => (verdict = resolve));
+    let found: (() => void) | undefined;
+    const foundGone = new Promise<void>((resolve) => (found = resolve));
+    inventory.commitStock = async (orderId) => {
+      const outcome = await commitStock(orderId);
+      if (orderId === dan && outcome.status === 'gone') {
+        found?.();
+        await asked;
+      }
+      return outcome;
+    };
+    try {
+      expect((await system.request('POST', `/v1/orders/${dan}/pay`, { token: system.token('dan'), body: { method: 'card' } })).status).toBe(202);
+      await foundGone;
+      // a merchant puts 5 vases on sale, and Dan asks for one of his two back
+      expect((await system.request('PUT', '/v1/admin/skus/LAST-VASE/stock', { token: admin, body: { stock: 5 } })).status).toBe(200);
+      const one = await system.request('POST', `/v1/orders/${dan}/refunds`, { token: system.token('dan'), body: { reason: 'one is enough', items: [{ skuId: 'LAST-VASE', qty: 1 }] } });
+      expect([one.status, one.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    } finally {
+      verdict();
+      inventory.commitStock = commitStock;
+    }
+
+    const refunded = await system.waitForStatus(dan, 'REFUNDED');
+    expect(refunded.amounts.refundedCents).toBe(3_000);
+    await expect
+      .poll(async () => ((await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ paymentId: string; amountCents: number }>).filter((refund) => refund.paymentId.startsWith(dan)).map((refund) => refund.amountCents), { timeout: 15_000 })
+      .toEqual([3_000]);
+    // Eli's two sold, the merchant's five on sale, none of Dan's
+    expect((await system.request('GET', '/v1/admin/skus/LAST-VASE', { token: admin })).body.stock).toEqual({ available: 5, reserved: 0, sold: 2 });
+  });
 });

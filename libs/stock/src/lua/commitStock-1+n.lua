@@ -19,6 +19,12 @@
   after an HDEL a hash keeps the large encoding its payload gave it (~0.26 KB left of ~0.8 KB,
   where the rewritten one is ~0.13 KB).
 
+  A payment-time line found without its units is the order's verdict: recorded ('g', the line),
+  every later commit answers it too, whatever stock comes back meanwhile. The settle job that
+  found it refunds the whole order as sold out; a refund of some units committing the stock in
+  between (stock put back by a return or a merchant) left that refund alone paid back, and the
+  order closed with the rest of its money kept.
+
   Returns { code, lineIndex }:
     1 committed now   0 already committed   -1 no such reservation
    -2 already released (cancelled, expired: the order holds no stock)
@@ -29,11 +35,16 @@ local state = redis.call('HGET', orderKey, 's')
 if not state then return { -1, 0 } end
 if state == 'committed' then return { 0, 0 } end
 if state ~= 'reserved' then return { -2, 0 } end
+local gone = redis.call('HGET', orderKey, 'g')
+if gone then return { -3, tonumber(gone) } end
 local lines = cjson.decode(redis.call('HGET', orderKey, 'l'))
 for i, line in ipairs(lines) do
   if line[2] == 'payment' then
     local available = tonumber(redis.call('HGET', KEYS[1 + i], 'available') or '0')
-    if available < line[1] then return { -3, i } end
+    if available < line[1] then
+      redis.call('HSET', orderKey, 'g', i)
+      return { -3, i }
+    end
   end
 end
 for i, line in ipairs(lines) do
