@@ -1,8 +1,8 @@
 import type { Config } from '@orders/config';
 import { statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
-import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
-import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
+import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
+import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueLostRefundPayments, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
@@ -189,6 +189,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   const connection = deps.redis;
   const writer = new OrderWriter({ ...deps, pricing: new PricingRepository(deps.db) }, { batchSize: config.PERSIST_BATCH_SIZE, batchWaitMs: config.PERSIST_BATCH_WAIT_MS, busyIntervalMs: config.PERSIST_BUSY_INTERVAL_MS });
   const life = new ForwardLife(deps);
+  const refunds = new RefundRepository(deps.db);
   // its ledger sums read every row of a year's ledger: a deadline of their own, longer than the
   // statements' (which would end them, and a run every RECONCILE_INTERVAL_MS would never finish),
   // and a deadline all the same: a MySQL that stops answering would hold the check's lock for
@@ -227,7 +228,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
    * sweep interval past their deadline lost their job (Redis lost data, a flushed queue) and
    * would hold their stock for ever: closed as their job would have. Shipped orders never
    * confirmed and delivered orders never completed a sweep interval past their timer would
-   * wait for ever too: moved on as their timer would have. Counted and logged, since it
+   * wait for ever too: moved on as their timer would have. Refunds due a sweep interval with no
+   * refund job would never be paid back: their job is enqueued again. Counted and logged, since it
    * means jobs go missing.
    */
   const sweepOverdue = async (): Promise<void> => {
@@ -251,6 +253,12 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
         metrics.overdueOrderTimers.inc({ timer: backstop.timer }, moved.length);
         log.warn({ timer: backstop.timer, count: moved.length, orderIds: moved.slice(0, 20) }, 'moved on orders past their timer whose timer job was gone');
       }
+    }
+    const refundsWaiting = await refunds.ordersWithRefundsWaiting(graceMs, OVERDUE_BATCH);
+    const restored = refundsWaiting.length > 0 ? await enqueueLostRefundPayments(queues, refundsWaiting) : [];
+    if (restored.length > 0) {
+      metrics.refundJobsRestored.inc(restored.length);
+      log.warn({ count: restored.length, orderIds: restored.slice(0, 20) }, 'enqueued again the refund jobs of orders holding refunds due a sweep interval with no job: their job was gone');
     }
   };
   const timerBackstops = [

@@ -50,6 +50,27 @@ describe('orders whose deadline or timer job was lost', () => {
     expect(await expiredCount(1)).toBe(1);
   });
 
+  it('sends a refund whose refund job was lost: the buyer is paid back, and the loss counted', async () => {
+    const { payments } = system.workers.deps.queues;
+    const paymentsWorker = system.workers.workers.find((worker) => worker.name === payments.name)!;
+    const orderId = await system.checkout('rae', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('rae'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    await paymentsWorker.pause();
+    try {
+      expect((await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('rae'), body: { reason: 'changed my mind' } })).status).toBe(202);
+      // the refund committed and its job is lost (the api died before the add, or Redis refused it)
+      const refundJob = await waitFor(async () => (await payments.getJobs(['waiting', 'prioritized', 'delayed'])).find((job) => job.data.orderId === orderId), { what: 'the refund job' });
+      await refundJob.remove();
+    } finally {
+      paymentsWorker.resume();
+    }
+    expect((await system.waitForStatus(orderId, 'REFUNDED', 20_000)).amounts.refundedCents).toBe(3_000);
+    const restored = async () => (await system.workers.deps.metrics.refundJobsRestored.get()).values[0]?.value ?? 0;
+    await expect.poll(restored, { timeout: 5_000 }).toBe(1);
+  });
+
   it('closes a presale whose balance deadline job was lost as that job would have: the deposit kept', async () => {
     const { timers } = system.workers.deps.queues;
     const orderId = await system.persisted('presale', 'ona', [{ skuId: 'KETTLE', qty: 1 }]);

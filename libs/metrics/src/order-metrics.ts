@@ -224,6 +224,11 @@ export function createMetrics(labels: { app: string }) {
       labelNames: ['timer'] as const,
       registers: [registry],
     }),
+    refundJobsRestored: new Counter({
+      name: 'refund_jobs_restored_total',
+      help: 'Orders holding a refund due (PENDING) for a sweep interval (OVERDUE_SWEEP_INTERVAL_MS) with no refund job, nor one failed for good: their refund job was gone, and the backstop sweep enqueued it again',
+      registers: [registry],
+    }),
     acceptedOrdersLost: new Counter({
       name: 'accepted_orders_lost_total',
       help: 'Accepted orders (the buyer had a 202) found not in MySQL with their reservation gone from Redis, so they cannot be persisted',

@@ -3,6 +3,7 @@ import { allocateByLargestRemainder, drawRefund, refundForLines, RefundExceedsLi
 import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
+import { overdueSince } from './order-repository.js';
 import { payerOf, paymentsThatPaid } from './process-repository.js';
 import type { Database, OrderRow, RefundPartsTable, RefundsTable } from './schema.js';
 
@@ -146,6 +147,21 @@ export class RefundRepository {
     const rows = await this.db.selectFrom('refunds').selectAll().where('order_id', 'in', [...orderIds]).orderBy('created_at').orderBy('refund_id').execute();
     const parts = await partsOf(this.db, rows.map((row) => row.refund_id));
     return rows.map((row) => toView(row, parts.get(row.refund_id) ?? []));
+  }
+
+  /** Orders holding a refund due (PENDING) unchanged for longer than `waitedForMs` by MySQL's clock, longest waiting first: their refund job, if none holds them, was lost. */
+  async ordersWithRefundsWaiting(waitedForMs: number, limit: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('refunds')
+      .select('order_id')
+      .where('status', '=', 'PENDING')
+      .where('history', 'is not', null)
+      .where('updated_at', '<', overdueSince(waitedForMs))
+      .groupBy('order_id')
+      .orderBy(sql`MIN(updated_at)`)
+      .limit(limit)
+      .execute();
+    return rows.map((row) => row.order_id);
   }
 
   /** Refund orders of the order waiting for the payment system, with the payment parts each goes back to. */

@@ -109,6 +109,29 @@ export function enqueueRefundPayments(queues: Pick<OrderQueues, 'payments'>, ord
 }
 
 /**
+ * Enqueues again the refund jobs of these orders (holding refunds due for a while) that no job
+ * holds, nor one failed for good: theirs was lost (the api died, or Redis refused the add, after
+ * the refund committed), and their money would never go back. A dead letter is the operator's to
+ * replay once its cause is fixed (JobsDeadLettered), not run again here at every sweep. Returns
+ * the orders enqueued; one whose job finished meanwhile gets a job that finds nothing to send.
+ */
+export async function enqueueLostRefundPayments(queues: Pick<OrderQueues, 'payments'>, orderIds: readonly string[]): Promise<string[]> {
+  // a deduplication key may outlive its job (removed by hand): held only while that job is there
+  const held = await Promise.all(
+    orderIds.map(async (orderId) => {
+      const jobId = await queues.payments.getDeduplicationJobId(ONE_AT_A_TIME.refundPayments(orderId).id);
+      return jobId !== null && (await queues.payments.getJob(jobId)) !== undefined;
+    }),
+  );
+  const unheld = orderIds.filter((_, i) => !held[i]);
+  if (unheld.length === 0) return [];
+  const failed = new Set((await queues.payments.getFailed()).filter((job) => job.name === JOB.refundPayments).map((job) => (job.data as Partial<OrderEffectsJob>).orderId));
+  const lost = unheld.filter((orderId) => !failed.has(orderId));
+  await Promise.all(lost.map((orderId) => enqueueRefundPayments(queues, orderId)));
+  return lost;
+}
+
+/**
  * The refund of one payment that came after its order could take it (expired, cancelled,
  * paid by another attempt, deposit forfeited): that payment alone goes back, whatever else
  * the order was paid. Deduplicated by the payment, so asking again (a repeated callback)

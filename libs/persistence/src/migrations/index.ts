@@ -13,6 +13,7 @@ import * as stockLedgerKindOrder from './0013-stock-ledger-kind-order.js';
 import * as skuOrderType from './0014-sku-order-type.js';
 import * as orderAddressOptional from './0015-order-address-optional.js';
 import * as couponUseNumbers from './0016-coupon-use-numbers.js';
+import * as refundsWaiting from './0017-refunds-waiting.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -33,4 +34,5 @@ export const migrations: Record<string, Migration> = {
   '0014-sku-order-type': skuOrderType,
   '0015-order-address-optional': orderAddressOptional,
   '0016-coupon-use-numbers': couponUseNumbers,
+  '0017-refunds-waiting': refundsWaiting,
 };
