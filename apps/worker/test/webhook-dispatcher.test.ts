@@ -39,10 +39,11 @@ describe('webhook deliveries', () => {
   const publish = async (count: number, from: number) => {
     for (let i = from; i < from + count; i++) await env.redis.xadd(streamKey(), '*', 'eventId', String(i), 'orderId', `O${i}`, 'event', JSON.stringify({ eventId: String(i), orderId: `O${i}`, version: 1 }));
   };
-  const dispatcherOn = (events: OrderEventRepository, metrics = createMetrics({ app: 'test' })) => ({
+  const dispatcherOn = (events: OrderEventRepository, metrics = createMetrics({ app: 'test' }), batchSize = 100) => ({
     metrics,
-    dispatcher: new WebhookDispatcher({ redis: env.redis, events, metrics, log: pino({ level: 'silent' }) }, { streamKey: streamKey(), batchSize: 100, timeoutMs: 2_000, backoffMs: 50, maxBackoffMs: 200 }),
+    dispatcher: new WebhookDispatcher({ redis: env.redis, events, metrics, log: pino({ level: 'silent' }) }, { streamKey: streamKey(), batchSize, timeoutMs: 2_000, backoffMs: 50, maxBackoffMs: 200 }),
   });
+  const trimmedCount = async (metrics: ReturnType<typeof createMetrics>) => (await metrics.webhookCursorsTrimmed.get()).values[0]?.value ?? 0;
   const register = async (webhookId: string, cursor: string) => {
     const events = new OrderEventRepository(env.db);
     for (const webhook of await events.webhooks()) await events.removeWebhook(webhook.webhook_id);
@@ -112,6 +113,41 @@ describe('webhook deliveries', () => {
     await dispatcher.deliverDue();
     await dispatcher.idle();
     expect((await metrics.webhookCursorsTrimmed.get()).values[0]?.value).toBe(1);
+    expect(received[0]?.[0]).toBe('31');
+  });
+
+  it('counts events trimmed between two batches of one turn, as a sale outruns the receiver', async () => {
+    await reset();
+    await publish(10, 1);
+    const fifth = (await env.redis.xrange(streamKey(), '-', '+'))[4]![0];
+    await register('outrun', fifth);
+    // while the receiver takes its first batch, 40 more events come and the stream keeps its newest 20
+    let first = true;
+    onBatch = async () => {
+      if (!first) return;
+      first = false;
+      await publish(40, 11);
+      await env.redis.xtrim(streamKey(), 'MAXLEN', 20);
+    };
+    const { dispatcher, metrics } = dispatcherOn(new OrderEventRepository(env.db), createMetrics({ app: 'test' }), 2);
+    await dispatcher.deliverDue();
+    await dispatcher.idle();
+    expect(await trimmedCount(metrics)).toBe(1);
+    expect(received.slice(0, 2)).toEqual([
+      ['6', '7'],
+      ['31', '32'],
+    ]);
+  });
+
+  it('counts events trimmed before a receiver registered on an empty stream acknowledged any', async () => {
+    await reset();
+    await register('never-acknowledged', '0-0');
+    await publish(50, 1);
+    await env.redis.xtrim(streamKey(), 'MAXLEN', 20);
+    const { dispatcher, metrics } = dispatcherOn(new OrderEventRepository(env.db));
+    await dispatcher.deliverDue();
+    await dispatcher.idle();
+    expect(await trimmedCount(metrics)).toBe(1);
     expect(received[0]?.[0]).toBe('31');
   });
 

@@ -95,7 +95,6 @@ export class WebhookDispatcher {
   }
 
   private async deliverBatches(webhook: WebhookRow, progress: WebhookProgress): Promise<void> {
-    await this.reportTrimmed(webhook, progress);
     for (let batch = 0; batch < BATCHES_PER_TURN; batch++) {
       const sent = await this.deliverNext(webhook, progress);
       if (sent < this.settings.batchSize || progress.failures > 0) return;
@@ -105,15 +104,35 @@ export class WebhookDispatcher {
   /**
    * The stream keeps its newest EVENTS_STREAM_MAXLEN entries: a receiver that fell further
    * behind than that lost the events trimmed past its cursor. Counted and logged (the alert
-   * WebhookEventsTrimmed), so the receiver's owner can read them from the order history.
+   * WebhookEventsTrimmed), once per cursor, so the receiver's owner can read them from the order history.
    */
-  private async reportTrimmed(webhook: WebhookRow, progress: WebhookProgress): Promise<void> {
-    if (progress.cursor === '0-0' || progress.trimmedAt === progress.cursor) return;
-    const [oldest] = await this.deps.redis.xrange(this.settings.streamKey, '-', '+', 'COUNT', 1);
-    if (!oldest || !streamIdAfter(oldest[0], progress.cursor)) return;
+  private reportTrimmed(webhook: WebhookRow, progress: WebhookProgress, nextKept: string | undefined): void {
+    if (progress.trimmedAt === progress.cursor) return;
     progress.trimmedAt = progress.cursor;
     this.deps.metrics.webhookCursorsTrimmed.inc();
-    this.deps.log.error({ webhookId: webhook.webhook_id, cursor: progress.cursor, oldestKept: oldest[0] }, 'webhook fell behind the trimmed order-event stream: events after its cursor were dropped');
+    this.deps.log.error({ webhookId: webhook.webhook_id, cursor: progress.cursor, nextKept }, 'webhook fell behind the trimmed order-event stream: events after its cursor were dropped');
+  }
+
+  /**
+   * The batch after the cursor and, read in the same instant (one MULTI), whether the stream
+   * dropped events after the cursor: its oldest entry kept is past the cursor (whenever the trim
+   * was: before this turn, or between two of its batches, a sale adding faster than the receiver
+   * takes them); for a receiver registered on an empty stream that acknowledged nothing yet, the
+   * stream has had entries removed at all (Redis 7 counts those added). A receiver whose
+   * acknowledged entry alone was trimmed is counted too: the stream cannot tell it lost nothing.
+   */
+  private async readAfter(cursor: string): Promise<{ entries: Array<[string, string[]]>; trimmedPast: boolean }> {
+    const { streamKey, batchSize } = this.settings;
+    const [range, info] = (await this.deps.redis.multi().xrange(streamKey, `(${cursor}`, '+', 'COUNT', batchSize).xinfo('STREAM', streamKey).exec()) ?? [];
+    if (!range || range[0]) throw range?.[0] ?? new Error('no reply to the stream read');
+    const entries = range[1] as Array<[string, string[]]>;
+    // no stream yet: XINFO refuses the missing key, and nothing was trimmed
+    if (!info || info[0]) return { entries, trimmedPast: false };
+    const fields = info[1] as unknown[];
+    const field = (name: string) => (fields.includes(name) ? fields[fields.indexOf(name) + 1] : undefined);
+    if (cursor === '0-0') return { entries, trimmedPast: Number(field('entries-added') ?? 0) > Number(field('length')) };
+    const oldest = (field('first-entry') as [string, string[]] | null | undefined)?.[0];
+    return { entries, trimmedPast: oldest !== undefined && streamIdAfter(oldest, cursor) };
   }
 
   private backOff(progress: WebhookProgress): void {
@@ -123,7 +142,8 @@ export class WebhookDispatcher {
 
   /** Sends the batch after the cursor; returns how many events it held (0: nothing to send). */
   private async deliverNext(webhook: WebhookRow, progress: WebhookProgress): Promise<number> {
-    const entries = await this.deps.redis.xrange(this.settings.streamKey, `(${progress.cursor}`, '+', 'COUNT', this.settings.batchSize);
+    const { entries, trimmedPast } = await this.readAfter(progress.cursor);
+    if (trimmedPast) this.reportTrimmed(webhook, progress, entries[0]?.[0]);
     if (entries.length === 0) return 0;
     const events = entries.map(([, fields]) => JSON.parse(fields[fields.indexOf('event') + 1]!) as OrderEvent);
     const attempt = progress.failures + 1;
