@@ -296,8 +296,8 @@ export function createMetrics(labels: { app: string }) {
     }),
     webhookDeliveries: new Counter({
       name: 'webhook_deliveries_total',
-      help: 'Webhook delivery attempts (each a batch of events) by outcome: delivered, failed',
-      labelNames: ['outcome'] as const,
+      help: 'Webhook delivery attempts (each a batch of events) by webhook (its id) and outcome: delivered, failed',
+      labelNames: ['webhook', 'outcome'] as const,
       registers: [registry],
     }),
     stockDrift: new Gauge({

@@ -183,7 +183,7 @@ export class WebhookDispatcher {
       },
       error ? undefined : lastEntry,
     );
-    this.deps.metrics.webhookDeliveries.inc({ outcome: error ? 'failed' : 'delivered' });
+    this.deps.metrics.webhookDeliveries.inc({ webhook: webhook.webhook_id, outcome: error ? 'failed' : 'delivered' });
     if (error) {
       this.backOff(progress);
     } else {
