@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { createMetrics } from '@orders/metrics';
 import { OrderEventRepository, createDb } from '@orders/persistence';
-import { createTestEnv, type TestEnv } from '@orders/testing';
+import { createTestEnv, waitFor, type TestEnv } from '@orders/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebhookDispatcher } from '../src/order-events/webhook-dispatcher.js';
@@ -149,6 +149,37 @@ describe('webhook deliveries', () => {
     await dispatcher.idle();
     expect(await trimmedCount(metrics)).toBe(1);
     expect(received[0]?.[0]).toBe('31');
+  });
+
+  it('never sets a cursor back: a publisher that lost its lock while its batch was out stops when the next one has moved on', async () => {
+    await reset();
+    await register('handed-over', '0-0');
+    await publish(6, 1);
+    // the first publisher's first batch is held at the receiver while the next publisher delivers all six
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let first = true;
+    onBatch = async () => {
+      if (!first) return;
+      first = false;
+      await held;
+    };
+    const old = dispatcherOn(new OrderEventRepository(env.db), createMetrics({ app: 'test' }), 2).dispatcher;
+    await old.deliverDue();
+    await waitFor(async () => received.length === 1, { what: 'the first publisher’s batch at the receiver' });
+    const next = dispatcherOn(new OrderEventRepository(env.db), createMetrics({ app: 'test' }), 2).dispatcher;
+    await next.deliverDue();
+    await next.idle();
+    release();
+    await old.idle();
+    const last = (await env.redis.xrange(streamKey(), '-', '+')).at(-1)![0];
+    expect((await new OrderEventRepository(env.db).findWebhook('handed-over'))?.stream_cursor).toBe(last);
+    expect(received).toEqual([
+      ['1', '2'],
+      ['1', '2'],
+      ['3', '4'],
+      ['5', '6'],
+    ]);
   });
 
   it('takes a redirect for a failed delivery: the signed events are never sent on to where it points', async () => {

@@ -136,11 +136,22 @@ export class OrderEventRepository {
     return Number(deleted.numDeletedRows) === 1;
   }
 
-  /** A delivery attempt goes to the log; a delivered one also moves the webhook's cursor, in one transaction. */
-  async recordDelivery(delivery: NewWebhookDelivery, deliveredUpTo?: string): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+  /**
+   * A delivery attempt goes to the log; a delivered one also moves the webhook's cursor `from`
+   * what the batch was read after `to` its last entry, in one transaction. False when the cursor
+   * had moved from `from` meanwhile (another publisher delivered the batch): it is left where it is.
+   */
+  async recordDelivery(delivery: NewWebhookDelivery, advance?: { from: string; to: string }): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
       await trx.insertInto('webhook_deliveries').values(delivery).execute();
-      if (deliveredUpTo) await trx.updateTable('webhooks').set({ stream_cursor: deliveredUpTo }).where('webhook_id', '=', delivery.webhook_id).execute();
+      if (!advance) return false;
+      const moved = await trx
+        .updateTable('webhooks')
+        .set({ stream_cursor: advance.to })
+        .where('webhook_id', '=', delivery.webhook_id)
+        .where('stream_cursor', '=', advance.from)
+        .executeTakeFirst();
+      return Number(moved.numUpdatedRows) === 1;
     });
   }
 

@@ -168,7 +168,7 @@ export class WebhookDispatcher {
       error = (failure as Error).name === 'TimeoutError' ? `no answer within ${this.settings.timeoutMs} ms` : (failure as Error).message;
     }
     const lastEntry = entries.at(-1)![0];
-    await this.deps.events.recordDelivery(
+    const moved = await this.deps.events.recordDelivery(
       {
         webhook_id: webhook.webhook_id,
         first_event_id: Number(events[0]!.eventId),
@@ -181,11 +181,16 @@ export class WebhookDispatcher {
         duration_ms: Date.now() - started,
         at: new Date(),
       },
-      error ? undefined : lastEntry,
+      error ? undefined : { from: progress.cursor, to: lastEntry },
     );
     this.deps.metrics.webhookDeliveries.inc({ webhook: webhook.webhook_id, outcome: error ? 'failed' : 'delivered' });
     if (error) {
       this.backOff(progress);
+    } else if (!moved) {
+      // another publisher moved the cursor since this batch was read (this one lost its lock while it
+      // sent): it goes on from there, and this one stops rather than set the cursor back and send again
+      this.progress.delete(webhook.webhook_id);
+      return 0;
     } else {
       progress.cursor = lastEntry;
       progress.failures = 0;
