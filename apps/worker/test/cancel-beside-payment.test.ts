@@ -54,4 +54,33 @@ describe('a cancel written just after the payment it did not see', () => {
     const { refunds } = (await system.paymentSim.request('GET', '/__admin/payments')).body;
     expect(refunds.filter((r: any) => r.paymentId === paymentId).map((r: any) => r.amountCents)).toEqual([4_500]);
   });
+
+  it('gives a presale’s deposit back when it landed as the buyer cancelled the order awaiting it, rather than forfeiting it', async () => {
+    const orderId = await system.persisted('presale', 'gus', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 5_000 } });
+    const paymentId = (await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('gus'), body: { method: 'card' } })).body.paymentId as string;
+    await system.paymentRequested(paymentId);
+    const deposit = Number((await system.env.db.selectFrom('payments').select('amount_cents').where('payment_id', '=', paymentId).executeTakeFirstOrThrow()).amount_cents);
+
+    const row = await holdRow(system.env.db, 'orders', 'order_id', orderId);
+    let paid: ReturnType<OrderSystem['signedCallback']>;
+    let cancel: ReturnType<OrderSystem['request']>;
+    try {
+      paid = system.signedCallback('payment', { orderId, paymentId, transactionId: 'tx-deposit-beside-cancel', status: 'SUCCEEDED', amountCents: deposit, at: new Date().toISOString() });
+      await waitFor(async () => (await waitingForLocks()) === 1 || null, { what: "the deposit's write waiting", timeoutMs: 10_000, intervalMs: 200 });
+      cancel = system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('gus'), body: { reason: 'changed my mind' } });
+      await waitFor(async () => (await waitingForLocks()) === 2 || null, { what: "the cancel's write waiting behind it", timeoutMs: 10_000, intervalMs: 200 });
+    } finally {
+      await row.release();
+    }
+
+    expect((await paid).body).toEqual({ changed: true, status: 'DEPOSIT_PAID' });
+    const cancelled = await cancel;
+    expect([cancelled.status, cancelled.body.status]).toEqual([200, 'REFUNDING']);
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    const order = await system.waitForStatus(orderId, 'REFUNDED', 30_000);
+    expect(order.amounts.refundedCents).toBe(deposit);
+    const { refunds } = (await system.paymentSim.request('GET', '/__admin/payments')).body;
+    expect(refunds.filter((r: any) => r.paymentId === paymentId).map((r: any) => r.amountCents)).toEqual([deposit]);
+  });
 });

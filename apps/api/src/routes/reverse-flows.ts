@@ -318,13 +318,16 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     },
     async (request) => {
       const read = await ownOrder(deps, request.user, request.params.orderId, 'cancel');
-      return asItStandsOnceMovedOn(read, (order) => cancel(order, request.user, request.body.reason));
+      return asItStandsOnceMovedOn(read, (order) => cancel(order, request.user, request.body.reason, read));
     },
   );
 
-  /** A cancel of the order as it was read (API.md, and the route's description above). */
-  async function cancel(order: OrderRow, user: Principal, why: string) {
+  /** A cancel of the order as it was read (API.md, and the route's description above); `decidedOn`, as the request first read it. */
+  async function cancel(order: OrderRow, user: Principal, why: string, decidedOn: OrderRow) {
     const actor: Actor = user.role;
+    // the deposit landed as the buyer's cancel ran, sent while the order awaited it: the buyer withdrew before
+    // paying, so the deposit goes back, as when the shop calls the presale off, rather than being forfeited
+    const depositOvertook = actor === 'buyer' && decidedOn.status === 'PENDING_DEPOSIT' && order.status === 'DEPOSIT_PAID';
     const machine = stateMachineFor(order.type as OrderType);
     // a merchant acts on parts holding its SKUs alone: checked first, so a repeat on a closed order is refused as any act is
     const merchantParts = user.role === 'merchant' ? await partsFor(user, await orderParts(process, order)) : undefined;
@@ -344,7 +347,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     }
     // the order type's table decides: unpaid orders (and e.g. imported ones, paid in their channel; a presale's
     // buyer after the deposit) cancel as it says
-    const byTable = machine.can(order.status, 'cancel', actor) ? machine.rule(order.status, 'cancel') : undefined;
+    const byTable = !depositOvertook && machine.can(order.status, 'cancel', actor) ? machine.rule(order.status, 'cancel') : undefined;
     if (byTable) {
       if (await cancelByTable(order, actor, why, byTable)) deps.metrics.cancellations.inc({ stage: 'before_payment' });
     } else {
@@ -374,7 +377,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       const { changed } = await openRefunds(
         order,
         parts.map(({ unit }) => ({ unit, refundId: cancelRefundOf(unit.order_id), items: 'rest' as const })),
-        { reason: why, restockReason: 'cancel', actor, couponOf },
+        { reason: why, restockReason: 'cancel', actor: depositOvertook ? 'system' : actor, couponOf },
       );
       if (changed) deps.metrics.cancellations.inc({ stage: 'after_payment' });
     }
@@ -394,6 +397,8 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
             at: deps.clock(),
             detail: why.slice(0, 500),
             effects: async (trx, current, transition) => {
+              // decided on the order as read: one that moved on since (a presale's deposit landing) is decided again as it stands
+              if (current.status !== order.status) throw new IllegalTransition(current.status, 'cancel', actor);
               if (releaseStock) await OrderRepository.releaseReservation(trx, current.order_id, transition.action, deps.clock());
             },
           }),

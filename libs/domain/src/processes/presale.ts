@@ -32,7 +32,8 @@ const transitions: TransitionRule<PresaleStatus, PresaleAction>[] = [
   { from: 'DEPOSIT_PAID', action: 'change_address', to: 'DEPOSIT_PAID', actors: ['buyer', 'admin'] },
   { from: 'DEPOSIT_PAID', action: 'expire_balance', to: 'DEPOSIT_FORFEITED', actors: ['system'], effects: ['releaseStock'] },
   { from: 'DEPOSIT_PAID', action: 'cancel', to: 'DEPOSIT_FORFEITED', actors: ['buyer'], effects: ['releaseStock'] },
-  { from: 'DEPOSIT_PAID', action: 'refund', to: 'REFUNDING', actors: ['merchant', 'admin'], effects: ['releaseStock', 'refundPayments'] },
+  // the system's: a buyer's cancel sent while the order awaited its deposit, which landed as the cancel ran
+  { from: 'DEPOSIT_PAID', action: 'refund', to: 'REFUNDING', actors: ['merchant', 'admin', 'system'], effects: ['releaseStock', 'refundPayments'] },
   ...fulfilmentTransitions,
 ];
 
