@@ -262,6 +262,9 @@ describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule agai
         headers: { 'idempotency-key': `${buyer}-${skuId}` },
       });
 
+    // A webhook whose receiver is gone: its deliveries fail, and are counted per webhook
+    expect((await api.request('POST', '/v1/admin/webhooks', { token: admin, body: { url: 'http://127.0.0.1:9/gone', description: 'a receiver that went away' } })).status).toBe(201);
+
     // One order before the sale: prom-client creates a labelled series at its first event,
     // and rate() cannot see an increase that happened before a series' first sample.
     await createSku('WARM-UP', 5, false);
@@ -299,8 +302,9 @@ describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule agai
         (await scraped('sum(order_transitions_total{to="EXPIRED"}) > 0')) &&
         (await scraped('sum(job_failures_total{final="true"}) > 0')) &&
         (await scraped('sum(external_calls_total{system="payment"}) > 0')) &&
-        (await scraped(`count(stock_drift_units{sku="${HOT_SKU}"}) > 0`)),
-      { what: 'Prometheus to scrape persisted, expired and dead-lettered orders, a payment call and a stock reconciliation', timeoutMs: 45_000, intervalMs: 500 },
+        (await scraped(`count(stock_drift_units{sku="${HOT_SKU}"}) > 0`)) &&
+        (await scraped('sum(webhook_deliveries_total{outcome="failed"}) > 0')),
+      { what: 'Prometheus to scrape persisted, expired and dead-lettered orders, a payment call, a stock reconciliation and a failed webhook delivery', timeoutMs: 45_000, intervalMs: 500 },
     );
     // and a few scrapes more, so every rate has two samples after the last event
     const scrapesSoFar = Number((await query('min(count_over_time(up[1m]))')).data!.result[0]!.value[1]);

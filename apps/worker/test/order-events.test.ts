@@ -109,9 +109,9 @@ describe.concurrent('order events: the outbox, the stream and signed webhooks', 
     );
     expect(deduplicate(delivered).outOfOrder).toEqual([]);
     for (const { body, signature } of received) expect(signatureMatches(secret, body, signature)).toBe(true);
-    // the failed batch was sent again as it was: a receiver can tell by eventId
+    // the failed batch was sent again from where it began (with the events published since, up to a batch): a receiver can tell by eventId
     const [first, retry] = received.map(({ body }) => (JSON.parse(body) as { events: OrderEvent[]; attempt: number }));
-    expect(retry!.events.map((e) => e.eventId)).toEqual(first!.events.map((e) => e.eventId));
+    expect(retry!.events.slice(0, first!.events.length).map((e) => e.eventId)).toEqual(first!.events.map((e) => e.eventId));
     expect([first!.attempt, retry!.attempt]).toEqual([1, 2]);
 
     const log = await system.request('GET', `/v1/admin/webhooks/${webhookId}/deliveries?limit=200`, { token: admin });

@@ -23,6 +23,7 @@ interface WebhookProgress {
 }
 
 const WEBHOOK_RELOAD_MS = 2_000;
+const DELIVERY_OUTCOMES = ['delivered', 'failed'] as const;
 /**
  * Batches one delivery sends back to back while the receiver acknowledges full ones: a
  * receiver behind by a sale's events catches up at this many batches per publisher turn,
@@ -61,11 +62,20 @@ export class WebhookDispatcher {
       this.webhooks = await this.deps.events.webhooks();
       this.loadedAt = now;
       const registered = new Set(this.webhooks.map((webhook) => webhook.webhook_id));
-      for (const webhookId of this.progress.keys()) if (!registered.has(webhookId)) this.progress.delete(webhookId);
+      for (const webhookId of this.progress.keys()) {
+        if (registered.has(webhookId)) continue;
+        this.progress.delete(webhookId);
+        // a webhook removed is failing no more (WebhookDeliveriesFailing)
+        for (const outcome of DELIVERY_OUTCOMES) this.deps.metrics.webhookDeliveries.remove({ webhook: webhookId, outcome });
+      }
     }
     for (const webhook of this.webhooks) {
       let progress = this.progress.get(webhook.webhook_id);
-      if (!progress) this.progress.set(webhook.webhook_id, (progress = { cursor: webhook.stream_cursor, inFlight: false, failures: 0, retryAt: 0 }));
+      if (!progress) {
+        this.progress.set(webhook.webhook_id, (progress = { cursor: webhook.stream_cursor, inFlight: false, failures: 0, retryAt: 0 }));
+        // its series from 0, so that a rate sees its first delivery
+        for (const outcome of DELIVERY_OUTCOMES) this.deps.metrics.webhookDeliveries.inc({ webhook: webhook.webhook_id, outcome }, 0);
+      }
       if (progress.inFlight || progress.retryAt > now) continue;
       progress.inFlight = true;
       const delivery = this.deliverBatches(webhook, progress)
