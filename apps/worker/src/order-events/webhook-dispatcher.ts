@@ -198,8 +198,10 @@ export class WebhookDispatcher {
       this.backOff(progress);
     } else if (!moved) {
       // another publisher moved the cursor since this batch was read (this one lost its lock while it
-      // sent): it goes on from there, and this one stops rather than set the cursor back and send again
+      // sent): it goes on from there, and this one stops rather than set the cursor back and send again;
+      // should it go on, it reads the cursor from MySQL again
       this.progress.delete(webhook.webhook_id);
+      this.loadedAt = 0;
       return 0;
     } else {
       progress.cursor = lastEntry;
