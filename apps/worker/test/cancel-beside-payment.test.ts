@@ -22,33 +22,43 @@ describe('a cancel written just after the payment it did not see', () => {
   /** How many of this file's database's transactions wait for a row lock. */
   const waitingForLocks = async () => (await rowLockWaits(system.env.db)).length;
 
-  it('refunds the order in full instead of answering 409', async () => {
-    const orderId = await system.checkout('fia', [{ skuId: 'KETTLE', qty: 1 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+  /**
+   * The buyer's pay, answered late by the payment system, whose callback then lands as the
+   * buyer cancels: another session holds the order's row, the payment's write queues behind
+   * it, then the cancel's. Their answers, once the row is let go.
+   */
+  async function cancelledAsPaymentLands(orderId: string, buyer: string) {
     // the payment system answers the worker late: the callback below is what settles the payment
     await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 5_000 } });
-    const paymentId = (await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('fia'), body: { method: 'card' } })).body.paymentId as string;
+    const paymentId = (await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).body.paymentId as string;
     // its request there first: a payment settled before the worker reads it is never asked for, and there would be no charge to refund
     await system.paymentRequested(paymentId);
+    const amountCents = Number((await system.env.db.selectFrom('payments').select('amount_cents').where('payment_id', '=', paymentId).executeTakeFirstOrThrow()).amount_cents);
 
-    // another session holds the order's row: the payment's write queues behind it, then the cancel's
     const row = await holdRow(system.env.db, 'orders', 'order_id', orderId);
     let paid: ReturnType<OrderSystem['signedCallback']>;
     let cancel: ReturnType<OrderSystem['request']>;
     try {
-      paid = system.signedCallback('payment', { orderId, paymentId, transactionId: 'tx-beside-cancel', status: 'SUCCEEDED', amountCents: 4_500, at: new Date().toISOString() });
+      paid = system.signedCallback('payment', { orderId, paymentId, transactionId: `tx-beside-cancel-${orderId}`, status: 'SUCCEEDED', amountCents, at: new Date().toISOString() });
       await waitFor(async () => (await waitingForLocks()) === 1 || null, { what: "the payment's write waiting", timeoutMs: 10_000, intervalMs: 200 });
-      cancel = system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('fia'), body: { reason: 'changed my mind' } });
+      cancel = system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token(buyer), body: { reason: 'changed my mind' } });
       await waitFor(async () => (await waitingForLocks()) === 2 || null, { what: "the cancel's write waiting behind it", timeoutMs: 10_000, intervalMs: 200 });
     } finally {
       // released whatever happened: held, it would keep the file's clean-up from dropping the database
       await row.release();
     }
-
-    expect((await paid).body).toEqual({ changed: true, status: 'PAID' });
-    const cancelled = await cancel;
-    expect([cancelled.status, cancelled.body.status]).toEqual([200, 'REFUNDING']);
+    const answers = { paid: (await paid).body, cancelled: await cancel };
     await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    return { paymentId, amountCents, ...answers };
+  }
+
+  it('refunds the order in full instead of answering 409', async () => {
+    const orderId = await system.checkout('fia', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const { paymentId, paid, cancelled } = await cancelledAsPaymentLands(orderId, 'fia');
+
+    expect(paid).toEqual({ changed: true, status: 'PAID' });
+    expect([cancelled.status, cancelled.body.status]).toEqual([200, 'REFUNDING']);
     const order = await system.waitForStatus(orderId, 'REFUNDED', 30_000);
     expect(order.amounts.refundedCents).toBe(4_500);
     const { refunds } = (await system.paymentSim.request('GET', '/__admin/payments')).body;
@@ -57,27 +67,10 @@ describe('a cancel written just after the payment it did not see', () => {
 
   it('gives a presale’s deposit back when it landed as the buyer cancelled the order awaiting it, rather than forfeiting it', async () => {
     const orderId = await system.persisted('presale', 'gus', [{ skuId: 'KETTLE', qty: 1 }]);
-    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 5_000 } });
-    const paymentId = (await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('gus'), body: { method: 'card' } })).body.paymentId as string;
-    await system.paymentRequested(paymentId);
-    const deposit = Number((await system.env.db.selectFrom('payments').select('amount_cents').where('payment_id', '=', paymentId).executeTakeFirstOrThrow()).amount_cents);
+    const { paymentId, amountCents: deposit, paid, cancelled } = await cancelledAsPaymentLands(orderId, 'gus');
 
-    const row = await holdRow(system.env.db, 'orders', 'order_id', orderId);
-    let paid: ReturnType<OrderSystem['signedCallback']>;
-    let cancel: ReturnType<OrderSystem['request']>;
-    try {
-      paid = system.signedCallback('payment', { orderId, paymentId, transactionId: 'tx-deposit-beside-cancel', status: 'SUCCEEDED', amountCents: deposit, at: new Date().toISOString() });
-      await waitFor(async () => (await waitingForLocks()) === 1 || null, { what: "the deposit's write waiting", timeoutMs: 10_000, intervalMs: 200 });
-      cancel = system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('gus'), body: { reason: 'changed my mind' } });
-      await waitFor(async () => (await waitingForLocks()) === 2 || null, { what: "the cancel's write waiting behind it", timeoutMs: 10_000, intervalMs: 200 });
-    } finally {
-      await row.release();
-    }
-
-    expect((await paid).body).toEqual({ changed: true, status: 'DEPOSIT_PAID' });
-    const cancelled = await cancel;
+    expect(paid).toEqual({ changed: true, status: 'DEPOSIT_PAID' });
     expect([cancelled.status, cancelled.body.status]).toEqual([200, 'REFUNDING']);
-    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
     const order = await system.waitForStatus(orderId, 'REFUNDED', 30_000);
     expect(order.amounts.refundedCents).toBe(deposit);
     const { refunds } = (await system.paymentSim.request('GET', '/__admin/payments')).body;
