@@ -151,11 +151,8 @@ export class RefundRepository {
 
   /** Orders holding a refund due (PENDING) unchanged for longer than `waitedForMs` by MySQL's clock, longest waiting first: their refund job, if none holds them, was lost. */
   async ordersWithRefundsWaiting(waitedForMs: number, limit: number): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom('refunds')
+    const rows = await dueRefundOrders(this.db)
       .select('order_id')
-      .where('status', '=', 'PENDING')
-      .where('history', 'is not', null)
       .where('updated_at', '<', overdueSince(waitedForMs))
       .groupBy('order_id')
       .orderBy(sql`MIN(updated_at)`)
@@ -166,14 +163,7 @@ export class RefundRepository {
 
   /** Refund orders of the order waiting for the payment system, with the payment parts each goes back to. */
   async pending(orderId: string): Promise<RefundView[]> {
-    const rows = await this.db
-      .selectFrom('refunds')
-      .selectAll()
-      .where('order_id', '=', orderId)
-      .where('status', '=', 'PENDING')
-      .where('history', 'is not', null)
-      .orderBy('created_at')
-      .execute();
+    const rows = await dueRefundOrders(this.db).selectAll().where('order_id', '=', orderId).orderBy('created_at').execute();
     const parts = await partsOf(this.db, rows.map((row) => row.refund_id));
     return rows.map((row) => toView(row, parts.get(row.refund_id) ?? []));
   }
@@ -406,6 +396,11 @@ async function insertRefund(
     })
     .execute();
   return toView(await trx.selectFrom('refunds').selectAll().where('refund_id', '=', refund.refundId).executeTakeFirstOrThrow(), []);
+}
+
+/** Refund orders (whole-payment refunds keep no history) due: waiting to be sent to the payment system. */
+function dueRefundOrders(db: OrderDb) {
+  return db.selectFrom('refunds').where('status', '=', 'PENDING').where('history', 'is not', null);
 }
 
 /** Units and cents count as refunded on their lines, and `amountCents` on the order: the order's own and, for a child, its parent's. */
