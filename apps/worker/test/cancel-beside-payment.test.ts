@@ -49,6 +49,10 @@ describe('a cancel written just after the payment it did not see', () => {
     }
     const answers = { paid: (await paid).body, cancelled: await cancel };
     await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    // the payment system's own answer to the worker, held by its latency, has come: nothing of it is left in flight
+    await expect
+      .poll(async () => ((await system.paymentSim.request('GET', '/__admin/payments')).body.payments as any[]).some((payment) => payment.paymentId === paymentId), { timeout: 15_000 })
+      .toBe(true);
     return { paymentId, amountCents, ...answers };
   }
 
