@@ -6,9 +6,9 @@ export interface FinishedTransfer extends StockTransfer {
   voided: boolean;
 }
 
-/** How often a transfer's own run tries to finish it, and the wait before the next try (times the tries so far). */
-const COMPLETE_ATTEMPTS = 3;
-const COMPLETE_RETRY_MS = 200;
+/** How often a transfer's own run tries each of its sides, and the wait before the next try (times the tries so far). */
+const STEP_ATTEMPTS = 3;
+const STEP_RETRY_MS = 200;
 
 /**
  * Keeps a bucketed SKU's units where its buyers are. A bucket whose buyer just heard
@@ -135,22 +135,17 @@ export class StockRebalancer {
 
   /**
    * Returns the units taken off `from` and those given to `to` (fewer when voided, waiting or
-   * lost). A give, record or close that fails is tried again shortly, each step being idempotent
-   * by the transfer id: units taken and not given are on sale nowhere, and the reconciler's run
-   * that would finish the transfer may be a minute away, the whole of a flash sale's rush.
+   * lost). A take, give, record or close that fails is tried again shortly, each step being
+   * idempotent by the transfer id: a take whose answer came too late (Redis ran it) and units
+   * taken and not given are on sale nowhere, and the reconciler's run that would finish the
+   * transfer may be a minute away, the whole of a flash sale's rush.
    */
   private async move(transfer: StockTransfer): Promise<{ taken: number; given: number }> {
-    const taken = await this.deps.inventory.takeForTransfer(transfer, this.deps.clock());
+    const now = this.deps.clock();
+    const taken = await retried(() => this.deps.inventory.takeForTransfer(transfer, now));
     if (taken.qty === 0) return { taken: 0, given: 0 };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const outcome = await this.complete(taken);
-        return { taken: taken.qty, given: outcome === 'given' ? taken.qty : 0 };
-      } catch (error) {
-        if (attempt >= COMPLETE_ATTEMPTS) throw error;
-        await new Promise((resolve) => setTimeout(resolve, COMPLETE_RETRY_MS * attempt));
-      }
-    }
+    const outcome = await retried(() => this.complete(taken));
+    return { taken: taken.qty, given: outcome === 'given' ? taken.qty : 0 };
   }
 
   /** Gives, records and closes; a transfer waiting for a stock set, or for its lost receiving bucket to be recreated, stays open. */
@@ -161,5 +156,17 @@ export class StockRebalancer {
     await this.deps.recordTransfer({ transferId, skuId, from, to, qty, voided: outcome === 'voided' });
     await this.deps.inventory.closeTransfer(transfer);
     return outcome;
+  }
+}
+
+/** Runs a transfer's step, idempotent by its id, again after a failure, up to STEP_ATTEMPTS times. */
+async function retried<T>(step: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (error) {
+      if (attempt >= STEP_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, STEP_RETRY_MS * attempt));
+    }
   }
 }

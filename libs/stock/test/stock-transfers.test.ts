@@ -161,6 +161,22 @@ describe('stock buckets and the transfers between them', () => {
     expect(await inventory.openTransfers(now)).toEqual([]);
   });
 
+  it('gives units whose take Redis ran but answered too late (its command timed out in a rush) on its own, not leaving them on sale nowhere until the stock check', async () => {
+    // 3 units over 4 buckets: bucket 3 is empty, its buyer asks for 1; bucket 0 gives
+    await inventory.initSku({ skuId: 'LATE', available: 3, buckets: 4, ...sale });
+    let takes = 0;
+    const late = interceptingScript(redis, prefix, { script: 'takeStock', skuId: 'LATE', bucket: 0 }, (command, send) => {
+      send();
+      // ioredis' commandTimeout: the command stays sent, its answer is dropped when it comes
+      if (takes++ === 0) command.reject(new Error('Command timed out'));
+    });
+    expect(await rebalancerOn(new Inventory(late, prefix, TEST_TIMEOUTS)).rebalance('LATE', new Map([[3, 1]]))).toBe(1);
+    expect(takes).toBe(2);
+    expect(await available('LATE')).toEqual([0, 1, 1, 1]);
+    expect(recorded.filter((t) => t.skuId === 'LATE')).toEqual([{ transferId: expect.any(String), skuId: 'LATE', from: 0, to: 3, qty: 1, voided: false }]);
+    expect(await inventory.openTransfers(now)).toEqual([]);
+  });
+
   it('refills an empty bucket from the fullest so every unit can be sold', async () => {
     const keys = new StockKeys(prefix);
     const buyers = Array.from({ length: 200 }, (_, i) => `move-${i}`);
