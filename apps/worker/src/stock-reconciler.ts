@@ -151,7 +151,7 @@ export class StockReconciler {
       onError: (error, skuId) => deps.log.warn({ err: error, skuId }, 'stock rebalance failed'),
     });
     this.stockSets = new StockSets({ inventory: deps.inventory, record: (...set) => deps.catalog.setStock(...set), clock: () => new Date() });
-    this.abandonedClaims = new AbandonedClaims({ redis: deps.redis, inventory: deps.inventory });
+    this.abandonedClaims = new AbandonedClaims({ redis: deps.redis, inventory: deps.inventory, redeemedAmong: (orderIds) => deps.coupons.redeemedAmong(orderIds) });
   }
 
   /**

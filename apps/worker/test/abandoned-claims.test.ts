@@ -18,7 +18,7 @@ describe('the stock check and a checkout whose api died between its claim and it
   let system: IntakeAndWorkers;
   const keys = new StockKeys('');
   /** Buyers whose carts of a SKU in buckets run outside bucket 0: their keys and coupon uses are claimed in their own group first. */
-  const [killedBuyer, otherKilledBuyer, acceptedBuyer] = Array.from({ length: 40 }, (_, i) => `lamp-buyer-${i}`).filter((buyer) => keys.bucketOf(buyer, BUCKETS) !== 0);
+  const [killedBuyer, otherKilledBuyer, acceptedBuyer, clusterBuyer] = Array.from({ length: 40 }, (_, i) => `lamp-buyer-${i}`).filter((buyer) => keys.bucketOf(buyer, BUCKETS) !== 0);
 
   beforeAll(async () => {
     system = await startIntakeAndWorkers('abandoned_claims', { REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS) });
@@ -114,6 +114,24 @@ describe('the stock check and a checkout whose api died between its claim and it
     expect(lines.filter((line) => /claim/.test(String(line.msg)))).toEqual([
       expect.objectContaining({ level: 40, userId: killedBuyer, idempotencyKey: 'first', couponCode: 'ONCE', orderIds: [expect.stringMatching(/-g[1-3]$/)], msg: expect.stringMatching(/^checkout claim abandoned/) }),
     ]);
+  });
+
+  it("leaves the claim of an order MySQL holds when its cart's group lost the order's record (a Redis Cluster node restarted empty): the use stays the order's", { timeout: 90_000 }, async () => {
+    const { env, http } = system;
+    const accepted = await checkout(clusterBuyer!, 'kept');
+    expect(accepted.status).toBe(202);
+    await waitFor(async () => (await http.request('GET', `/v1/orders/${accepted.body.orderId}`, { token: token(clusterBuyer!) })).body.amounts, { what: 'the order persisted' });
+    const claimedAt = await takenUpAt(clusterBuyer!, 'kept');
+    // the node holding the cart's bucket lost the key's record; the buyer's own group kept the claim
+    const cartGroup = (await env.redis.hget(claimOf(clusterBuyer!, 'kept'), 'g'))!;
+    expect(await env.redis.del(`${env.config.REDIS_KEY_PREFIX}${cartGroup}:idem:${clusterBuyer!}:kept`)).toBe(1);
+
+    await untilTakenForGone(claimedAt);
+    const report = await scheduledCheck([]).checkUnlessRunning();
+    expect(report?.claimsAbandoned).toBe(0);
+    expect(await env.redis.exists(claimOf(clusterBuyer!, 'kept'))).toBe(1);
+    const another = await checkout(clusterBuyer!, 'another');
+    expect([another.status, another.body.code]).toEqual([422, 'COUPON_LIMIT_EXCEEDED']);
   });
 
   it('npm run reconcile abandons such a claim too, and says how many it abandoned', { timeout: 90_000 }, async () => {

@@ -32,4 +32,14 @@ export class CouponRepository {
       redemptions: used.filter((row) => row.code === coupon.code).map((row) => ({ orderId: row.order_id, userId: row.user_id })),
     }));
   }
+
+  /**
+   * The orders among `orderIds` whose coupon use MySQL records: accepted and persisted, whether
+   * they hold the use still or gave it back since through their own cancel or expiry.
+   */
+  async redeemedAmong(orderIds: readonly string[]): Promise<Set<string>> {
+    if (orderIds.length === 0) return new Set();
+    const rows = await this.db.selectFrom('coupon_redemptions').select('order_id').where('order_id', 'in', orderIds).execute();
+    return new Set(rows.map((row) => row.order_id));
+  }
 }

@@ -508,9 +508,22 @@ export class OrderRepository {
     await OrderRepository.restoreCoupon(trx, orderId, at);
   }
 
-  /** In a cancellation's transaction: the buyer's use of the order's coupon is theirs again (once; Redis follows after the commit). */
+  /**
+   * In a cancellation's transaction: the buyer's use of the order's coupon is theirs again (once;
+   * Redis follows after the commit). Written by the redemption's key (the code, then the order):
+   * by the order id alone it locked the range of that index up to the newest order, and the
+   * persist batches recording new orders' uses waited for the cancellation to commit.
+   */
   static async restoreCoupon(trx: Transaction<Database>, orderId: string, at: Date): Promise<void> {
-    await trx.updateTable('coupon_redemptions').set({ status: 'restored', at }).where('order_id', '=', orderId).where('status', '=', 'used').execute();
+    const order = await trx.selectFrom('orders').select('coupon_code').where('order_id', '=', orderId).executeTakeFirst();
+    if (!order?.coupon_code) return;
+    await trx
+      .updateTable('coupon_redemptions')
+      .set({ status: 'restored', at })
+      .where('code', '=', order.coupon_code)
+      .where('order_id', '=', orderId)
+      .where('status', '=', 'used')
+      .execute();
   }
 
   /** The order's reservation as MySQL has it (reservationsOf), for the payment commit to put back a record Redis lost. */

@@ -36,14 +36,22 @@ const SCAN_COUNT = 1000;
  * run, abandons them all here, through the same script and on the same judgement: nobody took
  * it up for `Inventory.claimAbandonment().afterMs`, it was made within `madeWithinMs` (an order
  * accepted under it would still be recorded), and the cart's group, read after the claim, has no
- * order under the key. abandonClaim-2+2h.lua does nothing when a request took it up since.
+ * order under the key, nor MySQL a coupon use of an order of the claim. abandonClaim-2+2h.lua
+ * does nothing when a request took it up since.
  *
  * Found by SCAN over the buyers' groups' idempotency keys, on every master: the claim script
  * stays as it is, where an index of claims would cost each checkout one more write. An order's
  * record in the same keyspace has no cart group ('g'), and is passed over.
  */
 export class AbandonedClaims {
-  constructor(private readonly deps: { redis: RedisClient; inventory: Inventory }) {}
+  constructor(
+    private readonly deps: {
+      redis: RedisClient;
+      inventory: Inventory;
+      /** The orders among these whose coupon use MySQL records: accepted, whatever Redis still holds of them. */
+      redeemedAmong: (orderIds: readonly string[]) => Promise<ReadonlySet<string>>;
+    },
+  ) {}
 
   /** Abandons every claim whose requests are gone with no order accepted under it; returns those abandoned now. */
   async abandonGone(): Promise<AbandonedClaim[]> {
@@ -65,7 +73,7 @@ export class AbandonedClaims {
 
   private async abandonAmong(node: Redis, group: string, found: readonly string[]): Promise<AbandonedClaim[]> {
     const gone = await this.goneClaims(node, group, found);
-    const unrecorded = await this.withoutOrder(gone);
+    const unrecorded = await this.unaccepted(await this.withoutOrder(gone));
     if (unrecorded.length === 0) return [];
     const { keys } = this.deps.inventory;
     // the coupon of the uses each claim's orders took, in their holds (the claim names the orders alone)
@@ -114,6 +122,17 @@ export class AbandonedClaims {
       gone.push({ userId, idempotencyKey, cartGroup, takenUpAt: Number(takenUpAt), orderIds });
     });
     return gone;
+  }
+
+  /**
+   * The claims none of whose orders MySQL holds a coupon use of. An order's record under its
+   * key in its cart's group (withoutOrder) is gone when a Redis Cluster node lost that group
+   * (restarted empty, or failed over to a replica that was behind): the order was accepted all
+   * the same, and its use is its own.
+   */
+  private async unaccepted(claims: readonly GoneClaim[]): Promise<GoneClaim[]> {
+    const redeemed = await this.deps.redeemedAmong(claims.flatMap((claim) => claim.orderIds));
+    return claims.filter((claim) => claim.orderIds.every((orderId) => !redeemed.has(orderId)));
   }
 
   /** The claims with no order recorded under their key in their cart's group, read after the claims: one pipeline per group. */

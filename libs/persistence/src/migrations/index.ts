@@ -14,6 +14,7 @@ import * as skuOrderType from './0014-sku-order-type.js';
 import * as orderAddressOptional from './0015-order-address-optional.js';
 import * as couponUseNumbers from './0016-coupon-use-numbers.js';
 import * as refundsWaiting from './0017-refunds-waiting.js';
+import * as couponRedemptionsByOrder from './0018-coupon-redemptions-by-order.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -35,4 +36,5 @@ export const migrations: Record<string, Migration> = {
   '0015-order-address-optional': orderAddressOptional,
   '0016-coupon-use-numbers': couponUseNumbers,
   '0017-refunds-waiting': refundsWaiting,
+  '0018-coupon-redemptions-by-order': couponRedemptionsByOrder,
 };
