@@ -247,6 +247,8 @@ interface CheckoutClaim {
   claimedNow: boolean;
   /** a use of the coupon was taken for this order: given back unless the reservation accepts it */
   couponTaken: boolean;
+  /** the orders other requests under the key took a use for (claimCheckout-5+c.lua's code 2): given back if this one's is accepted */
+  otherHolders: string[];
 }
 
 /** The refusals of the rules that hold per buyer, as reserveStock-6+c+2n.lua and claimCheckout-5+c.lua both answer them; null for another code. */
@@ -649,13 +651,14 @@ export class Inventory {
       keys.push(counter.key);
       args.push(counter.windowMs, counter.max);
     }
-    const claimOf = ([, , code, taken]: StockScriptReply<'claimCheckout'>): CheckoutClaim => ({
+    const claimOf = ([, , code, taken, ...others]: StockScriptReply<'claimCheckout'>): CheckoutClaim => ({
       orderId,
       userId,
       idempotencyKey,
       couponCode,
       claimedNow: code === 1,
       couponTaken: Number(code) >= 1 && taken === 1,
+      otherHolders: code === 2 ? others.map(String) : [],
     });
     const spentWith = (reply: StockScriptReply<'claimCheckout'>) => {
       if (counted.length > 0) counters!.counted({ count: Number(reply[0]), msLeft: Number(reply[1]) });
@@ -668,7 +671,7 @@ export class Inventory {
         // unanswered (timed out, connection lost), the claim may have run all the same: what it
         // would have taken is given back after it on the same connection, or the buyer's retry
         // under the key would find their coupon used by an order that never was
-        await this.settleEvenIfAway(() => this.withdrawClaim({ orderId, userId, idempotencyKey, couponCode, claimedNow: true, couponTaken: couponCode !== '' }));
+        await this.settleEvenIfAway(() => this.withdrawClaim({ orderId, userId, idempotencyKey, couponCode, claimedNow: true, couponTaken: couponCode !== '', otherHolders: [] }));
         throw error;
       }
       // claimed on the primary, whose replicas did not acknowledge it: given back, for the buyer's retry
@@ -729,6 +732,22 @@ export class Inventory {
   private async settleClaim(claim: CheckoutClaim, [, , code, orderId]: StockScriptReply<'reserveStock'>, answered: boolean): Promise<void> {
     const accepted = Number(code) === 1 || (Number(code) === 2 && orderId === claim.orderId);
     await this.withdrawClaim({ ...claim, claimedNow: claim.claimedNow && Number(code) < 0, couponTaken: claim.couponTaken && !accepted }, answered && Number(code) < 0);
+    if (accepted) await this.giveBackOtherHolders(claim);
+  }
+
+  /**
+   * Once a claim's order is accepted, the other orders that took a coupon use under its key never
+   * will be (one key, one order): a request killed between its claim and its reservation, whose
+   * buyer retried under the key, would hold its use for good (the stock check leaves a claim with
+   * an order). Each given back once by its hold: a request still under way that finds this order
+   * as it reserves gives back its own, and finds it given back already.
+   */
+  private async giveBackOtherHolders(claim: CheckoutClaim): Promise<void> {
+    if (claim.otherHolders.length === 0) return;
+    const pipeline = this.reserving.pipeline();
+    for (const orderId of claim.otherHolders) queueStockScript(pipeline, 'releaseCoupon', this.couponHolderKeys(orderId, claim.userId, claim.couponCode), ['held']);
+    pipeline.hdel(this.keys.idempotency(this.keys.groupOf(claim.userId), claim.userId, claim.idempotencyKey), ...claim.otherHolders.map((orderId) => `c:${orderId}`));
+    for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
   }
 
   /**
@@ -749,6 +768,7 @@ export class Inventory {
       throw error;
     }
     if (!accepted) await this.withdrawClaim(claim);
+    else await this.giveBackOtherHolders(claim);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { CouponUsedUp } from '@orders/domain';
 import { AbandonedClaims, Inventory, type CheckoutTimeouts, type ReserveStockRequest } from '@orders/stock';
 import { buyerAddress, buyerOutsideBucketZero, reservationOf, startFailingRedisLink, waitFor } from '@orders/testing';
 import { Redis } from 'ioredis';
@@ -27,6 +28,7 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
     redis = new Redis(TEST_REDIS_URL);
     inventory = new Inventory(redis, prefix, timeouts);
     await openHotSaleWithOnceCoupon(inventory, now, 1_000);
+    await inventory.publishCoupon({ code: 'TWICE', perBuyerLimit: 2, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + HOUR) });
   });
 
   afterAll(async () => {
@@ -36,22 +38,22 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
 
   /** A buyer whose cart runs in a bucket other than {g0}: their key and coupon use are claimed in their own group first. */
   const buyerOutsideG0 = (name: string) => buyerOutsideBucketZero(name, HOT_BUCKETS);
-  const requestOf = (buyer: string, key: string): ReserveStockRequest =>
-    reservationOf(buyer, [{ skuId: 'HOT', qty: 1 }], { now, idempotencyKey: key, bodyHash: 'HOT-1-ONCE', payload: { address: buyerAddress, couponCode: 'ONCE' } });
-  const uses = (buyer: string) => redis.get(inventory.keys.couponUses(inventory.keys.groupOf(buyer), 'ONCE', buyer));
+  const requestOf = (buyer: string, key: string, couponCode = 'ONCE'): ReserveStockRequest =>
+    reservationOf(buyer, [{ skuId: 'HOT', qty: 1 }], { now, idempotencyKey: key, bodyHash: `HOT-1-${couponCode}`, payload: { address: buyerAddress, couponCode } });
+  const uses = (buyer: string, couponCode = 'ONCE') => redis.get(inventory.keys.couponUses(inventory.keys.groupOf(buyer), couponCode, buyer));
   const claimOf = (buyer: string, key: string) => inventory.keys.idempotency(inventory.keys.groupOf(buyer), buyer, key);
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   /** The stock check as a worker runs it, on a MySQL where no order of this file was ever persisted (apps/worker's abandoned-claims has one that is). */
   const stockCheck = (on = inventory) => new AbandonedClaims({ redis, inventory: on, redeemedAmong: async () => new Set() });
 
   /** A checkout under `key` whose process dies once its claim has run, before its reservation is sent: the claim holds the coupon's use. */
-  async function killedAfterClaim(buyer: string, key: string, checkoutTimeouts = timeouts): Promise<void> {
+  async function killedAfterClaim(buyer: string, key: string, checkoutTimeouts = timeouts, couponCode = 'ONCE'): Promise<void> {
     const target = new URL(TEST_REDIS_URL);
     const link = await startFailingRedisLink({ host: target.hostname, port: Number(target.port || 6379) });
     const linked = new Redis(`redis://127.0.0.1:${link.port}`, { commandTimeout: ABANDONED_AFTER_MS / 5 });
     try {
       const claimed = link.dieAfter(CLAIM);
-      const lost = new Inventory(linked, prefix, checkoutTimeouts).reserveStock(requestOf(buyer, key)).catch(() => null);
+      const lost = new Inventory(linked, prefix, checkoutTimeouts).reserveStock(requestOf(buyer, key, couponCode)).catch(() => null);
       await claimed;
       await waitFor(async () => (await redis.hexists(claimOf(buyer, key), 'g')) === 1, { what: 'the claim' });
       linked.disconnect();
@@ -60,7 +62,7 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
       linked.disconnect();
       await link.close();
     }
-    expect(await uses(buyer)).toBe('1');
+    expect(await uses(buyer, couponCode)).toBe('1');
   }
 
   it('gives back the use once, whatever the checks at once, and only after nobody took the claim up for the time a request takes to settle', async () => {
@@ -81,6 +83,20 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
     expect(await redis.exists(claimOf(buyer, first))).toBe(0);
     expect((await inventory.reserveStock(requestOf(buyer, 'second'))).created).toBe(true);
     expect(await uses(buyer)).toBe('1');
+  });
+
+  it("gives the killed request's use back once the buyer's retry under the same key is accepted with a use the coupon still had: the buyer keeps every use the coupon allows", async () => {
+    const buyer = buyerOutsideG0('retried');
+    await killedAfterClaim(buyer, 'first', timeouts, 'TWICE');
+
+    expect((await inventory.reserveStock(requestOf(buyer, 'first', 'TWICE'))).created).toBe(true);
+    expect(await uses(buyer, 'TWICE')).toBe('1');
+    // the retry's answer again: nothing given back twice
+    expect((await inventory.reserveStock(requestOf(buyer, 'first', 'TWICE'))).created).toBe(false);
+    expect(await uses(buyer, 'TWICE')).toBe('1');
+    expect((await inventory.reserveStock(requestOf(buyer, 'second', 'TWICE'))).created).toBe(true);
+    await expect(inventory.reserveStock(requestOf(buyer, 'third', 'TWICE'))).rejects.toBeInstanceOf(CouponUsedUp);
+    expect(await uses(buyer, 'TWICE')).toBe('2');
   });
 
   it('leaves alone the claim of a checkout whose reservation landed: the order holds its use', async () => {

@@ -40,7 +40,11 @@
       request's own call run again (ioredis sends again what it wrote before a lost connection
       and had no answer to): nothing is taken twice (answered 2 once another request has taken
       the claim up since: it is no longer this one's to drop)
-    2 claimed before, this body   { 2, coupon use taken }: a retry, or the same request twice at once
+    2 claimed before, this body   { 2, coupon use taken, orderId... }: a retry, or the same
+      request twice at once; the orders other requests took a coupon use for under the claim,
+      while it was made within ARGV[10]: if this request's order is accepted they never will
+      be (one key, one order, and an order accepted before would still be recorded), and their
+      uses go back (one killed between its claim and its reservation would hold its use for good)
     0 claimed before, this body, and refused now { 0, -10, -7 or -8, state, ... }: nothing
       taken; the caller lets it through as the replay of an order accepted under the key, and
       with none the state says what the requests holding the claim are:
@@ -80,12 +84,22 @@ local function holders(claimed)
   return gone
 end
 
+-- code 2's reply: the orders of the other requests holding a use under the claim (made at claimedAt), while one accepted would be recorded
+local function claimedBefore(taken, claimedAt)
+  local reply = { 2, taken }
+  if not claimedAt or clockMs() - claimedAt >= tonumber(ARGV[10]) then return reply end
+  for _, field in ipairs(redis.call('HKEYS', claimKey)) do
+    if string.sub(field, 1, 2) == 'c:' and string.sub(field, 3) ~= orderId then table.insert(reply, string.sub(field, 3)) end
+  end
+  return reply
+end
+
 local function claim()
   local claimed = redis.call('HMGET', claimKey, 'h', 'u', 'g', 'n', 'f', 'l')
   -- this request's call run a second time: answered as the first run was, whatever its counters say
   -- now; one whose claim another request took up since ('n' emptied) is known by the use it took
   if claimed[4] == orderId then return { 1, redis.call('HEXISTS', holdKey, 'c') } end
-  if redis.call('HEXISTS', claimKey, 'c:' .. orderId) == 1 then return { 2, redis.call('HEXISTS', holdKey, 'c') } end
+  if redis.call('HEXISTS', claimKey, 'c:' .. orderId) == 1 then return claimedBefore(redis.call('HEXISTS', holdKey, 'c'), tonumber(claimed[5])) end
   if counterCount >= 1 and budget[1] > budget[3] then return { -9 } end
   if claimed[1] and (claimed[1] ~= bodyHash or claimed[2] ~= userId or claimed[3] ~= cartGroup) then return { -1 } end
 
@@ -126,7 +140,8 @@ local function claim()
     redis.call('PEXPIREAT', holdKey, math.min(couponEndsAt + 86400000, now + tonumber(ARGV[8])))
     taken = 1
   end
-  return { claimed[1] and 2 or 1, taken }
+  if claimed[1] then return claimedBefore(taken, tonumber(claimed[5])) end
+  return { 1, taken }
 end
 
 local reply = claim()
