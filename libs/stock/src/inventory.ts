@@ -303,6 +303,12 @@ const CLAIM_ABANDONED_AFTER_MS = 10_000;
 const CLAIM_OUTLIVES_RECORD_MS = 60_000;
 /** How long a buyer's coupon uses outlive the coupon (reserveStock-6+c+2n.lua's PEXPIREAT). */
 const COUPON_USES_KEPT_AFTER_END_MS = 24 * 3600 * 1000;
+/**
+ * How long an order's coupon given-back marker is kept when its buyer's uses count is gone (Redis
+ * lost it, and the stock repair counts it again without the use): as long as the restock markers,
+ * the longest any later step of the order comes.
+ */
+const GIVEN_BACK_KEPT_WITHOUT_USES_MS = 90 * 24 * 3600 * 1000;
 /** Reads sent in one pipeline by the repair's scans of many orders. */
 const READS_PER_PIPELINE = 1000;
 /** A finished transfer's records are kept long past any retry of it. */
@@ -923,7 +929,7 @@ export class Inventory {
    */
   async releaseCoupon(order: Pick<AcceptedOrder, 'orderId' | 'userId' | 'couponCode'>): Promise<boolean> {
     if (!order.couponCode) return false;
-    return (await runStockScript(this.redis, 'releaseCoupon', this.couponHolderKeys(order.orderId, order.userId, order.couponCode), [])) === 1;
+    return (await runStockScript(this.redis, 'releaseCoupon', this.couponHolderKeys(order.orderId, order.userId, order.couponCode), ['', GIVEN_BACK_KEPT_WITHOUT_USES_MS])) === 1;
   }
 
   /**

@@ -86,6 +86,23 @@ describe('coupons reserved with the stock, in one script', () => {
     await expect(reserve('eve', 'TWICE')).rejects.toBeInstanceOf(CouponUsedUp);
   });
 
+  it('gives a use back once when Redis lost the uses count too: a cancel before the stock repair, and one sent again after it, leave the count the repair put back', async () => {
+    const usesKey = inventory.keys.couponUses('{g0}', 'TWICE', 'fay');
+    const cancelled = await reserve('fay', 'TWICE');
+    const kept = await reserve('fay', 'TWICE');
+    // Redis lost the buyer's count and both records; MySQL has the cancel's use given back
+    await redis.del(usesKey, inventory.keys.order('{g0}', cancelled.order.orderId), inventory.keys.order('{g0}', kept.order.orderId));
+    expect(await inventory.releaseStock(cancelled.order.orderId, 'fay', 'cancelled', 'TWICE')).toBe(false);
+    // the stock repair counts the uses MySQL holds: the kept order's
+    const coupon = { code: 'TWICE', endsAt: new Date(now.getTime() + 60_000) };
+    expect(await inventory.restoreCouponUses(coupon, [{ orderId: kept.order.orderId, userId: 'fay' }])).toBe(1);
+
+    expect(await inventory.releaseStock(cancelled.order.orderId, 'fay', 'cancelled', 'TWICE')).toBe(false);
+    expect(await redis.get(usesKey)).toBe('1');
+    await reserve('fay', 'TWICE');
+    await expect(reserve('fay', 'TWICE')).rejects.toBeInstanceOf(CouponUsedUp);
+  });
+
   it('refuses an unknown coupon or one outside its window, reserving nothing', async () => {
     const before = await available();
     await expect(reserve('cy', 'NOSUCH')).rejects.toBeInstanceOf(CouponNotValid);

@@ -14,13 +14,20 @@
   ARGV[1]  'held' to give back only a use KEYS[1] holds: a claim withdrawn (claimCheckout-5+c.lua)
            whose script went unanswered may never have run, and then its hold was never
            written and the marker must not decide
+  ARGV[2]  how long the marker is kept without a uses count (ms)
 
   Returns 1 given back now, 0 the order holds no use.
 ]]
 if giveBackHeldUse(KEYS[1], KEYS[2], KEYS[3]) == 1 then return 1 end
 if ARGV[1] == 'held' or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
--- the uses count expires a day after the coupon ends; past that there is nothing to give back
 local usesTtl = redis.call('PTTL', KEYS[2])
-if usesTtl <= 0 or not redis.call('SET', KEYS[3], '1', 'NX', 'PX', usesTtl) then return 0 end
+if usesTtl <= 0 then
+  -- no count: expired a day after the coupon ended, or Redis lost it. The stock repair counts
+  -- it again from MySQL, where this use is given back already (the cancellation's commit came
+  -- first): the marker keeps a later call from giving it back from that count a second time
+  redis.call('SET', KEYS[3], '1', 'NX', 'PX', tonumber(ARGV[2]))
+  return 0
+end
+if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', usesTtl) then return 0 end
 if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
 return 1
