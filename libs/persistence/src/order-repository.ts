@@ -510,20 +510,16 @@ export class OrderRepository {
 
   /**
    * In a cancellation's transaction: the buyer's use of the order's coupon is theirs again (once;
-   * Redis follows after the commit). Written by the redemption's key (the code, then the order):
-   * by the order id alone it locked the range of that index up to the newest order, and the
-   * persist batches recording new orders' uses waited for the cancellation to commit.
+   * Redis follows after the commit). Written by the redemption's key, once a plain read found it
+   * (an order may name a coupon its pricing did not apply): by the order id alone, or by a key
+   * with no row, it locked the range of an index up to the newest order, and the persist
+   * batches recording new orders' uses waited for the cancellation to commit.
    */
   static async restoreCoupon(trx: Transaction<Database>, orderId: string, at: Date): Promise<void> {
-    const order = await trx.selectFrom('orders').select('coupon_code').where('order_id', '=', orderId).executeTakeFirst();
-    if (!order?.coupon_code) return;
-    await trx
-      .updateTable('coupon_redemptions')
-      .set({ status: 'restored', at })
-      .where('code', '=', order.coupon_code)
-      .where('order_id', '=', orderId)
-      .where('status', '=', 'used')
-      .execute();
+    const held = await trx.selectFrom('coupon_redemptions').select('code').where('order_id', '=', orderId).where('status', '=', 'used').executeTakeFirst();
+    if (!held) return;
+    // the status again, as the locking write reads it: a give-back committed meanwhile leaves it restored once
+    await trx.updateTable('coupon_redemptions').set({ status: 'restored', at }).where('code', '=', held.code).where('order_id', '=', orderId).where('status', '=', 'used').execute();
   }
 
   /** The order's reservation as MySQL has it (reservationsOf), for the payment commit to put back a record Redis lost. */

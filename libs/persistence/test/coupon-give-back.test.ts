@@ -23,14 +23,15 @@ describe("a cancellation's transaction giving its order's coupon use back, besid
 
   /** Order ids grow with time, as the intake's do: each persisted one is the newest. */
   const orderId = (n: number) => `01KCOUPON0${String(n).padStart(16, '0')}`;
-  const persist = (n: number, userId: string, couponCode: string | null) => {
+  /** `applied`: whether pricing took the coupon off (not, for an order under its minimum spend): only then is its use recorded. */
+  const persist = (n: number, userId: string, couponCode: string | null, applied = couponCode !== null) => {
     const acceptedAt = new Date();
     const items = [{ skuId: 'LAMP', qty: 1 }];
     return orders.persistAcceptedOrders(
       [
         {
           accepted: { orderId: orderId(n), userId, type: 'standard', items, address: buyerAddress, couponCode, acceptedAt: acceptedAt.toISOString(), paymentDeadline: new Date(acceptedAt.getTime() + 60_000).toISOString() },
-          priced: priceOrder('standard', items, new Map([['LAMP', lamp]]), acceptedAt, { ...NO_PRICING_RULES, coupon: couponCode ? once : null }),
+          priced: priceOrder('standard', items, new Map([['LAMP', lamp]]), acceptedAt, { ...NO_PRICING_RULES, coupon: applied ? once : null }),
         },
       ],
       acceptedAt,
@@ -60,8 +61,8 @@ describe("a cancellation's transaction giving its order's coupon use back, besid
     ]);
   });
 
-  it('holds up nothing when the cancelled order had no coupon', async () => {
-    await persist(3, 'cat', null);
+  it('holds up nothing when the cancelled order named a coupon its pricing did not apply', async () => {
+    await persist(3, 'cat', 'ONCE', false);
 
     expect(await batchBesideOpenGiveBack(3, () => persist(4, 'dan', 'ONCE'))).toBe('written');
     expect((await redemptions()).map((row) => row.order_id)).toEqual([orderId(1), orderId(2), orderId(4)]);
