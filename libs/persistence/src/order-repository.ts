@@ -509,6 +509,27 @@ export class OrderRepository {
   }
 
   /**
+   * A split order's children, locked and as they are now; none for an order not split. Found
+   * with a plain read, then locked by primary key. A split writes every child at once, under the
+   * parent's lock, and the callers' snapshot comes after it: taken after that lock, or found
+   * current by a move of the order or of a child (a split moves the parent). A locking read by
+   * parent_order_id took next-key locks on that index: up to the next split order's children, or,
+   * below the oldest, the gap where every new order's entry goes (no parent sorts first), and
+   * the persist batches and other splits waited until the caller committed.
+   */
+  static async lockChildren(trx: Transaction<Database>, parentId: string): Promise<Array<{ order_id: string; status: string }>> {
+    const found = await trx.selectFrom('orders').select('order_id').where('parent_order_id', '=', parentId).execute();
+    if (found.length === 0) return [];
+    return trx
+      .selectFrom('orders')
+      .select(['order_id', 'status'])
+      .where('order_id', 'in', found.map((child) => child.order_id))
+      .orderBy('order_id')
+      .forUpdate()
+      .execute();
+  }
+
+  /**
    * In a cancellation's transaction: the buyer's use of the order's coupon is theirs again (once;
    * Redis follows after the commit). Written by the redemption's key, once a plain read found it
    * (an order may name a coupon its pricing did not apply): by the order id alone, or by a key
@@ -665,14 +686,14 @@ async function orderFacts(trx: Transaction<Database>, order: OrderRow): Promise<
 /**
  * A split parent's status follows its children (DESIGN.md): after a child moves, the
  * parent is re-derived in the same transaction. The parent row is locked first and the
- * children are read with a locking read, so two children moving at once are serialised
- * and the second sees the first. The parent's history records the child's action and
+ * children are locked as they are now (lockChildren), so two children moving at once are
+ * serialised and the second sees the first. The parent's history records the child's action and
  * actor that moved it.
  */
 async function deriveParentStatus(trx: Transaction<Database>, parentId: string, childId: string, fired: FiredTransition, at: Date): Promise<void> {
   const parent = await trx.selectFrom('orders').selectAll().where('order_id', '=', parentId).forUpdate().executeTakeFirst();
   if (!parent) return;
-  const children = await trx.selectFrom('orders').select(['order_id', 'status']).where('parent_order_id', '=', parentId).orderBy('order_id').forUpdate().execute();
+  const children = await OrderRepository.lockChildren(trx, parentId);
   const statuses = children.map((c) => (c.order_id === childId ? fired.to : c.status));
   const derived = deriveFromChildren(stateMachineFor(parent.type as OrderType), statuses);
   if (derived === parent.status) return;

@@ -137,13 +137,13 @@ const cancelRefundOf = (partId: string) => `${partId}-cancel`;
  * closed before it shipped: cancelled, or refunded whole) and a cancellation closed at least
  * one, whichever request closed the last one, in whatever order; once only (the redemption row
  * says so). A part that shipped (delivered, returned...) keeps it used: the order was partly
- * fulfilled; so do refunds alone, with no cancellation (README). The parts are read with a
- * locking read under the order's lock (taken first, as every child's move takes it), so two
- * requests closing the last parts at once see each other's; the cancellations' refunds through
+ * fulfilled; so do refunds alone, with no cancellation (README). The parts are locked as they
+ * are now (OrderRepository.lockChildren) under the order's lock (taken first, as every child's
+ * move takes it), so two requests closing the last parts at once see each other's; the cancellations' refunds through
  * the snapshot, once it holds every move of the order's parts (refuseStaleSnapshot).
  */
 async function restoreCouponOnceNoneLeft(trx: Transaction<Database>, orderId: string, at: Date): Promise<void> {
-  const children = await trx.selectFrom('orders').select(['order_id', 'status']).where('parent_order_id', '=', orderId).orderBy('order_id').forUpdate().execute();
+  const children = await OrderRepository.lockChildren(trx, orderId);
   const parts = children.length > 0 ? children : await trx.selectFrom('orders').select(['order_id', 'status']).where('order_id', '=', orderId).forUpdate().execute();
   if (!parts.every((part) => CLOSED_BEFORE_SHIPPING.has(part.status))) return;
   await RefundRepository.refuseStaleSnapshot(trx, orderId);
