@@ -1,5 +1,5 @@
 import { benefitsOfPart, stateMachineFor, type AppliedBenefits, type ChildPlan, type DiscountShare, type Effect, type OrderType, type SplittableLine } from '@orders/domain';
-import { sql, type Transaction } from 'kysely';
+import { sql, type SelectQueryBuilder, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
 import type { Database, OrderItemRow, OrderRow, PaymentRow, ShipmentRow } from './schema.js';
@@ -68,18 +68,21 @@ export interface PaymentsLock {
  * `whileLocked` runs before the history is read.
  */
 export async function paymentsThatPaid(db: OrderDb | Transaction<Database>, orderId: string, lock?: PaymentsLock): Promise<PaymentRow[]> {
-  const succeeded = await db
-    .selectFrom('payments')
-    .selectAll()
-    .where('order_id', '=', orderId)
-    .where('status', '=', 'SUCCEEDED')
-    .$if(lock?.latestPaidFirst !== true, (query) => query.orderBy('created_at').orderBy('payment_id'))
-    .$if(lock?.latestPaidFirst === true, (query) => query.orderBy('paid_at', 'desc').orderBy('created_at', 'desc').orderBy('payment_id', 'desc'))
-    .$if(lock !== undefined, (query) => query.forUpdate())
-    .execute();
-  await lock?.whileLocked();
+  const succeeded = (where: (query: SelectQueryBuilder<Database, 'payments', PaymentRow>) => SelectQueryBuilder<Database, 'payments', PaymentRow>) =>
+    where(db.selectFrom('payments').selectAll().where('status', '=', 'SUCCEEDED'))
+      .$if(lock?.latestPaidFirst !== true, (query) => query.orderBy('created_at').orderBy('payment_id'))
+      .$if(lock?.latestPaidFirst === true, (query) => query.orderBy('paid_at', 'desc').orderBy('created_at', 'desc').orderBy('payment_id', 'desc'));
+  let payments = await succeeded((query) => query.where('order_id', '=', orderId)).execute();
+  if (lock) {
+    // locked by primary key, as they are now: a locking read by order_id locked that index up to
+    // the next order's payments, and a buyer paying a newer order waited for the refund to commit.
+    // A payment that paid the order since this snapshot moved it, which `whileLocked` refuses.
+    const ids = payments.map((payment) => payment.payment_id);
+    payments = ids.length === 0 ? [] : await succeeded((query) => query.where('payment_id', 'in', ids)).forUpdate().execute();
+    await lock.whileLocked();
+  }
   const fired = await db.selectFrom('order_history').select(['action', 'detail']).where('order_id', '=', orderId).where('action', 'in', PAYMENT_ACTIONS).execute();
-  return succeeded.filter((payment) => paidTheOrder(payment.payment_id, fired));
+  return payments.filter((payment) => paidTheOrder(payment.payment_id, fired));
 }
 
 export class ProcessRepository {

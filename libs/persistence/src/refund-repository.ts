@@ -255,7 +255,17 @@ export class RefundRepository {
       const refund = await trx.selectFrom('refunds').select('status').where('refund_id', '=', part.refund_id).forUpdate().executeTakeFirstOrThrow();
       const updated = await trx.updateTable('refund_parts').set({ status: 'SUCCEEDED', updated_at: at }).where('part_id', '=', partId).where('status', 'in', ['PENDING', 'SENT', 'FAILED']).executeTakeFirst();
       if (Number(updated.numUpdatedRows) === 0) return { changed: false, refundSettled: false };
-      const open = await trx.selectFrom('refund_parts').select('part_id').where('refund_id', '=', part.refund_id).where('status', '!=', 'SUCCEEDED').forUpdate().execute();
+      // the refund's parts, written with it, locked by primary key as they are now (a part confirmed
+      // meanwhile included): a locking read by refund id locked that index up to the next refund's
+      // parts, and the refunds of newer orders drawing their parts waited for this one to commit
+      const parts = await trx.selectFrom('refund_parts').select('part_id').where('refund_id', '=', part.refund_id).execute();
+      const open = await trx
+        .selectFrom('refund_parts')
+        .select('part_id')
+        .where('part_id', 'in', parts.map((sibling) => sibling.part_id))
+        .where('status', '!=', 'SUCCEEDED')
+        .forUpdate()
+        .execute();
       if (open.length > 0 || !['PENDING', 'SENT'].includes(refund.status)) return { changed: true, refundSettled: false };
       await trx
         .updateTable('refunds')
