@@ -113,6 +113,45 @@ describe('refunds, returns and cancellations over the parts of a split order', (
     for (const child of [lamp, rug]) expect((await system.order(child.orderId)).status).toBe('RETURN_REQUESTED');
   });
 
+  it("opens a return on each part a later return names, though one part's share repeats an earlier return of the same reason (received and paid back): the second lamp is paid back too", async () => {
+    const { orderId, lamp, rug } = await paidAndSplit('ole', [{ skuId: 'LAMP', qty: 2 }, { skuId: 'RUG', qty: 1 }]);
+    for (const child of [lamp, rug]) for (const event of ['SHIPPED', 'DELIVERED']) expect((await warehouse(child.orderId, event)).body.callbackStatus).toBe(200);
+    const returnOf = (items: Array<{ skuId: string; qty: number }>) => system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('ole'), body: { reason: 'damaged', items } });
+    const receive = async (returnId: string, child: { orderId: string }, merchant: string) => {
+      expect((await system.request('POST', `/v1/orders/${child.orderId}/returns/${returnId}/approve`, { token: system.token(merchant, 'merchant') })).status).toBe(200);
+      expect((await warehouse(child.orderId, 'RETURN_RECEIVED')).body.callbackStatus).toBe(200);
+    };
+
+    const first = await returnOf([{ skuId: 'LAMP', qty: 1 }]);
+    await receive(first.body.returnId, lamp, 'shop');
+    await waitFor(async () => (await system.order(lamp.orderId)).amounts.refundedCents === 1_000 && (await system.order(lamp.orderId)).status === 'DELIVERED', { what: 'the first lamp paid back' });
+
+    const second = await returnOf([{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }]);
+    expect([second.status, second.body.replayed, second.body.returns.map((r: any) => [r.orderId, r.status])]).toEqual([
+      202,
+      false,
+      expect.arrayContaining([
+        [lamp.orderId, 'REQUESTED'],
+        [rug.orderId, 'REQUESTED'],
+      ]),
+    ]);
+    expect(second.body.returns).toHaveLength(2);
+    const lampReturn = second.body.returns.find((r: any) => r.orderId === lamp.orderId).refundId;
+    await receive(lampReturn, lamp, 'shop');
+    await waitFor(async () => (await system.order(lamp.orderId)).amounts.refundedCents === 2_000, { what: 'the second lamp paid back' });
+  });
+
+  it("refunds each part a later refund names, though one part's share repeats an earlier refund of the same reason: the second lamp is refunded too", async () => {
+    const { orderId, lamp } = await paidAndSplit('pia', [{ skuId: 'LAMP', qty: 2 }, { skuId: 'RUG', qty: 1 }]);
+    const refundOf = (items: Array<{ skuId: string; qty: number }>) => system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('pia'), body: { reason: 'changed my mind', items } });
+
+    expect((await refundOf([{ skuId: 'LAMP', qty: 1 }])).status).toBe(202);
+    const second = await refundOf([{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }]);
+    expect([second.status, second.body.replayed, second.body.refunds.length]).toEqual([202, false, 2]);
+    await waitFor(async () => (await system.order(lamp.orderId)).amounts.refundedCents === 2_000, { what: 'both lamps refunded' });
+    expect(await refundsOf(orderId)).toHaveLength(3);
+  });
+
   it('cancels a split order one of whose children was refunded already: the other child is refunded and the coupon use goes back; refused once a child has shipped', async () => {
     const { orderId, lamp, rug } = await paidAndSplit('cy', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }], 'WELCOME');
     const rugRefund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('cy'), body: { reason: 'no rug', items: [{ skuId: 'RUG', qty: 1 }] } });

@@ -102,8 +102,9 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       const idempotencyKey = request.headers['idempotency-key'];
       const keyed = idempotencyKey === undefined ? null : new KeyedRefunds(deps.db, { orderId, kind: 'return', caller: request.user, key: idempotencyKey }, { reason, items });
       if (keyed) await keyed.refuseOtherBodies();
-      const returnIdOf = (part: (typeof parts)[number]) =>
-        keyed ? keyed.idFor(part.unit.order_id) : refundIdFor(part.unit.order_id, ['return', reason, unitsKey(part.items)]);
+      // unkeyed, the whole request's units name each part's return: by the part's share alone, a later
+      // request repeating that share (the second of two lamps) found the first's return and opened none
+      const returnIdOf = (part: (typeof parts)[number]) => (keyed ? keyed.idFor(part.unit.order_id) : refundIdFor(part.unit.order_id, ['return', reason, unitsKey(items)]));
       // the money is drawn from the order's payments when the units are received (every payment, latest first; a child's: its parent's)
       const paid = await process.isPaid(order);
       const moved = await transition(async () => {

@@ -537,19 +537,20 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   /** A refund of the order as it was read (the route's description above): its parts, then their refunds, all or none. */
   async function refund(order: OrderRow, user: Principal, { why, items, keyed }: { why: string; items: RequestedLines | undefined; keyed: KeyedRefunds | undefined }) {
     const actor: Actor = user.role;
-    const key = (unit: OrderRow, unitItems: RequestedLines | 'rest') =>
-      keyed ? keyed.idFor(unit.order_id) : refundIdFor(unit.order_id, ['refund', why, unitsKey(unitItems)]);
+    // unkeyed, the whole request's units name each part's refund: by the part's share alone, a later
+    // request repeating that share (the second of two lamps) found the first's refund and opened none
+    const key = (unit: OrderRow) => (keyed ? keyed.idFor(unit.order_id) : refundIdFor(unit.order_id, ['refund', why, unitsKey(items ?? 'rest')]));
     let parts: Array<{ unit: OrderRow; items: RequestedLines | 'rest' }>;
     const units = await partsFor(user, await orderParts(process, order));
     if (items !== undefined) {
       // a repeat of a refund opened before the order split (its answer lost): the order's own, answered as it is,
       // not opened again on the children
-      const openedBeforeSplit = units[0] !== order && (await refunds.find(key(order, items))) !== null;
+      const openedBeforeSplit = units[0] !== order && (await refunds.find(key(order))) !== null;
       parts = openedBeforeSplit ? [{ unit: order, items }] : await linesByOrderPart(process, units, items);
     } else {
       // a repeat answers the refunds it opened, though their parts are REFUNDING now (looked up after
       // the parts' statuses were read: a request that opened them meanwhile is found too)
-      const before = (await Promise.all(units.map(async (unit) => ((await refunds.find(key(unit, 'rest'))) ? unit : null)))).filter((unit) => unit !== null);
+      const before = (await Promise.all(units.map(async (unit) => ((await refunds.find(key(unit))) ? unit : null)))).filter((unit) => unit !== null);
       // else every unit not refunded yet, of every part that has not shipped
       const rest = units[0] === order ? [order] : units.filter((child) => UNSHIPPED.has(child.status));
       parts = (before.length > 0 ? before : rest).map((unit) => ({ unit, items: 'rest' as const }));
