@@ -50,25 +50,32 @@ describe('orders whose deadline or timer job was lost', () => {
     expect(await expiredCount(1)).toBe(1);
   });
 
-  it('sends a refund whose refund job was lost: the buyer is paid back, and the loss counted', async () => {
-    const { payments } = system.workers.deps.queues;
-    const paymentsWorker = system.workers.workers.find((worker) => worker.name === payments.name)!;
+  it("sends a refund whose refund job was lost, with the warehouse's update lost beside it: the buyer is paid back, the parcel dropped, and the loss counted", async () => {
+    const { payments, fulfillment } = system.workers.deps.queues;
+    const paused = [payments, fulfillment].map((queue) => system.workers.workers.find((worker) => worker.name === queue.name)!);
     const orderId = await system.checkout('rae', [{ skuId: 'KETTLE', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('rae'), body: { method: 'card' } })).status).toBe(202);
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
-    await paymentsWorker.pause();
+    await Promise.all(paused.map((worker) => worker.pause()));
     try {
       expect((await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('rae'), body: { reason: 'changed my mind' } })).status).toBe(202);
-      // the refund committed and its job is lost (the api died before the add, or Redis refused it)
-      const refundJob = await waitFor(async () => (await payments.getJobs(['waiting', 'prioritized', 'delayed'])).find((job) => job.data.orderId === orderId), { what: 'the refund job' });
-      await refundJob.remove();
+      // the refund committed and its jobs are lost (the api died before the adds, or Redis refused them)
+      for (const [queue, what] of [
+        [payments, 'the refund job'],
+        [fulfillment, "the warehouse's update job"],
+      ] as const) {
+        const lost = await waitFor(async () => (await queue.getJobs(['waiting', 'prioritized', 'delayed'])).find((job) => job.data.orderId === orderId), { what });
+        await lost.remove();
+      }
     } finally {
-      paymentsWorker.resume();
+      for (const worker of paused) worker.resume();
     }
     expect((await system.waitForStatus(orderId, 'REFUNDED', 20_000)).amounts.refundedCents).toBe(3_000);
     const restored = async () => (await system.workers.deps.metrics.refundJobsRestored.get()).values[0]?.value ?? 0;
     await expect.poll(restored, { timeout: 5_000 }).toBe(1);
+    // the warehouse was told to drop the parcel: it does not ship the refunded kettle
+    await expect.poll(async () => (await system.order(orderId)).shipments.map((shipment: { status: string }) => shipment.status), { timeout: 10_000 }).toEqual(['CANCELLED']);
   });
 
   it('closes a presale whose balance deadline job was lost as that job would have: the deposit kept', async () => {

@@ -287,10 +287,11 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       }
       return moves;
     });
+    // the jobs first: a Redis step below that times out, or this process dying, must not lose them
+    for (const { order, fired } of moved) await followUp(deps, order, fired.effects);
     // Redis follows the ledger at once; the refund job does it again (once per refund id) should this process die here
     for (const refund of opened.values()) await deps.inventory.restockStock(refund.orderId, refund.refundId, refund.items.filter((item) => item.qty > 0));
     for (const { order, fired } of moved) if (fired.effects.includes('releaseStock')) await deps.inventory.releaseStock(order.order_id, order.user_id, 'refunded', order.coupon_code);
-    for (const { order, fired } of moved) await followUp(deps, order, fired.effects);
     // a repeat: the payment job (which also restocks Redis) is queued again, and a released reservation released
     // in Redis too, in case the first request died before; so is the warehouse's update (it sends nothing for an
     // order with no parcel left to change), or a parcel handed over would ship the units refunded
@@ -561,7 +562,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     const couponOf = order.coupon_code === null ? undefined : (order.parent_order_id ?? order.order_id);
     return openRefunds(
       order,
-      parts.map((part) => ({ ...part, refundId: key(part.unit, part.items) })),
+      parts.map((part) => ({ ...part, refundId: key(part.unit) })),
       { reason: why, restockReason: 'refund', actor, couponOf, keyed },
     );
   }

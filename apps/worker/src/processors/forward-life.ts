@@ -493,6 +493,11 @@ export class ForwardLife {
 
   private async payRefundOrders(job: Job<OrderEffectsJob>, token: string | undefined): Promise<void> {
     const orderId = job.data.orderId;
+    // the warehouse's update, enqueued beside this job by the refund: again, since the overdue sweep
+    // restores a lost refund job alone, and a parcel handed over would ship the units refunded (the
+    // update sends nothing for an order with no parcel left to change)
+    const unit = await this.deps.orders.findOrderRow(orderId);
+    if (unit) await this.enqueueFulfilmentUpdate(unit);
     await this.followRestoredCoupon(orderId);
     // a refund opened while this job ran is picked up by the next round
     for (let pending = await this.refunds.pending(orderId); pending.length > 0; pending = await this.refunds.pending(orderId)) {
