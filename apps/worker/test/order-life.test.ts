@@ -175,6 +175,21 @@ describe('the whole forward life of an order', () => {
     expect(order.history).toHaveLength(2);
   });
 
+  it('delivers an order in fulfilment whose SHIPPED event the warehouse gave up sending: DELIVERED moves it on, its after-sales window runs, and a late SHIPPED changes nothing', async () => {
+    const orderId = await system.checkout('dee', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('dee'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+
+    const delivered = await system.signedCallback('warehouse', { orderId, event: 'DELIVERED', at: new Date().toISOString() });
+    expect([delivered.status, delivered.body]).toEqual([200, { changed: true, status: 'DELIVERED' }]);
+    const order = await system.waitForStatus(orderId, 'COMPLETED');
+    expect(order.history.map(step).slice(-2)).toEqual(['IN_FULFILLMENT -deliver/warehouse-> DELIVERED', 'DELIVERED -complete/system-> COMPLETED']);
+    expect(order.shipments).toEqual([expect.objectContaining({ status: 'DELIVERED' })]);
+    const late = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-LATE', at: new Date().toISOString() });
+    expect([late.status, late.body.changed]).toEqual([200, false]);
+  });
+
   it('records a warehouse event that arrives while the order is being handed over, once the hand-over commits', async () => {
     const { ProcessRepository } = await import('@orders/persistence');
     await system.createSku({ skuId: 'LAMP', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 30, deduction: 'placement' });

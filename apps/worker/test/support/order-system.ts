@@ -209,7 +209,15 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
     async close() {
       // a close that hangs fails the file's afterAll a minute later without a word: say what it waits for
       let part = 'the workers';
-      const slow = setInterval(() => console.error(`order system ${name}: still closing ${part === 'the workers' ? (workers.waitingFor() ?? part) : part}`), 15_000);
+      // of the parts closed together, those still closing
+      const pending = new Set<string>();
+      const closeNamed = async (named: string, close: () => Promise<unknown>) => {
+        pending.add(named);
+        await close();
+        pending.delete(named);
+      };
+      const waitingFor = () => (part === 'the workers' ? (workers.waitingFor() ?? part) : pending.size > 0 ? [...pending].join(', ') : part);
+      const slow = setInterval(() => console.error(`order system ${name}: still closing ${waitingFor()}`), 15_000);
       try {
         // as the worker process exits once SHUTDOWN_GRACE_MS is over, whatever it still waits for
         // (a job, BullMQ's connections): the rest of the system closes and the database goes
@@ -226,7 +234,12 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
         part = "the api's connections";
         await apiDeps.close();
         part = 'the simulators';
-        await Promise.all([payment.close(), warehouse.close(), paymentSim.close(), warehouseSim.close()]);
+        await Promise.all([
+          closeNamed('the payment simulator', () => payment.close()),
+          closeNamed('the warehouse simulator', () => warehouse.close()),
+          closeNamed("the test's client of the payment simulator", () => paymentSim.close()),
+          closeNamed("the test's client of the warehouse simulator", () => warehouseSim.close()),
+        ]);
         part = 'the database and keys';
         await env.cleanup();
       } finally {
