@@ -51,6 +51,28 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     expect([order.status, order.shipments[0].status]).toEqual(['REFUNDED', 'CANCELLED']);
   });
 
+  it('records a parcel the warehouse shipped before it read the drop of its order refunded whole: SHIPPED, counted and never turned CANCELLED by the drop', async () => {
+    const { fulfillment } = system.workers.deps.queues;
+    const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
+    const orderId = await paid('cy', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    // the drop waits in its queue (the warehouse's breaker open, a backlog) while the parcel leaves
+    await fulfilmentWorker.pause();
+    try {
+      expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('cy'), body: { reason: 'changed my mind' } })).status).toBe(200);
+      const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-GONE', at: new Date().toISOString() });
+      expect([shipped.status, shipped.body.changed]).toEqual([200, true]);
+    } finally {
+      fulfilmentWorker.resume();
+    }
+    await system.waitForStatus(orderId, 'REFUNDED');
+    // the drop's job has run, and found nothing left in the warehouse to drop
+    await waitFor(async () => (await fulfillment.getJobs(['waiting', 'prioritized', 'delayed', 'active'])).every((job) => job.data.orderId !== orderId), { what: "the drop's job to have run" });
+    const order = await system.order(orderId);
+    expect(order.shipments).toEqual([expect.objectContaining({ status: 'SHIPPED', trackingNo: 'TRK-GONE' })]);
+    expect((await system.request('GET', '/metrics')).body).toMatch(/^parcels_shipped_after_refund_total(\{[^}]*\})? 1$/m);
+  });
+
   it("cancels the shipment of a split order's child refunded whole, and leaves its sibling's parcel going out", async () => {
     const orderId = await paid('bo', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'TEA', qty: 1 }]);
     const children = (await waitFor(async () => (await system.order(orderId)).subOrders.length === 2 && (await system.order(orderId)).subOrders, { what: 'the split' })) as string[];

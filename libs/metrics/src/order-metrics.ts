@@ -229,6 +229,11 @@ export function createMetrics(labels: { app: string }) {
       help: 'Orders holding a refund due (PENDING) for a sweep interval (OVERDUE_SWEEP_INTERVAL_MS) with no refund job, nor one failed for good: their refund job was gone, and the backstop sweep enqueued it again',
       registers: [registry],
     }),
+    parcelsShippedAfterRefund: new Counter({
+      name: 'parcels_shipped_after_refund_total',
+      help: "Parcels the warehouse reported SHIPPED for orders refunded whole before they shipped: the update dropping the parcel came too late. The buyer has the money back and the goods on their way, and the units are on sale again though they left",
+      registers: [registry],
+    }),
     acceptedOrdersLost: new Counter({
       name: 'accepted_orders_lost_total',
       help: 'Accepted orders (the buyer had a 202) found not in MySQL with their reservation gone from Redis, so they cannot be persisted',

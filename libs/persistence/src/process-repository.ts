@@ -32,6 +32,9 @@ export interface ChildToInsert {
 /** Shipment statuses of a parcel still in its warehouse. */
 export const UNSHIPPED_PARCEL: ReadonlySet<string> = new Set(['ACCEPTED', 'PICKED', 'PACKED']);
 
+/** Where a paid order goes when it is refunded whole before it shipped (PAID or IN_FULFILLMENT --refund-->): its parcel, if any, is to be dropped. */
+export const REFUNDED_WHOLE: ReadonlySet<string> = new Set(['REFUNDING', 'REFUNDED']);
+
 /** Payments, shipments, refunds and children: the rows the forward life adds to an order. */
 /** The transitions a payment fires; each names its payment in its history detail (paymentDetail). */
 export const PAYMENT_ACTIONS: readonly string[] = ['pay', 'pay_deposit'];

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { IllegalTransition, StaleOrderVersion, stateMachineFor, type OrderType } from '@orders/domain';
-import { afterStaleOrderVersion, ProcessRepository, RefundRepository, retryTransaction, type RefundView, type TransitionResult } from '@orders/persistence';
+import { afterStaleOrderVersion, ProcessRepository, REFUNDED_WHOLE, RefundRepository, retryTransaction, type OrderRow, type RefundView, type TransitionResult } from '@orders/persistence';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { applyPaymentTaken, refundIfNotApplied } from '../payment-settlement.js';
@@ -68,7 +68,7 @@ function signatureMatches(secret: string, body: Buffer, header: unknown): boolea
 export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const secrets: Record<CallbackSystem, string> = { payment: deps.config.PAYMENT_CALLBACK_SECRET, warehouse: deps.config.WAREHOUSE_CALLBACK_SECRET };
   const verified = new WeakSet<FastifyRequest>();
-  const payments = new ProcessRepository(deps.db);
+  const process = new ProcessRepository(deps.db);
   const refunds = new RefundRepository(deps.db);
 
   /**
@@ -77,6 +77,27 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
    * part, and an order in REFUNDING with no refund left unconfirmed becomes REFUNDED.
    * A repeat changes nothing.
    */
+  /**
+   * The warehouse shipped the parcel of an order refunded whole before it shipped: the update
+   * dropping it came too late (the warehouse had not read it, or its breaker held it). Recorded on
+   * the shipment, so that update leaves it SHIPPED rather than CANCELLED, logged with the units and
+   * counted (ParcelsShippedAfterRefund): the buyer has the money back and the goods on their way,
+   * and the units are on sale again though they left, for the shop to stop the parcel or settle.
+   */
+  async function shippedAfterRefund(order: OrderRow, callback: WarehouseCallback, at: Date, log: FastifyBaseLogger): Promise<{ changed: boolean; status: string }> {
+    const { shipmentFrom } = WAREHOUSE_EVENTS.SHIPPED;
+    const shipped = await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.advanceShipment(trx, order.order_id, shipmentFrom, 'SHIPPED', { trackingNo: callback.trackingNo ?? null, at })));
+    if (shipped) {
+      deps.metrics.parcelsShippedAfterRefund.inc();
+      const items = await process.items(order.order_id);
+      log.error(
+        { orderId: order.order_id, status: order.status, trackingNo: callback.trackingNo, items: items.map((item) => ({ skuId: item.sku_id, qty: item.qty })) },
+        'the warehouse shipped a parcel of an order refunded before it shipped: stop the parcel or settle with the buyer, and set the stock of its units',
+      );
+    }
+    return { changed: shipped, status: order.status };
+  }
+
   async function confirmRefund(callback: PaymentCallback & { refundId: string }, log: FastifyBaseLogger): Promise<{ changed: boolean; status: string }> {
     const part = await refunds.findPart(callback.refundId);
     const refund = part && (await refunds.find(part.refundId));
@@ -195,13 +216,13 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       if (callback.refundId !== undefined) return confirmRefund({ ...callback, refundId: callback.refundId }, request.log);
       const order = await deps.orders.findOrderRow(callback.orderId);
       if (!order) throw notFound('order');
-      const payment = await payments.findPayment(callback.paymentId);
+      const payment = await process.findPayment(callback.paymentId);
       if (!payment || payment.order_id !== order.order_id) throw notFound('payment');
       if (Number(payment.amount_cents) !== callback.amountCents) {
         throw new HttpProblem(422, 'AMOUNT_MISMATCH', `Payment ${payment.payment_id} is for ${payment.amount_cents} cents, not ${callback.amountCents}`);
       }
       if (callback.status === 'FAILED') {
-        const changed = await retryTransaction(() => payments.failPayment(payment.payment_id, callback.transactionId, deps.clock()));
+        const changed = await retryTransaction(() => process.failPayment(payment.payment_id, callback.transactionId, deps.clock()));
         return { changed, status: order.status };
       }
       if (payment.status === 'SUCCEEDED') {
@@ -295,6 +316,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
           await followUpAgain(deps, order.order_id);
           return { changed: false, status: current.status };
         }
+        if (error instanceof IllegalTransition && callback.event === 'SHIPPED' && REFUNDED_WHOLE.has(current.status)) return shippedAfterRefund(current, callback, at, request.log);
         // an illegal step the order has reached by now was refused through every attempt: the warehouse retries
         if (!(error instanceof IllegalTransition) || warehouseMayStepFrom(current.status)) throw error;
         // a parcel the buyer sent back before the merchant approved its return: not a repeat but

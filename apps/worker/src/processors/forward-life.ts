@@ -7,6 +7,7 @@ import {
   OrderRepository,
   PricingRepository,
   ProcessRepository,
+  REFUNDED_WHOLE,
   RefundRepository,
   UNSHIPPED_PARCEL,
   addressOf,
@@ -52,9 +53,6 @@ export interface TimerOutcome {
   changed: boolean;
   dueInMs?: number;
 }
-
-/** Where a paid order goes when it is refunded whole before the warehouse has it (PAID --refund-->). */
-const REFUNDED_WHOLE = new Set(['REFUNDING', 'REFUNDED']);
 
 /** Thrown inside the split's transaction (rolling it back) when the order changed since its lines were read. */
 class SplitPlanStale extends Error {
