@@ -228,8 +228,9 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
    * sweep interval past their deadline lost their job (Redis lost data, a flushed queue) and
    * would hold their stock for ever: closed as their job would have. Shipped orders never
    * confirmed and delivered orders never completed a sweep interval past their timer would
-   * wait for ever too: moved on as their timer would have. Refunds due a sweep interval with no
-   * refund job would never be paid back: their job is enqueued again. Counted and logged, since it
+   * wait for ever too: moved on as their timer would have. Paid orders waiting a sweep interval
+   * for their warehouse with no job would never ship, and refunds due as long with no refund job
+   * would never be paid back: their job is enqueued again. Counted and logged, since it
    * means jobs go missing.
    */
   const sweepOverdue = async (): Promise<void> => {
@@ -253,6 +254,14 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
         metrics.overdueOrderTimers.inc({ timer: backstop.timer }, moved.length);
         log.warn({ timer: backstop.timer, count: moved.length, orderIds: moved.slice(0, 20) }, 'moved on orders past their timer whose timer job was gone');
       }
+    }
+    const handedOverAgain: string[] = [];
+    for (const { status, types } of statusesWaitingFor('split')) {
+      for (const orderId of await deps.orders.waitingLongerThan(status, types, graceMs, OVERDUE_BATCH)) if (await life.handOverAgainIfLost(orderId)) handedOverAgain.push(orderId);
+    }
+    if (handedOverAgain.length > 0) {
+      metrics.handOversRestored.inc(handedOverAgain.length);
+      log.warn({ count: handedOverAgain.length, orderIds: handedOverAgain.slice(0, 20) }, 'enqueued again the settlement or hand-over of paid orders waiting a sweep interval with no job: their job was gone');
     }
     const refundsWaiting = await refunds.ordersWithRefundsWaiting(graceMs, OVERDUE_BATCH);
     const restored = refundsWaiting.length > 0 ? await enqueueLostRefundPayments(queues, refundsWaiting) : [];

@@ -78,6 +78,28 @@ describe('orders whose deadline or timer job was lost', () => {
     await expect.poll(async () => (await system.order(orderId)).shipments.map((shipment: { status: string }) => shipment.status), { timeout: 10_000 }).toEqual(['CANCELLED']);
   });
 
+  it('hands over a paid order whose settlement job was lost: its stock committed, the warehouse has it, and the loss counted', async () => {
+    const { fulfillment } = system.workers.deps.queues;
+    const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
+    const orderId = await system.checkout('sol', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await fulfilmentWorker.pause();
+    try {
+      expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('sol'), body: { method: 'card' } })).status).toBe(202);
+      await system.waitForStatus(orderId, 'PAID');
+      // the payment committed and its settlement job is lost (Redis refused the add, or lost it)
+      const settlement = await waitFor(async () => (await fulfillment.getJobs(['waiting', 'prioritized', 'delayed'])).find((job) => job.data.orderId === orderId), { what: 'the settlement job' });
+      await settlement.remove();
+    } finally {
+      fulfilmentWorker.resume();
+    }
+    const order = await system.waitForStatus(orderId, 'IN_FULFILLMENT', 20_000);
+    expect(order.shipments).toEqual([expect.objectContaining({ status: 'ACCEPTED' })]);
+    const restored = async () => (await system.workers.deps.metrics.handOversRestored.get()).values[0]?.value ?? 0;
+    await expect.poll(restored, { timeout: 5_000 }).toBe(1);
+    await expect.poll(stock, { timeout: 5_000 }).toMatchObject({ reserved: 0, sold: 1 });
+  });
+
   it('closes a presale whose balance deadline job was lost as that job would have: the deposit kept', async () => {
     const { timers } = system.workers.deps.queues;
     const orderId = await system.persisted('presale', 'ona', [{ skuId: 'KETTLE', qty: 1 }]);

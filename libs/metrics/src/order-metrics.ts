@@ -229,6 +229,11 @@ export function createMetrics(labels: { app: string }) {
       help: 'Orders holding a refund due (PENDING) for a sweep interval (OVERDUE_SWEEP_INTERVAL_MS) with no refund job, nor one failed for good: their refund job was gone, and the backstop sweep enqueued it again',
       registers: [registry],
     }),
+    handOversRestored: new Counter({
+      name: 'hand_overs_restored_total',
+      help: 'Paid orders waiting a sweep interval (OVERDUE_SWEEP_INTERVAL_MS) for their warehouse with no job to settle or hand them over, nor one failed for good: their job was gone, and the backstop sweep enqueued it again',
+      registers: [registry],
+    }),
     parcelsShippedAfterRefund: new Counter({
       name: 'parcels_shipped_after_refund_total',
       help: "Parcels the warehouse reported SHIPPED for orders refunded whole before they shipped: the update dropping the parcel came too late. The buyer has the money back and the goods on their way, and the units are on sale again though they left",

@@ -34,9 +34,7 @@ export async function enqueueEffects(
   const due = timers.length > 0 ? await timersDue() : null;
   const adds: Promise<unknown>[] = [];
   const settlement = effects.filter((effect) => SETTLEMENT_EFFECTS.includes(effect));
-  if (settlement.length > 0) {
-    adds.push(queues.fulfillment.add(JOB.settlePayment, { orderId, effects: settlement }, { jobId: `${jobId.settlePayment(orderId)}-${settlement.join('-')}` }));
-  }
+  if (settlement.length > 0) adds.push(enqueueSettlement(queues, orderId, settlement));
   if (due) {
     for (const effect of timers) {
       const { name, id } = TIMER_JOBS[effect];
@@ -151,4 +149,28 @@ export function enqueuePaymentRequest(queues: Pick<OrderQueues, 'payments'>, pay
 
 export function enqueueSendToWarehouse(queues: Pick<OrderQueues, 'fulfillment'>, orderId: string) {
   return queues.fulfillment.add(JOB.sendToWarehouse, { orderId }, { jobId: jobId.sendToWarehouse(orderId) });
+}
+
+/** The job carrying out a payment's settlement effects (stock commit, split, hand-over), named by the order and those effects. */
+const settlementJobId = (orderId: string, settlement: readonly Effect[]) => `${jobId.settlePayment(orderId)}-${settlement.join('-')}`;
+
+function enqueueSettlement(queues: Pick<OrderQueues, 'fulfillment'>, orderId: string, settlement: Effect[]) {
+  return queues.fulfillment.add(JOB.settlePayment, { orderId, effects: settlement }, { jobId: settlementJobId(orderId, settlement) });
+}
+
+/**
+ * Enqueues again what takes a paid order to its warehouse when no job holds it, nor one failed
+ * for good (a dead letter is the operator's to replay): the settlement of the step that paid it
+ * (`paidWith`: its stock commit and split, then the hand-over), or the hand-over alone (a split
+ * order's child, or an order whose payment settles nothing). Its job was lost: the payment
+ * commits before its jobs are enqueued (a Redis that refused the add, beyond the payment
+ * system's retries of its callback), or Redis lost it. Each step is idempotent. Returns whether
+ * a job was enqueued.
+ */
+export async function enqueueLostHandOver(queues: Pick<OrderQueues, 'fulfillment'>, orderId: string, paidWith: readonly Effect[]): Promise<boolean> {
+  const settlement = paidWith.filter((effect) => SETTLEMENT_EFFECTS.includes(effect));
+  const ids = [jobId.sendToWarehouse(orderId), ...(settlement.length > 0 ? [settlementJobId(orderId, settlement)] : [])];
+  if ((await Promise.all(ids.map((id) => queues.fulfillment.getJob(id)))).some((job) => job !== undefined)) return false;
+  await (settlement.length > 0 ? enqueueSettlement(queues, orderId, settlement) : enqueueSendToWarehouse(queues, orderId));
+  return true;
 }

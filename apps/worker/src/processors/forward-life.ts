@@ -20,6 +20,7 @@ import {
 import {
   JOB,
   enqueueEffects,
+  enqueueLostHandOver,
   enqueueSendToWarehouse,
   type OrderEffectsJob,
   type OrderQueues,
@@ -388,6 +389,18 @@ export class ForwardLife {
     if (!now) return;
     if (!handedOver) return this.withdrawIfRefunded(job, token, now);
     if (askedBefore || JSON.stringify(fulfilmentOf(now, await this.process.items(now.order_id))) !== JSON.stringify(sent)) await this.enqueueFulfilmentUpdate(now);
+  }
+
+  /**
+   * A paid order still waiting for its warehouse (the overdue sweep's): its settlement or its
+   * hand-over enqueued again when no job holds it (enqueueLostHandOver). A split order's child
+   * is handed over alone; an unsplit order settles the step that paid it again.
+   */
+  async handOverAgainIfLost(orderId: string): Promise<boolean> {
+    const order = await this.deps.orders.findOrderRow(orderId);
+    if (order?.status !== 'PAID') return false;
+    const paid = order.parent_order_id === null ? await this.process.lastStep(orderId, { action: 'pay' }) : null;
+    return enqueueLostHandOver(this.deps.queues, orderId, paid?.effects ?? []);
   }
 
   private async enqueueFulfilmentUpdate(order: OrderRow): Promise<void> {
