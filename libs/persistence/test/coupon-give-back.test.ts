@@ -1,6 +1,6 @@
 import { NO_PRICING_RULES, priceOrder, type Coupon, type Sku } from '@orders/domain';
 import { OrderRepository } from '@orders/persistence';
-import { buyerAddress, createTestEnv, rowLockWaits, waitFor, type TestEnv } from '@orders/testing';
+import { buyerAddress, createTestEnv, writtenOrHeldUp, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const lamp: Sku = { skuId: 'LAMP', title: 'Lamp', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', deduction: 'placement', flashSale: null };
@@ -40,16 +40,11 @@ describe("a cancellation's transaction giving its order's coupon use back, besid
   const redemptions = () => env.db.selectFrom('coupon_redemptions').select(['order_id', 'user_id', 'status']).orderBy('order_id').execute();
 
   /** Gives order `n`'s use back in a transaction left open while the batch writing order `next` runs: whether that batch waited for it. */
-  async function batchBesideOpenGiveBack(n: number, next: () => Promise<unknown>): Promise<'written' | 'held up'> {
-    return env.db.transaction().execute(async (trx) => {
+  const batchBesideOpenGiveBack = (n: number, next: () => Promise<unknown>) =>
+    env.db.transaction().execute(async (trx) => {
       await OrderRepository.restoreCoupon(trx, orderId(n), new Date());
-      const batch = next().then(() => 'written' as const);
-      const outcome = await Promise.race([batch, waitFor(async () => (await rowLockWaits(env.db)).length > 0 && ('held up' as const), { what: 'the batch written or waiting' })]);
-      // committing lets a held batch through: the file leaves nothing waiting behind
-      if (outcome === 'held up') void batch.catch(() => undefined);
-      return outcome;
+      return writtenOrHeldUp(env.db, next(), 'the batch');
     });
-  }
 
   it("holds up no batch writing another buyer's use of the coupon, though the cancelled order is the newest", async () => {
     await persist(1, 'ann', 'ONCE');

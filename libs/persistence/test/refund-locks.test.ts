@@ -1,5 +1,5 @@
 import { paymentDetail } from '@orders/persistence';
-import { createTestEnv, rowLockWaits, waitFor, type TestEnv } from '@orders/testing';
+import { createTestEnv, writtenOrHeldUp, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paymentsThatPaid } from '../src/process-repository.js';
 
@@ -34,10 +34,7 @@ describe("a refund's transaction drawing from its order's payments, beside buyer
       paymentsThatPaid(trx, orderId(1), {
         latestPaidFirst: true,
         whileLocked: async () => {
-          const opened = env.db.insertInto('payments').values(payment(2, 'PENDING')).execute().then(() => 'written' as const);
-          outcome = await Promise.race([opened, waitFor(async () => (await rowLockWaits(env.db)).length > 0 && ('held up' as const), { what: 'the payment written or waiting' })]);
-          // committing lets a held insert through: the file leaves nothing waiting behind
-          if (outcome === 'held up') void opened.catch(() => undefined);
+          outcome = await writtenOrHeldUp(env.db, env.db.insertInto('payments').values(payment(2, 'PENDING')).execute(), 'the payment');
         },
       }),
     );

@@ -1,6 +1,6 @@
 import { priceOrder, type Sku } from '@orders/domain';
 import { OrderRepository } from '@orders/persistence';
-import { buyerAddress, createTestEnv, rowLockWaits, waitFor, type TestEnv } from '@orders/testing';
+import { buyerAddress, createTestEnv, writtenOrHeldUp, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const lamp: Sku = { skuId: 'LAMP', title: 'Lamp', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', deduction: 'placement', flashSale: null };
@@ -51,10 +51,7 @@ describe("a split order's child moving, beside the persist batches of a sale", (
         actor: 'buyer',
         at: new Date(),
         effects: async () => {
-          const batch = persist(3).then(() => 'written' as const);
-          outcome = await Promise.race([batch, waitFor(async () => (await rowLockWaits(env.db)).length > 0 && ('held up' as const), { what: 'the batch written or waiting' })]);
-          // committing lets a held batch through: the file leaves nothing waiting behind
-          if (outcome === 'held up') void batch.catch(() => undefined);
+          outcome = await writtenOrHeldUp(env.db, persist(3), 'the batch');
         },
       },
     ]);

@@ -17,7 +17,7 @@ export type { SaleUnderCheck, SaleInvariants, SkuStockCheck } from './invariants
 export { startRedisServer, startReplicatedRedis } from './redis-server.js';
 export type { RedisServer, ReplicatedRedis } from './redis-server.js';
 export { startTcpProxy } from './tcp-proxy.js';
-export { holdRow, holdTable, rowLockWaits, tableLockWaits } from './row-locks.js';
+export { holdRow, holdTable, rowLockWaits, tableLockWaits, writtenOrHeldUp } from './row-locks.js';
 export type { HeldRow } from './row-locks.js';
 export { startFailingRedisLink } from './failing-redis-link.js';
 export type { FailingRedisLink } from './failing-redis-link.js';

@@ -1,5 +1,6 @@
 import type { OrderDb } from '@orders/persistence';
 import { sql } from 'kysely';
+import { waitFor } from './processes.js';
 
 /** A row another session holds: released by `release` (a rollback), whatever the test found. */
 export interface HeldRow {
@@ -66,4 +67,17 @@ export async function tableLockWaits(db: OrderDb): Promise<number> {
   const { rows } = await sql<{ n: number }>`
     SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND STATE LIKE 'Waiting for table%'`.execute(db);
   return Number(rows[0]?.n ?? 0);
+}
+
+/**
+ * Whether `write`, sent while another transaction of the test holds its locks, went through or
+ * waits for a row lock of that transaction (InnoDB's lock waits of this database). A write held
+ * up goes through once the holder commits: its failure then is left unheard, so the test file
+ * leaves nothing waiting behind.
+ */
+export async function writtenOrHeldUp(db: OrderDb, write: Promise<unknown>, what: string): Promise<'written' | 'held up'> {
+  const written = write.then(() => 'written' as const);
+  const outcome = await Promise.race([written, waitFor(async () => (await rowLockWaits(db)).length > 0 && ('held up' as const), { what: `${what} written or waiting` })]);
+  if (outcome === 'held up') void written.catch(() => undefined);
+  return outcome;
 }
