@@ -109,7 +109,7 @@ const refuseBodiesNotPlainUtf8: preParsingHookHandler = (request, reply, payload
     return done(new HttpProblem(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${coding} is not supported: send the body uncompressed (identity)`));
   }
   const type = request.headers['content-type'];
-  const charset = type?.includes('charset') ? /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(type)?.[1]?.toLowerCase() : undefined;
+  const charset = type === undefined ? undefined : /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(type)?.[1]?.toLowerCase();
   if (charset !== undefined && !JSON_CHARSETS.has(charset)) return done(new HttpProblem(415, 'UNSUPPORTED_MEDIA_TYPE', `A body in ${charset} is not supported: send JSON in UTF-8`));
   done(null, payload);
 };

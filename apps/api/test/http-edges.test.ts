@@ -84,9 +84,10 @@ describe('HTTP edges', () => {
     }
     // a body declared in another charset than UTF-8 would be read as UTF-8 all the same: a latin1 'é' stored garbled
     const latin1 = Buffer.from(JSON.stringify({ ...valid, address: { ...buyerAddress, name: 'Zoé' } }), 'latin1');
-    for (const charset of ['latin1', 'ISO-8859-1', '"utf-16"']) {
-      const answer = await raw(api.url, 'POST', '/v1/orders', [...routes()[0]![1](latin1), ['content-type', `application/json; charset=${charset}`]], latin1);
-      problemOf(answer, charset, 415, 'UNSUPPORTED_MEDIA_TYPE');
+    // the parameter's name in any case too (RFC 9110: case-insensitive)
+    for (const parameter of ['charset=latin1', 'charset=ISO-8859-1', 'charset="utf-16"', 'Charset=ISO-8859-1', 'CHARSET=latin1']) {
+      const answer = await raw(api.url, 'POST', '/v1/orders', [...routes()[0]![1](latin1), ['content-type', `application/json; ${parameter}`]], latin1);
+      problemOf(answer, parameter, 415, 'UNSUPPORTED_MEDIA_TYPE');
     }
     for (const [key, charset] of [['utf8-1', 'UTF-8'], ['utf8-2', '"utf-8"'], ['ascii-1', 'us-ascii']]) {
       const body = JSON.stringify(valid);
