@@ -170,6 +170,15 @@ describe('pricing at persist, cancel and refunds, exact to the cent', () => {
     expect(await stock('KETTLE')).toEqual({ available: before.available + 2, reserved: before.reserved - 2, sold: before.sold });
   });
 
+  it("keeps a cancel's reason whole in the order's history, however many of its 500 characters lie outside the BMP (emoji): none cut in half", async () => {
+    const orderId = await checkout('dia', [{ skuId: 'KETTLE', qty: 1 }], 'dia-emoji');
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const reason = `${'x'.repeat(199)}${'😀'.repeat(301)}`;
+    const cancelled = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('dia'), body: { reason } });
+    expect([cancelled.status, cancelled.body.status]).toEqual([200, 'CANCELLED']);
+    expect((await system.order(orderId)).history.at(-1)).toMatchObject({ action: 'cancel', detail: reason });
+  });
+
   it('refunds one line of a split order from its child only, its allocated payable by units, and a repeat changes nothing', async () => {
     const bob = system.token('bob');
     const orderId = await checkout('bob', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 2 }], 'bob-1');

@@ -590,6 +590,14 @@ export async function reservationsOf(db: OrderDb, orders: readonly OrderRow[]): 
   }));
 }
 
+/**
+ * A history step's detail cut to its column's 500 characters, counted as MySQL counts them (code
+ * points): cut by UTF-16 units, a reason of emoji kept half of itself, or ended in half an emoji.
+ */
+export function historyDetail(text: string): string {
+  return text.length <= 500 ? text : [...text].slice(0, 500).join('');
+}
+
 /** One transition in the caller's transaction (applyTransition, applyTransitions). */
 async function transitionIn(trx: Transaction<Database>, request: TransitionRequest): Promise<TransitionResult> {
   const order = await trx.selectFrom('orders').selectAll().where('order_id', '=', request.orderId).executeTakeFirst();

@@ -1,5 +1,5 @@
 import { IllegalTransition, StaleOrderVersion, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
-import { DeadlinePassed, ProcessRepository, RefundRepository, refundIdFor, type OrderRow, type TransitionRequest, type TransitionResult } from '@orders/persistence';
+import { DeadlinePassed, historyDetail, ProcessRepository, refundIdFor, RefundRepository, type OrderRow, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { KeyedRefunds, idempotencyKeyHeaders, unitsKey } from '../keyed-refunds.js';
@@ -129,7 +129,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
             // (dueAfter of the same deadline): a host's clock ahead or behind neither refuses a
             // return inside it nor takes one after it
             openUntil: { inStatusForMs: deps.config.AFTER_SALES_WINDOW_MS },
-            detail: `return ${returnId}: ${reason}`.slice(0, 500),
+            detail: historyDetail(`return ${returnId}: ${reason}`),
             effects: async (trx, current) => {
               if (index === 0 && keyed) await keyed.take(trx, deps.clock());
               await RefundRepository.openRefund(trx, current, { refundId: returnId, kind: 'return', reason, items: part.items, restockReason: 'return', status: 'REQUESTED', actor: 'buyer', at: deps.clock() });

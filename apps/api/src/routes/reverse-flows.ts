@@ -1,5 +1,5 @@
 import { CLOSED_BEFORE_SHIPPING, IllegalTransition, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
-import { afterStaleOrderVersion, OrderRepository, ProcessRepository, RefundRepository, refundIdFor, retryTransaction, type Database, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
+import { afterStaleOrderVersion, historyDetail, OrderRepository, ProcessRepository, refundIdFor, RefundRepository, retryTransaction, type Database, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { Transaction } from 'kysely';
 import type { AppDeps } from '../app-deps.js';
@@ -266,7 +266,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
           action: whole ? 'refund' : 'refund_lines',
           actor: request.actor,
           at: deps.clock(),
-          detail: `refund ${part.refundId}: ${request.reason}`.slice(0, 500),
+          detail: historyDetail(`refund ${part.refundId}: ${request.reason}`),
           effects: async (trx, order, fired) => {
             const { couponOf, ...refund } = refundRequest;
             // `unsold` was read before the transaction: a balance paid since (a presale now PAID) is a sold order, refunded
@@ -396,7 +396,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
             action: 'cancel',
             actor,
             at: deps.clock(),
-            detail: why.slice(0, 500),
+            detail: historyDetail(why),
             effects: async (trx, current, transition) => {
               // decided on the order as read: one that moved on since (a presale's deposit landing) is decided again as it stands
               if (current.status !== order.status) throw new IllegalTransition(current.status, 'cancel', actor);
@@ -437,7 +437,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       if (!shipsParcels(order.type as OrderType)) throw new NothingShips(order.type);
       const actor: Actor = request.user.role;
       const address = JSON.stringify(request.body.address);
-      const detail = `${request.body.address.line1}, ${request.body.address.postalCode} ${request.body.address.city}`.slice(0, 500);
+      const detail = historyDetail(`${request.body.address.line1}, ${request.body.address.postalCode} ${request.body.address.city}`);
       /**
        * The parts the address goes to, read again on every attempt: a child closed before it shipped (cancelled,
        * refunded whole, its refund confirmed or not) has no parcel left to send anywhere; one that shipped, whatever
