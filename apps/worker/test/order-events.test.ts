@@ -123,6 +123,11 @@ describe.concurrent('order events: the outbox, the stream and signed webhooks', 
       ['failed', 3, 500],
       ['delivered', 4, 204],
     ]);
+    // a cursor past any delivery id (1e400 reads as Infinity) is bad input, not a 500
+    for (const before of ['1e400', '9007199254740992']) {
+      const refused = await system.request('GET', `/v1/admin/webhooks/${webhookId}/deliveries?before=${before}`, { token: admin });
+      expect([before, refused.status, refused.body.code]).toEqual([before, 400, 'VALIDATION_FAILED']);
+    }
     expect((await system.request('GET', '/v1/admin/webhooks', { token: system.token('ada') })).status).toBe(403);
     expect((await system.request('POST', '/v1/admin/webhooks', { token: admin, body: { url: 'ftp://example.com/x' } })).status).toBe(400);
     expect((await system.request('DELETE', `/v1/admin/webhooks/${webhookId}`, { token: admin })).status).toBe(204);

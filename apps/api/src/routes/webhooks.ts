@@ -132,7 +132,7 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 }, before: { type: 'integer', minimum: 1, description: 'a deliveryId: the page of older attempts' } },
+          properties: { limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 }, before: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'a deliveryId: the page of older attempts' } },
         },
         response: { 200: { type: 'object', properties: { items: { type: 'array', items: deliverySchema }, nextBefore: { type: ['integer', 'null'] } } }, '4xx': problemRef },
       },
