@@ -94,6 +94,14 @@ describe('refunds, returns and cancellations over the parts of a split order', (
     await system.waitForStatus(rug.orderId, 'REFUNDED');
   });
 
+  it("refuses a warehouse event naming a split order rather than one of its children, 400 naming them, and changes nothing: the warehouse was sent the children", async () => {
+    const { orderId, lamp, rug } = await paidAndSplit('quin', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }]);
+    const misnamed = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-PARENT', at: new Date().toISOString() });
+    expect([misnamed.status, misnamed.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+    expect(misnamed.body.detail).toContain(lamp.orderId);
+    for (const id of [orderId, lamp.orderId, rug.orderId]) expect((await system.order(id)).status).toBe('IN_FULFILLMENT');
+  });
+
   it('refuses a return of 1 lamp and 5 rugs (or 5 lamps and 1 rug) when 2 lamps and 1 rug were delivered, and opens nothing: both parts stay delivered', async () => {
     const { orderId, lamp, rug } = await paidAndSplit('bea', [{ skuId: 'LAMP', qty: 2 }, { skuId: 'RUG', qty: 1 }]);
     for (const child of [lamp, rug]) for (const event of ['SHIPPED', 'DELIVERED']) expect((await warehouse(child.orderId, event)).body.callbackStatus).toBe(200);

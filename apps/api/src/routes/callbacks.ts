@@ -265,6 +265,9 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       if (callback.returnId !== undefined && callback.event !== 'RETURN_RECEIVED') throw validationFailed('returnId goes with RETURN_RECEIVED only');
       const order = await deps.orders.findOrderRow(callback.orderId);
       if (!order) throw notFound('order');
+      // the warehouse was sent a split order's children, never the order: an event naming it would be answered as passed, and lost
+      const children = await process.children(order.order_id);
+      if (children.length > 0) throw validationFailed(`order ${order.order_id} is split: send the event for the child order the warehouse was sent (${children.map((child) => child.order_id).join(', ')})`);
       const event = WAREHOUSE_EVENTS[callback.event];
       const returned = event.action === 'receive_return' ? await returnReceived(callback, order.order_id) : null;
       // a receipt for no return, or for one received, refused or paid back already, changes nothing (never another return)
