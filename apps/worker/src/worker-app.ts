@@ -256,7 +256,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       }
     }
     const handedOverAgain: string[] = [];
-    for (const { status, types } of statusesWaitingFor('split')) {
+    // paid orders that ship parcels (split, then handed over), and virtual ones (delivered with the payment)
+    for (const { status, types } of [...statusesWaitingFor('split'), ...statusesWaitingFor('deliverDigital')]) {
       for (const orderId of await deps.orders.waitingLongerThan(status, types, graceMs, OVERDUE_BATCH)) if (await life.handOverAgainIfLost(orderId)) handedOverAgain.push(orderId);
     }
     if (handedOverAgain.length > 0) {

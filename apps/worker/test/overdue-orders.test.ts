@@ -20,6 +20,7 @@ describe('orders whose deadline or timer job was lost', () => {
       OVERDUE_SWEEP_INTERVAL_MS: '500',
     });
     await system.createSku({ skuId: 'KETTLE', priceCents: 3_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
+    await system.createSku({ skuId: 'VOUCHER', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement', orderType: 'virtual' });
   });
   afterAll(async () => system?.close());
 
@@ -78,26 +79,39 @@ describe('orders whose deadline or timer job was lost', () => {
     await expect.poll(async () => (await system.order(orderId)).shipments.map((shipment: { status: string }) => shipment.status), { timeout: 10_000 }).toEqual(['CANCELLED']);
   });
 
-  it('hands over a paid order whose settlement job was lost: its stock committed, the warehouse has it, and the loss counted', async () => {
+  /** An order of `skuId` paid, whose settlement job (stock commit, split and hand-over, or delivery) is then lost: Redis refused the add, or lost it. */
+  async function paidWithSettlementLost(buyer: string, skuId: string): Promise<string> {
     const { fulfillment } = system.workers.deps.queues;
     const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
-    const orderId = await system.checkout('sol', [{ skuId: 'KETTLE', qty: 1 }]);
+    const orderId = await system.checkout(buyer, [{ skuId, qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     await fulfilmentWorker.pause();
     try {
-      expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('sol'), body: { method: 'card' } })).status).toBe(202);
+      expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
       await system.waitForStatus(orderId, 'PAID');
-      // the payment committed and its settlement job is lost (Redis refused the add, or lost it)
       const settlement = await waitFor(async () => (await fulfillment.getJobs(['waiting', 'prioritized', 'delayed'])).find((job) => job.data.orderId === orderId), { what: 'the settlement job' });
       await settlement.remove();
     } finally {
       fulfilmentWorker.resume();
     }
+    return orderId;
+  }
+  const handOversRestored = async () => (await system.workers.deps.metrics.handOversRestored.get()).values[0]?.value ?? 0;
+
+  it('hands over a paid order whose settlement job was lost: its stock committed, the warehouse has it, and the loss counted', async () => {
+    const orderId = await paidWithSettlementLost('sol', 'KETTLE');
     const order = await system.waitForStatus(orderId, 'IN_FULFILLMENT', 20_000);
     expect(order.shipments).toEqual([expect.objectContaining({ status: 'ACCEPTED' })]);
-    const restored = async () => (await system.workers.deps.metrics.handOversRestored.get()).values[0]?.value ?? 0;
-    await expect.poll(restored, { timeout: 5_000 }).toBe(1);
+    await expect.poll(handOversRestored, { timeout: 5_000 }).toBe(1);
     await expect.poll(stock, { timeout: 5_000 }).toMatchObject({ reserved: 0, sold: 1 });
+  });
+
+  it('delivers a paid virtual order whose settlement job was lost: completed, its voucher sold, and the loss counted', async () => {
+    const before = await handOversRestored();
+    const orderId = await paidWithSettlementLost('una', 'VOUCHER');
+    await system.waitForStatus(orderId, 'COMPLETED', 20_000);
+    await expect.poll(handOversRestored, { timeout: 5_000 }).toBe(before + 1);
+    await expect.poll(async () => (await system.request('GET', '/v1/admin/skus/VOUCHER', { token: system.token('ops', 'admin') })).body.stock, { timeout: 5_000 }).toEqual({ available: 4, reserved: 0, sold: 1 });
   });
 
   it('closes a presale whose balance deadline job was lost as that job would have: the deposit kept', async () => {

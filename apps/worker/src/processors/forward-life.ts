@@ -1,6 +1,6 @@
 import { ExternalRefused, PaymentClient, WarehouseClient, breakerSettings } from '@orders/clients';
 import type { Config } from '@orders/config';
-import { IllegalTransition, StaleOrderVersion, needsSplit, planSplit, stateMachineFor, type Actor, type Effect, type OrderType, type TimerEffect } from '@orders/domain';
+import { IllegalTransition, StaleOrderVersion, needsSplit, planSplit, shipsParcels, stateMachineFor, type Actor, type Effect, type OrderType, type TimerEffect } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
 import {
   DeadlineAhead,
@@ -392,14 +392,17 @@ export class ForwardLife {
   }
 
   /**
-   * A paid order still waiting for its warehouse (the overdue sweep's): its settlement or its
-   * hand-over enqueued again when no job holds it (enqueueLostHandOver). A split order's child
-   * is handed over alone; an unsplit order settles the step that paid it again.
+   * A paid order still waiting for its warehouse, or a virtual one for its delivery (the overdue
+   * sweep's): its settlement or its hand-over enqueued again when no job holds it
+   * (enqueueLostHandOver). A split order's child is handed over alone; an unsplit order settles
+   * the step that paid it again.
    */
   async handOverAgainIfLost(orderId: string): Promise<boolean> {
     const order = await this.deps.orders.findOrderRow(orderId);
     if (order?.status !== 'PAID') return false;
     const paid = order.parent_order_id === null ? await this.process.lastStep(orderId, { action: 'pay' }) : null;
+    // an order that ships nothing has no hand-over to fall back on
+    if (!paid && !shipsParcels(order.type as OrderType)) return false;
     return enqueueLostHandOver(this.deps.queues, orderId, paid?.effects ?? []);
   }
 
