@@ -264,7 +264,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       metrics.handOversRestored.inc(handedOverAgain.length);
       log.warn({ count: handedOverAgain.length, orderIds: handedOverAgain.slice(0, 20) }, 'enqueued again the settlement or hand-over of paid orders waiting a sweep interval with no job: their job was gone');
     }
-    const refundsWaiting = await refunds.ordersWithRefundsWaiting(graceMs, OVERDUE_BATCH);
+    const refundsWaiting = [...(await refunds.ordersWithRefundsWaiting(graceMs, OVERDUE_BATCH)), ...(await refunds.ordersRefundedWholeWaiting(graceMs, OVERDUE_BATCH))];
     const restored = refundsWaiting.length > 0 ? await enqueueLostRefundPayments(queues, refundsWaiting) : [];
     if (restored.length > 0) {
       metrics.refundJobsRestored.inc(restored.length);

@@ -20,6 +20,7 @@ describe('orders whose deadline or timer job was lost', () => {
       OVERDUE_SWEEP_INTERVAL_MS: '500',
     });
     await system.createSku({ skuId: 'KETTLE', priceCents: 3_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
+    await system.createSku({ skuId: 'LAST-TEA', priceCents: 1_200, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1, deduction: 'payment' });
     await system.createSku({ skuId: 'VOUCHER', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement', orderType: 'virtual' });
   });
   afterAll(async () => system?.close());
@@ -112,6 +113,39 @@ describe('orders whose deadline or timer job was lost', () => {
     await system.waitForStatus(orderId, 'COMPLETED', 20_000);
     await expect.poll(handOversRestored, { timeout: 5_000 }).toBe(before + 1);
     await expect.poll(async () => (await system.request('GET', '/v1/admin/skus/VOUCHER', { token: system.token('ops', 'admin') })).body.stock, { timeout: 5_000 }).toEqual({ available: 4, reserved: 0, sold: 1 });
+  });
+
+  it("pays back an order sold out at its payment whose refund job was lost: the payment goes back whole, and the loss counted", async () => {
+    const { payments, fulfillment } = system.workers.deps.queues;
+    const paymentsWorker = system.workers.workers.find((worker) => worker.name === payments.name)!;
+    const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
+    const pay = (orderId: string, buyer: string) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
+    // two buyers of the last tin, deducted at payment: the second to pay finds it sold
+    const [first, second] = [await system.checkout('tam', [{ skuId: 'LAST-TEA', qty: 1 }]), await system.checkout('uma', [{ skuId: 'LAST-TEA', qty: 1 }])];
+    await Promise.all([first, second].map((orderId) => system.waitForStatus(orderId, 'PENDING_PAYMENT')));
+    expect((await pay(first, 'tam')).status).toBe(202);
+    await system.waitForStatus(first, 'IN_FULFILLMENT');
+    const restoredBefore = (await system.workers.deps.metrics.refundJobsRestored.get()).values[0]?.value ?? 0;
+    // its settlement waits until the refund's worker is held: the refund job it enqueues is then taken away
+    await fulfilmentWorker.pause();
+    try {
+      expect((await pay(second, 'uma')).status).toBe(202);
+      await system.waitForStatus(second, 'PAID');
+      await paymentsWorker.pause();
+    } finally {
+      fulfilmentWorker.resume();
+    }
+    try {
+      await system.waitForStatus(second, 'REFUNDING');
+      // the refund of the whole payment is lost (Redis refused the add, or lost it)
+      const refundJob = await waitFor(async () => (await payments.getJobs(['waiting', 'prioritized', 'delayed'])).find((job) => job.data.orderId === second), { what: 'the refund job' });
+      await refundJob.remove();
+    } finally {
+      paymentsWorker.resume();
+    }
+    expect((await system.waitForStatus(second, 'REFUNDED', 20_000)).amounts.refundedCents).toBe(1_200);
+    const restored = async () => (await system.workers.deps.metrics.refundJobsRestored.get()).values[0]?.value ?? 0;
+    await expect.poll(restored, { timeout: 5_000 }).toBe(restoredBefore + 1);
   });
 
   it('closes a presale whose balance deadline job was lost as that job would have: the deposit kept', async () => {

@@ -161,6 +161,26 @@ export class RefundRepository {
     return rows.map((row) => row.order_id);
   }
 
+  /**
+   * Orders the system refunded whole with no refund order (a payment-time SKU sold out before the
+   * payment: every payment goes back whole, its rows written once paid back), REFUNDING unchanged
+   * for longer than `waitedForMs` by MySQL's clock, longest waiting first: their refund job, if
+   * none holds them, was lost. Split orders left out: their children's refunds are their own.
+   */
+  async ordersRefundedWholeWaiting(waitedForMs: number, limit: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('orders as o')
+      .select('o.order_id')
+      .where('o.status', '=', 'REFUNDING')
+      .where('o.updated_at', '<', overdueSince(waitedForMs))
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('refunds as r').select('r.refund_id').whereRef('r.order_id', '=', 'o.order_id'))))
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('orders as child').select('child.order_id').whereRef('child.parent_order_id', '=', 'o.order_id'))))
+      .orderBy('o.updated_at')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => row.order_id);
+  }
+
   /** Refund orders of the order waiting for the payment system, with the payment parts each goes back to. */
   async pending(orderId: string): Promise<RefundView[]> {
     const rows = await dueRefundOrders(this.db).selectAll().where('order_id', '=', orderId).orderBy('created_at').execute();
