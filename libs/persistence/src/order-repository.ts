@@ -184,7 +184,7 @@ const CLOCK_SKEW_MS = 5 * 60_000;
  * The order (its id in the column `orderId`) was not split: no order is its child. A split
  * order's status follows its children's, and they are what merchants and timers act on.
  */
-function notSplit(orderId: 'o.order_id' | 'orders.order_id'): Expression<SqlBool> {
+export function notSplit(orderId: 'o.order_id' | 'orders.order_id'): Expression<SqlBool> {
   const eb = expressionBuilder<Database>();
   return eb.not(eb.exists(eb.selectFrom('orders as child').select('child.order_id').whereRef('child.parent_order_id', '=', sql.ref<string>(orderId))));
 }

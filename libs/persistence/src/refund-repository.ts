@@ -3,7 +3,7 @@ import { allocateByLargestRemainder, drawRefund, refundForLines, RefundExceedsLi
 import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
-import { overdueSince } from './order-repository.js';
+import { notSplit, overdueSince } from './order-repository.js';
 import { payerOf, paymentsThatPaid } from './process-repository.js';
 import type { Database, OrderRow, RefundPartsTable, RefundsTable } from './schema.js';
 
@@ -174,7 +174,7 @@ export class RefundRepository {
       .where('o.status', '=', 'REFUNDING')
       .where('o.updated_at', '<', overdueSince(waitedForMs))
       .where(({ not, exists, selectFrom }) => not(exists(selectFrom('refunds as r').select('r.refund_id').whereRef('r.order_id', '=', 'o.order_id'))))
-      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('orders as child').select('child.order_id').whereRef('child.parent_order_id', '=', 'o.order_id'))))
+      .where(notSplit('o.order_id'))
       .orderBy('o.updated_at')
       .limit(limit)
       .execute();
