@@ -511,8 +511,10 @@ export class ForwardLife {
     // restores a lost refund job alone, and a parcel handed over would ship the units refunded (the
     // update sends nothing for an order with no parcel left to change)
     const unit = await this.deps.orders.findOrderRow(orderId);
-    if (unit) await this.enqueueFulfilmentUpdate(unit);
-    await this.followRestoredCoupon(orderId);
+    if (unit) {
+      await this.enqueueFulfilmentUpdate(unit);
+      await this.followRestoredCoupon(unit);
+    }
     // a refund opened while this job ran is picked up by the next round
     for (let pending = await this.refunds.pending(orderId); pending.length > 0; pending = await this.refunds.pending(orderId)) {
       for (const refund of pending) {
@@ -545,9 +547,8 @@ export class ForwardLife {
    * checkout can take it. Once only: the reservation record says whether the order still
    * holds the use.
    */
-  private async followRestoredCoupon(orderId: string): Promise<void> {
-    const unit = await this.deps.orders.findOrderRow(orderId);
-    const root = unit?.parent_order_id ? await this.deps.orders.findOrderRow(unit.parent_order_id) : unit;
+  private async followRestoredCoupon(unit: OrderRow): Promise<void> {
+    const root = unit.parent_order_id ? await this.deps.orders.findOrderRow(unit.parent_order_id) : unit;
     if (!root?.coupon_code) return;
     const redemptions = await this.pricing.redemptions(root.order_id);
     if (redemptions.some((r) => r.status === 'restored')) await this.deps.inventory.releaseCoupon({ orderId: root.order_id, userId: root.user_id, couponCode: root.coupon_code });
