@@ -54,7 +54,8 @@ export async function applyPaymentTaken(deps: AppDeps, order: OrderRow, payment:
       return { changed: false, status: current?.status ?? order.status };
     }
     log.warn({ orderId: order.order_id, paymentId: payment.payment_id, status: current?.status }, 'payment for an order that can no longer be paid: refunding');
-    await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.settlePayment(trx, payment.payment_id, outcome)));
+    // due from its recording: a refund job lost before or after its add is enqueued again by the overdue sweep (a payment of nothing has nothing to give back)
+    await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.settlePayment(trx, payment.payment_id, { ...outcome, refundDue: Number(payment.amount_cents) > 0 })));
     await enqueueLatePaymentRefund(deps.queues, { orderId: order.order_id, paymentId: payment.payment_id });
     return { changed: false, status: current?.status ?? order.status };
   }

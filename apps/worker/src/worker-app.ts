@@ -2,7 +2,7 @@ import type { Config } from '@orders/config';
 import { statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
-import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueLostRefundPayments, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
+import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueLostLatePaymentRefunds, enqueueLostRefundPayments, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
@@ -230,8 +230,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
    * confirmed and delivered orders never completed a sweep interval past their timer would
    * wait for ever too: moved on as their timer would have. Paid orders waiting a sweep interval
    * for their warehouse with no job would never ship, and refunds due as long with no refund job
-   * would never be paid back: their job is enqueued again. Counted and logged, since it
-   * means jobs go missing.
+   * (of refund orders, of orders refunded whole, of payments that came late) would never be paid
+   * back: their job is enqueued again. Counted and logged, since it means jobs go missing.
    */
   const sweepOverdue = async (): Promise<void> => {
     const graceMs = config.OVERDUE_SWEEP_INTERVAL_MS;
@@ -269,6 +269,12 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     if (restored.length > 0) {
       metrics.refundJobsRestored.inc(restored.length);
       log.warn({ count: restored.length, orderIds: restored.slice(0, 20) }, 'enqueued again the refund jobs of orders holding refunds due a sweep interval with no job: their job was gone');
+    }
+    const latePayments = await refunds.latePaymentsWaiting(graceMs, OVERDUE_BATCH);
+    const givenBackAgain = latePayments.length > 0 ? await enqueueLostLatePaymentRefunds(queues, latePayments) : [];
+    if (givenBackAgain.length > 0) {
+      metrics.refundJobsRestored.inc(givenBackAgain.length);
+      log.warn({ count: givenBackAgain.length, payments: givenBackAgain.slice(0, 20) }, 'enqueued again the refunds of payments taken after their order could take them, due a sweep interval with no job: their job was gone');
     }
   };
   const timerBackstops = [

@@ -1,4 +1,5 @@
 import { waitFor } from '@orders/testing';
+import { closeUnpaidOrder } from '@orders/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -22,6 +23,7 @@ describe('orders whose deadline or timer job was lost', () => {
     await system.createSku({ skuId: 'KETTLE', priceCents: 3_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
     await system.createSku({ skuId: 'LAST-TEA', priceCents: 1_200, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1, deduction: 'payment' });
     await system.createSku({ skuId: 'VOUCHER', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement', orderType: 'virtual' });
+    await system.createSku({ skuId: 'LAMP', priceCents: 4_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
   });
   afterAll(async () => system?.close());
 
@@ -147,6 +149,49 @@ describe('orders whose deadline or timer job was lost', () => {
     expect((await system.waitForStatus(second, 'REFUNDED', 20_000)).amounts.refundedCents).toBe(1_200);
     const restored = async () => (await system.workers.deps.metrics.refundJobsRestored.get()).values[0]?.value ?? 0;
     await expect.poll(restored, { timeout: 5_000 }).toBeGreaterThanOrEqual(restoredBefore + 1);
+  });
+
+  it('gives back a payment taken after its order expired whose refund job was lost: the buyer is paid back once, and the loss counted', async () => {
+    const { payments } = system.workers.deps.queues;
+    const paymentsWorker = system.workers.workers.find((worker) => worker.name === payments.name)!;
+    const orderId = await system.checkout('lou', [{ skuId: 'LAMP', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const atPaymentSystem = async () => {
+      const seen = (await system.paymentSim.request('GET', '/__admin/payments')).body;
+      return { charges: seen.payments.filter((p: { orderId: string }) => p.orderId === orderId), refunds: seen.refunds.filter((r: { paymentId: string }) => r.paymentId.startsWith(orderId)) };
+    };
+    const restored = async () => (await system.workers.deps.metrics.refundJobsRestored.get()).values[0]?.value ?? 0;
+    const restoredBefore = await restored();
+    // the payment system takes the money 2.5 s after it is asked, and calls back 2.5 s after that
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 2_500 } });
+    let paymentId: string;
+    try {
+      paymentId = (await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('lou'), body: { method: 'card' } })).body.paymentId;
+      await waitFor(async () => (await atPaymentSystem()).charges.length === 1, { what: 'the charge', timeoutMs: 10_000, intervalMs: 20 });
+      // the order expires before the callback, which records the payment as late and enqueues its refund: lost
+      await system.passPaymentDeadline(orderId);
+      await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+      await paymentsWorker.pause();
+      try {
+        const refundJob = await waitFor(async () => (await payments.getJobs(['waiting', 'prioritized', 'delayed'])).find((job) => job.data.paymentId === paymentId), { what: 'the late payment’s refund job', timeoutMs: 10_000 });
+        await refundJob.remove();
+      } finally {
+        paymentsWorker.resume();
+      }
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    }
+    const { refunds } = await waitFor(async () => {
+      const seen = await atPaymentSystem();
+      return seen.refunds.length > 0 && seen;
+    }, { what: 'the late payment given back', timeoutMs: 20_000 });
+    expect(refunds.map((r: { paymentId: string; amountCents: number }) => [r.paymentId, r.amountCents])).toEqual([[paymentId, 4_500]]);
+    await expect.poll(restored, { timeout: 5_000 }).toBeGreaterThanOrEqual(restoredBefore + 1);
+    // given back once: no longer due, so later sweeps leave it
+    await expect.poll(async () => (await system.env.db.selectFrom('payments').select('refund_due_at').where('payment_id', '=', paymentId).executeTakeFirstOrThrow()).refund_due_at, { timeout: 5_000 }).toBeNull();
+    const expired = await system.order(orderId);
+    expect([expired.status, expired.amounts.refundedCents]).toEqual(['EXPIRED', 4_500]);
+    expect((await atPaymentSystem()).refunds).toHaveLength(1);
   });
 
   it('closes a presale whose balance deadline job was lost as that job would have: the deposit kept', async () => {

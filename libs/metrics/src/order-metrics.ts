@@ -226,7 +226,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     refundJobsRestored: new Counter({
       name: 'refund_jobs_restored_total',
-      help: 'Orders holding a refund due (PENDING) for a sweep interval (OVERDUE_SWEEP_INTERVAL_MS) with no refund job, nor one failed for good: their refund job was gone, and the backstop sweep enqueued it again',
+      help: 'Refunds due for a sweep interval (OVERDUE_SWEEP_INTERVAL_MS) with no refund job, nor one failed for good (an order holding refunds due or refunded whole, or a payment taken after its order could take it): their refund job was gone, and the backstop sweep enqueued it again',
       registers: [registry],
     }),
     handOversRestored: new Counter({

@@ -203,20 +203,28 @@ export class ProcessRepository {
    * In the pay transition's transaction: false when the payment was already settled (a
    * repeated callback). SUCCEEDED is final and settles a FAILED payment too: the payment
    * system took the money after it first reported a failure, and that money must be
-   * recorded (applied to the order, or refunded), never dropped.
+   * recorded (applied to the order, or refunded), never dropped. `refundDue`: taken after its
+   * order could take it, it is due to go back whole from now (by MySQL's clock, the overdue
+   * sweep's) until its refund is recorded (clearRefundDue).
    */
   static async settlePayment(
     trx: Transaction<Database>,
     paymentId: string,
-    outcome: { status: 'SUCCEEDED'; transactionId: string; at: Date } | { status: 'FAILED'; transactionId: string | null; at: Date },
+    outcome: { status: 'SUCCEEDED'; transactionId: string; at: Date; refundDue?: boolean } | { status: 'FAILED'; transactionId: string | null; at: Date },
   ): Promise<boolean> {
     const updated = await trx
       .updateTable('payments')
       .set({ status: outcome.status, transaction_id: outcome.transactionId, paid_at: outcome.status === 'SUCCEEDED' ? outcome.at : null, updated_at: outcome.at })
+      .$if(outcome.status === 'SUCCEEDED' && outcome.refundDue === true, (query) => query.set({ refund_due_at: sql<Date>`UTC_TIMESTAMP(3)` }))
       .where('payment_id', '=', paymentId)
       .where('status', 'in', outcome.status === 'SUCCEEDED' ? ['PENDING', 'FAILED'] : ['PENDING'])
       .executeTakeFirst();
     return Number(updated.numUpdatedRows) === 1;
+  }
+
+  /** In the transaction recording a payment's refund whole: it is no longer due to go back. */
+  static async clearRefundDue(trx: Transaction<Database>, paymentId: string): Promise<void> {
+    await trx.updateTable('payments').set({ refund_due_at: null }).where('payment_id', '=', paymentId).where('refund_due_at', 'is not', null).execute();
   }
 
   /** Whether a payment paid its order (fired its pay transition), rather than arriving after the order could take it. */

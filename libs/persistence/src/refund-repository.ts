@@ -181,6 +181,22 @@ export class RefundRepository {
     return rows.map((row) => row.order_id);
   }
 
+  /**
+   * Payments taken after their order could take them, due to go back whole for longer than
+   * `waitedForMs` by MySQL's clock, longest waiting first: their refund job, if none holds them,
+   * was lost (the api died, or Redis refused or lost the add, after the payment was recorded).
+   */
+  async latePaymentsWaiting(waitedForMs: number, limit: number): Promise<Array<{ orderId: string; paymentId: string }>> {
+    const rows = await this.db
+      .selectFrom('payments')
+      .select(['order_id', 'payment_id'])
+      .where('refund_due_at', '<', overdueSince(waitedForMs))
+      .orderBy('refund_due_at')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => ({ orderId: row.order_id, paymentId: row.payment_id }));
+  }
+
   /** Refund orders of the order waiting for the payment system, with the payment parts each goes back to. */
   async pending(orderId: string): Promise<RefundView[]> {
     const rows = await dueRefundOrders(this.db).selectAll().where('order_id', '=', orderId).orderBy('created_at').execute();

@@ -142,6 +142,8 @@ export interface PaymentsTable {
   status: string;
   transaction_id: string | null;
   paid_at: Date | null;
+  /** set while a payment taken after its order could take it waits to go back whole (settlePayment's refundDue), cleared once its refund is recorded */
+  refund_due_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

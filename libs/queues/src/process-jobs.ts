@@ -107,25 +107,44 @@ export function enqueueRefundPayments(queues: Pick<OrderQueues, 'payments'>, ord
 }
 
 /**
- * Enqueues again the refund jobs of these orders (holding refunds due for a while) that no job
- * holds, nor one failed for good: theirs was lost (the api died, or Redis refused the add, after
- * the refund committed), and their money would never go back. A dead letter is the operator's to
- * replay once its cause is fixed (JobsDeadLettered), not run again here at every sweep. Returns
- * the orders enqueued; one whose job finished meanwhile gets a job that finds nothing to send.
+ * Of these refunds due for a while, the ones no job holds (under its deduplication key), nor one
+ * failed for good: theirs was lost (the api died, or Redis refused the add, after the refund or
+ * payment committed), and their money would never go back. A dead letter is the operator's to
+ * replay once its cause is fixed (JobsDeadLettered), not run again here at every sweep.
  */
-export async function enqueueLostRefundPayments(queues: Pick<OrderQueues, 'payments'>, orderIds: readonly string[]): Promise<string[]> {
+async function refundsWithoutJob<T>(queues: Pick<OrderQueues, 'payments'>, due: readonly T[], keyOf: (refund: T) => string, failedOne: (job: Partial<OrderEffectsJob>, refund: T) => boolean): Promise<T[]> {
   // a deduplication key may outlive its job (removed by hand): held only while that job is there
   const held = await Promise.all(
-    orderIds.map(async (orderId) => {
-      const jobId = await queues.payments.getDeduplicationJobId(ONE_AT_A_TIME.refundPayments(orderId).id);
+    due.map(async (refund) => {
+      const jobId = await queues.payments.getDeduplicationJobId(keyOf(refund));
       return jobId !== null && (await queues.payments.getJob(jobId)) !== undefined;
     }),
   );
-  const unheld = orderIds.filter((_, i) => !held[i]);
+  const unheld = due.filter((_, i) => !held[i]);
   if (unheld.length === 0) return [];
-  const failed = new Set((await queues.payments.getFailed()).filter((job) => job.name === JOB.refundPayments).map((job) => (job.data as Partial<OrderEffectsJob>).orderId));
-  const lost = unheld.filter((orderId) => !failed.has(orderId));
+  const failed = (await queues.payments.getFailed()).filter((job) => job.name === JOB.refundPayments).map((job) => job.data as Partial<OrderEffectsJob>);
+  return unheld.filter((refund) => !failed.some((job) => failedOne(job, refund)));
+}
+
+/**
+ * Enqueues again the refund jobs of these orders (holding refunds due for a while) that lost
+ * theirs (refundsWithoutJob). Returns the orders enqueued; one whose job finished meanwhile gets
+ * a job that finds nothing to send.
+ */
+export async function enqueueLostRefundPayments(queues: Pick<OrderQueues, 'payments'>, orderIds: readonly string[]): Promise<string[]> {
+  const lost = await refundsWithoutJob(queues, orderIds, (orderId) => ONE_AT_A_TIME.refundPayments(orderId).id, (job, orderId) => job.orderId === orderId && job.paymentId === undefined);
   await Promise.all(lost.map((orderId) => enqueueRefundPayments(queues, orderId)));
+  return lost;
+}
+
+/**
+ * Enqueues again the refunds of these late payments (due to go back whole for a while) that lost
+ * their job (refundsWithoutJob). Returns the payments enqueued; one given back meanwhile gets a
+ * job that records nothing new (the payment system is idempotent by refund id).
+ */
+export async function enqueueLostLatePaymentRefunds(queues: Pick<OrderQueues, 'payments'>, payments: ReadonlyArray<{ orderId: string; paymentId: string }>): Promise<Array<{ orderId: string; paymentId: string }>> {
+  const lost = await refundsWithoutJob(queues, payments, (payment) => ONE_AT_A_TIME.refundLatePayment(payment.paymentId).id, (job, payment) => job.paymentId === payment.paymentId);
+  await Promise.all(lost.map((payment) => enqueueLatePaymentRefund(queues, payment)));
   return lost;
 }
 

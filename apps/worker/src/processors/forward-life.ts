@@ -473,6 +473,7 @@ export class ForwardLife {
       let refundedCents = 0;
       let count = 0;
       for (const refund of refunds) {
+        await ProcessRepository.clearRefundDue(trx, refund.paymentId);
         const inserted = await trx
           .insertInto('refunds')
           .values({ refund_id: refund.refundId, order_id: orderId, kind: 'refund', status: 'SUCCEEDED', version: 1, reason, amount_cents: refund.amountCents, items: '[]', created_at: at, updated_at: at })

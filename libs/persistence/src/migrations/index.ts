@@ -15,6 +15,7 @@ import * as orderAddressOptional from './0015-order-address-optional.js';
 import * as couponUseNumbers from './0016-coupon-use-numbers.js';
 import * as refundsWaiting from './0017-refunds-waiting.js';
 import * as couponRedemptionsByOrder from './0018-coupon-redemptions-by-order.js';
+import * as latePaymentsDue from './0019-late-payments-due.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -37,4 +38,5 @@ export const migrations: Record<string, Migration> = {
   '0016-coupon-use-numbers': couponUseNumbers,
   '0017-refunds-waiting': refundsWaiting,
   '0018-coupon-redemptions-by-order': couponRedemptionsByOrder,
+  '0019-late-payments-due': latePaymentsDue,
 };
