@@ -10,7 +10,7 @@ import {
   type StockLedgerRepository,
 } from '@orders/persistence';
 import { firstOrderIdAt } from '@orders/domain';
-import { AbandonedClaims, SKU_COUNTERS, StockRebalancer, StockRepairLock, StockRepairUnderWay, StockSets, splitStock, stockRulesOf, type Inventory, type RedisClient } from '@orders/stock';
+import { AbandonedClaims, SKU_COUNTERS, StockRebalancer, RunLock, RunUnderWay, StockSets, splitStock, stockRulesOf, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;
@@ -110,7 +110,7 @@ const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTE
  * open, finishes, order by order, such movements whose Redis side never ran, and
  * publishes the coupons again; only the drift left then moves counters, movements whose
  * two sides still disagree when it reads counted as Redis has them (unsettledMovements).
- * One repair at a time (StockRepairLock).
+ * One repair at a time (RunLock).
  * A SKU split into buckets is compared summed over its buckets; units on their way from
  * one bucket to another are in flight too. Each run first finishes transfers cut short
  * and refills empty buckets (StockRebalancer): that moves no unit in or out of a SKU,
@@ -132,8 +132,8 @@ export class StockReconciler {
   private readonly rebalancer: StockRebalancer;
   private readonly stockSets: StockSets;
   private readonly abandonedClaims: AbandonedClaims;
-  private readonly repairLock: StockRepairLock;
-  private readonly checkLock: StockRepairLock;
+  private readonly repairLock: RunLock;
+  private readonly checkLock: RunLock;
 
   constructor(
     private readonly deps: { redis: RedisClient; inventory: Inventory; ledger: StockLedgerRepository; catalog: CatalogRepository; coupons: CouponRepository; log: Logger },
@@ -141,9 +141,9 @@ export class StockReconciler {
   ) {
     this.reportKey = `${deps.inventory.keys.prefix}stock-drift`;
     this.checkedAtKey = `${deps.inventory.keys.prefix}stock-drift-checked-at`;
-    this.repairLock = new StockRepairLock(deps.redis, deps.inventory.keys.prefix);
+    this.repairLock = new RunLock(deps.redis, `${deps.inventory.keys.prefix}stock-repair-lock`, 'stock repair');
     // a key of its own: a check running long must not keep an operator's repair waiting
-    this.checkLock = new StockRepairLock(deps.redis, `${deps.inventory.keys.prefix}stock-check:`);
+    this.checkLock = new RunLock(deps.redis, `${deps.inventory.keys.prefix}stock-check:stock-repair-lock`, 'stock check');
     this.rebalancer = new StockRebalancer({
       inventory: deps.inventory,
       recordTransfer: (transfer) => deps.ledger.recordTransfer(transfer),
@@ -163,7 +163,7 @@ export class StockReconciler {
     try {
       return await this.checkLock.whileHeld(0, async () => this.reconcile({ repair: false }));
     } catch (error) {
-      if (error instanceof StockRepairUnderWay) return undefined;
+      if (error instanceof RunUnderWay) return undefined;
       throw error;
     }
   }

@@ -3,7 +3,7 @@ import { statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
 import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueLostLatePaymentRefunds, enqueueLostRefundPayments, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
-import { Inventory, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, type RedisClient } from '@orders/stock';
+import { Inventory, RunLock, RunUnderWay, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
@@ -277,6 +277,15 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       log.warn({ count: givenBackAgain.length, payments: givenBackAgain.slice(0, 20) }, 'enqueued again the refunds of payments taken after their order could take them, due a sweep interval with no job: their job was gone');
     }
   };
+  // a sweep running longer than its interval, or on another worker, would do the same work again and count it twice
+  const sweepLock = new RunLock(deps.redis, `${config.QUEUE_PREFIX}:overdue-sweep-lock`, 'overdue-order sweep');
+  const sweepOverdueUnlessRunning = async (): Promise<void> => {
+    try {
+      await sweepLock.whileHeld(0, sweepOverdue);
+    } catch (error) {
+      if (!(error instanceof RunUnderWay)) throw error;
+    }
+  };
   const timerBackstops = [
     { effect: 'scheduleAutoConfirm', timer: 'auto_confirm', waitMs: config.AUTO_CONFIRM_MS, fire: async (orderId: string) => life.autoConfirm(orderId) },
     { effect: 'scheduleCompletion', timer: 'complete', waitMs: config.AFTER_SALES_WINDOW_MS, fire: async (orderId: string) => life.completeAfterWindow(orderId) },
@@ -293,7 +302,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       if (off) return unschedule(queues.timers, off, log);
       if (job.name === JOB.expireOrder || job.name === JOB.expireOrders) return expireAtDeadline(job as Job<ExpireOrderJob | ExpireOrdersJob>, token);
       if (job.name === JOB.reconcileStock) return void (await reconciler.checkUnlessRunning());
-      if (job.name === JOB.expireOverdueOrders) return sweepOverdue();
+      if (job.name === JOB.expireOverdueOrders) return sweepOverdueUnlessRunning();
       return life.timerJob(job, token);
     },
     [QUEUE.payments]: async (job: Job, token) => life.paymentsJob(job, token),

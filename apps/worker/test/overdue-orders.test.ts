@@ -258,4 +258,29 @@ describe('the overdue-order sweep and the stock check when Redis loses the queue
     const schedulers = await workers.deps.queues.timers.getJobSchedulers();
     expect(schedulers.map((scheduler) => scheduler.key).sort()).toEqual(['expire-overdue-orders', 'reconcile-stock']);
   });
+
+  it('run one sweep at a time, whichever worker runs it: none while another holds the sweep, and the next closes an order whose deadline job was lost, counted once', async () => {
+    const { env, workers } = system;
+    const expired = async () => (await workers.deps.metrics.overdueOrdersExpired.get()).values[0]?.value ?? 0;
+    const before = await expired();
+    // another worker's sweep is running (a slow one: longer than the sweep interval)
+    const lockKey = `${env.config.QUEUE_PREFIX}:overdue-sweep-lock`;
+    expect(await env.redis.set(lockKey, 'worker-2 sweeping', 'PX', 60_000, 'NX')).toBe('OK');
+    let orderId: string;
+    try {
+      orderId = await system.checkout('max', [{ skuId: 'TOASTER', qty: 1 }]);
+      await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+      await (await waitFor(async () => (await workers.deps.queues.timers.getDelayed()).find((job) => JSON.stringify(job.data).includes(orderId)), { what: 'the order’s deadline job' })).remove();
+      // its deadline and several sweep intervals pass: this worker's sweeps leave it to the running one
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      expect((await system.order(orderId)).status).toBe('PENDING_PAYMENT');
+    } finally {
+      await env.redis.del(lockKey);
+    }
+    await system.waitForStatus(orderId, 'EXPIRED', 10_000);
+    await expect.poll(expired, { timeout: 5_000 }).toBe(before + 1);
+    // later sweeps find nothing more to do
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(await expired()).toBe(before + 1);
+  });
 });

@@ -5,7 +5,7 @@ export { StockRebalancer } from './stock-rebalancer.js';
 export { AbandonedClaims } from './abandoned-claims.js';
 export type { AbandonedClaim } from './abandoned-claims.js';
 export { StockSets } from './stock-sets.js';
-export { StockRepairLock, StockRepairUnderWay } from './stock-repair-lock.js';
+export { RunLock, RunUnderWay } from './run-lock.js';
 export type { FinishedTransfer } from './stock-rebalancer.js';
 export { StockScriptCall } from './stock-scripts.js';
 export type { RedisClient } from './stock-scripts.js';

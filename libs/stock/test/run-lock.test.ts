@@ -1,4 +1,4 @@
-import { StockRepairLock } from '@orders/stock';
+import { RunLock } from '@orders/stock';
 import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
  */
 const LIFETIME_MS = 1_000;
 
-describe('the stock repair lock when Redis goes away while it is held', () => {
+describe('the run lock (one stock repair at a time) when Redis goes away while it is held', () => {
   const prefix = `t:repairlock_${randomBytes(4).toString('hex')}:`;
   const url = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
   const redis = new Redis(url);
@@ -28,7 +28,7 @@ describe('the stock repair lock when Redis goes away while it is held', () => {
 
   it('counts a 1 s lock as lost once 1 s passes without a renewal, and lets the work’s own error through', async () => {
     const connection = await lockConnection();
-    const lock = new StockRepairLock(connection, `${prefix}lapsed:`, LIFETIME_MS);
+    const lock = new RunLock(connection, `${prefix}lapsed:stock-repair-lock`, 'stock repair', LIFETIME_MS);
     const seen: boolean[] = [];
     const run = lock.whileHeld(0, async (stillHeld) => {
       seen.push(stillHeld());
@@ -45,7 +45,7 @@ describe('the stock repair lock when Redis goes away while it is held', () => {
   });
 
   it('stays held past its 1 s lifetime while its renewals reach Redis', async () => {
-    const lock = new StockRepairLock(redis, `${prefix}renewed:`, LIFETIME_MS);
+    const lock = new RunLock(redis, `${prefix}renewed:stock-repair-lock`, 'stock repair', LIFETIME_MS);
     const held = await lock.whileHeld(0, async (stillHeld) => {
       await new Promise((resolve) => setTimeout(resolve, 2.5 * LIFETIME_MS));
       return stillHeld();

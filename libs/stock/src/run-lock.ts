@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { runStockScript, type RedisClient } from './stock-scripts.js';
 
-/** Another stock repair held the lock for as long as this one would wait: this one changed nothing. */
-export class StockRepairUnderWay extends Error {
-  override readonly name = 'StockRepairUnderWay';
+/** Another run held the lock for as long as this one would wait: this one did nothing. */
+export class RunUnderWay extends Error {
+  override readonly name = 'RunUnderWay';
 }
 
 /** Long enough to outlast a pause of its holder; short enough that a holder that died frees it soon. */
@@ -12,22 +12,20 @@ const LOCK_TTL_MS = 30_000;
 const WAIT_STEP_MS = 100;
 
 /**
- * One stock repair at a time, whichever process runs it: two repairs reading the same
- * drift would each move the counters by it. A key set NX under the stock key prefix,
- * kept alive while its holder works and deleted by its holder alone; a holder that dies
- * lets it lapse within its lifetime (LOCK_TTL_MS).
+ * One run of a piece of work at a time, whichever process runs it (a stock repair: two reading
+ * the same drift would each move the counters by it). A key set NX, kept alive while its holder
+ * works and deleted by its holder alone; a holder that dies lets it lapse within its lifetime
+ * (LOCK_TTL_MS).
  */
-export class StockRepairLock {
-  private readonly key: string;
-
+export class RunLock {
   constructor(
     private readonly redis: RedisClient,
-    keyPrefix: string,
+    private readonly key: string,
+    /** the work, as an operator reads it in the refusal: 'stock repair' */
+    private readonly what: string,
     /** How long the lock outlives its holder's last renewal. */
     private readonly lifetimeMs = LOCK_TTL_MS,
-  ) {
-    this.key = `${keyPrefix}stock-repair-lock`;
-  }
+  ) {}
 
   /**
    * Runs `work` while holding the lock, waiting up to `waitMs` for another holder to let go.
@@ -42,7 +40,7 @@ export class StockRepairLock {
     while ((await this.redis.set(this.key, token, 'PX', this.lifetimeMs, 'NX')) !== 'OK') {
       if (Date.now() >= giveUpAt) {
         const holder = await this.redis.get(this.key);
-        throw new StockRepairUnderWay(`another stock repair is running (${holder ?? 'it has just finished'}); nothing was repaired: run again once it has finished`);
+        throw new RunUnderWay(`another ${this.what} is running (${holder ?? 'it has just finished'}); this one did nothing: run again once it has finished`);
       }
       await new Promise((resolve) => setTimeout(resolve, WAIT_STEP_MS));
       setAt = Date.now();
