@@ -69,3 +69,21 @@ export async function applyPaymentTaken(deps: AppDeps, order: OrderRow, payment:
 export async function refundIfNotApplied(deps: AppDeps, orderId: string, paymentId: string): Promise<void> {
   if (!(await new ProcessRepository(deps.db).paymentApplied(orderId, paymentId))) await enqueueLatePaymentRefund(deps.queues, { orderId, paymentId });
 }
+
+/**
+ * A payment the payment system reports taken for another amount than the payment asked for:
+ * it does not pay its order (which stays payable: the buyer's next pay is a new attempt). It is
+ * recorded as taken for the amount named and given back whole, as a late payment is; kept
+ * unrecorded, that money would stay with the shop. Returns whether this callback recorded it (a
+ * repeat finds it recorded, and asks for its refund again: deduplicated, idempotent).
+ */
+export async function givePaymentBackWhole(deps: AppDeps, order: OrderRow, payment: PaymentRow, taken: PaymentTaken & { amountCents: number }, log: FastifyBaseLogger): Promise<{ changed: boolean; status: string }> {
+  const outcome = { status: 'SUCCEEDED', transactionId: taken.transactionId, at: taken.paidAt, amountCents: taken.amountCents, refundDue: taken.amountCents > 0 } as const;
+  const recorded = await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.settlePayment(trx, payment.payment_id, outcome)));
+  if (recorded) {
+    deps.metrics.paymentAmountMismatches.inc({ outcome: 'given_back' });
+    log.error({ orderId: order.order_id, paymentId: payment.payment_id, askedCents: Number(payment.amount_cents), takenCents: taken.amountCents }, 'the payment system took another amount than the payment asked for: given back whole, the order stays payable');
+  }
+  if (taken.amountCents > 0) await refundIfNotApplied(deps, order.order_id, payment.payment_id);
+  return { changed: recorded, status: order.status };
+}

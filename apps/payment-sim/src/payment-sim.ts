@@ -9,6 +9,8 @@ export interface PaymentFaults extends CommonFaults {
   declineRate: number;
   /** share of payment requests refused outright (402): nothing charged, no callback */
   refusalRate: number;
+  /** cents charged, and reported, beyond (or, negative, short of) what each payment asked: a payment system's bug */
+  amountSkewCents: number;
 }
 
 export interface PaymentSimOptions extends PaymentFaults, SimulatorOptions {}
@@ -22,6 +24,7 @@ export function paymentSimOptions(config: Config): PaymentSimOptions {
     outage: config.PAYMENT_SIM_OUTAGE,
     declineRate: config.PAYMENT_SIM_DECLINE_RATE,
     refusalRate: config.PAYMENT_SIM_REFUSAL_RATE,
+    amountSkewCents: 0,
     callbackSecret: config.PAYMENT_CALLBACK_SECRET,
     callbackAttempts: config.SIM_CALLBACK_ATTEMPTS,
     callbackRetryMs: config.SIM_CALLBACK_RETRY_MS,
@@ -55,9 +58,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function buildPaymentSim(options: PaymentSimOptions): Promise<FastifyInstance> {
   const random = options.random ?? Math.random;
   const { app, faults, injectFaults, sendCallback, track } = createSimulator<PaymentFaults>(
-    { latencyMs: options.latencyMs, failureRate: options.failureRate, timeoutRate: options.timeoutRate, outage: options.outage, declineRate: options.declineRate, refusalRate: options.refusalRate },
+    { latencyMs: options.latencyMs, failureRate: options.failureRate, timeoutRate: options.timeoutRate, outage: options.outage, declineRate: options.declineRate, refusalRate: options.refusalRate, amountSkewCents: options.amountSkewCents },
     { ...options, random },
-    { declineRate: { type: 'number', minimum: 0, maximum: 1 }, refusalRate: { type: 'number', minimum: 0, maximum: 1 } },
+    { declineRate: { type: 'number', minimum: 0, maximum: 1 }, refusalRate: { type: 'number', minimum: 0, maximum: 1 }, amountSkewCents: { type: 'integer' } },
   );
   const charges = new Map<string, Charge>();
   const refunds = new Map<string, { refundId: string; paymentId: string; amountCents: number; at: string }>();
@@ -107,6 +110,7 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
       const declined = random() < faults.declineRate;
       const charge: Charge = {
         ...request.body,
+        amountCents: Math.max(1, request.body.amountCents + faults.amountSkewCents),
         status: declined ? 'FAILED' : 'SUCCEEDED',
         transactionId: `txn_${randomUUID()}`,
         charges: declined ? 0 : 1,

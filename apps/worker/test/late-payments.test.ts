@@ -184,6 +184,46 @@ describe('payments that arrive late or change their outcome', () => {
     expect(refunds.length).toBe(2);
   });
 
+  it('a payment the payment system took for another amount goes back whole, counted, and the buyer pays again: the order is paid once, for its price', async () => {
+    const orderId = await system.checkout('kim', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    // the payment system charges, and reports, 1.00 more than it was asked
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { amountSkewCents: 100 } });
+    let first: string;
+    try {
+      first = (await pay('kim', orderId)).body.paymentId;
+      const refunds = await refundsPaidBack(orderId, 'the overcharge given back');
+      expect(refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[first, 10_100]]);
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { amountSkewCents: 0 } });
+    }
+    const unpaid = await system.order(orderId);
+    expect(unpaid.status).toBe('PENDING_PAYMENT');
+    expect(unpaid.payments.map((p: any) => [p.paymentId, p.status, p.amountCents])).toEqual([[first, 'SUCCEEDED', 10_100]]);
+    expect((await system.request('GET', '/metrics')).body).toMatch(/^payment_amount_mismatches_total\{[^}]*outcome="given_back"[^}]*\} 1$/m);
+
+    const again = (await pay('kim', orderId)).body;
+    expect([again.paymentId === first, again.amountCents]).toEqual([false, 10_000]);
+    const paid = await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    expect(paid.amounts.refundedCents).toBe(10_100);
+    const { charges, refunds } = await atPaymentSystem(orderId);
+    expect(charges.map((c: any) => [c.paymentId, c.amountCents, c.refundedCents])).toEqual([
+      [first, 10_100, 10_100],
+      [again.paymentId, 10_000, 0],
+    ]);
+    expect(refunds).toHaveLength(1);
+    // the payment system's callback of the overcharge again: recorded already, nothing more goes back
+    const [overcharge] = charges;
+    const repeat = await system.signedCallback('payment', { orderId, paymentId: first, transactionId: overcharge.transactionId, status: 'SUCCEEDED', amountCents: 10_100, at: overcharge.at });
+    expect([repeat.status, repeat.body.changed]).toEqual([200, false]);
+    // and the one that paid, reported for another amount: refused, and counted
+    const conflicting = await system.signedCallback('payment', { orderId, paymentId: again.paymentId, transactionId: charges[1].transactionId, status: 'SUCCEEDED', amountCents: 9_000, at: charges[1].at });
+    expect([conflicting.status, conflicting.body.code]).toEqual([422, 'AMOUNT_MISMATCH']);
+    expect((await system.request('GET', '/metrics')).body).toMatch(/^payment_amount_mismatches_total\{[^}]*outcome="refused"[^}]*\} 1$/m);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect((await atPaymentSystem(orderId)).refunds).toHaveLength(1);
+  });
+
   it('a presale balance paid after its deadline goes back, and the forfeited deposit stays kept', async () => {
     const orderId = await system.persisted('presale', 'ivy', [{ skuId: 'CONSOLE', qty: 1 }]);
     await pay('ivy', orderId);

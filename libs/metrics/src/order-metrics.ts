@@ -239,6 +239,12 @@ export function createMetrics(labels: { app: string }) {
       help: "Parcels the warehouse reported SHIPPED for orders refunded whole before they shipped: the update dropping the parcel came too late. The buyer has the money back and the goods on their way, and the units are on sale again though they left",
       registers: [registry],
     }),
+    paymentAmountMismatches: new Counter({
+      name: 'payment_amount_mismatches_total',
+      help: "Payment callbacks naming another amount than the payment asked for. outcome=given_back: reported taken, the money was recorded as taken for the amount named and given back whole, and the order stays payable; outcome=refused: a payment already settled, or a failure, reported for another amount, answered 422 AMOUNT_MISMATCH",
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     acceptedOrdersLost: new Counter({
       name: 'accepted_orders_lost_total',
       help: 'Accepted orders (the buyer had a 202) found not in MySQL with their reservation gone from Redis, so they cannot be persisted',

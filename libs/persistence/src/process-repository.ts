@@ -93,8 +93,10 @@ export class ProcessRepository {
 
   /**
    * The payment to collect for (order, purpose): the one still pending if there is one
-   * (asking twice charges once), else a new attempt after a failed one. Payment ids are
-   * `<orderId>-<purpose>-<attempt>`, the idempotency key the payment system sees.
+   * (asking twice charges once), else a new attempt after a failed one, or after one taken
+   * that did not pay the order and goes back whole (the payment system named another amount
+   * than it asked for). Payment ids are `<orderId>-<purpose>-<attempt>`, the idempotency key
+   * the payment system sees.
    */
   async openPayment(request: NewPayment): Promise<{ payment: PaymentRow; created: boolean }> {
     for (let round = 1; ; round++) {
@@ -105,7 +107,8 @@ export class ProcessRepository {
         .where('purpose', '=', request.purpose)
         .orderBy('attempt', 'desc')
         .executeTakeFirst();
-      if (previous && previous.status !== 'FAILED') return { payment: previous, created: false };
+      const goesBack = previous?.status === 'SUCCEEDED' && !(await this.paymentApplied(request.orderId, previous.payment_id));
+      if (previous && previous.status !== 'FAILED' && !goesBack) return { payment: previous, created: false };
       const attempt = (previous?.attempt ?? 0) + 1;
       const paymentId = `${request.orderId}-${request.purpose}-${attempt}`;
       try {
@@ -205,17 +208,20 @@ export class ProcessRepository {
    * system took the money after it first reported a failure, and that money must be
    * recorded (applied to the order, or refunded), never dropped. `refundDue`: taken after its
    * order could take it, it is due to go back whole from now (by MySQL's clock, the overdue
-   * sweep's) until its refund is recorded (clearRefundDue).
+   * sweep's) until its refund is recorded (clearRefundDue). `amountCents`: what the payment
+   * system took, where it is not what the payment asked for.
    */
   static async settlePayment(
     trx: Transaction<Database>,
     paymentId: string,
-    outcome: { status: 'SUCCEEDED'; transactionId: string; at: Date; refundDue?: boolean } | { status: 'FAILED'; transactionId: string | null; at: Date },
+    outcome: { status: 'SUCCEEDED'; transactionId: string; at: Date; refundDue?: boolean; amountCents?: number } | { status: 'FAILED'; transactionId: string | null; at: Date },
   ): Promise<boolean> {
+    const taken = outcome.status === 'SUCCEEDED' ? outcome : undefined;
     const updated = await trx
       .updateTable('payments')
-      .set({ status: outcome.status, transaction_id: outcome.transactionId, paid_at: outcome.status === 'SUCCEEDED' ? outcome.at : null, updated_at: outcome.at })
-      .$if(outcome.status === 'SUCCEEDED' && outcome.refundDue === true, (query) => query.set({ refund_due_at: sql<Date>`UTC_TIMESTAMP(3)` }))
+      .set({ status: outcome.status, transaction_id: outcome.transactionId, paid_at: taken?.at ?? null, updated_at: outcome.at })
+      .$if(taken?.amountCents !== undefined, (query) => query.set({ amount_cents: taken?.amountCents }))
+      .$if(taken?.refundDue === true, (query) => query.set({ refund_due_at: sql<Date>`UTC_TIMESTAMP(3)` }))
       .where('payment_id', '=', paymentId)
       .where('status', 'in', outcome.status === 'SUCCEEDED' ? ['PENDING', 'FAILED'] : ['PENDING'])
       .executeTakeFirst();

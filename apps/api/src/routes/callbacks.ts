@@ -3,7 +3,7 @@ import { IllegalTransition, StaleOrderVersion, stateMachineFor, type OrderType }
 import { afterStaleOrderVersion, ProcessRepository, REFUNDED_WHOLE, RefundRepository, retryTransaction, type OrderRow, type RefundView, type TransitionResult } from '@orders/persistence';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { applyPaymentTaken, refundIfNotApplied } from '../payment-settlement.js';
+import { applyPaymentTaken, givePaymentBackWhole, refundIfNotApplied } from '../payment-settlement.js';
 import { HttpProblem, notFound, unauthorized, validationFailed } from '../problems.js';
 import { problemRef } from '../schemas.js';
 import { instant } from '../time-window.js';
@@ -193,6 +193,8 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         // signed with the payment system's secret (x-signature), no bearer token
         security: [],
         summary: 'The payment system reports a payment outcome, or confirms a refund (with refundId) (signed; idempotent)',
+        description:
+          'A payment reported SUCCEEDED for another amount than it asked for does not pay its order: it is recorded as taken for the amount named and given back whole (200, changed=true), and the order stays payable (the next pay is a new attempt). A payment already settled, or a FAILED one, reported for another amount is answered 422 AMOUNT_MISMATCH.',
         headers: { type: 'object', properties: { 'x-signature': { type: 'string', description: 'sha256=<hex HMAC-SHA256 of the raw body>' } } },
         body: {
           type: 'object',
@@ -219,6 +221,11 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       const payment = await process.findPayment(callback.paymentId);
       if (!payment || payment.order_id !== order.order_id) throw notFound('payment');
       if (Number(payment.amount_cents) !== callback.amountCents) {
+        if (callback.status === 'SUCCEEDED' && payment.status !== 'SUCCEEDED') {
+          return givePaymentBackWhole(deps, order, payment, { transactionId: callback.transactionId, paidAt: new Date(callback.at), amountCents: callback.amountCents }, request.log);
+        }
+        // a decline, or a payment already settled, reported for another amount: nothing to record
+        deps.metrics.paymentAmountMismatches.inc({ outcome: 'refused' });
         throw new HttpProblem(422, 'AMOUNT_MISMATCH', `Payment ${payment.payment_id} is for ${payment.amount_cents} cents, not ${callback.amountCents}`);
       }
       if (callback.status === 'FAILED') {
