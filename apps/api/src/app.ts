@@ -19,6 +19,7 @@ import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { securityHeadersPlugin } from './plugins/security-headers.js';
 import { HttpProblem } from './problems.js';
 import { QueueDepthSampler } from './queue-depth.js';
+import { NOT_UTF8, utf8TextOf } from './utf8-body.js';
 import { adminOrderRoutes } from './routes/admin-orders.js';
 import { adminQueueRoutes } from './routes/admin-queues.js';
 import { callbackRoutes } from './routes/callbacks.js';
@@ -162,6 +163,14 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
   // an `Expect` other than 100-continue: Node's bare 417 otherwise
   app.server.on('checkExpectation', answerUnmetExpectation);
   app.addHook('preParsing', refuseBodiesNotPlainUtf8);
+  // Fastify's own JSON parsing (prototype poisoning refused), of a body that is valid UTF-8
+  const parseJson = app.getDefaultJsonParser(app.initialConfig.onProtoPoisoning ?? 'error', app.initialConfig.onConstructorPoisoning ?? 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const text = utf8TextOf(body as Buffer);
+    if (text === undefined) return done(new HttpProblem(400, 'VALIDATION_FAILED', NOT_UTF8), undefined);
+    parseJson(request, text, done);
+  });
   app.setValidatorCompiler(validatorCompilers());
   // every log line of a request about an order carries its id, so one grep follows an order;
   // a hook of those routes only, so a checkout (the order's id not yet known) passes none

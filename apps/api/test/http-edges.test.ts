@@ -72,7 +72,7 @@ describe('HTTP edges', () => {
     ['/v1/admin/skus', () => [['authorization', `Bearer ${api.token('ops', 'admin')}`]]],
   ];
 
-  it('refuses a body sent gzip- or br-encoded with 415 UNSUPPORTED_MEDIA_TYPE (accept-encoding: identity) on checkout, pay, both callbacks and an admin route, and one declared in a charset other than UTF-8', async () => {
+  it('refuses a body sent gzip- or br-encoded with 415 UNSUPPORTED_MEDIA_TYPE (accept-encoding: identity) on checkout, pay, both callbacks and an admin route, one declared in a charset other than UTF-8, and one not valid UTF-8 with 400', async () => {
     const json = JSON.stringify(valid);
     for (const [path, callerHeaders] of routes()) {
       // a br body that is in fact plain JSON would otherwise be taken as sent: a checkout made
@@ -88,6 +88,12 @@ describe('HTTP edges', () => {
     for (const parameter of ['charset=latin1', 'charset=ISO-8859-1', 'charset="utf-16"', 'Charset=ISO-8859-1', 'CHARSET=latin1']) {
       const answer = await raw(api.url, 'POST', '/v1/orders', [...routes()[0]![1](latin1), ['content-type', `application/json; ${parameter}`]], latin1);
       problemOf(answer, parameter, 415, 'UNSUPPORTED_MEDIA_TYPE');
+    }
+    // and one declaring nothing, in bytes that are not UTF-8: each would be read as U+FFFD
+    for (const [path, callerHeaders] of routes()) {
+      const answer = await raw(api.url, 'POST', path, [...callerHeaders(latin1), ['content-type', 'application/json']], latin1);
+      problemOf(answer, `latin1 to ${path}`, 400, 'VALIDATION_FAILED');
+      expect(JSON.parse(answer.text).detail, path).toBe('The body is not valid UTF-8: send JSON in UTF-8');
     }
     for (const [key, charset] of [['utf8-1', 'UTF-8'], ['utf8-2', '"utf-8"'], ['ascii-1', 'us-ascii']]) {
       const body = JSON.stringify(valid);

@@ -7,6 +7,7 @@ import { applyPaymentTaken, givePaymentBackWhole, refundIfNotApplied } from '../
 import { HttpProblem, notFound, unauthorized, validationFailed } from '../problems.js';
 import { problemRef } from '../schemas.js';
 import { instant } from '../time-window.js';
+import { NOT_UTF8, utf8TextOf } from '../utf8-body.js';
 import { AlreadyApplied, followUp, followUpAgain } from './order-engine-support.js';
 
 type CallbackSystem = 'payment' | 'warehouse';
@@ -154,7 +155,8 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     return open && new Date(callback.at).getTime() >= new Date(open.createdAt).getTime() ? open : null;
   }
 
-  // encapsulated: only these routes read raw bodies
+  // encapsulated: only these routes read raw bodies (in place of the app's parser)
+  app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     const system = request.routeOptions.config.callbackSystem;
     if (!system || !signatureMatches(secrets[system], body as Buffer, request.headers['x-signature'])) {
@@ -162,8 +164,13 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       return;
     }
     verified.add(request);
+    const text = utf8TextOf(body as Buffer);
+    if (text === undefined) {
+      done(new HttpProblem(400, 'VALIDATION_FAILED', NOT_UTF8), undefined);
+      return;
+    }
     try {
-      done(null, JSON.parse((body as Buffer).toString('utf8')));
+      done(null, JSON.parse(text));
     } catch {
       done(new HttpProblem(400, 'VALIDATION_FAILED', 'The body is not valid JSON'), undefined);
     }
