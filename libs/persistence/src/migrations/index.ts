@@ -16,6 +16,7 @@ import * as couponUseNumbers from './0016-coupon-use-numbers.js';
 import * as refundsWaiting from './0017-refunds-waiting.js';
 import * as couponRedemptionsByOrder from './0018-coupon-redemptions-by-order.js';
 import * as latePaymentsDue from './0019-late-payments-due.js';
+import * as promotionSkuLists from './0020-promotion-sku-lists.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -39,4 +40,5 @@ export const migrations: Record<string, Migration> = {
   '0017-refunds-waiting': refundsWaiting,
   '0018-coupon-redemptions-by-order': couponRedemptionsByOrder,
   '0019-late-payments-due': latePaymentsDue,
+  '0020-promotion-sku-lists': promotionSkuLists,
 };
