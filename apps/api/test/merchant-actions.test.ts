@@ -403,6 +403,9 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     expect((await search(`userId=dee&createdTo=${from}`)).items).toEqual([]);
     expect((await search(`userId=dee&createdFrom=${until}`)).items).toEqual([]);
     expect((await search('createdFrom=yesterday')).code).toBe('VALIDATION_FAILED');
+    // the bounds swapped: refused, not an empty page that reads as "no orders then"
+    const swapped = await search(`userId=dee&createdFrom=${until}&createdTo=${from}`);
+    expect([swapped.code, swapped.detail]).toEqual(['VALIDATION_FAILED', expect.stringMatching(/^createdFrom .* is after createdTo /)]);
     const documented = (await system.request('GET', '/docs/json')).body.paths['/v1/admin/orders'].get.parameters.map((p: any) => p.name);
     expect(documented).toEqual(expect.arrayContaining(['userId', 'skuId', 'createdFrom', 'createdTo']));
   });

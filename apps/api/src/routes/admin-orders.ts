@@ -19,7 +19,7 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
         tags: ['admin'],
         summary: 'Search all orders (any type, parents and children) by status, type, buyer, merchant, SKU, parent or when they were placed',
         description:
-          'Persisted orders only, as GET /v1/orders: one still in the queue is read by its id. A parameter sent empty is one left out; createdFrom and createdTo must be times the shop keeps (no leap second, years 1000 to 9999 in UTC), else 400 VALIDATION_FAILED naming them.',
+          'Persisted orders only, as GET /v1/orders: one still in the queue is read by its id. A parameter sent empty is one left out; createdFrom and createdTo must be times the shop keeps (no leap second, years 1000 to 9999 in UTC), createdFrom not after createdTo, else 400 VALIDATION_FAILED naming them.',
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -50,10 +50,14 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
         before = Buffer.from(cursor, 'base64url').toString('utf8');
         if (!ULID.test(before)) throw validationFailed('cursor is not one this API issued');
       }
+      const from = createdFrom === undefined ? undefined : instant(createdFrom, 'createdFrom');
+      const to = createdTo === undefined ? undefined : instant(createdTo, 'createdTo');
+      // swapped bounds: an empty page would read as "no orders then"
+      if (from && to && from.getTime() > to.getTime()) throw validationFailed(`createdFrom ${from.toISOString()} is after createdTo ${to.toISOString()}`);
       const page = await deps.orders.listOrders({
         ...filter,
-        createdFrom: createdFrom === undefined ? undefined : instant(createdFrom, 'createdFrom'),
-        createdTo: createdTo === undefined ? undefined : instant(createdTo, 'createdTo'),
+        createdFrom: from,
+        createdTo: to,
         before,
         limit: limit + 1,
       });
