@@ -337,6 +337,40 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     expect(order.history.map(step).slice(-2)).toEqual(['DELIVERED -request_return/buyer-> RETURN_REQUESTED', 'RETURN_REQUESTED -refuse_return/merchant-> DELIVERED']);
   });
 
+  it('closes an approved return whose parcel never came back: DELIVERED again, nothing paid back nor restocked, and the parcel turning up after all changes nothing', async () => {
+    const orderId = await system.checkout('cyd', [{ skuId: 'MUG', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('cyd'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    for (const event of ['SHIPPED', 'DELIVERED']) await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event } });
+    await system.waitForStatus(orderId, 'DELIVERED');
+    const { returnId } = (await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('cyd'), body: { reason: 'wrong colour', items: [{ skuId: 'MUG', qty: 1 }] } })).body;
+    expect((await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/approve`, { token: potter })).body.status).toBe('APPROVED');
+    const stockBefore = await system.stockOf('MUG');
+
+    const allowed = (await system.request('GET', `/v1/orders/${orderId}/actions`, { token: potter })).body.actions;
+    expect(allowed).toEqual([{ action: 'close_return', to: 'DELIVERED', merchantLabel: 'Delivered', href: `/v1/orders/${orderId}/returns/${returnId}/close` }]);
+    expect((await system.request('POST', `/v1/orders/${orderId}/actions/close_return`, { token: potter })).body.code).toBe('CONFLICT');
+    // the buyer cannot close it, nor can a refusal come now
+    expect((await system.request('POST', allowed[0].href, { token: system.token('cyd') })).status).toBe(403);
+    expect((await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/refuse`, { token: potter })).body.code).toBe('ILLEGAL_TRANSITION');
+    const closed = await system.request('POST', allowed[0].href, { token: potter, body: { reason: 'no parcel after 30 days' } });
+    expect([closed.status, closed.body.status]).toEqual([200, 'CLOSED']);
+    expect((await system.request('POST', allowed[0].href, { token: potter })).body.status).toBe('CLOSED');
+    expect((await system.request('GET', '/metrics')).body).toMatch(/^order_returns_total\{[^}]*stage="closed"[^}]*\} 1$/m);
+    const order = await system.order(orderId);
+    expect([order.status, order.amounts.refundedCents]).toEqual(['DELIVERED', 0]);
+    expect(order.history.map(step).at(-1)).toBe('RETURNING -close_return/merchant-> DELIVERED');
+    expect(order.history.at(-1).detail).toBe(`return ${returnId} closed: no parcel after 30 days`);
+
+    const late = await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'RETURN_RECEIVED', returnId } });
+    expect(late.body.callbackStatus).toBe(200);
+    const after = await system.order(orderId);
+    expect([after.status, after.amounts.refundedCents, after.history.length]).toEqual(['DELIVERED', 0, order.history.length]);
+    expect((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: potter })).body.items.map((r: any) => r.status)).toEqual(['CLOSED']);
+    expect(await system.stockOf('MUG')).toEqual(stockBefore);
+  });
+
   it('refunds one more unit with the same reason under a new Idempotency-Key, answers the same refund (replayed) for the same key, and 422 IDEMPOTENCY_CONFLICT for the same key with another body', async () => {
     const orderId = await system.checkout('kim', [{ skuId: 'KETTLE', qty: 3 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');

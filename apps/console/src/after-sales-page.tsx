@@ -13,7 +13,7 @@ export function AfterSalesPage({ api, session }: { api: Api; session: Session })
   return (
     <section aria-labelledby="after-sales-title">
       <h1 id="after-sales-title">After-sales</h1>
-      <p class="hint">Open an order to approve or refuse its return, or to follow its refund.</p>
+      <p class="hint">Open an order to approve or refuse its return, to close one whose parcel never came back, or to follow its refund.</p>
       {WAITING.map(({ status, title }) => (
         <WaitingOrders key={status} api={api} session={session} status={status} title={title} />
       ))}

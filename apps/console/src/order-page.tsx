@@ -12,6 +12,7 @@ const ACTION_LABELS: Record<string, string> = {
   refund: 'Cancel with refund',
   approve_return: 'Approve return',
   refuse_return: 'Refuse return',
+  close_return: 'Close return (parcel never came back)',
 };
 
 /**
@@ -25,7 +26,7 @@ const CANCEL_PAID_IN_CHANNEL = 'Cancel (paid in its channel: no refund from here
 const labelOf = (action: string, type: string) => (action === 'cancel' && type === 'imported' ? CANCEL_PAID_IN_CHANNEL : (ACTION_LABELS[action] ?? action));
 
 /** The longest reason each action's route takes (the api's schemas): a return's decision keeps it after the return's id, in fewer characters. */
-const REASON_MAX_LENGTH: Record<string, number> = { approve_return: 400, refuse_return: 400 };
+const REASON_MAX_LENGTH: Record<string, number> = { approve_return: 400, refuse_return: 400, close_return: 400 };
 const REASON_MAX_LENGTH_ELSE = 500;
 
 /** A partial refund needs its units chosen: it has a form of its own, not a button. */

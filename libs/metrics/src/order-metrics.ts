@@ -278,7 +278,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     returns: new Counter({
       name: 'order_returns_total',
-      help: 'Returns by stage: requested by the buyer, received by the warehouse',
+      help: 'Returns by stage: requested by the buyer; approved, refused or closed (its parcel never came back) by the shop; received by the warehouse',
       labelNames: ['stage'] as const,
       registers: [registry],
     }),

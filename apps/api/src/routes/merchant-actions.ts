@@ -25,10 +25,11 @@ const REVERSE_FLOW_ROUTES = new Map<string, (orderId: string) => string>([
   ['change_address', (orderId) => `/v1/orders/${orderId}/address`],
 ]);
 
-/** A return is approved or refused through its own route, which also moves the return record. */
+/** A return is approved, refused or closed through its own route, which also moves the return record. */
 const RETURN_DECISIONS = new Map([
   ['approve_return', 'approve'],
   ['refuse_return', 'refuse'],
+  ['close_return', 'close'],
 ]);
 
 const allowedActionsSchema = {
@@ -46,7 +47,7 @@ const allowedActionsSchema = {
           action: { type: 'string' },
           to: { type: 'string' },
           merchantLabel: { type: 'string', description: "the merchant's label of the status the action leads to" },
-          href: { type: 'string', description: 'where to send it: /v1/orders/{orderId}/actions/{action}, or the route that owns it (cancel, refunds, address, a return\'s approve/refuse)' },
+          href: { type: 'string', description: 'where to send it: /v1/orders/{orderId}/actions/{action}, or the route that owns it (cancel, refunds, address, a return\'s approve/refuse/close)' },
         },
       },
     },
@@ -105,19 +106,19 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       const facts = { split: order.subOrders.length > 0, child: order.parentOrderId !== null };
       // a split order's cancellation and address change are carried out on its children: theirs decide
       const children = facts.split ? (await process.children(order.orderId)).map((child) => ({ orderId: child.order_id, status: child.status })) : [];
-      // a split order's return is on the child holding the units
-      const requestedReturn = (await refunds.ofOrders([order.orderId, ...order.subOrders])).find((record) => record.kind === 'return' && record.status === 'REQUESTED');
+      // a split order's return is on the child holding the units; an order has one open return at a time (requested, or approved and on its way)
+      const openReturn = (await refunds.ofOrders([order.orderId, ...order.subOrders])).find((record) => record.kind === 'return' && (record.status === 'REQUESTED' || record.status === 'APPROVED'));
       // a merchant sees an order holding another merchant's lines too, and acts on none of it
       const mayAct = actor === 'admin' || order.items.every((item) => item.merchantId === request.user.sub);
       const actions = (mayAct ? offeredActions(machine, order.status, actor, facts, children) : [])
-        // approving or refusing needs the return's id: without a requested return there is nothing to decide
-        .filter((action) => !RETURN_DECISIONS.has(action) || requestedReturn !== undefined)
+        // a decision on a return needs the return's id: without an open return there is nothing to decide
+        .filter((action) => !RETURN_DECISIONS.has(action) || openReturn !== undefined)
         .map((action) => {
           const to = machine.rule(order.status, action)!.to;
           const returnVerb = RETURN_DECISIONS.get(action);
           const href =
-            returnVerb && requestedReturn
-              ? `/v1/orders/${order.orderId}/returns/${requestedReturn.refundId}/${returnVerb}`
+            returnVerb && openReturn
+              ? `/v1/orders/${order.orderId}/returns/${openReturn.refundId}/${returnVerb}`
               : (REVERSE_FLOW_ROUTES.get(action)?.(order.orderId) ?? `/v1/orders/${order.orderId}/actions/${action}`);
           return { action, to, merchantLabel: machine.labels(to).merchantLabel, href };
         });

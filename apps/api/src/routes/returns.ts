@@ -145,9 +145,16 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
     },
   );
 
-  for (const [verb, action, to] of [
-    ['approve', 'approve_return', 'APPROVED'],
-    ['refuse', 'refuse_return', 'REFUSED'],
+  const summaries = {
+    approve: 'Approve a return: the buyer sends the units back (RETURNING)',
+    refuse: 'Refuse a return: the order is DELIVERED again, with a new after-sales window',
+    close: 'Close an approved return whose parcel never came back: the order is DELIVERED again, with a new after-sales window; nothing is paid back',
+  };
+  // the decision's verb, its action, the return's status after it, and the only one before it (its other decision's 409)
+  for (const [verb, action, to, from, other] of [
+    ['approve', 'approve_return', 'APPROVED', 'REQUESTED', 'refused'],
+    ['refuse', 'refuse_return', 'REFUSED', 'REQUESTED', 'approved'],
+    ['close', 'close_return', 'CLOSED', 'APPROVED', 'received'],
   ] as const) {
     app.post<{ Params: { orderId: string; returnId: string }; Body: { reason?: string } | undefined }>(
       `/v1/orders/:orderId/returns/:returnId/${verb}`,
@@ -155,8 +162,8 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         preValidation: app.requireRole('merchant', 'admin'),
         schema: {
           tags: ['after-sales'],
-          summary: verb === 'approve' ? 'Approve a return: the buyer sends the units back (RETURNING)' : 'Refuse a return: the order is DELIVERED again, with a new after-sales window',
-          description: `A merchant acts on returns of its own SKUs, an admin on any; an optional reason is kept in the order's history (the step's detail). Repeating it changes nothing; 409 ILLEGAL_TRANSITION once the return was ${verb === 'approve' ? 'refused' : 'approved'}.`,
+          summary: summaries[verb],
+          description: `A merchant acts on returns of its own SKUs, an admin on any; an optional reason is kept in the order's history (the step's detail). Repeating it changes nothing; 409 ILLEGAL_TRANSITION once the return was ${other}.`,
           params: returnParams,
           body: {
             type: ['object', 'null'],
@@ -175,7 +182,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         const actor: Actor = request.user.role === 'admin' ? 'admin' : 'merchant';
         if (actor === 'merchant' && !(await deps.orders.orderHasMerchant(found.orderId, request.user.sub))) throw notFound('return');
         if (found.status === to) return found;
-        if (found.status !== 'REQUESTED') throw new IllegalTransition(found.status, action, actor);
+        if (found.status !== from) throw new IllegalTransition(found.status, action, actor);
         try {
           await transition(async () => [
             {
@@ -186,7 +193,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
               detail: `return ${returnId} ${to.toLowerCase()}${request.body?.reason === undefined ? '' : `: ${request.body.reason}`}`,
               effects: async (trx, current) => {
                 // this return, not whichever the order has requested now (refused meanwhile and another requested since)
-                const moved = await RefundRepository.moveReturn(trx, current.order_id, ['REQUESTED'], to, deps.clock(), actor, found.refundId);
+                const moved = await RefundRepository.moveReturn(trx, current.order_id, [from], to, deps.clock(), actor, found.refundId);
                 if (!moved) throw new IllegalTransition(current.status, action, actor);
               },
             },
@@ -198,6 +205,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
           if (now?.status === to) return now;
           throw error;
         }
+        deps.metrics.returns.inc({ stage: to.toLowerCase() });
         return refunds.find(returnId);
       },
     );

@@ -40,6 +40,8 @@ export type RetailAction =
   | 'request_return'
   | 'approve_return'
   | 'refuse_return'
+  /** an approved return whose parcel never came back, closed by the shop */
+  | 'close_return'
   | 'receive_return'
   /** the warehouse received a return of some of the units: the rest stays with the buyer */
   | 'receive_partial_return';
@@ -97,6 +99,8 @@ export const fulfilmentTransitions: TransitionRule<RetailStatus, RetailAction>[]
   { from: 'RETURN_REQUESTED', action: 'approve_return', to: 'RETURNING', actors: ['merchant', 'admin'] },
   // a refused return gets a new after-sales window, timed by the first one's job, which waited through the review
   { from: 'RETURN_REQUESTED', action: 'refuse_return', to: 'DELIVERED', actors: ['merchant', 'admin'], effects: ['scheduleCompletion'] },
+  // the buyer never sent the parcel back: the shop closes the return, and the order is DELIVERED again with a new after-sales window, as after a refusal
+  { from: 'RETURNING', action: 'close_return', to: 'DELIVERED', actors: ['merchant', 'admin'], effects: ['scheduleCompletion'] },
   { from: 'RETURNING', action: 'receive_return', to: 'RETURNED', actors: ['warehouse'], effects: ['refundPayments'] },
   { from: 'RETURNING', action: 'receive_partial_return', to: 'DELIVERED', actors: ['warehouse'], effects: ['refundPayments', 'scheduleCompletion'] },
 ];
