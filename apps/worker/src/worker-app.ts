@@ -2,7 +2,7 @@ import type { Config } from '@orders/config';
 import { statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
-import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueLostLatePaymentRefunds, enqueueLostRefundPayments, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
+import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueLatePaymentRefund, enqueueLostRefundPayments, lateRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
 import { Inventory, RunLock, RunUnderWay, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
@@ -271,7 +271,10 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       log.warn({ count: restored.length, orderIds: restored.slice(0, 20) }, 'enqueued again the refund jobs of orders holding refunds due a sweep interval with no job: their job was gone');
     }
     const latePayments = await refunds.latePaymentsWaiting(graceMs, OVERDUE_BATCH);
-    const givenBackAgain = latePayments.length > 0 ? await enqueueLostLatePaymentRefunds(queues, latePayments) : [];
+    const withoutJob = latePayments.length > 0 ? await lateRefundsWithoutJob(queues, latePayments) : [];
+    const stillDue = await refunds.stillDue(withoutJob.map((payment) => payment.paymentId));
+    const givenBackAgain = withoutJob.filter((payment) => stillDue.has(payment.paymentId));
+    await Promise.all(givenBackAgain.map((payment) => enqueueLatePaymentRefund(queues, payment)));
     if (givenBackAgain.length > 0) {
       metrics.refundJobsRestored.inc(givenBackAgain.length);
       log.warn({ count: givenBackAgain.length, payments: givenBackAgain.slice(0, 20) }, 'enqueued again the refunds of payments taken after their order could take them, due a sweep interval with no job: their job was gone');

@@ -118,7 +118,7 @@ describe('orders whose deadline or timer job was lost', () => {
     await expect.poll(async () => (await system.request('GET', '/v1/admin/skus/VOUCHER', { token: system.token('ops', 'admin') })).body.stock, { timeout: 5_000 }).toEqual({ available: 4, reserved: 0, sold: 1 });
   });
 
-  it("pays back an order sold out at its payment whose refund job was lost: the payment goes back whole, and the loss counted", async () => {
+  it("pays back an order sold out at its payment whose refund job was lost, though an earlier attempt went back whole: the payment goes back whole, and the loss counted", async () => {
     const { payments, fulfillment } = system.workers.deps.queues;
     const paymentsWorker = system.workers.workers.find((worker) => worker.name === payments.name)!;
     const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
@@ -143,6 +143,12 @@ describe('orders whose deadline or timer job was lost', () => {
       // the refund of the whole payment is lost (Redis refused the add, or lost it)
       const refundJob = await waitFor(async () => (await payments.getJobs(['waiting', 'prioritized', 'delayed'])).find((job) => job.data.orderId === second), { what: 'the refund job' });
       await refundJob.remove();
+      // and an earlier attempt, taken for another amount, went back whole before: its refund row is not the order's refund
+      const at = new Date();
+      await system.env.db
+        .insertInto('refunds')
+        .values({ refund_id: `${second}-full-0-refund`, order_id: second, kind: 'refund', status: 'SUCCEEDED', version: 1, reason: 'late payment', amount_cents: 1_300, items: '[]', created_at: at, updated_at: at })
+        .execute();
     } finally {
       paymentsWorker.resume();
     }

@@ -173,7 +173,8 @@ export class RefundRepository {
       .select('o.order_id')
       .where('o.status', '=', 'REFUNDING')
       .where('o.updated_at', '<', overdueSince(waitedForMs))
-      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('refunds as r').select('r.refund_id').whereRef('r.order_id', '=', 'o.order_id'))))
+      // a refund order (one with a history) waits on its own; a late payment's whole refund row is not the order's refund
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('refunds as r').select('r.refund_id').whereRef('r.order_id', '=', 'o.order_id').where('r.history', 'is not', null))))
       .where(notSplit('o.order_id'))
       .orderBy('o.updated_at')
       .limit(limit)
@@ -186,6 +187,13 @@ export class RefundRepository {
    * `waitedForMs` by MySQL's clock, longest waiting first: their refund job, if none holds them,
    * was lost (the api died, or Redis refused or lost the add, after the payment was recorded).
    */
+  /** Of these payments, the ones still due to go back whole. */
+  async stillDue(paymentIds: readonly string[]): Promise<Set<string>> {
+    if (paymentIds.length === 0) return new Set();
+    const rows = await this.db.selectFrom('payments').select('payment_id').where('payment_id', 'in', [...paymentIds]).where('refund_due_at', 'is not', null).execute();
+    return new Set(rows.map((row) => row.payment_id));
+  }
+
   async latePaymentsWaiting(waitedForMs: number, limit: number): Promise<Array<{ orderId: string; paymentId: string }>> {
     const rows = await this.db
       .selectFrom('payments')

@@ -138,14 +138,12 @@ export async function enqueueLostRefundPayments(queues: Pick<OrderQueues, 'payme
 }
 
 /**
- * Enqueues again the refunds of these late payments (due to go back whole for a while) that lost
- * their job (refundsWithoutJob). Returns the payments enqueued; one given back meanwhile gets a
- * job that records nothing new (the payment system is idempotent by refund id).
+ * Of these late payments (due to go back whole for a while), the ones whose refund lost its job
+ * (refundsWithoutJob): to be enqueued again (enqueueLatePaymentRefund) once read still due, since
+ * a job may have given one back and ended between the read and this look.
  */
-export async function enqueueLostLatePaymentRefunds(queues: Pick<OrderQueues, 'payments'>, payments: ReadonlyArray<{ orderId: string; paymentId: string }>): Promise<Array<{ orderId: string; paymentId: string }>> {
-  const lost = await refundsWithoutJob(queues, payments, (payment) => ONE_AT_A_TIME.refundLatePayment(payment.paymentId).id, (job, payment) => job.paymentId === payment.paymentId);
-  await Promise.all(lost.map((payment) => enqueueLatePaymentRefund(queues, payment)));
-  return lost;
+export function lateRefundsWithoutJob(queues: Pick<OrderQueues, 'payments'>, payments: ReadonlyArray<{ orderId: string; paymentId: string }>): Promise<Array<{ orderId: string; paymentId: string }>> {
+  return refundsWithoutJob(queues, payments, (payment) => ONE_AT_A_TIME.refundLatePayment(payment.paymentId).id, (job, payment) => job.paymentId === payment.paymentId);
 }
 
 /**
