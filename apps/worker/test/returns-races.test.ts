@@ -143,6 +143,57 @@ describe('returns under concurrent requests, reviews and warehouse receipts', ()
     expect((await system.order(orderId)).amounts.refundedCents).toBe(paid);
   });
 
+  it('offers each decision on a split order on the return it moves (one child’s return approved, the other’s to review), and closes the approved one whose parcel never came', async () => {
+    const { orderId, partOf } = await delivered('fay', [
+      { skuId: 'LAMP', qty: 1 },
+      { skuId: 'RUG', qty: 1 },
+    ]);
+    const fay = system.token('fay');
+    // the parent reads its first child's after-sales status (by id): the other child's return is asked first and approved
+    const [first, other] = (['LAMP', 'RUG'] as const).slice().sort((a, b) => partOf[a]!.localeCompare(partOf[b]!));
+    const ask = async (skuId: string) => (await system.request('POST', `/v1/orders/${orderId}/returns`, { token: fay, body: { reason: `no ${skuId}`, items: [{ skuId, qty: 1 }] } })).body.returnId as string;
+    const approvedReturn = await ask(other!);
+    const requestedReturn = await ask(first!);
+    expect((await system.request('POST', `/v1/orders/${orderId}/returns/${approvedReturn}/approve`, { token: admin })).body.status).toBe('APPROVED');
+    const offered = async (id: string) => (await system.request('GET', `/v1/orders/${id}/actions`, { token: admin })).body.actions.map((a: any) => [a.action, a.href.split('/').slice(-2).join('/')]);
+    const toReview = [['approve_return', `${requestedReturn}/approve`], ['refuse_return', `${requestedReturn}/refuse`]];
+    expect((await system.order(orderId)).status).toBe('RETURN_REQUESTED');
+    expect(await offered(orderId)).toEqual(toReview);
+    expect(await offered(partOf[other!]!)).toEqual([['close_return', `${approvedReturn}/close`]]);
+    expect(await offered(partOf[first!]!)).toEqual(toReview);
+
+    expect((await system.request('POST', `/v1/orders/${orderId}/returns/${approvedReturn}/close`, { token: admin })).body.status).toBe('CLOSED');
+    expect((await system.order(partOf[other!]!)).status).toBe('DELIVERED');
+    expect((await system.order(orderId)).status).toBe('RETURN_REQUESTED');
+    expect(await offered(orderId)).toEqual(toReview);
+  });
+
+  it('refuses a receipt naming no return for an order with a closed return and an open one (whose parcel is it?), and takes it naming the return', async () => {
+    const { orderId } = await delivered('gil', [{ skuId: 'LAMP', qty: 2 }]);
+    const gil = system.token('gil');
+    const ask = async (reason: string) => (await system.request('POST', `/v1/orders/${orderId}/returns`, { token: gil, body: { reason, items: [{ skuId: 'LAMP', qty: 1 }] } })).body.returnId as string;
+    const first = await ask('scratched');
+    await system.request('POST', `/v1/orders/${orderId}/returns/${first}/approve`, { token: shop });
+    expect((await system.request('POST', `/v1/orders/${orderId}/returns/${first}/close`, { token: shop })).body.status).toBe('CLOSED');
+    const second = await ask('flickers');
+    await system.request('POST', `/v1/orders/${orderId}/returns/${second}/approve`, { token: shop });
+    // a lamp arrives without its label's return id: the first one's, late, or the second's?
+    const unnamed = await system.signedCallback('warehouse', { orderId, event: 'RETURN_RECEIVED', at: new Date().toISOString() });
+    expect([unnamed.status, unnamed.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+    expect(unnamed.body.detail).toContain(first);
+    expect((await system.order(orderId)).status).toBe('RETURNING');
+    expect(await restocked(orderId)).toEqual([]);
+    // the first return's parcel, named: closed, it changes nothing
+    expect((await receipt(orderId, first)).body.changed).toBe(false);
+    expect((await receipt(orderId, second)).body.changed).toBe(true);
+    const returns = await returnsOf(orderId);
+    expect(returns.map((r) => [r.refundId, r.status === 'CLOSED' ? 'CLOSED' : 'received'])).toEqual([
+      [first, 'CLOSED'],
+      [second, 'received'],
+    ]);
+    expect(await restocked(orderId)).toEqual(['LAMPx1']);
+  });
+
   it("returns both children of a split order at once (asked, approved and received in parallel, each receipt 6 times): the parent refunded exactly what it paid", async () => {
     const { orderId, partOf, order } = await delivered('eli', [
       { skuId: 'LAMP', qty: 3 },

@@ -381,7 +381,8 @@ export function createMetrics(labels: { app: string }) {
     for (const outcome of ['succeeded', 'failed']) metrics.refunds.inc({ kind, outcome }, 0);
     metrics.refundedCents.inc({ kind }, 0);
   }
-  for (const stage of ['requested', 'received']) metrics.returns.inc({ stage }, 0);
+  for (const stage of ['requested', 'approved', 'refused', 'closed', 'received']) metrics.returns.inc({ stage }, 0);
+  for (const outcome of ['given_back', 'refused']) metrics.paymentAmountMismatches.inc({ outcome }, 0);
   for (const stage of ['before_payment', 'after_payment']) metrics.cancellations.inc({ stage }, 0);
   for (const timer of ['auto_confirm', 'complete']) metrics.overdueOrderTimers.inc({ timer }, 0);
   // prom-client starts a gauge without labels at 0, which would claim "never checked" before any report was read,

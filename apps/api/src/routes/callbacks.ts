@@ -143,7 +143,9 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
    * order), or else the order's open return, unless the event happened before the buyer asked
    * for that return: then it is an earlier return's receipt delivered again (the warehouse's
    * retries keep their `at`), for no return. A parcel received before its return was approved
-   * is still that return's: refused 409 for now, its retry with the same `at` goes through.
+   * is still that return's: refused 409 for now, its retry with the same `at` goes through. An
+   * order with an open return and a closed one (its parcel never came, until perhaps now) cannot
+   * tell whose parcel this is: refused 400, to be sent again naming the return on its label.
    */
   async function returnReceived(callback: WarehouseCallback, orderId: string): Promise<RefundView | null> {
     if (callback.returnId !== undefined) {
@@ -152,7 +154,12 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       return named;
     }
     const open = await refunds.openReturn(orderId);
-    return open && new Date(callback.at).getTime() >= new Date(open.createdAt).getTime() ? open : null;
+    if (!open || new Date(callback.at).getTime() < new Date(open.createdAt).getTime()) return null;
+    const closed = (await refunds.ofOrders([orderId])).filter((record) => record.kind === 'return' && record.status === 'CLOSED');
+    if (closed.length > 0) {
+      throw validationFailed(`order ${orderId} has an open return (${open.refundId}) and a closed one whose parcel never came (${closed.map((record) => record.refundId).join(', ')}): send RETURN_RECEIVED with the returnId on the parcel's label`);
+    }
+    return open;
   }
 
   // encapsulated: only these routes read raw bodies (in place of the app's parser)
@@ -257,7 +264,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         security: [],
         summary: 'The warehouse reports progress of a (child) order (signed; idempotent)',
         description:
-          "200 with changed=false for an event the order already passed; 409 ILLEGAL_TRANSITION for one it has not reached yet (the warehouse retries). RETURN_RECEIVED receives the return `returnId` names (404 NOT_FOUND when the order has no such return; 200 with changed=false when that return was received, refused or paid back already); without `returnId` it is for the order's open return, and one whose `at` is older than that return's request is an earlier return's receipt repeated: 200 with changed=false.",
+          "200 with changed=false for an event the order already passed; 409 ILLEGAL_TRANSITION for one it has not reached yet (the warehouse retries). RETURN_RECEIVED receives the return `returnId` names (404 NOT_FOUND when the order has no such return; 200 with changed=false when that return was received, refused, closed or paid back already); without `returnId` it is for the order's open return, and one whose `at` is older than that return's request is an earlier return's receipt repeated: 200 with changed=false; 400 VALIDATION_FAILED when the order also has a closed return (whose parcel this may be): send it again with `returnId`.",
         headers: { type: 'object', properties: { 'x-signature': { type: 'string' } } },
         body: {
           type: 'object',
@@ -284,7 +291,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       if (children.length > 0) throw validationFailed(`order ${order.order_id} is split: send the event for the child order the warehouse was sent (${children.map((child) => child.order_id).join(', ')})`);
       const event = WAREHOUSE_EVENTS[callback.event];
       const returned = event.action === 'receive_return' ? await returnReceived(callback, order.order_id) : null;
-      // a receipt for no return, or for one received, refused or paid back already, changes nothing (never another return)
+      // a receipt for no return, or for one received, refused, closed or paid back already, changes nothing (never another return)
       if (event.action === 'receive_return' && (returned === null || !['REQUESTED', 'APPROVED'].includes(returned.status))) {
         await followUpAgain(deps, order.order_id);
         return { changed: false, status: order.status };

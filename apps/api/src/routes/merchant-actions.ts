@@ -25,11 +25,11 @@ const REVERSE_FLOW_ROUTES = new Map<string, (orderId: string) => string>([
   ['change_address', (orderId) => `/v1/orders/${orderId}/address`],
 ]);
 
-/** A return is approved, refused or closed through its own route, which also moves the return record. */
+/** A return is approved, refused or closed through its own route, which also moves the return record: from the status it must be in. */
 const RETURN_DECISIONS = new Map([
-  ['approve_return', 'approve'],
-  ['refuse_return', 'refuse'],
-  ['close_return', 'close'],
+  ['approve_return', { verb: 'approve', returnIn: 'REQUESTED' }],
+  ['refuse_return', { verb: 'refuse', returnIn: 'REQUESTED' }],
+  ['close_return', { verb: 'close', returnIn: 'APPROVED' }],
 ]);
 
 const allowedActionsSchema = {
@@ -106,20 +106,26 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       const facts = { split: order.subOrders.length > 0, child: order.parentOrderId !== null };
       // a split order's cancellation and address change are carried out on its children: theirs decide
       const children = facts.split ? (await process.children(order.orderId)).map((child) => ({ orderId: child.order_id, status: child.status })) : [];
-      // a split order's return is on the child holding the units; an order has one open return at a time (requested, or approved and on its way)
-      const openReturn = (await refunds.ofOrders([order.orderId, ...order.subOrders])).find((record) => record.kind === 'return' && (record.status === 'REQUESTED' || record.status === 'APPROVED'));
+      // a split order's returns are on the children holding the units, and its status is one child's: the decision offered
+      // is on a return in the status it moves from, of an order (itself, or a child) in the status the decision is offered in
+      const statusOf = new Map([[order.orderId, order.status], ...children.map((child): [string, string] => [child.orderId, child.status])]);
+      const returns = (await refunds.ofOrders([order.orderId, ...order.subOrders])).filter((record) => record.kind === 'return' && statusOf.get(record.orderId) === order.status);
+      const returnFor = (action: string) => {
+        const decision = RETURN_DECISIONS.get(action);
+        const decided = decision && returns.find((record) => record.status === decision.returnIn);
+        return decision && decided ? { verb: decision.verb, returnId: decided.refundId } : undefined;
+      };
       // a merchant sees an order holding another merchant's lines too, and acts on none of it
       const mayAct = actor === 'admin' || order.items.every((item) => item.merchantId === request.user.sub);
       const actions = (mayAct ? offeredActions(machine, order.status, actor, facts, children) : [])
-        // a decision on a return needs the return's id: without an open return there is nothing to decide
-        .filter((action) => !RETURN_DECISIONS.has(action) || openReturn !== undefined)
+        // a decision on a return needs the return's id: without a return to decide there is nothing to offer
+        .filter((action) => !RETURN_DECISIONS.has(action) || returnFor(action) !== undefined)
         .map((action) => {
           const to = machine.rule(order.status, action)!.to;
-          const returnVerb = RETURN_DECISIONS.get(action);
-          const href =
-            returnVerb && openReturn
-              ? `/v1/orders/${order.orderId}/returns/${openReturn.refundId}/${returnVerb}`
-              : (REVERSE_FLOW_ROUTES.get(action)?.(order.orderId) ?? `/v1/orders/${order.orderId}/actions/${action}`);
+          const decision = returnFor(action);
+          const href = decision
+            ? `/v1/orders/${order.orderId}/returns/${decision.returnId}/${decision.verb}`
+            : (REVERSE_FLOW_ROUTES.get(action)?.(order.orderId) ?? `/v1/orders/${order.orderId}/actions/${action}`);
           return { action, to, merchantLabel: machine.labels(to).merchantLabel, href };
         });
       return { orderId: order.orderId, type: order.type, status: order.status, actor, actions };
@@ -156,7 +162,7 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       if (!seen) throw (await queuedActionRefusal(deps, request.user, orderId, action)) ?? notFound('order');
       const actor = actorOf(request.user);
       if (actor === 'merchant' && !seen.items.every((item) => item.merchantId === request.user.sub)) throw forbidden(MERCHANT_ALONE);
-      if (RETURN_DECISIONS.has(action)) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST /v1/orders/${orderId}/returns/:returnId/${RETURN_DECISIONS.get(action)!}: it also settles the return`);
+      if (RETURN_DECISIONS.has(action)) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST /v1/orders/${orderId}/returns/:returnId/${RETURN_DECISIONS.get(action)!.verb}: it also settles the return`);
       const owner = REVERSE_FLOW_ROUTES.get(action);
       if (owner) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST ${owner(orderId)}: it also gives back coupons and records the refund`);
       const { order, fired } = await retryTransaction(() => orders.applyTransition({ orderId, action, actor, at: deps.clock(), detail: request.body?.reason }), {

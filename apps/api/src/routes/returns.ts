@@ -37,9 +37,10 @@ function refuseUnreturnable(unit: OrderRow, paid: boolean): void {
  * Returns (API.md): inside the after-sales window a buyer asks to return delivered
  * units; a merchant or admin approves or refuses; the warehouse's RETURN_RECEIVED
  * (callbacks) restocks them and the refund job pays back their allocated amounts (and
- * a parcel's shipping when every unit of that parcel comes back). Each return is a
+ * a parcel's shipping when every unit of that parcel comes back); an approved return
+ * whose parcel never comes back is closed by a merchant or admin. Each return is a
  * refund order of kind `return` with its own id and status: REQUESTED, APPROVED or
- * REFUSED, PENDING once received, SUCCEEDED once paid back.
+ * REFUSED, PENDING once received, SUCCEEDED once paid back, or CLOSED.
  */
 export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const process = new ProcessRepository(deps.db);

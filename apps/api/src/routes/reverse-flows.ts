@@ -73,7 +73,7 @@ export const refundSchema = {
     status: {
       type: 'string',
       description:
-        'A return: REQUESTED, then APPROVED or REFUSED, PENDING once the warehouse received it. Every refund: PENDING (due), SENT (accepted by the payment system), SUCCEEDED (confirmed by its signed callback).',
+        'A return: REQUESTED, then APPROVED or REFUSED; an approved one PENDING once the warehouse received it, or CLOSED when its parcel never came back. Every refund: PENDING (due), SENT (accepted by the payment system), SUCCEEDED (confirmed by its signed callback).',
     },
     reason: { type: 'string' },
     amountCents: { type: 'integer' },
