@@ -34,6 +34,9 @@ export interface Simulator<F extends CommonFaults> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** How long a closing simulator answers the requests under way before it drops their connections. */
+const CLOSE_GRACE_MS = 10_000;
+
 /**
  * The part both external-system stand-ins share: a Fastify app whose faults (latency,
  * 500s, requests never answered, outage, plus the simulator's own in `extraFaults`) an
@@ -108,15 +111,20 @@ export function createSimulator<F extends CommonFaults>(initial: F, options: Sim
   // closing: let go of requests held by the timeout fault, or close would wait for them. Node
   // closes idle keep-alive connections once, as the server starts closing: one whose answer was
   // still on its way then stays open until keepAliveTimeout (72 s) and close waits for it, so the
-  // idle ones are closed until the server is.
+  // idle ones are closed until the server is. Past CLOSE_GRACE_MS every connection is dropped, a
+  // request under way included: a stand-in's shutdown must not wait on a connection its caller
+  // keeps busy (a test's clean-up once waited over a minute for the payment simulator's).
   let closeIdle: NodeJS.Timeout | undefined;
+  let closeAll: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
     closing = true;
     for (const release of hangs) release();
     closeIdle = setInterval(() => app.server.closeIdleConnections(), 50);
+    closeAll = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
   });
   app.addHook('onClose', async () => {
     clearInterval(closeIdle);
+    clearTimeout(closeAll);
     closing = true;
     await Promise.allSettled([...inFlight]);
   });

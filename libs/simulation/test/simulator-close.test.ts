@@ -15,4 +15,22 @@ describe('a simulator closing', () => {
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(await answer).toEqual([200, { accepted: true }]);
   });
+
+  it('drops a request held longer than its grace (10 s) and closes: a caller keeping its connection busy does not hold the shutdown', async () => {
+    const sim = createSimulator({ latencyMs: 120_000, failureRate: 0, timeoutRate: 0, outage: false }, { callbackSecret: 'test-callback-secret-0123', callbackAttempts: 1, callbackRetryMs: 10, logLevel: 'silent' }, {});
+    sim.app.post('/v1/slow', async (_request, reply) => ((await sim.injectFaults(reply)) ? { accepted: true } : reply));
+    const url = await sim.app.listen({ host: '127.0.0.1', port: 0 });
+    const answer = fetch(`${url}/v1/slow`, { method: 'POST' }).then(
+      (response) => response.status,
+      (error: Error) => error.message,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const started = Date.now();
+    await sim.app.close();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(9_000);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    // its caller sees the connection go, as after a crash, and retries
+    expect(await answer).toBe('fetch failed');
+  }, 30_000);
 });
