@@ -55,7 +55,7 @@ export function nextStepOf(order: Order, now: number): string | null {
     case 'RETURN_REQUESTED':
       return "The merchant (or an admin) approves or refuses the buyer's return next.";
     case 'RETURNING':
-      return `${capitalized(warehouseOf(order))} receives the returned parcel next; the refund follows. If the parcel never comes back, the merchant (or an admin) closes the return.`;
+      return `${capitalized(warehouseOf(order))} receives the returned parcel next; the refund follows. If the parcel never comes back, the merchant (or an admin) closes the return, or the system does after a while.`;
     case 'REFUNDING':
       return 'The payment system pays the money back next.';
     default:

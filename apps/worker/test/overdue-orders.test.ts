@@ -18,12 +18,14 @@ describe('orders whose deadline or timer job was lost', () => {
       PRESALE_BALANCE_TIMEOUT_MS: String(TIMER_MS),
       AUTO_CONFIRM_MS: String(TIMER_MS),
       AFTER_SALES_WINDOW_MS: String(TIMER_MS),
+      RETURN_PARCEL_WINDOW_MS: String(TIMER_MS),
       OVERDUE_SWEEP_INTERVAL_MS: '500',
     });
     await system.createSku({ skuId: 'KETTLE', priceCents: 3_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
     await system.createSku({ skuId: 'LAST-TEA', priceCents: 1_200, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1, deduction: 'payment' });
     await system.createSku({ skuId: 'VOUCHER', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement', orderType: 'virtual' });
     await system.createSku({ skuId: 'LAMP', priceCents: 4_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
+    await system.createSku({ skuId: 'VASE', priceCents: 1_800, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
   });
   afterAll(async () => system?.close());
 
@@ -200,6 +202,47 @@ describe('orders whose deadline or timer job was lost', () => {
     expect((await atPaymentSystem()).refunds).toHaveLength(1);
   });
 
+  /** A delivered VASE order of `buyer` with its return approved: the order's id, the return's, and the approval's step. */
+  const returnApproved = async (buyer: string) => {
+    const orderId = await system.checkout(buyer, [{ skuId: 'VASE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    for (const event of ['SHIPPED', 'DELIVERED']) expect((await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event } })).body.callbackStatus).toBe(200);
+    const { returnId } = (await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token(buyer), body: { reason: 'chipped', items: [{ skuId: 'VASE', qty: 1 }] } })).body;
+    expect((await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/approve`, { token: system.token('shop', 'merchant') })).body.status).toBe('APPROVED');
+    return { orderId, returnId: returnId as string };
+  };
+  /** The order once its return was closed by the system, with the close's and the approval's steps. */
+  const closedBySystem = async (orderId: string) => {
+    const order = await waitFor(async () => {
+      const read = await system.order(orderId);
+      return read.history.some((step: { action: string }) => step.action === 'close_return') && read;
+    }, { what: `the return of ${orderId} closed`, timeoutMs: 20_000 });
+    const stepOf = (action: string) => order.history.find((step: { action: string }) => step.action === action);
+    return { order, closed: stepOf('close_return'), approved: stepOf('approve_return') };
+  };
+
+  it('closes an approved return whose parcel did not reach the warehouse in time: DELIVERED again, nothing paid back, and completed after its new window', async () => {
+    const { orderId, returnId } = await returnApproved('vic');
+    const { order, closed, approved } = await closedBySystem(orderId);
+    expect(closed).toMatchObject({ from: 'RETURNING', to: 'DELIVERED', actor: 'system', detail: `return ${returnId} closed: its parcel did not reach the warehouse in time` });
+    expect(Date.parse(closed.at) - Date.parse(approved.at)).toBeGreaterThanOrEqual(TIMER_MS);
+    expect(order.amounts.refundedCents).toBe(0);
+    expect((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items.map((r: { status: string }) => r.status)).toEqual(['CLOSED']);
+    await system.waitForStatus(orderId, 'COMPLETED', 20_000);
+  });
+
+  it('closes an approved return whose parcel never came though its timer job was lost, and counts it', async () => {
+    const { timers } = system.workers.deps.queues;
+    const { orderId } = await returnApproved('wes');
+    await (await waitFor(async () => timers.getJob(`close-return-${orderId}`), { what: 'the return’s close timer' })).remove();
+    const { closed } = await closedBySystem(orderId);
+    expect(closed).toMatchObject({ from: 'RETURNING', to: 'DELIVERED', actor: 'system' });
+    const moved = async () => (await system.workers.deps.metrics.overdueOrderTimers.get()).values.find(({ labels }) => labels.timer === 'close_return')?.value;
+    await expect.poll(moved, { timeout: 5_000 }).toBe(1);
+  });
+
   it('closes a presale whose balance deadline job was lost as that job would have: the deposit kept', async () => {
     const { timers } = system.workers.deps.queues;
     const orderId = await system.persisted('presale', 'ona', [{ skuId: 'KETTLE', qty: 1 }]);
@@ -229,7 +272,7 @@ describe('orders whose deadline or timer job was lost', () => {
     const completed = await system.waitForStatus(orderId, 'COMPLETED', 20_000);
     const at = (action: string) => Date.parse(completed.history.findLast((entry: { action: string }) => entry.action === action).at);
     expect(at('complete') - at('auto_confirm')).toBeGreaterThanOrEqual(TIMER_MS);
-    const moved = async () => (await system.workers.deps.metrics.overdueOrderTimers.get()).values.map(({ labels, value }) => [labels.timer, value]).sort();
+    const moved = async () => (await system.workers.deps.metrics.overdueOrderTimers.get()).values.filter(({ labels }) => labels.timer !== 'close_return').map(({ labels, value }) => [labels.timer, value]).sort();
     // the sweep counts a timer just after its step commits: a read right after the order's status can come first
     await expect.poll(moved, { timeout: 15_000 }).toEqual([['auto_confirm', 1], ['complete', 1]]);
   });

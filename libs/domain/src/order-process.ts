@@ -23,13 +23,15 @@ export type Effect =
   | 'scheduleAutoConfirm'
   | 'scheduleCompletion'
   | 'scheduleBalanceDeadline'
+  /** an approved return's parcel has RETURN_PARCEL_WINDOW_MS to reach the warehouse: then the return is closed */
+  | 'scheduleReturnClose'
   | 'refundPayments'
   /** tell the warehouse that already has the order what it now ships and where (nothing: cancelled) */
   | 'updateFulfilment';
 
 /** The effects that start a timer: a job on the timers queue, falling due at a deadline of the order's. */
-export type TimerEffect = Extract<Effect, 'scheduleAutoConfirm' | 'scheduleCompletion' | 'scheduleBalanceDeadline'>;
-const TIMER_EFFECTS: readonly Effect[] = ['scheduleAutoConfirm', 'scheduleCompletion', 'scheduleBalanceDeadline'] satisfies TimerEffect[];
+export type TimerEffect = Extract<Effect, 'scheduleAutoConfirm' | 'scheduleCompletion' | 'scheduleBalanceDeadline' | 'scheduleReturnClose'>;
+const TIMER_EFFECTS: readonly Effect[] = ['scheduleAutoConfirm', 'scheduleCompletion', 'scheduleBalanceDeadline', 'scheduleReturnClose'] satisfies TimerEffect[];
 
 export function startsATimer(effect: Effect): effect is TimerEffect {
   return TIMER_EFFECTS.includes(effect);

@@ -7,6 +7,7 @@ const TIMER_JOBS: Record<TimerEffect, { name: string; id: (orderId: string) => s
   scheduleAutoConfirm: { name: JOB.autoConfirm, id: jobId.autoConfirm },
   scheduleCompletion: { name: JOB.completeOrder, id: jobId.completeOrder },
   scheduleBalanceDeadline: { name: JOB.expireBalance, id: jobId.expireBalance },
+  scheduleReturnClose: { name: JOB.closeReturn, id: jobId.closeReturn },
 };
 
 /** Effects carried out by a job after the transition committed; the others run inside it. */

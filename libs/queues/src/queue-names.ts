@@ -21,6 +21,8 @@ export const JOB = {
   completeOrder: 'complete-order',
   /** timers: a presale's balance was not paid in time */
   expireBalance: 'expire-balance',
+  /** timers: an approved return's parcel did not reach the warehouse in time: the return is closed */
+  closeReturn: 'close-return',
   /** timers, on a schedule (RECONCILE_INTERVAL_MS): compare Redis stock with the MySQL ledger */
   reconcileStock: 'reconcile-stock',
   expireOverdueOrders: 'expire-overdue-orders',
@@ -42,7 +44,7 @@ export const PERSIST_ORDERS_JOB = 'persist-orders';
 /** The jobs each queue carries. */
 export const JOBS_OF_QUEUE: Partial<Record<string, readonly string[]>> = {
   [QUEUE.orders]: [JOB.persistOrder, PERSIST_ORDERS_JOB],
-  [QUEUE.timers]: [JOB.expireOrder, JOB.expireOrders, JOB.autoConfirm, JOB.completeOrder, JOB.expireBalance, JOB.reconcileStock, JOB.expireOverdueOrders],
+  [QUEUE.timers]: [JOB.expireOrder, JOB.expireOrders, JOB.autoConfirm, JOB.completeOrder, JOB.expireBalance, JOB.closeReturn, JOB.reconcileStock, JOB.expireOverdueOrders],
   [QUEUE.payments]: [JOB.requestPayment, JOB.refundPayments],
   [QUEUE.fulfillment]: [JOB.settlePayment, JOB.sendToWarehouse, JOB.updateFulfilment],
 };
@@ -104,6 +106,7 @@ export const jobId = {
   autoConfirm: (orderId: string) => `auto-confirm-${orderId}`,
   completeOrder: (orderId: string) => `complete-${orderId}`,
   expireBalance: (orderId: string) => `expire-balance-${orderId}`,
+  closeReturn: (orderId: string) => `close-return-${orderId}`,
   requestPayment: (paymentId: string) => `pay-${paymentId}`,
   /** not a job id: the deduplication id of an order's refund jobs (enqueueRefundPayments) */
   refundPayments: (orderId: string) => `refund-${orderId}`,

@@ -128,6 +128,7 @@ export class ForwardLife {
     if (name === JOB.autoConfirm) return this.autoConfirm(orderId);
     if (name === JOB.completeOrder) return this.completeAfterWindow(orderId);
     if (name === JOB.expireBalance) return this.forfeitDeposit(orderId);
+    if (name === JOB.closeReturn) return this.closeUnreturned(orderId);
     throw new Error(`timers queue: unknown job ${name}`);
   }
 
@@ -145,6 +146,29 @@ export class ForwardLife {
    */
   async completeAfterWindow(orderId: string): Promise<TimerOutcome> {
     return this.fireWhenDue({ orderId, action: 'complete', actor: 'system', detail: 'after-sales window closed', timer: 'scheduleCompletion' });
+  }
+
+  /**
+   * Closes an approved return whose parcel has not reached the warehouse RETURN_PARCEL_WINDOW_MS
+   * after its approval, by MySQL's clock: the order is DELIVERED again, with a new after-sales
+   * window, and nothing is paid back; a parcel turning up after changes nothing (callbacks).
+   */
+  async closeUnreturned(orderId: string): Promise<TimerOutcome> {
+    const open = await this.refunds.openReturn(orderId);
+    const returnId = open?.status === 'APPROVED' ? open.refundId : undefined;
+    const outcome = await this.fireWhenDue({
+      orderId,
+      action: 'close_return',
+      actor: 'system',
+      detail: `return ${returnId ?? '(none)'} closed: its parcel did not reach the warehouse in time`,
+      timer: 'scheduleReturnClose',
+      effects: async (trx, current) => {
+        const closed = returnId && (await RefundRepository.moveReturn(trx, current.order_id, ['APPROVED'], 'CLOSED', this.deps.clock(), 'system', returnId));
+        if (!closed) throw new IllegalTransition(current.status, 'close_return', 'system');
+      },
+    });
+    if (outcome.changed) this.deps.metrics.returns.inc({ stage: 'closed' });
+    return outcome;
   }
 
   /**

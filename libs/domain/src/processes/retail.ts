@@ -96,11 +96,11 @@ export const fulfilmentTransitions: TransitionRule<RetailStatus, RetailAction>[]
   { from: 'REFUNDING', action: 'refund_succeeded', to: 'REFUNDED', actors: ['payment'], guard: guards.notSplit },
   // a split order reads REFUNDING while one child's refund awaits the payment system, its other children still to ship
   { from: 'REFUNDING', action: 'change_address', to: 'REFUNDING', actors: ['buyer', 'admin'], guard: split },
-  { from: 'RETURN_REQUESTED', action: 'approve_return', to: 'RETURNING', actors: ['merchant', 'admin'] },
+  { from: 'RETURN_REQUESTED', action: 'approve_return', to: 'RETURNING', actors: ['merchant', 'admin'], effects: ['scheduleReturnClose'] },
   // a refused return gets a new after-sales window, timed by the first one's job, which waited through the review
   { from: 'RETURN_REQUESTED', action: 'refuse_return', to: 'DELIVERED', actors: ['merchant', 'admin'], effects: ['scheduleCompletion'] },
-  // the buyer never sent the parcel back: the shop closes the return, and the order is DELIVERED again with a new after-sales window, as after a refusal
-  { from: 'RETURNING', action: 'close_return', to: 'DELIVERED', actors: ['merchant', 'admin'], effects: ['scheduleCompletion'] },
+  // the parcel never came back: the shop, or the system once RETURN_PARCEL_WINDOW_MS has passed, closes the return, and the order is DELIVERED again with a new after-sales window, as after a refusal
+  { from: 'RETURNING', action: 'close_return', to: 'DELIVERED', actors: ['merchant', 'admin', 'system'], effects: ['scheduleCompletion'] },
   { from: 'RETURNING', action: 'receive_return', to: 'RETURNED', actors: ['warehouse'], effects: ['refundPayments'] },
   { from: 'RETURNING', action: 'receive_partial_return', to: 'DELIVERED', actors: ['warehouse'], effects: ['refundPayments', 'scheduleCompletion'] },
 ];
