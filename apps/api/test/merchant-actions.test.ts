@@ -365,6 +365,9 @@ describe("a merchant's and an operator's actions, from the order type's state ta
 
     const late = await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'RETURN_RECEIVED', returnId } });
     expect(late.body.callbackStatus).toBe(200);
+    // and one naming no return: no other is open, so it is the closed one's too; both counted for staff to settle
+    expect((await system.signedCallback('warehouse', { orderId, event: 'RETURN_RECEIVED', at: new Date().toISOString() })).body.changed).toBe(false);
+    expect((await system.request('GET', '/metrics')).body).toMatch(/^return_parcels_after_close_total(\{[^}]*\})? 2$/m);
     const after = await system.order(orderId);
     expect([after.status, after.amounts.refundedCents, after.history.length]).toEqual(['DELIVERED', 0, order.history.length]);
     expect((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: potter })).body.items.map((r: any) => r.status)).toEqual(['CLOSED']);

@@ -25,6 +25,7 @@ const TIMER_ACTION: Partial<Record<Effect, string>> = {
   scheduleBalanceDeadline: 'expire_balance',
   scheduleAutoConfirm: 'auto_confirm',
   scheduleCompletion: 'complete',
+  scheduleReturnClose: 'close_return',
 };
 const TIMERS = Object.keys(TIMER_ACTION) as Effect[];
 

@@ -245,6 +245,11 @@ export function createMetrics(labels: { app: string }) {
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
+    returnParcelsAfterClose: new Counter({
+      name: 'return_parcels_after_close_total',
+      help: 'Returned parcels the warehouse reported received for returns closed as never sent (by staff, or RETURN_PARCEL_WINDOW_MS after their approval): the units are back, nothing was paid back, and staff settle with the buyer',
+      registers: [registry],
+    }),
     acceptedOrdersLost: new Counter({
       name: 'accepted_orders_lost_total',
       help: 'Accepted orders (the buyer had a 202) found not in MySQL with their reservation gone from Redis, so they cannot be persisted',

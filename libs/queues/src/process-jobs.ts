@@ -45,9 +45,9 @@ export async function enqueueEffects(
   }
   for (const effect of effects) {
     if (effect === 'scheduleCompletion') {
-      // delivered: the auto-confirm timer has nothing left to do and would sit in Redis for the
-      // rest of its days (a locked one, firing now, is left to find the order delivered)
-      adds.push(queues.timers.remove(jobId.autoConfirm(orderId)));
+      // delivered (again): the auto-confirm timer, and a return's close timer, have nothing left to do and
+      // would sit in Redis for the rest of their days (a locked one, firing now, is left to find the order delivered)
+      adds.push(queues.timers.remove(jobId.autoConfirm(orderId)), queues.timers.remove(jobId.closeReturn(orderId)));
     } else if (effect === 'updateFulfilment') {
       adds.push(enqueueFulfilmentUpdate(queues, orderId));
     } else if (effect === 'refundPayments') {

@@ -85,6 +85,22 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
    * counted (ParcelsShippedAfterRefund): the buyer has the money back and the goods on their way,
    * and the units are on sale again though they left, for the shop to stop the parcel or settle.
    */
+  /**
+   * The parcel of a return closed because it never came (its merchant, an admin, or the system
+   * RETURN_PARCEL_WINDOW_MS after the approval) reached the warehouse after all, or was reported
+   * late: the units are back and nothing is paid back. Nothing changes by itself (the order has
+   * moved on, and may have completed); logged with the units and counted (ReturnParcelsAfterClose)
+   * for staff to settle: the buyer asks for the return again (its window opened anew at the close),
+   * staff approve it and report the parcel received naming the new return.
+   */
+  function returnedAfterClose(order: OrderRow, closed: RefundView, callback: WarehouseCallback, log: FastifyBaseLogger): void {
+    deps.metrics.returnParcelsAfterClose.inc();
+    log.error(
+      { orderId: order.order_id, status: order.status, returnId: closed.refundId, receivedAt: callback.at, closedAt: closed.updatedAt, items: closed.items.map((item) => ({ skuId: item.skuId, qty: item.qty })) },
+      'the parcel of a return closed as never sent reached the warehouse: its units are back and nothing was paid back; settle with the buyer',
+    );
+  }
+
   async function shippedAfterRefund(order: OrderRow, callback: WarehouseCallback, at: Date, log: FastifyBaseLogger): Promise<{ changed: boolean; status: string }> {
     const { shipmentFrom } = WAREHOUSE_EVENTS.SHIPPED;
     const shipped = await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.advanceShipment(trx, order.order_id, shipmentFrom, 'SHIPPED', { trackingNo: callback.trackingNo ?? null, at })));
@@ -145,7 +161,8 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
    * retries keep their `at`), for no return. A parcel received before its return was approved
    * is still that return's: refused 409 for now, its retry with the same `at` goes through. An
    * order with an open return and a closed one (its parcel never came, until perhaps now) cannot
-   * tell whose parcel this is: refused 400, to be sent again naming the return on its label.
+   * tell whose parcel this is: refused 400, to be sent again naming the return on its label. With
+   * no open return, a parcel come after the order's last closed return was asked for is that one's.
    */
   async function returnReceived(callback: WarehouseCallback, orderId: string): Promise<RefundView | null> {
     if (callback.returnId !== undefined) {
@@ -153,9 +170,11 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       if (!named || named.kind !== 'return' || named.orderId !== orderId) throw notFound('return');
       return named;
     }
+    const at = new Date(callback.at).getTime();
     const open = await refunds.openReturn(orderId);
-    if (!open || new Date(callback.at).getTime() < new Date(open.createdAt).getTime()) return null;
     const closed = (await refunds.ofOrders([orderId])).filter((record) => record.kind === 'return' && record.status === 'CLOSED');
+    if (!open) return closed.findLast((record) => at >= new Date(record.createdAt).getTime()) ?? null;
+    if (at < new Date(open.createdAt).getTime()) return null;
     if (closed.length > 0) {
       throw validationFailed(`order ${orderId} has an open return (${open.refundId}) and a closed one whose parcel never came (${closed.map((record) => record.refundId).join(', ')}): send RETURN_RECEIVED with the returnId on the parcel's label`);
     }
@@ -291,6 +310,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       if (children.length > 0) throw validationFailed(`order ${order.order_id} is split: send the event for the child order the warehouse was sent (${children.map((child) => child.order_id).join(', ')})`);
       const event = WAREHOUSE_EVENTS[callback.event];
       const returned = event.action === 'receive_return' ? await returnReceived(callback, order.order_id) : null;
+      if (event.action === 'receive_return' && returned?.status === 'CLOSED') returnedAfterClose(order, returned, callback, request.log);
       // a receipt for no return, or for one received, refused, closed or paid back already, changes nothing (never another return)
       if (event.action === 'receive_return' && (returned === null || !['REQUESTED', 'APPROVED'].includes(returned.status))) {
         await followUpAgain(deps, order.order_id);
