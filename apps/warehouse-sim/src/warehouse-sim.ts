@@ -34,8 +34,11 @@ interface FulfilmentOrder {
   warehouseId: string;
   items: Array<{ skuId: string; qty: number }>;
   address: Record<string, string>;
-  /** how many changes (address, units) the order system sent */
+  /** how many changes (address, units) the order system sent, and the order's version the last one applied was read at */
   changes: number;
+  version: number;
+  /** changes ignored: older than the one applied (sent earlier, arrived late) */
+  staleChanges: number;
   /** every unit was taken off the order: it is not shipped */
   cancelled: boolean;
   notifyUrl: string;
@@ -78,7 +81,7 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
     }
   }
 
-  app.post<{ Body: { orderId: string; warehouseId: string; items: Array<{ skuId: string; qty: number }>; address?: Record<string, string>; notifyUrl: string } }>(
+  app.post<{ Body: { orderId: string; warehouseId: string; items: Array<{ skuId: string; qty: number }>; address?: Record<string, string>; version?: number; notifyUrl: string } }>(
     '/v1/fulfilment-orders',
     {
       schema: {
@@ -90,6 +93,7 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
             warehouseId: { type: 'string', minLength: 1 },
             items: { type: 'array', minItems: 1, items: { type: 'object', required: ['skuId', 'qty'], properties: { skuId: { type: 'string' }, qty: { type: 'integer', minimum: 1 } } } },
             address: { type: 'object' },
+            version: { type: 'integer', minimum: 0 },
             notifyUrl: { type: 'string', format: 'uri' },
           },
         },
@@ -108,6 +112,8 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
         items: request.body.items,
         address: request.body.address ?? {},
         changes: 0,
+        version: request.body.version ?? 0,
+        staleChanges: 0,
         cancelled: false,
         notifyUrl: request.body.notifyUrl,
         trackingNo: `TRK-${randomUUID().slice(0, 8).toUpperCase()}`,
@@ -120,7 +126,7 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
     },
   );
 
-  app.post<{ Params: { orderId: string }; Body: { items: Array<{ skuId: string; qty: number }>; address: Record<string, string> } }>(
+  app.post<{ Params: { orderId: string }; Body: { items: Array<{ skuId: string; qty: number }>; address: Record<string, string>; version?: number } }>(
     '/v1/fulfilment-orders/:orderId/changes',
     {
       schema: {
@@ -130,6 +136,7 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
           properties: {
             items: { type: 'array', items: { type: 'object', required: ['skuId', 'qty'], properties: { skuId: { type: 'string' }, qty: { type: 'integer', minimum: 1 } } } },
             address: { type: 'object', additionalProperties: { type: 'string' } },
+            version: { type: 'integer', minimum: 0, description: 'the order version the change was read at: one older than the last applied changes nothing' },
           },
         },
       },
@@ -138,6 +145,12 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
       if (!(await injectFaults(reply))) return reply;
       const order = orders.get(request.params.orderId);
       if (!order) return reply.code(404).send({ error: 'unknown order' });
+      const version = request.body.version ?? order.version;
+      if (version < order.version) {
+        order.staleChanges += 1;
+        return { orderId: order.orderId, status: order.cancelled ? 'CANCELLED' : 'ACCEPTED' };
+      }
+      order.version = version;
       order.items = request.body.items;
       order.address = request.body.address;
       order.cancelled = request.body.items.length === 0;

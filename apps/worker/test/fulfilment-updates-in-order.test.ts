@@ -46,4 +46,21 @@ describe('two quick changes of an order the warehouse has', () => {
     expect((await system.order(orderId)).address.line1).toBe('9 Oak Avenue');
     expect((await atWarehouse(orderId)).address.line1).toBe('9 Oak Avenue');
   });
+
+  it('sends each change with the order’s version: one older than the warehouse has (sent before, its answer timed out, arriving late) changes nothing there', async () => {
+    const bo = system.token('bo');
+    const orderId = await system.checkout('bo', [{ skuId: 'SOFA', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: bo, body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    expect((await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: bo, body: { address: { ...buyerAddress, line1: '5 Pine Road' } } })).status).toBe(200);
+    await waitFor(async () => (await atWarehouse(orderId)).changes === 1 && (await updatesUnderWay(orderId)).length === 0, { what: 'the change at the warehouse', timeoutMs: 15_000, intervalMs: 200 });
+    const { version } = await system.env.db.selectFrom('orders').select('version').where('order_id', '=', orderId).executeTakeFirstOrThrow();
+    expect((await atWarehouse(orderId)).version).toBe(version);
+
+    const late = await system.warehouseSim.request('POST', `/v1/fulfilment-orders/${orderId}/changes`, { body: { items: [{ skuId: 'SOFA', qty: 1 }], address: { ...buyerAddress, line1: '1 Old Lane' }, version: version - 1 } });
+    expect(late.status).toBe(200);
+    const held = await atWarehouse(orderId);
+    expect([held.address.line1, held.version, held.changes, held.staleChanges]).toEqual(['5 Pine Road', version, 1, 1]);
+  });
 });

@@ -7,8 +7,13 @@ export interface FulfilmentRequest {
   warehouseId: string;
   items: Array<{ skuId: string; qty: number }>;
   address: Record<string, string>;
+  /** the order's version the request was read at: a change older than what the warehouse has is ignored there */
+  version: number;
   notifyUrl: string;
 }
+
+/** What a (child) order ships now and where, as of its `version`. */
+export type FulfilmentChange = Pick<FulfilmentRequest, 'items' | 'address' | 'version'>;
 
 /** The warehouse system, behind its breaker: it accepts an order and reports its progress by callbacks. */
 export class WarehouseClient {
@@ -28,9 +33,10 @@ export class WarehouseClient {
 
   /**
    * An order the warehouse already has changed before it shipped: what it ships now (units
-   * refunded meanwhile are gone; none left: the order is cancelled) and where. Idempotent.
+   * refunded meanwhile are gone; none left: the order is cancelled) and where. Idempotent; one
+   * older than the last the warehouse has (its version: sent earlier, and late) changes nothing.
    */
-  updateFulfilment(orderId: string, change: { items: Array<{ skuId: string; qty: number }>; address: Record<string, string> }): Promise<{ orderId: string; status: string }> {
+  updateFulfilment(orderId: string, change: FulfilmentChange): Promise<{ orderId: string; status: string }> {
     return this.breaker.call((signal) => postJson('warehouse', new URL(`/v1/fulfilment-orders/${encodeURIComponent(orderId)}/changes`, this.baseUrl).toString(), change, signal));
   }
 }

@@ -399,6 +399,7 @@ export class ForwardLife {
         orderId: order.order_id,
         warehouseId,
         ...sent,
+        version: order.version,
         notifyUrl: new URL('/v1/callbacks/warehouse', this.deps.config.CALLBACK_BASE_URL).toString(),
       }),
     );
@@ -443,7 +444,7 @@ export class ForwardLife {
   private async withdrawIfRefunded(job: Job<SendToWarehouseJob>, token: string | undefined, order: OrderRow): Promise<void> {
     if (!REFUNDED_WHOLE.has(order.status) || (await this.process.shipment(order.order_id))) return;
     try {
-      await callExternal(job, token, () => this.warehouseClient.updateFulfilment(order.order_id, fulfilmentOf(order, [])));
+      await callExternal(job, token, () => this.warehouseClient.updateFulfilment(order.order_id, { ...fulfilmentOf(order, []), version: order.version }));
       this.deps.log.warn({ orderId: order.order_id, status: order.status }, 'order refunded during its hand-over: withdrawn from the warehouse');
     } catch (error) {
       if (!(error instanceof ExternalRefused && error.status === 404)) throw error;
@@ -462,7 +463,8 @@ export class ForwardLife {
     const shipment = order && (await this.process.shipment(order.order_id));
     if (!order || !shipment || !UNSHIPPED_PARCEL.has(shipment.status)) return;
     const closed = stateMachineFor(order.type as OrderType).isFinal(order.status);
-    const change = fulfilmentOf(order, closed ? [] : await this.process.items(order.order_id));
+    // the order's version with it: a change sent before, whose answer timed out and which reaches the warehouse late, is older and ignored there
+    const change = { ...fulfilmentOf(order, closed ? [] : await this.process.items(order.order_id)), version: order.version };
     await callExternal(job, token, () => this.warehouseClient.updateFulfilment(order.order_id, change));
     if (change.items.length > 0) return;
     const at = this.deps.clock();
