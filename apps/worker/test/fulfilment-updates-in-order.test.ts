@@ -19,16 +19,22 @@ describe('two quick changes of an order the warehouse has', () => {
   const updatesUnderWay = async (orderId: string) =>
     (await system.workers.deps.queues.fulfillment.getJobs(['active'])).filter((job) => job.name === JOB.updateFulfilment && (job.data as { orderId: string }).orderId === orderId);
 
-  it('leaves the warehouse with the last address when the first update is still on its way as the second is made', async () => {
-    const ada = system.token('ada');
-    const orderId = await system.checkout('ada', [{ skuId: 'SOFA', qty: 1 }]);
+  /** A sofa `buyer` paid for, at the warehouse, and how to move it to another street. */
+  const atWarehouseFor = async (buyer: string) => {
+    const token = system.token(buyer);
+    const orderId = await system.checkout(buyer, [{ skuId: 'SOFA', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: ada, body: { method: 'card' } })).status).toBe(202);
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token, body: { method: 'card' } })).status).toBe(202);
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     const moveTo = async (line1: string) => {
-      const moved = await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: ada, body: { address: { ...buyerAddress, line1 } } });
+      const moved = await system.request('PATCH', `/v1/orders/${orderId}/address`, { token, body: { address: { ...buyerAddress, line1 } } });
       expect(moved.status).toBe(200);
     };
+    return { orderId, moveTo };
+  };
+
+  it('leaves the warehouse with the last address when the first update is still on its way as the second is made', async () => {
+    const { orderId, moveTo } = await atWarehouseFor('ada');
 
     // the warehouse takes 4 s to take the first change: its update has read the order and waits on the answer
     await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 4_000 } });
@@ -48,12 +54,8 @@ describe('two quick changes of an order the warehouse has', () => {
   });
 
   it('sends each change with the order’s version: one older than the warehouse has (sent before, its answer timed out, arriving late) changes nothing there', async () => {
-    const bo = system.token('bo');
-    const orderId = await system.checkout('bo', [{ skuId: 'SOFA', qty: 1 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: bo, body: { method: 'card' } })).status).toBe(202);
-    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
-    expect((await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: bo, body: { address: { ...buyerAddress, line1: '5 Pine Road' } } })).status).toBe(200);
+    const { orderId, moveTo } = await atWarehouseFor('bo');
+    await moveTo('5 Pine Road');
     await waitFor(async () => (await atWarehouse(orderId)).changes === 1 && (await updatesUnderWay(orderId)).length === 0, { what: 'the change at the warehouse', timeoutMs: 15_000, intervalMs: 200 });
     const { version } = await system.env.db.selectFrom('orders').select('version').where('order_id', '=', orderId).executeTakeFirstOrThrow();
     expect((await atWarehouse(orderId)).version).toBe(version);
