@@ -2,7 +2,7 @@ import type { Config } from '@orders/config';
 import { statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
-import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueLatePaymentRefund, enqueueLostRefundPayments, lateRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
+import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueLatePaymentRefund, enqueueRefundPayments, lateRefundsWithoutJob, orderRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
 import { Inventory, RunLock, RunUnderWay, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
@@ -264,16 +264,20 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       metrics.handOversRestored.inc(handedOverAgain.length);
       log.warn({ count: handedOverAgain.length, orderIds: handedOverAgain.slice(0, 20) }, 'enqueued again the settlement or hand-over of paid orders waiting a sweep interval with no job: their job was gone');
     }
-    const refundsWaiting = [...(await refunds.ordersWithRefundsWaiting(graceMs, OVERDUE_BATCH)), ...(await refunds.ordersRefundedWholeWaiting(graceMs, OVERDUE_BATCH))];
-    const restored = refundsWaiting.length > 0 ? await enqueueLostRefundPayments(queues, refundsWaiting) : [];
+    const refundsWaiting = async () => [...(await refunds.ordersWithRefundsWaiting(graceMs, OVERDUE_BATCH)), ...(await refunds.ordersRefundedWholeWaiting(graceMs, OVERDUE_BATCH))];
+    const ordersWithoutJob = await orderRefundsWithoutJob(queues, await refundsWaiting());
+    // read again: a job that paid one back and ended after the first read left no job, and nothing was lost
+    const stillWaiting = new Set(ordersWithoutJob.length > 0 ? await refundsWaiting() : []);
+    const restored = ordersWithoutJob.filter((orderId) => stillWaiting.has(orderId));
+    await Promise.all(restored.map((orderId) => enqueueRefundPayments(queues, orderId)));
     if (restored.length > 0) {
       metrics.refundJobsRestored.inc(restored.length);
       log.warn({ count: restored.length, orderIds: restored.slice(0, 20) }, 'enqueued again the refund jobs of orders holding refunds due a sweep interval with no job: their job was gone');
     }
     const latePayments = await refunds.latePaymentsWaiting(graceMs, OVERDUE_BATCH);
-    const withoutJob = latePayments.length > 0 ? await lateRefundsWithoutJob(queues, latePayments) : [];
-    const stillDue = await refunds.stillDue(withoutJob.map((payment) => payment.paymentId));
-    const givenBackAgain = withoutJob.filter((payment) => stillDue.has(payment.paymentId));
+    const paymentsWithoutJob = latePayments.length > 0 ? await lateRefundsWithoutJob(queues, latePayments) : [];
+    const stillDue = await refunds.stillDue(paymentsWithoutJob.map((payment) => payment.paymentId));
+    const givenBackAgain = paymentsWithoutJob.filter((payment) => stillDue.has(payment.paymentId));
     await Promise.all(givenBackAgain.map((payment) => enqueueLatePaymentRefund(queues, payment)));
     if (givenBackAgain.length > 0) {
       metrics.refundJobsRestored.inc(givenBackAgain.length);

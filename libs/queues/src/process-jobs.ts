@@ -128,14 +128,12 @@ async function refundsWithoutJob<T>(queues: Pick<OrderQueues, 'payments'>, due: 
 }
 
 /**
- * Enqueues again the refund jobs of these orders (holding refunds due for a while) that lost
- * theirs (refundsWithoutJob). Returns the orders enqueued; one whose job finished meanwhile gets
- * a job that finds nothing to send.
+ * Of these orders (holding refunds due for a while), the ones whose refund job was lost
+ * (refundsWithoutJob): to be enqueued again (enqueueRefundPayments) once read still waiting,
+ * since a job may have paid them back and ended between the read and this look.
  */
-export async function enqueueLostRefundPayments(queues: Pick<OrderQueues, 'payments'>, orderIds: readonly string[]): Promise<string[]> {
-  const lost = await refundsWithoutJob(queues, orderIds, (orderId) => ONE_AT_A_TIME.refundPayments(orderId).id, (job, orderId) => job.orderId === orderId && job.paymentId === undefined);
-  await Promise.all(lost.map((orderId) => enqueueRefundPayments(queues, orderId)));
-  return lost;
+export function orderRefundsWithoutJob(queues: Pick<OrderQueues, 'payments'>, orderIds: readonly string[]): Promise<string[]> {
+  return refundsWithoutJob(queues, orderIds, (orderId) => ONE_AT_A_TIME.refundPayments(orderId).id, (job, orderId) => job.orderId === orderId && job.paymentId === undefined);
 }
 
 /**
