@@ -372,6 +372,9 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     expect([after.status, after.amounts.refundedCents, after.history.length]).toEqual(['DELIVERED', 0, order.history.length]);
     expect((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: potter })).body.items.map((r: any) => r.status)).toEqual(['CLOSED']);
     expect(await system.stockOf('MUG')).toEqual(stockBefore);
+    // the buyer, whose parcel is lost, asks again the same way (no Idempotency-Key): a new return, not the closed one answered again
+    const again = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('cyd'), body: { reason: 'wrong colour', items: [{ skuId: 'MUG', qty: 1 }] } });
+    expect([again.status, again.body.status, again.body.replayed, again.body.returnId === returnId]).toEqual([202, 'REQUESTED', false, false]);
   });
 
   it('refunds one more unit with the same reason under a new Idempotency-Key, answers the same refund (replayed) for the same key, and 422 IDEMPOTENCY_CONFLICT for the same key with another body', async () => {

@@ -179,6 +179,12 @@ export class ProcessRepository {
     return { order, action: last.action, actor: last.actor, effects: derived ? [] : (rule?.effects ?? []) };
   }
 
+  /** The version of the order's latest step into `status`: null when it never entered it. */
+  async lastEntryInto(orderId: string, status: string): Promise<number | null> {
+    const step = await this.db.selectFrom('order_history').select('version').where('order_id', '=', orderId).where('to_status', '=', status).orderBy('version', 'desc').limit(1).executeTakeFirst();
+    return step?.version ?? null;
+  }
+
   async findPayment(paymentId: string): Promise<PaymentRow | null> {
     return (await this.db.selectFrom('payments').selectAll().where('payment_id', '=', paymentId).executeTakeFirst()) ?? null;
   }

@@ -61,7 +61,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         tags: ['after-sales'],
         summary: 'Ask to return delivered units inside the after-sales window (202: a merchant reviews it)',
         description:
-          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED. Its amounts are fixed now: each line its allocated payable by units, a parcel's shipping too when every unit of that parcel comes back. With an Idempotency-Key header the return belongs to the key: the same key with the same body answers the same return, even sent twice at once, another body 422 IDEMPOTENCY_CONFLICT. Without it the id derives from the reason and the units: the same request again answers the same return. `replayed` is true when the answer is a return opened before. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from the last delivery, by the database's clock, as the order's completion); 409 ILLEGAL_TRANSITION before delivery, while another return is open, or for an order type without returns (a virtual order, delivered with its payment, had no window); 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED. Its amounts are fixed now: each line its allocated payable by units, a parcel's shipping too when every unit of that parcel comes back. With an Idempotency-Key header the return belongs to the key: the same key with the same body answers the same return, even sent twice at once, another body 422 IDEMPOTENCY_CONFLICT. Without it the id derives from the reason, the units and the delivery they come back from: the same request again answers the same return, until it is refused or closed (then it asks anew). `replayed` is true when the answer is a return opened before. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from the last delivery, by the database's clock, as the order's completion); 409 ILLEGAL_TRANSITION before delivery, while another return is open, or for an order type without returns (a virtual order, delivered with its payment, had no window); 422 REFUND_EXCEEDS_ORDER for more units than are left.",
         params: orderParamsSchema,
         headers: idempotencyKeyHeaders,
         body: {
@@ -104,8 +104,12 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       const keyed = idempotencyKey === undefined ? null : new KeyedRefunds(deps.db, { orderId, kind: 'return', caller: request.user, key: idempotencyKey }, { reason, items });
       if (keyed) await keyed.refuseOtherBodies();
       // unkeyed, the whole request's units name each part's return: by the part's share alone, a later
-      // request repeating that share (the second of two lamps) found the first's return and opened none
-      const returnIdOf = (part: (typeof parts)[number]) => (keyed ? keyed.idFor(part.unit.order_id) : refundIdFor(part.unit.order_id, ['return', reason, unitsKey(items)]));
+      // request repeating that share (the second of two lamps) found the first's return and opened none;
+      // and so does the delivery they come back from: once a return is refused or closed (the order
+      // delivered again), the same request is a new return, not that one answered again
+      const deliveries = new Map(await Promise.all(parts.map(async (part) => [part.unit.order_id, await process.lastEntryInto(part.unit.order_id, 'DELIVERED')] as const)));
+      const returnIdOf = (part: (typeof parts)[number]) =>
+        keyed ? keyed.idFor(part.unit.order_id) : refundIdFor(part.unit.order_id, ['return', reason, unitsKey(items), `delivery ${deliveries.get(part.unit.order_id) ?? 'none'}`]);
       // the money is drawn from the order's payments when the units are received (every payment, latest first; a child's: its parent's)
       const paid = await process.isPaid(order);
       const moved = await transition(async () => {
