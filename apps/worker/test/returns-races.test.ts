@@ -181,6 +181,8 @@ describe('returns under concurrent requests, reviews and warehouse receipts', ()
     const unnamed = await system.signedCallback('warehouse', { orderId, event: 'RETURN_RECEIVED', at: new Date().toISOString() });
     expect([unnamed.status, unnamed.body.code]).toEqual([400, 'VALIDATION_FAILED']);
     expect(unnamed.body.detail).toContain(first);
+    // counted for staff, as a warehouse may give up on a 400: the parcel is then theirs to report
+    expect((await system.request('GET', '/metrics')).body).toMatch(/^return_parcels_after_close_total(\{[^}]*\})? 1$/m);
     expect((await system.order(orderId)).status).toBe('RETURNING');
     expect(await restocked(orderId)).toEqual([]);
     // the first return's parcel, named: closed, it changes nothing

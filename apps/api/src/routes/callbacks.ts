@@ -164,7 +164,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
    * tell whose parcel this is: refused 400, to be sent again naming the return on its label. With
    * no open return, a parcel come after the order's last closed return was asked for is that one's.
    */
-  async function returnReceived(callback: WarehouseCallback, orderId: string): Promise<RefundView | null> {
+  async function returnReceived(callback: WarehouseCallback, orderId: string, log: FastifyBaseLogger): Promise<RefundView | null> {
     if (callback.returnId !== undefined) {
       const named = await refunds.find(callback.returnId);
       if (!named || named.kind !== 'return' || named.orderId !== orderId) throw notFound('return');
@@ -176,6 +176,12 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     if (!open) return closed.findLast((record) => at >= new Date(record.createdAt).getTime()) ?? null;
     if (at < new Date(open.createdAt).getTime()) return null;
     if (closed.length > 0) {
+      // a sender that gives up on a 4xx leaves the parcel unreceived: counted and logged, as a closed return's parcel, for staff to report it
+      deps.metrics.returnParcelsAfterClose.inc();
+      log.error(
+        { orderId, openReturnId: open.refundId, closedReturnIds: closed.map((record) => record.refundId), receivedAt: callback.at },
+        "the parcel of a return closed as never sent reached the warehouse, or the open return's did: the receipt named no return and was refused; report it again naming the return on its label",
+      );
       throw validationFailed(`order ${orderId} has an open return (${open.refundId}) and a closed one whose parcel never came (${closed.map((record) => record.refundId).join(', ')}): send RETURN_RECEIVED with the returnId on the parcel's label`);
     }
     return open;
@@ -309,7 +315,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       const children = await process.children(order.order_id);
       if (children.length > 0) throw validationFailed(`order ${order.order_id} is split: send the event for the child order the warehouse was sent (${children.map((child) => child.order_id).join(', ')})`);
       const event = WAREHOUSE_EVENTS[callback.event];
-      const returned = event.action === 'receive_return' ? await returnReceived(callback, order.order_id) : null;
+      const returned = event.action === 'receive_return' ? await returnReceived(callback, order.order_id, request.log) : null;
       if (event.action === 'receive_return' && returned?.status === 'CLOSED') returnedAfterClose(order, returned, callback, request.log);
       // a receipt for no return, or for one received, refused, closed or paid back already, changes nothing (never another return)
       if (event.action === 'receive_return' && (returned === null || !['REQUESTED', 'APPROVED'].includes(returned.status))) {
