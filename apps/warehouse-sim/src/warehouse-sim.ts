@@ -104,7 +104,8 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
       const known = orders.get(request.body.orderId);
       if (known) {
         known.requests += 1;
-        return reply.code(200).send({ orderId: known.orderId, status: 'ACCEPTED' });
+        // the version of what it holds: an earlier hand-over of the order may have sent less than this one
+        return reply.code(200).send({ orderId: known.orderId, status: 'ACCEPTED', version: known.version });
       }
       const order: FulfilmentOrder = {
         orderId: request.body.orderId,
@@ -122,7 +123,7 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
       };
       orders.set(order.orderId, order);
       if (faults.stepMs > 0) void track(advance(order));
-      return reply.code(202).send({ orderId: order.orderId, status: 'ACCEPTED' });
+      return reply.code(202).send({ orderId: order.orderId, status: 'ACCEPTED', version: order.version });
     },
   );
 

@@ -109,6 +109,30 @@ describe('refunds that commit while an order is being handed to its warehouse', 
     expect([parcel.items, parcel.address.line1, parcel.cancelled]).toEqual([[{ skuId: 'RUG', qty: 1 }], '7 New Street', false]);
   });
 
+  it('tells the warehouse the new address when a hand-over reached it and its job was lost, and the job the sweep enqueued again finds the order moved', async () => {
+    const { fulfillment } = system.workers.deps.queues;
+    const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
+    const orderId = await system.checkout('gil', [{ skuId: 'TV', qty: 1 }]);
+    await fulfilmentWorker.pause();
+    try {
+      await pay('gil', orderId);
+      // what the lost job's attempt had handed over: the order as it was when paid
+      const { version } = await system.env.db.selectFrom('orders').select('version').where('order_id', '=', orderId).executeTakeFirstOrThrow();
+      const handedOver = await system.warehouseSim.request('POST', '/v1/fulfilment-orders', {
+        body: { orderId, warehouseId: 'wh-east', items: [{ skuId: 'TV', qty: 1 }], address: buyerAddress, version, notifyUrl: `${system.env.config.CALLBACK_BASE_URL}/v1/callbacks/warehouse` },
+      });
+      expect(handedOver.status).toBe(202);
+      const moved = await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: system.token('gil'), body: { address: { ...buyerAddress, line1: '12 Found Lane' } } });
+      expect(moved.status).toBe(200);
+    } finally {
+      fulfilmentWorker.resume();
+    }
+    // this hand-over, a first attempt of its own, is answered with the older one the warehouse holds
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT', 20_000);
+    const parcel = await waitFor(async () => ((await atWarehouse(orderId)).address.line1 === '12 Found Lane' ? atWarehouse(orderId) : false), { what: 'the new address at the warehouse', timeoutMs: 20_000 });
+    expect([parcel.items, parcel.changes, parcel.cancelled]).toEqual([[{ skuId: 'TV', qty: 1 }], 1, false]);
+  });
+
   it('hands the warehouse only the units not refunded while it was away', async () => {
     const orderId = await system.checkout('cal', [{ skuId: 'LAMP', qty: 3 }]);
     await system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage: true } });

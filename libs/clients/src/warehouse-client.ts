@@ -27,7 +27,8 @@ export class WarehouseClient {
     this.breaker = new Breaker('warehouse', settings, metrics);
   }
 
-  requestFulfilment(request: FulfilmentRequest): Promise<{ orderId: string; status: string }> {
+  /** Idempotent by orderId: an order the warehouse has already is answered with the version of what it holds. */
+  requestFulfilment(request: FulfilmentRequest): Promise<{ orderId: string; status: string; version?: number }> {
     return this.breaker.call((signal) => postJson('warehouse', new URL('/v1/fulfilment-orders', this.baseUrl).toString(), request, signal));
   }
 

@@ -382,7 +382,8 @@ export class ForwardLife {
    * never left shipping goods the buyer got their money back for. The warehouse keeps the
    * first request it got for an order: after an earlier attempt (its answer lost to a
    * timeout, or the worker died after the hand-over committed) it is always told what the
-   * order holds now, as that attempt may have sent what it held before a change.
+   * order holds now, as that attempt may have sent what it held before a change; so it is when
+   * it answers that it holds an older version (an attempt whose job was lost, the sweep's).
    */
   private async sendToWarehouse(job: Job<SendToWarehouseJob>, token: string | undefined): Promise<void> {
     const askedBefore = job.attemptsStarted > 1;
@@ -394,7 +395,7 @@ export class ForwardLife {
     const warehouseId = items[0]?.warehouse_id;
     if (!warehouseId) throw new Error(`order ${order.order_id} has no lines to fulfil`);
     const sent = fulfilmentOf(order, items);
-    await callExternal(job, token, () =>
+    const accepted = await callExternal(job, token, () =>
       this.warehouseClient.requestFulfilment({
         orderId: order.order_id,
         warehouseId,
@@ -413,7 +414,9 @@ export class ForwardLife {
     const now = await this.deps.orders.findOrderRow(order.order_id);
     if (!now) return;
     if (!handedOver) return this.withdrawIfRefunded(job, token, now);
-    if (askedBefore || JSON.stringify(fulfilmentOf(now, await this.process.items(now.order_id))) !== JSON.stringify(sent)) await this.enqueueFulfilmentUpdate(now);
+    // the warehouse holds an older hand-over of the order (an attempt whose job was lost, before a change while it was paid): it is told what this one sent
+    const heldOlder = typeof accepted.version === 'number' && accepted.version < order.version;
+    if (askedBefore || heldOlder || JSON.stringify(fulfilmentOf(now, await this.process.items(now.order_id))) !== JSON.stringify(sent)) await this.enqueueFulfilmentUpdate(now);
   }
 
   /**
