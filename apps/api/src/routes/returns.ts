@@ -106,8 +106,9 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       // unkeyed, the whole request's units name each part's return: by the part's share alone, a later
       // request repeating that share (the second of two lamps) found the first's return and opened none;
       // and so does the delivery they come back from: once a return is refused or closed (the order
-      // delivered again), the same request is a new return, not that one answered again
-      const deliveries = new Map(await Promise.all(parts.map(async (part) => [part.unit.order_id, await process.lastEntryInto(part.unit.order_id, 'DELIVERED')] as const)));
+      // delivered again), the same request is a new return, not that one answered again (read on each attempt)
+      const deliveriesNow = async () => new Map(await Promise.all(parts.map(async (part) => [part.unit.order_id, await process.lastEntryInto(part.unit.order_id, 'DELIVERED')] as const)));
+      let deliveries = new Map<string, number | null>();
       const returnIdOf = (part: (typeof parts)[number]) =>
         keyed ? keyed.idFor(part.unit.order_id) : refundIdFor(part.unit.order_id, ['return', reason, unitsKey(items), `delivery ${deliveries.get(part.unit.order_id) ?? 'none'}`]);
       // the money is drawn from the order's payments when the units are received (every payment, latest first; a child's: its parent's)
@@ -115,6 +116,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       const moved = await transition(async () => {
         // on every attempt: after a request racing with the same key took it, another body is refused here
         if (keyed) await keyed.refuseOtherBodies();
+        else deliveries = await deliveriesNow();
         // every part must be returnable before any is opened, as it is now: an attempt after losing a
         // race to the completion timer (StaleOrderVersion) finds the part COMPLETED, its window closed
         const opening: typeof parts = [];
