@@ -19,7 +19,7 @@ import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { securityHeadersPlugin } from './plugins/security-headers.js';
 import { HttpProblem } from './problems.js';
 import { QueueDepthSampler } from './queue-depth.js';
-import { NOT_UTF8, utf8TextOf } from './utf8-body.js';
+import { notUtf8, utf8TextOf } from './utf8-body.js';
 import { adminOrderRoutes } from './routes/admin-orders.js';
 import { adminQueueRoutes } from './routes/admin-queues.js';
 import { callbackRoutes } from './routes/callbacks.js';
@@ -168,7 +168,7 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     const text = utf8TextOf(body as Buffer);
-    if (text === undefined) return done(new HttpProblem(400, 'VALIDATION_FAILED', NOT_UTF8), undefined);
+    if (text === undefined) return done(notUtf8(), undefined);
     parseJson(request, text, done);
   });
   app.setValidatorCompiler(validatorCompilers());

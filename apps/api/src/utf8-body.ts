@@ -1,3 +1,5 @@
+import { HttpProblem } from './problems.js';
+
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -13,4 +15,7 @@ export function utf8TextOf(body: Buffer): string | undefined {
   }
 }
 
-export const NOT_UTF8 = 'The body is not valid UTF-8: send JSON in UTF-8';
+/** The refusal of a body that is not valid UTF-8, on every route that parses one. */
+export function notUtf8(): HttpProblem {
+  return new HttpProblem(400, 'VALIDATION_FAILED', 'The body is not valid UTF-8: send JSON in UTF-8');
+}

@@ -7,7 +7,7 @@ import { applyPaymentTaken, givePaymentBackWhole, refundIfNotApplied } from '../
 import { HttpProblem, notFound, unauthorized, validationFailed } from '../problems.js';
 import { problemRef } from '../schemas.js';
 import { instant } from '../time-window.js';
-import { NOT_UTF8, utf8TextOf } from '../utf8-body.js';
+import { notUtf8, utf8TextOf } from '../utf8-body.js';
 import { AlreadyApplied, followUp, followUpAgain } from './order-engine-support.js';
 
 type CallbackSystem = 'payment' | 'warehouse';
@@ -73,19 +73,6 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
   const refunds = new RefundRepository(deps.db);
 
   /**
-   * One part of a refund confirmed (the callback's refundId is the part's: a refund drawn
-   * from several payments has one per payment): the refund order succeeds with its last
-   * part, and an order in REFUNDING with no refund left unconfirmed becomes REFUNDED.
-   * A repeat changes nothing.
-   */
-  /**
-   * The warehouse shipped the parcel of an order refunded whole before it shipped: the update
-   * dropping it came too late (the warehouse had not read it, or its breaker held it). Recorded on
-   * the shipment, so that update leaves it SHIPPED rather than CANCELLED, logged with the units and
-   * counted (ParcelsShippedAfterRefund): the buyer has the money back and the goods on their way,
-   * and the units are on sale again though they left, for the shop to stop the parcel or settle.
-   */
-  /**
    * The parcel of a return closed because it never came (its merchant, an admin, or the system
    * RETURN_PARCEL_WINDOW_MS after the approval) reached the warehouse after all, or was reported
    * late: the units are back and nothing is paid back. Nothing changes by itself (the order has
@@ -101,6 +88,13 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     );
   }
 
+  /**
+   * The warehouse shipped the parcel of an order refunded whole before it shipped: the update
+   * dropping it came too late (the warehouse had not read it, or its breaker held it). Recorded on
+   * the shipment, so that update leaves it SHIPPED rather than CANCELLED, logged with the units and
+   * counted (ParcelsShippedAfterRefund): the buyer has the money back and the goods on their way,
+   * and the units are on sale again though they left, for the shop to stop the parcel or settle.
+   */
   async function shippedAfterRefund(order: OrderRow, callback: WarehouseCallback, at: Date, log: FastifyBaseLogger): Promise<{ changed: boolean; status: string }> {
     const { shipmentFrom } = WAREHOUSE_EVENTS.SHIPPED;
     const shipped = await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.advanceShipment(trx, order.order_id, shipmentFrom, 'SHIPPED', { trackingNo: callback.trackingNo ?? null, at })));
@@ -115,6 +109,12 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     return { changed: shipped, status: order.status };
   }
 
+  /**
+   * One part of a refund confirmed (the callback's refundId is the part's: a refund drawn
+   * from several payments has one per payment): the refund order succeeds with its last
+   * part, and an order in REFUNDING with no refund left unconfirmed becomes REFUNDED.
+   * A repeat changes nothing.
+   */
   async function confirmRefund(callback: PaymentCallback & { refundId: string }, log: FastifyBaseLogger): Promise<{ changed: boolean; status: string }> {
     const part = await refunds.findPart(callback.refundId);
     const refund = part && (await refunds.find(part.refundId));
@@ -198,7 +198,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     verified.add(request);
     const text = utf8TextOf(body as Buffer);
     if (text === undefined) {
-      done(new HttpProblem(400, 'VALIDATION_FAILED', NOT_UTF8), undefined);
+      done(notUtf8(), undefined);
       return;
     }
     try {
