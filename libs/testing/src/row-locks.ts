@@ -73,11 +73,21 @@ export async function tableLockWaits(db: OrderDb): Promise<number> {
  * Whether `write`, sent while another transaction of the test holds its locks, went through or
  * waits for a row lock of that transaction (InnoDB's lock waits of this database). A write held
  * up goes through once the holder commits: its failure then is left unheard, so the test file
- * leaves nothing waiting behind.
+ * leaves nothing waiting behind. The lock-wait poll ends with the answer: one left running would
+ * query the database after the test file dropped it.
  */
 export async function writtenOrHeldUp(db: OrderDb, write: Promise<unknown>, what: string): Promise<'written' | 'held up'> {
-  const written = write.then(() => 'written' as const);
-  const outcome = await Promise.race([written, waitFor(async () => (await rowLockWaits(db)).length > 0 && ('held up' as const), { what: `${what} written or waiting` })]);
-  if (outcome === 'held up') void written.catch(() => undefined);
-  return outcome;
+  let settled = false;
+  const written = write.then(() => 'written' as const).finally(() => (settled = true));
+  const poll = waitFor(async () => (settled ? ('settled' as const) : (await rowLockWaits(db)).length > 0 && ('held up' as const)), { what: `${what} written or waiting` });
+  const outcome = await Promise.race([written, poll]).catch(async (error: unknown) => {
+    await poll.catch(() => undefined);
+    throw error;
+  });
+  if (outcome === 'held up') {
+    void written.catch(() => undefined);
+    return outcome;
+  }
+  await poll;
+  return 'written';
 }
