@@ -224,6 +224,17 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     return waitForDeadline(job, token, Math.min(...notDue.map((order) => order.dueInMs)), log);
   };
   /**
+   * Enqueues again the refunds found due with no job that a second read (`stillDue`) finds due
+   * yet: a job that paid one back and ended after the first read left no job, and nothing was lost.
+   */
+  const restoreRefundJobs = async <Due>(withoutJob: Due[], stillDue: (found: Due[]) => Promise<Due[]>, enqueue: (due: Due) => Promise<unknown>, named: (restored: Due[]) => object, message: string): Promise<void> => {
+    const restored = withoutJob.length > 0 ? await stillDue(withoutJob) : [];
+    if (restored.length === 0) return;
+    await Promise.all(restored.map(enqueue));
+    metrics.refundJobsRestored.inc(restored.length);
+    log.warn({ count: restored.length, ...named(restored.slice(0, 20)) }, message);
+  };
+  /**
    * The backstop of the timer jobs. Unpaid orders (and presales owing their balance) a whole
    * sweep interval past their deadline lost their job (Redis lost data, a flushed queue) and
    * would hold their stock for ever: closed as their job would have. Shipped orders never
@@ -265,24 +276,27 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       log.warn({ count: handedOverAgain.length, orderIds: handedOverAgain.slice(0, 20) }, 'enqueued again the settlement or hand-over of paid orders waiting a sweep interval with no job: their job was gone');
     }
     const refundsWaiting = async () => [...(await refunds.ordersWithRefundsWaiting(graceMs, OVERDUE_BATCH)), ...(await refunds.ordersRefundedWholeWaiting(graceMs, OVERDUE_BATCH))];
-    const ordersWithoutJob = await orderRefundsWithoutJob(queues, await refundsWaiting());
-    // read again: a job that paid one back and ended after the first read left no job, and nothing was lost
-    const stillWaiting = new Set(ordersWithoutJob.length > 0 ? await refundsWaiting() : []);
-    const restored = ordersWithoutJob.filter((orderId) => stillWaiting.has(orderId));
-    await Promise.all(restored.map((orderId) => enqueueRefundPayments(queues, orderId)));
-    if (restored.length > 0) {
-      metrics.refundJobsRestored.inc(restored.length);
-      log.warn({ count: restored.length, orderIds: restored.slice(0, 20) }, 'enqueued again the refund jobs of orders holding refunds due a sweep interval with no job: their job was gone');
-    }
+    await restoreRefundJobs(
+      await orderRefundsWithoutJob(queues, await refundsWaiting()),
+      async (orderIds) => {
+        const stillWaiting = new Set(await refundsWaiting());
+        return orderIds.filter((orderId) => stillWaiting.has(orderId));
+      },
+      (orderId) => enqueueRefundPayments(queues, orderId),
+      (orderIds) => ({ orderIds }),
+      'enqueued again the refund jobs of orders holding refunds due a sweep interval with no job: their job was gone',
+    );
     const latePayments = await refunds.latePaymentsWaiting(graceMs, OVERDUE_BATCH);
-    const paymentsWithoutJob = latePayments.length > 0 ? await lateRefundsWithoutJob(queues, latePayments) : [];
-    const stillDue = await refunds.stillDue(paymentsWithoutJob.map((payment) => payment.paymentId));
-    const givenBackAgain = paymentsWithoutJob.filter((payment) => stillDue.has(payment.paymentId));
-    await Promise.all(givenBackAgain.map((payment) => enqueueLatePaymentRefund(queues, payment)));
-    if (givenBackAgain.length > 0) {
-      metrics.refundJobsRestored.inc(givenBackAgain.length);
-      log.warn({ count: givenBackAgain.length, payments: givenBackAgain.slice(0, 20) }, 'enqueued again the refunds of payments taken after their order could take them, due a sweep interval with no job: their job was gone');
-    }
+    await restoreRefundJobs(
+      latePayments.length > 0 ? await lateRefundsWithoutJob(queues, latePayments) : [],
+      async (payments) => {
+        const stillDue = await refunds.stillDue(payments.map((payment) => payment.paymentId));
+        return payments.filter((payment) => stillDue.has(payment.paymentId));
+      },
+      (payment) => enqueueLatePaymentRefund(queues, payment),
+      (payments) => ({ payments }),
+      'enqueued again the refunds of payments taken after their order could take them, due a sweep interval with no job: their job was gone',
+    );
   };
   // a sweep running longer than its interval, or on another worker, would do the same work again and count it twice
   const sweepLock = new RunLock(deps.redis, `${config.QUEUE_PREFIX}:overdue-sweep-lock`, 'overdue-order sweep');
