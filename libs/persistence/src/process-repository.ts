@@ -35,7 +35,6 @@ export const UNSHIPPED_PARCEL: ReadonlySet<string> = new Set(['ACCEPTED', 'PICKE
 /** Where a paid order goes when it is refunded whole before it shipped (PAID or IN_FULFILLMENT --refund-->): its parcel, if any, is to be dropped. */
 export const REFUNDED_WHOLE: ReadonlySet<string> = new Set(['REFUNDING', 'REFUNDED']);
 
-/** Payments, shipments, refunds and children: the rows the forward life adds to an order. */
 /** The transitions a payment fires; each names its payment in its history detail (paymentDetail). */
 export const PAYMENT_ACTIONS: readonly string[] = ['pay', 'pay_deposit'];
 
@@ -88,6 +87,7 @@ export async function paymentsThatPaid(db: OrderDb | Transaction<Database>, orde
   return payments.filter((payment) => paidTheOrder(payment.payment_id, fired));
 }
 
+/** Payments, shipments, refunds and children: the rows the forward life adds to an order. */
 export class ProcessRepository {
   constructor(private readonly db: OrderDb) {}
 
@@ -389,7 +389,6 @@ export class ProcessRepository {
     return Number(updated.numUpdatedRows) === 1;
   }
 
-  /** Ledger rows of a movement that may be written again on a retry: the unique (sku, kind, ref) keeps one. */
   /**
    * The ledger's record that a paid order's stock was committed (once, whoever commits
    * it first: the settle job or a cancel that overtook it): placement units left
@@ -408,6 +407,7 @@ export class ProcessRepository {
     return row ? (row.kind as 'commit' | 'release') : null;
   }
 
+  /** Ledger rows of a movement that may be written again on a retry: the unique (sku, kind, ref) keeps one. */
   async writeLedgerOnce(entries: Array<{ sku_id: string; kind: 'commit' | 'release'; ref: string; order_id: string; qty: number; reason: string }>): Promise<void> {
     if (entries.length > 0) await this.db.insertInto('stock_ledger').values(entries).ignore().execute();
   }

@@ -182,11 +182,6 @@ export class RefundRepository {
     return rows.map((row) => row.order_id);
   }
 
-  /**
-   * Payments taken after their order could take them, due to go back whole for longer than
-   * `waitedForMs` by MySQL's clock, longest waiting first: their refund job, if none holds them,
-   * was lost (the api died, or Redis refused or lost the add, after the payment was recorded).
-   */
   /** Of these payments, the ones still due to go back whole. */
   async stillDue(paymentIds: readonly string[]): Promise<Set<string>> {
     if (paymentIds.length === 0) return new Set();
@@ -194,6 +189,11 @@ export class RefundRepository {
     return new Set(rows.map((row) => row.payment_id));
   }
 
+  /**
+   * Payments taken after their order could take them, due to go back whole for longer than
+   * `waitedForMs` by MySQL's clock, longest waiting first: their refund job, if none holds them,
+   * was lost (the api died, or Redis refused or lost the add, after the payment was recorded).
+   */
   async latePaymentsWaiting(waitedForMs: number, limit: number): Promise<Array<{ orderId: string; paymentId: string }>> {
     const rows = await this.db
       .selectFrom('payments')
