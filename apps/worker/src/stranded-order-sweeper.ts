@@ -14,10 +14,13 @@ import { RoundsEveryInterval } from './rounds-every-interval.js';
  */
 export class StrandedOrderSweeper {
   private readonly rounds: RoundsEveryInterval;
+  /** Where the next sweep reads each group of the accepted set from (Inventory.findStrandedOrders). */
+  private readFrom = new Map<string, number>();
 
+  /** `pageSize`: the accepted orders a sweep reads of each group at most. */
   constructor(
     private readonly deps: { inventory: Inventory; queues: Pick<OrderQueues, 'orders'>; metrics: OrderMetrics; clock: () => Date; log: Logger },
-    private readonly options: { intervalMs: number; strandedAfterMs: number },
+    private readonly options: { intervalMs: number; strandedAfterMs: number; pageSize?: number },
   ) {
     this.rounds = new RoundsEveryInterval(options.intervalMs, () => this.sweep());
   }
@@ -30,7 +33,8 @@ export class StrandedOrderSweeper {
   async sweep(): Promise<number> {
     const { inventory, metrics, clock, log } = this.deps;
     try {
-      const { stranded, withoutReservation } = await inventory.findStrandedOrders(clock(), this.options.strandedAfterMs);
+      const { stranded, withoutReservation, next } = await inventory.findStrandedOrders(clock(), this.options.strandedAfterMs, { from: this.readFrom, limit: this.options.pageSize });
+      this.readFrom = next;
       await this.reportLost(withoutReservation);
       let recovered = 0;
       for (const order of stranded) {

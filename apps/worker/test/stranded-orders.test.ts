@@ -1,9 +1,10 @@
 import { buyerAddress, createSku, createTestEnv, signToken, startApiProcess, waitFor, type ApiProcess, type TestEnv } from '@orders/testing';
-import { QUEUE, enqueuePersistOrder, ordersCarriedBy } from '@orders/queues';
-import { connectWorker, startWorkers, workerLog, type RunningWorkers } from '@orders/worker';
-import { Worker, type Job } from 'bullmq';
+import { QUEUE, enqueuePersistOrder, jobId, ordersCarriedBy } from '@orders/queues';
+import { connectWorker, startWorkers, workerLog, type RunningWorkers, type WorkerDeps } from '@orders/worker';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StrandedOrderSweeper } from '../src/stranded-order-sweeper.js';
 import { startIntakeAndWorkers, type IntakeAndWorkers } from './support/intake-and-workers.js';
 
 describe('an accepted order whose job was lost', () => {
@@ -269,6 +270,62 @@ describe('accepted orders whose persist jobs crashed workers held until BullMQ f
     expect(recovered[0]! + recovered[1]!).toBe(0);
     expect(await env.db.selectFrom('orders').select('order_id').execute()).toEqual([]);
     expect(lines.filter((line) => line.level >= 50)).toEqual([]);
+  });
+});
+
+describe('an accepted order stranded behind more orders whose jobs failed than a sweep reads', () => {
+  const FAILED = 6;
+  let env: TestEnv;
+  let deps: WorkerDeps;
+
+  beforeAll(async () => {
+    env = await createTestEnv('stranded_behind_failed', { WORKER_QUEUES: 'orders' });
+    deps = connectWorker(env.config, pino({ level: 'silent' }));
+  });
+  afterAll(async () => {
+    if (deps) await Promise.all([deps.queues.close(), deps.db.destroy()]).finally(() => deps.redis.disconnect());
+    await env?.cleanup();
+  });
+
+  it('is read by a later sweep, which goes on past the failed ones (they wait in the dead letters), and gets its job', async () => {
+    const { inventory, catalog, queues } = deps;
+    await catalog.createSku(
+      { skuId: 'JUG', title: 'Jug', priceCents: 1_200, merchantId: 'shop', channel: 'self', warehouseId: 'wh', deduction: 'placement', flashSale: null },
+      FAILED + 1,
+      'opening-JUG',
+      () => inventory.initSku({ skuId: 'JUG', available: FAILED + 1, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 }),
+    );
+    const accept = async (i: number) =>
+      (
+        await inventory.reserveStock({
+          orderId: `01JSTRANDED${String(i).padStart(15, '0')}`,
+          userId: `jug-buyer-${i}`,
+          idempotencyKey: `jug-${i}`,
+          bodyHash: `jug-${i}`,
+          requestedType: null,
+          items: [{ skuId: 'JUG', qty: 1 }],
+          payload: { address: buyerAddress, couponCode: null },
+          now: new Date(),
+        })
+      ).order;
+    // the oldest orders' jobs failed for good (MySQL was away through their attempts)
+    for (let i = 0; i < FAILED; i++) await enqueuePersistOrder(queues, await accept(i));
+    let failed = 0;
+    const failing = new Worker(QUEUE.orders, async () => Promise.reject(new UnrecoverableError('MySQL away')), { connection: env.redis, prefix: env.config.QUEUE_PREFIX });
+    failing.on('failed', () => void (failed += 1));
+    await waitFor(async () => failed === FAILED, { what: 'the oldest jobs failed' });
+    await failing.close();
+    // the newest one's enqueue failed after its reservation
+    const stranded = await accept(FAILED);
+
+    const sweeper = new StrandedOrderSweeper(deps, { intervalMs: 60_000, strandedAfterMs: 0, pageSize: 4 });
+    expect(await sweeper.sweep()).toBe(0);
+    expect(await sweeper.sweep()).toBe(1);
+    expect(await queues.orders.getJobState(jobId.persistOrder(stranded.orderId))).toBe('waiting');
+    // back at the oldest: the failed ones are left to the operator, the stranded one has its job
+    expect(await sweeper.sweep()).toBe(0);
+    expect(await sweeper.sweep()).toBe(0);
+    expect(await queues.orders.getJobCounts('failed', 'waiting')).toEqual({ failed: FAILED, waiting: 1 });
   });
 });
 

@@ -1124,20 +1124,33 @@ export class Inventory {
    * (evicted, or Redis lost data); only a job that still carries one can persist it. One
    * whose reservation is settled is in MySQL (only its row is paid or closed): it leaves the
    * set here, as its persisting would have taken it out, and is neither.
+   * At most `limit` of each group's oldest, from `from`'s place in its group (how many of its
+   * oldest an earlier read went past): `next` is where the next read goes on, back at the
+   * oldest once a group was read to its end. Orders the caller leaves where they are (their job
+   * failed, and waits in the dead letters) would otherwise fill every read, and an order
+   * stranded behind them would never be read.
    */
-  async findStrandedOrders(now: Date, olderThanMs: number, limit = 500): Promise<{ stranded: AcceptedOrder[]; withoutReservation: string[] }> {
+  async findStrandedOrders(
+    now: Date,
+    olderThanMs: number,
+    { from = new Map(), limit = 500 }: { from?: ReadonlyMap<string, number>; limit?: number } = {},
+  ): Promise<{ stranded: AcceptedOrder[]; withoutReservation: string[]; next: Map<string, number> }> {
     const stranded: AcceptedOrder[] = [];
     const withoutReservation: string[] = [];
+    const next = new Map<string, number>();
     for (const group of this.keys.groups()) {
-      const ids = await this.redis.zrangebyscore(this.keys.accepted(group), '-inf', now.getTime() - olderThanMs, 'LIMIT', 0, limit);
+      const offset = from.get(group) ?? 0;
+      const ids = await this.redis.zrangebyscore(this.keys.accepted(group), '-inf', now.getTime() - olderThanMs, 'LIMIT', offset, limit);
+      let settled = 0;
       for (const orderId of ids) {
         const stored = await this.readReservation(group, orderId);
         if (stored?.state === 'reserved') stranded.push(toAcceptedOrder(orderId, stored));
-        else if (stored) await this.redis.zrem(this.keys.accepted(group), orderId);
+        else if (stored) settled += await this.redis.zrem(this.keys.accepted(group), orderId);
         else withoutReservation.push(orderId);
       }
+      next.set(group, ids.length === limit ? offset + ids.length - settled : 0);
     }
-    return { stranded, withoutReservation };
+    return { stranded, withoutReservation, next };
   }
 
   /** Takes an order out of the accepted set without persisting it; false if it had left already (persisted meanwhile). */
