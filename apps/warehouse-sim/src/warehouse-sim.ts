@@ -41,6 +41,8 @@ interface FulfilmentOrder {
   staleChanges: number;
   /** every unit was taken off the order: it is not shipped */
   cancelled: boolean;
+  /** the parcel left (SHIPPED or DELIVERED was sent): a change comes too late and is refused */
+  shipped: boolean;
   notifyUrl: string;
   trackingNo: string;
   /** events acknowledged by the order system, with its answer (a RETURN_RECEIVED with the return it named) */
@@ -65,9 +67,15 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
   );
   const orders = new Map<string, FulfilmentOrder>();
 
+  /** A SHIPPED or DELIVERED means the parcel has left: later changes come too late. */
+  function noteParcelLeft(order: FulfilmentOrder, event: WarehouseEvent): void {
+    if (event === 'SHIPPED' || event === 'DELIVERED') order.shipped = true;
+  }
+
   async function send(order: FulfilmentOrder, event: WarehouseEvent, returnId?: string): Promise<number> {
     const at = new Date().toISOString();
     const named = returnId === undefined ? {} : { returnId };
+    noteParcelLeft(order, event);
     const status = await sendCallback(order.notifyUrl, { orderId: order.orderId, event, ...named, ...(event === 'SHIPPED' ? { trackingNo: order.trackingNo } : {}), at });
     order.events.push({ event, ...named, status, at });
     return status;
@@ -116,6 +124,7 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
         version: request.body.version ?? 0,
         staleChanges: 0,
         cancelled: false,
+        shipped: false,
         notifyUrl: request.body.notifyUrl,
         trackingNo: `TRK-${randomUUID().slice(0, 8).toUpperCase()}`,
         events: [],
@@ -151,6 +160,8 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
         order.staleChanges += 1;
         return { orderId: order.orderId, status: order.cancelled ? 'CANCELLED' : 'ACCEPTED' };
       }
+      // as a real warehouse: the parcel is with the carrier, what it holds and where it goes are no longer the warehouse's
+      if (order.shipped) return reply.code(409).send({ error: 'already shipped', status: 'SHIPPED', trackingNo: order.trackingNo });
       order.version = version;
       order.items = request.body.items;
       order.address = request.body.address;
@@ -161,15 +172,16 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
   );
 
   // a returned parcel carries the return's id on its label (the buyer got it when asking for the return): the
-  // operator or test reports it with the RETURN_RECEIVED, which the order system then applies to that return alone
-  app.post<{ Params: { orderId: string }; Body: { event: WarehouseEvent; returnId?: string } }>(
+  // operator or test reports it with the RETURN_RECEIVED, which the order system then applies to that return alone.
+  // `notify: false`: the event happens in the warehouse and its callback is held up (the caller sends it later itself)
+  app.post<{ Params: { orderId: string }; Body: { event: WarehouseEvent; returnId?: string; notify?: boolean } }>(
     '/__admin/orders/:orderId/events',
     {
       schema: {
         body: {
           type: 'object',
           required: ['event'],
-          properties: { event: { type: 'string', enum: [...WAREHOUSE_EVENTS, 'RETURN_RECEIVED'] }, returnId: { type: 'string', minLength: 1, maxLength: 64 } },
+          properties: { event: { type: 'string', enum: [...WAREHOUSE_EVENTS, 'RETURN_RECEIVED'] }, returnId: { type: 'string', minLength: 1, maxLength: 64 }, notify: { type: 'boolean', default: true } },
         },
       },
     },
@@ -177,8 +189,13 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
       const order = orders.get(request.params.orderId);
       if (!order) return reply.code(404).send({ error: 'unknown order' });
       const returnId = request.body.event === 'RETURN_RECEIVED' ? request.body.returnId : undefined;
-      const status = await send(order, request.body.event, returnId);
-      return { orderId: order.orderId, event: request.body.event, ...(returnId === undefined ? {} : { returnId }), callbackStatus: status };
+      const { event } = request.body;
+      if (request.body.notify === false) {
+        noteParcelLeft(order, event);
+        return { orderId: order.orderId, event, ...(returnId === undefined ? {} : { returnId }), callbackStatus: null };
+      }
+      const status = await send(order, event, returnId);
+      return { orderId: order.orderId, event, ...(returnId === undefined ? {} : { returnId }), callbackStatus: status };
     },
   );
   app.get('/__admin/orders', async () => ({ orders: [...orders.values()] }));

@@ -1,6 +1,6 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { waitFor } from '@orders/testing';
+import { buyerAddress, waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -20,6 +20,10 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
   const shipmentOf = async (orderId: string) => (await system.order(orderId)).shipments.map((s: any) => s.status);
   const waitForShipment = (orderId: string, status: string) =>
     waitFor(async () => (await shipmentOf(orderId))[0] === status, { what: `the shipment of ${orderId} to be ${status}`, timeoutMs: 15_000, explain: async () => JSON.stringify(await shipmentOf(orderId)) });
+  /** The api's count of parcels shipped after their refund (ParcelsShippedAfterRefund). */
+  const shippedAfterRefund = async () => Number(/^parcels_shipped_after_refund_total(?:\{[^}]*\})? (\d+)$/m.exec((await system.request('GET', '/metrics')).body)?.[1]);
+  /** The workers' count of changes the warehouse refused as too late (FulfilmentChangesTooLate). */
+  const changesTooLate = async () => (await system.workers.deps.metrics.registry.getSingleMetric('fulfilment_changes_too_late_total')!.get()).values[0]?.value ?? 0;
   const paid = async (buyer: string, items: Array<{ skuId: string; qty: number }>) => {
     const orderId = await system.checkout(buyer, items);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
@@ -27,7 +31,7 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     return orderId;
   };
 
-  it('reads CANCELLED once the warehouse drops it, not ACCEPTED as a parcel still going out; a late SHIPPED changes nothing', async () => {
+  it('reads CANCELLED once the warehouse drops it, not ACCEPTED as a parcel still going out; a SHIPPED after the drop is a parcel that left anyway, counted', async () => {
     const orderId = await paid('ada', [{ skuId: 'KETTLE', qty: 2 }]);
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     expect(await shipmentOf(orderId)).toEqual(['ACCEPTED']);
@@ -44,11 +48,67 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     await waitFor(async () => (await atWarehouse(orderId)).cancelled, { what: 'the warehouse to drop the parcel' });
     await waitForShipment(orderId, 'CANCELLED');
 
-    // the warehouse reporting it shipped after all is an event the order has passed
+    // the warehouse reporting it shipped after all (it took the drop, and the parcel left anyway): it left, and is counted
+    const before = await shippedAfterRefund();
     const late = await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED' } });
     expect(late.body.callbackStatus).toBe(200);
     const order = await system.order(orderId);
-    expect([order.status, order.shipments[0].status]).toEqual(['REFUNDED', 'CANCELLED']);
+    expect([order.status, order.shipments[0].status]).toEqual(['REFUNDED', 'SHIPPED']);
+    expect(await shippedAfterRefund()).toBe(before + 1);
+  });
+
+  it('leaves the parcel as the warehouse has it when the warehouse refuses the drop because the parcel left, and counts it once its delayed SHIPPED comes', async () => {
+    const orderId = await paid('dee', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    // the parcel leaves; its SHIPPED callback is held up on the way
+    await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED', notify: false } });
+    const [tooLate, shippedBefore] = [await changesTooLate(), await shippedAfterRefund()];
+
+    expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('dee'), body: { reason: 'changed my mind' } })).status).toBe(200);
+    await system.waitForStatus(orderId, 'REFUNDED');
+    await waitFor(async () => (await changesTooLate()) === tooLate + 1, { what: 'the drop refused as too late' });
+    expect((await atWarehouse(orderId)).cancelled).toBe(false);
+    expect(await shipmentOf(orderId)).toEqual(['ACCEPTED']);
+
+    const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-LATE', at: new Date().toISOString() });
+    expect([shipped.status, shipped.body.changed]).toEqual([200, true]);
+    expect(await shipmentOf(orderId)).toEqual(['SHIPPED']);
+    expect(await shippedAfterRefund()).toBe(shippedBefore + 1);
+    // the refund job sends the drop again: the same change refused again is not counted again
+    const { fulfillment } = system.workers.deps.queues;
+    await waitFor(async () => (await fulfillment.getJobs(['waiting', 'prioritized', 'delayed', 'active'])).every((job) => job.data.orderId !== orderId), { what: 'the drop jobs to have run' });
+    expect(await changesTooLate()).toBe(tooLate + 1);
+  });
+
+  it('takes a DELIVERED for a refunded parcel whose SHIPPED was lost as the parcel having left', async () => {
+    const { fulfillment } = system.workers.deps.queues;
+    const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
+    const orderId = await paid('eve', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    const before = await shippedAfterRefund();
+    await fulfilmentWorker.pause();
+    try {
+      expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('eve'), body: { reason: 'changed my mind' } })).status).toBe(200);
+      const delivered = await system.signedCallback('warehouse', { orderId, event: 'DELIVERED', at: new Date().toISOString() });
+      expect([delivered.status, delivered.body.changed]).toEqual([200, true]);
+    } finally {
+      fulfilmentWorker.resume();
+    }
+    await system.waitForStatus(orderId, 'REFUNDED');
+    expect(await shipmentOf(orderId)).toEqual(['DELIVERED']);
+    expect(await shippedAfterRefund()).toBe(before + 1);
+  });
+
+  it('counts an address change the warehouse refused because the parcel had left, and leaves the parcel going out', async () => {
+    const orderId = await paid('fay', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED', notify: false } });
+    const before = await changesTooLate();
+    const moved = await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: system.token('fay'), body: { address: { ...buyerAddress, line1: '1 New Road' } } });
+    expect(moved.status).toBe(200);
+    await waitFor(async () => (await changesTooLate()) === before + 1, { what: 'the change refused as too late' });
+    expect((await atWarehouse(orderId)).address.line1).toBe(buyerAddress.line1);
+    expect(await shipmentOf(orderId)).toEqual(['ACCEPTED']);
   });
 
   it('records a parcel the warehouse shipped before it read the drop of its order refunded whole: SHIPPED, counted and never turned CANCELLED by the drop', async () => {
@@ -56,6 +116,7 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
     const orderId = await paid('cy', [{ skuId: 'KETTLE', qty: 1 }]);
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    const before = await shippedAfterRefund();
     // the drop waits in its queue (the warehouse's breaker open, a backlog) while the parcel leaves
     await fulfilmentWorker.pause();
     try {
@@ -70,7 +131,7 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     await waitFor(async () => (await fulfillment.getJobs(['waiting', 'prioritized', 'delayed', 'active'])).every((job) => job.data.orderId !== orderId), { what: "the drop's job to have run" });
     const order = await system.order(orderId);
     expect(order.shipments).toEqual([expect.objectContaining({ status: 'SHIPPED', trackingNo: 'TRK-GONE' })]);
-    expect((await system.request('GET', '/metrics')).body).toMatch(/^parcels_shipped_after_refund_total(\{[^}]*\})? 1$/m);
+    expect(await shippedAfterRefund()).toBe(before + 1);
   });
 
   it("cancels the shipment of a split order's child refunded whole, and leaves its sibling's parcel going out", async () => {

@@ -239,6 +239,11 @@ export function createMetrics(labels: { app: string }) {
       help: "Parcels the warehouse reported SHIPPED for orders refunded whole before they shipped: the update dropping the parcel came too late. The buyer has the money back and the goods on their way, and the units are on sale again though they left",
       registers: [registry],
     }),
+    fulfilmentChangesTooLate: new Counter({
+      name: 'fulfilment_changes_too_late_total',
+      help: 'Changes of a parcel (a new address, units refunded, every unit refunded) the warehouse refused because the parcel had left already: it goes to the old address, or with the units refunded',
+      registers: [registry],
+    }),
     paymentAmountMismatches: new Counter({
       name: 'payment_amount_mismatches_total',
       help: "Payment callbacks naming another amount than the payment asked for. outcome=given_back: reported taken, the money was recorded as taken for the amount named and given back whole, and the order stays payable; outcome=refused: a payment already settled, or a failure, reported for another amount, answered 422 AMOUNT_MISMATCH",

@@ -401,6 +401,20 @@ export class ProcessRepository {
     );
   }
 
+  /**
+   * Records that the warehouse refused the order's parcel change read at `version` as too late
+   * (the parcel had left); false when that change, or a later one, was recorded already.
+   */
+  async noteChangeTooLate(orderId: string, version: number): Promise<boolean> {
+    const updated = await this.db
+      .updateTable('orders')
+      .set({ change_too_late_version: version })
+      .where('order_id', '=', orderId)
+      .where((eb) => eb.or([eb('change_too_late_version', 'is', null), eb('change_too_late_version', '<', version)]))
+      .executeTakeFirst();
+    return Number(updated.numUpdatedRows) === 1;
+  }
+
   /** How the ledger has the order's reservation closed: committed (paid) or released; null while the order holds it. */
   async reservationClosedAs(orderId: string): Promise<'commit' | 'release' | null> {
     const row = await this.db.selectFrom('stock_ledger').select('kind').where('order_id', '=', orderId).where('kind', 'in', ['commit', 'release']).limit(1).executeTakeFirst();

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { IllegalTransition, StaleOrderVersion, stateMachineFor, type OrderType } from '@orders/domain';
-import { afterStaleOrderVersion, ProcessRepository, REFUNDED_WHOLE, RefundRepository, retryTransaction, type OrderRow, type RefundView, type TransitionResult } from '@orders/persistence';
+import { afterStaleOrderVersion, ProcessRepository, REFUNDED_WHOLE, RefundRepository, UNSHIPPED_PARCEL, retryTransaction, type OrderRow, type RefundView, type TransitionResult } from '@orders/persistence';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { applyPaymentTaken, givePaymentBackWhole, refundIfNotApplied } from '../payment-settlement.js';
@@ -90,19 +90,21 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
 
   /**
    * The warehouse shipped the parcel of an order refunded whole before it shipped: the update
-   * dropping it came too late (the warehouse had not read it, or its breaker held it). Recorded on
-   * the shipment, so that update leaves it SHIPPED rather than CANCELLED, logged with the units and
-   * counted (ParcelsShippedAfterRefund): the buyer has the money back and the goods on their way,
-   * and the units are on sale again though they left, for the shop to stop the parcel or settle.
+   * dropping it came too late (the warehouse had not read it, or its breaker held it), or the
+   * warehouse shipped it though it took the drop (the shipment reads CANCELLED). Its DELIVERED
+   * stands for it when the SHIPPED was lost. Recorded on the shipment, so that update leaves it
+   * SHIPPED (or DELIVERED) rather than CANCELLED, logged with the units and counted once
+   * (ParcelsShippedAfterRefund): the buyer has the money back and the goods on their way, and
+   * the units are on sale again though they left, for the shop to stop the parcel or settle.
    */
-  async function shippedAfterRefund(order: OrderRow, callback: WarehouseCallback, at: Date, log: FastifyBaseLogger): Promise<{ changed: boolean; status: string }> {
-    const { shipmentFrom } = WAREHOUSE_EVENTS.SHIPPED;
-    const shipped = await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.advanceShipment(trx, order.order_id, shipmentFrom, 'SHIPPED', { trackingNo: callback.trackingNo ?? null, at })));
+  async function shippedAfterRefund(order: OrderRow, callback: WarehouseCallback & { event: 'SHIPPED' | 'DELIVERED' }, at: Date, log: FastifyBaseLogger): Promise<{ changed: boolean; status: string }> {
+    const from = [...UNSHIPPED_PARCEL, 'CANCELLED'];
+    const shipped = await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.advanceShipment(trx, order.order_id, from, callback.event, { trackingNo: callback.trackingNo ?? null, at })));
     if (shipped) {
       deps.metrics.parcelsShippedAfterRefund.inc();
       const items = await process.items(order.order_id);
       log.error(
-        { orderId: order.order_id, status: order.status, trackingNo: callback.trackingNo, items: items.map((item) => ({ skuId: item.sku_id, qty: item.qty })) },
+        { orderId: order.order_id, status: order.status, event: callback.event, trackingNo: callback.trackingNo, items: items.map((item) => ({ skuId: item.sku_id, qty: item.qty })) },
         'the warehouse shipped a parcel of an order refunded before it shipped: stop the parcel or settle with the buyer, and set the stock of its units',
       );
     }
@@ -366,7 +368,9 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
           await followUpAgain(deps, order.order_id);
           return { changed: false, status: current.status };
         }
-        if (error instanceof IllegalTransition && callback.event === 'SHIPPED' && REFUNDED_WHOLE.has(current.status)) return shippedAfterRefund(current, callback, at, request.log);
+        if (error instanceof IllegalTransition && (callback.event === 'SHIPPED' || callback.event === 'DELIVERED') && REFUNDED_WHOLE.has(current.status)) {
+          return shippedAfterRefund(current, { ...callback, event: callback.event }, at, request.log);
+        }
         // an illegal step the order has reached by now was refused through every attempt: the warehouse retries
         if (!(error instanceof IllegalTransition) || warehouseMayStepFrom(current.status)) throw error;
         // a parcel the buyer sent back before the merchant approved its return: not a repeat but

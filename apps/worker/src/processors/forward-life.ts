@@ -1,4 +1,4 @@
-import { ExternalRefused, PaymentClient, WarehouseClient, breakerSettings } from '@orders/clients';
+import { ExternalRefused, PaymentClient, WarehouseClient, breakerSettings, type FulfilmentChange } from '@orders/clients';
 import type { Config } from '@orders/config';
 import { IllegalTransition, StaleOrderVersion, needsSplit, planSplit, shipsParcels, stateMachineFor, type Actor, type Effect, type OrderType, type TimerEffect } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
@@ -447,10 +447,34 @@ export class ForwardLife {
   private async withdrawIfRefunded(job: Job<SendToWarehouseJob>, token: string | undefined, order: OrderRow): Promise<void> {
     if (!REFUNDED_WHOLE.has(order.status) || (await this.process.shipment(order.order_id))) return;
     try {
-      await callExternal(job, token, () => this.warehouseClient.updateFulfilment(order.order_id, { ...fulfilmentOf(order, []), version: order.version }));
-      this.deps.log.warn({ orderId: order.order_id, status: order.status }, 'order refunded during its hand-over: withdrawn from the warehouse');
+      if (await this.changeReachedWarehouse(job, token, order, { ...fulfilmentOf(order, []), version: order.version })) {
+        this.deps.log.warn({ orderId: order.order_id, status: order.status }, 'order refunded during its hand-over: withdrawn from the warehouse');
+      }
     } catch (error) {
       if (!(error instanceof ExternalRefused && error.status === 404)) throw error;
+    }
+  }
+
+  /**
+   * Sends the warehouse a change of the order's parcel; false when the warehouse refused it as
+   * too late (409: the parcel left), logged and counted once per change (FulfilmentChangesTooLate;
+   * the job may send it again). The parcel is then left as the warehouse has it: its SHIPPED
+   * callback moves it on (for an order refunded whole, as shipped after the refund), where
+   * marking it CANCELLED would have hidden it.
+   */
+  private async changeReachedWarehouse(job: Job<SendToWarehouseJob>, token: string | undefined, order: OrderRow, change: FulfilmentChange): Promise<boolean> {
+    try {
+      await callExternal(job, token, () => this.warehouseClient.updateFulfilment(order.order_id, change));
+      return true;
+    } catch (error) {
+      if (!(error instanceof ExternalRefused && error.status === 409)) throw error;
+      if (!(await this.process.noteChangeTooLate(order.order_id, change.version))) return false;
+      this.deps.metrics.fulfilmentChangesTooLate.inc();
+      this.deps.log.error(
+        { orderId: order.order_id, status: order.status, version: order.version, items: change.items, answer: error.body.slice(0, 200) },
+        'the warehouse refused a change of a parcel that had left: it goes to the address and with the units it was handed over with; stop it with the carrier or settle with the buyer',
+      );
+      return false;
     }
   }
 
@@ -468,7 +492,7 @@ export class ForwardLife {
     const closed = stateMachineFor(order.type as OrderType).isFinal(order.status);
     // the order's version with it: a change sent before, whose answer timed out and which reaches the warehouse late, is older and ignored there
     const change = { ...fulfilmentOf(order, closed ? [] : await this.process.items(order.order_id)), version: order.version };
-    await callExternal(job, token, () => this.warehouseClient.updateFulfilment(order.order_id, change));
+    if (!(await this.changeReachedWarehouse(job, token, order, change))) return;
     if (change.items.length > 0) return;
     const at = this.deps.clock();
     await this.deps.db.transaction().execute((trx) => ProcessRepository.cancelUnshippedParcel(trx, order.order_id, at));

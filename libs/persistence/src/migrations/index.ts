@@ -17,6 +17,7 @@ import * as refundsWaiting from './0017-refunds-waiting.js';
 import * as couponRedemptionsByOrder from './0018-coupon-redemptions-by-order.js';
 import * as latePaymentsDue from './0019-late-payments-due.js';
 import * as promotionSkuLists from './0020-promotion-sku-lists.js';
+import * as fulfilmentChangesTooLate from './0021-fulfilment-changes-too-late.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -41,4 +42,5 @@ export const migrations: Record<string, Migration> = {
   '0018-coupon-redemptions-by-order': couponRedemptionsByOrder,
   '0019-late-payments-due': latePaymentsDue,
   '0020-promotion-sku-lists': promotionSkuLists,
+  '0021-fulfilment-changes-too-late': fulfilmentChangesTooLate,
 };
