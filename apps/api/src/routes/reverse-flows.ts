@@ -176,17 +176,18 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   }
 
   /**
-   * `act` on the order as the request read it; refused (IllegalTransition) because the order moved on while the
-   * request ran (its version on: its payment landed, or a worker split it, PAID still, its parts now its children),
-   * `act` once more on the order as it stands then, which decides again which parts it moves. Refused again, or
-   * refused with the order as it was read, the refusal stands.
+   * `act` on the order as the request read it; refused (IllegalTransition), `act` once more on the order as it
+   * stands then, which decides again which parts it moves: the order may have moved on while the request ran (its
+   * payment landed, or a worker split it, PAID still, its parts now its children), or one of its children alone
+   * (refunded whole by another request, its parent's version unchanged: that child is left out now). Refused
+   * again, the refusal stands.
    */
   async function asItStandsOnceMovedOn<T>(read: OrderRow, act: (order: OrderRow) => Promise<T>): Promise<T> {
     try {
       return await act(read);
     } catch (error) {
       const now = error instanceof IllegalTransition ? await deps.orders.findOrderRow(read.order_id) : undefined;
-      if (!now || now.version === read.version) throw error;
+      if (!now) throw error;
       return act(now);
     }
   }
@@ -458,10 +459,9 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       };
       // all or nothing, in one transaction: a parcel that ships (or a split that makes the children) while the
       // change is being made refuses it whole or takes it whole, never leaves some parts with the old address
-      let moved: TransitionResult[];
       let partsRead: OrderRow[] = [];
-      try {
-        moved = await moveParts(deps, async () => {
+      const move = () =>
+        moveParts(deps, async () => {
           const { parts, split } = await partsToMove();
           partsRead = parts;
           return parts
@@ -482,10 +482,15 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
               },
             }));
         });
+      let moved: TransitionResult[];
+      try {
+        moved = await move();
       } catch (error) {
-        // a part moved on between the read and the transaction (a parcel shipped): refused naming it, as the read would have
-        if (error instanceof IllegalTransition) await partsToMove();
-        throw error;
+        if (!(error instanceof IllegalTransition)) throw error;
+        // a part moved on between the read and the transaction: a parcel that shipped is refused naming it, as the
+        // read would have; a child closed meanwhile (refunded whole) keeps its address, and the others take the new one
+        await partsToMove();
+        moved = await move();
       }
       for (const { order: part, fired } of moved) await followUp(deps, part, fired.effects);
       // the parts that had the address already: a change sent again after its answer was lost, perhaps with the
