@@ -27,6 +27,7 @@ function printReport(report: ReconcileReport, repair: boolean): void {
   if (report.ordersFinished > 0) console.log(`${plural(report.ordersFinished, 'order')} released, committed or restocked in the ledger finished in Redis too.`);
   if (report.movementsInFlight > 0) console.log(`${plural(report.movementsInFlight, 'release, commit or restock')} of recent orders under way (one side, Redis or the ledger, not yet run) counted as Redis has them and left to their own step.`);
   if (repair) console.log(`${plural(report.couponsPublished, 'coupon')} not yet ended published to Redis from MySQL; ${report.couponUsesRestored} buyer(s)' coupon uses counted again.`);
+  if (repair) console.log(`${report.flashSaleCountsRestored} buyer(s)' counts toward a running flash sale's per-buyer limit counted again.`);
   for (const { skuId, available } of report.oversold) {
     console.log(`OVERSOLD: ${skuId}: the ledger has ${available} units available, more reserved or sold than there was stock.`);
   }
@@ -71,9 +72,10 @@ runCommand({ usage: USAGE, parse: repairAsked }, async (repair) => {
   await redis.connect();
   // a MySQL that stops answering fails the command (exit 1) rather than holding it, and the repair's lock, for hours
   const { db } = createDb(config.MYSQL_URL, 2, config.RECONCILE_QUERY_TIMEOUT_MS, 'RECONCILE_QUERY_TIMEOUT_MS');
-  const inventory = new Inventory(redis, config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(config));
+  const ledger = new StockLedgerRepository(db);
+  const inventory = new Inventory(redis, config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(config), { limitGivenBackBy: (restock) => ledger.limitGivenBack(restock) });
   const reconciler = new StockReconciler(
-    { redis, inventory, ledger: new StockLedgerRepository(db), catalog: new CatalogRepository(db), coupons: new CouponRepository(db), log: pino({ level: 'silent' }) },
+    { redis, inventory, ledger, catalog: new CatalogRepository(db), coupons: new CouponRepository(db), log: pino({ level: 'silent' }) },
     { settleMs: config.RECONCILE_SETTLE_MS },
   );
   try {

@@ -1,6 +1,6 @@
 import type { Config } from '@orders/config';
 import { createMetrics } from '@orders/metrics';
-import { CatalogRepository, OrderRepository, createDb, migrateDatabase, orderListOptionsOf } from '@orders/persistence';
+import { CatalogRepository, OrderRepository, StockLedgerRepository, createDb, migrateDatabase, orderListOptionsOf } from '@orders/persistence';
 import { createOrderQueues } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf, connectRedis, logRedisOutages, type ConnectionLog } from '@orders/stock';
 import type { AppDeps } from './app-deps.js';
@@ -38,6 +38,8 @@ export async function connectApi(config: Config, options: { migrate?: boolean } 
   // on a connection of their own, the reservations waiting for replicas keep nothing else waiting
   const reservations = config.RESERVATION_REPLICA_ACKS > 0 ? redis.duplicate() : undefined;
   await reservations?.connect();
+  // a paid order's cancellation gives its flash-sale units back to the buyer's limit with its restock
+  const ledger = new StockLedgerRepository(db);
   const inventory = new Inventory(
     redis,
     config.REDIS_KEY_PREFIX,
@@ -46,6 +48,7 @@ export async function connectApi(config: Config, options: { migrate?: boolean } 
       // only the intake answers buyers, so only its reservations wait for replicas
       durability: { replicaAcks: config.RESERVATION_REPLICA_ACKS, timeoutMs: config.RESERVATION_REPLICA_TIMEOUT_MS, connection: reservations },
       soldOutMemoryMs: config.SOLD_OUT_MEMORY_MS,
+      limitGivenBackBy: (restock) => ledger.limitGivenBack(restock),
     },
   );
   // units given back anywhere (a cancellation here, an expiry in a worker) end the sold-out memory at once

@@ -56,6 +56,8 @@ export interface ReconcileReport {
   /** repair only: coupons not yet ended published to Redis again from MySQL, and buyers' lost coupon uses put back */
   couponsPublished: number;
   couponUsesRestored: number;
+  /** repair only: buyers' counts toward a running flash sale's per-buyer limit that Redis had lost, put back (restoreFlashSaleCounts) */
+  flashSaleCountsRestored: number;
   /** SKUs whose drift was the same in both readings */
   drift: SkuDrift[];
   /** the repair moved every unit of the drift */
@@ -178,7 +180,7 @@ export class StockReconciler {
       await this.saveReport(reading.all.map((sku) => (lastingSkus.has(sku.skuId) ? sku : { skuId: sku.skuId, available: 0, reserved: 0, sold: 0 })));
       if (lasting.length > 0) this.deps.log.warn({ drift: lasting, repaired: false }, 'stock drift between Redis and the ledger');
       const report = { checkedSkus: reading.all.length, ordersInFlight: reading.ordersInFlight, stockSetsFinished, unitsRebalanced, claimsAbandoned, drift: lasting, oversold: reading.oversold };
-      return { ...report, movementsInFlight: 0, reservationsRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, repaired: false, unitsLeft: [], skusBusy: [] };
+      return { ...report, movementsInFlight: 0, reservationsRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, flashSaleCountsRestored: 0, repaired: false, unitsLeft: [], skusBusy: [] };
     }
     // two repairs reading the same drift would each move the counters by it
     return this.repairLock.whileHeld(REPAIR_LOCK_WAIT_MS, async (stillHeld) => {
@@ -204,6 +206,8 @@ export class StockReconciler {
       for (const restock of reading.lateRestocks.filter(({ lines }) => lines.some((line) => recreated.has(line.skuId)))) {
         await this.deps.inventory.restockStock(restock.orderId, restock.ref, restock.lines);
       }
+      // after every restock the repair runs: one run after the count would give a cancellation's units back twice
+      const flashSaleCountsRestored = await this.restoreFlashSaleCounts();
       // transfers into the buckets recreated are given now, and those left empty refilled
       if (lasting.some((drift) => drift.missing)) unitsRebalanced += await this.rebalance();
       const left = new Map(unitsLeft.map(({ skuId, units }) => [skuId, units]));
@@ -221,6 +225,7 @@ export class StockReconciler {
         ordersFinished,
         couponsPublished,
         couponUsesRestored,
+        flashSaleCountsRestored,
         drift: lasting,
         repaired: lasting.length > 0 && unitsLeft.length === 0 && skusBusy.length === 0,
         unitsLeft,
@@ -317,6 +322,50 @@ export class StockReconciler {
       await inventory.publishCoupon(coupon);
     }
     return { couponsPublished: inForce.length, couponUsesRestored };
+  }
+
+  /**
+   * The buyers' counts toward each running flash sale's per-buyer limit live in Redis alone: after
+   * Redis lost one, the buyer could buy past the limit. Each count Redis no longer has is put back,
+   * summed from the orders that still hold the buyer's units (MySQL's, and those accepted and not yet
+   * in it: their reservation records), as the coupon uses are; counts Redis still has are kept.
+   */
+  private async restoreFlashSaleCounts(): Promise<number> {
+    const { inventory, ledger, log } = this.deps;
+    // Redis first, then MySQL: an order persisted in between is in both, and `persisted` says so
+    const inFlight = await this.limitedInFlight();
+    const { sales, persisted } = await ledger.limitedSales(new Date(), inFlight.map((line) => line.orderId));
+    let restored = 0;
+    for (const sale of sales) {
+      const accepted = inFlight.filter((line) => line.skuId === sale.skuId && !persisted.has(line.orderId));
+      restored += await inventory.restoreBoughtCounts(sale, [...sale.held, ...accepted]);
+    }
+    if (restored > 0) log.warn({ restored }, "stock repair: put back buyers' flash-sale counts Redis had lost");
+    return restored;
+  }
+
+  /** The units of the accepted orders not yet in MySQL that their reservations count toward a flash sale's per-buyer limit. */
+  private async limitedInFlight(): Promise<Array<{ orderId: string; userId: string; skuId: string; qty: number }>> {
+    const { redis, inventory } = this.deps;
+    const lines: Array<{ orderId: string; userId: string; skuId: string; qty: number }> = [];
+    for (const group of inventory.keys.groups()) {
+      const orderIds = await redis.zrange(inventory.keys.accepted(group), 0, -1);
+      if (orderIds.length === 0) continue;
+      const pipeline = redis.pipeline();
+      for (const orderId of orderIds) pipeline.hmget(inventory.keys.order(group, orderId), 's', 'u', 'p', 'l');
+      ((await pipeline.exec()) ?? []).forEach(([error, reply], i) => {
+        if (error) throw error;
+        const [state, userId, payload, recorded] = reply as Array<string | null>;
+        if (state !== 'reserved' || !userId || !payload || !recorded) return;
+        const { items } = JSON.parse(payload) as { items: Array<{ skuId: string }> };
+        // per line, in the order's line order: [units, deduction, limited] (reserveStock-6+c+2n.lua)
+        (JSON.parse(recorded) as Array<[number, string, number]>).forEach(([qty, , limited], line) => {
+          const skuId = items[line]?.skuId;
+          if (skuId !== undefined && limited === 1) lines.push({ orderId: orderIds[i]!, userId, skuId, qty });
+        });
+      });
+    }
+    return lines;
   }
 
   /**

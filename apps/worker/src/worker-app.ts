@@ -43,12 +43,13 @@ export function connectWorker(config: Config, log: Logger): WorkerDeps {
   // BullMQ workers block on Redis and must retry forever rather than fail a command (on a cluster, per node)
   const redis = connectRedis(config, { maxRetriesPerRequest: null });
   const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE, config.MYSQL_QUERY_TIMEOUT_MS);
+  const ledger = new StockLedgerRepository(db);
   return {
     config,
     redis,
     db,
     queues: createOrderQueues(redis, { prefix: config.QUEUE_PREFIX, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS }),
-    inventory: new Inventory(redis, config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(config)),
+    inventory: new Inventory(redis, config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(config), { limitGivenBackBy: (restock) => ledger.limitGivenBack(restock) }),
     orders: new OrderRepository(db),
     catalog: new CatalogRepository(db),
     metrics: createMetrics({ app: 'worker' }),

@@ -45,6 +45,17 @@ export interface LedgerRestock {
   lines: Array<{ skuId: string; qty: number }>;
 }
 
+/** A flash sale running with a per-buyer limit, and the units of it each persisted order still counts toward its buyer's limit. */
+export interface LimitedSale {
+  skuId: string;
+  endsAt: Date;
+  /** per order (a split order's children by their parent, whose reservation record it is) */
+  held: Array<{ orderId: string; userId: string; qty: number }>;
+}
+
+/** The reason of a paid order's cancellation on its restock rows (the cancel route's): what gives a flash-sale limit back. */
+const CANCELLATION = 'cancel';
+
 /**
  * The ledger read as stock counters, for the stock reconciler.
  * available: the sum of every movement. reserved: placement reservations neither
@@ -115,6 +126,86 @@ export class StockLedgerRepository {
   /** Restocks of the orders accepted from `fromOrderId` on. */
   async restocks(fromOrderId: string): Promise<LedgerRestock[]> {
     return restocks(this.db, fromOrderId);
+  }
+
+  /**
+   * Whose per-buyer limit a restock gives back (the Inventory's `restockStock`): a paid order's
+   * cancellation (its restock rows' reason), of the SKUs the order bought in their flash sale with a
+   * limit (accepted in the sale's window, as the catalog has it). Null for any other restock (a refund
+   * of lines, a return: those units stay counted, as the coupon use stays used) or without such SKUs.
+   */
+  async limitGivenBack({ orderId, ref }: { orderId: string; ref: string }): Promise<{ userId: string; skuIds: string[] } | null> {
+    const rows = await this.db
+      .selectFrom('stock_ledger as l')
+      .innerJoin('orders as o', 'o.order_id', 'l.order_id')
+      .innerJoin('skus as s', 's.sku_id', 'l.sku_id')
+      .select(['o.user_id', 'l.sku_id'])
+      .where('l.order_id', '=', orderId)
+      .where('l.kind', '=', 'restock')
+      .where('l.ref', '=', ref)
+      .where('l.reason', '=', CANCELLATION)
+      .where('o.type', '=', 'flash_sale')
+      .where('s.flash_per_user_limit', '>', 0)
+      .whereRef('s.flash_starts_at', '<=', 'o.accepted_at')
+      .whereRef('o.accepted_at', '<', 's.flash_ends_at')
+      .execute();
+    return rows.length === 0 ? null : { userId: rows[0]!.user_id, skuIds: rows.map((row) => row.sku_id) };
+  }
+
+  /**
+   * The flash sales running at `now` with a per-buyer limit, each with the units persisted orders
+   * still count toward their buyers' limits: lines of orders accepted in the sale's window (a split
+   * order's as its children hold them), neither released (cancelled, expired, or a release in the
+   * ledger: a payment-time SKU sold out) nor put back by a cancellation after payment; a refund of
+   * lines or a return leaves them counted. In one consistent snapshot (REPEATABLE READ) with which of
+   * `acceptedIds` are persisted, so an order written meanwhile is counted from MySQL or from Redis, never both.
+   */
+  async limitedSales(now: Date, acceptedIds: readonly string[]): Promise<{ sales: LimitedSale[]; persisted: Set<string> }> {
+    return this.db
+      .transaction()
+      .setIsolationLevel('repeatable read')
+      .execute(async (trx) => {
+        const lines = await trx
+          .selectFrom('skus as s')
+          .innerJoin('order_items as i', 'i.sku_id', 's.sku_id')
+          .innerJoin('orders as o', 'o.order_id', 'i.order_id')
+          .select(['s.sku_id', 's.flash_ends_at', 'o.order_id', 'o.parent_order_id', 'o.user_id', 'i.qty'])
+          .where('s.flash_per_user_limit', '>', 0)
+          .where('s.flash_starts_at', '<=', now)
+          .where('s.flash_ends_at', '>', now)
+          .where('o.type', '=', 'flash_sale')
+          .whereRef('o.accepted_at', '>=', 's.flash_starts_at')
+          .whereRef('o.accepted_at', '<', 's.flash_ends_at')
+          .where('o.status', 'not in', ['CANCELLED', 'EXPIRED'])
+          // a split order's lines are counted as its children hold them
+          .where(({ not, exists, selectFrom }) => not(exists(selectFrom('orders as c').select('c.order_id').whereRef('c.parent_order_id', '=', 'o.order_id'))))
+          .where(({ not, exists, selectFrom }) => not(exists(selectFrom('stock_ledger as r').select('r.id').whereRef('r.order_id', '=', 'o.order_id').where('r.kind', '=', 'release'))))
+          .execute();
+        const orderIds = [...new Set(lines.map((line) => line.order_id))];
+        const cancelled =
+          orderIds.length === 0
+            ? []
+            : await trx
+                .selectFrom('stock_ledger')
+                .select(['order_id', 'sku_id', 'qty'])
+                .where('kind', '=', 'restock')
+                .where('reason', '=', CANCELLATION)
+                .where('order_id', 'in', orderIds)
+                .execute();
+        const persisted = acceptedIds.length === 0 ? [] : await trx.selectFrom('orders').select('order_id').where('order_id', 'in', [...acceptedIds]).execute();
+        const sales = new Map<string, LimitedSale>();
+        for (const line of lines) {
+          const sale = sales.get(line.sku_id) ?? { skuId: line.sku_id, endsAt: line.flash_ends_at!, held: [] };
+          sales.set(line.sku_id, sale);
+          sale.held.push({ orderId: line.parent_order_id ?? line.order_id, userId: line.user_id, qty: Number(line.qty) });
+        }
+        const lineOf = new Map(lines.map((line) => [`${line.order_id} ${line.sku_id}`, line]));
+        for (const { order_id, sku_id, qty } of cancelled) {
+          const line = lineOf.get(`${order_id} ${sku_id}`);
+          if (line) sales.get(sku_id)!.held.push({ orderId: line.parent_order_id ?? line.order_id, userId: line.user_id, qty: -Number(qty) });
+        }
+        return { sales: [...sales.values()], persisted: new Set(persisted.map((row) => row.order_id)) };
+      });
   }
 
   /**

@@ -141,6 +141,16 @@ export interface SkuStock {
 /** The counters of a SKU's stock hash, as SkuStock names them. */
 export const SKU_COUNTERS = ['available', 'reserved', 'sold'] as const;
 
+/**
+ * The buyer whose per-buyer limit a restock gives its units back to, and the SKUs of the order it
+ * gives back (those it bought in their flash sale with a limit): a paid order's cancellation, as
+ * its coupon use goes back. Never a refund of lines or a return: those units stay counted.
+ */
+export interface BuyerLimit {
+  userId: string;
+  skuIds: readonly string[];
+}
+
 /** Units moved from one bucket of a SKU to another, under an id that makes each side happen once. */
 export interface StockTransfer {
   transferId: string;
@@ -301,6 +311,8 @@ const CLAIM_ABANDONED_AFTER_MS = 10_000;
  * other cart is accepted under the key.
  */
 const CLAIM_OUTLIVES_RECORD_MS = 60_000;
+/** How long a buyer's count toward a flash sale's limit outlives the sale (reserveStock-6+c+2n.lua's PEXPIREAT). */
+const BOUGHT_KEPT_AFTER_SALE_MS = 24 * 3600 * 1000;
 /** How long a buyer's coupon uses outlive the coupon (reserveStock-6+c+2n.lua's PEXPIREAT). */
 const COUPON_USES_KEPT_AFTER_END_MS = 24 * 3600 * 1000;
 /**
@@ -393,6 +405,7 @@ export class Inventory {
   private readonly deadlineTimes = new IsoTimestamps();
   /** Settlements of unanswered commands that found the connection down, sent once it is back (`settleEvenIfAway`). */
   private readonly awaitingConnection: Array<() => Promise<void>> = [];
+  private readonly limitGivenBackBy: (restock: { orderId: string; ref: string }) => Promise<BuyerLimit | null>;
 
   constructor(
     private readonly redis: RedisClient,
@@ -402,8 +415,14 @@ export class Inventory {
       durability?: ReservationDurability;
       /** How long a SKU found with nothing left answers OUT_OF_STOCK from memory (SOLD_OUT_MEMORY_MS; 0: never). */
       soldOutMemoryMs?: number;
+      /**
+       * Whose limit a restock gives back, as MySQL has it (`restockStock`); none when absent: an
+       * inventory that restocks nothing, or only outside a flash sale.
+       */
+      limitGivenBackBy?: (restock: { orderId: string; ref: string }) => Promise<BuyerLimit | null>;
     } = {},
   ) {
+    this.limitGivenBackBy = options.limitGivenBackBy ?? (async () => null);
     this.keys = new StockKeys(keyPrefix);
     this.stockReturned = `${keyPrefix}stock-returned`;
     const guarded = options.durability && options.durability.replicaAcks > 0 ? options.durability : null;
@@ -981,7 +1000,8 @@ export class Inventory {
    */
   async restoreReservation(order: PersistedReservation): Promise<boolean> {
     const group = this.keys.groupOfOrder(order.orderId);
-    // limited 0: the buyer's flash-sale count went with the record, and does not count these units
+    // limited 0: the buyer's flash-sale count went with the record, and does not count these units;
+    // the repair's count put back from MySQL does, and marks them limited then (restoreBoughtCounts)
     const recorded = order.lines.map((line) => [line.qty, line.deduction, 0]);
     const payload = { address: order.address, couponCode: order.couponCode, items: order.lines.map(({ skuId, qty }) => ({ skuId, qty })) };
     const couponOnRecord = group === this.keys.groupOf(order.userId) ? (order.couponCode ?? '') : '';
@@ -995,13 +1015,19 @@ export class Inventory {
   /**
    * Puts sold units back on sale (a cancelled or refunded paid order, a received return)
    * in the bucket the order bought them from, once per `ref` (the refund's id): a retry
-   * after a crash restocks nothing twice. Returns false when this ref was already restocked.
+   * after a crash restocks nothing twice. A paid order's cancellation gives its buyer's
+   * flash-sale units back to their per-buyer limit in the same step (`limitGivenBackBy` says
+   * whose, and of which SKUs), so that too happens once, whichever caller restocks first.
+   * Returns false when this ref was already restocked.
    */
   async restockStock(orderId: string, ref: string, lines: ReadonlyArray<{ skuId: string; qty: number }>): Promise<boolean> {
     if (lines.length === 0) return false;
     const group = this.keys.groupOfOrder(orderId);
-    const keys = [this.keys.restock(group, ref), ...lines.map((line) => this.keys.sku(group, line.skuId))];
-    const restocked = (await runStockScript(this.redis, 'restockStock', keys, [...lines.map((line) => line.qty), RESTOCK_MARKER_TTL_MS])) === 1;
+    const limit = await this.limitGivenBackBy({ orderId, ref });
+    const keys = [this.keys.restock(group, ref)];
+    for (const line of lines) keys.push(this.keys.sku(group, line.skuId), this.keys.bought(group, line.skuId, limit?.userId ?? ''));
+    const givenBack = lines.map((line) => (limit?.skuIds.includes(line.skuId) ? line.qty : 0));
+    const restocked = (await runStockScript(this.redis, 'restockStock', keys, [...lines.map((line) => line.qty), ...givenBack, RESTOCK_MARKER_TTL_MS])) === 1;
     if (restocked) this.announceReturned(lines.map((line) => line.skuId));
     return restocked;
   }
@@ -1076,6 +1102,35 @@ export class Inventory {
         if (error) throw error;
         if (reply === 'OK') restored++;
       }
+    }
+    return restored;
+  }
+
+  /**
+   * Puts back each buyer's count of a flash-sale SKU's units toward its per-buyer limit where
+   * Redis has none (it lost it), summed from `held`: per order, the units that still count (the
+   * caller's, from MySQL and from the orders accepted and not yet in it). Counts Redis still has
+   * are kept, as `restoreCouponUses` keeps coupon uses. A count is kept as long as the checkout
+   * keeps it, a day past the sale's end; an open order counted in it whose record the repair put
+   * back from MySQL has its lines of the SKU counted toward the limit again (restoreBought-1+n.lua),
+   * so its release gives them back. Returns how many buyers' counts were put back.
+   */
+  async restoreBoughtCounts(sale: { skuId: string; endsAt: Date }, held: ReadonlyArray<{ orderId: string; userId: string; qty: number }>): Promise<number> {
+    // a buyer's count is in the group of their orders of the SKU (its bucket: always the same one for them)
+    const counts = new Map<string, { group: string; userId: string; qty: number; orderIds: Set<string> }>();
+    for (const { orderId, userId, qty } of held) {
+      const group = this.keys.groupOfOrder(orderId);
+      const key = this.keys.bought(group, sale.skuId, userId);
+      const count = counts.get(key) ?? { group, userId, qty: 0, orderIds: new Set<string>() };
+      counts.set(key, count);
+      count.qty += qty;
+      count.orderIds.add(orderId);
+    }
+    let restored = 0;
+    for (const [key, { group, qty, orderIds }] of counts) {
+      if (qty <= 0) continue;
+      const records = [...orderIds].map((orderId) => this.keys.order(group, orderId));
+      restored += await runStockScript(this.redis, 'restoreBought', [key, ...records], [qty, sale.endsAt.getTime() + BOUGHT_KEPT_AFTER_SALE_MS, sale.skuId]);
     }
     return restored;
   }

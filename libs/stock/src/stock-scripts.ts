@@ -20,6 +20,7 @@ interface StockScriptReplies {
   commitStock: [number, number];
   restoreReservation: number;
   restockStock: number;
+  restoreBought: number;
   takeStock: [number, number];
   giveStock: number;
   countInWindows: number[];
@@ -45,7 +46,8 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   correctBucket: 'correctBucket-2.lua',
   commitStock: 'commitStock-1+n.lua',
   restoreReservation: 'restoreReservation-2.lua',
-  restockStock: 'restockStock-1+n.lua',
+  restockStock: 'restockStock-1+2n.lua',
+  restoreBought: 'restoreBought-1+n.lua',
   takeStock: 'takeStock-3.lua',
   giveStock: 'giveStock-2.lua',
   countInWindows: 'countInWindows-n.lua',

@@ -1,0 +1,31 @@
+--[[
+  The stock repair's count of a buyer's units of a flash-sale SKU, put back where Redis has none
+  (it lost it); a count Redis still has is kept (it includes orders the repair did not read).
+
+  KEYS[1]    buyer's bought counter  <prefix>{g}:bought:<skuId>:<userId>
+  KEYS[1+i]  reservation record of order i counted in it  <prefix>{g}:order:<orderId>
+  ARGV[1] units   ARGV[2] when the count expires (ms since the epoch)   ARGV[3] skuId
+
+  A record the repair put back from MySQL (restoreReservation-2.lua) counts no line toward the
+  limit: once the count holds its units, its lines of the SKU do, so its release (an expiry, a
+  cancel) gives them back as it would have. Settled records (committed, released) are left alone.
+
+  Returns 1 put back now, 0 kept.
+]]
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+for i = 2, #KEYS do
+  local record = redis.call('HMGET', KEYS[i], 's', 'l', 'p')
+  if record[1] == 'reserved' and record[2] and record[3] then
+    local lines, items = cjson.decode(record[2]), cjson.decode(record[3]).items
+    local counted = false
+    for j, line in ipairs(lines) do
+      if items[j] and items[j].skuId == ARGV[3] and line[3] ~= 1 then
+        line[3] = 1
+        counted = true
+      end
+    end
+    if counted then redis.call('HSET', KEYS[i], 'l', cjson.encode(lines)) end
+  end
+end
+return 1
