@@ -1,7 +1,7 @@
 import type { AcceptedOrder } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
 import { carrierOf, enqueuePersistOrder, forgetCarriers, jobId, type OrderQueues } from '@orders/queues';
-import type { Inventory } from '@orders/stock';
+import { SweepPages, type Inventory } from '@orders/stock';
 import type { JobState } from 'bullmq';
 import type { Logger } from 'pino';
 import { RoundsEveryInterval } from './rounds-every-interval.js';
@@ -15,14 +15,15 @@ import { RoundsEveryInterval } from './rounds-every-interval.js';
 export class StrandedOrderSweeper {
   private readonly rounds: RoundsEveryInterval;
   /** Where the next sweep reads each group of the accepted set from (Inventory.findStrandedOrders). */
-  private readFrom = new Map<string, number>();
+  private readonly pages: SweepPages;
 
-  /** `pageSize`: the accepted orders a sweep reads of each group at most. */
+  /** `pageSize`: the accepted orders a sweep reads of each group at most (SWEEP_PAGE_SIZE). */
   constructor(
     private readonly deps: { inventory: Inventory; queues: Pick<OrderQueues, 'orders'>; metrics: OrderMetrics; clock: () => Date; log: Logger },
-    private readonly options: { intervalMs: number; strandedAfterMs: number; pageSize?: number },
+    private readonly options: { intervalMs: number; strandedAfterMs: number; pageSize: number },
   ) {
     this.rounds = new RoundsEveryInterval(options.intervalMs, () => this.sweep());
+    this.pages = new SweepPages(options.pageSize);
   }
 
   start(): this {
@@ -33,8 +34,7 @@ export class StrandedOrderSweeper {
   async sweep(): Promise<number> {
     const { inventory, metrics, clock, log } = this.deps;
     try {
-      const { stranded, withoutReservation, next } = await inventory.findStrandedOrders(clock(), this.options.strandedAfterMs, { from: this.readFrom, limit: this.options.pageSize });
-      this.readFrom = next;
+      const { stranded, withoutReservation } = await inventory.findStrandedOrders(clock(), this.options.strandedAfterMs, this.pages);
       await this.reportLost(withoutReservation);
       let recovered = 0;
       for (const order of stranded) {

@@ -3,7 +3,7 @@ import { statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
 import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueLatePaymentRefund, enqueueRefundPayments, lateRefundsWithoutJob, orderRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
-import { Inventory, RunLock, RunUnderWay, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, type RedisClient } from '@orders/stock';
+import { Inventory, RunLock, RunUnderWay, SweepPages, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
@@ -181,8 +181,6 @@ async function unschedule(timers: OrderQueues['timers'], schedule: { job: string
 }
 
 const EXPIRY_CONCURRENCY = 10;
-/** Overdue orders one backstop sweep expires; the next sweep goes on. */
-const OVERDUE_BATCH = 500;
 
 /** Starts the processors of the queues this process serves (WORKER_QUEUES). */
 export function startWorkers(deps: WorkerDeps): RunningWorkers {
@@ -245,13 +243,16 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
    * (of refund orders, of orders refunded whole, of payments that came late) would never be paid
    * back: their job is enqueued again. Counted and logged, since it means jobs go missing.
    */
+  // the reads whose rows may stay where they are (a job failed for good) go on page by page, sweep after sweep;
+  // unpaid orders past their deadline all close, so the next sweep's first page holds the next ones
+  const sweepPages = new SweepPages(config.SWEEP_PAGE_SIZE);
   const sweepOverdue = async (): Promise<void> => {
     const graceMs = config.OVERDUE_SWEEP_INTERVAL_MS;
     const shortestTimeout = Math.min(config.PAYMENT_TIMEOUT_MS, config.FLASH_SALE_PAYMENT_TIMEOUT_MS);
     // past their deadline or timer by MySQL's clock, as the transitions themselves check: this worker's may run ahead, or behind
-    const overdue = await deps.orders.overdueUnpaidOrderIds(graceMs, shortestTimeout, OVERDUE_BATCH);
+    const overdue = await deps.orders.overdueUnpaidOrderIds(graceMs, shortestTimeout, config.SWEEP_PAGE_SIZE);
     let closed = (await expireUnpaid(overdue, 'payment deadline passed; its deadline job was gone')).expired;
-    const owingBalance = await deps.orders.overdueBalanceOrderIds(graceMs, OVERDUE_BATCH);
+    const owingBalance = await deps.orders.overdueBalanceOrderIds(graceMs, config.SWEEP_PAGE_SIZE);
     for (const orderId of owingBalance) if ((await life.forfeitDeposit(orderId)).changed) closed += 1;
     if (closed > 0) {
       metrics.overdueOrdersExpired.inc(closed);
@@ -259,9 +260,11 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     }
     for (const backstop of timerBackstops) {
       for (const { status, types } of statusesWaitingFor(backstop.effect)) {
-        const waiting = await deps.orders.waitingLongerThan(status, types, graceMs + backstop.waitMs, OVERDUE_BATCH);
+        const read = `${backstop.timer} ${status} ${types.join()}`;
+        const waiting = await deps.orders.waitingLongerThan(status, types, graceMs + backstop.waitMs, sweepPages.pageOf(read));
         const moved: string[] = [];
         for (const orderId of waiting) if ((await backstop.fire(orderId)).changed) moved.push(orderId);
+        sweepPages.read(read, waiting.length, moved.length);
         if (moved.length === 0) continue;
         metrics.overdueOrderTimers.inc({ timer: backstop.timer }, moved.length);
         log.warn({ timer: backstop.timer, count: moved.length, orderIds: moved.slice(0, 20) }, 'moved on orders past their timer whose timer job was gone');
@@ -270,24 +273,29 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     const handedOverAgain: string[] = [];
     // paid orders that ship parcels (split, then handed over), and virtual ones (delivered with the payment)
     for (const { status, types } of [...statusesWaitingFor('split'), ...statusesWaitingFor('deliverDigital')]) {
-      for (const orderId of await deps.orders.waitingLongerThan(status, types, graceMs, OVERDUE_BATCH)) if (await life.handOverAgainIfLost(orderId)) handedOverAgain.push(orderId);
+      const waiting = await sweepPages.next(`hand-over ${status} ${types.join()}`, (page) => deps.orders.waitingLongerThan(status, types, graceMs, page));
+      for (const orderId of waiting) if (await life.handOverAgainIfLost(orderId)) handedOverAgain.push(orderId);
     }
     if (handedOverAgain.length > 0) {
       metrics.handOversRestored.inc(handedOverAgain.length);
       log.warn({ count: handedOverAgain.length, orderIds: handedOverAgain.slice(0, 20) }, 'enqueued again the settlement or hand-over of paid orders waiting a sweep interval with no job: their job was gone');
     }
-    const refundsWaiting = async () => [...(await refunds.ordersWithRefundsWaiting(graceMs, OVERDUE_BATCH)), ...(await refunds.ordersRefundedWholeWaiting(graceMs, OVERDUE_BATCH))];
+    const refundsWaiting = [
+      ...(await sweepPages.next('orders with refunds waiting', (page) => refunds.ordersWithRefundsWaiting(graceMs, page))),
+      ...(await sweepPages.next('orders refunded whole waiting', (page) => refunds.ordersRefundedWholeWaiting(graceMs, page))),
+    ];
     await restoreRefundJobs(
-      await orderRefundsWithoutJob(queues, await refundsWaiting()),
+      await orderRefundsWithoutJob(queues, refundsWaiting),
       async (orderIds) => {
-        const stillWaiting = new Set(await refundsWaiting());
+        const all = { offset: 0, limit: orderIds.length };
+        const stillWaiting = new Set([...(await refunds.ordersWithRefundsWaiting(graceMs, all, orderIds)), ...(await refunds.ordersRefundedWholeWaiting(graceMs, all, orderIds))]);
         return orderIds.filter((orderId) => stillWaiting.has(orderId));
       },
       (orderId) => enqueueRefundPayments(queues, orderId),
       (orderIds) => ({ orderIds }),
       'enqueued again the refund jobs of orders holding refunds due a sweep interval with no job: their job was gone',
     );
-    const latePayments = await refunds.latePaymentsWaiting(graceMs, OVERDUE_BATCH);
+    const latePayments = await sweepPages.next('late payments due', (page) => refunds.latePaymentsWaiting(graceMs, page));
     await restoreRefundJobs(
       latePayments.length > 0 ? await lateRefundsWithoutJob(queues, latePayments) : [],
       async (payments) => {
@@ -397,7 +405,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   const backstop = new DeadLetterBackstop({ redis: deps.redis, queues: queues.all.filter((queue) => served.has(queue.name)), deadLetter: queues.deadLetter, metrics, log }, { intervalMs: config.SWEEP_INTERVAL_MS }).start();
 
   const sweeper = config.WORKER_QUEUES.includes(QUEUE.orders)
-    ? new StrandedOrderSweeper(deps, { intervalMs: config.SWEEP_INTERVAL_MS, strandedAfterMs: config.STRANDED_ORDER_AFTER_MS }).start()
+    ? new StrandedOrderSweeper(deps, { intervalMs: config.SWEEP_INTERVAL_MS, strandedAfterMs: config.STRANDED_ORDER_AFTER_MS, pageSize: config.SWEEP_PAGE_SIZE }).start()
     : undefined;
 
   const publisher = config.WORKER_QUEUES.includes('events')

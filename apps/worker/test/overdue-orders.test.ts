@@ -1,5 +1,7 @@
+import { QUEUE } from '@orders/queues';
 import { waitFor } from '@orders/testing';
 import { closeUnpaidOrder } from '@orders/worker';
+import { UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -331,5 +333,45 @@ describe('the overdue-order sweep and the stock check when Redis loses the queue
     // later sweeps find nothing more to do
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(await expired()).toBe(before + 1);
+  });
+});
+
+describe('a paid order whose settlement job was lost behind more paid orders whose settlement failed for good than a sweep reads', () => {
+  let system: OrderSystem;
+
+  beforeAll(async () => {
+    // the sweep reads two orders at a time
+    system = await startOrderSystem('overdue_sweep_pages', { OVERDUE_SWEEP_INTERVAL_MS: '500', SWEEP_PAGE_SIZE: '2' });
+    await system.createSku({ skuId: 'STOOL', priceCents: 2_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
+  });
+  afterAll(async () => system?.close());
+
+  it('is handed over by a later sweep, which reads on past them (they wait in the dead letters for the operator), and the loss counted', async () => {
+    const { env, workers } = system;
+    const { fulfillment } = workers.deps.queues;
+    const fulfilmentWorker = workers.workers.find((worker) => worker.name === fulfillment.name)!;
+    const settlementOf = (orderId: string) => waitFor(async () => (await fulfillment.getJobs(['waiting', 'prioritized', 'delayed'])).find((job) => job.data.orderId === orderId), { what: `the settlement job of ${orderId}` });
+    const paid = async (buyer: string) => {
+      const orderId = await system.checkout(buyer, [{ skuId: 'STOOL', qty: 1 }]);
+      await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+      expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
+      await system.waitForStatus(orderId, 'PAID');
+      await settlementOf(orderId);
+      return orderId;
+    };
+    await fulfilmentWorker.pause();
+    // the two oldest paid orders' settlements fail for good (a warehouse refusing them, say)
+    const refused = [await paid('amy'), await paid('ben')];
+    const failing = new Worker(QUEUE.fulfillment, async () => Promise.reject(new UnrecoverableError('the warehouse refused the order')), { connection: env.redis, prefix: env.config.QUEUE_PREFIX });
+    await waitFor(async () => (await fulfillment.getJobCounts('failed')).failed === refused.length, { what: 'the oldest settlements failed' });
+    await failing.close();
+    // the next one's settlement job is lost
+    const lost = await paid('cat');
+    await (await settlementOf(lost)).remove();
+    fulfilmentWorker.resume();
+
+    await system.waitForStatus(lost, 'IN_FULFILLMENT', 20_000);
+    expect((await workers.deps.metrics.handOversRestored.get()).values[0]?.value).toBe(1);
+    for (const orderId of refused) expect((await system.order(orderId)).status).toBe('PAID');
   });
 });

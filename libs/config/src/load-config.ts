@@ -192,6 +192,12 @@ const schema = {
   API_PROCESSES: int(1, 256),
   STRANDED_ORDER_AFTER_MS: POSITIVE,
   SWEEP_INTERVAL_MS: POSITIVE_MS,
+  /**
+   * the rows a sweep reads at a time (stranded orders: per group of the accepted set; the overdue
+   * sweep: per read); the next sweep reads on from there, so rows it leaves (their job in the dead
+   * letters) never hide the rows behind them
+   */
+  SWEEP_PAGE_SIZE: int(1, 100_000),
   SHUTDOWN_GRACE_MS: MS,
   /** on SIGTERM, how long the api answers readiness with 503, still serving, before it stops taking requests: the load balancer's time to take it out */
   SHUTDOWN_DRAIN_DELAY_MS: MS,

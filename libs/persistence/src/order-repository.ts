@@ -398,7 +398,7 @@ export class OrderRepository {
    * last change), oldest first, split parents left out (their status follows their children,
    * whose timers run).
    */
-  async waitingLongerThan(status: string, types: readonly OrderType[], waitedForMs: number, limit: number): Promise<string[]> {
+  async waitingLongerThan(status: string, types: readonly OrderType[], waitedForMs: number, page: { offset: number; limit: number }): Promise<string[]> {
     const rows = await this.db
       .selectFrom('orders as o')
       .select('o.order_id')
@@ -407,7 +407,8 @@ export class OrderRepository {
       .where('o.type', 'in', types)
       .where(notSplit('o.order_id'))
       .orderBy('o.updated_at')
-      .limit(limit)
+      .limit(page.limit)
+      .offset(page.offset)
       .execute();
     return rows.map((row) => row.order_id);
   }

@@ -149,14 +149,20 @@ export class RefundRepository {
     return rows.map((row) => toView(row, parts.get(row.refund_id) ?? []));
   }
 
-  /** Orders holding a refund due (PENDING) unchanged for longer than `waitedForMs` by MySQL's clock, longest waiting first: their refund job, if none holds them, was lost. */
-  async ordersWithRefundsWaiting(waitedForMs: number, limit: number): Promise<string[]> {
+  /**
+   * Orders holding a refund due (PENDING) unchanged for longer than `waitedForMs` by MySQL's clock,
+   * longest waiting first, a page of them (of those `among`, when named): their refund job, if none
+   * holds them, was lost.
+   */
+  async ordersWithRefundsWaiting(waitedForMs: number, page: { offset: number; limit: number }, among?: readonly string[]): Promise<string[]> {
     const rows = await dueRefundOrders(this.db)
       .select('order_id')
       .where('updated_at', '<', overdueSince(waitedForMs))
+      .$if(among !== undefined, (query) => query.where('order_id', 'in', [...among!]))
       .groupBy('order_id')
       .orderBy(sql`MIN(updated_at)`)
-      .limit(limit)
+      .limit(page.limit)
+      .offset(page.offset)
       .execute();
     return rows.map((row) => row.order_id);
   }
@@ -164,20 +170,23 @@ export class RefundRepository {
   /**
    * Orders the system refunded whole with no refund order (a payment-time SKU sold out before the
    * payment: every payment goes back whole, its rows written once paid back), REFUNDING unchanged
-   * for longer than `waitedForMs` by MySQL's clock, longest waiting first: their refund job, if
-   * none holds them, was lost. Split orders left out: their children's refunds are their own.
+   * for longer than `waitedForMs` by MySQL's clock, longest waiting first, a page of them (of those
+   * `among`, when named): their refund job, if none holds them, was lost. Split orders left out:
+   * their children's refunds are their own.
    */
-  async ordersRefundedWholeWaiting(waitedForMs: number, limit: number): Promise<string[]> {
+  async ordersRefundedWholeWaiting(waitedForMs: number, page: { offset: number; limit: number }, among?: readonly string[]): Promise<string[]> {
     const rows = await this.db
       .selectFrom('orders as o')
       .select('o.order_id')
       .where('o.status', '=', 'REFUNDING')
+      .$if(among !== undefined, (query) => query.where('o.order_id', 'in', [...among!]))
       .where('o.updated_at', '<', overdueSince(waitedForMs))
       // a refund order (one with a history) waits on its own; a late payment's whole refund row is not the order's refund
       .where(({ not, exists, selectFrom }) => not(exists(selectFrom('refunds as r').select('r.refund_id').whereRef('r.order_id', '=', 'o.order_id').where('r.history', 'is not', null))))
       .where(notSplit('o.order_id'))
       .orderBy('o.updated_at')
-      .limit(limit)
+      .limit(page.limit)
+      .offset(page.offset)
       .execute();
     return rows.map((row) => row.order_id);
   }
@@ -194,13 +203,14 @@ export class RefundRepository {
    * `waitedForMs` by MySQL's clock, longest waiting first: their refund job, if none holds them,
    * was lost (the api died, or Redis refused or lost the add, after the payment was recorded).
    */
-  async latePaymentsWaiting(waitedForMs: number, limit: number): Promise<Array<{ orderId: string; paymentId: string }>> {
+  async latePaymentsWaiting(waitedForMs: number, page: { offset: number; limit: number }): Promise<Array<{ orderId: string; paymentId: string }>> {
     const rows = await this.db
       .selectFrom('payments')
       .select(['order_id', 'payment_id'])
       .where('refund_due_at', '<', overdueSince(waitedForMs))
       .orderBy('refund_due_at')
-      .limit(limit)
+      .limit(page.limit)
+      .offset(page.offset)
       .execute();
     return rows.map((row) => ({ orderId: row.order_id, paymentId: row.payment_id }));
   }

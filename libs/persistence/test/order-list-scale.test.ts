@@ -127,7 +127,7 @@ describe('listing the orders of a merchant with 20,000 lines', () => {
 
 describe('the orders a lost timer’s backstop sweep moves on', () => {
   it('leaves split orders out (their status follows their children, whose timers run) and takes every other order waiting in the status', async () => {
-    const waiting = await orders.waitingLongerThan('SHIPPED', ['standard'], -MINUTE, ORDERS);
+    const waiting = await orders.waitingLongerThan('SHIPPED', ['standard'], -MINUTE, { offset: 0, limit: ORDERS });
     const { rows: split } = await sql<{ order_id: string }>`SELECT DISTINCT c.parent_order_id AS order_id FROM orders c JOIN orders o ON o.order_id = c.parent_order_id WHERE o.status = 'SHIPPED'`.execute(env.db);
     const { rows: shipped } = await sql<{ order_id: string }>`SELECT o.order_id FROM orders o WHERE o.status = 'SHIPPED'`.execute(env.db);
     expect(split.length).toBeGreaterThan(0);

@@ -6,6 +6,8 @@ export { AbandonedClaims } from './abandoned-claims.js';
 export type { AbandonedClaim } from './abandoned-claims.js';
 export { StockSets } from './stock-sets.js';
 export { RunLock, RunUnderWay } from './run-lock.js';
+export { SweepPages } from './sweep-pages.js';
+export type { SweepPage } from './sweep-pages.js';
 export type { FinishedTransfer } from './stock-rebalancer.js';
 export { StockScriptCall } from './stock-scripts.js';
 export type { RedisClient } from './stock-scripts.js';

@@ -23,6 +23,7 @@ import {
   type SkuOrderType,
 } from '@orders/domain';
 import { IsoTimestamps } from './iso-timestamps.js';
+import { SweepPages } from './sweep-pages.js';
 import { BatchRefused, PipelinePerTurn, type BatchGuard } from './pipeline-per-turn.js';
 import { SoldOutSkus } from './sold-out-skus.js';
 import { queueStockScript, runStockScript, type RedisClient, type StockScriptReply } from './stock-scripts.js';
@@ -1179,22 +1180,15 @@ export class Inventory {
    * (evicted, or Redis lost data); only a job that still carries one can persist it. One
    * whose reservation is settled is in MySQL (only its row is paid or closed): it leaves the
    * set here, as its persisting would have taken it out, and is neither.
-   * At most `limit` of each group's oldest, from `from`'s place in its group (how many of its
-   * oldest an earlier read went past): `next` is where the next read goes on, back at the
-   * oldest once a group was read to its end. Orders the caller leaves where they are (their job
-   * failed, and waits in the dead letters) would otherwise fill every read, and an order
-   * stranded behind them would never be read.
+   * A page of each group's, oldest first, from where the last read of `pages` stopped (SweepPages):
+   * orders the caller leaves where they are (their job failed, and waits in the dead letters)
+   * would otherwise fill every read, and an order stranded behind them would never be read.
    */
-  async findStrandedOrders(
-    now: Date,
-    olderThanMs: number,
-    { from = new Map(), limit = 500 }: { from?: ReadonlyMap<string, number>; limit?: number } = {},
-  ): Promise<{ stranded: AcceptedOrder[]; withoutReservation: string[]; next: Map<string, number> }> {
+  async findStrandedOrders(now: Date, olderThanMs: number, pages = new SweepPages(500)): Promise<{ stranded: AcceptedOrder[]; withoutReservation: string[] }> {
     const stranded: AcceptedOrder[] = [];
     const withoutReservation: string[] = [];
-    const next = new Map<string, number>();
     for (const group of this.keys.groups()) {
-      const offset = from.get(group) ?? 0;
+      const { offset, limit } = pages.pageOf(group);
       const ids = await this.redis.zrangebyscore(this.keys.accepted(group), '-inf', now.getTime() - olderThanMs, 'LIMIT', offset, limit);
       let settled = 0;
       for (const orderId of ids) {
@@ -1203,9 +1197,9 @@ export class Inventory {
         else if (stored) settled += await this.redis.zrem(this.keys.accepted(group), orderId);
         else withoutReservation.push(orderId);
       }
-      next.set(group, ids.length === limit ? offset + ids.length - settled : 0);
+      pages.read(group, ids.length, settled);
     }
-    return { stranded, withoutReservation, next };
+    return { stranded, withoutReservation };
   }
 
   /** Takes an order out of the accepted set without persisting it; false if it had left already (persisted meanwhile). */
