@@ -1,16 +1,32 @@
-import type { Sku } from '@orders/domain';
+import { SkuAlreadyExists, type Sku } from '@orders/domain';
 import type { CatalogRepository } from '@orders/persistence';
 import { stockRulesOf, type Inventory } from '@orders/stock';
 
 /**
- * Creates a SKU in MySQL (with its opening ledger entry) and its counters in Redis, together.
- * `replacedLeftover`: Redis held counters of an earlier create whose MySQL commit was lost,
- * now replaced by this one's.
+ * Creates a SKU in MySQL (with its opening ledger entry), then its counters in Redis, which
+ * put it on sale. `replacedLeftover`: Redis held counters of a SKU the catalog did not have,
+ * now replaced by this one's. `finishedEarlier`: an earlier create of this very SKU was
+ * committed and never reached Redis (its api killed between the two, Redis failing it): its
+ * retry, asking the same, puts it on sale rather than answering that it exists.
  */
-export async function createSkuWithStock(deps: { catalog: CatalogRepository; inventory: Inventory }, sku: Sku, stock: number, adjustmentRef: string): Promise<{ replacedLeftover: boolean }> {
+export async function createSkuWithStock(
+  deps: { catalog: CatalogRepository; inventory: Inventory },
+  sku: Sku,
+  stock: number,
+  adjustmentRef: string,
+): Promise<{ replacedLeftover: boolean; finishedEarlier: boolean }> {
   let replacedLeftover = false;
-  await deps.catalog.createSku(sku, stock, adjustmentRef, async () => {
+  const publish = async () => {
     replacedLeftover = await deps.inventory.initSku({ ...stockRulesOf(sku), available: stock });
-  });
-  return { replacedLeftover };
+  };
+  try {
+    // with the row held: counters of it that orders took units of are refused before anything is committed
+    await deps.catalog.createSku(sku, stock, adjustmentRef, publish, () => deps.inventory.refuseHeldLeftover(sku.skuId));
+    return { replacedLeftover, finishedEarlier: false };
+  } catch (error) {
+    // Redis without its bucket 0 while the catalog has the SKU as asked, its stock never moved: a publish that never ran
+    if (!(error instanceof SkuAlreadyExists) || (await deps.inventory.bucketStock(sku.skuId)) !== null || !(await deps.catalog.createdAsAsked(sku, stock))) throw error;
+    await publish();
+    return { replacedLeftover, finishedEarlier: true };
+  }
 }

@@ -4,10 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
 
 /**
- * A create writes Redis before MySQL commits: a commit lost after that (a crash mid-request)
- * leaves the SKU's counters in Redis with no row in MySQL, and the operator creates it again.
+ * A create commits the catalog's row, then puts the counters in Redis. Counters in Redis for a
+ * SKU the catalog does not have (left by a create from before it committed first, or written by
+ * hand) are replaced by the create; a create committed whose counters never reached Redis (its
+ * api killed between the two) sells nothing until the same create is sent again.
  */
-describe('creating a SKU again after its first create reached Redis only', () => {
+describe('creating a SKU whose first create reached only one of Redis and MySQL', () => {
   let env: TestEnv;
   let api: ApiUnderTest;
   let admin: string;
@@ -76,5 +78,33 @@ describe('creating a SKU again after its first create reached Redis only', () =>
     expect(await env.db.selectFrom('skus').select('sku_id').where('sku_id', '=', 'KETTLE').execute()).toEqual([]);
     expect(await env.db.selectFrom('stock_ledger').select('sku_id').where('sku_id', '=', 'KETTLE').execute()).toEqual([]);
     expect(await api.deps.inventory.getSkuStock('KETTLE')).toEqual({ available: 4, reserved: 1, sold: 0 });
+  });
+
+  it('refuses checkouts of a SKU committed whose counters never reached Redis, and puts it on sale when the same create is sent again', async () => {
+    const vase = { skuId: 'VASE', ...lamp, title: 'Vase', flashSale: null };
+    // the create committed, and its api died before it wrote Redis
+    await expect(api.deps.catalog.createSku(vase, 30, 'opening-VASE', () => Promise.reject(new Error('the api was killed')))).rejects.toThrow('the api was killed');
+    const refused = await checkout('cal', 'VASE');
+    expect([refused.status, refused.body.code]).toEqual([422, 'UNKNOWN_SKU']);
+    // another create of that id is refused as before
+    const other = await api.request('POST', '/v1/admin/skus', { token: admin, body: { skuId: 'VASE', ...lamp, title: 'Vase', priceCents: 12_000, stock: 30 } });
+    expect([other.status, other.body.code]).toEqual([409, 'SKU_EXISTS']);
+
+    const again = await api.request('POST', '/v1/admin/skus', { token: admin, body: { skuId: 'VASE', ...lamp, title: 'Vase', stock: 30 } });
+    expect([again.status, again.body.stock]).toEqual([201, { available: 30, reserved: 0, sold: 0 }]);
+    expect((await checkout('cal', 'VASE')).status).toBe(202);
+    expect(await env.db.selectFrom('stock_ledger').select(['kind', 'qty']).where('sku_id', '=', 'VASE').execute()).toEqual([{ kind: 'adjust', qty: 30 }]);
+  });
+
+  it('does not put a SKU back on sale at its opening stock when Redis lost its counters after its stock moved: 409, left to the stock repair', async () => {
+    const created = await api.request('POST', '/v1/admin/skus', { token: admin, body: { skuId: 'JUG', ...lamp, title: 'Jug', stock: 5 } });
+    expect(created.status).toBe(201);
+    expect((await api.request('PUT', '/v1/admin/skus/JUG/stock', { token: admin, body: { stock: 3 } })).status).toBe(200);
+    // Redis lost the SKU's counters
+    await env.redis.del(keys.sku(keys.bucketGroup(0), 'JUG'));
+
+    const again = await api.request('POST', '/v1/admin/skus', { token: admin, body: { skuId: 'JUG', ...lamp, title: 'Jug', stock: 5 } });
+    expect([again.status, again.body.code]).toEqual([409, 'SKU_EXISTS']);
+    expect(await api.deps.inventory.getSkuStock('JUG')).toBeNull();
   });
 });

@@ -68,13 +68,14 @@ export class SkuAlreadyExists extends DomainError {
 }
 
 /**
- * A SKU being created whose stock is already in Redis, left by an earlier create that never
- * reached MySQL, with units that checkouts reserved or sold meanwhile: not overwritten.
+ * A SKU being created whose stock is already in Redis though the catalog had no such SKU (left
+ * by a create from before the catalog committed first, or written by hand), with units that
+ * checkouts reserved or sold: not overwritten.
  */
 export class SkuStockHeld extends DomainError {
   readonly code = 'CONFLICT';
   constructor(readonly skuId: string) {
-    super(`SKU ${skuId} is not in the catalog, yet orders hold units of its stock (an earlier create reached Redis only); create it once they are released`);
+    super(`SKU ${skuId} is not in the catalog, yet orders hold units of its stock in Redis; create it once they are released`);
   }
 }
 

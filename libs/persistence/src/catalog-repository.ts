@@ -32,11 +32,15 @@ export class CatalogRepository {
   constructor(private readonly db: OrderDb) {}
 
   /**
-   * Inserts the SKU and its opening stock movement, then runs `publish` (the Redis side)
-   * before committing: if publishing fails nothing is committed, and a retry is safe
-   * because publishing only creates counters that are missing.
+   * Inserts the SKU and its opening stock movement, then, once they are committed, runs
+   * `publish` (the Redis side, which puts it on sale). Never the other way round: counters in
+   * Redis for a SKU whose commit was then lost (its api killed, MySQL failing the commit) took
+   * checkouts no worker could write, and held the SKU's id for ever. `beforeCommit` may still refuse
+   * the create, the row held and nothing committed. A SKU committed whose publish
+   * never ran is refused at checkout as unknown until an identical create finishes it
+   * (createdAsAsked), or the stock repair recreates its counters from the ledger.
    */
-  async createSku(sku: Sku, stock: number, adjustmentRef: string, publish: () => Promise<unknown>): Promise<void> {
+  async createSku(sku: Sku, stock: number, adjustmentRef: string, publish: () => Promise<unknown>, beforeCommit?: () => Promise<unknown>): Promise<void> {
     try {
       await this.db.transaction().execute(async (trx) => {
         await trx
@@ -62,12 +66,32 @@ export class CatalogRepository {
           .insertInto('stock_ledger')
           .values({ sku_id: sku.skuId, kind: 'adjust', ref: adjustmentRef, order_id: null, qty: stock, reason: 'opening stock' })
           .execute();
-        await publish();
+        await beforeCommit?.();
       });
     } catch (error) {
       if (isDuplicateKey(error)) throw new SkuAlreadyExists(sku.skuId);
       throw error;
     }
+    await publish();
+  }
+
+  /**
+   * Whether the SKU is in the catalog exactly as this create asks, with its opening stock as
+   * its only stock movement: an earlier create of it committed, and nothing has moved its stock
+   * since, so publishing its counters now sells what the ledger has.
+   */
+  async createdAsAsked(sku: Sku, stock: number): Promise<boolean> {
+    const stored = await this.findSku(sku.skuId);
+    if (!stored) return false;
+    const movements = await this.db.selectFrom('stock_ledger').select(['kind', 'qty']).where('sku_id', '=', sku.skuId).limit(2).execute();
+    const asCreated = (one: Sku & { stock: number }) =>
+      JSON.stringify({
+        ...one,
+        stockBuckets: one.stockBuckets ?? 1,
+        orderType: one.orderType ?? 'standard',
+        flashSale: one.flashSale && { ...one.flashSale, startsAt: one.flashSale.startsAt.getTime(), endsAt: one.flashSale.endsAt.getTime() },
+      });
+    return asCreated(stored) === asCreated({ ...sku, stock }) && movements.length === 1 && movements[0]!.kind === 'adjust' && Number(movements[0]!.qty) === stock;
   }
 
   async findSku(skuId: string): Promise<(Sku & { stock: number }) | null> {

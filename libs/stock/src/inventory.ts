@@ -1208,18 +1208,27 @@ export class Inventory {
   }
 
   /**
-   * Puts the counters of a SKU being created, its stock split over its buckets; the caller
-   * holds the SKU's MySQL row, not committed yet. Counters already there are those of a
-   * create whose commit was lost: they are replaced, so Redis sells what MySQL records,
-   * unless orders reserved or sold units of them meanwhile (SkuStockHeld, nothing changed).
+   * Refuses (SkuStockHeld) a SKU the catalog is about to create when Redis holds counters of
+   * it with units reserved or sold: orders took them while the catalog had no such SKU (counters
+   * written by hand, or left by a create from before the catalog committed first).
+   */
+  async refuseHeldLeftover(skuId: string): Promise<SkuStock[] | null> {
+    const leftover = await this.bucketStock(skuId);
+    if (leftover?.some((bucket) => bucket.reserved > 0 || bucket.sold > 0)) throw new SkuStockHeld(skuId);
+    return leftover;
+  }
+
+  /**
+   * Puts the counters of a SKU just created in the catalog, its stock split over its buckets.
+   * Counters already there, of a SKU the catalog did not have, are replaced, so Redis sells what
+   * MySQL records, unless orders reserved or sold units of them (SkuStockHeld, nothing changed).
    * Returns whether it replaced such counters.
    */
   async initSku(rules: SkuStockRules): Promise<boolean> {
     const buckets = bucketCountOf(rules);
     const shares = splitStock(rules.available, buckets);
     // every bucket checked before any is replaced; each script checks its own again, atomically
-    const leftover = await this.bucketStock(rules.skuId);
-    if (leftover?.some((bucket) => bucket.reserved > 0 || bucket.sold > 0)) throw new SkuStockHeld(rules.skuId);
+    const leftover = await this.refuseHeldLeftover(rules.skuId);
     const results = await Promise.all(
       shares.map((share, bucket) => runStockScript(this.redis, 'initSku', [this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId)], [share, ...ruleArgs(rules, buckets, 'replace')])),
     );

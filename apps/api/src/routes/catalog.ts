@@ -69,8 +69,9 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       };
       const conflict = orderTypeConflict(sku) ?? flashSaleConflict(sku);
       if (conflict) throw validationFailed(conflict);
-      const { replacedLeftover } = await createSkuWithStock(deps, sku, body.stock, randomUUID());
-      if (replacedLeftover) request.log.warn({ skuId: sku.skuId }, 'replaced the stock an earlier create of this SKU left in Redis without reaching MySQL');
+      const { replacedLeftover, finishedEarlier } = await createSkuWithStock(deps, sku, body.stock, randomUUID());
+      if (replacedLeftover) request.log.warn({ skuId: sku.skuId }, 'replaced counters Redis held for this SKU, which the catalog did not have');
+      if (finishedEarlier) request.log.warn({ skuId: sku.skuId }, 'put on sale a SKU an earlier create committed without reaching Redis');
       return reply.code(201).header('location', `/v1/admin/skus/${sku.skuId}`).send(await skuView(sku.skuId, request.user));
     },
   );

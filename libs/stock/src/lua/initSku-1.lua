@@ -1,7 +1,8 @@
 --[[
   Puts the sellable counters and checkout rules of one bucket of a SKU into Redis. On a
-  create, a hash already there was left by a create whose MySQL commit was lost: it is
-  replaced whole (no field of it may outlive it), unless orders hold units of it. The stock
+  create, a hash already there is of a SKU the catalog did not have (left by a create from
+  before the catalog committed first, or written by hand): it is replaced whole (no field of
+  it may outlive it), unless orders hold units of it. The stock
   repair recreates lost buckets only: a hash already there with its rules is live and is
   kept as it is. One without the rules (counters alone, made from nothing by a counter script
   before they left a lost SKU's hash alone) gets them, the checkout refusing it until then;
