@@ -20,6 +20,26 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
   const shipmentOf = async (orderId: string) => (await system.order(orderId)).shipments.map((s: any) => s.status);
   const waitForShipment = (orderId: string, status: string) =>
     waitFor(async () => (await shipmentOf(orderId))[0] === status, { what: `the shipment of ${orderId} to be ${status}`, timeoutMs: 15_000, explain: async () => JSON.stringify(await shipmentOf(orderId)) });
+  /**
+   * A paid kettle in fulfilment, cancelled while the drop of its parcel waits in its queue (the
+   * warehouse's breaker open, a backlog), and the warehouse's `reported` event of the parcel
+   * leaving, taken (changed) before the drop runs. Returns the order's id.
+   */
+  const cancelledBeforeItsDrop = async (buyer: string, reported: { event: 'SHIPPED' | 'DELIVERED'; trackingNo?: string }) => {
+    const { fulfillment } = system.workers.deps.queues;
+    const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
+    const orderId = await paid(buyer, [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    await fulfilmentWorker.pause();
+    try {
+      expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token(buyer), body: { reason: 'changed my mind' } })).status).toBe(200);
+      const answer = await system.signedCallback('warehouse', { orderId, ...reported, at: new Date().toISOString() });
+      expect([answer.status, answer.body.changed]).toEqual([200, true]);
+    } finally {
+      fulfilmentWorker.resume();
+    }
+    return orderId;
+  };
   /** The api's count of parcels shipped after their refund (ParcelsShippedAfterRefund). */
   const shippedAfterRefund = async () => Number(/^parcels_shipped_after_refund_total(?:\{[^}]*\})? (\d+)$/m.exec((await system.request('GET', '/metrics')).body)?.[1]);
   /** The workers' count of changes the warehouse refused as too late (FulfilmentChangesTooLate). */
@@ -81,19 +101,8 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
   });
 
   it('takes a DELIVERED for a refunded parcel whose SHIPPED was lost as the parcel having left', async () => {
-    const { fulfillment } = system.workers.deps.queues;
-    const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
-    const orderId = await paid('eve', [{ skuId: 'KETTLE', qty: 1 }]);
-    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     const before = await shippedAfterRefund();
-    await fulfilmentWorker.pause();
-    try {
-      expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('eve'), body: { reason: 'changed my mind' } })).status).toBe(200);
-      const delivered = await system.signedCallback('warehouse', { orderId, event: 'DELIVERED', at: new Date().toISOString() });
-      expect([delivered.status, delivered.body.changed]).toEqual([200, true]);
-    } finally {
-      fulfilmentWorker.resume();
-    }
+    const orderId = await cancelledBeforeItsDrop('eve', { event: 'DELIVERED' });
     await system.waitForStatus(orderId, 'REFUNDED');
     expect(await shipmentOf(orderId)).toEqual(['DELIVERED']);
     expect(await shippedAfterRefund()).toBe(before + 1);
@@ -113,19 +122,8 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
 
   it('records a parcel the warehouse shipped before it read the drop of its order refunded whole: SHIPPED, counted and never turned CANCELLED by the drop', async () => {
     const { fulfillment } = system.workers.deps.queues;
-    const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
-    const orderId = await paid('cy', [{ skuId: 'KETTLE', qty: 1 }]);
-    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     const before = await shippedAfterRefund();
-    // the drop waits in its queue (the warehouse's breaker open, a backlog) while the parcel leaves
-    await fulfilmentWorker.pause();
-    try {
-      expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('cy'), body: { reason: 'changed my mind' } })).status).toBe(200);
-      const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-GONE', at: new Date().toISOString() });
-      expect([shipped.status, shipped.body.changed]).toEqual([200, true]);
-    } finally {
-      fulfilmentWorker.resume();
-    }
+    const orderId = await cancelledBeforeItsDrop('cy', { event: 'SHIPPED', trackingNo: 'TRK-GONE' });
     await system.waitForStatus(orderId, 'REFUNDED');
     // the drop's job has run, and found nothing left in the warehouse to drop
     await waitFor(async () => (await fulfillment.getJobs(['waiting', 'prioritized', 'delayed', 'active'])).every((job) => job.data.orderId !== orderId), { what: "the drop's job to have run" });

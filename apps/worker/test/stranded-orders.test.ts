@@ -1,6 +1,8 @@
 import { buyerAddress, createSku, createTestEnv, signToken, startApiProcess, waitFor, type ApiProcess, type TestEnv } from '@orders/testing';
 import { QUEUE, enqueuePersistOrder, jobId, ordersCarriedBy } from '@orders/queues';
 import { connectWorker, startWorkers, workerLog, type RunningWorkers, type WorkerDeps } from '@orders/worker';
+import type { AcceptedOrder } from '@orders/domain';
+import type { Inventory } from '@orders/stock';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -241,16 +243,7 @@ describe('accepted orders whose persist jobs crashed workers held until BullMQ f
     );
     const orderIds: string[] = [];
     for (let i = 0; i < ORDERS; i++) {
-      const { order } = await inventory.reserveStock({
-        orderId: `01JSTA11ED${String(i).padStart(16, '0')}`,
-        userId: `mug-buyer-${i}`,
-        idempotencyKey: `mug-${i}`,
-        bodyHash: `mug-${i}`,
-        requestedType: null,
-        items: [{ skuId: 'MUG', qty: 1 }],
-        payload: { address: buyerAddress, couponCode: null },
-        now: new Date(),
-      });
+      const order = await acceptOne(inventory, 'MUG', `01JSTA11ED${String(i).padStart(16, '0')}`, `mug-buyer-${i}`);
       await enqueuePersistOrder(queues, order);
       orderIds.push(order.orderId);
     }
@@ -295,19 +288,7 @@ describe('an accepted order stranded behind more orders whose jobs failed than a
       'opening-JUG',
       () => inventory.initSku({ skuId: 'JUG', available: FAILED + 1, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 }),
     );
-    const accept = async (i: number) =>
-      (
-        await inventory.reserveStock({
-          orderId: `01JSTRANDED${String(i).padStart(15, '0')}`,
-          userId: `jug-buyer-${i}`,
-          idempotencyKey: `jug-${i}`,
-          bodyHash: `jug-${i}`,
-          requestedType: null,
-          items: [{ skuId: 'JUG', qty: 1 }],
-          payload: { address: buyerAddress, couponCode: null },
-          now: new Date(),
-        })
-      ).order;
+    const accept = (i: number) => acceptOne(inventory, 'JUG', `01JSTRANDED${String(i).padStart(15, '0')}`, `jug-buyer-${i}`);
     // the oldest orders' jobs failed for good (MySQL was away through their attempts)
     for (let i = 0; i < FAILED; i++) await enqueuePersistOrder(queues, await accept(i));
     let failed = 0;
@@ -328,6 +309,13 @@ describe('an accepted order stranded behind more orders whose jobs failed than a
     expect(await queues.orders.getJobCounts('failed', 'waiting')).toEqual({ failed: FAILED, waiting: 1 });
   });
 });
+
+/** A checkout of one unit of `skuId` reserved in Redis, as the intake reserves it, and not enqueued. */
+async function acceptOne(inventory: Inventory, skuId: string, orderId: string, userId: string): Promise<AcceptedOrder> {
+  const key = `${userId}-${skuId}`;
+  const { order } = await inventory.reserveStock({ orderId, userId, idempotencyKey: key, bodyHash: key, requestedType: null, items: [{ skuId, qty: 1 }], payload: { address: buyerAddress, couponCode: null }, now: new Date() });
+  return order;
+}
 
 /**
  * What workers that crash holding jobs leave, made by BullMQ itself: a worker takes every
