@@ -64,6 +64,34 @@ describe("the actions offered on a split order, from its children's statuses", (
     expect(moved.body.detail).toBe(`Action 'change_address' by admin is not allowed while its child order ${teaChild} is SHIPPED`);
     // nothing moved
     expect((await system.order(kettleChild)).status).toBe('IN_FULFILLMENT');
+
+    // the kettle's lines are still refunded on the order as a whole: its refunds route takes them from the kettle's child
+    const lines = (await actionsOf(orderId)).find((a) => a.action === 'refund_lines');
+    expect(lines?.href).toBe(`/v1/orders/${orderId}/refunds`);
+    const refunded = await system.request('POST', lines!.href, { token: admin, body: { reason: 'buyer called', items: [{ skuId: 'KETTLE', qty: 1 }] } });
+    expect(refunded.status).toBe(202);
+    await system.waitForStatus(kettleChild, 'REFUNDED');
+    expect((await actionsOf(orderId)).map((a) => a.action)).not.toContain('refund_lines');
+  });
+
+  it("offers a merchant, on a split order holding another merchant's lines too, the cancel its route carries out on its own child, and nothing once that child is closed", async () => {
+    await system.createSku({ skuId: 'MUG', priceCents: 900, merchantId: 'potter', channel: 'self', warehouseId: 'wh-west', stock: 20, deduction: 'placement' });
+    const orderId = await system.checkout('dee', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('dee'), body: { method: 'card' } })).status).toBe(202);
+    const children = (await waitFor(async () => (await system.order(orderId)).subOrders.length === 2 && (await system.order(orderId)).subOrders, { what: 'the split', timeoutMs: 15_000 })) as string[];
+    const split = await Promise.all(children.map((child) => system.waitForStatus(child, 'IN_FULFILLMENT')));
+    const childOf = (skuId: string) => split.find((child) => child.items[0].skuId === skuId).orderId as string;
+    const shop = system.token('shop', 'merchant');
+    const offeredToShop = async () => (await system.request('GET', `/v1/orders/${orderId}/actions`, { token: shop })).body.actions as Array<{ action: string; href: string }>;
+
+    expect((await offeredToShop()).map((a) => a.action).sort()).toEqual(['refund', 'refund_lines']);
+    const cancel = (await offeredToShop()).find((a) => a.action === 'refund')!;
+    expect((await system.request('POST', cancel.href, { token: shop, body: { reason: 'cannot ship it' } })).status).toBe(200);
+    await system.waitForStatus(childOf('KETTLE'), 'REFUNDED');
+    // the potter's mug goes on
+    expect((await system.order(childOf('MUG'))).status).toBe('IN_FULFILLMENT');
+    expect(await offeredToShop()).toEqual([]);
   });
 
   it("lists a split order and its children each with what ties them, so an admin's sum counts no payable twice", async () => {

@@ -40,17 +40,36 @@ export function childRefusing(machine: OrderStateMachine, action: string, actor:
 }
 
 /**
+ * A refund of some lines of a split order (its refunds route) is carried out on the children
+ * holding them, each refunding those lines or, given all it has left, the whole of it: it needs
+ * one child that may, whatever the others became (shipped, closed).
+ */
+const REFUND_LINES = 'refund_lines';
+
+/**
  * What `actor` may take on an order in `status` now, from its type's table, guards included. On
  * a split order (`children` given) an action carried out on the children is offered when the
  * table has it for the order's status and the actor, and it moves at least one child and every
  * child it moves allows it: a child that has shipped keeps the order from being cancelled, and
  * children still waiting for their warehouse let it be (the order's own guard is for what it
- * fires itself, which it never does here).
+ * fires itself, which it never does here). A refund of lines is offered while one child may
+ * refund lines.
  */
 export function offeredActions(machine: OrderStateMachine, status: string, actor: Actor, facts: OrderFacts, children: readonly ChildOrder[]): string[] {
   return machine.allowedActions(status, actor).filter((action) => {
+    if (facts.split && action === REFUND_LINES) return children.some((child) => ['refund', REFUND_LINES].some((refund) => machine.can(child.status, refund, actor, A_CHILD)));
     const moved = facts.split ? childrenMoved(action, children) : undefined;
     if (moved === undefined) return machine.can(status, action, actor, facts);
     return moved.length > 0 && childRefusing(machine, action, actor, children) === null;
   });
+}
+
+/**
+ * What a merchant may take on a split order holding other merchants' lines too: only what is
+ * carried out on children, on `own`, the children holding its SKUs alone (the routes move
+ * those, never another merchant's). Nothing on the order itself, which is not its alone.
+ */
+export function offeredOnOwnChildren(machine: OrderStateMachine, status: string, own: readonly ChildOrder[]): string[] {
+  if (own.length === 0) return [];
+  return offeredActions(machine, status, 'merchant', { split: true, child: false }, own).filter((action) => action === REFUND_LINES || CARRIED_TO_CHILDREN.has(action));
 }

@@ -1,4 +1,4 @@
-import { IllegalTransition, childRefusing, deriveParentStatus, offeredActions, stateMachineFor } from '@orders/domain';
+import { IllegalTransition, childRefusing, deriveParentStatus, offeredActions, offeredOnOwnChildren, stateMachineFor } from '@orders/domain';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
@@ -13,10 +13,10 @@ const children = (...statuses: string[]) => statuses.map((status, i) => ({ order
 const offeredOnSplit = (...statuses: string[]) => offeredActions(standard, deriveParentStatus(standard, statuses), 'admin', SPLIT, children(...statuses));
 
 describe('the actions offered on a split order as a whole', () => {
-  it('leaves out cancelling and a new address once a child has shipped, though the order still reads IN_FULFILLMENT', () => {
+  it('leaves out cancelling and a new address once a child has shipped, though the order still reads IN_FULFILLMENT, and offers refunding the lines of the child still in its warehouse', () => {
     expect(deriveParentStatus(standard, ['SHIPPED', 'IN_FULFILLMENT'])).toBe('IN_FULFILLMENT');
-    expect(offeredOnSplit('IN_FULFILLMENT', 'IN_FULFILLMENT')).toEqual(['change_address', 'refund']);
-    expect(offeredOnSplit('SHIPPED', 'IN_FULFILLMENT')).toEqual([]);
+    expect(offeredOnSplit('IN_FULFILLMENT', 'IN_FULFILLMENT')).toEqual(['refund_lines', 'change_address', 'refund']);
+    expect(offeredOnSplit('SHIPPED', 'IN_FULFILLMENT')).toEqual(['refund_lines']);
     expect(childRefusing(standard, 'refund', 'admin', children('IN_FULFILLMENT', 'SHIPPED'))).toEqual({ orderId: 'child-2', status: 'SHIPPED' });
     expect(childRefusing(standard, 'refund', 'admin', children('IN_FULFILLMENT', 'REFUNDED'))).toBeNull();
     // the order's own actions are not carried to its children: no child refuses them
@@ -45,15 +45,15 @@ describe('the actions offered on a split order as a whole', () => {
 
   it('offers cancelling a split order whose children wait for their warehouse (PAID), which the order itself never fires', () => {
     expect(standard.can('PAID', 'refund', 'admin', SPLIT)).toBe(false);
-    expect(offeredOnSplit('PAID', 'PAID')).toEqual(['refund', 'change_address']);
+    expect(offeredOnSplit('PAID', 'PAID')).toEqual(['refund', 'refund_lines', 'change_address']);
     // nor once its children are in the warehouse: its cancel is carried out on them, never refunds it whole
     expect(standard.can('IN_FULFILLMENT', 'refund', 'admin', SPLIT)).toBe(false);
-    expect(offeredOnSplit('IN_FULFILLMENT', 'IN_FULFILLMENT')).toEqual(['change_address', 'refund']);
+    expect(offeredOnSplit('IN_FULFILLMENT', 'IN_FULFILLMENT')).toEqual(['refund_lines', 'change_address', 'refund']);
     // an unsplit order: its own table row, guards and all
     expect(offeredActions(standard, 'PAID', 'admin', { split: false, child: false }, [])).toEqual(['refund', 'refund_lines', 'change_address']);
   });
 
-  it('offers on a split order, whatever its children, exactly what the cancel and address routes then carry out on them', () => {
+  it('offers on a split order, whatever its children, exactly what the cancel, refunds and address routes then carry out on them', () => {
     fc.assert(
       fc.property(fc.array(fc.constantFrom(...CHILD_STATUSES), { minLength: 1, maxLength: 4 }), (statuses) => {
         const parent = deriveParentStatus(standard, statuses);
@@ -65,6 +65,8 @@ describe('the actions offered on a split order as a whole', () => {
         // the address route moves every child but those closed before they shipped (a refund still awaiting the payment system too), each one still unshipped
         const readdressed = statuses.filter((status) => !['CANCELLED', 'REFUNDING', 'REFUNDED'].includes(status));
         expect(offered.includes('change_address')).toBe(mayAct('change_address') && readdressed.length > 0 && readdressed.every((status) => UNSHIPPED.has(status)));
+        // the refunds route refunds lines of the children still unshipped, whatever the others became
+        expect(offered.includes('refund_lines')).toBe(mayAct('refund_lines') && statuses.some((status) => UNSHIPPED.has(status)));
       }),
     );
   });
@@ -72,5 +74,12 @@ describe('the actions offered on a split order as a whole', () => {
   it('names the child refusing an action on the whole order', () => {
     expect(new IllegalTransition('SHIPPED', 'cancel', 'admin', 'child-2').message).toBe("Action 'cancel' by admin is not allowed while its child order child-2 is SHIPPED");
     expect(new IllegalTransition('SHIPPED', 'cancel', 'admin').message).toBe("Action 'cancel' by admin is not allowed while the order is SHIPPED");
+  });
+
+  it("offers a merchant, on a split order holding another merchant's lines too, what the routes carry out on its own children alone", () => {
+    const own = children('IN_FULFILLMENT');
+    expect(offeredOnOwnChildren(standard, 'IN_FULFILLMENT', own)).toEqual(['refund_lines', 'refund']);
+    expect(offeredOnOwnChildren(standard, 'IN_FULFILLMENT', children('SHIPPED'))).toEqual([]);
+    expect(offeredOnOwnChildren(standard, 'IN_FULFILLMENT', [])).toEqual([]);
   });
 });

@@ -14,6 +14,10 @@ const A_CHILD: OrderFacts = { split: false, child: true };
 const VIEWS: readonly Actor[] = ['buyer', 'merchant', 'admin', 'system'];
 /** Actions on the whole split order that its routes carry out on its children (split-order-actions.ts). */
 const CARRIED = ['refund', 'change_address'] as const;
+/** A refund of some lines, carried out on the children holding them: any one child still in its warehouse may take it. */
+const REFUND_LINES = 'refund_lines';
+/** Children each role may refund lines of (a refund of all a child has left refunds it whole): a parcel still in the warehouse. */
+const CHILD_REFUNDS_LINES: Record<string, readonly string[]> = { buyer: ['PAID', 'IN_FULFILLMENT'], merchant: ['PAID', 'IN_FULFILLMENT'], admin: ['PAID', 'IN_FULFILLMENT'], system: [] };
 /** Children the cancel and address routes leave as they are: closed before they shipped, or refunded whole and awaiting the payment system. */
 const CLOSED_BEFORE_SHIPPING = ['CANCELLED', 'REFUNDING', 'REFUNDED'];
 /**
@@ -74,15 +78,15 @@ describe('the actions offered on a split order of every type that splits, to eve
     }
   });
 
-  it('leaves cancelling and a new address off a split presale once a child has shipped, to the buyer and the admin alike', () => {
+  it('leaves cancelling and a new address off a split presale once a child has shipped, to the buyer and the admin alike, and offers refunding the lines of the child still in its warehouse', () => {
     const presale = stateMachineFor('presale');
     expect(deriveParentStatus(presale, ['SHIPPED', 'IN_FULFILLMENT'])).toBe('IN_FULFILLMENT');
-    expect(offeredOnSplit('presale', 'buyer', 'IN_FULFILLMENT', 'IN_FULFILLMENT')).toEqual(['change_address', 'refund']);
-    expect(offeredOnSplit('presale', 'buyer', 'SHIPPED', 'IN_FULFILLMENT')).toEqual([]);
-    expect(offeredOnSplit('presale', 'admin', 'SHIPPED', 'IN_FULFILLMENT')).toEqual([]);
+    expect(offeredOnSplit('presale', 'buyer', 'IN_FULFILLMENT', 'IN_FULFILLMENT')).toEqual(['refund_lines', 'change_address', 'refund']);
+    expect(offeredOnSplit('presale', 'buyer', 'SHIPPED', 'IN_FULFILLMENT')).toEqual(['refund_lines']);
+    expect(offeredOnSplit('presale', 'admin', 'SHIPPED', 'IN_FULFILLMENT')).toEqual(['refund_lines']);
     expect(childRefusing(presale, 'refund', 'buyer', children('IN_FULFILLMENT', 'SHIPPED'))).toEqual({ orderId: 'child-2', status: 'SHIPPED' });
     // a merchant cancels a split presale whose children wait for their warehouse, but never readdresses it
-    expect(offeredOnSplit('presale', 'merchant', 'PAID', 'PAID')).toEqual(['refund']);
+    expect(offeredOnSplit('presale', 'merchant', 'PAID', 'PAID')).toEqual(['refund', 'refund_lines']);
     // the system refunds only children not yet handed to their warehouse
     expect(offeredOnSplit('presale', 'system', 'PAID', 'PAID')).toEqual(['refund']);
     expect(offeredOnSplit('presale', 'system', 'PAID', 'IN_FULFILLMENT')).toEqual([]);
@@ -102,7 +106,7 @@ describe('the actions offered on a split order of every type that splits, to eve
               const where = `${type} ${actor} ${action} on [${statuses.join(', ')}] (order ${parent})`;
               expect(childRefusing(machine, action, actor, children(...statuses)), where).toBeNull();
               // carried to the children, the order fires it not itself (guards aside); its own, it fires it as a split order
-              if ((CARRIED as readonly string[]).includes(action)) expect(machine.rule(parent, action)?.actors, where).toContain(actor);
+              if ([...CARRIED, REFUND_LINES].includes(action)) expect(machine.rule(parent, action)?.actors, where).toContain(actor);
               else expect(machine.can(parent, action, actor, SPLIT), where).toBe(true);
             }
           }
@@ -110,7 +114,7 @@ describe('the actions offered on a split order of every type that splits, to eve
       );
     });
 
-    it('offers each role exactly what the cancel and address routes then carry out on the children, and the order’s own actions its table lets it fire', () => {
+    it('offers each role exactly what the cancel, refunds and address routes then carry out on the children, and the order’s own actions its table lets it fire', () => {
       fc.assert(
         fc.property(statuses, (statuses) => {
           const parent = deriveParentStatus(machine, statuses);
@@ -125,7 +129,9 @@ describe('the actions offered on a split order of every type that splits, to eve
               expect(offered.includes(action), `${where}: ${action}`).toBe(mayAct(action) && moved.length > 0 && childrenAllow);
               expect(childRefusing(machine, action, actor, children(...statuses)) === null, `${where}: ${action} refused`).toBe(childrenAllow);
             }
-            for (const action of machine.allowedActions(parent, actor).filter((a) => !(CARRIED as readonly string[]).includes(a))) {
+            const refundsLines = statuses.some((status) => CHILD_REFUNDS_LINES[actor]!.includes(status));
+            expect(offered.includes(REFUND_LINES), `${where}: ${REFUND_LINES}`).toBe(mayAct(REFUND_LINES) && refundsLines);
+            for (const action of machine.allowedActions(parent, actor).filter((a) => ![...CARRIED, REFUND_LINES].includes(a))) {
               expect(offered.includes(action), `${where}: ${action}`).toBe(machine.can(parent, action, actor, SPLIT));
               expect(childRefusing(machine, action, actor, children(...statuses)), `${where}: ${action}`).toBeNull();
             }

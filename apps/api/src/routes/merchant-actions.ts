@@ -1,4 +1,4 @@
-import { offeredActions, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
+import { offeredActions, offeredOnOwnChildren, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
 import { afterStaleOrderVersion, ProcessRepository, RefundRepository, retryTransaction, type OrderView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -115,9 +115,15 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
         const decided = decision && returns.find((record) => record.status === decision.returnIn);
         return decision && decided ? { verb: decision.verb, returnId: decided.refundId } : undefined;
       };
-      // a merchant sees an order holding another merchant's lines too, and acts on none of it
+      // a merchant sees an order holding another merchant's lines too, and acts on none of it but,
+      // once it is split, its own children, through the routes that move the children (partsFor)
       const mayAct = actor === 'admin' || order.items.every((item) => item.merchantId === request.user.sub);
-      const actions = (mayAct ? offeredActions(machine, order.status, actor, facts, children) : [])
+      const own = async () => {
+        const alone = await Promise.all(children.map((child) => deps.orders.orderOfMerchantAlone(child.orderId, request.user.sub)));
+        return children.filter((_, i) => alone[i]);
+      };
+      const offered = mayAct ? offeredActions(machine, order.status, actor, facts, children) : facts.split ? offeredOnOwnChildren(machine, order.status, await own()) : [];
+      const actions = offered
         // a decision on a return needs the return's id: without a return to decide there is nothing to offer
         .filter((action) => !RETURN_DECISIONS.has(action) || returnFor(action) !== undefined)
         .map((action) => {
