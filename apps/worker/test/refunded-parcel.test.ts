@@ -94,7 +94,7 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     expect([shipped.status, shipped.body.changed]).toEqual([200, true]);
     expect(await shipmentOf(orderId)).toEqual(['SHIPPED']);
     expect(await shippedAfterRefund()).toBe(shippedBefore + 1);
-    // the refund job sends the drop again: the same change refused again is not counted again
+    // the refund job sends the drop again: the parcel refused again is not counted again
     const { fulfillment } = system.workers.deps.queues;
     await waitFor(async () => (await fulfillment.getJobs(['waiting', 'prioritized', 'delayed', 'active'])).every((job) => job.data.orderId !== orderId), { what: 'the drop jobs to have run' });
     expect(await changesTooLate()).toBe(tooLate + 1);
@@ -108,7 +108,7 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     expect(await shippedAfterRefund()).toBe(before + 1);
   });
 
-  it('counts an address change the warehouse refused because the parcel had left, and leaves the parcel going out', async () => {
+  it('counts a parcel whose address change the warehouse refused because it had left, once however many changes follow, and leaves the parcel going out', async () => {
     const orderId = await paid('fay', [{ skuId: 'KETTLE', qty: 1 }]);
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED', notify: false } });
@@ -118,6 +118,11 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     await waitFor(async () => (await changesTooLate()) === before + 1, { what: 'the change refused as too late' });
     expect((await atWarehouse(orderId)).address.line1).toBe(buyerAddress.line1);
     expect(await shipmentOf(orderId)).toEqual(['ACCEPTED']);
+    // another change of the same parcel is refused alike, and the parcel is not counted again
+    expect((await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: system.token('fay'), body: { address: { ...buyerAddress, line1: '2 Newer Road' } } })).status).toBe(200);
+    const { fulfillment } = system.workers.deps.queues;
+    await waitFor(async () => (await fulfillment.getJobs(['waiting', 'prioritized', 'delayed', 'active'])).every((job) => job.data.orderId !== orderId), { what: 'the second change sent' });
+    expect(await changesTooLate()).toBe(before + 1);
   });
 
   it('records a parcel the warehouse shipped before it read the drop of its order refunded whole: SHIPPED, counted and never turned CANCELLED by the drop', async () => {

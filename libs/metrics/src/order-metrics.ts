@@ -241,7 +241,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     fulfilmentChangesTooLate: new Counter({
       name: 'fulfilment_changes_too_late_total',
-      help: 'Changes of a parcel (a new address, units refunded, every unit refunded) the warehouse refused because the parcel had left already: it goes to the old address, or with the units refunded',
+      help: 'Parcels the warehouse refused a change of (a new address, units refunded, every unit refunded) because they had left already, counted once per parcel: each goes to its old address, or with the units refunded',
       registers: [registry],
     }),
     paymentAmountMismatches: new Counter({

@@ -402,16 +402,11 @@ export class ProcessRepository {
   }
 
   /**
-   * Records that the warehouse refused the order's parcel change read at `version` as too late
-   * (the parcel had left); false when that change, or a later one, was recorded already.
+   * Records that the warehouse refused a change of the order's parcel as too late (the parcel
+   * had left); false when it had refused one before: the parcel is counted once.
    */
-  async noteChangeTooLate(orderId: string, version: number): Promise<boolean> {
-    const updated = await this.db
-      .updateTable('orders')
-      .set({ change_too_late_version: version })
-      .where('order_id', '=', orderId)
-      .where((eb) => eb.or([eb('change_too_late_version', 'is', null), eb('change_too_late_version', '<', version)]))
-      .executeTakeFirst();
+  async noteChangeRefused(orderId: string, at: Date): Promise<boolean> {
+    const updated = await this.db.updateTable('orders').set({ change_refused_at: at }).where('order_id', '=', orderId).where('change_refused_at', 'is', null).executeTakeFirst();
     return Number(updated.numUpdatedRows) === 1;
   }
 

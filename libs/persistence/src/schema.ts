@@ -63,8 +63,8 @@ export interface OrdersTable {
   payment_deadline: Date;
   /** presale: when the balance is due (set when the deposit is paid) */
   balance_deadline: ColumnType<Date | null, Date | null | undefined, Date | null>;
-  /** the version of the latest change of its parcel the warehouse refused as too late (the parcel had left): each is counted once */
-  change_too_late_version: ColumnType<number | null, number | null | undefined, number | null>;
+  /** when the warehouse first refused a change of its parcel as too late (the parcel had left): counted once per parcel */
+  change_refused_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   /** an imported order's channel and the id it has there; null for this shop's own orders */
   source_channel: ColumnType<string | null, string | null | undefined, never>;
   external_order_id: ColumnType<string | null, string | null | undefined, never>;

@@ -457,10 +457,10 @@ export class ForwardLife {
 
   /**
    * Sends the warehouse a change of the order's parcel; false when the warehouse refused it as
-   * too late (409: the parcel left), logged and counted once per change (FulfilmentChangesTooLate;
-   * the job may send it again). The parcel is then left as the warehouse has it: its SHIPPED
-   * callback moves it on (for an order refunded whole, as shipped after the refund), where
-   * marking it CANCELLED would have hidden it.
+   * too late (409: the parcel left), logged, and counted once per parcel (FulfilmentChangesTooLate;
+   * the job may send the same change again, and later changes are refused alike). The parcel is
+   * then left as the warehouse has it: its SHIPPED callback moves it on (for an order refunded
+   * whole, as shipped after the refund), where marking it CANCELLED would have hidden it.
    */
   private async changeReachedWarehouse(job: Job<SendToWarehouseJob>, token: string | undefined, order: OrderRow, change: FulfilmentChange): Promise<boolean> {
     try {
@@ -468,9 +468,9 @@ export class ForwardLife {
       return true;
     } catch (error) {
       if (!(error instanceof ExternalRefused && error.status === 409)) throw error;
-      if (!(await this.process.noteChangeTooLate(order.order_id, change.version))) return false;
-      this.deps.metrics.fulfilmentChangesTooLate.inc();
-      this.deps.log.error(
+      const first = await this.process.noteChangeRefused(order.order_id, this.deps.clock());
+      if (first) this.deps.metrics.fulfilmentChangesTooLate.inc();
+      this.deps.log[first ? 'error' : 'warn'](
         { orderId: order.order_id, status: order.status, version: order.version, items: change.items, answer: error.body.slice(0, 200) },
         'the warehouse refused a change of a parcel that had left: it goes to the address and with the units it was handed over with; stop it with the carrier or settle with the buyer',
       );

@@ -1,17 +1,17 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 
 // Migrations take Kysely<any>: they must keep working after the Database interface moves on.
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
 /**
- * The version of the latest change of an order's parcel (its address, its units) that the
- * warehouse refused because the parcel had left: each such change is counted and logged once,
- * though the job sending it may run again (the refund job enqueues it anew).
+ * When the warehouse first refused a change of the order's parcel (its address, its units)
+ * because the parcel had left: counted and alerted once per parcel, though the job sending a
+ * change may run again (the refund job enqueues it anew) and later changes are refused too.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  await db.schema.alterTable('orders').addColumn('change_too_late_version', 'integer').execute();
+  await db.schema.alterTable('orders').addColumn('change_refused_at', sql`datetime(3)`).execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  await db.schema.alterTable('orders').dropColumn('change_too_late_version').execute();
+  await db.schema.alterTable('orders').dropColumn('change_refused_at').execute();
 }
