@@ -33,27 +33,33 @@ export class StrandedOrderSweeper {
 
   async sweep(): Promise<number> {
     const { inventory, metrics, clock, log } = this.deps;
+    let recovered = 0;
     try {
-      const { stranded, withoutReservation } = await inventory.findStrandedOrders(clock(), this.options.strandedAfterMs, this.pages);
-      await this.reportLost(withoutReservation);
-      let recovered = 0;
-      for (const order of stranded) {
-        try {
-          if (await this.recover(order)) recovered++;
-        } catch (error) {
-          // one order's trouble leaves the others to this sweep, and itself to the next
-          log.error({ err: error, orderId: order.orderId }, 'could not recover a stranded order');
+      const now = clock();
+      for (const group of inventory.keys.groups()) {
+        const found = await inventory.findStrandedOrders(group, now, this.options.strandedAfterMs, this.pages.pageOf(group));
+        const dropped = await this.reportLost(found.withoutReservation);
+        let recoveredHere = 0;
+        for (const order of found.stranded) {
+          try {
+            if (await this.recover(order)) recoveredHere++;
+          } catch (error) {
+            // one order's trouble leaves the others to this sweep, and itself to the next
+            log.error({ err: error, orderId: order.orderId }, 'could not recover a stranded order');
+          }
         }
+        recovered += recoveredHere;
+        // the orders settled, dropped or enqueued again leave the set (once persisted): the next page starts that much sooner
+        this.pages.read(group, found.read, found.settled + dropped + recoveredHere);
       }
-      if (recovered > 0) {
-        metrics.strandedOrdersRecovered.inc(recovered);
-        log.warn({ count: recovered }, 'enqueued accepted orders that were not yet in MySQL and had no job left');
-      }
-      return recovered;
     } catch (error) {
       log.error({ err: error }, 'stranded-order sweep failed');
-      return 0;
     }
+    if (recovered > 0) {
+      metrics.strandedOrdersRecovered.inc(recovered);
+      log.warn({ count: recovered }, 'enqueued accepted orders that were not yet in MySQL and had no job left');
+    }
+    return recovered;
   }
 
   /**
@@ -61,9 +67,9 @@ export class StrandedOrderSweeper {
    * will run: nothing can persist them from Redis any more. If no job of theirs is left at
    * all, their buyers' 202s are lost orders: reported once, loudly (`AcceptedOrdersLost`).
    * One whose job ended still has it: a failed job waits in the dead letters (`DeadLettersWaiting`),
-   * a completed one wrote it.
+   * a completed one wrote it. Returns how many left the set.
    */
-  private async reportLost(orderIds: readonly string[]): Promise<void> {
+  private async reportLost(orderIds: readonly string[]): Promise<number> {
     const { queues, inventory, metrics, log } = this.deps;
     const dropped: string[] = [];
     const lost: string[] = [];
@@ -75,9 +81,11 @@ export class StrandedOrderSweeper {
     }
     // no sweep looks for their batch again (a dead letter retried by hand still carries them)
     if (dropped.length > 0) await forgetCarriers(queues, dropped);
-    if (lost.length === 0) return;
-    metrics.acceptedOrdersLost.inc(lost.length);
-    log.error({ orderIds: lost }, 'accepted orders lost: not in MySQL, no job left, and their reservation is gone from Redis (evicted, or Redis lost data)');
+    if (lost.length > 0) {
+      metrics.acceptedOrdersLost.inc(lost.length);
+      log.error({ orderIds: lost }, 'accepted orders lost: not in MySQL, no job left, and their reservation is gone from Redis (evicted, or Redis lost data)');
+    }
+    return dropped.length;
   }
 
   /**

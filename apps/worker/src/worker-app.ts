@@ -225,13 +225,15 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   /**
    * Enqueues again the refunds found due with no job that a second read (`stillDue`) finds due
    * yet: a job that paid one back and ended after the first read left no job, and nothing was lost.
+   * Returns those enqueued again.
    */
-  const restoreRefundJobs = async <Due>(withoutJob: Due[], stillDue: (found: Due[]) => Promise<Due[]>, enqueue: (due: Due) => Promise<unknown>, named: (restored: Due[]) => object, message: string): Promise<void> => {
+  const restoreRefundJobs = async <Due>(withoutJob: Due[], stillDue: (found: Due[]) => Promise<Due[]>, enqueue: (due: Due) => Promise<unknown>, named: (restored: Due[]) => object, message: string): Promise<Due[]> => {
     const restored = withoutJob.length > 0 ? await stillDue(withoutJob) : [];
-    if (restored.length === 0) return;
+    if (restored.length === 0) return restored;
     await Promise.all(restored.map(enqueue));
     metrics.refundJobsRestored.inc(restored.length);
     log.warn({ count: restored.length, ...named(restored.slice(0, 20)) }, message);
+    return restored;
   };
   /**
    * The backstop of the timer jobs. Unpaid orders (and presales owing their balance) a whole
@@ -273,19 +275,22 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     const handedOverAgain: string[] = [];
     // paid orders that ship parcels (split, then handed over), and virtual ones (delivered with the payment)
     for (const { status, types } of [...statusesWaitingFor('split'), ...statusesWaitingFor('deliverDigital')]) {
-      const waiting = await sweepPages.next(`hand-over ${status} ${types.join()}`, (page) => deps.orders.waitingLongerThan(status, types, graceMs, page));
+      const read = `hand-over ${status} ${types.join()}`;
+      const waiting = await deps.orders.waitingLongerThan(status, types, graceMs, sweepPages.pageOf(read));
+      const before = handedOverAgain.length;
       for (const orderId of waiting) if (await life.handOverAgainIfLost(orderId)) handedOverAgain.push(orderId);
+      // the orders handed over again move on once their job runs: the next page starts that much sooner
+      sweepPages.read(read, waiting.length, handedOverAgain.length - before);
     }
     if (handedOverAgain.length > 0) {
       metrics.handOversRestored.inc(handedOverAgain.length);
       log.warn({ count: handedOverAgain.length, orderIds: handedOverAgain.slice(0, 20) }, 'enqueued again the settlement or hand-over of paid orders waiting a sweep interval with no job: their job was gone');
     }
-    const refundsWaiting = [
-      ...(await sweepPages.next('orders with refunds waiting', (page) => refunds.ordersWithRefundsWaiting(graceMs, page))),
-      ...(await sweepPages.next('orders refunded whole waiting', (page) => refunds.ordersRefundedWholeWaiting(graceMs, page))),
-    ];
-    await restoreRefundJobs(
-      await orderRefundsWithoutJob(queues, refundsWaiting),
+    const [withRefunds, refundedWhole] = ['orders with refunds waiting', 'orders refunded whole waiting'];
+    const ordersWithRefunds = await refunds.ordersWithRefundsWaiting(graceMs, sweepPages.pageOf(withRefunds));
+    const ordersRefundedWhole = await refunds.ordersRefundedWholeWaiting(graceMs, sweepPages.pageOf(refundedWhole));
+    const ordersRefundsRestored = await restoreRefundJobs(
+      await orderRefundsWithoutJob(queues, [...ordersWithRefunds, ...ordersRefundedWhole]),
       async (orderIds) => {
         const all = { offset: 0, limit: orderIds.length };
         const stillWaiting = new Set([...(await refunds.ordersWithRefundsWaiting(graceMs, all, orderIds)), ...(await refunds.ordersRefundedWholeWaiting(graceMs, all, orderIds))]);
@@ -295,8 +300,13 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       (orderIds) => ({ orderIds }),
       'enqueued again the refund jobs of orders holding refunds due a sweep interval with no job: their job was gone',
     );
-    const latePayments = await sweepPages.next('late payments due', (page) => refunds.latePaymentsWaiting(graceMs, page));
-    await restoreRefundJobs(
+    // the refunds enqueued again leave these reads once paid back: the next page starts that much sooner
+    const restored = new Set(ordersRefundsRestored);
+    sweepPages.read(withRefunds, ordersWithRefunds.length, ordersWithRefunds.filter((orderId) => restored.has(orderId)).length);
+    sweepPages.read(refundedWhole, ordersRefundedWhole.length, ordersRefundedWhole.filter((orderId) => restored.has(orderId)).length);
+    const latePaymentsRead = 'late payments due';
+    const latePayments = await refunds.latePaymentsWaiting(graceMs, sweepPages.pageOf(latePaymentsRead));
+    const latePaymentsRestored = await restoreRefundJobs(
       latePayments.length > 0 ? await lateRefundsWithoutJob(queues, latePayments) : [],
       async (payments) => {
         const stillDue = await refunds.stillDue(payments.map((payment) => payment.paymentId));
@@ -306,6 +316,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       (payments) => ({ payments }),
       'enqueued again the refunds of payments taken after their order could take them, due a sweep interval with no job: their job was gone',
     );
+    sweepPages.read(latePaymentsRead, latePayments.length, latePaymentsRestored.length);
   };
   // a sweep running longer than its interval, or on another worker, would do the same work again and count it twice
   const sweepLock = new RunLock(deps.redis, `${config.QUEUE_PREFIX}:overdue-sweep-lock`, 'overdue-order sweep');

@@ -406,7 +406,9 @@ export class OrderRepository {
       .where('o.updated_at', '<', overdueSince(waitedForMs))
       .where('o.type', 'in', types)
       .where(notSplit('o.order_id'))
+      // the order's id breaks ties, so pages read at other offsets neither repeat nor miss an order
       .orderBy('o.updated_at')
+      .orderBy('o.order_id')
       .limit(page.limit)
       .offset(page.offset)
       .execute();

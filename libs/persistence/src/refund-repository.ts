@@ -160,7 +160,9 @@ export class RefundRepository {
       .where('updated_at', '<', overdueSince(waitedForMs))
       .$if(among !== undefined, (query) => query.where('order_id', 'in', [...among!]))
       .groupBy('order_id')
+      // the order's id breaks ties, so pages read at other offsets neither repeat nor miss an order
       .orderBy(sql`MIN(updated_at)`)
+      .orderBy('order_id')
       .limit(page.limit)
       .offset(page.offset)
       .execute();
@@ -185,6 +187,7 @@ export class RefundRepository {
       .where(({ not, exists, selectFrom }) => not(exists(selectFrom('refunds as r').select('r.refund_id').whereRef('r.order_id', '=', 'o.order_id').where('r.history', 'is not', null))))
       .where(notSplit('o.order_id'))
       .orderBy('o.updated_at')
+      .orderBy('o.order_id')
       .limit(page.limit)
       .offset(page.offset)
       .execute();
@@ -209,6 +212,7 @@ export class RefundRepository {
       .select(['order_id', 'payment_id'])
       .where('refund_due_at', '<', overdueSince(waitedForMs))
       .orderBy('refund_due_at')
+      .orderBy('payment_id')
       .limit(page.limit)
       .offset(page.offset)
       .execute();

@@ -23,7 +23,7 @@ import {
   type SkuOrderType,
 } from '@orders/domain';
 import { IsoTimestamps } from './iso-timestamps.js';
-import { SweepPages } from './sweep-pages.js';
+import type { SweepPage } from './sweep-pages.js';
 import { BatchRefused, PipelinePerTurn, type BatchGuard } from './pipeline-per-turn.js';
 import { SoldOutSkus } from './sold-out-skus.js';
 import { queueStockScript, runStockScript, type RedisClient, type StockScriptReply } from './stock-scripts.js';
@@ -1174,32 +1174,31 @@ export class Inventory {
   }
 
   /**
-   * Orders accepted longer ago than `olderThanMs` and still not in MySQL: their job was
-   * lost (an enqueue that failed after the reservation, a flushed queue). The caller
-   * re-enqueues them. `withoutReservation`: such orders whose reservation record is gone
-   * (evicted, or Redis lost data); only a job that still carries one can persist it. One
-   * whose reservation is settled is in MySQL (only its row is paid or closed): it leaves the
-   * set here, as its persisting would have taken it out, and is neither.
-   * A page of each group's, oldest first, from where the last read of `pages` stopped (SweepPages):
-   * orders the caller leaves where they are (their job failed, and waits in the dead letters)
-   * would otherwise fill every read, and an order stranded behind them would never be read.
+   * Orders of `group` accepted longer ago than `olderThanMs` and still not in MySQL, a `page`
+   * of them, oldest first: their job was lost (an enqueue that failed after the reservation, a
+   * flushed queue). The caller re-enqueues them. `withoutReservation`: such orders whose
+   * reservation record is gone (evicted, or Redis lost data); only a job that still carries one
+   * can persist it. One whose reservation is settled is in MySQL (only its row is paid or
+   * closed): it leaves the set here, as its persisting would have taken it out, and is neither
+   * (`settled` counts them, of the `read`).
    */
-  async findStrandedOrders(now: Date, olderThanMs: number, pages = new SweepPages(500)): Promise<{ stranded: AcceptedOrder[]; withoutReservation: string[] }> {
+  async findStrandedOrders(
+    group: string,
+    now: Date,
+    olderThanMs: number,
+    page: SweepPage,
+  ): Promise<{ stranded: AcceptedOrder[]; withoutReservation: string[]; read: number; settled: number }> {
     const stranded: AcceptedOrder[] = [];
     const withoutReservation: string[] = [];
-    for (const group of this.keys.groups()) {
-      const { offset, limit } = pages.pageOf(group);
-      const ids = await this.redis.zrangebyscore(this.keys.accepted(group), '-inf', now.getTime() - olderThanMs, 'LIMIT', offset, limit);
-      let settled = 0;
-      for (const orderId of ids) {
-        const stored = await this.readReservation(group, orderId);
-        if (stored?.state === 'reserved') stranded.push(toAcceptedOrder(orderId, stored));
-        else if (stored) settled += await this.redis.zrem(this.keys.accepted(group), orderId);
-        else withoutReservation.push(orderId);
-      }
-      pages.read(group, ids.length, settled);
+    const ids = await this.redis.zrangebyscore(this.keys.accepted(group), '-inf', now.getTime() - olderThanMs, 'LIMIT', page.offset, page.limit);
+    let settled = 0;
+    for (const orderId of ids) {
+      const stored = await this.readReservation(group, orderId);
+      if (stored?.state === 'reserved') stranded.push(toAcceptedOrder(orderId, stored));
+      else if (stored) settled += await this.redis.zrem(this.keys.accepted(group), orderId);
+      else withoutReservation.push(orderId);
     }
-    return { stranded, withoutReservation };
+    return { stranded, withoutReservation, read: ids.length, settled };
   }
 
   /** Takes an order out of the accepted set without persisting it; false if it had left already (persisted meanwhile). */

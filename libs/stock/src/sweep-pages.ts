@@ -9,8 +9,9 @@ export interface SweepPage {
  * the last sweep read, back at the start once a read came to its end. A read of only its first
  * page would be filled by the rows a sweep leaves where they are (their job failed for good and
  * waits in the dead letters, for the operator), and a row lost behind them would never be read.
- * Rows the sweep moved out of its read (closed, moved on) are told (`read`'s `left`), so the next
- * page starts where the rows left begin. Kept in the process: another process sweeping starts
+ * Rows the sweep moves out of its read (closed, moved on, or their job enqueued again, which moves
+ * them on) are told (`read`'s `left`), so the next page starts where the rows left begin: a row
+ * still there then is read twice, never skipped. Kept in the process: another process sweeping starts
  * from the start, which only reads some rows twice.
  */
 export class SweepPages {
@@ -24,15 +25,8 @@ export class SweepPages {
   }
 
   /** The read of `name` returned `count` rows of its page, of which the sweep moved `left` out of the read. */
-  read(name: string, count: number, left = 0): void {
+  read(name: string, count: number, left: number): void {
     const { offset } = this.pageOf(name);
     this.from.set(name, count === this.size ? offset + count - left : 0);
-  }
-
-  /** The next page of `name` read with `read`, its rows counted as staying where they are. */
-  async next<Row>(name: string, read: (page: SweepPage) => Promise<Row[]>): Promise<Row[]> {
-    const rows = await read(this.pageOf(name));
-    this.read(name, rows.length);
-    return rows;
   }
 }

@@ -210,7 +210,8 @@ describe('the stock scripts', () => {
       const { order } = await inventory.reserveStock(lampCheckout('late', 1));
       expect(await inventory.commitStock(order.orderId)).toEqual({ status: 'committed' });
 
-      const { stranded, withoutReservation } = await inventory.findStrandedOrders(new Date(now.getTime() + HOUR), 0);
+      const group = inventory.keys.groupOfOrder(order.orderId);
+      const { stranded, withoutReservation } = await inventory.findStrandedOrders(group, new Date(now.getTime() + HOUR), 0, { offset: 0, limit: 500 });
       expect(stranded.map((accepted) => accepted.orderId)).not.toContain(order.orderId);
       expect(withoutReservation).not.toContain(order.orderId);
       expect(await inventory.awaitsPersisting(order.orderId)).toBe(false);
