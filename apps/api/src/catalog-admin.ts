@@ -24,9 +24,10 @@ export async function createSkuWithStock(
     await deps.catalog.createSku(sku, stock, adjustmentRef, publish, () => deps.inventory.refuseHeldLeftover(sku.skuId));
     return { replacedLeftover, finishedEarlier: false };
   } catch (error) {
-    // Redis without its bucket 0 while the catalog has the SKU as asked, its stock never moved: a publish that never ran
+    // Redis without its bucket 0 while the catalog has the SKU as asked, its stock never moved: a publish that never
+    // ran, or one running now (the other create's), whose buckets this one then leaves as they are and answers 409
     if (!(error instanceof SkuAlreadyExists) || (await deps.inventory.bucketStock(sku.skuId)) !== null || !(await deps.catalog.createdAsAsked(sku, stock))) throw error;
-    await publish();
+    if (!(await deps.inventory.publishUnpublishedSku({ ...stockRulesOf(sku), available: stock }))) throw error;
     return { replacedLeftover, finishedEarlier: true };
   }
 }

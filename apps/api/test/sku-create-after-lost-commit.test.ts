@@ -107,4 +107,13 @@ describe('creating a SKU whose first create reached only one of Redis and MySQL'
     expect([again.status, again.body.code]).toEqual([409, 'SKU_EXISTS']);
     expect(await api.deps.inventory.getSkuStock('JUG')).toBeNull();
   });
+
+  it('creates a SKU sent twenty times at once once: one stock in Redis and one opening in the ledger, every other answer 409', async () => {
+    const answers = await Promise.all(Array.from({ length: 20 }, () => api.request('POST', '/v1/admin/skus', { token: admin, body: { skuId: 'STOOL', ...lamp, title: 'Stool', stock: 30 } })));
+    const statuses = answers.map((answer) => answer.status);
+    expect(statuses).toContain(201);
+    expect(statuses.filter((status) => status !== 201).every((status) => status === 409)).toBe(true);
+    expect(await api.deps.inventory.getSkuStock('STOOL')).toEqual({ available: 30, reserved: 0, sold: 0 });
+    expect(await env.db.selectFrom('stock_ledger').select(['kind', 'qty']).where('sku_id', '=', 'STOOL').execute()).toEqual([{ kind: 'adjust', qty: 30 }]);
+  });
 });

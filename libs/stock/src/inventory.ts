@@ -1242,6 +1242,21 @@ export class Inventory {
   }
 
   /**
+   * Puts the counters of a SKU the catalog has and whose create never wrote them (its api died
+   * after the commit), each bucket only where Redis has none: one there is the create's own,
+   * finishing meanwhile, and is left as it is. Returns whether it wrote any.
+   */
+  async publishUnpublishedSku(rules: SkuStockRules): Promise<boolean> {
+    const buckets = bucketCountOf(rules);
+    const shares = splitStock(rules.available, buckets);
+    const results = await Promise.all(
+      shares.map((share, bucket) => runStockScript(this.redis, 'initSku', [this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId)], [share, ...ruleArgs(rules, buckets, 'keep'), 0])),
+    );
+    this.bucketCounts.set(rules.skuId, buckets);
+    return results.some((result) => result > 0);
+  }
+
+  /**
    * The stock repair's recreation of the buckets of a SKU that Redis lost: a bucket without
    * counters gets them, empty, with the SKU's rules; one holding counters without the rules
    * (which the checkout refuses) gets the rules; both get the SKU's stock generation, read

@@ -15,7 +15,7 @@
   ARGV[1] available   ARGV[2] deduction   ARGV[3] sale starts (ms, 0 = no sale)
   ARGV[4] sale ends (ms, 0 = no sale)   ARGV[5] per-buyer limit (0 = none)
   ARGV[6] how many buckets the SKU's stock is split into (1: not split)
-  ARGV[7] 'replace' (a create) or 'keep' (the repair)
+  ARGV[7] 'replace' (a create) or 'keep' (the repair; a create sent again whose first never wrote Redis)
   ARGV[8] the type of the orders that sell it: 'standard', 'presale' or 'virtual' (a hash
           written before SKUs had one has no such field: standard)
   ARGV[9] 'keep' only: the SKU's stock generation (0: its stock was never set)
