@@ -19,7 +19,7 @@ import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { securityHeadersPlugin } from './plugins/security-headers.js';
 import { HttpProblem } from './problems.js';
 import { QueueDepthSampler } from './queue-depth.js';
-import { notUtf8, utf8TextOf } from './utf8-body.js';
+import { holdsLoneSurrogate, loneSurrogate, notUtf8, utf8TextOf } from './utf8-body.js';
 import { adminOrderRoutes } from './routes/admin-orders.js';
 import { adminQueueRoutes } from './routes/admin-queues.js';
 import { callbackRoutes } from './routes/callbacks.js';
@@ -169,7 +169,7 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     const text = utf8TextOf(body as Buffer);
     if (text === undefined) return done(notUtf8(), undefined);
-    parseJson(request, text, done);
+    parseJson(request, text, (error, parsed) => (error ? done(error, undefined) : holdsLoneSurrogate(text, parsed) ? done(loneSurrogate(), undefined) : done(null, parsed)));
   });
   app.setValidatorCompiler(validatorCompilers());
   // every log line of a request about an order carries its id, so one grep follows an order;

@@ -72,7 +72,7 @@ describe('HTTP edges', () => {
     ['/v1/admin/skus', () => [['authorization', `Bearer ${api.token('ops', 'admin')}`]]],
   ];
 
-  it('refuses a body sent gzip- or br-encoded with 415 UNSUPPORTED_MEDIA_TYPE (accept-encoding: identity) on checkout, pay, both callbacks and an admin route, one declared in a charset other than UTF-8, and one not valid UTF-8 with 400', async () => {
+  it('refuses a body sent gzip- or br-encoded with 415 UNSUPPORTED_MEDIA_TYPE (accept-encoding: identity) on checkout, pay, both callbacks and an admin route, one declared in a charset other than UTF-8, and one not valid UTF-8 or escaping half a surrogate pair with 400', async () => {
     const json = JSON.stringify(valid);
     for (const [path, callerHeaders] of routes()) {
       // a br body that is in fact plain JSON would otherwise be taken as sent: a checkout made
@@ -95,6 +95,19 @@ describe('HTTP edges', () => {
       problemOf(answer, `latin1 to ${path}`, 400, 'VALIDATION_FAILED');
       expect(JSON.parse(answer.text).detail, path).toBe('The body is not valid UTF-8: send JSON in UTF-8');
     }
+    // valid UTF-8 escaping half a surrogate pair: MySQL would keep U+FFFD for it (ids that differ only there collide)
+    const halfPair = JSON.stringify({ ...valid, address: { ...buyerAddress, name: 'Zo\ud800' } });
+    expect(halfPair).toContain('\\ud800');
+    for (const [path, callerHeaders] of routes()) {
+      const answer = await raw(api.url, 'POST', path, [...callerHeaders(halfPair), ['content-type', 'application/json']], halfPair);
+      problemOf(answer, `half a pair to ${path}`, 400, 'VALIDATION_FAILED');
+      expect(JSON.parse(answer.text).detail, path).toMatch(/half a UTF-16 surrogate pair/);
+    }
+    // a whole pair, escaped, is one character like any other
+    const wholePair = JSON.stringify({ ...valid, address: { ...buyerAddress, name: 'Zoe \ud83d\ude00' } }).replace('\u{1F600}', '\\ud83d\\ude00');
+    expect(wholePair).toContain('\\ud83d\\ude00');
+    const taken = await raw(api.url, 'POST', '/v1/orders', [['authorization', `Bearer ${api.token('buyer-2')}`], ['idempotency-key', 'whole-pair-1'], ['content-type', 'application/json']], wholePair);
+    expect(taken.status).toBe(202);
     for (const [key, charset] of [['utf8-1', 'UTF-8'], ['utf8-2', '"utf-8"'], ['ascii-1', 'us-ascii']]) {
       const body = JSON.stringify(valid);
       const answer = await raw(api.url, 'POST', '/v1/orders', [['authorization', `Bearer ${api.token('buyer-2')}`], ['idempotency-key', key!], ['content-type', `application/json; charset=${charset}`]], body);
@@ -172,8 +185,8 @@ describe('HTTP edges', () => {
   });
 
   it('took no stock and queued no order for any refused request', async () => {
-    // the setup's order (1), the UTF-8 and ASCII ones (3), the identity checkout (2) and the 100-continue one (1)
-    expect((await api.request('GET', '/v1/admin/skus/MUG', { token: api.token('ops', 'admin') })).body.stock).toEqual({ available: 3, reserved: 7, sold: 0 });
-    expect(await api.deps.queues.orders.count()).toBe(6);
+    // the setup's order (1), the whole surrogate pair's (1), the UTF-8 and ASCII ones (3), the identity checkout (2) and the 100-continue one (1)
+    expect((await api.request('GET', '/v1/admin/skus/MUG', { token: api.token('ops', 'admin') })).body.stock).toEqual({ available: 2, reserved: 8, sold: 0 });
+    expect(await api.deps.queues.orders.count()).toBe(7);
   });
 });

@@ -7,7 +7,7 @@ import { applyPaymentTaken, givePaymentBackWhole, refundIfNotApplied } from '../
 import { HttpProblem, notFound, unauthorized, validationFailed } from '../problems.js';
 import { problemRef } from '../schemas.js';
 import { instant } from '../time-window.js';
-import { notUtf8, utf8TextOf } from '../utf8-body.js';
+import { holdsLoneSurrogate, loneSurrogate, notUtf8, utf8TextOf } from '../utf8-body.js';
 import { AlreadyApplied, followUp, followUpAgain } from './order-engine-support.js';
 
 type CallbackSystem = 'payment' | 'warehouse';
@@ -203,11 +203,14 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       done(notUtf8(), undefined);
       return;
     }
+    let parsed: unknown;
     try {
-      done(null, JSON.parse(text));
+      parsed = JSON.parse(text);
     } catch {
       done(new HttpProblem(400, 'VALIDATION_FAILED', 'The body is not valid JSON'), undefined);
+      return;
     }
+    done(holdsLoneSurrogate(text, parsed) ? loneSurrogate() : null, parsed);
   });
   app.addHook('preValidation', async (request) => {
     if (!verified.has(request)) throw unauthorized('A signed JSON body is required');
