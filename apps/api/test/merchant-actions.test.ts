@@ -72,6 +72,8 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     const shipped = await system.request('POST', `/v1/orders/${orderId}/actions/ship`, { token: shop, body: { reason: 'handed to the courier' } });
     expect(shipped.status).toBe(200);
     expect(shipped.body).toMatchObject({ orderId, status: 'SHIPPED', merchantStatus: 'Shipped' });
+    // its parcel with it, as the warehouse's SHIPPED would have moved it
+    expect(shipped.body.shipments.map((shipment: any) => shipment.status)).toEqual(['SHIPPED']);
     expect(shipped.body.history.map(step).at(-1)).toBe('PAID -ship/merchant-> SHIPPED');
 
     const again = await system.request('POST', `/v1/orders/${orderId}/actions/ship`, { token: shop });
@@ -80,6 +82,8 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     expect(again.body).toMatchObject({ code: 'ILLEGAL_TRANSITION', status: 409 });
     expect(again.body.detail).toMatch(/ship/);
     expect((await system.request('GET', `/v1/orders/${orderId}/actions`, { token: shop })).body.actions.map((a: any) => a.action)).toEqual(['deliver']);
+    const delivered = await system.request('POST', `/v1/orders/${orderId}/actions/deliver`, { token: shop });
+    expect([delivered.status, delivered.body.status, delivered.body.shipments.map((shipment: any) => shipment.status)]).toEqual([200, 'DELIVERED', ['DELIVERED']]);
   });
 
   it("answers 404 for an order without the merchant's SKUs and 403 for a buyer's token, so ids cannot be probed", async () => {

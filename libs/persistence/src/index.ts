@@ -7,7 +7,7 @@ export type { OrderListFilter, OrderListOptions, OrderListSettings, OrderReserva
 export { addressOf, merchantOrderView } from './order-view.js';
 export type { OrderView } from './order-view.js';
 export type * from './schema.js';
-export { ProcessRepository, REFUNDED_WHOLE, UNSHIPPED_PARCEL, paymentDetail } from './process-repository.js';
+export { ProcessRepository, REFUNDED_WHOLE, SHIPMENT_STEPS, UNSHIPPED_PARCEL, paymentDetail } from './process-repository.js';
 export type { ChildToInsert, NewPayment, PaymentPurpose } from './process-repository.js';
 export { OrderEventRepository } from './order-event-repository.js';
 export type { HeldLock, NewWebhook, NewWebhookDelivery, OrderEvent } from './order-event-repository.js';

@@ -32,6 +32,18 @@ export interface ChildToInsert {
 /** Shipment statuses of a parcel still in its warehouse. */
 export const UNSHIPPED_PARCEL: ReadonlySet<string> = new Set(['ACCEPTED', 'PICKED', 'PACKED']);
 
+/**
+ * How each step of a parcel moves its shipment, whoever reports it (the warehouse's callback, a
+ * merchant moving an imported order on by hand): from one of `from` to `to`; a repeat finds it there.
+ */
+export const SHIPMENT_STEPS = {
+  pick: { from: ['ACCEPTED'], to: 'PICKED' },
+  pack: { from: ['ACCEPTED', 'PICKED'], to: 'PACKED' },
+  ship: { from: ['ACCEPTED', 'PICKED', 'PACKED'], to: 'SHIPPED' },
+  // a delivery stands for a SHIPPED that was lost
+  deliver: { from: ['ACCEPTED', 'PICKED', 'PACKED', 'SHIPPED'], to: 'DELIVERED' },
+} as const satisfies Record<string, { from: readonly string[]; to: string }>;
+
 /** Where a paid order goes when it is refunded whole before it shipped (PAID or IN_FULFILLMENT --refund-->): its parcel, if any, is to be dropped. */
 export const REFUNDED_WHOLE: ReadonlySet<string> = new Set(['REFUNDING', 'REFUNDED']);
 

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { IllegalTransition, StaleOrderVersion, stateMachineFor, type OrderType } from '@orders/domain';
-import { afterStaleOrderVersion, ProcessRepository, REFUNDED_WHOLE, RefundRepository, UNSHIPPED_PARCEL, retryTransaction, type OrderRow, type RefundView, type TransitionResult } from '@orders/persistence';
+import { afterStaleOrderVersion, ProcessRepository, REFUNDED_WHOLE, RefundRepository, SHIPMENT_STEPS, UNSHIPPED_PARCEL, retryTransaction, type OrderRow, type RefundView, type TransitionResult } from '@orders/persistence';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { applyPaymentTaken, givePaymentBackWhole, refundIfNotApplied } from '../payment-settlement.js';
@@ -42,13 +42,13 @@ interface WarehouseCallback {
 const id = { type: 'string', minLength: 1, maxLength: 64 } as const;
 const answerSchema = { type: 'object', properties: { changed: { type: 'boolean' }, status: { type: 'string' } }, required: ['changed'] } as const;
 
-/** Each warehouse event: the action it fires and how it moves the shipment (a repeat finds it already moved). */
-const WAREHOUSE_EVENTS: Record<WarehouseCallback['event'], { action: string; shipmentFrom: string[]; shipmentTo: string | null }> = {
-  PICKED: { action: 'pick', shipmentFrom: ['ACCEPTED'], shipmentTo: 'PICKED' },
-  PACKED: { action: 'pack', shipmentFrom: ['ACCEPTED', 'PICKED'], shipmentTo: 'PACKED' },
-  SHIPPED: { action: 'ship', shipmentFrom: ['ACCEPTED', 'PICKED', 'PACKED'], shipmentTo: 'SHIPPED' },
-  DELIVERED: { action: 'deliver', shipmentFrom: ['ACCEPTED', 'PICKED', 'PACKED', 'SHIPPED'], shipmentTo: 'DELIVERED' },
-  RETURN_RECEIVED: { action: 'receive_return', shipmentFrom: [], shipmentTo: null },
+/** Each warehouse event: the action it fires and how it moves the shipment (SHIPMENT_STEPS; a returned parcel's, none). */
+const WAREHOUSE_EVENTS: Record<WarehouseCallback['event'], { action: string; shipment: { from: readonly string[]; to: string } | null }> = {
+  PICKED: { action: 'pick', shipment: SHIPMENT_STEPS.pick },
+  PACKED: { action: 'pack', shipment: SHIPMENT_STEPS.pack },
+  SHIPPED: { action: 'ship', shipment: SHIPMENT_STEPS.ship },
+  DELIVERED: { action: 'deliver', shipment: SHIPMENT_STEPS.deliver },
+  RETURN_RECEIVED: { action: 'receive_return', shipment: null },
 };
 
 function signatureMatches(secret: string, body: Buffer, header: unknown): boolean {
@@ -351,8 +351,8 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
                   // received meanwhile (by this event sent again), and the order is under review for a later return
                   if (!received) throw new AlreadyApplied();
                 }
-                if (step.shipmentTo === null) return;
-                const advanced = await ProcessRepository.advanceShipment(trx, order.order_id, step.shipmentFrom, step.shipmentTo, { trackingNo: callback.trackingNo ?? null, at });
+                if (step.shipment === null) return;
+                const advanced = await ProcessRepository.advanceShipment(trx, order.order_id, step.shipment.from, step.shipment.to, { trackingNo: callback.trackingNo ?? null, at });
                 if (!advanced) throw new AlreadyApplied();
               },
             }),

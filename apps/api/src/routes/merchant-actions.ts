@@ -1,5 +1,6 @@
 import { offeredActions, offeredOnOwnChildren, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
-import { afterStaleOrderVersion, ProcessRepository, RefundRepository, retryTransaction, type OrderView } from '@orders/persistence';
+import { afterStaleOrderVersion, ProcessRepository, RefundRepository, retryTransaction, SHIPMENT_STEPS, type Database, type OrderView } from '@orders/persistence';
+import type { Transaction } from 'kysely';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { Principal } from '../plugins/auth.js';
@@ -171,7 +172,15 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       if (RETURN_DECISIONS.has(action)) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST /v1/orders/${orderId}/returns/:returnId/${RETURN_DECISIONS.get(action)!.verb}: it also settles the return`);
       const owner = REVERSE_FLOW_ROUTES.get(action);
       if (owner) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST ${owner(orderId)}: it also gives back coupons and records the refund`);
-      const { order, fired } = await retryTransaction(() => orders.applyTransition({ orderId, action, actor, at: deps.clock(), detail: request.body?.reason }), {
+      // a parcel moved on by hand (an imported order's, shipped by its merchant) moves its shipment as the warehouse's callback would
+      const shipment = Object.hasOwn(SHIPMENT_STEPS, action) ? SHIPMENT_STEPS[action as keyof typeof SHIPMENT_STEPS] : undefined;
+      const at = deps.clock();
+      const effects =
+        shipment &&
+        (async (trx: Transaction<Database>) => {
+          await ProcessRepository.advanceShipment(trx, orderId, shipment.from, shipment.to, { at });
+        });
+      const { order, fired } = await retryTransaction(() => orders.applyTransition({ orderId, action, actor, at, detail: request.body?.reason, ...(effects ? { effects } : {}) }), {
         alsoAfter: afterStaleOrderVersion,
       });
       metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
