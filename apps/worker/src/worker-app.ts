@@ -235,6 +235,9 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     log.warn({ count: restored.length, ...named(restored.slice(0, 20)) }, message);
     return restored;
   };
+  // the reads whose rows may stay where they are (a job failed for good) go on page by page, sweep after sweep;
+  // unpaid orders past their deadline all close, so the next sweep's first page holds the next ones
+  const sweepPages = new SweepPages(config.SWEEP_PAGE_SIZE);
   /**
    * The backstop of the timer jobs. Unpaid orders (and presales owing their balance) a whole
    * sweep interval past their deadline lost their job (Redis lost data, a flushed queue) and
@@ -245,9 +248,6 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
    * (of refund orders, of orders refunded whole, of payments that came late) would never be paid
    * back: their job is enqueued again. Counted and logged, since it means jobs go missing.
    */
-  // the reads whose rows may stay where they are (a job failed for good) go on page by page, sweep after sweep;
-  // unpaid orders past their deadline all close, so the next sweep's first page holds the next ones
-  const sweepPages = new SweepPages(config.SWEEP_PAGE_SIZE);
   const sweepOverdue = async (): Promise<void> => {
     const graceMs = config.OVERDUE_SWEEP_INTERVAL_MS;
     const shortestTimeout = Math.min(config.PAYMENT_TIMEOUT_MS, config.FLASH_SALE_PAYMENT_TIMEOUT_MS);
