@@ -48,6 +48,8 @@ export class StrandedOrderSweeper {
             log.error({ err: error, orderId: order.orderId }, 'could not recover a stranded order');
           }
         }
+        // counted at once: on a cluster the other groups' pages take a while, and the order may be in MySQL before
+        metrics.strandedOrdersRecovered.inc(recoveredHere);
         recovered += recoveredHere;
         // the orders settled, dropped or enqueued again leave the set (once persisted): the next page starts that much sooner
         this.pages.read(group, found.read, found.settled + dropped + recoveredHere);
@@ -55,10 +57,7 @@ export class StrandedOrderSweeper {
     } catch (error) {
       log.error({ err: error }, 'stranded-order sweep failed');
     }
-    if (recovered > 0) {
-      metrics.strandedOrdersRecovered.inc(recovered);
-      log.warn({ count: recovered }, 'enqueued accepted orders that were not yet in MySQL and had no job left');
-    }
+    if (recovered > 0) log.warn({ count: recovered }, 'enqueued accepted orders that were not yet in MySQL and had no job left');
     return recovered;
   }
 
