@@ -349,21 +349,8 @@ export class StockReconciler {
     const { redis, inventory } = this.deps;
     const lines: Array<{ orderId: string; userId: string; skuId: string; qty: number }> = [];
     for (const group of inventory.keys.groups()) {
-      const orderIds = await redis.zrange(inventory.keys.accepted(group), 0, -1);
-      if (orderIds.length === 0) continue;
-      const pipeline = redis.pipeline();
-      for (const orderId of orderIds) pipeline.hmget(inventory.keys.order(group, orderId), 's', 'u', 'p', 'l');
-      ((await pipeline.exec()) ?? []).forEach(([error, reply], i) => {
-        if (error) throw error;
-        const [state, userId, payload, recorded] = reply as Array<string | null>;
-        if (state !== 'reserved' || !userId || !payload || !recorded) return;
-        const { items } = JSON.parse(payload) as { items: Array<{ skuId: string }> };
-        // per line, in the order's line order: [units, deduction, limited] (reserveStock-6+c+2n.lua)
-        (JSON.parse(recorded) as Array<[number, string, number]>).forEach(([qty, , limited], line) => {
-          const skuId = items[line]?.skuId;
-          if (skuId !== undefined && limited === 1) lines.push({ orderId: orderIds[i]!, userId, skuId, qty });
-        });
-      });
+      const reserved = await this.reservedLines(group, await redis.zrange(inventory.keys.accepted(group), 0, -1));
+      for (const { orderId, userId, skuId, qty, limited } of reserved) if (limited && userId !== '') lines.push({ orderId, userId, skuId, qty });
     }
     return lines;
   }
@@ -579,20 +566,27 @@ export class StockReconciler {
    * as the SKU's hash says, which Redis may have lost with the units still held).
    */
   private async reservedInFlight(group: string, orderIds: string[], held: Map<string, number>): Promise<void> {
-    if (orderIds.length === 0) return;
+    for (const { skuId, qty, deduction } of await this.reservedLines(group, orderIds)) if (deduction === 'placement') held.set(skuId, (held.get(skuId) ?? 0) + qty);
+  }
+
+  /** The lines of these orders of a group whose reservation records hold them reserved, as each record has them. */
+  private async reservedLines(group: string, orderIds: readonly string[]): Promise<Array<{ orderId: string; userId: string; skuId: string; qty: number; deduction: string; limited: boolean }>> {
+    if (orderIds.length === 0) return [];
     const pipeline = this.deps.redis.pipeline();
-    for (const orderId of orderIds) pipeline.hmget(this.deps.inventory.keys.order(group, orderId), 's', 'p', 'l');
-    for (const [error, reply] of (await pipeline.exec()) ?? []) {
+    for (const orderId of orderIds) pipeline.hmget(this.deps.inventory.keys.order(group, orderId), 's', 'u', 'p', 'l');
+    const lines: Array<{ orderId: string; userId: string; skuId: string; qty: number; deduction: string; limited: boolean }> = [];
+    ((await pipeline.exec()) ?? []).forEach(([error, reply], i) => {
       if (error) throw error;
-      const [state, payload, recorded] = reply as Array<string | null>;
-      if (state !== 'reserved' || !payload || !recorded) continue;
+      const [state, userId, payload, recorded] = reply as Array<string | null>;
+      if (state !== 'reserved' || !payload || !recorded) return;
       const { items } = JSON.parse(payload) as { items: Array<{ skuId: string }> };
       // per line, in the order's line order: [units, deduction, limited] (reserveStock-6+c+2n.lua)
-      (JSON.parse(recorded) as Array<[number, string, number]>).forEach(([qty, deduction], i) => {
-        const skuId = items[i]?.skuId;
-        if (skuId !== undefined && deduction === 'placement') held.set(skuId, (held.get(skuId) ?? 0) + qty);
+      (JSON.parse(recorded) as Array<[number, string, number]>).forEach(([qty, deduction, limited], line) => {
+        const skuId = items[line]?.skuId;
+        if (skuId !== undefined) lines.push({ orderId: orderIds[i]!, userId: userId ?? '', skuId, qty, deduction, limited: limited === 1 });
       });
-    }
+    });
+    return lines;
   }
 
   /**
