@@ -1225,12 +1225,9 @@ export class Inventory {
    */
   async initSku(rules: SkuStockRules): Promise<boolean> {
     const buckets = bucketCountOf(rules);
-    const shares = splitStock(rules.available, buckets);
     // every bucket checked before any is replaced; each script checks its own again, atomically
     const leftover = await this.refuseHeldLeftover(rules.skuId);
-    const results = await Promise.all(
-      shares.map((share, bucket) => runStockScript(this.redis, 'initSku', [this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId)], [share, ...ruleArgs(rules, buckets, 'replace')])),
-    );
+    const results = await this.writeOpeningStock(rules, 'replace');
     if (results.includes(-1)) throw new SkuStockHeld(rules.skuId);
     this.bucketCounts.set(rules.skuId, buckets);
     if (!leftover) return false;
@@ -1247,13 +1244,21 @@ export class Inventory {
    * finishing meanwhile, and is left as it is. Returns whether it wrote any.
    */
   async publishUnpublishedSku(rules: SkuStockRules): Promise<boolean> {
-    const buckets = bucketCountOf(rules);
-    const shares = splitStock(rules.available, buckets);
-    const results = await Promise.all(
-      shares.map((share, bucket) => runStockScript(this.redis, 'initSku', [this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId)], [share, ...ruleArgs(rules, buckets, 'keep'), 0])),
-    );
-    this.bucketCounts.set(rules.skuId, buckets);
+    const results = await this.writeOpeningStock(rules, 'keep');
+    this.bucketCounts.set(rules.skuId, bucketCountOf(rules));
     return results.some((result) => result > 0);
+  }
+
+  /** Each bucket's share of a created SKU's stock, with its rules, by initSku-1.lua in `mode`: the scripts' replies. */
+  private async writeOpeningStock(rules: SkuStockRules, mode: 'replace' | 'keep'): Promise<number[]> {
+    const buckets = bucketCountOf(rules);
+    // 'keep' takes the stock generation too: none yet, for a SKU just created
+    const generation = mode === 'keep' ? [0] : [];
+    return Promise.all(
+      splitStock(rules.available, buckets).map((share, bucket) =>
+        runStockScript(this.redis, 'initSku', [this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId)], [share, ...ruleArgs(rules, buckets, mode), ...generation]),
+      ),
+    );
   }
 
   /**
