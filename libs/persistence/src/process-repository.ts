@@ -39,9 +39,9 @@ export const UNSHIPPED_PARCEL: ReadonlySet<string> = new Set(['ACCEPTED', 'PICKE
 export const SHIPMENT_STEPS = {
   pick: { from: ['ACCEPTED'], to: 'PICKED' },
   pack: { from: ['ACCEPTED', 'PICKED'], to: 'PACKED' },
-  ship: { from: ['ACCEPTED', 'PICKED', 'PACKED'], to: 'SHIPPED' },
+  ship: { from: [...UNSHIPPED_PARCEL], to: 'SHIPPED' },
   // a delivery stands for a SHIPPED that was lost
-  deliver: { from: ['ACCEPTED', 'PICKED', 'PACKED', 'SHIPPED'], to: 'DELIVERED' },
+  deliver: { from: [...UNSHIPPED_PARCEL, 'SHIPPED'], to: 'DELIVERED' },
 } as const satisfies Record<string, { from: readonly string[]; to: string }>;
 
 /** Where a paid order goes when it is refunded whole before it shipped (PAID or IN_FULFILLMENT --refund-->): its parcel, if any, is to be dropped. */
