@@ -12,7 +12,8 @@ export type Route =
 
 export function routeOf(pathname: string): Route {
   const path = pathname.startsWith(BASE) ? pathname.slice(BASE.length) : pathname;
-  const order = /^\/orders\/([0-9A-Za-z]+)\/?$/.exec(path);
+  // an order run in a stock bucket other than the first carries its bucket's suffix (-g2)
+  const order = /^\/orders\/([0-9A-Za-z]+(?:-g[1-9][0-9]?)?)\/?$/.exec(path);
   if (order?.[1]) return { page: 'order', orderId: order[1] };
   if (/^\/flash-sales\/?$/.test(path)) return { page: 'flash-sales' };
   if (/^\/after-sales\/?$/.test(path)) return { page: 'after-sales' };

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buyerAddress } from '@orders/testing';
+import { buyerAddress, buyerOutsideBucketZero } from '@orders/testing';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -91,6 +91,22 @@ describe('the console as staff use it', () => {
     await page.reload();
     await expect.poll(listed).toContain(zeds);
     expect(await page.getByLabel('Buyer').inputValue()).toBe('');
+  });
+
+  it("opens an order of a hot SKU split into stock buckets, whose id names its bucket, from the list and from a link to it", async () => {
+    await system.createSku({ skuId: 'HOT-MUG', priceCents: 1_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 400, deduction: 'placement', stockBuckets: 4 });
+    const orderId = await system.checkout(buyerOutsideBucketZero('hana', 4), [{ skuId: 'HOT-MUG', qty: 1 }]);
+    expect(orderId).toMatch(/-g[1-3]$/);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+
+    await page.goto(`${base}/console/`);
+    await page.getByRole('link', { name: orderId }).click();
+    await page.getByRole('heading', { name: `Order ${orderId}` }).waitFor();
+    await expect.poll(() => shownText(page.getByTestId('order-status'))).toBe('PENDING_PAYMENT');
+
+    await page.goto(`${base}/console/orders/${orderId}`);
+    await page.getByRole('heading', { name: `Order ${orderId}` }).waitFor();
+    expect(await page.getByRole('heading', { name: 'Orders', level: 1 }).count()).toBe(0);
   });
 
   it('says which zone the dates typed into the forms are in: UTC days for the search, the browser\'s own time for a flash sale', async () => {
