@@ -90,6 +90,8 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
   const [payer, setPayer] = useState<Order | null>(null);
   /** a split order's children the caller may read (a merchant: its own), as last read with the order */
   const [children, setChildren] = useState<Order[]>([]);
+  /** why the parent or a child could not be read, but for a 404 (not the caller's to see) */
+  const [relativesProblem, setRelativesProblem] = useState<string | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   const [actionProblem, setActionProblem] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
@@ -155,19 +157,19 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
     return () => clearTimeout(timer);
   }, [order, refunds, busy, rereadUntil, load]);
 
-  const parentOrderId = order?.parentOrderId ?? null;
   useEffect(() => {
-    if (parentOrderId === null) return;
-    // a parent the caller may not read (404) leaves the child naming it alone
-    api<Order>('GET', `/v1/orders/${parentOrderId}`).then(setPayer, () => undefined);
-  }, [api, parentOrderId]);
-
-  useEffect(() => {
-    if (!order || order.subOrders.length === 0) return;
-    // read with each read of the order, whose status derives from theirs; a later read's answer wins
+    if (!order || (order.parentOrderId === null && order.subOrders.length === 0)) return;
+    // read with each read of the order: a child's refund changes its parent's payments, a split
+    // order's status derives from its children's; a later read's answer wins. A relative the
+    // caller may not read (404) is left out, named alone.
     let current = true;
-    void Promise.allSettled(order.subOrders.map((child) => api<Order>('GET', `/v1/orders/${child}`))).then((read) => {
-      if (current) setChildren(read.flatMap((child) => (child.status === 'fulfilled' ? [child.value] : [])));
+    const parent = order.parentOrderId === null ? null : api<Order>('GET', `/v1/orders/${order.parentOrderId}`);
+    void Promise.allSettled([parent, ...order.subOrders.map((child) => api<Order>('GET', `/v1/orders/${child}`))]).then(([paying, ...read]) => {
+      if (!current) return;
+      if (paying!.status === 'fulfilled') setPayer(paying!.value);
+      setChildren(read.flatMap((child) => (child.status === 'fulfilled' ? [child.value] : [])));
+      const failed = [paying!, ...read].flatMap((one) => (one.status === 'rejected' && !(one.reason instanceof ApiProblem && one.reason.status === 404) ? [problemText(one.reason)] : []));
+      setRelativesProblem(failed[0] ?? null);
     });
     return () => {
       current = false;
@@ -465,6 +467,12 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
           <p>Still in the queue: amounts come once the order is priced.</p>
         )}
       </section>
+
+      {relativesProblem && (
+        <p class="problem" role="alert">
+          The order it was split from, or one it was split into, could not be read: {relativesProblem}
+        </p>
+      )}
 
       {order.subOrders.length > 0 && (
         <section aria-labelledby="children-title">
