@@ -77,8 +77,12 @@ export class OrderEventRepository {
     await this.db.updateTable('order_history').set({ published_at: at }).where('id', 'in', eventIds.map(Number)).execute();
   }
 
-  async countUnpublished(): Promise<number> {
-    const row = await this.db.selectFrom('order_history').select((eb) => eb.fn.countAll<number>().as('n')).where('published_at', 'is', null).executeTakeFirstOrThrow();
+  /** The outbox rows not yet published, counted up to `upTo` (the count then says at least that many). */
+  async countUnpublished(upTo: number): Promise<number> {
+    const row = await this.db
+      .selectFrom((db) => db.selectFrom('order_history').select('id').where('published_at', 'is', null).limit(upTo).as('unpublished'))
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     return Number(row.n);
   }
 

@@ -17,6 +17,10 @@ export interface OrderEventSettings {
   webhooks: WebhookSettings;
 }
 
+const BACKLOG_COUNT_EVERY_MS = 1_000;
+/** A count that stops here stays quick however far behind the outbox is; the alert's threshold is far below. */
+const BACKLOG_COUNTED_UP_TO = 1_000_000;
+
 /**
  * Moves order events from the outbox (order_history rows not yet published) to the Redis
  * Stream, then on to the webhooks. Every worker serving `events` runs one; a MySQL named
@@ -29,6 +33,7 @@ export interface OrderEventSettings {
  */
 export class OrderEventPublisher {
   private stopped = false;
+  private countedAt = 0;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private readonly webhooks: WebhookDispatcher;
@@ -66,7 +71,9 @@ export class OrderEventPublisher {
               if (published < this.settings.batchSize) await this.pause(this.settings.pollMs);
             }
           } finally {
-            await this.webhooks.idle();
+            await this.webhooks.finishBatchesUnderWay();
+            // the next holder reports the backlog from now on; this process's last figure would stand for ever
+            this.deps.metrics.orderEventsBehind.set(0);
           }
         });
         // another process publishes: check back now and then to take over if it dies
@@ -95,7 +102,12 @@ export class OrderEventPublisher {
       );
       metrics.orderEventsPublished.inc(batch.length);
     }
-    metrics.orderEventsBehind.set(batch.length < this.settings.batchSize ? 0 : await events.countUnpublished());
+    if (batch.length < this.settings.batchSize) metrics.orderEventsBehind.set(0);
+    else if (Date.now() - this.countedAt >= BACKLOG_COUNT_EVERY_MS) {
+      // counted once a second, not after every full batch: a backlog's count costs a scan of its index
+      this.countedAt = Date.now();
+      metrics.orderEventsBehind.set(await events.countUnpublished(BACKLOG_COUNTED_UP_TO));
+    }
     return batch.length;
   }
 

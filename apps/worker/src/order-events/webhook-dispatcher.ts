@@ -50,6 +50,7 @@ export class WebhookDispatcher {
   private loadedAt = 0;
   private readonly progress = new Map<string, WebhookProgress>();
   private readonly running = new Set<Promise<void>>();
+  private windingDown = false;
 
   constructor(
     private readonly deps: { redis: RedisClient; events: OrderEventRepository; metrics: OrderMetrics; log: Logger },
@@ -97,15 +98,27 @@ export class WebhookDispatcher {
   forgetProgress(): void {
     this.progress.clear();
     this.loadedAt = 0;
+    this.windingDown = false;
   }
 
-  /** Waits for the deliveries under way (the publisher stops, or loses its lock). */
+  /**
+   * Waits for the deliveries under way to finish the batch each is sending, with no batch
+   * after it (the publisher stops, or loses its lock): a receiver catching up would otherwise
+   * hold a stopping worker up to BATCHES_PER_TURN timeouts, past its grace period, killed then
+   * mid-batch, the batch sent again by the next publisher.
+   */
+  async finishBatchesUnderWay(): Promise<void> {
+    this.windingDown = true;
+    await this.idle();
+  }
+
+  /** Waits for the deliveries under way. */
   async idle(): Promise<void> {
     await Promise.allSettled([...this.running]);
   }
 
   private async deliverBatches(webhook: WebhookRow, progress: WebhookProgress): Promise<void> {
-    for (let batch = 0; batch < BATCHES_PER_TURN; batch++) {
+    for (let batch = 0; batch < BATCHES_PER_TURN && !this.windingDown; batch++) {
       const sent = await this.deliverNext(webhook, progress);
       if (sent < this.settings.batchSize || progress.failures > 0) return;
     }

@@ -1,0 +1,69 @@
+import { planImport } from '@orders/domain';
+import { createMetrics } from '@orders/metrics';
+import { OrderEventRepository, OrderImportRepository } from '@orders/persistence';
+import { orderEventStreamKey } from '@orders/queues';
+import { channelOrder, createTestEnv, waitFor, type TestEnv } from '@orders/testing';
+import { sql } from 'kysely';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OrderEventPublisher } from '../src/order-events/order-event-publisher.js';
+
+/**
+ * The backlog an operator reads (order_events_unpublished, the alert OrderEventsBehind takes
+ * the max over every worker) comes from the publisher holding the lock: one that lost it says
+ * nothing is behind, or its last count would stand for ever beside the new holder's.
+ */
+describe('the order-event backlog a publisher reports', () => {
+  let env: TestEnv;
+
+  beforeAll(async () => {
+    env = await createTestEnv('order_event_backlog');
+  });
+  afterAll(async () => {
+    await env?.cleanup();
+  });
+
+  it('goes back to 0 in a publisher that lost its lock to another while 20,000 events were behind', { timeout: 60_000 }, async () => {
+    // one order imported, and a long history of it not yet published: 20,000 events behind
+    const now = new Date();
+    const [imported] = await new OrderImportRepository(env.db).importOrders('tmall', [{ ...planImport({ ...channelOrder('TM-BACKLOG'), items: channelOrder('TM-BACKLOG').items.map((item) => ({ ...item, channel: 'self' as const, discountCents: 0 })) }, now), orderId: '01K0000000000000000000BKLG' }], now);
+    const orderId = imported!.orderId;
+    const { version } = await env.db.selectFrom('order_history').select((eb) => eb.fn.max('version').as('version')).where('order_id', '=', orderId).executeTakeFirstOrThrow();
+    for (let from = Number(version) + 1; from <= Number(version) + 20_000; from += 2_000) {
+      await env.db
+        .insertInto('order_history')
+        .values(Array.from({ length: 2_000 }, (_, i) => ({ order_id: orderId, version: from + i, from_status: 'PAID', action: 'note', to_status: 'PAID', actor: 'system', detail: null, at: now })))
+        .execute();
+    }
+
+    const metrics = createMetrics({ app: 'worker' });
+    const behind = async () => (await metrics.orderEventsBehind.get()).values[0]?.value ?? 0;
+    const events = new OrderEventRepository(env.db);
+    const publisher = new OrderEventPublisher(
+      { redis: env.redis, events, metrics, log: pino({ level: 'silent' }) },
+      { maxLen: 1_000_000, pollMs: 1_000, batchSize: 10, lockLapseMs: 30_000, webhooks: { streamKey: orderEventStreamKey(env.config.REDIS_KEY_PREFIX), batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000 } },
+    ).start();
+    const lockName = sql`CONCAT('order-events-publisher:', DATABASE())`;
+    try {
+      await waitFor(async () => (await behind()) > 1_000, { what: 'the publisher counting its backlog', timeoutMs: 20_000, intervalMs: 20 });
+
+      // another worker takes the lock the moment the holder's connection is gone (MySQL ended it)
+      await env.db.connection().execute(async (other) => {
+        const holder = Number((await sql<{ holder: number }>`SELECT IS_USED_LOCK(${lockName}) AS holder`.execute(other)).rows[0]!.holder);
+        const taken = sql<{ got: number }>`SELECT GET_LOCK(${lockName}, 10) AS got`.execute(other);
+        await sql`KILL ${sql.raw(String(holder))}`.execute(env.db);
+        expect(Number((await taken).rows[0]!.got)).toBe(1);
+        try {
+          await waitFor(async () => (await behind()) === 0, { what: 'the publisher that lost its lock reporting nothing behind', timeoutMs: 10_000, intervalMs: 20 });
+          const left = await env.db.selectFrom('order_history').select((eb) => eb.fn.countAll<number>().as('n')).where('published_at', 'is', null).executeTakeFirstOrThrow();
+          // the backlog is there still: the other worker would report it
+          expect(Number(left.n)).toBeGreaterThan(1_000);
+        } finally {
+          await sql`SELECT RELEASE_LOCK(${lockName})`.execute(other);
+        }
+      });
+    } finally {
+      await publisher.stop();
+    }
+  });
+});
