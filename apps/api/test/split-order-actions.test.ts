@@ -94,6 +94,30 @@ describe("the actions offered on a split order, from its children's statuses", (
     expect(await offeredToShop()).toEqual([]);
   });
 
+  it("refunds the buyer's whole split order, with the reason one merchant gave for refunding its own child before, the other merchant's child too", async () => {
+    await system.createSku({ skuId: 'VASE', priceCents: 2_400, merchantId: 'glazier', channel: 'self', warehouseId: 'wh-west', stock: 20, deduction: 'placement' });
+    const orderId = await system.checkout('eve', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'VASE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('eve'), body: { method: 'card' } })).status).toBe(202);
+    const children = (await waitFor(async () => (await system.order(orderId)).subOrders.length === 2 && (await system.order(orderId)).subOrders, { what: 'the split', timeoutMs: 15_000 })) as string[];
+    const split = await Promise.all(children.map((child) => system.waitForStatus(child, 'IN_FULFILLMENT')));
+    const childOf = (skuId: string) => split.find((child) => child.items[0].skuId === skuId).orderId as string;
+
+    // the glazier's refund of the order reaches its own child alone
+    const glazier = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('glazier', 'merchant'), body: { reason: 'out of stock' } });
+    expect(glazier.status).toBe(202);
+    expect(glazier.body.refunds.map((refund: any) => refund.orderId)).toEqual([childOf('VASE')]);
+    await system.waitForStatus(childOf('VASE'), 'REFUNDED');
+
+    // the buyer's, in the same words, is no repeat of it: the kettle's child is refunded too
+    const buyer = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('eve'), body: { reason: 'out of stock' } });
+    expect(buyer.status).toBe(202);
+    expect(buyer.body.replayed).toBe(false);
+    expect(buyer.body.refunds.map((refund: any) => refund.orderId).sort()).toEqual([childOf('KETTLE'), childOf('VASE')].sort());
+    await system.waitForStatus(childOf('KETTLE'), 'REFUNDED');
+    expect((await system.waitForStatus(orderId, 'REFUNDED')).amounts.refundedCents).toBe((await system.order(orderId)).amounts.payableCents);
+  });
+
   it("lists a split order and its children each with what ties them, so an admin's sum counts no payable twice", async () => {
     const [orderId, kettleChild, teaChild] = await paidAndSplit('cy', 'IN_FULFILLMENT');
     const listed = (await system.request('GET', '/v1/admin/orders?userId=cy', { token: admin })).body.items;

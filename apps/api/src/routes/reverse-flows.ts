@@ -557,9 +557,10 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       // a repeat answers the refunds it opened, though their parts are REFUNDING now (looked up after
       // the parts' statuses were read: a request that opened them meanwhile is found too)
       const before = (await Promise.all(units.map(async (unit) => ((await refunds.find(key(unit))) ? unit : null)))).filter((unit) => unit !== null);
-      // else every unit not refunded yet, of every part that has not shipped
+      // and every unit not refunded yet, of every part that has not shipped: a request in the same words from a
+      // caller who reaches more children (the buyer, after one merchant refunded its own) opens the others' too
       const rest = units[0] === order ? [order] : units.filter((child) => UNSHIPPED.has(child.status));
-      parts = (before.length > 0 ? before : rest).map((unit) => ({ unit, items: 'rest' as const }));
+      parts = units.filter((unit) => before.includes(unit) || rest.includes(unit)).map((unit) => ({ unit, items: 'rest' as const }));
       if (parts.length === 0) throw noPartLeft(order, units, 'refund', actor);
     }
     // the refund that closes the last live part of an order a cancellation closed parts of gives the coupon use back, as
