@@ -11,6 +11,8 @@ export interface PaymentFaults extends CommonFaults {
   refusalRate: number;
   /** cents charged, and reported, beyond (or, negative, short of) what each payment asked: a payment system's bug */
   amountSkewCents: number;
+  /** every refund asked for is declined (answered, or called back, FAILED), nothing given back: asked again once this is off, it goes through */
+  refundsDeclined: boolean;
 }
 
 export interface PaymentSimOptions extends PaymentFaults, SimulatorOptions {}
@@ -25,6 +27,7 @@ export function paymentSimOptions(config: Config): PaymentSimOptions {
     declineRate: config.PAYMENT_SIM_DECLINE_RATE,
     refusalRate: config.PAYMENT_SIM_REFUSAL_RATE,
     amountSkewCents: 0,
+    refundsDeclined: false,
     callbackSecret: config.PAYMENT_CALLBACK_SECRET,
     callbackAttempts: config.SIM_CALLBACK_ATTEMPTS,
     callbackRetryMs: config.SIM_CALLBACK_RETRY_MS,
@@ -58,12 +61,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function buildPaymentSim(options: PaymentSimOptions): Promise<FastifyInstance> {
   const random = options.random ?? Math.random;
   const { app, faults, injectFaults, sendCallback, track } = createSimulator<PaymentFaults>(
-    { latencyMs: options.latencyMs, failureRate: options.failureRate, timeoutRate: options.timeoutRate, outage: options.outage, declineRate: options.declineRate, refusalRate: options.refusalRate, amountSkewCents: options.amountSkewCents },
+    { latencyMs: options.latencyMs, failureRate: options.failureRate, timeoutRate: options.timeoutRate, outage: options.outage, declineRate: options.declineRate, refusalRate: options.refusalRate, amountSkewCents: options.amountSkewCents, refundsDeclined: options.refundsDeclined },
     { ...options, random },
-    { declineRate: { type: 'number', minimum: 0, maximum: 1 }, refusalRate: { type: 'number', minimum: 0, maximum: 1 }, amountSkewCents: { type: 'integer' } },
+    { declineRate: { type: 'number', minimum: 0, maximum: 1 }, refusalRate: { type: 'number', minimum: 0, maximum: 1 }, amountSkewCents: { type: 'integer' }, refundsDeclined: { type: 'boolean' } },
   );
   const charges = new Map<string, Charge>();
   const refunds = new Map<string, { refundId: string; paymentId: string; amountCents: number; at: string }>();
+  // each refund declined (refundsDeclined), as often as it was asked for
+  const declined: Array<{ refundId: string; paymentId: string; amountCents: number; at: string }> = [];
   // the payments asked for, as each request arrives: before its latency, and whatever it is answered
   const requested = new Set<string>();
 
@@ -124,7 +129,7 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
     },
   );
 
-  const notifyRefund = (refund: { refundId: string; paymentId: string; amountCents: number; at: string }, notifyUrl: string): void => {
+  const notifyRefund = (refund: { refundId: string; paymentId: string; amountCents: number; at: string }, notifyUrl: string, status: 'SUCCEEDED' | 'FAILED' = 'SUCCEEDED'): void => {
     const charge = charges.get(refund.paymentId)!;
     void track(sleep(faults.latencyMs)).then(() =>
       sendCallback(notifyUrl, {
@@ -132,7 +137,7 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
         paymentId: refund.paymentId,
         refundId: refund.refundId,
         transactionId: `rfd_${refund.refundId}`.slice(0, 128),
-        status: 'SUCCEEDED',
+        status,
         amountCents: refund.amountCents,
         at: new Date().toISOString(),
       }),
@@ -167,6 +172,13 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
       const charge = charges.get(paymentId);
       if (!charge || charge.status !== 'SUCCEEDED') return reply.code(404).send({ error: `no successful payment ${paymentId}` });
       if (charge.refundedCents + amountCents > charge.amountCents) return reply.code(422).send({ error: 'refund exceeds the payment' });
+      if (faults.refundsDeclined) {
+        const refusal = { refundId, paymentId, amountCents, at: new Date().toISOString() };
+        declined.push(refusal);
+        if (!notifyUrl) return { refundId, status: 'FAILED' };
+        notifyRefund(refusal, notifyUrl, 'FAILED');
+        return reply.code(202).send({ refundId, status: 'PROCESSING' });
+      }
       charge.refundedCents += amountCents;
       const refund = { refundId, paymentId, amountCents, at: new Date().toISOString() };
       refunds.set(refundId, refund);
@@ -176,6 +188,6 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
     },
   );
 
-  app.get('/__admin/payments', async () => ({ payments: [...charges.values()], refunds: [...refunds.values()], requested: [...requested] }));
+  app.get('/__admin/payments', async () => ({ payments: [...charges.values()], refunds: [...refunds.values()], declined, requested: [...requested] }));
   return app;
 }

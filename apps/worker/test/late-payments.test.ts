@@ -114,6 +114,39 @@ describe('payments that arrive late or change their outcome', () => {
     expect(expired.payments.map((p: any) => [p.status, p.paidAt])).toEqual([['SUCCEEDED', takenAt]]);
   });
 
+  it('a late payment whose refund the payment system declines is not recorded as given back: the refund is asked for again until it goes through', async () => {
+    const orderId = await system.checkout('ida', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await slowPaymentSystem(SLOW_MS);
+    let paymentId = '';
+    try {
+      paymentId = (await pay('ida', orderId)).body.paymentId;
+      const charge = await waitFor(async () => (await atPaymentSystem(orderId)).charges[0], { what: 'the charge', timeoutMs: 10_000, intervalMs: 20 });
+      await system.passPaymentDeadline(orderId);
+      await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: true } });
+      await system.signedCallback('payment', { orderId, paymentId, transactionId: charge.transactionId, status: 'SUCCEEDED', amountCents: 10_000, at: new Date().toISOString() });
+      // declined twice: the first FAILED answer was not taken for the money going back
+      await waitFor(async () => ((await system.paymentSim.request('GET', '/__admin/payments')).body.declined as any[]).filter((refund) => refund.paymentId === paymentId).length >= 2, {
+        what: 'the refund asked for again after it was declined',
+        timeoutMs: 20_000,
+      });
+      const recorded = await system.env.db.selectFrom('refunds').select(['refund_id', 'status']).where('order_id', '=', orderId).execute();
+      expect(recorded).toEqual([]);
+      expect((await system.order(orderId)).amounts.refundedCents).toBe(0);
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
+      await slowPaymentSystem(0);
+    }
+    const refunds = await refundsPaidBack(orderId, 'the late payment refunded once the payment system takes it');
+    expect(refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[paymentId, 10_000]]);
+    const recorded = await waitFor(async () => {
+      const rows = await system.env.db.selectFrom('refunds').select(['refund_id', 'status', 'amount_cents']).where('order_id', '=', orderId).execute();
+      return rows.length > 0 && rows;
+    }, { what: 'the refund recorded' });
+    expect(recorded.map((r) => [r.status, Number(r.amount_cents)])).toEqual([['SUCCEEDED', 10_000]]);
+  });
+
   it('of two attempts that both took the money, the order keeps one and the other alone goes back', async () => {
     const orderId = await system.checkout('dee', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');

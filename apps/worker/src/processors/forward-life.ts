@@ -517,7 +517,11 @@ export class ForwardLife {
     // a payment of nothing (no-charge) has nothing to give back, and a payment system refuses a refund of nothing
     const paid = (await this.process.payments(orderId)).filter((p) => p.status === 'SUCCEEDED' && Number(p.amount_cents) > 0 && (latePayment === undefined || p.payment_id === latePayment));
     const refunds = paid.map((payment) => ({ refundId: `${payment.payment_id}-refund`, paymentId: payment.payment_id, amountCents: Number(payment.amount_cents) }));
-    for (const refund of refunds) await callExternal(job, token, () => this.paymentClient.refund(refund));
+    for (const refund of refunds) {
+      const answer = await callExternal(job, token, () => this.paymentClient.refund(refund));
+      // asked without a notifyUrl, its answer is the outcome: only money given back is recorded as given back
+      if (answer.status !== 'SUCCEEDED') throw new Error(`the payment system answered ${answer.status} to refund ${refund.refundId} of ${refund.amountCents} cents: nothing is recorded; the refund is asked for again`);
+    }
     const at = this.deps.clock();
     const reason = job.data.reason ?? 'refund';
     // what the committing transaction recorded (a repeat records nothing), for the metrics
