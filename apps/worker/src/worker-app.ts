@@ -195,16 +195,35 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   // hours, and no check would run meanwhile
   const ledgerDb = config.WORKER_QUEUES.includes(QUEUE.timers) ? createDb(config.MYSQL_URL, 1, config.RECONCILE_QUERY_TIMEOUT_MS, 'RECONCILE_QUERY_TIMEOUT_MS').db : deps.db;
   const reconciler = new StockReconciler({ ...deps, ledger: new StockLedgerRepository(ledgerDb), coupons: new CouponRepository(deps.db) }, { settleMs: config.RECONCILE_SETTLE_MS });
-  // a few at a time: most orders of a sale were paid meanwhile, and each check is its own transaction
-  const expireUnpaid = async (orderIds: string[], detail = 'payment deadline passed'): Promise<{ expired: number; notDue: Array<{ orderId: string; dueInMs: number }> }> => {
+  /**
+   * One order's step in the overdue sweep: its failure is logged and the sweep goes on to the
+   * next order, this one left to the next sweep. Thrown, one order that kept failing (its row
+   * locked, a transition refused again and again) ended every sweep there, and the orders read
+   * after it never moved.
+   */
+  const sweptAlone = async <T>(orderId: string, step: string, run: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await run();
+    } catch (error) {
+      log.error({ err: error, orderId, step }, 'the overdue sweep could not move an order on; the next sweep tries again');
+      return undefined;
+    }
+  };
+  /**
+   * Closes the unpaid orders past their deadline, a few at a time: most orders of a sale were
+   * paid meanwhile, and each check is its own transaction. `alone`: the sweep's, each order's
+   * failure its own; a deadline job's fails whole, and is tried again.
+   */
+  const expireUnpaid = async (orderIds: string[], detail = 'payment deadline passed', alone = false): Promise<{ expired: number; notDue: Array<{ orderId: string; dueInMs: number }> }> => {
     let expired = 0;
     const notDue: Array<{ orderId: string; dueInMs: number }> = [];
     for (let i = 0; i < orderIds.length; i += EXPIRY_CONCURRENCY) {
       const batch = orderIds.slice(i, i + EXPIRY_CONCURRENCY);
-      const closed = await Promise.all(batch.map((orderId) => closeUnpaidOrder(deps, { orderId, action: 'expire', actor: 'system', detail })));
-      closed.forEach(({ changed, dueInMs }, j) => {
-        if (changed) expired += 1;
-        else if (dueInMs !== undefined) notDue.push({ orderId: batch[j]!, dueInMs });
+      const close = (orderId: string) => closeUnpaidOrder(deps, { orderId, action: 'expire', actor: 'system', detail });
+      const closed = await Promise.all(batch.map((orderId) => (alone ? sweptAlone(orderId, 'expire', () => close(orderId)) : close(orderId))));
+      closed.forEach((outcome, j) => {
+        if (outcome?.changed) expired += 1;
+        else if (outcome?.dueInMs !== undefined) notDue.push({ orderId: batch[j]!, dueInMs: outcome.dueInMs });
       });
     }
     return { expired, notDue };
@@ -253,9 +272,9 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     const shortestTimeout = Math.min(config.PAYMENT_TIMEOUT_MS, config.FLASH_SALE_PAYMENT_TIMEOUT_MS);
     // past their deadline or timer by MySQL's clock, as the transitions themselves check: this worker's may run ahead, or behind
     const overdue = await deps.orders.overdueUnpaidOrderIds(graceMs, shortestTimeout, config.SWEEP_PAGE_SIZE);
-    let closed = (await expireUnpaid(overdue, 'payment deadline passed; its deadline job was gone')).expired;
+    let closed = (await expireUnpaid(overdue, 'payment deadline passed; its deadline job was gone', true)).expired;
     const owingBalance = await deps.orders.overdueBalanceOrderIds(graceMs, config.SWEEP_PAGE_SIZE);
-    for (const orderId of owingBalance) if ((await life.forfeitDeposit(orderId)).changed) closed += 1;
+    for (const orderId of owingBalance) if ((await sweptAlone(orderId, 'forfeit deposit', () => life.forfeitDeposit(orderId)))?.changed) closed += 1;
     if (closed > 0) {
       metrics.overdueOrdersExpired.inc(closed);
       log.warn({ count: closed, orderIds: [...overdue, ...owingBalance].slice(0, 20) }, 'closed orders past their payment or balance deadline whose deadline job was gone');
@@ -265,7 +284,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
         const read = `${backstop.timer} ${status} ${types.join()}`;
         const waiting = await deps.orders.waitingLongerThan(status, types, graceMs + backstop.waitMs, sweepPages.pageOf(read));
         const moved: string[] = [];
-        for (const orderId of waiting) if ((await backstop.fire(orderId)).changed) moved.push(orderId);
+        for (const orderId of waiting) if ((await sweptAlone(orderId, backstop.timer, () => backstop.fire(orderId)))?.changed) moved.push(orderId);
         sweepPages.read(read, waiting.length, moved.length);
         if (moved.length === 0) continue;
         metrics.overdueOrderTimers.inc({ timer: backstop.timer }, moved.length);
@@ -278,7 +297,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       const read = `hand-over ${status} ${types.join()}`;
       const waiting = await deps.orders.waitingLongerThan(status, types, graceMs, sweepPages.pageOf(read));
       const before = handedOverAgain.length;
-      for (const orderId of waiting) if (await life.handOverAgainIfLost(orderId)) handedOverAgain.push(orderId);
+      for (const orderId of waiting) if (await sweptAlone(orderId, 'hand over', () => life.handOverAgainIfLost(orderId))) handedOverAgain.push(orderId);
       // the orders handed over again move on once their job runs: the next page starts that much sooner
       sweepPages.read(read, waiting.length, handedOverAgain.length - before);
     }

@@ -375,3 +375,34 @@ describe('a paid order whose settlement job was lost behind more paid orders who
     for (const orderId of refused) expect((await system.order(orderId)).status).toBe('PAID');
   });
 });
+
+describe('an overdue-order sweep that meets an order it cannot move', () => {
+  let system: OrderSystem;
+
+  beforeAll(async () => {
+    // 2 s to confirm receipt; the sweep every 500 ms; a statement waits 1 s at most
+    system = await startOrderSystem('overdue_sweep_one_stuck', { AUTO_CONFIRM_MS: '2000', OVERDUE_SWEEP_INTERVAL_MS: '500', MYSQL_QUERY_TIMEOUT_MS: '1000' });
+    await system.createSku({ skuId: 'RADIO', priceCents: 2_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
+  });
+  afterAll(async () => system?.close());
+
+  it('moves on the orders read after it, and that one once it can be moved', async () => {
+    const { timers } = system.workers.deps.queues;
+    const lose = async (orderId: string) => (await waitFor(async () => timers.getJob(`auto-confirm-${orderId}`), { what: `the auto-confirm job of ${orderId}` })).remove();
+    // two shipped orders whose auto-confirm jobs were lost: the sweep reads the first shipped first
+    const stuck = await system.shipped('kai', [{ skuId: 'RADIO', qty: 1 }]);
+    await lose(stuck);
+    const next = await system.shipped('lou', [{ skuId: 'RADIO', qty: 1 }]);
+    await lose(next);
+
+    // the first order's row held by another transaction (a long report, a stuck session): its step fails each sweep
+    await system.env.db.transaction().execute(async (trx) => {
+      await trx.selectFrom('orders').select('order_id').where('order_id', '=', stuck).forUpdate().execute();
+      const delivered = await system.waitForStatus(next, 'DELIVERED', 20_000);
+      expect(delivered.history.at(-1)).toMatchObject({ action: 'auto_confirm', actor: 'system' });
+      expect((await system.order(stuck)).status).toBe('SHIPPED');
+    });
+    const delivered = await system.waitForStatus(stuck, 'DELIVERED', 20_000);
+    expect(delivered.history.at(-1)).toMatchObject({ action: 'auto_confirm', actor: 'system' });
+  });
+});
