@@ -13,6 +13,8 @@ export interface PaymentFaults extends CommonFaults {
   amountSkewCents: number;
   /** every refund asked for is declined (answered, or called back, FAILED), nothing given back: asked again once this is off, it goes through */
   refundsDeclined: boolean;
+  /** no callback is sent, payments' nor refunds': a payment system that lost them for good */
+  callbacksLost: boolean;
 }
 
 export interface PaymentSimOptions extends PaymentFaults, SimulatorOptions {}
@@ -28,6 +30,7 @@ export function paymentSimOptions(config: Config): PaymentSimOptions {
     refusalRate: config.PAYMENT_SIM_REFUSAL_RATE,
     amountSkewCents: 0,
     refundsDeclined: false,
+    callbacksLost: false,
     callbackSecret: config.PAYMENT_CALLBACK_SECRET,
     callbackAttempts: config.SIM_CALLBACK_ATTEMPTS,
     callbackRetryMs: config.SIM_CALLBACK_RETRY_MS,
@@ -61,9 +64,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function buildPaymentSim(options: PaymentSimOptions): Promise<FastifyInstance> {
   const random = options.random ?? Math.random;
   const { app, faults, injectFaults, sendCallback, track } = createSimulator<PaymentFaults>(
-    { latencyMs: options.latencyMs, failureRate: options.failureRate, timeoutRate: options.timeoutRate, outage: options.outage, declineRate: options.declineRate, refusalRate: options.refusalRate, amountSkewCents: options.amountSkewCents, refundsDeclined: options.refundsDeclined },
+    { latencyMs: options.latencyMs, failureRate: options.failureRate, timeoutRate: options.timeoutRate, outage: options.outage, declineRate: options.declineRate, refusalRate: options.refusalRate, amountSkewCents: options.amountSkewCents, refundsDeclined: options.refundsDeclined, callbacksLost: options.callbacksLost },
     { ...options, random },
-    { declineRate: { type: 'number', minimum: 0, maximum: 1 }, refusalRate: { type: 'number', minimum: 0, maximum: 1 }, amountSkewCents: { type: 'integer' }, refundsDeclined: { type: 'boolean' } },
+    { declineRate: { type: 'number', minimum: 0, maximum: 1 }, refusalRate: { type: 'number', minimum: 0, maximum: 1 }, amountSkewCents: { type: 'integer' }, refundsDeclined: { type: 'boolean' }, callbacksLost: { type: 'boolean' } },
   );
   const charges = new Map<string, Charge>();
   const refunds = new Map<string, { refundId: string; paymentId: string; amountCents: number; at: string }>();
@@ -72,9 +75,11 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
   // the payments asked for, as each request arrives: before its latency, and whatever it is answered
   const requested = new Set<string>();
 
+  // a callback lost (callbacksLost) is never sent, nor retried
+  const callBack = (url: string, payload: unknown): Promise<number> => (faults.callbacksLost ? Promise.resolve(0) : sendCallback(url, payload));
   const notify = (charge: Charge): void =>
     void track(sleep(faults.latencyMs)).then(() =>
-      sendCallback(charge.notifyUrl, {
+      callBack(charge.notifyUrl, {
         orderId: charge.orderId,
         paymentId: charge.paymentId,
         transactionId: charge.transactionId,
@@ -132,7 +137,7 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
   const notifyRefund = (refund: { refundId: string; paymentId: string; amountCents: number; at: string }, notifyUrl: string, status: 'SUCCEEDED' | 'FAILED' = 'SUCCEEDED'): void => {
     const charge = charges.get(refund.paymentId)!;
     void track(sleep(faults.latencyMs)).then(() =>
-      sendCallback(notifyUrl, {
+      callBack(notifyUrl, {
         orderId: charge.orderId,
         paymentId: refund.paymentId,
         refundId: refund.refundId,

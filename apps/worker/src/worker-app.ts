@@ -336,6 +336,16 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       'enqueued again the refunds of payments taken after their order could take them, due a sweep interval with no job: their job was gone',
     );
     sweepPages.read(latePaymentsRead, latePayments.length, latePaymentsRestored.length);
+    // refunds the payment system accepted and never confirmed (their callback lost): their order's refund job asks for them again
+    const unconfirmedRead = 'refunds unconfirmed';
+    const unconfirmed = await refunds.ordersWithPartsUnconfirmed(config.REFUND_CONFIRMATION_WAIT_MS, sweepPages.pageOf(unconfirmedRead));
+    for (const orderId of unconfirmed) await enqueueRefundPayments(queues, orderId);
+    // asked again, each waits its REFUND_CONFIRMATION_WAIT_MS anew: the next page starts that much sooner
+    sweepPages.read(unconfirmedRead, unconfirmed.length, unconfirmed.length);
+    if (unconfirmed.length > 0) {
+      metrics.refundConfirmationsAskedAgain.inc(unconfirmed.length);
+      log.warn({ count: unconfirmed.length, orderIds: unconfirmed.slice(0, 20) }, `enqueued the refund jobs of orders holding refunds the payment system accepted and did not confirm within REFUND_CONFIRMATION_WAIT_MS: they ask it again`);
+    }
   };
   // a sweep running longer than its interval, or on another worker, would do the same work again and count it twice
   const sweepLock = new RunLock(deps.redis, `${config.QUEUE_PREFIX}:overdue-sweep-lock`, 'overdue-order sweep');

@@ -55,3 +55,38 @@ describe('a refund the payment system reports as failed', () => {
     }
   });
 });
+
+describe('a refund the payment system accepted and never confirmed (its callback lost for good)', () => {
+  let system: OrderSystem;
+
+  beforeAll(async () => {
+    // asked again once unconfirmed for 2 s; the sweep every 500 ms
+    system = await startOrderSystem('refund_unconfirmed', { REFUND_CONFIRMATION_WAIT_MS: '2000', OVERDUE_SWEEP_INTERVAL_MS: '500' });
+    await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+  });
+  afterAll(async () => {
+    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false } });
+    await system?.close();
+  });
+
+  it('is asked for again, and the buyer is paid back once: the order REFUNDED', async () => {
+    const orderId = await system.checkout('lea', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('lea'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: true } });
+    expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('lea'), body: { reason: 'changed my mind' } })).status).toBe(200);
+    const refundsOf = async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('lea') })).body.items;
+    // accepted by the payment system, its confirmation lost
+    const part = await waitFor(async () => (await refundsOf())[0]?.parts.find((p: any) => p.status === 'SENT'), { what: 'the refund accepted by the payment system' });
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false } });
+
+    const refunded = await system.waitForStatus(orderId, 'REFUNDED', 20_000);
+    expect(refunded.amounts.refundedCents).toBe(refunded.amounts.payableCents);
+    expect((await refundsOf())[0].parts.map((p: any) => p.status)).toEqual(['SUCCEEDED']);
+    // asked twice, paid once
+    const atPaymentSystem = (await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ refundId: string; amountCents: number }>;
+    expect(atPaymentSystem.filter((refund) => refund.refundId === part.partId).map((refund) => refund.amountCents)).toEqual([10_000]);
+  });
+});

@@ -163,6 +163,12 @@ const schema = {
   AUTO_CONFIRM_MS: ORDER_TIMER_MS,
   AFTER_SALES_WINDOW_MS: ORDER_TIMER_MS,
   RETURN_PARCEL_WINDOW_MS: ORDER_TIMER_MS,
+  /**
+   * how long a refund the payment system accepted may go unconfirmed (its signed callback)
+   * before the overdue sweep asks the payment system for it again, which confirms it again:
+   * its callback was lost for good
+   */
+  REFUND_CONFIRMATION_WAIT_MS: POSITIVE_MS,
   IDEMPOTENCY_TTL_MS: int(86_400_000),
   BODY_LIMIT_BYTES: int(1024, 10 * 1024 * 1024),
   MAX_ORDER_LINES: int(1, 500),

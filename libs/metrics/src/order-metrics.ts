@@ -229,6 +229,11 @@ export function createMetrics(labels: { app: string }) {
       help: 'Refunds due for a sweep interval (OVERDUE_SWEEP_INTERVAL_MS) with no refund job, nor one failed for good (an order holding refunds due or refunded whole, or a payment taken after its order could take it): their refund job was gone, and the backstop sweep enqueued it again',
       registers: [registry],
     }),
+    refundConfirmationsAskedAgain: new Counter({
+      name: 'refund_confirmations_asked_again_total',
+      help: 'Orders holding refunds the payment system accepted and did not confirm (its signed callback) within REFUND_CONFIRMATION_WAIT_MS: the overdue sweep enqueued their refund job, which asks the payment system for them again',
+      registers: [registry],
+    }),
     handOversRestored: new Counter({
       name: 'hand_overs_restored_total',
       help: 'Paid orders waiting a sweep interval (OVERDUE_SWEEP_INTERVAL_MS) for their warehouse with no job to settle or hand them over, nor one failed for good: their job was gone, and the backstop sweep enqueued it again',

@@ -226,6 +226,47 @@ export class RefundRepository {
     return rows.map((row) => toView(row, parts.get(row.refund_id) ?? []));
   }
 
+  /**
+   * Orders holding refund parts the payment system accepted (SENT) and has not confirmed for
+   * longer than `waitedForMs` by MySQL's clock, longest waiting first, a page of them: its
+   * callback was lost for good (a sender that gave up, a bug), and the refund would stay
+   * unconfirmed, its order REFUNDING, for ever.
+   */
+  async ordersWithPartsUnconfirmed(waitedForMs: number, page: { offset: number; limit: number }): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('refund_parts as p')
+      .innerJoin('refunds as r', 'r.refund_id', 'p.refund_id')
+      .select('r.order_id')
+      .where('p.status', '=', 'SENT')
+      .where('p.updated_at', '<', overdueSince(waitedForMs))
+      .groupBy('r.order_id')
+      .orderBy(sql`MIN(p.updated_at)`)
+      .orderBy('r.order_id')
+      .limit(page.limit)
+      .offset(page.offset)
+      .execute();
+    return rows.map((row) => row.order_id);
+  }
+
+  /** The order's refund parts sent and not confirmed for longer than `waitedForMs` (ordersWithPartsUnconfirmed). */
+  async partsUnconfirmed(orderId: string, waitedForMs: number): Promise<RefundPartView[]> {
+    const rows = await this.db
+      .selectFrom('refund_parts as p')
+      .innerJoin('refunds as r', 'r.refund_id', 'p.refund_id')
+      .selectAll('p')
+      .where('r.order_id', '=', orderId)
+      .where('p.status', '=', 'SENT')
+      .where('p.updated_at', '<', overdueSince(waitedForMs))
+      .orderBy('p.part_id')
+      .execute();
+    return rows.map(toPartView);
+  }
+
+  /** The payment system was asked again to confirm a part: its wait starts again from `at`. */
+  async markPartAskedAgain(partId: string, at: Date): Promise<void> {
+    await this.db.updateTable('refund_parts').set({ updated_at: at }).where('part_id', '=', partId).where('status', '=', 'SENT').execute();
+  }
+
   /** Refunds of the order due or sent but not confirmed by the payment system yet. */
   async unsettled(orderId: string): Promise<number> {
     const rows = await this.db.selectFrom('refunds').select('refund_id').where('order_id', '=', orderId).where('status', 'in', ['PENDING', 'SENT']).execute();

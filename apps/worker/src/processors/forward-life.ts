@@ -573,6 +573,7 @@ export class ForwardLife {
       await this.enqueueFulfilmentUpdate(unit);
       await this.followRestoredCoupon(unit);
     }
+    const notifyUrl = new URL('/v1/callbacks/payment', this.deps.config.CALLBACK_BASE_URL).toString();
     // a refund opened while this job ran is picked up by the next round
     for (let pending = await this.refunds.pending(orderId); pending.length > 0; pending = await this.refunds.pending(orderId)) {
       for (const refund of pending) {
@@ -583,7 +584,6 @@ export class ForwardLife {
           if (await this.refunds.markSucceeded(refund.refundId, this.deps.clock())) this.deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded' });
           continue;
         }
-        const notifyUrl = new URL('/v1/callbacks/payment', this.deps.config.CALLBACK_BASE_URL).toString();
         // one refund per payment drawn, under the part's own id: a retried job is paid back once per part
         for (const part of refund.parts.filter((p) => p.status === 'PENDING')) {
           await callExternal(job, token, () => this.paymentClient.refund({ refundId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents, notifyUrl }));
@@ -591,6 +591,13 @@ export class ForwardLife {
         }
         await this.refunds.markSent(refund.refundId, this.deps.clock());
       }
+    }
+    // parts accepted long ago and never confirmed (their callback lost for good): the payment system, asked
+    // for one again under its id, pays nothing twice and confirms it again by its callback
+    for (const part of await this.refunds.partsUnconfirmed(orderId, this.deps.config.REFUND_CONFIRMATION_WAIT_MS)) {
+      await callExternal(job, token, () => this.paymentClient.refund({ refundId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents, notifyUrl }));
+      await this.refunds.markPartAskedAgain(part.partId, this.deps.clock());
+      this.deps.log.warn({ orderId, partId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents }, 'asked the payment system again for a refund it accepted and never confirmed');
     }
     // the signed callbacks close the order (the last part of the last refund); this covers refunds that needed none
     const order = await this.deps.orders.findOrderRow(orderId);

@@ -18,6 +18,7 @@ import * as couponRedemptionsByOrder from './0018-coupon-redemptions-by-order.js
 import * as latePaymentsDue from './0019-late-payments-due.js';
 import * as promotionSkuLists from './0020-promotion-sku-lists.js';
 import * as fulfilmentChangesTooLate from './0021-fulfilment-changes-too-late.js';
+import * as refundPartsUnconfirmed from './0022-refund-parts-unconfirmed.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -43,4 +44,5 @@ export const migrations: Record<string, Migration> = {
   '0019-late-payments-due': latePaymentsDue,
   '0020-promotion-sku-lists': promotionSkuLists,
   '0021-fulfilment-changes-too-late': fulfilmentChangesTooLate,
+  '0022-refund-parts-unconfirmed': refundPartsUnconfirmed,
 };
