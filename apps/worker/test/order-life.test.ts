@@ -190,6 +190,21 @@ describe('the whole forward life of an order', () => {
     expect([late.status, late.body.changed]).toEqual([200, false]);
   });
 
+  it("keeps the carrier's delivery on the parcel of an order whose buyer confirmed its receipt first", async () => {
+    const orderId = await system.shipped('eli', [{ skuId: 'KETTLE', qty: 1 }]);
+    expect((await system.request('POST', `/v1/orders/${orderId}/confirm-receipt`, { token: system.token('eli') })).status).toBe(200);
+    expect((await system.order(orderId)).shipments).toEqual([expect.objectContaining({ status: 'SHIPPED' })]);
+
+    const delivered = await system.signedCallback('warehouse', { orderId, event: 'DELIVERED', at: new Date().toISOString() });
+    expect([delivered.status, delivered.body]).toEqual([200, { changed: true, status: 'DELIVERED' }]);
+    const order = await system.order(orderId);
+    expect(order.shipments).toEqual([expect.objectContaining({ status: 'DELIVERED' })]);
+    // the order moved once, by the buyer
+    expect(order.history.map(step).slice(-1)).toEqual(['SHIPPED -confirm_receipt/buyer-> DELIVERED']);
+    const repeat = await system.signedCallback('warehouse', { orderId, event: 'DELIVERED', at: new Date().toISOString() });
+    expect([repeat.status, repeat.body.changed]).toEqual([200, false]);
+  });
+
   it('records a warehouse event that arrives while the order is being handed over, once the hand-over commits', async () => {
     const { ProcessRepository } = await import('@orders/persistence');
     await system.createSku({ skuId: 'LAMP', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 30, deduction: 'placement' });

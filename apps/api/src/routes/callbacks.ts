@@ -383,8 +383,13 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         const reached = machine.progress(current.status);
         // not reached yet (the event overtook our own step): the warehouse retries later
         if (rule && reached >= 0 && reached < machine.progress(rule.to)) throw error;
+        // the order went past the delivery by the buyer's word (a receipt confirmed, by them or their timer): the
+        // carrier's delivery is still the parcel's, kept on its shipment (delivered_at) where it was left SHIPPED
+        const delivery = callback.event === 'DELIVERED' && event.shipment;
+        const parcelDelivered =
+          delivery && (await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.advanceShipment(trx, order.order_id, delivery.from, delivery.to, { trackingNo: callback.trackingNo ?? null, at }))));
         await followUpAgain(deps, order.order_id);
-        return { changed: false, status: current.status };
+        return { changed: parcelDelivered === true, status: current.status };
       }
       const { order: moved, fired } = transition;
       deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
