@@ -234,7 +234,8 @@ export const orderSchema = {
     },
     payment: {
       type: ['object', 'null'],
-      description: 'the payment that paid the order last (a presale: its deposit, then its balance); for an order no payment paid, the latest that succeeded (it came late and went back); null when none did',
+      description:
+        "the payment that paid the order last (a presale: its deposit, then its balance); for an order no payment paid, the latest that succeeded (it came late and went back); null when none did. A split order's child shows its parent's, the buyer's one payment that paid it (its paymentId names the parent), to everyone who may read the child",
       properties: {
         paymentId: { type: 'string' },
         transactionId: { type: ['string', 'null'] },

@@ -23,7 +23,7 @@ import type { OrderDb } from './connection.js';
 import { insertRows } from './multi-row-insert.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, toOrderView, type OrderView } from './order-view.js';
-import { paidTheOrder } from './process-repository.js';
+import { PAYMENT_ACTIONS, paidTheOrder, payerOf } from './process-repository.js';
 import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
 
 export interface OrderToPersist {
@@ -317,24 +317,33 @@ export class OrderRepository {
     return order && (await this.viewsOf([order]))[0]!;
   }
 
-  /** The full view of each order (lines, history, payment, shipments, sub-orders), read for all of them at once. */
+  /**
+   * The full view of each order (lines, history, payment, shipments, sub-orders), read for all of
+   * them at once. A split order's child shows the payment that paid it, its parent's (payerOf):
+   * the parents' payments and pay steps are read with the rest, whoever lists the children.
+   */
   private async viewsOf(orders: OrderRow[]): Promise<OrderView[]> {
     const orderIds = orders.map((order) => order.order_id);
-    const [items, history, payments, shipments, children] = await Promise.all([
+    const parentIds = [...new Set(orders.flatMap((order) => (order.parent_order_id === null ? [] : [order.parent_order_id])))];
+    const [items, history, payments, parentPaySteps, shipments, children] = await Promise.all([
       this.db.selectFrom('order_items').selectAll().where('order_id', 'in', orderIds).orderBy('line_no').execute(),
       this.db.selectFrom('order_history').selectAll().where('order_id', 'in', orderIds).orderBy('version').execute(),
-      this.db.selectFrom('payments').selectAll().where('order_id', 'in', orderIds).orderBy('created_at').orderBy('payment_id').execute(),
+      this.db.selectFrom('payments').selectAll().where('order_id', 'in', [...orderIds, ...parentIds]).orderBy('created_at').orderBy('payment_id').execute(),
+      parentIds.length === 0
+        ? []
+        : this.db.selectFrom('order_history').select(['order_id', 'action', 'detail']).where('order_id', 'in', parentIds).where('action', 'in', PAYMENT_ACTIONS).execute(),
       this.db.selectFrom('shipments').selectAll().where('order_id', 'in', orderIds).orderBy('created_at').execute(),
       this.db.selectFrom('orders').select(['order_id', 'parent_order_id']).where('parent_order_id', 'in', orderIds).orderBy('order_id').execute(),
     ]);
     const of = <T extends { order_id: string }>(rows: T[], orderId: string) => rows.filter((row) => row.order_id === orderId);
     return orders.map((order) => {
       const own = of(history, order.order_id);
-      const attempts = of(payments, order.order_id);
-      const paidBy = attempts.filter((p) => p.status === 'SUCCEEDED').reverse();
-      // the latest payment that paid the order (its pay transition names it), not one that came
-      // late and went back; an order no payment paid shows the latest that succeeded
-      const payment = paidBy.find((p) => paidTheOrder(p.payment_id, own)) ?? paidBy[0];
+      const payer = payerOf(order);
+      const paidBy = of(payments, payer).filter((p) => p.status === 'SUCCEEDED').reverse();
+      // the latest payment that paid the order (its payer's pay transition names it), not one that
+      // came late and went back; an order no payment paid shows the latest that succeeded
+      const payerSteps = payer === order.order_id ? own : of(parentPaySteps, payer);
+      const payment = paidBy.find((p) => paidTheOrder(p.payment_id, payerSteps)) ?? paidBy[0];
       return toOrderView(order, of(items, order.order_id), own, {
         payment: payment
           ? {
@@ -344,7 +353,9 @@ export class OrderRepository {
               method: payment.method,
             }
           : null,
-        payments: attempts.map((p) => ({
+        // the order's own attempts: a child has none, and each of its parent's took the whole
+        // order's amount, other merchants' lines included
+        payments: of(payments, order.order_id).map((p) => ({
           paymentId: p.payment_id,
           purpose: p.purpose,
           amountCents: Number(p.amount_cents),

@@ -32,11 +32,12 @@ export interface OrderView {
   couponCode: string | null;
   /** the member level, promotions and coupon the order used */
   benefits: AppliedBenefits | null;
-  /** the payment that paid the order last (a presale: its deposit, then its balance) */
+  /** the payment that paid the order last (a presale: its deposit, then its balance); a split order's child shows its parent's, which paid it */
   payment: { paymentId: string; transactionId: string | null; paidAt: string | null; method: string } | null;
   /**
-   * Every payment attempt of the order, oldest first. An attempt that took the money after
-   * another had paid the order is SUCCEEDED too: it went back, as a refund of the order.
+   * Every payment attempt of the order, oldest first; none for a split order's child (its parent
+   * holds them). An attempt that took the money after another had paid the order is SUCCEEDED
+   * too: it went back, as a refund of the order.
    */
   payments: Array<{ paymentId: string; purpose: string; amountCents: number; status: string; transactionId: string | null; paidAt: string | null }>;
   shipments: Array<{ shipmentId: string; warehouseId: string; trackingNo: string | null; status: string }>;
