@@ -189,6 +189,38 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     return open;
   }
 
+  /**
+   * A parcel event for an order still PAID: the warehouse has the order, so the hand-over it
+   * accepted is recorded now (IN_FULFILLMENT, its shipment opened), and the event is applied
+   * after it. Its own step was not recorded yet: its worker died after the warehouse answered, or
+   * the breaker holds its job. Refused 409 until then, the warehouse's retries could run out
+   * first, and the order would never leave IN_FULFILLMENT: no shipment, no timers.
+   */
+  async function handedOverByEvent(order: OrderRow, event: string, log: FastifyBaseLogger): Promise<void> {
+    if (!stateMachineFor(order.type as OrderType).rule('PAID', 'fulfil')?.actors.includes('system')) return;
+    const warehouseId = (await process.items(order.order_id))[0]?.warehouse_id;
+    if (!warehouseId) return;
+    try {
+      const { order: moved, fired } = await retryTransaction(() =>
+        deps.orders.applyTransition({
+          orderId: order.order_id,
+          action: 'fulfil',
+          actor: 'system',
+          at: deps.clock(),
+          detail: `accepted by warehouse ${warehouseId}, as its ${event} showed before the hand-over was recorded`,
+          effects: async (trx, current) => ProcessRepository.openShipment(trx, current, warehouseId, deps.clock()),
+        }),
+        { alsoAfter: afterStaleOrderVersion },
+      );
+      deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
+      log.warn({ orderId: order.order_id, warehouseId, event }, "recorded an order's hand-over from its warehouse's event, which came before the hand-over's own step");
+      await followUp(deps, moved, fired.effects);
+    } catch (error) {
+      // handed over meanwhile by its job, or moved on otherwise (refunded): the event is applied, or refused, as the order stands
+      if (!(error instanceof IllegalTransition)) throw error;
+    }
+  }
+
   // encapsulated: only these routes read raw bodies (in place of the app's parser)
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
@@ -294,7 +326,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         security: [],
         summary: 'The warehouse reports progress of a (child) order (signed; idempotent)',
         description:
-          "200 with changed=false for an event the order already passed; 409 ILLEGAL_TRANSITION for one it has not reached yet (the warehouse retries). RETURN_RECEIVED receives the return `returnId` names (404 NOT_FOUND when the order has no such return; 200 with changed=false when that return was received, refused, closed or paid back already); without `returnId` it is for the order's open return, and one whose `at` is older than that return's request is an earlier return's receipt repeated: 200 with changed=false; 400 VALIDATION_FAILED when the order also has a closed return (whose parcel this may be): send it again with `returnId`.",
+          "200 with changed=false for an event the order already passed; 409 ILLEGAL_TRANSITION for one it has not reached yet (the warehouse retries). A parcel event for an order still PAID records its hand-over first (the warehouse has it), then the event. RETURN_RECEIVED receives the return `returnId` names (404 NOT_FOUND when the order has no such return; 200 with changed=false when that return was received, refused, closed or paid back already); without `returnId` it is for the order's open return, and one whose `at` is older than that return's request is an earlier return's receipt repeated: 200 with changed=false; 400 VALIDATION_FAILED when the order also has a closed return (whose parcel this may be): send it again with `returnId`.",
         headers: { type: 'object', properties: { 'x-signature': { type: 'string' } } },
         body: {
           type: 'object',
@@ -327,6 +359,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         await followUpAgain(deps, order.order_id);
         return { changed: false, status: order.status };
       }
+      if (order.status === 'PAID' && event.shipment !== null) await handedOverByEvent(order, callback.event, request.log);
       // a return of some of the units leaves the order with the buyer (DELIVERED) instead of closing it
       const step = returned && !(await refunds.returnIsWhole(returned)) ? { ...event, action: 'receive_partial_return' } : event;
       const at = new Date(callback.at);

@@ -413,7 +413,9 @@ export class ForwardLife {
     });
     const now = await this.deps.orders.findOrderRow(order.order_id);
     if (!now) return;
-    if (!handedOver) return this.withdrawIfRefunded(job, token, now);
+    // the warehouse's first event may have recorded the hand-over meanwhile (callbacks.ts): as handed over here
+    const handedOverByEvent = !handedOver && !REFUNDED_WHOLE.has(now.status) && (await this.process.shipment(now.order_id)) !== null;
+    if (!handedOver && !handedOverByEvent) return this.withdrawIfRefunded(job, token, now);
     // the warehouse holds an older hand-over of the order (an attempt whose job was lost, before a change while it was paid): it is told what this one sent
     const heldOlder = typeof accepted.version === 'number' && accepted.version < order.version;
     if (askedBefore || heldOlder || JSON.stringify(fulfilmentOf(now, await this.process.items(now.order_id))) !== JSON.stringify(sent)) await this.enqueueFulfilmentUpdate(now);
