@@ -168,6 +168,7 @@ describe('Grafana dashboards', () => {
 
 describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule against a live Prometheus', () => {
   const HOT_SKU = 'HOT-OPS';
+  const DRIFTING_SKU = 'DRIFTING';
   const STOCK = 30;
   let env: TestEnv;
   let api: ApiProcess;
@@ -286,6 +287,13 @@ describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule agai
     await inventory.initSku({ skuId: 'ORPHAN', available: 5, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     expect((await checkout('buyer-orphan', 'ORPHAN')).status).toBe(202);
 
+    // A SKU whose counters in Redis are moved by hand: only a SKU that drifts has drift series, which the drift alerts read.
+    await createSku(DRIFTING_SKU, 10, false);
+    const driftingCounters = inventory.keys.sku(inventory.keys.bucketGroup(0), DRIFTING_SKU);
+    await env.redis.hincrby(driftingCounters, 'available', 2);
+    await env.redis.hincrby(driftingCounters, 'reserved', 1);
+    const driftMadeAt = Date.now() / 1000;
+
     // The early bird pays while the payment system is away: its payment request waits, a failed call.
     const earlyBird = signToken(env.config.AUTH_JWT_SECRET, { sub: 'early-bird', role: 'buyer' });
     const earlyOrderId = (earlyOrder.body as { orderId: string }).orderId;
@@ -295,16 +303,18 @@ describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule agai
     expect((await api.request('POST', `/v1/orders/${earlyOrderId}/pay`, { token: earlyBird, body: { method: 'card' } })).status).toBe(202);
 
     // Prometheus has seen it all once the orders are written, have expired, the orphan is
-    // dead-lettered, the payment system was called and the stock reconciler has reported.
+    // dead-lettered, the payment system was called and every worker exports a stock check
+    // finished after the sale and the drift made by hand, with that drift.
     await waitFor(
       async () =>
         (await scraped(`sum(orders_persisted_total) >= ${STOCK + 1}`)) &&
         (await scraped('sum(order_transitions_total{to="EXPIRED"}) > 0')) &&
         (await scraped('sum(job_failures_total{final="true"}) > 0')) &&
         (await scraped('sum(external_calls_total{system="payment"}) > 0')) &&
-        (await scraped(`count(stock_drift_units{sku="${HOT_SKU}"}) > 0`)) &&
+        (await scraped(`min(stock_reconcile_last_success_timestamp_seconds) > ${driftMadeAt}`)) &&
+        (await scraped(`count(stock_drift_units{sku="${DRIFTING_SKU}"}) > 0 and count(stock_counter_drift_units{sku="${DRIFTING_SKU}"}) > 0`)) &&
         (await scraped('sum(webhook_deliveries_total{outcome="failed"}) > 0')),
-      { what: 'Prometheus to scrape persisted, expired and dead-lettered orders, a payment call, a stock reconciliation and a failed webhook delivery', timeoutMs: 45_000, intervalMs: 500 },
+      { what: 'Prometheus to scrape persisted, expired and dead-lettered orders, a payment call, a stock check with the drift made by hand and a failed webhook delivery', timeoutMs: 45_000, intervalMs: 500 },
     );
     // and a few scrapes more, so every rate has two samples after the last event
     const scrapesSoFar = Number((await query('min(count_over_time(up[1m]))')).data!.result[0]!.value[1]);

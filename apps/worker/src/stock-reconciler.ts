@@ -72,7 +72,8 @@ export interface ReconcileReport {
 
 interface Reading {
   drift: SkuDrift[];
-  all: StockDrift;
+  /** SKUs whose counters were compared with the ledger */
+  checkedSkus: number;
   ordersInFlight: number;
   movementsInFlight: number;
   /** repair only: the ledger's restocks whose Redis side had not run, left out of `expected`: counters recreated get them after */
@@ -95,7 +96,7 @@ const addTo = (bySku: Map<string, Counters>, skuId: string, by: Counters) => {
 const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTERS.every((counter) => a[counter] === b[counter]);
 
 /**
- * Compares each SKU's counters in Redis with the MySQL ledger, reports the difference
+ * Compares each SKU's counters in Redis with the MySQL ledger, reports the SKUs that drift
  * (the stock_drift_units gauges read the last report, stock_reconcile_last_success_timestamp_seconds
  * when it was made) and, on request, repairs Redis.
  *
@@ -176,10 +177,9 @@ export class StockReconciler {
     const claimsAbandoned = await this.abandonClaims();
     if (!repair) {
       const { reading, lasting } = await this.compare({ repair });
-      const lastingSkus = new Set(lasting.map((drift) => drift.skuId));
-      await this.saveReport(reading.all.map((sku) => (lastingSkus.has(sku.skuId) ? sku : { skuId: sku.skuId, available: 0, reserved: 0, sold: 0 })));
+      await this.saveReport(lasting);
       if (lasting.length > 0) this.deps.log.warn({ drift: lasting, repaired: false }, 'stock drift between Redis and the ledger');
-      const report = { checkedSkus: reading.all.length, ordersInFlight: reading.ordersInFlight, stockSetsFinished, unitsRebalanced, claimsAbandoned, drift: lasting, oversold: reading.oversold };
+      const report = { checkedSkus: reading.checkedSkus, ordersInFlight: reading.ordersInFlight, stockSetsFinished, unitsRebalanced, claimsAbandoned, drift: lasting, oversold: reading.oversold };
       return { ...report, movementsInFlight: 0, reservationsRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, flashSaleCountsRestored: 0, repaired: false, unitsLeft: [], skusBusy: [] };
     }
     // two repairs reading the same drift would each move the counters by it
@@ -210,12 +210,11 @@ export class StockReconciler {
       const flashSaleCountsRestored = await this.restoreFlashSaleCounts();
       // transfers into the buckets recreated are given now, and those left empty refilled
       if (lasting.some((drift) => drift.missing)) unitsRebalanced += await this.rebalance();
-      const left = new Map(unitsLeft.map(({ skuId, units }) => [skuId, units]));
       // what the repair could not take back, or left alone, is still drift, for the gauges too
-      await this.saveReport(reading.all.map((sku) => (skusBusy.includes(sku.skuId) ? sku : { skuId: sku.skuId, available: left.get(sku.skuId) ?? 0, reserved: 0, sold: 0 })));
+      await this.saveReport([...lasting.filter((drift) => skusBusy.includes(drift.skuId)), ...unitsLeft.map(({ skuId, units }) => ({ skuId, available: units, reserved: 0, sold: 0 }))]);
       if (lasting.length > 0) this.deps.log.warn({ drift: lasting, unitsLeft, skusBusy, repaired: true }, 'stock drift between Redis and the ledger');
       return {
-        checkedSkus: reading.all.length,
+        checkedSkus: reading.checkedSkus,
         ordersInFlight: reading.ordersInFlight,
         movementsInFlight: reading.movementsInFlight,
         stockSetsFinished,
@@ -384,7 +383,7 @@ export class StockReconciler {
     return moved;
   }
 
-  /** The last report, per SKU, and when its check finished, for the stock check's gauges of every worker. */
+  /** The last report, per SKU that drifts, and when its check finished, for the stock check's gauges of every worker. */
   async lastReport(): Promise<StockReport> {
     const [fields, checkedAt] = await Promise.all([this.deps.redis.hgetall(this.reportKey), this.deps.redis.get(this.checkedAtKey)]);
     const drift = Object.entries(fields).map(([skuId, value]) => {
@@ -468,7 +467,7 @@ export class StockReconciler {
     }
 
     const drift: SkuDrift[] = [];
-    const all: StockDrift = [];
+    let checkedSkus = 0;
     const stockSetsWaiting = new Map<string, string>();
     const oversold = snapshot.stock.filter((sku) => sku.available < 0).map(({ skuId, available }) => ({ skuId, available }));
     for (const ledgerStock of snapshot.stock) {
@@ -488,7 +487,7 @@ export class StockReconciler {
         expected,
         missing: redisStock.lost,
       };
-      all.push({ skuId: skuDrift.skuId, available: skuDrift.available, reserved: skuDrift.reserved, sold: skuDrift.sold });
+      checkedSkus++;
       // a merchant's stock set under way (its Redis side begun, its ledger row not yet written, or
       // left half-done) is in flight: its row will measure from what the buckets held before it,
       // so a repair moving them meanwhile would be counted again on top of the set. One that waits
@@ -500,7 +499,7 @@ export class StockReconciler {
     }
     return {
       drift,
-      all,
+      checkedSkus,
       ordersInFlight: acceptedIds.length - snapshot.persisted.size,
       movementsInFlight: unsettled.count,
       lateRestocks: unsettled.lateRestocks,
@@ -650,7 +649,13 @@ export class StockReconciler {
     return { untaken, stockSetFinished, busy: false, countersRecreated };
   }
 
-  private async saveReport(report: StockDrift): Promise<void> {
+  /**
+   * Replaces the report with the SKUs among `drift` whose counters differ, and only those: every
+   * worker's scrapes read it, and each SKU without drift would cost three series on each /metrics
+   * and a field read from the checkouts' Redis, for every SKU of the catalog.
+   */
+  private async saveReport(drift: StockDrift): Promise<void> {
+    const report = drift.filter((sku) => SKU_COUNTERS.some((counter) => sku[counter] !== 0));
     const transaction = this.deps.redis.multi().del(this.reportKey);
     if (report.length > 0) {
       transaction.hset(this.reportKey, Object.fromEntries(report.map((sku) => [sku.skuId, JSON.stringify([sku.available, sku.reserved, sku.sold])])));

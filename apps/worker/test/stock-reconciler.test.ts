@@ -28,6 +28,17 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
     return Object.fromEntries(metric.values.map((sample) => [String(sample.labels.sku), sample.value]));
   }
 
+  /** Every stock drift series of the worker's /metrics, as Prometheus scrapes them. */
+  async function driftSeries(): Promise<string[]> {
+    return (await system.workers.deps.metrics.exposition()).split('\n').filter((line) => /^stock_(counter_)?drift_units\{/.test(line));
+  }
+
+  /** Whether the worker exports a stock check that finished after `at` (ms), so a missing drift series means no drift rather than no check yet. */
+  async function checkedAfter(at: number): Promise<boolean> {
+    const metric = await system.workers.deps.metrics.registry.getSingleMetric('stock_reconcile_last_success_timestamp_seconds')!.get();
+    return metric.values.some((sample) => sample.value * 1000 > at);
+  }
+
   const skuKey = (skuId: string) => `${system.env.config.REDIS_KEY_PREFIX}{g0}:sku:${skuId}`;
   const redisStock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: system.token('ops', 'admin') })).body.stock;
 
@@ -60,16 +71,17 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
     await system?.close();
   });
 
-  it('reports zero drift on a clean system, counting an order not yet in MySQL as in flight', async () => {
+  it('reports no drift on a clean system, counting an order not yet in MySQL as in flight', async () => {
     expect(await redisStock('LAMP')).toEqual({ available: 13, reserved: 5, sold: 2 });
+    const startedAt = Date.now();
     const { output, exitCode } = await reconcile();
     expect(exitCode).toBe(0);
     expect(output).toContain('2 SKUs checked; 1 accepted order(s) not yet in MySQL counted as in flight.');
     expect(output).toContain('No drift: Redis matches the MySQL ledger.');
-    await waitFor(async () => {
-      const gauge = await driftGauge();
-      return gauge.LAMP === 0 && gauge.BOOK === 0;
-    }, { what: 'the scheduled reconciliation to export zero drift', timeoutMs: 10_000 });
+    await waitFor(async () => (await checkedAfter(startedAt)) && (await driftSeries()).length === 0, {
+      what: 'a check to be exported with no drift series',
+      timeoutMs: 10_000,
+    });
   });
 
   it('finds drift made by hand, reports it in the command and the metric, and repairs it only with --repair', async () => {
@@ -97,11 +109,40 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
     expect(await redisStock('LAMP')).toEqual({ available: 13, reserved: 5, sold: 2 });
     expect(await redisStock('BOOK')).toEqual({ available: 47, reserved: 0, sold: 1 });
 
+    const repairedAt = Date.now();
     expect((await reconcile()).output).toContain('No drift: Redis matches the MySQL ledger.');
-    await waitFor(async () => {
-      const gauge = await driftGauge();
-      return gauge.LAMP === 0 && gauge.BOOK === 0;
-    }, { what: 'the drift metric to fall back to zero', timeoutMs: 10_000 });
+    await waitFor(async () => (await checkedAfter(repairedAt)) && (await driftSeries()).length === 0, {
+      what: 'the drift series to go once repaired',
+      timeoutMs: 10_000,
+    });
+  });
+
+  it('exports drift series for the one SKU of a catalog of 50 that drifts, and none once it is repaired', async () => {
+    await Promise.all(
+      Array.from({ length: 48 }, (_, i) =>
+        system.createSku({ skuId: `CHAIR-${String(i + 1).padStart(2, '0')}`, priceCents: 4_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' }),
+      ),
+    );
+    const createdAt = Date.now();
+    await waitFor(async () => (await checkedAfter(createdAt)) && (await driftSeries()).length === 0, { what: 'a check of the 50 SKUs with no drift series', timeoutMs: 10_000 });
+
+    // Redis gains 4 chairs on sale and 1 sold that the ledger never had
+    await system.env.redis.hincrby(skuKey('CHAIR-17'), 'available', 4);
+    await system.env.redis.hincrby(skuKey('CHAIR-17'), 'sold', 1);
+    await waitFor(
+      async () =>
+        JSON.stringify(await driftSeries()) ===
+        JSON.stringify(['stock_drift_units{sku="CHAIR-17",app="worker"} 4', 'stock_counter_drift_units{sku="CHAIR-17",counter="sold",app="worker"} 1']),
+      { what: 'the sellable and sold drift of CHAIR-17, and no other series', timeoutMs: 10_000, explain: async () => (await driftSeries()).join('\n') },
+    );
+    // the report every worker's scrape reads holds the one SKU, not the catalog
+    expect(await system.env.redis.hkeys(`${system.env.config.REDIS_KEY_PREFIX}stock-drift`)).toEqual(['CHAIR-17']);
+
+    const { output, exitCode } = await reconcile('--repair');
+    expect([exitCode, output]).toEqual([0, expect.stringContaining('50 SKUs checked')]);
+    const repairedAt = Date.now();
+    await waitFor(async () => (await checkedAfter(repairedAt)) && (await driftSeries()).length === 0, { what: 'the drift series of CHAIR-17 to go once repaired', timeoutMs: 10_000 });
+    expect(await system.env.redis.hlen(`${system.env.config.REDIS_KEY_PREFIX}stock-drift`)).toBe(0);
   });
 
   it('sums a SKU split into buckets: units between buckets are no drift, a bucket changed by hand is found and repaired', async () => {

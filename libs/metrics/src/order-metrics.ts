@@ -24,7 +24,7 @@ export type CheckoutOutcome =
 export const REFUND_KINDS = ['refund', 'return', 'payment'] as const;
 
 type QueueCounts = Array<{ queue: string; counts: Record<string, number> }>;
-/** Per SKU, Redis minus what the ledger says, in units, as of the stock reconciler's last pass. */
+/** Per SKU that drifts, Redis minus what the ledger says, in units, as of the stock reconciler's last pass. */
 export type StockDrift = Array<{ skuId: string; available: number; reserved: number; sold: number }>;
 /**
  * The stock reconciler's last report: when the check that made it finished (null when Redis
@@ -333,20 +333,21 @@ export function createMetrics(labels: { app: string }) {
     }),
     stockDrift: new Gauge({
       name: 'stock_drift_units',
-      help: "Units by which a SKU's sellable count in Redis differs from the MySQL ledger (Redis minus ledger), as of the stock reconciler's last pass (stock_reconcile_last_success_timestamp_seconds says when)",
+      help: "Units by which a SKU's sellable count in Redis differs from the MySQL ledger (Redis minus ledger), as of the stock reconciler's last pass (stock_reconcile_last_success_timestamp_seconds says when). Only SKUs that differ have a series: none means no drift",
       labelNames: ['sku'] as const,
       registers: [registry],
       aggregator: 'first',
       async collect() {
         const report = await readStockReport();
         if (report === null) return;
+        // from scratch each time: a SKU repaired since loses its series rather than keeping its last drift
         this.reset();
-        for (const sku of report.drift) this.set({ sku: sku.skuId }, sku.available);
+        for (const sku of report.drift) if (sku.available !== 0) this.set({ sku: sku.skuId }, sku.available);
       },
     }),
     stockCounterDrift: new Gauge({
       name: 'stock_counter_drift_units',
-      help: "Units by which a SKU's reserved or sold counter in Redis differs from the MySQL ledger, as of the stock reconciler's last pass (stock_reconcile_last_success_timestamp_seconds says when)",
+      help: "Units by which a SKU's reserved or sold counter in Redis differs from the MySQL ledger, as of the stock reconciler's last pass (stock_reconcile_last_success_timestamp_seconds says when). Only counters that differ have a series: none means no drift",
       labelNames: ['sku', 'counter'] as const,
       registers: [registry],
       aggregator: 'first',
@@ -355,8 +356,7 @@ export function createMetrics(labels: { app: string }) {
         if (report === null) return;
         this.reset();
         for (const sku of report.drift) {
-          this.set({ sku: sku.skuId, counter: 'reserved' }, sku.reserved);
-          this.set({ sku: sku.skuId, counter: 'sold' }, sku.sold);
+          for (const counter of ['reserved', 'sold'] as const) if (sku[counter] !== 0) this.set({ sku: sku.skuId, counter }, sku[counter]);
         }
       },
     }),

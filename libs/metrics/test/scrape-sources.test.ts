@@ -67,6 +67,24 @@ describe('what a scrape of /metrics reads from Redis', () => {
     expect(lastCheck.exec(await scrapeAfterASecond())?.[1]).toBe('0');
   });
 
+  it('exports a drift series only for a counter that drifts, and none for a SKU once a report no longer holds it', { timeout: 10_000 }, async () => {
+    const metrics = createMetrics({ app: 'worker' });
+    const reports = [
+      { checkedAt: new Date('2025-11-11T00:00:30Z'), drift: [{ skuId: 'LAMP', available: 3, reserved: 0, sold: -1 }, { skuId: 'BOOK', available: 0, reserved: 2, sold: 0 }] },
+      { checkedAt: new Date('2025-11-11T00:01:30Z'), drift: [{ skuId: 'BOOK', available: 0, reserved: 2, sold: 0 }] },
+    ];
+    metrics.watchStockReport(async () => reports.shift()!);
+    const driftSeries = async () => (await metrics.exposition()).split('\n').filter((line) => /^stock_(counter_)?drift_units\{/.test(line));
+    expect(await driftSeries()).toEqual([
+      'stock_drift_units{sku="LAMP",app="worker"} 3',
+      'stock_counter_drift_units{sku="LAMP",counter="sold",app="worker"} -1',
+      'stock_counter_drift_units{sku="BOOK",counter="reserved",app="worker"} 2',
+    ]);
+    // LAMP repaired: its series go, rather than keep their last drift
+    await new Promise((resolve) => setTimeout(resolve, 1_050));
+    expect(await driftSeries()).toEqual(['stock_counter_drift_units{sku="BOOK",counter="reserved",app="worker"} 2']);
+  });
+
   it('exports no stock check series from a process without the report (the api)', async () => {
     const text = await createMetrics({ app: 'api' }).exposition();
     expect(text).not.toMatch(/^stock_\w+\{/m);
