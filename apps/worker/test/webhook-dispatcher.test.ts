@@ -116,6 +116,48 @@ describe('webhook deliveries', () => {
     expect(received[0]?.[0]).toBe('31');
   });
 
+  it('tells how far behind a receiver that is down is, and that the stream dropped events it never got, until it has caught up', async () => {
+    await reset();
+    await publish(10, 1);
+    const fifth = (await env.redis.xrange(streamKey(), '-', '+'))[4]![0];
+    await register('down', fifth);
+    await publish(40, 11);
+    await env.redis.xtrim(streamKey(), 'MAXLEN', 20);
+    const firstKept = Number((await env.redis.xrange(streamKey(), '-', '+'))[0]![0].split('-')[0]);
+    answer = { status: 503 };
+    const { dispatcher, metrics } = dispatcherOn(new OrderEventRepository(env.db));
+    const seen = async () => ({
+      behind: (await metrics.webhookBehind.get()).values.find((value) => value.labels.webhook === 'down')?.value,
+      missing: (await metrics.webhookMissingEvents.get()).values.find((value) => value.labels.webhook === 'down')?.value,
+      span: (await metrics.orderEventsStreamSpan.get()).values[0]?.value ?? 0,
+    });
+    await dispatcher.deliverDue();
+    await dispatcher.idle();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // a turn later, a second on: its oldest event not acknowledged is the first the stream kept
+    const turn = Date.now();
+    await dispatcher.deliverDue(turn);
+    await dispatcher.idle();
+    const down = await seen();
+    expect(down.behind).toBeCloseTo((turn - firstKept) / 1000, 1);
+    expect(down.behind).toBeGreaterThanOrEqual(1);
+    expect(down.missing).toBe(1);
+    expect(down.span).toBeGreaterThanOrEqual(1);
+
+    answer = { status: 204 };
+    const last = (await env.redis.xrange(streamKey(), '-', '+')).at(-1)![0];
+    await waitFor(
+      async () => {
+        await dispatcher.deliverDue();
+        await dispatcher.idle();
+        return (await new OrderEventRepository(env.db).findWebhook('down'))?.stream_cursor === last;
+      },
+      { what: 'the receiver back, and caught up', intervalMs: 50 },
+    );
+    await dispatcher.deliverDue();
+    expect(await seen()).toMatchObject({ behind: 0, missing: 0 });
+  });
+
   it('counts events trimmed between two batches of one turn, as a sale outruns the receiver', async () => {
     await reset();
     await publish(10, 1);

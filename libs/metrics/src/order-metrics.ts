@@ -325,6 +325,26 @@ export function createMetrics(labels: { app: string }) {
       help: 'Times a webhook was found behind the trimmed order-event stream (EVENTS_STREAM_MAXLEN): events after its cursor were dropped',
       registers: [registry],
     }),
+    webhookBehind: new Gauge({
+      name: 'webhook_behind_seconds',
+      help: "How long ago the oldest order event a webhook's receiver has not acknowledged was put on the stream (0: it has every event), by webhook (its id), as the order-event publisher last looked; the other workers report none",
+      labelNames: ['webhook'] as const,
+      registers: [registry],
+      aggregator: 'max',
+    }),
+    webhookMissingEvents: new Gauge({
+      name: 'webhook_missing_events',
+      help: 'By webhook (its id): 1 while the order-event stream has dropped events after its cursor (EVENTS_STREAM_MAXLEN) that its receiver never got, until it acknowledges the events after them; else 0',
+      labelNames: ['webhook'] as const,
+      registers: [registry],
+      aggregator: 'max',
+    }),
+    orderEventsStreamSpan: new Gauge({
+      name: 'order_events_stream_span_seconds',
+      help: 'How long ago the oldest event the order-event stream keeps was put on it: a webhook behind by as long loses what the next trim drops (as the order-event publisher last read it; 0 elsewhere)',
+      registers: [registry],
+      aggregator: 'max',
+    }),
     webhookDeliveries: new Counter({
       name: 'webhook_deliveries_total',
       help: 'Webhook delivery attempts (each a batch of events) by webhook (its id) and outcome: delivered, failed',

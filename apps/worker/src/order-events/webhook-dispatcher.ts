@@ -20,6 +20,10 @@ interface WebhookProgress {
   retryAt: number;
   /** the cursor last reported trimmed past, so a receiver still down is reported once */
   trimmedAt?: string;
+  /** when the oldest event its receiver has not acknowledged was added (stream time), as last read; undefined: none */
+  nextEventAt?: number;
+  /** the stream dropped events after its cursor, as last read: they are missed until it catches up past them */
+  missing: boolean;
 }
 
 const WEBHOOK_RELOAD_MS = 2_000;
@@ -30,6 +34,9 @@ const DELIVERY_OUTCOMES = ['delivered', 'failed'] as const;
  * not one (~500 events a second at the default poll), before the stream is trimmed.
  */
 const BATCHES_PER_TURN = 20;
+
+/** When a stream entry was added: its id's milliseconds. */
+const addedAt = (streamId: string): number => Number(streamId.split('-')[0]);
 
 /** Stream ids compared in order (milliseconds, then sequence). */
 function streamIdAfter(a: string, b: string): boolean {
@@ -66,17 +73,22 @@ export class WebhookDispatcher {
       for (const webhookId of this.progress.keys()) {
         if (registered.has(webhookId)) continue;
         this.progress.delete(webhookId);
-        // a webhook removed is failing no more (WebhookDeliveriesFailing)
+        // a webhook removed is failing no more (WebhookDeliveriesFailing), nor behind
         for (const outcome of DELIVERY_OUTCOMES) this.deps.metrics.webhookDeliveries.remove({ webhook: webhookId, outcome });
+        this.deps.metrics.webhookBehind.remove({ webhook: webhookId });
+        this.deps.metrics.webhookMissingEvents.remove({ webhook: webhookId });
       }
     }
     for (const webhook of this.webhooks) {
       let progress = this.progress.get(webhook.webhook_id);
       if (!progress) {
-        this.progress.set(webhook.webhook_id, (progress = { cursor: webhook.stream_cursor, inFlight: false, failures: 0, retryAt: 0 }));
+        this.progress.set(webhook.webhook_id, (progress = { cursor: webhook.stream_cursor, inFlight: false, failures: 0, retryAt: 0, missing: false }));
         // its series from 0, so that a rate sees its first delivery
         for (const outcome of DELIVERY_OUTCOMES) this.deps.metrics.webhookDeliveries.inc({ webhook: webhook.webhook_id, outcome }, 0);
       }
+      // how far behind each receiver is, its retries' waits included: a receiver down falls further behind every turn
+      this.deps.metrics.webhookBehind.set({ webhook: webhook.webhook_id }, progress.nextEventAt === undefined ? 0 : Math.max(0, now - progress.nextEventAt) / 1000);
+      this.deps.metrics.webhookMissingEvents.set({ webhook: webhook.webhook_id }, progress.missing ? 1 : 0);
       if (progress.inFlight || progress.retryAt > now) continue;
       progress.inFlight = true;
       const delivery = this.deliverBatches(webhook, progress)
@@ -110,6 +122,10 @@ export class WebhookDispatcher {
   async finishBatchesUnderWay(): Promise<void> {
     this.windingDown = true;
     await this.idle();
+    // the next holder reports how far behind the receivers are: this process's last figures would stand for ever
+    this.deps.metrics.webhookBehind.reset();
+    this.deps.metrics.webhookMissingEvents.reset();
+    this.deps.metrics.orderEventsStreamSpan.set(0);
   }
 
   /** Waits for the deliveries under way. */
@@ -153,8 +169,10 @@ export class WebhookDispatcher {
     if (!info || info[0]) return { entries, trimmedPast: false };
     const fields = info[1] as unknown[];
     const field = (name: string) => (fields.includes(name) ? fields[fields.indexOf(name) + 1] : undefined);
-    if (cursor === '0-0') return { entries, trimmedPast: Number(field('entries-added') ?? 0) > Number(field('length')) };
     const oldest = (field('first-entry') as [string, string[]] | null | undefined)?.[0];
+    // how far back the stream reaches: a receiver behind by as long loses what the next trim drops (WebhookFallingBehind)
+    this.deps.metrics.orderEventsStreamSpan.set(oldest === undefined ? 0 : Math.max(0, Date.now() - addedAt(oldest)) / 1000);
+    if (cursor === '0-0') return { entries, trimmedPast: Number(field('entries-added') ?? 0) > Number(field('length')) };
     return { entries, trimmedPast: oldest !== undefined && streamIdAfter(oldest, cursor) };
   }
 
@@ -166,6 +184,8 @@ export class WebhookDispatcher {
   /** Sends the batch after the cursor; returns how many events it held (0: nothing to send). */
   private async deliverNext(webhook: WebhookRow, progress: WebhookProgress): Promise<number> {
     const { entries, trimmedPast } = await this.readAfter(progress.cursor);
+    progress.missing = trimmedPast;
+    progress.nextEventAt = entries[0] && addedAt(entries[0][0]);
     if (trimmedPast) this.reportTrimmed(webhook, progress, entries[0]?.[0]);
     if (entries.length === 0) return 0;
     const events = entries.map(([, fields]) => JSON.parse(fields[fields.indexOf('event') + 1]!) as OrderEvent);
@@ -220,6 +240,9 @@ export class WebhookDispatcher {
       progress.cursor = lastEntry;
       progress.failures = 0;
       progress.retryAt = 0;
+      progress.missing = false;
+      // a batch short of full took every event there was; after a full one the next is at least as new as its last
+      progress.nextEventAt = entries.length < this.settings.batchSize ? undefined : addedAt(lastEntry);
     }
     return events.length;
   }
