@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiProblem, formatCents, formatTime, idempotencyKey, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type Refund, type RefundAnswer } from './api.js';
 import { NextStep } from './next-step.js';
-import { Link } from './route.js';
+import { Link, ordersListPath } from './route.js';
 
 /** The merchant's words for the state table's actions; an action without one shows its table name. */
 const ACTION_LABELS: Record<string, string> = {
@@ -259,7 +259,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
   return (
     <section aria-labelledby="order-title">
       <p>
-        <Link to="/">← Orders</Link>
+        <Link to={ordersListPath()}>← Orders</Link>
       </p>
       <h1 id="order-title">Order {order.orderId}</h1>
       {problem && (

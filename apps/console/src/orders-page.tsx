@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { formatCents, formatTime, problemText, query, type Api, type Order, type OrderPage } from './api.js';
-import { Link } from './route.js';
+import { Link, rememberOrdersSearch } from './route.js';
 import type { Session } from './session.js';
 
 /** The statuses the lists filter by: not ACCEPTED, which an order leaves as it is persisted (the lists hold persisted orders only). */
@@ -126,6 +126,8 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
   const [draft, setDraft] = useState<Filter>(() => filterOf(location.search));
   const [filter, setFilter] = useState<Filter>(() => filterOf(location.search));
   const pages = usePagedOrders(api, (cursor) => orderSearchPath(session, filter, cursor));
+  // the address holds the search shown (keepFilter)
+  useEffect(() => rememberOrdersSearch(location.search), [filter]);
 
   const field = (name: keyof Filter) => ({
     id: `filter-${name}`,

@@ -20,6 +20,16 @@ export function routeOf(pathname: string): Route {
   return { page: 'orders' };
 }
 
+let ordersSearch = '';
+
+/** The order list's search as last shown (`?userId=ivy`): an order's way back to the list keeps it. */
+export function rememberOrdersSearch(search: string): void {
+  ordersSearch = search;
+}
+
+/** The order list, with the search it last showed. */
+export const ordersListPath = (): string => `/${ordersSearch}`;
+
 export function navigate(path: string): void {
   history.pushState(null, '', `${BASE}${path}`);
   dispatchEvent(new PopStateEvent('popstate'));

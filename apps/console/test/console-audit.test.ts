@@ -85,6 +85,14 @@ describe('the console as staff use it', () => {
     expect(await page.getByLabel('Buyer').inputValue()).toBe('ivy');
     await expect.poll(listed).toBe(ivys);
 
+    // so does the order page's own way back
+    await page.getByRole('link', { name: ivys }).click();
+    await page.getByRole('heading', { name: `Order ${ivys}` }).waitFor();
+    await page.getByRole('link', { name: '← Orders' }).click();
+    await page.getByRole('heading', { name: 'Orders', level: 1 }).waitFor();
+    expect(await page.getByLabel('Buyer').inputValue()).toBe('ivy');
+    await expect.poll(listed).toBe(ivys);
+
     // Clear starts over, and so does the next reload
     await page.getByRole('button', { name: 'Clear' }).click();
     await expect.poll(listed).toContain(zeds);
