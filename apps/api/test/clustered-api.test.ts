@@ -89,6 +89,32 @@ describe('the api as two processes on one port (API_PROCESSES=2)', () => {
     }
   });
 
+  it("keeps counting the checkouts of a process that crashed and was started again: the instance's counters never go back", { timeout: 60_000 }, async () => {
+    const before = apiProcessesOf(api.process.child.pid!);
+    const counted = async () => {
+      const metrics = await onNewConnection(api.url, 'GET', '/metrics');
+      expect(metrics.status, metrics.text).toBe(200);
+      return sample(metrics.text, 'checkouts_total', { outcome: 'accepted' });
+    };
+    // each process has answered a scrape since its checkouts: the primary holds what each counted
+    expect(await counted()).toBe(CHECKOUTS);
+    process.kill(before[0]!, 'SIGKILL');
+    await waitFor(async () => {
+      const now = apiProcessesOf(api.process.child.pid!);
+      return now.length === 2 && !now.includes(before[0]!);
+    }, { what: 'the crashed process started again', timeoutMs: 20_000 });
+    // scrapes reaching either process, the new one among them: the crashed one's checkouts are still counted
+    for (let scrape = 0; scrape < 6; scrape++) expect(await counted()).toBe(CHECKOUTS);
+    // and so are the new process's own
+    const more = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        onNewConnection(api.url, 'POST', '/v1/orders', signToken(env.config.AUTH_JWT_SECRET, { sub: `later-buyer-${i}`, role: 'buyer' }), { items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress }, { 'idempotency-key': `later-lamp-${i}` }),
+      ),
+    );
+    expect(more.map((a) => a.status)).toEqual([202, 202, 202, 202]);
+    expect(await counted()).toBe(CHECKOUTS + 4);
+  });
+
   it('stops both processes on SIGTERM, and starts none in place of one that crashed just before', { timeout: 30_000 }, async () => {
     const children = apiProcessesOf(api.process.child.pid!);
     process.kill(children[0]!, 'SIGKILL');

@@ -1,4 +1,4 @@
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 
 /*
@@ -6,18 +6,47 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
  * /metrics reaches whichever process accepted the connection. Answered from that process's
  * registry alone, every scrape would show another process's counters and rate() would read
  * nonsense. Instead the process asks the primary, which gathers every process's registry
- * (prom-client's AggregatorRegistry: counters and histograms summed, each gauge by its
- * `aggregator`) and answers with the instance as a whole.
+ * and answers with the instance as a whole (prom-client's aggregation: counters and
+ * histograms summed, each gauge by its `aggregator`).
+ *
+ * A process that dies (and is started again) takes its counts with it: summed over the live
+ * processes alone, the instance's counters would fall, and rate() and increase() read the
+ * survivors' whole lifetime as new (a critical alert on refunds that failed hours ago). So the
+ * primary keeps the counters and histograms each process last reported, and adds those of
+ * the processes gone to every answer: the instance's counters never go back.
  */
 
+/** An api process asks the primary for the instance's metrics, */
 const REQUEST = 'orders:cluster-metrics-request';
+/** the primary asks every api process for its own, */
+const GATHER = 'orders:cluster-metrics-gather';
+/** each answers with its registry, */
+const GATHERED = 'orders:cluster-metrics-gathered';
+/** and the primary answers the asking process with their sum. */
 const ANSWER = 'orders:cluster-metrics-answer';
-/** Longer than AggregatorRegistry's own 5 s wait for the processes, so its error arrives first. */
+/** How long the primary waits for the processes; one that has not answered counts as it last did. */
+const GATHER_TIMEOUT_MS = 5_000;
+/** The processes gone whose counts are kept apart before they are summed into one. */
+const GONE_KEPT_APART = 16;
+/** Longer than the primary's own wait for the processes, so its answer arrives first. */
 const ANSWER_TIMEOUT_MS = 6_000;
+
+type ProcessMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 interface MetricsRequest {
   type: typeof REQUEST;
   id: number;
+}
+
+interface GatherRequest {
+  type: typeof GATHER;
+  id: number;
+}
+
+interface Gathered {
+  type: typeof GATHERED;
+  id: number;
+  metrics: ProcessMetrics;
 }
 
 interface MetricsAnswer {
@@ -27,33 +56,89 @@ interface MetricsAnswer {
   error?: string;
 }
 
+/** What outlives a process: its counts (counters, histograms), not its gauges, which said how it stood. */
+const countsOf = (metrics: ProcessMetrics): ProcessMetrics => metrics.filter((metric) => ['counter', 'histogram'].includes(String(metric.type)));
+
 /** In the cluster's primary: answers each api process's request for the whole instance's metrics. */
 export function serveClusterMetrics(): void {
-  const aggregator = new AggregatorRegistry();
-  cluster.on('message', (worker, message: Partial<MetricsRequest>) => {
+  const lastReported = new Map<number, ProcessMetrics>();
+  /** the counts of the processes gone, summed now and then into the first */
+  let gone: ProcessMetrics[] = [];
+  let summing = false;
+  const gathering = new Map<number, { waitingFor: Set<number>; answers: Map<number, ProcessMetrics>; done: () => void }>();
+  let nextId = 0;
+
+  cluster.on('exit', (worker) => {
+    const last = lastReported.get(worker.id);
+    lastReported.delete(worker.id);
+    for (const gather of gathering.values()) if (gather.waitingFor.delete(worker.id) && gather.waitingFor.size === 0) gather.done();
+    if (!last) return;
+    // kept at once, so no scrape misses it; a crash loop's many summed into one, kept until the sum is
+    gone.push(countsOf(last));
+    if (gone.length <= GONE_KEPT_APART || summing) return;
+    summing = true;
+    const summed = gone.length;
+    void AggregatorRegistry.aggregate(gone.slice(0, summed))
+      .getMetricsAsJSON()
+      .then((sum) => (gone = [sum, ...gone.slice(summed)]))
+      .finally(() => (summing = false));
+  });
+
+  /** Every live process's metrics, as it answers now or, failing that, as it last reported them. */
+  const gather = (): Promise<ProcessMetrics[]> => {
+    const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker?.isConnected() === true);
+    const id = nextId++;
+    return new Promise((resolve) => {
+      const answers = new Map<number, ProcessMetrics>();
+      const done = () => {
+        clearTimeout(timer);
+        gathering.delete(id);
+        resolve([...lastReported.entries()].map(([workerId, last]) => answers.get(workerId) ?? last));
+      };
+      const timer = setTimeout(done, GATHER_TIMEOUT_MS);
+      const waitingFor = new Set(workers.map((worker) => worker.id));
+      gathering.set(id, { waitingFor, answers, done });
+      if (waitingFor.size === 0) return done();
+      for (const worker of workers) worker.send({ type: GATHER, id } satisfies GatherRequest);
+    });
+  };
+
+  cluster.on('message', (worker, message: Partial<MetricsRequest | Gathered>) => {
+    if (message?.type === GATHERED && typeof message.id === 'number' && Array.isArray(message.metrics)) {
+      lastReported.set(worker.id, message.metrics);
+      const waiting = gathering.get(message.id);
+      if (!waiting) return;
+      waiting.answers.set(worker.id, message.metrics);
+      if (waiting.waitingFor.delete(worker.id) && waiting.waitingFor.size === 0) waiting.done();
+      return;
+    }
     if (message?.type !== REQUEST || typeof message.id !== 'number') return;
     const id = message.id;
     const answer = (reply: Omit<MetricsAnswer, 'type' | 'id'>) => {
       if (worker.isConnected()) worker.send({ type: ANSWER, id, ...reply } satisfies MetricsAnswer);
     };
-    aggregator.clusterMetrics().then(
-      (text) => answer({ text }),
-      (error: unknown) => answer({ error: error instanceof Error ? error.message : String(error) }),
-    );
+    gather()
+      .then((live) => AggregatorRegistry.aggregate([...gone, ...live]).metrics())
+      .then(
+        (text) => answer({ text }),
+        (error: unknown) => answer({ error: error instanceof Error ? error.message : String(error) }),
+      );
   });
 }
 
 /**
- * In an api process of the cluster: offers `registry` to the primary's aggregation and
- * returns what /metrics answers with, the instance's metrics as the primary aggregated them.
+ * In an api process of the cluster: gives the primary its registry when asked, and returns
+ * what /metrics answers with, the instance's metrics as the primary aggregated them.
  */
 export function clusterMetricsText(registry: Registry): () => Promise<string> {
-  AggregatorRegistry.setRegistries(registry);
-  // constructing one is what makes prom-client answer the primary's requests in this process
-  new AggregatorRegistry();
   const waiting = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void }>();
   let nextId = 0;
-  process.on('message', (message: Partial<MetricsAnswer>) => {
+  process.on('message', (message: Partial<MetricsAnswer | GatherRequest>) => {
+    if (message?.type === GATHER && typeof message.id === 'number') {
+      const id = message.id;
+      void registry.getMetricsAsJSON().then((metrics) => process.send?.({ type: GATHERED, id, metrics } satisfies Gathered));
+      return;
+    }
     if (message?.type !== ANSWER || typeof message.id !== 'number') return;
     const request = waiting.get(message.id);
     if (!request) return;
