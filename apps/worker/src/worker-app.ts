@@ -459,6 +459,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
           // its XADDs (REDIS_COMMAND_TIMEOUT_MS) and its pause come between; twice that, as a statement may first
           // wait for a connection of the pool (85 s by default)
           lockLapseMs: 2 * (4 * config.MYSQL_QUERY_TIMEOUT_MS + config.REDIS_COMMAND_TIMEOUT_MS + config.EVENTS_POLL_MS),
+          deliveriesKeptMs: config.WEBHOOK_DELIVERIES_KEPT_MS,
           webhooks: {
             streamKey: orderEventStreamKey(config.REDIS_KEY_PREFIX),
             batchSize: config.WEBHOOK_BATCH_SIZE,

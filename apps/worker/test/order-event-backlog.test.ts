@@ -41,7 +41,7 @@ describe('the order-event backlog a publisher reports', () => {
     const events = new OrderEventRepository(env.db);
     const publisher = new OrderEventPublisher(
       { redis: env.redis, events, metrics, log: pino({ level: 'silent' }) },
-      { maxLen: 1_000_000, pollMs: 1_000, batchSize: 10, lockLapseMs: 30_000, webhooks: { streamKey: orderEventStreamKey(env.config.REDIS_KEY_PREFIX), batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000 } },
+      { maxLen: 1_000_000, pollMs: 1_000, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: 86_400_000, webhooks: { streamKey: orderEventStreamKey(env.config.REDIS_KEY_PREFIX), batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000 } },
     ).start();
     const lockName = sql`CONCAT('order-events-publisher:', DATABASE())`;
     try {
@@ -62,6 +62,44 @@ describe('the order-event backlog a publisher reports', () => {
           await sql`SELECT RELEASE_LOCK(${lockName})`.execute(other);
         }
       });
+    } finally {
+      await publisher.stop();
+    }
+  });
+});
+
+describe("the webhooks' delivery log", () => {
+  let env: TestEnv;
+
+  beforeAll(async () => {
+    env = await createTestEnv('webhook_delivery_log');
+  });
+  afterAll(async () => {
+    await env?.cleanup();
+  });
+
+  it('keeps a day of attempts and deletes the older ones, a removed webhook\'s among them, chunk after chunk', { timeout: 60_000 }, async () => {
+    const day = 86_400_000;
+    const attempt = (webhookId: string, at: Date) => ({ webhook_id: webhookId, first_event_id: 1, last_event_id: 1, event_count: 1, attempt: 1, outcome: 'failed' as const, status_code: 503, error: 'the receiver answered 503', duration_ms: 3, at });
+    // 12,000 attempts of two and three days ago (a receiver down for days, one removed since), then 300 of the last hour
+    for (let i = 0; i < 12; i++) {
+      await env.db
+        .insertInto('webhook_deliveries')
+        .values(Array.from({ length: 1_000 }, (_, j) => attempt(i % 2 === 0 ? 'down-for-days' : 'removed', new Date(Date.now() - 3 * day + (i * 1_000 + j) * 1_000))))
+        .execute();
+    }
+    await env.db.insertInto('webhook_deliveries').values(Array.from({ length: 300 }, (_, j) => attempt('down-for-days', new Date(Date.now() - 3_600_000 + j * 1_000)))).execute();
+
+    const events = new OrderEventRepository(env.db);
+    const publisher = new OrderEventPublisher(
+      { redis: env.redis, events, metrics: createMetrics({ app: 'worker' }), log: pino({ level: 'silent' }) },
+      { maxLen: 1_000_000, pollMs: 50, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: day, webhooks: { streamKey: orderEventStreamKey(env.config.REDIS_KEY_PREFIX), batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000 } },
+    ).start();
+    try {
+      const left = async () => (await env.db.selectFrom('webhook_deliveries').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n;
+      await waitFor(async () => Number(await left()) === 300, { what: 'the attempts older than a day deleted', timeoutMs: 30_000 });
+      const kept = await env.db.selectFrom('webhook_deliveries').select(['webhook_id']).distinct().execute();
+      expect(kept.map((row) => row.webhook_id)).toEqual(['down-for-days']);
     } finally {
       await publisher.stop();
     }

@@ -254,6 +254,8 @@ const schema = {
   /** first retry delay of a failed webhook delivery; doubles per attempt up to WEBHOOK_MAX_BACKOFF_MS */
   WEBHOOK_BACKOFF_MS: POSITIVE_MS,
   WEBHOOK_MAX_BACKOFF_MS: POSITIVE_MS,
+  /** how long each webhook delivery attempt stays in its log (GET /v1/admin/webhooks/:webhookId/deliveries) before the publisher deletes it */
+  WEBHOOK_DELIVERIES_KEPT_MS: int(60_000),
   /** requests per RATE_LIMIT_WINDOW_MS: per authenticated user, and per IP for anonymous requests only */
   RATE_LIMIT_WINDOW_MS: int(1000),
   RATE_LIMIT_PER_USER: POSITIVE,

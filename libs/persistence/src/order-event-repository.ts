@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { OrderDb } from './connection.js';
+import { overdueSince } from './order-repository.js';
 import type { WebhookDeliveryRow, WebhookRow } from './schema.js';
 
 /**
@@ -160,6 +161,22 @@ export class OrderEventRepository {
   }
 
   /** The delivery log of one webhook, newest first, `before` a delivery id for paging. */
+  /**
+   * Deletes the delivery attempts recorded longer than `keptForMs` ago by MySQL's clock (a
+   * removed webhook's with them) among the `chunk` oldest ids: a short range of the primary key,
+   * never a scan of the log. Returns how many it deleted; 0 once the oldest is to be kept.
+   */
+  async pruneDeliveries(keptForMs: number, chunk: number): Promise<number> {
+    const oldest = await this.db.selectFrom('webhook_deliveries').select('delivery_id').orderBy('delivery_id').limit(1).executeTakeFirst();
+    if (!oldest) return 0;
+    const removed = await this.db
+      .deleteFrom('webhook_deliveries')
+      .where('delivery_id', '<', Number(oldest.delivery_id) + chunk)
+      .where('at', '<', overdueSince(keptForMs))
+      .executeTakeFirst();
+    return Number(removed.numDeletedRows);
+  }
+
   async deliveries(webhookId: string, limit: number, before?: number): Promise<WebhookDeliveryRow[]> {
     let query = this.db.selectFrom('webhook_deliveries').selectAll().where('webhook_id', '=', webhookId);
     if (before !== undefined) query = query.where('delivery_id', '<', before);

@@ -127,7 +127,7 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
       preValidation: app.requireRole('admin'),
       schema: {
         tags: ['admin'],
-        summary: "A webhook's delivery log, newest first: every attempt with its outcome",
+        summary: "A webhook's delivery log, newest first: every attempt with its outcome (kept WEBHOOK_DELIVERIES_KEPT_MS, 30 days by default)",
         params: webhookParams,
         querystring: {
           type: 'object',

@@ -14,10 +14,15 @@ export interface OrderEventSettings {
    * takes, so only a holder that froze (a paused VM, a network partition) loses it.
    */
   lockLapseMs: number;
+  /** how long the webhooks' delivery attempts are kept (GET /v1/admin/webhooks/:id/deliveries) */
+  deliveriesKeptMs: number;
   webhooks: WebhookSettings;
 }
 
 const BACKLOG_COUNT_EVERY_MS = 1_000;
+/** The delivery log's old attempts are deleted this often, a chunk a turn until none is left. */
+const DELIVERIES_PRUNED_EVERY_MS = 3_600_000;
+const DELIVERIES_PRUNED_PER_TURN = 5_000;
 /** A count that stops here stays quick however far behind the outbox is; the alert's threshold is far below. */
 const BACKLOG_COUNTED_UP_TO = 1_000_000;
 
@@ -34,6 +39,7 @@ const BACKLOG_COUNTED_UP_TO = 1_000_000;
 export class OrderEventPublisher {
   private stopped = false;
   private countedAt = 0;
+  private pruneAt = 0;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private readonly webhooks: WebhookDispatcher;
@@ -68,6 +74,7 @@ export class OrderEventPublisher {
             while (!this.stopped && (await lock.stillHeld())) {
               const published = await this.publishBatch();
               await this.webhooks.deliverDue();
+              await this.pruneDeliveries();
               if (published < this.settings.batchSize) await this.pause(this.settings.pollMs);
             }
           } finally {
@@ -109,6 +116,17 @@ export class OrderEventPublisher {
       metrics.orderEventsBehind.set(await events.countUnpublished(BACKLOG_COUNTED_UP_TO));
     }
     return batch.length;
+  }
+
+  /**
+   * One chunk of the webhooks' delivery log past its keeping (a row per attempt, a receiver down
+   * for days adds thousands), each turn until none is left, then again an hour later: a chunk at
+   * a time, so publishing waits for none of it long.
+   */
+  private async pruneDeliveries(): Promise<void> {
+    if (Date.now() < this.pruneAt) return;
+    const pruned = await this.deps.events.pruneDeliveries(this.settings.deliveriesKeptMs, DELIVERIES_PRUNED_PER_TURN);
+    if (pruned === 0) this.pruneAt = Date.now() + DELIVERIES_PRUNED_EVERY_MS;
   }
 
   private pause(ms: number): Promise<void> {
