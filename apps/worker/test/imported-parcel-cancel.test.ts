@@ -38,7 +38,7 @@ describe('an imported order cancelled before its parcel left: the warehouse drop
       explain: async () => JSON.stringify(await atWarehouse(orderId)),
     });
 
-  it('cancelled by an admin: the warehouse is told to ship nothing, then the parcel reads CANCELLED; a late SHIPPED changes nothing', async () => {
+  it('cancelled by an admin: the warehouse is told to ship nothing, then the parcel reads CANCELLED; a SHIPPED after all is recorded and counted', async () => {
     const orderId = await importedAtWarehouse('TM-W1');
     const cancel = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: admin, body: { reason: 'the channel called it off' } });
     expect([cancel.status, cancel.body.status]).toEqual([200, 'CANCELLED']);
@@ -47,10 +47,16 @@ describe('an imported order cancelled before its parcel left: the warehouse drop
     expect(parcel.items).toEqual([]);
     await waitFor(async () => (await shipmentOf(orderId))[0] === 'CANCELLED', { what: 'the shipment to read CANCELLED' });
 
-    const late = await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED' } });
-    expect(late.body.callbackStatus).toBe(200);
+    // the warehouse ships it though it took the drop: the parcel left, the order stays cancelled, and the shop is told
+    const shippedAfterCancel = async () => Number(/^parcels_shipped_after_refund_total(?:\{[^}]*\})? (\d+)$/m.exec((await system.request('GET', '/metrics')).body)?.[1]);
+    const shippedBefore = await shippedAfterCancel();
+    const late = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-AFTER-CANCEL', at: new Date().toISOString() });
+    expect([late.status, late.body]).toEqual([200, { changed: true, status: 'CANCELLED' }]);
     const order = await system.order(orderId);
-    expect([order.status, order.shipments[0].status]).toEqual(['CANCELLED', 'CANCELLED']);
+    expect([order.status, order.shipments[0].status]).toEqual(['CANCELLED', 'SHIPPED']);
+    const again = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-AFTER-CANCEL', at: new Date().toISOString() });
+    expect(again.body.changed).toBe(false);
+    expect(await shippedAfterCancel()).toBe(shippedBefore + 1);
   });
 
   it('cancelled by its merchant while the warehouse is off the network: the parcel reads ACCEPTED until the warehouse is back and drops it', async () => {

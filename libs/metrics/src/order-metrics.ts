@@ -241,7 +241,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     parcelsShippedAfterRefund: new Counter({
       name: 'parcels_shipped_after_refund_total',
-      help: "Parcels the warehouse reported SHIPPED for orders refunded whole before they shipped: the update dropping the parcel came too late. The buyer has the money back and the goods on their way, and the units are on sale again though they left",
+      help: "Parcels the warehouse reported SHIPPED for orders refunded whole (or, imported, cancelled) before they shipped: the update dropping the parcel came too late. The buyer has the money back and the goods on their way, and the units are on sale again though they left",
       registers: [registry],
     }),
     fulfilmentChangesTooLate: new Counter({

@@ -89,7 +89,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
   }
 
   /**
-   * The warehouse shipped the parcel of an order refunded whole before it shipped: the update
+   * The warehouse shipped the parcel of an order refunded whole (or, imported, cancelled) before it shipped: the update
    * dropping it came too late (the warehouse had not read it, or its breaker held it), or the
    * warehouse shipped it though it took the drop (the shipment reads CANCELLED). Its DELIVERED
    * stands for it when the SHIPPED was lost. Recorded on the shipment, so that update leaves it
@@ -404,7 +404,9 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
           await followUpAgain(deps, order.order_id);
           return { changed: false, status: current.status };
         }
-        if (error instanceof IllegalTransition && (callback.event === 'SHIPPED' || callback.event === 'DELIVERED') && REFUNDED_WHOLE.has(current.status)) {
+        // an imported order cancelled (its money the channel's to give back) whose parcel left is as one refunded whole
+        const calledOff = REFUNDED_WHOLE.has(current.status) || current.status === 'CANCELLED';
+        if (error instanceof IllegalTransition && (callback.event === 'SHIPPED' || callback.event === 'DELIVERED') && calledOff) {
           return shippedAfterRefund(current, { ...callback, event: callback.event }, at, request.log);
         }
         // an illegal step the order has reached by now was refused through every attempt: the warehouse retries
