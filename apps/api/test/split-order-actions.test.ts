@@ -29,14 +29,19 @@ describe("the actions offered on a split order, from its children's statuses", (
   };
   const newAddress = { name: 'Ada Lovelace', phone: '+44 20 7946 0000', line1: '12 St James Square', city: 'London', postalCode: 'SW1Y 4JH', country: 'GB' };
 
-  /** A paid order of a kettle and tea, split in two: [parent, kettle child, tea child], the children in `childStatus`. */
-  async function paidAndSplit(buyer: string, childStatus: string): Promise<[string, string, string]> {
-    const orderId = await system.checkout(buyer, [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'TEA', qty: 2 }]);
+  /** The buyer's order of `items` (one SKU per child), paid and split, its children in `childStatus`: the order, and its child holding a SKU. */
+  async function splitWhenPaid(buyer: string, items: Array<{ skuId: string; qty: number }>, childStatus: string): Promise<{ orderId: string; childOf: (skuId: string) => string }> {
+    const orderId = await system.checkout(buyer, items);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
-    const children = (await waitFor(async () => (await system.order(orderId)).subOrders.length === 2 && (await system.order(orderId)).subOrders, { what: 'the split', timeoutMs: 15_000 })) as string[];
+    const children = (await waitFor(async () => (await system.order(orderId)).subOrders.length === items.length && (await system.order(orderId)).subOrders, { what: 'the split', timeoutMs: 15_000 })) as string[];
     const split = await Promise.all(children.map((child) => system.waitForStatus(child, childStatus)));
-    const childOf = (skuId: string) => split.find((child) => child.items[0].skuId === skuId).orderId as string;
+    return { orderId, childOf: (skuId) => split.find((child) => child.items[0].skuId === skuId).orderId as string };
+  }
+
+  /** A paid order of a kettle and tea, split in two: [parent, kettle child, tea child], the children in `childStatus`. */
+  async function paidAndSplit(buyer: string, childStatus: string): Promise<[string, string, string]> {
+    const { orderId, childOf } = await splitWhenPaid(buyer, [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'TEA', qty: 2 }], childStatus);
     return [orderId, childOf('KETTLE'), childOf('TEA')];
   }
 
@@ -76,12 +81,7 @@ describe("the actions offered on a split order, from its children's statuses", (
 
   it("offers a merchant, on a split order holding another merchant's lines too, the cancel its route carries out on its own child, and nothing once that child is closed", async () => {
     await system.createSku({ skuId: 'MUG', priceCents: 900, merchantId: 'potter', channel: 'self', warehouseId: 'wh-west', stock: 20, deduction: 'placement' });
-    const orderId = await system.checkout('dee', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 1 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('dee'), body: { method: 'card' } })).status).toBe(202);
-    const children = (await waitFor(async () => (await system.order(orderId)).subOrders.length === 2 && (await system.order(orderId)).subOrders, { what: 'the split', timeoutMs: 15_000 })) as string[];
-    const split = await Promise.all(children.map((child) => system.waitForStatus(child, 'IN_FULFILLMENT')));
-    const childOf = (skuId: string) => split.find((child) => child.items[0].skuId === skuId).orderId as string;
+    const { orderId, childOf } = await splitWhenPaid('dee', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 1 }], 'IN_FULFILLMENT');
     const shop = system.token('shop', 'merchant');
     const offeredToShop = async () => (await system.request('GET', `/v1/orders/${orderId}/actions`, { token: shop })).body.actions as Array<{ action: string; href: string }>;
 
@@ -96,12 +96,7 @@ describe("the actions offered on a split order, from its children's statuses", (
 
   it("refunds the buyer's whole split order, with the reason one merchant gave for refunding its own child before, the other merchant's child too", async () => {
     await system.createSku({ skuId: 'VASE', priceCents: 2_400, merchantId: 'glazier', channel: 'self', warehouseId: 'wh-west', stock: 20, deduction: 'placement' });
-    const orderId = await system.checkout('eve', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'VASE', qty: 1 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('eve'), body: { method: 'card' } })).status).toBe(202);
-    const children = (await waitFor(async () => (await system.order(orderId)).subOrders.length === 2 && (await system.order(orderId)).subOrders, { what: 'the split', timeoutMs: 15_000 })) as string[];
-    const split = await Promise.all(children.map((child) => system.waitForStatus(child, 'IN_FULFILLMENT')));
-    const childOf = (skuId: string) => split.find((child) => child.items[0].skuId === skuId).orderId as string;
+    const { orderId, childOf } = await splitWhenPaid('eve', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'VASE', qty: 1 }], 'IN_FULFILLMENT');
 
     // the glazier's refund of the order reaches its own child alone
     const glazier = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('glazier', 'merchant'), body: { reason: 'out of stock' } });
