@@ -6,14 +6,14 @@ import { SUBJECT } from './plugins/auth.js';
 
 /**
  * The status and type filters of the order lists: a name no order type has is a typo, answered
- * 400, not an empty list. So is ACCEPTED: the lists read MySQL, and an order leaves ACCEPTED as
- * it is written there, so that filter could only ever answer an empty list.
+ * 400, not an empty list. ACCEPTED is a status API.md names, so it is taken; the lists read
+ * MySQL, and an order leaves ACCEPTED as it is written there, so it lists none.
  */
 export const orderFilterProperties = {
   status: {
     type: 'string',
-    enum: [...new Set(ORDER_TYPES.flatMap((type) => stateMachineFor(type).states()))].filter((status) => status !== 'ACCEPTED').sort(),
-    description: 'any status but ACCEPTED: an order still in the queue is not listed until it is persisted (read it with GET /v1/orders/{orderId})',
+    enum: [...new Set(ORDER_TYPES.flatMap((type) => stateMachineFor(type).states()))].sort(),
+    description: 'any status of an order type; ACCEPTED lists none: an order still in the queue is not listed until it is persisted, and leaves ACCEPTED then (read it with GET /v1/orders/{orderId})',
   },
   type: { type: 'string', enum: [...ORDER_TYPES] },
 } as const;
