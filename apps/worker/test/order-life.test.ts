@@ -159,6 +159,14 @@ describe('the whole forward life of an order', () => {
       headers: { 'x-signature': 'sha256=' + 'a'.repeat(64) },
     });
     expect(crossSigned.status).toBe(401);
+    // hex is hex in either case: a sender writing its signature in capitals is signed all the same
+    const { createHmac } = await import('node:crypto');
+    const raw = JSON.stringify({ orderId: '01JZZZZZZZZZZZZZZZZZZZZZZZ', event: 'SHIPPED', at: new Date().toISOString() });
+    const capitals = await system.request('POST', '/v1/callbacks/warehouse', {
+      body: raw,
+      headers: { 'x-signature': `sha256=${createHmac('sha256', system.env.config.WAREHOUSE_CALLBACK_SECRET).update(raw).digest('hex').toUpperCase()}` },
+    });
+    expect([capitals.status, capitals.body.code]).toEqual([404, 'NOT_FOUND']);
   });
 
   it('refuses every action the order’s state does not allow with 409 ILLEGAL_TRANSITION and changes nothing', async () => {

@@ -51,10 +51,11 @@ const WAREHOUSE_EVENTS: Record<WarehouseCallback['event'], { action: string; shi
   RETURN_RECEIVED: { action: 'receive_return', shipment: null },
 };
 
+/** The x-signature header against the body's HMAC, in constant time; its hex in either case, as hex is. */
 function signatureMatches(secret: string, body: Buffer, header: unknown): boolean {
   if (typeof header !== 'string') return false;
   const expected = Buffer.from(`sha256=${createHmac('sha256', secret).update(body).digest('hex')}`);
-  const received = Buffer.from(header);
+  const received = Buffer.from(header.toLowerCase());
   return expected.length === received.length && timingSafeEqual(expected, received);
 }
 
