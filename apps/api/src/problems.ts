@@ -71,6 +71,7 @@ const TITLES: Record<number, string> = {
   408: 'Request Timeout',
   409: 'Conflict',
   413: 'Content Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   417: 'Expectation Failed',
   431: 'Request Header Fields Too Large',
