@@ -56,6 +56,16 @@ describe('webhook deliveries', () => {
     answer = { status: 204 };
   };
 
+  /** A webhook that acknowledged the 5th of 50 events, the stream trimmed since to its newest 20 (31 to 50). */
+  const registeredBehindTheTrim = async (webhookId: string) => {
+    await reset();
+    await publish(10, 1);
+    const fifth = (await env.redis.xrange(streamKey(), '-', '+'))[4]![0];
+    await register(webhookId, fifth);
+    await publish(40, 11);
+    await env.redis.xtrim(streamKey(), 'MAXLEN', 20);
+  };
+
   it('sends a receiver 250 events behind in one turn, batch after batch, instead of one batch a turn', async () => {
     await reset();
     await register('catch-up', '0-0');
@@ -103,12 +113,7 @@ describe('webhook deliveries', () => {
   });
 
   it('counts a receiver that fell behind the trimmed stream, once, and goes on from the oldest event kept', async () => {
-    await reset();
-    await publish(10, 1);
-    const fifth = (await env.redis.xrange(streamKey(), '-', '+'))[4]![0];
-    await register('behind', fifth);
-    await publish(40, 11);
-    await env.redis.xtrim(streamKey(), 'MAXLEN', 20);
+    await registeredBehindTheTrim('behind');
     const { dispatcher, metrics } = dispatcherOn(new OrderEventRepository(env.db));
     await dispatcher.deliverDue();
     await dispatcher.idle();
@@ -117,12 +122,7 @@ describe('webhook deliveries', () => {
   });
 
   it('tells how far behind a receiver that is down is, and that the stream dropped events it never got, until it has caught up', async () => {
-    await reset();
-    await publish(10, 1);
-    const fifth = (await env.redis.xrange(streamKey(), '-', '+'))[4]![0];
-    await register('down', fifth);
-    await publish(40, 11);
-    await env.redis.xtrim(streamKey(), 'MAXLEN', 20);
+    await registeredBehindTheTrim('down');
     const firstKept = Number((await env.redis.xrange(streamKey(), '-', '+'))[0]![0].split('-')[0]);
     answer = { status: 503 };
     const { dispatcher, metrics } = dispatcherOn(new OrderEventRepository(env.db));
