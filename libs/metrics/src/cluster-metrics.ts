@@ -65,17 +65,16 @@ export function serveClusterMetrics(): void {
   /** the counts of the processes gone, summed now and then into the first */
   let gone: ProcessMetrics[] = [];
   let summing = false;
-  const gathering = new Map<number, { waitingFor: Set<number>; answers: Map<number, ProcessMetrics>; done: () => void }>();
+  const gathering = new Map<number, { waitingFor: Set<number>; done: () => void }>();
   let nextId = 0;
 
   cluster.on('exit', (worker) => {
     const last = lastReported.get(worker.id);
     lastReported.delete(worker.id);
+    // kept at once, before a scrape waiting for this process is answered without it; a crash loop's many summed into one, kept until the sum is
+    if (last) gone.push(countsOf(last));
     for (const gather of gathering.values()) if (gather.waitingFor.delete(worker.id) && gather.waitingFor.size === 0) gather.done();
-    if (!last) return;
-    // kept at once, so no scrape misses it; a crash loop's many summed into one, kept until the sum is
-    gone.push(countsOf(last));
-    if (gone.length <= GONE_KEPT_APART || summing) return;
+    if (!last || gone.length <= GONE_KEPT_APART || summing) return;
     summing = true;
     const summed = gone.length;
     void AggregatorRegistry.aggregate(gone.slice(0, summed))
@@ -89,15 +88,15 @@ export function serveClusterMetrics(): void {
     const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker?.isConnected() === true);
     const id = nextId++;
     return new Promise((resolve) => {
-      const answers = new Map<number, ProcessMetrics>();
       const done = () => {
         clearTimeout(timer);
         gathering.delete(id);
-        resolve([...lastReported.entries()].map(([workerId, last]) => answers.get(workerId) ?? last));
+        // each as it answered now, or as it last did
+        resolve([...lastReported.values()]);
       };
       const timer = setTimeout(done, GATHER_TIMEOUT_MS);
       const waitingFor = new Set(workers.map((worker) => worker.id));
-      gathering.set(id, { waitingFor, answers, done });
+      gathering.set(id, { waitingFor, done });
       if (waitingFor.size === 0) return done();
       for (const worker of workers) worker.send({ type: GATHER, id } satisfies GatherRequest);
     });
@@ -107,9 +106,7 @@ export function serveClusterMetrics(): void {
     if (message?.type === GATHERED && typeof message.id === 'number' && Array.isArray(message.metrics)) {
       lastReported.set(worker.id, message.metrics);
       const waiting = gathering.get(message.id);
-      if (!waiting) return;
-      waiting.answers.set(worker.id, message.metrics);
-      if (waiting.waitingFor.delete(worker.id) && waiting.waitingFor.size === 0) waiting.done();
+      if (waiting?.waitingFor.delete(worker.id) && waiting.waitingFor.size === 0) waiting.done();
       return;
     }
     if (message?.type !== REQUEST || typeof message.id !== 'number') return;
