@@ -205,6 +205,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     try {
       return await run();
     } catch (error) {
+      // MySQL away is every order's trouble: the sweep waits it out whole (waitingOutDatabaseOutages)
+      if (isDatabaseUnavailable(error)) throw error;
       log.error({ err: error, orderId, step }, 'the overdue sweep could not move an order on; the next sweep tries again');
       return undefined;
     }
@@ -339,13 +341,12 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     // refunds the payment system accepted and never confirmed (their callback lost): their order's refund job asks for them again
     const unconfirmedRead = 'refunds unconfirmed';
     const unconfirmed = await refunds.ordersWithPartsUnconfirmed(config.REFUND_CONFIRMATION_WAIT_MS, sweepPages.pageOf(unconfirmedRead));
-    for (const orderId of unconfirmed) await enqueueRefundPayments(queues, orderId);
+    // an order whose refund job is queued already (the payment system away) is asked again by that job
+    const toAsk = unconfirmed.length > 0 ? await orderRefundsWithoutJob(queues, unconfirmed) : [];
+    await Promise.all(toAsk.map((orderId) => enqueueRefundPayments(queues, orderId)));
     // asked again, each waits its REFUND_CONFIRMATION_WAIT_MS anew: the next page starts that much sooner
-    sweepPages.read(unconfirmedRead, unconfirmed.length, unconfirmed.length);
-    if (unconfirmed.length > 0) {
-      metrics.refundConfirmationsAskedAgain.inc(unconfirmed.length);
-      log.warn({ count: unconfirmed.length, orderIds: unconfirmed.slice(0, 20) }, `enqueued the refund jobs of orders holding refunds the payment system accepted and did not confirm within REFUND_CONFIRMATION_WAIT_MS: they ask it again`);
-    }
+    sweepPages.read(unconfirmedRead, unconfirmed.length, toAsk.length);
+    if (toAsk.length > 0) log.warn({ count: toAsk.length, orderIds: toAsk.slice(0, 20) }, 'enqueued the refund jobs of orders holding refunds the payment system accepted and did not confirm within REFUND_CONFIRMATION_WAIT_MS: they ask it again');
   };
   // a sweep running longer than its interval, or on another worker, would do the same work again and count it twice
   const sweepLock = new RunLock(deps.redis, `${config.QUEUE_PREFIX}:overdue-sweep-lock`, 'overdue-order sweep');

@@ -24,12 +24,16 @@ const GATHER = 'orders:cluster-metrics-gather';
 const GATHERED = 'orders:cluster-metrics-gathered';
 /** and the primary answers the asking process with their sum. */
 const ANSWER = 'orders:cluster-metrics-answer';
-/** How long the primary waits for the processes; one that has not answered counts as it last did. */
-const GATHER_TIMEOUT_MS = 5_000;
+/**
+ * How long the primary waits for the processes; one that has not answered counts as it last did
+ * (a process started again answers once it is up). Well within Prometheus's scrape timeout
+ * (its 5 s interval), so the scrape gets that answer rather than timing out.
+ */
+const GATHER_TIMEOUT_MS = 2_000;
 /** The processes gone whose counts are kept apart before they are summed into one. */
 const GONE_KEPT_APART = 16;
 /** Longer than the primary's own wait for the processes, so its answer arrives first. */
-const ANSWER_TIMEOUT_MS = 6_000;
+const ANSWER_TIMEOUT_MS = 3_000;
 
 type ProcessMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
@@ -104,6 +108,8 @@ export function serveClusterMetrics(): void {
 
   cluster.on('message', (worker, message: Partial<MetricsRequest | Gathered>) => {
     if (message?.type === GATHERED && typeof message.id === 'number' && Array.isArray(message.metrics)) {
+      // an answer that came after its process's exit: its counts are among those gone already
+      if (!cluster.workers?.[worker.id]) return;
       lastReported.set(worker.id, message.metrics);
       const waiting = gathering.get(message.id);
       if (waiting?.waitingFor.delete(worker.id) && waiting.waitingFor.size === 0) waiting.done();

@@ -231,7 +231,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     refundConfirmationsAskedAgain: new Counter({
       name: 'refund_confirmations_asked_again_total',
-      help: 'Orders holding refunds the payment system accepted and did not confirm (its signed callback) within REFUND_CONFIRMATION_WAIT_MS: the overdue sweep enqueued their refund job, which asks the payment system for them again',
+      help: 'Refunds (one per payment drawn) the payment system accepted and did not confirm by its signed callback within REFUND_CONFIRMATION_WAIT_MS, asked for again by their order\'s refund job (the overdue sweep enqueues it)',
       registers: [registry],
     }),
     handOversRestored: new Counter({

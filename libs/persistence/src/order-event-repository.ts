@@ -160,7 +160,6 @@ export class OrderEventRepository {
     });
   }
 
-  /** The delivery log of one webhook, newest first, `before` a delivery id for paging. */
   /**
    * Deletes the delivery attempts recorded longer than `keptForMs` ago by MySQL's clock (a
    * removed webhook's with them) among the `chunk` oldest ids: a short range of the primary key,
@@ -177,6 +176,7 @@ export class OrderEventRepository {
     return Number(removed.numDeletedRows);
   }
 
+  /** The delivery log of one webhook, newest first, `before` a delivery id for paging. */
   async deliveries(webhookId: string, limit: number, before?: number): Promise<WebhookDeliveryRow[]> {
     let query = this.db.selectFrom('webhook_deliveries').selectAll().where('webhook_id', '=', webhookId);
     if (before !== undefined) query = query.where('delivery_id', '<', before);

@@ -406,7 +406,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
           return { changed: false, status: current.status };
         }
         // an imported order cancelled (its money the channel's to give back) whose parcel left is as one refunded whole
-        const calledOff = REFUNDED_WHOLE.has(current.status) || current.status === 'CANCELLED';
+        const calledOff = REFUNDED_WHOLE.has(current.status) || (current.type === 'imported' && current.status === 'CANCELLED');
         if (error instanceof IllegalTransition && (callback.event === 'SHIPPED' || callback.event === 'DELIVERED') && calledOff) {
           return shippedAfterRefund(current, { ...callback, event: callback.event }, at, request.log);
         }

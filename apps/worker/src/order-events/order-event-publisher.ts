@@ -125,8 +125,13 @@ export class OrderEventPublisher {
    */
   private async pruneDeliveries(): Promise<void> {
     if (Date.now() < this.pruneAt) return;
-    const pruned = await this.deps.events.pruneDeliveries(this.settings.deliveriesKeptMs, DELIVERIES_PRUNED_PER_TURN);
-    if (pruned === 0) this.pruneAt = Date.now() + DELIVERIES_PRUNED_EVERY_MS;
+    try {
+      const pruned = await this.deps.events.pruneDeliveries(this.settings.deliveriesKeptMs, DELIVERIES_PRUNED_PER_TURN);
+      if (pruned === 0) this.pruneAt = Date.now() + DELIVERIES_PRUNED_EVERY_MS;
+    } catch (error) {
+      // the log waits a turn; the events do not
+      this.deps.log.warn({ err: error }, 'could not delete old webhook delivery attempts; tried again next turn');
+    }
   }
 
   private pause(ms: number): Promise<void> {

@@ -599,6 +599,7 @@ export class ForwardLife {
     for (const part of await this.refunds.partsUnconfirmed(orderId, this.deps.config.REFUND_CONFIRMATION_WAIT_MS)) {
       await callExternal(job, token, () => this.paymentClient.refund({ refundId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents, notifyUrl }));
       await this.refunds.markPartAskedAgain(part.partId, this.deps.clock());
+      this.deps.metrics.refundConfirmationsAskedAgain.inc();
       this.deps.log.warn({ orderId, partId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents }, 'asked the payment system again for a refund it accepted and never confirmed');
     }
     // the signed callbacks close the order (the last part of the last refund); this covers refunds that needed none
