@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { CheckoutBody, CheckoutIntake } from '../checkout-intake.js';
 import type { Principal } from '../plugins/auth.js';
+import { IDEMPOTENCY_KEY_PATTERN, refuseRepeatedKey } from '../idempotency-keys.js';
 import { notFound, validationFailed } from '../problems.js';
 import { queuedOrderFor } from '../queued-orders.js';
 import { ULID_PATTERN, acceptedSchema, checkoutBodySchema, orderFilterProperties, orderParamsSchema, problemRef } from '../schemas.js';
@@ -68,7 +69,7 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
           type: 'object',
           required: ['idempotency-key'],
           properties: {
-            'idempotency-key': { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7E]+$' },
+            'idempotency-key': { type: 'string', minLength: 1, maxLength: 255, pattern: IDEMPOTENCY_KEY_PATTERN },
             'x-device-id': { type: 'string', minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7E]+$', description: "the client's device id, for risk control" },
           },
         },
@@ -77,6 +78,7 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
       },
     },
     async (request, reply) => {
+      refuseRepeatedKey(request);
       // the schema holds each line to MAX_LINE_QTY; the lines of one SKU are one line of their sum
       const over = request.body.items.length > 1 ? mergeOrderLines(request.body.items).find((line) => line.qty > config.MAX_LINE_QTY) : undefined;
       if (over) {

@@ -2,6 +2,7 @@ import { IllegalTransition, StaleOrderVersion, stateMachineFor, type Actor, type
 import { DeadlinePassed, historyDetail, ProcessRepository, refundIdFor, RefundRepository, type OrderRow, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
+import { refuseRepeatedKey } from '../idempotency-keys.js';
 import { KeyedRefunds, idempotencyKeyHeaders, unitsKey } from '../keyed-refunds.js';
 import { HttpProblem, notFound } from '../problems.js';
 import { ownOrder } from '../queued-orders.js';
@@ -95,6 +96,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       },
     },
     async (request, reply) => {
+      refuseRepeatedKey(request);
       const { orderId } = request.params;
       const order = await ownOrder(deps, request.user, orderId, 'request_return');
       const { reason, items } = request.body;

@@ -3,6 +3,7 @@ import { afterStaleOrderVersion, historyDetail, OrderRepository, ProcessReposito
 import type { FastifyInstance } from 'fastify';
 import type { Transaction } from 'kysely';
 import type { AppDeps } from '../app-deps.js';
+import { refuseRepeatedKey } from '../idempotency-keys.js';
 import { KeyedRefunds, idempotencyKeyHeaders, unitsKey } from '../keyed-refunds.js';
 import type { Principal } from '../plugins/auth.js';
 import { forbidden, notFound } from '../problems.js';
@@ -531,6 +532,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     async (request, reply) => {
       const read = await ownOrder(deps, request.user, request.params.orderId, 'refund');
       const { reason: why, items } = request.body;
+      refuseRepeatedKey(request);
       const idempotencyKey = request.headers['idempotency-key'];
       const keyed =
         idempotencyKey === undefined ? undefined : new KeyedRefunds(deps.db, { orderId: read.order_id, kind: 'refund', caller: request.user, key: idempotencyKey }, { reason: why, items: items ?? 'rest' });
