@@ -308,7 +308,7 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect((await api.request('GET', '/v1/admin/skus/...', { token: admin })).body).toMatchObject({ skuId: '...', warehouseId: 'wh.2' });
   });
 
-  it('refuses a flash sale on a presale or virtual SKU and a presale SKU deducted at payment, and shows each SKU’s order type', async () => {
+  it('refuses a flash sale on a presale or virtual SKU, a presale SKU deducted at payment and stock buckets of a SKU deducted at payment, and shows each SKU’s order type', async () => {
     const admin = api.token('ops', 'admin');
     const now = Date.now();
     const flashSale = { priceCents: 50, startsAt: new Date(now - 3_600_000).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 1 };
@@ -318,6 +318,7 @@ describe('bad input never reserves stock and never answers 500', () => {
       ['VOUCHER-ON-SALE', { orderType: 'virtual', flashSale }, /^A virtual SKU has no flash sale/],
       ['PRE-PAY-LATER', { orderType: 'presale', deduction: 'payment' }, /^A presale SKU is deducted at placement, not at payment/],
       ['IMPORTED-KIND', { orderType: 'imported' }, /orderType/],
+      ['BUCKETS-PAY-LATER', { deduction: 'payment', stockBuckets: 4 }, /^stockBuckets 4 needs deduction 'placement'/],
     ];
     for (const [skuId, rules, detail] of refusals) {
       const refused = await api.request('POST', '/v1/admin/skus', { token: admin, body: { ...sku, skuId, ...rules } });

@@ -43,6 +43,18 @@ export function orderTypeConflict(sku: Pick<Sku, 'orderType' | 'deduction' | 'fl
   return null;
 }
 
+/**
+ * Why a SKU's stock cannot be split into buckets, or null when it can: one deducted at payment
+ * takes its units at payment from the buyer's own bucket, where nothing moves units in from
+ * the others, so a buyer whose bucket ran dry was refunded as sold out while the others sold on.
+ */
+export function stockBucketsConflict(sku: Pick<Sku, 'stockBuckets' | 'deduction'>): string | null {
+  if ((sku.stockBuckets ?? 1) > 1 && sku.deduction === 'payment') {
+    return `stockBuckets ${sku.stockBuckets} needs deduction 'placement': a SKU deducted at payment takes its units from the buyer's own bucket when paid, and a bucket run dry would refund paid orders while other buckets still hold units`;
+  }
+  return null;
+}
+
 /** Why a SKU's flash sale does not go with its list price, or null when it does: a sale never sells dearer than the list. */
 export function flashSaleConflict(sku: Pick<Sku, 'priceCents' | 'flashSale'>): string | null {
   if (sku.flashSale && sku.flashSale.priceCents > sku.priceCents) {

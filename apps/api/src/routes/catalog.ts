@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { flashSaleConflict, orderTypeConflict, type Sku, type SkuOrderType } from '@orders/domain';
+import { flashSaleConflict, orderTypeConflict, stockBucketsConflict, type Sku, type SkuOrderType } from '@orders/domain';
 import { StockBucketLost, StockSets } from '@orders/stock';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -67,7 +67,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
         stockBuckets: body.stockBuckets,
         orderType: body.orderType,
       };
-      const conflict = orderTypeConflict(sku) ?? flashSaleConflict(sku);
+      const conflict = orderTypeConflict(sku) ?? flashSaleConflict(sku) ?? stockBucketsConflict(sku);
       if (conflict) throw validationFailed(conflict);
       const { replacedLeftover, finishedEarlier } = await createSkuWithStock(deps, sku, body.stock, randomUUID());
       if (replacedLeftover) request.log.warn({ skuId: sku.skuId }, 'replaced counters Redis held for this SKU, which the catalog did not have');
