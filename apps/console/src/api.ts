@@ -176,3 +176,13 @@ export function query(params: Record<string, string | number | undefined>): stri
 const money = new Intl.NumberFormat('en', { style: 'currency', currency: 'USD' });
 export const formatCents = (cents: number | undefined) => (cents === undefined ? '–' : money.format(cents / 100));
 export const formatTime = (iso: string | null | undefined) => (iso ? new Date(iso).toLocaleString('en-GB', { timeZone: 'UTC', dateStyle: 'medium', timeStyle: 'medium' }) + ' UTC' : '–');
+
+/**
+ * When the order was placed: when it was written; while it is still in the queue, when the
+ * intake accepted it (its checkout step). An imported order was placed in its channel (its
+ * checkout step), maybe days before it was written here.
+ */
+export function placedAt(order: Order): string | null {
+  const checkout = order.history.find((step) => step.from === null && step.action === 'checkout')?.at ?? null;
+  return order.sourceChannel ? checkout : (order.createdAt ?? checkout);
+}

@@ -61,7 +61,7 @@ export function App() {
         </button>
       </header>
       <main id="main" tabIndex={-1}>
-        {route.page === 'orders' && <OrdersPage api={api} session={session} />}
+        {route.page === 'orders' && <OrdersPage key={route.arrival} api={api} session={session} />}
         {route.page === 'order' && <OrderPage key={route.orderId} api={api} orderId={route.orderId} role={session.role} />}
         {route.page === 'flash-sales' && <FlashSalesPage api={api} session={session} />}
         {route.page === 'after-sales' && <AfterSalesPage api={api} session={session} />}

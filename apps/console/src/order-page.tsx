@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { ApiProblem, formatCents, formatTime, idempotencyKey, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type Refund, type RefundAnswer } from './api.js';
+import { ApiProblem, formatCents, formatTime, idempotencyKey, placedAt, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type Refund, type RefundAnswer } from './api.js';
 import { NextStep } from './next-step.js';
 import { Link, ordersListPath } from './route.js';
 
@@ -58,22 +58,27 @@ const REREAD_FOR_MS = 10_000;
 
 const unitsLeft = (line: OrderLine) => line.qty - (line.refundedQty ?? 0);
 
+/** The statuses in which a child of a split order still refunds units: shipped, its units are returned instead. */
+const CHILD_REFUNDS_UNITS = new Set(['PAID', 'IN_FULFILLMENT']);
+
+/**
+ * The lines whose units may be refunded: those with units left, and on a split order only those
+ * of children not shipped yet (as last read). The api refuses a shipped child's units, and the
+ * whole request with them, the units of the children it would refund included.
+ */
+function refundableLines(order: Order, children: readonly Order[]): OrderLine[] {
+  const left = order.items.filter((line) => unitsLeft(line) > 0);
+  if (order.subOrders.length === 0) return left;
+  const unshipped = new Set(children.filter((child) => CHILD_REFUNDS_UNITS.has(child.status)).flatMap((child) => child.items.map((line) => line.skuId)));
+  return left.filter((line) => unshipped.has(line.skuId));
+}
+
 /** A presale's balance still to pay: the order's payable less the deposit that paid it. */
 function balanceDue(order: Order): number | null {
   if (order.status !== 'DEPOSIT_PAID' || !order.amounts) return null;
   // while DEPOSIT_PAID, the payment that paid the order last is its deposit
   const deposit = order.payments.find((payment) => payment.paymentId === order.payment?.paymentId);
   return deposit ? order.amounts.payableCents - deposit.amountCents : null;
-}
-
-/**
- * When the order was placed, as the lists show it: when it was written; while it is still in
- * the queue, when the intake accepted it (its checkout step). An imported order was placed in
- * its channel (its checkout step), maybe days before it was written here.
- */
-function placedAt(order: Order): string | null {
-  const checkout = order.history.find((step) => step.from === null && step.action === 'checkout')?.at ?? null;
-  return order.sourceChannel ? checkout : (order.createdAt ?? checkout);
 }
 
 /** The delivery address on one line, as text (JSX escapes it: what a buyer typed is never markup). */
@@ -251,7 +256,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
 
   const chosenUnits = actions.find((allowed) => allowed.action === CHOSEN_UNITS);
   const newAddress = actions.find((allowed) => allowed.action === NEW_ADDRESS);
-  const refundable = order.items.filter((line) => unitsLeft(line) > 0);
+  const refundable = refundableLines(order, children);
   const addressDraft = address ?? order.address;
   // the one box serves every action offered that sends a reason (the address form sends none): it holds the shortest limit among them
   const reasonMaxLength = Math.min(REASON_MAX_LENGTH_ELSE, ...actions.filter((allowed) => allowed.action !== NEW_ADDRESS).map((allowed) => REASON_MAX_LENGTH[allowed.action] ?? REASON_MAX_LENGTH_ELSE));

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { formatCents, formatTime, problemText, query, type Api, type Order, type OrderPage } from './api.js';
+import { formatCents, formatTime, placedAt, problemText, query, type Api, type Order, type OrderPage } from './api.js';
 import { Link, rememberOrdersSearch } from './route.js';
 import type { Session } from './session.js';
 
@@ -44,8 +44,30 @@ const PAGE_SIZES = [20, 50, 100];
 function filterOf(search: string): Filter {
   const params = new URLSearchParams(search);
   const text = (name: keyof Filter) => params.get(name) ?? '';
+  // an address edited by hand to a day that is none searches no day, rather than breaking the page
+  const day = (name: 'from' | 'to') => (isDay(text(name)) ? text(name) : '');
   const limit = Number(params.get('limit'));
-  return { status: text('status'), type: text('type'), userId: text('userId'), skuId: text('skuId'), from: text('from'), to: text('to'), limit: PAGE_SIZES.includes(limit) ? limit : NO_FILTER.limit };
+  return { status: text('status'), type: text('type'), userId: text('userId'), skuId: text('skuId'), from: day('from'), to: day('to'), limit: PAGE_SIZES.includes(limit) ? limit : NO_FILTER.limit };
+}
+
+/** The days the api searches (years 1000 to 9999); a date box takes years of up to six digits. */
+const FIRST_DAY = '1000-01-01';
+const LAST_DAY = '9999-12-31';
+
+/** Whether a date box's value is a day the api searches. */
+const isDay = (day: string) => /^\d{4}-\d{2}-\d{2}$/.test(day) && day >= FIRST_DAY && day <= LAST_DAY && Number.isFinite(Date.parse(`${day}T00:00:00Z`));
+
+/** Why the search's days cannot be searched, or null when they can (an empty box searches no day). */
+function dayProblem({ from, to }: Pick<Filter, 'from' | 'to'>): string | null {
+  const notADay = (
+    [
+      ['Placed from', from],
+      ['Placed until', to],
+    ] as const
+  ).find(([, day]) => day !== '' && !isDay(day));
+  if (notADay) return `${notADay[0]}: ${notADay[1]} is not a day from ${FIRST_DAY} to ${LAST_DAY}`;
+  if (from !== '' && to !== '' && from > to) return `Placed from (${from}) is after Placed until (${to})`;
+  return null;
 }
 
 /** Writes the search into the list's address, in place: Back still leaves the list. */
@@ -125,6 +147,7 @@ export function usePagedOrders(api: Api, pathOf: (cursor: string | null) => stri
 export function OrdersPage({ api, session }: { api: Api; session: Session }) {
   const [draft, setDraft] = useState<Filter>(() => filterOf(location.search));
   const [filter, setFilter] = useState<Filter>(() => filterOf(location.search));
+  const [filterProblem, setFilterProblem] = useState<string | null>(null);
   const pages = usePagedOrders(api, (cursor) => orderSearchPath(session, filter, cursor));
   // the address holds the search shown (keepFilter)
   useEffect(() => rememberOrdersSearch(location.search), [filter]);
@@ -145,6 +168,9 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
         aria-label="Search orders"
         onSubmit={(event) => {
           event.preventDefault();
+          const problem = dayProblem(draft);
+          setFilterProblem(problem);
+          if (problem) return;
           setFilter(draft);
           keepFilter(draft);
           pages.reload();
@@ -180,11 +206,11 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
             </div>
             <div>
               <label for="filter-from">Placed from (UTC day)</label>
-              <input type="date" {...field('from')} />
+              <input type="date" aria-describedby="placed-days" {...field('from')} />
             </div>
             <div>
               <label for="filter-to">Placed until (UTC day)</label>
-              <input type="date" {...field('to')} />
+              <input type="date" aria-describedby="placed-days" {...field('to')} />
             </div>
           </>
         )}
@@ -202,6 +228,7 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
             type="button"
             onClick={() => {
               setDraft(NO_FILTER);
+              setFilterProblem(null);
               setFilter(NO_FILTER);
               keepFilter(NO_FILTER);
               pages.reload();
@@ -211,7 +238,18 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
           </button>
         </div>
       </form>
-      {!admin && <p class="hint">Merchants see the orders holding their SKUs and filter them by status and type; buyer, SKU and date search is for admins.</p>}
+      {filterProblem && (
+        <p class="problem" role="alert">
+          Not searched: {filterProblem}.
+        </p>
+      )}
+      {admin ? (
+        <p id="placed-days" class="hint">
+          The days search when an order was written here: an imported order is found by the day it was imported.
+        </p>
+      ) : (
+        <p class="hint">Merchants see the orders holding their SKUs and filter them by status and type; buyer, SKU and date search is for admins.</p>
+      )}
       {pages.problem && (
         <p class="problem" role="alert">
           Page {pages.number} could not be read: {pages.problem}
@@ -280,7 +318,14 @@ export function OrderTable({ orders, caption }: { orders: Order[]; caption: stri
                 {order.parentOrderId !== null && <span class="relation">also counted in its split order's</span>}
                 {order.subOrders.length > 0 && <span class="relation">its child orders' added up</span>}
               </td>
-              <td>{formatTime(order.createdAt)}</td>
+              <td>
+                <time dateTime={placedAt(order) ?? undefined}>{formatTime(placedAt(order))}</time>
+                {order.sourceChannel && order.createdAt && (
+                  <span class="relation">
+                    in {order.sourceChannel}; imported <time dateTime={order.createdAt}>{formatTime(order.createdAt)}</time>
+                  </span>
+                )}
+              </td>
             </tr>
           ))}
         </tbody>

@@ -35,10 +35,16 @@ export function navigate(path: string): void {
   dispatchEvent(new PopStateEvent('popstate'));
 }
 
-export function useRoute(): Route {
-  const [route, setRoute] = useState(() => routeOf(location.pathname));
+let arrivals = 0;
+
+/**
+ * The page the address names, and which arrival at it this is: a page is drawn anew from its
+ * address on each (the top bar's Orders, followed from a searched list, shows every order).
+ */
+export function useRoute(): Route & { arrival: number } {
+  const [route, setRoute] = useState(() => ({ ...routeOf(location.pathname), arrival: arrivals }));
   useEffect(() => {
-    const follow = () => setRoute(routeOf(location.pathname));
+    const follow = () => setRoute({ ...routeOf(location.pathname), arrival: ++arrivals });
     addEventListener('popstate', follow);
     return () => removeEventListener('popstate', follow);
   }, []);

@@ -93,12 +93,44 @@ describe('the console as staff use it', () => {
     expect(await page.getByLabel('Buyer').inputValue()).toBe('ivy');
     await expect.poll(listed).toBe(ivys);
 
+    // the top bar's Orders starts over from every order, as its address says
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Orders' }).click();
+    await expect.poll(listed).toContain(zeds);
+    expect(await page.getByLabel('Buyer').inputValue()).toBe('');
+    await page.getByLabel('Buyer').fill('ivy');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(listed).toBe(ivys);
+
     // Clear starts over, and so does the next reload
     await page.getByRole('button', { name: 'Clear' }).click();
     await expect.poll(listed).toContain(zeds);
     await page.reload();
     await expect.poll(listed).toContain(zeds);
     expect(await page.getByLabel('Buyer').inputValue()).toBe('');
+  });
+
+  it('says a day with a five-digit year typed into the search is no day and searches nothing, and shows the list for an address holding one', async () => {
+    const ulas = await system.checkout('ula', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(ulas, 'PENDING_PAYMENT');
+    const listed = () => shownText(page.locator('tbody th[scope="row"] > a'));
+    await page.goto(`${base}/console/`);
+    await page.getByLabel('Buyer').fill('ula');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(listed).toBe(ulas);
+
+    // a date box takes a year of up to six digits: the api searches years 1000 to 9999
+    await page.getByLabel('Placed from (UTC day)').focus();
+    await page.keyboard.type('0501');
+    await page.keyboard.type('20241');
+    expect(await page.getByLabel('Placed from (UTC day)').inputValue()).toBe('20241-05-01');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(() => shownText(page.getByRole('alert'))).toBe('Not searched: Placed from: 20241-05-01 is not a day from 1000-01-01 to 9999-12-31.');
+    expect(new URL(page.url()).search).toBe('?userId=ula');
+    expect(await listed()).toBe(ulas);
+
+    await page.goto(`${base}/console/?userId=ula&from=20241-05-01`);
+    await expect.poll(listed).toBe(ulas);
+    expect(await page.getByLabel('Placed from (UTC day)').inputValue()).toBe('');
   });
 
   it("opens an order of a hot SKU split into stock buckets, whose id names its bucket, from the list and from a link to it", async () => {
@@ -255,6 +287,13 @@ describe('the console as staff use it', () => {
     await expect.poll(() => shownText(placed)).toContain(' in jd; imported ');
     const times = await placed.locator('time').evaluateAll((shown) => shown.map((time) => Date.parse(time.getAttribute('datetime')!)));
     expect(times).toEqual([placedInChannel.getTime(), Date.parse(createdAt)]);
+
+    // so does its row in the list
+    await page.goto(`${base}/console/?userId=yan`);
+    const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: orderId }) });
+    await expect.poll(() => shownText(row.locator('.relation'))).toMatch(/^in jd; imported /);
+    const listedTimes = await row.locator('time').evaluateAll((shown) => shown.map((time) => Date.parse(time.getAttribute('datetime')!)));
+    expect(listedTimes).toEqual([placedInChannel.getTime(), Date.parse(createdAt)]);
   });
 
   it("shows a merchant the order's delivery address, as the text it is", async () => {
