@@ -366,6 +366,29 @@ export class ProcessRepository {
   }
 
   /**
+   * A parcel that left a warehouse whose hand-over was never recorded (the order refunded while
+   * its hand-over was under way): its shipment, opened at the event's `status`; false when the
+   * order has one already (the same event, sent again).
+   */
+  static async openShipmentAt(trx: Transaction<Database>, order: OrderRow, warehouseId: string, status: 'SHIPPED' | 'DELIVERED', change: { trackingNo: string | null; at: Date }): Promise<boolean> {
+    const inserted = await trx
+      .insertInto('shipments')
+      .values({
+        shipment_id: `shp-${order.order_id}`,
+        order_id: order.order_id,
+        warehouse_id: warehouseId,
+        tracking_no: change.trackingNo,
+        status,
+        created_at: change.at,
+        updated_at: change.at,
+        ...(status === 'SHIPPED' ? { shipped_at: change.at } : { delivered_at: change.at }),
+      })
+      .ignore()
+      .executeTakeFirst();
+    return Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1;
+  }
+
+  /**
    * Once its warehouse was told that the parcel ships nothing (every unit refunded, or the order
    * cancelled): the order's parcel, if it has not left the warehouse, is CANCELLED, so it no longer
    * reads as one to ship. Not before: until then the warehouse may still ship it. False when it has

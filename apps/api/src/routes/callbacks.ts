@@ -100,7 +100,15 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
    */
   async function shippedAfterRefund(order: OrderRow, callback: WarehouseCallback & { event: 'SHIPPED' | 'DELIVERED' }, at: Date, log: FastifyBaseLogger): Promise<{ changed: boolean; status: string }> {
     const from = [...UNSHIPPED_PARCEL, 'CANCELLED'];
-    const shipped = await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.advanceShipment(trx, order.order_id, from, callback.event, { trackingNo: callback.trackingNo ?? null, at })));
+    const change = { trackingNo: callback.trackingNo ?? null, at };
+    // refunded while still PAID, its hand-over never recorded though the warehouse took it: the parcel's event opens its shipment
+    const warehouseId = (await process.items(order.order_id))[0]?.warehouse_id ?? null;
+    const shipped = await retryTransaction(() =>
+      deps.db.transaction().execute(async (trx) => {
+        if (await ProcessRepository.advanceShipment(trx, order.order_id, from, callback.event, change)) return true;
+        return warehouseId !== null && ProcessRepository.openShipmentAt(trx, order, warehouseId, callback.event, change);
+      }),
+    );
     if (shipped) {
       deps.metrics.parcelsShippedAfterRefund.inc();
       const items = await process.items(order.order_id);
@@ -215,7 +223,9 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       );
       deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
       log.warn({ orderId: order.order_id, warehouseId, event }, "recorded an order's hand-over from its warehouse's event, which came before the hand-over's own step");
-      await followUp(deps, moved, fired.effects);
+      // the warehouse holds what the hand-over's first attempt sent, maybe before a change made while the order was PAID
+      // (units refunded, a new address) that nothing sent it then: it is told what the order holds now, before its parcel leaves
+      await followUp(deps, moved, [...fired.effects, 'updateFulfilment']);
     } catch (error) {
       // handed over meanwhile by its job, or moved on otherwise (refunded): the event is applied, or refused, as the order stands
       if (!(error instanceof IllegalTransition)) throw error;
