@@ -35,6 +35,20 @@ describe('the web console', () => {
     await expect.poll(() => page.getByRole('heading', { name: 'Orders', level: 1 }).isVisible()).toBe(true);
   }
 
+  /** `look` in a tab of its own, signed in with `token`: the page signed in on the other stays so. */
+  async function inTabOfItsOwn(token: string, look: (tab: Page) => Promise<void>): Promise<void> {
+    const tab = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+    try {
+      await tab.goto(`${base}/console/`);
+      await tab.getByLabel('Token').fill(token);
+      await tab.getByRole('button', { name: 'Sign in' }).click();
+      await tab.getByRole('heading', { name: 'Orders', level: 1 }).waitFor();
+      await look(tab);
+    } finally {
+      await tab.close();
+    }
+  }
+
   async function signOut() {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('Token').waitFor();
@@ -241,12 +255,7 @@ describe('the web console', () => {
     expect((await system.order(orderId)).status).toBe('IN_FULFILLMENT');
 
     // the potter, in a tab of its own (the shop stays signed in on the other)
-    const potterPage = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-    try {
-      await potterPage.goto(`${base}/console/`);
-      await potterPage.getByLabel('Token').fill(system.token('potter', 'merchant'));
-      await potterPage.getByRole('button', { name: 'Sign in' }).click();
-      await potterPage.getByRole('heading', { name: 'Orders', level: 1 }).waitFor();
+    await inTabOfItsOwn(system.token('potter', 'merchant'), async (potterPage) => {
       await potterPage.goto(`${base}/console/orders/${orderId}`);
       const actions = potterPage.getByRole('region', { name: 'Actions' });
       await expect.poll(() => shownText(actions), { timeout: 10_000 }).toContain("another merchant's part holds it in IN_FULFILLMENT and moves on next");
@@ -255,23 +264,14 @@ describe('the web console', () => {
       expect(said).not.toMatch(/buyer/);
       expect(await shownText(potterPage.getByRole('region', { name: 'Child orders after the split' }))).toContain(`${mugChild}: SHIPPED (Shipped)`);
       await potterPage.screenshot({ path: `${SCREENSHOTS}07f-split-held-by-another-merchant.png`, fullPage: true });
-    } finally {
-      await potterPage.close();
-    }
+    });
 
     // an operator may refund the kettle still at its warehouse, not the mug shipped (the api would refuse the request whole)
-    const operatorPage = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-    try {
-      await operatorPage.goto(`${base}/console/`);
-      await operatorPage.getByLabel('Token').fill(system.token('ops', 'admin'));
-      await operatorPage.getByRole('button', { name: 'Sign in' }).click();
-      await operatorPage.getByRole('heading', { name: 'Orders', level: 1 }).waitFor();
+    await inTabOfItsOwn(system.token('ops', 'admin'), async (operatorPage) => {
       await operatorPage.goto(`${base}/console/orders/${orderId}`);
       await operatorPage.getByLabel('Units of KETTLE to refund (of 1 left)').waitFor();
       expect(await operatorPage.getByLabel(/^Units of MUG/).count()).toBe(0);
-    } finally {
-      await operatorPage.close();
-    }
+    });
 
     // the shop, whose child holds the order: that child's warehouse ships next
     await page.goto(`${base}/console/orders/${orderId}`);
