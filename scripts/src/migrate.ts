@@ -1,6 +1,5 @@
 import { loadConfig } from '@orders/config';
-import { createDb, migrateToLatest } from '@orders/persistence';
-import { checkServices } from './preflight.js';
+import { migrateDatabase } from '@orders/persistence';
 import { runCommand } from './run-command.js';
 
 const USAGE = `usage: npm run migrate
@@ -8,14 +7,8 @@ Creates the MySQL database when it is missing and applies the migrations it has 
 
 runCommand({ usage: USAGE }, async () => {
   const config = loadConfig();
-  // migrations touch MySQL alone: a Redis still starting does not hold them up
-  await checkServices(config, { mysql: 'create-database' });
-  const { db } = createDb(config.MYSQL_URL, 1);
-  try {
-    const { results } = await migrateToLatest(db);
-    for (const result of results ?? []) console.log(`${result.status}: ${result.migrationName}`);
-    if (!results?.length) console.log('Database is up to date.');
-  } finally {
-    await db.destroy();
-  }
+  // migrations touch MySQL alone: a Redis still starting does not hold them up (migrateDatabase says when MySQL is away)
+  const { results } = await migrateDatabase(config.MYSQL_URL, { stillMigrating: (message) => console.log(message) });
+  for (const result of results ?? []) console.log(`${result.status}: ${result.migrationName}`);
+  if (!results?.length) console.log('Database is up to date.');
 });

@@ -1,5 +1,5 @@
 import type { Config } from '@orders/config';
-import { createDb, ensureDatabase } from '@orders/persistence';
+import { createDb, ensureDatabase, mysqlUnreachable, urlWithoutPassword } from '@orders/persistence';
 import { connectRedis } from '@orders/stock';
 
 /**
@@ -19,7 +19,7 @@ export async function checkServices(config: Config, needed: ServicesNeeded = { m
       if (needed.mysql === 'create-database') await ensureDatabase(config.MYSQL_URL);
       else await selectOne(config.MYSQL_URL);
     } catch (error) {
-      throw new Error(`MySQL is not reachable at ${redact(config.MYSQL_URL)} (${(error as Error).message}). Start MariaDB/MySQL or set MYSQL_URL.`, { cause: error });
+      throw mysqlUnreachable(config.MYSQL_URL, error);
     }
   }
   if (!needed.redis) return;
@@ -28,7 +28,7 @@ export async function checkServices(config: Config, needed: ServicesNeeded = { m
     await redis.connect();
     await redis.ping();
   } catch (error) {
-    const where = config.REDIS_CLUSTER_NODES.length > 0 ? `the cluster nodes ${config.REDIS_CLUSTER_NODES.map(({ host, port }) => `${host}:${port}`).join(', ')}` : redact(config.REDIS_URL);
+    const where = config.REDIS_CLUSTER_NODES.length > 0 ? `the cluster nodes ${config.REDIS_CLUSTER_NODES.map(({ host, port }) => `${host}:${port}`).join(', ')}` : urlWithoutPassword(config.REDIS_URL);
     throw new Error(`Redis is not reachable at ${where} (${(error as Error).message}). Start redis-server or set REDIS_URL (REDIS_CLUSTER_NODES for a cluster).`, { cause: error });
   } finally {
     redis.disconnect();
@@ -42,10 +42,4 @@ async function selectOne(mysqlUrl: string): Promise<void> {
   } finally {
     await db.destroy();
   }
-}
-
-function redact(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.password) parsed.password = '***';
-  return parsed.toString();
 }

@@ -1,3 +1,4 @@
+import { createServer, type Socket } from 'node:net';
 import { createTestEnv, runOperatorCommand, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -27,6 +28,23 @@ describe('operator commands say which service is down, as npm start does', () =>
     const { exitCode, output } = await runOperatorCommand('reconcile', [], { ...env.env, MYSQL_URL: MYSQL_DOWN });
     expect(exitCode).toBe(1);
     expect(output).toContain(`Failed: MySQL is not reachable at ${MYSQL_DOWN}`);
+  });
+
+  it('npm run migrate against a MySQL that takes connections and answers nothing: exit 1 after 10 s, saying where MySQL was looked for', async () => {
+    const held = new Set<Socket>();
+    const silent = createServer((socket) => held.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const mysqlSilent = `mysql://root@127.0.0.1:${(silent.address() as { port: number }).port}/orders`;
+    try {
+      const started = Date.now();
+      const { exitCode, output } = await runOperatorCommand('migrate', [], { ...env.env, MYSQL_URL: mysqlSilent });
+      expect(exitCode).toBe(1);
+      expect(output).toContain(`Failed: MySQL is not reachable at ${mysqlSilent}`);
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('npm run migrate needs MySQL alone: it migrates while Redis is down', async () => {

@@ -17,7 +17,8 @@ export interface ApiConnections extends AppDeps {
 }
 
 export async function connectApi(config: Config, options: { migrate?: boolean } = {}): Promise<ApiConnections> {
-  if (options.migrate) await migrateDatabase(config.MYSQL_URL);
+  // before the server and its logger: a start waiting on MySQL says so on stderr
+  if (options.migrate) await migrateDatabase(config.MYSQL_URL, { stillMigrating: (message) => console.warn(message) });
   const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE, config.MYSQL_QUERY_TIMEOUT_MS);
   const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS });
   // ioredis' connect() says only "Connection is closed." of a server it never reached; its error event says why

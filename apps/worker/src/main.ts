@@ -8,7 +8,7 @@ import { workerLog } from './worker-log.js';
 async function main() {
   const config = loadConfig();
   const log = workerLog(config.LOG_LEVEL);
-  if (process.env.MIGRATE_ON_START !== 'false') await migrateDatabase(config.MYSQL_URL);
+  if (process.env.MIGRATE_ON_START !== 'false') await migrateDatabase(config.MYSQL_URL, { stillMigrating: (message) => log.warn(message) });
   const deps = connectWorker(config, log);
   const running = startWorkers(deps);
   const server = await startMetricsServer(deps.metrics, config.WORKER_METRICS_PORT, config.HOST, () => running.ready());

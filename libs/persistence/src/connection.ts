@@ -28,14 +28,30 @@ function poolOptions(mysqlUrl: string): PoolOptions & { database: string } {
   };
 }
 
-/** Creates the database named in the URL if it is missing (npm start on a fresh machine). */
-export async function ensureDatabase(mysqlUrl: string): Promise<void> {
+/** A connection URL as logs and errors show it: its password starred. */
+export function urlWithoutPassword(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  return parsed.toString();
+}
+
+/** What a process or command that cannot reach MySQL at `mysqlUrl` says, for an operator to act on. */
+export function mysqlUnreachable(mysqlUrl: string, error: unknown): Error {
+  return new Error(`MySQL is not reachable at ${urlWithoutPassword(mysqlUrl)} (${(error as Error).message}). Start MariaDB/MySQL or set MYSQL_URL.`, { cause: error });
+}
+
+/**
+ * Creates the database named in the URL if it is missing (npm start on a fresh machine). A
+ * MySQL that takes the connection and answers nothing within `answerWithinMs` fails it, rather
+ * than holding a starting process, silent, for ever.
+ */
+export async function ensureDatabase(mysqlUrl: string, answerWithinMs = 10_000): Promise<void> {
   const { database, ...options } = poolOptions(mysqlUrl);
-  const connection = await createConnection({ ...options, connectTimeout: 5000 });
+  const connection = await createConnection({ ...options, connectTimeout: answerWithinMs });
   try {
-    await connection.query(`CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+    await connection.query({ sql: `CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`, timeout: answerWithinMs });
   } finally {
-    await connection.end();
+    connection.destroy();
   }
 }
 
@@ -128,16 +144,41 @@ export function createDb(mysqlUrl: string, poolSize = 16, statementTimeoutMs?: n
 }
 
 /**
+ * How long a migration's DDL waits for its table's metadata lock (a long transaction holds it):
+ * while it waits, every statement on that table waits behind it, the live system's too. Past
+ * it the migration fails, named, and is run again by the next start.
+ */
+const MIGRATION_LOCK_WAIT_SECONDS = 60;
+/** How often a migration still under way says so: a start waiting on MySQL is never silent. */
+const STILL_MIGRATING_EVERY_MS = 30_000;
+
+/**
  * Creates the database if it is missing and applies every pending migration, on a connection
  * of its own without the processes' statement deadline: a migration of a large table may
- * rightly take minutes.
+ * rightly take minutes. `stillMigrating` is told every 30 s while they run (or wait: for
+ * another process's migrations, a lock, a MySQL that does not answer).
  */
-export async function migrateDatabase(mysqlUrl: string): Promise<void> {
-  await ensureDatabase(mysqlUrl);
-  const { db } = createDb(mysqlUrl, 1);
+export async function migrateDatabase(
+  mysqlUrl: string,
+  { stillMigrating, answerWithinMs }: { stillMigrating?: (message: string) => void; answerWithinMs?: number } = {},
+): Promise<MigrationResultSet> {
   try {
-    await migrateToLatest(db);
+    await ensureDatabase(mysqlUrl, answerWithinMs);
+  } catch (error) {
+    throw mysqlUnreachable(mysqlUrl, error);
+  }
+  const { db, pool } = createDb(mysqlUrl, 1);
+  // a session variable on each connection, before its first statement (the pool runs them in order)
+  pool.on('connection', (connection) => connection.query(`SET SESSION lock_wait_timeout = ${MIGRATION_LOCK_WAIT_SECONDS}`, () => undefined));
+  const startedAt = Date.now();
+  const heartbeat = setInterval(() => {
+    const seconds = Math.round((Date.now() - startedAt) / 1000);
+    stillMigrating?.(`still migrating MySQL at ${urlWithoutPassword(mysqlUrl)} after ${seconds} s: a migration is running, or waiting for another process's migrations, a table's lock or MySQL's answer`);
+  }, STILL_MIGRATING_EVERY_MS).unref();
+  try {
+    return await migrateToLatest(db);
   } finally {
+    clearInterval(heartbeat);
     await db.destroy();
   }
 }
