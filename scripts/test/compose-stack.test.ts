@@ -20,7 +20,7 @@ interface Service {
   volumes?: string[];
   healthcheck?: { test: string[] };
   depends_on?: Record<string, { condition: string }>;
-  deploy?: { replicas?: number };
+  deploy?: { replicas?: number | string };
   profiles?: string[];
   restart?: string;
 }
@@ -63,8 +63,10 @@ describe('docker compose: the whole stack with one command', () => {
   });
 
   it('runs several api replicas and several order writers, and splits the worker stages with WORKER_QUEUES', () => {
-    expect(services.api!.deploy?.replicas).toBeGreaterThanOrEqual(2);
-    expect(services['worker-orders']!.deploy?.replicas).toBeGreaterThanOrEqual(2);
+    // each stage's count in .env (API_REPLICAS...): a later `up` keeps it, where `--scale` lasts until the next `up`
+    expect(services.api!.deploy?.replicas).toBe('${API_REPLICAS:-2}');
+    expect(services['worker-orders']!.deploy?.replicas).toBe('${WORKER_ORDERS_REPLICAS:-2}');
+    expect(services['worker-lifecycle']!.deploy?.replicas).toBe('${WORKER_LIFECYCLE_REPLICAS:-1}');
     const stages = ['worker-orders', 'worker-lifecycle'].map((name) => loadConfig(envOf(name), path.join(root, 'config')).WORKER_QUEUES);
     expect(stages[0]).toEqual(['orders']);
     // between them the stages serve every queue, and no queue twice
