@@ -5,6 +5,7 @@ import { StockRebalancer } from '@orders/stock';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions, type onRequestHookHandler, type preParsingHookHandler } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
+import { sql } from 'kysely';
 import { stdSerializers } from 'pino';
 import type { AppDeps } from './app-deps.js';
 import { CheckoutIntake } from './checkout-intake.js';
@@ -208,6 +209,8 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
   deps.metrics.watchQueues(async () =>
     Promise.all(deps.queues.all.map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized') }))),
   );
+  deps.metrics.watchDependency('redis', () => deps.redis.ping());
+  deps.metrics.watchDependency('mysql', () => sql`SELECT 1`.execute(deps.db));
   const stockLedger = new StockLedgerRepository(deps.db);
   const intake = new CheckoutIntake({
     inventory: deps.inventory,

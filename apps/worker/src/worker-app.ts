@@ -428,6 +428,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
 
   logRedisOutages(deps.redis, 'worker', log, [...queues.all, ...workers]);
   metrics.watchRedisMemory(async () => redisMemoryOf(deps.redis));
+  metrics.watchDependency('redis', () => deps.redis.ping());
+  metrics.watchDependency('mysql', () => sql`SELECT 1`.execute(deps.db));
   metrics.watchQueues(async () =>
     Promise.all(queues.all.map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized') }))),
   );

@@ -74,6 +74,9 @@ describe('MySQL unreachable for 30 s in the middle of a sale (through a TCP prox
     expect([ready.status, ready.body]).toEqual([503, { status: 'not_ready', redis: 'up', mysql: 'down' }]);
     const checkoutReady = await api.request('GET', '/health/checkout');
     expect([checkoutReady.status, checkoutReady.body]).toEqual([200, { status: 'ready', redis: 'up' }]);
+    // and its metrics say so, whatever traffic there is (DependencyUnreachable)
+    const reached = async (dependency: string) => Number(new RegExp(`^dependency_up\\{dependency="${dependency}"[^}]*\\} (\\d)$`, 'm').exec((await api.request('GET', '/metrics')).body)?.[1]);
+    expect([await reached('mysql'), await reached('redis')]).toEqual([0, 1]);
     // the first buyer, whose 202 was lost, retries while the api sheds load: their order again, not a 503 hiding it
     const retried = await checkout(0);
     expect(retried.status).toBe(202);
@@ -84,6 +87,7 @@ describe('MySQL unreachable for 30 s in the middle of a sale (through a TCP prox
     const acceptedDuringOutage = answers.filter((a) => a.status === 202).length;
     expect(Number((await env.db.selectFrom('orders').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)).toBe(0);
     await proxy.restore();
+    await waitFor(async () => (await reached('mysql')) === 1, { what: 'the api to reach MySQL again', timeoutMs: 10_000 });
     await sale;
 
     const accepted = answers.filter((a) => a.status === 202);

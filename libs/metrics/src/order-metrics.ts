@@ -71,6 +71,9 @@ function readAtMostEvery<T>(maxAgeMs: number, deadlineMs: number, read: () => Pr
   };
 }
 
+/** A service the processes need (dependency_up). */
+export type Dependency = 'redis' | 'mysql';
+
 /** Bytes Redis uses and may use (maxmemory; 0 when it has no limit). */
 export interface RedisMemory {
   used: number;
@@ -92,6 +95,7 @@ export function createMetrics(labels: { app: string }) {
   const queueSources: Array<() => Promise<QueueCounts | null>> = [];
   let stockReportSource: (() => Promise<StockReport | null>) | undefined;
   let redisMemorySource: (() => Promise<RedisMemory | null>) | undefined;
+  const dependencySources = new Map<Dependency, () => Promise<true | null>>();
   // a process without the source (the api) knows no report: it exports none of the stock check's series
   const readStockReport = async (): Promise<StockReport | null> => (stockReportSource ? stockReportSource() : null);
 
@@ -147,6 +151,18 @@ export function createMetrics(labels: { app: string }) {
         if (!memory) return;
         this.set({ kind: 'used' }, memory.used);
         this.set({ kind: 'max' }, memory.max);
+      },
+    }),
+    dependencyUp: new Gauge({
+      name: 'dependency_up',
+      help: 'Whether this process reached each service it needs (redis, mysql) at the last scrape, within a second: 1 yes, 0 no. It says so with no traffic, where the request metrics say nothing while a load balancer has taken every replica out',
+      labelNames: ['dependency'] as const,
+      registers: [registry],
+      // under node:cluster the instance reaches a service when each of its processes does
+      aggregator: 'min',
+      async collect() {
+        const reached = await Promise.all([...dependencySources].map(async ([dependency, reach]) => [dependency, await reach()] as const));
+        for (const [dependency, up] of reached) this.set({ dependency }, up === null ? 0 : 1);
       },
     }),
     queueJobs: new Gauge({
@@ -404,6 +420,16 @@ export function createMetrics(labels: { app: string }) {
     /** Sets how Redis's memory is read at scrapes (at most once a second, waiting at most a second). */
     watchRedisMemory(source: () => Promise<RedisMemory>) {
       redisMemorySource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
+    },
+    /** Adds a service this process needs, reached at scrapes (at most once a second, waiting at most a second) for dependency_up. */
+    watchDependency(dependency: Dependency, reach: () => Promise<unknown>) {
+      dependencySources.set(
+        dependency,
+        readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, async () => {
+          await reach();
+          return true as const;
+        }),
+      );
     },
     /** Adds a source of queue counts read at scrapes (at most once a second, waiting at most a second). */
     watchQueues(source: () => Promise<QueueCounts>) {
