@@ -5,6 +5,9 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { AppDeps } from './app-deps.js';
 import { AlreadyApplied, followUp } from './routes/order-engine-support.js';
 
+/** The transaction id a payment of nothing is recorded under: no payment system saw it. */
+export const noChargeTransactionId = (paymentId: string) => `no-charge-${paymentId}`;
+
 /** What the payment system (or nobody, for nothing to pay) says of a payment that went through. */
 export interface PaymentTaken {
   transactionId: string;
@@ -42,6 +45,12 @@ export async function applyPaymentTaken(deps: AppDeps, order: OrderRow, payment:
     );
     deps.metrics.transitions.inc({ type: paid.type, from: fired.from, to: fired.to, action: fired.action });
     await followUp(deps, paid, fired.effects);
+    // a deposit that took the whole payable (one of 0 or 1 cent) leaves a balance of nothing: paid with it, or
+    // the buyer, with nothing left to pay and no reason to pay again, would lose the goods at the balance deadline
+    if (fired.action === 'pay_deposit' && Number(paid.payable_cents) === Number(payment.amount_cents)) {
+      const { payment: balance } = await payments.openPayment({ orderId: paid.order_id, purpose: 'balance', method: payment.method, amountCents: 0, at: deps.clock() });
+      if (balance.status === 'PENDING') return applyPaymentTaken(deps, paid, balance, { transactionId: noChargeTransactionId(balance.payment_id), paidAt: deps.clock() }, log);
+    }
     return { changed: true, status: paid.status };
   } catch (error) {
     if (error instanceof AlreadyApplied) return { changed: false, status: (await deps.orders.findOrderRow(order.order_id))?.status ?? order.status };

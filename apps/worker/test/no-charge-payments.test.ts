@@ -8,19 +8,20 @@ describe('an order with nothing to pay (a coupon covering everything)', () => {
   beforeAll(async () => {
     system = await startOrderSystem('no_charge_payments');
     await system.createSku({ skuId: 'SAMPLE', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    await system.createSku({ skuId: 'PRE-SAMPLE', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', orderType: 'presale' });
     const coupon = { code: 'FREE', kind: 'percent', percentOff: 100, minSpendCents: 0, perBuyerLimit: 5, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
     expect((await system.request('POST', '/v1/admin/coupons', { token: system.token('ops', 'admin'), body: coupon })).status).toBe(201);
   });
   afterAll(async () => system?.close());
 
-  const freeOrder = async (key: string) => {
+  const freeOrder = async (key: string, { skuId = 'SAMPLE', payableIn = 'PENDING_PAYMENT' } = {}) => {
     const answer = await system.request('POST', '/v1/orders', {
       token: system.token('flo'),
       headers: { 'idempotency-key': key },
-      body: { items: [{ skuId: 'SAMPLE', qty: 1 }], address: buyerAddress, couponCode: 'FREE' },
+      body: { items: [{ skuId, qty: 1 }], address: buyerAddress, couponCode: 'FREE' },
     });
     expect(answer.status).toBe(202);
-    expect((await system.waitForStatus(answer.body.orderId, 'PENDING_PAYMENT')).amounts.payableCents).toBe(0);
+    expect((await system.waitForStatus(answer.body.orderId, payableIn)).amounts.payableCents).toBe(0);
     return answer.body.orderId as string;
   };
   const pay = (orderId: string) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('flo'), body: { method: 'card' } });
@@ -38,6 +39,19 @@ describe('an order with nothing to pay (a coupon covering everything)', () => {
     expect(order.payment.paidAt).toEqual(expect.any(String));
     const again = await pay(orderId);
     expect([again.status, again.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    expect(await seenByPaymentSystem(orderId)).toEqual([]);
+  });
+
+  it('pays a presale of nothing with one pay, deposit and balance both, rather than waiting for a pay of nothing and forfeiting the goods at the balance deadline', async () => {
+    const orderId = await freeOrder('flo-pre', { skuId: 'PRE-SAMPLE', payableIn: 'PENDING_DEPOSIT' });
+    const paid = await pay(orderId);
+    expect([paid.status, paid.body.purpose, paid.body.status, paid.body.amountCents]).toEqual([202, 'deposit', 'SUCCEEDED', 0]);
+    const order = await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    expect(order.history.map((step: { action: string }) => step.action)).toEqual(expect.arrayContaining(['pay_deposit', 'pay']));
+    expect(order.payments.map((p: { purpose: string; status: string; amountCents: number }) => [p.purpose, p.status, p.amountCents])).toEqual([
+      ['deposit', 'SUCCEEDED', 0],
+      ['balance', 'SUCCEEDED', 0],
+    ]);
     expect(await seenByPaymentSystem(orderId)).toEqual([]);
   });
 

@@ -3,13 +3,10 @@ import { ProcessRepository, type PaymentPurpose } from '@orders/persistence';
 import { enqueuePaymentRequest } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { applyPaymentTaken } from '../payment-settlement.js';
+import { applyPaymentTaken, noChargeTransactionId } from '../payment-settlement.js';
 import { ownOrder } from '../queued-orders.js';
 import { orderParamsSchema, problemRef } from '../schemas.js';
 import { followUpAgain } from './order-engine-support.js';
-
-/** The transaction id a payment of nothing is recorded under: no payment system saw it. */
-const noChargeTransactionId = (paymentId: string) => `no-charge-${paymentId}`;
 
 export const paymentAnswerSchema = {
   type: 'object',
