@@ -121,6 +121,26 @@ describe('a presale under racing callbacks, timers and cancels', () => {
     await expect.poll(() => system.stockOf('NEXT-CONSOLE'), { timeout: 5_000 }).toEqual({ available: 10 - sold, reserved: 0, sold });
   });
 
+  it('a balance asked for before its deadline while the payment system is away: the forfeit waits for that payment, which pays the presale once the payment system is back', async () => {
+    const orderId = await depositPaid('gus');
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: true } });
+    try {
+      expect((await pay(orderId, 'gus')).body).toMatchObject({ purpose: 'balance', amountCents: 40_000, status: 'PENDING' });
+      // the deadline passes while the payment, asked for before it, waits behind the breaker; its job and the sweep (every 200 ms) both look
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL 500000 MICROSECOND` }).where('order_id', '=', orderId).execute();
+      await (await system.workers.deps.queues.timers.getJob(jobId.expireBalance(orderId)))?.promote();
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect((await system.order(orderId)).status).toBe('DEPOSIT_PAID');
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: false } });
+    }
+    const order = await system.waitForStatus(orderId, 'IN_FULFILLMENT', 30_000);
+    expect(decidedSteps(order)).toEqual(['pay->PAID']);
+    await keptOnceSettled(orderId, 50_000);
+    expect(await ledgerOf(orderId)).toEqual([['reserve', -1], ['commit', 0]]);
+  });
+
   it('a deposit callback delivered twice at once pays the deposit once: one step, one balance deadline, nothing given back', async () => {
     const orderId = await system.checkout('dot', [{ skuId: 'NEXT-PAD', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_DEPOSIT');

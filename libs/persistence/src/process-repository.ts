@@ -457,6 +457,26 @@ export class ProcessRepository {
   }
 
   /**
+   * How long until a presale still owing its balance stops waiting for a balance payment its
+   * buyer asked for before the deadline and the payment system has not answered yet (an outage,
+   * a slow callback), `waitMs` past the deadline by MySQL's clock; null when none is under way.
+   */
+  async balanceAskedInTimeFor(orderId: string, waitMs: number): Promise<number | null> {
+    const row = await this.db
+      .selectFrom('payments as p')
+      .innerJoin('orders as o', 'o.order_id', 'p.order_id')
+      .select(sql<number>`TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(3), o.balance_deadline + INTERVAL ${waitMs * 1000} MICROSECOND) DIV 1000`.as('leftMs'))
+      .where('p.order_id', '=', orderId)
+      .where('p.purpose', '=', 'balance')
+      .where('p.status', '=', 'PENDING')
+      .where('o.status', '=', 'DEPOSIT_PAID')
+      .whereRef('p.created_at', '<=', 'o.balance_deadline')
+      .executeTakeFirst();
+    const leftMs = row === undefined ? 0 : Number(row.leftMs);
+    return leftMs > 0 ? leftMs : null;
+  }
+
+  /**
    * In the deposit's transaction: the balance is due `timeoutMs` from now by MySQL's clock, the
    * one its forfeit decides by, and its deadline job waits that long from the commit.
    */

@@ -50,6 +50,9 @@ export interface ForwardLifeDeps {
  * What a timer's transition did: `changed`, or nothing yet with `dueInMs` until it looks again (its
  * deadline by MySQL's clock, or the timer's whole time while a step of its order may start it again).
  */
+/** How often a balance deadline passed while its payment is under way looks at that payment again. */
+const BALANCE_PAYMENT_LOOKED_AT_EVERY_MS = 60_000;
+
 export interface TimerOutcome {
   changed: boolean;
   dueInMs?: number;
@@ -625,9 +628,14 @@ export class ForwardLife {
   /**
    * Closes a presale whose balance was not paid by its deadline: the deposit is kept, the stock
    * goes back. Not changed when it was not owing its balance, or when its balance deadline has
-   * not passed by MySQL's clock (until then the buyer may pay it): then `dueInMs` says how long until it has.
+   * not passed by MySQL's clock (until then the buyer may pay it), or while a balance payment the
+   * buyer asked for before it is still unanswered: then `dueInMs` says when to look again.
    */
   async forfeitDeposit(orderId: string): Promise<TimerOutcome> {
+    // a balance the buyer asked to pay in time and the payment system has not answered (it is away, its callback
+    // slow) decides the order when it does: a minute at a time, up to PAYMENT_TIMEOUT_MS past the deadline
+    const paying = await this.process.balanceAskedInTimeFor(orderId, this.deps.config.PAYMENT_TIMEOUT_MS);
+    if (paying !== null) return { changed: false, dueInMs: Math.min(paying, BALANCE_PAYMENT_LOOKED_AT_EVERY_MS) };
     const forfeited = await this.fireWhenDue({
       orderId,
       action: 'expire_balance',
