@@ -80,8 +80,12 @@ describe('MySQL unreachable for 30 s in the middle of a sale (through a TCP prox
     // the first buyer, whose 202 was lost, retries while the api sheds load: their order again, not a 503 hiding it
     const retried = await checkout(0);
     expect(retried.status).toBe(202);
-    // what reads MySQL says it is away for now (503 with retry-after), not that something broke (500)
-    const read = await api.request('GET', `/v1/orders/${retried.body.orderId}`, { token: signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-0', role: 'buyer' }) });
+    // its statusUrl answers from Redis, where the order waits for MySQL, as the checkout did
+    const buyer0 = signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-0', role: 'buyer' });
+    const status = await api.request('GET', retried.body.statusUrl, { token: buyer0 });
+    expect([status.status, status.body.orderId, status.body.status]).toEqual([200, retried.body.orderId, 'ACCEPTED']);
+    // what needs MySQL says it is away for now (503 with retry-after), not that something broke (500)
+    const read = await api.request('GET', '/v1/orders', { token: buyer0 });
     expect([read.status, read.body.code, read.headers['retry-after']]).toEqual([503, 'SERVICE_UNAVAILABLE', '1']);
     await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS - 1_000));
     const acceptedDuringOutage = answers.filter((a) => a.status === 202).length;

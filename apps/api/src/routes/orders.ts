@@ -1,5 +1,5 @@
 import { mergeOrderLines, stateMachineFor, type AcceptedOrder } from '@orders/domain';
-import type { OrderView } from '@orders/persistence';
+import { StatementTooSlow, isDatabaseUnavailable, type OrderView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { CheckoutBody, CheckoutIntake } from '../checkout-intake.js';
@@ -44,7 +44,12 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
   /** Buyers see their own orders, merchants orders with their SKUs, admins all; others get 404 so ids cannot be probed. */
   async function visibleOrder(principal: Principal, orderId: string): Promise<OrderView | ReturnType<typeof acceptedView>> {
     if (!ULID.test(orderId)) throw notFound('order');
-    const order = await orders.findOrder(orderId);
+    const order = await orders.findOrder(orderId).catch(async (error: unknown) => {
+      // MySQL away or slow: an order still in the queue is read from Redis, as the checkout that just took it
+      // without MySQL answered (its statusUrl); one written already is not, its status there being MySQL's
+      if ((isDatabaseUnavailable(error) || error instanceof StatementTooSlow) && (await deps.inventory.awaitsPersisting(orderId))) return null;
+      throw error;
+    });
     if (order) {
       if (principal.role === 'admin') return order;
       if (principal.role === 'buyer' && order.userId === principal.sub) return order;
