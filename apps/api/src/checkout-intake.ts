@@ -153,9 +153,11 @@ export class CheckoutIntake {
       throw dependencyUnavailable('Stock');
     }
     metrics.checkouts.inc({ outcome: reservation.created ? 'accepted' : 'idempotent_replay' });
-    // On a replay too: if the first enqueue was lost, this one restores it (persisting is
-    // idempotent by order id, so an order in two jobs is written once). Orders accepted in
-    // the same event-loop turn share one job.
+    // On a replay of an order still waiting for MySQL too: if the first enqueue was lost, this
+    // one restores it (persisting is idempotent by order id, so an order in two jobs is written
+    // once). One written already gets none: each would cost a worker a pricing and a transaction,
+    // per retry of a client's retry storm. Orders accepted in the same event-loop turn share one job.
+    if (!reservation.created && !(await this.deps.inventory.awaitsPersisting(reservation.order.orderId).catch(() => true))) return reservation;
     try {
       await this.enqueuer.enqueue(reservation.order);
     } catch (error) {
