@@ -156,6 +156,22 @@ describe('a presale under racing callbacks, timers and cancels', () => {
     expect((await pay(orderId, 'dot')).body).toMatchObject({ purpose: 'balance', amountCents: 3_333 - 666 });
   });
 
+  it("a deposit's pay sent again after the deposit went through, saying it is for the deposit, answers that deposit rather than charging the balance", async () => {
+    const payFor = (orderId: string, purpose: string) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ivo'), body: { method: 'card', purpose } });
+    const orderId = await system.checkout('ivo', [{ skuId: 'NEXT-PAD', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_DEPOSIT');
+    const deposit = await payFor(orderId, 'deposit');
+    expect([deposit.status, deposit.body.purpose, deposit.body.amountCents]).toEqual([202, 'deposit', 666]);
+    await system.waitForStatus(orderId, 'DEPOSIT_PAID');
+    // its answer lost, the buyer's app sends it again: the deposit, taken once
+    const again = await payFor(orderId, 'deposit');
+    expect([again.status, again.body]).toEqual([202, { ...deposit.body, status: 'SUCCEEDED' }]);
+    expect((await atPaymentSystem(orderId)).charges).toHaveLength(1);
+    const neverMade = await payFor(orderId, 'full');
+    expect([neverMade.status, neverMade.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    expect((await payFor(orderId, 'balance')).body).toMatchObject({ purpose: 'balance', amountCents: 3_333 - 666 });
+  });
+
   it('a balance taken by two attempts at once is kept once: the second goes back whole, the console sold once', async () => {
     const orderId = await depositPaid('eda');
     await slowPaymentSystem(SLOW_MS);

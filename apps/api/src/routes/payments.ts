@@ -1,5 +1,5 @@
 import { IllegalTransition, presaleDepositCents, stateMachineFor, type OrderType } from '@orders/domain';
-import { ProcessRepository, type PaymentPurpose } from '@orders/persistence';
+import { ProcessRepository, type PaymentPurpose, type PaymentRow } from '@orders/persistence';
 import { enqueuePaymentRequest } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -7,6 +7,22 @@ import { applyPaymentTaken, noChargeTransactionId } from '../payment-settlement.
 import { ownOrder } from '../queued-orders.js';
 import { orderParamsSchema, problemRef } from '../schemas.js';
 import { followUpAgain } from './order-engine-support.js';
+
+/** The payment an order in a state that takes `action` is paying: a presale's deposit, then balance; any other order's in full. Null when nothing is payable. */
+function purposeDue(type: string, action: string | null): PaymentPurpose | null {
+  if (action === null) return null;
+  if (type !== 'presale') return 'full';
+  return action === 'pay_deposit' ? 'deposit' : 'balance';
+}
+
+const paymentAnswer = (payment: PaymentRow) => ({
+  paymentId: payment.payment_id,
+  orderId: payment.order_id,
+  purpose: payment.purpose,
+  amountCents: Number(payment.amount_cents),
+  method: payment.method,
+  status: payment.status,
+});
 
 export const paymentAnswerSchema = {
   type: 'object',
@@ -30,7 +46,7 @@ export const paymentAnswerSchema = {
 export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const payments = new ProcessRepository(deps.db);
 
-  app.post<{ Params: { orderId: string }; Body: { method: 'card' | 'wallet' | 'bank_transfer' } }>(
+  app.post<{ Params: { orderId: string }; Body: { method: 'card' | 'wallet' | 'bank_transfer'; purpose?: PaymentPurpose } }>(
     '/v1/orders/:orderId/pay',
     {
       preValidation: app.requireRole('buyer'),
@@ -44,7 +60,15 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
           type: 'object',
           additionalProperties: false,
           required: ['method'],
-          properties: { method: { type: 'string', enum: ['card', 'wallet', 'bank_transfer'] } },
+          properties: {
+            method: { type: 'string', enum: ['card', 'wallet', 'bank_transfer'] },
+            purpose: {
+              type: 'string',
+              enum: ['full', 'deposit', 'balance'],
+              description:
+                "optional: the payment this request is for. Sent again once that payment went through (its answer lost, a double click), it answers that payment, where without it a presale's next payment due (its balance) would be charged; 409 ILLEGAL_TRANSITION when that payment was never made and is not due",
+            },
+          },
         },
         response: { 202: paymentAnswerSchema, '4xx': problemRef, '5xx': problemRef },
       },
@@ -54,6 +78,13 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
       const order = await ownOrder(deps, request.user, orderId, 'pay');
       const machine = stateMachineFor(order.type as OrderType);
       const action = machine.paymentActionFor(order.status);
+      const asked = request.body.purpose;
+      if (asked !== undefined && order.parent_order_id === null && asked !== purposeDue(order.type, action)) {
+        // the payment it was sent for went through already: that payment again, never the next one due
+        const made = (await payments.paymentsApplied(orderId)).filter((p) => p.purpose === asked).at(-1);
+        if (!made) throw new IllegalTransition(order.status, `pay (${asked})`, 'buyer');
+        return reply.code(202).send(paymentAnswer(made));
+      }
       if (action === null || order.parent_order_id !== null) {
         // a payment of nothing has no payment system to repeat its callback: the buyer's pay sent again (its answer
         // lost, perhaps with the follow-ups of its commit) enqueues them again, as a repeated callback does
@@ -63,11 +94,10 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
         throw new IllegalTransition(order.status, 'pay', 'buyer');
       }
       const payable = Number(order.payable_cents);
-      let purpose: PaymentPurpose = 'full';
+      const purpose = purposeDue(order.type, action)!;
       let amountCents = payable;
       if (order.type === 'presale') {
         const deposit = presaleDepositCents(payable, deps.config.PRESALE_DEPOSIT_PERCENT);
-        purpose = action === 'pay_deposit' ? 'deposit' : 'balance';
         if (purpose === 'deposit') amountCents = deposit;
         else {
           // what the deposit that paid the order took: another attempt that took the money too went back as a late payment
@@ -86,14 +116,7 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
       } else if (payment.status === 'PENDING') {
         await enqueuePaymentRequest(deps.queues, { orderId, paymentId: payment.payment_id });
       }
-      return reply.code(202).send({
-        paymentId: payment.payment_id,
-        orderId,
-        purpose: payment.purpose,
-        amountCents: Number(payment.amount_cents),
-        method: payment.method,
-        status: payment.status,
-      });
+      return reply.code(202).send(paymentAnswer(payment));
     },
   );
 }
