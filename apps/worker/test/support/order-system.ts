@@ -164,7 +164,17 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
           const order = await system.order(orderId);
           return order.status === status && order;
         },
-        { what: `order ${orderId} to be ${status}`, timeoutMs, intervalMs: 50 },
+        {
+          what: `order ${orderId} to be ${status}`,
+          timeoutMs,
+          intervalMs: 50,
+          // where the order stopped: its status, last steps and payments, for a run that timed out on a loaded box
+          explain: async () =>
+            system.order(orderId).then(
+              (order) => JSON.stringify({ status: order.status, lastSteps: order.history?.slice(-3), payments: order.payments }),
+              (error: unknown) => `not readable: ${String(error)}`,
+            ),
+        },
       );
     },
     async passPaymentDeadline(orderId) {
