@@ -316,7 +316,8 @@ describe('the overdue-order sweep and the stock check when Redis loses the queue
     const before = await expired();
     // another worker's sweep is running (a slow one: longer than the sweep interval)
     const lockKey = `${env.config.QUEUE_PREFIX}:overdue-sweep-lock`;
-    expect(await env.redis.set(lockKey, 'worker-2 sweeping', 'PX', 60_000, 'NX')).toBe('OK');
+    // taken between two of this worker's own sweeps (one may hold the lock at this instant, and a CI run saw it)
+    await waitFor(async () => (await env.redis.set(lockKey, 'worker-2 sweeping', 'PX', 60_000, 'NX')) === 'OK', { what: 'the sweep lock free between two sweeps', timeoutMs: 10_000, intervalMs: 10 });
     let orderId: string;
     try {
       orderId = await system.checkout('max', [{ skuId: 'TOASTER', qty: 1 }]);

@@ -78,6 +78,12 @@ function portsOfThisWorker(): { lowest: number; count: number } {
   return { lowest: LOWEST_TEST_PORT + ((pool - 1) % slices) * count, count };
 }
 
+/**
+ * Ports browsers refuse to load pages from (Chromium's and Firefox's restricted ports, net::ERR_UNSAFE_PORT)
+ * in the test range: the console's tests would find every page of an api listening there blocked.
+ */
+const BROWSER_REFUSED_PORTS = new Set([10_080]);
+
 /** Ports this process handed out: its files run one after another and one may still hold (or come back to) a port. */
 const handedOut = new Set<number>();
 
@@ -91,7 +97,7 @@ export async function freePort(): Promise<number> {
   const { lowest, count } = portsOfThisWorker();
   for (let attempt = 0; attempt < 100; attempt++) {
     const port = lowest + randomInt(count);
-    if (handedOut.has(port) || !(await canListen(port))) continue;
+    if (handedOut.has(port) || BROWSER_REFUSED_PORTS.has(port) || !(await canListen(port))) continue;
     handedOut.add(port);
     return port;
   }
