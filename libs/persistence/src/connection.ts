@@ -40,16 +40,15 @@ export function mysqlUnreachable(mysqlUrl: string, error: unknown): Error {
   return new Error(`MySQL is not reachable at ${urlWithoutPassword(mysqlUrl)} (${(error as Error).message}). Start MariaDB/MySQL or set MYSQL_URL.`, { cause: error });
 }
 
-/**
- * Creates the database named in the URL if it is missing (npm start on a fresh machine). A
- * MySQL that takes the connection and answers nothing within `answerWithinMs` fails it, rather
- * than holding a starting process, silent, for ever.
- */
-export async function ensureDatabase(mysqlUrl: string, answerWithinMs = 10_000): Promise<void> {
+/** How long a start waits for MySQL to connect and answer: one that takes connections and answers nothing must not hold it, silent, for ever. */
+const ANSWER_AT_START_MS = 10_000;
+
+/** Creates the database named in the URL if it is missing (npm start on a fresh machine). */
+export async function ensureDatabase(mysqlUrl: string): Promise<void> {
   const { database, ...options } = poolOptions(mysqlUrl);
-  const connection = await createConnection({ ...options, connectTimeout: answerWithinMs });
+  const connection = await createConnection({ ...options, connectTimeout: ANSWER_AT_START_MS });
   try {
-    await connection.query({ sql: `CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`, timeout: answerWithinMs });
+    await connection.query({ sql: `CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`, timeout: ANSWER_AT_START_MS });
   } finally {
     connection.destroy();
   }
@@ -158,12 +157,9 @@ const STILL_MIGRATING_EVERY_MS = 30_000;
  * rightly take minutes. `stillMigrating` is told every 30 s while they run (or wait: for
  * another process's migrations, a lock, a MySQL that does not answer).
  */
-export async function migrateDatabase(
-  mysqlUrl: string,
-  { stillMigrating, answerWithinMs }: { stillMigrating?: (message: string) => void; answerWithinMs?: number } = {},
-): Promise<MigrationResultSet> {
+export async function migrateDatabase(mysqlUrl: string, { stillMigrating }: { stillMigrating?: (message: string) => void } = {}): Promise<MigrationResultSet> {
   try {
-    await ensureDatabase(mysqlUrl, answerWithinMs);
+    await ensureDatabase(mysqlUrl);
   } catch (error) {
     throw mysqlUnreachable(mysqlUrl, error);
   }

@@ -99,6 +99,20 @@ export async function paymentsThatPaid(db: OrderDb | Transaction<Database>, orde
   return payments.filter((payment) => paidTheOrder(payment.payment_id, fired));
 }
 
+/** An order's one shipment, opened at `status` (its time of leaving or arriving set with it). */
+function shipmentRow(order: OrderRow, warehouseId: string, status: 'ACCEPTED' | 'SHIPPED' | 'DELIVERED', change: { trackingNo: string | null; at: Date }) {
+  return {
+    shipment_id: `shp-${order.order_id}`,
+    order_id: order.order_id,
+    warehouse_id: warehouseId,
+    tracking_no: change.trackingNo,
+    status,
+    created_at: change.at,
+    updated_at: change.at,
+    ...(status === 'SHIPPED' ? { shipped_at: change.at } : status === 'DELIVERED' ? { delivered_at: change.at } : {}),
+  };
+}
+
 /** Payments, shipments, refunds and children: the rows the forward life adds to an order. */
 export class ProcessRepository {
   constructor(private readonly db: OrderDb) {}
@@ -359,10 +373,7 @@ export class ProcessRepository {
 
   /** In the fulfil transition's transaction: the order's shipment, accepted by its warehouse. */
   static async openShipment(trx: Transaction<Database>, order: OrderRow, warehouseId: string, at: Date): Promise<void> {
-    await trx
-      .insertInto('shipments')
-      .values({ shipment_id: `shp-${order.order_id}`, order_id: order.order_id, warehouse_id: warehouseId, tracking_no: null, status: 'ACCEPTED', created_at: at, updated_at: at })
-      .execute();
+    await trx.insertInto('shipments').values(shipmentRow(order, warehouseId, 'ACCEPTED', { trackingNo: null, at })).execute();
   }
 
   /**
@@ -371,20 +382,7 @@ export class ProcessRepository {
    * order has one already (the same event, sent again).
    */
   static async openShipmentAt(trx: Transaction<Database>, order: OrderRow, warehouseId: string, status: 'SHIPPED' | 'DELIVERED', change: { trackingNo: string | null; at: Date }): Promise<boolean> {
-    const inserted = await trx
-      .insertInto('shipments')
-      .values({
-        shipment_id: `shp-${order.order_id}`,
-        order_id: order.order_id,
-        warehouse_id: warehouseId,
-        tracking_no: change.trackingNo,
-        status,
-        created_at: change.at,
-        updated_at: change.at,
-        ...(status === 'SHIPPED' ? { shipped_at: change.at } : { delivered_at: change.at }),
-      })
-      .ignore()
-      .executeTakeFirst();
+    const inserted = await trx.insertInto('shipments').values(shipmentRow(order, warehouseId, status, change)).ignore().executeTakeFirst();
     return Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1;
   }
 

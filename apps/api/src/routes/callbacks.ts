@@ -102,7 +102,8 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     const from = [...UNSHIPPED_PARCEL, 'CANCELLED'];
     const change = { trackingNo: callback.trackingNo ?? null, at };
     // refunded while still PAID, its hand-over never recorded though the warehouse took it: the parcel's event opens its shipment
-    const warehouseId = (await process.items(order.order_id))[0]?.warehouse_id ?? null;
+    const items = await process.items(order.order_id);
+    const warehouseId = items[0]?.warehouse_id ?? null;
     const shipped = await retryTransaction(() =>
       deps.db.transaction().execute(async (trx) => {
         if (await ProcessRepository.advanceShipment(trx, order.order_id, from, callback.event, change)) return true;
@@ -111,7 +112,6 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     );
     if (shipped) {
       deps.metrics.parcelsShippedAfterRefund.inc();
-      const items = await process.items(order.order_id);
       log.error(
         { orderId: order.order_id, status: order.status, event: callback.event, trackingNo: callback.trackingNo, items: items.map((item) => ({ skuId: item.sku_id, qty: item.qty })) },
         'the warehouse shipped a parcel of an order refunded before it shipped: stop the parcel or settle with the buyer, and set the stock of its units',

@@ -46,13 +46,13 @@ export interface ForwardLifeDeps {
   log: Logger;
 }
 
+/** How often a balance deadline passed while its payment is under way looks at that payment again. */
+const BALANCE_PAYMENT_LOOKED_AT_EVERY_MS = 60_000;
+
 /**
  * What a timer's transition did: `changed`, or nothing yet with `dueInMs` until it looks again (its
  * deadline by MySQL's clock, or the timer's whole time while a step of its order may start it again).
  */
-/** How often a balance deadline passed while its payment is under way looks at that payment again. */
-const BALANCE_PAYMENT_LOOKED_AT_EVERY_MS = 60_000;
-
 export interface TimerOutcome {
   changed: boolean;
   dueInMs?: number;
