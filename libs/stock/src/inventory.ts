@@ -79,6 +79,7 @@ export interface ReserveStockRequest {
   items: OrderLineRequest[];
   /** What the worker needs besides type and deadline, kept with the reservation for recovery. */
   payload: Pick<AcceptedOrder, 'address' | 'couponCode'>;
+  /** The api host's time, which its sold-out memory keeps by; the scripts decide by Redis's clock. */
   now: Date;
   /** The buyer's request budget and checkout velocity, spent by this checkout; none when absent. */
   counters?: CheckoutCounters | null;
@@ -566,7 +567,6 @@ export class Inventory {
       orderId,
       userId,
       request.bodyHash,
-      request.now.getTime(),
       this.timeouts.idempotencyTtlMs,
       this.timeouts.standardPaymentTimeoutMs,
       this.timeouts.flashSalePaymentTimeoutMs,
@@ -619,8 +619,9 @@ export class Inventory {
             items,
             address: request.payload.address,
             couponCode: request.payload.couponCode,
-            // a replay is the first checkout's order, accepted (and priced) when that one was
-            acceptedAt: this.acceptedTimes.format(code === 2 && d !== undefined && d !== null ? Number(d) : request.now.getTime()),
+            // by Redis's clock, as its sale and deadline; a replay is the first checkout's order,
+            // accepted (and priced) when that one was
+            acceptedAt: this.acceptedTimes.format(d !== undefined && d !== null ? Number(d) : request.now.getTime()),
             paymentDeadline: this.deadlineTimes.format(Number(c)),
           },
         };
@@ -665,7 +666,6 @@ export class Inventory {
       request.bodyHash,
       group,
       orderId,
-      request.now.getTime(),
       claimMs,
       couponCode,
       this.longestReservationMs(),

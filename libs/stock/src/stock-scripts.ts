@@ -58,8 +58,8 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
 
 /** Lua functions in src/lua/shared that scripts call, put before the scripts that use them (a script cannot call another). */
 const SHARED_FUNCTIONS: Partial<Record<StockScriptName, string[]>> = {
-  reserveStock: ['countInWindow.lua', 'couponUse.lua'],
-  claimCheckout: ['countInWindow.lua', 'couponUse.lua'],
+  reserveStock: ['countInWindow.lua', 'couponUse.lua', 'redisClock.lua'],
+  claimCheckout: ['countInWindow.lua', 'couponUse.lua', 'redisClock.lua'],
   releaseStock: ['couponUse.lua'],
   releaseCoupon: ['couponUse.lua'],
   abandonClaim: ['couponUse.lua'],

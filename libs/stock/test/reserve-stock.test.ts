@@ -41,7 +41,7 @@ describe('the stock scripts', () => {
     const ok = await reserve('u1', [{ skuId: 'A', qty: 2 }, { skuId: 'B', qty: 1 }]);
     expect(ok.created).toBe(true);
     expect(ok.order.type).toBe('standard');
-    expect(ok.order.paymentDeadline).toBe(new Date(now.getTime() + 30 * 60_000).toISOString());
+    expect(Date.parse(ok.order.paymentDeadline) - Date.parse(ok.order.acceptedAt)).toBe(30 * 60_000);
     expect(await inventory.getSkuStock('A')).toEqual({ available: 3, reserved: 2, sold: 0 });
     expect(await inventory.getSkuStock('B')).toEqual({ available: 0, reserved: 1, sold: 0 });
   });
@@ -59,7 +59,7 @@ describe('the stock scripts', () => {
   it('sells a flash-sale SKU at its limit per buyer inside its window only', async () => {
     const first = await reserve('fan', [{ skuId: 'SALE', qty: 2 }]);
     expect(first.order.type).toBe('flash_sale');
-    expect(first.order.paymentDeadline).toBe(new Date(now.getTime() + 10 * 60_000).toISOString());
+    expect(Date.parse(first.order.paymentDeadline) - Date.parse(first.order.acceptedAt)).toBe(10 * 60_000);
     await expect(reserve('fan', [{ skuId: 'SALE', qty: 2 }])).rejects.toBeInstanceOf(LimitExceeded);
     await reserve('fan', [{ skuId: 'SALE', qty: 1 }]);
     await expect(reserve('fan', [{ skuId: 'LATER', qty: 1 }], { requestedType: 'flash_sale' })).rejects.toBeInstanceOf(SaleNotActive);
@@ -67,9 +67,21 @@ describe('the stock scripts', () => {
     expect((await reserve('fan', [{ skuId: 'LATER', qty: 5 }])).order.type).toBe('standard');
   });
 
+  it("decides the sale's window and the payment deadline by Redis's clock, whatever the api host's clock says", async () => {
+    const [seconds, micros] = await redis.time();
+    const redisNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    // a host 90 minutes ahead would see LATER's sale open, and one two hours behind SALE's not yet
+    await expect(reserve('skewed', [{ skuId: 'LATER', qty: 1 }], { requestedType: 'flash_sale', now: new Date(now.getTime() + 1.5 * HOUR) })).rejects.toBeInstanceOf(SaleNotActive);
+    const behind = await reserve('skewed', [{ skuId: 'SALE', qty: 1 }], { now: new Date(now.getTime() - 2 * HOUR) });
+    expect(behind.order.type).toBe('flash_sale');
+    expect(Date.parse(behind.order.acceptedAt)).toBeGreaterThanOrEqual(redisNow);
+    expect(Date.parse(behind.order.acceptedAt)).toBeLessThan(redisNow + 60_000);
+    expect(Date.parse(behind.order.paymentDeadline) - Date.parse(behind.order.acceptedAt)).toBe(10 * 60_000);
+  });
+
   it('replays the same key and body, and refuses the same key with another body', async () => {
     const first = await reserve('u2', [{ skuId: 'A', qty: 1 }], { idempotencyKey: 'same', bodyHash: 'body-1' });
-    // an hour later (the flash sale over, the coupon expired): the same order, accepted and priced when it was
+    // through an api host whose clock runs an hour ahead: the same order, accepted and priced when it was
     const again = await reserve('u2', [{ skuId: 'A', qty: 1 }], { idempotencyKey: 'same', bodyHash: 'body-1', now: new Date(now.getTime() + HOUR) });
     expect(again.created).toBe(false);
     expect(again.order).toMatchObject({ orderId: first.order.orderId, acceptedAt: first.order.acceptedAt, paymentDeadline: first.order.paymentDeadline });

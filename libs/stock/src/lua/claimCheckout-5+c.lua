@@ -27,13 +27,13 @@
   KEYS[5+j], j = 1..c          window counters, in the buyer's group: the request budget, then
                                the checkout attempts
   ARGV[1] userId   ARGV[2] request body hash   ARGV[3] the cart's group   ARGV[4] orderId
-  ARGV[5] now (ms)   ARGV[6] how long the claim is kept (ms)   ARGV[7] coupon code or ''
-  ARGV[8] how long the hold is kept at most (ms): as long as the order's reservation record
+  ARGV[5] how long the claim is kept (ms)   ARGV[6] coupon code or ''
+  ARGV[7] how long the hold is kept at most (ms): as long as the order's reservation record
           could be; gone, as a record gone, the given-back marker decides (releaseCoupon-3.lua)
-  ARGV[9] how long after a request last took the claim up it may still be under way (ms)
-  ARGV[10] how long an order's record of the key is kept (ms, the idempotency TTL)
-  ARGV[11] c, the number of counters
-  ARGV[12+2(j-1)], ARGV[13+2(j-1)]  counter j's window (ms) and the most it allows in one
+  ARGV[8] how long after a request last took the claim up it may still be under way (ms)
+  ARGV[9] how long an order's record of the key is kept (ms, the idempotency TTL)
+  ARGV[10] c, the number of counters
+  ARGV[11+2(j-1)], ARGV[12+2(j-1)]  counter j's window (ms) and the most it allows in one
 
   Returns { budget count, ms left in its window, code, ... } (the first two 0 when c is 0):
     1 claimed now                 { 1, 1 if a coupon use was taken else 0 }; also to this
@@ -42,15 +42,15 @@
       the claim up since: it is no longer this one's to drop)
     2 claimed before, this body   { 2, coupon use taken, orderId... }: a retry, or the same
       request twice at once; the orders other requests took a coupon use for under the claim,
-      while it was made within ARGV[10]: if this request's order is accepted they never will
+      while it was made within ARGV[9]: if this request's order is accepted they never will
       be (one key, one order, and an order accepted before would still be recorded), and their
       uses go back (one killed between its claim and its reservation would hold its use for good)
     0 claimed before, this body, and refused now { 0, -10, -7 or -8, state, ... }: nothing
       taken; the caller lets it through as the replay of an order accepted under the key, and
       with none the state says what the requests holding the claim are:
-        1 maybe still under way: one took the claim up within ARGV[9]
+        1 maybe still under way: one took the claim up within ARGV[8]
         2 gone (killed between their claim and their reservation, or refused): none took it up
-          within ARGV[9], and it was made within ARGV[10], so an order accepted under it would
+          within ARGV[8], and it was made within ARGV[9], so an order accepted under it would
           still be recorded { 0, refusal, 2, l, orderId... }: the orders that took a coupon use
           under it, which abandonClaim-2+2h.lua gives back
         0 neither: claimed longer ago than an order's record of the key is kept, or before
@@ -60,23 +60,18 @@
 ]]
 local claimKey, couponKey, usesKey, holdKey, attemptKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local userId, bodyHash, cartGroup, orderId = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local now, couponCode = tonumber(ARGV[5]), ARGV[7]
-local counterCount = tonumber(ARGV[11])
+local couponCode = ARGV[6]
+local counterCount = tonumber(ARGV[10])
 
-local counts = countCheckoutWindows(5, 11, counterCount, attemptKey, bodyHash .. ':' .. userId)
+local counts = countCheckoutWindows(5, 10, counterCount, attemptKey, bodyHash .. ':' .. userId)
 local budget = counts[1] or { 0, 0, 0 }
-
-local function clockMs()
-  local time = redis.call('TIME')
-  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-end
 
 -- what the requests holding a claim, refused now, are: code 0's state and what follows it
 local function holders(claimed)
   local at, claimedAt, takenUpAt = clockMs(), tonumber(claimed[5]), tonumber(claimed[6])
   if not takenUpAt or not claimedAt then return { 0 } end
-  if at - takenUpAt < tonumber(ARGV[9]) then return { 1 } end
-  if at - claimedAt >= tonumber(ARGV[10]) then return { 0 } end
+  if at - takenUpAt < tonumber(ARGV[8]) then return { 1 } end
+  if at - claimedAt >= tonumber(ARGV[9]) then return { 0 } end
   local gone = { 2, takenUpAt }
   for _, field in ipairs(redis.call('HKEYS', claimKey)) do
     if string.sub(field, 1, 2) == 'c:' then table.insert(gone, string.sub(field, 3)) end
@@ -87,7 +82,7 @@ end
 -- code 2's reply: the orders of the other requests holding a use under the claim (made at claimedAt), while one accepted would be recorded
 local function claimedBefore(taken, claimedAt)
   local reply = { 2, taken }
-  if not claimedAt or clockMs() - claimedAt >= tonumber(ARGV[10]) then return reply end
+  if not claimedAt or clockMs() - claimedAt >= tonumber(ARGV[9]) then return reply end
   for _, field in ipairs(redis.call('HKEYS', claimKey)) do
     if string.sub(field, 1, 2) == 'c:' and string.sub(field, 3) ~= orderId then table.insert(reply, string.sub(field, 3)) end
   end
@@ -103,7 +98,7 @@ local function claim()
   if counterCount >= 1 and budget[1] > budget[3] then return { -9 } end
   if claimed[1] and (claimed[1] ~= bodyHash or claimed[2] ~= userId or claimed[3] ~= cartGroup) then return { -1 } end
 
-  local refusal, couponEndsAt = 0, 0
+  local refusal, couponEndsAt, now = 0, 0, clockMs()
   if counterCount >= 2 and counts[2][1] > counts[2][3] then
     refusal = -10
   elseif couponCode ~= '' then
@@ -124,20 +119,19 @@ local function claim()
     return { refusal }
   end
 
-  local at = clockMs()
   if claimed[1] then
     -- two requests hold the claim: neither may drop it (dropClaim-2.lua), the other may be accepted
-    redis.call('HSET', claimKey, 'n', '', 'l', at)
+    redis.call('HSET', claimKey, 'n', '', 'l', now)
   else
-    redis.call('HSET', claimKey, 'h', bodyHash, 'u', userId, 'g', cartGroup, 'n', orderId, 'f', at, 'l', at)
+    redis.call('HSET', claimKey, 'h', bodyHash, 'u', userId, 'g', cartGroup, 'n', orderId, 'f', now, 'l', now)
   end
-  redis.call('PEXPIRE', claimKey, ARGV[6])
+  redis.call('PEXPIRE', claimKey, ARGV[5])
   local taken = 0
   if couponCode ~= '' then
     takeCouponUse(usesKey, holdKey, couponCode, couponEndsAt)
     redis.call('HSET', claimKey, 'c:' .. orderId, 1)
     -- no longer than the uses it counts in either
-    redis.call('PEXPIREAT', holdKey, math.min(couponEndsAt + 86400000, now + tonumber(ARGV[8])))
+    redis.call('PEXPIREAT', holdKey, math.min(couponEndsAt + 86400000, now + tonumber(ARGV[7])))
     taken = 1
   end
   if claimed[1] then return claimedBefore(taken, tonumber(claimed[5])) end

@@ -24,23 +24,23 @@
                                 them before this call)
   KEYS[6+c+2i-1], KEYS[6+c+2i]  per line i: SKU hash <prefix>{g}:sku:<skuId>,
                                 buyer's bought counter <prefix>{g}:bought:<skuId>:<userId>
-  ARGV[1] orderId   ARGV[2] userId   ARGV[3] request body hash   ARGV[4] now (ms)
-  ARGV[5] idempotency TTL (ms)   ARGV[6] standard payment timeout (ms)
-  ARGV[7] flash-sale payment timeout (ms)   ARGV[8] requested order type or ''
-  ARGV[9] order payload (JSON, stored for recovery and for status reads)
-  ARGV[10] coupon code or ''   ARGV[11] c, the number of counters
-  ARGV[12] presale balance timeout (ms): how much longer a presale's reservation is kept
-  ARGV[13] '' when the buyer gave a delivery address; else the order types that ship nothing,
+  ARGV[1] orderId   ARGV[2] userId   ARGV[3] request body hash
+  ARGV[4] idempotency TTL (ms)   ARGV[5] standard payment timeout (ms)
+  ARGV[6] flash-sale payment timeout (ms)   ARGV[7] requested order type or ''
+  ARGV[8] order payload (JSON, stored for recovery and for status reads)
+  ARGV[9] coupon code or ''   ARGV[10] c, the number of counters
+  ARGV[11] presale balance timeout (ms): how much longer a presale's reservation is kept
+  ARGV[12] '' when the buyer gave a delivery address; else the order types that ship nothing,
            each between commas (',virtual,'): a cart making any other is refused (-12)
-  ARGV[14+2(j-1)], ARGV[15+2(j-1)]  counter j's window (ms) and the most it allows in one
-  ARGV[13+2c+i] quantity of line i
+  ARGV[13+2(j-1)], ARGV[14+2(j-1)]  counter j's window (ms) and the most it allows in one
+  ARGV[12+2c+i] quantity of line i
 
   The order's type: each SKU hash's orderType ('standard', 'presale', 'virtual'; none in a
   hash written before SKUs had one: standard). Every line must have the same; a standard
   order with a SKU in its flash sale is a flash_sale order.
 
   Returns { budget count, ms left in its window, code, ... } (the first two 0 when c is 0):
-    1 accepted          { 1, orderId, type, deadlineMs }
+    1 accepted          { 1, orderId, type, deadlineMs, acceptedAtMs } (Redis's clock)
     2 idempotent replay { 2, orderId, type, deadlineMs, acceptedAtMs }
       (acceptedAtMs: the first checkout's time, which the order is priced at; absent from a
       record written before it was kept)
@@ -63,16 +63,15 @@
 ]]
 local idemKey, orderKey, acceptedKey = KEYS[1], KEYS[2], KEYS[3]
 local orderId, userId, bodyHash = ARGV[1], ARGV[2], ARGV[3]
-local now = tonumber(ARGV[4])
-local couponKey, couponUsesKey, couponCode = KEYS[4], KEYS[5], ARGV[10]
-local counterCount = tonumber(ARGV[11])
+local couponKey, couponUsesKey, couponCode = KEYS[4], KEYS[5], ARGV[9]
+local counterCount = tonumber(ARGV[10])
 local attemptKey = KEYS[6]
 local lineCount = (#KEYS - 6 - counterCount) / 2
 -- line i's keys are KEYS[lineKeys + 2i - 1] and KEYS[lineKeys + 2i], its quantity ARGV[lineQty + i]
-local lineKeys, lineQty = 6 + counterCount, 13 + 2 * counterCount
+local lineKeys, lineQty = 6 + counterCount, 12 + 2 * counterCount
 
 -- counted whatever the answer, as countInWindows-n.lua counts them (shared/countInWindow.lua)
-local counts = countCheckoutWindows(6, 13, counterCount, attemptKey, bodyHash .. ':' .. userId)
+local counts = countCheckoutWindows(6, 12, counterCount, attemptKey, bodyHash .. ':' .. userId)
 local budget = counts[1] or { 0, 0, 0 }
 
 local function checkout()
@@ -109,7 +108,9 @@ local function checkout()
     if lineType ~= type then return { -11, i, lineType, type } end
   end
   -- the SKUs' type says whether anything ships (a flash sale, below, ships as standard does)
-  if ARGV[13] ~= '' and not string.find(ARGV[13], ',' .. type .. ',', 1, true) then return { -12, type } end
+  if ARGV[12] ~= '' and not string.find(ARGV[12], ',' .. type .. ',', 1, true) then return { -12, type } end
+  -- the sale's window, the coupon's and the payment deadline on Redis's clock (shared/redisClock.lua)
+  local now = clockMs()
   local lines = {}
   for i = 1, lineCount do
     local skuKey, boughtKey = KEYS[lineKeys + 2 * i - 1], KEYS[lineKeys + 2 * i]
@@ -117,7 +118,7 @@ local function checkout()
     local sku = skus[i]
     local available, saleStartsAt, saleEndsAt, limit = tonumber(sku[1]), tonumber(sku[3]), tonumber(sku[4]), tonumber(sku[5])
     local inSale = saleEndsAt > 0 and saleStartsAt <= now and now < saleEndsAt
-    if ARGV[8] == 'flash_sale' and saleEndsAt > 0 and not inSale then return { -3, i } end
+    if ARGV[7] == 'flash_sale' and saleEndsAt > 0 and not inSale then return { -3, i } end
     local limited = 0
     if inSale then
       type = 'flash_sale'
@@ -130,8 +131,8 @@ local function checkout()
     if available < qty then return { -5, i, available } end
     lines[i] = { skuKey, boughtKey, ARGV[lineQty + i], sku[2], limited, saleEndsAt }
   end
-  if ARGV[8] == 'flash_sale' and type == 'standard' then return { -3, 1 } end
-  if ARGV[8] ~= '' and ARGV[8] ~= type then return { -6, type } end
+  if ARGV[7] == 'flash_sale' and type == 'standard' then return { -3, 1 } end
+  if ARGV[7] ~= '' and ARGV[7] ~= type then return { -6, type } end
   local couponEndsAt = 0
   if couponCode ~= '' then
     local refusal
@@ -139,12 +140,12 @@ local function checkout()
     if refusal ~= 0 then return { refusal } end
   end
 
-  local deadline = now + tonumber(type == 'flash_sale' and ARGV[7] or ARGV[6])
+  local deadline = now + tonumber(type == 'flash_sale' and ARGV[6] or ARGV[5])
   -- Redis turns each Lua number given to redis.call into text with sprintf (8 % of this
   -- script's instructions when it did so for nine of them, bench/README.md item 34): numbers
   -- the caller sent go back as the text they came in (line[3] is the quantity's), the
   -- deadline is formatted once
-  local deadlineText = tostring(deadline)
+  local deadlineText, nowText = tostring(deadline), tostring(now)
   local recorded = {}
   for i = 1, lineCount do
     local line = lines[i]
@@ -160,17 +161,17 @@ local function checkout()
     recorded[i] = { tonumber(line[3]), line[4], line[5] }
   end
 
-  redis.call('HSET', orderKey, 'u', userId, 't', type, 'd', deadlineText, 's', 'reserved', 'l', cjson.encode(recorded), 'p', ARGV[9], 'a', ARGV[4])
+  redis.call('HSET', orderKey, 'u', userId, 't', type, 'd', deadlineText, 's', 'reserved', 'l', cjson.encode(recorded), 'p', ARGV[8], 'a', nowText)
   if couponCode ~= '' then takeCouponUse(couponUsesKey, orderKey, couponCode, couponEndsAt) end
   -- outlive the payment deadline by a week so a late expiry still finds what to release; a
   -- presale holds its units past its deposit, until its balance is paid or forfeited
   local keptUntil = deadline + 604800000
-  if type == 'presale' then keptUntil = keptUntil + tonumber(ARGV[12]) end
+  if type == 'presale' then keptUntil = keptUntil + tonumber(ARGV[11]) end
   redis.call('PEXPIREAT', orderKey, keptUntil)
-  redis.call('ZADD', acceptedKey, ARGV[4], orderId)
-  redis.call('HSET', idemKey, 'h', bodyHash, 'o', orderId, 't', type, 'd', deadlineText, 'a', ARGV[4], 'u', userId)
-  redis.call('PEXPIRE', idemKey, ARGV[5])
-  return { 1, orderId, type, deadline }
+  redis.call('ZADD', acceptedKey, nowText, orderId)
+  redis.call('HSET', idemKey, 'h', bodyHash, 'o', orderId, 't', type, 'd', deadlineText, 'a', nowText, 'u', userId)
+  redis.call('PEXPIRE', idemKey, ARGV[4])
+  return { 1, orderId, type, deadline, now }
 end
 
 local reply = checkout()
