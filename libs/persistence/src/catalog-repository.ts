@@ -114,8 +114,11 @@ export class CatalogRepository {
    * while the SKU's row lock still keeps other sets out: otherwise the operator's retry
    * would find the new quantity already in Redis and write no difference to the ledger, and
    * the reconciler's repair would later move Redis to the stale ledger (a lowered stock put
-   * back on sale). A set being finished (its Redis answer lost) has none: should MySQL fail
-   * again, it stays open in Redis and is finished later. Returns false for an unknown SKU.
+   * back on sale). Not when the COMMIT itself failed: MySQL may have committed all the same
+   * (its answer too slow or lost), and a set taken back then would have the retry write its
+   * difference a second time. Such a set stays open in Redis, as one being finished (its
+   * Redis answer lost) does, and whoever finishes it finds its ledger row, or writes it.
+   * Returns false for an unknown SKU.
    */
   async setStock(
     skuId: string,
@@ -155,11 +158,13 @@ export class CatalogRepository {
   /**
    * Runs `work` in a transaction holding the SKU's row (SELECT … FOR UPDATE on `skus`), the
    * lock every change of its stock in Redis that a stock set must not interleave with is made
-   * under, and commits; on a failure, the commit's included, `undo` runs while the lock still
-   * holds, then the transaction is rolled back. False, nothing run, for an unknown SKU.
+   * under, and commits; when `work` fails, `undo` runs while the lock still holds, then the
+   * transaction is rolled back. A failed COMMIT is not undone: it may have committed. False,
+   * nothing run, for an unknown SKU.
    */
   private async lockingSku(skuId: string, work: (trx: Transaction<Database>) => Promise<void>, undo?: () => Promise<void>): Promise<boolean> {
     const trx = await this.db.startTransaction().execute();
+    let committing = false;
     try {
       const row = await trx.selectFrom('skus').select('sku_id').where('sku_id', '=', skuId).forUpdate().executeTakeFirst();
       if (!row) {
@@ -167,11 +172,12 @@ export class CatalogRepository {
         return false;
       }
       await work(trx);
+      committing = true;
       await trx.commit().execute();
       return true;
     } catch (error) {
       try {
-        await undo?.();
+        if (!committing) await undo?.();
       } finally {
         await trx.rollback().execute().catch(() => undefined);
       }

@@ -4,7 +4,8 @@ import { StockBucketLost, StockSetClosed, StockSetUnderWay, type Inventory, type
  * A stock set's MySQL side, as the catalog writes it (CatalogRepository.setStock): under the
  * SKU's row lock, the SKU's stock and, with what `redis.set` answers, the ledger's row under
  * `ref`, once per ref (a set already in the ledger runs nothing); `redis.takeBack` when MySQL
- * refused after Redis had the set. False for an unknown SKU.
+ * refused after Redis had the set, before its COMMIT (a COMMIT that failed may have committed:
+ * the set stays open, finished by its ledger row). False for an unknown SKU.
  */
 export type RecordStockSet = (
   skuId: string,
@@ -28,7 +29,8 @@ const SET_ATTEMPTS = 3;
  *
  * A set whose every Redis answer came and whose MySQL write failed is taken back at once
  * (the request knows what it did and still holds the row lock), and closed first, so
- * nothing finishes it.
+ * nothing finishes it. One whose COMMIT failed is left open: MySQL may have committed it, and
+ * whoever finishes it finds its ledger row (and only closes it) or writes the row.
  */
 export class StockSets {
   constructor(private readonly deps: { inventory: Inventory; record: RecordStockSet; clock: () => Date }) {}
