@@ -452,11 +452,17 @@ export class StockReconciler {
     // snapshot's `persisted` says so; one cannot be in neither (its id leaves the
     // accepted set only after its MySQL commit)
     const acceptedIds = acceptedByGroup.flatMap(([, ids]) => ids);
+    // in flight: what the accepted orders not yet persisted hold reserved at placement, as each
+    // one's record has its lines (the SKU's hash may be lost with the units still held); the
+    // records read before the ledger, as the counters: one read after the snapshot may have been
+    // persisted since and released, and would be counted neither in flight nor in the ledger
+    const acceptedLines = [];
+    for (const [group, ids] of acceptedByGroup) acceptedLines.push(...(await this.reservedLines(group, ids)));
     const snapshot = await ledger.snapshot(acceptedIds, repair ? movementsFrom : undefined);
     const unsettled = snapshot.movements ? await this.unsettledMovements(snapshot.movements, committedBefore) : { bySku: new Map<string, Counters>(), lateRestocks: [], count: 0 };
     const inFlight = new Map<string, number>();
-    for (const [group, ids] of acceptedByGroup) {
-      await this.reservedInFlight(group, ids.filter((orderId) => !snapshot.persisted.has(orderId)), inFlight);
+    for (const { orderId, skuId, qty, deduction } of acceptedLines) {
+      if (deduction === 'placement' && !snapshot.persisted.has(orderId)) inFlight.set(skuId, (inFlight.get(skuId) ?? 0) + qty);
     }
     // units taken off a bucket and in none: on their way, or voided by a stock set whose
     // ledger row counted the SKU without them; a voided transfer's `out` row is written
@@ -557,15 +563,6 @@ export class StockReconciler {
     const unclosed = await this.deps.ledger.unclosedOrders(fromOrderId);
     const states = await this.deps.inventory.reservationStates(unclosed);
     return new Set(unclosed.filter((orderId) => states.get(orderId) === 'committed'));
-  }
-
-  /**
-   * Adds the units per SKU that a group's accepted, not yet persisted orders hold reserved in
-   * Redis: their lines reserved at placement, as each reservation recorded its own lines (not
-   * as the SKU's hash says, which Redis may have lost with the units still held).
-   */
-  private async reservedInFlight(group: string, orderIds: string[], held: Map<string, number>): Promise<void> {
-    for (const { skuId, qty, deduction } of await this.reservedLines(group, orderIds)) if (deduction === 'placement') held.set(skuId, (held.get(skuId) ?? 0) + qty);
   }
 
   /** The lines of these orders of a group whose reservation records hold them reserved, as each record has them. */
