@@ -1470,17 +1470,21 @@ export class Inventory {
   async giveForTransfer(transfer: TakenTransfer): Promise<GiveOutcome> {
     const group = this.keys.bucketGroup(transfer.to);
     const keys = [this.keys.sku(group, transfer.skuId), this.keys.transfer(group, transfer.transferId)];
-    const code = await runStockScript(this.redis, 'giveStock', keys, [transfer.qty, transfer.generation, TRANSFER_RECORD_TTL_MS]);
+    const code = await runStockScript(this.redis, 'giveStock', keys, [transfer.qty, transfer.generation]);
     const outcome = GIVE_OUTCOMES[code];
     if (!outcome) throw new Error(`giveStock answered an unknown code ${String(code)}`);
     if (outcome === 'given') this.announceReturned([transfer.skuId]);
     return outcome;
   }
 
-  /** Both sides are done (and recorded): the transfer leaves the open set, its record expires later. */
+  /**
+   * Both sides are done (and recorded): the transfer leaves the open set, and its record and the
+   * receiving side's marker expire later (the marker, in another slot, by a command of its own).
+   */
   async closeTransfer(transfer: StockTransfer): Promise<void> {
     const group = this.keys.bucketGroup(transfer.from);
     await this.redis.multi().zrem(this.keys.openTransfers(group), transfer.transferId).pexpire(this.keys.transfer(group, transfer.transferId), TRANSFER_RECORD_TTL_MS).exec();
+    await this.redis.pexpire(this.keys.transfer(this.keys.bucketGroup(transfer.to), transfer.transferId), TRANSFER_RECORD_TTL_MS);
   }
 
   /** Transfers taken longer ago than `olderThanMs` and not closed, in every group, each with what its receiving side did. */

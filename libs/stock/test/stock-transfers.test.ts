@@ -113,6 +113,19 @@ describe('stock buckets and the transfers between them', () => {
     expect(await inventory.getSkuStock('SPLIT')).toEqual({ available: 10, reserved: 0, sold: 0 });
   });
 
+  it('remembers a give for as long as its transfer stays open, so a stock check a week later does not give it again', async () => {
+    await inventory.initSku({ skuId: 'LONG', available: 10, buckets: 4, ...sale });
+    const transfer = { transferId: 'tr-long', skuId: 'LONG', from: 1, to: 2, qty: 1 };
+    const taken = await inventory.takeForTransfer(transfer, now);
+    expect(await inventory.giveForTransfer(taken)).toBe('given');
+    // left open (its recording failed through a MySQL outage, its process died): the marker has no expiry
+    const marker = inventory.keys.transfer(inventory.keys.bucketGroup(2), 'tr-long');
+    expect(await redis.pttl(marker)).toBe(-1);
+    await inventory.closeTransfer(transfer);
+    expect(await redis.pttl(marker)).toBeGreaterThan(6 * 24 * 3600 * 1000);
+    expect(await inventory.getSkuStock('LONG')).toEqual({ available: 10, reserved: 0, sold: 0 });
+  });
+
   it('never takes more than the bucket has available', async () => {
     const transfer = { transferId: 'tr-2', skuId: 'SPLIT', from: 0, to: 1, qty: 5 };
     expect((await inventory.takeForTransfer(transfer, now)).qty).toBe(1);

@@ -9,7 +9,8 @@
   KEYS[1]  SKU hash of the receiving bucket  <prefix>{g}:sku:<skuId>
   KEYS[2]  transfer marker                   <prefix>{g}:transfer:<transferId>
   ARGV[1] units   ARGV[2] the giving bucket's stock generation when they were taken
-  ARGV[3] how long the marker outlives the transfer (ms)
+  The marker is kept as long as the transfer is open, however long that is (closing it gives the
+  marker its expiry, Inventory.closeTransfer): gone while open, the transfer would be given again.
 
   Returns 1 given now, 0 given before under this id, 2 voided (now or before),
   3 not yet: this bucket's stock is still to be set to the units' generation,
@@ -23,9 +24,9 @@ if not bucket[1] then return -1 end
 local taken, here = tonumber(ARGV[2]), tonumber(bucket[2] or '0')
 if taken > here then return 3 end
 if taken < here then
-  redis.call('SET', KEYS[2], 'void', 'PX', tonumber(ARGV[3]))
+  redis.call('SET', KEYS[2], 'void')
   return 2
 end
-redis.call('SET', KEYS[2], '1', 'PX', tonumber(ARGV[3]))
+redis.call('SET', KEYS[2], '1')
 redis.call('HINCRBY', KEYS[1], 'available', tonumber(ARGV[1]))
 return 1
