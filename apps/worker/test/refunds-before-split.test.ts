@@ -25,6 +25,7 @@ describe('a parcel refunded before its order is split', () => {
     }
     await system.createSku({ skuId: 'LAMP', priceCents: 1_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
     await system.createSku({ skuId: 'RUG', priceCents: 700, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
+    await system.createSku({ skuId: 'MUG', priceCents: 899, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
   });
   afterAll(async () => {
     await fulfilment?.close();
@@ -75,5 +76,29 @@ describe('a parcel refunded before its order is split', () => {
       expect(child.amounts.refundedCents).toBe(child.items.reduce((sum: number, item: any) => sum + item.refundedCents, 0));
       expect(child.amounts.refundedCents).toBe(child.amounts.payableCents);
     }
+  });
+
+  it("answers another merchant's refund opened before the split to no merchant sending the buyer's words again", async () => {
+    // the split waits for the refund again
+    await fulfilment?.close();
+    fulfilment = undefined;
+    const orderId = await system.checkout('ivy', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'MUG', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ivy'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'PAID');
+    const mug = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('ivy'), body: { reason: 'changed my mind', items: [{ skuId: 'MUG', qty: 1 }] } });
+    expect(mug.status).toBe(202);
+    fulfilment = startWorkers(connectWorker(loadConfig({ ...system.env.env, WORKER_QUEUES: 'fulfillment' }), pino({ level: 'silent' })));
+    await waitFor(async () => (await system.order(orderId)).subOrders.length === 2, { what: `order ${orderId} split`, timeoutMs: 15_000 });
+
+    // shop guesses the words of the buyer's refund of potter's mug: told what any other words get, and nothing of potter's refund
+    const refundOfMug = (reason: string) => system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('shop', 'merchant'), body: { reason, items: [{ skuId: 'MUG', qty: 1 }] } });
+    const [guessed, other] = [await refundOfMug('changed my mind'), await refundOfMug('some other words')];
+    expect(guessed.status).toBeGreaterThanOrEqual(400);
+    expect([guessed.status, guessed.body.code]).toEqual([other.status, other.body.code]);
+    expect(JSON.stringify(guessed.body)).not.toContain(mug.body.refundId);
+    // the buyer's own request sent again still answers their refund
+    const again = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('ivy'), body: { reason: 'changed my mind', items: [{ skuId: 'MUG', qty: 1 }] } });
+    expect([again.status, again.body.refundId, again.body.replayed]).toEqual([202, mug.body.refundId, true]);
   });
 });

@@ -552,8 +552,10 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     const units = await partsFor(user, await orderParts(process, order));
     if (items !== undefined) {
       // a repeat of a refund opened before the order split (its answer lost): the order's own, answered as it is,
-      // not opened again on the children
-      const openedBeforeSplit = units[0] !== order && (await refunds.find(key(order))) !== null;
+      // not opened again on the children; by a caller who could have opened it, not a merchant of some of its lines
+      // (another's refund in the same words, read whole)
+      const openedBeforeSplit =
+        units[0] !== order && (user.role !== 'merchant' || (await deps.orders.orderOfMerchantAlone(order.order_id, user.sub))) && (await refunds.find(key(order))) !== null;
       parts = openedBeforeSplit ? [{ unit: order, items }] : await linesByOrderPart(process, units, items);
     } else {
       // a repeat answers the refunds it opened, though their parts are REFUNDING now (looked up after
