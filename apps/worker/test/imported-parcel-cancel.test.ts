@@ -86,4 +86,30 @@ describe('an imported order cancelled before its parcel left: the warehouse drop
     await waitFor(async () => (await shipmentOf(orderId))[0] === 'CANCELLED', { what: 'the shipment to read CANCELLED' });
     expect((await system.order(orderId)).status).toBe('CANCELLED');
   });
+
+  it('cancelled when the warehouse never had its parcel (handed over under the channel’s own reference): the parcel reads CANCELLED, nothing retried or dead-lettered', async () => {
+    const answer = await system.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'tmall', orders: [channelOrder('TM-W4', { qty: 1 })] } });
+    const orderId = answer.body.results[0].orderId as string;
+    expect(await atWarehouse(orderId)).toBeUndefined();
+    const cancel = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: admin, body: { reason: 'the channel called it off' } });
+    expect([cancel.status, cancel.body.status]).toEqual([200, 'CANCELLED']);
+    await waitFor(async () => (await shipmentOf(orderId))[0] === 'CANCELLED', { what: 'the shipment to read CANCELLED' });
+    const { fulfillment } = system.workers.deps.queues;
+    expect(await fulfillment.getJobCounts('wait', 'delayed', 'active', 'failed')).toEqual({ wait: 0, delayed: 0, active: 0, failed: 0 });
+  });
+
+  it('delivered with its SHIPPED lost: the order reads DELIVERED, its parcel too', async () => {
+    const orderId = await importedAtWarehouse('TM-W5');
+    const delivered = await system.signedCallback('warehouse', { orderId, event: 'DELIVERED', at: new Date().toISOString() });
+    expect([delivered.status, delivered.body]).toEqual([200, { changed: true, status: 'DELIVERED' }]);
+    const order = await system.order(orderId);
+    expect([order.status, order.shipments[0].status]).toEqual(['DELIVERED', 'DELIVERED']);
+  });
+
+  it('refuses its buyer’s cancel as a cancel: it was paid in its channel, nothing of it is ours to refund', async () => {
+    const answer = await system.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'tmall', orders: [channelOrder('TM-W6', { qty: 1 })] } });
+    const order = await system.order(answer.body.results[0].orderId);
+    const cancel = await system.request('POST', `/v1/orders/${order.orderId}/cancel`, { token: system.token(order.userId), body: { reason: 'changed my mind' } });
+    expect([cancel.status, cancel.body.code, cancel.body.detail]).toEqual([409, 'ILLEGAL_TRANSITION', "Action 'cancel' by buyer is not allowed while the order is PAID"]);
+  });
 });

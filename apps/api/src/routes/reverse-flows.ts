@@ -353,6 +353,9 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     const byTable = !depositOvertook && machine.can(order.status, 'cancel', actor) ? machine.rule(order.status, 'cancel') : undefined;
     if (byTable) {
       if (await cancelByTable(order, actor, why, byTable)) deps.metrics.cancellations.inc({ stage: 'before_payment' });
+    } else if (machine.process.paymentActions.length === 0) {
+      // paid in its channel (an imported order): no refund of it is ours to make, the table's word is the answer
+      throw new IllegalTransition(order.status, 'cancel', actor);
     } else {
       const units = merchantParts ?? (await orderParts(process, order));
       const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefundOf(unit.order_id)) })));

@@ -497,7 +497,14 @@ export class ForwardLife {
     const closed = stateMachineFor(order.type as OrderType).isFinal(order.status);
     // the order's version with it: a change sent before, whose answer timed out and which reaches the warehouse late, is older and ignored there
     const change = { ...fulfilmentOf(order, closed ? [] : await this.process.items(order.order_id)), version: order.version };
-    if (!(await this.changeReachedWarehouse(job, token, order, change))) return;
+    try {
+      if (!(await this.changeReachedWarehouse(job, token, order, change))) return;
+    } catch (error) {
+      // a parcel to drop that the warehouse never had (an imported order's channel handed it over under
+      // its own reference, or withdrew it) answers 404: nothing to drop, and no retry would change that
+      if (!(change.items.length === 0 && error instanceof ExternalRefused && error.status === 404)) throw error;
+      this.deps.log.warn({ orderId: order.order_id, status: order.status }, 'the warehouse does not know the parcel it was told to drop: marked cancelled here');
+    }
     if (change.items.length > 0) return;
     const at = this.deps.clock();
     await this.deps.db.transaction().execute((trx) => ProcessRepository.cancelUnshippedParcel(trx, order.order_id, at));
