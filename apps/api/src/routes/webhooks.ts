@@ -83,7 +83,8 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
       // the uri format takes some URLs fetch cannot parse (port 99999, host 256.1.1.1): every delivery would fail
       if (!URL.canParse(request.body.url)) throw validationFailed('body/url: not a URL a delivery could be sent to (its host or port is not one)');
       // fetch refuses a URL with credentials: every delivery would fail, and listings would show them
-      const { username, password } = new URL(request.body.url);
+      const { username, password, port } = new URL(request.body.url);
+      if (port === '0') throw validationFailed('body/url: port 0 is no port a delivery could be sent to');
       if (username || password) throw validationFailed('body/url: a webhook URL carries no credentials (user:pass@); the receiver checks the signature made with the secret this answer gives');
       // events from now on: the cursor starts at the stream's newest entry
       const newest = await deps.redis.xrevrange(streamKey, '+', '-', 'COUNT', 1);
@@ -138,8 +139,9 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
       },
     },
     async (request) => {
-      if (!(await events.findWebhook(request.params.webhookId))) throw notFound('webhook');
       const rows = await events.deliveries(request.params.webhookId, request.query.limit, request.query.before);
+      // a webhook removed keeps its log (DELETE): unknown is an id with neither
+      if (rows.length === 0 && request.query.before === undefined && !(await events.findWebhook(request.params.webhookId))) throw notFound('webhook');
       return { items: rows.map(deliveryView), nextBefore: rows.length === request.query.limit ? rows.at(-1)!.delivery_id : null };
     },
   );

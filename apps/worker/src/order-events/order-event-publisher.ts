@@ -97,11 +97,13 @@ export class OrderEventPublisher {
     const { redis, events, metrics } = this.deps;
     const batch = await events.unpublished(this.settings.batchSize);
     if (batch.length > 0) {
-      const pipeline = redis.pipeline();
+      // all or none (MULTI): one add refused amid a batch added again whole would put its event on the
+      // stream after a later version of its order, which a receiver keeping each order's last version drops
+      const adding = redis.multi();
       for (const event of batch) {
-        pipeline.xadd(this.settings.webhooks.streamKey, 'MAXLEN', '~', this.settings.maxLen, '*', 'eventId', event.eventId, 'orderId', event.orderId, 'event', JSON.stringify(event));
+        adding.xadd(this.settings.webhooks.streamKey, 'MAXLEN', '~', this.settings.maxLen, '*', 'eventId', event.eventId, 'orderId', event.orderId, 'event', JSON.stringify(event));
       }
-      const failed = (await pipeline.exec())?.find(([error]) => error);
+      const failed = (await adding.exec())?.find(([error]) => error);
       if (failed) throw failed[0];
       await events.markPublished(
         batch.map((event) => event.eventId),
