@@ -325,6 +325,8 @@ const COUPON_USES_KEPT_AFTER_END_MS = 24 * 3600 * 1000;
 const GIVEN_BACK_KEPT_WITHOUT_USES_MS = 90 * 24 * 3600 * 1000;
 /** Reads sent in one pipeline by the repair's scans of many orders. */
 const READS_PER_PIPELINE = 1000;
+/** How far apart the clocks of the api hosts, the workers and Redis may be, at most, for what looks back over the reservations kept. */
+const CLOCKS_APART_MS = 10 * 60_000;
 /** A finished transfer's records are kept long past any retry of it. */
 const TRANSFER_RECORD_TTL_MS = 7 * 24 * 3600 * 1000;
 /** The receiving side's marker of a voided transfer, as giveStock-2.lua writes it. */
@@ -1037,9 +1039,11 @@ export class Inventory {
    * The earliest acceptance whose reservation record may still be in Redis: a record is kept
    * a week past its payment deadline (reserveStock's PEXPIREAT), which comes at most the
    * longer payment timeout after acceptance, and a presale's for its balance timeout more.
+   * An order's id is made on its api host's clock, its deadline on Redis's, and `now` is the
+   * caller's: reaching back `CLOCKS_APART_MS` further, no record outlives the orders looked at.
    */
   reservationsKeptSince(now: Date): Date {
-    return new Date(now.getTime() - this.longestReservationMs());
+    return new Date(now.getTime() - this.longestReservationMs() - CLOCKS_APART_MS);
   }
 
   /** The longest a reservation record is kept after its acceptance (`reservationsKeptSince`). */
