@@ -451,7 +451,11 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     ? new StrandedOrderSweeper(deps, { intervalMs: config.SWEEP_INTERVAL_MS, strandedAfterMs: config.STRANDED_ORDER_AFTER_MS, pageSize: config.SWEEP_PAGE_SIZE }).start()
     : undefined;
 
-  const publisher = config.WORKER_QUEUES.includes('events')
+  const publishes = config.WORKER_QUEUES.includes('events');
+  // a WAIT holds its connection while a replica is away: the publisher's own, so that nothing else waits behind it
+  const replicatedEvents = publishes && config.EVENTS_REPLICA_ACKS > 0 ? deps.redis.duplicate() : undefined;
+  replicatedEvents?.on('error', () => {});
+  const publisher = publishes
     ? new OrderEventPublisher(
         { redis: deps.redis, events: new OrderEventRepository(deps.db), metrics, log },
         {
@@ -459,9 +463,9 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
           pollMs: config.EVENTS_POLL_MS,
           batchSize: config.EVENTS_BATCH_SIZE,
           // a turn uses the lock's connection once: its statements (4 at most, each within MYSQL_QUERY_TIMEOUT_MS),
-          // its XADDs (REDIS_COMMAND_TIMEOUT_MS) and its pause come between; twice that, as a statement may first
-          // wait for a connection of the pool (85 s by default)
-          lockLapseMs: 2 * (4 * config.MYSQL_QUERY_TIMEOUT_MS + config.REDIS_COMMAND_TIMEOUT_MS + config.EVENTS_POLL_MS),
+          // its XADDs (REDIS_COMMAND_TIMEOUT_MS), their WAIT and its pause come between; twice that, as a statement
+          // may first wait for a connection of the pool (86 s by default)
+          lockLapseMs: 2 * (4 * config.MYSQL_QUERY_TIMEOUT_MS + config.REDIS_COMMAND_TIMEOUT_MS + config.EVENTS_REPLICA_TIMEOUT_MS + config.EVENTS_POLL_MS),
           deliveriesKeptMs: config.WEBHOOK_DELIVERIES_KEPT_MS,
           webhooks: {
             streamKey: orderEventStreamKey(config.REDIS_KEY_PREFIX),
@@ -470,6 +474,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
             backoffMs: config.WEBHOOK_BACKOFF_MS,
             maxBackoffMs: config.WEBHOOK_MAX_BACKOFF_MS,
           },
+          replication: replicatedEvents && { acks: config.EVENTS_REPLICA_ACKS, timeoutMs: config.EVENTS_REPLICA_TIMEOUT_MS, connection: replicatedEvents },
         },
       ).start()
     : undefined;
@@ -509,6 +514,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       if (ledgerDb !== deps.db) await ledgerDb.destroy();
       await deps.db.destroy();
       deps.redis.disconnect();
+      replicatedEvents?.disconnect();
       waiting = () => undefined;
     },
     waitingFor: () => waiting(),

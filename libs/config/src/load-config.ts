@@ -248,6 +248,9 @@ const schema = {
   /** how often the publisher looks for new outbox rows when it has caught up */
   EVENTS_POLL_MS: POSITIVE_MS,
   EVENTS_BATCH_SIZE: int(1, 10_000),
+  /** replicas that must hold a batch of order events before the outbox marks it published (0: the master alone) */
+  EVENTS_REPLICA_ACKS: int(0, 16),
+  EVENTS_REPLICA_TIMEOUT_MS: int(1, 10_000),
   /** events per webhook request */
   WEBHOOK_BATCH_SIZE: int(1, 1000),
   WEBHOOK_TIMEOUT_MS: POSITIVE_MS,

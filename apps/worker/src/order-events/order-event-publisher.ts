@@ -1,5 +1,5 @@
 import type { OrderMetrics } from '@orders/metrics';
-import type { OrderEventRepository } from '@orders/persistence';
+import type { OrderEvent, OrderEventRepository } from '@orders/persistence';
 import type { RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 import { WebhookDispatcher, type WebhookSettings } from './webhook-dispatcher.js';
@@ -17,6 +17,30 @@ export interface OrderEventSettings {
   /** how long the webhooks' delivery attempts are kept (GET /v1/admin/webhooks/:id/deliveries) */
   deliveriesKeptMs: number;
   webhooks: WebhookSettings;
+  /**
+   * How many replicas must hold a batch before it is marked published (EVENTS_REPLICA_ACKS), and
+   * the connection the batches and their WAITs go on (a WAIT holds it up to `timeoutMs` while a
+   * replica is away). Without it a failover to a replica that had not received the last batches
+   * loses their events silently: MySQL says published, the stream no longer has them.
+   */
+  replication?: EventReplication;
+}
+
+export interface EventReplication {
+  acks: number;
+  timeoutMs: number;
+  connection: RedisClient;
+}
+
+/** Fewer replicas than EVENTS_REPLICA_ACKS acknowledged a batch: it stays unpublished, and is waited for again next turn. */
+export class EventsNotReplicated extends Error {
+  override readonly name = 'EventsNotReplicated';
+}
+
+/** A batch on the stream that replicas have not acknowledged yet: its events, and its last entry's id. */
+interface UnacknowledgedBatch {
+  eventIds: Set<string>;
+  lastEntryId: string;
 }
 
 const BACKLOG_COUNT_EVERY_MS = 1_000;
@@ -43,6 +67,7 @@ export class OrderEventPublisher {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private readonly webhooks: WebhookDispatcher;
+  private unacknowledged: UnacknowledgedBatch | undefined;
 
   constructor(
     private readonly deps: { redis: RedisClient; events: OrderEventRepository; metrics: OrderMetrics; log: Logger },
@@ -77,16 +102,24 @@ export class OrderEventPublisher {
               await this.pruneDeliveries();
               if (published < this.settings.batchSize) await this.pause(this.settings.pollMs);
             }
+          } catch (error) {
+            // publishing fails (Redis away, replicas behind): the backlog grows, and the operator is shown it
+            await this.countBacklog().catch(() => undefined);
+            throw error;
           } finally {
             await this.webhooks.finishBatchesUnderWay();
-            // the next holder reports the backlog from now on; this process's last figure would stand for ever
-            this.deps.metrics.orderEventsBehind.set(0);
           }
+          // the next holder reports the backlog from now on; this process's last figure would stand for ever
+          this.deps.metrics.orderEventsBehind.set(0);
         });
-        // another process publishes: check back now and then to take over if it dies
-        if (!active) await this.pause(this.settings.pollMs * 5);
+        if (!active) {
+          // another process publishes and reports the backlog: check back now and then to take over if it dies
+          this.deps.metrics.orderEventsBehind.set(0);
+          await this.pause(this.settings.pollMs * 5);
+        }
       } catch (error) {
-        log.error({ err: error }, 'order-event publisher failed; it starts again');
+        if (error instanceof EventsNotReplicated) log.warn({ err: error }, 'order events not published: too few Redis replicas hold them; waited for again');
+        else log.error({ err: error }, 'order-event publisher failed; it starts again');
         await this.pause(this.settings.pollMs * 5);
       }
     }
@@ -94,30 +127,70 @@ export class OrderEventPublisher {
 
   /** One batch from the outbox to the stream; marked published only after Redis took all of it. */
   private async publishBatch(): Promise<number> {
-    const { redis, events, metrics } = this.deps;
+    const { events, metrics } = this.deps;
     const batch = await events.unpublished(this.settings.batchSize);
     if (batch.length > 0) {
-      // all or none (MULTI): one add refused amid a batch added again whole would put its event on the
-      // stream after a later version of its order, which a receiver keeping each order's last version drops
-      const adding = redis.multi();
-      for (const event of batch) {
-        adding.xadd(this.settings.webhooks.streamKey, 'MAXLEN', '~', this.settings.maxLen, '*', 'eventId', event.eventId, 'orderId', event.orderId, 'event', JSON.stringify(event));
-      }
-      const failed = (await adding.exec())?.find(([error]) => error);
-      if (failed) throw failed[0];
+      await this.addToStream(batch);
       await events.markPublished(
         batch.map((event) => event.eventId),
         new Date(),
       );
+      this.unacknowledged = undefined;
       metrics.orderEventsPublished.inc(batch.length);
     }
     if (batch.length < this.settings.batchSize) metrics.orderEventsBehind.set(0);
-    else if (Date.now() - this.countedAt >= BACKLOG_COUNT_EVERY_MS) {
-      // counted once a second, not after every full batch: a backlog's count costs a scan of its index
-      this.countedAt = Date.now();
-      metrics.orderEventsBehind.set(await events.countUnpublished(BACKLOG_COUNTED_UP_TO));
-    }
+    else if (Date.now() - this.countedAt >= BACKLOG_COUNT_EVERY_MS) await this.countBacklog();
     return batch.length;
+  }
+
+  /** Counted once a second at most, not after every full batch: a backlog's count costs a scan of its index. */
+  private async countBacklog(): Promise<void> {
+    this.countedAt = Date.now();
+    this.deps.metrics.orderEventsBehind.set(await this.deps.events.countUnpublished(BACKLOG_COUNTED_UP_TO));
+  }
+
+  /**
+   * Adds the batch to the stream; with `replication`, returns once enough replicas hold it. A batch
+   * they did not acknowledge in time stays on the stream, and the next turn waits for it again
+   * rather than adding it again, unless the stream lost it meanwhile (a failover).
+   */
+  private async addToStream(batch: OrderEvent[]): Promise<void> {
+    const { streamKey } = this.settings.webhooks;
+    const replication = this.settings.replication;
+    const connection = replication?.connection ?? this.deps.redis;
+    const onStream = replication && this.unacknowledged ? await this.stillOnStream(connection, this.unacknowledged) : undefined;
+    const fresh = batch.filter((event) => !onStream?.eventIds.has(event.eventId));
+    // all or none (MULTI): one add refused amid a batch added again whole would put its event on the
+    // stream after a later version of its order, which a receiver keeping each order's last version drops
+    const adding = connection.multi();
+    for (const event of fresh) {
+      adding.xadd(streamKey, 'MAXLEN', '~', this.settings.maxLen, '*', 'eventId', event.eventId, 'orderId', event.orderId, 'event', JSON.stringify(event));
+    }
+    // Setting the stream's last id to what it is changes nothing and is replicated: it makes this
+    // connection's write offset, which WAIT waits for, cover the entries already added (a reconnect resets it).
+    if (onStream && fresh.length === 0) adding.xsetid(streamKey, onStream.lastEntryId);
+    const added = (await adding.exec()) ?? [];
+    const failed = added.find(([error]) => error);
+    if (failed) {
+      // the next turn adds the whole batch again rather than trust what this one left
+      this.unacknowledged = undefined;
+      throw failed[0];
+    }
+    if (!replication) return;
+    const lastEntryId = fresh.length > 0 ? String(added.at(-1)![1]) : onStream!.lastEntryId;
+    this.unacknowledged = { eventIds: new Set([...(onStream?.eventIds ?? []), ...fresh.map((event) => event.eventId)]), lastEntryId };
+    // with the stream's key, so that a cluster sends the WAIT to the node that holds it
+    const [, [waitError, acknowledged] = []] = (await connection.pipeline().exists(streamKey).wait(replication.acks, replication.timeoutMs).exec()) ?? [];
+    if (waitError) throw waitError;
+    if (Number(acknowledged) < replication.acks) {
+      throw new EventsNotReplicated(`${Number(acknowledged)} of ${replication.acks} replicas acknowledged ${batch.length} events within ${replication.timeoutMs} ms`);
+    }
+  }
+
+  /** The unacknowledged batch, if the stream still ends with it: else it was lost (a failover), or another publisher added after it, and it is added again. */
+  private async stillOnStream(connection: RedisClient, batch: UnacknowledgedBatch): Promise<UnacknowledgedBatch | undefined> {
+    const [newest] = await connection.xrevrange(this.settings.webhooks.streamKey, '+', '-', 'COUNT', 1);
+    return newest?.[0] === batch.lastEntryId ? batch : undefined;
   }
 
   /**
