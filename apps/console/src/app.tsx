@@ -1,4 +1,4 @@
-import { useMemo, useState } from 'preact/hooks';
+import { useMemo, useRef, useState } from 'preact/hooks';
 import { AfterSalesPage } from './after-sales-page.js';
 import { apiFor } from './api.js';
 import { FlashSalesPage } from './flash-sales-page.js';
@@ -18,7 +18,13 @@ export function App() {
     setSession(null);
     setSignedOutBecause(because);
   };
-  const api = useMemo(() => (session ? apiFor(session.token, signOut) : null), [session]);
+  const signedInWith = useRef(session?.token);
+  signedInWith.current = session?.token;
+  // a slow request sent with an earlier token may answer 401 after the operator signed in again: that sign-in stands
+  const signOutOf = (token: string) => (because: string) => {
+    if (signedInWith.current === token) signOut(because);
+  };
+  const api = useMemo(() => (session ? apiFor(session.token, signOutOf(session.token)) : null), [session]);
 
   if (!session || !api) {
     return (

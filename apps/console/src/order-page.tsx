@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiProblem, formatCents, formatTime, idempotencyKey, placedAt, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type Refund, type RefundAnswer } from './api.js';
+import { keepDraft, readDraft, useDraft } from './drafts.js';
 import { NextStep } from './next-step.js';
 import { Link, ordersListPath } from './route.js';
 
@@ -21,6 +22,17 @@ const ACTION_LABELS: Record<string, string> = {
  * shop's payment system (docs/order-centre.md).
  */
 const CANCEL_PAID_IN_CHANNEL = 'Cancel (paid in its channel: no refund from here)';
+
+/**
+ * What the actions that cannot be undone do, asked before they are sent: one click at 3 a.m.
+ * should not pay an order back, or close a return for good, by mistake.
+ */
+const CONSEQUENCES: Record<string, string> = {
+  refund: 'Cancel this order and pay the buyer back in full? This cannot be undone.',
+  refuse_return: 'Refuse this return? The buyer gets nothing back for it. This cannot be undone.',
+  close_return: 'Close this return as never sent back? Nothing is paid back, and a parcel that arrives later changes nothing. This cannot be undone.',
+};
+const CANCEL_IN_CHANNEL_CONSEQUENCE = 'Cancel this order? Its parcel is dropped and nothing is paid back from here: the buyer paid in its channel. This cannot be undone.';
 
 /** What the button of `action` says on an order of `type`. */
 const labelOf = (action: string, type: string) => (action === 'cancel' && type === 'imported' ? CANCEL_PAID_IN_CHANNEL : (ACTION_LABELS[action] ?? action));
@@ -57,6 +69,11 @@ const REREAD_EVERY_MS = 1_000;
 const REREAD_FOR_MS = 10_000;
 
 const unitsLeft = (line: OrderLine) => line.qty - (line.refundedQty ?? 0);
+
+const refundLabel = (items: ReadonlyArray<{ qty: number }>) => {
+  const units = items.reduce((sum, item) => sum + item.qty, 0);
+  return `Refund of ${units} unit${units === 1 ? '' : 's'}`;
+};
 
 /** The statuses in which a child of a split order still refunds units: shipped, its units are returned instead. */
 const CHILD_REFUNDS_UNITS = new Set(['PAID', 'IN_FULFILLMENT']);
@@ -101,13 +118,11 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
   const [actionProblem, setActionProblem] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const [reason, setReason] = useState('');
-  const [unitsToRefund, setUnitsToRefund] = useState<Record<string, number>>({});
-  const [address, setAddress] = useState<Address | null>(null);
+  const [reason, setReason] = useDraft(orderId, 'reason', '');
+  const [unitsToRefund, setUnitsToRefund] = useDraft<Record<string, number>>(orderId, 'units', {});
+  const [address, setAddress] = useDraft<Address | null>(orderId, 'address', null);
   /** until when a settling order is read again by itself */
   const [rereadUntil, setRereadUntil] = useState(0);
-  // the refund being sent and its key: sending the same refund again (after a failure) reuses the key
-  const refundAttempt = useRef<{ body: string; key: string } | null>(null);
   const reads = useRef(0);
 
   /**
@@ -185,15 +200,15 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
    * Runs an action the state table allows, then shows what the api answered (`send`'s
    * words for it) and what became of the order, or the api's refusal.
    */
-  async function perform(label: string, send: (reason: string | null) => Promise<string | null>) {
+  async function perform(label: string, send: (reason: string | null) => Promise<string | null>, forget: () => void = () => undefined) {
     setBusy(true);
     setActionProblem(null);
     setDone(null);
     try {
       const answer = await send(reason.trim() === '' ? null : reason.trim());
+      // what was typed for this action goes; a draft of another stays
       setReason('');
-      setUnitsToRefund({});
-      setAddress(null);
+      forget();
       const changed = await refresh();
       const outcome = changed ? `the order is now ${changed.status} (${changed.merchantStatus})` : 'the order could not be read again';
       setDone(`${label}: ${answer ? `${answer}; ` : ''}${outcome}`);
@@ -205,7 +220,9 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
     }
   }
 
-  function fire({ href }: AllowedAction, label: string) {
+  function fire({ action, href }: AllowedAction, label: string) {
+    const consequence = action === 'cancel' && order?.type === 'imported' ? CANCEL_IN_CHANNEL_CONSEQUENCE : CONSEQUENCES[action];
+    if (consequence && !window.confirm(consequence)) return;
     // the cancel route takes a reason always; the others when one is given
     const needsReason = href.endsWith('/cancel');
     return perform(label, async (given) => {
@@ -214,29 +231,38 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
     });
   }
 
-  function refundChosenUnits({ href }: AllowedAction) {
-    const items = Object.entries(unitsToRefund)
-      .filter(([, qty]) => qty > 0)
-      .map(([skuId, qty]) => ({ skuId, qty }));
-    const units = items.reduce((sum, item) => sum + item.qty, 0);
-    const label = `Refund of ${units} unit${units === 1 ? '' : 's'}`;
-    return perform(label, async (given) => {
-      const body = { reason: given ?? label, items };
-      const sent = JSON.stringify(body);
-      if (refundAttempt.current?.body !== sent) refundAttempt.current = { body: sent, key: idempotencyKey() };
-      const refund = await api<RefundAnswer>('POST', href, body, { 'idempotency-key': refundAttempt.current.key });
-      refundAttempt.current = null;
-      return refund.replayed
-        ? `nothing new was refunded: refund ${refund.refundId} (${refund.status}) was opened by this same request before`
-        : `refund ${refund.refundId} is ${refund.status}`;
-    });
+  function refundChosenUnits({ href }: AllowedAction, items: Array<{ skuId: string; qty: number }>) {
+    const label = refundLabel(items);
+    return perform(
+      label,
+      async (given) => {
+        const body = { reason: given ?? label, items };
+        const sent = JSON.stringify(body);
+        // the same refund sent again (after a failure, a reload, signing in again) goes under the same key
+        let attempt = readDraft<{ body: string; key: string }>(orderId, 'refund-attempt');
+        if (attempt?.body !== sent) {
+          attempt = { body: sent, key: idempotencyKey() };
+          keepDraft(orderId, 'refund-attempt', attempt);
+        }
+        const refund = await api<RefundAnswer>('POST', href, body, { 'idempotency-key': attempt.key });
+        keepDraft(orderId, 'refund-attempt', null);
+        return refund.replayed
+          ? `nothing new was refunded: refund ${refund.refundId} (${refund.status}) was opened by this same request before`
+          : `refund ${refund.refundId} is ${refund.status}`;
+      },
+      () => setUnitsToRefund({}),
+    );
   }
 
   function changeAddress({ href }: AllowedAction, to: Address) {
-    return perform('Address changed', async () => {
-      await api<Order>('PATCH', href, { address: to });
-      return null;
-    });
+    return perform(
+      'Address changed',
+      async () => {
+        await api<Order>('PATCH', href, { address: to });
+        return null;
+      },
+      () => setAddress(null),
+    );
   }
 
   if (!order) {
@@ -257,6 +283,8 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
   const chosenUnits = actions.find((allowed) => allowed.action === CHOSEN_UNITS);
   const newAddress = actions.find((allowed) => allowed.action === NEW_ADDRESS);
   const refundable = refundableLines(order, children);
+  // only the lines shown: units typed for a line hidden since (its child shipped) are not sent
+  const chosen = refundable.map((line) => ({ skuId: line.skuId, qty: unitsToRefund[line.skuId] ?? 0 })).filter((item) => item.qty > 0);
   const addressDraft = address ?? order.address;
   // the one box serves every action offered that sends a reason (the address form sends none): it holds the shortest limit among them
   const reasonMaxLength = Math.min(REASON_MAX_LENGTH_ELSE, ...actions.filter((allowed) => allowed.action !== NEW_ADDRESS).map((allowed) => REASON_MAX_LENGTH[allowed.action] ?? REASON_MAX_LENGTH_ELSE));
@@ -363,7 +391,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
                     />
                   </div>
                 ))}
-                <button type="button" disabled={busy || !Object.values(unitsToRefund).some((qty) => qty > 0)} onClick={() => void refundChosenUnits(chosenUnits)}>
+                <button type="button" disabled={busy || chosen.length === 0} onClick={() => void refundChosenUnits(chosenUnits, chosen)}>
                   Refund chosen units
                 </button>
               </fieldset>
@@ -655,8 +683,23 @@ function Payments({ order }: { order: Order }) {
 /** The refunds and returns of the order (a split order's: its children's), each with its units, its money and where that goes back to. */
 function Refunds({ orderId, refunds }: { orderId: string; refunds: Refund[] }) {
   if (refunds.length === 0) return <p>No refunds or returns.</p>;
+  // nothing retries a part the payment system declined: the money is owed until someone settles it
+  const declined = refunds.flatMap((refund) => refund.parts.filter((part) => part.status === 'FAILED').map((part) => ({ refund, part })));
   return (
     <div class="table-wrap">
+      {declined.length > 0 && (
+        <div class="problem" role="alert">
+          <p>The payment system declined to pay back, so this money is still owed to the buyer:</p>
+          <ul>
+            {declined.map(({ refund, part }) => (
+              <li>
+                {formatCents(part.amountCents)} of refund {refund.refundId} to payment {part.paymentId} (part {part.partId})
+              </li>
+            ))}
+          </ul>
+          <p>Settle it with the payment system, or pay the buyer back another way (runbook: "A refund failed", docs/operations.md).</p>
+        </div>
+      )}
       <table>
         <thead>
           <tr>
@@ -692,7 +735,7 @@ function Refunds({ orderId, refunds }: { orderId: string; refunds: Refund[] }) {
                   <ul class="plain">
                     {refund.parts.map((part) => (
                       <li>
-                        payment {part.paymentId}: {formatCents(part.amountCents)}, {part.status}
+                        payment {part.paymentId}: {formatCents(part.amountCents)}, {part.status === 'FAILED' ? <strong>FAILED: declined, still owed</strong> : part.status}
                       </li>
                     ))}
                   </ul>

@@ -3,7 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buyerAddress, buyerOutsideBucketZero } from '@orders/testing';
+import { buyerAddress, buyerOutsideBucketZero, signToken, waitFor } from '@orders/testing';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -219,8 +220,14 @@ describe('the console as staff use it', () => {
     const cancel = page.getByRole('button', { name: /^Cancel/ });
     await cancel.waitFor();
     expect(await shownText(cancel)).toBe('Cancel (paid in its channel: no refund from here) → Cancelled');
+    let asked = '';
+    page.once('dialog', (dialog) => {
+      asked = dialog.message();
+      void dialog.accept();
+    });
     await cancel.click();
     await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Cancel \(paid in its channel: no refund from here\): the order is now CANCELLED/);
+    expect(asked).toBe('Cancel this order? Its parcel is dropped and nothing is paid back from here: the buyer paid in its channel. This cannot be undone.');
     // nothing was paid back through this shop's payment system: the channel took the money
     expect((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items).toEqual([]);
   });
@@ -319,5 +326,96 @@ describe('the console as staff use it', () => {
     } finally {
       await merchant.close();
     }
+  });
+  /** Checked out and paid by `buyer`: in fulfilment. */
+  async function paidOrder(buyer: string, items: Array<{ skuId: string; qty: number }>): Promise<string> {
+    const orderId = await system.checkout(buyer, items);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
+    return orderId;
+  }
+
+  it('asks before paying a whole order back, and sends nothing when the operator says no', async () => {
+    const orderId = await paidOrder('abe', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    await page.goto(`${base}/console/orders/${orderId}`);
+    const cancel = page.getByRole('button', { name: /Cancel with refund/ });
+    await cancel.waitFor();
+
+    const asked = new Promise<string>((resolve) =>
+      page.once('dialog', (dialog) => {
+        resolve(dialog.message());
+        void dialog.dismiss();
+      }),
+    );
+    await cancel.click();
+    expect(await asked).toBe('Cancel this order and pay the buyer back in full? This cannot be undone.');
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    expect(await shownText(page.getByTestId('order-status'))).toBe('IN_FULFILLMENT');
+    expect((await system.order(orderId)).status).toBe('IN_FULFILLMENT');
+    expect((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items).toEqual([]);
+
+    page.once('dialog', (dialog) => void dialog.accept());
+    await cancel.click();
+    await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Cancel with refund: the order is now (REFUNDING|REFUNDED|CANCELLED)/);
+  });
+
+  it("refunds only the units of lines still shown: units typed for a child's line that shipped meanwhile are not sent", async () => {
+    await system.createSku({ skuId: 'MUG', priceCents: 899, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
+    const orderId = await paidOrder('bea', [
+      { skuId: 'KETTLE', qty: 1 },
+      { skuId: 'MUG', qty: 1 },
+    ]);
+    const children = (await waitFor(async () => (await system.order(orderId)).subOrders.length === 2 && (await system.order(orderId)).subOrders, { what: 'the split' })) as string[];
+    for (const child of children) await system.waitForStatus(child, 'IN_FULFILLMENT');
+    const mugChild = (await Promise.all(children.map(async (child) => ((await system.order(child)).items[0].skuId === 'MUG' ? child : null)))).find(Boolean)!;
+
+    await page.goto(`${base}/console/orders/${orderId}`);
+    await page.getByLabel('Units of KETTLE to refund (of 1 left)').fill('1');
+    await page.getByLabel('Units of MUG to refund (of 1 left)').fill('1');
+    // the mug's parcel leaves the warehouse meanwhile: its units are returned now, not refunded
+    await system.warehouseSim.request('POST', `/__admin/orders/${mugChild}/events`, { body: { event: 'SHIPPED' } });
+    await system.waitForStatus(mugChild, 'SHIPPED');
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await expect.poll(() => page.getByLabel('Units of MUG to refund (of 1 left)').count()).toBe(0);
+
+    await page.getByRole('button', { name: 'Refund chosen units' }).click();
+    await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Refund of 1 unit: refund \S+ is PENDING/);
+    expect(await page.getByRole('alert').count()).toBe(0);
+    const [refund] = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items;
+    expect(refund.items.map((item: { skuId: string; qty: number }) => `${item.skuId} ×${item.qty}`)).toEqual(['KETTLE ×1']);
+  });
+
+  it('keeps an operator who signed in again signed in when a request sent with the earlier, since expired, token answers 401', async () => {
+    const orderId = await paidOrder('cal', [{ skuId: 'KETTLE', qty: 1 }]);
+    const expiresAt = Date.now() + 4_000;
+    const shortLived = signToken(system.env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin', exp: Math.floor(expiresAt / 1000) });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Token').fill(shortLived);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+
+    // the order's actions are read slowly: the answer comes after the first token expired
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const actions = `**/v1/orders/${orderId}/actions**`;
+    let held = 0;
+    await page.route(actions, async (route) => {
+      held++;
+      await released;
+      await route.continue();
+    });
+    await page.goto(`${base}/console/orders/${orderId}`);
+    await expect.poll(() => held).toBeGreaterThan(0);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Token').fill(system.token('ops', 'admin'));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    await sleep(Math.max(0, expiresAt + 1_500 - Date.now()));
+    release();
+    await page.unroute(actions);
+    await sleep(1_000);
+    expect(await page.getByLabel('Token').count()).toBe(0);
+    expect(await shownText(page.locator('.who'))).toBe('Signed in as admin ops');
   });
 });

@@ -92,6 +92,8 @@ describe('the web console', () => {
     importedOrderId = imported.body.results[0].orderId;
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
     page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+    // the operator says yes to the actions that ask first (console-audit.test.ts says no to one)
+    page.on('dialog', (dialog) => void dialog.accept());
   });
   afterAll(async () => {
     await browser?.close();
@@ -411,7 +413,7 @@ describe('the web console', () => {
     return orderId;
   }
 
-  it('refunds 1 of 4 kettles, then 1 more with the same default reason as a second refund, and answers a resent submission whose answer was lost with the refund it opened', async () => {
+  it('refunds 1 of 4 kettles, then 1 more with the same default reason as a second refund, and answers a resent submission whose answer was lost, sent after a reload of the page, with the refund it opened', async () => {
     const orderId = await paidOrder('finn', 4);
     await page.goto(`${base}/console/orders/${orderId}`);
     const refundButton = page.getByRole('button', { name: 'Refund chosen units' });
@@ -437,11 +439,37 @@ describe('the web console', () => {
     await expect.poll(() => shownText(page.getByRole('alert'))).toContain('cannot be reached');
     await page.unroute(refunds);
     expect((await system.order(orderId)).items[0].refundedQty).toBe(3);
+    // the operator reloads the page: what was typed is still there, and so is the key it went under
+    await page.reload();
+    const kept = page.getByLabel('Units of KETTLE to refund (of 1 left)');
+    await kept.waitFor();
+    expect(await kept.inputValue()).toBe('1');
     // sent again as it was: the same key, so the same refund, and the console says nothing new happened
     await refundButton.click();
     await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Refund of 1 unit: nothing new was refunded: refund \S+ \(\w+\) was opened by this same request before/);
     expect((await system.order(orderId)).items[0].refundedQty).toBe(3);
     await shot('14-second-refund-and-resent-refund');
+  });
+
+  it('tells the operator that a refund the payment system declined is still owed, rather than show it as money on its way', async () => {
+    const orderId = await paidOrder('hal', 2);
+    const { payment } = await system.order(orderId);
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: true } });
+    try {
+      await page.goto(`${base}/console/orders/${orderId}`);
+      await page.getByLabel('Units of KETTLE to refund (of 2 left)').fill('1');
+      await page.getByRole('button', { name: 'Refund chosen units' }).click();
+      await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Refund of 1 unit: refund \S+ is PENDING/);
+      const refundId = /refund (\S+) is/.exec((await page.getByRole('status').textContent())!)![1]!;
+      await waitFor(async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items[0]?.parts[0]?.status === 'FAILED', { what: 'the refund declined' });
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      const owed = page.getByRole('region', { name: 'Refunds and returns' }).getByRole('alert');
+      await expect.poll(() => shownText(owed)).toContain('still owed to the buyer');
+      expect(await shownText(owed)).toContain(`$39.99 of refund ${refundId} to payment ${payment.paymentId}`);
+      expect(await shownText(page.getByRole('region', { name: 'Refunds and returns' }).getByRole('row').filter({ hasText: refundId }))).toContain('FAILED: declined, still owed');
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
+    }
   });
 
   it("changes a paid order's delivery address with a form, warns when the order cannot be read again, and shows an order whose actions cannot be read", async () => {
