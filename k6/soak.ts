@@ -4,7 +4,8 @@
  * What it finds is what only time shows: memory or handle leaks, a growing queue,
  * latency creeping up. Watch the "Order pipeline" dashboard's process panels alongside.
  * Buyers and idempotency keys carry the run's id: a run within a day of another one
- * (IDEMPOTENCY_TTL_MS) reuses neither.
+ * (IDEMPOTENCY_TTL_MS) reuses neither. The SKU is the run's own (SOAK_SKU names it; one
+ * that exists already stops the run in setup).
  *
  * Passes when: p99 of every route stays under 250 ms for the whole run, fewer than 0.1%
  * of requests fail, and no answer is outside the contract.

@@ -29,9 +29,27 @@ export function token(sub: string, role: Role, ttlSeconds = 3600): string {
   return `${header}.${claims}.${signature}`;
 }
 
-const json = (bearer: string, extra: Record<string, string> = {}) => ({
+const TOKEN_TTL_S = 3600;
+/**
+ * The tokens this VU holds, by role and subject. A client keeps its token until it nearly
+ * expires, and the api's cache of verified tokens (keyed by the header) works only for one
+ * that does: a token minted per request would have every request verified afresh.
+ */
+const heldTokens = new Map<string, { jwt: string; renewAtMs: number }>();
+
+/** The subject's token, minted again once less than 5 minutes of it are left. */
+function heldToken(sub: string, role: Role): string {
+  const key = `${role}:${sub}`;
+  const held = heldTokens.get(key);
+  if (held && Date.now() < held.renewAtMs) return held.jwt;
+  const minted = { jwt: token(sub, role, TOKEN_TTL_S), renewAtMs: Date.now() + (TOKEN_TTL_S - 300) * 1000 };
+  heldTokens.set(key, minted);
+  return minted.jwt;
+}
+
+const json = (sub: string, role: Role, extra: Record<string, string> = {}) => ({
   'content-type': 'application/json',
-  authorization: `Bearer ${bearer}`,
+  authorization: `Bearer ${heldToken(sub, role)}`,
   ...extra,
 });
 
@@ -52,7 +70,12 @@ export interface FlashSale {
   perUserLimit: number;
 }
 
-/** Creates a SKU as an admin (POST /v1/admin/skus); 409 means an earlier run created it. */
+/**
+ * Creates the run's SKU as an admin (POST /v1/admin/skus). One that exists already (409: an
+ * earlier run's, or a real one) is refused rather than reused: its stock, orders and flash
+ * sale are not this run's, so the checks would compare against the wrong numbers, and a real
+ * SKU's stock would be sold to test buyers.
+ */
 export function createSku(sku: { skuId: string; stock: number; priceCents: number; deduction: 'placement' | 'payment'; flashSale?: FlashSale }): void {
   const response = http.post(
     `${BASE_URL}/v1/admin/skus`,
@@ -67,11 +90,12 @@ export function createSku(sku: { skuId: string; stock: number; priceCents: numbe
       deduction: sku.deduction,
       ...(sku.flashSale ? { flashSale: sku.flashSale } : {}),
     }),
-    { headers: json(token('load-test', 'admin')), tags: { name: 'create-sku' } },
+    { headers: json('load-test', 'admin'), tags: { name: 'create-sku' } },
   );
-  if (response.status !== 201 && response.status !== 409) {
-    throw new Error(`could not create SKU ${sku.skuId}: ${response.status} ${String(response.body)}`);
+  if (response.status === 409) {
+    throw new Error(`SKU ${sku.skuId} exists already: a run needs a SKU of its own; name a new one (HOT_SKU, LIFECYCLE_SKU, SOAK_SKU) or leave the variable unset`);
   }
+  if (response.status !== 201) throw new Error(`could not create SKU ${sku.skuId}: ${response.status} ${String(response.body)}`);
 }
 
 export interface SkuStock {
@@ -81,9 +105,35 @@ export interface SkuStock {
 }
 
 export function skuStock(skuId: string): SkuStock {
-  const response = http.get(`${BASE_URL}/v1/admin/skus/${skuId}`, { headers: json(token('load-test', 'admin')), tags: { name: 'get-sku' } });
+  const response = http.get(`${BASE_URL}/v1/admin/skus/${skuId}`, { headers: json('load-test', 'admin'), tags: { name: 'get-sku' } });
   if (response.status !== 200) throw new Error(`could not read SKU ${skuId}: ${response.status}`);
   return response.json('stock') as unknown as SkuStock;
+}
+
+export interface PersistedOrder {
+  orderId: string;
+  status: string;
+  items: Array<{ skuId: string; qty: number }>;
+}
+
+/**
+ * Every order holding the SKU that MySQL has, as an admin finds them (GET /v1/admin/orders,
+ * 100 a page). Leaf orders only: a split order's units are counted once, in its children.
+ */
+export function persistedOrdersOf(skuId: string): PersistedOrder[] {
+  const orders: PersistedOrder[] = [];
+  let cursor: string | null = null;
+  do {
+    const page = http.get(`${BASE_URL}/v1/admin/orders?skuId=${skuId}&leaf=true&limit=100${cursor === null ? '' : `&cursor=${cursor}`}`, {
+      headers: json('load-test', 'admin'),
+      tags: { name: 'admin-orders' },
+    });
+    if (page.status !== 200) throw new Error(`could not list the orders of SKU ${skuId}: ${page.status}`);
+    const { items, nextCursor } = page.json() as unknown as { items: PersistedOrder[]; nextCursor: string | null };
+    orders.push(...items);
+    cursor = nextCursor;
+  } while (cursor !== null);
+  return orders;
 }
 
 export const address = {
@@ -98,28 +148,28 @@ export const address = {
 /** POST /v1/orders with a fresh idempotency key, tagged so thresholds can single it out. */
 export function checkout(buyer: string, skuId: string, idempotencyKey: string): RefinedResponse<'text'> {
   return http.post(`${BASE_URL}/v1/orders`, JSON.stringify({ items: [{ skuId, qty: 1 }], address }), {
-    headers: json(token(buyer, 'buyer'), { 'idempotency-key': idempotencyKey }),
+    headers: json(buyer, 'buyer', { 'idempotency-key': idempotencyKey }),
     tags: { name: 'checkout' },
   });
 }
 
 export function getOrder(buyer: string, orderId: string): RefinedResponse<'text'> {
-  return http.get(`${BASE_URL}/v1/orders/${orderId}`, { headers: json(token(buyer, 'buyer')), tags: { name: 'get-order' } });
+  return http.get(`${BASE_URL}/v1/orders/${orderId}`, { headers: json(buyer, 'buyer'), tags: { name: 'get-order' } });
 }
 
 export function listOrders(buyer: string): RefinedResponse<'text'> {
-  return http.get(`${BASE_URL}/v1/orders?limit=20`, { headers: json(token(buyer, 'buyer')), tags: { name: 'list-orders' } });
+  return http.get(`${BASE_URL}/v1/orders?limit=20`, { headers: json(buyer, 'buyer'), tags: { name: 'list-orders' } });
 }
 
 export function pay(buyer: string, orderId: string): RefinedResponse<'text'> {
   return http.post(`${BASE_URL}/v1/orders/${orderId}/pay`, JSON.stringify({ method: 'card' }), {
-    headers: json(token(buyer, 'buyer')),
+    headers: json(buyer, 'buyer'),
     tags: { name: 'pay' },
   });
 }
 
 export function confirmReceipt(buyer: string, orderId: string): RefinedResponse<'text'> {
-  return http.post(`${BASE_URL}/v1/orders/${orderId}/confirm-receipt`, '{}', { headers: json(token(buyer, 'buyer')), tags: { name: 'confirm-receipt' } });
+  return http.post(`${BASE_URL}/v1/orders/${orderId}/confirm-receipt`, '{}', { headers: json(buyer, 'buyer'), tags: { name: 'confirm-receipt' } });
 }
 
 /** A warehouse event signed as the warehouse system signs it (x-signature: sha256=<hex of the raw body>). */
