@@ -279,6 +279,39 @@ describe('payments that arrive late or change their outcome', () => {
     expect((await system.order(orderId)).status).toBe('DEPOSIT_FORFEITED');
   });
 
+  it('a payment asked for after its deadline, before the expiry ran, is refused: the order, and a presale whose balance is overdue, are left to expire', async () => {
+    const overdue = (orderId: string, deadline: 'payment_deadline' | 'balance_deadline') =>
+      system.env.db.updateTable('orders').set({ [deadline]: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL 1 SECOND` }).where('order_id', '=', orderId).execute();
+
+    const orderId = await system.checkout('jo', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await overdue(orderId, 'payment_deadline');
+    const late = await pay('jo', orderId);
+    expect(late.status).toBe(409);
+    expect(late.body).toMatchObject({ code: 'ILLEGAL_TRANSITION', detail: expect.stringMatching(/^The payment was due by \S+: no payment is taken after it$/) });
+    expect(await paymentRows(orderId)).toEqual([]);
+
+    // a presale: its deposit in time, its balance after the balance deadline (its first attempt failed in time)
+    const presale = await system.persisted('presale', 'kim', [{ skuId: 'CONSOLE', qty: 1 }]);
+    await pay('kim', presale);
+    await system.waitForStatus(presale, 'DEPOSIT_PAID');
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { declineRate: 1 } });
+    try {
+      const failed = (await pay('kim', presale)).body;
+      await waitFor(async () => (await paymentRows(presale)).find((row) => row.payment_id === failed.paymentId)?.status === 'FAILED', { what: 'the first balance attempt declined', timeoutMs: 20_000 });
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { declineRate: 0 } });
+    }
+    await overdue(presale, 'balance_deadline');
+    const lateBalance = await pay('kim', presale);
+    expect(lateBalance.status).toBe(409);
+    expect(lateBalance.body.detail).toMatch(/^The balance was due by \S+: no payment is taken after it$/);
+    // no attempt was opened: the deposit and the balance's failed one are all there is
+    expect((await paymentRows(presale)).map((row) => `${row.payment_id.slice(presale.length + 1)} ${row.status}`).sort()).toEqual(['balance-1 FAILED', 'deposit-1 SUCCEEDED']);
+    await (await system.workers.deps.queues.timers.getJob(jobId.expireBalance(presale)))?.promote();
+    await system.waitForStatus(presale, 'DEPOSIT_FORFEITED', 10_000);
+  });
+
   it('a late payment recorded by a callback that died before asking for its refund is refunded when the callback comes again', async () => {
     const orderId = await system.checkout('hal', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');

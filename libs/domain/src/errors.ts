@@ -131,6 +131,18 @@ export class IllegalTransition extends DomainError {
   }
 }
 
+/**
+ * A payment asked for after the deadline it was due by (the order's payment deadline, a
+ * presale's balance deadline): the order is about to expire, or its deposit to be forfeited,
+ * whatever a payment opened now would bring.
+ */
+export class PaymentDeadlinePassed extends DomainError {
+  readonly code = 'ILLEGAL_TRANSITION';
+  constructor(readonly purpose: string, readonly deadline: Date) {
+    super(`The ${purpose === 'balance' ? 'balance' : 'payment'} was due by ${deadline.toISOString()}: no payment is taken after it`);
+  }
+}
+
 /** An address change of an order that ships nothing (virtual): no status of its type takes one. */
 export class NothingShips extends DomainError {
   readonly code = 'ILLEGAL_TRANSITION';

@@ -1,4 +1,4 @@
-import { benefitsOfPart, stateMachineFor, type AppliedBenefits, type ChildPlan, type DiscountShare, type Effect, type OrderType, type SplittableLine } from '@orders/domain';
+import { PaymentDeadlinePassed, benefitsOfPart, stateMachineFor, type AppliedBenefits, type ChildPlan, type DiscountShare, type Effect, type OrderType, type SplittableLine } from '@orders/domain';
 import { sql, type SelectQueryBuilder, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
@@ -137,23 +137,37 @@ export class ProcessRepository {
       if (previous && previous.status !== 'FAILED' && !goesBack) return { payment: previous, created: false };
       const attempt = (previous?.attempt ?? 0) + 1;
       const paymentId = `${request.orderId}-${request.purpose}-${attempt}`;
+      // due by the order's deadline, by MySQL's clock as the expiry's is: a payment asked later (before the
+      // expiry ran) would pay an order about to expire, or a balance whose deposit is about to be forfeited
+      const deadline = request.purpose === 'balance' ? 'balance_deadline' : 'payment_deadline';
       try {
-        await this.db
+        const inserted = await this.db
           .insertInto('payments')
-          .values({
-            payment_id: paymentId,
-            order_id: request.orderId,
-            purpose: request.purpose,
-            attempt,
-            method: request.method,
-            amount_cents: request.amountCents,
-            status: 'PENDING',
-            transaction_id: null,
-            paid_at: null,
-            created_at: request.at,
-            updated_at: request.at,
-          })
-          .execute();
+          .columns(['payment_id', 'order_id', 'purpose', 'attempt', 'method', 'amount_cents', 'status', 'transaction_id', 'paid_at', 'created_at', 'updated_at'])
+          .expression((eb) =>
+            eb
+              .selectFrom('orders')
+              .select([
+                eb.val(paymentId).as('payment_id'),
+                eb.val(request.orderId).as('order_id'),
+                eb.val(request.purpose).as('purpose'),
+                eb.val(attempt).as('attempt'),
+                eb.val(request.method).as('method'),
+                eb.val(request.amountCents).as('amount_cents'),
+                eb.val('PENDING').as('status'),
+                sql<null>`NULL`.as('transaction_id'),
+                sql<null>`NULL`.as('paid_at'),
+                eb.val(request.at).as('created_at'),
+                eb.val(request.at).as('updated_at'),
+              ])
+              .where('order_id', '=', request.orderId)
+              .where((where) => where.or([where(deadline, 'is', null), where(deadline, '>', sql<Date>`UTC_TIMESTAMP(3)`)])),
+          )
+          .executeTakeFirst();
+        if (Number(inserted.numInsertedOrUpdatedRows) === 0) {
+          const order = await this.db.selectFrom('orders').select(deadline).where('order_id', '=', request.orderId).executeTakeFirstOrThrow();
+          throw new PaymentDeadlinePassed(request.purpose, order[deadline]!);
+        }
         return { payment: (await this.findPayment(paymentId))!, created: true };
       } catch (error) {
         // a concurrent request opened the same attempt: take theirs
