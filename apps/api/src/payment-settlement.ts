@@ -45,13 +45,7 @@ export async function applyPaymentTaken(deps: AppDeps, order: OrderRow, payment:
     );
     deps.metrics.transitions.inc({ type: paid.type, from: fired.from, to: fired.to, action: fired.action });
     await followUp(deps, paid, fired.effects);
-    // a deposit that took the whole payable (one of 0 or 1 cent) leaves a balance of nothing: paid with it, or
-    // the buyer, with nothing left to pay and no reason to pay again, would lose the goods at the balance deadline
-    if (fired.action === 'pay_deposit' && Number(paid.payable_cents) === Number(payment.amount_cents)) {
-      const { payment: balance } = await payments.openPayment({ orderId: paid.order_id, purpose: 'balance', method: payment.method, amountCents: 0, at: deps.clock() });
-      if (balance.status === 'PENDING') return applyPaymentTaken(deps, paid, balance, { transactionId: noChargeTransactionId(balance.payment_id), paidAt: deps.clock() }, log);
-    }
-    return { changed: true, status: paid.status };
+    return (await payBalanceOfNothing(deps, paid, payment, log)) ?? { changed: true, status: paid.status };
   } catch (error) {
     if (error instanceof AlreadyApplied) return { changed: false, status: (await deps.orders.findOrderRow(order.order_id))?.status ?? order.status };
     if (!(error instanceof IllegalTransition)) throw error;
@@ -68,6 +62,18 @@ export async function applyPaymentTaken(deps: AppDeps, order: OrderRow, payment:
     await enqueueLatePaymentRefund(deps.queues, { orderId: order.order_id, paymentId: payment.payment_id });
     return { changed: false, status: current?.status ?? order.status };
   }
+}
+
+/**
+ * A deposit that took the whole payable (one of 0 or 1 cent) leaves a balance of nothing: paid with it, or
+ * the buyer, with nothing left to pay and no reason to pay again, would lose the goods at the balance deadline.
+ * Run again by the deposit's callback sent again, for a deposit recorded by one that failed before this.
+ */
+export async function payBalanceOfNothing(deps: AppDeps, order: OrderRow, deposit: PaymentRow, log: FastifyBaseLogger): Promise<{ changed: boolean; status: string } | null> {
+  if (deposit.purpose !== 'deposit' || order.status !== 'DEPOSIT_PAID' || Number(order.payable_cents) !== Number(deposit.amount_cents)) return null;
+  const { payment: balance } = await new ProcessRepository(deps.db).openPayment({ orderId: order.order_id, purpose: 'balance', method: deposit.method, amountCents: 0, at: deps.clock() });
+  if (balance.status !== 'PENDING') return null;
+  return applyPaymentTaken(deps, order, balance, { transactionId: noChargeTransactionId(balance.payment_id), paidAt: deps.clock() }, log);
 }
 
 /**

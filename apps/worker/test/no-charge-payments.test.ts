@@ -9,6 +9,7 @@ describe('an order with nothing to pay (a coupon covering everything)', () => {
     system = await startOrderSystem('no_charge_payments');
     await system.createSku({ skuId: 'SAMPLE', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
     await system.createSku({ skuId: 'PRE-SAMPLE', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', orderType: 'presale' });
+    await system.createSku({ skuId: 'PRE-PENNY', priceCents: 1, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', orderType: 'presale' });
     const coupon = { code: 'FREE', kind: 'percent', percentOff: 100, minSpendCents: 0, perBuyerLimit: 5, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
     expect((await system.request('POST', '/v1/admin/coupons', { token: system.token('ops', 'admin'), body: coupon })).status).toBe(201);
   });
@@ -63,5 +64,25 @@ describe('an order with nothing to pay (a coupon covering everything)', () => {
     expect(cancelled.status).toBe(200);
     await system.waitForStatus(orderId, 'REFUNDED');
     expect(await seenByPaymentSystem(orderId)).toEqual([]);
+  });
+
+  it("pays a 1-cent presale's balance of nothing when the deposit's callback comes again, the one that recorded the deposit having failed before it paid the balance", async () => {
+    const orderId = await system.checkout('pat', [{ skuId: 'PRE-PENNY', qty: 1 }]);
+    expect((await system.waitForStatus(orderId, 'PENDING_DEPOSIT')).amounts.payableCents).toBe(1);
+    // while this row holds the id the balance's next attempt takes, the balance cannot be opened: the
+    // callback that records the deposit fails after its commit, and the payment system sends it again
+    const now = new Date();
+    const blocking = { payment_id: `${orderId}-balance-2`, order_id: orderId, purpose: 'balance' as const, attempt: 1, method: 'card', amount_cents: 0, status: 'FAILED' as const, transaction_id: null, paid_at: null, created_at: now, updated_at: now };
+    await system.env.db.insertInto('payments').values(blocking).execute();
+    const deposit = await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('pat'), body: { method: 'card' } });
+    expect([deposit.status, deposit.body.purpose, deposit.body.amountCents]).toEqual([202, 'deposit', 1]);
+    await system.waitForStatus(orderId, 'DEPOSIT_PAID');
+    await system.env.db.deleteFrom('payments').where('payment_id', '=', blocking.payment_id).execute();
+
+    const order = await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    expect(order.payments.map((p: { purpose: string; status: string; amountCents: number }) => [p.purpose, p.status, p.amountCents])).toEqual([
+      ['deposit', 'SUCCEEDED', 1],
+      ['balance', 'SUCCEEDED', 0],
+    ]);
   });
 });

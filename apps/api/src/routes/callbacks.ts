@@ -3,7 +3,7 @@ import { IllegalTransition, StaleOrderVersion, stateMachineFor, type OrderType }
 import { afterStaleOrderVersion, ProcessRepository, REFUNDED_WHOLE, RefundRepository, SHIPMENT_STEPS, UNSHIPPED_PARCEL, retryTransaction, type OrderRow, type RefundView, type TransitionResult } from '@orders/persistence';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { applyPaymentTaken, givePaymentBackWhole, refundIfNotApplied } from '../payment-settlement.js';
+import { applyPaymentTaken, givePaymentBackWhole, payBalanceOfNothing, refundIfNotApplied } from '../payment-settlement.js';
 import { HttpProblem, notFound, unauthorized, validationFailed } from '../problems.js';
 import { problemRef } from '../schemas.js';
 import { instant } from '../time-window.js';
@@ -322,7 +322,8 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       if (payment.status === 'SUCCEEDED') {
         await followUpAgain(deps, order.order_id, ProcessRepository.paymentActionOf(payment.purpose));
         await refundIfNotApplied(deps, order.order_id, payment.payment_id);
-        return { changed: false, status: order.status };
+        const balanced = await payBalanceOfNothing(deps, order, payment, request.log);
+        return balanced ?? { changed: false, status: order.status };
       }
       return applyPaymentTaken(deps, order, payment, { transactionId: callback.transactionId, paidAt: new Date(callback.at) }, request.log);
     },
