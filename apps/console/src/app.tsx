@@ -4,7 +4,7 @@ import { apiFor } from './api.js';
 import { FlashSalesPage } from './flash-sales-page.js';
 import { OrderPage } from './order-page.js';
 import { OrdersPage } from './orders-page.js';
-import { Link, useRoute } from './route.js';
+import { Link, rememberOrdersSearch, useRoute } from './route.js';
 import { keepSession, storedSession, type Session } from './session.js';
 import { SignIn } from './sign-in.js';
 
@@ -14,6 +14,8 @@ export function App() {
   const [signedOutBecause, setSignedOutBecause] = useState<string | null>(null);
   const route = useRoute();
   const signOut = (because: string | null = null) => {
+    // the next to sign in may be someone else, a merchant whose list takes none of an admin's search
+    rememberOrdersSearch('');
     keepSession(null);
     setSession(null);
     setSignedOutBecause(because);

@@ -309,7 +309,17 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
           <span class="status" data-testid="order-status">
             {order.status}
           </span>{' '}
-          <button type="button" class="refresh" disabled={busy} onClick={() => void refresh()}>
+          <button
+            type="button"
+            class="refresh"
+            disabled={busy}
+            onClick={() => {
+              // what an earlier action answered is about the order as it was then: not shown beside the order read now
+              setDone(null);
+              setActionProblem(null);
+              void refresh();
+            }}
+          >
             Refresh
           </button>
         </dd>

@@ -418,4 +418,32 @@ describe('the console as staff use it', () => {
     expect(await page.getByLabel('Token').count()).toBe(0);
     expect(await shownText(page.locator('.who'))).toBe('Signed in as admin ops');
   });
+
+  it('clears what an earlier action answered when the operator reads the order again with Refresh', async () => {
+    const orderId = await paidOrder('dot', [{ skuId: 'KETTLE', qty: 2 }]);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    await page.goto(`${base}/console/orders/${orderId}`);
+    await page.getByLabel('Units of KETTLE to refund (of 2 left)').fill('1');
+    await page.getByRole('button', { name: 'Refund chosen units' }).click();
+    await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Refund of 1 unit: refund \S+ is PENDING/);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await expect.poll(() => page.getByRole('status').count()).toBe(0);
+  });
+
+  it("forgets an admin's search on signing out: the merchant who signs in next goes back to a list without it", async () => {
+    const orderId = await paidOrder('eve', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    await page.goto(`${base}/console/?userId=eve`);
+    await page.getByRole('link', { name: orderId }).click();
+    const back = page.getByRole('link', { name: '← Orders' });
+    await back.waitFor();
+    expect(await back.getAttribute('href')).toBe('/console/?userId=eve');
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Token').fill(system.token('shop', 'merchant'));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    // signed in on the order's page, which the address still names
+    await page.getByRole('heading', { name: `Order ${orderId}` }).waitFor();
+    expect(await back.getAttribute('href')).toBe('/console/');
+  });
 });
