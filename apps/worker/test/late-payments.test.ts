@@ -5,6 +5,7 @@ import { waitFor } from '@orders/testing';
 import { closeUnpaidOrder } from '@orders/worker';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApi } from '../../api/test/support/api-under-test.js';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
 /**
@@ -267,8 +268,10 @@ describe('payments that arrive late or change their outcome', () => {
       const balance = (await pay('ivy', orderId)).body;
       expect(balance).toMatchObject({ purpose: 'balance', amountCents: 40_000 });
       await system.paymentRequested(balance.paymentId);
-      // the deadline passes now, the request at the payment system: its job is promoted
-      await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL 1 SECOND` }).where('order_id', '=', orderId).execute();
+      // the deadline passes, and so does the wait for a balance asked for in time (PAYMENT_TIMEOUT_MS past it), the
+      // request still at the payment system: its job is promoted
+      const waitedMs = system.env.config.PAYMENT_TIMEOUT_MS + 1_000;
+      await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${waitedMs * 1000} MICROSECOND` }).where('order_id', '=', orderId).execute();
       await (await system.workers.deps.queues.timers.getJob(jobId.expireBalance(orderId)))?.promote();
       await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED', 10_000);
       const refunds = await refundsPaidBack(orderId, 'the balance refunded');
@@ -310,6 +313,32 @@ describe('payments that arrive late or change their outcome', () => {
     expect((await paymentRows(presale)).map((row) => `${row.payment_id.slice(presale.length + 1)} ${row.status}`).sort()).toEqual(['balance-1 FAILED', 'deposit-1 SUCCEEDED']);
     await (await system.workers.deps.queues.timers.getJob(jobId.expireBalance(presale)))?.promote();
     await system.waitForStatus(presale, 'DEPOSIT_FORFEITED', 10_000);
+  });
+
+  it('a balance asked for in time through an api host whose clock runs 10 minutes ahead is waited for at the deadline, and pays the order', { timeout: 60_000 }, async () => {
+    const ahead = await startApi(system.env, { clock: () => new Date(Date.now() + 600_000) });
+    try {
+      const orderId = await system.persisted('presale', 'lou', [{ skuId: 'CONSOLE', qty: 1 }]);
+      await pay('lou', orderId);
+      await system.waitForStatus(orderId, 'DEPOSIT_PAID');
+      await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) + INTERVAL 2 SECOND` }).where('order_id', '=', orderId).execute();
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: true } });
+      try {
+        // asked for before the deadline by MySQL's clock; the host that opens it writes a time after it
+        const balance = await ahead.request('POST', `/v1/orders/${orderId}/pay`, { token: ahead.token('lou'), body: { method: 'card' } });
+        expect([balance.status, balance.body.purpose]).toEqual([202, 'balance']);
+        await waitFor(async () => (await sql<{ due: number }>`SELECT balance_deadline < UTC_TIMESTAMP(3) AS due FROM orders WHERE order_id = ${orderId}`.execute(system.env.db)).rows[0]!.due === 1, { what: 'the balance deadline to pass' });
+        await (await system.workers.deps.queues.timers.getJob(jobId.expireBalance(orderId)))?.promote();
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        // the payment under way decides, not the deadline
+        expect((await system.order(orderId)).status).toBe('DEPOSIT_PAID');
+      } finally {
+        await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: false } });
+      }
+      await system.waitForStatus(orderId, 'IN_FULFILLMENT', 30_000);
+    } finally {
+      await ahead.close();
+    }
   });
 
   it('a late payment recorded by a callback that died before asking for its refund is refunded when the callback comes again', async () => {

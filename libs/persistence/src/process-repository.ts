@@ -472,6 +472,8 @@ export class ProcessRepository {
    * How long until a presale still owing its balance stops waiting for a balance payment its
    * buyer asked for before the deadline and the payment system has not answered yet (an outage,
    * a slow callback), `waitMs` past the deadline by MySQL's clock; null when none is under way.
+   * Every balance payment was asked for in time: `openPayment` opens none after the deadline, by
+   * MySQL's clock too (its `created_at`, the api host's, may read later on a host running ahead).
    */
   async balanceAskedInTimeFor(orderId: string, waitMs: number): Promise<number | null> {
     const row = await this.db
@@ -482,7 +484,6 @@ export class ProcessRepository {
       .where('p.purpose', '=', 'balance')
       .where('p.status', '=', 'PENDING')
       .where('o.status', '=', 'DEPOSIT_PAID')
-      .whereRef('p.created_at', '<=', 'o.balance_deadline')
       .executeTakeFirst();
     const leftMs = row === undefined ? 0 : Number(row.leftMs);
     return leftMs > 0 ? leftMs : null;
