@@ -1,7 +1,6 @@
-import { CatalogRepository, createDb, type Database, type OrderDb } from '@orders/persistence';
+import { CatalogRepository } from '@orders/persistence';
 import { Inventory, StockSets, checkoutTimeoutsOf, stockRulesOf } from '@orders/stock';
-import { createTestEnv, type TestEnv } from '@orders/testing';
-import { Kysely, MysqlAdapter, MysqlDialect, MysqlIntrospector, MysqlQueryCompiler, type DatabaseConnection, type Driver } from 'kysely';
+import { createTestEnv, dbWhoseCommitsGoUnanswered, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
@@ -13,29 +12,13 @@ describe("a merchant's stock set whose COMMIT gets no answer", () => {
   let env: TestEnv;
   let inventory: Inventory;
   let catalog: CatalogRepository;
-  const pools: Array<{ end(): unknown }> = [];
+  const lossyDbs: Array<{ close(): Promise<void> }> = [];
 
-  /** The catalog on the test's database through a driver whose COMMIT fails after MySQL has run it (`committed`) or without running it. */
+  /** The catalog on the test's database, its COMMIT failing after MySQL has run it (`committed`) or without running it. */
   function catalogWhoseCommitFails(committed: boolean): CatalogRepository {
-    const { pool } = createDb(env.config.MYSQL_URL, 2);
-    pools.push(pool);
-    const driver = new MysqlDialect({ pool }).createDriver();
-    const lossy: Driver = {
-      init: () => driver.init(),
-      acquireConnection: () => driver.acquireConnection(),
-      beginTransaction: (connection, settings) => driver.beginTransaction(connection, settings),
-      commitTransaction: async (connection: DatabaseConnection) => {
-        await (committed ? driver.commitTransaction(connection) : driver.rollbackTransaction(connection));
-        throw new Error('Query inactivity timeout');
-      },
-      rollbackTransaction: (connection) => driver.rollbackTransaction(connection),
-      releaseConnection: (connection) => driver.releaseConnection(connection),
-      destroy: () => driver.destroy(),
-    };
-    const db: OrderDb = new Kysely<Database>({
-      dialect: { createAdapter: () => new MysqlAdapter(), createDriver: () => lossy, createIntrospector: (on) => new MysqlIntrospector(on), createQueryCompiler: () => new MysqlQueryCompiler() },
-    });
-    return new CatalogRepository(db);
+    const lossy = dbWhoseCommitsGoUnanswered(env.config.MYSQL_URL, committed);
+    lossyDbs.push(lossy);
+    return new CatalogRepository(lossy.db);
   }
 
   const setStock = (on: CatalogRepository, skuId: string, stock: number, ref: string) =>
@@ -60,7 +43,7 @@ describe("a merchant's stock set whose COMMIT gets no answer", () => {
   });
 
   afterAll(async () => {
-    for (const pool of pools) pool.end();
+    await Promise.all(lossyDbs.map((lossy) => lossy.close()));
     await env?.cleanup();
   });
 

@@ -93,4 +93,28 @@ describe("a once-per-buyer coupon held in MySQL when two workers persist the buy
     const order = (await http.request('GET', `/v1/orders/${third.orderId}`, { token: token('ops', 'admin') })).body;
     expect([order.benefits.coupon, order.amounts.payableCents]).toEqual([{ code: 'ONCE', discountCents: 1_000 }, 9_000]);
   });
+
+  it("does not let an order written before, its job delivered again in the same batch, take the coupon use of the buyer's new order", async () => {
+    const big = { code: 'BIG-SPEND', kind: 'fixed', offCents: 3_000, minSpendCents: 15_000, perBuyerLimit: 1, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
+    expect((await http.request('POST', '/v1/admin/coupons', { token: token('ops', 'admin'), body: big })).status).toBe(201);
+    const order = async (key: string, qty: number) => {
+      const answer = await http.request('POST', '/v1/orders', { token: token('dee'), headers: { 'idempotency-key': key }, body: { items: [{ skuId: 'LAMP', qty }], address: buyerAddress, couponCode: 'BIG-SPEND' } });
+      expect(answer.status).toBe(202);
+      return (await worker.inventory.findAcceptedOrder(answer.body.orderId as string))!;
+    };
+    const writer = new OrderWriter({ ...worker, pricing: new PricingRepository(worker.db) }, { batchSize: 500, batchWaitMs: 200, busyIntervalMs: 250 });
+    // one lamp, under the coupon's minimum spend: written without it, its use given back to dee
+    const small = await order('dee-1', 1);
+    await writer.persist(small);
+    // two lamps, over it: the use is dee's again, and the first order's job is delivered again beside it
+    const large = await order('dee-2', 2);
+    await Promise.all([writer.persist(small), writer.persist(large)]);
+
+    const read = async (orderId: string) => (await http.request('GET', `/v1/orders/${orderId}`, { token: token('ops', 'admin') })).body;
+    expect([(await read(small.orderId)).benefits.coupon, (await read(small.orderId)).amounts.payableCents]).toEqual([null, 10_000]);
+    const discounted = await read(large.orderId);
+    expect([discounted.benefits.coupon, discounted.amounts.payableCents]).toEqual([{ code: 'BIG-SPEND', discountCents: 3_000 }, 17_000]);
+    const redemptions = await env.db.selectFrom('coupon_redemptions').select(['order_id', 'status']).where('code', '=', 'BIG-SPEND').execute();
+    expect(redemptions).toEqual([{ order_id: large.orderId, status: 'used' }]);
+  });
 });

@@ -45,10 +45,13 @@ export class PricingRepository {
   }
 
   /**
-   * Inserts the coupon, then runs `publish` (checkout's copy in Redis) before committing:
-   * if publishing fails nothing is committed and the request can be repeated.
+   * Inserts the coupon and, once it is committed, runs `publish` (checkout's copy in Redis). Never
+   * the other way round: a copy in Redis of a coupon whose commit was then lost (its api killed,
+   * MySQL failing the commit) took buyers' uses at checkout, and the worker, finding no coupon,
+   * charged them full price. A coupon committed whose publish never ran is published by the same
+   * create sent again (`publishedAsAsked`), or by the stock repair, which publishes every coupon in force.
    */
-  async createCoupon(coupon: Coupon, publish: () => Promise<void>): Promise<void> {
+  async createCoupon(coupon: Coupon, publish: () => Promise<void>, publishedAsAsked: () => Promise<boolean>): Promise<void> {
     try {
       await this.db.transaction().execute(async (trx) => {
         await trx
@@ -64,12 +67,27 @@ export class PricingRepository {
             ends_at: coupon.endsAt,
           })
           .execute();
-        await publish();
       });
     } catch (error) {
-      if (isDuplicateKey(error)) throw new PricingRuleExists(`Coupon ${coupon.code}`);
-      throw error;
+      if (!isDuplicateKey(error)) throw error;
+      if ((await publishedAsAsked()) || !(await this.couponStoredAs(coupon))) throw new PricingRuleExists(`Coupon ${coupon.code}`);
     }
+    await publish();
+  }
+
+  /** Whether MySQL holds the coupon exactly as asked. */
+  private async couponStoredAs(coupon: Coupon): Promise<boolean> {
+    const row = await this.db.selectFrom('coupons').selectAll().where('code', '=', coupon.code).executeTakeFirst();
+    return (
+      row !== undefined &&
+      row.kind === coupon.kind &&
+      Number(row.percent_off) === coupon.percentOff &&
+      Number(row.off_cents) === coupon.offCents &&
+      Number(row.min_spend_cents) === coupon.minSpendCents &&
+      row.per_buyer_limit === coupon.perBuyerLimit &&
+      row.starts_at.getTime() === coupon.startsAt.getTime() &&
+      row.ends_at.getTime() === coupon.endsAt.getTime()
+    );
   }
 
   /**
@@ -128,7 +146,7 @@ export class PricingRepository {
     const acceptedTimes = orders.map((o) => Date.parse(o.acceptedAt));
     const earliest = new Date(Math.min(...acceptedTimes));
     const latest = new Date(Math.max(...acceptedTimes));
-    const [promotionRows, couponRows, memberRows, levelRows, feeRows, usedRows] = await Promise.all([
+    const [promotionRows, couponRows, memberRows, levelRows, feeRows, usedRows, writtenRows] = await Promise.all([
       this.db.selectFrom('promotions').selectAll().where('ends_at', '>', earliest).where('created_at', '<=', latest).execute(),
       codes.length === 0 ? [] : this.db.selectFrom('coupons').selectAll().where('code', 'in', codes).execute(),
       this.db
@@ -166,6 +184,13 @@ export class PricingRepository {
             .where('user_id', 'in', userIds)
             .where('status', '=', 'used')
             .execute(),
+      codes.length === 0
+        ? []
+        : this.db
+            .selectFrom('orders')
+            .select('order_id')
+            .where('order_id', 'in', orders.map((o) => o.orderId))
+            .execute(),
     ]);
     const promotions = promotionRows.map((row) => ({
       createdAt: row.created_at,
@@ -197,17 +222,22 @@ export class PricingRepository {
     const memberships = historyBy(memberRows, (row) => row.user_id);
     const levels = historyBy(levelRows, (row) => row.level);
     const fees = historyBy(feeRows, (row) => row.warehouse_id);
-    const orderIds = new Set(orders.map((o) => o.orderId));
-    // uses by earlier orders; an order of this batch already persisted (a redelivery) is counted once, as itself
+    // Uses by every order MySQL has, those of this batch already written (a redelivery) among them. Those
+    // are ruled as they were written: the coupon where it took a use, none where it did not (not applied,
+    // given back), and no use counted again; offered anew, one would take the use of a new order beside it.
+    const written = new Set(writtenRows.map((row) => row.order_id));
+    const redeemed = new Set(usedRows.map((row) => row.order_id));
     const used = new Map<string, number>();
-    for (const row of usedRows) if (!orderIds.has(row.order_id)) used.set(`${row.code}\u0000${row.user_id}`, (used.get(`${row.code}\u0000${row.user_id}`) ?? 0) + 1);
+    for (const row of usedRows) used.set(`${row.code}\u0000${row.user_id}`, (used.get(`${row.code}\u0000${row.user_id}`) ?? 0) + 1);
     const rules = new Map<string, PricingRules>();
     for (const order of orders) {
       // a replayed checkout can bring the same order twice: ruled again, its own use of the coupon would count against it
       if (rules.has(order.orderId)) continue;
       const acceptedAt = new Date(order.acceptedAt);
       let coupon = order.couponCode ? (coupons.get(order.couponCode) ?? null) : null;
-      if (coupon) {
+      if (coupon && written.has(order.orderId)) {
+        if (!redeemed.has(order.orderId)) coupon = null;
+      } else if (coupon) {
         const key = `${coupon.code}\u0000${order.userId}`;
         const uses = used.get(key) ?? 0;
         if (uses >= coupon.perBuyerLimit) coupon = null;

@@ -959,6 +959,11 @@ export class Inventory {
    * in the buyers' group: a checkout takes a coupon's use there whatever group its cart runs in
    * (reserveStock-6+c+2n.lua for a cart there, claimCheckout-5+c.lua for one in a bucket's).
    */
+  /** Whether checkout's copy of the coupon is in Redis. */
+  async couponPublished(code: string): Promise<boolean> {
+    return (await this.redis.exists(this.keys.coupon(this.keys.couponGroup(), code))) === 1;
+  }
+
   async publishCoupon(coupon: { code: string; perBuyerLimit: number; startsAt: Date; endsAt: Date }): Promise<void> {
     await this.redis.hset(this.keys.coupon(this.keys.couponGroup(), coupon.code), { perBuyerLimit: coupon.perBuyerLimit, startsAt: coupon.startsAt.getTime(), endsAt: coupon.endsAt.getTime() });
   }

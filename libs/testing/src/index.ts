@@ -23,4 +23,5 @@ export { startFailingRedisLink } from './failing-redis-link.js';
 export type { FailingRedisLink } from './failing-redis-link.js';
 export type { TcpProxy } from './tcp-proxy.js';
 export { startRedisCluster } from './redis-cluster.js';
+export { dbWhoseCommitsGoUnanswered } from './unanswered-commit.js';
 export type { RedisCluster } from './redis-cluster.js';
