@@ -77,6 +77,30 @@ describe('orders priced with the rules as they stood when the intake accepted th
     expect((await checkout('bob', 'bob-2', 'ONCE')).body.code).toBe('COUPON_LIMIT_EXCEEDED');
   });
 
+  it('leaves a promotion created through an api host whose clock runs 10 minutes behind off the order accepted before it', async () => {
+    const waiting = await checkout('bo', 'bo-1');
+    expect(waiting.status).toBe(202);
+    const behind = await buildApp({ ...apiDeps, clock: () => new Date(Date.now() - 600_000) }, { logger: false });
+    const lagging = httpClient(await behind.listen({ host: '127.0.0.1', port: 0 }), 2);
+    try {
+      const created = await lagging.request('POST', '/v1/admin/promotions', { token: admin(), body: { promotionId: 'LATE-HOST', title: '700 off', thresholdCents: 1, offCents: 700, skuIds: ['LAMP'], ...always } });
+      expect(created.status).toBe(201);
+    } finally {
+      await lagging.close();
+      await behind.close();
+    }
+    try {
+      // priced after the promotion exists, with the rules as they stood when the order was accepted
+      const accepted = (await worker.inventory.findAcceptedOrder(waiting.body.orderId as string))!;
+      await new OrderWriter({ ...worker, pricing: new PricingRepository(worker.db) }, { batchSize: 500, batchWaitMs: 2, busyIntervalMs: 250 }).persist(accepted);
+      const order = (await http.request('GET', `/v1/orders/${accepted.orderId}`, { token: admin() })).body;
+      expect(order.benefits.promotions).toEqual([]);
+    } finally {
+      // the next test's orders are priced without it
+      await env.db.deleteFrom('promotions').where('promotion_id', '=', 'LATE-HOST').execute();
+    }
+  });
+
   it('prices an order that waited with the shipping fee, member level and promotions of its acceptance, not with changes made while it waited', async () => {
     const waiting = await checkout('ann', 'ann-1');
     expect(waiting.status).toBe(202);

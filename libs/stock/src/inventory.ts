@@ -959,6 +959,15 @@ export class Inventory {
    * in the buyers' group: a checkout takes a coupon's use there whatever group its cart runs in
    * (reserveStock-6+c+2n.lua for a cart there, claimCheckout-5+c.lua for one in a bucket's).
    */
+  /**
+   * Now by Redis's clock, the one checkouts are accepted by (an order's `acceptedAt`): what applies
+   * to the orders accepted from a moment on is stamped with it, whatever the clock of the api host.
+   */
+  async acceptanceClock(): Promise<Date> {
+    const [seconds, micros] = await this.redis.time();
+    return new Date(Number(seconds) * 1000 + Math.floor(Number(micros) / 1000));
+  }
+
   /** Whether checkout's copy of the coupon is in Redis. */
   async couponPublished(code: string): Promise<boolean> {
     return (await this.redis.exists(this.keys.coupon(this.keys.couponGroup(), code))) === 1;

@@ -76,7 +76,8 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
         const unknown = body.skuIds.filter((skuId) => !known.has(skuId));
         if (unknown.length > 0) throw validationFailed(`skuIds name SKUs that do not exist: ${unknown.join(', ')}`);
       }
-      await pricing.createPromotion({ ...body, skuIds: body.skuIds ?? null, startsAt, endsAt }, clock());
+      // from its creation on, for the orders accepted since: by the clock they are accepted by
+      await pricing.createPromotion({ ...body, skuIds: body.skuIds ?? null, startsAt, endsAt }, await deps.inventory.acceptanceClock());
       return reply.code(201).send(body);
     },
   );
