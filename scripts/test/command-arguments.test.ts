@@ -12,7 +12,7 @@ const COMMANDS: Array<{ script: OperatorCommand; usage: string; help: string; re
   { script: 'reconcile', usage: 'usage: npm run reconcile [-- --repair]\n', help: '-h', refused: [['--repiar']] },
   { script: 'token', usage: 'usage: npm run token -- [buyer|merchant|admin] [sub]\n', help: '--help', refused: [['buyer', 'alice', 'extra']] },
 ];
-const SEED_USAGE = 'usage: npm run seed\n';
+const SEED_USAGE = 'usage: npm run seed [-- --demo-shop]\n';
 
 // each command is a process of its own, which loads the apps' code: a few at a time
 describe.concurrent('every operator command reads its arguments before it reaches MySQL or Redis', { timeout: 120_000 }, () => {
@@ -50,5 +50,16 @@ describe('npm run seed against a real database', () => {
     expect(await env.db.selectFrom('skus').select('sku_id').execute()).toEqual([]);
     expect(await env.db.selectFrom('promotions').select('promotion_id').execute()).toEqual([]);
     expect(await env.db.selectFrom('coupons').select('code').execute()).toEqual([]);
+  });
+
+  it('refuses to seed a stack running with NODE_ENV=production unless told it is a demo shop (--demo-shop), then seeds it', { timeout: 120_000 }, async () => {
+    const production = { ...env.env, NODE_ENV: 'production', AUTH_JWT_SECRET: 'a-real-jwt-secret-of-this-shop-0123456789', PAYMENT_CALLBACK_SECRET: 'a-real-payment-secret-0123456789', WAREHOUSE_CALLBACK_SECRET: 'a-real-warehouse-secret-0123456789' };
+    const refused = await runOperatorCommand('seed', [], production);
+    expect([refused.exitCode, refused.stdout, refused.stderr]).toEqual([1, '', expect.stringContaining('NODE_ENV is production: the demo catalog would open a store-wide discount')]);
+    expect(await env.db.selectFrom('coupons').select('code').execute()).toEqual([]);
+
+    const seeded = await runOperatorCommand('seed', ['--demo-shop'], production);
+    expect([seeded.exitCode, seeded.stdout]).toEqual([0, expect.stringMatching(/^Seeded: /)]);
+    expect((await env.db.selectFrom('coupons').select('code').execute()).map((row) => row.code)).toContain('WELCOME15');
   });
 });
