@@ -14,6 +14,16 @@ export interface Address {
   country: string;
 }
 
+const ADDRESS_FIELDS = ['name', 'phone', 'line1', 'city', 'postalCode', 'country'] as const satisfies ReadonlyArray<keyof Address>;
+
+/**
+ * The address as an order's row keeps it: its fields always in one order, so the same address is the
+ * same text whatever order a client sent them in (a change to it, or a change sent again, is told by the text).
+ */
+export function storedAddress(address: Address): string {
+  return JSON.stringify(Object.fromEntries(ADDRESS_FIELDS.map((field) => [field, address[field]])));
+}
+
 /**
  * An order as the intake accepted it: stock is reserved (or checked) in Redis and the
  * buyer holds its id. The worker turns it into rows; nothing in it is a price.

@@ -1,4 +1,4 @@
-import type { PlannedImport } from '@orders/domain';
+import { storedAddress, type PlannedImport } from '@orders/domain';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { orderItemRow } from './order-repository.js';
@@ -63,7 +63,7 @@ export class OrderImportRepository {
               shipping_cents: amounts.shippingCents,
               payable_cents: amounts.payableCents,
               refunded_cents: 0,
-              address: JSON.stringify(order.address),
+              address: storedAddress(order.address),
               coupon_code: null,
               accepted_at: new Date(order.placedAt),
               payment_deadline: new Date(order.placedAt),

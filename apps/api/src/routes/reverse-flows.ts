@@ -1,4 +1,4 @@
-import { CLOSED_BEFORE_SHIPPING, IllegalTransition, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
+import { CLOSED_BEFORE_SHIPPING, IllegalTransition, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, storedAddress, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
 import { afterStaleOrderVersion, historyDetail, OrderRepository, ProcessRepository, refundIdFor, RefundRepository, retryTransaction, type Database, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { Transaction } from 'kysely';
@@ -441,7 +441,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       // not a matter of its status: no status of its type takes an address
       if (!shipsParcels(order.type as OrderType)) throw new NothingShips(order.type);
       const actor: Actor = request.user.role;
-      const address = JSON.stringify(request.body.address);
+      const address = storedAddress(request.body.address);
       const detail = historyDetail(`${request.body.address.line1}, ${request.body.address.postalCode} ${request.body.address.city}`);
       /**
        * The parts the address goes to, read again on every attempt: a child closed before it shipped (cancelled,
