@@ -43,6 +43,8 @@ export const problemRef = { $ref: 'Problem#' } as const;
 export const noFieldsBody = { type: ['object', 'null'], additionalProperties: false, properties: {} } as const;
 
 const text = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength }) as const;
+/** Text printed on a parcel's label: something other than spaces. */
+const labelText = (maxLength: number) => ({ ...text(maxLength), pattern: '\\S' }) as const;
 /**
  * A SKU's (or warehouse's) id, which its admin routes take in their paths: not `.` or `..`,
  * which a URL resolves away (/v1/admin/skus/.. is /v1/admin/), so no client could address it.
@@ -61,11 +63,12 @@ export const addressSchema = {
   additionalProperties: false,
   required: ['name', 'phone', 'line1', 'city', 'postalCode', 'country'],
   properties: {
-    name: text(100),
-    phone: { type: 'string', pattern: '^\\+?[0-9 ()-]{4,32}$' },
-    line1: text(200),
-    city: text(100),
-    postalCode: text(20),
+    // a field of spaces alone, or a phone without 4 digits, would print a blank label at the warehouse
+    name: labelText(100),
+    phone: { type: 'string', pattern: '^\\+?[ ()-]*(?:[0-9][ ()-]*){4,}$', maxLength: 32 },
+    line1: labelText(200),
+    city: labelText(100),
+    postalCode: labelText(20),
     country: { type: 'string', pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2' },
   },
 } as const;
