@@ -38,7 +38,8 @@ const url = (protocols: string[]): Parser<string> => (raw, name) => {
   try {
     parsed = new URL(raw);
   } catch {
-    throw new Error(`${name} must be a URL (${protocols.join(' or ')}), got '${raw}'`);
+    // a URL's password is not printed, though the URL does not parse: what lies between // and @
+    throw new Error(`${name} must be a URL (${protocols.join(' or ')}), got '${raw.replace(/\/\/[^/]*@/, '//***@')}'`);
   }
   if (!protocols.includes(parsed.protocol)) {
     throw new Error(`${name} must use ${protocols.join(' or ')}, got '${parsed.protocol}'`);

@@ -55,4 +55,11 @@ describe('configuration an operator sets at 3 a.m.', () => {
     expect(message).toContain('PORT must be between 0 and 65535, got 65536');
     expect(message).toContain('HOST must not be empty');
   });
+
+  it("names a URL that does not parse without the password in it: the message goes to the operator's terminal and logs", () => {
+    const message = problemsOf({ MYSQL_URL: 'mysql://orders:s3cret-of-the-shop@db:99999/orders', REDIS_URL: 'redis://:an0ther-secret@redis:70000' });
+    expect(message).toContain("MYSQL_URL must be a URL (mysql:), got 'mysql://***@db:99999/orders'");
+    expect(message).toContain("REDIS_URL must be a URL (redis: or rediss:), got 'redis://***@redis:70000'");
+    expect(message).not.toMatch(/s3cret|an0ther/);
+  });
 });
