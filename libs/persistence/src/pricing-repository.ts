@@ -48,10 +48,10 @@ export class PricingRepository {
    * Inserts the coupon and, once it is committed, runs `publish` (checkout's copy in Redis). Never
    * the other way round: a copy in Redis of a coupon whose commit was then lost (its api killed,
    * MySQL failing the commit) took buyers' uses at checkout, and the worker, finding no coupon,
-   * charged them full price. A coupon committed whose publish never ran is published by the same
-   * create sent again (`publishedAsAsked`), or by the stock repair, which publishes every coupon in force.
+   * charged them full price. A coupon committed whose publish never ran (not `published` yet) is
+   * published by the same create sent again, or by the stock repair, which publishes every coupon in force.
    */
-  async createCoupon(coupon: Coupon, publish: () => Promise<void>, publishedAsAsked: () => Promise<boolean>): Promise<void> {
+  async createCoupon(coupon: Coupon, publish: () => Promise<void>, published: () => Promise<boolean>): Promise<void> {
     try {
       await this.db.transaction().execute(async (trx) => {
         await trx
@@ -70,7 +70,7 @@ export class PricingRepository {
       });
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;
-      if ((await publishedAsAsked()) || !(await this.couponStoredAs(coupon))) throw new PricingRuleExists(`Coupon ${coupon.code}`);
+      if ((await published()) || !(await this.couponStoredAs(coupon))) throw new PricingRuleExists(`Coupon ${coupon.code}`);
     }
     await publish();
   }
