@@ -86,7 +86,7 @@ describe('order events published only once a Redis replica holds them (EVENTS_RE
     const late = await importOrders(20);
     // many turns of 100 ms WAITs and pauses go by
     await waitFor(async () => (await onStream(env.redis as Redis, late)).every((times) => times === 1), { what: 'the late events on the master' });
-    await sleep(2_000);
+    await sleep(1_000);
     expect(await unpublished(late)).toEqual(late);
     expect(await onStream(env.redis as Redis, late)).toEqual(late.map(() => 1));
     // the operator sees the backlog (order_events_unpublished), not 0
