@@ -7,7 +7,9 @@ import { checkServices } from './preflight.js';
 import { refuseArguments, runCommand } from './run-command.js';
 
 const USAGE = `usage: npm run reconcile [-- --repair]
-Compares the stock counters in Redis with the MySQL stock ledger and prints the drift.
+Compares the stock counters in Redis with the MySQL stock ledger and prints the drift. Like the
+workers' scheduled stock check, it first finishes what was left half-done (stock sets whose answer
+was lost, transfers between a SKU's buckets, checkout claims of an api that died), and says so.
   --repair   moves the Redis counters to the ledger (and publishes coupons from MySQL)
 Exits 0 when all is clear, 1 when it could not check, 2 when drift or an oversold SKU is left.`;
 /**
@@ -48,7 +50,7 @@ function printReport(report: ReconcileReport, repair: boolean): void {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   for (const row of [header, ...rows]) console.log(row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());
   if (!repair) {
-    console.log('Nothing changed; run with --repair to move the Redis counters to the ledger.');
+    console.log('The drift is left as it is; run with --repair to move the Redis counters to the ledger.');
   } else if (report.unitsLeft.length === 0 && report.skusBusy.length === 0) {
     console.log('Repaired: the Redis counters now match the ledger.');
   } else {

@@ -100,7 +100,7 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
     expect(report).toMatch(/Drift \(Redis minus ledger\) on 2 SKUs/);
     expect(report).toMatch(/^BOOK\s+\+2\s+0\s+0\s+47\/0\/1$/m);
     expect(report).toMatch(/^LAMP\s+\+5\s+0\s+0\s+13\/5\/2$/m);
-    expect(report).toContain('Nothing changed; run with --repair');
+    expect(report).toContain('The drift is left as it is; run with --repair');
     expect(await redisStock('LAMP')).toEqual({ available: 18, reserved: 5, sold: 2 });
 
     const { output: repaired, exitCode: repairedExit } = await reconcile('--repair');
