@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { createIndexOnce } from './schema-steps.js';
 
 // Migrations take Kysely<any>: they must keep working after the Database interface moves on.
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -8,6 +9,7 @@ const now3 = sql`CURRENT_TIMESTAMP(3)`;
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
     .createTable('skus')
+    .ifNotExists()
     .addColumn('sku_id', 'varchar(64)', (c) => c.primaryKey())
     .addColumn('title', 'varchar(200)', (c) => c.notNull())
     .addColumn('price_cents', 'bigint', (c) => c.notNull())
@@ -23,10 +25,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', sql`datetime(3)`, (c) => c.notNull().defaultTo(now3))
     .addColumn('updated_at', sql`datetime(3)`, (c) => c.notNull().defaultTo(now3))
     .execute();
-  await db.schema.createIndex('skus_merchant').on('skus').columns(['merchant_id', 'sku_id']).execute();
+  await createIndexOnce(db, db.schema.createIndex('skus_merchant').on('skus').columns(['merchant_id', 'sku_id']));
 
   await db.schema
     .createTable('stock_ledger')
+    .ifNotExists()
     .addColumn('id', 'bigint', (c) => c.primaryKey().autoIncrement())
     .addColumn('sku_id', 'varchar(64)', (c) => c.notNull())
     .addColumn('kind', 'varchar(16)', (c) => c.notNull())
@@ -37,10 +40,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', sql`datetime(3)`, (c) => c.notNull().defaultTo(now3))
     .addUniqueConstraint('stock_ledger_movement', ['sku_id', 'kind', 'ref'])
     .execute();
-  await db.schema.createIndex('stock_ledger_order').on('stock_ledger').column('order_id').execute();
+  await createIndexOnce(db, db.schema.createIndex('stock_ledger_order').on('stock_ledger').column('order_id'));
 
   await db.schema
     .createTable('orders')
+    .ifNotExists()
     .addColumn('order_id', 'varchar(32)', (c) => c.primaryKey())
     .addColumn('parent_order_id', 'varchar(32)')
     .addColumn('type', 'varchar(32)', (c) => c.notNull())
@@ -61,13 +65,14 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('updated_at', sql`datetime(3)`, (c) => c.notNull().defaultTo(now3))
     .execute();
   // order ids are time-sortable (ULID), so "newest first" pages on the primary key
-  await db.schema.createIndex('orders_user').on('orders').columns(['user_id', 'order_id']).execute();
-  await db.schema.createIndex('orders_status').on('orders').columns(['status', 'order_id']).execute();
-  await db.schema.createIndex('orders_type').on('orders').columns(['type', 'order_id']).execute();
-  await db.schema.createIndex('orders_parent').on('orders').column('parent_order_id').execute();
+  await createIndexOnce(db, db.schema.createIndex('orders_user').on('orders').columns(['user_id', 'order_id']));
+  await createIndexOnce(db, db.schema.createIndex('orders_status').on('orders').columns(['status', 'order_id']));
+  await createIndexOnce(db, db.schema.createIndex('orders_type').on('orders').columns(['type', 'order_id']));
+  await createIndexOnce(db, db.schema.createIndex('orders_parent').on('orders').column('parent_order_id'));
 
   await db.schema
     .createTable('order_items')
+    .ifNotExists()
     .addColumn('order_id', 'varchar(32)', (c) => c.notNull())
     .addColumn('line_no', 'integer', (c) => c.notNull())
     .addColumn('sku_id', 'varchar(64)', (c) => c.notNull())
@@ -85,11 +90,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('refunded_cents', 'bigint', (c) => c.notNull().defaultTo(0))
     .addPrimaryKeyConstraint('order_items_pk', ['order_id', 'line_no'])
     .execute();
-  await db.schema.createIndex('order_items_merchant').on('order_items').columns(['merchant_id', 'order_id']).execute();
-  await db.schema.createIndex('order_items_sku').on('order_items').columns(['sku_id', 'order_id']).execute();
+  await createIndexOnce(db, db.schema.createIndex('order_items_merchant').on('order_items').columns(['merchant_id', 'order_id']));
+  await createIndexOnce(db, db.schema.createIndex('order_items_sku').on('order_items').columns(['sku_id', 'order_id']));
 
   await db.schema
     .createTable('order_history')
+    .ifNotExists()
     .addColumn('id', 'bigint', (c) => c.primaryKey().autoIncrement())
     .addColumn('order_id', 'varchar(32)', (c) => c.notNull())
     .addColumn('version', 'integer', (c) => c.notNull())
@@ -105,6 +111,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable('payments')
+    .ifNotExists()
     .addColumn('payment_id', 'varchar(64)', (c) => c.primaryKey())
     .addColumn('order_id', 'varchar(32)', (c) => c.notNull())
     .addColumn('method', 'varchar(32)', (c) => c.notNull())
@@ -115,10 +122,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', sql`datetime(3)`, (c) => c.notNull().defaultTo(now3))
     .addColumn('updated_at', sql`datetime(3)`, (c) => c.notNull().defaultTo(now3))
     .execute();
-  await db.schema.createIndex('payments_order').on('payments').column('order_id').execute();
+  await createIndexOnce(db, db.schema.createIndex('payments_order').on('payments').column('order_id'));
 
   await db.schema
     .createTable('shipments')
+    .ifNotExists()
     .addColumn('shipment_id', 'varchar(64)', (c) => c.primaryKey())
     .addColumn('order_id', 'varchar(32)', (c) => c.notNull())
     .addColumn('warehouse_id', 'varchar(64)', (c) => c.notNull())
@@ -127,10 +135,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', sql`datetime(3)`, (c) => c.notNull().defaultTo(now3))
     .addColumn('updated_at', sql`datetime(3)`, (c) => c.notNull().defaultTo(now3))
     .execute();
-  await db.schema.createIndex('shipments_order').on('shipments').column('order_id').execute();
+  await createIndexOnce(db, db.schema.createIndex('shipments_order').on('shipments').column('order_id'));
 
   await db.schema
     .createTable('refunds')
+    .ifNotExists()
     .addColumn('refund_id', 'varchar(64)', (c) => c.primaryKey())
     .addColumn('order_id', 'varchar(32)', (c) => c.notNull())
     .addColumn('kind', 'varchar(16)', (c) => c.notNull())
@@ -142,7 +151,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', sql`datetime(3)`, (c) => c.notNull().defaultTo(now3))
     .addColumn('updated_at', sql`datetime(3)`, (c) => c.notNull().defaultTo(now3))
     .execute();
-  await db.schema.createIndex('refunds_order').on('refunds').column('order_id').execute();
+  await createIndexOnce(db, db.schema.createIndex('refunds_order').on('refunds').column('order_id'));
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

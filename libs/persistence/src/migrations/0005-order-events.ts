@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { addColumnsOnce, createIndexOnce, tableExists } from './schema-steps.js';
 
 // Migrations take Kysely<any>: they must keep working after the Database interface moves on.
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -9,14 +10,16 @@ import { sql, type Kysely } from 'kysely';
  * on the stream. Webhooks registered by an admin, each with its delivery log.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  await db.schema.alterTable('order_history').addColumn('published_at', sql`datetime(3)`).execute();
+  await addColumnsOnce(db, db.schema.alterTable('order_history').addColumn('published_at', sql`datetime(3)`));
   // the publisher's query: unpublished rows in id order
-  await db.schema.createIndex('order_history_unpublished').on('order_history').columns(['published_at', 'id']).execute();
-  // history rows written before the outbox existed are not news to anyone
-  await sql`UPDATE order_history SET published_at = at`.execute(db);
+  await createIndexOnce(db, db.schema.createIndex('order_history_unpublished').on('order_history').columns(['published_at', 'id']));
+  // history rows written before the outbox existed are not news to anyone; once the webhooks
+  // table (the next step) exists, the rows unpublished are news written since
+  if (!(await tableExists(db, 'webhooks'))) await sql`UPDATE order_history SET published_at = at`.execute(db);
 
   await db.schema
     .createTable('webhooks')
+    .ifNotExists()
     .addColumn('webhook_id', 'varchar(32)', (c) => c.primaryKey())
     .addColumn('url', 'varchar(2048)', (c) => c.notNull())
     .addColumn('secret', 'varchar(128)', (c) => c.notNull())
@@ -28,6 +31,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable('webhook_deliveries')
+    .ifNotExists()
     .addColumn('delivery_id', 'bigint', (c) => c.primaryKey().autoIncrement())
     .addColumn('webhook_id', 'varchar(32)', (c) => c.notNull())
     .addColumn('first_event_id', 'bigint', (c) => c.notNull())
@@ -40,7 +44,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('duration_ms', 'integer', (c) => c.notNull())
     .addColumn('at', sql`datetime(3)`, (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('webhook_deliveries_by_webhook').on('webhook_deliveries').columns(['webhook_id', 'delivery_id']).execute();
+  await createIndexOnce(db, db.schema.createIndex('webhook_deliveries_by_webhook').on('webhook_deliveries').columns(['webhook_id', 'delivery_id']));
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

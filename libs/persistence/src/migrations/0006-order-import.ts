@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { addColumnsOnce, createIndexOnce } from './schema-steps.js';
 
 // Migrations take Kysely<any>: they must keep working after the Database interface moves on.
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -9,8 +10,8 @@ import type { Kysely } from 'kysely';
  * Both are null for orders taken by this shop's own checkout.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  await db.schema.alterTable('orders').addColumn('source_channel', 'varchar(64)').addColumn('external_order_id', 'varchar(128)').execute();
-  await db.schema.createIndex('orders_external_id').on('orders').columns(['source_channel', 'external_order_id']).unique().execute();
+  await addColumnsOnce(db, db.schema.alterTable('orders').addColumn('source_channel', 'varchar(64)').addColumn('external_order_id', 'varchar(128)'));
+  await createIndexOnce(db, db.schema.createIndex('orders_external_id').on('orders').columns(['source_channel', 'external_order_id']).unique());
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

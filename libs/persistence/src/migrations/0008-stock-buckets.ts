@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { addColumnsOnce } from './schema-steps.js';
 
 // Migrations take Kysely<any>: they must keep working after the Database interface moves on.
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -8,7 +9,7 @@ import type { Kysely } from 'kysely';
  * spread over the cluster; every SKU created before this is one bucket.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  await db.schema.alterTable('skus').addColumn('stock_buckets', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+  await addColumnsOnce(db, db.schema.alterTable('skus').addColumn('stock_buckets', 'integer', (c) => c.notNull().defaultTo(1)));
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

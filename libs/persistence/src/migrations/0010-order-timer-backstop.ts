@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { createIndexOnce } from './schema-steps.js';
 
 // Migrations take Kysely<any>: they must keep working after the Database interface moves on.
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -9,7 +10,7 @@ import type { Kysely } from 'kysely';
  * would read every order in that status, most of them still inside their time.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  await db.schema.createIndex('orders_status_updated').on('orders').columns(['status', 'updated_at']).execute();
+  await createIndexOnce(db, db.schema.createIndex('orders_status_updated').on('orders').columns(['status', 'updated_at']));
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

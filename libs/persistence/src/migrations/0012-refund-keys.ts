@@ -12,6 +12,7 @@ import { sql, type Kysely } from 'kysely';
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
     .createTable('refund_keys')
+    .ifNotExists()
     .addColumn('order_id', 'varchar(32)', (c) => c.notNull())
     .addColumn('kind', 'varchar(16)', (c) => c.notNull())
     .addColumn('caller', 'varchar(80)', (c) => c.notNull())

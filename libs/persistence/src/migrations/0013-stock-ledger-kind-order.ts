@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { createIndexOnce } from './schema-steps.js';
 
 // Migrations take Kysely<any>: they must keep working after the Database interface moves on.
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -9,7 +10,7 @@ import type { Kysely } from 'kysely';
  * kind of those orders' movements.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  await db.schema.createIndex('stock_ledger_kind_order').on('stock_ledger').columns(['kind', 'order_id']).execute();
+  await createIndexOnce(db, db.schema.createIndex('stock_ledger_kind_order').on('stock_ledger').columns(['kind', 'order_id']));
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

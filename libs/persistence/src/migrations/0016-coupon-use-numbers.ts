@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { addColumnsOnce, createIndexOnce, indexExists } from './schema-steps.js';
 
 // Migrations take Kysely<any>: they must keep working after the Database interface moves on.
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -12,20 +13,25 @@ import { sql, type Kysely } from 'kysely';
  * later order takes the number again. The uses held before are numbered in the order taken.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  await db.schema.alterTable('coupon_redemptions').addColumn('use_no', 'integer').execute();
-  await sql`
-    UPDATE coupon_redemptions r
-    JOIN (
-      SELECT code, order_id, ROW_NUMBER() OVER (PARTITION BY code, user_id ORDER BY at, order_id) AS use_no
-      FROM coupon_redemptions WHERE status = 'used'
-    ) numbered ON numbered.code = r.code AND numbered.order_id = r.order_id
-    SET r.use_no = numbered.use_no`.execute(db);
+  await addColumnsOnce(db, db.schema.alterTable('coupon_redemptions').addColumn('use_no', 'integer'));
+  // until the unique index (the last step) holds them, the numbers can be given again whole
+  if (!(await indexExists(db, 'coupon_redemptions', 'coupon_redemptions_held_use'))) {
+    await sql`
+      UPDATE coupon_redemptions r
+      JOIN (
+        SELECT code, order_id, ROW_NUMBER() OVER (PARTITION BY code, user_id ORDER BY at, order_id) AS use_no
+        FROM coupon_redemptions WHERE status = 'used'
+      ) numbered ON numbered.code = r.code AND numbered.order_id = r.order_id
+      SET r.use_no = numbered.use_no`.execute(db);
+  }
   // virtual: TiDB adds no stored generated column to a table that exists
-  await db.schema
-    .alterTable('coupon_redemptions')
-    .addColumn('held_use_no', 'integer', (c) => c.generatedAlwaysAs(sql`CASE WHEN status = 'used' THEN use_no END`))
-    .execute();
-  await db.schema.createIndex('coupon_redemptions_held_use').unique().on('coupon_redemptions').columns(['code', 'user_id', 'held_use_no']).execute();
+  await addColumnsOnce(
+    db,
+    db.schema
+      .alterTable('coupon_redemptions')
+      .addColumn('held_use_no', 'integer', (c) => c.generatedAlwaysAs(sql`CASE WHEN status = 'used' THEN use_no END`))
+  );
+  await createIndexOnce(db, db.schema.createIndex('coupon_redemptions_held_use').unique().on('coupon_redemptions').columns(['code', 'user_id', 'held_use_no']));
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

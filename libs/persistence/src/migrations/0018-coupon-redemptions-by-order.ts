@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { createIndexOnce } from './schema-steps.js';
 
 // Migrations take Kysely<any>: they must keep working after the Database interface moves on.
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -10,7 +11,7 @@ import type { Kysely } from 'kysely';
  * ever made.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  await db.schema.createIndex('coupon_redemptions_order').on('coupon_redemptions').columns(['order_id']).execute();
+  await createIndexOnce(db, db.schema.createIndex('coupon_redemptions_order').on('coupon_redemptions').columns(['order_id']));
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

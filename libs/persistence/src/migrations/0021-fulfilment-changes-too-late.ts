@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { addColumnsOnce } from './schema-steps.js';
 
 // Migrations take Kysely<any>: they must keep working after the Database interface moves on.
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -9,7 +10,7 @@ import { sql, type Kysely } from 'kysely';
  * change may run again (the refund job enqueues it anew) and later changes are refused too.
  */
 export async function up(db: Kysely<any>): Promise<void> {
-  await db.schema.alterTable('orders').addColumn('change_refused_at', sql`datetime(3)`).execute();
+  await addColumnsOnce(db, db.schema.alterTable('orders').addColumn('change_refused_at', sql`datetime(3)`));
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

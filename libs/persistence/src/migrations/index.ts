@@ -22,7 +22,9 @@ import * as refundPartsUnconfirmed from './0022-refund-parts-unconfirmed.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
- * and dist (production). Never edit a landed migration: add the next one here.
+ * and dist (production). Never change what a landed migration makes: add the next one here.
+ * Every step of one is skipped when done already (./schema-steps.ts): a migration that failed
+ * midway is not recorded, and runs again from its first step.
  */
 export const migrations: Record<string, Migration> = {
   '0001-initial': initial,
