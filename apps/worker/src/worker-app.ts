@@ -139,6 +139,17 @@ function waitingOutDatabaseOutages<T>(retryDelayMs: number, log: Logger, queue: 
 }
 
 /**
+ * How late a sweep job runs: the timers queue went that long unserved (its workers away, or
+ * fallen behind), and runs the timer jobs due before the sweep's only now. Read from the time
+ * the job was scheduled for, which its id carries (`repeat:<scheduler>:<millis>`, BullMQ's job
+ * schedulers); 0 for a job without one.
+ */
+function timersUnservedMs(sweep: Job): number {
+  const scheduledFor = Number(/:(\d+)$/.exec(sweep.id ?? '')?.[1]);
+  return Number.isFinite(scheduledFor) ? Math.max(0, Date.now() - scheduledFor) : 0;
+}
+
+/**
  * Keeps a scheduled job's scheduler in Redis, under one id for all replicas. Redis can lose it
  * with the queues (a flushed queue, a restart without its AOF, a failover to a replica that was
  * behind) while this process lives on, and then nothing would run the job again: not the
@@ -268,9 +279,14 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
    * for their warehouse with no job would never ship, and refunds due as long with no refund job
    * (of refund orders, of orders refunded whole, of payments that came late) would never be paid
    * back: their job is enqueued again. Counted and logged, since it means jobs go missing.
+   * `unservedMs`: how long the timers went unserved before this sweep (timersUnservedMs); the
+   * timer jobs due meanwhile run only now, so this sweep leaves the orders due meanwhile to them.
    */
-  const sweepOverdue = async (): Promise<void> => {
-    const graceMs = config.OVERDUE_SWEEP_INTERVAL_MS;
+  const sweepOverdue = async (unservedMs: number): Promise<void> => {
+    const graceMs = config.OVERDUE_SWEEP_INTERVAL_MS + unservedMs;
+    if (unservedMs >= config.OVERDUE_SWEEP_INTERVAL_MS) {
+      log.info({ unservedMs }, 'the timers went unserved for a while (no worker served them, or they fell behind): this sweep leaves the orders due meanwhile to their own timer jobs, running now');
+    }
     const shortestTimeout = Math.min(config.PAYMENT_TIMEOUT_MS, config.FLASH_SALE_PAYMENT_TIMEOUT_MS);
     // past their deadline or timer by MySQL's clock, as the transitions themselves check: this worker's may run ahead, or behind
     const overdue = await deps.orders.overdueUnpaidOrderIds(graceMs, shortestTimeout, config.SWEEP_PAGE_SIZE);
@@ -350,9 +366,10 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   };
   // a sweep running longer than its interval, or on another worker, would do the same work again and count it twice
   const sweepLock = new RunLock(deps.redis, `${config.QUEUE_PREFIX}:overdue-sweep-lock`, 'overdue-order sweep');
-  const sweepOverdueUnlessRunning = async (): Promise<void> => {
+  const sweepOverdueUnlessRunning = async (job: Job): Promise<void> => {
+    const unservedMs = timersUnservedMs(job);
     try {
-      await sweepLock.whileHeld(0, sweepOverdue);
+      await sweepLock.whileHeld(0, async () => sweepOverdue(unservedMs));
     } catch (error) {
       if (!(error instanceof RunUnderWay)) throw error;
     }
@@ -374,7 +391,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       if (off) return unschedule(queues.timers, off, log);
       if (job.name === JOB.expireOrder || job.name === JOB.expireOrders) return expireAtDeadline(job as Job<ExpireOrderJob | ExpireOrdersJob>, token);
       if (job.name === JOB.reconcileStock) return void (await reconciler.checkUnlessRunning());
-      if (job.name === JOB.expireOverdueOrders) return sweepOverdueUnlessRunning();
+      if (job.name === JOB.expireOverdueOrders) return sweepOverdueUnlessRunning(job);
       return life.timerJob(job, token);
     },
     [QUEUE.payments]: async (job: Job, token) => life.paymentsJob(job, token),

@@ -292,8 +292,9 @@ describe('the overdue-order sweep and the stock check when Redis loses the queue
   let system: OrderSystem;
 
   beforeAll(async () => {
-    // 2 s to pay; the sweep every 500 ms, the stock check every second
-    system = await startOrderSystem('lost_queues', { PAYMENT_TIMEOUT_MS: '2000', FLASH_SALE_PAYMENT_TIMEOUT_MS: '2000', OVERDUE_SWEEP_INTERVAL_MS: '500', RECONCILE_INTERVAL_MS: '1000' });
+    // 2 s to pay; the sweep every 500 ms, the stock check every second; one job at a time, so the jobs of a queue
+    // that comes back run in the order they fell due
+    system = await startOrderSystem('lost_queues', { PAYMENT_TIMEOUT_MS: '2000', FLASH_SALE_PAYMENT_TIMEOUT_MS: '2000', OVERDUE_SWEEP_INTERVAL_MS: '500', RECONCILE_INTERVAL_MS: '1000', WORKER_CONCURRENCY: '1' });
     await system.createSku({ skuId: 'TOASTER', priceCents: 4_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
   });
   afterAll(async () => system?.close());
@@ -342,6 +343,26 @@ describe('the overdue-order sweep and the stock check when Redis loses the queue
     // later sweeps find nothing more to do
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(await expired()).toBe(before + 1);
+  });
+
+  it('leave an order whose deadline passed while the timers went unserved to its own deadline job, which comes late, and count no job lost', async () => {
+    const { timers } = system.workers.deps.queues;
+    const expired = async () => (await system.workers.deps.metrics.overdueOrdersExpired.get()).values[0]?.value ?? 0;
+    const before = await expired();
+    const orderId = await system.checkout('kim', [{ skuId: 'TOASTER', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    // no worker serves the timers for longer than the deadline and several sweep intervals (the timers workers away)
+    await timers.pause();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
+    } finally {
+      await timers.resume();
+    }
+    // the sweep due first runs first, before the deadline job
+    const closed = await system.waitForStatus(orderId, 'EXPIRED', 10_000);
+    expect(closed.history.at(-1)).toMatchObject({ action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await expired()).toBe(before);
   });
 });
 
