@@ -300,6 +300,8 @@ type Schema = typeof schema;
 export type Config = Readonly<{ [K in keyof Schema]: ReturnType<Schema[K]> }>;
 
 const DEV_SECRET_PREFIX = 'dev-only-';
+/** 256 bits of a hex secret's worth of characters: HS256's own key size. */
+const PRODUCTION_SECRET_MIN_LENGTH = 32;
 const defaultConfigDir = fileURLToPath(new URL('../../../config/', import.meta.url));
 
 function readJson(file: string): Record<string, unknown> {
@@ -345,13 +347,22 @@ export function loadConfig(
   }
   if (nodeEnv === 'production') {
     for (const name of ['AUTH_JWT_SECRET', 'PAYMENT_CALLBACK_SECRET', 'WAREHOUSE_CALLBACK_SECRET']) {
-      if (String(result[name] ?? '').startsWith(DEV_SECRET_PREFIX)) {
+      const value = result[name];
+      if (typeof value !== 'string') continue;
+      if (value.startsWith(DEV_SECRET_PREFIX)) {
         problems.push(`${name} still holds the development default; set a real secret in production`);
+      } else if (value.length < PRODUCTION_SECRET_MIN_LENGTH) {
+        // every buyer holds a signed token: a short HMAC key can be searched for offline
+        problems.push(`${name} must be at least ${PRODUCTION_SECRET_MIN_LENGTH} characters in production (a random one: openssl rand -hex 32)`);
       }
     }
     // one secret for all three: whoever learns the payment system's signs tokens as admin
     if (result.AUTH_JWT_SECRET !== undefined && (result.AUTH_JWT_SECRET === result.PAYMENT_CALLBACK_SECRET || result.AUTH_JWT_SECRET === result.WAREHOUSE_CALLBACK_SECRET)) {
       problems.push('AUTH_JWT_SECRET must differ from the callback secrets in production: the payment and warehouse systems know theirs');
+    }
+    // one for both callbacks: the warehouse could sign the payment system's callbacks (a payment taken)
+    if (result.PAYMENT_CALLBACK_SECRET !== undefined && result.PAYMENT_CALLBACK_SECRET === result.WAREHOUSE_CALLBACK_SECRET) {
+      problems.push('PAYMENT_CALLBACK_SECRET and WAREHOUSE_CALLBACK_SECRET must differ in production: each system must sign only its own callbacks');
     }
   }
   const clusterNodes = result.REDIS_CLUSTER_NODES as ReadonlyArray<unknown> | undefined;

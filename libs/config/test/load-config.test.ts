@@ -63,11 +63,17 @@ describe('configuration', () => {
     expect(() => loadConfig({ NODE_ENV: 'development', MAX_LINE_QTY: '1000000' })).toThrow(/MAX_ORDER_LINES × \(MAX_LINE_QTY \+ 1\) must be at most/);
   });
 
-  it('refuses the development secrets in production, and one secret for tokens and callbacks alike', () => {
+  it('refuses the development secrets in production, short ones, and one secret for tokens and callbacks alike, or for both callbacks', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/AUTH_JWT_SECRET still holds the development default/);
     const shared = 'one-secret-for-everything-0123456789';
-    expect(() => loadConfig({ NODE_ENV: 'production', AUTH_JWT_SECRET: shared, PAYMENT_CALLBACK_SECRET: shared, WAREHOUSE_CALLBACK_SECRET: 'warehouse-secret-0123456789' })).toThrow(
+    expect(() => loadConfig({ NODE_ENV: 'production', AUTH_JWT_SECRET: shared, PAYMENT_CALLBACK_SECRET: shared, WAREHOUSE_CALLBACK_SECRET: 'warehouse-secret-0123456789-abcdef' })).toThrow(
       /AUTH_JWT_SECRET must differ from the callback secrets/,
+    );
+    const secrets = { AUTH_JWT_SECRET: 'a-real-jwt-secret-of-this-shop-0123456789', PAYMENT_CALLBACK_SECRET: 'a-real-payment-secret-0123456789', WAREHOUSE_CALLBACK_SECRET: 'a-real-warehouse-secret-0123456789' };
+    expect(loadConfig({ NODE_ENV: 'production', ...secrets }).AUTH_JWT_SECRET).toBe(secrets.AUTH_JWT_SECRET);
+    expect(() => loadConfig({ NODE_ENV: 'production', ...secrets, AUTH_JWT_SECRET: 'aaaaaaaaaaaaaaaa' })).toThrow(/AUTH_JWT_SECRET must be at least 32 characters in production/);
+    expect(() => loadConfig({ NODE_ENV: 'production', ...secrets, WAREHOUSE_CALLBACK_SECRET: secrets.PAYMENT_CALLBACK_SECRET })).toThrow(
+      /PAYMENT_CALLBACK_SECRET and WAREHOUSE_CALLBACK_SECRET must differ in production/,
     );
   });
 
