@@ -187,7 +187,6 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
 
   // third-party plugins, then the app's own, then routes (fastify/demo's order)
   await app.register(securityHeadersPlugin);
-  await app.register(docsPlugin);
   await app.register(authPlugin, { secret: config.AUTH_JWT_SECRET, tokenCacheSize: config.AUTH_TOKEN_CACHE_SIZE });
   // before the routes, whose answers of orders it narrows for merchants
   await app.register(merchantOrderViewsPlugin, { orders: deps.orders, refunds: new RefundRepository(deps.db) });
@@ -233,6 +232,8 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
   // after the intake, which the error handler tells how a checkout it refused is answered;
   // before any route, each of which takes the error handler there is when it is added
   await app.register(problemDetailsPlugin, { checkouts: intake });
+  // after the error handler, which its pages' routes take (a 429 there is problem details too); before the routes it documents
+  await app.register(docsPlugin);
   await app.register(metricsPlugin, { metrics: deps.metrics });
 
   let leaving = false;

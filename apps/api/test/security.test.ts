@@ -65,6 +65,12 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       expect((await api.request('GET', '/v1/orders', { token: api.token('calm-buyer') })).status).toBe(200);
     });
 
+    it("keeps a merchant's budget apart from a buyer's whose id is the same", async () => {
+      for (let i = 1; i <= 8; i++) expect((await api.request('GET', '/v1/orders', { token: api.token('corner-shop') })).status).toBe(200);
+      expect((await api.request('GET', '/v1/orders', { token: api.token('corner-shop') })).status).toBe(429);
+      expect((await api.request('GET', '/v1/orders', { token: api.token('corner-shop', 'merchant') })).status).toBe(200);
+    });
+
     it('limits anonymous requests per IP, but a signed-in buyer behind the same IP keeps their own budget', async () => {
       for (let i = 1; i <= 4; i++) expect((await api.request('GET', '/v1/orders')).status).toBe(401);
       const refused = await api.request('GET', '/v1/orders');
@@ -76,10 +82,20 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       expect((await api.request('GET', '/v1/orders', { token: forged })).status).toBe(429);
       // unknown paths are limited as well, so ids cannot be probed
       expect((await api.request('GET', '/v1/no-such-thing')).status).toBe(429);
+      // and the API docs, refused as problem details like any route
+      const docs = await api.request('GET', '/docs/json');
+      expect([docs.status, String(docs.headers['content-type']).split(';')[0], docs.body.code]).toEqual([429, 'application/problem+json', 'RATE_LIMITED']);
+      expect(Number(docs.headers['retry-after'])).toBeGreaterThanOrEqual(1);
 
       expect((await api.request('GET', '/v1/orders', { token: api.token('buyer-behind-the-same-nat') })).status).toBe(200);
       // probes and scrapes are never limited
       expect((await api.request('GET', '/health/live')).status).toBe(200);
+      // a callback the payment system signed spends no budget; one not signed spends the IP's, as any anonymous request
+      const payment = JSON.stringify({ orderId: '01JAAAAAAAAAAAAAAAAAAAAAAA', paymentId: 'pay-1', transactionId: 'tx-1', status: 'SUCCEEDED', amountCents: 100, at: new Date().toISOString() });
+      const signature = `sha256=${createHmac('sha256', env.config.PAYMENT_CALLBACK_SECRET).update(payment).digest('hex')}`;
+      expect((await api.request('POST', '/v1/callbacks/payment', { body: payment, headers: { 'x-signature': signature } })).status).toBe(404);
+      const unsigned = await api.request('POST', '/v1/callbacks/payment', { body: payment, headers: { 'x-signature': 'sha256=00' } });
+      expect([unsigned.status, unsigned.body.code, unsigned.headers['x-ratelimit-remaining']]).toEqual([429, 'RATE_LIMITED', '0']);
       // with no proxy trusted (the default), a client cannot name its own address
       expect((await api.request('GET', '/v1/orders', { headers: { 'x-forwarded-for': '203.0.113.9' } })).status).toBe(429);
     });

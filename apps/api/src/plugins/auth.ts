@@ -117,7 +117,6 @@ export const authPlugin = fp(
       }
     }
     app.decorate('principalOf', (request: FastifyRequest) => {
-      // ??=, not === null: the requests of routes registered before this plugin (the docs') lack the default
       const verified = (request.verifiedPrincipal ??= principalOrRefusal(request));
       if (verified instanceof Error) throw verified;
       return verified;

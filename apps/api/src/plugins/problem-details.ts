@@ -105,8 +105,8 @@ export interface ProblemDetailsOptions {
 export const problemDetailsPlugin = fp(
   async (app: FastifyInstance, options: ProblemDetailsOptions) => {
     app.setErrorHandler(async (thrown: FastifyError | Error, request, reply) => {
-      // a checkout refused before its reservation counted the buyer's budget: counted now, and over it the answer is 429
-      const overBudget = await app.budgetRefusalOf(request);
+      // a checkout refused before its reservation counted the buyer's budget, or a callback not signed: counted now, and over it the answer is 429
+      const overBudget = await app.budgetRefusalOf(request, thrown);
       if (request.checkoutCounters) options.checkouts?.answered(request.checkoutCounters, overBudget !== null);
       const refused = overBudget ?? thrown;
       const error = outageOf(refused, request.log) ?? refused;

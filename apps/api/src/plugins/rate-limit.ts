@@ -50,19 +50,25 @@ declare module 'fastify' {
   interface FastifyInstance {
     /**
      * For the error handler: counts the budget of a request whose route spends it itself but
-     * answers with an error before it did (a malformed body, a blocked buyer); the refusal to
-     * answer instead when that budget is spent.
+     * answers with an error before it did (a malformed body, a blocked buyer), or of a callback
+     * whose signature did not verify (`error`: 401, 415); the refusal to answer instead when that
+     * budget is spent.
      */
-    budgetRefusalOf(request: FastifyRequest): Promise<HttpProblem | null>;
+    budgetRefusalOf(request: FastifyRequest, error: unknown): Promise<HttpProblem | null>;
   }
 }
 
+/** Routes no client budget applies to: probes and scrapes. */
+const UNLIMITED_ROUTES = /^\/(health\/|metrics$)/;
 /**
- * Routes no client budget applies to: probes and scrapes, and the external systems'
- * callbacks, which are signed, arrive at the pace of our own requests to those systems,
- * and must not be bounced during a sale.
+ * The external systems' callbacks arrive at the pace of our own requests to those systems and
+ * must not be bounced during a sale: a signed one spends no budget. One whose signature fails
+ * spends its IP's (the error handler counts it), or anyone could make the api hash bodies of
+ * BODY_LIMIT_BYTES without end.
  */
-const UNLIMITED_ROUTES = /^\/(health\/|metrics$|v1\/callbacks\/)/;
+const CALLBACK_ROUTES = /^\/v1\/callbacks\//;
+/** How a callback that was not signed (or not as JSON) is refused: it spends its IP's budget. */
+const UNSIGNED_CALLBACK_STATUSES = new Set([401, 415]);
 
 /** The 429 for a budget counted past its maximum; null within it. */
 function refusalOf(spent: WindowCount, max: number): HttpProblem | null {
@@ -91,8 +97,9 @@ export const rateLimitPlugin = fp(
     function spenderOf(request: FastifyRequest): { budget: string; userId: string | null } {
       if (request.headers.authorization) {
         try {
-          const { sub } = app.principalOf(request);
-          return { budget: `user:${sub}`, userId: sub };
+          const { sub, role } = app.principalOf(request);
+          // by role too: a buyer whose id is a merchant's must not spend the merchant's budget
+          return { budget: `user:${role}:${sub}`, userId: sub };
         } catch {
           // a token that does not verify is anonymous: it cannot open a budget of its own
         }
@@ -122,17 +129,28 @@ export const rateLimitPlugin = fp(
      * it was refused for now before any script (`toBeRetried`); both, as any request, otherwise.
      */
     const leftToCount = new WeakMap<RequestCheckoutCounters, 'nothing' | 'budget'>();
+    /** The IP budget of each callback request, spent only if its signature fails. */
+    const callbackBudgets = new WeakMap<FastifyRequest, { counter: CappedCounter; reply: FastifyReply }>();
+
+    function counterOf(budget: string, max: number): CappedCounter {
+      const slotGroup = slotGroupOf(budget);
+      return { slotGroup, key: `${keyPrefix}${slotGroup}:rate:${budget}`, windowMs, max };
+    }
 
     app.decorateRequest('checkoutCounters', null);
 
     // onRequest, at the root: every route and the not-found handler, before any body is read;
     // synchronous until a count is awaited, so a checkout (whose script counts) passes in one turn
     app.addHook('onRequest', (request, reply, done) => {
-      if (UNLIMITED_ROUTES.test(request.routeOptions.url ?? '')) return done();
+      const route = request.routeOptions.url ?? '';
+      if (UNLIMITED_ROUTES.test(route)) return done();
+      if (CALLBACK_ROUTES.test(route)) {
+        callbackBudgets.set(request, { counter: counterOf(`ip:${request.ip}`, options.perIp), reply });
+        return done();
+      }
       const { budget, userId } = spenderOf(request);
       const max = userId ? options.perUser : options.perIp;
-      const slotGroup = slotGroupOf(budget);
-      const budgetCounter: CappedCounter = { slotGroup, key: `${keyPrefix}${slotGroup}:rate:${budget}`, windowMs, max };
+      const budgetCounter = counterOf(budget, max);
       if (userId && spentByRoute?.applies(request)) {
         const checkoutCounters = {
           budget: budgetCounter,
@@ -159,7 +177,15 @@ export const rateLimitPlugin = fp(
       });
     });
 
-    app.decorate('budgetRefusalOf', async (request: FastifyRequest) => {
+    app.decorate('budgetRefusalOf', async (request: FastifyRequest, error: unknown) => {
+      const callback = callbackBudgets.get(request);
+      if (callback) {
+        if (!UNSIGNED_CALLBACK_STATUSES.has((error as { statusCode?: number }).statusCode ?? 0)) return null;
+        const spent = await spend(callback.counter, null);
+        if (!spent) return null;
+        tellBudget(callback.reply, callback.counter.max, spent);
+        return refusalOf(spent, callback.counter.max);
+      }
       const pending = request.checkoutCounters;
       const left = pending && leftToCount.get(pending);
       if (!pending || pending.spent || left === 'nothing') return null;
