@@ -153,6 +153,24 @@ describe('HTTP edges', () => {
     }
   });
 
+  it('answers a caller without a token, or with a role the route does not admit, 401 or 403 before its body is read: a malformed or oversized body changes nothing', async () => {
+    const bodies: Array<[string, string]> = [
+      ['malformed JSON', '{bad'],
+      ['a body past the limit', JSON.stringify({ ...valid, address: { ...buyerAddress, line1: 'x'.repeat(5_000) } })],
+      ['a well-formed one', JSON.stringify(valid)],
+    ];
+    const callers: Array<[string, Array<[string, string]>, number, string]> = [
+      ['no token', [], 401, 'UNAUTHORIZED'],
+      ["a merchant's token", [['authorization', `Bearer ${api.token('shop', 'merchant')}`]], 403, 'FORBIDDEN'],
+    ];
+    for (const [caller, callerHeaders, status, code] of callers) {
+      for (const [name, body] of bodies) {
+        const headers: Array<[string, string]> = [...callerHeaders, ['content-type', 'application/json'], ['idempotency-key', `refused-${Math.random()}`]];
+        problemOf(await raw(api.url, 'POST', '/v1/orders', headers, body), `${name} with ${caller}`, status, code);
+      }
+    }
+  });
+
   it('answers a method a route lacks, OPTIONS, a trailing or double slash and a repeated Idempotency-Key with a 4xx problem; HEAD and a GET with a body as a GET', async () => {
     const buyer: [string, string] = ['authorization', `Bearer ${api.token('buyer-1')}`];
     const json = JSON.stringify(valid);

@@ -5,7 +5,7 @@ import fp from 'fastify-plugin';
 import { forbidden, unauthorized } from '../problems.js';
 
 export type Role = 'buyer' | 'merchant' | 'admin';
-/** A hook with the signature of both onRequest and preValidation hooks. */
+/** A route's onRequest hook. */
 export type RoleCheck = (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => void;
 export interface Principal {
   sub: string;
@@ -22,9 +22,10 @@ declare module '@fastify/jwt' {
 declare module 'fastify' {
   interface FastifyInstance {
     /**
-     * A preValidation hook that admits a valid token of one of these roles: who may call
-     * a route is answered (401, 403) before what they sent is checked (400). As an
-     * onRequest hook, before its body is even read (a route that takes large bodies).
+     * An onRequest hook that admits a valid token of one of these roles: who may call a
+     * route is answered (401, 403) before its body is read, so a caller refused learns
+     * nothing of how its body would be parsed or checked (400), and no body of a caller
+     * refused is read at all.
      */
     requireRole(...roles: Role[]): RoleCheck;
     /** The request's verified principal; throws its 401 problem. Verified once per request, whoever asks first. */

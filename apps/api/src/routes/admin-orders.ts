@@ -14,7 +14,7 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
   }>(
     '/v1/admin/orders',
     {
-      preValidation: app.requireRole('admin'),
+      onRequest: app.requireRole('admin'),
       schema: {
         tags: ['admin'],
         summary: 'Search all orders (any type, parents and children) by status, type, buyer, merchant, SKU, parent or when they were placed',

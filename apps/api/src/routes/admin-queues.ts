@@ -12,7 +12,7 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
   app.get(
     '/v1/admin/queues',
     {
-      preValidation: app.requireRole('merchant', 'admin'),
+      onRequest: app.requireRole('merchant', 'admin'),
       schema: {
         tags: ['admin'],
         summary: 'Job counts per queue (waiting, active, delayed, failed, prioritized): the backlog behind the intake',

@@ -44,7 +44,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
 
   app.post<{ Body: SkuBody }>(
     '/v1/admin/skus',
-    { preValidation: staff, schema: { tags: ['catalog'], summary: 'Create a SKU with its stock and optional flash sale', body: skuBodySchema, response: skuResponse } },
+    { onRequest: staff, schema: { tags: ['catalog'], summary: 'Create a SKU with its stock and optional flash sale', body: skuBodySchema, response: skuResponse } },
     async (request, reply) => {
       const body = request.body;
       if (request.user.role === 'merchant' && body.merchantId !== request.user.sub) {
@@ -78,14 +78,14 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
 
   app.get<{ Params: { skuId: string } }>(
     '/v1/admin/skus/:skuId',
-    { preValidation: staff, schema: { tags: ['catalog'], summary: 'A SKU with its available, reserved and sold stock', params: skuParamsSchema, response: skuResponse } },
+    { onRequest: staff, schema: { tags: ['catalog'], summary: 'A SKU with its available, reserved and sold stock', params: skuParamsSchema, response: skuResponse } },
     async (request) => skuView(request.params.skuId, request.user),
   );
 
   app.put<{ Params: { skuId: string }; Body: { stock: number } }>(
     '/v1/admin/skus/:skuId/stock',
     {
-      preValidation: staff,
+      onRequest: staff,
       schema: {
         tags: ['catalog'],
         summary: 'Set the sellable quantity (Redis and the MySQL ledger together)',

@@ -84,7 +84,7 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
   app.get<{ Params: { orderId: string } }>(
     '/v1/orders/:orderId/actions',
     {
-      preValidation: app.requireRole('merchant', 'admin'),
+      onRequest: app.requireRole('merchant', 'admin'),
       schema: {
         tags: ['orders'],
         summary: "The actions the caller (as actor merchant or admin) may take on the order in its current status, from its type's state table",
@@ -142,7 +142,7 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
   app.post<{ Params: { orderId: string; action: string }; Body: { reason?: string } | undefined }>(
     '/v1/orders/:orderId/actions/:action',
     {
-      preValidation: app.requireRole('merchant', 'admin'),
+      onRequest: app.requireRole('merchant', 'admin'),
       schema: {
         tags: ['orders'],
         summary:

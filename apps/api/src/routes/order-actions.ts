@@ -27,7 +27,7 @@ export async function orderActionRoutes(app: FastifyInstance, { deps }: { deps: 
   app.post<{ Params: { orderId: string } }>(
     '/v1/orders/:orderId/confirm-receipt',
     {
-      preValidation: app.requireRole('buyer'),
+      onRequest: app.requireRole('buyer'),
       schema: {
         tags: ['orders'],
         summary: 'The buyer signs for the delivery (SHIPPED -> DELIVERED); again once delivered: 200, nothing changes',

@@ -64,7 +64,7 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
   app.post<{ Body: CheckoutBody; Headers: { 'idempotency-key': string; 'x-device-id'?: string } }>(
     '/v1/orders',
     {
-      preValidation: app.requireRole('buyer'),
+      onRequest: app.requireRole('buyer'),
       schema: {
         tags: ['orders'],
         summary: 'Checkout: reserve stock and queue the order',
@@ -100,7 +100,7 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
   app.get<{ Params: { orderId: string } }>(
     '/v1/orders/:orderId',
     {
-      preValidation: app.requireRole('buyer', 'merchant', 'admin'),
+      onRequest: app.requireRole('buyer', 'merchant', 'admin'),
       schema: { tags: ['orders'], summary: 'One order with its lines, amounts, payment, shipments, children and history', params: orderParamsSchema, response: { 200: { $ref: 'Order#' }, '4xx': problemRef } },
     },
     async (request) => visibleOrder(request.user, request.params.orderId),
@@ -109,7 +109,7 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
   app.get<{ Querystring: { status?: string; type?: string; limit: number; cursor?: string } }>(
     '/v1/orders',
     {
-      preValidation: app.requireRole('buyer', 'merchant', 'admin'),
+      onRequest: app.requireRole('buyer', 'merchant', 'admin'),
       schema: {
         tags: ['orders'],
         summary: "The caller's orders, newest first (a merchant's: orders with its SKUs; an admin's: all)",

@@ -49,7 +49,7 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
   app.post<{ Params: { orderId: string }; Body: { method: 'card' | 'wallet' | 'bank_transfer'; purpose?: PaymentPurpose } }>(
     '/v1/orders/:orderId/pay',
     {
-      preValidation: app.requireRole('buyer'),
+      onRequest: app.requireRole('buyer'),
       schema: {
         tags: ['orders'],
         summary: 'Pay an order (202: the payment system confirms by callback)',

@@ -47,7 +47,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
   app.post<{ Body: PromotionBody }>(
     '/v1/admin/promotions',
     {
-      preValidation: admin,
+      onRequest: admin,
       schema: {
         tags: ['pricing'],
         summary:
@@ -85,7 +85,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
   app.post<{ Body: CouponBody }>(
     '/v1/admin/coupons',
     {
-      preValidation: admin,
+      onRequest: admin,
       schema: {
         tags: ['pricing'],
         summary: 'Create a coupon: percentOff % or offCents off an order reaching minSpendCents, perBuyerLimit orders per buyer (409 CONFLICT if the code exists)',
@@ -125,7 +125,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
   app.put<{ Params: { level: string }; Body: { discountPercent: number; freeShipping: boolean } }>(
     '/v1/admin/member-levels/:level',
     {
-      preValidation: admin,
+      onRequest: admin,
       schema: {
         tags: ['pricing'],
         summary: "Define or change a member level's discount and free shipping",
@@ -149,7 +149,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
   app.put<{ Params: { userId: string }; Body: { level: string } }>(
     '/v1/admin/members/:userId',
     {
-      preValidation: admin,
+      onRequest: admin,
       schema: {
         tags: ['pricing'],
         summary: "Set a buyer's member level (400 VALIDATION_FAILED for an undefined level)",
@@ -167,7 +167,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
   app.put<{ Params: { warehouseId: string }; Body: { feeCents: number } }>(
     '/v1/admin/warehouses/:warehouseId/shipping',
     {
-      preValidation: admin,
+      onRequest: admin,
       schema: {
         tags: ['pricing'],
         summary: 'Set the shipping fee of a parcel from this warehouse (a warehouse without one ships free)',

@@ -57,7 +57,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
   app.post<{ Params: { orderId: string }; Body: { reason: string; items: Array<{ skuId: string; qty: number }> }; Headers: { 'idempotency-key'?: string } }>(
     '/v1/orders/:orderId/returns',
     {
-      preValidation: app.requireRole('buyer'),
+      onRequest: app.requireRole('buyer'),
       schema: {
         tags: ['after-sales'],
         summary: 'Ask to return delivered units inside the after-sales window (202: a merchant reviews it)',
@@ -168,7 +168,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
     app.post<{ Params: { orderId: string; returnId: string }; Body: { reason?: string } | undefined }>(
       `/v1/orders/:orderId/returns/:returnId/${verb}`,
       {
-        preValidation: app.requireRole('merchant', 'admin'),
+        onRequest: app.requireRole('merchant', 'admin'),
         schema: {
           tags: ['after-sales'],
           summary: summaries[verb],

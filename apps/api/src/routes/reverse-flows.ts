@@ -308,7 +308,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   app.post<{ Params: { orderId: string }; Body: { reason: string } }>(
     '/v1/orders/:orderId/cancel',
     {
-      preValidation: app.requireRole('buyer', 'merchant', 'admin'),
+      onRequest: app.requireRole('buyer', 'merchant', 'admin'),
       schema: {
         tags: ['orders'],
         summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
@@ -425,7 +425,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   app.patch<{ Params: { orderId: string }; Body: { address: Address } }>(
     '/v1/orders/:orderId/address',
     {
-      preValidation: app.requireRole('buyer', 'admin'),
+      onRequest: app.requireRole('buyer', 'admin'),
       schema: {
         tags: ['orders'],
         summary: "Change the order's delivery address until it ships",
@@ -507,7 +507,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   app.post<{ Params: { orderId: string }; Body: { reason: string; items?: Array<{ skuId: string; qty: number }> }; Headers: { 'idempotency-key'?: string } }>(
     '/v1/orders/:orderId/refunds',
     {
-      preValidation: app.requireRole('buyer', 'merchant', 'admin'),
+      onRequest: app.requireRole('buyer', 'merchant', 'admin'),
       schema: {
         tags: ['after-sales'],
         summary: 'Refund some or all lines of a paid order that has not shipped (202: the payment system pays it back)',
@@ -583,7 +583,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
   app.get<{ Params: { orderId: string } }>(
     '/v1/orders/:orderId/refunds',
     {
-      preValidation: app.requireRole('buyer', 'merchant', 'admin'),
+      onRequest: app.requireRole('buyer', 'merchant', 'admin'),
       schema: {
         tags: ['after-sales'],
         summary: "The order's refunds and returns (its children's too), oldest first",

@@ -63,7 +63,7 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
   app.post<{ Body: { url: string; description?: string } }>(
     '/v1/admin/webhooks',
     {
-      preValidation: app.requireRole('admin'),
+      onRequest: app.requireRole('admin'),
       schema: {
         tags: ['admin'],
         summary: 'Register a webhook for order events; the response carries its signing secret, shown only here',
@@ -104,7 +104,7 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
   app.get(
     '/v1/admin/webhooks',
     {
-      preValidation: app.requireRole('admin'),
+      onRequest: app.requireRole('admin'),
       schema: { tags: ['admin'], summary: 'The registered webhooks', response: { 200: { type: 'object', properties: { items: { type: 'array', items: webhookSchema } } }, '4xx': problemRef } },
     },
     async () => ({ items: (await events.webhooks()).map(webhookView) }),
@@ -113,7 +113,7 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
   app.delete<{ Params: { webhookId: string } }>(
     '/v1/admin/webhooks/:webhookId',
     {
-      preValidation: app.requireRole('admin'),
+      onRequest: app.requireRole('admin'),
       schema: { tags: ['admin'], summary: 'Stop delivering to a webhook (its delivery log stays)', params: webhookParams, body: noFieldsBody, response: { '4xx': problemRef } },
     },
     async (request, reply) => {
@@ -125,7 +125,7 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
   app.get<{ Params: { webhookId: string }; Querystring: { limit: number; before?: number } }>(
     '/v1/admin/webhooks/:webhookId/deliveries',
     {
-      preValidation: app.requireRole('admin'),
+      onRequest: app.requireRole('admin'),
       schema: {
         tags: ['admin'],
         summary: "A webhook's delivery log, newest first: every attempt with its outcome (kept WEBHOOK_DELIVERIES_KEPT_MS, 30 days by default)",
