@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { issueToken } from '@orders/api';
 import { loadConfig, serviceNodeOptions } from '@orders/config';
-import { DEMO_BUYER, seedDemoCatalog } from './demo-catalog.js';
+import { DEMO_BUYER, DEMO_SHOP, demoShopSaid, refuseDemoInProduction, seedDemoCatalog } from './demo-catalog.js';
 import { checkServices } from './preflight.js';
 import { runCommand } from './run-command.js';
 
@@ -18,10 +18,11 @@ const APPS = ['payment-sim', 'warehouse-sim', 'api', 'worker'];
 const fromSource = import.meta.url.endsWith('.ts');
 const entryOf = (app: string) => (fromSource ? [...process.execArgv, `apps/${app}/src/main.ts`] : [`apps/${app}/dist/main.js`]);
 
-const USAGE = `usage: npm start
+const USAGE = `usage: npm start [-- ${DEMO_SHOP}]
 Runs the whole system on this machine: checks MySQL and Redis, migrates the database and seeds
 the demo shop (as npm run seed does), starts the payment and warehouse simulators, the api and
-a worker, and prints the URL and demo tokens once the api is ready. Stop with Ctrl-C.`;
+a worker, and prints the URL and demo tokens once the api is ready. Stop with Ctrl-C.
+With NODE_ENV=production it runs only when told the stack is a demo shop (${DEMO_SHOP}).`;
 
 /** How long one readiness probe may take: an api whose MySQL hangs may not answer at all. */
 const PROBE_TIMEOUT_MS = 2_000;
@@ -53,8 +54,9 @@ Try: curl -X POST ${url}/v1/orders -H "authorization: Bearer <buyer token>" -H "
 Stop with Ctrl-C.`);
 }
 
-runCommand({ usage: USAGE }, async () => {
+runCommand({ usage: USAGE, parse: demoShopSaid }, async (demoShop) => {
   const config = loadConfig();
+  refuseDemoInProduction(config, demoShop, ', its simulators would take the payments, and it would print an admin token signed with the shop’s secret');
   await checkServices(config);
   const created = await seedDemoCatalog(config);
   if (created.length > 0) console.log(`Seeded demo catalog: ${created.join(', ')}`);
@@ -74,7 +76,11 @@ runCommand({ usage: USAGE }, async () => {
     for (const child of children) child.kill('SIGTERM');
     // as long as the api may take: its drain (0 here unless set, as below), then its grace period
     const apiDrainMs = process.env.SHUTDOWN_DRAIN_DELAY_MS === undefined ? 0 : config.SHUTDOWN_DRAIN_DELAY_MS;
-    setTimeout(() => process.exit(code), apiDrainMs + config.SHUTDOWN_GRACE_MS + 1000).unref();
+    setTimeout(() => {
+      // a process still draining past its grace is hung: killed, never left running without this one
+      for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      process.exit(code);
+    }, apiDrainMs + config.SHUTDOWN_GRACE_MS + 1000).unref();
     Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve))))).then(() =>
       process.exit(code),
     );
@@ -88,6 +94,11 @@ runCommand({ usage: USAGE }, async () => {
       // one machine: no load balancer to leave before the api stops (SHUTDOWN_DRAIN_DELAY_MS)
       env: { SHUTDOWN_DRAIN_DELAY_MS: '0', ...process.env, ...peerUrls, MIGRATE_ON_START: 'false', NODE_OPTIONS: serviceNodeOptions(process.env.NODE_OPTIONS) },
       stdio: 'inherit',
+    });
+    // not started at all (its entry point missing, no memory to fork): the others stop, none left running alone
+    child.on('error', (error) => {
+      console.error(`${app} could not run (${error.message}); stopping the others`);
+      stopAll(1);
     });
     child.on('exit', (code) => {
       if (!stopping) {

@@ -7,7 +7,7 @@ const SERVICES_DOWN = { MYSQL_URL: 'mysql://root@127.0.0.1:1/orders', REDIS_URL:
 /** Each command, how its usage begins, a way of asking for help, and arguments it does not take. */
 const COMMANDS: Array<{ script: OperatorCommand; usage: string; help: string; refused: string[][] }> = [
   { script: 'migrate', usage: 'usage: npm run migrate\n', help: '--help', refused: [['up']] },
-  { script: 'start', usage: 'usage: npm start\n', help: '-h', refused: [['--port', '4000']] },
+  { script: 'start', usage: 'usage: npm start [-- --demo-shop]\n', help: '-h', refused: [['--port', '4000']] },
   { script: 'dlq', usage: 'usage: npm run dlq -- list | replay <id> | replay-all\n', help: '--help', refused: [['purge'], ['replay']] },
   { script: 'reconcile', usage: 'usage: npm run reconcile [-- --repair]\n', help: '-h', refused: [['--repiar']] },
   { script: 'token', usage: 'usage: npm run token -- [buyer|merchant|admin] [sub]\n', help: '--help', refused: [['buyer', 'alice', 'extra']] },
@@ -52,10 +52,13 @@ describe('npm run seed against a real database', () => {
     expect(await env.db.selectFrom('coupons').select('code').execute()).toEqual([]);
   });
 
-  it('refuses to seed a stack running with NODE_ENV=production unless told it is a demo shop (--demo-shop), then seeds it', { timeout: 120_000 }, async () => {
+  it('refuses to seed a stack running with NODE_ENV=production, or start the demo system on it, unless told it is a demo shop (--demo-shop), then seeds it', { timeout: 120_000 }, async () => {
     const production = { ...env.env, NODE_ENV: 'production', AUTH_JWT_SECRET: 'a-real-jwt-secret-of-this-shop-0123456789', PAYMENT_CALLBACK_SECRET: 'a-real-payment-secret-0123456789', WAREHOUSE_CALLBACK_SECRET: 'a-real-warehouse-secret-0123456789' };
     const refused = await runOperatorCommand('seed', [], production);
     expect([refused.exitCode, refused.stdout, refused.stderr]).toEqual([1, '', expect.stringContaining('NODE_ENV is production: the demo catalog would open a store-wide discount')]);
+    // npm start would seed it too, run simulators in place of the payment system and print an admin token
+    const notStarted = await runOperatorCommand('start', [], production);
+    expect([notStarted.exitCode, notStarted.stdout, notStarted.stderr]).toEqual([1, '', expect.stringContaining('it would print an admin token signed with the shop’s secret. For a demo stack, run it again with --demo-shop')]);
     expect(await env.db.selectFrom('coupons').select('code').execute()).toEqual([]);
 
     const seeded = await runOperatorCommand('seed', ['--demo-shop'], production);
