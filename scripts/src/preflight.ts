@@ -1,5 +1,5 @@
 import type { Config } from '@orders/config';
-import { createDb, ensureDatabase, mysqlUnreachable, urlWithoutPassword } from '@orders/persistence';
+import { createDb, ensureDatabase, mysqlStartFailure, urlWithoutPassword } from '@orders/persistence';
 import { connectRedis } from '@orders/stock';
 
 /**
@@ -19,7 +19,7 @@ export async function checkServices(config: Config, needed: ServicesNeeded = { m
       if (needed.mysql === 'create-database') await ensureDatabase(config.MYSQL_URL);
       else await selectOne(config.MYSQL_URL);
     } catch (error) {
-      throw mysqlUnreachable(config.MYSQL_URL, error);
+      throw mysqlStartFailure(config.MYSQL_URL, error);
     }
   }
   if (!needed.redis) return;

@@ -30,6 +30,19 @@ describe('operator commands say which service is down, as npm start does', () =>
     expect(output).toContain(`Failed: MySQL is not reachable at ${MYSQL_DOWN}`);
   });
 
+  it('npm run reconcile says which of the password or the database MySQL refused, not that it is not reachable', async () => {
+    const url = new URL(env.config.MYSQL_URL);
+    url.password = 'not-the-password';
+    const wrongPassword = await runOperatorCommand('reconcile', [], { ...env.env, MYSQL_URL: url.toString() });
+    expect([wrongPassword.exitCode, wrongPassword.output]).toEqual([1, expect.stringContaining('Check the user and password in MYSQL_URL')]);
+    expect(wrongPassword.output).toContain(`Failed: MySQL at ${url.toString().replace(':not-the-password@', ':***@')} refused the user`);
+    expect(wrongPassword.output).not.toContain('not-the-password');
+    url.password = '';
+    url.pathname = '/no_such_shop';
+    const noDatabase = await runOperatorCommand('reconcile', [], { ...env.env, MYSQL_URL: url.toString() });
+    expect([noDatabase.exitCode, noDatabase.output]).toEqual([1, expect.stringContaining(`Failed: MySQL at ${url.toString()} has no such database`)]);
+  });
+
   it('npm run migrate against a MySQL that takes connections and answers nothing: exit 1 after 10 s, saying where MySQL was looked for', async () => {
     const held = new Set<Socket>();
     const silent = createServer((socket) => held.add(socket));

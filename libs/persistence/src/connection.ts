@@ -35,9 +35,29 @@ export function urlWithoutPassword(url: string): string {
   return parsed.toString();
 }
 
-/** What a process or command that cannot reach MySQL at `mysqlUrl` says, for an operator to act on. */
-export function mysqlUnreachable(mysqlUrl: string, error: unknown): Error {
-  return new Error(`MySQL is not reachable at ${urlWithoutPassword(mysqlUrl)} (${(error as Error).message}). Start MariaDB/MySQL or set MYSQL_URL.`, { cause: error });
+/**
+ * What a process or command that could not start on MySQL at `mysqlUrl` says, for an operator
+ * to act on: what to fix, the user, its grants, the database or the server itself.
+ */
+export function mysqlStartFailure(mysqlUrl: string, error: unknown): Error {
+  const where = urlWithoutPassword(mysqlUrl);
+  const { code, message } = error as { code?: string; message: string };
+  return new Error(whatToFix(where, code, message), { cause: error });
+}
+
+function whatToFix(where: string, code: string | undefined, message: string): string {
+  switch (code) {
+    case 'ER_ACCESS_DENIED_ERROR':
+      return `MySQL at ${where} refused the user (${message}). Check the user and password in MYSQL_URL.`;
+    case 'ER_DBACCESS_DENIED_ERROR':
+    case 'ER_TABLEACCESS_DENIED_ERROR':
+    case 'ER_SPECIFIC_ACCESS_DENIED_ERROR':
+      return `MySQL at ${where} does not let the user do this (${message}). Grant the user the database's privileges, or set MYSQL_URL.`;
+    case 'ER_BAD_DB_ERROR':
+      return `MySQL at ${where} has no such database (${message}). npm run migrate creates it; or set MYSQL_URL.`;
+    default:
+      return `MySQL is not reachable at ${where} (${message}). Start MariaDB/MySQL or set MYSQL_URL.`;
+  }
 }
 
 /** How long a start waits for MySQL to connect and answer: one that takes connections and answers nothing must not hold it, silent, for ever. */
@@ -161,7 +181,7 @@ export async function migrateDatabase(mysqlUrl: string, { stillMigrating }: { st
   try {
     await ensureDatabase(mysqlUrl);
   } catch (error) {
-    throw mysqlUnreachable(mysqlUrl, error);
+    throw mysqlStartFailure(mysqlUrl, error);
   }
   const { db, pool } = createDb(mysqlUrl, 1);
   // a session variable on each connection, before its first statement (the pool runs them in order)

@@ -1,4 +1,4 @@
-export { createDb, ensureDatabase, migrateDatabase, migrateToLatest, mysqlUnreachable, urlWithoutPassword } from './connection.js';
+export { createDb, ensureDatabase, migrateDatabase, migrateToLatest, mysqlStartFailure, urlWithoutPassword } from './connection.js';
 export { StatementTooSlow, isDatabaseUnavailable, isTransientRefusal, retryTransaction, serializedWithoutStatementValues, withoutStatementValues } from './mysql-errors.js';
 export type { OrderDb } from './connection.js';
 export { CatalogRepository, toSku } from './catalog-repository.js';
