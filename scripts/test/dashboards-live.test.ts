@@ -139,6 +139,7 @@ describe('Grafana dashboards', () => {
         'Queue lag',
         'Orders persisted per second',
         'Rejection reasons',
+        'Redis memory used / maxmemory',
       ]),
     );
     expect(titles['Order pipeline']).toEqual(
@@ -152,6 +153,12 @@ describe('Grafana dashboards', () => {
         'CPU per instance',
         'Memory per instance',
         'Event loop lag per instance',
+        'Oldest waiting job per queue',
+        'Backstops / anomalies',
+        'Stock drift per SKU',
+        'Order events waiting to be published',
+        'Webhooks behind the event stream',
+        'Webhook deliveries',
       ]),
     );
   });

@@ -97,6 +97,8 @@ export class CheckoutIntake {
     },
   ) {
     this.enqueuer = new PersistOrderBatcher(deps.queues, deps.ordersPerJob ?? DEFAULT_ORDERS_PER_JOB);
+    // beside orders_awaiting_mysql, the mark it is compared with: how near the intake is to shedding
+    deps.metrics.ordersAwaitingMysqlHighWaterMark.set(deps.highWaterMark);
   }
 
   /**

@@ -355,6 +355,9 @@ describe('the overdue-order sweep and the stock check when Redis loses the queue
     await timers.pause();
     try {
       await new Promise((resolve) => setTimeout(resolve, 4_000));
+      // what an operator sees meanwhile: the timers' oldest job waiting, though no job starts to report its wait
+      const oldestWaiting = /^queue_oldest_waiting_job_age_seconds\{queue="timers",app="worker"\} (\S+)$/m.exec(await system.workers.deps.metrics.exposition());
+      expect(Number(oldestWaiting?.[1])).toBeGreaterThan(1);
     } finally {
       await timers.resume();
     }

@@ -23,7 +23,12 @@ export type CheckoutOutcome =
 /** What a refund gives back: lines or a cancellation after payment, received units, or a whole payment of a closed order. */
 export const REFUND_KINDS = ['refund', 'return', 'payment'] as const;
 
-type QueueCounts = Array<{ queue: string; counts: Record<string, number> }>;
+/**
+ * A queue's jobs by state and, where the source reads it, when its oldest waiting job became
+ * ready (Unix ms; null: none waits). A stuck queue starts no job, so job_wait_seconds (observed
+ * at a start) says nothing then: the age of the job at its head does.
+ */
+type QueueCounts = Array<{ queue: string; counts: Record<string, number>; oldestWaitingSince?: number | null }>;
 /** Per SKU that drifts, Redis minus what the ledger says, in units, as of the stock reconciler's last pass. */
 export type StockDrift = Array<{ skuId: string; available: number; reserved: number; sold: number }>;
 /**
@@ -178,11 +183,33 @@ export function createMetrics(labels: { app: string }) {
         }
       },
     }),
+    oldestWaitingJobAge: new Gauge({
+      name: 'queue_oldest_waiting_job_age_seconds',
+      help: 'Per queue, how long its oldest waiting job (wait or prioritized) has been ready to run, 0 when none waits: it grows while no worker takes the queue\'s jobs, where job_wait_seconds, observed when a job starts, shows nothing. A job run before counts from its last start. Only the workers read it',
+      labelNames: ['queue'] as const,
+      registers: [registry],
+      aggregator: 'max',
+      async collect() {
+        const all = await Promise.all(queueSources.map((source) => source()));
+        // the age at this scrape: the reading it comes from may be up to a second old
+        const now = Date.now();
+        for (const { queue, oldestWaitingSince } of all.flatMap((counts) => counts ?? [])) {
+          if (oldestWaitingSince !== undefined) this.set({ queue }, oldestWaitingSince === null ? 0 : Math.max(0, now - oldestWaitingSince) / 1000);
+        }
+      },
+    }),
     ordersAwaitingMysql: new Gauge({
       name: 'orders_awaiting_mysql',
       help: 'Orders accepted (answered 202) and not yet written to MySQL, as the api last sampled them: the backlog it sheds checkouts by (503 OVERLOADED at QUEUE_HIGH_WATER_MARK). One job carries up to ORDERS_PER_JOB of them',
       registers: [registry],
       // every api process samples the same Redis: the instance's backlog is one sample, not their sum
+      aggregator: 'max',
+    }),
+    ordersAwaitingMysqlHighWaterMark: new Gauge({
+      name: 'orders_awaiting_mysql_high_water_mark',
+      help: 'QUEUE_HIGH_WATER_MARK of the api: from this many orders_awaiting_mysql on, the intake answers checkouts 503 OVERLOADED. Only the api exports it',
+      registers: [registry],
+      // every api process of an instance reads the same config
       aggregator: 'max',
     }),
     jobDuration: new Histogram({
@@ -431,7 +458,7 @@ export function createMetrics(labels: { app: string }) {
         }),
       );
     },
-    /** Adds a source of queue counts read at scrapes (at most once a second, waiting at most a second). */
+    /** Adds a source of queue counts (and of the oldest waiting jobs, for queue_oldest_waiting_job_age_seconds) read at scrapes (at most once a second, waiting at most a second). */
     watchQueues(source: () => Promise<QueueCounts>) {
       queueSources.push(readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source));
     },
@@ -450,6 +477,8 @@ export function createMetrics(labels: { app: string }) {
   // and "turned off" in a process that schedules no check (the api)
   metrics.stockCheckedAt.remove();
   metrics.stockCheckInterval.remove();
+  // nor a mark of 0 in a process that sheds nothing (the workers): the share of the mark reached would divide by it
+  metrics.ordersAwaitingMysqlHighWaterMark.remove();
   return metrics;
 }
 
