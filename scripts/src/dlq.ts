@@ -5,18 +5,20 @@ import { Queue, type Job } from 'bullmq';
 import { checkServices } from './preflight.js';
 import { UsageError, runCommand } from './run-command.js';
 
-const USAGE = `usage: npm run dlq -- list | replay <id> | replay-all
+const USAGE = `usage: npm run dlq -- list | replay <id> | replay-all | drop <id>
   list          the dead letters, oldest first: where each failed, the orders it carries and why
   replay <id>   puts one dead letter's job back where it failed (list shows the ids)
-  replay-all    puts every dead letter's job back where it failed`;
+  replay-all    puts every dead letter's job back where it failed
+  drop <id>     removes one dead letter, and its failed job, whose work was done by hand or is
+                no longer wanted (never one of accepted orders: replay those)`;
 
-type DeadLetterCommand = { command: 'list' | 'replay-all' } | { command: 'replay'; id: string };
+type DeadLetterCommand = { command: 'list' | 'replay-all' } | { command: 'replay' | 'drop'; id: string };
 
 function deadLetterCommand(args: readonly string[]): DeadLetterCommand {
   const [command, ...rest] = args;
-  if (command === 'replay') {
-    if (rest.length === 0) throw new UsageError('replay needs the id of a dead letter (npm run dlq -- list shows them)');
-    if (rest.length > 1) throw new UsageError(`replay takes one id, not ${rest.join(' ')}`);
+  if (command === 'replay' || command === 'drop') {
+    if (rest.length === 0) throw new UsageError(`${command} needs the id of a dead letter (npm run dlq -- list shows them)`);
+    if (rest.length > 1) throw new UsageError(`${command} takes one id, not ${rest.join(' ')}`);
     return { command, id: rest[0]! };
   }
   if (command !== 'list' && command !== 'replay-all') throw new UsageError(command === undefined ? 'a command is needed' : `unknown command: ${command}`);
@@ -107,7 +109,7 @@ async function replay(letter: Job<DeadLetterJob>, deps: { connection: RedisClien
     } else {
       how = `job ${jobId} is already ${state}; nothing added`;
     }
-    const removed = await removeReplayedLetter(deps, letter, putBack);
+    const removed = await removeLetterUnlessFailedAgain(deps, letter, putBack);
     return `${letter.id} -> ${origin}/${name} (${subject(data)}): ${how}${removed ? '' : '; it has failed again since, and its letter tells of that failure'}`;
   } finally {
     await queue.close();
@@ -153,29 +155,59 @@ async function putBackOneAtATime(
 }
 
 /**
- * Removes a replayed dead letter, with what remembers its putting back, unless it tells of a
- * later failure by now: the job failed again as soon as it was back, and the worker's writer put
- * that failure in the letter (writeDeadLetter), which must stay. One transaction on its own
- * connection (WATCH holds for the connection that sent it): a writer changing the letter after
- * it was read makes it end without removing anything, and it reads the letter again.
+ * Drops a dead letter whose work an operator did by hand, or that is no longer wanted, with its
+ * failed job: left in its queue's failed set, a worker's dead-letter backstop would copy it into
+ * a letter again when it starts. The job goes first, so a drop stopped in between leaves the
+ * letter, to drop again. A letter of accepted orders (persist jobs) is refused: those buyers were
+ * told their orders were taken, and only a replay writes them.
  */
-async function removeReplayedLetter({ watching, deadLetter }: { watching: RedisClient; deadLetter: Queue<DeadLetterJob> }, letter: Job<DeadLetterJob>, putBack: string): Promise<boolean> {
+async function drop(letter: Job<DeadLetterJob>, deps: { connection: RedisClient; watching: RedisClient; deadLetter: Queue<DeadLetterJob> }, config: Config): Promise<string> {
+  const { queue: origin, name, jobId, data } = letter.data;
+  if (origin === QUEUE.orders) {
+    throw new Error(`dead letter ${letter.id} carries accepted orders (${subject(data)}): their buyers were told they are taken, and dropping it would lose them; fix the cause and replay it`);
+  }
+  const queue = new Queue(origin, { connection: deps.connection, prefix: config.QUEUE_PREFIX });
+  try {
+    const failedJobRemoved = jobId !== undefined && (await queue.getJobState(jobId)) === 'failed';
+    if (failedJobRemoved) await queue.remove(jobId);
+    const removed = await removeLetterUnlessFailedAgain(deps, letter);
+    if (!removed) return `${letter.id} (${origin}/${name}, ${subject(data)}): its job failed again since, and its letter, which tells of that failure, stays`;
+    return `${letter.id} (${origin}/${name}, ${subject(data)})${failedJobRemoved ? `, and failed job ${jobId} of ${origin}` : ''}`;
+  } finally {
+    await queue.close();
+  }
+}
+
+/**
+ * Removes a dead letter replayed or dropped, with what remembers a replay's putting its job back,
+ * unless it tells of a later failure by now: the job failed again as soon as it was back, and the
+ * worker's writer put that failure in the letter (writeDeadLetter), which must stay. One
+ * transaction on its own connection (WATCH holds for the connection that sent it): a writer
+ * changing the letter after it was read makes it end without removing anything, and it reads the
+ * letter again.
+ */
+async function removeLetterUnlessFailedAgain(
+  { watching, deadLetter }: { watching: RedisClient; deadLetter: Queue<DeadLetterJob> },
+  letter: Job<DeadLetterJob>,
+  putBack?: string,
+): Promise<boolean> {
+  const remembered = putBack === undefined ? [] : [putBack];
   const key = deadLetter.toKey(letter.id!);
   for (;;) {
     await watching.watch(key);
     const data = await watching.hget(key, 'data');
     if (data === null || (JSON.parse(data) as DeadLetterJob).failedAt !== letter.data.failedAt) {
       await watching.unwatch();
-      await watching.del(putBack);
+      if (remembered.length > 0) await watching.del(...remembered);
       return data === null;
     }
     // a waiting job of a queue no worker serves: its entry in the wait list, its hash and its logs
-    const removed = await watching.multi().lrem(deadLetter.toKey('wait'), 0, letter.id!).del(key, `${key}:logs`, putBack).exec();
+    const removed = await watching.multi().lrem(deadLetter.toKey('wait'), 0, letter.id!).del(key, `${key}:logs`, ...remembered).exec();
     if (removed !== null) return true;
   }
 }
 
-/** npm run dlq -- list | replay <id> | replay-all */
+/** npm run dlq -- list | replay <id> | replay-all | drop <id> */
 runCommand({ usage: USAGE, parse: deadLetterCommand }, async (asked) => {
   const config = loadConfig();
   await checkServices(config, { redis: true });
@@ -191,10 +223,11 @@ runCommand({ usage: USAGE, parse: deadLetterCommand }, async (asked) => {
     const letters = (await queues.deadLetter.getJobs(['waiting'], 0, -1, true)) as Job<DeadLetterJob>[];
     if (asked.command === 'list') {
       printDeadLetters(letters);
-    } else if (asked.command === 'replay') {
+    } else if (asked.command === 'replay' || asked.command === 'drop') {
       const letter = letters.find((candidate) => candidate.id === asked.id);
       if (!letter) throw new Error(`there is no dead letter with id ${asked.id} (npm run dlq -- list shows them)`);
-      console.log(`replayed ${await replay(letter, { connection, watching, deadLetter: queues.deadLetter }, config)}`);
+      const deps = { connection, watching, deadLetter: queues.deadLetter };
+      console.log(asked.command === 'replay' ? `replayed ${await replay(letter, deps, config)}` : `dropped ${await drop(letter, deps, config)}`);
     } else {
       for (const letter of letters) console.log(`replayed ${await replay(letter, { connection, watching, deadLetter: queues.deadLetter }, config)}`);
       console.log(`${letters.length} dead letter${letters.length === 1 ? '' : 's'} replayed.`);

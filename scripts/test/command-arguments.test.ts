@@ -8,7 +8,7 @@ const SERVICES_DOWN = { MYSQL_URL: 'mysql://root@127.0.0.1:1/orders', REDIS_URL:
 const COMMANDS: Array<{ script: OperatorCommand; usage: string; help: string; refused: string[][] }> = [
   { script: 'migrate', usage: 'usage: npm run migrate\n', help: '--help', refused: [['up']] },
   { script: 'start', usage: 'usage: npm start [-- --demo-shop]\n', help: '-h', refused: [['--port', '4000']] },
-  { script: 'dlq', usage: 'usage: npm run dlq -- list | replay <id> | replay-all\n', help: '--help', refused: [['purge'], ['replay']] },
+  { script: 'dlq', usage: 'usage: npm run dlq -- list | replay <id> | replay-all | drop <id>\n', help: '--help', refused: [['purge'], ['replay'], ['drop', 'a', 'b']] },
   { script: 'reconcile', usage: 'usage: npm run reconcile [-- --repair]\n', help: '-h', refused: [['--repiar']] },
   { script: 'token', usage: 'usage: npm run token -- [buyer|merchant|admin] [sub]\n', help: '--help', refused: [['buyer', 'alice', 'extra']] },
 ];

@@ -96,6 +96,23 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
     expect(await deadLetterCount()).toBe(0);
   });
 
+  it('drops a dead letter whose refund was paid back by hand, with its failed job, so no worker copies it again; and refuses to drop one of accepted orders', async () => {
+    await enqueueRefundPayments(queues, '01JDLQDROPPED000000000000A', 'cancelled by the buyer');
+    const failed = await failForGood(queues.payments, 'the payment system refused the refund');
+    const dropped = await dlq('drop', `payments-${failed}`);
+    expect(dropped).toEqual({ exitCode: 0, output: `dropped payments-${failed} (payments/refund-payments, order 01JDLQDROPPED000000000000A), and failed job ${failed} of payments\n` });
+    expect(await queues.payments.getFailedCount()).toBe(0);
+    expect(await queues.deadLetter.getJob(`payments-${failed}`)).toBeUndefined();
+
+    const accepted = { queue: 'orders', name: 'persist-order', jobId: '01JDLQDROPPED000000000000B', data: { orderId: '01JDLQDROPPED000000000000B' }, failedReason: 'MySQL away', attemptsMade: 2, failedAt: new Date().toISOString() };
+    await queues.deadLetter.add('dead-letter', accepted, { jobId: 'orders-01JDLQDROPPED000000000000B' });
+    const refused = await dlq('drop', 'orders-01JDLQDROPPED000000000000B');
+    expect(refused.exitCode).toBe(1);
+    expect(refused.output).toContain('carries accepted orders (order 01JDLQDROPPED000000000000B): their buyers were told they are taken, and dropping it would lose them; fix the cause and replay it');
+    expect(await queues.deadLetter.getJob('orders-01JDLQDROPPED000000000000B')).toBeDefined();
+    await queues.deadLetter.remove('orders-01JDLQDROPPED000000000000B');
+  });
+
   it('refuses an id that is not in the dead-letter queue, and a command it does not know', async () => {
     const [missing, unknown] = await Promise.all([dlq('replay', 'orders-nope'), dlq('purge')]);
     expect(missing).toEqual({
@@ -103,7 +120,7 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
       output: 'Failed: there is no dead letter with id orders-nope (npm run dlq -- list shows them)\n',
     });
     expect(unknown.exitCode).toBe(1);
-    expect(unknown.output).toMatch(/^unknown command: purge\nusage: npm run dlq -- list \| replay <id> \| replay-all\n/);
+    expect(unknown.output).toMatch(/^unknown command: purge\nusage: npm run dlq -- list \| replay <id> \| replay-all \| drop <id>\n/);
   });
 
   /** The waiting job of `queue` (no worker of this test serves it) fails for good, and its failure is copied to a dead letter, as a worker does. */
