@@ -318,11 +318,12 @@ const BOUGHT_KEPT_AFTER_SALE_MS = 24 * 3600 * 1000;
 /** How long a buyer's coupon uses outlive the coupon (reserveStock-6+c+2n.lua's PEXPIREAT). */
 const COUPON_USES_KEPT_AFTER_END_MS = 24 * 3600 * 1000;
 /**
- * How long an order's coupon given-back marker is kept when its buyer's uses count is gone (Redis
- * lost it, and the stock repair counts it again without the use): as long as the restock markers,
- * the longest any later step of the order comes.
+ * How long an order's coupon given-back marker is kept: as long as its buyer's uses count (a day
+ * past the coupon's end), or when that count is gone (Redis lost it, and the stock repair counts
+ * it again without the use) this long, and never longer: as long as the restock markers, the
+ * longest any later step of the order comes.
  */
-const GIVEN_BACK_KEPT_WITHOUT_USES_MS = 90 * 24 * 3600 * 1000;
+const GIVEN_BACK_KEPT_AT_MOST_MS = RESTOCK_MARKER_TTL_MS;
 /** Reads sent in one pipeline by the repair's scans of many orders. */
 const READS_PER_PIPELINE = 1000;
 /** How far apart the clocks of the api hosts, the workers and Redis may be, at most, for what looks back over the reservations kept. */
@@ -736,7 +737,7 @@ export class Inventory {
     const keys = [this.keys.idempotency(own, userId, idempotencyKey), this.keys.couponUses(own, couponCode, userId)];
     for (const orderId of holderOrderIds) keys.push(this.keys.couponHeld(own, orderId), this.keys.couponGivenBack(own, orderId));
     // on the claims' connection: the WAIT of the claim made after it covers it too
-    return (await runStockScript(this.reserving, 'abandonClaim', keys, [takenUpAt])) === 1;
+    return (await runStockScript(this.reserving, 'abandonClaim', keys, [takenUpAt, GIVEN_BACK_KEPT_AT_MOST_MS])) === 1;
   }
 
   /**
@@ -773,7 +774,7 @@ export class Inventory {
   private async giveBackOtherHolders(claim: CheckoutClaim): Promise<void> {
     if (claim.otherHolders.length === 0) return;
     const pipeline = this.reserving.pipeline();
-    for (const orderId of claim.otherHolders) queueStockScript(pipeline, 'releaseCoupon', this.couponHolderKeys(orderId, claim.userId, claim.couponCode), ['held']);
+    for (const orderId of claim.otherHolders) queueStockScript(pipeline, 'releaseCoupon', this.couponHolderKeys(orderId, claim.userId, claim.couponCode), ['held', GIVEN_BACK_KEPT_AT_MOST_MS]);
     pipeline.hdel(this.keys.idempotency(this.keys.groupOf(claim.userId), claim.userId, claim.idempotencyKey), ...claim.otherHolders.map((orderId) => `c:${orderId}`));
     for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
   }
@@ -830,7 +831,7 @@ export class Inventory {
     const own = this.keys.groupOf(claim.userId);
     const pipeline = this.reserving.pipeline();
     // a claim's use is in its hold, if the claim ran at all
-    if (claim.couponTaken) queueStockScript(pipeline, 'releaseCoupon', this.couponHolderKeys(claim.orderId, claim.userId, claim.couponCode), ['held']);
+    if (claim.couponTaken) queueStockScript(pipeline, 'releaseCoupon', this.couponHolderKeys(claim.orderId, claim.userId, claim.couponCode), ['held', GIVEN_BACK_KEPT_AT_MOST_MS]);
     const keys = [this.keys.idempotency(own, claim.userId, claim.idempotencyKey), this.keys.checkoutAttempt(own, claim.userId, claim.idempotencyKey)];
     queueStockScript(pipeline, 'dropClaim', keys, [claim.orderId, claim.claimedNow ? 1 : 0, refusedForGood ? 1 : 0]);
     for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
@@ -934,7 +935,7 @@ export class Inventory {
         userId,
         stored.payload.items,
       );
-      released = (await runStockScript(this.redis, 'releaseStock', keys, [reason, RELEASED_RECORD_KEPT_MS])) === 1;
+      released = (await runStockScript(this.redis, 'releaseStock', keys, [reason, RELEASED_RECORD_KEPT_MS, GIVEN_BACK_KEPT_AT_MOST_MS])) === 1;
       if (released) this.announceReturned(stored.payload.items.map((line) => line.skuId));
     }
     // the script gives back the use its record holds; here, once, one held in the buyer's own
@@ -951,7 +952,7 @@ export class Inventory {
    */
   async releaseCoupon(order: Pick<AcceptedOrder, 'orderId' | 'userId' | 'couponCode'>): Promise<boolean> {
     if (!order.couponCode) return false;
-    return (await runStockScript(this.redis, 'releaseCoupon', this.couponHolderKeys(order.orderId, order.userId, order.couponCode), ['', GIVEN_BACK_KEPT_WITHOUT_USES_MS])) === 1;
+    return (await runStockScript(this.redis, 'releaseCoupon', this.couponHolderKeys(order.orderId, order.userId, order.couponCode), ['', GIVEN_BACK_KEPT_AT_MOST_MS])) === 1;
   }
 
   /**

@@ -18,6 +18,8 @@ describe('coupons reserved with the stock, in one script', () => {
     await inventory.initSku({ skuId: 'A', available: 20, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     await inventory.publishCoupon({ code: 'TWICE', perBuyerLimit: 2, startsAt: new Date(now.getTime() - 60_000), endsAt: new Date(now.getTime() + 60_000) });
     await inventory.publishCoupon({ code: 'LATER', perBuyerLimit: 2, startsAt: new Date(now.getTime() + 60_000), endsAt: new Date(now.getTime() + 120_000) });
+    // a welcome coupon with no end in sight
+    await inventory.publishCoupon({ code: 'FOREVER', perBuyerLimit: 3, startsAt: new Date(now.getTime() - 60_000), endsAt: new Date('2100-01-01T00:00:00Z') });
   });
   afterAll(async () => {
     const keys = await redis.keys(`${prefix}*`);
@@ -46,6 +48,26 @@ describe('coupons reserved with the stock, in one script', () => {
     expect(await inventory.releaseStock(again.order.orderId, 'ann', 'expired')).toBe(true);
     await reserve('ann', 'TWICE');
     expect(await redis.get(inventory.keys.couponUses('{g0}', 'TWICE', 'ann'))).toBe('2');
+  });
+
+  it('keeps the marker of a use given back 90 days at most, though the buyer’s uses of a coupon valid for years are kept as long: one per order would fill Redis', async () => {
+    const ninetyDaysMs = 90 * 24 * 3600 * 1000;
+    const markerTtl = async (orderId: string) => redis.pttl(inventory.keys.couponGivenBack('{g0}', orderId));
+    const uses = inventory.keys.couponUses('{g0}', 'FOREVER', 'fay');
+    const released = await reserve('fay', 'FOREVER');
+    const notApplied = await reserve('fay', 'FOREVER');
+    const afterRecord = await reserve('fay', 'FOREVER');
+    expect(await redis.pttl(uses)).toBeGreaterThan(50 * 365 * 24 * 3600 * 1000);
+    expect(await inventory.releaseStock(released.order.orderId, 'fay', 'cancelled', 'FOREVER')).toBe(true);
+    expect(await inventory.releaseCoupon(notApplied.order)).toBe(true);
+    // a paid order cancelled after its record expired: the marker alone decides
+    await redis.del(inventory.keys.order('{g0}', afterRecord.order.orderId));
+    expect(await inventory.releaseCoupon(afterRecord.order)).toBe(true);
+    for (const { order } of [released, notApplied, afterRecord]) {
+      expect(await markerTtl(order.orderId)).toBeLessThanOrEqual(ninetyDaysMs);
+      expect(await markerTtl(order.orderId)).toBeGreaterThan(ninetyDaysMs - 60_000);
+    }
+    expect(await redis.get(uses)).toBe('0');
   });
 
   it('gives a paid order’s coupon use back once after its reservation record has expired, and never a second time for a use given back before', async () => {

@@ -14,10 +14,11 @@
            <prefix>{own}:coupon-held:<orderId>, its given-back marker
            <prefix>{own}:coupon-given-back:<orderId>
   ARGV[1]  when a request last took the claim up ('l'), as the caller read it
+  ARGV[2]  how long a given-back marker is kept at most (ms)
 
   Returns 1 abandoned, 0 taken up since, or gone.
 ]]
 if tonumber(redis.call('HGET', KEYS[1], 'l')) ~= tonumber(ARGV[1]) then return 0 end
-for i = 1, (#KEYS - 2) / 2 do giveBackHeldUse(KEYS[1 + 2 * i], KEYS[2], KEYS[2 + 2 * i]) end
+for i = 1, (#KEYS - 2) / 2 do giveBackHeldUse(KEYS[1 + 2 * i], KEYS[2], KEYS[2 + 2 * i], ARGV[2]) end
 redis.call('DEL', KEYS[1])
 return 1

@@ -14,11 +14,11 @@
   ARGV[1]  'held' to give back only a use KEYS[1] holds: a claim withdrawn (claimCheckout-5+c.lua)
            whose script went unanswered may never have run, and then its hold was never
            written and the marker must not decide
-  ARGV[2]  how long the marker is kept without a uses count (ms)
+  ARGV[2]  how long the marker is kept without a uses count, and at most with one (ms)
 
   Returns 1 given back now, 0 the order holds no use.
 ]]
-if giveBackHeldUse(KEYS[1], KEYS[2], KEYS[3]) == 1 then return 1 end
+if giveBackHeldUse(KEYS[1], KEYS[2], KEYS[3], ARGV[2]) == 1 then return 1 end
 if ARGV[1] == 'held' or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local usesTtl = redis.call('PTTL', KEYS[2])
 if usesTtl <= 0 then
@@ -28,6 +28,6 @@ if usesTtl <= 0 then
   redis.call('SET', KEYS[3], '1', 'NX', 'PX', tonumber(ARGV[2]))
   return 0
 end
-if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', usesTtl) then return 0 end
+if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', math.min(usesTtl, tonumber(ARGV[2]))) then return 0 end
 if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
 return 1

@@ -7,6 +7,7 @@
   KEYS[3+2i-1], KEYS[3+2i]    per recorded line i: SKU hash, buyer's bought counter
   ARGV[1] reason ('expired', 'cancelled', ...)
   ARGV[2] how long the released record is kept (ms; never longer than it had left)
+  ARGV[3] how long the given-back marker is kept at most (ms)
 
   Released, the record keeps its state and reason alone, written again as a small hash (an
   HDEL leaves the large encoding its payload gave it), and for a short while: once it is gone
@@ -35,7 +36,7 @@ for i, line in ipairs(lines) do
   end
 end
 -- marked given back: a release retried after the record expired (releaseCoupon-3.lua) must not give it back again
-giveBackHeldUse(orderKey, KEYS[2], KEYS[3])
+giveBackHeldUse(orderKey, KEYS[2], KEYS[3], ARGV[3])
 local keptMs = tonumber(ARGV[2])
 local leftMs = redis.call('PTTL', orderKey)
 if leftMs > 0 and leftMs < keptMs then keptMs = leftMs end

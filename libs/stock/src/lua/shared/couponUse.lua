@@ -29,13 +29,15 @@ end
 
 --[[
   Gives back the use a hash holds for its order ('c': its reservation record, or its hold),
-  once: the given-back marker, kept as long as the uses count, says so after the hash is gone
-  (releaseCoupon-3.lua). Returns 1 given back now, 0 the hash held none.
+  once: the given-back marker says so after the hash is gone (releaseCoupon-3.lua). It is kept
+  as long as the uses count, and at most `keptAtMostMs`, the longest any later step of the order
+  comes: a coupon valid for years would otherwise keep one per order given back for years.
+  Returns 1 given back now, 0 the hash held none.
 ]]
-local function giveBackHeldUse(holderKey, usesKey, markerKey)
+local function giveBackHeldUse(holderKey, usesKey, markerKey, keptAtMostMs)
   if redis.call('HDEL', holderKey, 'c') == 0 then return 0 end
   local usesTtl = redis.call('PTTL', usesKey)
-  if usesTtl > 0 then redis.call('SET', markerKey, '1', 'PX', usesTtl) end
+  if usesTtl > 0 then redis.call('SET', markerKey, '1', 'PX', math.min(usesTtl, tonumber(keptAtMostMs))) end
   if tonumber(redis.call('GET', usesKey) or '0') > 0 then redis.call('DECR', usesKey) end
   return 1
 end
