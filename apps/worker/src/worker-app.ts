@@ -494,6 +494,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
         { redis: deps.redis, events: new OrderEventRepository(deps.db), metrics, log },
         {
           maxLen: config.EVENTS_STREAM_MAXLEN,
+          keptMs: config.EVENTS_STREAM_KEPT_MS,
           pollMs: config.EVENTS_POLL_MS,
           batchSize: config.EVENTS_BATCH_SIZE,
           // a turn uses the lock's connection once: its statements (4 at most, each within MYSQL_QUERY_TIMEOUT_MS),

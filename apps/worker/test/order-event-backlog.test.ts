@@ -41,7 +41,7 @@ describe('the order-event backlog a publisher reports', () => {
     const events = new OrderEventRepository(env.db);
     const publisher = new OrderEventPublisher(
       { redis: env.redis, events, metrics, log: pino({ level: 'silent' }) },
-      { maxLen: 1_000_000, pollMs: 1_000, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: 86_400_000, webhooks: { streamKey: orderEventStreamKey(env.config.REDIS_KEY_PREFIX), batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000 } },
+      { maxLen: 1_000_000, keptMs: 0, pollMs: 1_000, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: 86_400_000, webhooks: { streamKey: orderEventStreamKey(env.config.REDIS_KEY_PREFIX), batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000 } },
     ).start();
     const lockName = sql`CONCAT('order-events-publisher:', DATABASE())`;
     try {
@@ -93,13 +93,48 @@ describe("the webhooks' delivery log", () => {
     const events = new OrderEventRepository(env.db);
     const publisher = new OrderEventPublisher(
       { redis: env.redis, events, metrics: createMetrics({ app: 'worker' }), log: pino({ level: 'silent' }) },
-      { maxLen: 1_000_000, pollMs: 50, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: day, webhooks: { streamKey: orderEventStreamKey(env.config.REDIS_KEY_PREFIX), batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000 } },
+      { maxLen: 1_000_000, keptMs: 0, pollMs: 50, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: day, webhooks: { streamKey: orderEventStreamKey(env.config.REDIS_KEY_PREFIX), batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000 } },
     ).start();
     try {
       const left = async () => (await env.db.selectFrom('webhook_deliveries').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n;
       await waitFor(async () => Number(await left()) === 300, { what: 'the attempts older than a day deleted', timeoutMs: 30_000 });
       const kept = await env.db.selectFrom('webhook_deliveries').select(['webhook_id']).distinct().execute();
       expect(kept.map((row) => row.webhook_id)).toEqual(['down-for-days']);
+    } finally {
+      await publisher.stop();
+    }
+  });
+});
+
+describe('the order-event stream', () => {
+  let env: TestEnv;
+
+  beforeAll(async () => {
+    env = await createTestEnv('order_event_stream_age');
+  });
+  afterAll(async () => {
+    await env?.cleanup();
+  });
+
+  it('keeps no event older than EVENTS_STREAM_KEPT_MS, however few it holds: a quiet shop does not keep months of events in Redis', { timeout: 60_000 }, async () => {
+    const day = 86_400_000;
+    const streamKey = orderEventStreamKey(env.config.REDIS_KEY_PREFIX);
+    const [seconds] = await env.redis.time();
+    const now = Number(seconds) * 1000;
+    // a thousand events of ten days ago, the stream's whole nodes of them, then fifty of the last hour
+    const adding = env.redis.pipeline();
+    for (let i = 0; i < 1_000; i++) adding.xadd(streamKey, `${now - 10 * day + i}-0`, 'eventId', `old-${i}`);
+    for (let i = 0; i < 50; i++) adding.xadd(streamKey, `${now - 3_600_000 + i}-0`, 'eventId', `new-${i}`);
+    await adding.exec();
+
+    const publisher = new OrderEventPublisher(
+      { redis: env.redis, events: new OrderEventRepository(env.db), metrics: createMetrics({ app: 'worker' }), log: pino({ level: 'silent' }) },
+      { maxLen: 1_000_000, keptMs: 7 * day, pollMs: 50, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: day, webhooks: { streamKey, batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000 } },
+    ).start();
+    try {
+      await waitFor(async () => (await env.redis.xlen(streamKey)) === 50, { what: 'the events older than a week trimmed', timeoutMs: 20_000 });
+      const [oldest] = await env.redis.xrange(streamKey, '-', '+', 'COUNT', 1);
+      expect(oldest?.[0]).toBe(`${now - 3_600_000}-0`);
     } finally {
       await publisher.stop();
     }

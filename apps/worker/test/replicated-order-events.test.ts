@@ -32,6 +32,7 @@ describe('order events published only once a Redis replica holds them (EVENTS_RE
       { redis: env.redis, events: new OrderEventRepository(env.db), metrics, log: pino({ level: 'silent' }) },
       {
         maxLen: 1_000_000,
+        keptMs: 0,
         pollMs: 50,
         batchSize: 500,
         lockLapseMs: 30_000,

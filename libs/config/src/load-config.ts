@@ -246,6 +246,8 @@ const schema = {
   SIM_CALLBACK_RETRY_MS: POSITIVE_MS,
   /** the order-event stream keeps about this many events (XADD MAXLEN ~) */
   EVENTS_STREAM_MAXLEN: int(1000),
+  /** and none older than this (XTRIM MINID ~, once a minute; 0: as many as EVENTS_STREAM_MAXLEN whatever their age) */
+  EVENTS_STREAM_KEPT_MS: MS,
   /** how often the publisher looks for new outbox rows when it has caught up */
   EVENTS_POLL_MS: POSITIVE_MS,
   EVENTS_BATCH_SIZE: int(1, 10_000),

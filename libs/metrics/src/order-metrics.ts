@@ -365,7 +365,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     webhookCursorsTrimmed: new Counter({
       name: 'webhook_cursors_trimmed_total',
-      help: 'Times a webhook was found behind the trimmed order-event stream (EVENTS_STREAM_MAXLEN): events after its cursor were dropped',
+      help: 'Times a webhook was found behind the trimmed order-event stream (EVENTS_STREAM_MAXLEN, EVENTS_STREAM_KEPT_MS): events after its cursor were dropped',
       registers: [registry],
     }),
     webhookBehind: new Gauge({
@@ -377,7 +377,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     webhookMissingEvents: new Gauge({
       name: 'webhook_missing_events',
-      help: 'By webhook (its id): 1 while the order-event stream has dropped events after its cursor (EVENTS_STREAM_MAXLEN) that its receiver never got, until it acknowledges the events after them; else 0',
+      help: 'By webhook (its id): 1 while the order-event stream has dropped events after its cursor (EVENTS_STREAM_MAXLEN, EVENTS_STREAM_KEPT_MS) that its receiver never got, until it acknowledges the events after them; else 0',
       labelNames: ['webhook'] as const,
       registers: [registry],
       aggregator: 'max',

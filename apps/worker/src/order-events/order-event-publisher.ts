@@ -6,6 +6,8 @@ import { WebhookDispatcher, type WebhookSettings } from './webhook-dispatcher.js
 
 export interface OrderEventSettings {
   maxLen: number;
+  /** how long the stream keeps an entry at most (EVENTS_STREAM_KEPT_MS); 0: as many as `maxLen` whatever their age */
+  keptMs: number;
   pollMs: number;
   batchSize: number;
   /**
@@ -47,6 +49,8 @@ const BACKLOG_COUNT_EVERY_MS = 1_000;
 /** The delivery log's old attempts are deleted this often, a chunk a turn until none is left. */
 const DELIVERIES_PRUNED_EVERY_MS = 3_600_000;
 const DELIVERIES_PRUNED_PER_TURN = 5_000;
+/** The stream's entries older than `keptMs` are trimmed this often: an XTRIM by MINID over whole macro nodes is cheap. */
+const STREAM_TRIMMED_EVERY_MS = 60_000;
 /** A count that stops here stays quick however far behind the outbox is; the alert's threshold is far below. */
 const BACKLOG_COUNTED_UP_TO = 1_000_000;
 
@@ -64,6 +68,7 @@ export class OrderEventPublisher {
   private stopped = false;
   private countedAt = 0;
   private pruneAt = 0;
+  private trimAt = 0;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private readonly webhooks: WebhookDispatcher;
@@ -100,6 +105,7 @@ export class OrderEventPublisher {
               const published = await this.publishBatch();
               await this.webhooks.deliverDue();
               await this.pruneDeliveries();
+              await this.trimByAge();
               if (published < this.settings.batchSize) await this.pause(this.settings.pollMs);
             }
           } catch (error) {
@@ -206,6 +212,26 @@ export class OrderEventPublisher {
     } catch (error) {
       // the log waits a turn; the events do not
       this.deps.log.warn({ err: error }, 'could not delete old webhook delivery attempts; tried again next turn');
+    }
+  }
+
+  /**
+   * Trims the stream's entries older than `keptMs`, by Redis's clock (whose milliseconds its
+   * entry ids are), once a minute: MAXLEN alone keeps its million entries however slowly they
+   * came, ~0.4 GB that a shop of a thousand orders a day would hold for months. A webhook
+   * behind by longer loses what is trimmed, as one behind by more than `maxLen` entries does
+   * (WebhookEventsTrimmed).
+   */
+  private async trimByAge(): Promise<void> {
+    if (this.settings.keptMs === 0 || Date.now() < this.trimAt) return;
+    this.trimAt = Date.now() + STREAM_TRIMMED_EVERY_MS;
+    try {
+      const [seconds, micros] = await this.deps.redis.time();
+      const oldestKept = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - this.settings.keptMs;
+      await this.deps.redis.xtrim(this.settings.webhooks.streamKey, 'MINID', '~', oldestKept);
+    } catch (error) {
+      // the stream waits a minute; the events do not
+      this.deps.log.warn({ err: error }, 'could not trim the order-event stream by age; tried again in a minute');
     }
   }
 
