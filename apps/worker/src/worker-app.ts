@@ -239,15 +239,15 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
    * paid meanwhile, and each check is its own transaction. `alone`: the sweep's, each order's
    * failure its own; a deadline job's fails whole, and is tried again.
    */
-  const expireUnpaid = async (orderIds: string[], detail = 'payment deadline passed', alone = false): Promise<{ expired: number; notDue: Array<{ orderId: string; dueInMs: number }> }> => {
-    let expired = 0;
+  const expireUnpaid = async (orderIds: string[], detail = 'payment deadline passed', alone = false): Promise<{ expired: string[]; notDue: Array<{ orderId: string; dueInMs: number }> }> => {
+    const expired: string[] = [];
     const notDue: Array<{ orderId: string; dueInMs: number }> = [];
     for (let i = 0; i < orderIds.length; i += EXPIRY_CONCURRENCY) {
       const batch = orderIds.slice(i, i + EXPIRY_CONCURRENCY);
       const close = (orderId: string) => closeUnpaidOrder(deps, { orderId, action: 'expire', actor: 'system', detail });
       const closed = await Promise.all(batch.map((orderId) => (alone ? sweptAlone(orderId, 'expire', () => close(orderId)) : close(orderId))));
       closed.forEach((outcome, j) => {
-        if (outcome?.changed) expired += 1;
+        if (outcome?.changed) expired.push(batch[j]!);
         else if (outcome?.dueInMs !== undefined) notDue.push({ orderId: batch[j]!, dueInMs: outcome.dueInMs });
       });
     }
@@ -261,7 +261,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   const expireAtDeadline = async (job: Job<ExpireOrderJob | ExpireOrdersJob>, token: string | undefined): Promise<number> => {
     const timed = job.name === JOB.expireOrders ? (job.data as ExpireOrdersJob).orders : [job.data as ExpireOrderJob];
     const { expired, notDue } = await expireUnpaid(timed.map((order) => order.orderId));
-    if (notDue.length === 0) return expired;
+    if (notDue.length === 0) return expired.length;
     const waiting = new Set(notDue.map((order) => order.orderId));
     if (job.name === JOB.expireOrders) await job.updateData({ orders: timed.filter((order) => waiting.has(order.orderId)) });
     return waitForDeadline(job, token, Math.min(...notDue.map((order) => order.dueInMs)), log);
@@ -302,12 +302,13 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     const shortestTimeout = Math.min(config.PAYMENT_TIMEOUT_MS, config.FLASH_SALE_PAYMENT_TIMEOUT_MS);
     // past their deadline or timer by MySQL's clock, as the transitions themselves check: this worker's may run ahead, or behind
     const overdue = await deps.orders.overdueUnpaidOrderIds(graceMs, shortestTimeout, config.SWEEP_PAGE_SIZE);
-    let closed = (await expireUnpaid(overdue, 'payment deadline passed; its deadline job was gone', true)).expired;
+    const { expired: closed } = await expireUnpaid(overdue, 'payment deadline passed; its deadline job was gone', true);
     const owingBalance = await deps.orders.overdueBalanceOrderIds(graceMs, config.SWEEP_PAGE_SIZE);
-    for (const orderId of owingBalance) if ((await sweptAlone(orderId, 'forfeit deposit', () => life.forfeitDeposit(orderId)))?.changed) closed += 1;
-    if (closed > 0) {
-      metrics.overdueOrdersExpired.inc(closed);
-      log.warn({ count: closed, orderIds: [...overdue, ...owingBalance].slice(0, 20) }, 'closed orders past their payment or balance deadline whose deadline job was gone');
+    for (const orderId of owingBalance) if ((await sweptAlone(orderId, 'forfeit deposit', () => life.forfeitDeposit(orderId)))?.changed) closed.push(orderId);
+    if (closed.length > 0) {
+      metrics.overdueOrdersExpired.inc(closed.length);
+      // those closed here, not those read: an order paid or closed by its own job meanwhile is no loss
+      log.warn({ count: closed.length, orderIds: closed.slice(0, 20) }, 'closed orders past their payment or balance deadline whose deadline job was gone');
     }
     for (const backstop of timerBackstops) {
       for (const { status, types } of statusesWaitingFor(backstop.effect)) {
