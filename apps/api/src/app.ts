@@ -200,6 +200,7 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
     perUser: config.RATE_LIMIT_PER_USER,
     perIp: config.RATE_LIMIT_PER_IP,
     onUnchecked: () => deps.metrics.requestBudgetsUnchecked.inc(),
+    processes: config.API_PROCESSES,
     spentByRoute: { applies: isCheckout, alongside: (userId) => velocity?.counterOf(userId) ?? null },
   });
 

@@ -142,7 +142,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     requestBudgetsUnchecked: new Counter({
       name: 'request_budgets_unchecked_total',
-      help: 'Requests served without a rate-limit check because the budget counters in Redis could not be reached',
+      help: 'Requests whose budget the counters in Redis could not count (Redis away): each api process counted it alone, against its share of the budget (RATE_LIMIT_PER_USER or _PER_IP / API_PROCESSES), so a client reaching several processes or replicas gets more',
       registers: [registry],
     }),
     redisMemory: new Gauge({

@@ -18,8 +18,10 @@ export interface RateLimitOptions {
   windowMs: number;
   perUser: number;
   perIp: number;
-  /** A request served unchecked because its budget could not be counted (Redis away): operators must see it. */
+  /** A request whose budget Redis could not count (Redis away), counted by this process alone: operators must see it. */
   onUnchecked: () => void;
+  /** The api processes of this replica (API_PROCESSES): while Redis is away each counts its share of a budget. */
+  processes: number;
   /** The checkout: its reservation script counts the budget and velocity (one Redis command less). */
   spentByRoute?: SpentByRoute;
 }
@@ -70,6 +72,32 @@ const CALLBACK_ROUTES = /^\/v1\/callbacks\//;
 /** How a callback that was not signed (or not as JSON) is refused: it spends its IP's budget. */
 const UNSIGNED_CALLBACK_STATUSES = new Set([401, 415]);
 
+/** Budgets this process counts while Redis cannot: beyond, a budget is not counted at all (a flood of new addresses must not fill the heap). */
+const LOCAL_BUDGETS_AT_MOST = 100_000;
+
+/**
+ * The budgets of one window counted in this process alone, while Redis cannot count them: fixed
+ * windows as Redis keeps them, all forgotten when the next window starts.
+ */
+class LocalWindowCounts {
+  private window = -1;
+  private readonly counts = new Map<string, number>();
+
+  /** The count of `key` with this request, or null when too many budgets are counted already. */
+  count(key: string, windowMs: number): WindowCount | null {
+    const now = Date.now();
+    const window = Math.floor(now / windowMs);
+    if (window !== this.window) {
+      this.window = window;
+      this.counts.clear();
+    }
+    const before = this.counts.get(key);
+    if (before === undefined && this.counts.size >= LOCAL_BUDGETS_AT_MOST) return null;
+    this.counts.set(key, (before ?? 0) + 1);
+    return { count: (before ?? 0) + 1, msLeft: (window + 1) * windowMs - now };
+  }
+}
+
 /** The 429 for a budget counted past its maximum; null within it. */
 function refusalOf(spent: WindowCount, max: number): HttpProblem | null {
   return spent.count > max ? rateLimited(spent.msLeft) : null;
@@ -111,15 +139,23 @@ export const rateLimitPlugin = fp(
       void reply.header('x-ratelimit-limit', max).header('x-ratelimit-remaining', Math.max(0, max - spent.count)).header('x-ratelimit-reset', Math.ceil(spent.msLeft / 1000));
     }
 
-    /** Counts the budget (and what goes with it); null when Redis could not count it. */
+    const localCounts = new LocalWindowCounts();
+
+    /**
+     * Counts the budget (and what goes with it); with Redis away (checkouts fail on their own with
+     * 503, reads from MySQL go on), this process counts the budget alone against its share of it,
+     * so a flood still meets a limit on its way to MySQL. Null when neither could count it.
+     */
     async function spend(budget: CappedCounter, alongside: CappedCounter | null): Promise<WindowCount | null> {
       try {
         const [spent] = await counters.countEach(alongside ? [budget, alongside] : [budget]);
         return spent!;
       } catch {
-        // Redis away: checkouts fail on their own with 503; reads from MySQL still work, counted by onUnchecked
         options.onUnchecked();
-        return null;
+        const local = localCounts.count(budget.key, windowMs);
+        const share = Math.max(1, Math.floor(budget.max / options.processes));
+        // in the whole budget's terms, so the headers and the refusal read as Redis's count would
+        return local && { count: Math.ceil((local.count * budget.max) / share), msLeft: local.msLeft };
       }
     }
 

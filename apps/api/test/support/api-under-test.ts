@@ -28,6 +28,8 @@ export function collectLog(): CollectedLog {
 export async function startApi(env: TestEnv, options: { clock?: () => Date; connections?: number; log?: CollectedLog } = {}): Promise<ApiUnderTest> {
   const deps = await connectApi(env.config);
   const app = await buildApp({ ...deps, clock: options.clock ?? deps.clock }, { logger: options.log ? { level: 'info', stream: options.log } : false });
+  // as main.ts does: each connection's outages go to the api's log, not to stderr as unhandled errors
+  deps.logRedisOutages(app.log);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const http = httpClient(url, options.connections);
   return {
