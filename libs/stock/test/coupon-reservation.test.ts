@@ -50,7 +50,7 @@ describe('coupons reserved with the stock, in one script', () => {
     expect(await redis.get(inventory.keys.couponUses('{g0}', 'TWICE', 'ann'))).toBe('2');
   });
 
-  it('keeps the marker of a use given back 90 days at most, though the buyer’s uses of a coupon valid for years are kept as long: one per order would fill Redis', async () => {
+  it('keeps the marker of a use given back 90 days at most, and a buyer’s uses given back to none a day, though a coupon valid for years keeps the uses it holds as long: one per order or buyer would fill Redis', async () => {
     const ninetyDaysMs = 90 * 24 * 3600 * 1000;
     const markerTtl = async (orderId: string) => redis.pttl(inventory.keys.couponGivenBack('{g0}', orderId));
     const uses = inventory.keys.couponUses('{g0}', 'FOREVER', 'fay');
@@ -68,6 +68,10 @@ describe('coupons reserved with the stock, in one script', () => {
       expect(await markerTtl(order.orderId)).toBeGreaterThan(ninetyDaysMs - 60_000);
     }
     expect(await redis.get(uses)).toBe('0');
+    expect(await redis.pttl(uses)).toBeLessThanOrEqual(24 * 3600 * 1000);
+    // the buyer's next use is kept as long as the coupon again
+    await reserve('fay', 'FOREVER');
+    expect(await redis.pttl(uses)).toBeGreaterThan(50 * 365 * 24 * 3600 * 1000);
   });
 
   it('gives a paid order’s coupon use back once after its reservation record has expired, and never a second time for a use given back before', async () => {

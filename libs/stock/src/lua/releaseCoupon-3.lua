@@ -29,5 +29,5 @@ if usesTtl <= 0 then
   return 0
 end
 if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', math.min(usesTtl, tonumber(ARGV[2]))) then return 0 end
-if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
+giveUseBack(KEYS[2])
 return 1

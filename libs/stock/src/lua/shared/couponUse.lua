@@ -28,6 +28,19 @@ local function takeCouponUse(usesKey, holderKey, couponCode, couponEndsAt)
 end
 
 --[[
+  One use fewer. A count given back to 0 holds nothing a later checkout needs (its next use sets
+  the coupon's end again): kept a day, long past a stock repair that read MySQL meanwhile and
+  must find it (restoreCouponUses sets only a count that is missing), not until the coupon ends,
+  years for a welcome coupon, for every buyer whose orders with it all closed unpaid.
+]]
+local function giveUseBack(usesKey)
+  if tonumber(redis.call('GET', usesKey) or '0') <= 0 then return end
+  if redis.call('DECR', usesKey) > 0 then return end
+  local ttl = redis.call('PTTL', usesKey)
+  if ttl < 0 or ttl > 86400000 then redis.call('PEXPIRE', usesKey, 86400000) end
+end
+
+--[[
   Gives back the use a hash holds for its order ('c': its reservation record, or its hold),
   once: the given-back marker says so after the hash is gone (releaseCoupon-3.lua). It is kept
   as long as the uses count, and at most `keptAtMostMs`, the longest any later step of the order
@@ -38,6 +51,6 @@ local function giveBackHeldUse(holderKey, usesKey, markerKey, keptAtMostMs)
   if redis.call('HDEL', holderKey, 'c') == 0 then return 0 end
   local usesTtl = redis.call('PTTL', usesKey)
   if usesTtl > 0 then redis.call('SET', markerKey, '1', 'PX', math.min(usesTtl, tonumber(keptAtMostMs))) end
-  if tonumber(redis.call('GET', usesKey) or '0') > 0 then redis.call('DECR', usesKey) end
+  giveUseBack(usesKey)
   return 1
 end
