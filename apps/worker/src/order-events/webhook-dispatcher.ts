@@ -142,8 +142,9 @@ export class WebhookDispatcher {
 
   /**
    * The stream keeps its newest EVENTS_STREAM_MAXLEN entries, none older than
-   * EVENTS_STREAM_KEPT_MS: a receiver that fell further behind lost the events trimmed past its cursor. Counted and logged (the alert
-   * WebhookEventsTrimmed), once per cursor, so the receiver's owner can read them from the order history.
+   * EVENTS_STREAM_KEPT_MS: a receiver that fell further behind lost the events trimmed past
+   * its cursor. Counted and logged (the alert WebhookEventsTrimmed), once per cursor, so the
+   * receiver's owner can read them from the order history.
    */
   private reportTrimmed(webhook: WebhookRow, progress: WebhookProgress, nextKept: string | undefined): void {
     if (progress.trimmedAt === progress.cursor) return;
