@@ -159,6 +159,7 @@ describe('Grafana dashboards', () => {
         'Order events waiting to be published',
         'Webhooks behind the event stream',
         'Webhook deliveries',
+        'Returns awaiting review',
       ]),
     );
   });

@@ -474,6 +474,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   metrics.watchStockReport(() => reconciler.lastReport());
   metrics.stockCheckInterval.set(config.RECONCILE_INTERVAL_MS / 1000);
   const servesTimers = config.WORKER_QUEUES.includes(QUEUE.timers);
+  // the order lifecycle's stage reports the returns nobody reviews: no timer moves them on
+  if (servesTimers) metrics.watchReturnsAwaitingReview(() => refunds.returnsAwaitingReview());
   const scheduled = servesTimers ? schedules.filter((schedule) => schedule.everyMs > 0).map((schedule) => keepScheduled(queues.timers, schedule, log)) : [];
   const unscheduling = servesTimers
     ? [...switchedOff.values()].map(async (schedule) => unschedule(queues.timers, schedule, log).catch((error: unknown) => log.error({ err: error }, `could not remove the schedule of ${schedule.what}, which is off`)))

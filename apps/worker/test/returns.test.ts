@@ -1,5 +1,6 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -42,12 +43,21 @@ describe('returns inside the after-sales window', () => {
     expect(asked.body.returns[0]).toMatchObject({ kind: 'return', amountCents: 5_300, items: [{ lineNo: 1, skuId: 'LAMP', qty: 2, cents: 5_300 }] });
     expect((await system.request('POST', `/v1/orders/${orderId}/returns`, { token: dan, body })).body.returnId).toBe(asked.body.returnId);
     expect((await system.order(orderId)).status).toBe('RETURN_REQUESTED');
+    // what an operator sees of it (ReturnsAwaitingReview): one return waiting, asked for three days ago as far as the alert knows
+    await sql`UPDATE refunds SET created_at = UTC_TIMESTAMP(3) - INTERVAL 3 DAY WHERE refund_id = ${asked.body.returnId}`.execute(system.env.db);
+    const awaitingReview = async () => {
+      const scraped = await system.workers.deps.metrics.exposition();
+      const value = (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(scraped)?.[1]);
+      return { count: value('returns_awaiting_review'), waitedDays: Math.round(value('returns_awaiting_review_oldest_age_seconds') / 86_400) };
+    };
+    await expect.poll(awaitingReview).toEqual({ count: 1, waitedDays: 3 });
 
     const approvePath = `/v1/orders/${orderId}/returns/${asked.body.returnId}/approve`;
     expect((await system.request('POST', approvePath, { token: system.token('other-shop', 'merchant') })).status).toBe(404);
     const approved = await system.request('POST', approvePath, { token: system.token('shop', 'merchant') });
     expect([approved.status, approved.body.status]).toEqual([200, 'APPROVED']);
     expect((await system.request('POST', approvePath, { token: system.token('shop', 'merchant') })).body.status).toBe('APPROVED');
+    await expect.poll(awaitingReview).toEqual({ count: 0, waitedDays: 0 });
     expect((await system.order(orderId)).status).toBe('RETURNING');
     expect(await stock()).toEqual({ available: 8, reserved: 0, sold: 2 });
 

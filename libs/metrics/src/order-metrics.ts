@@ -29,6 +29,11 @@ export const REFUND_KINDS = ['refund', 'return', 'payment'] as const;
  * at a start) says nothing then: the age of the job at its head does.
  */
 type QueueCounts = Array<{ queue: string; counts: Record<string, number>; oldestWaitingSince?: number | null }>;
+/** The returns waiting for a merchant's review, and how long the oldest has waited (seconds; 0: none waits). */
+export interface ReturnsAwaitingReview {
+  count: number;
+  oldestWaitedSeconds: number;
+}
 /** Per SKU that drifts, Redis minus what the ledger says, in units, as of the stock reconciler's last pass. */
 export type StockDrift = Array<{ skuId: string; available: number; reserved: number; sold: number }>;
 /**
@@ -100,6 +105,7 @@ export function createMetrics(labels: { app: string }) {
   const queueSources: Array<() => Promise<QueueCounts | null>> = [];
   let stockReportSource: (() => Promise<StockReport | null>) | undefined;
   let redisMemorySource: (() => Promise<RedisMemory | null>) | undefined;
+  let returnsAwaitingReviewSource: (() => Promise<ReturnsAwaitingReview | null>) | undefined;
   const dependencySources = new Map<Dependency, () => Promise<true | null>>();
   // a process without the source (the api) knows no report: it exports none of the stock check's series
   const readStockReport = async (): Promise<StockReport | null> => (stockReportSource ? stockReportSource() : null);
@@ -440,6 +446,31 @@ export function createMetrics(labels: { app: string }) {
       registers: [registry],
       aggregator: 'max',
     }),
+    returnsAwaitingReview: new Gauge({
+      name: 'returns_awaiting_review',
+      help: "Returns buyers asked for that no merchant or admin has approved or refused yet: nothing moves them on by itself (read from MySQL at scrapes by the workers serving timers; the others report none)",
+      registers: [registry],
+      // every worker serving timers reads the same MySQL
+      aggregator: 'max',
+      async collect() {
+        const waiting = await returnsAwaitingReviewSource?.();
+        if (waiting) this.set(waiting.count);
+      },
+    }),
+    oldestReturnAwaitingReview: new Gauge({
+      name: 'returns_awaiting_review_oldest_age_seconds',
+      help: "How long the oldest return awaiting a merchant's review has waited, by MySQL's clock; 0 when none waits (ReturnsAwaitingReview)",
+      registers: [registry],
+      aggregator: 'max',
+      async collect() {
+        const waiting = await returnsAwaitingReviewSource?.();
+        if (waiting) this.set(waiting.oldestWaitedSeconds);
+      },
+    }),
+    /** Sets where the returns awaiting review are read at scrapes (at most once a second, waiting at most a second). */
+    watchReturnsAwaitingReview(source: () => Promise<ReturnsAwaitingReview>) {
+      returnsAwaitingReviewSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
+    },
     /** Sets where the stock check's gauges read the reconciler's last report at scrapes (at most once a second, waiting at most a second). */
     watchStockReport(source: () => Promise<StockReport>) {
       stockReportSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
@@ -479,6 +510,9 @@ export function createMetrics(labels: { app: string }) {
   metrics.stockCheckInterval.remove();
   // nor a mark of 0 in a process that sheds nothing (the workers): the share of the mark reached would divide by it
   metrics.ordersAwaitingMysqlHighWaterMark.remove();
+  // nor 0 returns waiting in a process that does not read them (the api, workers not serving timers)
+  metrics.returnsAwaitingReview.remove();
+  metrics.oldestReturnAwaitingReview.remove();
   return metrics;
 }
 

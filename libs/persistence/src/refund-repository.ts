@@ -324,6 +324,23 @@ export class RefundRepository {
     return received && { ...received, parts: await applyRefund(trx, order, received, 'return') };
   }
 
+  /**
+   * The returns that wait for a merchant's review (asked for, neither approved nor refused), and
+   * how long the oldest has waited by MySQL's clock (0: none waits): nothing moves one on by itself.
+   */
+  async returnsAwaitingReview(): Promise<{ count: number; oldestWaitedSeconds: number }> {
+    const row = await this.db
+      .selectFrom('refunds')
+      .select([
+        (eb) => eb.fn.countAll<number | string>().as('count'),
+        sql<number | string | null>`TIMESTAMPDIFF(MICROSECOND, MIN(created_at), UTC_TIMESTAMP(3)) / 1000000`.as('waited'),
+      ])
+      .where('kind', '=', 'return')
+      .where('status', '=', 'REQUESTED')
+      .executeTakeFirstOrThrow();
+    return { count: Number(row.count), oldestWaitedSeconds: Math.max(0, Number(row.waited ?? 0)) };
+  }
+
   /** Whether a return of the order waits for the merchant's review (asked for, neither approved nor refused). */
   async returnAwaitingReview(orderId: string): Promise<boolean> {
     const row = await this.db.selectFrom('refunds').select('refund_id').where('order_id', '=', orderId).where('kind', '=', 'return').where('status', '=', 'REQUESTED').executeTakeFirst();
