@@ -242,6 +242,35 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
     expect(soldOut.body.code).toBe('OUT_OF_STOCK');
   });
 
+  it('reads the ledger settled over an hour ago as sums, the reservations still open row by row, and finds drift as before', async () => {
+    const { db } = system.env;
+    await expect.poll(async () => (await db.selectFrom('orders').select('status').where('user_id', '=', 'eve').executeTakeFirst())?.status).toBe('PENDING_PAYMENT');
+    const eve = (await db.selectFrom('orders').select('order_id').where('user_id', '=', 'eve').executeTakeFirstOrThrow()).order_id;
+    // an hour passes: every ledger row so far is old enough to be settled
+    await sql`UPDATE stock_ledger SET created_at = NOW(3) - INTERVAL 2 HOUR`.execute(db);
+    const newest = Number((await db.selectFrom('stock_ledger').select((eb) => eb.fn.max('id').as('id')).executeTakeFirstOrThrow()).id);
+    await waitFor(async () => Number((await db.selectFrom('stock_ledger_settled_through').select('ledger_id').executeTakeFirstOrThrow()).ledger_id) === newest, {
+      what: 'a scheduled check to fold the settled ledger into its sums',
+      timeoutMs: 10_000,
+    });
+    // what is read row by row: the unpaid orders' reservations, which their payment or expiry closes
+    const unpaid = await db.selectFrom('orders').select('order_id').where('status', '=', 'PENDING_PAYMENT').execute();
+    const unsettled = await db.selectFrom('stock_ledger_unsettled as u').innerJoin('stock_ledger as l', 'l.id', 'u.ledger_id').select('l.ref').distinct().execute();
+    expect(unsettled.map((row) => row.ref).sort()).toEqual(unpaid.map((row) => row.order_id).sort());
+    expect((await reconcile()).output).toContain('No drift: Redis matches the MySQL ledger.');
+
+    // one of them is paid: its commit, above the settled id, closes its reservation read row by row
+    expect((await system.request('POST', `/v1/orders/${eve}/pay`, { token: system.token('eve'), body: { method: 'card' } })).status).toBe(202);
+    await waitFor(async () => (await redisStock('LAMP')).sold === 15, { what: "eve's payment to commit her lamps in Redis" });
+    await waitFor(async () => (await db.selectFrom('stock_ledger').select('id').where('ref', '=', eve).where('kind', '=', 'commit').execute()).length > 0, {
+      what: "eve's payment to commit her lamps in the ledger",
+    });
+    expect((await reconcile()).output).toContain('No drift: Redis matches the MySQL ledger.');
+    await system.env.redis.hincrby(skuKey('LAMP'), 'sold', 1);
+    expect((await reconcile()).output).toMatch(/^LAMP\s+0\s+0\s+\+1\s+/m);
+    await system.env.redis.hincrby(skuKey('LAMP'), 'sold', -1);
+  });
+
   it('gives up when MySQL leaves its ledger reading unanswered for RECONCILE_QUERY_TIMEOUT_MS, and exits 1 rather than waiting for hours', async () => {
     // a session holds the ledger (LOCK TABLES, as a backup or a hand-run migration may): reading it waits for as long
     const held = await holdTable(system.env.db, 'stock_ledger');

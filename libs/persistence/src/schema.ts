@@ -43,6 +43,25 @@ export interface StockLedgerTable {
   created_at: CreatedAt;
 }
 
+/** Per SKU, the sums of the ledger's movements settled at or below `stock_ledger_settled_through` (StockLedgerRepository.foldSettled). */
+export interface StockLedgerSettledTable {
+  sku_id: string;
+  available: number;
+  sold: number;
+}
+
+/** One row (id 1): the ledger id `stock_ledger_settled` sums up to. */
+export interface StockLedgerSettledThroughTable {
+  id: number;
+  ledger_id: number;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+/** Ledger rows at or below the settled id whose movement was still open, or went on above it, when it was settled. */
+export interface StockLedgerUnsettledTable {
+  ledger_id: number;
+}
+
 export interface OrdersTable {
   order_id: string;
   parent_order_id: string | null;
@@ -289,6 +308,9 @@ export interface RefundKeysTable {
 export interface Database {
   skus: SkusTable;
   stock_ledger: StockLedgerTable;
+  stock_ledger_settled: StockLedgerSettledTable;
+  stock_ledger_settled_through: StockLedgerSettledThroughTable;
+  stock_ledger_unsettled: StockLedgerUnsettledTable;
   orders: OrdersTable;
   order_items: OrderItemsTable;
   order_history: OrderHistoryTable;

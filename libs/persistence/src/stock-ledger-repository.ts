@@ -53,6 +53,40 @@ export interface LimitedSale {
   held: Array<{ orderId: string; userId: string; qty: number }>;
 }
 
+/** How old a ledger row must be before foldSettled counts its movement into the sums. */
+export const LEDGER_SETTLED_AFTER_MS = 60 * 60_000;
+
+const SETTLE_BATCH = 1000;
+
+/**
+ * One movement's counters, over its rows (a SKU's rows under one ref): available moves by every
+ * row; a reservation neither released nor committed holds its units reserved; a commit sells the
+ * units it carries (a payment-time one) and those its reservation held (a placement line's commit
+ * carries 0), a restock puts sold units back on sale.
+ */
+const MOVEMENT_COUNTERS = sql`
+  SUM(qty) AS available,
+  CASE WHEN SUM(kind IN ('release', 'commit')) = 0 THEN -SUM(CASE WHEN kind = 'reserve' THEN qty ELSE 0 END) ELSE 0 END AS reserved,
+  -SUM(CASE WHEN kind IN ('commit', 'restock') THEN qty ELSE 0 END)
+    + CASE WHEN SUM(kind = 'commit') > 0 THEN -SUM(CASE WHEN kind = 'reserve' THEN qty ELSE 0 END) ELSE 0 END AS sold`;
+
+/** A movement (grouped as MOVEMENT_COUNTERS) holding a reservation neither released nor committed. */
+const STILL_OPEN = sql`SUM(kind = 'reserve') > 0 AND SUM(kind IN ('release', 'commit')) = 0`;
+
+/** The ledger rows the settled sums leave out: above the settled id, and those at or below it listed unsettled. */
+function rowsNotSettled(through: number) {
+  return sql`
+    SELECT id, sku_id, ref, kind, qty FROM stock_ledger WHERE id > ${through}
+    UNION ALL
+    SELECT l.id, l.sku_id, l.ref, l.kind, l.qty FROM stock_ledger_unsettled u JOIN stock_ledger l ON l.id = u.ledger_id`;
+}
+
+/** The ledger id the settled sums reach, as this transaction's snapshot has it. */
+async function settledThrough(db: OrderDb): Promise<number> {
+  const row = await db.selectFrom('stock_ledger_settled_through').select('ledger_id').where('id', '=', 1).executeTakeFirst();
+  return Number(row?.ledger_id ?? 0);
+}
+
 /** The reason of a paid order's cancellation on its restock rows (the cancel route's): what gives a flash-sale limit back. */
 const CANCELLATION = 'cancel';
 
@@ -63,7 +97,10 @@ const CANCELLATION = 'cancel';
  * qty 0, so its units come from the reservation it committed) less units restocked after returns.
  */
 export class StockLedgerRepository {
-  constructor(private readonly db: OrderDb) {}
+  constructor(
+    private readonly db: OrderDb,
+    private readonly options: { settledAfterMs: number } = { settledAfterMs: LEDGER_SETTLED_AFTER_MS },
+  ) {}
 
   /**
    * Units moved between two buckets of a SKU: a pair of `adjust` rows that cancel out,
@@ -218,6 +255,71 @@ export class StockLedgerRepository {
   }
 
   /**
+   * Folds the movements settled for good into the per-SKU sums the stock check starts from, so
+   * that it reads only the ledger's recent rows (and those of movements still open) instead of
+   * every row ever written. A movement is settled when its rows were all written more than
+   * `settledAfterMs` ago and it is closed (a reservation released or committed) or holds no
+   * reservation (an adjustment, a restock, a payment-time commit): nothing changes what it
+   * counts any more. The margin is for ids: MySQL hands them out at insert, so a row below the
+   * settled id may belong to a transaction not yet committed, which no write here stays open for
+   * an hour. The ledger is append-only; a row older than that, edited by hand, is not read again.
+   * One fold at a time (a row lock; another finds it taken and leaves it). Returns the ledger id
+   * the sums now reach, or undefined when another fold was under way.
+   */
+  async foldSettled(): Promise<number | undefined> {
+    return this.db
+      .transaction()
+      .setIsolationLevel('repeatable read')
+      .execute(async (trx) => {
+        const { rows: locked } = await sql<{ ledger_id: number | string }>`
+          SELECT ledger_id FROM stock_ledger_settled_through WHERE id = 1 FOR UPDATE SKIP LOCKED`.execute(trx);
+        if (locked.length === 0) return undefined;
+        const through = Number(locked[0]!.ledger_id);
+        const { rows: newest } = await sql<{ id: number | string | null }>`
+          SELECT MAX(id) AS id FROM stock_ledger
+          WHERE id > ${through} AND created_at < NOW(3) - INTERVAL ${this.options.settledAfterMs * 1000} MICROSECOND`.execute(trx);
+        if (newest[0]?.id === null || newest[0]?.id === undefined) return through;
+        const upTo = Number(newest[0].id);
+        const { rows: folded } = await sql<{ sku_id: string; available: number | string; sold: number | string }>`
+          SELECT sku_id, SUM(available) AS available, SUM(sold) AS sold
+          FROM (
+            SELECT sku_id, ${MOVEMENT_COUNTERS} FROM (${rowsNotSettled(through)}) r GROUP BY sku_id, ref
+            HAVING MAX(id) <= ${upTo} AND NOT (${STILL_OPEN})
+          ) g
+          GROUP BY sku_id`.execute(trx);
+        // rows at or below the new id of movements still open, or with rows above it: read with the recent ones
+        const { rows: left } = await sql<{ id: number | string }>`
+          SELECT id FROM (
+            SELECT id,
+              MAX(id) OVER movement AS last_id,
+              SUM(kind = 'reserve') OVER movement AS reserves,
+              SUM(kind IN ('release', 'commit')) OVER movement AS closes
+            FROM (${rowsNotSettled(through)}) r
+            WINDOW movement AS (PARTITION BY sku_id, ref)
+          ) m
+          WHERE id <= ${upTo} AND (last_id > ${upTo} OR (reserves > 0 AND closes = 0))`.execute(trx);
+        // the list changes by the reservations closed and those opened since: a presale's stay listed for weeks
+        const listed = new Set((await trx.selectFrom('stock_ledger_unsettled').select('ledger_id').execute()).map((row) => Number(row.ledger_id)));
+        const kept = new Set(left.map((row) => Number(row.id)));
+        const gone = [...listed].filter((id) => !kept.has(id));
+        const added = [...kept].filter((id) => !listed.has(id));
+        for (let i = 0; i < gone.length; i += SETTLE_BATCH) await trx.deleteFrom('stock_ledger_unsettled').where('ledger_id', 'in', gone.slice(i, i + SETTLE_BATCH)).execute();
+        for (let i = 0; i < added.length; i += SETTLE_BATCH) {
+          await trx.insertInto('stock_ledger_unsettled').values(added.slice(i, i + SETTLE_BATCH).map((id) => ({ ledger_id: id }))).execute();
+        }
+        for (let i = 0; i < folded.length; i += SETTLE_BATCH) {
+          await trx
+            .insertInto('stock_ledger_settled')
+            .values(folded.slice(i, i + SETTLE_BATCH).map((row) => ({ sku_id: row.sku_id, available: Number(row.available), sold: Number(row.sold) })))
+            .onDuplicateKeyUpdate({ available: sql`available + VALUES(available)`, sold: sql`sold + VALUES(sold)` })
+            .execute();
+        }
+        await trx.updateTable('stock_ledger_settled_through').set({ ledger_id: upTo, updated_at: sql`NOW(3)` }).where('id', '=', 1).execute();
+        return upTo;
+      });
+  }
+
+  /**
    * One consistent snapshot (one REPEATABLE READ transaction) of the ledger of every
    * catalog SKU and of which of `orderIds` are persisted, so an order being written
    * meanwhile is counted either in the ledger or as not yet persisted, never both.
@@ -228,24 +330,22 @@ export class StockLedgerRepository {
       .transaction()
       .setIsolationLevel('repeatable read')
       .execute(async (trx) => {
-        // one pass over the ledger, each movement's rows summed together first: a reservation
-        // is still held when its ref has no release or commit, sold when it has a commit (a
-        // lookup of those per reserve row read a SKU's whole ledger once per row: minutes for a sale)
+        // the settled sums, and one pass over the rows not in them, each movement's rows summed
+        // together first: a reservation is still held when its ref has no release or commit, sold
+        // when it has a commit (a lookup of those per reserve row read a SKU's whole ledger once per row: minutes for a sale)
+        const through = await settledThrough(trx);
         const { rows } = await sql<{ sku_id: string; available: number | string; reserved: number | string; sold: number | string }>`
           SELECT s.sku_id,
-            COALESCE(SUM(m.available), 0) AS available,
-            COALESCE(SUM(m.reserved), 0) AS reserved,
-            COALESCE(SUM(m.sold), 0) AS sold
-          FROM skus s LEFT JOIN (
-            SELECT sku_id,
-              SUM(qty) AS available,
-              CASE WHEN SUM(kind IN ('release', 'commit')) = 0 THEN -SUM(CASE WHEN kind = 'reserve' THEN qty ELSE 0 END) ELSE 0 END AS reserved,
-              -SUM(CASE WHEN kind IN ('commit', 'restock') THEN qty ELSE 0 END)
-                + CASE WHEN SUM(kind = 'commit') > 0 THEN -SUM(CASE WHEN kind = 'reserve' THEN qty ELSE 0 END) ELSE 0 END AS sold
-            FROM stock_ledger
-            GROUP BY sku_id, ref
+            COALESCE(c.available, 0) + COALESCE(m.available, 0) AS available,
+            COALESCE(m.reserved, 0) AS reserved,
+            COALESCE(c.sold, 0) + COALESCE(m.sold, 0) AS sold
+          FROM skus s
+          LEFT JOIN stock_ledger_settled c ON c.sku_id = s.sku_id
+          LEFT JOIN (
+            SELECT sku_id, SUM(available) AS available, SUM(reserved) AS reserved, SUM(sold) AS sold
+            FROM (SELECT sku_id, ${MOVEMENT_COUNTERS} FROM (${rowsNotSettled(through)}) r GROUP BY sku_id, ref) g
+            GROUP BY sku_id
           ) m ON m.sku_id = s.sku_id
-          GROUP BY s.sku_id
           ORDER BY s.sku_id`.execute(trx);
         const persisted =
           orderIds.length === 0 ? [] : await trx.selectFrom('orders').select('order_id').where('order_id', 'in', [...orderIds]).execute();

@@ -19,6 +19,7 @@ import * as latePaymentsDue from './0019-late-payments-due.js';
 import * as promotionSkuLists from './0020-promotion-sku-lists.js';
 import * as fulfilmentChangesTooLate from './0021-fulfilment-changes-too-late.js';
 import * as refundPartsUnconfirmed from './0022-refund-parts-unconfirmed.js';
+import * as stockLedgerSettled from './0023-stock-ledger-settled.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -47,4 +48,5 @@ export const migrations: Record<string, Migration> = {
   '0020-promotion-sku-lists': promotionSkuLists,
   '0021-fulfilment-changes-too-late': fulfilmentChangesTooLate,
   '0022-refund-parts-unconfirmed': refundPartsUnconfirmed,
+  '0023-stock-ledger-settled': stockLedgerSettled,
 };
