@@ -40,7 +40,8 @@ export interface StockLedgerTable {
   order_id: string | null;
   qty: number;
   reason: string;
-  created_at: CreatedAt;
+  /** MySQL's time of the insert, never given: the stock check's fold trusts it (StockLedgerRepository.foldSettled) */
+  created_at: ColumnType<Date, never, never>;
 }
 
 /** Per SKU, the sums of the ledger's movements settled at or below `stock_ledger_settled_through` (StockLedgerRepository.foldSettled). */
