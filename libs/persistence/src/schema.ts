@@ -58,7 +58,7 @@ export interface StockLedgerSettledThroughTable {
   updated_at: ColumnType<Date, Date | undefined, Date>;
 }
 
-/** Ledger rows at or below the settled id whose movement was still open, or went on above it, when it was settled. */
+/** Ledger rows at or below the settled id whose reservation was still open (neither released nor committed) when they were folded. */
 export interface StockLedgerUnsettledTable {
   ledger_id: number;
 }

@@ -56,6 +56,12 @@ export interface LimitedSale {
 /** How old a ledger row must be before foldSettled counts its movement into the sums. */
 export const LEDGER_SETTLED_AFTER_MS = 60 * 60_000;
 
+/**
+ * Ledger rows one fold reads at most beyond the folded id: the first folds after an upgrade
+ * catch up with a large ledger over several runs, each within RECONCILE_QUERY_TIMEOUT_MS.
+ */
+const FOLD_ROWS_AT_MOST = 500_000;
+
 const SETTLE_BATCH = 1000;
 
 /**
@@ -73,10 +79,10 @@ const MOVEMENT_COUNTERS = sql`
 /** A movement (grouped as MOVEMENT_COUNTERS) holding a reservation neither released nor committed. */
 const STILL_OPEN = sql`SUM(kind = 'reserve') > 0 AND SUM(kind IN ('release', 'commit')) = 0`;
 
-/** The ledger rows the settled sums leave out: above the settled id, and those at or below it listed unsettled. */
-function rowsNotSettled(through: number) {
+/** The ledger rows the settled sums leave out: above the settled id (up to `upTo`), and those at or below it listed unsettled. */
+function rowsNotSettled(through: number, upTo = Number.MAX_SAFE_INTEGER) {
   return sql`
-    SELECT id, sku_id, ref, kind, qty FROM stock_ledger WHERE id > ${through}
+    SELECT id, sku_id, ref, kind, qty FROM stock_ledger WHERE id > ${through} AND id <= ${upTo}
     UNION ALL
     SELECT l.id, l.sku_id, l.ref, l.kind, l.qty FROM stock_ledger_unsettled u JOIN stock_ledger l ON l.id = u.ledger_id`;
 }
@@ -99,7 +105,7 @@ const CANCELLATION = 'cancel';
 export class StockLedgerRepository {
   constructor(
     private readonly db: OrderDb,
-    private readonly options: { settledAfterMs: number } = { settledAfterMs: LEDGER_SETTLED_AFTER_MS },
+    private readonly options: { settledAfterMs: number; foldRowsAtMost: number } = { settledAfterMs: LEDGER_SETTLED_AFTER_MS, foldRowsAtMost: FOLD_ROWS_AT_MOST },
   ) {}
 
   /**
@@ -255,14 +261,16 @@ export class StockLedgerRepository {
   }
 
   /**
-   * Folds the movements settled for good into the per-SKU sums the stock check starts from, so
-   * that it reads only the ledger's recent rows (and those of movements still open) instead of
-   * every row ever written. A movement is settled when its rows were all written more than
-   * `settledAfterMs` ago and it is closed (a reservation released or committed) or holds no
-   * reservation (an adjustment, a restock, a payment-time commit): nothing changes what it
-   * counts any more. The margin is for ids: MySQL hands them out at insert, so a row below the
-   * settled id may belong to a transaction not yet committed, which no write here stays open for
-   * an hour. The ledger is append-only; a row older than that, edited by hand, is not read again.
+   * Folds the ledger rows written more than `settledAfterMs` ago into the per-SKU sums the stock
+   * check starts from, so that it reads the recent rows only (and those of reservations still
+   * open) instead of every row ever written. Movement by movement: one closed (a reservation
+   * released or committed) or holding no reservation (an adjustment, a restock, a payment-time
+   * commit) counts the same whatever is written after it; a reservation still open is listed
+   * (stock_ledger_unsettled) and read with the recent rows until a later fold finds it closed.
+   * At most `foldRowsAtMost` rows a fold, so a large ledger is caught up over several runs.
+   * The margin is for ids: MySQL hands them out at insert, so a row below the folded id may
+   * belong to a transaction not yet committed, which no write here stays open for an hour.
+   * The ledger is append-only; a row older than that, edited by hand, is not read again.
    * One fold at a time (a row lock; another finds it taken and leaves it). Returns the ledger id
    * the sums now reach, or undefined when another fold was under way.
    */
@@ -276,28 +284,24 @@ export class StockLedgerRepository {
         if (locked.length === 0) return undefined;
         const through = Number(locked[0]!.ledger_id);
         const { rows: newest } = await sql<{ id: number | string | null }>`
-          SELECT MAX(id) AS id FROM stock_ledger
-          WHERE id > ${through} AND created_at < NOW(3) - INTERVAL ${this.options.settledAfterMs * 1000} MICROSECOND`.execute(trx);
+          SELECT MAX(id) AS id FROM (SELECT id, created_at FROM stock_ledger WHERE id > ${through} ORDER BY id LIMIT ${this.options.foldRowsAtMost}) r
+          WHERE created_at < NOW(3) - INTERVAL ${this.options.settledAfterMs * 1000} MICROSECOND`.execute(trx);
         if (newest[0]?.id === null || newest[0]?.id === undefined) return through;
         const upTo = Number(newest[0].id);
+        // a movement's rows come in order (a reservation before its release or commit, in another
+        // transaction), so one whose reservation has no release or commit up to upTo is open then
+        const rows = rowsNotSettled(through, upTo);
         const { rows: folded } = await sql<{ sku_id: string; available: number | string; sold: number | string }>`
           SELECT sku_id, SUM(available) AS available, SUM(sold) AS sold
-          FROM (
-            SELECT sku_id, ${MOVEMENT_COUNTERS} FROM (${rowsNotSettled(through)}) r GROUP BY sku_id, ref
-            HAVING MAX(id) <= ${upTo} AND NOT (${STILL_OPEN})
-          ) g
+          FROM (SELECT sku_id, ${MOVEMENT_COUNTERS} FROM (${rows}) r GROUP BY sku_id, ref HAVING NOT (${STILL_OPEN})) g
           GROUP BY sku_id`.execute(trx);
-        // rows at or below the new id of movements still open, or with rows above it: read with the recent ones
         const { rows: left } = await sql<{ id: number | string }>`
           SELECT id FROM (
-            SELECT id,
-              MAX(id) OVER movement AS last_id,
-              SUM(kind = 'reserve') OVER movement AS reserves,
-              SUM(kind IN ('release', 'commit')) OVER movement AS closes
-            FROM (${rowsNotSettled(through)}) r
+            SELECT id, SUM(kind = 'reserve') OVER movement AS reserves, SUM(kind IN ('release', 'commit')) OVER movement AS closes
+            FROM (${rows}) r
             WINDOW movement AS (PARTITION BY sku_id, ref)
           ) m
-          WHERE id <= ${upTo} AND (last_id > ${upTo} OR (reserves > 0 AND closes = 0))`.execute(trx);
+          WHERE reserves > 0 AND closes = 0`.execute(trx);
         // the list changes by the reservations closed and those opened since: a presale's stay listed for weeks
         const listed = new Set((await trx.selectFrom('stock_ledger_unsettled').select('ledger_id').execute()).map((row) => Number(row.ledger_id)));
         const kept = new Set(left.map((row) => Number(row.id)));

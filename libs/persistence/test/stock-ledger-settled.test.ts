@@ -83,8 +83,10 @@ describe('the stock check reads the settled ledger as sums, and the rest row by 
 
   it('counts every movement once, open or closed, old or new, however often and wherever the sums were folded', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 40 }), async (steps) => {
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 12 }), async (steps, foldRowsAtMost) => {
         await startOver();
+        // a few rows a fold, as a ledger of millions is caught up in runs of FOLD_ROWS_AT_MOST
+        const folding = new StockLedgerRepository(env.db, { settledAfterMs: 60 * 60_000, foldRowsAtMost });
         const written: LedgerRow[] = [];
         const open: Array<{ ref: string; lines: Array<{ sku_id: string; qty: number }> }> = [];
         const committed: Array<{ ref: string; lines: Array<{ sku_id: string; qty: number }> }> = [];
@@ -111,14 +113,15 @@ describe('the stock check reads the settled ledger as sums, and the rest row by 
             const ids = await env.db.selectFrom('stock_ledger').select('id').orderBy('id').execute();
             if (ids.length > 0) await age(ids[next.pick % ids.length]!.id);
           } else if (next.op === 'fold') {
-            await ledger.foldSettled();
+            await folding.foldSettled();
             expect(await stockRead()).toEqual(countersOf(written));
           }
         }
         expect(await stockRead()).toEqual(countersOf(written));
-        // once every row is old, a fold leaves only the open reservations' rows to read one by one
+        // once every row is old, folds leave only the open reservations' rows to read one by one
         await age();
-        await ledger.foldSettled();
+        const newest = Number((await env.db.selectFrom('stock_ledger').select((eb) => eb.fn.max('id').as('id')).executeTakeFirstOrThrow()).id ?? 0);
+        while ((await folding.foldSettled()) !== newest) expect(await stockRead()).toEqual(countersOf(written));
         expect(await stockRead()).toEqual(countersOf(written));
         const unsettled = await env.db.selectFrom('stock_ledger_unsettled as u').innerJoin('stock_ledger as l', 'l.id', 'u.ledger_id').select('l.ref').execute();
         expect(new Set(unsettled.map((row) => row.ref))).toEqual(new Set(open.map((order) => order.ref)));
