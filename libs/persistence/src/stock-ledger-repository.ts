@@ -53,8 +53,8 @@ export interface LimitedSale {
   held: Array<{ orderId: string; userId: string; qty: number }>;
 }
 
-/** How old a ledger row must be before foldSettled counts its movement into the sums. */
-export const LEDGER_SETTLED_AFTER_MS = 60 * 60_000;
+/** How old a ledger row must be before foldSettled counts it into the sums. */
+const LEDGER_SETTLED_AFTER_MS = 60 * 60_000;
 
 /**
  * Ledger rows one fold reads at most beyond the folded id: the first folds after an upgrade
@@ -62,7 +62,8 @@ export const LEDGER_SETTLED_AFTER_MS = 60 * 60_000;
  */
 const FOLD_ROWS_AT_MOST = 500_000;
 
-const SETTLE_BATCH = 1000;
+/** Rows written per statement. */
+const FOLD_BATCH = 1000;
 
 /**
  * One movement's counters, over its rows (a SKU's rows under one ref): available moves by every
@@ -307,14 +308,14 @@ export class StockLedgerRepository {
         const kept = new Set(left.map((row) => Number(row.id)));
         const gone = [...listed].filter((id) => !kept.has(id));
         const added = [...kept].filter((id) => !listed.has(id));
-        for (let i = 0; i < gone.length; i += SETTLE_BATCH) await trx.deleteFrom('stock_ledger_unsettled').where('ledger_id', 'in', gone.slice(i, i + SETTLE_BATCH)).execute();
-        for (let i = 0; i < added.length; i += SETTLE_BATCH) {
-          await trx.insertInto('stock_ledger_unsettled').values(added.slice(i, i + SETTLE_BATCH).map((id) => ({ ledger_id: id }))).execute();
+        for (let i = 0; i < gone.length; i += FOLD_BATCH) await trx.deleteFrom('stock_ledger_unsettled').where('ledger_id', 'in', gone.slice(i, i + FOLD_BATCH)).execute();
+        for (let i = 0; i < added.length; i += FOLD_BATCH) {
+          await trx.insertInto('stock_ledger_unsettled').values(added.slice(i, i + FOLD_BATCH).map((id) => ({ ledger_id: id }))).execute();
         }
-        for (let i = 0; i < folded.length; i += SETTLE_BATCH) {
+        for (let i = 0; i < folded.length; i += FOLD_BATCH) {
           await trx
             .insertInto('stock_ledger_settled')
-            .values(folded.slice(i, i + SETTLE_BATCH).map((row) => ({ sku_id: row.sku_id, available: Number(row.available), sold: Number(row.sold) })))
+            .values(folded.slice(i, i + FOLD_BATCH).map((row) => ({ sku_id: row.sku_id, available: Number(row.available), sold: Number(row.sold) })))
             .onDuplicateKeyUpdate({ available: sql`available + VALUES(available)`, sold: sql`sold + VALUES(sold)` })
             .execute();
         }
