@@ -292,10 +292,15 @@ export class StockLedgerRepository {
         // a movement's rows come in order (a reservation before its release or commit, in another
         // transaction), so one whose reservation has no release or commit up to upTo is open then
         const rows = rowsNotSettled(through, upTo);
+        // each SKU's new sums: what it had plus what this fold counts (read under the fold's lock, so current)
         const { rows: folded } = await sql<{ sku_id: string; available: number | string; sold: number | string }>`
-          SELECT sku_id, SUM(available) AS available, SUM(sold) AS sold
-          FROM (SELECT sku_id, ${MOVEMENT_COUNTERS} FROM (${rows}) r GROUP BY sku_id, ref HAVING NOT (${STILL_OPEN})) g
-          GROUP BY sku_id`.execute(trx);
+          SELECT f.sku_id, COALESCE(c.available, 0) + f.available AS available, COALESCE(c.sold, 0) + f.sold AS sold
+          FROM (
+            SELECT sku_id, SUM(available) AS available, SUM(sold) AS sold
+            FROM (SELECT sku_id, ${MOVEMENT_COUNTERS} FROM (${rows}) r GROUP BY sku_id, ref HAVING NOT (${STILL_OPEN})) g
+            GROUP BY sku_id
+          ) f
+          LEFT JOIN stock_ledger_settled c ON c.sku_id = f.sku_id`.execute(trx);
         const { rows: left } = await sql<{ id: number | string }>`
           SELECT id FROM (
             SELECT id, SUM(kind = 'reserve') OVER movement AS reserves, SUM(kind IN ('release', 'commit')) OVER movement AS closes
@@ -313,10 +318,10 @@ export class StockLedgerRepository {
           await trx.insertInto('stock_ledger_unsettled').values(added.slice(i, i + FOLD_BATCH).map((id) => ({ ledger_id: id }))).execute();
         }
         for (let i = 0; i < folded.length; i += FOLD_BATCH) {
+          // REPLACE rather than an upsert adding VALUES(), which MySQL 8 deprecates and MariaDB alone keeps
           await trx
-            .insertInto('stock_ledger_settled')
+            .replaceInto('stock_ledger_settled')
             .values(folded.slice(i, i + FOLD_BATCH).map((row) => ({ sku_id: row.sku_id, available: Number(row.available), sold: Number(row.sold) })))
-            .onDuplicateKeyUpdate({ available: sql`available + VALUES(available)`, sold: sql`sold + VALUES(sold)` })
             .execute();
         }
         await trx.updateTable('stock_ledger_settled_through').set({ ledger_id: upTo, updated_at: sql`NOW(3)` }).where('id', '=', 1).execute();
