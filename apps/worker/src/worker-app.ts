@@ -212,8 +212,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   const writer = new OrderWriter({ ...deps, pricing: new PricingRepository(deps.db) }, { batchSize: config.PERSIST_BATCH_SIZE, batchWaitMs: config.PERSIST_BATCH_WAIT_MS, busyIntervalMs: config.PERSIST_BUSY_INTERVAL_MS });
   const life = new ForwardLife(deps);
   const refunds = new RefundRepository(deps.db);
-  // its ledger sums read every row of a year's ledger: a deadline of their own, longer than the
-  // statements' (which would end them, and a run every RECONCILE_INTERVAL_MS would never finish),
+  // its ledger sums read up to 500,000 rows a fold, and every row past the sums when folds fail: a
+  // deadline of their own, longer than the statements' (which would end them, and a run every RECONCILE_INTERVAL_MS would never finish),
   // and a deadline all the same: a MySQL that stops answering would hold the check's lock for
   // hours, and no check would run meanwhile
   const ledgerDb = config.WORKER_QUEUES.includes(QUEUE.timers) ? createDb(config.MYSQL_URL, 1, config.RECONCILE_QUERY_TIMEOUT_MS, 'RECONCILE_QUERY_TIMEOUT_MS').db : deps.db;
@@ -476,6 +476,11 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   const servesTimers = config.WORKER_QUEUES.includes(QUEUE.timers);
   // the order lifecycle's stage reports the returns nobody reviews: no timer moves them on
   if (servesTimers) metrics.watchReturnsAwaitingReview(() => refunds.returnsAwaitingReview());
+  // and, where it runs the stock check, how far behind the check's folded sums are
+  if (servesTimers && config.RECONCILE_INTERVAL_MS > 0) {
+    const ledger = new StockLedgerRepository(deps.db);
+    metrics.watchLedgerFold(() => ledger.oldestUnfoldedAge());
+  }
   const scheduled = servesTimers ? schedules.filter((schedule) => schedule.everyMs > 0).map((schedule) => keepScheduled(queues.timers, schedule, log)) : [];
   const unscheduling = servesTimers
     ? [...switchedOff.values()].map(async (schedule) => unschedule(queues.timers, schedule, log).catch((error: unknown) => log.error({ err: error }, `could not remove the schedule of ${schedule.what}, which is off`)))

@@ -258,6 +258,8 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
     const unpaid = await db.selectFrom('orders').select('order_id').where('status', '=', 'PENDING_PAYMENT').execute();
     const unsettled = await db.selectFrom('stock_ledger_unsettled as u').innerJoin('stock_ledger as l', 'l.id', 'u.ledger_id').select('l.ref').distinct().execute();
     expect(unsettled.map((row) => row.ref).sort()).toEqual(unpaid.map((row) => row.order_id).sort());
+    // and the workers' scrapes say the check reads no old row past its sums
+    await expect.poll(async () => (await system.workers.deps.metrics.exposition()).match(/^stock_ledger_oldest_unfolded_row_age_seconds\{[^}]*\} (\S+)$/m)?.[1]).toBe('0');
     expect(await driftNow()).toEqual([]);
 
     // one of them is paid: its commit, above the settled id, closes its reservation read row by row

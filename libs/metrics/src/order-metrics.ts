@@ -106,6 +106,7 @@ export function createMetrics(labels: { app: string }) {
   let stockReportSource: (() => Promise<StockReport | null>) | undefined;
   let redisMemorySource: (() => Promise<RedisMemory | null>) | undefined;
   let returnsAwaitingReviewSource: (() => Promise<ReturnsAwaitingReview | null>) | undefined;
+  let ledgerUnfoldedSource: (() => Promise<number | null>) | undefined;
   const dependencySources = new Map<Dependency, () => Promise<true | null>>();
   // a process without the source (the api) knows no report: it exports none of the stock check's series
   const readStockReport = async (): Promise<StockReport | null> => (stockReportSource ? stockReportSource() : null);
@@ -467,6 +468,20 @@ export function createMetrics(labels: { app: string }) {
         if (waiting) this.set(waiting.oldestWaitedSeconds);
       },
     }),
+    oldestLedgerRowUnfolded: new Gauge({
+      name: 'stock_ledger_oldest_unfolded_row_age_seconds',
+      help: "How old, by MySQL's clock, the oldest stock ledger row past the stock check's folded sums is: every check reads the rows since one by one. About an hour while each check folds what is over an hour old; growing when folds fail (the workers' warning 'could not fold the settled ledger rows'), and each check reads more (read from MySQL at scrapes by the workers serving timers; 0 with no row past the sums)",
+      registers: [registry],
+      aggregator: 'max',
+      async collect() {
+        const seconds = await ledgerUnfoldedSource?.();
+        if (seconds !== null && seconds !== undefined) this.set(seconds);
+      },
+    }),
+    /** Sets where the age of the oldest ledger row not folded is read at scrapes (at most once a second, waiting at most a second). */
+    watchLedgerFold(source: () => Promise<number>) {
+      ledgerUnfoldedSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
+    },
     /** Sets where the returns awaiting review are read at scrapes (at most once a second, waiting at most a second). */
     watchReturnsAwaitingReview(source: () => Promise<ReturnsAwaitingReview>) {
       returnsAwaitingReviewSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
@@ -513,6 +528,7 @@ export function createMetrics(labels: { app: string }) {
   // nor 0 returns waiting in a process that does not read them (the api, workers not serving timers)
   metrics.returnsAwaitingReview.remove();
   metrics.oldestReturnAwaitingReview.remove();
+  metrics.oldestLedgerRowUnfolded.remove();
   return metrics;
 }
 

@@ -329,6 +329,16 @@ export class StockLedgerRepository {
       });
   }
 
+  /** How old, by MySQL's clock, the first ledger row past the folded sums is, in seconds; 0 when there is none. */
+  async oldestUnfoldedAge(): Promise<number> {
+    const { rows } = await sql<{ age: number | string | null }>`
+      SELECT TIMESTAMPDIFF(MICROSECOND, l.created_at, NOW(3)) / 1000000 AS age
+      FROM stock_ledger l
+      WHERE l.id > (SELECT COALESCE(MAX(ledger_id), 0) FROM stock_ledger_settled_through)
+      ORDER BY l.id LIMIT 1`.execute(this.db);
+    return Math.max(Number(rows[0]?.age ?? 0), 0);
+  }
+
   /**
    * One consistent snapshot (one REPEATABLE READ transaction) of the ledger of every
    * catalog SKU and of which of `orderIds` are persisted, so an order being written

@@ -155,8 +155,11 @@ describe('the stock check reads the settled ledger as sums, and the rest row by 
     await write([{ sku_id: 'LAMP', kind: 'adjust', ref: 'opening', qty: 10 }], written);
     await age();
     await write([{ sku_id: 'LAMP', kind: 'adjust', ref: 'recount', qty: -2 }], written);
+    // what StockLedgerFoldBehind watches: before the fold the check reads two hours of rows one by one
+    expect(await ledger.oldestUnfoldedAge()).toBeGreaterThanOrEqual(7_200);
 
     await ledger.foldSettled();
+    expect(await ledger.oldestUnfoldedAge()).toBeLessThan(60);
 
     expect(await env.db.selectFrom('stock_ledger_settled').select(['sku_id', 'available']).execute()).toEqual([{ sku_id: 'LAMP', available: 10 }]);
     expect(await stockRead()).toEqual(countersOf(written));
