@@ -30,11 +30,14 @@ describe('the whole forward life of an order', () => {
     const pending = await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     expect(pending.amounts).toMatchObject({ subtotalCents: 9_196, payableCents: 9_196 });
 
+    // the payment system calls back 3 s after it charges: with none, the order was once paid before the buyer asked again (CI, 2026-12-04)
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 3_000 } });
     const pay = await system.request('POST', `/v1/orders/${orderId}/pay`, { token: buyer, body: { method: 'card' } });
     expect(pay.status).toBe(202);
     expect(pay.body).toMatchObject({ orderId, purpose: 'full', amountCents: 9_196, status: 'PENDING' });
     // asking again while the payment is pending returns the same payment: one charge
     const again = await system.request('POST', `/v1/orders/${orderId}/pay`, { token: buyer, body: { method: 'card' } });
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
     expect([again.status, again.body.paymentId]).toEqual([202, pay.body.paymentId]);
 
     // paid, split per (channel, merchant, warehouse), every child handed to its warehouse

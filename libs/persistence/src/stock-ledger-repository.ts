@@ -334,7 +334,7 @@ export class StockLedgerRepository {
     const { rows } = await sql<{ age: number | string | null }>`
       SELECT TIMESTAMPDIFF(MICROSECOND, l.created_at, NOW(3)) / 1000000 AS age
       FROM stock_ledger l
-      WHERE l.id > (SELECT COALESCE(MAX(ledger_id), 0) FROM stock_ledger_settled_through)
+      WHERE l.id > COALESCE((SELECT ledger_id FROM stock_ledger_settled_through WHERE id = 1), 0)
       ORDER BY l.id LIMIT 1`.execute(this.db);
     return Math.max(Number(rows[0]?.age ?? 0), 0);
   }
