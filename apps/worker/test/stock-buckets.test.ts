@@ -4,14 +4,14 @@ import { buyerAddress, settledSaleInvariants, createSku, createTestEnv, signToke
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const STOCK = 1_000;
+const STOCK = 500;
 const BUCKETS = 4;
-// buckets 1-3 hold 250 units each but only 150 buyers come to each: 300 units would stay
-// unsold there without the rebalance, while bucket 0's 1,900 buyers hear OUT_OF_STOCK
-const BUYERS_PER_BUCKET = [1_900, 150, 150, 150];
+// buckets 1-3 hold 125 units each but only 75 buyers come to each: 150 units would stay
+// unsold there without the rebalance, while bucket 0's 950 buyers hear OUT_OF_STOCK
+const BUYERS_PER_BUCKET = [950, 75, 75, 75];
 const PAYMENT_TIMEOUT_MS = 40_000;
 
-describe('a hot SKU whose 1,000 units are split into 4 buckets', () => {
+describe('a hot SKU whose 500 units are split into 4 buckets', () => {
   let env: TestEnv;
   let api: ApiProcess;
   const workers: SpawnedProcess[] = [];
@@ -50,12 +50,12 @@ describe('a hot SKU whose 1,000 units are split into 4 buckets', () => {
     return Number((await query.executeTakeFirstOrThrow()).n);
   };
 
-  it('sells exactly the 1,000 units to 2,350 racing buyers, none twice, and expiry gives each unit back to its bucket', { timeout: 180_000 }, async () => {
+  it('sells exactly the 500 units to 1,175 racing buyers, none twice, and expiry gives each unit back to its bucket', { timeout: 180_000 }, async () => {
     const now = Date.now();
     const flashSale = { priceCents: 9_900, startsAt: new Date(now - 60_000).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 1 };
     const created = await createSku(api, admin(), { skuId: 'HOT-BUCKETS', title: 'Console', priceCents: 49_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: STOCK, deduction: 'placement', stockBuckets: BUCKETS, flashSale });
     expect(created.stockBuckets).toBe(BUCKETS);
-    expect(created.bucketStock.map((b: { available: number }) => b.available)).toEqual([250, 250, 250, 250]);
+    expect(created.bucketStock.map((b: { available: number }) => b.available)).toEqual([125, 125, 125, 125]);
     const plain = await api.request('POST', '/v1/admin/skus', {
       token: admin(),
       body: { skuId: 'CABLE', title: 'Cable', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' },
