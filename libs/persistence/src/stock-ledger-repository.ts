@@ -65,6 +65,11 @@ const FOLD_ROWS_AT_MOST = 500_000;
 /** Rows written per statement. */
 const FOLD_BATCH = 1000;
 
+/** `write` once per FOLD_BATCH of `rows`, in turn. */
+async function inBatches<T>(rows: readonly T[], write: (batch: T[]) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < rows.length; i += FOLD_BATCH) await write(rows.slice(i, i + FOLD_BATCH));
+}
+
 /**
  * One movement's counters, over its rows (a SKU's rows under one ref): available moves by every
  * row; a reservation neither released nor committed holds its units reserved; a commit sells the
@@ -313,17 +318,15 @@ export class StockLedgerRepository {
         const kept = new Set(left.map((row) => Number(row.id)));
         const gone = [...listed].filter((id) => !kept.has(id));
         const added = [...kept].filter((id) => !listed.has(id));
-        for (let i = 0; i < gone.length; i += FOLD_BATCH) await trx.deleteFrom('stock_ledger_unsettled').where('ledger_id', 'in', gone.slice(i, i + FOLD_BATCH)).execute();
-        for (let i = 0; i < added.length; i += FOLD_BATCH) {
-          await trx.insertInto('stock_ledger_unsettled').values(added.slice(i, i + FOLD_BATCH).map((id) => ({ ledger_id: id }))).execute();
-        }
-        for (let i = 0; i < folded.length; i += FOLD_BATCH) {
-          // REPLACE rather than an upsert adding VALUES(), which MySQL 8 deprecates and MariaDB alone keeps
-          await trx
+        await inBatches(gone, (batch) => trx.deleteFrom('stock_ledger_unsettled').where('ledger_id', 'in', batch).execute());
+        await inBatches(added, (batch) => trx.insertInto('stock_ledger_unsettled').values(batch.map((id) => ({ ledger_id: id }))).execute());
+        // REPLACE rather than an upsert adding VALUES(), which MySQL 8 deprecates and MariaDB alone keeps
+        await inBatches(folded, (batch) =>
+          trx
             .replaceInto('stock_ledger_settled')
-            .values(folded.slice(i, i + FOLD_BATCH).map((row) => ({ sku_id: row.sku_id, available: Number(row.available), sold: Number(row.sold) })))
-            .execute();
-        }
+            .values(batch.map((row) => ({ sku_id: row.sku_id, available: Number(row.available), sold: Number(row.sold) })))
+            .execute(),
+        );
         await trx.updateTable('stock_ledger_settled_through').set({ ledger_id: upTo, updated_at: sql`NOW(3)` }).where('id', '=', 1).execute();
         return upTo;
       });
