@@ -2,29 +2,9 @@ import { connectApi, createCoupon, createSkuWithStock } from '@orders/api';
 import type { Config } from '@orders/config';
 import { SkuAlreadyExists, type Coupon, type MemberLevel, type Sku, type ThresholdPromotion } from '@orders/domain';
 import { PricingRepository, PricingRuleExists } from '@orders/persistence';
-import { refuseArguments } from './run-command.js';
+import { DEMO_BUYER } from './demo-shop.js';
 
 const HOUR = 3600_000;
-
-/** Says a stack with NODE_ENV=production is a demo shop, where the demo shop may be loaded. */
-export const DEMO_SHOP = '--demo-shop';
-
-/** Reads the arguments of a command that loads the demo shop: --demo-shop, or none. */
-export function demoShopSaid(args: readonly string[]): boolean {
-  refuseArguments(args.filter((arg) => arg !== DEMO_SHOP));
-  return args.includes(DEMO_SHOP);
-}
-
-/**
- * A production stack is most likely a shop that sells: a store-wide discount and half-price
- * phones are not for it, nor (`alsoWould`) whatever else the command does for a demo.
- */
-export function refuseDemoInProduction(config: Config, demoShop: boolean, alsoWould = ''): void {
-  if (config.NODE_ENV !== 'production' || demoShop) return;
-  throw new Error(
-    `NODE_ENV is production: the demo catalog would open a store-wide discount (DEMO-SPEND-100, WELCOME15) and sell half-price phones there${alsoWould}. For a demo stack, run it again with ${DEMO_SHOP}.`,
-  );
-}
 
 /**
  * When the demo's sale and pricing are open: from an hour before the first `npm start` or `npm
@@ -58,9 +38,6 @@ export function demoCatalog(now: Date): Array<{ sku: Sku; stock: number }> {
     { sku: { ...base, skuId: 'GIFT-CARD-25', title: 'Gift card 25.00', priceCents: 2_500, warehouseId: 'digital', orderType: 'virtual' }, stock: 100_000 },
   ];
 }
-
-/** The buyer of the demo tokens that `npm start` prints. */
-export const DEMO_BUYER = 'demo-buyer';
 
 /**
  * Pricing at work on the demo catalog: 10.00 off carts of 100.00 or more, a 15 % coupon

@@ -1,5 +1,4 @@
 import { loadConfig } from '@orders/config';
-import { migrateDatabase } from '@orders/persistence';
 import { runCommand } from './run-command.js';
 
 const USAGE = `usage: npm run migrate
@@ -7,6 +6,7 @@ Creates the MySQL database when it is missing and applies the migrations it has 
 
 runCommand({ usage: USAGE }, async () => {
   const config = loadConfig();
+  const { migrateDatabase } = await import('@orders/persistence');
   // migrations touch MySQL alone: a Redis still starting does not hold them up (migrateDatabase says when MySQL is away)
   const { results } = await migrateDatabase(config.MYSQL_URL, { stillMigrating: (message) => console.log(message) });
   for (const result of results ?? []) console.log(`${result.status}: ${result.migrationName}`);

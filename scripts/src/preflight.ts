@@ -1,5 +1,4 @@
 import type { Config } from '@orders/config';
-import { createDb, ensureDatabase, mysqlStartFailure, urlWithoutPassword } from '@orders/persistence';
 import { connectRedis } from '@orders/stock';
 
 /**
@@ -14,7 +13,9 @@ export interface ServicesNeeded {
 
 /** Fails with a message an operator can act on when MySQL or Redis cannot be reached. */
 export async function checkServices(config: Config, needed: ServicesNeeded = { mysql: 'create-database', redis: true }): Promise<void> {
+  // MySQL's code is loaded only by a command that reaches MySQL: dlq needs Redis alone
   if (needed.mysql) {
+    const { ensureDatabase, mysqlStartFailure } = await import('@orders/persistence');
     try {
       if (needed.mysql === 'create-database') await ensureDatabase(config.MYSQL_URL);
       else await selectOne(config.MYSQL_URL);
@@ -28,6 +29,7 @@ export async function checkServices(config: Config, needed: ServicesNeeded = { m
     await redis.connect();
     await redis.ping();
   } catch (error) {
+    const { urlWithoutPassword } = await import('@orders/persistence');
     const where = config.REDIS_CLUSTER_NODES.length > 0 ? `the cluster nodes ${config.REDIS_CLUSTER_NODES.map(({ host, port }) => `${host}:${port}`).join(', ')}` : urlWithoutPassword(config.REDIS_URL);
     throw new Error(`Redis is not reachable at ${where} (${(error as Error).message}). Start redis-server or set REDIS_URL (REDIS_CLUSTER_NODES for a cluster).`, { cause: error });
   } finally {
@@ -36,6 +38,7 @@ export async function checkServices(config: Config, needed: ServicesNeeded = { m
 }
 
 async function selectOne(mysqlUrl: string): Promise<void> {
+  const { createDb } = await import('@orders/persistence');
   const { db, pool } = createDb(mysqlUrl, 1);
   try {
     await pool.promise().query('SELECT 1');

@@ -1,9 +1,5 @@
 import { loadConfig } from '@orders/config';
-import { CatalogRepository, CouponRepository, StockLedgerRepository, createDb } from '@orders/persistence';
-import { Inventory, checkoutTimeoutsOf, connectRedis } from '@orders/stock';
-import { StockReconciler, type ReconcileReport } from '@orders/worker';
-import { pino } from 'pino';
-import { checkServices } from './preflight.js';
+import type { ReconcileReport } from '@orders/worker';
 import { refuseArguments, runCommand } from './run-command.js';
 
 const USAGE = `usage: npm run reconcile [-- --repair]
@@ -68,6 +64,8 @@ function repairAsked(args: readonly string[]): boolean {
 /** npm run reconcile [-- --repair]: compares Redis stock with the MySQL ledger; repairs Redis only when asked. */
 runCommand({ usage: USAGE, parse: repairAsked }, async (repair) => {
   const config = loadConfig();
+  const [{ CatalogRepository, CouponRepository, StockLedgerRepository, createDb }, { Inventory, checkoutTimeoutsOf, connectRedis }, { StockReconciler }, { pino }, { checkServices }] =
+    await Promise.all([import('@orders/persistence'), import('@orders/stock'), import('@orders/worker'), import('pino'), import('./preflight.js')]);
   await checkServices(config, { mysql: 'existing-database', redis: true });
   // an operator command fails at once when Redis is away rather than waiting for it
   const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });

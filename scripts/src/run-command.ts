@@ -26,6 +26,10 @@ export function refuseArguments(args: readonly string[]): void {
  * prints why and the usage and exits 1 (a mistyped flag must never run the command as if
  * it were not there). Then a clear message and exit code 1 on failure, never a stack trace
  * for known faults. A command may return its own exit code for a finding (not a failure).
+ *
+ * A command's module imports only what reading its arguments needs; `command` imports the
+ * code that reaches MySQL and Redis (`await import`) once they are read. Loading the apps'
+ * modules takes 1–2 s of CPU, which --help or a mistyped flag should not wait for.
  */
 export function runCommand<A = void>(commandLine: CommandLine<A>, command: (args: A) => Promise<void | number>): void {
   const args = process.argv.slice(2);

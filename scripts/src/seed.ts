@@ -1,6 +1,5 @@
 import { loadConfig } from '@orders/config';
-import { DEMO_SHOP, demoShopSaid, refuseDemoInProduction, seedDemoCatalog } from './demo-catalog.js';
-import { checkServices } from './preflight.js';
+import { DEMO_SHOP, demoShopSaid, refuseDemoInProduction } from './demo-shop.js';
 import { runCommand } from './run-command.js';
 
 const USAGE = `usage: npm run seed [-- ${DEMO_SHOP}]
@@ -13,6 +12,7 @@ it runs only when told the stack is a demo shop (${DEMO_SHOP}).`;
 runCommand({ usage: USAGE, parse: demoShopSaid }, async (demoShop) => {
   const config = loadConfig();
   refuseDemoInProduction(config, demoShop);
+  const [{ checkServices }, { seedDemoCatalog }] = await Promise.all([import('./preflight.js'), import('./demo-catalog.js')]);
   await checkServices(config);
   const created = await seedDemoCatalog(config);
   console.log(created.length > 0 ? `Seeded: ${created.join(', ')}` : 'Demo catalog and pricing already present; nothing changed.');

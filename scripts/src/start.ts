@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { issueToken } from '@orders/api';
+import { issueToken } from '@orders/api/tokens';
 import { loadConfig, serviceNodeOptions } from '@orders/config';
-import { DEMO_BUYER, DEMO_SHOP, demoShopSaid, refuseDemoInProduction, seedDemoCatalog } from './demo-catalog.js';
-import { checkServices } from './preflight.js';
+import { DEMO_BUYER, DEMO_SHOP, demoShopSaid, refuseDemoInProduction } from './demo-shop.js';
 import { runCommand } from './run-command.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -57,6 +56,7 @@ Stop with Ctrl-C.`);
 runCommand({ usage: USAGE, parse: demoShopSaid }, async (demoShop) => {
   const config = loadConfig();
   refuseDemoInProduction(config, demoShop, ', its simulators would take the payments, and it would print an admin token signed with the shop’s secret');
+  const [{ checkServices }, { seedDemoCatalog }] = await Promise.all([import('./preflight.js'), import('./demo-catalog.js')]);
   await checkServices(config);
   const created = await seedDemoCatalog(config);
   if (created.length > 0) console.log(`Seeded demo catalog: ${created.join(', ')}`);

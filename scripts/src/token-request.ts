@@ -1,10 +1,11 @@
-import { ROLES, SUBJECT, type Role } from '@orders/api';
+import { ROLES, SUBJECT, type Role } from '@orders/api/tokens';
+import { DEMO_BUYER } from './demo-shop.js';
 import { UsageError } from './run-command.js';
 
 export const TOKEN_USAGE = `usage: npm run token -- [buyer|merchant|admin] [sub]
 Prints a token for the api, signed with AUTH_JWT_SECRET and valid for 24 h, for the role
 (buyer when left out) and subject (demo-buyer, shop or ops when left out).`;
-const DEFAULT_SUBJECT = { buyer: 'demo-buyer', merchant: 'shop', admin: 'ops' } as const;
+const DEFAULT_SUBJECT = { buyer: DEMO_BUYER, merchant: 'shop', admin: 'ops' } as const;
 
 /** What `npm run token -- <buyer|merchant|admin> <sub>` asks for; throws, saying why, for a token the api would refuse. */
 export function tokenRequest(args: readonly string[]): { role: Role; sub: string } {

@@ -1,4 +1,4 @@
-import { issueToken } from '@orders/api';
+import { issueToken } from '@orders/api/tokens';
 import { loadConfig } from '@orders/config';
 import { runCommand } from './run-command.js';
 import { TOKEN_USAGE, tokenRequest } from './token-request.js';

@@ -2,7 +2,8 @@ import { priceOrder } from '@orders/domain';
 import { CatalogRepository, PricingRepository } from '@orders/persistence';
 import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_BUYER, seedDemoCatalog } from '../src/demo-catalog.js';
+import { seedDemoCatalog } from '../src/demo-catalog.js';
+import { DEMO_BUYER } from '../src/demo-shop.js';
 
 describe('the demo seed', () => {
   let env: TestEnv;

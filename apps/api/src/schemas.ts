@@ -1,6 +1,6 @@
 import { MAX_PRICE_CENTS } from '@orders/config';
 import { ORDER_TYPES, SKU_ORDER_TYPES, stateMachineFor } from '@orders/domain';
-import { SUBJECT } from './plugins/auth.js';
+import { SUBJECT } from './tokens.js';
 
 /** JSON schemas of API.md's bodies and answers; they validate input and document /docs/json. */
 

@@ -1,17 +1,12 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { QUEUE, enqueuePersistOrder } from '@orders/queues';
-import { createTestEnv, reservationOf, waitFor, type TestEnv } from '@orders/testing';
+import { createTestEnv, reservationOf, runOperatorCommand, waitFor, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers, type WorkerDeps } from '@orders/worker';
 import { Worker } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeadLetterBackstop } from '../src/dead-letter-backstop.js';
 
-const root = fileURLToPath(new URL('../../../', import.meta.url));
-const run = promisify(execFile);
 const silent = pino({ level: 'silent' });
 
 describe('each dead letter is counted once as a final failure, whichever worker writes it', () => {
@@ -44,7 +39,11 @@ describe('each dead letter is counted once as a final failure, whichever worker 
   };
   const deadLetters = async () => (await deps.queues.deadLetter.getJobs(['waiting'])).map((letter) => letter.data.jobId);
   /** The operator's `npm run dlq`, in its own process, against this test's queues. */
-  const dlq = async (...args: string[]) => (await run(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/dlq.ts', ...args], { cwd: root, env: { ...process.env, ...env.env } })).stdout;
+  const dlq = async (...args: string[]) => {
+    const answer = await runOperatorCommand('dlq', args, env.env);
+    expect(answer.exitCode, answer.output).toBe(0);
+    return answer.stdout;
+  };
 
   /** An accepted order whose persist job a worker failed on its only attempt and was killed before its handler wrote the dead letter. */
   const failedByAKilledWorker = async (orderId: string) => {

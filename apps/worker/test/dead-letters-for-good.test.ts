@@ -1,14 +1,8 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { QUEUE, enqueuePersistOrder } from '@orders/queues';
-import { createTestEnv, reservationOf, waitFor, type TestEnv } from '@orders/testing';
+import { createTestEnv, reservationOf, runOperatorCommand, waitFor, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, workerLog, type RunningWorkers, type WorkerDeps } from '@orders/worker';
 import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const root = fileURLToPath(new URL('../../../', import.meta.url));
-const run = promisify(execFile);
 
 describe('every job BullMQ fails for good has one dead letter, whatever ended it', () => {
   let env: TestEnv;
@@ -39,7 +33,11 @@ describe('every job BullMQ fails for good has one dead letter, whatever ended it
   const finalFailures = () => metric('job_failures_total', { queue: QUEUE.orders, name: 'persist-order', final: 'true' });
 
   /** The operator's `npm run dlq`, in its own process, against this test's queues. */
-  const dlq = async (...args: string[]) => (await run(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/dlq.ts', ...args], { cwd: root, env: { ...process.env, ...env.env } })).stdout;
+  const dlq = async (...args: string[]) => {
+    const answer = await runOperatorCommand('dlq', args, env.env);
+    expect(answer.exitCode, answer.output).toBe(0);
+    return answer.stdout;
+  };
 
   const accept = async (orderId: string, skuId: string) => {
     const { inventory, queues } = deps;

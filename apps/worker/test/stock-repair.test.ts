@@ -1,17 +1,11 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { CatalogRepository, CouponRepository, StockLedgerRepository } from '@orders/persistence';
 import { StockKeys, StockSets } from '@orders/stock';
-import { buyerAddress, reservationOf, waitFor } from '@orders/testing';
+import { buyerAddress, reservationOf, runOperatorCommand, waitFor } from '@orders/testing';
 import { StockReconciler, closeUnpaidOrder } from '@orders/worker';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { raceForOneEach } from './support/bucket-race.js';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
-
-const root = fileURLToPath(new URL('../../../', import.meta.url));
-const run = promisify(execFile);
 
 describe('reconcile --repair: order by order, one at a time, and saying what it could not repair', () => {
   let system: OrderSystem;
@@ -19,14 +13,9 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
   const reconciler = (settleMs?: number) => system.reconciler(settleMs);
 
   /** npm run reconcile as an operator runs it, in its own process. */
-  async function reconcile(...args: string[]): Promise<{ output: string; exitCode: number }> {
-    try {
-      const { stdout, stderr } = await run(process.execPath, ['--conditions=source', '--import', 'tsx', 'scripts/src/reconcile.ts', ...args], { cwd: root, env: { ...process.env, ...system.env.env } });
-      return { output: stdout + stderr, exitCode: 0 };
-    } catch (error) {
-      const failed = error as { stdout: string; stderr: string; code: number };
-      return { output: failed.stdout + failed.stderr, exitCode: failed.code };
-    }
+  async function reconcile(...args: string[]): Promise<{ output: string; exitCode: number | null }> {
+    const { stdout, stderr, exitCode } = await runOperatorCommand('reconcile', args, system.env.env);
+    return { output: stdout + stderr, exitCode };
   }
 
   const prefix = () => system.env.config.REDIS_KEY_PREFIX;

@@ -3,8 +3,8 @@ import { TokenError } from 'fast-jwt';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { forbidden, unauthorized } from '../problems.js';
+import { ROLES, SUBJECT, type Role } from '../tokens.js';
 
-export type Role = 'buyer' | 'merchant' | 'admin';
 /** A route's onRequest hook. */
 export type RoleCheck = (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => void;
 export interface Principal {
@@ -37,13 +37,6 @@ declare module 'fastify' {
   }
 }
 
-export const ROLES: readonly Role[] = ['buyer', 'merchant', 'admin'];
-/**
- * A token's subject the api accepts (`npm run token` checks it too, rather than print a token every request refuses).
- * Not `.` or `..`: admin routes take a subject as a path segment (/v1/admin/members/:userId), and
- * every URL client resolves those away (/v1/admin/members/.. is /v1/admin/), so no admin could address that buyer.
- */
-export const SUBJECT = /^(?!\.\.?$)[A-Za-z0-9._:@-]{1,64}$/;
 /** `Bearer <token>`, the scheme in any case, as @fastify/jwt reads the header. */
 const BEARER = /^Bearer ([^ ]+)$/i;
 

@@ -1,7 +1,7 @@
 import { PricingRepository } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { SUBJECT } from '../plugins/auth.js';
+import { SUBJECT } from '../tokens.js';
 import { createCoupon } from '../pricing-admin.js';
 import { validationFailed } from '../problems.js';
 import { problemRef, warehouseIdSchema } from '../schemas.js';
