@@ -20,7 +20,7 @@ async function supervise(config: Config) {
   const restarts = new Set<NodeJS.Timeout>();
   const fork = () => cluster.fork({ MIGRATE_ON_START: 'false' });
   const running = () => Object.values(cluster.workers ?? {}).filter((worker) => worker !== undefined);
-  serveClusterMetrics();
+  const instanceMetrics = serveClusterMetrics({ app: 'api' });
   for (let i = 0; i < config.API_PROCESSES; i++) fork();
   cluster.on('exit', (worker, code, signal) => {
     if (closingOn) {
@@ -29,6 +29,7 @@ async function supervise(config: Config) {
       return;
     }
     console.error(`api process ${worker.process.pid} exited (${signal ?? code}); starting another`);
+    instanceMetrics.processRestarted();
     const restart = setTimeout(() => (restarts.delete(restart), fork()), 1000);
     restarts.add(restart);
   });

@@ -91,6 +91,8 @@ describe('the api as two processes on one port (API_PROCESSES=2)', () => {
 
   it("keeps counting the checkouts of a process that crashed and was started again: the instance's counters never go back", { timeout: 60_000 }, async () => {
     const before = apiProcessesOf(api.process.child.pid!);
+    const primaryStartedAt = sample((await onNewConnection(api.url, 'GET', '/metrics')).text, 'process_start_time_seconds', { app: 'api' });
+    expect(primaryStartedAt).toBeGreaterThan(0);
     const counted = async () => {
       const metrics = await onNewConnection(api.url, 'GET', '/metrics');
       expect(metrics.status, metrics.text).toBe(200);
@@ -105,6 +107,10 @@ describe('the api as two processes on one port (API_PROCESSES=2)', () => {
     }, { what: 'the crashed process started again', timeoutMs: 20_000 });
     // scrapes reaching either process, the new one among them: the crashed one's checkouts are still counted
     for (let scrape = 0; scrape < 6; scrape++) expect(await counted()).toBe(CHECKOUTS);
+    // the primary says it started one again (ProcessRestarting), and the instance's start is the primary's, which did not move
+    const scraped = (await onNewConnection(api.url, 'GET', '/metrics')).text;
+    expect(sample(scraped, 'api_process_restarts_total', { app: 'api' })).toBe(1);
+    expect(scraped.split('\n').filter((line) => line.startsWith('process_start_time_seconds{'))).toEqual([`process_start_time_seconds{app="api"} ${primaryStartedAt}`]);
     // and so are the new process's own
     const more = await Promise.all(
       Array.from({ length: 4 }, (_, i) =>

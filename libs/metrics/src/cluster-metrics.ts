@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 
 /*
  * With API_PROCESSES > 1 the api's processes share one port (node:cluster), so a scrape of
@@ -14,6 +14,12 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
  * survivors' whole lifetime as new (a critical alert on refunds that failed hours ago). So the
  * primary keeps the counters and histograms each process last reported, and adds those of
  * the processes gone to every answer: the instance's counters never go back.
+ *
+ * Two series are the primary's own, summed first: `process_start_time_seconds`, the instance's
+ * start (prom-client omits the processes' own), and `api_process_restarts_total`, the processes
+ * it started again after one died. A process in a crash loop is started again by the primary,
+ * not by the orchestrator, so the instance's start time alone would never show it
+ * (ProcessRestarting reads both).
  */
 
 /** An api process asks the primary for the instance's metrics, */
@@ -63,8 +69,40 @@ interface MetricsAnswer {
 /** What outlives a process: its counts (counters, histograms), not its gauges, which said how it stood. */
 const countsOf = (metrics: ProcessMetrics): ProcessMetrics => metrics.filter((metric) => ['counter', 'histogram'].includes(String(metric.type)));
 
+/**
+ * The event loop's lag of the instance is its worst process's, not prom-client's mean of them:
+ * one process stuck behind CPU-bound work would read as half its lag with two (EventLoopLagging).
+ * The lowest lag stays the lowest.
+ */
+const worstLag = (metrics: ProcessMetrics): ProcessMetrics =>
+  metrics.map((metric) => (metric.name.startsWith('nodejs_eventloop_lag_') && metric.name !== 'nodejs_eventloop_lag_min_seconds' ? { ...metric, aggregator: 'max' } : metric));
+
+/** The instance's metrics from its registries' (processes gone as they last reported), with the lag of the worst process. */
+export function aggregateProcesses(processes: ProcessMetrics[]): Registry {
+  return AggregatorRegistry.aggregate(processes.map(worstLag));
+}
+
+/** api processes the primary started again; every process exports it at 0 (createMetrics), so the series exists without a cluster too. */
+export const API_PROCESS_RESTARTS = {
+  name: 'api_process_restarts_total',
+  help: 'api processes of this instance (API_PROCESSES > 1) that exited while it ran, and that its primary started again',
+} as const;
+
+/** The primary's own series, summed with the processes'. */
+export interface InstanceMetrics {
+  /** An api process died and the primary started another in its place. */
+  processRestarted(): void;
+}
+
 /** In the cluster's primary: answers each api process's request for the whole instance's metrics. */
-export function serveClusterMetrics(): void {
+export function serveClusterMetrics(labels: { app: string }): InstanceMetrics {
+  const own = new Registry();
+  own.setDefaultLabels(labels);
+  // first among the registries summed, its aggregator is the one used: the primary's start, not the processes'
+  new Gauge({ name: 'process_start_time_seconds', help: "Start time of the instance's primary process since unix epoch in seconds", registers: [own], aggregator: 'first' }).set(
+    Math.round(Date.now() / 1000 - process.uptime()),
+  );
+  const restarts = new Counter({ ...API_PROCESS_RESTARTS, registers: [own] });
   const lastReported = new Map<number, ProcessMetrics>();
   /** the counts of the processes gone, summed now and then into the first */
   let gone: ProcessMetrics[] = [];
@@ -81,7 +119,7 @@ export function serveClusterMetrics(): void {
     if (!last || gone.length <= GONE_KEPT_APART || summing) return;
     summing = true;
     const summed = gone.length;
-    void AggregatorRegistry.aggregate(gone.slice(0, summed))
+    void aggregateProcesses(gone.slice(0, summed))
       .getMetricsAsJSON()
       .then((sum) => (gone = [sum, ...gone.slice(summed)]))
       .finally(() => (summing = false));
@@ -121,12 +159,13 @@ export function serveClusterMetrics(): void {
       if (worker.isConnected()) worker.send({ type: ANSWER, id, ...reply } satisfies MetricsAnswer);
     };
     gather()
-      .then((live) => AggregatorRegistry.aggregate([...gone, ...live]).metrics())
+      .then(async (live) => aggregateProcesses([await own.getMetricsAsJSON(), ...gone, ...live]).metrics())
       .then(
         (text) => answer({ text }),
         (error: unknown) => answer({ error: error instanceof Error ? error.message : String(error) }),
       );
   });
+  return { processRestarted: () => restarts.inc() };
 }
 
 /**

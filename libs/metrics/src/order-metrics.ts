@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { answerWithin } from './answer-within.js';
-import { clusterMetricsText } from './cluster-metrics.js';
+import { API_PROCESS_RESTARTS, clusterMetricsText } from './cluster-metrics.js';
 
 export type CheckoutOutcome =
   | 'accepted'
@@ -111,6 +111,8 @@ export function createMetrics(labels: { app: string }) {
   // a process without the source (the api) knows no report: it exports none of the stock check's series
   const readStockReport = async (): Promise<StockReport | null> => (stockReportSource ? stockReportSource() : null);
 
+  // counted by the api's primary under node:cluster; 0 in every process, so the series is there for ProcessRestarting with one process too
+  new Counter({ ...API_PROCESS_RESTARTS, registers: [registry] });
   let exposition = () => registry.metrics();
   let loopSince = performance.eventLoopUtilization();
 
