@@ -56,6 +56,76 @@ describe('a refund the payment system reports as failed', () => {
   });
 });
 
+describe('a refund the payment system could not pay back, paid back by the shop another way', () => {
+  let system: OrderSystem;
+
+  beforeAll(async () => {
+    system = await startOrderSystem('refund_settled_by_hand');
+    await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+  });
+  afterAll(async () => {
+    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false } });
+    await system?.close();
+  });
+
+  const refundsOf = async (orderId: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('noa') })).body.items;
+  const refundsCounted = async (outcome: string) => {
+    const text = (await system.request('GET', '/metrics')).body as string;
+    return Number(new RegExp(`^order_refunds_total\\{[^}]*kind="refund"[^}]*outcome="${outcome}"[^}]*\\} (\\d+)`, 'm').exec(text)?.[1]);
+  };
+  const settleByHand = (orderId: string, refundId: string, body: unknown, role: 'admin' | 'merchant' = 'admin') =>
+    system.request('POST', `/v1/orders/${orderId}/refunds/${refundId}/settle-by-hand`, { token: system.token(role === 'admin' ? 'ops' : 'shop', role), body });
+
+  it('is settled by an admin naming how: the part SETTLED_BY_HAND with the reference, the refund SUCCEEDED by the admin, the order REFUNDED; the payment system paying it after all is counted as paying twice', async () => {
+    const orderId = await system.checkout('noa', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('noa'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    // the payment system takes the refund but never confirms it on its own
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: true } });
+    expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('noa'), body: { reason: 'changed my mind' } })).status).toBe(200);
+    const [{ refundId, parts: [part] }] = await waitFor(async () => {
+      const listed = await refundsOf(orderId);
+      return listed[0]?.parts[0]?.status === 'SENT' && listed;
+    }, { what: 'the refund sent to the payment system' });
+
+    // owed, not failed: the payment system may still pay it
+    const early = await settleByHand(orderId, refundId, { reference: 'SEPA-0042' });
+    expect([early.status, early.body.code]).toEqual([409, 'REFUND_NOT_FAILED']);
+    const failed = await system.signedCallback('payment', { orderId, paymentId: part.paymentId, refundId: part.partId, transactionId: 'rfd-declined', status: 'FAILED', amountCents: part.amountCents, at: new Date().toISOString() });
+    expect([failed.status, failed.body]).toEqual([200, { changed: true, status: 'REFUNDING' }]);
+    const settledBefore = await refundsCounted('settled_by_hand');
+
+    // only an admin, naming how; a refund of another order is none of this one
+    expect((await settleByHand(orderId, refundId, { reference: 'SEPA-0042' }, 'merchant')).status).toBe(403);
+    expect((await settleByHand(orderId, refundId, {})).body.code).toBe('VALIDATION_FAILED');
+    expect((await settleByHand(orderId, refundId, { reference: '   ' })).body.code).toBe('VALIDATION_FAILED');
+    const otherOrder = await system.checkout('eli', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(otherOrder, 'PENDING_PAYMENT');
+    expect((await settleByHand(otherOrder, refundId, { reference: 'SEPA-0042' })).status).toBe(404);
+    expect((await refundsOf(orderId))[0].parts.map((p: any) => p.status)).toEqual(['FAILED']);
+
+    const settled = await settleByHand(orderId, refundId, { reference: 'SEPA-0042' });
+    expect(settled.status).toBe(200);
+    expect(settled.body).toMatchObject({ refundId, status: 'SUCCEEDED', parts: [{ partId: part.partId, status: 'SETTLED_BY_HAND', settledReference: 'SEPA-0042' }] });
+    expect(settled.body.history.at(-1)).toMatchObject({ to: 'SUCCEEDED', actor: 'admin' });
+    const refunded = await system.waitForStatus(orderId, 'REFUNDED');
+    expect(refunded.amounts.refundedCents).toBe(refunded.amounts.payableCents);
+    expect(await refundsCounted('settled_by_hand')).toBe(settledBefore + 1);
+    // sent again (a lost answer): the same refund, nothing counted twice
+    const again = await settleByHand(orderId, refundId, { reference: 'SEPA-0042' });
+    expect([again.status, again.body.status, again.body.parts]).toEqual([200, 'SUCCEEDED', settled.body.parts]);
+    expect(await refundsCounted('settled_by_hand')).toBe(settledBefore + 1);
+
+    // the payment system pays it back after all: nothing changes here, but the buyer has it twice, and an operator must hear of it
+    const paidTwiceBefore = await refundsCounted('succeeded_after_settled_by_hand');
+    const late = await system.signedCallback('payment', { orderId, paymentId: part.paymentId, refundId: part.partId, transactionId: 'rfd-late', status: 'SUCCEEDED', amountCents: part.amountCents, at: new Date().toISOString() });
+    expect([late.status, late.body]).toEqual([200, { changed: false, status: 'REFUNDED' }]);
+    expect(await refundsCounted('succeeded_after_settled_by_hand')).toBe(paidTwiceBefore + 1);
+    expect((await refundsOf(orderId))[0].parts.map((p: any) => p.status)).toEqual(['SETTLED_BY_HAND']);
+  });
+});
+
 describe('a refund the payment system accepted and never confirmed (its callback lost for good)', () => {
   let system: OrderSystem;
 

@@ -31,6 +31,8 @@ export interface RefundPartView {
   paymentId: string;
   amountCents: number;
   status: string;
+  /** a part SETTLED_BY_HAND: how the shop paid it back, as the admin who settled it said */
+  settledReference?: string;
 }
 
 export interface OpenRefund {
@@ -72,7 +74,41 @@ export function refundIdFor(orderId: string, parts: readonly string[]): string {
   return `${orderId}-rf-${createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 16)}`;
 }
 
-const toPartView = (row: Selectable<RefundPartsTable>): RefundPartView => ({ partId: row.part_id, paymentId: row.payment_id, amountCents: Number(row.amount_cents), status: row.status });
+const toPartView = (row: Selectable<RefundPartsTable>): RefundPartView => ({
+  partId: row.part_id,
+  paymentId: row.payment_id,
+  amountCents: Number(row.amount_cents),
+  status: row.status,
+  ...(row.settled_reference === null ? {} : { settledReference: row.settled_reference }),
+});
+
+/** A part's statuses once its money is back with the buyer: through the payment system, or another way an admin named. */
+const PAID_BACK = ['SUCCEEDED', 'SETTLED_BY_HAND'];
+
+/**
+ * In a transaction holding the refund's row: the refund succeeds once every one of its parts is
+ * paid back, `actor` the one whose word settled the last. True when it succeeded now.
+ */
+async function settleWhenPaidBack(trx: Transaction<Database>, refund: { refund_id: string; status: string }, at: Date, actor: string): Promise<boolean> {
+  // the refund's parts, written with it, locked by primary key as they are now (a part confirmed
+  // meanwhile included): a locking read by refund id locked that index up to the next refund's
+  // parts, and the refunds of newer orders drawing their parts waited for this one to commit
+  const parts = await trx.selectFrom('refund_parts').select('part_id').where('refund_id', '=', refund.refund_id).execute();
+  const open = await trx
+    .selectFrom('refund_parts')
+    .select('part_id')
+    .where('part_id', 'in', parts.map((sibling) => sibling.part_id))
+    .where('status', 'not in', PAID_BACK)
+    .forUpdate()
+    .execute();
+  if (open.length > 0 || !['PENDING', 'SENT'].includes(refund.status)) return false;
+  await trx
+    .updateTable('refunds')
+    .set({ history: withStep('SUCCEEDED', at, actor), status: 'SUCCEEDED', version: (eb) => eb('version', '+', 1), updated_at: at })
+    .where('refund_id', '=', refund.refund_id)
+    .execute();
+  return true;
+}
 
 /** A refund's parts are named from its id, so drawing again after a crash or a retry names them the same. */
 const partIdOf = (refundId: string, index: number) => (index === 0 ? refundId : `${refundId}-${index + 1}`);
@@ -362,33 +398,45 @@ export class RefundRepository {
   /**
    * The payment system confirmed one part (possibly before we recorded sending it, or
    * after it first reported it failed: SUCCEEDED is final); the refund succeeds with its
-   * last part. `changed` is false when the part was already confirmed.
+   * last part. `changed` is false when the part was already confirmed, or settled by hand
+   * (`settledByHand`: the buyer was paid back another way already, and now twice).
    */
-  async confirmPart(partId: string, at: Date): Promise<{ changed: boolean; refundSettled: boolean }> {
+  async confirmPart(partId: string, at: Date): Promise<{ changed: boolean; refundSettled: boolean; settledByHand: boolean }> {
     return this.db.transaction().execute(async (trx) => {
       const part = await trx.selectFrom('refund_parts').select('refund_id').where('part_id', '=', partId).executeTakeFirstOrThrow();
       // the refund row first: two parts confirmed at once settle the refund once, in turn
-      const refund = await trx.selectFrom('refunds').select('status').where('refund_id', '=', part.refund_id).forUpdate().executeTakeFirstOrThrow();
+      const refund = await trx.selectFrom('refunds').select(['refund_id', 'status']).where('refund_id', '=', part.refund_id).forUpdate().executeTakeFirstOrThrow();
       const updated = await trx.updateTable('refund_parts').set({ status: 'SUCCEEDED', updated_at: at }).where('part_id', '=', partId).where('status', 'in', ['PENDING', 'SENT', 'FAILED']).executeTakeFirst();
-      if (Number(updated.numUpdatedRows) === 0) return { changed: false, refundSettled: false };
-      // the refund's parts, written with it, locked by primary key as they are now (a part confirmed
-      // meanwhile included): a locking read by refund id locked that index up to the next refund's
-      // parts, and the refunds of newer orders drawing their parts waited for this one to commit
-      const parts = await trx.selectFrom('refund_parts').select('part_id').where('refund_id', '=', part.refund_id).execute();
-      const open = await trx
-        .selectFrom('refund_parts')
-        .select('part_id')
-        .where('part_id', 'in', parts.map((sibling) => sibling.part_id))
-        .where('status', '!=', 'SUCCEEDED')
-        .forUpdate()
-        .execute();
-      if (open.length > 0 || !['PENDING', 'SENT'].includes(refund.status)) return { changed: true, refundSettled: false };
+      if (Number(updated.numUpdatedRows) === 0) {
+        const now = await trx.selectFrom('refund_parts').select('status').where('part_id', '=', partId).executeTakeFirstOrThrow();
+        return { changed: false, refundSettled: false, settledByHand: now.status === 'SETTLED_BY_HAND' };
+      }
+      return { changed: true, refundSettled: await settleWhenPaidBack(trx, refund, at, 'payment'), settledByHand: false };
+    });
+  }
+
+  /**
+   * An admin says the refund's parts the payment system could not pay back (FAILED) were paid
+   * back another way (`reference`: how, say a bank transfer's reference): they become
+   * SETTLED_BY_HAND, and the refund succeeds once every part is paid back. `settled`: the parts
+   * settled now; none when the refund has no FAILED part (`byHandBefore`: some were settled by
+   * hand already, so this is a repeat). Null for an unknown refund.
+   */
+  async settleFailedPartsByHand(refundId: string, reference: string, at: Date): Promise<{ settled: RefundPartView[]; byHandBefore: boolean; refundSettled: boolean } | null> {
+    return this.db.transaction().execute(async (trx) => {
+      const refund = await trx.selectFrom('refunds').select(['refund_id', 'status']).where('refund_id', '=', refundId).forUpdate().executeTakeFirst();
+      if (!refund) return null;
+      const ids = (await trx.selectFrom('refund_parts').select('part_id').where('refund_id', '=', refundId).execute()).map((row) => row.part_id);
+      const parts = ids.length === 0 ? [] : await trx.selectFrom('refund_parts').selectAll().where('part_id', 'in', ids).forUpdate().execute();
+      const failed = parts.filter((part) => part.status === 'FAILED');
+      if (failed.length === 0) return { settled: [], byHandBefore: parts.some((part) => part.status === 'SETTLED_BY_HAND'), refundSettled: false };
       await trx
-        .updateTable('refunds')
-        .set({ history: withStep('SUCCEEDED', at, 'payment'), status: 'SUCCEEDED', version: (eb) => eb('version', '+', 1), updated_at: at })
-        .where('refund_id', '=', part.refund_id)
+        .updateTable('refund_parts')
+        .set({ status: 'SETTLED_BY_HAND', settled_reference: reference, updated_at: at })
+        .where('part_id', 'in', failed.map((part) => part.part_id))
         .execute();
-      return { changed: true, refundSettled: true };
+      const settled = failed.map((part) => toPartView({ ...part, status: 'SETTLED_BY_HAND', settled_reference: reference }));
+      return { settled, byHandBefore: false, refundSettled: await settleWhenPaidBack(trx, refund, at, 'admin') };
     });
   }
 

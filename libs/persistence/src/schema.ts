@@ -210,8 +210,13 @@ export interface RefundPartsTable {
   refund_id: string;
   payment_id: string;
   amount_cents: number;
-  /** PENDING (due), SENT (accepted by the payment system), SUCCEEDED (confirmed by its callback) */
+  /**
+   * PENDING (due), SENT (accepted by the payment system), SUCCEEDED (confirmed by its callback),
+   * FAILED (it could not pay it back), SETTLED_BY_HAND (paid back another way, an admin said)
+   */
   status: string;
+  /** how a part SETTLED_BY_HAND was paid back (a bank transfer's reference), as the admin gave it */
+  settled_reference: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

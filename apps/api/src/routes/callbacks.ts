@@ -5,6 +5,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify
 import type { AppDeps } from '../app-deps.js';
 import { applyPaymentTaken, givePaymentBackWhole, payBalanceOfNothing, refundIfNotApplied } from '../payment-settlement.js';
 import { HttpProblem, notFound, unauthorized, validationFailed } from '../problems.js';
+import { closeOrderOnceRefunded } from '../refund-settlement.js';
 import { problemRef } from '../schemas.js';
 import { instant } from '../time-window.js';
 import { holdsLoneSurrogate, loneSurrogate, notUtf8, utf8TextOf } from '../utf8-body.js';
@@ -142,27 +143,18 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       }
       return { changed, status: (await deps.orders.findOrderRow(order.order_id))!.status };
     }
-    const { changed, refundSettled } = await retryTransaction(() => refunds.confirmPart(part.partId, deps.clock()));
+    const { changed, refundSettled, settledByHand } = await retryTransaction(() => refunds.confirmPart(part.partId, deps.clock()));
+    if (settledByHand) {
+      deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded_after_settled_by_hand' });
+      log.error(
+        { orderId: order.order_id, refundId: refund.refundId, partId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents },
+        'the payment system paid back a refund part an admin had settled by hand: the buyer was paid back twice',
+      );
+    }
     if (changed) deps.metrics.refundedCents.inc({ kind: refund.kind }, part.amountCents);
     if (refundSettled) deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded' });
-    // the order as it is after this part's commit: read before it, it could miss the order's last
-    // refund opened, paid back and confirmed meanwhile, and nothing would close the order
-    const now = (await deps.orders.findOrderRow(order.order_id))!;
-    if (now.status === 'REFUNDING' && (await refunds.unsettled(order.order_id)) === 0) {
-      try {
-        const { order: closed, fired } = await retryTransaction(
-          () => deps.orders.applyTransition({ orderId: order.order_id, action: 'refund_succeeded', actor: 'payment', at: deps.clock(), detail: `refund ${refund.refundId}` }),
-          { alsoAfter: afterStaleOrderVersion },
-        );
-        deps.metrics.transitions.inc({ type: closed.type, from: fired.from, to: fired.to, action: fired.action });
-        return { changed: true, status: closed.status };
-      } catch (error) {
-        // closed meanwhile by another refund's callback
-        if (!(error instanceof IllegalTransition)) throw error;
-        return { changed, status: (await deps.orders.findOrderRow(order.order_id))!.status };
-      }
-    }
-    return { changed, status: now.status };
+    const closed = await closeOrderOnceRefunded(deps, order.order_id, refund.refundId);
+    return { changed: changed || closed.changed, status: closed.status };
   }
 
   /**

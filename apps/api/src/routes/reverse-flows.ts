@@ -6,8 +6,9 @@ import type { AppDeps } from '../app-deps.js';
 import { refuseRepeatedKey } from '../idempotency-keys.js';
 import { KeyedRefunds, idempotencyKeyHeaders, unitsKey } from '../keyed-refunds.js';
 import type { Principal } from '../plugins/auth.js';
-import { forbidden, notFound } from '../problems.js';
+import { HttpProblem, forbidden, notFound } from '../problems.js';
 import { MERCHANT_ALONE, ownOrder, queuedOrderFor } from '../queued-orders.js';
+import { closeOrderOnceRefunded } from '../refund-settlement.js';
 import { ULID_PATTERN, addressSchema, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp, followUpAgain } from './order-engine-support.js';
 
@@ -74,7 +75,7 @@ export const refundSchema = {
     status: {
       type: 'string',
       description:
-        'A return: REQUESTED, then APPROVED or REFUSED; an approved one PENDING once the warehouse received it, or CLOSED when its parcel never came back. Every refund: PENDING (due), SENT (accepted by the payment system), SUCCEEDED (confirmed by its signed callback).',
+        'A return: REQUESTED, then APPROVED or REFUSED; an approved one PENDING once the warehouse received it, or CLOSED when its parcel never came back. Every refund: PENDING (due), SENT (accepted by the payment system), SUCCEEDED (confirmed by its signed callback, or its parts the payment system failed on settled by hand by an admin).',
     },
     reason: { type: 'string' },
     amountCents: { type: 'integer' },
@@ -88,7 +89,16 @@ export const refundSchema = {
         "where the money goes back to: the order's successful payments, latest first (a presale: the balance, then the deposit), each giving back at most what it took. One refund per part at the payment system (the first under the refund's id, the next ones <refundId>-2, ...); the refund is SUCCEEDED once every part is confirmed. Empty until the money is due.",
       items: {
         type: 'object',
-        properties: { partId: { type: 'string' }, paymentId: { type: 'string' }, amountCents: { type: 'integer' }, status: { type: 'string', description: 'PENDING, SENT, SUCCEEDED, or FAILED (the payment system could not pay it back: still owed)' } },
+        properties: {
+          partId: { type: 'string' },
+          paymentId: { type: 'string' },
+          amountCents: { type: 'integer' },
+          status: {
+            type: 'string',
+            description: 'PENDING, SENT, SUCCEEDED, FAILED (the payment system could not pay it back: still owed), or SETTLED_BY_HAND (the shop paid it back another way: settle-by-hand)',
+          },
+          settledReference: { type: 'string', description: 'a part SETTLED_BY_HAND: how the shop paid it back, as the admin said' },
+        },
       },
     },
     history: {
@@ -608,6 +618,52 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       if (!visible) throw notFound('order');
       const children = await process.children(orderId);
       return { items: await refunds.ofOrders([orderId, ...children.map((c) => c.order_id)]) };
+    },
+  );
+
+  app.post<{ Params: { orderId: string; refundId: string }; Body: { reference: string } }>(
+    '/v1/orders/:orderId/refunds/:refundId/settle-by-hand',
+    {
+      onRequest: app.requireRole('admin'),
+      schema: {
+        tags: ['after-sales'],
+        summary: 'Records that the shop paid a refund back another way, where the payment system could not (admin)',
+        description:
+          "A refund part the payment system answered FAILED is still owed, and its order stays REFUNDING. Once the shop has paid the buyer back another way (a bank transfer, store credit), an admin records it with `reference` (how: the transfer's reference, say): every FAILED part of the refund becomes SETTLED_BY_HAND with that reference, the refund SUCCEEDED once every part is paid back (its history says `admin`), and the order REFUNDED once no refund of it is left unsettled. 200 with the refund. Sent again once settled, it answers the same and changes nothing; a refund with no FAILED part is 409 REFUND_NOT_FAILED (the payment system may still pay it: wait for its callback). A payment system that pays such a part after all is logged at error and counted (`order_refunds_total{outcome=\"succeeded_after_settled_by_hand\"}`): the buyer was paid twice.",
+        params: {
+          type: 'object',
+          properties: { orderId: { type: 'string', pattern: ULID_PATTERN }, refundId: { type: 'string', minLength: 1, maxLength: 64 } },
+          required: ['orderId', 'refundId'],
+        },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['reference'],
+          properties: { reference: { type: 'string', minLength: 1, maxLength: 128, pattern: '\\S', description: 'how the shop paid the buyer back (a bank transfer reference, a voucher number)' } },
+        },
+        response: { 200: refundSchema, '4xx': problemRef, '5xx': problemRef },
+      },
+    },
+    async (request) => {
+      const { orderId, refundId } = request.params;
+      const found = await refunds.find(refundId);
+      const ofOrder = found && (found.orderId === orderId || (await deps.orders.findOrderRow(found.orderId))?.parent_order_id === orderId);
+      if (!found || !ofOrder) throw notFound('refund');
+      const settlement = await retryTransaction(() => refunds.settleFailedPartsByHand(refundId, request.body.reference.trim(), deps.clock()));
+      if (!settlement) throw notFound('refund');
+      if (settlement.settled.length === 0 && !settlement.byHandBefore) {
+        throw new HttpProblem(409, 'REFUND_NOT_FAILED', `Refund ${refundId} has no part the payment system failed to pay back (FAILED): only those are settled by hand`);
+      }
+      if (settlement.settled.length > 0) {
+        deps.metrics.refundedCents.inc({ kind: found.kind }, settlement.settled.reduce((sum, part) => sum + part.amountCents, 0));
+        if (settlement.refundSettled) deps.metrics.refunds.inc({ kind: found.kind, outcome: 'settled_by_hand' });
+        request.log.warn(
+          { orderId: found.orderId, refundId, parts: settlement.settled.map((part) => part.partId), reference: request.body.reference, admin: request.user.sub },
+          'an admin settled refund parts the payment system could not pay back: paid back another way',
+        );
+      }
+      await closeOrderOnceRefunded(deps, found.orderId, refundId);
+      return refunds.find(refundId);
     },
   );
 }

@@ -20,6 +20,7 @@ import * as promotionSkuLists from './0020-promotion-sku-lists.js';
 import * as fulfilmentChangesTooLate from './0021-fulfilment-changes-too-late.js';
 import * as refundPartsUnconfirmed from './0022-refund-parts-unconfirmed.js';
 import * as stockLedgerSettled from './0023-stock-ledger-settled.js';
+import * as refundPartsSettledByHand from './0024-refund-parts-settled-by-hand.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -49,4 +50,5 @@ export const migrations: Record<string, Migration> = {
   '0021-fulfilment-changes-too-late': fulfilmentChangesTooLate,
   '0022-refund-parts-unconfirmed': refundPartsUnconfirmed,
   '0023-stock-ledger-settled': stockLedgerSettled,
+  '0024-refund-parts-settled-by-hand': refundPartsSettledByHand,
 };
