@@ -33,6 +33,8 @@ const CONSEQUENCES: Record<string, string> = {
   close_return: 'Close this return as never sent back? Nothing is paid back, and a parcel that arrives later changes nothing. This cannot be undone.',
 };
 const CANCEL_IN_CHANNEL_CONSEQUENCE = 'Cancel this order? Its parcel is dropped and nothing is paid back from here: the buyer paid in its channel. This cannot be undone.';
+const SETTLED_BY_HAND_CONSEQUENCE =
+  'Record that the buyer was paid this back another way? The refund is then settled and the order closes. Should the payment system still pay it, the buyer has it twice: tell the payment provider to drop it first. This cannot be undone.';
 
 /** What the button of `action` says on an order of `type`. */
 const labelOf = (action: string, type: string) => (action === 'cancel' && type === 'imported' ? CANCEL_PAID_IN_CHANNEL : (ACTION_LABELS[action] ?? action));
@@ -252,6 +254,15 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
       },
       () => setUnitsToRefund({}),
     );
+  }
+
+  /** An admin records that the money the payment system declined to pay back went back another way (`reference`: how). */
+  function settleByHand(refundId: string, reference: string) {
+    if (!window.confirm(SETTLED_BY_HAND_CONSEQUENCE)) return;
+    return perform('Refund settled by hand', async () => {
+      const refund = await api<Refund>('POST', `/v1/orders/${orderId}/refunds/${refundId}/settle-by-hand`, { reference });
+      return `refund ${refund.refundId} is ${refund.status}`;
+    });
   }
 
   function changeAddress({ href }: AllowedAction, to: Address) {
@@ -582,7 +593,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
         <section aria-labelledby="after-sales-title">
           <h2 id="after-sales-title">Refunds and returns</h2>
           {refundsProblem && <p class="problem">Refunds and returns could not be read: {refundsProblem}</p>}
-          {refunds && <Refunds orderId={order.orderId} refunds={refunds} />}
+          {refunds && <Refunds orderId={order.orderId} refunds={refunds} settle={role === 'admin' ? { busy, byHand: (refundId, reference) => void settleByHand(refundId, reference) } : null} />}
         </section>
       )}
 
@@ -690,11 +701,17 @@ function Payments({ order }: { order: Order }) {
   );
 }
 
-/** The refunds and returns of the order (a split order's: its children's), each with its units, its money and where that goes back to. */
-function Refunds({ orderId, refunds }: { orderId: string; refunds: Refund[] }) {
+/**
+ * The refunds and returns of the order (a split order's: its children's), each with its units, its
+ * money and where that goes back to. `settle`: an admin's form for a refund the payment system
+ * declined, once the shop paid the buyer back another way.
+ */
+function Refunds({ orderId, refunds, settle }: { orderId: string; refunds: Refund[]; settle: { busy: boolean; byHand: (refundId: string, reference: string) => void } | null }) {
+  const [references, setReferences] = useState<Record<string, string>>({});
   if (refunds.length === 0) return <p>No refunds or returns.</p>;
   // nothing retries a part the payment system declined: the money is owed until someone settles it
   const declined = refunds.flatMap((refund) => refund.parts.filter((part) => part.status === 'FAILED').map((part) => ({ refund, part })));
+  const declinedRefunds = refunds.filter((refund) => refund.parts.some((part) => part.status === 'FAILED'));
   return (
     <div class="table-wrap">
       {declined.length > 0 && (
@@ -707,7 +724,33 @@ function Refunds({ orderId, refunds }: { orderId: string; refunds: Refund[] }) {
               </li>
             ))}
           </ul>
-          <p>Settle it with the payment system, or pay the buyer back another way (runbook: "A refund failed", docs/operations.md).</p>
+          <p>
+            Settle it with the payment system, or pay the buyer back another way{settle ? ' and record it here' : ', and have an admin record it'} (runbook: "A refund failed",
+            docs/operations.md).
+          </p>
+          {settle &&
+            declinedRefunds.map((refund) => (
+              <form
+                class="settle-form"
+                onSubmit={(event) => {
+                  event.preventDefault();
+                  settle.byHand(refund.refundId, (references[refund.refundId] ?? '').trim());
+                }}
+              >
+                <label for={`settled-${refund.refundId}`}>How refund {refund.refundId} was paid back (a transfer's reference)</label>
+                <input
+                  id={`settled-${refund.refundId}`}
+                  required
+                  maxLength={128}
+                  pattern=".*\S.*"
+                  value={references[refund.refundId] ?? ''}
+                  onInput={(event) => setReferences({ ...references, [refund.refundId]: event.currentTarget.value })}
+                />
+                <button type="submit" disabled={settle.busy}>
+                  Record as paid back by hand
+                </button>
+              </form>
+            ))}
         </div>
       )}
       <table>
@@ -745,7 +788,14 @@ function Refunds({ orderId, refunds }: { orderId: string; refunds: Refund[] }) {
                   <ul class="plain">
                     {refund.parts.map((part) => (
                       <li>
-                        payment {part.paymentId}: {formatCents(part.amountCents)}, {part.status === 'FAILED' ? <strong>FAILED: declined, still owed</strong> : part.status}
+                        payment {part.paymentId}: {formatCents(part.amountCents)},{' '}
+                        {part.status === 'FAILED' ? (
+                          <strong>FAILED: declined, still owed</strong>
+                        ) : part.status === 'SETTLED_BY_HAND' ? (
+                          `paid back by hand (${part.settledReference ?? 'no reference'})`
+                        ) : (
+                          part.status
+                        )}
                       </li>
                     ))}
                   </ul>

@@ -451,7 +451,7 @@ describe('the web console', () => {
     await shot('14-second-refund-and-resent-refund');
   });
 
-  it('tells the operator that a refund the payment system declined is still owed, rather than show it as money on its way', async () => {
+  it('tells the operator that a refund the payment system declined is still owed, rather than show it as money on its way, and records it paid back by hand', async () => {
     const orderId = await paidOrder('hal', 2);
     const { payment } = await system.order(orderId);
     await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: true } });
@@ -467,6 +467,15 @@ describe('the web console', () => {
       await expect.poll(() => shownText(owed)).toContain('still owed to the buyer');
       expect(await shownText(owed)).toContain(`$39.99 of refund ${refundId} to payment ${payment.paymentId}`);
       expect(await shownText(page.getByRole('region', { name: 'Refunds and returns' }).getByRole('row').filter({ hasText: refundId }))).toContain('FAILED: declined, still owed');
+
+      // the shop paid the buyer back by bank transfer: the operator says so, naming it
+      await page.getByLabel(`How refund ${refundId} was paid back (a transfer's reference)`).fill('SEPA-2026-12-04-0042');
+      await page.getByRole('button', { name: 'Record as paid back by hand' }).click();
+      await expect.poll(() => shownText(page.getByRole('status'))).toMatch(new RegExp(`^Refund settled by hand: refund ${refundId} is SUCCEEDED`));
+      await expect.poll(() => owed.count()).toBe(0);
+      expect(await shownText(page.getByRole('region', { name: 'Refunds and returns' }).getByRole('row').filter({ hasText: refundId }))).toContain('paid back by hand (SEPA-2026-12-04-0042)');
+      const [refund] = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items;
+      expect([refund.status, refund.parts.map((part: { status: string }) => part.status)]).toEqual(['SUCCEEDED', ['SETTLED_BY_HAND']]);
     } finally {
       await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
     }
