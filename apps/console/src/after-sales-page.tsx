@@ -2,29 +2,39 @@ import type { Api } from './api.js';
 import { OrderTable, orderSearchPath, usePagedOrders } from './orders-page.js';
 import type { Session } from './session.js';
 
+interface WaitingList {
+  id: string;
+  title: string;
+  status?: string;
+  /** orders owing a refund the payment system declined, whatever their status (an admin's list: an admin settles those) */
+  refundDeclined?: boolean;
+}
+
 /** The after-sales statuses in which the order waits for someone: a merchant's review, a parcel, a refund. */
-const WAITING = [
-  { status: 'RETURN_REQUESTED', title: 'Returns to review' },
-  { status: 'RETURNING', title: 'Returns on their way back' },
-  { status: 'REFUNDING', title: 'Refunds being paid out' },
+const WAITING: WaitingList[] = [
+  { id: 'RETURN_REQUESTED', status: 'RETURN_REQUESTED', title: 'Returns to review' },
+  { id: 'RETURNING', status: 'RETURNING', title: 'Returns on their way back' },
+  { id: 'REFUNDING', status: 'REFUNDING', title: 'Refunds being paid out' },
 ];
+const DECLINED: WaitingList = { id: 'REFUND_DECLINED', title: 'Refunds the payment system declined (still owed)', refundDeclined: true };
 
 export function AfterSalesPage({ api, session }: { api: Api; session: Session }) {
+  const lists = session.role === 'admin' ? [...WAITING, DECLINED] : WAITING;
   return (
     <section aria-labelledby="after-sales-title">
       <h1 id="after-sales-title">After-sales</h1>
       <p class="hint">Open an order to approve or refuse its return, to close one whose parcel never came back, or to follow its refund.</p>
-      {WAITING.map(({ status, title }) => (
-        <WaitingOrders key={status} api={api} session={session} status={status} title={title} />
+      {lists.map((list) => (
+        <WaitingOrders key={list.id} api={api} session={session} list={list} />
       ))}
     </section>
   );
 }
 
-function WaitingOrders({ api, session, status, title }: { api: Api; session: Session; status: string; title: string }) {
+function WaitingOrders({ api, session, list: { id: listId, title, status, refundDeclined = false } }: { api: Api; session: Session; list: WaitingList }) {
   // a split order takes its children's after-sales status: each return is listed once, on the child it belongs to
-  const pages = usePagedOrders(api, (cursor) => orderSearchPath(session, { status, limit: 20 }, cursor, { leaf: true }));
-  const id = `waiting-${status}`;
+  const pages = usePagedOrders(api, (cursor) => orderSearchPath(session, { status, limit: 20 }, cursor, { leaf: true, refundDeclined }));
+  const id = `waiting-${listId}`;
   return (
     <section aria-labelledby={id}>
       <h2 id={id}>{title}</h2>

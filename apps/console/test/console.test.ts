@@ -467,6 +467,10 @@ describe('the web console', () => {
       await expect.poll(() => shownText(owed)).toContain('still owed to the buyer');
       expect(await shownText(owed)).toContain(`$39.99 of refund ${refundId} to payment ${payment.paymentId}`);
       expect(await shownText(page.getByRole('region', { name: 'Refunds and returns' }).getByRole('row').filter({ hasText: refundId }))).toContain('FAILED: declined, still owed');
+      // after-sales lists the orders owing such a refund, for the operator who did not open this one
+      await page.getByRole('link', { name: 'After-sales' }).click();
+      const declinedList = page.getByRole('region', { name: 'Refunds the payment system declined (still owed)' });
+      await declinedList.getByRole('link', { name: orderId }).click();
 
       // the shop paid the buyer back by bank transfer: the operator says so, naming it
       await page.getByLabel(`How refund ${refundId} was paid back (a transfer's reference)`).fill('SEPA-2026-12-04-0042');
@@ -476,6 +480,9 @@ describe('the web console', () => {
       expect(await shownText(page.getByRole('region', { name: 'Refunds and returns' }).getByRole('row').filter({ hasText: refundId }))).toContain('paid back by hand (SEPA-2026-12-04-0042)');
       const [refund] = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items;
       expect([refund.status, refund.parts.map((part: { status: string }) => part.status)]).toEqual(['SUCCEEDED', ['SETTLED_BY_HAND']]);
+      await page.getByRole('link', { name: 'After-sales' }).click();
+      // no other order of this file owes one
+      await expect.poll(() => shownText(declinedList)).toContain('No orders match.');
     } finally {
       await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
     }

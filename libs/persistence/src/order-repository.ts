@@ -41,6 +41,8 @@ export interface OrderListFilter {
   topLevel?: boolean;
   /** only orders without children (what a merchant fulfils: unsplit orders and children) */
   leaf?: boolean;
+  /** only orders owing a buyer a refund the payment system declined (a part FAILED) */
+  refundDeclined?: boolean;
   status?: string;
   type?: string;
   /** placed at or after this instant */
@@ -480,6 +482,12 @@ export class OrderRepository {
     // index's NULL entries backwards from the top past every newer one (seconds deep in the list)
     if (filter.topLevel) where.push(eb(eb.fn.coalesce('orders.parent_order_id', sql.lit('')), '=', ''));
     if (filter.leaf) where.push(notSplit('orders.order_id'));
+    // few parts ever fail: read from the parts by their status (refund_parts_unconfirmed), not by a look into every order's refunds
+    if (filter.refundDeclined) {
+      where.push(
+        eb(orderId, 'in', eb.selectFrom('refund_parts as part').innerJoin('refunds as declined', 'declined.refund_id', 'part.refund_id').select('declined.order_id').where('part.status', '=', 'FAILED')),
+      );
+    }
     if (filter.status !== undefined) where.push(eb('orders.status', '=', filter.status));
     if (filter.type !== undefined) where.push(eb('orders.type', '=', filter.type));
     if (filter.createdFrom !== undefined) {

@@ -10,7 +10,21 @@ const ID = '^[A-Za-z0-9._:@-]{1,64}$';
 /** GET /v1/admin/orders: the order centre's search over every order of every type, newest first. */
 export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   app.get<{
-    Querystring: { status?: string; type?: string; userId?: string; merchantId?: string; skuId?: string; parentOrderId?: string; topLevel?: boolean; leaf?: boolean; createdFrom?: string; createdTo?: string; limit: number; cursor?: string };
+    Querystring: {
+      status?: string;
+      type?: string;
+      userId?: string;
+      merchantId?: string;
+      skuId?: string;
+      parentOrderId?: string;
+      topLevel?: boolean;
+      leaf?: boolean;
+      refundDeclined?: boolean;
+      createdFrom?: string;
+      createdTo?: string;
+      limit: number;
+      cursor?: string;
+    };
   }>(
     '/v1/admin/orders',
     {
@@ -31,6 +45,11 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
             parentOrderId: { type: 'string', pattern: ULID_PATTERN },
             topLevel: { type: 'boolean', description: 'only orders that were not split off another' },
             leaf: { type: 'boolean', description: 'only orders that were not split into others: unsplit orders and the children of split ones (a split order takes its children\'s statuses, so each return or parcel is listed once)' },
+            refundDeclined: {
+              type: 'boolean',
+              description:
+                'only orders owing the buyer a refund the payment system declined (a refund part FAILED): money still owed until the payment system pays it after all or an admin settles it by hand (POST /v1/orders/:orderId/refunds/:refundId/settle-by-hand)',
+            },
             createdFrom: { type: 'string', format: 'date-time', description: 'only orders placed at or after this instant' },
             createdTo: { type: 'string', format: 'date-time', description: 'only orders placed before this instant' },
             limit: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
