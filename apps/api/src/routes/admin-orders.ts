@@ -1,3 +1,4 @@
+import type { OrderListFilter } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { validationFailed } from '../problems.js';
@@ -10,21 +11,8 @@ const ID = '^[A-Za-z0-9._:@-]{1,64}$';
 /** GET /v1/admin/orders: the order centre's search over every order of every type, newest first. */
 export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   app.get<{
-    Querystring: {
-      status?: string;
-      type?: string;
-      userId?: string;
-      merchantId?: string;
-      skuId?: string;
-      parentOrderId?: string;
-      topLevel?: boolean;
-      leaf?: boolean;
-      refundDeclined?: boolean;
-      createdFrom?: string;
-      createdTo?: string;
-      limit: number;
-      cursor?: string;
-    };
+    // the repository's filter, its instants as the query string gives them, paged by cursor
+    Querystring: Omit<OrderListFilter, 'createdFrom' | 'createdTo' | 'before'> & { createdFrom?: string; createdTo?: string; cursor?: string };
   }>(
     '/v1/admin/orders',
     {
