@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { buyerAddress, childProcessesOf, createTestEnv, freePort, httpClient, startOperatorCommand, startTcpProxy, waitFor, type HttpClient, type TestEnv } from '@orders/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
 /** npm start on ports of the operator's choosing: only the ports are given, the apps must find each other on their own. */
 async function npmStart(env: Record<string, string>) {
@@ -86,7 +86,10 @@ describe('npm start', () => {
 
   it('says the api did not become ready, prints no banner and stops every process it started, exiting 1, when the api cannot reach MySQL', { timeout: 120_000 }, async () => {
     const unready = await createTestEnv('npm_start_unready');
+    // its database goes however the test ends, a command refused before it started (a stale build) too
+    onTestFinished(() => unready.cleanup());
     const mysql = await startTcpProxy({ host: '127.0.0.1', port: 3306 });
+    onTestFinished(() => mysql.close());
     const throughProxy = new URL(unready.env.MYSQL_URL!);
     throughProxy.port = String(mysql.port);
     const { start, port } = await npmStart({ ...unready.env, MYSQL_URL: throughProxy.toString(), START_READY_TIMEOUT_MS: '5000' });
@@ -110,8 +113,6 @@ describe('npm start', () => {
       for (const pid of apps) expect(() => process.kill(pid, 0), `process ${pid} left running`).toThrow();
     } finally {
       await start.stop('SIGINT');
-      await mysql.close();
-      await unready.cleanup();
     }
   });
 });
