@@ -646,10 +646,11 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     },
     async (request) => {
       const { orderId, refundId } = request.params;
+      const reference = request.body.reference.trim();
       const found = await refunds.find(refundId);
       const ofOrder = found && (found.orderId === orderId || (await deps.orders.findOrderRow(found.orderId))?.parent_order_id === orderId);
       if (!found || !ofOrder) throw notFound('refund');
-      const settlement = await retryTransaction(() => refunds.settleFailedPartsByHand(refundId, request.body.reference.trim(), deps.clock()));
+      const settlement = await retryTransaction(() => refunds.settleFailedPartsByHand(refundId, reference, deps.clock()));
       if (!settlement) throw notFound('refund');
       if (settlement.settled.length === 0 && !settlement.byHandBefore) {
         throw new HttpProblem(409, 'REFUND_NOT_FAILED', `Refund ${refundId} has no part the payment system failed to pay back (FAILED): only those are settled by hand`);
@@ -658,7 +659,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         deps.metrics.refundedCents.inc({ kind: found.kind }, settlement.settled.reduce((sum, part) => sum + part.amountCents, 0));
         if (settlement.refundSettled) deps.metrics.refunds.inc({ kind: found.kind, outcome: 'settled_by_hand' });
         request.log.warn(
-          { orderId: found.orderId, refundId, parts: settlement.settled.map((part) => part.partId), reference: request.body.reference, admin: request.user.sub },
+          { orderId: found.orderId, refundId, parts: settlement.settled.map((part) => part.partId), reference, admin: request.user.sub },
           'an admin settled refund parts the payment system could not pay back: paid back another way',
         );
       }
