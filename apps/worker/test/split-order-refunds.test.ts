@@ -403,4 +403,29 @@ describe('refunds, returns and cancellations over the parts of a split order', (
       expect([closed.items[0].refundedQty, closed.amounts.refundedCents]).toEqual([2, closed.amounts.payableCents]);
     }
   });
+
+  it("settles by hand, through the split order's own id, the refunds the payment system declined on each of its children: each child REFUNDED, and so the order", async () => {
+    const { orderId, lamp, rug } = await paidAndSplit('ines', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }]);
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: true } });
+    try {
+      expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('ines'), body: { reason: 'changed my mind' } })).status).toBe(200);
+      const declined = await waitFor(async () => {
+        const refunds = await refundsOf(orderId);
+        return refunds.length === 2 && refunds.every((refund: any) => refund.parts[0]?.status === 'FAILED') && refunds;
+      }, { what: "both children's refunds declined" });
+      // the admin's list of orders owing such a refund names both children
+      const owing = await system.request('GET', '/v1/admin/orders?refundDeclined=true&leaf=true', { token: admin });
+      expect(owing.body.items.map((order: any) => order.orderId).sort()).toEqual([lamp.orderId, rug.orderId].sort());
+      for (const refund of declined) {
+        const settled = await system.request('POST', `/v1/orders/${orderId}/refunds/${refund.refundId}/settle-by-hand`, { token: admin, body: { reference: `voucher-${refund.orderId}` } });
+        expect([settled.status, settled.body.status, settled.body.orderId]).toEqual([200, 'SUCCEEDED', refund.orderId]);
+      }
+      await system.waitForStatus(lamp.orderId, 'REFUNDED');
+      await system.waitForStatus(rug.orderId, 'REFUNDED');
+      await system.waitForStatus(orderId, 'REFUNDED');
+      expect((await system.request('GET', '/v1/admin/orders?refundDeclined=true&leaf=true', { token: admin })).body.items).toEqual([]);
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
+    }
+  });
 });
