@@ -85,11 +85,22 @@ const toPartView = (row: Selectable<RefundPartsTable>): RefundPartView => ({
 /** A part's statuses once its money is back with the buyer: through the payment system, or another way an admin named. */
 const PAID_BACK = ['SUCCEEDED', 'SETTLED_BY_HAND'];
 
+/** The refund, due or sent, succeeds now on `actor`'s word; false when it had settled already. */
+async function succeed(db: OrderDb | Transaction<Database>, refundId: string, at: Date, actor: string): Promise<boolean> {
+  const updated = await db
+    .updateTable('refunds')
+    .set({ history: withStep('SUCCEEDED', at, actor), status: 'SUCCEEDED', version: (eb) => eb('version', '+', 1), updated_at: at })
+    .where('refund_id', '=', refundId)
+    .where('status', 'in', ['PENDING', 'SENT'])
+    .executeTakeFirst();
+  return Number(updated.numUpdatedRows) === 1;
+}
+
 /**
  * In a transaction holding the refund's row: the refund succeeds once every one of its parts is
  * paid back, `actor` the one whose word settled the last. True when it succeeded now.
  */
-async function settleWhenPaidBack(trx: Transaction<Database>, refund: { refund_id: string; status: string }, at: Date, actor: string): Promise<boolean> {
+async function settleWhenPaidBack(trx: Transaction<Database>, refund: { refund_id: string }, at: Date, actor: string): Promise<boolean> {
   // the refund's parts, written with it, locked by primary key as they are now (a part confirmed
   // meanwhile included): a locking read by refund id locked that index up to the next refund's
   // parts, and the refunds of newer orders drawing their parts waited for this one to commit
@@ -101,13 +112,7 @@ async function settleWhenPaidBack(trx: Transaction<Database>, refund: { refund_i
     .where('status', 'not in', PAID_BACK)
     .forUpdate()
     .execute();
-  if (open.length > 0 || !['PENDING', 'SENT'].includes(refund.status)) return false;
-  await trx
-    .updateTable('refunds')
-    .set({ history: withStep('SUCCEEDED', at, actor), status: 'SUCCEEDED', version: (eb) => eb('version', '+', 1), updated_at: at })
-    .where('refund_id', '=', refund.refund_id)
-    .execute();
-  return true;
+  return open.length === 0 && succeed(trx, refund.refund_id, at, actor);
 }
 
 /** A refund's parts are named from its id, so drawing again after a crash or a retry names them the same. */
@@ -405,7 +410,7 @@ export class RefundRepository {
     return this.db.transaction().execute(async (trx) => {
       const part = await trx.selectFrom('refund_parts').select('refund_id').where('part_id', '=', partId).executeTakeFirstOrThrow();
       // the refund row first: two parts confirmed at once settle the refund once, in turn
-      const refund = await trx.selectFrom('refunds').select(['refund_id', 'status']).where('refund_id', '=', part.refund_id).forUpdate().executeTakeFirstOrThrow();
+      const refund = await trx.selectFrom('refunds').select('refund_id').where('refund_id', '=', part.refund_id).forUpdate().executeTakeFirstOrThrow();
       const updated = await trx.updateTable('refund_parts').set({ status: 'SUCCEEDED', updated_at: at }).where('part_id', '=', partId).where('status', 'in', ['PENDING', 'SENT', 'FAILED']).executeTakeFirst();
       if (Number(updated.numUpdatedRows) === 0) {
         const now = await trx.selectFrom('refund_parts').select('status').where('part_id', '=', partId).executeTakeFirstOrThrow();
@@ -424,7 +429,7 @@ export class RefundRepository {
    */
   async settleFailedPartsByHand(refundId: string, reference: string, at: Date): Promise<{ settled: RefundPartView[]; byHandBefore: boolean; refundSettled: boolean } | null> {
     return this.db.transaction().execute(async (trx) => {
-      const refund = await trx.selectFrom('refunds').select(['refund_id', 'status']).where('refund_id', '=', refundId).forUpdate().executeTakeFirst();
+      const refund = await trx.selectFrom('refunds').select('refund_id').where('refund_id', '=', refundId).forUpdate().executeTakeFirst();
       if (!refund) return null;
       const ids = (await trx.selectFrom('refund_parts').select('part_id').where('refund_id', '=', refundId).execute()).map((row) => row.part_id);
       const parts = ids.length === 0 ? [] : await trx.selectFrom('refund_parts').selectAll().where('part_id', 'in', ids).forUpdate().execute();
@@ -452,13 +457,7 @@ export class RefundRepository {
 
   /** A refund with nothing to pay back settles as it stands; false when it was already settled. */
   async markSucceeded(refundId: string, at: Date): Promise<boolean> {
-    const updated = await this.db
-      .updateTable('refunds')
-      .set({ history: withStep('SUCCEEDED', at, 'payment'), status: 'SUCCEEDED', version: (eb) => eb('version', '+', 1), updated_at: at })
-      .where('refund_id', '=', refundId)
-      .where('status', 'in', ['PENDING', 'SENT'])
-      .executeTakeFirst();
-    return Number(updated.numUpdatedRows) === 1;
+    return succeed(this.db, refundId, at, 'payment');
   }
 
   /**
