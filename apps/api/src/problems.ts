@@ -1,4 +1,4 @@
-import { IllegalTransition, type Actor, type DomainError } from '@orders/domain';
+import { IllegalTransition, SaleNotActive, type Actor, type DomainError } from '@orders/domain';
 
 /** Errors of the HTTP layer itself (auth, lookups, load); domain errors come from @orders/domain. */
 export class HttpProblem extends Error {
@@ -91,14 +91,18 @@ export interface ProblemDetails {
   instance?: string;
   /** the child of a split order whose status refused an action on the whole order */
   childOrderId?: string;
+  /** when the flash sale of a SKU refused before it opens does (SALE_NOT_ACTIVE) */
+  opensAt?: string;
 }
 
 /** RFC 9457 extension members: what a refusal says beside its detail, for a client to read without parsing it. */
-export type ProblemMembers = Pick<ProblemDetails, 'childOrderId'>;
+export type ProblemMembers = Pick<ProblemDetails, 'childOrderId' | 'opensAt'>;
 
-/** The extension members of a domain error's answer: the child of a split order that refused, when one did. */
+/** The extension members of a domain error's answer: the child of a split order that refused, when one did; when a sale not open yet opens. */
 export function problemMembersOf(error: DomainError): ProblemMembers {
-  return error instanceof IllegalTransition && error.childOrderId !== undefined ? { childOrderId: error.childOrderId } : {};
+  if (error instanceof IllegalTransition && error.childOrderId !== undefined) return { childOrderId: error.childOrderId };
+  if (error instanceof SaleNotActive && error.opensAt !== undefined) return { opensAt: error.opensAt.toISOString() };
+  return {};
 }
 
 export function problem(status: number, code: string, detail: string, instance?: string, members: ProblemMembers = {}): ProblemDetails {

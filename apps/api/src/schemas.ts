@@ -33,6 +33,11 @@ export const problemSchema = {
       description:
         'an extension member: on a refusal of an action on a split order as a whole (cancel, refund, address change), the child order whose status refused it, as its detail names it; absent when the order itself refused',
     },
+    opensAt: {
+      type: 'string',
+      format: 'date-time',
+      description: 'an extension member: on a checkout refused with SALE_NOT_ACTIVE because the flash sale of the SKU its detail names has not opened yet, when it opens',
+    },
   },
   required: ['type', 'title', 'status', 'detail', 'code'],
 } as const;

@@ -29,7 +29,7 @@ describe('flash-sale checkout', () => {
     await env?.cleanup();
   });
 
-  async function createFlashSku(skuId: string, stock: number, perUserLimit: number) {
+  async function createFlashSku(skuId: string, stock: number, perUserLimit: number, window = { from: -HOUR, to: HOUR }) {
     const now = Date.now();
     const response = await api.request('POST', '/v1/admin/skus', {
       token: admin,
@@ -42,7 +42,7 @@ describe('flash-sale checkout', () => {
         warehouseId: 'wh-east',
         stock,
         deduction: 'placement',
-        flashSale: { priceCents: 49_900, startsAt: new Date(now - HOUR).toISOString(), endsAt: new Date(now + HOUR).toISOString(), perUserLimit },
+        flashSale: { priceCents: 49_900, startsAt: new Date(now + window.from).toISOString(), endsAt: new Date(now + window.to).toISOString(), perUserLimit },
       },
     });
     expect(response.status).toBe(201);
@@ -99,6 +99,32 @@ describe('flash-sale checkout', () => {
     // opening stock 100, then one reservation of one unit per order: the ledger balances at 0 available
     expect(byKind).toEqual({ adjust: { units: 100, rows: 1 }, reserve: { units: -100, rows: 100 } });
     expect(await api.deps.catalog.ledgerAvailable('HOT-100')).toBe(0);
+  });
+
+  it('holds the units of a sale that opens in an hour: a buyer firing 50 checkouts before it gets 422 SALE_NOT_ACTIVE and no unit', async () => {
+    await createFlashSku('SOON', 1000, 2, { from: HOUR, to: 2 * HOUR });
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => checkout('early-bot', `early-${i}`, { items: [{ skuId: 'SOON', qty: 20 }], address: buyerAddress })),
+    );
+    expect(answers.every((a) => a.status === 422 && a.body.code === 'SALE_NOT_ACTIVE' && String(a.headers['content-type']).startsWith('application/problem+json'))).toBe(true);
+    const sale = await api.request('GET', '/v1/admin/skus/SOON', { token: admin });
+    // the answer says when to come back, in its detail and as a member a client reads without parsing it
+    expect(answers[0]!.body.opensAt).toBe(sale.body.flashSale.startsAt);
+    expect(answers[0]!.body.detail).toBe(`The flash sale of SKU SOON opens at ${sale.body.flashSale.startsAt}: its units are not sold before`);
+    // asked for a standard order, at list price, it is refused alike
+    const standard = await checkout('early-bot', 'early-standard', { items: [{ skuId: 'SOON', qty: 1 }], address: buyerAddress, orderType: 'standard' });
+    expect([standard.status, standard.body.code]).toEqual([422, 'SALE_NOT_ACTIVE']);
+    expect((await api.request('GET', '/v1/admin/skus/SOON', { token: admin })).body.stock).toEqual({ available: 1000, reserved: 0, sold: 0 });
+    expect(await ordersOf('SOON')).toBe(0);
+  });
+
+  it('sells what is left after a sale ended at the list price, as a standard order without the limit', async () => {
+    await createFlashSku('AFTER', 10, 1, { from: -2 * HOUR, to: -HOUR });
+    const answer = await checkout('late-buyer', 'after-sale', { items: [{ skuId: 'AFTER', qty: 3 }], address: buyerAddress });
+    expect(answer.status).toBe(202);
+    await waitFor(async () => (await ordersOf('AFTER')) === 1, { what: 'the order in MySQL' });
+    const order = await env.db.selectFrom('orders').select(['type', 'payable_cents']).where('order_id', '=', answer.body.orderId).executeTakeFirstOrThrow();
+    expect([order.type, Number(order.payable_cents)]).toEqual(['standard', 3 * 99_900]);
   });
 
   it('lets one buyer firing 50 checkouts at once buy only their limit of 2', async () => {

@@ -199,7 +199,7 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
         <>
           <p>
             {sku.flashSale
-              ? `Flash price ${formatCents(sku.flashSale.priceCents)} (list ${formatCents(sku.priceCents)}), ${formatTime(sku.flashSale.startsAt)} to ${formatTime(sku.flashSale.endsAt)}, ${sku.flashSale.perUserLimit || 'no'} limit per buyer`
+              ? `Flash price ${formatCents(sku.flashSale.priceCents)} (list ${formatCents(sku.priceCents)}), ${formatTime(sku.flashSale.startsAt)} to ${formatTime(sku.flashSale.endsAt)}, ${sku.flashSale.perUserLimit || 'no'} limit per buyer; not sold before it opens, at list price after it ends`
               : `No flash sale; list price ${formatCents(sku.priceCents)}`}
           </p>
           <dl class="counters">

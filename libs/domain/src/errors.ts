@@ -40,8 +40,16 @@ export class LimitExceeded extends SaleRefusal {
 
 export class SaleNotActive extends SaleRefusal {
   readonly code = 'SALE_NOT_ACTIVE';
-  constructor(readonly skuId: string) {
-    super(`The flash sale of SKU ${skuId} is not running now`);
+  /** `opensAt`: when the sale opens, for a SKU refused before it (its units are held for it). */
+  constructor(
+    readonly skuId: string,
+    readonly opensAt?: Date,
+  ) {
+    super(
+      opensAt
+        ? `The flash sale of SKU ${skuId} opens at ${opensAt.toISOString()}: its units are not sold before`
+        : `The flash sale of SKU ${skuId} is not running now`,
+    );
   }
 }
 

@@ -631,7 +631,7 @@ export class Inventory {
       case -2:
         throw new UnknownSku(lineSku(a));
       case -3:
-        throw new SaleNotActive(lineSku(a));
+        throw new SaleNotActive(lineSku(a), b === undefined || b === null ? undefined : new Date(Number(b)));
       case -4:
         throw new LimitExceeded(lineSku(a));
       case -5:

@@ -22,6 +22,7 @@ describe('the stock scripts', () => {
     await inventory.initSku({ skuId: 'PAY', available: 3, deduction: 'payment', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     await inventory.initSku({ skuId: 'SALE', available: 100, deduction: 'placement', saleStartsAt: new Date(now.getTime() - HOUR), saleEndsAt: new Date(now.getTime() + HOUR), perUserLimit: 3 });
     await inventory.initSku({ skuId: 'LATER', available: 100, deduction: 'placement', saleStartsAt: new Date(now.getTime() + HOUR), saleEndsAt: new Date(now.getTime() + 2 * HOUR), perUserLimit: 3 });
+    await inventory.initSku({ skuId: 'OVER', available: 100, deduction: 'placement', saleStartsAt: new Date(now.getTime() - 2 * HOUR), saleEndsAt: new Date(now.getTime() - HOUR), perUserLimit: 3 });
     await inventory.initSku({ skuId: 'MUG', available: 10, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     await inventory.initSku({ skuId: 'LAMP', available: 10, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     await inventory.publishCoupon({ code: 'SAVE', perBuyerLimit: 1, startsAt: new Date(now.getTime() - HOUR), endsAt: new Date(now.getTime() + HOUR) });
@@ -63,8 +64,18 @@ describe('the stock scripts', () => {
     await expect(reserve('fan', [{ skuId: 'SALE', qty: 2 }])).rejects.toBeInstanceOf(LimitExceeded);
     await reserve('fan', [{ skuId: 'SALE', qty: 1 }]);
     await expect(reserve('fan', [{ skuId: 'LATER', qty: 1 }], { requestedType: 'flash_sale' })).rejects.toBeInstanceOf(SaleNotActive);
-    // before its window a flash-sale SKU sells as an ordinary one, at list price and without the limit
-    expect((await reserve('fan', [{ skuId: 'LATER', qty: 5 }])).order.type).toBe('standard');
+    // after its end a flash-sale SKU sells as an ordinary one, at list price and without the limit
+    expect((await reserve('fan', [{ skuId: 'OVER', qty: 5 }])).order.type).toBe('standard');
+    await expect(reserve('fan', [{ skuId: 'OVER', qty: 1 }], { requestedType: 'flash_sale' })).rejects.toBeInstanceOf(SaleNotActive);
+  });
+
+  it('holds the units of a sale not open yet for it: refused, whatever order type is asked, and with any other line', async () => {
+    for (const requestedType of [null, 'standard', 'flash_sale'] as const) {
+      await expect(reserve('early', [{ skuId: 'LATER', qty: 1 }], { requestedType })).rejects.toMatchObject({ skuId: 'LATER', opensAt: new Date(now.getTime() + HOUR) });
+    }
+    await expect(reserve('early', [{ skuId: 'MUG', qty: 1 }, { skuId: 'LATER', qty: 1 }])).rejects.toMatchObject({ skuId: 'LATER', opensAt: new Date(now.getTime() + HOUR) });
+    expect(await inventory.getSkuStock('LATER')).toEqual({ available: 100, reserved: 0, sold: 0 });
+    expect(await inventory.getSkuStock('MUG')).toEqual({ available: 10, reserved: 0, sold: 0 });
   });
 
   it("decides the sale's window and the payment deadline by Redis's clock, whatever the api host's clock says", async () => {

@@ -44,7 +44,15 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
 
   app.post<{ Body: SkuBody }>(
     '/v1/admin/skus',
-    { onRequest: staff, schema: { tags: ['catalog'], summary: 'Create a SKU with its stock and optional flash sale', body: skuBodySchema, response: skuResponse } },
+    { onRequest: staff, schema: {
+        tags: ['catalog'],
+        summary: 'Create a SKU with its stock and optional flash sale',
+        description:
+          'A SKU with a flash sale sells at its flash price and per-buyer limit from startsAt until endsAt (by Redis\'s clock). Its stock is held for the sale until it opens: a checkout before startsAt is refused with 422 SALE_NOT_ACTIVE, saying when it opens (`opensAt`). After endsAt what is left sells at the list price as a standard order, without the limit.',
+        body: skuBodySchema,
+        response: skuResponse,
+      },
+    },
     async (request, reply) => {
       const body = request.body;
       if (request.user.role === 'merchant' && body.merchantId !== request.user.sub) {

@@ -47,7 +47,8 @@
    -1 idempotency key reused with another body, or claimed by a checkout in another group
    -2 unknown SKU       { -2, lineIndex } (or one whose hash has counters without the rules,
                         until the stock repair puts them back)
-   -3 sale not active   { -3, lineIndex }
+   -3 sale not active   { -3, lineIndex, opensAtMs }: a flash-sale SKU before its sale opens;
+                        { -3, lineIndex } outside its window when a flash_sale order was asked for
    -4 limit exceeded    { -4, lineIndex }
    -5 out of stock      { -5, lineIndex, units available }
    -6 order type mismatch { -6, derivedType }
@@ -118,6 +119,9 @@ local function checkout()
     local sku = skus[i]
     local available, saleStartsAt, saleEndsAt, limit = tonumber(sku[1]), tonumber(sku[3]), tonumber(sku[4]), tonumber(sku[5])
     local inSale = saleEndsAt > 0 and saleStartsAt <= now and now < saleEndsAt
+    -- the units of a sale not open yet are held for it: sold before, at list price and without
+    -- the per-buyer limit, one buyer could take them all; after its end a SKU sells at list price
+    if saleEndsAt > 0 and now < saleStartsAt then return { -3, i, saleStartsAt } end
     if ARGV[7] == 'flash_sale' and saleEndsAt > 0 and not inSale then return { -3, i } end
     local limited = 0
     if inSale then
