@@ -108,7 +108,10 @@ const isActive = (window: { startsAt: Date; endsAt: Date }, at: Date) => window.
  * whose threshold its lines reach, in the order of their ids (one promotion's discount can
  * take the lines below another's threshold, so the order is part of the price, never the
  * order the rules were read in), then the coupon if the order reaches its minimum
- * spend. A flash-sale line is already at its lowest price and takes none of them.
+ * spend. Thresholds and minimum spends are judged on what the lines cost before the member
+ * discount, so a member never loses a promotion or a coupon to their level and never pays
+ * more than a buyer without one. A flash-sale line is already at its lowest price and takes
+ * none of them.
  * Every order-level discount and every warehouse's shipping fee is allocated to its
  * lines by largest remainder in proportion to what each line still costs, so a share
  * never exceeds its line and the lines add up to the order exactly. An order whose
@@ -146,6 +149,9 @@ export function priceOrder(
     return { line, discountable: !inFlashSale };
   });
   const remaining = (line: PricedLine) => line.unitPriceCents * line.qty - line.discountCents;
+  const memberCents = new Map<PricedLine, number>();
+  /** What a line counts toward a threshold or a minimum spend: what it still costs, its member discount added back. */
+  const reaching = (line: PricedLine) => remaining(line) + (memberCents.get(line) ?? 0);
   const give = (line: PricedLine, share: DiscountShare) => {
     if (share.cents === 0) return;
     line.discountCents += share.cents;
@@ -161,13 +167,14 @@ export function priceOrder(
 
   const discountable = lines.filter((l) => l.discountable).map((l) => l.line);
   if (rules.member) {
-    let memberCents = 0;
+    let total = 0;
     for (const line of discountable) {
       const cents = percentOf(remaining(line), rules.member.discountPercent);
       give(line, { source: 'member', ref: rules.member.level, cents });
-      memberCents += cents;
+      memberCents.set(line, cents);
+      total += cents;
     }
-    applied.member = { level: rules.member.level, discountCents: memberCents, freeShipping: rules.member.freeShipping };
+    applied.member = { level: rules.member.level, discountCents: total, freeShipping: rules.member.freeShipping };
   }
   const byId = (a: ThresholdPromotion, b: ThresholdPromotion) => (a.promotionId < b.promotionId ? -1 : a.promotionId > b.promotionId ? 1 : 0);
   for (const promotion of [...rules.promotions].sort(byId)) {
@@ -176,7 +183,7 @@ export function priceOrder(
     const base = covered.reduce((sum, line) => sum + remaining(line), 0);
     const off = Math.min(promotion.offCents, base);
     // one that takes nothing off (its lines made free before it) is not listed among the order's benefits
-    if (covered.length === 0 || base < promotion.thresholdCents || off === 0) continue;
+    if (covered.length === 0 || covered.reduce((sum, line) => sum + reaching(line), 0) < promotion.thresholdCents || off === 0) continue;
     applied.promotions.push({ promotionId: promotion.promotionId, discountCents: spread(covered, off, 'promotion', promotion.promotionId) });
   }
   const coupon = rules.coupon;
@@ -184,7 +191,7 @@ export function priceOrder(
     const base = discountable.reduce((sum, line) => sum + remaining(line), 0);
     const off = Math.min(coupon.kind === 'percent' ? percentOf(base, coupon.percentOff) : coupon.offCents, base);
     // a coupon that would take nothing off (its percentage of a few cents, lines the member level and promotions made free) is not used: the buyer keeps the use
-    if (base >= coupon.minSpendCents && off > 0) applied.coupon = { code: coupon.code, discountCents: spread(discountable, off, 'coupon', coupon.code) };
+    if (discountable.reduce((sum, line) => sum + reaching(line), 0) >= coupon.minSpendCents && off > 0) applied.coupon = { code: coupon.code, discountCents: spread(discountable, off, 'coupon', coupon.code) };
   }
 
   const priced = lines.map((l) => l.line);

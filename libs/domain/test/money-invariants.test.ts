@@ -149,6 +149,17 @@ describe('pricing at the limits the api admits', () => {
     );
   });
 
+  it('never has a member pay more than a buyer without a level for the same cart: their discount takes no line below a threshold or a coupon\'s minimum spend', () => {
+    fc.assert(
+      fc.property(typeArb, cartArb, rulesArb, memberArb, (type, { catalog, items }, rules, member) => {
+        const withLevel = priceOrder(type, items, catalog, acceptedAt, { ...rules, member });
+        const without = priceOrder(type, items, catalog, acceptedAt, { ...rules, member: null });
+        expect(withLevel.amounts.payableCents).toBeLessThanOrEqual(without.amounts.payableCents);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
   it('prices the same cart the same whichever order the rules store lists the promotions in, or the buyer listed the lines in', () => {
     fc.assert(
       fc.property(

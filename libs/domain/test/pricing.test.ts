@@ -146,6 +146,25 @@ describe('pricing an order, exact to the cent', () => {
     expect([free.amounts.payableCents, free.applied.promotions, free.applied.coupon]).toEqual([0, [], null]);
   });
 
+  it('judges thresholds and minimum spends before the member discount: a gold member buying 100.00 still gets 20.00 off 100.00 and a coupon for 80.00 spent', () => {
+    const vase = new Map([['VASE', sku('VASE', 10_000, 'wh-east')]]);
+    const rules = (member: MemberLevel | null): PricingRules => ({
+      member,
+      promotions: [{ promotionId: 'P-10000-2000', title: '20.00 off 100.00', thresholdCents: 10_000, offCents: 2_000, skuIds: null, ...always }],
+      coupon: { code: 'SPEND80', kind: 'fixed', percentOff: 0, offCents: 500, minSpendCents: 8_000, perBuyerLimit: 1, ...always },
+      shippingFeeCents: new Map(),
+    });
+    const member = priceOrder('standard', [{ skuId: 'VASE', qty: 1 }], vase, acceptedAt, rules({ level: 'gold', discountPercent: 5, freeShipping: false }));
+    const guest = priceOrder('standard', [{ skuId: 'VASE', qty: 1 }], vase, acceptedAt, rules(null));
+    // gold: 10,000 − 500 (5 %) − 2,000 − 500 = 7,000, where judging on 9,500 would miss the promotion and pay 9,000; no level: 7,500
+    expect(member.applied).toEqual({
+      member: { level: 'gold', discountCents: 500, freeShipping: false },
+      promotions: [{ promotionId: 'P-10000-2000', discountCents: 2_000 }],
+      coupon: { code: 'SPEND80', discountCents: 500 },
+    });
+    expect([member.amounts.payableCents, guest.amounts.payableCents]).toEqual([7_000, 7_500]);
+  });
+
   it('applies no coupon below its minimum spend and no promotion below its threshold or outside its window', () => {
     const priced = priceOrder('standard', [{ skuId: 'MUG', qty: 1 }], catalog, acceptedAt, {
       member: null,
