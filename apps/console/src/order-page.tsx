@@ -33,6 +33,8 @@ const CONSEQUENCES: Record<string, string> = {
   close_return: 'Close this return as never sent back? Nothing is paid back, and a parcel that arrives later changes nothing. This cannot be undone.',
 };
 const CANCEL_IN_CHANNEL_CONSEQUENCE = 'Cancel this order? Its parcel is dropped and nothing is paid back from here: the buyer paid in its channel. This cannot be undone.';
+const ASK_AGAIN_CONSEQUENCE =
+  'Ask the payment system again to pay this refund back? Do so once what made it decline is fixed (the buyer\'s card, the provider). Should it still pay the declined request too, the buyer has it twice.';
 const SETTLED_BY_HAND_CONSEQUENCE =
   'Record that the buyer was paid this back another way? The refund is then settled and the order closes. Should the payment system still pay it, the buyer has it twice: tell the payment provider to drop it first. This cannot be undone.';
 
@@ -261,6 +263,15 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
     if (!window.confirm(SETTLED_BY_HAND_CONSEQUENCE)) return;
     return perform('Refund settled by hand', async () => {
       const refund = await api<Refund>('POST', `/v1/orders/${orderId}/refunds/${refundId}/settle-by-hand`, { reference });
+      return `refund ${refund.refundId} is ${refund.status}`;
+    });
+  }
+
+  /** An admin asks the payment system again for the money it declined to pay back, under new parts. */
+  function askAgain(refundId: string) {
+    if (!window.confirm(ASK_AGAIN_CONSEQUENCE)) return;
+    return perform('Refund asked for again', async () => {
+      const refund = await api<Refund>('POST', `/v1/orders/${orderId}/refunds/${refundId}/ask-again`, {});
       return `refund ${refund.refundId} is ${refund.status}`;
     });
   }
@@ -593,7 +604,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
         <section aria-labelledby="after-sales-title">
           <h2 id="after-sales-title">Refunds and returns</h2>
           {refundsProblem && <p class="problem">Refunds and returns could not be read: {refundsProblem}</p>}
-          {refunds && <Refunds orderId={order.orderId} refunds={refunds} settle={role === 'admin' ? { busy, byHand: (refundId, reference) => void settleByHand(refundId, reference) } : null} />}
+          {refunds && <Refunds orderId={order.orderId} refunds={refunds} settle={role === 'admin' ? { busy, byHand: (refundId, reference) => void settleByHand(refundId, reference), askAgain: (refundId) => void askAgain(refundId) } : null} />}
         </section>
       )}
 
@@ -703,13 +714,21 @@ function Payments({ order }: { order: Order }) {
 
 /**
  * The refunds and returns of the order (a split order's: its children's), each with its units, its
- * money and where that goes back to. `settle`: an admin's form for a refund the payment system
- * declined, once the shop paid the buyer back another way.
+ * money and where that goes back to. `settle`: an admin's actions on a refund the payment system
+ * declined: ask it again, or record that the shop paid the buyer back another way.
  */
-function Refunds({ orderId, refunds, settle }: { orderId: string; refunds: Refund[]; settle: { busy: boolean; byHand: (refundId: string, reference: string) => void } | null }) {
+function Refunds({
+  orderId,
+  refunds,
+  settle,
+}: {
+  orderId: string;
+  refunds: Refund[];
+  settle: { busy: boolean; byHand: (refundId: string, reference: string) => void; askAgain: (refundId: string) => void } | null;
+}) {
   const [references, setReferences] = useState<Record<string, string>>({});
   if (refunds.length === 0) return <p>No refunds or returns.</p>;
-  // nothing retries a part the payment system declined: the money is owed until someone settles it
+  // nothing retries a part the payment system declined on its own: the money is owed until someone settles it
   const declined = refunds.flatMap((refund) => refund.parts.filter((part) => part.status === 'FAILED').map((part) => ({ refund, part })));
   const declinedRefunds = refunds.filter((refund) => refund.parts.some((part) => part.status === 'FAILED'));
   return (
@@ -725,8 +744,8 @@ function Refunds({ orderId, refunds, settle }: { orderId: string; refunds: Refun
             ))}
           </ul>
           <p>
-            Settle it with the payment system, or pay the buyer back another way{settle ? ' and record it here' : ', and have an admin record it'} (runbook: "A refund failed",
-            docs/operations.md).
+            Ask the payment system again once what made it decline is fixed, or pay the buyer back another way{settle ? ' and record it here' : ', and have an admin record it'}{' '}
+            (runbook: "A refund failed", docs/operations.md).
           </p>
           {settle &&
             declinedRefunds.map((refund) => (
@@ -748,6 +767,9 @@ function Refunds({ orderId, refunds, settle }: { orderId: string; refunds: Refun
                 />
                 <button type="submit" disabled={settle.busy}>
                   Record as paid back by hand
+                </button>
+                <button type="button" disabled={settle.busy} onClick={() => settle.askAgain(refund.refundId)}>
+                  Ask the payment system again
                 </button>
               </form>
             ))}
@@ -793,6 +815,8 @@ function Refunds({ orderId, refunds, settle }: { orderId: string; refunds: Refun
                           <strong>FAILED: declined, still owed</strong>
                         ) : part.status === 'SETTLED_BY_HAND' ? (
                           `paid back by hand (${part.settledReference ?? 'no reference'})`
+                        ) : part.status === 'ASKED_AGAIN' ? (
+                          `declined, asked for again as part ${part.askedAgainAs ?? '?'}`
                         ) : (
                           part.status
                         )}

@@ -451,7 +451,7 @@ describe('the web console', () => {
     await shot('14-second-refund-and-resent-refund');
   });
 
-  it('tells the operator that a refund the payment system declined is still owed, rather than show it as money on its way, and records it paid back by hand', async () => {
+  it('tells the operator that a refund the payment system declined is still owed, rather than show it as money on its way, records it paid back by hand, and asks the payment system again for another', async () => {
     const orderId = await paidOrder('hal', 2);
     const { payment } = await system.order(orderId);
     await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: true } });
@@ -480,6 +480,26 @@ describe('the web console', () => {
       expect(await shownText(page.getByRole('region', { name: 'Refunds and returns' }).getByRole('row').filter({ hasText: refundId }))).toContain('paid back by hand (SEPA-2026-12-04-0042)');
       const [refund] = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items;
       expect([refund.status, refund.parts.map((part: { status: string }) => part.status)]).toEqual(['SUCCEEDED', ['SETTLED_BY_HAND']]);
+
+      // the other unit's refund is declined too; once the payment system stops declining, the operator asks it again
+      await page.getByLabel('Units of KETTLE to refund (of 1 left)').fill('1');
+      await page.getByRole('button', { name: 'Refund chosen units' }).click();
+      await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Refund of 1 unit: refund \S+ is PENDING/);
+      const secondId = /refund (\S+) is/.exec((await page.getByRole('status').textContent())!)![1]!;
+      const second = async () =>
+        ((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items as Array<{ refundId: string; status: string; parts: Array<{ status: string }> }>).find(
+          (listed) => listed.refundId === secondId,
+        );
+      await waitFor(async () => (await second())?.parts[0]?.status === 'FAILED', { what: 'the second refund declined' });
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      await expect.poll(() => shownText(owed)).toContain(`of refund ${secondId}`);
+      await page.getByRole('button', { name: 'Ask the payment system again' }).click();
+      await expect.poll(() => shownText(page.getByRole('status'))).toMatch(new RegExp(`^Refund asked for again: refund ${secondId} is `));
+      await waitFor(async () => (await second())?.status === 'SUCCEEDED', { what: 'the refund asked again paid back' });
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      await expect.poll(() => shownText(page.getByRole('region', { name: 'Refunds and returns' }).getByRole('row').filter({ hasText: secondId }))).toMatch(/declined, asked for again as part again-\S+.*SUCCEEDED/);
+      expect(await owed.count()).toBe(0);
       await page.getByRole('link', { name: 'After-sales' }).click();
       // no other order of this file owes one
       await expect.poll(() => shownText(declinedList)).toContain('No orders match.');

@@ -56,7 +56,7 @@ describe('a refund the payment system reports as failed', () => {
   });
 });
 
-describe('a refund the payment system could not pay back, paid back by the shop another way', () => {
+describe('a refund the payment system could not pay back, paid back by the shop another way or asked for again', () => {
   let system: OrderSystem;
 
   beforeAll(async () => {
@@ -64,17 +64,19 @@ describe('a refund the payment system could not pay back, paid back by the shop 
     await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
   });
   afterAll(async () => {
-    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false } });
+    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false, refundsDeclined: false } });
     await system?.close();
   });
 
-  const refundsOf = async (orderId: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('noa') })).body.items;
+  const refundsOf = async (orderId: string, buyer = 'noa') => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer) })).body.items;
   const refundsCounted = async (outcome: string) => {
     const text = (await system.request('GET', '/metrics')).body as string;
     return Number(new RegExp(`^order_refunds_total\\{[^}]*kind="refund"[^}]*outcome="${outcome}"[^}]*\\} (\\d+)`, 'm').exec(text)?.[1]);
   };
   const settleByHand = (orderId: string, refundId: string, body: unknown, role: 'admin' | 'merchant' = 'admin') =>
     system.request('POST', `/v1/orders/${orderId}/refunds/${refundId}/settle-by-hand`, { token: system.token(role === 'admin' ? 'ops' : 'shop', role), body });
+  const askAgain = (orderId: string, refundId: string, role: 'admin' | 'merchant' = 'admin') =>
+    system.request('POST', `/v1/orders/${orderId}/refunds/${refundId}/ask-again`, { token: system.token(role === 'admin' ? 'ops' : 'shop', role), body: {} });
 
   it('is settled by an admin naming how: the part SETTLED_BY_HAND with the reference, the refund SUCCEEDED by the admin, the order REFUNDED; the payment system paying it after all is counted as paying twice', async () => {
     const orderId = await system.checkout('noa', [{ skuId: 'TV', qty: 1 }]);
@@ -92,6 +94,7 @@ describe('a refund the payment system could not pay back, paid back by the shop 
     // owed, not failed: the payment system may still pay it
     const early = await settleByHand(orderId, refundId, { reference: 'SEPA-0042' });
     expect([early.status, early.body.code]).toEqual([409, 'REFUND_NOT_FAILED']);
+    expect([(await askAgain(orderId, refundId)).status, (await refundsOf(orderId))[0].parts.map((p: any) => p.status)]).toEqual([409, ['SENT']]);
     const failed = await system.signedCallback('payment', { orderId, paymentId: part.paymentId, refundId: part.partId, transactionId: 'rfd-declined', status: 'FAILED', amountCents: part.amountCents, at: new Date().toISOString() });
     expect([failed.status, failed.body]).toEqual([200, { changed: true, status: 'REFUNDING' }]);
     const settledBefore = await refundsCounted('settled_by_hand');
@@ -123,6 +126,63 @@ describe('a refund the payment system could not pay back, paid back by the shop 
     expect([late.status, late.body]).toEqual([200, { changed: false, status: 'REFUNDED' }]);
     expect(await refundsCounted('succeeded_after_settled_by_hand')).toBe(paidTwiceBefore + 1);
     expect((await refundsOf(orderId))[0].parts.map((p: any) => p.status)).toEqual(['SETTLED_BY_HAND']);
+  });
+
+  it('is asked for again by an admin under a new part, which the payment system pays: the declined part ASKED_AGAIN naming it, the refund SUCCEEDED, the order REFUNDED; the declined part paid after all counts as paying twice', async () => {
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false } });
+    const orderId = await system.checkout('ivy', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ivy'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    // the payment system declines every refund (the buyer's card blocked, say), then stops declining
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: true } });
+    expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('ivy'), body: { reason: 'changed my mind' } })).status).toBe(200);
+    const [{ refundId, parts: [part] }] = await waitFor(async () => {
+      const listed = await refundsOf(orderId, 'ivy');
+      return listed[0]?.parts[0]?.status === 'FAILED' && listed;
+    }, { what: 'the payment system to decline the refund' });
+    // only an admin; a refund of another order is none of this one
+    expect((await askAgain(orderId, refundId, 'merchant')).status).toBe(403);
+    const otherOrder = await system.checkout('eli', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(otherOrder, 'PENDING_PAYMENT');
+    expect((await askAgain(otherOrder, refundId)).status).toBe(404);
+    expect((await refundsOf(orderId, 'ivy'))[0].parts.map((p: any) => p.status)).toEqual(['FAILED']);
+
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
+    const askedBefore = await refundsCounted('asked_again');
+    const asked = await askAgain(orderId, refundId);
+    expect(asked.status).toBe(200);
+    const [declinedPart, newPart] = asked.body.parts;
+    expect(declinedPart).toEqual({ ...part, status: 'ASKED_AGAIN', askedAgainAs: newPart.partId });
+    expect(newPart).toMatchObject({ paymentId: part.paymentId, amountCents: part.amountCents });
+    expect(newPart.partId).not.toBe(part.partId);
+    expect(asked.body.history).toContainEqual(expect.objectContaining({ to: 'PENDING', actor: 'admin' }));
+    expect(await refundsCounted('asked_again')).toBe(askedBefore + 1);
+
+    // the payment job sends the new part; the payment system pays it and says so
+    const refunded = await system.waitForStatus(orderId, 'REFUNDED');
+    expect(refunded.amounts.refundedCents).toBe(refunded.amounts.payableCents);
+    const [settled] = await refundsOf(orderId, 'ivy');
+    expect([settled.status, settled.parts.map((p: any) => [p.partId, p.status])]).toEqual([
+      'SUCCEEDED',
+      [
+        [part.partId, 'ASKED_AGAIN'],
+        [newPart.partId, 'SUCCEEDED'],
+      ],
+    ]);
+    const paidBack = (await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ refundId: string; paymentId: string; amountCents: number }>;
+    expect(paidBack.filter((refund) => refund.paymentId === part.paymentId).map((refund) => [refund.refundId, refund.amountCents])).toEqual([[newPart.partId, part.amountCents]]);
+    // sent again (a lost answer): the refund as it is, nothing asked or counted twice
+    const again = await askAgain(orderId, refundId);
+    expect([again.status, again.body.parts]).toEqual([200, settled.parts]);
+    expect(await refundsCounted('asked_again')).toBe(askedBefore + 1);
+
+    // the payment system pays the declined part after all: nothing changes here, but the buyer has it twice, and an operator must hear of it
+    const paidTwiceBefore = await refundsCounted('succeeded_after_asked_again');
+    const late = await system.signedCallback('payment', { orderId, paymentId: part.paymentId, refundId: part.partId, transactionId: 'rfd-late', status: 'SUCCEEDED', amountCents: part.amountCents, at: new Date().toISOString() });
+    expect([late.status, late.body]).toEqual([200, { changed: false, status: 'REFUNDED' }]);
+    expect(await refundsCounted('succeeded_after_asked_again')).toBe(paidTwiceBefore + 1);
+    expect((await refundsOf(orderId, 'ivy'))[0].parts.map((p: any) => p.status)).toEqual(['ASKED_AGAIN', 'SUCCEEDED']);
   });
 });
 

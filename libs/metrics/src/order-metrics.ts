@@ -333,7 +333,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     refunds: new Counter({
       name: 'order_refunds_total',
-      help: 'Refunds settled, by kind (refund: lines or a cancellation after payment; return: received units; payment: a whole payment of a closed order) and outcome (succeeded, failed: by the payment system; settled_by_hand: paid back another way, an admin said; succeeded_after_settled_by_hand: the payment system paid back a part settled by hand, so the buyer twice)',
+      help: 'Refunds settled, by kind (refund: lines or a cancellation after payment; return: received units; payment: a whole payment of a closed order) and outcome (succeeded, failed: by the payment system; settled_by_hand: paid back another way, an admin said; succeeded_after_settled_by_hand: the payment system paid back a part settled by hand, so the buyer twice; asked_again: an admin asked the payment system again for a refund it had failed to pay back; succeeded_after_asked_again: it paid back the declined part after all, so the buyer twice unless the part asked again failed too)',
       labelNames: ['kind', 'outcome'] as const,
       registers: [registry],
     }),
@@ -514,7 +514,7 @@ export function createMetrics(labels: { app: string }) {
   // the reverse flows' series exist from the start at 0: rate() misses the first event of a
   // series that appears with it, and a quiet shop's dashboards show 0 rather than no data
   for (const kind of REFUND_KINDS) {
-    for (const outcome of ['succeeded', 'failed', 'settled_by_hand', 'succeeded_after_settled_by_hand']) metrics.refunds.inc({ kind, outcome }, 0);
+    for (const outcome of ['succeeded', 'failed', 'settled_by_hand', 'succeeded_after_settled_by_hand', 'asked_again', 'succeeded_after_asked_again']) metrics.refunds.inc({ kind, outcome }, 0);
     metrics.refundedCents.inc({ kind }, 0);
   }
   for (const stage of ['requested', 'approved', 'refused', 'closed', 'received']) metrics.returns.inc({ stage }, 0);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { allocateByLargestRemainder, drawRefund, refundForLines, RefundExceedsLine, StaleOrderVersion, type LineRefund, type RefundablePayment } from '@orders/domain';
 import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
@@ -33,6 +33,8 @@ export interface RefundPartView {
   status: string;
   /** a part SETTLED_BY_HAND: how the shop paid it back, as the admin who settled it said */
   settledReference?: string;
+  /** a part ASKED_AGAIN: the part its money was asked for again under, which owes it now */
+  askedAgainAs?: string;
 }
 
 export interface OpenRefund {
@@ -80,10 +82,14 @@ const toPartView = (row: Selectable<RefundPartsTable>): RefundPartView => ({
   amountCents: Number(row.amount_cents),
   status: row.status,
   ...(row.settled_reference === null ? {} : { settledReference: row.settled_reference }),
+  ...(row.asked_again_as === null ? {} : { askedAgainAs: row.asked_again_as }),
 });
 
-/** A part's statuses once its money is back with the buyer: through the payment system, or another way an admin named. */
-const PAID_BACK = ['SUCCEEDED', 'SETTLED_BY_HAND'];
+/**
+ * A part's statuses once it owes nothing: its money is back with the buyer (through the payment
+ * system, or another way an admin named), or owed by the part it was asked for again under.
+ */
+const OWES_NOTHING = ['SUCCEEDED', 'SETTLED_BY_HAND', 'ASKED_AGAIN'];
 
 /** The refund, due or sent, succeeds now on `actor`'s word; false when it had settled already. */
 async function succeed(db: OrderDb | Transaction<Database>, refundId: string, at: Date, actor: string): Promise<boolean> {
@@ -109,10 +115,19 @@ async function settleWhenPaidBack(trx: Transaction<Database>, refund: { refund_i
     .selectFrom('refund_parts')
     .select('part_id')
     .where('part_id', 'in', parts.map((sibling) => sibling.part_id))
-    .where('status', 'not in', PAID_BACK)
+    .where('status', 'not in', OWES_NOTHING)
     .forUpdate()
     .execute();
   return open.length === 0 && succeed(trx, refund.refund_id, at, actor);
+}
+
+/**
+ * In a transaction holding the refund's row: its parts, locked. By primary key, from the ids
+ * read first, not with a locking read by refund id (settleWhenPaidBack says why).
+ */
+async function lockParts(trx: Transaction<Database>, refundId: string): Promise<Array<Selectable<RefundPartsTable>>> {
+  const ids = (await trx.selectFrom('refund_parts').select('part_id').where('refund_id', '=', refundId).execute()).map((row) => row.part_id);
+  return ids.length === 0 ? [] : trx.selectFrom('refund_parts').selectAll().where('part_id', 'in', ids).forUpdate().execute();
 }
 
 /** A refund's parts are named from its id, so drawing again after a crash or a retry names them the same. */
@@ -403,10 +418,12 @@ export class RefundRepository {
   /**
    * The payment system confirmed one part (possibly before we recorded sending it, or
    * after it first reported it failed: SUCCEEDED is final); the refund succeeds with its
-   * last part. `changed` is false when the part was already confirmed, or settled by hand
-   * (`settledByHand`: the buyer was paid back another way already, and now twice).
+   * last part. `changed` is false when the part was already confirmed, or owes nothing any more
+   * (`owedElsewhere`: its status then; SETTLED_BY_HAND: the buyer was paid back another way
+   * already, and now twice; ASKED_AGAIN: its money was asked for again under another part,
+   * which may have paid it too).
    */
-  async confirmPart(partId: string, at: Date): Promise<{ changed: boolean; refundSettled: boolean; settledByHand: boolean }> {
+  async confirmPart(partId: string, at: Date): Promise<{ changed: boolean; refundSettled: boolean; owedElsewhere: 'SETTLED_BY_HAND' | 'ASKED_AGAIN' | null }> {
     return this.db.transaction().execute(async (trx) => {
       const part = await trx.selectFrom('refund_parts').select('refund_id').where('part_id', '=', partId).executeTakeFirstOrThrow();
       // the refund row first: two parts confirmed at once settle the refund once, in turn
@@ -414,9 +431,9 @@ export class RefundRepository {
       const updated = await trx.updateTable('refund_parts').set({ status: 'SUCCEEDED', updated_at: at }).where('part_id', '=', partId).where('status', 'in', ['PENDING', 'SENT', 'FAILED']).executeTakeFirst();
       if (Number(updated.numUpdatedRows) === 0) {
         const now = await trx.selectFrom('refund_parts').select('status').where('part_id', '=', partId).executeTakeFirstOrThrow();
-        return { changed: false, refundSettled: false, settledByHand: now.status === 'SETTLED_BY_HAND' };
+        return { changed: false, refundSettled: false, owedElsewhere: now.status === 'SETTLED_BY_HAND' || now.status === 'ASKED_AGAIN' ? now.status : null };
       }
-      return { changed: true, refundSettled: await settleWhenPaidBack(trx, refund, at, 'payment'), settledByHand: false };
+      return { changed: true, refundSettled: await settleWhenPaidBack(trx, refund, at, 'payment'), owedElsewhere: null };
     });
   }
 
@@ -431,8 +448,7 @@ export class RefundRepository {
     return this.db.transaction().execute(async (trx) => {
       const refund = await trx.selectFrom('refunds').select('refund_id').where('refund_id', '=', refundId).forUpdate().executeTakeFirst();
       if (!refund) return null;
-      const ids = (await trx.selectFrom('refund_parts').select('part_id').where('refund_id', '=', refundId).execute()).map((row) => row.part_id);
-      const parts = ids.length === 0 ? [] : await trx.selectFrom('refund_parts').selectAll().where('part_id', 'in', ids).forUpdate().execute();
+      const parts = await lockParts(trx, refundId);
       const failed = parts.filter((part) => part.status === 'FAILED');
       if (failed.length === 0) return { settled: [], byHandBefore: parts.some((part) => part.status === 'SETTLED_BY_HAND'), refundSettled: false };
       await trx
@@ -442,6 +458,38 @@ export class RefundRepository {
         .execute();
       const settled = failed.map((part) => toPartView({ ...part, status: 'SETTLED_BY_HAND', settled_reference: reference }));
       return { settled, byHandBefore: false, refundSettled: await settleWhenPaidBack(trx, refund, at, 'admin') };
+    });
+  }
+
+  /**
+   * An admin asks the payment system again for the refund's parts it could not pay back
+   * (FAILED; a card blocked meanwhile unblocked, a decline the provider has since fixed): it
+   * knows a refund by its id for good and would answer the same, so each is asked for under a
+   * new part (`again-<uuid>`, PENDING, the same payment and amount), which the old one names
+   * (ASKED_AGAIN: it owes nothing now, and draws nothing from its payment). The refund is due
+   * again (PENDING, a step by `admin`), for the payment job to send. `askedAgain`: the new
+   * parts; none when the refund has no FAILED part (`askedBefore`: some were asked again
+   * already, so this is a repeat). Null for an unknown refund.
+   */
+  async askFailedPartsAgain(refundId: string, at: Date): Promise<{ askedAgain: RefundPartView[]; askedBefore: boolean } | null> {
+    return this.db.transaction().execute(async (trx) => {
+      const refund = await trx.selectFrom('refunds').select('refund_id').where('refund_id', '=', refundId).forUpdate().executeTakeFirst();
+      if (!refund) return null;
+      const parts = await lockParts(trx, refundId);
+      const failed = parts.filter((part) => part.status === 'FAILED');
+      if (failed.length === 0) return { askedAgain: [], askedBefore: parts.some((part) => part.status === 'ASKED_AGAIN') };
+      const again = failed.map((part) => ({ part_id: `again-${randomUUID()}`, refund_id: refundId, payment_id: part.payment_id, amount_cents: Number(part.amount_cents), status: 'PENDING', created_at: at, updated_at: at }));
+      await trx.insertInto('refund_parts').values(again).execute();
+      for (const [index, part] of failed.entries()) {
+        await trx.updateTable('refund_parts').set({ status: 'ASKED_AGAIN', asked_again_as: again[index]!.part_id, updated_at: at }).where('part_id', '=', part.part_id).execute();
+      }
+      await trx
+        .updateTable('refunds')
+        .set({ history: withStep('PENDING', at, 'admin'), status: 'PENDING', version: (eb) => eb('version', '+', 1), updated_at: at })
+        .where('refund_id', '=', refundId)
+        .where('status', '=', 'SENT')
+        .execute();
+      return { askedAgain: again.map((part) => toPartView({ ...part, settled_reference: null, asked_again_as: null })), askedBefore: false };
     });
   }
 
@@ -626,7 +674,8 @@ async function refundablePayments(trx: Transaction<Database>, order: OrderRow): 
   const payer = payerOf(order);
   const payments = await paymentsThatPaid(trx, payer, { latestPaidFirst: true, whileLocked: () => RefundRepository.refuseStaleSnapshot(trx, payer) });
   const ids = payments.map((payment) => payment.payment_id);
-  const drawn = ids.length === 0 ? [] : await trx.selectFrom('refund_parts').select(['payment_id', 'amount_cents']).where('payment_id', 'in', ids).execute();
+  // a part asked for again draws nothing: the part it was asked again under draws its money
+  const drawn = ids.length === 0 ? [] : await trx.selectFrom('refund_parts').select(['payment_id', 'amount_cents']).where('payment_id', 'in', ids).where('status', '!=', 'ASKED_AGAIN').execute();
   const drawnFrom = (paymentId: string) => drawn.filter((part) => part.payment_id === paymentId).reduce((sum, part) => sum + Number(part.amount_cents), 0);
   return payments.map((payment) => ({ paymentId: payment.payment_id, refundableCents: Number(payment.amount_cents) - drawnFrom(payment.payment_id) }));
 }

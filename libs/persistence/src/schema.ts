@@ -212,11 +212,14 @@ export interface RefundPartsTable {
   amount_cents: number;
   /**
    * PENDING (due), SENT (accepted by the payment system), SUCCEEDED (confirmed by its callback),
-   * FAILED (it could not pay it back), SETTLED_BY_HAND (paid back another way, an admin said)
+   * FAILED (it could not pay it back), SETTLED_BY_HAND (paid back another way, an admin said),
+   * ASKED_AGAIN (FAILED, then asked for again under the part `asked_again_as`: owed by that one)
    */
   status: string;
   /** how a part SETTLED_BY_HAND was paid back (a bank transfer's reference), as the admin gave it */
   settled_reference: ColumnType<string | null, string | null | undefined, string | null>;
+  /** a part ASKED_AGAIN: the part its money was asked for again under */
+  asked_again_as: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

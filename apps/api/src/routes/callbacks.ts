@@ -143,12 +143,16 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       }
       return { changed, status: (await deps.orders.findOrderRow(order.order_id))!.status };
     }
-    const { changed, refundSettled, settledByHand } = await retryTransaction(() => refunds.confirmPart(part.partId, deps.clock()));
-    if (settledByHand) {
+    const { changed, refundSettled, owedElsewhere } = await retryTransaction(() => refunds.confirmPart(part.partId, deps.clock()));
+    const partSeen = { orderId: order.order_id, refundId: refund.refundId, partId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents };
+    if (owedElsewhere === 'SETTLED_BY_HAND') {
       deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded_after_settled_by_hand' });
+      log.error(partSeen, 'the payment system paid back a refund part an admin had settled by hand: the buyer was paid back twice');
+    } else if (owedElsewhere === 'ASKED_AGAIN') {
+      deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded_after_asked_again' });
       log.error(
-        { orderId: order.order_id, refundId: refund.refundId, partId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents },
-        'the payment system paid back a refund part an admin had settled by hand: the buyer was paid back twice',
+        { ...partSeen, askedAgainAs: part.askedAgainAs },
+        'the payment system paid back a refund part it had declined and an admin had asked for again under another part: unless that one failed too, the buyer was paid back twice',
       );
     }
     if (changed) deps.metrics.refundedCents.inc({ kind: refund.kind }, part.amountCents);

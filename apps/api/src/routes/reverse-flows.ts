@@ -1,5 +1,6 @@
 import { CLOSED_BEFORE_SHIPPING, IllegalTransition, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, storedAddress, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
 import { afterStaleOrderVersion, historyDetail, OrderRepository, ProcessRepository, refundIdFor, RefundRepository, retryTransaction, type Database, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
+import { enqueueRefundPayments } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import type { Transaction } from 'kysely';
 import type { AppDeps } from '../app-deps.js';
@@ -9,7 +10,7 @@ import type { Principal } from '../plugins/auth.js';
 import { HttpProblem, forbidden, notFound } from '../problems.js';
 import { MERCHANT_ALONE, ownOrder, queuedOrderFor } from '../queued-orders.js';
 import { closeOrderOnceRefunded } from '../refund-settlement.js';
-import { ULID_PATTERN, addressSchema, orderParamsSchema, problemRef } from '../schemas.js';
+import { ULID_PATTERN, addressSchema, noFieldsBody, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUp, followUpAgain } from './order-engine-support.js';
 
 const ULID = new RegExp(ULID_PATTERN);
@@ -95,9 +96,11 @@ export const refundSchema = {
           amountCents: { type: 'integer' },
           status: {
             type: 'string',
-            description: 'PENDING, SENT, SUCCEEDED, FAILED (the payment system could not pay it back: still owed), or SETTLED_BY_HAND (the shop paid it back another way: settle-by-hand)',
+            description:
+              'PENDING, SENT, SUCCEEDED, FAILED (the payment system could not pay it back: still owed), SETTLED_BY_HAND (the shop paid it back another way: settle-by-hand), or ASKED_AGAIN (FAILED, then asked for again under the part `askedAgainAs`, which owes it now: ask-again)',
           },
           settledReference: { type: 'string', description: 'a part SETTLED_BY_HAND: how the shop paid it back, as the admin said' },
+          askedAgainAs: { type: 'string', description: 'a part ASKED_AGAIN: the part its money was asked for again under' },
         },
       },
     },
@@ -109,6 +112,13 @@ export const refundSchema = {
     createdAt: { type: 'string' },
     updatedAt: { type: 'string' },
   },
+} as const;
+
+/** A refund of an order, named by the order (a split order's own id for a refund of its child) and the refund. */
+const refundParamsSchema = {
+  type: 'object',
+  properties: { orderId: { type: 'string', pattern: ULID_PATTERN }, refundId: { type: 'string', minLength: 1, maxLength: 64 } },
+  required: ['orderId', 'refundId'],
 } as const;
 
 /** Statuses in which a paid order has not left the warehouse: what a refund or a paid cancellation may touch. */
@@ -172,6 +182,14 @@ async function restoreCouponOnceNoneLeft(trx: Transaction<Database>, orderId: st
 export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const process = new ProcessRepository(deps.db);
   const refunds = new RefundRepository(deps.db);
+
+  /** The refund `refundId` of the order, or of one of its children; 404 when it is another order's. */
+  async function refundOfOrder(orderId: string, refundId: string): Promise<RefundView> {
+    const found = await refunds.find(refundId);
+    const ofOrder = found && (found.orderId === orderId || (await deps.orders.findOrderRow(found.orderId))?.parent_order_id === orderId);
+    if (!found || !ofOrder) throw notFound('refund');
+    return found;
+  }
 
   /**
    * The parts of an order a principal may move: a merchant sees an order holding any of its
@@ -630,11 +648,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         summary: 'Records that the shop paid a refund back another way, where the payment system could not (admin)',
         description:
           "A refund part the payment system answered FAILED is still owed, and its order stays REFUNDING. Once the shop has paid the buyer back another way (a bank transfer, store credit), an admin records it with `reference` (how: the transfer's reference, say): every FAILED part of the refund becomes SETTLED_BY_HAND with that reference, the refund SUCCEEDED once every part is paid back (its history says `admin`), and the order REFUNDED once no refund of it is left unsettled. 200 with the refund. Sent again once settled, it answers the same and changes nothing; a refund with no FAILED part is 409 REFUND_NOT_FAILED (the payment system may still pay it: wait for its callback). A payment system that pays such a part after all is logged at error and counted (`order_refunds_total{outcome=\"succeeded_after_settled_by_hand\"}`): the buyer was paid twice.",
-        params: {
-          type: 'object',
-          properties: { orderId: { type: 'string', pattern: ULID_PATTERN }, refundId: { type: 'string', minLength: 1, maxLength: 64 } },
-          required: ['orderId', 'refundId'],
-        },
+        params: refundParamsSchema,
         body: {
           type: 'object',
           additionalProperties: false,
@@ -647,9 +661,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     async (request) => {
       const { orderId, refundId } = request.params;
       const reference = request.body.reference.trim();
-      const found = await refunds.find(refundId);
-      const ofOrder = found && (found.orderId === orderId || (await deps.orders.findOrderRow(found.orderId))?.parent_order_id === orderId);
-      if (!found || !ofOrder) throw notFound('refund');
+      const found = await refundOfOrder(orderId, refundId);
       const settlement = await retryTransaction(() => refunds.settleFailedPartsByHand(refundId, reference, deps.clock()));
       if (!settlement) throw notFound('refund');
       if (settlement.settled.length === 0 && !settlement.byHandBefore) {
@@ -664,6 +676,38 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         );
       }
       await closeOrderOnceRefunded(deps, found.orderId, refundId);
+      return refunds.find(refundId);
+    },
+  );
+
+  app.post<{ Params: { orderId: string; refundId: string }; Body: Record<string, never> | null }>(
+    '/v1/orders/:orderId/refunds/:refundId/ask-again',
+    {
+      onRequest: app.requireRole('admin'),
+      schema: {
+        tags: ['after-sales'],
+        summary: 'Asks the payment system again for a refund it could not pay back (admin)',
+        description:
+          "A refund part the payment system answered FAILED is still owed. Once its cause is gone (the buyer's card unblocked, the provider's decline fixed), an admin asks for the money again: the payment system knows a refund by its id for good, so every FAILED part is asked for under a new part (PENDING, the same payment and amount; sent through its circuit breaker by the payment job), and the old one becomes ASKED_AGAIN, naming it (`askedAgainAs`). The refund is due again (PENDING, its history says `admin`), SUCCEEDED once the new parts are confirmed, and the order REFUNDED as after any refund. A new part that fails too is FAILED again: asked again, or settled by hand. 200 with the refund. Sent again before any new part failed, it answers the refund as it is and changes nothing; a refund with no FAILED part nor any asked again is 409 REFUND_NOT_FAILED. A payment system that pays the declined part after all is logged at error and counted (`order_refunds_total{outcome=\"succeeded_after_asked_again\"}`, RefundPaidTwice).",
+        params: refundParamsSchema,
+        body: noFieldsBody,
+        response: { 200: refundSchema, '4xx': problemRef, '5xx': problemRef },
+      },
+    },
+    async (request) => {
+      const { orderId, refundId } = request.params;
+      const found = await refundOfOrder(orderId, refundId);
+      const asked = await retryTransaction(() => refunds.askFailedPartsAgain(refundId, deps.clock()));
+      if (!asked) throw notFound('refund');
+      if (asked.askedAgain.length === 0 && !asked.askedBefore) {
+        throw new HttpProblem(409, 'REFUND_NOT_FAILED', `Refund ${refundId} has no part the payment system failed to pay back (FAILED): only those are asked for again`);
+      }
+      if (asked.askedAgain.length > 0) {
+        deps.metrics.refunds.inc({ kind: found.kind, outcome: 'asked_again' });
+        request.log.warn({ orderId: found.orderId, refundId, parts: asked.askedAgain.map((part) => part.partId), admin: request.user.sub }, 'an admin asked the payment system again for refund parts it could not pay back');
+      }
+      // again on a repeat: a job lost after the first commit would leave the new parts unsent until the sweep of waiting refunds
+      await enqueueRefundPayments(deps.queues, found.orderId);
       return refunds.find(refundId);
     },
   );

@@ -21,6 +21,7 @@ import * as fulfilmentChangesTooLate from './0021-fulfilment-changes-too-late.js
 import * as refundPartsUnconfirmed from './0022-refund-parts-unconfirmed.js';
 import * as stockLedgerSettled from './0023-stock-ledger-settled.js';
 import * as refundPartsSettledByHand from './0024-refund-parts-settled-by-hand.js';
+import * as refundPartsAskedAgain from './0025-refund-parts-asked-again.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -51,4 +52,5 @@ export const migrations: Record<string, Migration> = {
   '0022-refund-parts-unconfirmed': refundPartsUnconfirmed,
   '0023-stock-ledger-settled': stockLedgerSettled,
   '0024-refund-parts-settled-by-hand': refundPartsSettledByHand,
+  '0025-refund-parts-asked-again': refundPartsAskedAgain,
 };
