@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { issueToken } from '@orders/api/tokens';
+import { issueToken, type TokenSigning } from '@orders/api/tokens';
 import { loadConfig, serviceNodeOptions } from '@orders/config';
 import { DEMO_BUYER, DEMO_SHOP, demoShopSaid, refuseDemoInProduction } from './demo-shop.js';
 import { runCommand } from './run-command.js';
@@ -39,15 +39,15 @@ async function notReadyBecause(url: string): Promise<string | null> {
   }
 }
 
-function printBanner(url: string, peerUrls: { PAYMENT_URL: string; WAREHOUSE_URL: string }, secret: string): void {
+function printBanner(url: string, peerUrls: { PAYMENT_URL: string; WAREHOUSE_URL: string }, signing: TokenSigning): void {
   console.log(`
 Order system running at ${url}   (API docs: ${url}/docs, metrics: ${url}/metrics)
 Console for merchants and operators: ${url}/console (sign in with the merchant or admin token below)
 Simulators: payment ${peerUrls.PAYMENT_URL}, warehouse ${peerUrls.WAREHOUSE_URL} (faults: PUT /__admin/faults)
 Demo tokens (24 h; more with: npm run token -- <buyer|merchant|admin> <id>):
-  buyer    ${issueToken(secret, DEMO_BUYER, 'buyer')}
-  merchant ${issueToken(secret, 'shop', 'merchant')}
-  admin    ${issueToken(secret, 'ops', 'admin')}
+  buyer    ${issueToken(signing, DEMO_BUYER, 'buyer')}
+  merchant ${issueToken(signing, 'shop', 'merchant')}
+  admin    ${issueToken(signing, 'ops', 'admin')}
 Try: curl -X POST ${url}/v1/orders -H "authorization: Bearer <buyer token>" -H "idempotency-key: demo-1" \\
   -H "content-type: application/json" -d '{"items":[{"skuId":"PHONE-X-FLASH","qty":1}],"address":{"name":"Ada","phone":"+44 20 7946 0000","line1":"1 Sale St","city":"London","postalCode":"N1 9GU","country":"GB"}}'
 Stop with Ctrl-C.`);
@@ -117,7 +117,7 @@ runCommand({ usage: USAGE, parse: demoShopSaid }, async (demoShop) => {
   }
   // an app that exited meanwhile said so, and stopAll is taking the others down: no banner then
   if (!stopping && notReady === null) {
-    printBanner(url, peerUrls, config.AUTH_JWT_SECRET);
+    printBanner(url, peerUrls, config);
   } else if (!stopping) {
     console.error(`The api did not become ready within ${config.START_READY_TIMEOUT_MS / 1000} s at ${url}/health/ready: ${notReady}. Stopping everything started.`);
     stopAll(1);

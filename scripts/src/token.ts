@@ -5,5 +5,5 @@ import { TOKEN_USAGE, tokenRequest } from './token-request.js';
 
 /** npm run token -- <buyer|merchant|admin> <sub> */
 runCommand({ usage: TOKEN_USAGE, parse: tokenRequest }, async ({ role, sub }) => {
-  console.log(issueToken(loadConfig().AUTH_JWT_SECRET, sub, role));
+  console.log(issueToken(loadConfig(), sub, role));
 });

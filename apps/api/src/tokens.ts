@@ -11,7 +11,20 @@ export const ROLES: readonly Role[] = ['buyer', 'merchant', 'admin'];
  */
 export const SUBJECT = /^(?!\.\.?$)[A-Za-z0-9._:@-]{1,64}$/;
 
+/** How the api's tokens are signed, and the issuer and audience it requires of them (empty: none). */
+export interface TokenSigning {
+  AUTH_JWT_SECRET: string;
+  AUTH_JWT_ISSUER: string;
+  AUTH_JWT_AUDIENCE: string;
+}
+
 /** Issues a token the api accepts (demo tokens printed by `npm start`, `npm run token`). */
-export function issueToken(secret: string, sub: string, role: Role, ttlMs = 24 * 3600 * 1000): string {
-  return createSigner({ key: secret, algorithm: 'HS256', expiresIn: ttlMs })({ sub, role });
+export function issueToken(signing: TokenSigning, sub: string, role: Role, ttlMs = 24 * 3600 * 1000): string {
+  return createSigner({
+    key: signing.AUTH_JWT_SECRET,
+    algorithm: 'HS256',
+    expiresIn: ttlMs,
+    ...(signing.AUTH_JWT_ISSUER ? { iss: signing.AUTH_JWT_ISSUER } : {}),
+    ...(signing.AUTH_JWT_AUDIENCE ? { aud: signing.AUTH_JWT_AUDIENCE } : {}),
+  })({ sub, role });
 }

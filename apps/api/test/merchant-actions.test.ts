@@ -469,7 +469,7 @@ describe('the console without a build', () => {
     const env = await createTestEnv('console_unbuilt');
     const app = Fastify({ logger: false });
     try {
-      await app.register(authPlugin, { secret: env.config.AUTH_JWT_SECRET, tokenCacheSize: 0 });
+      await app.register(authPlugin, { signing: env.config, tokenCacheSize: 0 });
       await app.register(rateLimitPlugin, { counters: new WindowCounters(env.redis), keyPrefix: env.config.REDIS_KEY_PREFIX, slotGroupOf: () => '{g0}', windowMs: 60_000, perUser: 100, perIp: 100, onUnchecked: () => {}, processes: 1 });
       await app.register(problemDetailsPlugin);
       await app.register(consolePlugin, { root: empty });
@@ -496,7 +496,7 @@ describe("the console's files", () => {
       await writeFile(path.join(root, 'index.html'), '<!doctype html><script type="module" src="/console/assets/index-NEW.js"></script>');
       await mkdir(path.join(root, 'assets'));
       await writeFile(path.join(root, 'assets', 'index-NEW.js'), 'console.log(1)');
-      await app.register(authPlugin, { secret: env.config.AUTH_JWT_SECRET, tokenCacheSize: 0 });
+      await app.register(authPlugin, { signing: env.config, tokenCacheSize: 0 });
       await app.register(rateLimitPlugin, { counters: new WindowCounters(env.redis), keyPrefix: env.config.REDIS_KEY_PREFIX, slotGroupOf: () => '{g0}', windowMs: 60_000, perUser: 100, perIp: 100, onUnchecked: () => {}, processes: 1 });
       await app.register(problemDetailsPlugin);
       await app.register(securityHeadersPlugin);

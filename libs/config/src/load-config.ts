@@ -33,6 +33,12 @@ const text = (pattern?: RegExp, hint?: string): Parser<string> => (raw, name) =>
   return raw;
 };
 
+/** Empty: not set. */
+const optionalToken: Parser<string> = (raw, name) => {
+  if (!/^[\x21-\x7e]{0,256}$/.test(raw)) throw new Error(`${name} may hold up to 256 printable characters and no spaces, got '${raw}'`);
+  return raw;
+};
+
 const url = (protocols: string[]): Parser<string> => (raw, name) => {
   let parsed: URL;
   try {
@@ -155,6 +161,12 @@ const schema = {
   REDIS_KEY_PREFIX: text(/^[A-Za-z0-9:_-]{0,64}$/, 'may hold only letters, digits, ":", "_" and "-"'),
   QUEUE_PREFIX: text(/^[A-Za-z0-9:_{}-]{1,64}$/, 'may hold only letters, digits, ":", "_", "-" and hash-tag braces'),
   AUTH_JWT_SECRET: secret,
+  /**
+   * set: a token must carry this `iss` (and `aud`), so a token the same identity provider signed for
+   * another service (the same secret, another audience) is refused; empty: neither is checked (API.md's claims)
+   */
+  AUTH_JWT_ISSUER: optionalToken,
+  AUTH_JWT_AUDIENCE: optionalToken,
   /** verified tokens kept in an LRU per api process (0: verify every request) */
   AUTH_TOKEN_CACHE_SIZE: int(0, 10_000_000),
   PAYMENT_CALLBACK_SECRET: secret,

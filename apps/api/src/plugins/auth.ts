@@ -3,7 +3,7 @@ import { TokenError } from 'fast-jwt';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { forbidden, unauthorized } from '../problems.js';
-import { ROLES, SUBJECT, type Role } from '../tokens.js';
+import { ROLES, SUBJECT, type Role, type TokenSigning } from '../tokens.js';
 
 /** A route's onRequest hook. */
 export type RoleCheck = (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => void;
@@ -67,11 +67,17 @@ class VerifiedTokens {
 }
 
 export const authPlugin = fp(
-  async (app: FastifyInstance, options: { secret: string; tokenCacheSize: number }) => {
+  async (app: FastifyInstance, options: { signing: TokenSigning; tokenCacheSize: number }) => {
+    const { AUTH_JWT_SECRET: secret, AUTH_JWT_ISSUER: issuer, AUTH_JWT_AUDIENCE: audience } = options.signing;
     await app.register(fastifyJwt, {
-      secret: options.secret,
+      secret,
       sign: { algorithm: 'HS256' },
-      verify: { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] },
+      verify: {
+        algorithms: ['HS256'],
+        requiredClaims: ['exp', 'sub', ...(issuer ? ['iss'] : []), ...(audience ? ['aud'] : [])],
+        ...(issuer ? { allowedIss: issuer } : {}),
+        ...(audience ? { allowedAud: audience } : {}),
+      },
     });
     const verifiedTokens = new VerifiedTokens(options.tokenCacheSize);
 
