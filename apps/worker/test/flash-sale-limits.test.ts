@@ -1,4 +1,4 @@
-import { buyerAddress } from '@orders/testing';
+import { buyerAddress, waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -62,6 +62,8 @@ describe("a buyer's flash-sale limit: kept through a Redis loss and its repair, 
     expect([cancelled.status, cancelled.body.status]).toEqual([200, 'REFUNDING']);
     await system.waitForRefund(first);
     await system.waitForStatus(first, 'REFUNDED');
+    // the watch was in a parcel the warehouse held: it is back on sale, and in the buyer's limit, once the warehouse took it out
+    await waitFor(async () => (await system.env.redis.hget(`${system.env.config.REDIS_KEY_PREFIX}{g0}:sku:WATCH`, 'available')) === '10', { what: 'the watch back on sale' });
 
     const again = await buy('cal', 'WATCH', 'cal-watch-2');
     expect(again.status).toBe(202);

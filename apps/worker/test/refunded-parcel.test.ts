@@ -44,6 +44,10 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
   const shippedAfterRefund = async () => Number(/^parcels_shipped_after_refund_total(?:\{[^}]*\})? (\d+)$/m.exec((await system.request('GET', '/metrics')).body)?.[1]);
   /** The workers' count of changes the warehouse refused as too late (FulfilmentChangesTooLate). */
   const changesTooLate = async () => (await system.workers.deps.metrics.registry.getSingleMetric('fulfilment_changes_too_late_total')!.get()).values[0]?.value ?? 0;
+  const kettles = async () => (await system.request('GET', '/v1/admin/skus/KETTLE', { token: system.token('ops', 'admin') })).body.stock;
+  /** The order's units back on sale in the ledger (its restock rows). */
+  const restockedInLedger = async (orderId: string) =>
+    (await system.env.db.selectFrom('stock_ledger').select(['sku_id', 'qty']).where('order_id', '=', orderId).where('kind', '=', 'restock').execute()).map((row) => `${row.sku_id}x${row.qty}`);
   const paid = async (buyer: string, items: Array<{ skuId: string; qty: number }>) => {
     const orderId = await system.checkout(buyer, items);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
@@ -55,11 +59,15 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     const orderId = await paid('ada', [{ skuId: 'KETTLE', qty: 2 }]);
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     expect(await shipmentOf(orderId)).toEqual(['ACCEPTED']);
-    // one of two kettles back: the parcel still goes out, with one
+    // one of two kettles back: the parcel still goes out, with one; the other goes back on sale once the warehouse took it out
+    const stockBefore = await kettles();
     const one = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('ada'), body: { reason: 'one is enough', items: [{ skuId: 'KETTLE', qty: 1 }] } });
     expect(one.status).toBe(202);
     await waitFor(async () => (await atWarehouse(orderId)).items[0].qty === 1, { what: 'the warehouse to pack one kettle' });
     expect(await shipmentOf(orderId)).toEqual(['ACCEPTED']);
+    await waitFor(async () => (await kettles()).available === stockBefore.available + 1, { what: 'the kettle taken out to be on sale again' });
+    expect(await kettles()).toEqual({ ...stockBefore, available: stockBefore.available + 1, sold: stockBefore.sold - 1 });
+    expect(await restockedInLedger(orderId)).toEqual(['KETTLEx1']);
 
     // the other one too: nothing is left to send
     const cancel = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('ada'), body: { reason: 'changed my mind' } });
@@ -67,6 +75,8 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     await system.waitForStatus(orderId, 'REFUNDED');
     await waitFor(async () => (await atWarehouse(orderId)).cancelled, { what: 'the warehouse to drop the parcel' });
     await waitForShipment(orderId, 'CANCELLED');
+    expect(await kettles()).toEqual({ ...stockBefore, available: stockBefore.available + 2, sold: stockBefore.sold - 2 });
+    expect(await restockedInLedger(orderId)).toEqual(['KETTLEx1', 'KETTLEx1']);
 
     // the warehouse reporting it shipped after all (it took the drop, and the parcel left anyway): it left, and is counted
     const before = await shippedAfterRefund();
@@ -82,13 +92,16 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     // the parcel leaves; its SHIPPED callback is held up on the way
     await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED', notify: false } });
-    const [tooLate, shippedBefore] = [await changesTooLate(), await shippedAfterRefund()];
+    const [tooLate, shippedBefore, stockBefore] = [await changesTooLate(), await shippedAfterRefund(), await kettles()];
 
     expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('dee'), body: { reason: 'changed my mind' } })).status).toBe(200);
     await system.waitForStatus(orderId, 'REFUNDED');
     await waitFor(async () => (await changesTooLate()) === tooLate + 1, { what: 'the drop refused as too late' });
     expect((await atWarehouse(orderId)).cancelled).toBe(false);
     expect(await shipmentOf(orderId)).toEqual(['ACCEPTED']);
+    // the kettle left with the parcel: it is not sold to anyone else
+    expect(await kettles()).toEqual(stockBefore);
+    expect(await restockedInLedger(orderId)).toEqual([]);
 
     const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-LATE', at: new Date().toISOString() });
     expect([shipped.status, shipped.body.changed]).toEqual([200, true]);
@@ -98,6 +111,7 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     const { fulfillment } = system.workers.deps.queues;
     await waitFor(async () => (await fulfillment.getJobs(['waiting', 'prioritized', 'delayed', 'active'])).every((job) => job.data.orderId !== orderId), { what: 'the drop jobs to have run' });
     expect(await changesTooLate()).toBe(tooLate + 1);
+    expect(await kettles()).toEqual(stockBefore);
   });
 
   it('takes a DELIVERED for a refunded parcel whose SHIPPED was lost as the parcel having left', async () => {
@@ -127,7 +141,7 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
 
   it('records a parcel the warehouse shipped before it read the drop of its order refunded whole: SHIPPED, counted and never turned CANCELLED by the drop', async () => {
     const { fulfillment } = system.workers.deps.queues;
-    const before = await shippedAfterRefund();
+    const [before, stockBefore] = [await shippedAfterRefund(), await kettles()];
     const orderId = await cancelledBeforeItsDrop('cy', { event: 'SHIPPED', trackingNo: 'TRK-GONE' });
     await system.waitForStatus(orderId, 'REFUNDED');
     // the drop's job has run, and found nothing left in the warehouse to drop
@@ -135,6 +149,9 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     const order = await system.order(orderId);
     expect(order.shipments).toEqual([expect.objectContaining({ status: 'SHIPPED', trackingNo: 'TRK-GONE' })]);
     expect(await shippedAfterRefund()).toBe(before + 1);
+    // the kettle bought for it left with the parcel: never on sale again (its reservation was taken by this order)
+    expect(await kettles()).toEqual({ ...stockBefore, available: stockBefore.available - 1, sold: stockBefore.sold + 1 });
+    expect(await restockedInLedger(orderId)).toEqual([]);
   });
 
   it("cancels the shipment of a split order's child refunded whole, and leaves its sibling's parcel going out", async () => {

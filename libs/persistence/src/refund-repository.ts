@@ -4,7 +4,7 @@ import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely'
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
 import { notSplit, overdueSince } from './order-repository.js';
-import { payerOf, paymentsThatPaid } from './process-repository.js';
+import { payerOf, paymentsThatPaid, UNSHIPPED_PARCEL } from './process-repository.js';
 import type { Database, OrderRow, RefundPartsTable, RefundsTable } from './schema.js';
 
 export type RefundKind = 'refund' | 'return';
@@ -21,6 +21,11 @@ export interface RefundView {
   history: Array<{ from: string | null; to: string; at: string; actor: string }>;
   /** where the money goes back to: one part per payment drawn, empty until the refund is due */
   parts: RefundPartView[];
+  /**
+   * its units are in a parcel the warehouse holds: they go back on sale (the ledger, then Redis)
+   * once the warehouse has taken them out (releaseHeldRestock), never while they may still leave with it
+   */
+  restockHeld: boolean;
   createdAt: string;
   updatedAt: string;
 }
@@ -151,6 +156,7 @@ const toView = (row: Selectable<RefundsTable>, parts: RefundPartView[]): RefundV
   items: JSON.parse(row.items) as RefundView['items'],
   history: row.history === null ? [] : (JSON.parse(row.history) as RefundView['history']),
   parts,
+  restockHeld: row.restock_held_reason !== null,
   createdAt: row.created_at.toISOString(),
   updatedAt: row.updated_at.toISOString(),
 });
@@ -377,7 +383,7 @@ export class RefundRepository {
    */
   static async receiveReturn(trx: Transaction<Database>, order: OrderRow, returnId: string, at: Date): Promise<RefundView | null> {
     const received = await RefundRepository.moveReturn(trx, order.order_id, ['APPROVED'], 'PENDING', at, 'warehouse', returnId);
-    return received && { ...received, parts: await applyRefund(trx, order, received, 'return') };
+    return received && { ...received, ...(await applyRefund(trx, order, received, 'return')) };
   }
 
   /**
@@ -503,6 +509,27 @@ export class RefundRepository {
     return Number(updated.numUpdatedRows) === 1;
   }
 
+  /** The order's refunds whose units wait in a parcel the warehouse holds (restockHeld), oldest first. */
+  async restockHeldFor(orderId: string): Promise<RefundView[]> {
+    const rows = await this.db.selectFrom('refunds').selectAll().where('order_id', '=', orderId).where('restock_held_reason', 'is not', null).orderBy('created_at').execute();
+    return rows.map((row) => toView(row, []));
+  }
+
+  /**
+   * The warehouse took a held refund's units out of its parcel: the ledger restocks them, with
+   * the reason held, once (the hold is cleared in the same transaction). False when it was
+   * restocked already. Redis follows, as after any refund.
+   */
+  async releaseHeldRestock(refund: Pick<RefundView, 'refundId' | 'orderId' | 'items'>): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('refunds').select('restock_held_reason').where('refund_id', '=', refund.refundId).forUpdate().executeTakeFirst();
+      if (!row?.restock_held_reason) return false;
+      await trx.updateTable('refunds').set({ restock_held_reason: null }).where('refund_id', '=', refund.refundId).execute();
+      await restockInLedger(trx, refund.orderId, refund, row.restock_held_reason);
+      return true;
+    });
+  }
+
   /** A refund with nothing to pay back settles as it stands; false when it was already settled. */
   async markSucceeded(refundId: string, at: Date): Promise<boolean> {
     return succeed(this.db, refundId, at, 'payment');
@@ -543,7 +570,7 @@ export class RefundRepository {
     const items = refunds.map((r) => ({ lineNo: r.lineNo, skuId: skuOf(r.lineNo), qty: r.qty, cents: r.cents }));
     const amountCents = items.reduce((sum, item) => sum + item.cents, 0);
     const refund = await insertRefund(trx, order, { ...request, amountCents, items });
-    if (request.status === 'PENDING') return { ...refund, parts: await applyRefund(trx, order, refund, request.restockReason) };
+    if (request.status === 'PENDING') return { ...refund, ...(await applyRefund(trx, order, refund, request.restockReason)) };
     return refund;
   }
 
@@ -645,17 +672,29 @@ async function countRefunded(trx: Transaction<Database>, order: OrderRow, lines:
  * The refund's amounts count as refunded on its lines and order (and a child's parent);
  * the ledger restocks its units; its money is drawn from the order's payments (drawParts).
  */
-async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: RefundView, restockReason: string): Promise<RefundPartView[]> {
+async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: RefundView, restockReason: string): Promise<Pick<RefundView, 'parts' | 'restockHeld'>> {
   const { items, amountCents } = refund;
   await countRefunded(trx, order, items, amountCents);
-  const restock = items.filter((item) => item.qty > 0);
-  if (restock.length > 0) {
-    await trx
-      .insertInto('stock_ledger')
-      .values(restock.map((line) => ({ sku_id: line.skuId, kind: 'restock' as const, ref: refund.refundId, order_id: order.order_id, qty: line.qty, reason: restockReason })))
-      .execute();
+  let restockHeld = false;
+  if (items.some((item) => item.qty > 0)) {
+    // units in a parcel the warehouse holds may leave with it before it reads the change: on sale again only once it took them out
+    const parcel = await trx.selectFrom('shipments').select('status').where('order_id', '=', order.order_id).where('status', 'in', [...UNSHIPPED_PARCEL]).executeTakeFirst();
+    restockHeld = parcel !== undefined;
+    if (restockHeld) await trx.updateTable('refunds').set({ restock_held_reason: restockReason }).where('refund_id', '=', refund.refundId).execute();
+    else await restockInLedger(trx, order.order_id, refund, restockReason);
   }
-  return drawParts(trx, order, refund);
+  return { parts: await drawParts(trx, order, refund), restockHeld };
+}
+
+/** The ledger's restock of a refund's units (once per refund and SKU: the ledger's unique movement). */
+async function restockInLedger(trx: Transaction<Database>, orderId: string, refund: Pick<RefundView, 'refundId' | 'items'>, reason: string): Promise<void> {
+  const restock = refund.items.filter((item) => item.qty > 0);
+  if (restock.length === 0) return;
+  await trx
+    .insertInto('stock_ledger')
+    .values(restock.map((line) => ({ sku_id: line.skuId, kind: 'restock' as const, ref: refund.refundId, order_id: orderId, qty: line.qty, reason })))
+    .ignore()
+    .execute();
 }
 
 /**

@@ -196,6 +196,11 @@ export interface RefundsTable {
   payment_id: ColumnType<string | null, string | null | undefined, string | null>;
   /** JSON [{ from, to, at, actor }]: every status the refund took; null for whole-payment refunds */
   history: ColumnType<string | null, string | null | undefined, string | null>;
+  /**
+   * the ledger's reason for restocking the units, while they wait in a parcel the warehouse holds
+   * until it takes them out (RefundRepository.releaseHeldRestock); null: restocked, or none to restock
+   */
+  restock_held_reason: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

@@ -96,8 +96,11 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
    * warehouse shipped it though it took the drop (the shipment reads CANCELLED). Its DELIVERED
    * stands for it when the SHIPPED was lost. Recorded on the shipment, so that update leaves it
    * SHIPPED (or DELIVERED) rather than CANCELLED, logged with the units and counted once
-   * (ParcelsShippedAfterRefund): the buyer has the money back and the goods on their way, and
-   * the units are on sale again though they left, for the shop to stop the parcel or settle.
+   * (ParcelsShippedAfterRefund): the buyer has the money back and the goods on their way, for
+   * the shop to stop the parcel or settle. Units refunded while the warehouse held the parcel
+   * stay sold until it takes them out (never, now); units restocked before (the refund came
+   * before the hand-over, or the warehouse took the drop and shipped anyway) are on sale again
+   * though they left, and the log says to set their stock.
    */
   async function shippedAfterRefund(order: OrderRow, callback: WarehouseCallback & { event: 'SHIPPED' | 'DELIVERED' }, at: Date, log: FastifyBaseLogger): Promise<{ changed: boolean; status: string }> {
     const from = [...UNSHIPPED_PARCEL, 'CANCELLED'];
@@ -113,9 +116,12 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     );
     if (shipped) {
       deps.metrics.parcelsShippedAfterRefund.inc();
+      const stayedSold = (await refunds.restockHeldFor(order.order_id)).length > 0;
       log.error(
-        { orderId: order.order_id, status: order.status, event: callback.event, trackingNo: callback.trackingNo, items: items.map((item) => ({ skuId: item.sku_id, qty: item.qty })) },
-        'the warehouse shipped a parcel of an order refunded before it shipped: stop the parcel or settle with the buyer, and set the stock of its units',
+        { orderId: order.order_id, status: order.status, event: callback.event, trackingNo: callback.trackingNo, items: items.map((item) => ({ skuId: item.sku_id, qty: item.qty })), unitsStayedSold: stayedSold },
+        stayedSold
+          ? 'the warehouse shipped a parcel of an order refunded before it shipped: stop the parcel or settle with the buyer; its units stayed sold'
+          : 'the warehouse shipped a parcel of an order refunded before it shipped: stop the parcel or settle with the buyer, and set the stock of its units',
       );
     }
     return { changed: shipped, status: order.status };

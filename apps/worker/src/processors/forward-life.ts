@@ -477,7 +477,7 @@ export class ForwardLife {
       if (first) this.deps.metrics.fulfilmentChangesTooLate.inc();
       this.deps.log[first ? 'error' : 'warn'](
         { orderId: order.order_id, status: order.status, version: order.version, items: change.items, answer: error.body.slice(0, 200) },
-        'the warehouse refused a change of a parcel that had left: it goes to the address and with the units it was handed over with; stop it with the carrier or settle with the buyer',
+        'the warehouse refused a change of a parcel that had left: it goes to the address and with the units it was handed over with (units refunded meanwhile stay sold, not back on sale); stop it with the carrier or settle with the buyer',
       );
       return false;
     }
@@ -489,8 +489,12 @@ export class ForwardLife {
    * is too late and nothing is sent. A parcel every unit of which was refunded, or of an
    * order closed without shipping (an imported order cancelled), is dropped by the
    * warehouse: its shipment is CANCELLED then, so it no longer reads as going out.
+   * The units refunded while the warehouse held them go back on sale once it has taken them
+   * out; refused as too late, they left with the parcel, and stay sold.
    */
   private async updateFulfilment(job: Job<SendToWarehouseJob>, token: string | undefined): Promise<void> {
+    // read before the order's lines: a refund committed after them is not in this change, and waits for its own
+    const held = await this.refunds.restockHeldFor(job.data.orderId);
     const order = await this.deps.orders.findOrderRow(job.data.orderId);
     const shipment = order && (await this.process.shipment(order.order_id));
     if (!order || !shipment || !UNSHIPPED_PARCEL.has(shipment.status)) return;
@@ -504,6 +508,12 @@ export class ForwardLife {
       // its own reference, or withdrew it) answers 404: nothing to drop, and no retry would change that
       if (!(change.items.length === 0 && error instanceof ExternalRefused && error.status === 404)) throw error;
       this.deps.log.warn({ orderId: order.order_id, status: order.status }, 'the warehouse does not know the parcel it was told to drop: marked cancelled here');
+    }
+    for (const refund of held) {
+      // the ledger first, which says whether the restock gives a flash-sale unit back to its buyer's limit; Redis follows
+      // (a restock the ledger has and Redis lacks, this worker dying between the two, is finished by the stock check)
+      await this.refunds.releaseHeldRestock(refund);
+      await this.deps.inventory.restockStock(refund.orderId, refund.refundId, refund.items.filter((item) => item.qty > 0));
     }
     if (change.items.length > 0) return;
     const at = this.deps.clock();
@@ -590,7 +600,8 @@ export class ForwardLife {
     for (let pending = await this.refunds.pending(orderId); pending.length > 0; pending = await this.refunds.pending(orderId)) {
       for (const refund of pending) {
         // the units go back on sale before the money goes back: an outage of the payment system must not hold stock
-        await this.deps.inventory.restockStock(refund.orderId, refund.refundId, refund.items.filter((item) => item.qty > 0));
+        // (units in a parcel the warehouse holds go back once it took them out: updateFulfilment)
+        if (!refund.restockHeld) await this.deps.inventory.restockStock(refund.orderId, refund.refundId, refund.items.filter((item) => item.qty > 0));
         if (refund.amountCents === 0) {
           // nothing to pay back (a unit whose share was discounted to nothing): settled as it stands
           if (await this.refunds.markSucceeded(refund.refundId, this.deps.clock())) this.deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded' });
