@@ -77,19 +77,25 @@ describe('a refund the payment system could not pay back, paid back by the shop 
     system.request('POST', `/v1/orders/${orderId}/refunds/${refundId}/settle-by-hand`, { token: system.token(role === 'admin' ? 'ops' : 'shop', role), body });
   const askAgain = (orderId: string, refundId: string, role: 'admin' | 'merchant' = 'admin') =>
     system.request('POST', `/v1/orders/${orderId}/refunds/${refundId}/ask-again`, { token: system.token(role === 'admin' ? 'ops' : 'shop', role), body: {} });
+  /** The buyer's paid TV, cancelled once the payment system has `fault`; its refund once its part reads `partStatus`. */
+  const cancelledWith = async (buyer: string, fault: { callbacksLost: true } | { refundsDeclined: true }, partStatus: 'SENT' | 'FAILED') => {
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false, refundsDeclined: false } });
+    const orderId = await system.checkout(buyer, [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: fault });
+    expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token(buyer), body: { reason: 'changed my mind' } })).status).toBe(200);
+    const [{ refundId, parts: [part] }] = await waitFor(async () => {
+      const listed = await refundsOf(orderId, buyer);
+      return listed[0]?.parts[0]?.status === partStatus && listed;
+    }, { what: `the refund's part to be ${partStatus}` });
+    return { orderId, refundId, part };
+  };
 
   it('is settled by an admin naming how: the part SETTLED_BY_HAND with the reference, the refund SUCCEEDED by the admin, the order REFUNDED; the payment system paying it after all is counted as paying twice', async () => {
-    const orderId = await system.checkout('noa', [{ skuId: 'TV', qty: 1 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('noa'), body: { method: 'card' } })).status).toBe(202);
-    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     // the payment system takes the refund but never confirms it on its own
-    await system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: true } });
-    expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('noa'), body: { reason: 'changed my mind' } })).status).toBe(200);
-    const [{ refundId, parts: [part] }] = await waitFor(async () => {
-      const listed = await refundsOf(orderId);
-      return listed[0]?.parts[0]?.status === 'SENT' && listed;
-    }, { what: 'the refund sent to the payment system' });
+    const { orderId, refundId, part } = await cancelledWith('noa', { callbacksLost: true }, 'SENT');
 
     // owed, not failed: the payment system may still pay it
     const early = await settleByHand(orderId, refundId, { reference: 'SEPA-0042' });
@@ -129,18 +135,8 @@ describe('a refund the payment system could not pay back, paid back by the shop 
   });
 
   it('is asked for again by an admin under a new part, which the payment system pays: the declined part ASKED_AGAIN naming it, the refund SUCCEEDED, the order REFUNDED; the declined part paid after all counts as paying twice', async () => {
-    await system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false } });
-    const orderId = await system.checkout('ivy', [{ skuId: 'TV', qty: 1 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ivy'), body: { method: 'card' } })).status).toBe(202);
-    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     // the payment system declines every refund (the buyer's card blocked, say), then stops declining
-    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: true } });
-    expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('ivy'), body: { reason: 'changed my mind' } })).status).toBe(200);
-    const [{ refundId, parts: [part] }] = await waitFor(async () => {
-      const listed = await refundsOf(orderId, 'ivy');
-      return listed[0]?.parts[0]?.status === 'FAILED' && listed;
-    }, { what: 'the payment system to decline the refund' });
+    const { orderId, refundId, part } = await cancelledWith('ivy', { refundsDeclined: true }, 'FAILED');
     // only an admin; a refund of another order is none of this one
     expect((await askAgain(orderId, refundId, 'merchant')).status).toBe(403);
     const otherOrder = await system.checkout('eli', [{ skuId: 'TV', qty: 1 }]);
