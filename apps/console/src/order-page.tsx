@@ -800,7 +800,10 @@ function Refunds({
               <td>{refund.orderId === orderId ? 'this order' : <Link to={`/orders/${refund.orderId}`}>{refund.orderId}</Link>}</td>
               <td>{refund.status}</td>
               <td>{refund.reason}</td>
-              <td>{refund.items.map((item) => `${item.skuId} ×${item.qty}`).join(', ')}</td>
+              <td>
+                {refund.items.map((item) => `${item.skuId} ×${item.qty}`).join(', ')}
+                {refund.restockHeld && ' (not back on sale: in the parcel the warehouse holds, until it takes them out)'}
+              </td>
               <td class="number">{formatCents(refund.amountCents)}</td>
               <td>
                 {refund.parts.length === 0 ? (

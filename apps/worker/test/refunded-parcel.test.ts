@@ -77,6 +77,7 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     await waitForShipment(orderId, 'CANCELLED');
     expect(await kettles()).toEqual({ ...stockBefore, available: stockBefore.available + 2, sold: stockBefore.sold - 2 });
     expect(await restockedInLedger(orderId)).toEqual(['KETTLEx1', 'KETTLEx1']);
+    expect((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ada') })).body.items.map((refund: any) => refund.restockHeld)).toEqual([false, false]);
 
     // the warehouse reporting it shipped after all (it took the drop, and the parcel left anyway): it left, and is counted
     const before = await shippedAfterRefund();
@@ -99,9 +100,11 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     await waitFor(async () => (await changesTooLate()) === tooLate + 1, { what: 'the drop refused as too late' });
     expect((await atWarehouse(orderId)).cancelled).toBe(false);
     expect(await shipmentOf(orderId)).toEqual(['ACCEPTED']);
-    // the kettle left with the parcel: it is not sold to anyone else
+    // the kettle left with the parcel: it is not sold to anyone else, and its refund says so
     expect(await kettles()).toEqual(stockBefore);
     expect(await restockedInLedger(orderId)).toEqual([]);
+    const [refund] = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('dee') })).body.items;
+    expect([refund.status, refund.restockHeld]).toEqual(['SUCCEEDED', true]);
 
     const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-LATE', at: new Date().toISOString() });
     expect([shipped.status, shipped.body.changed]).toEqual([200, true]);

@@ -84,6 +84,11 @@ export const refundSchema = {
       type: 'array',
       items: { type: 'object', properties: { lineNo: { type: 'integer' }, skuId: { type: 'string' }, qty: { type: 'integer' }, cents: { type: 'integer' } } },
     },
+    restockHeld: {
+      type: 'boolean',
+      description:
+        'true while its units wait in a parcel the warehouse holds: they go back on sale once the warehouse has taken them out; it stays true for units that left with the parcel (the warehouse refused the change as too late), which stay sold',
+    },
     parts: {
       type: 'array',
       description:
