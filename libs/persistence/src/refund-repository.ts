@@ -670,7 +670,8 @@ async function countRefunded(trx: Transaction<Database>, order: OrderRow, lines:
 
 /**
  * The refund's amounts count as refunded on its lines and order (and a child's parent);
- * the ledger restocks its units; its money is drawn from the order's payments (drawParts).
+ * the ledger restocks its units, or the refund holds their restock while they are in a parcel
+ * the warehouse holds (releaseHeldRestock); its money is drawn from the order's payments (drawParts).
  */
 async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: RefundView, restockReason: string): Promise<Pick<RefundView, 'parts' | 'restockHeld'>> {
   const { items, amountCents } = refund;
