@@ -126,6 +126,10 @@ const refundParamsSchema = {
   required: ['orderId', 'refundId'],
 } as const;
 
+/** An admin's action on the parts of a refund the payment system declined, sent for a refund with none (`done`: what the action does to them). */
+const refundNotFailed = (refundId: string, done: string) =>
+  new HttpProblem(409, 'REFUND_NOT_FAILED', `Refund ${refundId} has no part the payment system failed to pay back (FAILED): only those are ${done}`);
+
 /** Statuses in which a paid order has not left the warehouse: what a refund or a paid cancellation may touch. */
 const UNSHIPPED = new Set(['PAID', 'IN_FULFILLMENT']);
 /** Statuses of an order closed with its reservation given back: unpaid (cancelled, expired), or a presale's deposit forfeited. */
@@ -672,7 +676,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       const settlement = await retryTransaction(() => refunds.settleFailedPartsByHand(refundId, reference, deps.clock()));
       if (!settlement) throw notFound('refund');
       if (settlement.settled.length === 0 && !settlement.byHandBefore) {
-        throw new HttpProblem(409, 'REFUND_NOT_FAILED', `Refund ${refundId} has no part the payment system failed to pay back (FAILED): only those are settled by hand`);
+        throw refundNotFailed(refundId, 'settled by hand');
       }
       if (settlement.settled.length > 0) {
         deps.metrics.refundedCents.inc({ kind: found.kind }, settlement.settled.reduce((sum, part) => sum + part.amountCents, 0));
@@ -707,7 +711,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       const asked = await retryTransaction(() => refunds.askFailedPartsAgain(refundId, deps.clock()));
       if (!asked) throw notFound('refund');
       if (asked.askedAgain.length === 0 && !asked.askedBefore) {
-        throw new HttpProblem(409, 'REFUND_NOT_FAILED', `Refund ${refundId} has no part the payment system failed to pay back (FAILED): only those are asked for again`);
+        throw refundNotFailed(refundId, 'asked for again');
       }
       if (asked.askedAgain.length > 0) {
         deps.metrics.refunds.inc({ kind: found.kind, outcome: 'asked_again' });
