@@ -16,6 +16,7 @@ export default defineConfig({
     ...base.test,
     include: [
       'apps/api/test/flash-sale-checkout.test.ts',
+      'apps/api/test/flash-sale-changes.test.ts',
       'apps/api/test/bad-input.test.ts',
       'apps/api/test/pricing-admin.test.ts',
       'apps/api/test/merchant-actions.test.ts',

@@ -1,4 +1,4 @@
-import { IllegalTransition, SaleNotActive, type Actor, type DomainError } from '@orders/domain';
+import { IllegalTransition, SaleAlreadyOpen, SaleNotActive, type Actor, type DomainError } from '@orders/domain';
 
 /** Errors of the HTTP layer itself (auth, lookups, load); domain errors come from @orders/domain. */
 export class HttpProblem extends Error {
@@ -52,6 +52,7 @@ export const STATUS_OF_CODE: Record<string, number> = {
   SKU_EXISTS: 409,
   LIMIT_EXCEEDED: 422,
   SALE_NOT_ACTIVE: 422,
+  SALE_ALREADY_OPEN: 409,
   UNKNOWN_SKU: 422,
   IDEMPOTENCY_CONFLICT: 422,
   ORDER_TYPE_MISMATCH: 422,
@@ -91,17 +92,18 @@ export interface ProblemDetails {
   instance?: string;
   /** the child of a split order whose status refused an action on the whole order */
   childOrderId?: string;
-  /** when the flash sale of a SKU refused before it opens does (SALE_NOT_ACTIVE) */
+  /** when the flash sale of a SKU refused before it opens does (SALE_NOT_ACTIVE), or when the sale a change was refused for opened (SALE_ALREADY_OPEN) */
   opensAt?: string;
 }
 
 /** RFC 9457 extension members: what a refusal says beside its detail, for a client to read without parsing it. */
 export type ProblemMembers = Pick<ProblemDetails, 'childOrderId' | 'opensAt'>;
 
-/** The extension members of a domain error's answer: the child of a split order that refused, when one did; when a sale not open yet opens. */
+/** The extension members of a domain error's answer: the child of a split order that refused, when one did; when a sale not open yet opens, or a sale too late to change opened. */
 export function problemMembersOf(error: DomainError): ProblemMembers {
   if (error instanceof IllegalTransition && error.childOrderId !== undefined) return { childOrderId: error.childOrderId };
   if (error instanceof SaleNotActive && error.opensAt !== undefined) return { opensAt: error.opensAt.toISOString() };
+  if (error instanceof SaleAlreadyOpen) return { opensAt: error.opensAt.toISOString() };
   return {};
 }
 

@@ -36,7 +36,7 @@ export const problemSchema = {
     opensAt: {
       type: 'string',
       format: 'date-time',
-      description: 'an extension member: on a checkout refused with SALE_NOT_ACTIVE because the flash sale of the SKU its detail names has not opened yet, when it opens',
+      description: 'an extension member: on a checkout refused with SALE_NOT_ACTIVE because the flash sale of the SKU its detail names has not opened yet, when it opens; on a change of a flash sale refused with SALE_ALREADY_OPEN, when that sale opened (or opens, within the cutoff)',
     },
   },
   required: ['type', 'title', 'status', 'detail', 'code'],
@@ -310,6 +310,19 @@ export const orderSchema = {
   },
 } as const;
 
+/** A SKU's flash sale, as a create or a change of it gives it. */
+export const flashSaleBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['priceCents', 'startsAt', 'endsAt', 'perUserLimit'],
+  properties: {
+    priceCents: { ...cents, description: 'at most the list price (priceCents), else 400 VALIDATION_FAILED' },
+    startsAt: { type: 'string', format: 'date-time' },
+    endsAt: { type: 'string', format: 'date-time' },
+    perUserLimit: { type: 'integer', minimum: 0, maximum: 1_000_000, description: '0 means no limit' },
+  },
+} as const;
+
 export const skuBodySchema = {
   type: 'object',
   additionalProperties: false,
@@ -337,17 +350,7 @@ export const skuBodySchema = {
       default: 1,
       description: 'a hot SKU: its stock split evenly over this many buckets on different Redis slots; each buyer buys from one of them, and the SKU is ordered on its own',
     },
-    flashSale: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['priceCents', 'startsAt', 'endsAt', 'perUserLimit'],
-      properties: {
-        priceCents: { ...cents, description: 'at most the list price (priceCents), else 400 VALIDATION_FAILED' },
-        startsAt: { type: 'string', format: 'date-time' },
-        endsAt: { type: 'string', format: 'date-time' },
-        perUserLimit: { type: 'integer', minimum: 0, maximum: 1_000_000, description: '0 means no limit' },
-      },
-    },
+    flashSale: flashSaleBodySchema,
   },
 } as const;
 

@@ -131,11 +131,11 @@ export class ApiProblem extends Error {
   }
 }
 
-export type Api = <T>(method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown, headers?: Record<string, string>) => Promise<T>;
+export type Api = <T>(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, body?: unknown, headers?: Record<string, string>) => Promise<T>;
 
 /** `onUnauthorized` gets the api's reason (token expired, wrong secret), for the sign-in page to show. */
 export function apiFor(token: string, onUnauthorized: (detail: string) => void): Api {
-  return async <T>(method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> => {
+  return async <T>(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> => {
     let response: Response;
     try {
       response = await fetch(path, {

@@ -218,6 +218,7 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
           </dl>
           <label for="sold-meter">Taken (reserved and sold) of {total}</label>
           <meter id="sold-meter" min={0} max={Math.max(total, 1)} value={sku.stock.reserved + sku.stock.sold} />
+          {sku.flashSale && Date.parse(sku.flashSale.startsAt) > Date.now() && <SaleChange key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} onChanged={setSku} />}
         </>
       )}
       <table>
@@ -255,5 +256,85 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
       </table>
       <p class="hint">Read a second after each answer{readAt ? `; last at ${readAt.toLocaleTimeString('en-GB')}` : ''}.</p>
     </section>
+  );
+}
+
+/** What withdrawing a sale does at once, asked before it is sent. */
+const WITHDRAW_CONSEQUENCE = 'Withdraw the flash sale? The SKU then sells at once at its list price, without a per-buyer limit.';
+
+/**
+ * Postpones, changes or withdraws a sale that has not opened. The api refuses once it opens
+ * (or within seconds of it, by the clock checkouts are accepted by), whatever this browser's clock says.
+ */
+function SaleChange({ api, skuId, sale, onChanged }: { api: Api; skuId: string; sale: NonNullable<Sku['flashSale']>; onChanged: (sku: Sku) => void }) {
+  const [draft, setDraft] = useState({
+    priceCents: String(sale.priceCents),
+    perUserLimit: String(sale.perUserLimit),
+    startsAt: localInput(new Date(sale.startsAt)),
+    endsAt: localInput(new Date(sale.endsAt)),
+  });
+  const [problem, setProblem] = useState<string | null>(null);
+  const [sendingNow, setSendingNow] = useState(false);
+  const sending = useRef(false);
+  const path = `/v1/admin/skus/${encodeURIComponent(skuId)}/flash-sale`;
+
+  async function send(method: 'PUT' | 'DELETE') {
+    if (sending.current) return;
+    if (method === 'DELETE' && !window.confirm(WITHDRAW_CONSEQUENCE)) return;
+    sending.current = true;
+    setSendingNow(true);
+    setProblem(null);
+    try {
+      const body = method === 'PUT'
+        ? { priceCents: Number(draft.priceCents), perUserLimit: Number(draft.perUserLimit), startsAt: new Date(draft.startsAt).toISOString(), endsAt: new Date(draft.endsAt).toISOString() }
+        : undefined;
+      onChanged(await api<Sku>(method, path, body));
+    } catch (error) {
+      setProblem(problemText(error));
+    } finally {
+      sending.current = false;
+      setSendingNow(false);
+    }
+  }
+
+  const field = (name: keyof typeof draft) => ({
+    id: `change-${name}`,
+    value: draft[name],
+    onInput: (event: { currentTarget: { value: string } }) => setDraft({ ...draft, [name]: event.currentTarget.value }),
+  });
+
+  return (
+    <form
+      class="stacked"
+      aria-labelledby="change-title"
+      onSubmit={(event) => {
+        event.preventDefault();
+        void send('PUT');
+      }}
+    >
+      <h3 id="change-title">Change the sale before it opens</h3>
+      <p class="hint">Postpone it, change its price or limit, or withdraw it, until a few seconds before it opens. Once it has opened, set its stock to 0 to stop it.</p>
+      <label for="change-startsAt">Sale starts (your time, {LOCAL_ZONE})</label>
+      <input required type="datetime-local" {...field('startsAt')} />
+      <label for="change-endsAt">Sale ends (your time, {LOCAL_ZONE})</label>
+      <input required type="datetime-local" {...field('endsAt')} />
+      <label for="change-priceCents">Sale price (cents)</label>
+      <input required type="number" min={0} step={1} inputMode="numeric" {...field('priceCents')} />
+      <label for="change-perUserLimit">Sale units per buyer (0: no limit)</label>
+      <input required type="number" min={0} step={1} inputMode="numeric" {...field('perUserLimit')} />
+      {problem && (
+        <p class="problem" role="alert">
+          {problem}
+        </p>
+      )}
+      <div class="inline">
+        <button type="submit" disabled={sendingNow}>
+          Change the sale
+        </button>
+        <button type="button" disabled={sendingNow} onClick={() => void send('DELETE')}>
+          Withdraw the sale
+        </button>
+      </div>
+    </form>
   );
 }

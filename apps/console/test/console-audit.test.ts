@@ -175,6 +175,37 @@ describe('the console as staff use it', () => {
     expect(sku.body.flashSale.startsAt).toBe('2031-05-01T12:00:00.000Z');
   });
 
+  it('postpones a flash sale before it opens in the browser\'s own time, and withdraws it once asked to confirm', async () => {
+    const admin = system.token('ops', 'admin');
+    const created = await system.request('POST', '/v1/admin/skus', {
+      token: admin,
+      body: { skuId: 'FLASH-COCOA', title: 'Cocoa, flash sale', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-1', stock: 5, deduction: 'placement', flashSale: { priceCents: 500, startsAt: '2031-05-01T12:00:00.000Z', endsAt: '2031-05-01T14:00:00.000Z', perUserLimit: 1 } },
+    });
+    expect(created.status).toBe(201);
+    await page.goto(`${base}/console/`);
+    await page.getByRole('link', { name: 'Flash sales' }).click();
+    await page.getByLabel('SKU to watch').fill('FLASH-COCOA');
+    await page.getByRole('button', { name: 'Watch' }).click();
+    const monitor = page.getByRole('region', { name: /FLASH-COCOA/ });
+    const change = page.getByRole('form', { name: 'Change the sale before it opens' });
+    await change.getByLabel('Sale starts (your time, Asia/Shanghai)').fill('2031-05-02T20:00');
+    await change.getByLabel('Sale ends (your time, Asia/Shanghai)').fill('2031-05-02T22:00');
+    await change.getByLabel('Sale price (cents)').fill('450');
+    await change.getByRole('button', { name: 'Change the sale' }).click();
+    await expect.poll(() => shownText(monitor)).toContain('2 May 2031, 12:00:00 UTC to 2 May 2031, 14:00:00 UTC');
+    expect(await shownText(monitor)).toContain('Flash price $4.50');
+    expect((await system.request('GET', '/v1/admin/skus/FLASH-COCOA', { token: admin })).body.flashSale).toMatchObject({ startsAt: '2031-05-02T12:00:00.000Z', priceCents: 450 });
+
+    // dismissed, nothing is sent; accepted, the SKU sells at its list price
+    page.once('dialog', (dialog) => void dialog.dismiss());
+    await change.getByRole('button', { name: 'Withdraw the sale' }).click();
+    expect((await system.request('GET', '/v1/admin/skus/FLASH-COCOA', { token: admin })).body.flashSale).not.toBeNull();
+    page.once('dialog', (dialog) => void dialog.accept());
+    await change.getByRole('button', { name: 'Withdraw the sale' }).click();
+    await expect.poll(() => shownText(monitor)).toContain('No flash sale; list price $9.00');
+    expect((await system.request('GET', '/v1/admin/skus/FLASH-COCOA', { token: admin })).body.flashSale).toBeNull();
+  });
+
   it("holds the reason for approving a return to the api's 400 characters, so a long one is not refused after typing it", async () => {
     const orderId = await system.checkout('una', [{ skuId: 'KETTLE', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');

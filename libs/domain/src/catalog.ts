@@ -63,6 +63,13 @@ export function flashSaleConflict(sku: Pick<Sku, 'priceCents' | 'flashSale'>): s
   return null;
 }
 
+/**
+ * How long before it opens a flash sale stops taking changes: the change reaches every bucket
+ * of the SKU in Redis and the catalog well before the old sale or the new one opens, whatever
+ * the clocks of a Redis Cluster's nodes.
+ */
+export const SALE_CHANGE_CUTOFF_MS = 5_000;
+
 export function isFlashSaleActive(sku: Pick<Sku, 'flashSale'>, at: Date): boolean {
   const sale = sku.flashSale;
   return sale !== null && sale.startsAt.getTime() <= at.getTime() && at.getTime() < sale.endsAt.getTime();

@@ -1,3 +1,5 @@
+import { SALE_CHANGE_CUTOFF_MS } from './catalog.js';
+
 /**
  * Typed domain errors. Each carries a stable `code` (API.md's problem-details codes);
  * the api maps codes to HTTP statuses in one place, never by matching messages.
@@ -49,6 +51,22 @@ export class SaleNotActive extends SaleRefusal {
       opensAt
         ? `The flash sale of SKU ${skuId} opens at ${opensAt.toISOString()}: its units are not sold before`
         : `The flash sale of SKU ${skuId} is not running now`,
+    );
+  }
+}
+
+/**
+ * A flash sale that has opened (or opens within SALE_CHANGE_CUTOFF_MS) is not changed or
+ * withdrawn: orders accepted in it are priced by it (`opensAt`: when it opened, or opens).
+ */
+export class SaleAlreadyOpen extends DomainError {
+  readonly code = 'SALE_ALREADY_OPEN';
+  constructor(
+    readonly skuId: string,
+    readonly opensAt: Date,
+  ) {
+    super(
+      `The flash sale of SKU ${skuId} opens at ${opensAt.toISOString()}: a sale that has opened, or opens within ${SALE_CHANGE_CUTOFF_MS / 1000} s, is no longer changed (its orders are priced by it); to stop selling, set the SKU's stock to 0`,
     );
   }
 }

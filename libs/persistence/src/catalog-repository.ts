@@ -1,4 +1,4 @@
-import { SkuAlreadyExists, type Sku } from '@orders/domain';
+import { SkuAlreadyExists, type FlashSale, type Sku } from '@orders/domain';
 import type { Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
@@ -92,6 +92,32 @@ export class CatalogRepository {
         flashSale: one.flashSale && { ...one.flashSale, startsAt: one.flashSale.startsAt.getTime(), endsAt: one.flashSale.endsAt.getTime() },
       });
     return asCreated(stored) === asCreated({ ...sku, stock }) && movements.length === 1 && movements[0]!.kind === 'adjust' && Number(movements[0]!.qty) === stock;
+  }
+
+  /**
+   * Changes, adds or withdraws (`sale` null) a SKU's flash sale, its row held while `publish`
+   * changes the sale in Redis with the sale it replaces: Redis sells by it, and the workers price
+   * orders by what this commits. A refusal by `publish` (the sale opened) commits nothing.
+   * Returns the sale replaced, or undefined when there is no such SKU.
+   */
+  async changeFlashSale(skuId: string, sale: FlashSale | null, publish: (previous: FlashSale | null) => Promise<unknown>): Promise<FlashSale | null | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('skus').selectAll().where('sku_id', '=', skuId).forUpdate().executeTakeFirst();
+      if (!row) return undefined;
+      const previous = toSku(row).flashSale;
+      await trx
+        .updateTable('skus')
+        .set({
+          flash_price_cents: sale?.priceCents ?? null,
+          flash_starts_at: sale?.startsAt ?? null,
+          flash_ends_at: sale?.endsAt ?? null,
+          flash_per_user_limit: sale?.perUserLimit ?? null,
+        })
+        .where('sku_id', '=', skuId)
+        .execute();
+      await publish(previous);
+      return previous;
+    });
   }
 
   async findSku(skuId: string): Promise<(Sku & { stock: number }) | null> {

@@ -11,12 +11,15 @@ import {
   OrderTypeMismatch,
   OrderTypesMixed,
   OutOfStock,
+  SALE_CHANGE_CUTOFF_MS,
+  SaleAlreadyOpen,
   SaleNotActive,
   SkuStockHeld,
   UnknownSku,
   shipsParcels,
   type AcceptedOrder,
   type Deduction,
+  type FlashSale,
   type OrderLineRequest,
   type OrderType,
   type Sku,
@@ -103,6 +106,9 @@ export interface SkuStockRules {
   /** The type of the orders that sell it (standard, the default). */
   orderType?: SkuOrderType;
 }
+
+/** A flash sale's rules as a SKU's Redis counters keep them (its price is the catalog's alone). */
+export type SaleRules = Pick<FlashSale, 'startsAt' | 'endsAt' | 'perUserLimit'>;
 
 /** A catalog SKU's rules as its Redis counters keep them (all but its stock). */
 export function stockRulesOf(sku: Sku): Omit<SkuStockRules, 'available'> {
@@ -328,6 +334,8 @@ const GIVEN_BACK_KEPT_AT_MOST_MS = RESTOCK_MARKER_TTL_MS;
 const READS_PER_PIPELINE = 1000;
 /** How far apart the clocks of the api hosts, the workers and Redis may be, at most, for what looks back over the reservations kept. */
 const CLOCKS_APART_MS = 10 * 60_000;
+/** Far below any clock: a change of a SKU's sale undone with it as the cutoff passes every check of changeSale-1.lua. */
+const UNDO_CUTOFF_MS = Number.MAX_SAFE_INTEGER;
 /** A finished transfer's records are kept long past any retry of it. */
 const TRANSFER_RECORD_TTL_MS = 7 * 24 * 3600 * 1000;
 /** The receiving side's marker of a voided transfer, as giveStock-2.lua writes it. */
@@ -1266,6 +1274,33 @@ export class Inventory {
     const results = await this.writeOpeningStock(rules, 'keep');
     this.bucketCounts.set(rules.skuId, bucketCountOf(rules));
     return results.some((result) => result > 0);
+  }
+
+  /**
+   * Changes, adds or withdraws (`sale` null) the flash sale of every bucket of a SKU, each on
+   * Redis's clock while no buyer has bought in it (changeSale-1.lua): refused with SaleAlreadyOpen
+   * once the sale has opened or opens within SALE_CHANGE_CUTOFF_MS, or the new one would, and with
+   * StockBucketLost while Redis has lost a bucket. A refusal by one bucket puts `previous` back on
+   * the buckets already changed, so that they sell by the rules the catalog keeps; a change sent
+   * again finds the buckets it reached changed, and changes the rest.
+   */
+  async changeSale(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, sale: SaleRules | null, previous: SaleRules | null): Promise<void> {
+    const keys = Array.from({ length: sku.stockBuckets ?? 1 }, (_, bucket) => this.keys.sku(this.keys.bucketGroup(bucket), sku.skuId));
+    const change = (rules: SaleRules | null, cutoffMs: number) => (key: string) =>
+      runStockScript(this.redis, 'changeSale', [key], [rules?.startsAt.getTime() ?? 0, rules?.endsAt.getTime() ?? 0, rules?.perUserLimit ?? 0, cutoffMs]);
+    // one command per bucket: on a cluster they sit in different slots
+    const replies = await Promise.allSettled(keys.map(change(sale, SALE_CHANGE_CUTOFF_MS)));
+    const answers = replies.flatMap((reply) => (reply.status === 'fulfilled' ? [reply.value] : []));
+    if (answers.length === keys.length && answers.every(([code]) => code! >= 0)) return;
+    // undone without the cutoff: the old sale may open within it now, and is what the catalog still has
+    const changed = keys.filter((_, bucket) => replies[bucket]!.status === 'fulfilled' && (replies[bucket] as PromiseFulfilledResult<number[]>).value[0] === 1);
+    await Promise.all(changed.map(change(previous, -UNDO_CUTOFF_MS)));
+    const failed = replies.find((reply): reply is PromiseRejectedResult => reply.status === 'rejected');
+    if (failed) throw failed.reason;
+    const lost = answers.flatMap(([code], bucket) => (code === -2 ? [bucket] : []));
+    if (lost.length > 0) throw new StockBucketLost(sku.skuId, lost);
+    const opened = answers.find(([code]) => code === -1);
+    throw new SaleAlreadyOpen(sku.skuId, new Date(opened ? opened[1]! : sale!.startsAt.getTime()));
   }
 
   /** Each bucket's share of a created SKU's stock, with its rules, by initSku-1.lua in `mode`: the scripts' replies. */

@@ -13,6 +13,7 @@ interface StockScriptReplies {
   releaseStock: number;
   releaseCoupon: number;
   initSku: number;
+  changeSale: number[];
   startStockSet: [number, number];
   setStock: [number, number];
   closeStockSet: number;
@@ -40,6 +41,7 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   releaseStock: 'releaseStock-3+2n.lua',
   releaseCoupon: 'releaseCoupon-3.lua',
   initSku: 'initSku-1.lua',
+  changeSale: 'changeSale-1.lua',
   startStockSet: 'startStockSet-2.lua',
   setStock: 'setStock-1.lua',
   closeStockSet: 'closeStockSet-2.lua',
@@ -64,6 +66,7 @@ const SHARED_FUNCTIONS: Partial<Record<StockScriptName, string[]>> = {
   releaseCoupon: ['couponUse.lua'],
   abandonClaim: ['couponUse.lua'],
   countInWindows: ['countInWindow.lua'],
+  changeSale: ['redisClock.lua'],
   soldOutCheck: ['countInWindow.lua'],
 };
 

@@ -1,13 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { flashSaleConflict, orderTypeConflict, stockBucketsConflict, type Sku, type SkuOrderType } from '@orders/domain';
+import { SALE_CHANGE_CUTOFF_MS, SaleAlreadyOpen, flashSaleConflict, orderTypeConflict, stockBucketsConflict, type FlashSale, type Sku, type SkuOrderType } from '@orders/domain';
 import { StockBucketLost, StockSets } from '@orders/stock';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { createSkuWithStock } from '../catalog-admin.js';
 import type { Principal } from '../plugins/auth.js';
 import { HttpProblem, forbidden, notFound, validationFailed } from '../problems.js';
-import { problemRef, skuBodySchema, skuParamsSchema } from '../schemas.js';
+import { flashSaleBodySchema, problemRef, skuBodySchema, skuParamsSchema } from '../schemas.js';
 import { timeWindow } from '../time-window.js';
+
+type FlashSaleBody = { priceCents: number; startsAt: string; endsAt: string; perUserLimit: number };
+
+/** A flash sale as a body gives it, its times checked (timeWindow; `prefix`: where the body has it). */
+const flashSaleOf = (body: FlashSaleBody, prefix: string): FlashSale => ({ priceCents: body.priceCents, ...timeWindow(body, prefix), perUserLimit: body.perUserLimit });
+
+const sameSale = (a: FlashSale | null, b: FlashSale | null) =>
+  a === b || (a !== null && b !== null && a.priceCents === b.priceCents && a.startsAt.getTime() === b.startsAt.getTime() && a.endsAt.getTime() === b.endsAt.getTime() && a.perUserLimit === b.perUserLimit);
 
 /** A SKU to create, as validated: a field the body leaves out has the schema's default (useDefaults). */
 interface SkuBody {
@@ -19,7 +27,7 @@ interface SkuBody {
   warehouseId: string;
   stock: number;
   deduction: Sku['deduction'];
-  flashSale?: { priceCents: number; startsAt: string; endsAt: string; perUserLimit: number };
+  flashSale?: FlashSaleBody;
   stockBuckets: number;
   orderType: SkuOrderType;
 }
@@ -58,11 +66,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       if (request.user.role === 'merchant' && body.merchantId !== request.user.sub) {
         throw forbidden('A merchant creates SKUs for itself only');
       }
-      const flashSale = body.flashSale && {
-        priceCents: body.flashSale.priceCents,
-        ...timeWindow(body.flashSale, 'flashSale.'),
-        perUserLimit: body.flashSale.perUserLimit,
-      };
+      const flashSale = body.flashSale && flashSaleOf(body.flashSale, 'flashSale.');
       const sku: Sku = {
         skuId: body.skuId,
         title: body.title,
@@ -120,5 +124,69 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       if (!found) throw notFound('SKU');
       return skuView(request.params.skuId, request.user);
     },
+  );
+
+  /**
+   * Changes, adds or withdraws (`sale` null) a SKU's flash sale while no buyer has bought in it:
+   * the sale has not opened (nor opens within SALE_CHANGE_CUTOFF_MS) and the new one does not open
+   * now, both by Redis's clock, the one checkouts are accepted by. The catalog's row is held while
+   * every bucket in Redis changes; asked again, the same change answers the same.
+   */
+  async function changeFlashSale(skuId: string, principal: Principal, sale: FlashSale | null, log: FastifyBaseLogger) {
+    const sku = await catalog.findSku(skuId);
+    if (!sku || (principal.role === 'merchant' && sku.merchantId !== principal.sub)) throw notFound('SKU');
+    const conflict = orderTypeConflict({ ...sku, flashSale: sale }) ?? flashSaleConflict({ ...sku, flashSale: sale });
+    if (conflict) throw validationFailed(conflict);
+    if (!sameSale(sku.flashSale, sale)) {
+      const cutoff = (await inventory.acceptanceClock()).getTime() + SALE_CHANGE_CUTOFF_MS;
+      if (sku.flashSale && sku.flashSale.startsAt.getTime() <= cutoff) throw new SaleAlreadyOpen(skuId, sku.flashSale.startsAt);
+      if (sale && sale.startsAt.getTime() <= cutoff) {
+        throw validationFailed(`startsAt must be more than ${SALE_CHANGE_CUTOFF_MS / 1000} s ahead of now (${new Date(cutoff - SALE_CHANGE_CUTOFF_MS).toISOString()} by the clock checkouts are accepted by): orders accepted before the change were priced without this sale`);
+      }
+    }
+    const previous = await catalog
+      .changeFlashSale(skuId, sale, (replaced) => inventory.changeSale(sku, sale, replaced))
+      .catch((error: unknown) => {
+        if (!(error instanceof StockBucketLost)) throw error;
+        log.warn({ skuId, lostBuckets: error.buckets }, 'flash sale change refused: Redis lost buckets of the SKU; run the stock repair (reconcile --repair)');
+        throw stockRepairPending();
+      });
+    if (previous === undefined) throw notFound('SKU');
+    if (!sameSale(previous, sale)) log.info({ skuId, by: principal.sub, from: previous, to: sale }, sale ? 'flash sale changed' : 'flash sale withdrawn');
+    return skuView(skuId, principal);
+  }
+
+  const saleChangeDescription =
+    `Only while no buyer has bought in the sale: before it opens (by Redis's clock, the one checkouts are accepted by), and no later than ${SALE_CHANGE_CUTOFF_MS / 1000} s before. A sale that has opened (or ended) answers 409 SALE_ALREADY_OPEN with \`opensAt\`: orders were accepted, and are priced, by it; to stop a running sale, set the SKU's stock to 0. Asked again, the same change answers 200 as it stands. A 503 means Redis or MySQL did not answer: retry the same request, which finishes a change half made.`;
+
+  app.put<{ Params: { skuId: string }; Body: FlashSaleBody }>(
+    '/v1/admin/skus/:skuId/flash-sale',
+    {
+      onRequest: staff,
+      schema: {
+        tags: ['catalog'],
+        summary: 'Change, postpone or add the flash sale of a SKU before it opens',
+        description: `The SKU sells by the new sale from its startsAt (at least ${SALE_CHANGE_CUTOFF_MS / 1000} s ahead, else 400 VALIDATION_FAILED); its units are held for it until then (checkouts answer 422 SALE_NOT_ACTIVE with the new \`opensAt\`). A SKU without a sale gets one. ${saleChangeDescription}`,
+        params: skuParamsSchema,
+        body: flashSaleBodySchema,
+        response: skuResponse,
+      },
+    },
+    async (request) => changeFlashSale(request.params.skuId, request.user, flashSaleOf(request.body, ''), request.log),
+  );
+
+  app.delete<{ Params: { skuId: string } }>(
+    '/v1/admin/skus/:skuId/flash-sale',
+    {
+      onRequest: staff,
+      schema: {
+        tags: ['catalog'],
+        summary: 'Withdraw the flash sale of a SKU before it opens',
+        description: `The SKU sells at its list price as a standard order from now on. ${saleChangeDescription}`,
+        params: skuParamsSchema,
+        response: skuResponse,
+      },
+    },
+    async (request) => changeFlashSale(request.params.skuId, request.user, null, request.log),
   );
 }

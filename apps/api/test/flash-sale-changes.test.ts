@@ -1,0 +1,161 @@
+import { buyerAddress, createTestEnv, spawnApp, waitFor, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApi, type ApiUnderTest } from './support/api-under-test.js';
+
+const HOUR = 3600_000;
+const BUCKETS = 4;
+const LIST_PRICE = 99_900;
+
+describe('changing a flash sale', () => {
+  let env: TestEnv;
+  let api: ApiUnderTest;
+  let worker: SpawnedProcess;
+  let admin: string;
+
+  beforeAll(async () => {
+    env = await createTestEnv('flash_sale_changes');
+    api = await startApi(env, { connections: 100 });
+    worker = spawnApp('worker', { ...env.env, WORKER_METRICS_PORT: '0' });
+    admin = api.token('ops', 'admin');
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    await api?.close();
+    await env?.cleanup();
+  });
+
+  const saleFrom = (fromMs: number, toMs: number, priceCents = 49_900, perUserLimit = 1) => {
+    const now = Date.now();
+    return { priceCents, startsAt: new Date(now + fromMs).toISOString(), endsAt: new Date(now + toMs).toISOString(), perUserLimit };
+  };
+
+  async function createSku(skuId: string, flashSale: ReturnType<typeof saleFrom> | undefined, merchantId = 'shop') {
+    const body = { skuId, title: `Sale ${skuId}`, priceCents: LIST_PRICE, merchantId, channel: 'self', warehouseId: 'wh-east', stock: 100, deduction: 'placement', stockBuckets: BUCKETS, ...(flashSale ? { flashSale } : {}) };
+    expect((await api.request('POST', '/v1/admin/skus', { token: admin, body })).status).toBe(201);
+  }
+
+  const changeSale = (skuId: string, body: unknown, token = admin) => api.request('PUT', `/v1/admin/skus/${skuId}/flash-sale`, { token, body });
+  const withdrawSale = (skuId: string, token = admin) => api.request('DELETE', `/v1/admin/skus/${skuId}/flash-sale`, { token });
+  const checkout = (buyer: string, skuId: string, qty = 1) =>
+    api.request('POST', '/v1/orders', { token: api.token(buyer), body: { items: [{ skuId, qty }], address: buyerAddress }, headers: { 'idempotency-key': `${buyer}-${skuId}` } });
+
+  /** Each bucket's sale as Redis sells by it: [startsAt, endsAt, perUserLimit] in ms. */
+  const bucketSales = (skuId: string) =>
+    Promise.all(
+      Array.from({ length: BUCKETS }, async (_, bucket) =>
+        (await env.redis.hmget(`${env.config.REDIS_KEY_PREFIX}{g${bucket}}:sku:${skuId}`, 'saleStartsAt', 'saleEndsAt', 'perUserLimit')).map(Number),
+      ),
+    );
+  const asBuckets = (sale: { startsAt: string; endsAt: string; perUserLimit: number } | null) =>
+    Array(BUCKETS).fill(sale ? [Date.parse(sale.startsAt), Date.parse(sale.endsAt), sale.perUserLimit] : [0, 0, 0]);
+
+  const persisted = async (orderId: string) => {
+    await waitFor(async () => (await env.db.selectFrom('orders').select('order_id').where('order_id', '=', orderId).executeTakeFirst()) !== undefined, { what: `order ${orderId} in MySQL` });
+    const order = await env.db.selectFrom('orders').select(['type', 'payable_cents']).where('order_id', '=', orderId).executeTakeFirstOrThrow();
+    return { type: order.type, payableCents: Number(order.payable_cents) };
+  };
+
+  it('postpones a sale and changes its price and limit before it opens: checkouts name the new opening', async () => {
+    await createSku('POSTPONE', saleFrom(HOUR, 2 * HOUR));
+    const later = saleFrom(3 * HOUR, 4 * HOUR, 39_900, 2);
+    const answer = await changeSale('POSTPONE', later);
+    expect(answer.status).toBe(200);
+    expect(answer.body.flashSale).toEqual({ ...later, startsAt: new Date(later.startsAt).toISOString(), endsAt: new Date(later.endsAt).toISOString() });
+    expect(await bucketSales('POSTPONE')).toEqual(asBuckets(later));
+    expect((await api.request('GET', '/v1/admin/skus/POSTPONE', { token: admin })).body.flashSale.priceCents).toBe(39_900);
+
+    const refused = await checkout('early-bird', 'POSTPONE');
+    expect(refused.status).toBe(422);
+    expect(refused.body).toMatchObject({ code: 'SALE_NOT_ACTIVE', opensAt: new Date(later.startsAt).toISOString() });
+    // sent again: the same answer, nothing else changed
+    expect((await changeSale('POSTPONE', later)).body).toEqual(answer.body);
+  });
+
+  it('withdraws a sale before it opens: the SKU sells at once at its list price', async () => {
+    await createSku('WITHDRAW', saleFrom(HOUR, 2 * HOUR));
+    const answer = await withdrawSale('WITHDRAW');
+    expect(answer.status).toBe(200);
+    expect(answer.body.flashSale).toBeNull();
+    expect(await bucketSales('WITHDRAW')).toEqual(asBuckets(null));
+    const accepted = await checkout('shopper', 'WITHDRAW', 3);
+    expect(accepted.status).toBe(202);
+    expect(await persisted(accepted.body.orderId)).toEqual({ type: 'standard', payableCents: 3 * LIST_PRICE });
+    expect((await withdrawSale('WITHDRAW')).status).toBe(200);
+  });
+
+  it('adds a sale to a SKU without one, which holds its units for it', async () => {
+    await createSku('ADDED', undefined);
+    const sale = saleFrom(HOUR, 2 * HOUR);
+    expect((await changeSale('ADDED', sale)).status).toBe(200);
+    expect(await bucketSales('ADDED')).toEqual(asBuckets(sale));
+    expect((await checkout('early-bird', 'ADDED')).body).toMatchObject({ code: 'SALE_NOT_ACTIVE', opensAt: new Date(sale.startsAt).toISOString() });
+  });
+
+  it('refuses to change a sale that has opened, or ended, naming when it opened; the stock can still be set to 0', async () => {
+    const running = saleFrom(-HOUR, HOUR);
+    await createSku('RUNNING', running);
+    for (const answer of [await changeSale('RUNNING', saleFrom(2 * HOUR, 3 * HOUR)), await withdrawSale('RUNNING')]) {
+      expect(answer.status).toBe(409);
+      expect(String(answer.headers['content-type'])).toMatch(/^application\/problem\+json/);
+      expect(answer.body).toMatchObject({ code: 'SALE_ALREADY_OPEN', opensAt: new Date(running.startsAt).toISOString() });
+    }
+    expect(await bucketSales('RUNNING')).toEqual(asBuckets(running));
+    const ended = saleFrom(-2 * HOUR, -HOUR);
+    await createSku('ENDED', ended);
+    expect((await changeSale('ENDED', saleFrom(HOUR, 2 * HOUR))).body.code).toBe('SALE_ALREADY_OPEN');
+    // the same sale asked again changes nothing and is no conflict
+    expect((await changeSale('RUNNING', running)).status).toBe(200);
+    expect((await api.request('PUT', '/v1/admin/skus/RUNNING/stock', { token: admin, body: { stock: 0 } })).status).toBe(200);
+  });
+
+  it('sells by the old sale when a change comes inside the cutoff before the opening: no order is priced by a sale Redis did not sell by', async () => {
+    const opening = saleFrom(7_000, HOUR, 29_900);
+    await createSku('OPENING', opening);
+    await waitFor(async () => Date.now() >= Date.parse(opening.startsAt) - 4_000, { what: 'four seconds before the opening', timeoutMs: 10_000 });
+    const late = await changeSale('OPENING', saleFrom(HOUR, 2 * HOUR));
+    expect(late.status).toBe(409);
+    expect(late.body).toMatchObject({ code: 'SALE_ALREADY_OPEN', opensAt: new Date(opening.startsAt).toISOString() });
+    await waitFor(async () => Date.now() >= Date.parse(opening.startsAt) + 200, { what: 'the opening', timeoutMs: 10_000 });
+    const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => checkout(`opener-${i}`, 'OPENING')));
+    const accepted = answers.filter((a) => a.status === 202);
+    expect(accepted).toHaveLength(100);
+    for (const order of await Promise.all(accepted.slice(0, 10).map((a) => persisted(a.body.orderId)))) expect(order).toEqual({ type: 'flash_sale', payableCents: 29_900 });
+  });
+
+  it('leaves the catalog and every bucket with one and the same sale when staff change it at once', async () => {
+    await createSku('RACED', saleFrom(HOUR, 2 * HOUR));
+    const bodies = Array.from({ length: 30 }, (_, i) => saleFrom((2 + i) * HOUR, (3 + i) * HOUR, 40_000 + i, i % 4));
+    const answers = await Promise.all(bodies.map((body, i) => (i % 5 === 4 ? withdrawSale('RACED') : changeSale('RACED', body))));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    const sku = (await api.request('GET', '/v1/admin/skus/RACED', { token: admin })).body;
+    expect(await bucketSales('RACED')).toEqual(asBuckets(sku.flashSale));
+  });
+
+  it('answers a merchant for its own SKUs only, a buyer not at all, and bad input with a problem', async () => {
+    await createSku('THEIRS', saleFrom(HOUR, 2 * HOUR), 'other-shop');
+    const later = saleFrom(3 * HOUR, 4 * HOUR);
+    expect((await changeSale('THEIRS', later, api.token('shop', 'merchant'))).status).toBe(404);
+    expect((await withdrawSale('THEIRS', api.token('shop', 'merchant'))).status).toBe(404);
+    expect((await changeSale('THEIRS', later, api.token('someone'))).status).toBe(403);
+    expect((await changeSale('THEIRS', later, api.token('other-shop', 'merchant'))).status).toBe(200);
+    expect((await changeSale('NO-SUCH-SKU', later)).status).toBe(404);
+
+    const cases: Array<[unknown, RegExp]> = [
+      [saleFrom(-60_000, HOUR), /startsAt must be more than 5 s ahead/],
+      [saleFrom(2_000, HOUR), /startsAt must be more than 5 s ahead/],
+      [saleFrom(2 * HOUR, HOUR), /endsAt must be after/],
+      [saleFrom(HOUR, 2 * HOUR, LIST_PRICE + 1), /above priceCents/],
+      [{ ...later, priceCents: -1 }, /priceCents/],
+      [{ ...later, extra: true }, /additional/],
+      [{ startsAt: later.startsAt, endsAt: later.endsAt }, /priceCents/],
+    ];
+    for (const [body, detail] of cases) {
+      const answer = await changeSale('THEIRS', body);
+      expect(answer.status, JSON.stringify(body)).toBe(400);
+      expect(answer.body.code).toBe('VALIDATION_FAILED');
+      expect(answer.body.detail).toMatch(detail);
+    }
+    expect(await bucketSales('THEIRS')).toEqual(asBuckets(later));
+  });
+});

@@ -1,0 +1,28 @@
+--[[
+  Changes, adds or withdraws the flash sale of one bucket of a SKU, on Redis's clock (the one
+  checkouts are accepted by, shared/redisClock.lua), while no buyer has bought in it: the sale
+  here has not opened, and the new one does not open now. An order is priced by the catalog's
+  sale at the time it was accepted (pricing.ts), so a sale in which orders were accepted is
+  never changed under them.
+
+  KEYS[1]  SKU hash of the bucket  <prefix>{g}:sku:<skuId>
+  ARGV[1] the new sale's start (ms, 0 = no sale)   ARGV[2] its end (ms, 0 = no sale)
+  ARGV[3] its per-buyer limit (0 = none)
+  ARGV[4] how long before it opens (ms) a sale stops taking changes: a change reaches every
+          bucket, and the catalog, well before either sale opens, whatever their clocks
+
+  Returns { 1 } changed, { 0 } the bucket has this sale already (a change sent again),
+  { -1, opensAtMs } the sale here has opened, or opens within ARGV[4],
+  { -2 } Redis lost the bucket (no counters, or counters without the SKU's rules: the stock
+  repair puts the catalog's rules back first), { -3, nowMs } the new sale would open within ARGV[4].
+]]
+local sale = redis.call('HMGET', KEYS[1], 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit')
+if not sale[1] then return { -2 } end
+local startsAt, endsAt, limit = tonumber(sale[2] or '0'), tonumber(sale[3] or '0'), tonumber(sale[4] or '0')
+local newStartsAt, newEndsAt, newLimit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if startsAt == newStartsAt and endsAt == newEndsAt and limit == newLimit then return { 0 } end
+local cutoff = clockMs() + tonumber(ARGV[4])
+if endsAt > 0 and startsAt <= cutoff then return { -1, startsAt } end
+if newEndsAt > 0 and newStartsAt <= cutoff then return { -3, cutoff - tonumber(ARGV[4]) } end
+redis.call('HSET', KEYS[1], 'saleStartsAt', ARGV[1], 'saleEndsAt', ARGV[2], 'perUserLimit', ARGV[3])
+return { 1 }

@@ -1,0 +1,114 @@
+import { SaleAlreadyOpen, SaleNotActive } from '@orders/domain';
+import { Inventory, StockBucketLost } from '@orders/stock';
+import { reservationOf } from '@orders/testing';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_REDIS_URL, TEST_TIMEOUTS, removeKeys, testKeyPrefix } from './support/test-keys.js';
+
+const HOUR = 3600_000;
+const BUCKETS = 4;
+
+describe('changing a flash sale before it opens', () => {
+  const prefix = testKeyPrefix('sale_changes');
+  let redis: Redis;
+  let inventory: Inventory;
+  const now = Date.now();
+  const soon = { startsAt: new Date(now + HOUR), endsAt: new Date(now + 2 * HOUR), perUserLimit: 2 };
+
+  beforeAll(async () => {
+    redis = new Redis(TEST_REDIS_URL);
+    inventory = new Inventory(redis, prefix, TEST_TIMEOUTS);
+  });
+
+  afterAll(async () => {
+    await removeKeys(redis, prefix);
+    redis.disconnect();
+  });
+
+  const createSku = (skuId: string, sale: typeof soon | null) =>
+    inventory.initSku({ skuId, available: 40, deduction: 'placement', saleStartsAt: sale?.startsAt ?? null, saleEndsAt: sale?.endsAt ?? null, perUserLimit: sale?.perUserLimit ?? 0, buckets: BUCKETS });
+
+  /** Each bucket's sale as Redis sells by it. */
+  const bucketSales = (skuId: string) =>
+    Promise.all(Array.from({ length: BUCKETS }, (_, bucket) => redis.hmget(inventory.keys.sku(inventory.keys.bucketGroup(bucket), skuId), 'saleStartsAt', 'saleEndsAt', 'perUserLimit')));
+  const asStored = (sale: typeof soon | null) => (sale ? [String(sale.startsAt.getTime()), String(sale.endsAt.getTime()), String(sale.perUserLimit)] : ['0', '0', '0']);
+
+  /** Buyers whose carts run in every bucket of the SKU. */
+  const buyersOfEveryBucket = () => {
+    const found = new Map<number, string>();
+    for (let i = 0; found.size < BUCKETS; i += 1) found.set(inventory.keys.bucketOf(`buyer-${i}`, BUCKETS), `buyer-${i}`);
+    return [...found.values()];
+  };
+
+  it('postpones a sale in every bucket: checkouts are refused until the new opening, which they name', async () => {
+    await createSku('POSTPONED', soon);
+    const later = { startsAt: new Date(now + 3 * HOUR), endsAt: new Date(now + 4 * HOUR), perUserLimit: 1 };
+    await inventory.changeSale({ skuId: 'POSTPONED', stockBuckets: BUCKETS }, later, soon);
+    expect(await bucketSales('POSTPONED')).toEqual(Array(BUCKETS).fill(asStored(later)));
+    for (const buyer of buyersOfEveryBucket()) {
+      const refused = await inventory.reserveStock(reservationOf(buyer, [{ skuId: 'POSTPONED', qty: 1 }])).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(SaleNotActive);
+      expect(refused).toMatchObject({ opensAt: later.startsAt });
+    }
+    // sent again (its answer lost): the same change, nothing refused
+    await inventory.changeSale({ skuId: 'POSTPONED', stockBuckets: BUCKETS }, later, soon);
+    expect(await inventory.getSkuStock('POSTPONED')).toEqual({ available: 40, reserved: 0, sold: 0 });
+  });
+
+  it('withdraws a sale not open yet: the SKU sells at once as a standard order, in every bucket', async () => {
+    await createSku('WITHDRAWN', soon);
+    await inventory.changeSale({ skuId: 'WITHDRAWN', stockBuckets: BUCKETS }, null, soon);
+    expect(await bucketSales('WITHDRAWN')).toEqual(Array(BUCKETS).fill(asStored(null)));
+    for (const buyer of buyersOfEveryBucket()) {
+      const { order } = await inventory.reserveStock(reservationOf(buyer, [{ skuId: 'WITHDRAWN', qty: 3 }]));
+      expect(order.type).toBe('standard');
+    }
+  });
+
+  it('adds a sale to a SKU without one, and refuses one that would open within the cutoff', async () => {
+    await createSku('PLAIN', null);
+    await expect(inventory.changeSale({ skuId: 'PLAIN', stockBuckets: BUCKETS }, { ...soon, startsAt: new Date(now + 1000) }, null)).rejects.toBeInstanceOf(SaleAlreadyOpen);
+    expect(await bucketSales('PLAIN')).toEqual(Array(BUCKETS).fill(asStored(null)));
+    await inventory.changeSale({ skuId: 'PLAIN', stockBuckets: BUCKETS }, soon, null);
+    expect(await bucketSales('PLAIN')).toEqual(Array(BUCKETS).fill(asStored(soon)));
+  });
+
+  it('never changes a sale that has opened, nor one that opens within the cutoff', async () => {
+    const running = { startsAt: new Date(now - HOUR), endsAt: new Date(now + HOUR), perUserLimit: 2 };
+    await createSku('RUNNING', running);
+    const refused = await inventory.changeSale({ skuId: 'RUNNING', stockBuckets: BUCKETS }, soon, running).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(SaleAlreadyOpen);
+    expect(refused).toMatchObject({ skuId: 'RUNNING', opensAt: running.startsAt });
+    await expect(inventory.changeSale({ skuId: 'RUNNING', stockBuckets: BUCKETS }, null, running)).rejects.toBeInstanceOf(SaleAlreadyOpen);
+    expect(await bucketSales('RUNNING')).toEqual(Array(BUCKETS).fill(asStored(running)));
+
+    const imminent = { startsAt: new Date(now + 2000), endsAt: new Date(now + HOUR), perUserLimit: 2 };
+    await createSku('IMMINENT', imminent);
+    await expect(inventory.changeSale({ skuId: 'IMMINENT', stockBuckets: BUCKETS }, soon, imminent)).rejects.toBeInstanceOf(SaleAlreadyOpen);
+    expect(await bucketSales('IMMINENT')).toEqual(Array(BUCKETS).fill(asStored(imminent)));
+  });
+
+  it('puts the old sale back on the buckets it changed when another refuses: no bucket sells by a sale the catalog does not have', async () => {
+    await createSku('SPLIT', soon);
+    // one bucket's sale opened (its node's clock ahead, or written so by hand): the change is refused there
+    const opened = new Date(now - 1000);
+    await redis.hset(inventory.keys.sku(inventory.keys.bucketGroup(2), 'SPLIT'), 'saleStartsAt', opened.getTime());
+    const later = { startsAt: new Date(now + 3 * HOUR), endsAt: new Date(now + 4 * HOUR), perUserLimit: 1 };
+    const refused = await inventory.changeSale({ skuId: 'SPLIT', stockBuckets: BUCKETS }, later, soon).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'SALE_ALREADY_OPEN', opensAt: opened });
+    const sales = await bucketSales('SPLIT');
+    expect(sales.filter((_, bucket) => bucket !== 2)).toEqual(Array(BUCKETS - 1).fill(asStored(soon)));
+  });
+
+  it('waits for the stock repair while Redis has lost a bucket, changing none', async () => {
+    await createSku('LOST', soon);
+    await redis.del(inventory.keys.sku(inventory.keys.bucketGroup(1), 'LOST'));
+    const later = { startsAt: new Date(now + 3 * HOUR), endsAt: new Date(now + 4 * HOUR), perUserLimit: 1 };
+    const refused = await inventory.changeSale({ skuId: 'LOST', stockBuckets: BUCKETS }, later, soon).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(StockBucketLost);
+    expect(refused).toMatchObject({ buckets: [1] });
+    const sales = await bucketSales('LOST');
+    expect(sales.filter((_, bucket) => bucket !== 1)).toEqual(Array(BUCKETS - 1).fill(asStored(soon)));
+    expect(await redis.exists(inventory.keys.sku(inventory.keys.bucketGroup(1), 'LOST'))).toBe(0);
+  });
+});
