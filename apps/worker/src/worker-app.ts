@@ -391,6 +391,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     { effect: 'scheduleAutoConfirm', timer: 'auto_confirm', waitMs: config.AUTO_CONFIRM_MS, fire: async (orderId: string) => life.autoConfirm(orderId) },
     { effect: 'scheduleCompletion', timer: 'complete', waitMs: config.AFTER_SALES_WINDOW_MS, fire: async (orderId: string) => life.completeAfterWindow(orderId) },
     { effect: 'scheduleReturnClose', timer: 'close_return', waitMs: config.RETURN_PARCEL_WINDOW_MS, fire: async (orderId: string) => life.closeUnreturned(orderId) },
+    { effect: 'scheduleReturnReview', timer: 'approve_return', waitMs: config.RETURN_REVIEW_WINDOW_MS, fire: async (orderId: string) => life.approveUnreviewed(orderId) },
   ] as const;
   const schedules = [
     { job: JOB.reconcileStock, everyMs: config.RECONCILE_INTERVAL_MS, what: 'the stock reconciliation', setting: 'RECONCILE_INTERVAL_MS' },

@@ -22,6 +22,7 @@ describe('orders whose deadline or timer job was lost', () => {
       AUTO_CONFIRM_MS: String(TIMER_MS),
       AFTER_SALES_WINDOW_MS: String(TIMER_MS),
       RETURN_PARCEL_WINDOW_MS: String(TIMER_MS),
+      RETURN_REVIEW_WINDOW_MS: String(TIMER_MS),
       OVERDUE_SWEEP_INTERVAL_MS: '500',
     });
     await system.createSku({ skuId: 'KETTLE', priceCents: 3_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
@@ -218,11 +219,16 @@ describe('orders whose deadline or timer job was lost', () => {
     return orderId;
   };
 
-  /** A delivered VASE order of `buyer` with its return approved: the order's id, the return's, and the approval's step. */
-  const returnApproved = async (buyer: string) => {
+  /** A delivered VASE order of `buyer` with a return requested: the order's id and the return's. */
+  const returnRequested = async (buyer: string) => {
     const orderId = await paidOrder(buyer, 'VASE');
     for (const event of ['SHIPPED', 'DELIVERED']) expect((await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event } })).body.callbackStatus).toBe(200);
     const { returnId } = (await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token(buyer), body: { reason: 'chipped', items: [{ skuId: 'VASE', qty: 1 }] } })).body;
+    return { orderId, returnId: returnId as string };
+  };
+  /** A delivered VASE order of `buyer` with its return approved by its merchant: the order's id and the return's. */
+  const returnApproved = async (buyer: string) => {
+    const { orderId, returnId } = await returnRequested(buyer);
     expect((await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/approve`, { token: system.token('shop', 'merchant') })).body.status).toBe('APPROVED');
     return { orderId, returnId: returnId as string };
   };
@@ -256,6 +262,51 @@ describe('orders whose deadline or timer job was lost', () => {
     await expect.poll(moved, { timeout: 5_000 }).toBe(1);
   });
 
+  /** The order once the system approved its return, with the approval's and the request's steps. */
+  const approvedBySystem = async (orderId: string) => {
+    const order = await waitFor(async () => {
+      const read = await system.order(orderId);
+      return read.history.some((step: { action: string; actor: string }) => step.action === 'approve_return' && step.actor === 'system') && read;
+    }, { what: `the return of ${orderId} approved by the system`, timeoutMs: 20_000 });
+    const stepOf = (action: string) => order.history.find((step: { action: string }) => step.action === action);
+    return { approved: stepOf('approve_return'), requested: stepOf('request_return') };
+  };
+
+  it('approves a return the shop did not review in time: the buyer sends the parcel, whose own window then runs', async () => {
+    const { orderId, returnId } = await returnRequested('xia');
+    const { approved, requested } = await approvedBySystem(orderId);
+    expect(approved).toMatchObject({ from: 'RETURN_REQUESTED', to: 'RETURNING', actor: 'system', detail: `return ${returnId} approved: the shop did not review it in time` });
+    expect(Date.parse(approved.at) - Date.parse(requested.at)).toBeGreaterThanOrEqual(TIMER_MS);
+    const returns = async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('xia') })).body.items.map((r: { status: string }) => r.status);
+    expect(await returns()).toEqual(['APPROVED']);
+    // a merchant approving it now is answered as a repeat; refusing it is too late
+    expect((await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/approve`, { token: system.token('shop', 'merchant') })).status).toBe(200);
+    expect((await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/refuse`, { token: system.token('shop', 'merchant') })).body.code).toBe('ILLEGAL_TRANSITION');
+    // the parcel comes back: received and paid back as after a merchant's approval
+    expect((await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'RETURN_RECEIVED', returnId } })).body.callbackStatus).toBe(200);
+    const returned = await system.waitForStatus(orderId, 'RETURNED', 20_000);
+    expect(returned.amounts.refundedCents).toBe(1_800);
+  });
+
+  it('approves a return left unreviewed though its timer job was lost, and counts it; one the shop refused in time stays refused', async () => {
+    const { timers } = system.workers.deps.queues;
+    const lost = await returnRequested('yan');
+    await (await waitFor(async () => timers.getJob(`review-return-${lost.orderId}`), { what: 'the return’s review timer' })).remove();
+    const refused = await returnRequested('zoe');
+    expect((await system.request('POST', `/v1/orders/${refused.orderId}/returns/${refused.returnId}/refuse`, { token: system.token('shop', 'merchant') })).body.status).toBe('REFUSED');
+
+    const { approved } = await approvedBySystem(lost.orderId);
+    expect(approved).toMatchObject({ from: 'RETURN_REQUESTED', to: 'RETURNING', actor: 'system' });
+    const moved = async () => (await system.workers.deps.metrics.overdueOrderTimers.get()).values.find(({ labels }) => labels.timer === 'approve_return')?.value;
+    await expect.poll(moved, { timeout: 5_000 }).toBe(1);
+    // the refused one's review timer went with the refusal, and nothing approved it after its window
+    expect(await timers.getJob(`review-return-${refused.orderId}`)).toBeUndefined();
+    await new Promise((resolve) => setTimeout(resolve, TIMER_MS + 1_000));
+    const order = await system.order(refused.orderId);
+    expect(order.history.filter((step: { action: string }) => step.action === 'approve_return')).toEqual([]);
+    expect((await system.request('GET', `/v1/orders/${refused.orderId}/refunds`, { token: system.token('zoe') })).body.items.map((r: { status: string }) => r.status)).toEqual(['REFUSED']);
+  });
+
   it('closes a presale whose balance deadline job was lost as that job would have: the deposit kept', async () => {
     const { timers } = system.workers.deps.queues;
     const orderId = await system.persisted('presale', 'ona', [{ skuId: 'KETTLE', qty: 1 }]);
@@ -282,7 +333,7 @@ describe('orders whose deadline or timer job was lost', () => {
     const completed = await system.waitForStatus(orderId, 'COMPLETED', 20_000);
     const at = (action: string) => Date.parse(completed.history.findLast((entry: { action: string }) => entry.action === action).at);
     expect(at('complete') - at('auto_confirm')).toBeGreaterThanOrEqual(TIMER_MS);
-    const moved = async () => (await system.workers.deps.metrics.overdueOrderTimers.get()).values.filter(({ labels }) => labels.timer !== 'close_return').map(({ labels, value }) => [labels.timer, value]).sort();
+    const moved = async () => (await system.workers.deps.metrics.overdueOrderTimers.get()).values.filter(({ labels }) => labels.timer === 'auto_confirm' || labels.timer === 'complete').map(({ labels, value }) => [labels.timer, value]).sort();
     // the sweep counts a timer just after its step commits: a read right after the order's status can come first
     await expect.poll(moved, { timeout: 15_000 }).toEqual([['auto_confirm', 1], ['complete', 1]]);
   });

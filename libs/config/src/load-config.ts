@@ -176,6 +176,8 @@ const schema = {
   AUTO_CONFIRM_MS: ORDER_TIMER_MS,
   AFTER_SALES_WINDOW_MS: ORDER_TIMER_MS,
   RETURN_PARCEL_WINDOW_MS: ORDER_TIMER_MS,
+  /** how long the shop has to review a buyer's return request: then the system approves it */
+  RETURN_REVIEW_WINDOW_MS: ORDER_TIMER_MS,
   /**
    * how long a refund the payment system accepted may go unconfirmed (its signed callback)
    * before the overdue sweep asks the payment system for it again, which confirms it again:

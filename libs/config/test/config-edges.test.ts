@@ -23,7 +23,7 @@ describe('configuration an operator sets at 3 a.m.', () => {
   });
 
   it('refuses an order timer of 31,700 years (a typo of zeros), whose deadlines MySQL could not hold: every order would fail to be written; takes 10 years', () => {
-    for (const name of ['PAYMENT_TIMEOUT_MS', 'FLASH_SALE_PAYMENT_TIMEOUT_MS', 'AUTO_CONFIRM_MS', 'AFTER_SALES_WINDOW_MS', 'RETURN_PARCEL_WINDOW_MS', 'PRESALE_BALANCE_TIMEOUT_MS']) {
+    for (const name of ['PAYMENT_TIMEOUT_MS', 'FLASH_SALE_PAYMENT_TIMEOUT_MS', 'AUTO_CONFIRM_MS', 'AFTER_SALES_WINDOW_MS', 'RETURN_PARCEL_WINDOW_MS', 'RETURN_REVIEW_WINDOW_MS', 'PRESALE_BALANCE_TIMEOUT_MS']) {
       expect(problemsOf({ [name]: '1000000000000000' }), name).toContain(`${name} must be between 1 and ${3650 * day}, got 1000000000000000`);
       expect(loadConfig({ NODE_ENV: 'development', [name]: String(3650 * day) })[name as 'AUTO_CONFIRM_MS']).toBe(3650 * day);
     }

@@ -25,13 +25,15 @@ export type Effect =
   | 'scheduleBalanceDeadline'
   /** an approved return's parcel has RETURN_PARCEL_WINDOW_MS to reach the warehouse: then the return is closed */
   | 'scheduleReturnClose'
+  /** a return request has RETURN_REVIEW_WINDOW_MS to be reviewed by the shop: then the system approves it */
+  | 'scheduleReturnReview'
   | 'refundPayments'
   /** tell the warehouse that already has the order what it now ships and where (nothing: cancelled) */
   | 'updateFulfilment';
 
 /** The effects that start a timer: a job on the timers queue, falling due at a deadline of the order's. */
-export type TimerEffect = Extract<Effect, 'scheduleAutoConfirm' | 'scheduleCompletion' | 'scheduleBalanceDeadline' | 'scheduleReturnClose'>;
-const TIMER_EFFECTS: readonly Effect[] = ['scheduleAutoConfirm', 'scheduleCompletion', 'scheduleBalanceDeadline', 'scheduleReturnClose'] satisfies TimerEffect[];
+export type TimerEffect = Extract<Effect, 'scheduleAutoConfirm' | 'scheduleCompletion' | 'scheduleBalanceDeadline' | 'scheduleReturnClose' | 'scheduleReturnReview'>;
+const TIMER_EFFECTS: readonly Effect[] = ['scheduleAutoConfirm', 'scheduleCompletion', 'scheduleBalanceDeadline', 'scheduleReturnClose', 'scheduleReturnReview'] satisfies TimerEffect[];
 
 export function startsATimer(effect: Effect): effect is TimerEffect {
   return TIMER_EFFECTS.includes(effect);

@@ -26,6 +26,7 @@ const TIMER_ACTION: Partial<Record<Effect, string>> = {
   scheduleAutoConfirm: 'auto_confirm',
   scheduleCompletion: 'complete',
   scheduleReturnClose: 'close_return',
+  scheduleReturnReview: 'approve_return',
 };
 const TIMERS = Object.keys(TIMER_ACTION) as Effect[];
 

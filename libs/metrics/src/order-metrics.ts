@@ -272,7 +272,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     overdueOrderTimers: new Counter({
       name: 'overdue_order_timers_total',
-      help: 'Orders found in MySQL waiting a sweep interval (OVERDUE_SWEEP_INTERVAL_MS) past a timer, moved on by the backstop sweep as the timer would have: its job was gone. timer: auto_confirm (shipped, never confirmed), complete (after-sales window closed), close_return (an approved return whose parcel never reached the warehouse, RETURN_PARCEL_WINDOW_MS)',
+      help: 'Orders found in MySQL waiting a sweep interval (OVERDUE_SWEEP_INTERVAL_MS) past a timer, moved on by the backstop sweep as the timer would have: its job was gone. timer: auto_confirm (shipped, never confirmed), complete (after-sales window closed), close_return (an approved return whose parcel never reached the warehouse, RETURN_PARCEL_WINDOW_MS), approve_return (a return request the shop did not review, RETURN_REVIEW_WINDOW_MS)',
       labelNames: ['timer'] as const,
       registers: [registry],
     }),
@@ -520,7 +520,7 @@ export function createMetrics(labels: { app: string }) {
   for (const stage of ['requested', 'approved', 'refused', 'closed', 'received']) metrics.returns.inc({ stage }, 0);
   for (const outcome of ['given_back', 'refused']) metrics.paymentAmountMismatches.inc({ outcome }, 0);
   for (const stage of ['before_payment', 'after_payment']) metrics.cancellations.inc({ stage }, 0);
-  for (const timer of ['auto_confirm', 'complete', 'close_return']) metrics.overdueOrderTimers.inc({ timer }, 0);
+  for (const timer of ['auto_confirm', 'complete', 'close_return', 'approve_return']) metrics.overdueOrderTimers.inc({ timer }, 0);
   // prom-client starts a gauge without labels at 0, which would claim "never checked" before any report was read,
   // and "turned off" in a process that schedules no check (the api)
   metrics.stockCheckedAt.remove();

@@ -91,6 +91,7 @@ export interface TimerSettings {
   AUTO_CONFIRM_MS: number;
   AFTER_SALES_WINDOW_MS: number;
   RETURN_PARCEL_WINDOW_MS: number;
+  RETURN_REVIEW_WINDOW_MS: number;
 }
 
 /** The deadline the timer an effect starts fires after: its transition's `dueAfter`. */
@@ -98,6 +99,7 @@ export function timerDeadlineOf(effect: TimerEffect, settings: TimerSettings): T
   if (effect === 'scheduleAutoConfirm') return { inStatusForMs: settings.AUTO_CONFIRM_MS };
   if (effect === 'scheduleCompletion') return { inStatusForMs: settings.AFTER_SALES_WINDOW_MS };
   if (effect === 'scheduleReturnClose') return { inStatusForMs: settings.RETURN_PARCEL_WINDOW_MS };
+  if (effect === 'scheduleReturnReview') return { inStatusForMs: settings.RETURN_REVIEW_WINDOW_MS };
   return 'balance_deadline';
 }
 

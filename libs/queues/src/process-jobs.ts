@@ -8,6 +8,7 @@ const TIMER_JOBS: Record<TimerEffect, { name: string; id: (orderId: string) => s
   scheduleCompletion: { name: JOB.completeOrder, id: jobId.completeOrder },
   scheduleBalanceDeadline: { name: JOB.expireBalance, id: jobId.expireBalance },
   scheduleReturnClose: { name: JOB.closeReturn, id: jobId.closeReturn },
+  scheduleReturnReview: { name: JOB.reviewReturn, id: jobId.reviewReturn },
 };
 
 /** Effects carried out by a job after the transition committed; the others run inside it. */
@@ -45,9 +46,12 @@ export async function enqueueEffects(
   }
   for (const effect of effects) {
     if (effect === 'scheduleCompletion') {
-      // delivered (again): the auto-confirm timer, and a return's close timer, have nothing left to do and
+      // delivered (again): the auto-confirm timer, and a return's review and close timers, have nothing left to do and
       // would sit in Redis for the rest of their days (a locked one, firing now, is left to find the order delivered)
-      adds.push(queues.timers.remove(jobId.autoConfirm(orderId)), queues.timers.remove(jobId.closeReturn(orderId)));
+      adds.push(queues.timers.remove(jobId.autoConfirm(orderId)), queues.timers.remove(jobId.reviewReturn(orderId)), queues.timers.remove(jobId.closeReturn(orderId)));
+    } else if (effect === 'scheduleReturnClose') {
+      // approved: the review timer has nothing left to do (the system's own approval, firing now, is left as it is)
+      adds.push(queues.timers.remove(jobId.reviewReturn(orderId)));
     } else if (effect === 'updateFulfilment') {
       adds.push(enqueueFulfilmentUpdate(queues, orderId));
     } else if (effect === 'refundPayments') {

@@ -23,6 +23,8 @@ export const JOB = {
   expireBalance: 'expire-balance',
   /** timers: an approved return's parcel did not reach the warehouse in time: the return is closed */
   closeReturn: 'close-return',
+  /** timers: a return request the shop did not review in time: the system approves it */
+  reviewReturn: 'review-return',
   /** timers, on a schedule (RECONCILE_INTERVAL_MS): compare Redis stock with the MySQL ledger */
   reconcileStock: 'reconcile-stock',
   expireOverdueOrders: 'expire-overdue-orders',
@@ -44,7 +46,7 @@ export const PERSIST_ORDERS_JOB = 'persist-orders';
 /** The jobs each queue carries. */
 export const JOBS_OF_QUEUE: Partial<Record<string, readonly string[]>> = {
   [QUEUE.orders]: [JOB.persistOrder, PERSIST_ORDERS_JOB],
-  [QUEUE.timers]: [JOB.expireOrder, JOB.expireOrders, JOB.autoConfirm, JOB.completeOrder, JOB.expireBalance, JOB.closeReturn, JOB.reconcileStock, JOB.expireOverdueOrders],
+  [QUEUE.timers]: [JOB.expireOrder, JOB.expireOrders, JOB.autoConfirm, JOB.completeOrder, JOB.expireBalance, JOB.closeReturn, JOB.reviewReturn, JOB.reconcileStock, JOB.expireOverdueOrders],
   [QUEUE.payments]: [JOB.requestPayment, JOB.refundPayments],
   [QUEUE.fulfillment]: [JOB.settlePayment, JOB.sendToWarehouse, JOB.updateFulfilment],
 };
@@ -107,6 +109,7 @@ export const jobId = {
   completeOrder: (orderId: string) => `complete-${orderId}`,
   expireBalance: (orderId: string) => `expire-balance-${orderId}`,
   closeReturn: (orderId: string) => `close-return-${orderId}`,
+  reviewReturn: (orderId: string) => `review-return-${orderId}`,
   requestPayment: (paymentId: string) => `pay-${paymentId}`,
   /** not a job id: the deduplication id of an order's refund jobs (enqueueRefundPayments) */
   refundPayments: (orderId: string) => `refund-${orderId}`,

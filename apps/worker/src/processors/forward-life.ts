@@ -132,6 +132,7 @@ export class ForwardLife {
     if (name === JOB.completeOrder) return this.completeAfterWindow(orderId);
     if (name === JOB.expireBalance) return this.forfeitDeposit(orderId);
     if (name === JOB.closeReturn) return this.closeUnreturned(orderId);
+    if (name === JOB.reviewReturn) return this.approveUnreviewed(orderId);
     throw new Error(`timers queue: unknown job ${name}`);
   }
 
@@ -171,6 +172,29 @@ export class ForwardLife {
       },
     });
     if (outcome.changed) this.deps.metrics.returns.inc({ stage: 'closed' });
+    return outcome;
+  }
+
+  /**
+   * Approves a return request the shop has not reviewed RETURN_REVIEW_WINDOW_MS after the buyer
+   * asked, by MySQL's clock: the buyer sends the units back (RETURNING), as after a merchant's
+   * approval, and the parcel's own window starts. A return refused or approved meanwhile is left as it is.
+   */
+  async approveUnreviewed(orderId: string): Promise<TimerOutcome> {
+    const open = await this.refunds.openReturn(orderId);
+    const returnId = open?.status === 'REQUESTED' ? open.refundId : undefined;
+    const outcome = await this.fireWhenDue({
+      orderId,
+      action: 'approve_return',
+      actor: 'system',
+      detail: `return ${returnId ?? '(none)'} approved: the shop did not review it in time`,
+      timer: 'scheduleReturnReview',
+      effects: async (trx, current) => {
+        const approved = returnId && (await RefundRepository.moveReturn(trx, current.order_id, ['REQUESTED'], 'APPROVED', this.deps.clock(), 'system', returnId));
+        if (!approved) throw new IllegalTransition(current.status, 'approve_return', 'system');
+      },
+    });
+    if (outcome.changed) this.deps.metrics.returns.inc({ stage: 'approved' });
     return outcome;
   }
 

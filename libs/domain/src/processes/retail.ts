@@ -91,12 +91,13 @@ export const fulfilmentTransitions: TransitionRule<RetailStatus, RetailAction>[]
   // a split order's timers are its children's: one of its own (enqueued for it before its derived steps enqueued nothing, replayed) moves nothing
   { from: 'SHIPPED', action: 'auto_confirm', to: 'DELIVERED', actors: ['system'], guard: guards.notSplit, effects: ['scheduleCompletion'] },
   { from: 'DELIVERED', action: 'complete', to: 'COMPLETED', actors: ['system'], guard: guards.notSplit },
-  { from: 'DELIVERED', action: 'request_return', to: 'RETURN_REQUESTED', actors: ['buyer'] },
+  { from: 'DELIVERED', action: 'request_return', to: 'RETURN_REQUESTED', actors: ['buyer'], effects: ['scheduleReturnReview'] },
   // a split parent's REFUNDING is its children's: the last refund of its own (opened before the split) does not close it
   { from: 'REFUNDING', action: 'refund_succeeded', to: 'REFUNDED', actors: ['payment'], guard: guards.notSplit },
   // a split order reads REFUNDING while one child's refund awaits the payment system, its other children still to ship
   { from: 'REFUNDING', action: 'change_address', to: 'REFUNDING', actors: ['buyer', 'admin'], guard: split },
-  { from: 'RETURN_REQUESTED', action: 'approve_return', to: 'RETURNING', actors: ['merchant', 'admin'], effects: ['scheduleReturnClose'] },
+  // a request the shop leaves unreviewed RETURN_REVIEW_WINDOW_MS is approved by the system: a buyer's return never waits on nobody
+  { from: 'RETURN_REQUESTED', action: 'approve_return', to: 'RETURNING', actors: ['merchant', 'admin', 'system'], effects: ['scheduleReturnClose'] },
   // a refused return gets a new after-sales window, timed by the first one's job, which waited through the review
   { from: 'RETURN_REQUESTED', action: 'refuse_return', to: 'DELIVERED', actors: ['merchant', 'admin'], effects: ['scheduleCompletion'] },
   // the parcel never came back: the shop, or the system once RETURN_PARCEL_WINDOW_MS has passed, closes the return, and the order is DELIVERED again with a new after-sales window, as after a refusal
