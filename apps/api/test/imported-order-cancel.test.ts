@@ -43,6 +43,9 @@ describe('a cancelled imported order: its warehouse is asked to drop the parcel'
       [200, 'CANCELLED', [{ shipmentId: `shp-${byMerchant}`, warehouseId: 'wh-east', trackingNo: null, status: 'ACCEPTED' }]],
     ]);
     expect([await warehouseUpdatesAsked(byAdmin!), await warehouseUpdatesAsked(byMerchant!)]).toEqual([1, 1]);
+    // counted as what they are on the dashboard: paid in their channel, not cancelled before a payment
+    const cancelled = async () => Object.fromEntries((await api.deps.metrics.cancellations.get()).values.map(({ labels, value }) => [labels.stage, value]));
+    expect(await cancelled()).toMatchObject({ paid_in_channel: 2, before_payment: 0 });
     // cancelling again changes nothing, and adds no second ask beside the waiting one, which drops the parcel when it runs
     const cancelAgain = () => api.request('POST', `/v1/orders/${byAdmin}/cancel`, { token: admin(), body: { reason: 'again' } });
     const again = await cancelAgain();

@@ -351,7 +351,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     cancellations: new Counter({
       name: 'order_cancellations_total',
-      help: 'Orders cancelled, by stage: before_payment (stock and coupon released), after_payment (refunded in full)',
+      help: 'Orders cancelled, by stage: before_payment (stock and coupon released), after_payment (refunded in full), paid_in_channel (an imported order, its warehouse told to drop the parcel; its channel refunds it), deposit_forfeited (a presale whose buyer cancelled after the deposit)',
       labelNames: ['stage'] as const,
       registers: [registry],
     }),
@@ -519,7 +519,7 @@ export function createMetrics(labels: { app: string }) {
   }
   for (const stage of ['requested', 'approved', 'refused', 'closed', 'received']) metrics.returns.inc({ stage }, 0);
   for (const outcome of ['given_back', 'refused']) metrics.paymentAmountMismatches.inc({ outcome }, 0);
-  for (const stage of ['before_payment', 'after_payment']) metrics.cancellations.inc({ stage }, 0);
+  for (const stage of ['before_payment', 'after_payment', 'paid_in_channel', 'deposit_forfeited']) metrics.cancellations.inc({ stage }, 0);
   for (const timer of ['auto_confirm', 'complete', 'close_return', 'approve_return']) metrics.overdueOrderTimers.inc({ timer }, 0);
   // prom-client starts a gauge without labels at 0, which would claim "never checked" before any report was read,
   // and "turned off" in a process that schedules no check (the api)

@@ -391,7 +391,9 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     // buyer after the deposit) cancel as it says
     const byTable = !depositOvertook && machine.can(order.status, 'cancel', actor) ? machine.rule(order.status, 'cancel') : undefined;
     if (byTable) {
-      if (await cancelByTable(order, actor, why, byTable)) deps.metrics.cancellations.inc({ stage: 'before_payment' });
+      // paid in its channel (imported), or a presale's buyer walking away from the deposit, is no cancel before payment
+      const stage = machine.process.paymentActions.length === 0 ? 'paid_in_channel' : byTable.to === 'DEPOSIT_FORFEITED' ? 'deposit_forfeited' : 'before_payment';
+      if (await cancelByTable(order, actor, why, byTable)) deps.metrics.cancellations.inc({ stage });
     } else if (machine.process.paymentActions.length === 0) {
       // paid in its channel (an imported order): no refund of it is ours to make, the table's word is the answer
       throw new IllegalTransition(order.status, 'cancel', actor);
