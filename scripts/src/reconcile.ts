@@ -47,11 +47,12 @@ function printReport(report: ReconcileReport, repair: boolean): void {
   for (const row of [header, ...rows]) console.log(row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());
   if (!repair) {
     console.log('The drift is left as it is; run with --repair to move the Redis counters to the ledger.');
-  } else if (report.unitsLeft.length === 0 && report.skusBusy.length === 0) {
+  } else if (report.unitsLeft.length === 0 && report.skusBusy.length === 0 && report.skusDeferred.length === 0) {
     console.log('Repaired: the Redis counters now match the ledger.');
   } else {
     for (const { skuId, units } of report.unitsLeft) console.log(`NOT REPAIRED: ${skuId}: ${units} unit(s) too many in Redis could not be taken back (reserved meanwhile, or oversold).`);
     for (const skuId of report.skusBusy) console.log(`NOT REPAIRED: ${skuId}: its MySQL row stayed locked past the lock wait (a stock set stuck halfway?); nothing changed.`);
+    for (const skuId of report.skusDeferred) console.log(`NOT REPAIRED: ${skuId}: its lost counters were not recreated (a stock set of it ended while the repair ran, or the catalog has no such SKU); nothing changed.`);
     console.log('Repaired the rest; run again once those reservations have been paid or released and those rows are free.');
   }
 }

@@ -66,6 +66,11 @@ export interface ReconcileReport {
   unitsLeft: Array<{ skuId: string; units: number }>;
   /** repair only: SKUs whose row lock other work (a merchant's stock set stuck halfway) held past the lock wait: left as they are, for the next run */
   skusBusy: string[];
+  /**
+   * repair only: SKUs whose lost counters were not recreated in this run (the stock set they were measured
+   * before ended meanwhile, or the catalog has no such SKU): left as they are, for the next run
+   */
+  skusDeferred: string[];
   /** SKUs the ledger has fewer than zero units of: more reserved or sold than there was stock */
   oversold: Array<{ skuId: string; available: number }>;
 }
@@ -181,7 +186,7 @@ export class StockReconciler {
       await this.saveReport(lasting);
       if (lasting.length > 0) this.deps.log.warn({ drift: lasting, repaired: false }, 'stock drift between Redis and the ledger');
       const report = { checkedSkus: reading.checkedSkus, ordersInFlight: reading.ordersInFlight, stockSetsFinished, unitsRebalanced, claimsAbandoned, drift: lasting, oversold: reading.oversold };
-      return { ...report, movementsInFlight: 0, reservationsRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, flashSaleCountsRestored: 0, repaired: false, unitsLeft: [], skusBusy: [] };
+      return { ...report, movementsInFlight: 0, reservationsRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, flashSaleCountsRestored: 0, repaired: false, unitsLeft: [], skusBusy: [], skusDeferred: [] };
     }
     // two repairs reading the same drift would each move the counters by it
     return this.repairLock.whileHeld(REPAIR_LOCK_WAIT_MS, async (stillHeld) => {
@@ -191,14 +196,16 @@ export class StockReconciler {
       const { reading, lasting } = await this.compare({ repair });
       const unitsLeft: ReconcileReport['unitsLeft'] = [];
       const skusBusy: string[] = [];
+      const skusDeferred: string[] = [];
       const recreated = new Set<string>();
       for (const drift of lasting) {
         if (!stillHeld()) throw new Error('the stock repair lock lapsed (Redis unreachable for too long?); run the repair again');
-        const { untaken, stockSetFinished, busy, countersRecreated } = await this.repair(drift, reading.stockSetsWaiting.get(drift.skuId));
+        const { untaken, stockSetFinished, busy, deferred, countersRecreated } = await this.repair(drift, reading.stockSetsWaiting.get(drift.skuId));
         if (countersRecreated) recreated.add(drift.skuId);
         if (untaken > 0) unitsLeft.push({ skuId: drift.skuId, units: untaken });
         if (stockSetFinished) stockSetsFinished++;
         if (busy) skusBusy.push(drift.skuId);
+        if (deferred) skusDeferred.push(drift.skuId);
       }
       // the restocks under way were left out of the counters recreated: given now, once every lost SKU
       // they restock is back (one lost SKU's turn would leave another's units out, its marker set).
@@ -212,8 +219,8 @@ export class StockReconciler {
       // transfers into the buckets recreated are given now, and those left empty refilled
       if (lasting.some((drift) => drift.missing)) unitsRebalanced += await this.rebalance();
       // what the repair could not take back, or left alone, is still drift, for the gauges too
-      await this.saveReport([...lasting.filter((drift) => skusBusy.includes(drift.skuId)), ...unitsLeft.map(({ skuId, units }) => ({ skuId, available: units, reserved: 0, sold: 0 }))]);
-      if (lasting.length > 0) this.deps.log.warn({ drift: lasting, unitsLeft, skusBusy, repaired: true }, 'stock drift between Redis and the ledger');
+      await this.saveReport([...lasting.filter((drift) => skusBusy.includes(drift.skuId) || skusDeferred.includes(drift.skuId)), ...unitsLeft.map(({ skuId, units }) => ({ skuId, available: units, reserved: 0, sold: 0 }))]);
+      if (lasting.length > 0) this.deps.log.warn({ drift: lasting, unitsLeft, skusBusy, skusDeferred, repaired: true }, 'stock drift between Redis and the ledger');
       return {
         checkedSkus: reading.checkedSkus,
         ordersInFlight: reading.ordersInFlight,
@@ -227,9 +234,10 @@ export class StockReconciler {
         couponUsesRestored,
         flashSaleCountsRestored,
         drift: lasting,
-        repaired: lasting.length > 0 && unitsLeft.length === 0 && skusBusy.length === 0,
+        repaired: lasting.length > 0 && unitsLeft.length === 0 && skusBusy.length === 0 && skusDeferred.length === 0,
         unitsLeft,
         skusBusy,
+        skusDeferred,
         oversold: reading.oversold,
       };
     });
@@ -607,14 +615,14 @@ export class StockReconciler {
    * the set's finish, which then measures the set's ledger row from them. `busy`: the row lock
    * was not had within the lock wait, nothing changed. `countersRecreated`: its lost buckets are back.
    */
-  private async repair(drift: SkuDrift, waitingSet: string | undefined): Promise<{ untaken: number; stockSetFinished: boolean; busy: boolean; countersRecreated: boolean }> {
+  private async repair(drift: SkuDrift, waitingSet: string | undefined): Promise<{ untaken: number; stockSetFinished: boolean; busy: boolean; deferred: boolean; countersRecreated: boolean }> {
     const { inventory, catalog, log } = this.deps;
     let untaken = 0;
     let stockSetFinished = false;
     let countersRecreated = false;
     if (drift.missing) {
       const sku = await catalog.findSku(drift.skuId);
-      if (!sku) return { untaken, stockSetFinished, busy: false, countersRecreated };
+      if (!sku) return { untaken, stockSetFinished, busy: false, deferred: true, countersRecreated };
       const recreate = async () => {
         // the lost buckets come back empty, and buckets Redis still has (a cluster node that lost
         // one bucket) keep their counters, their orders' units in them, and get their rules back
@@ -635,20 +643,20 @@ export class StockReconciler {
       };
       try {
         if (waitingSet === undefined) {
-          if (!(await catalog.whileSkuLocked(drift.skuId, recreate))) return { untaken, stockSetFinished, busy: false, countersRecreated };
+          if (!(await catalog.whileSkuLocked(drift.skuId, recreate))) return { untaken, stockSetFinished, busy: false, deferred: true, countersRecreated };
         } else {
           stockSetFinished = await this.stockSets.finishRecreating({ skuId: drift.skuId, ref: waitingSet }, recreate);
           if (!stockSetFinished) {
             // its ledger row was written, or the set closed, since the reading that measured the SKU before it
             log.warn({ skuId: drift.skuId, ref: waitingSet }, 'stock repair: the stock set the SKU was measured before ended meanwhile; the next run repairs it');
-            return { untaken, stockSetFinished, busy: false, countersRecreated };
+            return { untaken, stockSetFinished, busy: false, deferred: true, countersRecreated };
           }
         }
       } catch (error) {
         // one SKU's row held by a stuck set must not keep the other SKUs from their repair
         if (!isTransientRefusal(error) && !(error instanceof StatementTooSlow)) throw error;
         log.warn({ err: error, skuId: drift.skuId }, 'stock repair: the row of the SKU stayed locked past the lock wait (a stock set stuck halfway?); left as it is for the next run');
-        return { untaken: 0, stockSetFinished: false, busy: true, countersRecreated };
+        return { untaken: 0, stockSetFinished: false, busy: true, deferred: false, countersRecreated };
       }
     } else {
       untaken = await inventory.correctCounters(drift.skuId, { available: -drift.available, reserved: -drift.reserved, sold: -drift.sold });
@@ -656,7 +664,7 @@ export class StockReconciler {
     // reserved since the reading (no bucket goes below zero for it), or oversold: the next run finds what is left
     if (untaken > 0) log.warn({ skuId: drift.skuId, untaken }, 'stock drift repair could not take every unit');
     log.warn({ skuId: drift.skuId, drift }, 'stock drift repaired: Redis counters moved to the ledger');
-    return { untaken, stockSetFinished, busy: false, countersRecreated };
+    return { untaken, stockSetFinished, busy: false, deferred: false, countersRecreated };
   }
 
   /**
