@@ -1,4 +1,4 @@
-import { SkuAlreadyExists, type Sku } from '@orders/domain';
+import { SkuAlreadyExists, sameFlashSale, type FlashSale, type Sku } from '@orders/domain';
 import type { CatalogRepository } from '@orders/persistence';
 import { stockRulesOf, type Inventory } from '@orders/stock';
 
@@ -29,5 +29,34 @@ export async function createSkuWithStock(
     if (!(error instanceof SkuAlreadyExists) || (await deps.inventory.bucketStock(sku.skuId)) !== null || !(await deps.catalog.createdAsAsked(sku, stock))) throw error;
     if (!(await deps.inventory.publishUnpublishedSku({ ...stockRulesOf(sku), available: stock }))) throw error;
     return { replacedLeftover, finishedEarlier: true };
+  }
+}
+
+/**
+ * Changes, adds or withdraws (`sale` null) a SKU's flash sale in the catalog and in every bucket
+ * in Redis, the catalog's row held meanwhile (Inventory.changeSale refuses a sale that opened).
+ * Should the COMMIT fail once Redis has the change, what the catalog holds then decides: not
+ * taken, Redis gets the replaced sale back, so that it never sells by a sale the workers do not
+ * price by; taken (its answer lost), the change stands. Returns the sale replaced, undefined for
+ * an unknown SKU.
+ */
+export async function changeFlashSale(
+  deps: { catalog: CatalogRepository; inventory: Inventory },
+  sku: Pick<Sku, 'skuId' | 'stockBuckets'>,
+  sale: FlashSale | null,
+): Promise<FlashSale | null | undefined> {
+  let published: { replaced: FlashSale | null } | undefined;
+  try {
+    return await deps.catalog.changeFlashSale(sku.skuId, sale, async (replaced) => {
+      await deps.inventory.changeSale(sku, sale, replaced);
+      published = { replaced };
+    });
+  } catch (error) {
+    if (!published) throw error;
+    // read on a connection of its own; MySQL away as well leaves it to the caller's retry, which finishes the change
+    const stored = await deps.catalog.findSku(sku.skuId);
+    if (stored && sameFlashSale(stored.flashSale, sale)) return published.replaced;
+    await deps.inventory.undoSaleChange(sku, published.replaced);
+    throw error;
   }
 }

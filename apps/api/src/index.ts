@@ -3,5 +3,5 @@ export type { AppDeps } from './app-deps.js';
 export { connectApi } from './connect.js';
 export { ROLES, SUBJECT, issueToken } from './tokens.js';
 export type { Role } from './tokens.js';
-export { createSkuWithStock } from './catalog-admin.js';
+export { changeFlashSale, createSkuWithStock } from './catalog-admin.js';
 export { createCoupon } from './pricing-admin.js';

@@ -70,6 +70,12 @@ export function flashSaleConflict(sku: Pick<Sku, 'priceCents' | 'flashSale'>): s
  */
 export const SALE_CHANGE_CUTOFF_MS = 5_000;
 
+/** Whether two sales (or none) are the same sale: price, window and limit. */
+export function sameFlashSale(a: FlashSale | null, b: FlashSale | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.priceCents === b.priceCents && a.startsAt.getTime() === b.startsAt.getTime() && a.endsAt.getTime() === b.endsAt.getTime() && a.perUserLimit === b.perUserLimit;
+}
+
 export function isFlashSaleActive(sku: Pick<Sku, 'flashSale'>, at: Date): boolean {
   const sale = sku.flashSale;
   return sale !== null && sale.startsAt.getTime() <= at.getTime() && at.getTime() < sale.endsAt.getTime();

@@ -1285,22 +1285,37 @@ export class Inventory {
    * again finds the buckets it reached changed, and changes the rest.
    */
   async changeSale(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, sale: SaleRules | null, previous: SaleRules | null): Promise<void> {
-    const keys = Array.from({ length: sku.stockBuckets ?? 1 }, (_, bucket) => this.keys.sku(this.keys.bucketGroup(bucket), sku.skuId));
-    const change = (rules: SaleRules | null, cutoffMs: number) => (key: string) =>
-      runStockScript(this.redis, 'changeSale', [key], [rules?.startsAt.getTime() ?? 0, rules?.endsAt.getTime() ?? 0, rules?.perUserLimit ?? 0, cutoffMs]);
-    // one command per bucket: on a cluster they sit in different slots
-    const replies = await Promise.allSettled(keys.map(change(sale, SALE_CHANGE_CUTOFF_MS)));
+    const keys = this.bucketKeysOf(sku);
+    const replies = await Promise.allSettled(keys.map((key) => this.putSale(key, sale, SALE_CHANGE_CUTOFF_MS)));
     const answers = replies.flatMap((reply) => (reply.status === 'fulfilled' ? [reply.value] : []));
     if (answers.length === keys.length && answers.every(([code]) => code! >= 0)) return;
-    // undone without the cutoff: the old sale may open within it now, and is what the catalog still has
     const changed = keys.filter((_, bucket) => replies[bucket]!.status === 'fulfilled' && (replies[bucket] as PromiseFulfilledResult<number[]>).value[0] === 1);
-    await Promise.all(changed.map(change(previous, -UNDO_CUTOFF_MS)));
+    await Promise.all(changed.map((key) => this.putSale(key, previous, -UNDO_CUTOFF_MS)));
     const failed = replies.find((reply): reply is PromiseRejectedResult => reply.status === 'rejected');
     if (failed) throw failed.reason;
     const lost = answers.flatMap(([code], bucket) => (code === -2 ? [bucket] : []));
     if (lost.length > 0) throw new StockBucketLost(sku.skuId, lost);
     const opened = answers.find(([code]) => code === -1);
     throw new SaleAlreadyOpen(sku.skuId, new Date(opened ? opened[1]! : sale!.startsAt.getTime()));
+  }
+
+  /**
+   * Puts `previous` back on every bucket of a SKU whose sale changeSale changed and the catalog
+   * then did not take (its COMMIT failed): Redis sells by the sale the catalog prices by. A bucket
+   * Redis lost is left to the stock repair, which gives it the catalog's.
+   */
+  async undoSaleChange(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, previous: SaleRules | null): Promise<void> {
+    await Promise.all(this.bucketKeysOf(sku).map((key) => this.putSale(key, previous, -UNDO_CUTOFF_MS)));
+  }
+
+  /** changeSale-1.lua on one bucket; undone with -UNDO_CUTOFF_MS, past the cutoff: the old sale may open within it now, and is what the catalog has. */
+  private putSale(key: string, rules: SaleRules | null, cutoffMs: number): Promise<number[]> {
+    return runStockScript(this.redis, 'changeSale', [key], [rules?.startsAt.getTime() ?? 0, rules?.endsAt.getTime() ?? 0, rules?.perUserLimit ?? 0, cutoffMs]);
+  }
+
+  /** The hash of every bucket of a SKU, as many as the catalog says (one command each: on a cluster they sit in different slots). */
+  private bucketKeysOf(sku: Pick<Sku, 'skuId' | 'stockBuckets'>): string[] {
+    return Array.from({ length: sku.stockBuckets ?? 1 }, (_, bucket) => this.keys.sku(this.keys.bucketGroup(bucket), sku.skuId));
   }
 
   /** Each bucket's share of a created SKU's stock, with its rules, by initSku-1.lua in `mode`: the scripts' replies. */

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { SALE_CHANGE_CUTOFF_MS, SaleAlreadyOpen, flashSaleConflict, orderTypeConflict, stockBucketsConflict, type FlashSale, type Sku, type SkuOrderType } from '@orders/domain';
+import { SALE_CHANGE_CUTOFF_MS, SaleAlreadyOpen, flashSaleConflict, orderTypeConflict, sameFlashSale, stockBucketsConflict, type FlashSale, type Sku, type SkuOrderType } from '@orders/domain';
 import { StockBucketLost, StockSets } from '@orders/stock';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { createSkuWithStock } from '../catalog-admin.js';
+import { changeFlashSale, createSkuWithStock } from '../catalog-admin.js';
 import type { Principal } from '../plugins/auth.js';
 import { HttpProblem, forbidden, notFound, validationFailed } from '../problems.js';
 import { flashSaleBodySchema, problemRef, skuBodySchema, skuParamsSchema } from '../schemas.js';
@@ -13,9 +13,6 @@ type FlashSaleBody = { priceCents: number; startsAt: string; endsAt: string; per
 
 /** A flash sale as a body gives it, its times checked (timeWindow; `prefix`: where the body has it). */
 const flashSaleOf = (body: FlashSaleBody, prefix: string): FlashSale => ({ priceCents: body.priceCents, ...timeWindow(body, prefix), perUserLimit: body.perUserLimit });
-
-const sameSale = (a: FlashSale | null, b: FlashSale | null) =>
-  a === b || (a !== null && b !== null && a.priceCents === b.priceCents && a.startsAt.getTime() === b.startsAt.getTime() && a.endsAt.getTime() === b.endsAt.getTime() && a.perUserLimit === b.perUserLimit);
 
 /** A SKU to create, as validated: a field the body leaves out has the schema's default (useDefaults). */
 interface SkuBody {
@@ -132,27 +129,25 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
    * now, both by Redis's clock, the one checkouts are accepted by. The catalog's row is held while
    * every bucket in Redis changes; asked again, the same change answers the same.
    */
-  async function changeFlashSale(skuId: string, principal: Principal, sale: FlashSale | null, log: FastifyBaseLogger) {
+  async function changeSkuSale(skuId: string, principal: Principal, sale: FlashSale | null, log: FastifyBaseLogger) {
     const sku = await catalog.findSku(skuId);
     if (!sku || (principal.role === 'merchant' && sku.merchantId !== principal.sub)) throw notFound('SKU');
     const conflict = orderTypeConflict({ ...sku, flashSale: sale }) ?? flashSaleConflict({ ...sku, flashSale: sale });
     if (conflict) throw validationFailed(conflict);
-    if (!sameSale(sku.flashSale, sale)) {
+    if (!sameFlashSale(sku.flashSale, sale)) {
       const cutoff = (await inventory.acceptanceClock()).getTime() + SALE_CHANGE_CUTOFF_MS;
       if (sku.flashSale && sku.flashSale.startsAt.getTime() <= cutoff) throw new SaleAlreadyOpen(skuId, sku.flashSale.startsAt);
       if (sale && sale.startsAt.getTime() <= cutoff) {
         throw validationFailed(`startsAt must be more than ${SALE_CHANGE_CUTOFF_MS / 1000} s ahead of now (${new Date(cutoff - SALE_CHANGE_CUTOFF_MS).toISOString()} by the clock checkouts are accepted by): orders accepted before the change were priced without this sale`);
       }
     }
-    const previous = await catalog
-      .changeFlashSale(skuId, sale, (replaced) => inventory.changeSale(sku, sale, replaced))
-      .catch((error: unknown) => {
+    const previous = await changeFlashSale(deps, sku, sale).catch((error: unknown) => {
         if (!(error instanceof StockBucketLost)) throw error;
         log.warn({ skuId, lostBuckets: error.buckets }, 'flash sale change refused: Redis lost buckets of the SKU; run the stock repair (reconcile --repair)');
         throw stockRepairPending();
       });
     if (previous === undefined) throw notFound('SKU');
-    if (!sameSale(previous, sale)) log.info({ skuId, by: principal.sub, from: previous, to: sale }, sale ? 'flash sale changed' : 'flash sale withdrawn');
+    if (!sameFlashSale(previous, sale)) log.info({ skuId, by: principal.sub, from: previous, to: sale }, sale ? 'flash sale changed' : 'flash sale withdrawn');
     return skuView(skuId, principal);
   }
 
@@ -172,7 +167,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
         response: skuResponse,
       },
     },
-    async (request) => changeFlashSale(request.params.skuId, request.user, flashSaleOf(request.body, ''), request.log),
+    async (request) => changeSkuSale(request.params.skuId, request.user, flashSaleOf(request.body, ''), request.log),
   );
 
   app.delete<{ Params: { skuId: string } }>(
@@ -187,6 +182,6 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
         response: skuResponse,
       },
     },
-    async (request) => changeFlashSale(request.params.skuId, request.user, null, request.log),
+    async (request) => changeSkuSale(request.params.skuId, request.user, null, request.log),
   );
 }
