@@ -79,6 +79,15 @@ const refundLabel = (items: ReadonlyArray<{ qty: number }>) => {
   return `Refund of ${units} unit${units === 1 ? '' : 's'}`;
 };
 
+/** The parts of refunds whose money reached the buyer: paid by the payment system, or by the shop by hand. */
+const PAID_BACK_PARTS: ReadonlySet<string> = new Set(['SUCCEEDED', 'SETTLED_BY_HAND']);
+
+/**
+ * What the refunds paid back: an order's refundedCents counts a refund from when it is opened, its
+ * money maybe still with the payment system, or declined by it and owed.
+ */
+const paidBack = (refunds: readonly Refund[]) => refunds.reduce((sum, refund) => sum + refund.parts.reduce((cents, part) => cents + (PAID_BACK_PARTS.has(part.status) ? part.amountCents : 0), 0), 0);
+
 /** The statuses in which a child of a split order still refunds units: shipped, its units are returned instead. */
 const CHILD_REFUNDS_UNITS = new Set(['PAID', 'IN_FULFILLMENT']);
 
@@ -526,7 +535,10 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
               <strong>{formatCents(order.amounts.payableCents)}</strong>
             </dd>
             <dt>Refunded</dt>
-            <dd>{formatCents(order.amounts.refundedCents)}</dd>
+            <dd>
+              {formatCents(order.amounts.refundedCents)}
+              {refunds && paidBack(refunds) < order.amounts.refundedCents && ` (of which ${formatCents(paidBack(refunds))} paid back so far)`}
+            </dd>
           </dl>
         ) : (
           <p>Still in the queue: amounts come once the order is priced.</p>

@@ -467,6 +467,8 @@ describe('the web console', () => {
       await expect.poll(() => shownText(owed)).toContain('still owed to the buyer');
       expect(await shownText(owed)).toContain(`$39.99 of refund ${refundId} to payment ${payment.paymentId}`);
       expect(await shownText(page.getByRole('region', { name: 'Refunds and returns' }).getByRole('row').filter({ hasText: refundId }))).toContain('FAILED: declined, still owed');
+      // the order's amounts count the refund from its opening: they say that none of it reached the buyer
+      expect(await page.locator('dl.amounts').textContent()).toContain('Refunded$39.99 (of which $0.00 paid back so far)');
       // after-sales lists the orders owing such a refund, for the operator who did not open this one
       await page.getByRole('link', { name: 'After-sales' }).click();
       const declinedList = page.getByRole('region', { name: 'Refunds the payment system declined (still owed)' });
@@ -480,6 +482,7 @@ describe('the web console', () => {
       expect(await shownText(page.getByRole('region', { name: 'Refunds and returns' }).getByRole('row').filter({ hasText: refundId }))).toContain('paid back by hand (SEPA-2026-12-04-0042)');
       const [refund] = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items;
       expect([refund.status, refund.parts.map((part: { status: string }) => part.status)]).toEqual(['SUCCEEDED', ['SETTLED_BY_HAND']]);
+      await expect.poll(async () => page.locator('dl.amounts').textContent()).toMatch(/Refunded\$39\.99$/);
 
       // the other unit's refund is declined too; once the payment system stops declining, the operator asks it again
       await page.getByLabel('Units of KETTLE to refund (of 1 left)').fill('1');

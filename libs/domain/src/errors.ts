@@ -1,4 +1,4 @@
-import { SALE_CHANGE_CUTOFF_MS } from './catalog.js';
+import { SALE_CHANGE_CUTOFF_MS } from './sale-changes.js';
 
 /**
  * Typed domain errors. Each carries a stable `code` (API.md's problem-details codes);

@@ -1,5 +1,6 @@
 export * from './errors.js';
 export * from './catalog.js';
+export * from './sale-changes.js';
 export * from './order.js';
 export * from './pricing.js';
 export * from './order-process.js';
