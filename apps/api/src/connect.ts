@@ -65,7 +65,7 @@ export async function connectApi(config: Config, options: { migrate?: boolean } 
     queues,
     inventory,
     // the admin search by date finds a presale's children, written when its balance is paid
-    orders: new OrderRepository(db, orderListOptionsOf(config)),
+    orders: new OrderRepository(db, orderListOptionsOf(config), config),
     catalog: new CatalogRepository(db),
     metrics: createMetrics({ app: 'api' }),
     clock: () => new Date(),

@@ -303,6 +303,12 @@ export const orderSchema = {
       type: ['string', 'null'],
       description: "a presale's: when its balance is due, set when its deposit is paid and kept once the balance is paid or the deposit forfeited; null for other orders, before the deposit, and on a split presale's children",
     },
+    nextTimer: {
+      type: ['object', 'null'],
+      description:
+        'what the system does to the order by itself next unless someone acts first, and from when (by MySQL\'s clock): expire (unpaid), expire_balance (a presale\'s balance unpaid: the deposit kept), auto_confirm (shipped, receipt not confirmed), complete (the after-sales window closed), approve_return (a return request the shop did not review), close_return (an approved return whose parcel never came); null when nothing is (closed, still in the queue, a split order, whose children\'s timers run)',
+      properties: { action: { type: 'string' }, dueAt: { type: 'string', format: 'date-time' } },
+    },
     sourceChannel: { type: ['string', 'null'], description: 'an imported order: the order system it came from' },
     externalOrderId: { type: ['string', 'null'], description: 'an imported order: its id in that system' },
     createdAt: { type: ['string', 'null'] },

@@ -79,6 +79,16 @@ const refundLabel = (items: ReadonlyArray<{ qty: number }>) => {
   return `Refund of ${units} unit${units === 1 ? '' : 's'}`;
 };
 
+/** What each timer does to the order when it falls due, as an operator reads it. */
+const TIMER_TEXT: Record<string, string> = {
+  expire: 'Expires unpaid (its units back on sale)',
+  expire_balance: 'Balance no longer payable (the deposit kept)',
+  auto_confirm: 'Receipt confirmed for the buyer',
+  complete: 'Completes (the after-sales window closes)',
+  approve_return: 'Return approved for the shop',
+  close_return: 'Return closed (its parcel never came)',
+};
+
 /** The parts of refunds whose money reached the buyer: paid by the payment system, or by the shop by hand. */
 const PAID_BACK_PARTS: ReadonlySet<string> = new Set(['SUCCEEDED', 'SETTLED_BY_HAND']);
 
@@ -358,6 +368,14 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
         <dd>{order.buyerStatus}</dd>
         <dt>Merchant sees</dt>
         <dd>{order.merchantStatus}</dd>
+        {order.nextTimer && (
+          <>
+            <dt>Next by itself</dt>
+            <dd data-testid="next-timer">
+              {TIMER_TEXT[order.nextTimer.action] ?? order.nextTimer.action}: <time dateTime={order.nextTimer.dueAt}>{formatTime(order.nextTimer.dueAt)}</time>, unless someone acts first
+            </dd>
+          </>
+        )}
         <dt>Type</dt>
         <dd>{order.type}</dd>
         <dt>Buyer</dt>

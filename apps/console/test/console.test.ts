@@ -6,6 +6,7 @@ import { chromium, type Browser, type Locator, type Page } from 'playwright-core
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
+import { formatTime } from '../src/api.js';
 
 const CONSOLE_DIR = fileURLToPath(new URL('..', import.meta.url));
 const SCREENSHOTS = fileURLToPath(new URL('../test-results/', import.meta.url));
@@ -162,6 +163,10 @@ describe('the web console', () => {
     await page.getByRole('button', { name: /Refuse return/ }).click();
     await expect.poll(() => page.getByTestId('order-status').textContent()).toBe('DELIVERED');
     await expect.poll(() => page.getByRole('list', { name: 'Timeline' }).textContent()).toContain('refuse_return by merchant: RETURN_REQUESTED → DELIVERED');
+    // delivered again: the operator reads when it completes by itself, as the api says
+    const { nextTimer } = await system.order(orderId);
+    expect(nextTimer.action).toBe('complete');
+    await expect.poll(() => page.getByTestId('next-timer').textContent()).toBe(`Completes (the after-sales window closes): ${formatTime(nextTimer.dueAt)}, unless someone acts first`);
     // the reason given is kept in the step's detail, after the return's id
     expect(await page.getByRole('list', { name: 'Timeline' }).getByRole('listitem').last().textContent()).toMatch(/refused: used, outside the return terms$/);
     await shot('07-return-refused');

@@ -1,5 +1,5 @@
 import type { Config } from '@orders/config';
-import { statusesWaitingFor } from '@orders/domain';
+import { TIMER_ACTIONS, statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
 import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueLatePaymentRefund, enqueueRefundPayments, lateRefundsWithoutJob, orderRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
@@ -387,12 +387,14 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       if (!(error instanceof RunUnderWay)) throw error;
     }
   };
-  const timerBackstops = [
-    { effect: 'scheduleAutoConfirm', timer: 'auto_confirm', waitMs: config.AUTO_CONFIRM_MS, fire: async (orderId: string) => life.autoConfirm(orderId) },
-    { effect: 'scheduleCompletion', timer: 'complete', waitMs: config.AFTER_SALES_WINDOW_MS, fire: async (orderId: string) => life.completeAfterWindow(orderId) },
-    { effect: 'scheduleReturnClose', timer: 'close_return', waitMs: config.RETURN_PARCEL_WINDOW_MS, fire: async (orderId: string) => life.closeUnreturned(orderId) },
-    { effect: 'scheduleReturnReview', timer: 'approve_return', waitMs: config.RETURN_REVIEW_WINDOW_MS, fire: async (orderId: string) => life.approveUnreviewed(orderId) },
-  ] as const;
+  const timerBackstops = (
+    [
+      { effect: 'scheduleAutoConfirm', waitMs: config.AUTO_CONFIRM_MS, fire: async (orderId: string) => life.autoConfirm(orderId) },
+      { effect: 'scheduleCompletion', waitMs: config.AFTER_SALES_WINDOW_MS, fire: async (orderId: string) => life.completeAfterWindow(orderId) },
+      { effect: 'scheduleReturnClose', waitMs: config.RETURN_PARCEL_WINDOW_MS, fire: async (orderId: string) => life.closeUnreturned(orderId) },
+      { effect: 'scheduleReturnReview', waitMs: config.RETURN_REVIEW_WINDOW_MS, fire: async (orderId: string) => life.approveUnreviewed(orderId) },
+    ] as const
+  ).map((backstop) => ({ ...backstop, timer: TIMER_ACTIONS[backstop.effect] }));
   const schedules = [
     { job: JOB.reconcileStock, everyMs: config.RECONCILE_INTERVAL_MS, what: 'the stock reconciliation', setting: 'RECONCILE_INTERVAL_MS' },
     { job: JOB.expireOverdueOrders, everyMs: config.OVERDUE_SWEEP_INTERVAL_MS, what: 'the overdue-order sweep', setting: 'OVERDUE_SWEEP_INTERVAL_MS' },

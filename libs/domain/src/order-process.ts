@@ -35,6 +35,15 @@ export type Effect =
 export type TimerEffect = Extract<Effect, 'scheduleAutoConfirm' | 'scheduleCompletion' | 'scheduleBalanceDeadline' | 'scheduleReturnClose' | 'scheduleReturnReview'>;
 const TIMER_EFFECTS: readonly Effect[] = ['scheduleAutoConfirm', 'scheduleCompletion', 'scheduleBalanceDeadline', 'scheduleReturnClose', 'scheduleReturnReview'] satisfies TimerEffect[];
 
+/** The action each timer's job fires, as `system`, when it falls due (apps/worker's timers). */
+export const TIMER_ACTIONS: Readonly<Record<TimerEffect, string>> = {
+  scheduleAutoConfirm: 'auto_confirm',
+  scheduleCompletion: 'complete',
+  scheduleBalanceDeadline: 'expire_balance',
+  scheduleReturnClose: 'close_return',
+  scheduleReturnReview: 'approve_return',
+};
+
 export function startsATimer(effect: Effect): effect is TimerEffect {
   return TIMER_EFFECTS.includes(effect);
 }

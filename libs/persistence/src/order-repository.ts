@@ -15,7 +15,6 @@ import {
   type OrderType,
   type PricedLine,
   type PricedOrder,
-  type TimerEffect,
   type TimersDue,
   startsATimer,
 } from '@orders/domain';
@@ -25,6 +24,7 @@ import { insertRows } from './multi-row-insert.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, toOrderView, type OrderView } from './order-view.js';
 import { PAYMENT_ACTIONS, paidTheOrder, payerOf } from './process-repository.js';
+import { timerDeadlineOf, type TimerDeadline, type TimerSettings } from './timer-deadlines.js';
 import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
 
 export interface OrderToPersist {
@@ -75,32 +75,6 @@ export interface TransitionRequest {
   openUntil?: TimerDeadline;
   /** Writes the transition's effects in the same transaction (ledger rows, payments...). */
   effects?: (trx: Transaction<Database>, order: OrderRow, fired: FiredTransition) => Promise<void>;
-}
-
-/**
- * When a timer's transition is due: at the deadline an order column holds (to pay, to pay a
- * presale's balance), or once the order has been in its status for `inStatusForMs` since it
- * last entered it (shipped, the time the buyer has to confirm receipt; delivered, the
- * after-sales window, which a refused, closed or partial return opens again; returning, the
- * time an approved return's parcel has to reach the warehouse).
- */
-export type TimerDeadline = 'payment_deadline' | 'balance_deadline' | { inStatusForMs: number };
-
-/** The config that times the timers running from a status, as the config names it. */
-export interface TimerSettings {
-  AUTO_CONFIRM_MS: number;
-  AFTER_SALES_WINDOW_MS: number;
-  RETURN_PARCEL_WINDOW_MS: number;
-  RETURN_REVIEW_WINDOW_MS: number;
-}
-
-/** The deadline the timer an effect starts fires after: its transition's `dueAfter`. */
-export function timerDeadlineOf(effect: TimerEffect, settings: TimerSettings): TimerDeadline {
-  if (effect === 'scheduleAutoConfirm') return { inStatusForMs: settings.AUTO_CONFIRM_MS };
-  if (effect === 'scheduleCompletion') return { inStatusForMs: settings.AFTER_SALES_WINDOW_MS };
-  if (effect === 'scheduleReturnClose') return { inStatusForMs: settings.RETURN_PARCEL_WINDOW_MS };
-  if (effect === 'scheduleReturnReview') return { inStatusForMs: settings.RETURN_REVIEW_WINDOW_MS };
-  return 'balance_deadline';
 }
 
 /**
@@ -225,9 +199,11 @@ export const afterStaleOrderVersion = (error: unknown): boolean => error instanc
 
 export class OrderRepository {
   /** Without options (scripts and tests that list nothing by date): a 7-day margin. */
+  /** `timers`: the settings each view's `nextTimer` is read by; without them (the workers, which show no views) it is null. */
   constructor(
     private readonly db: OrderDb,
     private readonly lists: OrderListOptions = { writtenWithinMs: WRITTEN_WITHIN_MS },
+    private readonly timers?: TimerSettings,
   ) {}
 
   /**
@@ -370,7 +346,7 @@ export class OrderRepository {
         })),
         shipments: of(shipments, order.order_id).map((s) => ({ shipmentId: s.shipment_id, warehouseId: s.warehouse_id, trackingNo: s.tracking_no, status: s.status })),
         subOrders: children.filter((c) => c.parent_order_id === order.order_id).map((c) => c.order_id),
-      });
+      }, this.timers);
     });
   }
 

@@ -1,5 +1,6 @@
-import { benefitsOfPart, stateMachineFor, type Address, type AppliedBenefits, type DiscountShare, type OrderType } from '@orders/domain';
+import { TIMER_ACTIONS, benefitsOfPart, startsATimer, stateMachineFor, type Address, type AppliedBenefits, type DiscountShare, type OrderType } from '@orders/domain';
 import type { OrderHistoryRow, OrderItemRow, OrderRow } from './schema.js';
+import { timerDeadlineOf, type TimerSettings } from './timer-deadlines.js';
 
 /** An order as API.md shows it (`GET /v1/orders/:orderId`). */
 export interface OrderView {
@@ -47,6 +48,14 @@ export interface OrderView {
   paymentDeadline: string;
   /** a presale's balance deadline, set when its deposit is paid (and kept once the balance is paid or the deposit forfeited); null for any other order */
   balanceDeadline: string | null;
+  /**
+   * What the system does to the order by itself next unless someone acts first, and from when
+   * (by MySQL's clock): `expire` an unpaid order, `expire_balance` (a presale's deposit kept),
+   * `auto_confirm` receipt of a shipped order, `complete` it once its after-sales window closes,
+   * `approve_return` a request the shop did not review, `close_return` one whose parcel never came.
+   * Null when nothing is due by itself (closed; a split order's timers run on its children).
+   */
+  nextTimer: { action: string; dueAt: string } | null;
   /** an imported order's channel and its id there; null for this shop's own orders */
   sourceChannel: string | null;
   externalOrderId: string | null;
@@ -64,6 +73,7 @@ export function toOrderView(
   items: OrderItemRow[],
   history: OrderHistoryRow[],
   extras: Pick<OrderView, 'payment' | 'payments' | 'shipments' | 'subOrders'> = { payment: null, payments: [], shipments: [], subOrders: [] },
+  timers?: TimerSettings,
 ): OrderView {
   const labels = stateMachineFor(order.type as OrderType).labels(order.status);
   return {
@@ -103,11 +113,29 @@ export function toOrderView(
     history: history.map((h) => ({ from: h.from_status, action: h.action, to: h.to_status, at: h.at.toISOString(), actor: h.actor, detail: h.detail })),
     paymentDeadline: order.payment_deadline.toISOString(),
     balanceDeadline: order.balance_deadline?.toISOString() ?? null,
+    nextTimer: timers && extras.subOrders.length === 0 ? nextTimerOf(order, history, timers) : null,
     sourceChannel: order.source_channel,
     externalOrderId: order.external_order_id,
     createdAt: order.created_at.toISOString(),
     updatedAt: order.updated_at.toISOString(),
   };
+}
+
+/**
+ * The timer the step that brought the order into its status started (timersDue reads the same
+ * step): its action and when it falls due.
+ */
+function nextTimerOf(order: OrderRow, history: readonly OrderHistoryRow[], timers: TimerSettings): OrderView['nextTimer'] {
+  const machine = stateMachineFor(order.type as OrderType);
+  if (machine.isFinal(order.status)) return null;
+  const entered = history.findLast((step) => step.to_status === order.status);
+  const effects = (entered?.from_status && machine.rule(entered.from_status, entered.action)?.effects) || [];
+  if (effects.includes('schedulePaymentDeadline')) return { action: 'expire', dueAt: order.payment_deadline.toISOString() };
+  const effect = effects.find(startsATimer);
+  if (!entered || !effect) return null;
+  const deadline = timerDeadlineOf(effect, timers);
+  if (typeof deadline === 'object') return { action: TIMER_ACTIONS[effect], dueAt: new Date(entered.at.getTime() + deadline.inStatusForMs).toISOString() };
+  return order.balance_deadline && { action: TIMER_ACTIONS[effect], dueAt: order.balance_deadline.toISOString() };
 }
 
 /** Whether `text` names one of `ids` (SKU or order ids) as a word of its own, a full stop after it included. */

@@ -33,6 +33,7 @@ function acceptedView(order: AcceptedOrder) {
     history: [{ from: null, action: 'checkout', to: 'ACCEPTED', at: order.acceptedAt, actor: 'buyer', detail: null }],
     paymentDeadline: order.paymentDeadline,
     balanceDeadline: null,
+    nextTimer: null,
     createdAt: null,
     updatedAt: null,
   };
