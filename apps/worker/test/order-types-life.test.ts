@@ -194,7 +194,9 @@ describe('every order type lives its own life', () => {
     const orderId = await system.checkout('max', [{ skuId: 'NEXT-DRONE', qty: 2 }]);
     await system.waitForStatus(orderId, 'PENDING_DEPOSIT');
     expect((await pay(orderId, 'max')).body).toMatchObject({ purpose: 'deposit', amountCents: 16_000 });
-    await system.waitForStatus(orderId, 'DEPOSIT_PAID');
+    const depositPaid = await system.waitForStatus(orderId, 'DEPOSIT_PAID');
+    // left alone, the deposit is kept at the balance deadline
+    expect(depositPaid.nextTimer).toEqual({ action: 'expire_balance', dueAt: depositPaid.balanceDeadline });
     expect(await stock('NEXT-DRONE')).toEqual({ available: 3, reserved: 2, sold: 0 });
     const cancel = () => system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('max'), body: { reason: 'found it cheaper' } });
     const cancelled = await cancel();
