@@ -109,6 +109,23 @@ describe('changing a flash sale', () => {
     expect((await api.request('PUT', '/v1/admin/skus/RUNNING/stock', { token: admin, body: { stock: 0 } })).status).toBe(200);
   });
 
+  it('replaces a sale that is over for good with a new one, once the orders accepted in it are all in MySQL', async () => {
+    const lastWeek = saleFrom(-8 * 24 * HOUR, -7 * 24 * HOUR);
+    await createSku('WEEKLY', lastWeek);
+    // an order accepted in that sale still waits for MySQL (its persist job in the dead letters): it is priced there, by the sale the catalog has then
+    const accepted = `${env.config.REDIS_KEY_PREFIX}{g0}:accepted`;
+    await env.redis.zadd(accepted, String(Date.parse(lastWeek.endsAt) - 60_000), 'STUCK-ORDER');
+    const nextWeek = saleFrom(HOUR, 2 * HOUR, 45_000, 3);
+    const waiting = await changeSale('WEEKLY', nextWeek);
+    expect([waiting.status, waiting.body.code, waiting.headers['retry-after']]).toEqual([409, 'CONFLICT', '60']);
+    expect(waiting.body.detail).toMatch(/^1 order\(s\) accepted before the last sale of SKU WEEKLY ended are not in MySQL yet/);
+    await env.redis.zrem(accepted, 'STUCK-ORDER');
+
+    expect((await changeSale('WEEKLY', nextWeek)).status).toBe(200);
+    expect(await bucketSales('WEEKLY')).toEqual(asBuckets(nextWeek));
+    expect((await checkout('weekly-buyer', 'WEEKLY')).body).toMatchObject({ code: 'SALE_NOT_ACTIVE', opensAt: new Date(nextWeek.startsAt).toISOString() });
+  });
+
   it('sells by the old sale when a change comes inside the cutoff before the opening: no order is priced by a sale Redis did not sell by', async () => {
     const opening = saleFrom(7_000, HOUR, 29_900);
     await createSku('OPENING', opening);

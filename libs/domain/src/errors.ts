@@ -1,4 +1,4 @@
-import { SALE_CHANGE_CUTOFF_MS } from './sale-changes.js';
+import { SALE_CHANGE_CUTOFF_MS, SALE_COUNTS_KEPT_AFTER_END_MS } from './sale-changes.js';
 
 /**
  * Typed domain errors. Each carries a stable `code` (API.md's problem-details codes);
@@ -57,7 +57,8 @@ export class SaleNotActive extends SaleRefusal {
 
 /**
  * A flash sale that has opened (or opens within SALE_CHANGE_CUTOFF_MS) is not changed or
- * withdrawn: orders accepted in it are priced by it (`opensAt`: when it opened, or opens).
+ * withdrawn until SALE_COUNTS_KEPT_AFTER_END_MS after its end: orders accepted in it are priced
+ * by it, and its buyers' counts kept (`opensAt`: when it opened, or opens).
  */
 export class SaleAlreadyOpen extends DomainError {
   readonly code = 'SALE_ALREADY_OPEN';
@@ -66,7 +67,7 @@ export class SaleAlreadyOpen extends DomainError {
     readonly opensAt: Date,
   ) {
     super(
-      `The flash sale of SKU ${skuId} opens at ${opensAt.toISOString()}: a sale that has opened, or opens within ${SALE_CHANGE_CUTOFF_MS / 1000} s, is no longer changed (its orders are priced by it); to stop selling, set the SKU's stock to 0`,
+      `The flash sale of SKU ${skuId} opens at ${opensAt.toISOString()}: a sale that has opened, or opens within ${SALE_CHANGE_CUTOFF_MS / 1000} s, is not changed until ${SALE_COUNTS_KEPT_AFTER_END_MS / 3_600_000} h after its end (its orders are priced by it); to stop selling, set the SKU's stock to 0`,
     );
   }
 }

@@ -12,6 +12,7 @@ import {
   OrderTypesMixed,
   OutOfStock,
   SALE_CHANGE_CUTOFF_MS,
+  SALE_COUNTS_KEPT_AFTER_END_MS,
   SaleAlreadyOpen,
   SaleNotActive,
   SkuStockHeld,
@@ -320,7 +321,7 @@ const CLAIM_ABANDONED_AFTER_MS = 10_000;
  */
 const CLAIM_OUTLIVES_RECORD_MS = 60_000;
 /** How long a buyer's count toward a flash sale's limit outlives the sale (reserveStock-6+c+2n.lua's PEXPIREAT). */
-const BOUGHT_KEPT_AFTER_SALE_MS = 24 * 3600 * 1000;
+const BOUGHT_KEPT_AFTER_SALE_MS = SALE_COUNTS_KEPT_AFTER_END_MS;
 /** How long a buyer's coupon uses outlive the coupon (reserveStock-6+c+2n.lua's PEXPIREAT). */
 const COUPON_USES_KEPT_AFTER_END_MS = 24 * 3600 * 1000;
 /**
@@ -1195,6 +1196,12 @@ export class Inventory {
   }
 
   /** Orders accepted and not yet in MySQL: the backlog the intake's high-water mark is about. */
+  /** Orders accepted before `at` (Redis's clock) and still not in MySQL, in every group. */
+  async acceptedBefore(at: Date): Promise<number> {
+    const counts = await Promise.all(this.keys.groups().map((group) => this.redis.zcount(this.keys.accepted(group), '-inf', `(${at.getTime()}`)));
+    return counts.reduce((sum, count) => sum + count, 0);
+  }
+
   async acceptedBacklog(): Promise<number> {
     const counts = await Promise.all(this.keys.groups().map((group) => this.redis.zcard(this.keys.accepted(group))));
     return counts.reduce((sum, count) => sum + count, 0);
@@ -1310,7 +1317,7 @@ export class Inventory {
 
   /** changeSale-1.lua on one bucket; undone with -UNDO_CUTOFF_MS, past the cutoff: the old sale may open within it now, and is what the catalog has. */
   private putSale(key: string, rules: SaleRules | null, cutoffMs: number): Promise<number[]> {
-    return runStockScript(this.redis, 'changeSale', [key], [rules?.startsAt.getTime() ?? 0, rules?.endsAt.getTime() ?? 0, rules?.perUserLimit ?? 0, cutoffMs]);
+    return runStockScript(this.redis, 'changeSale', [key], [rules?.startsAt.getTime() ?? 0, rules?.endsAt.getTime() ?? 0, rules?.perUserLimit ?? 0, cutoffMs, BOUGHT_KEPT_AFTER_SALE_MS]);
   }
 
   /** The hash of every bucket of a SKU, as many as the catalog says (one command each: on a cluster they sit in different slots). */

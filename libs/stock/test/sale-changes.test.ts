@@ -88,6 +88,18 @@ describe('changing a flash sale before it opens', () => {
     expect(await bucketSales('IMMINENT')).toEqual(Array(BUCKETS).fill(asStored(imminent)));
   });
 
+  it('replaces a sale once it is over for good, a day after its end, its buyers\' counts gone; not before', async () => {
+    const lastWeek = { startsAt: new Date(now - 8 * 24 * HOUR), endsAt: new Date(now - 7 * 24 * HOUR), perUserLimit: 2 };
+    await createSku('WEEKLY', lastWeek);
+    await inventory.changeSale({ skuId: 'WEEKLY', stockBuckets: BUCKETS }, soon, lastWeek);
+    expect(await bucketSales('WEEKLY')).toEqual(Array(BUCKETS).fill(asStored(soon)));
+
+    const endedAnHourAgo = { startsAt: new Date(now - 2 * HOUR), endsAt: new Date(now - HOUR), perUserLimit: 2 };
+    await createSku('YESTERDAY', endedAnHourAgo);
+    await expect(inventory.changeSale({ skuId: 'YESTERDAY', stockBuckets: BUCKETS }, soon, endedAnHourAgo)).rejects.toMatchObject({ code: 'SALE_ALREADY_OPEN', opensAt: endedAnHourAgo.startsAt });
+    expect(await bucketSales('YESTERDAY')).toEqual(Array(BUCKETS).fill(asStored(endedAnHourAgo)));
+  });
+
   it('puts the old sale back on the buckets it changed when another refuses: no bucket sells by a sale the catalog does not have', async () => {
     await createSku('SPLIT', soon);
     // one bucket's sale opened (its node's clock ahead, or written so by hand): the change is refused there

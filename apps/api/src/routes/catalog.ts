@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SALE_CHANGE_CUTOFF_MS, SaleAlreadyOpen, flashSaleConflict, orderTypeConflict, sameFlashSale, stockBucketsConflict, type FlashSale, type Sku, type SkuOrderType } from '@orders/domain';
+import { SALE_CHANGE_CUTOFF_MS, SALE_COUNTS_KEPT_AFTER_END_MS, SaleAlreadyOpen, flashSaleConflict, orderTypeConflict, sameFlashSale, stockBucketsConflict, type FlashSale, type Sku, type SkuOrderType } from '@orders/domain';
 import { StockBucketLost, StockSets } from '@orders/stock';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -125,9 +125,10 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
 
   /**
    * Changes, adds or withdraws (`sale` null) a SKU's flash sale while no buyer has bought in it:
-   * the sale has not opened (nor opens within SALE_CHANGE_CUTOFF_MS) and the new one does not open
-   * now, both by Redis's clock, the one checkouts are accepted by. The catalog's row is held while
-   * every bucket in Redis changes; asked again, the same change answers the same.
+   * the sale has not opened (nor opens within SALE_CHANGE_CUTOFF_MS), or is over for good
+   * (SALE_COUNTS_KEPT_AFTER_END_MS after its end, its queued orders all in MySQL), and the new one
+   * does not open now, all by Redis's clock, the one checkouts are accepted by. The catalog's row
+   * is held while every bucket in Redis changes; asked again, the same change answers the same.
    */
   async function changeSkuSale(skuId: string, principal: Principal, sale: FlashSale | null, log: FastifyBaseLogger) {
     const sku = await catalog.findSku(skuId);
@@ -135,10 +136,15 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
     const conflict = orderTypeConflict({ ...sku, flashSale: sale }) ?? flashSaleConflict({ ...sku, flashSale: sale });
     if (conflict) throw validationFailed(conflict);
     if (!sameFlashSale(sku.flashSale, sale)) {
-      const cutoff = (await inventory.acceptanceClock()).getTime() + SALE_CHANGE_CUTOFF_MS;
-      if (sku.flashSale && sku.flashSale.startsAt.getTime() <= cutoff) throw new SaleAlreadyOpen(skuId, sku.flashSale.startsAt);
+      const now = await inventory.acceptanceClock();
+      const cutoff = now.getTime() + SALE_CHANGE_CUTOFF_MS;
+      const opened = sku.flashSale && sku.flashSale.startsAt.getTime() <= cutoff ? sku.flashSale : null;
+      if (opened && now.getTime() < opened.endsAt.getTime() + SALE_COUNTS_KEPT_AFTER_END_MS) throw new SaleAlreadyOpen(skuId, opened.startsAt);
+      // over for good: a queued order accepted in it is yet to be priced, by the sale the catalog has then
+      const queued = opened ? await inventory.acceptedBefore(opened.endsAt) : 0;
+      if (queued > 0) throw new HttpProblem(409, 'CONFLICT', `${queued} order(s) accepted before the last sale of SKU ${skuId} ended are not in MySQL yet (priced there by the sale it had): retry once they are (dead letters: npm run dlq)`, 60);
       if (sale && sale.startsAt.getTime() <= cutoff) {
-        throw validationFailed(`startsAt must be more than ${SALE_CHANGE_CUTOFF_MS / 1000} s ahead of now (${new Date(cutoff - SALE_CHANGE_CUTOFF_MS).toISOString()} by the clock checkouts are accepted by): orders accepted before the change were priced without this sale`);
+        throw validationFailed(`startsAt must be more than ${SALE_CHANGE_CUTOFF_MS / 1000} s ahead of now (${now.toISOString()} by the clock checkouts are accepted by): orders accepted before the change were priced without this sale`);
       }
     }
     const previous = await changeFlashSale(deps, sku, sale).catch((error: unknown) => {
@@ -152,7 +158,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
   }
 
   const saleChangeDescription =
-    `Only while no buyer has bought in the sale: before it opens (by Redis's clock, the one checkouts are accepted by), and no later than ${SALE_CHANGE_CUTOFF_MS / 1000} s before. A sale that has opened (or ended) answers 409 SALE_ALREADY_OPEN with \`opensAt\`: orders were accepted, and are priced, by it; to stop a running sale, set the SKU's stock to 0. Asked again, the same change answers 200 as it stands. A 503 means Redis or MySQL did not answer: retry the same request, which finishes a change half made.`;
+    `Only while no buyer has bought in the sale: before it opens (by Redis's clock, the one checkouts are accepted by), and no later than ${SALE_CHANGE_CUTOFF_MS / 1000} s before; or once it is over for good, ${SALE_COUNTS_KEPT_AFTER_END_MS / 3_600_000} h after its end (its buyers' counts toward its limit gone), when a new sale may replace it (409 CONFLICT with retry-after while orders accepted before its end are still on their way to MySQL). A sale that has opened answers 409 SALE_ALREADY_OPEN with \`opensAt\` until then: orders were accepted, and are priced, by it; to stop a running sale, set the SKU's stock to 0. Asked again, the same change answers 200 as it stands. A 503 means Redis or MySQL did not answer: retry the same request, which finishes a change half made.`;
 
   app.put<{ Params: { skuId: string }; Body: FlashSaleBody }>(
     '/v1/admin/skus/:skuId/flash-sale',

@@ -3,16 +3,19 @@
   checkouts are accepted by, shared/redisClock.lua), while no buyer has bought in it: the sale
   here has not opened, and the new one does not open now. An order is priced by the catalog's
   sale at the time it was accepted (pricing.ts), so a sale in which orders were accepted is
-  never changed under them.
+  never changed under them; once it is over for good (ARGV[5] after its end, its buyers'
+  counts gone) a new one replaces it.
 
   KEYS[1]  SKU hash of the bucket  <prefix>{g}:sku:<skuId>
   ARGV[1] the new sale's start (ms, 0 = no sale)   ARGV[2] its end (ms, 0 = no sale)
   ARGV[3] its per-buyer limit (0 = none)
   ARGV[4] how long before it opens (ms) a sale stops taking changes: a change reaches every
           bucket, and the catalog, well before either sale opens, whatever their clocks
+  ARGV[5] how long after its end (ms) a sale is over for good: its buyers' counts toward its
+          limit (kept that long past its end, reserveStock-6+c+2n.lua) are gone
 
   Returns { 1 } changed, { 0 } the bucket has this sale already (a change sent again),
-  { -1, opensAtMs } the sale here has opened, or opens within ARGV[4],
+  { -1, opensAtMs } the sale here has opened, or opens within ARGV[4], and is not over for good,
   { -2 } Redis lost the bucket (no counters, or counters without the SKU's rules: the stock
   repair puts the catalog's rules back first), { -3, nowMs } the new sale would open within ARGV[4].
 ]]
@@ -21,8 +24,9 @@ if not sale[1] then return { -2 } end
 local startsAt, endsAt, limit = tonumber(sale[2] or '0'), tonumber(sale[3] or '0'), tonumber(sale[4] or '0')
 local newStartsAt, newEndsAt, newLimit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if startsAt == newStartsAt and endsAt == newEndsAt and limit == newLimit then return { 0 } end
-local cutoff = clockMs() + tonumber(ARGV[4])
-if endsAt > 0 and startsAt <= cutoff then return { -1, startsAt } end
-if newEndsAt > 0 and newStartsAt <= cutoff then return { -3, cutoff - tonumber(ARGV[4]) } end
+local now = clockMs()
+local cutoff = now + tonumber(ARGV[4])
+if endsAt > 0 and startsAt <= cutoff and now < endsAt + tonumber(ARGV[5]) then return { -1, startsAt } end
+if newEndsAt > 0 and newStartsAt <= cutoff then return { -3, now } end
 redis.call('HSET', KEYS[1], 'saleStartsAt', ARGV[1], 'saleEndsAt', ARGV[2], 'perUserLimit', ARGV[3])
 return { 1 }
