@@ -218,7 +218,10 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
           </dl>
           <label for="sold-meter">Taken (reserved and sold) of {total}</label>
           <meter id="sold-meter" min={0} max={Math.max(total, 1)} value={sku.stock.reserved + sku.stock.sold} />
-          {sku.flashSale && Date.parse(sku.flashSale.startsAt) > Date.now() && <SaleChange key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} onChanged={setSku} />}
+          {sku.flashSale && Date.parse(sku.flashSale.startsAt) > Date.now() && <SaleChange key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} next={false} onChanged={setSku} />}
+          {sku.flashSale && Date.parse(sku.flashSale.endsAt) + SALE_OVER_FOR_GOOD_MS < Date.now() && (
+            <SaleChange key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} next onChanged={setSku} />
+          )}
         </>
       )}
       <table>
@@ -259,19 +262,26 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
   );
 }
 
+/** A day after its end a sale is over for good, and the SKU may get its next one (the api decides, by Redis's clock). */
+const SALE_OVER_FOR_GOOD_MS = 24 * 3_600_000;
+
 /** What withdrawing a sale does at once, asked before it is sent. */
 const WITHDRAW_CONSEQUENCE = 'Withdraw the flash sale? The SKU then sells at once at its list price, without a per-buyer limit.';
 
 /**
- * Postpones, changes or withdraws a sale that has not opened. The api refuses once it opens
- * (or within seconds of it, by the clock checkouts are accepted by), whatever this browser's clock says.
+ * Postpones, changes or withdraws a sale that has not opened, or (`next`) gives the SKU its next
+ * sale once the last is over for good, its times then starting from now. The api refuses a sale
+ * that opened until then (or within seconds of opening, by the clock checkouts are accepted by),
+ * whatever this browser's clock says.
  */
-function SaleChange({ api, skuId, sale, onChanged }: { api: Api; skuId: string; sale: NonNullable<Sku['flashSale']>; onChanged: (sku: Sku) => void }) {
+function SaleChange({ api, skuId, sale, next, onChanged }: { api: Api; skuId: string; sale: NonNullable<Sku['flashSale']>; next: boolean; onChanged: (sku: Sku) => void }) {
+  const lastsMs = Date.parse(sale.endsAt) - Date.parse(sale.startsAt);
+  const startsAt = next ? new Date(Date.now() + 3_600_000) : new Date(sale.startsAt);
   const [draft, setDraft] = useState({
     priceCents: String(sale.priceCents),
     perUserLimit: String(sale.perUserLimit),
-    startsAt: localInput(new Date(sale.startsAt)),
-    endsAt: localInput(new Date(sale.endsAt)),
+    startsAt: localInput(startsAt),
+    endsAt: localInput(new Date(startsAt.getTime() + lastsMs)),
   });
   const [problem, setProblem] = useState<string | null>(null);
   const [sendingNow, setSendingNow] = useState(false);
@@ -312,8 +322,12 @@ function SaleChange({ api, skuId, sale, onChanged }: { api: Api; skuId: string; 
         void send('PUT');
       }}
     >
-      <h3 id="change-title">Change the sale before it opens</h3>
-      <p class="hint">Postpone it, change its price or limit, or withdraw it, until a few seconds before it opens. Once it has opened, set its stock to 0 to stop it.</p>
+      <h3 id="change-title">{next ? 'Give the SKU its next sale' : 'Change the sale before it opens'}</h3>
+      <p class="hint">
+        {next
+          ? 'The last sale is over; the next one holds the units from now until it opens.'
+          : 'Postpone it, change its price or limit, or withdraw it, until a few seconds before it opens. Once it has opened, set its stock to 0 to stop it.'}
+      </p>
       <label for="change-startsAt">Sale starts (your time, {LOCAL_ZONE})</label>
       <input required type="datetime-local" {...field('startsAt')} />
       <label for="change-endsAt">Sale ends (your time, {LOCAL_ZONE})</label>
@@ -329,7 +343,7 @@ function SaleChange({ api, skuId, sale, onChanged }: { api: Api; skuId: string; 
       )}
       <div class="inline">
         <button type="submit" disabled={sendingNow}>
-          Change the sale
+          {next ? 'Set the next sale' : 'Change the sale'}
         </button>
         <button type="button" disabled={sendingNow} onClick={() => void send('DELETE')}>
           Withdraw the sale

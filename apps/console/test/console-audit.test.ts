@@ -206,6 +206,27 @@ describe('the console as staff use it', () => {
     expect((await system.request('GET', '/v1/admin/skus/FLASH-COCOA', { token: admin })).body.flashSale).toBeNull();
   });
 
+  it('gives a SKU whose last sale is over its next sale, in the browser\'s own time', async () => {
+    const admin = system.token('ops', 'admin');
+    const day = 86_400_000;
+    const lastSale = { priceCents: 500, startsAt: new Date(Date.now() - 4 * day).toISOString(), endsAt: new Date(Date.now() - 3 * day).toISOString(), perUserLimit: 1 };
+    const created = await system.request('POST', '/v1/admin/skus', {
+      token: admin,
+      body: { skuId: 'FLASH-OOLONG', title: 'Oolong, flash sale', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-1', stock: 5, deduction: 'placement', flashSale: lastSale },
+    });
+    expect(created.status).toBe(201);
+    await page.goto(`${base}/console/`);
+    await page.getByRole('link', { name: 'Flash sales' }).click();
+    await page.getByLabel('SKU to watch').fill('FLASH-OOLONG');
+    await page.getByRole('button', { name: 'Watch' }).click();
+    const next = page.getByRole('form', { name: 'Give the SKU its next sale' });
+    await next.getByLabel('Sale starts (your time, Asia/Shanghai)').fill('2031-06-01T20:00');
+    await next.getByLabel('Sale ends (your time, Asia/Shanghai)').fill('2031-06-01T21:00');
+    await next.getByRole('button', { name: 'Set the next sale' }).click();
+    await expect.poll(() => shownText(page.getByRole('region', { name: /FLASH-OOLONG/ }))).toContain('1 Jun 2031, 12:00:00 UTC to 1 Jun 2031, 13:00:00 UTC');
+    expect((await system.request('GET', '/v1/admin/skus/FLASH-OOLONG', { token: admin })).body.flashSale).toEqual({ priceCents: 500, startsAt: '2031-06-01T12:00:00.000Z', endsAt: '2031-06-01T13:00:00.000Z', perUserLimit: 1 });
+  });
+
   it("holds the reason for approving a return to the api's 400 characters, so a long one is not refused after typing it", async () => {
     const orderId = await system.checkout('una', [{ skuId: 'KETTLE', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
