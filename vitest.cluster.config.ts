@@ -27,6 +27,7 @@ export default defineConfig({
       'apps/worker/test/payment-time-deduction.test.ts',
       'apps/worker/test/stranded-orders.test.ts',
       'apps/worker/test/coupon-expiry.test.ts',
+      'apps/worker/test/coupon-total-limit.test.ts',
       'apps/worker/test/payment-deadline.test.ts',
       'apps/worker/test/address-change.test.ts',
       'apps/worker/test/stock-buckets.test.ts',

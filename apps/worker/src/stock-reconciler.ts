@@ -339,7 +339,7 @@ export class StockReconciler {
     for (const coupon of inForce) {
       // counts first: a checkout between the two would otherwise start a count the restore then keeps
       couponUsesRestored += await inventory.restoreCouponUses(coupon, coupon.redemptions);
-      await inventory.publishCoupon(coupon);
+      await inventory.publishCoupon(coupon, coupon.redemptions.length);
     }
     return { couponsPublished: inForce.length, couponUsesRestored };
   }

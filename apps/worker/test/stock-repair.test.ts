@@ -409,8 +409,9 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
     expect(await stock('PEN')).toEqual({ available: 0, reserved: 8, sold: 0 });
   });
 
-  it('publishes coupons again after Redis lost its data, with each buyer’s uses counted from MySQL, and gives them back when the unpaid orders close', async () => {
-    const coupon = { code: 'SAVE10', kind: 'percent', percentOff: 10, minSpendCents: 1_000, perBuyerLimit: 1, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
+  it('publishes coupons again after Redis lost its data, with each buyer’s uses and their total counted from MySQL, and gives them back when the unpaid orders close', async () => {
+    // for the first 4 orders
+    const coupon = { code: 'SAVE10', kind: 'percent', percentOff: 10, minSpendCents: 1_000, perBuyerLimit: 1, totalLimit: 4, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
     expect((await system.request('POST', '/v1/admin/coupons', { token: system.token('ops', 'admin'), body: coupon })).status).toBe(201);
     const annOrder = await buy('ann', 'SCARF', 1, 'SAVE10');
     const catOrder = await buy('cat', 'SCARF', 1, 'SAVE10');
@@ -447,5 +448,9 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
     expect((await cancel(catOrder.body.orderId, 'cat')).status).toBe(200);
     expect((await checkoutAgain('ann', 'ann-after-expiry')).status).toBe(202);
     expect((await checkoutAgain('cat', 'cat-after-cancel')).status).toBe(202);
+    // ben's, ann's and cat's orders hold three of the four uses: one more buyer gets the last
+    expect((await checkoutAgain('dan', 'dan-last')).status).toBe(202);
+    const late = await checkoutAgain('eve', 'eve-late');
+    expect([late.status, late.body.code]).toEqual([422, 'COUPON_LIMIT_EXCEEDED']);
   });
 });

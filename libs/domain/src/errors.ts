@@ -150,6 +150,14 @@ export class CouponUsedUp extends DomainError {
   }
 }
 
+/** A coupon with a total limit (the first so many orders) that orders hold every use of. */
+export class CouponAllTaken extends DomainError {
+  readonly code = 'COUPON_LIMIT_EXCEEDED';
+  constructor(readonly couponCode: string) {
+    super(`Coupon ${couponCode} is used by as many orders as it allows in all; a use given back (an order cancelled or unpaid) can be taken again`);
+  }
+}
+
 export class IllegalTransition extends DomainError {
   readonly code = 'ILLEGAL_TRANSITION';
   /** `childOrderId`: the child of a split order whose `status` refuses an action taken on the whole order */

@@ -27,6 +27,8 @@ export interface Coupon {
   minSpendCents: number;
   /** how many orders of one buyer may use it */
   perBuyerLimit: number;
+  /** how many orders may hold a use of it at once, all buyers together (the first so many); absent or 0: no limit */
+  totalLimit?: number;
   startsAt: Date;
   endsAt: Date;
 }

@@ -4,6 +4,7 @@ import type { OrderDb } from './connection.js';
 export interface CouponInForce {
   code: string;
   perBuyerLimit: number;
+  totalLimit: number;
   startsAt: Date;
   endsAt: Date;
   /** Orders in MySQL that redeemed it and have not given the use back. */
@@ -16,7 +17,7 @@ export class CouponRepository {
 
   /** Every coupon not yet ended (running or still to start), with its uses. */
   async inForce(now: Date): Promise<CouponInForce[]> {
-    const coupons = await this.db.selectFrom('coupons').select(['code', 'per_buyer_limit', 'starts_at', 'ends_at']).where('ends_at', '>', now).orderBy('code').execute();
+    const coupons = await this.db.selectFrom('coupons').select(['code', 'per_buyer_limit', 'total_limit', 'starts_at', 'ends_at']).where('ends_at', '>', now).orderBy('code').execute();
     if (coupons.length === 0) return [];
     const used = await this.db
       .selectFrom('coupon_redemptions')
@@ -27,6 +28,7 @@ export class CouponRepository {
     return coupons.map((coupon) => ({
       code: coupon.code,
       perBuyerLimit: coupon.per_buyer_limit,
+      totalLimit: coupon.total_limit,
       startsAt: coupon.starts_at,
       endsAt: coupon.ends_at,
       redemptions: used.filter((row) => row.code === coupon.code).map((row) => ({ orderId: row.order_id, userId: row.user_id })),

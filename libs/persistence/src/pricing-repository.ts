@@ -1,7 +1,7 @@
 import { DomainError, type AcceptedOrder, type Coupon, type MemberLevel, type PricingRules, type ThresholdPromotion } from '@orders/domain';
-import { sql, type Transaction } from 'kysely';
+import { sql, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
-import type { Database } from './schema.js';
+import type { CouponsTable, Database } from './schema.js';
 import { isDuplicateKey } from './mysql-errors.js';
 
 export class PricingRuleExists extends DomainError {
@@ -63,6 +63,7 @@ export class PricingRepository {
             off_cents: coupon.offCents,
             min_spend_cents: coupon.minSpendCents,
             per_buyer_limit: coupon.perBuyerLimit,
+            total_limit: coupon.totalLimit ?? 0,
             starts_at: coupon.startsAt,
             ends_at: coupon.endsAt,
           })
@@ -75,6 +76,11 @@ export class PricingRepository {
     await publish();
   }
 
+  async findCoupon(code: string): Promise<Coupon | null> {
+    const row = await this.db.selectFrom('coupons').selectAll().where('code', '=', code).executeTakeFirst();
+    return row ? couponOf(row) : null;
+  }
+
   /** Whether MySQL holds the coupon exactly as asked. */
   private async couponStoredAs(coupon: Coupon): Promise<boolean> {
     const row = await this.db.selectFrom('coupons').selectAll().where('code', '=', coupon.code).executeTakeFirst();
@@ -85,6 +91,7 @@ export class PricingRepository {
       Number(row.off_cents) === coupon.offCents &&
       Number(row.min_spend_cents) === coupon.minSpendCents &&
       row.per_buyer_limit === coupon.perBuyerLimit &&
+      row.total_limit === (coupon.totalLimit ?? 0) &&
       row.starts_at.getTime() === coupon.startsAt.getTime() &&
       row.ends_at.getTime() === coupon.endsAt.getTime()
     );
@@ -204,21 +211,7 @@ export class PricingRepository {
         endsAt: row.ends_at,
       } satisfies ThresholdPromotion,
     }));
-    const coupons = new Map(
-      couponRows.map((row): [string, Coupon] => [
-        row.code,
-        {
-          code: row.code,
-          kind: row.kind,
-          percentOff: row.percent_off,
-          offCents: Number(row.off_cents),
-          minSpendCents: Number(row.min_spend_cents),
-          perBuyerLimit: row.per_buyer_limit,
-          startsAt: row.starts_at,
-          endsAt: row.ends_at,
-        },
-      ]),
-    );
+    const coupons = new Map(couponRows.map((row): [string, Coupon] => [row.code, couponOf(row)]));
     const memberships = historyBy(memberRows, (row) => row.user_id);
     const levels = historyBy(levelRows, (row) => row.level);
     const fees = historyBy(feeRows, (row) => row.warehouse_id);
@@ -295,4 +288,18 @@ async function takesEffectAt(trx: Transaction<Database>, history: keyof typeof H
 /** The value in force at `at`: the last row of the history that took effect by then. */
 function inForceAt<Row extends { effective_from: Date }>(history: readonly Row[] | undefined, at: Date): Row | undefined {
   return history?.findLast((row) => row.effective_from.getTime() <= at.getTime());
+}
+
+function couponOf(row: Selectable<CouponsTable>): Coupon {
+  return {
+    code: row.code,
+    kind: row.kind,
+    percentOff: row.percent_off,
+    offCents: Number(row.off_cents),
+    minSpendCents: Number(row.min_spend_cents),
+    perBuyerLimit: row.per_buyer_limit,
+    totalLimit: row.total_limit,
+    startsAt: row.starts_at,
+    endsAt: row.ends_at,
+  };
 }

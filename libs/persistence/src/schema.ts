@@ -248,6 +248,8 @@ export interface CouponsTable {
   off_cents: number;
   min_spend_cents: number;
   per_buyer_limit: number;
+  /** at most this many orders hold a use at once; 0: no limit */
+  total_limit: ColumnType<number, number | undefined, number>;
   starts_at: Date;
   ends_at: Date;
   created_at: CreatedAt;

@@ -36,7 +36,7 @@ const SCAN_COUNT = 1000;
  * run, abandons them all here, through the same script and on the same judgement: nobody took
  * it up for `Inventory.claimAbandonment().afterMs`, it was made within `madeWithinMs` (an order
  * accepted under it would still be recorded), and the cart's group, read after the claim, has no
- * order under the key, nor MySQL a coupon use of an order of the claim. abandonClaim-2+2h.lua
+ * order under the key, nor MySQL a coupon use of an order of the claim. abandonClaim-3+2h.lua
  * does nothing when a request took it up since.
  *
  * Found by SCAN over the buyers' groups' idempotency keys, on every master: the claim script

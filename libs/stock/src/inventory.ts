@@ -4,6 +4,7 @@ import {
   BucketedSkuSoldAlone,
   CheckoutRefused,
   CouponNotValid,
+  CouponAllTaken,
   CouponUsedUp,
   IdempotencyConflict,
   LimitExceeded,
@@ -247,7 +248,7 @@ interface StoredReservation {
   payload: Pick<AcceptedOrder, 'address' | 'couponCode' | 'items'>;
 }
 
-/** A reservation committed or released: its record keeps its state alone to answer by (commitStock-1+n.lua, releaseStock-3+2n.lua). */
+/** A reservation committed or released: its record keeps its state alone to answer by (commitStock-1+n.lua, releaseStock-4+2n.lua). */
 interface SettledReservation {
   state: 'committed' | 'released';
 }
@@ -279,6 +280,8 @@ function buyerRuleRefusal(code: number, couponCode: string, budgetMsLeft: number
       return new CouponNotValid(couponCode);
     case -8:
       return new CouponUsedUp(couponCode);
+    case -13:
+      return new CouponAllTaken(couponCode);
     case -9:
       return new RequestBudgetSpent(budgetMsLeft);
     case -10:
@@ -299,10 +302,10 @@ const RESTOCK_MARKER_TTL_MS = 90 * 24 * 3600 * 1000;
 /** How long a reservation record outlives its payment deadline, a presale's its balance timeout too (reserveStock-6+c+2n.lua's PEXPIREAT). */
 const RESERVATION_KEPT_AFTER_DEADLINE_MS = 7 * 24 * 3600 * 1000;
 /**
- * How long a released reservation record is kept (releaseStock-3+2n.lua): a release retried
+ * How long a released reservation record is kept (releaseStock-4+2n.lua): a release retried
  * soon (the payment deadline job of an order cancelled before it, a repeated cancel, a job
  * retried) finds it 'released'. Gone, it answers the same: a release finds no lines to give
- * back and the coupon's given-back marker decides on the use (releaseCoupon-3.lua); a commit
+ * back and the coupon's given-back marker decides on the use (releaseCoupon-4.lua); a commit
  * gets 'missing', which its callers take as they take 'released'.
  */
 const RELEASED_RECORD_KEPT_MS = 24 * 3600 * 1000;
@@ -736,14 +739,14 @@ export class Inventory {
   /**
    * Gives back the coupon uses that the requests holding a claim took under it (one gone for
    * good: killed between its claim and its reservation), and drops the claim, unless a request
-   * took it up since `takenUpAt` (abandonClaim-2+2h.lua). True when abandoned now. Its caller
+   * took it up since `takenUpAt` (abandonClaim-3+2h.lua). True when abandoned now. Its caller
    * found, after reading `takenUpAt`, that nobody took the claim up within `claimAbandonment()`'s
    * `afterMs`, that it was made within its `madeWithinMs`, and no order recorded under the key in
    * the cart's group: the checkout as the buyer retries it, or the stock check (AbandonedClaims).
    */
   async abandonClaim({ userId, idempotencyKey, couponCode }: { userId: string; idempotencyKey: string; couponCode: string }, takenUpAt: number, holderOrderIds: readonly string[]): Promise<boolean> {
     const own = this.keys.groupOf(userId);
-    const keys = [this.keys.idempotency(own, userId, idempotencyKey), this.keys.couponUses(own, couponCode, userId)];
+    const keys = [this.keys.idempotency(own, userId, idempotencyKey), this.keys.coupon(own, couponCode), this.keys.couponUses(own, couponCode, userId)];
     for (const orderId of holderOrderIds) keys.push(this.keys.couponHeld(own, orderId), this.keys.couponGivenBack(own, orderId));
     // on the claims' connection: the WAIT of the claim made after it covers it too
     return (await runStockScript(this.reserving, 'abandonClaim', keys, [takenUpAt, GIVEN_BACK_KEPT_AT_MOST_MS])) === 1;
@@ -847,13 +850,13 @@ export class Inventory {
   }
 
   /**
-   * releaseCoupon-3.lua's keys for an order's coupon use, all in its buyer's own group: the hash
+   * releaseCoupon-4.lua's keys for an order's coupon use, all in its buyer's own group: the hash
    * holding the use (the order's record there, else its hold), the uses, the given-back marker.
    */
   private couponHolderKeys(orderId: string, userId: string, couponCode: string): string[] {
     const own = this.keys.groupOf(userId);
     const holder = this.keys.groupOfOrder(orderId) === own ? this.keys.order(own, orderId) : this.keys.couponHeld(own, orderId);
-    return [holder, this.keys.couponUses(own, couponCode, userId), this.keys.couponGivenBack(own, orderId)];
+    return [holder, this.keys.coupon(own, couponCode), this.keys.couponUses(own, couponCode, userId), this.keys.couponGivenBack(own, orderId)];
   }
 
   /**
@@ -939,7 +942,7 @@ export class Inventory {
     if (stored?.state === 'reserved') {
       couponCode = stored.payload.couponCode;
       const keys = this.pushLineKeys(
-        [this.keys.order(group, orderId), this.keys.couponUses(group, couponCode ?? '', userId), this.keys.couponGivenBack(group, orderId)],
+        [this.keys.order(group, orderId), this.keys.coupon(group, couponCode ?? ''), this.keys.couponUses(group, couponCode ?? '', userId), this.keys.couponGivenBack(group, orderId)],
         group,
         userId,
         stored.payload.items,
@@ -965,11 +968,6 @@ export class Inventory {
   }
 
   /**
-   * Publishes a coupon for checkout: how many orders of one buyer may use it, and when. Once,
-   * in the buyers' group: a checkout takes a coupon's use there whatever group its cart runs in
-   * (reserveStock-6+c+2n.lua for a cart there, claimCheckout-5+c.lua for one in a bucket's).
-   */
-  /**
    * Now by Redis's clock, the one checkouts are accepted by (an order's `acceptedAt`): what applies
    * to the orders accepted from a moment on is stamped with it, whatever the clock of the api host.
    */
@@ -978,13 +976,30 @@ export class Inventory {
     return new Date(Number(seconds) * 1000 + Math.floor(Number(micros) / 1000));
   }
 
+  /** How many orders hold a use of the coupon now, as checkout counts them; null while Redis has no copy of it. */
+  async couponUsesHeld(code: string): Promise<number | null> {
+    const [published, taken] = await this.redis.hmget(this.keys.coupon(this.keys.couponGroup(), code), 'startsAt', 'taken');
+    return published === null ? null : Number(taken ?? 0);
+  }
+
   /** Whether checkout's copy of the coupon is in Redis. */
   async couponPublished(code: string): Promise<boolean> {
     return (await this.redis.exists(this.keys.coupon(this.keys.couponGroup(), code))) === 1;
   }
 
-  async publishCoupon(coupon: { code: string; perBuyerLimit: number; startsAt: Date; endsAt: Date }): Promise<void> {
-    await this.redis.hset(this.keys.coupon(this.keys.couponGroup(), coupon.code), { perBuyerLimit: coupon.perBuyerLimit, startsAt: coupon.startsAt.getTime(), endsAt: coupon.endsAt.getTime() });
+  /**
+   * Publishes a coupon for checkout: how many orders of one buyer may use it, how many in all, and
+   * when. Once, in the buyers' group: a checkout takes a coupon's use there whatever group its cart
+   * runs in (reserveStock-6+c+2n.lua for a cart there, claimCheckout-5+c.lua for one in a bucket's).
+   */
+  async publishCoupon(coupon: { code: string; perBuyerLimit: number; totalLimit?: number; startsAt: Date; endsAt: Date }, taken = 0): Promise<void> {
+    const key = this.keys.coupon(this.keys.couponGroup(), coupon.code);
+    // the uses orders hold stay as counted: `taken` (MySQL's count, for a coupon Redis lost) only where there is no count
+    await this.redis
+      .multi()
+      .hset(key, { perBuyerLimit: coupon.perBuyerLimit, totalLimit: coupon.totalLimit ?? 0, startsAt: coupon.startsAt.getTime(), endsAt: coupon.endsAt.getTime() })
+      .hsetnx(key, 'taken', taken)
+      .exec();
   }
 
   /**
@@ -1023,7 +1038,7 @@ export class Inventory {
    * balance timeout more), and at least a week from now: one put back after that record would
    * have expired is put back for a commit or release that needs it now. Its coupon use goes on
    * the record for an order of its buyer's own group alone, as the checkout put it; another's
-   * is held in the buyer's group (releaseCoupon-3.lua). False when Redis had a record.
+   * is held in the buyer's group (releaseCoupon-4.lua). False when Redis had a record.
    */
   async restoreReservation(order: PersistedReservation): Promise<boolean> {
     const group = this.keys.groupOfOrder(order.orderId);

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { SUBJECT } from '../tokens.js';
 import { createCoupon } from '../pricing-admin.js';
-import { validationFailed } from '../problems.js';
+import { notFound, validationFailed } from '../problems.js';
 import { problemRef, warehouseIdSchema } from '../schemas.js';
 import { timeWindow } from '../time-window.js';
 
@@ -29,6 +29,7 @@ interface CouponBody {
   offCents?: number;
   minSpendCents: number;
   perBuyerLimit: number;
+  totalLimit?: number;
   startsAt: string;
   endsAt: string;
 }
@@ -102,6 +103,13 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
             offCents: { ...cents, description: 'required for kind fixed, at least 1; refused for kind percent unless 0' },
             minSpendCents: cents,
             perBuyerLimit: { type: 'integer', minimum: 1, maximum: 1_000 },
+            totalLimit: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 1_000_000_000,
+              description:
+                'the first so many orders, all buyers together: at most this many orders hold a use at once (checkout answers 422 COUPON_LIMIT_EXCEEDED beyond it), a use given back by an order cancelled, unpaid or priced without the coupon taken again by the next; absent: no limit',
+            },
             ...window,
           },
         },
@@ -116,9 +124,38 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
       // the other kind's amount would be stored and answered back, and never applied (offCents 0 names none)
       if (body.kind === 'percent' && body.offCents) throw validationFailed('offCents is for a fixed coupon: a percent coupon takes percentOff % off, no amount');
       if (body.kind === 'fixed' && body.percentOff !== undefined) throw validationFailed('percentOff is for a percent coupon: a fixed coupon takes offCents off, no percentage');
-      const coupon = { ...body, percentOff: body.percentOff ?? 0, offCents: body.offCents ?? 0, ...timeWindow(body) };
+      const coupon = { ...body, percentOff: body.percentOff ?? 0, offCents: body.offCents ?? 0, totalLimit: body.totalLimit ?? 0, ...timeWindow(body) };
       await createCoupon({ pricing, inventory: deps.inventory }, coupon);
       return reply.code(201).send(body);
+    },
+  );
+
+  app.get<{ Params: { code: string } }>(
+    '/v1/admin/coupons/:code',
+    {
+      onRequest: admin,
+      schema: {
+        tags: ['pricing'],
+        summary: 'A coupon as created, with how many orders hold a use of it now (and, with a total limit, how many uses are left)',
+        description:
+          '`usesHeld` is checkout\'s count in Redis: orders accepted with the coupon that neither gave the use back (cancelled, unpaid, priced without it) nor lost it; null while Redis has no copy of the coupon (the stock repair publishes it again). `usesLeft` is `totalLimit` less that, or null without a total limit.',
+        params: { type: 'object', additionalProperties: false, required: ['code'], properties: { code } },
+        response: answers,
+      },
+    },
+    async (request) => {
+      const coupon = await pricing.findCoupon(request.params.code);
+      if (!coupon) throw notFound('coupon');
+      const usesHeld = await deps.inventory.couponUsesHeld(coupon.code);
+      const totalLimit = coupon.totalLimit || null;
+      return {
+        ...coupon,
+        totalLimit,
+        startsAt: coupon.startsAt.toISOString(),
+        endsAt: coupon.endsAt.toISOString(),
+        usesHeld,
+        usesLeft: totalLimit === null || usesHeld === null ? null : Math.max(0, totalLimit - usesHeld),
+      };
     },
   );
 

@@ -23,6 +23,7 @@ import * as stockLedgerSettled from './0023-stock-ledger-settled.js';
 import * as refundPartsSettledByHand from './0024-refund-parts-settled-by-hand.js';
 import * as refundPartsAskedAgain from './0025-refund-parts-asked-again.js';
 import * as refundRestockHeld from './0026-refund-restock-held.js';
+import * as couponTotalLimit from './0027-coupon-total-limit.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -55,4 +56,5 @@ export const migrations: Record<string, Migration> = {
   '0024-refund-parts-settled-by-hand': refundPartsSettledByHand,
   '0025-refund-parts-asked-again': refundPartsAskedAgain,
   '0026-refund-restock-held': refundRestockHeld,
+  '0027-coupon-total-limit': couponTotalLimit,
 };

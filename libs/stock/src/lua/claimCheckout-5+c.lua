@@ -10,7 +10,7 @@
      cart of another group (a reservation in the buyer's group writes its record here), is a
      conflict: one key, one order, whichever carts it is sent with.
    - one use of their coupon, on their one uses counter (shared/couponUse.lua), held for the
-     order by its hold until given back (releaseCoupon-3.lua)
+     order by its hold until given back (releaseCoupon-4.lua)
   Nothing is claimed nor taken when the checkout is refused.
 
   KEYS[1]  idempotency claim   <prefix>{own}:idem:<userId>:<key, its : and % escaped>
@@ -29,7 +29,7 @@
   ARGV[1] userId   ARGV[2] request body hash   ARGV[3] the cart's group   ARGV[4] orderId
   ARGV[5] how long the claim is kept (ms)   ARGV[6] coupon code or ''
   ARGV[7] how long the hold is kept at most (ms): as long as the order's reservation record
-          could be; gone, as a record gone, the given-back marker decides (releaseCoupon-3.lua)
+          could be; gone, as a record gone, the given-back marker decides (releaseCoupon-4.lua)
   ARGV[8] how long after a request last took the claim up it may still be under way (ms)
   ARGV[9] how long an order's record of the key is kept (ms, the idempotency TTL)
   ARGV[10] c, the number of counters
@@ -45,18 +45,18 @@
       while it was made within ARGV[9]: if this request's order is accepted they never will
       be (one key, one order, and an order accepted before would still be recorded), and their
       uses go back (one killed between its claim and its reservation would hold its use for good)
-    0 claimed before, this body, and refused now { 0, -10, -7 or -8, state, ... }: nothing
+    0 claimed before, this body, and refused now { 0, -10, -7, -8 or -13, state, ... }: nothing
       taken; the caller lets it through as the replay of an order accepted under the key, and
       with none the state says what the requests holding the claim are:
         1 maybe still under way: one took the claim up within ARGV[8]
         2 gone (killed between their claim and their reservation, or refused): none took it up
           within ARGV[8], and it was made within ARGV[9], so an order accepted under it would
           still be recorded { 0, refusal, 2, l, orderId... }: the orders that took a coupon use
-          under it, which abandonClaim-2+2h.lua gives back
+          under it, which abandonClaim-3+2h.lua gives back
         0 neither: claimed longer ago than an order's record of the key is kept, or before
           claims kept their times; refused as the checkout is
    -1 the key is claimed with another body, or for a cart of another group
-   -7 -8 -9 -10 as reserveStock-6+c+2n.lua
+   -7 -8 -9 -10 -13 as reserveStock-6+c+2n.lua
 ]]
 local claimKey, couponKey, usesKey, holdKey, attemptKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local userId, bodyHash, cartGroup, orderId = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -128,7 +128,7 @@ local function claim()
   redis.call('PEXPIRE', claimKey, ARGV[5])
   local taken = 0
   if couponCode ~= '' then
-    takeCouponUse(usesKey, holdKey, couponCode, couponEndsAt)
+    takeCouponUse(couponKey, usesKey, holdKey, couponCode, couponEndsAt)
     redis.call('HSET', claimKey, 'c:' .. orderId, 1)
     -- no longer than the uses it counts in either
     redis.call('PEXPIREAT', holdKey, math.min(couponEndsAt + 86400000, now + tonumber(ARGV[7])))

@@ -15,7 +15,7 @@
   Committed, the record keeps only what is still read: its state, which answers a late
   commit or release (a settle job retried or replayed from the dead letters, a cancel that
   overtook it), and 'c', the coupon use a cancel of the paid order gives back
-  (releaseCoupon-3.lua). It is written again with those alone, for as long as it had left:
+  (releaseCoupon-4.lua). It is written again with those alone, for as long as it had left:
   after an HDEL a hash keeps the large encoding its payload gave it (~0.26 KB left of ~0.8 KB,
   where the rewritten one is ~0.13 KB).
 

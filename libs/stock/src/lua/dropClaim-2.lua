@@ -3,7 +3,7 @@
   checkout refused: the claim is dropped when this request made it and holds it alone, so the
   key is free again, as it is after any refused checkout; kept when another request holds it
   too ('n' emptied): that one may have been accepted. Either way the claim no longer names
-  this request's order among those holding a coupon use under it (abandonClaim-2+2h.lua).
+  this request's order among those holding a coupon use under it (abandonClaim-3+2h.lua).
   A checkout refused for good (not answered 503: its buyer is not told to retry) takes its
   attempt's record too, so the buyer's next request under the key is a new attempt.
 

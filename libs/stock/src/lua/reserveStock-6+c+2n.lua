@@ -9,7 +9,7 @@
            claimCheckout-5+c.lua: one key, one body, one order, whatever group the cart runs in)
   KEYS[2]  order reservation    <prefix>{g}:order:<orderId>
   KEYS[3]  accepted orders      <prefix>{g}:accepted   (zset: not yet in MySQL)
-  KEYS[4]  coupon               <prefix>{g}:coupon:<code>   (hash: perBuyerLimit, startsAt, endsAt)
+  KEYS[4]  coupon               <prefix>{g}:coupon:<code>   (hash: perBuyerLimit, startsAt, endsAt, totalLimit, taken)
   KEYS[5]  buyer's coupon uses  <prefix>{g}:coupon-uses:<code>:<userId>
            (both unused, and named with an empty code, when the order has no coupon, or when
            it runs outside the buyer's own group: claimCheckout-5+c.lua took the use there, on the
@@ -54,6 +54,7 @@
    -6 order type mismatch { -6, derivedType }
    -7 no such coupon, or not valid now
    -8 the buyer has used the coupon as often as it allows
+  -13 orders hold as many uses of the coupon as it allows in all (its totalLimit)
    -9 the request budget is spent (nothing else looked at)
   -10 more checkout attempts in the velocity window than risk control allows (a replay is
       answered before this; the requests sent again under the key with the attempt's body,
@@ -166,7 +167,7 @@ local function checkout()
   end
 
   redis.call('HSET', orderKey, 'u', userId, 't', type, 'd', deadlineText, 's', 'reserved', 'l', cjson.encode(recorded), 'p', ARGV[8], 'a', nowText)
-  if couponCode ~= '' then takeCouponUse(couponUsesKey, orderKey, couponCode, couponEndsAt) end
+  if couponCode ~= '' then takeCouponUse(couponKey, couponUsesKey, orderKey, couponCode, couponEndsAt) end
   -- outlive the payment deadline by a week so a late expiry still finds what to release; a
   -- presale holds its units past its deposit, until its balance is paid or forfeited
   local keptUntil = deadline + 604800000

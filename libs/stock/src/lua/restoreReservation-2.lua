@@ -7,7 +7,7 @@
 
   The order's coupon use is put back on the record only while its given-back marker is
   absent: MySQL was read before the record is put back, and a close in between (a cancel, an
-  expiry) found no record and gave the use back by the marker (releaseCoupon-3.lua); held
+  expiry) found no record and gave the use back by the marker (releaseCoupon-4.lua); held
   again, the release of the record put back would give it back a second time.
 
   KEYS[1]  order reservation  <prefix>{g}:order:<orderId>

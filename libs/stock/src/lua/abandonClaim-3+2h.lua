@@ -8,9 +8,10 @@
   done when a request took the claim up since the caller read it.
 
   KEYS[1]  idempotency claim   <prefix>{own}:idem:<userId>:<key, its : and % escaped>
-  KEYS[2]  buyer's coupon uses <prefix>{own}:coupon-uses:<code>:<userId>  (named with an empty
-           code, and unused, without a coupon)
-  KEYS[1+2i], KEYS[2+2i], i = 1..h  per order that took a use under the claim: its hold
+  KEYS[2]  coupon              <prefix>{own}:coupon:<code> (its count of uses taken)
+  KEYS[3]  buyer's coupon uses <prefix>{own}:coupon-uses:<code>:<userId>  (both named with an
+           empty code, and unused, without a coupon)
+  KEYS[2+2i], KEYS[3+2i], i = 1..h  per order that took a use under the claim: its hold
            <prefix>{own}:coupon-held:<orderId>, its given-back marker
            <prefix>{own}:coupon-given-back:<orderId>
   ARGV[1]  when a request last took the claim up ('l'), as the caller read it
@@ -19,6 +20,6 @@
   Returns 1 abandoned, 0 taken up since, or gone.
 ]]
 if tonumber(redis.call('HGET', KEYS[1], 'l')) ~= tonumber(ARGV[1]) then return 0 end
-for i = 1, (#KEYS - 2) / 2 do giveBackHeldUse(KEYS[1 + 2 * i], KEYS[2], KEYS[2 + 2 * i], ARGV[2]) end
+for i = 1, (#KEYS - 3) / 2 do giveBackHeldUse(KEYS[2 + 2 * i], KEYS[2], KEYS[3], KEYS[3 + 2 * i], ARGV[2]) end
 redis.call('DEL', KEYS[1])
 return 1

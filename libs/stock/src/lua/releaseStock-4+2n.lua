@@ -2,9 +2,10 @@
   Gives a reservation's stock and its coupon use back (cancel, expiry) exactly once.
 
   KEYS[1]  order reservation  <prefix>{g}:order:<orderId>
-  KEYS[2]  buyer's coupon uses <prefix>{g}:coupon-uses:<code>:<userId> (unused without a coupon)
-  KEYS[3]  given-back marker   <prefix>{g}:coupon-given-back:<orderId>
-  KEYS[3+2i-1], KEYS[3+2i]    per recorded line i: SKU hash, buyer's bought counter
+  KEYS[2]  coupon              <prefix>{g}:coupon:<code> (its count of uses taken; unused without a coupon)
+  KEYS[3]  buyer's coupon uses <prefix>{g}:coupon-uses:<code>:<userId> (unused without a coupon)
+  KEYS[4]  given-back marker   <prefix>{g}:coupon-given-back:<orderId>
+  KEYS[4+2i-1], KEYS[4+2i]    per recorded line i: SKU hash, buyer's bought counter
   ARGV[1] reason ('expired', 'cancelled', ...)
   ARGV[2] how long the released record is kept (ms; never longer than it had left)
   ARGV[3] how long the given-back marker is kept at most (ms)
@@ -25,7 +26,7 @@ if not state then return -1 end
 if state ~= 'reserved' then return 0 end
 local lines = cjson.decode(redis.call('HGET', orderKey, 'l'))
 for i, line in ipairs(lines) do
-  local skuKey, boughtKey = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  local skuKey, boughtKey = KEYS[3 + 2 * i], KEYS[4 + 2 * i]
   local qty, deduction, limited = line[1], line[2], line[3]
   if deduction == 'placement' and redis.call('EXISTS', skuKey) == 1 then
     redis.call('HINCRBY', skuKey, 'available', qty)
@@ -35,8 +36,8 @@ for i, line in ipairs(lines) do
     redis.call('DECRBY', boughtKey, qty)
   end
 end
--- marked given back: a release retried after the record expired (releaseCoupon-3.lua) must not give it back again
-giveBackHeldUse(orderKey, KEYS[2], KEYS[3], ARGV[3])
+-- marked given back: a release retried after the record expired (releaseCoupon-4.lua) must not give it back again
+giveBackHeldUse(orderKey, KEYS[2], KEYS[3], KEYS[4], ARGV[3])
 local keptMs = tonumber(ARGV[2])
 local leftMs = redis.call('PTTL', orderKey)
 if leftMs > 0 and leftMs < keptMs then keptMs = leftMs end
