@@ -158,21 +158,7 @@ export class ForwardLife {
    * window, and nothing is paid back; a parcel turning up after changes nothing (callbacks).
    */
   async closeUnreturned(orderId: string): Promise<TimerOutcome> {
-    const open = await this.refunds.openReturn(orderId);
-    const returnId = open?.status === 'APPROVED' ? open.refundId : undefined;
-    const outcome = await this.fireWhenDue({
-      orderId,
-      action: 'close_return',
-      actor: 'system',
-      detail: `return ${returnId ?? '(none)'} closed: its parcel did not reach the warehouse in time`,
-      timer: 'scheduleReturnClose',
-      effects: async (trx, current) => {
-        const closed = returnId && (await RefundRepository.moveReturn(trx, current.order_id, ['APPROVED'], 'CLOSED', this.deps.clock(), 'system', returnId));
-        if (!closed) throw new IllegalTransition(current.status, 'close_return', 'system');
-      },
-    });
-    if (outcome.changed) this.deps.metrics.returns.inc({ stage: 'closed' });
-    return outcome;
+    return this.decideReturn(orderId, { action: 'close_return', timer: 'scheduleReturnClose', from: 'APPROVED', to: 'CLOSED', why: 'closed: its parcel did not reach the warehouse in time', stage: 'closed' });
   }
 
   /**
@@ -181,20 +167,28 @@ export class ForwardLife {
    * approval, and the parcel's own window starts. A return refused or approved meanwhile is left as it is.
    */
   async approveUnreviewed(orderId: string): Promise<TimerOutcome> {
+    return this.decideReturn(orderId, { action: 'approve_return', timer: 'scheduleReturnReview', from: 'REQUESTED', to: 'APPROVED', why: 'approved: the shop did not review it in time', stage: 'approved' });
+  }
+
+  /** A return timer's decision, as `system`, on the order's open return while it is still `from`. */
+  private async decideReturn(
+    orderId: string,
+    step: { action: 'close_return' | 'approve_return'; timer: TimerEffect; from: 'APPROVED' | 'REQUESTED'; to: 'CLOSED' | 'APPROVED'; why: string; stage: 'closed' | 'approved' },
+  ): Promise<TimerOutcome> {
     const open = await this.refunds.openReturn(orderId);
-    const returnId = open?.status === 'REQUESTED' ? open.refundId : undefined;
+    const returnId = open?.status === step.from ? open.refundId : undefined;
     const outcome = await this.fireWhenDue({
       orderId,
-      action: 'approve_return',
+      action: step.action,
       actor: 'system',
-      detail: `return ${returnId ?? '(none)'} approved: the shop did not review it in time`,
-      timer: 'scheduleReturnReview',
+      detail: `return ${returnId ?? '(none)'} ${step.why}`,
+      timer: step.timer,
       effects: async (trx, current) => {
-        const approved = returnId && (await RefundRepository.moveReturn(trx, current.order_id, ['REQUESTED'], 'APPROVED', this.deps.clock(), 'system', returnId));
-        if (!approved) throw new IllegalTransition(current.status, 'approve_return', 'system');
+        const moved = returnId && (await RefundRepository.moveReturn(trx, current.order_id, [step.from], step.to, this.deps.clock(), 'system', returnId));
+        if (!moved) throw new IllegalTransition(current.status, step.action, 'system');
       },
     });
-    if (outcome.changed) this.deps.metrics.returns.inc({ stage: 'approved' });
+    if (outcome.changed) this.deps.metrics.returns.inc({ stage: step.stage });
     return outcome;
   }
 
