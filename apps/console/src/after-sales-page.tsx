@@ -46,7 +46,7 @@ function WaitingOrders({ api, session, list: { id: listId, title, status, refund
           Page {pages.number} could not be read: {pages.problem}
         </p>
       )}
-      {pages.shown && <OrderTable orders={pages.shown.orders.items} caption={`${title}, page ${pages.shown.number}`} />}
+      {pages.shown && <OrderTable orders={pages.shown.orders.items} caption={`${title}, page ${pages.shown.number}`} nextTimers />}
       {(pages.number > 1 || pages.next !== null) && (
         <nav class="pager" aria-label={`Pages of ${title.toLowerCase()}`}>
           <button type="button" disabled={pages.number === 1 || pages.loading} onClick={pages.previous}>

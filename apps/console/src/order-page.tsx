@@ -2,6 +2,7 @@ import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiProblem, formatCents, formatTime, idempotencyKey, placedAt, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type Refund, type RefundAnswer } from './api.js';
 import { keepDraft, readDraft, useDraft } from './drafts.js';
 import { NextStep } from './next-step.js';
+import { NextTimer } from './next-timer.js';
 import { Link, ordersListPath } from './route.js';
 
 /** The merchant's words for the state table's actions; an action without one shows its table name. */
@@ -77,16 +78,6 @@ const unitsLeft = (line: OrderLine) => line.qty - (line.refundedQty ?? 0);
 const refundLabel = (items: ReadonlyArray<{ qty: number }>) => {
   const units = items.reduce((sum, item) => sum + item.qty, 0);
   return `Refund of ${units} unit${units === 1 ? '' : 's'}`;
-};
-
-/** What each timer does to the order when it falls due, as an operator reads it. */
-const TIMER_TEXT: Record<string, string> = {
-  expire: 'Expires unpaid (its units back on sale)',
-  expire_balance: 'Balance no longer payable (the deposit kept)',
-  auto_confirm: 'Receipt confirmed for the buyer',
-  complete: 'Completes (the after-sales window closes)',
-  approve_return: 'Return approved for the shop',
-  close_return: 'Return closed (its parcel never came)',
 };
 
 /** The parts of refunds whose money reached the buyer: paid by the payment system, or by the shop by hand. */
@@ -372,7 +363,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
           <>
             <dt>Next by itself</dt>
             <dd data-testid="next-timer">
-              {TIMER_TEXT[order.nextTimer.action] ?? order.nextTimer.action}: <time dateTime={order.nextTimer.dueAt}>{formatTime(order.nextTimer.dueAt)}</time>, unless someone acts first
+              <NextTimer timer={order.nextTimer} />, unless someone acts first
             </dd>
           </>
         )}

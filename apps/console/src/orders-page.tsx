@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { formatCents, formatTime, placedAt, problemText, query, type Api, type Order, type OrderPage } from './api.js';
+import { NextTimer } from './next-timer.js';
 import { Link, rememberOrdersSearch } from './route.js';
 import type { Session } from './session.js';
 
@@ -277,7 +278,8 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
  * A split order and its child orders each hold a payable, the split order's being its children's
  * added up: each row says which it is, so an operator adding up a page counts no money twice.
  */
-export function OrderTable({ orders, caption }: { orders: Order[]; caption: string }) {
+/** `nextTimers`: a column saying what the system does to each order by itself next, and from when (the after-sales lists: when an unreviewed return is approved). */
+export function OrderTable({ orders, caption, nextTimers = false }: { orders: Order[]; caption: string; nextTimers?: boolean }) {
   if (orders.length === 0) return <p class="empty">No orders match.</p>;
   const splitShown = orders.some((order) => order.subOrders.length > 0 || order.parentOrderId !== null);
   return (
@@ -291,6 +293,7 @@ export function OrderTable({ orders, caption }: { orders: Order[]; caption: stri
             <th scope="col">Status</th>
             <th scope="col">Buyer sees</th>
             <th scope="col">Merchant sees</th>
+            {nextTimers && <th scope="col">Next by itself</th>}
             <th scope="col">Buyer</th>
             <th scope="col">SKUs</th>
             <th scope="col" class="number">
@@ -312,6 +315,7 @@ export function OrderTable({ orders, caption }: { orders: Order[]; caption: stri
               </td>
               <td>{order.buyerStatus}</td>
               <td>{order.merchantStatus}</td>
+              {nextTimers && <td>{order.nextTimer ? <NextTimer timer={order.nextTimer} /> : '–'}</td>}
               <td>{order.userId}</td>
               <td>{order.items.map((item) => `${item.skuId} ×${item.qty}`).join(', ')}</td>
               <td class="number">

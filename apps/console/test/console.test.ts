@@ -157,6 +157,9 @@ describe('the web console', () => {
     await page.getByRole('link', { name: 'After-sales' }).click();
     const review = page.getByRole('table', { name: /Returns to review/ });
     await review.getByRole('link', { name: orderId }).waitFor();
+    // the shop reads by when it must decide: the system approves a return left unreviewed
+    const underReview = (await system.order(orderId)).nextTimer;
+    expect(await review.getByRole('row').filter({ hasText: orderId }).textContent()).toContain(`Return approved for the shop: ${formatTime(underReview.dueAt)}`);
     await shot('06-after-sales');
     await review.getByRole('link', { name: orderId }).click();
     await page.getByLabel('Reason (kept in the history, optional)').fill('used, outside the return terms');
