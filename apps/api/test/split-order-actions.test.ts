@@ -92,6 +92,14 @@ describe("the actions offered on a split order, from its children's statuses", (
     // the potter's mug goes on
     expect((await system.order(childOf('MUG'))).status).toBe('IN_FULFILLMENT');
     expect(await offeredToShop()).toEqual([]);
+    // each merchant reads the order's status from its own child: the shop its kettle refunded, the potter its mug in fulfilment
+    const seenBy = async (token: string) => {
+      const { status, merchantStatus } = (await system.request('GET', `/v1/orders/${orderId}`, { token })).body;
+      return [status, merchantStatus];
+    };
+    expect(await seenBy(shop)).toEqual(['REFUNDED', 'Refunded']);
+    expect(await seenBy(system.token('potter', 'merchant'))).toEqual(['IN_FULFILLMENT', 'In fulfilment']);
+    expect(await seenBy(admin)).toEqual(['IN_FULFILLMENT', 'In fulfilment']);
   });
 
   it("refunds the buyer's whole split order, with the reason one merchant gave for refunding its own child before, the other merchant's child too", async () => {

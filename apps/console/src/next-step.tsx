@@ -67,10 +67,9 @@ const capitalized = (text: string) => text.charAt(0).toUpperCase() + text.slice(
 
 /**
  * Who acts next on the order, from the caller's view. A split order moves with its children
- * (its status is the one of the child holding it back): the child holding it is named, and
- * a merchant none of whose own children holds it (they moved past it, or closed) is told that
- * another merchant's part does. `offered`: whether the caller was offered any action (null
- * while its actions are not known).
+ * (its status is the one of the child holding it back; to a merchant, of its own children's,
+ * the only ones it sees): the child holding it is named. `offered`: whether the caller was
+ * offered any action (null while its actions are not known).
  */
 export function NextStep({ order, childOrders, role, offered, now }: { order: Order; childOrders: Order[]; role: 'merchant' | 'admin'; offered: boolean | null; now: number }) {
   const split = order.subOrders.length > 0 && !CLOSED.has(order.status);
@@ -89,21 +88,6 @@ export function NextStep({ order, childOrders, role, offered, now }: { order: Or
       <p class="next-step" data-testid="next-step">
         The order was split: it moves on with {role === 'merchant' ? 'your ' : ''}child order <Link to={`/orders/${holding.orderId}`}>{holding.orderId}</Link> ({holding.status}).{' '}
         {nextStepOf(holding, now)}
-      </p>
-    );
-  }
-  // a merchant sees its own children alone: none of them holds the order, so another merchant's does
-  if (role === 'merchant' && childOrders.length === order.subOrders.length) {
-    return (
-      <p class="next-step" data-testid="next-step">
-        The order was split by merchant: another merchant's part holds it in {order.status} and moves on next; yours does not hold it (
-        {childOrders.map((child, i) => (
-          <>
-            {i > 0 && ', '}
-            child order <Link to={`/orders/${child.orderId}`}>{child.orderId}</Link>: {child.status}
-          </>
-        ))}
-        ).
       </p>
     );
   }

@@ -424,11 +424,16 @@ export class OrderRepository {
     return row !== undefined;
   }
 
-  /** Each line's SKU and merchant, of all these orders at once (a merchant's view of their refunds and children). */
-  async lineMerchants(orderIds: readonly string[]): Promise<Array<{ orderId: string; skuId: string; merchantId: string }>> {
+  /** Each line's SKU and merchant, and its order's status, of all these orders at once (a merchant's view of their refunds and children). */
+  async lineMerchants(orderIds: readonly string[]): Promise<Array<{ orderId: string; skuId: string; merchantId: string; orderStatus: string }>> {
     if (orderIds.length === 0) return [];
-    const rows = await this.db.selectFrom('order_items').select(['order_id', 'sku_id', 'merchant_id']).where('order_id', 'in', orderIds).execute();
-    return rows.map((row) => ({ orderId: row.order_id, skuId: row.sku_id, merchantId: row.merchant_id }));
+    const rows = await this.db
+      .selectFrom('order_items as i')
+      .innerJoin('orders as o', 'o.order_id', 'i.order_id')
+      .select(['i.order_id', 'i.sku_id', 'i.merchant_id', 'o.status'])
+      .where('i.order_id', 'in', orderIds)
+      .execute();
+    return rows.map((row) => ({ orderId: row.order_id, skuId: row.sku_id, merchantId: row.merchant_id, orderStatus: row.status }));
   }
 
   /**

@@ -1,4 +1,4 @@
-import { TIMER_ACTIONS, benefitsOfPart, startsATimer, stateMachineFor, type Address, type AppliedBenefits, type DiscountShare, type OrderType } from '@orders/domain';
+import { TIMER_ACTIONS, benefitsOfPart, deriveParentStatus, startsATimer, stateMachineFor, type Address, type AppliedBenefits, type DiscountShare, type OrderType } from '@orders/domain';
 import type { OrderHistoryRow, OrderItemRow, OrderRow } from './schema.js';
 import { timerDeadlineOf, type TimerSettings } from './timer-deadlines.js';
 
@@ -155,18 +155,27 @@ function namesAny(text: string, ids: ReadonlySet<string>): boolean {
  * other warehouses' shipments and the children other than `ownSubOrders`. The history keeps
  * every step, a step's detail dropped where it names another merchant's SKU or child, or one
  * of `othersRefunds`: the refunds and returns of the order holding other merchants' lines
- * alone (a refund's step carries the buyer's reason about those goods).
+ * alone (a refund's step carries the buyer's reason about those goods). A split order's status
+ * (and its labels) is derived from the merchant's own children's, `ownChildStatuses`, as the
+ * whole order's is from all of its children's: another merchant's child refunded or shipped is
+ * not the merchant's to see.
  * An order of the merchant's lines alone is shown whole.
  */
-export function merchantOrderView(view: OrderView, merchantId: string, ownSubOrders: readonly string[], othersRefunds: readonly string[] = []): OrderView {
+export function merchantOrderView(view: OrderView, merchantId: string, ownSubOrders: readonly string[], othersRefunds: readonly string[] = [], ownChildStatuses: readonly string[] = []): OrderView {
   const items = view.items.filter((item) => item.merchantId === merchantId);
   if (items.length === view.items.length) return view;
   const sum = (cents: (item: OrderView['items'][number]) => number) => items.reduce((total, item) => total + cents(item), 0);
   const own = new Set(ownSubOrders);
   const warehouses = new Set(items.map((item) => item.warehouseId));
   const others = new Set([...view.items.filter((item) => item.merchantId !== merchantId).map((item) => item.skuId), ...view.subOrders.filter((child) => !own.has(child)), ...othersRefunds]);
+  const machine = stateMachineFor(view.type as OrderType);
+  const status = ownChildStatuses.length > 0 ? deriveParentStatus(machine, ownChildStatuses) : view.status;
+  const labels = machine.labels(status);
   return {
     ...view,
+    status,
+    buyerStatus: labels.buyerLabel,
+    merchantStatus: labels.merchantLabel,
     items,
     amounts: {
       subtotalCents: sum((item) => item.unitPriceCents * item.qty),

@@ -54,6 +54,7 @@ export const merchantOrderViewsPlugin = fp(
       // any, the children of every order of the answer read at once
       const lines = await orders.lineMerchants(shown.flatMap((view) => view.subOrders));
       const ownChildren = new Set(lines.filter((line) => line.merchantId === merchantId).map((line) => line.orderId));
+      const statusOf = new Map(lines.map((line) => [line.orderId, line.orderStatus]));
       // of the orders holding other merchants' lines too, the refunds and returns of those lines
       // alone (one before the split; a whole payment given back names no line and is the merchant's
       // too), whose steps name them: read at once
@@ -67,7 +68,13 @@ export const merchantOrderViewsPlugin = fp(
       return views.map((view) =>
         view.amounts === null
           ? view
-          : merchantOrderView(view, merchantId, view.subOrders.filter((child) => ownChildren.has(child)), othersRefunds.get(view.orderId)),
+          : merchantOrderView(
+              view,
+              merchantId,
+              view.subOrders.filter((child) => ownChildren.has(child)),
+              othersRefunds.get(view.orderId),
+              view.subOrders.filter((child) => ownChildren.has(child)).map((child) => statusOf.get(child)!),
+            ),
       );
     }
 
