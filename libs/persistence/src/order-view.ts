@@ -148,7 +148,7 @@ function namesAny(text: string, ids: ReadonlySet<string>): boolean {
  * not learn what the buyer bought from another merchant, nor at what price. Of an order
  * holding other merchants' lines too (unpaid, or the parent of a split order) it keeps the
  * merchant's lines alone, and its amounts are those lines' sums of the shares stored on each:
- * their discounts (and the benefits those came from), the shipping on them (pricing puts each
+ * their discounts (and the benefits those came from, the coupon's code with its benefit), the shipping on them (pricing puts each
  * warehouse's fee on that warehouse's lines; what is only an order total, an imported order's
  * shipping before its split, is no merchant's), what was refunded of them. Gone are the
  * payment attempts (each took the whole order's amount; `payment` still says it is paid),
@@ -171,6 +171,7 @@ export function merchantOrderView(view: OrderView, merchantId: string, ownSubOrd
   const machine = stateMachineFor(view.type as OrderType);
   const status = ownChildStatuses.length > 0 ? deriveParentStatus(machine, ownChildStatuses) : view.status;
   const labels = machine.labels(status);
+  const benefits = view.benefits && benefitsOfPart(items.flatMap((item) => item.discounts), view.benefits);
   return {
     ...view,
     status,
@@ -184,7 +185,9 @@ export function merchantOrderView(view: OrderView, merchantId: string, ownSubOrd
       payableCents: sum((item) => item.payableCents),
       refundedCents: sum((item) => item.refundedCents),
     },
-    benefits: view.benefits && benefitsOfPart(items.flatMap((item) => item.discounts), view.benefits),
+    benefits,
+    // the code too only where its lines took the coupon (a part of flash-sale lines takes none)
+    couponCode: benefits && !benefits.coupon ? null : view.couponCode,
     payments: [],
     shipments: view.shipments.filter((shipment) => warehouses.has(shipment.warehouseId)),
     subOrders: view.subOrders.filter((child) => own.has(child)),

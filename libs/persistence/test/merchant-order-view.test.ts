@@ -1,0 +1,72 @@
+import { merchantOrderView, type OrderView } from '@orders/persistence';
+import { describe, expect, it } from 'vitest';
+
+type Line = OrderView['items'][number];
+
+const line = (skuId: string, merchantId: string, payableCents: number, discounts: Line['discounts']): Line => ({
+  skuId,
+  title: skuId,
+  qty: 1,
+  unitPriceCents: payableCents + discounts.reduce((sum, share) => sum + share.cents, 0),
+  discountCents: discounts.reduce((sum, share) => sum + share.cents, 0),
+  payableCents,
+  warehouseId: `wh-${merchantId}`,
+  merchantId,
+  channel: 'third_party',
+  shippingCents: 0,
+  discounts,
+  refundedQty: 0,
+  refundedCents: 0,
+});
+
+/**
+ * A paid order of two merchants' lines, split into a child per merchant: the shop's kettle
+ * (a flash-sale line: no coupon on it) and the potter's mug (200 of the coupon's cents).
+ */
+const order: OrderView = {
+  orderId: 'PARENT',
+  parentOrderId: null,
+  type: 'flash_sale',
+  status: 'REFUNDING',
+  buyerStatus: 'After-sales',
+  merchantStatus: 'Refunding',
+  userId: 'ann',
+  items: [line('KETTLE', 'shop', 2_000, []), line('MUG', 'potter', 700, [{ source: 'coupon', ref: 'TENOFF', cents: 200 }])],
+  amounts: { subtotalCents: 2_900, discountCents: 200, shippingCents: 0, payableCents: 2_700, refundedCents: 700 },
+  address: null,
+  couponCode: 'TENOFF',
+  benefits: { member: null, promotions: [], coupon: { code: 'TENOFF', discountCents: 200 } },
+  payment: { paymentId: 'pay-1', transactionId: 'tx-1', paidAt: '2026-12-05T00:00:00.000Z', method: 'card' },
+  payments: [],
+  shipments: [],
+  subOrders: ['CHILD-SHOP', 'CHILD-POTTER'],
+  history: [],
+  paymentDeadline: '2026-12-05T00:10:00.000Z',
+  balanceDeadline: null,
+  nextTimer: null,
+  sourceChannel: null,
+  externalOrderId: null,
+  createdAt: '2026-12-05T00:00:00.000Z',
+  updatedAt: '2026-12-05T00:00:00.000Z',
+};
+
+describe("a merchant's view of an order holding another merchant's lines too", () => {
+  it('reads the status from its own children alone: the potter refunding its mug is not the shop’s to see', () => {
+    const shop = merchantOrderView(order, 'shop', ['CHILD-SHOP'], [], ['IN_FULFILLMENT']);
+    expect([shop.status, shop.buyerStatus, shop.merchantStatus, shop.subOrders]).toEqual(['IN_FULFILLMENT', 'To ship', 'In fulfilment', ['CHILD-SHOP']]);
+    const potter = merchantOrderView(order, 'potter', ['CHILD-POTTER'], [], ['REFUNDING']);
+    expect([potter.status, potter.merchantStatus]).toEqual(['REFUNDING', 'Refunding']);
+  });
+
+  it('names the coupon only to the merchant whose lines took it', () => {
+    const shop = merchantOrderView(order, 'shop', ['CHILD-SHOP'], [], ['IN_FULFILLMENT']);
+    expect([shop.couponCode, shop.benefits?.coupon, shop.amounts.payableCents]).toEqual([null, null, 2_000]);
+    const potter = merchantOrderView(order, 'potter', ['CHILD-POTTER'], [], ['REFUNDING']);
+    expect([potter.couponCode, potter.benefits?.coupon, potter.amounts.discountCents]).toEqual(['TENOFF', { code: 'TENOFF', discountCents: 200 }, 200]);
+  });
+
+  it('shows an order of the merchant’s lines alone whole', () => {
+    const own = { ...order, items: [order.items[0]!], subOrders: [] };
+    expect(merchantOrderView(own, 'shop', [], [], [])).toBe(own);
+  });
+});
