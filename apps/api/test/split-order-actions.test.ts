@@ -102,6 +102,25 @@ describe("the actions offered on a split order, from its children's statuses", (
     expect(await seenBy(admin)).toEqual(['IN_FULFILLMENT', 'In fulfilment']);
   });
 
+  it("offers a merchant the refund of its own child still in fulfilment while another merchant's child is under a return review, and the refund goes through", async () => {
+    const { orderId, childOf } = await splitWhenPaid('eve', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 1 }], 'IN_FULFILLMENT');
+    for (const event of ['SHIPPED', 'DELIVERED']) await system.warehouseSim.request('POST', `/__admin/orders/${childOf('MUG')}/events`, { body: { event } });
+    await system.waitForStatus(childOf('MUG'), 'DELIVERED');
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('eve'), body: { reason: 'chipped', items: [{ skuId: 'MUG', qty: 1 }] } });
+    expect(asked.status).toBe(202);
+    // the whole order reads as its child under review; the shop's own child is still at its warehouse
+    expect((await system.order(orderId)).status).toBe('RETURN_REQUESTED');
+    const shop = system.token('shop', 'merchant');
+    const answer = await system.request('GET', `/v1/orders/${orderId}/actions`, { token: shop });
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    const offered = answer.body.actions as Array<{ action: string; href: string }>;
+    expect(offered.map((a) => a.action).sort()).toEqual(['refund', 'refund_lines']);
+    const refund = offered.find((a) => a.action === 'refund')!;
+    expect((await system.request('POST', refund.href, { token: shop, body: { reason: 'out of kettles' } })).status).toBe(200);
+    await system.waitForStatus(childOf('KETTLE'), 'REFUNDED');
+    expect((await system.order(childOf('MUG'))).status).toBe('RETURN_REQUESTED');
+  });
+
   it("refunds the buyer's whole split order, with the reason one merchant gave for refunding its own child before, the other merchant's child too", async () => {
     await system.createSku({ skuId: 'VASE', priceCents: 2_400, merchantId: 'glazier', channel: 'self', warehouseId: 'wh-west', stock: 20, deduction: 'placement' });
     const { orderId, childOf } = await splitWhenPaid('eve', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'VASE', qty: 1 }], 'IN_FULFILLMENT');

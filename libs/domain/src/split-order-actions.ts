@@ -1,4 +1,5 @@
 import type { Actor, OrderFacts, OrderStateMachine } from './order-process.js';
+import { deriveParentStatus } from './splitting.js';
 
 /** A child of a split order, as an action on the order as a whole reads it. */
 export interface ChildOrder {
@@ -67,9 +68,12 @@ export function offeredActions(machine: OrderStateMachine, status: string, actor
 /**
  * What a merchant may take on a split order holding other merchants' lines too: only what is
  * carried out on children, on `own`, the children holding its SKUs alone (the routes move
- * those, never another merchant's). Nothing on the order itself, which is not its alone.
+ * those, never another merchant's), from the order as the merchant sees it, its status its own
+ * children's (another merchant's child in after-sales takes nothing from it). Nothing on the
+ * order itself, which is not its alone.
  */
-export function offeredOnOwnChildren(machine: OrderStateMachine, status: string, own: readonly ChildOrder[]): string[] {
+export function offeredOnOwnChildren(machine: OrderStateMachine, own: readonly ChildOrder[]): string[] {
   if (own.length === 0) return [];
+  const status = deriveParentStatus(machine, own.map((child) => child.status));
   return offeredActions(machine, status, 'merchant', { split: true, child: false }, own).filter((action) => action === REFUND_LINES || CARRIED_TO_CHILDREN.has(action));
 }

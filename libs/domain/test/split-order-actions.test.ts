@@ -78,8 +78,11 @@ describe('the actions offered on a split order as a whole', () => {
 
   it("offers a merchant, on a split order holding another merchant's lines too, what the routes carry out on its own children alone", () => {
     const own = children('IN_FULFILLMENT');
-    expect(offeredOnOwnChildren(standard, 'IN_FULFILLMENT', own)).toEqual(['refund_lines', 'refund']);
-    expect(offeredOnOwnChildren(standard, 'IN_FULFILLMENT', children('SHIPPED'))).toEqual([]);
-    expect(offeredOnOwnChildren(standard, 'IN_FULFILLMENT', [])).toEqual([]);
+    expect(offeredOnOwnChildren(standard, own)).toEqual(['refund_lines', 'refund']);
+    expect(offeredOnOwnChildren(standard, children('SHIPPED'))).toEqual([]);
+    expect(offeredOnOwnChildren(standard, [])).toEqual([]);
+    // another merchant's child under a return review (the whole order reads RETURN_REQUESTED) takes nothing from this merchant's, still in fulfilment
+    expect(deriveParentStatus(standard, ['IN_FULFILLMENT', 'RETURN_REQUESTED'])).toBe('RETURN_REQUESTED');
+    expect(offeredOnOwnChildren(standard, own)).toEqual(['refund_lines', 'refund']);
   });
 });

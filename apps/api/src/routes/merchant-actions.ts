@@ -1,4 +1,4 @@
-import { offeredActions, offeredOnOwnChildren, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
+import { deriveParentStatus, offeredActions, offeredOnOwnChildren, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
 import { afterStaleOrderVersion, ProcessRepository, RefundRepository, retryTransaction, SHIPMENT_STEPS, type Database, type OrderView } from '@orders/persistence';
 import type { Transaction } from 'kysely';
 import type { FastifyInstance } from 'fastify';
@@ -123,19 +123,22 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
         const alone = await Promise.all(children.map((child) => deps.orders.orderOfMerchantAlone(child.orderId, request.user.sub)));
         return children.filter((_, i) => alone[i]);
       };
-      const offered = mayAct ? offeredActions(machine, order.status, actor, facts, children) : facts.split ? offeredOnOwnChildren(machine, order.status, await own()) : [];
+      const ownChildren = !mayAct && facts.split ? await own() : [];
+      // the order as the caller sees it: a merchant's part of a split order reads its own children's status
+      const seen = ownChildren.length > 0 ? deriveParentStatus(machine, ownChildren.map((child) => child.status)) : order.status;
+      const offered = mayAct ? offeredActions(machine, order.status, actor, facts, children) : offeredOnOwnChildren(machine, ownChildren);
       const actions = offered
         // a decision on a return needs the return's id: without a return to decide there is nothing to offer
         .filter((action) => !RETURN_DECISIONS.has(action) || returnFor(action) !== undefined)
         .map((action) => {
-          const to = machine.rule(order.status, action)!.to;
+          const to = machine.rule(seen, action)!.to;
           const decision = returnFor(action);
           const href = decision
             ? `/v1/orders/${order.orderId}/returns/${decision.returnId}/${decision.verb}`
             : (REVERSE_FLOW_ROUTES.get(action)?.(order.orderId) ?? `/v1/orders/${order.orderId}/actions/${action}`);
           return { action, to, merchantLabel: machine.labels(to).merchantLabel, href };
         });
-      return { orderId: order.orderId, type: order.type, status: order.status, actor, actions };
+      return { orderId: order.orderId, type: order.type, status: seen, actor, actions };
     },
   );
 
