@@ -338,7 +338,7 @@ const GIVEN_BACK_KEPT_AT_MOST_MS = RESTOCK_MARKER_TTL_MS;
 const READS_PER_PIPELINE = 1000;
 /** How far apart the clocks of the api hosts, the workers and Redis may be, at most, for what looks back over the reservations kept. */
 const CLOCKS_APART_MS = 10 * 60_000;
-/** Far below any clock: a change of a SKU's sale undone with it as the cutoff passes every check of changeSale-1.lua. */
+/** Negated, far below any clock: a change of a SKU's sale undone with that as its cutoff passes every check of changeSale-1.lua. */
 const UNDO_CUTOFF_MS = Number.MAX_SAFE_INTEGER;
 /** A finished transfer's records are kept long past any retry of it. */
 const TRANSFER_RECORD_TTL_MS = 7 * 24 * 3600 * 1000;

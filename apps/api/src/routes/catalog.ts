@@ -148,10 +148,10 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       }
     }
     const previous = await changeFlashSale(deps, sku, sale).catch((error: unknown) => {
-        if (!(error instanceof StockBucketLost)) throw error;
-        log.warn({ skuId, lostBuckets: error.buckets }, 'flash sale change refused: Redis lost buckets of the SKU; run the stock repair (reconcile --repair)');
-        throw stockRepairPending();
-      });
+      if (!(error instanceof StockBucketLost)) throw error;
+      log.warn({ skuId, lostBuckets: error.buckets }, 'flash sale change refused: Redis lost buckets of the SKU; run the stock repair (reconcile --repair)');
+      throw stockRepairPending();
+    });
     if (previous === undefined) throw notFound('SKU');
     if (!sameFlashSale(previous, sale)) log.info({ skuId, by: principal.sub, from: previous, to: sale }, sale ? 'flash sale changed' : 'flash sale withdrawn');
     return skuView(skuId, principal);
