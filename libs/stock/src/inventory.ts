@@ -991,6 +991,8 @@ export class Inventory {
    * Publishes a coupon for checkout: how many orders of one buyer may use it, how many in all, and
    * when. Once, in the buyers' group: a checkout takes a coupon's use there whatever group its cart
    * runs in (reserveStock-6+c+2n.lua for a cart there, claimCheckout-5+c.lua for one in a bucket's).
+   * Kept a day past the coupon's end, as its buyers' uses: checkout refuses it from its end on, and
+   * a coupon a month would otherwise stay in Redis for good.
    */
   async publishCoupon(coupon: { code: string; perBuyerLimit: number; totalLimit?: number; startsAt: Date; endsAt: Date }, taken = 0): Promise<void> {
     const key = this.keys.coupon(this.keys.couponGroup(), coupon.code);
@@ -999,6 +1001,7 @@ export class Inventory {
       .multi()
       .hset(key, { perBuyerLimit: coupon.perBuyerLimit, totalLimit: coupon.totalLimit ?? 0, startsAt: coupon.startsAt.getTime(), endsAt: coupon.endsAt.getTime() })
       .hsetnx(key, 'taken', taken)
+      .pexpireat(key, coupon.endsAt.getTime() + COUPON_USES_KEPT_AFTER_END_MS)
       .exec();
   }
 

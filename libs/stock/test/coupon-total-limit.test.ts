@@ -75,4 +75,10 @@ describe("a coupon's total limit", () => {
     expect(await taken('LOST')).toBe(15);
     expect(accepted(await race('LOST', 'TEA', 30, 'lost'))).toHaveLength(5);
   });
+
+  it('keeps a coupon in Redis a day past its end, as its buyers’ uses, not for good', async () => {
+    await inventory.publishCoupon({ code: 'MONTHLY', perBuyerLimit: 1, totalLimit: 10, ...window });
+    const expiresAt = await redis.pexpiretime(inventory.keys.coupon(inventory.keys.couponGroup(), 'MONTHLY'));
+    expect(expiresAt).toBe(window.endsAt.getTime() + 24 * HOUR);
+  });
 });

@@ -138,7 +138,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
         tags: ['pricing'],
         summary: 'A coupon as created, with how many orders hold a use of it now (and, with a total limit, how many uses are left)',
         description:
-          '`usesHeld` is checkout\'s count in Redis: orders accepted with the coupon that neither gave the use back (cancelled, unpaid, priced without it) nor lost it; null while Redis has no copy of the coupon (the stock repair publishes it again). `usesLeft` is `totalLimit` less that, or null without a total limit.',
+          '`usesHeld` is checkout\'s count in Redis: orders accepted with the coupon that neither gave the use back (cancelled, unpaid, priced without it) nor lost it; null while Redis has no copy of the coupon (a day after its end it is gone; one not ended that Redis lost, the stock repair publishes again). `usesLeft` is `totalLimit` less that, or null without a total limit.',
         params: { type: 'object', additionalProperties: false, required: ['code'], properties: { code } },
         response: answers,
       },
