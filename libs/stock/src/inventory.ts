@@ -620,7 +620,11 @@ export class Inventory {
     }
     spentWith(reply);
     if (claim) await this.settleClaim(claim, reply, true);
-    const [, budgetMsLeft, code, a, b, c, d] = reply;
+    const [, budgetMsLeft, code, a, b, c, d, couponApplies] = reply;
+    // every line in its flash sale: the coupon takes nothing off, and the use the claim took goes back now,
+    // not once the order is priced (a coupon for the first so many orders would be held for nothing till then);
+    // should Redis not answer, the order's pricing gives it back
+    if (code === 1 && claim?.couponTaken && Number(couponApplies) === 0) await this.releaseCoupon({ orderId, userId, couponCode: claim.couponCode }).catch(() => false);
     const lineSku = (index: unknown) => items[Number(index) - 1]?.skuId ?? '';
     switch (code) {
       case 1:

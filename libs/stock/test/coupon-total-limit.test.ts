@@ -21,6 +21,9 @@ describe("a coupon's total limit", () => {
     await inventory.initSku({ skuId: 'TEA', available: 10_000, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     // split into buckets: its carts run in the buyer's bucket and take the coupon's use in the buyers' own group first
     await inventory.initSku({ skuId: 'HOT', available: 10_000, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, buckets: 4 });
+    // in their flash sale now, alone and split into buckets
+    await inventory.initSku({ skuId: 'DEAL', available: 10_000, deduction: 'placement', saleStartsAt: window.startsAt, saleEndsAt: window.endsAt, perUserLimit: 5 });
+    await inventory.initSku({ skuId: 'HOT-DEAL', available: 10_000, deduction: 'placement', saleStartsAt: window.startsAt, saleEndsAt: window.endsAt, perUserLimit: 5, buckets: 4 });
   });
 
   afterAll(async () => {
@@ -74,6 +77,25 @@ describe("a coupon's total limit", () => {
     await inventory.publishCoupon({ code: 'LOST', perBuyerLimit: 1, totalLimit: 20, ...window }, 3);
     expect(await taken('LOST')).toBe(15);
     expect(accepted(await race('LOST', 'TEA', 30, 'lost'))).toHaveLength(5);
+  });
+
+  it.each([
+    ['DEAL', 'a cart in the buyers’ own group: none taken, whatever the rush', true],
+    ['HOT-DEAL', 'a cart of a SKU split into buckets: the use its claim took comes back as the order is accepted', false],
+  ])('holds no use for a cart whose every line is in its flash sale (%s, %s), which the coupon takes nothing off; a cart with a line outside it holds one', async (skuId, _, atOnce) => {
+    const code = `SALE2-${skuId}`;
+    await inventory.publishCoupon({ code, perBuyerLimit: 1, totalLimit: 2, ...window });
+    const flashOnly = (buyer: string) => inventory.reserveStock(reservationOf(buyer, [{ skuId, qty: 1 }], { payload: { address: buyerAddress, couponCode: code } }));
+    // a claim takes its use before its reservation says the cart is all in the sale: at once, such carts could hold the two uses for a moment
+    if (atOnce) expect(accepted(await race(code, skuId, 5, `${skuId}-flash`))).toHaveLength(5);
+    else for (let i = 0; i < 5; i += 1) await flashOnly(`${skuId}-flash-${i}`);
+    expect([await taken(code), Number(await redis.get(inventory.keys.couponUses(inventory.keys.couponGroup(), code, `${skuId}-flash-0`)))]).toEqual([0, 0]);
+    // the coupon still has to be one the buyer may use: a sixth is refused once two other orders hold its uses
+    const mixed = (buyer: string) => inventory.reserveStock(reservationOf(buyer, [{ skuId: 'TEA', qty: 1 }], { payload: { address: buyerAddress, couponCode: code } }));
+    await mixed(`${skuId}-tea-1`);
+    await mixed(`${skuId}-tea-2`);
+    expect(await taken(code)).toBe(2);
+    await expect(flashOnly(`${skuId}-flash-late`)).rejects.toBeInstanceOf(CouponAllTaken);
   });
 
   it('keeps a coupon in Redis a day past its end, as its buyers’ uses, not for good', async () => {

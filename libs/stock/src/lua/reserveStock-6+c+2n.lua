@@ -40,7 +40,10 @@
   order with a SKU in its flash sale is a flash_sale order.
 
   Returns { budget count, ms left in its window, code, ... } (the first two 0 when c is 0):
-    1 accepted          { 1, orderId, type, deadlineMs, acceptedAtMs } (Redis's clock)
+    1 accepted          { 1, orderId, type, deadlineMs, acceptedAtMs, couponApplies } (Redis's
+                        clock); couponApplies 0 when every line is in its flash sale: a coupon takes
+                        nothing off such lines (pricing.ts), so its use is checked, not taken (one
+                        the claim took in the buyer's own group, its caller gives back at once)
     2 idempotent replay { 2, orderId, type, deadlineMs, acceptedAtMs }
       (acceptedAtMs: the first checkout's time, which the order is priced at; absent from a
       record written before it was kept)
@@ -114,6 +117,7 @@ local function checkout()
   -- the sale's window, the coupon's and the payment deadline on Redis's clock (shared/redisClock.lua)
   local now = clockMs()
   local lines = {}
+  local couponApplies = false
   for i = 1, lineCount do
     local skuKey, boughtKey = KEYS[lineKeys + 2 * i - 1], KEYS[lineKeys + 2 * i]
     local qty = tonumber(ARGV[lineQty + i])
@@ -125,6 +129,7 @@ local function checkout()
     if saleEndsAt > 0 and now < saleStartsAt then return { -3, i, saleStartsAt } end
     if ARGV[7] == 'flash_sale' and saleEndsAt > 0 and not inSale then return { -3, i } end
     local limited = 0
+    if not inSale then couponApplies = true end
     if inSale then
       type = 'flash_sale'
       if limit > 0 then
@@ -167,7 +172,7 @@ local function checkout()
   end
 
   redis.call('HSET', orderKey, 'u', userId, 't', type, 'd', deadlineText, 's', 'reserved', 'l', cjson.encode(recorded), 'p', ARGV[8], 'a', nowText)
-  if couponCode ~= '' then takeCouponUse(couponKey, couponUsesKey, orderKey, couponCode, couponEndsAt) end
+  if couponCode ~= '' and couponApplies then takeCouponUse(couponKey, couponUsesKey, orderKey, couponCode, couponEndsAt) end
   -- outlive the payment deadline by a week so a late expiry still finds what to release; a
   -- presale holds its units past its deposit, until its balance is paid or forfeited
   local keptUntil = deadline + 604800000
@@ -176,7 +181,7 @@ local function checkout()
   redis.call('ZADD', acceptedKey, nowText, orderId)
   redis.call('HSET', idemKey, 'h', bodyHash, 'o', orderId, 't', type, 'd', deadlineText, 'a', nowText, 'u', userId)
   redis.call('PEXPIRE', idemKey, ARGV[4])
-  return { 1, orderId, type, deadline, now }
+  return { 1, orderId, type, deadline, now, couponApplies and 1 or 0 }
 end
 
 local reply = checkout()
