@@ -108,7 +108,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
               minimum: 1,
               maximum: 1_000_000_000,
               description:
-                'the first so many orders, all buyers together: at most this many orders hold a use at once (checkout answers 422 COUPON_LIMIT_EXCEEDED beyond it), a use given back by an order cancelled, unpaid or priced without the coupon taken again by the next. A checkout holds its use from its acceptance until its order is priced: a cart the coupon turns out not to apply to (flash-sale lines alone, below the minimum spend) gives it back then, seconds later, or longer while the orders queue; absent: no limit',
+                'the first so many orders, all buyers together: at most this many orders hold a use at once (checkout answers 422 COUPON_LIMIT_EXCEEDED beyond it), a use given back by an order cancelled, unpaid or priced without the coupon taken again by the next. A checkout holds its use from its acceptance until its order is priced: a cart below the minimum spend gives it back then, seconds later, or longer while the orders queue (a cart of flash-sale lines alone, which the coupon takes nothing off, holds none); absent: no limit',
             },
             ...window,
           },
