@@ -46,6 +46,9 @@ describe('the after-sales window', () => {
     const orderId = await system.checkout('meg', [{ skuId: 'LAMP', qty: 1 }]);
     const unpaid = await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     expect(unpaid.nextTimer).toEqual({ action: 'expire', dueAt: unpaid.paymentDeadline });
+    // a new address leaves the deadline as it was
+    const moved = await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: system.token('meg'), body: { address: { ...unpaid.address, line1: '2 New Street' } } });
+    expect([moved.status, moved.body.nextTimer]).toEqual([200, { action: 'expire', dueAt: unpaid.paymentDeadline }]);
     await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('meg'), body: { method: 'card' } });
     const handedOver = await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     // the warehouse has it: nothing moves the order on by itself

@@ -123,12 +123,13 @@ export function toOrderView(
 
 /**
  * The timer the step that brought the order into its status started (timersDue reads the same
- * step): its action and when it falls due.
+ * step): its action and when it falls due. A step that left the status as it was (an address
+ * changed while the order awaits payment) started none and stopped none.
  */
 function nextTimerOf(order: OrderRow, history: readonly OrderHistoryRow[], timers: TimerSettings): OrderView['nextTimer'] {
   const machine = stateMachineFor(order.type as OrderType);
   if (machine.isFinal(order.status)) return null;
-  const entered = history.findLast((step) => step.to_status === order.status);
+  const entered = history.findLast((step) => step.to_status === order.status && step.from_status !== order.status);
   const effects = (entered?.from_status && machine.rule(entered.from_status, entered.action)?.effects) || [];
   if (effects.includes('schedulePaymentDeadline')) return { action: 'expire', dueAt: order.payment_deadline.toISOString() };
   const effect = effects.find(startsATimer);
