@@ -68,12 +68,16 @@ export function offeredActions(machine: OrderStateMachine, status: string, actor
 /**
  * What a merchant may take on a split order holding other merchants' lines too: only what is
  * carried out on children, on `own`, the children holding its SKUs alone (the routes move
- * those, never another merchant's), from the order as the merchant sees it, its status its own
- * children's (another merchant's child in after-sales takes nothing from it). Nothing on the
- * order itself, which is not its alone.
+ * those, never another merchant's), from the order as the merchant sees it (ownPartStatus:
+ * another merchant's child in after-sales takes nothing from it). Nothing on the order itself,
+ * which is not its alone.
  */
 export function offeredOnOwnChildren(machine: OrderStateMachine, own: readonly ChildOrder[]): string[] {
   if (own.length === 0) return [];
-  const status = deriveParentStatus(machine, own.map((child) => child.status));
-  return offeredActions(machine, status, 'merchant', { split: true, child: false }, own).filter((action) => action === REFUND_LINES || CARRIED_TO_CHILDREN.has(action));
+  return offeredActions(machine, ownPartStatus(machine, own), 'merchant', { split: true, child: false }, own).filter((action) => action === REFUND_LINES || CARRIED_TO_CHILDREN.has(action));
+}
+
+/** A split order's status as a merchant holding `own` of its children sees it: theirs alone, as the whole order's is all of its children's. */
+export function ownPartStatus(machine: OrderStateMachine, own: readonly ChildOrder[]): string {
+  return deriveParentStatus(machine, own.map((child) => child.status));
 }

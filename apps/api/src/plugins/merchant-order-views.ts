@@ -65,17 +65,11 @@ export const merchantOrderViewsPlugin = fp(
         if (refund.items.length === 0 || refund.items.some((item) => ownSkus.has(item.skuId))) continue;
         othersRefunds.set(refund.orderId, [...(othersRefunds.get(refund.orderId) ?? []), refund.refundId]);
       }
-      return views.map((view) =>
-        view.amounts === null
-          ? view
-          : merchantOrderView(
-              view,
-              merchantId,
-              view.subOrders.filter((child) => ownChildren.has(child)),
-              othersRefunds.get(view.orderId),
-              view.subOrders.filter((child) => ownChildren.has(child)).map((child) => statusOf.get(child)!),
-            ),
-      );
+      return views.map((view) => {
+        if (view.amounts === null) return view;
+        const own = view.subOrders.filter((child) => ownChildren.has(child));
+        return merchantOrderView(view, merchantId, own, othersRefunds.get(view.orderId), own.map((child) => statusOf.get(child)!));
+      });
     }
 
     /** Of each order, the merchant's SKUs among its lines; 'whole' when every line is its own (its child of a split order). */

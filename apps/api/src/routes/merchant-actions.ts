@@ -1,4 +1,4 @@
-import { deriveParentStatus, offeredActions, offeredOnOwnChildren, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
+import { offeredActions, offeredOnOwnChildren, ownPartStatus, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
 import { afterStaleOrderVersion, ProcessRepository, RefundRepository, retryTransaction, SHIPMENT_STEPS, type Database, type OrderView } from '@orders/persistence';
 import type { Transaction } from 'kysely';
 import type { FastifyInstance } from 'fastify';
@@ -125,7 +125,7 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       };
       const ownChildren = !mayAct && facts.split ? await own() : [];
       // the order as the caller sees it: a merchant's part of a split order reads its own children's status
-      const seen = ownChildren.length > 0 ? deriveParentStatus(machine, ownChildren.map((child) => child.status)) : order.status;
+      const seen = ownChildren.length > 0 ? ownPartStatus(machine, ownChildren) : order.status;
       const offered = mayAct ? offeredActions(machine, order.status, actor, facts, children) : offeredOnOwnChildren(machine, ownChildren);
       const actions = offered
         // a decision on a return needs the return's id: without a return to decide there is nothing to offer
