@@ -1,12 +1,13 @@
 import { loadConfig } from '@orders/config';
-import type { ReconcileReport } from '@orders/worker';
+import type { ReconcileReport, SaleRulesDrift } from '@orders/worker';
 import { refuseArguments, runCommand } from './run-command.js';
 
 const USAGE = `usage: npm run reconcile [-- --repair]
 Compares the stock counters in Redis with the MySQL stock ledger and prints the drift. Like the
 workers' scheduled stock check, it first finishes what was left half-done (stock sets whose answer
 was lost, transfers between a SKU's buckets, checkout claims of an api that died), and says so.
-  --repair   moves the Redis counters to the ledger (and publishes coupons from MySQL)
+  --repair   moves the Redis counters to the ledger, puts the catalog's flash sales back on
+             every bucket whose sale differs (and publishes coupons from MySQL)
 Exits 0 when all is clear, 1 when it could not check, 2 when drift or an oversold SKU is left.`;
 /**
  * Drift found and left as it is, units a repair could not take back, or an oversold SKU: a
@@ -15,6 +16,28 @@ Exits 0 when all is clear, 1 when it could not check, 2 when drift or an oversol
 const EXIT_NEEDS_ATTENTION = 2;
 
 const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
+
+const saleText = (sale: SaleRulesDrift['catalog']) =>
+  sale.endsAt === 0 ? 'no flash sale' : `${new Date(sale.startsAt).toISOString()} to ${new Date(sale.endsAt).toISOString()}, ${sale.perUserLimit === 0 ? 'no per-buyer limit' : `at most ${sale.perUserLimit} per buyer`}`;
+
+function printSaleRulesDrift(report: ReconcileReport, repair: boolean): void {
+  for (const { skuId, catalog, buckets } of report.saleRulesDrift) {
+    console.log(`FLASH SALE DIFFERS: ${skuId}: the catalog (which prices orders) has ${saleText(catalog)}.`);
+    for (const { bucket, ...sale } of buckets) console.log(`  bucket ${bucket} in Redis ${repair ? 'had' : 'sells by'} ${saleText(sale)}${repair ? ": now the catalog's" : ''}.`);
+  }
+  if (!repair && report.saleRulesDrift.length > 0) console.log("Left as it is; run with --repair to put the catalog's flash sale on every bucket.");
+}
+
+/** SKUs whose row another's work held past the lock wait: a check could not compare their sale, a repair changed nothing of them. */
+function printBusy(report: ReconcileReport, repair: boolean): void {
+  for (const skuId of report.skusBusy) {
+    console.log(
+      repair
+        ? `NOT REPAIRED: ${skuId}: its MySQL row stayed locked past the lock wait (a stock set stuck halfway?); nothing changed.`
+        : `NOT COMPARED: ${skuId}: its MySQL row stayed locked past the lock wait (a stock set stuck halfway?); its flash sale in Redis was not compared with the catalog's.`,
+    );
+  }
+}
 
 function printReport(report: ReconcileReport, repair: boolean): void {
   console.log(`${plural(report.checkedSkus, 'SKU')} checked; ${report.ordersInFlight} accepted order(s) not yet in MySQL counted as in flight.`);
@@ -26,11 +49,13 @@ function printReport(report: ReconcileReport, repair: boolean): void {
   if (report.movementsInFlight > 0) console.log(`${plural(report.movementsInFlight, 'release, commit or restock')} of recent orders under way (one side, Redis or the ledger, not yet run) counted as Redis has them and left to their own step.`);
   if (repair) console.log(`${plural(report.couponsPublished, 'coupon')} not yet ended published to Redis from MySQL; ${report.couponUsesRestored} buyer(s)' coupon uses counted again.`);
   if (repair) console.log(`${report.flashSaleCountsRestored} buyer(s)' counts toward a running flash sale's per-buyer limit counted again.`);
+  printSaleRulesDrift(report, repair);
   for (const { skuId, available } of report.oversold) {
     console.log(`OVERSOLD: ${skuId}: the ledger has ${available} units available, more reserved or sold than there was stock.`);
   }
   if (report.drift.length === 0) {
-    console.log('No drift: Redis matches the MySQL ledger.');
+    console.log(repair || report.saleRulesDrift.length === 0 ? 'No drift: Redis matches the MySQL ledger.' : 'No counter drift: the Redis counters match the MySQL ledger.');
+    printBusy(report, repair);
     return;
   }
   console.log(`Drift (Redis minus ledger) on ${plural(report.drift.length, 'SKU')}:`);
@@ -47,11 +72,12 @@ function printReport(report: ReconcileReport, repair: boolean): void {
   for (const row of [header, ...rows]) console.log(row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd());
   if (!repair) {
     console.log('The drift is left as it is; run with --repair to move the Redis counters to the ledger.');
+    printBusy(report, repair);
   } else if (report.unitsLeft.length === 0 && report.skusBusy.length === 0 && report.skusDeferred.length === 0) {
     console.log('Repaired: the Redis counters now match the ledger.');
   } else {
     for (const { skuId, units } of report.unitsLeft) console.log(`NOT REPAIRED: ${skuId}: ${units} unit(s) too many in Redis could not be taken back (reserved meanwhile, or oversold).`);
-    for (const skuId of report.skusBusy) console.log(`NOT REPAIRED: ${skuId}: its MySQL row stayed locked past the lock wait (a stock set stuck halfway?); nothing changed.`);
+    printBusy(report, repair);
     for (const skuId of report.skusDeferred) console.log(`NOT REPAIRED: ${skuId}: its lost counters were not recreated (a stock set of it ended while the repair ran, or the catalog has no such SKU); nothing changed.`);
     console.log('Repaired the rest; run again once those reservations have been paid or released and those rows are free.');
   }
@@ -82,7 +108,7 @@ runCommand({ usage: USAGE, parse: repairAsked }, async (repair) => {
   try {
     const report = await reconciler.reconcile({ repair });
     printReport(report, repair);
-    const driftLeft = repair ? report.unitsLeft.length > 0 || report.skusBusy.length > 0 : report.drift.length > 0;
+    const driftLeft = repair ? report.unitsLeft.length > 0 || report.skusBusy.length > 0 : report.drift.length > 0 || report.saleRulesDrift.length > 0 || report.skusBusy.length > 0;
     return driftLeft || report.oversold.length > 0 ? EXIT_NEEDS_ATTENTION : 0;
   } finally {
     await db.destroy();

@@ -56,7 +56,7 @@ export async function changeFlashSale(
     // read on a connection of its own; MySQL away as well leaves it to the caller's retry, which finishes the change
     const stored = await deps.catalog.findSku(sku.skuId);
     if (stored && sameFlashSale(stored.flashSale, sale)) return published.replaced;
-    await deps.inventory.undoSaleChange(sku, published.replaced);
+    await deps.inventory.putCatalogSale(sku, published.replaced);
     throw error;
   }
 }

@@ -4,4 +4,4 @@ export { workerLog } from './worker-log.js';
 export { closeUnpaidOrder } from './processors/expire-order.js';
 export { OrderWriter } from './processors/order-writer.js';
 export { StockReconciler } from './stock-reconciler.js';
-export type { ReconcileReport, SkuDrift } from './stock-reconciler.js';
+export type { ReconcileReport, SaleRulesDrift, SkuDrift } from './stock-reconciler.js';

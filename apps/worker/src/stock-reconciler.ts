@@ -9,8 +9,8 @@ import {
   type LedgerStock,
   type StockLedgerRepository,
 } from '@orders/persistence';
-import { firstOrderIdAt } from '@orders/domain';
-import { AbandonedClaims, SKU_COUNTERS, StockRebalancer, RunLock, RunUnderWay, StockSets, splitStock, stockRulesOf, type Inventory, type RedisClient } from '@orders/stock';
+import { firstOrderIdAt, type Sku } from '@orders/domain';
+import { AbandonedClaims, SKU_COUNTERS, StockRebalancer, RunLock, RunUnderWay, StockSets, bucketSaleOf, splitStock, stockRulesOf, type BucketSale, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;
@@ -25,6 +25,19 @@ export interface SkuDrift extends Counters {
    * (which the checkout refuses); for a SKU split into buckets, in any one of its buckets
    */
   missing: boolean;
+}
+
+/**
+ * A SKU some bucket of which sells, in Redis, by another flash sale than the catalog's, which
+ * orders are priced by: a change of the sale answered 503 that nobody sent again, MySQL away
+ * when the api read whether its COMMIT took (catalog-admin.ts changeFlashSale).
+ */
+export interface SaleRulesDrift {
+  skuId: string;
+  /** the catalog's sale (0: none) */
+  catalog: BucketSale;
+  /** the buckets whose sale is another, and what they hold */
+  buckets: Array<{ bucket: number } & BucketSale>;
 }
 
 export interface ReconcileReport {
@@ -60,11 +73,16 @@ export interface ReconcileReport {
   flashSaleCountsRestored: number;
   /** SKUs whose drift was the same in both readings */
   drift: SkuDrift[];
-  /** the repair moved every unit of the drift */
+  /** SKUs whose flash sale in Redis is not the catalog's; with repair, each has the catalog's on every bucket now */
+  saleRulesDrift: SaleRulesDrift[];
+  /** the repair moved every unit of the drift, and put the catalog's sales back */
   repaired: boolean;
   /** units the repair could not take back (reserved meanwhile, or the ledger has fewer than none): drift still there */
   unitsLeft: Array<{ skuId: string; units: number }>;
-  /** repair only: SKUs whose row lock other work (a merchant's stock set stuck halfway) held past the lock wait: left as they are, for the next run */
+  /**
+   * SKUs whose row lock other work (a merchant's stock set stuck halfway) held past the lock wait: left
+   * as they are, for the next run. A check lists those whose sale in Redis it could not compare so.
+   */
   skusBusy: string[];
   /**
    * repair only: SKUs whose lost counters were not recreated in this run (the stock set they were measured
@@ -99,6 +117,15 @@ const addTo = (bySku: Map<string, Counters>, skuId: string, by: Counters) => {
 };
 
 const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTERS.every((counter) => a[counter] === b[counter]);
+
+/** The SKU's buckets that sell by another sale than the catalog's; null when none does (a bucket Redis lost is the counters' repair's). */
+function saleDriftOf(sku: Pick<Sku, 'skuId' | 'flashSale'>, buckets: ReadonlyArray<BucketSale | null>): SaleRulesDrift | null {
+  const catalog = bucketSaleOf(sku.flashSale);
+  const differing = buckets.flatMap((sale, bucket) =>
+    sale && (sale.startsAt !== catalog.startsAt || sale.endsAt !== catalog.endsAt || sale.perUserLimit !== catalog.perUserLimit) ? [{ bucket, ...sale }] : [],
+  );
+  return differing.length === 0 ? null : { skuId: sku.skuId, catalog, buckets: differing };
+}
 
 /**
  * Compares each SKU's counters in Redis with the MySQL ledger, reports the SKUs that drift
@@ -183,10 +210,12 @@ export class StockReconciler {
     const claimsAbandoned = await this.abandonClaims();
     if (!repair) {
       const { reading, lasting } = await this.compare({ repair });
-      await this.saveReport(lasting);
+      const sales = await this.compareSales({ repair });
+      // one whose sale could not be compared under its lock is reported as it read without: the gauge errs towards an operator's look
+      await this.saveReport(lasting, [...sales.drift.map((drift) => drift.skuId), ...sales.busy]);
       if (lasting.length > 0) this.deps.log.warn({ drift: lasting, repaired: false }, 'stock drift between Redis and the ledger');
       const report = { checkedSkus: reading.checkedSkus, ordersInFlight: reading.ordersInFlight, stockSetsFinished, unitsRebalanced, claimsAbandoned, drift: lasting, oversold: reading.oversold };
-      return { ...report, movementsInFlight: 0, reservationsRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, flashSaleCountsRestored: 0, repaired: false, unitsLeft: [], skusBusy: [], skusDeferred: [] };
+      return { ...report, saleRulesDrift: sales.drift, movementsInFlight: 0, reservationsRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, flashSaleCountsRestored: 0, repaired: false, unitsLeft: [], skusBusy: sales.busy, skusDeferred: [] };
     }
     // two repairs reading the same drift would each move the counters by it
     return this.repairLock.whileHeld(REPAIR_LOCK_WAIT_MS, async (stillHeld) => {
@@ -218,8 +247,14 @@ export class StockReconciler {
       const flashSaleCountsRestored = await this.restoreFlashSaleCounts();
       // transfers into the buckets recreated are given now, and those left empty refilled
       if (lasting.some((drift) => drift.missing)) unitsRebalanced += await this.rebalance();
+      // after the buckets lost are back: they came back with the catalog's sale
+      const sales = await this.compareSales({ repair });
+      skusBusy.push(...sales.busy.filter((skuId) => !skusBusy.includes(skuId)));
       // what the repair could not take back, or left alone, is still drift, for the gauges too
-      await this.saveReport([...lasting.filter((drift) => skusBusy.includes(drift.skuId) || skusDeferred.includes(drift.skuId)), ...unitsLeft.map(({ skuId, units }) => ({ skuId, available: units, reserved: 0, sold: 0 }))]);
+      await this.saveReport(
+        [...lasting.filter((drift) => skusBusy.includes(drift.skuId) || skusDeferred.includes(drift.skuId)), ...unitsLeft.map(({ skuId, units }) => ({ skuId, available: units, reserved: 0, sold: 0 }))],
+        sales.busy,
+      );
       if (lasting.length > 0) this.deps.log.warn({ drift: lasting, unitsLeft, skusBusy, skusDeferred, repaired: true }, 'stock drift between Redis and the ledger');
       return {
         checkedSkus: reading.checkedSkus,
@@ -234,7 +269,8 @@ export class StockReconciler {
         couponUsesRestored,
         flashSaleCountsRestored,
         drift: lasting,
-        repaired: lasting.length > 0 && unitsLeft.length === 0 && skusBusy.length === 0 && skusDeferred.length === 0,
+        saleRulesDrift: sales.drift,
+        repaired: lasting.length + sales.drift.length > 0 && unitsLeft.length === 0 && skusBusy.length === 0 && skusDeferred.length === 0,
         unitsLeft,
         skusBusy,
         skusDeferred,
@@ -263,6 +299,44 @@ export class StockReconciler {
     const reading = await this.read({ repair });
     const lasting = reading.drift.filter((drift) => first.drift.some((earlier) => earlier.skuId === drift.skuId && same(earlier, drift)));
     return { reading, lasting };
+  }
+
+  /**
+   * The SKUs whose flash sale in Redis is not the catalog's, in any bucket: found in one reading
+   * of all, each then confirmed under the SKU's row lock, which a change of its sale holds from
+   * before its Redis side until its COMMIT, so a change under way is never taken for drift. With
+   * repair, the catalog's sale is put on every bucket under that lock, opened or not: orders are
+   * priced by the catalog's, so Redis selling by another only makes more orders priced by a sale
+   * they were not accepted by. A SKU whose row stays locked past the lock wait is `busy`, for the next run.
+   */
+  private async compareSales({ repair }: { repair: boolean }): Promise<{ drift: SaleRulesDrift[]; busy: string[] }> {
+    const { catalog, inventory, log } = this.deps;
+    const skus = await catalog.salesOfAll();
+    const inRedis = await inventory.salesInBuckets(skus);
+    const drift: SaleRulesDrift[] = [];
+    const busy: string[] = [];
+    for (const suspect of skus.filter((sku) => saleDriftOf(sku, inRedis.get(sku.skuId)!) !== null)) {
+      try {
+        await catalog.whileSkuLocked(suspect.skuId, async () => {
+          const sku = await catalog.findSku(suspect.skuId);
+          const found = sku && saleDriftOf(sku, (await inventory.salesInBuckets([sku])).get(sku.skuId)!);
+          if (!sku || !found) return;
+          drift.push(found);
+          if (repair) await inventory.putCatalogSale(sku, sku.flashSale);
+        });
+      } catch (error) {
+        if (!isTransientRefusal(error) && !(error instanceof StatementTooSlow)) throw error;
+        log.warn({ err: error, skuId: suspect.skuId }, 'stock check: the row of the SKU stayed locked past the lock wait; its flash sale in Redis is compared with the catalog next run');
+        busy.push(suspect.skuId);
+      }
+    }
+    if (drift.length > 0) {
+      log.warn(
+        { saleRulesDrift: drift, repaired: repair },
+        repair ? "flash sales in Redis were not the catalog's: the catalog's put on every bucket" : "flash sales in Redis are not the catalog's, which orders are priced by: run npm run reconcile -- --repair",
+      );
+    }
+    return { drift, busy };
   }
 
   /**
@@ -407,11 +481,14 @@ export class StockReconciler {
   /** The last report, per SKU that drifts, and when its check finished, for the stock check's gauges of every worker. */
   async lastReport(): Promise<StockReport> {
     const [fields, checkedAt] = await Promise.all([this.deps.redis.hgetall(this.reportKey), this.deps.redis.get(this.checkedAtKey)]);
-    const drift = Object.entries(fields).map(([skuId, value]) => {
-      const [available = 0, reserved = 0, sold = 0] = JSON.parse(value) as number[];
-      return { skuId, available, reserved, sold };
-    });
-    return { checkedAt: checkedAt === null ? null : new Date(Number(checkedAt)), drift };
+    const drift: StockReport['drift'] = [];
+    const saleRulesDrift: string[] = [];
+    for (const [skuId, value] of Object.entries(fields)) {
+      const [available = 0, reserved = 0, sold = 0, saleDiffers = 0] = JSON.parse(value) as number[];
+      if (SKU_COUNTERS.some((counter) => ({ available, reserved, sold })[counter] !== 0)) drift.push({ skuId, available, reserved, sold });
+      if (saleDiffers === 1) saleRulesDrift.push(skuId);
+    }
+    return { checkedAt: checkedAt === null ? null : new Date(Number(checkedAt)), drift, saleRulesDrift };
   }
 
   /**
@@ -668,15 +745,18 @@ export class StockReconciler {
   }
 
   /**
-   * Replaces the report with the SKUs among `drift` whose counters differ, and only those: every
-   * worker's scrapes read it, and each SKU without drift would cost three series on each /metrics
-   * and a field read from the checkouts' Redis, for every SKU of the catalog.
+   * Replaces the report with the SKUs among `drift` whose counters differ, and those whose sale in
+   * Redis differs (a fourth number, 1), and only those: every worker's scrapes read it, and each
+   * SKU without drift would cost series on each /metrics and a field read from the checkouts'
+   * Redis, for every SKU of the catalog. One hash, so that one MULTI replaces both.
    */
-  private async saveReport(drift: StockDrift): Promise<void> {
-    const report = drift.filter((sku) => SKU_COUNTERS.some((counter) => sku[counter] !== 0));
+  private async saveReport(drift: StockDrift, saleRulesDrift: readonly string[]): Promise<void> {
+    const fields = new Map<string, number[]>();
+    for (const sku of drift) if (SKU_COUNTERS.some((counter) => sku[counter] !== 0)) fields.set(sku.skuId, [sku.available, sku.reserved, sku.sold]);
+    for (const skuId of saleRulesDrift) fields.set(skuId, [...(fields.get(skuId) ?? [0, 0, 0]), 1]);
     const transaction = this.deps.redis.multi().del(this.reportKey);
-    if (report.length > 0) {
-      transaction.hset(this.reportKey, Object.fromEntries(report.map((sku) => [sku.skuId, JSON.stringify([sku.available, sku.reserved, sku.sold])])));
+    if (fields.size > 0) {
+      transaction.hset(this.reportKey, Object.fromEntries([...fields].map(([skuId, value]) => [skuId, JSON.stringify(value)])));
     }
     await transaction.exec();
     // when, in a key of its own (under Redis Cluster on another node than the report's, so no

@@ -43,6 +43,8 @@ export type StockDrift = Array<{ skuId: string; available: number; reserved: num
 export interface StockReport {
   checkedAt: Date | null;
   drift: StockDrift;
+  /** the SKUs some bucket of which sells, in Redis, by another flash sale than the catalog's */
+  saleRulesDrift: string[];
 }
 
 /**
@@ -430,6 +432,19 @@ export function createMetrics(labels: { app: string }) {
         for (const sku of report.drift) {
           for (const counter of ['reserved', 'sold'] as const) if (sku[counter] !== 0) this.set({ sku: sku.skuId, counter }, sku[counter]);
         }
+      },
+    }),
+    saleRulesDrift: new Gauge({
+      name: 'flash_sale_rules_drift',
+      help: "1 for each SKU some bucket of which sells, in Redis, by another flash sale (window or per-buyer limit) than the catalog's, which orders are priced by, as of the stock reconciler's last pass: a sale change answered 503 and never sent again. npm run reconcile -- --repair puts the catalog's back. Only such SKUs have a series: none means none",
+      labelNames: ['sku'] as const,
+      registers: [registry],
+      aggregator: 'first',
+      async collect() {
+        const report = await readStockReport();
+        if (report === null) return;
+        this.reset();
+        for (const skuId of report.saleRulesDrift) this.set({ sku: skuId }, 1);
       },
     }),
     stockCheckedAt: new Gauge({

@@ -46,9 +46,9 @@ describe('what a scrape of /metrics reads from Redis', () => {
     // before the first reading the worker knows nothing: no sample, rather than a 0 that says "never checked"
     expect(lastCheck.test(await metrics.registry.getSingleMetricAsString('stock_reconcile_last_success_timestamp_seconds'))).toBe(false);
     const reports = [
-      { checkedAt: new Date('2025-11-11T00:00:30Z'), drift: [{ skuId: 'LAMP', available: 0, reserved: 1, sold: 0 }] },
+      { checkedAt: new Date('2025-11-11T00:00:30Z'), drift: [{ skuId: 'LAMP', available: 0, reserved: 1, sold: 0 }], saleRulesDrift: [] },
       new Error('Redis is away'),
-      { checkedAt: null, drift: [] },
+      { checkedAt: null, drift: [], saleRulesDrift: [] },
     ];
     metrics.watchStockReport(async () => {
       const report = reports.shift()!;
@@ -67,20 +67,21 @@ describe('what a scrape of /metrics reads from Redis', () => {
     expect(lastCheck.exec(await scrapeAfterASecond())?.[1]).toBe('0');
   });
 
-  it('exports a drift series only for a counter that drifts, and none for a SKU once a report no longer holds it', { timeout: 10_000 }, async () => {
+  it('exports a drift series only for a counter or a flash sale that drifts, and none for a SKU once a report no longer holds it', { timeout: 10_000 }, async () => {
     const metrics = createMetrics({ app: 'worker' });
     const reports = [
-      { checkedAt: new Date('2025-11-11T00:00:30Z'), drift: [{ skuId: 'LAMP', available: 3, reserved: 0, sold: -1 }, { skuId: 'BOOK', available: 0, reserved: 2, sold: 0 }] },
-      { checkedAt: new Date('2025-11-11T00:01:30Z'), drift: [{ skuId: 'BOOK', available: 0, reserved: 2, sold: 0 }] },
+      { checkedAt: new Date('2025-11-11T00:00:30Z'), drift: [{ skuId: 'LAMP', available: 3, reserved: 0, sold: -1 }, { skuId: 'BOOK', available: 0, reserved: 2, sold: 0 }], saleRulesDrift: ['MUG'] },
+      { checkedAt: new Date('2025-11-11T00:01:30Z'), drift: [{ skuId: 'BOOK', available: 0, reserved: 2, sold: 0 }], saleRulesDrift: [] },
     ];
     metrics.watchStockReport(async () => reports.shift()!);
-    const driftSeries = async () => (await metrics.exposition()).split('\n').filter((line) => /^stock_(counter_)?drift_units\{/.test(line));
+    const driftSeries = async () => (await metrics.exposition()).split('\n').filter((line) => /^(stock_(counter_)?drift_units|flash_sale_rules_drift)\{/.test(line));
     expect(await driftSeries()).toEqual([
       'stock_drift_units{sku="LAMP",app="worker"} 3',
       'stock_counter_drift_units{sku="LAMP",counter="sold",app="worker"} -1',
       'stock_counter_drift_units{sku="BOOK",counter="reserved",app="worker"} 2',
+      'flash_sale_rules_drift{sku="MUG",app="worker"} 1',
     ]);
-    // LAMP repaired: its series go, rather than keep their last drift
+    // LAMP and MUG repaired: their series go, rather than keep their last drift
     await new Promise((resolve) => setTimeout(resolve, 1_050));
     expect(await driftSeries()).toEqual(['stock_counter_drift_units{sku="BOOK",counter="reserved",app="worker"} 2']);
   });

@@ -4,6 +4,13 @@ import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
 import type { Database, SkuRow } from './schema.js';
 
+type SaleColumns = Pick<SkuRow, 'flash_price_cents' | 'flash_starts_at' | 'flash_ends_at' | 'flash_per_user_limit'>;
+
+const flashSaleOf = (row: SaleColumns): FlashSale | null =>
+  row.flash_price_cents !== null && row.flash_starts_at && row.flash_ends_at
+    ? { priceCents: Number(row.flash_price_cents), startsAt: row.flash_starts_at, endsAt: row.flash_ends_at, perUserLimit: row.flash_per_user_limit ?? 0 }
+    : null;
+
 export function toSku(row: SkuRow): Sku {
   return {
     skuId: row.sku_id,
@@ -13,15 +20,7 @@ export function toSku(row: SkuRow): Sku {
     channel: row.channel,
     warehouseId: row.warehouse_id,
     deduction: row.deduction,
-    flashSale:
-      row.flash_price_cents !== null && row.flash_starts_at && row.flash_ends_at
-        ? {
-            priceCents: Number(row.flash_price_cents),
-            startsAt: row.flash_starts_at,
-            endsAt: row.flash_ends_at,
-            perUserLimit: row.flash_per_user_limit ?? 0,
-          }
-        : null,
+    flashSale: flashSaleOf(row),
     stockBuckets: Number(row.stock_buckets),
     orderType: row.order_type,
   };
@@ -118,6 +117,12 @@ export class CatalogRepository {
       await publish(previous);
       return previous;
     });
+  }
+
+  /** Every SKU's flash sale (null: none) and bucket count, for the stock check's comparison with Redis. */
+  async salesOfAll(): Promise<Array<Pick<Sku, 'skuId' | 'stockBuckets' | 'flashSale'>>> {
+    const rows = await this.db.selectFrom('skus').select(['sku_id', 'stock_buckets', 'flash_price_cents', 'flash_starts_at', 'flash_ends_at', 'flash_per_user_limit']).orderBy('sku_id').execute();
+    return rows.map((row) => ({ skuId: row.sku_id, stockBuckets: Number(row.stock_buckets), flashSale: flashSaleOf(row) }));
   }
 
   async findSku(skuId: string): Promise<(Sku & { stock: number }) | null> {

@@ -112,6 +112,18 @@ export interface SkuStockRules {
 /** A flash sale's rules as a SKU's Redis counters keep them (its price is the catalog's alone). */
 export type SaleRules = Pick<FlashSale, 'startsAt' | 'endsAt' | 'perUserLimit'>;
 
+/** A bucket's sale as its hash holds it: instants in ms, 0 for no sale (and no limit). */
+export interface BucketSale {
+  startsAt: number;
+  endsAt: number;
+  perUserLimit: number;
+}
+
+/** The catalog's sale (or none) as a bucket holding it reads. */
+export function bucketSaleOf(sale: SaleRules | null): BucketSale {
+  return { startsAt: sale?.startsAt.getTime() ?? 0, endsAt: sale?.endsAt.getTime() ?? 0, perUserLimit: sale?.perUserLimit ?? 0 };
+}
+
 /** A catalog SKU's rules as its Redis counters keep them (all but its stock). */
 export function stockRulesOf(sku: Sku): Omit<SkuStockRules, 'available'> {
   return {
@@ -1329,17 +1341,44 @@ export class Inventory {
   }
 
   /**
-   * Puts `previous` back on every bucket of a SKU whose sale changeSale changed and the catalog
-   * then did not take (its COMMIT failed): Redis sells by the sale the catalog prices by. A bucket
-   * Redis lost is left to the stock repair, which gives it the catalog's.
+   * Puts the catalog's sale on every bucket of a SKU, opened or not, so that Redis sells by the
+   * sale the catalog prices by: the sale before a change that changeSale made and the catalog did
+   * not take (its COMMIT failed), or the stock repair's correction of a change nobody finished. A
+   * bucket Redis lost is left to the stock repair, which recreates it with the catalog's.
    */
-  async undoSaleChange(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, previous: SaleRules | null): Promise<void> {
-    await Promise.all(this.bucketKeysOf(sku).map((key) => this.putSale(key, previous, -UNDO_CUTOFF_MS)));
+  async putCatalogSale(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, sale: SaleRules | null): Promise<void> {
+    await Promise.all(this.bucketKeysOf(sku).map((key) => this.putSale(key, sale, -UNDO_CUTOFF_MS)));
+  }
+
+  /**
+   * Each bucket's flash-sale rules as the checkout reads them, per SKU, in the catalog's bucket
+   * order; null for a bucket Redis lost (no counters, or none of the SKU's rules). One pipeline
+   * per group and page: a group's keys share a hash tag.
+   */
+  async salesInBuckets(skus: ReadonlyArray<Pick<Sku, 'skuId' | 'stockBuckets'>>): Promise<Map<string, Array<BucketSale | null>>> {
+    const sales = new Map(skus.map((sku) => [sku.skuId, [] as Array<BucketSale | null>]));
+    for (let bucket = 0; bucket < MAX_STOCK_BUCKETS; bucket++) {
+      const inBucket = skus.filter((sku) => bucket < (sku.stockBuckets ?? 1));
+      if (inBucket.length === 0) break;
+      const group = this.keys.bucketGroup(bucket);
+      for (let start = 0; start < inBucket.length; start += READS_PER_PIPELINE) {
+        const page = inBucket.slice(start, start + READS_PER_PIPELINE);
+        const pipeline = this.redis.pipeline();
+        for (const { skuId } of page) pipeline.hmget(this.keys.sku(group, skuId), 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit');
+        ((await pipeline.exec()) ?? []).forEach(([error, reply], i) => {
+          if (error) throw error;
+          const [deduction, startsAt, endsAt, perUserLimit] = reply as Array<string | null>;
+          sales.get(page[i]!.skuId)!.push(deduction === null ? null : { startsAt: Number(startsAt ?? 0), endsAt: Number(endsAt ?? 0), perUserLimit: Number(perUserLimit ?? 0) });
+        });
+      }
+    }
+    return sales;
   }
 
   /** changeSale-1.lua on one bucket; undone with -UNDO_CUTOFF_MS, past the cutoff: the old sale may open within it now, and is what the catalog has. */
   private putSale(key: string, rules: SaleRules | null, cutoffMs: number): Promise<number[]> {
-    return runStockScript(this.redis, 'changeSale', [key], [rules?.startsAt.getTime() ?? 0, rules?.endsAt.getTime() ?? 0, rules?.perUserLimit ?? 0, cutoffMs, BOUGHT_KEPT_AFTER_SALE_MS]);
+    const sale = bucketSaleOf(rules);
+    return runStockScript(this.redis, 'changeSale', [key], [sale.startsAt, sale.endsAt, sale.perUserLimit, cutoffMs, BOUGHT_KEPT_AFTER_SALE_MS]);
   }
 
   /** The hash of every bucket of a SKU, as many as the catalog says (one command each: on a cluster they sit in different slots). */
