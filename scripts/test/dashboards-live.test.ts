@@ -295,11 +295,12 @@ describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule agai
     await inventory.initSku({ skuId: 'ORPHAN', available: 5, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     expect((await checkout('buyer-orphan', 'ORPHAN')).status).toBe(202);
 
-    // A SKU whose counters in Redis are moved by hand: only a SKU that drifts has drift series, which the drift alerts read.
+    // A SKU whose counters, and flash sale, in Redis are moved by hand: only a SKU that drifts has drift series, which the drift alerts read.
     await createSku(DRIFTING_SKU, 10, false);
     const driftingCounters = inventory.keys.sku(inventory.keys.bucketGroup(0), DRIFTING_SKU);
     await env.redis.hincrby(driftingCounters, 'available', 2);
     await env.redis.hincrby(driftingCounters, 'reserved', 1);
+    await env.redis.hset(driftingCounters, { saleStartsAt: String(Date.now() + 3_600_000), saleEndsAt: String(Date.now() + 7_200_000), perUserLimit: '1' });
     const driftMadeAt = Date.now() / 1000;
 
     // The early bird pays while the payment system is away: its payment request waits, a failed call.
@@ -321,6 +322,7 @@ describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule agai
         (await scraped('sum(external_calls_total{system="payment"}) > 0')) &&
         (await scraped(`min(stock_reconcile_last_success_timestamp_seconds) > ${driftMadeAt}`)) &&
         (await scraped(`count(stock_drift_units{sku="${DRIFTING_SKU}"}) > 0 and count(stock_counter_drift_units{sku="${DRIFTING_SKU}"}) > 0`)) &&
+        (await scraped(`count(flash_sale_rules_drift{sku="${DRIFTING_SKU}"}) > 0`)) &&
         (await scraped('sum(webhook_deliveries_total{outcome="failed"}) > 0')),
       { what: 'Prometheus to scrape persisted, expired and dead-lettered orders, a payment call, a stock check with the drift made by hand and a failed webhook delivery', timeoutMs: 45_000, intervalMs: 500 },
     );
