@@ -823,7 +823,8 @@ function Refunds({
               <td>{refund.reason}</td>
               <td>
                 {refund.items.map((item) => `${item.skuId} ×${item.qty}`).join(', ')}
-                {refund.restockHeld && ' (not back on sale: in the parcel the warehouse holds, until it takes them out)'}
+                {refund.restockHeld && ' (neither back on sale nor paid back: in the parcel the warehouse holds, until it takes them out)'}
+                {refund.status === 'WITHDRAWN' && ' (the parcel left with them before the warehouse took them out: nothing paid back, the order ships)'}
               </td>
               <td class="number">{formatCents(refund.amountCents)}</td>
               <td>

@@ -2,7 +2,7 @@ import type { Config } from '@orders/config';
 import { TIMER_ACTIONS, statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
-import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueLatePaymentRefund, enqueueRefundPayments, lateRefundsWithoutJob, orderRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
+import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueFulfilmentUpdate, enqueueLatePaymentRefund, enqueueRefundPayments, heldRefundsWithoutJob, lateRefundsWithoutJob, orderRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
 import { Inventory, RunLock, RunUnderWay, SweepPages, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor, type Queue } from 'bullmq';
 import { sql } from 'kysely';
@@ -354,6 +354,21 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     const restored = new Set(ordersRefundsRestored);
     sweepPages.read(withRefunds, ordersWithRefunds.length, ordersWithRefunds.filter((orderId) => restored.has(orderId)).length);
     sweepPages.read(refundedWhole, ordersRefundedWhole.length, ordersRefundedWhole.filter((orderId) => restored.has(orderId)).length);
+    // refunds that wait for the warehouse to take their units out are paid by the fulfilment update's job, which
+    // waits behind the warehouse's breaker while it is away: only an order with no such job lost it
+    const heldRead = 'orders with refunds held for the warehouse';
+    const ordersHeld = await refunds.ordersWithRefundsWaiting(graceMs, sweepPages.pageOf(heldRead), undefined, true);
+    const heldRestored = await restoreRefundJobs(
+      ordersHeld.length > 0 ? await heldRefundsWithoutJob(queues, ordersHeld) : [],
+      async (orderIds) => {
+        const stillWaiting = new Set(await refunds.ordersWithRefundsWaiting(graceMs, { offset: 0, limit: orderIds.length }, orderIds, true));
+        return orderIds.filter((orderId) => stillWaiting.has(orderId));
+      },
+      (orderId) => enqueueFulfilmentUpdate(queues, orderId),
+      (orderIds) => ({ orderIds }),
+      'enqueued again the warehouse updates of orders holding refunds that wait for the warehouse to take their units out, a sweep interval with no job: their job was gone',
+    );
+    sweepPages.read(heldRead, ordersHeld.length, heldRestored.length);
     const latePaymentsRead = 'late payments due';
     const latePayments = await refunds.latePaymentsWaiting(graceMs, sweepPages.pageOf(latePaymentsRead));
     const latePaymentsRestored = await restoreRefundJobs(

@@ -4,7 +4,10 @@ import { buyerAddress, waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
-/** What an order's shipment says once every unit of it is refunded before the parcel leaves. */
+/**
+ * What an order's shipment says once every unit of it is refunded before the parcel leaves; and
+ * what becomes of a refund whose parcel left with its units before the warehouse took them out.
+ */
 describe('the shipment of a parcel refunded whole before it left the warehouse', () => {
   let system: OrderSystem;
 
@@ -48,6 +51,17 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
   /** The order's units back on sale in the ledger (its restock rows). */
   const restockedInLedger = async (orderId: string) =>
     (await system.env.db.selectFrom('stock_ledger').select(['sku_id', 'qty']).where('order_id', '=', orderId).where('kind', '=', 'restock').execute()).map((row) => `${row.sku_id}x${row.qty}`);
+  /** What the payment system paid back for the order. */
+  const paidBack = async (orderId: string) => (await system.paymentSim.request('GET', '/__admin/payments')).body.refunds.filter((refund: any) => refund.refundId.startsWith(orderId));
+  const refundsOf = async (orderId: string, buyer: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer) })).body.items;
+  /** Withdrawn, nothing paid back: the units left with the parcel, and nothing counts as refunded. */
+  const expectWithdrawn = async (orderId: string, buyer: string) => {
+    const [refund] = await refundsOf(orderId, buyer);
+    expect([refund.status, refund.restockHeld, refund.parts.map((part: any) => part.status)]).toEqual(['WITHDRAWN', false, ['WITHDRAWN']]);
+    expect(await paidBack(orderId)).toEqual([]);
+    const order = await system.order(orderId);
+    expect([order.amounts.refundedCents, order.items.map((item: any) => [item.refundedQty, item.refundedCents])]).toEqual([0, [[0, 0]]]);
+  };
   const paid = async (buyer: string, items: Array<{ skuId: string; qty: number }>) => {
     const orderId = await system.checkout(buyer, items);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
@@ -88,41 +102,48 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     expect(await shippedAfterRefund()).toBe(before + 1);
   });
 
-  it('leaves the parcel as the warehouse has it when the warehouse refuses the drop because the parcel left, and counts it once its delayed SHIPPED comes', async () => {
+  it('withdraws the refund, paying nothing back, when the warehouse refuses the drop because the parcel left: the order ships after all once its delayed SHIPPED comes', async () => {
     const orderId = await paid('dee', [{ skuId: 'KETTLE', qty: 1 }]);
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     // the parcel leaves; its SHIPPED callback is held up on the way
     await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED', notify: false } });
     const [tooLate, shippedBefore, stockBefore] = [await changesTooLate(), await shippedAfterRefund(), await kettles()];
 
-    expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('dee'), body: { reason: 'changed my mind' } })).status).toBe(200);
-    await system.waitForStatus(orderId, 'REFUNDED');
+    const cancelled = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('dee'), body: { reason: 'changed my mind' } });
+    expect([cancelled.status, cancelled.body.status]).toEqual([200, 'REFUNDING']);
     await waitFor(async () => (await changesTooLate()) === tooLate + 1, { what: 'the drop refused as too late' });
+    // the kettle left with the parcel: the refund is withdrawn, nothing paid back, and the order goes on to ship
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    await expectWithdrawn(orderId, 'dee');
     expect((await atWarehouse(orderId)).cancelled).toBe(false);
     expect(await shipmentOf(orderId)).toEqual(['ACCEPTED']);
-    // the kettle left with the parcel: it is not sold to anyone else, and its refund says so
     expect(await kettles()).toEqual(stockBefore);
     expect(await restockedInLedger(orderId)).toEqual([]);
-    const [refund] = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('dee') })).body.items;
-    expect([refund.status, refund.restockHeld]).toEqual(['SUCCEEDED', true]);
 
     const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-LATE', at: new Date().toISOString() });
-    expect([shipped.status, shipped.body.changed]).toEqual([200, true]);
+    expect([shipped.status, shipped.body.changed, shipped.body.status]).toEqual([200, true, 'SHIPPED']);
     expect(await shipmentOf(orderId)).toEqual(['SHIPPED']);
-    expect(await shippedAfterRefund()).toBe(shippedBefore + 1);
+    // a parcel of an order that is not refunded: no parcel shipped after a refund
+    expect(await shippedAfterRefund()).toBe(shippedBefore);
+    expect((await system.order(orderId)).history.map((step: any) => step.action).slice(-3)).toEqual(['refund', 'withdraw_refund', 'ship']);
     // the refund job sends the drop again: the parcel refused again is not counted again
     const { fulfillment } = system.workers.deps.queues;
     await waitFor(async () => (await fulfillment.getJobs(['waiting', 'prioritized', 'delayed', 'active'])).every((job) => job.data.orderId !== orderId), { what: 'the drop jobs to have run' });
     expect(await changesTooLate()).toBe(tooLate + 1);
     expect(await kettles()).toEqual(stockBefore);
+    expect(await paidBack(orderId)).toEqual([]);
   });
 
-  it('takes a DELIVERED for a refunded parcel whose SHIPPED was lost as the parcel having left', async () => {
+  it('takes a DELIVERED for a parcel whose refund waited for the warehouse, and whose SHIPPED was lost, as the parcel having left: the refund withdrawn, the order delivered', async () => {
     const before = await shippedAfterRefund();
     const orderId = await cancelledBeforeItsDrop('eve', { event: 'DELIVERED' });
-    await system.waitForStatus(orderId, 'REFUNDED');
+    await system.waitForStatus(orderId, 'DELIVERED');
     expect(await shipmentOf(orderId)).toEqual(['DELIVERED']);
-    expect(await shippedAfterRefund()).toBe(before + 1);
+    await expectWithdrawn(orderId, 'eve');
+    expect(await shippedAfterRefund()).toBe(before);
+    // the buyer has the kettle: a return is theirs to ask for
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('eve'), body: { reason: 'I had cancelled it', items: [{ skuId: 'KETTLE', qty: 1 }] } });
+    expect([asked.status, asked.body.status]).toEqual([202, 'REQUESTED']);
   });
 
   it('counts a parcel whose address change the warehouse refused because it had left, once however many changes follow, and leaves the parcel going out', async () => {
@@ -142,16 +163,18 @@ describe('the shipment of a parcel refunded whole before it left the warehouse',
     expect(await changesTooLate()).toBe(before + 1);
   });
 
-  it('records a parcel the warehouse shipped before it read the drop of its order refunded whole: SHIPPED, counted and never turned CANCELLED by the drop', async () => {
+  it('ships an order refunded whole whose parcel the warehouse shipped before it read the drop: the refund withdrawn, nothing paid back, the shipment never turned CANCELLED by the drop', async () => {
     const { fulfillment } = system.workers.deps.queues;
     const [before, stockBefore] = [await shippedAfterRefund(), await kettles()];
     const orderId = await cancelledBeforeItsDrop('cy', { event: 'SHIPPED', trackingNo: 'TRK-GONE' });
-    await system.waitForStatus(orderId, 'REFUNDED');
+    await system.waitForStatus(orderId, 'SHIPPED');
     // the drop's job has run, and found nothing left in the warehouse to drop
     await waitFor(async () => (await fulfillment.getJobs(['waiting', 'prioritized', 'delayed', 'active'])).every((job) => job.data.orderId !== orderId), { what: "the drop's job to have run" });
     const order = await system.order(orderId);
     expect(order.shipments).toEqual([expect.objectContaining({ status: 'SHIPPED', trackingNo: 'TRK-GONE' })]);
-    expect(await shippedAfterRefund()).toBe(before + 1);
+    expect(order.status).toBe('SHIPPED');
+    await expectWithdrawn(orderId, 'cy');
+    expect(await shippedAfterRefund()).toBe(before);
     // the kettle bought for it left with the parcel: never on sale again (its reservation was taken by this order)
     expect(await kettles()).toEqual({ ...stockBefore, available: stockBefore.available - 1, sold: stockBefore.sold + 1 });
     expect(await restockedInLedger(orderId)).toEqual([]);

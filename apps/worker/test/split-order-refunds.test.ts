@@ -376,7 +376,7 @@ describe('refunds, returns and cancellations over the parts of a split order', (
     }
   });
 
-  it('closes an order of 2 lamps when 8 one-lamp refunds race for them: the one that takes the last lamp refunds the whole order, in each of 12 orders', async () => {
+  it('closes an order of 2 lamps when 8 one-lamp refunds race for them: the one that takes the last lamp refunds the whole order, in each of 12 orders, and every lamp is back on sale', async () => {
     const orders = await Promise.all(
       Array.from({ length: 12 }, async (_, n) => {
         const buyer = `racer-${n}`;
@@ -402,6 +402,15 @@ describe('refunds, returns and cancellations over the parts of a split order', (
       expect(closed.history.map((h: any) => h.action).filter((action: string) => action.startsWith('refund'))).toEqual(['refund_lines', 'refund', 'refund_succeeded']);
       expect([closed.items[0].refundedQty, closed.amounts.refundedCents]).toEqual([2, closed.amounts.payableCents]);
     }
+    // the warehouse took them out of the parcels (each dropped), whichever refund's update took them: each lamp back on sale, once
+    const restocked = await system.env.db
+      .selectFrom('stock_ledger')
+      .select(['order_id', (eb) => eb.fn.sum<number>('qty').as('units')])
+      .where('kind', '=', 'restock')
+      .where('order_id', 'in', orders.map(({ orderId }) => orderId))
+      .groupBy('order_id')
+      .execute();
+    expect(restocked.map((row) => Number(row.units))).toEqual(orders.map(() => 2));
   });
 
   it("settles by hand, through the split order's own id, the refunds the payment system declined on each of its children: each child REFUNDED, and so the order", async () => {

@@ -280,7 +280,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     refundJobsRestored: new Counter({
       name: 'refund_jobs_restored_total',
-      help: 'Refunds due for a sweep interval (OVERDUE_SWEEP_INTERVAL_MS) with no refund job, nor one failed for good (an order holding refunds due or refunded whole, or a payment taken after its order could take it): their refund job was gone, and the backstop sweep enqueued it again',
+      help: 'Refunds due for a sweep interval (OVERDUE_SWEEP_INTERVAL_MS) with no refund job, nor one failed for good (an order holding refunds due or refunded whole, or a payment taken after its order could take it; a refund waiting for the warehouse to take its units out: with no fulfilment update job): their job was gone, and the backstop sweep enqueued it again',
       registers: [registry],
     }),
     refundConfirmationsAskedAgain: new Counter({
@@ -335,7 +335,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     refunds: new Counter({
       name: 'order_refunds_total',
-      help: 'Refunds settled, by kind (refund: lines or a cancellation after payment; return: received units; payment: a whole payment of a closed order) and outcome (succeeded, failed: by the payment system; settled_by_hand: paid back another way, an admin said; succeeded_after_settled_by_hand: the payment system paid back a part settled by hand, so the buyer twice; asked_again: an admin asked the payment system again for a refund it had failed to pay back; succeeded_after_asked_again: it paid back the declined part after all, so the buyer twice unless the part asked again failed too)',
+      help: 'Refunds settled, by kind (refund: lines or a cancellation after payment; return: received units; payment: a whole payment of a closed order) and outcome (succeeded, failed: by the payment system; settled_by_hand: paid back another way, an admin said; succeeded_after_settled_by_hand: the payment system paid back a part settled by hand, so the buyer twice; asked_again: an admin asked the payment system again for a refund it had failed to pay back; succeeded_after_asked_again: it paid back the declined part after all, so the buyer twice unless the part asked again failed too; withdrawn: its units left with the parcel before the warehouse took them out, nothing paid back)',
       labelNames: ['kind', 'outcome'] as const,
       registers: [registry],
     }),

@@ -1,9 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { allocateByLargestRemainder, drawRefund, refundForLines, RefundExceedsLine, StaleOrderVersion, type LineRefund, type RefundablePayment } from '@orders/domain';
+import { CLOSED_BEFORE_SHIPPING, allocateByLargestRemainder, drawRefund, refundForLines, RefundExceedsLine, StaleOrderVersion, type LineRefund, type RefundablePayment } from '@orders/domain';
 import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
-import { notSplit, overdueSince } from './order-repository.js';
+import { OrderRepository, notSplit, overdueSince, type TransitionResult } from './order-repository.js';
 import { payerOf, paymentsThatPaid, UNSHIPPED_PARCEL } from './process-repository.js';
 import type { Database, OrderRow, RefundPartsTable, RefundsTable } from './schema.js';
 
@@ -75,6 +75,9 @@ export interface RefundKey {
  */
 const withStep = (to: string, at: Date, actor: string): RawBuilder<string> =>
   sql<string>`JSON_ARRAY_APPEND(COALESCE(history, '[]'), '$', JSON_OBJECT('from', status, 'to', ${to}, 'at', ${at.toISOString()}, 'actor', ${actor}))`;
+
+/** The refund a cancellation opens on an order part (one per part: cancelling again opens nothing). */
+export const cancelRefundOf = (partId: string) => `${partId}-cancel`;
 
 /** Refund ids repeat for a repeated request, so asking twice refunds once. */
 export function refundIdFor(orderId: string, parts: readonly string[]): string {
@@ -214,11 +217,13 @@ export class RefundRepository {
   /**
    * Orders holding a refund due (PENDING) unchanged for longer than `waitedForMs` by MySQL's clock,
    * longest waiting first, a page of them (of those `among`, when named): their refund job, if none
-   * holds them, was lost.
+   * holds them, was lost. With `heldForWarehouse`, the refunds that wait for the warehouse to take
+   * their units out instead, which the fulfilment update's job pays (and the refund job leaves).
    */
-  async ordersWithRefundsWaiting(waitedForMs: number, page: { offset: number; limit: number }, among?: readonly string[]): Promise<string[]> {
+  async ordersWithRefundsWaiting(waitedForMs: number, page: { offset: number; limit: number }, among?: readonly string[], heldForWarehouse = false): Promise<string[]> {
     const rows = await dueRefundOrders(this.db)
       .select('order_id')
+      .where('restock_held_reason', heldForWarehouse ? 'is not' : 'is', null)
       .where('updated_at', '<', overdueSince(waitedForMs))
       .$if(among !== undefined, (query) => query.where('order_id', 'in', [...among!]))
       .groupBy('order_id')
@@ -509,6 +514,81 @@ export class RefundRepository {
     return Number(updated.numUpdatedRows) === 1;
   }
 
+  /**
+   * The refunds of the order whose units wait in a parcel the warehouse holds, and which are paid
+   * back once it has taken them out (nothing is paid before): their parcel left with the units
+   * (the warehouse refused the change as too late, or reported the parcel shipped). Each is
+   * withdrawn: nothing is paid back (its parts owe nothing: WITHDRAWN), its units and amounts no
+   * longer count as refunded on the lines and the order (and a child's parent), and no restock
+   * follows: the units left, sold. An order the refund moved to REFUNDING ships after all
+   * (withdraw_refund: IN_FULFILLMENT, for its SHIPPED to move on); one refunded in part stays
+   * where it is. Under the order's lock (the transition's, else a child's parent's then its own),
+   * the refunds' rows locked by primary key and read again: one the warehouse released meanwhile
+   * is left to be paid. Returns those withdrawn and, for an order in REFUNDING, its transition.
+   */
+  async withdrawHeld(orders: OrderRepository, orderId: string, at: Date, why: string): Promise<{ withdrawn: RefundView[]; transition: TransitionResult | null }> {
+    const order = await orders.findOrderRow(orderId);
+    if (!order || (await this.heldUnpaid(orderId)).length === 0) return { withdrawn: [], transition: null };
+    let withdrawn: RefundView[] = [];
+    if (order.status === 'REFUNDING') {
+      try {
+        const transition = await orders.applyTransition({
+          orderId,
+          action: 'withdraw_refund',
+          actor: 'system',
+          at,
+          detail: why,
+          effects: async (trx, current) => {
+            withdrawn = await withdrawHeldIn(trx, current, at);
+            // paid or released meanwhile: the order stays REFUNDING, the transaction rolled back
+            if (withdrawn.length === 0) throw new NothingWithdrawn();
+          },
+        });
+        return { withdrawn, transition };
+      } catch (error) {
+        if (error instanceof NothingWithdrawn) return { withdrawn: [], transition: null };
+        throw error;
+      }
+    }
+    await this.db.transaction().execute(async (trx) => {
+      if (order.parent_order_id !== null) await trx.selectFrom('orders').select('order_id').where('order_id', '=', order.parent_order_id).forUpdate().execute();
+      const current = await trx.selectFrom('orders').selectAll().where('order_id', '=', orderId).forUpdate().executeTakeFirstOrThrow();
+      withdrawn = await withdrawHeldIn(trx, current, at);
+    });
+    return { withdrawn, transition: null };
+  }
+
+  /** The order's refunds held for the warehouse and not paid yet (PENDING): what withdrawHeld would withdraw. */
+  async heldUnpaid(orderId: string): Promise<RefundView[]> {
+    return (await this.restockHeldFor(orderId)).filter((refund) => refund.status === 'PENDING');
+  }
+
+  /**
+   * In the transaction of a cancellation or a refund, once its parts moved, or once the warehouse
+   * took out the units of a refund it held: the buyer's use of the order's coupon goes back when no
+   * part of the order is left live, none shipped (each closed before it shipped: cancelled, or
+   * refunded whole, its units out of any parcel) and a cancellation closed at least one, whichever
+   * request closed the last one, in whatever order; once only (the redemption row says so). A part
+   * that shipped (delivered, returned...) keeps it used: the order was partly fulfilled; so do refunds
+   * alone, with no cancellation (README); so does a part whose refund waits for the warehouse to take
+   * its units out of the parcel, which may yet leave with them (the refund withdrawn, the order
+   * shipping): the warehouse's answer gives it back then (updateFulfilment). The parts are locked as
+   * they are now (OrderRepository.lockChildren) under the order's lock (taken first, as every child's
+   * move takes it), so two requests closing the last parts at once see each other's; the
+   * cancellations' refunds through the snapshot, once it holds every move of the order's parts (refuseStaleSnapshot).
+   */
+  static async restoreCouponOnceNoneLeft(trx: Transaction<Database>, orderId: string, at: Date): Promise<void> {
+    const children = await OrderRepository.lockChildren(trx, orderId);
+    const parts = children.length > 0 ? children : await trx.selectFrom('orders').select(['order_id', 'status']).where('order_id', '=', orderId).forUpdate().execute();
+    if (!parts.every((part) => CLOSED_BEFORE_SHIPPING.has(part.status))) return;
+    await RefundRepository.refuseStaleSnapshot(trx, orderId);
+    const partIds = parts.map((part) => part.order_id);
+    const held = await trx.selectFrom('refunds').select('refund_id').where('order_id', 'in', partIds).where('restock_held_reason', 'is not', null).where('status', '=', 'PENDING').executeTakeFirst();
+    if (held) return;
+    const cancelled = await trx.selectFrom('refunds').select('refund_id').where('refund_id', 'in', partIds.map(cancelRefundOf)).execute();
+    if (cancelled.length > 0) await OrderRepository.restoreCoupon(trx, orderId, at);
+  }
+
   /** The order's refunds whose units wait in a parcel the warehouse holds (restockHeld), oldest first. */
   async restockHeldFor(orderId: string): Promise<RefundView[]> {
     const rows = await this.db.selectFrom('refunds').selectAll().where('order_id', '=', orderId).where('restock_held_reason', 'is not', null).orderBy('created_at').execute();
@@ -687,6 +767,32 @@ async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: 
   return { parts: await drawParts(trx, order, refund), restockHeld };
 }
 
+/** Rolls back a withdrawal that found nothing left to withdraw under the order's lock. */
+class NothingWithdrawn extends Error {}
+
+/** withdrawHeld's work, in a transaction holding the order's lock: the refunds withdrawn. */
+async function withdrawHeldIn(trx: Transaction<Database>, order: OrderRow, at: Date): Promise<RefundView[]> {
+  const ids = (await trx.selectFrom('refunds').select('refund_id').where('order_id', '=', order.order_id).where('restock_held_reason', 'is not', null).execute()).map((row) => row.refund_id);
+  if (ids.length === 0) return [];
+  const rows = await trx.selectFrom('refunds').selectAll().where('refund_id', 'in', ids).where('status', '=', 'PENDING').where('restock_held_reason', 'is not', null).forUpdate().execute();
+  const withdrawn: RefundView[] = [];
+  for (const row of rows) {
+    const parts = await lockParts(trx, row.refund_id);
+    // a part sent already (by a job from before refunds waited for the warehouse) is being paid back: that refund stands
+    if (parts.some((part) => part.status !== 'PENDING')) continue;
+    await trx
+      .updateTable('refunds')
+      .set({ history: withStep('WITHDRAWN', at, 'system'), status: 'WITHDRAWN', restock_held_reason: null, version: (eb) => eb('version', '+', 1), updated_at: at })
+      .where('refund_id', '=', row.refund_id)
+      .execute();
+    if (parts.length > 0) await trx.updateTable('refund_parts').set({ status: 'WITHDRAWN', updated_at: at }).where('part_id', 'in', parts.map((part) => part.part_id)).execute();
+    const refund = toView(row, []);
+    await countRefunded(trx, order, refund.items.map((item) => ({ lineNo: item.lineNo, qty: -item.qty, cents: -item.cents })), -refund.amountCents);
+    withdrawn.push(refund);
+  }
+  return withdrawn;
+}
+
 /** The ledger's restock of a refund's units (once per refund and SKU: the ledger's unique movement). */
 async function restockInLedger(trx: Transaction<Database>, orderId: string, refund: Pick<RefundView, 'refundId' | 'items'>, reason: string): Promise<void> {
   const restock = refund.items.filter((item) => item.qty > 0);
@@ -714,8 +820,8 @@ async function refundablePayments(trx: Transaction<Database>, order: OrderRow): 
   const payer = payerOf(order);
   const payments = await paymentsThatPaid(trx, payer, { latestPaidFirst: true, whileLocked: () => RefundRepository.refuseStaleSnapshot(trx, payer) });
   const ids = payments.map((payment) => payment.payment_id);
-  // a part asked for again draws nothing: the part it was asked again under draws its money
-  const drawn = ids.length === 0 ? [] : await trx.selectFrom('refund_parts').select(['payment_id', 'amount_cents']).where('payment_id', 'in', ids).where('status', '!=', 'ASKED_AGAIN').execute();
+  // a part asked for again draws nothing (the part it was asked again under draws its money), nor does a withdrawn one
+  const drawn = ids.length === 0 ? [] : await trx.selectFrom('refund_parts').select(['payment_id', 'amount_cents']).where('payment_id', 'in', ids).where('status', 'not in', ['ASKED_AGAIN', 'WITHDRAWN']).execute();
   const drawnFrom = (paymentId: string) => drawn.filter((part) => part.payment_id === paymentId).reduce((sum, part) => sum + Number(part.amount_cents), 0);
   return payments.map((payment) => ({ paymentId: payment.payment_id, refundableCents: Number(payment.amount_cents) - drawnFrom(payment.payment_id) }));
 }

@@ -90,7 +90,7 @@ export function deduplicationOf(name: string, data: unknown): { id: string; keep
  * address. A change while the job waits adds nothing (the job reads it when it runs); a change
  * while it runs is kept and runs after it (keepLastIfActive).
  */
-function enqueueFulfilmentUpdate(queues: Pick<OrderQueues, 'fulfillment'>, orderId: string) {
+export function enqueueFulfilmentUpdate(queues: Pick<OrderQueues, 'fulfillment'>, orderId: string) {
   return queues.fulfillment.add(JOB.updateFulfilment, { orderId }, { deduplication: ONE_AT_A_TIME.updateFulfilment(orderId) });
 }
 
@@ -112,22 +112,29 @@ export function enqueueRefundPayments(queues: Pick<OrderQueues, 'payments'>, ord
 }
 
 /**
- * Of these refunds due for a while, the ones no job holds (under its deduplication key), nor one
- * failed for good: theirs was lost (the api died, or Redis refused the add, after the refund or
- * payment committed), and their money would never go back. A dead letter is the operator's to
- * replay once its cause is fixed (JobsDeadLettered), not run again here at every sweep.
+ * Of these refunds due for a while, the ones no `name` job of `queue` holds (under its
+ * deduplication key), nor one failed for good: theirs was lost (the api died, or Redis refused
+ * the add, after the refund or payment committed), and their money would never go back. A dead
+ * letter is the operator's to replay once its cause is fixed (JobsDeadLettered), not run again
+ * here at every sweep.
  */
-async function refundsWithoutJob<T>(queues: Pick<OrderQueues, 'payments'>, due: readonly T[], keyOf: (refund: T) => string, failedOne: (job: Partial<OrderEffectsJob>, refund: T) => boolean): Promise<T[]> {
+async function refundsWithoutJob<T>(
+  queue: OrderQueues['payments'] | OrderQueues['fulfillment'],
+  name: string,
+  due: readonly T[],
+  keyOf: (refund: T) => string,
+  failedOne: (job: Partial<OrderEffectsJob>, refund: T) => boolean,
+): Promise<T[]> {
   // a deduplication key may outlive its job (removed by hand): held only while that job is there
   const held = await Promise.all(
     due.map(async (refund) => {
-      const jobId = await queues.payments.getDeduplicationJobId(keyOf(refund));
-      return jobId !== null && (await queues.payments.getJob(jobId)) !== undefined;
+      const jobId = await queue.getDeduplicationJobId(keyOf(refund));
+      return jobId !== null && (await queue.getJob(jobId)) !== undefined;
     }),
   );
   const unheld = due.filter((_, i) => !held[i]);
   if (unheld.length === 0) return [];
-  const failed = (await queues.payments.getFailed()).filter((job) => job.name === JOB.refundPayments).map((job) => job.data as Partial<OrderEffectsJob>);
+  const failed = (await queue.getFailed()).filter((job) => job.name === name).map((job) => job.data as Partial<OrderEffectsJob>);
   return unheld.filter((refund) => !failed.some((job) => failedOne(job, refund)));
 }
 
@@ -137,7 +144,16 @@ async function refundsWithoutJob<T>(queues: Pick<OrderQueues, 'payments'>, due: 
  * since a job may have paid them back and ended between the read and this look.
  */
 export function orderRefundsWithoutJob(queues: Pick<OrderQueues, 'payments'>, orderIds: readonly string[]): Promise<string[]> {
-  return refundsWithoutJob(queues, orderIds, (orderId) => ONE_AT_A_TIME.refundPayments(orderId).id, (job, orderId) => job.orderId === orderId && job.paymentId === undefined);
+  return refundsWithoutJob(queues.payments, JOB.refundPayments, orderIds, (orderId) => ONE_AT_A_TIME.refundPayments(orderId).id, (job, orderId) => job.orderId === orderId && job.paymentId === undefined);
+}
+
+/**
+ * Of these orders (holding refunds that wait for the warehouse to take their units out, for a
+ * while), the ones whose fulfilment update job was lost (refundsWithoutJob): that job pays them
+ * once the warehouse has taken the units out; to be enqueued again (enqueueFulfilmentUpdate).
+ */
+export function heldRefundsWithoutJob(queues: Pick<OrderQueues, 'fulfillment'>, orderIds: readonly string[]): Promise<string[]> {
+  return refundsWithoutJob(queues.fulfillment, JOB.updateFulfilment, orderIds, (orderId) => ONE_AT_A_TIME.updateFulfilment(orderId).id, (job, orderId) => job.orderId === orderId);
 }
 
 /**
@@ -146,7 +162,7 @@ export function orderRefundsWithoutJob(queues: Pick<OrderQueues, 'payments'>, or
  * a job may have given one back and ended between the read and this look.
  */
 export function lateRefundsWithoutJob(queues: Pick<OrderQueues, 'payments'>, payments: ReadonlyArray<{ orderId: string; paymentId: string }>): Promise<Array<{ orderId: string; paymentId: string }>> {
-  return refundsWithoutJob(queues, payments, (payment) => ONE_AT_A_TIME.refundLatePayment(payment.paymentId).id, (job, payment) => job.paymentId === payment.paymentId);
+  return refundsWithoutJob(queues.payments, JOB.refundPayments, payments, (payment) => ONE_AT_A_TIME.refundLatePayment(payment.paymentId).id, (job, payment) => job.paymentId === payment.paymentId);
 }
 
 /**

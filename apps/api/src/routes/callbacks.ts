@@ -128,6 +128,25 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
   }
 
   /**
+   * The parcel left (its SHIPPED, or its DELIVERED when that was lost) with the units of refunds
+   * that wait for the warehouse to take them out, unpaid: they are withdrawn, nothing is paid back,
+   * and an order refunded whole ships after all (RefundRepository.withdrawHeld), its event then
+   * applied as to any order in fulfilment. Counted and logged for staff: the buyer asked for the
+   * money back and gets the goods, and may return them once delivered.
+   */
+  async function withdrawnByEvent(order: OrderRow, event: 'SHIPPED' | 'DELIVERED', log: FastifyBaseLogger): Promise<void> {
+    const why = `the warehouse reported the parcel ${event.toLowerCase()} before it took out the units refunded`;
+    const { withdrawn, transition } = await retryTransaction(() => refunds.withdrawHeld(deps.orders, order.order_id, deps.clock(), why), { alsoAfter: afterStaleOrderVersion });
+    if (transition) deps.metrics.transitions.inc({ type: transition.order.type, from: transition.fired.from, to: transition.fired.to, action: transition.fired.action });
+    if (withdrawn.length === 0) return;
+    deps.metrics.refunds.inc({ kind: 'refund', outcome: 'withdrawn' }, withdrawn.length);
+    log.warn(
+      { orderId: order.order_id, event, refunds: withdrawn.map((refund) => ({ refundId: refund.refundId, amountCents: refund.amountCents, items: refund.items.map((item) => ({ skuId: item.skuId, qty: item.qty })) })) },
+      'refunds withdrawn, nothing paid back: the parcel left with their units before the warehouse took them out; the buyer may return them once delivered',
+    );
+  }
+
+  /**
    * One part of a refund confirmed (the callback's refundId is the part's: a refund drawn
    * from several payments has one per payment): the refund order succeeds with its last
    * part, and an order in REFUNDING with no refund left unconfirmed becomes REFUNDED.
@@ -374,6 +393,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         return { changed: false, status: order.status };
       }
       if (order.status === 'PAID' && event.shipment !== null) await handedOverByEvent(order, callback.event, request.log);
+      if ((callback.event === 'SHIPPED' || callback.event === 'DELIVERED') && (await refunds.heldUnpaid(order.order_id)).length > 0) await withdrawnByEvent(order, callback.event, request.log);
       // a return of some of the units leaves the order with the buyer (DELIVERED) instead of closing it
       const step = returned && !(await refunds.returnIsWhole(returned)) ? { ...event, action: 'receive_partial_return' } : event;
       const at = new Date(callback.at);

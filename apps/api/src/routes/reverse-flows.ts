@@ -1,8 +1,7 @@
 import { CLOSED_BEFORE_SHIPPING, IllegalTransition, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, storedAddress, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
-import { afterStaleOrderVersion, historyDetail, OrderRepository, ProcessRepository, refundIdFor, RefundRepository, retryTransaction, type Database, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
+import { afterStaleOrderVersion, cancelRefundOf, historyDetail, OrderRepository, ProcessRepository, refundIdFor, RefundRepository, retryTransaction, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import { enqueueRefundPayments } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
-import type { Transaction } from 'kysely';
 import type { AppDeps } from '../app-deps.js';
 import { refuseRepeatedKey } from '../idempotency-keys.js';
 import { KeyedRefunds, idempotencyKeyHeaders, unitsKey } from '../keyed-refunds.js';
@@ -76,7 +75,7 @@ export const refundSchema = {
     status: {
       type: 'string',
       description:
-        'A return: REQUESTED, then APPROVED or REFUSED; an approved one PENDING once the warehouse received it, or CLOSED when its parcel never came back. Every refund: PENDING (due), SENT (accepted by the payment system), SUCCEEDED (confirmed by its signed callback, or its parts the payment system failed on settled by hand by an admin).',
+        'A return: REQUESTED, then APPROVED or REFUSED; an approved one PENDING once the warehouse received it, or CLOSED when its parcel never came back. Every refund: PENDING (due; one with restockHeld waits for the warehouse to take its units out of the parcel before it is paid), SENT (accepted by the payment system), SUCCEEDED (confirmed by its signed callback, or its parts the payment system failed on settled by hand by an admin), or WITHDRAWN (the parcel left with its units before the warehouse took them out: nothing paid back).',
     },
     reason: { type: 'string' },
     amountCents: { type: 'integer' },
@@ -87,7 +86,7 @@ export const refundSchema = {
     restockHeld: {
       type: 'boolean',
       description:
-        'true while its units wait in a parcel the warehouse holds: they go back on sale once the warehouse has taken them out; it stays true for units that left with the parcel (the warehouse refused the change as too late), which stay sold',
+        'true while its units wait in a parcel the warehouse holds: they go back on sale, and its money is paid back, once the warehouse has taken them out (false then); a parcel that left with them first makes the refund WITHDRAWN (false too: nothing was paid back, and the units stay sold)',
     },
     parts: {
       type: 'array',
@@ -102,7 +101,7 @@ export const refundSchema = {
           status: {
             type: 'string',
             description:
-              'PENDING, SENT, SUCCEEDED, FAILED (the payment system could not pay it back: still owed), SETTLED_BY_HAND (the shop paid it back another way: settle-by-hand), or ASKED_AGAIN (FAILED, then asked for again under the part `askedAgainAs`, which owes it now: ask-again)',
+              'PENDING, SENT, SUCCEEDED, FAILED (the payment system could not pay it back: still owed), SETTLED_BY_HAND (the shop paid it back another way: settle-by-hand), ASKED_AGAIN (FAILED, then asked for again under the part `askedAgainAs`, which owes it now: ask-again), or WITHDRAWN (its refund was withdrawn before anything was sent: owes nothing)',
           },
           settledReference: { type: 'string', description: 'a part SETTLED_BY_HAND: how the shop paid it back, as the admin said' },
           askedAgainAs: { type: 'string', description: 'a part ASKED_AGAIN: the part its money was asked for again under' },
@@ -156,29 +155,6 @@ const childOf = (order: OrderRow, part: OrderRow): string | undefined => (part.o
 function noPartLeft(order: OrderRow, parts: readonly OrderRow[], action: string, actor: Actor): IllegalTransition {
   const part = parts.find((unit) => !CLOSED_BEFORE_SHIPPING.has(unit.status)) ?? parts[0]!;
   return new IllegalTransition(part.status, action, actor, childOf(order, part));
-}
-
-/** The refund a cancellation opens on an order part (one per part: cancelling again opens nothing). */
-const cancelRefundOf = (partId: string) => `${partId}-cancel`;
-
-/**
- * In the transaction of a cancellation or a refund, once its parts moved: the buyer's use of
- * the order's coupon goes back when no part of the order is left live, none shipped (each
- * closed before it shipped: cancelled, or refunded whole) and a cancellation closed at least
- * one, whichever request closed the last one, in whatever order; once only (the redemption row
- * says so). A part that shipped (delivered, returned...) keeps it used: the order was partly
- * fulfilled; so do refunds alone, with no cancellation (README). The parts are locked as they
- * are now (OrderRepository.lockChildren) under the order's lock (taken first, as every child's
- * move takes it), so two requests closing the last parts at once see each other's; the cancellations' refunds through
- * the snapshot, once it holds every move of the order's parts (refuseStaleSnapshot).
- */
-async function restoreCouponOnceNoneLeft(trx: Transaction<Database>, orderId: string, at: Date): Promise<void> {
-  const children = await OrderRepository.lockChildren(trx, orderId);
-  const parts = children.length > 0 ? children : await trx.selectFrom('orders').select(['order_id', 'status']).where('order_id', '=', orderId).forUpdate().execute();
-  if (!parts.every((part) => CLOSED_BEFORE_SHIPPING.has(part.status))) return;
-  await RefundRepository.refuseStaleSnapshot(trx, orderId);
-  const cancelled = await trx.selectFrom('refunds').select('refund_id').where('refund_id', 'in', parts.map((part) => cancelRefundOf(part.order_id))).execute();
-  if (cancelled.length > 0) await OrderRepository.restoreCoupon(trx, orderId, at);
 }
 
 /**
@@ -321,7 +297,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
               if ((await RefundRepository.everyUnitRefunded(trx, order.order_id)) !== (fired.action === 'refund')) throw new StaleOrderVersion(order.order_id);
             }
             if (fired.effects.includes('releaseStock')) await OrderRepository.releaseReservation(trx, order.order_id, refund.restockReason, deps.clock());
-            if (couponOf !== undefined) await restoreCouponOnceNoneLeft(trx, couponOf, deps.clock());
+            if (couponOf !== undefined) await RefundRepository.restoreCouponOnceNoneLeft(trx, couponOf, deps.clock());
           },
         });
       }
@@ -352,7 +328,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['orders'],
         summary: 'Cancel an order: before payment its stock and coupon are released; after payment and before shipment it is refunded in full',
         description:
-          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale (once the warehouse has taken them out of a parcel it was handed: refused as too late, the parcel left with them and they stay sold), the coupon use goes back once no part of the order is left live and none shipped (on a split order the cancel that closes its last part gives it back, whoever sends it: each merchant cancelling its own child, or the buyer the rest; a child refunded whole before it shipped counts as closed, and a refund closing the last child whole after a cancel closed another gives it back alike; while a child is live it stays used, and once a child has shipped it stays used for good, the order being partly fulfilled; a repeat gives it back if the cancels before it did not; once only), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). A presale whose deposit is paid (DEPOSIT_PAID): the buyer’s cancel forfeits the deposit at once (DEPOSIT_FORFEITED, as when its balance deadline passes: the units back on sale, the coupon use back); a merchant’s or an admin’s refunds the deposit (REFUNDING with a refund of what the deposit took, REFUNDED once paid back; the units, reserved and never sold, are released rather than restocked; the deposit counts on the lines’ refundedCents by what each pays, so each merchant’s view says its share went back; one whose balance is paid meanwhile is refunded as the paid order it is then, its units restocked). An imported order (PAID) is CANCELLED at once and its warehouse is told through its circuit breaker to drop the parcel: its shipment reads ACCEPTED until the warehouse has been told, then CANCELLED. A cancel during which the order moved on (its payment landing as the cancel ran, or a worker splitting the paid order) cancels it as it stands then (paid: refunded in full; split: each child; a presale whose deposit landed as its buyer’s cancel ran: the deposit refunded, REFUNDING, never forfeited). Cancelling again changes nothing, except that it finishes giving the stock back when the first cancel failed halfway (a 5xx), and asks an imported order’s warehouse again to drop its parcel. 409 ILLEGAL_TRANSITION once shipped (on a split order: once any child has, that child named in its detail and in its `childOrderId` member; every child closed already: one of them named alike), and (with retry-after) while the order is still in the queue (ACCEPTED). A merchant’s cancel of an order holding another merchant’s lines too is 403 FORBIDDEN whatever its status, already cancelled or still in the queue alike.',
+          'A buyer cancels their own order, a merchant one holding its SKUs alone (of a split order: its own children; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Unpaid: CANCELLED, the reserved stock and the coupon use go back. Paid and not shipped (on a split order: no child shipped; a child refunded in full already is left as it is): the order (each child) goes to REFUNDING with a refund of everything it paid, its units go back on sale (from a parcel the warehouse was handed, once it has taken them out, and only then is the money paid back and the coupon use given back: should the parcel leave with them first, the refund is WITHDRAWN, nothing paid back, the coupon use kept, and the order ships after all), the coupon use goes back once no part of the order is left live and none shipped (on a split order the cancel that closes its last part gives it back, whoever sends it: each merchant cancelling its own child, or the buyer the rest; a child refunded whole before it shipped counts as closed, and a refund closing the last child whole after a cancel closed another gives it back alike; while a child is live it stays used, and once a child has shipped it stays used for good, the order being partly fulfilled; a repeat gives it back if the cancels before it did not; once only), and it becomes REFUNDED once the payment system has paid it back (through its circuit breaker: while the payment system is down the refund waits). A presale whose deposit is paid (DEPOSIT_PAID): the buyer’s cancel forfeits the deposit at once (DEPOSIT_FORFEITED, as when its balance deadline passes: the units back on sale, the coupon use back); a merchant’s or an admin’s refunds the deposit (REFUNDING with a refund of what the deposit took, REFUNDED once paid back; the units, reserved and never sold, are released rather than restocked; the deposit counts on the lines’ refundedCents by what each pays, so each merchant’s view says its share went back; one whose balance is paid meanwhile is refunded as the paid order it is then, its units restocked). An imported order (PAID) is CANCELLED at once and its warehouse is told through its circuit breaker to drop the parcel: its shipment reads ACCEPTED until the warehouse has been told, then CANCELLED. A cancel during which the order moved on (its payment landing as the cancel ran, or a worker splitting the paid order) cancels it as it stands then (paid: refunded in full; split: each child; a presale whose deposit landed as its buyer’s cancel ran: the deposit refunded, REFUNDING, never forfeited). Cancelling again changes nothing, except that it finishes giving the stock back when the first cancel failed halfway (a 5xx), and asks an imported order’s warehouse again to drop its parcel. 409 ILLEGAL_TRANSITION once shipped (on a split order: once any child has, that child named in its detail and in its `childOrderId` member; every child closed already: one of them named alike), and (with retry-after) while the order is still in the queue (ACCEPTED). A merchant’s cancel of an order holding another merchant’s lines too is 403 FORBIDDEN whatever its status, already cancelled or still in the queue alike.',
         params: orderParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason } },
         response: { 200: { $ref: 'Order#' }, '4xx': problemRef, '5xx': problemRef },
@@ -417,7 +393,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         await retryTransaction(() =>
           deps.db.transaction().execute(async (trx) => {
             await trx.selectFrom('orders').select('order_id').where('order_id', '=', couponOf).forUpdate().execute();
-            await restoreCouponOnceNoneLeft(trx, couponOf, deps.clock());
+            await RefundRepository.restoreCouponOnceNoneLeft(trx, couponOf, deps.clock());
           }),
         );
       }
@@ -553,7 +529,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['after-sales'],
         summary: 'Refund some or all lines of a paid order that has not shipped (202: the payment system pays it back)',
         description:
-          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none; a refund during which a worker split the paid order is carried out on the order as it stands then (on its children), not refused. Each line refunds its allocated payable by units, never more; a parcel's shipping (its warehouse's fee, on the lines a split makes one child of) is refunded with the request that brings every unit of that parcel back, before the split or after it alike. A child whose every unit was refunded before the split starts REFUNDED: nothing of it is sent to its warehouse, cancelled or refunded again. The units go back on sale: at once, or, out of a parcel the warehouse was handed (IN_FULFILLMENT), once the warehouse has taken them out of it (refused as too late, the parcel left with them and they stay sold; the money goes back either way). With an Idempotency-Key header (the caller's own on this order: another caller's same key is another key) the refund belongs to the key: the same key with the same body answers the same refund and changes nothing, even sent twice at once, the same key with another body 422 IDEMPOTENCY_CONFLICT, a new key opens a new refund (e.g. one more unit with the same reason). Without the header the id derives from the reason and the units: the same request again answers the same refund and changes nothing. `replayed` is true when the answer is a refund opened before. Without items: every unit not refunded yet (again: the refunds the first such request opened). 409 ILLEGAL_TRANSITION once shipped or before the payment settled (on a split order, the child refusing named in its detail and in its `childOrderId` member; without items and no child left to refund, one that shipped, else one closed); 422 REFUND_EXCEEDS_ORDER for more units than are left. The coupon use stays used, except on a split order a cancel closed a child of: the refund that closes its last live child whole (none shipped) gives it back, as that cancel would have, had it come last. A presale whose deposit is paid (DEPOSIT_PAID) is refunded whole by a merchant or an admin, as their cancel does (the deposit back, its units released): without items only, and not by the buyer (409 ILLEGAL_TRANSITION; the buyer cancels, forfeiting the deposit).",
+          "A buyer refunds their own order, a merchant one holding its SKUs alone (of a split order: its own children, another merchant’s SKU refused like one the order does not hold; 403 FORBIDDEN for an order holding another merchant’s lines too), an admin any. Opens a refund order (its own id and status) per order part the units belong to (a split order's child), every one or none; a refund during which a worker split the paid order is carried out on the order as it stands then (on its children), not refused. Each line refunds its allocated payable by units, never more; a parcel's shipping (its warehouse's fee, on the lines a split makes one child of) is refunded with the request that brings every unit of that parcel back, before the split or after it alike. A child whose every unit was refunded before the split starts REFUNDED: nothing of it is sent to its warehouse, cancelled or refunded again. The units go back on sale and the money back: at once, or, out of a parcel the warehouse was handed (IN_FULFILLMENT), once the warehouse has taken them out of it (`restockHeld` until then). Should the parcel leave with them first (the warehouse refuses the change as too late, or reports the parcel shipped), the refund is WITHDRAWN: nothing is paid back, the units stay sold and no longer count as refunded, and an order refunded whole ships after all (REFUNDING, then IN_FULFILLMENT and on); the buyer may return them once delivered. With an Idempotency-Key header (the caller's own on this order: another caller's same key is another key) the refund belongs to the key: the same key with the same body answers the same refund and changes nothing, even sent twice at once, the same key with another body 422 IDEMPOTENCY_CONFLICT, a new key opens a new refund (e.g. one more unit with the same reason). Without the header the id derives from the reason and the units: the same request again answers the same refund and changes nothing. `replayed` is true when the answer is a refund opened before. Without items: every unit not refunded yet (again: the refunds the first such request opened). 409 ILLEGAL_TRANSITION once shipped or before the payment settled (on a split order, the child refusing named in its detail and in its `childOrderId` member; without items and no child left to refund, one that shipped, else one closed); 422 REFUND_EXCEEDS_ORDER for more units than are left. The coupon use stays used, except on a split order a cancel closed a child of: the refund that closes its last live child whole (none shipped) gives it back, as that cancel would have, had it come last. A presale whose deposit is paid (DEPOSIT_PAID) is refunded whole by a merchant or an admin, as their cancel does (the deposit back, its units released): without items only, and not by the buyer (409 ILLEGAL_TRANSITION; the buyer cancels, forfeiting the deposit).",
         params: orderParamsSchema,
         headers: idempotencyKeyHeaders,
         body: { type: 'object', additionalProperties: false, required: ['reason'], properties: { reason, items: refundItems } },

@@ -11,10 +11,13 @@ import {
   RefundRepository,
   UNSHIPPED_PARCEL,
   addressOf,
+  afterStaleOrderVersion,
+  retryTransaction,
   timerDeadlineOf,
   type OrderDb,
   type OrderItemRow,
   type OrderRow,
+  type RefundView,
   type TransitionRequest,
 } from '@orders/persistence';
 import {
@@ -482,8 +485,8 @@ export class ForwardLife {
    * Sends the warehouse a change of the order's parcel; false when the warehouse refused it as
    * too late (409: the parcel left), logged, and counted once per parcel (FulfilmentChangesTooLate;
    * the job may send the same change again, and later changes are refused alike). The parcel is
-   * then left as the warehouse has it: its SHIPPED callback moves it on (for an order refunded
-   * whole, as shipped after the refund), where marking it CANCELLED would have hidden it.
+   * then left as the warehouse has it: its SHIPPED callback moves it on, where marking it
+   * CANCELLED would have hidden it.
    */
   private async changeReachedWarehouse(job: Job<SendToWarehouseJob>, token: string | undefined, order: OrderRow, change: FulfilmentChange): Promise<boolean> {
     try {
@@ -495,7 +498,7 @@ export class ForwardLife {
       if (first) this.deps.metrics.fulfilmentChangesTooLate.inc();
       this.deps.log[first ? 'error' : 'warn'](
         { orderId: order.order_id, status: order.status, version: order.version, items: change.items, answer: error.body.slice(0, 200) },
-        'the warehouse refused a change of a parcel that had left: it goes to the address and with the units it was handed over with (units refunded meanwhile stay sold, not back on sale); stop it with the carrier or settle with the buyer',
+        'the warehouse refused a change of a parcel that had left: it goes to the address and with the units it was handed over with (refunds of units in it are withdrawn, nothing paid back, the units sold); stop it with the carrier or settle with the buyer',
       );
       return false;
     }
@@ -508,34 +511,83 @@ export class ForwardLife {
    * order closed without shipping (an imported order cancelled), is dropped by the
    * warehouse: its shipment is CANCELLED then, so it no longer reads as going out.
    * The units refunded while the warehouse held them go back on sale once it has taken them
-   * out; refused as too late, they left with the parcel, and stay sold.
+   * out, and only then is their money paid back (the refund job, enqueued here), and a
+   * cancellation's coupon use given back. Refused as too late, they left with the parcel:
+   * their refunds are withdrawn, nothing paid back, and the order ships (withdrawHeld).
    */
   private async updateFulfilment(job: Job<SendToWarehouseJob>, token: string | undefined): Promise<void> {
     // read before the order's lines: a refund committed after them is not in this change, and waits for its own
     const held = await this.refunds.restockHeldFor(job.data.orderId);
     const order = await this.deps.orders.findOrderRow(job.data.orderId);
     const shipment = order && (await this.process.shipment(order.order_id));
-    if (!order || !shipment || !UNSHIPPED_PARCEL.has(shipment.status)) return;
+    if (!order || !shipment) return;
+    // dropped by an earlier change (which took out every unit, those of a refund committed after its job read the
+    // refunds held too), or left: the units still held were taken out with it, or left with it
+    if (shipment.status === 'CANCELLED') return this.takenOut(order, held);
+    if (!UNSHIPPED_PARCEL.has(shipment.status)) return this.withdrawHeldRefunds(order.order_id, 'the parcel left with the units refunded before the warehouse took them out');
     const closed = stateMachineFor(order.type as OrderType).isFinal(order.status);
     // the order's version with it: a change sent before, whose answer timed out and which reaches the warehouse late, is older and ignored there
     const change = { ...fulfilmentOf(order, closed ? [] : await this.process.items(order.order_id)), version: order.version };
     try {
-      if (!(await this.changeReachedWarehouse(job, token, order, change))) return;
+      if (!(await this.changeReachedWarehouse(job, token, order, change))) {
+        await this.withdrawHeldRefunds(order.order_id, 'the warehouse refused the change as too late: the parcel left with the units refunded');
+        return;
+      }
     } catch (error) {
       // a parcel to drop that the warehouse never had (an imported order's channel handed it over under
       // its own reference, or withdrew it) answers 404: nothing to drop, and no retry would change that
       if (!(change.items.length === 0 && error instanceof ExternalRefused && error.status === 404)) throw error;
       this.deps.log.warn({ orderId: order.order_id, status: order.status }, 'the warehouse does not know the parcel it was told to drop: marked cancelled here');
     }
+    await this.takenOut(order, held);
+    if (change.items.length > 0) return;
+    const at = this.deps.clock();
+    await this.deps.db.transaction().execute((trx) => ProcessRepository.cancelUnshippedParcel(trx, order.order_id, at));
+  }
+
+  /**
+   * The warehouse took out the units of the order's `held` refunds: they go back on sale, a
+   * cancellation that closed the order's last part gives its coupon use back now
+   * (restoreCouponOnceNoneLeft kept it while the parcel might leave), and the refund job pays
+   * them back (and makes Redis follow the coupon).
+   */
+  private async takenOut(order: OrderRow, held: readonly RefundView[]): Promise<void> {
+    if (held.length === 0) return;
     for (const refund of held) {
+      // withdrawn meanwhile (its parcel reported shipped: the warehouse shipped it though it took the change): its units left
+      if ((await this.refunds.find(refund.refundId))?.status === 'WITHDRAWN') continue;
       // the ledger first, which says whether the restock gives a flash-sale unit back to its buyer's limit; Redis follows
       // (a restock the ledger has and Redis lacks, this worker dying between the two, is finished by the stock check)
       await this.refunds.releaseHeldRestock(refund);
       await this.deps.inventory.restockStock(refund.orderId, refund.refundId, refund.items.filter((item) => item.qty > 0));
     }
-    if (change.items.length > 0) return;
-    const at = this.deps.clock();
-    await this.deps.db.transaction().execute((trx) => ProcessRepository.cancelUnshippedParcel(trx, order.order_id, at));
+    const root = order.parent_order_id ?? order.order_id;
+    if (order.coupon_code !== null) {
+      await retryTransaction(() =>
+        this.deps.db.transaction().execute(async (trx) => {
+          // under the order's lock, as a cancellation's
+          await trx.selectFrom('orders').select('order_id').where('order_id', '=', root).forUpdate().execute();
+          await RefundRepository.restoreCouponOnceNoneLeft(trx, root, this.deps.clock());
+        }),
+      );
+    }
+    await this.followUp(order, ['refundPayments']);
+  }
+
+  /**
+   * The parcel left with the units of the order's held refunds (RefundRepository.withdrawHeld):
+   * they are withdrawn, unpaid, and an order refunded whole ships after all. Counted and logged
+   * for staff: the buyer asked for their money back and gets the goods, and may return them once delivered.
+   */
+  private async withdrawHeldRefunds(orderId: string, why: string): Promise<void> {
+    const { withdrawn, transition } = await retryTransaction(() => this.refunds.withdrawHeld(this.deps.orders, orderId, this.deps.clock(), why), { alsoAfter: afterStaleOrderVersion });
+    if (transition) this.deps.metrics.transitions.inc({ type: transition.order.type, from: transition.fired.from, to: transition.fired.to, action: transition.fired.action });
+    if (withdrawn.length === 0) return;
+    this.deps.metrics.refunds.inc({ kind: 'refund', outcome: 'withdrawn' }, withdrawn.length);
+    this.deps.log.warn(
+      { orderId, refunds: withdrawn.map((refund) => ({ refundId: refund.refundId, amountCents: refund.amountCents, items: refund.items.map((item) => ({ skuId: item.skuId, qty: item.qty })) })) },
+      'refunds withdrawn, nothing paid back: the parcel left with their units before the warehouse took them out; the buyer may return them once delivered',
+    );
   }
 
   /**
@@ -614,12 +666,13 @@ export class ForwardLife {
       await this.followRestoredCoupon(unit);
     }
     const notifyUrl = new URL('/v1/callbacks/payment', this.deps.config.CALLBACK_BASE_URL).toString();
-    // a refund opened while this job ran is picked up by the next round
-    for (let pending = await this.refunds.pending(orderId); pending.length > 0; pending = await this.refunds.pending(orderId)) {
+    // a refund opened while this job ran is picked up by the next round; one whose units wait in a parcel the warehouse
+    // holds is paid once it has taken them out (updateFulfilment enqueues this job again), never while they may still leave
+    const due = async () => (await this.refunds.pending(orderId)).filter((refund) => !refund.restockHeld);
+    for (let pending = await due(); pending.length > 0; pending = await due()) {
       for (const refund of pending) {
         // the units go back on sale before the money goes back: an outage of the payment system must not hold stock
-        // (units in a parcel the warehouse holds go back once it took them out: updateFulfilment)
-        if (!refund.restockHeld) await this.deps.inventory.restockStock(refund.orderId, refund.refundId, refund.items.filter((item) => item.qty > 0));
+        await this.deps.inventory.restockStock(refund.orderId, refund.refundId, refund.items.filter((item) => item.qty > 0));
         if (refund.amountCents === 0) {
           // nothing to pay back (a unit whose share was discounted to nothing): settled as it stands
           if (await this.refunds.markSucceeded(refund.refundId, this.deps.clock())) this.deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded' });

@@ -35,6 +35,8 @@ export type RetailAction =
   /** some units of an unshipped order go back; the order itself lives on */
   | 'refund_lines'
   | 'refund_succeeded'
+  /** the parcel left before the warehouse took out the units a refund gave back: the refund is withdrawn, the order ships */
+  | 'withdraw_refund'
   /** the buyer's address changes until the order ships */
   | 'change_address'
   | 'request_return'
@@ -94,6 +96,9 @@ export const fulfilmentTransitions: TransitionRule<RetailStatus, RetailAction>[]
   { from: 'DELIVERED', action: 'request_return', to: 'RETURN_REQUESTED', actors: ['buyer'], effects: ['scheduleReturnReview'] },
   // a split parent's REFUNDING is its children's: the last refund of its own (opened before the split) does not close it
   { from: 'REFUNDING', action: 'refund_succeeded', to: 'REFUNDED', actors: ['payment'], guard: guards.notSplit },
+  // refunded whole while the warehouse held its parcel, which left before the warehouse took the units out (it refused the
+  // change as too late, or reported the parcel shipped): the refund, not paid yet, is withdrawn, and the order ships after all
+  { from: 'REFUNDING', action: 'withdraw_refund', to: 'IN_FULFILLMENT', actors: ['system'], guard: guards.notSplit },
   // a split order reads REFUNDING while one child's refund awaits the payment system, its other children still to ship
   { from: 'REFUNDING', action: 'change_address', to: 'REFUNDING', actors: ['buyer', 'admin'], guard: split },
   // a request the shop leaves unreviewed RETURN_REVIEW_WINDOW_MS is approved by the system: a buyer's return never waits on nobody

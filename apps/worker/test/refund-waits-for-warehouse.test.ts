@@ -1,0 +1,135 @@
+// answers are read as the JSON a client sees
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { buyerAddress, waitFor } from '@orders/testing';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+/**
+ * A refund of units in a parcel the warehouse holds (IN_FULFILLMENT) pays the money back only
+ * once the warehouse has taken them out: should the parcel leave with them first, the shop
+ * would have paid for goods the buyer gets. Then the refund is withdrawn and the order ships.
+ */
+describe('a refund of units the warehouse holds in a parcel', () => {
+  let system: OrderSystem;
+  const admin = () => system.token('ops', 'admin');
+
+  beforeAll(async () => {
+    system = await startOrderSystem('refund_waits_for_warehouse', {
+      // the warehouse advances only when the test sends its events
+      WAREHOUSE_SIM_STEP_MS: '0',
+      WAREHOUSE_BREAKER_VOLUME_THRESHOLD: '2',
+      WAREHOUSE_BREAKER_RESET_MS: '300',
+      WAREHOUSE_BREAKER_TIMEOUT_MS: '1000',
+      EXTERNAL_RETRY_DELAY_MS: '100',
+      // the backstop sweep looks often: a refund waiting for the warehouse is no refund job lost
+      OVERDUE_SWEEP_INTERVAL_MS: '300',
+    });
+    await system.createSku({ skuId: 'KETTLE', priceCents: 4_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 40, deduction: 'placement' });
+    const coupon = { code: 'WELCOME', kind: 'fixed', offCents: 500, minSpendCents: 1_000, perBuyerLimit: 1, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
+    expect((await system.request('POST', '/v1/admin/coupons', { token: admin(), body: coupon })).status).toBe(201);
+  });
+  afterEach(async () => {
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage: false } });
+  });
+  afterAll(async () => system?.close());
+
+  const kettles = async () => (await system.request('GET', '/v1/admin/skus/KETTLE', { token: admin() })).body.stock;
+  const paidBack = async (orderId: string) => (await system.paymentSim.request('GET', '/__admin/payments')).body.refunds.filter((refund: any) => refund.refundId.startsWith(orderId));
+  const refundsOf = async (orderId: string, buyer: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer) })).body.items;
+  const checkout = (buyer: string, qty: number, key: string, couponCode?: string) =>
+    system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': key }, body: { items: [{ skuId: 'KETTLE', qty }], address: buyerAddress, ...(couponCode ? { couponCode } : {}) } });
+  /** An order of `qty` kettles, paid and handed to the warehouse. */
+  const inFulfilment = async (buyer: string, qty: number, couponCode?: string) => {
+    const placed = await checkout(buyer, qty, `${buyer}-first`, couponCode);
+    expect(placed.status).toBe(202);
+    const orderId = placed.body.orderId as string;
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    return orderId;
+  };
+  const warehouseOutage = async (outage: boolean) => system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage } });
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 1_500));
+  const jobsRestored = async () => (await system.workers.deps.metrics.refundJobsRestored.get()).values[0]?.value ?? 0;
+
+  it('pays nothing back while the warehouse cannot be told, and pays once, with the units back on sale, once it took them out', async () => {
+    const orderId = await inFulfilment('ann', 2);
+    const [stockBefore, restoredBefore] = [await kettles(), await jobsRestored()];
+    await warehouseOutage(true);
+    const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('ann'), body: { reason: 'one is enough', items: [{ skuId: 'KETTLE', qty: 1 }] } });
+    expect([refund.status, refund.body.status, refund.body.refunds[0].restockHeld]).toEqual([202, 'PENDING', true]);
+    await settle();
+    // its job is the warehouse update's, waiting behind the breaker: the sweeps found nothing lost
+    expect(await jobsRestored()).toBe(restoredBefore);
+    const [waiting] = await refundsOf(orderId, 'ann');
+    expect([waiting.status, waiting.restockHeld, waiting.parts.map((part: any) => part.status)]).toEqual(['PENDING', true, ['PENDING']]);
+    expect(await paidBack(orderId)).toEqual([]);
+    expect(await kettles()).toEqual(stockBefore);
+
+    await warehouseOutage(false);
+    await system.waitForRefund(orderId);
+    const [paid] = await refundsOf(orderId, 'ann');
+    expect([paid.status, paid.restockHeld]).toEqual(['SUCCEEDED', false]);
+    expect((await paidBack(orderId)).map((back: any) => back.amountCents)).toEqual([4_000]);
+    expect(await kettles()).toEqual({ ...stockBefore, available: stockBefore.available + 1, sold: stockBefore.sold - 1 });
+    expect((await system.order(orderId)).status).toBe('IN_FULFILLMENT');
+  });
+
+  it('gives a cancelled order’s coupon use back once the warehouse took its units out, and keeps it used when the parcel left with them', async () => {
+    // the warehouse down while the buyer cancels: the money and the coupon use wait for it
+    const bea = await inFulfilment('bea', 1, 'WELCOME');
+    await warehouseOutage(true);
+    const cancelled = await system.request('POST', `/v1/orders/${bea}/cancel`, { token: system.token('bea'), body: { reason: 'changed my mind' } });
+    expect([cancelled.status, cancelled.body.status]).toEqual([200, 'REFUNDING']);
+    await settle();
+    const early = await checkout('bea', 1, 'bea-again-early', 'WELCOME');
+    expect([early.status, early.body.code]).toEqual([422, 'COUPON_LIMIT_EXCEEDED']);
+    expect(await paidBack(bea)).toEqual([]);
+    await warehouseOutage(false);
+    expect((await system.waitForStatus(bea, 'REFUNDED', 20_000)).amounts.refundedCents).toBe(3_500);
+    await waitFor(async () => (await checkout('bea', 1, 'bea-again', 'WELCOME')).status === 202, { what: 'the coupon use back with bea', timeoutMs: 10_000 });
+
+    // the parcel left (its SHIPPED held up on the way) before the warehouse read the cancel: nothing is paid back, the coupon stays used
+    const cy = await inFulfilment('cy', 1, 'WELCOME');
+    await system.warehouseSim.request('POST', `/__admin/orders/${cy}/events`, { body: { event: 'SHIPPED', notify: false } });
+    expect((await system.request('POST', `/v1/orders/${cy}/cancel`, { token: system.token('cy'), body: { reason: 'changed my mind' } })).status).toBe(200);
+    await waitFor(async () => (await refundsOf(cy, 'cy'))[0].status === 'WITHDRAWN', { what: 'the refund withdrawn' });
+    const order = await system.waitForStatus(cy, 'IN_FULFILLMENT');
+    expect(order.amounts.refundedCents).toBe(0);
+    const again = await checkout('cy', 1, 'cy-again', 'WELCOME');
+    expect([again.status, again.body.code]).toEqual([422, 'COUPON_LIMIT_EXCEEDED']);
+    expect(await paidBack(cy)).toEqual([]);
+    // the parcel's SHIPPED arrives: the order ships as any other
+    const shipped = await system.signedCallback('warehouse', { orderId: cy, event: 'SHIPPED', at: new Date().toISOString() });
+    expect([shipped.status, shipped.body.status]).toEqual([200, 'SHIPPED']);
+  });
+
+  it('withdraws a refund of some units when the parcel’s SHIPPED comes before the warehouse read it: every unit ships, none counts as refunded, and the buyer may return them once delivered', async () => {
+    const { fulfillment } = system.workers.deps.queues;
+    const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
+    const orderId = await inFulfilment('dan', 3);
+    const stockBefore = await kettles();
+    await fulfilmentWorker.pause();
+    try {
+      const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('dan'), body: { reason: 'two are enough', items: [{ skuId: 'KETTLE', qty: 1 }] } });
+      expect([refund.status, refund.body.refunds[0].restockHeld]).toEqual([202, true]);
+      const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-3', at: new Date().toISOString() });
+      expect([shipped.status, shipped.body.changed, shipped.body.status]).toEqual([200, true, 'SHIPPED']);
+    } finally {
+      fulfilmentWorker.resume();
+    }
+    await waitFor(async () => (await fulfillment.getJobs(['waiting', 'prioritized', 'delayed', 'active'])).every((job) => job.data.orderId !== orderId), { what: 'the update job to have run' });
+    await settle();
+    const [withdrawn] = await refundsOf(orderId, 'dan');
+    expect([withdrawn.status, withdrawn.restockHeld, withdrawn.parts.map((part: any) => part.status)]).toEqual(['WITHDRAWN', false, ['WITHDRAWN']]);
+    expect(await paidBack(orderId)).toEqual([]);
+    expect(await kettles()).toEqual(stockBefore);
+    const order = await system.order(orderId);
+    expect([order.status, order.items[0].refundedQty, order.amounts.refundedCents]).toEqual(['SHIPPED', 0, 0]);
+
+    const delivered = await system.signedCallback('warehouse', { orderId, event: 'DELIVERED', at: new Date().toISOString() });
+    expect(delivered.body.status).toBe('DELIVERED');
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('dan'), body: { reason: 'I had asked for my money back', items: [{ skuId: 'KETTLE', qty: 3 }] } });
+    expect([asked.status, asked.body.returns[0].amountCents]).toEqual([202, 12_000]);
+  });
+});
