@@ -112,6 +112,24 @@ export function createMetrics(labels: { app: string }) {
   const dependencySources = new Map<Dependency, () => Promise<true | null>>();
   // a process without the source (the api) knows no report: it exports none of the stock check's series
   const readStockReport = async (): Promise<StockReport | null> => (stockReportSource ? stockReportSource() : null);
+  /**
+   * A gauge of the stock check's last report with a series per SKU that drifts, `fill`ed from scratch at
+   * each scrape: a SKU repaired since loses its series rather than keeping its last drift.
+   */
+  const driftGauge = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (gauge: Gauge<L>, report: StockReport) => void) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      aggregator: 'first',
+      async collect() {
+        const report = await readStockReport();
+        if (report === null) return;
+        this.reset();
+        fill(this, report);
+      },
+    });
 
   // counted by the api's primary under node:cluster; 0 in every process, so the series is there for ProcessRestarting with one process too
   new Counter({ ...API_PROCESS_RESTARTS, registers: [registry] });
@@ -405,48 +423,32 @@ export function createMetrics(labels: { app: string }) {
       labelNames: ['webhook', 'outcome'] as const,
       registers: [registry],
     }),
-    stockDrift: new Gauge({
-      name: 'stock_drift_units',
-      help: "Units by which a SKU's sellable count in Redis differs from the MySQL ledger (Redis minus ledger), as of the stock reconciler's last pass (stock_reconcile_last_success_timestamp_seconds says when). Only SKUs that differ have a series: none means no drift",
-      labelNames: ['sku'] as const,
-      registers: [registry],
-      aggregator: 'first',
-      async collect() {
-        const report = await readStockReport();
-        if (report === null) return;
-        // from scratch each time: a SKU repaired since loses its series rather than keeping its last drift
-        this.reset();
-        for (const sku of report.drift) if (sku.available !== 0) this.set({ sku: sku.skuId }, sku.available);
+    stockDrift: driftGauge(
+      'stock_drift_units',
+      "Units by which a SKU's sellable count in Redis differs from the MySQL ledger (Redis minus ledger), as of the stock reconciler's last pass (stock_reconcile_last_success_timestamp_seconds says when). Only SKUs that differ have a series: none means no drift",
+      ['sku'],
+      (gauge, report) => {
+        for (const sku of report.drift) if (sku.available !== 0) gauge.set({ sku: sku.skuId }, sku.available);
       },
-    }),
-    stockCounterDrift: new Gauge({
-      name: 'stock_counter_drift_units',
-      help: "Units by which a SKU's reserved or sold counter in Redis differs from the MySQL ledger, as of the stock reconciler's last pass (stock_reconcile_last_success_timestamp_seconds says when). Only counters that differ have a series: none means no drift",
-      labelNames: ['sku', 'counter'] as const,
-      registers: [registry],
-      aggregator: 'first',
-      async collect() {
-        const report = await readStockReport();
-        if (report === null) return;
-        this.reset();
+    ),
+    stockCounterDrift: driftGauge(
+      'stock_counter_drift_units',
+      "Units by which a SKU's reserved or sold counter in Redis differs from the MySQL ledger, as of the stock reconciler's last pass (stock_reconcile_last_success_timestamp_seconds says when). Only counters that differ have a series: none means no drift",
+      ['sku', 'counter'],
+      (gauge, report) => {
         for (const sku of report.drift) {
-          for (const counter of ['reserved', 'sold'] as const) if (sku[counter] !== 0) this.set({ sku: sku.skuId, counter }, sku[counter]);
+          for (const counter of ['reserved', 'sold'] as const) if (sku[counter] !== 0) gauge.set({ sku: sku.skuId, counter }, sku[counter]);
         }
       },
-    }),
-    saleRulesDrift: new Gauge({
-      name: 'flash_sale_rules_drift',
-      help: "1 for each SKU some bucket of which sells, in Redis, by another flash sale (window or per-buyer limit) than the catalog's, which orders are priced by, as of the stock reconciler's last pass: a sale change answered 503 and never sent again. npm run reconcile -- --repair puts the catalog's back. Only such SKUs have a series: none means none",
-      labelNames: ['sku'] as const,
-      registers: [registry],
-      aggregator: 'first',
-      async collect() {
-        const report = await readStockReport();
-        if (report === null) return;
-        this.reset();
-        for (const skuId of report.saleRulesDrift) this.set({ sku: skuId }, 1);
+    ),
+    saleRulesDrift: driftGauge(
+      'flash_sale_rules_drift',
+      "1 for each SKU some bucket of which sells, in Redis, by another flash sale (window or per-buyer limit) than the catalog's, which orders are priced by, as of the stock reconciler's last pass: a sale change answered 503 and never sent again. npm run reconcile -- --repair puts the catalog's back. Only such SKUs have a series: none means none",
+      ['sku'],
+      (gauge, report) => {
+        for (const skuId of report.saleRulesDrift) gauge.set({ sku: skuId }, 1);
       },
-    }),
+    ),
     stockCheckedAt: new Gauge({
       name: 'stock_reconcile_last_success_timestamp_seconds',
       help: "When the stock check whose report the drift gauges show finished (scheduled every RECONCILE_INTERVAL_MS, or npm run reconcile), in Unix seconds; 0 when Redis holds no report. A check that fails or never runs leaves it, and the drift gauges, as they were: time() minus it is how old the drift shown is",
