@@ -25,6 +25,7 @@ describe('a refund of units the warehouse holds in a parcel', () => {
       OVERDUE_SWEEP_INTERVAL_MS: '300',
     });
     await system.createSku({ skuId: 'KETTLE', priceCents: 4_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 40, deduction: 'placement' });
+    await system.createSku({ skuId: 'TEA', priceCents: 1_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 40, deduction: 'placement' });
     const coupon = { code: 'WELCOME', kind: 'fixed', offCents: 500, minSpendCents: 1_000, perBuyerLimit: 1, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
     expect((await system.request('POST', '/v1/admin/coupons', { token: admin(), body: coupon })).status).toBe(201);
   });
@@ -131,5 +132,48 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     expect(delivered.body.status).toBe('DELIVERED');
     const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('dan'), body: { reason: 'I had asked for my money back', items: [{ skuId: 'KETTLE', qty: 3 }] } });
     expect([asked.status, asked.body.returns[0].amountCents]).toEqual([202, 12_000]);
+  });
+
+  it('cancels a split order whose one parcel left before its warehouse read the cancel: that child’s refund withdrawn and the child shipped, the other paid back once its warehouse took its units out, the coupon kept', async () => {
+    // a kettle and a tea, from two warehouses: two children
+    const placed = await system.request('POST', '/v1/orders', {
+      token: system.token('eli'),
+      headers: { 'idempotency-key': 'eli-split' },
+      body: { items: [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'TEA', qty: 2 }], address: buyerAddress, couponCode: 'WELCOME' },
+    });
+    expect(placed.status).toBe(202);
+    const orderId = placed.body.orderId as string;
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('eli'), body: { method: 'card' } })).status).toBe(202);
+    const children = (await waitFor(
+      async () => {
+        const subs = await Promise.all((await system.order(orderId)).subOrders.map((id: string) => system.order(id)));
+        return subs.length === 2 && subs.every((sub) => sub.status === 'IN_FULFILLMENT') && subs;
+      },
+      { what: 'the order split in two children in fulfilment' },
+    )) as any[];
+    const [kettleChild, teaChild] = ['KETTLE', 'TEA'].map((skuId) => children.find((child) => child.items[0].skuId === skuId).orderId as string) as [string, string];
+    const teaBefore = (await system.request('GET', '/v1/admin/skus/TEA', { token: admin() })).body.stock;
+
+    // the kettle's parcel leaves, its SHIPPED held up on the way; the buyer cancels the whole order
+    await system.warehouseSim.request('POST', `/__admin/orders/${kettleChild}/events`, { body: { event: 'SHIPPED', notify: false } });
+    const cancelled = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('eli'), body: { reason: 'changed my mind' } });
+    expect(cancelled.status).toBe(200);
+    await system.waitForStatus(teaChild, 'REFUNDED', 20_000);
+    await waitFor(async () => (await refundsOf(kettleChild, 'eli'))[0]?.status === 'WITHDRAWN', { what: "the kettle child's refund withdrawn" });
+    await system.waitForStatus(kettleChild, 'IN_FULFILLMENT');
+    // the tea came out of its parcel and is back on sale; the kettle left, unpaid back
+    expect((await system.request('GET', '/v1/admin/skus/TEA', { token: admin() })).body.stock).toEqual({ ...teaBefore, available: teaBefore.available + 2, sold: teaBefore.sold - 2 });
+    const [teaRefund] = await refundsOf(teaChild, 'eli');
+    expect((await paidBack(teaChild)).map((back: any) => back.refundId)).toEqual([teaRefund.parts[0].partId]);
+    expect(await paidBack(kettleChild)).toEqual([]);
+    // part of the order ships: the coupon stays used
+    const again = await checkout('eli', 1, 'eli-again', 'WELCOME');
+    expect([again.status, again.body.code]).toEqual([422, 'COUPON_LIMIT_EXCEEDED']);
+
+    const shipped = await system.signedCallback('warehouse', { orderId: kettleChild, event: 'SHIPPED', at: new Date().toISOString() });
+    expect([shipped.status, shipped.body.status]).toEqual([200, 'SHIPPED']);
+    const order = await system.order(orderId);
+    expect(order.amounts.refundedCents).toBe(teaRefund.amountCents);
   });
 });
