@@ -558,9 +558,10 @@ export class RefundRepository {
     return { withdrawn, transition: null };
   }
 
-  /** The order's refunds held for the warehouse and not paid yet (PENDING): what withdrawHeld would withdraw. */
+  /** The order's refunds held for the warehouse and not paid yet: what withdrawHeld would withdraw. */
   async heldUnpaid(orderId: string): Promise<RefundView[]> {
-    return (await this.restockHeldFor(orderId)).filter((refund) => refund.status === 'PENDING');
+    const rows = await heldUnpaidRefunds(this.db).selectAll().where('order_id', '=', orderId).orderBy('created_at').execute();
+    return rows.map((row) => toView(row, []));
   }
 
   /**
@@ -583,7 +584,7 @@ export class RefundRepository {
     if (!parts.every((part) => CLOSED_BEFORE_SHIPPING.has(part.status))) return;
     await RefundRepository.refuseStaleSnapshot(trx, orderId);
     const partIds = parts.map((part) => part.order_id);
-    const held = await trx.selectFrom('refunds').select('refund_id').where('order_id', 'in', partIds).where('restock_held_reason', 'is not', null).where('status', '=', 'PENDING').executeTakeFirst();
+    const held = await heldUnpaidRefunds(trx).select('refund_id').where('order_id', 'in', partIds).executeTakeFirst();
     if (held) return;
     const cancelled = await trx.selectFrom('refunds').select('refund_id').where('refund_id', 'in', partIds.map(cancelRefundOf)).execute();
     if (cancelled.length > 0) await OrderRepository.restoreCoupon(trx, orderId, at);
@@ -767,14 +768,23 @@ async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: 
   return { parts: await drawParts(trx, order, refund), restockHeld };
 }
 
+/**
+ * Refunds whose units wait in a parcel the warehouse holds and that nothing paid yet: paid once it
+ * has taken the units out, withdrawn should the parcel leave with them first.
+ */
+function heldUnpaidRefunds(db: OrderDb | Transaction<Database>) {
+  return db.selectFrom('refunds').where('restock_held_reason', 'is not', null).where('status', '=', 'PENDING');
+}
+
 /** Rolls back a withdrawal that found nothing left to withdraw under the order's lock. */
 class NothingWithdrawn extends Error {}
 
 /** withdrawHeld's work, in a transaction holding the order's lock: the refunds withdrawn. */
 async function withdrawHeldIn(trx: Transaction<Database>, order: OrderRow, at: Date): Promise<RefundView[]> {
-  const ids = (await trx.selectFrom('refunds').select('refund_id').where('order_id', '=', order.order_id).where('restock_held_reason', 'is not', null).execute()).map((row) => row.refund_id);
+  const ids = (await heldUnpaidRefunds(trx).select('refund_id').where('order_id', '=', order.order_id).execute()).map((row) => row.refund_id);
   if (ids.length === 0) return [];
-  const rows = await trx.selectFrom('refunds').selectAll().where('refund_id', 'in', ids).where('status', '=', 'PENDING').where('restock_held_reason', 'is not', null).forUpdate().execute();
+  // locked by primary key, and read again: paid or released since the first read, it is left as it is
+  const rows = await heldUnpaidRefunds(trx).selectAll().where('refund_id', 'in', ids).forUpdate().execute();
   const withdrawn: RefundView[] = [];
   for (const row of rows) {
     const parts = await lockParts(trx, row.refund_id);
