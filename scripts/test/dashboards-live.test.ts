@@ -160,6 +160,7 @@ describe('Grafana dashboards', () => {
         'Webhooks behind the event stream',
         'Webhook deliveries',
         'Returns awaiting review',
+        'Refunds waiting for the warehouse',
       ]),
     );
   });

@@ -494,6 +494,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   const servesTimers = config.WORKER_QUEUES.includes(QUEUE.timers);
   // the order lifecycle's stage reports the returns nobody reviews: no timer moves them on
   if (servesTimers) metrics.watchReturnsAwaitingReview(() => refunds.returnsAwaitingReview());
+  // and the refunds that wait, unpaid, for a warehouse to take their units out: they wait as long as it is away
+  if (servesTimers) metrics.watchRefundsHeldForWarehouse(() => refunds.refundsHeldForWarehouse());
   // and, where it runs the stock check, how far behind the check's folded sums are
   if (servesTimers && config.RECONCILE_INTERVAL_MS > 0) {
     const ledger = new StockLedgerRepository(deps.db);

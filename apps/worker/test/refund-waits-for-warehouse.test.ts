@@ -1,6 +1,7 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import { buyerAddress, waitFor } from '@orders/testing';
+import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -52,6 +53,12 @@ describe('a refund of units the warehouse holds in a parcel', () => {
   const warehouseOutage = async (outage: boolean) => system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage } });
   const settle = () => new Promise((resolve) => setTimeout(resolve, 1_500));
   const jobsRestored = async () => (await system.workers.deps.metrics.refundJobsRestored.get()).values[0]?.value ?? 0;
+  /** What an operator sees of the refunds held for the warehouse (RefundsHeldForWarehouse), as the workers' scrape shows them. */
+  const heldForWarehouse = async () => {
+    const scraped = await system.workers.deps.metrics.exposition();
+    const value = (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(scraped)?.[1]);
+    return { count: value('refunds_held_for_warehouse'), waitedHours: Math.round(value('refunds_held_for_warehouse_oldest_age_seconds') / 3_600) };
+  };
 
   it('pays nothing back while the warehouse cannot be told, and pays once, with the units back on sale, once it took them out', async () => {
     const orderId = await inFulfilment('ann', 2);
@@ -66,9 +73,13 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     expect([waiting.status, waiting.restockHeld, waiting.parts.map((part: any) => part.status)]).toEqual(['PENDING', true, ['PENDING']]);
     expect(await paidBack(orderId)).toEqual([]);
     expect(await kettles()).toEqual(stockBefore);
+    // held two hours as far as the alert knows
+    await sql`UPDATE refunds SET created_at = UTC_TIMESTAMP(3) - INTERVAL 2 HOUR WHERE refund_id = ${waiting.refundId}`.execute(system.env.db);
+    await expect.poll(heldForWarehouse).toEqual({ count: 1, waitedHours: 2 });
 
     await warehouseOutage(false);
     await system.waitForRefund(orderId);
+    await expect.poll(heldForWarehouse).toEqual({ count: 0, waitedHours: 0 });
     const [paid] = await refundsOf(orderId, 'ann');
     expect([paid.status, paid.restockHeld]).toEqual(['SUCCEEDED', false]);
     expect((await paidBack(orderId)).map((back: any) => back.amountCents)).toEqual([4_000]);

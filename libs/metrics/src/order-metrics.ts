@@ -29,8 +29,8 @@ export const REFUND_KINDS = ['refund', 'return', 'payment'] as const;
  * at a start) says nothing then: the age of the job at its head does.
  */
 type QueueCounts = Array<{ queue: string; counts: Record<string, number>; oldestWaitingSince?: number | null }>;
-/** The returns waiting for a merchant's review, and how long the oldest has waited (seconds; 0: none waits). */
-export interface ReturnsAwaitingReview {
+/** Things of one kind that wait in MySQL (returns for a review, refunds for the warehouse): how many, and how long the oldest has waited (seconds; 0: none waits). */
+export interface WaitingInMysql {
   count: number;
   oldestWaitedSeconds: number;
 }
@@ -107,9 +107,53 @@ export function createMetrics(labels: { app: string }) {
   const queueSources: Array<() => Promise<QueueCounts | null>> = [];
   let stockReportSource: (() => Promise<StockReport | null>) | undefined;
   let redisMemorySource: (() => Promise<RedisMemory | null>) | undefined;
-  let returnsAwaitingReviewSource: (() => Promise<ReturnsAwaitingReview | null>) | undefined;
   let ledgerUnfoldedSource: (() => Promise<number | null>) | undefined;
   const dependencySources = new Map<Dependency, () => Promise<true | null>>();
+  /**
+   * Two gauges of things that wait in MySQL, how many and how long the oldest has waited, both read
+   * from one source at scrapes by the workers serving timers: every one reads the same MySQL.
+   */
+  const waitingInMysql = (count: { name: string; help: string }, oldest: { name: string; help: string }) => {
+    let source: (() => Promise<WaitingInMysql | null>) | undefined;
+    const gauge = ({ name, help }: { name: string; help: string }, figure: (waiting: WaitingInMysql) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        aggregator: 'max',
+        async collect() {
+          const waiting = await source?.();
+          if (waiting) this.set(figure(waiting));
+        },
+      });
+    return {
+      count: gauge(count, (waiting) => waiting.count),
+      oldest: gauge(oldest, (waiting) => waiting.oldestWaitedSeconds),
+      watch(read: () => Promise<WaitingInMysql>) {
+        source = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, read);
+      },
+    };
+  };
+  const returnsAwaiting = waitingInMysql(
+    {
+      name: 'returns_awaiting_review',
+      help: "Returns buyers asked for that no merchant or admin has approved or refused yet: nothing moves them on by itself (read from MySQL at scrapes by the workers serving timers; the others report none)",
+    },
+    {
+      name: 'returns_awaiting_review_oldest_age_seconds',
+      help: "How long the oldest return awaiting a merchant's review has waited, by MySQL's clock; 0 when none waits (ReturnsAwaitingReview)",
+    },
+  );
+  const refundsHeld = waitingInMysql(
+    {
+      name: 'refunds_held_for_warehouse',
+      help: 'Refunds of units in a parcel the warehouse holds that wait, unpaid, for it to take them out (restockHeld): paid once it has, withdrawn should the parcel leave first (read from MySQL at scrapes by the workers serving timers; the others report none)',
+    },
+    {
+      name: 'refunds_held_for_warehouse_oldest_age_seconds',
+      help: "How long the oldest refund held for the warehouse has waited since it was opened, by MySQL's clock; 0 when none waits (RefundsHeldForWarehouse)",
+    },
+  );
   // a process without the source (the api) knows no report: it exports none of the stock check's series
   const readStockReport = async (): Promise<StockReport | null> => (stockReportSource ? stockReportSource() : null);
   /**
@@ -466,27 +510,10 @@ export function createMetrics(labels: { app: string }) {
       registers: [registry],
       aggregator: 'max',
     }),
-    returnsAwaitingReview: new Gauge({
-      name: 'returns_awaiting_review',
-      help: "Returns buyers asked for that no merchant or admin has approved or refused yet: nothing moves them on by itself (read from MySQL at scrapes by the workers serving timers; the others report none)",
-      registers: [registry],
-      // every worker serving timers reads the same MySQL
-      aggregator: 'max',
-      async collect() {
-        const waiting = await returnsAwaitingReviewSource?.();
-        if (waiting) this.set(waiting.count);
-      },
-    }),
-    oldestReturnAwaitingReview: new Gauge({
-      name: 'returns_awaiting_review_oldest_age_seconds',
-      help: "How long the oldest return awaiting a merchant's review has waited, by MySQL's clock; 0 when none waits (ReturnsAwaitingReview)",
-      registers: [registry],
-      aggregator: 'max',
-      async collect() {
-        const waiting = await returnsAwaitingReviewSource?.();
-        if (waiting) this.set(waiting.oldestWaitedSeconds);
-      },
-    }),
+    returnsAwaitingReview: returnsAwaiting.count,
+    oldestReturnAwaitingReview: returnsAwaiting.oldest,
+    refundsHeldForWarehouse: refundsHeld.count,
+    oldestRefundHeldForWarehouse: refundsHeld.oldest,
     oldestLedgerRowUnfolded: new Gauge({
       name: 'stock_ledger_oldest_unfolded_row_age_seconds',
       help: "How old, by MySQL's clock, the oldest stock ledger row past the stock check's folded sums is: every check reads the rows since one by one. About an hour while each check folds what is over an hour old; growing when folds fail (the workers' warning 'could not fold the settled ledger rows'), and each check reads more (read from MySQL at scrapes by the workers serving timers; 0 with no row past the sums)",
@@ -502,9 +529,9 @@ export function createMetrics(labels: { app: string }) {
       ledgerUnfoldedSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
     },
     /** Sets where the returns awaiting review are read at scrapes (at most once a second, waiting at most a second). */
-    watchReturnsAwaitingReview(source: () => Promise<ReturnsAwaitingReview>) {
-      returnsAwaitingReviewSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
-    },
+    watchReturnsAwaitingReview: returnsAwaiting.watch,
+    /** Sets where the refunds held for the warehouse are read at scrapes (at most once a second, waiting at most a second). */
+    watchRefundsHeldForWarehouse: refundsHeld.watch,
     /** Sets where the stock check's gauges read the reconciler's last report at scrapes (at most once a second, waiting at most a second). */
     watchStockReport(source: () => Promise<StockReport>) {
       stockReportSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
@@ -547,6 +574,8 @@ export function createMetrics(labels: { app: string }) {
   // nor 0 returns waiting in a process that does not read them (the api, workers not serving timers)
   metrics.returnsAwaitingReview.remove();
   metrics.oldestReturnAwaitingReview.remove();
+  metrics.refundsHeldForWarehouse.remove();
+  metrics.oldestRefundHeldForWarehouse.remove();
   metrics.oldestLedgerRowUnfolded.remove();
   return metrics;
 }

@@ -395,17 +395,16 @@ export class RefundRepository {
    * The returns that wait for a merchant's review (asked for, neither approved nor refused), and
    * how long the oldest has waited by MySQL's clock (0: none waits): nothing moves one on by itself.
    */
-  async returnsAwaitingReview(): Promise<{ count: number; oldestWaitedSeconds: number }> {
-    const row = await this.db
-      .selectFrom('refunds')
-      .select([
-        (eb) => eb.fn.countAll<number | string>().as('count'),
-        sql<number | string | null>`TIMESTAMPDIFF(MICROSECOND, MIN(created_at), UTC_TIMESTAMP(3)) / 1000000`.as('waited'),
-      ])
-      .where('kind', '=', 'return')
-      .where('status', '=', 'REQUESTED')
-      .executeTakeFirstOrThrow();
-    return { count: Number(row.count), oldestWaitedSeconds: Math.max(0, Number(row.waited ?? 0)) };
+  async returnsAwaitingReview(): Promise<WaitingRefunds> {
+    return waitingSinceOpened(this.db.selectFrom('refunds').where('kind', '=', 'return').where('status', '=', 'REQUESTED'));
+  }
+
+  /**
+   * The refunds held, unpaid, until the warehouse takes their units out of the parcel it holds,
+   * and how long the oldest has waited since it was opened by MySQL's clock (0: none waits).
+   */
+  async refundsHeldForWarehouse(): Promise<WaitingRefunds> {
+    return waitingSinceOpened(heldUnpaidRefunds(this.db));
   }
 
   /** Whether a return of the order waits for the merchant's review (asked for, neither approved nor refused). */
@@ -774,6 +773,22 @@ async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: 
  */
 function heldUnpaidRefunds(db: OrderDb | Transaction<Database>) {
   return db.selectFrom('refunds').where('restock_held_reason', 'is not', null).where('status', '=', 'PENDING');
+}
+
+/** Refunds or returns that wait: how many, and how long the oldest has waited since it was opened (seconds; 0: none waits). */
+export interface WaitingRefunds {
+  count: number;
+  oldestWaitedSeconds: number;
+}
+
+async function waitingSinceOpened(refunds: ReturnType<typeof heldUnpaidRefunds>): Promise<WaitingRefunds> {
+  const row = await refunds
+    .select([
+      (eb) => eb.fn.countAll<number | string>().as('count'),
+      sql<number | string | null>`TIMESTAMPDIFF(MICROSECOND, MIN(created_at), UTC_TIMESTAMP(3)) / 1000000`.as('waited'),
+    ])
+    .executeTakeFirstOrThrow();
+  return { count: Number(row.count), oldestWaitedSeconds: Math.max(0, Number(row.waited ?? 0)) };
 }
 
 /** Rolls back a withdrawal that found nothing left to withdraw under the order's lock. */
