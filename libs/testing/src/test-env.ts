@@ -20,7 +20,7 @@ const BASE_REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /**
  * Each test file gets a database, a Redis key prefix and a BullMQ queue prefix of its
  * own, so files run in parallel and leave nothing behind after cleanup(). With
- * TEST_REDIS_CLUSTER_NODES (the cluster run of vitest.cluster.config.ts) or a
+ * TEST_REDIS_CLUSTER_NODES (the redis-cluster project of vitest.config.ts) or a
  * REDIS_CLUSTER_NODES override, Redis is that cluster.
  */
 export async function createTestEnv(name: string, overrides: Record<string, string> = {}): Promise<TestEnv> {

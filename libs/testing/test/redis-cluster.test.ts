@@ -52,7 +52,7 @@ describe('a test file on a 3-master Redis Cluster of its own', () => {
   });
 });
 
-describe.runIf(process.env.TEST_REDIS_CLUSTER_NODES)('the cluster run (vitest.cluster.config.ts)', () => {
+describe.runIf(process.env.TEST_REDIS_CLUSTER_NODES)('the redis-cluster project (vitest.config.ts)', () => {
   it('gives every test file the cluster, with hash-tagged queues', async () => {
     const env = await createTestEnv('cluster run');
     try {
