@@ -31,7 +31,7 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     expect((await system.request('POST', '/v1/admin/coupons', { token: admin(), body: coupon })).status).toBe(201);
   });
   afterEach(async () => {
-    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage: false } });
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage: false, latencyMs: 0 } });
   });
   afterAll(async () => system?.close());
 
@@ -186,5 +186,74 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     expect([shipped.status, shipped.body.status]).toEqual([200, 'SHIPPED']);
     const order = await system.order(orderId);
     expect(order.amounts.refundedCents).toBe(teaRefund.amountCents);
+  });
+
+  /**
+   * A paid order whose hand-over reached the warehouse, which answered after the hand-over stopped
+   * waiting (its breaker's 1 s), and which is then unreachable: the order still reads PAID.
+   */
+  const handedOverUnanswered = async (buyer: string) => {
+    const placed = await checkout(buyer, 2, `${buyer}-first`);
+    expect(placed.status).toBe(202);
+    const orderId = placed.body.orderId as string;
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 2_500 } });
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
+    const atWarehouse = async () => (await system.warehouseSim.request('GET', '/__admin/orders')).body.orders.find((order: any) => order.orderId === orderId);
+    await waitFor(atWarehouse, { what: 'the order at the warehouse', timeoutMs: 15_000 });
+    await warehouseOutage(true);
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    expect((await system.order(orderId)).status).toBe('PAID');
+    return { orderId, atWarehouse };
+  };
+
+  it('holds the refund of a paid order the warehouse was asked to take, its answer lost: nothing paid and the units sold until the warehouse dropped the order', async () => {
+    const stockBefore = await kettles();
+    const { orderId, atWarehouse } = await handedOverUnanswered('dee');
+    const cancelled = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('dee'), body: { reason: 'changed my mind' } });
+    expect([cancelled.status, cancelled.body.status]).toEqual([200, 'REFUNDING']);
+    await settle();
+    const [waiting] = await refundsOf(orderId, 'dee');
+    expect([waiting.status, waiting.restockHeld]).toEqual(['PENDING', true]);
+    expect(await paidBack(orderId)).toEqual([]);
+    expect((await kettles()).available).toBe(stockBefore.available - 2);
+
+    await warehouseOutage(false);
+    expect((await system.waitForStatus(orderId, 'REFUNDED', 20_000)).amounts.refundedCents).toBe(8_000);
+    expect((await paidBack(orderId)).map((back: any) => back.amountCents)).toEqual([8_000]);
+    expect((await atWarehouse()).cancelled).toBe(true);
+    expect((await kettles()).available).toBe(stockBefore.available);
+  });
+
+  it('withdraws the refund of a paid order whose parcel left before the warehouse, asked to take it and its answer lost, could be told: nothing paid back, and the order ships', async () => {
+    const stockBefore = await kettles();
+    const { orderId } = await handedOverUnanswered('eve');
+    const cancelled = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('eve'), body: { reason: 'changed my mind' } });
+    expect([cancelled.status, cancelled.body.status]).toEqual([200, 'REFUNDING']);
+    // the parcel leaves the warehouse, its SHIPPED held up on the way
+    await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED', notify: false } });
+    await warehouseOutage(false);
+    await waitFor(async () => (await refundsOf(orderId, 'eve'))[0].status === 'WITHDRAWN', { what: 'the refund withdrawn', timeoutMs: 20_000 });
+    const order = await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    expect(order.amounts.refundedCents).toBe(0);
+    expect(await paidBack(orderId)).toEqual([]);
+    expect((await kettles()).available).toBe(stockBefore.available - 2);
+    const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', at: new Date().toISOString() });
+    expect([shipped.status, shipped.body.status]).toEqual([200, 'SHIPPED']);
+  });
+
+  it('pays back at once the refund of a paid order whose hand-over never reached the warehouse', async () => {
+    const placed = await checkout('fay', 1, 'fay-first');
+    const orderId = placed.body.orderId as string;
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    // the warehouse answers 503 to every ask: it holds nothing
+    await warehouseOutage(true);
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('fay'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'PAID');
+    await settle();
+    const cancelled = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('fay'), body: { reason: 'changed my mind' } });
+    expect(cancelled.status).toBe(200);
+    expect((await refundsOf(orderId, 'fay'))[0].restockHeld).toBe(false);
+    expect((await system.waitForStatus(orderId, 'REFUNDED', 20_000)).amounts.refundedCents).toBe(4_000);
   });
 });

@@ -70,13 +70,15 @@ export class Breaker {
         throw error;
       }
       // a 5xx (postJson) says nothing of when to try again: wait as after a timeout, not a millisecond
-      if (error instanceof ExternalUnavailable) throw error.retryAfterMs > 0 ? error : new ExternalUnavailable(this.system, error.reason, this.settings.retryDelayMs, { cause: error });
+      if (error instanceof ExternalUnavailable) {
+        throw error.retryAfterMs > 0 ? error : new ExternalUnavailable(this.system, error.reason, this.settings.retryDelayMs, { cause: error, mayHaveActed: error.mayHaveActed });
+      }
       const open = (error as { code?: string }).code === 'EOPENBREAKER';
       throw new ExternalUnavailable(
         this.system,
         open ? 'circuit breaker is open' : isTimeout(error) ? `no answer within ${this.settings.timeoutMs} ms` : (error as Error).message,
         open ? this.settings.resetMs : this.settings.retryDelayMs,
-        { cause: error },
+        { cause: error, mayHaveActed: !open && !connectionRefused(error) },
       );
     }
   }
@@ -84,6 +86,11 @@ export class Breaker {
   shutdown(): void {
     this.breaker.shutdown();
   }
+}
+
+/** fetch's failure to connect at all: nothing was sent. */
+function connectionRefused(error: unknown): boolean {
+  return ((error as { cause?: { code?: string } } | undefined)?.cause?.code ?? '') === 'ECONNREFUSED';
 }
 
 function isTimeout(error: unknown): boolean {

@@ -31,7 +31,9 @@ export async function postJson<T>(system: string, url: string, body: unknown, si
     signal,
   });
   const text = await response.text();
-  if (response.status >= 500 || NOT_NOW.has(response.status)) throw new ExternalUnavailable(system, `answered ${response.status}`, retryAfterMs(response.headers.get('retry-after')));
+  if (response.status >= 500 || NOT_NOW.has(response.status)) {
+    throw new ExternalUnavailable(system, `answered ${response.status}`, retryAfterMs(response.headers.get('retry-after')), { mayHaveActed: !(response.status === 503 || NOT_NOW.has(response.status)) });
+  }
   if (response.status >= 400) throw new ExternalRefused(system, response.status, text);
   return (text ? JSON.parse(text) : {}) as T;
 }

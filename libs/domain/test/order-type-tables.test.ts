@@ -284,8 +284,10 @@ describe('rules the types share are written once', () => {
     for (const [from, action] of [['ACCEPTED', 'persist'], ['PENDING_PAYMENT', 'cancel'], ['PENDING_PAYMENT', 'expire']] as const) {
       expect(shape(virtual.rule(from, action)!), `${from} ${action}`).toEqual(retailRule(from, action));
     }
-    // a virtual order is never split (nothing ships): the retail guard against a split order has nothing to guard
-    expect({ ...shape(virtual.rule('PAID', 'refund')!), guard: 'notSplit' }).toEqual(retailRule('PAID', 'refund'));
+    // a virtual order is never split (nothing ships): the retail guard against a split order has nothing to guard,
+    // and no warehouse is told of its refund
+    expect({ ...shape(virtual.rule('PAID', 'refund')!), guard: 'notSplit' }).toEqual({ ...retailRule('PAID', 'refund'), effects: ['refundPayments'] });
+    expect(retailRule('PAID', 'refund').effects).toEqual(['refundPayments', 'updateFulfilment']);
     expect({ ...shape(virtual.rule('REFUNDING', 'refund_succeeded')!), guard: 'notSplit' }).toEqual(retailRule('REFUNDING', 'refund_succeeded'));
     // paying delivers it rather than splitting it for warehouses; bought without a delivery address, it has none to change
     expect(shape(virtual.rule('PENDING_PAYMENT', 'pay')!)).toEqual({ ...retailRule('PENDING_PAYMENT', 'pay'), effects: ['commitStock', 'deliverDigital'] });

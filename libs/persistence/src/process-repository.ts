@@ -390,6 +390,13 @@ export class ProcessRepository {
     await trx.insertInto('shipments').values(shipmentRow(order, warehouseId, 'ACCEPTED', { trackingNo: null, at })).execute();
   }
 
+  /** The order's shipment, accepted by the warehouse of its lines, unless it has one. */
+  static async openShipmentIfNone(trx: Transaction<Database>, order: OrderRow, at: Date): Promise<void> {
+    const line = await trx.selectFrom('order_items').select('warehouse_id').where('order_id', '=', order.order_id).orderBy('line_no').executeTakeFirst();
+    if (!line) return;
+    await trx.insertInto('shipments').values(shipmentRow(order, line.warehouse_id, 'ACCEPTED', { trackingNo: null, at })).ignore().execute();
+  }
+
   /**
    * A parcel that left a warehouse whose hand-over was never recorded (the order refunded while
    * its hand-over was under way): its shipment, opened at the event's `status`; false when the
@@ -455,6 +462,22 @@ export class ProcessRepository {
   async noteChangeRefused(orderId: string, at: Date): Promise<boolean> {
     const updated = await this.db.updateTable('orders').set({ change_refused_at: at }).where('order_id', '=', orderId).where('change_refused_at', 'is', null).executeTakeFirst();
     return Number(updated.numUpdatedRows) === 1;
+  }
+
+  /**
+   * Before a hand-over asks the warehouse to take the order: from now on the warehouse may hold
+   * its parcel, its answer not recorded yet, and a refund of it waits for the warehouse
+   * (applyRefund). Under the order's row lock, so a refund commits wholly before or after it.
+   * The time set; null when the order is no longer PAID, or was asked before (that ask stands).
+   */
+  async noteHandOverAsked(orderId: string, at: Date): Promise<Date | null> {
+    const updated = await this.db.updateTable('orders').set({ handover_asked_at: at }).where('order_id', '=', orderId).where('status', '=', 'PAID').where('handover_asked_at', 'is', null).executeTakeFirst();
+    return Number(updated.numUpdatedRows) === 1 ? at : null;
+  }
+
+  /** The ask noted `at` (noteHandOverAsked) certainly did not reach the warehouse: the order's refunds need not wait for it. */
+  async forgetHandOverAsked(orderId: string, at: Date): Promise<void> {
+    await this.db.updateTable('orders').set({ handover_asked_at: null }).where('order_id', '=', orderId).where('handover_asked_at', '=', at).execute();
   }
 
   /** How the ledger has the order's reservation closed: committed (paid) or released; null while the order holds it. */

@@ -4,7 +4,7 @@ import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely'
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
 import { OrderRepository, notSplit, overdueSince, type TransitionResult } from './order-repository.js';
-import { payerOf, paymentsThatPaid, UNSHIPPED_PARCEL } from './process-repository.js';
+import { payerOf, paymentsThatPaid, ProcessRepository, UNSHIPPED_PARCEL } from './process-repository.js';
 import type { Database, OrderRow, RefundPartsTable, RefundsTable } from './schema.js';
 
 export type RefundKind = 'refund' | 'return';
@@ -541,6 +541,8 @@ export class RefundRepository {
             withdrawn = await withdrawHeldIn(trx, current, at);
             // paid or released meanwhile: the order stays REFUNDING, the transaction rolled back
             if (withdrawn.length === 0) throw new NothingWithdrawn();
+            // refunded before its hand-over was recorded, its parcel left all the same: the shipment its events move on
+            await ProcessRepository.openShipmentIfNone(trx, current, at);
           },
         });
         return { withdrawn, transition };
@@ -758,13 +760,23 @@ async function applyRefund(trx: Transaction<Database>, order: OrderRow, refund: 
   await countRefunded(trx, order, items, amountCents);
   let restockHeld = false;
   if (items.some((item) => item.qty > 0)) {
-    // units in a parcel the warehouse holds may leave with it before it reads the change: on sale again only once it took them out
-    const parcel = await trx.selectFrom('shipments').select('status').where('order_id', '=', order.order_id).where('status', 'in', [...UNSHIPPED_PARCEL]).executeTakeFirst();
-    restockHeld = parcel !== undefined;
+    // units in a parcel the warehouse holds may leave with it before it reads the change: on sale again only once it took them out;
+    // so may those of an order it was asked to take, whose answer is not recorded (lost to a timeout, or on its way)
+    const parcel = await trx.selectFrom('shipments').select('status').where('order_id', '=', order.order_id).executeTakeFirst();
+    restockHeld = parcel ? UNSHIPPED_PARCEL.has(parcel.status) : await handOverAsked(trx, order.order_id);
     if (restockHeld) await trx.updateTable('refunds').set({ restock_held_reason: restockReason }).where('refund_id', '=', refund.refundId).execute();
     else await restockInLedger(trx, order.order_id, refund, restockReason);
   }
   return { parts: await drawParts(trx, order, refund), restockHeld };
+}
+
+/**
+ * Whether the warehouse was asked to take the order (noteHandOverAsked), by a locking read: the ask
+ * moves no version, so the transaction's snapshot, taken before its move of the order, may predate it.
+ */
+async function handOverAsked(trx: Transaction<Database>, orderId: string): Promise<boolean> {
+  const row = await trx.selectFrom('orders').select('handover_asked_at').where('order_id', '=', orderId).forUpdate().executeTakeFirst();
+  return (row?.handover_asked_at ?? null) !== null;
 }
 
 /**

@@ -85,6 +85,8 @@ export interface OrdersTable {
   balance_deadline: ColumnType<Date | null, Date | null | undefined, Date | null>;
   /** when the warehouse first refused a change of its parcel as too late (the parcel had left): counted once per parcel */
   change_refused_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** when the warehouse was asked to take the order, its hand-over not recorded yet: it may hold the parcel since (null: never asked, or only in vain) */
+  handover_asked_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   /** an imported order's channel and the id it has there; null for this shop's own orders */
   source_channel: ColumnType<string | null, string | null | undefined, never>;
   external_order_id: ColumnType<string | null, string | null | undefined, never>;

@@ -1,4 +1,4 @@
-import { ExternalRefused, PaymentClient, WarehouseClient, breakerSettings, type FulfilmentChange } from '@orders/clients';
+import { ExternalRefused, ExternalUnavailable, PaymentClient, WarehouseClient, breakerSettings, type FulfilmentChange } from '@orders/clients';
 import type { Config } from '@orders/config';
 import { IllegalTransition, StaleOrderVersion, needsSplit, planSplit, shipsParcels, stateMachineFor, type Actor, type Effect, type OrderType, type TimerEffect } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
@@ -32,7 +32,7 @@ import {
   type SendToWarehouseJob,
 } from '@orders/queues';
 import type { CommitOutcome, Inventory } from '@orders/stock';
-import { UnrecoverableError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { childOrderId } from './child-order-id.js';
 import { waitForDeadline } from './expire-order.js';
@@ -411,23 +411,36 @@ export class ForwardLife {
    */
   private async sendToWarehouse(job: Job<SendToWarehouseJob>, token: string | undefined): Promise<void> {
     const askedBefore = job.attemptsStarted > 1;
-    const order = await this.deps.orders.findOrderRow(job.data.orderId);
+    const read = await this.deps.orders.findOrderRow(job.data.orderId);
+    if (!read) return;
+    if (read.status === 'IN_FULFILLMENT' && askedBefore) return this.enqueueFulfilmentUpdate(read);
+    if (read.status !== 'PAID') return this.withdrawIfRefunded(job, token, read);
+    // from here the warehouse may hold the parcel before its answer is recorded: a refund from now on waits for it (applyRefund)
+    const askedAt = await this.process.noteHandOverAsked(read.order_id, this.deps.clock());
+    // read once asked: a refund committed before the ask is not in what it sends, one after it waits for the warehouse
+    const order = await this.deps.orders.findOrderRow(read.order_id);
     if (!order) return;
-    if (order.status === 'IN_FULFILLMENT' && askedBefore) return this.enqueueFulfilmentUpdate(order);
     if (order.status !== 'PAID') return this.withdrawIfRefunded(job, token, order);
     const items = await this.process.items(order.order_id);
     const warehouseId = items[0]?.warehouse_id;
     if (!warehouseId) throw new Error(`order ${order.order_id} has no lines to fulfil`);
     const sent = fulfilmentOf(order, items);
-    const accepted = await callExternal(job, token, () =>
-      this.warehouseClient.requestFulfilment({
-        orderId: order.order_id,
-        warehouseId,
-        ...sent,
-        version: order.version,
-        notifyUrl: new URL('/v1/callbacks/warehouse', this.deps.config.CALLBACK_BASE_URL).toString(),
-      }),
-    );
+    const accepted = await callExternal(job, token, async () => {
+      try {
+        return await this.warehouseClient.requestFulfilment({
+          orderId: order.order_id,
+          warehouseId,
+          ...sent,
+          version: order.version,
+          notifyUrl: new URL('/v1/callbacks/warehouse', this.deps.config.CALLBACK_BASE_URL).toString(),
+        });
+      } catch (error) {
+        // this ask, the first left standing, certainly did not reach the warehouse (refused, or never sent): refunds need not wait for it
+        const reached = error instanceof ExternalUnavailable ? error.mayHaveActed : !(error instanceof ExternalRefused);
+        if (askedAt && !reached) await this.process.forgetHandOverAsked(order.order_id, askedAt);
+        throw error;
+      }
+    });
     const handedOver = await this.tryTransition({
       orderId: order.order_id,
       action: 'fulfil',
@@ -519,8 +532,9 @@ export class ForwardLife {
     // read before the order's lines: a refund committed after them is not in this change, and waits for its own
     const held = await this.refunds.restockHeldFor(job.data.orderId);
     const order = await this.deps.orders.findOrderRow(job.data.orderId);
-    const shipment = order && (await this.process.shipment(order.order_id));
-    if (!order || !shipment) return;
+    if (!order) return;
+    const shipment = await this.process.shipment(order.order_id);
+    if (!shipment) return this.heldBeforeHandOver(job, token, order, held);
     // dropped by an earlier change (which took out every unit, those of a refund committed after its job read the
     // refunds held too), or left: the units still held were taken out with it, or left with it
     if (shipment.status === 'CANCELLED') return this.takenOut(order, held);
@@ -543,6 +557,32 @@ export class ForwardLife {
     if (change.items.length > 0) return;
     const at = this.deps.clock();
     await this.deps.db.transaction().execute((trx) => ProcessRepository.cancelUnshippedParcel(trx, order.order_id, at));
+  }
+
+  /**
+   * Refunds held for a warehouse asked to take the order before its hand-over was recorded
+   * (applyRefund): while the order is PAID the hand-over is under way, and this job looks again
+   * later (once recorded, the change goes to the parcel it opened). Refunded whole, the warehouse
+   * is told to drop the order: it took the units out, or never had them (404), and the refunds
+   * are paid; it refused as too late (the parcel left with them): they are withdrawn, and the
+   * order ships after all.
+   */
+  private async heldBeforeHandOver(job: Job<SendToWarehouseJob>, token: string | undefined, order: OrderRow, held: readonly RefundView[]): Promise<void> {
+    if (held.length === 0) return;
+    if (order.status === 'PAID') {
+      await job.moveToDelayed(Date.now() + this.deps.config.EXTERNAL_RETRY_DELAY_MS, token);
+      throw new DelayedError('refunds wait for the hand-over under way to be recorded');
+    }
+    if (!REFUNDED_WHOLE.has(order.status)) return;
+    try {
+      if (!(await this.changeReachedWarehouse(job, token, order, { ...fulfilmentOf(order, []), version: order.version }))) {
+        await this.withdrawHeldRefunds(order.order_id, 'the warehouse refused to drop the order as too late: the parcel left with the units refunded');
+        return;
+      }
+    } catch (error) {
+      if (!(error instanceof ExternalRefused && error.status === 404)) throw error;
+    }
+    await this.takenOut(order, held);
   }
 
   /**

@@ -77,8 +77,9 @@ const split: Guard = { name: 'split', test: (facts) => facts.split };
 export const fulfilmentTransitions: TransitionRule<RetailStatus, RetailAction>[] = [
   { from: 'PAID', action: 'split', to: 'PAID', actors: ['system'], guard: guards.notSplit, effects: ['requestFulfilment'] },
   { from: 'PAID', action: 'fulfil', to: 'IN_FULFILLMENT', actors: ['system'], guard: guards.notSplit },
-  { from: 'PAID', action: 'refund', to: 'REFUNDING', actors: ['buyer', 'merchant', 'admin', 'system'], guard: guards.notSplit, effects: ['refundPayments'] },
-  { from: 'PAID', action: 'refund_lines', to: 'PAID', actors: ['buyer', 'merchant', 'admin'], guard: guards.notSplit, effects: ['refundPayments'] },
+  // the warehouse may hold a paid order's parcel before its hand-over is recorded (its answer lost, or on its way): it is told too
+  { from: 'PAID', action: 'refund', to: 'REFUNDING', actors: ['buyer', 'merchant', 'admin', 'system'], guard: guards.notSplit, effects: ['refundPayments', 'updateFulfilment'] },
+  { from: 'PAID', action: 'refund_lines', to: 'PAID', actors: ['buyer', 'merchant', 'admin'], guard: guards.notSplit, effects: ['refundPayments', 'updateFulfilment'] },
   { from: 'IN_FULFILLMENT', action: 'refund_lines', to: 'IN_FULFILLMENT', actors: ['buyer', 'merchant', 'admin'], guard: guards.notSplit, effects: ['refundPayments', 'updateFulfilment'] },
   { from: 'PAID', action: 'change_address', to: 'PAID', actors: ['buyer', 'admin'] },
   { from: 'IN_FULFILLMENT', action: 'change_address', to: 'IN_FULFILLMENT', actors: ['buyer', 'admin'], effects: ['updateFulfilment'] },

@@ -24,6 +24,7 @@ import * as refundPartsSettledByHand from './0024-refund-parts-settled-by-hand.j
 import * as refundPartsAskedAgain from './0025-refund-parts-asked-again.js';
 import * as refundRestockHeld from './0026-refund-restock-held.js';
 import * as couponTotalLimit from './0027-coupon-total-limit.js';
+import * as handOverAsked from './0028-hand-over-asked.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -57,4 +58,5 @@ export const migrations: Record<string, Migration> = {
   '0025-refund-parts-asked-again': refundPartsAskedAgain,
   '0026-refund-restock-held': refundRestockHeld,
   '0027-coupon-total-limit': couponTotalLimit,
+  '0028-hand-over-asked': handOverAsked,
 };
