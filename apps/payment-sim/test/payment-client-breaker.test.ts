@@ -38,7 +38,10 @@ describe('the payment client behind its breaker, against the simulator’s fault
     const { client, outcome } = newClient();
     await faults({ timeoutRate: 1 });
     const started = Date.now();
-    await expect(client.requestPayment(payment(1))).rejects.toBeInstanceOf(ExternalUnavailable);
+    const failed = await client.requestPayment(payment(1)).catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(ExternalUnavailable);
+    // the request reached the payment system, which may have acted on it before its answer was given up on
+    expect((failed as ExternalUnavailable).mayHaveActed).toBe(true);
     expect(Date.now() - started).toBeLessThan(TIMEOUT_MS + 2_000);
     expect(await outcome('timeout')).toBe(1);
     await faults({ timeoutRate: 0 });
@@ -51,13 +54,14 @@ describe('the payment client behind its breaker, against the simulator’s fault
     for (const n of [2, 3]) {
       const failed = await client.requestPayment(payment(n)).catch((error: unknown) => error);
       expect(failed).toBeInstanceOf(ExternalUnavailable);
-      // a 503 is tried again after the settings' delay, not at once
-      expect((failed as ExternalUnavailable).retryAfterMs).toBe(50);
+      // a 503 is tried again after the settings' delay, not at once; it did nothing there
+      expect([(failed as ExternalUnavailable).retryAfterMs, (failed as ExternalUnavailable).mayHaveActed]).toEqual([50, false]);
     }
     expect(await state()).toBe(2);
     const rejected = await client.requestPayment(payment(4)).catch((error: unknown) => error);
     expect(rejected).toBeInstanceOf(ExternalUnavailable);
-    expect((rejected as ExternalUnavailable).retryAfterMs).toBe(RESET_MS);
+    // never sent
+    expect([(rejected as ExternalUnavailable).retryAfterMs, (rejected as ExternalUnavailable).mayHaveActed]).toEqual([RESET_MS, false]);
     expect([await outcome('failure'), await outcome('rejected')]).toEqual([2, 1]);
 
     await faults({ outage: false });
@@ -65,6 +69,24 @@ describe('the payment client behind its breaker, against the simulator’s fault
     await expect(client.requestPayment(payment(5))).resolves.toMatchObject({ status: 'PROCESSING' });
     expect(await state()).toBe(0);
     client.breaker.shutdown();
+  });
+
+  it('says a request answered 500 may have been acted on, and one whose connection was refused was not', async () => {
+    const { client } = newClient();
+    await faults({ failureRate: 1 });
+    const failed = await client.requestPayment(payment(6)).catch((error: unknown) => error);
+    await faults({ failureRate: 0 });
+    expect([failed instanceof ExternalUnavailable, (failed as ExternalUnavailable).mayHaveActed]).toEqual([true, true]);
+    client.breaker.shutdown();
+
+    // nothing listens on the port any more
+    const gone = Fastify();
+    const goneUrl = await gone.listen({ host: '127.0.0.1', port: 0 });
+    await gone.close();
+    const unreached = new PaymentClient(goneUrl, { timeoutMs: TIMEOUT_MS, errorThresholdPercent: 50, resetMs: RESET_MS, volumeThreshold: 2, retryDelayMs: 50 }, createMetrics({ app: 'test' }));
+    const refused = await unreached.requestPayment(payment(7)).catch((error: unknown) => error);
+    expect([refused instanceof ExternalUnavailable, (refused as ExternalUnavailable).mayHaveActed]).toEqual([true, false]);
+    unreached.breaker.shutdown();
   });
 
   it('does not hold a refused request (4xx) against the payment system', async () => {

@@ -44,6 +44,12 @@ describe('refunds that commit while an order is being handed to its warehouse', 
       await waitFor(async () => (await system.workers.deps.queues.fulfillment.getJob(`ship-${orderId}`))?.isActive() ?? false, { what: 'the hand-over under way', intervalMs: 20 });
       const cancel = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token(buyer), body: { reason: 'changed my mind' } });
       expect(cancel.status).toBe(200);
+      // the warehouse may have the parcel: nothing is paid back, nor put back on sale, until it has dropped it
+      const [refund] = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer) })).body.items;
+      expect([refund.status, refund.restockHeld]).toEqual(['PENDING', true]);
+      expect((await stock('TV')).available).toBe(before - 1);
+      // the warehouse answers in time again: told to drop the order
+      await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
       await system.waitForStatus(orderId, 'REFUNDED', 20_000);
       const parcel = await waitFor(async () => ((await atWarehouse(orderId))?.cancelled ? atWarehouse(orderId) : false), { what: 'the warehouse to drop the order', timeoutMs: 20_000 });
       expect(parcel.items).toEqual([]);
@@ -86,8 +92,8 @@ describe('refunds that commit while an order is being handed to its warehouse', 
       const moved = await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: system.token(buyer), body: { address: { ...buyerAddress, line1: '7 New Street' } } });
       expect(moved.status).toBe(200);
       const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer), body: { reason: 'two too many', items: [{ skuId: 'RUG', qty: 2 }] } });
-      expect(refund.status).toBe(202);
-      await system.waitForRefund(orderId);
+      // the warehouse has the parcel: the refund waits for it to take the two rugs out
+      expect([refund.status, refund.body.refunds[0].restockHeld]).toEqual([202, true]);
       expect((await system.order(orderId)).status).toBe('PAID');
       if (diedAfterHandOver) {
         // what an attempt that got the warehouse's answer committed before its worker was SIGKILLed
@@ -107,6 +113,8 @@ describe('refunds that commit while an order is being handed to its warehouse', 
     expect([fulfilling.address.line1, fulfilling.amounts.refundedCents]).toEqual(['7 New Street', 2_000]);
     const parcel = await waitFor(async () => ((await atWarehouse(orderId)).changes > 0 ? atWarehouse(orderId) : false), { what: 'the warehouse to hear of the change', timeoutMs: 20_000 });
     expect([parcel.items, parcel.address.line1, parcel.cancelled]).toEqual([[{ skuId: 'RUG', qty: 1 }], '7 New Street', false]);
+    // paid back once the warehouse took them out
+    await system.waitForRefund(orderId);
   });
 
   it('tells the warehouse the new address when a hand-over reached it and its job was lost, and the job the sweep enqueued again finds the order moved', async () => {
