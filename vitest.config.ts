@@ -62,6 +62,8 @@ export default defineConfig({
     isolate: false,
     sequence: { sequencer: LongestFirstSequencer },
     reporters: ['default'],
+    // one migrated database the test environments copy (TEST_MYSQL_TEMPLATE)
+    globalSetup: ['./vitest.mysql-template.setup.ts'],
     // both in one run, sharing the four processes: run one after the other, the cluster's files
     // waited for the slowest single-Redis file, and each run loaded the apps anew (~60 s)
     projects: [

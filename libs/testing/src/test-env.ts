@@ -18,6 +18,21 @@ const BASE_MYSQL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/te
 const BASE_REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /**
+ * The tables of `template`, a database every migration has run on (vitest.mysql-template.setup.ts),
+ * created in `database` with their rows: a copy costs MariaDB a fifth of what migrating anew does
+ * (0.08 s of CPU against 0.34 here), for each of the hundreds of test environments of a run.
+ */
+async function copyTables(db: OrderDb, template: string, database: string): Promise<void> {
+  const tables = (await sql<{ name: string }>`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = ${template}`.execute(db)).rows.map((row) => row.name);
+  const quoted = (schema: string, table: string) => `\`${schema}\`.\`${table}\``;
+  await Promise.all(tables.map((table) => sql.raw(`CREATE TABLE ${quoted(database, table)} LIKE ${quoted(template, table)}`).execute(db)));
+  // the few rows migrations write (their own record, seeded settings); a table with none is left alone,
+  // as INSERT ... SELECT * would name its generated columns
+  const holding = await sql<{ name: string }>`${sql.join(tables.map((table) => sql`SELECT ${table} AS name FROM DUAL WHERE EXISTS (SELECT 1 FROM ${sql.raw(quoted(template, table))})`), sql` UNION ALL `)}`.execute(db);
+  for (const { name } of holding.rows) await sql.raw(`INSERT INTO ${quoted(database, name)} SELECT * FROM ${quoted(template, name)}`).execute(db);
+}
+
+/**
  * Each test file gets a database, a Redis key prefix and a BullMQ queue prefix of its
  * own, so files run in parallel and leave nothing behind after cleanup(). With
  * TEST_REDIS_CLUSTER_NODES (the redis-cluster project of vitest.config.ts) or a
@@ -42,7 +57,9 @@ export async function createTestEnv(name: string, overrides: Record<string, stri
   const config = loadConfig(env);
   await ensureDatabase(config.MYSQL_URL);
   const { db } = createDb(config.MYSQL_URL, 8);
-  await migrateToLatest(db);
+  const template = process.env.TEST_MYSQL_TEMPLATE;
+  if (template) await copyTables(db, template, mysqlUrl.pathname.slice(1));
+  else await migrateToLatest(db);
   const redis = connectRedis(config, { maxRetriesPerRequest: null });
   // a test that takes its Redis away checks the outage itself; reconnect attempts are not failures
   redis.on('error', () => {});
