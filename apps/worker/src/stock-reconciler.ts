@@ -14,6 +14,8 @@ import { AbandonedClaims, SKU_COUNTERS, StockRebalancer, RunLock, RunUnderWay, S
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;
+/** A catalog SKU as the stock check reads it: its buckets and its flash sale. */
+type CatalogSku = Pick<Sku, 'skuId' | 'flashSale'> & { stockBuckets: number };
 
 /** One SKU whose Redis counters disagree with the ledger: Redis minus what they should be. */
 export interface SkuDrift extends Counters {
@@ -205,12 +207,14 @@ export class StockReconciler {
 
   async reconcile({ repair }: { repair: boolean }): Promise<ReconcileReport> {
     await this.foldSettledLedger();
+    // the catalog's SKUs, their buckets and sales, read once for every step of the run
+    const skus = await this.deps.catalog.salesOfAll();
     let stockSetsFinished = await this.finishStockSets();
-    let unitsRebalanced = await this.rebalance();
+    let unitsRebalanced = await this.rebalance(skus);
     const claimsAbandoned = await this.abandonClaims();
     if (!repair) {
-      const { reading, lasting } = await this.compare({ repair });
-      const sales = await this.compareSales({ repair });
+      const { reading, lasting } = await this.compare({ repair }, skus);
+      const sales = await this.compareSales({ repair }, skus);
       // one whose sale could not be compared under its lock is reported as it read without: the gauge errs towards an operator's look
       await this.saveReport(lasting, [...sales.drift.map((drift) => drift.skuId), ...sales.busy]);
       if (lasting.length > 0) this.deps.log.warn({ drift: lasting, repaired: false }, 'stock drift between Redis and the ledger');
@@ -222,7 +226,7 @@ export class StockReconciler {
       const reservationsRestored = await this.restoreLostReservations();
       const ordersFinished = await this.finishOrders();
       const { couponsPublished, couponUsesRestored } = await this.publishCoupons();
-      const { reading, lasting } = await this.compare({ repair });
+      const { reading, lasting } = await this.compare({ repair }, skus);
       const unitsLeft: ReconcileReport['unitsLeft'] = [];
       const skusBusy: string[] = [];
       const skusDeferred: string[] = [];
@@ -246,9 +250,9 @@ export class StockReconciler {
       // after every restock the repair runs: one run after the count would give a cancellation's units back twice
       const flashSaleCountsRestored = await this.restoreFlashSaleCounts();
       // transfers into the buckets recreated are given now, and those left empty refilled
-      if (lasting.some((drift) => drift.missing)) unitsRebalanced += await this.rebalance();
+      if (lasting.some((drift) => drift.missing)) unitsRebalanced += await this.rebalance(skus);
       // after the buckets lost are back: they came back with the catalog's sale
-      const sales = await this.compareSales({ repair });
+      const sales = await this.compareSales({ repair }, skus);
       skusBusy.push(...sales.busy.filter((skuId) => !skusBusy.includes(skuId)));
       // what the repair could not take back, or left alone, is still drift, for the gauges too
       await this.saveReport(
@@ -292,11 +296,11 @@ export class StockReconciler {
   }
 
   /** Drift that two readings RECONCILE_SETTLE_MS apart agree on, and the later reading. */
-  private async compare({ repair }: { repair: boolean }): Promise<{ reading: Reading; lasting: SkuDrift[] }> {
-    const first = await this.read({ repair });
+  private async compare({ repair }: { repair: boolean }, skus: readonly CatalogSku[]): Promise<{ reading: Reading; lasting: SkuDrift[] }> {
+    const first = await this.read({ repair }, skus);
     if (first.drift.length === 0) return { reading: first, lasting: [] };
     await new Promise((resolve) => setTimeout(resolve, this.options.settleMs));
-    const reading = await this.read({ repair });
+    const reading = await this.read({ repair }, skus);
     const lasting = reading.drift.filter((drift) => first.drift.some((earlier) => earlier.skuId === drift.skuId && same(earlier, drift)));
     return { reading, lasting };
   }
@@ -309,9 +313,8 @@ export class StockReconciler {
    * priced by the catalog's, so Redis selling by another only makes more orders priced by a sale
    * they were not accepted by. A SKU whose row stays locked past the lock wait is `busy`, for the next run.
    */
-  private async compareSales({ repair }: { repair: boolean }): Promise<{ drift: SaleRulesDrift[]; busy: string[] }> {
+  private async compareSales({ repair }: { repair: boolean }, skus: readonly CatalogSku[]): Promise<{ drift: SaleRulesDrift[]; busy: string[] }> {
     const { catalog, inventory, log } = this.deps;
-    const skus = await catalog.salesOfAll();
     const inRedis = await inventory.salesInBuckets(skus);
     const drift: SaleRulesDrift[] = [];
     const busy: string[] = [];
@@ -472,9 +475,9 @@ export class StockReconciler {
   }
 
   /** Finishes transfers open longer than the settle time (their process died) and refills every empty bucket. */
-  private async rebalance(): Promise<number> {
+  private async rebalance(skus: readonly CatalogSku[]): Promise<number> {
     let moved = await this.rebalancer.completeOpenTransfers(this.options.settleMs);
-    for (const [skuId, count] of await this.deps.ledger.skuBuckets()) if (count > 1) moved += await this.rebalancer.rebalance(skuId);
+    for (const { skuId, stockBuckets } of skus) if (stockBuckets > 1) moved += await this.rebalancer.rebalance(skuId);
     return moved;
   }
 
@@ -496,15 +499,16 @@ export class StockReconciler {
    * whose two sides disagree as Redis has them (unsettledMovements). A check does not: a step
    * that never comes leaves drift, reported for an operator's repair, whose finishOrders runs it.
    */
-  private async read({ repair }: { repair: boolean }): Promise<Reading> {
+  private async read({ repair }: { repair: boolean }, skus: readonly CatalogSku[]): Promise<Reading> {
     const { redis, inventory, ledger } = this.deps;
     const { keys } = inventory;
     const now = new Date();
     const movementsFrom = { orders: firstOrderIdAt(inventory.reservationsKeptSince(now).getTime()), restocks: firstOrderIdAt(inventory.restocksKeptSince(now).getTime()) };
     // a commit runs in Redis before the ledger: one Redis has before the counters are read is in them
     const committedBefore = repair ? await this.committedInRedis(movementsFrom.orders) : new Set<string>();
-    // every bucket of each SKU, as many as the catalog says: a SKU whose bucket 0 Redis lost says none
-    const buckets = await ledger.skuBuckets();
+    // every bucket of each SKU, as many as the catalog says (fixed when it is created): Redis keeps that
+    // number in bucket 0, and a SKU whose bucket 0 Redis lost says none
+    const buckets = new Map(skus.map((sku) => [sku.skuId, sku.stockBuckets]));
     const skuIds = [...buckets.keys()];
     const counters = new Map<string, { values: Counters | null; lost: boolean }>();
     const acceptedByGroup: Array<[string, string[]]> = [];

@@ -119,8 +119,8 @@ export class CatalogRepository {
     });
   }
 
-  /** Every SKU's flash sale (null: none) and bucket count, for the stock check's comparison with Redis. */
-  async salesOfAll(): Promise<Array<Pick<Sku, 'skuId' | 'stockBuckets' | 'flashSale'>>> {
+  /** Every SKU's flash sale (null: none) and bucket count (fixed when it is created), for the stock check's readings of Redis. */
+  async salesOfAll(): Promise<Array<Pick<Sku, 'skuId' | 'flashSale'> & { stockBuckets: number }>> {
     const rows = await this.db.selectFrom('skus').select(['sku_id', 'stock_buckets', 'flash_price_cents', 'flash_starts_at', 'flash_ends_at', 'flash_per_user_limit']).orderBy('sku_id').execute();
     return rows.map((row) => ({ skuId: row.sku_id, stockBuckets: Number(row.stock_buckets), flashSale: flashSaleOf(row) }));
   }

@@ -258,15 +258,6 @@ export class StockLedgerRepository {
   }
 
   /**
-   * Every catalog SKU with the number of buckets its stock is split into (fixed when it is
-   * created): Redis keeps that number in bucket 0, which it may have lost.
-   */
-  async skuBuckets(): Promise<Map<string, number>> {
-    const rows = await this.db.selectFrom('skus').select(['sku_id', 'stock_buckets']).orderBy('sku_id').execute();
-    return new Map(rows.map((row) => [row.sku_id, Number(row.stock_buckets)]));
-  }
-
-  /**
    * Folds the ledger rows written more than `settledAfterMs` ago into the per-SKU sums the stock
    * check starts from, so that it reads the recent rows only (and those of reservations still
    * open) instead of every row ever written. Movement by movement: one closed (a reservation
