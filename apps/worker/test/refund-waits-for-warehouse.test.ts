@@ -40,13 +40,18 @@ describe('a refund of units the warehouse holds in a parcel', () => {
   const refundsOf = async (orderId: string, buyer: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer) })).body.items;
   const checkout = (buyer: string, qty: number, key: string, couponCode?: string) =>
     system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': key }, body: { items: [{ skuId: 'KETTLE', qty }], address: buyerAddress, ...(couponCode ? { couponCode } : {}) } });
-  /** An order of `qty` kettles, paid and handed to the warehouse. */
-  const inFulfilment = async (buyer: string, qty: number, couponCode?: string) => {
+  /** An order of `qty` kettles, placed and paid: its hand-over is the warehouse's to answer. */
+  const placedAndPaid = async (buyer: string, qty: number, couponCode?: string) => {
     const placed = await checkout(buyer, qty, `${buyer}-first`, couponCode);
     expect(placed.status).toBe(202);
     const orderId = placed.body.orderId as string;
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
+    return orderId;
+  };
+  /** An order of `qty` kettles, paid and handed to the warehouse. */
+  const inFulfilment = async (buyer: string, qty: number, couponCode?: string) => {
+    const orderId = await placedAndPaid(buyer, qty, couponCode);
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     return orderId;
   };
@@ -193,12 +198,8 @@ describe('a refund of units the warehouse holds in a parcel', () => {
    * waiting (its breaker's 1 s), and which is then unreachable: the order still reads PAID.
    */
   const handedOverUnanswered = async (buyer: string) => {
-    const placed = await checkout(buyer, 2, `${buyer}-first`);
-    expect(placed.status).toBe(202);
-    const orderId = placed.body.orderId as string;
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 2_500 } });
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
+    const orderId = await placedAndPaid(buyer, 2);
     const atWarehouse = async () => (await system.warehouseSim.request('GET', '/__admin/orders')).body.orders.find((order: any) => order.orderId === orderId);
     await waitFor(atWarehouse, { what: 'the order at the warehouse', timeoutMs: 15_000 });
     await warehouseOutage(true);
@@ -243,12 +244,9 @@ describe('a refund of units the warehouse holds in a parcel', () => {
   });
 
   it('pays back at once the refund of a paid order whose hand-over never reached the warehouse', async () => {
-    const placed = await checkout('fay', 1, 'fay-first');
-    const orderId = placed.body.orderId as string;
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     // the warehouse answers 503 to every ask: it holds nothing
     await warehouseOutage(true);
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('fay'), body: { method: 'card' } })).status).toBe(202);
+    const orderId = await placedAndPaid('fay', 1);
     await system.waitForStatus(orderId, 'PAID');
     await settle();
     const cancelled = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('fay'), body: { reason: 'changed my mind' } });
