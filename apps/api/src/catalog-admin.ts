@@ -1,6 +1,7 @@
 import { SkuAlreadyExists, sameFlashSale, type FlashSale, type Sku } from '@orders/domain';
 import type { CatalogRepository } from '@orders/persistence';
 import { stockRulesOf, type Inventory } from '@orders/stock';
+import { HttpProblem } from './problems.js';
 
 /**
  * Creates a SKU in MySQL (with its opening ledger entry), then its counters in Redis, which
@@ -35,6 +36,8 @@ export async function createSkuWithStock(
 /**
  * Changes, adds or withdraws (`sale` null) a SKU's flash sale in the catalog and in every bucket
  * in Redis, the catalog's row held meanwhile (Inventory.changeSale refuses a sale that opened).
+ * `endOnly`: only the end of the catalog's sale moves, earlier, opened or not (Inventory.endSale); a
+ * sale changed otherwise, or ended earlier, since `sale` was read is refused with 409, nothing changed.
  * Should the COMMIT fail once Redis has the change, what the catalog holds then decides: not
  * taken, Redis gets the replaced sale back, so that it never sells by a sale the workers do not
  * price by; taken (its answer lost), the change stands. Returns the sale replaced, undefined for
@@ -44,11 +47,14 @@ export async function changeFlashSale(
   deps: { catalog: CatalogRepository; inventory: Inventory },
   sku: Pick<Sku, 'skuId' | 'stockBuckets'>,
   sale: FlashSale | null,
+  endOnly = false,
 ): Promise<FlashSale | null | undefined> {
   let published: { replaced: FlashSale | null } | undefined;
   try {
     return await deps.catalog.changeFlashSale(sku.skuId, sale, async (replaced) => {
-      await deps.inventory.changeSale(sku, sale, replaced);
+      if (!endOnly) await deps.inventory.changeSale(sku, sale, replaced);
+      else if (replaced && sale && sameFlashSale(replaced, { ...sale, endsAt: replaced.endsAt }) && sale.endsAt.getTime() < replaced.endsAt.getTime()) await deps.inventory.endSale(sku, sale.endsAt, replaced);
+      else throw new HttpProblem(409, 'CONFLICT', `The flash sale of SKU ${sku.skuId} was changed, withdrawn or ended earlier meanwhile: read it again`);
       published = { replaced };
     });
   } catch (error) {

@@ -36,6 +36,7 @@ describe('changing a flash sale', () => {
   }
 
   const changeSale = (skuId: string, body: unknown, token = admin) => api.request('PUT', `/v1/admin/skus/${skuId}/flash-sale`, { token, body });
+  const endSale = (skuId: string, body: unknown, token = admin) => api.request('PUT', `/v1/admin/skus/${skuId}/flash-sale/end`, { token, body });
   const withdrawSale = (skuId: string, token = admin) => api.request('DELETE', `/v1/admin/skus/${skuId}/flash-sale`, { token });
   const checkout = (buyer: string, skuId: string, qty = 1) =>
     api.request('POST', '/v1/orders', { token: api.token(buyer), body: { items: [{ skuId, qty }], address: buyerAddress }, headers: { 'idempotency-key': `${buyer}-${skuId}` } });
@@ -107,6 +108,64 @@ describe('changing a flash sale', () => {
     // the same sale asked again changes nothing and is no conflict
     expect((await changeSale('RUNNING', running)).status).toBe(200);
     expect((await api.request('PUT', '/v1/admin/skus/RUNNING/stock', { token: admin, body: { stock: 0 } })).status).toBe(200);
+  });
+
+  it('ends a running sale early at one instant in every bucket: orders before it keep the sale, those after pay the list price', async () => {
+    const running = saleFrom(-HOUR, 2 * HOUR, 49_900, 1);
+    await createSku('CALLED-OFF', running);
+    const inSale = await checkout('before-the-end', 'CALLED-OFF');
+    expect(inSale.status).toBe(202);
+    const endsAt = new Date(Date.now() + 7_000).toISOString();
+    const answer = await endSale('CALLED-OFF', { endsAt });
+    expect(answer.status).toBe(200);
+    expect(answer.body.flashSale).toEqual({ ...running, startsAt: new Date(running.startsAt).toISOString(), endsAt });
+    expect(await bucketSales('CALLED-OFF')).toEqual(asBuckets({ ...running, endsAt }));
+    // sent again (its answer lost): the same answer, nothing else changed
+    expect((await endSale('CALLED-OFF', { endsAt })).body).toEqual(answer.body);
+    expect((await checkout('still-in-sale', 'CALLED-OFF', 2)).body.code).toBe('LIMIT_EXCEEDED');
+
+    await waitFor(async () => Date.now() >= Date.parse(endsAt) + 200, { what: 'the new end', timeoutMs: 15_000 });
+    const afterTheEnd = await checkout('after-the-end', 'CALLED-OFF', 2);
+    expect(afterTheEnd.status).toBe(202);
+    expect(await persisted(inSale.body.orderId)).toEqual({ type: 'flash_sale', payableCents: 49_900 });
+    expect(await persisted(afterTheEnd.body.orderId)).toEqual({ type: 'standard', payableCents: 2 * LIST_PRICE });
+    // ended: its end moves no more, and a new sale waits as long after its former end as it would have
+    expect((await endSale('CALLED-OFF', { endsAt: new Date(Date.now() + HOUR).toISOString() })).body.code).toBe('SALE_END_TOO_CLOSE');
+    expect((await changeSale('CALLED-OFF', saleFrom(HOUR, 2 * HOUR))).body.code).toBe('SALE_ALREADY_OPEN');
+  });
+
+  it('leaves the catalog and every bucket ending the sale at one instant when staff end it at once', async () => {
+    await createSku('RACED-END', saleFrom(-HOUR, 2 * HOUR));
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => endSale('RACED-END', { endsAt: new Date(Date.now() + HOUR - i * 60_000).toISOString() })));
+    for (const answer of answers) expect([200, 409]).toContain(answer.status);
+    expect(answers.filter((answer) => answer.status === 409).every((answer) => answer.body.code === 'CONFLICT')).toBe(true);
+    const sku = (await api.request('GET', '/v1/admin/skus/RACED-END', { token: admin })).body;
+    expect(await bucketSales('RACED-END')).toEqual(asBuckets(sku.flashSale));
+  });
+
+  it('refuses an end that is not earlier, comes within the cutoff or names no sale, with a problem, changing nothing', async () => {
+    const running = saleFrom(-HOUR, HOUR);
+    await createSku('KEEPS-ITS-END', running);
+    await createSku('NO-SALE', undefined);
+    await createSku('NOT-MINE', running, 'other-shop');
+    const cases: Array<[string, unknown, number, string, RegExp]> = [
+      ['KEEPS-ITS-END', { endsAt: new Date(Date.now() + 2 * HOUR).toISOString() }, 400, 'VALIDATION_FAILED', /endsAt must be before the sale's end/],
+      ['KEEPS-ITS-END', { endsAt: new Date(Date.now() + 2_000).toISOString() }, 400, 'VALIDATION_FAILED', /endsAt must be more than 5 s ahead/],
+      ['KEEPS-ITS-END', { endsAt: 'tomorrow' }, 400, 'VALIDATION_FAILED', /endsAt/],
+      ['KEEPS-ITS-END', { endsAt: running.endsAt, extra: 1 }, 400, 'VALIDATION_FAILED', /additional/],
+      ['NO-SALE', { endsAt: new Date(Date.now() + HOUR).toISOString() }, 409, 'CONFLICT', /has no flash sale to end/],
+      ['NO-SUCH-SKU', { endsAt: new Date(Date.now() + HOUR).toISOString() }, 404, 'NOT_FOUND', /SKU/],
+    ];
+    for (const [skuId, body, status, code, detail] of cases) {
+      const answer = await endSale(skuId, body);
+      expect([answer.status, answer.body.code], JSON.stringify(body)).toEqual([status, code]);
+      expect(answer.body.detail).toMatch(detail);
+    }
+    const half = { endsAt: new Date(Date.now() + HOUR / 2).toISOString() };
+    expect((await endSale('NOT-MINE', half, api.token('shop', 'merchant'))).status).toBe(404);
+    expect((await endSale('NOT-MINE', half, api.token('someone'))).status).toBe(403);
+    expect(await bucketSales('KEEPS-ITS-END')).toEqual(asBuckets(running));
+    expect(await bucketSales('NOT-MINE')).toEqual(asBuckets(running));
   });
 
   it('replaces a sale that is over for good with a new one, once the orders accepted in it are all in MySQL', async () => {

@@ -219,6 +219,9 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
           <label for="sold-meter">Taken (reserved and sold) of {total}</label>
           <meter id="sold-meter" min={0} max={Math.max(total, 1)} value={sku.stock.reserved + sku.stock.sold} />
           {sku.flashSale && Date.parse(sku.flashSale.startsAt) > Date.now() && <SaleChange key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} next={false} onChanged={setSku} />}
+          {sku.flashSale && Date.parse(sku.flashSale.startsAt) <= Date.now() && Date.now() < Date.parse(sku.flashSale.endsAt) && (
+            <SaleEnd key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} onEnded={setSku} />
+          )}
           {sku.flashSale && Date.parse(sku.flashSale.endsAt) + SALE_OVER_FOR_GOOD_MS < Date.now() && (
             <SaleChange key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} next onChanged={setSku} />
           )}
@@ -326,7 +329,7 @@ function SaleChange({ api, skuId, sale, next, onChanged }: { api: Api; skuId: st
       <p class="hint">
         {next
           ? 'The last sale is over; the next one holds the units from now until it opens.'
-          : 'Postpone it, change its price or limit, or withdraw it, until a few seconds before it opens. Once it has opened, set its stock to 0 to stop it.'}
+          : 'Postpone it, change its price or limit, or withdraw it, until a few seconds before it opens. Once it has opened, end it early, or set its stock to 0 to stop selling.'}
       </p>
       <label for="change-startsAt">Sale starts (your time, {LOCAL_ZONE})</label>
       <input required type="datetime-local" {...field('startsAt')} />
@@ -347,6 +350,66 @@ function SaleChange({ api, skuId, sale, next, onChanged }: { api: Api; skuId: st
         </button>
         <button type="button" disabled={sendingNow} onClick={() => void send('DELETE')}>
           Withdraw the sale
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/** What ending a sale early does, asked before it is sent. */
+const endConsequence = (endsAt: Date) =>
+  `End the flash sale at ${formatTime(endsAt.toISOString())}? Orders accepted before then keep the sale's price; from then the SKU sells at its list price, without a per-buyer limit.`;
+
+/**
+ * Ends a running sale early, at a time in this browser's zone: the api ends it at that instant in
+ * every bucket and the catalog, when it is more than a few seconds ahead by the clock checkouts are
+ * accepted by, and answers why not otherwise. Sent again after a failure, the same end finishes it.
+ */
+function SaleEnd({ api, skuId, sale, onEnded }: { api: Api; skuId: string; sale: NonNullable<Sku['flashSale']>; onEnded: (sku: Sku) => void }) {
+  // a minute or two ahead (the input shows whole minutes), never after the sale's own end
+  const [endsAt, setEndsAt] = useState(() => localInput(new Date(Math.min(Date.now() + 120_000, Date.parse(sale.endsAt)))));
+  const [problem, setProblem] = useState<string | null>(null);
+  const [sendingNow, setSendingNow] = useState(false);
+  const sending = useRef(false);
+
+  async function send() {
+    if (sending.current) return;
+    const at = new Date(endsAt);
+    if (!window.confirm(endConsequence(at))) return;
+    sending.current = true;
+    setSendingNow(true);
+    setProblem(null);
+    try {
+      onEnded(await api<Sku>('PUT', `/v1/admin/skus/${encodeURIComponent(skuId)}/flash-sale/end`, { endsAt: at.toISOString() }));
+    } catch (error) {
+      setProblem(problemText(error));
+    } finally {
+      sending.current = false;
+      setSendingNow(false);
+    }
+  }
+
+  return (
+    <form
+      class="stacked"
+      aria-labelledby="end-title"
+      onSubmit={(event) => {
+        event.preventDefault();
+        void send();
+      }}
+    >
+      <h3 id="end-title">End the sale early</h3>
+      <p class="hint">It ends at the time given, at least a few seconds ahead; what is left then sells at the list price. To stop selling, set the stock to 0.</p>
+      <label for="end-endsAt">Sale ends (your time, {LOCAL_ZONE})</label>
+      <input required type="datetime-local" step={1} id="end-endsAt" value={endsAt} onInput={(event) => setEndsAt(event.currentTarget.value)} />
+      {problem && (
+        <p class="problem" role="alert">
+          {problem}
+        </p>
+      )}
+      <div class="inline">
+        <button type="submit" disabled={sendingNow}>
+          End the sale
         </button>
       </div>
     </form>

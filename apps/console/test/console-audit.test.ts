@@ -206,6 +206,32 @@ describe('the console as staff use it', () => {
     expect((await system.request('GET', '/v1/admin/skus/FLASH-COCOA', { token: admin })).body.flashSale).toBeNull();
   });
 
+  it('ends a running sale early at a time in the browser\'s own zone, once asked to confirm', async () => {
+    const admin = system.token('ops', 'admin');
+    const hour = 3_600_000;
+    const running = { priceCents: 500, startsAt: new Date(Date.now() - hour).toISOString(), endsAt: new Date(Date.now() + 3 * hour).toISOString(), perUserLimit: 1 };
+    const created = await system.request('POST', '/v1/admin/skus', {
+      token: admin,
+      body: { skuId: 'FLASH-MATCHA', title: 'Matcha, flash sale', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-1', stock: 5, deduction: 'placement', flashSale: running },
+    });
+    expect(created.status).toBe(201);
+    await page.goto(`${base}/console/`);
+    await page.getByRole('link', { name: 'Flash sales' }).click();
+    await page.getByLabel('SKU to watch').fill('FLASH-MATCHA');
+    await page.getByRole('button', { name: 'Watch' }).click();
+    const end = page.getByRole('form', { name: 'End the sale early' });
+    // an hour from now, on the minute, as a clock in Shanghai (UTC+8, no summer time) reads it
+    const endsAt = new Date(Math.floor((Date.now() + hour) / 60_000) * 60_000);
+    await end.getByLabel('Sale ends (your time, Asia/Shanghai)').fill(new Date(endsAt.getTime() + 8 * hour).toISOString().slice(0, 16));
+    page.once('dialog', (dialog) => void dialog.dismiss());
+    await end.getByRole('button', { name: 'End the sale' }).click();
+    expect((await system.request('GET', '/v1/admin/skus/FLASH-MATCHA', { token: admin })).body.flashSale.endsAt).toBe(running.endsAt);
+    page.once('dialog', (dialog) => void dialog.accept());
+    await end.getByRole('button', { name: 'End the sale' }).click();
+    await expect.poll(async () => (await system.request('GET', '/v1/admin/skus/FLASH-MATCHA', { token: admin })).body.flashSale.endsAt).toBe(endsAt.toISOString());
+    await expect.poll(() => shownText(page.getByRole('region', { name: /FLASH-MATCHA/ }))).toContain(`to ${endsAt.toLocaleString('en-GB', { timeZone: 'UTC', dateStyle: 'medium', timeStyle: 'medium' })} UTC`);
+  });
+
   it('gives a SKU whose last sale is over its next sale, in the browser\'s own time', async () => {
     const admin = system.token('ops', 'admin');
     const day = 86_400_000;

@@ -67,7 +67,25 @@ export class SaleAlreadyOpen extends DomainError {
     readonly opensAt: Date,
   ) {
     super(
-      `The flash sale of SKU ${skuId} opens at ${opensAt.toISOString()}: a sale that has opened, or opens within ${SALE_CHANGE_CUTOFF_MS / 1000} s, is not changed until ${SALE_COUNTS_KEPT_AFTER_END_MS / 3_600_000} h after its end (its orders are priced by it); to stop selling, set the SKU's stock to 0`,
+      `The flash sale of SKU ${skuId} opens at ${opensAt.toISOString()}: a sale that has opened, or opens within ${SALE_CHANGE_CUTOFF_MS / 1000} s, is not changed until ${SALE_COUNTS_KEPT_AFTER_END_MS / 3_600_000} h after its end (its orders are priced by it); it can be ended early, and to stop selling, set the SKU's stock to 0`,
+    );
+  }
+}
+
+/**
+ * A flash sale's end moves only while, by the clock checkouts are accepted by, neither its end nor
+ * the new one is within SALE_CHANGE_CUTOFF_MS: every bucket of its SKU, and the catalog, then end
+ * it at the same instant, and no order accepted in it is priced without it.
+ */
+export class SaleEndTooClose extends DomainError {
+  readonly code = 'SALE_END_TOO_CLOSE';
+  constructor(
+    readonly skuId: string,
+    readonly endsAt: Date,
+    readonly newEndsAt: Date,
+  ) {
+    super(
+      `The flash sale of SKU ${skuId} ends at ${endsAt.toISOString()}: its end, or the new one (${newEndsAt.toISOString()}), is within ${SALE_CHANGE_CUTOFF_MS / 1000} s of now or past, by the clock checkouts are accepted by, and is not moved; nothing changed`,
     );
   }
 }

@@ -15,6 +15,7 @@ import {
   SALE_CHANGE_CUTOFF_MS,
   SALE_COUNTS_KEPT_AFTER_END_MS,
   SaleAlreadyOpen,
+  SaleEndTooClose,
   SaleNotActive,
   SkuStockHeld,
   UnknownSku,
@@ -1326,16 +1327,32 @@ export class Inventory {
    * again finds the buckets it reached changed, and changes the rest.
    */
   async changeSale(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, sale: SaleRules | null, previous: SaleRules | null): Promise<void> {
+    await this.changeBucketSales(sku, sale, previous, '');
+  }
+
+  /**
+   * Moves the end of the flash sale `previous` of every bucket of a SKU to `endsAt`, opened or not
+   * (a running sale ended early), as changeSale does a change: refused with SaleEndTooClose when,
+   * by Redis's clock, the sale's end or the new one is within SALE_CHANGE_CUTOFF_MS, so that every
+   * bucket ends it at the same instant, well after each has it. The buyers' counts toward its limit
+   * are kept as long past its former end as before: a new sale waits for them to be gone.
+   */
+  async endSale(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, endsAt: Date, previous: SaleRules): Promise<void> {
+    await this.changeBucketSales(sku, { ...previous, endsAt }, previous, '1');
+  }
+
+  private async changeBucketSales(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, sale: SaleRules | null, previous: SaleRules | null, endOnly: '' | '1'): Promise<void> {
     const keys = this.bucketKeysOf(sku);
-    const replies = await Promise.allSettled(keys.map((key) => this.putSale(key, sale, SALE_CHANGE_CUTOFF_MS)));
+    const replies = await Promise.allSettled(keys.map((key) => this.putSale(key, sale, SALE_CHANGE_CUTOFF_MS, endOnly)));
     const answers = replies.flatMap((reply) => (reply.status === 'fulfilled' ? [reply.value] : []));
     if (answers.length === keys.length && answers.every(([code]) => code! >= 0)) return;
     const changed = keys.filter((_, bucket) => replies[bucket]!.status === 'fulfilled' && (replies[bucket] as PromiseFulfilledResult<number[]>).value[0] === 1);
-    await Promise.all(changed.map((key) => this.putSale(key, previous, -UNDO_CUTOFF_MS)));
+    await Promise.all(changed.map((key) => this.putSale(key, previous, -UNDO_CUTOFF_MS, '')));
     const failed = replies.find((reply): reply is PromiseRejectedResult => reply.status === 'rejected');
     if (failed) throw failed.reason;
     const lost = answers.flatMap(([code], bucket) => (code === -2 ? [bucket] : []));
     if (lost.length > 0) throw new StockBucketLost(sku.skuId, lost);
+    if (endOnly) throw new SaleEndTooClose(sku.skuId, previous!.endsAt, sale!.endsAt);
     const opened = answers.find(([code]) => code === -1);
     throw new SaleAlreadyOpen(sku.skuId, new Date(opened ? opened[1]! : sale!.startsAt.getTime()));
   }
@@ -1376,9 +1393,9 @@ export class Inventory {
   }
 
   /** changeSale-1.lua on one bucket; undone with -UNDO_CUTOFF_MS, past the cutoff: the old sale may open within it now, and is what the catalog has. */
-  private putSale(key: string, rules: SaleRules | null, cutoffMs: number): Promise<number[]> {
+  private putSale(key: string, rules: SaleRules | null, cutoffMs: number, endOnly: '' | '1' = ''): Promise<number[]> {
     const sale = bucketSaleOf(rules);
-    return runStockScript(this.redis, 'changeSale', [key], [sale.startsAt, sale.endsAt, sale.perUserLimit, cutoffMs, BOUGHT_KEPT_AFTER_SALE_MS]);
+    return runStockScript(this.redis, 'changeSale', [key], [sale.startsAt, sale.endsAt, sale.perUserLimit, cutoffMs, BOUGHT_KEPT_AFTER_SALE_MS, endOnly]);
   }
 
   /** The hash of every bucket of a SKU, as many as the catalog says (one command each: on a cluster they sit in different slots). */

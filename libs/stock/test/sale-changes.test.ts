@@ -1,4 +1,4 @@
-import { SaleAlreadyOpen, SaleNotActive } from '@orders/domain';
+import { SALE_CHANGE_CUTOFF_MS, SaleAlreadyOpen, SaleEndTooClose, SaleNotActive } from '@orders/domain';
 import { Inventory, StockBucketLost } from '@orders/stock';
 import { reservationOf } from '@orders/testing';
 import { Redis } from 'ioredis';
@@ -98,6 +98,51 @@ describe('changing a flash sale before it opens', () => {
     await createSku('YESTERDAY', endedAnHourAgo);
     await expect(inventory.changeSale({ skuId: 'YESTERDAY', stockBuckets: BUCKETS }, soon, endedAnHourAgo)).rejects.toMatchObject({ code: 'SALE_ALREADY_OPEN', opensAt: endedAnHourAgo.startsAt });
     expect(await bucketSales('YESTERDAY')).toEqual(Array(BUCKETS).fill(asStored(endedAnHourAgo)));
+  });
+
+  it('ends a running sale early in every bucket, and keeps its buyers\' counts as long past its former end', async () => {
+    const running = { startsAt: new Date(now - HOUR), endsAt: new Date(now + 2 * HOUR), perUserLimit: 2 };
+    await createSku('ENDED-EARLY', running);
+    const [buyer] = buyersOfEveryBucket();
+    expect((await inventory.reserveStock(reservationOf(buyer!, [{ skuId: 'ENDED-EARLY', qty: 2 }]))).order.type).toBe('flash_sale');
+    const endsAt = new Date(Date.now() + 1000 + SALE_CHANGE_CUTOFF_MS);
+    await inventory.endSale({ skuId: 'ENDED-EARLY', stockBuckets: BUCKETS }, endsAt, running);
+    const ended = { ...running, endsAt };
+    expect(await bucketSales('ENDED-EARLY')).toEqual(Array(BUCKETS).fill(asStored(ended)));
+    // sent again (its answer lost): the same end, nothing refused
+    await inventory.endSale({ skuId: 'ENDED-EARLY', stockBuckets: BUCKETS }, endsAt, running);
+    const counted = await Promise.all(Array.from({ length: BUCKETS }, (_, bucket) => redis.hget(inventory.keys.sku(inventory.keys.bucketGroup(bucket), 'ENDED-EARLY'), 'countedUntil')));
+    expect(counted).toEqual(Array(BUCKETS).fill(String(running.endsAt.getTime())));
+    // still running until the new end: the limit holds
+    await expect(inventory.reserveStock(reservationOf(buyer!, [{ skuId: 'ENDED-EARLY', qty: 1 }]))).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
+
+    // a day after the new end, the counts of its buyers (kept a day past the end their checkout saw) are still there: no new sale yet
+    const key = inventory.keys.sku(inventory.keys.bucketGroup(0), 'ENDED-EARLY');
+    await redis.hset(key, 'saleStartsAt', now - 30 * HOUR, 'saleEndsAt', now - 25 * HOUR, 'countedUntil', now - 2 * HOUR);
+    const lastSale = { startsAt: new Date(now - 30 * HOUR), endsAt: new Date(now - 25 * HOUR), perUserLimit: 2 };
+    await expect(inventory.changeSale({ skuId: 'ENDED-EARLY', stockBuckets: 1 }, soon, lastSale)).rejects.toMatchObject({ code: 'SALE_ALREADY_OPEN' });
+    await redis.hset(key, 'countedUntil', now - 25 * HOUR);
+    await inventory.changeSale({ skuId: 'ENDED-EARLY', stockBuckets: 1 }, soon, lastSale);
+    expect(await redis.hmget(key, 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'countedUntil')).toEqual([...asStored(soon), null]);
+  });
+
+  it('never moves an end within the cutoff, nor to one, and puts the old end back on the buckets it changed', async () => {
+    const closing = { startsAt: new Date(now - HOUR), endsAt: new Date(Date.now() + 2000), perUserLimit: 1 };
+    await createSku('CLOSING', closing);
+    await expect(inventory.endSale({ skuId: 'CLOSING', stockBuckets: BUCKETS }, new Date(Date.now() + 1000), closing)).rejects.toBeInstanceOf(SaleEndTooClose);
+    expect(await bucketSales('CLOSING')).toEqual(Array(BUCKETS).fill(asStored(closing)));
+
+    const running = { startsAt: new Date(now - HOUR), endsAt: new Date(now + HOUR), perUserLimit: 1 };
+    await createSku('ENDS-SOON', running);
+    await expect(inventory.endSale({ skuId: 'ENDS-SOON', stockBuckets: BUCKETS }, new Date(Date.now() + 1000), running)).rejects.toBeInstanceOf(SaleEndTooClose);
+    // one bucket's end is close (its node's clock ahead, or written so by hand): the end is refused there, and undone elsewhere
+    await redis.hset(inventory.keys.sku(inventory.keys.bucketGroup(3), 'ENDS-SOON'), 'saleEndsAt', Date.now() + 1000);
+    const refused = await inventory.endSale({ skuId: 'ENDS-SOON', stockBuckets: BUCKETS }, new Date(Date.now() + HOUR / 2), running).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'SALE_END_TOO_CLOSE', skuId: 'ENDS-SOON' });
+    const sales = await bucketSales('ENDS-SOON');
+    expect(sales.filter((_, bucket) => bucket !== 3)).toEqual(Array(BUCKETS - 1).fill(asStored(running)));
+    const counted = await Promise.all(Array.from({ length: BUCKETS - 1 }, (_, bucket) => redis.hget(inventory.keys.sku(inventory.keys.bucketGroup(bucket), 'ENDS-SOON'), 'countedUntil')));
+    expect(counted).toEqual(Array(BUCKETS - 1).fill(null));
   });
 
   it('puts the old sale back on the buckets it changed when another refuses: no bucket sells by a sale the catalog does not have', async () => {

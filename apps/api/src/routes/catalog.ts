@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SALE_CHANGE_CUTOFF_MS, SALE_COUNTS_KEPT_AFTER_END_MS, SaleAlreadyOpen, flashSaleConflict, orderTypeConflict, sameFlashSale, stockBucketsConflict, type FlashSale, type Sku, type SkuOrderType } from '@orders/domain';
+import { SALE_CHANGE_CUTOFF_MS, SALE_COUNTS_KEPT_AFTER_END_MS, SaleAlreadyOpen, SaleEndTooClose, flashSaleConflict, orderTypeConflict, sameFlashSale, stockBucketsConflict, type FlashSale, type Sku, type SkuOrderType } from '@orders/domain';
 import { StockBucketLost, StockSets } from '@orders/stock';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -7,7 +7,7 @@ import { changeFlashSale, createSkuWithStock } from '../catalog-admin.js';
 import type { Principal } from '../plugins/auth.js';
 import { HttpProblem, forbidden, notFound, validationFailed } from '../problems.js';
 import { flashSaleBodySchema, problemRef, skuBodySchema, skuParamsSchema } from '../schemas.js';
-import { timeWindow } from '../time-window.js';
+import { instant, timeWindow } from '../time-window.js';
 
 type FlashSaleBody = { priceCents: number; startsAt: string; endsAt: string; perUserLimit: number };
 
@@ -147,18 +147,47 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
         throw validationFailed(`startsAt must be more than ${SALE_CHANGE_CUTOFF_MS / 1000} s ahead of now (${now.toISOString()} by the clock checkouts are accepted by): orders accepted before the change were priced without this sale`);
       }
     }
-    const previous = await changeFlashSale(deps, sku, sale).catch((error: unknown) => {
+    return publishSaleChange(sku, sale, false, principal, log);
+  }
+
+  /**
+   * Ends a SKU's flash sale at `endsAt`, opened or not, in the catalog and every bucket together:
+   * by Redis's clock, more than SALE_CHANGE_CUTOFF_MS ahead and before the sale's own end, so that
+   * every bucket has the change before that instant and no order accepted in the sale is priced
+   * without it. Asked again, the same end answers the same.
+   */
+  async function endSkuSale(skuId: string, principal: Principal, endsAt: Date, log: FastifyBaseLogger) {
+    const sku = await catalog.findSku(skuId);
+    if (!sku || (principal.role === 'merchant' && sku.merchantId !== principal.sub)) throw notFound('SKU');
+    const sale = sku.flashSale;
+    if (!sale) throw new HttpProblem(409, 'CONFLICT', `SKU ${skuId} has no flash sale to end`);
+    if (sale.endsAt.getTime() === endsAt.getTime()) return skuView(skuId, principal);
+    const now = await inventory.acceptanceClock();
+    const cutoff = now.getTime() + SALE_CHANGE_CUTOFF_MS;
+    if (sale.endsAt.getTime() <= cutoff) throw new SaleEndTooClose(skuId, sale.endsAt, endsAt);
+    if (endsAt.getTime() > sale.endsAt.getTime()) throw validationFailed(`endsAt must be before the sale's end (${sale.endsAt.toISOString()}): a sale is ended early here, never made longer`);
+    if (endsAt.getTime() <= cutoff) {
+      throw validationFailed(`endsAt must be more than ${SALE_CHANGE_CUTOFF_MS / 1000} s ahead of now (${now.toISOString()} by the clock checkouts are accepted by): every bucket of the SKU ends the sale at that instant, after it has the change`);
+    }
+    if (endsAt.getTime() <= sale.startsAt.getTime()) throw validationFailed(`endsAt must be after the sale's startsAt (${sale.startsAt.toISOString()}): to call off a sale not open yet, withdraw it`);
+    return publishSaleChange(sku, { ...sale, endsAt }, true, principal, log);
+  }
+
+  /** A checked change of a SKU's sale made in the catalog and Redis (changeFlashSale), logged with who made it. */
+  async function publishSaleChange(sku: Sku, sale: FlashSale | null, endOnly: boolean, principal: Principal, log: FastifyBaseLogger) {
+    const { skuId } = sku;
+    const previous = await changeFlashSale(deps, sku, sale, endOnly).catch((error: unknown) => {
       if (!(error instanceof StockBucketLost)) throw error;
       log.warn({ skuId, lostBuckets: error.buckets }, 'flash sale change refused: Redis lost buckets of the SKU; run the stock repair (reconcile --repair)');
       throw stockRepairPending();
     });
     if (previous === undefined) throw notFound('SKU');
-    if (!sameFlashSale(previous, sale)) log.info({ skuId, by: principal.sub, from: previous, to: sale }, sale ? 'flash sale changed' : 'flash sale withdrawn');
+    if (!sameFlashSale(previous, sale)) log.info({ skuId, by: principal.sub, from: previous, to: sale }, endOnly ? 'flash sale ended early' : sale ? 'flash sale changed' : 'flash sale withdrawn');
     return skuView(skuId, principal);
   }
 
   const saleChangeDescription =
-    `Only while no buyer has bought in the sale: before it opens (by Redis's clock, the one checkouts are accepted by), and no later than ${SALE_CHANGE_CUTOFF_MS / 1000} s before; or once it is over for good, ${SALE_COUNTS_KEPT_AFTER_END_MS / 3_600_000} h after its end (its buyers' counts toward its limit gone), when a new sale may replace it (409 CONFLICT with retry-after while orders accepted before its end are still on their way to MySQL). A sale that has opened answers 409 SALE_ALREADY_OPEN with \`opensAt\` until then: orders were accepted, and are priced, by it; to stop a running sale, set the SKU's stock to 0. Asked again, the same change answers 200 as it stands. A 503 means Redis or MySQL did not answer: retry the same request, which finishes a change half made.`;
+    `Only while no buyer has bought in the sale: before it opens (by Redis's clock, the one checkouts are accepted by), and no later than ${SALE_CHANGE_CUTOFF_MS / 1000} s before; or once it is over for good, ${SALE_COUNTS_KEPT_AFTER_END_MS / 3_600_000} h after its end (its buyers' counts toward its limit gone), when a new sale may replace it (409 CONFLICT with retry-after while orders accepted before its end are still on their way to MySQL). A sale that has opened answers 409 SALE_ALREADY_OPEN with \`opensAt\` until then: orders were accepted, and are priced, by it; to stop a running sale, end it early (PUT .../flash-sale/end), or set the SKU's stock to 0 to stop selling. Asked again, the same change answers 200 as it stands. A 503 means Redis or MySQL did not answer: retry the same request, which finishes a change half made.`;
 
   app.put<{ Params: { skuId: string }; Body: FlashSaleBody }>(
     '/v1/admin/skus/:skuId/flash-sale',
@@ -174,6 +203,22 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       },
     },
     async (request) => changeSkuSale(request.params.skuId, request.user, flashSaleOf(request.body, ''), request.log),
+  );
+
+  app.put<{ Params: { skuId: string }; Body: { endsAt: string } }>(
+    '/v1/admin/skus/:skuId/flash-sale/end',
+    {
+      onRequest: staff,
+      schema: {
+        tags: ['catalog'],
+        summary: 'End the flash sale of a SKU early, running or not',
+        description: `The sale ends at endsAt, by Redis's clock (the one checkouts are accepted by), in every bucket of the SKU and in the catalog at the same instant: endsAt must be before the sale's end and more than ${SALE_CHANGE_CUTOFF_MS / 1000} s ahead of now, else 400 VALIDATION_FAILED (every bucket has the change before then); a sale ending within that time, or ended, answers 409 SALE_END_TOO_CLOSE, a SKU without a sale 409 CONFLICT. Orders accepted before endsAt keep the sale's price; from endsAt what is left sells at the list price as a standard order, without the limit (to stop selling, set the SKU's stock to 0). The buyers' counts toward the sale's limit are kept as long past its former end as before, so the SKU's next sale waits as long as it would have. Asked again, the same end answers 200 as it stands. A 503 means Redis or MySQL did not answer: send the same request again before endsAt, which finishes an end half made.`,
+        params: skuParamsSchema,
+        body: { type: 'object', additionalProperties: false, required: ['endsAt'], properties: { endsAt: { type: 'string', format: 'date-time' } } },
+        response: skuResponse,
+      },
+    },
+    async (request) => endSkuSale(request.params.skuId, request.user, instant(request.body.endsAt, 'endsAt'), request.log),
   );
 
   app.delete<{ Params: { skuId: string } }>(

@@ -4,7 +4,9 @@
   here has not opened, and the new one does not open now. An order is priced by the catalog's
   sale at the time it was accepted (pricing.ts), so a sale in which orders were accepted is
   never changed under them; once it is over for good (ARGV[5] after its end, its buyers'
-  counts gone) a new one replaces it.
+  counts gone) a new one replaces it. With ARGV[6] '1' only the end of the sale here moves, and
+  only earlier, opened or not (ending a running sale early), while neither its end nor the new one
+  is within ARGV[4]: every bucket, and the catalog, then end it at the same instant.
 
   KEYS[1]  SKU hash of the bucket  <prefix>{g}:sku:<skuId>
   ARGV[1] the new sale's start (ms, 0 = no sale)   ARGV[2] its end (ms, 0 = no sale)
@@ -12,21 +14,39 @@
   ARGV[4] how long before it opens (ms) a sale stops taking changes: a change reaches every
           bucket, and the catalog, well before either sale opens, whatever their clocks
   ARGV[5] how long after its end (ms) a sale is over for good: its buyers' counts toward its
-          limit (kept that long past its end, reserveStock-6+c+2n.lua) are gone
+          limit (kept that long past the end a checkout saw, reserveStock-6+c+2n.lua) are gone
+  ARGV[6] '1': only the end moves, earlier (the start and limit are the bucket's); '' any change
+
+  The hash's countedUntil: the latest end the buyers' counts of the sale here were kept for, when
+  its end moved after it opened (they outlive the end by ARGV[5] from the end their checkout saw).
 
   Returns { 1 } changed, { 0 } the bucket has this sale already (a change sent again),
   { -1, opensAtMs } the sale here has opened, or opens within ARGV[4], and is not over for good,
   { -2 } Redis lost the bucket (no counters, or counters without the SKU's rules: the stock
-  repair puts the catalog's rules back first), { -3, nowMs } the new sale would open within ARGV[4].
+  repair puts the catalog's rules back first), { -3, nowMs } the new sale would open within ARGV[4],
+  { -4, nowMs } (ARGV[6] '1') the sale here is another or ends no later, or it or the new one ends
+  within ARGV[4].
 ]]
-local sale = redis.call('HMGET', KEYS[1], 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit')
+local sale = redis.call('HMGET', KEYS[1], 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'countedUntil')
 if not sale[1] then return { -2 } end
 local startsAt, endsAt, limit = tonumber(sale[2] or '0'), tonumber(sale[3] or '0'), tonumber(sale[4] or '0')
 local newStartsAt, newEndsAt, newLimit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if startsAt == newStartsAt and endsAt == newEndsAt and limit == newLimit then return { 0 } end
 local now = clockMs()
 local cutoff = now + tonumber(ARGV[4])
-if endsAt > 0 and startsAt <= cutoff and now < endsAt + tonumber(ARGV[5]) then return { -1, startsAt } end
-if newEndsAt > 0 and newStartsAt <= cutoff then return { -3, now } end
+local countedUntil = math.max(endsAt, tonumber(sale[5] or '0'))
+if ARGV[6] == '1' then
+  -- never later: the counts of its buyers are kept a day past the end their checkout saw
+  if endsAt == 0 or startsAt ~= newStartsAt or limit ~= newLimit or newEndsAt >= endsAt or newEndsAt <= cutoff then return { -4, now } end
+else
+  if endsAt > 0 and startsAt <= cutoff and now < countedUntil + tonumber(ARGV[5]) then return { -1, startsAt } end
+  if newEndsAt > 0 and newStartsAt <= cutoff then return { -3, now } end
+end
 redis.call('HSET', KEYS[1], 'saleStartsAt', ARGV[1], 'saleEndsAt', ARGV[2], 'perUserLimit', ARGV[3])
+-- counts of buyers who bought in this sale outlive its earlier end; a new sale starts from none
+if endsAt > 0 and startsAt == newStartsAt and startsAt <= now and countedUntil > newEndsAt then
+  redis.call('HSET', KEYS[1], 'countedUntil', countedUntil)
+elseif sale[5] then
+  redis.call('HDEL', KEYS[1], 'countedUntil')
+end
 return { 1 }
