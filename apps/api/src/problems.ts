@@ -95,16 +95,18 @@ export interface ProblemDetails {
   childOrderId?: string;
   /** when the flash sale of a SKU refused before it opens does (SALE_NOT_ACTIVE), or when the sale a change was refused for opened (SALE_ALREADY_OPEN) */
   opensAt?: string;
+  /** when the flash sale a change was refused for (SALE_ALREADY_OPEN) is over for good, and a new sale may replace it */
+  changeableAt?: string;
 }
 
 /** RFC 9457 extension members: what a refusal says beside its detail, for a client to read without parsing it. */
-export type ProblemMembers = Pick<ProblemDetails, 'childOrderId' | 'opensAt'>;
+export type ProblemMembers = Pick<ProblemDetails, 'childOrderId' | 'opensAt' | 'changeableAt'>;
 
 /** The extension members of a domain error's answer: the child of a split order that refused, when one did; when a sale not open yet opens, or a sale too late to change opened. */
 export function problemMembersOf(error: DomainError): ProblemMembers {
   if (error instanceof IllegalTransition && error.childOrderId !== undefined) return { childOrderId: error.childOrderId };
   if (error instanceof SaleNotActive && error.opensAt !== undefined) return { opensAt: error.opensAt.toISOString() };
-  if (error instanceof SaleAlreadyOpen) return { opensAt: error.opensAt.toISOString() };
+  if (error instanceof SaleAlreadyOpen) return { opensAt: error.opensAt.toISOString(), ...(error.changeableAt && { changeableAt: error.changeableAt.toISOString() }) };
   return {};
 }
 

@@ -38,6 +38,11 @@ export const problemSchema = {
       format: 'date-time',
       description: 'an extension member: on a checkout refused with SALE_NOT_ACTIVE because the flash sale of the SKU its detail names has not opened yet, when it opens; on a change of a flash sale refused with SALE_ALREADY_OPEN, when that sale opened (or opens, within the cutoff)',
     },
+    changeableAt: {
+      type: 'string',
+      format: 'date-time',
+      description: 'an extension member: on a change of a flash sale refused with SALE_ALREADY_OPEN, when that sale is over for good (its buyers\' counts toward its limit gone) and a new sale may replace it',
+    },
   },
   required: ['type', 'title', 'status', 'detail', 'code'],
 } as const;

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
 
 const HOUR = 3600_000;
+const DAY = 24 * HOUR;
 const BUCKETS = 4;
 const LIST_PRICE = 99_900;
 
@@ -99,7 +100,7 @@ describe('changing a flash sale', () => {
     for (const answer of [await changeSale('RUNNING', saleFrom(2 * HOUR, 3 * HOUR)), await withdrawSale('RUNNING')]) {
       expect(answer.status).toBe(409);
       expect(String(answer.headers['content-type'])).toMatch(/^application\/problem\+json/);
-      expect(answer.body).toMatchObject({ code: 'SALE_ALREADY_OPEN', opensAt: new Date(running.startsAt).toISOString() });
+      expect(answer.body).toMatchObject({ code: 'SALE_ALREADY_OPEN', opensAt: new Date(running.startsAt).toISOString(), changeableAt: new Date(Date.parse(running.endsAt) + DAY).toISOString() });
     }
     expect(await bucketSales('RUNNING')).toEqual(asBuckets(running));
     const ended = saleFrom(-2 * HOUR, -HOUR);
@@ -131,7 +132,7 @@ describe('changing a flash sale', () => {
     expect(await persisted(afterTheEnd.body.orderId)).toEqual({ type: 'standard', payableCents: 2 * LIST_PRICE });
     // ended: its end moves no more, and a new sale waits as long after its former end as it would have
     expect((await endSale('CALLED-OFF', { endsAt: new Date(Date.now() + HOUR).toISOString() })).body.code).toBe('SALE_END_TOO_CLOSE');
-    expect((await changeSale('CALLED-OFF', saleFrom(HOUR, 2 * HOUR))).body.code).toBe('SALE_ALREADY_OPEN');
+    expect((await changeSale('CALLED-OFF', saleFrom(HOUR, 2 * HOUR))).body).toMatchObject({ code: 'SALE_ALREADY_OPEN', changeableAt: new Date(Date.parse(running.endsAt) + DAY).toISOString() });
   });
 
   it('leaves the catalog and every bucket ending the sale at one instant when staff end it at once', async () => {

@@ -58,16 +58,18 @@ export class SaleNotActive extends SaleRefusal {
 /**
  * A flash sale that has opened (or opens within SALE_CHANGE_CUTOFF_MS) is not changed or
  * withdrawn until SALE_COUNTS_KEPT_AFTER_END_MS after its end: orders accepted in it are priced
- * by it, and its buyers' counts kept (`opensAt`: when it opened, or opens).
+ * by it, and its buyers' counts kept (`opensAt`: when it opened, or opens; `changeableAt`: when it
+ * is over for good and a new sale may replace it, when known).
  */
 export class SaleAlreadyOpen extends DomainError {
   readonly code = 'SALE_ALREADY_OPEN';
   constructor(
     readonly skuId: string,
     readonly opensAt: Date,
+    readonly changeableAt?: Date,
   ) {
     super(
-      `The flash sale of SKU ${skuId} opens at ${opensAt.toISOString()}: a sale that has opened, or opens within ${SALE_CHANGE_CUTOFF_MS / 1000} s, is not changed until ${SALE_COUNTS_KEPT_AFTER_END_MS / 3_600_000} h after its end (its orders are priced by it); it can be ended early, and to stop selling, set the SKU's stock to 0`,
+      `The flash sale of SKU ${skuId} opens at ${opensAt.toISOString()}: a sale that has opened, or opens within ${SALE_CHANGE_CUTOFF_MS / 1000} s, is not changed until ${changeableAt ? changeableAt.toISOString() : `${SALE_COUNTS_KEPT_AFTER_END_MS / 3_600_000} h after its end`} (its orders are priced by it, its buyers' counts toward its limit kept ${SALE_COUNTS_KEPT_AFTER_END_MS / 3_600_000} h past its end); it can be ended early, and to stop selling, set the SKU's stock to 0`,
     );
   }
 }

@@ -1354,7 +1354,18 @@ export class Inventory {
     if (lost.length > 0) throw new StockBucketLost(sku.skuId, lost);
     if (endOnly) throw new SaleEndTooClose(sku.skuId, previous!.endsAt, sale!.endsAt);
     const opened = answers.find(([code]) => code === -1);
-    throw new SaleAlreadyOpen(sku.skuId, new Date(opened ? opened[1]! : sale!.startsAt.getTime()));
+    if (!opened) throw new SaleAlreadyOpen(sku.skuId, sale!.startsAt);
+    const overForGoodAt = Math.max(...answers.filter(([code]) => code === -1).map((answer) => answer[2]!));
+    throw new SaleAlreadyOpen(sku.skuId, new Date(opened[1]!), new Date(overForGoodAt));
+  }
+
+  /**
+   * How long past its end the counts of a SKU's sale are kept from: its former end, when it was
+   * ended early after it opened (changeSale-1.lua's countedUntil, the latest of any bucket); else its end.
+   */
+  async saleCountedUntil(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, sale: SaleRules): Promise<Date> {
+    const kept = await Promise.all(this.bucketKeysOf(sku).map((key) => this.redis.hget(key, 'countedUntil')));
+    return new Date(Math.max(sale.endsAt.getTime(), ...kept.map(Number)));
   }
 
   /**

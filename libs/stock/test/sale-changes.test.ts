@@ -120,7 +120,7 @@ describe('changing a flash sale before it opens', () => {
     const key = inventory.keys.sku(inventory.keys.bucketGroup(0), 'ENDED-EARLY');
     await redis.hset(key, 'saleStartsAt', now - 30 * HOUR, 'saleEndsAt', now - 25 * HOUR, 'countedUntil', now - 2 * HOUR);
     const lastSale = { startsAt: new Date(now - 30 * HOUR), endsAt: new Date(now - 25 * HOUR), perUserLimit: 2 };
-    await expect(inventory.changeSale({ skuId: 'ENDED-EARLY', stockBuckets: 1 }, soon, lastSale)).rejects.toMatchObject({ code: 'SALE_ALREADY_OPEN' });
+    await expect(inventory.changeSale({ skuId: 'ENDED-EARLY', stockBuckets: 1 }, soon, lastSale)).rejects.toMatchObject({ code: 'SALE_ALREADY_OPEN', changeableAt: new Date(now + 22 * HOUR) });
     await redis.hset(key, 'countedUntil', now - 25 * HOUR);
     await inventory.changeSale({ skuId: 'ENDED-EARLY', stockBuckets: 1 }, soon, lastSale);
     expect(await redis.hmget(key, 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'countedUntil')).toEqual([...asStored(soon), null]);

@@ -21,7 +21,8 @@
   its end moved after it opened (they outlive the end by ARGV[5] from the end their checkout saw).
 
   Returns { 1 } changed, { 0 } the bucket has this sale already (a change sent again),
-  { -1, opensAtMs } the sale here has opened, or opens within ARGV[4], and is not over for good,
+  { -1, opensAtMs, overForGoodAtMs } the sale here has opened, or opens within ARGV[4], and is not
+  over for good (until overForGoodAtMs, when a new sale may replace it),
   { -2 } Redis lost the bucket (no counters, or counters without the SKU's rules: the stock
   repair puts the catalog's rules back first), { -3, nowMs } the new sale would open within ARGV[4],
   { -4, nowMs } (ARGV[6] '1') the sale here is another or ends no later, or it or the new one ends
@@ -39,7 +40,8 @@ if ARGV[6] == '1' then
   -- never later: the counts of its buyers are kept a day past the end their checkout saw
   if endsAt == 0 or startsAt ~= newStartsAt or limit ~= newLimit or newEndsAt >= endsAt or newEndsAt <= cutoff then return { -4, now } end
 else
-  if endsAt > 0 and startsAt <= cutoff and now < countedUntil + tonumber(ARGV[5]) then return { -1, startsAt } end
+  local overForGoodAt = countedUntil + tonumber(ARGV[5])
+  if endsAt > 0 and startsAt <= cutoff and now < overForGoodAt then return { -1, startsAt, overForGoodAt } end
   if newEndsAt > 0 and newStartsAt <= cutoff then return { -3, now } end
 end
 redis.call('HSET', KEYS[1], 'saleStartsAt', ARGV[1], 'saleEndsAt', ARGV[2], 'perUserLimit', ARGV[3])
