@@ -13,6 +13,31 @@ function localInput(at: Date): string {
 /** The browser's time zone, which datetime-local inputs are in (the console shows its times in UTC). */
 const LOCAL_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
+/**
+ * A form's request sent one at a time, with the problem it answered to show: `sending` is set
+ * at once, before the button re-renders disabled, so a double click's second submit finds it.
+ */
+function useOneSendAtATime() {
+  const [problem, setProblem] = useState<string | null>(null);
+  const [sendingNow, setSendingNow] = useState(false);
+  const sending = useRef(false);
+  async function send(request: () => Promise<void>) {
+    if (sending.current) return;
+    sending.current = true;
+    setSendingNow(true);
+    setProblem(null);
+    try {
+      await request();
+    } catch (error) {
+      setProblem(problemText(error));
+    } finally {
+      sending.current = false;
+      setSendingNow(false);
+    }
+  }
+  return { problem, sendingNow, send };
+}
+
 interface Draft {
   skuId: string;
   title: string;
@@ -42,10 +67,7 @@ export function FlashSalesPage({ api, session }: { api: Api; session: Session })
     startsAt: localInput(now),
     endsAt: localInput(new Date(now.getTime() + 3_600_000)),
   });
-  const [createProblem, setCreateProblem] = useState<string | null>(null);
-  const [creating, setCreating] = useState(false);
-  // set at once, before the button re-renders disabled: a double click's second submit finds it
-  const sending = useRef(false);
+  const { problem: createProblem, sendingNow: creating, send } = useOneSendAtATime();
   const [watchDraft, setWatchDraft] = useState('');
   const [watched, setWatched] = useState<string | null>(null);
 
@@ -58,11 +80,7 @@ export function FlashSalesPage({ api, session }: { api: Api; session: Session })
 
   async function create(event: Event) {
     event.preventDefault();
-    if (sending.current) return;
-    sending.current = true;
-    setCreating(true);
-    setCreateProblem(null);
-    try {
+    await send(async () => {
       const sku = await api<Sku>('POST', '/v1/admin/skus', {
         skuId: draft.skuId,
         title: draft.title,
@@ -80,12 +98,7 @@ export function FlashSalesPage({ api, session }: { api: Api; session: Session })
         },
       });
       setWatched(sku.skuId);
-    } catch (error) {
-      setCreateProblem(problemText(error));
-    } finally {
-      sending.current = false;
-      setCreating(false);
-    }
+    });
   }
 
   return (
@@ -286,28 +299,15 @@ function SaleChange({ api, skuId, sale, next, onChanged }: { api: Api; skuId: st
     startsAt: localInput(startsAt),
     endsAt: localInput(new Date(startsAt.getTime() + lastsMs)),
   });
-  const [problem, setProblem] = useState<string | null>(null);
-  const [sendingNow, setSendingNow] = useState(false);
-  const sending = useRef(false);
+  const { problem, sendingNow, send: sendOnce } = useOneSendAtATime();
   const path = `/v1/admin/skus/${encodeURIComponent(skuId)}/flash-sale`;
 
   async function send(method: 'PUT' | 'DELETE') {
-    if (sending.current) return;
-    if (method === 'DELETE' && !window.confirm(WITHDRAW_CONSEQUENCE)) return;
-    sending.current = true;
-    setSendingNow(true);
-    setProblem(null);
-    try {
-      const body = method === 'PUT'
-        ? { priceCents: Number(draft.priceCents), perUserLimit: Number(draft.perUserLimit), startsAt: new Date(draft.startsAt).toISOString(), endsAt: new Date(draft.endsAt).toISOString() }
-        : undefined;
-      onChanged(await api<Sku>(method, path, body));
-    } catch (error) {
-      setProblem(problemText(error));
-    } finally {
-      sending.current = false;
-      setSendingNow(false);
-    }
+    if (sendingNow || (method === 'DELETE' && !window.confirm(WITHDRAW_CONSEQUENCE))) return;
+    const body = method === 'PUT'
+      ? { priceCents: Number(draft.priceCents), perUserLimit: Number(draft.perUserLimit), startsAt: new Date(draft.startsAt).toISOString(), endsAt: new Date(draft.endsAt).toISOString() }
+      : undefined;
+    await sendOnce(async () => onChanged(await api<Sku>(method, path, body)));
   }
 
   const field = (name: keyof typeof draft) => ({
@@ -368,25 +368,12 @@ const endConsequence = (endsAt: Date) =>
 function SaleEnd({ api, skuId, sale, onEnded }: { api: Api; skuId: string; sale: NonNullable<Sku['flashSale']>; onEnded: (sku: Sku) => void }) {
   // a minute or two ahead (the input shows whole minutes), never after the sale's own end
   const [endsAt, setEndsAt] = useState(() => localInput(new Date(Math.min(Date.now() + 120_000, Date.parse(sale.endsAt)))));
-  const [problem, setProblem] = useState<string | null>(null);
-  const [sendingNow, setSendingNow] = useState(false);
-  const sending = useRef(false);
+  const { problem, sendingNow, send: sendOnce } = useOneSendAtATime();
 
   async function send() {
-    if (sending.current) return;
     const at = new Date(endsAt);
-    if (!window.confirm(endConsequence(at))) return;
-    sending.current = true;
-    setSendingNow(true);
-    setProblem(null);
-    try {
-      onEnded(await api<Sku>('PUT', `/v1/admin/skus/${encodeURIComponent(skuId)}/flash-sale/end`, { endsAt: at.toISOString() }));
-    } catch (error) {
-      setProblem(problemText(error));
-    } finally {
-      sending.current = false;
-      setSendingNow(false);
-    }
+    if (sendingNow || !window.confirm(endConsequence(at))) return;
+    await sendOnce(async () => onEnded(await api<Sku>('PUT', `/v1/admin/skus/${encodeURIComponent(skuId)}/flash-sale/end`, { endsAt: at.toISOString() })));
   }
 
   return (

@@ -175,18 +175,23 @@ describe('the console as staff use it', () => {
     expect(sku.body.flashSale.startsAt).toBe('2031-05-01T12:00:00.000Z');
   });
 
-  it('postpones a flash sale before it opens in the browser\'s own time, and withdraws it once asked to confirm', async () => {
-    const admin = system.token('ops', 'admin');
+  /** A tea SKU with this flash sale, made through the api, and its monitor opened on the flash-sales page. */
+  async function watchedSale(skuId: string, title: string, flashSale: { priceCents: number; startsAt: string; endsAt: string; perUserLimit: number }) {
     const created = await system.request('POST', '/v1/admin/skus', {
-      token: admin,
-      body: { skuId: 'FLASH-COCOA', title: 'Cocoa, flash sale', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-1', stock: 5, deduction: 'placement', flashSale: { priceCents: 500, startsAt: '2031-05-01T12:00:00.000Z', endsAt: '2031-05-01T14:00:00.000Z', perUserLimit: 1 } },
+      token: system.token('ops', 'admin'),
+      body: { skuId, title, priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-1', stock: 5, deduction: 'placement', flashSale },
     });
     expect(created.status).toBe(201);
     await page.goto(`${base}/console/`);
     await page.getByRole('link', { name: 'Flash sales' }).click();
-    await page.getByLabel('SKU to watch').fill('FLASH-COCOA');
+    await page.getByLabel('SKU to watch').fill(skuId);
     await page.getByRole('button', { name: 'Watch' }).click();
-    const monitor = page.getByRole('region', { name: /FLASH-COCOA/ });
+    return page.getByRole('region', { name: new RegExp(skuId) });
+  }
+
+  it('postpones a flash sale before it opens in the browser\'s own time, and withdraws it once asked to confirm', async () => {
+    const admin = system.token('ops', 'admin');
+    const monitor = await watchedSale('FLASH-COCOA', 'Cocoa, flash sale', { priceCents: 500, startsAt: '2031-05-01T12:00:00.000Z', endsAt: '2031-05-01T14:00:00.000Z', perUserLimit: 1 });
     const change = page.getByRole('form', { name: 'Change the sale before it opens' });
     await change.getByLabel('Sale starts (your time, Asia/Shanghai)').fill('2031-05-02T20:00');
     await change.getByLabel('Sale ends (your time, Asia/Shanghai)').fill('2031-05-02T22:00');
@@ -210,15 +215,7 @@ describe('the console as staff use it', () => {
     const admin = system.token('ops', 'admin');
     const hour = 3_600_000;
     const running = { priceCents: 500, startsAt: new Date(Date.now() - hour).toISOString(), endsAt: new Date(Date.now() + 3 * hour).toISOString(), perUserLimit: 1 };
-    const created = await system.request('POST', '/v1/admin/skus', {
-      token: admin,
-      body: { skuId: 'FLASH-MATCHA', title: 'Matcha, flash sale', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-1', stock: 5, deduction: 'placement', flashSale: running },
-    });
-    expect(created.status).toBe(201);
-    await page.goto(`${base}/console/`);
-    await page.getByRole('link', { name: 'Flash sales' }).click();
-    await page.getByLabel('SKU to watch').fill('FLASH-MATCHA');
-    await page.getByRole('button', { name: 'Watch' }).click();
+    const monitor = await watchedSale('FLASH-MATCHA', 'Matcha, flash sale', running);
     const end = page.getByRole('form', { name: 'End the sale early' });
     // an hour from now, on the minute, as a clock in Shanghai (UTC+8, no summer time) reads it
     const endsAt = new Date(Math.floor((Date.now() + hour) / 60_000) * 60_000);
@@ -229,27 +226,19 @@ describe('the console as staff use it', () => {
     page.once('dialog', (dialog) => void dialog.accept());
     await end.getByRole('button', { name: 'End the sale' }).click();
     await expect.poll(async () => (await system.request('GET', '/v1/admin/skus/FLASH-MATCHA', { token: admin })).body.flashSale.endsAt).toBe(endsAt.toISOString());
-    await expect.poll(() => shownText(page.getByRole('region', { name: /FLASH-MATCHA/ }))).toContain(`to ${endsAt.toLocaleString('en-GB', { timeZone: 'UTC', dateStyle: 'medium', timeStyle: 'medium' })} UTC`);
+    await expect.poll(() => shownText(monitor)).toContain(`to ${endsAt.toLocaleString('en-GB', { timeZone: 'UTC', dateStyle: 'medium', timeStyle: 'medium' })} UTC`);
   });
 
   it('gives a SKU whose last sale is over its next sale, in the browser\'s own time', async () => {
     const admin = system.token('ops', 'admin');
     const day = 86_400_000;
     const lastSale = { priceCents: 500, startsAt: new Date(Date.now() - 4 * day).toISOString(), endsAt: new Date(Date.now() - 3 * day).toISOString(), perUserLimit: 1 };
-    const created = await system.request('POST', '/v1/admin/skus', {
-      token: admin,
-      body: { skuId: 'FLASH-OOLONG', title: 'Oolong, flash sale', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-1', stock: 5, deduction: 'placement', flashSale: lastSale },
-    });
-    expect(created.status).toBe(201);
-    await page.goto(`${base}/console/`);
-    await page.getByRole('link', { name: 'Flash sales' }).click();
-    await page.getByLabel('SKU to watch').fill('FLASH-OOLONG');
-    await page.getByRole('button', { name: 'Watch' }).click();
+    const monitor = await watchedSale('FLASH-OOLONG', 'Oolong, flash sale', lastSale);
     const next = page.getByRole('form', { name: 'Give the SKU its next sale' });
     await next.getByLabel('Sale starts (your time, Asia/Shanghai)').fill('2031-06-01T20:00');
     await next.getByLabel('Sale ends (your time, Asia/Shanghai)').fill('2031-06-01T21:00');
     await next.getByRole('button', { name: 'Set the next sale' }).click();
-    await expect.poll(() => shownText(page.getByRole('region', { name: /FLASH-OOLONG/ }))).toContain('1 Jun 2031, 12:00:00 UTC to 1 Jun 2031, 13:00:00 UTC');
+    await expect.poll(() => shownText(monitor)).toContain('1 Jun 2031, 12:00:00 UTC to 1 Jun 2031, 13:00:00 UTC');
     expect((await system.request('GET', '/v1/admin/skus/FLASH-OOLONG', { token: admin })).body.flashSale).toEqual({ priceCents: 500, startsAt: '2031-06-01T12:00:00.000Z', endsAt: '2031-06-01T13:00:00.000Z', perUserLimit: 1 });
   });
 
