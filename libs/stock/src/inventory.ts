@@ -1353,10 +1353,9 @@ export class Inventory {
     const lost = answers.flatMap(([code], bucket) => (code === -2 ? [bucket] : []));
     if (lost.length > 0) throw new StockBucketLost(sku.skuId, lost);
     if (endOnly) throw new SaleEndTooClose(sku.skuId, previous!.endsAt, sale!.endsAt);
-    const opened = answers.find(([code]) => code === -1);
-    if (!opened) throw new SaleAlreadyOpen(sku.skuId, sale!.startsAt);
-    const overForGoodAt = Math.max(...answers.filter(([code]) => code === -1).map((answer) => answer[2]!));
-    throw new SaleAlreadyOpen(sku.skuId, new Date(opened[1]!), new Date(overForGoodAt));
+    const opened = answers.filter(([code]) => code === -1);
+    if (opened.length === 0) throw new SaleAlreadyOpen(sku.skuId, sale!.startsAt);
+    throw new SaleAlreadyOpen(sku.skuId, new Date(opened[0]![1]!), new Date(Math.max(...opened.map((answer) => answer[2]!))));
   }
 
   /**
