@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
 
 const HOUR = 3600_000;
-const DAY = 24 * HOUR;
 const BUCKETS = 4;
 const LIST_PRICE = 99_900;
 
@@ -39,8 +38,8 @@ describe('changing a flash sale', () => {
   const changeSale = (skuId: string, body: unknown, token = admin) => api.request('PUT', `/v1/admin/skus/${skuId}/flash-sale`, { token, body });
   const endSale = (skuId: string, body: unknown, token = admin) => api.request('PUT', `/v1/admin/skus/${skuId}/flash-sale/end`, { token, body });
   const withdrawSale = (skuId: string, token = admin) => api.request('DELETE', `/v1/admin/skus/${skuId}/flash-sale`, { token });
-  const checkout = (buyer: string, skuId: string, qty = 1) =>
-    api.request('POST', '/v1/orders', { token: api.token(buyer), body: { items: [{ skuId, qty }], address: buyerAddress }, headers: { 'idempotency-key': `${buyer}-${skuId}` } });
+  const checkout = (buyer: string, skuId: string, qty = 1, attempt = '') =>
+    api.request('POST', '/v1/orders', { token: api.token(buyer), body: { items: [{ skuId, qty }], address: buyerAddress }, headers: { 'idempotency-key': `${buyer}-${skuId}${attempt}` } });
 
   /** Each bucket's sale as Redis sells by it: [startsAt, endsAt, perUserLimit] in ms. */
   const bucketSales = (skuId: string) =>
@@ -94,18 +93,15 @@ describe('changing a flash sale', () => {
     expect((await checkout('early-bird', 'ADDED')).body).toMatchObject({ code: 'SALE_NOT_ACTIVE', opensAt: new Date(sale.startsAt).toISOString() });
   });
 
-  it('refuses to change a sale that has opened, or ended, naming when it opened; the stock can still be set to 0', async () => {
+  it('refuses to change a sale that has opened until it has ended, naming when it opened and when it ends; the stock can still be set to 0', async () => {
     const running = saleFrom(-HOUR, HOUR);
     await createSku('RUNNING', running);
     for (const answer of [await changeSale('RUNNING', saleFrom(2 * HOUR, 3 * HOUR)), await withdrawSale('RUNNING')]) {
       expect(answer.status).toBe(409);
       expect(String(answer.headers['content-type'])).toMatch(/^application\/problem\+json/);
-      expect(answer.body).toMatchObject({ code: 'SALE_ALREADY_OPEN', opensAt: new Date(running.startsAt).toISOString(), changeableAt: new Date(Date.parse(running.endsAt) + DAY).toISOString() });
+      expect(answer.body).toMatchObject({ code: 'SALE_ALREADY_OPEN', opensAt: new Date(running.startsAt).toISOString(), changeableAt: new Date(running.endsAt).toISOString() });
     }
     expect(await bucketSales('RUNNING')).toEqual(asBuckets(running));
-    const ended = saleFrom(-2 * HOUR, -HOUR);
-    await createSku('ENDED', ended);
-    expect((await changeSale('ENDED', saleFrom(HOUR, 2 * HOUR))).body.code).toBe('SALE_ALREADY_OPEN');
     // the same sale asked again changes nothing and is no conflict
     expect((await changeSale('RUNNING', running)).status).toBe(200);
     expect((await api.request('PUT', '/v1/admin/skus/RUNNING/stock', { token: admin, body: { stock: 0 } })).status).toBe(200);
@@ -130,9 +126,9 @@ describe('changing a flash sale', () => {
     expect(afterTheEnd.status).toBe(202);
     expect(await persisted(inSale.body.orderId)).toEqual({ type: 'flash_sale', payableCents: 49_900 });
     expect(await persisted(afterTheEnd.body.orderId)).toEqual({ type: 'standard', payableCents: 2 * LIST_PRICE });
-    // ended: its end moves no more, and a new sale waits as long after its former end as it would have
+    // ended: its end moves no more, and a new sale waits for its former end, when the counts of its first buyers go
     expect((await endSale('CALLED-OFF', { endsAt: new Date(Date.now() + HOUR).toISOString() })).body.code).toBe('SALE_END_TOO_CLOSE');
-    expect((await changeSale('CALLED-OFF', saleFrom(HOUR, 2 * HOUR))).body).toMatchObject({ code: 'SALE_ALREADY_OPEN', changeableAt: new Date(Date.parse(running.endsAt) + DAY).toISOString() });
+    expect((await changeSale('CALLED-OFF', saleFrom(HOUR, 2 * HOUR))).body).toMatchObject({ code: 'SALE_ALREADY_OPEN', changeableAt: new Date(running.endsAt).toISOString() });
   });
 
   it('leaves the catalog and every bucket ending the sale at one instant when staff end it at once', async () => {
@@ -169,9 +165,15 @@ describe('changing a flash sale', () => {
     expect(await bucketSales('NOT-MINE')).toEqual(asBuckets(running));
   });
 
-  it('replaces a sale that is over for good with a new one, once the orders accepted in it are all in MySQL', async () => {
-    const lastWeek = saleFrom(-8 * 24 * HOUR, -7 * 24 * HOUR);
+  it('replaces a sale that has ended with a new one, once the orders accepted in it are all in MySQL', async () => {
+    const lastWeek = saleFrom(-2 * HOUR, -HOUR);
     await createSku('WEEKLY', lastWeek);
+    // a bucket whose sale was set before the buyers' counts went with it keeps them a day past its end
+    const olderBucket = `${env.config.REDIS_KEY_PREFIX}{g2}:sku:WEEKLY`;
+    await env.redis.hdel(olderBucket, 'countsEndWithSale');
+    const older = await changeSale('WEEKLY', saleFrom(HOUR, 2 * HOUR));
+    expect(older.body).toMatchObject({ code: 'SALE_ALREADY_OPEN', changeableAt: new Date(Date.parse(lastWeek.endsAt) + 24 * HOUR).toISOString() });
+    await env.redis.hset(olderBucket, 'countsEndWithSale', '1');
     // an order accepted in that sale still waits for MySQL (its persist job in the dead letters): it is priced there, by the sale the catalog has then
     const accepted = `${env.config.REDIS_KEY_PREFIX}{g0}:accepted`;
     await env.redis.zadd(accepted, String(Date.parse(lastWeek.endsAt) - 60_000), 'STUCK-ORDER');
@@ -184,6 +186,27 @@ describe('changing a flash sale', () => {
     expect((await changeSale('WEEKLY', nextWeek)).status).toBe(200);
     expect(await bucketSales('WEEKLY')).toEqual(asBuckets(nextWeek));
     expect((await checkout('weekly-buyer', 'WEEKLY')).body).toMatchObject({ code: 'SALE_NOT_ACTIVE', opensAt: new Date(nextWeek.startsAt).toISOString() });
+  });
+
+  it('gives a SKU a sale every day: the next is set once the last has ended and its orders are in MySQL, and its buyers buy their limit again', async () => {
+    const today = saleFrom(-HOUR, 4_000, 49_900, 1);
+    await createSku('DAILY', today);
+    const bought = await checkout('daily-buyer', 'DAILY');
+    expect(bought.status).toBe(202);
+    expect((await checkout('daily-buyer', 'DAILY', 1, '-again')).body.code).toBe('LIMIT_EXCEEDED');
+
+    await waitFor(async () => Date.now() >= Date.parse(today.endsAt) + 200, { what: 'the end of today\'s sale', timeoutMs: 10_000 });
+    const tomorrow = saleFrom(8_000, HOUR, 39_900, 1);
+    // 409 CONFLICT (retry-after) until today's order is in MySQL, priced there by today's sale
+    await waitFor(async () => (await changeSale('DAILY', tomorrow)).status === 200, { what: 'the next sale set', timeoutMs: 4_000 });
+    expect(await bucketSales('DAILY')).toEqual(asBuckets(tomorrow));
+
+    await waitFor(async () => Date.now() >= Date.parse(tomorrow.startsAt) + 200, { what: 'the opening of the next sale', timeoutMs: 15_000 });
+    const boughtAgain = await checkout('daily-buyer', 'DAILY', 1, '-tomorrow');
+    expect(boughtAgain.status).toBe(202);
+    expect((await checkout('daily-buyer', 'DAILY', 1, '-once-more')).body.code).toBe('LIMIT_EXCEEDED');
+    expect(await persisted(bought.body.orderId)).toEqual({ type: 'flash_sale', payableCents: 49_900 });
+    expect(await persisted(boughtAgain.body.orderId)).toEqual({ type: 'flash_sale', payableCents: 39_900 });
   });
 
   it('sells by the old sale when a change comes inside the cutoff before the opening: no order is priced by a sale Redis did not sell by', async () => {

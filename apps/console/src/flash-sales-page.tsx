@@ -235,7 +235,7 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
           {sku.flashSale && Date.parse(sku.flashSale.startsAt) <= Date.now() && Date.now() < Date.parse(sku.flashSale.endsAt) && (
             <SaleEnd key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} onEnded={setSku} />
           )}
-          {sku.flashSale && Date.parse(sku.flashSale.endsAt) + SALE_OVER_FOR_GOOD_MS < Date.now() && (
+          {sku.flashSale && Date.parse(sku.flashSale.endsAt) <= Date.now() && (
             <SaleChange key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} next onChanged={setSku} />
           )}
         </>
@@ -278,17 +278,15 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
   );
 }
 
-/** A day after its end a sale is over for good, and the SKU may get its next one (the api decides, by Redis's clock). */
-const SALE_OVER_FOR_GOOD_MS = 24 * 3_600_000;
-
 /** What withdrawing a sale does at once, asked before it is sent. */
 const WITHDRAW_CONSEQUENCE = 'Withdraw the flash sale? The SKU then sells at once at its list price, without a per-buyer limit.';
 
 /**
  * Postpones, changes or withdraws a sale that has not opened, or (`next`) gives the SKU its next
- * sale once the last is over for good, its times then starting from now. The api refuses a sale
- * that opened until then (or within seconds of opening, by the clock checkouts are accepted by),
- * whatever this browser's clock says.
+ * sale once the last has ended, its times then starting from now. The api refuses a sale that
+ * opened until it is over for good (its former end, for one ended early; its orders in MySQL; or
+ * within seconds of opening, by the clock checkouts are accepted by), whatever this browser's
+ * clock says, and its problem says until when.
  */
 function SaleChange({ api, skuId, sale, next, onChanged }: { api: Api; skuId: string; sale: NonNullable<Sku['flashSale']>; next: boolean; onChanged: (sku: Sku) => void }) {
   const lastsMs = Date.parse(sale.endsAt) - Date.parse(sale.startsAt);

@@ -229,10 +229,10 @@ describe('the console as staff use it', () => {
     await expect.poll(() => shownText(monitor)).toContain(`to ${endsAt.toLocaleString('en-GB', { timeZone: 'UTC', dateStyle: 'medium', timeStyle: 'medium' })} UTC`);
   });
 
-  it('gives a SKU whose last sale is over its next sale, in the browser\'s own time', async () => {
+  it('gives a SKU whose last sale ended an hour ago its next sale, in the browser\'s own time', async () => {
     const admin = system.token('ops', 'admin');
-    const day = 86_400_000;
-    const lastSale = { priceCents: 500, startsAt: new Date(Date.now() - 4 * day).toISOString(), endsAt: new Date(Date.now() - 3 * day).toISOString(), perUserLimit: 1 };
+    const hour = 3_600_000;
+    const lastSale = { priceCents: 500, startsAt: new Date(Date.now() - 2 * hour).toISOString(), endsAt: new Date(Date.now() - hour).toISOString(), perUserLimit: 1 };
     const monitor = await watchedSale('FLASH-OOLONG', 'Oolong, flash sale', lastSale);
     const next = page.getByRole('form', { name: 'Give the SKU its next sale' });
     await next.getByLabel('Sale starts (your time, Asia/Shanghai)').fill('2031-06-01T20:00');

@@ -1,4 +1,4 @@
-import { SALE_CHANGE_CUTOFF_MS, SALE_COUNTS_KEPT_AFTER_END_MS } from './sale-changes.js';
+import { SALE_CHANGE_CUTOFF_MS } from './sale-changes.js';
 
 /**
  * Typed domain errors. Each carries a stable `code` (API.md's problem-details codes);
@@ -57,9 +57,9 @@ export class SaleNotActive extends SaleRefusal {
 
 /**
  * A flash sale that has opened (or opens within SALE_CHANGE_CUTOFF_MS) is not changed or
- * withdrawn until SALE_COUNTS_KEPT_AFTER_END_MS after its end: orders accepted in it are priced
- * by it, and its buyers' counts kept (`opensAt`: when it opened, or opens; `changeableAt`: when it
- * is over for good and a new sale may replace it, when known).
+ * withdrawn until it is over for good: orders accepted in it are priced by it, and its buyers'
+ * counts toward its limit live until its end (`opensAt`: when it opened, or opens; `changeableAt`:
+ * when it is over for good and a new sale may replace it, when known).
  */
 export class SaleAlreadyOpen extends DomainError {
   readonly code = 'SALE_ALREADY_OPEN';
@@ -69,7 +69,7 @@ export class SaleAlreadyOpen extends DomainError {
     readonly changeableAt?: Date,
   ) {
     super(
-      `The flash sale of SKU ${skuId} opens at ${opensAt.toISOString()}: a sale that has opened, or opens within ${SALE_CHANGE_CUTOFF_MS / 1000} s, is not changed until ${changeableAt ? changeableAt.toISOString() : `${SALE_COUNTS_KEPT_AFTER_END_MS / 3_600_000} h after its end`} (its orders are priced by it, its buyers' counts toward its limit kept ${SALE_COUNTS_KEPT_AFTER_END_MS / 3_600_000} h past its end); it can be ended early, and to stop selling, set the SKU's stock to 0`,
+      `The flash sale of SKU ${skuId} opens at ${opensAt.toISOString()}: a sale that has opened, or opens within ${SALE_CHANGE_CUTOFF_MS / 1000} s, is not changed until ${changeableAt ? changeableAt.toISOString() : 'it has ended'} (its orders are priced by it, its buyers' counts toward its limit live until its end); it can be ended early, and to stop selling, set the SKU's stock to 0`,
     );
   }
 }

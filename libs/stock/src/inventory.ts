@@ -13,7 +13,6 @@ import {
   OrderTypesMixed,
   OutOfStock,
   SALE_CHANGE_CUTOFF_MS,
-  SALE_COUNTS_KEPT_AFTER_END_MS,
   SaleAlreadyOpen,
   SaleEndTooClose,
   SaleNotActive,
@@ -336,8 +335,12 @@ const CLAIM_ABANDONED_AFTER_MS = 10_000;
  * other cart is accepted under the key.
  */
 const CLAIM_OUTLIVES_RECORD_MS = 60_000;
-/** How long a buyer's count toward a flash sale's limit outlives the sale (reserveStock-6+c+2n.lua's PEXPIREAT). */
-const BOUGHT_KEPT_AFTER_SALE_MS = SALE_COUNTS_KEPT_AFTER_END_MS;
+/**
+ * How long past its end the buyers' counts toward a flash sale's limit were kept before they went
+ * with their sale (reserveStock-6+c+2n.lua): a sale a bucket had from then (no countsEndWithSale)
+ * is over for good that long after its end (changeSale-1.lua).
+ */
+const OLDER_SALE_COUNTS_KEPT_MS = 24 * 3600 * 1000;
 /** How long a buyer's coupon uses outlive the coupon (reserveStock-6+c+2n.lua's PEXPIREAT). */
 const COUPON_USES_KEPT_AFTER_END_MS = 24 * 3600 * 1000;
 /**
@@ -1174,8 +1177,8 @@ export class Inventory {
    * Puts back each buyer's count of a flash-sale SKU's units toward its per-buyer limit where
    * Redis has none (it lost it), summed from `held`: per order, the units that still count (the
    * caller's, from MySQL and from the orders accepted and not yet in it). Counts Redis still has
-   * are kept, as `restoreCouponUses` keeps coupon uses. A count is kept as long as the checkout
-   * keeps it, a day past the sale's end; an open order counted in it whose record the repair put
+   * are kept, as `restoreCouponUses` keeps coupon uses. A count goes at the sale's end, as the
+   * checkout's does; an open order counted in it whose record the repair put
    * back from MySQL has its lines of the SKU counted toward the limit again (restoreBought-1+n.lua),
    * so its release gives them back. Returns how many buyers' counts were put back.
    */
@@ -1194,7 +1197,7 @@ export class Inventory {
     for (const [key, { group, qty, orderIds }] of counts) {
       if (qty <= 0) continue;
       const records = [...orderIds].map((orderId) => this.keys.order(group, orderId));
-      restored += await runStockScript(this.redis, 'restoreBought', [key, ...records], [qty, sale.endsAt.getTime() + BOUGHT_KEPT_AFTER_SALE_MS, sale.skuId]);
+      restored += await runStockScript(this.redis, 'restoreBought', [key, ...records], [qty, sale.endsAt.getTime(), sale.skuId]);
     }
     return restored;
   }
@@ -1359,12 +1362,18 @@ export class Inventory {
   }
 
   /**
-   * How long past its end the counts of a SKU's sale are kept from: its former end, when it was
-   * ended early after it opened (changeSale-1.lua's countedUntil, the latest of any bucket); else its end.
+   * When a SKU's sale that has opened is over for good and a new one may replace it: when the last
+   * of its buyers' counts goes, at its end, or at its former end for a sale ended early after it
+   * opened (changeSale-1.lua's countedUntil, the latest of any bucket); OLDER_SALE_COUNTS_KEPT_MS
+   * later on a bucket whose sale was set before the counts went with it. A bucket Redis lost has
+   * no counts: the stock repair recreates it with its counts from MySQL, which go at the end.
    */
-  async saleCountedUntil(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, sale: SaleRules): Promise<Date> {
-    const kept = await Promise.all(this.bucketKeysOf(sku).map((key) => this.redis.hget(key, 'countedUntil')));
-    return new Date(Math.max(sale.endsAt.getTime(), ...kept.map(Number)));
+  async saleOverForGoodAt(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, sale: SaleRules): Promise<Date> {
+    const buckets = await Promise.all(this.bucketKeysOf(sku).map((key) => this.redis.hmget(key, 'deduction', 'countedUntil', 'countsEndWithSale')));
+    const overAt = buckets.map(([deduction, countedUntil, countsEndWithSale]) =>
+      Math.max(sale.endsAt.getTime(), Number(countedUntil)) + (countsEndWithSale || !deduction ? 0 : OLDER_SALE_COUNTS_KEPT_MS),
+    );
+    return new Date(Math.max(...overAt));
   }
 
   /**
@@ -1405,7 +1414,7 @@ export class Inventory {
   /** changeSale-1.lua on one bucket; undone with -UNDO_CUTOFF_MS, past the cutoff: the old sale may open within it now, and is what the catalog has. */
   private putSale(key: string, rules: SaleRules | null, cutoffMs: number, endOnly: '' | '1' = ''): Promise<number[]> {
     const sale = bucketSaleOf(rules);
-    return runStockScript(this.redis, 'changeSale', [key], [sale.startsAt, sale.endsAt, sale.perUserLimit, cutoffMs, BOUGHT_KEPT_AFTER_SALE_MS, endOnly]);
+    return runStockScript(this.redis, 'changeSale', [key], [sale.startsAt, sale.endsAt, sale.perUserLimit, cutoffMs, OLDER_SALE_COUNTS_KEPT_MS, endOnly]);
   }
 
   /** The hash of every bucket of a SKU, as many as the catalog says (one command each: on a cluster they sit in different slots). */

@@ -161,6 +161,7 @@ describe('the stock scripts', () => {
         perUserLimit: '1',
         buckets: '1',
         orderType: 'standard',
+        countsEndWithSale: '1',
       });
       expect((await reserve('kite2-1', [{ skuId: 'KITE2', qty: 1 }])).order.type).toBe('flash_sale');
       await expect(reserve('kite2-1', [{ skuId: 'KITE2', qty: 1 }])).rejects.toBeInstanceOf(LimitExceeded);

@@ -1,6 +1,6 @@
 import { SALE_CHANGE_CUTOFF_MS, SaleAlreadyOpen, SaleEndTooClose, SaleNotActive } from '@orders/domain';
 import { Inventory, StockBucketLost } from '@orders/stock';
-import { reservationOf } from '@orders/testing';
+import { reservationOf, waitFor } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_REDIS_URL, TEST_TIMEOUTS, removeKeys, testKeyPrefix } from './support/test-keys.js';
@@ -88,19 +88,49 @@ describe('changing a flash sale before it opens', () => {
     expect(await bucketSales('IMMINENT')).toEqual(Array(BUCKETS).fill(asStored(imminent)));
   });
 
-  it('replaces a sale once it is over for good, a day after its end, its buyers\' counts gone; not before', async () => {
-    const lastWeek = { startsAt: new Date(now - 8 * 24 * HOUR), endsAt: new Date(now - 7 * 24 * HOUR), perUserLimit: 2 };
-    await createSku('WEEKLY', lastWeek);
-    await inventory.changeSale({ skuId: 'WEEKLY', stockBuckets: BUCKETS }, soon, lastWeek);
-    expect(await bucketSales('WEEKLY')).toEqual(Array(BUCKETS).fill(asStored(soon)));
-
+  it('replaces a sale once it has ended, its buyers\' counts gone with it; one a bucket had before they went with it, a day later', async () => {
     const endedAnHourAgo = { startsAt: new Date(now - 2 * HOUR), endsAt: new Date(now - HOUR), perUserLimit: 2 };
     await createSku('YESTERDAY', endedAnHourAgo);
-    await expect(inventory.changeSale({ skuId: 'YESTERDAY', stockBuckets: BUCKETS }, soon, endedAnHourAgo)).rejects.toMatchObject({ code: 'SALE_ALREADY_OPEN', opensAt: endedAnHourAgo.startsAt });
-    expect(await bucketSales('YESTERDAY')).toEqual(Array(BUCKETS).fill(asStored(endedAnHourAgo)));
+    await inventory.changeSale({ skuId: 'YESTERDAY', stockBuckets: BUCKETS }, soon, endedAnHourAgo);
+    expect(await bucketSales('YESTERDAY')).toEqual(Array(BUCKETS).fill(asStored(soon)));
+
+    // a sale set before the counts went with their sale (no countsEndWithSale): they live a day past its end
+    await createSku('OLDER', endedAnHourAgo);
+    const olderBucket = inventory.keys.sku(inventory.keys.bucketGroup(2), 'OLDER');
+    await redis.hdel(olderBucket, 'countsEndWithSale');
+    await expect(inventory.changeSale({ skuId: 'OLDER', stockBuckets: BUCKETS }, soon, endedAnHourAgo)).rejects.toMatchObject({
+      code: 'SALE_ALREADY_OPEN',
+      opensAt: endedAnHourAgo.startsAt,
+      changeableAt: new Date(endedAnHourAgo.endsAt.getTime() + 24 * HOUR),
+    });
+    expect(await bucketSales('OLDER')).toEqual(Array(BUCKETS).fill(asStored(endedAnHourAgo)));
+    const lastWeek = { startsAt: new Date(now - 8 * 24 * HOUR), endsAt: new Date(now - 7 * 24 * HOUR), perUserLimit: 2 };
+    await redis.hset(olderBucket, 'saleStartsAt', lastWeek.startsAt.getTime(), 'saleEndsAt', lastWeek.endsAt.getTime());
+    await inventory.changeSale({ skuId: 'OLDER', stockBuckets: BUCKETS }, soon, lastWeek);
+    expect(await redis.hmget(olderBucket, 'saleStartsAt', 'countsEndWithSale')).toEqual([String(soon.startsAt.getTime()), '1']);
   });
 
-  it('ends a running sale early in every bucket, and keeps its buyers\' counts as long past its former end', async () => {
+  it('starts the next sale\'s counts from none, and gives a late release of the last sale\'s order back to no count of the next', async () => {
+    const sku = { skuId: 'DAILY', stockBuckets: 1 };
+    const today = { startsAt: new Date(Date.now() - HOUR), endsAt: new Date(Date.now() + 1500), perUserLimit: 2 };
+    await inventory.initSku({ skuId: 'DAILY', available: 40, deduction: 'placement', saleStartsAt: today.startsAt, saleEndsAt: today.endsAt, perUserLimit: 2, buckets: 1 });
+    const unpaid = await inventory.reserveStock(reservationOf('dora', [{ skuId: 'DAILY', qty: 2 }]));
+    expect(unpaid.order.type).toBe('flash_sale');
+    await expect(inventory.reserveStock(reservationOf('dora', [{ skuId: 'DAILY', qty: 1 }]))).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
+
+    await waitFor(async () => Date.now() > today.endsAt.getTime() + 100, { what: 'the end of today\'s sale', timeoutMs: 5_000 });
+    const tomorrow = { startsAt: new Date(Date.now() + SALE_CHANGE_CUTOFF_MS + 500), endsAt: new Date(Date.now() + HOUR), perUserLimit: 2 };
+    await inventory.changeSale(sku, tomorrow, today);
+    await waitFor(async () => Date.now() > tomorrow.startsAt.getTime() + 100, { what: 'the opening of the next sale', timeoutMs: 10_000 });
+    // today's count went with today's sale: the buyer buys their limit again
+    expect((await inventory.reserveStock(reservationOf('dora', [{ skuId: 'DAILY', qty: 2 }]))).order.type).toBe('flash_sale');
+    // today's unpaid order expires late, in the next sale: its units go back on sale, not to the buyer's count in it
+    expect(await inventory.releaseStock(unpaid.order.orderId, 'dora', 'expired')).toBe(true);
+    await expect(inventory.reserveStock(reservationOf('dora', [{ skuId: 'DAILY', qty: 1 }]))).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
+    expect(await inventory.getSkuStock('DAILY')).toEqual({ available: 38, reserved: 2, sold: 0 });
+  });
+
+  it('ends a running sale early in every bucket, and keeps its buyers\' counts until its former end', async () => {
     const running = { startsAt: new Date(now - HOUR), endsAt: new Date(now + 2 * HOUR), perUserLimit: 2 };
     await createSku('ENDED-EARLY', running);
     const [buyer] = buyersOfEveryBucket();
@@ -116,11 +146,11 @@ describe('changing a flash sale before it opens', () => {
     // still running until the new end: the limit holds
     await expect(inventory.reserveStock(reservationOf(buyer!, [{ skuId: 'ENDED-EARLY', qty: 1 }]))).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
 
-    // a day after the new end, the counts of its buyers (kept a day past the end their checkout saw) are still there: no new sale yet
+    // after the new end and before the former one, the counts of its buyers (going at the end their checkout saw) are still there: no new sale yet
     const key = inventory.keys.sku(inventory.keys.bucketGroup(0), 'ENDED-EARLY');
-    await redis.hset(key, 'saleStartsAt', now - 30 * HOUR, 'saleEndsAt', now - 25 * HOUR, 'countedUntil', now - 2 * HOUR);
+    await redis.hset(key, 'saleStartsAt', now - 30 * HOUR, 'saleEndsAt', now - 25 * HOUR, 'countedUntil', now + 2 * HOUR);
     const lastSale = { startsAt: new Date(now - 30 * HOUR), endsAt: new Date(now - 25 * HOUR), perUserLimit: 2 };
-    await expect(inventory.changeSale({ skuId: 'ENDED-EARLY', stockBuckets: 1 }, soon, lastSale)).rejects.toMatchObject({ code: 'SALE_ALREADY_OPEN', changeableAt: new Date(now + 22 * HOUR) });
+    await expect(inventory.changeSale({ skuId: 'ENDED-EARLY', stockBuckets: 1 }, soon, lastSale)).rejects.toMatchObject({ code: 'SALE_ALREADY_OPEN', changeableAt: new Date(now + 2 * HOUR) });
     await redis.hset(key, 'countedUntil', now - 25 * HOUR);
     await inventory.changeSale({ skuId: 'ENDED-EARLY', stockBuckets: 1 }, soon, lastSale);
     expect(await redis.hmget(key, 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'countedUntil')).toEqual([...asStored(soon), null]);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SALE_CHANGE_CUTOFF_MS, SALE_COUNTS_KEPT_AFTER_END_MS, SaleAlreadyOpen, SaleEndTooClose, flashSaleConflict, orderTypeConflict, sameFlashSale, stockBucketsConflict, type FlashSale, type Sku, type SkuOrderType } from '@orders/domain';
+import { SALE_CHANGE_CUTOFF_MS, SaleAlreadyOpen, SaleEndTooClose, flashSaleConflict, orderTypeConflict, sameFlashSale, stockBucketsConflict, type FlashSale, type Sku, type SkuOrderType } from '@orders/domain';
 import { StockBucketLost, StockSets } from '@orders/stock';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -126,7 +126,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
   /**
    * Changes, adds or withdraws (`sale` null) a SKU's flash sale while no buyer has bought in it:
    * the sale has not opened (nor opens within SALE_CHANGE_CUTOFF_MS), or is over for good
-   * (SALE_COUNTS_KEPT_AFTER_END_MS after its end, its queued orders all in MySQL), and the new one
+   * (ended, its buyers' counts gone with it and its queued orders all in MySQL), and the new one
    * does not open now, all by Redis's clock, the one checkouts are accepted by. The catalog's row
    * is held while every bucket in Redis changes; asked again, the same change answers the same.
    */
@@ -139,7 +139,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       const now = await inventory.acceptanceClock();
       const cutoff = now.getTime() + SALE_CHANGE_CUTOFF_MS;
       const opened = sku.flashSale && sku.flashSale.startsAt.getTime() <= cutoff ? sku.flashSale : null;
-      const overForGoodAt = opened ? (await inventory.saleCountedUntil(sku, opened)).getTime() + SALE_COUNTS_KEPT_AFTER_END_MS : 0;
+      const overForGoodAt = opened ? (await inventory.saleOverForGoodAt(sku, opened)).getTime() : 0;
       if (opened && now.getTime() < overForGoodAt) throw new SaleAlreadyOpen(skuId, opened.startsAt, new Date(overForGoodAt));
       // over for good: a queued order accepted in it is yet to be priced, by the sale the catalog has then
       const queued = opened ? await inventory.acceptedBefore(opened.endsAt) : 0;
@@ -188,7 +188,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
   }
 
   const saleChangeDescription =
-    `Only while no buyer has bought in the sale: before it opens (by Redis's clock, the one checkouts are accepted by), and no later than ${SALE_CHANGE_CUTOFF_MS / 1000} s before; or once it is over for good, ${SALE_COUNTS_KEPT_AFTER_END_MS / 3_600_000} h after its end (its buyers' counts toward its limit gone), when a new sale may replace it (409 CONFLICT with retry-after while orders accepted before its end are still on their way to MySQL). A sale that has opened answers 409 SALE_ALREADY_OPEN with \`opensAt\` and \`changeableAt\` (when it is over for good: a day after its former end for a sale ended early) until then: orders were accepted, and are priced, by it; to stop a running sale, end it early (PUT .../flash-sale/end), or set the SKU's stock to 0 to stop selling. Asked again, the same change answers 200 as it stands. A 503 means Redis or MySQL did not answer: retry the same request, which finishes a change half made.`;
+    `Only while no buyer has bought in the sale: before it opens (by Redis's clock, the one checkouts are accepted by), and no later than ${SALE_CHANGE_CUTOFF_MS / 1000} s before; or once it is over for good, at its end (its buyers' counts toward its limit go with it), when a new sale may replace it, so a SKU can have a sale every day (409 CONFLICT with retry-after while orders accepted before its end are still on their way to MySQL). A sale that has opened answers 409 SALE_ALREADY_OPEN with \`opensAt\` and \`changeableAt\` (when it is over for good: its former end for a sale ended early, a day after its end for a sale set before the counts went with it) until then: orders were accepted, and are priced, by it; to stop a running sale, end it early (PUT .../flash-sale/end), or set the SKU's stock to 0 to stop selling. Asked again, the same change answers 200 as it stands. A 503 means Redis or MySQL did not answer: retry the same request, which finishes a change half made.`;
 
   app.put<{ Params: { skuId: string }; Body: FlashSaleBody }>(
     '/v1/admin/skus/:skuId/flash-sale',

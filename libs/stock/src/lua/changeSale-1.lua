@@ -3,8 +3,8 @@
   checkouts are accepted by, shared/redisClock.lua), while no buyer has bought in it: the sale
   here has not opened, and the new one does not open now. An order is priced by the catalog's
   sale at the time it was accepted (pricing.ts), so a sale in which orders were accepted is
-  never changed under them; once it is over for good (ARGV[5] after its end, its buyers'
-  counts gone) a new one replaces it. With ARGV[6] '1' only the end of the sale here moves, and
+  never changed under them; once it is over for good (ended, its buyers' counts gone with it)
+  a new one replaces it. With ARGV[6] '1' only the end of the sale here moves, and
   only earlier, opened or not (ending a running sale early), while neither its end nor the new one
   is within ARGV[4]: every bucket, and the catalog, then end it at the same instant.
 
@@ -13,12 +13,15 @@
   ARGV[3] its per-buyer limit (0 = none)
   ARGV[4] how long before it opens (ms) a sale stops taking changes: a change reaches every
           bucket, and the catalog, well before either sale opens, whatever their clocks
-  ARGV[5] how long after its end (ms) a sale is over for good: its buyers' counts toward its
-          limit (kept that long past the end a checkout saw, reserveStock-6+c+2n.lua) are gone
+  ARGV[5] how long past the end a checkout saw its buyers' counts toward the limit were kept
+          before they went with it (reserveStock-6+c+2n.lua): how long after its end a sale set
+          before then (no countsEndWithSale) is over for good
   ARGV[6] '1': only the end moves, earlier (the start and limit are the bucket's); '' any change
 
   The hash's countedUntil: the latest end the buyers' counts of the sale here were kept for, when
-  its end moved after it opened (they outlive the end by ARGV[5] from the end their checkout saw).
+  its end moved after it opened (a count goes at the end its checkout saw). Its countsEndWithSale:
+  '1' once this script or initSku-1.lua set the sale here, whose counts go at its end; a sale set
+  before they did keeps its counts ARGV[5] longer, and waits that much more.
 
   Returns { 1 } changed, { 0 } the bucket has this sale already (a change sent again),
   { -1, opensAtMs, overForGoodAtMs } the sale here has opened, or opens within ARGV[4], and is not
@@ -28,7 +31,7 @@
   { -4, nowMs } (ARGV[6] '1') the sale here is another or ends no later, or it or the new one ends
   within ARGV[4].
 ]]
-local sale = redis.call('HMGET', KEYS[1], 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'countedUntil')
+local sale = redis.call('HMGET', KEYS[1], 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'countedUntil', 'countsEndWithSale')
 if not sale[1] then return { -2 } end
 local startsAt, endsAt, limit = tonumber(sale[2] or '0'), tonumber(sale[3] or '0'), tonumber(sale[4] or '0')
 local newStartsAt, newEndsAt, newLimit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -37,14 +40,18 @@ local now = clockMs()
 local cutoff = now + tonumber(ARGV[4])
 local countedUntil = math.max(endsAt, tonumber(sale[5] or '0'))
 if ARGV[6] == '1' then
-  -- never later: the counts of its buyers are kept a day past the end their checkout saw
+  -- never later: the counts of its buyers go at the end their checkout saw
   if endsAt == 0 or startsAt ~= newStartsAt or limit ~= newLimit or newEndsAt >= endsAt or newEndsAt <= cutoff then return { -4, now } end
 else
-  local overForGoodAt = countedUntil + tonumber(ARGV[5])
+  local overForGoodAt = countedUntil
+  if not sale[6] then overForGoodAt = countedUntil + tonumber(ARGV[5]) end
   if endsAt > 0 and startsAt <= cutoff and now < overForGoodAt then return { -1, startsAt, overForGoodAt } end
   if newEndsAt > 0 and newStartsAt <= cutoff then return { -3, now } end
 end
 redis.call('HSET', KEYS[1], 'saleStartsAt', ARGV[1], 'saleEndsAt', ARGV[2], 'perUserLimit', ARGV[3])
+-- another sale: no count of it is older than this script's reserveStock; the same one (an undo,
+-- a change before it opens) keeps what its counts were written by
+if newStartsAt ~= startsAt then redis.call('HSET', KEYS[1], 'countsEndWithSale', '1') end
 -- counts of buyers who bought in this sale outlive its earlier end; a new sale starts from none
 if endsAt > 0 and startsAt == newStartsAt and startsAt <= now and countedUntil > newEndsAt then
   redis.call('HSET', KEYS[1], 'countedUntil', countedUntil)

@@ -16,15 +16,18 @@
   and a late commit answers 'missing', which every caller takes as it takes 'released'.
 
   A line whose SKU hash Redis lost is left alone, not made again with counters and no rules:
-  the stock repair recreates the SKU from the ledger, which counts the release.
+  the stock repair recreates the SKU from the ledger, which counts the release. A record without
+  its acceptance time ('a', not kept before it priced orders) gives its units back to the count.
 
   Returns 1 released now, 0 already released or committed, -1 no such reservation.
 ]]
 local orderKey = KEYS[1]
-local state = redis.call('HGET', orderKey, 's')
+local record = redis.call('HMGET', orderKey, 's', 'l', 'a')
+local state = record[1]
 if not state then return -1 end
 if state ~= 'reserved' then return 0 end
-local lines = cjson.decode(redis.call('HGET', orderKey, 'l'))
+local lines = cjson.decode(record[2])
+local acceptedAt = tonumber(record[3]) or math.huge
 for i, line in ipairs(lines) do
   local skuKey, boughtKey = KEYS[3 + 2 * i], KEYS[4 + 2 * i]
   local qty, deduction, limited = line[1], line[2], line[3]
@@ -32,7 +35,9 @@ for i, line in ipairs(lines) do
     redis.call('HINCRBY', skuKey, 'available', qty)
     redis.call('HINCRBY', skuKey, 'reserved', -qty)
   end
-  if limited == 1 and redis.call('EXISTS', boughtKey) == 1 then
+  -- units go back to the count of the sale they were counted in, not to the buyer's count in
+  -- the SKU's next sale (which starts after this order's acceptance): that one's is gone
+  if limited == 1 and redis.call('EXISTS', boughtKey) == 1 and tonumber(redis.call('HGET', skuKey, 'saleStartsAt') or '0') <= acceptedAt then
     redis.call('DECRBY', boughtKey, qty)
   end
 end

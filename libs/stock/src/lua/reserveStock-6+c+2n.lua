@@ -165,8 +165,9 @@ local function checkout()
     end
     if line[5] == 1 then
       redis.call('INCRBY', line[2], line[3])
-      -- the counter only matters while its sale runs; keep it a day past the end
-      redis.call('PEXPIREAT', line[2], line[6] + 86400000)
+      -- the counter only matters while its sale runs: it goes at the end this checkout saw (an
+      -- end moved earlier leaves it longer), and the SKU's next sale starts from none
+      redis.call('PEXPIREAT', line[2], line[6])
     end
     recorded[i] = { tonumber(line[3]), line[4], line[5] }
   end
