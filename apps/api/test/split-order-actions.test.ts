@@ -121,6 +121,25 @@ describe("the actions offered on a split order, from its children's statuses", (
     expect((await system.order(childOf('MUG'))).status).toBe('RETURN_REQUESTED');
   });
 
+  it('offers the admin the refund of lines still in a warehouse while another child is under a return review, and carries it out on their child', async () => {
+    const [orderId, kettleChild, teaChild] = await paidAndSplit('fay', 'IN_FULFILLMENT');
+    for (const event of ['SHIPPED', 'DELIVERED']) await system.warehouseSim.request('POST', `/__admin/orders/${teaChild}/events`, { body: { event } });
+    await system.waitForStatus(teaChild, 'DELIVERED');
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('fay'), body: { reason: 'stale', items: [{ skuId: 'TEA', qty: 2 }] } });
+    expect(asked.status).toBe(202);
+    // the whole order reads as its child under review, which its table alone would take no refund of lines in
+    expect((await system.order(orderId)).status).toBe('RETURN_REQUESTED');
+    const offered = await actionsOf(orderId);
+    expect(offered.find((a) => a.action === 'refund_lines')).toMatchObject({ to: 'RETURN_REQUESTED', href: `/v1/orders/${orderId}/refunds` });
+    // the tea under review keeps the order from being cancelled whole
+    expect(offered.map((a) => a.action)).not.toContain('refund');
+    const refunded = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: admin, body: { reason: 'dented in the warehouse', items: [{ skuId: 'KETTLE', qty: 1 }] } });
+    expect(refunded.status).toBe(202);
+    expect(refunded.body.refunds.map((refund: any) => refund.orderId)).toEqual([kettleChild]);
+    await system.waitForStatus(kettleChild, 'REFUNDED');
+    expect((await system.order(teaChild)).status).toBe('RETURN_REQUESTED');
+  });
+
   it("refunds the buyer's whole split order, with the reason one merchant gave for refunding its own child before, the other merchant's child too", async () => {
     await system.createSku({ skuId: 'VASE', priceCents: 2_400, merchantId: 'glazier', channel: 'self', warehouseId: 'wh-west', stock: 20, deduction: 'placement' });
     const { orderId, childOf } = await splitWhenPaid('eve', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'VASE', qty: 1 }], 'IN_FULFILLMENT');

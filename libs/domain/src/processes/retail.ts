@@ -100,8 +100,15 @@ export const fulfilmentTransitions: TransitionRule<RetailStatus, RetailAction>[]
   // refunded whole while the warehouse held its parcel, which left before the warehouse took the units out (it refused the
   // change as too late, or reported the parcel shipped): the refund, not paid yet, is withdrawn, and the order ships after all
   { from: 'REFUNDING', action: 'withdraw_refund', to: 'IN_FULFILLMENT', actors: ['system'], guard: guards.notSplit },
-  // a split order reads REFUNDING while one child's refund awaits the payment system, its other children still to ship
+  // a split order reads REFUNDING while one child's refund awaits the payment system, its other children still to ship:
+  // their address, their cancellation and a refund of their lines are carried out on them (the order fires none itself)
   { from: 'REFUNDING', action: 'change_address', to: 'REFUNDING', actors: ['buyer', 'admin'], guard: split },
+  { from: 'REFUNDING', action: 'refund', to: 'REFUNDING', actors: ['buyer', 'merchant', 'admin'], guard: split },
+  { from: 'REFUNDING', action: 'refund_lines', to: 'REFUNDING', actors: ['buyer', 'merchant', 'admin'], guard: split },
+  // a split order reads RETURN_REQUESTED or RETURNING while one child's return is under way: a refund of the lines of
+  // another still in its warehouse is carried out on that one
+  { from: 'RETURN_REQUESTED', action: 'refund_lines', to: 'RETURN_REQUESTED', actors: ['buyer', 'merchant', 'admin'], guard: split },
+  { from: 'RETURNING', action: 'refund_lines', to: 'RETURNING', actors: ['buyer', 'merchant', 'admin'], guard: split },
   // a request the shop leaves unreviewed RETURN_REVIEW_WINDOW_MS is approved by the system: a buyer's return never waits on nobody
   { from: 'RETURN_REQUESTED', action: 'approve_return', to: 'RETURNING', actors: ['merchant', 'admin', 'system'], effects: ['scheduleReturnClose'] },
   // a refused return gets a new after-sales window, timed by the first one's job, which waited through the review
