@@ -278,19 +278,30 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
   );
 }
 
+/** A minute's leeway for the operator to send the next sale before its suggested start. */
+const NEXT_SALE_LEEWAY_MS = 60_000;
+const DAY_MS = 86_400_000;
+
+/** The next sale suggested whole days (24 h each) after the last one's start, the first such time still ahead: a SKU's daily sale. */
+function sameHourNextDay(lastStartsAt: string): Date {
+  const last = Date.parse(lastStartsAt);
+  const days = Math.max(1, Math.ceil((Date.now() + NEXT_SALE_LEEWAY_MS - last) / DAY_MS));
+  return new Date(last + days * DAY_MS);
+}
+
 /** What withdrawing a sale does at once, asked before it is sent. */
 const WITHDRAW_CONSEQUENCE = 'Withdraw the flash sale? The SKU then sells at once at its list price, without a per-buyer limit.';
 
 /**
  * Postpones, changes or withdraws a sale that has not opened, or (`next`) gives the SKU its next
- * sale once the last has ended, its times then starting from now. The api refuses a sale that
- * opened until it is over for good (its former end, for one ended early; its orders in MySQL; or
- * within seconds of opening, by the clock checkouts are accepted by), whatever this browser's
- * clock says, and its problem says until when.
+ * sale once the last has ended, suggested whole days after the last one's start. The api refuses
+ * a sale that opened until it is over for good (its former end, for one ended early; its orders in
+ * MySQL; or within seconds of opening, by the clock checkouts are accepted by), whatever this
+ * browser's clock says, and its problem says until when.
  */
 function SaleChange({ api, skuId, sale, next, onChanged }: { api: Api; skuId: string; sale: NonNullable<Sku['flashSale']>; next: boolean; onChanged: (sku: Sku) => void }) {
   const lastsMs = Date.parse(sale.endsAt) - Date.parse(sale.startsAt);
-  const startsAt = next ? new Date(Date.now() + 3_600_000) : new Date(sale.startsAt);
+  const startsAt = next ? sameHourNextDay(sale.startsAt) : new Date(sale.startsAt);
   const [draft, setDraft] = useState({
     priceCents: String(sale.priceCents),
     perUserLimit: String(sale.perUserLimit),

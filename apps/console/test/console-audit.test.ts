@@ -229,12 +229,16 @@ describe('the console as staff use it', () => {
     await expect.poll(() => shownText(monitor)).toContain(`to ${endsAt.toLocaleString('en-GB', { timeZone: 'UTC', dateStyle: 'medium', timeStyle: 'medium' })} UTC`);
   });
 
-  it('gives a SKU whose last sale ended an hour ago its next sale, in the browser\'s own time', async () => {
+  it('gives a SKU whose last sale ended an hour ago its next sale, suggested the same hour the next day, in the browser\'s own time', async () => {
     const admin = system.token('ops', 'admin');
     const hour = 3_600_000;
     const lastSale = { priceCents: 500, startsAt: new Date(Date.now() - 2 * hour).toISOString(), endsAt: new Date(Date.now() - hour).toISOString(), perUserLimit: 1 };
     const monitor = await watchedSale('FLASH-OOLONG', 'Oolong, flash sale', lastSale);
     const next = page.getByRole('form', { name: 'Give the SKU its next sale' });
+    // suggested at the same hour the next day, as long as the last: a daily sale (Asia/Shanghai is UTC+8 all year)
+    const shanghai = (ms: number) => new Date(ms + 8 * hour).toISOString().slice(0, 16);
+    expect(await next.getByLabel('Sale starts (your time, Asia/Shanghai)').inputValue()).toBe(shanghai(Date.parse(lastSale.startsAt) + 24 * hour));
+    expect(await next.getByLabel('Sale ends (your time, Asia/Shanghai)').inputValue()).toBe(shanghai(Date.parse(lastSale.endsAt) + 24 * hour));
     await next.getByLabel('Sale starts (your time, Asia/Shanghai)').fill('2031-06-01T20:00');
     await next.getByLabel('Sale ends (your time, Asia/Shanghai)').fill('2031-06-01T21:00');
     await next.getByRole('button', { name: 'Set the next sale' }).click();
