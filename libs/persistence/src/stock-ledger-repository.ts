@@ -183,12 +183,12 @@ export class StockLedgerRepository {
    * limit (accepted in the sale's window, as the catalog has it). Null for any other restock (a refund
    * of lines, a return: those units stay counted, as the coupon use stays used) or without such SKUs.
    */
-  async limitGivenBack({ orderId, ref }: { orderId: string; ref: string }): Promise<{ userId: string; skuIds: string[] } | null> {
+  async limitGivenBack({ orderId, ref }: { orderId: string; ref: string }): Promise<{ userId: string; skuIds: string[]; acceptedAt: Date } | null> {
     const rows = await this.db
       .selectFrom('stock_ledger as l')
       .innerJoin('orders as o', 'o.order_id', 'l.order_id')
       .innerJoin('skus as s', 's.sku_id', 'l.sku_id')
-      .select(['o.user_id', 'l.sku_id'])
+      .select(['o.user_id', 'o.accepted_at', 'l.sku_id'])
       .where('l.order_id', '=', orderId)
       .where('l.kind', '=', 'restock')
       .where('l.ref', '=', ref)
@@ -198,7 +198,7 @@ export class StockLedgerRepository {
       .whereRef('s.flash_starts_at', '<=', 'o.accepted_at')
       .whereRef('o.accepted_at', '<', 's.flash_ends_at')
       .execute();
-    return rows.length === 0 ? null : { userId: rows[0]!.user_id, skuIds: rows.map((row) => row.sku_id) };
+    return rows.length === 0 ? null : { userId: rows[0]!.user_id, skuIds: rows.map((row) => row.sku_id), acceptedAt: rows[0]!.accepted_at };
   }
 
   /**

@@ -171,6 +171,8 @@ export const SKU_COUNTERS = ['available', 'reserved', 'sold'] as const;
 export interface BuyerLimit {
   userId: string;
   skuIds: readonly string[];
+  /** When the order was accepted: its units go back to the count of the sale it was accepted in, never to a later sale's. */
+  acceptedAt: Date;
 }
 
 /** Units moved from one bucket of a SKU to another, under an id that makes each side happen once. */
@@ -1092,7 +1094,8 @@ export class Inventory {
     const keys = [this.keys.restock(group, ref)];
     for (const line of lines) keys.push(this.keys.sku(group, line.skuId), this.keys.bought(group, line.skuId, limit?.userId ?? ''));
     const givenBack = lines.map((line) => (limit?.skuIds.includes(line.skuId) ? line.qty : 0));
-    const restocked = (await runStockScript(this.redis, 'restockStock', keys, [...lines.map((line) => line.qty), ...givenBack, RESTOCK_MARKER_TTL_MS])) === 1;
+    const args = [...lines.map((line) => line.qty), ...givenBack, RESTOCK_MARKER_TTL_MS, limit?.acceptedAt.getTime() ?? 0];
+    const restocked = (await runStockScript(this.redis, 'restockStock', keys, args)) === 1;
     if (restocked) this.announceReturned(lines.map((line) => line.skuId));
     return restocked;
   }

@@ -110,24 +110,29 @@ describe('changing a flash sale before it opens', () => {
     expect(await redis.hmget(olderBucket, 'saleStartsAt', 'countsEndWithSale')).toEqual([String(soon.startsAt.getTime()), '1']);
   });
 
-  it('starts the next sale\'s counts from none, and gives a late release of the last sale\'s order back to no count of the next', async () => {
+  it('starts the next sale\'s counts from none, and gives a late release or cancellation of the last sale\'s orders back to no count of the next', async () => {
     const sku = { skuId: 'DAILY', stockBuckets: 1 };
-    const today = { startsAt: new Date(Date.now() - HOUR), endsAt: new Date(Date.now() + 1500), perUserLimit: 2 };
-    await inventory.initSku({ skuId: 'DAILY', available: 40, deduction: 'placement', saleStartsAt: today.startsAt, saleEndsAt: today.endsAt, perUserLimit: 2, buckets: 1 });
+    const today = { startsAt: new Date(Date.now() - HOUR), endsAt: new Date(Date.now() + 1500), perUserLimit: 3 };
+    await inventory.initSku({ skuId: 'DAILY', available: 40, deduction: 'placement', saleStartsAt: today.startsAt, saleEndsAt: today.endsAt, perUserLimit: 3, buckets: 1 });
     const unpaid = await inventory.reserveStock(reservationOf('dora', [{ skuId: 'DAILY', qty: 2 }]));
     expect(unpaid.order.type).toBe('flash_sale');
+    const paid = await inventory.reserveStock(reservationOf('dora', [{ skuId: 'DAILY', qty: 1 }]));
+    expect(await inventory.commitStock(paid.order.orderId)).toMatchObject({ status: 'committed' });
     await expect(inventory.reserveStock(reservationOf('dora', [{ skuId: 'DAILY', qty: 1 }]))).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
 
     await waitFor(async () => Date.now() > today.endsAt.getTime() + 100, { what: 'the end of today\'s sale', timeoutMs: 5_000 });
-    const tomorrow = { startsAt: new Date(Date.now() + SALE_CHANGE_CUTOFF_MS + 500), endsAt: new Date(Date.now() + HOUR), perUserLimit: 2 };
+    const tomorrow = { startsAt: new Date(Date.now() + SALE_CHANGE_CUTOFF_MS + 500), endsAt: new Date(Date.now() + HOUR), perUserLimit: 3 };
     await inventory.changeSale(sku, tomorrow, today);
     await waitFor(async () => Date.now() > tomorrow.startsAt.getTime() + 100, { what: 'the opening of the next sale', timeoutMs: 10_000 });
     // today's count went with today's sale: the buyer buys their limit again
-    expect((await inventory.reserveStock(reservationOf('dora', [{ skuId: 'DAILY', qty: 2 }]))).order.type).toBe('flash_sale');
+    expect((await inventory.reserveStock(reservationOf('dora', [{ skuId: 'DAILY', qty: 3 }]))).order.type).toBe('flash_sale');
     // today's unpaid order expires late, in the next sale: its units go back on sale, not to the buyer's count in it
     expect(await inventory.releaseStock(unpaid.order.orderId, 'dora', 'expired')).toBe(true);
+    // today's paid order is cancelled, its catalog read (whose limit it gives back) made before the next sale was set
+    const cancelling = new Inventory(redis, prefix, TEST_TIMEOUTS, { limitGivenBackBy: async () => ({ userId: 'dora', skuIds: ['DAILY'], acceptedAt: new Date(today.endsAt.getTime() - 1000) }) });
+    expect(await cancelling.restockStock(paid.order.orderId, 'cancel-paid', [{ skuId: 'DAILY', qty: 1 }])).toBe(true);
     await expect(inventory.reserveStock(reservationOf('dora', [{ skuId: 'DAILY', qty: 1 }]))).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
-    expect(await inventory.getSkuStock('DAILY')).toEqual({ available: 38, reserved: 2, sold: 0 });
+    expect(await inventory.getSkuStock('DAILY')).toEqual({ available: 37, reserved: 3, sold: 0 });
   });
 
   it('ends a running sale early in every bucket, and keeps its buyers\' counts until its former end', async () => {

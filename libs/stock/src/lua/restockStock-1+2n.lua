@@ -10,6 +10,9 @@
   ARGV[i]    units of line i
   ARGV[n+i]  units of line i given back to the buyer's limit (0: none)
   ARGV[2n+1] how long the marker outlives the restock (ms)
+  ARGV[2n+2] when the order was accepted (ms; 0 when no units go back to a limit): units go back
+             to the count of the sale it was accepted in, not to the buyer's count in the SKU's
+             next sale, which started after it (that sale's count is another, theirs gone at its end)
 
   A line whose SKU hash Redis lost is left alone, not made again with counters and no rules:
   the ledger, which has the restock already, is what the stock repair recreates the SKU from,
@@ -20,6 +23,7 @@
 ]]
 local lineCount = (#KEYS - 1) / 2
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', tonumber(ARGV[2 * lineCount + 1])) == false then return 0 end
+local acceptedAt = tonumber(ARGV[2 * lineCount + 2])
 for i = 1, lineCount do
   local skuKey, boughtKey = KEYS[2 * i], KEYS[2 * i + 1]
   local qty, back = tonumber(ARGV[i]), tonumber(ARGV[lineCount + i])
@@ -27,7 +31,7 @@ for i = 1, lineCount do
     redis.call('HINCRBY', skuKey, 'sold', -qty)
     redis.call('HINCRBY', skuKey, 'available', qty)
   end
-  if back > 0 and redis.call('EXISTS', boughtKey) == 1 then
+  if back > 0 and redis.call('EXISTS', boughtKey) == 1 and tonumber(redis.call('HGET', skuKey, 'saleStartsAt') or '0') <= acceptedAt then
     redis.call('DECRBY', boughtKey, back)
   end
 end
