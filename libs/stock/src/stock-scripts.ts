@@ -62,7 +62,8 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
 const SHARED_FUNCTIONS: Partial<Record<StockScriptName, string[]>> = {
   reserveStock: ['countInWindow.lua', 'couponUse.lua', 'redisClock.lua'],
   claimCheckout: ['countInWindow.lua', 'couponUse.lua', 'redisClock.lua'],
-  releaseStock: ['couponUse.lua'],
+  releaseStock: ['couponUse.lua', 'saleCount.lua'],
+  restockStock: ['saleCount.lua'],
   releaseCoupon: ['couponUse.lua'],
   abandonClaim: ['couponUse.lua'],
   countInWindows: ['countInWindow.lua'],

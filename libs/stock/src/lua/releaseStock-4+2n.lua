@@ -16,8 +16,10 @@
   and a late commit answers 'missing', which every caller takes as it takes 'released'.
 
   A line whose SKU hash Redis lost is left alone, not made again with counters and no rules:
-  the stock repair recreates the SKU from the ledger, which counts the release. A record without
-  its acceptance time ('a', not kept before it priced orders) gives its units back to the count.
+  the stock repair recreates the SKU from the ledger, which counts the release. Units counted
+  toward the buyer's limit go back to the count of the sale they were counted in only
+  (shared/saleCount.lua); a record without its acceptance time ('a', not kept before it priced
+  orders) gives them back to the count there is.
 
   Returns 1 released now, 0 already released or committed, -1 no such reservation.
 ]]
@@ -35,9 +37,7 @@ for i, line in ipairs(lines) do
     redis.call('HINCRBY', skuKey, 'available', qty)
     redis.call('HINCRBY', skuKey, 'reserved', -qty)
   end
-  -- units go back to the count of the sale they were counted in, not to the buyer's count in
-  -- the SKU's next sale (which starts after this order's acceptance): that one's is gone
-  if limited == 1 and redis.call('EXISTS', boughtKey) == 1 and tonumber(redis.call('HGET', skuKey, 'saleStartsAt') or '0') <= acceptedAt then
+  if limited == 1 and countedInSaleHere(skuKey, boughtKey, acceptedAt) then
     redis.call('DECRBY', boughtKey, qty)
   end
 end

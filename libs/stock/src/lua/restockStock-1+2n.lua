@@ -11,8 +11,7 @@
   ARGV[n+i]  units of line i given back to the buyer's limit (0: none)
   ARGV[2n+1] how long the marker outlives the restock (ms)
   ARGV[2n+2] when the order was accepted (ms; 0 when no units go back to a limit): units go back
-             to the count of the sale it was accepted in, not to the buyer's count in the SKU's
-             next sale, which started after it (that sale's count is another, theirs gone at its end)
+             to the count of the sale it was accepted in only (shared/saleCount.lua)
 
   A line whose SKU hash Redis lost is left alone, not made again with counters and no rules:
   the ledger, which has the restock already, is what the stock repair recreates the SKU from,
@@ -31,7 +30,7 @@ for i = 1, lineCount do
     redis.call('HINCRBY', skuKey, 'sold', -qty)
     redis.call('HINCRBY', skuKey, 'available', qty)
   end
-  if back > 0 and redis.call('EXISTS', boughtKey) == 1 and tonumber(redis.call('HGET', skuKey, 'saleStartsAt') or '0') <= acceptedAt then
+  if back > 0 and countedInSaleHere(skuKey, boughtKey, acceptedAt) then
     redis.call('DECRBY', boughtKey, back)
   end
 end
