@@ -283,7 +283,7 @@ const NEXT_SALE_LEEWAY_MS = 60_000;
 const DAY_MS = 86_400_000;
 
 /** The next sale suggested whole days (24 h each) after the last one's start, the first such time still ahead: a SKU's daily sale. */
-function sameHourNextDay(lastStartsAt: string): Date {
+function nextDailyStart(lastStartsAt: string): Date {
   const last = Date.parse(lastStartsAt);
   const days = Math.max(1, Math.ceil((Date.now() + NEXT_SALE_LEEWAY_MS - last) / DAY_MS));
   return new Date(last + days * DAY_MS);
@@ -301,7 +301,7 @@ const WITHDRAW_CONSEQUENCE = 'Withdraw the flash sale? The SKU then sells at onc
  */
 function SaleChange({ api, skuId, sale, next, onChanged }: { api: Api; skuId: string; sale: NonNullable<Sku['flashSale']>; next: boolean; onChanged: (sku: Sku) => void }) {
   const lastsMs = Date.parse(sale.endsAt) - Date.parse(sale.startsAt);
-  const startsAt = next ? sameHourNextDay(sale.startsAt) : new Date(sale.startsAt);
+  const startsAt = next ? nextDailyStart(sale.startsAt) : new Date(sale.startsAt);
   const [draft, setDraft] = useState({
     priceCents: String(sale.priceCents),
     perUserLimit: String(sale.perUserLimit),
