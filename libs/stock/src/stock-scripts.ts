@@ -68,6 +68,7 @@ const SHARED_FUNCTIONS: Partial<Record<StockScriptName, string[]>> = {
   abandonClaim: ['couponUse.lua'],
   countInWindows: ['countInWindow.lua'],
   changeSale: ['redisClock.lua'],
+  restoreBought: ['redisClock.lua'],
   soldOutCheck: ['countInWindow.lua'],
 };
 
