@@ -1,5 +1,5 @@
 import { firstOrderIdAt } from '@orders/domain';
-import { buyerAddress, createTestEnv, spawnApp, waitFor, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, createTestEnv, ledgerAvailable, spawnApp, waitFor, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { sql } from 'kysely';
 import { QUEUE } from '@orders/queues';
 import { QueueEvents } from 'bullmq';
@@ -98,7 +98,7 @@ describe('flash-sale checkout', () => {
     const byKind = Object.fromEntries(ledger.map((row) => [row.kind, { units: Number(row.units), rows: Number(row.rows) }]));
     // opening stock 100, then one reservation of one unit per order: the ledger balances at 0 available
     expect(byKind).toEqual({ adjust: { units: 100, rows: 1 }, reserve: { units: -100, rows: 100 } });
-    expect(await api.deps.catalog.ledgerAvailable('HOT-100')).toBe(0);
+    expect(await ledgerAvailable(env.db, 'HOT-100')).toBe(0);
   });
 
   it('holds the units of a sale that opens in an hour: a buyer firing 50 checkouts before it gets 422 SALE_NOT_ACTIVE and no unit', async () => {

@@ -1,6 +1,6 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { waitFor } from '@orders/testing';
+import { ledgerAvailable, waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -112,7 +112,7 @@ describe('the whole forward life of an order', () => {
     expect(await stock('KETTLE')).toEqual({ available: 9, reserved: 0, sold: 1 });
     expect(await stock('TEA')).toEqual({ available: 48, reserved: 0, sold: 2 });
     expect(await stock('MUG')).toEqual({ available: 17, reserved: 0, sold: 3 });
-    expect(await system.workers.deps.catalog.ledgerAvailable('TEA')).toBe(48);
+    expect(await ledgerAvailable(system.env.db, 'TEA')).toBe(48);
     // one charge at the payment system
     const charged = (await system.paymentSim.request('GET', '/__admin/payments')).body.payments;
     expect(charged.map((p: { orderId: string; charges: number; amountCents: number }) => [p.orderId, p.charges, p.amountCents])).toEqual([[orderId, 1, 9_196]]);

@@ -1,5 +1,5 @@
 import { QUEUE } from '@orders/queues';
-import { buyerAddress, signToken, waitFor } from '@orders/testing';
+import { buyerAddress, ledgerAvailable, signToken, waitFor } from '@orders/testing';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIntakeAndWorkers, type IntakeAndWorkers } from './support/intake-and-workers.js';
@@ -15,7 +15,7 @@ describe('the payment deadline', () => {
   afterAll(async () => system?.close());
 
   it('expires an unpaid order, gives its stock back once, and a second expiry changes nothing', async () => {
-    const { env, http, workers } = system;
+    const { env, http } = system;
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
     const buyer = signToken(env.config.AUTH_JWT_SECRET, { sub: 'slow-payer', role: 'buyer' });
     await http.request('POST', '/v1/admin/skus', {
@@ -44,7 +44,7 @@ describe('the payment deadline', () => {
       return sku.body.stock.available === 5 && sku.body.stock;
     });
     expect(stockAfter).toEqual({ available: 5, reserved: 0, sold: 0 });
-    expect(await workers.deps.catalog.ledgerAvailable('LAMP')).toBe(5);
+    expect(await ledgerAvailable(env.db, 'LAMP')).toBe(5);
 
     const timers = new Queue(QUEUE.timers, { connection: env.redis, prefix: env.config.QUEUE_PREFIX });
     const again = await timers.add('expire-order', { orderId: checkout.body.orderId, userId: 'slow-payer' }, { jobId: 'expire-again' });

@@ -1,5 +1,5 @@
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { buyerAddress } from '@orders/testing';
+import { buyerAddress, ledgerAvailable } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -96,7 +96,7 @@ describe('payment-time deduction in a rush', () => {
     // Redis and MySQL agree: sold is what shipped-to-be, the rest is back on sale
     const stock = await system.stockOf('RUSH-LAMP');
     expect(stock).toEqual({ available: 20 - sold.length, reserved: 0, sold: sold.length });
-    expect(await system.workers.deps.catalog.ledgerAvailable('RUSH-LAMP')).toBe(20 - sold.length);
+    expect(await ledgerAvailable(system.env.db, 'RUSH-LAMP')).toBe(20 - sold.length);
     // the ledger's sales net of restocks: each sold order has its unit off; none sold and refunded both
     const ledger = await system.env.db.selectFrom('stock_ledger').select(['order_id', 'kind', 'qty']).where('sku_id', '=', 'RUSH-LAMP').where('order_id', 'is not', null).execute();
     const netOf = (id: string) => ledger.filter((row) => row.order_id === id).reduce((sum, row) => sum + Number(row.qty), 0);

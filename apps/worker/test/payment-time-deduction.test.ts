@@ -1,5 +1,5 @@
 import { OrderRepository } from '@orders/persistence';
-import { buyerAddress } from '@orders/testing';
+import { buyerAddress, ledgerAvailable } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -48,7 +48,7 @@ describe('payment-time deduction', () => {
     expect((await system.order(winner.orderId)).status).toBe('SHIPPED');
 
     expect((await system.request('GET', '/v1/admin/skus/LAST-CHAIR', { token: admin })).body.stock).toEqual({ available: 0, reserved: 0, sold: 1 });
-    expect(await system.workers.deps.catalog.ledgerAvailable('LAST-CHAIR')).toBe(0);
+    expect(await ledgerAvailable(system.env.db, 'LAST-CHAIR')).toBe(0);
     const sim = (await system.paymentSim.request('GET', '/__admin/payments')).body;
     expect(sim.payments).toHaveLength(2);
     expect(sim.refunds).toEqual([expect.objectContaining({ paymentId: expect.stringContaining(loser.orderId), amountCents: 12_000 })]);
@@ -119,7 +119,7 @@ describe('payment-time deduction', () => {
     const sim = (await system.paymentSim.request('GET', '/__admin/payments')).body;
     expect(sim.refunds.filter((refund: { paymentId: string }) => refund.paymentId.startsWith(ben))).toEqual([expect.objectContaining({ amountCents: 2_000 })]);
     expect((await system.request('GET', '/v1/admin/skus/LAMP', { token: admin })).body.stock).toEqual({ available: 10, reserved: 0, sold: 0 });
-    expect(await system.workers.deps.catalog.ledgerAvailable('LAMP')).toBe(10);
+    expect(await ledgerAvailable(system.env.db, 'LAMP')).toBe(10);
   });
 
   it('pays back all of a sold-out order when the buyer asks for some of it back between the verdict and its refund, stock put back meanwhile', async () => {

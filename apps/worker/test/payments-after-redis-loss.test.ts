@@ -1,4 +1,4 @@
-import { buyerAddress } from '@orders/testing';
+import { buyerAddress, ledgerAvailable } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -42,7 +42,7 @@ describe('orders paid after Redis lost their reservations', () => {
       { available: 0, reserved: 0, sold: 1 },
       { available: 8, reserved: 0, sold: 2 },
     ]);
-    expect(await system.workers.deps.catalog.ledgerAvailable('CHAIR')).toBe(0);
+    expect(await ledgerAvailable(system.env.db, 'CHAIR')).toBe(0);
 
     const bob = await checkout('bob', [{ skuId: 'CHAIR', qty: 1 }], 'bob-chair');
     expect([bob.status, bob.body.code]).toEqual([409, 'OUT_OF_STOCK']);

@@ -1,7 +1,7 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import { enqueuePersistOrder } from '@orders/queues';
-import { buyerAddress, waitFor } from '@orders/testing';
+import { buyerAddress, ledgerAvailable, waitFor } from '@orders/testing';
 import { ulid } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
@@ -31,8 +31,6 @@ describe('refunds drawn across the payments of an order', () => {
   afterAll(async () => system?.close());
 
   const stock = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: admin })).body.stock;
-  const ledgerAvailable = async (skuId: string) =>
-    (await system.env.db.selectFrom('stock_ledger').select('qty').where('sku_id', '=', skuId).execute()).reduce((sum, row) => sum + Number(row.qty), 0);
   const atPaymentSystem = async () => (await system.paymentSim.request('GET', '/__admin/payments')).body as { payments: any[]; refunds: any[] };
   const pay = async (buyer: string, orderId: string) => {
     const answer = await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
@@ -90,7 +88,7 @@ describe('refunds drawn across the payments of an order', () => {
       [deposit.paymentId, 30_000, 'SUCCEEDED'],
     ]);
     expect(await stock('CONSOLE')).toEqual({ available: 10, reserved: 0, sold: 0 });
-    expect(await ledgerAvailable('CONSOLE')).toBe(10);
+    expect(await ledgerAvailable(system.env.db, 'CONSOLE')).toBe(10);
     expect(await system.workers.deps.queues.deadLetter.count()).toBe(0);
   });
 
@@ -220,7 +218,7 @@ describe('refunds drawn across the payments of an order', () => {
       ['commit', 0, 'payment'],
       ['restock', 3, 'cancel'],
     ]);
-    expect(await ledgerAvailable('LAMP')).toBe(before.available);
+    expect(await ledgerAvailable(system.env.db, 'LAMP')).toBe(before.available);
     const warehouse = (await system.warehouseSim.request('GET', '/__admin/orders')).body.orders;
     expect(warehouse.map((o: any) => o.orderId)).not.toContain(orderId);
 

@@ -1,4 +1,4 @@
-import { buyerAddress } from '@orders/testing';
+import { buyerAddress, ledgerAvailable } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -44,7 +44,7 @@ describe('orders closed unpaid after Redis lost their reservations', () => {
 
     await system.waitForStatus(orderId, 'EXPIRED', 15_000);
     await expect.poll(() => stock('SNEAKER')).toEqual({ available: 10, reserved: 0, sold: 0 });
-    expect(await system.workers.deps.catalog.ledgerAvailable('SNEAKER')).toBe(10);
+    expect(await ledgerAvailable(system.env.db, 'SNEAKER')).toBe(10);
     expect(await driftOf('SNEAKER')).toEqual([]);
   });
 

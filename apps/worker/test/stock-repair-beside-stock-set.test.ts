@@ -1,6 +1,6 @@
 import { CatalogRepository, CouponRepository, StockLedgerRepository, createDb } from '@orders/persistence';
 import { Inventory, StockKeys, checkoutTimeoutsOf } from '@orders/stock';
-import { holdRow, rowLockWaits, waitFor } from '@orders/testing';
+import { holdRow, ledgerAvailable, rowLockWaits, waitFor } from '@orders/testing';
 import { StockReconciler } from '@orders/worker';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,7 +39,6 @@ describe("reconcile --repair of a lost bucket beside a merchant's stock set", ()
   const bucketKey = (skuId: string, bucket: number) => `${system.env.config.REDIS_KEY_PREFIX}{g${bucket}}:sku:${skuId}`;
   const buckets = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: admin() })).body.bucketStock;
   const setStock = (skuId: string, units: number) => system.request('PUT', `/v1/admin/skus/${skuId}/stock`, { token: admin(), body: { stock: units } });
-  const ledgerAvailable = (skuId: string) => system.workers.deps.catalog.ledgerAvailable(skuId);
   /** The first of `name`-0, `name`-1, … whose checkouts of a SKU split 4 ways run in this bucket. */
   const buyerOf = (bucket: number, name: string) => {
     for (let i = 0; ; i++) if (new StockKeys('').bucketOf(`${name}-${i}`, 4) === bucket) return `${name}-${i}`;
@@ -80,7 +79,7 @@ describe("reconcile --repair of a lost bucket beside a merchant's stock set", ()
     const [report, set] = await Promise.all([repairing, setting]);
 
     expect([report.unitsLeft, set.status]).toEqual([[], 200]);
-    expect([await system.stockOf('OTTOMAN'), await ledgerAvailable('OTTOMAN')]).toEqual([{ available: 20, reserved: 2, sold: 0 }, 20]);
+    expect([await system.stockOf('OTTOMAN'), await ledgerAvailable(system.env.db, 'OTTOMAN')]).toEqual([{ available: 20, reserved: 2, sold: 0 }, 20]);
     expect(await buckets('OTTOMAN')).toEqual([
       { available: 5, reserved: 0, sold: 0 },
       { available: 5, reserved: 2, sold: 0 },
@@ -115,6 +114,6 @@ describe("reconcile --repair of a lost bucket beside a merchant's stock set", ()
 
     const again = await system.reconciler().reconcile({ repair: true });
     expect([again.skusBusy, again.repaired, again.drift.map((drift) => drift.skuId)]).toEqual([[], true, ['FOOTSTOOL']]);
-    expect([await system.stockOf('FOOTSTOOL'), await ledgerAvailable('FOOTSTOOL')]).toEqual([{ available: 40, reserved: 0, sold: 0 }, 40]);
+    expect([await system.stockOf('FOOTSTOOL'), await ledgerAvailable(system.env.db, 'FOOTSTOOL')]).toEqual([{ available: 40, reserved: 0, sold: 0 }, 40]);
   });
 });

@@ -1,5 +1,6 @@
 import { CatalogRepository } from '@orders/persistence';
 import { StockKeys, StockSets } from '@orders/stock';
+import { ledgerAvailable } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { raceForOneEach } from './support/bucket-race.js';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
@@ -12,7 +13,6 @@ describe("reconcile --repair: a merchant's stock set left open that meets a buck
   const buckets = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: admin() })).body.bucketStock;
   const stock = (skuId: string) => system.stockOf(skuId);
   const setStock = (skuId: string, units: number) => system.request('PUT', `/v1/admin/skus/${skuId}/stock`, { token: admin(), body: { stock: units } });
-  const ledgerAvailable = (skuId: string) => system.workers.deps.catalog.ledgerAvailable(skuId);
   const setRow = async (ref: string) => (await system.env.db.selectFrom('stock_ledger').select('qty').where('kind', '=', 'adjust').where('ref', '=', ref).execute()).map((row) => Number(row.qty));
   /** The first of `name`-0, `name`-1, … whose checkouts of a SKU split 4 ways run in this bucket. */
   const buyerOf = (bucket: number, name: string) => {
@@ -54,7 +54,7 @@ describe("reconcile --repair: a merchant's stock set left open that meets a buck
     await reserved(buyerOf(3, 'stool-after-set'), 'STOOL', 1);
     // the node holding bucket 2 came back empty: its 10 stools before the set are in the ledger alone
     await system.env.redis.del(bucketKey('STOOL', 2));
-    expect([await ledgerAvailable('STOOL'), await setRow('stool-recount')]).toEqual([37, []]);
+    expect([await ledgerAvailable(system.env.db, 'STOOL'), await setRow('stool-recount')]).toEqual([37, []]);
 
     // the SKU's stock sets wait for the bucket, and the scheduled check says so
     const refused = await setStock('STOOL', 20);
@@ -75,7 +75,7 @@ describe("reconcile --repair: a merchant's stock set left open that meets a buck
       { available: 5, reserved: 0, sold: 0 },
       { available: 4, reserved: 1, sold: 0 },
     ]);
-    expect(await ledgerAvailable('STOOL')).toBe(19);
+    expect(await ledgerAvailable(system.env.db, 'STOOL')).toBe(19);
     expect((await system.reconciler().reconcile({ repair: false })).drift.filter((drift) => drift.skuId === 'STOOL')).toEqual([]);
 
     expect(await raceForOneEach(system, 'STOOL')).toBe(19);
@@ -83,6 +83,6 @@ describe("reconcile --repair: a merchant's stock set left open that meets a buck
     expect((await setStock('STOOL', 8)).status).toBe(200);
     expect(await stock('STOOL')).toEqual({ available: 8, reserved: 22, sold: 0 });
     // the ledger takes the racers' units as the workers write their orders, which may still be under way
-    await expect.poll(() => ledgerAvailable('STOOL')).toBe(8);
+    await expect.poll(() => ledgerAvailable(system.env.db, 'STOOL')).toBe(8);
   });
 });

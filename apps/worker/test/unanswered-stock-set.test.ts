@@ -1,5 +1,5 @@
 import { StockKeys } from '@orders/stock';
-import { buyerAddress, startRedisServer, waitFor, type RedisServer } from '@orders/testing';
+import { buyerAddress, ledgerAvailable, startRedisServer, waitFor, type RedisServer } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,10 +28,6 @@ describe("a merchant's stock set whose Redis answer does not come within REDIS_C
   const setStock = (skuId: string, stock: number) => system.request('PUT', `/v1/admin/skus/${skuId}/stock`, { token: admin(), body: { stock } });
   const sku = async (skuId: string) => (await system.request('GET', `/v1/admin/skus/${skuId}`, { token: admin() })).body;
   const mysqlStock = async (skuId: string) => Number((await system.env.db.selectFrom('skus').select('stock').where('sku_id', '=', skuId).executeTakeFirstOrThrow()).stock);
-  const ledgerAvailable = async (skuId: string) => {
-    const rows = await system.env.db.selectFrom('stock_ledger').select('qty').where('sku_id', '=', skuId).execute();
-    return rows.reduce((sum, row) => sum + Number(row.qty), 0);
-  };
 
   /**
    * The admin's set reaches Redis while Redis runs no script, so its first script outlives the
@@ -110,7 +106,7 @@ describe("a merchant's stock set whose Redis answer does not come within REDIS_C
     expect(kettle.stock).toEqual({ available: 20, reserved: 0, sold: 0 });
     expect(kettle.bucketStock.map((bucket: { available: number }) => bucket.available)).toEqual([5, 5, 5, 5]);
     expect(await mysqlStock('KETTLE')).toBe(20);
-    expect(await ledgerAvailable('KETTLE')).toBe(20);
+    expect(await ledgerAvailable(system.env.db, 'KETTLE')).toBe(20);
     expect([report.stockSetsFinished, report.drift]).toEqual([1, []]);
 
     // buyers of bucket 2 alone get every unit: moved from bucket 0, and from the others, into theirs
@@ -129,7 +125,7 @@ describe("a merchant's stock set whose Redis answer does not come within REDIS_C
     expect(retried.status).toBe(200);
     expect(retried.body.stock).toEqual({ available: 20, reserved: 0, sold: 0 });
     expect(await mysqlStock('TOASTER')).toBe(20);
-    expect(await ledgerAvailable('TOASTER')).toBe(20);
+    expect(await ledgerAvailable(system.env.db, 'TOASTER')).toBe(20);
     const report = await system.reconciler().reconcile({ repair: false });
     expect(report.drift).toEqual([]);
 

@@ -215,14 +215,4 @@ export class CatalogRepository {
       throw error;
     }
   }
-
-  /** Available units according to the ledger: what Redis should hold once every accepted order is persisted. */
-  async ledgerAvailable(skuId: string): Promise<number> {
-    const row = await this.db
-      .selectFrom('stock_ledger')
-      .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('qty'), eb.lit(0)).as('available'))
-      .where('sku_id', '=', skuId)
-      .executeTakeFirstOrThrow();
-    return Number(row.available);
-  }
 }

@@ -9,7 +9,7 @@ export { startApiProcess } from './api-process.js';
 export type { ApiProcess } from './api-process.js';
 export { runOperatorCommand, startOperatorCommand } from './operator-commands.js';
 export type { OperatorCommand, CommandAnswer } from './operator-commands.js';
-export { createSku } from './catalog.js';
+export { createSku, ledgerAvailable } from './catalog.js';
 export { buyerOutsideBucketZero, reservationOf } from './reservations.js';
 export { channelOrder } from './channel-orders.js';
 export { settledSaleInvariants } from './invariants.js';
