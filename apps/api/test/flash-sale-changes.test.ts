@@ -177,13 +177,16 @@ describe('changing a flash sale', () => {
     // an order accepted in that sale still waits for MySQL (its persist job in the dead letters): it is priced there, by the sale the catalog has then
     const accepted = `${env.config.REDIS_KEY_PREFIX}{g0}:accepted`;
     await env.redis.zadd(accepted, String(Date.parse(lastWeek.endsAt) - 60_000), 'STUCK-ORDER');
+    // one accepted before the sale opened is priced without it whatever the catalog has then: it does not hold the change up
+    await env.redis.zadd(accepted, String(Date.parse(lastWeek.startsAt) - 24 * HOUR), 'OLDER-DEAD-LETTER');
     const nextWeek = saleFrom(HOUR, 2 * HOUR, 45_000, 3);
     const waiting = await changeSale('WEEKLY', nextWeek);
     expect([waiting.status, waiting.body.code, waiting.headers['retry-after']]).toEqual([409, 'CONFLICT', '60']);
-    expect(waiting.body.detail).toMatch(/^1 order\(s\) accepted before the last sale of SKU WEEKLY ended are not in MySQL yet/);
+    expect(waiting.body.detail).toMatch(/^1 order\(s\) accepted while the last sale of SKU WEEKLY ran are not in MySQL yet/);
     await env.redis.zrem(accepted, 'STUCK-ORDER');
 
     expect((await changeSale('WEEKLY', nextWeek)).status).toBe(200);
+    await env.redis.zrem(accepted, 'OLDER-DEAD-LETTER');
     expect(await bucketSales('WEEKLY')).toEqual(asBuckets(nextWeek));
     expect((await checkout('weekly-buyer', 'WEEKLY')).body).toMatchObject({ code: 'SALE_NOT_ACTIVE', opensAt: new Date(nextWeek.startsAt).toISOString() });
   });

@@ -1236,13 +1236,13 @@ export class Inventory {
     await Promise.all([...groups].map(([group, inGroup]) => this.redis.zrem(this.keys.accepted(group), ...inGroup.map((order) => order.orderId))));
   }
 
-  /** Orders accepted and not yet in MySQL: the backlog the intake's high-water mark is about. */
-  /** Orders accepted before `at` (Redis's clock) and still not in MySQL, in every group. */
-  async acceptedBefore(at: Date): Promise<number> {
-    const counts = await Promise.all(this.keys.groups().map((group) => this.redis.zcount(this.keys.accepted(group), '-inf', `(${at.getTime()}`)));
+  /** Orders accepted from `from` until before `to` (Redis's clock) and still not in MySQL, in every group. */
+  async acceptedIn(from: Date, to: Date): Promise<number> {
+    const counts = await Promise.all(this.keys.groups().map((group) => this.redis.zcount(this.keys.accepted(group), from.getTime(), `(${to.getTime()}`)));
     return counts.reduce((sum, count) => sum + count, 0);
   }
 
+  /** Orders accepted and not yet in MySQL: the backlog the intake's high-water mark is about. */
   async acceptedBacklog(): Promise<number> {
     const counts = await Promise.all(this.keys.groups().map((group) => this.redis.zcard(this.keys.accepted(group))));
     return counts.reduce((sum, count) => sum + count, 0);

@@ -141,9 +141,10 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       const opened = sku.flashSale && sku.flashSale.startsAt.getTime() <= cutoff ? sku.flashSale : null;
       const overForGoodAt = opened ? (await inventory.saleOverForGoodAt(sku, opened)).getTime() : 0;
       if (opened && now.getTime() < overForGoodAt) throw new SaleAlreadyOpen(skuId, opened.startsAt, new Date(overForGoodAt));
-      // over for good: a queued order accepted in it is yet to be priced, by the sale the catalog has then
-      const queued = opened ? await inventory.acceptedBefore(opened.endsAt) : 0;
-      if (queued > 0) throw new HttpProblem(409, 'CONFLICT', `${queued} order(s) accepted before the last sale of SKU ${skuId} ended are not in MySQL yet (priced there by the sale it had): retry once they are (dead letters: npm run dlq)`, 60);
+      // over for good: a queued order accepted in it is yet to be priced, by the sale the catalog has then (one
+      // accepted before it opened is priced without a sale either way)
+      const queued = opened ? await inventory.acceptedIn(opened.startsAt, opened.endsAt) : 0;
+      if (queued > 0) throw new HttpProblem(409, 'CONFLICT', `${queued} order(s) accepted while the last sale of SKU ${skuId} ran are not in MySQL yet (priced there by the sale it had): retry once they are (dead letters: npm run dlq)`, 60);
       if (sale && sale.startsAt.getTime() <= cutoff) {
         throw validationFailed(`startsAt must be more than ${SALE_CHANGE_CUTOFF_MS / 1000} s ahead of now (${now.toISOString()} by the clock checkouts are accepted by): orders accepted before the change were priced without this sale`);
       }
@@ -188,7 +189,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
   }
 
   const saleChangeDescription =
-    `Only while no buyer has bought in the sale: before it opens (by Redis's clock, the one checkouts are accepted by), and no later than ${SALE_CHANGE_CUTOFF_MS / 1000} s before; or once it is over for good, at its end (its buyers' counts toward its limit go with it), when a new sale may replace it, so a SKU can have a sale every day (409 CONFLICT with retry-after while orders accepted before its end are still on their way to MySQL). A sale that has opened answers 409 SALE_ALREADY_OPEN with \`opensAt\` and \`changeableAt\` (when it is over for good: its former end for a sale ended early, a day after its end for a sale set before the counts went with it) until then: orders were accepted, and are priced, by it; to stop a running sale, end it early (PUT .../flash-sale/end), or set the SKU's stock to 0 to stop selling. Asked again, the same change answers 200 as it stands. A 503 means Redis or MySQL did not answer: retry the same request, which finishes a change half made.`;
+    `Only while no buyer has bought in the sale: before it opens (by Redis's clock, the one checkouts are accepted by), and no later than ${SALE_CHANGE_CUTOFF_MS / 1000} s before; or once it is over for good, at its end (its buyers' counts toward its limit go with it), when a new sale may replace it, so a SKU can have a sale every day (409 CONFLICT with retry-after while orders accepted while it ran are still on their way to MySQL). A sale that has opened answers 409 SALE_ALREADY_OPEN with \`opensAt\` and \`changeableAt\` (when it is over for good: its former end for a sale ended early, a day after its end for a sale set before the counts went with it) until then: orders were accepted, and are priced, by it; to stop a running sale, end it early (PUT .../flash-sale/end), or set the SKU's stock to 0 to stop selling. Asked again, the same change answers 200 as it stands. A 503 means Redis or MySQL did not answer: retry the same request, which finishes a change half made.`;
 
   app.put<{ Params: { skuId: string }; Body: FlashSaleBody }>(
     '/v1/admin/skus/:skuId/flash-sale',
