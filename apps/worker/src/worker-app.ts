@@ -492,8 +492,9 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   metrics.watchStockReport(() => reconciler.lastReport());
   metrics.stockCheckInterval.set(config.RECONCILE_INTERVAL_MS / 1000);
   const servesTimers = config.WORKER_QUEUES.includes(QUEUE.timers);
-  // the order lifecycle's stage reports the returns nobody reviews: no timer moves them on
+  // the order lifecycle's stage reports the returns nobody reviews, and how long its timer lets them wait before it approves them
   if (servesTimers) metrics.watchReturnsAwaitingReview(() => refunds.returnsAwaitingReview());
+  if (servesTimers) metrics.returnReviewWindow.set(config.RETURN_REVIEW_WINDOW_MS / 1000);
   // and the refunds that wait, unpaid, for a warehouse to take their units out: they wait as long as it is away
   if (servesTimers) metrics.watchRefundsHeldForWarehouse(() => refunds.refundsHeldForWarehouse());
   // and, where it runs the stock check, how far behind the check's folded sums are

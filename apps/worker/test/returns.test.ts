@@ -51,6 +51,9 @@ describe('returns inside the after-sales window', () => {
       return { count: value('returns_awaiting_review'), waitedDays: Math.round(value('returns_awaiting_review_oldest_age_seconds') / 86_400) };
     };
     await expect.poll(awaitingReview).toEqual({ count: 1, waitedDays: 3 });
+    // and how long the system lets a request wait before it approves it, which the alert measures that age against
+    const window = /^return_review_window_seconds\{[^}]*\} (\S+)$/m.exec(await system.workers.deps.metrics.exposition())?.[1];
+    expect(Number(window)).toBe(system.env.config.RETURN_REVIEW_WINDOW_MS / 1000);
 
     const approvePath = `/v1/orders/${orderId}/returns/${asked.body.returnId}/approve`;
     expect((await system.request('POST', approvePath, { token: system.token('other-shop', 'merchant') })).status).toBe(404);

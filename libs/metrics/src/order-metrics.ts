@@ -512,6 +512,12 @@ export function createMetrics(labels: { app: string }) {
     }),
     returnsAwaitingReview: returnsAwaiting.count,
     oldestReturnAwaitingReview: returnsAwaiting.oldest,
+    returnReviewWindow: new Gauge({
+      name: 'return_review_window_seconds',
+      help: 'How long after it was asked the system approves a return request nobody reviewed (RETURN_REVIEW_WINDOW_MS), in seconds, as each worker serving timers is configured. ReturnsAwaitingReview measures returns_awaiting_review_oldest_age_seconds against it',
+      registers: [registry],
+      aggregator: 'max',
+    }),
     refundsHeldForWarehouse: refundsHeld.count,
     oldestRefundHeldForWarehouse: refundsHeld.oldest,
     oldestLedgerRowUnfolded: new Gauge({
