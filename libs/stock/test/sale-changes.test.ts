@@ -112,7 +112,7 @@ describe('changing a flash sale before it opens', () => {
 
   it('starts the next sale\'s counts from none, and gives a late release or cancellation of the last sale\'s orders back to no count of the next', async () => {
     const sku = { skuId: 'DAILY', stockBuckets: 1 };
-    const today = { startsAt: new Date(Date.now() - HOUR), endsAt: new Date(Date.now() + 1500), perUserLimit: 3 };
+    const today = { startsAt: new Date(Date.now() - HOUR), endsAt: new Date(Date.now() + 3000), perUserLimit: 3 };
     await inventory.initSku({ skuId: 'DAILY', available: 40, deduction: 'placement', saleStartsAt: today.startsAt, saleEndsAt: today.endsAt, perUserLimit: 3, buckets: 1 });
     const unpaid = await inventory.reserveStock(reservationOf('dora', [{ skuId: 'DAILY', qty: 2 }]));
     expect(unpaid.order.type).toBe('flash_sale');
