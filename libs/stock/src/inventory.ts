@@ -1341,7 +1341,7 @@ export class Inventory {
    * (a running sale ended early), as changeSale does a change: refused with SaleEndTooClose when,
    * by Redis's clock, the sale's end or the new one is within SALE_CHANGE_CUTOFF_MS, so that every
    * bucket ends it at the same instant, well after each has it. The buyers' counts toward its limit
-   * are kept as long past its former end as before: a new sale waits for them to be gone.
+   * go at its former end, the one their checkouts saw: a new sale waits for them to be gone.
    */
   async endSale(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, endsAt: Date, previous: SaleRules): Promise<void> {
     await this.changeBucketSales(sku, { ...previous, endsAt }, previous, '1');
