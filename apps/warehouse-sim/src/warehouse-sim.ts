@@ -28,6 +28,8 @@ export function warehouseSimOptions(config: Config): WarehouseSimOptions {
 
 export const WAREHOUSE_EVENTS = ['PICKED', 'PACKED', 'SHIPPED', 'DELIVERED'] as const;
 type WarehouseEvent = (typeof WAREHOUSE_EVENTS)[number] | 'RETURN_RECEIVED';
+/** The units a returned parcel held, per SKU, as the warehouse counted them. */
+type ReturnedUnits = Array<{ skuId: string; qty: number }>;
 
 interface FulfilmentOrder {
   orderId: string;
@@ -46,7 +48,7 @@ interface FulfilmentOrder {
   notifyUrl: string;
   trackingNo: string;
   /** events acknowledged by the order system, with its answer (a RETURN_RECEIVED with the return it named) */
-  events: Array<{ event: WarehouseEvent; returnId?: string; status: number; at: string }>;
+  events: Array<{ event: WarehouseEvent; returnId?: string; items?: ReturnedUnits; status: number; at: string }>;
   requests: number;
 }
 
@@ -72,9 +74,9 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
     if (event === 'SHIPPED' || event === 'DELIVERED') order.shipped = true;
   }
 
-  async function send(order: FulfilmentOrder, event: WarehouseEvent, returnId?: string): Promise<number> {
+  async function send(order: FulfilmentOrder, event: WarehouseEvent, returnId?: string, items?: ReturnedUnits): Promise<number> {
     const at = new Date().toISOString();
-    const named = returnId === undefined ? {} : { returnId };
+    const named = { ...(returnId === undefined ? {} : { returnId }), ...(items === undefined ? {} : { items }) };
     noteParcelLeft(order, event);
     const status = await sendCallback(order.notifyUrl, { orderId: order.orderId, event, ...named, ...(event === 'SHIPPED' ? { trackingNo: order.trackingNo } : {}), at });
     order.events.push({ event, ...named, status, at });
@@ -174,14 +176,20 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
   // a returned parcel carries the return's id on its label (the buyer got it when asking for the return): the
   // operator or test reports it with the RETURN_RECEIVED, which the order system then applies to that return alone.
   // `notify: false`: the event happens in the warehouse and its callback is held up (the caller sends it later itself)
-  app.post<{ Params: { orderId: string }; Body: { event: WarehouseEvent; returnId?: string; notify?: boolean } }>(
+  app.post<{ Params: { orderId: string }; Body: { event: WarehouseEvent; returnId?: string; items?: ReturnedUnits; notify?: boolean } }>(
     '/__admin/orders/:orderId/events',
     {
       schema: {
         body: {
           type: 'object',
           required: ['event'],
-          properties: { event: { type: 'string', enum: [...WAREHOUSE_EVENTS, 'RETURN_RECEIVED'] }, returnId: { type: 'string', minLength: 1, maxLength: 64 }, notify: { type: 'boolean', default: true } },
+          properties: {
+            event: { type: 'string', enum: [...WAREHOUSE_EVENTS, 'RETURN_RECEIVED'] },
+            returnId: { type: 'string', minLength: 1, maxLength: 64 },
+            // the units a returned parcel held, when the warehouse counted fewer than its return named
+            items: { type: 'array', items: { type: 'object', required: ['skuId', 'qty'], properties: { skuId: { type: 'string' }, qty: { type: 'integer' } } } },
+            notify: { type: 'boolean', default: true },
+          },
         },
       },
     },
@@ -189,12 +197,13 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
       const order = orders.get(request.params.orderId);
       if (!order) return reply.code(404).send({ error: 'unknown order' });
       const returnId = request.body.event === 'RETURN_RECEIVED' ? request.body.returnId : undefined;
+      const items = request.body.event === 'RETURN_RECEIVED' ? request.body.items : undefined;
       const { event } = request.body;
       if (request.body.notify === false) {
         noteParcelLeft(order, event);
         return { orderId: order.orderId, event, ...(returnId === undefined ? {} : { returnId }), callbackStatus: null };
       }
-      const status = await send(order, event, returnId);
+      const status = await send(order, event, returnId, items);
       return { orderId: order.orderId, event, ...(returnId === undefined ? {} : { returnId }), callbackStatus: status };
     },
   );

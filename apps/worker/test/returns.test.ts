@@ -103,6 +103,60 @@ describe('returns inside the after-sales window', () => {
     await system.waitForStatus(orderId, 'COMPLETED', 20_000);
   });
 
+  it('pays back and restocks only the units a short return parcel held, and a later return of the rest adds up to what was paid', async () => {
+    const kim = system.token('kim');
+    const orderId = await delivered('kim');
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: kim, body: { reason: 'both flicker', items: [{ skuId: 'LAMP', qty: 2 }] } });
+    const returnId = asked.body.returnId as string;
+    await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/approve`, { token: system.token('shop', 'merchant') });
+    const before = await stock();
+    const received = (items: unknown) => system.signedCallback('warehouse', { orderId, event: 'RETURN_RECEIVED', returnId, items, at: new Date().toISOString() });
+
+    // counts the return does not hold are refused, and change nothing
+    const refusals: Array<[unknown, RegExp]> = [
+      [[{ skuId: 'LAMP', qty: 3 }], /names 2 unit\(s\) of SKU LAMP, not 3/],
+      [[{ skuId: 'KETTLE', qty: 1 }], /has no unit of SKU KETTLE/],
+      [[{ skuId: 'LAMP', qty: 0 }], /an empty parcel brings nothing back: close return/],
+      [[], /items/],
+    ];
+    for (const [items, detail] of refusals) {
+      const refused = await received(items);
+      expect([refused.status, refused.body.code], JSON.stringify(items)).toEqual([400, 'VALIDATION_FAILED']);
+      expect(refused.body.detail).toMatch(detail);
+    }
+    const notAReturn = await system.signedCallback('warehouse', { orderId, event: 'PACKED', items: [{ skuId: 'LAMP', qty: 1 }], at: new Date().toISOString() });
+    expect([notAReturn.status, notAReturn.body.detail]).toEqual([400, 'returnId and items go with RETURN_RECEIVED only']);
+    expect((await system.order(orderId)).status).toBe('RETURNING');
+
+    // one lamp came back, as the warehouse counts it: its share of the line is paid back, without the shipping, and it alone goes back on sale
+    const counted = await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'RETURN_RECEIVED', returnId, items: [{ skuId: 'LAMP', qty: 1 }] } });
+    expect(counted.body.callbackStatus).toBe(200);
+    const back = await system.waitForStatus(orderId, 'DELIVERED');
+    expect(back.history.at(-1)).toMatchObject({ from: 'RETURNING', action: 'receive_partial_return', to: 'DELIVERED', actor: 'warehouse' });
+    await system.waitForRefund(orderId);
+    const [shortReturn] = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: kim })).body.items;
+    expect([shortReturn.amountCents, shortReturn.items.map((item: any) => [item.skuId, item.qty, item.cents])]).toEqual([2_400, [['LAMP', 1, 2_400]]]);
+    const afterShort = await system.order(orderId);
+    expect([afterShort.amounts.refundedCents, afterShort.items[0].refundedQty]).toEqual([2_400, 1]);
+    expect(await stock()).toEqual({ available: before.available + 1, reserved: 0, sold: before.sold - 1 });
+    // the same receipt again changes nothing
+    expect((await received([{ skuId: 'LAMP', qty: 1 }])).body.changed).toBe(false);
+
+    // the lamp kept back is returned after all: it and the shipping make up exactly what the order paid
+    const rest = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: kim, body: { reason: 'found the other', items: [{ skuId: 'LAMP', qty: 1 }] } });
+    expect(rest.status).toBe(202);
+    await system.request('POST', `/v1/orders/${orderId}/returns/${rest.body.returnId}/approve`, { token: system.token('shop', 'merchant') });
+    expect((await warehouse(orderId, 'RETURN_RECEIVED')).body.callbackStatus).toBe(200);
+    const returned = await system.waitForStatus(orderId, 'RETURNED');
+    expect(returned.amounts.refundedCents).toBe(returned.amounts.payableCents);
+    expect(await stock()).toEqual({ available: before.available + 2, reserved: 0, sold: before.sold - 2 });
+    const returns = async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: kim })).body.items.map((record: any) => [record.amountCents, record.status]);
+    await expect.poll(returns, { timeout: 30_000 }).toEqual([
+      [2_400, 'SUCCEEDED'],
+      [2_900, 'SUCCEEDED'],
+    ]);
+  });
+
   it('refuses a partial return on review, and refuses any return once the window has closed', async () => {
     const eve = system.token('eve');
     const orderId = await delivered('eve');

@@ -19,6 +19,6 @@ export { CouponRepository } from './coupon-repository.js';
 export type { CouponInForce } from './coupon-repository.js';
 export { PricingRepository, PricingRuleExists, UnknownMemberLevel } from './pricing-repository.js';
 export { RefundRepository, cancelRefundOf, refundIdFor } from './refund-repository.js';
-export type { OpenRefund, RefundKey, RefundKind, RefundPartView, RefundView } from './refund-repository.js';
+export type { LineUnits, OpenRefund, RefundKey, RefundKind, RefundPartView, RefundView } from './refund-repository.js';
 export type { ClosedReservation, LedgerMovements, LedgerRestock, LedgerSnapshot, LedgerStock } from './stock-ledger-repository.js';
 export type { ImportOutcome } from './order-import-repository.js';

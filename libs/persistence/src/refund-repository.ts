@@ -30,6 +30,12 @@ export interface RefundView {
   updatedAt: string;
 }
 
+/** Units of one order line: what a warehouse found of a return's line in its parcel. */
+export interface LineUnits {
+  lineNo: number;
+  qty: number;
+}
+
 /** One payment's share of a refund order, as the payment system knows it (partId is its refund id there). */
 export interface RefundPartView {
   partId: string;
@@ -384,11 +390,14 @@ export class RefundRepository {
    * In the receive_return transaction: the approved return's units are back, so its
    * amounts count as refunded, the ledger restocks them (reason 'return') and the money
    * is due (PENDING for the refund job). Only the return the warehouse's event is for
-   * moves; null when it is no longer APPROVED.
+   * moves; null when it is no longer APPROVED. `unitsReceived`: the units of each of its lines
+   * the parcel held, when fewer than it named: the return is of those alone (receivedShort).
    */
-  static async receiveReturn(trx: Transaction<Database>, order: OrderRow, returnId: string, at: Date): Promise<RefundView | null> {
-    const received = await RefundRepository.moveReturn(trx, order.order_id, ['APPROVED'], 'PENDING', at, 'warehouse', returnId);
-    return received && { ...received, ...(await applyRefund(trx, order, received, 'return')) };
+  static async receiveReturn(trx: Transaction<Database>, order: OrderRow, returnId: string, at: Date, unitsReceived?: ReadonlyArray<LineUnits>): Promise<RefundView | null> {
+    const moved = await RefundRepository.moveReturn(trx, order.order_id, ['APPROVED'], 'PENDING', at, 'warehouse', returnId);
+    if (!moved) return null;
+    const received = unitsReceived ? await receivedShort(trx, order, moved, unitsReceived) : moved;
+    return { ...received, ...(await applyRefund(trx, order, received, 'return')) };
   }
 
   /**
@@ -420,7 +429,7 @@ export class RefundRepository {
   }
 
   /** Whether the return brings back every unit of its order not refunded yet. */
-  async returnIsWhole(returned: Pick<RefundView, 'orderId' | 'items'>): Promise<boolean> {
+  async returnIsWhole(returned: { orderId: string; items: readonly LineUnits[] }): Promise<boolean> {
     const lines = await this.db.selectFrom('order_items').select(['line_no', 'qty', 'refunded_qty']).where('order_id', '=', returned.orderId).execute();
     return lines.every((line) => line.qty - line.refunded_qty === returned.items.filter((item) => item.lineNo === line.line_no).reduce((sum, item) => sum + item.qty, 0));
   }
@@ -625,19 +634,7 @@ export class RefundRepository {
    * units not left.
    */
   static async openRefund(trx: Transaction<Database>, order: OrderRow, request: OpenRefund): Promise<RefundView> {
-    const rows = await trx.selectFrom('order_items').selectAll().where('order_id', '=', order.order_id).orderBy('line_no').forUpdate().execute();
-    const lines = rows.map((row) => ({
-      lineNo: row.line_no,
-      skuId: row.sku_id,
-      channel: row.channel,
-      merchantId: row.merchant_id,
-      warehouseId: row.warehouse_id,
-      qty: row.qty,
-      payableCents: Number(row.payable_cents),
-      shippingCents: Number(row.shipping_cents),
-      refundedQty: row.refunded_qty,
-      refundedCents: Number(row.refunded_cents),
-    }));
+    const lines = await refundableLines(trx, order);
     const asked =
       request.items === 'rest'
         ? lines.filter((line) => line.refundedQty < line.qty).map((line) => ({ lineNo: line.lineNo, qty: line.qty - line.refundedQty }))
@@ -648,9 +645,7 @@ export class RefundRepository {
           });
     const refunds: LineRefund[] = asked.length === 0 ? [] : refundForLines(lines, asked);
     if (refunds.length === 0) throw new RefundExceedsLine('any line');
-    const skuOf = (lineNo: number) => lines.find((l) => l.lineNo === lineNo)!.skuId;
-    const items = refunds.map((r) => ({ lineNo: r.lineNo, skuId: skuOf(r.lineNo), qty: r.qty, cents: r.cents }));
-    const amountCents = items.reduce((sum, item) => sum + item.cents, 0);
+    const { items, amountCents } = refundItemsOf(lines, refunds);
     const refund = await insertRefund(trx, order, { ...request, amountCents, items });
     if (request.status === 'PENDING') return { ...refund, ...(await applyRefund(trx, order, refund, request.restockReason)) };
     return refund;
@@ -704,6 +699,43 @@ export class RefundRepository {
 const owners = (order: OrderRow): string[] => (order.parent_order_id === null ? [order.order_id] : [order.order_id, order.parent_order_id]);
 
 /** Writes a refund order's row, its first step in its history. */
+/** The order's lines as refundForLines reads them, locked: a refund's units and cents are counted on them in the same transaction. */
+async function refundableLines(trx: Transaction<Database>, order: OrderRow) {
+  const rows = await trx.selectFrom('order_items').selectAll().where('order_id', '=', order.order_id).orderBy('line_no').forUpdate().execute();
+  return rows.map((row) => ({
+    lineNo: row.line_no,
+    skuId: row.sku_id,
+    channel: row.channel,
+    merchantId: row.merchant_id,
+    warehouseId: row.warehouse_id,
+    qty: row.qty,
+    payableCents: Number(row.payable_cents),
+    shippingCents: Number(row.shipping_cents),
+    refundedQty: row.refunded_qty,
+    refundedCents: Number(row.refunded_cents),
+  }));
+}
+
+/** A refund's items (each line's SKU with its units and cents) and their sum. */
+function refundItemsOf(lines: ReadonlyArray<{ lineNo: number; skuId: string }>, refunds: readonly LineRefund[]): Pick<RefundView, 'items' | 'amountCents'> {
+  const items = refunds.map((r) => ({ lineNo: r.lineNo, skuId: lines.find((l) => l.lineNo === r.lineNo)!.skuId, qty: r.qty, cents: r.cents }));
+  return { items, amountCents: items.reduce((sum, item) => sum + item.cents, 0) };
+}
+
+/**
+ * A return whose parcel held fewer units than it named becomes a return of the units that came
+ * back: they alone are paid back, restocked and counted as refunded, each line's cents as
+ * refundForLines gives them for those units (the parcel's shipping only with its last unit), so
+ * a later return of the rest still adds up to the lines' payable exactly. The units that did not
+ * come back stay the buyer's, sold.
+ */
+async function receivedShort(trx: Transaction<Database>, order: OrderRow, returned: RefundView, unitsReceived: ReadonlyArray<LineUnits>): Promise<RefundView> {
+  const lines = await refundableLines(trx, order);
+  const { items, amountCents } = refundItemsOf(lines, refundForLines(lines, unitsReceived.filter((line) => line.qty > 0)));
+  await trx.updateTable('refunds').set({ items: JSON.stringify(items), amount_cents: amountCents }).where('refund_id', '=', returned.refundId).execute();
+  return { ...returned, items, amountCents };
+}
+
 async function insertRefund(
   trx: Transaction<Database>,
   order: OrderRow,

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { IllegalTransition, StaleOrderVersion, stateMachineFor, type OrderType } from '@orders/domain';
-import { afterStaleOrderVersion, ProcessRepository, REFUNDED_WHOLE, RefundRepository, SHIPMENT_STEPS, UNSHIPPED_PARCEL, retryTransaction, type OrderRow, type RefundView, type TransitionResult } from '@orders/persistence';
+import { afterStaleOrderVersion, ProcessRepository, REFUNDED_WHOLE, RefundRepository, SHIPMENT_STEPS, UNSHIPPED_PARCEL, retryTransaction, type LineUnits, type OrderRow, type RefundView, type TransitionResult } from '@orders/persistence';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { applyPaymentTaken, givePaymentBackWhole, payBalanceOfNothing, refundIfNotApplied } from '../payment-settlement.js';
@@ -36,6 +36,8 @@ interface WarehouseCallback {
   event: 'PICKED' | 'PACKED' | 'SHIPPED' | 'DELIVERED' | 'RETURN_RECEIVED';
   /** RETURN_RECEIVED: the return whose parcel came back (its id is on the parcel's label) */
   returnId?: string;
+  /** RETURN_RECEIVED: the units the parcel held, per SKU, when the warehouse counted them (unitsReceived) */
+  items?: Array<{ skuId: string; qty: number }>;
   trackingNo?: string;
   at: string;
 }
@@ -51,6 +53,32 @@ const WAREHOUSE_EVENTS: Record<WarehouseCallback['event'], { action: string; shi
   DELIVERED: { action: 'deliver', shipment: SHIPMENT_STEPS.deliver },
   RETURN_RECEIVED: { action: 'receive_return', shipment: null },
 };
+
+/**
+ * The units of each line of `returned` that a parcel holding `items` (per SKU; a SKU of the return
+ * not listed: none) brought back, a SKU's lines filled in their order; undefined when it held every
+ * unit the return named. Refused (400) for a SKU the return does not name, more units of one than
+ * it names, or no unit at all: an empty parcel brings nothing back, and the return is closed instead.
+ */
+function unitsReceived(returned: RefundView, items: ReadonlyArray<{ skuId: string; qty: number }>): LineUnits[] | undefined {
+  const held = new Map<string, number>();
+  for (const { skuId, qty } of items) held.set(skuId, (held.get(skuId) ?? 0) + qty);
+  const lines = returned.items.filter((item) => item.qty > 0);
+  for (const [skuId, qty] of held) {
+    const named = lines.filter((line) => line.skuId === skuId).reduce((sum, line) => sum + line.qty, 0);
+    if (named === 0) throw validationFailed(`return ${returned.refundId} has no unit of SKU ${skuId}`);
+    if (qty > named) throw validationFailed(`return ${returned.refundId} names ${named} unit(s) of SKU ${skuId}, not ${qty}`);
+  }
+  if ([...held.values()].every((qty) => qty === 0)) {
+    throw validationFailed(`an empty parcel brings nothing back: close return ${returned.refundId} (POST /v1/orders/${returned.orderId}/returns/${returned.refundId}/close)`);
+  }
+  const units = lines.map((line) => {
+    const qty = Math.min(line.qty, held.get(line.skuId) ?? 0);
+    held.set(line.skuId, (held.get(line.skuId) ?? 0) - qty);
+    return { lineNo: line.lineNo, qty };
+  });
+  return units.some((unit, i) => unit.qty < lines[i]!.qty) ? units : undefined;
+}
 
 /** The x-signature header against the body's HMAC, in constant time; its hex in either case, as hex is. */
 function signatureMatches(secret: string, body: Buffer, header: unknown): boolean {
@@ -369,6 +397,19 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
             orderId: id,
             event: { type: 'string', enum: Object.keys(WAREHOUSE_EVENTS) },
             returnId: { ...id, description: 'RETURN_RECEIVED only: the return whose parcel the warehouse received (the returnId of POST /v1/orders/{orderId}/returns)' },
+            items: {
+              type: 'array',
+              minItems: 1,
+              maxItems: 100,
+              description:
+                'RETURN_RECEIVED only: the units the parcel held, per SKU, as the warehouse counted them (a SKU of the return not listed: none). Without it the parcel held every unit the return named. A parcel short of units makes the return one of the units that came back: only those are paid back (their share of the line, the shipping only with the parcel\'s last unit) and put back on sale, and the order goes back to the buyer (DELIVERED) with the rest. 400 VALIDATION_FAILED for a SKU the return does not name, more units than it names, or none at all (an empty parcel: close the return instead).',
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['skuId', 'qty'],
+                properties: { skuId: id, qty: { type: 'integer', minimum: 0, maximum: 1_000_000 } },
+              },
+            },
             trackingNo: { type: 'string', maxLength: 128 },
             at: { type: 'string', format: 'date-time' },
           },
@@ -378,7 +419,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     },
     async (request) => {
       const callback = request.body;
-      if (callback.returnId !== undefined && callback.event !== 'RETURN_RECEIVED') throw validationFailed('returnId goes with RETURN_RECEIVED only');
+      if ((callback.returnId !== undefined || callback.items !== undefined) && callback.event !== 'RETURN_RECEIVED') throw validationFailed('returnId and items go with RETURN_RECEIVED only');
       const order = await deps.orders.findOrderRow(callback.orderId);
       if (!order) throw notFound('order');
       // the warehouse was sent a split order's children, never the order: an event naming it would be answered as passed, and lost
@@ -394,8 +435,11 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       }
       if (order.status === 'PAID' && event.shipment !== null) await handedOverByEvent(order, callback.event, request.log);
       if ((callback.event === 'SHIPPED' || callback.event === 'DELIVERED') && (await refunds.heldUnpaid(order.order_id)).length > 0) await withdrawnByEvent(order, callback.event, request.log);
+      // a parcel short of units is a return of those that came back
+      const short = returned && callback.items ? unitsReceived(returned, callback.items) : undefined;
+      if (short) request.log.warn({ orderId: order.order_id, returnId: returned!.refundId, named: returned!.items, received: short }, 'a return parcel held fewer units than its return named: only those are paid back and put back on sale');
       // a return of some of the units leaves the order with the buyer (DELIVERED) instead of closing it
-      const step = returned && !(await refunds.returnIsWhole(returned)) ? { ...event, action: 'receive_partial_return' } : event;
+      const step = returned && !(await refunds.returnIsWhole(short ? { orderId: returned.orderId, items: short } : returned)) ? { ...event, action: 'receive_partial_return' } : event;
       const at = new Date(callback.at);
       const machine = stateMachineFor(order.type as OrderType);
       const warehouseMayStepFrom = (status: string) => machine.rule(status, step.action)?.actors.includes('warehouse') ?? false;
@@ -414,7 +458,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
               effects: async (trx, current) => {
                 // the approved return's units are back: their amounts become due and the ledger restocks them
                 if (returned) {
-                  received = await RefundRepository.receiveReturn(trx, current, returned.refundId, at);
+                  received = await RefundRepository.receiveReturn(trx, current, returned.refundId, at, short);
                   // received meanwhile (by this event sent again), and the order is under review for a later return
                   if (!received) throw new AlreadyApplied();
                 }
