@@ -132,7 +132,7 @@ describe('returns inside the after-sales window', () => {
     const counted = await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'RETURN_RECEIVED', returnId, items: [{ skuId: 'LAMP', qty: 1 }] } });
     expect(counted.body.callbackStatus).toBe(200);
     const back = await system.waitForStatus(orderId, 'DELIVERED');
-    expect(back.history.at(-1)).toMatchObject({ from: 'RETURNING', action: 'receive_partial_return', to: 'DELIVERED', actor: 'warehouse' });
+    expect(back.history.at(-1)).toMatchObject({ from: 'RETURNING', action: 'receive_partial_return', to: 'DELIVERED', actor: 'warehouse', detail: 'RETURN_RECEIVED, 1 of 2 unit(s) back' });
     await system.waitForRefund(orderId);
     const [shortReturn] = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: kim })).body.items;
     expect([shortReturn.amountCents, shortReturn.items.map((item: any) => [item.skuId, item.qty, item.cents])]).toEqual([2_400, [['LAMP', 1, 2_400]]]);

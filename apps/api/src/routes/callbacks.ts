@@ -80,6 +80,8 @@ function unitsReceived(returned: RefundView, items: ReadonlyArray<{ skuId: strin
   return units.some((unit, i) => unit.qty < lines[i]!.qty) ? units : undefined;
 }
 
+const unitsOf = (lines: readonly LineUnits[]) => lines.reduce((sum, line) => sum + line.qty, 0);
+
 /** The x-signature header against the body's HMAC, in constant time; its hex in either case, as hex is. */
 function signatureMatches(secret: string, body: Buffer, header: unknown): boolean {
   if (typeof header !== 'string') return false;
@@ -454,7 +456,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
               action: step.action,
               actor: 'warehouse',
               at: deps.clock(),
-              detail: callback.trackingNo ? `${callback.event}, tracking ${callback.trackingNo}` : callback.event,
+              detail: callback.trackingNo ? `${callback.event}, tracking ${callback.trackingNo}` : short ? `${callback.event}, ${unitsOf(short)} of ${unitsOf(returned!.items)} unit(s) back` : callback.event,
               effects: async (trx, current) => {
                 // the approved return's units are back: their amounts become due and the ledger restocks them
                 if (returned) {
