@@ -698,7 +698,6 @@ export class RefundRepository {
 /** The orders a refund of this one counts on: the order, and a child's parent. */
 const owners = (order: OrderRow): string[] => (order.parent_order_id === null ? [order.order_id] : [order.order_id, order.parent_order_id]);
 
-/** Writes a refund order's row, its first step in its history. */
 /** The order's lines as refundForLines reads them, locked: a refund's units and cents are counted on them in the same transaction. */
 async function refundableLines(trx: Transaction<Database>, order: OrderRow) {
   const rows = await trx.selectFrom('order_items').selectAll().where('order_id', '=', order.order_id).orderBy('line_no').forUpdate().execute();
@@ -736,6 +735,7 @@ async function receivedShort(trx: Transaction<Database>, order: OrderRow, return
   return { ...returned, items, amountCents };
 }
 
+/** Writes a refund order's row, its first step in its history. */
 async function insertRefund(
   trx: Transaction<Database>,
   order: OrderRow,

@@ -404,7 +404,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
               minItems: 1,
               maxItems: 100,
               description:
-                'RETURN_RECEIVED only: the units the parcel held, per SKU, as the warehouse counted them (a SKU of the return not listed: none). Without it the parcel held every unit the return named. A parcel short of units makes the return one of the units that came back: only those are paid back (their share of the line, the shipping only with the parcel\'s last unit) and put back on sale, and the order goes back to the buyer (DELIVERED) with the rest. 400 VALIDATION_FAILED for a SKU the return does not name, more units than it names, or none at all (an empty parcel: close the return instead).',
+                'RETURN_RECEIVED only: the units the parcel held, per SKU, as the warehouse counted them (a SKU of the return not listed: none). Without it the parcel held every unit the return named. A parcel short of units makes the return one of the units that came back: only those are paid back (their share of the line, the shipping only with the parcel\'s last unit) and put back on sale, and the order goes back to the buyer (DELIVERED) with the rest. 400 VALIDATION_FAILED for a SKU the return does not name, more units than it names, or none at all (an empty parcel brought nothing back: the return is closed as one whose parcel never came, by staff or RETURN_PARCEL_WINDOW_MS after its approval).',
               items: {
                 type: 'object',
                 additionalProperties: false,
