@@ -140,6 +140,7 @@ describe('Grafana dashboards', () => {
         'Orders persisted per second',
         'Rejection reasons',
         'Redis memory used / maxmemory',
+        'Coupon uses against their total limit',
       ]),
     );
     expect(titles['Order pipeline']).toEqual(
@@ -271,6 +272,10 @@ describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule agai
         body: { items: [{ skuId, qty: 1 }], address: buyerAddress },
         headers: { 'idempotency-key': `${buyer}-${skuId}` },
       });
+
+    // A coupon for the first 100 orders, running: its uses and limit are exported
+    const firstHundred = { code: 'FIRST-100', kind: 'fixed', offCents: 300, minSpendCents: 0, perBuyerLimit: 1, totalLimit: 100, startsAt: new Date(now - 3600_000).toISOString(), endsAt: new Date(now + 3600_000).toISOString() };
+    expect((await api.request('POST', '/v1/admin/coupons', { token: admin, body: firstHundred })).status).toBe(201);
 
     // A webhook whose receiver is gone: its deliveries fail, and are counted per webhook
     expect((await api.request('POST', '/v1/admin/webhooks', { token: admin, body: { url: 'http://127.0.0.1:9/gone', description: 'a receiver that went away' } })).status).toBe(201);

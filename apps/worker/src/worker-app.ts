@@ -497,6 +497,13 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   if (servesTimers) metrics.returnReviewWindow.set(config.RETURN_REVIEW_WINDOW_MS / 1000);
   // and the refunds that wait, unpaid, for a warehouse to take their units out: they wait as long as it is away
   if (servesTimers) metrics.watchRefundsHeldForWarehouse(() => refunds.refundsHeldForWarehouse());
+  // and the coupons running with a total limit (the first so many orders), with the uses their orders hold
+  if (servesTimers) {
+    const coupons = new CouponRepository(deps.db);
+    metrics.watchCouponUses(async () =>
+      Promise.all((await coupons.limitedRunning(new Date())).map(async (coupon) => ({ ...coupon, usesHeld: await deps.inventory.couponUsesHeld(coupon.code) }))),
+    );
+  }
   // and, where it runs the stock check, how far behind the check's folded sums are
   if (servesTimers && config.RECONCILE_INTERVAL_MS > 0) {
     const ledger = new StockLedgerRepository(deps.db);

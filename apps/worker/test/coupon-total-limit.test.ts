@@ -47,6 +47,10 @@ describe('a coupon for the first so many orders', () => {
     // the operator watching the promotion reads what is left of it
     const read = await system.request('GET', '/v1/admin/coupons/FIRST50', { token: admin });
     expect(read.body).toMatchObject({ code: 'FIRST50', perBuyerLimit: 1, totalLimit: 50, usesHeld: 50, usesLeft: 0 });
+    // and on Grafana, from the workers' metrics
+    const scraped = await system.workers.deps.metrics.exposition();
+    const series = (name: string) => Number(new RegExp(`^${name}\\{[^}]*coupon="FIRST50"[^}]*\\} (\\S+)$`, 'm').exec(scraped)?.[1]);
+    expect([series('coupon_uses_held'), series('coupon_total_limit')]).toEqual([50, 50]);
     expect((await system.request('GET', '/v1/admin/coupons/FIRST50', { token: system.token('shop', 'merchant') })).status).toBe(403);
     expect((await system.request('GET', '/v1/admin/coupons/NO-SUCH', { token: admin })).status).toBe(404);
   });

@@ -86,6 +86,13 @@ function readAtMostEvery<T>(maxAgeMs: number, deadlineMs: number, read: () => Pr
 /** A service the processes need (dependency_up). */
 export type Dependency = 'redis' | 'mysql';
 
+/** A coupon in force with a total limit, and the uses its orders hold (checkout's count in Redis; null while Redis has no copy of it). */
+export interface CouponUses {
+  code: string;
+  totalLimit: number;
+  usesHeld: number | null;
+}
+
 /** Bytes Redis uses and may use (maxmemory; 0 when it has no limit). */
 export interface RedisMemory {
   used: number;
@@ -108,6 +115,26 @@ export function createMetrics(labels: { app: string }) {
   let stockReportSource: (() => Promise<StockReport | null>) | undefined;
   let redisMemorySource: (() => Promise<RedisMemory | null>) | undefined;
   let ledgerUnfoldedSource: (() => Promise<number | null>) | undefined;
+  let couponUsesSource: (() => Promise<CouponUses[] | null>) | undefined;
+  /** A gauge per coupon in force with a total limit, read at scrapes by the workers serving timers (the others report none). */
+  const couponGauge = (name: string, help: string, figure: (coupon: CouponUses) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['coupon'],
+      registers: [registry],
+      aggregator: 'max',
+      async collect() {
+        const coupons = await couponUsesSource?.();
+        if (!coupons) return;
+        // a coupon that ended, or lost its limit, has no series any more
+        this.reset();
+        for (const coupon of coupons) {
+          const value = figure(coupon);
+          if (value !== null) this.set({ coupon: coupon.code }, value);
+        }
+      },
+    });
   const dependencySources = new Map<Dependency, () => Promise<true | null>>();
   /**
    * Two gauges of things that wait in MySQL, how many and how long the oldest has waited, both read
@@ -533,6 +560,20 @@ export function createMetrics(labels: { app: string }) {
     /** Sets where the age of the oldest ledger row not folded is read at scrapes (at most once a second, waiting at most a second). */
     watchLedgerFold(source: () => Promise<number>) {
       ledgerUnfoldedSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
+    },
+    couponUsesHeld: couponGauge(
+      'coupon_uses_held',
+      "Uses of a coupon in force with a total limit (the first so many orders) that orders hold: checkout's count in Redis, of orders accepted with it that neither gave the use back nor lost it. At coupon_total_limit checkouts with it answer 422 COUPON_LIMIT_EXCEEDED. No series while Redis has no copy of the coupon (read at scrapes by the workers serving timers)",
+      (coupon) => coupon.usesHeld,
+    ),
+    couponTotalLimit: couponGauge(
+      'coupon_total_limit',
+      'The total limit of each coupon in force that has one: at most this many orders hold a use at once (read from MySQL at scrapes by the workers serving timers)',
+      (coupon) => coupon.totalLimit,
+    ),
+    /** Sets where the coupons in force with a total limit, and their uses, are read at scrapes (at most once a second, waiting at most a second). */
+    watchCouponUses(source: () => Promise<CouponUses[]>) {
+      couponUsesSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
     },
     /** Sets where the returns awaiting review are read at scrapes (at most once a second, waiting at most a second). */
     watchReturnsAwaitingReview: returnsAwaiting.watch,

@@ -16,6 +16,19 @@ export class CouponRepository {
   constructor(private readonly db: OrderDb) {}
 
   /** Every coupon not yet ended (running or still to start), with its uses. */
+  /** The coupons running at `now` that have a total limit, by code: what the coupon gauges read. */
+  async limitedRunning(now: Date): Promise<Array<{ code: string; totalLimit: number }>> {
+    const rows = await this.db
+      .selectFrom('coupons')
+      .select(['code', 'total_limit'])
+      .where('total_limit', 'is not', null)
+      .where('starts_at', '<=', now)
+      .where('ends_at', '>', now)
+      .orderBy('code')
+      .execute();
+    return rows.map((row) => ({ code: row.code, totalLimit: Number(row.total_limit) }));
+  }
+
   async inForce(now: Date): Promise<CouponInForce[]> {
     const coupons = await this.db.selectFrom('coupons').select(['code', 'per_buyer_limit', 'total_limit', 'starts_at', 'ends_at']).where('ends_at', '>', now).orderBy('code').execute();
     if (coupons.length === 0) return [];
