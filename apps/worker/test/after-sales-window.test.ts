@@ -1,19 +1,25 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
+import { waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
 const WINDOW_MS = 3_000;
+/** how often an order whose completion a refund owed holds looks again */
+const REFUND_LOOKED_AT_EVERY_MS = 4_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('the after-sales window', () => {
   let system: OrderSystem;
 
   beforeAll(async () => {
-    system = await startOrderSystem('after_sales_window', { AFTER_SALES_WINDOW_MS: String(WINDOW_MS) });
+    system = await startOrderSystem('after_sales_window', { AFTER_SALES_WINDOW_MS: String(WINDOW_MS), REFUND_CONFIRMATION_WAIT_MS: String(REFUND_LOOKED_AT_EVERY_MS) });
     await system.createSku({ skuId: 'LAMP', priceCents: 2_400, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
   });
-  afterAll(async () => system?.close());
+  afterAll(async () => {
+    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
+    await system?.close();
+  });
 
   it('starts again when a return is refused: the order completes a whole window after the refusal, not at the first deadline', async () => {
     const orderId = await system.checkout('lou', [{ skuId: 'LAMP', qty: 1 }]);
@@ -40,6 +46,39 @@ describe('the after-sales window', () => {
     const completed = await system.waitForStatus(orderId, 'COMPLETED', 20_000);
     expect(stepAt(completed, 'complete') - stepAt(completed, 'refuse_return')).toBeGreaterThanOrEqual(WINDOW_MS);
     expect(completed.nextTimer).toBeNull();
+  });
+
+  it('holds the completion while the buyer is still owed a refund the payment system declined, and completes once an admin settles it', async () => {
+    const orderId = await system.checkout('ned', [{ skuId: 'LAMP', qty: 2 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ned'), body: { method: 'card' } });
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    for (const event of ['SHIPPED', 'DELIVERED']) expect((await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event } })).body.callbackStatus).toBe(200);
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('ned'), body: { reason: 'one too many', items: [{ skuId: 'LAMP', qty: 1 }] } });
+    expect(asked.status).toBe(202);
+    await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/approve`, { token: system.token('shop', 'merchant') });
+    // the buyer's card is blocked: the payment system declines the lamp's money back
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: true } });
+    expect((await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'RETURN_RECEIVED' } })).body.callbackStatus).toBe(200);
+    const refundsOf = async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ned') })).body.items;
+    const [declined] = await waitFor(async () => {
+      const listed = await refundsOf();
+      return listed[0]?.parts[0]?.status === 'FAILED' && listed;
+    }, { what: "the return's money back declined" });
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
+    const delivered = await system.order(orderId);
+    const deliveredAgainAt = Date.parse(delivered.history.findLast((h: any) => h.action === 'receive_partial_return').at);
+    expect(delivered.status).toBe('DELIVERED');
+
+    // the window has closed, and its timer has looked (a whole window at most after the return's receipt, then its deadline)
+    await sleep(deliveredAgainAt + 2 * WINDOW_MS + 1_000 - Date.now());
+    expect((await system.order(orderId)).status).toBe('DELIVERED');
+    const settledAt = Date.now();
+    const settled = await system.request('POST', `/v1/orders/${orderId}/refunds/${declined.refundId}/settle-by-hand`, { token: system.token('ops', 'admin'), body: { reference: 'SEPA-0077' } });
+    expect(settled.status).toBe(200);
+    const completed = await system.waitForStatus(orderId, 'COMPLETED', REFUND_LOOKED_AT_EVERY_MS + 10_000);
+    expect(Date.parse(completed.history.findLast((h: any) => h.action === 'complete').at)).toBeGreaterThanOrEqual(settledAt - 1_000);
+    expect((await refundsOf())[0].status).toBe('SUCCEEDED');
   });
 
   it('says what happens by itself next while the order waits for its buyer: expiry unpaid at the payment deadline, receipt confirmed AUTO_CONFIRM_MS after shipping', async () => {

@@ -69,6 +69,14 @@ class SplitPlanStale extends Error {
   }
 }
 
+/** Thrown inside a completion's transaction (rolling it back) while the buyer is still owed a refund of the order. */
+class RefundStillOwed extends Error {
+  constructor(readonly refunds: ReadonlyArray<{ refundId: string; amountCents: number }>) {
+    super(`the buyer is still owed ${refunds.length} refund(s) of the order`);
+    this.name = 'RefundStillOwed';
+  }
+}
+
 /** What the warehouse ships for an order: the units not refunded, to the order's address. */
 function fulfilmentOf(order: OrderRow, items: readonly OrderItemRow[]): { items: Array<{ skuId: string; qty: number }>; address: Record<string, string> } {
   const address = addressOf(order);
@@ -150,9 +158,29 @@ export class ForwardLife {
    * or partial return delivers it again: the timer set by an earlier delivery (the later one's
    * was not added while it was there, running or waiting: one job id per order) waits on until
    * the window that runs now has closed, and through the return itself (fireWhenDue).
+   * An order still owing the buyer a refund (one under way, or one the payment system declined
+   * and nobody has settled) is not done: it completes once paid back, looked at again every
+   * REFUND_CONFIRMATION_WAIT_MS, as often as an unconfirmed refund is asked after.
    */
   async completeAfterWindow(orderId: string): Promise<TimerOutcome> {
-    return this.fireWhenDue({ orderId, action: 'complete', actor: 'system', detail: 'after-sales window closed', timer: 'scheduleCompletion' });
+    try {
+      return await this.fireWhenDue({
+        orderId,
+        action: 'complete',
+        actor: 'system',
+        detail: 'after-sales window closed',
+        timer: 'scheduleCompletion',
+        effects: async (trx, current) => {
+          const owed = await RefundRepository.unsettledIn(trx, current.order_id);
+          if (owed.length > 0) throw new RefundStillOwed(owed);
+        },
+      });
+    } catch (error) {
+      if (!(error instanceof RefundStillOwed)) throw error;
+      const dueInMs = this.deps.config.REFUND_CONFIRMATION_WAIT_MS;
+      this.deps.log.info({ orderId, refunds: error.refunds, lookedAtAgainInMs: dueInMs }, 'after-sales window closed, completion held: the buyer is still owed a refund');
+      return { changed: false, dueInMs };
+    }
   }
 
   /**
