@@ -31,7 +31,7 @@ import { IsoTimestamps } from './iso-timestamps.js';
 import type { SweepPage } from './sweep-pages.js';
 import { BatchRefused, PipelinePerTurn, type BatchGuard } from './pipeline-per-turn.js';
 import { SoldOutSkus } from './sold-out-skus.js';
-import { queueStockScript, runStockScript, type RedisClient, type StockScriptReply } from './stock-scripts.js';
+import { COUPON_USES_KEPT_AFTER_END_MS, queueStockScript, runStockScript, type RedisClient, type StockScriptReply } from './stock-scripts.js';
 import { MAX_STOCK_BUCKETS, StockKeys, splitStock } from './stock-keys.js';
 import { RequestBudgetSpent, WindowCounters, type CappedCounter, type CheckoutCounters, type WindowCount } from './window-counters.js';
 
@@ -343,8 +343,6 @@ const CLAIM_OUTLIVES_RECORD_MS = 60_000;
  * is over for good that long after its end (changeSale-1.lua).
  */
 const OLDER_SALE_COUNTS_KEPT_MS = 24 * 3600 * 1000;
-/** How long a buyer's coupon uses outlive the coupon (reserveStock-6+c+2n.lua's PEXPIREAT). */
-const COUPON_USES_KEPT_AFTER_END_MS = 24 * 3600 * 1000;
 /**
  * How long an order's coupon given-back marker is kept: as long as its buyer's uses count (a day
  * past the coupon's end), or when that count is gone (Redis lost it, and the stock repair counts

@@ -72,6 +72,14 @@ const SHARED_FUNCTIONS: Partial<Record<StockScriptName, string[]>> = {
   soldOutCheck: ['countInWindow.lua'],
 };
 
+/** How long a buyer's coupon uses outlive the coupon (takeCouponUse in shared/couponUse.lua, and the repair's counts). */
+export const COUPON_USES_KEPT_AFTER_END_MS = 24 * 3600 * 1000;
+
+/** Numbers a shared file's Lua reads, set before it from the one definition this side has. */
+const SHARED_CONSTANTS: Partial<Record<string, string>> = {
+  'couponUse.lua': `local COUPON_USES_KEPT_AFTER_END_MS = ${COUPON_USES_KEPT_AFTER_END_MS}\n`,
+};
+
 interface StockScript {
   lua: string;
   sha: string;
@@ -83,7 +91,7 @@ interface StockScript {
 const luaDir = new URL('../src/lua/', import.meta.url);
 const SCRIPTS = Object.fromEntries(
   Object.entries(SCRIPT_FILES).map(([name, file]) => {
-    const shared = (SHARED_FUNCTIONS[name as StockScriptName] ?? []).map((sharedFile) => readFileSync(new URL(`shared/${sharedFile}`, luaDir), 'utf8'));
+    const shared = (SHARED_FUNCTIONS[name as StockScriptName] ?? []).map((sharedFile) => (SHARED_CONSTANTS[sharedFile] ?? '') + readFileSync(new URL(`shared/${sharedFile}`, luaDir), 'utf8'));
     const lua = [...shared, readFileSync(new URL(file, luaDir), 'utf8')].join('\n');
     return [name, { lua, sha: createHash('sha1').update(lua).digest('hex'), loadedOn: new WeakSet<object>() }];
   }),

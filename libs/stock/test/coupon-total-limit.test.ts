@@ -102,5 +102,10 @@ describe("a coupon's total limit", () => {
     await inventory.publishCoupon({ code: 'MONTHLY', perBuyerLimit: 1, totalLimit: 10, ...window });
     const expiresAt = await redis.pexpiretime(inventory.keys.coupon(inventory.keys.couponGroup(), 'MONTHLY'));
     expect(expiresAt).toBe(window.endsAt.getTime() + 24 * HOUR);
+    // in the buyer's own group, and through a bucket's claim there
+    for (const [skuId, buyer] of [['TEA', 'monthly-tea'], ['HOT', 'monthly-hot']] as const) {
+      await inventory.reserveStock(reservationOf(buyer, [{ skuId, qty: 1 }], { payload: { address: buyerAddress, couponCode: 'MONTHLY' } }));
+      expect(await redis.pexpiretime(inventory.keys.couponUses(inventory.keys.couponGroup(), 'MONTHLY', buyer))).toBe(window.endsAt.getTime() + 24 * HOUR);
+    }
   });
 });

@@ -131,7 +131,7 @@ local function claim()
     takeCouponUse(couponKey, usesKey, holdKey, couponCode, couponEndsAt)
     redis.call('HSET', claimKey, 'c:' .. orderId, 1)
     -- no longer than the uses it counts in either
-    redis.call('PEXPIREAT', holdKey, math.min(couponEndsAt + 86400000, now + tonumber(ARGV[7])))
+    redis.call('PEXPIREAT', holdKey, math.min(couponEndsAt + COUPON_USES_KEPT_AFTER_END_MS, now + tonumber(ARGV[7])))
     taken = 1
   end
   if claimed[1] then return claimedBefore(taken, tonumber(claimed[5])) end

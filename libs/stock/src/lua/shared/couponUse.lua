@@ -11,6 +11,9 @@
   couponRefusal returns 0 and the coupon's end (ms) when the buyer may use it now; -7 when
   there is no such coupon or it is not valid now; -8 when the buyer has used it as often as
   it allows; -13 when orders hold as many uses as it allows in all.
+
+  COUPON_USES_KEPT_AFTER_END_MS, how long a buyer's uses outlive the coupon, is set before this
+  file by stock-scripts.ts, which the stock repair's counts read too.
 ]]
 local function couponRefusal(couponKey, usesKey, now)
   local coupon = redis.call('HMGET', couponKey, 'perBuyerLimit', 'startsAt', 'endsAt', 'totalLimit', 'taken')
@@ -29,8 +32,8 @@ end
 local function takeCouponUse(couponKey, usesKey, holderKey, couponCode, couponEndsAt)
   redis.call('HINCRBY', couponKey, 'taken', 1)
   redis.call('INCR', usesKey)
-  -- the uses only matter while the coupon is valid; keep them a day past its end
-  redis.call('PEXPIREAT', usesKey, couponEndsAt + 86400000)
+  -- the uses only matter while the coupon is valid; keep them a while past its end
+  redis.call('PEXPIREAT', usesKey, couponEndsAt + COUPON_USES_KEPT_AFTER_END_MS)
   redis.call('HSET', holderKey, 'c', couponCode)
 end
 
