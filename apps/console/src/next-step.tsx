@@ -51,7 +51,7 @@ export function nextStepOf(order: Order, now: number): string | null {
       return `The buyer confirms receipt or ${warehouseOf(order)} reports it delivered next; if neither does, the system confirms it after a while.`;
     case 'DELIVERED':
       if (channel) return 'Its sales channel or the merchant completes it next.';
-      return 'The buyer may ask for a return until the after-sales window closes; then the system completes the order.';
+      return 'The buyer may ask for a return until the after-sales window closes; then the system completes the order, once no refund of it is still owed.';
     case 'RETURN_REQUESTED':
       return "The merchant (or an admin) approves or refuses the buyer's return next.";
     case 'RETURNING':

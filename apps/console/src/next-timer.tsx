@@ -5,7 +5,7 @@ const TIMER_TEXT: Record<string, string> = {
   expire: 'Expires unpaid (its units back on sale)',
   expire_balance: 'Balance no longer payable (the deposit kept)',
   auto_confirm: 'Receipt confirmed for the buyer',
-  complete: 'Completes (the after-sales window closes)',
+  complete: 'Completes (the after-sales window closes, once no refund is owed)',
   approve_return: 'Return approved for the shop',
   close_return: 'Return closed (its parcel never came)',
 };

@@ -169,7 +169,7 @@ describe('the web console', () => {
     // delivered again: the operator reads when it completes by itself, as the api says
     const { nextTimer } = await system.order(orderId);
     expect(nextTimer.action).toBe('complete');
-    await expect.poll(() => page.getByTestId('next-timer').textContent()).toBe(`Completes (the after-sales window closes): ${formatTime(nextTimer.dueAt)}, unless someone acts first`);
+    await expect.poll(() => page.getByTestId('next-timer').textContent()).toBe(`Completes (the after-sales window closes, once no refund is owed): ${formatTime(nextTimer.dueAt)}, unless someone acts first`);
     // the reason given is kept in the step's detail, after the return's id
     expect(await page.getByRole('list', { name: 'Timeline' }).getByRole('listitem').last().textContent()).toMatch(/refused: used, outside the return terms$/);
     await shot('07-return-refused');

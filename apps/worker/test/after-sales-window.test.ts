@@ -1,6 +1,9 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
+import { loadConfig } from '@orders/config';
 import { waitFor } from '@orders/testing';
+import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -96,5 +99,66 @@ describe('the after-sales window', () => {
     const shipped = await system.order(orderId);
     const shippedAt = Date.parse(shipped.history.findLast((h: any) => h.action === 'ship').at);
     expect(shipped.nextTimer).toEqual({ action: 'auto_confirm', dueAt: new Date(shippedAt + system.env.config.AUTO_CONFIRM_MS).toISOString() });
+  });
+});
+
+/**
+ * A refund of a whole parcel opened before the order was split, declined by the payment system: it
+ * is the order's, and the child that ships the rest completes only once it is paid back. The
+ * fulfillment queue is served only after the refund, so the split comes after it.
+ */
+describe("the after-sales window of a split order's child, while a refund from before the split is owed", () => {
+  let system: OrderSystem;
+  let fulfilment: RunningWorkers | undefined;
+
+  beforeAll(async () => {
+    system = await startOrderSystem('after_sales_window_split', {
+      AFTER_SALES_WINDOW_MS: String(WINDOW_MS),
+      REFUND_CONFIRMATION_WAIT_MS: String(REFUND_LOOKED_AT_EVERY_MS),
+      WORKER_QUEUES: 'orders,timers,payments',
+    });
+    await system.createSku({ skuId: 'LAMP', priceCents: 1_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    await system.createSku({ skuId: 'RUG', priceCents: 700, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
+  });
+  afterAll(async () => {
+    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
+    await fulfilment?.close();
+    await system?.close();
+  });
+
+  it('holds the completion of the child that shipped until the refund declined before the split is settled', async () => {
+    const orderId = await system.checkout('ada', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ada'), body: { method: 'card' } });
+    await system.waitForStatus(orderId, 'PAID');
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: true } });
+    const lamp = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('ada'), body: { reason: 'no lamp', items: [{ skuId: 'LAMP', qty: 1 }] } });
+    expect(lamp.status).toBe(202);
+    const refundsOf = async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ada') })).body.items;
+    const [declined] = await waitFor(async () => {
+      const listed = await refundsOf();
+      return listed[0]?.parts[0]?.status === 'FAILED' && listed;
+    }, { what: "the lamp's money back declined" });
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
+
+    fulfilment = startWorkers(connectWorker(loadConfig({ ...system.env.env, WORKER_QUEUES: 'fulfillment' }), pino({ level: 'silent' })));
+    const rugChild = await waitFor(
+      async () => {
+        const children = await Promise.all((await system.order(orderId)).subOrders.map((id: string) => system.order(id)));
+        return children.find((child) => child.items[0].skuId === 'RUG' && child.status === 'IN_FULFILLMENT');
+      },
+      { what: `order ${orderId} split, its rug in fulfilment`, timeoutMs: 15_000 },
+    );
+    for (const event of ['SHIPPED', 'DELIVERED']) expect((await system.warehouseSim.request('POST', `/__admin/orders/${rugChild.orderId}/events`, { body: { event } })).body.callbackStatus).toBe(200);
+    const delivered = await system.order(rugChild.orderId);
+    const deliveredAt = Date.parse(delivered.history.findLast((h: any) => h.action === 'deliver').at);
+
+    await sleep(deliveredAt + WINDOW_MS + 2_000 - Date.now());
+    expect((await system.order(rugChild.orderId)).status).toBe('DELIVERED');
+    const settledAt = Date.now();
+    const settled = await system.request('POST', `/v1/orders/${orderId}/refunds/${declined.refundId}/settle-by-hand`, { token: system.token('ops', 'admin'), body: { reference: 'SEPA-0078' } });
+    expect(settled.status).toBe(200);
+    const completed = await system.waitForStatus(rugChild.orderId, 'COMPLETED', REFUND_LOOKED_AT_EVERY_MS + 10_000);
+    expect(Date.parse(completed.history.findLast((h: any) => h.action === 'complete').at)).toBeGreaterThanOrEqual(settledAt - 1_000);
   });
 });

@@ -342,15 +342,15 @@ export class RefundRepository {
 
   /** Refunds of the order due or sent but not confirmed by the payment system yet. */
   async unsettled(orderId: string): Promise<number> {
-    return (await RefundRepository.unsettledIn(this.db, orderId)).length;
+    return (await RefundRepository.unsettledIn(this.db, [orderId])).length;
   }
 
   /**
-   * The order's refunds the buyer is still owed, in `db` (a transaction's, under the order's lock): due
+   * The orders' refunds the buyer is still owed, in `db` (a transaction's, under the orders' locks): due
    * or sent and not confirmed by the payment system, a part it declined among them until paid or settled by hand.
    */
-  static async unsettledIn(db: OrderDb | Transaction<Database>, orderId: string): Promise<Array<{ refundId: string; amountCents: number }>> {
-    const rows = await db.selectFrom('refunds').select(['refund_id', 'amount_cents']).where('order_id', '=', orderId).where('status', 'in', ['PENDING', 'SENT']).orderBy('created_at').execute();
+  static async unsettledIn(db: OrderDb | Transaction<Database>, orderIds: readonly string[]): Promise<Array<{ refundId: string; amountCents: number }>> {
+    const rows = await db.selectFrom('refunds').select(['refund_id', 'amount_cents']).where('order_id', 'in', orderIds).where('status', 'in', ['PENDING', 'SENT']).orderBy('created_at').execute();
     return rows.map((row) => ({ refundId: row.refund_id, amountCents: Number(row.amount_cents) }));
   }
 

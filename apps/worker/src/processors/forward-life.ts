@@ -159,8 +159,9 @@ export class ForwardLife {
    * was not added while it was there, running or waiting: one job id per order) waits on until
    * the window that runs now has closed, and through the return itself (fireWhenDue).
    * An order still owing the buyer a refund (one under way, or one the payment system declined
-   * and nobody has settled) is not done: it completes once paid back, looked at again every
-   * REFUND_CONFIRMATION_WAIT_MS, as often as an unconfirmed refund is asked after.
+   * and nobody has settled; a split order's child, also one of its order's from before the split)
+   * is not done: it completes once paid back, looked at again every REFUND_CONFIRMATION_WAIT_MS,
+   * as often as an unconfirmed refund is asked after.
    */
   async completeAfterWindow(orderId: string): Promise<TimerOutcome> {
     try {
@@ -171,7 +172,8 @@ export class ForwardLife {
         detail: 'after-sales window closed',
         timer: 'scheduleCompletion',
         effects: async (trx, current) => {
-          const owed = await RefundRepository.unsettledIn(trx, current.order_id);
+          // a child's move holds its order's lock too (applyTransition)
+          const owed = await RefundRepository.unsettledIn(trx, [current.order_id, ...(current.parent_order_id === null ? [] : [current.parent_order_id])]);
           if (owed.length > 0) throw new RefundStillOwed(owed);
         },
       });
