@@ -54,6 +54,7 @@ describe('creating a SKU whose first create reached only one of Redis and MySQL'
       buckets: '1',
       orderType: row.order_type,
       countsEndWithSale: '1',
+      countsBySale: '1',
     });
 
     // the new sale has not opened: its units are held for it, where the running sale left behind would sell them

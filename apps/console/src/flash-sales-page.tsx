@@ -295,9 +295,9 @@ const WITHDRAW_CONSEQUENCE = 'Withdraw the flash sale? The SKU then sells at onc
 /**
  * Postpones, changes or withdraws a sale that has not opened, or (`next`) gives the SKU its next
  * sale once the last has ended, suggested whole days after the last one's start. The api refuses
- * a sale that opened until it is over for good (its former end, for one ended early; its orders in
- * MySQL; or within seconds of opening, by the clock checkouts are accepted by), whatever this
- * browser's clock says, and its problem says until when.
+ * a sale that opened until it is over for good (its end, or its former end for one ended early
+ * that an earlier release set; its orders in MySQL; or within seconds of opening, by the clock
+ * checkouts are accepted by), whatever this browser's clock says, and its problem says until when.
  */
 function SaleChange({ api, skuId, sale, next, onChanged }: { api: Api; skuId: string; sale: NonNullable<Sku['flashSale']>; next: boolean; onChanged: (sku: Sku) => void }) {
   const lastsMs = Date.parse(sale.endsAt) - Date.parse(sale.startsAt);

@@ -48,6 +48,7 @@ export interface LedgerRestock {
 /** A flash sale running with a per-buyer limit, and the units of it each persisted order still counts toward its buyer's limit. */
 export interface LimitedSale {
   skuId: string;
+  startsAt: Date;
   endsAt: Date;
   /** per order (a split order's children by their parent, whose reservation record it is) */
   held: Array<{ orderId: string; userId: string; qty: number }>;
@@ -218,7 +219,7 @@ export class StockLedgerRepository {
           .selectFrom('skus as s')
           .innerJoin('order_items as i', 'i.sku_id', 's.sku_id')
           .innerJoin('orders as o', 'o.order_id', 'i.order_id')
-          .select(['s.sku_id', 's.flash_ends_at', 'o.order_id', 'o.parent_order_id', 'o.user_id', 'i.qty'])
+          .select(['s.sku_id', 's.flash_starts_at', 's.flash_ends_at', 'o.order_id', 'o.parent_order_id', 'o.user_id', 'i.qty'])
           .where('s.flash_per_user_limit', '>', 0)
           .where('s.flash_starts_at', '<=', now)
           .where('s.flash_ends_at', '>', now)
@@ -244,7 +245,7 @@ export class StockLedgerRepository {
         const persisted = acceptedIds.length === 0 ? [] : await trx.selectFrom('orders').select('order_id').where('order_id', 'in', [...acceptedIds]).execute();
         const sales = new Map<string, LimitedSale>();
         for (const line of lines) {
-          const sale = sales.get(line.sku_id) ?? { skuId: line.sku_id, endsAt: line.flash_ends_at!, held: [] };
+          const sale = sales.get(line.sku_id) ?? { skuId: line.sku_id, startsAt: line.flash_starts_at!, endsAt: line.flash_ends_at!, held: [] };
           sales.set(line.sku_id, sale);
           sale.held.push({ orderId: line.parent_order_id ?? line.order_id, userId: line.user_id, qty: Number(line.qty) });
         }

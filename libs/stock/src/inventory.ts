@@ -1177,13 +1177,13 @@ export class Inventory {
   /**
    * Puts back each buyer's count of a flash-sale SKU's units toward its per-buyer limit where
    * Redis has none (it lost it), summed from `held`: per order, the units that still count (the
-   * caller's, from MySQL and from the orders accepted and not yet in it). Counts Redis still has
-   * are kept, as `restoreCouponUses` keeps coupon uses. A count goes at the sale's end, as the
-   * checkout's does; an open order counted in it whose record the repair put
+   * caller's, from MySQL and from the orders accepted and not yet in it). Counts Redis still has of
+   * this sale are kept, as `restoreCouponUses` keeps coupon uses; one of an earlier sale is replaced.
+   * A count names the sale and goes at its end, as the checkout's does; an open order counted in it whose record the repair put
    * back from MySQL has its lines of the SKU counted toward the limit again (restoreBought-1+n.lua),
    * so its release gives them back. Returns how many buyers' counts were put back.
    */
-  async restoreBoughtCounts(sale: { skuId: string; endsAt: Date }, held: ReadonlyArray<{ orderId: string; userId: string; qty: number }>): Promise<number> {
+  async restoreBoughtCounts(sale: { skuId: string; startsAt: Date; endsAt: Date }, held: ReadonlyArray<{ orderId: string; userId: string; qty: number }>): Promise<number> {
     // a buyer's count is in the group of their orders of the SKU (its bucket: always the same one for them)
     const counts = new Map<string, { group: string; userId: string; qty: number; orderIds: Set<string> }>();
     for (const { orderId, userId, qty } of held) {
@@ -1198,7 +1198,7 @@ export class Inventory {
     for (const [key, { group, qty, orderIds }] of counts) {
       if (qty <= 0) continue;
       const records = [...orderIds].map((orderId) => this.keys.order(group, orderId));
-      restored += await runStockScript(this.redis, 'restoreBought', [key, ...records], [qty, sale.endsAt.getTime(), sale.skuId]);
+      restored += await runStockScript(this.redis, 'restoreBought', [key, ...records], [qty, sale.endsAt.getTime(), sale.skuId, sale.startsAt.getTime()]);
     }
     return restored;
   }
@@ -1339,7 +1339,8 @@ export class Inventory {
    * (a running sale ended early), as changeSale does a change: refused with SaleEndTooClose when,
    * by Redis's clock, the sale's end or the new one is within SALE_CHANGE_CUTOFF_MS, so that every
    * bucket ends it at the same instant, well after each has it. The buyers' counts toward its limit
-   * go at its former end, the one their checkouts saw: a new sale waits for them to be gone.
+   * go at its former end, the one their checkouts saw, and count in no other sale (countsBySale): a
+   * new sale may follow at the new end, except on a bucket whose counts do not name their sale.
    */
   async endSale(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, endsAt: Date, previous: SaleRules): Promise<void> {
     await this.changeBucketSales(sku, { ...previous, endsAt }, previous, '1');
@@ -1363,16 +1364,19 @@ export class Inventory {
   }
 
   /**
-   * When a SKU's sale that has opened is over for good and a new one may replace it: when the last
-   * of its buyers' counts goes, at its end, or at its former end for a sale ended early after it
-   * opened (changeSale-1.lua's countedUntil, the latest of any bucket); OLDER_SALE_COUNTS_KEPT_MS
+   * When a SKU's sale that has opened is over for good and a new one may replace it: at its end, on
+   * a bucket whose buyers' counts name their sale (countsBySale: they count in no other); else when
+   * the last of them goes, at its end, or at its former end for a sale ended early after it opened
+   * (changeSale-1.lua's countedUntil, the latest of any bucket), and OLDER_SALE_COUNTS_KEPT_MS
    * later on a bucket whose sale was set before the counts went with it. A bucket Redis lost has
-   * no counts: the stock repair recreates it with its counts from MySQL, which go at the end.
+   * no counts: the stock repair recreates it with its counts from MySQL, which name the sale.
    */
   async saleOverForGoodAt(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, sale: SaleRules): Promise<Date> {
-    const buckets = await Promise.all(this.bucketKeysOf(sku).map((key) => this.redis.hmget(key, 'deduction', 'countedUntil', 'countsEndWithSale')));
-    const overAt = buckets.map(([deduction, countedUntil, countsEndWithSale]) =>
-      Math.max(sale.endsAt.getTime(), Number(countedUntil)) + (countsEndWithSale || !deduction ? 0 : OLDER_SALE_COUNTS_KEPT_MS),
+    const buckets = await Promise.all(this.bucketKeysOf(sku).map((key) => this.redis.hmget(key, 'deduction', 'countedUntil', 'countsEndWithSale', 'countsBySale')));
+    const overAt = buckets.map(([deduction, countedUntil, countsEndWithSale, countsBySale]) =>
+      countsBySale || !deduction
+        ? sale.endsAt.getTime()
+        : Math.max(sale.endsAt.getTime(), Number(countedUntil)) + (countsEndWithSale ? 0 : OLDER_SALE_COUNTS_KEPT_MS),
     );
     return new Date(Math.max(...overAt));
   }

@@ -60,7 +60,7 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
 
 /** Lua functions in src/lua/shared that scripts call, put before the scripts that use them (a script cannot call another). */
 const SHARED_FUNCTIONS: Partial<Record<StockScriptName, string[]>> = {
-  reserveStock: ['countInWindow.lua', 'couponUse.lua', 'redisClock.lua'],
+  reserveStock: ['countInWindow.lua', 'couponUse.lua', 'redisClock.lua', 'saleCount.lua'],
   claimCheckout: ['countInWindow.lua', 'couponUse.lua', 'redisClock.lua'],
   releaseStock: ['couponUse.lua', 'saleCount.lua'],
   restockStock: ['saleCount.lua'],

@@ -162,6 +162,7 @@ describe('the stock scripts', () => {
         buckets: '1',
         orderType: 'standard',
         countsEndWithSale: '1',
+        countsBySale: '1',
       });
       expect((await reserve('kite2-1', [{ skuId: 'KITE2', qty: 1 }])).order.type).toBe('flash_sale');
       await expect(reserve('kite2-1', [{ skuId: 'KITE2', qty: 1 }])).rejects.toBeInstanceOf(LimitExceeded);

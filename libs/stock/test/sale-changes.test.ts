@@ -94,10 +94,10 @@ describe('changing a flash sale before it opens', () => {
     await inventory.changeSale({ skuId: 'YESTERDAY', stockBuckets: BUCKETS }, soon, endedAnHourAgo);
     expect(await bucketSales('YESTERDAY')).toEqual(Array(BUCKETS).fill(asStored(soon)));
 
-    // a sale set before the counts went with their sale (no countsEndWithSale): they live a day past its end
+    // a sale set before the counts went with their sale (no countsEndWithSale, nor countsBySale): they live a day past its end
     await createSku('OLDER', endedAnHourAgo);
     const olderBucket = inventory.keys.sku(inventory.keys.bucketGroup(2), 'OLDER');
-    await redis.hdel(olderBucket, 'countsEndWithSale');
+    await redis.hdel(olderBucket, 'countsEndWithSale', 'countsBySale');
     await expect(inventory.changeSale({ skuId: 'OLDER', stockBuckets: BUCKETS }, soon, endedAnHourAgo)).rejects.toMatchObject({
       code: 'SALE_ALREADY_OPEN',
       opensAt: endedAnHourAgo.startsAt,
@@ -107,7 +107,7 @@ describe('changing a flash sale before it opens', () => {
     const lastWeek = { startsAt: new Date(now - 8 * 24 * HOUR), endsAt: new Date(now - 7 * 24 * HOUR), perUserLimit: 2 };
     await redis.hset(olderBucket, 'saleStartsAt', lastWeek.startsAt.getTime(), 'saleEndsAt', lastWeek.endsAt.getTime());
     await inventory.changeSale({ skuId: 'OLDER', stockBuckets: BUCKETS }, soon, lastWeek);
-    expect(await redis.hmget(olderBucket, 'saleStartsAt', 'countsEndWithSale')).toEqual([String(soon.startsAt.getTime()), '1']);
+    expect(await redis.hmget(olderBucket, 'saleStartsAt', 'countsEndWithSale', 'countsBySale')).toEqual([String(soon.startsAt.getTime()), '1', '1']);
   });
 
   it('starts the next sale\'s counts from none, and gives a late release or cancellation of the last sale\'s orders back to no count of the next', async () => {
@@ -124,7 +124,7 @@ describe('changing a flash sale before it opens', () => {
     // the stock repair, reading MySQL just before the end, puts back no count once it has passed
     const boughtKey = inventory.keys.bought(inventory.keys.groupOfOrder(paid.order.orderId), 'DAILY', 'dora');
     expect(await redis.exists(boughtKey)).toBe(0);
-    expect(await inventory.restoreBoughtCounts({ skuId: 'DAILY', endsAt: today.endsAt }, [{ orderId: paid.order.orderId, userId: 'dora', qty: 1 }])).toBe(0);
+    expect(await inventory.restoreBoughtCounts({ skuId: 'DAILY', startsAt: today.startsAt, endsAt: today.endsAt }, [{ orderId: paid.order.orderId, userId: 'dora', qty: 1 }])).toBe(0);
     expect(await redis.exists(boughtKey)).toBe(0);
     const tomorrow = { startsAt: new Date(Date.now() + SALE_CHANGE_CUTOFF_MS + 500), endsAt: new Date(Date.now() + HOUR), perUserLimit: 3 };
     await inventory.changeSale(sku, tomorrow, today);
@@ -140,30 +140,78 @@ describe('changing a flash sale before it opens', () => {
     expect(await inventory.getSkuStock('DAILY')).toEqual({ available: 37, reserved: 3, sold: 0 });
   });
 
-  it('ends a running sale early in every bucket, and keeps its buyers\' counts until its former end', async () => {
-    const running = { startsAt: new Date(now - HOUR), endsAt: new Date(now + 2 * HOUR), perUserLimit: 2 };
+  it('ends a running sale early in every bucket; the next sale may follow at once, its buyers\' counts from none', async () => {
+    const running = { startsAt: new Date(Date.now() - HOUR), endsAt: new Date(Date.now() + 2 * HOUR), perUserLimit: 2 };
     await createSku('ENDED-EARLY', running);
-    const [buyer] = buyersOfEveryBucket();
-    expect((await inventory.reserveStock(reservationOf(buyer!, [{ skuId: 'ENDED-EARLY', qty: 2 }]))).order.type).toBe('flash_sale');
-    const endsAt = new Date(Date.now() + 1000 + SALE_CHANGE_CUTOFF_MS);
+    const buyers = buyersOfEveryBucket();
+    const first = await Promise.all(buyers.map((buyer) => inventory.reserveStock(reservationOf(buyer, [{ skuId: 'ENDED-EARLY', qty: 2 }]))));
+    expect(first.map(({ order }) => order.type)).toEqual(Array(BUCKETS).fill('flash_sale'));
+    const endsAt = new Date(Date.now() + 500 + SALE_CHANGE_CUTOFF_MS);
     await inventory.endSale({ skuId: 'ENDED-EARLY', stockBuckets: BUCKETS }, endsAt, running);
     const ended = { ...running, endsAt };
     expect(await bucketSales('ENDED-EARLY')).toEqual(Array(BUCKETS).fill(asStored(ended)));
     // sent again (its answer lost): the same end, nothing refused
     await inventory.endSale({ skuId: 'ENDED-EARLY', stockBuckets: BUCKETS }, endsAt, running);
-    const counted = await Promise.all(Array.from({ length: BUCKETS }, (_, bucket) => redis.hget(inventory.keys.sku(inventory.keys.bucketGroup(bucket), 'ENDED-EARLY'), 'countedUntil')));
-    expect(counted).toEqual(Array(BUCKETS).fill(String(running.endsAt.getTime())));
     // still running until the new end: the limit holds
-    await expect(inventory.reserveStock(reservationOf(buyer!, [{ skuId: 'ENDED-EARLY', qty: 1 }]))).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
+    for (const buyer of buyers) await expect(inventory.reserveStock(reservationOf(buyer, [{ skuId: 'ENDED-EARLY', qty: 1 }]))).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
+    // not over before the new end
+    await expect(inventory.changeSale({ skuId: 'ENDED-EARLY', stockBuckets: BUCKETS }, soon, ended)).rejects.toMatchObject({ code: 'SALE_ALREADY_OPEN', changeableAt: endsAt });
 
-    // after the new end and before the former one, the counts of its buyers (going at the end their checkout saw) are still there: no new sale yet
-    const key = inventory.keys.sku(inventory.keys.bucketGroup(0), 'ENDED-EARLY');
-    await redis.hset(key, 'saleStartsAt', now - 30 * HOUR, 'saleEndsAt', now - 25 * HOUR, 'countedUntil', now + 2 * HOUR);
+    // over at the new end: the buyers' counts, which live to the former end their checkouts saw, are none of the next sale's
+    await waitFor(async () => Date.now() > endsAt.getTime() + 100, { what: 'the early end', timeoutMs: 10_000 });
+    const next = { startsAt: new Date(Date.now() + SALE_CHANGE_CUTOFF_MS + 500), endsAt: new Date(Date.now() + HOUR), perUserLimit: 2 };
+    await inventory.changeSale({ skuId: 'ENDED-EARLY', stockBuckets: BUCKETS }, next, ended);
+    expect(await bucketSales('ENDED-EARLY')).toEqual(Array(BUCKETS).fill(asStored(next)));
+    await waitFor(async () => Date.now() > next.startsAt.getTime() + 100, { what: 'the opening of the next sale', timeoutMs: 10_000 });
+    const again = await Promise.all(buyers.map((buyer) => inventory.reserveStock(reservationOf(buyer, [{ skuId: 'ENDED-EARLY', qty: 2 }]))));
+    expect(again.map(({ order }) => order.type)).toEqual(Array(BUCKETS).fill('flash_sale'));
+    // the ended sale's orders, expired or cancelled now, give nothing to the next sale's counts
+    for (const [i, buyer] of buyers.entries()) expect(await inventory.releaseStock(first[i]!.order.orderId, buyer, 'expired')).toBe(true);
+    for (const buyer of buyers) await expect(inventory.reserveStock(reservationOf(buyer, [{ skuId: 'ENDED-EARLY', qty: 1 }]))).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
+    // the next sale's own orders do: one expires, and its buyer buys again
+    expect(await inventory.releaseStock(again[0]!.order.orderId, buyers[0]!, 'expired')).toBe(true);
+    expect((await inventory.reserveStock(reservationOf(buyers[0]!, [{ skuId: 'ENDED-EARLY', qty: 2 }]))).order.type).toBe('flash_sale');
+  });
+
+  it('takes a bare count (an earlier release\'s) as the running sale\'s, writes bare counts where the sale was set before counts named it, and has the repair replace a count of an earlier sale', async () => {
+    const running = { startsAt: new Date(now - HOUR), endsAt: new Date(now + HOUR), perUserLimit: 2 };
+    await inventory.initSku({ skuId: 'BARE', available: 40, deduction: 'placement', saleStartsAt: running.startsAt, saleEndsAt: running.endsAt, perUserLimit: 2, buckets: 1 });
+    const group = inventory.keys.bucketGroup(0);
+    const counted = (buyer: string) => redis.get(inventory.keys.bought(group, 'BARE', buyer));
+    // a checkout of the earlier release counted one unit, as a bare number
+    await redis.set(inventory.keys.bought(group, 'BARE', 'bo'), '1', 'PXAT', running.endsAt.getTime());
+    await inventory.reserveStock(reservationOf('bo', [{ skuId: 'BARE', qty: 1 }]));
+    expect(await counted('bo')).toBe(`${running.startsAt.getTime()}:2`);
+    await expect(inventory.reserveStock(reservationOf('bo', [{ skuId: 'BARE', qty: 1 }]))).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
+
+    // a sale set by the earlier release: its counts stay bare numbers, which that release's checkouts read, and go back as such
+    await redis.hdel(inventory.keys.sku(group, 'BARE'), 'countsBySale');
+    const unpaid = await inventory.reserveStock(reservationOf('cy', [{ skuId: 'BARE', qty: 2 }]));
+    expect(await counted('cy')).toBe('2');
+    expect(await inventory.releaseStock(unpaid.order.orderId, 'cy', 'expired')).toBe(true);
+    expect(await counted('cy')).toBe('0');
+
+    // the stock repair: a count of an earlier sale (ended early, living to its former end) is none of this one's
+    const paid = await inventory.reserveStock(reservationOf('di', [{ skuId: 'BARE', qty: 1 }]));
+    const earlier = running.startsAt.getTime() - 24 * HOUR;
+    await redis.set(inventory.keys.bought(group, 'BARE', 'di'), `${earlier}:2`, 'PXAT', running.endsAt.getTime());
+    const held = [{ orderId: paid.order.orderId, userId: 'di', qty: 1 }];
+    expect(await inventory.restoreBoughtCounts({ skuId: 'BARE', ...running }, held)).toBe(1);
+    expect(await counted('di')).toBe(`${running.startsAt.getTime()}:1`);
+    expect(await inventory.restoreBoughtCounts({ skuId: 'BARE', ...running }, held)).toBe(0);
+  });
+
+  it('keeps a sale set before counts named their sale until its former end when ended early: its buyers\' counts live to then', async () => {
     const lastSale = { startsAt: new Date(now - 30 * HOUR), endsAt: new Date(now - 25 * HOUR), perUserLimit: 2 };
-    await expect(inventory.changeSale({ skuId: 'ENDED-EARLY', stockBuckets: 1 }, soon, lastSale)).rejects.toMatchObject({ code: 'SALE_ALREADY_OPEN', changeableAt: new Date(now + 2 * HOUR) });
+    await createSku('ENDED-EARLY-OLDER', lastSale);
+    const key = inventory.keys.sku(inventory.keys.bucketGroup(0), 'ENDED-EARLY-OLDER');
+    // ended early an hour ago, its counts (bare numbers) going at its former end, 2 hours from now
+    await redis.hdel(key, 'countsBySale');
+    await redis.hset(key, 'countedUntil', now + 2 * HOUR);
+    await expect(inventory.changeSale({ skuId: 'ENDED-EARLY-OLDER', stockBuckets: 1 }, soon, lastSale)).rejects.toMatchObject({ code: 'SALE_ALREADY_OPEN', changeableAt: new Date(now + 2 * HOUR) });
     await redis.hset(key, 'countedUntil', now - 25 * HOUR);
-    await inventory.changeSale({ skuId: 'ENDED-EARLY', stockBuckets: 1 }, soon, lastSale);
-    expect(await redis.hmget(key, 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'countedUntil')).toEqual([...asStored(soon), null]);
+    await inventory.changeSale({ skuId: 'ENDED-EARLY-OLDER', stockBuckets: 1 }, soon, lastSale);
+    expect(await redis.hmget(key, 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'countedUntil', 'countsBySale')).toEqual([...asStored(soon), null, '1']);
   });
 
   it('never moves an end within the cutoff, nor to one, and puts the old end back on the buckets it changed', async () => {

@@ -21,7 +21,9 @@
   The hash's countedUntil: the latest end the buyers' counts of the sale here were kept for, when
   its end moved after it opened (a count goes at the end its checkout saw). Its countsEndWithSale:
   '1' once this script or initSku-1.lua set the sale here, whose counts go at its end; a sale set
-  before they did keeps its counts ARGV[5] longer, and waits that much more.
+  before they did keeps its counts ARGV[5] longer, and waits that much more. Its countsBySale: '1'
+  once they set the sale here, whose counts name it (shared/saleCount.lua) and count in no other:
+  such a sale is over for good at its end, even one ended early, whose counts live to its former end.
 
   Returns { 1 } changed, { 0 } the bucket has this sale already (a change sent again),
   { -1, opensAtMs, overForGoodAtMs } the sale here has opened, or opens within ARGV[4], and is not
@@ -31,7 +33,7 @@
   { -4, nowMs } (ARGV[6] '1') the sale here is another or ends no later, or it or the new one ends
   within ARGV[4].
 ]]
-local sale = redis.call('HMGET', KEYS[1], 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'countedUntil', 'countsEndWithSale')
+local sale = redis.call('HMGET', KEYS[1], 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'countedUntil', 'countsEndWithSale', 'countsBySale')
 if not sale[1] then return { -2 } end
 local startsAt, endsAt, limit = tonumber(sale[2] or '0'), tonumber(sale[3] or '0'), tonumber(sale[4] or '0')
 local newStartsAt, newEndsAt, newLimit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -44,14 +46,15 @@ if ARGV[6] == '1' then
   if endsAt == 0 or startsAt ~= newStartsAt or limit ~= newLimit or newEndsAt >= endsAt or newEndsAt <= cutoff then return { -4, now } end
 else
   local overForGoodAt = countedUntil
-  if not sale[6] then overForGoodAt = countedUntil + tonumber(ARGV[5]) end
+  if sale[7] then overForGoodAt = endsAt
+  elseif not sale[6] then overForGoodAt = countedUntil + tonumber(ARGV[5]) end
   if endsAt > 0 and startsAt <= cutoff and now < overForGoodAt then return { -1, startsAt, overForGoodAt } end
   if newEndsAt > 0 and newStartsAt <= cutoff then return { -3, now } end
 end
 redis.call('HSET', KEYS[1], 'saleStartsAt', ARGV[1], 'saleEndsAt', ARGV[2], 'perUserLimit', ARGV[3])
 -- another sale: no count of it is older than this script's reserveStock; the same one (an undo,
 -- a change before it opens) keeps what its counts were written by
-if newStartsAt ~= startsAt then redis.call('HSET', KEYS[1], 'countsEndWithSale', '1') end
+if newStartsAt ~= startsAt then redis.call('HSET', KEYS[1], 'countsEndWithSale', '1', 'countsBySale', '1') end
 -- counts of buyers who bought in this sale outlive its earlier end; a new sale starts from none
 if endsAt > 0 and startsAt == newStartsAt and startsAt <= now and countedUntil > newEndsAt then
   redis.call('HSET', KEYS[1], 'countedUntil', countedUntil)

@@ -20,7 +20,8 @@
           written before SKUs had one has no such field: standard)
   ARGV[9] 'keep' only: the SKU's stock generation (0: its stock was never set)
 
-  The buyers' counts toward the sale's limit go at its end (countsEndWithSale, changeSale-1.lua).
+  The buyers' counts toward the sale's limit go at its end (countsEndWithSale, changeSale-1.lua)
+  and name the sale they count in (countsBySale, shared/saleCount.lua).
 
   Returns, on a create, 1 created, 0 a leftover replaced, -1 the leftover has units reserved
   or sold (left unchanged); for the repair, 1 created, 2 rules put back, 0 kept as it was.
@@ -32,7 +33,7 @@ if ARGV[7] == 'keep' then
   redis.call('HSETNX', KEYS[1], 'reserved', 0)
   redis.call('HSETNX', KEYS[1], 'sold', 0)
   redis.call('HSET', KEYS[1], 'deduction', ARGV[2], 'saleStartsAt', ARGV[3], 'saleEndsAt', ARGV[4], 'perUserLimit', ARGV[5],
-    'buckets', ARGV[6], 'orderType', ARGV[8], 'countsEndWithSale', '1')
+    'buckets', ARGV[6], 'orderType', ARGV[8], 'countsEndWithSale', '1', 'countsBySale', '1')
   if tonumber(ARGV[9]) > 0 then redis.call('HSETNX', KEYS[1], 'generation', ARGV[9]) end
   if existed then return 2 end
   return 1
@@ -43,6 +44,6 @@ if existed then
   redis.call('DEL', KEYS[1])
 end
 redis.call('HSET', KEYS[1], 'available', ARGV[1], 'reserved', 0, 'sold', 0, 'deduction', ARGV[2],
-  'saleStartsAt', ARGV[3], 'saleEndsAt', ARGV[4], 'perUserLimit', ARGV[5], 'buckets', ARGV[6], 'orderType', ARGV[8], 'countsEndWithSale', '1')
+  'saleStartsAt', ARGV[3], 'saleEndsAt', ARGV[4], 'perUserLimit', ARGV[5], 'buckets', ARGV[6], 'orderType', ARGV[8], 'countsEndWithSale', '1', 'countsBySale', '1')
 if existed then return 0 end
 return 1

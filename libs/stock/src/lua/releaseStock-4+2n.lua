@@ -37,9 +37,7 @@ for i, line in ipairs(lines) do
     redis.call('HINCRBY', skuKey, 'available', qty)
     redis.call('HINCRBY', skuKey, 'reserved', -qty)
   end
-  if limited == 1 and countedInSaleHere(skuKey, boughtKey, acceptedAt) then
-    redis.call('DECRBY', boughtKey, qty)
-  end
+  if limited == 1 then giveBackToSaleCount(skuKey, boughtKey, acceptedAt, qty) end
 end
 -- marked given back: a release retried after the record expired (releaseCoupon-4.lua) must not give it back again
 giveBackHeldUse(orderKey, KEYS[2], KEYS[3], KEYS[4], ARGV[3])

@@ -98,7 +98,7 @@ local function checkout()
   -- memory for a SKU it saw sold out moments ago: both say the same to the same request
   local skus = {}
   for i = 1, lineCount do
-    local sku = redis.call('HMGET', KEYS[lineKeys + 2 * i - 1], 'available', 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'orderType')
+    local sku = redis.call('HMGET', KEYS[lineKeys + 2 * i - 1], 'available', 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'orderType', 'countsBySale')
     -- counters without a deduction (made from nothing by a counter script after Redis lost
     -- the SKU's hash, before they left a lost hash alone) have none of the rules below, and
     -- nothing would be reserved from them: unknown until the stock repair puts the rules back
@@ -128,18 +128,18 @@ local function checkout()
     -- the per-buyer limit, one buyer could take them all; after its end a SKU sells at list price
     if saleEndsAt > 0 and now < saleStartsAt then return { -3, i, saleStartsAt } end
     if ARGV[7] == 'flash_sale' and saleEndsAt > 0 and not inSale then return { -3, i } end
-    local limited = 0
+    local limited, count = 0, false
     if not inSale then couponApplies = true end
     if inSale then
       type = 'flash_sale'
       if limit > 0 then
         limited = 1
-        local bought = tonumber(redis.call('GET', boughtKey) or '0')
-        if bought + qty > limit then return { -4, i } end
+        count = redis.call('GET', boughtKey)
+        if unitsCountedInSale(count, sku[3]) + qty > limit then return { -4, i } end
       end
     end
     if available < qty then return { -5, i, available } end
-    lines[i] = { skuKey, boughtKey, ARGV[lineQty + i], sku[2], limited, saleEndsAt }
+    lines[i] = { skuKey, boughtKey, ARGV[lineQty + i], sku[2], limited, saleEndsAt, count, sku[3], sku[7] == '1' or (count and string.find(count, ':', 1, true) ~= nil) }
   end
   if ARGV[7] == 'flash_sale' and type == 'standard' then return { -3, 1 } end
   if ARGV[7] ~= '' and ARGV[7] ~= type then return { -6, type } end
@@ -156,17 +156,22 @@ local function checkout()
   -- the caller sent go back as the text they came in (line[3] is the quantity's), the
   -- deadline is formatted once
   local deadlineText, nowText = tostring(deadline), tostring(now)
-  local recorded = {}
+  local recorded, countsWritten = {}, {}
   for i = 1, lineCount do
     local line = lines[i]
     if line[4] == 'placement' then
       redis.call('HINCRBY', line[1], 'available', '-' .. line[3])
       redis.call('HINCRBY', line[1], 'reserved', line[3])
     end
-    if line[5] == 1 then
+    -- the counter only matters while its sale runs: it goes at the end this checkout saw (an end
+    -- moved earlier leaves it longer); one that names its sale counts in no other (shared/saleCount.lua)
+    if line[5] == 1 and line[9] then
+      -- a later line of the same SKU (a cart the api did not merge) counts on from this one
+      local units = (countsWritten[line[2]] or unitsCountedInSale(line[7], line[8])) + tonumber(line[3])
+      countsWritten[line[2]] = units
+      redis.call('SET', line[2], line[8] .. ':' .. units, 'PXAT', line[6])
+    elseif line[5] == 1 then
       redis.call('INCRBY', line[2], line[3])
-      -- the counter only matters while its sale runs: it goes at the end this checkout saw (an
-      -- end moved earlier leaves it longer), and the SKU's next sale starts from none
       redis.call('PEXPIREAT', line[2], line[6])
     end
     recorded[i] = { tonumber(line[3]), line[4], line[5] }

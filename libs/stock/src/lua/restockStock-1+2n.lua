@@ -30,8 +30,6 @@ for i = 1, lineCount do
     redis.call('HINCRBY', skuKey, 'sold', -qty)
     redis.call('HINCRBY', skuKey, 'available', qty)
   end
-  if back > 0 and countedInSaleHere(skuKey, boughtKey, acceptedAt) then
-    redis.call('DECRBY', boughtKey, back)
-  end
+  if back > 0 then giveBackToSaleCount(skuKey, boughtKey, acceptedAt, back) end
 end
 return 1
