@@ -182,14 +182,19 @@ describe('changing a flash sale', () => {
     await env.redis.zadd(accepted, String(Date.parse(lastWeek.endsAt) - 60_000), 'STUCK-ORDER');
     // one accepted before the sale opened is priced without it whatever the catalog has then: it does not hold the change up
     await env.redis.zadd(accepted, String(Date.parse(lastWeek.startsAt) - 24 * HOUR), 'OLDER-DEAD-LETTER');
+    // nor does one of another SKU accepted meanwhile: its record names its lines
+    const otherSku = `${env.config.REDIS_KEY_PREFIX}{g0}:order:OTHER-SKU-DEAD-LETTER`;
+    await env.redis.hset(otherSku, 'u', 'someone', 's', 'reserved', 'p', JSON.stringify({ items: [{ skuId: 'KETTLE', qty: 1 }] }));
+    await env.redis.zadd(accepted, String(Date.parse(lastWeek.endsAt) - 60_000), 'OTHER-SKU-DEAD-LETTER');
     const nextWeek = saleFrom(HOUR, 2 * HOUR, 45_000, 3);
     const waiting = await changeSale('WEEKLY', nextWeek);
     expect([waiting.status, waiting.body.code, waiting.headers['retry-after']]).toEqual([409, 'CONFLICT', '60']);
-    expect(waiting.body.detail).toMatch(/^1 order\(s\) accepted while the last sale of SKU WEEKLY ran are not in MySQL yet/);
+    expect(waiting.body.detail).toMatch(/^1 order\(s\) of SKU WEEKLY accepted while its last sale ran are not in MySQL yet/);
     await env.redis.zrem(accepted, 'STUCK-ORDER');
 
     expect((await changeSale('WEEKLY', nextWeek)).status).toBe(200);
-    await env.redis.zrem(accepted, 'OLDER-DEAD-LETTER');
+    await env.redis.zrem(accepted, 'OLDER-DEAD-LETTER', 'OTHER-SKU-DEAD-LETTER');
+    await env.redis.del(otherSku);
     expect(await bucketSales('WEEKLY')).toEqual(asBuckets(nextWeek));
     expect((await checkout('weekly-buyer', 'WEEKLY')).body).toMatchObject({ code: 'SALE_NOT_ACTIVE', opensAt: new Date(nextWeek.startsAt).toISOString() });
   });

@@ -350,6 +350,8 @@ const OLDER_SALE_COUNTS_KEPT_MS = 24 * 3600 * 1000;
  * longest any later step of the order comes.
  */
 const GIVEN_BACK_KEPT_AT_MOST_MS = RESTOCK_MARKER_TTL_MS;
+/** How many orders of a window acceptedIn reads the lines of, per group, before it counts them all unread. */
+const ACCEPTED_READ_AT_MOST = 10_000;
 /** Reads sent in one pipeline by the repair's scans of many orders. */
 const READS_PER_PIPELINE = 1000;
 /** How far apart the clocks of the api hosts, the workers and Redis may be, at most, for what looks back over the reservations kept. */
@@ -1234,9 +1236,27 @@ export class Inventory {
     await Promise.all([...groups].map(([group, inGroup]) => this.redis.zrem(this.keys.accepted(group), ...inGroup.map((order) => order.orderId))));
   }
 
-  /** Orders accepted from `from` until before `to` (Redis's clock) and still not in MySQL, in every group. */
-  async acceptedIn(from: Date, to: Date): Promise<number> {
-    const counts = await Promise.all(this.keys.groups().map((group) => this.redis.zcount(this.keys.accepted(group), from.getTime(), `(${to.getTime()}`)));
+  /**
+   * Orders of `skuId` accepted from `from` until before `to` (Redis's clock) and still not in MySQL,
+   * in every group: those whose reservation record names a line of the SKU, or no longer says (it
+   * was released, or is gone). A group holding more than ACCEPTED_READ_AT_MOST orders of the window
+   * (a backlog still draining) counts them all, unread.
+   */
+  async acceptedIn(skuId: string, from: Date, to: Date): Promise<number> {
+    const counts = await Promise.all(
+      this.keys.groups().map(async (group) => {
+        const window = [this.keys.accepted(group), from.getTime(), `(${to.getTime()}`] as const;
+        const orderIds = await this.redis.zrangebyscore(...window, 'LIMIT', 0, ACCEPTED_READ_AT_MOST + 1);
+        if (orderIds.length > ACCEPTED_READ_AT_MOST) return this.redis.zcount(...window);
+        if (orderIds.length === 0) return 0;
+        const pipeline = this.redis.pipeline();
+        for (const orderId of orderIds) pipeline.hget(this.keys.order(group, orderId), 'p');
+        return ((await pipeline.exec()) ?? []).filter(([error, payload]) => {
+          if (error) throw error;
+          return payload === null || ((JSON.parse(payload as string) as { items?: Array<{ skuId: string }> }).items?.some((line) => line.skuId === skuId) ?? true);
+        }).length;
+      }),
+    );
     return counts.reduce((sum, count) => sum + count, 0);
   }
 

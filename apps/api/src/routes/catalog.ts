@@ -143,8 +143,8 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       if (opened && now.getTime() < overForGoodAt) throw new SaleAlreadyOpen(skuId, opened.startsAt, new Date(overForGoodAt));
       // over for good: a queued order accepted in it is yet to be priced, by the sale the catalog has then (one
       // accepted before it opened is priced without a sale either way)
-      const queued = opened ? await inventory.acceptedIn(opened.startsAt, opened.endsAt) : 0;
-      if (queued > 0) throw new HttpProblem(409, 'CONFLICT', `${queued} order(s) accepted while the last sale of SKU ${skuId} ran are not in MySQL yet (priced there by the sale it had): retry once they are (dead letters: npm run dlq)`, 60);
+      const queued = opened ? await inventory.acceptedIn(skuId, opened.startsAt, opened.endsAt) : 0;
+      if (queued > 0) throw new HttpProblem(409, 'CONFLICT', `${queued} order(s) of SKU ${skuId} accepted while its last sale ran are not in MySQL yet (priced there by the sale it had): retry once they are (dead letters: npm run dlq)`, 60);
       if (sale && sale.startsAt.getTime() <= cutoff) {
         throw validationFailed(`startsAt must be more than ${SALE_CHANGE_CUTOFF_MS / 1000} s ahead of now (${now.toISOString()} by the clock checkouts are accepted by): orders accepted before the change were priced without this sale`);
       }
