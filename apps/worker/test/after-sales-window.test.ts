@@ -12,6 +12,26 @@ const WINDOW_MS = 3_000;
 const REFUND_LOOKED_AT_EVERY_MS = 4_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+const refundsOf = async (system: OrderSystem, orderId: string, buyer: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer) })).body.items;
+
+/** The order's refund that `open` opens while the payment system declines every refund (the buyer's card blocked), once declined. */
+async function declinedRefund(system: OrderSystem, orderId: string, buyer: string, open: () => Promise<void>): Promise<any> {
+  await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: true } });
+  try {
+    await open();
+    const [declined] = await waitFor(
+      async () => {
+        const listed = await refundsOf(system, orderId, buyer);
+        return listed[0]?.parts[0]?.status === 'FAILED' && listed;
+      },
+      { what: `a refund of order ${orderId} declined` },
+    );
+    return declined;
+  } finally {
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
+  }
+}
+
 describe('the after-sales window', () => {
   let system: OrderSystem;
 
@@ -19,10 +39,7 @@ describe('the after-sales window', () => {
     system = await startOrderSystem('after_sales_window', { AFTER_SALES_WINDOW_MS: String(WINDOW_MS), REFUND_CONFIRMATION_WAIT_MS: String(REFUND_LOOKED_AT_EVERY_MS) });
     await system.createSku({ skuId: 'LAMP', priceCents: 2_400, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
   });
-  afterAll(async () => {
-    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
-    await system?.close();
-  });
+  afterAll(async () => system?.close());
 
   it('starts again when a return is refused: the order completes a whole window after the refusal, not at the first deadline', async () => {
     const orderId = await system.checkout('lou', [{ skuId: 'LAMP', qty: 1 }]);
@@ -52,23 +69,15 @@ describe('the after-sales window', () => {
   });
 
   it('holds the completion while the buyer is still owed a refund the payment system declined, and completes once an admin settles it', async () => {
-    const orderId = await system.checkout('ned', [{ skuId: 'LAMP', qty: 2 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ned'), body: { method: 'card' } });
-    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
-    for (const event of ['SHIPPED', 'DELIVERED']) expect((await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event } })).body.callbackStatus).toBe(200);
+    const orderId = await system.shipped('ned', [{ skuId: 'LAMP', qty: 2 }]);
+    expect((await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'DELIVERED' } })).body.callbackStatus).toBe(200);
     const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('ned'), body: { reason: 'one too many', items: [{ skuId: 'LAMP', qty: 1 }] } });
     expect(asked.status).toBe(202);
     await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/approve`, { token: system.token('shop', 'merchant') });
     // the buyer's card is blocked: the payment system declines the lamp's money back
-    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: true } });
-    expect((await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'RETURN_RECEIVED' } })).body.callbackStatus).toBe(200);
-    const refundsOf = async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ned') })).body.items;
-    const [declined] = await waitFor(async () => {
-      const listed = await refundsOf();
-      return listed[0]?.parts[0]?.status === 'FAILED' && listed;
-    }, { what: "the return's money back declined" });
-    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
+    const declined = await declinedRefund(system, orderId, 'ned', async () => {
+      expect((await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'RETURN_RECEIVED' } })).body.callbackStatus).toBe(200);
+    });
     const delivered = await system.order(orderId);
     const deliveredAgainAt = Date.parse(delivered.history.findLast((h: any) => h.action === 'receive_partial_return').at);
     expect(delivered.status).toBe('DELIVERED');
@@ -81,7 +90,7 @@ describe('the after-sales window', () => {
     expect(settled.status).toBe(200);
     const completed = await system.waitForStatus(orderId, 'COMPLETED', REFUND_LOOKED_AT_EVERY_MS + 10_000);
     expect(Date.parse(completed.history.findLast((h: any) => h.action === 'complete').at)).toBeGreaterThanOrEqual(settledAt - 1_000);
-    expect((await refundsOf())[0].status).toBe('SUCCEEDED');
+    expect((await refundsOf(system, orderId, 'ned'))[0].status).toBe('SUCCEEDED');
   });
 
   it('says what happens by itself next while the order waits for its buyer: expiry unpaid at the payment deadline, receipt confirmed AUTO_CONFIRM_MS after shipping', async () => {
@@ -121,7 +130,6 @@ describe("the after-sales window of a split order's child, while a refund from b
     await system.createSku({ skuId: 'RUG', priceCents: 700, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
   });
   afterAll(async () => {
-    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
     await fulfilment?.close();
     await system?.close();
   });
@@ -131,15 +139,10 @@ describe("the after-sales window of a split order's child, while a refund from b
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ada'), body: { method: 'card' } });
     await system.waitForStatus(orderId, 'PAID');
-    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: true } });
-    const lamp = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('ada'), body: { reason: 'no lamp', items: [{ skuId: 'LAMP', qty: 1 }] } });
-    expect(lamp.status).toBe(202);
-    const refundsOf = async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ada') })).body.items;
-    const [declined] = await waitFor(async () => {
-      const listed = await refundsOf();
-      return listed[0]?.parts[0]?.status === 'FAILED' && listed;
-    }, { what: "the lamp's money back declined" });
-    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
+    const declined = await declinedRefund(system, orderId, 'ada', async () => {
+      const lamp = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('ada'), body: { reason: 'no lamp', items: [{ skuId: 'LAMP', qty: 1 }] } });
+      expect(lamp.status).toBe(202);
+    });
 
     fulfilment = startWorkers(connectWorker(loadConfig({ ...system.env.env, WORKER_QUEUES: 'fulfillment' }), pino({ level: 'silent' })));
     const rugChild = await waitFor(
