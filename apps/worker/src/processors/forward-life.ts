@@ -59,6 +59,8 @@ const BALANCE_PAYMENT_LOOKED_AT_EVERY_MS = 60_000;
 export interface TimerOutcome {
   changed: boolean;
   dueInMs?: number;
+  /** a completion held while the buyer is still owed these refunds of the order (completeAfterWindow) */
+  refundsOwed?: ReadonlyArray<{ refundId: string; amountCents: number }>;
 }
 
 /** Thrown inside the split's transaction (rolling it back) when the order changed since its lines were read. */
@@ -134,7 +136,9 @@ export class ForwardLife {
    * deadline by MySQL's clock changes nothing and waits for it (waitForDeadline)
    */
   async timerJob(job: Job<OrderTimerJob>, token: string | undefined): Promise<void> {
-    const { dueInMs } = await this.fireTimer(job.name, job.data.orderId);
+    const { dueInMs, refundsOwed } = await this.fireTimer(job.name, job.data.orderId);
+    // said by the order's own timer, each time it looks: the backstop sweep finds such orders every interval, and says nothing
+    if (refundsOwed) this.deps.log.info({ orderId: job.data.orderId, refunds: refundsOwed, lookedAtAgainInMs: dueInMs }, 'after-sales window closed, completion held: the buyer is still owed a refund');
     if (dueInMs !== undefined) await waitForDeadline(job, token, dueInMs, this.deps.log);
   }
 
@@ -179,9 +183,7 @@ export class ForwardLife {
       });
     } catch (error) {
       if (!(error instanceof RefundStillOwed)) throw error;
-      const dueInMs = this.deps.config.REFUND_CONFIRMATION_WAIT_MS;
-      this.deps.log.info({ orderId, refunds: error.refunds, lookedAtAgainInMs: dueInMs }, 'after-sales window closed, completion held: the buyer is still owed a refund');
-      return { changed: false, dueInMs };
+      return { changed: false, dueInMs: this.deps.config.REFUND_CONFIRMATION_WAIT_MS, refundsOwed: error.refunds };
     }
   }
 
