@@ -1181,9 +1181,10 @@ export class Inventory {
    * Redis has none (it lost it), summed from `held`: per order, the units that still count (the
    * caller's, from MySQL and from the orders accepted and not yet in it). Counts Redis still has of
    * this sale are kept, as `restoreCouponUses` keeps coupon uses; one of an earlier sale is replaced.
-   * A count names the sale and goes at its end, as the checkout's does; an open order counted in it whose record the repair put
-   * back from MySQL has its lines of the SKU counted toward the limit again (restoreBought-1+n.lua),
-   * so its release gives them back. Returns how many buyers' counts were put back.
+   * A count names the sale and goes at its end, as the checkout's does; an open order counted in it
+   * whose record the repair put back from MySQL has its lines of the SKU counted toward the limit
+   * again (restoreBought-1+n.lua), so its release gives them back. Returns how many buyers' counts
+   * were put back.
    */
   async restoreBoughtCounts(sale: { skuId: string; startsAt: Date; endsAt: Date }, held: ReadonlyArray<{ orderId: string; userId: string; qty: number }>): Promise<number> {
     // a buyer's count is in the group of their orders of the SKU (its bucket: always the same one for them)
