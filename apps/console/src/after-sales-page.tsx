@@ -1,5 +1,6 @@
 import type { Api } from './api.js';
 import { OrderTable, orderSearchPath, usePagedOrders } from './orders-page.js';
+import { ProblemAlert } from './problem-alert.js';
 import type { Session } from './session.js';
 
 interface WaitingList {
@@ -41,11 +42,7 @@ function WaitingOrders({ api, session, list: { id: listId, title, status, refund
       <button type="button" disabled={pages.loading} onClick={pages.reload} aria-describedby={id}>
         Refresh
       </button>
-      {pages.problem && (
-        <p class="problem" role="alert">
-          Page {pages.number} could not be read: {pages.problem}
-        </p>
-      )}
+      {pages.problem && <ProblemAlert>Page {pages.number} could not be read: {pages.problem}</ProblemAlert>}
       {pages.shown && <OrderTable orders={pages.shown.orders.items} caption={`${title}, page ${pages.shown.number}`} nextTimers />}
       {(pages.number > 1 || pages.next !== null) && (
         <nav class="pager" aria-label={`Pages of ${title.toLowerCase()}`}>

@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { formatCents, formatTime, problemText, type Api, type QueueCounts, type Sku } from './api.js';
+import { ProblemAlert } from './problem-alert.js';
 import type { Session } from './session.js';
 
 const POLL_MS = 1000;
@@ -133,11 +134,7 @@ export function FlashSalesPage({ api, session }: { api: Api; session: Session })
           <input required type="datetime-local" {...field('startsAt')} />
           <label for="sale-endsAt">Ends (your time, {LOCAL_ZONE})</label>
           <input required type="datetime-local" {...field('endsAt')} />
-          {createProblem && (
-            <p class="problem" role="alert">
-              {createProblem}
-            </p>
-          )}
+          {createProblem && <ProblemAlert>{createProblem}</ProblemAlert>}
           <button type="submit" disabled={creating}>
             {creating ? 'Creating…' : 'Create flash sale'}
           </button>
@@ -203,11 +200,7 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
         {skuId}
         {sku ? `: ${sku.title}` : ''}
       </h2>
-      {problem && (
-        <p class="problem" role="alert">
-          {problem}
-        </p>
-      )}
+      {problem && <ProblemAlert>{problem}</ProblemAlert>}
       {sku && (
         <>
           <p>
@@ -348,11 +341,7 @@ function SaleChange({ api, skuId, sale, next, onChanged }: { api: Api; skuId: st
       <input required type="number" min={0} step={1} inputMode="numeric" {...field('priceCents')} />
       <label for="change-perUserLimit">Sale units per buyer (0: no limit)</label>
       <input required type="number" min={0} step={1} inputMode="numeric" {...field('perUserLimit')} />
-      {problem && (
-        <p class="problem" role="alert">
-          {problem}
-        </p>
-      )}
+      {problem && <ProblemAlert>{problem}</ProblemAlert>}
       <div class="inline">
         <button type="submit" disabled={sendingNow}>
           {next ? 'Set the next sale' : 'Change the sale'}
@@ -395,14 +384,10 @@ function SaleEnd({ api, skuId, sale, onEnded }: { api: Api; skuId: string; sale:
       }}
     >
       <h3 id="end-title">End the sale early</h3>
-      <p class="hint">It ends at the time given, at least a few seconds ahead; what is left then sells at the list price. To stop selling, set the stock to 0.</p>
+      <p class="hint">It ends at the time given, at least a few seconds ahead; what is left then sells at the list price, and the SKU may get its next sale. To stop selling, set the stock to 0.</p>
       <label for="end-endsAt">Sale ends (your time, {LOCAL_ZONE})</label>
       <input required type="datetime-local" step={1} id="end-endsAt" value={endsAt} onInput={(event) => setEndsAt(event.currentTarget.value)} />
-      {problem && (
-        <p class="problem" role="alert">
-          {problem}
-        </p>
-      )}
+      {problem && <ProblemAlert>{problem}</ProblemAlert>}
       <div class="inline">
         <button type="submit" disabled={sendingNow}>
           End the sale

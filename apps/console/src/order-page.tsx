@@ -3,6 +3,7 @@ import { ApiProblem, formatCents, formatTime, idempotencyKey, placedAt, problemT
 import { keepDraft, readDraft, useDraft } from './drafts.js';
 import { NextStep } from './next-step.js';
 import { NextTimer } from './next-timer.js';
+import { ProblemAlert } from './problem-alert.js';
 import { Link, ordersListPath } from './route.js';
 
 /** The merchant's words for the state table's actions; an action without one shows its table name. */
@@ -302,9 +303,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
       <section aria-labelledby="order-title">
         <h1 id="order-title">Order {orderId}</h1>
         {problem ? (
-          <p class="problem" role="alert">
-            {problem}
-          </p>
+          <ProblemAlert>{problem}</ProblemAlert>
         ) : (
           <p aria-live="polite">Loading…</p>
         )}
@@ -475,11 +474,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
             )}
           </>
         )}
-        {actionProblem && (
-          <p class="problem" role="alert">
-            {actionProblem}
-          </p>
-        )}
+        {actionProblem && <ProblemAlert>{actionProblem}</ProblemAlert>}
         {done && (
           <p class="done" role="status">
             {done}
@@ -554,11 +549,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
         )}
       </section>
 
-      {relativesProblem && (
-        <p class="problem" role="alert">
-          The order it was split from, or one it was split into, could not be read: {relativesProblem}
-        </p>
-      )}
+      {relativesProblem && <ProblemAlert>The order it was split from, or one it was split into, could not be read: {relativesProblem}</ProblemAlert>}
 
       {order.subOrders.length > 0 && (
         <section aria-labelledby="children-title">

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { formatCents, formatTime, placedAt, problemText, query, type Api, type Order, type OrderPage } from './api.js';
 import { NextTimer } from './next-timer.js';
+import { ProblemAlert } from './problem-alert.js';
 import { Link, rememberOrdersSearch } from './route.js';
 import type { Session } from './session.js';
 
@@ -240,11 +241,7 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
           </button>
         </div>
       </form>
-      {filterProblem && (
-        <p class="problem" role="alert">
-          Not searched: {filterProblem}.
-        </p>
-      )}
+      {filterProblem && <ProblemAlert>Not searched: {filterProblem}.</ProblemAlert>}
       {admin ? (
         <p id="placed-days" class="hint">
           The days search when an order was written here: an imported order is found by the day it was imported.
@@ -252,11 +249,7 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
       ) : (
         <p class="hint">Merchants see the orders holding their SKUs and filter them by status and type; buyer, SKU and date search is for admins.</p>
       )}
-      {pages.problem && (
-        <p class="problem" role="alert">
-          Page {pages.number} could not be read: {pages.problem}
-        </p>
-      )}
+      {pages.problem && <ProblemAlert>Page {pages.number} could not be read: {pages.problem}</ProblemAlert>}
       {pages.shown && <OrderTable orders={pages.shown.orders.items} caption={`Orders, page ${pages.shown.number}`} />}
       <nav class="pager" aria-label="Pages of orders" aria-busy={pages.loading}>
         <button type="button" disabled={pages.number === 1 || pages.loading} onClick={pages.previous}>

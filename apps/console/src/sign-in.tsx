@@ -1,4 +1,5 @@
 import { useState } from 'preact/hooks';
+import { ProblemAlert } from './problem-alert.js';
 import { sessionFromToken, type Session } from './session.js';
 
 export function SignIn({ onSignIn, signedOutBecause }: { onSignIn: (session: Session) => void; signedOutBecause: string | null }) {
@@ -7,11 +8,7 @@ export function SignIn({ onSignIn, signedOutBecause }: { onSignIn: (session: Ses
   return (
     <section class="sign-in" aria-labelledby="sign-in-title">
       <h1 id="sign-in-title">Order centre</h1>
-      {signedOutBecause && (
-        <p class="problem" role="alert">
-          Signed out: {signedOutBecause}
-        </p>
-      )}
+      {signedOutBecause && <ProblemAlert>Signed out: {signedOutBecause}</ProblemAlert>}
       <p>Sign in with a merchant or admin token (<code>npm run token -- merchant shop</code> prints one).</p>
       <form
         onSubmit={(event) => {
@@ -23,11 +20,7 @@ export function SignIn({ onSignIn, signedOutBecause }: { onSignIn: (session: Ses
       >
         <label for="token">Token</label>
         <textarea id="token" name="token" rows={4} required value={token} onInput={(event) => setToken(event.currentTarget.value)} aria-describedby={problem ? 'sign-in-problem' : undefined} />
-        {problem && (
-          <p id="sign-in-problem" class="problem" role="alert">
-            {problem}
-          </p>
-        )}
+        {problem && <ProblemAlert id="sign-in-problem">{problem}</ProblemAlert>}
         <button type="submit">Sign in</button>
       </form>
     </section>
