@@ -1,14 +1,16 @@
 import { useState } from 'preact/hooks';
+import { operatorOfTab } from './session.js';
 
 /**
  * What an operator typed on an order's page (a reason, units to refund, a new address) and the
- * key of a refund sent without an answer, kept for this browser tab: a reload, a visit to
- * another page or signing in again after the token expired finds them as they were, and a
- * refund sent again after any of them goes under the first one's key, so it is not paid twice.
+ * key of a refund sent without an answer, kept for this browser tab and this operator: a reload,
+ * a visit to another page or signing in again (after the token expired, or after signing out)
+ * finds them as they were, and a refund sent again after any of them goes under the first one's
+ * key, so it is not paid twice. Another operator signed in on the tab sees none of them.
  */
 const PREFIX = 'order-centre-draft:';
 
-const keyOf = (orderId: string, field: string) => `${PREFIX}${orderId}:${field}`;
+const keyOf = (orderId: string, field: string) => `${PREFIX}${operatorOfTab()}:${orderId}:${field}`;
 
 export function readDraft<T>(orderId: string, field: string): T | null {
   const kept = sessionStorage.getItem(keyOf(orderId, field));

@@ -12,18 +12,30 @@ const KEY = 'order-centre-token';
  * searches and actions to offer); the api verifies the token on every request.
  */
 export function sessionFromToken(token: string): Session | string {
-  const payload = token.trim().split('.')[1];
-  if (!payload) return 'That is not a JWT: paste the whole token printed by npm run token';
-  let claims: { sub?: unknown; role?: unknown; exp?: unknown };
-  try {
-    claims = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))) as typeof claims;
-  } catch {
-    return 'That is not a JWT: paste the whole token printed by npm run token';
-  }
+  const claims = claimsOf(token);
+  if (!claims) return 'That is not a JWT: paste the whole token printed by npm run token';
   if (claims.role !== 'merchant' && claims.role !== 'admin') return 'The console is for merchant and admin tokens';
   if (typeof claims.sub !== 'string') return 'The token carries no subject';
   if (typeof claims.exp === 'number' && claims.exp * 1000 < Date.now()) return 'The token has expired';
   return { token: token.trim(), role: claims.role, sub: claims.sub };
+}
+
+/** The claims of a token's payload, read unverified (the api verifies it): null when it is not a JWT. */
+function claimsOf(token: string): { sub?: unknown; role?: unknown; exp?: unknown } | null {
+  const payload = token.trim().split('.')[1];
+  if (!payload) return null;
+  try {
+    return JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))) as { sub?: unknown; role?: unknown; exp?: unknown };
+  } catch {
+    return null;
+  }
+}
+
+/** Who is signed in on this tab, by role and subject, their token expired or not ('' when no one is). */
+export function operatorOfTab(): string {
+  const token = sessionStorage.getItem(KEY);
+  const claims = token === null ? null : claimsOf(token);
+  return claims ? `${String(claims.role)}:${encodeURIComponent(String(claims.sub))}` : '';
 }
 
 export function storedSession(): Session | null {

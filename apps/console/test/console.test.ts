@@ -459,6 +459,23 @@ describe('the web console', () => {
     await shot('14-second-refund-and-resent-refund');
   });
 
+  it('keeps what an operator typed on an order for them alone: another operator signed in on the tab sees none of it, and the first finds it again', async () => {
+    const orderId = await paidOrder('gwen', 1);
+    const reason = page.getByLabel('Reason (kept in the history, optional)');
+    await page.goto(`${base}/console/orders/${orderId}`);
+    await reason.fill('the buyer called: kettle arrived cracked');
+    await signOut();
+    await signIn(system.token('ops-night', 'admin'));
+    await page.goto(`${base}/console/orders/${orderId}`);
+    await reason.waitFor();
+    expect(await reason.inputValue()).toBe('');
+    await signOut();
+    await signIn(system.token('ops', 'admin'));
+    await page.goto(`${base}/console/orders/${orderId}`);
+    await reason.waitFor();
+    expect(await reason.inputValue()).toBe('the buyer called: kettle arrived cracked');
+  });
+
   it('tells the operator that a refund the payment system declined is still owed, rather than show it as money on its way, records it paid back by hand, and asks the payment system again for another', async () => {
     const orderId = await paidOrder('hal', 2);
     const { payment } = await system.order(orderId);
