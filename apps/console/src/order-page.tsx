@@ -37,6 +37,8 @@ const CONSEQUENCES: Record<string, string> = {
 const CANCEL_IN_CHANNEL_CONSEQUENCE = 'Cancel this order? Its parcel is dropped and nothing is paid back from here: the buyer paid in its channel. This cannot be undone.';
 const ASK_AGAIN_CONSEQUENCE =
   'Ask the payment system again to pay this refund back? Do so once what made it decline is fixed (the buyer\'s card, the provider). Should it still pay the declined request too, the buyer has it twice.';
+const REFUND_SENT_BEFORE =
+  'A refund sent before from this page, whose answer never came, reached the order system in other words or units, and may have refunded them: nothing was sent now. Read its refunds below; the next refund sent is a new one.';
 const SETTLED_BY_HAND_CONSEQUENCE =
   'Record that the buyer was paid this back another way? The refund is then settled and the order closes. Should the payment system still pay it, the buyer has it twice: tell the payment provider to drop it first. This cannot be undone.';
 
@@ -252,14 +254,19 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
       label,
       async (given) => {
         const body = { reason: given ?? label, items };
-        const sent = JSON.stringify(body);
-        // the same refund sent again (after a failure, a reload, signing in again) goes under the same key
-        let attempt = readDraft<{ body: string; key: string }>(orderId, 'refund-attempt');
-        if (attempt?.body !== sent) {
-          attempt = { body: sent, key: idempotencyKey() };
-          keepDraft(orderId, 'refund-attempt', attempt);
+        // a refund sent again (after a failure, a reload, signing in again) goes under the key of the one
+        // sent without an answer, edited or not: the api opens one refund under a key, never a second
+        const key = readDraft<{ key: string }>(orderId, 'refund-attempt')?.key ?? idempotencyKey();
+        keepDraft(orderId, 'refund-attempt', { key });
+        let refund: RefundAnswer;
+        try {
+          refund = await api<RefundAnswer>('POST', href, body, { 'idempotency-key': key });
+        } catch (error) {
+          if (!(error instanceof ApiProblem && error.code === 'IDEMPOTENCY_CONFLICT')) throw error;
+          // the unanswered one reached the api, in other words or units: it may have opened a refund
+          keepDraft(orderId, 'refund-attempt', null);
+          throw new ApiProblem(error.status, error.code, REFUND_SENT_BEFORE);
         }
-        const refund = await api<RefundAnswer>('POST', href, body, { 'idempotency-key': attempt.key });
         keepDraft(orderId, 'refund-attempt', null);
         return refund.replayed
           ? `nothing new was refunded: refund ${refund.refundId} (${refund.status}) was opened by this same request before`

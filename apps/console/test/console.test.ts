@@ -459,6 +459,33 @@ describe('the web console', () => {
     await shot('14-second-refund-and-resent-refund');
   });
 
+  it('sends a refund edited after its answer was lost under the same key: told it may have gone through, nothing refunded twice, and the next one sent is a new refund', async () => {
+    const orderId = await paidOrder('hugo', 3);
+    await page.goto(`${base}/console/orders/${orderId}`);
+    const refundButton = page.getByRole('button', { name: 'Refund chosen units' });
+    // the api opens the refund of one kettle, but its answer never reaches the browser
+    const refunds = `**/v1/orders/${orderId}/refunds`;
+    await page.route(refunds, async (route) => {
+      if (route.request().method() !== 'POST') return route.fallback();
+      await route.fetch();
+      await route.abort('connectionreset');
+    });
+    await page.getByLabel('Units of KETTLE to refund (of 3 left)').fill('1');
+    await refundButton.click();
+    await expect.poll(() => shownText(page.getByRole('alert'))).toContain('cannot be reached');
+    await page.unroute(refunds);
+    // the operator, not seeing it went through, asks for two instead: nothing more is refunded, and the page says why
+    await page.getByLabel('Units of KETTLE to refund (of 2 left)').fill('2');
+    await refundButton.click();
+    await expect.poll(() => shownText(page.getByRole('alert'))).toContain('may have refunded them: nothing was sent now');
+    expect((await system.order(orderId)).items[0].refundedQty).toBe(1);
+    // having read the refunds, the operator sends the rest: a new refund
+    await page.getByLabel('Units of KETTLE to refund (of 2 left)').fill('2');
+    await refundButton.click();
+    await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Refund of 2 units: refund \S+ is PENDING/);
+    expect((await system.order(orderId)).items[0].refundedQty).toBe(3);
+  });
+
   it('keeps what an operator typed on an order for them alone: another operator signed in on the tab sees none of it, and the first finds it again', async () => {
     const orderId = await paidOrder('gwen', 1);
     const reason = page.getByLabel('Reason (kept in the history, optional)');
