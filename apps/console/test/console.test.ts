@@ -421,6 +421,20 @@ describe('the web console', () => {
     return orderId;
   }
 
+  /** The page sends a refund of one of the `left` kettles, which the api opens, and its answer never reaches the browser. */
+  async function refundOfOneWithAnswerLost(orderId: string, left: number) {
+    const refunds = `**/v1/orders/${orderId}/refunds`;
+    await page.route(refunds, async (route) => {
+      if (route.request().method() !== 'POST') return route.fallback();
+      await route.fetch();
+      await route.abort('connectionreset');
+    });
+    await page.getByLabel(`Units of KETTLE to refund (of ${left} left)`).fill('1');
+    await page.getByRole('button', { name: 'Refund chosen units' }).click();
+    await expect.poll(() => shownText(page.getByRole('alert'))).toContain('cannot be reached');
+    await page.unroute(refunds);
+  }
+
   it('refunds 1 of 4 kettles, then 1 more with the same default reason as a second refund, and answers a resent submission whose answer was lost, sent after a reload of the page, with the refund it opened', async () => {
     const orderId = await paidOrder('finn', 4);
     await page.goto(`${base}/console/orders/${orderId}`);
@@ -436,16 +450,7 @@ describe('the web console', () => {
     expect((await system.order(orderId)).items[0].refundedQty).toBe(2);
 
     // the api opens the third refund, but its answer never reaches the browser
-    const refunds = `**/v1/orders/${orderId}/refunds`;
-    await page.route(refunds, async (route) => {
-      if (route.request().method() !== 'POST') return route.fallback();
-      await route.fetch();
-      await route.abort('connectionreset');
-    });
-    await page.getByLabel('Units of KETTLE to refund (of 2 left)').fill('1');
-    await refundButton.click();
-    await expect.poll(() => shownText(page.getByRole('alert'))).toContain('cannot be reached');
-    await page.unroute(refunds);
+    await refundOfOneWithAnswerLost(orderId, 2);
     expect((await system.order(orderId)).items[0].refundedQty).toBe(3);
     // the operator reloads the page: what was typed is still there, and so is the key it went under
     await page.reload();
@@ -464,16 +469,7 @@ describe('the web console', () => {
     await page.goto(`${base}/console/orders/${orderId}`);
     const refundButton = page.getByRole('button', { name: 'Refund chosen units' });
     // the api opens the refund of one kettle, but its answer never reaches the browser
-    const refunds = `**/v1/orders/${orderId}/refunds`;
-    await page.route(refunds, async (route) => {
-      if (route.request().method() !== 'POST') return route.fallback();
-      await route.fetch();
-      await route.abort('connectionreset');
-    });
-    await page.getByLabel('Units of KETTLE to refund (of 3 left)').fill('1');
-    await refundButton.click();
-    await expect.poll(() => shownText(page.getByRole('alert'))).toContain('cannot be reached');
-    await page.unroute(refunds);
+    await refundOfOneWithAnswerLost(orderId, 3);
     // the operator, not seeing it went through, asks for two instead: nothing more is refunded, and the page says why
     await page.getByLabel('Units of KETTLE to refund (of 2 left)').fill('2');
     await refundButton.click();
