@@ -152,6 +152,9 @@ describe('changing a flash sale before it opens', () => {
     expect(await bucketSales('ENDED-EARLY')).toEqual(Array(BUCKETS).fill(asStored(ended)));
     // sent again (its answer lost): the same end, nothing refused
     await inventory.endSale({ skuId: 'ENDED-EARLY', stockBuckets: BUCKETS }, endsAt, running);
+    // counts that name their sale hold no next sale up: no former end is kept
+    const counted = await Promise.all(Array.from({ length: BUCKETS }, (_, bucket) => redis.hget(inventory.keys.sku(inventory.keys.bucketGroup(bucket), 'ENDED-EARLY'), 'countedUntil')));
+    expect(counted).toEqual(Array(BUCKETS).fill(null));
     // still running until the new end: the limit holds
     for (const buyer of buyers) await expect(inventory.reserveStock(reservationOf(buyer, [{ skuId: 'ENDED-EARLY', qty: 1 }]))).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
     // not over before the new end
@@ -202,6 +205,15 @@ describe('changing a flash sale before it opens', () => {
   });
 
   it('keeps a sale set before counts named their sale until its former end when ended early: its buyers\' counts live to then', async () => {
+    // ended early, its former end kept where the counts are bare numbers
+    const running = { startsAt: new Date(now - HOUR), endsAt: new Date(now + 2 * HOUR), perUserLimit: 2 };
+    await createSku('BARE-ENDED-EARLY', running);
+    const bareBucket = inventory.keys.sku(inventory.keys.bucketGroup(0), 'BARE-ENDED-EARLY');
+    await redis.hdel(bareBucket, 'countsBySale');
+    await inventory.endSale({ skuId: 'BARE-ENDED-EARLY', stockBuckets: BUCKETS }, new Date(Date.now() + HOUR), running);
+    expect(await redis.hget(bareBucket, 'countedUntil')).toBe(String(running.endsAt.getTime()));
+    expect(await redis.hget(inventory.keys.sku(inventory.keys.bucketGroup(1), 'BARE-ENDED-EARLY'), 'countedUntil')).toBeNull();
+
     const lastSale = { startsAt: new Date(now - 30 * HOUR), endsAt: new Date(now - 25 * HOUR), perUserLimit: 2 };
     await createSku('ENDED-EARLY-OLDER', lastSale);
     const key = inventory.keys.sku(inventory.keys.bucketGroup(0), 'ENDED-EARLY-OLDER');
