@@ -1,6 +1,7 @@
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { RefundRepository, StockLedgerRepository, serializedWithoutStatementValues } from '@orders/persistence';
+import { readQueues } from '@orders/queues';
 import { StockRebalancer } from '@orders/stock';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions, type onRequestHookHandler, type preParsingHookHandler } from 'fastify';
 import type { IncomingMessage } from 'node:http';
@@ -206,9 +207,7 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
 
   const queueDepth = new QueueDepthSampler(deps.inventory, deps.metrics.ordersAwaitingMysql).start();
   app.addHook('onClose', async () => queueDepth.stop());
-  deps.metrics.watchQueues(async () =>
-    Promise.all(deps.queues.all.map(async (queue) => ({ queue: queue.name, counts: await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized') }))),
-  );
+  deps.metrics.watchQueues(async () => readQueues(deps.queues.all));
   deps.metrics.watchDependency('redis', () => deps.redis.ping());
   deps.metrics.watchDependency('mysql', () => sql`SELECT 1`.execute(deps.db));
   const stockLedger = new StockLedgerRepository(deps.db);

@@ -86,6 +86,9 @@ describe('the api as two processes on one port (API_PROCESSES=2)', () => {
       expect(sample(metrics.text, 'http_request_duration_seconds_count', { method: 'POST', route: '/v1/orders', status_code: '202' })).toBe(CHECKOUTS);
       // every process samples the same queue: the instance reports it once, not once per process
       expect(sample(metrics.text, 'queue_jobs', { queue: QUEUE.orders, state: 'waiting' })).toBe(waitingJobs);
+      // and how long its oldest job has waited, which grows on with no worker to export it
+      expect(sample(metrics.text, 'queue_oldest_waiting_job_age_seconds', { queue: QUEUE.orders })).toBeGreaterThan(0);
+      expect(sample(metrics.text, 'queue_oldest_waiting_job_age_seconds', { queue: QUEUE.payments })).toBe(0);
     }
   });
 

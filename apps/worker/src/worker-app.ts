@@ -2,9 +2,9 @@ import type { Config } from '@orders/config';
 import { TIMER_ACTIONS, statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
-import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueFulfilmentUpdate, enqueueLatePaymentRefund, enqueueRefundPayments, heldRefundsWithoutJob, lateRefundsWithoutJob, orderRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
+import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueFulfilmentUpdate, enqueueLatePaymentRefund, enqueueRefundPayments, heldRefundsWithoutJob, lateRefundsWithoutJob, orderRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, readQueues, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
 import { Inventory, RunLock, RunUnderWay, SweepPages, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, type RedisClient } from '@orders/stock';
-import { DelayedError, Worker, type Job, type Processor, type Queue } from 'bullmq';
+import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { closeUnpaidOrder, waitForDeadline } from './processors/expire-order.js';
@@ -86,18 +86,6 @@ function measured<T>(metrics: OrderMetrics, queue: string, processor: Processor<
       throw error;
     }
   };
-}
-
-/**
- * When the job at the head of a queue's wait list, or its prioritized set, became ready (Unix
- * ms; null when neither holds one): what queue_oldest_waiting_job_age_seconds ages. Workers take
- * the list's tail, so that is its oldest job. A job run before counts from its last start, as
- * BullMQ keeps no time of its return to wait (see `measured`).
- */
-async function oldestWaitingSince(queue: Queue): Promise<number | null> {
-  const heads = await queue.getJobs(['wait', 'prioritized'], 0, 0, true);
-  const readySince = heads.map((job) => Math.max(job.timestamp + (job.opts.delay ?? 0), job.processedOn ?? 0));
-  return readySince.length === 0 ? null : Math.min(...readySince);
 }
 
 /** Keeps the jobs a queue's worker runs now in `running` (name and id): what a shutdown waits for. */
@@ -478,14 +466,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   metrics.watchRedisMemory(async () => redisMemoryOf(deps.redis));
   metrics.watchDependency('redis', () => deps.redis.ping());
   metrics.watchDependency('mysql', () => sql`SELECT 1`.execute(deps.db));
-  metrics.watchQueues(async () =>
-    Promise.all(
-      queues.all.map(async (queue) => {
-        const [counts, oldestWaiting] = await Promise.all([queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'), oldestWaitingSince(queue)]);
-        return { queue: queue.name, counts, oldestWaitingSince: oldestWaiting };
-      }),
-    ),
-  );
+  metrics.watchQueues(async () => readQueues(queues.all));
 
   // every replica exports the last reconciliation (kept in Redis), whichever one ran it, and how often
   // it is due by its own config: StockCheckStale measures the report's age against it

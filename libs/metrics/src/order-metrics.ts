@@ -285,7 +285,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     oldestWaitingJobAge: new Gauge({
       name: 'queue_oldest_waiting_job_age_seconds',
-      help: 'Per queue, how long its oldest waiting job (wait or prioritized) has been ready to run, 0 when none waits: it grows while no worker takes the queue\'s jobs, where job_wait_seconds, observed when a job starts, shows nothing. A job run before counts from its last start. Only the workers read it',
+      help: 'Per queue, how long its oldest waiting job (wait or prioritized) has been ready to run, 0 when none waits: it grows while no worker takes the queue\'s jobs, where job_wait_seconds, observed when a job starts, shows nothing. A job run before counts from its last start. The api and the workers both read it, so it shows while no worker runs',
       labelNames: ['queue'] as const,
       registers: [registry],
       aggregator: 'max',

@@ -69,6 +69,35 @@ export function createOrderQueues(connection: Redis | Cluster, settings: QueueSe
   };
 }
 
+/** A queue's jobs by state, and when its oldest waiting job became ready (Unix ms; null when none waits): what the metrics export. */
+export interface QueueReading {
+  queue: string;
+  counts: Record<string, number>;
+  oldestWaitingSince: number | null;
+}
+
+/** Every queue's reading, for the metrics: the api's and the workers' are the same, so the dashboards do not go blind on a queue no worker runs. */
+export async function readQueues(queues: readonly Queue[]): Promise<QueueReading[]> {
+  return Promise.all(
+    queues.map(async (queue) => {
+      const [counts, oldestWaitingSince] = await Promise.all([queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'), oldestWaitingSinceIn(queue)]);
+      return { queue: queue.name, counts, oldestWaitingSince };
+    }),
+  );
+}
+
+/**
+ * When the job at the head of a queue's wait list, or its prioritized set, became ready (Unix
+ * ms; null when neither holds one): what queue_oldest_waiting_job_age_seconds ages. Workers take
+ * the list's tail, so that is its oldest job. A job run before counts from its last start, as
+ * BullMQ keeps no time of its return to wait.
+ */
+async function oldestWaitingSinceIn(queue: Queue): Promise<number | null> {
+  const heads = await queue.getJobs(['wait', 'prioritized'], 0, 0, true);
+  const readySince = heads.map((job) => Math.max(job.timestamp + (job.opts.delay ?? 0), job.processedOn ?? 0));
+  return readySince.length === 0 ? null : Math.min(...readySince);
+}
+
 /** Several accepted orders in one persist job: the intake's batches, one Redis job each. */
 export interface PersistOrdersJob {
   orders: PersistOrderJob[];
