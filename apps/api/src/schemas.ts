@@ -311,8 +311,17 @@ export const orderSchema = {
     nextTimer: {
       type: ['object', 'null'],
       description:
-        'what the system does to the order by itself next unless someone acts first, and from when (by MySQL\'s clock): expire (unpaid), expire_balance (a presale\'s balance unpaid: the deposit kept), auto_confirm (shipped, receipt not confirmed), complete (the after-sales window closed; while the buyer is still owed a refund, once it is paid back: its dueAt may then have passed), approve_return (a return request the shop did not review), close_return (an approved return whose parcel never came); null when nothing is (closed, still in the queue, a split order, whose children\'s timers run)',
-      properties: { action: { type: 'string' }, dueAt: { type: 'string', format: 'date-time' } },
+        'what the system does to the order by itself next unless someone acts first, and from when (by MySQL\'s clock): expire (unpaid), expire_balance (a presale\'s balance unpaid: the deposit kept), auto_confirm (shipped, receipt not confirmed), complete (the after-sales window closed; while the buyer is still owed a refund, once it is paid back: its dueAt may then have passed, and refundsOwed names them), approve_return (a return request the shop did not review), close_return (an approved return whose parcel never came); null when nothing is (closed, still in the queue, a split order, whose children\'s timers run)',
+      properties: {
+        action: { type: 'string' },
+        dueAt: { type: 'string', format: 'date-time' },
+        refundsOwed: {
+          type: 'array',
+          items: { type: 'string' },
+          description:
+            "complete alone: the refunds (ids) the buyer is still owed of the order (a split order's child: of its order from before the split too), due, sent, or declined by the payment system and not settled by hand; while any is, the order is not completed, however long ago dueAt passed. Empty when none is",
+        },
+      },
     },
     sourceChannel: { type: ['string', 'null'], description: 'an imported order: the order system it came from' },
     externalOrderId: { type: ['string', 'null'], description: 'an imported order: its id in that system' },

@@ -34,7 +34,8 @@ export interface Order {
   /** a presale's: when its balance is due, once its deposit is paid */
   balanceDeadline: string | null;
   /** what the system does by itself next, and from when; null when nothing is */
-  nextTimer: { action: string; dueAt: string } | null;
+  /** `refundsOwed` (on `complete`): the refunds the buyer is still owed, which hold the completion past `dueAt` */
+  nextTimer: { action: string; dueAt: string; refundsOwed?: string[] } | null;
   /** an imported order's sales channel, where it was paid, and its id there (docs/order-centre.md); null for this shop's own orders */
   sourceChannel: string | null;
   externalOrderId: string | null;

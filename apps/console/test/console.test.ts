@@ -559,6 +559,28 @@ describe('the web console', () => {
     }
   });
 
+  it("says what a delivered order's completion waits for while the buyer is still owed a refund of a return", async () => {
+    const orderId = await paidOrder('ida', 2);
+    for (const event of ['SHIPPED', 'DELIVERED']) await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event } });
+    await system.waitForStatus(orderId, 'DELIVERED');
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('ida'), body: { reason: 'one too many', items: [{ skuId: 'KETTLE', qty: 1 }] } });
+    expect(asked.status).toBe(202);
+    await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/approve`, { token: system.token('shop', 'merchant') });
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: true } });
+    try {
+      await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'RETURN_RECEIVED' } });
+      await waitFor(async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items[0]?.parts[0]?.status === 'FAILED', { what: 'the return\'s refund declined' });
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
+    }
+    const { nextTimer } = await system.order(orderId);
+    expect(nextTimer.refundsOwed).toHaveLength(1);
+    await page.goto(`${base}/console/orders/${orderId}`);
+    await expect
+      .poll(() => page.getByTestId('next-timer').textContent())
+      .toBe(`Completes (the after-sales window closes, once no refund is owed): ${formatTime(nextTimer.dueAt)} (held while the buyer is still owed refund ${nextTimer.refundsOwed[0]}), unless someone acts first`);
+  });
+
   it("changes a paid order's delivery address with a form, warns when the order cannot be read again, and shows an order whose actions cannot be read", async () => {
     const orderId = await paidOrder('gus', 1);
     await page.goto(`${base}/console/orders/${orderId}`);

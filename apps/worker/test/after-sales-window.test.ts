@@ -50,7 +50,7 @@ describe('the after-sales window', () => {
     // the order says when it completes by itself: a window after its delivery
     const stepAt = (order: any, action: string) => Date.parse(order.history.findLast((h: any) => h.action === action).at);
     const delivered = await system.order(orderId);
-    expect(delivered.nextTimer).toEqual({ action: 'complete', dueAt: new Date(stepAt(delivered, 'deliver') + WINDOW_MS).toISOString() });
+    expect(delivered.nextTimer).toEqual({ action: 'complete', dueAt: new Date(stepAt(delivered, 'deliver') + WINDOW_MS).toISOString(), refundsOwed: [] });
     const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('lou'), body: { reason: 'too dim', items: [{ skuId: 'LAMP', qty: 1 }] } });
     expect(asked.status).toBe(202);
     // under review: approved by the system once RETURN_REVIEW_WINDOW_MS (2 days by default) has passed
@@ -61,7 +61,7 @@ describe('the after-sales window', () => {
     const refused = await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/refuse`, { token: system.token('shop', 'merchant') });
     expect([refused.status, refused.body.status]).toEqual([200, 'REFUSED']);
     const again = await system.order(orderId);
-    expect(again.nextTimer).toEqual({ action: 'complete', dueAt: new Date(stepAt(again, 'refuse_return') + WINDOW_MS).toISOString() });
+    expect(again.nextTimer).toEqual({ action: 'complete', dueAt: new Date(stepAt(again, 'refuse_return') + WINDOW_MS).toISOString(), refundsOwed: [] });
 
     const completed = await system.waitForStatus(orderId, 'COMPLETED', 20_000);
     expect(stepAt(completed, 'complete') - stepAt(completed, 'refuse_return')).toBeGreaterThanOrEqual(WINDOW_MS);
@@ -84,7 +84,11 @@ describe('the after-sales window', () => {
 
     // the window has closed, and its timer has looked (a whole window at most after the return's receipt, then its deadline)
     await sleep(deliveredAgainAt + 2 * WINDOW_MS + 1_000 - Date.now());
-    expect((await system.order(orderId)).status).toBe('DELIVERED');
+    // the order says what its completion, due a while ago, waits for
+    const held = await system.order(orderId);
+    expect(held.status).toBe('DELIVERED');
+    expect(held.nextTimer).toEqual({ action: 'complete', dueAt: new Date(deliveredAgainAt + WINDOW_MS).toISOString(), refundsOwed: [declined.refundId] });
+    expect(Date.parse(held.nextTimer.dueAt)).toBeLessThan(Date.now());
     const settledAt = Date.now();
     const settled = await system.request('POST', `/v1/orders/${orderId}/refunds/${declined.refundId}/settle-by-hand`, { token: system.token('ops', 'admin'), body: { reference: 'SEPA-0077' } });
     expect(settled.status).toBe(200);
@@ -157,10 +161,13 @@ describe("the after-sales window of a split order's child, while a refund from b
     const deliveredAt = Date.parse(delivered.history.findLast((h: any) => h.action === 'deliver').at);
 
     await sleep(deliveredAt + WINDOW_MS + 2_000 - Date.now());
-    expect((await system.order(rugChild.orderId)).status).toBe('DELIVERED');
+    // the child names its order's refund as what holds it
+    const held = await system.order(rugChild.orderId);
+    expect([held.status, held.nextTimer.refundsOwed]).toEqual(['DELIVERED', [declined.refundId]]);
     const settledAt = Date.now();
     const settled = await system.request('POST', `/v1/orders/${orderId}/refunds/${declined.refundId}/settle-by-hand`, { token: system.token('ops', 'admin'), body: { reference: 'SEPA-0078' } });
     expect(settled.status).toBe(200);
+    expect((await system.order(rugChild.orderId)).nextTimer.refundsOwed).toEqual([]);
     const completed = await system.waitForStatus(rugChild.orderId, 'COMPLETED', REFUND_LOOKED_AT_EVERY_MS + 10_000);
     expect(Date.parse(completed.history.findLast((h: any) => h.action === 'complete').at)).toBeGreaterThanOrEqual(settledAt - 1_000);
   });

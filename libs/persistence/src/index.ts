@@ -19,6 +19,8 @@ export { CouponRepository } from './coupon-repository.js';
 export type { CouponInForce } from './coupon-repository.js';
 export { PricingRepository, PricingRuleExists, UnknownMemberLevel } from './pricing-repository.js';
 export { RefundRepository, cancelRefundOf, refundIdFor } from './refund-repository.js';
+export { refundsOwedIn } from './refunds-owed.js';
+export type { RefundOwed } from './refunds-owed.js';
 export type { LineUnits, OpenRefund, RefundKey, RefundKind, RefundPartView, RefundView } from './refund-repository.js';
 export type { ClosedReservation, LedgerMovements, LedgerRestock, LedgerSnapshot, LedgerStock } from './stock-ledger-repository.js';
 export type { ImportOutcome } from './order-import-repository.js';

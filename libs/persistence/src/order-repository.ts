@@ -17,6 +17,7 @@ import {
   type PricedOrder,
   type TimersDue,
   startsATimer,
+  statusesWaitingFor,
 } from '@orders/domain';
 import { expressionBuilder, sql, type Expression, type SqlBool, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
@@ -24,6 +25,7 @@ import { insertRows } from './multi-row-insert.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, toOrderView, type OrderView } from './order-view.js';
 import { PAYMENT_ACTIONS, paidTheOrder, payerOf } from './process-repository.js';
+import { refundsOwedIn } from './refunds-owed.js';
 import { timerDeadlineOf, type TimerDeadline, type TimerSettings } from './timer-deadlines.js';
 import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
 
@@ -197,6 +199,18 @@ async function mysqlNow(db: OrderDb | Transaction<Database>): Promise<number> {
 /** retryTransaction's `alsoAfter` for a transition that lost to a concurrent change of its order (StaleOrderVersion): decided again from what it reads then. */
 export const afterStaleOrderVersion = (error: unknown): boolean => error instanceof StaleOrderVersion;
 
+/** Where an order waits for its completion (DELIVERED), by type. */
+const COMPLETION_WAITS = statusesWaitingFor('scheduleCompletion');
+
+/**
+ * The orders whose completion a refund owed holds (forward-life's completeAfterWindow), and their
+ * orders from before a split: whose refunds an order's view names beside its completion timer.
+ */
+function awaitingCompletion(orders: readonly OrderRow[]): string[] {
+  const waiting = orders.filter((order) => COMPLETION_WAITS.some((wait) => wait.status === order.status && wait.types.includes(order.type as OrderType)));
+  return [...new Set(waiting.flatMap((order) => (order.parent_order_id === null ? [order.order_id] : [order.order_id, order.parent_order_id])))];
+}
+
 export class OrderRepository {
   /** Without options (scripts and tests that list nothing by date): a 7-day margin. */
   /** `timers`: the settings each view's `nextTimer` is read by; without them (the workers, which show no views) it is null. */
@@ -306,7 +320,7 @@ export class OrderRepository {
   private async viewsOf(orders: OrderRow[]): Promise<OrderView[]> {
     const orderIds = orders.map((order) => order.order_id);
     const parentIds = [...new Set(orders.flatMap((order) => (order.parent_order_id === null ? [] : [order.parent_order_id])))];
-    const [items, history, payments, parentPaySteps, shipments, children] = await Promise.all([
+    const [items, history, payments, parentPaySteps, shipments, children, refundsOwed] = await Promise.all([
       this.db.selectFrom('order_items').selectAll().where('order_id', 'in', orderIds).orderBy('line_no').execute(),
       this.db.selectFrom('order_history').selectAll().where('order_id', 'in', orderIds).orderBy('version').execute(),
       this.db.selectFrom('payments').selectAll().where('order_id', 'in', [...orderIds, ...parentIds]).orderBy('created_at').orderBy('payment_id').execute(),
@@ -315,6 +329,7 @@ export class OrderRepository {
         : this.db.selectFrom('order_history').select(['order_id', 'action', 'detail']).where('order_id', 'in', parentIds).where('action', 'in', PAYMENT_ACTIONS).execute(),
       this.db.selectFrom('shipments').selectAll().where('order_id', 'in', orderIds).orderBy('created_at').execute(),
       this.db.selectFrom('orders').select(['order_id', 'parent_order_id']).where('parent_order_id', 'in', orderIds).orderBy('order_id').execute(),
+      this.timers ? refundsOwedIn(this.db, awaitingCompletion(orders)) : [],
     ]);
     const of = <T extends { order_id: string }>(rows: T[], orderId: string) => rows.filter((row) => row.order_id === orderId);
     return orders.map((order) => {
@@ -346,7 +361,7 @@ export class OrderRepository {
         })),
         shipments: of(shipments, order.order_id).map((s) => ({ shipmentId: s.shipment_id, warehouseId: s.warehouse_id, trackingNo: s.tracking_no, status: s.status })),
         subOrders: children.filter((c) => c.parent_order_id === order.order_id).map((c) => c.order_id),
-      }, this.timers);
+      }, this.timers && { settings: this.timers, refundsOwed: refundsOwed.filter((refund) => refund.orderId === order.order_id || refund.orderId === order.parent_order_id).map((refund) => refund.refundId) });
     });
   }
 

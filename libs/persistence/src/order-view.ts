@@ -54,8 +54,11 @@ export interface OrderView {
    * `auto_confirm` receipt of a shipped order, `complete` it once its after-sales window closes,
    * `approve_return` a request the shop did not review, `close_return` one whose parcel never came.
    * Null when nothing is due by itself (closed; a split order's timers run on its children).
+   * `refundsOwed`, on `complete` alone (empty while none is): the refunds the buyer is still owed
+   * of the order (a split order's child: of its order from before the split too), which hold its
+   * completion however long ago `dueAt` passed; it completes once none is (paid back, or settled by hand).
    */
-  nextTimer: { action: string; dueAt: string } | null;
+  nextTimer: { action: string; dueAt: string; refundsOwed?: string[] } | null;
   /** an imported order's channel and its id there; null for this shop's own orders */
   sourceChannel: string | null;
   externalOrderId: string | null;
@@ -73,7 +76,7 @@ export function toOrderView(
   items: OrderItemRow[],
   history: OrderHistoryRow[],
   extras: Pick<OrderView, 'payment' | 'payments' | 'shipments' | 'subOrders'> = { payment: null, payments: [], shipments: [], subOrders: [] },
-  timers?: TimerSettings,
+  timers?: { settings: TimerSettings; refundsOwed: readonly string[] },
 ): OrderView {
   const labels = stateMachineFor(order.type as OrderType).labels(order.status);
   return {
@@ -126,7 +129,7 @@ export function toOrderView(
  * step): its action and when it falls due. A step that left the status as it was (an address
  * changed while the order awaits payment) started none and stopped none.
  */
-function nextTimerOf(order: OrderRow, history: readonly OrderHistoryRow[], timers: TimerSettings): OrderView['nextTimer'] {
+function nextTimerOf(order: OrderRow, history: readonly OrderHistoryRow[], { settings, refundsOwed }: { settings: TimerSettings; refundsOwed: readonly string[] }): OrderView['nextTimer'] {
   const machine = stateMachineFor(order.type as OrderType);
   if (machine.isFinal(order.status)) return null;
   const entered = history.findLast((step) => step.to_status === order.status && step.from_status !== order.status);
@@ -134,8 +137,11 @@ function nextTimerOf(order: OrderRow, history: readonly OrderHistoryRow[], timer
   if (effects.includes('schedulePaymentDeadline')) return { action: 'expire', dueAt: order.payment_deadline.toISOString() };
   const effect = effects.find(startsATimer);
   if (!entered || !effect) return null;
-  const deadline = timerDeadlineOf(effect, timers);
-  if (typeof deadline === 'object') return { action: TIMER_ACTIONS[effect], dueAt: new Date(entered.at.getTime() + deadline.inStatusForMs).toISOString() };
+  const deadline = timerDeadlineOf(effect, settings);
+  if (typeof deadline === 'object') {
+    const dueAt = new Date(entered.at.getTime() + deadline.inStatusForMs).toISOString();
+    return effect === 'scheduleCompletion' ? { action: TIMER_ACTIONS[effect], dueAt, refundsOwed: [...refundsOwed] } : { action: TIMER_ACTIONS[effect], dueAt };
+  }
   return order.balance_deadline && { action: TIMER_ACTIONS[effect], dueAt: order.balance_deadline.toISOString() };
 }
 

@@ -5,6 +5,7 @@ import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
 import { OrderRepository, notSplit, overdueSince, type TransitionResult } from './order-repository.js';
 import { payerOf, paymentsThatPaid, ProcessRepository, UNSHIPPED_PARCEL } from './process-repository.js';
+import { refundsOwedIn } from './refunds-owed.js';
 import type { Database, OrderRow, RefundPartsTable, RefundsTable } from './schema.js';
 
 export type RefundKind = 'refund' | 'return';
@@ -342,16 +343,7 @@ export class RefundRepository {
 
   /** Refunds of the order due or sent but not confirmed by the payment system yet. */
   async unsettled(orderId: string): Promise<number> {
-    return (await RefundRepository.unsettledIn(this.db, [orderId])).length;
-  }
-
-  /**
-   * The orders' refunds the buyer is still owed, in `db` (a transaction's, under the orders' locks): due
-   * or sent and not confirmed by the payment system, a part it declined among them until paid or settled by hand.
-   */
-  static async unsettledIn(db: OrderDb | Transaction<Database>, orderIds: readonly string[]): Promise<Array<{ refundId: string; amountCents: number }>> {
-    const rows = await db.selectFrom('refunds').select(['refund_id', 'amount_cents']).where('order_id', 'in', orderIds).where('status', 'in', ['PENDING', 'SENT']).orderBy('created_at').execute();
-    return rows.map((row) => ({ refundId: row.refund_id, amountCents: Number(row.amount_cents) }));
+    return (await refundsOwedIn(this.db, [orderId])).length;
   }
 
   /** The payment system accepted one part; its callback confirms it. */

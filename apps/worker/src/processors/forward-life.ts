@@ -12,11 +12,13 @@ import {
   UNSHIPPED_PARCEL,
   addressOf,
   afterStaleOrderVersion,
+  refundsOwedIn,
   retryTransaction,
   timerDeadlineOf,
   type OrderDb,
   type OrderItemRow,
   type OrderRow,
+  type RefundOwed,
   type RefundView,
   type TransitionRequest,
 } from '@orders/persistence';
@@ -60,7 +62,7 @@ export interface TimerOutcome {
   changed: boolean;
   dueInMs?: number;
   /** a completion held while the buyer is still owed these refunds of the order (completeAfterWindow) */
-  refundsOwed?: ReadonlyArray<{ refundId: string; amountCents: number }>;
+  refundsOwed?: readonly RefundOwed[];
 }
 
 /** Thrown inside the split's transaction (rolling it back) when the order changed since its lines were read. */
@@ -73,7 +75,7 @@ class SplitPlanStale extends Error {
 
 /** Thrown inside a completion's transaction (rolling it back) while the buyer is still owed a refund of the order. */
 class RefundStillOwed extends Error {
-  constructor(readonly refunds: ReadonlyArray<{ refundId: string; amountCents: number }>) {
+  constructor(readonly refunds: readonly RefundOwed[]) {
     super(`the buyer is still owed ${refunds.length} refund(s) of the order`);
     this.name = 'RefundStillOwed';
   }
@@ -177,7 +179,7 @@ export class ForwardLife {
         timer: 'scheduleCompletion',
         effects: async (trx, current) => {
           // a child's move holds its order's lock too (applyTransition)
-          const owed = await RefundRepository.unsettledIn(trx, [current.order_id, ...(current.parent_order_id === null ? [] : [current.parent_order_id])]);
+          const owed = await refundsOwedIn(trx, [current.order_id, ...(current.parent_order_id === null ? [] : [current.parent_order_id])]);
           if (owed.length > 0) throw new RefundStillOwed(owed);
         },
       });
