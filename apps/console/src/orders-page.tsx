@@ -72,9 +72,20 @@ function dayProblem({ from, to }: Pick<Filter, 'from' | 'to'>): string | null {
   return null;
 }
 
-/** Writes the search into the list's address, in place: Back still leaves the list. */
-function keepFilter(filter: Filter): void {
-  history.replaceState(history.state, '', `${location.pathname}${query({ ...filter, limit: filter.limit === NO_FILTER.limit ? undefined : filter.limit })}`);
+/**
+ * The cursors of the pages after the first up to the one shown, as the list's address holds them
+ * (`pages=<cursor>.<cursor>`: base64url has no full stop), so a reload, or Back from one of its
+ * orders, shows the same page and Previous still goes back through the ones before.
+ */
+function cursorsOf(search: string): Array<string | null> {
+  const kept = new URLSearchParams(search).get('pages');
+  return [null, ...(kept ? kept.split('.').filter((cursor) => /^[A-Za-z0-9_-]+$/.test(cursor)) : [])];
+}
+
+/** Writes the search and the page shown into the list's address, in place: Back still leaves the list. */
+function keepSearch(filter: Filter, cursors: ReadonlyArray<string | null>): void {
+  const pages = cursors.filter((cursor): cursor is string => cursor !== null).join('.');
+  history.replaceState(history.state, '', `${location.pathname}${query({ ...filter, limit: filter.limit === NO_FILTER.limit ? undefined : filter.limit, pages })}`);
 }
 
 /** A date input's day as the instant it starts (UTC), `days` later. */
@@ -99,14 +110,15 @@ interface ShownPage {
 }
 
 /**
- * A list of orders one page at a time, from `pathOf(cursor)`. `reload` reads it again from
- * page 1 (Search, Clear, Refresh: the same filter too). Next and Previous move only from
- * the page shown, so a click while a page loads skips nothing; a page that cannot be read
- * is shown as its problem, not as the page before under the new page's caption.
+ * A list of orders one page at a time, from `pathOf(cursor)`, starting at the page the
+ * cursors `from` lead to (page 1 by default). `reload` reads it again from page 1 (Search,
+ * Clear, Refresh: the same filter too). Next and Previous move only from the page shown, so
+ * a click while a page loads skips nothing; a page that cannot be read is shown as its
+ * problem, not as the page before under the new page's caption.
  */
-export function usePagedOrders(api: Api, pathOf: (cursor: string | null) => string) {
+export function usePagedOrders(api: Api, pathOf: (cursor: string | null) => string, from: Array<string | null> = [null]) {
   // the cursors of the pages up to this one, for "Previous page"
-  const [cursors, setCursors] = useState<Array<string | null>>([null]);
+  const [cursors, setCursors] = useState<Array<string | null>>(from);
   const [reloads, setReloads] = useState(0);
   const [shown, setShown] = useState<ShownPage | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
@@ -135,6 +147,7 @@ export function usePagedOrders(api: Api, pathOf: (cursor: string | null) => stri
   return {
     shown,
     problem,
+    cursors,
     number,
     loading,
     reload: () => {
@@ -151,9 +164,12 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
   const [draft, setDraft] = useState<Filter>(() => filterOf(location.search));
   const [filter, setFilter] = useState<Filter>(() => filterOf(location.search));
   const [filterProblem, setFilterProblem] = useState<string | null>(null);
-  const pages = usePagedOrders(api, (cursor) => orderSearchPath(session, filter, cursor));
-  // the address holds the search shown (keepFilter)
-  useEffect(() => rememberOrdersSearch(location.search), [filter]);
+  const pages = usePagedOrders(api, (cursor) => orderSearchPath(session, filter, cursor), cursorsOf(location.search));
+  // the address holds the search and the page shown, and an order's way back to the list keeps them
+  useEffect(() => {
+    keepSearch(filter, pages.cursors);
+    rememberOrdersSearch(location.search);
+  }, [filter, pages.cursors]);
 
   const field = (name: keyof Filter) => ({
     id: `filter-${name}`,
@@ -175,7 +191,6 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
           setFilterProblem(problem);
           if (problem) return;
           setFilter(draft);
-          keepFilter(draft);
           pages.reload();
         }}
       >
@@ -233,7 +248,6 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
               setDraft(NO_FILTER);
               setFilterProblem(null);
               setFilter(NO_FILTER);
-              keepFilter(NO_FILTER);
               pages.reload();
             }}
           >

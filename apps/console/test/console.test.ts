@@ -631,6 +631,22 @@ describe('the web console', () => {
     expect(await firstRow()).toBe(ids.at(-21));
     expect(await page.getByText('Page 2', { exact: true }).count()).toBe(1);
 
+    // the address keeps the page shown: a reload, and the way back from one of its orders, show it again; Previous still goes back
+    const caption = () => page.locator('caption').textContent();
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await expect.poll(caption).toBe('Orders, page 3');
+    await page.reload();
+    await expect.poll(caption).toBe('Orders, page 3');
+    expect([await firstRow(), await page.getByLabel('Buyer').inputValue()]).toEqual([ids.at(-41), 'pat']);
+    await page.getByRole('link', { name: ids.at(-41) }).click();
+    await page.getByRole('link', { name: '← Orders' }).click();
+    await expect.poll(caption).toBe('Orders, page 3');
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    await expect.poll(caption).toBe('Orders, page 2');
+    expect(await firstRow()).toBe(ids.at(-21));
+    await page.reload();
+    await expect.poll(caption).toBe('Orders, page 2');
+
     await page.route((url) => url.pathname === '/v1/admin/orders', (route) => route.fulfill({ status: 503, contentType: 'application/problem+json', body: JSON.stringify({ status: 503, code: 'SERVICE_UNAVAILABLE', detail: 'MySQL is unavailable; retry shortly' }) }), { times: 1 });
     await page.getByRole('button', { name: 'Search' }).click();
     await expect.poll(() => shownText(page.getByRole('alert'))).toBe('Page 1 could not be read: MySQL is unavailable; retry shortly');
