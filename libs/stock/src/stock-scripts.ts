@@ -74,10 +74,12 @@ const SHARED_FUNCTIONS: Partial<Record<StockScriptName, string[]>> = {
 
 /** How long a buyer's coupon uses outlive the coupon (takeCouponUse in shared/couponUse.lua, and the repair's counts). */
 export const COUPON_USES_KEPT_AFTER_END_MS = 24 * 3600 * 1000;
+/** How long, at most, a buyer's coupon-use count given back to 0 is kept (giveUseBack): long past a stock repair reading MySQL meanwhile. */
+const COUPON_USES_KEPT_AT_NONE_MS = 24 * 3600 * 1000;
 
 /** Numbers a shared file's Lua reads, set before it from the one definition this side has. */
 const SHARED_CONSTANTS: Partial<Record<string, string>> = {
-  'couponUse.lua': `local COUPON_USES_KEPT_AFTER_END_MS = ${COUPON_USES_KEPT_AFTER_END_MS}\n`,
+  'couponUse.lua': `local COUPON_USES_KEPT_AFTER_END_MS = ${COUPON_USES_KEPT_AFTER_END_MS}\nlocal COUPON_USES_KEPT_AT_NONE_MS = ${COUPON_USES_KEPT_AT_NONE_MS}\n`,
 };
 
 interface StockScript {

@@ -39,7 +39,7 @@ end
 
 --[[
   One use fewer. A count given back to 0 holds nothing a later checkout needs (its next use sets
-  the coupon's end again): kept a day, long past a stock repair that read MySQL meanwhile and
+  the coupon's end again): kept a day (COUPON_USES_KEPT_AT_NONE_MS), long past a stock repair that read MySQL meanwhile and
   must find it (restoreCouponUses sets only a count that is missing), not until the coupon ends,
   years for a welcome coupon, for every buyer whose orders with it all closed unpaid.
 ]]
@@ -49,7 +49,7 @@ local function giveUseBack(couponKey, usesKey)
   if tonumber(redis.call('HGET', couponKey, 'taken') or '0') > 0 then redis.call('HINCRBY', couponKey, 'taken', -1) end
   if redis.call('DECR', usesKey) > 0 then return end
   local ttl = redis.call('PTTL', usesKey)
-  if ttl < 0 or ttl > 86400000 then redis.call('PEXPIRE', usesKey, 86400000) end
+  if ttl < 0 or ttl > COUPON_USES_KEPT_AT_NONE_MS then redis.call('PEXPIRE', usesKey, COUPON_USES_KEPT_AT_NONE_MS) end
 end
 
 --[[
