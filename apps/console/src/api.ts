@@ -113,6 +113,22 @@ export interface Sku {
   stock: { available: number; reserved: number; sold: number };
 }
 
+/** A job that failed every attempt (GET /v1/admin/dead-letters): where, the orders it carries, why. */
+export interface DeadLetter {
+  letterId: string;
+  queue: string;
+  name: string;
+  orders: string[];
+  attemptsMade: number;
+  failedAt: string;
+  failedReason: string;
+}
+
+export interface DeadLetterList {
+  total: number;
+  items: DeadLetter[];
+}
+
 export interface QueueCounts {
   name: string;
   waiting: number;

@@ -1,9 +1,11 @@
 import { useMemo, useRef, useState } from 'preact/hooks';
 import { AfterSalesPage } from './after-sales-page.js';
 import { apiFor } from './api.js';
+import { DeadLettersPage } from './dead-letters-page.js';
 import { FlashSalesPage } from './flash-sales-page.js';
 import { OrderPage } from './order-page.js';
 import { OrdersPage } from './orders-page.js';
+import { ProblemAlert } from './problem-alert.js';
 import { Link, rememberOrdersSearch, useRoute } from './route.js';
 import { keepSession, storedSession, type Session } from './session.js';
 import { SignIn } from './sign-in.js';
@@ -60,6 +62,11 @@ export function App() {
           <Link to="/flash-sales" {...current('flash-sales')}>
             Flash sales
           </Link>
+          {session.role === 'admin' && (
+            <Link to="/dead-letters" {...current('dead-letters')}>
+              Dead letters
+            </Link>
+          )}
         </nav>
         <span class="who">
           Signed in as {session.role} <strong>{session.sub}</strong>
@@ -73,6 +80,7 @@ export function App() {
         {route.page === 'order' && <OrderPage key={route.orderId} api={api} orderId={route.orderId} role={session.role} />}
         {route.page === 'flash-sales' && <FlashSalesPage api={api} session={session} />}
         {route.page === 'after-sales' && <AfterSalesPage api={api} session={session} />}
+        {route.page === 'dead-letters' && (session.role === 'admin' ? <DeadLettersPage key={route.arrival} api={api} /> : <ProblemAlert>Dead letters are for admins.</ProblemAlert>)}
       </main>
     </>
   );

@@ -1,5 +1,6 @@
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { formatCents, formatTime, problemText, type Api, type QueueCounts, type Sku } from './api.js';
+import { useOneSendAtATime } from './one-send.js';
 import { ProblemAlert } from './problem-alert.js';
 import type { Session } from './session.js';
 
@@ -13,31 +14,6 @@ function localInput(at: Date): string {
 
 /** The browser's time zone, which datetime-local inputs are in (the console shows its times in UTC). */
 const LOCAL_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
-
-/**
- * A form's request sent one at a time, with the problem it answered to show: `sending` is set
- * at once, before the button re-renders disabled, so a double click's second submit finds it.
- */
-function useOneSendAtATime() {
-  const [problem, setProblem] = useState<string | null>(null);
-  const [sendingNow, setSendingNow] = useState(false);
-  const sending = useRef(false);
-  async function send(request: () => Promise<void>) {
-    if (sending.current) return;
-    sending.current = true;
-    setSendingNow(true);
-    setProblem(null);
-    try {
-      await request();
-    } catch (error) {
-      setProblem(problemText(error));
-    } finally {
-      sending.current = false;
-      setSendingNow(false);
-    }
-  }
-  return { problem, sendingNow, send };
-}
 
 interface Draft {
   skuId: string;

@@ -8,7 +8,8 @@ export type Route =
   | { page: 'orders' }
   | { page: 'order'; orderId: string }
   | { page: 'flash-sales' }
-  | { page: 'after-sales' };
+  | { page: 'after-sales' }
+  | { page: 'dead-letters' };
 
 export function routeOf(pathname: string): Route {
   const path = pathname.startsWith(BASE) ? pathname.slice(BASE.length) : pathname;
@@ -17,6 +18,7 @@ export function routeOf(pathname: string): Route {
   if (order?.[1]) return { page: 'order', orderId: order[1] };
   if (/^\/flash-sales\/?$/.test(path)) return { page: 'flash-sales' };
   if (/^\/after-sales\/?$/.test(path)) return { page: 'after-sales' };
+  if (/^\/dead-letters\/?$/.test(path)) return { page: 'dead-letters' };
   return { page: 'orders' };
 }
 

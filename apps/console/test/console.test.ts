@@ -667,6 +667,44 @@ describe('the web console', () => {
     await review.getByRole('link', { name: orderId }).waitFor();
   });
 
+  it('lists the dead letters for an admin, replays one, drops one whose work was done by hand, and never offers to drop accepted orders', async () => {
+    const deadLetter = system.workers.deps.queues.deadLetter;
+    // a refund job of a paid order that failed every attempt, a warehouse update settled by hand, and a persist job of accepted orders
+    const orderId = await paidOrder('lea', 1);
+    const failedAt = new Date().toISOString();
+    await deadLetter.add('dead-letter', { queue: 'payments', name: 'refund-payments', jobId: 'refund-lea', data: { orderId }, failedReason: 'the payment system refused the refund', attemptsMade: 5, failedAt }, { jobId: 'payments-refund-lea' });
+    await deadLetter.add('dead-letter', { queue: 'fulfillment', name: 'update-fulfilment', jobId: 'update-lea', data: { orderId }, failedReason: 'the warehouse refused the change', attemptsMade: 5, failedAt }, { jobId: 'fulfillment-update-lea' });
+    await deadLetter.add('dead-letter', { queue: 'orders', name: 'persist-orders', jobId: 'batch-lea', data: { orders: [{ orderId: '01JDLQCONSOLE0000000000001' }, { orderId: '01JDLQCONSOLE0000000000002' }] }, failedReason: 'There is no SKU LOST', attemptsMade: 5, failedAt }, { jobId: 'orders-batch-lea' });
+    try {
+      await page.getByRole('link', { name: 'Dead letters' }).click();
+      await page.getByRole('table', { name: '3 dead letters' }).waitFor();
+      const table = page.getByRole('table');
+      const row = (letterId: string) => table.getByRole('row').filter({ has: page.getByRole('rowheader', { name: letterId }) });
+      expect(await shownText(row('payments-refund-lea'))).toContain(`payments/refund-payments${orderId}5`);
+      expect(await shownText(row('orders-batch-lea'))).toContain('01JDLQCONSOLE0000000000001, 01JDLQCONSOLE0000000000002');
+      // accepted orders' buyers were told: replay only
+      expect(await row('orders-batch-lea').getByRole('button', { name: /Drop/ }).count()).toBe(0);
+      await shot('17-dead-letters');
+
+      await row('payments-refund-lea').getByRole('button', { name: 'Replay payments-refund-lea' }).click();
+      await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Replayed payments-refund-lea -> payments\/refund-payments \(order \S+\): added again as job/);
+      await page.getByRole('table', { name: '2 dead letters' }).waitFor();
+      await row('fulfillment-update-lea').getByRole('button', { name: 'Drop fulfillment-update-lea' }).click();
+      await expect.poll(() => shownText(page.getByRole('status'))).toBe(`Dropped fulfillment-update-lea (fulfillment/update-fulfilment, order ${orderId})`);
+      await page.getByRole('table', { name: '1 dead letter' }).waitFor();
+      expect(await deadLetter.getJob('payments-refund-lea')).toBeUndefined();
+      // the replayed refund job ran: the order had nothing to pay back, and stays as it was
+      await waitFor(async () => (await system.workers.deps.queues.payments.getJobCounts('waiting', 'active', 'delayed')).waiting === 0, { what: 'the replayed job run' });
+      expect((await system.order(orderId)).status).toBe('IN_FULFILLMENT');
+    } finally {
+      await deadLetter.remove('orders-batch-lea');
+    }
+    // a merchant has no such page
+    await inTabOfItsOwn(system.token('shop', 'merchant'), async (tab) => {
+      expect(await tab.getByRole('link', { name: 'Dead letters' }).count()).toBe(0);
+    });
+  });
+
   it('creates one flash sale on a double click, and reads a slow sale one read at a time', async () => {
     const posts: string[] = [];
     const countPosts = (request: { method(): string; url(): string }) => void (request.method() === 'POST' && posts.push(request.url()));

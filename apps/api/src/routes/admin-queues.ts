@@ -1,12 +1,24 @@
+import { DeadLetterNotFound, DeadLetters, LetterOfAcceptedOrders, ordersCarriedBy } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
+import { HttpProblem } from '../problems.js';
 import { problemRef } from '../schemas.js';
 
 const COUNTED = ['waiting', 'active', 'delayed', 'failed', 'prioritized'] as const;
 
+/** The letters a list answers at most: a mass failure may leave thousands, and the oldest come first. */
+const LETTERS_LISTED_AT_MOST = 1_000;
+
+const letterParams = { type: 'object', required: ['letterId'], properties: { letterId: { type: 'string', minLength: 1, maxLength: 300 } } } as const;
+const letterDone = {
+  type: 'object',
+  properties: { letterId: { type: 'string' }, outcome: { type: 'string', description: 'what was done, in the words npm run dlq prints' } },
+} as const;
+
 /**
  * GET /v1/admin/queues: the job counts of every BullMQ queue (the ones /metrics samples),
- * so the console shows the backlog behind a flash sale while it runs.
+ * so the console shows the backlog behind a flash sale while it runs. And the dead letters, for
+ * an admin to read and, once the cause is fixed, replay or drop, as `npm run dlq` does.
  */
 export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   app.get(
@@ -41,5 +53,105 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
         }),
       ),
     }),
+  );
+
+  const letters = new DeadLetters(deps.redis, deps.queues);
+  const admin = app.requireRole('admin');
+  /** An operator's step on a letter, logged with who took it; an unknown letter is 404, one of accepted orders refused a drop 409. */
+  const onLetter = async (letterId: string, by: string, step: 'replay' | 'drop', log: { info(fields: object, message: string): void }) => {
+    try {
+      const outcome = step === 'replay' ? await letters.replay(letterId) : await letters.drop(letterId);
+      log.info({ letterId, by, outcome }, step === 'replay' ? 'dead letter replayed' : 'dead letter dropped');
+      return { letterId, outcome };
+    } catch (error) {
+      if (error instanceof DeadLetterNotFound) throw new HttpProblem(404, 'NOT_FOUND', `${error.message}: replayed or dropped already, or never there`);
+      if (error instanceof LetterOfAcceptedOrders) throw new HttpProblem(409, 'CONFLICT', error.message);
+      throw error;
+    }
+  };
+
+  app.get<{ Querystring: { limit?: number } }>(
+    '/v1/admin/dead-letters',
+    {
+      onRequest: admin,
+      schema: {
+        tags: ['admin'],
+        summary: 'The dead letters, oldest first: jobs that failed every attempt, where each failed, the orders it carries and why',
+        description:
+          'No worker serves the dead-letter queue: a letter waits there until an admin replays it (once its cause is fixed) or drops it (its work done by hand), here or with npm run dlq. `total` counts every letter; `items` holds the oldest `limit` of them.',
+        querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: LETTERS_LISTED_AT_MOST, default: 100 } } },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              total: { type: 'integer' },
+              items: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    letterId: { type: 'string' },
+                    queue: { type: 'string', description: 'the queue its job failed in' },
+                    name: { type: 'string', description: 'the job’s name' },
+                    orders: { type: 'array', items: { type: 'string' }, description: 'the orders the job carries' },
+                    attemptsMade: { type: 'integer' },
+                    failedAt: { type: 'string' },
+                    failedReason: { type: 'string' },
+                  },
+                },
+              },
+            },
+          },
+          '4xx': problemRef,
+        },
+      },
+    },
+    async (request) => {
+      const [listed, total] = await Promise.all([letters.list(request.query.limit ?? 100), letters.count()]);
+      return {
+        total,
+        items: listed.map((letter) => ({
+          letterId: letter.id,
+          queue: letter.data.queue,
+          name: letter.data.name,
+          orders: ordersCarriedBy(letter.data.data),
+          attemptsMade: letter.data.attemptsMade,
+          failedAt: letter.data.failedAt,
+          failedReason: letter.data.failedReason,
+        })),
+      };
+    },
+  );
+
+  app.post<{ Params: { letterId: string } }>(
+    '/v1/admin/dead-letters/:letterId/replay',
+    {
+      onRequest: admin,
+      schema: {
+        tags: ['admin'],
+        summary: 'Puts a dead letter’s job back where it failed, with fresh attempts, and removes the letter',
+        description:
+          'As npm run dlq -- replay: a job run one at a time per order (a refund, a warehouse update) goes back as it is enqueued, adding nothing while a job of the order waits; any other is retried in place under its id, or added again under it once BullMQ dropped it, so replaying twice never queues an order twice, and every job is idempotent. A job that fails again at once keeps a letter telling of its new failure (`outcome` says so). 404 NOT_FOUND for a letter not there (replayed or dropped already: a replay whose answer was lost has been done).',
+        params: letterParams,
+        response: { 200: letterDone, '4xx': problemRef },
+      },
+    },
+    async (request) => onLetter(request.params.letterId, request.user.sub, 'replay', request.log),
+  );
+
+  app.delete<{ Params: { letterId: string } }>(
+    '/v1/admin/dead-letters/:letterId',
+    {
+      onRequest: admin,
+      schema: {
+        tags: ['admin'],
+        summary: 'Drops a dead letter whose work was done by hand (or is no longer wanted), with its failed job',
+        description:
+          'As npm run dlq -- drop: for a refund paid back from the payment provider’s dashboard, a parcel settled with the warehouse by hand. Its failed job goes too, so no worker copies it into a letter again. 409 CONFLICT for a letter of accepted orders (their buyers were told the orders are taken: fix the cause and replay it); 404 NOT_FOUND for a letter not there.',
+        params: letterParams,
+        response: { 200: letterDone, '4xx': problemRef },
+      },
+    },
+    async (request) => onLetter(request.params.letterId, request.user.sub, 'drop', request.log),
   );
 }

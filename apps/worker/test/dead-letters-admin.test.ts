@@ -1,0 +1,68 @@
+import { CatalogRepository, OrderRepository } from '@orders/persistence';
+import { Inventory, checkoutTimeoutsOf } from '@orders/stock';
+import { waitFor } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+/**
+ * The dead letters through the api, as an admin works them from the console: a job that failed
+ * every attempt listed with the orders it carries and why, replayed once its cause is fixed.
+ */
+describe('the dead letters in the api', () => {
+  let system: OrderSystem;
+  const admin = () => system.token('ops', 'admin');
+
+  beforeAll(async () => {
+    system = await startOrderSystem('dead_letters_admin', { JOB_ATTEMPTS: '2', JOB_BACKOFF_MS: '50' });
+  });
+  afterAll(async () => system?.close());
+
+  it('lists an order the workers could not write with why, refuses to drop it, and writes it once replayed after the fix', async () => {
+    // a SKU Redis sells and the catalog has never heard of: its orders cannot be written
+    const inventory = new Inventory(system.env.redis, system.env.config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(system.env.config));
+    await inventory.initSku({ skuId: 'GHOST', available: 10, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
+    const orderId = await system.checkout('dora', [{ skuId: 'GHOST', qty: 1 }]);
+    const listed = await waitFor(
+      async () => {
+        const letters = await system.request('GET', '/v1/admin/dead-letters', { token: admin() });
+        return letters.body.total === 1 && letters.body;
+      },
+      { what: `order ${orderId} dead-lettered`, timeoutMs: 20_000 },
+    );
+    const [letter] = listed.items;
+    expect(letter).toMatchObject({ queue: 'orders', orders: [orderId], attemptsMade: 2 });
+    expect(letter.failedReason).toContain('GHOST');
+    // an admin's alone
+    expect((await system.request('GET', '/v1/admin/dead-letters', { token: system.token('shop', 'merchant') })).status).toBe(403);
+
+    // its buyer was told the order is taken: dropping it would lose it
+    const dropped = await system.request('DELETE', `/v1/admin/dead-letters/${letter.letterId}`, { token: admin() });
+    expect([dropped.status, dropped.body.code]).toEqual([409, 'CONFLICT']);
+    expect(dropped.body.detail).toContain('carries accepted orders');
+
+    // the fix: the catalog has the SKU; the replay writes the order once
+    await new CatalogRepository(system.env.db).createSku(
+      { skuId: 'GHOST', title: 'Ghost lamp', priceCents: 1_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', deduction: 'placement', flashSale: null },
+      10,
+      'opening-GHOST',
+      async () => undefined,
+    );
+    const replayed = await system.request('POST', `/v1/admin/dead-letters/${letter.letterId}/replay`, { token: admin() });
+    expect(replayed.status).toBe(200);
+    expect(replayed.body).toEqual({ letterId: letter.letterId, outcome: expect.stringContaining('retried job') });
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await new OrderRepository(system.env.db).findOrderRow(orderId))?.user_id).toBe('dora');
+    expect((await system.request('GET', '/v1/admin/dead-letters', { token: admin() })).body).toEqual({ total: 0, items: [] });
+    // replayed already (its answer lost, say): nothing is put back twice
+    const again = await system.request('POST', `/v1/admin/dead-letters/${letter.letterId}/replay`, { token: admin() });
+    expect([again.status, again.body.code]).toEqual([404, 'NOT_FOUND']);
+  });
+
+  it("drops a refund's letter whose money was paid back by hand", async () => {
+    const letter = { queue: 'payments', name: 'refund-payments', jobId: 'refund-of-lost-order', data: { orderId: '01JDLQADMIN00000000000000A' }, failedReason: 'the payment system refused the refund', attemptsMade: 2, failedAt: new Date().toISOString() };
+    await system.workers.deps.queues.deadLetter.add('dead-letter', letter, { jobId: 'payments-refund-of-lost-order' });
+    const dropped = await system.request('DELETE', '/v1/admin/dead-letters/payments-refund-of-lost-order', { token: admin() });
+    expect([dropped.status, dropped.body.outcome]).toEqual([200, 'payments-refund-of-lost-order (payments/refund-payments, order 01JDLQADMIN00000000000000A)']);
+    expect((await system.request('GET', '/v1/admin/dead-letters', { token: admin() })).body.total).toBe(0);
+  });
+});
