@@ -9,6 +9,8 @@ const LISTED = 100;
 
 const REPLAY_CONSEQUENCE = (letter: DeadLetter) =>
   `Replay dead letter ${letter.letterId}? Its job goes back to ${letter.queue} with fresh attempts: fix what made it fail first, or it fails again.`;
+const REPLAY_ALL_CONSEQUENCE = (count: number) =>
+  `Replay the ${count === 1 ? 'dead letter' : `${count} oldest dead letters`} shown? Each job goes back to its queue with fresh attempts: fix what made them fail first, or they fail again.`;
 const DROP_CONSEQUENCE = (letter: DeadLetter) =>
   `Drop dead letter ${letter.letterId}? Its job is not run again: only for work done by hand (a refund paid back from the payment provider's dashboard, a parcel settled with the warehouse). This cannot be undone.`;
 
@@ -37,6 +39,19 @@ export function DeadLettersPage({ api }: { api: Api }) {
       current = false;
     };
   }, [api, reads]);
+
+  const replayOldest = (count: number) => {
+    if (!window.confirm(REPLAY_ALL_CONSEQUENCE(count))) return;
+    void send(async () => {
+      setDone(null);
+      try {
+        const answer = await api<{ replayed: string[]; left: number }>('POST', '/v1/admin/dead-letters/replay', { limit: count });
+        setDone(`Replayed ${answer.replayed.length} dead letter${answer.replayed.length === 1 ? '' : 's'}; ${answer.left} left`);
+      } finally {
+        setReads((n) => n + 1);
+      }
+    });
+  };
 
   const step = (letter: DeadLetter, how: 'replay' | 'drop') => {
     if (!window.confirm(how === 'replay' ? REPLAY_CONSEQUENCE(letter) : DROP_CONSEQUENCE(letter))) return;
@@ -73,6 +88,11 @@ export function DeadLettersPage({ api }: { api: Api }) {
       {problem && <ProblemAlert>Not done: {problem}</ProblemAlert>}
       {readProblem && <ProblemAlert>The dead letters could not be read: {readProblem}</ProblemAlert>}
       {letters && letters.items.length === 0 && <p class="empty">No dead letters.</p>}
+      {letters && letters.items.length > 0 && (
+        <button type="button" disabled={sendingNow} onClick={() => replayOldest(letters.items.length)}>
+          Replay {letters.items.length === 1 ? 'it' : `all ${letters.items.length} shown`}
+        </button>
+      )}
       {letters && letters.items.length > 0 && (
         <div class="table-wrap">
           <table>

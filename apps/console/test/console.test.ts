@@ -693,6 +693,14 @@ describe('the web console', () => {
       await expect.poll(() => shownText(page.getByRole('status'))).toBe(`Dropped fulfillment-update-lea (fulfillment/update-fulfilment, order ${orderId})`);
       await page.getByRole('table', { name: '1 dead letter' }).waitFor();
       expect(await deadLetter.getJob('payments-refund-lea')).toBeUndefined();
+      // after an outage: every letter shown replayed at once (here a second refund job of the order's)
+      await deadLetter.add('dead-letter', { queue: 'payments', name: 'refund-payments', jobId: 'refund-lea-2', data: { orderId }, failedReason: 'the payment system was away', attemptsMade: 5, failedAt }, { jobId: 'payments-refund-lea-2' });
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      await page.getByRole('table', { name: '2 dead letters' }).waitFor();
+      await deadLetter.remove('orders-batch-lea');
+      await page.getByRole('button', { name: 'Replay all 2 shown' }).click();
+      await expect.poll(() => shownText(page.getByRole('status'))).toBe('Replayed 1 dead letter; 0 left');
+      await expect.poll(() => shownText(page.locator('p.empty'))).toBe('No dead letters.');
       // the replayed refund job ran: the order had nothing to pay back, and stays as it was
       await waitFor(async () => (await system.workers.deps.queues.payments.getJobCounts('waiting', 'active', 'delayed')).waiting === 0, { what: 'the replayed job run' });
       expect((await system.order(orderId)).status).toBe('IN_FULFILLMENT');

@@ -65,4 +65,23 @@ describe('the dead letters in the api', () => {
     expect([dropped.status, dropped.body.outcome]).toEqual([200, 'payments-refund-of-lost-order (payments/refund-payments, order 01JDLQADMIN00000000000000A)']);
     expect((await system.request('GET', '/v1/admin/dead-letters', { token: admin() })).body.total).toBe(0);
   });
+
+  it('replays the oldest letters a request at a time after an outage, saying how many are left', async () => {
+    await system.createSku({ skuId: 'LAMP', priceCents: 2_400, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    const orderId = await system.checkout('ed', [{ skuId: 'LAMP', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ed'), body: { method: 'card' } });
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    // the order's refund job failed twice while the payment system was away: it had nothing to pay back
+    const failedAt = new Date().toISOString();
+    for (const n of [1, 2]) {
+      const letter = { queue: 'payments', name: 'refund-payments', jobId: `refund-ed-${n}`, data: { orderId }, failedReason: 'the payment system was away', attemptsMade: 2, failedAt };
+      await system.workers.deps.queues.deadLetter.add('dead-letter', letter, { jobId: `payments-refund-ed-${n}` });
+    }
+    const first = await system.request('POST', '/v1/admin/dead-letters/replay', { token: admin(), body: { limit: 1 } });
+    expect([first.status, first.body.replayed, first.body.left]).toEqual([200, [expect.stringMatching(/^payments-refund-ed-1 -> payments\/refund-payments/)], 1]);
+    const rest = await system.request('POST', '/v1/admin/dead-letters/replay', { token: admin() });
+    expect([rest.status, rest.body.replayed, rest.body.left]).toEqual([200, [expect.stringMatching(/^payments-refund-ed-2 -> /)], 0]);
+    expect((await system.order(orderId)).status).toBe('IN_FULFILLMENT');
+  });
 });

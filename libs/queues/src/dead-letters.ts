@@ -72,10 +72,17 @@ export class DeadLetters {
     return this.withLetter(letterId, drop);
   }
 
-  /** Puts every letter's job back, oldest first; says what it did with each. */
-  async replayAll(): Promise<string[]> {
+  /** Puts every letter's job back (the oldest `limit` of them), oldest first; says what it did with each. */
+  async replayAll(limit?: number): Promise<string[]> {
     const done: string[] = [];
-    for (const letter of await this.list()) done.push(await this.withLetter(letter.id!, replay));
+    for (const letter of await this.list(limit)) {
+      try {
+        done.push(await this.withLetter(letter.id!, replay));
+      } catch (error) {
+        // replayed or dropped meanwhile by another operator: nothing left to do for it
+        if (!(error instanceof DeadLetterNotFound)) throw error;
+      }
+    }
     return done;
   }
 

@@ -123,6 +123,28 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
     },
   );
 
+  app.post<{ Body: { limit?: number } | undefined }>(
+    '/v1/admin/dead-letters/replay',
+    {
+      onRequest: admin,
+      schema: {
+        tags: ['admin'],
+        summary: 'Replays the oldest dead letters, each as one replay does (after an outage whose cause is fixed)',
+        description: `As npm run dlq -- replay-all, the oldest \`limit\` (100 by default, ${LETTERS_LISTED_AT_MOST} at most) at a time, so one request never runs past its answer: \`left\` counts the letters still waiting (send it again while any is; a letter that fails again at once stays, telling of its new failure). A letter replayed or dropped by someone else meanwhile is skipped.`,
+        body: { type: ['object', 'null'], additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: LETTERS_LISTED_AT_MOST, default: 100 } } },
+        response: {
+          200: { type: 'object', properties: { replayed: { type: 'array', items: { type: 'string' }, description: 'what was done with each, in the words npm run dlq prints' }, left: { type: 'integer' } } },
+          '4xx': problemRef,
+        },
+      },
+    },
+    async (request) => {
+      const replayed = await letters.replayAll(request.body?.limit ?? 100);
+      request.log.info({ by: request.user.sub, replayed: replayed.length }, 'dead letters replayed');
+      return { replayed, left: await letters.count() };
+    },
+  );
+
   app.post<{ Params: { letterId: string } }>(
     '/v1/admin/dead-letters/:letterId/replay',
     {
