@@ -64,36 +64,43 @@ export class DeadLetters {
 
   /** Puts one letter's job back where it failed (replay below); says what it did. */
   async replay(letterId: string): Promise<string> {
-    return this.withLetter(letterId, replay);
+    return this.watching((deps) => this.onLetter(letterId, deps, replay));
   }
 
   /** Drops one letter, and its failed job, whose work was done by hand (drop below); says what it did. */
   async drop(letterId: string): Promise<string> {
-    return this.withLetter(letterId, drop);
+    return this.watching((deps) => this.onLetter(letterId, deps, drop));
   }
 
   /** Puts every letter's job back (the oldest `limit` of them), oldest first; says what it did with each. */
   async replayAll(limit?: number): Promise<string[]> {
-    const done: string[] = [];
-    for (const letter of await this.list(limit)) {
-      try {
-        done.push(await this.withLetter(letter.id!, replay));
-      } catch (error) {
-        // replayed or dropped meanwhile by another operator: nothing left to do for it
-        if (!(error instanceof DeadLetterNotFound)) throw error;
+    return this.watching(async (deps) => {
+      const done: string[] = [];
+      for (const letter of await this.list(limit)) {
+        try {
+          done.push(await this.onLetter(letter.id!, deps, replay));
+        } catch (error) {
+          // replayed or dropped meanwhile by another operator: nothing left to do for it
+          if (!(error instanceof DeadLetterNotFound)) throw error;
+        }
       }
-    }
-    return done;
+      return done;
+    });
   }
 
-  private async withLetter(letterId: string, work: (letter: Job<DeadLetterJob>, deps: LetterDeps) => Promise<string>): Promise<string> {
+  private async onLetter(letterId: string, deps: LetterDeps, work: (letter: Job<DeadLetterJob>, deps: LetterDeps) => Promise<string>): Promise<string> {
     const letter = (await this.queues.deadLetter.getJob(letterId)) as Job<DeadLetterJob> | undefined;
     if (!letter || !(await letter.isWaiting())) throw new DeadLetterNotFound(letterId);
+    return work(letter, deps);
+  }
+
+  /** `work` with a connection of its own for the letters' removal (WATCH), closed after. */
+  private async watching<T>(work: (deps: LetterDeps) => Promise<T>): Promise<T> {
     const watching = this.connection.duplicate();
     try {
       // a connection that does not queue commands while it connects (an operator command's) is connected first
       if (watching.status === 'wait') await watching.connect();
-      return await work(letter, { connection: this.connection, watching, queues: this.queues });
+      return await work({ connection: this.connection, watching, queues: this.queues });
     } finally {
       watching.disconnect();
     }
