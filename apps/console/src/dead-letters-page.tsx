@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { formatTime, problemText, type Api, type DeadLetter, type DeadLetterList } from './api.js';
+import { formatTime, problemText, query, type Api, type DeadLetter, type DeadLetterList } from './api.js';
 import { useOneSendAtATime } from './one-send.js';
 import { ProblemAlert } from './problem-alert.js';
 import { Link } from './route.js';
@@ -15,11 +15,10 @@ const DROP_CONSEQUENCE = (letter: DeadLetter) =>
   `Drop dead letter ${letter.letterId}? Its job is not run again: only for work done by hand (a refund paid back from the payment provider's dashboard, a parcel settled with the warehouse). This cannot be undone.`;
 
 /**
- * The dead letters (an admin's): the jobs that failed every attempt, each with the orders it
- * carries and why, to replay once its cause is fixed or drop once its work was done by hand,
- * as `npm run dlq` does. A letter of accepted orders is never dropped: its buyers were told.
+ * The dead letters as read (all, or those carrying `orderId`), and an admin's steps on them: each
+ * asks first, one at a time, says what it did, and reads the letters again after.
  */
-export function DeadLettersPage({ api }: { api: Api }) {
+function useDeadLetters(api: Api, orderId?: string) {
   const [letters, setLetters] = useState<DeadLetterList | null>(null);
   const [readProblem, setReadProblem] = useState<string | null>(null);
   const [reads, setReads] = useState(0);
@@ -28,7 +27,7 @@ export function DeadLettersPage({ api }: { api: Api }) {
 
   useEffect(() => {
     let current = true;
-    api<DeadLetterList>('GET', `/v1/admin/dead-letters?limit=${LISTED}`)
+    api<DeadLetterList>('GET', `/v1/admin/dead-letters${query({ limit: LISTED, orderId })}`)
       .then((read) => {
         if (!current) return;
         setLetters(read);
@@ -38,38 +37,46 @@ export function DeadLettersPage({ api }: { api: Api }) {
     return () => {
       current = false;
     };
-  }, [api, reads]);
+  }, [api, orderId, reads]);
 
-  const replayOldest = (count: number) => {
-    if (!window.confirm(REPLAY_ALL_CONSEQUENCE(count))) return;
+  /** `request` sent once confirmed; its answer said; the letters read again, whatever it answered (gone meanwhile: another admin's, npm run dlq's). */
+  const stepOnce = (consequence: string, request: () => Promise<string>) => {
+    if (!window.confirm(consequence)) return;
     void send(async () => {
       setDone(null);
       try {
+        setDone(await request());
+      } finally {
+        setReads((n) => n + 1);
+      }
+    });
+  };
+  const letterPath = (letter: DeadLetter) => `/v1/admin/dead-letters/${encodeURIComponent(letter.letterId)}`;
+  return {
+    letters,
+    readProblem,
+    problem,
+    sendingNow,
+    done,
+    reload: () => setReads((n) => n + 1),
+    replay: (letter: DeadLetter) => stepOnce(REPLAY_CONSEQUENCE(letter), async () => `Replayed ${(await api<{ outcome: string }>('POST', `${letterPath(letter)}/replay`)).outcome}`),
+    drop: (letter: DeadLetter) => stepOnce(DROP_CONSEQUENCE(letter), async () => `Dropped ${(await api<{ outcome: string }>('DELETE', letterPath(letter))).outcome}`),
+    replayOldest: (count: number) =>
+      stepOnce(REPLAY_ALL_CONSEQUENCE(count), async () => {
         const answer = await api<{ replayed: string[]; left: number }>('POST', '/v1/admin/dead-letters/replay', { limit: count });
-        setDone(`Replayed ${answer.replayed.length} dead letter${answer.replayed.length === 1 ? '' : 's'}; ${answer.left} left`);
-      } finally {
-        setReads((n) => n + 1);
-      }
-    });
+        return `Replayed ${answer.replayed.length} dead letter${answer.replayed.length === 1 ? '' : 's'}; ${answer.left} left`;
+      }),
   };
+}
 
-  const step = (letter: DeadLetter, how: 'replay' | 'drop') => {
-    if (!window.confirm(how === 'replay' ? REPLAY_CONSEQUENCE(letter) : DROP_CONSEQUENCE(letter))) return;
-    void send(async () => {
-      setDone(null);
-      try {
-        const answer =
-          how === 'replay'
-            ? await api<{ outcome: string }>('POST', `/v1/admin/dead-letters/${encodeURIComponent(letter.letterId)}/replay`)
-            : await api<{ outcome: string }>('DELETE', `/v1/admin/dead-letters/${encodeURIComponent(letter.letterId)}`);
-        setDone(`${how === 'replay' ? 'Replayed' : 'Dropped'} ${answer.outcome}`);
-      } finally {
-        // replayed, dropped, or gone meanwhile (another admin's, npm run dlq's): the list as it is now
-        setReads((n) => n + 1);
-      }
-    });
-  };
-
+/**
+ * The dead letters (an admin's): the jobs that failed every attempt, each with the orders it
+ * carries and why, to replay once its cause is fixed or drop once its work was done by hand,
+ * as `npm run dlq` does. A letter of accepted orders is never dropped: its buyers were told.
+ */
+export function DeadLettersPage({ api }: { api: Api }) {
+  const dead = useDeadLetters(api);
+  const { letters } = dead;
   return (
     <section aria-labelledby="dead-letters-title">
       <h1 id="dead-letters-title">Dead letters</h1>
@@ -77,79 +84,117 @@ export function DeadLettersPage({ api }: { api: Api }) {
         Jobs that failed every attempt wait here, oldest first, until replayed or dropped (as <code>npm run dlq</code> does). Replay once what made one fail is fixed; drop only one whose work was done by hand.
         A letter of accepted orders is replayed, never dropped.
       </p>
-      <button type="button" onClick={() => setReads((n) => n + 1)}>
+      <button type="button" onClick={dead.reload}>
         Refresh
       </button>
-      {done && (
-        <p class="done" role="status">
-          {done}
-        </p>
-      )}
-      {problem && <ProblemAlert>Not done: {problem}</ProblemAlert>}
-      {readProblem && <ProblemAlert>The dead letters could not be read: {readProblem}</ProblemAlert>}
+      <StepAnswers dead={dead} />
+      {dead.readProblem && <ProblemAlert>The dead letters could not be read: {dead.readProblem}</ProblemAlert>}
       {letters && letters.items.length === 0 && <p class="empty">No dead letters.</p>}
       {letters && letters.items.length > 0 && (
-        <button type="button" disabled={sendingNow} onClick={() => replayOldest(letters.items.length)}>
-          Replay {letters.items.length === 1 ? 'it' : `all ${letters.items.length} shown`}
-        </button>
-      )}
-      {letters && letters.items.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <caption>
-              {letters.total > letters.items.length ? `The oldest ${letters.items.length} of ${letters.total} dead letters` : `${letters.total} dead letter${letters.total === 1 ? '' : 's'}`}
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">Letter</th>
-                <th scope="col">Failed in</th>
-                <th scope="col">Orders</th>
-                <th scope="col" class="number">
-                  Attempts
-                </th>
-                <th scope="col">Failed</th>
-                <th scope="col">Why</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {letters.items.map((letter) => (
-                <tr key={letter.letterId}>
-                  <th scope="row">{letter.letterId}</th>
-                  <td>
-                    {letter.queue}/{letter.name}
-                  </td>
-                  <td>
-                    {letter.orders.length <= 3
-                      ? letter.orders.map((orderId, at) => (
-                          <>
-                            {at > 0 && ', '}
-                            <Link to={`/orders/${orderId}`}>{orderId}</Link>
-                          </>
-                        ))
-                      : `${letter.orders.length} orders`}
-                  </td>
-                  <td class="number">{letter.attemptsMade}</td>
-                  <td>
-                    <time dateTime={letter.failedAt}>{formatTime(letter.failedAt)}</time>
-                  </td>
-                  <td>{letter.failedReason}</td>
-                  <td>
-                    <button type="button" disabled={sendingNow} onClick={() => step(letter, 'replay')} aria-label={`Replay ${letter.letterId}`}>
-                      Replay
-                    </button>
-                    {letter.queue !== 'orders' && (
-                      <button type="button" disabled={sendingNow} onClick={() => step(letter, 'drop')} aria-label={`Drop ${letter.letterId}`}>
-                        Drop
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <>
+          <button type="button" disabled={dead.sendingNow} onClick={() => dead.replayOldest(letters.items.length)}>
+            Replay {letters.items.length === 1 ? 'it' : `all ${letters.items.length} shown`}
+          </button>
+          <DeadLetterTable
+            dead={dead}
+            caption={letters.total > letters.items.length ? `The oldest ${letters.items.length} of ${letters.total} dead letters` : `${letters.total} dead letter${letters.total === 1 ? '' : 's'}`}
+          />
+        </>
       )}
     </section>
+  );
+}
+
+/**
+ * An order's jobs that failed for good (an admin's view of it): nothing moves what they were to do
+ * (its refund, its warehouse's update) until one is replayed. Nothing is shown while none did.
+ */
+export function OrderDeadLetters({ api, orderId }: { api: Api; orderId: string }) {
+  const dead = useDeadLetters(api, orderId);
+  if (!dead.letters?.total && !dead.done) return null;
+  return (
+    <section aria-labelledby="order-dead-letters">
+      <h2 id="order-dead-letters">Failed for good</h2>
+      {dead.letters && dead.letters.total > 0 && (
+        <ProblemAlert>
+          {dead.letters.total === 1 ? 'A job of this order' : `${dead.letters.total} jobs of this order`} failed every attempt: nothing does {dead.letters.total === 1 ? 'its' : 'their'} work until replayed once the cause is fixed.
+        </ProblemAlert>
+      )}
+      <StepAnswers dead={dead} />
+      {dead.letters && dead.letters.items.length > 0 && <DeadLetterTable dead={dead} caption={`Dead letters of order ${orderId}`} />}
+    </section>
+  );
+}
+
+type DeadLetters = ReturnType<typeof useDeadLetters>;
+
+function StepAnswers({ dead }: { dead: DeadLetters }) {
+  return (
+    <>
+      {dead.done && (
+        <p class="done" role="status">
+          {dead.done}
+        </p>
+      )}
+      {dead.problem && <ProblemAlert>Not done: {dead.problem}</ProblemAlert>}
+    </>
+  );
+}
+
+function DeadLetterTable({ dead, caption }: { dead: DeadLetters; caption: string }) {
+  return (
+    <div class="table-wrap">
+      <table>
+        <caption>{caption}</caption>
+        <thead>
+          <tr>
+            <th scope="col">Letter</th>
+            <th scope="col">Failed in</th>
+            <th scope="col">Orders</th>
+            <th scope="col" class="number">
+              Attempts
+            </th>
+            <th scope="col">Failed</th>
+            <th scope="col">Why</th>
+            <th scope="col">Actions</th>
+          </tr>
+        </thead>
+        <tbody>
+          {dead.letters?.items.map((letter) => (
+            <tr key={letter.letterId}>
+              <th scope="row">{letter.letterId}</th>
+              <td>
+                {letter.queue}/{letter.name}
+              </td>
+              <td>
+                {letter.orders.length <= 3
+                  ? letter.orders.map((orderId, at) => (
+                      <>
+                        {at > 0 && ', '}
+                        <Link to={`/orders/${orderId}`}>{orderId}</Link>
+                      </>
+                    ))
+                  : `${letter.orders.length} orders`}
+              </td>
+              <td class="number">{letter.attemptsMade}</td>
+              <td>
+                <time dateTime={letter.failedAt}>{formatTime(letter.failedAt)}</time>
+              </td>
+              <td>{letter.failedReason}</td>
+              <td>
+                <button type="button" disabled={dead.sendingNow} onClick={() => dead.replay(letter)} aria-label={`Replay ${letter.letterId}`}>
+                  Replay
+                </button>
+                {letter.queue !== 'orders' && (
+                  <button type="button" disabled={dead.sendingNow} onClick={() => dead.drop(letter)} aria-label={`Drop ${letter.letterId}`}>
+                    Drop
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiProblem, formatCents, formatTime, idempotencyKey, placedAt, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type Refund, type RefundAnswer } from './api.js';
 import { keepDraft, readDraft, useDraft } from './drafts.js';
 import { NextStep } from './next-step.js';
+import { OrderDeadLetters } from './dead-letters-page.js';
 import { NextTimer } from './next-timer.js';
 import { ProblemAlert } from './problem-alert.js';
 import { Link, ordersListPath } from './route.js';
@@ -405,6 +406,8 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
           </>
         )}
       </dl>
+
+      {role === 'admin' && <OrderDeadLetters api={api} orderId={order.orderId} />}
 
       <section aria-labelledby="actions-title" class="panel">
         <h2 id="actions-title">Actions</h2>

@@ -676,6 +676,11 @@ describe('the web console', () => {
     await deadLetter.add('dead-letter', { queue: 'fulfillment', name: 'update-fulfilment', jobId: 'update-lea', data: { orderId }, failedReason: 'the warehouse refused the change', attemptsMade: 5, failedAt }, { jobId: 'fulfillment-update-lea' });
     await deadLetter.add('dead-letter', { queue: 'orders', name: 'persist-orders', jobId: 'batch-lea', data: { orders: [{ orderId: '01JDLQCONSOLE0000000000001' }, { orderId: '01JDLQCONSOLE0000000000002' }] }, failedReason: 'There is no SKU LOST', attemptsMade: 5, failedAt }, { jobId: 'orders-batch-lea' });
     try {
+      // the order's page says its jobs failed for good: nothing does their work until replayed
+      await page.goto(`${base}/console/orders/${orderId}`);
+      const failed = page.getByRole('region', { name: 'Failed for good' });
+      await expect.poll(() => shownText(failed.getByRole('alert'))).toBe('2 jobs of this order failed every attempt: nothing does their work until replayed once the cause is fixed.');
+      expect(await failed.getByRole('table', { name: `Dead letters of order ${orderId}` }).getByRole('rowheader').allTextContents()).toEqual(['payments-refund-lea', 'fulfillment-update-lea']);
       await page.getByRole('link', { name: 'Dead letters' }).click();
       await page.getByRole('table', { name: '3 dead letters' }).waitFor();
       const table = page.getByRole('table');

@@ -32,6 +32,10 @@ describe('the dead letters in the api', () => {
     const [letter] = listed.items;
     expect(letter).toMatchObject({ queue: 'orders', orders: [orderId], attemptsMade: 2 });
     expect(letter.failedReason).toContain('GHOST');
+    // the order's page finds it by the order; another order has none
+    const ofOrder = await system.request('GET', `/v1/admin/dead-letters?orderId=${orderId}`, { token: admin() });
+    expect([ofOrder.body.total, ofOrder.body.items.map((item: { letterId: string }) => item.letterId)]).toEqual([1, [letter.letterId]]);
+    expect((await system.request('GET', '/v1/admin/dead-letters?orderId=01JDLQNOTHERE0000000000000', { token: admin() })).body).toEqual({ total: 0, items: [] });
     // an admin's alone
     expect((await system.request('GET', '/v1/admin/dead-letters', { token: system.token('shop', 'merchant') })).status).toBe(403);
 

@@ -70,7 +70,7 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
     }
   };
 
-  app.get<{ Querystring: { limit?: number } }>(
+  app.get<{ Querystring: { limit?: number; orderId?: string } }>(
     '/v1/admin/dead-letters',
     {
       onRequest: admin,
@@ -78,8 +78,12 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
         tags: ['admin'],
         summary: 'The dead letters, oldest first: jobs that failed every attempt, where each failed, the orders it carries and why',
         description:
-          'No worker serves the dead-letter queue: a letter waits there until an admin replays it (once its cause is fixed) or drops it (its work done by hand), here or with npm run dlq. `total` counts every letter; `items` holds the oldest `limit` of them.',
-        querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: LETTERS_LISTED_AT_MOST, default: 100 } } },
+          `No worker serves the dead-letter queue: a letter waits there until an admin replays it (once its cause is fixed) or drops it (its work done by hand), here or with npm run dlq. \`total\` counts every letter; \`items\` holds the oldest \`limit\` of them. With \`orderId\`, the letters carrying that order among the oldest ${LETTERS_LISTED_AT_MOST} (an order page's "failed for good"), \`total\` counting those.`,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { limit: { type: 'integer', minimum: 1, maximum: LETTERS_LISTED_AT_MOST, default: 100 }, orderId: { type: 'string', minLength: 1, maxLength: 100 } },
+        },
         response: {
           200: {
             type: 'object',
@@ -107,7 +111,16 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
       },
     },
     async (request) => {
-      const [listed, total] = await Promise.all([letters.list(request.query.limit ?? 100), letters.count()]);
+      const { limit = 100, orderId } = request.query;
+      let listed: Awaited<ReturnType<DeadLetters['list']>>;
+      let total: number;
+      if (orderId === undefined) {
+        [listed, total] = await Promise.all([letters.list(limit), letters.count()]);
+      } else {
+        // most of the time there is none: the count spares reading them
+        const carrying = (await letters.count()) === 0 ? [] : (await letters.list(LETTERS_LISTED_AT_MOST)).filter((letter) => ordersCarriedBy(letter.data.data).includes(orderId));
+        [listed, total] = [carrying.slice(0, limit), carrying.length];
+      }
       return {
         total,
         items: listed.map((letter) => ({
