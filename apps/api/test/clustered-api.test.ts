@@ -90,6 +90,11 @@ describe('the api as two processes on one port (API_PROCESSES=2)', () => {
       expect(sample(metrics.text, 'queue_oldest_waiting_job_age_seconds', { queue: QUEUE.orders })).toBeGreaterThan(0);
       expect(sample(metrics.text, 'queue_oldest_waiting_job_age_seconds', { queue: QUEUE.payments })).toBe(0);
     }
+    // as the console's queue table reads it
+    const queues = await onNewConnection(api.url, 'GET', '/v1/admin/queues', signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' }));
+    const listed = (JSON.parse(queues.text) as { queues: Array<{ name: string; waiting: number; oldestWaitingSeconds: number }> }).queues.find((queue) => queue.name === QUEUE.orders);
+    expect(listed?.waiting).toBe(waitingJobs);
+    expect(listed?.oldestWaitingSeconds).toBeGreaterThan(0);
   });
 
   it("keeps counting the checkouts of a process that crashed and was started again: the instance's counters never go back", { timeout: 60_000 }, async () => {

@@ -458,7 +458,7 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     const answer = await system.request('GET', '/v1/admin/queues', { token: shop });
     expect(answer.status).toBe(200);
     const orders = answer.body.queues.find((q: any) => q.name === 'orders');
-    expect(orders).toMatchObject({ waiting: expect.any(Number), active: expect.any(Number), delayed: expect.any(Number), failed: expect.any(Number) });
+    expect(orders).toMatchObject({ waiting: expect.any(Number), active: expect.any(Number), delayed: expect.any(Number), failed: expect.any(Number), oldestWaitingSeconds: expect.any(Number) });
     expect((await system.request('GET', '/v1/admin/queues', { token: system.token('ivy') })).status).toBe(403);
   });
 });

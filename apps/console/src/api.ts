@@ -136,6 +136,8 @@ export interface QueueCounts {
   delayed: number;
   failed: number;
   prioritized: number;
+  /** how long its oldest waiting job has waited for a worker (seconds; 0: none waits) */
+  oldestWaitingSeconds: number;
 }
 
 /** A refused request: `detail` is the API's problem-details message, shown as it is. */

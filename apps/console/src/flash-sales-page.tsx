@@ -226,6 +226,9 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
             <th scope="col" class="number">
               Failed
             </th>
+            <th scope="col" class="number">
+              Oldest waiting
+            </th>
           </tr>
         </thead>
         <tbody>
@@ -238,6 +241,7 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
               <td class="number">{queue.active}</td>
               <td class="number">{queue.delayed}</td>
               <td class="number">{queue.failed}</td>
+              <td class="number">{formatWait(queue.oldestWaitingSeconds)}</td>
             </tr>
           ))}
         </tbody>
@@ -245,6 +249,12 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
       <p class="hint">Read a second after each answer{readAt ? `; last at ${readAt.toLocaleTimeString('en-GB')}` : ''}.</p>
     </section>
   );
+}
+
+/** How long a queue's oldest job has waited, as an operator reads it: none, seconds, then minutes. */
+function formatWait(seconds: number): string {
+  if (seconds === 0) return '–';
+  return seconds < 120 ? `${seconds.toFixed(1)} s` : `${Math.floor(seconds / 60)} min`;
 }
 
 /** A minute's leeway for the operator to send the next sale before its suggested start. */

@@ -69,6 +69,9 @@ export function createOrderQueues(connection: Redis | Cluster, settings: QueueSe
   };
 }
 
+/** The states a queue's reading counts its jobs in. */
+export const COUNTED_JOB_STATES = ['waiting', 'active', 'delayed', 'failed', 'prioritized'] as const;
+
 /** A queue's jobs by state, and when its oldest waiting job became ready (Unix ms; null when none waits): what the metrics export. */
 export interface QueueReading {
   queue: string;
@@ -80,7 +83,7 @@ export interface QueueReading {
 export async function readQueues(queues: readonly Queue[]): Promise<QueueReading[]> {
   return Promise.all(
     queues.map(async (queue) => {
-      const [counts, oldestWaitingSince] = await Promise.all([queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'), oldestWaitingSinceIn(queue)]);
+      const [counts, oldestWaitingSince] = await Promise.all([queue.getJobCounts(...COUNTED_JOB_STATES), oldestWaitingSinceIn(queue)]);
       return { queue: queue.name, counts, oldestWaitingSince };
     }),
   );

@@ -1,10 +1,8 @@
-import { DeadLetterNotFound, DeadLetters, LetterOfAcceptedOrders, ordersCarriedBy } from '@orders/queues';
+import { COUNTED_JOB_STATES, DeadLetterNotFound, DeadLetters, LetterOfAcceptedOrders, ordersCarriedBy, readQueues } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { HttpProblem } from '../problems.js';
 import { problemRef } from '../schemas.js';
-
-const COUNTED = ['waiting', 'active', 'delayed', 'failed', 'prioritized'] as const;
 
 /** The letters a list answers at most: a mass failure may leave thousands, and the oldest come first. */
 const LETTERS_LISTED_AT_MOST = 1_000;
@@ -36,7 +34,14 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
                 type: 'array',
                 items: {
                   type: 'object',
-                  properties: { name: { type: 'string' }, ...Object.fromEntries(COUNTED.map((state) => [state, { type: 'integer' }])) },
+                  properties: {
+                    name: { type: 'string' },
+                    ...Object.fromEntries(COUNTED_JOB_STATES.map((state) => [state, { type: 'integer' }])),
+                    oldestWaitingSeconds: {
+                      type: 'number',
+                      description: 'how long its oldest waiting job (waiting or prioritized) has been ready without a worker starting it, 0 when none waits: it grows while no worker takes the queue’s jobs (queue_oldest_waiting_job_age_seconds)',
+                    },
+                  },
                 },
               },
             },
@@ -45,14 +50,16 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
         },
       },
     },
-    async () => ({
-      queues: await Promise.all(
-        deps.queues.all.map(async (queue) => {
-          const counts = await queue.getJobCounts(...COUNTED);
-          return { name: queue.name, ...Object.fromEntries(COUNTED.map((state) => [state, counts[state] ?? 0])) };
-        }),
-      ),
-    }),
+    async () => {
+      const now = Date.now();
+      return {
+        queues: (await readQueues(deps.queues.all)).map(({ queue, counts, oldestWaitingSince }) => ({
+          name: queue,
+          ...Object.fromEntries(COUNTED_JOB_STATES.map((state) => [state, counts[state] ?? 0])),
+          oldestWaitingSeconds: oldestWaitingSince === null ? 0 : Math.max(0, now - oldestWaitingSince) / 1000,
+        })),
+      };
+    },
   );
 
   const letters = new DeadLetters(deps.redis, deps.queues);
