@@ -5,8 +5,9 @@ const USAGE = `usage: npm run dlq -- list | replay <id> | replay-all | drop <id>
   list          the dead letters, oldest first: where each failed, the orders it carries and why
   replay <id>   puts one dead letter's job back where it failed (list shows the ids)
   replay-all    puts every dead letter's job back where it failed
-  drop <id>     removes one dead letter, and its failed job, whose work was done by hand or is
-                no longer wanted (never one of accepted orders: replay those)`;
+  drop <id>     removes one dead letter, and its failed job, whose work was done another way or is
+                no longer wanted (never one of accepted orders: replay those; a refund still due
+                comes back by itself a sweep later, so never pay one by hand and drop it)`;
 
 function deadLetterCommand(args: readonly string[]): DeadLetterCommand {
   const [command, ...rest] = args;

@@ -96,7 +96,7 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
     expect(await deadLetterCount()).toBe(0);
   });
 
-  it('drops a dead letter whose refund was paid back by hand, with its failed job, so no worker copies it again; and refuses to drop one of accepted orders', async () => {
+  it('drops a dead letter whose work was done another way, with its failed job, so no worker copies it again; and refuses to drop one of accepted orders', async () => {
     await enqueueRefundPayments(queues, '01JDLQDROPPED000000000000A', 'cancelled by the buyer');
     const failed = await failForGood(queues.payments, 'the payment system refused the refund');
     const dropped = await dlq('drop', `payments-${failed}`);

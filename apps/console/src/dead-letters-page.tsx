@@ -12,7 +12,7 @@ const REPLAY_CONSEQUENCE = (letter: DeadLetter) =>
 const REPLAY_ALL_CONSEQUENCE = (count: number) =>
   `Replay the ${count === 1 ? 'dead letter' : `${count} oldest dead letters`} shown? Each job goes back to its queue with fresh attempts: fix what made them fail first, or they fail again.`;
 const DROP_CONSEQUENCE = (letter: DeadLetter) =>
-  `Drop dead letter ${letter.letterId}? Its job is not run again: only for work done by hand (a refund paid back from the payment provider's dashboard, a parcel settled with the warehouse). This cannot be undone.`;
+  `Drop dead letter ${letter.letterId}? Its job is not run again: only for work done another way or no longer wanted (a new address told to the warehouse by hand). A refund or hand-over still due comes back by itself a sweep later and runs: never pay a refund back by hand and drop its letter. This cannot be undone.`;
 
 /**
  * The dead letters as read (all, or those carrying `orderId`), and an admin's steps on them: each
@@ -81,7 +81,7 @@ export function DeadLettersPage({ api }: { api: Api }) {
     <section aria-labelledby="dead-letters-title">
       <h1 id="dead-letters-title">Dead letters</h1>
       <p class="hint">
-        Jobs that failed every attempt wait here, oldest first, until replayed or dropped (as <code>npm run dlq</code> does). Replay once what made one fail is fixed; drop only one whose work was done by hand.
+        Jobs that failed every attempt wait here, oldest first, until replayed or dropped (as <code>npm run dlq</code> does). Replay once what made one fail is fixed; drop only one whose work was done another way (a refund still due comes back by itself, and is paid).
         A letter of accepted orders is replayed, never dropped.
       </p>
       <button type="button" onClick={dead.reload}>

@@ -62,7 +62,7 @@ describe('the dead letters in the api', () => {
     expect([again.status, again.body.code]).toEqual([404, 'NOT_FOUND']);
   });
 
-  it("drops a refund's letter whose money was paid back by hand", async () => {
+  it("drops a letter whose work was done another way", async () => {
     const letter = { queue: 'payments', name: 'refund-payments', jobId: 'refund-of-lost-order', data: { orderId: '01JDLQADMIN00000000000000A' }, failedReason: 'the payment system refused the refund', attemptsMade: 2, failedAt: new Date().toISOString() };
     await system.workers.deps.queues.deadLetter.add('dead-letter', letter, { jobId: 'payments-refund-of-lost-order' });
     const dropped = await system.request('DELETE', '/v1/admin/dead-letters/payments-refund-of-lost-order', { token: admin() });

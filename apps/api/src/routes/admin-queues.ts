@@ -187,9 +187,9 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
       onRequest: admin,
       schema: {
         tags: ['admin'],
-        summary: 'Drops a dead letter whose work was done by hand (or is no longer wanted), with its failed job',
+        summary: 'Drops a dead letter whose work was done another way (or is no longer wanted), with its failed job',
         description:
-          'As npm run dlq -- drop: for a refund paid back from the payment provider’s dashboard, a parcel settled with the warehouse by hand. Its failed job goes too, so no worker copies it into a letter again. 409 CONFLICT for a letter of accepted orders (their buyers were told the orders are taken: fix the cause and replay it); 404 NOT_FOUND for a letter not there.',
+          'As npm run dlq -- drop: for work done another way or no longer wanted (a new address told to the warehouse by hand). A refund still due, or a paid order’s hand-over, comes back by itself a sweep interval later (the backstop sweep enqueues its job again), so a refund is never paid back by hand and its letter dropped: it would be paid twice. Its failed job goes too, so no worker copies it into a letter again. 409 CONFLICT for a letter of accepted orders (their buyers were told the orders are taken: fix the cause and replay it); 404 NOT_FOUND for a letter not there.',
         params: letterParams,
         response: { 200: letterDone, '4xx': problemRef },
       },
