@@ -88,4 +88,21 @@ describe('the dead letters in the api', () => {
     expect([rest.status, rest.body.replayed, rest.body.left]).toEqual([200, [expect.stringMatching(/^payments-refund-ed-2 -> /)], 0]);
     expect((await system.order(orderId)).status).toBe('IN_FULFILLMENT');
   });
+
+  it("shows a split order's page the letters of its children's jobs", async () => {
+    await system.createSku({ skuId: 'RUG', priceCents: 9_900, merchantId: 'weaver', channel: 'third_party', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
+    const orderId = await system.checkout('flo', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('flo'), body: { method: 'card' } });
+    const split = await waitFor(async () => ((await system.order(orderId)).subOrders.length === 2 ? system.order(orderId) : null), { what: `order ${orderId} split` });
+    const [child] = split.subOrders;
+    const letter = { queue: 'fulfillment', name: 'update-fulfilment', jobId: `update-${child}`, data: { orderId: child }, failedReason: 'the warehouse refused the change', attemptsMade: 2, failedAt: new Date().toISOString() };
+    await system.workers.deps.queues.deadLetter.add('dead-letter', letter, { jobId: `fulfillment-update-${child}` });
+    try {
+      const ofOrder = await system.request('GET', `/v1/admin/dead-letters?orderId=${orderId}`, { token: admin() });
+      expect([ofOrder.body.total, ofOrder.body.items.map((item: { orders: string[] }) => item.orders)]).toEqual([1, [[child]]]);
+    } finally {
+      await system.workers.deps.queues.deadLetter.remove(`fulfillment-update-${child}`);
+    }
+  });
 });

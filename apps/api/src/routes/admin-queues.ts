@@ -1,4 +1,5 @@
 import { COUNTED_JOB_STATES, DeadLetterNotFound, DeadLetters, LetterOfAcceptedOrders, ordersCarriedBy, readQueues } from '@orders/queues';
+import { ProcessRepository } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { HttpProblem } from '../problems.js';
@@ -63,6 +64,7 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
   );
 
   const letters = new DeadLetters(deps.redis, deps.queues);
+  const process = new ProcessRepository(deps.db);
   const admin = app.requireRole('admin');
   /** An operator's step on a letter, logged with who took it; an unknown letter is 404, one of accepted orders refused a drop 409. */
   const onLetter = async (letterId: string, by: string, step: 'replay' | 'drop', log: { info(fields: object, message: string): void }) => {
@@ -85,7 +87,7 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
         tags: ['admin'],
         summary: 'The dead letters, oldest first: jobs that failed every attempt, where each failed, the orders it carries and why',
         description:
-          `No worker serves the dead-letter queue: a letter waits there until an admin replays it (once its cause is fixed) or drops it (its work done by hand), here or with npm run dlq. \`total\` counts every letter; \`items\` holds the oldest \`limit\` of them. With \`orderId\`, the letters carrying that order among the oldest ${LETTERS_LISTED_AT_MOST} (an order page's "failed for good"), \`total\` counting those.`,
+          `No worker serves the dead-letter queue: a letter waits there until an admin replays it (once its cause is fixed) or drops it (its work done another way), here or with npm run dlq. \`total\` counts every letter; \`items\` holds the oldest \`limit\` of them. With \`orderId\`, the letters carrying that order or one of its children (a split order's) among the oldest ${LETTERS_LISTED_AT_MOST} (an order page's "failed for good"), \`total\` counting those.`,
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -124,8 +126,10 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
       if (orderId === undefined) {
         [listed, total] = await Promise.all([letters.list(limit), letters.count()]);
       } else {
-        // most of the time there is none: the count spares reading them
-        const carrying = (await letters.count()) === 0 ? [] : (await letters.list(LETTERS_LISTED_AT_MOST)).filter((letter) => ordersCarriedBy(letter.data.data).includes(orderId));
+        // most of the time there is none: the count spares reading them; a split order's children's jobs are its own too
+        const ofOrder = async () => new Set([orderId, ...(await process.children(orderId)).map((child) => child.order_id)]);
+        const [orders, listedAll] = (await letters.count()) === 0 ? [new Set<string>(), []] : await Promise.all([ofOrder(), letters.list(LETTERS_LISTED_AT_MOST)]);
+        const carrying = listedAll.filter((letter) => ordersCarriedBy(letter.data.data).some((carried) => orders.has(carried)));
         [listed, total] = [carrying.slice(0, limit), carrying.length];
       }
       return {
