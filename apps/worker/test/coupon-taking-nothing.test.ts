@@ -43,4 +43,27 @@ describe('a once-per-buyer coupon that would take nothing off an order', () => {
     expect(lampOrder.benefits.coupon).toEqual({ code: 'PENNY', discountCents: 100 });
     expect((await checkout('LAMP', 'pip-lamp-again')).body.code).toBe('COUPON_LIMIT_EXCEEDED');
   });
+
+  it("gives back no use when an order every line of which was in its flash sale is cancelled again long after: the buyer's use of another order stays counted", async () => {
+    const now = Date.now();
+    const sale = { priceCents: 40, startsAt: new Date(now - 3_600_000).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 0 };
+    await system.createSku({ skuId: 'FLASH-PIN', priceCents: 50, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement', flashSale: sale });
+    const order = (skuId: string, key: string) =>
+      system.request('POST', '/v1/orders', { token: system.token('fay'), headers: { 'idempotency-key': key }, body: { items: [{ skuId, qty: 1 }], address: buyerAddress, couponCode: 'PENNY' } });
+    // the flash-sale pin takes no use of the coupon; cancelled, it gives none back
+    const pin = await order('FLASH-PIN', 'fay-pin');
+    expect(pin.status).toBe(202);
+    expect((await system.waitForStatus(pin.body.orderId, 'PENDING_PAYMENT')).benefits.coupon).toBeNull();
+    expect((await system.request('POST', `/v1/orders/${pin.body.orderId}/cancel`, { token: system.token('fay'), body: { reason: 'changed my mind' } })).status).toBe(200);
+    // the lamp takes the buyer's one use
+    const lamp = await order('LAMP', 'fay-lamp');
+    expect(lamp.status).toBe(202);
+    expect((await system.waitForStatus(lamp.body.orderId, 'PENDING_PAYMENT')).benefits.coupon).toEqual({ code: 'PENNY', discountCents: 100 });
+    // a day on, the pin's released reservation has gone from Redis; the buyer cancels the pin again
+    const inventory = system.workers.deps.inventory;
+    await system.env.redis.del(inventory.keys.order(inventory.keys.groupOfOrder(pin.body.orderId), pin.body.orderId));
+    expect((await system.request('POST', `/v1/orders/${pin.body.orderId}/cancel`, { token: system.token('fay'), body: { reason: 'changed my mind' } })).status).toBe(200);
+    // the lamp still holds the use: a second order with the coupon is refused
+    expect((await order('LAMP', 'fay-lamp-again')).body.code).toBe('COUPON_LIMIT_EXCEEDED');
+  });
 });

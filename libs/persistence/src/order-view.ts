@@ -66,6 +66,18 @@ export interface OrderView {
   updatedAt: string;
 }
 
+/**
+ * The coupon whose use the order holds, or held, in Redis: its code where its pricing applied
+ * it. An order it took nothing off holds none once written (every line in its flash sale took
+ * none at checkout; one below its minimum spend gave it back as it was written), so a release
+ * long after, its reservation record gone from Redis, must give none back: it would be another
+ * order's. An order written before orders kept their benefits cannot tell: its code.
+ */
+export function couponUseOf(order: Pick<OrderRow, 'coupon_code' | 'benefits'>): string | null {
+  if (order.coupon_code === null || order.benefits === null) return order.coupon_code;
+  return (JSON.parse(order.benefits) as AppliedBenefits).coupon ? order.coupon_code : null;
+}
+
 /** The order's delivery address; null for an order placed without one (a virtual order: it ships nothing). */
 export function addressOf(order: Pick<OrderRow, 'address'>): Address | null {
   return order.address === null ? null : (JSON.parse(order.address) as Address);

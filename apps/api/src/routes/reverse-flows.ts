@@ -1,5 +1,5 @@
 import { CLOSED_BEFORE_SHIPPING, IllegalTransition, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, storedAddress, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
-import { afterStaleOrderVersion, cancelRefundOf, historyDetail, OrderRepository, ProcessRepository, refundIdFor, RefundRepository, retryTransaction, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
+import { afterStaleOrderVersion, cancelRefundOf, couponUseOf, historyDetail, OrderRepository, ProcessRepository, refundIdFor, RefundRepository, retryTransaction, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import { enqueueRefundPayments } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -308,13 +308,13 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     // Redis follows the ledger at once; the refund job does it again (once per refund id) should this process die here.
     // Units held in a parcel the warehouse holds go back once it took them out (the fulfilment update's job)
     for (const refund of opened.values()) if (!refund.restockHeld) await deps.inventory.restockStock(refund.orderId, refund.refundId, refund.items.filter((item) => item.qty > 0));
-    for (const { order, fired } of moved) if (fired.effects.includes('releaseStock')) await deps.inventory.releaseStock(order.order_id, order.user_id, 'refunded', order.coupon_code);
+    for (const { order, fired } of moved) if (fired.effects.includes('releaseStock')) await deps.inventory.releaseStock(order.order_id, order.user_id, 'refunded', couponUseOf(order));
     // a repeat: the payment job (which also restocks Redis) is queued again, and a released reservation released
     // in Redis too, in case the first request died before; so is the warehouse's update (it sends nothing for an
     // order with no parcel left to change), or a parcel handed over would ship the units refunded
     for (const part of parts) {
       if (!known.has(part.refundId)) continue;
-      if (await reservationReleased(part.unit)) await deps.inventory.releaseStock(part.unit.order_id, part.unit.user_id, 'refunded', part.unit.coupon_code);
+      if (await reservationReleased(part.unit)) await deps.inventory.releaseStock(part.unit.order_id, part.unit.user_id, 'refunded', couponUseOf(part.unit));
       await followUp(deps, part.unit, ['refundPayments', 'updateFulfilment']);
     }
     return { refunds: parts.map((part) => (opened.get(part.refundId) ?? known.get(part.refundId))!), changed: opened.size > 0 };
@@ -354,7 +354,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       // giving the stock back, or the deadline job and a repair in between would give it back twice;
       // and its coupon use, which an order of a bucket holds apart from its record (the release
       // script may have run unanswered, leaving the use alone)
-      await deps.inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase(), order.coupon_code);
+      await deps.inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase(), couponUseOf(order));
       // where a cancel brings the order (a buyer's, of a presale whose deposit is paid: its deposit forfeited): cancelling again changes nothing
       const cancelledTo = machine.process.transitions.some((rule) => rule.action === 'cancel' && rule.to === order.status && rule.actors.includes(actor));
       if (order.status === 'CANCELLED' || cancelledTo) {
@@ -428,7 +428,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         { alsoAfter: afterStaleOrderVersion },
       );
       deps.metrics.transitions.inc({ type: closed.type, from: fired.from, to: fired.to, action: fired.action });
-      if (releaseStock) await deps.inventory.releaseStock(order.order_id, order.user_id, 'cancelled', order.coupon_code);
+      if (releaseStock) await deps.inventory.releaseStock(order.order_id, order.user_id, 'cancelled', couponUseOf(order));
       // an imported order's parcel waits at its warehouse, which is told to drop it
       await followUp(deps, closed, fired.effects);
       return true;

@@ -1,6 +1,6 @@
 import { IllegalTransition, type Actor } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { DeadlineAhead, OrderRepository } from '@orders/persistence';
+import { DeadlineAhead, OrderRepository, couponUseOf } from '@orders/persistence';
 import { ordersCarriedBy } from '@orders/queues';
 import type { Inventory } from '@orders/stock';
 import { DelayedError, type Job } from 'bullmq';
@@ -52,7 +52,7 @@ export async function closeUnpaidOrder(
   }
   const order = await orders.findOrderRow(request.orderId);
   if (order && RELEASED_STATUSES.has(order.status)) {
-    await inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase(), order.coupon_code);
+    await inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase(), couponUseOf(order));
   }
   return { changed };
 }

@@ -12,6 +12,7 @@ import {
   UNSHIPPED_PARCEL,
   addressOf,
   afterStaleOrderVersion,
+  couponUseOf,
   refundsOwedIn,
   retryTransaction,
   timerDeadlineOf,
@@ -378,7 +379,7 @@ export class ForwardLife {
       },
       'sold out at payment',
     );
-    await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'refunded', order.coupon_code);
+    await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'refunded', couponUseOf(order));
   }
 
   /**
@@ -809,7 +810,7 @@ export class ForwardLife {
     });
     if (forfeited.dueInMs !== undefined) return forfeited;
     const order = await this.deps.orders.findOrderRow(orderId);
-    if (order?.status === 'DEPOSIT_FORFEITED') await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'forfeited', order.coupon_code);
+    if (order?.status === 'DEPOSIT_FORFEITED') await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'forfeited', couponUseOf(order));
     return forfeited;
   }
 
