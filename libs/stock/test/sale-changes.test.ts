@@ -152,9 +152,9 @@ describe('changing a flash sale before it opens', () => {
     expect(await bucketSales('ENDED-EARLY')).toEqual(Array(BUCKETS).fill(asStored(ended)));
     // sent again (its answer lost): the same end, nothing refused
     await inventory.endSale({ skuId: 'ENDED-EARLY', stockBuckets: BUCKETS }, endsAt, running);
-    // counts that name their sale hold no next sale up: no former end is kept
+    // the former end is kept, for the counts written from now on (below: it holds no next sale up)
     const counted = await Promise.all(Array.from({ length: BUCKETS }, (_, bucket) => redis.hget(inventory.keys.sku(inventory.keys.bucketGroup(bucket), 'ENDED-EARLY'), 'countedUntil')));
-    expect(counted).toEqual(Array(BUCKETS).fill(null));
+    expect(counted).toEqual(Array(BUCKETS).fill(String(running.endsAt.getTime())));
     // still running until the new end: the limit holds
     for (const buyer of buyers) await expect(inventory.reserveStock(reservationOf(buyer, [{ skuId: 'ENDED-EARLY', qty: 1 }]))).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
     // not over before the new end
@@ -174,6 +174,21 @@ describe('changing a flash sale before it opens', () => {
     // the next sale's own orders do: one expires, and its buyer buys again
     expect(await inventory.releaseStock(again[0]!.order.orderId, buyers[0]!, 'expired')).toBe(true);
     expect((await inventory.reserveStock(reservationOf(buyers[0]!, [{ skuId: 'ENDED-EARLY', qty: 2 }]))).order.type).toBe('flash_sale');
+  });
+
+  it('keeps the limit of a sale whose early end is undone (the catalog\'s sale put back): counts written meanwhile live to its end', async () => {
+    const running = { startsAt: new Date(Date.now() - HOUR), endsAt: new Date(Date.now() + 2 * HOUR), perUserLimit: 1 };
+    await inventory.initSku({ skuId: 'UNDONE', available: 40, deduction: 'placement', saleStartsAt: running.startsAt, saleEndsAt: running.endsAt, perUserLimit: 1, buckets: 1 });
+    const earlyEnd = new Date(Date.now() + HOUR);
+    await inventory.endSale({ skuId: 'UNDONE', stockBuckets: 1 }, earlyEnd, running);
+    // a buyer checks out in the sale that ends early now
+    expect((await inventory.reserveStock(reservationOf('uma', [{ skuId: 'UNDONE', qty: 1 }]))).order.type).toBe('flash_sale');
+    // the end is undone (its catalog commit failed, and the stock check puts the catalog's sale back): the sale runs to its end
+    await inventory.putCatalogSale({ skuId: 'UNDONE', stockBuckets: 1 }, running);
+    const count = inventory.keys.bought(inventory.keys.bucketGroup(0), 'UNDONE', 'uma');
+    // the buyer's count lives as long as the sale, not to the end undone: past it, the limit still holds
+    expect(Date.now() + (await redis.pttl(count))).toBeGreaterThan(running.endsAt.getTime() - 60_000);
+    await expect(inventory.reserveStock(reservationOf('uma', [{ skuId: 'UNDONE', qty: 1 }]))).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
   });
 
   it('takes a bare count (an earlier release\'s) as the running sale\'s, writes bare counts where the sale was set before counts named it, and has the repair replace a count of an earlier sale', async () => {
@@ -212,7 +227,8 @@ describe('changing a flash sale before it opens', () => {
     await redis.hdel(bareBucket, 'countsBySale');
     await inventory.endSale({ skuId: 'BARE-ENDED-EARLY', stockBuckets: BUCKETS }, new Date(Date.now() + HOUR), running);
     expect(await redis.hget(bareBucket, 'countedUntil')).toBe(String(running.endsAt.getTime()));
-    expect(await redis.hget(inventory.keys.sku(inventory.keys.bucketGroup(1), 'BARE-ENDED-EARLY'), 'countedUntil')).toBeNull();
+    // every bucket keeps it for the counts written from now on; only where they are bare numbers does it hold the next sale up (below)
+    expect(await redis.hget(inventory.keys.sku(inventory.keys.bucketGroup(1), 'BARE-ENDED-EARLY'), 'countedUntil')).toBe(String(running.endsAt.getTime()));
 
     const lastSale = { startsAt: new Date(now - 30 * HOUR), endsAt: new Date(now - 25 * HOUR), perUserLimit: 2 };
     await createSku('ENDED-EARLY-OLDER', lastSale);

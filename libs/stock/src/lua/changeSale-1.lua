@@ -18,9 +18,11 @@
           before then (no countsEndWithSale) is over for good
   ARGV[6] '1': only the end moves, earlier (the start and limit are the bucket's); '' any change
 
-  The hash's countedUntil: the latest end the buyers' counts of the sale here were kept for, when
-  its end moved after it opened (a count goes at the end its checkout saw), on a bucket whose counts
-  do not name their sale. Its countsEndWithSale:
+  The hash's countedUntil: the latest end the buyers' counts of the sale here are kept for, when its
+  end moved earlier after it opened: a count goes at the end its checkout saw, and one written after
+  the move at this former end too (reserveStock-6+c+2n.lua), so the limit still holds should the move
+  be undone (a change half made, the catalog's sale put back). On a bucket whose counts do not name
+  their sale it also holds the next sale up until then. Its countsEndWithSale:
   '1' once this script or initSku-1.lua set the sale here, whose counts go at its end; a sale set
   before they did keeps its counts ARGV[5] longer, and waits that much more. Its countsBySale: '1'
   once they set the sale here, whose counts name it (shared/saleCount.lua) and count in no other:
@@ -56,9 +58,8 @@ redis.call('HSET', KEYS[1], 'saleStartsAt', ARGV[1], 'saleEndsAt', ARGV[2], 'per
 -- another sale: no count of it is older than this script's reserveStock; the same one (an undo,
 -- a change before it opens) keeps what its counts were written by
 if newStartsAt ~= startsAt then redis.call('HSET', KEYS[1], 'countsEndWithSale', '1', 'countsBySale', '1') end
--- counts of buyers who bought in this sale outlive its earlier end; a new sale starts from none (counts
--- that name their sale hold no other up: nothing to keep)
-if not sale[7] and endsAt > 0 and startsAt == newStartsAt and startsAt <= now and countedUntil > newEndsAt then
+-- counts of buyers who bought in this sale outlive its earlier end; a new sale starts from none
+if endsAt > 0 and startsAt == newStartsAt and startsAt <= now and countedUntil > newEndsAt then
   redis.call('HSET', KEYS[1], 'countedUntil', countedUntil)
 elseif sale[5] then
   redis.call('HDEL', KEYS[1], 'countedUntil')

@@ -98,7 +98,7 @@ local function checkout()
   -- memory for a SKU it saw sold out moments ago: both say the same to the same request
   local skus = {}
   for i = 1, lineCount do
-    local sku = redis.call('HMGET', KEYS[lineKeys + 2 * i - 1], 'available', 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'orderType', 'countsBySale')
+    local sku = redis.call('HMGET', KEYS[lineKeys + 2 * i - 1], 'available', 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'orderType', 'countsBySale', 'countedUntil')
     -- counters without a deduction (made from nothing by a counter script after Redis lost
     -- the SKU's hash, before they left a lost hash alone) have none of the rules below, and
     -- nothing would be reserved from them: unknown until the stock repair puts the rules back
@@ -139,7 +139,9 @@ local function checkout()
       end
     end
     if available < qty then return { -5, i, available } end
-    lines[i] = { skuKey, boughtKey, ARGV[lineQty + i], sku[2], limited, saleEndsAt, count, sku[3], sku[7] == '1' or (count and string.find(count, ':', 1, true) ~= nil) }
+    -- the count outlives an end moved earlier (changeSale-1.lua's countedUntil): should that end be undone, the sale runs on
+    local countedUntil = math.max(saleEndsAt, tonumber(sku[8] or '0'))
+    lines[i] = { skuKey, boughtKey, ARGV[lineQty + i], sku[2], limited, countedUntil, count, sku[3], sku[7] == '1' or (count and string.find(count, ':', 1, true) ~= nil) }
   end
   if ARGV[7] == 'flash_sale' and type == 'standard' then return { -3, 1 } end
   if ARGV[7] ~= '' and ARGV[7] ~= type then return { -6, type } end
@@ -163,8 +165,8 @@ local function checkout()
       redis.call('HINCRBY', line[1], 'available', '-' .. line[3])
       redis.call('HINCRBY', line[1], 'reserved', line[3])
     end
-    -- the counter only matters while its sale runs: it goes at the end this checkout saw (an end
-    -- moved earlier leaves it longer); one that names its sale counts in no other (shared/saleCount.lua)
+    -- the counter only matters while its sale runs: it goes at the end this checkout saw, or the
+    -- former end of one moved earlier; one that names its sale counts in no other (shared/saleCount.lua)
     if line[5] == 1 and line[9] then
       -- a later line of the same SKU (a cart the api did not merge) counts on from this one
       local units = (countsWritten[line[2]] or unitsCountedInSale(line[7], line[8])) + tonumber(line[3])
