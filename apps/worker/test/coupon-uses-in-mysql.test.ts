@@ -117,4 +117,26 @@ describe("a once-per-buyer coupon held in MySQL when two workers persist the buy
     const redemptions = await env.db.selectFrom('coupon_redemptions').select(['order_id', 'status']).where('code', '=', 'BIG-SPEND').execute();
     expect(redemptions).toEqual([{ order_id: large.orderId, status: 'used' }]);
   });
+
+  it('keeps the use of an order written with the coupon when its job, delivered again, is priced by reads that raced that write', async () => {
+    const first = await checkout('eve', 'eve-1');
+    const options = { batchSize: 500, batchWaitMs: 2, busyIntervalMs: 250 };
+    await new OrderWriter({ ...worker, pricing: new PricingRepository(worker.db) }, options).persist(first);
+    // the redelivery's pricing read the order's use of the coupon but not the order itself (written between
+    // its two reads): the order looks new, its own use counts against it, and it is priced without the coupon
+    const racing = new (class extends PricingRepository {
+      override async rulesFor(orders: readonly AcceptedOrder[], warehouseIds: readonly string[]) {
+        const unwritten = (orderId: string) => `${orderId}-read-before-written`;
+        const rules = await super.rulesFor(orders.map((o) => ({ ...o, orderId: unwritten(o.orderId) })), warehouseIds);
+        return new Map(orders.map((o) => [o.orderId, rules.get(unwritten(o.orderId))!]));
+      }
+    })(worker.db);
+    await new OrderWriter({ ...worker, pricing: racing }, options).persist(first);
+
+    // written once, with the coupon; its use stays counted in Redis: eve's next order with the coupon is refused at checkout
+    const order = (await http.request('GET', `/v1/orders/${first.orderId}`, { token: token('ops', 'admin') })).body;
+    expect(order.benefits.coupon).toEqual({ code: 'ONCE', discountCents: 1_000 });
+    const again = await http.request('POST', '/v1/orders', { token: token('eve'), headers: { 'idempotency-key': 'eve-2' }, body: { items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress, couponCode: 'ONCE' } });
+    expect([again.status, again.body.code]).toEqual([422, 'COUPON_LIMIT_EXCEEDED']);
+  });
 });

@@ -23,7 +23,7 @@ import { expressionBuilder, sql, type Expression, type SqlBool, type Transaction
 import type { OrderDb } from './connection.js';
 import { insertRows } from './multi-row-insert.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
-import { addressOf, toOrderView, type OrderView } from './order-view.js';
+import { addressOf, couponUseOf, toOrderView, type OrderView } from './order-view.js';
 import { PAYMENT_ACTIONS, paidTheOrder, payerOf } from './process-repository.js';
 import { refundsOwedIn } from './refunds-owed.js';
 import { timerDeadlineOf, type TimerDeadline, type TimerSettings } from './timer-deadlines.js';
@@ -301,6 +301,13 @@ export class OrderRepository {
       .executeTakeFirstOrThrow();
     const dueAt = Object.fromEntries(effects.filter(startsATimer).map((effect) => [effect, deadlineFrom(order, order.entered_at, timerDeadlineOf(effect, settings))]));
     return { now: order.now, dueAt };
+  }
+
+  /** Of these orders, those written with a coupon their pricing applied (couponUseOf): each holds, or held, a use of it. */
+  async withCouponApplied(orderIds: readonly string[]): Promise<Set<string>> {
+    if (orderIds.length === 0) return new Set();
+    const rows = await this.db.selectFrom('orders').select(['order_id', 'coupon_code', 'benefits']).where('order_id', 'in', orderIds).execute();
+    return new Set(rows.filter((row) => couponUseOf(row) !== null).map((row) => row.order_id));
   }
 
   async findOrderRow(orderId: string): Promise<OrderRow | null> {

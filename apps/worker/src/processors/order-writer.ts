@@ -128,9 +128,14 @@ export class OrderWriter {
       // at checkout that did not apply (minimum spend not reached, no use left in MySQL) goes
       // back to its buyer in the deadlines' round trip: the buyer sees the order without it as
       // soon as it is committed.
+      // An order another batch (or an earlier attempt) wrote is as that one priced it: this pricing,
+      // whose reads may have raced that commit (its coupon row seen, the order not yet), may leave
+      // out a coupon it took, and its use must not go back then.
+      const unapplied = priced.filter((p) => p.order.couponCode && !p.priced.applied.coupon);
+      const appliedWhenWritten = await orders.withCouponApplied(unapplied.filter((p) => !fresh.has(p.order.orderId)).map((p) => p.order.orderId));
       await Promise.all([
         schedulePaymentDeadlines(queues, priced.map(({ order }) => order), now),
-        ...priced.filter((p) => p.order.couponCode && !p.priced.applied.coupon).map((p) => inventory.releaseCoupon(p.order)),
+        ...unapplied.filter((p) => !appliedWhenWritten.has(p.order.orderId)).map((p) => inventory.releaseCoupon(p.order)),
       ]);
       await inventory.markPersisted(priced.map(({ order }) => order));
       // after the accepted set: a sweep that still sees the order there then finds its carrier too
