@@ -1,4 +1,5 @@
 import { buyerAddress, waitFor } from '@orders/testing';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -65,5 +66,25 @@ describe('a once-per-buyer coupon that would take nothing off an order', () => {
     expect((await system.request('POST', `/v1/orders/${pin.body.orderId}/cancel`, { token: system.token('fay'), body: { reason: 'changed my mind' } })).status).toBe(200);
     // the lamp still holds the use: a second order with the coupon is refused
     expect((await order('LAMP', 'fay-lamp-again')).body.code).toBe('COUPON_LIMIT_EXCEEDED');
+  });
+
+  it('gives back no use when an order that gave its use back is cancelled again after Redis has forgotten it did', async () => {
+    const order = (key: string) =>
+      system.request('POST', '/v1/orders', { token: system.token('gil'), headers: { 'idempotency-key': key }, body: { items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress, couponCode: 'PENNY' } });
+    const first = await order('gil-1');
+    expect((await system.waitForStatus(first.body.orderId, 'PENDING_PAYMENT')).benefits.coupon).toEqual({ code: 'PENNY', discountCents: 100 });
+    const cancel = () => system.request('POST', `/v1/orders/${first.body.orderId}/cancel`, { token: system.token('gil'), body: { reason: 'changed my mind' } });
+    expect((await cancel()).status).toBe(200);
+    // its use went back: gil's next order takes it
+    const second = await order('gil-2');
+    expect((await system.waitForStatus(second.body.orderId, 'PENDING_PAYMENT')).benefits.coupon).toEqual({ code: 'PENNY', discountCents: 100 });
+    // 91 days on: Redis has forgotten the first order (its record, and the marker saying its use went back); gil cancels it again
+    const inventory = system.workers.deps.inventory;
+    const group = inventory.keys.groupOfOrder(first.body.orderId);
+    await system.env.redis.del(inventory.keys.order(group, first.body.orderId), inventory.keys.couponGivenBack(group, first.body.orderId));
+    await sql`UPDATE orders SET updated_at = UTC_TIMESTAMP(3) - INTERVAL 91 DAY WHERE order_id = ${first.body.orderId}`.execute(system.env.db);
+    expect((await cancel()).status).toBe(200);
+    // the second order still holds the use
+    expect((await order('gil-3')).body.code).toBe('COUPON_LIMIT_EXCEEDED');
   });
 });

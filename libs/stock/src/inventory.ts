@@ -313,6 +313,12 @@ function cappedCounters({ budget, velocity }: CheckoutCounters): CappedCounter[]
 const CORRECTION_MARKER_TTL_MS = 24 * 3600 * 1000;
 /** A restock reference is remembered far longer than any job retries or after-sales window. */
 const RESTOCK_MARKER_TTL_MS = 90 * 24 * 3600 * 1000;
+/**
+ * How long after an order gave its units or coupon use back Redis can still tell it did (its
+ * restock and given-back markers): a release asked for later could give them back twice, and is
+ * not asked for (a cancel sent again to an order closed longer ago gives nothing back).
+ */
+export const RELEASES_REMEMBERED_MS = RESTOCK_MARKER_TTL_MS;
 /** How long a reservation record outlives its payment deadline, a presale's its balance timeout too (reserveStock-6+c+2n.lua's PEXPIREAT). */
 const RESERVATION_KEPT_AFTER_DEADLINE_MS = 7 * 24 * 3600 * 1000;
 /**
