@@ -226,6 +226,15 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     return true;
   }
 
+  /**
+   * The coupon whose use a release asked for again (a repeated cancel or refund of an order whose
+   * reservation was given back) may still give back: none for an order closed so long ago that
+   * Redis no longer remembers giving it back, as it would then be another order's.
+   */
+  function couponToReleaseAgain(order: OrderRow): string | null {
+    return deps.clock().getTime() - order.updated_at.getTime() < RELEASES_REMEMBERED_MS ? couponUseOf(order) : null;
+  }
+
   /** Whether the ledger records the order's reservation as released (e.g. a presale refunded after its deposit): Redis must follow. */
   async function reservationReleased(order: OrderRow): Promise<boolean> {
     const row = await deps.db.selectFrom('stock_ledger').select('id').where('ref', '=', order.order_id).where('kind', '=', 'release').limit(1).executeTakeFirst();
@@ -315,7 +324,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     // order with no parcel left to change), or a parcel handed over would ship the units refunded
     for (const part of parts) {
       if (!known.has(part.refundId)) continue;
-      if (await reservationReleased(part.unit)) await deps.inventory.releaseStock(part.unit.order_id, part.unit.user_id, 'refunded', couponUseOf(part.unit));
+      if (await reservationReleased(part.unit)) await deps.inventory.releaseStock(part.unit.order_id, part.unit.user_id, 'refunded', couponToReleaseAgain(part.unit));
       await followUp(deps, part.unit, ['refundPayments', 'updateFulfilment']);
     }
     return { refunds: parts.map((part) => (opened.get(part.refundId) ?? known.get(part.refundId))!), changed: opened.size > 0 };
@@ -354,10 +363,8 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       // the first cancel (or the expiry) may have failed between its MySQL commit and Redis: finish
       // giving the stock back, or the deadline job and a repair in between would give it back twice;
       // and its coupon use, which an order of a bucket holds apart from its record (the release
-      // script may have run unanswered, leaving the use alone); for an order closed so long ago that
-      // Redis no longer remembers giving it back, none: it would be another order's
-      const remembered = deps.clock().getTime() - order.updated_at.getTime() < RELEASES_REMEMBERED_MS;
-      await deps.inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase(), remembered ? couponUseOf(order) : null);
+      // script may have run unanswered, leaving the use alone)
+      await deps.inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase(), couponToReleaseAgain(order));
       // where a cancel brings the order (a buyer's, of a presale whose deposit is paid: its deposit forfeited): cancelling again changes nothing
       const cancelledTo = machine.process.transitions.some((rule) => rule.action === 'cancel' && rule.to === order.status && rule.actors.includes(actor));
       if (order.status === 'CANCELLED' || cancelledTo) {
