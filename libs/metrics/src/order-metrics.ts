@@ -24,11 +24,11 @@ export type CheckoutOutcome =
 export const REFUND_KINDS = ['refund', 'return', 'payment'] as const;
 
 /**
- * A queue's jobs by state and, where the source reads it, when its oldest waiting job became
- * ready (Unix ms; null: none waits). A stuck queue starts no job, so job_wait_seconds (observed
- * at a start) says nothing then: the age of the job at its head does.
+ * A queue's jobs by state and when its oldest waiting job became ready (Unix ms; null: none
+ * waits). A stuck queue starts no job, so job_wait_seconds (observed at a start) says nothing
+ * then: the age of the job at its head does.
  */
-type QueueCounts = Array<{ queue: string; counts: Record<string, number>; oldestWaitingSince?: number | null }>;
+type QueueCounts = Array<{ queue: string; counts: Record<string, number>; oldestWaitingSince: number | null }>;
 /** Things of one kind that wait in MySQL (returns for a review, refunds for the warehouse): how many, and how long the oldest has waited (seconds; 0: none waits). */
 export interface WaitingInMysql {
   count: number;
@@ -294,7 +294,7 @@ export function createMetrics(labels: { app: string }) {
         // the age at this scrape: the reading it comes from may be up to a second old
         const now = Date.now();
         for (const { queue, oldestWaitingSince } of all.flatMap((counts) => counts ?? [])) {
-          if (oldestWaitingSince !== undefined) this.set({ queue }, oldestWaitingSince === null ? 0 : Math.max(0, now - oldestWaitingSince) / 1000);
+          this.set({ queue }, oldestWaitingSince === null ? 0 : Math.max(0, now - oldestWaitingSince) / 1000);
         }
       },
     }),
