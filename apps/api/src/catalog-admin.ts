@@ -1,21 +1,37 @@
-import { SkuAlreadyExists, sameFlashSale, type FlashSale, type Sku } from '@orders/domain';
+import { hash } from 'node:crypto';
+import { IdempotencyConflict, SkuAlreadyExists, sameFlashSale, type FlashSale, type Sku } from '@orders/domain';
 import type { CatalogRepository } from '@orders/persistence';
 import { stockRulesOf, type Inventory } from '@orders/stock';
+import { canonicalJson } from './canonical-json.js';
+import type { Principal } from './plugins/auth.js';
 import { HttpProblem } from './problems.js';
+
+/**
+ * The opening stock movement's ref of a SKU created under an Idempotency-Key: the caller's key
+ * (`keyPrefix`) and the body's fingerprint, kept with the SKU (the ledger's ref, 64 characters).
+ * A create sent again finds its own ref; another body under the key, the key's prefix only.
+ */
+export function keyedCreateRef(caller: Principal, key: string, body: unknown): { ref: string; keyPrefix: string } {
+  const keyPrefix = `key:${hash('sha256', `${caller.role}:${caller.sub}\u0000${key}`, 'base64url').slice(0, 27)}:`;
+  return { ref: keyPrefix + hash('sha256', canonicalJson(body), 'base64url').slice(0, 27), keyPrefix };
+}
 
 /**
  * Creates a SKU in MySQL (with its opening ledger entry), then its counters in Redis, which
  * put it on sale. `replacedLeftover`: Redis held counters of a SKU the catalog did not have,
  * now replaced by this one's. `finishedEarlier`: an earlier create of this very SKU was
  * committed and never reached Redis (its api killed between the two, Redis failing it): its
- * retry, asking the same, puts it on sale rather than answering that it exists.
+ * retry, asking the same, puts it on sale rather than answering that it exists. `replayed`:
+ * the create under this Idempotency-Key (`keyPrefix`, its ref `adjustmentRef`) was done
+ * before; the same key with another body is 422 IDEMPOTENCY_CONFLICT.
  */
 export async function createSkuWithStock(
   deps: { catalog: CatalogRepository; inventory: Inventory },
   sku: Sku,
   stock: number,
   adjustmentRef: string,
-): Promise<{ replacedLeftover: boolean; finishedEarlier: boolean }> {
+  keyPrefix?: string,
+): Promise<{ replacedLeftover: boolean; finishedEarlier: boolean; replayed: boolean }> {
   let replacedLeftover = false;
   const publish = async () => {
     replacedLeftover = await deps.inventory.initSku({ ...stockRulesOf(sku), available: stock });
@@ -23,13 +39,23 @@ export async function createSkuWithStock(
   try {
     // with the row held: counters of it that orders took units of are refused before anything is committed
     await deps.catalog.createSku(sku, stock, adjustmentRef, publish, () => deps.inventory.refuseHeldLeftover(sku.skuId));
-    return { replacedLeftover, finishedEarlier: false };
+    return { replacedLeftover, finishedEarlier: false, replayed: false };
   } catch (error) {
+    if (!(error instanceof SkuAlreadyExists)) throw error;
     // Redis without its bucket 0 while the catalog has the SKU as asked, its stock never moved: a publish that never
-    // ran, or one running now (the other create's), whose buckets this one then leaves as they are and answers 409
-    if (!(error instanceof SkuAlreadyExists) || (await deps.inventory.bucketStock(sku.skuId)) !== null || !(await deps.catalog.createdAsAsked(sku, stock))) throw error;
-    if (!(await deps.inventory.publishUnpublishedSku({ ...stockRulesOf(sku), available: stock }))) throw error;
-    return { replacedLeftover, finishedEarlier: true };
+    // ran, or one running now (the other create's), whose buckets this one then leaves as they are
+    if (
+      (await deps.inventory.bucketStock(sku.skuId)) === null &&
+      (await deps.catalog.createdAsAsked(sku, stock)) &&
+      (await deps.inventory.publishUnpublishedSku({ ...stockRulesOf(sku), available: stock }))
+    ) {
+      return { replacedLeftover, finishedEarlier: true, replayed: false };
+    }
+    if (keyPrefix === undefined) throw error;
+    const opening = await deps.catalog.openingStockRef(sku.skuId);
+    if (opening === adjustmentRef) return { replacedLeftover: false, finishedEarlier: false, replayed: true };
+    if (opening?.startsWith(keyPrefix)) throw new IdempotencyConflict();
+    throw error;
   }
 }
 

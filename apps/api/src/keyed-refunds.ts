@@ -2,22 +2,13 @@ import { createHash } from 'node:crypto';
 import { IdempotencyConflict, StaleOrderVersion } from '@orders/domain';
 import { RefundRepository, refundIdFor, type Database, type OrderDb, type RefundKey } from '@orders/persistence';
 import type { Transaction } from 'kysely';
-import { IDEMPOTENCY_KEY_PATTERN } from './idempotency-keys.js';
+import { optionalIdempotencyKey } from './idempotency-keys.js';
 import type { Principal } from './plugins/auth.js';
 
 /** The optional Idempotency-Key header of the refunds and returns routes, as checkout's. */
-export const idempotencyKeyHeaders = {
-  type: 'object',
-  properties: {
-    'idempotency-key': {
-      type: 'string',
-      minLength: 1,
-      maxLength: 255,
-      pattern: IDEMPOTENCY_KEY_PATTERN,
-      description: 'optional; the caller’s own key on this order: the same key and body answer the same refund (return), another body 422 IDEMPOTENCY_CONFLICT',
-    },
-  },
-} as const;
+export const idempotencyKeyHeaders = optionalIdempotencyKey(
+  'the caller’s own key on this order: the same key and body answer the same refund (return), another body 422 IDEMPOTENCY_CONFLICT',
+);
 
 export type RequestedUnits = ReadonlyArray<{ skuId: string; qty: number }> | 'rest';
 

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
-import { formatCents, formatTime, problemText, type Api, type QueueCounts, type Sku } from './api.js';
+import { ApiProblem, formatCents, formatTime, idempotencyKey, problemText, type Api, type QueueCounts, type Sku } from './api.js';
+import { keepDraft, readDraft } from './drafts.js';
 import { useOneSendAtATime } from './one-send.js';
 import { ProblemAlert } from './problem-alert.js';
 import type { Session } from './session.js';
@@ -57,7 +58,12 @@ export function FlashSalesPage({ api, session }: { api: Api; session: Session })
 
   async function create(event: Event) {
     event.preventDefault();
+    const scope = `sku:${draft.skuId}`;
     await send(async () => {
+      // a create sent again (after a failure, a reload, signing in again) goes under the key of the one sent
+      // without an answer: had that one created the SKU, the api answers it, not 409 SKU_EXISTS
+      const key = readDraft<{ key: string }>(scope, 'create-attempt')?.key ?? idempotencyKey();
+      keepDraft(scope, 'create-attempt', { key });
       const sku = await api<Sku>('POST', '/v1/admin/skus', {
         skuId: draft.skuId,
         title: draft.title,
@@ -73,7 +79,14 @@ export function FlashSalesPage({ api, session }: { api: Api; session: Session })
           endsAt: new Date(draft.endsAt).toISOString(),
           perUserLimit: Number(draft.perUserLimit),
         },
+      }, { 'idempotency-key': key }).catch((error: unknown) => {
+        if (!(error instanceof ApiProblem && error.code === 'IDEMPOTENCY_CONFLICT')) throw error;
+        // the unanswered one reached the api with other values, and created the SKU with those
+        keepDraft(scope, 'create-attempt', null);
+        setWatched(draft.skuId);
+        throw new ApiProblem(error.status, error.code, `An earlier create of SKU ${draft.skuId}, sent without an answer, created it with the values of that send: see them below`);
       });
+      keepDraft(scope, 'create-attempt', null);
       setWatched(sku.skuId);
     });
   }

@@ -752,6 +752,45 @@ describe('the web console', () => {
     expect(mostInFlight).toBe(1);
   });
 
+  it('creates a flash sale whose answer was lost: sent again after a reload, the same create reads as created, not as an existing SKU', async () => {
+    await page.getByRole('link', { name: 'Flash sales' }).click();
+    const form = page.getByRole('form', { name: 'Create a flash-sale SKU' });
+    const fill = async () => {
+      await form.getByLabel('SKU id').fill('FLASH-JUG');
+      await form.getByLabel('Title').fill('Jug, flash sale');
+      await form.getByLabel('Merchant').fill('shop');
+      await form.getByLabel('List price (cents)').fill('1200');
+      await form.getByLabel('Flash-sale price (cents)').fill('700');
+      await form.getByLabel('Units for sale').fill('6');
+      await form.getByLabel('Starts (your time', { exact: false }).fill('2026-01-01T00:00');
+      await form.getByLabel('Ends (your time', { exact: false }).fill('2099-01-01T00:00');
+    };
+    await fill();
+    // the api creates the SKU, and its answer never reaches the browser
+    const creates = (url: URL) => url.pathname === '/v1/admin/skus';
+    await page.route(creates, async (route) => {
+      await route.fetch();
+      await route.abort('connectionreset');
+    });
+    await form.getByRole('button', { name: 'Create flash sale' }).click();
+    await expect.poll(() => shownText(page.getByRole('alert'))).toContain('cannot be reached');
+    await page.unroute(creates);
+    expect((await system.request('GET', '/v1/admin/skus/FLASH-JUG', { token: system.token('ops', 'admin') })).status).toBe(200);
+
+    await page.reload();
+    await form.waitFor();
+    await fill();
+    await form.getByRole('button', { name: 'Create flash sale' }).click();
+    await expect.poll(() => shownText(page.getByTestId('stock-available'))).toBe('6');
+    expect(await page.getByRole('alert').count()).toBe(0);
+    const openings = await system.env.db.selectFrom('stock_ledger').select('qty').where('sku_id', '=', 'FLASH-JUG').execute();
+    expect(openings.map((row) => Number(row.qty))).toEqual([6]);
+
+    // created, its key is forgotten: another create of that id is one of an existing SKU
+    await form.getByRole('button', { name: 'Create flash sale' }).click();
+    await expect.poll(() => shownText(page.getByRole('alert'))).toMatch(/SKU_EXISTS|exists/);
+  });
+
   it("shows the api's reason on the sign-in page when it refuses the token", async () => {
     const [header, claims] = system.token('ops', 'admin').split('.');
     await signOut();

@@ -74,6 +74,20 @@ export class CatalogRepository {
     await publish();
   }
 
+  /** The ref of the SKU's opening stock movement: the create's (a keyed create's names its key and body). */
+  async openingStockRef(skuId: string): Promise<string | null> {
+    const opening = await this.db
+      .selectFrom('stock_ledger')
+      .select('ref')
+      .where('sku_id', '=', skuId)
+      .where('kind', '=', 'adjust')
+      .where('reason', '=', 'opening stock')
+      .orderBy('id')
+      .limit(1)
+      .executeTakeFirst();
+    return opening?.ref ?? null;
+  }
+
   /**
    * Whether the SKU is in the catalog exactly as this create asks, with its opening stock as
    * its only stock movement: an earlier create of it committed, and nothing has moved its stock

@@ -3,7 +3,8 @@ import { SALE_CHANGE_CUTOFF_MS, SaleAlreadyOpen, SaleEndTooClose, flashSaleConfl
 import { StockBucketLost, StockSets } from '@orders/stock';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { changeFlashSale, createSkuWithStock } from '../catalog-admin.js';
+import { changeFlashSale, createSkuWithStock, keyedCreateRef } from '../catalog-admin.js';
+import { optionalIdempotencyKey, refuseRepeatedKey } from '../idempotency-keys.js';
 import type { Principal } from '../plugins/auth.js';
 import { HttpProblem, forbidden, notFound, validationFailed } from '../problems.js';
 import { flashSaleBodySchema, problemRef, skuBodySchema, skuParamsSchema } from '../schemas.js';
@@ -47,18 +48,20 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
     return { ...rest, stockBuckets: sku.stockBuckets ?? 1, orderType: sku.orderType ?? 'standard', stock: stock ?? { available: 0, reserved: 0, sold: 0 }, bucketStock: bucketStock ?? [] };
   }
 
-  app.post<{ Body: SkuBody }>(
+  app.post<{ Body: SkuBody; Headers: { 'idempotency-key'?: string } }>(
     '/v1/admin/skus',
     { onRequest: staff, schema: {
         tags: ['catalog'],
         summary: 'Create a SKU with its stock and optional flash sale',
         description:
-          'A SKU with a flash sale sells at its flash price and per-buyer limit from startsAt until endsAt (by Redis\'s clock). Its stock is held for the sale until it opens: a checkout before startsAt is refused with 422 SALE_NOT_ACTIVE, saying when it opens (`opensAt`). After endsAt what is left sells at the list price as a standard order, without the limit.',
+          'A SKU with a flash sale sells at its flash price and per-buyer limit from startsAt until endsAt (by Redis\'s clock). Its stock is held for the sale until it opens: a checkout before startsAt is refused with 422 SALE_NOT_ACTIVE, saying when it opens (`opensAt`). After endsAt what is left sells at the list price as a standard order, without the limit. 409 SKU_EXISTS for a skuId the catalog has. With an Idempotency-Key header (the caller\'s own) a create sent again after a lost answer is answered as the first was: 201 with the SKU as it is now and the header `idempotent-replayed: true`, even sent twice at once; the same key with another body 422 IDEMPOTENCY_CONFLICT.',
+        headers: optionalIdempotencyKey('the caller’s own key: the same key and body answer the SKU it created (201, idempotent-replayed: true), another body 422 IDEMPOTENCY_CONFLICT'),
         body: skuBodySchema,
         response: skuResponse,
       },
     },
     async (request, reply) => {
+      refuseRepeatedKey(request);
       const body = request.body;
       if (request.user.role === 'merchant' && body.merchantId !== request.user.sub) {
         throw forbidden('A merchant creates SKUs for itself only');
@@ -78,9 +81,12 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       };
       const conflict = orderTypeConflict(sku) ?? flashSaleConflict(sku) ?? stockBucketsConflict(sku);
       if (conflict) throw validationFailed(conflict);
-      const { replacedLeftover, finishedEarlier } = await createSkuWithStock(deps, sku, body.stock, randomUUID());
+      const key = request.headers['idempotency-key'];
+      const keyed = key === undefined ? undefined : keyedCreateRef(request.user, key, body);
+      const { replacedLeftover, finishedEarlier, replayed } = await createSkuWithStock(deps, sku, body.stock, keyed?.ref ?? randomUUID(), keyed?.keyPrefix);
       if (replacedLeftover) request.log.warn({ skuId: sku.skuId }, 'replaced counters Redis held for this SKU, which the catalog did not have');
       if (finishedEarlier) request.log.warn({ skuId: sku.skuId }, 'put on sale a SKU an earlier create committed without reaching Redis');
+      if (replayed) reply.header('idempotent-replayed', 'true');
       return reply.code(201).header('location', `/v1/admin/skus/${sku.skuId}`).send(await skuView(sku.skuId, request.user));
     },
   );
