@@ -215,7 +215,7 @@ export class ProcessRepository {
       .executeTakeFirst();
     if (!last || (action === undefined && last.to_status !== order.status) || last.from_status === null) return null;
     const rule = stateMachineFor(order.type as OrderType).rule(last.from_status, last.action);
-    const derived = last.action !== 'split' && (await this.db.selectFrom('orders').select('order_id').where('parent_order_id', '=', orderId).limit(1).executeTakeFirst()) !== undefined;
+    const derived = last.action !== 'split' && (await this.hasChildren(orderId));
     return { order, action: last.action, actor: last.actor, effects: derived ? [] : (rule?.effects ?? []) };
   }
 
@@ -299,6 +299,11 @@ export class ProcessRepository {
 
   async items(orderId: string): Promise<OrderItemRow[]> {
     return this.db.selectFrom('order_items').selectAll().where('order_id', '=', orderId).orderBy('line_no').execute();
+  }
+
+  /** Whether the order was split: its children, not it, are handed over, each to its warehouse. */
+  async hasChildren(orderId: string): Promise<boolean> {
+    return (await this.db.selectFrom('orders').select('order_id').where('parent_order_id', '=', orderId).limit(1).executeTakeFirst()) !== undefined;
   }
 
   async children(orderId: string): Promise<OrderRow[]> {

@@ -450,6 +450,9 @@ export class ForwardLife {
     if (!read) return;
     if (read.status === 'IN_FULFILLMENT' && askedBefore) return this.enqueueFulfilmentUpdate(read);
     if (read.status !== 'PAID') return this.withdrawIfRefunded(job, token, read);
+    // a split order reads PAID while its children wait for their warehouses: they are handed over, never it (a
+    // hand-over the sweep enqueued for it, read before the split, would ship every line again from one warehouse)
+    if (read.parent_order_id === null && (await this.process.hasChildren(read.order_id))) return;
     // from here the warehouse may hold the parcel before its answer is recorded: a refund from now on waits for it (applyRefund)
     const askedAt = await this.process.noteHandOverAsked(read.order_id, this.deps.clock());
     // read once asked: a refund committed before the ask is not in what it sends, one after it waits for the warehouse
@@ -497,11 +500,13 @@ export class ForwardLife {
    * A paid order still waiting for its warehouse, or a virtual one for its delivery (the overdue
    * sweep's): its settlement or its hand-over enqueued again when no job holds it
    * (enqueueLostHandOver). A split order's child is handed over alone; an unsplit order settles
-   * the step that paid it again.
+   * the step that paid it again; a split order, PAID while its children are, has nothing of its own to hand over.
    */
   async handOverAgainIfLost(orderId: string): Promise<boolean> {
     const order = await this.deps.orders.findOrderRow(orderId);
     if (order?.status !== 'PAID') return false;
+    // split since the sweep read it: its children are the ones handed over, by their own jobs
+    if (order.parent_order_id === null && (await this.process.hasChildren(orderId))) return false;
     const paid = order.parent_order_id === null ? await this.process.lastStep(orderId, { action: 'pay' }) : null;
     // an order that ships nothing has no hand-over to fall back on
     if (!paid && !shipsParcels(order.type as OrderType)) return false;
