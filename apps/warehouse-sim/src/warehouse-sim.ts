@@ -39,7 +39,7 @@ interface FulfilmentOrder {
   /** how many changes (address, units) the order system sent, and the order's version the last one applied was read at */
   changes: number;
   version: number;
-  /** changes ignored: older than the one applied (sent earlier, arrived late) */
+  /** changes that changed nothing: at or below the version applied (sent again after a lost answer, or sent earlier and arrived late) */
   staleChanges: number;
   /** every unit was taken off the order: it is not shipped */
   cancelled: boolean;
@@ -158,9 +158,12 @@ export async function buildWarehouseSim(options: WarehouseSimOptions): Promise<F
       const order = orders.get(request.params.orderId);
       if (!order) return reply.code(404).send({ error: 'unknown order' });
       const version = request.body.version ?? order.version;
-      if (version < order.version) {
+      // a change at or below the version last applied was applied (this one sent again, its answer lost) or overtaken by a
+      // later one: it changes nothing, and says so even once the parcel left, so the order system can tell that its units
+      // were taken out before the parcel went, from a change that came too late (409)
+      if (request.body.version !== undefined && version <= order.version) {
         order.staleChanges += 1;
-        return { orderId: order.orderId, status: order.cancelled ? 'CANCELLED' : 'ACCEPTED' };
+        return { orderId: order.orderId, status: order.cancelled ? 'CANCELLED' : order.shipped ? 'SHIPPED' : 'ACCEPTED', version: order.version };
       }
       // as a real warehouse: the parcel is with the carrier, what it holds and where it goes are no longer the warehouse's
       if (order.shipped) return reply.code(409).send({ error: 'already shipped', status: 'SHIPPED', trackingNo: order.trackingNo });

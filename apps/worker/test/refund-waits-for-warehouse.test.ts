@@ -130,6 +130,8 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     try {
       const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('dan'), body: { reason: 'two are enough', items: [{ skuId: 'KETTLE', qty: 1 }] } });
       expect([refund.status, refund.body.refunds[0].restockHeld]).toEqual([202, true]);
+      // the parcel leaves the warehouse with every unit, the change never read
+      await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED', notify: false } });
       const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-3', at: new Date().toISOString() });
       expect([shipped.status, shipped.body.changed, shipped.body.status]).toEqual([200, true, 'SHIPPED']);
     } finally {
@@ -148,6 +150,32 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     expect(delivered.body.status).toBe('DELIVERED');
     const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('dan'), body: { reason: 'I had asked for my money back', items: [{ skuId: 'KETTLE', qty: 3 }] } });
     expect([asked.status, asked.body.returns[0].amountCents]).toEqual([202, 12_000]);
+  });
+
+  it('pays back a refund of some units whose change the warehouse applied, its answer lost to a timeout, when the parcel’s SHIPPED comes before the change is recorded: the units were taken out, not shipped', async () => {
+    const orderId = await inFulfilment('gus', 3);
+    const stockBefore = await kettles();
+    // the warehouse answers after the breaker gave up on it: the change goes through there, its answer is lost here
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 1_500 } });
+    const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('gus'), body: { reason: 'two are enough', items: [{ skuId: 'KETTLE', qty: 1 }] } });
+    expect([refund.status, refund.body.refunds[0].restockHeld]).toEqual([202, true]);
+    const atWarehouse = async () => ((await system.warehouseSim.request('GET', '/__admin/orders')).body.orders as any[]).find((order) => order.orderId === orderId);
+    await waitFor(async () => (await atWarehouse()).items[0].qty === 2, { what: 'the warehouse to take the kettle out', timeoutMs: 10_000 });
+
+    // the parcel leaves with two kettles, and its SHIPPED comes before the change's answer is recorded
+    await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED', notify: false } });
+    const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-7', at: new Date().toISOString() });
+    expect([shipped.status, shipped.body.status]).toEqual([200, 'SHIPPED']);
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+
+    await waitFor(async () => (await refundsOf(orderId, 'gus'))[0].status === 'SUCCEEDED', { what: 'the refund paid back', timeoutMs: 15_000 });
+    const [paid] = await refundsOf(orderId, 'gus');
+    expect([paid.restockHeld, paid.amountCents]).toEqual([false, 4_000]);
+    expect((await paidBack(orderId)).map((part: any) => part.amountCents)).toEqual([4_000]);
+    // the kettle taken out is on sale again; the two shipped stay sold
+    expect(await kettles()).toEqual({ ...stockBefore, available: stockBefore.available + 1, sold: stockBefore.sold - 1 });
+    const order = await system.order(orderId);
+    expect([order.status, order.items[0].refundedQty, (await atWarehouse()).items]).toEqual(['SHIPPED', 1, [{ skuId: 'KETTLE', qty: 2 }]]);
   });
 
   it('cancels a split order whose one parcel left before its warehouse read the cancel: that child’s refund withdrawn and the child shipped, the other paid back once its warehouse took its units out, the coupon kept', async () => {

@@ -34,8 +34,11 @@ export class WarehouseClient {
 
   /**
    * An order the warehouse already has changed before it shipped: what it ships now (units
-   * refunded meanwhile are gone; none left: the order is cancelled) and where. Idempotent; one
-   * older than the last the warehouse has (its version: sent earlier, and late) changes nothing.
+   * refunded meanwhile are gone; none left: the order is cancelled) and where. Idempotent: one at
+   * or below the version the warehouse last applied (sent again, or sent earlier and late) changes
+   * nothing and is answered 200, even once the parcel left; a newer one after the parcel left is
+   * refused 409. The order system relies on that to tell units taken out before the parcel left,
+   * the answer lost, from units that left with it (heldWhenParcelLeft).
    */
   updateFulfilment(orderId: string, change: FulfilmentChange): Promise<{ orderId: string; status: string }> {
     return this.breaker.call((signal) => postJson('warehouse', new URL(`/v1/fulfilment-orders/${encodeURIComponent(orderId)}/changes`, this.baseUrl).toString(), change, signal));

@@ -158,10 +158,10 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
   }
 
   /**
-   * The parcel left (its SHIPPED, or its DELIVERED when that was lost) with the units of refunds
-   * that wait for the warehouse to take them out, unpaid: they are withdrawn, nothing is paid back,
-   * and an order refunded whole ships after all (RefundRepository.withdrawHeld), its event then
-   * applied as to any order in fulfilment. Counted and logged for staff: the buyer asked for the
+   * The parcel of an order refunded whole left (its SHIPPED, or its DELIVERED when that was lost)
+   * with the units of refunds that wait for the warehouse to take them out, unpaid: the warehouse
+   * never applied the drop. They are withdrawn, nothing is paid back, and the order ships after all
+   * (RefundRepository.withdrawHeld), its event then applied as to any order in fulfilment. Counted and logged for staff: the buyer asked for the
    * money back and gets the goods, and may return them once delivered.
    */
   async function withdrawnByEvent(order: OrderRow, event: 'SHIPPED' | 'DELIVERED', log: FastifyBaseLogger): Promise<void> {
@@ -436,7 +436,12 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         return { changed: false, status: order.status };
       }
       if (order.status === 'PAID' && event.shipment !== null) await handedOverByEvent(order, callback.event, request.log);
-      if ((callback.event === 'SHIPPED' || callback.event === 'DELIVERED') && (await refunds.heldUnpaid(order.order_id)).length > 0) await withdrawnByEvent(order, callback.event, request.log);
+      const parcelLeft = callback.event === 'SHIPPED' || callback.event === 'DELIVERED' ? callback.event : null;
+      const heldAtEvent = parcelLeft !== null && (await refunds.heldUnpaid(order.order_id)).length > 0;
+      // refunded whole, the order ships only once its refunds are withdrawn (a drop the warehouse had applied would not have
+      // left). Refunds of some units are left to the update job, which asks the warehouse whether it took them out before
+      // the parcel went: its answer to the change may have been lost (a timeout, a worker killed), or the job be waiting
+      if (parcelLeft && heldAtEvent && REFUNDED_WHOLE.has((await deps.orders.findOrderRow(order.order_id))?.status ?? order.status)) await withdrawnByEvent(order, parcelLeft, request.log);
       // a parcel short of units is a return of those that came back
       const short = returned && callback.items ? unitsReceived(returned, callback.items) : undefined;
       if (short) request.log.warn({ orderId: order.order_id, returnId: returned!.refundId, named: returned!.items, received: short }, 'a return parcel held fewer units than its return named: only those are paid back and put back on sale');
@@ -513,7 +518,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         deps.metrics.returns.inc({ stage: 'received' });
         await deps.inventory.restockStock(received.orderId, received.refundId, received.items.filter((item) => item.qty > 0));
       }
-      await followUp(deps, moved, fired.effects);
+      await followUp(deps, moved, heldAtEvent ? [...fired.effects, 'updateFulfilment'] : fired.effects);
       return { changed: true, status: moved.status };
     },
   );

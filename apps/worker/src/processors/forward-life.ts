@@ -578,7 +578,7 @@ export class ForwardLife {
     // dropped by an earlier change (which took out every unit, those of a refund committed after its job read the
     // refunds held too), or left: the units still held were taken out with it, or left with it
     if (shipment.status === 'CANCELLED') return this.takenOut(order, held);
-    if (!UNSHIPPED_PARCEL.has(shipment.status)) return this.withdrawHeldRefunds(order.order_id, 'the parcel left with the units refunded before the warehouse took them out');
+    if (!UNSHIPPED_PARCEL.has(shipment.status)) return this.heldWhenParcelLeft(job, token, order, held);
     const closed = stateMachineFor(order.type as OrderType).isFinal(order.status);
     // the order's version with it: a change sent before, whose answer timed out and which reaches the warehouse late, is older and ignored there
     const change = { ...fulfilmentOf(order, closed ? [] : await this.process.items(order.order_id)), version: order.version };
@@ -597,6 +597,34 @@ export class ForwardLife {
     if (change.items.length > 0) return;
     const at = this.deps.clock();
     await this.deps.db.transaction().execute((trx) => ProcessRepository.cancelUnshippedParcel(trx, order.order_id, at));
+  }
+
+  /**
+   * The parcel left while refunds of units in it waited for the warehouse: it may have taken them
+   * out first, its answer to the change lost (a timeout, this worker killed before it recorded it)
+   * or the change's job waiting out a retry delay. The last change the order made while at the
+   * warehouse is sent again, at the version it was read at (its last step into IN_FULFILLMENT):
+   * a warehouse that applied it answers 200, as to any change at or below the version it applied,
+   * and the units were taken out (restocked, paid back); one that never did refuses it as too late
+   * (409), and the refunds are withdrawn, their units gone with the parcel. Not a change of the
+   * parcel, so not counted as one refused (FulfilmentChangesTooLate).
+   */
+  private async heldWhenParcelLeft(job: Job<SendToWarehouseJob>, token: string | undefined, order: OrderRow, held: readonly RefundView[]): Promise<void> {
+    const leftWith = 'the parcel left with the units refunded before the warehouse took them out';
+    const version = held.length > 0 ? await this.process.lastEntryInto(order.order_id, 'IN_FULFILLMENT') : null;
+    if (version === null) return this.withdrawHeldRefunds(order.order_id, leftWith);
+    const change = { ...fulfilmentOf(order, await this.process.items(order.order_id)), version };
+    // refused (409 too late; or a warehouse that cannot say, such as one that does not know the parcel): they left with it
+    const takenOutFirst = await callExternal(job, token, () => this.warehouseClient.updateFulfilment(order.order_id, change)).then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof ExternalRefused) return false;
+        throw error;
+      },
+    );
+    if (!takenOutFirst) return this.withdrawHeldRefunds(order.order_id, leftWith);
+    this.deps.log.warn({ orderId: order.order_id, version, refunds: held.map((refund) => refund.refundId) }, 'the warehouse took out the units refunded before the parcel left, its answer recorded late: they are back on sale and paid back');
+    await this.takenOut(order, held);
   }
 
   /**
