@@ -131,7 +131,7 @@ describe("the after-sales window of a split order's child, while a refund from b
       WORKER_QUEUES: 'orders,timers,payments',
     });
     await system.createSku({ skuId: 'LAMP', priceCents: 1_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
-    await system.createSku({ skuId: 'RUG', priceCents: 700, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
+    await system.createSku({ skuId: 'RUG', priceCents: 700, merchantId: 'weaver', channel: 'third_party', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
   });
   afterAll(async () => {
     await fulfilment?.close();
@@ -164,6 +164,9 @@ describe("the after-sales window of a split order's child, while a refund from b
     // the child names its order's refund as what holds it
     const held = await system.order(rugChild.orderId);
     expect([held.status, held.nextTimer.refundsOwed]).toEqual(['DELIVERED', [declined.refundId]]);
+    // the rug's merchant is not told of a refund of the shop's lamp: the child's due time, nothing it cannot read
+    const asWeaver = await system.request('GET', `/v1/orders/${rugChild.orderId}`, { token: system.token('weaver', 'merchant') });
+    expect([asWeaver.status, asWeaver.body.nextTimer]).toEqual([200, { ...held.nextTimer, refundsOwed: [] }]);
     const settledAt = Date.now();
     const settled = await system.request('POST', `/v1/orders/${orderId}/refunds/${declined.refundId}/settle-by-hand`, { token: system.token('ops', 'admin'), body: { reference: 'SEPA-0078' } });
     expect(settled.status).toBe(200);

@@ -171,10 +171,13 @@ function namesAny(text: string, ids: ReadonlySet<string>): boolean {
  * warehouse's fee on that warehouse's lines; what is only an order total, an imported order's
  * shipping before its split, is no merchant's), what was refunded of them. Gone are the
  * payment attempts (each took the whole order's amount; `payment` still says it is paid),
- * other warehouses' shipments and the children other than `ownSubOrders`. The history keeps
- * every step, a step's detail dropped where it names another merchant's SKU or child, or one
- * of `othersRefunds`: the refunds and returns of the order holding other merchants' lines
- * alone (a refund's step carries the buyer's reason about those goods). A split order's status
+ * other warehouses' shipments and the children other than `ownSubOrders`. The history drops
+ * the steps naming another merchant's child (a split order's steps derived from it: that
+ * merchant's refund, return or delivery) or one of `othersRefunds`: the refunds and returns of
+ * the order holding other merchants' lines alone (a refund's step carries the buyer's reason
+ * about those goods); a step naming another merchant's SKU keeps all but its detail. Those
+ * refunds leave `nextTimer.refundsOwed` too (of a split order's child, whose own lines are the
+ * merchant's alone, the only change: its order's refunds from before the split are owed on it). A split order's status
  * (and its labels) is derived from the merchant's own children's, `ownChildStatuses`, as the
  * whole order's is from all of its children's: another merchant's child refunded or shipped is
  * not the merchant's to see.
@@ -182,11 +185,18 @@ function namesAny(text: string, ids: ReadonlySet<string>): boolean {
  */
 export function merchantOrderView(view: OrderView, merchantId: string, ownSubOrders: readonly string[], othersRefunds: readonly string[] = [], ownChildStatuses: readonly string[] = []): OrderView {
   const items = view.items.filter((item) => item.merchantId === merchantId);
-  if (items.length === view.items.length) return view;
+  // a completion held for refunds owed: of a split order's child, those of its order from before the split too, another merchant's among them
+  const nextTimer = view.nextTimer?.refundsOwed ? { ...view.nextTimer, refundsOwed: view.nextTimer.refundsOwed.filter((refundId) => !othersRefunds.includes(refundId)) } : view.nextTimer;
+  if (items.length === view.items.length) {
+    // a split order's child carries its order's coupon code, though its lines may have taken none of it (another merchant's did)
+    const couponCode = view.parentOrderId !== null && view.benefits && !view.benefits.coupon ? null : view.couponCode;
+    return othersRefunds.length === 0 && couponCode === view.couponCode ? view : { ...view, nextTimer, couponCode };
+  }
   const sum = (cents: (item: OrderView['items'][number]) => number) => items.reduce((total, item) => total + cents(item), 0);
   const own = new Set(ownSubOrders);
   const warehouses = new Set(items.map((item) => item.warehouseId));
-  const others = new Set([...view.items.filter((item) => item.merchantId !== merchantId).map((item) => item.skuId), ...view.subOrders.filter((child) => !own.has(child)), ...othersRefunds]);
+  const othersParts = new Set([...view.subOrders.filter((child) => !own.has(child)), ...othersRefunds]);
+  const others = new Set([...view.items.filter((item) => item.merchantId !== merchantId).map((item) => item.skuId), ...othersParts]);
   const machine = stateMachineFor(view.type as OrderType);
   const status = ownChildStatuses.length > 0 ? deriveParentStatus(machine, ownChildStatuses) : view.status;
   const labels = machine.labels(status);
@@ -210,6 +220,12 @@ export function merchantOrderView(view: OrderView, merchantId: string, ownSubOrd
     payments: [],
     shipments: view.shipments.filter((shipment) => warehouses.has(shipment.warehouseId)),
     subOrders: view.subOrders.filter((child) => own.has(child)),
-    history: view.history.map((step) => (step.detail !== null && namesAny(step.detail, others) ? { ...step, detail: null } : step)),
+    nextTimer,
+    // a step of another merchant's child (derived from it) or of a refund of another's lines alone is theirs, not shown;
+    // one of the whole order (placed, paid, split into the merchant's children and others') is, its detail dropped
+    history: view.history.flatMap((step) => {
+      if (step.detail === null || !namesAny(step.detail, others)) return [step];
+      return namesAny(step.detail, othersParts) && !namesAny(step.detail, own) ? [] : [{ ...step, detail: null }];
+    }),
   };
 }

@@ -65,6 +65,37 @@ describe("a merchant's view of an order holding another merchant's lines too", (
     expect([potter.couponCode, potter.benefits?.coupon, potter.amounts.discountCents]).toEqual(['TENOFF', { code: 'TENOFF', discountCents: 200 }, 200]);
   });
 
+  it('keeps the whole order’s steps from the shop, and drops those the order took from the potter’s child and refund', () => {
+    const step = (action: string, to: string, detail: string | null) => ({ from: 'PAID', action, to, actor: 'system', detail, at: '2026-12-05T00:00:00.000Z' });
+    const history = [
+      step('pay', 'PAID', 'card'),
+      step('refund_lines', 'PAID', 'refund PARENT-rf-mug: chipped mug'),
+      step('split', 'PAID', 'split into CHILD-SHOP, CHILD-POTTER'),
+      step('fulfil', 'IN_FULFILLMENT', 'derived from child order CHILD-SHOP'),
+      step('refund', 'REFUNDING', 'derived from child order CHILD-POTTER'),
+      step('note', 'REFUNDING', 'MUG restocked'),
+    ];
+    const shop = merchantOrderView({ ...order, history }, 'shop', ['CHILD-SHOP'], ['PARENT-rf-mug'], ['IN_FULFILLMENT']);
+    expect(shop.history.map((s) => [s.action, s.detail])).toEqual([
+      ['pay', 'card'],
+      ['split', null],
+      ['fulfil', 'derived from child order CHILD-SHOP'],
+      ['note', null],
+    ]);
+  });
+
+  it('names to the merchant of a split order’s child none of the refunds of another’s lines that hold its completion', () => {
+    const child = { ...order, orderId: 'CHILD-SHOP', parentOrderId: 'PARENT', status: 'DELIVERED', items: [order.items[0]!], subOrders: [], nextTimer: { action: 'complete', dueAt: '2026-12-20T00:00:00.000Z', refundsOwed: ['PARENT-rf-mug', 'CHILD-SHOP-rf-kettle'] } };
+    expect(merchantOrderView(child, 'shop', [], ['PARENT-rf-mug'], []).nextTimer).toEqual({ action: 'complete', dueAt: '2026-12-20T00:00:00.000Z', refundsOwed: ['CHILD-SHOP-rf-kettle'] });
+  });
+
+  it('names the coupon to the merchant of a split order’s child only where its lines took it', () => {
+    const child = { ...order, orderId: 'CHILD-SHOP', parentOrderId: 'PARENT', items: [order.items[0]!], subOrders: [], benefits: { member: null, promotions: [], coupon: null } };
+    expect(merchantOrderView(child, 'shop', [], [], []).couponCode).toBeNull();
+    const potters = { ...child, orderId: 'CHILD-POTTER', items: [order.items[1]!], benefits: order.benefits };
+    expect(merchantOrderView(potters, 'potter', [], [], [])).toBe(potters);
+  });
+
   it('shows an order of the merchant’s lines alone whole', () => {
     const own = { ...order, items: [order.items[0]!], subOrders: [] };
     expect(merchantOrderView(own, 'shop', [], [], [])).toBe(own);

@@ -59,16 +59,19 @@ export const merchantOrderViewsPlugin = fp(
       // alone (one before the split; a whole payment given back names no line and is the merchant's
       // too), whose steps name them: read at once
       const mixed = shown.filter((view) => view.items.some((item) => item.merchantId !== merchantId));
-      const ownSkus = new Set(mixed.flatMap((view) => view.items.filter((item) => item.merchantId === merchantId).map((item) => item.skuId)));
+      // a split order's child whose completion waits for refunds owed: those of its order from before the split are among them
+      const owing = shown.filter((view) => view.parentOrderId !== null && (view.nextTimer?.refundsOwed?.length ?? 0) > 0);
+      const ownSkus = new Set([...mixed, ...owing].flatMap((view) => view.items.filter((item) => item.merchantId === merchantId).map((item) => item.skuId)));
       const othersRefunds = new Map<string, string[]>();
-      for (const refund of await refunds.ofOrders(mixed.map((view) => view.orderId))) {
+      for (const refund of await refunds.ofOrders([...mixed.map((view) => view.orderId), ...owing.map((view) => view.parentOrderId!)])) {
         if (refund.items.length === 0 || refund.items.some((item) => ownSkus.has(item.skuId))) continue;
         othersRefunds.set(refund.orderId, [...(othersRefunds.get(refund.orderId) ?? []), refund.refundId]);
       }
       return views.map((view) => {
         if (view.amounts === null) return view;
         const own = view.subOrders.filter((child) => ownChildren.has(child));
-        return merchantOrderView(view, merchantId, own, othersRefunds.get(view.orderId), own.map((child) => statusOf.get(child)!));
+        const others = [...(othersRefunds.get(view.orderId) ?? []), ...(view.parentOrderId === null ? [] : (othersRefunds.get(view.parentOrderId) ?? []))];
+        return merchantOrderView(view, merchantId, own, others, own.map((child) => statusOf.get(child)!));
       });
     }
 
