@@ -186,7 +186,7 @@ describe('the whole forward life of an order', () => {
     expect(order.history).toHaveLength(2);
   });
 
-  it('delivers an order in fulfilment whose SHIPPED event the warehouse gave up sending: DELIVERED moves it on, its after-sales window runs, and a late SHIPPED changes nothing', async () => {
+  it('delivers an order in fulfilment whose SHIPPED event the warehouse gave up sending: DELIVERED moves it on, its after-sales window runs, and a late SHIPPED gives the parcel its tracking number alone', async () => {
     const orderId = await system.checkout('dee', [{ skuId: 'KETTLE', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('dee'), body: { method: 'card' } })).status).toBe(202);
@@ -198,7 +198,13 @@ describe('the whole forward life of an order', () => {
     expect(order.history.map(step).slice(-2)).toEqual(['IN_FULFILLMENT -deliver/warehouse-> DELIVERED', 'DELIVERED -complete/system-> COMPLETED']);
     expect(order.shipments).toEqual([expect.objectContaining({ status: 'DELIVERED' })]);
     const late = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-LATE', at: new Date().toISOString() });
-    expect([late.status, late.body.changed]).toEqual([200, false]);
+    expect([late.status, late.body]).toEqual([200, { changed: true, status: 'COMPLETED' }]);
+    const tracked = await system.order(orderId);
+    expect([tracked.status, tracked.history.length, tracked.shipments]).toEqual(['COMPLETED', order.history.length, [expect.objectContaining({ status: 'DELIVERED', trackingNo: 'TRK-LATE' })]]);
+    const shippedAt = await system.env.db.selectFrom('shipments').select('shipped_at').where('order_id', '=', orderId).executeTakeFirstOrThrow();
+    expect(shippedAt.shipped_at).not.toBeNull();
+    const repeat = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-OTHER', at: new Date().toISOString() });
+    expect([repeat.status, repeat.body.changed, (await system.order(orderId)).shipments[0].trackingNo]).toEqual([200, false, 'TRK-LATE']);
   });
 
   it("keeps the carrier's delivery on the parcel of an order whose buyer confirmed its receipt first", async () => {

@@ -508,8 +508,10 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         const delivery = callback.event === 'DELIVERED' && event.shipment;
         const parcelDelivered =
           delivery && (await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.advanceShipment(trx, order.order_id, delivery.from, delivery.to, { trackingNo: callback.trackingNo ?? null, at }))));
+        // a SHIPPED overtaken by its DELIVERED (the warehouse's retries reorder them): its tracking number and ship time are still the parcel's
+        const shippedLate = callback.event === 'SHIPPED' && (await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.noteShippedLate(trx, order.order_id, { trackingNo: callback.trackingNo ?? null, at }))));
         await followUpAgain(deps, order.order_id);
-        return { changed: parcelDelivered === true, status: current.status };
+        return { changed: parcelDelivered === true || shippedLate, status: current.status };
       }
       const { order: moved, fired } = transition;
       deps.metrics.transitions.inc({ type: moved.type, from: fired.from, to: fired.to, action: fired.action });
