@@ -532,9 +532,10 @@ export class RefundRepository {
    * (withdraw_refund: IN_FULFILLMENT, for its SHIPPED to move on); one refunded in part stays
    * where it is. Under the order's lock (the transition's, else a child's parent's then its own),
    * the refunds' rows locked by primary key and read again: one the warehouse released meanwhile
-   * is left to be paid. Returns those withdrawn and, for an order in REFUNDING, its transition.
+   * is left to be paid. `only`: those of these refunds alone (the others were taken out first).
+   * Returns those withdrawn and, for an order in REFUNDING, its transition.
    */
-  async withdrawHeld(orders: OrderRepository, orderId: string, at: Date, why: string): Promise<{ withdrawn: RefundView[]; transition: TransitionResult | null }> {
+  async withdrawHeld(orders: OrderRepository, orderId: string, at: Date, why: string, only?: ReadonlySet<string>): Promise<{ withdrawn: RefundView[]; transition: TransitionResult | null }> {
     const order = await orders.findOrderRow(orderId);
     if (!order || (await this.heldUnpaid(orderId)).length === 0) return { withdrawn: [], transition: null };
     let withdrawn: RefundView[] = [];
@@ -547,7 +548,7 @@ export class RefundRepository {
           at,
           detail: why,
           effects: async (trx, current) => {
-            withdrawn = await withdrawHeldIn(trx, current, at);
+            withdrawn = await withdrawHeldIn(trx, current, at, only);
             // paid or released meanwhile: the order stays REFUNDING, the transaction rolled back
             if (withdrawn.length === 0) throw new NothingWithdrawn();
             // refunded before its hand-over was recorded, its parcel left all the same: the shipment its events move on
@@ -563,9 +564,22 @@ export class RefundRepository {
     await this.db.transaction().execute(async (trx) => {
       if (order.parent_order_id !== null) await trx.selectFrom('orders').select('order_id').where('order_id', '=', order.parent_order_id).forUpdate().execute();
       const current = await trx.selectFrom('orders').selectAll().where('order_id', '=', orderId).forUpdate().executeTakeFirstOrThrow();
-      withdrawn = await withdrawHeldIn(trx, current, at);
+      withdrawn = await withdrawHeldIn(trx, current, at, only);
     });
     return { withdrawn, transition: null };
+  }
+
+  /**
+   * The order's version at the step that opened each refund (the refund routes' step, whose
+   * detail begins `refund <refundId>:`): a change of the parcel read at it or later left its units out.
+   */
+  async openedAtVersions(orderId: string, refundIds: readonly string[]): Promise<Map<string, number>> {
+    if (refundIds.length === 0) return new Map();
+    const steps = await this.db.selectFrom('order_history').select(['version', 'detail']).where('order_id', '=', orderId).where('action', 'in', ['refund', 'refund_lines']).execute();
+    return new Map(refundIds.flatMap((refundId) => {
+      const step = steps.find((one) => one.detail?.startsWith(`refund ${refundId}:`));
+      return step ? [[refundId, step.version] as const] : [];
+    }));
   }
 
   /** The order's refunds held for the warehouse and not paid yet: what withdrawHeld would withdraw. */
@@ -839,8 +853,8 @@ async function waitingSinceOpened(refunds: ReturnType<typeof heldUnpaidRefunds>)
 class NothingWithdrawn extends Error {}
 
 /** withdrawHeld's work, in a transaction holding the order's lock: the refunds withdrawn. */
-async function withdrawHeldIn(trx: Transaction<Database>, order: OrderRow, at: Date): Promise<RefundView[]> {
-  const ids = (await heldUnpaidRefunds(trx).select('refund_id').where('order_id', '=', order.order_id).execute()).map((row) => row.refund_id);
+async function withdrawHeldIn(trx: Transaction<Database>, order: OrderRow, at: Date, only?: ReadonlySet<string>): Promise<RefundView[]> {
+  const ids = (await heldUnpaidRefunds(trx).select('refund_id').where('order_id', '=', order.order_id).execute()).map((row) => row.refund_id).filter((id) => only?.has(id) ?? true);
   if (ids.length === 0) return [];
   // locked by primary key, and read again: paid or released since the first read, it is left as it is
   const rows = await heldUnpaidRefunds(trx).selectAll().where('refund_id', 'in', ids).forUpdate().execute();

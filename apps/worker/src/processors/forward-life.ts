@@ -602,29 +602,45 @@ export class ForwardLife {
   /**
    * The parcel left while refunds of units in it waited for the warehouse: it may have taken them
    * out first, its answer to the change lost (a timeout, this worker killed before it recorded it)
-   * or the change's job waiting out a retry delay. The last change the order made while at the
-   * warehouse is sent again, at the version it was read at (its last step into IN_FULFILLMENT):
-   * a warehouse that applied it answers 200, as to any change at or below the version it applied,
-   * and the units were taken out (restocked, paid back); one that never did refuses it as too late
-   * (409), and the refunds are withdrawn, their units gone with the parcel. Not a change of the
-   * parcel, so not counted as one refused (FulfilmentChangesTooLate).
+   * or the change's job waiting out a retry delay. The warehouse is asked again, at the versions
+   * the changes were read at: the order's last step into IN_FULFILLMENT (its last change), then
+   * the step that opened each held refund, newest first. A warehouse answers 200 to a change at or
+   * below the version it applied, even once the parcel left, and 409 to a newer one: the first
+   * version it says it applied took out the units of the refunds opened at or before it
+   * (restocked, paid back); the refunds opened after it left with the parcel (withdrawn). Not a
+   * change of the parcel, so none is counted as refused (FulfilmentChangesTooLate).
    */
   private async heldWhenParcelLeft(job: Job<SendToWarehouseJob>, token: string | undefined, order: OrderRow, held: readonly RefundView[]): Promise<void> {
     const leftWith = 'the parcel left with the units refunded before the warehouse took them out';
-    const version = held.length > 0 ? await this.process.lastEntryInto(order.order_id, 'IN_FULFILLMENT') : null;
-    if (version === null) return this.withdrawHeldRefunds(order.order_id, leftWith);
-    const change = { ...fulfilmentOf(order, await this.process.items(order.order_id)), version };
-    // refused (409 too late; or a warehouse that cannot say, such as one that does not know the parcel): they left with it
-    const takenOutFirst = await callExternal(job, token, () => this.warehouseClient.updateFulfilment(order.order_id, change)).then(
+    const last = held.length > 0 ? await this.process.lastEntryInto(order.order_id, 'IN_FULFILLMENT') : null;
+    if (last === null) return this.withdrawHeldRefunds(order.order_id, leftWith);
+    const openedAt = await this.refunds.openedAtVersions(order.order_id, held.map((refund) => refund.refundId));
+    const items = await this.process.items(order.order_id);
+    let applied: number | null = null;
+    for (const version of [...new Set([last, ...[...openedAt.values()].sort((a, b) => b - a)])]) {
+      if (await this.warehouseApplied(job, token, order.order_id, { ...fulfilmentOf(order, items), version })) {
+        applied = version;
+        break;
+      }
+    }
+    // a refund whose opening step is not found is taken out only with the last change
+    const taken = applied === null ? [] : held.filter((refund) => applied === last || (openedAt.get(refund.refundId) ?? Infinity) <= applied);
+    const left = held.filter((refund) => !taken.includes(refund));
+    if (left.length > 0) await this.withdrawHeldRefunds(order.order_id, leftWith, new Set(left.map((refund) => refund.refundId)));
+    if (taken.length === 0) return;
+    this.deps.log.warn({ orderId: order.order_id, version: applied, refunds: taken.map((refund) => refund.refundId) }, 'the warehouse took out the units refunded before the parcel left, its answer recorded late: they are back on sale and paid back');
+    await this.takenOut(order, taken);
+  }
+
+  /** Whether the warehouse applied this change of the parcel (or a later one); refused (409 too late, or a warehouse that cannot say, one that does not know the parcel): false. */
+  private async warehouseApplied(job: Job<SendToWarehouseJob>, token: string | undefined, orderId: string, change: FulfilmentChange): Promise<boolean> {
+    return callExternal(job, token, () => this.warehouseClient.updateFulfilment(orderId, change)).then(
       () => true,
       (error: unknown) => {
         if (error instanceof ExternalRefused) return false;
         throw error;
       },
     );
-    if (!takenOutFirst) return this.withdrawHeldRefunds(order.order_id, leftWith);
-    this.deps.log.warn({ orderId: order.order_id, version, refunds: held.map((refund) => refund.refundId) }, 'the warehouse took out the units refunded before the parcel left, its answer recorded late: they are back on sale and paid back');
-    await this.takenOut(order, held);
   }
 
   /**
@@ -683,12 +699,12 @@ export class ForwardLife {
   }
 
   /**
-   * The parcel left with the units of the order's held refunds (RefundRepository.withdrawHeld):
-   * they are withdrawn, unpaid, and an order refunded whole ships after all. Counted and logged
+   * The parcel left with the units of the order's held refunds (`only`: of those alone;
+   * RefundRepository.withdrawHeld): they are withdrawn, unpaid, and an order refunded whole ships after all. Counted and logged
    * for staff: the buyer asked for their money back and gets the goods, and may return them once delivered.
    */
-  private async withdrawHeldRefunds(orderId: string, why: string): Promise<void> {
-    const { withdrawn, transition } = await retryTransaction(() => this.refunds.withdrawHeld(this.deps.orders, orderId, this.deps.clock(), why), { alsoAfter: afterStaleOrderVersion });
+  private async withdrawHeldRefunds(orderId: string, why: string, only?: ReadonlySet<string>): Promise<void> {
+    const { withdrawn, transition } = await retryTransaction(() => this.refunds.withdrawHeld(this.deps.orders, orderId, this.deps.clock(), why, only), { alsoAfter: afterStaleOrderVersion });
     if (transition) this.deps.metrics.transitions.inc({ type: transition.order.type, from: transition.fired.from, to: transition.fired.to, action: transition.fired.action });
     if (withdrawn.length === 0) return;
     this.deps.metrics.refunds.inc({ kind: 'refund', outcome: 'withdrawn' }, withdrawn.length);
