@@ -101,6 +101,42 @@ describe('orders priced with the rules as they stood when the intake accepted th
     }
   });
 
+  it("prices by the member levels and shipping fees in force at acceptance, by Redis's clock, though they were changed through api hosts whose clocks are 10 minutes off", async () => {
+    await createSku(http, admin(), { skuId: 'DESK', title: 'Desk', priceCents: 20_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
+    expect((await http.request('PUT', '/v1/admin/warehouses/wh-west/shipping', { token: admin(), body: { feeCents: 400 } })).status).toBe(200);
+    const hostOff = async (offMs: number) => {
+      const app = await buildApp({ ...apiDeps, clock: () => new Date(Date.now() + offMs) }, { logger: false });
+      return { app, http: httpClient(await app.listen({ host: '127.0.0.1', port: 0 }), 2) };
+    };
+    const [ahead, behind] = [await hostOff(600_000), await hostOff(-600_000)];
+    const desk = (key: string) => http.request('POST', '/v1/orders', { token: token('cy'), headers: { 'idempotency-key': key }, body: { items: [{ skuId: 'DESK', qty: 1 }], address: buyerAddress } });
+    let first, second;
+    try {
+      first = await desk('cy-1');
+      // after the first checkout, not for it: the fee raised through a host behind
+      expect((await behind.http.request('PUT', '/v1/admin/warehouses/wh-west/shipping', { token: admin(), body: { feeCents: 900 } })).status).toBe(200);
+      // before the second, for it: the buyer made gold through a host ahead
+      expect((await ahead.http.request('PUT', '/v1/admin/members/cy', { token: admin(), body: { level: 'gold' } })).status).toBe(200);
+      second = await desk('cy-2');
+    } finally {
+      for (const host of [ahead, behind]) {
+        await host.http.close();
+        await host.app.close();
+      }
+    }
+    const writer = new OrderWriter({ ...worker, pricing: new PricingRepository(worker.db) }, { batchSize: 500, batchWaitMs: 2, busyIntervalMs: 250 });
+    const priced = [];
+    for (const placed of [first, second]) {
+      expect(placed.status).toBe(202);
+      await writer.persist((await worker.inventory.findAcceptedOrder(placed.body.orderId as string))!);
+      priced.push((await http.request('GET', `/v1/orders/${placed.body.orderId}`, { token: admin() })).body);
+    }
+    expect(priced.map((order) => [order.amounts.shippingCents, order.benefits.member?.level ?? null])).toEqual([
+      [400, null],
+      [900, 'gold'],
+    ]);
+  });
+
   it('prices an order that waited with the shipping fee, member level and promotions of its acceptance, not with changes made while it waited', async () => {
     const waiting = await checkout('ann', 'ann-1');
     expect(waiting.status).toBe(202);

@@ -41,7 +41,7 @@ interface CouponBody {
  * however long it waited in the queue.
  */
 export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
-  const { catalog, clock } = deps;
+  const { catalog } = deps;
   const pricing = new PricingRepository(deps.db);
   const admin = app.requireRole('admin');
 
@@ -178,7 +178,8 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
     },
     async (request) => {
       const level = { level: request.params.level, ...request.body };
-      await pricing.setMemberLevel(level, clock());
+      // dated by the clock orders are accepted by (Redis's), as promotions are: an api host's clock off would price orders accepted before it with it, or after it without it
+      await pricing.setMemberLevel(level, await deps.inventory.acceptanceClock());
       return level;
     },
   );
@@ -196,7 +197,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
       },
     },
     async (request) => {
-      await pricing.setMember(request.params.userId, request.body.level, clock());
+      await pricing.setMember(request.params.userId, request.body.level, await deps.inventory.acceptanceClock());
       return { userId: request.params.userId, level: request.body.level };
     },
   );
@@ -214,7 +215,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
       },
     },
     async (request) => {
-      await pricing.setShippingFee(request.params.warehouseId, request.body.feeCents, clock());
+      await pricing.setShippingFee(request.params.warehouseId, request.body.feeCents, await deps.inventory.acceptanceClock());
       return { warehouseId: request.params.warehouseId, feeCents: request.body.feeCents };
     },
   );
