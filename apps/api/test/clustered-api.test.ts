@@ -73,6 +73,11 @@ describe('the api as two processes on one port (API_PROCESSES=2)', () => {
       ),
     );
     expect(answers.map((a) => a.status)).toEqual(Array(CHECKOUTS).fill(202));
+    // a timer due now, which only a worker serving the timers queue would move on
+    const timers = new Queue(QUEUE.timers, { connection: env.redis, prefix: env.config.QUEUE_PREFIX });
+    await timers.add('expireOrder', { orderId: 'due-now' }, { delay: 1 });
+    await timers.close();
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
     // no worker runs: every accepted order still waits in the queue, in one or more jobs
     const waitingJobs = (await orders.getJobCounts('waiting')).waiting ?? 0;
     expect(waitingJobs).toBeGreaterThan(0);
@@ -89,12 +94,18 @@ describe('the api as two processes on one port (API_PROCESSES=2)', () => {
       // and how long its oldest job has waited, which grows on with no worker to export it
       expect(sample(metrics.text, 'queue_oldest_waiting_job_age_seconds', { queue: QUEUE.orders })).toBeGreaterThan(0);
       expect(sample(metrics.text, 'queue_oldest_waiting_job_age_seconds', { queue: QUEUE.payments })).toBe(0);
+      // and how long the due timer is past due, which grows on while no worker serves its queue
+      expect(sample(metrics.text, 'queue_overdue_delayed_job_seconds', { queue: QUEUE.timers })).toBeGreaterThan(1);
+      expect(sample(metrics.text, 'queue_overdue_delayed_job_seconds', { queue: QUEUE.orders })).toBe(0);
     }
     // as the console's queue table reads it
     const queues = await onNewConnection(api.url, 'GET', '/v1/admin/queues', signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' }));
-    const listed = (JSON.parse(queues.text) as { queues: Array<{ name: string; waiting: number; oldestWaitingSeconds: number }> }).queues.find((queue) => queue.name === QUEUE.orders);
+    const listedQueues = (JSON.parse(queues.text) as { queues: Array<{ name: string; waiting: number; delayed: number; oldestWaitingSeconds: number; overdueDelayedSeconds: number }> }).queues;
+    const listed = listedQueues.find((queue) => queue.name === QUEUE.orders);
     expect(listed?.waiting).toBe(waitingJobs);
     expect(listed?.oldestWaitingSeconds).toBeGreaterThan(0);
+    const timersListed = listedQueues.find((queue) => queue.name === QUEUE.timers);
+    expect([timersListed?.delayed, timersListed!.overdueDelayedSeconds > 1]).toEqual([1, true]);
   });
 
   it("keeps counting the checkouts of a process that crashed and was started again: the instance's counters never go back", { timeout: 60_000 }, async () => {

@@ -138,6 +138,7 @@ export interface QueueCounts {
   prioritized: number;
   /** how long its oldest waiting job has waited for a worker (seconds; 0: none waits) */
   oldestWaitingSeconds: number;
+  overdueDelayedSeconds: number;
 }
 
 /** A refused request: `detail` is the API's problem-details message, shown as it is. */

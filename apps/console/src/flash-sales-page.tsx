@@ -242,6 +242,9 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
             <th scope="col" class="number">
               Oldest waiting
             </th>
+            <th scope="col" class="number">
+              Delayed, past due
+            </th>
           </tr>
         </thead>
         <tbody>
@@ -255,6 +258,8 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
               <td class="number">{queue.delayed}</td>
               <td class="number">{queue.failed}</td>
               <td class="number">{formatWait(queue.oldestWaitingSeconds)}</td>
+              {/* only a worker serving the queue moves due timers on: past due, none serves it */}
+              <td class="number">{formatWait(queue.overdueDelayedSeconds)}</td>
             </tr>
           ))}
         </tbody>
@@ -264,7 +269,7 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
   );
 }
 
-/** How long a queue's oldest job has waited, as an operator reads it: none, seconds, then minutes. */
+/** How long a queue's oldest job has waited (or its first delayed job is past due), as an operator reads it: none, seconds, then minutes. */
 function formatWait(seconds: number): string {
   if (seconds === 0) return '–';
   return seconds < 120 ? `${seconds.toFixed(1)} s` : `${Math.floor(seconds / 60)} min`;

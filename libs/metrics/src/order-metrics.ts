@@ -28,7 +28,7 @@ export const REFUND_KINDS = ['refund', 'return', 'payment'] as const;
  * waits). A stuck queue starts no job, so job_wait_seconds (observed at a start) says nothing
  * then: the age of the job at its head does.
  */
-type QueueCounts = Array<{ queue: string; counts: Record<string, number>; oldestWaitingSince: number | null }>;
+type QueueCounts = Array<{ queue: string; counts: Record<string, number>; oldestWaitingSince: number | null; firstDelayedDueAt: number | null }>;
 /** Things of one kind that wait in MySQL (returns for a review, refunds for the warehouse): how many, and how long the oldest has waited (seconds; 0: none waits). */
 export interface WaitingInMysql {
   count: number;
@@ -295,6 +295,20 @@ export function createMetrics(labels: { app: string }) {
         const now = Date.now();
         for (const { queue, oldestWaitingSince } of all.flatMap((counts) => counts ?? [])) {
           this.set({ queue }, oldestWaitingSince === null ? 0 : Math.max(0, now - oldestWaitingSince) / 1000);
+        }
+      },
+    }),
+    overdueDelayedJobAge: new Gauge({
+      name: 'queue_overdue_delayed_job_seconds',
+      help: 'Per queue, how long its first delayed job (a timer, a retry) is past its due time, 0 when none is due: a worker serving the queue moves due jobs on to wait within a second, so it grows only while none serves it (timers: unpaid orders keep their stock, deadlines never fire). The api and the workers both read it',
+      labelNames: ['queue'] as const,
+      registers: [registry],
+      aggregator: 'max',
+      async collect() {
+        const all = await Promise.all(queueSources.map((source) => source()));
+        const now = Date.now();
+        for (const { queue, firstDelayedDueAt } of all.flatMap((counts) => counts ?? [])) {
+          this.set({ queue }, firstDelayedDueAt === null ? 0 : Math.max(0, now - firstDelayedDueAt) / 1000);
         }
       },
     }),

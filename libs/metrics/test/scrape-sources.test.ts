@@ -7,7 +7,7 @@ describe('what a scrape of /metrics reads from Redis', () => {
     let reads = 0;
     metrics.watchQueues(async () => {
       reads += 1;
-      return [{ queue: 'orders', counts: { waiting: reads }, oldestWaitingSince: null }];
+      return [{ queue: 'orders', counts: { waiting: reads }, oldestWaitingSince: null, firstDelayedDueAt: null }];
     });
     const scrapes = await Promise.all(Array.from({ length: 50 }, () => metrics.exposition()));
     expect(reads).toBe(1);
@@ -20,10 +20,10 @@ describe('what a scrape of /metrics reads from Redis', () => {
   it('answers a scrape within a second with the last counts while Redis does not answer, and reads it again only once that read is over', { timeout: 10_000 }, async () => {
     const metrics = createMetrics({ app: 'test' });
     let reads = 0;
-    let answer: (counts: Array<{ queue: string; counts: Record<string, number>; oldestWaitingSince: number | null }>) => void = () => {};
+    let answer: (counts: Array<{ queue: string; counts: Record<string, number>; oldestWaitingSince: number | null; firstDelayedDueAt: number | null }>) => void = () => {};
     metrics.watchQueues(async () => {
       reads += 1;
-      if (reads === 1) return [{ queue: 'orders', counts: { waiting: 7 }, oldestWaitingSince: null }];
+      if (reads === 1) return [{ queue: 'orders', counts: { waiting: 7 }, oldestWaitingSince: null, firstDelayedDueAt: null }];
       return new Promise((resolve) => (answer = resolve));
     });
     expect(await metrics.exposition()).toContain('queue_jobs{queue="orders",state="waiting",app="test"} 7');
@@ -36,7 +36,7 @@ describe('what a scrape of /metrics reads from Redis', () => {
     // the read still waiting is the one every scrape shares: no pile of reads for when Redis is back
     expect(await metrics.exposition()).toContain('queue_jobs{queue="orders",state="waiting",app="test"} 7');
     expect(reads).toBe(2);
-    answer([{ queue: 'orders', counts: { waiting: 3 }, oldestWaitingSince: null }]);
+    answer([{ queue: 'orders', counts: { waiting: 3 }, oldestWaitingSince: null, firstDelayedDueAt: null }]);
     expect(await metrics.exposition()).toContain('queue_jobs{queue="orders",state="waiting",app="test"} 3');
   });
 

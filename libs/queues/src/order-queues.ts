@@ -72,21 +72,37 @@ export function createOrderQueues(connection: Redis | Cluster, settings: QueueSe
 /** The states a queue's reading counts its jobs in. */
 export const COUNTED_JOB_STATES = ['waiting', 'active', 'delayed', 'failed', 'prioritized'] as const;
 
-/** A queue's jobs by state, and when its oldest waiting job became ready (Unix ms; null when none waits): what the metrics export. */
+/**
+ * A queue's jobs by state, when its oldest waiting job became ready and when its first delayed
+ * job falls due (Unix ms; null when none waits, none is delayed): what the metrics export.
+ */
 export interface QueueReading {
   queue: string;
   counts: Record<string, number>;
   oldestWaitingSince: number | null;
+  firstDelayedDueAt: number | null;
 }
 
 /** Every queue's reading, for the metrics: the api's and the workers' are the same, so the dashboards do not go blind on a queue no worker runs. */
 export async function readQueues(queues: readonly Queue[]): Promise<QueueReading[]> {
   return Promise.all(
     queues.map(async (queue) => {
-      const [counts, oldestWaitingSince] = await Promise.all([queue.getJobCounts(...COUNTED_JOB_STATES), oldestWaitingSinceIn(queue)]);
-      return { queue: queue.name, counts, oldestWaitingSince };
+      const [counts, oldestWaitingSince, firstDelayedDueAt] = await Promise.all([queue.getJobCounts(...COUNTED_JOB_STATES), oldestWaitingSinceIn(queue), firstDelayedDueAtIn(queue)]);
+      return { queue: queue.name, counts, oldestWaitingSince, firstDelayedDueAt };
     }),
   );
+}
+
+/**
+ * When the first job of a queue's delayed set falls due (Unix ms; null when none is delayed):
+ * its score in the set, the due time times 0x1000 plus an order counter (BullMQ's
+ * getDelayedScore). Only a worker serving the queue moves due jobs on to wait, so one long
+ * past due says no worker serves it: a timer (an unpaid order's deadline) that never fires.
+ */
+async function firstDelayedDueAtIn(queue: Queue): Promise<number | null> {
+  const client = await queue.getBackend().client;
+  const [, score] = await client.zrange(queue.toKey('delayed'), 0, 0, { WITHSCORES: true });
+  return score === undefined ? null : Math.floor(Number(score) / 0x1000);
 }
 
 /**

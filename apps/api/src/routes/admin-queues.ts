@@ -42,6 +42,10 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
                       type: 'number',
                       description: 'how long its oldest waiting job (waiting or prioritized) has been ready without a worker starting it, 0 when none waits: it grows while no worker takes the queue’s jobs (queue_oldest_waiting_job_age_seconds)',
                     },
+                    overdueDelayedSeconds: {
+                      type: 'number',
+                      description: 'how long its first delayed job (a timer, a retry) is past due, 0 when none is: only a worker serving the queue moves due jobs on, so it grows while none does (queue_overdue_delayed_job_seconds)',
+                    },
                   },
                 },
               },
@@ -54,10 +58,11 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
     async () => {
       const now = Date.now();
       return {
-        queues: (await readQueues(deps.queues.all)).map(({ queue, counts, oldestWaitingSince }) => ({
+        queues: (await readQueues(deps.queues.all)).map(({ queue, counts, oldestWaitingSince, firstDelayedDueAt }) => ({
           name: queue,
           ...Object.fromEntries(COUNTED_JOB_STATES.map((state) => [state, counts[state] ?? 0])),
           oldestWaitingSeconds: oldestWaitingSince === null ? 0 : Math.max(0, now - oldestWaitingSince) / 1000,
+          overdueDelayedSeconds: firstDelayedDueAt === null ? 0 : Math.max(0, now - firstDelayedDueAt) / 1000,
         })),
       };
     },
