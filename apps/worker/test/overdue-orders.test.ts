@@ -1,4 +1,4 @@
-import { QUEUE } from '@orders/queues';
+import { QUEUE, enqueueEffects } from '@orders/queues';
 import { waitFor } from '@orders/testing';
 import { closeUnpaidOrder } from '@orders/worker';
 import { UnrecoverableError, Worker } from 'bullmq';
@@ -299,12 +299,31 @@ describe('orders whose deadline or timer job was lost', () => {
     expect(approved).toMatchObject({ from: 'RETURN_REQUESTED', to: 'RETURNING', actor: 'system' });
     const moved = async () => (await system.workers.deps.metrics.overdueOrderTimers.get()).values.find(({ labels }) => labels.timer === 'approve_return')?.value;
     await expect.poll(moved, { timeout: 5_000 }).toBe(1);
-    // the refused one's review timer went with the refusal, and nothing approved it after its window
-    expect(await timers.getJob(`review-return-${refused.orderId}`)).toBeUndefined();
+    // the refused one's review timer fires at its time and finds the return refused: nothing approved it after its window
     await new Promise((resolve) => setTimeout(resolve, TIMER_MS + 1_000));
     const order = await system.order(refused.orderId);
     expect(order.history.filter((step: { action: string }) => step.action === 'approve_return')).toEqual([]);
     expect((await system.request('GET', `/v1/orders/${refused.orderId}/refunds`, { token: system.token('zoe') })).body.items.map((r: { status: string }) => r.status)).toEqual(['REFUSED']);
+  });
+
+  it("approves in time a return asked for right after a refusal whose follow-up ran after it (a slow api, a callback sent again): the review timer stays", async () => {
+    const { timers } = system.workers.deps.queues;
+    const { orderId, returnId } = await returnRequested('amy');
+    expect((await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/refuse`, { token: system.token('shop', 'merchant') })).body.status).toBe('REFUSED');
+    const again = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('amy'), body: { reason: 'chipped after all', items: [{ skuId: 'VASE', qty: 1 }] } });
+    expect(again.status).toBe(202);
+    // the refusal's follow-up, once more, after the new return's own
+    await enqueueEffects(system.workers.deps.queues, { orderId, userId: 'amy' }, ['scheduleCompletion'], async () => ({ now: new Date(), dueAt: {} }));
+    expect(await timers.getJob(`review-return-${orderId}`)).toBeDefined();
+    const swept = async () => (await system.workers.deps.metrics.overdueOrderTimers.get()).values.find(({ labels }) => labels.timer === 'approve_return')?.value ?? 0;
+    const sweptBefore = await swept();
+
+    const { approved } = await approvedBySystem(orderId);
+    expect(approved).toMatchObject({ from: 'RETURN_REQUESTED', to: 'RETURNING', actor: 'system' });
+    const askedAgain = (await system.order(orderId)).history.findLast((step: { action: string }) => step.action === 'request_return');
+    expect(Date.parse(approved.at) - Date.parse(askedAgain.at)).toBeGreaterThanOrEqual(TIMER_MS - 10);
+    // by its own timer, not by the backstop sweep
+    expect(await swept()).toBe(sweptBefore);
   });
 
   it('closes a presale whose balance deadline job was lost as that job would have: the deposit kept', async () => {

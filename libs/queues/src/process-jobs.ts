@@ -46,12 +46,11 @@ export async function enqueueEffects(
   }
   for (const effect of effects) {
     if (effect === 'scheduleCompletion') {
-      // delivered (again): the auto-confirm timer, and a return's review and close timers, have nothing left to do and
-      // would sit in Redis for the rest of their days (a locked one, firing now, is left to find the order delivered)
-      adds.push(queues.timers.remove(jobId.autoConfirm(orderId)), queues.timers.remove(jobId.reviewReturn(orderId)), queues.timers.remove(jobId.closeReturn(orderId)));
-    } else if (effect === 'scheduleReturnClose') {
-      // approved: the review timer has nothing left to do (the system's own approval, firing now, is left as it is)
-      adds.push(queues.timers.remove(jobId.reviewReturn(orderId)));
+      // delivered: the auto-confirm timer has nothing left to do and would sit in Redis for the rest of its days (a locked
+      // one, firing now, is left to find the order delivered); nothing starts it again. A return's review and close timers
+      // are left to fire and find nothing to do: a return asked for (approved) since, whose add under the same job id this
+      // one's still waiting job made a no-op, counts on it (firing early, it waits on to the new deadline)
+      adds.push(queues.timers.remove(jobId.autoConfirm(orderId)));
     } else if (effect === 'updateFulfilment') {
       adds.push(enqueueFulfilmentUpdate(queues, orderId));
     } else if (effect === 'refundPayments') {
