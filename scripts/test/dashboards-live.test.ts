@@ -317,6 +317,9 @@ describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule agai
     });
     expect((await api.request('POST', `/v1/orders/${earlyOrderId}/pay`, { token: earlyBird, body: { method: 'card' } })).status).toBe(202);
 
+    // A callback that fails its signature (a sender with another secret): the callback routes have series.
+    expect((await api.request('POST', '/v1/callbacks/payment', { body: { orderId: earlyOrderId } })).status).toBe(401);
+
     // Prometheus has seen it all once the orders are written, have expired, the orphan is
     // dead-lettered, the payment system was called and every worker exports a stock check
     // finished after the sale and the drift made by hand, with that drift.
