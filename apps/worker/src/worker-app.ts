@@ -478,6 +478,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   if (servesTimers) metrics.returnReviewWindow.set(config.RETURN_REVIEW_WINDOW_MS / 1000);
   // and the refunds that wait, unpaid, for a warehouse to take their units out: they wait as long as it is away
   if (servesTimers) metrics.watchRefundsHeldForWarehouse(() => refunds.refundsHeldForWarehouse());
+  if (servesTimers) metrics.watchRefundsDeclinedOwed(() => refunds.refundsDeclinedOwed());
   // and the coupons running with a total limit (the first so many orders), with the uses their orders hold
   if (servesTimers) {
     const coupons = new CouponRepository(deps.db);

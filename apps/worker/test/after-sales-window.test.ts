@@ -89,9 +89,13 @@ describe('the after-sales window', () => {
     expect(held.status).toBe('DELIVERED');
     expect(held.nextTimer).toEqual({ action: 'complete', dueAt: new Date(deliveredAgainAt + WINDOW_MS).toISOString(), refundsOwed: [declined.refundId] });
     expect(Date.parse(held.nextTimer.dueAt)).toBeLessThan(Date.now());
+    // the operators' gauge of money still owed after a decline says so until it is settled
+    const owed = async () => Number(/^refunds_declined_owed\{[^}]*\} (\S+)$/m.exec(await system.workers.deps.metrics.exposition())?.[1]);
+    await expect.poll(owed).toBe(1);
     const settledAt = Date.now();
     const settled = await system.request('POST', `/v1/orders/${orderId}/refunds/${declined.refundId}/settle-by-hand`, { token: system.token('ops', 'admin'), body: { reference: 'SEPA-0077' } });
     expect(settled.status).toBe(200);
+    await expect.poll(owed).toBe(0);
     const completed = await system.waitForStatus(orderId, 'COMPLETED', REFUND_LOOKED_AT_EVERY_MS + 10_000);
     expect(Date.parse(completed.history.findLast((h: any) => h.action === 'complete').at)).toBeGreaterThanOrEqual(settledAt - 1_000);
     expect((await refundsOf(system, orderId, 'ned'))[0].status).toBe('SUCCEEDED');

@@ -181,6 +181,16 @@ export function createMetrics(labels: { app: string }) {
       help: "How long the oldest refund held for the warehouse has waited since it was opened, by MySQL's clock; 0 when none waits (RefundsHeldForWarehouse)",
     },
   );
+  const refundsDeclined = waitingInMysql(
+    {
+      name: 'refunds_declined_owed',
+      help: 'Refunds the payment system declined (a part FAILED) that nobody has settled since: money buyers are still owed, which nothing asks for again by itself (an admin asks again or settles it by hand; read from MySQL at scrapes by the workers serving timers; the others report none)',
+    },
+    {
+      name: 'refunds_declined_owed_oldest_age_seconds',
+      help: "How long the oldest declined refund has been owed since its part failed, by MySQL's clock; 0 when none is (RefundsStillOwed)",
+    },
+  );
   // a process without the source (the api) knows no report: it exports none of the stock check's series
   const readStockReport = async (): Promise<StockReport | null> => (stockReportSource ? stockReportSource() : null);
   /**
@@ -561,6 +571,8 @@ export function createMetrics(labels: { app: string }) {
     }),
     refundsHeldForWarehouse: refundsHeld.count,
     oldestRefundHeldForWarehouse: refundsHeld.oldest,
+    refundsDeclinedOwed: refundsDeclined.count,
+    oldestRefundDeclinedOwed: refundsDeclined.oldest,
     oldestLedgerRowUnfolded: new Gauge({
       name: 'stock_ledger_oldest_unfolded_row_age_seconds',
       help: "How old, by MySQL's clock, the oldest stock ledger row past the stock check's folded sums is: every check reads the rows since one by one. About an hour while each check folds what is over an hour old; growing when folds fail (the workers' warning 'could not fold the settled ledger rows'), and each check reads more (read from MySQL at scrapes by the workers serving timers; 0 with no row past the sums)",
@@ -593,6 +605,8 @@ export function createMetrics(labels: { app: string }) {
     watchReturnsAwaitingReview: returnsAwaiting.watch,
     /** Sets where the refunds held for the warehouse are read at scrapes (at most once a second, waiting at most a second). */
     watchRefundsHeldForWarehouse: refundsHeld.watch,
+    /** Sets where the refunds declined and still owed are read at scrapes (at most once a second, waiting at most a second). */
+    watchRefundsDeclinedOwed: refundsDeclined.watch,
     /** Sets where the stock check's gauges read the reconciler's last report at scrapes (at most once a second, waiting at most a second). */
     watchStockReport(source: () => Promise<StockReport>) {
       stockReportSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
@@ -637,6 +651,8 @@ export function createMetrics(labels: { app: string }) {
   metrics.oldestReturnAwaitingReview.remove();
   metrics.refundsHeldForWarehouse.remove();
   metrics.oldestRefundHeldForWarehouse.remove();
+  metrics.refundsDeclinedOwed.remove();
+  metrics.oldestRefundDeclinedOwed.remove();
   metrics.oldestLedgerRowUnfolded.remove();
   return metrics;
 }

@@ -416,6 +416,23 @@ export class RefundRepository {
     return waitingSinceOpened(heldUnpaidRefunds(this.db));
   }
 
+  /**
+   * The refunds the payment system declined (a part FAILED) and nobody settled since: money the
+   * buyers are still owed, and how long the oldest has been, since its part failed by MySQL's clock
+   * (0: none). Nothing asks again by itself: an admin asks again or settles it by hand.
+   */
+  async refundsDeclinedOwed(): Promise<WaitingRefunds> {
+    const row = await this.db
+      .selectFrom('refund_parts')
+      .where('status', '=', 'FAILED')
+      .select([
+        (eb) => eb.fn.count<number | string>('refund_id').distinct().as('count'),
+        sql<number | string | null>`TIMESTAMPDIFF(MICROSECOND, MIN(updated_at), UTC_TIMESTAMP(3)) / 1000000`.as('waited'),
+      ])
+      .executeTakeFirstOrThrow();
+    return { count: Number(row.count), oldestWaitedSeconds: Math.max(0, Number(row.waited ?? 0)) };
+  }
+
   /** Whether a return of the order waits for the merchant's review (asked for, neither approved nor refused). */
   async returnAwaitingReview(orderId: string): Promise<boolean> {
     const row = await this.db.selectFrom('refunds').select('refund_id').where('order_id', '=', orderId).where('kind', '=', 'return').where('status', '=', 'REQUESTED').executeTakeFirst();
