@@ -80,6 +80,10 @@ describe('Prometheus configuration and alert rules', () => {
         'AcceptedOrdersLost',
         'OrdersNotPersisted',
         'StockCountersDrift',
+        'DelayedJobsOverdue',
+        'AcceptedOrdersDeadLettered',
+        'CallbacksRefusedUnsigned',
+        'RefundsStillOwed',
       ]),
     );
   });
