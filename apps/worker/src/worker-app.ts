@@ -3,7 +3,7 @@ import { TIMER_ACTIONS, statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
 import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueFulfilmentUpdate, enqueueLatePaymentRefund, enqueueRefundPayments, heldRefundsWithoutJob, lateRefundsWithoutJob, orderRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, readQueues, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
-import { Inventory, RunLock, RunUnderWay, SweepPages, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, type RedisClient } from '@orders/stock';
+import { Inventory, RunLock, RunUnderWay, SweepPages, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, redisUptimeOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
@@ -464,6 +464,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
 
   logRedisOutages(deps.redis, 'worker', log, [...queues.all, ...workers]);
   metrics.watchRedisMemory(async () => redisMemoryOf(deps.redis));
+  metrics.watchRedisUptime(async () => redisUptimeOf(deps.redis));
   metrics.watchDependency('redis', () => deps.redis.ping());
   metrics.watchDependency('mysql', () => sql`SELECT 1`.execute(deps.db));
   metrics.watchQueues(async () => readQueues(queues.all));

@@ -114,6 +114,7 @@ export function createMetrics(labels: { app: string }) {
   const queueSources: Array<() => Promise<QueueCounts | null>> = [];
   let stockReportSource: (() => Promise<StockReport | null>) | undefined;
   let redisMemorySource: (() => Promise<RedisMemory | null>) | undefined;
+  let redisUptimeSource: (() => Promise<number | null>) | undefined;
   let ledgerUnfoldedSource: (() => Promise<number | null>) | undefined;
   let couponUsesSource: (() => Promise<CouponUses[] | null>) | undefined;
   /** A gauge per coupon in force with a total limit, read at scrapes by the workers serving timers (the others report none). */
@@ -266,6 +267,16 @@ export function createMetrics(labels: { app: string }) {
         if (!memory) return;
         this.set({ kind: 'used' }, memory.used);
         this.set({ kind: 'max' }, memory.max);
+      },
+    }),
+    redisUptime: new Gauge({
+      name: 'redis_uptime_seconds',
+      help: "Seconds since Redis's youngest master started (INFO server): a restart shows as a drop. One that restarted lost what it held since its last write to its append-only file (all of it without one): reservations, counters, queued jobs",
+      registers: [registry],
+      aggregator: 'min',
+      async collect() {
+        const uptime = await redisUptimeSource?.();
+        if (uptime !== null && uptime !== undefined) this.set(uptime);
       },
     }),
     dependencyUp: new Gauge({
@@ -615,6 +626,10 @@ export function createMetrics(labels: { app: string }) {
     watchRedisMemory(source: () => Promise<RedisMemory>) {
       redisMemorySource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
     },
+    /** Sets how Redis's uptime is read at scrapes (at most once a second, waiting at most a second). */
+    watchRedisUptime(source: () => Promise<number>) {
+      redisUptimeSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
+    },
     /** Adds a service this process needs, reached at scrapes (at most once a second, waiting at most a second) for dependency_up. */
     watchDependency(dependency: Dependency, reach: () => Promise<unknown>) {
       dependencySources.set(
@@ -651,6 +666,8 @@ export function createMetrics(labels: { app: string }) {
   metrics.oldestReturnAwaitingReview.remove();
   metrics.refundsHeldForWarehouse.remove();
   metrics.oldestRefundHeldForWarehouse.remove();
+  // nor a Redis just started in a process that does not read it (the api)
+  metrics.redisUptime.remove();
   metrics.refundsDeclinedOwed.remove();
   metrics.oldestRefundDeclinedOwed.remove();
   metrics.oldestLedgerRowUnfolded.remove();

@@ -93,6 +93,15 @@ export function mastersOf(redis: RedisClient): Redis[] {
 }
 
 /**
+ * Seconds since the youngest master started (INFO server's uptime_in_seconds): one that restarted
+ * lost what it held since its last write to its append-only file, all of it without one.
+ */
+export async function redisUptimeOf(redis: RedisClient): Promise<number> {
+  const uptimes = await Promise.all(mastersOf(redis).map(async (node) => Number(/^uptime_in_seconds:(\d+)/m.exec(await node.info('server'))?.[1] ?? 0)));
+  return Math.min(...uptimes);
+}
+
+/**
  * Bytes used and allowed (maxmemory, 0 = no limit) of the master nearest its limit: the one
  * that refuses writes first. A master without a limit counts by its bytes alone.
  */
