@@ -1,7 +1,7 @@
 import type { Config } from '@orders/config';
 import { TIMER_ACTIONS, statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
-import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, withoutStatementValues, type OrderDb } from '@orders/persistence';
+import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, mysqlNow, withoutStatementValues, type OrderDb } from '@orders/persistence';
 import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueFulfilmentUpdate, enqueueLatePaymentRefund, enqueueRefundPayments, heldRefundsWithoutJob, lateRefundsWithoutJob, orderRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, readQueues, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
 import { Inventory, RunLock, RunUnderWay, SweepPages, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, redisUptimeOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
@@ -465,6 +465,14 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   logRedisOutages(deps.redis, 'worker', log, [...queues.all, ...workers]);
   metrics.watchRedisMemory(async () => redisMemoryOf(deps.redis));
   metrics.watchRedisUptime(async () => redisUptimeOf(deps.redis));
+  // each clock read between two reads of this host's, so neither this host's clock nor the round trips count
+  metrics.watchClockOffset(async () => {
+    const before = Date.now();
+    const redisAt = (await deps.inventory.acceptanceClock()).getTime();
+    const between = Date.now();
+    const mysqlAt = await mysqlNow(deps.db);
+    return (redisAt - (before + between) / 2 - (mysqlAt - (between + Date.now()) / 2)) / 1000;
+  });
   metrics.watchDependency('redis', () => deps.redis.ping());
   metrics.watchDependency('mysql', () => sql`SELECT 1`.execute(deps.db));
   metrics.watchQueues(async () => readQueues(queues.all));

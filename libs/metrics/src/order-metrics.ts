@@ -115,6 +115,7 @@ export function createMetrics(labels: { app: string }) {
   let stockReportSource: (() => Promise<StockReport | null>) | undefined;
   let redisMemorySource: (() => Promise<RedisMemory | null>) | undefined;
   let redisUptimeSource: (() => Promise<number | null>) | undefined;
+  let clockOffsetSource: (() => Promise<number | null>) | undefined;
   let ledgerUnfoldedSource: (() => Promise<number | null>) | undefined;
   let couponUsesSource: (() => Promise<CouponUses[] | null>) | undefined;
   /** A gauge per coupon in force with a total limit, read at scrapes by the workers serving timers (the others report none). */
@@ -277,6 +278,16 @@ export function createMetrics(labels: { app: string }) {
       async collect() {
         const uptime = await redisUptimeSource?.();
         if (uptime !== null && uptime !== undefined) this.set(uptime);
+      },
+    }),
+    clockOffset: new Gauge({
+      name: 'clock_offset_seconds',
+      help: "Redis's clock minus MySQL's, in seconds, each read between two reads of this host's clock at scrapes. Checkout sets an order's payment deadline by Redis's clock and MySQL's enforces it: a buyer has this much longer to pay (shorter when below 0); the sale windows and timers are read on one clock each",
+      registers: [registry],
+      aggregator: 'max',
+      async collect() {
+        const offset = await clockOffsetSource?.();
+        if (offset !== null && offset !== undefined) this.set(offset);
       },
     }),
     dependencyUp: new Gauge({
@@ -630,6 +641,10 @@ export function createMetrics(labels: { app: string }) {
     watchRedisUptime(source: () => Promise<number>) {
       redisUptimeSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
     },
+    /** Sets how Redis's clock is read against MySQL's at scrapes (at most once a second, waiting at most a second). */
+    watchClockOffset(source: () => Promise<number>) {
+      clockOffsetSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
+    },
     /** Adds a service this process needs, reached at scrapes (at most once a second, waiting at most a second) for dependency_up. */
     watchDependency(dependency: Dependency, reach: () => Promise<unknown>) {
       dependencySources.set(
@@ -668,6 +683,7 @@ export function createMetrics(labels: { app: string }) {
   metrics.oldestRefundHeldForWarehouse.remove();
   // nor a Redis just started in a process that does not read it (the api)
   metrics.redisUptime.remove();
+  metrics.clockOffset.remove();
   metrics.refundsDeclinedOwed.remove();
   metrics.oldestRefundDeclinedOwed.remove();
   metrics.oldestLedgerRowUnfolded.remove();

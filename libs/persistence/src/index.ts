@@ -2,7 +2,7 @@ export { createDb, ensureDatabase, migrateDatabase, migrateToLatest, mysqlStartF
 export { StatementTooSlow, isDatabaseUnavailable, isTransientRefusal, retryTransaction, serializedWithoutStatementValues, withoutStatementValues } from './mysql-errors.js';
 export type { OrderDb } from './connection.js';
 export { CatalogRepository, toSku } from './catalog-repository.js';
-export { CouponUsedUpMeanwhile, DeadlineAhead, DeadlinePassed, OrderRepository, afterStaleOrderVersion, historyDetail, orderListOptionsOf } from './order-repository.js';
+export { CouponUsedUpMeanwhile, DeadlineAhead, DeadlinePassed, OrderRepository, afterStaleOrderVersion, historyDetail, mysqlNow, orderListOptionsOf } from './order-repository.js';
 export type { OrderListFilter, OrderListOptions, OrderListSettings, OrderReservation, OrderToPersist, TransitionRequest, TransitionResult } from './order-repository.js';
 export { timerDeadlineOf } from './timer-deadlines.js';
 export type { TimerDeadline, TimerSettings } from './timer-deadlines.js';

@@ -191,7 +191,7 @@ export function overdueSince(ms: number): Expression<Date> {
 }
 
 /** Now by MySQL's clock, the one every process shares (UTC, as the DATETIME columns hold it: connection.ts). */
-async function mysqlNow(db: OrderDb | Transaction<Database>): Promise<number> {
+export async function mysqlNow(db: OrderDb | Transaction<Database>): Promise<number> {
   const { rows } = await sql<{ now: Date }>`SELECT UTC_TIMESTAMP(3) AS now`.execute(db);
   return rows[0]!.now.getTime();
 }

@@ -1,0 +1,28 @@
+import { createTestEnv, type TestEnv } from '@orders/testing';
+import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/** What RedisRestarted and ClocksApart read, as a worker exports it: here Redis and MySQL share this host's clock. */
+describe("Redis's uptime and its clock against MySQL's, as the workers export them", () => {
+  let env: TestEnv;
+  let workers: RunningWorkers;
+
+  beforeAll(async () => {
+    env = await createTestEnv('redis_uptime_and_clocks');
+    workers = startWorkers(connectWorker({ ...env.config, WORKER_QUEUES: ['orders'] }, pino({ level: 'silent' })));
+  });
+  afterAll(async () => {
+    await workers?.close();
+    await env?.cleanup();
+  });
+
+  const sample = (exposition: string, name: string) => Number(new RegExp(`^${name}\\{app="worker"\\} (\\S+)$`, 'm').exec(exposition)?.[1]);
+
+  it("exports Redis's uptime as INFO says it, and the two clocks a few milliseconds apart at most", async () => {
+    const exposition = await workers.deps.metrics.exposition();
+    const info = Number(/^uptime_in_seconds:(\d+)/m.exec(await env.redis.info('server'))?.[1]);
+    expect(Math.abs(sample(exposition, 'redis_uptime_seconds') - info)).toBeLessThanOrEqual(2);
+    expect(Math.abs(sample(exposition, 'clock_offset_seconds'))).toBeLessThan(0.05);
+  });
+});
