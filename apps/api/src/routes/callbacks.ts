@@ -160,13 +160,20 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
   /**
    * The parcel of an order refunded whole left (its SHIPPED, or its DELIVERED when that was lost)
    * with the units of refunds that wait for the warehouse to take them out, unpaid: the warehouse
-   * never applied the drop. They are withdrawn, nothing is paid back, and the order ships after all
-   * (RefundRepository.withdrawHeld), its event then applied as to any order in fulfilment. Counted and logged for staff: the buyer asked for the
+   * never applied the drop. The refund that emptied the order (and any after it) is withdrawn,
+   * nothing is paid back, and the order ships after all (RefundRepository.withdrawHeld), its event
+   * then applied as to any order in fulfilment; the update job decides the earlier ones. Counted and logged for staff: the buyer asked for the
    * money back and gets the goods, and may return them once delivered.
    */
   async function withdrawnByEvent(order: OrderRow, event: 'SHIPPED' | 'DELIVERED', log: FastifyBaseLogger): Promise<void> {
     const why = `the warehouse reported the parcel ${event.toLowerCase()} before it took out the units refunded`;
-    const { withdrawn, transition } = await retryTransaction(() => refunds.withdrawHeld(deps.orders, order.order_id, deps.clock(), why), { alsoAfter: afterStaleOrderVersion });
+    // the refund that emptied the order (opened with its step into REFUNDING) and any after it; one of some units before
+    // it is the update job's to decide, which asks the warehouse whether it took them out first (heldWhenParcelLeft)
+    const emptiedAt = await process.lastEntryInto(order.order_id, 'REFUNDING');
+    const held = await refunds.heldUnpaid(order.order_id);
+    const openedAt = await refunds.openedAtVersions(order.order_id, held.map((refund) => refund.refundId));
+    const emptying = new Set(held.filter((refund) => emptiedAt === null || (openedAt.get(refund.refundId) ?? emptiedAt) >= emptiedAt).map((refund) => refund.refundId));
+    const { withdrawn, transition } = await retryTransaction(() => refunds.withdrawHeld(deps.orders, order.order_id, deps.clock(), why, emptying), { alsoAfter: afterStaleOrderVersion });
     if (transition) deps.metrics.transitions.inc({ type: transition.order.type, from: transition.fired.from, to: transition.fired.to, action: transition.fired.action });
     if (withdrawn.length === 0) return;
     deps.metrics.refunds.inc({ kind: 'refund', outcome: 'withdrawn' }, withdrawn.length);

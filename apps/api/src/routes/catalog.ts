@@ -54,8 +54,8 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
         tags: ['catalog'],
         summary: 'Create a SKU with its stock and optional flash sale',
         description:
-          'A SKU with a flash sale sells at its flash price and per-buyer limit from startsAt until endsAt (by Redis\'s clock). Its stock is held for the sale until it opens: a checkout before startsAt is refused with 422 SALE_NOT_ACTIVE, saying when it opens (`opensAt`). After endsAt what is left sells at the list price as a standard order, without the limit. 409 SKU_EXISTS for a skuId the catalog has. With an Idempotency-Key header (the caller\'s own) a create sent again after a lost answer is answered as the first was: 201 with the SKU as it is now and the header `idempotent-replayed: true`, even sent twice at once; the same key with another body 422 IDEMPOTENCY_CONFLICT.',
-        headers: optionalIdempotencyKey('the caller’s own key: the same key and body answer the SKU it created (201, idempotent-replayed: true), another body 422 IDEMPOTENCY_CONFLICT'),
+          'A SKU with a flash sale sells at its flash price and per-buyer limit from startsAt until endsAt (by Redis\'s clock). Its stock is held for the sale until it opens: a checkout before startsAt is refused with 422 SALE_NOT_ACTIVE, saying when it opens (`opensAt`). After endsAt what is left sells at the list price as a standard order, without the limit. 409 SKU_EXISTS for a skuId the catalog has. With an Idempotency-Key header (the caller\'s own, for this skuId) a create sent again after a lost answer is answered as the first was: 201 with the SKU as it is now and the header `idempotent-replayed: true`, even sent twice at once; the same key with another body for this skuId 422 IDEMPOTENCY_CONFLICT (the key is kept with the SKU: one sent for another skuId is that SKU\'s).',
+        headers: optionalIdempotencyKey('the caller’s own key for the skuId: the same key and body answer the SKU it created (201, idempotent-replayed: true), another body for that skuId 422 IDEMPOTENCY_CONFLICT'),
         body: skuBodySchema,
         response: skuResponse,
       },

@@ -571,8 +571,9 @@ export class ForwardLife {
   private async updateFulfilment(job: Job<SendToWarehouseJob>, token: string | undefined): Promise<void> {
     // read before the order's lines: a refund committed after them is not in this change, and waits for its own
     const held = await this.refunds.restockHeldFor(job.data.orderId);
-    const order = await this.deps.orders.findOrderRow(job.data.orderId);
-    if (!order) return;
+    const read = await this.orderAndLines(job.data.orderId);
+    if (!read) return;
+    const { order } = read;
     const shipment = await this.process.shipment(order.order_id);
     if (!shipment) return this.heldBeforeHandOver(job, token, order, held);
     // dropped by an earlier change (which took out every unit, those of a refund committed after its job read the
@@ -581,12 +582,10 @@ export class ForwardLife {
     if (!UNSHIPPED_PARCEL.has(shipment.status)) return this.heldWhenParcelLeft(job, token, order, held);
     const closed = stateMachineFor(order.type as OrderType).isFinal(order.status);
     // the order's version with it: a change sent before, whose answer timed out and which reaches the warehouse late, is older and ignored there
-    const change = { ...fulfilmentOf(order, closed ? [] : await this.process.items(order.order_id)), version: order.version };
+    const change = { ...fulfilmentOf(order, closed ? [] : read.items), version: order.version };
     try {
-      if (!(await this.changeReachedWarehouse(job, token, order, change))) {
-        await this.withdrawHeldRefunds(order.order_id, 'the warehouse refused the change as too late: the parcel left with the units refunded');
-        return;
-      }
+      // refused as too late: an earlier change, its answer lost, may have taken some held refunds' units out first
+      if (!(await this.changeReachedWarehouse(job, token, order, change))) return this.heldWhenParcelLeft(job, token, order, held, change.version);
     } catch (error) {
       // a parcel to drop that the warehouse never had (an imported order's channel handed it over under
       // its own reference, or withdrew it) answers 404: nothing to drop, and no retry would change that
@@ -600,36 +599,57 @@ export class ForwardLife {
   }
 
   /**
-   * The parcel left while refunds of units in it waited for the warehouse: it may have taken them
-   * out first, its answer to the change lost (a timeout, this worker killed before it recorded it)
-   * or the change's job waiting out a retry delay. The warehouse is asked again, at the versions
-   * the changes were read at: the order's last step into IN_FULFILLMENT (its last change), then
-   * the step that opened each held refund, newest first. A warehouse answers 200 to a change at or
+   * The parcel left while refunds of units in it waited for the warehouse (reported shipped, or
+   * the change refused as too late at `refusedAt`): it may have taken them out first, its answer
+   * to an earlier change lost (a timeout, this worker killed before it recorded it) or the
+   * change's job waiting out a retry delay. The warehouse is asked again, at the versions the
+   * changes were read at: the last change's (the order's last step into IN_FULFILLMENT, unless
+   * refused just now), then the step that opened each held refund, newest first. A warehouse answers 200 to a change at or
    * below the version it applied, even once the parcel left, and 409 to a newer one: the first
    * version it says it applied took out the units of the refunds opened at or before it
    * (restocked, paid back); the refunds opened after it left with the parcel (withdrawn). Not a
    * change of the parcel, so none is counted as refused (FulfilmentChangesTooLate).
    */
-  private async heldWhenParcelLeft(job: Job<SendToWarehouseJob>, token: string | undefined, order: OrderRow, held: readonly RefundView[]): Promise<void> {
+  private async heldWhenParcelLeft(job: Job<SendToWarehouseJob>, token: string | undefined, order: OrderRow, held: readonly RefundView[], refusedAt?: number): Promise<void> {
     const leftWith = 'the parcel left with the units refunded before the warehouse took them out';
-    const last = held.length > 0 ? await this.process.lastEntryInto(order.order_id, 'IN_FULFILLMENT') : null;
+    // the last change: the one refused just now, or, the parcel reported gone, one read at the order's last step while at the warehouse
+    const last = held.length === 0 ? null : (refusedAt ?? (await this.process.lastEntryInto(order.order_id, 'IN_FULFILLMENT')));
     if (last === null) return this.withdrawHeldRefunds(order.order_id, leftWith);
     const openedAt = await this.refunds.openedAtVersions(order.order_id, held.map((refund) => refund.refundId));
+    // a refund whose opening step is not found counts as opened at the last change
+    const opened = (refund: RefundView) => openedAt.get(refund.refundId) ?? last;
     const items = await this.process.items(order.order_id);
     let applied: number | null = null;
-    for (const version of [...new Set([last, ...[...openedAt.values()].sort((a, b) => b - a)])]) {
+    for (const version of [...new Set([last, ...held.map(opened)])].sort((a, b) => b - a)) {
+      if (version === refusedAt) continue;
       if (await this.warehouseApplied(job, token, order.order_id, { ...fulfilmentOf(order, items), version })) {
         applied = version;
         break;
       }
     }
-    // a refund whose opening step is not found is taken out only with the last change
-    const taken = applied === null ? [] : held.filter((refund) => applied === last || (openedAt.get(refund.refundId) ?? Infinity) <= applied);
+    const taken = applied === null ? [] : held.filter((refund) => opened(refund) <= applied);
     const left = held.filter((refund) => !taken.includes(refund));
     if (left.length > 0) await this.withdrawHeldRefunds(order.order_id, leftWith, new Set(left.map((refund) => refund.refundId)));
     if (taken.length === 0) return;
     this.deps.log.warn({ orderId: order.order_id, version: applied, refunds: taken.map((refund) => refund.refundId) }, 'the warehouse took out the units refunded before the parcel left, its answer recorded late: they are back on sale and paid back');
     await this.takenOut(order, taken);
+  }
+
+  /**
+   * The order and its lines as of one version: a step committed between the two reads (a refund)
+   * has them read again, so that a change carries the version its lines are of (heldWhenParcelLeft
+   * tells taken-out refunds by it). Still moving after three reads: the version read before the
+   * last lines, older than they are, never newer (a refund read as opened after the change).
+   */
+  private async orderAndLines(orderId: string): Promise<{ order: OrderRow; items: OrderItemRow[] } | null> {
+    let order = await this.deps.orders.findOrderRow(orderId);
+    for (let read = 1; order; read++) {
+      const items = await this.process.items(orderId);
+      const again = await this.deps.orders.findOrderRow(orderId);
+      if (!again || again.version === order.version || read === 3) return { order, items };
+      order = again;
+    }
+    return null;
   }
 
   /** Whether the warehouse applied this change of the parcel (or a later one); refused (409 too late, or a warehouse that cannot say, one that does not know the parcel): false. */
