@@ -1,4 +1,4 @@
 export { answerWithin } from './answer-within.js';
-export { createMetrics } from './order-metrics.js';
+export { createMetrics, secondsSince } from './order-metrics.js';
 export { serveClusterMetrics } from './cluster-metrics.js';
 export type { OrderMetrics, CheckoutOutcome, CouponUses, RedisMemory, StockDrift, StockReport } from './order-metrics.js';

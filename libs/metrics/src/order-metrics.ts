@@ -99,6 +99,11 @@ export interface RedisMemory {
   max: number;
 }
 
+/** Seconds from an instant (Unix ms; null: none) to `now`, 0 for none or one still ahead: the queues' ages, at a scrape and in the api's queue listing. */
+export function secondsSince(at: number | null, now: number): number {
+  return at === null ? 0 : Math.max(0, now - at) / 1000;
+}
+
 /**
  * Every metric of one process, in its own registry (tests run several apps in one
  * process). Names are what the dashboards and alert rules in config/ query. A gauge that
@@ -114,8 +119,6 @@ export function createMetrics(labels: { app: string }) {
   const queueSources: Array<() => Promise<QueueCounts | null>> = [];
   let stockReportSource: (() => Promise<StockReport | null>) | undefined;
   let redisMemorySource: (() => Promise<RedisMemory | null>) | undefined;
-  let redisUptimeSource: (() => Promise<number | null>) | undefined;
-  let clockOffsetSource: (() => Promise<number | null>) | undefined;
   let ledgerUnfoldedSource: (() => Promise<number | null>) | undefined;
   let couponUsesSource: (() => Promise<CouponUses[] | null>) | undefined;
   /** A gauge per coupon in force with a total limit, read at scrapes by the workers serving timers (the others report none). */
@@ -193,6 +196,49 @@ export function createMetrics(labels: { app: string }) {
       help: "How long the oldest declined refund has been owed since its part failed, by MySQL's clock; 0 when none is (RefundsStillOwed)",
     },
   );
+  /** A gauge of one figure read at scrapes from a source set later (`watch`); none exported until it is. */
+  const sampled = (name: string, help: string, aggregator: 'min' | 'max') => {
+    let source: (() => Promise<number | null>) | undefined;
+    return {
+      gauge: new Gauge({
+        name,
+        help,
+        registers: [registry],
+        aggregator,
+        async collect() {
+          const figure = await source?.();
+          if (figure !== null && figure !== undefined) this.set(figure);
+        },
+      }),
+      watch(read: () => Promise<number>) {
+        source = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, read);
+      },
+    };
+  };
+  const redisUptime = sampled(
+    'redis_uptime_seconds',
+    "Seconds since Redis's youngest master started (INFO server): a restart shows as a drop. One that restarted lost what it held since its last write to its append-only file (all of it without one): reservations, counters, queued jobs",
+    'min',
+  );
+  const clockOffset = sampled(
+    'clock_offset_seconds',
+    "Redis's clock minus MySQL's, in seconds, each read between two reads of this host's clock at scrapes. Checkout sets an order's payment deadline by Redis's clock and MySQL's enforces it: a buyer has this much longer to pay (shorter when below 0); the sale windows and timers are read on one clock each",
+    'max',
+  );
+  /** A gauge of each queue's age since an instant of its reading (`since`; null: none, 0 s), at this scrape: the reading may be up to a second old. */
+  const queueAge = (name: string, help: string, since: (reading: QueueCounts[number]) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['queue'] as const,
+      registers: [registry],
+      aggregator: 'max',
+      async collect() {
+        const all = await Promise.all(queueSources.map((source) => source()));
+        const now = Date.now();
+        for (const reading of all.flatMap((counts) => counts ?? [])) this.set({ queue: reading.queue }, secondsSince(since(reading), now));
+      },
+    });
   // a process without the source (the api) knows no report: it exports none of the stock check's series
   const readStockReport = async (): Promise<StockReport | null> => (stockReportSource ? stockReportSource() : null);
   /**
@@ -270,26 +316,8 @@ export function createMetrics(labels: { app: string }) {
         this.set({ kind: 'max' }, memory.max);
       },
     }),
-    redisUptime: new Gauge({
-      name: 'redis_uptime_seconds',
-      help: "Seconds since Redis's youngest master started (INFO server): a restart shows as a drop. One that restarted lost what it held since its last write to its append-only file (all of it without one): reservations, counters, queued jobs",
-      registers: [registry],
-      aggregator: 'min',
-      async collect() {
-        const uptime = await redisUptimeSource?.();
-        if (uptime !== null && uptime !== undefined) this.set(uptime);
-      },
-    }),
-    clockOffset: new Gauge({
-      name: 'clock_offset_seconds',
-      help: "Redis's clock minus MySQL's, in seconds, each read between two reads of this host's clock at scrapes. Checkout sets an order's payment deadline by Redis's clock and MySQL's enforces it: a buyer has this much longer to pay (shorter when below 0); the sale windows and timers are read on one clock each",
-      registers: [registry],
-      aggregator: 'max',
-      async collect() {
-        const offset = await clockOffsetSource?.();
-        if (offset !== null && offset !== undefined) this.set(offset);
-      },
-    }),
+    redisUptime: redisUptime.gauge,
+    clockOffset: clockOffset.gauge,
     dependencyUp: new Gauge({
       name: 'dependency_up',
       help: 'Whether this process reached each service it needs (redis, mysql) at the last scrape, within a second: 1 yes, 0 no. It says so with no traffic, where the request metrics say nothing while a load balancer has taken every replica out',
@@ -315,35 +343,16 @@ export function createMetrics(labels: { app: string }) {
         }
       },
     }),
-    oldestWaitingJobAge: new Gauge({
-      name: 'queue_oldest_waiting_job_age_seconds',
-      help: 'Per queue, how long its oldest waiting job (wait or prioritized) has been ready to run, 0 when none waits: it grows while no worker takes the queue\'s jobs, where job_wait_seconds, observed when a job starts, shows nothing. A job run before counts from its last start. The api and the workers both read it, so it shows while no worker runs',
-      labelNames: ['queue'] as const,
-      registers: [registry],
-      aggregator: 'max',
-      async collect() {
-        const all = await Promise.all(queueSources.map((source) => source()));
-        // the age at this scrape: the reading it comes from may be up to a second old
-        const now = Date.now();
-        for (const { queue, oldestWaitingSince } of all.flatMap((counts) => counts ?? [])) {
-          this.set({ queue }, oldestWaitingSince === null ? 0 : Math.max(0, now - oldestWaitingSince) / 1000);
-        }
-      },
-    }),
-    overdueDelayedJobAge: new Gauge({
-      name: 'queue_overdue_delayed_job_seconds',
-      help: 'Per queue, how long its first delayed job (a timer, a retry) is past its due time, 0 when none is due: a worker serving the queue moves due jobs on to wait within a second, so it grows only while none serves it (timers: unpaid orders keep their stock, deadlines never fire). The api and the workers both read it',
-      labelNames: ['queue'] as const,
-      registers: [registry],
-      aggregator: 'max',
-      async collect() {
-        const all = await Promise.all(queueSources.map((source) => source()));
-        const now = Date.now();
-        for (const { queue, firstDelayedDueAt } of all.flatMap((counts) => counts ?? [])) {
-          this.set({ queue }, firstDelayedDueAt === null ? 0 : Math.max(0, now - firstDelayedDueAt) / 1000);
-        }
-      },
-    }),
+    oldestWaitingJobAge: queueAge(
+      'queue_oldest_waiting_job_age_seconds',
+      'Per queue, how long its oldest waiting job (wait or prioritized) has been ready to run, 0 when none waits: it grows while no worker takes the queue\'s jobs, where job_wait_seconds, observed when a job starts, shows nothing. A job run before counts from its last start. The api and the workers both read it, so it shows while no worker runs',
+      (reading) => reading.oldestWaitingSince,
+    ),
+    overdueDelayedJobAge: queueAge(
+      'queue_overdue_delayed_job_seconds',
+      'Per queue, how long its first delayed job (a timer, a retry) is past its due time, 0 when none is due: a worker serving the queue moves due jobs on to wait within a second, so it grows only while none serves it (timers: unpaid orders keep their stock, deadlines never fire). The api and the workers both read it',
+      (reading) => reading.firstDelayedDueAt,
+    ),
     ordersAwaitingMysql: new Gauge({
       name: 'orders_awaiting_mysql',
       help: 'Orders accepted (answered 202) and not yet written to MySQL, as the api last sampled them: the backlog it sheds checkouts by (503 OVERLOADED at QUEUE_HIGH_WATER_MARK). One job carries up to ORDERS_PER_JOB of them',
@@ -638,13 +647,9 @@ export function createMetrics(labels: { app: string }) {
       redisMemorySource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
     },
     /** Sets how Redis's uptime is read at scrapes (at most once a second, waiting at most a second). */
-    watchRedisUptime(source: () => Promise<number>) {
-      redisUptimeSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
-    },
+    watchRedisUptime: redisUptime.watch,
     /** Sets how Redis's clock is read against MySQL's at scrapes (at most once a second, waiting at most a second). */
-    watchClockOffset(source: () => Promise<number>) {
-      clockOffsetSource = readAtMostEvery(SOURCE_MAX_AGE_MS, SOURCE_DEADLINE_MS, source);
-    },
+    watchClockOffset: clockOffset.watch,
     /** Adds a service this process needs, reached at scrapes (at most once a second, waiting at most a second) for dependency_up. */
     watchDependency(dependency: Dependency, reach: () => Promise<unknown>) {
       dependencySources.set(

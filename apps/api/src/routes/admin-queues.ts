@@ -1,4 +1,5 @@
 import { COUNTED_JOB_STATES, DeadLetterNotFound, DeadLetters, LetterOfAcceptedOrders, ordersCarriedBy, readQueues } from '@orders/queues';
+import { secondsSince } from '@orders/metrics';
 import { ProcessRepository } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -61,8 +62,8 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
         queues: (await readQueues(deps.queues.all)).map(({ queue, counts, oldestWaitingSince, firstDelayedDueAt }) => ({
           name: queue,
           ...Object.fromEntries(COUNTED_JOB_STATES.map((state) => [state, counts[state] ?? 0])),
-          oldestWaitingSeconds: oldestWaitingSince === null ? 0 : Math.max(0, now - oldestWaitingSince) / 1000,
-          overdueDelayedSeconds: firstDelayedDueAt === null ? 0 : Math.max(0, now - firstDelayedDueAt) / 1000,
+          oldestWaitingSeconds: secondsSince(oldestWaitingSince, now),
+          overdueDelayedSeconds: secondsSince(firstDelayedDueAt, now),
         })),
       };
     },
