@@ -455,11 +455,12 @@ export class ForwardLife {
     if (read.parent_order_id === null && (await this.process.hasChildren(read.order_id))) return;
     // from here the warehouse may hold the parcel before its answer is recorded: a refund from now on waits for it (applyRefund)
     const askedAt = await this.process.noteHandOverAsked(read.order_id, this.deps.clock());
-    // read once asked: a refund committed before the ask is not in what it sends, one after it waits for the warehouse
-    const order = await this.deps.orders.findOrderRow(read.order_id);
-    if (!order) return;
+    // read once asked: a refund committed before the ask is not in what it sends, one after it waits for the warehouse;
+    // the version sent with them is the one they are of (orderAndLines): a refund read as opened later is not in them
+    const asked = await this.orderAndLines(read.order_id);
+    if (!asked) return;
+    const { order, items } = asked;
     if (order.status !== 'PAID') return this.withdrawIfRefunded(job, token, order);
-    const items = await this.process.items(order.order_id);
     const warehouseId = items[0]?.warehouse_id;
     if (!warehouseId) throw new Error(`order ${order.order_id} has no lines to fulfil`);
     const sent = fulfilmentOf(order, items);
