@@ -18,7 +18,7 @@ export { StockLedgerRepository } from './stock-ledger-repository.js';
 export { CouponRepository } from './coupon-repository.js';
 export type { CouponInForce } from './coupon-repository.js';
 export { PricingRepository, PricingRuleExists, UnknownMemberLevel } from './pricing-repository.js';
-export { RefundRepository, cancelRefundOf, refundIdFor } from './refund-repository.js';
+export { cancelRefundOf, refundIdFor, refundOpenedDetail, RefundRepository } from './refund-repository.js';
 export { refundsOwedIn } from './refunds-owed.js';
 export type { RefundOwed } from './refunds-owed.js';
 export type { LineUnits, OpenRefund, RefundKey, RefundKind, RefundPartView, RefundView } from './refund-repository.js';

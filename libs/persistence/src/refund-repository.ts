@@ -3,7 +3,7 @@ import { CLOSED_BEFORE_SHIPPING, allocateByLargestRemainder, drawRefund, refundF
 import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
-import { OrderRepository, notSplit, overdueSince, type TransitionResult } from './order-repository.js';
+import { OrderRepository, historyDetail, notSplit, overdueSince, type TransitionResult } from './order-repository.js';
 import { payerOf, paymentsThatPaid, ProcessRepository, UNSHIPPED_PARCEL } from './process-repository.js';
 import { refundsOwedIn } from './refunds-owed.js';
 import type { Database, OrderRow, RefundPartsTable, RefundsTable } from './schema.js';
@@ -587,14 +587,14 @@ export class RefundRepository {
   }
 
   /**
-   * The order's version at the step that opened each refund (the refund routes' step, whose
-   * detail begins `refund <refundId>:`): a change of the parcel read at it or later left its units out.
+   * The order's version at the step that opened each refund (its detail: refundOpenedDetail): a
+   * change of the parcel read at it or later left its units out.
    */
   async openedAtVersions(orderId: string, refundIds: readonly string[]): Promise<Map<string, number>> {
     if (refundIds.length === 0) return new Map();
     const steps = await this.db.selectFrom('order_history').select(['version', 'detail']).where('order_id', '=', orderId).where('action', 'in', ['refund', 'refund_lines']).execute();
     return new Map(refundIds.flatMap((refundId) => {
-      const step = steps.find((one) => one.detail?.startsWith(`refund ${refundId}:`));
+      const step = steps.find((one) => one.detail?.startsWith(refundOpenedDetail(refundId, '')));
       return step ? [[refundId, step.version] as const] : [];
     }));
   }
@@ -789,6 +789,11 @@ async function insertRefund(
     })
     .execute();
   return toView(await trx.selectFrom('refunds').selectAll().where('refund_id', '=', refund.refundId).executeTakeFirstOrThrow(), []);
+}
+
+/** The detail of the step that opens a refund: its id first, which openedAtVersions finds it by, then the reason given. */
+export function refundOpenedDetail(refundId: string, reason: string): string {
+  return historyDetail(`refund ${refundId}: ${reason}`);
 }
 
 /** Refund orders (whole-payment refunds keep no history) due: waiting to be sent to the payment system. */

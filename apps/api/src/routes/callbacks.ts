@@ -165,12 +165,11 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
    * then applied as to any order in fulfilment; the update job decides the earlier ones. Counted and logged for staff: the buyer asked for the
    * money back and gets the goods, and may return them once delivered.
    */
-  async function withdrawnByEvent(order: OrderRow, event: 'SHIPPED' | 'DELIVERED', log: FastifyBaseLogger): Promise<void> {
+  async function withdrawnByEvent(order: OrderRow, event: 'SHIPPED' | 'DELIVERED', held: readonly RefundView[], log: FastifyBaseLogger): Promise<void> {
     const why = `the warehouse reported the parcel ${event.toLowerCase()} before it took out the units refunded`;
     // the refund that emptied the order (opened with its step into REFUNDING) and any after it; one of some units before
     // it is the update job's to decide, which asks the warehouse whether it took them out first (heldWhenParcelLeft)
     const emptiedAt = await process.lastEntryInto(order.order_id, 'REFUNDING');
-    const held = await refunds.heldUnpaid(order.order_id);
     const openedAt = await refunds.openedAtVersions(order.order_id, held.map((refund) => refund.refundId));
     const emptying = new Set(held.filter((refund) => emptiedAt === null || (openedAt.get(refund.refundId) ?? emptiedAt) >= emptiedAt).map((refund) => refund.refundId));
     const { withdrawn, transition } = await retryTransaction(() => refunds.withdrawHeld(deps.orders, order.order_id, deps.clock(), why, emptying), { alsoAfter: afterStaleOrderVersion });
@@ -444,11 +443,12 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       }
       if (order.status === 'PAID' && event.shipment !== null) await handedOverByEvent(order, callback.event, request.log);
       const parcelLeft = callback.event === 'SHIPPED' || callback.event === 'DELIVERED' ? callback.event : null;
-      const heldAtEvent = parcelLeft !== null && (await refunds.heldUnpaid(order.order_id)).length > 0;
+      const held = parcelLeft === null ? [] : await refunds.heldUnpaid(order.order_id);
+      const heldAtEvent = held.length > 0;
       // refunded whole, the order ships only once its refunds are withdrawn (a drop the warehouse had applied would not have
       // left). Refunds of some units are left to the update job, which asks the warehouse whether it took them out before
       // the parcel went: its answer to the change may have been lost (a timeout, a worker killed), or the job be waiting
-      if (parcelLeft && heldAtEvent && REFUNDED_WHOLE.has((await deps.orders.findOrderRow(order.order_id))?.status ?? order.status)) await withdrawnByEvent(order, parcelLeft, request.log);
+      if (parcelLeft && heldAtEvent && REFUNDED_WHOLE.has((await deps.orders.findOrderRow(order.order_id))?.status ?? order.status)) await withdrawnByEvent(order, parcelLeft, held, request.log);
       // a parcel short of units is a return of those that came back
       const short = returned && callback.items ? unitsReceived(returned, callback.items) : undefined;
       if (short) request.log.warn({ orderId: order.order_id, returnId: returned!.refundId, named: returned!.items, received: short }, 'a return parcel held fewer units than its return named: only those are paid back and put back on sale');

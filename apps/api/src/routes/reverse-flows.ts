@@ -1,5 +1,5 @@
 import { CLOSED_BEFORE_SHIPPING, IllegalTransition, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, storedAddress, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
-import { afterStaleOrderVersion, cancelRefundOf, couponUseOf, historyDetail, OrderRepository, ProcessRepository, refundIdFor, RefundRepository, retryTransaction, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
+import { afterStaleOrderVersion, cancelRefundOf, couponUseOf, historyDetail, OrderRepository, ProcessRepository, refundIdFor, refundOpenedDetail, RefundRepository, retryTransaction, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import { enqueueRefundPayments } from '@orders/queues';
 import { RELEASES_REMEMBERED_MS } from '@orders/stock';
 import type { FastifyInstance } from 'fastify';
@@ -292,7 +292,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
           action: whole ? 'refund' : 'refund_lines',
           actor: request.actor,
           at: deps.clock(),
-          detail: historyDetail(`refund ${part.refundId}: ${request.reason}`),
+          detail: refundOpenedDetail(part.refundId, request.reason),
           effects: async (trx, order, fired) => {
             const { couponOf, ...refund } = refundRequest;
             // `unsold` was read before the transaction: a balance paid since (a presale now PAID) is a sold order, refunded

@@ -580,13 +580,13 @@ export class ForwardLife {
     // dropped by an earlier change (which took out every unit, those of a refund committed after its job read the
     // refunds held too), or left: the units still held were taken out with it, or left with it
     if (shipment.status === 'CANCELLED') return this.takenOut(order, held);
-    if (!UNSHIPPED_PARCEL.has(shipment.status)) return this.heldWhenParcelLeft(job, token, order, held);
+    if (!UNSHIPPED_PARCEL.has(shipment.status)) return this.heldWhenParcelLeft(job, token, read, held);
     const closed = stateMachineFor(order.type as OrderType).isFinal(order.status);
     // the order's version with it: a change sent before, whose answer timed out and which reaches the warehouse late, is older and ignored there
     const change = { ...fulfilmentOf(order, closed ? [] : read.items), version: order.version };
     try {
       // refused as too late: an earlier change, its answer lost, may have taken some held refunds' units out first
-      if (!(await this.changeReachedWarehouse(job, token, order, change))) return this.heldWhenParcelLeft(job, token, order, held, change.version);
+      if (!(await this.changeReachedWarehouse(job, token, order, change))) return this.heldWhenParcelLeft(job, token, read, held, change.version);
     } catch (error) {
       // a parcel to drop that the warehouse never had (an imported order's channel handed it over under
       // its own reference, or withdrew it) answers 404: nothing to drop, and no retry would change that
@@ -611,7 +611,13 @@ export class ForwardLife {
    * (restocked, paid back); the refunds opened after it left with the parcel (withdrawn). Not a
    * change of the parcel, so none is counted as refused (FulfilmentChangesTooLate).
    */
-  private async heldWhenParcelLeft(job: Job<SendToWarehouseJob>, token: string | undefined, order: OrderRow, held: readonly RefundView[], refusedAt?: number): Promise<void> {
+  private async heldWhenParcelLeft(
+    job: Job<SendToWarehouseJob>,
+    token: string | undefined,
+    { order, items }: { order: OrderRow; items: readonly OrderItemRow[] },
+    held: readonly RefundView[],
+    refusedAt?: number,
+  ): Promise<void> {
     const leftWith = 'the parcel left with the units refunded before the warehouse took them out';
     // the last change: the one refused just now, or, the parcel reported gone, one read at the order's last step while at the warehouse
     const last = held.length === 0 ? null : (refusedAt ?? (await this.process.lastEntryInto(order.order_id, 'IN_FULFILLMENT')));
@@ -619,7 +625,6 @@ export class ForwardLife {
     const openedAt = await this.refunds.openedAtVersions(order.order_id, held.map((refund) => refund.refundId));
     // a refund whose opening step is not found counts as opened at the last change
     const opened = (refund: RefundView) => openedAt.get(refund.refundId) ?? last;
-    const items = await this.process.items(order.order_id);
     let applied: number | null = null;
     for (const version of [...new Set([last, ...held.map(opened)])].sort((a, b) => b - a)) {
       if (version === refusedAt) continue;
