@@ -301,6 +301,14 @@ export class ProcessRepository {
     return this.db.selectFrom('order_items').selectAll().where('order_id', '=', orderId).orderBy('line_no').execute();
   }
 
+  /**
+   * Whether the order is a split one: it reads PAID while its children wait for their warehouses,
+   * and they are handed over, each to its own, never it.
+   */
+  async isSplitParent(order: Pick<OrderRow, 'order_id' | 'parent_order_id'>): Promise<boolean> {
+    return order.parent_order_id === null && this.hasChildren(order.order_id);
+  }
+
   /** Whether the order was split: its children, not it, are handed over, each to its warehouse. */
   async hasChildren(orderId: string): Promise<boolean> {
     return (await this.db.selectFrom('orders').select('order_id').where('parent_order_id', '=', orderId).limit(1).executeTakeFirst()) !== undefined;

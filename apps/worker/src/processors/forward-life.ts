@@ -450,9 +450,8 @@ export class ForwardLife {
     if (!read) return;
     if (read.status === 'IN_FULFILLMENT' && askedBefore) return this.enqueueFulfilmentUpdate(read);
     if (read.status !== 'PAID') return this.withdrawIfRefunded(job, token, read);
-    // a split order reads PAID while its children wait for their warehouses: they are handed over, never it (a
-    // hand-over the sweep enqueued for it, read before the split, would ship every line again from one warehouse)
-    if (read.parent_order_id === null && (await this.process.hasChildren(read.order_id))) return;
+    // a hand-over the sweep enqueued for an order read before its split would ship every line again from one warehouse
+    if (await this.process.isSplitParent(read)) return;
     // from here the warehouse may hold the parcel before its answer is recorded: a refund from now on waits for it (applyRefund)
     const askedAt = await this.process.noteHandOverAsked(read.order_id, this.deps.clock());
     // read once asked: a refund committed before the ask is not in what it sends, one after it waits for the warehouse;
@@ -507,7 +506,7 @@ export class ForwardLife {
     const order = await this.deps.orders.findOrderRow(orderId);
     if (order?.status !== 'PAID') return false;
     // split since the sweep read it: its children are the ones handed over, by their own jobs
-    if (order.parent_order_id === null && (await this.process.hasChildren(orderId))) return false;
+    if (await this.process.isSplitParent(order)) return false;
     const paid = order.parent_order_id === null ? await this.process.lastStep(orderId, { action: 'pay' }) : null;
     // an order that ships nothing has no hand-over to fall back on
     if (!paid && !shipsParcels(order.type as OrderType)) return false;
