@@ -153,13 +153,29 @@ export async function retryTransaction<T>(transaction: (attempt: number) => Prom
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_SERVER_SHUTDOWN', 'ER_CON_COUNT_ERROR']);
 
 /**
- * True when MySQL is away (down, unreachable, restarting, out of connections) rather than
- * refusing this statement: the work is sound and should wait for the database, not fail.
+ * What a server answers that takes no writes for now, whatever the statement: read-only (a failover's
+ * old primary, which still takes connections), its disk or a table full, or this user's connections
+ * used up. Spending a job's attempts on it would send accepted orders to the dead letters.
+ */
+const REFUSING_WRITES_FOR_NOW = new Set([
+  'ER_OPTION_PREVENTS_STATEMENT',
+  'ER_READ_ONLY_MODE',
+  'ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION',
+  'ER_RECORD_FILE_FULL',
+  'ER_DISK_FULL',
+  'ER_TOO_MANY_USER_CONNECTIONS',
+  'ER_USER_LIMIT_REACHED',
+]);
+
+/**
+ * True when MySQL is away (down, unreachable, restarting, out of connections) or takes no writes
+ * for now (read-only, full) rather than refusing this statement: the work is sound and should
+ * wait for the database, not fail.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (let cause = error, depth = 0; typeof cause === 'object' && cause !== null && depth < 5; depth++) {
     const code = codeOf(cause);
-    if ((typeof code === 'string' && UNREACHABLE.has(code)) || (cause as { fatal?: unknown }).fatal === true) return true;
+    if ((typeof code === 'string' && (UNREACHABLE.has(code) || REFUSING_WRITES_FOR_NOW.has(code))) || (cause as { fatal?: unknown }).fatal === true) return true;
     cause = (cause as { cause?: unknown }).cause;
   }
   return false;
