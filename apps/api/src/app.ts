@@ -169,6 +169,8 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
   const parseJson = app.getDefaultJsonParser(app.initialConfig.onProtoPoisoning ?? 'error', app.initialConfig.onConstructorPoisoning ?? 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    // no body under a JSON content type (many clients send one with every POST): the route's schema decides, as without the header
+    if ((body as Buffer).length === 0) return done(null, undefined);
     const text = utf8TextOf(body as Buffer);
     if (text === undefined) return done(notUtf8(), undefined);
     parseJson(request, text, (error, parsed) => (error ? done(error, undefined) : holdsLoneSurrogate(text, parsed) ? done(loneSurrogate(), undefined) : done(null, parsed)));

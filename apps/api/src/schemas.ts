@@ -423,5 +423,6 @@ export const orderParamsSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['orderId'],
-  properties: { orderId: { type: 'string', maxLength: 64 } },
+  // no length: an id no order has is 404 NOT_FOUND (API.md) however long (the URL's own limit is 414)
+  properties: { orderId: { type: 'string' } },
 } as const;

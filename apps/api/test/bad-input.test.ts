@@ -160,6 +160,37 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect((await api.request('GET', mine.body.statusUrl, { token: buyer })).status).toBe(200);
   });
 
+  it('answers 404 for an id no order has however long it is (65 to 100 characters), on every route of an order, with or without a body', async () => {
+    for (const id of ['A'.repeat(65), '0'.repeat(100)]) {
+      for (const [method, path, body] of [
+        ['GET', `/v1/orders/${id}`],
+        ['POST', `/v1/orders/${id}/pay`, { method: 'card' }],
+        ['POST', `/v1/orders/${id}/cancel`, { reason: 'changed my mind' }],
+        ['PATCH', `/v1/orders/${id}/address`, { address: buyerAddress }],
+        ['POST', `/v1/orders/${id}/confirm-receipt`],
+        ['GET', `/v1/orders/${id}/refunds`],
+        ['POST', `/v1/orders/${id}/refunds`, { reason: 'broken' }],
+        ['POST', `/v1/orders/${id}/returns`, { reason: 'broken', items: [{ skuId: 'MUG', qty: 1 }] }],
+        ['POST', `/v1/orders/${id}/returns/${'R'.repeat(80)}/approve`],
+      ] as const) {
+        const token = path.endsWith('/approve') ? api.token('ops', 'admin') : buyer;
+        const response = await api.request(method, path, { token, ...(body ? { body } : {}) });
+        expect([method, path.length, response.status, response.body.code]).toEqual([method, path.length, 404, 'NOT_FOUND']);
+      }
+    }
+  });
+
+  it('takes a POST that sends content-type application/json and no body as one without a body: a route taking none answers as it would, one needing a body refuses it 400', async () => {
+    const unknown = '/v1/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV';
+    const json = { 'content-type': 'application/json' };
+    const confirm = await api.request('POST', `${unknown}/confirm-receipt`, { token: buyer, headers: json });
+    expect([confirm.status, confirm.body.code]).toEqual([404, 'NOT_FOUND']);
+    const cancel = await api.request('POST', `${unknown}/cancel`, { token: buyer, headers: json });
+    expect([cancel.status, cancel.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+    const checkout = await api.request('POST', '/v1/orders', { token: buyer, headers: { ...json, 'idempotency-key': 'empty-json-1' } });
+    expect([checkout.status, checkout.body.code]).toEqual([400, 'VALIDATION_FAILED']);
+  });
+
   it('tells the buyer of an order still in the queue to retry paying, cancelling or changing it, and changes nothing', async () => {
     // no worker runs in this file: the order stays ACCEPTED
     await createSku(api, api.token('ops', 'admin'), { skuId: 'KETTLE', title: 'Kettle', priceCents: 2_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 5, deduction: 'placement' });

@@ -335,6 +335,18 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
         expect(unkept.body.detail, at).toMatch(/^at .* is not a time the shop can keep/);
       }
     });
+
+    it('refuses an amountCents past the integers JSON keeps exactly (2^53) with 400, never a 500 or an amount rounded to another', async () => {
+      const sent = (raw: string) =>
+        api.request('POST', '/v1/callbacks/payment', { body: raw, headers: { 'x-signature': `sha256=${createHmac('sha256', env.config.PAYMENT_CALLBACK_SECRET).update(raw).digest('hex')}` } });
+      const at = new Date().toISOString();
+      for (const amount of ['1e20', '9007199254740993']) {
+        const answer = await sent(JSON.stringify(callback(at)).replace('"amountCents":100', `"amountCents":${amount}`));
+        expect([amount, answer.status, answer.body.code]).toEqual([amount, 400, 'VALIDATION_FAILED']);
+      }
+      // the largest exact one is an amount like any other: through to the order lookup
+      expect((await sent(JSON.stringify({ ...callback(at), amountCents: Number.MAX_SAFE_INTEGER }))).status).toBe(404);
+    });
   });
 
   describe('request limits and headers', () => {

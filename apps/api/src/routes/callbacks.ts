@@ -350,7 +350,8 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
             refundId: { ...id, description: 'set when the callback confirms a refund of the payment' },
             transactionId: { type: 'string', minLength: 1, maxLength: 128 },
             status: { type: 'string', enum: ['SUCCEEDED', 'FAILED'] },
-            amountCents: { type: 'integer', minimum: 0 },
+            // past 2^53 JSON's numbers round: no amount could be compared, or kept, as sent
+            amountCents: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
             at: { type: 'string', format: 'date-time' },
           },
         },

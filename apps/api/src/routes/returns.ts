@@ -15,7 +15,7 @@ const returnParams = {
   type: 'object',
   additionalProperties: false,
   required: ['orderId', 'returnId'],
-  properties: { orderId: { type: 'string', maxLength: 64 }, returnId: { type: 'string', maxLength: 64 } },
+  properties: { orderId: orderParamsSchema.properties.orderId, returnId: { type: 'string' } },
 } as const;
 
 const windowClosed = (orderId: string) => new HttpProblem(422, 'RETURN_WINDOW_CLOSED', `The after-sales window of order ${orderId} has closed`);
