@@ -143,6 +143,57 @@ describe('importing orders from other business order systems', () => {
     expect(rows).toHaveLength(2);
   });
 
+  it('moves an order imported before on to the status its channel reports when sent again, as the channel, step by step; changes nothing for a status it has or passed, and answers conflict for one it cannot reach', async () => {
+    const admin = api.token('ops', 'admin');
+    const send = (...orders: Array<[string, string]>) =>
+      api.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'pdd', orders: orders.map(([id, status]) => partnerOrder(id, status, 'pdd-buyer')) } });
+    const first = await send(['PDD-1', 'PAID'], ['PDD-2', 'PAID'], ['PDD-3', 'SHIPPED'], ['PDD-4', 'PAID']);
+    expect(first.body).toMatchObject({ imported: 4, duplicates: 0, advanced: 0, conflicts: 0 });
+    const [one, two, three, four] = (first.body.results as Array<{ orderId: string; status: string }>).map((result) => result.orderId);
+    expect(first.body.results.map((result: { status: string }) => result.status)).toEqual(['PAID', 'PAID', 'SHIPPED', 'PAID']);
+    const view = async (orderId: string) => (await api.request('GET', `/v1/orders/${orderId}`, { token: admin })).body;
+    // the steps taken since its import
+    const steps = async (orderId: string) => (await view(orderId)).history.filter((h: { detail: string }) => h.detail.startsWith('reported ')).map((h: { from: string; action: string; to: string; actor: string; detail: string }) => `${h.from} -${h.action}/${h.actor}-> ${h.to}: ${h.detail}`);
+
+    const again = await send(['PDD-1', 'SHIPPED'], ['PDD-2', 'COMPLETED'], ['PDD-3', 'CANCELLED'], ['PDD-4', 'PAID']);
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ imported: 0, duplicates: 1, advanced: 2, conflicts: 1 });
+    expect(again.body.results.map(({ outcome, status }: { outcome: string; status: string }) => `${outcome} ${status}`)).toEqual(['advanced SHIPPED', 'advanced COMPLETED', 'conflict SHIPPED', 'duplicate PAID']);
+    expect(await steps(one!)).toEqual(['PAID -ship/system-> SHIPPED: reported SHIPPED by pdd order PDD-1']);
+    expect(await steps(two!)).toEqual([
+      'PAID -ship/system-> SHIPPED: reported COMPLETED by pdd order PDD-2',
+      'SHIPPED -deliver/system-> DELIVERED: reported COMPLETED by pdd order PDD-2',
+      'DELIVERED -complete/system-> COMPLETED: reported COMPLETED by pdd order PDD-2',
+    ]);
+    // the parcel moves with the order, as the warehouse's callbacks would have moved it
+    expect((await view(one!)).shipments.map((shipment: { status: string }) => shipment.status)).toEqual(['SHIPPED']);
+    expect((await view(two!)).shipments.map((shipment: { status: string }) => shipment.status)).toEqual(['DELIVERED']);
+    expect(await steps(three!)).toEqual([]);
+
+    // a status it passed here (delivered by its warehouse first) changes nothing
+    const stale = await send(['PDD-2', 'SHIPPED'], ['PDD-1', 'SHIPPED']);
+    expect(stale.body.results.map(({ outcome, status }: { outcome: string; status: string }) => `${outcome} ${status}`)).toEqual(['duplicate COMPLETED', 'duplicate SHIPPED']);
+    // cancelled in its channel while it waits for its warehouse: cancelled here, and the warehouse told to drop the parcel
+    const cancelled = await send(['PDD-4', 'CANCELLED']);
+    expect(cancelled.body.results.map(({ outcome, status }: { outcome: string; status: string }) => `${outcome} ${status}`)).toEqual(['advanced CANCELLED']);
+    expect(await steps(four!)).toEqual(['PAID -cancel/system-> CANCELLED: reported CANCELLED by pdd order PDD-4']);
+    const told = await api.deps.queues.fulfillment.getJobs(['waiting', 'delayed', 'active']);
+    expect(told.filter((job) => job.data.orderId === four).map((job) => job.name)).toEqual(['update-fulfilment']);
+    expect(await env.db.selectFrom('orders').select('order_id').where('source_channel', '=', 'pdd').execute()).toHaveLength(4);
+  });
+
+  it('moves an order on once when its channel sends the same update many times at once', async () => {
+    const admin = api.token('ops', 'admin');
+    const send = (status: string) => api.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'dy', orders: [partnerOrder('DY-1', status, 'dy-buyer')] } });
+    const orderId = (await send('PAID')).body.results[0].orderId as string;
+    const answers = await Promise.all(Array.from({ length: 40 }, () => send('COMPLETED')));
+    expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 200));
+    expect(new Set(answers.map((answer) => `${answer.body.results[0].orderId} ${answer.body.results[0].status}`))).toEqual(new Set([`${orderId} COMPLETED`]));
+    expect(answers.filter((answer) => answer.body.results[0].outcome === 'advanced').length).toBeGreaterThanOrEqual(1);
+    const history = await env.db.selectFrom('order_history').select(['action', 'to_status']).where('order_id', '=', orderId).orderBy('version').execute();
+    expect(history.map((step) => `${step.action} ${step.to_status}`)).toEqual(['checkout ACCEPTED', 'persist PAID', 'ship SHIPPED', 'deliver DELIVERED', 'complete COMPLETED']);
+  });
+
   it('imports overlapping batches (larger than a checkout’s body limit) sent at once in opposite orders: each order once, no request failing on a deadlock', async () => {
     const admin = api.token('ops', 'admin');
     const orders = Array.from({ length: 60 }, (_, i) => partnerOrder(`OV-${String(i).padStart(2, '0')}`, 'PAID', 'ov-buyer'));

@@ -188,12 +188,12 @@ export class OrderStateMachine {
   }
 
   /**
-   * The shortest sequence of actions this actor may fire from the initial state to
+   * The shortest sequence of actions this actor may fire from `from` (the initial state) to
    * `target` (guards aside); null when the actor cannot bring an order there.
    */
-  pathTo(target: string, actor: Actor): FiredTransition[] | null {
-    const paths = new Map<string, FiredTransition[]>([[this.process.initial, []]]);
-    const queue = [this.process.initial as string];
+  pathTo(target: string, actor: Actor, from: string = this.process.initial): FiredTransition[] | null {
+    const paths = new Map<string, FiredTransition[]>([[from, []]]);
+    const queue = [from];
     for (let state = queue.shift(); state !== undefined; state = queue.shift()) {
       if (state === target) return paths.get(state)!;
       for (const rule of this.process.transitions) {

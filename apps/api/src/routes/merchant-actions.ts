@@ -1,13 +1,12 @@
 import { offeredActions, offeredOnOwnChildren, ownPartStatus, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
-import { afterStaleOrderVersion, ProcessRepository, RefundRepository, retryTransaction, SHIPMENT_STEPS, type Database, type OrderView } from '@orders/persistence';
-import type { Transaction } from 'kysely';
+import { ProcessRepository, RefundRepository, type OrderView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { Principal } from '../plugins/auth.js';
 import { HttpProblem, forbidden, notFound } from '../problems.js';
 import { MERCHANT_ALONE, queuedActionRefusal, queuedOrderFor } from '../queued-orders.js';
 import { ULID_PATTERN, orderParamsSchema, problemRef } from '../schemas.js';
-import { followUp } from './order-engine-support.js';
+import { fireTableAction } from './order-engine-support.js';
 
 const ULID = new RegExp(ULID_PATTERN);
 const ACTION = '^[a-z_]{1,32}$';
@@ -64,7 +63,7 @@ const allowedActionsSchema = {
  * answers 409 ILLEGAL_TRANSITION.
  */
 export async function merchantActionRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
-  const { orders, metrics } = deps;
+  const { orders } = deps;
   const refunds = new RefundRepository(deps.db);
   const process = new ProcessRepository(deps.db);
 
@@ -175,19 +174,7 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       if (RETURN_DECISIONS.has(action)) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST /v1/orders/${orderId}/returns/:returnId/${RETURN_DECISIONS.get(action)!.verb}: it also settles the return`);
       const owner = REVERSE_FLOW_ROUTES.get(action);
       if (owner) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST ${owner(orderId)}: it also gives back coupons and records the refund`);
-      // a parcel moved on by hand (an imported order's, shipped by its merchant) moves its shipment as the warehouse's callback would
-      const shipment = Object.hasOwn(SHIPMENT_STEPS, action) ? SHIPMENT_STEPS[action as keyof typeof SHIPMENT_STEPS] : undefined;
-      const at = deps.clock();
-      const effects =
-        shipment &&
-        (async (trx: Transaction<Database>) => {
-          await ProcessRepository.advanceShipment(trx, orderId, shipment.from, shipment.to, { at });
-        });
-      const { order, fired } = await retryTransaction(() => orders.applyTransition({ orderId, action, actor, at, detail: request.body?.reason, ...(effects ? { effects } : {}) }), {
-        alsoAfter: afterStaleOrderVersion,
-      });
-      metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
-      await followUp(deps, order, fired.effects);
+      await fireTableAction(deps, { orderId, action, actor, detail: request.body?.reason });
       return orders.findOrder(orderId);
     },
   );

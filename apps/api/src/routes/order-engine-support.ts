@@ -1,5 +1,6 @@
-import type { Effect } from '@orders/domain';
-import { ProcessRepository, type OrderRow } from '@orders/persistence';
+import type { Actor, Effect } from '@orders/domain';
+import { afterStaleOrderVersion, ProcessRepository, retryTransaction, SHIPMENT_STEPS, type Database, type OrderRow } from '@orders/persistence';
+import type { Transaction } from 'kysely';
 import { enqueueEffects } from '@orders/queues';
 import type { AppDeps } from '../app-deps.js';
 
@@ -36,4 +37,26 @@ export class AlreadyApplied extends Error {
     super('already applied');
     this.name = 'AlreadyApplied';
   }
+}
+
+/**
+ * Fires one action of the order type's table that carries nothing but its state change and its
+ * follow-ups (a merchant's or an admin's action, a channel's reported step of an imported order).
+ * A parcel moved on by hand (an imported order's, shipped by its merchant or its channel) moves its
+ * shipment as the warehouse's callback would.
+ */
+export async function fireTableAction(deps: AppDeps, request: { orderId: string; action: string; actor: Actor; detail?: string }): Promise<void> {
+  const { orderId, action } = request;
+  const shipment = Object.hasOwn(SHIPMENT_STEPS, action) ? SHIPMENT_STEPS[action as keyof typeof SHIPMENT_STEPS] : undefined;
+  const at = deps.clock();
+  const effects =
+    shipment &&
+    (async (trx: Transaction<Database>) => {
+      await ProcessRepository.advanceShipment(trx, orderId, shipment.from, shipment.to, { at });
+    });
+  const { order, fired } = await retryTransaction(() => deps.orders.applyTransition({ ...request, at, ...(effects ? { effects } : {}) }), {
+    alsoAfter: afterStaleOrderVersion,
+  });
+  deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
+  await followUp(deps, order, fired.effects);
 }
