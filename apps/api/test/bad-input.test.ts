@@ -386,6 +386,22 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect([atList.status, atList.body.flashSale?.priceCents]).toEqual([201, 10_000]);
   });
 
+  it('refuses a flash sale opening before 1970 with 400 VALIDATION_FAILED, creating nothing: Redis counts its buyers from its start in milliseconds since then', async () => {
+    const admin = api.token('ops', 'admin');
+    const lamp = { title: 'Lamp', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh', stock: 5, deduction: 'placement' };
+    const sale = { priceCents: 5_000, startsAt: '1969-12-31T00:00:00Z', endsAt: new Date(Date.now() + 3_600_000).toISOString(), perUserLimit: 5 };
+    const refused = await api.request('POST', '/v1/admin/skus', { token: admin, body: { ...lamp, skuId: 'LAMP-SALE-1969', flashSale: sale } });
+    expect([refused.status, refused.body.code, refused.body.detail]).toEqual([400, 'VALIDATION_FAILED', expect.stringMatching(/^flashSale\.startsAt 1969-12-31T00:00:00Z is before 1970/)]);
+    expect(await api.deps.catalog.findSku('LAMP-SALE-1969')).toBeNull();
+    // from 1970 on it sells, to a buyer again and again up to the limit
+    const taken = await api.request('POST', '/v1/admin/skus', { token: admin, body: { ...lamp, skuId: 'LAMP-SALE-1970', flashSale: { ...sale, startsAt: '1970-01-01T00:00:00Z' } } });
+    expect(taken.status).toBe(201);
+    for (const key of ['sale-1970-a', 'sale-1970-b']) {
+      const checkout = await api.request('POST', '/v1/orders', { token: api.token('buyer-1970'), body: { items: [{ skuId: 'LAMP-SALE-1970', qty: 1 }], address: buyerAddress }, headers: { 'idempotency-key': key } });
+      expect([key, checkout.status]).toEqual([key, 202]);
+    }
+  });
+
   it('sets stock in Redis and the ledger together', async () => {
     const admin = api.token('ops', 'admin');
     const set = await api.request('PUT', '/v1/admin/skus/MUG/stock', { token: admin, body: { stock: 25 } });

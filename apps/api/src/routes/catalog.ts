@@ -12,8 +12,16 @@ import { instant, timeWindow } from '../time-window.js';
 
 type FlashSaleBody = { priceCents: number; startsAt: string; endsAt: string; perUserLimit: number };
 
-/** A flash sale as a body gives it, its times checked (timeWindow; `prefix`: where the body has it). */
-const flashSaleOf = (body: FlashSaleBody, prefix: string): FlashSale => ({ priceCents: body.priceCents, ...timeWindow(body, prefix), perUserLimit: body.perUserLimit });
+/**
+ * A flash sale as a body gives it, its times checked (timeWindow; `prefix`: where the body has it).
+ * Redis keeps its times, and names each buyer's count toward its limit, by milliseconds since 1970:
+ * a sale opening before then (a negative count) would fail every later checkout of its buyers.
+ */
+const flashSaleOf = (body: FlashSaleBody, prefix: string): FlashSale => {
+  const window = timeWindow(body, prefix);
+  if (window.startsAt.getTime() < 0) throw validationFailed(`${prefix}startsAt ${body.startsAt} is before 1970-01-01T00:00:00Z: a sale opening now may say so with any time since`);
+  return { priceCents: body.priceCents, ...window, perUserLimit: body.perUserLimit };
+};
 
 /** A SKU to create, as validated: a field the body leaves out has the schema's default (useDefaults). */
 interface SkuBody {
