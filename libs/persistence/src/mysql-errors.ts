@@ -173,9 +173,22 @@ const REFUSING_WRITES_FOR_NOW = new Set([
  * wait for the database, not fail.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
+  return isConnectionLost(error) || someCause(error, (code) => REFUSING_WRITES_FOR_NOW.has(code));
+}
+
+/**
+ * True when no answer came: MySQL unreachable, or the connection closed under the statement. A
+ * server also closes it on a statement past its `max_allowed_packet`, which then reads the same.
+ */
+export function isConnectionLost(error: unknown): boolean {
+  return someCause(error, (code) => UNREACHABLE.has(code), true);
+}
+
+/** Whether the error, or one of its causes, has a code `matches` takes (or, with `fatal`, is fatal to its connection). */
+function someCause(error: unknown, matches: (code: string) => boolean, fatal = false): boolean {
   for (let cause = error, depth = 0; typeof cause === 'object' && cause !== null && depth < 5; depth++) {
     const code = codeOf(cause);
-    if ((typeof code === 'string' && (UNREACHABLE.has(code) || REFUSING_WRITES_FOR_NOW.has(code))) || (cause as { fatal?: unknown }).fatal === true) return true;
+    if ((typeof code === 'string' && matches(code)) || (fatal && (cause as { fatal?: unknown }).fatal === true)) return true;
     cause = (cause as { cause?: unknown }).cause;
   }
   return false;

@@ -1,6 +1,6 @@
 import { DomainError, priceOrder, stateMachineFor, type AcceptedOrder, type Sku } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { CouponUsedUpMeanwhile, type CatalogRepository, type OrderRepository, type OrderToPersist, type PricingRepository } from '@orders/persistence';
+import { CouponUsedUpMeanwhile, StatementTooSlow, isConnectionLost, isDatabaseUnavailable, type CatalogRepository, type OrderRepository, type OrderToPersist, type PricingRepository } from '@orders/persistence';
 import { forgetCarriers, isPersistOrdersJob, schedulePaymentDeadlines, type OrderQueues, type PersistOrdersJob } from '@orders/queues';
 import type { Inventory } from '@orders/stock';
 
@@ -106,6 +106,7 @@ export class OrderWriter {
           written = await orders.persistAcceptedOrders(priced, now);
           break;
         } catch (error) {
+          if (priced.length > 1 && (await this.refusedForItsOrders(error))) return await this.writeInHalves(priced);
           // another batch took the coupon uses these orders were priced with: priced again from
           // what MySQL has now, they go without the coupon, as if their buyer had none left at
           // pricing, and the use goes back in Redis below
@@ -144,6 +145,26 @@ export class OrderWriter {
     } catch (error) {
       for (const pending of batch) pending.reject(error as Error);
     }
+  }
+
+  /**
+   * Whether MySQL refused the batch for what its orders hold (a row it will not take, a statement
+   * past its packet limit, which it answers by closing the connection: it answers the next one)
+   * rather than being away, slow or taking no writes, or another batch taking coupon uses: written
+   * whole again, it would fail again, and with it every job whose orders share it, until all of
+   * them are dead letters.
+   */
+  private async refusedForItsOrders(error: unknown): Promise<boolean> {
+    if (error instanceof CouponUsedUpMeanwhile || error instanceof StatementTooSlow) return false;
+    if (isConnectionLost(error)) return this.deps.orders.answers();
+    return !isDatabaseUnavailable(error);
+  }
+
+  /** Halves written on their own, down to single orders: only the orders MySQL refuses fail, each with its own error. */
+  private async writeInHalves(batch: Pending[]): Promise<void> {
+    const half = Math.ceil(batch.length / 2);
+    await this.write(batch.slice(0, half));
+    await this.write(batch.slice(half));
   }
 
   /** The batch's orders priced with the rules of their acceptance; one that cannot be priced is refused alone. */
