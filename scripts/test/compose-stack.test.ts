@@ -97,11 +97,15 @@ describe('docker compose: the whole stack with one command', () => {
     }
   });
 
-  it('checks the health of every long-running service', () => {
+  it('checks the health of every long-running service, and brings each back after a crash or a reboot', () => {
     for (const [name, service] of Object.entries(services)) {
       if (oneShot(service) || onRequest(service)) continue;
       expect(service.healthcheck?.test, `${name} has a healthcheck`).toBeDefined();
+      // Redis or MySQL left down after a reboot keeps the api restarting and the workers waiting; Prometheus down, no alert fires
+      expect(service.restart, `${name} restarts`).toBe('unless-stopped');
     }
+    // redis-cli exits 0 on an error reply (LOADING): only a PONG is healthy
+    expect(services.redis!.healthcheck!.test.join(' ')).toContain('grep -q PONG');
   });
 
   it('starts each service only once what it needs is healthy (or, for one-shot jobs, done)', () => {
@@ -113,8 +117,9 @@ describe('docker compose: the whole stack with one command', () => {
       }
     }
     // replicas never race each other to migrate: one migration runs first
-    for (const name of ['api', 'worker-orders', 'worker-lifecycle']) {
-      expect(services[name]!.depends_on?.migrate?.condition).toBe('service_completed_successfully');
+    for (const name of ['api', 'worker-orders', 'worker-lifecycle', 'mysql-grafana-user']) {
+      expect(services[name]!.depends_on?.migrate?.condition, name).toBe('service_completed_successfully');
+      if (name === 'mysql-grafana-user') continue;
       expect(envOf(name).MIGRATE_ON_START).toBe('false');
     }
   });
@@ -164,6 +169,8 @@ describe('docker compose: the whole stack with one command', () => {
     // on the host only unless PUBLISH_ADDRESS says otherwise: the file ships committed secrets
     expect(withDefaults(services.api!.ports![0]!)).toMatch(/^127\.0\.0\.1:3000-3001:/);
     for (const name of ['prometheus', 'grafana']) expect(withDefaults(services[name]!.ports![0]!)).toMatch(/^127\.0\.0\.1:/);
+    // whatever PUBLISH_ADDRESS says: Prometheus has no login, and its lifecycle endpoints stop it
+    expect(services.prometheus!.ports![0]).toMatch(/^127\.0\.0\.1:/);
     expect(services.prometheus!.ports!.map(containerPort)).toEqual([9090]);
     expect(services.grafana!.ports!.map(containerPort)).toEqual([3000]);
   });

@@ -44,8 +44,9 @@ const url = (protocols: string[]): Parser<string> => (raw, name) => {
   try {
     parsed = new URL(raw);
   } catch {
-    // a URL's password is not printed, though the URL does not parse: what lies between // and @
-    throw new Error(`${name} must be a URL (${protocols.join(' or ')}), got '${raw.replace(/\/\/[^/]*@/, '//***@')}'`);
+    // a URL's password is not printed, though the URL does not parse: what lies between // and the last @
+    // (a password may hold / or @ itself: that is often why it does not parse)
+    throw new Error(`${name} must be a URL (${protocols.join(' or ')}), got '${raw.replace(/\/\/.*@/, '//***@')}'`);
   }
   if (!protocols.includes(parsed.protocol)) {
     throw new Error(`${name} must use ${protocols.join(' or ')}, got '${parsed.protocol}'`);

@@ -62,4 +62,12 @@ describe('configuration an operator sets at 3 a.m.', () => {
     expect(message).toContain("REDIS_URL must be a URL (redis: or rediss:), got 'redis://***@redis:70000'");
     expect(message).not.toMatch(/s3cret|an0ther/);
   });
+
+  it('hides a password holding / or @ too, the usual reason such a URL does not parse (openssl rand -base64 writes /)', () => {
+    for (const password of ['Ab3/x+Yz=', 'p#ss@w0rd']) {
+      const message = problemsOf({ MYSQL_URL: `mysql://orders:${password}@mysql:3306/orders` });
+      expect(message).toContain("MYSQL_URL must be a URL (mysql:), got 'mysql://***@mysql:3306/orders'");
+      expect(message).not.toContain(password.slice(0, 3));
+    }
+  });
 });
