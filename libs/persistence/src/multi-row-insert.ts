@@ -8,7 +8,7 @@ import type { Database } from './schema.js';
  * as MySQL away, and the batch, sent again whole, never got in. A drain's batch of hundreds of
  * orders is one statement per table well within it; a batch of large carts is several.
  */
-export const STATEMENT_VALUE_BUDGET_BYTES = 2 * 1024 * 1024;
+const STATEMENT_VALUE_BUDGET_BYTES = 2 * 1024 * 1024;
 
 /**
  * Multi-row INSERTs whose rows travel as ONE parameter, a list of lists that mysql2
@@ -23,7 +23,6 @@ export async function insertRows<T extends keyof Database & string>(
   db: Kysely<Database>,
   table: T,
   rows: ReadonlyArray<Insertable<Database[T]>>,
-  budgetBytes = STATEMENT_VALUE_BUDGET_BYTES,
 ): Promise<void> {
   const first = rows[0];
   if (first === undefined) return;
@@ -35,7 +34,7 @@ export async function insertRows<T extends keyof Database & string>(
   for (const row of rows) {
     const value = columns.map((column) => datetimes.of(row[column]));
     const size = sizeOf(value);
-    if (values.length > 0 && bytes + size > budgetBytes) {
+    if (values.length > 0 && bytes + size > STATEMENT_VALUE_BUDGET_BYTES) {
       await sql`${into}${values}`.execute(db);
       [values, bytes] = [[], 0];
     }
