@@ -32,6 +32,35 @@ describe('a webhook URL that the uri format takes and fetch cannot reach', () =>
     expect((await api.request('POST', '/v1/admin/webhooks', { token: admin, body: { url: 'http://crm.example.com:8443/orders' } })).status).toBe(201);
   });
 
+  it("refuses, where WEBHOOK_PRIVATE_RECEIVERS is false (production), a receiver on the shop's own networks, which the workers' signed POSTs would reach from inside", async () => {
+    const production = await startApi({ ...env, config: { ...env.config, WEBHOOK_PRIVATE_RECEIVERS: false } });
+    try {
+      for (const url of [
+        'http://169.254.169.254/latest/meta-data/',
+        'http://127.0.0.1:9464/metrics',
+        'http://localhost:3000/v1/admin/orders',
+        'http://[::1]:6379/',
+        'http://[::ffff:10.0.0.5]/',
+        'http://10.0.0.5/',
+        'http://172.20.1.1/',
+        'http://192.168.1.1/',
+        'http://0.0.0.0:3306/',
+      ]) {
+        const hook = await production.request('POST', '/v1/admin/webhooks', { token: admin, body: { url } });
+        expect([url, hook.status, hook.body.code, hook.body.detail]).toEqual([url, 400, 'VALIDATION_FAILED', expect.stringMatching(/^body\/url: its host .* an address of the shop's own networks/)]);
+      }
+      const unknown = await production.request('POST', '/v1/admin/webhooks', { token: admin, body: { url: 'http://crm.invalid/orders' } });
+      expect([unknown.status, unknown.body.detail]).toEqual([400, 'body/url: its host crm.invalid resolves to no address a delivery could be sent to']);
+      // a receiver outside them is taken
+      expect((await production.request('POST', '/v1/admin/webhooks', { token: admin, body: { url: 'https://203.0.113.10/orders' } })).status).toBe(201);
+    } finally {
+      await production.close();
+    }
+    const hooks = (await api.request('GET', '/v1/admin/webhooks', { token: admin })).body.items as Array<{ url: string; webhookId: string }>;
+    expect(hooks.map((hook) => hook.url)).toContain('https://203.0.113.10/orders');
+    for (const hook of hooks.filter((hook) => hook.url.startsWith('https://203.'))) await api.request('DELETE', `/v1/admin/webhooks/${hook.webhookId}`, { token: admin });
+  });
+
   it("keeps a removed webhook's delivery log readable, as its DELETE says", async () => {
     const hook = await api.request('POST', '/v1/admin/webhooks', { token: admin, body: { url: 'http://crm.example.com/removed' } });
     const webhookId = hook.body.webhookId as string;

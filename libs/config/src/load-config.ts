@@ -277,6 +277,8 @@ const schema = {
   WEBHOOK_MAX_BACKOFF_MS: POSITIVE_MS,
   /** how long each webhook delivery attempt stays in its log (GET /v1/admin/webhooks/:webhookId/deliveries) before the publisher deletes it */
   WEBHOOK_DELIVERIES_KEPT_MS: int(60_000),
+  /** whether a webhook may name a receiver on the shop's own networks (loopback, private, link-local); production: no */
+  WEBHOOK_PRIVATE_RECEIVERS: flag,
   /** requests per RATE_LIMIT_WINDOW_MS: per authenticated user, and per IP for anonymous requests only */
   RATE_LIMIT_WINDOW_MS: int(1000),
   RATE_LIMIT_PER_USER: POSITIVE,

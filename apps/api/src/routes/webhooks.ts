@@ -4,6 +4,7 @@ import { orderEventStreamKey } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import { ulid } from 'ulid';
 import type { AppDeps } from '../app-deps.js';
+import { addressInside } from '../private-networks.js';
 import { notFound, validationFailed } from '../problems.js';
 import { ULID_PATTERN, noFieldsBody, problemRef } from '../schemas.js';
 
@@ -67,6 +68,8 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
       schema: {
         tags: ['admin'],
         summary: 'Register a webhook for order events; the response carries its signing secret, shown only here',
+        description:
+          "400 VALIDATION_FAILED for a URL no delivery could reach (its host or port, credentials in it) and, where WEBHOOK_PRIVATE_RECEIVERS is false (production), for a host that is or resolves to an address of the shop's own networks (loopback, private, link-local) or to none.",
         body: {
           type: 'object',
           required: ['url'],
@@ -86,6 +89,8 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
       const { username, password, port } = new URL(request.body.url);
       if (port === '0') throw validationFailed('body/url: port 0 is no port a delivery could be sent to');
       if (username || password) throw validationFailed('body/url: a webhook URL carries no credentials (user:pass@); the receiver checks the signature made with the secret this answer gives');
+      // the workers would POST to the shop's own hosts (its MySQL, Redis, metadata service): a stolen admin token's way in
+      if (!deps.config.WEBHOOK_PRIVATE_RECEIVERS) await refuseReceiverInside(new URL(request.body.url).hostname);
       // events from now on: the cursor starts at the stream's newest entry
       const newest = await deps.redis.xrevrange(streamKey, '+', '-', 'COUNT', 1);
       const row = {
@@ -145,4 +150,17 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
       return { items: rows.map(deliveryView), nextBefore: rows.length === request.query.limit ? rows.at(-1)!.delivery_id : null };
     },
   );
+}
+
+/** 400 for a receiver whose host is, or resolves to, an address of the shop's own networks, or to nothing. */
+async function refuseReceiverInside(host: string): Promise<void> {
+  let inside: string | null;
+  try {
+    inside = await addressInside(host);
+  } catch {
+    throw validationFailed(`body/url: its host ${host} resolves to no address a delivery could be sent to`);
+  }
+  if (inside !== null) {
+    throw validationFailed(`body/url: its host ${host} is ${inside}, an address of the shop's own networks (loopback, private, link-local): webhooks go to receivers outside them unless WEBHOOK_PRIVATE_RECEIVERS=true`);
+  }
 }
