@@ -1,6 +1,6 @@
 import type { Config } from '@orders/config';
 import { createMetrics } from '@orders/metrics';
-import { CatalogRepository, OrderRepository, StockLedgerRepository, createDb, migrateDatabase, orderListOptionsOf } from '@orders/persistence';
+import { CatalogRepository, OrderRepository, StockLedgerRepository, awaitSchema, createDb, migrateDatabase, orderListOptionsOf } from '@orders/persistence';
 import { createOrderQueues } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf, connectRedis, logRedisOutages, type ConnectionLog } from '@orders/stock';
 import type { AppDeps } from './app-deps.js';
@@ -16,9 +16,15 @@ export interface ApiConnections extends AppDeps {
   close(): Promise<void>;
 }
 
-export async function connectApi(config: Config, options: { migrate?: boolean } = {}): Promise<ApiConnections> {
+/** Until MySQL holds the migrations this build needs (awaitSchema), saying so on stderr: started before the deploy's migrate step ran. */
+export function awaitMigrations(config: Config): Promise<void> {
+  return awaitSchema(config.MYSQL_URL, { waiting: (pending) => console.warn(`waiting for the migrations this build needs (${pending.join(', ')}): the api listens once they have run (the deploy's migrate step)`) });
+}
+
+export async function connectApi(config: Config, options: { migrate?: boolean; awaitSchema?: boolean } = {}): Promise<ApiConnections> {
   // before the server and its logger: a start waiting on MySQL says so on stderr
   if (options.migrate) await migrateDatabase(config.MYSQL_URL, { stillMigrating: (message) => console.warn(message) });
+  else if (options.awaitSchema) await awaitMigrations(config);
   const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE, config.MYSQL_QUERY_TIMEOUT_MS);
   const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS });
   // ioredis' connect() says only "Connection is closed." of a server it never reached; its error event says why

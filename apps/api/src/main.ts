@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { ConfigError, loadConfig, type Config } from '@orders/config';
 import { serveClusterMetrics } from '@orders/metrics';
 import { buildApp } from './app.js';
-import { connectApi } from './connect.js';
+import { awaitMigrations, connectApi } from './connect.js';
 
 /**
  * API_PROCESSES > 1: this process migrates once, then forks that many api processes that
@@ -14,6 +14,7 @@ import { connectApi } from './connect.js';
  */
 async function supervise(config: Config) {
   if (process.env.MIGRATE_ON_START !== 'false') await (await connectApi(config, { migrate: true })).close();
+  else await awaitMigrations(config);
   let closingOn: NodeJS.Signals | undefined;
   let unclean = false;
   let forceExit: NodeJS.Timeout | undefined;
@@ -66,7 +67,9 @@ async function supervise(config: Config) {
 async function main() {
   const config = loadConfig();
   if (config.API_PROCESSES > 1 && cluster.isPrimary) return supervise(config);
-  const deps = await connectApi(config, { migrate: process.env.MIGRATE_ON_START !== 'false' });
+  const migrate = process.env.MIGRATE_ON_START !== 'false';
+  // a process its primary forked after migrating need not look
+  const deps = await connectApi(config, { migrate, awaitSchema: !migrate && cluster.isPrimary });
   if (cluster.isWorker) deps.metrics.shareWithCluster();
   const app = await buildApp(deps);
   deps.logRedisOutages(app.log);

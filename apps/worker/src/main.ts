@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from '@orders/config';
-import { migrateDatabase } from '@orders/persistence';
+import { awaitSchema, migrateDatabase } from '@orders/persistence';
 import { startMetricsServer } from './metrics-server.js';
 import { connectWorker, startWorkers } from './worker-app.js';
 import { workerLog } from './worker-log.js';
@@ -9,6 +9,7 @@ async function main() {
   const config = loadConfig();
   const log = workerLog(config.LOG_LEVEL);
   if (process.env.MIGRATE_ON_START !== 'false') await migrateDatabase(config.MYSQL_URL, { stillMigrating: (message) => log.warn(message) });
+  else await awaitSchema(config.MYSQL_URL, { waiting: (pending) => log.warn({ pending }, 'waiting for the migrations this build needs: no job is taken until they have run (the deploy\'s migrate step)') });
   const deps = connectWorker(config, log);
   const running = startWorkers(deps);
   const server = await startMetricsServer(deps.metrics, config.WORKER_METRICS_PORT, config.HOST, () => running.ready());

@@ -199,6 +199,36 @@ export async function migrateDatabase(mysqlUrl: string, { stillMigrating }: { st
   }
 }
 
+/** How often a process started before its migrations looks again, and says it waits, once in how many looks. */
+const SCHEMA_LOOKED_AT_EVERY_MS = 2_000;
+const SCHEMA_WAIT_SAID_EVERY = 15;
+
+/**
+ * Waits until MySQL holds every migration this build knows: a process started without migrating
+ * (MIGRATE_ON_START=false) before the deploy's migration ran would run its jobs against tables
+ * or columns not there yet, each failure spending an attempt, accepted orders ending in the dead
+ * letters. It says what it waits for every half minute. A MySQL that does not answer is not
+ * waited for: the process starts, and waits out the outage as it would have (the intake takes
+ * checkouts without MySQL, the workers' jobs wait for it without spending attempts).
+ */
+export async function awaitSchema(mysqlUrl: string, { waiting }: { waiting: (pending: string[]) => void }): Promise<void> {
+  const { db } = createDb(mysqlUrl, 1, ANSWER_AT_START_MS);
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+  try {
+    for (let look = 0; ; look++) {
+      const pending = await migrator.getMigrations().then(
+        (known) => known.filter((migration) => migration.executedAt === undefined).map((migration) => migration.name),
+        () => [],
+      );
+      if (pending.length === 0) return;
+      if (look % SCHEMA_WAIT_SAID_EVERY === 0) waiting(pending);
+      await new Promise((resolve) => setTimeout(resolve, SCHEMA_LOOKED_AT_EVERY_MS));
+    }
+  } finally {
+    await db.destroy();
+  }
+}
+
 /** Applies every pending migration; throws with the failing migration's name. */
 export async function migrateToLatest(db: OrderDb): Promise<MigrationResultSet> {
   const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });

@@ -1,4 +1,4 @@
-export { createDb, ensureDatabase, migrateDatabase, migrateToLatest, mysqlStartFailure, urlWithoutPassword } from './connection.js';
+export { awaitSchema, createDb, ensureDatabase, migrateDatabase, migrateToLatest, mysqlStartFailure, urlWithoutPassword } from './connection.js';
 export { StatementTooSlow, isConnectionLost, isDatabaseUnavailable, isTransientRefusal, retryTransaction, serializedWithoutStatementValues, withoutStatementValues } from './mysql-errors.js';
 export type { OrderDb } from './connection.js';
 export { CatalogRepository, toSku } from './catalog-repository.js';
