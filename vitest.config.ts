@@ -8,15 +8,14 @@ import LongestFirstSequencer from './vitest.sequencer.js';
  * Tests that need one Redis by nature (a restarted redis-server, the Lua scripts' own
  * tests on a plain connection) stay in the single-Redis project only, as do those whose keys and
  * scripts files here cover already (a return restocks as a paid cancel does; a killed worker's
- * job and a breaker's retries run the same jobs again), to keep the suite within its 10 minutes.
+ * job and a breaker's retries run the same jobs again; a merchant's action and an import move
+ * orders in MySQL, their follow-up jobs those of order-life), to keep the suite within its 10 minutes.
  */
 const ON_A_REDIS_CLUSTER = [
   'apps/api/test/flash-sale-checkout.test.ts',
   'apps/api/test/flash-sale-changes.test.ts',
   'apps/api/test/bad-input.test.ts',
   'apps/api/test/pricing-admin.test.ts',
-  'apps/api/test/merchant-actions.test.ts',
-  'apps/api/test/order-import.test.ts',
   'apps/worker/test/order-life.test.ts',
   'apps/worker/test/order-types-life.test.ts',
   'apps/worker/test/reverse-flows.test.ts',
