@@ -1,7 +1,6 @@
-import type { AcceptedOrder } from '@orders/domain';
 import { CatalogRepository } from '@orders/persistence';
 import { PersistOrderBatcher, createOrderQueues, enqueuePersistOrder, enqueuePersistOrders, type OrderQueues } from '@orders/queues';
-import { buyerAddress, createTestEnv, waitFor, type TestEnv } from '@orders/testing';
+import { acceptedOrder, createTestEnv, waitFor, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,16 +13,7 @@ describe('persist jobs that carry several orders (the intake batches one event-l
   let workers: RunningWorkers | undefined;
   const acceptedAt = new Date();
 
-  const order = (n: number): AcceptedOrder => ({
-    orderId: `01JBATCH${String(n).padStart(18, '0')}`,
-    userId: `batch-buyer-${n}`,
-    type: 'standard',
-    items: [{ skuId: 'MUG', qty: 1 }],
-    address: buyerAddress,
-    couponCode: null,
-    acceptedAt: acceptedAt.toISOString(),
-    paymentDeadline: new Date(acceptedAt.getTime() + 1_800_000).toISOString(),
-  });
+  const order = (n: number) => acceptedOrder('01JBATCH', n, acceptedAt);
 
   beforeAll(async () => {
     env = await createTestEnv('batched_persist_jobs', { PERSIST_BUSY_INTERVAL_MS: String(BUSY_INTERVAL_MS) });

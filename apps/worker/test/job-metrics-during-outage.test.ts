@@ -1,8 +1,7 @@
 import { loadConfig } from '@orders/config';
-import type { AcceptedOrder } from '@orders/domain';
 import { CatalogRepository } from '@orders/persistence';
 import { JOB, QUEUE, createOrderQueues, enqueuePersistOrder, type OrderQueues } from '@orders/queues';
-import { buyerAddress, createTestEnv, startTcpProxy, waitFor, type TcpProxy, type TestEnv } from '@orders/testing';
+import { acceptedOrder, createTestEnv, startTcpProxy, waitFor, type TcpProxy, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,16 +15,7 @@ describe('job metrics while MySQL is unreachable (through a TCP proxy that refus
   let workers: RunningWorkers;
   const acceptedAt = new Date();
 
-  const order = (n: number): AcceptedOrder => ({
-    orderId: `01JMETRIC${String(n).padStart(17, '0')}`,
-    userId: `metrics-buyer-${n}`,
-    type: 'standard',
-    items: [{ skuId: 'LAMP', qty: 1 }],
-    address: buyerAddress,
-    couponCode: null,
-    acceptedAt: acceptedAt.toISOString(),
-    paymentDeadline: new Date(acceptedAt.getTime() + 1_800_000).toISOString(),
-  });
+  const order = (n: number) => acceptedOrder('01JMETRIC', n, acceptedAt, { items: [{ skuId: 'LAMP', qty: 1 }] });
 
   /** The persist-order series of a worker histogram (job_duration_seconds, job_wait_seconds), as a scrape of the worker's /metrics shows it. */
   async function persistJobs(histogram: 'jobDuration' | 'jobWait'): Promise<{ count: number; sum: number }> {

@@ -1,7 +1,6 @@
-import type { AcceptedOrder } from '@orders/domain';
 import { CatalogRepository } from '@orders/persistence';
 import { enqueuePersistOrders } from '@orders/queues';
-import { createTestEnv, waitFor, type TestEnv } from '@orders/testing';
+import { acceptedOrder, createTestEnv, waitFor, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, workerLog, type RunningWorkers } from '@orders/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -40,16 +39,8 @@ describe('a persist batch as large as the config allows', () => {
 
   it('writes every order of it, none dead-lettered', async () => {
     const acceptedAt = new Date();
-    const orders: AcceptedOrder[] = Array.from({ length: ORDERS }, (_, i) => ({
-      orderId: `01JB1G${String(i).padStart(20, '0')}`,
-      userId: `buyer-${String(i).padStart(58, '0')}`,
-      type: 'standard',
-      items: Array.from({ length: LINES }, (_, n) => ({ skuId: skuIdOf(n), qty: 999 })),
-      address: longestAddress,
-      couponCode: null,
-      acceptedAt: acceptedAt.toISOString(),
-      paymentDeadline: new Date(acceptedAt.getTime() + 1_800_000).toISOString(),
-    }));
+    const items = Array.from({ length: LINES }, (_, n) => ({ skuId: skuIdOf(n), qty: 999 }));
+    const orders = Array.from({ length: ORDERS }, (_, i) => acceptedOrder('01JB1G', i, acceptedAt, { userId: `buyer-${String(i).padStart(58, '0')}`, items, address: longestAddress }));
     const deps = connectWorker(env.config, workerLog('silent'));
     // as the intake enqueues them: ORDERS_PER_JOB orders a job
     for (let i = 0; i < orders.length; i += ORDERS_PER_JOB) await enqueuePersistOrders(deps.queues, orders.slice(i, i + ORDERS_PER_JOB));

@@ -1,7 +1,7 @@
 import type { AcceptedOrder } from '@orders/domain';
 import { CatalogRepository } from '@orders/persistence';
 import { enqueuePersistOrders } from '@orders/queues';
-import { buyerAddress, createTestEnv, waitFor, type TestEnv } from '@orders/testing';
+import { acceptedOrder, createTestEnv, waitFor, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, workerLog, type RunningWorkers, type WorkerDeps } from '@orders/worker';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,16 +17,7 @@ describe('one order MySQL refuses in a persist batch', () => {
   let deps: WorkerDeps;
   let workers: RunningWorkers | undefined;
   const acceptedAt = new Date();
-  const order = (n: number, userId = `buyer-${n}`): AcceptedOrder => ({
-    orderId: `01JBAD${String(n).padStart(20, '0')}`,
-    userId,
-    type: 'standard',
-    items: [{ skuId: 'MUG', qty: 1 }],
-    address: buyerAddress,
-    couponCode: null,
-    acceptedAt: acceptedAt.toISOString(),
-    paymentDeadline: new Date(acceptedAt.getTime() + 1_800_000).toISOString(),
-  });
+  const order = (n: number, userId = `buyer-${n}`) => acceptedOrder('01JBAD', n, acceptedAt, { userId });
 
   beforeAll(async () => {
     env = await createTestEnv('one_bad_order', { WORKER_QUEUES: 'orders', JOB_ATTEMPTS: '3', JOB_BACKOFF_MS: '50', PERSIST_BATCH_WAIT_MS: '200', STRANDED_ORDER_AFTER_MS: '3600000' });
