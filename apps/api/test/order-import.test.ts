@@ -177,8 +177,14 @@ describe('importing orders from other business order systems', () => {
     const cancelled = await send(['PDD-4', 'CANCELLED']);
     expect(cancelled.body.results.map(({ outcome, status }: { outcome: string; status: string }) => `${outcome} ${status}`)).toEqual(['advanced CANCELLED']);
     expect(await steps(four!)).toEqual(['PAID -cancel/system-> CANCELLED: reported CANCELLED by pdd order PDD-4']);
-    const told = await api.deps.queues.fulfillment.getJobs(['waiting', 'delayed', 'active']);
-    expect(told.filter((job) => job.data.orderId === four).map((job) => job.name)).toEqual(['update-fulfilment']);
+    const toldOf = async () => (await api.deps.queues.fulfillment.getJobs(['waiting', 'delayed', 'active'])).filter((job) => job.data.orderId === four);
+    const told = await toldOf();
+    expect(told.map((job) => job.name)).toEqual(['update-fulfilment']);
+    // that job lost (Redis away as the cancel committed): the channel's next sending tells the warehouse again
+    await told[0]!.remove();
+    const again2 = await send(['PDD-4', 'CANCELLED']);
+    expect(again2.body.results.map(({ outcome, status }: { outcome: string; status: string }) => `${outcome} ${status}`)).toEqual(['duplicate CANCELLED']);
+    expect((await toldOf()).map((job) => job.name)).toEqual(['update-fulfilment']);
     expect(await env.db.selectFrom('orders').select('order_id').where('source_channel', '=', 'pdd').execute()).toHaveLength(4);
   });
 

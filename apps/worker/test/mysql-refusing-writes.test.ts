@@ -7,8 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 /**
  * A loopback proxy to MariaDB that, while `readOnly`, answers every write statement (COM_QUERY
  * beginning INSERT/UPDATE/DELETE/REPLACE) with the server error `refusal`: as a server started
- * with --read-only does (ERR 1290 ER_OPTION_PREVENTS_STATEMENT: a failover's old primary), or one
- * whose disk is full (ERR 1114 ER_RECORD_FILE_FULL).
+ * with --read-only does (ERR 1290 ER_OPTION_PREVENTS_STATEMENT: a failover's old primary).
  * Reads, BEGIN/COMMIT/ROLLBACK and the handshake go through untouched.
  */
 async function startReadOnlySwitch(target: { host: string; port: number }, refusal: { errno: number; message: string }) {

@@ -1,8 +1,8 @@
 import type { AcceptedOrder } from '@orders/domain';
-import { CatalogRepository } from '@orders/persistence';
+import { CatalogRepository, OrderRepository, PricingRepository } from '@orders/persistence';
 import { enqueuePersistOrders } from '@orders/queues';
 import { acceptedOrder, createTestEnv, waitFor, type TestEnv } from '@orders/testing';
-import { connectWorker, startWorkers, workerLog, type RunningWorkers, type WorkerDeps } from '@orders/worker';
+import { OrderWriter, connectWorker, startWorkers, workerLog, type RunningWorkers, type WorkerDeps } from '@orders/worker';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -75,4 +75,21 @@ describe('one order MySQL refuses in a persist batch', () => {
     expect(written.sort()).toEqual([...jobA, ...jobC, ...jobB.slice(0, 4)].map((o) => o.orderId).sort());
     expect((await deps.queues.orders.getJobCounts('failed')).failed).toBe(before + 1);
   }, 60_000);
+
+  it('writes a batch MySQL refuses whole (a node not ready, no order of its own) no more times than before: it is not halved down to every order', async () => {
+    await sql.raw(`CREATE TRIGGER refuse_every_order BEFORE INSERT ON orders FOR EACH ROW SIGNAL SQLSTATE '08S01' SET MESSAGE_TEXT = 'WSREP has not yet prepared node for application use', MYSQL_ERRNO = 1047`).execute(env.db);
+    try {
+      let writes = 0;
+      const persist = deps.orders.persistAcceptedOrders.bind(deps.orders);
+      // counted as they reach MySQL, which refuses each whole
+      deps.orders.persistAcceptedOrders = (batch, now) => ((writes += 1), persist(batch, now));
+      const writer = new OrderWriter({ ...deps, pricing: new PricingRepository(deps.db) }, { batchSize: 64, batchWaitMs: 200, busyIntervalMs: 0 });
+      const outcomes = await Promise.allSettled(Array.from({ length: 64 }, (_, i) => writer.persist(order(100 + i))));
+      expect(outcomes.map((outcome) => outcome.status)).toEqual(outcomes.map(() => 'rejected'));
+      expect(writes).toBe(1);
+    } finally {
+      deps.orders.persistAcceptedOrders = OrderRepository.prototype.persistAcceptedOrders.bind(deps.orders);
+      await sql.raw('DROP TRIGGER refuse_every_order').execute(env.db);
+    }
+  });
 });

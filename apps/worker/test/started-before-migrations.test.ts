@@ -1,4 +1,4 @@
-import { ensureDatabase, migrateDatabase } from '@orders/persistence';
+import { awaitSchema, ensureDatabase, migrateDatabase } from '@orders/persistence';
 import { createTestEnv, freePort, httpClient, spawnApp, waitFor, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,19 @@ describe('an api and a worker started before their migrations ran', () => {
     await Promise.all(started.map((process) => process.killAll()));
     await sql.raw(`DROP DATABASE IF EXISTS \`${new URL(bareUrl).pathname.slice(1)}\``).execute(env.db);
     await env?.cleanup();
+  });
+
+  it('wait for a database not created yet as for one not migrated yet', async () => {
+    const missing = new URL(bareUrl);
+    missing.pathname = `${missing.pathname}_missing`;
+    const said: string[][] = [];
+    const waited = awaitSchema(missing.toString(), { waiting: (pending) => said.push(pending) }).then(() => 'started');
+    expect(await Promise.race([waited, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 2_500))])).toBe('still waiting');
+    expect(said[0]!.length).toBeGreaterThan(0);
+    // the deploy's migrate step creates and migrates it
+    await migrateDatabase(missing.toString());
+    expect(await waited).toBe('started');
+    await sql.raw(`DROP DATABASE \`${missing.pathname.slice(1)}\``).execute(env.db);
   });
 
   it('wait, saying what for, take no job and answer no request until the migrations have run, then start', async () => {

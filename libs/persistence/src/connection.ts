@@ -2,7 +2,7 @@ import { Kysely, Migrator, MysqlDialect, type MigrationResultSet, type MysqlPool
 import { createPool, type Pool, type PoolConnection, type PoolOptions } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
 import { migrations } from './migrations/index.js';
-import { StatementTooSlow, isNoSuchThread, isStatementTimeout } from './mysql-errors.js';
+import { StatementTooSlow, isConnectionLost, isNoSuchThread, isStatementTimeout } from './mysql-errors.js';
 import type { Database } from './schema.js';
 
 export type OrderDb = Kysely<Database>;
@@ -207,9 +207,11 @@ const SCHEMA_WAIT_SAID_EVERY = 15;
  * Waits until MySQL holds every migration this build knows: a process started without migrating
  * (MIGRATE_ON_START=false) before the deploy's migration ran would run its jobs against tables
  * or columns not there yet, each failure spending an attempt, accepted orders ending in the dead
- * letters. It says what it waits for every half minute. A MySQL that does not answer is not
- * waited for: the process starts, and waits out the outage as it would have (the intake takes
- * checkouts without MySQL, the workers' jobs wait for it without spending attempts).
+ * letters. It says what it waits for every half minute; a database not created yet (the migrate
+ * step creates it) is waited for alike. A MySQL that does not answer (in time) is not waited for: the
+ * process starts, and waits out the outage as it would have (the intake takes checkouts without
+ * MySQL, the workers' jobs wait for it without spending attempts). Any other answer (access
+ * denied) stops the start with it.
  */
 export async function awaitSchema(mysqlUrl: string, { waiting }: { waiting: (pending: string[]) => void }): Promise<void> {
   const { db } = createDb(mysqlUrl, 1, ANSWER_AT_START_MS);
@@ -218,7 +220,11 @@ export async function awaitSchema(mysqlUrl: string, { waiting }: { waiting: (pen
     for (let look = 0; ; look++) {
       const pending = await migrator.getMigrations().then(
         (known) => known.filter((migration) => migration.executedAt === undefined).map((migration) => migration.name),
-        () => [],
+        (error: unknown) => {
+          if (isConnectionLost(error) || error instanceof StatementTooSlow) return [];
+          if ((error as { code?: unknown }).code === 'ER_BAD_DB_ERROR') return Object.keys(migrations);
+          throw error;
+        },
       );
       if (pending.length === 0) return;
       if (look % SCHEMA_WAIT_SAID_EVERY === 0) waiting(pending);

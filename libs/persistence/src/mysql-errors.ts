@@ -177,18 +177,46 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 /**
+ * What a server answers of a row it will not take, whatever the other rows of the statement: a value
+ * too long, out of range or malformed for its column, a NULL where none goes, a constraint it breaks.
+ */
+const ROW_REFUSALS = new Set([
+  'ER_DATA_TOO_LONG',
+  'ER_DATA_OUT_OF_RANGE',
+  'ER_WARN_DATA_OUT_OF_RANGE',
+  'ER_TRUNCATED_WRONG_VALUE',
+  'ER_TRUNCATED_WRONG_VALUE_FOR_FIELD',
+  'ER_INVALID_CHARACTER_STRING',
+  'ER_INVALID_JSON_TEXT',
+  'ER_BAD_NULL_ERROR',
+  'ER_WARN_NULL_TO_NOTNULL',
+  'ER_NO_REFERENCED_ROW_2',
+  'ER_CHECK_CONSTRAINT_VIOLATED',
+]);
+
+/** True when the server refused a row of the statement for what it holds (ROW_REFUSALS): the statement's other rows may be taken without it. */
+export function isRowRefused(error: unknown): boolean {
+  return someCause(error, (code) => ROW_REFUSALS.has(code));
+}
+
+/** True when the server itself answered with an error (a MySQL error with its SQLSTATE), rather than our code or the network failing. */
+export function isServerError(error: unknown): boolean {
+  return someCause(error, () => false, (cause) => typeof (cause as { sqlState?: unknown }).sqlState === 'string');
+}
+
+/**
  * True when no answer came: MySQL unreachable, or the connection closed under the statement. A
  * server also closes it on a statement past its `max_allowed_packet`, which then reads the same.
  */
 export function isConnectionLost(error: unknown): boolean {
-  return someCause(error, (code) => UNREACHABLE.has(code), true);
+  return someCause(error, (code) => UNREACHABLE.has(code), (cause) => (cause as { fatal?: unknown }).fatal === true);
 }
 
-/** Whether the error, or one of its causes, has a code `matches` takes (or, with `fatal`, is fatal to its connection). */
-function someCause(error: unknown, matches: (code: string) => boolean, fatal = false): boolean {
+/** Whether the error, or one of its causes, has a code `matches` takes, or is one `also` takes. */
+function someCause(error: unknown, matches: (code: string) => boolean, also: (cause: object) => boolean = () => false): boolean {
   for (let cause = error, depth = 0; typeof cause === 'object' && cause !== null && depth < 5; depth++) {
     const code = codeOf(cause);
-    if ((typeof code === 'string' && matches(code)) || (fatal && (cause as { fatal?: unknown }).fatal === true)) return true;
+    if ((typeof code === 'string' && matches(code)) || also(cause)) return true;
     cause = (cause as { cause?: unknown }).cause;
   }
   return false;

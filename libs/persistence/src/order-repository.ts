@@ -220,6 +220,14 @@ export class OrderRepository {
     private readonly timers?: TimerSettings,
   ) {}
 
+  /** Whether MySQL answers now: after a batch failed as if it were away, whether it was the batch it refused. */
+  async answers(): Promise<boolean> {
+    return mysqlNow(this.db).then(
+      () => true,
+      () => false,
+    );
+  }
+
   /**
    * Persists a batch of accepted orders in one transaction with multi-row inserts: the
    * order, its lines, its first two history entries and its stock reservations. Orders
@@ -235,14 +243,6 @@ export class OrderRepository {
    * buyer (numberCouponUses): a batch racing this one for a buyer's last use makes the loser's
    * insert clash and its next attempt find the use gone, CouponUsedUpMeanwhile.
    */
-  /** Whether MySQL answers now: after a batch failed as if it were away, whether it was the batch it refused. */
-  async answers(): Promise<boolean> {
-    return mysqlNow(this.db).then(
-      () => true,
-      () => false,
-    );
-  }
-
   async persistAcceptedOrders(batch: readonly OrderToPersist[], now: Date): Promise<string[]> {
     // in order-id order, so that batches racing over the same orders lock their rows in one order
     const unique = [...new Map(batch.map((o) => [o.accepted.orderId, o])).values()].sort((a, b) => (a.accepted.orderId < b.accepted.orderId ? -1 : 1));

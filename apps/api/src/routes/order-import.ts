@@ -5,7 +5,7 @@ import { ulid } from 'ulid';
 import type { AppDeps } from '../app-deps.js';
 import { validationFailed } from '../problems.js';
 import { ORDER_IMPORT_BODY_LIMIT, orderImportBodySchema, problemRef } from '../schemas.js';
-import { fireTableAction } from './order-engine-support.js';
+import { fireTableAction, followUpAgain } from './order-engine-support.js';
 
 /** What importing an order again did: nothing (`duplicate`), moved it on to the status its channel reports, or found it cannot. */
 type ImportResult = Omit<ImportOutcome, 'outcome'> & { outcome: ImportOutcome['outcome'] | 'advanced' | 'conflict'; status: string };
@@ -93,7 +93,11 @@ export async function orderImportRoutes(app: FastifyInstance, { deps }: { deps: 
       const { status } = (await deps.orders.findOrderRow(orderId))!;
       const [here, there] = [importedMachine.progress(status), importedMachine.progress(reported)];
       // on its forward life already past what the channel reports (its warehouse delivered it first)
-      if (status === reported || (there >= 0 && here >= there)) return { ...outcome, outcome: moved ? 'advanced' : 'duplicate', status };
+      if (status === reported || (there >= 0 && here >= there)) {
+        // sent again, maybe as the first sending's follow-ups were lost (its warehouse never told of a cancel): enqueued again, harmless by their job ids
+        if (!moved) await followUpAgain(deps, orderId);
+        return { ...outcome, outcome: moved ? 'advanced' : 'duplicate', status };
+      }
       const path = importedMachine.pathTo(reported, 'system', status);
       if (!path) {
         log.warn({ orderId, channel, externalOrderId, reported, status }, 'a channel reports a status its imported order cannot reach here: left as it is, for the shop to settle with the channel');

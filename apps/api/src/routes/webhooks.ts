@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { ulid } from 'ulid';
 import type { AppDeps } from '../app-deps.js';
 import { addressInside } from '../private-networks.js';
-import { notFound, validationFailed } from '../problems.js';
+import { HttpProblem, notFound, validationFailed } from '../problems.js';
 import { ULID_PATTERN, noFieldsBody, problemRef } from '../schemas.js';
 
 const webhookSchema = {
@@ -157,8 +157,10 @@ async function refuseReceiverInside(host: string): Promise<void> {
   let inside: string | null;
   try {
     inside = await addressInside(host);
-  } catch {
-    throw validationFailed(`body/url: its host ${host} resolves to no address a delivery could be sent to`);
+  } catch (error) {
+    // the name has no address; anything else is DNS not answering now, which a retry may find
+    if (['ENOTFOUND', 'ENODATA'].includes((error as { code?: string }).code ?? '')) throw validationFailed(`body/url: its host ${host} resolves to no address a delivery could be sent to`);
+    throw new HttpProblem(503, 'SERVICE_UNAVAILABLE', `The address of ${host} could not be looked up now (${(error as Error).message}); retry shortly`, 5);
   }
   if (inside !== null) {
     throw validationFailed(`body/url: its host ${host} is ${inside}, an address of the shop's own networks (loopback, private, link-local): webhooks go to receivers outside them unless WEBHOOK_PRIVATE_RECEIVERS=true`);

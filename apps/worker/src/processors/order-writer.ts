@@ -1,6 +1,6 @@
 import { DomainError, priceOrder, stateMachineFor, type AcceptedOrder, type Sku } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { CouponUsedUpMeanwhile, StatementTooSlow, isConnectionLost, isDatabaseUnavailable, type CatalogRepository, type OrderRepository, type OrderToPersist, type PricingRepository } from '@orders/persistence';
+import { CouponUsedUpMeanwhile, StatementTooSlow, isConnectionLost, isRowRefused, isServerError, type CatalogRepository, type OrderRepository, type OrderToPersist, type PricingRepository } from '@orders/persistence';
 import { forgetCarriers, isPersistOrdersJob, schedulePaymentDeadlines, type OrderQueues, type PersistOrdersJob } from '@orders/queues';
 import type { Inventory } from '@orders/stock';
 
@@ -148,16 +148,17 @@ export class OrderWriter {
   }
 
   /**
-   * Whether MySQL refused the batch for what its orders hold (a row it will not take, a statement
-   * past its packet limit, which it answers by closing the connection: it answers the next one)
-   * rather than being away, slow or taking no writes, or another batch taking coupon uses: written
-   * whole again, it would fail again, and with it every job whose orders share it, until all of
-   * them are dead letters.
+   * Whether the batch failed for what some of its orders hold: MySQL refused a row of it, or closed
+   * the connection on a statement past its packet limit while it answers the next one, or our code
+   * failed on an order. Written whole again, it would fail again, and with it every job whose orders
+   * share it, until all of them are dead letters. Not when MySQL is away, slow or refuses any write
+   * (read-only, full, a node not ready), nor when another batch took coupon uses: halves would fail
+   * alike, each a transaction more on a MySQL that is struggling.
    */
   private async refusedForItsOrders(error: unknown): Promise<boolean> {
     if (error instanceof CouponUsedUpMeanwhile || error instanceof StatementTooSlow) return false;
     if (isConnectionLost(error)) return this.deps.orders.answers();
-    return !isDatabaseUnavailable(error);
+    return isServerError(error) ? isRowRefused(error) : true;
   }
 
   /** Halves written on their own, down to single orders: only the orders MySQL refuses fail, each with its own error. */
