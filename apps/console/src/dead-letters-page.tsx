@@ -16,9 +16,10 @@ const DROP_CONSEQUENCE = (letter: DeadLetter) =>
 
 /**
  * The dead letters as read (all, or those carrying `orderId`), and an admin's steps on them: each
- * asks first, one at a time, says what it did, and reads the letters again after.
+ * asks first, one at a time, says what it did, and reads the letters again after; so does a change
+ * of `readAgain` (the order page's refresh).
  */
-function useDeadLetters(api: Api, orderId?: string) {
+function useDeadLetters(api: Api, orderId?: string, readAgain = 0) {
   const [letters, setLetters] = useState<DeadLetterList | null>(null);
   const [readProblem, setReadProblem] = useState<string | null>(null);
   const [reads, setReads] = useState(0);
@@ -37,7 +38,7 @@ function useDeadLetters(api: Api, orderId?: string) {
     return () => {
       current = false;
     };
-  }, [api, orderId, reads]);
+  }, [api, orderId, reads, readAgain]);
 
   /** `request` sent once confirmed; its answer said; the letters read again, whatever it answered (gone meanwhile: another admin's, npm run dlq's). */
   const stepOnce = (consequence: string, request: () => Promise<string>) => {
@@ -107,10 +108,21 @@ export function DeadLettersPage({ api }: { api: Api }) {
 
 /**
  * An order's jobs that failed for good (an admin's view of it): nothing moves what they were to do
- * (its refund, its warehouse's update) until one is replayed. Nothing is shown while none did.
+ * (its refund, its warehouse's update) until one is replayed. Nothing is shown while none did; a
+ * read that failed says so, as it may hide one.
  */
-export function OrderDeadLetters({ api, orderId }: { api: Api; orderId: string }) {
-  const dead = useDeadLetters(api, orderId);
+export function OrderDeadLetters({ api, orderId, readAgain }: { api: Api; orderId: string; readAgain: number }) {
+  const dead = useDeadLetters(api, orderId, readAgain);
+  if (dead.readProblem) {
+    return (
+      <div class="problem" role="alert">
+        <p>Whether a job of this order failed for good could not be read: {dead.readProblem}</p>
+        <button type="button" onClick={dead.reload}>
+          Read again
+        </button>
+      </div>
+    );
+  }
   if (!dead.letters?.total && !dead.done) return null;
   return (
     <section aria-labelledby="order-dead-letters">

@@ -220,6 +220,7 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
           {sku.flashSale && Date.parse(sku.flashSale.endsAt) <= Date.now() && (
             <SaleChange key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} next onChanged={setSku} />
           )}
+          <StockSet api={api} skuId={sku.skuId} onSet={setSku} />
         </>
       )}
       <table>
@@ -367,6 +368,44 @@ const endConsequence = (endsAt: Date) =>
  * every bucket and the catalog, when it is more than a few seconds ahead by the clock checkouts are
  * accepted by, and answers why not otherwise. Sent again after a failure, the same end finishes it.
  */
+/**
+ * Sets the SKU's sellable stock (PUT …/stock), what the runbook's wrong price asks for first: 0
+ * stops selling at once, whatever the sale; the units already reserved or sold stay theirs. Sent
+ * again after no answer it sets the same figure.
+ */
+function StockSet({ api, skuId, onSet }: { api: Api; skuId: string; onSet: (sku: Sku) => void }) {
+  const [stock, setStock] = useState('0');
+  const { problem, sendingNow, send: sendOnce } = useOneSendAtATime();
+
+  async function send() {
+    const units = Number(stock);
+    if (sendingNow || !window.confirm(`Set the sellable stock of ${skuId} to ${units}? ${units === 0 ? 'Every checkout of it is refused from now on' : `${units} units are for sale from now on`}; orders already taken keep theirs.`)) return;
+    await sendOnce(async () => onSet(await api<Sku>('PUT', `/v1/admin/skus/${encodeURIComponent(skuId)}/stock`, { stock: units })));
+  }
+
+  return (
+    <form
+      class="stacked"
+      aria-labelledby="stock-set-title"
+      onSubmit={(event) => {
+        event.preventDefault();
+        void send();
+      }}
+    >
+      <h3 id="stock-set-title">Set the stock</h3>
+      <p class="hint">0 stops selling it at once (a wrong price or limit: the runbook's first step); orders already taken keep their units.</p>
+      <label for="stock-set-units">Sellable stock</label>
+      <input required type="number" min={0} max={1_000_000_000} step={1} id="stock-set-units" value={stock} onInput={(event) => setStock(event.currentTarget.value)} />
+      {problem && <ProblemAlert>{problem}</ProblemAlert>}
+      <div class="inline">
+        <button type="submit" disabled={sendingNow}>
+          Set the stock
+        </button>
+      </div>
+    </form>
+  );
+}
+
 function SaleEnd({ api, skuId, sale, onEnded }: { api: Api; skuId: string; sale: NonNullable<Sku['flashSale']>; onEnded: (sku: Sku) => void }) {
   // a minute or two ahead (the input shows whole minutes), never after the sale's own end
   const [endsAt, setEndsAt] = useState(() => localInput(new Date(Math.min(Date.now() + 120_000, Date.parse(sale.endsAt)))));

@@ -89,9 +89,23 @@ const PAID_BACK_PARTS: ReadonlySet<string> = new Set(['SUCCEEDED', 'SETTLED_BY_H
 
 /**
  * What the refunds paid back: an order's refundedCents counts a refund from when it is opened, its
- * money maybe still with the payment system, or declined by it and owed.
+ * money maybe still with the payment system, or declined by it and owed. A refund that SUCCEEDED
+ * paid its amount, though a merchant may not see its parts (they name another merchant's lines too).
  */
-const paidBack = (refunds: readonly Refund[]) => refunds.reduce((sum, refund) => sum + refund.parts.reduce((cents, part) => cents + (PAID_BACK_PARTS.has(part.status) ? part.amountCents : 0), 0), 0);
+const paidBack = (refunds: readonly Refund[]) =>
+  refunds.reduce((sum, refund) => sum + (refund.status === 'SUCCEEDED' ? refund.amountCents : refund.parts.reduce((cents, part) => cents + (PAID_BACK_PARTS.has(part.status) ? part.amountCents : 0), 0)), 0);
+
+/**
+ * What is still to reach the buyer of the order's refundedCents, by the refunds listed whose money
+ * is due (their parts drawn on the payments) or paid; null when they do not account for all of it
+ * (a split order's child refunded before the split: that refund is its parent's; a merchant not
+ * shown the parts of a refund still under way), as nothing can be said of the rest.
+ */
+function stillOwed(order: Order, refunds: readonly Refund[] | null): number | null {
+  if (!refunds || !order.amounts) return null;
+  const due = refunds.filter((refund) => refund.parts.length > 0 || refund.status === 'SUCCEEDED').reduce((sum, refund) => sum + refund.amountCents, 0);
+  return due < order.amounts.refundedCents ? null : order.amounts.refundedCents - paidBack(refunds);
+}
 
 /** The statuses in which a child of a split order still refunds units: shipped, its units are returned instead. */
 const CHILD_REFUNDS_UNITS = new Set(['PAID', 'IN_FULFILLMENT']);
@@ -178,8 +192,11 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
   }, [api, orderId]);
 
   /** Reads the order now, and again while it settles, for a while. */
+  // each refresh (a click, an action done) reads the order's dead letters again too
+  const [refreshes, setRefreshes] = useState(0);
   const refresh = useCallback(() => {
     setRereadUntil(Date.now() + REREAD_FOR_MS);
+    setRefreshes((n) => n + 1);
     return load();
   }, [load]);
 
@@ -311,7 +328,12 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
       <section aria-labelledby="order-title">
         <h1 id="order-title">Order {orderId}</h1>
         {problem ? (
-          <ProblemAlert>{problem}</ProblemAlert>
+          <div class="problem" role="alert">
+            <p>The order could not be read: {problem}</p>
+            <button type="button" onClick={() => void load()}>
+              Reload
+            </button>
+          </div>
         ) : (
           <p aria-live="polite">Loading…</p>
         )}
@@ -407,7 +429,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
         )}
       </dl>
 
-      {role === 'admin' && <OrderDeadLetters api={api} orderId={order.orderId} />}
+      {role === 'admin' && <OrderDeadLetters api={api} orderId={order.orderId} readAgain={refreshes} />}
 
       <section aria-labelledby="actions-title" class="panel">
         <h2 id="actions-title">Actions</h2>
@@ -551,7 +573,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
             <dt>Refunded</dt>
             <dd>
               {formatCents(order.amounts.refundedCents)}
-              {refunds && paidBack(refunds) < order.amounts.refundedCents && ` (of which ${formatCents(paidBack(refunds))} paid back so far)`}
+              {(stillOwed(order, refunds) ?? 0) > 0 && ` (of which ${formatCents(paidBack(refunds!))} paid back so far)`}
             </dd>
           </dl>
         ) : (
