@@ -268,6 +268,8 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
 
   function refundChosenUnits({ href }: AllowedAction, items: Array<{ skuId: string; qty: number }>) {
     const label = refundLabel(items);
+    // money goes back as the full refund's does: asked first alike
+    if (!window.confirm(`Refund ${items.map((item) => `${item.qty} × ${item.skuId}`).join(', ')} and pay the buyer back their share? This cannot be undone.`)) return;
     return perform(
       label,
       async (given) => {

@@ -450,6 +450,7 @@ describe('the console as staff use it', () => {
     await page.getByRole('button', { name: 'Refresh' }).click();
     await expect.poll(() => page.getByLabel('Units of MUG to refund (of 1 left)').count()).toBe(0);
 
+    page.once('dialog', (dialog) => void dialog.accept());
     await page.getByRole('button', { name: 'Refund chosen units' }).click();
     await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Refund of 1 unit: refund \S+ is PENDING/);
     expect(await page.getByRole('alert').count()).toBe(0);
@@ -495,6 +496,7 @@ describe('the console as staff use it', () => {
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     await page.goto(`${base}/console/orders/${orderId}`);
     await page.getByLabel('Units of KETTLE to refund (of 2 left)').fill('1');
+    page.once('dialog', (dialog) => void dialog.accept());
     await page.getByRole('button', { name: 'Refund chosen units' }).click();
     await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Refund of 1 unit: refund \S+ is PENDING/);
     await page.getByRole('button', { name: 'Refresh' }).click();

@@ -176,6 +176,26 @@ describe('the console for an operator: failed reads, refunds before a split, sto
     }
   });
 
+  it('asks before refunding chosen units, as before a full refund: dismissed, nothing is refunded', async () => {
+    const orderId = await paidOrder('gus');
+    const refundsOf = async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items as unknown[];
+    await page.goto(`${base}/console/orders/${orderId}`);
+    await page.getByLabel('Units of KETTLE to refund (of 1 left)').fill('1');
+    page.removeAllListeners('dialog');
+    const asked: string[] = [];
+    page.once('dialog', (dialog) => (asked.push(dialog.message()), void dialog.dismiss()));
+    try {
+      await page.getByRole('button', { name: 'Refund chosen units' }).click();
+      await expect.poll(() => asked.length).toBe(1);
+    } finally {
+      page.on('dialog', (dialog) => void dialog.accept());
+    }
+    expect(asked[0]).toMatch(/^Refund 1 × KETTLE and pay the buyer back their share\?/);
+    expect(await refundsOf()).toEqual([]);
+    await page.getByRole('button', { name: 'Refund chosen units' }).click();
+    await expect.poll(async () => (await refundsOf()).length).toBe(1);
+  });
+
   it("lets an operator watching a running sale set the SKU's stock to 0, as the page's own hint tells them to: checkouts are refused from then on", async () => {
     const now = Date.now();
     await system.createSku({
