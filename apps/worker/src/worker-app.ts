@@ -535,6 +535,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
             timeoutMs: config.WEBHOOK_TIMEOUT_MS,
             backoffMs: config.WEBHOOK_BACKOFF_MS,
             maxBackoffMs: config.WEBHOOK_MAX_BACKOFF_MS,
+            privateReceivers: config.WEBHOOK_PRIVATE_RECEIVERS,
           },
           replication: replicatedEvents && { acks: config.EVENTS_REPLICA_ACKS, timeoutMs: config.EVENTS_REPLICA_TIMEOUT_MS, connection: replicatedEvents },
         },

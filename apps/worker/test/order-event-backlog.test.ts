@@ -41,7 +41,7 @@ describe('the order-event backlog a publisher reports', () => {
     const events = new OrderEventRepository(env.db);
     const publisher = new OrderEventPublisher(
       { redis: env.redis, events, metrics, log: pino({ level: 'silent' }) },
-      { maxLen: 1_000_000, keptMs: 0, pollMs: 1_000, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: 86_400_000, webhooks: { streamKey: orderEventStreamKey(env.config.REDIS_KEY_PREFIX), batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000 } },
+      { maxLen: 1_000_000, keptMs: 0, pollMs: 1_000, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: 86_400_000, webhooks: { streamKey: orderEventStreamKey(env.config.REDIS_KEY_PREFIX), batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000, privateReceivers: true } },
     ).start();
     const lockName = sql`CONCAT('order-events-publisher:', DATABASE())`;
     try {
@@ -93,7 +93,7 @@ describe("the webhooks' delivery log", () => {
     const events = new OrderEventRepository(env.db);
     const publisher = new OrderEventPublisher(
       { redis: env.redis, events, metrics: createMetrics({ app: 'worker' }), log: pino({ level: 'silent' }) },
-      { maxLen: 1_000_000, keptMs: 0, pollMs: 50, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: day, webhooks: { streamKey: orderEventStreamKey(env.config.REDIS_KEY_PREFIX), batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000 } },
+      { maxLen: 1_000_000, keptMs: 0, pollMs: 50, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: day, webhooks: { streamKey: orderEventStreamKey(env.config.REDIS_KEY_PREFIX), batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000, privateReceivers: true } },
     ).start();
     try {
       const left = async () => (await env.db.selectFrom('webhook_deliveries').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n;
@@ -129,7 +129,7 @@ describe('the order-event stream', () => {
 
     const publisher = new OrderEventPublisher(
       { redis: env.redis, events: new OrderEventRepository(env.db), metrics: createMetrics({ app: 'worker' }), log: pino({ level: 'silent' }) },
-      { maxLen: 1_000_000, keptMs: 7 * day, pollMs: 50, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: day, webhooks: { streamKey, batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000 } },
+      { maxLen: 1_000_000, keptMs: 7 * day, pollMs: 50, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: day, webhooks: { streamKey, batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000, privateReceivers: true } },
     ).start();
     try {
       await waitFor(async () => (await env.redis.xlen(streamKey)) === 50, { what: 'the events older than a week trimmed', timeoutMs: 20_000 });

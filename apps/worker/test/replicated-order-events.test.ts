@@ -37,7 +37,7 @@ describe('order events published only once a Redis replica holds them (EVENTS_RE
         batchSize: 500,
         lockLapseMs: 30_000,
         deliveriesKeptMs: 86_400_000,
-        webhooks: { streamKey: streamKey(), batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000 },
+        webhooks: { streamKey: streamKey(), batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000, privateReceivers: true },
         replication: { acks: 1, timeoutMs: 100, connection: publishing },
       },
     ).start();

@@ -39,9 +39,12 @@ describe('webhook deliveries', () => {
   const publish = async (count: number, from: number) => {
     for (let i = from; i < from + count; i++) await env.redis.xadd(streamKey(), '*', 'eventId', String(i), 'orderId', `O${i}`, 'event', JSON.stringify({ eventId: String(i), orderId: `O${i}`, version: 1 }));
   };
-  const dispatcherOn = (events: OrderEventRepository, metrics = createMetrics({ app: 'test' }), batchSize = 100) => ({
+  const dispatcherOn = (events: OrderEventRepository, metrics = createMetrics({ app: 'test' }), batchSize = 100, privateReceivers = true) => ({
     metrics,
-    dispatcher: new WebhookDispatcher({ redis: env.redis, events, metrics, log: pino({ level: 'silent' }) }, { streamKey: streamKey(), batchSize, timeoutMs: 2_000, backoffMs: 50, maxBackoffMs: 200 }),
+    dispatcher: new WebhookDispatcher(
+      { redis: env.redis, events, metrics, log: pino({ level: 'silent' }) },
+      { streamKey: streamKey(), batchSize, timeoutMs: 2_000, backoffMs: 50, maxBackoffMs: 200, privateReceivers },
+    ),
   });
   const trimmedCount = async (metrics: ReturnType<typeof createMetrics>) => (await metrics.webhookCursorsTrimmed.get()).values[0]?.value ?? 0;
   const register = async (webhookId: string, cursor: string) => {
@@ -222,6 +225,19 @@ describe('webhook deliveries', () => {
       ['3', '4'],
       ['5', '6'],
     ]);
+  });
+
+  it("sends nothing, where WEBHOOK_PRIVATE_RECEIVERS is false, to a receiver whose host resolves into the shop's own networks, however it was registered (before the check, or its name moved since), and logs why", async () => {
+    await reset();
+    await register('inside', '0-0');
+    await publish(3, 1);
+    const events = new OrderEventRepository(env.db);
+    const { dispatcher } = dispatcherOn(events, createMetrics({ app: 'test' }), 100, false);
+    await dispatcher.deliverDue();
+    await dispatcher.idle();
+    expect(received).toEqual([]);
+    const [attempt] = await events.deliveries('inside', 10);
+    expect(attempt).toMatchObject({ outcome: 'failed', status_code: null, error: expect.stringMatching(/^not sent: its host resolves to 127\.0\.0\.1, an address of the shop's own networks/) });
   });
 
   it('takes a redirect for a failed delivery: the signed events are never sent on to where it points', async () => {

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { addressInside } from '@orders/clients';
 import { OrderEventRepository, type WebhookDeliveryRow, type WebhookRow } from '@orders/persistence';
 import { orderEventStreamKey } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import { ulid } from 'ulid';
 import type { AppDeps } from '../app-deps.js';
-import { addressInside } from '../private-networks.js';
 import { HttpProblem, notFound, validationFailed } from '../problems.js';
 import { ULID_PATTERN, noFieldsBody, problemRef } from '../schemas.js';
 

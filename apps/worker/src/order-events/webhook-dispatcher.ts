@@ -1,4 +1,4 @@
-import { signBody } from '@orders/clients';
+import { addressInside, signBody } from '@orders/clients';
 import type { OrderMetrics } from '@orders/metrics';
 import type { OrderEvent, OrderEventRepository, WebhookRow } from '@orders/persistence';
 import type { RedisClient } from '@orders/stock';
@@ -10,6 +10,8 @@ export interface WebhookSettings {
   timeoutMs: number;
   backoffMs: number;
   maxBackoffMs: number;
+  /** WEBHOOK_PRIVATE_RECEIVERS: false, a receiver whose host resolves into the shop's own networks is sent nothing */
+  privateReceivers: boolean;
 }
 
 interface WebhookProgress {
@@ -182,6 +184,17 @@ export class WebhookDispatcher {
     progress.retryAt = Date.now() + Math.min(this.settings.backoffMs * 2 ** (progress.failures - 1), this.settings.maxBackoffMs);
   }
 
+  /**
+   * Why a receiver is sent nothing, null when it may be: its host checked again at each delivery,
+   * as its name may have come to resolve into the shop's own networks since it was registered (or
+   * it was registered before the check). A name that resolves to nothing is left to the delivery.
+   */
+  private async receiverInside(url: string): Promise<string | null> {
+    if (this.settings.privateReceivers) return null;
+    const inside = await addressInside(new URL(url).hostname).catch(() => null);
+    return inside && `not sent: its host resolves to ${inside}, an address of the shop's own networks (WEBHOOK_PRIVATE_RECEIVERS is false)`;
+  }
+
   /** Sends the batch after the cursor; returns how many events it held (0: nothing to send). */
   private async deliverNext(webhook: WebhookRow, progress: WebhookProgress): Promise<number> {
     const { entries, trimmedPast } = await this.readAfter(progress.cursor);
@@ -194,22 +207,24 @@ export class WebhookDispatcher {
     const body = JSON.stringify({ webhookId: webhook.webhook_id, attempt, sentAt: new Date().toISOString(), events });
     const started = Date.now();
     let statusCode: number | null = null;
-    let error: string | null = null;
-    try {
-      const response = await fetch(webhook.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-signature': signBody(webhook.secret, body), 'x-webhook-id': webhook.webhook_id },
-        body,
-        signal: AbortSignal.timeout(this.settings.timeoutMs),
-        // a receiver answers for itself: a redirect is a failed delivery, not a signed body sent on elsewhere
-        redirect: 'manual',
-      });
-      statusCode = response.status;
-      // its answer's body is not read: however large, it costs nothing
-      await response.body?.cancel();
-      if (!response.ok) error = `the receiver answered ${response.status}`;
-    } catch (failure) {
-      error = (failure as Error).name === 'TimeoutError' ? `no answer within ${this.settings.timeoutMs} ms` : (failure as Error).message;
+    let error = await this.receiverInside(webhook.url);
+    if (error === null) {
+      try {
+        const response = await fetch(webhook.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-signature': signBody(webhook.secret, body), 'x-webhook-id': webhook.webhook_id },
+          body,
+          signal: AbortSignal.timeout(this.settings.timeoutMs),
+          // a receiver answers for itself: a redirect is a failed delivery, not a signed body sent on elsewhere
+          redirect: 'manual',
+        });
+        statusCode = response.status;
+        // its answer's body is not read: however large, it costs nothing
+        await response.body?.cancel();
+        if (!response.ok) error = `the receiver answered ${response.status}`;
+      } catch (failure) {
+        error = (failure as Error).name === 'TimeoutError' ? `no answer within ${this.settings.timeoutMs} ms` : (failure as Error).message;
+      }
     }
     const lastEntry = entries.at(-1)![0];
     const moved = await this.deps.events.recordDelivery(
