@@ -191,9 +191,9 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
     return loaded.status === 'fulfilled' ? loaded.value : null;
   }, [api, orderId]);
 
-  /** Reads the order now, and again while it settles, for a while. */
   // each refresh (a click, an action done) reads the order's dead letters again too
   const [refreshes, setRefreshes] = useState(0);
+  /** Reads the order now, and again while it settles, for a while. */
   const refresh = useCallback(() => {
     setRereadUntil(Date.now() + REREAD_FOR_MS);
     setRefreshes((n) => n + 1);
