@@ -49,9 +49,11 @@ export async function runDeadLetterCommand(asked: DeadLetterCommand): Promise<vo
     } else if (asked.command === 'drop') {
       console.log(`dropped ${await letters.drop(asked.id).catch(withListHint)}`);
     } else {
-      const replayed = await letters.replayAll();
+      const { replayed, failed } = await letters.replayAll();
       for (const done of replayed) console.log(`replayed ${done}`);
       console.log(`${replayed.length} dead letter${replayed.length === 1 ? '' : 's'} replayed.`);
+      for (const { letterId, reason } of failed) console.log(`NOT REPLAYED ${letterId}: ${reason}`);
+      if (failed.length > 0) throw new Error(`${failed.length} dead letter${failed.length === 1 ? '' : 's'} could not be replayed (above); they wait in the dead-letter queue`);
     }
   } finally {
     await queues.close();

@@ -108,7 +108,10 @@ runCommand({ usage: USAGE, parse: repairAsked }, async (repair) => {
   try {
     const report = await reconciler.reconcile({ repair });
     printReport(report, repair);
-    const driftLeft = repair ? report.unitsLeft.length > 0 || report.skusBusy.length > 0 : report.drift.length > 0 || report.saleRulesDrift.length > 0 || report.skusBusy.length > 0;
+    // a repair that left SKUs unrepaired (NOT REPAIRED: their lost counters not recreated this run) has left drift
+    const driftLeft = repair
+      ? report.unitsLeft.length > 0 || report.skusBusy.length > 0 || report.skusDeferred.length > 0
+      : report.drift.length > 0 || report.saleRulesDrift.length > 0 || report.skusBusy.length > 0;
     return driftLeft || report.oversold.length > 0 ? EXIT_NEEDS_ATTENTION : 0;
   } finally {
     await db.destroy();

@@ -64,8 +64,9 @@ function useDeadLetters(api: Api, orderId?: string, readAgain = 0) {
     drop: (letter: DeadLetter) => stepOnce(DROP_CONSEQUENCE(letter), async () => `Dropped ${(await api<{ outcome: string }>('DELETE', letterPath(letter))).outcome}`),
     replayOldest: (count: number) =>
       stepOnce(REPLAY_ALL_CONSEQUENCE(count), async () => {
-        const answer = await api<{ replayed: string[]; left: number }>('POST', '/v1/admin/dead-letters/replay', { limit: count });
-        return `Replayed ${answer.replayed.length} dead letter${answer.replayed.length === 1 ? '' : 's'}; ${answer.left} left`;
+        const answer = await api<{ replayed: string[]; failed?: Array<{ letterId: string; reason: string }>; left: number }>('POST', '/v1/admin/dead-letters/replay', { limit: count });
+        const failed = (answer.failed ?? []).map(({ letterId, reason }) => `; not replayed ${letterId}: ${reason}`).join('');
+        return `Replayed ${answer.replayed.length} dead letter${answer.replayed.length === 1 ? '' : 's'}${failed}; ${answer.left} left`;
       }),
   };
 }

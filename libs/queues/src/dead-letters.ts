@@ -72,19 +72,24 @@ export class DeadLetters {
     return this.watching((deps) => this.onLetter(letterId, deps, drop));
   }
 
-  /** Puts every letter's job back (the oldest `limit` of them), oldest first; says what it did with each. */
-  async replayAll(limit?: number): Promise<string[]> {
+  /**
+   * Puts every letter's job back (the oldest `limit` of them), oldest first; says what it did with
+   * each, and which it could not replay and why (a letter of a queue this build does not have): one
+   * such letter, the oldest, must not hold back every replay behind it, nor hide those done before.
+   */
+  async replayAll(limit?: number): Promise<{ replayed: string[]; failed: Array<{ letterId: string; reason: string }> }> {
     return this.watching(async (deps) => {
-      const done: string[] = [];
+      const replayed: string[] = [];
+      const failed: Array<{ letterId: string; reason: string }> = [];
       for (const letter of await this.list(limit)) {
         try {
-          done.push(await this.onLetter(letter.id!, deps, replay));
+          replayed.push(await this.onLetter(letter.id!, deps, replay));
         } catch (error) {
           // replayed or dropped meanwhile by another operator: nothing left to do for it
-          if (!(error instanceof DeadLetterNotFound)) throw error;
+          if (!(error instanceof DeadLetterNotFound)) failed.push({ letterId: letter.id!, reason: (error as Error).message });
         }
       }
-      return done;
+      return { replayed, failed };
     });
   }
 

@@ -163,15 +163,26 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
         description: `As npm run dlq -- replay-all, the oldest \`limit\` (100 by default, ${LETTERS_LISTED_AT_MOST} at most) at a time, so one request never runs past its answer: \`left\` counts the letters still waiting (send it again while any is; a letter that fails again at once stays, telling of its new failure). A letter replayed or dropped by someone else meanwhile is skipped.`,
         body: { type: ['object', 'null'], additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: LETTERS_LISTED_AT_MOST, default: 100 } } },
         response: {
-          200: { type: 'object', properties: { replayed: { type: 'array', items: { type: 'string' }, description: 'what was done with each, in the words npm run dlq prints' }, left: { type: 'integer' } } },
+          200: {
+            type: 'object',
+            properties: {
+              replayed: { type: 'array', items: { type: 'string' }, description: 'what was done with each, in the words npm run dlq prints' },
+              failed: {
+                type: 'array',
+                description: 'the letters that could not be replayed, and why (a queue this build does not have): they wait on; the rest were replayed',
+                items: { type: 'object', properties: { letterId: { type: 'string' }, reason: { type: 'string' } } },
+              },
+              left: { type: 'integer' },
+            },
+          },
           '4xx': problemRef,
         },
       },
     },
     async (request) => {
-      const replayed = await letters.replayAll(request.body?.limit ?? 100);
-      request.log.info({ by: request.user.sub, replayed: replayed.length }, 'dead letters replayed');
-      return { replayed, left: await letters.count() };
+      const { replayed, failed } = await letters.replayAll(request.body?.limit ?? 100);
+      request.log.info({ by: request.user.sub, replayed: replayed.length, failed }, 'dead letters replayed');
+      return { replayed, failed, left: await letters.count() };
     },
   );
 
