@@ -58,6 +58,8 @@ export class WebhookDispatcher {
   private webhooks: WebhookRow[] = [];
   private loadedAt = 0;
   private readonly progress = new Map<string, WebhookProgress>();
+  /** The webhooks this process exports series of: kept apart from `progress`, which a lock taken again clears, so a removed one's series always go */
+  private readonly exported = new Set<string>();
   private readonly running = new Set<Promise<void>>();
   private windingDown = false;
 
@@ -72,9 +74,10 @@ export class WebhookDispatcher {
       this.webhooks = await this.deps.events.webhooks();
       this.loadedAt = now;
       const registered = new Set(this.webhooks.map((webhook) => webhook.webhook_id));
-      for (const webhookId of this.progress.keys()) {
+      for (const webhookId of new Set([...this.progress.keys(), ...this.exported])) {
         if (registered.has(webhookId)) continue;
         this.progress.delete(webhookId);
+        this.exported.delete(webhookId);
         // a webhook removed is failing no more (WebhookDeliveriesFailing), nor behind
         for (const outcome of DELIVERY_OUTCOMES) this.deps.metrics.webhookDeliveries.remove({ webhook: webhookId, outcome });
         this.deps.metrics.webhookBehind.remove({ webhook: webhookId });
@@ -87,6 +90,7 @@ export class WebhookDispatcher {
         this.progress.set(webhook.webhook_id, (progress = { cursor: webhook.stream_cursor, inFlight: false, failures: 0, retryAt: 0, missing: false }));
         // its series from 0, so that a rate sees its first delivery
         for (const outcome of DELIVERY_OUTCOMES) this.deps.metrics.webhookDeliveries.inc({ webhook: webhook.webhook_id, outcome }, 0);
+        this.exported.add(webhook.webhook_id);
       }
       // how far behind each receiver is, its retries' waits included: a receiver down falls further behind every turn
       this.deps.metrics.webhookBehind.set({ webhook: webhook.webhook_id }, progress.nextEventAt === undefined ? 0 : Math.max(0, now - progress.nextEventAt) / 1000);
@@ -135,8 +139,13 @@ export class WebhookDispatcher {
     await Promise.allSettled([...this.running]);
   }
 
+  /** Whether the delivery that started with `progress` still speaks for its webhook: not once it was removed (or its progress forgotten) since. */
+  private stillCurrent(webhook: WebhookRow, progress: WebhookProgress): boolean {
+    return this.progress.get(webhook.webhook_id) === progress;
+  }
+
   private async deliverBatches(webhook: WebhookRow, progress: WebhookProgress): Promise<void> {
-    for (let batch = 0; batch < BATCHES_PER_TURN && !this.windingDown; batch++) {
+    for (let batch = 0; batch < BATCHES_PER_TURN && !this.windingDown && this.stillCurrent(webhook, progress); batch++) {
       const sent = await this.deliverNext(webhook, progress);
       if (sent < this.settings.batchSize || progress.failures > 0) return;
     }
@@ -242,7 +251,8 @@ export class WebhookDispatcher {
       },
       error ? undefined : { from: progress.cursor, to: lastEntry },
     );
-    this.deps.metrics.webhookDeliveries.inc({ webhook: webhook.webhook_id, outcome: error ? 'failed' : 'delivered' });
+    // a webhook removed while its batch was out: its delivery is logged, but its series went with it
+    if (this.stillCurrent(webhook, progress)) this.deps.metrics.webhookDeliveries.inc({ webhook: webhook.webhook_id, outcome: error ? 'failed' : 'delivered' });
     if (error) {
       this.backOff(progress);
     } else if (!moved) {
