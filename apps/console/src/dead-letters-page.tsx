@@ -116,12 +116,15 @@ export function OrderDeadLetters({ api, orderId, readAgain }: { api: Api; orderI
   const dead = useDeadLetters(api, orderId, readAgain);
   if (dead.readProblem) {
     return (
-      <div class="problem" role="alert">
-        <p>Whether a job of this order failed for good could not be read: {dead.readProblem}</p>
-        <button type="button" onClick={dead.reload}>
-          Read again
-        </button>
-      </div>
+      <>
+        <StepAnswers dead={dead} />
+        <div class="problem" role="alert">
+          <p>Whether a job of this order failed for good could not be read: {dead.readProblem}</p>
+          <button type="button" onClick={dead.reload}>
+            Read again
+          </button>
+        </div>
+      </>
     );
   }
   if (!dead.letters?.total && !dead.done) return null;

@@ -364,11 +364,6 @@ const endConsequence = (endsAt: Date) =>
   `End the flash sale at ${formatTime(endsAt.toISOString())}? Orders accepted before then keep the sale's price; from then the SKU sells at its list price, without a per-buyer limit.`;
 
 /**
- * Ends a running sale early, at a time in this browser's zone: the api ends it at that instant in
- * every bucket and the catalog, when it is more than a few seconds ahead by the clock checkouts are
- * accepted by, and answers why not otherwise. Sent again after a failure, the same end finishes it.
- */
-/**
  * Sets the SKU's sellable stock (PUT …/stock), what the runbook's wrong price asks for first: 0
  * stops selling at once, whatever the sale; the units already reserved or sold stay theirs. Sent
  * again after no answer it sets the same figure.
@@ -406,6 +401,11 @@ function StockSet({ api, skuId, onSet }: { api: Api; skuId: string; onSet: (sku:
   );
 }
 
+/**
+ * Ends a running sale early, at a time in this browser's zone: the api ends it at that instant in
+ * every bucket and the catalog, when it is more than a few seconds ahead by the clock checkouts are
+ * accepted by, and answers why not otherwise. Sent again after a failure, the same end finishes it.
+ */
 function SaleEnd({ api, skuId, sale, onEnded }: { api: Api; skuId: string; sale: NonNullable<Sku['flashSale']>; onEnded: (sku: Sku) => void }) {
   // a minute or two ahead (the input shows whole minutes), never after the sale's own end
   const [endsAt, setEndsAt] = useState(() => localInput(new Date(Math.min(Date.now() + 120_000, Date.parse(sale.endsAt)))));

@@ -332,7 +332,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
         {problem ? (
           <div class="problem" role="alert">
             <p>The order could not be read: {problem}</p>
-            <button type="button" onClick={() => void load()}>
+            <button type="button" onClick={() => void refresh()}>
               Reload
             </button>
           </div>
@@ -361,7 +361,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
       {problem && (
         <div class="problem" role="alert">
           <p>Could not read the order again: {problem}. What is shown is as last read.</p>
-          <button type="button" onClick={() => void load()}>
+          <button type="button" onClick={() => void refresh()}>
             Reload
           </button>
         </div>

@@ -2,7 +2,7 @@ import { Kysely, Migrator, MysqlDialect, type MigrationResultSet, type MysqlPool
 import { createPool, type Pool, type PoolConnection, type PoolOptions } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
 import { migrations } from './migrations/index.js';
-import { StatementTooSlow, isConnectionLost, isNoSuchThread, isStatementTimeout } from './mysql-errors.js';
+import { StatementTooSlow, isDatabaseUnavailable, isNoSuchThread, isStatementTimeout } from './mysql-errors.js';
 import type { Database } from './schema.js';
 
 export type OrderDb = Kysely<Database>;
@@ -208,10 +208,10 @@ const SCHEMA_WAIT_SAID_EVERY = 15;
  * (MIGRATE_ON_START=false) before the deploy's migration ran would run its jobs against tables
  * or columns not there yet, each failure spending an attempt, accepted orders ending in the dead
  * letters. It says what it waits for every half minute; a database not created yet (the migrate
- * step creates it) is waited for alike. A MySQL that does not answer (in time) is not waited for: the
- * process starts, and waits out the outage as it would have (the intake takes checkouts without
- * MySQL, the workers' jobs wait for it without spending attempts). Any other answer (access
- * denied) stops the start with it.
+ * step creates it) is waited for alike. A MySQL away (not answering in time, out of connections,
+ * taking no writes) is not waited for: the process starts, and waits out the outage as it would
+ * have (the intake takes checkouts without MySQL, the workers' jobs wait for it without spending
+ * attempts). Any other answer (access denied) stops the start with it.
  */
 export async function awaitSchema(mysqlUrl: string, { waiting }: { waiting: (pending: string[]) => void }): Promise<void> {
   const { db } = createDb(mysqlUrl, 1, ANSWER_AT_START_MS);
@@ -221,7 +221,7 @@ export async function awaitSchema(mysqlUrl: string, { waiting }: { waiting: (pen
       const pending = await migrator.getMigrations().then(
         (known) => known.filter((migration) => migration.executedAt === undefined).map((migration) => migration.name),
         (error: unknown) => {
-          if (isConnectionLost(error) || error instanceof StatementTooSlow) return [];
+          if (isDatabaseUnavailable(error) || error instanceof StatementTooSlow) return [];
           if ((error as { code?: unknown }).code === 'ER_BAD_DB_ERROR') return Object.keys(migrations);
           throw error;
         },

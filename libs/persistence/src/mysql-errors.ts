@@ -182,6 +182,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
  */
 const ROW_REFUSALS = new Set([
   'ER_DATA_TOO_LONG',
+  'ER_WARN_DATA_TRUNCATED',
   'ER_DATA_OUT_OF_RANGE',
   'ER_WARN_DATA_OUT_OF_RANGE',
   'ER_TRUNCATED_WRONG_VALUE',
@@ -190,8 +191,12 @@ const ROW_REFUSALS = new Set([
   'ER_INVALID_JSON_TEXT',
   'ER_BAD_NULL_ERROR',
   'ER_WARN_NULL_TO_NOTNULL',
+  'ER_NO_DEFAULT_FOR_FIELD',
+  'ER_NO_REFERENCED_ROW',
   'ER_NO_REFERENCED_ROW_2',
   'ER_CHECK_CONSTRAINT_VIOLATED',
+  // one the writer's own retries did not settle (a key another row of this batch, or an earlier one, holds)
+  'ER_DUP_ENTRY',
 ]);
 
 /** True when the server refused a row of the statement for what it holds (ROW_REFUSALS): the statement's other rows may be taken without it. */

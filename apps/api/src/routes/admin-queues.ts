@@ -160,7 +160,7 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
       schema: {
         tags: ['admin'],
         summary: 'Replays the oldest dead letters, each as one replay does (after an outage whose cause is fixed)',
-        description: `As npm run dlq -- replay-all, the oldest \`limit\` (100 by default, ${LETTERS_LISTED_AT_MOST} at most) at a time, so one request never runs past its answer: \`left\` counts the letters still waiting (send it again while any is; a letter that fails again at once stays, telling of its new failure). A letter replayed or dropped by someone else meanwhile is skipped.`,
+        description: `As npm run dlq -- replay-all, the oldest \`limit\` (100 by default, ${LETTERS_LISTED_AT_MOST} at most) at a time, so one request never runs past its answer: \`left\` counts the letters still waiting (send it again while more than those in \`failed\` are; a letter that fails again at once stays, telling of its new failure; one that cannot be replayed, such as one of a queue this build does not have, is named in \`failed\` and stays, oldest, until dropped). A letter replayed or dropped by someone else meanwhile is skipped.`,
         body: { type: ['object', 'null'], additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: LETTERS_LISTED_AT_MOST, default: 100 } } },
         response: {
           200: {

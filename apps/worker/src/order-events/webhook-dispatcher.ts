@@ -200,7 +200,9 @@ export class WebhookDispatcher {
    */
   private async receiverInside(url: string): Promise<string | null> {
     if (this.settings.privateReceivers) return null;
-    const inside = await addressInside(new URL(url).hostname).catch(() => null);
+    // within the delivery's own time: a resolver that does not answer leaves it to the delivery, which times out alike
+    const unanswered = new Promise<null>((resolve) => setTimeout(() => resolve(null), this.settings.timeoutMs).unref());
+    const inside = await Promise.race([addressInside(new URL(url).hostname).catch(() => null), unanswered]);
     return inside && `not sent: its host resolves to ${inside}, an address of the shop's own networks (WEBHOOK_PRIVATE_RECEIVERS is false)`;
   }
 
