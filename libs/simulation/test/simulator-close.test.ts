@@ -4,10 +4,12 @@ import { describe, expect, it } from 'vitest';
 describe('a simulator closing', () => {
   it('answers the request still on its way and closes, without waiting out the keep-alive (72 s) of its connection', async () => {
     const sim = createSimulator({ latencyMs: 500, failureRate: 0, timeoutRate: 0, outage: false }, { callbackSecret: 'test-callback-secret-0123', callbackAttempts: 1, callbackRetryMs: 10, logLevel: 'silent' }, {});
-    sim.app.post('/v1/slow', async (_request, reply) => ((await sim.injectFaults(reply)) ? { accepted: true } : reply));
+    let arrived = false;
+    sim.app.post('/v1/slow', async (_request, reply) => ((arrived = true), (await sim.injectFaults(reply)) ? { accepted: true } : reply));
     const url = await sim.app.listen({ host: '127.0.0.1', port: 0 });
     const answer = fetch(`${url}/v1/slow`, { method: 'POST' }).then(async (response) => [response.status, await response.json()]);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // on its way once the route has it: one arriving after close began is answered 503 (a loaded box took over 100 ms to send it)
+    while (!arrived) await new Promise((resolve) => setTimeout(resolve, 10));
 
     const started = Date.now();
     await sim.app.close();
