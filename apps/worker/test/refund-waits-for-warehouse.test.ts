@@ -122,7 +122,7 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     expect([shipped.status, shipped.body.status]).toEqual([200, 'SHIPPED']);
   });
 
-  it('withdraws a refund of some units when the parcel’s SHIPPED comes before the warehouse read it: every unit ships, none counts as refunded, and the buyer may return them once delivered', async () => {
+  it('withdraws a refund of some units when the parcel’s SHIPPED comes before the warehouse read it: every unit ships, none counts as refunded, and the buyer may return them once delivered and the warehouse has answered', async () => {
     const { fulfillment } = system.workers.deps.queues;
     const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
     const orderId = await inFulfilment('dan', 3);
@@ -135,6 +135,12 @@ describe('a refund of units the warehouse holds in a parcel', () => {
       await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED', notify: false } });
       const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-3', at: new Date().toISOString() });
       expect([shipped.status, shipped.body.changed, shipped.body.status]).toEqual([200, true, 'SHIPPED']);
+      const delivered = await system.signedCallback('warehouse', { orderId, event: 'DELIVERED', at: new Date().toISOString() });
+      expect(delivered.body.status).toBe('DELIVERED');
+      // a return now would be priced as if the held unit were refunded: should the refund be withdrawn, the
+      // return paid too much, and the last unit's return more than the order had left
+      const tooSoon = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('dan'), body: { reason: 'chipped', items: [{ skuId: 'KETTLE', qty: 1 }] } });
+      expect([tooSoon.status, tooSoon.body.code, tooSoon.headers['retry-after']]).toEqual([409, 'ILLEGAL_TRANSITION', '60']);
     } finally {
       fulfilmentWorker.resume();
     }
@@ -145,10 +151,7 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     expect(await paidBack(orderId)).toEqual([]);
     expect(await kettles()).toEqual(stockBefore);
     const order = await system.order(orderId);
-    expect([order.status, order.items[0].refundedQty, order.amounts.refundedCents]).toEqual(['SHIPPED', 0, 0]);
-
-    const delivered = await system.signedCallback('warehouse', { orderId, event: 'DELIVERED', at: new Date().toISOString() });
-    expect(delivered.body.status).toBe('DELIVERED');
+    expect([order.status, order.items[0].refundedQty, order.amounts.refundedCents]).toEqual(['DELIVERED', 0, 0]);
     const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('dan'), body: { reason: 'I had asked for my money back', items: [{ skuId: 'KETTLE', qty: 3 }] } });
     expect([asked.status, asked.body.returns[0].amountCents]).toEqual([202, 12_000]);
   });
