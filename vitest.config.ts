@@ -9,13 +9,15 @@ import LongestFirstSequencer from './vitest.sequencer.js';
  * tests on a plain connection) stay in the single-Redis project only, as do those whose keys and
  * scripts files here cover already (a return restocks as a paid cancel does; a killed worker's
  * job and a breaker's retries run the same jobs again; a merchant's action and an import move
- * orders in MySQL, their follow-up jobs those of order-life), to keep the suite within its 10 minutes.
+ * orders in MySQL, their follow-up jobs those of order-life; a payment deadline releases as a
+ * cancel of reverse-flows does, on the timers queue of order-life; persist jobs batched, an address
+ * changed and pricing rules use the queues and keys flash-sale-checkout and order-life use), to keep
+ * the suite within its 10 minutes.
  */
 const ON_A_REDIS_CLUSTER = [
   'apps/api/test/flash-sale-checkout.test.ts',
   'apps/api/test/flash-sale-changes.test.ts',
   'apps/api/test/bad-input.test.ts',
-  'apps/api/test/pricing-admin.test.ts',
   'apps/worker/test/order-life.test.ts',
   'apps/worker/test/order-types-life.test.ts',
   'apps/worker/test/reverse-flows.test.ts',
@@ -23,12 +25,9 @@ const ON_A_REDIS_CLUSTER = [
   'apps/worker/test/stranded-orders.test.ts',
   'apps/worker/test/coupon-expiry.test.ts',
   'apps/worker/test/coupon-total-limit.test.ts',
-  'apps/worker/test/payment-deadline.test.ts',
-  'apps/worker/test/address-change.test.ts',
   'apps/worker/test/stock-buckets.test.ts',
   'apps/worker/test/buyer-rules-across-buckets.test.ts',
   'apps/worker/test/refunds-across-payments.test.ts',
-  'apps/worker/test/batched-persist-jobs.test.ts',
   'libs/testing/test/redis-cluster.test.ts',
 ];
 

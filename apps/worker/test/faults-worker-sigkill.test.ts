@@ -1,11 +1,11 @@
 import { buyerAddress, settledSaleInvariants, createSku, createTestEnv, signToken, spawnApp, startApiProcess, waitFor, type ApiProcess, type SpawnedProcess, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const ORDERS = 3_000;
-const STOCK = 3_600;
+const ORDERS = 1_500;
+const STOCK = 1_800;
 const KILLS = 8;
 
-describe('worker processes killed with SIGKILL again and again during a 3,000-order sale', () => {
+describe('worker processes killed with SIGKILL again and again during a 1,500-order sale', () => {
   let env: TestEnv;
   let api: ApiProcess;
   const workers: SpawnedProcess[] = [];

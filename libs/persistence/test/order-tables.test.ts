@@ -45,22 +45,26 @@ describe('every order type’s table, applied to orders in MySQL', () => {
     let refused = 0;
     for (const state of machine.states()) {
       await env.db.updateTable('orders').set({ status: state }).where('order_id', '=', orderId).execute();
+      // every refusal of the state first, then one look that none of them changed anything: a look after
+      // each was four round trips per refusal, most of this file's time with MySQL busy
+      const beforeRefusals = await snapshot(orderId);
       for (const action of machine.actions()) {
-        for (const actor of ACTORS) {
+        for (const actor of ACTORS.filter((actor) => !machine.can(state, action, actor))) {
+          await expect(orders.applyTransition({ orderId, action, actor, at: new Date() }), `${state} -${action}- by ${actor}`).rejects.toThrow(IllegalTransition);
+          refused++;
+        }
+      }
+      expect(await snapshot(orderId), `the refusals in ${state}`).toEqual(beforeRefusals);
+      for (const action of machine.actions()) {
+        for (const actor of ACTORS.filter((actor) => machine.can(state, action, actor))) {
           const before = await snapshot(orderId);
-          if (machine.can(state, action, actor)) {
-            const { fired } = await orders.applyTransition({ orderId, action, actor, at: new Date() });
-            const after = await snapshot(orderId);
-            expect(after).toEqual({ status: fired.to, version: before.version + 1, history: before.history + 1 });
-            const last = await env.db.selectFrom('order_history').selectAll().where('order_id', '=', orderId).orderBy('version', 'desc').limit(1).executeTakeFirstOrThrow();
-            expect({ from: last.from_status, action: last.action, to: last.to_status, actor: last.actor }).toEqual({ from: state, action, to: fired.to, actor });
-            await env.db.updateTable('orders').set({ status: state }).where('order_id', '=', orderId).execute();
-            legal++;
-          } else {
-            await expect(orders.applyTransition({ orderId, action, actor, at: new Date() }), `${state} -${action}- by ${actor}`).rejects.toThrow(IllegalTransition);
-            expect(await snapshot(orderId)).toEqual(before);
-            refused++;
-          }
+          const { fired } = await orders.applyTransition({ orderId, action, actor, at: new Date() });
+          const after = await snapshot(orderId);
+          expect(after).toEqual({ status: fired.to, version: before.version + 1, history: before.history + 1 });
+          const last = await env.db.selectFrom('order_history').selectAll().where('order_id', '=', orderId).orderBy('version', 'desc').limit(1).executeTakeFirstOrThrow();
+          expect({ from: last.from_status, action: last.action, to: last.to_status, actor: last.actor }).toEqual({ from: state, action, to: fired.to, actor });
+          await env.db.updateTable('orders').set({ status: state }).where('order_id', '=', orderId).execute();
+          legal++;
         }
       }
     }
