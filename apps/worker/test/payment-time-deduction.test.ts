@@ -116,6 +116,8 @@ describe('payment-time deduction', () => {
 
     const refunded = await system.waitForStatus(ben, 'REFUNDED');
     expect([refunded.shipments, refunded.amounts.refundedCents]).toEqual([[], 2_000]);
+    // given back on its lines too, by what each paid, no unit counted (none was sold): each merchant's view adds up
+    expect(refunded.items.map((item: { skuId: string; refundedQty: number; refundedCents: number }) => [item.skuId, item.refundedQty, item.refundedCents])).toEqual([['LAST-GLOBE', 0, 1_000], ['LAMP', 0, 1_000]]);
     const sim = (await system.paymentSim.request('GET', '/__admin/payments')).body;
     expect(sim.refunds.filter((refund: { paymentId: string }) => refund.paymentId.startsWith(ben))).toEqual([expect.objectContaining({ amountCents: 2_000 })]);
     expect((await system.request('GET', '/v1/admin/skus/LAMP', { token: admin })).body.stock).toEqual({ available: 10, reserved: 0, sold: 0 });

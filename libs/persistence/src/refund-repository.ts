@@ -692,13 +692,20 @@ export class RefundRepository {
    */
   static async openPaymentRefund(trx: Transaction<Database>, order: OrderRow, request: Pick<OpenRefund, 'refundId' | 'reason' | 'actor' | 'at'>): Promise<RefundView> {
     // the lines locked before the payments, as openRefund does
-    const lines = await trx.selectFrom('order_items').select(['line_no', 'payable_cents']).where('order_id', '=', order.order_id).orderBy('line_no').forUpdate().execute();
+    const lines = await lockLines(trx, order.order_id);
     const amountCents = (await refundablePayments(trx, order)).reduce((sum, payment) => sum + Math.max(0, payment.refundableCents), 0);
     const refund = await insertRefund(trx, order, { ...request, kind: 'refund', status: 'PENDING', amountCents, items: [] });
-    const shares = allocateByLargestRemainder(amountCents, lines.map((line) => Number(line.payable_cents)));
-    const counted = lines.map((line, i) => ({ lineNo: line.line_no, qty: 0, cents: shares[i]! })).filter((line) => line.cents !== 0);
-    await countRefunded(trx, order, counted, amountCents);
+    await countSpreadOnLines(trx, order, lines, amountCents);
     return { ...refund, parts: await drawParts(trx, order, refund) };
+  }
+
+  /**
+   * In the transaction holding the order's lock: `amountCents` of its payments given back whole, with
+   * no units (its payment-time stock gone at its payment), counted on the order and spread on its lines
+   * as openPaymentRefund spreads it, so each merchant's view of its lines says its share went back.
+   */
+  static async countPaymentsGivenBack(trx: Transaction<Database>, order: OrderRow, amountCents: number): Promise<void> {
+    await countSpreadOnLines(trx, order, await lockLines(trx, order.order_id), amountCents);
   }
 
   /**
@@ -799,6 +806,17 @@ export function refundOpenedDetail(refundId: string, reason: string): string {
 /** Refund orders (whole-payment refunds keep no history) due: waiting to be sent to the payment system. */
 function dueRefundOrders(db: OrderDb) {
   return db.selectFrom('refunds').where('status', '=', 'PENDING').where('history', 'is not', null);
+}
+
+function lockLines(trx: Transaction<Database>, orderId: string) {
+  return trx.selectFrom('order_items').select(['line_no', 'payable_cents']).where('order_id', '=', orderId).orderBy('line_no').forUpdate().execute();
+}
+
+/** `amountCents` counts as refunded on the order and on its lines, in proportion to what each line pays (exact to the cent, as pricing spreads a discount), with no units. */
+async function countSpreadOnLines(trx: Transaction<Database>, order: OrderRow, lines: ReadonlyArray<{ line_no: number; payable_cents: number | string }>, amountCents: number): Promise<void> {
+  const shares = allocateByLargestRemainder(amountCents, lines.map((line) => Number(line.payable_cents)));
+  const counted = lines.map((line, i) => ({ lineNo: line.line_no, qty: 0, cents: shares[i]! })).filter((line) => line.cents !== 0);
+  await countRefunded(trx, order, counted, amountCents);
 }
 
 /** Units and cents count as refunded on their lines, and `amountCents` on the order: the order's own and, for a child, its parent's. */

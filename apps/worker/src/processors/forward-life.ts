@@ -767,7 +767,7 @@ export class ForwardLife {
     const reason = job.data.reason ?? 'refund';
     // what the committing transaction recorded (a repeat records nothing), for the metrics
     let recorded = { refunds: 0, cents: 0 };
-    const record: TransitionRequest['effects'] = async (trx) => {
+    const record: TransitionRequest['effects'] = async (trx, current) => {
       let refundedCents = 0;
       let count = 0;
       for (const refund of refunds) {
@@ -787,8 +787,10 @@ export class ForwardLife {
           count += 1;
         }
       }
-      // added where it stands: a cancel or refund of the order may commit between this job's read and this write
-      if (refundedCents > 0) await trx.updateTable('orders').set((eb) => ({ refunded_cents: eb('refunded_cents', '+', refundedCents) })).where('order_id', '=', orderId).execute();
+      // added where it stands: a cancel or refund of the order may commit between this job's read and this write.
+      // A late payment was never the order's: its lines paid nothing of it
+      if (refundedCents > 0 && latePayment !== undefined) await trx.updateTable('orders').set((eb) => ({ refunded_cents: eb('refunded_cents', '+', refundedCents) })).where('order_id', '=', orderId).execute();
+      else if (refundedCents > 0) await RefundRepository.countPaymentsGivenBack(trx, current, refundedCents);
       recorded = { refunds: count, cents: refundedCents };
     };
     const order = await this.deps.orders.findOrderRow(orderId);
