@@ -122,7 +122,7 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     expect([shipped.status, shipped.body.status]).toEqual([200, 'SHIPPED']);
   });
 
-  it('withdraws a refund of some units when the parcel’s SHIPPED comes before the warehouse read it: every unit ships, none counts as refunded, and the buyer may return them once delivered and the warehouse has answered', async () => {
+  it('withdraws a refund of some units when the parcel’s SHIPPED comes before the warehouse read it: every unit ships, none counts as refunded, and the buyer may return them once delivered', async () => {
     const { fulfillment } = system.workers.deps.queues;
     const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
     const orderId = await inFulfilment('dan', 3);
@@ -135,12 +135,6 @@ describe('a refund of units the warehouse holds in a parcel', () => {
       await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED', notify: false } });
       const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-3', at: new Date().toISOString() });
       expect([shipped.status, shipped.body.changed, shipped.body.status]).toEqual([200, true, 'SHIPPED']);
-      const delivered = await system.signedCallback('warehouse', { orderId, event: 'DELIVERED', at: new Date().toISOString() });
-      expect(delivered.body.status).toBe('DELIVERED');
-      // a return now would be priced as if the held unit were refunded: should the refund be withdrawn, the
-      // return paid too much, and the last unit's return more than the order had left
-      const tooSoon = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('dan'), body: { reason: 'chipped', items: [{ skuId: 'KETTLE', qty: 1 }] } });
-      expect([tooSoon.status, tooSoon.body.code, tooSoon.headers['retry-after']]).toEqual([409, 'ILLEGAL_TRANSITION', '60']);
     } finally {
       fulfilmentWorker.resume();
     }
@@ -151,9 +145,54 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     expect(await paidBack(orderId)).toEqual([]);
     expect(await kettles()).toEqual(stockBefore);
     const order = await system.order(orderId);
-    expect([order.status, order.items[0].refundedQty, order.amounts.refundedCents]).toEqual(['DELIVERED', 0, 0]);
+    expect([order.status, order.items[0].refundedQty, order.amounts.refundedCents]).toEqual(['SHIPPED', 0, 0]);
+
+    const delivered = await system.signedCallback('warehouse', { orderId, event: 'DELIVERED', at: new Date().toISOString() });
+    expect(delivered.body.status).toBe('DELIVERED');
     const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('dan'), body: { reason: 'I had asked for my money back', items: [{ skuId: 'KETTLE', qty: 3 }] } });
     expect([asked.status, asked.body.returns[0].amountCents]).toEqual([202, 12_000]);
+  });
+
+  it('pays back a return asked while a refund of the same parcel waited for the warehouse, then withdrawn, as its units stand at its receipt: the shipping once, with the last unit', async () => {
+    await system.createSku({ skuId: 'MUG', priceCents: 1_001, merchantId: 'shop', channel: 'self', warehouseId: 'wh-north', stock: 40, deduction: 'placement' });
+    expect((await system.request('PUT', '/v1/admin/warehouses/wh-north/shipping', { token: admin(), body: { feeCents: 500 } })).status).toBe(200);
+    const placed = await system.request('POST', '/v1/orders', { token: system.token('rita'), headers: { 'idempotency-key': 'rita-mugs' }, body: { items: [{ skuId: 'MUG', qty: 2 }], address: buyerAddress } });
+    const orderId = placed.body.orderId as string;
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('rita'), body: { method: 'card' } })).status).toBe(202);
+    expect((await system.waitForStatus(orderId, 'IN_FULFILLMENT')).amounts.payableCents).toBe(2_502);
+    const { fulfillment } = system.workers.deps.queues;
+    const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
+    const returned = async (returnId: string) => {
+      expect((await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/approve`, { token: system.token('shop', 'merchant') })).status).toBe(200);
+      expect((await system.signedCallback('warehouse', { orderId, event: 'RETURN_RECEIVED', returnId, at: new Date().toISOString() })).status).toBe(200);
+    };
+    await fulfilmentWorker.pause();
+    let firstReturn: string;
+    try {
+      const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('rita'), body: { reason: 'one is enough', items: [{ skuId: 'MUG', qty: 1 }] } });
+      expect([refund.status, refund.body.refunds[0].restockHeld]).toEqual([202, true]);
+      // the parcel leaves with both mugs and is delivered before the change was read
+      for (const event of ['SHIPPED', 'DELIVERED'] as const) {
+        await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event, notify: false } });
+        expect((await system.signedCallback('warehouse', { orderId, event, at: new Date().toISOString() })).status).toBe(200);
+      }
+      // asked now, the other mug reads as the parcel's last unit: its shipping with it
+      const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('rita'), body: { reason: 'chipped', items: [{ skuId: 'MUG', qty: 1 }] } });
+      expect([asked.status, asked.body.returns[0].amountCents]).toEqual([202, 1_501]);
+      firstReturn = asked.body.returnId;
+    } finally {
+      fulfilmentWorker.resume();
+    }
+    await waitFor(async () => (await refundsOf(orderId, 'rita')).some((refund: any) => refund.kind === 'refund' && refund.status === 'WITHDRAWN'), { what: 'the held refund withdrawn' });
+    // received once the refund was withdrawn: one mug of two back, no shipping; the buyer keeps the other
+    await returned(firstReturn);
+    const once = await system.waitForStatus(orderId, 'DELIVERED');
+    expect([once.items[0].refundedQty, once.amounts.refundedCents]).toEqual([1, 1_001]);
+    const again = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('rita'), body: { reason: 'the other too', items: [{ skuId: 'MUG', qty: 1 }] } });
+    expect([again.status, again.body.returns[0].amountCents]).toEqual([202, 1_501]);
+    await returned(again.body.returnId);
+    expect((await system.waitForStatus(orderId, 'RETURNED')).amounts.refundedCents).toBe(2_502);
   });
 
   it('pays back a refund of some units whose change the warehouse applied, its answer lost to a timeout, when the parcel’s SHIPPED comes before the change is recorded: the units were taken out, not shipped', async () => {

@@ -391,12 +391,16 @@ export class RefundRepository {
    * amounts count as refunded, the ledger restocks them (reason 'return') and the money
    * is due (PENDING for the refund job). Only the return the warehouse's event is for
    * moves; null when it is no longer APPROVED. `unitsReceived`: the units of each of its lines
-   * the parcel held, when fewer than it named: the return is of those alone (receivedShort).
+   * the parcel held, when fewer than it named: the return is of those alone. Either way its
+   * amounts are those of its units on the lines as they are now (receivedUnits): asked while a
+   * refund of the parcel's units waited for the warehouse, the return was priced counting them
+   * refunded, the parcel's shipping with what was then its last unit; that refund withdrawn since
+   * (the parcel left with them), the priced amounts paid shipping with a unit the buyer kept.
    */
   static async receiveReturn(trx: Transaction<Database>, order: OrderRow, returnId: string, at: Date, unitsReceived?: ReadonlyArray<LineUnits>): Promise<RefundView | null> {
     const moved = await RefundRepository.moveReturn(trx, order.order_id, ['APPROVED'], 'PENDING', at, 'warehouse', returnId);
     if (!moved) return null;
-    const received = unitsReceived ? await receivedShort(trx, order, moved, unitsReceived) : moved;
+    const received = await receivedUnits(trx, order, moved, unitsReceived ?? moved.items.map(({ lineNo, qty }) => ({ lineNo, qty })));
     return { ...received, ...(await applyRefund(trx, order, received, 'return')) };
   }
 
@@ -760,13 +764,13 @@ function refundItemsOf(lines: ReadonlyArray<{ lineNo: number; skuId: string }>, 
 }
 
 /**
- * A return whose parcel held fewer units than it named becomes a return of the units that came
- * back: they alone are paid back, restocked and counted as refunded, each line's cents as
- * refundForLines gives them for those units (the parcel's shipping only with its last unit), so
- * a later return of the rest still adds up to the lines' payable exactly. The units that did not
- * come back stay the buyer's, sold.
+ * The return of the units that came back, priced on the lines as they are at its receipt: they alone
+ * are paid back, restocked and counted as refunded, each line's cents as refundForLines gives them
+ * for those units (the parcel's shipping only with its last unit), so a later return of the rest
+ * still adds up to the lines' payable exactly. A parcel holding fewer units than the return named
+ * leaves the others the buyer's, sold.
  */
-async function receivedShort(trx: Transaction<Database>, order: OrderRow, returned: RefundView, unitsReceived: ReadonlyArray<LineUnits>): Promise<RefundView> {
+async function receivedUnits(trx: Transaction<Database>, order: OrderRow, returned: RefundView, unitsReceived: ReadonlyArray<LineUnits>): Promise<RefundView> {
   const lines = await refundableLines(trx, order);
   const { items, amountCents } = refundItemsOf(lines, refundForLines(lines, unitsReceived.filter((line) => line.qty > 0)));
   await trx.updateTable('refunds').set({ items: JSON.stringify(items), amount_cents: amountCents }).where('refund_id', '=', returned.refundId).execute();

@@ -35,16 +35,6 @@ function refuseUnreturnable(unit: OrderRow, paid: boolean): void {
 }
 
 /**
- * A return of a part while a refund of its units waits for the warehouse (held: paid once the units
- * are out of the parcel, withdrawn should the parcel have left with them) would be priced on lines
- * counting those units as refunded: a withdrawal then left the return paying the parcel's shipping
- * with a unit the buyer kept, and the last unit's return over what the order had left (422). The
- * warehouse's answer settles it, so the buyer asks again once it is in.
- */
-const refundAwaitingWarehouse = (orderId: string, refundId: string) =>
-  new HttpProblem(409, 'ILLEGAL_TRANSITION', `Order ${orderId} has refund ${refundId} waiting for the warehouse to say whether its units left with the parcel; ask for the return again once it has`, 60);
-
-/**
  * Returns (API.md): inside the after-sales window a buyer asks to return delivered
  * units; a merchant or admin approves or refuses; the warehouse's RETURN_RECEIVED
  * (callbacks) restocks them and the refund job pays back their allocated amounts (and
@@ -72,7 +62,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         tags: ['after-sales'],
         summary: 'Ask to return delivered units inside the after-sales window (202: a merchant reviews it)',
         description:
-          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED, where its merchant (or an admin) approves or refuses it; one left unreviewed for RETURN_REVIEW_WINDOW_MS (2 days by default, by MySQL's clock) is approved by the system (history actor `system`). Its amounts are fixed now: each line its allocated payable by units, a parcel's shipping too when every unit of that parcel comes back. With an Idempotency-Key header the return belongs to the key: the same key with the same body answers the same return, even sent twice at once, another body 422 IDEMPOTENCY_CONFLICT. Without it the id derives from the reason, the units and the delivery they come back from: the same request again answers the same return, until it is refused or closed (then it asks anew). `replayed` is true when the answer is a return opened before. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from the last delivery, by the database's clock, as the order's completion); 409 ILLEGAL_TRANSITION before delivery, while another return is open, while a refund of the order asked before it shipped still waits for the warehouse to say whether its units left with the parcel (with retry-after: it is paid back or withdrawn once the warehouse answers), or for an order type without returns (a virtual order, delivered with its payment, had no window); 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED, where its merchant (or an admin) approves or refuses it; one left unreviewed for RETURN_REVIEW_WINDOW_MS (2 days by default, by MySQL's clock) is approved by the system (history actor `system`). Its amounts are fixed now: each line its allocated payable by units, a parcel's shipping too when every unit of that parcel comes back. With an Idempotency-Key header the return belongs to the key: the same key with the same body answers the same return, even sent twice at once, another body 422 IDEMPOTENCY_CONFLICT. Without it the id derives from the reason, the units and the delivery they come back from: the same request again answers the same return, until it is refused or closed (then it asks anew). `replayed` is true when the answer is a return opened before. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from the last delivery, by the database's clock, as the order's completion); 409 ILLEGAL_TRANSITION before delivery, while another return is open, or for an order type without returns (a virtual order, delivered with its payment, had no window); 422 REFUND_EXCEEDS_ORDER for more units than are left.",
         params: orderParamsSchema,
         headers: idempotencyKeyHeaders,
         body: {
@@ -135,10 +125,6 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         for (const part of parts) {
           if (await refunds.find(returnIdOf(part))) continue;
           refuseUnreturnable((await deps.orders.findOrderRow(part.unit.order_id)) ?? part.unit, paid);
-          // a refund is held only when asked before the parcel left, so none is added once the part is
-          // delivered: a read outside the order's lock holds
-          const [held] = await refunds.heldUnpaid(part.unit.order_id);
-          if (held) throw refundAwaitingWarehouse(part.unit.order_id, held.refundId);
           opening.push(part);
         }
         return opening.map((part, index): TransitionRequest => {
