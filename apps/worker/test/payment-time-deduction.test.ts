@@ -1,5 +1,5 @@
 import { OrderRepository } from '@orders/persistence';
-import { buyerAddress, ledgerAvailable } from '@orders/testing';
+import { buyerAddress, ledgerAvailable, waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -122,6 +122,38 @@ describe('payment-time deduction', () => {
     expect(sim.refunds.filter((refund: { paymentId: string }) => refund.paymentId.startsWith(ben))).toEqual([expect.objectContaining({ amountCents: 2_000 })]);
     expect((await system.request('GET', '/v1/admin/skus/LAMP', { token: admin })).body.stock).toEqual({ available: 10, reserved: 0, sold: 0 });
     expect(await ledgerAvailable(system.env.db, 'LAMP')).toBe(10);
+  });
+
+  it("counts on the lines of an order given back whole only what paid for them: a late payment due back beside it, its own refund job lost, goes back on the order alone", async () => {
+    await system.createSku({ skuId: 'LAST-URN', priceCents: 1_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1, deduction: 'payment' });
+    await system.createSku({ skuId: 'CANDLE', priceCents: 500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    const cal = await system.checkout('cal', [{ skuId: 'LAST-URN', qty: 1 }, { skuId: 'CANDLE', qty: 2 }]);
+    const dee = await system.checkout('dee', [{ skuId: 'LAST-URN', qty: 1 }]);
+    await Promise.all([system.waitForStatus(cal, 'PENDING_PAYMENT'), system.waitForStatus(dee, 'PENDING_PAYMENT')]);
+    expect((await system.request('POST', `/v1/orders/${dee}/pay`, { token: system.token('dee'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(dee, 'IN_FULFILLMENT');
+
+    // Cal's first attempt: the payment system takes a cent more than asked, its callback held back
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { amountSkewCents: 1, callbacksLost: true } });
+    expect((await system.request('POST', `/v1/orders/${cal}/pay`, { token: system.token('cal'), body: { method: 'card' } })).status).toBe(202);
+    const charge = await waitFor(async () => ((await system.paymentSim.request('GET', '/__admin/payments')).body.payments as Array<{ orderId: string; paymentId: string; transactionId: string; at: string }>).find((one) => one.orderId === cal), { what: "Cal's first charge" });
+    const { payments } = system.workers.deps.queues;
+    const paymentsWorker = system.workers.workers.find((worker) => worker.name === payments.name)!;
+    await paymentsWorker.pause();
+    try {
+      // its callback lands: recorded, due back whole; the job giving it back is lost (the api died after the commit)
+      expect((await system.signedCallback('payment', { orderId: cal, paymentId: charge.paymentId, transactionId: charge.transactionId, status: 'SUCCEEDED', amountCents: 2_001, at: charge.at })).status).toBe(200);
+      for (const job of await payments.getJobs(['waiting', 'delayed', 'prioritized', 'paused'])) if (job.data.orderId === cal) await job.remove();
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { amountSkewCents: 0, callbacksLost: false } });
+    } finally {
+      paymentsWorker.resume();
+    }
+
+    // Cal pays again, rightly: the urn is gone at his payment, so both payments go back whole
+    expect((await system.request('POST', `/v1/orders/${cal}/pay`, { token: system.token('cal'), body: { method: 'card' } })).status).toBe(202);
+    const refunded = await system.waitForStatus(cal, 'REFUNDED', 30_000);
+    expect(refunded.amounts.refundedCents).toBe(4_001);
+    expect(refunded.items.map((item: { skuId: string; payableCents: number; refundedCents: number }) => [item.skuId, item.payableCents, item.refundedCents])).toEqual([['LAST-URN', 1_000, 1_000], ['CANDLE', 1_000, 1_000]]);
   });
 
   it('pays back all of a sold-out order when the buyer asks for some of it back between the verdict and its refund, stock put back meanwhile', async () => {

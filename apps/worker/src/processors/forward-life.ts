@@ -757,7 +757,8 @@ export class ForwardLife {
     }
     // a payment of nothing (no-charge) has nothing to give back, and a payment system refuses a refund of nothing
     const paid = (await this.process.payments(orderId)).filter((p) => p.status === 'SUCCEEDED' && Number(p.amount_cents) > 0 && (latePayment === undefined || p.payment_id === latePayment));
-    const refunds = paid.map((payment) => ({ refundId: `${payment.payment_id}-refund`, paymentId: payment.payment_id, amountCents: Number(payment.amount_cents) }));
+    // a late payment (taken after its order could take it: named by the job, or due back still) never paid the order's lines
+    const refunds = paid.map((payment) => ({ refundId: `${payment.payment_id}-refund`, paymentId: payment.payment_id, amountCents: Number(payment.amount_cents), late: latePayment !== undefined || payment.refund_due_at !== null }));
     for (const refund of refunds) {
       const answer = await callExternal(job, token, () => this.paymentClient.refund(refund));
       // asked without a notifyUrl, its answer is the outcome: only money given back is recorded as given back
@@ -769,6 +770,7 @@ export class ForwardLife {
     let recorded = { refunds: 0, cents: 0 };
     const record: TransitionRequest['effects'] = async (trx, current) => {
       let refundedCents = 0;
+      let paidTheLines = 0;
       let count = 0;
       for (const refund of refunds) {
         await ProcessRepository.clearRefundDue(trx, refund.paymentId);
@@ -784,13 +786,14 @@ export class ForwardLife {
             .values({ part_id: refund.refundId, refund_id: refund.refundId, payment_id: refund.paymentId, amount_cents: refund.amountCents, status: 'SUCCEEDED', created_at: at, updated_at: at })
             .execute();
           refundedCents += refund.amountCents;
+          if (!refund.late) paidTheLines += refund.amountCents;
           count += 1;
         }
       }
-      // added where it stands: a cancel or refund of the order may commit between this job's read and this write.
-      // A late payment was never the order's: its lines paid nothing of it
-      if (refundedCents > 0 && latePayment !== undefined) await trx.updateTable('orders').set((eb) => ({ refunded_cents: eb('refunded_cents', '+', refundedCents) })).where('order_id', '=', orderId).execute();
-      else if (refundedCents > 0) await RefundRepository.countPaymentsGivenBack(trx, current, refundedCents);
+      // added where it stands: a cancel or refund of the order may commit between this job's read and this write
+      const lateCents = refundedCents - paidTheLines;
+      if (lateCents > 0) await trx.updateTable('orders').set((eb) => ({ refunded_cents: eb('refunded_cents', '+', lateCents) })).where('order_id', '=', orderId).execute();
+      if (paidTheLines > 0) await RefundRepository.countPaymentsGivenBack(trx, current, paidTheLines);
       recorded = { refunds: count, cents: refundedCents };
     };
     const order = await this.deps.orders.findOrderRow(orderId);
