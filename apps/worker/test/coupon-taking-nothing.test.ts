@@ -87,4 +87,32 @@ describe('a once-per-buyer coupon that would take nothing off an order', () => {
     // the second order still holds the use
     expect((await order('gil-3')).body.code).toBe('COUPON_LIMIT_EXCEEDED');
   });
+
+  it('gives back no use when a paid order refunded on its cancel is cancelled again after Redis has forgotten its use went back: its refund job gives nothing back either', async () => {
+    const order = (key: string) =>
+      system.request('POST', '/v1/orders', { token: system.token('hal'), headers: { 'idempotency-key': key }, body: { items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress, couponCode: 'PENNY' } });
+    const first = (await order('hal-1')).body.orderId as string;
+    await system.waitForStatus(first, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${first}/pay`, { token: system.token('hal'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(first, 'IN_FULFILLMENT');
+    const cancel = () => system.request('POST', `/v1/orders/${first}/cancel`, { token: system.token('hal'), body: { reason: 'changed my mind' } });
+    expect((await cancel()).status).toBe(200);
+    await system.waitForStatus(first, 'REFUNDED');
+    const second = await waitFor(async () => {
+      const answer = await order('hal-2');
+      return answer.status === 202 && answer;
+    }, { what: "the first order's use back in Redis" });
+    expect((await system.waitForStatus(second.body.orderId, 'PENDING_PAYMENT')).benefits.coupon).toEqual({ code: 'PENNY', discountCents: 100 });
+    // 91 days on: Redis has forgotten the first order, and MySQL says its use went back that long ago
+    const inventory = system.workers.deps.inventory;
+    const group = inventory.keys.groupOfOrder(first);
+    await system.env.redis.del(inventory.keys.order(group, first), inventory.keys.couponGivenBack(group, first));
+    await sql`UPDATE orders SET updated_at = UTC_TIMESTAMP(3) - INTERVAL 91 DAY WHERE order_id = ${first}`.execute(system.env.db);
+    await sql`UPDATE coupon_redemptions SET at = UTC_TIMESTAMP(3) - INTERVAL 91 DAY WHERE order_id = ${first}`.execute(system.env.db);
+    expect((await cancel()).status).toBe(200);
+    // the repeat's refund job has run
+    const { payments } = system.workers.deps.queues;
+    await waitFor(async () => Object.values(await payments.getJobCounts('waiting', 'active', 'delayed', 'prioritized')).every((count) => count === 0), { what: 'the refund job of the repeat run' });
+    expect((await order('hal-3')).body.code).toBe('COUPON_LIMIT_EXCEEDED');
+  });
 });

@@ -253,8 +253,8 @@ export class PricingRepository {
     return rules;
   }
 
-  async redemptions(orderId: string): Promise<Array<{ code: string; status: string }>> {
-    return this.db.selectFrom('coupon_redemptions').select(['code', 'status']).where('order_id', '=', orderId).execute();
+  async redemptions(orderId: string): Promise<Array<{ code: string; status: string; at: Date }>> {
+    return this.db.selectFrom('coupon_redemptions').select(['code', 'status', 'at']).where('order_id', '=', orderId).execute();
   }
 }
 

@@ -319,6 +319,10 @@ const RESTOCK_MARKER_TTL_MS = 90 * 24 * 3600 * 1000;
  * not asked for (a cancel sent again to an order closed longer ago gives nothing back).
  */
 export const RELEASES_REMEMBERED_MS = RESTOCK_MARKER_TTL_MS;
+/** Whether a release done at `releasedAt` may be asked for again now: Redis still remembers it (RELEASES_REMEMBERED_MS). */
+export function releaseRemembered(releasedAt: Date, now: Date): boolean {
+  return now.getTime() - releasedAt.getTime() < RELEASES_REMEMBERED_MS;
+}
 /** How long a reservation record outlives its payment deadline, a presale's its balance timeout too (reserveStock-6+c+2n.lua's PEXPIREAT). */
 const RESERVATION_KEPT_AFTER_DEADLINE_MS = 7 * 24 * 3600 * 1000;
 /**

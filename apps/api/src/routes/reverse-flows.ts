@@ -1,7 +1,7 @@
 import { CLOSED_BEFORE_SHIPPING, IllegalTransition, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, storedAddress, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
 import { afterStaleOrderVersion, cancelRefundOf, couponUseOf, historyDetail, OrderRepository, ProcessRepository, refundIdFor, refundOpenedDetail, RefundRepository, retryTransaction, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import { enqueueRefundPayments } from '@orders/queues';
-import { RELEASES_REMEMBERED_MS } from '@orders/stock';
+import { releaseRemembered } from '@orders/stock';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { refuseRepeatedKey } from '../idempotency-keys.js';
@@ -232,7 +232,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
    * Redis no longer remembers giving it back, as it would then be another order's.
    */
   function couponToReleaseAgain(order: OrderRow): string | null {
-    return deps.clock().getTime() - order.updated_at.getTime() < RELEASES_REMEMBERED_MS ? couponUseOf(order) : null;
+    return releaseRemembered(order.updated_at, deps.clock()) ? couponUseOf(order) : null;
   }
 
   /** Whether the ledger records the order's reservation as released (e.g. a presale refunded after its deposit): Redis must follow. */

@@ -2,7 +2,7 @@ import { IllegalTransition, type Actor } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
 import { DeadlineAhead, OrderRepository, couponUseOf } from '@orders/persistence';
 import { ordersCarriedBy } from '@orders/queues';
-import type { Inventory } from '@orders/stock';
+import { releaseRemembered, type Inventory } from '@orders/stock';
 import { DelayedError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 
@@ -52,7 +52,8 @@ export async function closeUnpaidOrder(
   }
   const order = await orders.findOrderRow(request.orderId);
   if (order && RELEASED_STATUSES.has(order.status)) {
-    await inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase(), couponUseOf(order));
+    // a job replayed long after the order closed gives no coupon use back: Redis forgot giving it, another order may hold it
+    await inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase(), releaseRemembered(order.updated_at, clock()) ? couponUseOf(order) : null);
   }
   return { changed };
 }

@@ -34,7 +34,7 @@ import {
   type RequestPaymentJob,
   type SendToWarehouseJob,
 } from '@orders/queues';
-import type { CommitOutcome, Inventory } from '@orders/stock';
+import { releaseRemembered, type CommitOutcome, type Inventory } from '@orders/stock';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { childOrderId } from './child-order-id.js';
@@ -859,13 +859,15 @@ export class ForwardLife {
    * A cancellation gives the coupon use back in MySQL with its first refund; this job (which
    * every refund, and a repeated cancel, enqueues) makes Redis follow, so the buyer's next
    * checkout can take it. Once only: the reservation record says whether the order still
-   * holds the use.
+   * holds the use, and its given-back marker whether it went back; neither is kept past
+   * RELEASES_REMEMBERED_MS, so a refund job of a cancel sent again later gives nothing back (the
+   * use given back then may be another order's now).
    */
   private async followRestoredCoupon(unit: OrderRow): Promise<void> {
     const root = unit.parent_order_id ? await this.deps.orders.findOrderRow(unit.parent_order_id) : unit;
     if (!root?.coupon_code) return;
-    const redemptions = await this.pricing.redemptions(root.order_id);
-    if (redemptions.some((r) => r.status === 'restored')) await this.deps.inventory.releaseCoupon({ orderId: root.order_id, userId: root.user_id, couponCode: root.coupon_code });
+    const restored = (await this.pricing.redemptions(root.order_id)).find((r) => r.status === 'restored');
+    if (restored && releaseRemembered(restored.at, this.deps.clock())) await this.deps.inventory.releaseCoupon({ orderId: root.order_id, userId: root.user_id, couponCode: root.coupon_code });
   }
 
   /**
@@ -889,7 +891,7 @@ export class ForwardLife {
     });
     if (forfeited.dueInMs !== undefined) return forfeited;
     const order = await this.deps.orders.findOrderRow(orderId);
-    if (order?.status === 'DEPOSIT_FORFEITED') await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'forfeited', couponUseOf(order));
+    if (order?.status === 'DEPOSIT_FORFEITED') await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'forfeited', releaseRemembered(order.updated_at, this.deps.clock()) ? couponUseOf(order) : null);
     return forfeited;
   }
 
