@@ -72,17 +72,18 @@ export async function seedDemoCatalog(config: Config): Promise<string[]> {
   };
   try {
     const now = new Date();
+    const datedNow = async () => now;
     for (const { sku, stock } of demoCatalog(now)) await unlessExists(sku.skuId, () => createSkuWithStock(deps, sku, stock, `seed-${sku.skuId}`));
     const { promotion, coupon, level, member } = demoPricing(now);
-    await unlessExists(`promotion ${promotion.promotionId}`, () => pricing.createPromotion(promotion, now));
+    await unlessExists(`promotion ${promotion.promotionId}`, () => pricing.createPromotion(promotion, datedNow));
     await unlessExists(`coupon ${coupon.code}`, () => createCoupon({ pricing, inventory: deps.inventory }, coupon));
     // as the rest: what an operator set since (a level's discount, the buyer's level) stays
     if (!(await deps.db.selectFrom('member_levels').select('level').where('level', '=', level.level).executeTakeFirst())) {
-      await pricing.setMemberLevel(level, now);
+      await pricing.setMemberLevel(level, datedNow);
       created.push(`member level ${level.level}`);
     }
     if (!(await deps.db.selectFrom('members').select('user_id').where('user_id', '=', member.userId).executeTakeFirst())) {
-      await pricing.setMember(member.userId, member.level, now);
+      await pricing.setMember(member.userId, member.level, datedNow);
       created.push(`member ${member.userId}`);
     }
   } finally {

@@ -128,7 +128,7 @@ describe("a once-per-buyer coupon held in MySQL when two workers persist the buy
       override async rulesFor(orders: readonly AcceptedOrder[], warehouseIds: readonly string[]) {
         const unwritten = (orderId: string) => `${orderId}-read-before-written`;
         const rules = await super.rulesFor(orders.map((o) => ({ ...o, orderId: unwritten(o.orderId) })), warehouseIds);
-        return new Map(orders.map((o) => [o.orderId, rules.get(unwritten(o.orderId))!]));
+        return { ...rules, byOrder: new Map(orders.map((o) => [o.orderId, rules.byOrder.get(unwritten(o.orderId))!])) };
       }
     })(worker.db);
     await new OrderWriter({ ...worker, pricing: racing }, options).persist(first);

@@ -1,6 +1,6 @@
 import { buildApp, connectApi } from '@orders/api';
 import { PricingRepository } from '@orders/persistence';
-import { buyerAddress, createSku, createTestEnv, httpClient, signToken, waitFor, type HttpClient, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, holdRow, httpClient, rowLockWaits, signToken, waitFor, type HttpClient, type TestEnv } from '@orders/testing';
 import { OrderWriter, connectWorker, startWorkers, type RunningWorkers, type WorkerDeps } from '@orders/worker';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -135,6 +135,50 @@ describe('orders priced with the rules as they stood when the intake accepted th
       [400, null],
       [900, 'gold'],
     ]);
+  });
+
+  it('prices an order accepted while a shipping fee change waited to commit with the new fee, the one in force from before its acceptance', async () => {
+    await createSku(http, admin(), { skuId: 'RUG', title: 'Rug', priceCents: 5_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-north', stock: 10, deduction: 'placement' });
+    expect((await http.request('PUT', '/v1/admin/warehouses/wh-north/shipping', { token: admin(), body: { feeCents: 300 } })).status).toBe(200);
+    // another admin's change of the fee, not committed yet: this one queues behind its row
+    const other = await holdRow(env.db, 'warehouse_shipping', 'warehouse_id', 'wh-north');
+    let change: Promise<{ status: number }> | undefined;
+    let persisting: Promise<void> | undefined;
+    try {
+      change = http.request('PUT', '/v1/admin/warehouses/wh-north/shipping', { token: admin(), body: { feeCents: 800 } });
+      await waitFor(async () => (await rowLockWaits(env.db)).length > 0, { what: 'the fee change to wait for the row' });
+      const placed = await http.request('POST', '/v1/orders', { token: token('dee'), headers: { 'idempotency-key': 'dee-1' }, body: { items: [{ skuId: 'RUG', qty: 1 }], address: buyerAddress } });
+      expect(placed.status).toBe(202);
+      const accepted = (await worker.inventory.findAcceptedOrder(placed.body.orderId as string))!;
+      persisting = new OrderWriter({ ...worker, pricing: new PricingRepository(worker.db) }, { batchSize: 500, batchWaitMs: 2, busyIntervalMs: 250 }).persist(accepted);
+      // priced while the change waits, the order must not be written with the fee it replaces
+      await Promise.race([persisting, new Promise((resolve) => setTimeout(resolve, 500))]);
+    } finally {
+      await other.release();
+    }
+    expect((await change).status).toBe(200);
+    await persisting;
+    const orders = await env.db.selectFrom('orders').select('shipping_cents').where('user_id', '=', 'dee').execute();
+    expect(orders.map((order) => Number(order.shipping_cents))).toEqual([800]);
+  });
+
+  it('dates a change of the rules that waited for a batch being written after that batch\'s orders, which were priced without it', async () => {
+    // a batch being written holds the rules' version: the change waits for its commit
+    const batch = await holdRow(env.db, 'pricing_rules_version', 'id', '1');
+    let change: Promise<{ status: number }> | undefined;
+    let acceptedAt: string;
+    try {
+      change = http.request('PUT', '/v1/admin/warehouses/wh-north/shipping', { token: admin(), body: { feeCents: 1_200 } });
+      await waitFor(async () => (await rowLockWaits(env.db)).length > 0, { what: 'the fee change to wait for the batch' });
+      const placed = await http.request('POST', '/v1/orders', { token: token('eli'), headers: { 'idempotency-key': 'eli-1' }, body: { items: [{ skuId: 'RUG', qty: 1 }], address: buyerAddress } });
+      acceptedAt = (await worker.inventory.findAcceptedOrder(placed.body.orderId as string))!.acceptedAt;
+    } finally {
+      await batch.release();
+    }
+    expect((await change).status).toBe(200);
+    const last = await env.db.selectFrom('shipping_fee_history').select(['fee_cents', 'effective_from']).where('warehouse_id', '=', 'wh-north').orderBy('change_id', 'desc').executeTakeFirstOrThrow();
+    expect(Number(last.fee_cents)).toBe(1_200);
+    expect(last.effective_from.getTime()).toBeGreaterThan(Date.parse(acceptedAt));
   });
 
   it('prices an order that waited with the shipping fee, member level and promotions of its acceptance, not with changes made while it waited', async () => {

@@ -25,6 +25,7 @@ import { insertRows } from './multi-row-insert.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, couponUseOf, toOrderView, type OrderView } from './order-view.js';
 import { PAYMENT_ACTIONS, paidTheOrder, payerOf } from './process-repository.js';
+import { holdRulesVersion } from './pricing-repository.js';
 import { refundsOwedIn } from './refunds-owed.js';
 import { timerDeadlineOf, type TimerDeadline, type TimerSettings } from './timer-deadlines.js';
 import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
@@ -242,8 +243,12 @@ export class OrderRepository {
    * Each coupon use is recorded under its number among the buyer's uses, unique per coupon and
    * buyer (numberCouponUses): a batch racing this one for a buyer's last use makes the loser's
    * insert clash and its next attempt find the use gone, CouponUsedUpMeanwhile.
+   *
+   * `rulesVersion`: the version of the pricing rules the orders were priced with (rulesFor); a
+   * change since throws PricingRulesChangedMeanwhile (holdRulesVersion). Absent for orders priced
+   * with rules not read from MySQL.
    */
-  async persistAcceptedOrders(batch: readonly OrderToPersist[], now: Date): Promise<string[]> {
+  async persistAcceptedOrders(batch: readonly OrderToPersist[], now: Date, rulesVersion?: number): Promise<string[]> {
     // in order-id order, so that batches racing over the same orders lock their rows in one order
     const unique = [...new Map(batch.map((o) => [o.accepted.orderId, o])).values()].sort((a, b) => (a.accepted.orderId < b.accepted.orderId ? -1 : 1));
     if (unique.length === 0) return [];
@@ -254,6 +259,7 @@ export class OrderRepository {
     return retryTransaction(
       (attempt) =>
         this.db.transaction().execute(async (trx) => {
+          if (rulesVersion !== undefined) await holdRulesVersion(trx, rulesVersion);
           const fresh = attempt === 1 ? unique : await notYetWritten(trx, unique);
           if (fresh.length === 0) return [];
           await insertOrders(trx, fresh, now, await numberCouponUses(trx, fresh));

@@ -22,22 +22,24 @@ export class UnknownMemberLevel extends DomainError {
 export class PricingRepository {
   constructor(private readonly db: OrderDb) {}
 
-  /** `createdAt` on the intake's clock: orders accepted before it are priced without the promotion. */
-  async createPromotion(promotion: ThresholdPromotion, createdAt: Date): Promise<void> {
+  /** Dated by `clock` (the intake's): orders accepted before it are priced without the promotion. */
+  async createPromotion(promotion: ThresholdPromotion, clock: AcceptanceClock): Promise<void> {
     try {
-      await this.db
-        .insertInto('promotions')
-        .values({
-          promotion_id: promotion.promotionId,
-          title: promotion.title,
-          threshold_cents: promotion.thresholdCents,
-          off_cents: promotion.offCents,
-          sku_ids: promotion.skuIds === null ? null : JSON.stringify(promotion.skuIds),
-          starts_at: promotion.startsAt,
-          ends_at: promotion.endsAt,
-          created_at: createdAt,
-        })
-        .execute();
+      await this.changeRules(clock, async (trx, createdAt) => {
+        await trx
+          .insertInto('promotions')
+          .values({
+            promotion_id: promotion.promotionId,
+            title: promotion.title,
+            threshold_cents: promotion.thresholdCents,
+            off_cents: promotion.offCents,
+            sku_ids: promotion.skuIds === null ? null : JSON.stringify(promotion.skuIds),
+            starts_at: promotion.startsAt,
+            ends_at: promotion.endsAt,
+            created_at: createdAt,
+          })
+          .execute();
+      });
     } catch (error) {
       if (isDuplicateKey(error)) throw new PricingRuleExists(`Promotion ${promotion.promotionId}`);
       throw error;
@@ -98,11 +100,11 @@ export class PricingRepository {
   }
 
   /**
-   * The level as it is from `at` (the intake's clock) on; orders accepted before keep the value they were accepted under.
+   * The level as it is from its change on (by `clock`, the intake's); orders accepted before keep the value they were accepted under.
    * Never from before the change it replaces (takesEffectAt): the last change is the level's value from then on.
    */
-  async setMemberLevel(level: MemberLevel, at: Date): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+  async setMemberLevel(level: MemberLevel, clock: AcceptanceClock): Promise<void> {
+    await this.changeRules(clock, async (trx, at) => {
       // first: the row's lock orders the changes of one level, so the read below sees the one before
       await trx
         .insertInto('member_levels')
@@ -117,11 +119,11 @@ export class PricingRepository {
     });
   }
 
-  /** Throws UnknownMemberLevel (changing nothing) for a level that was never defined. In force from `at`, as setMemberLevel. */
-  async setMember(userId: string, level: string, at: Date): Promise<void> {
+  /** Throws UnknownMemberLevel (changing nothing) for a level that was never defined. In force from its change on, as setMemberLevel. */
+  async setMember(userId: string, level: string, clock: AcceptanceClock): Promise<void> {
     const known = await this.db.selectFrom('member_levels').select('level').where('level', '=', level).executeTakeFirst();
     if (!known) throw new UnknownMemberLevel(level);
-    await this.db.transaction().execute(async (trx) => {
+    await this.changeRules(clock, async (trx, at) => {
       // first: the row's lock orders the changes of one buyer, so the read below sees the one before
       await trx.insertInto('members').values({ user_id: userId, level }).onDuplicateKeyUpdate({ level }).execute();
       const effectiveFrom = await takesEffectAt(trx, 'member_history', userId, at);
@@ -129,12 +131,27 @@ export class PricingRepository {
     });
   }
 
-  async setShippingFee(warehouseId: string, feeCents: number, at: Date): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+  async setShippingFee(warehouseId: string, feeCents: number, clock: AcceptanceClock): Promise<void> {
+    await this.changeRules(clock, async (trx, at) => {
       // first: the row's lock orders the changes of one warehouse's fee, so the read below sees the one before
       await trx.insertInto('warehouse_shipping').values({ warehouse_id: warehouseId, fee_cents: feeCents }).onDuplicateKeyUpdate({ fee_cents: feeCents }).execute();
       const effectiveFrom = await takesEffectAt(trx, 'shipping_fee_history', warehouseId, at);
       await trx.insertInto('shipping_fee_history').values({ warehouse_id: warehouseId, fee_cents: feeCents, effective_from: effectiveFrom }).execute();
+    });
+  }
+
+  /**
+   * A change of the rules, dated by `clock` once it holds the rules' version row. Dated before, it
+   * could be committed after a batch priced orders accepted since its date by the rules it replaced,
+   * while its history says it was in force for them. Holding the row, it waits for the batches
+   * being written to commit (each holds it shared, holdRulesVersion), so its date comes after their
+   * orders' acceptance; and a batch priced before it commits, holding the row next, finds the
+   * version moved on and is priced again.
+   */
+  private async changeRules(clock: AcceptanceClock, change: (trx: Transaction<Database>, at: Date) => Promise<void>): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.updateTable('pricing_rules_version').set((eb) => ({ version: eb('version', '+', 1) })).where('id', '=', 1).execute();
+      await change(trx, await clock());
     });
   }
 
@@ -145,9 +162,12 @@ export class PricingRepository {
    * refuses a code that does not exist yet. A coupon is offered to an order only while its
    * buyer has uses left, counting the orders of this batch that come before it; a batch
    * persisted since that took the uses makes the batch's own transaction refuse them
-   * (OrderRepository.persistAcceptedOrders), and the orders are priced again.
+   * (OrderRepository.persistAcceptedOrders), and the orders are priced again. So are they when the
+   * rules changed after `version` was read, their batch being written holding it (holdRulesVersion).
    */
-  async rulesFor(orders: readonly AcceptedOrder[], warehouseIds: readonly string[]): Promise<Map<string, PricingRules>> {
+  async rulesFor(orders: readonly AcceptedOrder[], warehouseIds: readonly string[]): Promise<RulesAtAcceptance> {
+    // before the rules: read after them, it could count a change their reads missed
+    const { version } = await this.db.selectFrom('pricing_rules_version').select('version').where('id', '=', 1).executeTakeFirstOrThrow();
     const codes = [...new Set(orders.flatMap((o) => (o.couponCode ? [o.couponCode] : [])))];
     const userIds = [...new Set(orders.map((o) => o.userId))];
     const acceptedTimes = orders.map((o) => Date.parse(o.acceptedAt));
@@ -250,12 +270,43 @@ export class PricingRepository {
         shippingFeeCents,
       });
     }
-    return rules;
+    return { version: Number(version), byOrder: rules };
   }
 
   async redemptions(orderId: string): Promise<Array<{ code: string; status: string; at: Date }>> {
     return this.db.selectFrom('coupon_redemptions').select(['code', 'status', 'at']).where('order_id', '=', orderId).execute();
   }
+}
+
+/** Now by the clock orders are accepted by (Redis's): what a change of the rules is dated by. */
+export type AcceptanceClock = () => Promise<Date>;
+
+/** The rules each order of a batch is priced with, and the version of the rules they were read at. */
+export interface RulesAtAcceptance {
+  version: number;
+  byOrder: Map<string, PricingRules>;
+}
+
+/**
+ * The rules changed after the batch's orders were priced (the version they were read at moved
+ * on): nothing of the batch is written, and its orders are priced again.
+ */
+export class PricingRulesChangedMeanwhile extends Error {
+  override readonly name = 'PricingRulesChangedMeanwhile';
+  constructor() {
+    super('the pricing rules changed after the orders were priced');
+  }
+}
+
+/**
+ * In a batch's transaction, before it writes: holds the rules' version row shared until the commit,
+ * so no change of the rules is dated meanwhile (changeRules waits for it), and throws
+ * PricingRulesChangedMeanwhile when the rules changed since `version`, the one the batch was priced at.
+ * MySQL's LOCK IN SHARE MODE, which MariaDB reads too (it has no FOR SHARE).
+ */
+export async function holdRulesVersion(trx: Transaction<Database>, version: number): Promise<void> {
+  const { rows } = await sql<{ version: number }>`SELECT version FROM pricing_rules_version WHERE id = 1 LOCK IN SHARE MODE`.execute(trx);
+  if (Number(rows[0]?.version) !== version) throw new PricingRulesChangedMeanwhile();
 }
 
 /** Rows of a history (ordered by when each took effect) grouped by what they are the history of. */

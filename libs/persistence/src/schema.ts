@@ -310,6 +310,12 @@ export interface ShippingFeeHistoryTable {
   effective_from: Date;
 }
 
+/** Its one row (id 1) counts the changes of the pricing rules: migration 0029. */
+export interface PricingRulesVersionTable {
+  id: number;
+  version: number;
+}
+
 /** The Idempotency-Key of a refund (return) request: one body per order, kind, caller and key. */
 export interface RefundKeysTable {
   /** the order the request named (a split order's parent, or one of its children) */
@@ -348,6 +354,7 @@ export interface Database {
   member_level_history: MemberLevelHistoryTable;
   member_history: MemberHistoryTable;
   shipping_fee_history: ShippingFeeHistoryTable;
+  pricing_rules_version: PricingRulesVersionTable;
 }
 
 export type SkuRow = Selectable<SkusTable>;

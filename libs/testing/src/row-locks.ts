@@ -11,7 +11,7 @@ export interface HeldRow {
  * Other work holding a row of the system's database: a SELECT … FOR UPDATE in a transaction left
  * open until released, so that the system's writes to it queue behind it, in the order they come.
  */
-export async function holdRow(db: OrderDb, table: 'orders' | 'payments' | 'refunds' | 'shipments' | 'skus', column: 'order_id' | 'payment_id' | 'refund_id' | 'sku_id', id: string): Promise<HeldRow> {
+export async function holdRow(db: OrderDb, table: 'orders' | 'payments' | 'refunds' | 'shipments' | 'skus' | 'warehouse_shipping' | 'pricing_rules_version', column: 'order_id' | 'payment_id' | 'refund_id' | 'sku_id' | 'warehouse_id' | 'id', id: string): Promise<HeldRow> {
   const other = await db.startTransaction().execute();
   await sql`SELECT 1 FROM ${sql.table(table)} WHERE ${sql.ref(column)} = ${id} FOR UPDATE`.execute(other);
   let open = true;

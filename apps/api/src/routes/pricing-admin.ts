@@ -43,6 +43,7 @@ interface CouponBody {
 export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const { catalog } = deps;
   const pricing = new PricingRepository(deps.db);
+  const acceptanceClock = () => deps.inventory.acceptanceClock();
   const admin = app.requireRole('admin');
 
   app.post<{ Body: PromotionBody }>(
@@ -78,7 +79,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
         if (unknown.length > 0) throw validationFailed(`skuIds name SKUs that do not exist: ${unknown.join(', ')}`);
       }
       // from its creation on, for the orders accepted since: by the clock they are accepted by
-      await pricing.createPromotion({ ...body, skuIds: body.skuIds ?? null, startsAt, endsAt }, await deps.inventory.acceptanceClock());
+      await pricing.createPromotion({ ...body, skuIds: body.skuIds ?? null, startsAt, endsAt }, acceptanceClock);
       return reply.code(201).send(body);
     },
   );
@@ -179,7 +180,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
     async (request) => {
       const level = { level: request.params.level, ...request.body };
       // dated by the clock orders are accepted by (Redis's), as promotions are: an api host's clock off would price orders accepted before it with it, or after it without it
-      await pricing.setMemberLevel(level, await deps.inventory.acceptanceClock());
+      await pricing.setMemberLevel(level, acceptanceClock);
       return level;
     },
   );
@@ -197,7 +198,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
       },
     },
     async (request) => {
-      await pricing.setMember(request.params.userId, request.body.level, await deps.inventory.acceptanceClock());
+      await pricing.setMember(request.params.userId, request.body.level, acceptanceClock);
       return { userId: request.params.userId, level: request.body.level };
     },
   );
@@ -215,7 +216,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
       },
     },
     async (request) => {
-      await pricing.setShippingFee(request.params.warehouseId, request.body.feeCents, await deps.inventory.acceptanceClock());
+      await pricing.setShippingFee(request.params.warehouseId, request.body.feeCents, acceptanceClock);
       return { warehouseId: request.params.warehouseId, feeCents: request.body.feeCents };
     },
   );

@@ -1,6 +1,6 @@
 import { DomainError, priceOrder, stateMachineFor, type AcceptedOrder, type Sku } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { CouponUsedUpMeanwhile, StatementTooSlow, isConnectionLost, isRowRefused, isServerError, type CatalogRepository, type OrderRepository, type OrderToPersist, type PricingRepository } from '@orders/persistence';
+import { CouponUsedUpMeanwhile, PricingRulesChangedMeanwhile, StatementTooSlow, isConnectionLost, isRowRefused, isServerError, type CatalogRepository, type OrderRepository, type OrderToPersist, type PricingRepository } from '@orders/persistence';
 import { forgetCarriers, isPersistOrdersJob, schedulePaymentDeadlines, type OrderQueues, type PersistOrdersJob } from '@orders/queues';
 import type { Inventory } from '@orders/stock';
 
@@ -26,7 +26,8 @@ export interface OrderWriterOptions {
 
 /**
  * How often a batch is priced in all when batches persisted meanwhile take coupon uses its
- * orders were priced with (CouponUsedUpMeanwhile): each time, another batch recorded a use.
+ * orders were priced with (CouponUsedUpMeanwhile), or the rules change (PricingRulesChangedMeanwhile):
+ * each time, another batch recorded a use, or an admin changed the rules.
  */
 const PRICING_ROUNDS = 5;
 
@@ -98,20 +99,20 @@ export class OrderWriter {
     try {
       const now = clock();
       const skus = await catalog.findSkus(batch.flatMap((p) => p.order.items.map((item) => item.skuId)));
-      let priced = await this.price(batch, skus);
+      let { priced, rulesVersion } = await this.price(batch, skus);
       if (priced.length === 0) return;
       let written: string[];
       for (let round = 1; ; round++) {
         try {
-          written = await orders.persistAcceptedOrders(priced, now);
+          written = await orders.persistAcceptedOrders(priced, now, rulesVersion);
           break;
         } catch (error) {
           if (priced.length > 1 && (await this.refusedForItsOrders(error))) return await this.writeInHalves(priced);
           // another batch took the coupon uses these orders were priced with: priced again from
           // what MySQL has now, they go without the coupon, as if their buyer had none left at
-          // pricing, and the use goes back in Redis below
-          if (!(error instanceof CouponUsedUpMeanwhile) || round >= PRICING_ROUNDS) throw error;
-          priced = await this.price(priced, skus);
+          // pricing, and the use goes back in Redis below. Or the rules changed: priced again by them.
+          if (!(error instanceof CouponUsedUpMeanwhile || error instanceof PricingRulesChangedMeanwhile) || round >= PRICING_ROUNDS) throw error;
+          ({ priced, rulesVersion } = await this.price(priced, skus));
         }
       }
       metrics.persistBatchSize.observe(written.length);
@@ -156,7 +157,7 @@ export class OrderWriter {
    * alike, each a transaction more on a MySQL that is struggling.
    */
   private async refusedForItsOrders(error: unknown): Promise<boolean> {
-    if (error instanceof CouponUsedUpMeanwhile || error instanceof StatementTooSlow) return false;
+    if (error instanceof CouponUsedUpMeanwhile || error instanceof PricingRulesChangedMeanwhile || error instanceof StatementTooSlow) return false;
     if (isConnectionLost(error)) return this.deps.orders.answers();
     return isServerError(error) ? isRowRefused(error) : true;
   }
@@ -168,8 +169,8 @@ export class OrderWriter {
     await this.write(batch.slice(half));
   }
 
-  /** The batch's orders priced with the rules of their acceptance; one that cannot be priced is refused alone. */
-  private async price(batch: readonly Pending[], skus: ReadonlyMap<string, Sku>): Promise<Array<Pending & OrderToPersist>> {
+  /** The batch's orders priced with the rules of their acceptance, and the rules' version; one that cannot be priced is refused alone. */
+  private async price(batch: readonly Pending[], skus: ReadonlyMap<string, Sku>): Promise<{ priced: Array<Pending & OrderToPersist>; rulesVersion: number }> {
     const rules = await this.deps.pricing.rulesFor(
       batch.map((p) => p.order),
       [...skus.values()].map((sku) => sku.warehouseId),
@@ -178,12 +179,12 @@ export class OrderWriter {
     for (const pending of batch) {
       try {
         const { order, resolve, reject } = pending;
-        priced.push({ order, resolve, reject, accepted: order, priced: priceOrder(order.type, order.items, skus, new Date(order.acceptedAt), rules.get(order.orderId)) });
+        priced.push({ order, resolve, reject, accepted: order, priced: priceOrder(order.type, order.items, skus, new Date(order.acceptedAt), rules.byOrder.get(order.orderId)) });
       } catch (error) {
         // one unpriceable order (e.g. a SKU missing from MySQL) must not hold back the others
         pending.reject(error instanceof DomainError ? error : new Error(String(error)));
       }
     }
-    return priced;
+    return { priced, rulesVersion: rules.version };
   }
 }

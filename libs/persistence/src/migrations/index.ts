@@ -25,6 +25,7 @@ import * as refundPartsAskedAgain from './0025-refund-parts-asked-again.js';
 import * as refundRestockHeld from './0026-refund-restock-held.js';
 import * as couponTotalLimit from './0027-coupon-total-limit.js';
 import * as handOverAsked from './0028-hand-over-asked.js';
+import * as pricingRulesVersion from './0029-pricing-rules-version.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -59,4 +60,5 @@ export const migrations: Record<string, Migration> = {
   '0026-refund-restock-held': refundRestockHeld,
   '0027-coupon-total-limit': couponTotalLimit,
   '0028-hand-over-asked': handOverAsked,
+  '0029-pricing-rules-version': pricingRulesVersion,
 };
