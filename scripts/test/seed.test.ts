@@ -26,7 +26,7 @@ describe('the demo seed', () => {
     ];
     const now = new Date();
     const accepted = { orderId: '01JDEMO0000000000000000000', userId: DEMO_BUYER, type: 'standard' as const, items, address: buyerAddress, couponCode: 'WELCOME15', acceptedAt: now.toISOString(), paymentDeadline: now.toISOString() };
-    const rules = (await new PricingRepository(env.db).rulesFor([accepted], ['wh-east', 'wh-west'])).get(accepted.orderId)!;
+    const rules = (await new PricingRepository(env.db).rulesFor([accepted], ['wh-east', 'wh-west'])).byOrder.get(accepted.orderId)!;
     const priced = priceOrder(accepted.type, items, await new CatalogRepository(env.db).findSkus(items.map((i) => i.skuId)), now, rules);
     expect(priced.applied.member).toEqual({ level: 'gold', discountCents: 517 + 199, freeShipping: false });
     expect(priced.applied.promotions).toEqual([{ promotionId: 'DEMO-SPEND-100', discountCents: 1_000 }]);
@@ -37,9 +37,10 @@ describe('the demo seed', () => {
 
   it('keeps what an operator changed since: a level’s discount and the demo buyer’s level stay as set', async () => {
     const pricing = new PricingRepository(env.db);
-    await pricing.setMemberLevel({ level: 'gold', discountPercent: 10, freeShipping: true }, new Date());
-    await pricing.setMemberLevel({ level: 'silver', discountPercent: 2, freeShipping: false }, new Date());
-    await pricing.setMember(DEMO_BUYER, 'silver', new Date());
+    const now = async () => new Date();
+    await pricing.setMemberLevel({ level: 'gold', discountPercent: 10, freeShipping: true }, now);
+    await pricing.setMemberLevel({ level: 'silver', discountPercent: 2, freeShipping: false }, now);
+    await pricing.setMember(DEMO_BUYER, 'silver', now);
     expect(await seedDemoCatalog(env.config)).toEqual([]);
     expect(await env.db.selectFrom('member_levels').select(['level', 'discount_percent']).where('level', '=', 'gold').executeTakeFirst()).toEqual({ level: 'gold', discount_percent: 10 });
     expect(await env.db.selectFrom('members').select('level').where('user_id', '=', DEMO_BUYER).executeTakeFirst()).toEqual({ level: 'silver' });
