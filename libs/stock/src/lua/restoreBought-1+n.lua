@@ -1,6 +1,10 @@
 --[[
   The stock repair's count of a buyer's units of a flash-sale SKU, put back where Redis has none
-  (it lost it); a count Redis still has is kept (it includes orders the repair did not read).
+  (it lost it), or raised to it where Redis has fewer (a failover to a replica that had not
+  received the buyer's last checkouts: their orders, in MySQL, count); a count Redis has at or
+  above it is kept (it includes orders the repair did not read). A release between the repair's
+  reads and this script leaves the count raised by its units: a buyer refused one unit more, never
+  one sold past the limit.
 
   KEYS[1]    buyer's bought counter  <prefix>{g}:bought:<skuId>:<userId>
   KEYS[1+i]  reservation record of order i counted in it  <prefix>{g}:order:<orderId>
@@ -14,13 +18,15 @@
   A count of an earlier sale (one ended early lives to its former end) is none of this one's,
   and is replaced.
 
-  Returns 1 put back now, 0 kept, or none to put back: the sale has ended (by Redis's clock, the
-  one checkouts count by), and its counts with it.
+  Returns 1 put back (or raised) now, 0 kept, or none to put back: the sale has ended (by Redis's
+  clock, the one checkouts count by), and its counts with it.
 ]]
 local count = redis.call('GET', KEYS[1])
 if count then
-  local countedIn = string.match(count, '^(%d+):')
-  if not countedIn or tonumber(countedIn) == tonumber(ARGV[4]) then return 0 end
+  local countedIn, units = string.match(count, '^(%d+):(%d+)$')
+  if not countedIn then units = count end
+  local kept = tonumber(units)
+  if (not countedIn or tonumber(countedIn) == tonumber(ARGV[4])) and (kept == nil or kept >= tonumber(ARGV[1])) then return 0 end
 end
 if tonumber(ARGV[2]) <= clockMs() then return 0 end
 redis.call('SET', KEYS[1], ARGV[4] .. ':' .. ARGV[1], 'PXAT', ARGV[2])
