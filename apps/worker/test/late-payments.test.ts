@@ -218,6 +218,29 @@ describe('payments that arrive late or change their outcome', () => {
     expect(refunds.length).toBe(2);
   });
 
+  it('a decline the payment system reports for another amount is recorded, counted, and the buyer pays again', async () => {
+    const orderId = await system.checkout('lia', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: true } });
+    let first: string;
+    try {
+      first = (await pay('lia', orderId)).body.paymentId;
+      // nothing was taken, whatever amount the decline names
+      const declined = await system.signedCallback('payment', { orderId, paymentId: first, transactionId: 'tx-declined', status: 'FAILED', amountCents: 10_001, at: new Date().toISOString() });
+      expect([declined.status, declined.body.changed]).toEqual([200, true]);
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: false } });
+    }
+    expect((await system.request('GET', '/metrics')).body).toMatch(/^payment_amount_mismatches_total\{[^}]*outcome="declined"[^}]*\} 1$/m);
+    const again = (await pay('lia', orderId)).body;
+    expect(again.paymentId).not.toBe(first);
+    const paid = await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    expect(paid.payments.map((p: any) => [p.paymentId, p.status])).toEqual([
+      [first, 'FAILED'],
+      [again.paymentId, 'SUCCEEDED'],
+    ]);
+  });
+
   it('a payment the payment system took for another amount goes back whole, counted, and the buyer pays again: the order is paid once, for its price', async () => {
     const orderId = await system.checkout('kim', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');

@@ -449,7 +449,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     paymentAmountMismatches: new Counter({
       name: 'payment_amount_mismatches_total',
-      help: "Payment callbacks naming another amount than the payment asked for. outcome=given_back: reported taken, the money was recorded as taken for the amount named and given back whole, and the order stays payable; outcome=refused: a payment already settled, or a failure, reported for another amount, answered 422 AMOUNT_MISMATCH",
+      help: "Payment callbacks naming another amount than the payment asked for. outcome=given_back: reported taken, the money was recorded as taken for the amount named and given back whole, and the order stays payable; outcome=declined: a decline reported for another amount, recorded as declined (nothing was taken) and the buyer pays again; outcome=refused: a payment already settled reported for another amount, answered 422 AMOUNT_MISMATCH",
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
@@ -672,7 +672,7 @@ export function createMetrics(labels: { app: string }) {
     metrics.refundedCents.inc({ kind }, 0);
   }
   for (const stage of ['requested', 'approved', 'refused', 'closed', 'received']) metrics.returns.inc({ stage }, 0);
-  for (const outcome of ['given_back', 'refused']) metrics.paymentAmountMismatches.inc({ outcome }, 0);
+  for (const outcome of ['given_back', 'declined', 'refused']) metrics.paymentAmountMismatches.inc({ outcome }, 0);
   for (const stage of ['before_payment', 'after_payment', 'paid_in_channel', 'deposit_forfeited']) metrics.cancellations.inc({ stage }, 0);
   for (const timer of ['auto_confirm', 'complete', 'close_return', 'approve_return']) metrics.overdueOrderTimers.inc({ timer }, 0);
   // prom-client starts a gauge without labels at 0, which would claim "never checked" before any report was read,

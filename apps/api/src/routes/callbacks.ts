@@ -338,7 +338,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         security: [],
         summary: 'The payment system reports a payment outcome, or confirms a refund (with refundId) (signed; idempotent)',
         description:
-          'A payment reported SUCCEEDED for another amount than it asked for does not pay its order: it is recorded as taken for the amount named and given back whole (200, changed=true), and the order stays payable (the next pay is a new attempt). A payment already settled, or a FAILED one, reported for another amount is answered 422 AMOUNT_MISMATCH.',
+          'A payment reported SUCCEEDED for another amount than it asked for does not pay its order: it is recorded as taken for the amount named and given back whole (200, changed=true), and the order stays payable (the next pay is a new attempt). A FAILED one reported for another amount is recorded as declined all the same (nothing was taken; the next pay is a new attempt). A payment already settled reported for another amount is answered 422 AMOUNT_MISMATCH.',
         headers: { type: 'object', properties: { 'x-signature': { type: 'string', description: 'sha256=<hex HMAC-SHA256 of the raw body>' } } },
         body: {
           type: 'object',
@@ -366,12 +366,18 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       const payment = await process.findPayment(callback.paymentId);
       if (!payment || payment.order_id !== order.order_id) throw notFound('payment');
       if (Number(payment.amount_cents) !== callback.amountCents) {
-        if (callback.status === 'SUCCEEDED' && payment.status !== 'SUCCEEDED') {
+        if (payment.status === 'SUCCEEDED') {
+          // a payment already settled reported for another amount: nothing to record
+          deps.metrics.paymentAmountMismatches.inc({ outcome: 'refused' });
+          throw new HttpProblem(422, 'AMOUNT_MISMATCH', `Payment ${payment.payment_id} is for ${payment.amount_cents} cents, not ${callback.amountCents}`);
+        }
+        if (callback.status === 'SUCCEEDED') {
           return givePaymentBackWhole(deps, order, payment, { transactionId: callback.transactionId, paidAt: new Date(callback.at), amountCents: callback.amountCents }, request.log);
         }
-        // a decline, or a payment already settled, reported for another amount: nothing to record
-        deps.metrics.paymentAmountMismatches.inc({ outcome: 'refused' });
-        throw new HttpProblem(422, 'AMOUNT_MISMATCH', `Payment ${payment.payment_id} is for ${payment.amount_cents} cents, not ${callback.amountCents}`);
+        // a decline took nothing, whatever amount it names: refused, it left the payment pending for
+        // good (the payment system's retries refused alike), and every pay of the buyer answered it
+        request.log.warn({ orderId: order.order_id, paymentId: payment.payment_id, askedCents: Number(payment.amount_cents), namedCents: callback.amountCents }, 'the payment system declined a payment naming another amount than the payment asked for');
+        deps.metrics.paymentAmountMismatches.inc({ outcome: 'declined' });
       }
       if (callback.status === 'FAILED') {
         const changed = await retryTransaction(() => process.failPayment(payment.payment_id, callback.transactionId, deps.clock()));
