@@ -180,6 +180,19 @@ describe('a refund the payment system could not pay back, paid back by the shop 
     expect(await refundsCounted('succeeded_after_asked_again')).toBe(paidTwiceBefore + 1);
     expect((await refundsOf(orderId, 'ivy'))[0].parts.map((p: any) => p.status)).toEqual(['ASKED_AGAIN', 'SUCCEEDED']);
   });
+
+  it('puts a cancelled order\'s units back on sale once when its declined refund is asked for again after Redis forgot the restock (RESTOCK_MARKER_TTL_MS)', async () => {
+    const { orderId, refundId } = await cancelledWith('ida', { refundsDeclined: true }, 'FAILED');
+    const before = await system.stockOf('TV');
+    // 91 days on: the refund is that old, and Redis's marker of its restock has expired
+    await system.env.db.updateTable('refunds').set({ created_at: new Date(Date.now() - 91 * 24 * 3600 * 1000) }).where('refund_id', '=', refundId).execute();
+    const keys = system.workers.deps.inventory.keys;
+    expect(await system.env.redis.del(keys.restock(keys.groupOfOrder(orderId), refundId))).toBe(1);
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
+    expect((await askAgain(orderId, refundId)).status).toBe(200);
+    await system.waitForStatus(orderId, 'REFUNDED', 20_000);
+    expect(await system.stockOf('TV')).toEqual(before);
+  });
 });
 
 describe('a refund the payment system accepted and never confirmed (its callback lost for good)', () => {

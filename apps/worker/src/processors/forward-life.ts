@@ -825,8 +825,12 @@ export class ForwardLife {
     const due = async () => (await this.refunds.pending(orderId)).filter((refund) => !refund.restockHeld);
     for (let pending = await due(); pending.length > 0; pending = await due()) {
       for (const refund of pending) {
-        // the units go back on sale before the money goes back: an outage of the payment system must not hold stock
-        await this.deps.inventory.restockStock(refund.orderId, refund.refundId, refund.items.filter((item) => item.qty > 0));
+        // the units go back on sale before the money goes back: an outage of the payment system must not hold stock.
+        // Not for a refund older than Redis remembers its restock (one declined and asked again months later): its
+        // first round restocked it, and again its units would go on sale twice (one never restocked, the stock check finds)
+        if (Date.parse(refund.createdAt) > this.deps.inventory.restocksKeptSince(this.deps.clock()).getTime()) {
+          await this.deps.inventory.restockStock(refund.orderId, refund.refundId, refund.items.filter((item) => item.qty > 0));
+        }
         if (refund.amountCents === 0) {
           // nothing to pay back (a unit whose share was discounted to nothing): settled as it stands
           if (await this.refunds.markSucceeded(refund.refundId, this.deps.clock())) this.deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded' });
