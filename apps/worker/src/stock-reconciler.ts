@@ -226,6 +226,9 @@ export class StockReconciler {
       const reservationsRestored = await this.restoreLostReservations();
       const ordersFinished = await this.finishOrders();
       const { couponsPublished, couponUsesRestored } = await this.publishCoupons();
+      // before the SKUs Redis lost are back on sale (their recreation below): a checkout in between
+      // would start a count from none, which the restore then kept, and the buyer bought past the limit
+      const countsPutBack = await this.restoreFlashSaleCounts();
       const { reading, lasting } = await this.compare({ repair }, skus);
       const unitsLeft: ReconcileReport['unitsLeft'] = [];
       const skusBusy: string[] = [];
@@ -243,12 +246,11 @@ export class StockReconciler {
       // the restocks under way were left out of the counters recreated: given now, once every lost SKU
       // they restock is back (one lost SKU's turn would leave another's units out, its marker set).
       // One whose own step ran meanwhile is not given again; run before the recreation, that step left
-      // the lost SKU without its units (taken off sale, never sold twice): the next repair finds them
+      // the lost SKU without its units (taken off sale, never sold twice): the next repair finds them.
+      // A count put back from MySQL left a cancellation's units out already: they go back to no limit twice
       for (const restock of reading.lateRestocks.filter(({ lines }) => lines.some((line) => recreated.has(line.skuId)))) {
-        await this.deps.inventory.restockStock(restock.orderId, restock.ref, restock.lines);
+        await this.deps.inventory.restockStock(restock.orderId, restock.ref, restock.lines, countsPutBack);
       }
-      // after every restock the repair runs: one run after the count would give a cancellation's units back twice
-      const flashSaleCountsRestored = await this.restoreFlashSaleCounts();
       // transfers into the buckets recreated are given now, and those left empty refilled
       if (lasting.some((drift) => drift.missing)) unitsRebalanced += await this.rebalance(skus);
       // after the buckets lost are back: they came back with the catalog's sale
@@ -271,7 +273,7 @@ export class StockReconciler {
         ordersFinished,
         couponsPublished,
         couponUsesRestored,
-        flashSaleCountsRestored,
+        flashSaleCountsRestored: countsPutBack.size,
         drift: lasting,
         saleRulesDrift: sales.drift,
         repaired: lasting.length + sales.drift.length > 0 && unitsLeft.length === 0 && skusBusy.length === 0 && skusDeferred.length === 0,
@@ -425,19 +427,20 @@ export class StockReconciler {
    * The buyers' counts toward each running flash sale's per-buyer limit live in Redis alone: after
    * Redis lost one, the buyer could buy past the limit. Each count Redis no longer has is put back,
    * summed from the orders that still hold the buyer's units (MySQL's, and those accepted and not yet
-   * in it: their reservation records), as the coupon uses are; counts Redis still has are kept.
+   * in it: their reservation records), as the coupon uses are; counts Redis still has are kept, or
+   * raised to that sum (restoreBought-1+n.lua). Returns the counts put back or raised.
    */
-  private async restoreFlashSaleCounts(): Promise<number> {
+  private async restoreFlashSaleCounts(): Promise<Set<string>> {
     const { inventory, ledger, log } = this.deps;
     // Redis first, then MySQL: an order persisted in between is in both, and `persisted` says so
     const inFlight = await this.limitedInFlight();
     const { sales, persisted } = await ledger.limitedSales(new Date(), inFlight.map((line) => line.orderId));
-    let restored = 0;
+    const restored = new Set<string>();
     for (const sale of sales) {
       const accepted = inFlight.filter((line) => line.skuId === sale.skuId && !persisted.has(line.orderId));
-      restored += await inventory.restoreBoughtCounts(sale, [...sale.held, ...accepted]);
+      for (const key of await inventory.restoreBoughtCounts(sale, [...sale.held, ...accepted])) restored.add(key);
     }
-    if (restored > 0) log.warn({ restored }, "stock repair: put back buyers' flash-sale counts Redis had lost");
+    if (restored.size > 0) log.warn({ restored: restored.size }, "stock repair: put back buyers' flash-sale counts Redis had lost");
     return restored;
   }
 

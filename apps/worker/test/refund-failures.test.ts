@@ -1,6 +1,7 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import { waitFor } from '@orders/testing';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -185,7 +186,7 @@ describe('a refund the payment system could not pay back, paid back by the shop 
     const { orderId, refundId } = await cancelledWith('ida', { refundsDeclined: true }, 'FAILED');
     const before = await system.stockOf('TV');
     // 91 days on: the refund is that old, and Redis's marker of its restock has expired
-    await system.env.db.updateTable('refunds').set({ created_at: new Date(Date.now() - 91 * 24 * 3600 * 1000) }).where('refund_id', '=', refundId).execute();
+    await sql`UPDATE refunds SET created_at = UTC_TIMESTAMP(3) - INTERVAL 91 DAY WHERE refund_id = ${refundId}`.execute(system.env.db);
     const keys = system.workers.deps.inventory.keys;
     expect(await system.env.redis.del(keys.restock(keys.groupOfOrder(orderId), refundId))).toBe(1);
     await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });

@@ -1095,15 +1095,16 @@ export class Inventory {
    * after a crash restocks nothing twice. A paid order's cancellation gives its buyer's
    * flash-sale units back to their per-buyer limit in the same step (`limitGivenBackBy` says
    * whose, and of which SKUs), so that too happens once, whichever caller restocks first.
-   * Returns false when this ref was already restocked.
+   * Returns false when this ref was already restocked. `countsPutBack`: buyers' counts the stock
+   * repair put back from MySQL (restoreBoughtCounts), which leave a cancellation's units out already.
    */
-  async restockStock(orderId: string, ref: string, lines: ReadonlyArray<{ skuId: string; qty: number }>): Promise<boolean> {
+  async restockStock(orderId: string, ref: string, lines: ReadonlyArray<{ skuId: string; qty: number }>, countsPutBack: ReadonlySet<string> = new Set()): Promise<boolean> {
     if (lines.length === 0) return false;
     const group = this.keys.groupOfOrder(orderId);
     const limit = await this.limitGivenBackBy({ orderId, ref });
     const keys = [this.keys.restock(group, ref)];
     for (const line of lines) keys.push(this.keys.sku(group, line.skuId), this.keys.bought(group, line.skuId, limit?.userId ?? ''));
-    const givenBack = lines.map((line) => (limit?.skuIds.includes(line.skuId) ? line.qty : 0));
+    const givenBack = lines.map((line, i) => (limit?.skuIds.includes(line.skuId) && !countsPutBack.has(keys[2 + 2 * i]!) ? line.qty : 0));
     const args = [...lines.map((line) => line.qty), ...givenBack, RESTOCK_MARKER_TTL_MS, limit?.acceptedAt.getTime() ?? 0];
     const restocked = (await runStockScript(this.redis, 'restockStock', keys, args)) === 1;
     if (restocked) this.announceReturned(lines.map((line) => line.skuId));
@@ -1193,10 +1194,10 @@ export class Inventory {
    * this sale are kept, as `restoreCouponUses` keeps coupon uses; one of an earlier sale is replaced.
    * A count names the sale and goes at its end, as the checkout's does; an open order counted in it
    * whose record the repair put back from MySQL has its lines of the SKU counted toward the limit
-   * again (restoreBought-1+n.lua), so its release gives them back. Returns how many buyers' counts
-   * were put back.
+   * again (restoreBought-1+n.lua), so its release gives them back. Returns the buyers' counts
+   * (their keys) put back or raised.
    */
-  async restoreBoughtCounts(sale: { skuId: string; startsAt: Date; endsAt: Date }, held: ReadonlyArray<{ orderId: string; userId: string; qty: number }>): Promise<number> {
+  async restoreBoughtCounts(sale: { skuId: string; startsAt: Date; endsAt: Date }, held: ReadonlyArray<{ orderId: string; userId: string; qty: number }>): Promise<string[]> {
     // a buyer's count is in the group of their orders of the SKU (its bucket: always the same one for them)
     const counts = new Map<string, { group: string; userId: string; qty: number; orderIds: Set<string> }>();
     for (const { orderId, userId, qty } of held) {
@@ -1207,11 +1208,11 @@ export class Inventory {
       count.qty += qty;
       count.orderIds.add(orderId);
     }
-    let restored = 0;
+    const restored: string[] = [];
     for (const [key, { group, qty, orderIds }] of counts) {
       if (qty <= 0) continue;
       const records = [...orderIds].map((orderId) => this.keys.order(group, orderId));
-      restored += await runStockScript(this.redis, 'restoreBought', [key, ...records], [qty, sale.endsAt.getTime(), sale.skuId, sale.startsAt.getTime()]);
+      if ((await runStockScript(this.redis, 'restoreBought', [key, ...records], [qty, sale.endsAt.getTime(), sale.skuId, sale.startsAt.getTime()])) === 1) restored.push(key);
     }
     return restored;
   }
