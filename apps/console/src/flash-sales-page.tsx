@@ -336,7 +336,7 @@ function SaleChange({ api, skuId, sale, next, onChanged }: { api: Api; skuId: st
       <p class="hint">
         {next
           ? 'The last sale is over; the next one holds the units from now until it opens.'
-          : 'Postpone it, change its price or limit, or withdraw it, until a few seconds before it opens. Once it has opened, end it early, or set its stock to 0 to stop selling.'}
+          : 'Postpone it, change its price or limit, or withdraw it, until a few seconds before it opens. Once it has opened, end it early, or set its stock to 0 to stop selling what is on sale (units of orders cancelled or expired afterwards go on sale again).'}
       </p>
       <label for="change-startsAt">Sale starts (your time, {LOCAL_ZONE})</label>
       <input required type="datetime-local" {...field('startsAt')} />
@@ -427,7 +427,7 @@ function SaleEnd({ api, skuId, sale, onEnded }: { api: Api; skuId: string; sale:
       }}
     >
       <h3 id="end-title">End the sale early</h3>
-      <p class="hint">It ends at the time given, at least a few seconds ahead; what is left then sells at the list price, and the SKU may get its next sale. To stop selling, set the stock to 0.</p>
+      <p class="hint">It ends at the time given, at least a few seconds ahead; what is left then sells at the list price, and the SKU may get its next sale. To stop selling, set the stock to 0 (units of orders cancelled or expired afterwards go on sale again).</p>
       <label for="end-endsAt">Sale ends (your time, {LOCAL_ZONE})</label>
       <input required type="datetime-local" step={1} id="end-endsAt" value={endsAt} onInput={(event) => setEndsAt(event.currentTarget.value)} />
       {problem && <ProblemAlert>{problem}</ProblemAlert>}
