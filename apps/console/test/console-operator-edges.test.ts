@@ -212,7 +212,7 @@ describe('the console for an operator: failed reads, refunds before a split, sto
     await page.getByLabel('SKU to watch').fill('FLASH-TEA');
     await page.getByRole('button', { name: 'Watch' }).click();
     await expect.poll(() => shownText(page.getByTestId('stock-available'))).toBe('20');
-    expect(await shownText(page.locator('main'))).toContain('To stop selling, set the stock to 0.');
+    expect(await shownText(page.locator('main'))).toContain('To stop selling, set the stock to 0 (units of orders cancelled or expired afterwards go on sale again).');
     await page.getByLabel('Sellable stock').fill('0');
     await page.getByRole('button', { name: 'Set the stock' }).click();
     await expect.poll(() => shownText(page.getByTestId('stock-available'))).toBe('0');
