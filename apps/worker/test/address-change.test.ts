@@ -52,4 +52,31 @@ describe('changing the delivery address', () => {
     // someone else's order is not found
     expect((await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: system.token('gus'), body: { address: buyerAddress } })).status).toBe(404);
   });
+
+  it('counts and logs a change whose update waited out the warehouse while the parcel left: it goes to the old address', async () => {
+    const changesTooLate = async () => (await system.workers.deps.metrics.registry.getSingleMetric('fulfilment_changes_too_late_total')!.get()).values[0]?.value ?? 0;
+    const orderId = await system.checkout('fay', [{ skuId: 'DESK', qty: 1 }], 'fay-late-change');
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('fay'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    const before = await changesTooLate();
+    const { fulfillment } = system.workers.deps.queues;
+    // the warehouse answers "not now" a moment: the change's update waits to be sent again
+    await system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage: true } });
+    try {
+      const moved = await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: system.token('fay'), body: { address: { ...buyerAddress, line1: '1 New Road' } } });
+      expect(moved.status).toBe(200);
+      await waitFor(async () => (await fulfillment.getJobs(['delayed'])).some((job) => job.data.orderId === orderId), { what: 'the update waiting to be sent again' });
+      // meanwhile the parcel leaves, to the address the warehouse has
+      await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED', notify: false } });
+      const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', trackingNo: 'TRK-OLD', at: new Date().toISOString() });
+      expect([shipped.status, shipped.body.status]).toEqual([200, 'SHIPPED']);
+    } finally {
+      await system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage: false } });
+    }
+    await waitFor(async () => (await fulfillment.getJobs(['waiting', 'prioritized', 'delayed', 'active'])).every((job) => job.data.orderId !== orderId), { what: 'the update job to have run', timeoutMs: 20_000 });
+    const atWarehouse = (await system.warehouseSim.request('GET', '/__admin/orders')).body.orders.find((o: any) => o.orderId === orderId);
+    expect(atWarehouse.address.line1).toBe(buyerAddress.line1);
+    expect(await changesTooLate()).toBe(before + 1);
+  });
 });

@@ -579,7 +579,10 @@ export class ForwardLife {
     // dropped by an earlier change (which took out every unit, those of a refund committed after its job read the
     // refunds held too), or left: the units still held were taken out with it, or left with it
     if (shipment.status === 'CANCELLED') return this.takenOut(order, held);
-    if (!UNSHIPPED_PARCEL.has(shipment.status)) return this.heldWhenParcelLeft(job, token, read, held);
+    if (!UNSHIPPED_PARCEL.has(shipment.status)) {
+      await this.addressChangeMissed(job, token, read);
+      return this.heldWhenParcelLeft(job, token, read, held);
+    }
     const closed = stateMachineFor(order.type as OrderType).isFinal(order.status);
     // the order's version with it: a change sent before, whose answer timed out and which reaches the warehouse late, is older and ignored there
     const change = { ...fulfilmentOf(order, closed ? [] : read.items), version: order.version };
@@ -596,6 +599,23 @@ export class ForwardLife {
     if (change.items.length > 0) return;
     const at = this.deps.clock();
     await this.deps.db.transaction().execute((trx) => ProcessRepository.cancelUnshippedParcel(trx, order.order_id, at));
+  }
+
+  /**
+   * The parcel left before the warehouse applied the order's last address change (its update waiting
+   * out a retry delay, the warehouse away): the parcel goes to the address it had, and staff hear of
+   * it as of a change the warehouse refused. Asked at that change's version, a warehouse that applied
+   * it (or a later one) answers 200, even once the parcel left, and 409 when it had not.
+   */
+  private async addressChangeMissed(job: Job<SendToWarehouseJob>, token: string | undefined, { order, items }: { order: OrderRow; items: readonly OrderItemRow[] }): Promise<void> {
+    const changed = await this.process.lastStepVersion(order.order_id, 'change_address');
+    if (changed === null) return;
+    try {
+      await this.changeReachedWarehouse(job, token, order, { ...fulfilmentOf(order, items), version: changed });
+    } catch (error) {
+      // a warehouse that cannot say (one that does not know the parcel: an imported order's channel ships it) changes nothing here
+      if (!(error instanceof ExternalRefused)) throw error;
+    }
   }
 
   /**
