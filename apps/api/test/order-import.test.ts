@@ -125,6 +125,13 @@ describe('importing orders from other business order systems', () => {
       'PAID -ship/warehouse-> SHIPPED: SHIPPED, tracking JD-TRK-1',
       'SHIPPED -deliver/warehouse-> DELIVERED: DELIVERED',
     ]);
+    // imported as shipped by its channel, with no tracking number: the warehouse's SHIPPED brings it, once
+    const tracked = [await warehouse(shipped!, 'SHIPPED', 'JD-TRK-2'), await warehouse(shipped!, 'SHIPPED', 'JD-TRK-2')];
+    expect(tracked.map((answer) => [answer.status, answer.body])).toEqual([
+      [200, { changed: true, status: 'SHIPPED' }],
+      [200, { changed: false, status: 'SHIPPED' }],
+    ]);
+    expect((await view(shipped!)).shipments).toEqual([{ shipmentId: `shp-${shipped}`, warehouseId: 'wh-east', trackingNo: 'JD-TRK-2', status: 'SHIPPED' }]);
     // imported as shipped: the warehouse delivers it
     const delivery = await warehouse(shipped!, 'DELIVERED');
     expect([delivery.status, delivery.body]).toEqual([200, { changed: true, status: 'DELIVERED' }]);

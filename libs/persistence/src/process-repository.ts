@@ -463,15 +463,16 @@ export class ProcessRepository {
   }
 
   /**
-   * A SHIPPED that came after the parcel's DELIVERED (which stands for a lost SHIPPED): the tracking
-   * number and ship time it carries, on the parcel that lacks them. False when it had them (a repeat).
+   * A SHIPPED that came after the parcel's DELIVERED (which stands for a lost SHIPPED), or after its
+   * channel or merchant reported it shipped (an imported order's, with no tracking number): the
+   * tracking number and ship time it carries, on the parcel that lacks them. False when it had them (a repeat).
    */
   static async noteShippedLate(trx: Transaction<Database>, orderId: string, shipped: { trackingNo: string | null; at: Date }): Promise<boolean> {
     const updated = await trx
       .updateTable('shipments')
       .set((eb) => ({ tracking_no: eb.fn.coalesce('tracking_no', eb.val(shipped.trackingNo)), shipped_at: eb.fn.coalesce('shipped_at', eb.val(shipped.at)), updated_at: shipped.at }))
       .where('order_id', '=', orderId)
-      .where('status', '=', 'DELIVERED')
+      .where('status', 'in', ['SHIPPED', 'DELIVERED'])
       .where((eb) => eb.or([eb('shipped_at', 'is', null), ...(shipped.trackingNo === null ? [] : [eb('tracking_no', 'is', null)])]))
       .executeTakeFirst();
     return Number(updated.numUpdatedRows) === 1;
