@@ -466,9 +466,8 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       const warehouseMayStepFrom = (status: string) => machine.rule(status, step.action)?.actors.includes('warehouse') ?? false;
       // set inside the transition's effects, which TypeScript's narrowing does not follow
       let received = null as RefundView | null;
-      let transition: TransitionResult;
-      try {
-        transition = await retryTransaction(
+      const applyEvent = () =>
+        retryTransaction(
           () =>
             deps.orders.applyTransition({
               orderId: order.order_id,
@@ -493,13 +492,30 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
             alsoAfter: async (error) => error instanceof StaleOrderVersion || (error instanceof IllegalTransition && warehouseMayStepFrom((await deps.orders.findOrderRow(order.order_id))!.status)),
           },
         );
+      let transition: TransitionResult;
+      try {
+        transition = await applyEvent().catch(async (error: unknown) => {
+          // refunded whole since its held refunds were read (the buyer's cancel committed before the parcel's step): they are
+          // withdrawn as they would have been then, and the event applied again; paid or released meanwhile, the parcel left
+          // with the money given back (shippedAfterRefund)
+          if (!(error instanceof IllegalTransition) || parcelLeft === null || !REFUNDED_WHOLE.has((await deps.orders.findOrderRow(order.order_id))!.status)) throw error;
+          const heldSince = await refunds.heldUnpaid(order.order_id);
+          if (heldSince.length === 0) throw error;
+          await withdrawnByEvent(order, parcelLeft, heldSince, request.log);
+          return applyEvent();
+        });
       } catch (error) {
         // read before the order: an approval committing between the two reads then shows in the
         // order's status (a step the warehouse may take), where read after it the approval was in
         // neither, and the parcel was answered as a repeat and dropped (seen in a test run)
         const awaitingReview = event.action === 'receive_return' && error instanceof IllegalTransition && (await refunds.returnAwaitingReview(order.order_id));
         const current = (await deps.orders.findOrderRow(order.order_id))!;
+        // the return closed as never sent (by its merchant, or its timer) while its receipt was recorded: answered as
+        // passed, its parcel is counted and logged for staff to settle (a receipt refused is, once the warehouse sends it again)
+        const returnNow = returned && (await refunds.find(returned.refundId));
+        const closedMeanwhile = returnNow?.status === 'CLOSED' ? returnNow : null;
         if (error instanceof AlreadyApplied) {
+          if (closedMeanwhile) returnedAfterClose(current, closedMeanwhile, callback, request.log);
           await followUpAgain(deps, order.order_id);
           return { changed: false, status: current.status };
         }
@@ -524,6 +540,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
           delivery && (await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.advanceShipment(trx, order.order_id, delivery.from, delivery.to, { trackingNo: callback.trackingNo ?? null, at }))));
         // a SHIPPED overtaken by its DELIVERED (the warehouse's retries reorder them): its tracking number and ship time are still the parcel's
         const shippedLate = callback.event === 'SHIPPED' && (await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.noteShippedLate(trx, order.order_id, { trackingNo: callback.trackingNo ?? null, at }))));
+        if (closedMeanwhile) returnedAfterClose(current, closedMeanwhile, callback, request.log);
         await followUpAgain(deps, order.order_id);
         return { changed: parcelDelivered === true || shippedLate, status: current.status };
       }
