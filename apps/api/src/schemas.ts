@@ -319,7 +319,7 @@ export const orderSchema = {
           type: 'array',
           items: { type: 'string' },
           description:
-            "complete alone: the refunds (ids) the buyer is still owed of the order (a split order's child: of its order from before the split too), due, sent, or declined by the payment system and not settled by hand; while any is, the order is not completed, however long ago dueAt passed. Empty when none is",
+            "complete alone: the refunds (ids) the buyer is still owed of the order (a split order's child: of its order from before the split too), due, sent, or declined by the payment system and not settled by hand, and the refunds (`<paymentId>-refund`) that are to give back whole a payment the order could not take (late, a second one, another amount) while they have not; while any is, the order is not completed, however long ago dueAt passed. Empty when none is",
         },
       },
     },

@@ -101,6 +101,38 @@ describe('the after-sales window', () => {
     expect((await refundsOf(system, orderId, 'ned'))[0].status).toBe('SUCCEEDED');
   });
 
+  it('holds the completion while a second payment the order could not take waits to go back, the payment system declining it', async () => {
+    const orderId = await system.checkout('dee', [{ skuId: 'LAMP', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const pay = async () => (await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('dee'), body: { method: 'card' } })).body.paymentId as string;
+    // the payment system is slow: the first attempt reads failed early, and is then taken all the same beside the second
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 1_500 } });
+    let first: string, second: string;
+    try {
+      first = await pay();
+      await system.paymentRequested(first);
+      await system.signedCallback('payment', { orderId, paymentId: first, transactionId: 'tx-early-failure', status: 'FAILED', amountCents: 2_400, at: new Date().toISOString() });
+      second = await pay();
+      await system.paymentRequested(second);
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: true } });
+      await system.waitForStatus(orderId, 'IN_FULFILLMENT', 20_000);
+      await waitFor(async () => ((await system.paymentSim.request('GET', '/__admin/payments')).body.declined as unknown[]).length > 0, { what: "the second payment's refund declined", timeoutMs: 20_000 });
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0 } });
+    }
+    try {
+      for (const event of ['SHIPPED', 'DELIVERED']) expect((await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event } })).body.callbackStatus).toBe(200);
+      const deliveredAt = Date.parse((await system.order(orderId)).history.findLast((h: any) => h.action === 'deliver').at);
+      await sleep(deliveredAt + WINDOW_MS + 1_500 - Date.now());
+      // the one of the two that did not pay the order is owed back
+      const held = await system.order(orderId);
+      expect([held.status, held.nextTimer.refundsOwed.length]).toEqual(['DELIVERED', 1]);
+      expect([`${first}-refund`, `${second}-refund`]).toContain(held.nextTimer.refundsOwed[0]);
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
+    }
+  });
+
   it('says what happens by itself next while the order waits for its buyer: expiry unpaid at the payment deadline, receipt confirmed AUTO_CONFIRM_MS after shipping', async () => {
     const orderId = await system.checkout('meg', [{ skuId: 'LAMP', qty: 1 }]);
     const unpaid = await system.waitForStatus(orderId, 'PENDING_PAYMENT');

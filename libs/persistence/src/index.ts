@@ -19,7 +19,7 @@ export { CouponRepository } from './coupon-repository.js';
 export type { CouponInForce } from './coupon-repository.js';
 export { PricingRepository, PricingRuleExists, PricingRulesChangedMeanwhile, UnknownMemberLevel, type AcceptanceClock, type RulesAtAcceptance } from './pricing-repository.js';
 export { cancelRefundOf, refundIdFor, refundOpenedDetail, RefundRepository } from './refund-repository.js';
-export { refundsOwedIn } from './refunds-owed.js';
+export { latePaymentRefundId, refundsOwedIn } from './refunds-owed.js';
 export type { RefundOwed } from './refunds-owed.js';
 export type { LineUnits, OpenRefund, RefundKey, RefundKind, RefundPartView, RefundView } from './refund-repository.js';
 export type { ClosedReservation, LedgerMovements, LedgerRestock, LedgerSnapshot, LedgerStock } from './stock-ledger-repository.js';

@@ -55,7 +55,8 @@ export interface OrderView {
    * `approve_return` a request the shop did not review, `close_return` one whose parcel never came.
    * Null when nothing is due by itself (closed; a split order's timers run on its children).
    * `refundsOwed`, on `complete` alone (empty while none is): the refunds the buyer is still owed
-   * of the order (a split order's child: of its order from before the split too), which hold its
+   * of the order (a split order's child: of its order from before the split too), payments due back
+   * whole among them (refundsOwedIn), which hold its
    * completion however long ago `dueAt` passed; it completes once none is (paid back, or settled by hand).
    */
   nextTimer: { action: string; dueAt: string; refundsOwed?: string[] } | null;

@@ -5,7 +5,7 @@ import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
 import { OrderRepository, historyDetail, notSplit, overdueSince, type TransitionResult } from './order-repository.js';
 import { payerOf, paymentsThatPaid, ProcessRepository, UNSHIPPED_PARCEL } from './process-repository.js';
-import { refundsOwedIn } from './refunds-owed.js';
+import { unsettledRefundsOf } from './refunds-owed.js';
 import type { Database, OrderRow, RefundPartsTable, RefundsTable } from './schema.js';
 
 export type RefundKind = 'refund' | 'return';
@@ -343,7 +343,8 @@ export class RefundRepository {
 
   /** Refunds of the order due or sent but not confirmed by the payment system yet. */
   async unsettled(orderId: string): Promise<number> {
-    return (await refundsOwedIn(this.db, [orderId])).length;
+    const row = await unsettledRefundsOf(this.db, [orderId]).select((eb) => eb.fn.countAll<number | string>().as('count')).executeTakeFirstOrThrow();
+    return Number(row.count);
   }
 
   /** The payment system accepted one part; its callback confirms it. */

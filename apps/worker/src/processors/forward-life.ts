@@ -13,6 +13,7 @@ import {
   addressOf,
   afterStaleOrderVersion,
   couponUseOf,
+  latePaymentRefundId,
   refundsOwedIn,
   retryTransaction,
   timerDeadlineOf,
@@ -778,7 +779,7 @@ export class ForwardLife {
     // a payment of nothing (no-charge) has nothing to give back, and a payment system refuses a refund of nothing
     const paid = (await this.process.payments(orderId)).filter((p) => p.status === 'SUCCEEDED' && Number(p.amount_cents) > 0 && (latePayment === undefined || p.payment_id === latePayment));
     // a late payment (taken after its order could take it: named by the job, or due back still) never paid the order's lines
-    const refunds = paid.map((payment) => ({ refundId: `${payment.payment_id}-refund`, paymentId: payment.payment_id, amountCents: Number(payment.amount_cents), late: latePayment !== undefined || payment.refund_due_at !== null }));
+    const refunds = paid.map((payment) => ({ refundId: latePaymentRefundId(payment.payment_id), paymentId: payment.payment_id, amountCents: Number(payment.amount_cents), late: latePayment !== undefined || payment.refund_due_at !== null }));
     for (const refund of refunds) {
       const answer = await callExternal(job, token, () => this.paymentClient.refund(refund));
       // asked without a notifyUrl, its answer is the outcome: only money given back is recorded as given back
