@@ -1,8 +1,8 @@
 import type { Config } from '@orders/config';
 import { TIMER_ACTIONS, statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
-import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, mysqlNow, withoutStatementValues, type OrderDb } from '@orders/persistence';
-import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueFulfilmentUpdate, enqueueLatePaymentRefund, enqueueRefundPayments, heldRefundsWithoutJob, lateRefundsWithoutJob, orderRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, readQueues, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
+import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, ProcessRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, mysqlNow, withoutStatementValues, type OrderDb } from '@orders/persistence';
+import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueFulfilmentUpdate, enqueueLatePaymentRefund, enqueuePaymentRequest, enqueueRefundPayments, heldRefundsWithoutJob, lateRefundsWithoutJob, orderRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, paymentRequestsWithoutJob, readQueues, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
 import { Inventory, RunLock, RunUnderWay, SweepPages, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMemoryOf, redisUptimeOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
@@ -200,6 +200,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   const writer = new OrderWriter({ ...deps, pricing: new PricingRepository(deps.db) }, { batchSize: config.PERSIST_BATCH_SIZE, batchWaitMs: config.PERSIST_BATCH_WAIT_MS, busyIntervalMs: config.PERSIST_BUSY_INTERVAL_MS });
   const life = new ForwardLife(deps);
   const refunds = new RefundRepository(deps.db);
+  const payments = new ProcessRepository(deps.db);
   // its ledger sums read up to 500,000 rows a fold, and every row past the sums when folds fail: a
   // deadline of their own, longer than the statements' (which would end them, and a run every RECONCILE_INTERVAL_MS would never finish),
   // and a deadline all the same: a MySQL that stops answering would hold the check's lock for
@@ -279,6 +280,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
    * for their warehouse with no job would never ship, and refunds due as long with no refund job
    * (of refund orders, of orders refunded whole, of payments that came late) would never be paid
    * back: their job is enqueued again. Counted and logged, since it means jobs go missing.
+   * Refunds and payments the payment system answered and never reported on (their callbacks
+   * lost for good) are asked about again, by their jobs: it pays and charges nothing twice.
    * `unservedMs`: how long the timers went unserved before this sweep (timersUnservedMs); the
    * timer jobs due meanwhile run only now, so this sweep leaves the orders due meanwhile to them.
    */
@@ -379,6 +382,18 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     // asked again, each waits its REFUND_CONFIRMATION_WAIT_MS anew: the next page starts that much sooner
     sweepPages.read(unconfirmedRead, unconfirmed.length, toAsk.length);
     if (toAsk.length > 0) log.warn({ count: toAsk.length, orderIds: toAsk.slice(0, 20) }, 'enqueued the refund jobs of orders holding refunds the payment system accepted and did not confirm within REFUND_CONFIRMATION_WAIT_MS: they ask it again');
+    // payments the payment system answered and never reported on (their callback lost for good), whatever their order is
+    // now: asked again by their request job, the callback it sends again pays the order, or gives back a payment it came too late for
+    const paymentsUnconfirmedRead = 'payments unconfirmed';
+    const paymentsUnconfirmed = await payments.paymentsUnconfirmed(config.PAYMENT_CONFIRMATION_WAIT_MS, sweepPages.pageOf(paymentsUnconfirmedRead));
+    // one whose request job is queued already (the payment system away) is asked again by that job
+    const paymentsToAsk = paymentsUnconfirmed.length > 0 ? await paymentRequestsWithoutJob(queues, paymentsUnconfirmed) : [];
+    await Promise.all(paymentsToAsk.map((payment) => enqueuePaymentRequest(queues, payment)));
+    // asked again, each waits its PAYMENT_CONFIRMATION_WAIT_MS anew: the next page starts that much sooner
+    sweepPages.read(paymentsUnconfirmedRead, paymentsUnconfirmed.length, paymentsToAsk.length);
+    if (paymentsToAsk.length > 0) {
+      log.warn({ count: paymentsToAsk.length, payments: paymentsToAsk.slice(0, 20) }, 'enqueued the request jobs of payments the payment system answered and did not report on within PAYMENT_CONFIRMATION_WAIT_MS: they ask it again');
+    }
   };
   // a sweep running longer than its interval, or on another worker, would do the same work again and count it twice
   const sweepLock = new RunLock(deps.redis, `${config.QUEUE_PREFIX}:overdue-sweep-lock`, 'overdue-order sweep');

@@ -185,6 +185,12 @@ const schema = {
    * its callback was lost for good
    */
   REFUND_CONFIRMATION_WAIT_MS: POSITIVE_MS,
+  /**
+   * how long a payment the payment system answered may go unreported (its signed callback)
+   * before the overdue sweep asks the payment system about it again, which charges nothing twice
+   * and reports it again: its callback was lost for good
+   */
+  PAYMENT_CONFIRMATION_WAIT_MS: POSITIVE_MS,
   IDEMPOTENCY_TTL_MS: int(86_400_000),
   BODY_LIMIT_BYTES: int(1024, 10 * 1024 * 1024),
   MAX_ORDER_LINES: int(1, 500),

@@ -432,6 +432,11 @@ export function createMetrics(labels: { app: string }) {
       help: 'Refunds (one per payment drawn) the payment system accepted and did not confirm by its signed callback within REFUND_CONFIRMATION_WAIT_MS, asked for again by their order\'s refund job (the overdue sweep enqueues it)',
       registers: [registry],
     }),
+    paymentConfirmationsAskedAgain: new Counter({
+      name: 'payment_confirmations_asked_again_total',
+      help: "Payments the payment system answered and did not report on by its signed callback within PAYMENT_CONFIRMATION_WAIT_MS, asked about again under their id by their request job (the overdue sweep enqueues it), whatever their order is now: it charges nothing twice and reports them again",
+      registers: [registry],
+    }),
     handOversRestored: new Counter({
       name: 'hand_overs_restored_total',
       help: 'Paid orders waiting a sweep interval (OVERDUE_SWEEP_INTERVAL_MS) for their warehouse with no job to settle or hand them over, nor one failed for good: their job was gone, and the backstop sweep enqueued it again',

@@ -298,6 +298,36 @@ export class ProcessRepository {
     return row !== undefined;
   }
 
+  /**
+   * The payment system answered a request for the payment (the first, or one asking again): from
+   * now on, by MySQL's clock, it may have taken the money, and its outcome is due by its callback.
+   */
+  async notePaymentRequested(paymentId: string): Promise<void> {
+    await this.db.updateTable('payments').set({ requested_at: sql<Date>`UTC_TIMESTAMP(3)` }).where('payment_id', '=', paymentId).where('status', '=', 'PENDING').execute();
+  }
+
+  /**
+   * Payments the payment system answered and has not reported on (still PENDING) for longer than
+   * `waitedForMs` by MySQL's clock, whatever their order is now, longest waiting first, a page of
+   * them (of those `among`, when named): their callback was lost for good (a sender that gave up
+   * while the api was away), and the money taken would be neither applied nor given back.
+   */
+  async paymentsUnconfirmed(waitedForMs: number, page: { offset: number; limit: number }, among?: readonly string[]): Promise<Array<{ orderId: string; paymentId: string }>> {
+    const rows = await this.db
+      .selectFrom('payments')
+      .select(['order_id', 'payment_id'])
+      .where('status', '=', 'PENDING')
+      .where('requested_at', '<', sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${waitedForMs * 1000} MICROSECOND`)
+      .$if(among !== undefined, (query) => query.where('payment_id', 'in', [...among!]))
+      // the payment's id breaks ties, so pages read at other offsets neither repeat nor miss one
+      .orderBy('requested_at')
+      .orderBy('payment_id')
+      .limit(page.limit)
+      .offset(page.offset)
+      .execute();
+    return rows.map((row) => ({ orderId: row.order_id, paymentId: row.payment_id }));
+  }
+
   /** A payment the payment system declined (its callback's transaction id), or refused outright (none). */
   async failPayment(paymentId: string, transactionId: string | null, at: Date): Promise<boolean> {
     return this.db.transaction().execute((trx) => ProcessRepository.settlePayment(trx, paymentId, { status: 'FAILED', transactionId, at }));

@@ -182,6 +182,17 @@ export function enqueuePaymentRequest(queues: Pick<OrderQueues, 'payments'>, pay
   return queues.payments.add(JOB.requestPayment, payment, { jobId: jobId.requestPayment(payment.paymentId) });
 }
 
+/**
+ * Of these payments (answered by the payment system and not reported on for a while), the ones
+ * no request job holds: to be asked again (enqueuePaymentRequest). One waiting asks by itself
+ * (the payment system away, its job behind the breaker); one failed for good is the operator's
+ * dead letter, not run again here at every sweep.
+ */
+export async function paymentRequestsWithoutJob(queues: Pick<OrderQueues, 'payments'>, payments: ReadonlyArray<{ orderId: string; paymentId: string }>): Promise<Array<{ orderId: string; paymentId: string }>> {
+  const jobs = await Promise.all(payments.map((payment) => queues.payments.getJob(jobId.requestPayment(payment.paymentId))));
+  return payments.filter((_, i) => jobs[i] === undefined);
+}
+
 export function enqueueSendToWarehouse(queues: Pick<OrderQueues, 'fulfillment'>, orderId: string) {
   return queues.fulfillment.add(JOB.sendToWarehouse, { orderId }, { jobId: jobId.sendToWarehouse(orderId) });
 }

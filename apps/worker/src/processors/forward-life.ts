@@ -269,19 +269,27 @@ export class ForwardLife {
    * back as a late payment. A request the payment system refuses outright (4xx) fails the
    * payment too: asking again would be refused again, and the buyer's next pay opens a new
    * attempt (a payment left PENDING would hand them this one back until the order expired).
+   * A payment the payment system answered before may have taken the money whatever its order
+   * does now: it is asked again, never failed unasked. Asked again under its id, the payment
+   * system charges nothing twice and reports its outcome again by its callback, which applies
+   * it (a success for an order closed since goes back as a late payment); one left unreported
+   * PAYMENT_CONFIRMATION_WAIT_MS (the overdue sweep enqueues this job for it) is counted.
    */
   private async requestPayment(job: Job<RequestPaymentJob>, token: string | undefined): Promise<void> {
     const payment = await this.process.findPayment(job.data.paymentId);
     if (!payment || payment.status !== 'PENDING') return;
     const order = await this.deps.orders.findOrderRow(payment.order_id);
     const due = order && stateMachineFor(order.type as OrderType).paymentActionFor(order.status);
-    if (due !== ProcessRepository.paymentActionOf(payment.purpose)) {
+    const answeredBefore = payment.requested_at !== null;
+    if (due !== ProcessRepository.paymentActionOf(payment.purpose) && !answeredBefore) {
       this.deps.log.info({ orderId: payment.order_id, paymentId: payment.payment_id, purpose: payment.purpose, status: order?.status }, 'payment no longer due: not requested, failed');
       await this.process.failPayment(payment.payment_id, null, this.deps.clock());
       return;
     }
+    const unconfirmed = answeredBefore && (await this.process.paymentsUnconfirmed(this.deps.config.PAYMENT_CONFIRMATION_WAIT_MS, { offset: 0, limit: 1 }, [payment.payment_id])).length > 0;
+    let answer: { status: string };
     try {
-      await callExternal(job, token, () =>
+      answer = await callExternal(job, token, () =>
         this.paymentClient.requestPayment({
           paymentId: payment.payment_id,
           orderId: payment.order_id,
@@ -294,7 +302,16 @@ export class ForwardLife {
       if (!(error instanceof ExternalRefused)) throw error;
       this.deps.log.warn({ orderId: payment.order_id, paymentId: payment.payment_id, status: error.status, answer: error.body.slice(0, 200) }, 'payment request refused by the payment system: payment failed');
       await this.process.failPayment(payment.payment_id, null, this.deps.clock());
+      return;
     }
+    // its outcome is due from now: asked again, the payment waits its PAYMENT_CONFIRMATION_WAIT_MS anew
+    await this.process.notePaymentRequested(payment.payment_id);
+    if (!unconfirmed) return;
+    this.deps.metrics.paymentConfirmationsAskedAgain.inc();
+    this.deps.log.warn(
+      { orderId: payment.order_id, paymentId: payment.payment_id, purpose: payment.purpose, amountCents: Number(payment.amount_cents), orderStatus: order?.status, answer: answer.status },
+      'asked the payment system again about a payment it answered and never reported on',
+    );
   }
 
   /**

@@ -1,0 +1,143 @@
+// answers are read as the JSON a client sees
+/* eslint-disable @typescript-eslint/no-explicit-any */
+import { jobId } from '@orders/queues';
+import { waitFor } from '@orders/testing';
+import { closeUnpaidOrder } from '@orders/worker';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+/**
+ * The payment system took the money and its signed callback never reached us: it gave up
+ * retrying (10 s of retries at the simulator's default, an api restart or a network cut that
+ * long). Nothing else would ever report that payment, so the order system asks the payment
+ * system about it again, under the same payment id, once it has gone unreported for
+ * PAYMENT_CONFIRMATION_WAIT_MS: it charges nothing twice and calls back again.
+ */
+describe('a payment whose callback is lost for good', () => {
+  let system: OrderSystem;
+
+  beforeAll(async () => {
+    // asked about again once unreported for 2 s; the sweep every second; a balance paid in time decides its order up to 30 s past its deadline
+    system = await startOrderSystem('payment_callbacks_lost', {
+      PAYMENT_CONFIRMATION_WAIT_MS: '2000',
+      OVERDUE_SWEEP_INTERVAL_MS: '1000',
+      PAYMENT_TIMEOUT_MS: '30000',
+      PRESALE_DEPOSIT_PERCENT: '20',
+      PRESALE_BALANCE_TIMEOUT_MS: '600000',
+    });
+    await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    await system.createSku({ skuId: 'NEXT-CONSOLE', priceCents: 50_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', orderType: 'presale' });
+  });
+  afterAll(async () => {
+    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false } });
+    await system?.close();
+  });
+
+  const pay = (buyer: string, orderId: string) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
+  const callbacksLost = (lost: boolean) => system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: lost } });
+  const atPaymentSystem = async (orderId: string) => {
+    const { payments, refunds } = (await system.paymentSim.request('GET', '/__admin/payments')).body;
+    return { charges: payments.filter((p: any) => p.orderId === orderId), refunds: refunds.filter((r: any) => r.paymentId.startsWith(orderId)) };
+  };
+  /** Once the payment system has taken the payment (its callback lost): charged once. */
+  const charged = (orderId: string, paymentId: string) =>
+    waitFor(async () => (await atPaymentSystem(orderId)).charges.find((p: any) => p.paymentId === paymentId && p.charges === 1 && p.status === 'SUCCEEDED'), {
+      what: `payment ${paymentId} taken`,
+      timeoutMs: 10_000,
+    });
+  const givenBackCents = (refunds: any[], paymentId: string) => refunds.filter((r) => r.paymentId === paymentId).reduce((sum, r) => sum + r.amountCents, 0);
+  const askedAgain = async () => (await system.workers.deps.metrics.paymentConfirmationsAskedAgain.get()).values.reduce((sum, value) => sum + value.value, 0);
+
+  it('taken for an order that expired meanwhile, is given back whole: the buyer has neither goods nor money kept', async () => {
+    const orderId = await system.checkout('lou', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await callbacksLost(true);
+    const payment = (await pay('lou', orderId)).body;
+    expect(payment).toMatchObject({ status: 'PENDING', amountCents: 10_000 });
+    await charged(orderId, payment.paymentId);
+    await system.passPaymentDeadline(orderId);
+    await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+    expect((await system.order(orderId)).status).toBe('EXPIRED');
+    const askedBefore = await askedAgain();
+
+    // the payment system's callbacks get through again; none of this payment's is left to send
+    await callbacksLost(false);
+    const seen = await waitFor(async () => {
+      const found = await atPaymentSystem(orderId);
+      return givenBackCents(found.refunds, payment.paymentId) > 0 && found;
+    }, { what: 'the payment given back', timeoutMs: 20_000 });
+
+    const order = await system.order(orderId);
+    expect({ status: order.status, payments: order.payments.map((p: any) => p.status), givenBackCents: givenBackCents(seen.refunds, payment.paymentId) }).toEqual({
+      status: 'EXPIRED',
+      payments: ['SUCCEEDED'],
+      givenBackCents: 10_000,
+    });
+    // asked again, charged once
+    expect(seen.charges.map((p: any) => p.charges)).toEqual([1]);
+    expect(await askedAgain()).toBeGreaterThan(askedBefore);
+  }, 40_000);
+
+  it("a presale's balance taken, its deposit forfeited before anyone heard of it: the balance is given back, the deposit alone kept", async () => {
+    const orderId = await system.checkout('bea', [{ skuId: 'NEXT-CONSOLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_DEPOSIT');
+    expect((await pay('bea', orderId)).body).toMatchObject({ purpose: 'deposit', amountCents: 10_000 });
+    await system.waitForStatus(orderId, 'DEPOSIT_PAID');
+    await callbacksLost(true);
+    const balance = (await pay('bea', orderId)).body;
+    expect(balance).toMatchObject({ purpose: 'balance', amountCents: 40_000 });
+    await charged(orderId, balance.paymentId);
+    // due a minute ago: past the 30 s a balance asked for in time may still take to be reported
+    await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL 60 SECOND` }).where('order_id', '=', orderId).execute();
+    await (await system.workers.deps.queues.timers.getJob(jobId.expireBalance(orderId)))?.promote();
+    await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED', 10_000);
+
+    await callbacksLost(false);
+    const seen = await waitFor(async () => {
+      const found = await atPaymentSystem(orderId);
+      return givenBackCents(found.refunds, balance.paymentId) > 0 && found;
+    }, { what: 'the balance given back', timeoutMs: 20_000 });
+
+    const chargedCents = seen.charges.reduce((sum: number, p: any) => sum + p.charges * p.amountCents, 0);
+    const givenBack = seen.refunds.reduce((sum: number, r: any) => sum + r.amountCents, 0);
+    expect({ status: (await system.order(orderId)).status, charged: chargedCents, givenBack, kept: chargedCents - givenBack }).toEqual({
+      status: 'DEPOSIT_FORFEITED',
+      charged: 50_000,
+      givenBack: 40_000,
+      kept: 10_000,
+    });
+  }, 60_000);
+
+  it("a presale's balance taken before its deadline pays the order, its callback lost: the deadline waits for it", async () => {
+    const orderId = await system.checkout('cas', [{ skuId: 'NEXT-CONSOLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_DEPOSIT');
+    await pay('cas', orderId);
+    await system.waitForStatus(orderId, 'DEPOSIT_PAID');
+    await callbacksLost(true);
+    const balance = (await pay('cas', orderId)).body;
+    await charged(orderId, balance.paymentId);
+    await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3)` }).where('order_id', '=', orderId).execute();
+    const deadlineJob = jobId.expireBalance(orderId);
+    await (await system.workers.deps.queues.timers.getJob(deadlineJob))?.promote();
+    // the deadline job has run and waits for the balance the buyer asked to pay in time
+    await waitFor(async () => {
+      const job = await system.workers.deps.queues.timers.getJob(deadlineJob);
+      return job?.processedOn !== undefined && (await job.getState()) === 'delayed';
+    }, { what: 'the balance deadline waiting for the balance' });
+    expect((await system.order(orderId)).status).toBe('DEPOSIT_PAID');
+
+    await callbacksLost(false);
+    const paid = await waitFor(async () => {
+      const order = await system.order(orderId);
+      return order.status !== 'DEPOSIT_PAID' && order;
+    }, { what: 'the balance reported', timeoutMs: 20_000 });
+    expect(['PAID', 'IN_FULFILLMENT']).toContain(paid.status);
+    expect(paid.payments.map((p: any) => [p.purpose, p.status])).toEqual([
+      ['deposit', 'SUCCEEDED'],
+      ['balance', 'SUCCEEDED'],
+    ]);
+    const seen = await atPaymentSystem(orderId);
+    expect({ charged: seen.charges.reduce((sum: number, p: any) => sum + p.charges * p.amountCents, 0), refunds: seen.refunds }).toEqual({ charged: 50_000, refunds: [] });
+  }, 60_000);
+});
