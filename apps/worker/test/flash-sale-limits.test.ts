@@ -79,7 +79,7 @@ describe("a buyer's flash-sale limit: kept through a Redis loss and its repair, 
   // Redis fails over to a replica that had not received a buyer's last checkout, whose order the
   // worker had already written to MySQL from the old master: every write of that checkout's script
   // is missing on the new master (it replicates whole scripts), and nothing else.
-  it('is raised to the orders MySQL holds: a buyer with a limit of 2 holding 2 is refused a third, and one given back by an expiry may be bought again', async () => {
+  it('is raised to the orders MySQL holds: a buyer with a limit of 2 holding 2 is refused a third, and one given back by a cancel may be bought again', async () => {
     const saleStart = Date.now() - HOUR;
     const sale = { priceCents: 49_900, startsAt: new Date(saleStart).toISOString(), endsAt: new Date(saleStart + 2 * HOUR).toISOString(), perUserLimit: 2 };
     await system.createSku({ skuId: 'CONSOLE', priceCents: 59_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', flashSale: sale });
