@@ -124,14 +124,17 @@ export function planSplit<L extends SplittableLine>(order: SplitAmounts, lines: 
  * has: while a child is in after-sales (refunding, a return under way) the parent shows
  * that child's status (the first such child), so money still owed never reads as closed;
  * otherwise it is the least advanced open child on the forward life (SHIPPED once every
- * child has shipped), closed children not holding it back. Every child closed: COMPLETED
- * when any child completed, as an unsplit order with some units refunded completes;
- * else the first child's status (REFUNDED, RETURNED...), all of which the buyer sees as
- * closed.
+ * child has shipped), closed children not holding it back. Every child closed: REFUNDING
+ * while `refundsOwed` (a refund of the order from before the split, or of a child, not paid
+ * back yet: one the payment system declined, a received return's), as an unsplit order waits
+ * for its last refund; then COMPLETED when any child completed, as an unsplit order with some
+ * units refunded completes; else the first child's status (REFUNDED, RETURNED...), all of
+ * which the buyer sees as closed.
  */
-export function deriveParentStatus(machine: OrderStateMachine, childStatuses: readonly string[]): string {
+export function deriveParentStatus(machine: OrderStateMachine, childStatuses: readonly string[], refundsOwed = false): string {
   if (childStatuses.length === 0) throw new Error('a split order has children');
   const open = childStatuses.filter((status) => !machine.isFinal(status));
+  if (open.length === 0 && refundsOwed) return 'REFUNDING';
   if (open.length === 0) return childStatuses.find((status) => machine.progress(status) >= 0) ?? childStatuses[0]!;
   const afterSales = open.find((status) => machine.progress(status) < 0);
   if (afterSales !== undefined) return afterSales;

@@ -291,6 +291,31 @@ export class OrderRepository {
   }
 
   /**
+   * After a refund of a split order (its own from before the split, or a child's) was paid back:
+   * once the buyer is owed nothing of the order's own, each child still REFUNDING with nothing
+   * owed of its own (refunded whole before the split, it waited for the order's refund) closes,
+   * the payment system's word as after any refund, and the order, held open while its buyer was
+   * owed money (deriveParentStatus), takes the status its children give it. The order's lock comes
+   * first, as every child's move takes it. The children's transitions; none for an order not split.
+   */
+  async closeSplitOrderOnceRefunded(splitOrderId: string, change: { at: Date; detail: string }): Promise<TransitionResult[]> {
+    return this.db.transaction().execute(async (trx) => {
+      await trx.selectFrom('orders').select('order_id').where('order_id', '=', splitOrderId).forUpdate().execute();
+      const children = await OrderRepository.lockChildren(trx, splitOrderId);
+      if (children.length === 0) return [];
+      const closed: TransitionResult[] = [];
+      if ((await refundsOwedIn(trx, [splitOrderId])).length === 0) {
+        for (const child of children.filter((c) => c.status === 'REFUNDING')) {
+          if ((await refundsOwedIn(trx, [child.order_id])).length > 0) continue;
+          closed.push(await transitionIn(trx, { orderId: child.order_id, action: 'refund_succeeded', actor: 'payment', ...change }));
+        }
+      }
+      await deriveParentStatus(trx, splitOrderId, { action: 'refund_succeeded', actor: 'payment', detail: change.detail }, change.at);
+      return closed;
+    });
+  }
+
+  /**
    * When each timer the effects start falls due, as its transition will decide it (dueAfter, by
    * MySQL's clock), and MySQL's time now, in one read: what its job has left to wait, whether it
    * is enqueued just after the step that started it or again long after (a repeated callback).
@@ -682,7 +707,9 @@ async function transitionIn(trx: Transaction<Database>, request: TransitionReque
     })
     .execute();
   await request.effects?.(trx, order, fired);
-  if (order.parent_order_id !== null && fired.from !== fired.to) await deriveParentStatus(trx, order.parent_order_id, order.order_id, fired, at);
+  if (order.parent_order_id !== null && fired.from !== fired.to) {
+    await deriveParentStatus(trx, order.parent_order_id, { action: fired.action, actor: fired.actor, detail: `derived from child order ${order.order_id}` }, at);
+  }
   return { order: { ...order, status: fired.to, version: order.version + 1 }, fired };
 }
 
@@ -738,17 +765,18 @@ async function orderFacts(trx: Transaction<Database>, order: OrderRow): Promise<
 
 /**
  * A split parent's status follows its children (DESIGN.md): after a child moves, the
- * parent is re-derived in the same transaction. The parent row is locked first and the
- * children are locked as they are now (lockChildren), so two children moving at once are
- * serialised and the second sees the first. The parent's history records the child's action and
- * actor that moved it.
+ * parent is re-derived in the same transaction, and so it is once a refund owed of it is paid
+ * back (closeSplitOrderOnceRefunded): while the buyer is owed one, of the order or of a child,
+ * it does not read closed. The parent row is locked first and the children are locked as they
+ * are now (lockChildren), so two children moving at once are serialised and the second sees the
+ * first. The parent's history records the step that moved it (a child's action and actor).
  */
-async function deriveParentStatus(trx: Transaction<Database>, parentId: string, childId: string, fired: FiredTransition, at: Date): Promise<void> {
+async function deriveParentStatus(trx: Transaction<Database>, parentId: string, step: { action: string; actor: Actor; detail: string }, at: Date): Promise<void> {
   const parent = await trx.selectFrom('orders').selectAll().where('order_id', '=', parentId).forUpdate().executeTakeFirst();
   if (!parent) return;
   const children = await OrderRepository.lockChildren(trx, parentId);
-  const statuses = children.map((c) => (c.order_id === childId ? fired.to : c.status));
-  const derived = deriveFromChildren(stateMachineFor(parent.type as OrderType), statuses);
+  const owed = await refundsOwedIn(trx, [parentId, ...children.map((c) => c.order_id)]);
+  const derived = deriveFromChildren(stateMachineFor(parent.type as OrderType), children.map((c) => c.status), owed.length > 0);
   if (derived === parent.status) return;
   await trx.updateTable('orders').set({ status: derived, version: parent.version + 1, updated_at: at }).where('order_id', '=', parentId).execute();
   await trx
@@ -757,10 +785,10 @@ async function deriveParentStatus(trx: Transaction<Database>, parentId: string, 
       order_id: parentId,
       version: parent.version + 1,
       from_status: parent.status,
-      action: fired.action,
+      action: step.action,
       to_status: derived,
-      actor: fired.actor,
-      detail: `derived from child order ${childId}`,
+      actor: step.actor,
+      detail: step.detail,
       at,
     })
     .execute();

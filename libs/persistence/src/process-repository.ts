@@ -2,6 +2,7 @@ import { PaymentDeadlinePassed, benefitsOfPart, stateMachineFor, type AppliedBen
 import { sql, type SelectQueryBuilder, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
+import { refundsOwedIn } from './refunds-owed.js';
 import type { Database, OrderItemRow, OrderRow, PaymentRow, ShipmentRow } from './schema.js';
 
 export type PaymentPurpose = 'full' | 'deposit' | 'balance';
@@ -357,13 +358,16 @@ export class ProcessRepository {
   /**
    * In the split transition's transaction: the children, their lines, and their first history
    * entry. A child's lines come with what was refunded of them before the split, which its
-   * amounts count; a child refunded in full before the split starts closed (REFUNDED): nothing
-   * is left to send to its warehouse, cancel or refund, and it never holds its parent open.
+   * amounts count; a child refunded in full before the split has nothing left to send to its
+   * warehouse, cancel or refund: it starts closed (REFUNDED), or REFUNDING while the buyer is
+   * still owed a refund of the order (one the payment system declined, or not confirmed yet), as
+   * an unsplit order refunded whole waits for its money (OrderRepository.closeSplitOrderOnceRefunded).
    */
   static async insertChildren(trx: Transaction<Database>, parent: OrderRow, children: readonly ChildToInsert[], at: Date): Promise<void> {
     if (children.length === 0) return;
     const refundedWhole = (plan: ChildToInsert['plan']) => plan.lines.every((line) => line.row.refunded_qty === line.row.qty);
-    const statusOf = (plan: ChildToInsert['plan']) => (refundedWhole(plan) ? 'REFUNDED' : parent.status);
+    const refundedWholeAs = (await refundsOwedIn(trx, [parent.order_id])).length > 0 ? 'REFUNDING' : 'REFUNDED';
+    const statusOf = (plan: ChildToInsert['plan']) => (refundedWhole(plan) ? refundedWholeAs : parent.status);
     await trx
       .insertInto('orders')
       .values(

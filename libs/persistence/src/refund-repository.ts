@@ -248,7 +248,8 @@ export class RefundRepository {
    * payment: every payment goes back whole, its rows written once paid back), REFUNDING unchanged
    * for longer than `waitedForMs` by MySQL's clock, longest waiting first, a page of them (of those
    * `among`, when named): their refund job, if none holds them, was lost. Split orders left out:
-   * their children's refunds are their own.
+   * their children's refunds are their own; and children, paid by their order's payments: one
+   * refunded whole before the split waits for that order's refund (closeSplitOrderOnceRefunded).
    */
   async ordersRefundedWholeWaiting(waitedForMs: number, page: { offset: number; limit: number }, among?: readonly string[]): Promise<string[]> {
     const rows = await this.db
@@ -260,6 +261,7 @@ export class RefundRepository {
       // a refund order (one with a history) waits on its own; a late payment's whole refund row is not the order's refund
       .where(({ not, exists, selectFrom }) => not(exists(selectFrom('refunds as r').select('r.refund_id').whereRef('r.order_id', '=', 'o.order_id').where('r.history', 'is not', null))))
       .where(notSplit('o.order_id'))
+      .where('o.parent_order_id', 'is', null)
       .orderBy('o.updated_at')
       .orderBy('o.order_id')
       .limit(page.limit)

@@ -895,6 +895,14 @@ export class ForwardLife {
     if (order?.status === 'REFUNDING' && (await this.refunds.unsettled(orderId)) === 0) {
       await this.tryTransition({ orderId, action: 'refund_succeeded', actor: 'payment', detail: 'every refund paid back' });
     }
+    // a split order it is, or is part of, held open while its buyer was owed money
+    if (order) {
+      const splitOrderId = order.parent_order_id ?? orderId;
+      const childrenClosed = await retryTransaction(() => this.deps.orders.closeSplitOrderOnceRefunded(splitOrderId, { at: this.deps.clock(), detail: 'every refund paid back' }), {
+        alsoAfter: afterStaleOrderVersion,
+      });
+      for (const { order: child, fired } of childrenClosed) this.deps.metrics.transitions.inc({ type: child.type, from: fired.from, to: fired.to, action: fired.action });
+    }
   }
 
   /**
