@@ -840,6 +840,8 @@ export class ForwardLife {
       await this.tryTransition({ orderId, action: 'refund_succeeded', actor: 'payment', detail: refunds.map((r) => r.refundId).join(', '), effects: record });
     } else if (order) {
       await this.deps.db.transaction().execute((trx) => record(trx, order, { from: order.status, action: 'refund', to: order.status, actor: 'system', effects: [] }));
+      // a payment due back holds a split order whose children are all closed open (REFUNDING) until it went back
+      if (latePayment !== undefined) await this.closeSplitOrderOnceRefunded(order, `refund ${refunds.map((r) => r.refundId).join(', ')}`);
     }
     if (recorded.refunds > 0) {
       this.deps.metrics.refunds.inc({ kind: 'payment', outcome: 'succeeded' }, recorded.refunds);
@@ -895,14 +897,15 @@ export class ForwardLife {
     if (order?.status === 'REFUNDING' && (await this.refunds.unsettled(orderId)) === 0) {
       await this.tryTransition({ orderId, action: 'refund_succeeded', actor: 'payment', detail: 'every refund paid back' });
     }
-    // a split order it is, or is part of, held open while its buyer was owed money
-    if (order) {
-      const splitOrderId = order.parent_order_id ?? orderId;
-      const childrenClosed = await retryTransaction(() => this.deps.orders.closeSplitOrderOnceRefunded(splitOrderId, { at: this.deps.clock(), detail: 'every refund paid back' }), {
-        alsoAfter: afterStaleOrderVersion,
-      });
-      for (const { order: child, fired } of childrenClosed) this.deps.metrics.transitions.inc({ type: child.type, from: fired.from, to: fired.to, action: fired.action });
-    }
+    if (order) await this.closeSplitOrderOnceRefunded(order, 'every refund paid back');
+  }
+
+  /** A split order the order is, or is part of, held open while its buyer was owed money (refundsOwedIn): closed as its children give it once nothing is. */
+  private async closeSplitOrderOnceRefunded(order: OrderRow, detail: string): Promise<void> {
+    const childrenClosed = await retryTransaction(() => this.deps.orders.closeSplitOrderOnceRefunded(order.parent_order_id ?? order.order_id, { at: this.deps.clock(), detail }), {
+      alsoAfter: afterStaleOrderVersion,
+    });
+    for (const { order: child, fired } of childrenClosed) this.deps.metrics.transitions.inc({ type: child.type, from: fired.from, to: fired.to, action: fired.action });
   }
 
   /**
