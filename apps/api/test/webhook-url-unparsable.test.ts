@@ -18,7 +18,8 @@ describe('a webhook URL that the uri format takes and fetch cannot reach', () =>
   });
 
   it('refuses port 99999 or 0, host 256.1.1.1 or a %00 in the host with 400 VALIDATION_FAILED naming body/url, not 500, registering nothing', async () => {
-    for (const url of ['http://crm.example.com:99999/orders', 'http://crm.example.com:0/orders', 'http://256.1.1.1/orders', 'http://crm%00.example.com/orders']) {
+    const tooLong = `${`${'a'.repeat(60)}.`.repeat(5)}com`;
+    for (const url of ['http://crm.example.com:99999/orders', 'http://crm.example.com:0/orders', 'http://256.1.1.1/orders', 'http://crm%00.example.com/orders', `https://${tooLong}/orders`, `https://${'a'.repeat(64)}.example.com/orders`]) {
       const hook = await api.request('POST', '/v1/admin/webhooks', { token: admin, body: { url } });
       expect([hook.status, hook.headers['content-type'], hook.body.code, hook.body.detail], url).toEqual([
         400,
@@ -45,20 +46,26 @@ describe('a webhook URL that the uri format takes and fetch cannot reach', () =>
         'http://172.20.1.1/',
         'http://192.168.1.1/',
         'http://0.0.0.0:3306/',
+        // through an IPv6/IPv4 translation gateway (NAT64 on an IPv6-only subnet, 6to4): the IPv4 address it carries
+        'http://[64:ff9b::a00:5]:3306/',
+        'http://[64:ff9b::169.254.169.254]/latest/meta-data/',
+        'http://[2002:c0a8:101::1]/',
+        'http://[64:ff9b:1::a]/',
       ]) {
         const hook = await production.request('POST', '/v1/admin/webhooks', { token: admin, body: { url } });
         expect([url, hook.status, hook.body.code, hook.body.detail]).toEqual([url, 400, 'VALIDATION_FAILED', expect.stringMatching(/^body\/url: its host .* an address of the shop's own networks/)]);
       }
       const unknown = await production.request('POST', '/v1/admin/webhooks', { token: admin, body: { url: 'http://crm.invalid/orders' } });
       expect([unknown.status, unknown.body.detail]).toEqual([400, 'body/url: its host crm.invalid resolves to no address a delivery could be sent to']);
-      // a receiver outside them is taken
+      // a receiver outside them is taken, through a NAT64 gateway too
       expect((await production.request('POST', '/v1/admin/webhooks', { token: admin, body: { url: 'https://203.0.113.10/orders' } })).status).toBe(201);
+      expect((await production.request('POST', '/v1/admin/webhooks', { token: admin, body: { url: 'https://[64:ff9b::cb00:710b]/orders' } })).status).toBe(201);
     } finally {
       await production.close();
     }
     const hooks = (await api.request('GET', '/v1/admin/webhooks', { token: admin })).body.items as Array<{ url: string; webhookId: string }>;
     expect(hooks.map((hook) => hook.url)).toContain('https://203.0.113.10/orders');
-    for (const hook of hooks.filter((hook) => hook.url.startsWith('https://203.'))) await api.request('DELETE', `/v1/admin/webhooks/${hook.webhookId}`, { token: admin });
+    for (const hook of hooks.filter((hook) => hook.url.startsWith('https://203.') || hook.url.startsWith('https://[64:ff9b'))) await api.request('DELETE', `/v1/admin/webhooks/${hook.webhookId}`, { token: admin });
   });
 
   it("keeps a removed webhook's delivery log readable, as its DELETE says", async () => {

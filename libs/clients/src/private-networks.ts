@@ -4,7 +4,8 @@ import { BlockList, isIP } from 'node:net';
 /**
  * The addresses of the shop's own networks and hosts, which no receiver outside them has:
  * loopback, the private ranges, link-local (a cloud's metadata service), carrier-grade NAT,
- * "this network", multicast, and IPv6's unique-local range (an IPv4-mapped address is checked as its IPv4 one).
+ * "this network", multicast, and IPv6's unique-local range (an IPv4-mapped address is checked as its IPv4 one,
+ * and so is one a translation gateway reaches an IPv4 address by: carriedIPv4).
  */
 const INSIDE = new BlockList();
 for (const [network, prefix] of [
@@ -26,13 +27,50 @@ for (const [network, prefix] of [
   ['fc00::', 7],
   ['fe80::', 10],
   ['ff00::', 8],
+  // a local-use IPv6/IPv4 translation prefix (RFC 8215): a gateway of the shop's own
+  ['64:ff9b:1::', 48],
 ] as const) {
   INSIDE.addSubnet(network, prefix, 'ipv6');
+}
+
+/**
+ * IPv6 prefixes that carry an IPv4 address, which a gateway reaches for them: NAT64's well-known
+ * prefix (RFC 6052: an IPv6-only cloud subnet's 64:ff9b::10.0.0.5 is 10.0.0.5) and 6to4 (2002::/16).
+ * Such an address is inside when the IPv4 one it carries is.
+ */
+const NAT64 = new BlockList();
+NAT64.addSubnet('64:ff9b::', 96, 'ipv6');
+const SIX_TO_FOUR = new BlockList();
+SIX_TO_FOUR.addSubnet('2002::', 16, 'ipv6');
+
+/** The IPv4 address an IPv6 one carries for a translation gateway (NAT64, 6to4); null for any other. */
+function carriedIPv4(address: string): string | null {
+  const at = NAT64.check(address, 'ipv6') ? 6 : SIX_TO_FOUR.check(address, 'ipv6') ? 1 : null;
+  if (at === null) return null;
+  const groups = ipv6Groups(address);
+  return [groups[at]! >> 8, groups[at]! & 0xff, groups[at + 1]! >> 8, groups[at + 1]! & 0xff].join('.');
+}
+
+/** An IPv6 address's eight 16-bit groups (its "::" expanded, a dotted IPv4 tail as its two groups). */
+function ipv6Groups(address: string): number[] {
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(address);
+  const text = quad ? `${address.slice(0, quad.index)}${((Number(quad[1]) << 8) | Number(quad[2])).toString(16)}:${((Number(quad[3]) << 8) | Number(quad[4])).toString(16)}` : address;
+  const [head, tail] = text.split('::');
+  const groups = (part: string | undefined) => (part ? part.split(':').map((group) => parseInt(group, 16)) : []);
+  const before = groups(head);
+  const after = groups(tail);
+  return [...before, ...new Array<number>(8 - before.length - after.length).fill(0), ...after];
+}
+
+function inside(address: string, family: number): boolean {
+  if (INSIDE.check(address, family === 6 ? 'ipv6' : 'ipv4')) return true;
+  const carried = family === 6 ? carriedIPv4(address) : null;
+  return carried !== null && INSIDE.check(carried, 'ipv4');
 }
 
 /** The first address a URL's host names (an IP literal, or what it resolves to) inside the shop's networks; null when none is. Throws when it resolves to nothing. */
 export async function addressInside(host: string): Promise<string | null> {
   const bare = host.startsWith('[') ? host.slice(1, -1) : host;
   const addresses = isIP(bare) ? [{ address: bare, family: isIP(bare) }] : await lookup(bare, { all: true, verbatim: true });
-  return addresses.find(({ address, family }) => INSIDE.check(address, family === 6 ? 'ipv6' : 'ipv4'))?.address ?? null;
+  return addresses.find(({ address, family }) => inside(address, family))?.address ?? null;
 }

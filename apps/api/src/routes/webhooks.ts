@@ -88,6 +88,9 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
       // fetch refuses a URL with credentials: every delivery would fail, and listings would show them
       const { username, password, port } = new URL(request.body.url);
       if (port === '0') throw validationFailed('body/url: port 0 is no port a delivery could be sent to');
+      const { hostname } = new URL(request.body.url);
+      // DNS names end at 253 characters, 63 a label: a longer host no lookup answers, nor a retry
+      if (hostname.length > 253 || hostname.split('.').some((label) => label.length > 63)) throw validationFailed('body/url: its host is longer than a DNS name can be (253 characters, 63 between dots)');
       if (username || password) throw validationFailed('body/url: a webhook URL carries no credentials (user:pass@); the receiver checks the signature made with the secret this answer gives');
       // the workers would POST to the shop's own hosts (its MySQL, Redis, metadata service): a stolen admin token's way in
       if (!deps.config.WEBHOOK_PRIVATE_RECEIVERS) await refuseReceiverInside(new URL(request.body.url).hostname);
