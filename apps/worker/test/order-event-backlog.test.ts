@@ -139,4 +139,27 @@ describe('the order-event stream', () => {
       await publisher.stop();
     }
   });
+
+  it('keeps the newest event however old: after a quiet week a receiver that had every event still finds its cursor on the stream', { timeout: 60_000 }, async () => {
+    const day = 86_400_000;
+    const streamKey = `${orderEventStreamKey(env.config.REDIS_KEY_PREFIX)}-quiet`;
+    const [seconds] = await env.redis.time();
+    const now = Number(seconds) * 1000;
+    // a thousand events of ten days ago, the last of them the newest on the stream
+    const adding = env.redis.pipeline();
+    for (let i = 0; i < 1_000; i++) adding.xadd(streamKey, `${now - 10 * day + i}-0`, 'eventId', `old-${i}`);
+    await adding.exec();
+
+    const publisher = new OrderEventPublisher(
+      { redis: env.redis, events: new OrderEventRepository(env.db), metrics: createMetrics({ app: 'worker' }), log: pino({ level: 'silent' }) },
+      { maxLen: 1_000_000, keptMs: 7 * day, pollMs: 50, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: day, webhooks: { streamKey, batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000, privateReceivers: true } },
+    ).start();
+    try {
+      await waitFor(async () => (await env.redis.xlen(streamKey)) < 1_000, { what: 'the events older than a week trimmed', timeoutMs: 20_000 });
+      const [newest] = await env.redis.xrevrange(streamKey, '+', '-', 'COUNT', 1);
+      expect(newest?.[0]).toBe(`${now - 10 * day + 999}-0`);
+    } finally {
+      await publisher.stop();
+    }
+  });
 });

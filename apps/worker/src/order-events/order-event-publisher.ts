@@ -228,7 +228,11 @@ export class OrderEventPublisher {
     try {
       const [seconds, micros] = await this.deps.redis.time();
       const oldestKept = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - this.settings.keptMs;
-      await this.deps.redis.xtrim(this.settings.webhooks.streamKey, 'MINID', '~', oldestKept);
+      // never the newest entry, however old: after a quiet week an empty stream read to the dispatcher as events
+      // trimmed past every receiver's cursor (a critical page for receivers that had missed nothing)
+      const [newest] = (await this.deps.redis.xrevrange(this.settings.webhooks.streamKey, '+', '-', 'COUNT', 1)) as Array<[string, string[]]>;
+      const keptFrom = newest && Number(newest[0].split('-')[0]) < oldestKept ? newest[0] : String(oldestKept);
+      await this.deps.redis.xtrim(this.settings.webhooks.streamKey, 'MINID', '~', keptFrom);
     } catch (error) {
       // the stream waits a minute; the events do not
       this.deps.log.warn({ err: error }, 'could not trim the order-event stream by age; tried again in a minute');
