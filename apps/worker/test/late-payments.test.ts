@@ -226,8 +226,12 @@ describe('payments that arrive late or change their outcome', () => {
     try {
       first = (await pay('lia', orderId)).body.paymentId;
       // nothing was taken, whatever amount the decline names
-      const declined = await system.signedCallback('payment', { orderId, paymentId: first, transactionId: 'tx-declined', status: 'FAILED', amountCents: 10_001, at: new Date().toISOString() });
+      const decline = { orderId, paymentId: first, transactionId: 'tx-declined', status: 'FAILED', amountCents: 10_001, at: new Date().toISOString() };
+      const declined = await system.signedCallback('payment', decline);
       expect([declined.status, declined.body.changed]).toEqual([200, true]);
+      // sent again (our answer lost): a repeat, counted once
+      const repeated = await system.signedCallback('payment', decline);
+      expect([repeated.status, repeated.body.changed]).toEqual([200, false]);
     } finally {
       await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: false } });
     }

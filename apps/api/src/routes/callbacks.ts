@@ -374,13 +374,16 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         if (callback.status === 'SUCCEEDED') {
           return givePaymentBackWhole(deps, order, payment, { transactionId: callback.transactionId, paidAt: new Date(callback.at), amountCents: callback.amountCents }, request.log);
         }
-        // a decline took nothing, whatever amount it names: refused, it left the payment pending for
-        // good (the payment system's retries refused alike), and every pay of the buyer answered it
-        request.log.warn({ orderId: order.order_id, paymentId: payment.payment_id, askedCents: Number(payment.amount_cents), namedCents: callback.amountCents }, 'the payment system declined a payment naming another amount than the payment asked for');
-        deps.metrics.paymentAmountMismatches.inc({ outcome: 'declined' });
+        // a decline: recorded below, as any
       }
       if (callback.status === 'FAILED') {
         const changed = await retryTransaction(() => process.failPayment(payment.payment_id, callback.transactionId, deps.clock()));
+        // a decline took nothing, whatever amount it names: refused, it left the payment pending for good (the
+        // payment system's retries refused alike), and every pay of the buyer answered it. Counted once, not per repeat
+        if (changed && Number(payment.amount_cents) !== callback.amountCents) {
+          request.log.warn({ orderId: order.order_id, paymentId: payment.payment_id, askedCents: Number(payment.amount_cents), namedCents: callback.amountCents }, 'the payment system declined a payment naming another amount than the payment asked for');
+          deps.metrics.paymentAmountMismatches.inc({ outcome: 'declined' });
+        }
         return { changed, status: order.status };
       }
       if (payment.status === 'SUCCEEDED') {
