@@ -162,6 +162,24 @@ describe('orders priced with the rules as they stood when the intake accepted th
     expect(orders.map((order) => Number(order.shipping_cents))).toEqual([800]);
   });
 
+  it("writes a batch priced again as often as a script changing other buyers' levels one by one moves the rules meanwhile", async () => {
+    const placed = await checkout('gil', 'gil-1');
+    expect(placed.status).toBe(202);
+    const accepted = (await worker.inventory.findAcceptedOrder(placed.body.orderId as string))!;
+    let changes = 0;
+    // each reading of the rules is followed by another buyer's level change, committed before the batch is written
+    const changing = new (class extends PricingRepository {
+      override async rulesFor(...args: Parameters<PricingRepository['rulesFor']>) {
+        const rules = await super.rulesFor(...args);
+        if (changes < 8) await this.setMember(`member-${++changes}`, 'gold', async () => new Date());
+        return rules;
+      }
+    })(worker.db);
+    await new OrderWriter({ ...worker, pricing: changing }, { batchSize: 500, batchWaitMs: 2, busyIntervalMs: 250 }).persist(accepted);
+    expect(changes).toBe(8);
+    expect(await env.db.selectFrom('orders').select('order_id').where('order_id', '=', accepted.orderId).execute()).toHaveLength(1);
+  });
+
   it('dates a change of the rules that waited for a batch being written after that batch\'s orders, which were priced without it', async () => {
     // a batch being written holds the rules' version: the change waits for its commit
     const batch = await holdRow(env.db, 'pricing_rules_version', 'id', '1');

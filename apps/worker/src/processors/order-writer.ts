@@ -26,10 +26,17 @@ export interface OrderWriterOptions {
 
 /**
  * How often a batch is priced in all when batches persisted meanwhile take coupon uses its
- * orders were priced with (CouponUsedUpMeanwhile), or the rules change (PricingRulesChangedMeanwhile):
- * each time, another batch recorded a use, or an admin changed the rules.
+ * orders were priced with (CouponUsedUpMeanwhile): each time, another batch recorded a use.
  */
 const PRICING_ROUNDS = 5;
+
+/**
+ * How often a batch is priced again because the rules changed since (PricingRulesChangedMeanwhile).
+ * Many: a script changing buyers' levels one by one moves the version many times a second, and a
+ * batch priced and written in a few milliseconds meets a change now and then; run out, its orders
+ * would wait for their jobs' retries, and end in the dead letters.
+ */
+const RULES_CHANGED_ROUNDS = 50;
 
 /**
  * Gathers the persist jobs that a worker runs concurrently into one MySQL transaction
@@ -102,7 +109,7 @@ export class OrderWriter {
       let { priced, rulesVersion } = await this.price(batch, skus);
       if (priced.length === 0) return;
       let written: string[];
-      for (let round = 1; ; round++) {
+      for (let couponRounds = 1, rulesRounds = 1; ; ) {
         try {
           written = await orders.persistAcceptedOrders(priced, now, rulesVersion);
           break;
@@ -111,8 +118,9 @@ export class OrderWriter {
           // another batch took the coupon uses these orders were priced with: priced again from
           // what MySQL has now, they go without the coupon, as if their buyer had none left at
           // pricing, and the use goes back in Redis below. Or the rules changed: priced again by them.
-          if (!(error instanceof CouponUsedUpMeanwhile || error instanceof PricingRulesChangedMeanwhile) || round >= PRICING_ROUNDS) throw error;
-          ({ priced, rulesVersion } = await this.price(priced, skus));
+          if (error instanceof CouponUsedUpMeanwhile && couponRounds++ < PRICING_ROUNDS) ({ priced, rulesVersion } = await this.price(priced, skus));
+          else if (error instanceof PricingRulesChangedMeanwhile && rulesRounds++ < RULES_CHANGED_ROUNDS) ({ priced, rulesVersion } = await this.price(priced, skus));
+          else throw error;
         }
       }
       metrics.persistBatchSize.observe(written.length);
