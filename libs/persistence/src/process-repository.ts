@@ -220,13 +220,13 @@ export class ProcessRepository {
     return { order, action: last.action, actor: last.actor, effects: derived ? [] : (rule?.effects ?? []) };
   }
 
-  /** The version of the order's latest step into `status`: null when it never entered it. */
   /** The order's version at its latest step by `action`: null when it never took one. */
   async lastStepVersion(orderId: string, action: string): Promise<number | null> {
     const step = await this.db.selectFrom('order_history').select('version').where('order_id', '=', orderId).where('action', '=', action).orderBy('version', 'desc').limit(1).executeTakeFirst();
     return step?.version ?? null;
   }
 
+  /** The version of the order's latest step into `status`: null when it never entered it. */
   async lastEntryInto(orderId: string, status: string): Promise<number | null> {
     const step = await this.db.selectFrom('order_history').select('version').where('order_id', '=', orderId).where('to_status', '=', status).orderBy('version', 'desc').limit(1).executeTakeFirst();
     return step?.version ?? null;
