@@ -52,7 +52,7 @@ export async function connectApi(config: Config, options: { migrate?: boolean; a
     config.REDIS_KEY_PREFIX,
     checkoutTimeoutsOf(config),
     {
-      // only the intake answers buyers, so only its reservations wait for replicas
+      // the reservations, and a cancel's stock commit, wait for replicas
       durability: { replicaAcks: config.RESERVATION_REPLICA_ACKS, timeoutMs: config.RESERVATION_REPLICA_TIMEOUT_MS, connection: reservations },
       soldOutMemoryMs: config.SOLD_OUT_MEMORY_MS,
       limitGivenBackBy: (restock) => ledger.limitGivenBack(restock),

@@ -1,4 +1,5 @@
 import { buyerAddress, createSku, createTestEnv, startReplicatedRedis, waitFor, type RedisServer, type ReplicatedRedis, type TestEnv } from '@orders/testing';
+import { Inventory, StockNotReplicated, checkoutTimeoutsOf } from '@orders/stock';
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -140,5 +141,23 @@ describe('reservations acknowledged by a Redis replica before the intake answers
 
     await replica.start();
     await waitFor(replicaInSync, { what: 'the replica to sync again' });
+  });
+
+  it("commits a payment's stock only once the replica holds it: a failover to a replica without it would sell the units again", async () => {
+    const admin = api.token('ops', 'admin');
+    await createSku(api, admin, { skuId: 'DESK', title: 'Desk', priceCents: 20_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1, deduction: 'payment' });
+    const placed = await api.request('POST', '/v1/orders', { token: api.token('alice'), headers: { 'idempotency-key': 'alice-desk' }, body: { items: [{ skuId: 'DESK', qty: 1 }], address: buyerAddress } });
+    expect(placed.status).toBe(202);
+    // the worker's inventory, as connectWorker makes it
+    const inventory = new Inventory(env.redis, env.config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(env.config), { durability: { replicaAcks: 1, timeoutMs: 200 } });
+    const deskOnReplica = async () => Number(await replicaClient.hget(`${env.config.REDIS_KEY_PREFIX}{g0}:sku:DESK`, 'available'));
+
+    await replica.stop();
+    // the master took the desk off sale; the replica, away, did not: the payment's settlement runs again
+    await expect(inventory.commitStock(placed.body.orderId)).rejects.toBeInstanceOf(StockNotReplicated);
+    await replica.start();
+    await waitFor(replicaInSync, { what: 'the replica to sync again' });
+    expect(await inventory.commitStock(placed.body.orderId)).toEqual({ status: 'already' });
+    expect(await deskOnReplica()).toBe(0);
   });
 });

@@ -49,7 +49,11 @@ export function connectWorker(config: Config, log: Logger): WorkerDeps {
     redis,
     db,
     queues: createOrderQueues(redis, { prefix: config.QUEUE_PREFIX, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS }),
-    inventory: new Inventory(redis, config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(config), { limitGivenBackBy: (restock) => ledger.limitGivenBack(restock) }),
+    inventory: new Inventory(redis, config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(config), {
+      // a payment's stock commit waits for the replicas a checkout's reservation does: a failover to one without it would sell the units again
+      durability: { replicaAcks: config.RESERVATION_REPLICA_ACKS, timeoutMs: config.RESERVATION_REPLICA_TIMEOUT_MS },
+      limitGivenBackBy: (restock) => ledger.limitGivenBack(restock),
+    }),
     orders: new OrderRepository(db),
     catalog: new CatalogRepository(db),
     metrics: createMetrics({ app: 'worker' }),

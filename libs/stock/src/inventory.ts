@@ -34,6 +34,7 @@ import { SoldOutSkus } from './sold-out-skus.js';
 import { COUPON_USES_KEPT_AFTER_END_MS, queueStockScript, runStockScript, type RedisClient, type StockScriptReply } from './stock-scripts.js';
 import { MAX_STOCK_BUCKETS, StockKeys, splitStock } from './stock-keys.js';
 import { RequestBudgetSpent, WindowCounters, type CappedCounter, type CheckoutCounters, type WindowCount } from './window-counters.js';
+import { StockNotReplicated } from './redis-connection.js';
 
 export interface CheckoutTimeouts {
   standardPaymentTimeoutMs: number;
@@ -437,6 +438,8 @@ export class Inventory {
    * what settles them after: a settlement sent on the connection of what it settles runs after it.
    */
   private readonly reserving: RedisClient;
+  /** How many replicas must hold a write that takes units off sale before it counts as done; null: the master alone. */
+  private readonly durability: ReservationDurability | null;
   /** Buckets per SKU as Redis has them: fixed when the SKU is created, so each process reads a SKU's once. */
   private readonly bucketCounts = new Map<string, number>();
 
@@ -471,6 +474,7 @@ export class Inventory {
     this.keys = new StockKeys(keyPrefix);
     this.stockReturned = `${keyPrefix}stock-returned`;
     const guarded = options.durability && options.durability.replicaAcks > 0 ? options.durability : null;
+    this.durability = guarded;
     this.reserving = guarded?.connection ?? redis;
     this.pipelines = new PipelinePerTurn(this.reserving, guarded ? replicaAcknowledgement(guarded) : undefined);
     this.reads = new PipelinePerTurn(redis);
@@ -1039,15 +1043,29 @@ export class Inventory {
 
   /**
    * At payment: the order's reserved (placement) or checked (payment-time) units become
-   * sold, exactly once, all lines or none (commitStock-1+n.lua).
+   * sold, exactly once, all lines or none (commitStock-1+n.lua). With replicas to wait for
+   * (`ReservationDurability`), committed only once they hold it, else StockNotReplicated: a
+   * payment-time SKU's units leave sale with this write alone, and a failover to a replica
+   * without it would sell them again. Asked again, it waits for them again.
    */
   async commitStock(orderId: string): Promise<CommitOutcome> {
+    const outcome = await this.commitOnMaster(orderId);
+    if ((outcome.status === 'committed' || outcome.status === 'already') && this.durability) {
+      const { replicaAcks, timeoutMs } = this.durability;
+      const acknowledged = Number(await this.reserving.wait(replicaAcks, timeoutMs));
+      if (acknowledged < replicaAcks) throw new StockNotReplicated(`${acknowledged} of ${replicaAcks} replicas acknowledged the stock commit of order ${orderId} within ${timeoutMs} ms`);
+    }
+    return outcome;
+  }
+
+  private async commitOnMaster(orderId: string): Promise<CommitOutcome> {
     const group = this.keys.groupOfOrder(orderId);
     const stored = await this.readReservation(group, orderId);
     if (!stored) return { status: 'missing' };
     if (stored.state !== 'reserved') return { status: stored.state === 'committed' ? 'already' : 'released' };
     const keys = [this.keys.order(group, orderId), ...stored.payload.items.map((line) => this.keys.sku(group, line.skuId))];
-    const [code, lineIndex] = await runStockScript(this.redis, 'commitStock', keys, []);
+    // on the connection its WAIT goes on: the wait covers this write
+    const [code, lineIndex] = await runStockScript(this.reserving, 'commitStock', keys, []);
     switch (code) {
       case 1:
         return { status: 'committed' };

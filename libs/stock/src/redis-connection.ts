@@ -37,9 +37,15 @@ export function connectRedis(location: RedisLocation, options: RedisOptions = {}
 /** How ioredis says it could not send a command (not connected, offline queue off) or lost it with the connection. */
 const UNREACHABLE = [/^Command timed out/, /^Connection is closed/, /^Stream isn't writeable/, /^Reached the max retries per request limit/, /^Failed to refresh slots cache/, /^None of startup nodes is available/];
 
-/** True when Redis is away rather than refusing this command: the request can be asked again shortly. */
+/** A write taking units off sale that fewer replicas than asked acknowledged in time: a failover now would lose it. */
+export class StockNotReplicated extends Error {
+  override readonly name = 'StockNotReplicated';
+}
+
+/** True when Redis is away rather than refusing this command (or its replicas are, for a write that waits for them): the request can be asked again shortly. */
 export function isRedisUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
+  if (error instanceof StockNotReplicated) return true;
   if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes((error as NodeJS.ErrnoException).code ?? '')) return true;
   return UNREACHABLE.some((pattern) => pattern.test(error.message));
 }
