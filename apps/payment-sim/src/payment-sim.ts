@@ -58,7 +58,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * A stand-in for the payment provider: accepts a payment (idempotent by paymentId),
  * decides it, and reports the outcome by a signed callback to the notifyUrl it was
- * given, retried until acknowledged. A refund with a notifyUrl is confirmed the same
+ * given, retried until acknowledged, and answers what it has of a payment when asked. A refund with a notifyUrl is confirmed the same
  * way (the callback carries its refundId); without one, its answer confirms it.
  */
 export async function buildPaymentSim(options: PaymentSimOptions): Promise<FastifyInstance> {
@@ -133,6 +133,14 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
       return reply.code(202).send({ paymentId: charge.paymentId, status: 'PROCESSING' });
     },
   );
+
+  // what it has of a payment, as it stands (read only: its callback, lost or not, is not sent again); 404 for one it never received
+  app.get<{ Params: { paymentId: string } }>('/v1/payments/:paymentId', async (request, reply) => {
+    if (!(await injectFaults(reply))) return reply;
+    const charge = charges.get(request.params.paymentId);
+    if (!charge) return reply.code(404).send({ error: `no payment ${request.params.paymentId}` });
+    return { paymentId: charge.paymentId, orderId: charge.orderId, status: charge.status, transactionId: charge.transactionId, amountCents: charge.amountCents, at: charge.at };
+  });
 
   const notifyRefund = (refund: { refundId: string; paymentId: string; amountCents: number; at: string }, notifyUrl: string, status: 'SUCCEEDED' | 'FAILED' = 'SUCCEEDED'): void => {
     const charge = charges.get(refund.paymentId)!;

@@ -130,4 +130,22 @@ describe('the payment client behind its breaker, against the simulator’s fault
     expect([recorded.charges, recorded.requests]).toEqual([1, 3]);
     client.breaker.shutdown();
   });
+
+  it('reads a payment as the payment system has it without acting on it, null for one it never received, and waits out its outage', async () => {
+    const { client } = newClient();
+    const p = payment(9);
+    expect(await client.paymentStatus(p.paymentId)).toBeNull();
+    await client.requestPayment(p);
+    const found = await client.paymentStatus(p.paymentId);
+    expect(found).toMatchObject({ paymentId: p.paymentId, orderId: p.orderId, status: 'SUCCEEDED', amountCents: 100 });
+    expect(found?.transactionId).toMatch(/^txn_/);
+    // asked about, charged and requested no more
+    const recorded = (await sim.inject({ method: 'GET', url: '/__admin/payments' })).json().payments.find((c: { paymentId: string }) => c.paymentId === p.paymentId);
+    expect([recorded.charges, recorded.requests]).toEqual([1, 1]);
+    await faults({ outage: true });
+    const away = await client.paymentStatus(p.paymentId).catch((error: unknown) => error);
+    await faults({ outage: false });
+    expect(away).toBeInstanceOf(ExternalUnavailable);
+    client.breaker.shutdown();
+  });
 });

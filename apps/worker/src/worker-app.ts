@@ -284,8 +284,9 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
    * for their warehouse with no job would never ship, and refunds due as long with no refund job
    * (of refund orders, of orders refunded whole, of payments that came late) would never be paid
    * back: their job is enqueued again. Counted and logged, since it means jobs go missing.
-   * Refunds and payments the payment system answered and never reported on (their callbacks
-   * lost for good) are asked about again, by their jobs: it pays and charges nothing twice.
+   * Refunds the payment system accepted and payments sent to it that were never reported on
+   * (their callbacks lost for good) are asked about again, by their jobs: it pays and charges
+   * nothing twice.
    * `unservedMs`: how long the timers went unserved before this sweep (timersUnservedMs); the
    * timer jobs due meanwhile run only now, so this sweep leaves the orders due meanwhile to them.
    */
@@ -386,8 +387,9 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     // asked again, each waits its REFUND_CONFIRMATION_WAIT_MS anew: the next page starts that much sooner
     sweepPages.read(unconfirmedRead, unconfirmed.length, toAsk.length);
     if (toAsk.length > 0) log.warn({ count: toAsk.length, orderIds: toAsk.slice(0, 20) }, 'enqueued the refund jobs of orders holding refunds the payment system accepted and did not confirm within REFUND_CONFIRMATION_WAIT_MS: they ask it again');
-    // payments the payment system answered and never reported on (their callback lost for good), whatever their order is
-    // now: asked again by their request job, the callback it sends again pays the order, or gives back a payment it came too late for
+    // payments sent to the payment system and never reported on (their callback lost for good, their answer maybe too), whatever
+    // their order is now: their request job asks for one still due again, the callback it sends again paying the order, and asks
+    // what the payment system has of one no longer due, given back if taken
     const paymentsUnconfirmedRead = 'payments unconfirmed';
     const paymentsUnconfirmed = await payments.paymentsUnconfirmed(config.PAYMENT_CONFIRMATION_WAIT_MS, sweepPages.pageOf(paymentsUnconfirmedRead));
     // one whose request job is queued already (the payment system away) is asked again by that job
@@ -396,7 +398,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     // asked again, each waits its PAYMENT_CONFIRMATION_WAIT_MS anew: the next page starts that much sooner
     sweepPages.read(paymentsUnconfirmedRead, paymentsUnconfirmed.length, paymentsToAsk.length);
     if (paymentsToAsk.length > 0) {
-      log.warn({ count: paymentsToAsk.length, payments: paymentsToAsk.slice(0, 20) }, 'enqueued the request jobs of payments the payment system answered and did not report on within PAYMENT_CONFIRMATION_WAIT_MS: they ask it again');
+      log.warn({ count: paymentsToAsk.length, payments: paymentsToAsk.slice(0, 20) }, 'enqueued the request jobs of payments sent to the payment system and not reported on within PAYMENT_CONFIRMATION_WAIT_MS: they ask it again');
     }
   };
   // a sweep running longer than its interval, or on another worker, would do the same work again and count it twice

@@ -12,17 +12,22 @@ import { startOrderSystem, type OrderSystem } from './support/order-system.js';
  * retrying (10 s of retries at the simulator's default, an api restart or a network cut that
  * long). Nothing else would ever report that payment, so the order system asks the payment
  * system about it again, under the same payment id, once it has gone unreported for
- * PAYMENT_CONFIRMATION_WAIT_MS: it charges nothing twice and calls back again.
+ * PAYMENT_CONFIRMATION_WAIT_MS: it charges nothing twice and calls back again. Its answer may be lost
+ * too (it came after our timeout): once the order closed, the payment is not asked for again (a request
+ * that never reached the payment system would charge the buyer for a closed order) but looked up there.
  */
 describe('a payment whose callback is lost for good', () => {
   let system: OrderSystem;
 
   beforeAll(async () => {
-    // asked about again once unreported for 2 s; the sweep every second; a balance paid in time decides its order up to 30 s past its deadline
+    // asked about again once unreported for 2 s; the sweep every second; a balance paid in time decides its order up to 30 s past its deadline;
+    // a payment system answering after 1 s has its answer given up on
     system = await startOrderSystem('payment_callbacks_lost', {
       PAYMENT_CONFIRMATION_WAIT_MS: '2000',
       OVERDUE_SWEEP_INTERVAL_MS: '1000',
       PAYMENT_TIMEOUT_MS: '30000',
+      PAYMENT_BREAKER_TIMEOUT_MS: '1000',
+      JOB_BACKOFF_MS: '300',
       PRESALE_DEPOSIT_PERCENT: '20',
       PRESALE_BALANCE_TIMEOUT_MS: '600000',
     });
@@ -30,12 +35,13 @@ describe('a payment whose callback is lost for good', () => {
     await system.createSku({ skuId: 'NEXT-CONSOLE', priceCents: 50_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', orderType: 'presale' });
   });
   afterAll(async () => {
-    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false } });
+    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false, latencyMs: 0, timeoutRate: 0 } });
     await system?.close();
   });
 
   const pay = (buyer: string, orderId: string) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
   const callbacksLost = (lost: boolean) => system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: lost } });
+  const faults = (body: Record<string, unknown>) => system.paymentSim.request('PUT', '/__admin/faults', { body });
   const atPaymentSystem = async (orderId: string) => {
     const { payments, refunds } = (await system.paymentSim.request('GET', '/__admin/payments')).body;
     return { charges: payments.filter((p: any) => p.orderId === orderId), refunds: refunds.filter((r: any) => r.paymentId.startsWith(orderId)) };
@@ -139,5 +145,58 @@ describe('a payment whose callback is lost for good', () => {
     ]);
     const seen = await atPaymentSystem(orderId);
     expect({ charged: seen.charges.reduce((sum: number, p: any) => sum + p.charges * p.amountCents, 0), refunds: seen.refunds }).toEqual({ charged: 50_000, refunds: [] });
+  }, 60_000);
+
+  it('taken while its answer came after our timeout, for an order that then expired, is given back whole, not failed unasked', async () => {
+    const orderId = await system.checkout('dan', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    // the payment system answers after 1.5 s, past our 1 s: no answer reaches us, nor a callback
+    await faults({ callbacksLost: true, latencyMs: 1_500 });
+    const payment = (await pay('dan', orderId)).body;
+    expect(payment.status).toBe('PENDING');
+    await waitFor(async () => (await atPaymentSystem(orderId)).charges.find((p: any) => p.paymentId === payment.paymentId && p.charges === 1 && p.status === 'SUCCEEDED'), {
+      what: 'the payment taken',
+      timeoutMs: 15_000,
+    });
+    await system.passPaymentDeadline(orderId);
+    await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+    expect((await system.order(orderId)).status).toBe('EXPIRED');
+    // its request job runs again meanwhile, the payment system as slow
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+
+    await faults({ callbacksLost: false, latencyMs: 0 });
+    const seen = await waitFor(async () => {
+      const found = await atPaymentSystem(orderId);
+      return givenBackCents(found.refunds, payment.paymentId) > 0 && found;
+    }, { what: 'the payment given back', timeoutMs: 20_000 });
+    const order = await system.order(orderId);
+    expect({ status: order.status, payments: order.payments.map((p: any) => p.status), charges: seen.charges.map((p: any) => p.charges), givenBackCents: givenBackCents(seen.refunds, payment.paymentId) }).toEqual({
+      status: 'EXPIRED',
+      payments: ['SUCCEEDED'],
+      charges: [1],
+      givenBackCents: 10_000,
+    });
+  }, 60_000);
+
+  it('never taken, its requests held unanswered until our timeout, for an order that then expired, is failed without charging the buyer', async () => {
+    const orderId = await system.checkout('eve', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    // every request reaches the payment system and is held unanswered, nothing charged
+    await faults({ timeoutRate: 1 });
+    const payment = (await pay('eve', orderId)).body;
+    await waitFor(async () => ((await system.paymentSim.request('GET', '/__admin/payments')).body.requested as string[]).includes(payment.paymentId), { what: 'the payment requested', timeoutMs: 10_000 });
+    await system.passPaymentDeadline(orderId);
+    await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+    expect((await system.order(orderId)).status).toBe('EXPIRED');
+
+    await faults({ timeoutRate: 0 });
+    const failed = await waitFor(async () => {
+      const order = await system.order(orderId);
+      return order.payments.every((p: any) => p.status === 'FAILED') && order;
+    }, { what: 'the payment failed', timeoutMs: 20_000 });
+    expect({ status: failed.status, payments: failed.payments.map((p: any) => p.status) }).toEqual({ status: 'EXPIRED', payments: ['FAILED'] });
+    // nothing asked for it since: the buyer was never charged
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(await atPaymentSystem(orderId)).toEqual({ charges: [], refunds: [] });
   }, 60_000);
 });

@@ -30,6 +30,15 @@ export async function postJson<T>(system: string, url: string, body: unknown, si
     body: JSON.stringify(body),
     signal,
   });
+  return answerOf<T>(system, response);
+}
+
+/** GETs JSON and returns the parsed answer; what fails, fails as for postJson. */
+export async function getJson<T>(system: string, url: string, signal: AbortSignal): Promise<T> {
+  return answerOf<T>(system, await fetch(url, { signal }));
+}
+
+async function answerOf<T>(system: string, response: Response): Promise<T> {
   const text = await response.text();
   if (response.status >= 500 || NOT_NOW.has(response.status)) {
     throw new ExternalUnavailable(system, `answered ${response.status}`, retryAfterMs(response.headers.get('retry-after')), { mayHaveActed: !(response.status === 503 || NOT_NOW.has(response.status)) });

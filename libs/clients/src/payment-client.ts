@@ -1,5 +1,6 @@
 import { Breaker, type BreakerMetrics, type BreakerSettings } from './breaker.js';
-import { postJson } from './http.js';
+import { ExternalRefused } from './errors.js';
+import { getJson, postJson } from './http.js';
 
 export interface PaymentRequest {
   /** the idempotency key at the payment system: the same id is never charged twice */
@@ -17,6 +18,17 @@ export interface RefundRequest {
   amountCents: number;
   /** where the payment system confirms the refund by a signed callback; without it, its answer confirms it */
   notifyUrl?: string;
+}
+
+/** A payment as the payment system has it: decided, and the money taken (SUCCEEDED) or not. */
+export interface PaymentStatus {
+  paymentId: string;
+  orderId: string;
+  status: 'SUCCEEDED' | 'FAILED';
+  transactionId: string;
+  /** what it took (SUCCEEDED), which may not be what the payment asked for */
+  amountCents: number;
+  at: string;
 }
 
 /**
@@ -37,6 +49,19 @@ export class PaymentClient {
 
   requestPayment(payment: PaymentRequest): Promise<{ paymentId: string; status: string }> {
     return this.breaker.call((signal) => postJson('payment', new URL('/v1/payments', this.baseUrl).toString(), payment, signal));
+  }
+
+  /**
+   * What the payment system has of a payment, asked without acting on it (nothing charged, no
+   * callback sent); null for a payment id it never received.
+   */
+  async paymentStatus(paymentId: string): Promise<PaymentStatus | null> {
+    try {
+      return await this.breaker.call((signal) => getJson<PaymentStatus>('payment', new URL(`/v1/payments/${encodeURIComponent(paymentId)}`, this.baseUrl).toString(), signal));
+    } catch (error) {
+      if (error instanceof ExternalRefused && error.status === 404) return null;
+      throw error;
+    }
   }
 
   refund(refund: RefundRequest): Promise<{ refundId: string; status: string }> {

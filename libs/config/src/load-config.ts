@@ -186,9 +186,11 @@ const schema = {
    */
   REFUND_CONFIRMATION_WAIT_MS: POSITIVE_MS,
   /**
-   * how long a payment the payment system answered may go unreported (its signed callback)
-   * before the overdue sweep asks the payment system about it again, which charges nothing twice
-   * and reports it again: its callback was lost for good
+   * how long a payment sent to the payment system may go unreported (its signed callback) since
+   * its last request, answered or not, before the overdue sweep asks the payment system about it
+   * again, which charges nothing twice: its callback was lost for good. Also how long after its
+   * last request a payment no longer due is failed as never received there (a request still on
+   * its way, or being worked on, may yet take the money)
    */
   PAYMENT_CONFIRMATION_WAIT_MS: POSITIVE_MS,
   IDEMPOTENCY_TTL_MS: int(86_400_000),

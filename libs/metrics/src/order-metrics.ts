@@ -434,7 +434,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     paymentConfirmationsAskedAgain: new Counter({
       name: 'payment_confirmations_asked_again_total',
-      help: "Payments the payment system answered and did not report on by its signed callback within PAYMENT_CONFIRMATION_WAIT_MS, asked about again under their id by their request job (the overdue sweep enqueues it), whatever their order is now: it charges nothing twice and reports them again",
+      help: "Payments sent to the payment system and not reported on by its signed callback within PAYMENT_CONFIRMATION_WAIT_MS of their last request (answered or not), asked about again under their id by their request job (the overdue sweep enqueues it), whatever their order is now: one still due is asked for again (it charges nothing twice and reports it again), one no longer due is looked up (given back if taken, failed if declined or never received)",
       registers: [registry],
     }),
     handOversRestored: new Counter({

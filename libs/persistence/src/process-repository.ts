@@ -300,18 +300,25 @@ export class ProcessRepository {
   }
 
   /**
-   * The payment system answered a request for the payment (the first, or one asking again): from
-   * now on, by MySQL's clock, it may have taken the money, and its outcome is due by its callback.
+   * A request for the payment (the first, or one asking again) is about to be sent to the payment
+   * system: from now on, by MySQL's clock, it may take the money, whether its answer reaches us or
+   * not, and its outcome is due by its callback.
    */
   async notePaymentRequested(paymentId: string): Promise<void> {
     await this.db.updateTable('payments').set({ requested_at: sql<Date>`UTC_TIMESTAMP(3)` }).where('payment_id', '=', paymentId).where('status', '=', 'PENDING').execute();
   }
 
+  /** The request noted last certainly did nothing there (never sent, or answered "not now"): the payment was last sent when it was before (null: never). */
+  async notePaymentRequestVoid(paymentId: string, sentBefore: Date | null): Promise<void> {
+    await this.db.updateTable('payments').set({ requested_at: sentBefore }).where('payment_id', '=', paymentId).where('status', '=', 'PENDING').execute();
+  }
+
   /**
-   * Payments the payment system answered and has not reported on (still PENDING) for longer than
-   * `waitedForMs` by MySQL's clock, whatever their order is now, longest waiting first, a page of
+   * Payments last sent to the payment system longer than `waitedForMs` ago by MySQL's clock and
+   * not reported on (still PENDING), whatever their order is now, longest waiting first, a page of
    * them (of those `among`, when named): their callback was lost for good (a sender that gave up
-   * while the api was away), and the money taken would be neither applied nor given back.
+   * while the api was away), their answer too maybe, and the money taken would be neither applied
+   * nor given back.
    */
   async paymentsUnconfirmed(waitedForMs: number, page: { offset: number; limit: number }, among?: readonly string[]): Promise<Array<{ orderId: string; paymentId: string }>> {
     const rows = await this.db

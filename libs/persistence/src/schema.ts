@@ -168,7 +168,7 @@ export interface PaymentsTable {
   paid_at: Date | null;
   /** set while a payment taken after its order could take it waits to go back whole (settlePayment's refundDue), cleared once its refund is recorded */
   refund_due_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
-  /** when the payment system last answered a request for it (MySQL's clock): it may take the money from then on; null: never asked, or only in vain */
+  /** when a request for it was last sent to the payment system (MySQL's clock), set before it goes: it may have taken the money from then on, answered or not; null: never sent */
   requested_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;

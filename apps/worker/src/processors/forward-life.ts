@@ -20,6 +20,7 @@ import {
   type OrderDb,
   type OrderItemRow,
   type OrderRow,
+  type PaymentRow,
   type RefundOwed,
   type RefundView,
   type TransitionRequest,
@@ -27,6 +28,7 @@ import {
 import {
   JOB,
   enqueueEffects,
+  enqueueLatePaymentRefund,
   enqueueLostHandOver,
   enqueueSendToWarehouse,
   type OrderEffectsJob,
@@ -263,40 +265,53 @@ export class ForwardLife {
    * Asks the payment system to collect a payment, unless the order stopped owing what it
    * pays meanwhile: it closed, or another attempt paid it (a presale's deposit paid by an
    * attempt first reported failed: this one's deposit is no longer due, its balance is).
-   * Such a payment fails without a transaction, never to become due again (an order only
-   * moves on), so the order's payments do not show it pending for ever; should a retried
-   * request have reached the payment system after all, its success is recorded and given
-   * back as a late payment. A request the payment system refuses outright (4xx) fails the
-   * payment too: asking again would be refused again, and the buyer's next pay opens a new
-   * attempt (a payment left PENDING would hand them this one back until the order expired).
-   * A payment the payment system answered before may have taken the money whatever its order
-   * does now: it is asked again, never failed unasked. Asked again under its id, the payment
-   * system charges nothing twice and reports its outcome again by its callback, which applies
-   * it (a success for an order closed since goes back as a late payment); one left unreported
-   * PAYMENT_CONFIRMATION_WAIT_MS (the overdue sweep enqueues this job for it) is counted.
+   * Such a payment never becomes due again (an order only moves on). Never sent, it fails
+   * without a transaction, so the order's payments do not show it pending for ever. Sent
+   * before (marked before each request goes: its answer may be lost though the payment system
+   * took the money; a request that certainly did nothing there, the breaker open or an outage's
+   * 503, leaves the mark as it was), it is not asked for again, which would charge the buyer
+   * for a closed order should no request have reached the payment system: what the payment
+   * system has of it decides (settleAsThePaymentSystemHasIt). A request the payment system
+   * refuses outright (4xx) fails the payment too: asking again would be refused again, and the
+   * buyer's next pay opens a new attempt (a payment left PENDING would hand them this one back
+   * until the order expired). A payment still due that was sent before is asked for again
+   * under its id: the payment system charges nothing twice and reports its outcome again by its
+   * callback. One left unreported PAYMENT_CONFIRMATION_WAIT_MS since it was last sent (the
+   * overdue sweep enqueues this job for it) is counted.
    */
   private async requestPayment(job: Job<RequestPaymentJob>, token: string | undefined): Promise<void> {
     const payment = await this.process.findPayment(job.data.paymentId);
     if (!payment || payment.status !== 'PENDING') return;
     const order = await this.deps.orders.findOrderRow(payment.order_id);
     const due = order && stateMachineFor(order.type as OrderType).paymentActionFor(order.status);
-    const answeredBefore = payment.requested_at !== null;
-    if (due !== ProcessRepository.paymentActionOf(payment.purpose) && !answeredBefore) {
+    const stillDue = due === ProcessRepository.paymentActionOf(payment.purpose);
+    const sentBefore = payment.requested_at !== null;
+    if (!stillDue && !sentBefore) {
       this.deps.log.info({ orderId: payment.order_id, paymentId: payment.payment_id, purpose: payment.purpose, status: order?.status }, 'payment no longer due: not requested, failed');
       await this.process.failPayment(payment.payment_id, null, this.deps.clock());
       return;
     }
-    const unconfirmed = answeredBefore && (await this.process.paymentsUnconfirmed(this.deps.config.PAYMENT_CONFIRMATION_WAIT_MS, { offset: 0, limit: 1 }, [payment.payment_id])).length > 0;
+    const unconfirmed = sentBefore && (await this.process.paymentsUnconfirmed(this.deps.config.PAYMENT_CONFIRMATION_WAIT_MS, { offset: 0, limit: 1 }, [payment.payment_id])).length > 0;
+    if (!stillDue) return this.settleAsThePaymentSystemHasIt(job, token, payment, order?.status, unconfirmed);
+    // before it goes: its outcome is due from now, and asked again, the payment waits its PAYMENT_CONFIRMATION_WAIT_MS anew
+    await this.process.notePaymentRequested(payment.payment_id);
     let answer: { status: string };
     try {
       answer = await callExternal(job, token, () =>
-        this.paymentClient.requestPayment({
-          paymentId: payment.payment_id,
-          orderId: payment.order_id,
-          amountCents: Number(payment.amount_cents),
-          method: payment.method,
-          notifyUrl: new URL('/v1/callbacks/payment', this.deps.config.CALLBACK_BASE_URL).toString(),
-        }),
+        this.paymentClient
+          .requestPayment({
+            paymentId: payment.payment_id,
+            orderId: payment.order_id,
+            amountCents: Number(payment.amount_cents),
+            method: payment.method,
+            notifyUrl: new URL('/v1/callbacks/payment', this.deps.config.CALLBACK_BASE_URL).toString(),
+          })
+          .catch(async (error: unknown) => {
+            // one that certainly did nothing there (the breaker open, an outage's 503) sent nothing: a payment only ever
+            // asked for so is not asked about once its order closes, it fails unasked
+            if (error instanceof ExternalUnavailable && !error.mayHaveActed) await this.process.notePaymentRequestVoid(payment.payment_id, payment.requested_at);
+            throw error;
+          }),
       );
     } catch (error) {
       if (!(error instanceof ExternalRefused)) throw error;
@@ -304,13 +319,48 @@ export class ForwardLife {
       await this.process.failPayment(payment.payment_id, null, this.deps.clock());
       return;
     }
-    // its outcome is due from now: asked again, the payment waits its PAYMENT_CONFIRMATION_WAIT_MS anew
-    await this.process.notePaymentRequested(payment.payment_id);
-    if (!unconfirmed) return;
+    if (unconfirmed) this.countAskedAgain(payment, order?.status, answer.status);
+  }
+
+  /**
+   * A payment its order no longer owes, sent to the payment system before: asked what it has of
+   * it (which charges nothing), it settles as its callback would. Taken, it is recorded and given
+   * back whole, as any payment that came after its order could take it (a late payment, for the
+   * amount taken); declined, it fails. One the payment system never received fails too, but only
+   * once it was last sent PAYMENT_CONFIRMATION_WAIT_MS ago: a request still on its way there, or
+   * being worked on, may yet take the money, so until then it is looked at again that much later.
+   */
+  private async settleAsThePaymentSystemHasIt(job: Job<RequestPaymentJob>, token: string | undefined, payment: PaymentRow, orderStatus: string | undefined, waited: boolean): Promise<void> {
+    const found = await callExternal(job, token, () => this.paymentClient.paymentStatus(payment.payment_id));
+    if (found === null && !waited) {
+      await job.moveToDelayed(Date.now() + this.deps.config.PAYMENT_CONFIRMATION_WAIT_MS, token);
+      throw new DelayedError(`payment ${payment.payment_id} unknown to the payment system yet: looked at again in ${this.deps.config.PAYMENT_CONFIRMATION_WAIT_MS} ms`);
+    }
+    if (waited) this.countAskedAgain(payment, orderStatus, found?.status ?? 'UNKNOWN');
+    const where = { orderId: payment.order_id, paymentId: payment.payment_id, purpose: payment.purpose, orderStatus };
+    if (found === null || found.status === 'FAILED') {
+      this.deps.log.info({ ...where, atPaymentSystem: found?.status ?? 'never received' }, 'payment no longer due, not taken by the payment system: failed');
+      await this.process.failPayment(payment.payment_id, found?.transactionId ?? null, this.deps.clock());
+      return;
+    }
+    const recorded = await retryTransaction(() =>
+      this.deps.db.transaction().execute((trx) =>
+        ProcessRepository.settlePayment(trx, payment.payment_id, { status: 'SUCCEEDED', transactionId: found.transactionId, at: new Date(found.at), amountCents: found.amountCents, refundDue: found.amountCents > 0 }),
+      ),
+    );
+    if (recorded) this.deps.log.warn({ ...where, askedCents: Number(payment.amount_cents), takenCents: found.amountCents }, 'payment taken after its order could take it, its answer and callback lost: giving it back');
+    // recorded by its callback meanwhile, which may die before asking for the refund; or it paid the order, which closed since
+    if (found.amountCents > 0 && !(await this.process.paymentApplied(payment.order_id, payment.payment_id))) {
+      await enqueueLatePaymentRefund(this.deps.queues, { orderId: payment.order_id, paymentId: payment.payment_id });
+    }
+  }
+
+  /** A payment sent and left unreported PAYMENT_CONFIRMATION_WAIT_MS, asked about again: its callback was lost. */
+  private countAskedAgain(payment: PaymentRow, orderStatus: string | undefined, answer: string): void {
     this.deps.metrics.paymentConfirmationsAskedAgain.inc();
     this.deps.log.warn(
-      { orderId: payment.order_id, paymentId: payment.payment_id, purpose: payment.purpose, amountCents: Number(payment.amount_cents), orderStatus: order?.status, answer: answer.status },
-      'asked the payment system again about a payment it answered and never reported on',
+      { orderId: payment.order_id, paymentId: payment.payment_id, purpose: payment.purpose, amountCents: Number(payment.amount_cents), orderStatus, answer },
+      'asked the payment system again about a payment sent to it and never reported on',
     );
   }
 

@@ -27,6 +27,7 @@ import * as couponTotalLimit from './0027-coupon-total-limit.js';
 import * as handOverAsked from './0028-hand-over-asked.js';
 import * as pricingRulesVersion from './0029-pricing-rules-version.js';
 import * as paymentsRequested from './0030-payments-requested.js';
+import * as paymentsSent from './0031-payments-sent.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -63,4 +64,5 @@ export const migrations: Record<string, Migration> = {
   '0028-hand-over-asked': handOverAsked,
   '0029-pricing-rules-version': pricingRulesVersion,
   '0030-payments-requested': paymentsRequested,
+  '0031-payments-sent': paymentsSent,
 };
