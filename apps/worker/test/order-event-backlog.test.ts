@@ -107,6 +107,7 @@ describe("the webhooks' delivery log", () => {
 });
 
 describe('the order-event stream', () => {
+  const day = 86_400_000;
   let env: TestEnv;
 
   beforeAll(async () => {
@@ -116,21 +117,27 @@ describe('the order-event stream', () => {
     await env?.cleanup();
   });
 
-  it('keeps no event older than EVENTS_STREAM_KEPT_MS, however few it holds: a quiet shop does not keep months of events in Redis', { timeout: 60_000 }, async () => {
-    const day = 86_400_000;
-    const streamKey = orderEventStreamKey(env.config.REDIS_KEY_PREFIX);
+  /** A thousand events of ten days ago on `streamKey` (the stream's whole nodes of them), then `recent` of the last hour; now by Redis's clock. */
+  const eventsOf = async (streamKey: string, recent: number): Promise<number> => {
     const [seconds] = await env.redis.time();
     const now = Number(seconds) * 1000;
-    // a thousand events of ten days ago, the stream's whole nodes of them, then fifty of the last hour
     const adding = env.redis.pipeline();
     for (let i = 0; i < 1_000; i++) adding.xadd(streamKey, `${now - 10 * day + i}-0`, 'eventId', `old-${i}`);
-    for (let i = 0; i < 50; i++) adding.xadd(streamKey, `${now - 3_600_000 + i}-0`, 'eventId', `new-${i}`);
+    for (let i = 0; i < recent; i++) adding.xadd(streamKey, `${now - 3_600_000 + i}-0`, 'eventId', `new-${i}`);
     await adding.exec();
-
-    const publisher = new OrderEventPublisher(
+    return now;
+  };
+  /** A publisher keeping a week of events on `streamKey`, running until stopped. */
+  const publisherOf = (streamKey: string) =>
+    new OrderEventPublisher(
       { redis: env.redis, events: new OrderEventRepository(env.db), metrics: createMetrics({ app: 'worker' }), log: pino({ level: 'silent' }) },
       { maxLen: 1_000_000, keptMs: 7 * day, pollMs: 50, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: day, webhooks: { streamKey, batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000, privateReceivers: true } },
     ).start();
+
+  it('keeps no event older than EVENTS_STREAM_KEPT_MS, however few it holds: a quiet shop does not keep months of events in Redis', { timeout: 60_000 }, async () => {
+    const streamKey = orderEventStreamKey(env.config.REDIS_KEY_PREFIX);
+    const now = await eventsOf(streamKey, 50);
+    const publisher = publisherOf(streamKey);
     try {
       await waitFor(async () => (await env.redis.xlen(streamKey)) === 50, { what: 'the events older than a week trimmed', timeoutMs: 20_000 });
       const [oldest] = await env.redis.xrange(streamKey, '-', '+', 'COUNT', 1);
@@ -141,19 +148,10 @@ describe('the order-event stream', () => {
   });
 
   it('keeps the newest event however old: after a quiet week a receiver that had every event still finds its cursor on the stream', { timeout: 60_000 }, async () => {
-    const day = 86_400_000;
     const streamKey = `${orderEventStreamKey(env.config.REDIS_KEY_PREFIX)}-quiet`;
-    const [seconds] = await env.redis.time();
-    const now = Number(seconds) * 1000;
-    // a thousand events of ten days ago, the last of them the newest on the stream
-    const adding = env.redis.pipeline();
-    for (let i = 0; i < 1_000; i++) adding.xadd(streamKey, `${now - 10 * day + i}-0`, 'eventId', `old-${i}`);
-    await adding.exec();
-
-    const publisher = new OrderEventPublisher(
-      { redis: env.redis, events: new OrderEventRepository(env.db), metrics: createMetrics({ app: 'worker' }), log: pino({ level: 'silent' }) },
-      { maxLen: 1_000_000, keptMs: 7 * day, pollMs: 50, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: day, webhooks: { streamKey, batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000, privateReceivers: true } },
-    ).start();
+    // none of the last hour: the newest on the stream is ten days old
+    const now = await eventsOf(streamKey, 0);
+    const publisher = publisherOf(streamKey);
     try {
       await waitFor(async () => (await env.redis.xlen(streamKey)) < 1_000, { what: 'the events older than a week trimmed', timeoutMs: 20_000 });
       const [newest] = await env.redis.xrevrange(streamKey, '+', '-', 'COUNT', 1);
