@@ -1052,8 +1052,11 @@ export class Inventory {
     const outcome = await this.commitOnMaster(orderId);
     if ((outcome.status === 'committed' || outcome.status === 'already') && this.durability) {
       const { replicaAcks, timeoutMs } = this.durability;
-      const acknowledged = Number(await this.reserving.wait(replicaAcks, timeoutMs));
-      if (acknowledged < replicaAcks) throw new StockNotReplicated(`${acknowledged} of ${replicaAcks} replicas acknowledged the stock commit of order ${orderId} within ${timeoutMs} ms`);
+      // beside a read of the order's record: on a Redis Cluster the WAIT then goes to the node that took the commit
+      const replies = await this.reserving.pipeline().exists(this.keys.order(this.keys.groupOfOrder(orderId), orderId)).wait(replicaAcks, timeoutMs).exec();
+      const [error, acknowledged] = replies?.[1] ?? [new Error('the pipeline answered nothing'), 0];
+      if (error) throw error;
+      if (Number(acknowledged) < replicaAcks) throw new StockNotReplicated(`${Number(acknowledged)} of ${replicaAcks} replicas acknowledged the stock commit of order ${orderId} within ${timeoutMs} ms`);
     }
     return outcome;
   }
