@@ -29,7 +29,7 @@ describe("a refund's transaction drawing from its order's payments, beside buyer
     await env.db.insertInto('payments').values(payment(1, 'SUCCEEDED')).execute();
     await env.db.insertInto('order_history').values({ order_id: orderId(1), version: 2, from_status: 'PENDING_PAYMENT', action: 'pay', to_status: 'PAID', actor: 'payment', detail: paymentDetail(`${orderId(1)}-full-1`, 'tx-1'), at: new Date() }).execute();
 
-    let outcome: 'written' | 'held up' | undefined;
+    let outcome: string | undefined;
     const drawn = await env.db.transaction().execute((trx) =>
       paymentsThatPaid(trx, orderId(1), {
         latestPaidFirst: true,

@@ -70,13 +70,30 @@ export async function tableLockWaits(db: OrderDb): Promise<number> {
 }
 
 /**
+ * What the transactions of this database waiting for a lock wait on, one line each: the lock
+ * asked for (table, index, mode, the record) and the statement of the transaction holding it.
+ */
+async function lockWaitsDescribed(db: OrderDb): Promise<string[]> {
+  const { rows } = await sql<{ lockTable: string; lockIndex: string | null; lockMode: string; lockData: string | null; blockingQuery: string | null }>`
+    SELECT l.lock_table AS lockTable, l.lock_index AS lockIndex, l.lock_mode AS lockMode, l.lock_data AS lockData, b.trx_query AS blockingQuery
+    FROM information_schema.INNODB_LOCK_WAITS w
+    JOIN information_schema.INNODB_LOCKS l ON l.lock_id = w.requested_lock_id
+    JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id
+    JOIN information_schema.PROCESSLIST p ON p.ID = r.trx_mysql_thread_id
+    LEFT JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id
+    WHERE p.DB = DATABASE()`.execute(db);
+  return rows.map((row) => `${row.lockTable} ${row.lockIndex ?? ''} ${row.lockMode} ${row.lockData ?? ''}, held by a transaction running ${row.blockingQuery ?? 'no statement now'}`);
+}
+
+/**
  * Whether `write`, sent while another transaction of the test holds its locks, went through or
- * waits for a row lock of that transaction (InnoDB's lock waits of this database). A write held
+ * waits for a row lock of that transaction (InnoDB's lock waits of this database); held up, the
+ * answer names the lock, so a test expecting 'written' says what held it. A write held
  * up goes through once the holder commits: its failure then is left unheard, so the test file
  * leaves nothing waiting behind. The lock-wait poll ends with the answer: one left running would
  * query the database after the test file dropped it.
  */
-export async function writtenOrHeldUp(db: OrderDb, write: Promise<unknown>, what: string): Promise<'written' | 'held up'> {
+export async function writtenOrHeldUp(db: OrderDb, write: Promise<unknown>, what: string): Promise<'written' | `held up on ${string}`> {
   let settled = false;
   const written = write.then(() => 'written' as const).finally(() => (settled = true));
   const poll = waitFor(async () => (settled ? ('settled' as const) : (await rowLockWaits(db)).length > 0 && ('held up' as const)), { what: `${what} written or waiting` });
@@ -86,7 +103,7 @@ export async function writtenOrHeldUp(db: OrderDb, write: Promise<unknown>, what
   });
   if (outcome === 'held up') {
     void written.catch(() => undefined);
-    return outcome;
+    return `held up on ${(await lockWaitsDescribed(db)).join('; ') || 'a lock no longer waited for'}`;
   }
   await poll;
   return 'written';
