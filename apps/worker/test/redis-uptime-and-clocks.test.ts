@@ -1,10 +1,12 @@
-import { createTestEnv, type TestEnv } from '@orders/testing';
+import { redisMastersReplicationIdOf } from '@orders/stock';
+import { createTestEnv, startReplicatedRedis, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-/** What RedisRestarted and ClocksApart read, as a worker exports it: here Redis and MySQL share this host's clock. */
-describe("Redis's uptime and its clock against MySQL's, as the workers export them", () => {
+/** What RedisRestarted, RedisMasterChanged and ClocksApart read, as a worker exports it: here Redis and MySQL share this host's clock. */
+describe("Redis's uptime, its master's replication ID and its clock against MySQL's, as the workers export them", () => {
   let env: TestEnv;
   let workers: RunningWorkers;
 
@@ -24,5 +26,22 @@ describe("Redis's uptime and its clock against MySQL's, as the workers export th
     const info = Number(/^uptime_in_seconds:(\d+)/m.exec(await env.redis.info('server'))?.[1]);
     expect(Math.abs(sample(exposition, 'redis_uptime_seconds') - info)).toBeLessThanOrEqual(2);
     expect(Math.abs(sample(exposition, 'clock_offset_seconds'))).toBeLessThan(0.05);
+    expect(sample(exposition, 'redis_master_replication_id')).toBe(await redisMastersReplicationIdOf(env.redis));
+  });
+
+  it('reads another replication ID from the replica a failover promoted, though it has run as long as its master', async () => {
+    const redis = await startReplicatedRedis();
+    const master = new Redis(redis.master.url);
+    master.on('error', () => {});
+    try {
+      const before = await redisMastersReplicationIdOf(master);
+      await redis.master.stop();
+      await redis.replicaClient.call('REPLICAOF', 'NO', 'ONE');
+
+      expect(await redisMastersReplicationIdOf(redis.replicaClient)).not.toBe(before);
+    } finally {
+      master.disconnect();
+      await redis.remove();
+    }
   });
 });

@@ -220,6 +220,11 @@ export function createMetrics(labels: { app: string }) {
     "Seconds since Redis's youngest master started (INFO server): a restart shows as a drop. One that restarted lost what it held since its last write to its append-only file (all of it without one): reservations, counters, queued jobs",
     'min',
   );
+  const redisReplicationId = sampled(
+    'redis_master_replication_id',
+    "A number standing for the Redis masters' replication IDs (INFO replication's master_replid: the sum of each one's first 32 bits). It changes when a failover promotes a replica (whose uptime stays long: redis_uptime_seconds does not show it) or a master restarts without its data; the new master lost the writes the old one had not passed on",
+    'max',
+  );
   const clockOffset = sampled(
     'clock_offset_seconds',
     "Redis's clock minus MySQL's, in seconds, each read between two reads of this host's clock at scrapes. Checkout sets an order's payment deadline by Redis's clock and MySQL's enforces it: a buyer has this much longer to pay (shorter when below 0); the sale windows and timers are read on one clock each",
@@ -317,6 +322,7 @@ export function createMetrics(labels: { app: string }) {
       },
     }),
     redisUptime: redisUptime.gauge,
+    redisReplicationId: redisReplicationId.gauge,
     clockOffset: clockOffset.gauge,
     dependencyUp: new Gauge({
       name: 'dependency_up',
@@ -653,6 +659,8 @@ export function createMetrics(labels: { app: string }) {
     },
     /** Sets how Redis's uptime is read at scrapes (at most once a second, waiting at most a second). */
     watchRedisUptime: redisUptime.watch,
+    /** Sets how the Redis masters' replication IDs are read at scrapes (at most once a second, waiting at most a second). */
+    watchRedisReplicationId: redisReplicationId.watch,
     /** Sets how Redis's clock is read against MySQL's at scrapes (at most once a second, waiting at most a second). */
     watchClockOffset: clockOffset.watch,
     /** Adds a service this process needs, reached at scrapes (at most once a second, waiting at most a second) for dependency_up. */
@@ -693,6 +701,7 @@ export function createMetrics(labels: { app: string }) {
   metrics.oldestRefundHeldForWarehouse.remove();
   // nor a Redis just started in a process that does not read it (the api)
   metrics.redisUptime.remove();
+  metrics.redisReplicationId.remove();
   metrics.clockOffset.remove();
   metrics.refundsDeclinedOwed.remove();
   metrics.oldestRefundDeclinedOwed.remove();

@@ -108,6 +108,17 @@ export async function redisUptimeOf(redis: RedisClient): Promise<number> {
 }
 
 /**
+ * A number standing for the masters' replication IDs (INFO replication's master_replid, the sum
+ * of each one's first 32 bits): a replica promoted by a failover takes a new one, as does a master
+ * restarted without its data. Unlike a restart, a failover leaves the uptime long: this number
+ * changing is how it shows.
+ */
+export async function redisMastersReplicationIdOf(redis: RedisClient): Promise<number> {
+  const ids = await Promise.all(mastersOf(redis).map(async (node) => /^master_replid:([0-9a-f]{8})/m.exec(await node.info('replication'))?.[1] ?? '0'));
+  return ids.reduce((sum, id) => sum + Number.parseInt(id, 16), 0);
+}
+
+/**
  * Bytes used and allowed (maxmemory, 0 = no limit) of the master nearest its limit: the one
  * that refuses writes first. A master without a limit counts by its bytes alone.
  */
