@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebhookDispatcher } from '../src/order-events/webhook-dispatcher.js';
 
 /**
- * WEBHOOK_PRIVATE_RECEIVERS=false: each delivery now looks the receiver's host up first
- * (receiverInside). A resolver that does not answer (getaddrinfo: seconds per try, per server)
+ * WEBHOOK_PRIVATE_RECEIVERS=false: each delivery's connection looks the receiver's host up
+ * itself (lookupOutside). A resolver that does not answer (getaddrinfo: seconds per try, per server)
  * must not hold a delivery past WEBHOOK_TIMEOUT_MS, which bounds the POST, lookup included;
  * nor hold a stopping worker (finishBatchesUnderWay waits for the deliveries under way).
  */

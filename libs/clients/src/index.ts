@@ -7,4 +7,4 @@ export { WarehouseClient } from './warehouse-client.js';
 export type { FulfilmentChange, FulfilmentRequest } from './warehouse-client.js';
 export { signBody, signatureMatches } from './signature.js';
 export { breakerSettings } from './settings.js';
-export { addressInside } from './private-networks.js';
+export { AddressInside, addressInside, literalInside, lookupOutside } from './private-networks.js';

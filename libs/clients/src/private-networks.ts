@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises';
-import { BlockList, isIP } from 'node:net';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
 
 /**
  * The addresses of the shop's own networks and hosts, which no receiver outside them has:
@@ -68,9 +68,47 @@ function inside(address: string, family: number): boolean {
   return carried !== null && INSIDE.check(carried, 'ipv4');
 }
 
+/** A URL's host without the brackets of an IPv6 literal. */
+const bareHost = (host: string): string => (host.startsWith('[') ? host.slice(1, -1) : host);
+
 /** The first address a URL's host names (an IP literal, or what it resolves to) inside the shop's networks; null when none is. Throws when it resolves to nothing. */
 export async function addressInside(host: string): Promise<string | null> {
-  const bare = host.startsWith('[') ? host.slice(1, -1) : host;
+  const bare = bareHost(host);
   const addresses = isIP(bare) ? [{ address: bare, family: isIP(bare) }] : await lookup(bare, { all: true, verbatim: true });
   return addresses.find(({ address, family }) => inside(address, family))?.address ?? null;
 }
+
+/** A URL's host when it is an IP literal inside the shop's networks; null for one outside, or for a name (which lookupOutside checks as it connects). */
+export function literalInside(host: string): string | null {
+  const bare = bareHost(host);
+  return isIP(bare) !== 0 && inside(bare, isIP(bare)) ? bare : null;
+}
+
+/** A connection refused by lookupOutside: its host resolved to an address of the shop's own networks. */
+export class AddressInside extends Error {
+  constructor(
+    readonly host: string,
+    readonly address: string,
+  ) {
+    super(`${host} resolves to ${address}, an address of the shop's own networks`);
+    this.name = 'AddressInside';
+  }
+}
+
+/**
+ * A connection's own lookup (net/tls `lookup`) that resolves its host once and fails with AddressInside
+ * when any address is inside the shop's networks: the socket then goes to the addresses checked, so a
+ * name that answers an inside address when asked again (DNS rebinding) is never connected to there.
+ * Node connects to an IP literal without a lookup: literalInside checks those.
+ */
+export const lookupOutside: LookupFunction = (hostname, options, callback) => {
+  lookup(hostname, { family: options.family, hints: options.hints, all: true, verbatim: true }).then(
+    (addresses) => {
+      const insideOne = addresses.find(({ address, family }) => inside(address, family));
+      if (insideOne) callback(new AddressInside(hostname, insideOne.address), '');
+      else if (options.all) callback(null, addresses);
+      else callback(null, addresses[0]!.address, addresses[0]!.family);
+    },
+    (error: NodeJS.ErrnoException) => callback(error, ''),
+  );
+};

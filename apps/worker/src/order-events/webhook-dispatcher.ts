@@ -1,8 +1,10 @@
-import { addressInside, signBody } from '@orders/clients';
+import { AddressInside, literalInside, lookupOutside, signBody } from '@orders/clients';
 import type { OrderMetrics } from '@orders/metrics';
 import type { OrderEvent, OrderEventRepository, WebhookRow } from '@orders/persistence';
 import type { RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
+// undici's own fetch: Node's global one bundles another undici, whose dispatchers this Agent need not match
+import { Agent, fetch } from 'undici';
 
 export interface WebhookSettings {
   streamKey: string;
@@ -37,6 +39,9 @@ const DELIVERY_OUTCOMES = ['delivered', 'failed'] as const;
  */
 const BATCHES_PER_TURN = 20;
 
+/** Why a delivery to an address of the shop's own networks is not sent. */
+const notSentInside = (address: string) => `not sent: its host resolves to ${address}, an address of the shop's own networks (WEBHOOK_PRIVATE_RECEIVERS is false)`;
+
 /** When a stream entry was added: its id's milliseconds. */
 const addedAt = (streamId: string): number => Number(streamId.split('-')[0]);
 
@@ -62,11 +67,15 @@ export class WebhookDispatcher {
   private readonly exported = new Set<string>();
   private readonly running = new Set<Promise<void>>();
   private windingDown = false;
+  /** WEBHOOK_PRIVATE_RECEIVERS false: connections that go only to the addresses their one lookup found outside the shop's networks */
+  private readonly outsideOnly: Agent | undefined;
 
   constructor(
     private readonly deps: { redis: RedisClient; events: OrderEventRepository; metrics: OrderMetrics; log: Logger },
     private readonly settings: WebhookSettings,
-  ) {}
+  ) {
+    this.outsideOnly = settings.privateReceivers ? undefined : new Agent({ connect: { lookup: lookupOutside } });
+  }
 
   /** Starts a delivery for every webhook that is due and has none under way; does not wait for them. */
   async deliverDue(now = Date.now()): Promise<void> {
@@ -194,16 +203,16 @@ export class WebhookDispatcher {
   }
 
   /**
-   * Why a receiver is sent nothing, null when it may be: its host checked again at each delivery,
-   * as its name may have come to resolve into the shop's own networks since it was registered (or
-   * it was registered before the check). A name that resolves to nothing is left to the delivery.
+   * Why a receiver is sent nothing, null when it may be: its host is an IP literal of the shop's own
+   * networks (connected to with no lookup). A name is checked at each delivery by the connection's own
+   * lookup (outsideOnly), as it may have come to resolve inside since it was registered (or was
+   * registered before the check); the socket goes to the addresses that lookup checked, so a name
+   * answering otherwise when asked again (DNS rebinding) reaches nothing inside.
    */
-  private async receiverInside(url: string): Promise<string | null> {
+  private receiverInside(url: string): string | null {
     if (this.settings.privateReceivers) return null;
-    // within the delivery's own time: a resolver that does not answer leaves it to the delivery, which times out alike
-    const unanswered = new Promise<null>((resolve) => setTimeout(() => resolve(null), this.settings.timeoutMs).unref());
-    const inside = await Promise.race([addressInside(new URL(url).hostname).catch(() => null), unanswered]);
-    return inside && `not sent: its host resolves to ${inside}, an address of the shop's own networks (WEBHOOK_PRIVATE_RECEIVERS is false)`;
+    const inside = literalInside(new URL(url).hostname);
+    return inside && notSentInside(inside);
   }
 
   /** Sends the batch after the cursor; returns how many events it held (0: nothing to send). */
@@ -218,7 +227,7 @@ export class WebhookDispatcher {
     const body = JSON.stringify({ webhookId: webhook.webhook_id, attempt, sentAt: new Date().toISOString(), events });
     const started = Date.now();
     let statusCode: number | null = null;
-    let error = await this.receiverInside(webhook.url);
+    let error = this.receiverInside(webhook.url);
     if (error === null) {
       try {
         const response = await fetch(webhook.url, {
@@ -228,13 +237,15 @@ export class WebhookDispatcher {
           signal: AbortSignal.timeout(this.settings.timeoutMs),
           // a receiver answers for itself: a redirect is a failed delivery, not a signed body sent on elsewhere
           redirect: 'manual',
+          dispatcher: this.outsideOnly,
         });
         statusCode = response.status;
         // its answer's body is not read: however large, it costs nothing
         await response.body?.cancel();
         if (!response.ok) error = `the receiver answered ${response.status}`;
       } catch (failure) {
-        error = (failure as Error).name === 'TimeoutError' ? `no answer within ${this.settings.timeoutMs} ms` : (failure as Error).message;
+        const { name, message, cause } = failure as Error;
+        error = cause instanceof AddressInside ? notSentInside(cause.address) : name === 'TimeoutError' ? `no answer within ${this.settings.timeoutMs} ms` : message;
       }
     }
     const lastEntry = entries.at(-1)![0];
