@@ -7,14 +7,20 @@ import type { Principal } from './plugins/auth.js';
 import { HttpProblem } from './problems.js';
 
 /**
- * The opening stock movement's ref of a SKU created under an Idempotency-Key: the caller's key
- * (`keyPrefix`) and the body's fingerprint, kept with the SKU (the ledger's ref, 64 characters).
- * A create sent again finds its own ref; another body under the key, the key's prefix only.
+ * A stock movement's ref made under an Idempotency-Key: `kind`, the caller's key (`keyPrefix`)
+ * and the body's fingerprint, kept with the SKU (the ledger's ref, 64 characters). A request
+ * sent again finds its own ref; another body under the key, the key's prefix only.
  */
-export function keyedCreateRef(caller: Principal, key: string, body: unknown): { ref: string; keyPrefix: string } {
-  const keyPrefix = `key:${hash('sha256', `${caller.role}:${caller.sub}\u0000${key}`, 'base64url').slice(0, 27)}:`;
+function keyedRef(kind: 'key' | 'set', caller: Principal, key: string, body: unknown): { ref: string; keyPrefix: string } {
+  const keyPrefix = `${kind}:${hash('sha256', `${caller.role}:${caller.sub}\u0000${key}`, 'base64url').slice(0, 27)}:`;
   return { ref: keyPrefix + hash('sha256', canonicalJson(body), 'base64url').slice(0, 27), keyPrefix };
 }
+
+/** The opening stock movement's ref of a SKU created under an Idempotency-Key. */
+export const keyedCreateRef = (caller: Principal, key: string, body: unknown) => keyedRef('key', caller, key, body);
+
+/** The ledger ref of a stock set sent under an Idempotency-Key: a key the caller created the SKU with is no set's. */
+export const keyedStockSetRef = (caller: Principal, key: string, body: unknown) => keyedRef('set', caller, key, body);
 
 /**
  * Creates a SKU in MySQL (with its opening ledger entry), then its counters in Redis, which

@@ -52,7 +52,7 @@ export async function connectApi(config: Config, options: { migrate?: boolean; a
     config.REDIS_KEY_PREFIX,
     checkoutTimeoutsOf(config),
     {
-      // the reservations, and a cancel's stock commit, wait for replicas
+      // the reservations, a cancel's stock commit and a merchant's stock set wait for replicas
       durability: { replicaAcks: config.RESERVATION_REPLICA_ACKS, timeoutMs: config.RESERVATION_REPLICA_TIMEOUT_MS, connection: reservations },
       soldOutMemoryMs: config.SOLD_OUT_MEMORY_MS,
       limitGivenBackBy: (restock) => ledger.limitGivenBack(restock),

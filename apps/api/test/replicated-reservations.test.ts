@@ -160,4 +160,27 @@ describe('reservations acknowledged by a Redis replica before the intake answers
     expect(await inventory.commitStock(placed.body.orderId)).toEqual({ status: 'already' });
     expect(await deskOnReplica()).toBe(0);
   });
+
+  it("answers a merchant's stock set 503 until the replica holds it, and its repeat under the same key once it does, none of the units sold meanwhile back on sale", async () => {
+    const admin = api.token('ops', 'admin');
+    await createSku(api, admin, { skuId: 'LAMP', title: 'Lamp', priceCents: 4_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 50, deduction: 'placement', stockBuckets: 2 });
+    const lampOnReplica = async () =>
+      Promise.all(['{g0}', '{g1}'].map(async (group) => Number(await replicaClient.hget(`${env.config.REDIS_KEY_PREFIX}${group}:sku:LAMP`, 'available'))));
+    const setLamp = () => api.request('PUT', '/v1/admin/skus/LAMP/stock', { token: admin, headers: { 'idempotency-key': 'lamp-recount' }, body: { stock: 4 } });
+    await waitFor(replicaInSync, { what: 'the replica to hold the lamp' });
+
+    await replica.stop();
+    // the shelf holds 4 lamps: the master sells no more, but a failover to the replica would bring back 50
+    const unacknowledged = await setLamp();
+    expect([unacknowledged.status, unacknowledged.body.code]).toEqual([503, 'SERVICE_UNAVAILABLE']);
+    expect(Number(unacknowledged.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    await replica.start();
+    await waitFor(replicaInSync, { what: 'the replica to sync again' });
+    const bought = await api.request('POST', '/v1/orders', { token: api.token('lamp-buyer'), headers: { 'idempotency-key': 'lamp-buyer' }, body: { items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress } });
+    expect(bought.status).toBe(202);
+
+    const retried = await setLamp();
+    expect([retried.status, retried.headers['idempotent-replayed'], retried.body.stock]).toEqual([200, 'true', { available: 3, reserved: 1, sold: 0 }]);
+    expect((await lampOnReplica()).reduce((sum, units) => sum + units, 0)).toBe(3);
+  });
 });

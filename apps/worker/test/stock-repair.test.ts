@@ -366,7 +366,7 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
 
       const report = await reconciler(300).reconcile({ repair: true });
       commit();
-      expect(await setting).toBe(true);
+      expect(await setting).toBe('set');
       expect(report.drift.filter((drift) => drift.skuId === 'SHELF')).toEqual([]);
       expect(await stock('SHELF')).toEqual({ available: 20, reserved: 0, sold: 0 });
       expect((await reconciler().reconcile({ repair: false })).drift.filter((drift) => drift.skuId === 'SHELF')).toEqual([]);

@@ -1,5 +1,5 @@
-import { SkuAlreadyExists, type FlashSale, type Sku } from '@orders/domain';
-import type { Transaction } from 'kysely';
+import { IdempotencyConflict, SkuAlreadyExists, type FlashSale, type Sku } from '@orders/domain';
+import { sql, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
 import type { Database, SkuRow } from './schema.js';
@@ -163,6 +163,9 @@ export class CatalogRepository {
    * (its answer too slow or lost), and a set taken back then would have the retry write its
    * difference a second time. Such a set stays open in Redis, as one being finished (its
    * Redis answer lost) does, and whoever finishes it finds its ledger row, or writes it.
+   * `keyPrefix`: the ref names the caller's Idempotency-Key (and the body): a set row of the
+   * SKU under another ref beginning with it, another body's, is IdempotencyConflict, looked for
+   * under the row lock so that of two bodies sent at once the second is refused.
    * Returns false for an unknown SKU.
    */
   async setStock(
@@ -170,13 +173,21 @@ export class CatalogRepository {
     stock: number,
     adjustmentRef: string,
     redis: { set: () => Promise<number | null>; takeBack?: (previous: number) => Promise<void> },
+    keyPrefix?: string,
   ): Promise<boolean> {
     let previous: number | null = null;
     return this.lockingSku(
       skuId,
       async (trx) => {
-        const recorded = await trx.selectFrom('stock_ledger').select('id').where('sku_id', '=', skuId).where('kind', '=', 'adjust').where('ref', '=', adjustmentRef).executeTakeFirst();
-        if (recorded) return;
+        const recorded = await trx
+          .selectFrom('stock_ledger')
+          .select('ref')
+          .where('sku_id', '=', skuId)
+          .where('kind', '=', 'adjust')
+          .where((eb) => (keyPrefix === undefined ? eb('ref', '=', adjustmentRef) : eb.or([eb('ref', '=', adjustmentRef), eb(sql<string>`LEFT(ref, ${keyPrefix.length})`, '=', keyPrefix)])))
+          .execute();
+        if (recorded.some((row) => row.ref === adjustmentRef)) return;
+        if (recorded.length > 0) throw new IdempotencyConflict();
         await trx.updateTable('skus').set({ stock, updated_at: new Date() }).where('sku_id', '=', skuId).execute();
         previous = await redis.set();
         if (previous === null) throw new Error(`SKU ${skuId} is in MySQL but has no counters in Redis`);

@@ -389,10 +389,10 @@ export interface ReservationDurability {
   replicaAcks: number;
   timeoutMs: number;
   /**
-   * The connection the checkout's writes that wait for replicas go on (its claims and
-   * reservations, and what settles them), and nothing else: while a replica is away each WAIT
-   * holds its connection for `timeoutMs`, and order reads, sold-out answers, request budgets
-   * and health checks on it would queue behind them. The inventory's own when absent.
+   * The connection the writes that wait for replicas go on (the checkout's claims and
+   * reservations, what settles them, a merchant's stock sets), and nothing else: while a replica
+   * is away each WAIT holds its connection for `timeoutMs`, and order reads, sold-out answers,
+   * request budgets and health checks on it would queue behind them. The inventory's own when absent.
    */
   connection?: RedisClient;
 }
@@ -436,6 +436,7 @@ export class Inventory {
   /**
    * Where the checkout's claims and reservations go (`ReservationDurability.connection`), and
    * what settles them after: a settlement sent on the connection of what it settles runs after it.
+   * A merchant's stock set goes there too: its replica wait covers the writes of its connection only.
    */
   private readonly reserving: RedisClient;
   /** How many replicas must hold a write that takes units off sale before it counts as done; null: the master alone. */
@@ -1050,15 +1051,36 @@ export class Inventory {
    */
   async commitStock(orderId: string): Promise<CommitOutcome> {
     const outcome = await this.commitOnMaster(orderId);
-    if ((outcome.status === 'committed' || outcome.status === 'already') && this.durability) {
-      const { replicaAcks, timeoutMs } = this.durability;
-      // beside a read of the order's record: on a Redis Cluster the WAIT then goes to the node that took the commit
-      const replies = await this.reserving.pipeline().exists(this.keys.order(this.keys.groupOfOrder(orderId), orderId)).wait(replicaAcks, timeoutMs).exec();
-      const [error, acknowledged] = replies?.[1] ?? [new Error('the pipeline answered nothing'), 0];
-      if (error) throw error;
-      if (Number(acknowledged) < replicaAcks) throw new StockNotReplicated(`${Number(acknowledged)} of ${replicaAcks} replicas acknowledged the stock commit of order ${orderId} within ${timeoutMs} ms`);
+    if (outcome.status === 'committed' || outcome.status === 'already') {
+      await this.awaitReplicas(this.keys.order(this.keys.groupOfOrder(orderId), orderId), `the stock commit of order ${orderId}`);
     }
     return outcome;
+  }
+
+  /**
+   * After a merchant's stock set of the SKU (or its repeat): once the replicas hold every
+   * bucket as the set left it (`ReservationDurability`), else StockNotReplicated: a failover to
+   * a replica without it would sell the stock it replaced, a higher one put back on sale.
+   */
+  async awaitStockSetReplicas(skuId: string): Promise<void> {
+    if (!this.durability) return;
+    const buckets = (await this.bucketsOf([skuId])).get(skuId) ?? 1;
+    // one bucket at a time: with the replica away the first WAIT fails the set, not one timeout per bucket
+    for (let bucket = 0; bucket < buckets; bucket++) await this.awaitReplicas(this.keys.sku(this.keys.bucketGroup(bucket), skuId), `the stock set of ${skuId}`);
+  }
+
+  /**
+   * WAITs on the connection the writes were sent on for the replicas `durability` asks, beside
+   * a read of `key`: on a Redis Cluster the WAIT then goes to the node holding it, the one that
+   * took the writes. Fewer acknowledgements in time are StockNotReplicated (`what` says of what).
+   */
+  private async awaitReplicas(key: string, what: string): Promise<void> {
+    if (!this.durability) return;
+    const { replicaAcks, timeoutMs } = this.durability;
+    const replies = await this.reserving.pipeline().exists(key).wait(replicaAcks, timeoutMs).exec();
+    const [error, acknowledged] = replies?.[1] ?? [new Error('the pipeline answered nothing'), 0];
+    if (error) throw error;
+    if (Number(acknowledged) < replicaAcks) throw new StockNotReplicated(`${Number(acknowledged)} of ${replicaAcks} replicas acknowledged ${what} within ${timeoutMs} ms`);
   }
 
   private async commitOnMaster(orderId: string): Promise<CommitOutcome> {
@@ -1570,7 +1592,8 @@ export class Inventory {
     const first = this.keys.sku(this.keys.bucketGroup(0), skuId);
     const generation = Number((await this.redis.hget(first, 'generation')) ?? 0) + 1;
     const [share] = splitStock(available, buckets);
-    const [previous, started] = await runStockScript(this.redis, 'startStockSet', [first, this.keys.openStockSets()], [share!, generation, ref, available, skuId, now.getTime()]);
+    // on the connection the replica wait goes on (awaitStockSetReplicas): the wait covers this write
+    const [previous, started] = await runStockScript(this.reserving, 'startStockSet', [first, this.keys.openStockSets()], [share!, generation, ref, available, skuId, now.getTime()]);
     if (previous === -1) return null;
     if (previous === -2) throw new StockSetUnderWay(skuId);
     return previous + (await this.setOtherBuckets({ skuId, stock: available, ref, generation: started }, buckets));
@@ -1612,7 +1635,7 @@ export class Inventory {
   private async setOtherBuckets(set: StockSet, buckets: number): Promise<number> {
     const [, ...rest] = splitStock(set.stock, buckets);
     const others = await Promise.all(
-      rest.map((share, i) => runStockScript(this.redis, 'setStock', [this.keys.sku(this.keys.bucketGroup(i + 1), set.skuId)], [share, set.generation])),
+      rest.map((share, i) => runStockScript(this.reserving, 'setStock', [this.keys.sku(this.keys.bucketGroup(i + 1), set.skuId)], [share, set.generation])),
     );
     // sets of a SKU run one at a time, each open one finished before the next starts
     if (others.some(([previous]) => previous === -2)) throw new Error(`a stock set of ${set.skuId} after generation ${set.generation} reached its buckets first`);

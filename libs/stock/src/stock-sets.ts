@@ -5,14 +5,20 @@ import { StockBucketLost, StockSetClosed, StockSetUnderWay, type Inventory, type
  * SKU's row lock, the SKU's stock and, with what `redis.set` answers, the ledger's row under
  * `ref`, once per ref (a set already in the ledger runs nothing); `redis.takeBack` when MySQL
  * refused after Redis had the set, before its COMMIT (a COMMIT that failed may have committed:
- * the set stays open, finished by its ledger row). False for an unknown SKU.
+ * the set stays open, finished by its ledger row). `keyPrefix`: the ref names an Idempotency-Key,
+ * and a row of the SKU under another ref beginning with it (another body) is IdempotencyConflict,
+ * nothing run. False for an unknown SKU.
  */
 export type RecordStockSet = (
   skuId: string,
   stock: number,
   ref: string,
   redis: { set: () => Promise<number | null>; takeBack?: (previous: number) => Promise<void> },
+  keyPrefix?: string,
 ) => Promise<boolean>;
+
+/** What a merchant's stock set did: `set` the stock, found it `recorded` before under its ref (a repeat), or found no such SKU (`unknown`). */
+export type StockSetOutcome = 'set' | 'recorded' | 'unknown';
 
 /** How many times a set is tried when another set of its SKU starts between its look for one and its own start. */
 const SET_ATTEMPTS = 3;
@@ -37,30 +43,43 @@ export class StockSets {
 
   /**
    * Sets the SKU's sellable quantity under `ref` (the ledger row's reference), after finishing
-   * its set left open, if any. `tookBack` hears what a set taken back could not take (reserved
-   * meanwhile): drift for the reconciler. False for an unknown SKU. StockBucketLost, nothing
-   * set, while Redis has lost any bucket of the SKU (or one its open set has not reached).
+   * its set left open, if any; a ref the ledger has (a set sent again under its Idempotency-Key,
+   * `keyPrefix`) sets nothing. Either way it is done once the replicas hold the SKU's buckets
+   * (Inventory.awaitStockSetReplicas: StockNotReplicated, the set made, else). `tookBack` hears
+   * what a set taken back could not take (reserved meanwhile): drift for the reconciler.
+   * StockBucketLost, nothing set, while Redis has lost any bucket of the SKU (or one its open set
+   * has not reached).
    */
-  async set(skuId: string, stock: number, ref: string, tookBack: (untaken: number) => void): Promise<boolean> {
+  async set(skuId: string, stock: number, ref: string, tookBack: (untaken: number) => void, keyPrefix?: string): Promise<StockSetOutcome> {
     const { inventory } = this.deps;
     for (let attempt = 1; ; attempt++) {
       const open = await inventory.openStockSet(skuId);
       if (open) await this.finish(open);
+      let ran = false;
       try {
-        const found = await this.deps.record(skuId, stock, ref, {
-          set: async () => {
-            const previous = await inventory.setAvailable(skuId, stock, { ref, now: this.deps.clock() });
-            // the catalog has the SKU (it runs the set for one it has only): Redis lost its bucket 0
-            if (previous === null) throw new StockBucketLost(skuId, [0]);
-            return previous;
+        const found = await this.deps.record(
+          skuId,
+          stock,
+          ref,
+          {
+            set: async () => {
+              ran = true;
+              const previous = await inventory.setAvailable(skuId, stock, { ref, now: this.deps.clock() });
+              // the catalog has the SKU (it runs the set for one it has only): Redis lost its bucket 0
+              if (previous === null) throw new StockBucketLost(skuId, [0]);
+              return previous;
+            },
+            takeBack: async (previous) => {
+              await inventory.closeStockSet({ skuId, ref });
+              tookBack(await inventory.correctCounters(skuId, { available: previous - stock, reserved: 0, sold: 0 }));
+            },
           },
-          takeBack: async (previous) => {
-            await inventory.closeStockSet({ skuId, ref });
-            tookBack(await inventory.correctCounters(skuId, { available: previous - stock, reserved: 0, sold: 0 }));
-          },
-        });
-        if (found) await inventory.closeStockSet({ skuId, ref });
-        return found;
+          keyPrefix,
+        );
+        if (!found) return 'unknown';
+        await inventory.closeStockSet({ skuId, ref });
+        await inventory.awaitStockSetReplicas(skuId);
+        return ran ? 'set' : 'recorded';
       } catch (error) {
         if (!(error instanceof StockSetUnderWay) || attempt === SET_ATTEMPTS) throw error;
       }

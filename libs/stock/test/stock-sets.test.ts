@@ -98,7 +98,7 @@ describe("a merchant's stock set whose Redis answer never came", () => {
     // the repair recreates bucket 2 and puts back what the ledger counts in it; the set then goes through
     expect(await inventory.recreateLostBuckets({ skuId: 'GONE', ...rules })).toEqual([2]);
     await inventory.correctCounters('GONE', { available: 10, reserved: 0, sold: 0 }, { into: 2 });
-    expect(await stockSetsOn(inventory).set('GONE', 20, 'gone-2', noTakeBack)).toBe(true);
+    expect(await stockSetsOn(inventory).set('GONE', 20, 'gone-2', noTakeBack)).toBe('set');
     expect([await available('GONE'), ledger.get('gone-2')]).toEqual([[5, 5, 5, 5], 20 - 40]);
   });
 
@@ -128,12 +128,30 @@ describe("a merchant's stock set whose Redis answer never came", () => {
     await inventory.initSku({ skuId: 'LATE', available: 40, ...rules });
     const late = unanswered('startStockSet', 'LATE', 0);
     await expect(stockSetsOn(late.inventory).set('LATE', 20, 'late-1', noTakeBack)).rejects.toThrow('Command timed out');
-    expect(await stockSetsOn(inventory).set('LATE', 30, 'late-2', noTakeBack)).toBe(true);
+    expect(await stockSetsOn(inventory).set('LATE', 30, 'late-2', noTakeBack)).toBe('set');
 
     await late.sendLate();
     expect(await available('LATE')).toEqual([8, 8, 7, 7]);
     expect(await inventory.openStockSet('LATE')).toBeNull();
     expect([ledger.has('late-1'), ledger.get('late-2')]).toEqual([false, 30 - 40]);
+  });
+
+  it('sets again a set MySQL refused and Redis took back, when the merchant sends it again under its Idempotency-Key (the same ref)', async () => {
+    await inventory.initSku({ skuId: 'BACK', available: 40, ...rules });
+    const refused = new StockSets({
+      inventory,
+      record: async (_skuId, _stock, _ref, side) => {
+        await side.takeBack!((await side.set())!);
+        throw new Error('MySQL refused the ledger row');
+      },
+      clock: () => new Date(),
+    });
+    await expect(refused.set('BACK', 20, 'back-keyed', () => undefined)).rejects.toThrow('MySQL refused the ledger row');
+    expect([await inventory.getSkuStock('BACK'), await inventory.openStockSet('BACK')]).toEqual([{ available: 40, reserved: 0, sold: 0 }, null]);
+
+    expect(await stockSetsOn(inventory).set('BACK', 20, 'back-keyed', noTakeBack)).toBe('set');
+    expect([await available('BACK'), ledger.get('back-keyed')]).toEqual([[5, 5, 5, 5], 20 - 40]);
+    expect(await stockSetsOn(inventory).set('BACK', 20, 'back-keyed', noTakeBack)).toBe('recorded');
   });
 
   it('finishes a set that reached bucket 0 alone before the next set of the SKU starts, so both are in the ledger', async () => {
@@ -143,7 +161,7 @@ describe("a merchant's stock set whose Redis answer never came", () => {
     await late.sendLate();
     expect(await available('NEXT')).toEqual([5, 10, 10, 10]);
 
-    expect(await stockSetsOn(inventory).set('NEXT', 24, 'next-2', noTakeBack)).toBe(true);
+    expect(await stockSetsOn(inventory).set('NEXT', 24, 'next-2', noTakeBack)).toBe('set');
     expect(await available('NEXT')).toEqual([6, 6, 6, 6]);
     expect([ledger.get('next-1'), ledger.get('next-2')]).toEqual([20 - 40, 24 - 20]);
     expect(await inventory.openStockSet('NEXT')).toBeNull();

@@ -3,7 +3,7 @@ import { SALE_CHANGE_CUTOFF_MS, SaleAlreadyOpen, SaleEndTooClose, flashSaleConfl
 import { StockBucketLost, StockSets } from '@orders/stock';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { changeFlashSale, createSkuWithStock, keyedCreateRef } from '../catalog-admin.js';
+import { changeFlashSale, createSkuWithStock, keyedCreateRef, keyedStockSetRef } from '../catalog-admin.js';
 import { optionalIdempotencyKey, refuseRepeatedKey } from '../idempotency-keys.js';
 import type { Principal } from '../plugins/auth.js';
 import { HttpProblem, forbidden, notFound, validationFailed } from '../problems.js';
@@ -105,7 +105,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
     async (request) => skuView(request.params.skuId, request.user),
   );
 
-  app.put<{ Params: { skuId: string }; Body: { stock: number } }>(
+  app.put<{ Params: { skuId: string }; Body: { stock: number }; Headers: { 'idempotency-key'?: string } }>(
     '/v1/admin/skus/:skuId/stock',
     {
       onRequest: staff,
@@ -113,26 +113,37 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
         tags: ['catalog'],
         summary: 'Set the sellable quantity (Redis and the MySQL ledger together)',
         description:
-          'A 503 means Redis or MySQL did not answer in time: the set may have begun. One that reached Redis is then finished, in Redis, MySQL and the ledger, by the next set of the SKU or the next stock check; never half-done. Retrying with the same stock is safe. While Redis has lost part of the SKU\'s stock counters (a node that came back empty), the set is refused with 503 SERVICE_UNAVAILABLE and retry-after, nothing changed: measured without them it would put their units back on sale on top of the new stock once the stock repair (reconcile --repair) recreates them; it goes through once the repair has run.',
+          'The stock is absolute. With an Idempotency-Key header (the caller\'s own, for this SKU) a set sent again after a lost answer (a timeout, a 502, a 503) is answered as the first was: 200 with the SKU as it is now and the header `idempotent-replayed: true`, nothing set again, so the units sold in between stay sold; the same key with another body 422 IDEMPOTENCY_CONFLICT, nothing set. Sent again without a key, the set is made again: units sold since the first are back on sale. A 503 means Redis or MySQL did not answer in time: the set may have begun. One that reached Redis is then finished, in Redis, MySQL and the ledger, by the next set of the SKU or the next stock check; never half-done. Retrying with the same stock is safe for Redis, MySQL and the ledger; with the same key it also keeps what sold meanwhile sold. With RESERVATION_REPLICA_ACKS above 0 a set is answered 200 only once that many Redis replicas hold it: fewer within RESERVATION_REPLICA_TIMEOUT_MS answer 503 SERVICE_UNAVAILABLE with retry-after, the set made on the master alone (a failover would bring the stock it replaced back); send it again with the same key, answered once the replicas hold it. While Redis has lost part of the SKU\'s stock counters (a node that came back empty), the set is refused with 503 SERVICE_UNAVAILABLE and retry-after, nothing changed: measured without them it would put their units back on sale on top of the new stock once the stock repair (reconcile --repair) recreates them; it goes through once the repair has run.',
+        headers: optionalIdempotencyKey('the caller’s own key for the SKU: the same key and body answer the SKU as it is now, nothing set again (200, idempotent-replayed: true), another body 422 IDEMPOTENCY_CONFLICT'),
         params: skuParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['stock'], properties: { stock: { type: 'integer', minimum: 0, maximum: 1_000_000_000 } } },
         response: skuResponse,
       },
     },
-    async (request) => {
+    async (request, reply) => {
+      refuseRepeatedKey(request);
       await skuView(request.params.skuId, request.user);
       const { skuId } = request.params;
       const { stock } = request.body;
-      const found = await stockSets
-        .set(skuId, stock, randomUUID(), (untaken) => {
-          if (untaken > 0) request.log.warn({ skuId, untaken }, 'stock set undone after MySQL refused it; units reserved meanwhile stay as drift for the reconciler');
-        })
+      const key = request.headers['idempotency-key'];
+      const keyed = key === undefined ? undefined : keyedStockSetRef(request.user, key, request.body);
+      const outcome = await stockSets
+        .set(
+          skuId,
+          stock,
+          keyed?.ref ?? randomUUID(),
+          (untaken) => {
+            if (untaken > 0) request.log.warn({ skuId, untaken }, 'stock set undone after MySQL refused it; units reserved meanwhile stay as drift for the reconciler');
+          },
+          keyed?.keyPrefix,
+        )
         .catch((error: unknown) => {
           if (!(error instanceof StockBucketLost)) throw error;
           request.log.warn({ skuId, lostBuckets: error.buckets }, 'stock set refused: Redis lost buckets of the SKU; run the stock repair (reconcile --repair)');
           throw stockRepairPending();
         });
-      if (!found) throw notFound('SKU');
+      if (outcome === 'unknown') throw notFound('SKU');
+      if (outcome === 'recorded') reply.header('idempotent-replayed', 'true');
       return skuView(request.params.skuId, request.user);
     },
   );

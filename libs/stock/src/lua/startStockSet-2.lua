@@ -16,16 +16,21 @@
   ARGV[3] the set's reference   ARGV[4] the SKU's new stock, all buckets   ARGV[5] SKU id
   ARGV[6] now (ms)
 
+  A reference started before and still open is that set, run again to finish it. One started
+  before and closed without its ledger row (the caller looks for it first) was taken back: a
+  set sent again under an Idempotency-Key reuses its reference, and starts anew.
+
   Returns { bucket 0's available quantity before the set, the set's generation }: now, or
-  for a reference started before what it found then; { -1, 0 } when the SKU is unknown;
-  { -2, the SKU's generation } when another set of the SKU is open or started since.
+  for a reference started before and open what it found then; { -1, 0 } when the SKU is
+  unknown; { -2, the SKU's generation } when another set of the SKU is open or started since.
 ]]
 local bucket = redis.call('HMGET', KEYS[1], 'available', 'generation', 'setRef', 'setFrom')
 if not bucket[1] then return { -1, 0 } end
 local here = tonumber(bucket[2] or '0')
-if bucket[3] == ARGV[3] then return { tonumber(bucket[4]), here } end
+local open = redis.call('ZSCORE', KEYS[2], ARGV[5])
+if bucket[3] == ARGV[3] and open then return { tonumber(bucket[4]), here } end
 local generation = tonumber(ARGV[2])
-if generation <= here or redis.call('ZSCORE', KEYS[2], ARGV[5]) then return { -2, here } end
+if generation <= here or open then return { -2, here } end
 redis.call('HSET', KEYS[1], 'available', ARGV[1], 'generation', generation, 'setFrom', bucket[1], 'setRef', ARGV[3], 'setStock', ARGV[4])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[6]), ARGV[5])
 return { tonumber(bucket[1]), generation }
