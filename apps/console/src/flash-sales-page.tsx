@@ -365,8 +365,10 @@ const endConsequence = (endsAt: Date) =>
 
 /**
  * Sets the SKU's sellable stock (PUT …/stock), what the runbook's wrong price asks for first: 0
- * stops selling at once, whatever the sale; the units already reserved or sold stay theirs. Sent
- * again after no answer it sets the same figure.
+ * stops selling at once, whatever the sale; the units already reserved or sold stay theirs. The
+ * same figure sent again after no answer (a failure, a reload) goes under the key of the one sent:
+ * had that one set the stock, the api answers it and sets nothing again, so units sold in between
+ * stay sold. Another figure is a set of its own.
  */
 function StockSet({ api, skuId, onSet }: { api: Api; skuId: string; onSet: (sku: Sku) => void }) {
   const [stock, setStock] = useState('0');
@@ -375,7 +377,14 @@ function StockSet({ api, skuId, onSet }: { api: Api; skuId: string; onSet: (sku:
   async function send() {
     const units = Number(stock);
     if (sendingNow || !window.confirm(`Set the sellable stock of ${skuId} to ${units}? ${units === 0 ? 'Every checkout of it is refused from now on' : `${units} units are for sale from now on`}; orders already taken keep theirs.`)) return;
-    await sendOnce(async () => onSet(await api<Sku>('PUT', `/v1/admin/skus/${encodeURIComponent(skuId)}/stock`, { stock: units })));
+    const scope = `sku:${skuId}`;
+    await sendOnce(async () => {
+      const unanswered = readDraft<{ key: string; units: number }>(scope, 'stock-set-attempt');
+      const key = unanswered?.units === units ? unanswered.key : idempotencyKey();
+      keepDraft(scope, 'stock-set-attempt', { key, units });
+      onSet(await api<Sku>('PUT', `/v1/admin/skus/${encodeURIComponent(skuId)}/stock`, { stock: units }, { 'idempotency-key': key }));
+      keepDraft(scope, 'stock-set-attempt', null);
+    });
   }
 
   return (

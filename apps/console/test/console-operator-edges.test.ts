@@ -219,4 +219,42 @@ describe('the console for an operator: failed reads, refunds before a split, sto
     const refused = await system.request('POST', '/v1/orders', { token: system.token('late-buyer'), headers: { 'idempotency-key': 'tea-1' }, body: { items: [{ skuId: 'FLASH-TEA', qty: 1 }], address: buyerAddress } });
     expect([refused.status, refused.body.code]).toEqual([409, 'OUT_OF_STOCK']);
   });
+
+  it('sends a stock set whose answer was lost again under its key: the units sold in between stay sold', async () => {
+    const now = Date.now();
+    await system.createSku({
+      skuId: 'FLASH-CUP',
+      priceCents: 900,
+      merchantId: 'shop',
+      channel: 'self',
+      warehouseId: 'wh-east',
+      stock: 20,
+      deduction: 'placement',
+      flashSale: { priceCents: 400, startsAt: new Date(now - 60_000).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 1 },
+    });
+    await page.goto(`${base}/console/flash-sales`);
+    await page.getByLabel('SKU to watch').fill('FLASH-CUP');
+    await page.getByRole('button', { name: 'Watch' }).click();
+    await expect.poll(() => shownText(page.getByTestId('stock-available'))).toBe('20');
+    // the api sets the stock, and its answer never reaches the browser
+    const sets = (url: URL) => url.pathname === '/v1/admin/skus/FLASH-CUP/stock';
+    await page.route(sets, async (route) => {
+      await route.fetch();
+      await route.abort('connectionreset');
+    });
+    await page.getByLabel('Sellable stock').fill('10');
+    await page.getByRole('button', { name: 'Set the stock' }).click();
+    await expect.poll(() => shownText(page.getByRole('alert'))).toContain('cannot be reached');
+    await page.unroute(sets);
+    for (const buyer of ['cup-1', 'cup-2', 'cup-3']) {
+      const accepted = await system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': buyer }, body: { items: [{ skuId: 'FLASH-CUP', qty: 1 }], address: buyerAddress } });
+      expect(accepted.status).toBe(202);
+    }
+
+    await page.getByRole('button', { name: 'Set the stock' }).click();
+    await expect.poll(() => shownText(page.getByTestId('stock-available'))).toBe('7');
+    expect(await page.getByRole('alert').count()).toBe(0);
+    const setsMade = await system.env.db.selectFrom('stock_ledger').select('ref').where('sku_id', '=', 'FLASH-CUP').where('ref', 'like', 'set:%').execute();
+    expect(setsMade).toHaveLength(1);
+  });
 });
