@@ -15,6 +15,8 @@ export interface PaymentFaults extends CommonFaults {
   refundsDeclined: boolean;
   /** no callback is sent, payments' nor refunds': a payment system that lost them for good */
   callbacksLost: boolean;
+  /** payments received are held undecided (PROCESSING: nothing taken, no callback); once this is off, one held is decided when next asked for or about */
+  paymentsUndecided: boolean;
 }
 
 export interface PaymentSimOptions extends PaymentFaults, SimulatorOptions {}
@@ -31,6 +33,7 @@ export function paymentSimOptions(config: Config): PaymentSimOptions {
     amountSkewCents: 0,
     refundsDeclined: false,
     callbacksLost: false,
+    paymentsUndecided: false,
     callbackSecret: config.PAYMENT_CALLBACK_SECRET,
     callbackAttempts: config.SIM_CALLBACK_ATTEMPTS,
     callbackRetryMs: config.SIM_CALLBACK_RETRY_MS,
@@ -43,7 +46,7 @@ interface Charge {
   orderId: string;
   amountCents: number;
   method: string;
-  status: 'SUCCEEDED' | 'FAILED';
+  status: 'SUCCEEDED' | 'FAILED' | 'PROCESSING';
   transactionId: string;
   /** how many times the money was taken: the order system must keep this at 1 */
   charges: number;
@@ -58,15 +61,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * A stand-in for the payment provider: accepts a payment (idempotent by paymentId),
  * decides it, and reports the outcome by a signed callback to the notifyUrl it was
- * given, retried until acknowledged, and answers what it has of a payment when asked. A refund with a notifyUrl is confirmed the same
- * way (the callback carries its refundId); without one, its answer confirms it.
+ * given, retried until acknowledged, and answers what it has of a payment when asked (PROCESSING
+ * while undecided). A refund with a notifyUrl is confirmed the same way (the callback carries its refundId); without one, its answer confirms it.
  */
 export async function buildPaymentSim(options: PaymentSimOptions): Promise<FastifyInstance> {
   const random = options.random ?? Math.random;
   const { app, faults, injectFaults, sendCallback, track } = createSimulator<PaymentFaults>(
-    { latencyMs: options.latencyMs, failureRate: options.failureRate, timeoutRate: options.timeoutRate, outage: options.outage, declineRate: options.declineRate, refusalRate: options.refusalRate, amountSkewCents: options.amountSkewCents, refundsDeclined: options.refundsDeclined, callbacksLost: options.callbacksLost },
+    { latencyMs: options.latencyMs, failureRate: options.failureRate, timeoutRate: options.timeoutRate, outage: options.outage, declineRate: options.declineRate, refusalRate: options.refusalRate, amountSkewCents: options.amountSkewCents, refundsDeclined: options.refundsDeclined, callbacksLost: options.callbacksLost, paymentsUndecided: options.paymentsUndecided },
     { ...options, random },
-    { declineRate: { type: 'number', minimum: 0, maximum: 1 }, refusalRate: { type: 'number', minimum: 0, maximum: 1 }, amountSkewCents: { type: 'integer' }, refundsDeclined: { type: 'boolean' }, callbacksLost: { type: 'boolean' } },
+    { declineRate: { type: 'number', minimum: 0, maximum: 1 }, refusalRate: { type: 'number', minimum: 0, maximum: 1 }, amountSkewCents: { type: 'integer' }, refundsDeclined: { type: 'boolean' }, callbacksLost: { type: 'boolean' }, paymentsUndecided: { type: 'boolean' } },
   );
   const charges = new Map<string, Charge>();
   const refunds = new Map<string, { refundId: string; paymentId: string; amountCents: number; at: string }>();
@@ -74,6 +77,8 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
   const declined: Array<{ refundId: string; paymentId: string; amountCents: number; at: string }> = [];
   // the payments asked for, as each request arrives: before its latency, and whatever it is answered
   const requested = new Set<string>();
+  // every lookup of a payment, with the status it answered
+  const lookups: Array<{ paymentId: string; status: string }> = [];
 
   // a callback lost (callbacksLost) is never sent, nor retried
   const callBack = (url: string, payload: unknown): Promise<number> => (faults.callbacksLost ? Promise.resolve(0) : sendCallback(url, payload));
@@ -88,6 +93,14 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
         at: charge.at,
       }),
     );
+  /** Decides a payment not decided yet, unless payments are held undecided (paymentsUndecided): true while it stays undecided. */
+  const stillUndecided = (charge: Charge): boolean => {
+    if (charge.status !== 'PROCESSING') return false;
+    if (faults.paymentsUndecided) return true;
+    const declined = random() < faults.declineRate;
+    Object.assign(charge, { status: declined ? 'FAILED' : 'SUCCEEDED', charges: declined ? 0 : 1, at: new Date().toISOString() });
+    return false;
+  };
 
   app.post<{ Body: { paymentId: string; orderId: string; amountCents: number; method: string; notifyUrl: string } }>(
     '/v1/payments',
@@ -113,32 +126,35 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
       if (known) {
         // the same payment again (a retried job): never a second charge; report its outcome again
         known.requests += 1;
+        if (stillUndecided(known)) return reply.code(202).send({ paymentId: known.paymentId, status: 'PROCESSING' });
         notify(known);
         return reply.code(200).send({ paymentId: known.paymentId, status: known.status, transactionId: known.transactionId });
       }
       if (random() < faults.refusalRate) return reply.code(402).send({ error: `payment ${request.body.paymentId} refused` });
-      const declined = random() < faults.declineRate;
       const charge: Charge = {
         ...request.body,
         amountCents: Math.max(1, request.body.amountCents + faults.amountSkewCents),
-        status: declined ? 'FAILED' : 'SUCCEEDED',
+        status: 'PROCESSING',
         transactionId: `txn_${randomUUID()}`,
-        charges: declined ? 0 : 1,
+        charges: 0,
         requests: 1,
         refundedCents: 0,
         at: new Date().toISOString(),
       };
       charges.set(charge.paymentId, charge);
-      notify(charge);
+      if (!stillUndecided(charge)) notify(charge);
       return reply.code(202).send({ paymentId: charge.paymentId, status: 'PROCESSING' });
     },
   );
 
-  // what it has of a payment, as it stands (read only: its callback, lost or not, is not sent again); 404 for one it never received
+  // what it has of a payment, as it stands (its callback, lost or not, is not sent again; one held undecided
+  // is decided first once that fault is off, as a provider decides in its own time); 404 for one it never received
   app.get<{ Params: { paymentId: string } }>('/v1/payments/:paymentId', async (request, reply) => {
     if (!(await injectFaults(reply))) return reply;
     const charge = charges.get(request.params.paymentId);
     if (!charge) return reply.code(404).send({ error: `no payment ${request.params.paymentId}` });
+    if (charge.status === 'PROCESSING' && !stillUndecided(charge)) notify(charge);
+    lookups.push({ paymentId: charge.paymentId, status: charge.status });
     return { paymentId: charge.paymentId, orderId: charge.orderId, status: charge.status, transactionId: charge.transactionId, amountCents: charge.amountCents, at: charge.at };
   });
 
@@ -201,6 +217,6 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
     },
   );
 
-  app.get('/__admin/payments', async () => ({ payments: [...charges.values()], refunds: [...refunds.values()], declined, requested: [...requested] }));
+  app.get('/__admin/payments', async () => ({ payments: [...charges.values()], refunds: [...refunds.values()], declined, requested: [...requested], lookups }));
   return app;
 }

@@ -18,7 +18,7 @@ describe('the payment client behind its breaker, against the simulator’s fault
   let url: string;
 
   beforeAll(async () => {
-    sim = await buildPaymentSim({ latencyMs: 0, failureRate: 0, timeoutRate: 0, outage: false, declineRate: 0, refusalRate: 0, amountSkewCents: 0, refundsDeclined: false, callbacksLost: false, callbackSecret: 'test-callback-secret-0123', callbackAttempts: 1, callbackRetryMs: 10, logLevel: 'silent' });
+    sim = await buildPaymentSim({ latencyMs: 0, failureRate: 0, timeoutRate: 0, outage: false, declineRate: 0, refusalRate: 0, amountSkewCents: 0, refundsDeclined: false, callbacksLost: false, paymentsUndecided: false, callbackSecret: 'test-callback-secret-0123', callbackAttempts: 1, callbackRetryMs: 10, logLevel: 'silent' });
     url = await sim.listen({ host: '127.0.0.1', port: 0 });
   });
   afterAll(async () => sim?.close());
@@ -146,6 +146,18 @@ describe('the payment client behind its breaker, against the simulator’s fault
     const away = await client.paymentStatus(p.paymentId).catch((error: unknown) => error);
     await faults({ outage: false });
     expect(away).toBeInstanceOf(ExternalUnavailable);
+    client.breaker.shutdown();
+  });
+
+  it('reads a payment the payment system has not decided yet as PROCESSING, and decided once it has', async () => {
+    const { client } = newClient();
+    const p = payment(10);
+    await faults({ paymentsUndecided: true });
+    await client.requestPayment(p);
+    const undecided = await client.paymentStatus(p.paymentId);
+    await faults({ paymentsUndecided: false });
+    expect(undecided).toMatchObject({ paymentId: p.paymentId, status: 'PROCESSING' });
+    expect(await client.paymentStatus(p.paymentId)).toMatchObject({ paymentId: p.paymentId, status: 'SUCCEEDED', amountCents: 100 });
     client.breaker.shutdown();
   });
 });

@@ -4,7 +4,7 @@ import { jobId } from '@orders/queues';
 import { waitFor } from '@orders/testing';
 import { closeUnpaidOrder } from '@orders/worker';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
 /**
@@ -34,10 +34,11 @@ describe('a payment whose callback is lost for good', () => {
     await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
     await system.createSku({ skuId: 'NEXT-CONSOLE', priceCents: 50_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', orderType: 'presale' });
   });
-  afterAll(async () => {
-    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false, latencyMs: 0, timeoutRate: 0 } });
-    await system?.close();
+  // a test that failed leaves none of its faults to the next
+  afterEach(async () => {
+    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false, latencyMs: 0, timeoutRate: 0, amountSkewCents: 0, paymentsUndecided: false } });
   });
+  afterAll(async () => system?.close());
 
   const pay = (buyer: string, orderId: string) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
   const callbacksLost = (lost: boolean) => system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: lost } });
@@ -53,6 +54,12 @@ describe('a payment whose callback is lost for good', () => {
       timeoutMs: 10_000,
     });
   const givenBackCents = (refunds: any[], paymentId: string) => refunds.filter((r) => r.paymentId === paymentId).reduce((sum, r) => sum + r.amountCents, 0);
+  const lookups = async (paymentId: string) => ((await system.paymentSim.request('GET', '/__admin/payments')).body.lookups as Array<{ paymentId: string; status: string }>).filter((l) => l.paymentId === paymentId);
+  const requests = async (orderId: string, paymentId: string) => (await atPaymentSystem(orderId)).charges.find((p: any) => p.paymentId === paymentId)?.requests as number;
+  const amountMismatches = async (outcome: string) => (await system.workers.deps.metrics.paymentAmountMismatches.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+  const givenUp = async () => (await system.workers.deps.metrics.paymentsUnconfirmedGivenUp.get()).values[0]?.value ?? 0;
+  /** Opened a day and a minute ago: past PAYMENT_CONFIRMATION_GIVE_UP_MS at its default, 24 h. */
+  const openedADayAgo = (paymentId: string) => sql`UPDATE payments SET created_at = UTC_TIMESTAMP(3) - INTERVAL 1441 MINUTE WHERE payment_id = ${paymentId}`.execute(system.env.db);
   const askedAgain = async () => (await system.workers.deps.metrics.paymentConfirmationsAskedAgain.get()).values.reduce((sum, value) => sum + value.value, 0);
 
   it('taken for an order that expired meanwhile, is given back whole: the buyer has neither goods nor money kept', async () => {
@@ -198,5 +205,109 @@ describe('a payment whose callback is lost for good', () => {
     // nothing asked for it since: the buyer was never charged
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     expect(await atPaymentSystem(orderId)).toEqual({ charges: [], refunds: [] });
+  }, 60_000);
+
+  it('undecided at the payment system when its order expired, is neither failed nor taken: left PENDING and looked at again, given back once taken', async () => {
+    const orderId = await system.checkout('fay', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    // the payment system receives the payment and decides nothing (PROCESSING), sending no callback
+    await faults({ paymentsUndecided: true });
+    const payment = (await pay('fay', orderId)).body;
+    await waitFor(async () => (await atPaymentSystem(orderId)).charges.find((p: any) => p.paymentId === payment.paymentId), { what: 'the payment received', timeoutMs: 10_000 });
+    await system.passPaymentDeadline(orderId);
+    await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+
+    // looked up twice, PAYMENT_CONFIRMATION_WAIT_MS (2 s) apart, undecided both times
+    const looked = await waitFor(async () => {
+      const found = await lookups(payment.paymentId);
+      return found.length >= 2 && found;
+    }, { what: 'the payment looked up twice', timeoutMs: 20_000 });
+    expect(looked.map((l) => l.status)).toEqual(looked.map(() => 'PROCESSING'));
+    expect((await system.order(orderId)).payments.map((p: any) => p.status)).toEqual(['PENDING']);
+
+    // decided (taken) when next looked up
+    await faults({ paymentsUndecided: false });
+    const seen = await waitFor(async () => {
+      const found = await atPaymentSystem(orderId);
+      return givenBackCents(found.refunds, payment.paymentId) > 0 && found;
+    }, { what: 'the payment given back', timeoutMs: 20_000 });
+    const order = await system.order(orderId);
+    expect({ status: order.status, payments: order.payments.map((p: any) => p.status), charges: seen.charges.map((p: any) => p.charges), givenBackCents: givenBackCents(seen.refunds, payment.paymentId) }).toEqual({
+      status: 'EXPIRED',
+      payments: ['SUCCEEDED'],
+      charges: [1],
+      givenBackCents: 10_000,
+    });
+  }, 60_000);
+
+  it('taken for another amount, its order expired meanwhile, is given back whole and counted as an amount mismatch, as its callback would be', async () => {
+    const orderId = await system.checkout('gus', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    // the payment system takes 5 euros more than asked, and its callback is lost
+    await faults({ callbacksLost: true, amountSkewCents: 500 });
+    const payment = (await pay('gus', orderId)).body;
+    await charged(orderId, payment.paymentId);
+    await faults({ amountSkewCents: 0 });
+    await system.passPaymentDeadline(orderId);
+    await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+    const before = await amountMismatches('given_back');
+
+    await callbacksLost(false);
+    const seen = await waitFor(async () => {
+      const found = await atPaymentSystem(orderId);
+      return givenBackCents(found.refunds, payment.paymentId) > 0 && found;
+    }, { what: 'the payment given back', timeoutMs: 20_000 });
+    const order = await system.order(orderId);
+    expect({ status: order.status, payments: order.payments.map((p: any) => p.status), givenBackCents: givenBackCents(seen.refunds, payment.paymentId), mismatches: (await amountMismatches('given_back')) - before }).toEqual({
+      status: 'EXPIRED',
+      payments: ['SUCCEEDED'],
+      givenBackCents: 10_500,
+      mismatches: 1,
+    });
+  }, 60_000);
+
+  it('never reported on a day after it was opened, is asked for no more and counted for an operator', async () => {
+    const orderId = await system.checkout('hal', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await callbacksLost(true);
+    const payment = (await pay('hal', orderId)).body;
+    await charged(orderId, payment.paymentId);
+    // asked for again every PAYMENT_CONFIRMATION_WAIT_MS (2 s) while its order owes it
+    await waitFor(async () => (await requests(orderId, payment.paymentId)) >= 2, { what: 'the payment asked for again', timeoutMs: 10_000 });
+    const givenUpBefore = await givenUp();
+    await openedADayAgo(payment.paymentId);
+    // a request under way when it was marked may still go
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const asked = await requests(orderId, payment.paymentId);
+
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    expect({ requests: await requests(orderId, payment.paymentId), payments: (await system.order(orderId)).payments.map((p: any) => p.status), givenUp: (await givenUp()) - givenUpBefore }).toEqual({
+      requests: asked,
+      payments: ['PENDING'],
+      givenUp: 1,
+    });
+  }, 60_000);
+
+  it('undecided at the payment system a day after it was opened, its order closed, is looked up no more and counted for an operator', async () => {
+    const orderId = await system.checkout('ida', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await faults({ paymentsUndecided: true });
+    const payment = (await pay('ida', orderId)).body;
+    await waitFor(async () => (await atPaymentSystem(orderId)).charges.find((p: any) => p.paymentId === payment.paymentId), { what: 'the payment received', timeoutMs: 10_000 });
+    await system.passPaymentDeadline(orderId);
+    await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+    await waitFor(async () => (await lookups(payment.paymentId)).length >= 1, { what: 'the payment looked up', timeoutMs: 20_000 });
+    const givenUpBefore = await givenUp();
+    await openedADayAgo(payment.paymentId);
+    // the lookup it waits for (PAYMENT_CONFIRMATION_WAIT_MS, 2 s) is its last
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const looked = (await lookups(payment.paymentId)).length;
+
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    expect({ lookups: (await lookups(payment.paymentId)).length, payments: (await system.order(orderId)).payments.map((p: any) => p.status), givenUp: (await givenUp()) - givenUpBefore }).toEqual({
+      lookups: looked,
+      payments: ['PENDING'],
+      givenUp: 1,
+    });
   }, 60_000);
 });

@@ -20,11 +20,14 @@ export interface RefundRequest {
   notifyUrl?: string;
 }
 
-/** A payment as the payment system has it: decided, and the money taken (SUCCEEDED) or not. */
+/**
+ * A payment as the payment system has it: decided, the money taken (SUCCEEDED) or not (FAILED), or
+ * not decided yet (PROCESSING: nothing known taken; a status not listed here reads the same).
+ */
 export interface PaymentStatus {
   paymentId: string;
   orderId: string;
-  status: 'SUCCEEDED' | 'FAILED';
+  status: 'SUCCEEDED' | 'FAILED' | 'PROCESSING';
   transactionId: string;
   /** what it took (SUCCEEDED), which may not be what the payment asked for */
   amountCents: number;

@@ -193,6 +193,12 @@ const schema = {
    * its way, or being worked on, may yet take the money)
    */
   PAYMENT_CONFIRMATION_WAIT_MS: POSITIVE_MS,
+  /**
+   * how long after it was opened a payment sent to the payment system and never reported on (nor
+   * decided there: PROCESSING) is asked about: past it, nothing asks again, and it waits for an
+   * operator (payments_unconfirmed_given_up, alert PaymentsUnconfirmedGivenUp)
+   */
+  PAYMENT_CONFIRMATION_GIVE_UP_MS: POSITIVE_MS,
   IDEMPOTENCY_TTL_MS: int(86_400_000),
   BODY_LIMIT_BYTES: int(1024, 10 * 1024 * 1024),
   MAX_ORDER_LINES: int(1, 500),

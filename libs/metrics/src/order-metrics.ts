@@ -230,6 +230,11 @@ export function createMetrics(labels: { app: string }) {
     "Redis's clock minus MySQL's, in seconds, each read between two reads of this host's clock at scrapes. Checkout sets an order's payment deadline by Redis's clock and MySQL's enforces it: a buyer has this much longer to pay (shorter when below 0); the sale windows and timers are read on one clock each",
     'max',
   );
+  const paymentsGivenUp = sampled(
+    'payments_unconfirmed_given_up',
+    'Payments sent to the payment system and still PENDING, never reported on (nor decided there: PROCESSING), opened longer than PAYMENT_CONFIRMATION_GIVE_UP_MS ago: nothing asks about them any more, and an operator settles them with the payment provider (read from MySQL at scrapes by the workers serving timers; the others report none)',
+    'max',
+  );
   /** A gauge of each queue's age since an instant of its reading (`since`; null: none, 0 s), at this scrape: the reading may be up to a second old. */
   const queueAge = (name: string, help: string, since: (reading: QueueCounts[number]) => number | null) =>
     new Gauge({
@@ -324,6 +329,7 @@ export function createMetrics(labels: { app: string }) {
     redisUptime: redisUptime.gauge,
     redisReplicationId: redisReplicationId.gauge,
     clockOffset: clockOffset.gauge,
+    paymentsUnconfirmedGivenUp: paymentsGivenUp.gauge,
     dependencyUp: new Gauge({
       name: 'dependency_up',
       help: 'Whether this process reached each service it needs (redis, mysql) at the last scrape, within a second: 1 yes, 0 no. It says so with no traffic, where the request metrics say nothing while a load balancer has taken every replica out',
@@ -440,7 +446,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     paymentConfirmationsAskedAgain: new Counter({
       name: 'payment_confirmations_asked_again_total',
-      help: "Payments sent to the payment system and not reported on by its signed callback within PAYMENT_CONFIRMATION_WAIT_MS of their last request (answered or not), asked about again under their id by their request job (the overdue sweep enqueues it), whatever their order is now: one still due is asked for again (it charges nothing twice and reports it again), one no longer due is looked up (given back if taken, failed if declined or never received)",
+      help: "Payments sent to the payment system and not reported on by its signed callback within PAYMENT_CONFIRMATION_WAIT_MS of their last request (answered or not), asked about again under their id by their request job (the overdue sweep enqueues it), whatever their order is now: one still due is asked for again (it charges nothing twice and reports it again), one no longer due is looked up (given back if taken, failed if declined or never received, looked up again later while undecided there), until PAYMENT_CONFIRMATION_GIVE_UP_MS after it was opened (payments_unconfirmed_given_up)",
       registers: [registry],
     }),
     handOversRestored: new Counter({
@@ -460,7 +466,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     paymentAmountMismatches: new Counter({
       name: 'payment_amount_mismatches_total',
-      help: "Payment callbacks naming another amount than the payment asked for. outcome=given_back: reported taken, the money was recorded as taken for the amount named and given back whole, and the order stays payable; outcome=declined: a decline reported for another amount, recorded as declined (nothing was taken) and the buyer pays again; outcome=refused: a payment already settled reported for another amount, answered 422 AMOUNT_MISMATCH",
+      help: "Payment callbacks, or lookups of a payment whose order no longer owes it (its callback lost), naming another amount than the payment asked for. outcome=given_back: reported taken, the money was recorded as taken for the amount named and given back whole, and the order stays payable; outcome=declined: a decline reported for another amount, recorded as declined (nothing was taken) and the buyer pays again; outcome=refused: a payment already settled reported for another amount, answered 422 AMOUNT_MISMATCH",
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
@@ -663,6 +669,8 @@ export function createMetrics(labels: { app: string }) {
     watchRedisReplicationId: redisReplicationId.watch,
     /** Sets how Redis's clock is read against MySQL's at scrapes (at most once a second, waiting at most a second). */
     watchClockOffset: clockOffset.watch,
+    /** Sets where the payments no longer asked about are read at scrapes (at most once a second, waiting at most a second). */
+    watchPaymentsUnconfirmedGivenUp: paymentsGivenUp.watch,
     /** Adds a service this process needs, reached at scrapes (at most once a second, waiting at most a second) for dependency_up. */
     watchDependency(dependency: Dependency, reach: () => Promise<unknown>) {
       dependencySources.set(
@@ -705,6 +713,7 @@ export function createMetrics(labels: { app: string }) {
   metrics.clockOffset.remove();
   metrics.refundsDeclinedOwed.remove();
   metrics.oldestRefundDeclinedOwed.remove();
+  metrics.paymentsUnconfirmedGivenUp.remove();
   metrics.oldestLedgerRowUnfolded.remove();
   return metrics;
 }

@@ -318,15 +318,16 @@ export class ProcessRepository {
    * not reported on (still PENDING), whatever their order is now, longest waiting first, a page of
    * them (of those `among`, when named): their callback was lost for good (a sender that gave up
    * while the api was away), their answer too maybe, and the money taken would be neither applied
-   * nor given back.
+   * nor given back. With `givenUpAfterMs`, those opened longer ago are left out (paymentsGivenUp).
    */
-  async paymentsUnconfirmed(waitedForMs: number, page: { offset: number; limit: number }, among?: readonly string[]): Promise<Array<{ orderId: string; paymentId: string }>> {
+  async paymentsUnconfirmed(waitedForMs: number, page: { offset: number; limit: number }, among?: readonly string[], givenUpAfterMs?: number): Promise<Array<{ orderId: string; paymentId: string }>> {
     const rows = await this.db
       .selectFrom('payments')
       .select(['order_id', 'payment_id'])
       .where('status', '=', 'PENDING')
       .where('requested_at', '<', sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${waitedForMs * 1000} MICROSECOND`)
       .$if(among !== undefined, (query) => query.where('payment_id', 'in', [...among!]))
+      .$if(givenUpAfterMs !== undefined, (query) => query.where('created_at', '>=', sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${givenUpAfterMs! * 1000} MICROSECOND`))
       // the payment's id breaks ties, so pages read at other offsets neither repeat nor miss one
       .orderBy('requested_at')
       .orderBy('payment_id')
@@ -334,6 +335,23 @@ export class ProcessRepository {
       .offset(page.offset)
       .execute();
     return rows.map((row) => ({ orderId: row.order_id, paymentId: row.payment_id }));
+  }
+
+  /**
+   * How many payments (of those `among`, when named) sent to the payment system and still PENDING
+   * were opened longer than `givenUpAfterMs` ago by MySQL's clock: nothing asks about them any more
+   * (PAYMENT_CONFIRMATION_GIVE_UP_MS), and an operator settles them with the payment provider.
+   */
+  async paymentsGivenUp(givenUpAfterMs: number, among?: readonly string[]): Promise<number> {
+    const row = await this.db
+      .selectFrom('payments')
+      .select((eb) => eb.fn.countAll<number | string>().as('count'))
+      .where('status', '=', 'PENDING')
+      .where('requested_at', 'is not', null)
+      .where('created_at', '<', sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${givenUpAfterMs * 1000} MICROSECOND`)
+      .$if(among !== undefined, (query) => query.where('payment_id', 'in', [...among!]))
+      .executeTakeFirstOrThrow();
+    return Number(row.count);
   }
 
   /** A payment the payment system declined (its callback's transaction id), or refused outright (none). */

@@ -329,6 +329,9 @@ export class ForwardLife {
    * amount taken); declined, it fails. One the payment system never received fails too, but only
    * once it was last sent PAYMENT_CONFIRMATION_WAIT_MS ago: a request still on its way there, or
    * being worked on, may yet take the money, so until then it is looked at again that much later.
+   * One it has not decided yet (PROCESSING, or a status we do not know) may still be taken or
+   * declined: it stays PENDING and is looked at again as long, until PAYMENT_CONFIRMATION_GIVE_UP_MS
+   * after it was opened, when it is left to an operator (payments_unconfirmed_given_up).
    */
   private async settleAsThePaymentSystemHasIt(job: Job<RequestPaymentJob>, token: string | undefined, payment: PaymentRow, orderStatus: string | undefined, waited: boolean): Promise<void> {
     const found = await callExternal(job, token, () => this.paymentClient.paymentStatus(payment.payment_id));
@@ -338,9 +341,13 @@ export class ForwardLife {
     }
     if (waited) this.countAskedAgain(payment, orderStatus, found?.status ?? 'UNKNOWN');
     const where = { orderId: payment.order_id, paymentId: payment.payment_id, purpose: payment.purpose, orderStatus };
+    if (found !== null && found.status !== 'SUCCEEDED' && found.status !== 'FAILED') return this.lookAgainWhileUndecided(job, token, payment, { ...where, atPaymentSystem: found.status });
+    const otherAmount = found !== null && found.amountCents !== Number(payment.amount_cents);
     if (found === null || found.status === 'FAILED') {
       this.deps.log.info({ ...where, atPaymentSystem: found?.status ?? 'never received' }, 'payment no longer due, not taken by the payment system: failed');
-      await this.process.failPayment(payment.payment_id, found?.transactionId ?? null, this.deps.clock());
+      const failed = await this.process.failPayment(payment.payment_id, found?.transactionId ?? null, this.deps.clock());
+      // counted as the callback's decline naming another amount is, once
+      if (failed && otherAmount) this.deps.metrics.paymentAmountMismatches.inc({ outcome: 'declined' });
       return;
     }
     const recorded = await retryTransaction(() =>
@@ -348,11 +355,33 @@ export class ForwardLife {
         ProcessRepository.settlePayment(trx, payment.payment_id, { status: 'SUCCEEDED', transactionId: found.transactionId, at: new Date(found.at), amountCents: found.amountCents, refundDue: found.amountCents > 0 }),
       ),
     );
-    if (recorded) this.deps.log.warn({ ...where, askedCents: Number(payment.amount_cents), takenCents: found.amountCents }, 'payment taken after its order could take it, its answer and callback lost: giving it back');
+    if (recorded && otherAmount) {
+      // as the callback's (givePaymentBackWhole): PaymentAmountMismatch takes it to the payment provider
+      this.deps.metrics.paymentAmountMismatches.inc({ outcome: 'given_back' });
+      this.deps.log.error({ ...where, askedCents: Number(payment.amount_cents), takenCents: found.amountCents }, 'the payment system took another amount than the payment asked for: given back whole');
+    } else if (recorded) this.deps.log.warn({ ...where, askedCents: Number(payment.amount_cents), takenCents: found.amountCents }, 'payment taken after its order could take it, its answer and callback lost: giving it back');
     // recorded by its callback meanwhile, which may die before asking for the refund; or it paid the order, which closed since
     if (found.amountCents > 0 && !(await this.process.paymentApplied(payment.order_id, payment.payment_id))) {
       await enqueueLatePaymentRefund(this.deps.queues, { orderId: payment.order_id, paymentId: payment.payment_id });
     }
+  }
+
+  /**
+   * A payment the payment system has not decided yet: looked at again PAYMENT_CONFIRMATION_WAIT_MS
+   * later, its job delayed (the overdue sweep leaves it to it), until PAYMENT_CONFIRMATION_GIVE_UP_MS
+   * after it was opened: asked about for ever, one the payment system never decides would hold its
+   * job, and hide from an operator, a buyer's money it may yet take.
+   */
+  private async lookAgainWhileUndecided(job: Job<RequestPaymentJob>, token: string | undefined, payment: PaymentRow, where: Record<string, unknown>): Promise<void> {
+    const giveUpMs = this.deps.config.PAYMENT_CONFIRMATION_GIVE_UP_MS;
+    if ((await this.process.paymentsGivenUp(giveUpMs, [payment.payment_id])) > 0) {
+      this.deps.log.error(where, 'payment undecided at the payment system PAYMENT_CONFIRMATION_GIVE_UP_MS after it was opened: no longer asked about, left PENDING for an operator');
+      return;
+    }
+    const waitMs = this.deps.config.PAYMENT_CONFIRMATION_WAIT_MS;
+    this.deps.log.info(where, 'payment no longer due, undecided at the payment system: left PENDING, looked at again later');
+    await job.moveToDelayed(Date.now() + waitMs, token);
+    throw new DelayedError(`payment ${payment.payment_id} undecided at the payment system: looked at again in ${waitMs} ms`);
   }
 
   /** A payment sent and left unreported PAYMENT_CONFIRMATION_WAIT_MS, asked about again: its callback was lost. */
