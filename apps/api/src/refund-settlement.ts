@@ -14,9 +14,7 @@ export async function closeOrderOnceRefunded(deps: AppDeps, orderId: string, ref
   // refund opened, paid back and confirmed meanwhile, and nothing would close the order
   const now = (await deps.orders.findOrderRow(orderId))!;
   const refunded = now.status === 'REFUNDING' && (await new RefundRepository(deps.db).unsettled(orderId)) === 0 && (await refundSucceeded(deps, orderId, refundId));
-  const childrenClosed = await retryTransaction(() => deps.orders.closeSplitOrderOnceRefunded(now.parent_order_id ?? orderId, { at: deps.clock(), detail: `refund ${refundId}` }), {
-    alsoAfter: afterStaleOrderVersion,
-  });
+  const childrenClosed = await deps.orders.closeSplitOrderOnceRefunded(now, { at: deps.clock(), detail: `refund ${refundId}` });
   for (const { order, fired } of childrenClosed) deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
   return { changed: refunded || childrenClosed.length > 0, status: (await deps.orders.findOrderRow(orderId))!.status };
 }

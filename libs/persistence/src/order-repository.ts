@@ -26,7 +26,7 @@ import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, couponUseOf, toOrderView, type OrderView } from './order-view.js';
 import { PAYMENT_ACTIONS, paidTheOrder, payerOf } from './process-repository.js';
 import { holdRulesVersion } from './pricing-repository.js';
-import { refundsOwedIn } from './refunds-owed.js';
+import { refundsOwedIn, refundsOwedNow } from './refunds-owed.js';
 import { timerDeadlineOf, type TimerDeadline, type TimerSettings } from './timer-deadlines.js';
 import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
 
@@ -291,28 +291,34 @@ export class OrderRepository {
   }
 
   /**
-   * After a refund of a split order (its own from before the split, or a child's) was paid back:
-   * once the buyer is owed nothing of the order's own, each child still REFUNDING with nothing
-   * owed of its own (refunded whole before the split, it waited for the order's refund) closes,
-   * the payment system's word as after any refund, and the order, held open while its buyer was
-   * owed money (deriveParentStatus), takes the status its children give it. The order's lock comes
-   * first, as every child's move takes it. The children's transitions; none for an order not split.
+   * After a refund of an order was paid back: the split order it is, or is part of (none for an
+   * order not split), closes once the buyer is owed nothing of its own: each child still
+   * REFUNDING with nothing owed of its own (refunded whole before the split, it waited for the
+   * order's refund) closes, the payment system's word as after any refund, and the order, held
+   * open while its buyer was owed money (deriveParentStatus), takes the status its children give
+   * it. The order's lock comes first, as every child's move takes it. Run again after a child
+   * moved meanwhile (a stale version) or a deadlock. The children's transitions.
    */
-  async closeSplitOrderOnceRefunded(splitOrderId: string, change: { at: Date; detail: string }): Promise<TransitionResult[]> {
-    return this.db.transaction().execute(async (trx) => {
-      await trx.selectFrom('orders').select('order_id').where('order_id', '=', splitOrderId).forUpdate().execute();
-      const children = await OrderRepository.lockChildren(trx, splitOrderId);
-      if (children.length === 0) return [];
-      const closed: TransitionResult[] = [];
-      if ((await refundsOwedIn(trx, [splitOrderId])).length === 0) {
-        for (const child of children.filter((c) => c.status === 'REFUNDING')) {
-          if ((await refundsOwedIn(trx, [child.order_id])).length > 0) continue;
-          closed.push(await transitionIn(trx, { orderId: child.order_id, action: 'refund_succeeded', actor: 'payment', ...change }));
-        }
-      }
-      await deriveParentStatus(trx, splitOrderId, { action: 'refund_succeeded', actor: 'payment', detail: change.detail }, change.at);
-      return closed;
-    });
+  async closeSplitOrderOnceRefunded(order: Pick<OrderRow, 'order_id' | 'parent_order_id'>, change: { at: Date; detail: string }): Promise<TransitionResult[]> {
+    const splitOrderId = order.parent_order_id ?? order.order_id;
+    return retryTransaction(
+      () =>
+        this.db.transaction().execute(async (trx) => {
+          await trx.selectFrom('orders').select('order_id').where('order_id', '=', splitOrderId).forUpdate().execute();
+          const children = await OrderRepository.lockChildren(trx, splitOrderId);
+          if (children.length === 0) return [];
+          const closed: TransitionResult[] = [];
+          if ((await refundsOwedIn(trx, [splitOrderId])).length === 0) {
+            for (const child of children.filter((c) => c.status === 'REFUNDING')) {
+              if ((await refundsOwedIn(trx, [child.order_id])).length > 0) continue;
+              closed.push(await transitionIn(trx, { orderId: child.order_id, action: 'refund_succeeded', actor: 'payment', ...change }));
+            }
+          }
+          await deriveParentStatus(trx, splitOrderId, { action: 'refund_succeeded', actor: 'payment', detail: change.detail }, change.at);
+          return closed;
+        }),
+      { alsoAfter: afterStaleOrderVersion },
+    );
   }
 
   /**
@@ -769,13 +775,14 @@ async function orderFacts(trx: Transaction<Database>, order: OrderRow): Promise<
  * back (closeSplitOrderOnceRefunded): while the buyer is owed one, of the order or of a child,
  * it does not read closed. The parent row is locked first and the children are locked as they
  * are now (lockChildren), so two children moving at once are serialised and the second sees the
- * first. The parent's history records the step that moved it (a child's action and actor).
+ * first; so are the refunds owed (refundsOwedNow), so a refund paid back while a child moved,
+ * its settlement's close run before this write, is seen paid. The parent's history records the step that moved it (a child's action and actor).
  */
 async function deriveParentStatus(trx: Transaction<Database>, parentId: string, step: { action: string; actor: Actor; detail: string }, at: Date): Promise<void> {
   const parent = await trx.selectFrom('orders').selectAll().where('order_id', '=', parentId).forUpdate().executeTakeFirst();
   if (!parent) return;
   const children = await OrderRepository.lockChildren(trx, parentId);
-  const owed = await refundsOwedIn(trx, [parentId, ...children.map((c) => c.order_id)]);
+  const owed = await refundsOwedNow(trx, [parentId, ...children.map((c) => c.order_id)]);
   const derived = deriveFromChildren(stateMachineFor(parent.type as OrderType), children.map((c) => c.status), owed.length > 0);
   if (derived === parent.status) return;
   await trx.updateTable('orders').set({ status: derived, version: parent.version + 1, updated_at: at }).where('order_id', '=', parentId).execute();

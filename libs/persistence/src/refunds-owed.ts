@@ -23,18 +23,49 @@ export function latePaymentRefundId(paymentId: string): string {
  * waits for them), or the pool's where a view shows them.
  */
 export async function refundsOwedIn(db: OrderDb | Transaction<Database>, orderIds: readonly string[]): Promise<RefundOwed[]> {
-  if (orderIds.length === 0) return [];
-  const [rows, late] = await Promise.all([
+  return asOwed(await owedRowsOf(db, orderIds));
+}
+
+/**
+ * refundsOwedIn as committed now, in a transaction holding the orders' locks: each refund and
+ * payment the transaction's snapshot (taken at its first read, maybe before those locks) saw owed
+ * is read again, locked by primary key, a settlement under way waited for. By the snapshot alone,
+ * a step would find owed a refund whose settlement committed since, its own check of the order
+ * run before the step's write: the order would read owed with nothing left to close it. By
+ * primary key: a locking read by order id or status locks index ranges, holding up other orders'
+ * refunds (settleWhenPaidBack).
+ */
+export async function refundsOwedNow(trx: Transaction<Database>, orderIds: readonly string[]): Promise<RefundOwed[]> {
+  const seen = await owedRowsOf(trx, orderIds);
+  const [refunds, payments] = await Promise.all([
+    seen.refunds.length === 0 ? [] : trx.selectFrom('refunds').select(['refund_id', 'status']).where('refund_id', 'in', seen.refunds.map((row) => row.refund_id)).forUpdate().execute(),
+    seen.late.length === 0 ? [] : trx.selectFrom('payments').select(['payment_id', 'refund_due_at']).where('payment_id', 'in', seen.late.map((row) => row.payment_id)).forUpdate().execute(),
+  ]);
+  const refundsOwed = new Set(refunds.filter((row) => UNSETTLED.includes(row.status)).map((row) => row.refund_id));
+  const paymentsOwed = new Set(payments.filter((row) => row.refund_due_at !== null).map((row) => row.payment_id));
+  return asOwed({ refunds: seen.refunds.filter((row) => refundsOwed.has(row.refund_id)), late: seen.late.filter((row) => paymentsOwed.has(row.payment_id)) });
+}
+
+async function owedRowsOf(db: OrderDb | Transaction<Database>, orderIds: readonly string[]) {
+  if (orderIds.length === 0) return { refunds: [], late: [] };
+  const [refunds, late] = await Promise.all([
     unsettledRefundsOf(db, orderIds).select(['order_id', 'refund_id', 'amount_cents']).orderBy('created_at').orderBy('refund_id').execute(),
     db.selectFrom('payments').select(['order_id', 'payment_id', 'amount_cents']).where('order_id', 'in', orderIds).where('refund_due_at', 'is not', null).orderBy('refund_due_at').orderBy('payment_id').execute(),
   ]);
+  return { refunds, late };
+}
+
+function asOwed({ refunds, late }: Awaited<ReturnType<typeof owedRowsOf>>): RefundOwed[] {
   return [
-    ...rows.map((row) => ({ orderId: row.order_id, refundId: row.refund_id, amountCents: Number(row.amount_cents) })),
+    ...refunds.map((row) => ({ orderId: row.order_id, refundId: row.refund_id, amountCents: Number(row.amount_cents) })),
     ...late.map((row) => ({ orderId: row.order_id, refundId: latePaymentRefundId(row.payment_id), amountCents: Number(row.amount_cents) })),
   ];
 }
 
+/** A refund's statuses while the payment system has not confirmed it. */
+const UNSETTLED = ['PENDING', 'SENT'];
+
 /** The orders' refunds due or sent and not confirmed by the payment system yet. */
 export function unsettledRefundsOf(db: OrderDb | Transaction<Database>, orderIds: readonly string[]) {
-  return db.selectFrom('refunds').where('order_id', 'in', orderIds).where('status', 'in', ['PENDING', 'SENT']);
+  return db.selectFrom('refunds').where('order_id', 'in', orderIds).where('status', 'in', UNSETTLED);
 }

@@ -918,7 +918,11 @@ export class ForwardLife {
     if (order?.status === 'REFUNDING' && latePayment === undefined) {
       await this.tryTransition({ orderId, action: 'refund_succeeded', actor: 'payment', detail: refunds.map((r) => r.refundId).join(', '), effects: record });
     } else if (order) {
-      await this.deps.db.transaction().execute((trx) => record(trx, order, { from: order.status, action: 'refund', to: order.status, actor: 'system', effects: [] }));
+      await this.deps.db.transaction().execute(async (trx) => {
+        // the split order's lock first, as a child's step takes it before it locks the payments due back (deriveParentStatus): not the other way round
+        await trx.selectFrom('orders').select('order_id').where('order_id', '=', order.parent_order_id ?? order.order_id).forUpdate().execute();
+        await record(trx, order, { from: order.status, action: 'refund', to: order.status, actor: 'system', effects: [] });
+      });
       // a payment due back holds a split order whose children are all closed open (REFUNDING) until it went back
       if (latePayment !== undefined) await this.closeSplitOrderOnceRefunded(order, `refund ${refunds.map((r) => r.refundId).join(', ')}`);
     }
@@ -981,9 +985,7 @@ export class ForwardLife {
 
   /** A split order the order is, or is part of, held open while its buyer was owed money (refundsOwedIn): closed as its children give it once nothing is. */
   private async closeSplitOrderOnceRefunded(order: OrderRow, detail: string): Promise<void> {
-    const childrenClosed = await retryTransaction(() => this.deps.orders.closeSplitOrderOnceRefunded(order.parent_order_id ?? order.order_id, { at: this.deps.clock(), detail }), {
-      alsoAfter: afterStaleOrderVersion,
-    });
+    const childrenClosed = await this.deps.orders.closeSplitOrderOnceRefunded(order, { at: this.deps.clock(), detail });
     for (const { order: child, fired } of childrenClosed) this.deps.metrics.transitions.inc({ type: child.type, from: fired.from, to: fired.to, action: fired.action });
   }
 
