@@ -291,6 +291,8 @@ export const orderSchema = {
     subOrders: { type: 'array', items: { type: 'string' } },
     history: {
       type: 'array',
+      description:
+        "A merchant shown a split order holding another merchant's lines too reads each step after the split as its own part moved (`from` and `to` derived from its own children's statuses, as its `status` is), never a status another merchant's child gave the whole order.",
       items: {
         type: 'object',
         properties: {

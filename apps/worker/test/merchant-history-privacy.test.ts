@@ -5,6 +5,7 @@ import { waitFor } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { childOrderId } from '../src/processors/child-order-id.js';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
 /**
@@ -93,5 +94,37 @@ describe("a buyer's refund reason about one merchant's goods, in another merchan
     expect(asShop.items.map((i: any) => i.skuId)).toEqual(['LAMP']);
     expect(details(asShop).filter((detail) => detail !== null && !details(whole).includes(detail))).toEqual([]);
     expect(await view(orderId, system.token('ann'))).toEqual(whole);
+  });
+
+  it("shows a merchant the statuses its own part went through, never the return the buyer asked of the other merchant's goods that the whole order took", async () => {
+    fulfilment ??= startWorkers(connectWorker(loadConfig({ ...system.env.env, WORKER_QUEUES: 'fulfillment' }), pino({ level: 'silent' })));
+    const orderId = await system.checkout('bea', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }]);
+    // the split order takes its after-sales status from its first open child (by id): that child's merchant calls its part
+    // off while the buyer returns the other merchant's goods
+    const parts = [
+      { child: childOrderId(orderId, 'self/shop/wh-east'), sku: 'LAMP', merchant: 'shop' },
+      { child: childOrderId(orderId, 'third_party/weaver/wh-west'), sku: 'RUG', merchant: 'weaver' },
+    ];
+    const [calledOff, returned] = parts.sort((a, b) => (a.child < b.child ? -1 : 1)) as [(typeof parts)[number], (typeof parts)[number]];
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('bea'), body: { method: 'card' } })).status).toBe(202);
+    for (const { child } of parts) await system.waitForStatus(child, 'IN_FULFILLMENT', 15_000);
+    for (const event of ['SHIPPED', 'DELIVERED']) await system.warehouseSim.request('POST', `/__admin/orders/${returned.child}/events`, { body: { event } });
+    await system.waitForStatus(returned.child, 'DELIVERED');
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('bea'), body: { reason: 'not as pictured', items: [{ skuId: returned.sku, qty: 1 }] } });
+    expect(asked.status).toBe(202);
+    const merchant = system.token(calledOff.merchant, 'merchant');
+    expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: merchant, body: { reason: 'out of stock' } })).status).toBe(200);
+    // the whole order went from the other part's RETURN_REQUESTED to this part's REFUNDING
+    expect((await view(orderId, admin)).history.at(-1)).toMatchObject({ from: 'RETURN_REQUESTED', to: 'REFUNDING', detail: `derived from child order ${calledOff.child}` });
+
+    const asCaller = await view(orderId, merchant);
+    expect(asCaller.status).toBe('REFUNDING');
+    expect(asCaller.history.flatMap((step: any) => [step.from, step.to])).not.toContain('RETURN_REQUESTED');
+    expect(asCaller.history.at(-1)).toMatchObject({ from: 'IN_FULFILLMENT', action: 'refund', to: 'REFUNDING', detail: `derived from child order ${calledOff.child}` });
+    // and the other merchant its part under the return, nothing of the refund
+    const asOther = await view(orderId, system.token(returned.merchant, 'merchant'));
+    expect(asOther.status).toBe('RETURN_REQUESTED');
+    expect(asOther.history.flatMap((step: any) => [step.from, step.to])).not.toContain('REFUNDING');
   });
 });

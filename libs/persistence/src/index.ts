@@ -7,7 +7,7 @@ export type { OrderListFilter, OrderListOptions, OrderListSettings, OrderReserva
 export { timerDeadlineOf } from './timer-deadlines.js';
 export type { TimerDeadline, TimerSettings } from './timer-deadlines.js';
 export { addressOf, couponUseOf, merchantOrderView } from './order-view.js';
-export type { OrderView } from './order-view.js';
+export type { ChildStep, OrderView } from './order-view.js';
 export type * from './schema.js';
 export { ProcessRepository, REFUNDED_WHOLE, SHIPMENT_STEPS, UNSHIPPED_PARCEL, paymentDetail } from './process-repository.js';
 export type { ChildToInsert, NewPayment, PaymentPurpose } from './process-repository.js';

@@ -23,7 +23,7 @@ import { expressionBuilder, sql, type Expression, type SqlBool, type Transaction
 import type { OrderDb } from './connection.js';
 import { insertRows } from './multi-row-insert.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
-import { addressOf, couponUseOf, toOrderView, type OrderView } from './order-view.js';
+import { addressOf, couponUseOf, toOrderView, type ChildStep, type OrderView } from './order-view.js';
 import { PAYMENT_ACTIONS, paidTheOrder, payerOf } from './process-repository.js';
 import { holdRulesVersion } from './pricing-repository.js';
 import { refundsOwedIn, refundsOwedNow } from './refunds-owed.js';
@@ -501,6 +501,20 @@ export class OrderRepository {
       .where('i.order_id', 'in', orderIds)
       .execute();
     return rows.map((row) => ({ orderId: row.order_id, skuId: row.sku_id, merchantId: row.merchant_id, orderStatus: row.status }));
+  }
+
+  /** Every step of these orders, oldest first (a merchant's view of a split order follows its own children's). */
+  async stepsOf(orderIds: readonly string[]): Promise<ChildStep[]> {
+    if (orderIds.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('order_history')
+      .select(['order_id', 'from_status', 'action', 'to_status', 'at'])
+      .where('order_id', 'in', orderIds)
+      .orderBy('at')
+      .orderBy('order_id')
+      .orderBy('version')
+      .execute();
+    return rows.map((row) => ({ orderId: row.order_id, from: row.from_status, action: row.action, to: row.to_status, at: row.at.toISOString() }));
   }
 
   /**

@@ -1,4 +1,4 @@
-import { TIMER_ACTIONS, benefitsOfPart, deriveParentStatus, startsATimer, stateMachineFor, type Address, type AppliedBenefits, type DiscountShare, type OrderType } from '@orders/domain';
+import { TIMER_ACTIONS, benefitsOfPart, deriveParentStatus, startsATimer, stateMachineFor, type Address, type AppliedBenefits, type DiscountShare, type OrderStateMachine, type OrderType } from '@orders/domain';
 import type { OrderHistoryRow, OrderItemRow, OrderRow } from './schema.js';
 import { timerDeadlineOf, type TimerSettings } from './timer-deadlines.js';
 
@@ -163,6 +163,39 @@ function namesAny(text: string, ids: ReadonlySet<string>): boolean {
   return text.split(/[^A-Za-z0-9._-]+/).some((word) => ids.has(word) || ids.has(word.replace(/\.+$/, '')));
 }
 
+/** A step of a split order's child, as a merchant's view of the split order reads its own part's moves from them. */
+export interface ChildStep {
+  orderId: string;
+  from: string | null;
+  action: string;
+  to: string;
+  at: string;
+}
+
+/**
+ * The status a merchant's own part of a split order moved from and to at each of the order's
+ * steps: its own children's statuses derived as the whole order's are from all of its children's,
+ * replayed through `steps` (theirs, oldest first). A step the order took from one of those
+ * children is that child's move; any other (an address change, a refund paid back) moves the
+ * part as the children's steps at its instant did (their own steps of it). A step before any of
+ * them keeps its own.
+ */
+function ownPartMoves(machine: OrderStateMachine, steps: readonly ChildStep[]) {
+  const statuses = new Map<string, string>();
+  const moves = steps.map((step) => {
+    const from = statuses.size > 0 ? deriveParentStatus(machine, [...statuses.values()]) : null;
+    statuses.set(step.orderId, step.to);
+    return { ...step, partFrom: from, partTo: deriveParentStatus(machine, [...statuses.values()]) };
+  });
+  return (step: OrderView['history'][number]): { from: string | null; to: string } => {
+    const child = /^derived from child order (\S+)$/.exec(step.detail ?? '')?.[1];
+    const own = child === undefined ? undefined : moves.find((move) => move.orderId === child && move.action === step.action && move.at === step.at);
+    if (own) return { from: own.partFrom ?? step.from, to: own.partTo };
+    const [before, after] = [moves.findLast((move) => move.at < step.at), moves.findLast((move) => move.at <= step.at)];
+    return after ? { from: before?.partTo ?? after.partFrom ?? step.from, to: after.partTo } : { from: step.from, to: step.to };
+  };
+}
+
 /**
  * An order as a merchant holding some of its lines sees it: in a marketplace a merchant does
  * not learn what the buyer bought from another merchant, nor at what price. Of an order
@@ -181,10 +214,19 @@ function namesAny(text: string, ids: ReadonlySet<string>): boolean {
  * merchant's alone, the only change: its order's refunds from before the split are owed on it). A split order's status
  * (and its labels) is derived from the merchant's own children's, `ownChildStatuses`, as the
  * whole order's is from all of its children's: another merchant's child refunded or shipped is
- * not the merchant's to see.
+ * not the merchant's to see; so are the statuses its steps after the split went from and to
+ * (another merchant's return under way, say), each read from `ownChildSteps` (its own children's
+ * steps, oldest first) as its own part's moves instead (ownPartMoves).
  * An order of the merchant's lines alone is shown whole.
  */
-export function merchantOrderView(view: OrderView, merchantId: string, ownSubOrders: readonly string[], othersRefunds: readonly string[] = [], ownChildStatuses: readonly string[] = []): OrderView {
+export function merchantOrderView(
+  view: OrderView,
+  merchantId: string,
+  ownSubOrders: readonly string[],
+  othersRefunds: readonly string[] = [],
+  ownChildStatuses: readonly string[] = [],
+  ownChildSteps: readonly ChildStep[] = [],
+): OrderView {
   const items = view.items.filter((item) => item.merchantId === merchantId);
   // a completion held for refunds owed: of a split order's child, those of its order from before the split too, another merchant's among them
   const nextTimer = view.nextTimer?.refundsOwed ? { ...view.nextTimer, refundsOwed: view.nextTimer.refundsOwed.filter((refundId) => !othersRefunds.includes(refundId)) } : view.nextTimer;
@@ -202,6 +244,9 @@ export function merchantOrderView(view: OrderView, merchantId: string, ownSubOrd
   const status = ownChildStatuses.length > 0 ? deriveParentStatus(machine, ownChildStatuses) : view.status;
   const labels = machine.labels(status);
   const benefits = view.benefits && benefitsOfPart(items.flatMap((item) => item.discounts), view.benefits);
+  // a split order's steps after the split moved it by all of its children's statuses: shown as the moves of the merchant's own part
+  const splitAt = view.history.findLastIndex((step) => step.action === 'split');
+  const partMove = ownPartMoves(machine, ownChildSteps);
   return {
     ...view,
     status,
@@ -224,7 +269,8 @@ export function merchantOrderView(view: OrderView, merchantId: string, ownSubOrd
     nextTimer,
     // a step of another merchant's child (derived from it) or of a refund of another's lines alone is theirs, not shown;
     // one of the whole order (placed, paid, split into the merchant's children and others') is, its detail dropped
-    history: view.history.flatMap((step) => {
+    history: view.history.flatMap((whole, index) => {
+      const step = ownChildStatuses.length > 0 && index > splitAt ? { ...whole, ...partMove(whole) } : whole;
       if (step.detail === null || !namesAny(step.detail, others)) return [step];
       return namesAny(step.detail, othersParts) && !namesAny(step.detail, own) ? [] : [{ ...step, detail: null }];
     }),

@@ -84,6 +84,37 @@ describe("a merchant's view of an order holding another merchant's lines too", (
     ]);
   });
 
+  it('shows the statuses of the split order’s steps as its own part moved, never those another merchant’s child gave the whole order', () => {
+    const at = (second: number) => `2026-12-05T00:00:0${second}.000Z`;
+    const step = (action: string, from: string, to: string, detail: string | null, second: number) => ({ from, action, to, actor: 'system', detail, at: at(second) });
+    const history = [
+      step('pay', 'PENDING_PAYMENT', 'PAID', 'card', 0),
+      step('split', 'PAID', 'PAID', 'split into CHILD-SHOP, CHILD-POTTER', 1),
+      step('fulfil', 'PAID', 'IN_FULFILLMENT', 'derived from child order CHILD-POTTER', 2),
+      step('request_return', 'IN_FULFILLMENT', 'RETURN_REQUESTED', 'derived from child order CHILD-POTTER', 3),
+      step('change_address', 'RETURN_REQUESTED', 'RETURN_REQUESTED', '1 Road, N1 London', 4),
+      step('refund', 'RETURN_REQUESTED', 'REFUNDING', 'derived from child order CHILD-SHOP', 5),
+      // the order's own refund from before the split paid back, which held the shop's child open: the child closes with it
+      step('refund_succeeded', 'REFUNDING', 'RETURN_REQUESTED', 'refund PARENT-rf-both', 6),
+    ];
+    const childStep = (action: string, from: string | null, to: string, second: number) => ({ orderId: 'CHILD-SHOP', from, action, to, at: at(second) });
+    const ownSteps = [
+      childStep('split', null, 'PAID', 1),
+      childStep('fulfil', 'PAID', 'IN_FULFILLMENT', 2),
+      childStep('change_address', 'IN_FULFILLMENT', 'IN_FULFILLMENT', 4),
+      childStep('refund', 'IN_FULFILLMENT', 'REFUNDING', 5),
+      childStep('refund_succeeded', 'REFUNDING', 'REFUNDED', 6),
+    ];
+    const shop = merchantOrderView({ ...order, history }, 'shop', ['CHILD-SHOP'], [], ['REFUNDED'], ownSteps);
+    expect(shop.history.map((s) => [s.action, s.from, s.to])).toEqual([
+      ['pay', 'PENDING_PAYMENT', 'PAID'],
+      ['split', 'PAID', 'PAID'],
+      ['change_address', 'IN_FULFILLMENT', 'IN_FULFILLMENT'],
+      ['refund', 'IN_FULFILLMENT', 'REFUNDING'],
+      ['refund_succeeded', 'REFUNDING', 'REFUNDED'],
+    ]);
+  });
+
   it('names to the merchant of a split order’s child none of the refunds of another’s lines that hold its completion', () => {
     const child = { ...order, orderId: 'CHILD-SHOP', parentOrderId: 'PARENT', status: 'DELIVERED', items: [order.items[0]!], subOrders: [], nextTimer: { action: 'complete', dueAt: '2026-12-20T00:00:00.000Z', refundsOwed: ['PARENT-rf-mug', 'CHILD-SHOP-rf-kettle'] } };
     expect(merchantOrderView(child, 'shop', [], ['PARENT-rf-mug'], []).nextTimer).toEqual({ action: 'complete', dueAt: '2026-12-20T00:00:00.000Z', refundsOwed: ['CHILD-SHOP-rf-kettle'] });

@@ -47,7 +47,7 @@ function merchantRefundView(refund: RefundView, ownSkus: ReadonlySet<string>): R
  * opens is its own already: it refunds only parts holding its lines alone.
  */
 export const merchantOrderViewsPlugin = fp(
-  async (app: FastifyInstance, { orders, refunds }: { orders: Pick<OrderRepository, 'lineMerchants'>; refunds: Pick<RefundRepository, 'ofOrders'> }) => {
+  async (app: FastifyInstance, { orders, refunds }: { orders: Pick<OrderRepository, 'lineMerchants' | 'stepsOf'>; refunds: Pick<RefundRepository, 'ofOrders'> }) => {
     async function asSeenBy(merchantId: string, views: OrderAnswer[]): Promise<OrderAnswer[]> {
       const shown = views.flatMap((view) => (view.amounts === null ? [] : [view]));
       // a split order's children each hold one merchant's lines: the merchant's are those holding
@@ -67,11 +67,13 @@ export const merchantOrderViewsPlugin = fp(
         if (refund.items.length === 0 || refund.items.some((item) => ownSkus.has(item.skuId))) continue;
         othersRefunds.set(refund.orderId, [...(othersRefunds.get(refund.orderId) ?? []), refund.refundId]);
       }
+      // of a split order holding other merchants' lines too, its own children's steps: what its part moved from and to
+      const steps = await orders.stepsOf(mixed.flatMap((view) => view.subOrders.filter((child) => ownChildren.has(child))));
       return views.map((view) => {
         if (view.amounts === null) return view;
         const own = view.subOrders.filter((child) => ownChildren.has(child));
         const others = [...(othersRefunds.get(view.orderId) ?? []), ...(view.parentOrderId === null ? [] : (othersRefunds.get(view.parentOrderId) ?? []))];
-        return merchantOrderView(view, merchantId, own, others, own.map((child) => statusOf.get(child)!));
+        return merchantOrderView(view, merchantId, own, others, own.map((child) => statusOf.get(child)!), steps.filter((step) => own.includes(step.orderId)));
       });
     }
 
