@@ -72,7 +72,8 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
     { declineRate: { type: 'number', minimum: 0, maximum: 1 }, refusalRate: { type: 'number', minimum: 0, maximum: 1 }, amountSkewCents: { type: 'integer' }, refundsDeclined: { type: 'boolean' }, callbacksLost: { type: 'boolean' }, paymentsUndecided: { type: 'boolean' } },
   );
   const charges = new Map<string, Charge>();
-  const refunds = new Map<string, { refundId: string; paymentId: string; amountCents: number; at: string }>();
+  // each refund paid, with how many times it was asked for (paid once whatever)
+  const refunds = new Map<string, { refundId: string; paymentId: string; amountCents: number; at: string; requests: number }>();
   // each refund declined (refundsDeclined), as often as it was asked for
   const declined: Array<{ refundId: string; paymentId: string; amountCents: number; at: string }> = [];
   // the payments asked for, as each request arrives: before its latency, and whatever it is answered
@@ -195,6 +196,7 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
       const known = refunds.get(refundId);
       if (known) {
         // the same refund again (a retried job): never paid twice; confirm it again
+        known.requests += 1;
         if (notifyUrl) notifyRefund(known, notifyUrl);
         return { refundId, status: 'SUCCEEDED' };
       }
@@ -209,7 +211,7 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
         return reply.code(202).send({ refundId, status: 'PROCESSING' });
       }
       charge.refundedCents += amountCents;
-      const refund = { refundId, paymentId, amountCents, at: new Date().toISOString() };
+      const refund = { refundId, paymentId, amountCents, at: new Date().toISOString(), requests: 1 };
       refunds.set(refundId, refund);
       if (!notifyUrl) return { refundId, status: 'SUCCEEDED' };
       notifyRefund(refund, notifyUrl);

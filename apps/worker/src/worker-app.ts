@@ -378,9 +378,10 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       'enqueued again the refunds of payments taken after their order could take them, due a sweep interval with no job: their job was gone',
     );
     sweepPages.read(latePaymentsRead, latePayments.length, latePaymentsRestored.length);
-    // refunds the payment system accepted and never confirmed (their callback lost): their order's refund job asks for them again
+    // refunds the payment system accepted and never confirmed (their callback lost): their order's refund job asks for them again;
+    // one drawn REFUND_CONFIRMATION_GIVE_UP_MS ago is asked for no more (refunds_unconfirmed_given_up): an operator's, with the payment provider
     const unconfirmedRead = 'refunds unconfirmed';
-    const unconfirmed = await refunds.ordersWithPartsUnconfirmed(config.REFUND_CONFIRMATION_WAIT_MS, sweepPages.pageOf(unconfirmedRead));
+    const unconfirmed = await refunds.ordersWithPartsUnconfirmed(config.REFUND_CONFIRMATION_WAIT_MS, sweepPages.pageOf(unconfirmedRead), config.REFUND_CONFIRMATION_GIVE_UP_MS);
     // an order whose refund job is queued already (the payment system away) is asked again by that job
     const toAsk = unconfirmed.length > 0 ? await orderRefundsWithoutJob(queues, unconfirmed) : [];
     await Promise.all(toAsk.map((orderId) => enqueueRefundPayments(queues, orderId)));
@@ -511,8 +512,9 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   // and the refunds that wait, unpaid, for a warehouse to take their units out: they wait as long as it is away
   if (servesTimers) metrics.watchRefundsHeldForWarehouse(() => refunds.refundsHeldForWarehouse());
   if (servesTimers) metrics.watchRefundsDeclinedOwed(() => refunds.refundsDeclinedOwed());
-  // and the payments sent and never reported on that nothing asks about any more
+  // and the payments sent and never reported on, and the refunds accepted and never confirmed, that nothing asks about any more
   if (servesTimers) metrics.watchPaymentsUnconfirmedGivenUp(() => payments.paymentsGivenUp(config.PAYMENT_CONFIRMATION_GIVE_UP_MS));
+  if (servesTimers) metrics.watchRefundsUnconfirmedGivenUp(() => refunds.partsGivenUp(config.REFUND_CONFIRMATION_GIVE_UP_MS));
   // and the coupons running with a total limit (the first so many orders), with the uses their orders hold
   if (servesTimers) {
     const coupons = new CouponRepository(deps.db);

@@ -2,7 +2,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import { waitFor } from '@orders/testing';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
 describe('a refund the payment system reports as failed', () => {
@@ -204,10 +204,19 @@ describe('a refund the payment system accepted and never confirmed (its callback
     system = await startOrderSystem('refund_unconfirmed', { REFUND_CONFIRMATION_WAIT_MS: '2000', OVERDUE_SWEEP_INTERVAL_MS: '500' });
     await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
   });
-  afterAll(async () => {
+  // a test that failed leaves none of its faults to the next
+  afterEach(async () => {
     await system?.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false } });
-    await system?.close();
   });
+  afterAll(async () => system?.close());
+
+  const callbacksLost = (lost: boolean) => system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: lost } });
+  const buyersRefunds = async (buyer: string, orderId: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer) })).body.items;
+  /** How many times the payment system was asked for the refund part (it pays it once). */
+  const requests = async (partId: string) => ((await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ refundId: string; requests: number }>).find((r) => r.refundId === partId)?.requests ?? 0;
+  const givenUp = async () => (await system.workers.deps.metrics.refundsUnconfirmedGivenUp.get()).values[0]?.value ?? 0;
+  /** Drawn a day and a minute ago: past REFUND_CONFIRMATION_GIVE_UP_MS at its default, 24 h. */
+  const drawnADayAgo = (partId: string) => sql`UPDATE refund_parts SET created_at = UTC_TIMESTAMP(3) - INTERVAL 1441 MINUTE WHERE part_id = ${partId}`.execute(system.env.db);
 
   it('is asked for again, and the buyer is paid back once: the order REFUNDED', async () => {
     const orderId = await system.checkout('lea', [{ skuId: 'TV', qty: 1 }]);
@@ -229,4 +238,28 @@ describe('a refund the payment system accepted and never confirmed (its callback
     const atPaymentSystem = (await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ refundId: string; amountCents: number }>;
     expect(atPaymentSystem.filter((refund) => refund.refundId === part.partId).map((refund) => refund.amountCents)).toEqual([10_000]);
   });
+  it('never confirmed a day after it was drawn, is asked for no more and counted for an operator: the order waits in REFUNDING', async () => {
+    const orderId = await system.checkout('ned', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ned'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    await callbacksLost(true);
+    expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('ned'), body: { reason: 'changed my mind' } })).status).toBe(200);
+    const part = await waitFor(async () => (await buyersRefunds('ned', orderId))[0]?.parts.find((p: any) => p.status === 'SENT'), { what: 'the refund accepted by the payment system' });
+    // asked for again every REFUND_CONFIRMATION_WAIT_MS (2 s)
+    await waitFor(async () => (await requests(part.partId)) >= 2, { what: 'the refund asked for again', timeoutMs: 10_000 });
+    const givenUpBefore = await givenUp();
+    await drawnADayAgo(part.partId);
+    // a request under way when it was marked may still go
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const asked = await requests(part.partId);
+
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    expect({
+      requests: await requests(part.partId),
+      parts: (await buyersRefunds('ned', orderId))[0].parts.map((p: any) => p.status),
+      order: (await system.order(orderId)).status,
+      givenUp: (await givenUp()) - givenUpBefore,
+    }).toEqual({ requests: asked, parts: ['SENT'], order: 'REFUNDING', givenUp: 1 });
+  }, 60_000);
 });

@@ -186,6 +186,12 @@ const schema = {
    */
   REFUND_CONFIRMATION_WAIT_MS: POSITIVE_MS,
   /**
+   * how long after its part was drawn (the refund due) a refund the payment system accepted and
+   * never confirmed is asked for again: past it, nothing asks again, and it waits for an operator
+   * (refunds_unconfirmed_given_up, alert RefundsUnconfirmedGivenUp)
+   */
+  REFUND_CONFIRMATION_GIVE_UP_MS: POSITIVE_MS,
+  /**
    * how long a payment sent to the payment system may go unreported (its signed callback) since
    * its last request, answered or not, before the overdue sweep asks the payment system about it
    * again, which charges nothing twice: its callback was lost for good. Also how long after its

@@ -235,6 +235,11 @@ export function createMetrics(labels: { app: string }) {
     'Payments sent to the payment system and still PENDING, never reported on (nor decided there: PROCESSING), opened longer than PAYMENT_CONFIRMATION_GIVE_UP_MS ago: nothing asks about them any more, and an operator settles them with the payment provider (read from MySQL at scrapes by the workers serving timers; the others report none)',
     'max',
   );
+  const refundsGivenUp = sampled(
+    'refunds_unconfirmed_given_up',
+    'Refunds (one per payment drawn) the payment system accepted and never confirmed by its signed callback, drawn longer than REFUND_CONFIRMATION_GIVE_UP_MS ago: nothing asks for them any more, their orders wait in REFUNDING, and an operator settles them with the payment provider (read from MySQL at scrapes by the workers serving timers; the others report none)',
+    'max',
+  );
   /** A gauge of each queue's age since an instant of its reading (`since`; null: none, 0 s), at this scrape: the reading may be up to a second old. */
   const queueAge = (name: string, help: string, since: (reading: QueueCounts[number]) => number | null) =>
     new Gauge({
@@ -330,6 +335,7 @@ export function createMetrics(labels: { app: string }) {
     redisReplicationId: redisReplicationId.gauge,
     clockOffset: clockOffset.gauge,
     paymentsUnconfirmedGivenUp: paymentsGivenUp.gauge,
+    refundsUnconfirmedGivenUp: refundsGivenUp.gauge,
     dependencyUp: new Gauge({
       name: 'dependency_up',
       help: 'Whether this process reached each service it needs (redis, mysql) at the last scrape, within a second: 1 yes, 0 no. It says so with no traffic, where the request metrics say nothing while a load balancer has taken every replica out',
@@ -441,7 +447,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     refundConfirmationsAskedAgain: new Counter({
       name: 'refund_confirmations_asked_again_total',
-      help: 'Refunds (one per payment drawn) the payment system accepted and did not confirm by its signed callback within REFUND_CONFIRMATION_WAIT_MS, asked for again by their order\'s refund job (the overdue sweep enqueues it)',
+      help: 'Refunds (one per payment drawn) the payment system accepted and did not confirm by its signed callback within REFUND_CONFIRMATION_WAIT_MS, asked for again by their order\'s refund job (the overdue sweep enqueues it), until REFUND_CONFIRMATION_GIVE_UP_MS after they were drawn (refunds_unconfirmed_given_up)',
       registers: [registry],
     }),
     paymentConfirmationsAskedAgain: new Counter({
@@ -671,6 +677,8 @@ export function createMetrics(labels: { app: string }) {
     watchClockOffset: clockOffset.watch,
     /** Sets where the payments no longer asked about are read at scrapes (at most once a second, waiting at most a second). */
     watchPaymentsUnconfirmedGivenUp: paymentsGivenUp.watch,
+    /** Sets where the refunds no longer asked for are read at scrapes (at most once a second, waiting at most a second). */
+    watchRefundsUnconfirmedGivenUp: refundsGivenUp.watch,
     /** Adds a service this process needs, reached at scrapes (at most once a second, waiting at most a second) for dependency_up. */
     watchDependency(dependency: Dependency, reach: () => Promise<unknown>) {
       dependencySources.set(
@@ -714,6 +722,7 @@ export function createMetrics(labels: { app: string }) {
   metrics.refundsDeclinedOwed.remove();
   metrics.oldestRefundDeclinedOwed.remove();
   metrics.paymentsUnconfirmedGivenUp.remove();
+  metrics.refundsUnconfirmedGivenUp.remove();
   metrics.oldestLedgerRowUnfolded.remove();
   return metrics;
 }

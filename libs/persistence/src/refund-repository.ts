@@ -101,6 +101,20 @@ const toPartView = (row: Selectable<RefundPartsTable>): RefundPartView => ({
 });
 
 /**
+ * Refund parts, with their refund, the payment system accepted (SENT) and has not confirmed for
+ * longer than `waitedForMs` by MySQL's clock, and drawn less than `givenUpAfterMs` ago: the ones
+ * asked for again. The part's drawing is when its refund fell due, its first sending soon after
+ * (no column keeps that: each asking again moves `updated_at`).
+ */
+const partsToAskAgain = (db: OrderDb, waitedForMs: number, givenUpAfterMs: number) =>
+  db
+    .selectFrom('refund_parts as p')
+    .innerJoin('refunds as r', 'r.refund_id', 'p.refund_id')
+    .where('p.status', '=', 'SENT')
+    .where('p.updated_at', '<', overdueSince(waitedForMs))
+    .where('p.created_at', '>=', overdueSince(givenUpAfterMs));
+
+/**
  * A part's statuses once it owes nothing: its money is back with the buyer (through the payment
  * system, or another way an admin named), or owed by the part it was asked for again under.
  */
@@ -306,15 +320,12 @@ export class RefundRepository {
    * Orders holding refund parts the payment system accepted (SENT) and has not confirmed for
    * longer than `waitedForMs` by MySQL's clock, longest waiting first, a page of them: its
    * callback was lost for good (a sender that gave up, a bug), and the refund would stay
-   * unconfirmed, its order REFUNDING, for ever.
+   * unconfirmed, its order REFUNDING, for ever. Parts drawn `givenUpAfterMs` ago or longer are
+   * left out (partsGivenUp).
    */
-  async ordersWithPartsUnconfirmed(waitedForMs: number, page: { offset: number; limit: number }): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom('refund_parts as p')
-      .innerJoin('refunds as r', 'r.refund_id', 'p.refund_id')
+  async ordersWithPartsUnconfirmed(waitedForMs: number, page: { offset: number; limit: number }, givenUpAfterMs: number): Promise<string[]> {
+    const rows = await partsToAskAgain(this.db, waitedForMs, givenUpAfterMs)
       .select('r.order_id')
-      .where('p.status', '=', 'SENT')
-      .where('p.updated_at', '<', overdueSince(waitedForMs))
       .groupBy('r.order_id')
       .orderBy(sql`MIN(p.updated_at)`)
       .orderBy('r.order_id')
@@ -324,18 +335,25 @@ export class RefundRepository {
     return rows.map((row) => row.order_id);
   }
 
-  /** The order's refund parts sent and not confirmed for longer than `waitedForMs` (ordersWithPartsUnconfirmed). */
-  async partsUnconfirmed(orderId: string, waitedForMs: number): Promise<RefundPartView[]> {
-    const rows = await this.db
-      .selectFrom('refund_parts as p')
-      .innerJoin('refunds as r', 'r.refund_id', 'p.refund_id')
-      .selectAll('p')
-      .where('r.order_id', '=', orderId)
-      .where('p.status', '=', 'SENT')
-      .where('p.updated_at', '<', overdueSince(waitedForMs))
-      .orderBy('p.part_id')
-      .execute();
+  /** The order's refund parts sent and not confirmed for longer than `waitedForMs`, drawn less than `givenUpAfterMs` ago (ordersWithPartsUnconfirmed). */
+  async partsUnconfirmed(orderId: string, waitedForMs: number, givenUpAfterMs: number): Promise<RefundPartView[]> {
+    const rows = await partsToAskAgain(this.db, waitedForMs, givenUpAfterMs).selectAll('p').where('r.order_id', '=', orderId).orderBy('p.part_id').execute();
     return rows.map(toPartView);
+  }
+
+  /**
+   * How many refund parts the payment system accepted (SENT) and never confirmed were drawn longer
+   * than `givenUpAfterMs` ago by MySQL's clock: nothing asks for them any more
+   * (REFUND_CONFIRMATION_GIVE_UP_MS), and an operator settles them with the payment provider.
+   */
+  async partsGivenUp(givenUpAfterMs: number): Promise<number> {
+    const row = await this.db
+      .selectFrom('refund_parts')
+      .select((eb) => eb.fn.countAll<number | string>().as('count'))
+      .where('status', '=', 'SENT')
+      .where('created_at', '<', overdueSince(givenUpAfterMs))
+      .executeTakeFirstOrThrow();
+    return Number(row.count);
   }
 
   /** The payment system was asked again to confirm a part: its wait starts again from `at`. */
