@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { OrderDb } from './connection.js';
-import { overdueSince } from './order-repository.js';
+import { overdueSince } from './mysql-clock.js';
 import type { WebhookDeliveryRow, WebhookRow } from './schema.js';
 
 /**

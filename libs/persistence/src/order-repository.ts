@@ -22,6 +22,7 @@ import {
 import { expressionBuilder, sql, type Expression, type SqlBool, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { insertRows } from './multi-row-insert.js';
+import { overdueSince } from './mysql-clock.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, couponUseOf, toOrderView, type ChildStep, type OrderView } from './order-view.js';
 import { PAYMENT_ACTIONS, paidTheOrder, payerOf } from './process-repository.js';
@@ -184,11 +185,6 @@ export class CouponUsedUpMeanwhile extends Error {
   constructor(readonly orderIds: readonly string[]) {
     super(`the coupon uses of orders ${orderIds.join(', ')} were taken by orders persisted since they were priced`);
   }
-}
-
-/** The instant `ms` before now by MySQL's clock (UTC, as the DATETIME columns hold it): what a deadline is compared with, whichever process asks. */
-export function overdueSince(ms: number): Expression<Date> {
-  return sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${ms * 1000} MICROSECOND`;
 }
 
 /** Now by MySQL's clock, the one every process shares (UTC, as the DATETIME columns hold it: connection.ts). */

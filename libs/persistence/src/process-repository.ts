@@ -1,6 +1,7 @@
 import { PaymentDeadlinePassed, benefitsOfPart, stateMachineFor, type AppliedBenefits, type ChildPlan, type DiscountShare, type Effect, type OrderType, type SplittableLine } from '@orders/domain';
 import { sql, type SelectQueryBuilder, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
+import { overdueSince } from './mysql-clock.js';
 import { isDuplicateKey } from './mysql-errors.js';
 import { refundsOwedIn } from './refunds-owed.js';
 import type { Database, OrderItemRow, OrderRow, PaymentRow, ShipmentRow } from './schema.js';
@@ -325,9 +326,9 @@ export class ProcessRepository {
       .selectFrom('payments')
       .select(['order_id', 'payment_id'])
       .where('status', '=', 'PENDING')
-      .where('requested_at', '<', sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${waitedForMs * 1000} MICROSECOND`)
+      .where('requested_at', '<', overdueSince(waitedForMs))
       .$if(among !== undefined, (query) => query.where('payment_id', 'in', [...among!]))
-      .$if(givenUpAfterMs !== undefined, (query) => query.where('created_at', '>=', sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${givenUpAfterMs! * 1000} MICROSECOND`))
+      .$if(givenUpAfterMs !== undefined, (query) => query.where('created_at', '>=', overdueSince(givenUpAfterMs!)))
       // the payment's id breaks ties, so pages read at other offsets neither repeat nor miss one
       .orderBy('requested_at')
       .orderBy('payment_id')
@@ -348,7 +349,7 @@ export class ProcessRepository {
       .select((eb) => eb.fn.countAll<number | string>().as('count'))
       .where('status', '=', 'PENDING')
       .where('requested_at', 'is not', null)
-      .where('created_at', '<', sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${givenUpAfterMs * 1000} MICROSECOND`)
+      .where('created_at', '<', overdueSince(givenUpAfterMs))
       .$if(among !== undefined, (query) => query.where('payment_id', 'in', [...among!]))
       .executeTakeFirstOrThrow();
     return Number(row.count);

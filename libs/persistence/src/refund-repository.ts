@@ -3,7 +3,8 @@ import { CLOSED_BEFORE_SHIPPING, allocateByLargestRemainder, drawRefund, refundF
 import { sql, type RawBuilder, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { isDuplicateKey } from './mysql-errors.js';
-import { OrderRepository, historyDetail, notSplit, overdueSince, type TransitionResult } from './order-repository.js';
+import { overdueSince } from './mysql-clock.js';
+import { OrderRepository, historyDetail, notSplit, type TransitionResult } from './order-repository.js';
 import { payerOf, paymentsThatPaid, ProcessRepository, UNSHIPPED_PARCEL } from './process-repository.js';
 import { unsettledRefundsOf } from './refunds-owed.js';
 import type { Database, OrderRow, RefundPartsTable, RefundsTable } from './schema.js';
