@@ -29,7 +29,7 @@ describe('the payment client behind its breaker, against the simulator’s fault
     // 1 s timeout; opens after 2 calls with more than half failed; probes again after 1.5 s
     const client = new PaymentClient(url, { timeoutMs: TIMEOUT_MS, errorThresholdPercent: 50, resetMs: RESET_MS, volumeThreshold: 2, retryDelayMs: 50 }, metrics);
     const outcome = async (name: string) => (await metrics.externalCalls.get()).values.find((v) => v.labels.outcome === name)?.value ?? 0;
-    const state = async () => (await metrics.circuitBreakerState.get()).values.find((v) => v.labels.breaker === 'payment')?.value;
+    const state = async (breaker = 'payment') => (await metrics.circuitBreakerState.get()).values.find((v) => v.labels.breaker === breaker)?.value;
     return { client, outcome, state };
   };
   const payment = (n: number) => ({ paymentId: `p-${n}-${Date.now()}`, orderId: `o-${n}`, amountCents: 100, method: 'card', notifyUrl: 'http://127.0.0.1:9/none' });
@@ -45,7 +45,7 @@ describe('the payment client behind its breaker, against the simulator’s fault
     expect(Date.now() - started).toBeLessThan(TIMEOUT_MS + 2_000);
     expect(await outcome('timeout')).toBe(1);
     await faults({ timeoutRate: 0 });
-    client.breaker.shutdown();
+    client.shutdown();
   });
 
   it('opens after an outage’s failures, rejects without calling, and closes again once a probe succeeds', async () => {
@@ -68,7 +68,7 @@ describe('the payment client behind its breaker, against the simulator’s fault
     await waitFor(async () => (await state()) === 1, { what: 'half-open', timeoutMs: RESET_MS + 10_000, intervalMs: 20 });
     await expect(client.requestPayment(payment(5))).resolves.toMatchObject({ status: 'PROCESSING' });
     expect(await state()).toBe(0);
-    client.breaker.shutdown();
+    client.shutdown();
   });
 
   it('says a request answered 500 may have been acted on, and one whose connection was refused was not', async () => {
@@ -77,7 +77,7 @@ describe('the payment client behind its breaker, against the simulator’s fault
     const failed = await client.requestPayment(payment(6)).catch((error: unknown) => error);
     await faults({ failureRate: 0 });
     expect([failed instanceof ExternalUnavailable, (failed as ExternalUnavailable).mayHaveActed]).toEqual([true, true]);
-    client.breaker.shutdown();
+    client.shutdown();
 
     // nothing listens on the port any more
     const gone = Fastify();
@@ -86,7 +86,7 @@ describe('the payment client behind its breaker, against the simulator’s fault
     const unreached = new PaymentClient(goneUrl, { timeoutMs: TIMEOUT_MS, errorThresholdPercent: 50, resetMs: RESET_MS, volumeThreshold: 2, retryDelayMs: 50 }, createMetrics({ app: 'test' }));
     const refused = await unreached.requestPayment(payment(7)).catch((error: unknown) => error);
     expect([refused instanceof ExternalUnavailable, (refused as ExternalUnavailable).mayHaveActed]).toEqual([true, false]);
-    unreached.breaker.shutdown();
+    unreached.shutdown();
   });
 
   it('does not hold a refused request (4xx) against the payment system', async () => {
@@ -94,9 +94,9 @@ describe('the payment client behind its breaker, against the simulator’s fault
     for (let n = 0; n < 5; n++) {
       await expect(client.refund({ refundId: `r-${n}`, paymentId: 'no-such-payment', amountCents: 100 })).rejects.toBeInstanceOf(ExternalRefused);
     }
-    expect(await state()).toBe(0);
+    expect(await state('payment_refunds')).toBe(0);
     expect([await outcome('refused'), await outcome('failure'), await outcome('success')]).toEqual([5, 0, 0]);
-    client.breaker.shutdown();
+    client.shutdown();
   });
 
   it('waits out a payment system that throttles (429) or times a request out (408) as it asks, and opens the breaker on it, instead of failing the payment', async () => {
@@ -117,8 +117,24 @@ describe('the payment client behind its breaker, against the simulator’s fault
       expect(state).toBe(2);
       expect((await metrics.externalCalls.get()).values.find((v) => v.labels.outcome === 'refused')).toBeUndefined();
     } finally {
-      client.breaker.shutdown();
+      client.shutdown();
       await throttling.close();
+    }
+  });
+
+  it("takes buyers' payments while its refunds fail and their breaker is open", async () => {
+    const refundsFailing = Fastify();
+    refundsFailing.post('/v1/refunds', async (_request, reply) => reply.code(500).send({ error: 'refunds are down' }));
+    refundsFailing.post('/v1/payments', async (_request, reply) => reply.code(202).send({ paymentId: 'p', status: 'PROCESSING' }));
+    const failingUrl = await refundsFailing.listen({ host: '127.0.0.1', port: 0 });
+    const client = new PaymentClient(failingUrl, { timeoutMs: TIMEOUT_MS, errorThresholdPercent: 50, resetMs: RESET_MS, volumeThreshold: 2, retryDelayMs: 50 }, createMetrics({ app: 'test' }));
+    try {
+      for (const n of [1, 2, 3]) await expect(client.refund({ refundId: `r-down-${n}`, paymentId: 'p', amountCents: 100 })).rejects.toBeInstanceOf(ExternalUnavailable);
+
+      await expect(client.requestPayment(payment(11))).resolves.toMatchObject({ status: 'PROCESSING' });
+    } finally {
+      client.shutdown();
+      await refundsFailing.close();
     }
   });
 
@@ -128,7 +144,7 @@ describe('the payment client behind its breaker, against the simulator’s fault
     for (let i = 0; i < 3; i++) await client.requestPayment(p);
     const recorded = (await sim.inject({ method: 'GET', url: '/__admin/payments' })).json().payments.find((c: { paymentId: string }) => c.paymentId === p.paymentId);
     expect([recorded.charges, recorded.requests]).toEqual([1, 3]);
-    client.breaker.shutdown();
+    client.shutdown();
   });
 
   it('reads a payment as the payment system has it without acting on it, null for one it never received, and waits out its outage', async () => {
@@ -146,7 +162,7 @@ describe('the payment client behind its breaker, against the simulator’s fault
     const away = await client.paymentStatus(p.paymentId).catch((error: unknown) => error);
     await faults({ outage: false });
     expect(away).toBeInstanceOf(ExternalUnavailable);
-    client.breaker.shutdown();
+    client.shutdown();
   });
 
   it('reads a payment the payment system has not decided yet as PROCESSING, and decided once it has', async () => {
@@ -158,6 +174,6 @@ describe('the payment client behind its breaker, against the simulator’s fault
     await faults({ paymentsUndecided: false });
     expect(undecided).toMatchObject({ paymentId: p.paymentId, status: 'PROCESSING' });
     expect(await client.paymentStatus(p.paymentId)).toMatchObject({ paymentId: p.paymentId, status: 'SUCCEEDED', amountCents: 100 });
-    client.breaker.shutdown();
+    client.shutdown();
   });
 });

@@ -35,12 +35,18 @@ export interface PaymentStatus {
 }
 
 /**
- * The payment system, behind its breaker. A payment is asynchronous: the system accepts
+ * The payment system, behind its breakers. A payment is asynchronous: the system accepts
  * it (202) and later calls `notifyUrl` with the outcome. A refund does the same when
  * given a `notifyUrl`, else its answer is the outcome.
  */
 export class PaymentClient {
+  /** payments and their lookups */
   readonly breaker: Breaker;
+  /**
+   * refunds, apart: a payment system whose refunds fail (the mass cancellations after a sale
+   * meeting a refunds outage) would otherwise open the breaker buyers' payments go through
+   */
+  readonly refundBreaker: Breaker;
 
   constructor(
     private readonly baseUrl: string,
@@ -48,6 +54,7 @@ export class PaymentClient {
     metrics: BreakerMetrics,
   ) {
     this.breaker = new Breaker('payment', settings, metrics);
+    this.refundBreaker = new Breaker('payment_refunds', settings, metrics);
   }
 
   requestPayment(payment: PaymentRequest): Promise<{ paymentId: string; status: string }> {
@@ -68,6 +75,11 @@ export class PaymentClient {
   }
 
   refund(refund: RefundRequest): Promise<{ refundId: string; status: string }> {
-    return this.breaker.call((signal) => postJson('payment', new URL('/v1/refunds', this.baseUrl).toString(), refund, signal));
+    return this.refundBreaker.call((signal) => postJson('payment', new URL('/v1/refunds', this.baseUrl).toString(), refund, signal));
+  }
+
+  shutdown(): void {
+    this.breaker.shutdown();
+    this.refundBreaker.shutdown();
   }
 }

@@ -118,7 +118,7 @@ export class ForwardLife {
   }
 
   close(): void {
-    this.paymentClient.breaker.shutdown();
+    this.paymentClient.shutdown();
     this.warehouseClient.breaker.shutdown();
   }
 
