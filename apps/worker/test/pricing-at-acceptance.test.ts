@@ -162,22 +162,41 @@ describe('orders priced with the rules as they stood when the intake accepted th
     expect(orders.map((order) => Number(order.shipping_cents))).toEqual([800]);
   });
 
-  it("writes a batch priced again as often as a script changing other buyers' levels one by one moves the rules meanwhile", async () => {
+  it("writes a batch priced once while a script changes other buyers' levels one by one meanwhile", async () => {
     const placed = await checkout('gil', 'gil-1');
     expect(placed.status).toBe(202);
     const accepted = (await worker.inventory.findAcceptedOrder(placed.body.orderId as string))!;
-    let changes = 0;
+    let pricings = 0;
     // each reading of the rules is followed by another buyer's level change, committed before the batch is written
     const changing = new (class extends PricingRepository {
       override async rulesFor(...args: Parameters<PricingRepository['rulesFor']>) {
         const rules = await super.rulesFor(...args);
-        if (changes < 8) await this.setMember(`member-${++changes}`, 'gold', async () => new Date());
+        if (++pricings <= 8) await this.setMember(`member-${pricings}`, 'gold', async () => new Date(Date.parse(accepted.acceptedAt) - 1_000));
         return rules;
       }
     })(worker.db);
     await new OrderWriter({ ...worker, pricing: changing }, { batchSize: 500, batchWaitMs: 2, busyIntervalMs: 250 }).persist(accepted);
-    expect(changes).toBe(8);
+    expect(pricings).toBe(1);
     expect(await env.db.selectFrom('orders').select('order_id').where('order_id', '=', accepted.orderId).execute()).toHaveLength(1);
+  });
+
+  it("prices a batch again when its own buyer's level, in force at the order's acceptance, was changed while it was priced", async () => {
+    const placed = await checkout('hal', 'hal-1');
+    expect(placed.status).toBe(202);
+    const accepted = (await worker.inventory.findAcceptedOrder(placed.body.orderId as string))!;
+    let pricings = 0;
+    // made gold through a host whose clock is behind: the change is in force for the order, though priced without it
+    const changing = new (class extends PricingRepository {
+      override async rulesFor(...args: Parameters<PricingRepository['rulesFor']>) {
+        const rules = await super.rulesFor(...args);
+        if (++pricings === 1) await this.setMember('hal', 'gold', async () => new Date(Date.parse(accepted.acceptedAt) - 1_000));
+        return rules;
+      }
+    })(worker.db);
+    await new OrderWriter({ ...worker, pricing: changing }, { batchSize: 500, batchWaitMs: 2, busyIntervalMs: 250 }).persist(accepted);
+    expect(pricings).toBe(2);
+    const order = (await http.request('GET', `/v1/orders/${accepted.orderId}`, { token: admin() })).body;
+    expect(order.benefits.member?.level).toBe('gold');
   });
 
   it('dates a change of the rules that waited for a batch being written after that batch\'s orders, which were priced without it', async () => {

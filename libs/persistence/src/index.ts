@@ -17,7 +17,7 @@ export { OrderImportRepository } from './order-import-repository.js';
 export { StockLedgerRepository } from './stock-ledger-repository.js';
 export { CouponRepository } from './coupon-repository.js';
 export type { CouponInForce } from './coupon-repository.js';
-export { PricingRepository, PricingRuleExists, PricingRulesChangedMeanwhile, UnknownMemberLevel, type AcceptanceClock, type RulesAtAcceptance } from './pricing-repository.js';
+export { PricingRepository, PricingRuleExists, PricingRulesChangedMeanwhile, UnknownMemberLevel, type AcceptanceClock, type RulesAtAcceptance, type RulesVersion } from './pricing-repository.js';
 export { cancelRefundOf, refundIdFor, refundOpenedDetail, RefundRepository } from './refund-repository.js';
 export { latePaymentRefundId, refundsOwedIn } from './refunds-owed.js';
 export type { RefundOwed } from './refunds-owed.js';

@@ -26,7 +26,7 @@ import { overdueSince } from './mysql-clock.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, couponUseOf, toOrderView, type ChildStep, type OrderView } from './order-view.js';
 import { PAYMENT_ACTIONS, paidTheOrder, payerOf } from './process-repository.js';
-import { holdRulesVersion } from './pricing-repository.js';
+import { holdRulesVersion, type RulesVersion } from './pricing-repository.js';
 import { refundsOwedIn, refundsOwedNow } from './refunds-owed.js';
 import { timerDeadlineOf, type TimerDeadline, type TimerSettings } from './timer-deadlines.js';
 import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
@@ -241,10 +241,10 @@ export class OrderRepository {
    * insert clash and its next attempt find the use gone, CouponUsedUpMeanwhile.
    *
    * `rulesVersion`: the version of the pricing rules the orders were priced with (rulesFor); a
-   * change since throws PricingRulesChangedMeanwhile (holdRulesVersion). Absent for orders priced
-   * with rules not read from MySQL.
+   * change since that prices them otherwise throws PricingRulesChangedMeanwhile (holdRulesVersion).
+   * Absent for orders priced with rules not read from MySQL.
    */
-  async persistAcceptedOrders(batch: readonly OrderToPersist[], now: Date, rulesVersion?: number): Promise<string[]> {
+  async persistAcceptedOrders(batch: readonly OrderToPersist[], now: Date, rulesVersion?: RulesVersion): Promise<string[]> {
     // in order-id order, so that batches racing over the same orders lock their rows in one order
     const unique = [...new Map(batch.map((o) => [o.accepted.orderId, o])).values()].sort((a, b) => (a.accepted.orderId < b.accepted.orderId ? -1 : 1));
     if (unique.length === 0) return [];

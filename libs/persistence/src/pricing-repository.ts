@@ -25,7 +25,7 @@ export class PricingRepository {
   /** Dated by `clock` (the intake's): orders accepted before it are priced without the promotion. */
   async createPromotion(promotion: ThresholdPromotion, clock: AcceptanceClock): Promise<void> {
     try {
-      await this.changeRules(clock, async (trx, createdAt) => {
+      await this.changeRules(clock, { movesEveryBatch: true }, async (trx, createdAt) => {
         await trx
           .insertInto('promotions')
           .values({
@@ -104,7 +104,7 @@ export class PricingRepository {
    * Never from before the change it replaces (takesEffectAt): the last change is the level's value from then on.
    */
   async setMemberLevel(level: MemberLevel, clock: AcceptanceClock): Promise<void> {
-    await this.changeRules(clock, async (trx, at) => {
+    await this.changeRules(clock, { movesEveryBatch: true }, async (trx, at) => {
       // first: the row's lock orders the changes of one level, so the read below sees the one before
       await trx
         .insertInto('member_levels')
@@ -123,7 +123,8 @@ export class PricingRepository {
   async setMember(userId: string, level: string, clock: AcceptanceClock): Promise<void> {
     const known = await this.db.selectFrom('member_levels').select('level').where('level', '=', level).executeTakeFirst();
     if (!known) throw new UnknownMemberLevel(level);
-    await this.changeRules(clock, async (trx, at) => {
+    // one buyer's level prices that buyer's orders alone: batches of others' are not priced again (holdRulesVersion counts its changes)
+    await this.changeRules(clock, { movesEveryBatch: false }, async (trx, at) => {
       // first: the row's lock orders the changes of one buyer, so the read below sees the one before
       await trx.insertInto('members').values({ user_id: userId, level }).onDuplicateKeyUpdate({ level }).execute();
       const effectiveFrom = await takesEffectAt(trx, 'member_history', userId, at);
@@ -132,7 +133,7 @@ export class PricingRepository {
   }
 
   async setShippingFee(warehouseId: string, feeCents: number, clock: AcceptanceClock): Promise<void> {
-    await this.changeRules(clock, async (trx, at) => {
+    await this.changeRules(clock, { movesEveryBatch: true }, async (trx, at) => {
       // first: the row's lock orders the changes of one warehouse's fee, so the read below sees the one before
       await trx.insertInto('warehouse_shipping').values({ warehouse_id: warehouseId, fee_cents: feeCents }).onDuplicateKeyUpdate({ fee_cents: feeCents }).execute();
       const effectiveFrom = await takesEffectAt(trx, 'shipping_fee_history', warehouseId, at);
@@ -146,11 +147,15 @@ export class PricingRepository {
    * while its history says it was in force for them. Holding the row, it waits for the batches
    * being written to commit (each holds it shared, holdRulesVersion), so its date comes after their
    * orders' acceptance; and a batch priced before it commits, holding the row next, finds the
-   * version moved on and is priced again.
+   * version moved on and is priced again. A change of rules every order may be priced by moves
+   * the version (`movesEveryBatch`); one buyer's level moves nothing, and only the batches
+   * holding that buyer's orders find it (holdRulesVersion): a script changing many buyers'
+   * levels during a sale would otherwise send every batch back to be priced, again and again.
    */
-  private async changeRules(clock: AcceptanceClock, change: (trx: Transaction<Database>, at: Date) => Promise<void>): Promise<void> {
+  private async changeRules(clock: AcceptanceClock, { movesEveryBatch }: { movesEveryBatch: boolean }, change: (trx: Transaction<Database>, at: Date) => Promise<void>): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      await trx.updateTable('pricing_rules_version').set((eb) => ({ version: eb('version', '+', 1) })).where('id', '=', 1).execute();
+      if (movesEveryBatch) await trx.updateTable('pricing_rules_version').set((eb) => ({ version: eb('version', '+', 1) })).where('id', '=', 1).execute();
+      else await sql`SELECT version FROM pricing_rules_version WHERE id = 1 FOR UPDATE`.execute(trx);
       await change(trx, await clock());
     });
   }
@@ -270,7 +275,7 @@ export class PricingRepository {
         shippingFeeCents,
       });
     }
-    return { version: Number(version), byOrder: rules };
+    return { version: { shared: Number(version), buyers: userIds, buyersChanges: memberRows.length, acceptedUntil: latest }, byOrder: rules };
   }
 
   async redemptions(orderId: string): Promise<Array<{ code: string; status: string; at: Date }>> {
@@ -283,8 +288,19 @@ export type AcceptanceClock = () => Promise<Date>;
 
 /** The rules each order of a batch is priced with, and the version of the rules they were read at. */
 export interface RulesAtAcceptance {
-  version: number;
+  version: RulesVersion;
   byOrder: Map<string, PricingRules>;
+}
+
+/**
+ * What a batch's pricing read: the version of the rules any order is priced by (`shared`), and
+ * of its buyers' levels the changes in force by its last order's acceptance (`buyersChanges`).
+ */
+export interface RulesVersion {
+  shared: number;
+  buyers: readonly string[];
+  buyersChanges: number;
+  acceptedUntil: Date;
 }
 
 /**
@@ -301,12 +317,22 @@ export class PricingRulesChangedMeanwhile extends Error {
 /**
  * In a batch's transaction, before it writes: holds the rules' version row shared until the commit,
  * so no change of the rules is dated meanwhile (changeRules waits for it), and throws
- * PricingRulesChangedMeanwhile when the rules changed since `version`, the one the batch was priced at.
+ * PricingRulesChangedMeanwhile when the rules changed since `version`, the one the batch was priced at:
+ * the rules every order is priced by, or a level of one of its buyers in force by its orders'
+ * acceptance (read after the row, so a change committed before it is seen).
  * MySQL's LOCK IN SHARE MODE, which MariaDB reads too (it has no FOR SHARE).
  */
-export async function holdRulesVersion(trx: Transaction<Database>, version: number): Promise<void> {
+export async function holdRulesVersion(trx: Transaction<Database>, version: RulesVersion): Promise<void> {
   const { rows } = await sql<{ version: number }>`SELECT version FROM pricing_rules_version WHERE id = 1 LOCK IN SHARE MODE`.execute(trx);
-  if (Number(rows[0]?.version) !== version) throw new PricingRulesChangedMeanwhile();
+  if (Number(rows[0]?.version) !== version.shared) throw new PricingRulesChangedMeanwhile();
+  if (version.buyers.length === 0) return;
+  const changes = await trx
+    .selectFrom('member_history')
+    .select((eb) => eb.fn.countAll<number | string>().as('count'))
+    .where('user_id', 'in', [...version.buyers])
+    .where('effective_from', '<=', version.acceptedUntil)
+    .executeTakeFirstOrThrow();
+  if (Number(changes.count) !== version.buyersChanges) throw new PricingRulesChangedMeanwhile();
 }
 
 /** Rows of a history (ordered by when each took effect) grouped by what they are the history of. */

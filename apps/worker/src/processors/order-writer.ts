@@ -1,6 +1,6 @@
 import { DomainError, priceOrder, stateMachineFor, type AcceptedOrder, type Sku } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { CouponUsedUpMeanwhile, PricingRulesChangedMeanwhile, StatementTooSlow, isConnectionLost, isRowRefused, isServerError, type CatalogRepository, type OrderRepository, type OrderToPersist, type PricingRepository } from '@orders/persistence';
+import { CouponUsedUpMeanwhile, PricingRulesChangedMeanwhile, StatementTooSlow, isConnectionLost, isRowRefused, isServerError, type CatalogRepository, type OrderRepository, type OrderToPersist, type PricingRepository, type RulesVersion } from '@orders/persistence';
 import { forgetCarriers, isPersistOrdersJob, schedulePaymentDeadlines, type OrderQueues, type PersistOrdersJob } from '@orders/queues';
 import type { Inventory } from '@orders/stock';
 
@@ -178,7 +178,7 @@ export class OrderWriter {
   }
 
   /** The batch's orders priced with the rules of their acceptance, and the rules' version; one that cannot be priced is refused alone. */
-  private async price(batch: readonly Pending[], skus: ReadonlyMap<string, Sku>): Promise<{ priced: Array<Pending & OrderToPersist>; rulesVersion: number }> {
+  private async price(batch: readonly Pending[], skus: ReadonlyMap<string, Sku>): Promise<{ priced: Array<Pending & OrderToPersist>; rulesVersion: RulesVersion }> {
     const rules = await this.deps.pricing.rulesFor(
       batch.map((p) => p.order),
       [...skus.values()].map((sku) => sku.warehouseId),
