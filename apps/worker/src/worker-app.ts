@@ -3,7 +3,7 @@ import { TIMER_ACTIONS, statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, ProcessRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, mysqlNow, withoutStatementValues, type OrderDb } from '@orders/persistence';
 import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueFulfilmentUpdate, enqueueLatePaymentRefund, enqueuePaymentRequest, enqueueRefundPayments, heldRefundsWithoutJob, lateRefundsWithoutJob, orderRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, paymentRequestsWithoutJob, readQueues, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
-import { Inventory, RunLock, RunUnderWay, SweepPages, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMastersReplicationIdOf, redisMemoryOf, redisUptimeOf, type RedisClient } from '@orders/stock';
+import { Inventory, RunLock, RunUnderWay, SweepPages, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMastersReplicationIdOf, redisMemoryOf, redisReplicasOf, redisUptimeOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
@@ -489,6 +489,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   metrics.watchRedisMemory(async () => redisMemoryOf(deps.redis));
   metrics.watchRedisUptime(async () => redisUptimeOf(deps.redis));
   metrics.watchRedisReplicationId(async () => redisMastersReplicationIdOf(deps.redis));
+  metrics.watchRedisReplicas(async () => redisReplicasOf(deps.redis));
   // each clock read between two reads of this host's, so neither this host's clock nor the round trips count
   metrics.watchClockOffset(async () => {
     const before = Date.now();

@@ -1,12 +1,12 @@
-import { redisMastersReplicationIdOf } from '@orders/stock';
-import { createTestEnv, startReplicatedRedis, type TestEnv } from '@orders/testing';
+import { redisMastersReplicationIdOf, redisReplicasOf } from '@orders/stock';
+import { createTestEnv, startReplicatedRedis, waitFor, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-/** What RedisRestarted, RedisMasterChanged and ClocksApart read, as a worker exports it: here Redis and MySQL share this host's clock. */
-describe("Redis's uptime, its master's replication ID and its clock against MySQL's, as the workers export them", () => {
+/** What RedisRestarted, RedisMasterChanged, RedisReplicaLost, RedisReplicaLagging and ClocksApart read, as a worker exports it: here Redis and MySQL share this host's clock. */
+describe("Redis's uptime, its master's replication ID and replicas, and its clock against MySQL's, as the workers export them", () => {
   let env: TestEnv;
   let workers: RunningWorkers;
 
@@ -27,6 +27,24 @@ describe("Redis's uptime, its master's replication ID and its clock against MySQ
     expect(Math.abs(sample(exposition, 'redis_uptime_seconds') - info)).toBeLessThanOrEqual(2);
     expect(Math.abs(sample(exposition, 'clock_offset_seconds'))).toBeLessThan(0.05);
     expect(sample(exposition, 'redis_master_replication_id')).toBe(await redisMastersReplicationIdOf(env.redis));
+    // the tests' Redis runs without replicas
+    expect([sample(exposition, 'redis_replicas_connected'), sample(exposition, 'redis_replica_lag_seconds')]).toEqual([0, 0]);
+  });
+
+  it('reads the replica a master has connected, and none once it stopped', async () => {
+    const redis = await startReplicatedRedis();
+    const master = new Redis(redis.master.url);
+    master.on('error', () => {});
+    try {
+      const replicas = await redisReplicasOf(master);
+      expect(replicas.connected).toBe(1);
+      expect(replicas.lagSeconds).toBeLessThanOrEqual(2);
+      await redis.replica.stop();
+      await waitFor(async () => (await redisReplicasOf(master)).connected === 0, { what: 'the master to see its replica gone' });
+    } finally {
+      master.disconnect();
+      await redis.remove();
+    }
   });
 
   it('reads another replication ID from the replica a failover promoted, though it has run as long as its master', async () => {

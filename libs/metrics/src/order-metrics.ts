@@ -225,6 +225,16 @@ export function createMetrics(labels: { app: string }) {
     "A number standing for the Redis masters' replication IDs (INFO replication's master_replid: the sum of each one's first 32 bits). It changes when a failover promotes a replica (whose uptime stays long: redis_uptime_seconds does not show it) or a master restarts without its data; the new master lost the writes the old one had not passed on",
     'max',
   );
+  const redisReplicasConnected = sampled(
+    'redis_replicas_connected',
+    'Replicas connected to the Redis master with fewest (INFO replication connected_slaves). A replica lost takes away what a failover would keep; with RESERVATION_REPLICA_ACKS above 0 checkouts wait for replicas and are refused without them',
+    'min',
+  );
+  const redisReplicaLag = sampled(
+    'redis_replica_lag_seconds',
+    "Seconds since the Redis replica furthest behind last acknowledged its master (INFO replication's lag; replicas acknowledge every second): a failover to it now would lose the writes of about that long that no replica acknowledgement waited for",
+    'max',
+  );
   const clockOffset = sampled(
     'clock_offset_seconds',
     "Redis's clock minus MySQL's, in seconds, each read between two reads of this host's clock at scrapes. Checkout sets an order's payment deadline by Redis's clock and MySQL's enforces it: a buyer has this much longer to pay (shorter when below 0); the sale windows and timers are read on one clock each",
@@ -333,6 +343,8 @@ export function createMetrics(labels: { app: string }) {
     }),
     redisUptime: redisUptime.gauge,
     redisReplicationId: redisReplicationId.gauge,
+    redisReplicasConnected: redisReplicasConnected.gauge,
+    redisReplicaLag: redisReplicaLag.gauge,
     clockOffset: clockOffset.gauge,
     paymentsUnconfirmedGivenUp: paymentsGivenUp.gauge,
     refundsUnconfirmedGivenUp: refundsGivenUp.gauge,
@@ -673,6 +685,11 @@ export function createMetrics(labels: { app: string }) {
     watchRedisUptime: redisUptime.watch,
     /** Sets how the Redis masters' replication IDs are read at scrapes (at most once a second, waiting at most a second). */
     watchRedisReplicationId: redisReplicationId.watch,
+    /** Sets how the Redis masters' replicas are read at scrapes (at most once a second, waiting at most a second). */
+    watchRedisReplicas(read: () => Promise<{ connected: number; lagSeconds: number }>) {
+      redisReplicasConnected.watch(async () => (await read()).connected);
+      redisReplicaLag.watch(async () => (await read()).lagSeconds);
+    },
     /** Sets how Redis's clock is read against MySQL's at scrapes (at most once a second, waiting at most a second). */
     watchClockOffset: clockOffset.watch,
     /** Sets where the payments no longer asked about are read at scrapes (at most once a second, waiting at most a second). */
@@ -718,6 +735,8 @@ export function createMetrics(labels: { app: string }) {
   // nor a Redis just started in a process that does not read it (the api)
   metrics.redisUptime.remove();
   metrics.redisReplicationId.remove();
+  metrics.redisReplicasConnected.remove();
+  metrics.redisReplicaLag.remove();
   metrics.clockOffset.remove();
   metrics.refundsDeclinedOwed.remove();
   metrics.oldestRefundDeclinedOwed.remove();

@@ -119,6 +119,19 @@ export async function redisMastersReplicationIdOf(redis: RedisClient): Promise<n
 }
 
 /**
+ * The replicas of the masters (INFO replication): how many the master with fewest has connected,
+ * and the longest any of them has gone without acknowledging its master (seconds: replicas
+ * acknowledge every second). What a failover would lose grows with that lag; with
+ * RESERVATION_REPLICA_ACKS above 0, a master without its replicas refuses checkouts.
+ */
+export async function redisReplicasOf(redis: RedisClient): Promise<{ connected: number; lagSeconds: number }> {
+  const masters = await Promise.all(mastersOf(redis).map(async (node) => node.info('replication')));
+  const connected = masters.map((info) => Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0));
+  const lags = masters.flatMap((info) => [...info.matchAll(/^slave\d+:.*\blag=(\d+)/gm)].map((match) => Number(match[1])));
+  return { connected: Math.min(...connected), lagSeconds: Math.max(0, ...lags) };
+}
+
+/**
  * Bytes used and allowed (maxmemory, 0 = no limit) of the master nearest its limit: the one
  * that refuses writes first. A master without a limit counts by its bytes alone.
  */
