@@ -54,6 +54,20 @@ describe('a payment whose callback is lost for good', () => {
       timeoutMs: 10_000,
     });
   const givenBackCents = (refunds: any[], paymentId: string) => refunds.filter((r) => r.paymentId === paymentId).reduce((sum, r) => sum + r.amountCents, 0);
+  /** The order's payment deadline passed, and it expired, as the overdue sweep does it. */
+  const expireUnpaid = async (orderId: string) => {
+    await system.passPaymentDeadline(orderId);
+    await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+  };
+  /** Once the payment system has given something of the payment back: what it has of the order then. */
+  const givenBack = (orderId: string, paymentId: string, what = 'the payment given back') =>
+    waitFor(
+      async () => {
+        const found = await atPaymentSystem(orderId);
+        return givenBackCents(found.refunds, paymentId) > 0 && found;
+      },
+      { what, timeoutMs: 20_000 },
+    );
   const lookups = async (paymentId: string) => ((await system.paymentSim.request('GET', '/__admin/payments')).body.lookups as Array<{ paymentId: string; status: string }>).filter((l) => l.paymentId === paymentId);
   const requests = async (orderId: string, paymentId: string) => (await atPaymentSystem(orderId)).charges.find((p: any) => p.paymentId === paymentId)?.requests as number;
   const amountMismatches = async (outcome: string) => (await system.workers.deps.metrics.paymentAmountMismatches.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
@@ -69,17 +83,13 @@ describe('a payment whose callback is lost for good', () => {
     const payment = (await pay('lou', orderId)).body;
     expect(payment).toMatchObject({ status: 'PENDING', amountCents: 10_000 });
     await charged(orderId, payment.paymentId);
-    await system.passPaymentDeadline(orderId);
-    await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+    await expireUnpaid(orderId);
     expect((await system.order(orderId)).status).toBe('EXPIRED');
     const askedBefore = await askedAgain();
 
     // the payment system's callbacks get through again; none of this payment's is left to send
     await callbacksLost(false);
-    const seen = await waitFor(async () => {
-      const found = await atPaymentSystem(orderId);
-      return givenBackCents(found.refunds, payment.paymentId) > 0 && found;
-    }, { what: 'the payment given back', timeoutMs: 20_000 });
+    const seen = await givenBack(orderId, payment.paymentId);
 
     const order = await system.order(orderId);
     expect({ status: order.status, payments: order.payments.map((p: any) => p.status), givenBackCents: givenBackCents(seen.refunds, payment.paymentId) }).toEqual({
@@ -107,14 +117,11 @@ describe('a payment whose callback is lost for good', () => {
     await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED', 10_000);
 
     await callbacksLost(false);
-    const seen = await waitFor(async () => {
-      const found = await atPaymentSystem(orderId);
-      return givenBackCents(found.refunds, balance.paymentId) > 0 && found;
-    }, { what: 'the balance given back', timeoutMs: 20_000 });
+    const seen = await givenBack(orderId, balance.paymentId, 'the balance given back');
 
     const chargedCents = seen.charges.reduce((sum: number, p: any) => sum + p.charges * p.amountCents, 0);
-    const givenBack = seen.refunds.reduce((sum: number, r: any) => sum + r.amountCents, 0);
-    expect({ status: (await system.order(orderId)).status, charged: chargedCents, givenBack, kept: chargedCents - givenBack }).toEqual({
+    const givenBackInAll = seen.refunds.reduce((sum: number, r: any) => sum + r.amountCents, 0);
+    expect({ status: (await system.order(orderId)).status, charged: chargedCents, givenBack: givenBackInAll, kept: chargedCents - givenBackInAll }).toEqual({
       status: 'DEPOSIT_FORFEITED',
       charged: 50_000,
       givenBack: 40_000,
@@ -165,17 +172,13 @@ describe('a payment whose callback is lost for good', () => {
       what: 'the payment taken',
       timeoutMs: 15_000,
     });
-    await system.passPaymentDeadline(orderId);
-    await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+    await expireUnpaid(orderId);
     expect((await system.order(orderId)).status).toBe('EXPIRED');
     // its request job runs again meanwhile, the payment system as slow
     await new Promise((resolve) => setTimeout(resolve, 3_000));
 
     await faults({ callbacksLost: false, latencyMs: 0 });
-    const seen = await waitFor(async () => {
-      const found = await atPaymentSystem(orderId);
-      return givenBackCents(found.refunds, payment.paymentId) > 0 && found;
-    }, { what: 'the payment given back', timeoutMs: 20_000 });
+    const seen = await givenBack(orderId, payment.paymentId);
     const order = await system.order(orderId);
     expect({ status: order.status, payments: order.payments.map((p: any) => p.status), charges: seen.charges.map((p: any) => p.charges), givenBackCents: givenBackCents(seen.refunds, payment.paymentId) }).toEqual({
       status: 'EXPIRED',
@@ -192,8 +195,7 @@ describe('a payment whose callback is lost for good', () => {
     await faults({ timeoutRate: 1 });
     const payment = (await pay('eve', orderId)).body;
     await waitFor(async () => ((await system.paymentSim.request('GET', '/__admin/payments')).body.requested as string[]).includes(payment.paymentId), { what: 'the payment requested', timeoutMs: 10_000 });
-    await system.passPaymentDeadline(orderId);
-    await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+    await expireUnpaid(orderId);
     expect((await system.order(orderId)).status).toBe('EXPIRED');
 
     await faults({ timeoutRate: 0 });
@@ -214,8 +216,7 @@ describe('a payment whose callback is lost for good', () => {
     await faults({ paymentsUndecided: true });
     const payment = (await pay('fay', orderId)).body;
     await waitFor(async () => (await atPaymentSystem(orderId)).charges.find((p: any) => p.paymentId === payment.paymentId), { what: 'the payment received', timeoutMs: 10_000 });
-    await system.passPaymentDeadline(orderId);
-    await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+    await expireUnpaid(orderId);
 
     // looked up twice, PAYMENT_CONFIRMATION_WAIT_MS (2 s) apart, undecided both times
     const looked = await waitFor(async () => {
@@ -227,10 +228,7 @@ describe('a payment whose callback is lost for good', () => {
 
     // decided (taken) when next looked up
     await faults({ paymentsUndecided: false });
-    const seen = await waitFor(async () => {
-      const found = await atPaymentSystem(orderId);
-      return givenBackCents(found.refunds, payment.paymentId) > 0 && found;
-    }, { what: 'the payment given back', timeoutMs: 20_000 });
+    const seen = await givenBack(orderId, payment.paymentId);
     const order = await system.order(orderId);
     expect({ status: order.status, payments: order.payments.map((p: any) => p.status), charges: seen.charges.map((p: any) => p.charges), givenBackCents: givenBackCents(seen.refunds, payment.paymentId) }).toEqual({
       status: 'EXPIRED',
@@ -248,15 +246,11 @@ describe('a payment whose callback is lost for good', () => {
     const payment = (await pay('gus', orderId)).body;
     await charged(orderId, payment.paymentId);
     await faults({ amountSkewCents: 0 });
-    await system.passPaymentDeadline(orderId);
-    await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+    await expireUnpaid(orderId);
     const before = await amountMismatches('given_back');
 
     await callbacksLost(false);
-    const seen = await waitFor(async () => {
-      const found = await atPaymentSystem(orderId);
-      return givenBackCents(found.refunds, payment.paymentId) > 0 && found;
-    }, { what: 'the payment given back', timeoutMs: 20_000 });
+    const seen = await givenBack(orderId, payment.paymentId);
     const order = await system.order(orderId);
     expect({ status: order.status, payments: order.payments.map((p: any) => p.status), givenBackCents: givenBackCents(seen.refunds, payment.paymentId), mismatches: (await amountMismatches('given_back')) - before }).toEqual({
       status: 'EXPIRED',
@@ -294,8 +288,7 @@ describe('a payment whose callback is lost for good', () => {
     await faults({ paymentsUndecided: true });
     const payment = (await pay('ida', orderId)).body;
     await waitFor(async () => (await atPaymentSystem(orderId)).charges.find((p: any) => p.paymentId === payment.paymentId), { what: 'the payment received', timeoutMs: 10_000 });
-    await system.passPaymentDeadline(orderId);
-    await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+    await expireUnpaid(orderId);
     await waitFor(async () => (await lookups(payment.paymentId)).length >= 1, { what: 'the payment looked up', timeoutMs: 20_000 });
     const givenUpBefore = await givenUp();
     await openedADayAgo(payment.paymentId);
