@@ -154,12 +154,13 @@ export interface OrderListOptions {
 
 /**
  * A split's children are written when the order is paid, by its payment deadline; a
- * presale's when its balance is, by its deposit's deadline and its balance timeout after
- * acceptance (weeks, for a shop's presale): the lists look back that far, a day more for
- * queues, and never less than 7 days.
+ * presale's when its balance is, by its deposit's deadline, its balance timeout and
+ * PAYMENT_TIMEOUT_MS more after acceptance (weeks, for a shop's presale): the balance
+ * deadline waits that long for a balance asked for in time. The lists look back that far,
+ * a day more for queues, and never less than 7 days.
  */
 export function orderListOptionsOf(config: OrderListSettings): OrderListOptions {
-  const latestPayment = Math.max(config.PAYMENT_TIMEOUT_MS + config.PRESALE_BALANCE_TIMEOUT_MS, config.FLASH_SALE_PAYMENT_TIMEOUT_MS);
+  const latestPayment = Math.max(2 * config.PAYMENT_TIMEOUT_MS + config.PRESALE_BALANCE_TIMEOUT_MS, config.FLASH_SALE_PAYMENT_TIMEOUT_MS);
   return { writtenWithinMs: Math.max(WRITTEN_WITHIN_MS, latestPayment + QUEUE_LAG_MS) };
 }
 

@@ -51,8 +51,21 @@ describe('listing orders by the date they were written, when a presale’s balan
     const listed = await orders.listOrders({ createdFrom: new Date(T0 + 9 * DAY), createdTo: new Date(T0 + 11 * DAY), limit: 20 });
     expect(listed.map((order) => order.orderId)).toEqual([child.order_id]);
     expect(listed[0]).toMatchObject({ parentOrderId: presale.order_id, createdAt: new Date(T0 + 10 * DAY).toISOString() });
-    // the lists look back the deposit's deadline, the balance timeout and a day for queues
-    expect(orderListOptionsOf(env.config).writtenWithinMs).toBe(30 * MINUTE + 14 * DAY + DAY);
+    // the lists look back the deposit's deadline, the balance timeout, the wait for a balance asked in time and a day for queues
+    expect(orderListOptionsOf(env.config).writtenWithinMs).toBe(30 * MINUTE + 14 * DAY + 30 * MINUTE + DAY);
+  });
+
+  it('finds the child of a presale whose balance, asked for just before its deadline, was answered 30 minutes after it, written by a settle job held up for 23 h 45 min', async () => {
+    const accepted = T0 + 2 * DAY;
+    // the deposit at its deadline (30 minutes), the balance due 14 days later, its payment answered at the end of the
+    // forfeit's wait for it (PAYMENT_TIMEOUT_MS past the deadline), the child written within the day for queues
+    const balancePaid = accepted + 30 * MINUTE + 14 * DAY + 30 * MINUTE;
+    const presale = orderRow('4', accepted, accepted + 2_000, null);
+    const child = orderRow('5', accepted, balancePaid + 23 * 60 * MINUTE + 45 * MINUTE, presale.order_id);
+    await env.db.insertInto('orders').values([presale, child]).execute();
+    const orders = new OrderRepository(env.db, orderListOptionsOf(env.config));
+    const listed = await orders.listOrders({ createdFrom: new Date(child.created_at.getTime() - 5 * MINUTE), createdTo: new Date(child.created_at.getTime() + MINUTE), limit: 20 });
+    expect(listed.map((order) => order.orderId)).toEqual([child.order_id]);
   });
 
   it('keeps the 7-day margin with the default settings (a deposit due in 30 minutes, the balance 3 days later)', () => {
