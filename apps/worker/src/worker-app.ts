@@ -379,7 +379,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     );
     sweepPages.read(latePaymentsRead, latePayments.length, latePaymentsRestored.length);
     // refunds the payment system accepted and never confirmed (their callback lost): their order's refund job asks for them again;
-    // one drawn REFUND_CONFIRMATION_GIVE_UP_MS ago is asked for no more (refunds_unconfirmed_given_up): an operator's, with the payment provider
+    // one first sent REFUND_CONFIRMATION_GIVE_UP_MS ago is asked for no more (refunds_unconfirmed_given_up): an operator's, with the payment provider
     const unconfirmedRead = 'refunds unconfirmed';
     const unconfirmed = await refunds.ordersWithPartsUnconfirmed(config.REFUND_CONFIRMATION_WAIT_MS, sweepPages.pageOf(unconfirmedRead), config.REFUND_CONFIRMATION_GIVE_UP_MS);
     // an order whose refund job is queued already (the payment system away) is asked again by that job

@@ -215,8 +215,8 @@ describe('a refund the payment system accepted and never confirmed (its callback
   /** How many times the payment system was asked for the refund part (it pays it once). */
   const requests = async (partId: string) => ((await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ refundId: string; requests: number }>).find((r) => r.refundId === partId)?.requests ?? 0;
   const givenUp = async () => (await system.workers.deps.metrics.refundsUnconfirmedGivenUp.get()).values[0]?.value ?? 0;
-  /** Drawn a day and a minute ago: past REFUND_CONFIRMATION_GIVE_UP_MS at its default, 24 h. */
-  const drawnADayAgo = (partId: string) => sql`UPDATE refund_parts SET created_at = UTC_TIMESTAMP(3) - INTERVAL 1441 MINUTE WHERE part_id = ${partId}`.execute(system.env.db);
+  /** First sent a day and a minute ago: past REFUND_CONFIRMATION_GIVE_UP_MS at its default, 24 h. */
+  const sentADayAgo = (partId: string) => sql`UPDATE refund_parts SET sent_at = UTC_TIMESTAMP(3) - INTERVAL 1441 MINUTE WHERE part_id = ${partId}`.execute(system.env.db);
 
   it('is asked for again, and the buyer is paid back once: the order REFUNDED', async () => {
     const orderId = await system.checkout('lea', [{ skuId: 'TV', qty: 1 }]);
@@ -238,7 +238,7 @@ describe('a refund the payment system accepted and never confirmed (its callback
     const atPaymentSystem = (await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ refundId: string; amountCents: number }>;
     expect(atPaymentSystem.filter((refund) => refund.refundId === part.partId).map((refund) => refund.amountCents)).toEqual([10_000]);
   });
-  it('never confirmed a day after it was drawn, is asked for no more and counted for an operator: the order waits in REFUNDING', async () => {
+  it('never confirmed a day after it was first sent, is asked for no more and counted for an operator: the order waits in REFUNDING', async () => {
     const orderId = await system.checkout('ned', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ned'), body: { method: 'card' } })).status).toBe(202);
@@ -249,7 +249,7 @@ describe('a refund the payment system accepted and never confirmed (its callback
     // asked for again every REFUND_CONFIRMATION_WAIT_MS (2 s)
     await waitFor(async () => (await requests(part.partId)) >= 2, { what: 'the refund asked for again', timeoutMs: 10_000 });
     const givenUpBefore = await givenUp();
-    await drawnADayAgo(part.partId);
+    await sentADayAgo(part.partId);
     // a request under way when it was marked may still go
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     const asked = await requests(part.partId);

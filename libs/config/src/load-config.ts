@@ -186,8 +186,9 @@ const schema = {
    */
   REFUND_CONFIRMATION_WAIT_MS: POSITIVE_MS,
   /**
-   * how long after its part was drawn (the refund due) a refund the payment system accepted and
-   * never confirmed is asked for again: past it, nothing asks again, and it waits for an operator
+   * how long after its part was first sent (not drawn: a refund may wait for the warehouse, or the
+   * payment system, long after it fell due) a refund the payment system accepted and never
+   * confirmed is asked for again: past it, nothing asks again, and it waits for an operator
    * (refunds_unconfirmed_given_up, alert RefundsUnconfirmedGivenUp)
    */
   REFUND_CONFIRMATION_GIVE_UP_MS: POSITIVE_MS,

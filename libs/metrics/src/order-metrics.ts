@@ -247,7 +247,7 @@ export function createMetrics(labels: { app: string }) {
   );
   const refundsGivenUp = sampled(
     'refunds_unconfirmed_given_up',
-    'Refunds (one per payment drawn) the payment system accepted and never confirmed by its signed callback, drawn longer than REFUND_CONFIRMATION_GIVE_UP_MS ago: nothing asks for them any more, their orders wait in REFUNDING, and an operator settles them with the payment provider (read from MySQL at scrapes by the workers serving timers; the others report none)',
+    'Refunds (one per payment drawn) the payment system accepted and never confirmed by its signed callback, first sent longer than REFUND_CONFIRMATION_GIVE_UP_MS ago: nothing asks for them any more, their orders wait in REFUNDING, and an operator settles them with the payment provider (read from MySQL at scrapes by the workers serving timers; the others report none)',
     'max',
   );
   /** A gauge of each queue's age since an instant of its reading (`since`; null: none, 0 s), at this scrape: the reading may be up to a second old. */
@@ -459,7 +459,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     refundConfirmationsAskedAgain: new Counter({
       name: 'refund_confirmations_asked_again_total',
-      help: 'Refunds (one per payment drawn) the payment system accepted and did not confirm by its signed callback within REFUND_CONFIRMATION_WAIT_MS, asked for again by their order\'s refund job (the overdue sweep enqueues it), until REFUND_CONFIRMATION_GIVE_UP_MS after they were drawn (refunds_unconfirmed_given_up)',
+      help: 'Refunds (one per payment drawn) the payment system accepted and did not confirm by its signed callback within REFUND_CONFIRMATION_WAIT_MS, asked for again by their order\'s refund job (the overdue sweep enqueues it), until REFUND_CONFIRMATION_GIVE_UP_MS after they were first sent (refunds_unconfirmed_given_up)',
       registers: [registry],
     }),
     paymentConfirmationsAskedAgain: new Counter({

@@ -102,10 +102,17 @@ const toPartView = (row: Selectable<RefundPartsTable>): RefundPartView => ({
 });
 
 /**
+ * When a part was first sent: `sent_at`, or, for one sent before that column, its drawing. Not
+ * the drawing alone: a refund falls due (its parts drawn) long before it is sent when its units
+ * wait in a parcel the warehouse holds, or the payment system's refunds are away, and a part sent
+ * a day after its drawing would be given up at its first lost callback, never asked for again.
+ */
+const firstSent = sql<Date>`COALESCE(p.sent_at, p.created_at)`;
+
+/**
  * Refund parts, with their refund, the payment system accepted (SENT) and has not confirmed for
- * longer than `waitedForMs` by MySQL's clock, and drawn less than `givenUpAfterMs` ago: the ones
- * asked for again. The part's drawing is when its refund fell due, its first sending soon after
- * (no column keeps that: each asking again moves `updated_at`).
+ * longer than `waitedForMs` by MySQL's clock, and first sent less than `givenUpAfterMs` ago: the
+ * ones asked for again (each asking again moves `updated_at`).
  */
 const partsToAskAgain = (db: OrderDb, waitedForMs: number, givenUpAfterMs: number) =>
   db
@@ -113,7 +120,7 @@ const partsToAskAgain = (db: OrderDb, waitedForMs: number, givenUpAfterMs: numbe
     .innerJoin('refunds as r', 'r.refund_id', 'p.refund_id')
     .where('p.status', '=', 'SENT')
     .where('p.updated_at', '<', overdueSince(waitedForMs))
-    .where('p.created_at', '>=', overdueSince(givenUpAfterMs));
+    .where(firstSent, '>=', overdueSince(givenUpAfterMs));
 
 /**
  * A part's statuses once it owes nothing: its money is back with the buyer (through the payment
@@ -343,16 +350,16 @@ export class RefundRepository {
   }
 
   /**
-   * How many refund parts the payment system accepted (SENT) and never confirmed were drawn longer
-   * than `givenUpAfterMs` ago by MySQL's clock: nothing asks for them any more
+   * How many refund parts the payment system accepted (SENT) and never confirmed were first sent
+   * longer than `givenUpAfterMs` ago by MySQL's clock: nothing asks for them any more
    * (REFUND_CONFIRMATION_GIVE_UP_MS), and an operator settles them with the payment provider.
    */
   async partsGivenUp(givenUpAfterMs: number): Promise<number> {
     const row = await this.db
-      .selectFrom('refund_parts')
+      .selectFrom('refund_parts as p')
       .select((eb) => eb.fn.countAll<number | string>().as('count'))
-      .where('status', '=', 'SENT')
-      .where('created_at', '<', overdueSince(givenUpAfterMs))
+      .where('p.status', '=', 'SENT')
+      .where(firstSent, '<', overdueSince(givenUpAfterMs))
       .executeTakeFirstOrThrow();
     return Number(row.count);
   }
@@ -370,7 +377,7 @@ export class RefundRepository {
 
   /** The payment system accepted one part; its callback confirms it. */
   async markPartSent(partId: string, at: Date): Promise<void> {
-    await this.db.updateTable('refund_parts').set({ status: 'SENT', updated_at: at }).where('part_id', '=', partId).where('status', '=', 'PENDING').execute();
+    await this.db.updateTable('refund_parts').set({ status: 'SENT', sent_at: at, updated_at: at }).where('part_id', '=', partId).where('status', '=', 'PENDING').execute();
   }
 
   /** The payment system accepted every part of the refund; their callbacks confirm it (SUCCEEDED). */
@@ -551,7 +558,7 @@ export class RefundRepository {
         .where('refund_id', '=', refundId)
         .where('status', '=', 'SENT')
         .execute();
-      return { askedAgain: again.map((part) => toPartView({ ...part, settled_reference: null, asked_again_as: null })), askedBefore: false };
+      return { askedAgain: again.map((part) => toPartView({ ...part, settled_reference: null, asked_again_as: null, sent_at: null })), askedBefore: false };
     });
   }
 

@@ -229,6 +229,8 @@ export interface RefundPartsTable {
   settled_reference: ColumnType<string | null, string | null | undefined, string | null>;
   /** a part ASKED_AGAIN: the part its money was asked for again under */
   asked_again_as: ColumnType<string | null, string | null | undefined, string | null>;
+  /** when the part was first sent to the payment system (REFUND_CONFIRMATION_GIVE_UP_MS runs from then); null before, and for one sent before this column */
+  sent_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

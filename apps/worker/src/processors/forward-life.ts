@@ -968,8 +968,8 @@ export class ForwardLife {
       }
     }
     // parts accepted long ago and never confirmed (their callback lost for good): the payment system, asked
-    // for one again under its id, pays nothing twice and confirms it again by its callback; none drawn
-    // REFUND_CONFIRMATION_GIVE_UP_MS ago, whatever enqueued this job: an operator's (refunds_unconfirmed_given_up)
+    // for one again under its id, pays nothing twice and confirms it again by its callback; none first
+    // sent REFUND_CONFIRMATION_GIVE_UP_MS ago, whatever enqueued this job: an operator's (refunds_unconfirmed_given_up)
     for (const part of await this.refunds.partsUnconfirmed(orderId, this.deps.config.REFUND_CONFIRMATION_WAIT_MS, this.deps.config.REFUND_CONFIRMATION_GIVE_UP_MS)) {
       await callExternal(job, token, () => this.paymentClient.refund({ refundId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents, notifyUrl }));
       await this.refunds.markPartAskedAgain(part.partId, this.deps.clock());

@@ -28,6 +28,7 @@ import * as handOverAsked from './0028-hand-over-asked.js';
 import * as pricingRulesVersion from './0029-pricing-rules-version.js';
 import * as paymentsRequested from './0030-payments-requested.js';
 import * as paymentsSent from './0031-payments-sent.js';
+import * as refundPartsSent from './0032-refund-parts-sent.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -65,4 +66,5 @@ export const migrations: Record<string, Migration> = {
   '0029-pricing-rules-version': pricingRulesVersion,
   '0030-payments-requested': paymentsRequested,
   '0031-payments-sent': paymentsSent,
+  '0032-refund-parts-sent': refundPartsSent,
 };
