@@ -10,7 +10,7 @@ import {
   type StockLedgerRepository,
 } from '@orders/persistence';
 import { firstOrderIdAt, type Sku } from '@orders/domain';
-import { AbandonedClaims, SKU_COUNTERS, StockRebalancer, RunLock, RunUnderWay, StockSets, bucketSaleOf, splitStock, stockRulesOf, type BucketSale, type Inventory, type RedisClient } from '@orders/stock';
+import { AbandonedClaims, RELEASES_REMEMBERED_MS, SKU_COUNTERS, StockRebalancer, RunLock, RunUnderWay, StockSets, bucketSaleOf, splitStock, stockRulesOf, type BucketSale, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;
@@ -414,10 +414,12 @@ export class StockReconciler {
   private async publishCoupons(): Promise<{ couponsPublished: number; couponUsesRestored: number }> {
     const { inventory, coupons } = this.deps;
     let couponUsesRestored = 0;
-    const inForce = await coupons.inForce(new Date());
+    const now = new Date();
+    // the orders whose use went back within the time their release may still be asked for again (releaseRemembered)
+    const inForce = await coupons.inForce(now, new Date(now.getTime() - RELEASES_REMEMBERED_MS));
     for (const coupon of inForce) {
       // counts first: a checkout between the two would otherwise start a count the restore then keeps
-      couponUsesRestored += await inventory.restoreCouponUses(coupon, coupon.redemptions);
+      couponUsesRestored += await inventory.restoreCouponUses(coupon, coupon.redemptions, coupon.givenBack);
       await inventory.publishCoupon(coupon, coupon.redemptions.length);
     }
     return { couponsPublished: inForce.length, couponUsesRestored };

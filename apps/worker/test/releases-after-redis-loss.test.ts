@@ -74,6 +74,51 @@ describe('orders closed unpaid after Redis lost their reservations', () => {
     expect([third.status, third.body.code]).toEqual([422, 'COUPON_LIMIT_EXCEEDED']);
   });
 
+  it('gives a use back once when its order, cancelled before Redis lost its data, is cancelled again after the repair counted the buyer\'s uses from MySQL', async () => {
+    await system.createSku({ ...sku, skuId: 'PLATE', priceCents: 2_000, stock: 10 });
+    const coupon = { code: 'PLATES', kind: 'fixed', offCents: 200, minSpendCents: 0, perBuyerLimit: 2, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
+    expect((await system.request('POST', '/v1/admin/coupons', { token: system.token('ops', 'admin'), body: coupon })).status).toBe(201);
+    const first = (await checkout('eve', [{ skuId: 'PLATE', qty: 1 }], 'eve-plate-1', 'PLATES')).body.orderId as string;
+    const second = (await checkout('eve', [{ skuId: 'PLATE', qty: 1 }], 'eve-plate-2', 'PLATES')).body.orderId as string;
+    await system.waitForStatus(first, 'PENDING_PAYMENT');
+    await system.waitForStatus(second, 'PENDING_PAYMENT');
+    const cancel = () => system.request('POST', `/v1/orders/${first}/cancel`, { token: system.token('eve'), body: { reason: 'one is enough' } });
+    expect((await cancel()).body.status).toBe('CANCELLED');
+
+    // Redis loses its data (with the marker saying the first order's use went back); the repair counts eve's one use left held, the second order's
+    await loseRedisData();
+    await reconcile(true);
+    const usesHeld = async () => (await system.request('GET', '/v1/admin/coupons/PLATES', { token: system.token('ops', 'admin') })).body.usesHeld as number;
+    expect(await usesHeld()).toBe(1);
+    // eve cancels the first order again (as after a cancel answered 5xx): its use went back already, and is not given back a second time
+    expect((await cancel()).status).toBe(200);
+    expect(await usesHeld()).toBe(1);
+    expect((await checkout('eve', [{ skuId: 'PLATE', qty: 1 }], 'eve-plate-3', 'PLATES')).status).toBe(202);
+    const past = await checkout('eve', [{ skuId: 'PLATE', qty: 1 }], 'eve-plate-4', 'PLATES');
+    expect([past.status, past.body.code]).toEqual([422, 'COUPON_LIMIT_EXCEEDED']);
+  });
+
+  it('gives a use back once when its order, cancelled before Redis lost its data, is cancelled again after its buyer, holding none at the repair, took the coupon again', async () => {
+    await system.createSku({ ...sku, skuId: 'BOWL', priceCents: 2_000, stock: 10 });
+    const coupon = { code: 'BOWLS', kind: 'fixed', offCents: 200, minSpendCents: 0, perBuyerLimit: 1, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
+    expect((await system.request('POST', '/v1/admin/coupons', { token: system.token('ops', 'admin'), body: coupon })).status).toBe(201);
+    const first = (await checkout('fin', [{ skuId: 'BOWL', qty: 1 }], 'fin-bowl-1', 'BOWLS')).body.orderId as string;
+    await system.waitForStatus(first, 'PENDING_PAYMENT');
+    const cancel = () => system.request('POST', `/v1/orders/${first}/cancel`, { token: system.token('fin'), body: { reason: 'wrong colour' } });
+    expect((await cancel()).body.status).toBe('CANCELLED');
+
+    await loseRedisData();
+    await reconcile(true);
+    const usesHeld = async () => (await system.request('GET', '/v1/admin/coupons/BOWLS', { token: system.token('ops', 'admin') })).body.usesHeld as number;
+    expect(await usesHeld()).toBe(0);
+    // fin's second order holds the one use; the first order's cancel sent again gives nothing back
+    expect((await checkout('fin', [{ skuId: 'BOWL', qty: 1 }], 'fin-bowl-2', 'BOWLS')).status).toBe(202);
+    expect((await cancel()).status).toBe(200);
+    expect(await usesHeld()).toBe(1);
+    const past = await checkout('fin', [{ skuId: 'BOWL', qty: 1 }], 'fin-bowl-3', 'BOWLS');
+    expect([past.status, past.body.code]).toEqual([422, 'COUPON_LIMIT_EXCEEDED']);
+  });
+
   it('puts the camera of a presale whose balance was not paid by its deadline back on sale, the deposit kept', async () => {
     await system.createSku({ ...sku, skuId: 'NEXT-CAMERA', priceCents: 80_000, stock: 4, orderType: 'presale' });
     const orderId = (await checkout('cal', [{ skuId: 'NEXT-CAMERA', qty: 1 }], 'cal-camera')).body.orderId as string;

@@ -1212,22 +1212,31 @@ export class Inventory {
    * Puts back each buyer's uses of a coupon where Redis has none (it lost them), counted
    * from the orders that redeemed it, in the buyer's own group (whatever group each order
    * ran in). Counts Redis still has are kept: they include orders accepted and not yet in
-   * MySQL. Returns how many buyers' counts were put back.
+   * MySQL. `givenBack`: the orders whose use MySQL has given back within RELEASES_REMEMBERED_MS,
+   * which a count put back leaves out: where Redis has no count they are marked given back
+   * (restoreCouponUses-1+n.lua), so that their release asked for again gives no use back from
+   * the count put back, or from the one their buyer's next checkout starts. Returns how many
+   * buyers' counts were put back.
    */
-  async restoreCouponUses(coupon: { code: string; endsAt: Date }, redemptions: ReadonlyArray<{ orderId: string; userId: string }>): Promise<number> {
-    let restored = 0;
-    for (const [group, inGroup] of this.byGroup(redemptions, (redemption) => this.keys.groupOf(redemption.userId))) {
-      const uses = new Map<string, number>();
-      for (const { userId } of inGroup) uses.set(userId, (uses.get(userId) ?? 0) + 1);
-      const pipeline = this.redis.pipeline();
-      // kept as long as the checkout keeps them: a day past the coupon's end
-      for (const [userId, count] of uses) pipeline.set(this.keys.couponUses(group, coupon.code, userId), count, 'PXAT', coupon.endsAt.getTime() + COUPON_USES_KEPT_AFTER_END_MS, 'NX');
-      for (const [error, reply] of (await pipeline.exec()) ?? []) {
-        if (error) throw error;
-        if (reply === 'OK') restored++;
-      }
-    }
-    return restored;
+  async restoreCouponUses(
+    coupon: { code: string; endsAt: Date },
+    redemptions: ReadonlyArray<{ orderId: string; userId: string }>,
+    givenBack: ReadonlyArray<{ orderId: string; userId: string }> = [],
+  ): Promise<number> {
+    const buyers = new Map<string, { uses: number; givenBack: string[] }>();
+    const buyer = (userId: string) => buyers.get(userId) ?? buyers.set(userId, { uses: 0, givenBack: [] }).get(userId)!;
+    for (const { userId } of redemptions) buyer(userId).uses++;
+    for (const { orderId, userId } of givenBack) buyer(userId).givenBack.push(orderId);
+    // kept as long as the checkout keeps them: a day past the coupon's end
+    const keptUntil = coupon.endsAt.getTime() + COUPON_USES_KEPT_AFTER_END_MS;
+    const replies = await Promise.all(
+      [...buyers].map(([userId, { uses, givenBack: orderIds }]) => {
+        const group = this.keys.groupOf(userId);
+        const keys = [this.keys.couponUses(group, coupon.code, userId), ...orderIds.map((orderId) => this.keys.couponGivenBack(group, orderId))];
+        return runStockScript(this.redis, 'restoreCouponUses', keys, [uses, keptUntil, GIVEN_BACK_KEPT_AT_MOST_MS]);
+      }),
+    );
+    return replies.filter((reply) => reply === 1).length;
   }
 
   /**

@@ -22,6 +22,7 @@ interface StockScriptReplies {
   restoreReservation: number;
   restockStock: number;
   restoreBought: number;
+  restoreCouponUses: number;
   takeStock: [number, number];
   giveStock: number;
   countInWindows: number[];
@@ -50,6 +51,7 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   restoreReservation: 'restoreReservation-2.lua',
   restockStock: 'restockStock-1+2n.lua',
   restoreBought: 'restoreBought-1+n.lua',
+  restoreCouponUses: 'restoreCouponUses-1+n.lua',
   takeStock: 'takeStock-3.lua',
   giveStock: 'giveStock-2.lua',
   countInWindows: 'countInWindows-n.lua',
