@@ -36,8 +36,8 @@ describe('refunds while the payment system is down', () => {
       const cancel = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token(buyers[i]!), body: { reason: 'no longer needed' } });
       expect([cancel.status, cancel.body.status]).toEqual([200, 'REFUNDING']);
     }
-    const breakerOpen = async () => (await system.workers.deps.metrics.circuitBreakerState.get()).values.find((v) => v.labels.breaker === 'payment')?.value === 2;
-    await waitFor(breakerOpen, { what: 'the payment breaker to open', timeoutMs: 10_000, intervalMs: 20 });
+    const breakerOpen = async () => (await system.workers.deps.metrics.circuitBreakerState.get()).values.find((v) => v.labels.breaker === 'payment_refunds')?.value === 2;
+    await waitFor(breakerOpen, { what: 'the refunds breaker (payment_refunds) to open', timeoutMs: 10_000, intervalMs: 20 });
     // waiting, not failed: the units are back on sale, the money not yet
     await new Promise((resolve) => setTimeout(resolve, 800));
     for (const orderId of orderIds) expect((await system.order(orderId)).status).toBe('REFUNDING');
