@@ -1,5 +1,5 @@
 import type { Config } from '@orders/config';
-import { TIMER_ACTIONS, statusesWaitingFor } from '@orders/domain';
+import { ORDER_TYPES, TIMER_ACTIONS, statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, ProcessRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, mysqlNow, withoutStatementValues, type OrderDb } from '@orders/persistence';
 import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueFulfilmentUpdate, enqueueLatePaymentRefund, enqueuePaymentRequest, enqueueRefundPayments, heldRefundsWithoutJob, lateRefundsWithoutJob, orderRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, paymentRequestsWithoutJob, readQueues, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
@@ -332,6 +332,21 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       metrics.handOversRestored.inc(handedOverAgain.length);
       log.warn({ count: handedOverAgain.length, orderIds: handedOverAgain.slice(0, 20) }, 'enqueued again the settlement or hand-over of paid orders waiting a sweep interval with no job: their job was gone');
     }
+    // split orders held REFUNDING with nothing owed any more: the refund's close missed them (a child's step racing the
+    // last refund's confirmation, before refundsOwedNow); closed as their children give them, a no-op where money is still owed
+    const heldOpenRead = 'split orders refunding';
+    const heldOpen = await deps.orders.waitingLongerThan('REFUNDING', ORDER_TYPES, graceMs + config.REFUND_CONFIRMATION_WAIT_MS, sweepPages.pageOf(heldOpenRead), { split: true });
+    const splitClosed: string[] = [];
+    for (const orderId of heldOpen) {
+      const closed = await sweptAlone(orderId, 'close refunded split order', async () => {
+        const children = await deps.orders.closeSplitOrderOnceRefunded({ order_id: orderId, parent_order_id: null }, { at: deps.clock(), detail: 'nothing owed any more (overdue sweep)' });
+        for (const { order, fired } of children) metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
+        return { changed: (await deps.orders.findOrderRow(orderId))?.status !== 'REFUNDING' };
+      });
+      if (closed?.changed) splitClosed.push(orderId);
+    }
+    sweepPages.read(heldOpenRead, heldOpen.length, splitClosed.length);
+    if (splitClosed.length > 0) log.warn({ count: splitClosed.length, orderIds: splitClosed.slice(0, 20) }, 'closed split orders held REFUNDING with nothing owed any more');
     const [withRefunds, refundedWhole] = ['orders with refunds waiting', 'orders refunded whole waiting'];
     const ordersWithRefunds = await refunds.ordersWithRefundsWaiting(graceMs, sweepPages.pageOf(withRefunds));
     const ordersRefundedWhole = await refunds.ordersRefundedWholeWaiting(graceMs, sweepPages.pageOf(refundedWhole));

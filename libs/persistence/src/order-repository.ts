@@ -452,16 +452,16 @@ export class OrderRepository {
   /**
    * Orders of these types in `status` for more than `waitedForMs` by MySQL's clock (since their
    * last change), oldest first, split parents left out (their status follows their children,
-   * whose timers run).
+   * whose timers run); with `split`, split parents alone.
    */
-  async waitingLongerThan(status: string, types: readonly OrderType[], waitedForMs: number, page: { offset: number; limit: number }): Promise<string[]> {
+  async waitingLongerThan(status: string, types: readonly OrderType[], waitedForMs: number, page: { offset: number; limit: number }, { split = false }: { split?: boolean } = {}): Promise<string[]> {
     const rows = await this.db
       .selectFrom('orders as o')
       .select('o.order_id')
       .where('o.status', '=', status)
       .where('o.updated_at', '<', overdueSince(waitedForMs))
       .where('o.type', 'in', types)
-      .where(notSplit('o.order_id'))
+      .where((eb) => (split ? eb.not(notSplit('o.order_id')) : notSplit('o.order_id')))
       // the order's id breaks ties, so pages read at other offsets neither repeat nor miss an order
       .orderBy('o.updated_at')
       .orderBy('o.order_id')

@@ -1,0 +1,46 @@
+import { waitFor } from '@orders/testing';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startOrderSystem, type OrderSystem } from './support/order-system.js';
+
+/**
+ * A split order held REFUNDING after its last refund was paid back and its children closed: a
+ * child's step that raced the refund's confirmation left it so before refundsOwedNow, and nothing
+ * that runs on the order's own steps would move it again. The overdue sweep closes it.
+ */
+describe('a split order held open with nothing owed', () => {
+  let system: OrderSystem;
+
+  beforeAll(async () => {
+    system = await startOrderSystem('split_order_held_open', { OVERDUE_SWEEP_INTERVAL_MS: '500', REFUND_CONFIRMATION_WAIT_MS: '1000' });
+    await system.createSku({ skuId: 'LAMP', priceCents: 1_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    await system.createSku({ skuId: 'MUG', priceCents: 400, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-north', stock: 10, deduction: 'placement' });
+  });
+  afterAll(async () => system?.close());
+
+  it('is closed by the overdue sweep as its children give it, and says why in its history', async () => {
+    const orderId = await system.checkout('kim', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'MUG', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('kim'), body: { method: 'card' } })).status).toBe(202);
+    const children = (await waitFor(
+      async () => {
+        const subs = (await system.order(orderId)).subOrders as string[];
+        return subs.length === 2 && subs;
+      },
+      { what: 'the order split', timeoutMs: 15_000 },
+    )) as string[];
+    await Promise.all(children.map((child) => system.waitForStatus(child, 'IN_FULFILLMENT')));
+    // as the race left it: every child refunded, the buyer owed nothing, the order REFUNDING since a while ago
+    const { db } = system.env;
+    await db.updateTable('orders').set({ status: 'REFUNDED' }).where('order_id', 'in', children).execute();
+    await db
+      .updateTable('orders')
+      .set({ status: 'REFUNDING', updated_at: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL 1 MINUTE`, version: (eb) => eb('version', '+', 1) })
+      .where('order_id', '=', orderId)
+      .execute();
+
+    await system.waitForStatus(orderId, 'REFUNDED', 15_000);
+    const last = (await system.order(orderId)).history.at(-1);
+    expect({ from: last.from, to: last.to, action: last.action }).toEqual({ from: 'REFUNDING', to: 'REFUNDED', action: 'refund_succeeded' });
+  });
+});
