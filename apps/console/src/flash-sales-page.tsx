@@ -363,12 +363,15 @@ function SaleChange({ api, skuId, sale, next, onChanged }: { api: Api; skuId: st
 const endConsequence = (endsAt: Date) =>
   `End the flash sale at ${formatTime(endsAt.toISOString())}? Orders accepted before then keep the sale's price; from then the SKU sells at its list price, without a per-buyer limit.`;
 
+/** How long after a stock set sent without an answer the same figure is sent again under its key. */
+const STOCK_SET_RETRY_WITHIN_MS = 15 * 60_000;
+
 /**
  * Sets the SKU's sellable stock (PUT …/stock), what the runbook's wrong price asks for first: 0
  * stops selling at once, whatever the sale; the units already reserved or sold stay theirs. The
- * same figure sent again after no answer (a failure, a reload) goes under the key of the one sent:
- * had that one set the stock, the api answers it and sets nothing again, so units sold in between
- * stay sold. Another figure is a set of its own.
+ * same figure sent again after no answer (a failure, a reload) within STOCK_SET_RETRY_WITHIN_MS goes
+ * under the key of the one sent: had that one set the stock, the api answers it and sets nothing
+ * again, so units sold in between stay sold. Another figure, or the same one later, is a set of its own.
  */
 function StockSet({ api, skuId, onSet }: { api: Api; skuId: string; onSet: (sku: Sku) => void }) {
   const [stock, setStock] = useState('0');
@@ -379,9 +382,11 @@ function StockSet({ api, skuId, onSet }: { api: Api; skuId: string; onSet: (sku:
     if (sendingNow || !window.confirm(`Set the sellable stock of ${skuId} to ${units}? ${units === 0 ? 'Every checkout of it is refused from now on' : `${units} units are for sale from now on`}; orders already taken keep theirs.`)) return;
     const scope = `sku:${skuId}`;
     await sendOnce(async () => {
-      const unanswered = readDraft<{ key: string; units: number }>(scope, 'stock-set-attempt');
-      const key = unanswered?.units === units ? unanswered.key : idempotencyKey();
-      keepDraft(scope, 'stock-set-attempt', { key, units });
+      const unanswered = readDraft<{ key: string; units: number; at: number }>(scope, 'stock-set-attempt');
+      // a retry comes within minutes; the same figure typed later is a set of its own, made again
+      const retry = unanswered?.units === units && Date.now() - unanswered.at < STOCK_SET_RETRY_WITHIN_MS;
+      const key = retry ? unanswered.key : idempotencyKey();
+      keepDraft(scope, 'stock-set-attempt', { key, units, at: retry ? unanswered.at : Date.now() });
       onSet(await api<Sku>('PUT', `/v1/admin/skus/${encodeURIComponent(skuId)}/stock`, { stock: units }, { 'idempotency-key': key }));
       keepDraft(scope, 'stock-set-attempt', null);
     });

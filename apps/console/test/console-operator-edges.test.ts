@@ -220,10 +220,11 @@ describe('the console for an operator: failed reads, refunds before a split, sto
     expect([refused.status, refused.body.code]).toEqual([409, 'OUT_OF_STOCK']);
   });
 
-  it('sends a stock set whose answer was lost again under its key: the units sold in between stay sold', async () => {
+  /** A running flash sale of 20 units of `skuId`, watched on the flash-sales page, whose stock the operator sets to `units`, the api's answer lost; then each buyer buys one. */
+  const stockSetUnanswered = async (skuId: string, units: number, buyers: readonly string[]) => {
     const now = Date.now();
     await system.createSku({
-      skuId: 'FLASH-CUP',
+      skuId,
       priceCents: 900,
       merchantId: 'shop',
       channel: 'self',
@@ -233,28 +234,46 @@ describe('the console for an operator: failed reads, refunds before a split, sto
       flashSale: { priceCents: 400, startsAt: new Date(now - 60_000).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 1 },
     });
     await page.goto(`${base}/console/flash-sales`);
-    await page.getByLabel('SKU to watch').fill('FLASH-CUP');
+    await page.getByLabel('SKU to watch').fill(skuId);
     await page.getByRole('button', { name: 'Watch' }).click();
     await expect.poll(() => shownText(page.getByTestId('stock-available'))).toBe('20');
     // the api sets the stock, and its answer never reaches the browser
-    const sets = (url: URL) => url.pathname === '/v1/admin/skus/FLASH-CUP/stock';
+    const sets = (url: URL) => url.pathname === `/v1/admin/skus/${skuId}/stock`;
     await page.route(sets, async (route) => {
       await route.fetch();
       await route.abort('connectionreset');
     });
-    await page.getByLabel('Sellable stock').fill('10');
+    await page.getByLabel('Sellable stock').fill(String(units));
     await page.getByRole('button', { name: 'Set the stock' }).click();
     await expect.poll(() => shownText(page.getByRole('alert'))).toContain('cannot be reached');
     await page.unroute(sets);
-    for (const buyer of ['cup-1', 'cup-2', 'cup-3']) {
-      const accepted = await system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': buyer }, body: { items: [{ skuId: 'FLASH-CUP', qty: 1 }], address: buyerAddress } });
+    for (const buyer of buyers) {
+      const accepted = await system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': buyer }, body: { items: [{ skuId, qty: 1 }], address: buyerAddress } });
       expect(accepted.status).toBe(202);
     }
+  };
+
+  it('sends a stock set whose answer was lost again under its key: the units sold in between stay sold', async () => {
+    await stockSetUnanswered('FLASH-CUP', 10, ['cup-1', 'cup-2', 'cup-3']);
 
     await page.getByRole('button', { name: 'Set the stock' }).click();
     await expect.poll(() => shownText(page.getByTestId('stock-available'))).toBe('7');
     expect(await page.getByRole('alert').count()).toBe(0);
-    const setsMade = await system.env.db.selectFrom('stock_ledger').select('ref').where('sku_id', '=', 'FLASH-CUP').where('ref', 'like', 'set:%').execute();
-    expect(setsMade).toHaveLength(1);
+    const setsMade = () => system.env.db.selectFrom('stock_ledger').select('ref').where('sku_id', '=', 'FLASH-CUP').where('ref', 'like', 'set:%').execute();
+    expect(await setsMade()).toHaveLength(1);
+  });
+
+  it('makes the same figure typed again long after a set sent without an answer a set of its own', async () => {
+    await stockSetUnanswered('FLASH-BOWL', 5, ['bowl-1']);
+    // 20 minutes on, the operator sets 5 again on purpose
+    await page.evaluate(`(() => {
+      for (const name of Object.keys(sessionStorage).filter((key) => key.endsWith(':sku:FLASH-BOWL:stock-set-attempt'))) {
+        const draft = JSON.parse(sessionStorage.getItem(name));
+        sessionStorage.setItem(name, JSON.stringify({ ...draft, at: draft.at - 20 * 60000 }));
+      }
+    })()`);
+
+    await page.getByRole('button', { name: 'Set the stock' }).click();
+    await expect.poll(() => shownText(page.getByTestId('stock-available'))).toBe('5');
   });
 });
