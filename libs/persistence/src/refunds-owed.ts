@@ -27,23 +27,37 @@ export async function refundsOwedIn(db: OrderDb | Transaction<Database>, orderId
 }
 
 /**
- * refundsOwedIn as committed now, in a transaction holding the orders' locks: each refund and
- * payment the transaction's snapshot (taken at its first read, maybe before those locks) saw owed
- * is read again, locked by primary key, a settlement under way waited for. By the snapshot alone,
- * a step would find owed a refund whose settlement committed since, its own check of the order
- * run before the step's write: the order would read owed with nothing left to close it. By
- * primary key: a locking read by order id or status locks index ranges, holding up other orders'
- * refunds (settleWhenPaidBack).
+ * refundsOwedIn as committed now, in a transaction holding the orders' locks: each refund the
+ * transaction's snapshot (taken at its first read, maybe before those locks) saw owed, and every
+ * payment of the orders, is read again, locked by primary key, a settlement under way waited for.
+ * By the snapshot alone, a step would find owed a refund whose settlement committed since, its own
+ * check of the order run before the step's write: the order would read owed with nothing left to
+ * close it; and it would miss a payment recorded due back since (a late payment), the order read
+ * closed while its buyer is owed. By primary key: a locking read by order id or status locks index
+ * ranges, holding up other orders' refunds (settleWhenPaidBack).
  */
 export async function refundsOwedNow(trx: Transaction<Database>, orderIds: readonly string[]): Promise<RefundOwed[]> {
-  const seen = await owedRowsOf(trx, orderIds);
+  if (orderIds.length === 0) return [];
+  const [seen, paymentIds] = await Promise.all([
+    unsettledRefundsOf(trx, orderIds).select(['order_id', 'refund_id', 'amount_cents']).orderBy('created_at').orderBy('refund_id').execute(),
+    trx.selectFrom('payments').select('payment_id').where('order_id', 'in', orderIds).execute(),
+  ]);
   const [refunds, payments] = await Promise.all([
-    seen.refunds.length === 0 ? [] : trx.selectFrom('refunds').select(['refund_id', 'status']).where('refund_id', 'in', seen.refunds.map((row) => row.refund_id)).forUpdate().execute(),
-    seen.late.length === 0 ? [] : trx.selectFrom('payments').select(['payment_id', 'refund_due_at']).where('payment_id', 'in', seen.late.map((row) => row.payment_id)).forUpdate().execute(),
+    seen.length === 0 ? [] : trx.selectFrom('refunds').select(['refund_id', 'status']).where('refund_id', 'in', seen.map((row) => row.refund_id)).forUpdate().execute(),
+    paymentIds.length === 0
+      ? []
+      : trx
+          .selectFrom('payments')
+          .select(['order_id', 'payment_id', 'amount_cents'])
+          .where('payment_id', 'in', paymentIds.map((row) => row.payment_id))
+          .where('refund_due_at', 'is not', null)
+          .orderBy('refund_due_at')
+          .orderBy('payment_id')
+          .forUpdate()
+          .execute(),
   ]);
   const refundsOwed = new Set(refunds.filter((row) => UNSETTLED.includes(row.status)).map((row) => row.refund_id));
-  const paymentsOwed = new Set(payments.filter((row) => row.refund_due_at !== null).map((row) => row.payment_id));
-  return asOwed({ refunds: seen.refunds.filter((row) => refundsOwed.has(row.refund_id)), late: seen.late.filter((row) => paymentsOwed.has(row.payment_id)) });
+  return asOwed({ refunds: seen.filter((row) => refundsOwed.has(row.refund_id)), late: payments });
 }
 
 async function owedRowsOf(db: OrderDb | Transaction<Database>, orderIds: readonly string[]) {

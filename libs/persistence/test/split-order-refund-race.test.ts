@@ -87,4 +87,20 @@ describe("a split order's last child closing while the order's last refund is pa
 
     expect([await status(splitOrder), await status(delivered)]).toEqual(['COMPLETED', 'COMPLETED']);
   });
+
+  it('stays REFUNDING when a payment of it falls due back while the child completes', async () => {
+    const { splitOrder, delivered } = await splitOrderAwaitingItsLastChild(5);
+    const paymentId = `${splitOrder}-full-2`;
+    await env.db
+      .insertInto('payments')
+      .values({ payment_id: paymentId, order_id: splitOrder, purpose: 'full', attempt: 2, method: 'card', amount_cents: 2_500, status: 'PENDING', transaction_id: null, paid_at: null, refund_due_at: null })
+      .execute();
+
+    // a second payment, taken after the order was paid: recorded due back, as a late payment is
+    await completeAfter(5, delivered, async () => {
+      await env.db.updateTable('payments').set({ status: 'SUCCEEDED', transaction_id: 'tx-late', paid_at: new Date(), refund_due_at: new Date() }).where('payment_id', '=', paymentId).execute();
+    });
+
+    expect([await status(splitOrder), await status(delivered)]).toEqual(['REFUNDING', 'COMPLETED']);
+  });
 });
