@@ -1,8 +1,9 @@
 import { buildApp, connectApi } from '@orders/api';
-import { PricingRepository } from '@orders/persistence';
+import { PricingRepository, createDb, type Database, type OrderDb } from '@orders/persistence';
 import { buyerAddress, createSku, createTestEnv, holdRow, httpClient, rowLockWaits, signToken, waitFor, type HttpClient, type TestEnv } from '@orders/testing';
 import { OrderWriter, connectWorker, startWorkers, type RunningWorkers, type WorkerDeps } from '@orders/worker';
 import type { FastifyInstance } from 'fastify';
+import { Kysely, MysqlAdapter, type CompiledQuery, MysqlDialect, MysqlIntrospector, MysqlQueryCompiler, type DatabaseConnection, type Driver } from 'kysely';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -197,6 +198,58 @@ describe('orders priced with the rules as they stood when the intake accepted th
     expect(pricings).toBe(2);
     const order = (await http.request('GET', `/v1/orders/${accepted.orderId}`, { token: admin() })).body;
     expect(order.benefits.member?.level).toBe('gold');
+  });
+
+  it("prices an order with the level its buyer was given, in force at its acceptance, while the batch's rules were being read", async () => {
+    expect((await http.request('PUT', '/v1/admin/member-levels/bronze', { token: admin(), body: { discountPercent: 20, freeShipping: false } })).status).toBe(200);
+    const placed = await checkout('ivy', 'ivy-1');
+    expect(placed.status).toBe(202);
+    const accepted = (await worker.inventory.findAcceptedOrder(placed.body.orderId as string))!;
+    // the rules' reads run side by side on a pool's connections, in no set order: here the levels'
+    // definitions are read first, then ivy is made bronze (in force for the order), then the buyers' levels
+    const { pool } = createDb(env.config.MYSQL_URL, 4);
+    const driver = new MysqlDialect({ pool }).createDriver();
+    let definitionsRead!: () => void;
+    const definitions = new Promise<void>((resolve) => (definitionsRead = resolve));
+    let changed = false;
+    const connections = new Map<DatabaseConnection, DatabaseConnection>();
+    const racing: Driver = {
+      init: () => driver.init(),
+      acquireConnection: async () => {
+        const connection = await driver.acquireConnection();
+        const wrapped: DatabaseConnection = {
+          executeQuery: async <R>(query: CompiledQuery) => {
+            if (!changed && /from `member_history`/.test(query.sql) && !query.sql.includes('member_level_history')) {
+              changed = true;
+              await Promise.race([definitions, new Promise((resolve) => setTimeout(resolve, 1_000))]);
+              await new PricingRepository(worker.db).setMember('ivy', 'bronze', async () => new Date(Date.parse(accepted.acceptedAt) - 1_000));
+            }
+            const result = await connection.executeQuery<R>(query);
+            if (query.sql.includes('member_level_history')) definitionsRead();
+            return result;
+          },
+          streamQuery: (query, chunkSize) => connection.streamQuery(query, chunkSize),
+        };
+        connections.set(wrapped, connection);
+        return wrapped;
+      },
+      beginTransaction: (connection, settings) => driver.beginTransaction(connections.get(connection)!, settings),
+      commitTransaction: (connection) => driver.commitTransaction(connections.get(connection)!),
+      rollbackTransaction: (connection) => driver.rollbackTransaction(connections.get(connection)!),
+      releaseConnection: (connection) => driver.releaseConnection(connections.get(connection)!),
+      destroy: () => driver.destroy(),
+    };
+    const db: OrderDb = new Kysely<Database>({
+      dialect: { createAdapter: () => new MysqlAdapter(), createDriver: () => racing, createIntrospector: (on) => new MysqlIntrospector(on), createQueryCompiler: () => new MysqlQueryCompiler() },
+    });
+    try {
+      await new OrderWriter({ ...worker, pricing: new PricingRepository(db) }, { batchSize: 500, batchWaitMs: 2, busyIntervalMs: 250 }).persist(accepted);
+    } finally {
+      await db.destroy();
+    }
+    expect(changed).toBe(true);
+    const order = (await http.request('GET', `/v1/orders/${accepted.orderId}`, { token: admin() })).body;
+    expect(order.benefits.member?.level).toBe('bronze');
   });
 
   it('dates a change of the rules that waited for a batch being written after that batch\'s orders, which were priced without it', async () => {

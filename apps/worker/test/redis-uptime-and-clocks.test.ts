@@ -1,7 +1,8 @@
+import { createMetrics } from '@orders/metrics';
 import { redisMastersReplicationIdOf, redisReplicasOf } from '@orders/stock';
-import { createTestEnv, startReplicatedRedis, waitFor, type TestEnv } from '@orders/testing';
+import { createTestEnv, freePort, startReplicatedRedis, waitFor, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -44,6 +45,18 @@ describe("Redis's uptime, its master's replication ID and replicas, and its cloc
     } finally {
       master.disconnect();
       await redis.remove();
+    }
+  });
+
+  it('exports no count of replicas while a Redis Cluster has no master it reached: a count above every one to come would hold RedisReplicaLost for a day', async () => {
+    const cluster = new Cluster([{ host: '127.0.0.1', port: await freePort() }], { clusterRetryStrategy: () => 100 });
+    cluster.on('error', () => {});
+    try {
+      const metrics = createMetrics({ app: 'worker' });
+      metrics.watchRedisReplicas(async () => redisReplicasOf(cluster));
+      expect(await metrics.exposition()).not.toMatch(/^redis_replicas_connected/m);
+    } finally {
+      cluster.disconnect();
     }
   });
 

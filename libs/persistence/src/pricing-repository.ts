@@ -178,25 +178,34 @@ export class PricingRepository {
     const acceptedTimes = orders.map((o) => Date.parse(o.acceptedAt));
     const earliest = new Date(Math.min(...acceptedTimes));
     const latest = new Date(Math.max(...acceptedTimes));
+    const memberRowsRead = this.db
+      .selectFrom('member_history')
+      .select(['user_id', 'level', 'effective_from'])
+      .where('user_id', 'in', userIds)
+      .where('effective_from', '<=', latest)
+      .orderBy('effective_from')
+      .orderBy('change_id')
+      .execute();
+    // the levels those rows name, read after them: read beside them, a buyer's change committed
+    // between the two reads (it moves no version) would price the order with no level at all
+    const levelRowsRead = memberRowsRead.then((rows) => {
+      const named = [...new Set(rows.map((row) => row.level))];
+      return named.length === 0
+        ? []
+        : this.db
+            .selectFrom('member_level_history')
+            .select(['level', 'discount_percent', 'free_shipping', 'effective_from'])
+            .where('level', 'in', named)
+            .where('effective_from', '<=', latest)
+            .orderBy('effective_from')
+            .orderBy('change_id')
+            .execute();
+    });
     const [promotionRows, couponRows, memberRows, levelRows, feeRows, usedRows, writtenRows] = await Promise.all([
       this.db.selectFrom('promotions').selectAll().where('ends_at', '>', earliest).where('created_at', '<=', latest).execute(),
       codes.length === 0 ? [] : this.db.selectFrom('coupons').selectAll().where('code', 'in', codes).execute(),
-      this.db
-        .selectFrom('member_history')
-        .select(['user_id', 'level', 'effective_from'])
-        .where('user_id', 'in', userIds)
-        .where('effective_from', '<=', latest)
-        .orderBy('effective_from')
-        .orderBy('change_id')
-        .execute(),
-      this.db
-        .selectFrom('member_level_history')
-        .select(['level', 'discount_percent', 'free_shipping', 'effective_from'])
-        .where('level', 'in', (eb) => eb.selectFrom('member_history').select('level').where('user_id', 'in', userIds))
-        .where('effective_from', '<=', latest)
-        .orderBy('effective_from')
-        .orderBy('change_id')
-        .execute(),
+      memberRowsRead,
+      levelRowsRead,
       warehouseIds.length === 0
         ? []
         : this.db

@@ -126,6 +126,8 @@ export async function redisMastersReplicationIdOf(redis: RedisClient): Promise<n
  */
 export async function redisReplicasOf(redis: RedisClient): Promise<{ connected: number; lagSeconds: number }> {
   const masters = await Promise.all(mastersOf(redis).map(async (node) => node.info('replication')));
+  // a Cluster that reached no master yet (starting, or all its nodes away) knows none: no count, rather than one above every count to come
+  if (masters.length === 0) throw new Error('no Redis master reached');
   const connected = masters.map((info) => Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0));
   const lags = masters.flatMap((info) => [...info.matchAll(/^slave\d+:.*\blag=(\d+)/gm)].map((match) => Number(match[1])));
   return { connected: Math.min(...connected), lagSeconds: Math.max(0, ...lags) };
