@@ -1,5 +1,5 @@
 import { createMetrics } from '@orders/metrics';
-import { redisMastersReplicationIdOf, redisReplicasOf } from '@orders/stock';
+import { redisMastersReplicationIdOf, redisReplicasOf, redisUptimeOf } from '@orders/stock';
 import { createTestEnv, freePort, startReplicatedRedis, waitFor, type TestEnv } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { Cluster, Redis } from 'ioredis';
@@ -48,13 +48,15 @@ describe("Redis's uptime, its master's replication ID and replicas, and its cloc
     }
   });
 
-  it('exports no count of replicas while a Redis Cluster has no master it reached: a count above every one to come would hold RedisReplicaLost for a day', async () => {
+  it('exports no replica count, uptime or replication ID while a Redis Cluster has no master it reached: figures of no master would hold RedisReplicaLost for a day, or page RedisMasterChanged', async () => {
     const cluster = new Cluster([{ host: '127.0.0.1', port: await freePort() }], { clusterRetryStrategy: () => 100 });
     cluster.on('error', () => {});
     try {
       const metrics = createMetrics({ app: 'worker' });
       metrics.watchRedisReplicas(async () => redisReplicasOf(cluster));
-      expect(await metrics.exposition()).not.toMatch(/^redis_replicas_connected/m);
+      metrics.watchRedisUptime(async () => redisUptimeOf(cluster));
+      metrics.watchRedisReplicationId(async () => redisMastersReplicationIdOf(cluster));
+      expect(await metrics.exposition()).not.toMatch(/^(redis_replicas_connected|redis_uptime_seconds|redis_master_replication_id)\{/m);
     } finally {
       cluster.disconnect();
     }

@@ -99,12 +99,25 @@ export function mastersOf(redis: RedisClient): Redis[] {
 }
 
 /**
+ * One INFO section of every master. A Cluster that reached no master yet (starting, or all its
+ * nodes away) knows none: the read fails, and the gauges fed by it keep no figure, rather than the
+ * one of no master (an uptime or a replica count above every one to come, a replication ID of 0).
+ */
+async function infoOfMasters(redis: RedisClient, section: 'server' | 'replication' | 'memory'): Promise<string[]> {
+  const masters = mastersOf(redis);
+  if (masters.length === 0) throw new Error('no Redis master reached');
+  return Promise.all(masters.map(async (node) => node.info(section)));
+}
+
+/** A number field of an INFO section (0 when absent). */
+const infoField = (info: string, name: string): number => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+
+/**
  * Seconds since the youngest master started (INFO server's uptime_in_seconds): one that restarted
  * lost what it held since its last write to its append-only file, all of it without one.
  */
 export async function redisUptimeOf(redis: RedisClient): Promise<number> {
-  const uptimes = await Promise.all(mastersOf(redis).map(async (node) => Number(/^uptime_in_seconds:(\d+)/m.exec(await node.info('server'))?.[1] ?? 0)));
-  return Math.min(...uptimes);
+  return Math.min(...(await infoOfMasters(redis, 'server')).map((info) => infoField(info, 'uptime_in_seconds')));
 }
 
 /**
@@ -114,7 +127,7 @@ export async function redisUptimeOf(redis: RedisClient): Promise<number> {
  * changing is how it shows.
  */
 export async function redisMastersReplicationIdOf(redis: RedisClient): Promise<number> {
-  const ids = await Promise.all(mastersOf(redis).map(async (node) => /^master_replid:([0-9a-f]{8})/m.exec(await node.info('replication'))?.[1] ?? '0'));
+  const ids = (await infoOfMasters(redis, 'replication')).map((info) => /^master_replid:([0-9a-f]{8})/m.exec(info)?.[1] ?? '0');
   return ids.reduce((sum, id) => sum + Number.parseInt(id, 16), 0);
 }
 
@@ -125,12 +138,9 @@ export async function redisMastersReplicationIdOf(redis: RedisClient): Promise<n
  * RESERVATION_REPLICA_ACKS above 0, a master without its replicas refuses checkouts.
  */
 export async function redisReplicasOf(redis: RedisClient): Promise<{ connected: number; lagSeconds: number }> {
-  const masters = await Promise.all(mastersOf(redis).map(async (node) => node.info('replication')));
-  // a Cluster that reached no master yet (starting, or all its nodes away) knows none: no count, rather than one above every count to come
-  if (masters.length === 0) throw new Error('no Redis master reached');
-  const connected = masters.map((info) => Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0));
+  const masters = await infoOfMasters(redis, 'replication');
   const lags = masters.flatMap((info) => [...info.matchAll(/^slave\d+:.*\blag=(\d+)/gm)].map((match) => Number(match[1])));
-  return { connected: Math.min(...connected), lagSeconds: Math.max(0, ...lags) };
+  return { connected: Math.min(...masters.map((info) => infoField(info, 'connected_slaves'))), lagSeconds: Math.max(0, ...lags) };
 }
 
 /**
@@ -138,9 +148,7 @@ export async function redisReplicasOf(redis: RedisClient): Promise<{ connected: 
  * that refuses writes first. A master without a limit counts by its bytes alone.
  */
 export async function redisMemoryOf(redis: RedisClient): Promise<{ used: number; max: number }> {
-  const field = (info: string, name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
-  const masters = await Promise.all(mastersOf(redis).map(async (node) => node.info('memory')));
-  const memory = masters.map((info) => ({ used: field(info, 'used_memory'), max: field(info, 'maxmemory') }));
+  const memory = (await infoOfMasters(redis, 'memory')).map((info) => ({ used: infoField(info, 'used_memory'), max: infoField(info, 'maxmemory') }));
   const share = (node: { used: number; max: number }) => (node.max > 0 ? node.used / node.max : 0);
   return memory.reduce((fullest, node) => (share(node) > share(fullest) || (share(node) === share(fullest) && node.used > fullest.used) ? node : fullest));
 }
