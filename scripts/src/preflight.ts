@@ -11,6 +11,9 @@ export interface ServicesNeeded {
   redis?: boolean;
 }
 
+/** How long Redis has to take the connection, then to answer it. */
+const REDIS_ANSWER_MS = 3000;
+
 /** Fails with a message an operator can act on when MySQL or Redis cannot be reached. */
 export async function checkServices(config: Config, needed: ServicesNeeded = { mysql: 'create-database', redis: true }): Promise<void> {
   // MySQL's code is loaded only by a command that reaches MySQL: dlq needs Redis alone
@@ -24,14 +27,18 @@ export async function checkServices(config: Config, needed: ServicesNeeded = { m
     }
   }
   if (!needed.redis) return;
-  const redis = connectRedis(config, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 3000, retryStrategy: () => null });
+  // a Redis that takes the connection and answers nothing (frozen, a dead host behind a proxy) fails it too, rather than holding the command for ever
+  const redis = connectRedis(config, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: REDIS_ANSWER_MS, commandTimeout: REDIS_ANSWER_MS, retryStrategy: () => null });
+  // connect() then fails with "Connection is closed."; the error event says why (refused, timed out)
+  let why: Error | undefined;
+  redis.on('error', (error: Error) => (why ??= error));
   try {
     await redis.connect();
     await redis.ping();
   } catch (error) {
     const { urlWithoutPassword } = await import('@orders/persistence');
     const where = config.REDIS_CLUSTER_NODES.length > 0 ? `the cluster nodes ${config.REDIS_CLUSTER_NODES.map(({ host, port }) => `${host}:${port}`).join(', ')}` : urlWithoutPassword(config.REDIS_URL);
-    throw new Error(`Redis is not reachable at ${where} (${(error as Error).message}). Start redis-server or set REDIS_URL (REDIS_CLUSTER_NODES for a cluster).`, { cause: error });
+    throw new Error(`Redis is not reachable at ${where} (${(why ?? (error as Error)).message}). Start redis-server or set REDIS_URL (REDIS_CLUSTER_NODES for a cluster).`, { cause: error });
   } finally {
     redis.disconnect();
   }

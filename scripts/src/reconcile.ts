@@ -89,7 +89,7 @@ function repairAsked(args: readonly string[]): boolean {
 }
 
 /** npm run reconcile [-- --repair]: compares Redis stock with the MySQL ledger; repairs Redis only when asked. */
-runCommand({ usage: USAGE, parse: repairAsked }, async (repair) => {
+runCommand({ usage: USAGE, parse: repairAsked, flags: ['--repair'] }, async (repair) => {
   const config = loadConfig();
   const [{ CatalogRepository, CouponRepository, StockLedgerRepository, createDb }, { Inventory, checkoutTimeoutsOf, connectRedis }, { StockReconciler }, { pino }, { checkServices }] =
     await Promise.all([import('@orders/persistence'), import('@orders/stock'), import('@orders/worker'), import('pino'), import('./preflight.js')]);

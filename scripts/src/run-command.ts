@@ -13,11 +13,24 @@ export interface CommandLine<A> {
   usage: string;
   /** The command's own reading of its arguments; throws UsageError for any it does not take. Without it, the command takes none. */
   parse?: (args: readonly string[]) => A;
+  /** The flags the command takes (--repair), which npm keeps for itself when they come before `--`. */
+  flags?: readonly string[];
 }
 
 /** Refuses `args`, arguments left over that the command does not take. */
 export function refuseArguments(args: readonly string[]): void {
   if (args.length > 0) throw new UsageError(`unknown argument${args.length === 1 ? '' : 's'}: ${args.join(' ')}`);
+}
+
+/**
+ * Refuses a flag npm kept for itself: `npm run reconcile --repair`, without `--`, runs the command
+ * without it (npm warns only that it does not know the setting, and hands it over as
+ * npm_config_repair). Run without it, a command would check where a repair was asked for, or
+ * refuse a seed asking for the --demo-shop it was given.
+ */
+function refuseFlagsNpmKept(args: readonly string[], flags: readonly string[]): void {
+  const kept = flags.filter((flag) => !args.includes(flag) && process.env[`npm_config_${flag.slice(2).replaceAll('-', '_')}`] !== undefined);
+  if (kept.length > 0) throw new UsageError(`npm kept ${kept.join(' ')} for itself and did not pass ${kept.length === 1 ? 'it' : 'them'} on: put ${kept.length === 1 ? 'it' : 'them'} after --, as below`);
 }
 
 /**
@@ -39,6 +52,7 @@ export function runCommand<A = void>(commandLine: CommandLine<A>, command: (args
   }
   let parsed: A;
   try {
+    refuseFlagsNpmKept(args, commandLine.flags ?? []);
     parsed = commandLine.parse ? commandLine.parse(args) : (refuseArguments(args) as A);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;

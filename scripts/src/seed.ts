@@ -9,7 +9,7 @@ and the demo buyer as a gold member. What exists already is left as it is.
 For a demo or test shop only: never run it against a shop that sells. With NODE_ENV=production
 it runs only when told the stack is a demo shop (${DEMO_SHOP}).`;
 
-runCommand({ usage: USAGE, parse: demoShopSaid }, async (demoShop) => {
+runCommand({ usage: USAGE, parse: demoShopSaid, flags: [DEMO_SHOP] }, async (demoShop) => {
   const config = loadConfig();
   refuseDemoInProduction(config, demoShop);
   const [{ checkServices }, { seedDemoCatalog }] = await Promise.all([import('./preflight.js'), import('./demo-catalog.js')]);

@@ -53,7 +53,7 @@ Try: curl -X POST ${url}/v1/orders -H "authorization: Bearer <buyer token>" -H "
 Stop with Ctrl-C.`);
 }
 
-runCommand({ usage: USAGE, parse: demoShopSaid }, async (demoShop) => {
+runCommand({ usage: USAGE, parse: demoShopSaid, flags: [DEMO_SHOP] }, async (demoShop) => {
   const config = loadConfig();
   refuseDemoInProduction(config, demoShop, ', its simulators would take the payments, and it would print an admin token signed with the shop’s secret');
   const [{ checkServices }, { seedDemoCatalog }] = await Promise.all([import('./preflight.js'), import('./demo-catalog.js')]);

@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { createTestEnv, runOperatorCommand, type OperatorCommand, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -64,5 +67,36 @@ describe('npm run seed against a real database', () => {
     const seeded = await runOperatorCommand('seed', ['--demo-shop'], production);
     expect([seeded.exitCode, seeded.stdout]).toEqual([0, expect.stringMatching(/^Seeded: /)]);
     expect((await env.db.selectFrom('coupons').select('code').execute()).map((row) => row.code)).toContain('WELCOME15');
+  });
+});
+
+describe('a flag given to npm run before --', () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  let env: TestEnv;
+
+  /** The command as an operator types it, through npm. */
+  async function npmRun(args: string[], overrides: Record<string, string> = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    return promisify(execFile)('npm', ['run', '-s', ...args], { cwd: root, env: { ...process.env, ...env.env, ...overrides } }).then(
+      ({ stdout, stderr }) => ({ exitCode: 0, stdout, stderr }),
+      (error: { code: number; stdout: string; stderr: string }) => ({ exitCode: error.code, stdout: error.stdout, stderr: error.stderr }),
+    );
+  }
+
+  beforeAll(async () => {
+    env = await createTestEnv('npm_kept_flags');
+  });
+  afterAll(async () => env?.cleanup());
+
+  it('npm run reconcile --repair and npm run seed --demo-shop: npm keeps the flag, and the command says so and does nothing, rather than check where a repair was asked for', { timeout: 120_000 }, async () => {
+    const repair = await npmRun(['reconcile', '--repair']);
+    expect([repair.exitCode, repair.stdout]).toEqual([1, '']);
+    expect(repair.stderr).toContain('npm kept --repair for itself and did not pass it on: put it after --, as below\nusage: npm run reconcile [-- --repair]\n');
+
+    // in production the seed asked for the flag it was given, again and again
+    const production = { NODE_ENV: 'production', AUTH_JWT_SECRET: 'a-real-jwt-secret-of-this-shop-0123456789', PAYMENT_CALLBACK_SECRET: 'a-real-payment-secret-0123456789', WAREHOUSE_CALLBACK_SECRET: 'a-real-warehouse-secret-0123456789' };
+    const seed = await npmRun(['seed', '--demo-shop'], production);
+    expect([seed.exitCode, seed.stdout]).toEqual([1, '']);
+    expect(seed.stderr).toContain('npm kept --demo-shop for itself and did not pass it on: put it after --, as below\nusage: npm run seed [-- --demo-shop]\n');
+    expect(await env.db.selectFrom('coupons').select('code').execute()).toEqual([]);
   });
 });

@@ -60,6 +60,23 @@ describe('operator commands say which service is down, as npm start does', () =>
     }
   });
 
+  it.each(['dlq', 'reconcile'] as const)('npm run %s against a Redis that takes connections and answers nothing: exit 1 within seconds, saying where Redis was looked for', async (command) => {
+    const held = new Set<Socket>();
+    const silent = createServer((socket) => held.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const redisSilent = `redis://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    try {
+      const started = Date.now();
+      const { exitCode, output } = await runOperatorCommand(command, command === 'dlq' ? ['list'] : [], { ...env.env, REDIS_URL: redisSilent }, { timeoutMs: 20_000 });
+      expect(exitCode).toBe(1);
+      expect(output).toContain(`Failed: Redis is not reachable at ${redisSilent}`);
+      expect(Date.now() - started).toBeLessThan(15_000);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
   it('npm run migrate needs MySQL alone: it migrates while Redis is down', async () => {
     const { exitCode, output } = await runOperatorCommand('migrate', [], { ...env.env, REDIS_URL: REDIS_DOWN });
     expect([exitCode, output]).toEqual([0, expect.stringContaining('Database is up to date.')]);
