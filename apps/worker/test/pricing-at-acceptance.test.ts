@@ -1,4 +1,5 @@
 import { buildApp, connectApi } from '@orders/api';
+import type { AcceptedOrder } from '@orders/domain';
 import { PricingRepository, createDb, type Database, type OrderDb } from '@orders/persistence';
 import { buyerAddress, createSku, createTestEnv, holdRow, httpClient, rowLockWaits, signToken, waitFor, type HttpClient, type TestEnv } from '@orders/testing';
 import { OrderWriter, connectWorker, startWorkers, type RunningWorkers, type WorkerDeps } from '@orders/worker';
@@ -163,20 +164,28 @@ describe('orders priced with the rules as they stood when the intake accepted th
     expect(orders.map((order) => Number(order.shipping_cents))).toEqual([800]);
   });
 
-  it("writes a batch priced once while a script changes other buyers' levels one by one meanwhile", async () => {
-    const placed = await checkout('gil', 'gil-1');
-    expect(placed.status).toBe(202);
-    const accepted = (await worker.inventory.findAcceptedOrder(placed.body.orderId as string))!;
-    let pricings = 0;
-    // each reading of the rules is followed by another buyer's level change, committed before the batch is written
+  /** Persists the order through a writer whose every reading of the rules (the nth) is followed by `afterReading`: how many readings it took. */
+  const persistedWhile = async (accepted: AcceptedOrder, afterReading: (pricing: PricingRepository, n: number) => Promise<void>): Promise<number> => {
+    let readings = 0;
     const changing = new (class extends PricingRepository {
       override async rulesFor(...args: Parameters<PricingRepository['rulesFor']>) {
         const rules = await super.rulesFor(...args);
-        if (++pricings <= 8) await this.setMember(`member-${pricings}`, 'gold', async () => new Date(Date.parse(accepted.acceptedAt) - 1_000));
+        await afterReading(this, ++readings);
         return rules;
       }
     })(worker.db);
     await new OrderWriter({ ...worker, pricing: changing }, { batchSize: 500, batchWaitMs: 2, busyIntervalMs: 250 }).persist(accepted);
+    return readings;
+  };
+
+  it("writes a batch priced once while a script changes other buyers' levels one by one meanwhile", async () => {
+    const placed = await checkout('gil', 'gil-1');
+    expect(placed.status).toBe(202);
+    const accepted = (await worker.inventory.findAcceptedOrder(placed.body.orderId as string))!;
+    // each reading of the rules is followed by another buyer's level change, committed before the batch is written
+    const pricings = await persistedWhile(accepted, async (pricing, n) => {
+      if (n <= 8) await pricing.setMember(`member-${n}`, 'gold', async () => new Date(Date.parse(accepted.acceptedAt) - 1_000));
+    });
     expect(pricings).toBe(1);
     expect(await env.db.selectFrom('orders').select('order_id').where('order_id', '=', accepted.orderId).execute()).toHaveLength(1);
   });
@@ -185,16 +194,10 @@ describe('orders priced with the rules as they stood when the intake accepted th
     const placed = await checkout('hal', 'hal-1');
     expect(placed.status).toBe(202);
     const accepted = (await worker.inventory.findAcceptedOrder(placed.body.orderId as string))!;
-    let pricings = 0;
     // made gold through a host whose clock is behind: the change is in force for the order, though priced without it
-    const changing = new (class extends PricingRepository {
-      override async rulesFor(...args: Parameters<PricingRepository['rulesFor']>) {
-        const rules = await super.rulesFor(...args);
-        if (++pricings === 1) await this.setMember('hal', 'gold', async () => new Date(Date.parse(accepted.acceptedAt) - 1_000));
-        return rules;
-      }
-    })(worker.db);
-    await new OrderWriter({ ...worker, pricing: changing }, { batchSize: 500, batchWaitMs: 2, busyIntervalMs: 250 }).persist(accepted);
+    const pricings = await persistedWhile(accepted, async (pricing, n) => {
+      if (n === 1) await pricing.setMember('hal', 'gold', async () => new Date(Date.parse(accepted.acceptedAt) - 1_000));
+    });
     expect(pricings).toBe(2);
     const order = (await http.request('GET', `/v1/orders/${accepted.orderId}`, { token: admin() })).body;
     expect(order.benefits.member?.level).toBe('gold');

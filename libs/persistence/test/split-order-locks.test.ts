@@ -1,9 +1,6 @@
-import { priceOrder, type Sku } from '@orders/domain';
 import { OrderRepository } from '@orders/persistence';
-import { buyerAddress, createTestEnv, writtenOrHeldUp, type TestEnv } from '@orders/testing';
+import { createTestEnv, persistLampOrder, writtenOrHeldUp, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const lamp: Sku = { skuId: 'LAMP', title: 'Lamp', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', deduction: 'placement', flashSale: null };
 
 describe("a split order's child moving, beside the persist batches of a sale", () => {
   let env: TestEnv;
@@ -17,19 +14,7 @@ describe("a split order's child moving, beside the persist batches of a sale", (
 
   /** Order ids grow with time, as the intake's do: each persisted one is the newest. */
   const orderId = (n: number) => `01KSPLIT00${String(n).padStart(16, '0')}`;
-  const persist = (n: number) => {
-    const acceptedAt = new Date();
-    const items = [{ skuId: 'LAMP', qty: 1 }];
-    return orders.persistAcceptedOrders(
-      [
-        {
-          accepted: { orderId: orderId(n), userId: `buyer-${n}`, type: 'standard', items, address: buyerAddress, couponCode: null, acceptedAt: acceptedAt.toISOString(), paymentDeadline: new Date(acceptedAt.getTime() + 60_000).toISOString() },
-          priced: priceOrder('standard', items, new Map([['LAMP', lamp]]), acceptedAt),
-        },
-      ],
-      acceptedAt,
-    );
-  };
+  const persist = (n: number) => persistLampOrder(orders, '01KSPLIT00', n);
   const status = async (id: string) => (await env.db.selectFrom('orders').select('status').where('order_id', '=', id).executeTakeFirstOrThrow()).status;
 
   it("holds up no batch writing new orders while its move's transaction re-derives its parent, the only order ever split", async () => {

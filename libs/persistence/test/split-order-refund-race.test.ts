@@ -1,9 +1,6 @@
-import { priceOrder, type Sku } from '@orders/domain';
 import { OrderRepository, ProcessRepository, RefundRepository } from '@orders/persistence';
-import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
+import { createTestEnv, persistLampOrder, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const lamp: Sku = { skuId: 'LAMP', title: 'Lamp', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', deduction: 'placement', flashSale: null };
 
 /**
  * A split order's last open child completing while the order's last refund is paid back. The
@@ -24,19 +21,7 @@ describe("a split order's last child closing while the order's last refund is pa
   afterAll(async () => env?.cleanup());
 
   const orderId = (n: number) => `01KSPLITRF${String(n).padStart(16, '0')}`;
-  const persist = (n: number) => {
-    const acceptedAt = new Date();
-    const items = [{ skuId: 'LAMP', qty: 1 }];
-    return orders.persistAcceptedOrders(
-      [
-        {
-          accepted: { orderId: orderId(n), userId: `buyer-${n}`, type: 'standard', items, address: buyerAddress, couponCode: null, acceptedAt: acceptedAt.toISOString(), paymentDeadline: new Date(acceptedAt.getTime() + 60_000).toISOString() },
-          priced: priceOrder('standard', items, new Map([['LAMP', lamp]]), acceptedAt),
-        },
-      ],
-      acceptedAt,
-    );
-  };
+  const persist = (n: number) => persistLampOrder(orders, '01KSPLITRF', n);
   const status = async (id: string) => (await env.db.selectFrom('orders').select('status').where('order_id', '=', id).executeTakeFirstOrThrow()).status;
 
   /** Order n split in two: its first child refunded, its second delivered; another buyer's unpaid order n + 1. */

@@ -1,4 +1,5 @@
-import type { AcceptedOrder } from '@orders/domain';
+import { priceOrder, type AcceptedOrder, type Sku } from '@orders/domain';
+import type { OrderRepository } from '@orders/persistence';
 import { buyerAddress } from './processes.js';
 
 /**
@@ -18,4 +19,14 @@ export function acceptedOrder(idPrefix: string, n: number, acceptedAt: Date, fie
     paymentDeadline: new Date(acceptedAt.getTime() + 1_800_000).toISOString(),
     ...fields,
   };
+}
+
+/** A lamp the shop sells from wh-east, its units taken at placement: the one SKU of persistLampOrder's orders. */
+export const LAMP: Sku = { skuId: 'LAMP', title: 'Lamp', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', deduction: 'placement', flashSale: null };
+
+/** Writes acceptedOrder's order `n` of one lamp, accepted now, priced and written as the workers do (no pricing rules). */
+export function persistLampOrder(orders: OrderRepository, idPrefix: string, n: number): Promise<string[]> {
+  const acceptedAt = new Date();
+  const accepted = acceptedOrder(idPrefix, n, acceptedAt, { items: [{ skuId: 'LAMP', qty: 1 }] });
+  return orders.persistAcceptedOrders([{ accepted, priced: priceOrder('standard', accepted.items, new Map([['LAMP', LAMP]]), acceptedAt) }], acceptedAt);
 }

@@ -12,7 +12,7 @@ export type { OperatorCommand, CommandAnswer } from './operator-commands.js';
 export { createSku, ledgerAvailable } from './catalog.js';
 export { buyerOutsideBucketZero, reservationOf } from './reservations.js';
 export { channelOrder } from './channel-orders.js';
-export { acceptedOrder } from './accepted-orders.js';
+export { LAMP, acceptedOrder, persistLampOrder } from './accepted-orders.js';
 export { settledSaleInvariants } from './invariants.js';
 export type { SaleUnderCheck, SaleInvariants, SkuStockCheck } from './invariants.js';
 export { startRedisServer, startReplicatedRedis } from './redis-server.js';
