@@ -1,4 +1,3 @@
-import { waitFor } from '@orders/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
@@ -19,17 +18,7 @@ describe('a split order held open with nothing owed', () => {
   afterAll(async () => system?.close());
 
   it('is closed by the overdue sweep as its children give it, and says why in its history', async () => {
-    const orderId = await system.checkout('kim', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'MUG', qty: 1 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('kim'), body: { method: 'card' } })).status).toBe(202);
-    const children = (await waitFor(
-      async () => {
-        const subs = (await system.order(orderId)).subOrders as string[];
-        return subs.length === 2 && subs;
-      },
-      { what: 'the order split', timeoutMs: 15_000 },
-    )) as string[];
-    await Promise.all(children.map((child) => system.waitForStatus(child, 'IN_FULFILLMENT')));
+    const { orderId, children } = await system.paidAndSplit('kim', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'MUG', qty: 1 }]);
     // as the race left it: every child refunded, the buyer owed nothing, the order REFUNDING since a while ago
     const { db } = system.env;
     await db.updateTable('orders').set({ status: 'REFUNDED' }).where('order_id', 'in', children).execute();

@@ -31,16 +31,7 @@ describe("a split order's own timer jobs", () => {
 
   it('confirm nothing and complete nothing: the order stays SHIPPED, then DELIVERED, as its children are', async () => {
     const { queues, orders, config } = system.workers.deps;
-    const orderId = await system.checkout('kim', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'MUG', qty: 1 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('kim'), body: { method: 'card' } })).status).toBe(202);
-    const children = (await waitFor(
-      async () => {
-        const subs = (await system.order(orderId)).subOrders as string[];
-        return subs.length === 2 && (await statuses(orderId, subs)).every((status) => status === 'IN_FULFILLMENT') && subs;
-      },
-      { what: 'the order split, both children in fulfilment', timeoutMs: 15_000 },
-    )) as string[];
+    const { orderId, children } = await system.paidAndSplit('kim', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'MUG', qty: 1 }]);
     // the children's own timers are held back: their buyer has not confirmed, their window is open
     const holdBack = async (jobIdOf: (orderId: string) => string) => {
       for (const child of children) await (await waitFor(async () => queues.timers.getJob(jobIdOf(child)), { what: jobIdOf(child) })).remove();

@@ -34,6 +34,8 @@ export interface OrderSystem extends Pick<HttpClient, 'request'> {
   checkout(buyer: string, items: Array<{ skuId: string; qty: number }>, key?: string): Promise<string>;
   /** The buyer's order of `items`, paid by card and shipped by the warehouse: SHIPPED. */
   shipped(buyer: string, items: Array<{ skuId: string; qty: number }>): Promise<string>;
+  /** The buyer's order of `items` of several merchants or warehouses, paid by card and split: its children, each IN_FULFILLMENT. */
+  paidAndSplit(buyer: string, items: Array<{ skuId: string; qty: number }>): Promise<{ orderId: string; children: string[] }>;
   /** An order of any type put straight into MySQL, as the worker would write it, with no reservation in Redis. */
   persisted(type: OrderType, userId: string, items: Array<{ skuId: string; qty: number }>): Promise<string>;
   waitForStatus(orderId: string, status: string, timeoutMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -108,6 +110,14 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
   const workers = startWorkers(connectWorker(config, pino({ level: 'silent' })));
   const token = (sub: string, role: 'buyer' | 'merchant' | 'admin' = 'buyer') => signToken(config.AUTH_JWT_SECRET, { sub, role });
   const admin = token('ops', 'admin');
+  /** The buyer's order of `items`, its payment by card asked for (202). */
+  const paidByCard = async (buyer: string, items: Array<{ skuId: string; qty: number }>): Promise<string> => {
+    const orderId = await system.checkout(buyer, items);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const paid = await http.request('POST', `/v1/orders/${orderId}/pay`, { token: token(buyer), body: { method: 'card' } });
+    if (paid.status !== 202) throw new Error(`pay: ${paid.status} ${JSON.stringify(paid.body)}`);
+    return orderId;
+  };
 
   const system: OrderSystem = {
     env,
@@ -127,15 +137,23 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
       return answer.body.orderId as string;
     },
     async shipped(buyer, items) {
-      const orderId = await system.checkout(buyer, items);
-      await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-      const paid = await http.request('POST', `/v1/orders/${orderId}/pay`, { token: token(buyer), body: { method: 'card' } });
-      if (paid.status !== 202) throw new Error(`pay: ${paid.status} ${JSON.stringify(paid.body)}`);
+      const orderId = await paidByCard(buyer, items);
       await system.waitForStatus(orderId, 'IN_FULFILLMENT');
       const shipped = await warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED' } });
       if (shipped.body.callbackStatus !== 200) throw new Error(`SHIPPED callback: ${JSON.stringify(shipped.body)}`);
       await system.waitForStatus(orderId, 'SHIPPED');
       return orderId;
+    },
+    async paidAndSplit(buyer, items) {
+      const orderId = await paidByCard(buyer, items);
+      const children = await waitFor(
+        async () => {
+          const subOrders = (await system.order(orderId)).subOrders as string[];
+          return subOrders.length > 1 && (await Promise.all(subOrders.map(async (child) => (await system.order(child)).status))).every((status) => status === 'IN_FULFILLMENT') && subOrders;
+        },
+        { what: `order ${orderId} split, its children in fulfilment`, timeoutMs: 15_000 },
+      );
+      return { orderId, children };
     },
     async persisted(type, userId, items) {
       const orderId = ulid();
