@@ -32,4 +32,25 @@ describe('a split order held open with nothing owed', () => {
     const last = (await system.order(orderId)).history.at(-1);
     expect({ from: last.from, to: last.to, action: last.action }).toEqual({ from: 'REFUNDING', to: 'REFUNDED', action: 'refund_succeeded' });
   });
+
+  it('leaves a split order REFUNDING while a child is owed its refund', async () => {
+    const { orderId, children } = await system.paidAndSplit('lee', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'MUG', qty: 1 }]);
+    const { db } = system.env;
+    const owedChild = children[0]!;
+    // its refund waits for the warehouse to take its units out of the parcel: owed, and not paid meanwhile
+    await db.updateTable('orders').set({ status: 'REFUNDING', version: (eb) => eb('version', '+', 1) }).where('order_id', '=', owedChild).execute();
+    await db
+      .insertInto('refunds')
+      .values({ refund_id: `${owedChild}-held`, order_id: owedChild, kind: 'refund', status: 'PENDING', version: 1, reason: 'test', amount_cents: 100, items: '[]', restock_held_reason: 'refund', created_at: new Date(), updated_at: new Date() })
+      .execute();
+    await db
+      .updateTable('orders')
+      .set({ status: 'REFUNDING', updated_at: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL 1 MINUTE`, version: (eb) => eb('version', '+', 1) })
+      .where('order_id', '=', orderId)
+      .execute();
+
+    // eight sweeps
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    expect([(await system.order(orderId)).status, (await system.order(owedChild)).status]).toEqual(['REFUNDING', 'REFUNDING']);
+  });
 });
