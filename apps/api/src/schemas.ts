@@ -49,6 +49,14 @@ export const problemSchema = {
 
 export const problemRef = { $ref: 'Problem#' } as const;
 
+/** `retry-after` (RFC 9110), which every refusal for now carries: when to send the request again. */
+const retryAfterHeader = { 'retry-after': { type: 'integer', minimum: 1, description: 'seconds to wait before sending the same request again' } } as const;
+
+/** A problem answered for now (429, 503), listed in /docs/json with its retry-after and `extraHeaders`. */
+export function retryLaterProblem(description: string, extraHeaders: Record<string, { type: string; description: string }> = {}) {
+  return { $ref: 'Problem#', description, headers: { ...retryAfterHeader, ...extraHeaders } } as const;
+}
+
 /** The body of an action that takes no fields: none, or `{}`; any field is unknown and refused (400, API.md). */
 export const noFieldsBody = { type: ['object', 'null'], additionalProperties: false, properties: {} } as const;
 

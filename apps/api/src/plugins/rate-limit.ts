@@ -2,6 +2,7 @@ import type { CappedCounter, CheckoutCounters, WindowCount, WindowCounters } fro
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { rateLimited, type HttpProblem } from '../problems.js';
+import { retryLaterProblem } from '../schemas.js';
 
 /** A route whose handler spends a signed-in user's budget itself, and the counter it spends with it. */
 export interface SpentByRoute {
@@ -121,6 +122,21 @@ function refusalOf(spent: WindowCount, max: number): HttpProblem | null {
 export const rateLimitPlugin = fp(
   async (app: FastifyInstance, options: RateLimitOptions) => {
     const { counters, keyPrefix, slotGroupOf, windowMs, spentByRoute } = options;
+
+    // each budgeted route lists its 429 in /docs/json, so a client generated from it knows to wait retry-after
+    const budgetHeaders = {
+      'x-ratelimit-limit': { type: 'integer', description: 'requests the budget allows per window' },
+      'x-ratelimit-remaining': { type: 'integer', description: 'requests left in this window' },
+      'x-ratelimit-reset': { type: 'integer', description: 'seconds until the window ends' },
+    };
+    const budgetSpent = retryLaterProblem(
+      'RATE_LIMITED: the request budget of this window is spent, the authenticated user\'s (an anonymous request: its IP\'s; a payment or warehouse callback: only one whose signature fails spends it)',
+      budgetHeaders,
+    );
+    app.addHook('onRoute', (route) => {
+      if (UNLIMITED_ROUTES.test(route.url) || !route.schema?.response) return;
+      route.schema = { ...route.schema, response: { ...(route.schema.response as object), 429: budgetSpent } };
+    });
 
     function spenderOf(request: FastifyRequest): { budget: string; userId: string | null } {
       if (request.headers.authorization) {

@@ -7,7 +7,7 @@ import type { Principal } from '../plugins/auth.js';
 import { IDEMPOTENCY_KEY_PATTERN, refuseRepeatedKey } from '../idempotency-keys.js';
 import { notFound, validationFailed } from '../problems.js';
 import { queuedOrderFor } from '../queued-orders.js';
-import { ULID_PATTERN, acceptedSchema, checkoutBodySchema, orderFilterProperties, orderParamsSchema, problemRef } from '../schemas.js';
+import { ULID_PATTERN, acceptedSchema, checkoutBodySchema, orderFilterProperties, orderParamsSchema, problemRef, retryLaterProblem } from '../schemas.js';
 
 const ULID = new RegExp(ULID_PATTERN);
 
@@ -80,7 +80,14 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
           },
         },
         body: checkoutBodySchema({ maxLines: config.MAX_ORDER_LINES, maxQty: config.MAX_LINE_QTY }),
-        response: { 202: acceptedSchema, '4xx': problemRef, '5xx': problemRef },
+        response: {
+          202: { ...acceptedSchema, headers: { location: { type: 'string', description: "the order's statusUrl" } } },
+          '4xx': problemRef,
+          503: retryLaterProblem(
+            'OVERLOADED: the order queue is past its high-water mark; CHECKOUT_IN_PROGRESS: a checkout under this Idempotency-Key is still under way (retry with the same key); SERVICE_UNAVAILABLE: Redis or MySQL is away or too slow',
+          ),
+          '5xx': problemRef,
+        },
       },
     },
     async (request, reply) => {
