@@ -68,6 +68,17 @@ describe('a payment whose callback is lost for good', () => {
       },
       { what, timeoutMs: 20_000 },
     );
+  /** The expired order's payment, taken once, is given back whole (10,000 cents), and the order stays EXPIRED. */
+  const expectTakenOnceAndGivenBack = async (orderId: string, paymentId: string) => {
+    const seen = await givenBack(orderId, paymentId);
+    const order = await system.order(orderId);
+    expect({ status: order.status, payments: order.payments.map((p: any) => p.status), charges: seen.charges.map((p: any) => p.charges), givenBackCents: givenBackCents(seen.refunds, paymentId) }).toEqual({
+      status: 'EXPIRED',
+      payments: ['SUCCEEDED'],
+      charges: [1],
+      givenBackCents: 10_000,
+    });
+  };
   const lookups = async (paymentId: string) => ((await system.paymentSim.request('GET', '/__admin/payments')).body.lookups as Array<{ paymentId: string; status: string }>).filter((l) => l.paymentId === paymentId);
   const requests = async (orderId: string, paymentId: string) => (await atPaymentSystem(orderId)).charges.find((p: any) => p.paymentId === paymentId)?.requests as number;
   const amountMismatches = async (outcome: string) => (await system.workers.deps.metrics.paymentAmountMismatches.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
@@ -178,14 +189,7 @@ describe('a payment whose callback is lost for good', () => {
     await new Promise((resolve) => setTimeout(resolve, 3_000));
 
     await faults({ callbacksLost: false, latencyMs: 0 });
-    const seen = await givenBack(orderId, payment.paymentId);
-    const order = await system.order(orderId);
-    expect({ status: order.status, payments: order.payments.map((p: any) => p.status), charges: seen.charges.map((p: any) => p.charges), givenBackCents: givenBackCents(seen.refunds, payment.paymentId) }).toEqual({
-      status: 'EXPIRED',
-      payments: ['SUCCEEDED'],
-      charges: [1],
-      givenBackCents: 10_000,
-    });
+    await expectTakenOnceAndGivenBack(orderId, payment.paymentId);
   }, 60_000);
 
   it('never taken, its requests held unanswered until our timeout, for an order that then expired, is failed without charging the buyer', async () => {
@@ -228,14 +232,7 @@ describe('a payment whose callback is lost for good', () => {
 
     // decided (taken) when next looked up
     await faults({ paymentsUndecided: false });
-    const seen = await givenBack(orderId, payment.paymentId);
-    const order = await system.order(orderId);
-    expect({ status: order.status, payments: order.payments.map((p: any) => p.status), charges: seen.charges.map((p: any) => p.charges), givenBackCents: givenBackCents(seen.refunds, payment.paymentId) }).toEqual({
-      status: 'EXPIRED',
-      payments: ['SUCCEEDED'],
-      charges: [1],
-      givenBackCents: 10_000,
-    });
+    await expectTakenOnceAndGivenBack(orderId, payment.paymentId);
   }, 60_000);
 
   it('taken for another amount, its order expired meanwhile, is given back whole and counted as an amount mismatch, as its callback would be', async () => {
