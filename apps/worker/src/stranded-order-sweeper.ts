@@ -1,7 +1,7 @@
 import type { AcceptedOrder } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
 import { carrierOf, enqueuePersistOrder, forgetCarriers, jobId, type OrderQueues } from '@orders/queues';
-import { SweepPages, type Inventory } from '@orders/stock';
+import { StockNotReplicated, SweepPages, type Inventory } from '@orders/stock';
 import type { JobState } from 'bullmq';
 import type { Logger } from 'pino';
 import { RoundsEveryInterval } from './rounds-every-interval.js';
@@ -40,7 +40,17 @@ export class StrandedOrderSweeper {
         const found = await inventory.findStrandedOrders(group, now, this.options.strandedAfterMs, this.pages.pageOf(group));
         const dropped = await this.reportLost(found.withoutReservation);
         let recoveredHere = 0;
-        for (const order of found.stranded) {
+        // a reservation answered 503 for want of a replica's acknowledgement is on the master alone: persisted,
+        // a failover to a replica that missed it would sell its units again; it waits until the replicas hold it
+        const replicated = found.stranded.length === 0 || (await inventory.awaitGroupReplicated(group).then(
+          () => true,
+          (error: unknown) => {
+            if (!(error instanceof StockNotReplicated)) throw error;
+            log.warn({ group, stranded: found.stranded.length, reason: error.message }, 'stranded orders left for the next sweep: the Redis replicas do not hold them yet');
+            return false;
+          },
+        ));
+        for (const order of replicated ? found.stranded : []) {
           try {
             if (await this.recover(order)) recoveredHere++;
           } catch (error) {

@@ -1070,6 +1070,23 @@ export class Inventory {
   }
 
   /**
+   * Once the replicas `durability` asks hold everything the group's node took before now, whoever
+   * wrote it: a write of the group's own, then a WAIT for it (replication runs in order, so what
+   * came before it is held too). StockNotReplicated when fewer acknowledge in time. A reservation
+   * answered 503 because no replica acknowledged it stays on the master; persisted from there and
+   * then lost in a failover to a replica that missed it, its order would be in MySQL while the new
+   * master sells its units and counts its buyer anew.
+   */
+  async awaitGroupReplicated(group: string): Promise<void> {
+    if (!this.durability) return;
+    const { replicaAcks, timeoutMs } = this.durability;
+    const replies = await this.reserving.pipeline().set(this.keys.replicaProbe(group), '1', 'PX', 60_000).wait(replicaAcks, timeoutMs).exec();
+    const [error, acknowledged] = replies?.[1] ?? [new Error('the pipeline answered nothing'), 0];
+    if (error) throw error;
+    if (Number(acknowledged) < replicaAcks) throw new StockNotReplicated(`${Number(acknowledged)} of ${replicaAcks} replicas acknowledged what group ${group} holds within ${timeoutMs} ms`);
+  }
+
+  /**
    * WAITs on the connection the writes were sent on for the replicas `durability` asks, beside
    * a read of `key`: on a Redis Cluster the WAIT then goes to the node holding it, the one that
    * took the writes. Fewer acknowledgements in time are StockNotReplicated (`what` says of what).

@@ -119,6 +119,11 @@ export class StockKeys {
     return `${this.prefix}${group}:accepted`;
   }
 
+  /** A short-lived key written to learn whether the replicas hold what the group's node took before it (Inventory.awaitGroupReplicated). */
+  replicaProbe(group: string): string {
+    return `${this.prefix}${group}:replica-probe`;
+  }
+
   sku(group: string, skuId: string): string {
     return `${this.prefix}${group}:sku:${skuId}`;
   }
