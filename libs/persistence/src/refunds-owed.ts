@@ -39,7 +39,7 @@ export async function refundsOwedIn(db: OrderDb | Transaction<Database>, orderId
 export async function refundsOwedNow(trx: Transaction<Database>, orderIds: readonly string[]): Promise<RefundOwed[]> {
   if (orderIds.length === 0) return [];
   const [seen, paymentIds] = await Promise.all([
-    unsettledRefundsOf(trx, orderIds).select(['order_id', 'refund_id', 'amount_cents']).orderBy('created_at').orderBy('refund_id').execute(),
+    refundsOwedRows(trx, orderIds),
     trx.selectFrom('payments').select('payment_id').where('order_id', 'in', orderIds).execute(),
   ]);
   const [refunds, payments] = await Promise.all([
@@ -63,7 +63,7 @@ export async function refundsOwedNow(trx: Transaction<Database>, orderIds: reado
 async function owedRowsOf(db: OrderDb | Transaction<Database>, orderIds: readonly string[]) {
   if (orderIds.length === 0) return { refunds: [], late: [] };
   const [refunds, late] = await Promise.all([
-    unsettledRefundsOf(db, orderIds).select(['order_id', 'refund_id', 'amount_cents']).orderBy('created_at').orderBy('refund_id').execute(),
+    refundsOwedRows(db, orderIds),
     db.selectFrom('payments').select(['order_id', 'payment_id', 'amount_cents']).where('order_id', 'in', orderIds).where('refund_due_at', 'is not', null).orderBy('refund_due_at').orderBy('payment_id').execute(),
   ]);
   return { refunds, late };
@@ -78,6 +78,10 @@ function asOwed({ refunds, late }: Awaited<ReturnType<typeof owedRowsOf>>): Refu
 
 /** A refund's statuses while the payment system has not confirmed it. */
 const UNSETTLED = ['PENDING', 'SENT'];
+
+/** The orders' refunds owed, oldest first: what refundsOwedIn and refundsOwedNow read of each. */
+const refundsOwedRows = (db: OrderDb | Transaction<Database>, orderIds: readonly string[]) =>
+  unsettledRefundsOf(db, orderIds).select(['order_id', 'refund_id', 'amount_cents']).orderBy('created_at').orderBy('refund_id').execute();
 
 /** The orders' refunds due or sent and not confirmed by the payment system yet. */
 export function unsettledRefundsOf(db: OrderDb | Transaction<Database>, orderIds: readonly string[]) {

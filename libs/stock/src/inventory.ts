@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { ChainableCommander } from 'ioredis';
 import {
   AddressRequired,
   BucketedSkuSoldAlone,
@@ -1052,7 +1053,7 @@ export class Inventory {
   async commitStock(orderId: string): Promise<CommitOutcome> {
     const outcome = await this.commitOnMaster(orderId);
     if (outcome.status === 'committed' || outcome.status === 'already') {
-      await this.awaitReplicas(this.keys.order(this.keys.groupOfOrder(orderId), orderId), `the stock commit of order ${orderId}`);
+      await this.awaitReplicas((pipeline) => pipeline.exists(this.keys.order(this.keys.groupOfOrder(orderId), orderId)), `the stock commit of order ${orderId}`);
     }
     return outcome;
   }
@@ -1066,7 +1067,7 @@ export class Inventory {
     if (!this.durability) return;
     const buckets = (await this.bucketsOf([skuId])).get(skuId) ?? 1;
     // one bucket at a time: with the replica away the first WAIT fails the set, not one timeout per bucket
-    for (let bucket = 0; bucket < buckets; bucket++) await this.awaitReplicas(this.keys.sku(this.keys.bucketGroup(bucket), skuId), `the stock set of ${skuId}`);
+    for (let bucket = 0; bucket < buckets; bucket++) await this.awaitReplicas((pipeline) => pipeline.exists(this.keys.sku(this.keys.bucketGroup(bucket), skuId)), `the stock set of ${skuId}`);
   }
 
   /**
@@ -1078,23 +1079,19 @@ export class Inventory {
    * master sells its units and counts its buyer anew.
    */
   async awaitGroupReplicated(group: string): Promise<void> {
-    if (!this.durability) return;
-    const { replicaAcks, timeoutMs } = this.durability;
-    const replies = await this.reserving.pipeline().set(this.keys.replicaProbe(group), '1', 'PX', 60_000).wait(replicaAcks, timeoutMs).exec();
-    const [error, acknowledged] = replies?.[1] ?? [new Error('the pipeline answered nothing'), 0];
-    if (error) throw error;
-    if (Number(acknowledged) < replicaAcks) throw new StockNotReplicated(`${Number(acknowledged)} of ${replicaAcks} replicas acknowledged what group ${group} holds within ${timeoutMs} ms`);
+    await this.awaitReplicas((pipeline) => pipeline.set(this.keys.replicaProbe(group), '1', 'PX', 60_000), `what group ${group} holds`);
   }
 
   /**
    * WAITs on the connection the writes were sent on for the replicas `durability` asks, beside
-   * a read of `key`: on a Redis Cluster the WAIT then goes to the node holding it, the one that
-   * took the writes. Fewer acknowledgements in time are StockNotReplicated (`what` says of what).
+   * `before` (a read of a key the writes went to, or a write of its own) in one pipeline: on a Redis
+   * Cluster the WAIT then goes to the node holding that key, the one that took the writes. Fewer
+   * acknowledgements in time are StockNotReplicated (`what` says of what).
    */
-  private async awaitReplicas(key: string, what: string): Promise<void> {
+  private async awaitReplicas(before: (pipeline: ChainableCommander) => ChainableCommander, what: string): Promise<void> {
     if (!this.durability) return;
     const { replicaAcks, timeoutMs } = this.durability;
-    const replies = await this.reserving.pipeline().exists(key).wait(replicaAcks, timeoutMs).exec();
+    const replies = await before(this.reserving.pipeline()).wait(replicaAcks, timeoutMs).exec();
     const [error, acknowledged] = replies?.[1] ?? [new Error('the pipeline answered nothing'), 0];
     if (error) throw error;
     if (Number(acknowledged) < replicaAcks) throw new StockNotReplicated(`${Number(acknowledged)} of ${replicaAcks} replicas acknowledged ${what} within ${timeoutMs} ms`);
