@@ -300,6 +300,46 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     expect(order.amounts.refundedCents).toBe(teaRefund.amountCents);
   });
 
+  it('refuses to cancel a split order one child of which left with the units of its own cancel (withdrawn): the other child is not refunded, and that child is not cancelled again', async () => {
+    const placed = await system.request('POST', '/v1/orders', {
+      token: system.token('fay'),
+      headers: { 'idempotency-key': 'fay-split' },
+      body: { items: [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'TEA', qty: 2 }], address: buyerAddress },
+    });
+    expect(placed.status).toBe(202);
+    const orderId = placed.body.orderId as string;
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('fay'), body: { method: 'card' } })).status).toBe(202);
+    const children = (await waitFor(
+      async () => {
+        const subs = await Promise.all((await system.order(orderId)).subOrders.map((id: string) => system.order(id)));
+        return subs.length === 2 && subs.every((sub) => sub.status === 'IN_FULFILLMENT') && subs;
+      },
+      { what: 'the order split in two children in fulfilment' },
+    )) as any[];
+    const [kettleChild, teaChild] = ['KETTLE', 'TEA'].map((skuId) => children.find((child) => child.items[0].skuId === skuId).orderId as string) as [string, string];
+    const teaBefore = (await system.request('GET', '/v1/admin/skus/TEA', { token: admin() })).body.stock;
+
+    // the kettle's parcel leaves before its warehouse reads the buyer's cancel of that child: the cancel is withdrawn, the kettle ships
+    await system.warehouseSim.request('POST', `/__admin/orders/${kettleChild}/events`, { body: { event: 'SHIPPED', notify: false } });
+    expect((await system.request('POST', `/v1/orders/${kettleChild}/cancel`, { token: system.token('fay'), body: { reason: 'changed my mind' } })).status).toBe(200);
+    await waitFor(async () => (await refundsOf(kettleChild, 'fay'))[0]?.status === 'WITHDRAWN', { what: "the kettle child's cancel withdrawn" });
+    await system.waitForStatus(kettleChild, 'IN_FULFILLMENT');
+    const shipped = await system.signedCallback('warehouse', { orderId: kettleChild, event: 'SHIPPED', at: new Date().toISOString() });
+    expect([shipped.status, shipped.body.status]).toEqual([200, 'SHIPPED']);
+
+    // a child has shipped: the order's cancel is refused whole, naming it, as for any split order with a child shipped
+    const cancelled = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('fay'), body: { reason: 'cancel the rest' } });
+    expect([cancelled.status, cancelled.body.code, cancelled.body.childOrderId]).toEqual([409, 'ILLEGAL_TRANSITION', kettleChild]);
+    const again = await system.request('POST', `/v1/orders/${kettleChild}/cancel`, { token: system.token('fay'), body: { reason: 'changed my mind' } });
+    expect([again.status, again.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    await settle();
+    expect((await system.order(teaChild)).status).toBe('IN_FULFILLMENT');
+    expect(await refundsOf(teaChild, 'fay')).toEqual([]);
+    expect(await paidBack(teaChild)).toEqual([]);
+    expect((await system.request('GET', '/v1/admin/skus/TEA', { token: admin() })).body.stock).toEqual(teaBefore);
+  });
+
   /**
    * A paid order whose hand-over reached the warehouse, which answered after the hand-over stopped
    * waiting (its breaker's 1 s), and which is then unreachable: the order still reads PAID.
