@@ -405,7 +405,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     if (toAsk.length > 0) log.warn({ count: toAsk.length, orderIds: toAsk.slice(0, 20) }, 'enqueued the refund jobs of orders holding refunds the payment system accepted and did not confirm within REFUND_CONFIRMATION_WAIT_MS: they ask it again');
     // payments sent to the payment system and never reported on (their callback lost for good, their answer maybe too), whatever
     // their order is now: their request job asks for one still due again, the callback it sends again paying the order, and asks
-    // what the payment system has of one no longer due, given back if taken; one opened PAYMENT_CONFIRMATION_GIVE_UP_MS
+    // what the payment system has of one no longer due, given back if taken; one first sent PAYMENT_CONFIRMATION_GIVE_UP_MS
     // ago is asked about no more (payments_unconfirmed_given_up): an operator's, with the payment provider
     const paymentsUnconfirmedRead = 'payments unconfirmed';
     const paymentsUnconfirmed = await payments.paymentsUnconfirmed(config.PAYMENT_CONFIRMATION_WAIT_MS, sweepPages.pageOf(paymentsUnconfirmedRead), undefined, config.PAYMENT_CONFIRMATION_GIVE_UP_MS);
@@ -530,6 +530,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   if (servesTimers) metrics.watchRefundsDeclinedOwed(() => refunds.refundsDeclinedOwed());
   // and the payments sent and never reported on, and the refunds accepted and never confirmed, that nothing asks about any more
   if (servesTimers) metrics.watchPaymentsUnconfirmedGivenUp(() => payments.paymentsGivenUp(config.PAYMENT_CONFIRMATION_GIVE_UP_MS));
+  // and those the payment system has not decided yet, looked up again until then: not lost, nothing to page for
+  if (servesTimers) metrics.watchPaymentsUndecidedAtPaymentSystem(() => payments.paymentsUndecided(config.PAYMENT_CONFIRMATION_GIVE_UP_MS));
   if (servesTimers) metrics.watchRefundsUnconfirmedGivenUp(() => refunds.partsGivenUp(config.REFUND_CONFIRMATION_GIVE_UP_MS));
   // and the coupons running with a total limit (the first so many orders), with the uses their orders hold
   if (servesTimers) {

@@ -36,7 +36,7 @@ describe('a payment whose callback is lost for good', () => {
   });
   // a test that failed leaves none of its faults to the next
   afterEach(async () => {
-    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false, latencyMs: 0, timeoutRate: 0, amountSkewCents: 0, paymentsUndecided: false } });
+    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false, latencyMs: 0, timeoutRate: 0, amountSkewCents: 0, paymentsUndecided: false, outage: false } });
   });
   afterAll(async () => system?.close());
 
@@ -83,8 +83,12 @@ describe('a payment whose callback is lost for good', () => {
   const requests = async (orderId: string, paymentId: string) => (await atPaymentSystem(orderId)).charges.find((p: any) => p.paymentId === paymentId)?.requests as number;
   const amountMismatches = async (outcome: string) => (await system.workers.deps.metrics.paymentAmountMismatches.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
   const givenUp = async () => (await system.workers.deps.metrics.paymentsUnconfirmedGivenUp.get()).values[0]?.value ?? 0;
-  /** Opened a day and a minute ago: past PAYMENT_CONFIRMATION_GIVE_UP_MS at its default, 24 h. */
+  const undecided = async () => (await system.workers.deps.metrics.paymentsUndecidedAtPaymentSystem.get()).values[0]?.value ?? 0;
+  /** Opened a day and a minute ago, though sent only since. */
   const openedADayAgo = (paymentId: string) => sql`UPDATE payments SET created_at = UTC_TIMESTAMP(3) - INTERVAL 1441 MINUTE WHERE payment_id = ${paymentId}`.execute(system.env.db);
+  /** Opened and first sent a day and a minute ago: past PAYMENT_CONFIRMATION_GIVE_UP_MS at its default, 24 h. */
+  const firstSentADayAgo = (paymentId: string) =>
+    sql`UPDATE payments SET created_at = UTC_TIMESTAMP(3) - INTERVAL 1441 MINUTE, first_requested_at = UTC_TIMESTAMP(3) - INTERVAL 1441 MINUTE WHERE payment_id = ${paymentId}`.execute(system.env.db);
   const askedAgain = async () => (await system.workers.deps.metrics.paymentConfirmationsAskedAgain.get()).values.reduce((sum, value) => sum + value.value, 0);
 
   it('taken for an order that expired meanwhile, is given back whole: the buyer has neither goods nor money kept', async () => {
@@ -221,6 +225,7 @@ describe('a payment whose callback is lost for good', () => {
     const payment = (await pay('fay', orderId)).body;
     await waitFor(async () => (await atPaymentSystem(orderId)).charges.find((p: any) => p.paymentId === payment.paymentId), { what: 'the payment received', timeoutMs: 10_000 });
     await expireUnpaid(orderId);
+    const askedBefore = await askedAgain();
 
     // looked up twice, PAYMENT_CONFIRMATION_WAIT_MS (2 s) apart, undecided both times
     const looked = await waitFor(async () => {
@@ -228,11 +233,17 @@ describe('a payment whose callback is lost for good', () => {
       return found.length >= 2 && found;
     }, { what: 'the payment looked up twice', timeoutMs: 20_000 });
     expect(looked.map((l) => l.status)).toEqual(looked.map(() => 'PROCESSING'));
-    expect((await system.order(orderId)).payments.map((p: any) => p.status)).toEqual(['PENDING']);
+    // its callback is not lost, the payment system has none to send yet: counted undecided, not asked again (PaymentConfirmationsLost)
+    expect({ payments: (await system.order(orderId)).payments.map((p: any) => p.status), askedAgain: (await askedAgain()) - askedBefore, undecided: await undecided() }).toEqual({
+      payments: ['PENDING'],
+      askedAgain: 0,
+      undecided: 1,
+    });
 
     // decided (taken) when next looked up
     await faults({ paymentsUndecided: false });
     await expectTakenOnceAndGivenBack(orderId, payment.paymentId);
+    expect(await undecided()).toBe(0);
   }, 60_000);
 
   it('taken for another amount, its order expired meanwhile, is given back whole and counted as an amount mismatch, as its callback would be', async () => {
@@ -257,7 +268,29 @@ describe('a payment whose callback is lost for good', () => {
     });
   }, 60_000);
 
-  it('never reported on a day after it was opened, is asked for no more and counted for an operator', async () => {
+  it('opened a day ago while the payment system was away, sent only once it came back, its callback lost: asked for again, not given up', async () => {
+    const orderId = await system.checkout('joy', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    // the payment system answers 503 to every request: nothing goes
+    await faults({ outage: true, callbacksLost: true });
+    const payment = (await pay('joy', orderId)).body;
+    expect(payment.status).toBe('PENDING');
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await openedADayAgo(payment.paymentId);
+    const givenUpBefore = await givenUp();
+
+    await faults({ outage: false });
+    await charged(orderId, payment.paymentId);
+    // asked for again every PAYMENT_CONFIRMATION_WAIT_MS (2 s) since it was first sent, a day after it was opened
+    await waitFor(async () => (await requests(orderId, payment.paymentId)) >= 2, { what: 'the payment asked for again', timeoutMs: 10_000 });
+    expect({ payments: (await system.order(orderId)).payments.map((p: any) => p.status), givenUp: (await givenUp()) - givenUpBefore }).toEqual({ payments: ['PENDING'], givenUp: 0 });
+
+    // its callback gets through when next asked for: the order is paid
+    await callbacksLost(false);
+    await waitFor(async () => (await system.order(orderId)).status !== 'PENDING_PAYMENT', { what: 'the order paid', timeoutMs: 10_000 });
+  }, 60_000);
+
+  it('never reported on a day after it was first sent, is asked for no more and counted for an operator', async () => {
     const orderId = await system.checkout('hal', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     await callbacksLost(true);
@@ -266,7 +299,7 @@ describe('a payment whose callback is lost for good', () => {
     // asked for again every PAYMENT_CONFIRMATION_WAIT_MS (2 s) while its order owes it
     await waitFor(async () => (await requests(orderId, payment.paymentId)) >= 2, { what: 'the payment asked for again', timeoutMs: 10_000 });
     const givenUpBefore = await givenUp();
-    await openedADayAgo(payment.paymentId);
+    await firstSentADayAgo(payment.paymentId);
     // a request under way when it was marked may still go
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     const asked = await requests(orderId, payment.paymentId);
@@ -279,7 +312,7 @@ describe('a payment whose callback is lost for good', () => {
     });
   }, 60_000);
 
-  it('undecided at the payment system a day after it was opened, its order closed, is looked up no more and counted for an operator', async () => {
+  it('undecided at the payment system a day after it was first sent, its order closed, is looked up no more and counted for an operator, no longer undecided', async () => {
     const orderId = await system.checkout('ida', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     await faults({ paymentsUndecided: true });
@@ -288,16 +321,17 @@ describe('a payment whose callback is lost for good', () => {
     await expireUnpaid(orderId);
     await waitFor(async () => (await lookups(payment.paymentId)).length >= 1, { what: 'the payment looked up', timeoutMs: 20_000 });
     const givenUpBefore = await givenUp();
-    await openedADayAgo(payment.paymentId);
+    await firstSentADayAgo(payment.paymentId);
     // the lookup it waits for (PAYMENT_CONFIRMATION_WAIT_MS, 2 s) is its last
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     const looked = (await lookups(payment.paymentId)).length;
 
     await new Promise((resolve) => setTimeout(resolve, 6_000));
-    expect({ lookups: (await lookups(payment.paymentId)).length, payments: (await system.order(orderId)).payments.map((p: any) => p.status), givenUp: (await givenUp()) - givenUpBefore }).toEqual({
+    expect({ lookups: (await lookups(payment.paymentId)).length, payments: (await system.order(orderId)).payments.map((p: any) => p.status), givenUp: (await givenUp()) - givenUpBefore, undecided: await undecided() }).toEqual({
       lookups: looked,
       payments: ['PENDING'],
       givenUp: 1,
+      undecided: 0,
     });
   }, 60_000);
 });

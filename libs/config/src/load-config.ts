@@ -201,8 +201,8 @@ const schema = {
    */
   PAYMENT_CONFIRMATION_WAIT_MS: POSITIVE_MS,
   /**
-   * how long after it was opened a payment sent to the payment system and never reported on (nor
-   * decided there: PROCESSING) is asked about: past it, nothing asks again, and it waits for an
+   * how long after it was first sent a payment sent to the payment system and never reported on
+   * (nor decided there: PROCESSING) is asked about: past it, nothing asks again, and it waits for an
    * operator (payments_unconfirmed_given_up, alert PaymentsUnconfirmedGivenUp)
    */
   PAYMENT_CONFIRMATION_GIVE_UP_MS: POSITIVE_MS,

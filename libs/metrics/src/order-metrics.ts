@@ -242,7 +242,12 @@ export function createMetrics(labels: { app: string }) {
   );
   const paymentsGivenUp = sampled(
     'payments_unconfirmed_given_up',
-    'Payments sent to the payment system and still PENDING, never reported on (nor decided there: PROCESSING), opened longer than PAYMENT_CONFIRMATION_GIVE_UP_MS ago: nothing asks about them any more, and an operator settles them with the payment provider (read from MySQL at scrapes by the workers serving timers; the others report none)',
+    'Payments sent to the payment system and still PENDING, never reported on (nor decided there: PROCESSING), first sent longer than PAYMENT_CONFIRMATION_GIVE_UP_MS ago: nothing asks about them any more, and an operator settles them with the payment provider (read from MySQL at scrapes by the workers serving timers; the others report none)',
+    'max',
+  );
+  const paymentsUndecided = sampled(
+    'payments_undecided_at_payment_system',
+    'Payments still PENDING whose order no longer owes them, which the payment system, looked up, last answered it had not decided yet (PROCESSING), first sent less than PAYMENT_CONFIRMATION_GIVE_UP_MS ago: their callbacks are not lost (not counted in payment_confirmations_asked_again_total), and they are looked up again every PAYMENT_CONFIRMATION_WAIT_MS until then (read from MySQL at scrapes by the workers serving timers; the others report none)',
     'max',
   );
   const refundsGivenUp = sampled(
@@ -347,6 +352,7 @@ export function createMetrics(labels: { app: string }) {
     redisReplicaLag: redisReplicaLag.gauge,
     clockOffset: clockOffset.gauge,
     paymentsUnconfirmedGivenUp: paymentsGivenUp.gauge,
+    paymentsUndecidedAtPaymentSystem: paymentsUndecided.gauge,
     refundsUnconfirmedGivenUp: refundsGivenUp.gauge,
     dependencyUp: new Gauge({
       name: 'dependency_up',
@@ -464,7 +470,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     paymentConfirmationsAskedAgain: new Counter({
       name: 'payment_confirmations_asked_again_total',
-      help: "Payments sent to the payment system and not reported on by its signed callback within PAYMENT_CONFIRMATION_WAIT_MS of their last request (answered or not), asked about again under their id by their request job (the overdue sweep enqueues it), whatever their order is now: one still due is asked for again (it charges nothing twice and reports it again), one no longer due is looked up (given back if taken, failed if declined or never received, looked up again later while undecided there), until PAYMENT_CONFIRMATION_GIVE_UP_MS after it was opened (payments_unconfirmed_given_up)",
+      help: "Payments sent to the payment system and not reported on by its signed callback within PAYMENT_CONFIRMATION_WAIT_MS of their last request (answered or not), asked about again under their id by their request job (the overdue sweep enqueues it), whatever their order is now: one still due is asked for again (it charges nothing twice and reports it again), one no longer due is looked up (given back if taken, failed if declined or never received), until PAYMENT_CONFIRMATION_GIVE_UP_MS after it was first sent (payments_unconfirmed_given_up). One looked up and found undecided there (PROCESSING) is not counted: its callback is not lost, the payment system has none to send yet (payments_undecided_at_payment_system)",
       registers: [registry],
     }),
     handOversRestored: new Counter({
@@ -694,6 +700,8 @@ export function createMetrics(labels: { app: string }) {
     watchClockOffset: clockOffset.watch,
     /** Sets where the payments no longer asked about are read at scrapes (at most once a second, waiting at most a second). */
     watchPaymentsUnconfirmedGivenUp: paymentsGivenUp.watch,
+    /** Sets where the payments looked up and found undecided at the payment system are read at scrapes (at most once a second, waiting at most a second). */
+    watchPaymentsUndecidedAtPaymentSystem: paymentsUndecided.watch,
     /** Sets where the refunds no longer asked for are read at scrapes (at most once a second, waiting at most a second). */
     watchRefundsUnconfirmedGivenUp: refundsGivenUp.watch,
     /** Adds a service this process needs, reached at scrapes (at most once a second, waiting at most a second) for dependency_up. */
@@ -741,6 +749,7 @@ export function createMetrics(labels: { app: string }) {
   metrics.refundsDeclinedOwed.remove();
   metrics.oldestRefundDeclinedOwed.remove();
   metrics.paymentsUnconfirmedGivenUp.remove();
+  metrics.paymentsUndecidedAtPaymentSystem.remove();
   metrics.refundsUnconfirmedGivenUp.remove();
   metrics.oldestLedgerRowUnfolded.remove();
   return metrics;

@@ -68,6 +68,14 @@ export function payerOf(order: Pick<OrderRow, 'order_id' | 'parent_order_id'>): 
   return order.parent_order_id ?? order.order_id;
 }
 
+/**
+ * When a payment was first sent: `first_requested_at`, or, for one sent before that column (or by a
+ * worker of the build before it), its opening, as before. Not its opening alone: a payment opened
+ * while the payment system's breaker is open is sent only once it closes, hours later in an outage,
+ * and would get that much less of PAYMENT_CONFIRMATION_GIVE_UP_MS's asking.
+ */
+const firstRequested = sql<Date>`COALESCE(first_requested_at, created_at)`;
+
 /** How a refund reads the payments it draws from. */
 export interface PaymentsLock {
   /** latest paid first (the order a refund draws from them in), rather than oldest first */
@@ -306,12 +314,30 @@ export class ProcessRepository {
    * not, and its outcome is due by its callback.
    */
   async notePaymentRequested(paymentId: string): Promise<void> {
-    await this.db.updateTable('payments').set({ requested_at: sql<Date>`UTC_TIMESTAMP(3)` }).where('payment_id', '=', paymentId).where('status', '=', 'PENDING').execute();
+    await this.db
+      .updateTable('payments')
+      .set({ requested_at: sql<Date>`UTC_TIMESTAMP(3)`, first_requested_at: sql<Date>`COALESCE(first_requested_at, UTC_TIMESTAMP(3))` })
+      .where('payment_id', '=', paymentId)
+      .where('status', '=', 'PENDING')
+      .execute();
   }
 
-  /** The request noted last certainly did nothing there (never sent, or answered "not now"): the payment was last sent when it was before (null: never). */
+  /**
+   * The request noted last certainly did nothing there (never sent, or answered "not now"): the payment was last sent when it was
+   * before (null: never, and its PAYMENT_CONFIRMATION_GIVE_UP_MS starts only with a request that goes).
+   */
   async notePaymentRequestVoid(paymentId: string, sentBefore: Date | null): Promise<void> {
-    await this.db.updateTable('payments').set({ requested_at: sentBefore }).where('payment_id', '=', paymentId).where('status', '=', 'PENDING').execute();
+    await this.db
+      .updateTable('payments')
+      .set({ requested_at: sentBefore, ...(sentBefore === null ? { first_requested_at: null } : {}) })
+      .where('payment_id', '=', paymentId)
+      .where('status', '=', 'PENDING')
+      .execute();
+  }
+
+  /** The payment system, looked up, has not decided the payment yet (PROCESSING): it has no callback to send yet, none was lost. */
+  async notePaymentUndecided(paymentId: string): Promise<void> {
+    await this.db.updateTable('payments').set({ undecided_at: sql<Date>`UTC_TIMESTAMP(3)` }).where('payment_id', '=', paymentId).where('status', '=', 'PENDING').execute();
   }
 
   /**
@@ -319,7 +345,7 @@ export class ProcessRepository {
    * not reported on (still PENDING), whatever their order is now, longest waiting first, a page of
    * them (of those `among`, when named): their callback was lost for good (a sender that gave up
    * while the api was away), their answer too maybe, and the money taken would be neither applied
-   * nor given back. With `givenUpAfterMs`, those opened longer ago are left out (paymentsGivenUp).
+   * nor given back. With `givenUpAfterMs`, those first sent longer ago are left out (paymentsGivenUp).
    */
   async paymentsUnconfirmed(waitedForMs: number, page: { offset: number; limit: number }, among?: readonly string[], givenUpAfterMs?: number): Promise<Array<{ orderId: string; paymentId: string }>> {
     const rows = await this.db
@@ -328,7 +354,7 @@ export class ProcessRepository {
       .where('status', '=', 'PENDING')
       .where('requested_at', '<', overdueSince(waitedForMs))
       .$if(among !== undefined, (query) => query.where('payment_id', 'in', [...among!]))
-      .$if(givenUpAfterMs !== undefined, (query) => query.where('created_at', '>=', overdueSince(givenUpAfterMs!)))
+      .$if(givenUpAfterMs !== undefined, (query) => query.where(firstRequested, '>=', overdueSince(givenUpAfterMs!)))
       // the payment's id breaks ties, so pages read at other offsets neither repeat nor miss one
       .orderBy('requested_at')
       .orderBy('payment_id')
@@ -340,8 +366,8 @@ export class ProcessRepository {
 
   /**
    * How many payments (of those `among`, when named) sent to the payment system and still PENDING
-   * were opened longer than `givenUpAfterMs` ago by MySQL's clock: nothing asks about them any more
-   * (PAYMENT_CONFIRMATION_GIVE_UP_MS), and an operator settles them with the payment provider.
+   * were first sent longer than `givenUpAfterMs` ago by MySQL's clock: nothing asks about them any
+   * more (PAYMENT_CONFIRMATION_GIVE_UP_MS), and an operator settles them with the payment provider.
    */
   async paymentsGivenUp(givenUpAfterMs: number, among?: readonly string[]): Promise<number> {
     const row = await this.db
@@ -349,8 +375,24 @@ export class ProcessRepository {
       .select((eb) => eb.fn.countAll<number | string>().as('count'))
       .where('status', '=', 'PENDING')
       .where('requested_at', 'is not', null)
-      .where('created_at', '<', overdueSince(givenUpAfterMs))
+      .where(firstRequested, '<', overdueSince(givenUpAfterMs))
       .$if(among !== undefined, (query) => query.where('payment_id', 'in', [...among!]))
+      .executeTakeFirstOrThrow();
+    return Number(row.count);
+  }
+
+  /**
+   * How many payments still PENDING the payment system, looked up last, had not decided (PROCESSING),
+   * first sent less than `givenUpAfterMs` ago by MySQL's clock: their callbacks are not lost, and
+   * they are looked up again until then (those sent longer ago count in paymentsGivenUp).
+   */
+  async paymentsUndecided(givenUpAfterMs: number): Promise<number> {
+    const row = await this.db
+      .selectFrom('payments')
+      .select((eb) => eb.fn.countAll<number | string>().as('count'))
+      .where('status', '=', 'PENDING')
+      .where('undecided_at', 'is not', null)
+      .where(firstRequested, '>=', overdueSince(givenUpAfterMs))
       .executeTakeFirstOrThrow();
     return Number(row.count);
   }

@@ -170,6 +170,10 @@ export interface PaymentsTable {
   refund_due_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   /** when a request for it was last sent to the payment system (MySQL's clock), set before it goes: it may have taken the money from then on, answered or not; null: never sent */
   requested_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** when a request for it was first sent to the payment system (PAYMENT_CONFIRMATION_GIVE_UP_MS runs from then); null: never sent, or sent before this column */
+  first_requested_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** when the payment system, looked up, last answered it had not decided it yet (PROCESSING); null: never found so */
+  undecided_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

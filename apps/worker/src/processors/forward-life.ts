@@ -331,7 +331,9 @@ export class ForwardLife {
    * being worked on, may yet take the money, so until then it is looked at again that much later.
    * One it has not decided yet (PROCESSING, or a status we do not know) may still be taken or
    * declined: it stays PENDING and is looked at again as long, until PAYMENT_CONFIRMATION_GIVE_UP_MS
-   * after it was opened, when it is left to an operator (payments_unconfirmed_given_up).
+   * after it was first sent, when it is left to an operator (payments_unconfirmed_given_up). Its
+   * callback is not lost, the payment system has none to send yet: it is not counted asked again
+   * (PaymentConfirmationsLost), but undecided (payments_undecided_at_payment_system).
    */
   private async settleAsThePaymentSystemHasIt(job: Job<RequestPaymentJob>, token: string | undefined, payment: PaymentRow, orderStatus: string | undefined, waited: boolean): Promise<void> {
     const found = await callExternal(job, token, () => this.paymentClient.paymentStatus(payment.payment_id));
@@ -339,9 +341,9 @@ export class ForwardLife {
       await job.moveToDelayed(Date.now() + this.deps.config.PAYMENT_CONFIRMATION_WAIT_MS, token);
       throw new DelayedError(`payment ${payment.payment_id} unknown to the payment system yet: looked at again in ${this.deps.config.PAYMENT_CONFIRMATION_WAIT_MS} ms`);
     }
-    if (waited) this.countAskedAgain(payment, orderStatus, found?.status ?? 'UNKNOWN');
     const where = { orderId: payment.order_id, paymentId: payment.payment_id, purpose: payment.purpose, orderStatus };
     if (found !== null && found.status !== 'SUCCEEDED' && found.status !== 'FAILED') return this.lookAgainWhileUndecided(job, token, payment, { ...where, atPaymentSystem: found.status });
+    if (waited) this.countAskedAgain(payment, orderStatus, found?.status ?? 'UNKNOWN');
     const otherAmount = found !== null && found.amountCents !== Number(payment.amount_cents);
     if (found === null || found.status === 'FAILED') {
       this.deps.log.info({ ...where, atPaymentSystem: found?.status ?? 'never received' }, 'payment no longer due, not taken by the payment system: failed');
@@ -369,13 +371,14 @@ export class ForwardLife {
   /**
    * A payment the payment system has not decided yet: looked at again PAYMENT_CONFIRMATION_WAIT_MS
    * later, its job delayed (the overdue sweep leaves it to it), until PAYMENT_CONFIRMATION_GIVE_UP_MS
-   * after it was opened: asked about for ever, one the payment system never decides would hold its
-   * job, and hide from an operator, a buyer's money it may yet take.
+   * after it was first sent: asked about for ever, one the payment system never decides would hold
+   * its job, and hide from an operator, a buyer's money it may yet take.
    */
   private async lookAgainWhileUndecided(job: Job<RequestPaymentJob>, token: string | undefined, payment: PaymentRow, where: Record<string, unknown>): Promise<void> {
+    await this.process.notePaymentUndecided(payment.payment_id);
     const giveUpMs = this.deps.config.PAYMENT_CONFIRMATION_GIVE_UP_MS;
     if ((await this.process.paymentsGivenUp(giveUpMs, [payment.payment_id])) > 0) {
-      this.deps.log.error(where, 'payment undecided at the payment system PAYMENT_CONFIRMATION_GIVE_UP_MS after it was opened: no longer asked about, left PENDING for an operator');
+      this.deps.log.error(where, 'payment undecided at the payment system PAYMENT_CONFIRMATION_GIVE_UP_MS after it was first sent: no longer asked about, left PENDING for an operator');
       return;
     }
     const waitMs = this.deps.config.PAYMENT_CONFIRMATION_WAIT_MS;
@@ -384,7 +387,7 @@ export class ForwardLife {
     throw new DelayedError(`payment ${payment.payment_id} undecided at the payment system: looked at again in ${waitMs} ms`);
   }
 
-  /** A payment sent and left unreported PAYMENT_CONFIRMATION_WAIT_MS, asked about again: its callback was lost. */
+  /** A payment sent and left unreported PAYMENT_CONFIRMATION_WAIT_MS, asked about again, not found undecided there: its callback was lost. */
   private countAskedAgain(payment: PaymentRow, orderStatus: string | undefined, answer: string): void {
     this.deps.metrics.paymentConfirmationsAskedAgain.inc();
     this.deps.log.warn(

@@ -29,6 +29,8 @@ import * as pricingRulesVersion from './0029-pricing-rules-version.js';
 import * as paymentsRequested from './0030-payments-requested.js';
 import * as paymentsSent from './0031-payments-sent.js';
 import * as refundPartsSent from './0032-refund-parts-sent.js';
+import * as paymentsFirstRequested from './0033-payments-first-requested.js';
+import * as paymentsUndecided from './0034-payments-undecided.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -67,4 +69,6 @@ export const migrations: Record<string, Migration> = {
   '0030-payments-requested': paymentsRequested,
   '0031-payments-sent': paymentsSent,
   '0032-refund-parts-sent': refundPartsSent,
+  '0033-payments-first-requested': paymentsFirstRequested,
+  '0034-payments-undecided': paymentsUndecided,
 };
