@@ -1,5 +1,5 @@
-import type { AcceptedOrder } from '@orders/domain';
-import type { OrderRow } from '@orders/persistence';
+import { priceOrder, type AcceptedOrder, type Sku } from '@orders/domain';
+import { PricingRepository, benefitsOfOwnLines, type OrderRow } from '@orders/persistence';
 import type { AppDeps } from './app-deps.js';
 import type { Principal } from './plugins/auth.js';
 import { forbidden, notFound, stillInQueue, type HttpProblem } from './problems.js';
@@ -14,15 +14,15 @@ export const MERCHANT_ALONE = "A merchant acts on orders (or parts of a split or
  * An order still in the queue (accepted, not yet in MySQL), as far as the principal may know
  * of it: its buyer, an admin, or a merchant holding one of its SKUs, the same people who see
  * it once persisted (a buyer's support call about a fresh 202 during a backlog finds it); a
- * merchant sees its own lines alone, as of a persisted order (merchantOrderView).
- * null for anyone else, so ids cannot be probed.
+ * merchant sees its own lines alone, and the coupon's code where they take it, as of a persisted
+ * order (merchantOrderView). null for anyone else, so ids cannot be probed.
  */
-export async function queuedOrderFor(deps: Pick<AppDeps, 'inventory' | 'catalog'>, principal: Principal, orderId: string): Promise<AcceptedOrder | null> {
+export async function queuedOrderFor(deps: Pick<AppDeps, 'inventory' | 'catalog' | 'db'>, principal: Principal, orderId: string): Promise<AcceptedOrder | null> {
   const accepted = await deps.inventory.findAcceptedOrder(orderId);
   return accepted && queuedOrderAsSeenBy(deps, principal, accepted);
 }
 
-async function queuedOrderAsSeenBy(deps: Pick<AppDeps, 'catalog'>, principal: Principal, accepted: AcceptedOrder): Promise<AcceptedOrder | null> {
+async function queuedOrderAsSeenBy(deps: Pick<AppDeps, 'catalog' | 'db'>, principal: Principal, accepted: AcceptedOrder): Promise<AcceptedOrder | null> {
   switch (principal.role) {
     case 'admin':
       return accepted;
@@ -31,9 +31,24 @@ async function queuedOrderAsSeenBy(deps: Pick<AppDeps, 'catalog'>, principal: Pr
     case 'merchant': {
       const skus = await deps.catalog.findSkus(accepted.items.map((item) => item.skuId));
       const own = accepted.items.filter((item) => skus.get(item.skuId)?.merchantId === principal.sub);
-      return own.length > 0 ? { ...accepted, items: own } : null;
+      if (own.length === 0) return null;
+      // an order of the merchant's lines alone is shown whole, as once persisted; one without a coupon has no code to hide
+      if (own.length === accepted.items.length || accepted.couponCode === null) return { ...accepted, items: own };
+      return { ...accepted, items: own, couponCode: await couponCodeOfOwnLines(deps, accepted, skus, principal.sub) };
     }
   }
+}
+
+/**
+ * The coupon's code as a merchant sees it on its own lines of an order still in the queue
+ * (benefitsOfOwnLines, as once persisted): of the order priced as the worker will price it,
+ * with the rules of its acceptance, since which lines take the coupon is known only then.
+ */
+async function couponCodeOfOwnLines(deps: Pick<AppDeps, 'db'>, accepted: AcceptedOrder, skus: ReadonlyMap<string, Sku>, merchantId: string): Promise<string | null> {
+  const rules = await new PricingRepository(deps.db).rulesFor([accepted], [...skus.values()].map((sku) => sku.warehouseId));
+  const priced = priceOrder(accepted.type, accepted.items, skus, new Date(accepted.acceptedAt), rules.byOrder.get(accepted.orderId));
+  const shares = priced.lines.filter((line) => line.merchantId === merchantId).flatMap((line) => line.discounts);
+  return benefitsOfOwnLines({ couponCode: accepted.couponCode, benefits: priced.applied }, shares).couponCode;
 }
 
 /**
@@ -43,7 +58,7 @@ async function queuedOrderAsSeenBy(deps: Pick<AppDeps, 'catalog'>, principal: Pr
  * persisted (an unpaid order is never split). null for anyone else (and for an order not in
  * the queue), so ids cannot be probed.
  */
-export async function queuedActionRefusal(deps: Pick<AppDeps, 'inventory' | 'catalog'>, principal: Principal, orderId: string, action: string): Promise<HttpProblem | null> {
+export async function queuedActionRefusal(deps: Pick<AppDeps, 'inventory' | 'catalog' | 'db'>, principal: Principal, orderId: string, action: string): Promise<HttpProblem | null> {
   const accepted = await deps.inventory.findAcceptedOrder(orderId);
   const seen = accepted && (await queuedOrderAsSeenBy(deps, principal, accepted));
   if (!seen) return null;
@@ -55,7 +70,7 @@ export async function queuedActionRefusal(deps: Pick<AppDeps, 'inventory' | 'cat
  * admins any; 404 for anyone else so ids cannot be probed. An order still in the queue
  * answers as queuedActionRefusal says.
  */
-export async function ownOrder(deps: Pick<AppDeps, 'inventory' | 'catalog' | 'orders'>, principal: Principal, orderId: string, action: string): Promise<OrderRow> {
+export async function ownOrder(deps: Pick<AppDeps, 'inventory' | 'catalog' | 'orders' | 'db'>, principal: Principal, orderId: string, action: string): Promise<OrderRow> {
   if (!ULID.test(orderId)) throw notFound('order');
   const order = await deps.orders.findOrderRow(orderId);
   if (order && (principal.role === 'admin' || (principal.role === 'buyer' && order.user_id === principal.sub))) return order;

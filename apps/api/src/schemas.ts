@@ -237,7 +237,11 @@ export const orderSchema = {
     },
     amounts: amountsSchema,
     address: { type: ['object', 'null'], additionalProperties: { type: 'string' }, description: 'null for a virtual order placed without one: it ships nothing' },
-    couponCode: { type: ['string', 'null'] },
+    couponCode: {
+      type: ['string', 'null'],
+      description:
+        "A merchant shown an order holding another merchant's lines too (or a split order's child) reads it only where its own lines took some of the coupon (flash-sale lines take none), an order still in the queue included",
+    },
     benefits: {
       type: ['object', 'null'],
       description: 'what the order used: its member level, threshold promotions and coupon, each with the discount it gave',
@@ -336,7 +340,10 @@ export const orderSchema = {
     sourceChannel: { type: ['string', 'null'], description: 'an imported order: the order system it came from' },
     externalOrderId: { type: ['string', 'null'], description: 'an imported order: its id in that system' },
     createdAt: { type: ['string', 'null'] },
-    updatedAt: { type: ['string', 'null'] },
+    updatedAt: {
+      type: ['string', 'null'],
+      description: "A merchant shown a split order holding another merchant's lines too reads its own children's last change, never that of another merchant's child",
+    },
   },
 } as const;
 

@@ -6,7 +6,7 @@ export { CouponUsedUpMeanwhile, DeadlineAhead, DeadlinePassed, OrderRepository, 
 export type { OrderListFilter, OrderListOptions, OrderListSettings, OrderReservation, OrderToPersist, TransitionRequest, TransitionResult } from './order-repository.js';
 export { timerDeadlineOf } from './timer-deadlines.js';
 export type { TimerDeadline, TimerSettings } from './timer-deadlines.js';
-export { addressOf, couponUseOf, merchantOrderView } from './order-view.js';
+export { addressOf, benefitsOfOwnLines, couponUseOf, merchantOrderView } from './order-view.js';
 export type { ChildStep, OrderView } from './order-view.js';
 export type * from './schema.js';
 export { ProcessRepository, REFUNDED_WHOLE, SHIPMENT_STEPS, UNSHIPPED_PARCEL, paymentDetail } from './process-repository.js';

@@ -488,28 +488,31 @@ export class OrderRepository {
     return row !== undefined;
   }
 
-  /** Each line's SKU and merchant, and its order's status, of all these orders at once (a merchant's view of their refunds and children). */
-  async lineMerchants(orderIds: readonly string[]): Promise<Array<{ orderId: string; skuId: string; merchantId: string; orderStatus: string }>> {
+  /** Each line's SKU and merchant, and its order's status and last change, of all these orders at once (a merchant's view of their refunds and children). */
+  async lineMerchants(orderIds: readonly string[]): Promise<Array<{ orderId: string; skuId: string; merchantId: string; orderStatus: string; orderUpdatedAt: string }>> {
     if (orderIds.length === 0) return [];
     const rows = await this.db
       .selectFrom('order_items as i')
       .innerJoin('orders as o', 'o.order_id', 'i.order_id')
-      .select(['i.order_id', 'i.sku_id', 'i.merchant_id', 'o.status'])
+      .select(['i.order_id', 'i.sku_id', 'i.merchant_id', 'o.status', 'o.updated_at'])
       .where('i.order_id', 'in', orderIds)
       .execute();
-    return rows.map((row) => ({ orderId: row.order_id, skuId: row.sku_id, merchantId: row.merchant_id, orderStatus: row.status }));
+    return rows.map((row) => ({ orderId: row.order_id, skuId: row.sku_id, merchantId: row.merchant_id, orderStatus: row.status, orderUpdatedAt: row.updated_at.toISOString() }));
   }
 
-  /** Every step of these orders, oldest first (a merchant's view of a split order follows its own children's). */
+  /**
+   * Every step of these orders in the order they were written (a merchant's view of a split order
+   * follows its own children's): by the history row's id, as a child's move takes its parent's
+   * lock first (transitionIn), so siblings' steps are written one after the other; their times alone
+   * cannot tell two moved in the same millisecond apart.
+   */
   async stepsOf(orderIds: readonly string[]): Promise<ChildStep[]> {
     if (orderIds.length === 0) return [];
     const rows = await this.db
       .selectFrom('order_history')
       .select(['order_id', 'from_status', 'action', 'to_status', 'at'])
       .where('order_id', 'in', orderIds)
-      .orderBy('at')
-      .orderBy('order_id')
-      .orderBy('version')
+      .orderBy('id')
       .execute();
     return rows.map((row) => ({ orderId: row.order_id, from: row.from_status, action: row.action, to: row.to_status, at: row.at.toISOString() }));
   }

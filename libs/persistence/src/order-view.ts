@@ -197,6 +197,17 @@ function ownPartMoves(machine: OrderStateMachine, steps: readonly ChildStep[]) {
 }
 
 /**
+ * What a merchant sees of the benefits of its own lines of an order (`shares`: those lines'
+ * discount shares): their share of what the order used, and the coupon's code only where those
+ * lines took some of the coupon (flash-sale lines take none; another merchant's lines may have
+ * taken all of it). An order written before orders kept their benefits cannot tell: its code.
+ */
+export function benefitsOfOwnLines(order: Pick<OrderView, 'couponCode' | 'benefits'>, shares: readonly DiscountShare[]): Pick<OrderView, 'couponCode' | 'benefits'> {
+  const benefits = order.benefits && benefitsOfPart(shares, order.benefits);
+  return { benefits, couponCode: benefits && !benefits.coupon ? null : order.couponCode };
+}
+
+/**
  * An order as a merchant holding some of its lines sees it: in a marketplace a merchant does
  * not learn what the buyer bought from another merchant, nor at what price. Of an order
  * holding other merchants' lines too (unpaid, or the parent of a split order) it keeps the
@@ -212,11 +223,12 @@ function ownPartMoves(machine: OrderStateMachine, steps: readonly ChildStep[]) {
  * about those goods); a step naming another merchant's SKU keeps all but its detail. Those
  * refunds leave `nextTimer.refundsOwed` too (of a split order's child, whose own lines are the
  * merchant's alone, the only change: its order's refunds from before the split are owed on it). A split order's status
- * (and its labels) is derived from the merchant's own children's, `ownChildStatuses`, as the
+ * (and its labels) is derived from the merchant's own children's, `ownChildren`, as the
  * whole order's is from all of its children's: another merchant's child refunded or shipped is
  * not the merchant's to see; so are the statuses its steps after the split went from and to
  * (another merchant's return under way, say), each read from `ownChildSteps` (its own children's
- * steps, oldest first) as its own part's moves instead (ownPartMoves).
+ * steps, in the order they were written) as its own part's moves instead (ownPartMoves), and its
+ * `updatedAt`, its own children's last change.
  * An order of the merchant's lines alone is shown whole.
  */
 export function merchantOrderView(
@@ -224,7 +236,7 @@ export function merchantOrderView(
   merchantId: string,
   ownSubOrders: readonly string[],
   othersRefunds: readonly string[] = [],
-  ownChildStatuses: readonly string[] = [],
+  ownChildren: ReadonlyArray<{ status: string; updatedAt: string }> = [],
   ownChildSteps: readonly ChildStep[] = [],
 ): OrderView {
   const items = view.items.filter((item) => item.merchantId === merchantId);
@@ -232,7 +244,7 @@ export function merchantOrderView(
   const nextTimer = view.nextTimer?.refundsOwed ? { ...view.nextTimer, refundsOwed: view.nextTimer.refundsOwed.filter((refundId) => !othersRefunds.includes(refundId)) } : view.nextTimer;
   if (items.length === view.items.length) {
     // a split order's child carries its order's coupon code, though its lines may have taken none of it (another merchant's did)
-    const couponCode = view.parentOrderId !== null && view.benefits && !view.benefits.coupon ? null : view.couponCode;
+    const couponCode = view.parentOrderId === null ? view.couponCode : benefitsOfOwnLines(view, items.flatMap((item) => item.discounts)).couponCode;
     return othersRefunds.length === 0 && couponCode === view.couponCode ? view : { ...view, nextTimer, couponCode };
   }
   const sum = (cents: (item: OrderView['items'][number]) => number) => items.reduce((total, item) => total + cents(item), 0);
@@ -241,9 +253,9 @@ export function merchantOrderView(
   const othersParts = new Set([...view.subOrders.filter((child) => !own.has(child)), ...othersRefunds]);
   const others = new Set([...view.items.filter((item) => item.merchantId !== merchantId).map((item) => item.skuId), ...othersParts]);
   const machine = stateMachineFor(view.type as OrderType);
-  const status = ownChildStatuses.length > 0 ? deriveParentStatus(machine, ownChildStatuses) : view.status;
+  const status = ownChildren.length > 0 ? deriveParentStatus(machine, ownChildren.map((child) => child.status)) : view.status;
   const labels = machine.labels(status);
-  const benefits = view.benefits && benefitsOfPart(items.flatMap((item) => item.discounts), view.benefits);
+  const { benefits, couponCode } = benefitsOfOwnLines(view, items.flatMap((item) => item.discounts));
   // a split order's steps after the split moved it by all of its children's statuses: shown as the moves of the merchant's own part
   const splitAt = view.history.findLastIndex((step) => step.action === 'split');
   const partMove = ownPartMoves(machine, ownChildSteps);
@@ -261,16 +273,17 @@ export function merchantOrderView(
       refundedCents: sum((item) => item.refundedCents),
     },
     benefits,
-    // the code too only where its lines took the coupon (a part of flash-sale lines takes none)
-    couponCode: benefits && !benefits.coupon ? null : view.couponCode,
+    couponCode,
     payments: [],
     shipments: view.shipments.filter((shipment) => warehouses.has(shipment.warehouseId)),
     subOrders: view.subOrders.filter((child) => own.has(child)),
     nextTimer,
+    // another merchant's child moving the whole order (its refund, its delivery) is not a change of this part
+    updatedAt: ownChildren.map((child) => child.updatedAt).sort().at(-1) ?? view.updatedAt,
     // a step of another merchant's child (derived from it) or of a refund of another's lines alone is theirs, not shown;
     // one of the whole order (placed, paid, split into the merchant's children and others') is, its detail dropped
     history: view.history.flatMap((whole, index) => {
-      const step = ownChildStatuses.length > 0 && index > splitAt ? { ...whole, ...partMove(whole) } : whole;
+      const step = ownChildren.length > 0 && index > splitAt ? { ...whole, ...partMove(whole) } : whole;
       if (step.detail === null || !namesAny(step.detail, others)) return [step];
       return namesAny(step.detail, othersParts) && !namesAny(step.detail, own) ? [] : [{ ...step, detail: null }];
     }),

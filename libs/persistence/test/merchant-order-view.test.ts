@@ -50,18 +50,21 @@ const order: OrderView = {
   updatedAt: '2026-12-05T00:00:00.000Z',
 };
 
+/** One of the merchant's own children, in `status` since the order's last change. */
+const ownChild = (status: string) => ({ status, updatedAt: order.updatedAt });
+
 describe("a merchant's view of an order holding another merchant's lines too", () => {
   it('reads the status from its own children alone: the potter refunding its mug is not the shop’s to see', () => {
-    const shop = merchantOrderView(order, 'shop', ['CHILD-SHOP'], [], ['IN_FULFILLMENT']);
+    const shop = merchantOrderView(order, 'shop', ['CHILD-SHOP'], [], [ownChild('IN_FULFILLMENT')]);
     expect([shop.status, shop.buyerStatus, shop.merchantStatus, shop.subOrders]).toEqual(['IN_FULFILLMENT', 'To ship', 'In fulfilment', ['CHILD-SHOP']]);
-    const potter = merchantOrderView(order, 'potter', ['CHILD-POTTER'], [], ['REFUNDING']);
+    const potter = merchantOrderView(order, 'potter', ['CHILD-POTTER'], [], [ownChild('REFUNDING')]);
     expect([potter.status, potter.merchantStatus]).toEqual(['REFUNDING', 'Refunding']);
   });
 
   it('names the coupon only to the merchant whose lines took it', () => {
-    const shop = merchantOrderView(order, 'shop', ['CHILD-SHOP'], [], ['IN_FULFILLMENT']);
+    const shop = merchantOrderView(order, 'shop', ['CHILD-SHOP'], [], [ownChild('IN_FULFILLMENT')]);
     expect([shop.couponCode, shop.benefits?.coupon, shop.amounts.payableCents]).toEqual([null, null, 2_000]);
-    const potter = merchantOrderView(order, 'potter', ['CHILD-POTTER'], [], ['REFUNDING']);
+    const potter = merchantOrderView(order, 'potter', ['CHILD-POTTER'], [], [ownChild('REFUNDING')]);
     expect([potter.couponCode, potter.benefits?.coupon, potter.amounts.discountCents]).toEqual(['TENOFF', { code: 'TENOFF', discountCents: 200 }, 200]);
   });
 
@@ -75,7 +78,7 @@ describe("a merchant's view of an order holding another merchant's lines too", (
       step('refund', 'REFUNDING', 'derived from child order CHILD-POTTER'),
       step('note', 'REFUNDING', 'MUG restocked'),
     ];
-    const shop = merchantOrderView({ ...order, history }, 'shop', ['CHILD-SHOP'], ['PARENT-rf-mug'], ['IN_FULFILLMENT']);
+    const shop = merchantOrderView({ ...order, history }, 'shop', ['CHILD-SHOP'], ['PARENT-rf-mug'], [ownChild('IN_FULFILLMENT')]);
     expect(shop.history.map((s) => [s.action, s.detail])).toEqual([
       ['pay', 'card'],
       ['split', null],
@@ -105,7 +108,7 @@ describe("a merchant's view of an order holding another merchant's lines too", (
       childStep('refund', 'IN_FULFILLMENT', 'REFUNDING', 5),
       childStep('refund_succeeded', 'REFUNDING', 'REFUNDED', 6),
     ];
-    const shop = merchantOrderView({ ...order, history }, 'shop', ['CHILD-SHOP'], [], ['REFUNDED'], ownSteps);
+    const shop = merchantOrderView({ ...order, history }, 'shop', ['CHILD-SHOP'], [], [ownChild('REFUNDED')], ownSteps);
     expect(shop.history.map((s) => [s.action, s.from, s.to])).toEqual([
       ['pay', 'PENDING_PAYMENT', 'PAID'],
       ['split', 'PAID', 'PAID'],

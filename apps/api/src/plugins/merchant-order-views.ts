@@ -54,7 +54,7 @@ export const merchantOrderViewsPlugin = fp(
       // any, the children of every order of the answer read at once
       const lines = await orders.lineMerchants(shown.flatMap((view) => view.subOrders));
       const ownChildren = new Set(lines.filter((line) => line.merchantId === merchantId).map((line) => line.orderId));
-      const statusOf = new Map(lines.map((line) => [line.orderId, line.orderStatus]));
+      const childOf = new Map(lines.map((line) => [line.orderId, { status: line.orderStatus, updatedAt: line.orderUpdatedAt }]));
       // of the orders holding other merchants' lines too, the refunds and returns of those lines
       // alone (one before the split; a whole payment given back names no line and is the merchant's
       // too), whose steps name them: read at once
@@ -73,7 +73,7 @@ export const merchantOrderViewsPlugin = fp(
         if (view.amounts === null) return view;
         const own = view.subOrders.filter((child) => ownChildren.has(child));
         const others = [...(othersRefunds.get(view.orderId) ?? []), ...(view.parentOrderId === null ? [] : (othersRefunds.get(view.parentOrderId) ?? []))];
-        return merchantOrderView(view, merchantId, own, others, own.map((child) => statusOf.get(child)!), steps.filter((step) => own.includes(step.orderId)));
+        return merchantOrderView(view, merchantId, own, others, own.map((child) => childOf.get(child)!), steps.filter((step) => own.includes(step.orderId)));
       });
     }
 
