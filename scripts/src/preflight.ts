@@ -1,5 +1,5 @@
 import type { Config } from '@orders/config';
-import { connectRedis } from '@orders/stock';
+import { connectRedis, type RedisClient } from '@orders/stock';
 
 /**
  * What a command needs reachable: MySQL, with its database created when missing (the
@@ -36,12 +36,37 @@ export async function checkServices(config: Config, needed: ServicesNeeded = { m
     await redis.connect();
     await redis.ping();
   } catch (error) {
-    const { urlWithoutPassword } = await import('@orders/persistence');
-    const where = config.REDIS_CLUSTER_NODES.length > 0 ? `the cluster nodes ${config.REDIS_CLUSTER_NODES.map(({ host, port }) => `${host}:${port}`).join(', ')}` : urlWithoutPassword(config.REDIS_URL);
-    throw new Error(`Redis is not reachable at ${where} (${(why ?? (error as Error)).message}). Start redis-server or set REDIS_URL (REDIS_CLUSTER_NODES for a cluster).`, { cause: error });
+    throw new Error(`Redis is not reachable at ${await redisLocation(config)} (${(why ?? (error as Error)).message}). Start redis-server or set REDIS_URL (REDIS_CLUSTER_NODES for a cluster).`, { cause: error });
   } finally {
     redis.disconnect();
   }
+}
+
+/** Where a command looks for Redis, as an operator may read it: its URL with the password starred, or the cluster's nodes. */
+export async function redisLocation(config: Config): Promise<string> {
+  if (config.REDIS_CLUSTER_NODES.length > 0) return `the cluster nodes ${config.REDIS_CLUSTER_NODES.map(({ host, port }) => `${host}:${port}`).join(', ')}`;
+  const { urlWithoutPassword } = await import('@orders/persistence');
+  return urlWithoutPassword(config.REDIS_URL);
+}
+
+/**
+ * The Redis connection a command works on once checkServices passed. It fails at once when
+ * Redis is away rather than waiting for it, and a Redis that stops answering mid-run fails it
+ * after REDIS_COMMAND_TIMEOUT_MS (exit 1) rather than holding it, and an operator, for ever.
+ */
+export async function connectCommandRedis(config: Config): Promise<RedisClient> {
+  const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS });
+  await redis.connect();
+  return redis;
+}
+
+/** How ioredis fails a command whose answer did not come within its commandTimeout. */
+const UNANSWERED = /^Command timed out/;
+
+/** What a command says when Redis stopped answering mid-run: where, and for how long; any other failure as it is. */
+export async function unansweredByRedis(config: Config, error: unknown): Promise<unknown> {
+  if (!(error instanceof Error) || !UNANSWERED.test(error.message)) return error;
+  return new Error(`Redis at ${await redisLocation(config)} stopped answering: a command had no answer within REDIS_COMMAND_TIMEOUT_MS (${config.REDIS_COMMAND_TIMEOUT_MS} ms)`, { cause: error });
 }
 
 async function selectOne(mysqlUrl: string): Promise<void> {

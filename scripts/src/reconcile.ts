@@ -91,12 +91,14 @@ function repairAsked(args: readonly string[]): boolean {
 /** npm run reconcile [-- --repair]: compares Redis stock with the MySQL ledger; repairs Redis only when asked. */
 runCommand({ usage: USAGE, parse: repairAsked, flags: ['--repair'] }, async (repair) => {
   const config = loadConfig();
-  const [{ CatalogRepository, CouponRepository, StockLedgerRepository, createDb }, { Inventory, checkoutTimeoutsOf, connectRedis }, { StockReconciler }, { pino }, { checkServices }] =
+  const [{ CatalogRepository, CouponRepository, StockLedgerRepository, createDb, urlWithoutPassword }, { Inventory, checkoutTimeoutsOf }, { StockReconciler }, { pino }, { checkServices, connectCommandRedis, redisLocation, unansweredByRedis }] =
     await Promise.all([import('@orders/persistence'), import('@orders/stock'), import('@orders/worker'), import('pino'), import('./preflight.js')]);
+  // a wrong prefix or database finds nothing, which reads as all clear
+  console.log(
+    `Redis at ${await redisLocation(config)}, key prefix ${config.REDIS_KEY_PREFIX}; MySQL at ${urlWithoutPassword(config.MYSQL_URL)}, database ${decodeURIComponent(new URL(config.MYSQL_URL).pathname.slice(1))}`,
+  );
   await checkServices(config, { mysql: 'existing-database', redis: true });
-  // an operator command fails at once when Redis is away rather than waiting for it
-  const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
-  await redis.connect();
+  const redis = await connectCommandRedis(config);
   // a MySQL that stops answering fails the command (exit 1) rather than holding it, and the repair's lock, for hours
   const { db } = createDb(config.MYSQL_URL, 2, config.RECONCILE_QUERY_TIMEOUT_MS, 'RECONCILE_QUERY_TIMEOUT_MS');
   const ledger = new StockLedgerRepository(db);
@@ -113,6 +115,8 @@ runCommand({ usage: USAGE, parse: repairAsked, flags: ['--repair'] }, async (rep
       ? report.unitsLeft.length > 0 || report.skusBusy.length > 0 || report.skusDeferred.length > 0
       : report.drift.length > 0 || report.saleRulesDrift.length > 0 || report.skusBusy.length > 0;
     return driftLeft || report.oversold.length > 0 ? EXIT_NEEDS_ATTENTION : 0;
+  } catch (error) {
+    throw await unansweredByRedis(config, error);
   } finally {
     await db.destroy();
     redis.disconnect();

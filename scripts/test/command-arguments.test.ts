@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createTestEnv, runOperatorCommand, type OperatorCommand, type TestEnv } from '@orders/testing';
@@ -11,7 +14,7 @@ const SERVICES_DOWN = { MYSQL_URL: 'mysql://root@127.0.0.1:1/orders', REDIS_URL:
 const COMMANDS: Array<{ script: OperatorCommand; usage: string; help: string; refused: string[][] }> = [
   { script: 'migrate', usage: 'usage: npm run migrate\n', help: '--help', refused: [['up']] },
   { script: 'start', usage: 'usage: npm start [-- --demo-shop]\n', help: '-h', refused: [['--port', '4000']] },
-  { script: 'dlq', usage: 'usage: npm run dlq -- list | replay <id> | replay-all | drop <id>\n', help: '--help', refused: [['purge'], ['replay'], ['drop', 'a', 'b']] },
+  { script: 'dlq', usage: 'usage: npm run dlq -- list | replay <id> | replay-all [--yes] | drop <id> [--yes]\n', help: '--help', refused: [['purge'], ['replay'], ['drop', 'a', 'b'], ['list', '--yes'], ['replay', 'a', '--yes']] },
   { script: 'reconcile', usage: 'usage: npm run reconcile [-- --repair]\n', help: '-h', refused: [['--repiar']] },
   { script: 'token', usage: 'usage: npm run token -- [buyer|merchant|admin] [sub]\n', help: '--help', refused: [['buyer', 'alice', 'extra']] },
 ];
@@ -98,5 +101,23 @@ describe('a flag given to npm run before --', () => {
     expect([seed.exitCode, seed.stdout]).toEqual([1, '']);
     expect(seed.stderr).toContain('npm kept --demo-shop for itself and did not pass it on: put it after --, as below\nusage: npm run seed [-- --demo-shop]\n');
     expect(await env.db.selectFrom('coupons').select('code').execute()).toEqual([]);
+  });
+
+  it("npm run reconcile --reapir, a flag npm does not know, is refused too rather than run as a plain check that exits 0; npm's own flags and the settings of an npmrc file run it", { timeout: 120_000 }, async () => {
+    const typo = await npmRun(['reconcile', '--reapir']);
+    expect([typo.exitCode, typo.stdout]).toEqual([1, '']);
+    expect(typo.stderr).toContain('npm kept --reapir for itself and did not pass it on: put it after --, as below\nusage: npm run reconcile [-- --repair]\n');
+    const two = await npmRun(['reconcile', '--reapir', '--sku=PHONE-X']);
+    expect([two.exitCode, two.stderr]).toEqual([1, expect.stringContaining('npm kept --reapir --sku for itself and did not pass them on: put them after --')]);
+
+    // an old user .npmrc: npm knows always-auth no more and exports it as npm_config_always_auth all the same
+    const home = await mkdtemp(join(tmpdir(), 'npmrc-'));
+    try {
+      await writeFile(join(home, '.npmrc'), 'always-auth=true\nnodedir = /usr\n');
+      const plain = await npmRun(['reconcile', '--loglevel=warn'], { npm_config_userconfig: join(home, '.npmrc') });
+      expect([plain.exitCode, plain.stdout]).toEqual([0, expect.stringContaining('No drift')]);
+    } finally {
+      await rm(home, { recursive: true });
+    }
   });
 });

@@ -31,7 +31,7 @@ describe('npm run dlq -- replay-all: one letter it cannot replay', () => {
     await queues.deadLetter.add('dead-letter', letter('old-timers', 'ORDER-B'), { jobId: 'old-timers-B' });
     await queues.deadLetter.add('dead-letter', letter('timers', 'ORDER-C'), { jobId: 'timers-C' });
 
-    const answer = await runOperatorCommand('dlq', ['replay-all'], env.env);
+    const answer = await runOperatorCommand('dlq', ['replay-all', '--yes'], env.env);
     // A was put back and its letter removed
     expect(await queues.timers.getJob('auto-confirm-ORDER-A')).toBeDefined();
     expect(await queues.deadLetter.getJob('timers-A')).toBeUndefined();

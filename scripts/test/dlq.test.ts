@@ -23,6 +23,9 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
     return { exitCode, output };
   }
 
+  /** What the command prints first: where it looks for the dead letters. */
+  const actingOn = () => `Redis at ${env.config.REDIS_URL}, queue prefix ${env.config.QUEUE_PREFIX}\n`;
+
   const deadLetterCount = () => queues.deadLetter.getWaitingCount();
 
   /** A wait that, when it times out, says what the worker said. */
@@ -55,7 +58,7 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
   });
 
   it('says so when there is nothing to replay', async () => {
-    expect(await dlq('list')).toEqual({ exitCode: 0, output: 'The dead-letter queue is empty.\n' });
+    expect(await dlq('list')).toEqual({ exitCode: 0, output: `${actingOn()}The dead-letter queue is empty.\n` });
   });
 
   it('lists a dead letter with where it failed, the order it carries and why; after the fix, replay writes the order', async () => {
@@ -73,7 +76,7 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
     const replayed = await dlq('replay', 'orders-01JDLQ0000000000000000000A');
     expect(replayed).toEqual({
       exitCode: 0,
-      output: 'replayed orders-01JDLQ0000000000000000000A -> orders/persist-order (order 01JDLQ0000000000000000000A): retried job 01JDLQ0000000000000000000A in place\n',
+      output: `${actingOn()}replayed orders-01JDLQ0000000000000000000A -> orders/persist-order (order 01JDLQ0000000000000000000A): retried job 01JDLQ0000000000000000000A in place\n`,
     });
     await waitFor(async () => (await orders.findOrderRow('01JDLQ0000000000000000000A'))?.status === 'PENDING_PAYMENT', { what: 'the replayed order to be written' });
     expect(await deadLetterCount()).toBe(0);
@@ -87,7 +90,7 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
     await watchingWorker(waitFor(async () => (await deadLetterCount()) === 2, { what: 'both orders to be dead-lettered', timeoutMs: 20_000 }));
 
     await unwritable.addToCatalog('LATE-SKU');
-    const replayed = await dlq('replay-all');
+    const replayed = await dlq('replay-all', '--yes');
     expect(replayed.exitCode).toBe(0);
     expect(replayed.output).toContain('2 dead letters replayed.');
     for (const orderId of ['01JDLQ0000000000000000000B', '01JDLQ0000000000000000000C']) {
@@ -99,14 +102,14 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
   it('drops a dead letter whose work was done another way, with its failed job, so no worker copies it again; and refuses to drop one of accepted orders', async () => {
     await enqueueRefundPayments(queues, '01JDLQDROPPED000000000000A', 'cancelled by the buyer');
     const failed = await failForGood(queues.payments, 'the payment system refused the refund');
-    const dropped = await dlq('drop', `payments-${failed}`);
-    expect(dropped).toEqual({ exitCode: 0, output: `dropped payments-${failed} (payments/refund-payments, order 01JDLQDROPPED000000000000A), and failed job ${failed} of payments\n` });
+    const dropped = await dlq('drop', `payments-${failed}`, '--yes');
+    expect(dropped).toEqual({ exitCode: 0, output: `${actingOn()}dropped payments-${failed} (payments/refund-payments, order 01JDLQDROPPED000000000000A), and failed job ${failed} of payments\n` });
     expect(await queues.payments.getFailedCount()).toBe(0);
     expect(await queues.deadLetter.getJob(`payments-${failed}`)).toBeUndefined();
 
     const accepted = { queue: 'orders', name: 'persist-order', jobId: '01JDLQDROPPED000000000000B', data: { orderId: '01JDLQDROPPED000000000000B' }, failedReason: 'MySQL away', attemptsMade: 2, failedAt: new Date().toISOString() };
     await queues.deadLetter.add('dead-letter', accepted, { jobId: 'orders-01JDLQDROPPED000000000000B' });
-    const refused = await dlq('drop', 'orders-01JDLQDROPPED000000000000B');
+    const refused = await dlq('drop', 'orders-01JDLQDROPPED000000000000B', '--yes');
     expect(refused.exitCode).toBe(1);
     expect(refused.output).toContain('carries accepted orders (order 01JDLQDROPPED000000000000B): their buyers were told they are taken, and dropping it would lose them; fix the cause and replay it');
     expect(await queues.deadLetter.getJob('orders-01JDLQDROPPED000000000000B')).toBeDefined();
@@ -117,10 +120,10 @@ describe('npm run dlq: the operator inspects and replays dead letters', () => {
     const [missing, unknown] = await Promise.all([dlq('replay', 'orders-nope'), dlq('purge')]);
     expect(missing).toEqual({
       exitCode: 1,
-      output: 'Failed: there is no dead letter with id orders-nope (npm run dlq -- list shows them)\n',
+      output: `${actingOn()}Failed: there is no dead letter with id orders-nope (npm run dlq -- list shows them)\n`,
     });
     expect(unknown.exitCode).toBe(1);
-    expect(unknown.output).toMatch(/^unknown command: purge\nusage: npm run dlq -- list \| replay <id> \| replay-all \| drop <id>\n/);
+    expect(unknown.output).toMatch(/^unknown command: purge\nusage: npm run dlq -- list \| replay <id> \| replay-all \[--yes\] \| drop <id> \[--yes\]\n/);
   });
 
   /** The waiting job of `queue` (no worker of this test serves it) fails for good, and its failure is copied to a dead letter, as a worker does. */

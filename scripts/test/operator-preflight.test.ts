@@ -77,6 +77,50 @@ describe('operator commands say which service is down, as npm start does', () =>
     }
   });
 
+  it.each(['dlq', 'reconcile'] as const)('npm run %s against a Redis that answers its check, then stops answering: exit 1 after REDIS_COMMAND_TIMEOUT_MS, not held for ever', async (command) => {
+    // answers what connecting and the check ask (INFO, PING, CLIENT), then nothing more on that connection
+    const held = new Set<Socket>();
+    const stopsAnswering = createServer((socket) => {
+      held.add(socket);
+      let answering = true;
+      socket.on('data', (chunk) => {
+        for (const [, name] of chunk.toString().matchAll(/\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n/g)) {
+          const asked = name!.toUpperCase();
+          if (!answering || !['INFO', 'PING', 'CLIENT'].includes(asked)) {
+            answering = false;
+            return;
+          }
+          const info = 'redis_version:7.2.0\r\nloading:0\r\nmaxmemory_policy:noeviction\r\n';
+          socket.write(asked === 'INFO' ? `$${info.length}\r\n${info}\r\n` : asked === 'PING' ? '+PONG\r\n' : '+OK\r\n');
+        }
+      });
+    });
+    await new Promise<void>((resolve) => stopsAnswering.listen(0, '127.0.0.1', resolve));
+    const redisStopping = `redis://127.0.0.1:${(stopsAnswering.address() as { port: number }).port}`;
+    try {
+      const started = Date.now();
+      const { exitCode, output } = await runOperatorCommand(command, command === 'dlq' ? ['list'] : [], { ...env.env, REDIS_URL: redisStopping, REDIS_COMMAND_TIMEOUT_MS: '1000' }, { timeoutMs: 20_000 });
+      expect([exitCode, output]).toEqual([1, expect.stringContaining(`Failed: Redis at ${redisStopping} stopped answering: a command had no answer within REDIS_COMMAND_TIMEOUT_MS (1000 ms)`)]);
+      expect(output).not.toContain('not reachable');
+      expect(Date.now() - started).toBeLessThan(15_000);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => stopsAnswering.close(resolve));
+    }
+  });
+
+  it('npm run dlq and npm run reconcile first name the Redis (its password starred), the prefix and the MySQL database they act on: a wrong one finds nothing, which reads as all clear', async () => {
+    const redisUrl = new URL(env.config.REDIS_URL);
+    redisUrl.password = 'the-redis-password';
+    const withPassword = { ...env.env, REDIS_URL: redisUrl.toString() };
+    const starred = redisUrl.toString().replace(':the-redis-password@', ':***@');
+    const [dlq, reconcile] = await Promise.all([runOperatorCommand('dlq', ['list'], withPassword), runOperatorCommand('reconcile', [], withPassword)]);
+    expect(dlq.output.split('\n')[0]).toBe(`Redis at ${starred}, queue prefix ${env.config.QUEUE_PREFIX}`);
+    const database = new URL(env.config.MYSQL_URL).pathname.slice(1);
+    expect(reconcile.output.split('\n')[0]).toBe(`Redis at ${starred}, key prefix ${env.config.REDIS_KEY_PREFIX}; MySQL at ${env.config.MYSQL_URL}, database ${database}`);
+    for (const answer of [dlq, reconcile]) expect(answer.output).not.toContain('the-redis-password');
+  });
+
   it('npm run migrate needs MySQL alone: it migrates while Redis is down', async () => {
     const { exitCode, output } = await runOperatorCommand('migrate', [], { ...env.env, REDIS_URL: REDIS_DOWN });
     expect([exitCode, output]).toEqual([0, expect.stringContaining('Database is up to date.')]);
