@@ -317,7 +317,11 @@ export const orderSchema = {
         },
       },
     },
-    paymentDeadline: { type: 'string' },
+    paymentDeadline: {
+      type: 'string',
+      description:
+        "when the order expires unpaid (a presale: its deposit), by MySQL's clock: the whole payment window after the order was persisted, or the deadline its checkout set if that is later. While it is still in the queue (ACCEPTED, not payable yet), the checkout's deadline: the earliest it can be",
+    },
     balanceDeadline: {
       type: ['string', 'null'],
       description: "a presale's: when its balance is due, set when its deposit is paid and kept once the balance is paid or the deposit forfeited; null for other orders, before the deposit, and on a split presale's children",

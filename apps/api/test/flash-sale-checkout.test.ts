@@ -275,9 +275,12 @@ describe('flash-sale checkout', () => {
       { what: 'the presale in MySQL' },
     );
     expect(order.type).toBe('presale');
-    // its reservation outlives the latest balance deadline (a deposit paid at the payment deadline) by the week any reservation gets
+    // its reservation outlives the latest balance deadline (a deposit paid at the payment deadline its checkout set) by the week
+    // any reservation gets, less the time the order waited in the queue: its own deadline runs a payment window from its write
     const keptUntil = await env.redis.pexpiretime(`${env.config.REDIS_KEY_PREFIX}{g0}:order:${accepted.body.orderId}`);
-    expect(keptUntil).toBe(new Date(order.paymentDeadline).getTime() + 30 * DAY + 7 * DAY);
+    const checkoutDeadline = Date.parse(order.history[0].at) + env.config.PAYMENT_TIMEOUT_MS;
+    expect(keptUntil).toBe(checkoutDeadline + 30 * DAY + 7 * DAY);
+    expect(Date.parse(order.paymentDeadline) - checkoutDeadline).toBeLessThan(HOUR);
     // and up to its last moment the stock repair, which finishes in Redis what the ledger did to the orders whose record may be there, looks at it
     expect(accepted.body.orderId >= firstOrderIdAt(api.deps.inventory.reservationsKeptSince(new Date(keptUntil - 1)).getTime())).toBe(true);
     // its children are written when its balance is paid, up to its deposit's deadline and 30 days after its acceptance:

@@ -40,6 +40,17 @@ export interface AcceptedOrder {
   paymentDeadline: string;
 }
 
+/**
+ * The payment deadline an accepted order is persisted with, once written at `writtenAt` (epoch
+ * ms): its buyer cannot pay it while it waits in the queue, so its payment window (from
+ * acceptance to the deadline the checkout set) runs whole from then, never ending before that
+ * deadline. A backlog, or workers or MySQL away, costs the buyer none of the time to pay.
+ */
+export function persistedPaymentDeadline(order: Pick<AcceptedOrder, 'acceptedAt' | 'paymentDeadline'>, writtenAt: number): Date {
+  const deadline = Date.parse(order.paymentDeadline);
+  return new Date(Math.max(deadline, writtenAt + deadline - Date.parse(order.acceptedAt)));
+}
+
 /** Merges repeated SKUs into one line so stock checks and limits see the whole quantity. */
 export function mergeOrderLines(items: readonly OrderLineRequest[]): OrderLineRequest[] {
   const merged = new Map<string, number>();

@@ -3,6 +3,7 @@ import {
   StaleOrderVersion,
   deriveParentStatus as deriveFromChildren,
   firstOrderIdAt,
+  persistedPaymentDeadline,
   stateMachineFor,
   storedAddress,
   type OrderFacts,
@@ -230,7 +231,9 @@ export class OrderRepository {
    * Persists a batch of accepted orders in one transaction with multi-row inserts: the
    * order, its lines, its first two history entries and its stock reservations. Orders
    * already in MySQL are skipped, so a re-delivered job changes nothing.
-   * Returns the ids written by this call.
+   * Returns the orders written by this call (by id, in id order), each with the payment deadline
+   * written: its buyer could not pay it while it waited, so its payment window runs from the
+   * write by MySQL's clock, the clock its expiry is compared with (persistedPaymentDeadline).
    *
    * A batch's orders are nearly always new: only a re-delivered job (a worker that died after
    * its commit, an operator's replay) brings orders already written. So the first attempt
@@ -245,10 +248,10 @@ export class OrderRepository {
    * change since that prices them otherwise throws PricingRulesChangedMeanwhile (holdRulesVersion).
    * Absent for orders priced with rules not read from MySQL.
    */
-  async persistAcceptedOrders(batch: readonly OrderToPersist[], now: Date, rulesVersion?: RulesVersion): Promise<string[]> {
+  async persistAcceptedOrders(batch: readonly OrderToPersist[], now: Date, rulesVersion?: RulesVersion): Promise<Map<string, Date>> {
     // in order-id order, so that batches racing over the same orders lock their rows in one order
     const unique = [...new Map(batch.map((o) => [o.accepted.orderId, o])).values()].sort((a, b) => (a.accepted.orderId < b.accepted.orderId ? -1 : 1));
-    if (unique.length === 0) return [];
+    if (unique.length === 0) return new Map();
     // a duplicate key on attempt 1: an order written before; later: another batch wrote one
     // between our lookup and insert. A deadlock: batches racing over the same orders, one rolled
     // back while two others waited on its rows. Each retry follows another batch's progress on
@@ -258,9 +261,12 @@ export class OrderRepository {
         this.db.transaction().execute(async (trx) => {
           if (rulesVersion !== undefined) await holdRulesVersion(trx, rulesVersion);
           const fresh = attempt === 1 ? unique : await notYetWritten(trx, unique);
-          if (fresh.length === 0) return [];
-          await insertOrders(trx, fresh, now, await numberCouponUses(trx, fresh));
-          return fresh.map((o) => o.accepted.orderId);
+          if (fresh.length === 0) return new Map<string, Date>();
+          // one read of MySQL's clock for the whole batch
+          const writtenAt = await mysqlNow(trx);
+          const deadlines = new Map(fresh.map((o) => [o.accepted.orderId, persistedPaymentDeadline(o.accepted, writtenAt)]));
+          await insertOrders(trx, fresh, now, deadlines, await numberCouponUses(trx, fresh));
+          return deadlines;
         }),
       { attempts: PERSIST_ATTEMPTS, alsoAfter: isDuplicateKey },
     );
@@ -895,7 +901,7 @@ async function numberCouponUses(trx: Transaction<Database>, orders: readonly Ord
   return numbers;
 }
 
-async function insertOrders(trx: Transaction<Database>, orders: readonly OrderToPersist[], now: Date, couponUses: ReadonlyMap<string, number>): Promise<void> {
+async function insertOrders(trx: Transaction<Database>, orders: readonly OrderToPersist[], now: Date, paymentDeadlines: ReadonlyMap<string, Date>, couponUses: ReadonlyMap<string, number>): Promise<void> {
   const persist = (type: string) => stateMachineFor(type as OrderType).fire('ACCEPTED', 'persist', 'system');
   await insertRows(
     trx,
@@ -917,7 +923,7 @@ async function insertOrders(trx: Transaction<Database>, orders: readonly OrderTo
       coupon_code: accepted.couponCode,
       benefits: JSON.stringify(priced.applied),
       accepted_at: new Date(accepted.acceptedAt),
-      payment_deadline: new Date(accepted.paymentDeadline),
+      payment_deadline: paymentDeadlines.get(accepted.orderId)!,
       created_at: now,
       updated_at: now,
     })),

@@ -1,5 +1,5 @@
 import { IllegalTransition, ORDER_TYPES, priceOrder, stateMachineFor, type AcceptedOrder, type Actor, type OrderType, type Sku } from '@orders/domain';
-import { OrderRepository, type OrderToPersist } from '@orders/persistence';
+import { OrderRepository, mysqlNow, type OrderToPersist } from '@orders/persistence';
 import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -102,9 +102,11 @@ describe('every order type’s table, applied to orders in MySQL', () => {
 });
 
 describe('a persisted batch of accepted orders', () => {
-  it('keeps every order’s acceptance time, payment deadline and the batch’s write time to the millisecond', async () => {
+  it('keeps every order’s acceptance time and the batch’s write time to the millisecond, and its payment window from the write by MySQL’s clock, or the later deadline its checkout set', async () => {
     const now = new Date('2026-12-01T02:40:49.050Z');
-    const accepted: AcceptedOrder[] = ['2026-12-01T02:40:48.007Z', '2026-12-01T02:40:48.123Z', '2026-12-01T02:40:48.123Z', '2026-11-30T23:59:59.999Z'].map((acceptedAt, i) => ({
+    // the last accepted by a Redis clock an hour ahead of MySQL's: its deadline ends after a window from the write
+    const acceptedTimes = ['2026-12-01T02:40:48.007Z', '2026-12-01T02:40:48.123Z', '2026-12-01T02:40:48.123Z', '2026-11-30T23:59:59.999Z', new Date(Date.now() + 3_600_007).toISOString()];
+    const accepted: AcceptedOrder[] = acceptedTimes.map((acceptedAt, i) => ({
       orderId: `01JTIMES00000000000000000${i}`,
       userId: `buyer-${i}`,
       type: 'standard',
@@ -114,16 +116,23 @@ describe('a persisted batch of accepted orders', () => {
       acceptedAt,
       paymentDeadline: new Date(Date.parse(acceptedAt) + 900_001).toISOString(),
     }));
+    const writtenFrom = await mysqlNow(env.db);
     const written = await orders.persistAcceptedOrders(
       accepted.map((order) => ({ accepted: order, priced: priceOrder(order.type, order.items, new Map([['LAMP', lamp]]), new Date(order.acceptedAt)) })),
       now,
     );
-    expect(written).toHaveLength(accepted.length);
+    const writtenUntil = await mysqlNow(env.db);
+    // the four waited days in the queue: one read of MySQL's clock for the batch gives each the same deadline
+    const fromTheWrite = written.get(accepted[0]!.orderId)!.getTime();
+    expect(fromTheWrite - 900_001).toBeGreaterThanOrEqual(writtenFrom);
+    expect(fromTheWrite - 900_001).toBeLessThanOrEqual(writtenUntil);
+    const deadlines = accepted.map((order, i) => (i < 4 ? new Date(fromTheWrite).toISOString() : order.paymentDeadline));
+    expect(accepted.map((order) => written.get(order.orderId)!.toISOString())).toEqual(deadlines);
 
     const orderIds = accepted.map((order) => order.orderId);
     const rows = await env.db.selectFrom('orders').select(['order_id', 'accepted_at', 'payment_deadline', 'created_at', 'updated_at']).where('order_id', 'in', orderIds).orderBy('order_id').execute();
     expect(rows.map((row) => ({ ...row, accepted_at: row.accepted_at.toISOString(), payment_deadline: row.payment_deadline.toISOString(), created_at: row.created_at.toISOString(), updated_at: row.updated_at.toISOString() }))).toEqual(
-      accepted.map((order) => ({ order_id: order.orderId, accepted_at: order.acceptedAt, payment_deadline: order.paymentDeadline, created_at: now.toISOString(), updated_at: now.toISOString() })),
+      accepted.map((order, i) => ({ order_id: order.orderId, accepted_at: order.acceptedAt, payment_deadline: deadlines[i], created_at: now.toISOString(), updated_at: now.toISOString() })),
     );
     const history = await env.db.selectFrom('order_history').select(['order_id', 'version', 'at']).where('order_id', 'in', orderIds).orderBy('order_id').orderBy('version').execute();
     expect(history.map((row) => [row.order_id, row.version, row.at.toISOString()])).toEqual(
@@ -141,14 +150,15 @@ describe('a persisted batch of accepted orders', () => {
       return { accepted: order, priced: priceOrder(order.type, order.items, new Map([['LAMP', lamp]]), acceptedAt) };
     };
     const now = new Date();
-    expect(await orders.persistAcceptedOrders([accepted(1), accepted(2)], now)).toEqual([accepted(1).accepted.orderId, accepted(2).accepted.orderId]);
+    const writtenBy = async (batch: OrderToPersist[]) => [...(await orders.persistAcceptedOrders(batch, now)).keys()];
+    expect(await writtenBy([accepted(1), accepted(2)])).toEqual([accepted(1).accepted.orderId, accepted(2).accepted.orderId]);
     // a re-delivered job merged with new orders: the new ones are written, the others left as they are
-    expect(await orders.persistAcceptedOrders([accepted(3), accepted(2), accepted(4), accepted(1)], now)).toEqual([accepted(3).accepted.orderId, accepted(4).accepted.orderId]);
-    expect(await orders.persistAcceptedOrders([accepted(4)], now)).toEqual([]);
+    expect(await writtenBy([accepted(3), accepted(2), accepted(4), accepted(1)])).toEqual([accepted(3).accepted.orderId, accepted(4).accepted.orderId]);
+    expect(await writtenBy([accepted(4)])).toEqual([]);
 
     // eight workers' batches racing over 40 orders, each order in three of them
     const batches = Array.from({ length: 8 }, (_, b) => Array.from({ length: 15 }, (_, i) => accepted(10 + ((b * 5 + i * 7) % 40))));
-    const written = (await Promise.all(batches.map((batch) => orders.persistAcceptedOrders(batch, now)))).flat();
+    const written = (await Promise.all(batches.map(writtenBy))).flat();
     expect([...written].sort()).toEqual(Array.from({ length: 40 }, (_, i) => accepted(10 + i).accepted.orderId).sort());
 
     const ids = Array.from({ length: 50 }, (_, i) => accepted(i).accepted.orderId);

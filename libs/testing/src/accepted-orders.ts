@@ -25,7 +25,7 @@ export function acceptedOrder(idPrefix: string, n: number, acceptedAt: Date, fie
 export const LAMP: Sku = { skuId: 'LAMP', title: 'Lamp', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', deduction: 'placement', flashSale: null };
 
 /** Writes acceptedOrder's order `n` of one lamp, accepted now, priced and written as the workers do (no pricing rules). */
-export function persistLampOrder(orders: OrderRepository, idPrefix: string, n: number): Promise<string[]> {
+export function persistLampOrder(orders: OrderRepository, idPrefix: string, n: number): Promise<Map<string, Date>> {
   const acceptedAt = new Date();
   const accepted = acceptedOrder(idPrefix, n, acceptedAt, { items: [{ skuId: 'LAMP', qty: 1 }] });
   return orders.persistAcceptedOrders([{ accepted, priced: priceOrder('standard', accepted.items, new Map([['LAMP', LAMP]]), acceptedAt) }], acceptedAt);

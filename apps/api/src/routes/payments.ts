@@ -54,7 +54,7 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
         tags: ['orders'],
         summary: 'Pay an order (202: the payment system confirms by callback)',
         description:
-          'Collects payableCents (a presale: its deposit, then its balance) through the payment system behind a circuit breaker; an amount of 0 (everything discounted) goes through at once without it (status SUCCEEDED, transaction id no-charge-<paymentId>). While the payment system is unavailable the request waits in the payments queue; the order never fails because of it. Asking again while a payment is in progress charges once: the answer is that payment, with the method it was asked with (another method is taken once it has failed). 409 ILLEGAL_TRANSITION when nothing is payable now; for an order still in the queue (ACCEPTED) with retry-after, since it becomes payable once persisted.',
+          'Collects payableCents (a presale: its deposit, then its balance) through the payment system behind a circuit breaker; an amount of 0 (everything discounted) goes through at once without it (status SUCCEEDED, transaction id no-charge-<paymentId>). While the payment system is unavailable the request waits in the payments queue; the order never fails because of it. Asking again while a payment is in progress charges once: the answer is that payment, with the method it was asked with (another method is taken once it has failed). 409 ILLEGAL_TRANSITION when nothing is payable now; for an order still in the queue (ACCEPTED) with retry-after, since it becomes payable once persisted, with its whole payment window from then (paymentDeadline).',
         params: orderParamsSchema,
         body: {
           type: 'object',

@@ -108,7 +108,7 @@ export class OrderWriter {
       const skus = await catalog.findSkus(batch.flatMap((p) => p.order.items.map((item) => item.skuId)));
       let { priced, rulesVersion } = await this.price(batch, skus);
       if (priced.length === 0) return;
-      let written: string[];
+      let written: Map<string, Date>;
       for (let couponRounds = 1, rulesRounds = 1; ; ) {
         try {
           written = await orders.persistAcceptedOrders(priced, now, rulesVersion);
@@ -123,11 +123,10 @@ export class OrderWriter {
           else throw error;
         }
       }
-      metrics.persistBatchSize.observe(written.length);
-      metrics.ordersPersisted.inc(written.length);
-      const fresh = new Set(written);
+      metrics.persistBatchSize.observe(written.size);
+      metrics.ordersPersisted.inc(written.size);
       for (const { order } of priced) {
-        if (!fresh.has(order.orderId)) continue;
+        if (!written.has(order.orderId)) continue;
         // the status the type's table persists into: a presale waits for its deposit, not a payment
         const { from, to, action } = stateMachineFor(order.type).fire('ACCEPTED', 'persist', 'system');
         metrics.transitions.inc({ type: order.type, from, to, action });
@@ -142,9 +141,11 @@ export class OrderWriter {
       // whose reads may have raced that commit (its coupon row seen, the order not yet), may leave
       // out a coupon it took, and its use must not go back then.
       const unapplied = priced.filter((p) => p.order.couponCode && !p.priced.applied.coupon);
-      const appliedWhenWritten = await orders.withCouponApplied(unapplied.filter((p) => !fresh.has(p.order.orderId)).map((p) => p.order.orderId));
+      const appliedWhenWritten = await orders.withCouponApplied(unapplied.filter((p) => !written.has(p.order.orderId)).map((p) => p.order.orderId));
+      // due as written; one written before is due no earlier than its checkout said, and a job due then waits for the rest (waitForDeadline)
+      const due = priced.map(({ order: { orderId, userId, paymentDeadline } }) => ({ orderId, userId, paymentDeadline: written.get(orderId)?.toISOString() ?? paymentDeadline }));
       await Promise.all([
-        schedulePaymentDeadlines(queues, priced.map(({ order }) => order), now),
+        schedulePaymentDeadlines(queues, due, now),
         ...unapplied.filter((p) => !appliedWhenWritten.has(p.order.orderId)).map((p) => inventory.releaseCoupon(p.order)),
       ]);
       await inventory.markPersisted(priced.map(({ order }) => order));
