@@ -195,6 +195,21 @@ describe('importing orders from other business order systems', () => {
     expect(await env.db.selectFrom('orders').select('order_id').where('source_channel', '=', 'pdd').execute()).toHaveLength(4);
   });
 
+  it("counts by channel each order its channel reports in a status it cannot reach here, so that someone settles it: cancelled there after it shipped here, shipped there after it was cancelled here", async () => {
+    const admin = api.token('ops', 'admin');
+    const send = (...orders: Array<[string, string]>) =>
+      api.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'kx', orders: orders.map(([id, status]) => partnerOrder(id, status, 'kx-buyer')) } });
+    const first = await send(['KX-1', 'SHIPPED'], ['KX-2', 'PAID']);
+    const cancelledHere = first.body.results[1].orderId as string;
+    const cancel = await api.request('POST', `/v1/orders/${cancelledHere}/cancel`, { token: admin, body: { reason: 'out of stock at the warehouse' } });
+    expect([cancel.status, cancel.body.status]).toEqual([200, 'CANCELLED']);
+
+    // the channel paid the first one's buyer back though its goods left; it says it shipped the second, cancelled here
+    const again = await send(['KX-1', 'CANCELLED'], ['KX-2', 'SHIPPED']);
+    expect(again.body.results.map(({ outcome, status }: { outcome: string; status: string }) => `${outcome} ${status}`)).toEqual(['conflict SHIPPED', 'conflict CANCELLED']);
+    expect((await api.request('GET', '/metrics')).body).toMatch(/imported_order_conflicts_total\{channel="kx",app="api"\} 2\n/);
+  });
+
   it('moves an order on once when its channel sends the same update many times at once', async () => {
     const admin = api.token('ops', 'admin');
     const send = (status: string) => api.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'dy', orders: [partnerOrder('DY-1', status, 'dy-buyer')] } });

@@ -548,6 +548,12 @@ export function createMetrics(labels: { app: string }) {
       labelNames: ['channel'] as const,
       registers: [registry],
     }),
+    importedOrderConflicts: new Counter({
+      name: 'imported_order_conflicts_total',
+      help: "Imported orders sent again by their channel with a status they cannot reach here (cancelled in the channel, its buyer paid back there, but shipped here; or shipped or delivered in the channel but cancelled here), by channel: left as they are (outcome conflict), for the shop to settle with the channel. Counted at each sending that reports one, so a replayed export counts its conflicts again",
+      labelNames: ['channel'] as const,
+      registers: [registry],
+    }),
     orderEventsPublished: new Counter({
       name: 'order_events_published_total',
       help: 'Order events moved from the outbox (order_history) to the order-event stream',
