@@ -108,6 +108,29 @@ describe("a buyer's flash-sale limit: kept through a Redis loss and its repair, 
     expect((await buy('ann', 'CONSOLE', 'ann-4')).status).toBe(202);
   });
 
+  it('gives a limit-1 lamp sold at payment back to the buyer whose payment found it sold out, and a repair leaves it given back', async () => {
+    const now = Date.now();
+    const sale = { priceCents: 900, startsAt: new Date(now - HOUR).toISOString(), endsAt: new Date(now + HOUR).toISOString(), perUserLimit: 1 };
+    await system.createSku({ skuId: 'LAST-LAMP', priceCents: 1_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1, deduction: 'payment', flashSale: sale });
+    // payment-time: both checkouts only see the one lamp; Eve pays first and takes it, Dee's payment finds it gone
+    const dee = await system.checkout('dee', [{ skuId: 'LAST-LAMP', qty: 1 }], 'dee-lamp-1');
+    const eve = await system.checkout('eve', [{ skuId: 'LAST-LAMP', qty: 1 }], 'eve-lamp-1');
+    await Promise.all([system.waitForStatus(dee, 'PENDING_PAYMENT'), system.waitForStatus(eve, 'PENDING_PAYMENT')]);
+    expect((await system.request('POST', `/v1/orders/${eve}/pay`, { token: system.token('eve'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(eve, 'IN_FULFILLMENT');
+    expect((await system.request('POST', `/v1/orders/${dee}/pay`, { token: system.token('dee'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(dee, 'REFUNDED');
+    expect(await system.env.redis.get(boughtKey('LAST-LAMP', 'dee'))).toBe(`${Date.parse(sale.startsAt)}:0`);
+
+    // an operator's repair (for drift elsewhere) counts Dee's units from MySQL: her refunded order holds none
+    await system.reconciler().reconcile({ repair: true });
+    expect((await system.request('PUT', '/v1/admin/skus/LAST-LAMP/stock', { token: system.token('ops', 'admin'), body: { stock: 1 } })).status).toBe(200);
+    const again = await buy('dee', 'LAST-LAMP', 'dee-lamp-2');
+    expect([again.status, again.body.code]).toEqual([202, undefined]);
+    // Eve's paid lamp still counts
+    expect((await buy('eve', 'LAST-LAMP', 'eve-lamp-2')).body.code).toBe('LIMIT_EXCEEDED');
+  });
+
   it('is back before a SKU Redis lost is on sale again: a buyer of a limit-1 sale holding one is refused another while the repair still runs', async () => {
     // another SKU of the catalog, repaired after PHONE (the repair goes by SKU id)
     await system.createSku({ skuId: 'RADIO', priceCents: 1_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });

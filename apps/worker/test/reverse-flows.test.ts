@@ -85,6 +85,8 @@ describe('pricing at persist, cancel and refunds, exact to the cent', () => {
     expect(await stock('MUG')).toEqual({ available: 20, reserved: 0, sold: 0 });
     expect((await ledger(orderId)).filter((row) => row.kind === 'release')).toEqual([
       { sku_id: 'KETTLE', kind: 'release', qty: 1, reason: 'cancel' },
+      // TEA is deducted at payment: it took nothing, and its row says the order holds none
+      { sku_id: 'TEA', kind: 'release', qty: 0, reason: 'cancel' },
       { sku_id: 'MUG', kind: 'release', qty: 3, reason: 'cancel' },
     ]);
     const again = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: ada, body: { reason: 'changed my mind' } });

@@ -591,15 +591,18 @@ export class OrderRepository {
   }
 
   /**
-   * In a closing transition's transaction (cancel, expiry): the ledger's release rows of
-   * the order's reserved lines, with the transition's action as reason, and the buyer's
-   * coupon use given back. Redis is released after the commit.
+   * In a closing transition's transaction (cancel, expiry, a payment-time SKU sold out at
+   * payment): the ledger's release rows of the order's lines, with the transition's action as
+   * reason, and the buyer's coupon use given back. Redis is released after the commit. A
+   * payment-time line's row carries 0 (it took nothing), as a placement line's commit does: it
+   * says the order holds none of its units, which a paid order refunded as sold out says nowhere
+   * else (its buyer's flash-sale count, as the stock repair sums it from MySQL).
    */
   static async releaseReservation(trx: Transaction<Database>, orderId: string, reason: string, at: Date): Promise<void> {
-    const lines = await trx.selectFrom('order_items').select(['sku_id', 'qty']).where('order_id', '=', orderId).where('deduction', '=', 'placement').execute();
+    const lines = await trx.selectFrom('order_items').select(['sku_id', 'qty', 'deduction']).where('order_id', '=', orderId).execute();
     await OrderRepository.writeLedger(
       trx,
-      lines.map((line) => ({ sku_id: line.sku_id, kind: 'release' as const, ref: orderId, order_id: orderId, qty: line.qty, reason })),
+      lines.map((line) => ({ sku_id: line.sku_id, kind: 'release' as const, ref: orderId, order_id: orderId, qty: line.deduction === 'placement' ? line.qty : 0, reason })),
     );
     await OrderRepository.restoreCoupon(trx, orderId, at);
   }
