@@ -121,6 +121,36 @@ describe("the actions offered on a split order, from its children's statuses", (
     expect((await system.order(childOf('MUG'))).status).toBe('RETURN_REQUESTED');
   });
 
+  it("offers a merchant, on a split order holding another merchant's lines too, the decision on its own child's return, which the return's route takes, and none on the other merchant's", async () => {
+    const { orderId, childOf } = await splitWhenPaid('gil', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 1 }], 'IN_FULFILLMENT');
+    for (const child of [childOf('KETTLE'), childOf('MUG')]) {
+      for (const event of ['SHIPPED', 'DELIVERED']) await system.warehouseSim.request('POST', `/__admin/orders/${child}/events`, { body: { event } });
+      await system.waitForStatus(child, 'DELIVERED');
+    }
+    const askReturn = async (skuId: string) => {
+      const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('gil'), body: { reason: 'not as pictured', items: [{ skuId, qty: 1 }] } });
+      expect(asked.status).toBe(202);
+      return asked.body.returnId as string;
+    };
+    const [shop, potter] = [system.token('shop', 'merchant'), system.token('potter', 'merchant')];
+    const offeredTo = async (token: string) => ((await system.request('GET', `/v1/orders/${orderId}/actions`, { token })).body.actions as Array<{ action: string; href: string }>).map((a) => `${a.action} ${a.href}`);
+
+    const kettleReturn = await askReturn('KETTLE');
+    const review = (returnId: string) => [`approve_return /v1/orders/${orderId}/returns/${returnId}/approve`, `refuse_return /v1/orders/${orderId}/returns/${returnId}/refuse`];
+    expect(await offeredTo(shop)).toEqual(review(kettleReturn));
+    // the potter's mug is delivered, no return of it asked: nothing for the potter, and the kettle's return is not its to decide
+    expect(await offeredTo(potter)).toEqual([]);
+    expect((await system.request('POST', `/v1/orders/${orderId}/returns/${kettleReturn}/approve`, { token: potter })).status).toBe(404);
+
+    const mugReturn = await askReturn('MUG');
+    expect(await offeredTo(potter)).toEqual(review(mugReturn));
+    const approved = await system.request('POST', (await offeredTo(shop))[0]!.split(' ')[1]!, { token: shop, body: { reason: 'fair' } });
+    expect([approved.status, approved.body.status]).toEqual([200, 'APPROVED']);
+    expect((await system.order(childOf('KETTLE'))).status).toBe('RETURNING');
+    expect(await offeredTo(shop)).toEqual([`close_return /v1/orders/${orderId}/returns/${kettleReturn}/close`]);
+    expect(await offeredTo(potter)).toEqual(review(mugReturn));
+  });
+
   it('offers the admin the refund of lines still in a warehouse while another child is under a return review, and carries it out on their child', async () => {
     const [orderId, kettleChild, teaChild] = await paidAndSplit('fay', 'IN_FULFILLMENT');
     for (const event of ['SHIPPED', 'DELIVERED']) await system.warehouseSim.request('POST', `/__admin/orders/${teaChild}/events`, { body: { event } });

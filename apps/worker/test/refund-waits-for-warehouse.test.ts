@@ -300,6 +300,36 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     expect(order.amounts.refundedCents).toBe(teaRefund.amountCents);
   });
 
+  it('no longer offers the cancel once it was withdrawn, the parcel having left before the warehouse read it, and the cancel route refuses it alike until the order ships', async () => {
+    const orderId = await inFulfilment('kit', 1);
+    const offered = async (token: string) => {
+      const answer = await system.request('GET', `/v1/orders/${orderId}/actions`, { token });
+      expect(answer.status).toBe(200);
+      return (answer.body.actions as Array<{ action: string; href: string }>).map((a) => `${a.action} ${a.href}`).sort();
+    };
+    const shop = system.token('shop', 'merchant');
+    expect(await offered(admin())).toContain(`refund /v1/orders/${orderId}/cancel`);
+
+    // the parcel leaves, its SHIPPED held up on the way, before the warehouse reads the operator's cancel
+    await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED', notify: false } });
+    const cancelled = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: admin(), body: { reason: 'buyer called' } });
+    expect([cancelled.status, cancelled.body.status]).toEqual([200, 'REFUNDING']);
+    await waitFor(async () => (await refundsOf(orderId, 'kit'))[0]?.status === 'WITHDRAWN', { what: 'the cancel withdrawn' });
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+
+    // IN_FULFILLMENT again, as when the cancel was offered: the operator and the merchant are offered what the routes take, no cancel
+    const address = `change_address /v1/orders/${orderId}/address`;
+    const lines = `refund_lines /v1/orders/${orderId}/refunds`;
+    expect(await offered(admin())).toEqual([address, lines]);
+    expect(await offered(shop)).toEqual([lines]);
+    for (const token of [admin(), shop, system.token('kit')]) {
+      const again = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token, body: { reason: 'buyer called' } });
+      expect([again.status, again.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    }
+    const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', at: new Date().toISOString() });
+    expect([shipped.status, shipped.body.status]).toEqual([200, 'SHIPPED']);
+  });
+
   it('refuses to cancel a split order one child of which left with the units of its own cancel (withdrawn): the other child is not refunded, and that child is not cancelled again', async () => {
     const placed = await system.request('POST', '/v1/orders', {
       token: system.token('fay'),
@@ -325,6 +355,11 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     expect((await system.request('POST', `/v1/orders/${kettleChild}/cancel`, { token: system.token('fay'), body: { reason: 'changed my mind' } })).status).toBe(200);
     await waitFor(async () => (await refundsOf(kettleChild, 'fay'))[0]?.status === 'WITHDRAWN', { what: "the kettle child's cancel withdrawn" });
     await system.waitForStatus(kettleChild, 'IN_FULFILLMENT');
+    // in fulfilment again, the kettle's child offers no cancel, of itself nor of the order, though its table takes one there
+    for (const id of [orderId, kettleChild]) {
+      const offered = (await system.request('GET', `/v1/orders/${id}/actions`, { token: admin() })).body.actions.map((a: any) => a.action);
+      expect(offered).not.toContain('refund');
+    }
     const shipped = await system.signedCallback('warehouse', { orderId: kettleChild, event: 'SHIPPED', at: new Date().toISOString() });
     expect([shipped.status, shipped.body.status]).toEqual([200, 'SHIPPED']);
 

@@ -65,16 +65,22 @@ export function offeredActions(machine: OrderStateMachine, status: string, actor
   });
 }
 
+/** Decisions on a return, which its own route takes on the part holding it (a split order's child), never on the order as a whole. */
+const RETURN_DECISIONS: ReadonlySet<string> = new Set(['approve_return', 'refuse_return', 'close_return']);
+
 /**
  * What a merchant may take on a split order holding other merchants' lines too: only what is
  * carried out on children, on `own`, the children holding its SKUs alone (the routes move
  * those, never another merchant's), from the order as the merchant sees it (ownPartStatus:
- * another merchant's child in after-sales takes nothing from it). Nothing on the order itself,
- * which is not its alone.
+ * another merchant's child in after-sales takes nothing from it): a cancellation, a refund of
+ * lines, and a decision on a return of its own child. Nothing on the order itself, which is not
+ * its alone.
  */
 export function offeredOnOwnChildren(machine: OrderStateMachine, own: readonly ChildOrder[]): string[] {
   if (own.length === 0) return [];
-  return offeredActions(machine, ownPartStatus(machine, own), 'merchant', { split: true, child: false }, own).filter((action) => action === REFUND_LINES || CARRIED_TO_CHILDREN.has(action));
+  return offeredActions(machine, ownPartStatus(machine, own), 'merchant', { split: true, child: false }, own).filter(
+    (action) => action === REFUND_LINES || CARRIED_TO_CHILDREN.has(action) || RETURN_DECISIONS.has(action),
+  );
 }
 
 /** A split order's status as a merchant holding `own` of its children sees it: theirs alone, as the whole order's is all of its children's. */

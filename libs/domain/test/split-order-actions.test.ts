@@ -99,5 +99,8 @@ describe('the actions offered on a split order as a whole', () => {
     // another merchant's child under a return review (the whole order reads RETURN_REQUESTED) takes nothing from this merchant's, still in fulfilment
     expect(deriveParentStatus(standard, ['IN_FULFILLMENT', 'RETURN_REQUESTED'])).toBe('RETURN_REQUESTED');
     expect(offeredOnOwnChildren(standard, own)).toEqual(['refund_lines', 'refund']);
+    // its own child's return is its to decide: the return's route takes the decision on that child
+    expect(offeredOnOwnChildren(standard, children('RETURN_REQUESTED', 'DELIVERED'))).toEqual(['approve_return', 'refuse_return']);
+    expect(offeredOnOwnChildren(standard, children('RETURNING'))).toEqual(['close_return']);
   });
 });

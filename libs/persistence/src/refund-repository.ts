@@ -202,6 +202,17 @@ export class RefundRepository {
     return row ? toView(row, (await partsOf(this.db, [refundId])).get(refundId) ?? []) : null;
   }
 
+  /**
+   * Those of the order parts `partIds` whose own cancel was withdrawn, their parcel having left with the units
+   * before the warehouse read it: they ship, and refuse a cancel of themselves, or of the order they are part of,
+   * whatever they read until their SHIPPED comes. The cancel route refuses by it, and the actions offered follow.
+   */
+  async partsLeftWithTheirCancel(partIds: readonly string[]): Promise<Set<string>> {
+    if (partIds.length === 0) return new Set();
+    const rows = await this.db.selectFrom('refunds').select('order_id').where('refund_id', 'in', partIds.map(cancelRefundOf)).where('status', '=', 'WITHDRAWN').execute();
+    return new Set(rows.map((row) => row.order_id));
+  }
+
   /** The fingerprint of the request that took this Idempotency-Key; null while no refund (return) was opened under it. */
   async keyFingerprint(key: RefundKey): Promise<string | null> {
     const row = await this.db

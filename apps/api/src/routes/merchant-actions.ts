@@ -11,6 +11,9 @@ import { fireTableAction } from './order-engine-support.js';
 const ULID = new RegExp(ULID_PATTERN);
 const ACTION = '^[a-z_]{1,32}$';
 
+/** The table's action a paid order's cancel fires (a full refund): the cancel route's, which refuses more than the table does. */
+const PAID_CANCEL = 'refund';
+
 /**
  * Actions that carry more than a state change (stock and coupons given back, refund
  * records, the lines refunded) are taken through the reverse flows' own routes (API.md);
@@ -19,7 +22,7 @@ const ACTION = '^[a-z_]{1,32}$';
 const REVERSE_FLOW_ROUTES = new Map<string, (orderId: string) => string>([
   ['cancel', (orderId) => `/v1/orders/${orderId}/cancel`],
   // a paid order cancelled before shipment becomes a full refund (API.md)
-  ['refund', (orderId) => `/v1/orders/${orderId}/cancel`],
+  [PAID_CANCEL, (orderId) => `/v1/orders/${orderId}/cancel`],
   ['refund_lines', (orderId) => `/v1/orders/${orderId}/refunds`],
   // the address route also tells the warehouse and keeps the new address
   ['change_address', (orderId) => `/v1/orders/${orderId}/address`],
@@ -88,7 +91,7 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
         tags: ['orders'],
         summary: "The actions the caller (as actor merchant or admin) may take on the order in its current status, from its type's state table",
         description:
-          "An order still in the queue (ACCEPTED) allows no action by anyone yet: its list is empty. On a split order, `refund` (its cancellation) and `change_address` are carried out on its children and listed only when each child they would move allows them: not once a child has shipped, whatever the order's own status says (it follows its least advanced child, or a child's refund or return under way); `refund_lines` is listed while one child may refund lines, whatever the others became.",
+          "An order still in the queue (ACCEPTED) allows no action by anyone yet: its list is empty. On a split order, `refund` (its cancellation) and `change_address` are carried out on its children and listed only when each child they would move allows them: not once a child has shipped, whatever the order's own status says (it follows its least advanced child, or a child's refund or return under way); `refund_lines` is listed while one child may refund lines, whatever the others became. `refund` is not listed once a cancel of the order (or of a child it would move) was withdrawn, its parcel having left before the warehouse read it: the cancel route refuses it then, whatever the order reads until its SHIPPED comes. A merchant on a split order holding another merchant's lines too is offered what is carried out on its own children alone, from their status: their cancellation, a refund of their lines, and a decision on a return of one of them (approve, refuse, close).",
         params: orderParamsSchema,
         response: { 200: allowedActionsSchema, '4xx': problemRef },
       },
@@ -106,15 +109,6 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       const facts = { split: order.subOrders.length > 0, child: order.parentOrderId !== null };
       // a split order's cancellation and address change are carried out on its children: theirs decide
       const children = facts.split ? (await process.children(order.orderId)).map((child) => ({ orderId: child.order_id, status: child.status })) : [];
-      // a split order's returns are on the children holding the units, and its status is one child's: the decision offered
-      // is on a return in the status it moves from, of an order (itself, or a child) in the status the decision is offered in
-      const statusOf = new Map([[order.orderId, order.status], ...children.map((child): [string, string] => [child.orderId, child.status])]);
-      const returns = (await refunds.ofOrders([order.orderId, ...order.subOrders])).filter((record) => record.kind === 'return' && statusOf.get(record.orderId) === order.status);
-      const returnFor = (action: string) => {
-        const decision = RETURN_DECISIONS.get(action);
-        const decided = decision && returns.find((record) => record.status === decision.returnIn);
-        return decision && decided ? { verb: decision.verb, returnId: decided.refundId } : undefined;
-      };
       // a merchant sees an order holding another merchant's lines too, and acts on none of it but,
       // once it is split, its own children, through the routes that move the children (partsFor)
       const mayAct = actor === 'admin' || order.items.every((item) => item.merchantId === request.user.sub);
@@ -123,10 +117,24 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
         return children.filter((_, i) => alone[i]);
       };
       const ownChildren = !mayAct && facts.split ? await own() : [];
+      // the parts the caller's actions move: the order itself, a split order's children, or a merchant's own children of one
+      const parts = mayAct ? (facts.split ? children : [{ orderId: order.orderId, status: order.status }]) : ownChildren;
       // the order as the caller sees it: a merchant's part of a split order reads its own children's status
       const seen = ownChildren.length > 0 ? ownPartStatus(machine, ownChildren) : order.status;
+      // a split order's returns are on the children holding the units, and its status is one child's: the decision offered
+      // is on a return in the status it moves from, of one of the parts in the status the decision is offered in
+      const statusOf = new Map(parts.map((part): [string, string] => [part.orderId, part.status]));
+      const returns = (await refunds.ofOrders([...statusOf.keys()])).filter((record) => record.kind === 'return' && statusOf.get(record.orderId) === seen);
+      const returnFor = (action: string) => {
+        const decision = RETURN_DECISIONS.get(action);
+        const decided = decision && returns.find((record) => record.status === decision.returnIn);
+        return decision && decided ? { verb: decision.verb, returnId: decided.refundId } : undefined;
+      };
       const offered = mayAct ? offeredActions(machine, order.status, actor, facts, children) : offeredOnOwnChildren(machine, ownChildren);
+      // the cancel route refuses a paid order's cancel once a part it would move left with its own cancel (withdrawn), whatever that part reads
+      const leftWithItsCancel = offered.includes(PAID_CANCEL) && (await refunds.partsLeftWithTheirCancel([...statusOf.keys()])).size > 0;
       const actions = offered
+        .filter((action) => action !== PAID_CANCEL || !leftWithItsCancel)
         // a decision on a return needs the return's id: without a return to decide there is nothing to offer
         .filter((action) => !RETURN_DECISIONS.has(action) || returnFor(action) !== undefined)
         .map((action) => {

@@ -385,11 +385,12 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       throw new IllegalTransition(order.status, 'cancel', actor);
     } else {
       const units = merchantParts ?? (await orderParts(process, order));
-      const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefundOf(unit.order_id)) })));
       // a part whose own cancel was withdrawn ships: its parcel left with the units first. That cancel is no repeat to
       // answer, and the order's cancel is refused whole, naming it, rather than refunding the other parts alone
-      const left = open.find(({ known }) => known?.status === 'WITHDRAWN');
-      if (left) throw new IllegalTransition(left.unit.status, 'cancel', actor, childOf(order, left.unit));
+      const leftWithItsCancel = await refunds.partsLeftWithTheirCancel(units.map((unit) => unit.order_id));
+      const left = units.find((unit) => leftWithItsCancel.has(unit.order_id));
+      if (left) throw new IllegalTransition(left.status, 'cancel', actor, childOf(order, left));
+      const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefundOf(unit.order_id)) })));
       // a part closed by a refund of its own (a child refunded in full) is left as it is
       const parts = open.filter(({ unit, known }) => known || !CLOSED_BEFORE_SHIPPING.has(unit.status));
       if (parts.length === 0) throw noPartLeft(order, units, 'cancel', actor);
