@@ -4,8 +4,11 @@ import { useOneSendAtATime } from './one-send.js';
 import { ProblemAlert } from './problem-alert.js';
 import { Link } from './route.js';
 
-/** The letters one read shows: the oldest first, as `npm run dlq -- list` does. */
+/** The letters one page shows: the oldest first, as `npm run dlq -- list` does. */
 const LISTED = 100;
+
+/** Where the last page of `total` letters starts. */
+const lastPageAt = (total: number) => Math.max(0, Math.floor((total - 1) / LISTED) * LISTED);
 
 const REPLAY_CONSEQUENCE = (letter: DeadLetter) =>
   `Replay dead letter ${letter.letterId}? Its job goes back to ${letter.queue} with fresh attempts: fix what made it fail first, or it fails again.`;
@@ -15,12 +18,13 @@ const DROP_CONSEQUENCE = (letter: DeadLetter) =>
   `Drop dead letter ${letter.letterId}? Its job is not run again: only for work done another way or no longer wanted (a new address told to the warehouse by hand). A refund or hand-over still due comes back by itself a sweep later and runs: never pay a refund back by hand and drop its letter. This cannot be undone.`;
 
 /**
- * The dead letters as read (all, or those carrying `orderId`), and an admin's steps on them: each
- * asks first, one at a time, says what it did, and reads the letters again after; so does a change
- * of `readAgain` (the order page's refresh).
+ * The dead letters as read (all, or those carrying `orderId`), a page of them from the `offset`
+ * oldest on, and an admin's steps on them: each asks first, one at a time, says what it did, and
+ * reads the letters again after; so does a change of `readAgain` (the order page's refresh).
  */
 function useDeadLetters(api: Api, orderId?: string, readAgain = 0) {
   const [letters, setLetters] = useState<DeadLetterList | null>(null);
+  const [offset, setOffset] = useState(0);
   const [readProblem, setReadProblem] = useState<string | null>(null);
   const [reads, setReads] = useState(0);
   const [done, setDone] = useState<string | null>(null);
@@ -28,9 +32,14 @@ function useDeadLetters(api: Api, orderId?: string, readAgain = 0) {
 
   useEffect(() => {
     let current = true;
-    api<DeadLetterList>('GET', `/v1/admin/dead-letters${query({ limit: LISTED, orderId })}`)
+    api<DeadLetterList>('GET', `/v1/admin/dead-letters${query({ limit: LISTED, offset: offset === 0 ? undefined : offset, orderId })}`)
       .then((read) => {
         if (!current) return;
+        // the letters of this page and after it were replayed or dropped meanwhile: the last page there is is read instead
+        if (read.items.length === 0 && offset > 0) {
+          setOffset(lastPageAt(read.total));
+          return;
+        }
         setLetters(read);
         setReadProblem(null);
       })
@@ -38,7 +47,7 @@ function useDeadLetters(api: Api, orderId?: string, readAgain = 0) {
     return () => {
       current = false;
     };
-  }, [api, orderId, reads, readAgain]);
+  }, [api, orderId, offset, reads, readAgain]);
 
   /** `request` sent once confirmed; its answer said; the letters read again, whatever it answered (gone meanwhile: another admin's, npm run dlq's). */
   const stepOnce = (consequence: string, request: () => Promise<string>) => {
@@ -55,6 +64,10 @@ function useDeadLetters(api: Api, orderId?: string, readAgain = 0) {
   const letterPath = (letter: DeadLetter) => `/v1/admin/dead-letters/${encodeURIComponent(letter.letterId)}`;
   return {
     letters,
+    /** how many older letters the page passes over */
+    offset,
+    previousPage: () => setOffset((at) => Math.max(0, at - LISTED)),
+    nextPage: () => setOffset((at) => at + LISTED),
     readProblem,
     problem,
     sendingNow,
@@ -94,13 +107,30 @@ export function DeadLettersPage({ api }: { api: Api }) {
       {letters && letters.items.length === 0 && <p class="empty">No dead letters.</p>}
       {letters && letters.items.length > 0 && (
         <>
-          <button type="button" disabled={dead.sendingNow} onClick={() => dead.replayOldest(letters.items.length)}>
-            Replay {letters.items.length === 1 ? 'it' : `all ${letters.items.length} shown`}
-          </button>
+          {/* the api replays the oldest letters: offered on the page that shows them */}
+          {dead.offset === 0 && (
+            <button type="button" disabled={dead.sendingNow} onClick={() => dead.replayOldest(letters.items.length)}>
+              Replay {letters.items.length === 1 ? 'it' : `all ${letters.items.length} shown`}
+            </button>
+          )}
           <DeadLetterTable
             dead={dead}
-            caption={letters.total > letters.items.length ? `The oldest ${letters.items.length} of ${letters.total} dead letters` : `${letters.total} dead letter${letters.total === 1 ? '' : 's'}`}
+            caption={
+              letters.total > letters.items.length
+                ? `Dead letters ${dead.offset + 1} to ${dead.offset + letters.items.length} of ${letters.total}, oldest first`
+                : `${letters.total} dead letter${letters.total === 1 ? '' : 's'}`
+            }
           />
+          {letters.total > letters.items.length && (
+            <nav class="pager" aria-label="Pages of dead letters">
+              <button type="button" disabled={dead.offset === 0} onClick={dead.previousPage}>
+                Previous page
+              </button>
+              <button type="button" disabled={dead.offset + letters.items.length >= letters.total} onClick={dead.nextPage}>
+                Next page
+              </button>
+            </nav>
+          )}
         </>
       )}
     </section>

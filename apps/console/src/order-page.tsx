@@ -34,7 +34,16 @@ const CONSEQUENCES: Record<string, string> = {
   refund: 'Cancel this order and pay the buyer back in full? This cannot be undone.',
   refuse_return: 'Refuse this return? The buyer gets nothing back for it. This cannot be undone.',
   close_return: 'Close this return as never sent back? Nothing is paid back, and a parcel that arrives later changes nothing. This cannot be undone.',
+  cancel: 'Cancel this unpaid order? The buyer can no longer pay it, and its units go back on sale. This cannot be undone.',
 };
+/** An approval commits the shop to pay the return's units back once its parcel is received: `decided` is the return it decides (null: not read). */
+const approveReturnConsequence = (decided: Refund | null) => {
+  if (!decided) return 'Approve this return? The buyer is paid back its units once its parcel is received. This cannot be undone.';
+  const units = decided.items.reduce((sum, item) => sum + item.qty, 0);
+  return `Approve the return of ${units} unit${units === 1 ? '' : 's'} (${decided.items.map((item) => `${item.qty} × ${item.skuId}`).join(', ')}): refund ${formatCents(decided.amountCents)} once received? This cannot be undone.`;
+};
+/** The return a decision's route names (…/returns/{returnId}/approve). */
+const RETURN_IN_HREF = /\/returns\/([^/]+)\/[a-z]+$/;
 const CANCEL_IN_CHANNEL_CONSEQUENCE = 'Cancel this order? Its parcel is dropped and nothing is paid back from here: the buyer paid in its channel. This cannot be undone.';
 const ASK_AGAIN_CONSEQUENCE =
   'Ask the payment system again to pay this refund back? Do so once what made it decline is fixed (the buyer\'s card, the provider). Should it still pay the declined request too, the buyer has it twice.';
@@ -255,8 +264,19 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
     }
   }
 
-  function fire({ action, href }: AllowedAction, label: string) {
-    const consequence = action === 'cancel' && order?.type === 'imported' ? CANCEL_IN_CHANNEL_CONSEQUENCE : CONSEQUENCES[action];
+  /** What an action that cannot be undone does, asked before it is sent; null for one that can be. */
+  function consequenceOf({ action, href }: AllowedAction): string | null {
+    if (action === 'cancel' && order?.type === 'imported') return CANCEL_IN_CHANNEL_CONSEQUENCE;
+    if (action === 'approve_return') {
+      const returnId = RETURN_IN_HREF.exec(href)?.[1];
+      return approveReturnConsequence(refunds?.find((refund) => refund.kind === 'return' && refund.refundId === returnId) ?? null);
+    }
+    return CONSEQUENCES[action] ?? null;
+  }
+
+  function fire(allowed: AllowedAction, label: string) {
+    const { href } = allowed;
+    const consequence = consequenceOf(allowed);
     if (consequence && !window.confirm(consequence)) return;
     // the cancel route takes a reason always; the others when one is given
     const needsReason = href.endsWith('/cancel');

@@ -246,14 +246,14 @@ describe('the console as staff use it', () => {
     expect((await system.request('GET', '/v1/admin/skus/FLASH-OOLONG', { token: admin })).body.flashSale).toEqual({ priceCents: 500, startsAt: '2031-06-01T12:00:00.000Z', endsAt: '2031-06-01T13:00:00.000Z', perUserLimit: 1 });
   });
 
-  it("holds the reason for approving a return to the api's 400 characters, so a long one is not refused after typing it", async () => {
-    const orderId = await system.checkout('una', [{ skuId: 'KETTLE', qty: 1 }]);
+  it("holds the reason for approving a return to the api's 400 characters, and asks first, saying the units and what is paid back", async () => {
+    const orderId = await system.checkout('una', [{ skuId: 'KETTLE', qty: 2 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('una'), body: { method: 'card' } });
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     for (const event of ['SHIPPED', 'DELIVERED']) await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event } });
     await system.waitForStatus(orderId, 'DELIVERED');
-    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('una'), body: { reason: 'too loud', items: [{ skuId: 'KETTLE', qty: 1 }] } });
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('una'), body: { reason: 'too loud', items: [{ skuId: 'KETTLE', qty: 2 }] } });
     expect(asked.status).toBe(202);
 
     await page.goto(`${base}/console/orders/${orderId}`);
@@ -262,10 +262,49 @@ describe('the console as staff use it', () => {
     const box = page.getByLabel('Reason (kept in the history, optional)');
     await box.fill('dented '.repeat(65).slice(0, 450));
     expect((await box.inputValue()).length).toBe(400);
+
+    // said no to, nothing is sent: the return still waits for its review
+    const question = new Promise<string>((resolve) =>
+      page.once('dialog', (dialog) => {
+        resolve(dialog.message());
+        void dialog.dismiss();
+      }),
+    );
+    await page.getByRole('button', { name: /Approve return/ }).click();
+    expect(await question).toBe('Approve the return of 2 units (2 × KETTLE): refund $79.98 once received? This cannot be undone.');
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    expect(await shownText(page.getByTestId('order-status'))).toBe('RETURN_REQUESTED');
+    expect((await system.order(orderId)).status).toBe('RETURN_REQUESTED');
+
+    page.once('dialog', (dialog) => void dialog.accept());
     await page.getByRole('button', { name: /Approve return/ }).click();
     await expect.poll(() => shownText(page.getByTestId('order-status'))).toBe('RETURNING');
     expect(await page.getByRole('alert').count()).toBe(0);
     expect((await system.order(orderId)).history.at(-1).detail).toMatch(/approved: (dented ){57}d$/);
+  });
+
+  it('asks before cancelling an unpaid order, whose units go back on sale, and sends nothing when the operator says no', async () => {
+    const orderId = await system.checkout('uri', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    await page.goto(`${base}/console/orders/${orderId}`);
+    const cancel = page.getByRole('button', { name: /Cancel \(unpaid\)/ });
+    await cancel.waitFor();
+
+    const asked = new Promise<string>((resolve) =>
+      page.once('dialog', (dialog) => {
+        resolve(dialog.message());
+        void dialog.dismiss();
+      }),
+    );
+    await cancel.click();
+    expect(await asked).toBe('Cancel this unpaid order? The buyer can no longer pay it, and its units go back on sale. This cannot be undone.');
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    expect(await shownText(page.getByTestId('order-status'))).toBe('PENDING_PAYMENT');
+    expect((await system.order(orderId)).status).toBe('PENDING_PAYMENT');
+
+    page.once('dialog', (dialog) => void dialog.accept());
+    await cancel.click();
+    await expect.poll(() => shownText(page.getByRole('status'))).toMatch(/^Cancel \(unpaid\): the order is now CANCELLED/);
   });
 
   it("names the cancel of an imported order paid in its channel for what it does: cancelled, not refunded through this shop's payments", async () => {

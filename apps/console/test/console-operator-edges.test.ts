@@ -123,6 +123,45 @@ describe('the console for an operator: failed reads, refunds before a split, sto
     }
   });
 
+  it('pages through the dead letters of a mass failure: the next page shows those after the oldest hundred', async () => {
+    const deadLetter = system.workers.deps.queues.deadLetter;
+    const failedAt = new Date().toISOString();
+    // a bad deploy: 105 warehouse updates failed for good
+    const ids = Array.from({ length: 105 }, (_, n) => `fulfillment-update-mass-${String(n).padStart(3, '0')}`);
+    await deadLetter.addBulk(
+      ids.map((jobId, n) => ({
+        name: 'dead-letter',
+        data: { queue: 'fulfillment', name: 'update-fulfilment', jobId: `update-mass-${n}`, data: { orderId: `01JDLQMASS0000000000000${String(n).padStart(3, '0')}` }, failedReason: 'the warehouse refused the change', attemptsMade: 5, failedAt },
+        opts: { jobId },
+      })),
+    );
+    try {
+      await page.goto(`${base}/console/dead-letters`);
+      const listed = () => page.getByRole('table').getByRole('rowheader').allTextContents();
+      await page.getByRole('table', { name: 'Dead letters 1 to 100 of 105, oldest first' }).waitFor();
+      expect(await listed()).toEqual(ids.slice(0, 100));
+      const pages = page.getByRole('navigation', { name: 'Pages of dead letters' });
+      expect(await pages.getByRole('button', { name: 'Previous page' }).isDisabled()).toBe(true);
+
+      await pages.getByRole('button', { name: 'Next page' }).click();
+      await page.getByRole('table', { name: 'Dead letters 101 to 105 of 105, oldest first' }).waitFor();
+      expect(await listed()).toEqual(ids.slice(100));
+      expect(await pages.getByRole('button', { name: 'Next page' }).isDisabled()).toBe(true);
+      // the api replays the oldest letters, not those of this page: not offered here
+      expect(await page.getByRole('button', { name: /^Replay (all|it)/ }).count()).toBe(0);
+
+      // a letter of this page dropped (its work done by hand): the page reads again where it is
+      await page.getByRole('button', { name: `Drop ${ids[104]}` }).click();
+      await page.getByRole('table', { name: 'Dead letters 101 to 104 of 104, oldest first' }).waitFor();
+
+      await pages.getByRole('button', { name: 'Previous page' }).click();
+      await page.getByRole('table', { name: 'Dead letters 1 to 100 of 104, oldest first' }).waitFor();
+      expect(await listed()).toEqual(ids.slice(0, 100));
+    } finally {
+      for (const jobId of ids) await deadLetter.remove(jobId);
+    }
+  });
+
   it("reads the order's dead letters again on Refresh: a job that failed for good since shows", async () => {
     const orderId = await paidOrder('eve');
     await page.goto(`${base}/console/orders/${orderId}`);

@@ -89,6 +89,30 @@ describe('the dead letters in the api', () => {
     expect((await system.order(orderId)).status).toBe('IN_FULFILLMENT');
   });
 
+  it('pages through the letters of a mass failure, oldest first, with offset and limit', async () => {
+    const failedAt = new Date().toISOString();
+    const ids = Array.from({ length: 5 }, (_, n) => `fulfillment-update-paged-${n}`);
+    for (const [n, jobId] of ids.entries()) {
+      const letter = { queue: 'fulfillment', name: 'update-fulfilment', jobId: `update-paged-${n}`, data: { orderId: `01JDLQPAGED00000000000000${n}` }, failedReason: 'the warehouse was away', attemptsMade: 2, failedAt };
+      await system.workers.deps.queues.deadLetter.add('dead-letter', letter, { jobId });
+    }
+    try {
+      const page = async (params: string) => {
+        const read = await system.request('GET', `/v1/admin/dead-letters?${params}`, { token: admin() });
+        return [read.status, read.body.total, read.body.items.map((item: { letterId: string }) => item.letterId)];
+      };
+      expect(await page('limit=2')).toEqual([200, 5, ids.slice(0, 2)]);
+      expect(await page('limit=2&offset=2')).toEqual([200, 5, ids.slice(2, 4)]);
+      expect(await page('limit=2&offset=4')).toEqual([200, 5, ids.slice(4)]);
+      expect(await page('limit=2&offset=5')).toEqual([200, 5, []]);
+      // an order's letters page alike
+      expect(await page(`orderId=01JDLQPAGED000000000000003&offset=1`)).toEqual([200, 1, []]);
+      expect((await system.request('GET', '/v1/admin/dead-letters?offset=-1', { token: admin() })).status).toBe(400);
+    } finally {
+      for (const jobId of ids) await system.workers.deps.queues.deadLetter.remove(jobId);
+    }
+  });
+
   it("shows a split order's page the letters of its children's jobs", async () => {
     await system.createSku({ skuId: 'RUG', priceCents: 9_900, merchantId: 'weaver', channel: 'third_party', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
     const orderId = await system.checkout('flo', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }]);

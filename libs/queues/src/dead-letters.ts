@@ -53,9 +53,9 @@ export class DeadLetters {
     private readonly queues: OrderQueues,
   ) {}
 
-  /** The letters, oldest first: `limit` of them, or all. */
-  async list(limit?: number): Promise<Job<DeadLetterJob>[]> {
-    return (await this.queues.deadLetter.getJobs(['waiting'], 0, limit === undefined ? -1 : limit - 1, true)) as Job<DeadLetterJob>[];
+  /** The letters, oldest first, the `offset` oldest passed over: `limit` of them, or all. */
+  async list(limit?: number, offset = 0): Promise<Job<DeadLetterJob>[]> {
+    return (await this.queues.deadLetter.getJobs(['waiting'], offset, limit === undefined ? -1 : offset + limit - 1, true)) as Job<DeadLetterJob>[];
   }
 
   async count(): Promise<number> {
