@@ -317,17 +317,90 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     await waitFor(async () => (await refundsOf(orderId, 'kit'))[0]?.status === 'WITHDRAWN', { what: 'the cancel withdrawn' });
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
 
-    // IN_FULFILLMENT again, as when the cancel was offered: the operator and the merchant are offered what the routes take, no cancel
-    const address = `change_address /v1/orders/${orderId}/address`;
-    const lines = `refund_lines /v1/orders/${orderId}/refunds`;
-    expect(await offered(admin())).toEqual([address, lines]);
-    expect(await offered(shop)).toEqual([lines]);
+    // IN_FULFILLMENT again, as when the cancel was offered: the parcel left, and the operator and the merchant are offered nothing the routes refuse
+    expect(await offered(admin())).toEqual([]);
+    expect(await offered(shop)).toEqual([]);
     for (const token of [admin(), shop, system.token('kit')]) {
       const again = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token, body: { reason: 'buyer called' } });
       expect([again.status, again.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
     }
     const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', at: new Date().toISOString() });
     expect([shipped.status, shipped.body.status]).toEqual([200, 'SHIPPED']);
+  });
+
+  it('refuses a cancel, a further refund of lines and a new address once a refund of some lines was withdrawn, the parcel having left before the warehouse read it, and offers none of them until the order ships', async () => {
+    const orderId = await inFulfilment('kim', 3);
+    const kim = system.token('kim');
+    // the parcel leaves with the three kettles, its SHIPPED held up on the way, before the warehouse reads the refund of one
+    await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'SHIPPED', notify: false } });
+    const oneBack = { reason: 'one is enough', items: [{ skuId: 'KETTLE', qty: 1 }] };
+    expect((await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: kim, body: oneBack })).status).toBe(202);
+    await waitFor(async () => (await refundsOf(orderId, 'kim'))[0]?.status === 'WITHDRAWN', { what: 'the refund of a kettle withdrawn' });
+    expect((await system.order(orderId)).status).toBe('IN_FULFILLMENT');
+
+    // still IN_FULFILLMENT, the order's parcel is gone: each route that needs it at the warehouse refuses, and none is offered
+    const cancelled = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: kim, body: { reason: 'changed my mind' } });
+    expect([cancelled.status, cancelled.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    const moved = await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: kim, body: { address: { ...buyerAddress, city: 'Elsewhere' } } });
+    expect([moved.status, moved.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    for (const body of [{ reason: 'another is enough', items: [{ skuId: 'KETTLE', qty: 1 }] }, { reason: 'none at all' }]) {
+      const refunded = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: kim, body });
+      expect([refunded.status, refunded.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    }
+    // the refund withdrawn, asked again, is answered as it stands
+    const repeated = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: kim, body: oneBack });
+    expect([repeated.status, repeated.body.status, repeated.body.replayed]).toEqual([202, 'WITHDRAWN', true]);
+    await settle();
+    expect((await refundsOf(orderId, 'kim')).map((refund: any) => refund.status)).toEqual(['WITHDRAWN']);
+    const order = await system.order(orderId);
+    expect([order.status, order.address.city, order.amounts.refundedCents]).toEqual(['IN_FULFILLMENT', buyerAddress.city, 0]);
+    for (const token of [admin(), system.token('shop', 'merchant')]) {
+      expect((await system.request('GET', `/v1/orders/${orderId}/actions`, { token })).body.actions).toEqual([]);
+    }
+    const shipped = await system.signedCallback('warehouse', { orderId, event: 'SHIPPED', at: new Date().toISOString() });
+    expect([shipped.status, shipped.body.status]).toEqual([200, 'SHIPPED']);
+  });
+
+  it('refuses, on a split order one child of which left with the units of a refund of some lines (withdrawn), what would move that child, naming it, and still refunds the other child’s lines', async () => {
+    const placed = await system.request('POST', '/v1/orders', {
+      token: system.token('lea'),
+      headers: { 'idempotency-key': 'lea-split' },
+      body: { items: [{ skuId: 'KETTLE', qty: 2 }, { skuId: 'TEA', qty: 2 }], address: buyerAddress },
+    });
+    expect(placed.status).toBe(202);
+    const orderId = placed.body.orderId as string;
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const lea = system.token('lea');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: lea, body: { method: 'card' } })).status).toBe(202);
+    const children = (await waitFor(
+      async () => {
+        const subs = await Promise.all((await system.order(orderId)).subOrders.map((id: string) => system.order(id)));
+        return subs.length === 2 && subs.every((sub) => sub.status === 'IN_FULFILLMENT') && subs;
+      },
+      { what: 'the order split in two children in fulfilment' },
+    )) as any[];
+    const [kettleChild, teaChild] = ['KETTLE', 'TEA'].map((skuId) => children.find((child) => child.items[0].skuId === skuId).orderId as string) as [string, string];
+
+    // the kettles' parcel leaves before its warehouse reads the refund of one of them
+    await system.warehouseSim.request('POST', `/__admin/orders/${kettleChild}/events`, { body: { event: 'SHIPPED', notify: false } });
+    expect((await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: lea, body: { reason: 'one is enough', items: [{ skuId: 'KETTLE', qty: 1 }] } })).status).toBe(202);
+    await waitFor(async () => (await refundsOf(kettleChild, 'lea'))[0]?.status === 'WITHDRAWN', { what: "the kettle child's refund withdrawn" });
+
+    // the order's cancel and address move the kettle child too: refused naming it, and not offered; a refund of the tea's lines is neither
+    const refusals = [
+      await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: lea, body: { reason: 'changed my mind' } }),
+      await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: lea, body: { address: { ...buyerAddress, city: 'Elsewhere' } } }),
+      await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: lea, body: { reason: 'another is enough', items: [{ skuId: 'KETTLE', qty: 1 }] } }),
+      await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: lea, body: { reason: 'none at all' } }),
+    ];
+    expect(refusals.map((refused) => [refused.status, refused.body.code, refused.body.childOrderId])).toEqual(Array(4).fill([409, 'ILLEGAL_TRANSITION', kettleChild]));
+    const offered = (await system.request('GET', `/v1/orders/${orderId}/actions`, { token: admin() })).body.actions.map((a: any) => a.action);
+    expect(offered).toEqual(['refund_lines']);
+    const tea = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: lea, body: { reason: 'too much tea', items: [{ skuId: 'TEA', qty: 1 }] } });
+    expect([tea.status, tea.body.refunds.map((refund: any) => refund.orderId)]).toEqual([202, [teaChild]]);
+    await waitFor(async () => (await refundsOf(teaChild, 'lea'))[0]?.status === 'SUCCEEDED', { what: "the tea child's refund paid back", timeoutMs: 15_000 });
+    expect((await refundsOf(kettleChild, 'lea')).map((refund: any) => refund.status)).toEqual(['WITHDRAWN']);
+    expect((await system.order(kettleChild)).address.city).toBe(buyerAddress.city);
   });
 
   it('refuses to cancel a split order one child of which left with the units of its own cancel (withdrawn): the other child is not refunded, and that child is not cancelled again', async () => {

@@ -203,13 +203,15 @@ export class RefundRepository {
   }
 
   /**
-   * Those of the order parts `partIds` whose own cancel was withdrawn, their parcel having left with the units
-   * before the warehouse read it: they ship, and refuse a cancel of themselves, or of the order they are part of,
-   * whatever they read until their SHIPPED comes. The cancel route refuses by it, and the actions offered follow.
+   * Those of the order parts `partIds` (an order, or a split order's children) whose parcel left with the units of
+   * a refund of theirs before the warehouse took them out: that refund was withdrawn (withdrawHeld, the one way a
+   * refund is), a cancel's or one of some lines alike. They ship, whatever they read until their SHIPPED comes, and
+   * the reverse flows that need the parcel still at the warehouse refuse them (a cancel, a refund of lines, an
+   * address change: each would come to nothing); the actions offered follow.
    */
-  async partsLeftWithTheirCancel(partIds: readonly string[]): Promise<Set<string>> {
+  async partsWhoseParcelLeft(partIds: readonly string[]): Promise<Set<string>> {
     if (partIds.length === 0) return new Set();
-    const rows = await this.db.selectFrom('refunds').select('order_id').where('refund_id', 'in', partIds.map(cancelRefundOf)).where('status', '=', 'WITHDRAWN').execute();
+    const rows = await this.db.selectFrom('refunds').select('order_id').where('order_id', 'in', partIds).where('status', '=', 'WITHDRAWN').execute();
     return new Set(rows.map((row) => row.order_id));
   }
 

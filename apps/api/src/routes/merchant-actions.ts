@@ -1,4 +1,4 @@
-import { offeredActions, offeredOnOwnChildren, ownPartStatus, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
+import { offeredActions, offeredOnOwnChildren, ownPartStatus, stateMachineFor, type Actor, type ChildOrder, type OrderType } from '@orders/domain';
 import { ProcessRepository, RefundRepository, type OrderView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -13,6 +13,14 @@ const ACTION = '^[a-z_]{1,32}$';
 
 /** The table's action a paid order's cancel fires (a full refund): the cancel route's, which refuses more than the table does. */
 const PAID_CANCEL = 'refund';
+/** The table's action a refund of some lines fires: the refunds route's. */
+const REFUND_LINES = 'refund_lines';
+
+/**
+ * The reverse flows that need the parcel still at the warehouse: their routes refuse a part whose parcel left with
+ * the units of a refund withdrawn (RefundRepository.partsWhoseParcelLeft), whatever the table says of its status.
+ */
+const BEFORE_THE_PARCEL_LEFT: ReadonlySet<string> = new Set([PAID_CANCEL, REFUND_LINES, 'change_address']);
 
 /**
  * Actions that carry more than a state change (stock and coupons given back, refund
@@ -23,7 +31,7 @@ const REVERSE_FLOW_ROUTES = new Map<string, (orderId: string) => string>([
   ['cancel', (orderId) => `/v1/orders/${orderId}/cancel`],
   // a paid order cancelled before shipment becomes a full refund (API.md)
   [PAID_CANCEL, (orderId) => `/v1/orders/${orderId}/cancel`],
-  ['refund_lines', (orderId) => `/v1/orders/${orderId}/refunds`],
+  [REFUND_LINES, (orderId) => `/v1/orders/${orderId}/refunds`],
   // the address route also tells the warehouse and keeps the new address
   ['change_address', (orderId) => `/v1/orders/${orderId}/address`],
 ]);
@@ -91,7 +99,7 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
         tags: ['orders'],
         summary: "The actions the caller (as actor merchant or admin) may take on the order in its current status, from its type's state table",
         description:
-          "An order still in the queue (ACCEPTED) allows no action by anyone yet: its list is empty. On a split order, `refund` (its cancellation) and `change_address` are carried out on its children and listed only when each child they would move allows them: not once a child has shipped, whatever the order's own status says (it follows its least advanced child, or a child's refund or return under way); `refund_lines` is listed while one child may refund lines, whatever the others became. `refund` is not listed once a cancel of the order (or of a child it would move) was withdrawn, its parcel having left before the warehouse read it: the cancel route refuses it then, whatever the order reads until its SHIPPED comes. A merchant on a split order holding another merchant's lines too is offered what is carried out on its own children alone, from their status: their cancellation, a refund of their lines, and a decision on a return of one of them (approve, refuse, close).",
+          "An order still in the queue (ACCEPTED) allows no action by anyone yet: its list is empty. On a split order, `refund` (its cancellation) and `change_address` are carried out on its children and listed only when each child they would move allows them: not once a child has shipped, whatever the order's own status says (it follows its least advanced child, or a child's refund or return under way); `refund_lines` is listed while one child may refund lines, whatever the others became. `refund`, `change_address` and `refund_lines` are not listed once a refund of the order (or of a child they would move) was withdrawn, a cancel's or one of some lines alike, its parcel having left before the warehouse read it: their routes refuse them then, whatever the order reads until its SHIPPED comes; on a split order `refund_lines` stays listed while another child may refund lines. A merchant on a split order holding another merchant's lines too is offered what is carried out on its own children alone, from their status: their cancellation, a refund of their lines, and a decision on a return of one of them (approve, refuse, close).",
         params: orderParamsSchema,
         response: { 200: allowedActionsSchema, '4xx': problemRef },
       },
@@ -130,11 +138,16 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
         const decided = decision && returns.find((record) => record.status === decision.returnIn);
         return decision && decided ? { verb: decision.verb, returnId: decided.refundId } : undefined;
       };
-      const offered = mayAct ? offeredActions(machine, order.status, actor, facts, children) : offeredOnOwnChildren(machine, ownChildren);
-      // the cancel route refuses a paid order's cancel once a part it would move left with its own cancel (withdrawn), whatever that part reads
-      const leftWithItsCancel = offered.includes(PAID_CANCEL) && (await refunds.partsLeftWithTheirCancel([...statusOf.keys()])).size > 0;
+      const offeredOn = (moved: ChildOrder[]) => (mayAct ? offeredActions(machine, order.status, actor, facts, moved) : offeredOnOwnChildren(machine, moved));
+      const offered = offeredOn(mayAct ? children : ownChildren);
+      // the routes refuse a part whose parcel left with the units of a refund withdrawn, whatever that part reads: a cancellation
+      // and an address change move every part, and are not offered then; a refund of lines of a split order is, while one of
+      // the other children may take it
+      const parcelsLeft = offered.some((action) => BEFORE_THE_PARCEL_LEFT.has(action)) ? await refunds.partsWhoseParcelLeft([...statusOf.keys()]) : new Set<string>();
+      const stillHere = (action: string) =>
+        parcelsLeft.size === 0 || (action === REFUND_LINES && facts.split && offeredOn(parts.filter((part) => !parcelsLeft.has(part.orderId))).includes(REFUND_LINES));
       const actions = offered
-        .filter((action) => action !== PAID_CANCEL || !leftWithItsCancel)
+        .filter((action) => !BEFORE_THE_PARCEL_LEFT.has(action) || stillHere(action))
         // a decision on a return needs the return's id: without a return to decide there is nothing to offer
         .filter((action) => !RETURN_DECISIONS.has(action) || returnFor(action) !== undefined)
         .map((action) => {
