@@ -56,6 +56,27 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
     return orderId;
   };
+  /** A paid order of kettles and two teas, from two warehouses, split in two children in fulfilment. */
+  const paidSplitOrder = async (buyer: string, key: string, kettles: number, couponCode?: string) => {
+    const placed = await system.request('POST', '/v1/orders', {
+      token: system.token(buyer),
+      headers: { 'idempotency-key': key },
+      body: { items: [{ skuId: 'KETTLE', qty: kettles }, { skuId: 'TEA', qty: 2 }], address: buyerAddress, ...(couponCode ? { couponCode } : {}) },
+    });
+    expect(placed.status).toBe(202);
+    const orderId = placed.body.orderId as string;
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
+    const children = (await waitFor(
+      async () => {
+        const subs = await Promise.all((await system.order(orderId)).subOrders.map((id: string) => system.order(id)));
+        return subs.length === 2 && subs.every((sub) => sub.status === 'IN_FULFILLMENT') && subs;
+      },
+      { what: 'the order split in two children in fulfilment' },
+    )) as any[];
+    const [kettleChild, teaChild] = ['KETTLE', 'TEA'].map((skuId) => children.find((child) => child.items[0].skuId === skuId).orderId as string) as [string, string];
+    return { orderId, kettleChild, teaChild };
+  };
   const warehouseOutage = async (outage: boolean) => system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage } });
   const settle = () => new Promise((resolve) => setTimeout(resolve, 1_500));
   const jobsRestored = async () => (await system.workers.deps.metrics.refundJobsRestored.get()).values[0]?.value ?? 0;
@@ -258,24 +279,7 @@ describe('a refund of units the warehouse holds in a parcel', () => {
   );
 
   it('cancels a split order whose one parcel left before its warehouse read the cancel: that child’s refund withdrawn and the child shipped, the other paid back once its warehouse took its units out, the coupon kept', async () => {
-    // a kettle and a tea, from two warehouses: two children
-    const placed = await system.request('POST', '/v1/orders', {
-      token: system.token('eli'),
-      headers: { 'idempotency-key': 'eli-split' },
-      body: { items: [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'TEA', qty: 2 }], address: buyerAddress, couponCode: 'WELCOME' },
-    });
-    expect(placed.status).toBe(202);
-    const orderId = placed.body.orderId as string;
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('eli'), body: { method: 'card' } })).status).toBe(202);
-    const children = (await waitFor(
-      async () => {
-        const subs = await Promise.all((await system.order(orderId)).subOrders.map((id: string) => system.order(id)));
-        return subs.length === 2 && subs.every((sub) => sub.status === 'IN_FULFILLMENT') && subs;
-      },
-      { what: 'the order split in two children in fulfilment' },
-    )) as any[];
-    const [kettleChild, teaChild] = ['KETTLE', 'TEA'].map((skuId) => children.find((child) => child.items[0].skuId === skuId).orderId as string) as [string, string];
+    const { orderId, kettleChild, teaChild } = await paidSplitOrder('eli', 'eli-split', 1, 'WELCOME');
     const teaBefore = (await system.request('GET', '/v1/admin/skus/TEA', { token: admin() })).body.stock;
 
     // the kettle's parcel leaves, its SHIPPED held up on the way; the buyer cancels the whole order
@@ -340,12 +344,14 @@ describe('a refund of units the warehouse holds in a parcel', () => {
 
     // still IN_FULFILLMENT, the order's parcel is gone: each route that needs it at the warehouse refuses, and none is offered
     const cancelled = await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: kim, body: { reason: 'changed my mind' } });
-    expect([cancelled.status, cancelled.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    // each says why, though the order's status alone would take it
+    const parcelLeft = expect.stringContaining('the parcel of the order left the warehouse before the units could be taken out of it');
+    expect([cancelled.status, cancelled.body.code, cancelled.body.detail]).toEqual([409, 'ILLEGAL_TRANSITION', parcelLeft]);
     const moved = await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: kim, body: { address: { ...buyerAddress, city: 'Elsewhere' } } });
-    expect([moved.status, moved.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    expect([moved.status, moved.body.code, moved.body.detail]).toEqual([409, 'ILLEGAL_TRANSITION', parcelLeft]);
     for (const body of [{ reason: 'another is enough', items: [{ skuId: 'KETTLE', qty: 1 }] }, { reason: 'none at all' }]) {
       const refunded = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: kim, body });
-      expect([refunded.status, refunded.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+      expect([refunded.status, refunded.body.code, refunded.body.detail]).toEqual([409, 'ILLEGAL_TRANSITION', parcelLeft]);
     }
     // the refund withdrawn, asked again, is answered as it stands
     const repeated = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: kim, body: oneBack });
@@ -362,24 +368,8 @@ describe('a refund of units the warehouse holds in a parcel', () => {
   });
 
   it('refuses, on a split order one child of which left with the units of a refund of some lines (withdrawn), what would move that child, naming it, and still refunds the other child’s lines', async () => {
-    const placed = await system.request('POST', '/v1/orders', {
-      token: system.token('lea'),
-      headers: { 'idempotency-key': 'lea-split' },
-      body: { items: [{ skuId: 'KETTLE', qty: 2 }, { skuId: 'TEA', qty: 2 }], address: buyerAddress },
-    });
-    expect(placed.status).toBe(202);
-    const orderId = placed.body.orderId as string;
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     const lea = system.token('lea');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: lea, body: { method: 'card' } })).status).toBe(202);
-    const children = (await waitFor(
-      async () => {
-        const subs = await Promise.all((await system.order(orderId)).subOrders.map((id: string) => system.order(id)));
-        return subs.length === 2 && subs.every((sub) => sub.status === 'IN_FULFILLMENT') && subs;
-      },
-      { what: 'the order split in two children in fulfilment' },
-    )) as any[];
-    const [kettleChild, teaChild] = ['KETTLE', 'TEA'].map((skuId) => children.find((child) => child.items[0].skuId === skuId).orderId as string) as [string, string];
+    const { orderId, kettleChild, teaChild } = await paidSplitOrder('lea', 'lea-split', 2);
 
     // the kettles' parcel leaves before its warehouse reads the refund of one of them
     await system.warehouseSim.request('POST', `/__admin/orders/${kettleChild}/events`, { body: { event: 'SHIPPED', notify: false } });
@@ -404,23 +394,7 @@ describe('a refund of units the warehouse holds in a parcel', () => {
   });
 
   it('refuses to cancel a split order one child of which left with the units of its own cancel (withdrawn): the other child is not refunded, and that child is not cancelled again', async () => {
-    const placed = await system.request('POST', '/v1/orders', {
-      token: system.token('fay'),
-      headers: { 'idempotency-key': 'fay-split' },
-      body: { items: [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'TEA', qty: 2 }], address: buyerAddress },
-    });
-    expect(placed.status).toBe(202);
-    const orderId = placed.body.orderId as string;
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('fay'), body: { method: 'card' } })).status).toBe(202);
-    const children = (await waitFor(
-      async () => {
-        const subs = await Promise.all((await system.order(orderId)).subOrders.map((id: string) => system.order(id)));
-        return subs.length === 2 && subs.every((sub) => sub.status === 'IN_FULFILLMENT') && subs;
-      },
-      { what: 'the order split in two children in fulfilment' },
-    )) as any[];
-    const [kettleChild, teaChild] = ['KETTLE', 'TEA'].map((skuId) => children.find((child) => child.items[0].skuId === skuId).orderId as string) as [string, string];
+    const { orderId, kettleChild, teaChild } = await paidSplitOrder('fay', 'fay-split', 1);
     const teaBefore = (await system.request('GET', '/v1/admin/skus/TEA', { token: admin() })).body.stock;
 
     // the kettle's parcel leaves before its warehouse reads the buyer's cancel of that child: the cancel is withdrawn, the kettle ships

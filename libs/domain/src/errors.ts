@@ -187,6 +187,19 @@ export class IllegalTransition extends DomainError {
 }
 
 /**
+ * A reverse flow that needs the parcel still at the warehouse (a cancel, a refund of lines, a new
+ * address), on an order part whose parcel left with the units of a refund of it (withdrawn): the
+ * table would take the action in the status the part reads until its SHIPPED comes, so the
+ * answer says why it is refused, and what is left to the buyer.
+ */
+export class ParcelLeft extends IllegalTransition {
+  constructor(status: string, action: string, actor: string, childOrderId?: string) {
+    super(status, action, actor, childOrderId);
+    this.message = `Action '${action}' by ${actor} is not possible: the parcel of ${childOrderId === undefined ? 'the order' : `its child order ${childOrderId}`} left the warehouse before the units could be taken out of it (a refund of it was withdrawn), and ships as it is (${status} until it is reported shipped); once delivered, its units may be returned`;
+  }
+}
+
+/**
  * A payment asked for after the deadline it was due by (the order's payment deadline, a
  * presale's balance deadline): the order is about to expire, or its deposit to be forfeited,
  * whatever a payment opened now would bring.

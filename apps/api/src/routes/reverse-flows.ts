@@ -1,4 +1,4 @@
-import { CLOSED_BEFORE_SHIPPING, IllegalTransition, NothingShips, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, storedAddress, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
+import { CLOSED_BEFORE_SHIPPING, IllegalTransition, NothingShips, ParcelLeft, RefundExceedsLine, StaleOrderVersion, shipsParcels, stateMachineFor, storedAddress, type Actor, type Address, type OrderType, type TransitionRule } from '@orders/domain';
 import { afterStaleOrderVersion, cancelRefundOf, couponUseOf, historyDetail, OrderRepository, ProcessRepository, refundIdFor, refundOpenedDetail, RefundRepository, retryTransaction, type OrderRow, type RefundView, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import { enqueueRefundPayments } from '@orders/queues';
 import { releaseRemembered } from '@orders/stock';
@@ -282,7 +282,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         const child = childOf(order, current);
         // its parcel left with the units of a refund withdrawn: it ships, whatever it reads until its SHIPPED comes, and a
         // refund of it would be withdrawn in its turn, nothing paid back
-        if (parcelsLeft.has(current.order_id)) throw new IllegalTransition(current.status, 'refund', request.actor, child);
+        if (parcelsLeft.has(current.order_id)) throw new ParcelLeft(current.status, 'refund', request.actor, child);
         if (!UNSHIPPED.has(current.status) && !unsold) throw new IllegalTransition(current.status, 'refund', request.actor, child);
         // no line of a deposit's worth: all of it goes back, or none
         if (unsold && part.items !== 'rest') throw new IllegalTransition(current.status, 'refund_lines', request.actor, child);
@@ -394,7 +394,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       // cancel is refused whole, naming that part, rather than refunding the other parts alone
       const parcelsLeft = await refunds.partsWhoseParcelLeft(units.map((unit) => unit.order_id));
       const left = units.find((unit) => parcelsLeft.has(unit.order_id));
-      if (left) throw new IllegalTransition(left.status, 'cancel', actor, childOf(order, left));
+      if (left) throw new ParcelLeft(left.status, 'cancel', actor, childOf(order, left));
       const open = await Promise.all(units.map(async (unit) => ({ unit, known: await refunds.find(cancelRefundOf(unit.order_id)) })));
       // a part closed by a refund of its own (a child refunded in full) is left as it is
       const parts = open.filter(({ unit, known }) => known || !CLOSED_BEFORE_SHIPPING.has(unit.status));
@@ -496,8 +496,9 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         const parcelsLeft = await refunds.partsWhoseParcelLeft(parts.map((part) => part.order_id));
         for (const part of parts) {
           const facts = { split: part === current && children.length > 0, child: part.parent_order_id !== null };
-          const refused = parcelsLeft.has(part.order_id) || !stateMachineFor(part.type as OrderType).can(part.status, 'change_address', actor, facts);
-          if (part.address !== address && refused) throw new IllegalTransition(part.status, 'change_address', actor, childOf(current, part));
+          if (part.address === address) continue;
+          if (parcelsLeft.has(part.order_id)) throw new ParcelLeft(part.status, 'change_address', actor, childOf(current, part));
+          if (!stateMachineFor(part.type as OrderType).can(part.status, 'change_address', actor, facts)) throw new IllegalTransition(part.status, 'change_address', actor, childOf(current, part));
         }
         return { parts, split: children.length > 0 };
       };
