@@ -33,6 +33,21 @@ describe('a webhook URL that the uri format takes and fetch cannot reach', () =>
     expect((await api.request('POST', '/v1/admin/webhooks', { token: admin, body: { url: 'http://crm.example.com:8443/orders' } })).status).toBe(201);
   });
 
+  it('refuses a URL naming no host (http:///orders), which the uri format takes and fetch sends to the host its path begins with', async () => {
+    for (const url of ['http:///orders/events', 'https:////crm.example.com/orders']) {
+      const hook = await api.request('POST', '/v1/admin/webhooks', { token: admin, body: { url } });
+      expect([url, hook.status, hook.headers['content-type'], hook.body.code, hook.body.detail]).toEqual([
+        url,
+        400,
+        expect.stringContaining('application/problem+json'),
+        'VALIDATION_FAILED',
+        expect.stringMatching(/^body\/url: names no host/),
+      ]);
+    }
+    const hooks = (await api.request('GET', '/v1/admin/webhooks', { token: admin })).body.items as Array<{ url: string }>;
+    expect(hooks.filter((hook) => hook.url.includes(':///'))).toEqual([]);
+  });
+
   it("refuses, where WEBHOOK_PRIVATE_RECEIVERS is false (production), a receiver on the shop's own networks, which the workers' signed POSTs would reach from inside", async () => {
     const production = await startApi({ ...env, config: { ...env.config, WEBHOOK_PRIVATE_RECEIVERS: false } });
     try {

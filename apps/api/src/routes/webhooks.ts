@@ -69,7 +69,7 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
         tags: ['admin'],
         summary: 'Register a webhook for order events; the response carries its signing secret, shown only here',
         description:
-          "400 VALIDATION_FAILED for a URL no delivery could reach (its host or port, credentials in it) and, where WEBHOOK_PRIVATE_RECEIVERS is false (production), for a host that is or resolves to an address of the shop's own networks (loopback, private, link-local) or to none.",
+          "400 VALIDATION_FAILED for a URL no delivery could reach (its host or port, credentials in it), one naming no host (http:///orders, which fetch reads as the host orders) and, where WEBHOOK_PRIVATE_RECEIVERS is false (production), for a host that is or resolves to an address of the shop's own networks (loopback, private, link-local) or to none.",
         body: {
           type: 'object',
           required: ['url'],
@@ -85,6 +85,8 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
     async (request, reply) => {
       // the uri format takes some URLs fetch cannot parse (port 99999, host 256.1.1.1): every delivery would fail
       if (!URL.canParse(request.body.url)) throw validationFailed('body/url: not a URL a delivery could be sent to (its host or port is not one)');
+      // the URL parser skips the slashes of a missing host (http:///orders is http://orders/): the signed events would go to a host the admin never named
+      if (/^https?:\/\/\//.test(request.body.url)) throw validationFailed('body/url: names no host between // and its path (a third /): a delivery would go to the host its path begins with');
       // fetch refuses a URL with credentials: every delivery would fail, and listings would show them
       const { username, password, port } = new URL(request.body.url);
       if (port === '0') throw validationFailed('body/url: port 0 is no port a delivery could be sent to');
