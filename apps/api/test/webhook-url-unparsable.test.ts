@@ -94,5 +94,10 @@ describe('a webhook URL that the uri format takes and fetch cannot reach', () =>
     const log = await api.request('GET', `/v1/admin/webhooks/${webhookId}/deliveries`, { token: admin });
     expect([log.status, log.body.items.map((d: { statusCode: number }) => d.statusCode)]).toEqual([200, [410]]);
     expect((await api.request('GET', '/v1/admin/webhooks/01JZZZZZZZZZZZZZZZZZZZZZZZ/deliveries', { token: admin })).status).toBe(404);
+    // an older page of it is empty; of an id never registered, with or without a page asked, there is none
+    const older = await api.request('GET', `/v1/admin/webhooks/${webhookId}/deliveries?before=1`, { token: admin });
+    expect([older.status, older.body.items]).toEqual([200, []]);
+    const unknown = await api.request('GET', '/v1/admin/webhooks/01JZZZZZZZZZZZZZZZZZZZZZZZ/deliveries?before=1000', { token: admin });
+    expect([unknown.status, unknown.body.code]).toEqual([404, 'NOT_FOUND']);
   });
 });

@@ -149,9 +149,11 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
       },
     },
     async (request) => {
-      const rows = await events.deliveries(request.params.webhookId, request.query.limit, request.query.before);
-      // a webhook removed keeps its log (DELETE): unknown is an id with neither
-      if (rows.length === 0 && request.query.before === undefined && !(await events.findWebhook(request.params.webhookId))) throw notFound('webhook');
+      const { webhookId } = request.params;
+      const rows = await events.deliveries(webhookId, request.query.limit, request.query.before);
+      // a webhook removed keeps its log (DELETE): unknown is an id with neither, whatever page was asked for
+      const known = async () => (await events.findWebhook(webhookId)) !== undefined || (request.query.before !== undefined && (await events.deliveries(webhookId, 1)).length > 0);
+      if (rows.length === 0 && !(await known())) throw notFound('webhook');
       return { items: rows.map(deliveryView), nextBefore: rows.length === request.query.limit ? rows.at(-1)!.delivery_id : null };
     },
   );
