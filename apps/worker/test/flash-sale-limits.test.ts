@@ -112,13 +112,12 @@ describe("a buyer's flash-sale limit: kept through a Redis loss and its repair, 
     const now = Date.now();
     const sale = { priceCents: 900, startsAt: new Date(now - HOUR).toISOString(), endsAt: new Date(now + HOUR).toISOString(), perUserLimit: 1 };
     await system.createSku({ skuId: 'LAST-LAMP', priceCents: 1_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1, deduction: 'payment', flashSale: sale });
-    // payment-time: both checkouts only see the one lamp; Eve pays first and takes it, Dee's payment finds it gone
+    // payment-time: both checkouts only see the one lamp; both pay while it is on sale, Eve's payment takes it, Dee's finds it gone
     const dee = await system.checkout('dee', [{ skuId: 'LAST-LAMP', qty: 1 }], 'dee-lamp-1');
     const eve = await system.checkout('eve', [{ skuId: 'LAST-LAMP', qty: 1 }], 'eve-lamp-1');
     await Promise.all([system.waitForStatus(dee, 'PENDING_PAYMENT'), system.waitForStatus(eve, 'PENDING_PAYMENT')]);
-    expect((await system.request('POST', `/v1/orders/${eve}/pay`, { token: system.token('eve'), body: { method: 'card' } })).status).toBe(202);
+    expect((await system.payInRace({ orderId: eve, buyer: 'eve' }, { orderId: dee, buyer: 'dee' })).status).toBe(202);
     await system.waitForStatus(eve, 'IN_FULFILLMENT');
-    expect((await system.request('POST', `/v1/orders/${dee}/pay`, { token: system.token('dee'), body: { method: 'card' } })).status).toBe(202);
     await system.waitForStatus(dee, 'REFUNDED');
     expect(await system.env.redis.get(boughtKey('LAST-LAMP', 'dee'))).toBe(`${Date.parse(sale.startsAt)}:0`);
 

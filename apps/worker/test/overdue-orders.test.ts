@@ -125,24 +125,22 @@ describe('orders whose deadline or timer job was lost', () => {
   });
 
   it("pays back an order sold out at its payment whose refund job was lost, though an earlier attempt went back whole: the payment goes back whole, and the loss counted", async () => {
-    const { payments, fulfillment } = system.workers.deps.queues;
+    const { payments } = system.workers.deps.queues;
     const paymentsWorker = system.workers.workers.find((worker) => worker.name === payments.name)!;
-    const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
-    const pay = (orderId: string, buyer: string) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } });
-    // two buyers of the last tin, deducted at payment: the second to pay finds it sold
+    // two buyers of the last tin, deducted at payment, both pay while it is on sale: the second's payment finds it sold
     const [first, second] = [await system.checkout('tam', [{ skuId: 'LAST-TEA', qty: 1 }]), await system.checkout('uma', [{ skuId: 'LAST-TEA', qty: 1 }])];
     await Promise.all([first, second].map((orderId) => system.waitForStatus(orderId, 'PENDING_PAYMENT')));
-    expect((await pay(first, 'tam')).status).toBe(202);
-    await system.waitForStatus(first, 'IN_FULFILLMENT');
     const restoredBefore = (await system.workers.deps.metrics.refundJobsRestored.get()).values[0]?.value ?? 0;
     // its settlement waits until the refund's worker is held: the refund job it enqueues is then taken away
-    await fulfilmentWorker.pause();
+    let paymentsHeld!: () => void;
+    const held = new Promise<void>((resolve) => (paymentsHeld = resolve));
     try {
-      expect((await pay(second, 'uma')).status).toBe(202);
+      expect((await system.payInRace({ orderId: first, buyer: 'tam' }, { orderId: second, buyer: 'uma' }, held)).status).toBe(202);
+      await system.waitForStatus(first, 'IN_FULFILLMENT');
       await system.waitForStatus(second, 'PAID');
       await paymentsWorker.pause();
     } finally {
-      fulfilmentWorker.resume();
+      paymentsHeld();
     }
     try {
       await system.waitForStatus(second, 'REFUNDING');

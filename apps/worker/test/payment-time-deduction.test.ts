@@ -19,11 +19,8 @@ describe('payment-time deduction', () => {
     const admin = system.token('ops', 'admin');
     expect((await system.request('GET', '/v1/admin/skus/LAST-CHAIR', { token: admin })).body.stock).toEqual({ available: 1, reserved: 0, sold: 0 });
 
-    const pays = await Promise.all([
-      system.request('POST', `/v1/orders/${first}/pay`, { token: system.token('ann'), body: { method: 'card' } }),
-      system.request('POST', `/v1/orders/${second}/pay`, { token: system.token('ben'), body: { method: 'wallet' } }),
-    ]);
-    expect(pays.map((p) => p.status)).toEqual([202, 202]);
+    // both pay while the chair is on sale: the pay route lets both through, the commits at payment decide
+    expect((await system.payInRace({ orderId: first, buyer: 'ann' }, { orderId: second, buyer: 'ben', method: 'wallet' })).status).toBe(202);
 
     const settled = async (orderId: string) => {
       for (let i = 0; i < 300; i++) {
@@ -71,10 +68,8 @@ describe('payment-time deduction', () => {
     expect(lost.status).toBe(202);
     const won = await system.checkout('jo', [{ skuId: 'LAST-HAT', qty: 1 }]);
     await Promise.all([system.waitForStatus(lost.body.orderId, 'PENDING_PAYMENT'), system.waitForStatus(won, 'PENDING_PAYMENT')]);
-    // the other buyer pays first and takes the last hat; the coupon's buyer pays after
-    expect((await system.request('POST', `/v1/orders/${won}/pay`, { token: system.token('jo'), body: { method: 'card' } })).status).toBe(202);
-    await system.waitForStatus(won, 'IN_FULFILLMENT');
-    expect((await system.request('POST', `/v1/orders/${lost.body.orderId}/pay`, { token: system.token('ivy'), body: { method: 'card' } })).status).toBe(202);
+    // both pay while the last hat is on sale; the other buyer's payment takes it first
+    expect((await system.payInRace({ orderId: won, buyer: 'jo' }, { orderId: lost.body.orderId, buyer: 'ivy' })).status).toBe(202);
     expect((await system.waitForStatus(lost.body.orderId, 'REFUNDED')).amounts.refundedCents).toBe(3_700);
 
     const redemptions = await system.env.db.selectFrom('coupon_redemptions').select(['status']).where('order_id', '=', lost.body.orderId).execute();
@@ -91,17 +86,16 @@ describe('payment-time deduction', () => {
     const ben = await system.checkout('ben', [{ skuId: 'LAST-GLOBE', qty: 1 }, { skuId: 'LAMP', qty: 2 }]);
     const amy = await system.checkout('amy', [{ skuId: 'LAST-GLOBE', qty: 1 }]);
     await Promise.all([system.waitForStatus(ben, 'PENDING_PAYMENT'), system.waitForStatus(amy, 'PENDING_PAYMENT')]);
-    expect((await system.request('POST', `/v1/orders/${amy}/pay`, { token: system.token('amy'), body: { method: 'card' } })).status).toBe(202);
-    await system.waitForStatus(amy, 'IN_FULFILLMENT');
-
-    // Ben's settle job waits while what its first run committed is put in place: the refund
-    // (the units and the coupon released in MySQL), and nothing after it, as a worker
-    // SIGKILLed just before enqueuing the refund left it; the job then runs again
+    // both pay while the globe is on sale; Ben's settle job waits while what its first run
+    // committed is put in place: the refund (the units and the coupon released in MySQL), and
+    // nothing after it, as a worker SIGKILLed just before enqueuing the refund left it; the job
+    // then runs again, Amy's commit taking the globe
     const fulfillment = system.workers.workers.find((worker) => worker.name === 'fulfillment')!;
     await fulfillment.pause();
     try {
+      expect((await system.request('POST', `/v1/orders/${amy}/pay`, { token: system.token('amy'), body: { method: 'card' } })).status).toBe(202);
       expect((await system.request('POST', `/v1/orders/${ben}/pay`, { token: system.token('ben'), body: { method: 'card' } })).status).toBe(202);
-      await system.waitForStatus(ben, 'PAID');
+      await Promise.all([system.waitForStatus(amy, 'PAID'), system.waitForStatus(ben, 'PAID')]);
       await system.workers.deps.orders.applyTransition({
         orderId: ben,
         action: 'refund',
@@ -114,6 +108,7 @@ describe('payment-time deduction', () => {
       await fulfillment.resume();
     }
 
+    await system.waitForStatus(amy, 'IN_FULFILLMENT');
     const refunded = await system.waitForStatus(ben, 'REFUNDED');
     expect([refunded.shipments, refunded.amounts.refundedCents]).toEqual([[], 2_000]);
     // given back on its lines too, by what each paid, no unit counted (none was sold): each merchant's view adds up
@@ -130,8 +125,6 @@ describe('payment-time deduction', () => {
     const cal = await system.checkout('cal', [{ skuId: 'LAST-URN', qty: 1 }, { skuId: 'CANDLE', qty: 2 }]);
     const dee = await system.checkout('dee', [{ skuId: 'LAST-URN', qty: 1 }]);
     await Promise.all([system.waitForStatus(cal, 'PENDING_PAYMENT'), system.waitForStatus(dee, 'PENDING_PAYMENT')]);
-    expect((await system.request('POST', `/v1/orders/${dee}/pay`, { token: system.token('dee'), body: { method: 'card' } })).status).toBe(202);
-    await system.waitForStatus(dee, 'IN_FULFILLMENT');
 
     // Cal's first attempt: the payment system takes a cent more than asked, its callback held back
     await system.paymentSim.request('PUT', '/__admin/faults', { body: { amountSkewCents: 1, callbacksLost: true } });
@@ -149,8 +142,8 @@ describe('payment-time deduction', () => {
       paymentsWorker.resume();
     }
 
-    // Cal pays again, rightly: the urn is gone at his payment, so both payments go back whole
-    expect((await system.request('POST', `/v1/orders/${cal}/pay`, { token: system.token('cal'), body: { method: 'card' } })).status).toBe(202);
+    // Cal pays again, rightly, as Dee does: Dee's payment takes the urn first, so both of Cal's go back whole
+    expect((await system.payInRace({ orderId: dee, buyer: 'dee' }, { orderId: cal, buyer: 'cal' })).status).toBe(202);
     const refunded = await system.waitForStatus(cal, 'REFUNDED', 30_000);
     expect(refunded.amounts.refundedCents).toBe(4_001);
     expect(refunded.items.map((item: { skuId: string; payableCents: number; refundedCents: number }) => [item.skuId, item.payableCents, item.refundedCents])).toEqual([['LAST-URN', 1_000, 1_000], ['CANDLE', 1_000, 1_000]]);
@@ -162,10 +155,8 @@ describe('payment-time deduction', () => {
     const dan = await system.checkout('dan', [{ skuId: 'LAST-VASE', qty: 2 }]);
     const eli = await system.checkout('eli', [{ skuId: 'LAST-VASE', qty: 2 }]);
     await Promise.all([system.waitForStatus(dan, 'PENDING_PAYMENT'), system.waitForStatus(eli, 'PENDING_PAYMENT')]);
-    expect((await system.request('POST', `/v1/orders/${eli}/pay`, { token: system.token('eli'), body: { method: 'card' } })).status).toBe(202);
-    await system.waitForStatus(eli, 'IN_FULFILLMENT');
 
-    // Dan's settle job finds the vases gone, and is held there until the buyer has asked for one back
+    // both pay while the vases are on sale, Eli's payment taking them first; Dan's settle job finds the vases gone, and is held there until the buyer has asked for one back
     const { inventory } = system.workers.deps;
     const commitStock = inventory.commitStock.bind(inventory);
     let verdict!: () => void;
@@ -181,7 +172,7 @@ describe('payment-time deduction', () => {
       return outcome;
     };
     try {
-      expect((await system.request('POST', `/v1/orders/${dan}/pay`, { token: system.token('dan'), body: { method: 'card' } })).status).toBe(202);
+      expect((await system.payInRace({ orderId: eli, buyer: 'eli' }, { orderId: dan, buyer: 'dan' })).status).toBe(202);
       await foundGone;
       // a merchant puts 5 vases on sale, and Dan asks for one of his two back
       expect((await system.request('PUT', '/v1/admin/skus/LAST-VASE/stock', { token: admin, body: { stock: 5 } })).status).toBe(200);

@@ -111,9 +111,9 @@ describe('virtual orders: priced without shipping, delivered with their payment'
   it('refunds and closes a virtual order whose payment-time top-up sold out before its payment: REFUNDING, then REFUNDED', async () => {
     const [first, second] = [await system.checkout('xan', [{ skuId: 'LAST-TOPUP', qty: 1 }]), await system.checkout('yul', [{ skuId: 'LAST-TOPUP', qty: 1 }])];
     await Promise.all([system.waitForStatus(first, 'PENDING_PAYMENT'), system.waitForStatus(second, 'PENDING_PAYMENT')]);
-    await pay(first, 'xan');
+    // both pay while the top-up is on sale; the first's payment takes it
+    expect((await system.payInRace({ orderId: first, buyer: 'xan' }, { orderId: second, buyer: 'yul' })).status).toBe(202);
     await system.waitForStatus(first, 'COMPLETED');
-    await pay(second, 'yul');
     const refunded = await system.waitForStatus(second, 'REFUNDED');
     expect(refunded.amounts.refundedCents).toBe(1_000);
     expect(refunded.history.map((h: { from: string; action: string; actor: string }) => `${h.from}>${h.action}/${h.actor}`).slice(-3)).toEqual([

@@ -5,6 +5,15 @@ export interface OrderLineRequest {
   qty: number;
 }
 
+/**
+ * The SKU of the first of an order's payment-time lines the units on sale no longer cover, or
+ * null when all are: `available[i]` is what line i's SKU has on sale, null where Redis holds no
+ * counters for it, which the stock commit at payment counts as none (commitStock-1+n.lua).
+ */
+export function uncoveredPaymentLine(lines: readonly OrderLineRequest[], available: ReadonlyArray<number | null>): string | null {
+  return lines.find((line, i) => (available[i] ?? 0) < line.qty)?.skuId ?? null;
+}
+
 export interface Address {
   name: string;
   phone: string;

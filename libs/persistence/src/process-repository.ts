@@ -132,9 +132,10 @@ export class ProcessRepository {
    * (asking twice charges once), else a new attempt after a failed one, or after one taken
    * that did not pay the order and goes back whole (the payment system named another amount
    * than it asked for). Payment ids are `<orderId>-<purpose>-<attempt>`, the idempotency key
-   * the payment system sees.
+   * the payment system sees. `beforeOpening` runs before a new attempt is written, never for
+   * the pending one answered again: what it throws opens none.
    */
-  async openPayment(request: NewPayment): Promise<{ payment: PaymentRow; created: boolean }> {
+  async openPayment(request: NewPayment, beforeOpening?: () => Promise<void>): Promise<{ payment: PaymentRow; created: boolean }> {
     for (let round = 1; ; round++) {
       const previous = await this.db
         .selectFrom('payments')
@@ -145,6 +146,7 @@ export class ProcessRepository {
         .executeTakeFirst();
       const goesBack = previous?.status === 'SUCCEEDED' && !(await this.paymentApplied(request.orderId, previous.payment_id));
       if (previous && previous.status !== 'FAILED' && !goesBack) return { payment: previous, created: false };
+      await beforeOpening?.();
       const attempt = (previous?.attempt ?? 0) + 1;
       const paymentId = `${request.orderId}-${request.purpose}-${attempt}`;
       // due by the order's deadline, by MySQL's clock as the expiry's is: a payment asked later (before the

@@ -1059,6 +1059,24 @@ export class Inventory {
   }
 
   /**
+   * What each SKU has on sale where the order's stock commit at payment takes it from (the
+   * group its id names), in one read: null for a SKU Redis holds no counters of. The pay route
+   * reads it before charging; the commit re-verifies, as stock may go in between.
+   */
+  async availableForCommit(orderId: string, skuIds: readonly string[]): Promise<Array<number | null>> {
+    if (skuIds.length === 0) return [];
+    const group = this.keys.groupOfOrder(orderId);
+    const pipeline = this.redis.pipeline();
+    for (const skuId of skuIds) pipeline.hget(this.keys.sku(group, skuId), 'available');
+    const replies = (await pipeline.exec()) ?? [];
+    return skuIds.map((_, i) => {
+      const [error, available] = replies[i] ?? [new Error('the pipeline answered nothing'), null];
+      if (error) throw error;
+      return available === null ? null : Number(available);
+    });
+  }
+
+  /**
    * After a merchant's stock set of the SKU (or its repeat): once the replicas hold every
    * bucket as the set left it (`ReservationDurability`), else StockNotReplicated: a failover to
    * a replica without it would sell the stock it replaced, a higher one put back on sale.

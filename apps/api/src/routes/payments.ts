@@ -1,4 +1,4 @@
-import { IllegalTransition, presaleDepositCents, stateMachineFor, type OrderType } from '@orders/domain';
+import { IllegalTransition, OutOfStock, presaleDepositCents, stateMachineFor, uncoveredPaymentLine, type OrderType } from '@orders/domain';
 import { ProcessRepository, type PaymentPurpose, type PaymentRow } from '@orders/persistence';
 import { enqueuePaymentRequest } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
@@ -13,6 +13,18 @@ function purposeDue(type: string, action: string | null): PaymentPurpose | null 
   if (action === null) return null;
   if (type !== 'presale') return 'full';
   return action === 'pay_deposit' ? 'deposit' : 'balance';
+}
+
+/**
+ * Refuses a payment whose stock commit would find a payment-time line's units gone, before the
+ * buyer is charged (OutOfStock naming the SKU): charged, they would only be refunded as sold out.
+ * Advisory: units may go between this read and the commit, which stays the verdict (and refunds).
+ */
+async function paymentTimeStockCovered(deps: AppDeps, orderId: string): Promise<void> {
+  const lines = await deps.orders.linesDeductedAt(orderId, 'payment');
+  if (lines.length === 0) return;
+  const skuId = uncoveredPaymentLine(lines, await deps.inventory.availableForCommit(orderId, lines.map((line) => line.skuId)));
+  if (skuId !== null) throw new OutOfStock(skuId);
 }
 
 const paymentAnswer = (payment: PaymentRow) => ({
@@ -41,7 +53,8 @@ export const paymentAnswerSchema = {
  * POST /v1/orders/:orderId/pay: opens a payment for what the order owes now (the whole
  * amount; a presale's deposit, then its balance) and queues the request to the payment
  * system, which answers by the signed payment callback. Asking again while a payment is
- * pending returns that payment: the buyer is never charged twice.
+ * pending returns that payment: the buyer is never charged twice. A new payment whose order's
+ * payment-time units are gone is refused before anything is charged (409 OUT_OF_STOCK).
  */
 export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   const payments = new ProcessRepository(deps.db);
@@ -54,7 +67,7 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
         tags: ['orders'],
         summary: 'Pay an order (202: the payment system confirms by callback)',
         description:
-          'Collects payableCents (a presale: its deposit, then its balance) through the payment system behind a circuit breaker; an amount of 0 (everything discounted) goes through at once without it (status SUCCEEDED, transaction id no-charge-<paymentId>). While the payment system is unavailable the request waits in the payments queue; the order never fails because of it. Asking again while a payment is in progress charges once: the answer is that payment, with the method it was asked with (another method is taken once it has failed). 409 ILLEGAL_TRANSITION when nothing is payable now; for an order still in the queue (ACCEPTED) with retry-after, since it becomes payable once persisted, with its whole payment window from then (paymentDeadline).',
+          'Collects payableCents (a presale: its deposit, then its balance) through the payment system behind a circuit breaker; an amount of 0 (everything discounted) goes through at once without it (status SUCCEEDED, transaction id no-charge-<paymentId>). While the payment system is unavailable the request waits in the payments queue; the order never fails because of it. Asking again while a payment is in progress charges once: the answer is that payment, with the method it was asked with (another method is taken once it has failed). 409 OUT_OF_STOCK, naming the SKU, when a line of a SKU deducted at payment no longer has its units on sale: no payment is opened and nothing is charged, and the order stays PENDING_PAYMENT until its paymentDeadline (its placement units and coupon held, as for any unpaid order), payable once units come back (a restock, a cancel of a paid order) or cancelled by its buyer; this check reads the stock before charging, and a payment charged while the last units went elsewhere meanwhile is still refunded in full as sold out. 409 ILLEGAL_TRANSITION when nothing is payable now; for an order still in the queue (ACCEPTED) with retry-after, since it becomes payable once persisted, with its whole payment window from then (paymentDeadline).',
         params: orderParamsSchema,
         body: {
           type: 'object',
@@ -106,7 +119,9 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
           amountCents = payable - Number(paidDeposit.amount_cents);
         }
       }
-      const opened = await payments.openPayment({ orderId, purpose, method: request.body.method, amountCents, at: deps.clock() });
+      // the payment that takes the stock checks it first; a deposit takes none
+      const takesStock = machine.rule(order.status, action)?.effects?.includes('commitStock') === true;
+      const opened = await payments.openPayment({ orderId, purpose, method: request.body.method, amountCents, at: deps.clock() }, takesStock ? () => paymentTimeStockCovered(deps, orderId) : undefined);
       let payment = opened.payment;
       if (payment.status === 'PENDING' && Number(payment.amount_cents) === 0) {
         // nothing to collect (a coupon or a member price covering everything): a payment system refuses

@@ -49,6 +49,14 @@ export interface OrderSystem extends Pick<HttpClient, 'request'> {
    * Reported before, the worker finds the payment settled and never asks.
    */
   paymentRequested(paymentId: string): Promise<void>;
+  /**
+   * Two buyers of a payment-time SKU's last units pay while the units are still on sale, both let
+   * through by the pay route's stock check (202), and `winner`'s stock commit lands first: `loser`'s
+   * commit at payment finds them gone, and the order is refunded as sold out. Resolves with the
+   * loser's pay answer once the winner's commit has run; the loser's commit waits for it, and for
+   * `loserCommitsAfter` when given.
+   */
+  payInRace(winner: Buyer, loser: Buyer & { method?: string }, loserCommitsAfter?: Promise<unknown>): Promise<{ status: number; body: any }>; // eslint-disable-line @typescript-eslint/no-explicit-any
   order(orderId: string): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** The SKU's stock as an admin reads it (`GET /v1/admin/skus/:skuId`): available, reserved, sold. */
   stockOf(skuId: string): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -58,6 +66,12 @@ export interface OrderSystem extends Pick<HttpClient, 'request'> {
   /** Redis restarts without its data (no AOF): every key of this system is gone, reservation records with them. */
   loseRedisData(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A buyer's order, as they act on it. */
+export interface Buyer {
+  orderId: string;
+  buyer: string;
 }
 
 /**
@@ -169,6 +183,41 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
         now,
       );
       return orderId;
+    },
+    async payInRace(winner, loser, loserCommitsAfter) {
+      const { inventory } = workers.deps;
+      const commitStock = inventory.commitStock;
+      let loserAnswered!: () => void;
+      const answered = new Promise<void>((resolve) => (loserAnswered = resolve));
+      let winnerCommitted!: () => void;
+      const committed = new Promise<void>((resolve) => (winnerCommitted = resolve));
+      inventory.commitStock = async (orderId) => {
+        if (orderId === winner.orderId) {
+          await answered;
+          try {
+            return await commitStock.call(inventory, orderId);
+          } finally {
+            winnerCommitted();
+          }
+        }
+        if (orderId === loser.orderId) {
+          await Promise.all([committed, loserCommitsAfter]);
+          inventory.commitStock = commitStock;
+        }
+        return commitStock.call(inventory, orderId);
+      };
+      let loserPaid: { status: number; body: any } | undefined; // eslint-disable-line @typescript-eslint/no-explicit-any
+      try {
+        const winnerPaid = await http.request('POST', `/v1/orders/${winner.orderId}/pay`, { token: token(winner.buyer), body: { method: 'card' } });
+        if (winnerPaid.status !== 202) throw new Error(`the winner's pay: ${winnerPaid.status} ${JSON.stringify(winnerPaid.body)}`);
+        loserPaid = await http.request('POST', `/v1/orders/${loser.orderId}/pay`, { token: token(loser.buyer), body: { method: loser.method ?? 'card' } });
+        return loserPaid;
+      } finally {
+        loserAnswered();
+        // a loser not let through commits nothing: the commits are the system's own again
+        if (loserPaid?.status !== 202) inventory.commitStock = commitStock;
+        await committed;
+      }
     },
     async order(orderId) {
       return (await http.request('GET', `/v1/orders/${orderId}`, { token: admin })).body;
