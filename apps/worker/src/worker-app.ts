@@ -8,7 +8,7 @@ import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { closeUnpaidOrder, waitForDeadline } from './processors/expire-order.js';
-import { ForwardLife } from './processors/forward-life.js';
+import { BALANCE_PAYMENT_LOOKED_AT_EVERY_MS, ForwardLife } from './processors/forward-life.js';
 import { OrderWriter } from './processors/order-writer.js';
 import { OrderEventPublisher } from './order-events/order-event-publisher.js';
 import { StockReconciler } from './stock-reconciler.js';
@@ -299,7 +299,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     // past their deadline or timer by MySQL's clock, as the transitions themselves check: this worker's may run ahead, or behind
     const overdue = await deps.orders.overdueUnpaidOrderIds(graceMs, shortestTimeout, config.SWEEP_PAGE_SIZE);
     const { expired: closed } = await expireUnpaid(overdue, 'payment deadline passed; its deadline job was gone', true);
-    const owingBalance = await deps.orders.overdueBalanceOrderIds(graceMs, config.SWEEP_PAGE_SIZE);
+    // as their deadline job (forfeitDeposit) waits for a balance asked in time, and looks at its answer a minute at a time
+    const owingBalance = await deps.orders.overdueBalanceOrderIds(graceMs, config.PAYMENT_TIMEOUT_MS, BALANCE_PAYMENT_LOOKED_AT_EVERY_MS, config.SWEEP_PAGE_SIZE);
     for (const orderId of owingBalance) if ((await sweptAlone(orderId, 'forfeit deposit', () => life.forfeitDeposit(orderId)))?.changed) closed.push(orderId);
     if (closed.length > 0) {
       metrics.overdueOrdersExpired.inc(closed.length);

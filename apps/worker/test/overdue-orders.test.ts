@@ -336,6 +336,44 @@ describe('orders whose deadline or timer job was lost', () => {
     expect(await expiredCount(2)).toBe(2);
   });
 
+  it('leaves a presale whose balance, asked in time, was declined after its deadline to its own deadline job, which waited for it, and counts no job lost', async () => {
+    const { timers } = system.workers.deps.queues;
+    const faults = (body: Record<string, unknown>) => system.paymentSim.request('PUT', '/__admin/faults', { body });
+    const pay = () => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('pia'), body: { method: 'card' } });
+    const orderId = await system.persisted('presale', 'pia', [{ skuId: 'KETTLE', qty: 1 }]);
+    expect((await pay()).status).toBe(202);
+    await system.waitForStatus(orderId, 'DEPOSIT_PAID');
+    const expiredBefore = await expiredCount(0);
+    await faults({ paymentsUndecided: true });
+    let balance: { paymentId: string; amountCents: number };
+    try {
+      // the buyer asks to pay the balance in time; the payment system holds it undecided
+      balance = (await pay()).body;
+      await system.paymentRequested(balance.paymentId);
+    } finally {
+      await faults({ paymentsUndecided: false });
+    }
+    // its deadline passed a second ago, more than a sweep interval: the deadline job waits 3 s more for the balance's answer
+    await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL 1 SECOND` }).where('order_id', '=', orderId).execute();
+    const deadlineJob = `expire-balance-${orderId}`;
+    await (await waitFor(async () => timers.getJob(deadlineJob), { what: 'the balance deadline job' })).promote();
+    await waitFor(
+      async () => {
+        const job = await timers.getJob(deadlineJob);
+        return job?.processedOn !== undefined && (await job.getState()) === 'delayed';
+      },
+      { what: 'the balance deadline waiting for the balance' },
+    );
+
+    // the payment system declines the balance: the deadline job forfeits the deposit when it next looks, the sweeps meanwhile leave it to it
+    const declined = await system.signedCallback('payment', { orderId, paymentId: balance.paymentId, transactionId: 'tx-balance-declined', status: 'FAILED', amountCents: balance.amountCents, at: new Date().toISOString() });
+    expect(declined.body).toEqual({ changed: true, status: 'DEPOSIT_PAID' });
+    const forfeited = await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED', 20_000);
+    expect(forfeited.history.at(-1)).toMatchObject({ action: 'expire_balance', actor: 'system' });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await expiredCount(0)).toBe(expiredBefore);
+  });
+
   it('confirms a shipped order whose auto-confirm job was lost, and completes it when its after-sales window closes though that job was lost too', async () => {
     const { timers } = system.workers.deps.queues;
     const lose = async (jobId: string) => (await waitFor(async () => timers.getJob(jobId), { what: jobId })).remove();

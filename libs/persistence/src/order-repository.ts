@@ -26,7 +26,7 @@ import { insertRows } from './multi-row-insert.js';
 import { overdueSince } from './mysql-clock.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, couponUseOf, toOrderView, type ChildStep, type OrderView } from './order-view.js';
-import { PAYMENT_ACTIONS, paidTheOrder, payerOf } from './process-repository.js';
+import { PAYMENT_ACTIONS, balanceAwaitedAt, paidTheOrder, payerOf } from './process-repository.js';
 import { holdRulesVersion, type RulesVersion } from './pricing-repository.js';
 import { refundsOwedIn, refundsOwedNow } from './refunds-owed.js';
 import { timerDeadlineOf, type TimerDeadline, type TimerSettings } from './timer-deadlines.js';
@@ -442,14 +442,23 @@ export class OrderRepository {
     return rows.map((row) => row.order_id);
   }
 
-  /** Presales whose deposit is paid and whose balance deadline passed more than `overdueForMs` ago by MySQL's clock, oldest first. */
-  async overdueBalanceOrderIds(overdueForMs: number, limit: number): Promise<string[]> {
+  /**
+   * Presales whose deposit is paid and whose balance deadline passed more than `overdueForMs` ago
+   * by MySQL's clock, oldest first, but for those whose deadline job waited for a balance asked in
+   * time (balanceAwaitedAt, up to `balanceWaitMs` past the deadline) less than `overdueForMs` ago
+   * plus the `answerLookedAtMs` it takes to look at the balance's answer: their grace runs from the
+   * end of that wait, as their job forfeits them then.
+   */
+  async overdueBalanceOrderIds(overdueForMs: number, balanceWaitMs: number, answerLookedAtMs: number, limit: number): Promise<string[]> {
     const rows = await this.db
-      .selectFrom('orders')
-      .select('order_id')
-      .where('status', '=', 'DEPOSIT_PAID')
-      .where('balance_deadline', '<', overdueSince(overdueForMs))
-      .orderBy('order_id')
+      .selectFrom('orders as o')
+      .select('o.order_id')
+      .where('o.status', '=', 'DEPOSIT_PAID')
+      .where('o.balance_deadline', '<', overdueSince(overdueForMs))
+      .where(({ not, exists, selectFrom }) =>
+        not(exists(selectFrom('payments as p').select('p.payment_id').whereRef('p.order_id', '=', 'o.order_id').where(balanceAwaitedAt(overdueSince(overdueForMs + answerLookedAtMs), balanceWaitMs)))),
+      )
+      .orderBy('o.order_id')
       .limit(limit)
       .execute();
     return rows.map((row) => row.order_id);

@@ -1,5 +1,5 @@
 import { PaymentDeadlinePassed, benefitsOfPart, stateMachineFor, type AppliedBenefits, type ChildPlan, type DiscountShare, type Effect, type OrderType, type SplittableLine } from '@orders/domain';
-import { sql, type SelectQueryBuilder, type Transaction } from 'kysely';
+import { sql, type Expression, type SelectQueryBuilder, type SqlBool, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { overdueSince } from './mysql-clock.js';
 import { isDuplicateKey } from './mysql-errors.js';
@@ -61,6 +61,17 @@ export function paymentDetail(paymentId: string, transactionId: string): string 
 export function paidTheOrder(paymentId: string, history: ReadonlyArray<{ action: string; detail: string | null }>): boolean {
   const named = paymentDetail(paymentId, '');
   return history.some((step) => PAYMENT_ACTIONS.includes(step.action) && step.detail?.startsWith(named) === true);
+}
+
+/**
+ * Whether, at `at` by MySQL's clock, a presale's balance deadline waits for the balance payment `p`
+ * of its order `o`: the buyer asked for it in time (every balance payment was, see openPayment), it
+ * was unanswered then (pending still, or answered since), and `at` is less than `waitMs` past the
+ * deadline. The deadline job asks it of now; the overdue sweep of an instant as far back as it
+ * leaves the jobs due to run, so that it takes no order its job is still waiting for.
+ */
+export function balanceAwaitedAt(at: Expression<Date>, waitMs: number): Expression<SqlBool> {
+  return sql<SqlBool>`p.purpose = 'balance' AND o.balance_deadline + INTERVAL ${waitMs * 1000} MICROSECOND > ${at} AND (p.status = 'PENDING' OR p.updated_at > ${at})`;
 }
 
 /** The order that holds an order's payments: a split order's child was paid for through its parent. */
@@ -643,8 +654,7 @@ export class ProcessRepository {
       .innerJoin('orders as o', 'o.order_id', 'p.order_id')
       .select(sql<number>`TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(3), o.balance_deadline + INTERVAL ${waitMs * 1000} MICROSECOND) DIV 1000`.as('leftMs'))
       .where('p.order_id', '=', orderId)
-      .where('p.purpose', '=', 'balance')
-      .where('p.status', '=', 'PENDING')
+      .where(balanceAwaitedAt(sql<Date>`UTC_TIMESTAMP(3)`, waitMs))
       .where('o.status', '=', 'DEPOSIT_PAID')
       .executeTakeFirst();
     const leftMs = row === undefined ? 0 : Number(row.leftMs);

@@ -56,7 +56,7 @@ export interface ForwardLifeDeps {
 }
 
 /** How often a balance deadline passed while its payment is under way looks at that payment again. */
-const BALANCE_PAYMENT_LOOKED_AT_EVERY_MS = 60_000;
+export const BALANCE_PAYMENT_LOOKED_AT_EVERY_MS = 60_000;
 
 /**
  * What a timer's transition did: `changed`, or nothing yet with `dueInMs` until it looks again (its
