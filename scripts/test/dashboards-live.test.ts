@@ -285,6 +285,25 @@ describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule agai
     await createSku('WARM-UP', 5, false);
     const earlyOrder = await checkout('early-bird', 'WARM-UP');
     expect(earlyOrder.status).toBe(202);
+
+    // An order imported as shipped, which its channel then reports cancelled there: a conflict, counted per channel.
+    const imported = (status: string) => ({
+      channel: 'partner',
+      orders: [
+        {
+          externalOrderId: 'P-1',
+          userId: 'partner-buyer',
+          placedAt: new Date(now - 60_000).toISOString(),
+          status,
+          items: [{ skuId: 'WARM-UP', title: 'WARM-UP', merchantId: 'shop', warehouseId: 'wh-east', qty: 1, unitPriceCents: 99_900 }],
+          shippingCents: 0,
+          address: buyerAddress,
+        },
+      ],
+    });
+    expect((await api.request('POST', '/v1/admin/orders/import', { token: admin, body: imported('SHIPPED') })).status).toBe(200);
+    const conflicting = await api.request('POST', '/v1/admin/orders/import', { token: admin, body: imported('CANCELLED') });
+    expect((conflicting.body as { results: Array<{ outcome: string }> }).results[0]?.outcome).toBe('conflict');
     // (its job's duration too: it is observed when the job ends, which a writer batch can hold until the sale's orders come)
     await waitFor(() => scraped('count(checkouts_total{outcome="accepted"}) > 0 and count(job_wait_seconds_count{queue="orders"}) > 0 and count(job_duration_seconds_count{queue="orders"}) > 0'), {
       what: 'Prometheus to scrape the first order',

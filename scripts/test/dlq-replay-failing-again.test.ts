@@ -29,8 +29,10 @@ describe('npm run dlq -- replay, when the job fails again at once or the replay 
 
   /** The command as an operator runs it, in its own process; `throughLink` reaches Redis through the failing link. */
   async function dlq(args: string[], { throughLink = false } = {}): Promise<{ exitCode: number | null; output: string }> {
-    const { exitCode, output } = await runOperatorCommand('dlq', args, throughLink ? { ...env.env, REDIS_URL: `redis://127.0.0.1:${link.port}` } : env.env);
-    return { exitCode, output };
+    // through the link Redis answers slowly on purpose: its command timeout waits longer than the delays
+    const { exitCode, output } = await runOperatorCommand('dlq', args, throughLink ? { ...env.env, REDIS_URL: `redis://127.0.0.1:${link.port}`, REDIS_COMMAND_TIMEOUT_MS: '30000' } : env.env);
+    // the first line names the Redis and queue prefix it works on
+    return { exitCode, output: output.replace(/^Redis at .*\n/, '') };
   }
 
   /** An order of a SKU sold only in Redis, its persist job failed for good. */
@@ -67,7 +69,7 @@ describe('npm run dlq -- replay, when the job fails again at once or the replay 
   it('a job failing again before its replay removed the old letter keeps a letter, telling of the new failure', async () => {
     const first = await deadLetteredOrder('01JDLQAGAIN000000000000000', 'STILL-BROKEN');
     // Redis answers the replay slowly from its retry on: the job runs, and fails, meanwhile (the worker
-    // runs both its attempts and writes the letter, seconds on a busy box; the command sets no command timeout)
+    // runs both its attempts and writes the letter, seconds on a busy box; the command's command timeout is set past it)
     const slow = link.delayAnswersAfter('failedReason', 6_000);
     const replayed = await dlq(['replay', 'orders-01JDLQAGAIN000000000000000'], { throughLink: true });
     await slow;

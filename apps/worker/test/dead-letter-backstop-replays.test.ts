@@ -51,7 +51,7 @@ describe('the dead letters backstop, beside a replay slower than its interval', 
 
     // Redis answers the replay 2 s late from its retry on; meanwhile the job fails again, its worker killed
     const slow = link.delayAnswersAfter('failedReason', 2_000);
-    const replaying = runOperatorCommand('dlq', ['replay', `orders-${ORDER}`], { ...env.env, REDIS_URL: `redis://127.0.0.1:${link.port}` });
+    const replaying = runOperatorCommand('dlq', ['replay', `orders-${ORDER}`], { ...env.env, REDIS_URL: `redis://127.0.0.1:${link.port}`, REDIS_COMMAND_TIMEOUT_MS: '30000' });
     await waitFor(async () => (await queues.orders.getJobState(ORDER)) === 'waiting', { what: 'the replay to put the job back' });
     const again = await failedByAKilledWorker();
     expect((await replaying).exitCode).toBe(0);

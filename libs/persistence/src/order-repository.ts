@@ -655,18 +655,6 @@ export class OrderRepository {
   async reservationOf(order: OrderRow): Promise<OrderReservation> {
     return (await reservationsOf(this.db, [order]))[0]!;
   }
-
-  /** The order's lines whose units are taken at `deduction` (placement or payment), in the order's line order. */
-  async linesDeductedAt(orderId: string, deduction: Deduction): Promise<OrderLineRequest[]> {
-    const rows = await this.db
-      .selectFrom('order_items')
-      .select(['sku_id', 'qty'])
-      .where('order_id', '=', orderId)
-      .where('deduction', '=', deduction)
-      .orderBy('line_no')
-      .execute();
-    return rows.map((row) => ({ skuId: row.sku_id, qty: row.qty }));
-  }
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   SaleEndTooClose,
   SaleNotActive,
   SkuStockHeld,
+  uncoveredPaymentLine,
   UnknownSku,
   shipsParcels,
   type AcceptedOrder,
@@ -1059,21 +1060,31 @@ export class Inventory {
   }
 
   /**
-   * What each SKU has on sale where the order's stock commit at payment takes it from (the
-   * group its id names), in one read: null for a SKU Redis holds no counters of. The pay route
-   * reads it before charging; the commit re-verifies, as stock may go in between.
+   * The first of the order's payment-time SKUs whose units on sale no longer cover its line, read
+   * as its stock commit at payment would find them (commitStock-1+n.lua: the reservation record's
+   * lines, the group's counters, none where Redis lost the SKU's), or the one it already found
+   * gone; null when all are covered, or when the record is settled or missing (the commit answers
+   * those). The pay route reads it before charging; the commit re-verifies, as stock may go in
+   * between. From Redis alone: a pay never waits on MySQL's order lines for it.
    */
-  async availableForCommit(orderId: string, skuIds: readonly string[]): Promise<Array<number | null>> {
-    if (skuIds.length === 0) return [];
+  async paymentTimeSkuGone(orderId: string): Promise<string | null> {
     const group = this.keys.groupOfOrder(orderId);
-    const pipeline = this.redis.pipeline();
-    for (const skuId of skuIds) pipeline.hget(this.keys.sku(group, skuId), 'available');
-    const replies = (await pipeline.exec()) ?? [];
-    return skuIds.map((_, i) => {
-      const [error, available] = replies[i] ?? [new Error('the pipeline answered nothing'), null];
-      if (error) throw error;
-      return available === null ? null : Number(available);
-    });
+    const [state, gone, recorded, payload] = await this.redis.hmget(this.keys.order(group, orderId), 's', 'g', 'l', 'p');
+    if (state !== 'reserved' || !recorded || !payload) return null;
+    const { items } = JSON.parse(payload) as StoredReservation['payload'];
+    if (gone) return items[Number(gone) - 1]?.skuId ?? null;
+    const deductions = (JSON.parse(recorded) as Array<[number, string]>).map(([, deduction]) => deduction);
+    const lines = items.filter((_, i) => deductions[i] === 'payment');
+    if (lines.length === 0) return null;
+    const available = await this.redis.pipeline(lines.map((line) => ['hget', this.keys.sku(group, line.skuId), 'available'])).exec();
+    return uncoveredPaymentLine(
+      lines,
+      lines.map((_, i) => {
+        const [error, units] = available?.[i] ?? [new Error('the pipeline answered nothing'), null];
+        if (error) throw error;
+        return units === null ? null : Number(units);
+      }),
+    );
   }
 
   /**

@@ -1,4 +1,4 @@
-import { IllegalTransition, OutOfStock, presaleDepositCents, stateMachineFor, uncoveredPaymentLine, type OrderType } from '@orders/domain';
+import { IllegalTransition, OutOfStock, presaleDepositCents, stateMachineFor, type OrderType } from '@orders/domain';
 import { ProcessRepository, type PaymentPurpose, type PaymentRow } from '@orders/persistence';
 import { enqueuePaymentRequest } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
@@ -21,9 +21,7 @@ function purposeDue(type: string, action: string | null): PaymentPurpose | null 
  * Advisory: units may go between this read and the commit, which stays the verdict (and refunds).
  */
 async function paymentTimeStockCovered(deps: AppDeps, orderId: string): Promise<void> {
-  const lines = await deps.orders.linesDeductedAt(orderId, 'payment');
-  if (lines.length === 0) return;
-  const skuId = uncoveredPaymentLine(lines, await deps.inventory.availableForCommit(orderId, lines.map((line) => line.skuId)));
+  const skuId = await deps.inventory.paymentTimeSkuGone(orderId);
   if (skuId !== null) throw new OutOfStock(skuId);
 }
 
