@@ -204,7 +204,8 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
     perIp: config.RATE_LIMIT_PER_IP,
     onUnchecked: () => deps.metrics.requestBudgetsUnchecked.inc(),
     processes: config.API_PROCESSES,
-    spentByRoute: { applies: isCheckout, alongside: (userId) => velocity?.counterOf(userId) ?? null },
+    // a buyer's checkout: another role's is refused 403 before the handler, its own budget spent and no buyer's checkout attempt
+    spentByRoute: { applies: (request, { role }) => role === 'buyer' && isCheckout(request), alongside: (userId) => velocity?.counterOf(userId) ?? null },
   });
 
   const queueDepth = new QueueDepthSampler(deps.inventory, deps.metrics.ordersAwaitingMysql).start();

@@ -277,6 +277,18 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       expect(answer.status).toBe(400);
       expect(answer.body.code).toBe('VALIDATION_FAILED');
     });
+
+    it("counts no checkout attempt of a buyer for a merchant's or an admin's checkouts refused 403 under the same id, which spend their own budget", async () => {
+      for (const role of ['merchant', 'admin'] as const) {
+        for (let i = 1; i <= 4; i++) {
+          const refused = await api.request('POST', '/v1/orders', { token: api.token('corner-deli', role), body: { items: [{ skuId: 'RISKY', qty: 1 }], address: buyerAddress }, headers: { 'idempotency-key': `k-deli-${role}-${i}` } });
+          expect([refused.status, refused.body.code, refused.headers['x-ratelimit-remaining']], `${role} ${i}`).toEqual([403, 'FORBIDDEN', String(8 - i)]);
+        }
+      }
+      // the buyer corner-deli has made no checkout in this window: theirs is their first attempt
+      const own = await checkout('corner-deli', 'k-deli-buyer');
+      expect([own.status, own.body.code, own.headers['x-ratelimit-remaining']]).toEqual([202, undefined, '7']);
+    });
   });
 
   describe('who sees which order', () => {

@@ -3,10 +3,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { rateLimited, type HttpProblem } from '../problems.js';
 import { retryLaterProblem } from '../schemas.js';
+import type { Principal } from './auth.js';
 
 /** A route whose handler spends a signed-in user's budget itself, and the counter it spends with it. */
 export interface SpentByRoute {
-  applies(request: FastifyRequest): boolean;
+  /** Whether the route spends this signed-in user's budget itself: only when its role check lets them reach its handler. */
+  applies(request: FastifyRequest, spender: Principal): boolean;
   /** Counted with the budget (the checkout velocity), or null. */
   alongside(userId: string): CappedCounter | null;
 }
@@ -138,17 +140,17 @@ export const rateLimitPlugin = fp(
       route.schema = { ...route.schema, response: { ...(route.schema.response as object), 429: budgetSpent } };
     });
 
-    function spenderOf(request: FastifyRequest): { budget: string; userId: string | null } {
+    function spenderOf(request: FastifyRequest): { budget: string; principal: Principal | null } {
       if (request.headers.authorization) {
         try {
-          const { sub, role } = app.principalOf(request);
+          const principal = app.principalOf(request);
           // by role too: a buyer whose id is a merchant's must not spend the merchant's budget
-          return { budget: `user:${role}:${sub}`, userId: sub };
+          return { budget: `user:${principal.role}:${principal.sub}`, principal };
         } catch {
           // a token that does not verify is anonymous: it cannot open a budget of its own
         }
       }
-      return { budget: `ip:${request.ip}`, userId: null };
+      return { budget: `ip:${request.ip}`, principal: null };
     }
 
     function tellBudget(reply: FastifyReply, max: number, spent: WindowCount) {
@@ -200,13 +202,13 @@ export const rateLimitPlugin = fp(
         callbackBudgets.set(request, { counter: counterOf(`ip:${request.ip}`, options.perIp), reply });
         return done();
       }
-      const { budget, userId } = spenderOf(request);
-      const max = userId ? options.perUser : options.perIp;
+      const { budget, principal } = spenderOf(request);
+      const max = principal ? options.perUser : options.perIp;
       const budgetCounter = counterOf(budget, max);
-      if (userId && spentByRoute?.applies(request)) {
+      if (principal && spentByRoute?.applies(request, principal)) {
         const checkoutCounters = {
           budget: budgetCounter,
-          velocity: spentByRoute.alongside(userId),
+          velocity: spentByRoute.alongside(principal.sub),
           spent: null as WindowCount | null,
           counted(spent: WindowCount) {
             checkoutCounters.spent = spent;
