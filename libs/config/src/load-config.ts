@@ -168,7 +168,7 @@ const schema = {
    */
   AUTH_JWT_ISSUER: optionalToken,
   AUTH_JWT_AUDIENCE: optionalToken,
-  /** verified tokens kept in an LRU per api process (0: verify every request) */
+  /** verified tokens kept per api process, the oldest dropped when full (0: verify every request) */
   AUTH_TOKEN_CACHE_SIZE: int(0, 10_000_000),
   PAYMENT_CALLBACK_SECRET: secret,
   WAREHOUSE_CALLBACK_SECRET: secret,
