@@ -107,6 +107,10 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
         for (let i = 1; i <= 4; i++) expect((await from('198.51.100.7')).status).toBe(401);
         expect((await from('198.51.100.7')).status).toBe(429);
         expect((await from('198.51.100.8')).status).toBe(401);
+        // an IPv6 client holds a whole /64: its addresses share one budget, another network's is its own
+        for (let i = 1; i <= 4; i++) expect((await from(`2001:db8:7:1::${i}`)).status).toBe(401);
+        expect((await from('2001:db8:7:1:ffff:1:2:3')).status).toBe(429);
+        expect((await from('2001:db8:7:2::1')).status).toBe(401);
       } finally {
         await behindBalancer.close();
       }

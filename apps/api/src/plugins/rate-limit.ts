@@ -1,9 +1,29 @@
 import type { CappedCounter, CheckoutCounters, WindowCount, WindowCounters } from '@orders/stock';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { isIPv6 } from 'node:net';
 import { rateLimited, type HttpProblem } from '../problems.js';
 import { retryLaterProblem } from '../schemas.js';
 import type { Principal } from './auth.js';
+
+/**
+ * The budget an anonymous request spends: its IPv4 address's, or its IPv6 address's /64 network's.
+ * One client holds a whole /64 (a home line, a cloud VM), so a budget per IPv6 address would give it
+ * 2^64 budgets, and fill the per-process table while Redis is away.
+ */
+export function addressBudget(ip: string): string {
+  if (!isIPv6(ip)) return `ip:${ip}`;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return `ip:${mapped[1]}`;
+  const [head = '', tail = ''] = ip.toLowerCase().split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === '' ? [] : tail.split(':');
+  const groups = ip.includes('::') ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left;
+  return `ip6:${groups
+    .slice(0, 4)
+    .map((group) => Number.parseInt(group, 16).toString(16))
+    .join(':')}::/64`;
+}
 
 /** A route whose handler spends a signed-in user's budget itself, and the counter it spends with it. */
 export interface SpentByRoute {
@@ -150,7 +170,7 @@ export const rateLimitPlugin = fp(
           // a token that does not verify is anonymous: it cannot open a budget of its own
         }
       }
-      return { budget: `ip:${request.ip}`, principal: null };
+      return { budget: addressBudget(request.ip), principal: null };
     }
 
     function tellBudget(reply: FastifyReply, max: number, spent: WindowCount) {
@@ -199,7 +219,7 @@ export const rateLimitPlugin = fp(
       const route = request.routeOptions.url ?? '';
       if (UNLIMITED_ROUTES.test(route)) return done();
       if (CALLBACK_ROUTES.test(route)) {
-        callbackBudgets.set(request, { counter: counterOf(`ip:${request.ip}`, options.perIp), reply });
+        callbackBudgets.set(request, { counter: counterOf(addressBudget(request.ip), options.perIp), reply });
         return done();
       }
       const { budget, principal } = spenderOf(request);
