@@ -4,6 +4,7 @@ import { OrderEventRepository, OrderImportRepository } from '@orders/persistence
 import { orderEventStreamKey } from '@orders/queues';
 import { channelOrder, createTestEnv, startReplicatedRedis, waitFor, type ReplicatedRedis, type TestEnv } from '@orders/testing';
 import type { Redis } from 'ioredis';
+import { createServer, type Server } from 'node:http';
 import { pino } from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +23,11 @@ describe('order events published only once a Redis replica holds them (EVENTS_RE
   const metrics = createMetrics({ app: 'worker' });
   const behind = async () => (await metrics.orderEventsBehind.get()).values[0]?.value ?? 0;
   let imported = 0;
+  /** a webhook's receiver: the events of the batches it acknowledged, and what it answers */
+  let receiver: Server;
+  let receiverUrl = '';
+  const acknowledged: string[] = [];
+  let answer = 503;
 
   beforeAll(async () => {
     redis = await startReplicatedRedis();
@@ -41,9 +47,20 @@ describe('order events published only once a Redis replica holds them (EVENTS_RE
         replication: { acks: 1, timeoutMs: 100, connection: publishing },
       },
     ).start();
+    receiver = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        if (answer < 300) acknowledged.push(...(JSON.parse(body) as { events: Array<{ eventId: string }> }).events.map((event) => event.eventId));
+        response.writeHead(answer).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    receiverUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
   });
 
   afterAll(async () => {
+    receiver?.close();
     await publisher?.stop();
     publishing?.disconnect();
     await env?.cleanup();
@@ -104,5 +121,36 @@ describe('order events published only once a Redis replica holds them (EVENTS_RE
     expect(await onStream(redis.replicaClient, late)).toEqual(late.map(() => 1));
     expect(await onStream(redis.replicaClient, early)).toEqual(early.map(() => 1));
     expect(await behind()).toBe(0);
+  });
+
+  it('goes on delivering the events already on the stream to a webhook behind, and reporting how far behind it is, while the replica is away', { timeout: 60_000 }, async () => {
+    const [newest] = await (env.redis as Redis).xrevrange(streamKey(), '+', '-', 'COUNT', 1);
+    await new OrderEventRepository(env.db).createWebhook({ webhook_id: 'behind-while-unreplicated', url: receiverUrl, secret: 'receiver-secret-0123', description: null, stream_cursor: newest?.[0] ?? '0-0', created_at: new Date() });
+    const webhookBehind = async () => (await metrics.webhookBehind.get()).values.find((value) => value.labels.webhook === 'behind-while-unreplicated')?.value ?? 0;
+
+    // on the stream and held by the replica, their receiver refusing them
+    const early = await importOrders(20);
+    await waitFor(async () => (await unpublished(early)).length === 0, { what: 'the early events published' });
+    await waitFor(async () => (await webhookBehind()) > 0, { what: 'the webhook reported behind' });
+
+    await redis.replica.stop();
+    const late = await importOrders(20);
+    await waitFor(async () => (await onStream(env.redis as Redis, late)).every((times) => times === 1), { what: 'the late events on the master' });
+    // many turns whose publishing fails go by: the operator still sees the receiver fall behind (WebhookFallingBehind)
+    await sleep(1_500);
+    expect(await unpublished(late)).toEqual(late);
+    expect(await webhookBehind()).toBeGreaterThan(1);
+
+    // the receiver answers again: it gets the events the stream holds, the replica still away
+    answer = 204;
+    await waitFor(async () => early.every((eventId) => acknowledged.includes(eventId)), { timeoutMs: 5_000, what: 'the early events delivered' });
+    expect(await unpublished(late)).toEqual(late);
+
+    await redis.replica.start();
+    await waitFor(() => redis.inSync(), { what: 'the replica to sync again' });
+    await waitFor(async () => (await unpublished(late)).length === 0, { what: 'the late events published once the replica is back' });
+    await waitFor(async () => late.every((eventId) => acknowledged.includes(eventId)), { what: 'the late events delivered' });
+    // in the stream's order, which is each order's
+    expect([...new Set(acknowledged.filter((eventId) => early.includes(eventId) || late.includes(eventId)))]).toEqual([...early, ...late].sort((a, b) => Number(a) - Number(b)));
   });
 });

@@ -69,6 +69,8 @@ export class OrderEventPublisher {
   private countedAt = 0;
   private pruneAt = 0;
   private trimAt = 0;
+  /** when publishing is tried again after a failed turn */
+  private publishAt = 0;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private readonly webhooks: WebhookDispatcher;
@@ -101,17 +103,15 @@ export class OrderEventPublisher {
           // another process may have delivered while this one did not hold the lock: cursors from MySQL
           this.webhooks.forgetProgress();
           try {
+            // a failed publishing keeps the lock: the webhooks get what the stream holds meanwhile, and
+            // their figures stand rather than go with the lock each failed turn
             while (!this.stopped && (await lock.stillHeld())) {
-              const published = await this.publishBatch();
+              const published = await this.publishDue();
               await this.webhooks.deliverDue();
               await this.pruneDeliveries();
               await this.trimByAge();
               if (published < this.settings.batchSize) await this.pause(this.settings.pollMs);
             }
-          } catch (error) {
-            // publishing fails (Redis away, replicas behind): the backlog grows, and the operator is shown it
-            await this.countBacklog().catch(() => undefined);
-            throw error;
           } finally {
             await this.webhooks.finishBatchesUnderWay();
           }
@@ -124,10 +124,27 @@ export class OrderEventPublisher {
           await this.pause(this.settings.pollMs * 5);
         }
       } catch (error) {
-        if (error instanceof EventsNotReplicated) log.warn({ err: error }, 'order events not published: too few Redis replicas hold them; waited for again');
-        else log.error({ err: error }, 'order-event publisher failed; it starts again');
+        log.error({ err: error }, 'order-event publisher failed; it starts again');
         await this.pause(this.settings.pollMs * 5);
       }
+    }
+  }
+
+  /**
+   * One batch, unless publishing failed within the last few polls (Redis away, replicas behind):
+   * then it waits that long, tried no faster than when a failure gave the lock up.
+   */
+  private async publishDue(): Promise<number> {
+    if (Date.now() < this.publishAt) return 0;
+    try {
+      return await this.publishBatch();
+    } catch (error) {
+      this.publishAt = Date.now() + this.settings.pollMs * 5;
+      if (error instanceof EventsNotReplicated) this.deps.log.warn({ err: error }, 'order events not published: too few Redis replicas hold them; waited for again');
+      else this.deps.log.error({ err: error }, 'order events not published; tried again shortly');
+      // the backlog grows, and the operator is shown it
+      await this.countBacklog().catch(() => undefined);
+      return 0;
     }
   }
 
