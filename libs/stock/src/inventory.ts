@@ -1678,6 +1678,33 @@ export class Inventory {
     return recorded.previous + (await this.setOtherBuckets(recorded.set, buckets));
   }
 
+  /**
+   * Takes back the SKU's open set `ref` that MySQL refused: the transfers it would void are
+   * given in every bucket it reached (takeBackStockSet-1.lua), before it is closed, so no give
+   * voids them meanwhile; then the counters go back to `previous`, what the buckets held
+   * before it. Returns the units that could not be taken (reserved meanwhile).
+   */
+  async takeBackStockSet({ skuId, ref }: Pick<StockSet, 'skuId' | 'ref'>, previous: number, stock: number): Promise<number> {
+    const open = await this.openStockSet(skuId);
+    if (open?.ref === ref) {
+      const buckets = (await this.bucketsOf([skuId])).get(skuId)!;
+      await Promise.all(
+        Array.from({ length: buckets }, (_, bucket) => runStockScript(this.redis, 'takeBackStockSet', [this.keys.sku(this.keys.bucketGroup(bucket), skuId)], [open.generation])),
+      );
+    }
+    await this.closeStockSet({ skuId, ref });
+    return this.correctCounters(skuId, { available: previous - stock, reserved: 0, sold: 0 });
+  }
+
+  /** The SKU's latest stock generation whose set is closed (kept, or taken back): bucket 0's, or the one before while its set is open. */
+  private async closedStockGeneration(skuId: string): Promise<number> {
+    // one MULTI: both keys are bucket 0's group's
+    const [generation, open] = (await this.redis.multi().hget(this.keys.sku(this.keys.bucketGroup(0), skuId), 'generation').zscore(this.keys.openStockSets(), skuId).exec()) ?? [];
+    if (!generation || !open) throw new Error(`no reply to the read of ${skuId}'s stock generation`);
+    if (generation[0] || open[0]) throw generation[0] ?? open[0];
+    return Number(generation[1] ?? 0) - (open[1] === null ? 0 : 1);
+  }
+
   /** The set's MySQL side is done, or it was taken back: nothing finishes it any more. */
   async closeStockSet(set: Pick<StockSet, 'skuId' | 'ref'>): Promise<void> {
     await runStockScript(this.redis, 'closeStockSet', [this.keys.sku(this.keys.bucketGroup(0), set.skuId), this.keys.openStockSets()], [set.ref, set.skuId]);
@@ -1771,12 +1798,14 @@ export class Inventory {
 
   /**
    * The receiving side: adds the transfer's units to bucket `to` once per transfer id,
-   * or voids the transfer when a stock set overrode them (GiveOutcome).
+   * or voids the transfer when a stock set overrode them (GiveOutcome), once that set is
+   * closed: while open it may yet be taken back, and the transfer waits.
    */
   async giveForTransfer(transfer: TakenTransfer): Promise<GiveOutcome> {
     const group = this.keys.bucketGroup(transfer.to);
     const keys = [this.keys.sku(group, transfer.skuId), this.keys.transfer(group, transfer.transferId)];
-    const code = await runStockScript(this.redis, 'giveStock', keys, [transfer.qty, transfer.generation]);
+    const closed = await this.closedStockGeneration(transfer.skuId);
+    const code = await runStockScript(this.redis, 'giveStock', keys, [transfer.qty, transfer.generation, closed]);
     const outcome = GIVE_OUTCOMES[code];
     if (!outcome) throw new Error(`giveStock answered an unknown code ${String(code)}`);
     if (outcome === 'given') this.announceReturned([transfer.skuId]);

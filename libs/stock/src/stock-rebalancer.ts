@@ -30,7 +30,10 @@ const STEP_RETRY_MS = 200;
  * A merchant's stock set (Inventory.setAvailable) overrides what every bucket holds.
  * Units taken before it are not given after it (that would sell them on top of the
  * new quantity): the give voids the transfer, and the ledger gets its `out` row
- * alone, as the set's own row counted without them. Units taken after the set
+ * alone, as the set's own row counted without them; but only once the set is closed
+ * (MySQL has it): until then the transfer waits, open, as a set MySQL refuses is taken
+ * back to what the buckets held before it, without those units, and they are then given
+ * (StockSets). Units taken after the set
  * reached the giving bucket wait until it reaches the receiving one; the transfer
  * stays open meanwhile and the reconciler's run gives them.
  *

@@ -17,6 +17,7 @@ interface StockScriptReplies {
   startStockSet: [number, number];
   setStock: [number, number];
   closeStockSet: number;
+  takeBackStockSet: number;
   correctBucket: number;
   commitStock: [number, number];
   restoreReservation: number;
@@ -46,6 +47,7 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   startStockSet: 'startStockSet-2.lua',
   setStock: 'setStock-1.lua',
   closeStockSet: 'closeStockSet-2.lua',
+  takeBackStockSet: 'takeBackStockSet-1.lua',
   correctBucket: 'correctBucket-2.lua',
   commitStock: 'commitStock-1+n.lua',
   restoreReservation: 'restoreReservation-2.lua',

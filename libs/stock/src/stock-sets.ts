@@ -69,10 +69,7 @@ export class StockSets {
               if (previous === null) throw new StockBucketLost(skuId, [0]);
               return previous;
             },
-            takeBack: async (previous) => {
-              await inventory.closeStockSet({ skuId, ref });
-              tookBack(await inventory.correctCounters(skuId, { available: previous - stock, reserved: 0, sold: 0 }));
-            },
+            takeBack: async (previous) => tookBack(await inventory.takeBackStockSet({ skuId, ref }, previous, stock)),
           },
           keyPrefix,
         );

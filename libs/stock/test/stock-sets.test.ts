@@ -154,6 +154,40 @@ describe("a merchant's stock set whose Redis answer never came", () => {
     expect(await stockSetsOn(inventory).set('BACK', 20, 'back-keyed', noTakeBack)).toBe('recorded');
   });
 
+  it('keeps on sale the units transfers carried across a set MySQL refused and Redis took back, given before the take-back or after it: none voided', async () => {
+    await inventory.initSku({ skuId: 'CARRY', available: 40, ...rules });
+    const recorded: FinishedTransfer[] = [];
+    const rebalancer = new StockRebalancer({ inventory, recordTransfer: async (transfer) => void recorded.push(transfer), clock: () => new Date(), onError: () => undefined });
+    // two transfers on their way as the merchant sets 20: the set counts 34 before it, without their 6 units
+    const after = await inventory.takeForTransfer({ transferId: 'carry-after', skuId: 'CARRY', from: 1, to: 2, qty: 4 }, new Date());
+    const between = await inventory.takeForTransfer({ transferId: 'carry-between', skuId: 'CARRY', from: 3, to: 0, qty: 2 }, new Date());
+    let givenBetween: unknown;
+    const refused = new StockSets({
+      inventory,
+      record: async (_skuId, _stock, _ref, side) => {
+        const previous = (await side.set())!;
+        givenBetween = await inventory.giveForTransfer(between);
+        await side.takeBack!(previous);
+        throw new Error('MySQL refused the ledger row');
+      },
+      clock: () => new Date(),
+    });
+    await expect(refused.set('CARRY', 20, 'carry-1', () => undefined)).rejects.toThrow('MySQL refused the ledger row');
+    expect([givenBetween, await inventory.openStockSet('CARRY')]).toEqual(['waiting', null]);
+
+    // the set never was: both transfers' units go where they were going, nothing lost from sale
+    expect(await inventory.giveForTransfer(after)).toBe('given');
+    expect(await rebalancer.completeOpenTransfers(0)).toBe(2);
+    expect(recorded.map(({ transferId, voided }) => [transferId, voided]).sort()).toEqual([['carry-after', false], ['carry-between', false]]);
+    expect(await inventory.getSkuStock('CARRY')).toEqual({ available: 40, reserved: 0, sold: 0 });
+
+    // a set MySQL keeps voids what it overrode, as before
+    const later = await inventory.takeForTransfer({ transferId: 'carry-later', skuId: 'CARRY', from: 2, to: 3, qty: 5 }, new Date());
+    expect(await stockSetsOn(inventory).set('CARRY', 20, 'carry-2', noTakeBack)).toBe('set');
+    expect(await inventory.giveForTransfer(later)).toBe('voided');
+    expect(await inventory.getSkuStock('CARRY')).toEqual({ available: 20, reserved: 0, sold: 0 });
+  });
+
   it('finishes a set that reached bucket 0 alone before the next set of the SKU starts, so both are in the ledger', async () => {
     await inventory.initSku({ skuId: 'NEXT', available: 40, ...rules });
     const late = unanswered('startStockSet', 'NEXT', 0);

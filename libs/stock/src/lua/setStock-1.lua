@@ -16,10 +16,12 @@
   it held is the ledger's to say, and the set waits for the stock repair to recreate it),
   { -2, the bucket's generation } when a later set has reached it.
 ]]
-local bucket = redis.call('HMGET', KEYS[1], 'available', 'generation', 'setFrom', 'deduction')
+local bucket = redis.call('HMGET', KEYS[1], 'available', 'generation', 'setFrom', 'deduction', 'givesFrom')
 if not bucket[1] or not bucket[4] then return { -1, 0 } end
 local generation, here = tonumber(ARGV[2]), tonumber(bucket[2] or '0')
 if here == generation then return { tonumber(bucket[3] or '0'), generation } end
 if here > generation then return { -2, here } end
-redis.call('HSET', KEYS[1], 'available', ARGV[1], 'generation', generation, 'setFrom', bucket[1])
+-- transfers taken before the set are voided; should the set be taken back, the bucket gives from where it did
+redis.call('HSET', KEYS[1], 'available', ARGV[1], 'generation', generation, 'setFrom', bucket[1], 'givesFromBefore', bucket[5] or here)
+redis.call('HDEL', KEYS[1], 'givesFrom')
 return { tonumber(bucket[1]), generation }

@@ -24,13 +24,15 @@
   for a reference started before and open what it found then; { -1, 0 } when the SKU is
   unknown; { -2, the SKU's generation } when another set of the SKU is open or started since.
 ]]
-local bucket = redis.call('HMGET', KEYS[1], 'available', 'generation', 'setRef', 'setFrom')
+local bucket = redis.call('HMGET', KEYS[1], 'available', 'generation', 'setRef', 'setFrom', 'givesFrom')
 if not bucket[1] then return { -1, 0 } end
 local here = tonumber(bucket[2] or '0')
 local open = redis.call('ZSCORE', KEYS[2], ARGV[5])
 if bucket[3] == ARGV[3] and open then return { tonumber(bucket[4]), here } end
 local generation = tonumber(ARGV[2])
 if generation <= here or open then return { -2, here } end
-redis.call('HSET', KEYS[1], 'available', ARGV[1], 'generation', generation, 'setFrom', bucket[1], 'setRef', ARGV[3], 'setStock', ARGV[4])
+-- transfers taken before the set are voided; should the set be taken back, the bucket gives from where it did
+redis.call('HSET', KEYS[1], 'available', ARGV[1], 'generation', generation, 'setFrom', bucket[1], 'setRef', ARGV[3], 'setStock', ARGV[4], 'givesFromBefore', bucket[5] or here)
+redis.call('HDEL', KEYS[1], 'givesFrom')
 redis.call('ZADD', KEYS[2], tonumber(ARGV[6]), ARGV[5])
 return { tonumber(bucket[1]), generation }
