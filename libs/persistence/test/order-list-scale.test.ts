@@ -123,6 +123,29 @@ describe('listing the orders of a merchant with 20,000 lines', () => {
     expect(plan[0]).toMatchObject({ table: 'line', key: 'order_items_merchant' });
     for (const step of plan) expect(step.Extra ?? '').not.toMatch(/filesort|temporary/i);
   });
+
+  it('reads as many index entries for a merchant’s page as the page holds, not every split order’s child in the shop', async () => {
+    const { rows: children } = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM orders WHERE parent_order_id IS NOT NULL`.execute(env.db);
+    expect(Number(children[0]!.n)).toBe(ORDERS / 10);
+    // what GET /v1/orders reads for a merchant, for an admin's list of leaves, and what the backstop sweep reads for a page
+    for (const read of [
+      (repository: OrderRepository) => repository.listOrders({ merchantId: 'bigshop', leaf: true, limit: 21 }),
+      (repository: OrderRepository) => repository.listOrders({ leaf: true, status: 'PAID', limit: 21 }),
+      (repository: OrderRepository) => repository.waitingLongerThan('SHIPPED', ['standard'], -MINUTE, { offset: 0, limit: 21 }),
+    ]) {
+      statements.length = 0;
+      await read(new OrderRepository(logged));
+      const page = statements[0]!;
+      await logged.connection().execute(async (connection) => {
+        await sql`FLUSH STATUS`.execute(connection);
+        await connection.executeQuery(CompiledQuery.raw(page.sql, [...page.parameters]));
+        const { rows } = await sql<{ Variable_name: string; Value: string }>`SHOW SESSION STATUS LIKE 'Handler_read%'`.execute(connection);
+        const entries = rows.reduce((sum, row) => sum + Number(row.Value), 0);
+        // a page of 21 orders: their lines and a look for each one's children, some hundreds at most
+        expect(entries, page.sql).toBeLessThan(300);
+      });
+    }
+  });
 });
 
 describe('the orders a lost timer’s backstop sweep moves on', () => {
