@@ -13,6 +13,18 @@ import { startOrderSystem, type OrderSystem } from '../../worker/test/support/or
 const CONSOLE_DIR = fileURLToPath(new URL('..', import.meta.url));
 const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
 
+/** What the console asks on a click of `button` (the browser's confirm box), answered no: nothing is sent. */
+async function questionDeclined(page: Page, button: Locator): Promise<string> {
+  const question = new Promise<string>((resolve) =>
+    page.once('dialog', (dialog) => {
+      resolve(dialog.message());
+      void dialog.dismiss();
+    }),
+  );
+  await button.click();
+  return question;
+}
+
 /**
  * What a shop's staff meet in the console day to day: a search that survives a reload and a
  * look at one of its orders, and dates typed into forms that say which zone they are in. The
@@ -264,14 +276,7 @@ describe('the console as staff use it', () => {
     expect((await box.inputValue()).length).toBe(400);
 
     // said no to, nothing is sent: the return still waits for its review
-    const question = new Promise<string>((resolve) =>
-      page.once('dialog', (dialog) => {
-        resolve(dialog.message());
-        void dialog.dismiss();
-      }),
-    );
-    await page.getByRole('button', { name: /Approve return/ }).click();
-    expect(await question).toBe('Approve the return of 2 units (2 × KETTLE): refund $79.98 once received? This cannot be undone.');
+    expect(await questionDeclined(page, page.getByRole('button', { name: /Approve return/ }))).toBe('Approve the return of 2 units (2 × KETTLE): refund $79.98 once received? This cannot be undone.');
     await page.getByRole('button', { name: 'Refresh' }).click();
     expect(await shownText(page.getByTestId('order-status'))).toBe('RETURN_REQUESTED');
     expect((await system.order(orderId)).status).toBe('RETURN_REQUESTED');
@@ -290,14 +295,7 @@ describe('the console as staff use it', () => {
     const cancel = page.getByRole('button', { name: /Cancel \(unpaid\)/ });
     await cancel.waitFor();
 
-    const asked = new Promise<string>((resolve) =>
-      page.once('dialog', (dialog) => {
-        resolve(dialog.message());
-        void dialog.dismiss();
-      }),
-    );
-    await cancel.click();
-    expect(await asked).toBe('Cancel this unpaid order? The buyer can no longer pay it, and its units go back on sale. This cannot be undone.');
+    expect(await questionDeclined(page, cancel)).toBe('Cancel this unpaid order? The buyer can no longer pay it, and its units go back on sale. This cannot be undone.');
     await page.getByRole('button', { name: 'Refresh' }).click();
     expect(await shownText(page.getByTestId('order-status'))).toBe('PENDING_PAYMENT');
     expect((await system.order(orderId)).status).toBe('PENDING_PAYMENT');
@@ -452,14 +450,7 @@ describe('the console as staff use it', () => {
     const cancel = page.getByRole('button', { name: /Cancel with refund/ });
     await cancel.waitFor();
 
-    const asked = new Promise<string>((resolve) =>
-      page.once('dialog', (dialog) => {
-        resolve(dialog.message());
-        void dialog.dismiss();
-      }),
-    );
-    await cancel.click();
-    expect(await asked).toBe('Cancel this order and pay the buyer back in full? This cannot be undone.');
+    expect(await questionDeclined(page, cancel)).toBe('Cancel this order and pay the buyer back in full? This cannot be undone.');
     await page.getByRole('button', { name: 'Refresh' }).click();
     expect(await shownText(page.getByTestId('order-status'))).toBe('IN_FULFILLMENT');
     expect((await system.order(orderId)).status).toBe('IN_FULFILLMENT');

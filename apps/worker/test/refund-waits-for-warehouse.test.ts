@@ -57,24 +57,10 @@ describe('a refund of units the warehouse holds in a parcel', () => {
     return orderId;
   };
   /** A paid order of kettles and two teas, from two warehouses, split in two children in fulfilment. */
-  const paidSplitOrder = async (buyer: string, key: string, kettles: number, couponCode?: string) => {
-    const placed = await system.request('POST', '/v1/orders', {
-      token: system.token(buyer),
-      headers: { 'idempotency-key': key },
-      body: { items: [{ skuId: 'KETTLE', qty: kettles }, { skuId: 'TEA', qty: 2 }], address: buyerAddress, ...(couponCode ? { couponCode } : {}) },
-    });
-    expect(placed.status).toBe(202);
-    const orderId = placed.body.orderId as string;
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
-    const children = (await waitFor(
-      async () => {
-        const subs = await Promise.all((await system.order(orderId)).subOrders.map((id: string) => system.order(id)));
-        return subs.length === 2 && subs.every((sub) => sub.status === 'IN_FULFILLMENT') && subs;
-      },
-      { what: 'the order split in two children in fulfilment' },
-    )) as any[];
-    const [kettleChild, teaChild] = ['KETTLE', 'TEA'].map((skuId) => children.find((child) => child.items[0].skuId === skuId).orderId as string) as [string, string];
+  const paidSplitOrder = async (buyer: string, kettles: number, couponCode?: string) => {
+    const { orderId, children } = await system.paidAndSplit(buyer, [{ skuId: 'KETTLE', qty: kettles }, { skuId: 'TEA', qty: 2 }], couponCode);
+    const skusOf = await Promise.all(children.map(async (child) => (await system.order(child)).items[0].skuId as string));
+    const [kettleChild, teaChild] = ['KETTLE', 'TEA'].map((skuId) => children[skusOf.indexOf(skuId)]!) as [string, string];
     return { orderId, kettleChild, teaChild };
   };
   const warehouseOutage = async (outage: boolean) => system.warehouseSim.request('PUT', '/__admin/faults', { body: { outage } });
@@ -279,7 +265,7 @@ describe('a refund of units the warehouse holds in a parcel', () => {
   );
 
   it('cancels a split order whose one parcel left before its warehouse read the cancel: that child’s refund withdrawn and the child shipped, the other paid back once its warehouse took its units out, the coupon kept', async () => {
-    const { orderId, kettleChild, teaChild } = await paidSplitOrder('eli', 'eli-split', 1, 'WELCOME');
+    const { orderId, kettleChild, teaChild } = await paidSplitOrder('eli', 1, 'WELCOME');
     const teaBefore = (await system.request('GET', '/v1/admin/skus/TEA', { token: admin() })).body.stock;
 
     // the kettle's parcel leaves, its SHIPPED held up on the way; the buyer cancels the whole order
@@ -369,7 +355,7 @@ describe('a refund of units the warehouse holds in a parcel', () => {
 
   it('refuses, on a split order one child of which left with the units of a refund of some lines (withdrawn), what would move that child, naming it, and still refunds the other child’s lines', async () => {
     const lea = system.token('lea');
-    const { orderId, kettleChild, teaChild } = await paidSplitOrder('lea', 'lea-split', 2);
+    const { orderId, kettleChild, teaChild } = await paidSplitOrder('lea', 2);
 
     // the kettles' parcel leaves before its warehouse reads the refund of one of them
     await system.warehouseSim.request('POST', `/__admin/orders/${kettleChild}/events`, { body: { event: 'SHIPPED', notify: false } });
@@ -394,7 +380,7 @@ describe('a refund of units the warehouse holds in a parcel', () => {
   });
 
   it('refuses to cancel a split order one child of which left with the units of its own cancel (withdrawn): the other child is not refunded, and that child is not cancelled again', async () => {
-    const { orderId, kettleChild, teaChild } = await paidSplitOrder('fay', 'fay-split', 1);
+    const { orderId, kettleChild, teaChild } = await paidSplitOrder('fay', 1);
     const teaBefore = (await system.request('GET', '/v1/admin/skus/TEA', { token: admin() })).body.stock;
 
     // the kettle's parcel leaves before its warehouse reads the buyer's cancel of that child: the cancel is withdrawn, the kettle ships

@@ -31,11 +31,11 @@ export interface OrderSystem extends Pick<HttpClient, 'request'> {
     orderType?: 'standard' | 'presale' | 'virtual';
     flashSale?: { priceCents: number; startsAt: string; endsAt: string; perUserLimit: number };
   }): Promise<void>;
-  checkout(buyer: string, items: Array<{ skuId: string; qty: number }>, key?: string): Promise<string>;
+  checkout(buyer: string, items: Array<{ skuId: string; qty: number }>, key?: string, couponCode?: string): Promise<string>;
   /** The buyer's order of `items`, paid by card and shipped by the warehouse: SHIPPED. */
   shipped(buyer: string, items: Array<{ skuId: string; qty: number }>): Promise<string>;
   /** The buyer's order of `items` of several merchants or warehouses, paid by card and split: its children, each IN_FULFILLMENT. */
-  paidAndSplit(buyer: string, items: Array<{ skuId: string; qty: number }>): Promise<{ orderId: string; children: string[] }>;
+  paidAndSplit(buyer: string, items: Array<{ skuId: string; qty: number }>, couponCode?: string): Promise<{ orderId: string; children: string[] }>;
   /** An order of any type put straight into MySQL, as the worker would write it, with no reservation in Redis. */
   persisted(type: OrderType, userId: string, items: Array<{ skuId: string; qty: number }>): Promise<string>;
   waitForStatus(orderId: string, status: string, timeoutMs?: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -125,8 +125,8 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
   const token = (sub: string, role: 'buyer' | 'merchant' | 'admin' = 'buyer') => signToken(config.AUTH_JWT_SECRET, { sub, role });
   const admin = token('ops', 'admin');
   /** The buyer's order of `items`, its payment by card asked for (202). */
-  const paidByCard = async (buyer: string, items: Array<{ skuId: string; qty: number }>): Promise<string> => {
-    const orderId = await system.checkout(buyer, items);
+  const paidByCard = async (buyer: string, items: Array<{ skuId: string; qty: number }>, couponCode?: string): Promise<string> => {
+    const orderId = await system.checkout(buyer, items, undefined, couponCode);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     const paid = await http.request('POST', `/v1/orders/${orderId}/pay`, { token: token(buyer), body: { method: 'card' } });
     if (paid.status !== 202) throw new Error(`pay: ${paid.status} ${JSON.stringify(paid.body)}`);
@@ -145,8 +145,8 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
       const answer = await http.request('POST', '/v1/admin/skus', { token: admin, body: { title: sku.skuId, ...sku } });
       if (answer.status !== 201) throw new Error(`creating ${sku.skuId}: ${answer.status} ${JSON.stringify(answer.body)}`);
     },
-    async checkout(buyer, items, key = `${buyer}-${items.map((i) => `${i.skuId}x${i.qty}`).join('-')}`) {
-      const answer = await http.request('POST', '/v1/orders', { token: token(buyer), headers: { 'idempotency-key': key }, body: { items, address: buyerAddress } });
+    async checkout(buyer, items, key = `${buyer}-${items.map((i) => `${i.skuId}x${i.qty}`).join('-')}`, couponCode) {
+      const answer = await http.request('POST', '/v1/orders', { token: token(buyer), headers: { 'idempotency-key': key }, body: { items, address: buyerAddress, ...(couponCode ? { couponCode } : {}) } });
       if (answer.status !== 202) throw new Error(`checkout: ${answer.status} ${JSON.stringify(answer.body)}`);
       return answer.body.orderId as string;
     },
@@ -158,8 +158,8 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
       await system.waitForStatus(orderId, 'SHIPPED');
       return orderId;
     },
-    async paidAndSplit(buyer, items) {
-      const orderId = await paidByCard(buyer, items);
+    async paidAndSplit(buyer, items, couponCode) {
+      const orderId = await paidByCard(buyer, items, couponCode);
       const children = await waitFor(
         async () => {
           const subOrders = (await system.order(orderId)).subOrders as string[];
