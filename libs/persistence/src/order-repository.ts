@@ -181,6 +181,20 @@ export function notSplit(orderId: 'o.order_id' | 'orders.order_id'): Expression<
 }
 
 /**
+ * The index a list of orders by status or type walks newest first, stopping after a page: left
+ * to itself MariaDB intersects the status and type indexes, reading every entry of both and
+ * sorting them (96k entries at 200k orders), and below a cursor reads the status's (or type's)
+ * entries from its newest order down, past every newer one. Forced, it reads a range of
+ * (status, order_id), as the cursor and the dates bound the ids. A buyer's, a parent's and the
+ * declined refunds' orders are fewer: read from their own entries, as MySQL chooses.
+ */
+function walkedIndex(filter: OrderListFilter) {
+  if (filter.userId !== undefined || filter.parentOrderId !== undefined || filter.refundDeclined) return sql``;
+  if (filter.status !== undefined) return sql`force index (orders_status)`;
+  return filter.type === undefined ? sql`` : sql`force index (orders_type)`;
+}
+
+/**
  * A batch's orders priced with a coupon of which, by the batch's transaction, their buyer has
  * fewer uses left than the orders: a batch persisted since they were priced recorded one.
  * Nothing of the batch is written; priced again from MySQL, they go without the coupon.
@@ -593,7 +607,7 @@ export class OrderRepository {
           .orderBy('line.order_id', 'desc')
           .limit(filter.limit)
           .execute()
-      : await this.db.selectFrom('orders').selectAll().where(eb.and(where)).orderBy('orders.order_id', 'desc').limit(filter.limit).execute();
+      : (await sql<OrderRow>`select * from orders ${walkedIndex(filter)} where ${eb.and(where)} order by orders.order_id desc limit ${filter.limit}`.execute(this.db)).rows;
     return orders.length === 0 ? [] : this.viewsOf(orders);
   }
 
