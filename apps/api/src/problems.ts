@@ -43,6 +43,13 @@ export const checkoutInProgress = () =>
 export const dependencyTooSlow = (dependency: string) =>
   new HttpProblem(503, 'SERVICE_UNAVAILABLE', `${dependency} is answering too slowly; retry shortly`, 1);
 
+/** A body size limit as a caller reads it, to split what it sends: its bytes, and its KiB or MiB when whole. */
+export function bodySize(bytes: number): string {
+  const [kibibytes, mebibytes] = [bytes / 1024, bytes / (1024 * 1024)];
+  const named = Number.isInteger(mebibytes) ? ` (${mebibytes} MiB)` : Number.isInteger(kibibytes) ? ` (${kibibytes} KiB)` : '';
+  return `${bytes} bytes${named}`;
+}
+
 /** HTTP status of each domain error code; the one place where the two vocabularies meet. */
 export const STATUS_OF_CODE: Record<string, number> = {
   VALIDATION_FAILED: 400,

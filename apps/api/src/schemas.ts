@@ -103,7 +103,7 @@ function orderLinesSchema(limits: LineLimits, required: readonly string[], prope
   } as const;
 }
 
-const ORDER_IMPORT_MAX = 500;
+export const ORDER_IMPORT_MAX = 500;
 /** What a batch of ORDER_IMPORT_MAX orders takes (~2 KB each with a few lines): BODY_LIMIT_BYTES, sized for a checkout, would cap it near 40. */
 export const ORDER_IMPORT_BODY_LIMIT = 2 * 1024 * 1024;
 

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
-import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buyerAddress, createTestEnv, startTcpProxy, type TcpProxy, type TestEnv } from '@orders/testing';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
 
 const partnerOrder = (externalOrderId: string, status: string, userId = 'tm-buyer-1') => ({
@@ -236,6 +236,20 @@ describe('importing orders from other business order systems', () => {
     expect(anonymous.status).toBe(401);
   });
 
+  it('refuses a body past its 2 MiB limit with 413 naming the limit, as its OpenAPI description states, and a checkout past its own limit naming that one', async () => {
+    const admin = api.token('ops', 'admin');
+    const limit = 2 * 1024 * 1024;
+    const oversized = JSON.stringify({ channel: 'big', orders: Array.from({ length: 500 }, (_, i) => ({ ...partnerOrder(`BIG-${i}`, 'PAID'), note: 'x'.repeat(limit / 500) })) });
+    const refused = await api.request('POST', '/v1/admin/orders/import', { token: admin, body: oversized });
+    expect([refused.status, String(refused.headers['content-type'])]).toEqual([413, expect.stringMatching(/^application\/problem\+json/)]);
+    expect(refused.body).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', detail: 'Request body is too large: this route accepts at most 2097152 bytes (2 MiB)' });
+    const documented = (await api.request('GET', '/docs/json')).body.paths['/v1/admin/orders/import'].post.description;
+    expect(documented).toMatch(/^Up to 500 orders in a body of at most 2097152 bytes \(2 MiB\); a larger body is refused with 413 PAYLOAD_TOO_LARGE/);
+
+    const checkout = await api.request('POST', '/v1/orders', { token: api.token('tia'), headers: { 'idempotency-key': 'big-1' }, body: { items: [{ skuId: 'KETTLE', qty: 1 }], address: { ...buyerAddress, line1: 'x'.repeat(env.config.BODY_LIMIT_BYTES) } } });
+    expect([checkout.status, checkout.body.detail]).toEqual([413, `Request body is too large: this route accepts at most ${env.config.BODY_LIMIT_BYTES} bytes (${env.config.BODY_LIMIT_BYTES / 1024} KiB)`]);
+  });
+
   it('refuses a bad batch as a whole, naming what is wrong, and writes nothing of it', async () => {
     const admin = api.token('ops', 'admin');
     const before = (await env.db.selectFrom('orders').select('order_id').execute()).length;
@@ -280,5 +294,56 @@ describe('importing orders from other business order systems', () => {
     oneLine.items[0] = { ...oneLine.items[0]!, qty: 3, discountCents: 500 + 400 };
     const taken = await api.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'twice', orders: [oneLine] } });
     expect([taken.status, taken.body.imported]).toEqual([200, 1]);
+  });
+});
+
+describe('importing orders while the api cannot reach Redis', () => {
+  let env: TestEnv;
+  let proxy: TcpProxy;
+  let api: ApiUnderTest;
+
+  beforeAll(async () => {
+    env = await createTestEnv('order_import_redis_away');
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: 6379 });
+    api = await startApi({ ...env, config: { ...env.config, REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_COMMAND_TIMEOUT_MS: 500 } });
+  });
+  afterAll(async () => {
+    await api?.close();
+    await proxy?.close();
+    await env?.cleanup();
+  });
+
+  it("counts the batch's new orders as they are saved, though moving on a re-sent one fails after (its warehouse not told of its cancel) and a replay finds them duplicates", { timeout: 30_000 }, async () => {
+    const admin = api.token('ops', 'admin');
+    const send = (...orders: Array<[string, string]>) =>
+      api.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'jd', orders: orders.map(([id, status]) => partnerOrder(id, status, 'jd-buyer')) } });
+    const imported = async () => (await api.deps.metrics.ordersImported.get()).values.find(({ labels }) => labels.channel === 'jd')?.value;
+    expect((await send(['JD-1', 'PAID'])).body.imported).toBe(1);
+
+    await proxy.cut();
+    try {
+      const failed = await send(['JD-1', 'CANCELLED'], ['JD-2', 'PAID'], ['JD-3', 'SHIPPED']);
+      expect(failed.status).toBeGreaterThanOrEqual(500);
+    } finally {
+      await proxy.restore();
+    }
+    expect(await env.db.selectFrom('orders').select('external_order_id').where('source_channel', '=', 'jd').orderBy('external_order_id').execute()).toEqual([
+      { external_order_id: 'JD-1' },
+      { external_order_id: 'JD-2' },
+      { external_order_id: 'JD-3' },
+    ]);
+    expect(await imported()).toBe(3);
+
+    // sent again once the api has its Redis connections back
+    const replay = await vi.waitFor(
+      async () => {
+        const answer = await send(['JD-1', 'CANCELLED'], ['JD-2', 'PAID'], ['JD-3', 'SHIPPED']);
+        expect(answer.status).toBe(200);
+        return answer;
+      },
+      { timeout: 10_000, interval: 250 },
+    );
+    expect(replay.body).toMatchObject({ imported: 0, duplicates: 3, advanced: 0 });
+    expect(await imported()).toBe(3);
   });
 });

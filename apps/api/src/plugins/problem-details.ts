@@ -7,7 +7,7 @@ import { STATUS_CODES } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { CheckoutIntake } from '../checkout-intake.js';
-import { HttpProblem, STATUS_OF_CODE, dependencyTooSlow, dependencyUnavailable, problem, problemMembersOf, type ProblemMembers } from '../problems.js';
+import { HttpProblem, STATUS_OF_CODE, bodySize, dependencyTooSlow, dependencyUnavailable, problem, problemMembersOf, type ProblemMembers } from '../problems.js';
 
 const FASTIFY_CODES: Record<string, { status: number; code: string }> = {
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'PAYLOAD_TOO_LARGE' },
@@ -124,6 +124,8 @@ export const problemDetailsPlugin = fp(
         return send(reply, 400, 'VALIDATION_FAILED', `${fastifyError.validationContext ?? 'request'}${error.message.replace(/^(body|querystring|params|headers)/, '')}${named}`);
       }
       const known = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
+      // the caller is told the limit of the route it sent to, to split what it sends
+      if (known && fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return send(reply, known.status, known.code, `Request body is too large: this route accepts at most ${bodySize(request.routeOptions.bodyLimit)}`);
       if (known) return send(reply, known.status, known.code, error.message);
       const status = fastifyError.statusCode ?? 500;
       if (status >= 400 && status < 500) return send(reply, status, status === 404 ? 'NOT_FOUND' : 'BAD_REQUEST', error.message);

@@ -3,8 +3,8 @@ import { OrderImportRepository, type ImportOutcome } from '@orders/persistence';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { ulid } from 'ulid';
 import type { AppDeps } from '../app-deps.js';
-import { validationFailed } from '../problems.js';
-import { ORDER_IMPORT_BODY_LIMIT, orderImportBodySchema, problemRef } from '../schemas.js';
+import { bodySize, validationFailed } from '../problems.js';
+import { ORDER_IMPORT_BODY_LIMIT, ORDER_IMPORT_MAX, orderImportBodySchema, problemRef } from '../schemas.js';
 import { fireTableAction, followUpAgain } from './order-engine-support.js';
 
 /** What importing an order again did: nothing (`duplicate`), moved it on to the status its channel reports, or found it cannot. */
@@ -32,6 +32,7 @@ export async function orderImportRoutes(app: FastifyInstance, { deps }: { deps: 
         tags: ['admin'],
         summary: "Import orders from another order system; importing the same (channel, externalOrderId) again moves it on to the status its channel reports, or changes nothing",
         description:
+          `Up to ${ORDER_IMPORT_MAX} orders in a body of at most ${bodySize(ORDER_IMPORT_BODY_LIMIT)}; a larger body is refused with 413 PAYLOAD_TOO_LARGE naming the limit: send fewer orders per request. ` +
           "An order imported before (the same channel and externalOrderId) is not imported again: of what is sent again only its status is read. One further on the imported table (SHIPPED, DELIVERED, COMPLETED; CANCELLED while PAID) moves the order there as its channel (system), step by step, its shipment with it and its warehouse told of a cancel (outcome advanced); the status it has, or one it passed here (its warehouse delivered it first), changes nothing (duplicate); one it cannot reach from here (cancelled in the channel, shipped here) changes nothing (conflict: for the shop to settle with the channel; counted in imported_order_conflicts_total by channel at each sending, which raises ImportedOrderConflicts). Each result carries the order's status here. All or nothing per request: one invalid order refuses the batch with 400 VALIDATION_FAILED naming it, among them one holding a SKU on two lines (an order holds one line per SKU). An imported order is never split, and a merchant moves only orders holding its own goods alone: an order holding several merchants' goods that is still to be shipped, delivered or completed (PAID, SHIPPED, DELIVERED) is refused, its channel sending each merchant's goods as an order of its own; one that arrived closed (COMPLETED, CANCELLED) is taken as it is.",
         body: orderImportBodySchema({ maxLines: config.MAX_ORDER_LINES, maxQty: config.MAX_LINE_QTY }),
         response: {
@@ -68,6 +69,8 @@ export async function orderImportRoutes(app: FastifyInstance, { deps }: { deps: 
       const now = deps.clock();
       const plans = orders.map((order) => ({ ...planImport(order, now), orderId: ulid() }));
       const outcomes = await imports.importOrders(channel, plans, deps.clock());
+      // counted once committed: a re-sent order failing to move on below answers 5xx, and a replay finds these duplicates
+      deps.metrics.ordersImported.inc({ channel }, outcomes.filter((outcome) => outcome.outcome === 'imported').length);
       const results: ImportResult[] = [];
       // one at a time, in the batch's order: a channel's updates of one buyer's orders land as it sent them
       for (const [index, outcome] of outcomes.entries()) {
@@ -75,7 +78,6 @@ export async function orderImportRoutes(app: FastifyInstance, { deps }: { deps: 
         results.push(outcome.outcome === 'imported' ? { ...outcome, status: reported } : await moveOnAsReported(request.log, channel, outcome, reported));
       }
       const counted = (outcome: ImportResult['outcome']) => results.filter((result) => result.outcome === outcome).length;
-      deps.metrics.ordersImported.inc({ channel }, counted('imported'));
       return { imported: counted('imported'), duplicates: counted('duplicate'), advanced: counted('advanced'), conflicts: counted('conflict'), results };
     },
   );
