@@ -1,7 +1,8 @@
-import { createDb, OrderRepository, type OrderDb, type OrderListFilter } from '@orders/persistence';
+import { type OrderListFilter } from '@orders/persistence';
 import { createTestEnv, type TestEnv } from '@orders/testing';
+import { OrderListReads } from './support/order-list-reads.js';
 import { firstOrderIdAt } from '@orders/domain';
-import { CompiledQuery, Kysely, MysqlDialect, sql } from 'kysely';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ORDERS = 12_000;
@@ -9,10 +10,7 @@ const T0 = Date.parse('2026-01-01T00:00:00Z');
 const MINUTE = 60_000;
 
 let env: TestEnv;
-let orders: OrderRepository;
-/** the same database, its statements logged: what listOrders sent, to run again and count what it read */
-let logged: OrderDb;
-const statements: CompiledQuery[] = [];
+let reads: OrderListReads;
 
 const TYPES = ['flash_sale', 'flash_sale', 'presale', 'standard', 'standard'];
 const STATUSES = ['PAID', 'PAID', 'SHIPPED', 'SHIPPED', 'SHIPPED', 'CANCELLED', 'PENDING_PAYMENT'];
@@ -51,28 +49,13 @@ async function fill(): Promise<void> {
 
 beforeAll(async () => {
   env = await createTestEnv('order_list_pairs');
-  orders = new OrderRepository(env.db);
-  logged = new Kysely({ dialect: new MysqlDialect({ pool: createDb(env.config.MYSQL_URL, 1).pool }), log: (event) => void statements.push(event.query) });
+  reads = new OrderListReads(env.db, env.config.MYSQL_URL);
   await fill();
 }, 60_000);
 afterAll(async () => {
-  await logged?.destroy();
+  await reads?.close();
   await env?.cleanup();
 });
-
-/** The first two pages of 20 from `before` (or the newest), each from the cursor of the one before, as GET /v1/admin/orders reads them. */
-async function twoPages(filter: Omit<OrderListFilter, 'limit'>): Promise<string[][]> {
-  const first = (await orders.listOrders({ ...filter, limit: 20 })).map((o) => o.orderId);
-  const second = (await orders.listOrders({ ...filter, before: first.at(-1), limit: 20 })).map((o) => o.orderId);
-  return [first, second];
-}
-
-/** The same orders by the plainest query: every order that matches, newest first. */
-async function expected(where: ReturnType<typeof sql>): Promise<string[][]> {
-  const { rows } = await sql<{ order_id: string }>`SELECT o.order_id FROM orders o WHERE ${where} ORDER BY o.order_id DESC LIMIT 40`.execute(env.db);
-  const ids = rows.map((row) => row.order_id);
-  return [ids.slice(0, 20), ids.slice(20)];
-}
 
 /** Order k's id: accepted at T0 + k minutes. */
 const orderId = (k: number) => `${firstOrderIdAt(T0 + k * MINUTE).slice(0, 10)}${String(k).padStart(16, '0')}`;
@@ -81,16 +64,16 @@ const createdTo = new Date(T0 + 5_000 * MINUTE);
 
 describe('an admin’s list of orders by status and type, among 12,000 orders', () => {
   it('pages the orders of a type and status, from the newest and from a cursor deep in the list', async () => {
-    expect(await twoPages({ type: 'flash_sale', status: 'PAID' })).toEqual(await expected(sql`o.type = 'flash_sale' AND o.status = 'PAID'`));
-    expect(await twoPages({ type: 'presale', status: 'CANCELLED', before: orderId(6_000) })).toEqual(
-      await expected(sql`o.type = 'presale' AND o.status = 'CANCELLED' AND o.order_id < ${orderId(6_000)}`),
+    expect(await reads.twoPages({ type: 'flash_sale', status: 'PAID' })).toEqual(await reads.expected(sql`o.type = 'flash_sale' AND o.status = 'PAID'`));
+    expect(await reads.twoPages({ type: 'presale', status: 'CANCELLED', before: orderId(6_000) })).toEqual(
+      await reads.expected(sql`o.type = 'presale' AND o.status = 'CANCELLED' AND o.order_id < ${orderId(6_000)}`),
     );
-    expect(await twoPages({ status: 'PAID', before: orderId(6_000) })).toEqual(await expected(sql`o.status = 'PAID' AND o.order_id < ${orderId(6_000)}`));
-    expect(await twoPages({ type: 'flash_sale', createdFrom, createdTo })).toEqual(
-      await expected(sql`o.type = 'flash_sale' AND o.created_at >= ${createdFrom} AND o.created_at < ${createdTo}`),
+    expect(await reads.twoPages({ status: 'PAID', before: orderId(6_000) })).toEqual(await reads.expected(sql`o.status = 'PAID' AND o.order_id < ${orderId(6_000)}`));
+    expect(await reads.twoPages({ type: 'flash_sale', createdFrom, createdTo })).toEqual(
+      await reads.expected(sql`o.type = 'flash_sale' AND o.created_at >= ${createdFrom} AND o.created_at < ${createdTo}`),
     );
-    expect(await twoPages({ type: 'flash_sale', status: 'PAID', leaf: true, userId: 'buyer-7' })).toEqual(
-      await expected(sql`o.type = 'flash_sale' AND o.status = 'PAID' AND o.user_id = 'buyer-7'`),
+    expect(await reads.twoPages({ type: 'flash_sale', status: 'PAID', leaf: true, userId: 'buyer-7' })).toEqual(
+      await reads.expected(sql`o.type = 'flash_sale' AND o.status = 'PAID' AND o.user_id = 'buyer-7'`),
     );
   });
 
@@ -102,17 +85,9 @@ describe('an admin’s list of orders by status and type, among 12,000 orders', 
       { status: 'PAID', before: orderId(6_000) },
       { type: 'flash_sale', createdFrom, createdTo },
     ] satisfies Omit<OrderListFilter, 'limit'>[]) {
-      statements.length = 0;
-      await new OrderRepository(logged).listOrders({ ...filter, limit: 21 });
-      const page = statements[0]!;
-      await logged.connection().execute(async (connection) => {
-        await sql`FLUSH STATUS`.execute(connection);
-        await connection.executeQuery(CompiledQuery.raw(page.sql, [...page.parameters]));
-        const { rows } = await sql<{ Variable_name: string; Value: string }>`SHOW SESSION STATUS LIKE 'Handler_read%'`.execute(connection);
-        const entries = rows.reduce((sum, row) => sum + Number(row.Value), 0);
-        // a page of 21 orders, 2 in 5 of the paid ones walked matching: some dozens of entries
-        expect(entries, `${JSON.stringify(filter)}: ${page.sql}`).toBeLessThan(300);
-      });
+      const { entries, sql: sent } = await reads.entriesRead((repository) => repository.listOrders({ ...filter, limit: 21 }));
+      // a page of 21 orders, 2 in 5 of the paid ones walked matching: some dozens of entries
+      expect(entries, `${JSON.stringify(filter)}: ${sent}`).toBeLessThan(300);
     }
   });
 });

@@ -1,7 +1,8 @@
-import { createDb, OrderRepository, type OrderDb, type OrderListFilter } from '@orders/persistence';
+import { OrderRepository } from '@orders/persistence';
 import { createTestEnv, type TestEnv } from '@orders/testing';
+import { OrderListReads } from './support/order-list-reads.js';
 import { firstOrderIdAt } from '@orders/domain';
-import { CompiledQuery, Kysely, MysqlDialect, sql } from 'kysely';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ORDERS = 10_000;
@@ -10,9 +11,7 @@ const MINUTE = 60_000;
 
 let env: TestEnv;
 let orders: OrderRepository;
-/** the same database, its statements logged: what listOrders sent, to EXPLAIN */
-let logged: OrderDb;
-const statements: CompiledQuery[] = [];
+let reads: OrderListReads;
 
 /**
  * Order k is accepted at T0 + k minutes and written 2 s later; every tenth (k % 10 = 3) is a
@@ -59,55 +58,41 @@ async function fill(): Promise<void> {
 beforeAll(async () => {
   env = await createTestEnv('order_list_scale');
   orders = new OrderRepository(env.db);
-  logged = new Kysely({ dialect: new MysqlDialect({ pool: createDb(env.config.MYSQL_URL, 1).pool }), log: (event) => void statements.push(event.query) });
+  reads = new OrderListReads(env.db, env.config.MYSQL_URL);
   await fill();
 }, 60_000);
 afterAll(async () => {
-  await logged?.destroy();
+  await reads?.close();
   await env?.cleanup();
 });
-
-/** The first two pages of 20, each from the cursor of the one before, as GET /v1/orders reads them. */
-async function twoPages(filter: Omit<OrderListFilter, 'limit'>): Promise<string[][]> {
-  const first = (await orders.listOrders({ ...filter, limit: 20 })).map((o) => o.orderId);
-  const second = (await orders.listOrders({ ...filter, before: first.at(-1), limit: 20 })).map((o) => o.orderId);
-  return [first, second];
-}
-
-/** The same orders by the plainest query: every order that matches, newest first. */
-async function expected(where: ReturnType<typeof sql>): Promise<string[][]> {
-  const { rows } = await sql<{ order_id: string }>`SELECT o.order_id FROM orders o WHERE ${where} ORDER BY o.order_id DESC LIMIT 40`.execute(env.db);
-  const ids = rows.map((row) => row.order_id);
-  return [ids.slice(0, 20), ids.slice(20)];
-}
 
 const hasLine = (column: 'merchant_id' | 'sku_id', value: string) =>
   sql`EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.order_id AND ${sql.ref(`i.${column}`)} = ${value})`;
 
 describe('listing the orders of a merchant with 20,000 lines', () => {
   it('pages a merchant’s orders, each once though it has 2 lines of the merchant', async () => {
-    expect(await twoPages({ merchantId: 'bigshop' })).toEqual(await expected(hasLine('merchant_id', 'bigshop')));
+    expect(await reads.twoPages({ merchantId: 'bigshop' })).toEqual(await reads.expected(hasLine('merchant_id', 'bigshop')));
   });
 
   it('pages a merchant’s orders of one status, and a merchant’s unsplit orders and children', async () => {
-    expect(await twoPages({ merchantId: 'bigshop', status: 'CANCELLED' })).toEqual(await expected(sql`${hasLine('merchant_id', 'bigshop')} AND o.status = 'CANCELLED'`));
+    expect(await reads.twoPages({ merchantId: 'bigshop', status: 'CANCELLED' })).toEqual(await reads.expected(sql`${hasLine('merchant_id', 'bigshop')} AND o.status = 'CANCELLED'`));
     const leaf = sql`NOT EXISTS (SELECT 1 FROM orders c WHERE c.parent_order_id = o.order_id)`;
-    expect(await twoPages({ merchantId: 'bigshop', leaf: true, status: 'SHIPPED' })).toEqual(await expected(sql`${hasLine('merchant_id', 'bigshop')} AND ${leaf} AND o.status = 'SHIPPED'`));
+    expect(await reads.twoPages({ merchantId: 'bigshop', leaf: true, status: 'SHIPPED' })).toEqual(await reads.expected(sql`${hasLine('merchant_id', 'bigshop')} AND ${leaf} AND o.status = 'SHIPPED'`));
   });
 
   it('pages a SKU’s orders, alone and with its merchant or another', async () => {
-    expect(await twoPages({ skuId: 'KETTLE' })).toEqual(await expected(hasLine('sku_id', 'KETTLE')));
-    expect(await twoPages({ skuId: 'PEN', merchantId: 'bigshop' })).toEqual(await expected(sql`${hasLine('sku_id', 'PEN')} AND ${hasLine('merchant_id', 'bigshop')}`));
-    expect(await twoPages({ skuId: 'KETTLE', merchantId: 'corner' })).toEqual(await expected(sql`${hasLine('sku_id', 'KETTLE')} AND ${hasLine('merchant_id', 'corner')}`));
+    expect(await reads.twoPages({ skuId: 'KETTLE' })).toEqual(await reads.expected(hasLine('sku_id', 'KETTLE')));
+    expect(await reads.twoPages({ skuId: 'PEN', merchantId: 'bigshop' })).toEqual(await reads.expected(sql`${hasLine('sku_id', 'PEN')} AND ${hasLine('merchant_id', 'bigshop')}`));
+    expect(await reads.twoPages({ skuId: 'KETTLE', merchantId: 'corner' })).toEqual(await reads.expected(sql`${hasLine('sku_id', 'KETTLE')} AND ${hasLine('merchant_id', 'corner')}`));
   });
 
   it('pages the orders written between two instants, children split 2 days after their parent’s acceptance included', async () => {
     const createdFrom = new Date(T0 + 5_000 * MINUTE);
     const createdTo = new Date(T0 + 5_000 * MINUTE + 3 * 24 * 60 * MINUTE);
     const between = sql`o.created_at >= ${createdFrom} AND o.created_at < ${createdTo}`;
-    const pages = await twoPages({ createdFrom, createdTo });
-    expect(pages).toEqual(await expected(between));
-    expect(await twoPages({ merchantId: 'corner', createdFrom, createdTo, status: 'PAID' })).toEqual(await expected(sql`${between} AND ${hasLine('merchant_id', 'corner')} AND o.status = 'PAID'`));
+    const pages = await reads.twoPages({ createdFrom, createdTo });
+    expect(pages).toEqual(await reads.expected(between));
+    expect(await reads.twoPages({ merchantId: 'corner', createdFrom, createdTo, status: 'PAID' })).toEqual(await reads.expected(sql`${between} AND ${hasLine('merchant_id', 'corner')} AND o.status = 'PAID'`));
     // the late children at the window's start: accepted before createdFrom, written inside it
     const { rows } = await sql<{ order_id: string }>`SELECT o.order_id FROM orders o WHERE ${between} AND o.accepted_at < ${createdFrom} ORDER BY o.order_id`.execute(env.db);
     expect(rows.length).toBeGreaterThan(0);
@@ -116,10 +101,7 @@ describe('listing the orders of a merchant with 20,000 lines', () => {
   });
 
   it('reads a merchant’s first page down its lines’ index, without collecting and sorting all its orders', async () => {
-    statements.length = 0;
-    await new OrderRepository(logged).listOrders({ merchantId: 'bigshop', leaf: true, limit: 21 });
-    const page = statements[0]!;
-    const { rows: plan } = await logged.executeQuery<{ table: string; key: string | null; Extra: string | null }>(CompiledQuery.raw(`EXPLAIN ${page.sql}`, [...page.parameters]));
+    const plan = await reads.planOf<{ table: string; key: string | null; Extra: string | null }>((repository) => repository.listOrders({ merchantId: 'bigshop', leaf: true, limit: 21 }));
     expect(plan[0]).toMatchObject({ table: 'line', key: 'order_items_merchant' });
     for (const step of plan) expect(step.Extra ?? '').not.toMatch(/filesort|temporary/i);
   });
@@ -133,17 +115,9 @@ describe('listing the orders of a merchant with 20,000 lines', () => {
       (repository: OrderRepository) => repository.listOrders({ leaf: true, status: 'PAID', limit: 21 }),
       (repository: OrderRepository) => repository.waitingLongerThan('SHIPPED', ['standard'], -MINUTE, { offset: 0, limit: 21 }),
     ]) {
-      statements.length = 0;
-      await read(new OrderRepository(logged));
-      const page = statements[0]!;
-      await logged.connection().execute(async (connection) => {
-        await sql`FLUSH STATUS`.execute(connection);
-        await connection.executeQuery(CompiledQuery.raw(page.sql, [...page.parameters]));
-        const { rows } = await sql<{ Variable_name: string; Value: string }>`SHOW SESSION STATUS LIKE 'Handler_read%'`.execute(connection);
-        const entries = rows.reduce((sum, row) => sum + Number(row.Value), 0);
-        // a page of 21 orders: their lines and a look for each one's children, some hundreds at most
-        expect(entries, page.sql).toBeLessThan(300);
-      });
+      const { entries, sql: sent } = await reads.entriesRead(read);
+      // a page of 21 orders: their lines and a look for each one's children, some hundreds at most
+      expect(entries, sent).toBeLessThan(300);
     }
   });
 });
