@@ -3,6 +3,7 @@ import { createMetrics } from '@orders/metrics';
 import { OrderEventRepository, OrderImportRepository } from '@orders/persistence';
 import { orderEventStreamKey } from '@orders/queues';
 import { channelOrder, createTestEnv, waitFor, type TestEnv } from '@orders/testing';
+import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -158,6 +159,40 @@ describe('the order-event stream', () => {
       expect(newest?.[0]).toBe(`${now - 10 * day + 999}-0`);
     } finally {
       await publisher.stop();
+    }
+  });
+});
+
+describe('the order-event publisher lock', () => {
+  let env: TestEnv;
+
+  beforeAll(async () => {
+    env = await createTestEnv('order_event_lock_redis_broken');
+  });
+  afterAll(async () => {
+    await env?.cleanup();
+  });
+
+  it("goes to another worker while its holder's own Redis connection is broken: the holder cannot publish, the other can", { timeout: 60_000 }, async () => {
+    const settings = { maxLen: 1_000_000, keptMs: 0, pollMs: 50, batchSize: 10, lockLapseMs: 30_000, deliveriesKeptMs: 86_400_000, webhooks: { streamKey: orderEventStreamKey(env.config.REDIS_KEY_PREFIX), batchSize: 100, timeoutMs: 1_000, backoffMs: 100, maxBackoffMs: 1_000, privateReceivers: true } };
+    const publisherWith = (redis: TestEnv['redis']) => new OrderEventPublisher({ redis, events: new OrderEventRepository(env.db), metrics: createMetrics({ app: 'worker' }), log: pino({ level: 'silent' }) }, settings);
+    // this worker's connection closed for good: every command of it fails at once
+    const broken = (env.redis as Redis).duplicate();
+    broken.on('error', () => {});
+    broken.disconnect();
+    const holder = async () => Number((await sql<{ holder: number | null }>`SELECT IS_USED_LOCK(CONCAT('order-events-publisher:', DATABASE())) AS holder`.execute(env.db)).rows[0]?.holder) || 0;
+    const publishers = [publisherWith(broken).start()];
+    try {
+      await waitFor(holder, { what: 'the worker with the broken connection holding the lock', timeoutMs: 10_000, intervalMs: 10 });
+      publishers.push(publisherWith(env.redis).start());
+      const sent = channelOrder('TM-LOCK');
+      const now = new Date();
+      const [imported] = await new OrderImportRepository(env.db).importOrders('tmall', [{ ...planImport({ ...sent, items: sent.items.map((item) => ({ ...item, channel: 'self' as const, discountCents: 0 })) }, now), orderId: '01K0000000000000000000LOCK' }], now);
+      const unpublished = async () => Number((await env.db.selectFrom('order_history').select((eb) => eb.fn.countAll<number>().as('n')).where('order_id', '=', imported!.orderId).where('published_at', 'is', null).executeTakeFirstOrThrow()).n);
+      await waitFor(async () => (await unpublished()) === 0, { what: "the imported order's events published by the worker whose Redis answers", timeoutMs: 10_000 });
+      expect(await env.redis.xlen(settings.webhooks.streamKey)).toBeGreaterThan(0);
+    } finally {
+      await Promise.all(publishers.map((publisher) => publisher.stop()));
     }
   });
 });

@@ -131,19 +131,22 @@ export class OrderEventPublisher {
   }
 
   /**
-   * One batch, unless publishing failed within the last few polls (Redis away, replicas behind):
-   * then it waits that long, tried no faster than when a failure gave the lock up.
+   * One batch, unless publishing failed within the last few polls for want of replicas: then it
+   * waits that long, tried no faster than when a failure gave the lock up. Any other failure
+   * (Redis away, or this process's connection to it broken) gives the lock up: kept, a worker
+   * that can never publish would keep every other from publishing.
    */
   private async publishDue(): Promise<number> {
     if (Date.now() < this.publishAt) return 0;
     try {
       return await this.publishBatch();
     } catch (error) {
-      this.publishAt = Date.now() + this.settings.pollMs * 5;
-      if (error instanceof EventsNotReplicated) this.deps.log.warn({ err: error }, 'order events not published: too few Redis replicas hold them; waited for again');
-      else this.deps.log.error({ err: error }, 'order events not published; tried again shortly');
       // the backlog grows, and the operator is shown it
       await this.countBacklog().catch(() => undefined);
+      // too few replicas is Redis's state, the same for every worker: another would fare no better
+      if (!(error instanceof EventsNotReplicated)) throw error;
+      this.publishAt = Date.now() + this.settings.pollMs * 5;
+      this.deps.log.warn({ err: error }, 'order events not published: too few Redis replicas hold them; waited for again');
       return 0;
     }
   }
