@@ -1570,8 +1570,9 @@ export class Inventory {
    * The stock repair's recreation of the buckets of a SKU that Redis lost: a bucket without
    * counters gets them, empty, with the SKU's rules; one holding counters without the rules
    * (which the checkout refuses) gets the rules; both get the SKU's stock generation, read
-   * from the buckets Redis kept. Every other bucket is left as it is, its counters and its
-   * orders' units in them. Returns the buckets recreated or given their rules back, lowest first.
+   * from the buckets Redis kept, with the generation they give transfers from (below it after a
+   * set taken back). Every other bucket is left as it is, its counters and its orders' units in
+   * them. Returns the buckets recreated or given their rules back, lowest first.
    * With a stock set of the SKU open, they get the generation before it: whatever it set in them
    * is gone, and finishing it sets them again (in its generation, setStock-1.lua skips them).
    */
@@ -1579,10 +1580,22 @@ export class Inventory {
     const buckets = bucketCountOf(rules);
     const keys = Array.from({ length: buckets }, (_, bucket) => this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId));
     // one command per bucket: on a cluster they sit in different slots
-    const generations = await Promise.all(keys.map((key) => this.redis.hget(key, 'generation')));
+    const read = (await Promise.all(keys.map((key) => this.redis.hmget(key, 'generation', 'givesFrom', 'givesFromBefore')))).map(([generation, givesFrom, givesFromBefore]) => ({
+      generation: Number(generation ?? 0),
+      givesFrom: givesFrom === null ? null : Number(givesFrom),
+      givesFromBefore: givesFromBefore === null ? null : Number(givesFromBefore),
+    }));
     const open = await this.openStockSet(rules.skuId);
-    const generation = Math.min(Math.max(0, ...generations.map((kept) => Number(kept ?? 0))), open ? open.generation - 1 : Infinity);
-    const results = await Promise.all(keys.map((key) => runStockScript(this.redis, 'initSku', [key], [0, ...ruleArgs(rules, buckets, 'keep'), generation])));
+    const generation = Math.min(Math.max(0, ...read.map((bucket) => bucket.generation)), open ? open.generation - 1 : Infinity);
+    // after a set taken back the kept buckets give transfers taken before it (takeBackStockSet-1.lua):
+    // a recreated bucket in their generation would void them, their units then lost from sale;
+    // one recreated before an open set gives as the buckets it reached did before it
+    const givesFromOf = (bucket: (typeof read)[number]): number[] => {
+      if (bucket.generation === generation) return [bucket.givesFrom ?? generation];
+      return bucket.generation === generation + 1 && bucket.givesFromBefore !== null ? [bucket.givesFromBefore] : [];
+    };
+    const givesFrom = Math.min(generation, ...read.flatMap(givesFromOf));
+    const results = await Promise.all(keys.map((key) => runStockScript(this.redis, 'initSku', [key], [0, ...ruleArgs(rules, buckets, 'keep'), generation, givesFrom])));
     this.bucketCounts.set(rules.skuId, buckets);
     return results.flatMap((result, bucket) => (result > 0 ? [bucket] : []));
   }

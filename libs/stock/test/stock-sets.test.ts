@@ -188,6 +188,31 @@ describe("a merchant's stock set whose Redis answer never came", () => {
     expect(await inventory.getSkuStock('CARRY')).toEqual({ available: 20, reserved: 0, sold: 0 });
   });
 
+  it('gives, after a set MySQL refused and Redis took back, the transfer carried across it into a bucket Redis lost since and the repair recreated', async () => {
+    await inventory.initSku({ skuId: 'CARRY-LOST', available: 40, ...rules });
+    const taken = await inventory.takeForTransfer({ transferId: 'carry-lost', skuId: 'CARRY-LOST', from: 1, to: 2, qty: 4 }, new Date());
+    const refused = new StockSets({
+      inventory,
+      record: async (_skuId, _stock, _ref, side) => {
+        await side.takeBack!((await side.set())!);
+        throw new Error('MySQL refused the ledger row');
+      },
+      clock: () => new Date(),
+    });
+    await expect(refused.set('CARRY-LOST', 20, 'carry-lost-1', () => undefined)).rejects.toThrow('MySQL refused the ledger row');
+    // taken back to the 36 the buckets held, the transfer's 4 units on their way
+    expect(await available('CARRY-LOST')).toEqual([21, 5, 5, 5]);
+
+    // Redis loses bucket 2; the repair recreates it and puts back the 5 it held
+    await redis.del(inventory.keys.sku(inventory.keys.bucketGroup(2), 'CARRY-LOST'));
+    expect(await inventory.recreateLostBuckets({ skuId: 'CARRY-LOST', ...rules })).toEqual([2]);
+    await inventory.correctCounters('CARRY-LOST', { available: 5, reserved: 0, sold: 0 }, { into: 2 });
+
+    // the set never was: the transfer's 4 units reach bucket 2, none lost from sale
+    expect(await inventory.giveForTransfer(taken)).toBe('given');
+    expect(await inventory.getSkuStock('CARRY-LOST')).toEqual({ available: 40, reserved: 0, sold: 0 });
+  });
+
   it('finishes a set that reached bucket 0 alone before the next set of the SKU starts, so both are in the ledger', async () => {
     await inventory.initSku({ skuId: 'NEXT', available: 40, ...rules });
     const late = unanswered('startStockSet', 'NEXT', 0);

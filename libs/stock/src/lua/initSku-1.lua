@@ -19,6 +19,8 @@
   ARGV[8] the type of the orders that sell it: 'standard', 'presale' or 'virtual' (a hash
           written before SKUs had one has no such field: standard)
   ARGV[9] 'keep' only: the SKU's stock generation (0: its stock was never set)
+  ARGV[10] 'keep', the repair only: the generation the buckets Redis kept give transfers from
+          (giveStock-2.lua), below ARGV[9] after a stock set taken back (takeBackStockSet-1.lua)
 
   The buyers' counts toward the sale's limit go at its end (countsEndWithSale, changeSale-1.lua)
   and name the sale they count in (countsBySale, shared/saleCount.lua).
@@ -35,6 +37,7 @@ if ARGV[7] == 'keep' then
   redis.call('HSET', KEYS[1], 'deduction', ARGV[2], 'saleStartsAt', ARGV[3], 'saleEndsAt', ARGV[4], 'perUserLimit', ARGV[5],
     'buckets', ARGV[6], 'orderType', ARGV[8], 'countsEndWithSale', '1', 'countsBySale', '1')
   if tonumber(ARGV[9]) > 0 then redis.call('HSETNX', KEYS[1], 'generation', ARGV[9]) end
+  if ARGV[10] and tonumber(ARGV[10]) < tonumber(ARGV[9]) then redis.call('HSETNX', KEYS[1], 'givesFrom', ARGV[10]) end
   if existed then return 2 end
   return 1
 end
