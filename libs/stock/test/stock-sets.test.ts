@@ -47,6 +47,16 @@ describe("a merchant's stock set whose Redis answer never came", () => {
     };
   };
   const available = async (skuId: string) => (await inventory.bucketStock(skuId))!.map((bucket) => bucket.available);
+  /** Stock sets whose ledger row MySQL refuses: each set is taken back in Redis, then fails. */
+  const refusedByMySql = () =>
+    new StockSets({
+      inventory,
+      record: async (_skuId, _stock, _ref, side) => {
+        await side.takeBack!((await side.set())!);
+        throw new Error('MySQL refused the ledger row');
+      },
+      clock: () => new Date(),
+    });
 
   beforeAll(async () => {
     redis = new Redis(TEST_REDIS_URL);
@@ -138,14 +148,7 @@ describe("a merchant's stock set whose Redis answer never came", () => {
 
   it('sets again a set MySQL refused and Redis took back, when the merchant sends it again under its Idempotency-Key (the same ref)', async () => {
     await inventory.initSku({ skuId: 'BACK', available: 40, ...rules });
-    const refused = new StockSets({
-      inventory,
-      record: async (_skuId, _stock, _ref, side) => {
-        await side.takeBack!((await side.set())!);
-        throw new Error('MySQL refused the ledger row');
-      },
-      clock: () => new Date(),
-    });
+    const refused = refusedByMySql();
     await expect(refused.set('BACK', 20, 'back-keyed', () => undefined)).rejects.toThrow('MySQL refused the ledger row');
     expect([await inventory.getSkuStock('BACK'), await inventory.openStockSet('BACK')]).toEqual([{ available: 40, reserved: 0, sold: 0 }, null]);
 
@@ -191,14 +194,7 @@ describe("a merchant's stock set whose Redis answer never came", () => {
   it('gives, after a set MySQL refused and Redis took back, the transfer carried across it into a bucket Redis lost since and the repair recreated', async () => {
     await inventory.initSku({ skuId: 'CARRY-LOST', available: 40, ...rules });
     const taken = await inventory.takeForTransfer({ transferId: 'carry-lost', skuId: 'CARRY-LOST', from: 1, to: 2, qty: 4 }, new Date());
-    const refused = new StockSets({
-      inventory,
-      record: async (_skuId, _stock, _ref, side) => {
-        await side.takeBack!((await side.set())!);
-        throw new Error('MySQL refused the ledger row');
-      },
-      clock: () => new Date(),
-    });
+    const refused = refusedByMySql();
     await expect(refused.set('CARRY-LOST', 20, 'carry-lost-1', () => undefined)).rejects.toThrow('MySQL refused the ledger row');
     // taken back to the 36 the buckets held, the transfer's 4 units on their way
     expect(await available('CARRY-LOST')).toEqual([21, 5, 5, 5]);
