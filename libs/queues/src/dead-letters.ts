@@ -1,5 +1,6 @@
 import type { Job, Queue } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
+import { RunLock, RunUnderWay } from '@orders/stock';
 import { ordersCarriedBy, type OrderQueues } from './order-queues.js';
 import { deduplicationOf } from './process-jobs.js';
 import { QUEUE, type DeadLetterJob } from './queue-names.js';
@@ -19,6 +20,19 @@ export class LetterOfAcceptedOrders extends Error {
   constructor(readonly letterId: string, carries: string) {
     super(`dead letter ${letterId} carries accepted orders (${carries}): their buyers were told they are taken, and dropping it would lose them; fix the cause and replay it`);
     this.name = 'LetterOfAcceptedOrders';
+  }
+}
+
+/** How long a step holds a letter unless it renews its hold: a step cut off (killed, Redis away) holds it no longer. */
+const STEP_LEASE_MS = 5_000;
+/** How long a step waits for another's on the same letter: a step cut off lets go within STEP_LEASE_MS. */
+const STEP_WAIT_MS = 2 * STEP_LEASE_MS;
+
+/** Another operator's replay or drop of the letter (npm run dlq, the console) ran on past the wait for it. */
+export class DeadLetterBusy extends Error {
+  constructor(readonly letterId: string) {
+    super(`dead letter ${letterId} is being replayed or dropped by another operator, still after ${STEP_WAIT_MS / 1000} s (Redis slow to answer them): list the letters again to see what became of it`);
+    this.name = 'DeadLetterBusy';
   }
 }
 
@@ -93,10 +107,26 @@ export class DeadLetters {
     });
   }
 
+  /**
+   * `work` on the letter, read once this step has it to itself. A step reads the letter and its job,
+   * then changes them in several commands: two at once (npm run dlq and the console) each acted on
+   * what the other was undoing, and both were told they were done (a drop removed the job a replay
+   * had just retried in place; a replay added again the job a drop had just removed, and the dropped
+   * work ran). One at a time, the second finds the letter gone, or telling of a new failure; the
+   * hold of a step cut off (killed, Redis away) lapses within STEP_LEASE_MS.
+   */
   private async onLetter(letterId: string, deps: LetterDeps, work: (letter: Job<DeadLetterJob>, deps: LetterDeps) => Promise<string>): Promise<string> {
-    const letter = (await this.queues.deadLetter.getJob(letterId)) as Job<DeadLetterJob> | undefined;
-    if (!letter || !(await letter.isWaiting())) throw new DeadLetterNotFound(letterId);
-    return work(letter, deps);
+    const step = new RunLock(deps.watching, deps.queues.deadLetter.toKey(`step:${letterId}`), `replay or drop of dead letter ${letterId}`, STEP_LEASE_MS);
+    try {
+      return await step.whileHeld(STEP_WAIT_MS, async () => {
+        const letter = (await this.queues.deadLetter.getJob(letterId)) as Job<DeadLetterJob> | undefined;
+        if (!letter || !(await letter.isWaiting())) throw new DeadLetterNotFound(letterId);
+        return work(letter, deps);
+      });
+    } catch (error) {
+      if (error instanceof RunUnderWay) throw new DeadLetterBusy(letterId);
+      throw error;
+    }
   }
 
   /** `work` with a connection of its own for the letters' removal (WATCH), closed after. */

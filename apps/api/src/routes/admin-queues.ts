@@ -1,4 +1,4 @@
-import { COUNTED_JOB_STATES, DeadLetterNotFound, DeadLetters, LetterOfAcceptedOrders, ordersCarriedBy, readQueues } from '@orders/queues';
+import { COUNTED_JOB_STATES, DeadLetterBusy, DeadLetterNotFound, DeadLetters, LetterOfAcceptedOrders, ordersCarriedBy, readQueues } from '@orders/queues';
 import { secondsSince } from '@orders/metrics';
 import { ProcessRepository } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
@@ -72,7 +72,7 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
   const letters = new DeadLetters(deps.redis, deps.queues);
   const process = new ProcessRepository(deps.db);
   const admin = app.requireRole('admin');
-  /** An operator's step on a letter, logged with who took it; an unknown letter is 404, one of accepted orders refused a drop 409. */
+  /** An operator's step on a letter, logged with who took it; an unknown letter is 404, one of accepted orders refused a drop 409, as is one another step still holds. */
   const onLetter = async (letterId: string, by: string, step: 'replay' | 'drop', log: { info(fields: object, message: string): void }) => {
     try {
       const outcome = step === 'replay' ? await letters.replay(letterId) : await letters.drop(letterId);
@@ -80,7 +80,7 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
       return { letterId, outcome };
     } catch (error) {
       if (error instanceof DeadLetterNotFound) throw new HttpProblem(404, 'NOT_FOUND', `${error.message}: replayed or dropped already, or never there`);
-      if (error instanceof LetterOfAcceptedOrders) throw new HttpProblem(409, 'CONFLICT', error.message);
+      if (error instanceof LetterOfAcceptedOrders || error instanceof DeadLetterBusy) throw new HttpProblem(409, 'CONFLICT', error.message);
       throw error;
     }
   };
@@ -198,7 +198,7 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
         tags: ['admin'],
         summary: 'Puts a dead letter’s job back where it failed, with fresh attempts, and removes the letter',
         description:
-          'As npm run dlq -- replay: a job run one at a time per order (a refund, a warehouse update) goes back as it is enqueued, adding nothing while a job of the order waits; any other is retried in place under its id, or added again under it once BullMQ dropped it, so replaying twice never queues an order twice, and every job is idempotent. A job that fails again at once keeps a letter telling of its new failure (`outcome` says so). 404 NOT_FOUND for a letter not there (replayed or dropped already: a replay whose answer was lost has been done).',
+          'As npm run dlq -- replay: a job run one at a time per order (a refund, a warehouse update) goes back as it is enqueued, adding nothing while a job of the order waits; any other is retried in place under its id, or added again under it once BullMQ dropped it, so replaying twice never queues an order twice, and every job is idempotent. A job that fails again at once keeps a letter telling of its new failure (`outcome` says so). 404 NOT_FOUND for a letter not there (replayed or dropped already: a replay whose answer was lost has been done). A replay or drop of the same letter under way (npm run dlq, another admin) is waited for, and this one acts on what it left: 404 once that replayed or dropped the letter; 409 CONFLICT if it has not ended within 10 s.',
         params: letterParams,
         response: { 200: letterDone, '4xx': problemRef },
       },
@@ -214,7 +214,7 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
         tags: ['admin'],
         summary: 'Drops a dead letter whose work was done another way (or is no longer wanted), with its failed job',
         description:
-          'As npm run dlq -- drop: for work done another way or no longer wanted (a new address told to the warehouse by hand). A refund still due, or a paid order’s hand-over, comes back by itself a sweep interval later (the backstop sweep enqueues its job again), so a refund is never paid back by hand and its letter dropped: it would be paid twice. Its failed job goes too, so no worker copies it into a letter again. 409 CONFLICT for a letter of accepted orders (their buyers were told the orders are taken: fix the cause and replay it); 404 NOT_FOUND for a letter not there.',
+          'As npm run dlq -- drop: for work done another way or no longer wanted (a new address told to the warehouse by hand). A refund still due, or a paid order’s hand-over, comes back by itself a sweep interval later (the backstop sweep enqueues its job again), so a refund is never paid back by hand and its letter dropped: it would be paid twice. Its failed job goes too, so no worker copies it into a letter again. 409 CONFLICT for a letter of accepted orders (their buyers were told the orders are taken: fix the cause and replay it), and for one whose replay or drop by someone else (npm run dlq, another admin) has not ended within 10 s; 404 NOT_FOUND for a letter not there, or replayed or dropped by the step this one waited for.',
         params: letterParams,
         response: { 200: letterDone, '4xx': problemRef },
       },
