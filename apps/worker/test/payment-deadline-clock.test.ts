@@ -11,17 +11,19 @@ import { startOrderSystem, type OrderSystem } from './support/order-system.js';
  * A deadline job runs when the clocks of the processes that enqueued and promoted it say so: a
  * worker's clock ahead, a job promoted early, a replayed or duplicated job. The order closes only
  * once its deadline has passed by MySQL's clock; until then it is its buyer's to pay.
- * This system and the one below share nothing, so the two run side by side while their tests
- * wait out the deadlines; this one's tests run one after another, as each counts on the lamps
- * the one before left.
+ * This system and the one below share nothing, and each of this one's tests sells a lamp of its
+ * own, so all run side by side while they wait out the deadlines.
  */
 describe.concurrent('deadline jobs that run before the deadline', () => {
   let system: OrderSystem;
 
   beforeAll(async () => {
-    // 6 s to pay (a presale's deposit too), 6 s for a presale's balance
-    system = await startOrderSystem('early_deadline_jobs', { PAYMENT_TIMEOUT_MS: '6000', FLASH_SALE_PAYMENT_TIMEOUT_MS: '6000', PRESALE_BALANCE_TIMEOUT_MS: '6000', PRESALE_DEPOSIT_PERCENT: '20' });
-    await system.createSku({ skuId: 'LAMP', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    // 6 s to pay (a presale's deposit too), 6 s for a presale's balance; each order persisted alone has a deadline
+    // job of its own for its test to lose, though the tests check out together (a batch's orders due in one second share one)
+    system = await startOrderSystem('early_deadline_jobs', { PAYMENT_TIMEOUT_MS: '6000', FLASH_SALE_PAYMENT_TIMEOUT_MS: '6000', PRESALE_BALANCE_TIMEOUT_MS: '6000', PRESALE_DEPOSIT_PERCENT: '20', PERSIST_BATCH_SIZE: '1' });
+    for (const skuId of ['DESK-LAMP', 'FLOOR-LAMP', 'WALL-LAMP']) {
+      await system.createSku({ skuId, priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    }
     await system.createSku({ skuId: 'NEXT-LAMP', priceCents: 5_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', orderType: 'presale' });
   }, 60_000);
   afterAll(async () => system?.close());
@@ -38,13 +40,13 @@ describe.concurrent('deadline jobs that run before the deadline', () => {
     if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
   };
 
-  it.sequential('an expiry job run seconds before the deadline leaves the order PENDING_PAYMENT with its lamps reserved, and the buyer who pays in time gets them', async () => {
-    const orderId = await system.checkout('ann', [{ skuId: 'LAMP', qty: 2 }]);
+  it('an expiry job run seconds before the deadline leaves the order PENDING_PAYMENT with its lamps reserved, and the buyer who pays in time gets them', async () => {
+    const orderId = await system.checkout('ann', [{ skuId: 'DESK-LAMP', qty: 2 }]);
     const pending = await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     await runNow(JOB.expireOrder, { orderId, userId: 'ann' }, `early-expire-${orderId}`);
     expect(Date.now()).toBeLessThan(Date.parse(pending.paymentDeadline));
     expect((await system.order(orderId)).status).toBe('PENDING_PAYMENT');
-    expect(await stock('LAMP')).toEqual({ available: 8, reserved: 2, sold: 0 });
+    expect(await stock('DESK-LAMP')).toEqual({ available: 8, reserved: 2, sold: 0 });
 
     expect((await pay('ann', orderId)).status).toBe(202);
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
@@ -59,51 +61,51 @@ describe.concurrent('deadline jobs that run before the deadline', () => {
     expect(kept.status).toBe('IN_FULFILLMENT');
     expect(kept.history.map((h: any) => h.action)).toEqual(['checkout', 'persist', 'pay', 'fulfil']);
     expect(kept.amounts.refundedCents).toBe(0);
-    expect(await stock('LAMP')).toEqual({ available: 8, reserved: 0, sold: 2 });
+    expect(await stock('DESK-LAMP')).toEqual({ available: 8, reserved: 0, sold: 2 });
   });
 
-  it.sequential('an expiry job run early for an order nobody pays expires it at its deadline, not before, and its lamp goes back on sale once', async () => {
-    const orderId = await system.checkout('ben', [{ skuId: 'LAMP', qty: 1 }]);
+  it('an expiry job run early for an order nobody pays expires it at its deadline, not before, and its lamp goes back on sale once', async () => {
+    const orderId = await system.checkout('ben', [{ skuId: 'FLOOR-LAMP', qty: 1 }]);
     const pending = await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     // its own deadline job is gone (Redis lost it): only the early one is left to expire it
     const own = await waitFor(async () => system.workers.deps.queues.timers.getJob(`expire-${orderId}`), { what: 'the order’s deadline job' });
     await own.remove();
     await runNow(JOB.expireOrder, { orderId, userId: 'ben' }, `early-expire-${orderId}`);
     expect((await system.order(orderId)).status).toBe('PENDING_PAYMENT');
-    expect(await stock('LAMP')).toEqual({ available: 7, reserved: 1, sold: 2 });
+    expect(await stock('FLOOR-LAMP')).toEqual({ available: 9, reserved: 1, sold: 0 });
 
     const expired = await system.waitForStatus(orderId, 'EXPIRED', 20_000);
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(pending.paymentDeadline));
     expect(expired.history.at(-1)).toMatchObject({ from: 'PENDING_PAYMENT', action: 'expire', to: 'EXPIRED', actor: 'system' });
-    await waitFor(async () => (await stock('LAMP')).reserved === 0, { what: 'the lamp back on sale' });
-    expect(await stock('LAMP')).toEqual({ available: 8, reserved: 0, sold: 2 });
+    await waitFor(async () => (await stock('FLOOR-LAMP')).reserved === 0, { what: 'the lamp back on sale' });
+    expect(await stock('FLOOR-LAMP')).toEqual({ available: 10, reserved: 0, sold: 0 });
   });
 
-  it.sequential('a batch expiry job over an order past its deadline and one before it expires the first now and the second at its own deadline', async () => {
+  it('a batch expiry job over an order past its deadline and one before it expires the first now and the second at its own deadline', async () => {
     const { timers } = system.workers.deps.queues;
-    const late = await system.checkout('cat', [{ skuId: 'LAMP', qty: 1 }]);
+    const late = await system.checkout('cat', [{ skuId: 'WALL-LAMP', qty: 1 }]);
     const latePending = await system.waitForStatus(late, 'PENDING_PAYMENT');
     // the first order's deadline job is lost, and its deadline passes
     await (await waitFor(async () => timers.getJob(`expire-${late}`), { what: 'the first order’s deadline job' })).remove();
     await waitOutDeadline(latePending.paymentDeadline);
-    const onTime = await system.checkout('dan', [{ skuId: 'LAMP', qty: 1 }]);
+    const onTime = await system.checkout('dan', [{ skuId: 'WALL-LAMP', qty: 1 }]);
     const onTimePending = await system.waitForStatus(onTime, 'PENDING_PAYMENT');
 
     await runNow(JOB.expireOrders, { orders: [{ orderId: late, userId: 'cat' }, { orderId: onTime, userId: 'dan' }] }, 'early-batch');
     expect((await system.order(late)).status).toBe('EXPIRED');
     expect(Date.now()).toBeLessThan(Date.parse(onTimePending.paymentDeadline));
     expect((await system.order(onTime)).status).toBe('PENDING_PAYMENT');
-    await waitFor(async () => (await stock('LAMP')).reserved === 1, { what: 'the first order’s lamp back on sale' });
+    await waitFor(async () => (await stock('WALL-LAMP')).reserved === 1, { what: 'the first order’s lamp back on sale' });
 
     // its own deadline job is lost too: the batch job expires it when it is due
     await (await waitFor(async () => timers.getJob(`expire-${onTime}`), { what: 'the second order’s deadline job' })).remove();
     await system.waitForStatus(onTime, 'EXPIRED', 20_000);
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(onTimePending.paymentDeadline));
-    await waitFor(async () => (await stock('LAMP')).reserved === 0, { what: 'the second order’s lamp back on sale' });
-    expect(await stock('LAMP')).toEqual({ available: 8, reserved: 0, sold: 2 });
+    await waitFor(async () => (await stock('WALL-LAMP')).reserved === 0, { what: 'the second order’s lamp back on sale' });
+    expect(await stock('WALL-LAMP')).toEqual({ available: 10, reserved: 0, sold: 0 });
   });
 
-  it.sequential('a balance job run before the balance deadline keeps the presale open for its balance; unpaid, it forfeits its deposit at the deadline', async () => {
+  it('a balance job run before the balance deadline keeps the presale open for its balance; unpaid, it forfeits its deposit at the deadline', async () => {
     const orderId = await system.checkout('eve', [{ skuId: 'NEXT-LAMP', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_DEPOSIT');
     expect((await pay('eve', orderId)).status).toBe(202);
