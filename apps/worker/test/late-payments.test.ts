@@ -87,34 +87,6 @@ describe('payments that arrive late or change their outcome', () => {
     expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['SUCCEEDED']);
   });
 
-  it('a payment reported 16 minutes late for an order that expired meanwhile is recorded and goes back', async () => {
-    const orderId = await system.checkout('gus', [{ skuId: 'TV', qty: 1 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    // the payment system's own callback comes SLOW_MS after the charge: ours, sent at once, is the first
-    await slowPaymentSystem(SLOW_MS);
-    const takenAt = new Date(Date.now() - 16 * 60_000).toISOString();
-    try {
-      const { paymentId } = (await pay('gus', orderId)).body;
-      const {
-        charges: [charge],
-      } = await waitFor(async () => {
-        const seen = await atPaymentSystem(orderId);
-        return seen.charges.length === 1 && seen;
-      }, { what: 'the charge', timeoutMs: 10_000, intervalMs: 20 });
-      await system.passPaymentDeadline(orderId);
-      await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
-      const late = await system.signedCallback('payment', { orderId, paymentId, transactionId: charge.transactionId, status: 'SUCCEEDED', amountCents: 10_000, at: takenAt });
-      expect([late.status, late.body]).toEqual([200, { changed: false, status: 'EXPIRED' }]);
-      const refunds = await refundsPaidBack(orderId, 'the late payment refunded');
-      expect(refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[paymentId, 10_000]]);
-    } finally {
-      await slowPaymentSystem(0);
-    }
-    const expired = await system.order(orderId);
-    expect(expired.status).toBe('EXPIRED');
-    expect(expired.payments.map((p: any) => [p.status, p.paidAt])).toEqual([['SUCCEEDED', takenAt]]);
-  });
-
   it('a late payment whose refund the payment system declines is not recorded as given back: the refund is asked for again until it goes through', async () => {
     const orderId = await system.checkout('ida', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
@@ -146,33 +118,6 @@ describe('payments that arrive late or change their outcome', () => {
       return rows.length > 0 && rows;
     }, { what: 'the refund recorded' });
     expect(recorded.map((r) => [r.status, Number(r.amount_cents)])).toEqual([['SUCCEEDED', 10_000]]);
-  });
-
-  it('of two attempts that both took the money, the order keeps one and the other alone goes back', async () => {
-    const orderId = await system.checkout('dee', [{ skuId: 'TV', qty: 1 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    await slowPaymentSystem(SLOW_MS);
-    try {
-      const first = (await pay('dee', orderId)).body.paymentId as string;
-      // a failure reported early; the payment system then takes the money anyway
-      await system.paymentRequested(first);
-      await system.signedCallback('payment', { orderId, paymentId: first, transactionId: 'tx-early-failure', status: 'FAILED', amountCents: 10_000, at: new Date().toISOString() });
-      const second = (await pay('dee', orderId)).body.paymentId as string;
-      expect(second).not.toBe(first);
-      const sim = await waitFor(async () => {
-        const seen = await atPaymentSystem(orderId);
-        return seen.charges.length === 2 && seen.refunds.length === 1 && seen;
-      }, { what: 'two charges and one refund', timeoutMs: 20_000 });
-      const rows = await waitFor(async () => {
-        const all = await paymentRows(orderId);
-        return all.every((p) => p.status === 'SUCCEEDED') && all;
-      }, { what: 'both payments recorded' });
-      const order = await system.waitForStatus(orderId, 'IN_FULFILLMENT');
-      const kept = rows.find((p) => order.payment.transactionId === sim.charges.find((c: any) => c.paymentId === p.payment_id).transactionId)!;
-      expect(sim.refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[rows.find((p) => p !== kept)!.payment_id, 10_000]]);
-    } finally {
-      await slowPaymentSystem(0);
-    }
   });
 
   it('an order cancelled before a late payment went back refunds the payment that paid it, and the late one goes back on its own: everything the buyer paid comes back', async () => {
@@ -285,30 +230,6 @@ describe('payments that arrive late or change their outcome', () => {
     expect((await atPaymentSystem(orderId)).refunds).toHaveLength(1);
   });
 
-  it('a presale balance paid after its deadline goes back, and the forfeited deposit stays kept', async () => {
-    const orderId = await system.persisted('presale', 'ivy', [{ skuId: 'CONSOLE', qty: 1 }]);
-    await pay('ivy', orderId);
-    await system.waitForStatus(orderId, 'DEPOSIT_PAID');
-    await slowPaymentSystem(SLOW_MS);
-    try {
-      // the buyer pays the balance just before its deadline; the payment system takes the money, and calls back, after it
-      const balance = (await pay('ivy', orderId)).body;
-      expect(balance).toMatchObject({ purpose: 'balance', amountCents: 40_000 });
-      await system.paymentRequested(balance.paymentId);
-      // the deadline passes, and so does the wait for a balance asked for in time (PAYMENT_TIMEOUT_MS past it), the
-      // request still at the payment system: its job is promoted
-      const waitedMs = system.env.config.PAYMENT_TIMEOUT_MS + 1_000;
-      await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${waitedMs * 1000} MICROSECOND` }).where('order_id', '=', orderId).execute();
-      await (await system.workers.deps.queues.timers.getJob(jobId.expireBalance(orderId)))?.promote();
-      await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED', 10_000);
-      const refunds = await refundsPaidBack(orderId, 'the balance refunded');
-      expect(refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[balance.paymentId, 40_000]]);
-    } finally {
-      await slowPaymentSystem(0);
-    }
-    expect((await system.order(orderId)).status).toBe('DEPOSIT_FORFEITED');
-  });
-
   it('a payment asked for after its deadline, before the expiry ran, is refused: the order, and a presale whose balance is overdue, are left to expire', async () => {
     const overdue = (orderId: string, deadline: 'payment_deadline' | 'balance_deadline') =>
       system.env.db.updateTable('orders').set({ [deadline]: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL 1 SECOND` }).where('order_id', '=', orderId).execute();
@@ -342,15 +263,82 @@ describe('payments that arrive late or change their outcome', () => {
     await system.waitForStatus(presale, 'DEPOSIT_FORFEITED', 10_000);
   });
 
-  it('a balance asked for in time through an api host whose clock runs 10 minutes ahead is waited for at the deadline, and pays the order', { timeout: 60_000 }, async () => {
-    const ahead = await startApi(system.env, { clock: () => new Date(Date.now() + 600_000) });
-    try {
-      const orderId = await system.persisted('presale', 'lou', [{ skuId: 'CONSOLE', qty: 1 }]);
-      await pay('lou', orderId);
+  describe.concurrent(`while the payment system takes ${SLOW_MS / 1_000} s to take the money, and as long again to call back`, () => {
+    // the payment system's faults hold for every order: these tests set no other, so they run side by side
+    beforeAll(async () => slowPaymentSystem(SLOW_MS));
+    afterAll(async () => slowPaymentSystem(0));
+
+    it('a payment reported 16 minutes late for an order that expired meanwhile is recorded and goes back', async ({ expect }) => {
+      const orderId = await system.checkout('gus', [{ skuId: 'TV', qty: 1 }]);
+      await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+      // the payment system's own callback comes SLOW_MS after the charge: ours, sent at once, is the first
+      const takenAt = new Date(Date.now() - 16 * 60_000).toISOString();
+      const { paymentId } = (await pay('gus', orderId)).body;
+      const {
+        charges: [charge],
+      } = await waitFor(async () => {
+        const seen = await atPaymentSystem(orderId);
+        return seen.charges.length === 1 && seen;
+      }, { what: 'the charge', timeoutMs: 10_000, intervalMs: 20 });
+      await system.passPaymentDeadline(orderId);
+      await closeUnpaidOrder(system.workers.deps, { orderId, action: 'expire', actor: 'system', detail: 'payment deadline passed' });
+      const late = await system.signedCallback('payment', { orderId, paymentId, transactionId: charge.transactionId, status: 'SUCCEEDED', amountCents: 10_000, at: takenAt });
+      expect([late.status, late.body]).toEqual([200, { changed: false, status: 'EXPIRED' }]);
+      const refunds = await refundsPaidBack(orderId, 'the late payment refunded');
+      expect(refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[paymentId, 10_000]]);
+      const expired = await system.order(orderId);
+      expect(expired.status).toBe('EXPIRED');
+      expect(expired.payments.map((p: any) => [p.status, p.paidAt])).toEqual([['SUCCEEDED', takenAt]]);
+    });
+
+    it('of two attempts that both took the money, the order keeps one and the other alone goes back', async ({ expect }) => {
+      const orderId = await system.checkout('dee', [{ skuId: 'TV', qty: 1 }]);
+      await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+      const first = (await pay('dee', orderId)).body.paymentId as string;
+      // a failure reported early; the payment system then takes the money anyway
+      await system.paymentRequested(first);
+      await system.signedCallback('payment', { orderId, paymentId: first, transactionId: 'tx-early-failure', status: 'FAILED', amountCents: 10_000, at: new Date().toISOString() });
+      const second = (await pay('dee', orderId)).body.paymentId as string;
+      expect(second).not.toBe(first);
+      const sim = await waitFor(async () => {
+        const seen = await atPaymentSystem(orderId);
+        return seen.charges.length === 2 && seen.refunds.length === 1 && seen;
+      }, { what: 'two charges and one refund', timeoutMs: 20_000 });
+      const rows = await waitFor(async () => {
+        const all = await paymentRows(orderId);
+        return all.every((p) => p.status === 'SUCCEEDED') && all;
+      }, { what: 'both payments recorded' });
+      const order = await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+      const kept = rows.find((p) => order.payment.transactionId === sim.charges.find((c: any) => c.paymentId === p.payment_id).transactionId)!;
+      expect(sim.refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[rows.find((p) => p !== kept)!.payment_id, 10_000]]);
+    });
+
+    it('a presale balance paid after its deadline goes back, and the forfeited deposit stays kept', async ({ expect }) => {
+      const orderId = await system.persisted('presale', 'ivy', [{ skuId: 'CONSOLE', qty: 1 }]);
+      await pay('ivy', orderId);
       await system.waitForStatus(orderId, 'DEPOSIT_PAID');
-      await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) + INTERVAL 1 SECOND` }).where('order_id', '=', orderId).execute();
-      await slowPaymentSystem(SLOW_MS);
+      // the buyer pays the balance just before its deadline; the payment system takes the money, and calls back, after it
+      const balance = (await pay('ivy', orderId)).body;
+      expect(balance).toMatchObject({ purpose: 'balance', amountCents: 40_000 });
+      await system.paymentRequested(balance.paymentId);
+      // the deadline passes, and so does the wait for a balance asked for in time (PAYMENT_TIMEOUT_MS past it), the
+      // request still at the payment system: its job is promoted
+      const waitedMs = system.env.config.PAYMENT_TIMEOUT_MS + 1_000;
+      await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${waitedMs * 1000} MICROSECOND` }).where('order_id', '=', orderId).execute();
+      await (await system.workers.deps.queues.timers.getJob(jobId.expireBalance(orderId)))?.promote();
+      await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED', 10_000);
+      const refunds = await refundsPaidBack(orderId, 'the balance refunded');
+      expect(refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[balance.paymentId, 40_000]]);
+      expect((await system.order(orderId)).status).toBe('DEPOSIT_FORFEITED');
+    });
+
+    it('a balance asked for in time through an api host whose clock runs 10 minutes ahead is waited for at the deadline, and pays the order', { timeout: 60_000 }, async ({ expect }) => {
+      const ahead = await startApi(system.env, { clock: () => new Date(Date.now() + 600_000) });
       try {
+        const orderId = await system.persisted('presale', 'lou', [{ skuId: 'CONSOLE', qty: 1 }]);
+        await pay('lou', orderId);
+        await system.waitForStatus(orderId, 'DEPOSIT_PAID');
+        await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) + INTERVAL 1 SECOND` }).where('order_id', '=', orderId).execute();
         // asked for before the deadline by MySQL's clock; the host that opens it writes a time after it
         const balance = await ahead.request('POST', `/v1/orders/${orderId}/pay`, { token: ahead.token('lou'), body: { method: 'card' } });
         expect([balance.status, balance.body.purpose]).toEqual([202, 'balance']);
@@ -360,18 +348,13 @@ describe('payments that arrive late or change their outcome', () => {
         await (await system.workers.deps.queues.timers.getJob(jobId.expireBalance(orderId)))?.promote();
         await system.waitForStatus(orderId, 'IN_FULFILLMENT', 20_000);
       } finally {
-        await slowPaymentSystem(0);
+        await ahead.close();
       }
-    } finally {
-      await ahead.close();
-    }
-  });
+    });
 
-  it('a late payment recorded by a callback that died before asking for its refund is refunded when the callback comes again', async () => {
-    const orderId = await system.checkout('hal', [{ skuId: 'TV', qty: 1 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    await slowPaymentSystem(SLOW_MS);
-    try {
+    it('a late payment recorded by a callback that died before asking for its refund is refunded when the callback comes again', async ({ expect }) => {
+      const orderId = await system.checkout('hal', [{ skuId: 'TV', qty: 1 }]);
+      await system.waitForStatus(orderId, 'PENDING_PAYMENT');
       const { paymentId } = (await pay('hal', orderId)).body;
       await waitFor(async () => (await atPaymentSystem(orderId)).charges.length === 1, { what: 'the charge', timeoutMs: 10_000, intervalMs: 20 });
       // before the payment system calls back: the order expires, and a first callback records
@@ -381,9 +364,7 @@ describe('payments that arrive late or change their outcome', () => {
       await system.env.db.updateTable('payments').set({ status: 'SUCCEEDED', transaction_id: 'tx-first-callback', paid_at: new Date() }).where('payment_id', '=', paymentId).execute();
       const refunds = await refundsPaidBack(orderId, 'the late payment refunded');
       expect(refunds.map((r: any) => [r.paymentId, r.amountCents])).toEqual([[paymentId, 10_000]]);
-    } finally {
-      await slowPaymentSystem(0);
-    }
-    expect((await system.order(orderId)).status).toBe('EXPIRED');
+      expect((await system.order(orderId)).status).toBe('EXPIRED');
+    });
   });
 });
