@@ -253,7 +253,8 @@ describe('a flash sale with faults combined: api Redis link, worker SIGKILL, MyS
     const sale = Promise.all(Array.from({ length: BUYERS }, (_, i) => buyer(i)));
 
     const faults = (async () => {
-      await waitFor(async () => (await ordersQueue.getJobCounts('active')).active! > 0, { what: 'persist jobs active', timeoutMs: 10_000, intervalMs: 10 });
+      // the workers start with the sale: on a loaded box they took more than 10 s to take their first job
+      await waitFor(async () => (await ordersQueue.getJobCounts('active')).active! > 0, { what: 'persist jobs active', timeoutMs: 45_000, intervalMs: 10 });
       mysqlLink.holdAnswers();
       await sleep(300);
       await workers[0]!.kill();
