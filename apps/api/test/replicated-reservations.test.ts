@@ -26,11 +26,6 @@ describe('reservations acknowledged by a Redis replica before the intake answers
   beforeAll(async () => {
     redis = await startReplicatedRedis();
     ({ master, replica, replicaClient } = redis);
-    // the replica stopped and started again by each test syncs in full: the master's 5 s wait for
-    // other replicas to join a diskless sync was most of each test's time, and there are none
-    const masterClient = new Redis(master.url);
-    await masterClient.config('SET', 'repl-diskless-sync-delay', '0');
-    masterClient.disconnect();
     env = await createTestEnv('replicated_reservations', { REDIS_URL: master.url, RESERVATION_REPLICA_ACKS: '1', RESERVATION_REPLICA_TIMEOUT_MS: '200', SOLD_OUT_MEMORY_MS: '60000' });
     api = await startApi(env);
     await createSku(api, api.token('ops', 'admin'), { skuId: 'KETTLE', title: 'Kettle', priceCents: 3_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1_000, deduction: 'placement' });

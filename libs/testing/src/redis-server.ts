@@ -44,7 +44,9 @@ export async function startRedisServer(extraArgs: string[] = []): Promise<RedisS
   let output = '';
   // kept across restarts: what a killed server printed before it died is what a failure needs
   const start = async () => {
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', ...extraArgs];
+    // a master here has one replica at most: Redis's default 5 s wait for more to join each full sync
+    // (a replica started, restarted or behind) was most of a replication test's time
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--repl-diskless-sync-delay', '0', ...extraArgs];
     const started = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     started.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
     started.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
