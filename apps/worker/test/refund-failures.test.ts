@@ -5,7 +5,12 @@ import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
-describe('a refund the payment system reports as failed', () => {
+/**
+ * Each describe below starts an order system and a payment simulator of its own, so the three
+ * run side by side while they wait on the simulator's delays and the confirmation sweeps; the
+ * tests of one share its simulator's faults, so they run one after another.
+ */
+describe.concurrent('a refund the payment system reports as failed', () => {
   let system: OrderSystem;
 
   beforeAll(async () => {
@@ -25,7 +30,7 @@ describe('a refund the payment system reports as failed', () => {
     return Number(count);
   };
 
-  it('keeps the money owed (order REFUNDING, part FAILED, counted) until the payment system confirms it after all', async () => {
+  it('keeps the money owed (order REFUNDING, part FAILED, counted) until the payment system confirms it after all', async ({ expect }) => {
     const orderId = await system.checkout('kim', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('kim'), body: { method: 'card' } })).status).toBe(202);
@@ -57,7 +62,7 @@ describe('a refund the payment system reports as failed', () => {
   });
 });
 
-describe('a refund the payment system could not pay back, paid back by the shop another way or asked for again', () => {
+describe.concurrent('a refund the payment system could not pay back, paid back by the shop another way or asked for again', () => {
   let system: OrderSystem;
 
   beforeAll(async () => {
@@ -94,7 +99,7 @@ describe('a refund the payment system could not pay back, paid back by the shop 
     return { orderId, refundId, part };
   };
 
-  it('is settled by an admin naming how: the part SETTLED_BY_HAND with the reference, the refund SUCCEEDED by the admin, the order REFUNDED; the payment system paying it after all is counted as paying twice', async () => {
+  it.sequential('is settled by an admin naming how: the part SETTLED_BY_HAND with the reference, the refund SUCCEEDED by the admin, the order REFUNDED; the payment system paying it after all is counted as paying twice', async ({ expect }) => {
     // the payment system takes the refund but never confirms it on its own
     const { orderId, refundId, part } = await cancelledWith('noa', { callbacksLost: true }, 'SENT');
 
@@ -135,7 +140,7 @@ describe('a refund the payment system could not pay back, paid back by the shop 
     expect((await refundsOf(orderId))[0].parts.map((p: any) => p.status)).toEqual(['SETTLED_BY_HAND']);
   });
 
-  it('is asked for again by an admin under a new part, which the payment system pays: the declined part ASKED_AGAIN naming it, the refund SUCCEEDED, the order REFUNDED; the declined part paid after all counts as paying twice', async () => {
+  it.sequential('is asked for again by an admin under a new part, which the payment system pays: the declined part ASKED_AGAIN naming it, the refund SUCCEEDED, the order REFUNDED; the declined part paid after all counts as paying twice', async ({ expect }) => {
     // the payment system declines every refund (the buyer's card blocked, say), then stops declining
     const { orderId, refundId, part } = await cancelledWith('ivy', { refundsDeclined: true }, 'FAILED');
     // only an admin; a refund of another order is none of this one
@@ -182,7 +187,7 @@ describe('a refund the payment system could not pay back, paid back by the shop 
     expect((await refundsOf(orderId, 'ivy'))[0].parts.map((p: any) => p.status)).toEqual(['ASKED_AGAIN', 'SUCCEEDED']);
   });
 
-  it('puts a cancelled order\'s units back on sale once when its declined refund is asked for again after Redis forgot the restock (RESTOCK_MARKER_TTL_MS)', async () => {
+  it.sequential('puts a cancelled order\'s units back on sale once when its declined refund is asked for again after Redis forgot the restock (RESTOCK_MARKER_TTL_MS)', async ({ expect }) => {
     const { orderId, refundId } = await cancelledWith('ida', { refundsDeclined: true }, 'FAILED');
     const before = await system.stockOf('TV');
     // 91 days on: the refund is that old, and Redis's marker of its restock has expired
@@ -196,7 +201,7 @@ describe('a refund the payment system could not pay back, paid back by the shop 
   });
 });
 
-describe('a refund the payment system accepted and never confirmed (its callback lost for good)', () => {
+describe.concurrent('a refund the payment system accepted and never confirmed (its callback lost for good)', () => {
   let system: OrderSystem;
 
   beforeAll(async () => {
@@ -218,7 +223,7 @@ describe('a refund the payment system accepted and never confirmed (its callback
   /** First sent a day and a minute ago: past REFUND_CONFIRMATION_GIVE_UP_MS at its default, 24 h. */
   const sentADayAgo = (partId: string) => sql`UPDATE refund_parts SET sent_at = UTC_TIMESTAMP(3) - INTERVAL 1441 MINUTE WHERE part_id = ${partId}`.execute(system.env.db);
 
-  it('is asked for again, and the buyer is paid back once: the order REFUNDED', async () => {
+  it.sequential('is asked for again, and the buyer is paid back once: the order REFUNDED', async ({ expect }) => {
     const orderId = await system.checkout('lea', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('lea'), body: { method: 'card' } })).status).toBe(202);
@@ -238,7 +243,7 @@ describe('a refund the payment system accepted and never confirmed (its callback
     const atPaymentSystem = (await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ refundId: string; amountCents: number }>;
     expect(atPaymentSystem.filter((refund) => refund.refundId === part.partId).map((refund) => refund.amountCents)).toEqual([10_000]);
   });
-  it('never confirmed a day after it was first sent, is asked for no more and counted for an operator: the order waits in REFUNDING', async () => {
+  it.sequential('never confirmed a day after it was first sent, is asked for no more and counted for an operator: the order waits in REFUNDING', async ({ expect }) => {
     const orderId = await system.checkout('ned', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ned'), body: { method: 'card' } })).status).toBe(202);

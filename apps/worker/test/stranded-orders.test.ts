@@ -9,7 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StrandedOrderSweeper } from '../src/stranded-order-sweeper.js';
 import { startIntakeAndWorkers, type IntakeAndWorkers } from './support/intake-and-workers.js';
 
-describe('an accepted order whose job was lost', () => {
+/**
+ * Each describe below has a database, prefixes and workers of its own, so the four run side by
+ * side; the tests of the first share its workers and pause their queue, so they run one after
+ * another.
+ */
+describe.concurrent('an accepted order whose job was lost', () => {
   let env: TestEnv;
   let http: ApiProcess;
   let workers: RunningWorkers;
@@ -25,7 +30,7 @@ describe('an accepted order whose job was lost', () => {
     await env?.cleanup();
   });
 
-  it('is found by the sweeper and persisted, so a 202 is never a lost order', async () => {
+  it.sequential('is found by the sweeper and persisted, so a 202 is never a lost order', async ({ expect }) => {
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
     await http.request('POST', '/v1/admin/skus', {
       token: admin,
@@ -53,7 +58,7 @@ describe('an accepted order whose job was lost', () => {
     expect(await recoveredCount()).toBe(1);
   });
 
-  it('leaves an order that waits behind a backlog alone: its job is there, nothing is recovered', async () => {
+  it.sequential('leaves an order that waits behind a backlog alone: its job is there, nothing is recovered', async ({ expect }) => {
     const buyer = signToken(env.config.AUTH_JWT_SECRET, { sub: 'patient-buyer', role: 'buyer' });
     // a backlog longer than STRANDED_ORDER_AFTER_MS: the job waits, the sweeper runs every 200 ms
     await workers.deps.queues.orders.pause();
@@ -70,7 +75,7 @@ describe('an accepted order whose job was lost', () => {
     expect(await recoveredCount()).toBe(1);
   });
 
-  it('leaves the orders of the intake\'s batch jobs alone while they wait behind a backlog, and forgets their jobs once they are in MySQL', async () => {
+  it.sequential('leaves the orders of the intake\'s batch jobs alone while they wait behind a backlog, and forgets their jobs once they are in MySQL', async ({ expect }) => {
     await createLamp('LAMP-1');
     await workers.deps.queues.orders.pause();
     const orders = await checkoutMany('LAMP-1', 'waiting-buyer', 40);
@@ -83,7 +88,7 @@ describe('an accepted order whose job was lost', () => {
     expect(await env.redis.hlen(carriersKey())).toBe(0);
   });
 
-  it('recovers every order of a batch job that was lost, each once', async () => {
+  it.sequential('recovers every order of a batch job that was lost, each once', async ({ expect }) => {
     await createLamp('LAMP-2');
     await workers.deps.queues.orders.pause();
     const orders = await checkoutMany('LAMP-2', 'batch-lost-buyer', 30);
@@ -99,7 +104,7 @@ describe('an accepted order whose job was lost', () => {
     expect(await env.redis.hlen(carriersKey())).toBe(0);
   });
 
-  it('reports an order lost, once, when Redis lost both its reservation and its job, and leaves one whose job still carries it to that job', async () => {
+  it.sequential('reports an order lost, once, when Redis lost both its reservation and its job, and leaves one whose job still carries it to that job', async ({ expect }) => {
     await createLamp('LAMP-3');
     await workers.deps.queues.orders.pause();
     const [evicted] = await checkoutMany('LAMP-3', 'evicted-buyer', 1);
@@ -170,7 +175,7 @@ describe('an accepted order whose job was lost', () => {
   const lostCount = () => counterValue(workers, 'accepted_orders_lost_total');
 });
 
-describe('accepted orders whose job failed after Redis lost their reservations', () => {
+describe.concurrent('accepted orders whose job failed after Redis lost their reservations', () => {
   let system: IntakeAndWorkers;
 
   beforeAll(async () => {
@@ -178,7 +183,7 @@ describe('accepted orders whose job failed after Redis lost their reservations',
   });
   afterAll(async () => system?.close());
 
-  it('leave the accepted set and the carrier hash, are not reported lost, and their dead letter stands for them', async () => {
+  it('leave the accepted set and the carrier hash, are not reported lost, and their dead letter stands for them', async ({ expect }) => {
     const { env, http, workers } = system;
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
     await createSku(http, admin, { skuId: 'VASE', title: 'Vase', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
@@ -217,7 +222,7 @@ describe('accepted orders whose job failed after Redis lost their reservations',
   });
 });
 
-describe('accepted orders whose persist jobs crashed workers held until BullMQ failed them, left without a dead letter, swept by both orders replicas at once', () => {
+describe.concurrent('accepted orders whose persist jobs crashed workers held until BullMQ failed them, left without a dead letter, swept by both orders replicas at once', () => {
   const ORDERS = 20;
   let env: TestEnv;
   let replicas: RunningWorkers[] = [];
@@ -230,7 +235,7 @@ describe('accepted orders whose persist jobs crashed workers held until BullMQ f
     await env?.cleanup();
   });
 
-  it('get one dead letter each, though both replicas look at once, and wait there for the operator: neither runs them again', async () => {
+  it('get one dead letter each, though both replicas look at once, and wait there for the operator: neither runs them again', async ({ expect }) => {
     const lines: Array<{ level: number; msg: string }> = [];
     const log = workerLog('warn', { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
     const [first, second] = [connectWorker(env.config, log), connectWorker(env.config, log)];
@@ -266,7 +271,7 @@ describe('accepted orders whose persist jobs crashed workers held until BullMQ f
   });
 });
 
-describe('an accepted order stranded behind more orders whose jobs failed than a sweep reads', () => {
+describe.concurrent('an accepted order stranded behind more orders whose jobs failed than a sweep reads', () => {
   const FAILED = 6;
   let env: TestEnv;
   let deps: WorkerDeps;
@@ -280,7 +285,7 @@ describe('an accepted order stranded behind more orders whose jobs failed than a
     await env?.cleanup();
   });
 
-  it('is read by a later sweep, which goes on past the failed ones (they wait in the dead letters), and gets its job', async () => {
+  it('is read by a later sweep, which goes on past the failed ones (they wait in the dead letters), and gets its job', async ({ expect }) => {
     const { inventory, catalog, queues } = deps;
     await catalog.createSku(
       { skuId: 'JUG', title: 'Jug', priceCents: 1_200, merchantId: 'shop', channel: 'self', warehouseId: 'wh', deduction: 'placement', flashSale: null },
