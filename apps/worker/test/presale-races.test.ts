@@ -4,6 +4,7 @@ import { jobId } from '@orders/queues';
 import { buyerAddress, waitFor } from '@orders/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BALANCE_PAYMENT_LOOKED_AT_EVERY_MS } from '../src/processors/forward-life.js';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
 /**
@@ -107,15 +108,23 @@ describe('a presale under racing callbacks, timers and cancels', () => {
       await system?.close();
     });
 
-    it.sequential('a balance callback at the very moment its deadline job and the overdue sweep both forfeit it: paid and sold once, or forfeited with the balance given back, never both', async ({ expect }) => {
+    it.sequential('a balance callback at the very moment its deadline job forfeits it, or just after the overdue sweep did (its job lost): paid and sold once, or forfeited with the balance given back, never both', async ({ expect }) => {
+      const closedBySweep = async () => (await system.workers.deps.metrics.overdueOrdersExpired.get()).values[0]?.value ?? 0;
       const outcomes: string[] = [];
-      for (const buyer of ['ana', 'ben']) {
+      for (const [buyer, deadlineJob] of [['ana', 'promoted'], ['ben', 'lost']] as const) {
         const orderId = await depositPaid(buyer);
         const charge = await balanceTaken(orderId, buyer);
-        // the balance deadline passes now; its job is promoted, and the sweep (every 200 ms) finds it overdue too
-        await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL 1 SECOND` }).where('order_id', '=', orderId).execute();
         const timer = await system.workers.deps.queues.timers.getJob(jobId.expireBalance(orderId));
-        const [callback] = await Promise.all([taken(orderId, charge), timer?.promote(), taken(orderId, charge)]);
+        if (deadlineJob === 'lost') await timer?.remove();
+        const sweptBefore = await closedBySweep();
+        // the balance deadline passed longer ago than its job and the sweep (every 200 ms) wait for a balance asked in time: either forfeits it now
+        const passedMs = system.env.config.PAYMENT_TIMEOUT_MS + BALANCE_PAYMENT_LOOKED_AT_EVERY_MS + 2_000;
+        await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${passedMs * 1000} MICROSECOND` }).where('order_id', '=', orderId).execute();
+        if (deadlineJob === 'lost') {
+          await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED');
+          expect(await closedBySweep()).toBe(sweptBefore + 1);
+        }
+        const [callback] = await Promise.all([taken(orderId, charge), deadlineJob === 'promoted' ? timer?.promote() : undefined, taken(orderId, charge)]);
         expect(callback.status).toBe(200);
         const order = await waitFor(async () => {
           const seen = await system.order(orderId);
@@ -131,6 +140,7 @@ describe('a presale under racing callbacks, timers and cancels', () => {
           expect(await ledgerOf(orderId)).toEqual([['reserve', -1], ['commit', 0]]);
         }
       }
+      expect(outcomes[1]).toBe('DEPOSIT_FORFEITED');
       const sold = outcomes.filter((s) => s === 'IN_FULFILLMENT').length;
       // a forfeit's units go back to Redis just after its commit
       await expect.poll(() => system.stockOf('NEXT-CONSOLE'), { timeout: 5_000 }).toEqual({ available: 10 - sold, reserved: 0, sold });

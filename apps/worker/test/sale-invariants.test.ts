@@ -1,26 +1,30 @@
 import { settledSaleInvariants, waitFor } from '@orders/testing';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
 /**
  * The sale invariants the fault tests assert, on a buyer's money: two attempts that both
- * took it leave the shop the one that paid the order, once the other went back.
+ * took it leave the shop the one that paid the order, once the other went back; and on
+ * deadlines: a presale is stuck past its balance deadline only once it stopped waiting for a
+ * balance asked in time.
  */
-describe("the sale's promise on a buyer's money, when two payment attempts both took it", () => {
+describe("the sale's promises on a buyer's money, when two payment attempts both took it, and on a presale's balance deadline", () => {
   let system: OrderSystem;
   const orderIds: string[] = [];
 
   beforeAll(async () => {
     system = await startOrderSystem('sale_invariants_money');
     await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    await system.createSku({ skuId: 'NEXT-TV', priceCents: 50_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', orderType: 'presale' });
   });
   afterAll(async () => {
     await system?.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 0, outage: false } });
     await system?.close();
   });
 
-  const saleInvariants = (settleMs?: number) =>
-    settledSaleInvariants({ db: system.env.db, redis: system.env.redis, keyPrefix: system.env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { TV: 10 } }, settleMs);
+  const saleInvariants = (settleMs?: number, now?: Date) =>
+    settledSaleInvariants({ db: system.env.db, redis: system.env.redis, keyPrefix: system.env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { TV: 10 }, balanceWaitMs: system.env.config.PAYMENT_TIMEOUT_MS, now }, settleMs);
   const refundsAtPaymentSystem = async (paymentId: string) =>
     ((await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ paymentId: string; amountCents: number }>).filter((r) => r.paymentId === paymentId);
 
@@ -74,5 +78,27 @@ describe("the sale's promise on a buyer's money, when two payment attempts both 
     await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: false } });
     expect((await saleInvariants(20_000)).violations).toEqual([]);
     expect((await refundsAtPaymentSystem(late)).map((r) => r.amountCents)).toEqual([10_000]);
+  });
+
+  it('counts a presale past its balance deadline as stuck only once its deadline job stops waiting for the balance its buyer asked for in time', async () => {
+    const pay = (orderId: string) => system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('cid'), body: { method: 'card' } });
+    const orderId = await system.checkout('cid', [{ skuId: 'NEXT-TV', qty: 1 }]);
+    orderIds.push(orderId);
+    await system.waitForStatus(orderId, 'PENDING_DEPOSIT');
+    await pay(orderId);
+    await system.waitForStatus(orderId, 'DEPOSIT_PAID');
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: true } });
+    try {
+      // the buyer asks for the balance in time; the payment system is away, so it stays pending past the deadline
+      expect((await pay(orderId)).body).toMatchObject({ purpose: 'balance', status: 'PENDING' });
+      await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL 10 SECOND` }).where('order_id', '=', orderId).execute();
+      expect((await system.order(orderId)).status).toBe('DEPOSIT_PAID');
+      expect((await saleInvariants(1_000)).violations).toEqual([]);
+      // as seen once the wait for that balance (PAYMENT_TIMEOUT_MS past the deadline) is over, unforfeited
+      const pastTheWait = new Date(Date.now() + system.env.config.PAYMENT_TIMEOUT_MS + 10_000);
+      expect((await saleInvariants(0, pastTheWait)).violations).toEqual([`1 orders are past their deadline and still unpaid (e.g. ${orderId} DEPOSIT_PAID)`]);
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: false } });
+    }
   });
 });

@@ -9,7 +9,7 @@ export type { TimerDeadline, TimerSettings } from './timer-deadlines.js';
 export { addressOf, benefitsOfOwnLines, couponUseOf, merchantOrderView } from './order-view.js';
 export type { ChildStep, OrderView } from './order-view.js';
 export type * from './schema.js';
-export { ProcessRepository, REFUNDED_WHOLE, SHIPMENT_STEPS, UNSHIPPED_PARCEL, paymentDetail } from './process-repository.js';
+export { ProcessRepository, REFUNDED_WHOLE, SHIPMENT_STEPS, UNSHIPPED_PARCEL, balanceAwaitedAt, paymentDetail } from './process-repository.js';
 export type { ChildToInsert, NewPayment, PaymentPurpose } from './process-repository.js';
 export { OrderEventRepository } from './order-event-repository.js';
 export type { HeldLock, NewWebhook, NewWebhookDelivery, OrderEvent } from './order-event-repository.js';

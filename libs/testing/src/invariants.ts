@@ -1,6 +1,7 @@
-import { ProcessRepository, type OrderDb } from '@orders/persistence';
+import { ProcessRepository, balanceAwaitedAt, type OrderDb } from '@orders/persistence';
 import { SKU_COUNTERS, StockKeys } from '@orders/stock';
 import type { Cluster, Redis } from 'ioredis';
+import { sql } from 'kysely';
 
 export interface SaleUnderCheck {
   db: OrderDb;
@@ -13,6 +14,8 @@ export interface SaleUnderCheck {
   now?: Date;
   /** how far past its deadline an order may be while its timer job is being processed */
   timerGraceMs?: number;
+  /** the worker's PAYMENT_TIMEOUT_MS: how long past its deadline a presale waits for a balance its buyer asked for in time */
+  balanceWaitMs: number;
 }
 
 export interface SkuStockCheck {
@@ -37,7 +40,7 @@ const UNPAID = ['ACCEPTED', 'PENDING_PAYMENT', 'PENDING_DEPOSIT'];
  * every accepted order is in MySQL exactly once and nothing else is; for every SKU,
  * Redis available + reserved + sold (summed over its buckets) equals the opening stock
  * and each counter equals what the stock ledger says, no bucket's counter is below zero
- * and no transfer between buckets is left half done; no order waits past its payment or balance deadline; the
+ * and no transfer between buckets is left half done; no order waits past its payment or balance deadline (a presale's, past the wait for a balance asked in time); the
  * shop keeps for each order the money of the payments that paid it (moneyKept); nothing is left in the
  * accepted set waiting for recovery.
  */
@@ -92,13 +95,18 @@ async function checkOnce(sale: SaleUnderCheck): Promise<SaleInvariants> {
   }
 
   const cutoff = new Date((sale.now ?? new Date()).getTime() - (sale.timerGraceMs ?? 5_000));
+  // a presale past its balance deadline is not stuck while its deadline job waits for a balance asked in time, as the product has it
   const stuck = await db
-    .selectFrom('orders')
-    .select(['order_id', 'status'])
+    .selectFrom('orders as o')
+    .select(['o.order_id', 'o.status'])
     .where((eb) =>
       eb.or([
-        eb.and([eb('status', 'in', UNPAID), eb('payment_deadline', '<', cutoff)]),
-        eb.and([eb('status', '=', 'DEPOSIT_PAID'), eb('balance_deadline', '<', cutoff)]),
+        eb.and([eb('o.status', 'in', UNPAID), eb('o.payment_deadline', '<', cutoff)]),
+        eb.and([
+          eb('o.status', '=', 'DEPOSIT_PAID'),
+          eb('o.balance_deadline', '<', cutoff),
+          eb.not(eb.exists(eb.selectFrom('payments as p').select('p.payment_id').whereRef('p.order_id', '=', 'o.order_id').where(balanceAwaitedAt(sql<Date>`${cutoff}`, sale.balanceWaitMs)))),
+        ]),
       ]),
     )
     .execute();
