@@ -48,10 +48,11 @@ export default defineConfig({
     // files run in parallel: each owns its database, key prefix and queue prefix
     fileParallelism: true,
     // vitest's default is one file at a time on two cores (cores - 1); the files mostly wait
-    // on Redis, MySQL and the processes they start (the whole run kept 1.3 of 2 cores busy with
-    // three side by side), so four side by side, each still with its own names. Five were
-    // slower (490 s against 467 s, 2026-12-05): the two cores were 95 % busy with four.
-    maxWorkers: 4,
+    // on Redis, MySQL, timers and the processes they start, so five side by side, each still
+    // with its own names. Five were slower than four (490 s against 467 s, 2026-12-05) while the
+    // two cores were 95 % busy with four; once an api's routes compiled on first use, four left
+    // 12 % of the cores idle, and five took 596 s against 647 s for four (2026-12-06).
+    maxWorkers: 5,
     pool: 'forks',
     // a worker process keeps the modules it loaded for its next file: loading the apps again
     // for each was 130 s of a 340 s run here (2026-12-01). Files share no state but what they
