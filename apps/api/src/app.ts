@@ -44,18 +44,30 @@ import { orderSchema, problemSchema, skuSchema } from './schemas.js';
  * compiling every validator and serializer of the api's routes took ~0.4 s of the ~1.9 s of
  * CPU a process needs to start, so a rolling restart, a process node:cluster forks or an
  * instance scaled out during a sale serves sooner. A route's first request pays its few
- * milliseconds; the schemas themselves are checked by every route's tests.
+ * milliseconds. Each compilation is kept here too, so compileEverySchema can run them all
+ * (a broken schema would otherwise show only at its route's first request, as a 500).
  */
-function compiledOnFirstUse<Compiled>(compile: () => Compiled): () => Compiled {
-  let compiled: Compiled | undefined;
-  return () => (compiled ??= compile());
+class SchemasCompiledOnFirstUse {
+  private readonly compilations: Array<() => unknown> = [];
+
+  compiledOnFirstUse<Compiled>(compile: () => Compiled): () => Compiled {
+    let compiled: Compiled | undefined;
+    const compiledOnce = () => (compiled ??= compile());
+    this.compilations.push(compiledOnce);
+    return compiledOnce;
+  }
+
+  compileAll(): number {
+    for (const compile of this.compilations) compile();
+    return this.compilations.length;
+  }
 }
 
 /**
  * Bodies are validated strictly (no type coercion, unknown fields rejected: API.md);
  * query strings and path params are coerced, since they arrive as text.
  */
-function validatorCompilers() {
+function validatorCompilers(schemas: SchemasCompiledOnFirstUse) {
   const options = { allErrors: false, useDefaults: true, removeAdditional: false, strict: false } as const;
   const strictAjv = addFormats.default(new Ajv({ ...options, coerceTypes: false }));
   const coercingAjv = addFormats.default(new Ajv({ ...options, coerceTypes: 'array' }));
@@ -64,7 +76,7 @@ function validatorCompilers() {
     coercingAjv.addSchema(schema);
   }
   return ({ schema, httpPart }: { schema: object; httpPart?: string }) => {
-    const compiled = compiledOnFirstUse(() => (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema));
+    const compiled = schemas.compiledOnFirstUse(() => (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema));
     // Fastify reads `errors` after a call, as of Ajv's own function, and passes the request as
     // the parent (`schemaEnv` set) so a coerced or defaulted part is written back to it
     const validate = Object.assign(
@@ -80,12 +92,12 @@ function validatorCompilers() {
 }
 
 /** Fastify's own response serializers (fast-json-stringify), each compiled on its first answer. */
-function serializerCompilers(): NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildSerializer'] {
+function serializerCompilers(schemas: SchemasCompiledOnFirstUse): NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildSerializer'] {
   const fastJsonStringify = SerializerSelector();
   return (externalSchemas, options) => {
     const compile = fastJsonStringify(externalSchemas as Parameters<typeof fastJsonStringify>[0], options);
     return (route) => {
-      const serialize = compiledOnFirstUse(() => compile(route));
+      const serialize = schemas.compiledOnFirstUse(() => compile(route));
       return (data) => serialize()(data);
     };
   };
@@ -95,6 +107,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** SIGTERM's first phase: readiness answers 503 so the load balancer takes this instance out, while every request is still served. */
     leaveLoadBalancer(): void;
+    /** Compiles every route's validators and serializers now, where each is otherwise compiled at its first use; throws for a schema that does not compile. How many it compiled. */
+    compileEverySchema(): number;
   }
 }
 
@@ -171,6 +185,7 @@ function loggerOf(asked: FastifyServerOptions['logger'], level: string): Fastify
 
 export async function buildApp(deps: AppDeps, { logger, ...options }: FastifyServerOptions = {}): Promise<FastifyInstance> {
   const { config } = deps;
+  const schemas = new SchemasCompiledOnFirstUse();
   const app = Fastify({
     logger: loggerOf(logger, config.LOG_LEVEL),
     // A sale's requests are nearly all checkouts, and their two request lines each cost a
@@ -188,7 +203,7 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
     // while draining on SIGTERM, a request on an open keep-alive connection is served (with
     // `connection: close`) instead of Fastify's bare 503, so nothing already sent is bounced
     return503OnClosing: false,
-    schemaController: { compilersFactory: { buildSerializer: serializerCompilers() } },
+    schemaController: { compilersFactory: { buildSerializer: serializerCompilers(schemas) } },
     routerOptions: { querystringParser: queryWithoutEmptyValues },
     ...options,
   });
@@ -213,7 +228,8 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
     if (text === undefined) return done(notUtf8(), undefined);
     parseJson(request, text, (error, parsed) => (error ? done(error, undefined) : holdsLoneSurrogate(text, parsed) ? done(loneSurrogate(), undefined) : done(null, parsed)));
   });
-  app.setValidatorCompiler(validatorCompilers());
+  app.setValidatorCompiler(validatorCompilers(schemas));
+  app.decorate('compileEverySchema', () => schemas.compileAll());
   // every log line of a request about an order carries its id, so one grep follows an order;
   // a hook of those routes only, so a checkout (the order's id not yet known) passes none
   const logWithOrderId: onRequestHookHandler = (request, reply, done) => {

@@ -20,6 +20,12 @@ describe("the answers API.md promises with a retry-after, as /docs/json lists th
     await env?.cleanup();
   });
 
+  it("compiles every route's request and response schemas, which the api compiles at each route's first use", async () => {
+    // a schema that does not compile would otherwise be found by its route's first request (a 500)
+    expect(api.app.compileEverySchema()).toBeGreaterThan(2 * Object.keys(spec.paths).length);
+    expect((await api.request('GET', '/v1/orders', { token: api.token('compiled') })).status).toBe(200);
+  });
+
   it('lists 429 RATE_LIMITED with retry-after on every route a budget applies to (all but /health/* and /metrics), and answers it as listed', async () => {
     const budgeted = Object.entries(spec.paths as Record<string, Record<string, any>>)
       .filter(([path]) => !/^\/(health\/|metrics$)/.test(path))
