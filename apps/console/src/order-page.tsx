@@ -35,6 +35,9 @@ const CONSEQUENCES: Record<string, string> = {
   refuse_return: 'Refuse this return? The buyer gets nothing back for it. This cannot be undone.',
   close_return: 'Close this return as never sent back? Nothing is paid back, and a parcel that arrives later changes nothing. This cannot be undone.',
   cancel: 'Cancel this unpaid order? The buyer can no longer pay it, and its units go back on sale. This cannot be undone.',
+  ship: 'Mark this order shipped? It can no longer be cancelled: its parcel is on its way. This cannot be undone.',
+  deliver: 'Mark this order delivered? Do so once its buyer has the parcel. This cannot be undone.',
+  complete: 'Complete this order? It is closed for good. This cannot be undone.',
 };
 /** An approval commits the shop to pay the return's units back once its parcel is received: `decided` is the return it decides (null: not read). */
 const approveReturnConsequence = (decided: Refund | null) => {

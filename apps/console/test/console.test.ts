@@ -24,6 +24,8 @@ describe('the web console', () => {
   let base: string;
   let importedOrderId: string;
   const routes = new Set<string>();
+  /** What the actions that ask first asked, in order. */
+  const asked: string[] = [];
 
   const shot = (name: string): Promise<Buffer> => page.screenshot({ path: `${SCREENSHOTS}${name}.png`, fullPage: true });
   /** What the elements show now, without waiting for one to appear (for expect.poll). */
@@ -94,7 +96,7 @@ describe('the web console', () => {
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
     page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
     // the operator says yes to the actions that ask first (console-audit.test.ts says no to one)
-    page.on('dialog', (dialog) => void dialog.accept());
+    page.on('dialog', (dialog) => (asked.push(dialog.message()), void dialog.accept()));
   });
   afterAll(async () => {
     await browser?.close();
@@ -129,6 +131,8 @@ describe('the web console', () => {
     // a deep link: the api answers index.html and the console routes itself
     await page.goto(`${base}/console/orders/${importedOrderId}`);
     await page.getByRole('button', { name: /Mark shipped/ }).click();
+    // the operator is asked first: a parcel marked shipped cannot be called back
+    await expect.poll(() => asked.at(-1)).toBe('Mark this order shipped? It can no longer be cancelled: its parcel is on its way. This cannot be undone.');
     await expect.poll(() => page.getByTestId('order-status').textContent()).toBe('SHIPPED');
     await expect.poll(() => page.getByRole('status').textContent()).toContain('now SHIPPED (Shipped)');
     await expect.poll(() => page.getByRole('list', { name: 'Timeline' }).textContent()).toContain('ship by merchant: PAID → SHIPPED');
@@ -138,6 +142,7 @@ describe('the web console', () => {
     const delivered = await system.request('POST', `/v1/orders/${importedOrderId}/actions/deliver`, { token: system.token('shop', 'merchant') });
     expect(delivered.body.status).toBe('DELIVERED');
     await page.getByRole('button', { name: /Mark delivered/ }).click();
+    await expect.poll(() => asked.at(-1)).toMatch(/^Mark this order delivered\?/);
     await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/deliver/);
     await expect.poll(() => page.getByTestId('order-status').textContent()).toBe('DELIVERED');
     await shot('05-refused-action');
