@@ -39,7 +39,8 @@ describe('order lists, the times a request carries, and bodies of actions that t
     ] as const) {
       const blank = await api.request('GET', `${path}${template}`, { token });
       expect([blank.status, blank.body.code], who).toEqual([200, undefined]);
-      expect(ids(blank), who).toEqual([imported]);
+      // a buyer's list holds their order still in the queue too, newest first; the others the persisted ones
+      expect(ids(blank), who).toEqual(who === 'buyer' ? [queued, imported] : [imported]);
       expect(blank.body, who).toEqual((await api.request('GET', path, { token })).body);
       // a value sent is still checked
       const typo = await api.request('GET', `${path}?status=PAYED&cursor=`, { token });
@@ -47,13 +48,25 @@ describe('order lists, the times a request carries, and bodies of actions that t
     }
   });
 
-  it('lists persisted orders only: one still in the queue is read by its id, its amounts null until persisted; ?status=ACCEPTED, a status API.md names, lists none, as /docs/json says', async () => {
+  it("lists a buyer's order still in the queue in its place, as its id reads it (amounts null until persisted); ?status=ACCEPTED lists it alone for its buyer and none for an admin, as /docs/json says", async () => {
     const ivy = api.token('ivy');
-    expect(ids(await api.request('GET', '/v1/orders', { token: ivy }))).toEqual([imported]);
     const one = await api.request('GET', `/v1/orders/${queued}`, { token: ivy });
     expect([one.status, one.body.status, one.body.amounts, one.body.items]).toEqual([200, 'ACCEPTED', null, [{ skuId: 'KETTLE', qty: 1 }]]);
+    const listed = await api.request('GET', '/v1/orders', { token: ivy });
+    expect(listed.body.items[0]).toEqual(one.body);
+    expect(ids(await api.request('GET', '/v1/orders?status=ACCEPTED', { token: ivy }))).toEqual([queued]);
+    expect(ids(await api.request('GET', '/v1/orders?status=PAID', { token: ivy }))).toEqual([imported]);
+    expect(ids(await api.request('GET', '/v1/orders?type=standard', { token: ivy }))).toEqual([queued]);
+    expect(ids(await api.request('GET', '/v1/orders?type=imported', { token: ivy }))).toEqual([imported]);
+    // a page at a time, the cursor going on from the order in the queue to the persisted one
+    const first = await api.request('GET', '/v1/orders?limit=1', { token: ivy });
+    expect([ids(first), first.body.nextCursor]).toEqual([[queued], expect.any(String)]);
+    const second = await api.request('GET', `/v1/orders?limit=1&cursor=${first.body.nextCursor}`, { token: ivy });
+    expect([ids(second), second.body.nextCursor]).toEqual([[imported], null]);
+    // nobody else's list holds it: another buyer's, a merchant's and an admin's list persisted orders
+    expect(ids(await api.request('GET', '/v1/orders', { token: api.token('joe') }))).toEqual([]);
     for (const [token, path] of [
-      [ivy, '/v1/orders'],
+      [api.token('shop', 'merchant'), '/v1/orders'],
       [admin, '/v1/admin/orders'],
     ] as const) {
       const accepted = await api.request('GET', `${path}?status=ACCEPTED`, { token });

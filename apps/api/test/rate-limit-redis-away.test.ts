@@ -21,7 +21,7 @@ describe('request budgets while the api cannot reach Redis', () => {
   it('are counted by the api process alone, so a flood still meets its limit on the way to MySQL, and the refusal is the same 429', { timeout: 30_000 }, async () => {
     await proxy.cut();
     try {
-      // the buyer's order list is read from MySQL, which is there
+      // the buyer's order list is read from MySQL, which is there (without their orders still in the queue, in Redis)
       for (let i = 1; i <= 4; i++) {
         const served = await api.request('GET', '/v1/orders', { token: api.token('ivy') });
         expect([served.status, served.headers['x-ratelimit-remaining']], `request ${i}`).toEqual([200, String(4 - i)]);

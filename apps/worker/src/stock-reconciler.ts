@@ -683,7 +683,7 @@ export class StockReconciler {
       const [state, userId, payload, recorded] = reply as Array<string | null>;
       if (state !== 'reserved' || !payload || !recorded) return;
       const { items } = JSON.parse(payload) as { items: Array<{ skuId: string }> };
-      // per line, in the order's line order: [units, deduction, limited] (reserveStock-6+c+2n.lua)
+      // per line, in the order's line order: [units, deduction, limited] (reserveStock-7+c+2n.lua)
       (JSON.parse(recorded) as Array<[number, string, number]>).forEach(([qty, deduction, limited], line) => {
         const skuId = items[line]?.skuId;
         if (skuId !== undefined) lines.push({ orderId: orderIds[i]!, userId: userId ?? '', skuId, qty, deduction, limited: limited === 1 });

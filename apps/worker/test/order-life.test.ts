@@ -29,6 +29,9 @@ describe('the whole forward life of an order', () => {
     ]);
     const pending = await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     expect(pending.amounts).toMatchObject({ subtotalCents: 9_196, payableCents: 9_196 });
+    // written, the buyer's list holds it once, as MySQL has it
+    const listed = await system.request('GET', '/v1/orders', { token: buyer });
+    expect(listed.body.items.map((order: any) => [order.orderId, order.status])).toEqual([[orderId, 'PENDING_PAYMENT']]);
 
     // the payment system calls back 3 s after it charges: with none, the order was once paid before the buyer asked again (CI, 2026-12-04)
     await system.paymentSim.request('PUT', '/__admin/faults', { body: { latencyMs: 3_000 } });

@@ -15,7 +15,7 @@ export interface AbandonedClaim {
   orderIds: string[];
 }
 
-/** A claim (claimCheckout-5+c.lua's hash) whose requests are gone by its times, and the orders that took a use under it. */
+/** A claim (claimCheckout-6+c.lua's hash) whose requests are gone by its times, and the orders that took a use under it. */
 interface GoneClaim {
   userId: string;
   idempotencyKey: string;
@@ -30,7 +30,7 @@ const SCAN_COUNT = 1000;
 
 /**
  * The claims of Idempotency-Keys that checkouts of SKUs split into buckets make in their buyer's
- * own group (claimCheckout-5+c.lua), left behind by an api process killed between a request's
+ * own group (claimCheckout-6+c.lua), left behind by an api process killed between a request's
  * claim and its reservation: each holds the buyer's coupon use for an order that never was. The
  * checkout abandons one only when the buyer retries under the same key; the stock check, every
  * run, abandons them all here, through the same script and on the same judgement: nobody took

@@ -18,6 +18,7 @@ import {
   SaleEndTooClose,
   SaleNotActive,
   SkuStockHeld,
+  firstOrderIdAt,
   uncoveredPaymentLine,
   UnknownSku,
   shipsParcels,
@@ -50,7 +51,7 @@ export interface CheckoutTimeouts {
   presaleBalanceTimeoutMs?: number;
   /**
    * How long after a request last took up the claim of a key (a cart split into buckets,
-   * claimCheckout-5+c.lua), with no order accepted under the key, the request may still be
+   * claimCheckout-6+c.lua), with no order accepted under the key, the request may still be
    * under way: another request under the key is answered CheckoutInProgress meanwhile, and
    * after it the claim is abandoned (its request was killed before its reservation), its
    * coupon uses given back. 10 s when absent.
@@ -270,11 +271,11 @@ interface SettledReservation {
   state: 'committed' | 'released';
 }
 
-/** What claimCheckout-5+c.lua's code 0 says of the requests holding a claim, with no order accepted under the key. */
+/** What claimCheckout-6+c.lua's code 0 says of the requests holding a claim, with no order accepted under the key. */
 const CLAIM_HOLDERS_UNDER_WAY = 1;
 const CLAIM_HOLDERS_GONE = 2;
 
-/** What a cart running outside its buyer's own group claimed and took there (claimCheckout-5+c.lua), for its reservation to settle. */
+/** What a cart running outside its buyer's own group claimed and took there (claimCheckout-6+c.lua), for its reservation to settle. */
 interface CheckoutClaim {
   orderId: string;
   userId: string;
@@ -284,11 +285,11 @@ interface CheckoutClaim {
   claimedNow: boolean;
   /** a use of the coupon was taken for this order: given back unless the reservation accepts it */
   couponTaken: boolean;
-  /** the orders other requests under the key took a use for (claimCheckout-5+c.lua's code 2): given back if this one's is accepted */
+  /** the orders other requests under the key took a use for (claimCheckout-6+c.lua's code 2): given back if this one's is accepted */
   otherHolders: string[];
 }
 
-/** The refusals of the rules that hold per buyer, as reserveStock-6+c+2n.lua and claimCheckout-5+c.lua both answer them; null for another code. */
+/** The refusals of the rules that hold per buyer, as reserveStock-7+c+2n.lua and claimCheckout-6+c.lua both answer them; null for another code. */
 function buyerRuleRefusal(code: number, couponCode: string, budgetMsLeft: number): Error | null {
   switch (code) {
     case -1:
@@ -326,7 +327,7 @@ export const RELEASES_REMEMBERED_MS = RESTOCK_MARKER_TTL_MS;
 export function releaseRemembered(releasedAt: Date, now: Date): boolean {
   return now.getTime() - releasedAt.getTime() < RELEASES_REMEMBERED_MS;
 }
-/** How long a reservation record outlives its payment deadline, a presale's its balance timeout too (reserveStock-6+c+2n.lua's PEXPIREAT). */
+/** How long a reservation record outlives its payment deadline, a presale's its balance timeout too (reserveStock-7+c+2n.lua's PEXPIREAT). */
 const RESERVATION_KEPT_AFTER_DEADLINE_MS = 7 * 24 * 3600 * 1000;
 /**
  * How long a released reservation record is kept (releaseStock-4+2n.lua): a release retried
@@ -339,20 +340,20 @@ const RELEASED_RECORD_KEPT_MS = 24 * 3600 * 1000;
 /**
  * How many REDIS_COMMAND_TIMEOUT_MS a request holding the claim of a key takes at most to settle
  * it: its claim, its reservation and the read after it are each answered or taken for lost
- * within one, and its claim settled with one more (claimCheckout-5+c.lua; `claimAbandonedAfterMs`).
+ * within one, and its claim settled with one more (claimCheckout-6+c.lua; `claimAbandonedAfterMs`).
  */
 const CLAIM_SETTLES_WITHIN_COMMAND_TIMEOUTS = 5;
 /** `claimAbandonedAfterMs` of an inventory told no command timeout: five of REDIS_COMMAND_TIMEOUT_MS's default. */
 const CLAIM_ABANDONED_AFTER_MS = 10_000;
 /**
- * How much longer than the idempotency record a claim of its key is kept (claimCheckout-5+c.lua):
+ * How much longer than the idempotency record a claim of its key is kept (claimCheckout-6+c.lua):
  * the claim is made just before the reservation that writes the record, and while it lives no
  * other cart is accepted under the key.
  */
 const CLAIM_OUTLIVES_RECORD_MS = 60_000;
 /**
  * How long past its end the buyers' counts toward a flash sale's limit were kept before they went
- * with their sale (reserveStock-6+c+2n.lua): a sale a bucket had from then (no countsEndWithSale)
+ * with their sale (reserveStock-7+c+2n.lua): a sale a bucket had from then (no countsEndWithSale)
  * is over for good that long after its end (changeSale-1.lua).
  */
 const OLDER_SALE_COUNTS_KEPT_MS = 24 * 3600 * 1000;
@@ -375,7 +376,7 @@ const UNDO_CUTOFF_MS = Number.MAX_SAFE_INTEGER;
 const TRANSFER_RECORD_TTL_MS = 7 * 24 * 3600 * 1000;
 /** The receiving side's marker of a voided transfer, as giveStock-2.lua writes it. */
 const VOIDED_MARKER = 'void';
-/** The order types a cart may make without a delivery address, as reserveStock-6+c+2n.lua reads them (',virtual,'). */
+/** The order types a cart may make without a delivery address, as reserveStock-7+c+2n.lua reads them (',virtual,'). */
 const TYPES_SHIPPING_NOTHING = `,${ORDER_TYPES.filter((type) => !shipsParcels(type)).join(',')},`;
 /** How ioredis rejects a command it sent whose answer did not come within its commandTimeout: it may still run, and be answered. */
 const UNANSWERED = /^Command timed out/;
@@ -612,6 +613,8 @@ export class Inventory {
       this.keys.coupon(group, couponCode),
       this.keys.couponUses(group, couponCode, userId),
       this.keys.checkoutAttempt(group, userId, request.idempotencyKey),
+      // outside the buyer's own group the claim lists the order in their queued orders
+      this.keys.queuedOrders(group, userId),
     ];
     const args: (string | number)[] = [
       orderId,
@@ -627,6 +630,7 @@ export class Inventory {
       this.timeouts.presaleBalanceTimeoutMs ?? 0,
       // the SKUs' type, known in the script alone, says whether the cart ships to an address
       request.payload.address ? '' : TYPES_SHIPPING_NOTHING,
+      claim ? '' : '1',
     ];
     for (const counter of counted) {
       keys.push(counter.key);
@@ -701,7 +705,7 @@ export class Inventory {
 
   /**
    * What holds per buyer whatever the cart, settled in the buyer's own group for a cart that
-   * runs in another (claimCheckout-5+c.lua), in one call: the counters of `counted`, the claim
+   * runs in another (claimCheckout-6+c.lua), in one call: the counters of `counted`, the claim
    * of the Idempotency-Key, a use of the coupon on the buyer's one counter. Refuses as the
    * reservation would; a retry refused over its velocity or its coupon goes on only to replay
    * the order accepted under its key, looked for in the cart's group. With none, the requests
@@ -713,7 +717,14 @@ export class Inventory {
     const { userId, idempotencyKey, counters } = request;
     const own = this.keys.groupOf(userId);
     const couponCode = request.payload.couponCode ?? '';
-    const keys = [this.keys.idempotency(own, userId, idempotencyKey), this.keys.coupon(own, couponCode), this.keys.couponUses(own, couponCode, userId), this.keys.couponHeld(own, orderId), this.keys.checkoutAttempt(own, userId, idempotencyKey)];
+    const keys = [
+      this.keys.idempotency(own, userId, idempotencyKey),
+      this.keys.coupon(own, couponCode),
+      this.keys.couponUses(own, couponCode, userId),
+      this.keys.couponHeld(own, orderId),
+      this.keys.checkoutAttempt(own, userId, idempotencyKey),
+      this.keys.queuedOrders(own, userId),
+    ];
     const claimMs = this.timeouts.idempotencyTtlMs + CLAIM_OUTLIVES_RECORD_MS;
     const args: (string | number)[] = [
       userId,
@@ -792,7 +803,7 @@ export class Inventory {
   }
 
   /**
-   * When a claim's requests are gone, as claimCheckout-5+c.lua judges them: nobody took it up for
+   * When a claim's requests are gone, as claimCheckout-6+c.lua judges them: nobody took it up for
    * `afterMs`; and when an order accepted under it would still be recorded: it was made less
    * than `madeWithinMs` (the idempotency TTL) ago. Both by Redis's clock.
    */
@@ -1029,7 +1040,7 @@ export class Inventory {
   /**
    * Publishes a coupon for checkout: how many orders of one buyer may use it, how many in all, and
    * when. Once, in the buyers' group: a checkout takes a coupon's use there whatever group its cart
-   * runs in (reserveStock-6+c+2n.lua for a cart there, claimCheckout-5+c.lua for one in a bucket's).
+   * runs in (reserveStock-7+c+2n.lua for a cart there, claimCheckout-6+c.lua for one in a bucket's).
    * Kept a day past the coupon's end, as its buyers' uses: checkout refuses it from its end on, and
    * a coupon a month would otherwise stay in Redis for good.
    */
@@ -1336,11 +1347,40 @@ export class Inventory {
     return (await this.redis.zscore(this.keys.accepted(this.keys.groupOfOrder(orderId)), orderId)) !== null;
   }
 
-  /** The worker calls this once an order is in MySQL, so recovery stops considering it. */
+  /** The worker calls this once an order is in MySQL, so recovery stops considering it (and its buyer's list reads it from MySQL). */
   async markPersisted(orders: ReadonlyArray<Pick<AcceptedOrder, 'orderId' | 'userId'>>): Promise<void> {
     if (orders.length === 0) return;
     const groups = this.byGroup(orders, (order) => this.keys.groupOfOrder(order.orderId));
     await Promise.all([...groups].map(([group, inGroup]) => this.redis.zrem(this.keys.accepted(group), ...inGroup.map((order) => order.orderId))));
+  }
+
+  /**
+   * A buyer's orders accepted and not yet in MySQL, newest first by order id as their list reads
+   * MySQL: those before `before` (an order id) that are `matching`, at most `limit`. Read from their
+   * queued orders, each kept while its group's accepted set and its reservation hold it. One that
+   * left (persisted, or refused after its claim listed it) leaves the buyer's queued orders here once
+   * older than any checkout still under way, or with them a day after their last checkout: taken
+   * out as each is persisted, they cost the drain a Redis command per order.
+   */
+  async queuedOrdersOf(userId: string, { before, limit, matching }: { before?: string; limit: number; matching: (order: AcceptedOrder) => boolean }): Promise<AcceptedOrder[]> {
+    const key = this.keys.queuedOrders(this.keys.groupOf(userId), userId);
+    const found: AcceptedOrder[] = [];
+    const gone: string[] = [];
+    const settledBefore = firstOrderIdAt(Date.now() - CLOCKS_APART_MS);
+    for (let from = before === undefined ? '+' : `(${before}`; found.length < limit; ) {
+      const wanted = limit - found.length;
+      const listed = await this.redis.zrevrangebylex(key, from, '-', 'LIMIT', 0, wanted);
+      const queued = await Promise.all(listed.map(async (orderId) => ((await this.awaitsPersisting(orderId)) ? this.findAcceptedOrder(orderId) : null)));
+      listed.forEach((orderId, i) => {
+        const order = queued[i];
+        if (order && matching(order)) found.push(order);
+        else if (!order && orderId < settledBefore) gone.push(orderId);
+      });
+      if (listed.length < wanted) break;
+      from = `(${listed.at(-1)!}`;
+    }
+    if (gone.length > 0) await this.redis.zrem(key, ...gone);
+    return found;
   }
 
   /**

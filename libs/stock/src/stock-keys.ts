@@ -49,7 +49,7 @@ export class StockKeys {
   /**
    * The group of a buyer's own keys, whatever group their cart runs in: velocity counts, the
    * claims of their Idempotency-Keys, their coupon uses. A cart that runs in another group (a
-   * bucket's) claims and counts there first (claimCheckout-5+c.lua), so these hold per buyer.
+   * bucket's) claims and counts there first (claimCheckout-6+c.lua), so these hold per buyer.
    */
   groupOf(_userId: string): string {
     return BUYERS_GROUP;
@@ -117,6 +117,15 @@ export class StockKeys {
 
   accepted(group: string): string {
     return `${this.prefix}${group}:accepted`;
+  }
+
+  /**
+   * A buyer's orders accepted and not yet in MySQL, whatever group their carts ran in, so their
+   * list shows them (zset, every score 0: read by order id, newest first). In the buyer's own
+   * group; an order that left the accepted set leaves it when a read finds so (Inventory.queuedOrdersOf).
+   */
+  queuedOrders(group: string, userId: string): string {
+    return `${this.prefix}${group}:queued:${userId}`;
   }
 
   /** A short-lived key written to learn whether the replicas hold what the group's node took before it (Inventory.awaitGroupReplicated). */

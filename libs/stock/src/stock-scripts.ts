@@ -36,8 +36,8 @@ export type StockScriptName = keyof StockScriptReplies;
 export type StockScriptReply<N extends StockScriptName> = StockScriptReplies[N];
 
 const SCRIPT_FILES: Record<StockScriptName, string> = {
-  reserveStock: 'reserveStock-6+c+2n.lua',
-  claimCheckout: 'claimCheckout-5+c.lua',
+  reserveStock: 'reserveStock-7+c+2n.lua',
+  claimCheckout: 'claimCheckout-6+c.lua',
   dropClaim: 'dropClaim-2.lua',
   abandonClaim: 'abandonClaim-3+2h.lua',
   releaseStock: 'releaseStock-4+2n.lua',

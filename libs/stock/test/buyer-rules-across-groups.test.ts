@@ -166,4 +166,22 @@ describe("a buyer's coupon uses and Idempotency-Keys, whichever stock group thei
     await remembering.refuseIfSoldOut(buyer, 'held-key', [{ skuId: 'PLAIN', qty: 1 }], now);
     await expect(remembering.reserveStock(checkoutOf(buyer, 'PLAIN', { idempotencyKey: 'held-key' }))).rejects.toBeInstanceOf(IdempotencyConflict);
   });
+
+  it("lists a buyer's orders still in the queue whatever group their carts ran in, newest first by id: not a cart its bucket refused after its claim, nor one persisted", async () => {
+    const buyer = buyerOutsideG0('lister');
+    const placed: string[] = [];
+    for (const skuId of SKUS) placed.push((await inventory.reserveStock(checkoutOf(buyer, skuId))).order.orderId);
+    await expect(inventory.reserveStock(checkoutOf(buyer, 'HOT8', { items: [{ skuId: 'HOT8', qty: 100_000 }], bodyHash: 'too-many' }))).rejects.toBeInstanceOf(OutOfStock);
+    const listed = async (page: { before?: string; limit?: number }, userId = buyer) =>
+      (await inventory.queuedOrdersOf(userId, { limit: 10, matching: () => true, ...page })).map((order) => order.orderId);
+    const newestFirst = [...placed].sort().reverse();
+    expect(new Set(placed.map((orderId) => inventory.keys.groupOfOrder(orderId))).size).toBe(SKUS.length);
+    expect(await listed({})).toEqual(newestFirst);
+    expect(await listed({ limit: 2 })).toEqual(newestFirst.slice(0, 2));
+    expect(await listed({ before: newestFirst[1] })).toEqual(newestFirst.slice(2));
+    expect(await listed({}, buyerOutsideG0('nobody'))).toEqual([]);
+
+    await inventory.markPersisted([placed[0]!, placed[2]!].map((orderId) => ({ orderId, userId: buyer })));
+    expect(await listed({})).toEqual(newestFirst.filter((orderId) => orderId !== placed[0] && orderId !== placed[2]));
+  });
 });

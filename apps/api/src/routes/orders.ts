@@ -1,6 +1,6 @@
 import { mergeOrderLines, stateMachineFor, type AcceptedOrder } from '@orders/domain';
 import { StatementTooSlow, isDatabaseUnavailable, type OrderView } from '@orders/persistence';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { CheckoutBody, CheckoutIntake } from '../checkout-intake.js';
 import type { Principal } from '../plugins/auth.js';
@@ -60,6 +60,20 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
     const queued = await queuedOrderFor(deps, principal, orderId);
     if (queued) return acceptedView(queued);
     throw notFound('order');
+  }
+
+  /**
+   * A buyer's orders still in the queue for their list: of `type` when given. Without Redis their
+   * list holds the persisted ones alone, as before they were listed here (a list is no reason to
+   * fail while MySQL answers).
+   */
+  async function queuedOrdersOf(userId: string, type: string | undefined, before: string | undefined, limit: number, log: FastifyBaseLogger): Promise<AcceptedOrder[]> {
+    try {
+      return await deps.inventory.queuedOrdersOf(userId, { before, limit, matching: (order) => type === undefined || order.type === type });
+    } catch (error) {
+      log.warn({ err: error }, "a buyer's orders still in the queue were not read (Redis did not answer): their list holds the persisted ones");
+      return [];
+    }
   }
 
   app.post<{ Body: CheckoutBody; Headers: { 'idempotency-key': string; 'x-device-id'?: string } }>(
@@ -122,7 +136,7 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
         tags: ['orders'],
         summary: "The caller's orders, newest first (a merchant's: orders with its SKUs; an admin's: all)",
         description:
-          'Persisted orders only: an order still in the queue (ACCEPTED, after its 202) is listed once the worker has written it, usually within a second; until then GET /v1/orders/{orderId} answers it. A parameter sent empty (`?status=&cursor=`) is one left out.',
+          "A buyer's list holds their orders still in the queue too (ACCEPTED, from their 202 until the worker has written them, usually within a second), read from Redis, in their place by order id; `status=ACCEPTED` lists those alone. A merchant's and an admin's hold persisted orders only: one still in the queue is listed once written, and GET /v1/orders/{orderId} answers it until then. A parameter sent empty (`?status=&cursor=`) is one left out.",
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -149,7 +163,9 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
         if (!ULID.test(before)) throw validationFailed('cursor is not one this API issued');
       }
       const principal = request.user;
-      const page = await orders.listOrders({
+      // read before MySQL: an order persisted meanwhile has left the queue when MySQL is read, and is found there
+      const queued = principal.role === 'buyer' && (status === undefined || status === 'ACCEPTED') ? await queuedOrdersOf(principal.sub, type, before, limit + 1, request.log) : [];
+      const persisted = await orders.listOrders({
         userId: principal.role === 'buyer' ? principal.sub : undefined,
         merchantId: principal.role === 'merchant' ? principal.sub : undefined,
         // a buyer lists what they bought (a split order's parts are its subOrders); a merchant
@@ -161,6 +177,8 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
         before,
         limit: limit + 1,
       });
+      const written = new Set(persisted.map((order) => order.orderId));
+      const page = [...queued.filter((order) => !written.has(order.orderId)).map(acceptedView), ...persisted].sort((a, b) => (a.orderId < b.orderId ? 1 : -1)).slice(0, limit + 1);
       const items = page.slice(0, limit);
       const last = items.at(-1);
       return { items, nextCursor: page.length > limit && last ? Buffer.from(last.orderId).toString('base64url') : null };

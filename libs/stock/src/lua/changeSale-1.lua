@@ -14,13 +14,13 @@
   ARGV[4] how long before it opens (ms) a sale stops taking changes: a change reaches every
           bucket, and the catalog, well before either sale opens, whatever their clocks
   ARGV[5] how long past the end a checkout saw its buyers' counts toward the limit were kept
-          before they went with it (reserveStock-6+c+2n.lua): how long after its end a sale set
+          before they went with it (reserveStock-7+c+2n.lua): how long after its end a sale set
           before then (no countsEndWithSale) is over for good
   ARGV[6] '1': only the end moves, earlier (the start and limit are the bucket's); '' any change
 
   The hash's countedUntil: the latest end the buyers' counts of the sale here are kept for, when its
   end moved earlier after it opened: a count goes at the end its checkout saw, and one written after
-  the move at this former end too (reserveStock-6+c+2n.lua), so the limit still holds should the move
+  the move at this former end too (reserveStock-7+c+2n.lua), so the limit still holds should the move
   be undone (a change half made, the catalog's sale put back). On a bucket whose counts do not name
   their sale it also holds the next sale up until then. Its countsEndWithSale:
   '1' once this script or initSku-1.lua set the sale here, whose counts go at its end; a sale set

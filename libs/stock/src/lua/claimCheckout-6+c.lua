@@ -2,7 +2,7 @@
   What a checkout that runs outside its buyer's own group (a cart of SKUs split into buckets
   runs in the buyer's bucket, {g<k>}) settles first in the buyer's own group, in one call: the
   rules that hold per buyer whatever their cart, which a script in the bucket's slot cannot
-  see. reserveStock-6+c+2n.lua settles them itself for a cart that runs in the buyer's group.
+  see. reserveStock-7+c+2n.lua settles them itself for a cart that runs in the buyer's group.
    - their request budget and checkout attempts (countInWindow, shared/countInWindow.lua): an
      attempt once, whatever the requests sent again under the key with its body (countCheckoutWindows)
    - the claim of their Idempotency-Key: the key's record in the buyer's group, holding the
@@ -24,7 +24,11 @@
            (KEYS[2..4] unused, and named with an empty code, without a coupon)
   KEYS[5]  the attempt last counted under the key  <prefix>{own}:attempt:<userId>:<key, its : and % escaped>
            (dropped with the claim when the checkout is refused for good: dropClaim-2.lua)
-  KEYS[5+j], j = 1..c          window counters, in the buyer's group: the request budget, then
+  KEYS[6]  buyer's queued orders <prefix>{own}:queued:<userId>   (zset, scores 0): the order is
+           listed there once claimed, as reserveStock-7+c+2n.lua lists one of a cart in the
+           buyer's group (a listed order its reservation refuses is passed over where the list
+           is read: it is in no accepted set)
+  KEYS[6+j], j = 1..c          window counters, in the buyer's group: the request budget, then
                                the checkout attempts
   ARGV[1] userId   ARGV[2] request body hash   ARGV[3] the cart's group   ARGV[4] orderId
   ARGV[5] how long the claim is kept (ms)   ARGV[6] coupon code or ''
@@ -56,14 +60,14 @@
         0 neither: claimed longer ago than an order's record of the key is kept, or before
           claims kept their times; refused as the checkout is
    -1 the key is claimed with another body, or for a cart of another group
-   -7 -8 -9 -10 -13 as reserveStock-6+c+2n.lua
+   -7 -8 -9 -10 -13 as reserveStock-7+c+2n.lua
 ]]
-local claimKey, couponKey, usesKey, holdKey, attemptKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local claimKey, couponKey, usesKey, holdKey, attemptKey, queuedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local userId, bodyHash, cartGroup, orderId = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local couponCode = ARGV[6]
 local counterCount = tonumber(ARGV[10])
 
-local counts = countCheckoutWindows(5, 10, counterCount, attemptKey, bodyHash .. ':' .. userId)
+local counts = countCheckoutWindows(6, 10, counterCount, attemptKey, bodyHash .. ':' .. userId)
 local budget = counts[1] or { 0, 0, 0 }
 
 -- what the requests holding a claim, refused now, are: code 0's state and what follows it
@@ -126,6 +130,8 @@ local function claim()
     redis.call('HSET', claimKey, 'h', bodyHash, 'u', userId, 'g', cartGroup, 'n', orderId, 'f', now, 'l', now)
   end
   redis.call('PEXPIRE', claimKey, ARGV[5])
+  redis.call('ZADD', queuedKey, 0, orderId)
+  redis.call('PEXPIRE', queuedKey, ARGV[9])
   local taken = 0
   if couponCode ~= '' then
     takeCouponUse(couponKey, usesKey, holdKey, couponCode, couponEndsAt)

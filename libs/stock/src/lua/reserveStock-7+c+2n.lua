@@ -6,23 +6,27 @@
 
   KEYS[1]  idempotency record   <prefix>{g}:idem:<userId>:<key, its : and % escaped>   (in the buyer's own group,
            {g0}, it is also the claim of the key by a checkout in another group,
-           claimCheckout-5+c.lua: one key, one body, one order, whatever group the cart runs in)
+           claimCheckout-6+c.lua: one key, one body, one order, whatever group the cart runs in)
   KEYS[2]  order reservation    <prefix>{g}:order:<orderId>
   KEYS[3]  accepted orders      <prefix>{g}:accepted   (zset: not yet in MySQL)
   KEYS[4]  coupon               <prefix>{g}:coupon:<code>   (hash: perBuyerLimit, startsAt, endsAt, totalLimit, taken)
   KEYS[5]  buyer's coupon uses  <prefix>{g}:coupon-uses:<code>:<userId>
            (both unused, and named with an empty code, when the order has no coupon, or when
-           it runs outside the buyer's own group: claimCheckout-5+c.lua took the use there, on the
+           it runs outside the buyer's own group: claimCheckout-6+c.lua took the use there, on the
            buyer's one counter, and holds it for the order)
   KEYS[6]  the attempt last counted under the key  <prefix>{g}:attempt:<userId>:<key, its : and % escaped>
            (countCheckoutWindows, shared/countInWindow.lua; unused, and named in the cart's
            group, when the script counts no checkout attempts)
-  KEYS[6+j], j = 1..c           window counters counted first (countInWindow, shared/):
+  KEYS[7]  buyer's queued orders <prefix>{g0}:queued:<userId>   (zset, scores 0: their list reads
+           it by order id) in the buyer's own group, where the order is listed when ARGV[13] is
+           '1'; unused, and named in the cart's group, when the cart runs in another group
+           (claimCheckout-6+c.lua lists the order there)
+  KEYS[7+j], j = 1..c           window counters counted first (countInWindow, shared/):
                                 the buyer's request budget, then their checkout attempts (c is
                                 0 when there are none, or when the checkout runs outside their
-                                slot group and claimCheckout-5+c.lua or the Inventory counted
+                                slot group and claimCheckout-6+c.lua or the Inventory counted
                                 them before this call)
-  KEYS[6+c+2i-1], KEYS[6+c+2i]  per line i: SKU hash <prefix>{g}:sku:<skuId>,
+  KEYS[7+c+2i-1], KEYS[7+c+2i]  per line i: SKU hash <prefix>{g}:sku:<skuId>,
                                 buyer's bought counter <prefix>{g}:bought:<skuId>:<userId>
   ARGV[1] orderId   ARGV[2] userId   ARGV[3] request body hash
   ARGV[4] idempotency TTL (ms)   ARGV[5] standard payment timeout (ms)
@@ -32,8 +36,9 @@
   ARGV[11] presale balance timeout (ms): how much longer a presale's reservation is kept
   ARGV[12] '' when the buyer gave a delivery address; else the order types that ship nothing,
            each between commas (',virtual,'): a cart making any other is refused (-12)
-  ARGV[13+2(j-1)], ARGV[14+2(j-1)]  counter j's window (ms) and the most it allows in one
-  ARGV[12+2c+i] quantity of line i
+  ARGV[13] '1' when the accepted order is listed in KEYS[7], else ''
+  ARGV[14+2(j-1)], ARGV[15+2(j-1)]  counter j's window (ms) and the most it allows in one
+  ARGV[13+2c+i] quantity of line i
 
   The order's type: each SKU hash's orderType ('standard', 'presale', 'virtual'; none in a
   hash written before SKUs had one: standard). Every line must have the same; a standard
@@ -70,13 +75,13 @@ local idemKey, orderKey, acceptedKey = KEYS[1], KEYS[2], KEYS[3]
 local orderId, userId, bodyHash = ARGV[1], ARGV[2], ARGV[3]
 local couponKey, couponUsesKey, couponCode = KEYS[4], KEYS[5], ARGV[9]
 local counterCount = tonumber(ARGV[10])
-local attemptKey = KEYS[6]
-local lineCount = (#KEYS - 6 - counterCount) / 2
+local attemptKey, queuedKey = KEYS[6], KEYS[7]
+local lineCount = (#KEYS - 7 - counterCount) / 2
 -- line i's keys are KEYS[lineKeys + 2i - 1] and KEYS[lineKeys + 2i], its quantity ARGV[lineQty + i]
-local lineKeys, lineQty = 6 + counterCount, 12 + 2 * counterCount
+local lineKeys, lineQty = 7 + counterCount, 13 + 2 * counterCount
 
 -- counted whatever the answer, as countInWindows-n.lua counts them (shared/countInWindow.lua)
-local counts = countCheckoutWindows(6, 12, counterCount, attemptKey, bodyHash .. ':' .. userId)
+local counts = countCheckoutWindows(7, 13, counterCount, attemptKey, bodyHash .. ':' .. userId)
 local budget = counts[1] or { 0, 0, 0 }
 
 local function checkout()
@@ -187,6 +192,10 @@ local function checkout()
   if type == 'presale' then keptUntil = keptUntil + tonumber(ARGV[11]) end
   redis.call('PEXPIREAT', orderKey, keptUntil)
   redis.call('ZADD', acceptedKey, nowText, orderId)
+  if ARGV[13] == '1' then
+    redis.call('ZADD', queuedKey, 0, orderId)
+    redis.call('PEXPIRE', queuedKey, ARGV[4])
+  end
   redis.call('HSET', idemKey, 'h', bodyHash, 'o', orderId, 't', type, 'd', deadlineText, 'a', nowText, 'u', userId)
   redis.call('PEXPIRE', idemKey, ARGV[4])
   return { 1, orderId, type, deadline, now, couponApplies and 1 or 0 }
