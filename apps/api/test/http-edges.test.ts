@@ -196,9 +196,12 @@ describe('HTTP edges', () => {
     }
     const unauthorizedHead = await raw(api.url, 'HEAD', '/v1/orders', []);
     expect([unauthorizedHead.status, unauthorizedHead.contentType, unauthorizedHead.text]).toEqual([401, 'application/problem+json; charset=utf-8', '']);
+    // the buyer's list (their order still in the queue) as a GET without a body reads it
+    const plain = JSON.parse((await raw(api.url, 'GET', '/v1/orders', [buyer])).text);
+    expect(plain.items.map((order: { orderId: string }) => `/v1/orders/${order.orderId}`)).toEqual([orderUrl]);
     for (const body of ['{"x":1}', '{broken', 'x'.repeat(10_000)]) {
       const listed = await raw(api.url, 'GET', '/v1/orders', [buyer, ['content-type', 'application/json']], body);
-      expect([listed.status, JSON.parse(listed.text)], body.slice(0, 10)).toEqual([200, { items: [], nextCursor: null }]);
+      expect([listed.status, JSON.parse(listed.text)], body.slice(0, 10)).toEqual([200, plain]);
     }
   });
 
