@@ -1,5 +1,6 @@
-import { priceOrder, type AcceptedOrder, type Sku } from '@orders/domain';
-import { PricingRepository, benefitsOfOwnLines, type OrderRow } from '@orders/persistence';
+import { priceOrder, stateMachineFor, type AcceptedOrder, type Sku } from '@orders/domain';
+import { PricingRepository, benefitsOfOwnLines, type OrderRow, type OrderView } from '@orders/persistence';
+import type { FastifyBaseLogger } from 'fastify';
 import type { AppDeps } from './app-deps.js';
 import type { Principal } from './plugins/auth.js';
 import { forbidden, notFound, stillInQueue, type HttpProblem } from './problems.js';
@@ -9,6 +10,61 @@ const ULID = new RegExp(ULID_PATTERN);
 
 /** Why a merchant may not move an order it sees: it holds another merchant's lines too. */
 export const MERCHANT_ALONE = "A merchant acts on orders (or parts of a split order) holding its own SKUs alone; this one holds another merchant's too: the buyer or an admin acts on it";
+
+/** The view of an order still in the queue: what the buyer sent, no amounts yet. */
+export function acceptedView(order: AcceptedOrder) {
+  const labels = stateMachineFor(order.type).labels('ACCEPTED');
+  return {
+    orderId: order.orderId,
+    parentOrderId: null,
+    type: order.type,
+    status: 'ACCEPTED',
+    buyerStatus: labels.buyerLabel,
+    merchantStatus: labels.merchantLabel,
+    userId: order.userId,
+    items: order.items,
+    amounts: null,
+    address: order.address,
+    couponCode: order.couponCode,
+    payment: null,
+    payments: [],
+    shipments: [],
+    subOrders: [],
+    history: [{ from: null, action: 'checkout', to: 'ACCEPTED', at: order.acceptedAt, actor: 'buyer', detail: null }],
+    paymentDeadline: order.paymentDeadline,
+    balanceDeadline: null,
+    nextTimer: null,
+    createdAt: null,
+    updatedAt: null,
+  };
+}
+
+/** An order of a list: persisted (MySQL's view), or still in the queue (acceptedView). */
+export type ListedOrder = OrderView | ReturnType<typeof acceptedView>;
+
+/**
+ * A page of a list of one buyer's orders (at most `limit`, newest first by order id) with their
+ * orders still in the queue in their place among the persisted ones `persistedPage` reads (the
+ * same page: before `before`, at most `limit`). The queue is read first: an order persisted
+ * meanwhile has left it by the time MySQL is read, and is found there (read in both, MySQL's
+ * view is kept). Without Redis the page holds the persisted orders alone, as lists did before
+ * they held queued ones: a list is no reason to fail while MySQL answers.
+ */
+export async function pageWithQueuedOrders(
+  deps: Pick<AppDeps, 'inventory'>,
+  buyer: { userId: string; before: string | undefined; limit: number; matching: (order: AcceptedOrder) => boolean },
+  persistedPage: () => Promise<OrderView[]>,
+  log: FastifyBaseLogger,
+): Promise<ListedOrder[]> {
+  const queued = await deps.inventory.queuedOrdersOf(buyer.userId, buyer).catch((error: unknown) => {
+    log.warn({ err: error, userId: buyer.userId }, "a buyer's orders still in the queue were not read (Redis did not answer): the list holds their persisted ones alone");
+    return [];
+  });
+  const persisted = await persistedPage();
+  const written = new Set(persisted.map((order) => order.orderId));
+  const listed: ListedOrder[] = [...queued.filter((order) => !written.has(order.orderId)).map(acceptedView), ...persisted];
+  return listed.sort((a, b) => (a.orderId < b.orderId ? 1 : -1)).slice(0, buyer.limit);
+}
 
 /**
  * An order still in the queue (accepted, not yet in MySQL), as far as the principal may know

@@ -13,7 +13,7 @@ export const orderFilterProperties = {
   status: {
     type: 'string',
     enum: [...new Set(ORDER_TYPES.flatMap((type) => stateMachineFor(type).states()))].sort(),
-    description: "any status of an order type; ACCEPTED lists a buyer's own orders still in the queue in their list (GET /v1/orders), and none in the others, where an order is listed once persisted and leaves ACCEPTED then (read it with GET /v1/orders/{orderId})",
+    description: "any status of an order type; ACCEPTED lists a buyer's orders still in the queue, in their own list (GET /v1/orders) and in an admin's search by their userId, and none elsewhere, where an order is listed once persisted and leaves ACCEPTED then (read it with GET /v1/orders/{orderId})",
   },
   type: { type: 'string', enum: [...ORDER_TYPES] },
 } as const;

@@ -48,7 +48,7 @@ describe('order lists, the times a request carries, and bodies of actions that t
     }
   });
 
-  it("lists a buyer's order still in the queue in its place, as its id reads it (amounts null until persisted); ?status=ACCEPTED lists it alone for its buyer and none for an admin, as /docs/json says", async () => {
+  it("lists a buyer's order still in the queue in its place, as its id reads it (amounts null until persisted), for its buyer and in an admin's search by buyer; ?status=ACCEPTED lists it alone there and none elsewhere, as /docs/json says", async () => {
     const ivy = api.token('ivy');
     const one = await api.request('GET', `/v1/orders/${queued}`, { token: ivy });
     expect([one.status, one.body.status, one.body.amounts, one.body.items]).toEqual([200, 'ACCEPTED', null, [{ skuId: 'KETTLE', qty: 1 }]]);
@@ -63,6 +63,15 @@ describe('order lists, the times a request carries, and bodies of actions that t
     expect([ids(first), first.body.nextCursor]).toEqual([[queued], expect.any(String)]);
     const second = await api.request('GET', `/v1/orders?limit=1&cursor=${first.body.nextCursor}`, { token: ivy });
     expect([ids(second), second.body.nextCursor]).toEqual([[imported], null]);
+    // an admin's search by the buyer finds it, save one that names what a queued order cannot tell (its merchant's)
+    const search = async (query: string) => ids(await api.request('GET', `/v1/admin/orders?userId=ivy&${query}`, { token: admin }));
+    expect(await search('')).toEqual([queued, imported]);
+    expect(await search('status=ACCEPTED')).toEqual([queued]);
+    expect(await search('skuId=KETTLE&topLevel=true&leaf=true')).toEqual([queued, imported]);
+    expect(await search('type=imported')).toEqual([imported]);
+    expect(await search('merchantId=shop')).toEqual([imported]);
+    expect(await search(`createdFrom=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).toEqual([]);
+    expect(await search(`createdFrom=${encodeURIComponent(one.body.history[0].at)}`)).toEqual([queued]);
     // nobody else's list holds it: another buyer's, a merchant's and an admin's list persisted orders
     expect(ids(await api.request('GET', '/v1/orders', { token: api.token('joe') }))).toEqual([]);
     for (const [token, path] of [

@@ -5,7 +5,7 @@ import { ProblemAlert } from './problem-alert.js';
 import { Link, rememberOrdersSearch } from './route.js';
 import type { Session } from './session.js';
 
-/** The statuses the lists filter by: not ACCEPTED, which an order leaves as it is persisted (the lists hold persisted orders only). */
+/** The statuses the lists filter by: not ACCEPTED, which an order leaves as it is persisted (a search by buyer shows theirs still in the queue, the other lists persisted orders alone). */
 export const STATUSES = [
   'PENDING_PAYMENT',
   'PENDING_DEPOSIT',

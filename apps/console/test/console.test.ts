@@ -243,6 +243,14 @@ describe('the web console', () => {
       expect(said).toContain('The system records it next');
       expect(said).not.toMatch(/belongs to the buyer/);
       await shot('07e-queued-order');
+      // the buyer's support call: an operator finds it by the buyer, as the intake accepted it
+      await inTabOfItsOwn(system.token('ops', 'admin'), async (tab) => {
+        await tab.getByLabel('Buyer').fill('quin');
+        await tab.getByLabel('Buyer').press('Enter');
+        const row = tab.getByRole('row').filter({ hasText: orderId });
+        await row.waitFor();
+        expect(await row.getByRole('cell').allTextContents()).toEqual(expect.arrayContaining(['ACCEPTED', 'quin', 'KETTLE ×1', '–', formatTime(queued.history[0].at)]));
+      });
 
       await orders.resume();
       const written = await system.waitForStatus(orderId, 'PENDING_PAYMENT');

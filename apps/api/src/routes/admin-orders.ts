@@ -1,7 +1,9 @@
+import type { AcceptedOrder } from '@orders/domain';
 import type { OrderListFilter } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { validationFailed } from '../problems.js';
+import { pageWithQueuedOrders } from '../queued-orders.js';
 import { ULID_PATTERN, orderFilterProperties, problemRef } from '../schemas.js';
 import { instant } from '../time-window.js';
 
@@ -21,7 +23,7 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
         tags: ['admin'],
         summary: 'Search all orders (any type, parents and children) by status, type, buyer, merchant, SKU, parent or when they were placed',
         description:
-          'Persisted orders only, as GET /v1/orders: one still in the queue is read by its id. A parameter sent empty is one left out; createdFrom and createdTo must be times the shop keeps (no leap second, years 1000 to 9999 in UTC), createdFrom not after createdTo, else 400 VALIDATION_FAILED naming them.',
+          "Persisted orders, and with `userId` a buyer's orders still in the queue too (ACCEPTED, from their 202 until the worker has written them), in their place by order id, unless the search names a merchant, a parent or refunds declined (`status=ACCEPTED` with `userId` lists those alone); one still in the queue is read by its id as well. A parameter sent empty is one left out; createdFrom and createdTo must be times the shop keeps (no leap second, years 1000 to 9999 in UTC), createdFrom not after createdTo, else 400 VALIDATION_FAILED naming them.",
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -61,13 +63,17 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
       const to = createdTo === undefined ? undefined : instant(createdTo, 'createdTo');
       // swapped bounds: an empty page would read as "no orders then"
       if (from && to && from.getTime() > to.getTime()) throw validationFailed(`createdFrom ${from.toISOString()} is after createdTo ${to.toISOString()}`);
-      const page = await deps.orders.listOrders({
-        ...filter,
-        createdFrom: from,
-        createdTo: to,
-        before,
-        limit: limit + 1,
-      });
+      const persisted = () => deps.orders.listOrders({ ...filter, createdFrom: from, createdTo: to, before, limit: limit + 1 });
+      // a buyer's search (a support call about a fresh 202) shows their orders still in the queue too: unsplit,
+      // of no merchant's search (a SKU's merchant is the catalog's), owing no refund
+      const { userId, status, type, skuId } = filter;
+      const queuedToo = userId !== undefined && (status === undefined || status === 'ACCEPTED') && filter.merchantId === undefined && filter.parentOrderId === undefined && !filter.refundDeclined;
+      const placedWithin = (order: AcceptedOrder) => {
+        const placed = new Date(order.acceptedAt).getTime();
+        return (from === undefined || placed >= from.getTime()) && (to === undefined || placed < to.getTime());
+      };
+      const matching = (order: AcceptedOrder) => (type === undefined || order.type === type) && (skuId === undefined || order.items.some((item) => item.skuId === skuId)) && placedWithin(order);
+      const page = queuedToo ? await pageWithQueuedOrders(deps, { userId, before, limit: limit + 1, matching }, persisted, request.log) : await persisted();
       const items = page.slice(0, limit);
       const last = items.at(-1);
       return { items, nextCursor: page.length > limit && last ? Buffer.from(last.orderId).toString('base64url') : null };

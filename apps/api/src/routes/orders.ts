@@ -1,49 +1,21 @@
-import { mergeOrderLines, stateMachineFor, type AcceptedOrder } from '@orders/domain';
-import { StatementTooSlow, isDatabaseUnavailable, type OrderView } from '@orders/persistence';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { mergeOrderLines } from '@orders/domain';
+import { StatementTooSlow, isDatabaseUnavailable } from '@orders/persistence';
+import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import type { CheckoutBody, CheckoutIntake } from '../checkout-intake.js';
 import type { Principal } from '../plugins/auth.js';
 import { IDEMPOTENCY_KEY_PATTERN, refuseRepeatedKey } from '../idempotency-keys.js';
 import { notFound, validationFailed } from '../problems.js';
-import { queuedOrderFor } from '../queued-orders.js';
+import { acceptedView, pageWithQueuedOrders, queuedOrderFor, type ListedOrder } from '../queued-orders.js';
 import { ULID_PATTERN, acceptedSchema, checkoutBodySchema, orderFilterProperties, orderParamsSchema, problemRef, retryLaterProblem } from '../schemas.js';
 
 const ULID = new RegExp(ULID_PATTERN);
-
-/** The view of an order still in the queue: what the buyer sent, no amounts yet. */
-function acceptedView(order: AcceptedOrder) {
-  const labels = stateMachineFor(order.type).labels('ACCEPTED');
-  return {
-    orderId: order.orderId,
-    parentOrderId: null,
-    type: order.type,
-    status: 'ACCEPTED',
-    buyerStatus: labels.buyerLabel,
-    merchantStatus: labels.merchantLabel,
-    userId: order.userId,
-    items: order.items,
-    amounts: null,
-    address: order.address,
-    couponCode: order.couponCode,
-    payment: null,
-    payments: [],
-    shipments: [],
-    subOrders: [],
-    history: [{ from: null, action: 'checkout', to: 'ACCEPTED', at: order.acceptedAt, actor: 'buyer', detail: null }],
-    paymentDeadline: order.paymentDeadline,
-    balanceDeadline: null,
-    nextTimer: null,
-    createdAt: null,
-    updatedAt: null,
-  };
-}
 
 export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps: AppDeps; intake: CheckoutIntake }) {
   const { config, orders } = deps;
 
   /** Buyers see their own orders, merchants orders with their SKUs, admins all; others get 404 so ids cannot be probed. */
-  async function visibleOrder(principal: Principal, orderId: string): Promise<OrderView | ReturnType<typeof acceptedView>> {
+  async function visibleOrder(principal: Principal, orderId: string): Promise<ListedOrder> {
     if (!ULID.test(orderId)) throw notFound('order');
     const order = await orders.findOrder(orderId).catch(async (error: unknown) => {
       // MySQL away or slow: an order still in the queue is read from Redis, as the checkout that just took it
@@ -60,20 +32,6 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
     const queued = await queuedOrderFor(deps, principal, orderId);
     if (queued) return acceptedView(queued);
     throw notFound('order');
-  }
-
-  /**
-   * A buyer's orders still in the queue for their list: of `type` when given. Without Redis their
-   * list holds the persisted ones alone, as before they were listed here (a list is no reason to
-   * fail while MySQL answers).
-   */
-  async function queuedOrdersOf(userId: string, type: string | undefined, before: string | undefined, limit: number, log: FastifyBaseLogger): Promise<AcceptedOrder[]> {
-    try {
-      return await deps.inventory.queuedOrdersOf(userId, { before, limit, matching: (order) => type === undefined || order.type === type });
-    } catch (error) {
-      log.warn({ err: error }, "a buyer's orders still in the queue were not read (Redis did not answer): their list holds the persisted ones");
-      return [];
-    }
   }
 
   app.post<{ Body: CheckoutBody; Headers: { 'idempotency-key': string; 'x-device-id'?: string } }>(
@@ -136,7 +94,7 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
         tags: ['orders'],
         summary: "The caller's orders, newest first (a merchant's: orders with its SKUs; an admin's: all)",
         description:
-          "A buyer's list holds their orders still in the queue too (ACCEPTED, from their 202 until the worker has written them, usually within a second), read from Redis, in their place by order id; `status=ACCEPTED` lists those alone. A merchant's and an admin's hold persisted orders only: one still in the queue is listed once written, and GET /v1/orders/{orderId} answers it until then. A parameter sent empty (`?status=&cursor=`) is one left out.",
+          "A buyer's list holds their orders still in the queue too (ACCEPTED, from their 202 until the worker has written them, usually within a second), read from Redis, in their place by order id; `status=ACCEPTED` lists those alone. A merchant's and an admin's hold persisted orders only (an admin's search by buyer, GET /v1/admin/orders?userId=, holds theirs in the queue too): one still in the queue is listed once written, and GET /v1/orders/{orderId} answers it until then. A parameter sent empty (`?status=&cursor=`) is one left out.",
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -163,22 +121,23 @@ export async function orderRoutes(app: FastifyInstance, { deps, intake }: { deps
         if (!ULID.test(before)) throw validationFailed('cursor is not one this API issued');
       }
       const principal = request.user;
-      // read before MySQL: an order persisted meanwhile has left the queue when MySQL is read, and is found there
-      const queued = principal.role === 'buyer' && (status === undefined || status === 'ACCEPTED') ? await queuedOrdersOf(principal.sub, type, before, limit + 1, request.log) : [];
-      const persisted = await orders.listOrders({
-        userId: principal.role === 'buyer' ? principal.sub : undefined,
-        merchantId: principal.role === 'merchant' ? principal.sub : undefined,
-        // a buyer lists what they bought (a split order's parts are its subOrders); a merchant
-        // lists what it fulfils: unsplit orders and the children holding its SKUs
-        topLevel: principal.role === 'buyer' ? true : undefined,
-        leaf: principal.role === 'merchant' ? true : undefined,
-        status,
-        type,
-        before,
-        limit: limit + 1,
-      });
-      const written = new Set(persisted.map((order) => order.orderId));
-      const page = [...queued.filter((order) => !written.has(order.orderId)).map(acceptedView), ...persisted].sort((a, b) => (a.orderId < b.orderId ? 1 : -1)).slice(0, limit + 1);
+      const persisted = () =>
+        orders.listOrders({
+          userId: principal.role === 'buyer' ? principal.sub : undefined,
+          merchantId: principal.role === 'merchant' ? principal.sub : undefined,
+          // a buyer lists what they bought (a split order's parts are its subOrders); a merchant
+          // lists what it fulfils: unsplit orders and the children holding its SKUs
+          topLevel: principal.role === 'buyer' ? true : undefined,
+          leaf: principal.role === 'merchant' ? true : undefined,
+          status,
+          type,
+          before,
+          limit: limit + 1,
+        });
+      const page =
+        principal.role === 'buyer' && (status === undefined || status === 'ACCEPTED')
+          ? await pageWithQueuedOrders(deps, { userId: principal.sub, before, limit: limit + 1, matching: (order) => type === undefined || order.type === type }, persisted, request.log)
+          : await persisted();
       const items = page.slice(0, limit);
       const last = items.at(-1);
       return { items, nextCursor: page.length > limit && last ? Buffer.from(last.orderId).toString('base64url') : null };
