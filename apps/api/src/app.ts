@@ -311,6 +311,6 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
   await app.register(returnRoutes, { deps });
   await app.register(merchantActionRoutes, { deps });
   await app.register(adminQueueRoutes, { deps });
-  await app.register(consolePlugin);
+  await app.register(consolePlugin, { currency: config.SHOP_CURRENCY });
   return app;
 }

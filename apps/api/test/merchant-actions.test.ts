@@ -475,7 +475,7 @@ describe('the console without a build', () => {
       await app.register(authPlugin, { signing: env.config, tokenCacheSize: 0 });
       await app.register(rateLimitPlugin, { counters: new WindowCounters(env.redis), keyPrefix: env.config.REDIS_KEY_PREFIX, slotGroupOf: () => '{g0}', windowMs: 60_000, perUser: 100, perIp: 100, onUnchecked: () => {}, processes: 1 });
       await app.register(problemDetailsPlugin);
-      await app.register(consolePlugin, { root: empty });
+      await app.register(consolePlugin, { root: empty, currency: 'USD' });
       for (const url of ['/console', '/console/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV']) {
         const answer = await app.inject({ method: 'GET', url });
         expect(answer.statusCode).toBe(503);
@@ -496,14 +496,14 @@ describe("the console's files", () => {
     const env = await createTestEnv('console_files');
     const app = Fastify({ logger: false });
     try {
-      await writeFile(path.join(root, 'index.html'), '<!doctype html><script type="module" src="/console/assets/index-NEW.js"></script>');
+      await writeFile(path.join(root, 'index.html'), '<!doctype html><html><head><script type="module" src="/console/assets/index-NEW.js"></script></head></html>');
       await mkdir(path.join(root, 'assets'));
       await writeFile(path.join(root, 'assets', 'index-NEW.js'), 'console.log(1)');
       await app.register(authPlugin, { signing: env.config, tokenCacheSize: 0 });
       await app.register(rateLimitPlugin, { counters: new WindowCounters(env.redis), keyPrefix: env.config.REDIS_KEY_PREFIX, slotGroupOf: () => '{g0}', windowMs: 60_000, perUser: 100, perIp: 100, onUnchecked: () => {}, processes: 1 });
       await app.register(problemDetailsPlugin);
       await app.register(securityHeadersPlugin);
-      await app.register(consolePlugin, { root });
+      await app.register(consolePlugin, { root, currency: 'JPY' });
       const get = (url: string) => app.inject({ method: 'GET', url });
 
       for (const url of ['/console', '/console/', '/console/index.html', '/console/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV']) {
@@ -512,6 +512,8 @@ describe("the console's files", () => {
         // over http on a shop's network the page's own scripts must load from where the page came
         expect(page.headers['content-security-policy'], url).toMatch(/script-src 'self'/);
         expect(page.headers['content-security-policy'], url).not.toMatch(/upgrade-insecure-requests/);
+        // the shop's currency, which the console shows amounts in
+        expect(page.body, url).toContain('<meta name="shop-currency" content="JPY" /></head>');
       }
       const asset = await get('/console/assets/index-NEW.js');
       expect([asset.statusCode, asset.headers['cache-control']]).toEqual([200, 'public, max-age=31536000, immutable']);

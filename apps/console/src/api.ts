@@ -197,8 +197,6 @@ export function query(params: Record<string, string | number | undefined>): stri
   return text === '' ? '' : `?${text}`;
 }
 
-const money = new Intl.NumberFormat('en', { style: 'currency', currency: 'USD' });
-export const formatCents = (cents: number | undefined) => (cents === undefined ? '–' : money.format(cents / 100));
 export const formatTime = (iso: string | null | undefined) => (iso ? new Date(iso).toLocaleString('en-GB', { timeZone: 'UTC', dateStyle: 'medium', timeStyle: 'medium' }) + ' UTC' : '–');
 
 /**

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
-import { ApiProblem, formatCents, formatTime, idempotencyKey, problemText, type Api, type QueueCounts, type Sku } from './api.js';
+import { ApiProblem, formatTime, idempotencyKey, problemText, type Api, type QueueCounts, type Sku } from './api.js';
+import { formatCents } from './money.js';
 import { keepDraft, readDraft } from './drafts.js';
 import { useOneSendAtATime } from './one-send.js';
 import { ProblemAlert } from './problem-alert.js';

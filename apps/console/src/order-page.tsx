@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { ApiProblem, formatCents, formatTime, idempotencyKey, placedAt, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type Refund, type RefundAnswer } from './api.js';
+import { ApiProblem, formatTime, idempotencyKey, placedAt, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type Refund, type RefundAnswer } from './api.js';
+import { formatCents } from './money.js';
 import { keepDraft, readDraft, useDraft } from './drafts.js';
 import { NextStep } from './next-step.js';
 import { OrderDeadLetters } from './dead-letters-page.js';

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
-import { formatCents, formatTime, placedAt, problemText, query, type Api, type Order, type OrderPage } from './api.js';
+import { formatTime, placedAt, problemText, query, type Api, type Order, type OrderPage } from './api.js';
+import { formatCents } from './money.js';
 import { NextTimer } from './next-timer.js';
 import { ProblemAlert } from './problem-alert.js';
 import { Link, rememberOrdersSearch } from './route.js';

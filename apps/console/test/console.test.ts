@@ -72,7 +72,8 @@ describe('the web console', () => {
     // the same build npm run build makes; a fresh clone's npm test has run tsc -b only
     await build({ root: CONSOLE_DIR, configFile: `${CONSOLE_DIR}vite.config.ts`, logLevel: 'warn' });
     await mkdir(SCREENSHOTS, { recursive: true });
-    system = await startOrderSystem('console', { WAREHOUSE_SIM_STEP_MS: '0' });
+    // a shop in pounds: the console shows amounts in the shop's currency (SHOP_CURRENCY), as the api's page names it
+    system = await startOrderSystem('console', { WAREHOUSE_SIM_STEP_MS: '0', SHOP_CURRENCY: 'GBP' });
     base = `http://127.0.0.1:${(system.api.server.address() as { port: number }).port}`;
     for (const path of Object.keys((await system.request('GET', '/docs/json')).body.paths)) routes.add(path);
     await system.createSku({ skuId: 'KETTLE', priceCents: 3_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 100, deduction: 'placement' });
@@ -119,7 +120,7 @@ describe('the web console', () => {
     await page.getByRole('heading', { name: `Order ${importedOrderId}` }).waitFor();
     const timeline = page.getByRole('list', { name: 'Timeline' });
     await expect.poll(() => timeline.textContent()).toContain('persist by system: ACCEPTED → PAID');
-    expect(await page.getByRole('row').filter({ hasText: 'Kettle' }).textContent()).toContain('$5.00');
+    expect(await page.getByRole('row').filter({ hasText: 'Kettle' }).textContent()).toContain('£5.00');
     // an operator may not ship an imported order: its table gives that to the merchant and the warehouse
     expect(await page.getByRole('button', { name: /Mark shipped/ }).count()).toBe(0);
     await shot('03-order-detail');
@@ -188,8 +189,8 @@ describe('the web console', () => {
     await page.goto(`${base}/console/orders/${orderId}`);
     await page.getByRole('row').filter({ hasText: 'KETTLE' }).waitFor();
     expect(await page.getByRole('row').filter({ hasText: 'MUG' }).count()).toBe(0);
-    // the kettle's $39.99, not the order's $57.97
-    expect(await page.locator('dl.amounts').textContent()).toBe('Subtotal$39.99Discounts−$0.00Shipping$0.00Payable$39.99Refunded$0.00');
+    // the kettle's £39.99, not the order's £57.97
+    expect(await page.locator('dl.amounts').textContent()).toBe('Subtotal£39.99Discounts−£0.00Shipping£0.00Payable£39.99Refunded£0.00');
     await shot('07b-merchant-own-lines');
 
     // paid and split, then the buyer refunds the kettle and one mug: the shop's refunds and returns are its kettle's alone
@@ -361,11 +362,11 @@ describe('the web console', () => {
     const refundRow = page.getByRole('region', { name: 'Refunds and returns' }).getByRole('row').filter({ hasText: 'two arrived dented' });
     const refundShown = await shownText(refundRow);
     expect(refundShown).toContain('KETTLE ×2');
-    expect(refundShown).toContain('$79.98');
+    expect(refundShown).toContain('£79.98');
     expect(refundShown).not.toMatch(/[{}[\]]|amountCents/);
     // read again by the page until the payment system confirmed it; its cells: kind, order, status, …
     await expect.poll(() => shownText(refundRow.getByRole('cell').nth(2)), { timeout: 10_000 }).toBe('SUCCEEDED');
-    expect(await shownText(refundRow)).toContain(`payment ${paid.payment.paymentId}: $79.98, SUCCEEDED`);
+    expect(await shownText(refundRow)).toContain(`payment ${paid.payment.paymentId}: £79.98, SUCCEEDED`);
     await shot('12-partial-refund');
 
     // more than is left: the api's refusal, shown as it is
@@ -408,10 +409,10 @@ describe('the web console', () => {
     const payment = page.getByRole('region', { name: 'Payment' });
     const deposit = payment.getByRole('row').filter({ hasText: 'Deposit' });
     await deposit.waitFor();
-    // the default 20% of $100.00
-    expect(await deposit.getByRole('cell').allTextContents()).toEqual(['Deposit', '$20.00', 'SUCCEEDED', depositPaid.payments[0].transactionId, expect.stringContaining('UTC')]);
+    // the default 20% of £100.00
+    expect(await deposit.getByRole('cell').allTextContents()).toEqual(['Deposit', '£20.00', 'SUCCEEDED', depositPaid.payments[0].transactionId, expect.stringContaining('UTC')]);
     expect(await payment.getByRole('row').count()).toBe(2);
-    expect(await shownText(payment.locator('dl'))).toMatch(/Balance due\$80\.00 by /);
+    expect(await shownText(payment.locator('dl'))).toMatch(/Balance due£80\.00 by /);
     expect(await payment.locator('time').getAttribute('datetime')).toBe(depositPaid.balanceDeadline);
     await shot('12b-presale-deposit-paid');
 
@@ -421,7 +422,7 @@ describe('the web console', () => {
     expect(await shownText(page.getByTestId('order-status'))).toBe('DEPOSIT_PAID');
     await page.getByRole('button', { name: 'Refresh' }).click();
     await expect.poll(() => shownText(page.getByTestId('order-status'))).toBe('IN_FULFILLMENT');
-    expect(await payment.getByRole('row').filter({ hasText: 'Balance' }).getByRole('cell').nth(1).textContent()).toBe('$80.00');
+    expect(await payment.getByRole('row').filter({ hasText: 'Balance' }).getByRole('cell').nth(1).textContent()).toBe('£80.00');
     expect(await shownText(payment)).not.toContain('Balance due');
   });
 
@@ -526,10 +527,10 @@ describe('the web console', () => {
       await page.getByRole('button', { name: 'Refresh' }).click();
       const owed = page.getByRole('region', { name: 'Refunds and returns' }).getByRole('alert');
       await expect.poll(() => shownText(owed)).toContain('still owed to the buyer');
-      expect(await shownText(owed)).toContain(`$39.99 of refund ${refundId} to payment ${payment.paymentId}`);
+      expect(await shownText(owed)).toContain(`£39.99 of refund ${refundId} to payment ${payment.paymentId}`);
       expect(await shownText(page.getByRole('region', { name: 'Refunds and returns' }).getByRole('row').filter({ hasText: refundId }))).toContain('FAILED: declined, still owed');
       // the order's amounts count the refund from its opening: they say that none of it reached the buyer
-      expect(await page.locator('dl.amounts').textContent()).toContain('Refunded$39.99 (of which $0.00 paid back so far)');
+      expect(await page.locator('dl.amounts').textContent()).toContain('Refunded£39.99 (of which £0.00 paid back so far)');
       // after-sales lists the orders owing such a refund, for the operator who did not open this one
       await page.getByRole('link', { name: 'After-sales' }).click();
       const declinedList = page.getByRole('region', { name: 'Refunds the payment system declined (still owed)' });
@@ -543,7 +544,7 @@ describe('the web console', () => {
       expect(await shownText(page.getByRole('region', { name: 'Refunds and returns' }).getByRole('row').filter({ hasText: refundId }))).toContain('paid back by hand (SEPA-2026-12-04-0042)');
       const [refund] = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items;
       expect([refund.status, refund.parts.map((part: { status: string }) => part.status)]).toEqual(['SUCCEEDED', ['SETTLED_BY_HAND']]);
-      await expect.poll(async () => page.locator('dl.amounts').textContent()).toMatch(/Refunded\$39\.99$/);
+      await expect.poll(async () => page.locator('dl.amounts').textContent()).toMatch(/Refunded£39\.99$/);
 
       // the other unit's refund is declined too; once the payment system stops declining, the operator asks it again
       await page.getByLabel('Units of KETTLE to refund (of 1 left)').fill('1');

@@ -54,6 +54,12 @@ const url = (protocols: string[]): Parser<string> => (raw, name) => {
   return raw;
 };
 
+/** An ISO 4217 code Node's Intl formats: the console shows the shop's amounts, kept in its minor unit, in it. */
+const currency: Parser<string> = (raw, name) => {
+  if (!/^[A-Z]{3}$/.test(raw) || !Intl.supportedValuesOf('currency').includes(raw)) throw new Error(`${name} must be an ISO 4217 currency code such as USD, EUR or GBP, got '${raw}'`);
+  return raw;
+};
+
 const secret: Parser<string> = (raw, name) => {
   if (raw.length < 16) throw new Error(`${name} must be at least 16 characters`);
   return raw;
@@ -148,6 +154,8 @@ const schema = {
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   /** Fastify's two request lines (incoming, completed) for each checkout: ~20 % of a checkout's CPU at `info` (bench/README item 26) */
   LOG_CHECKOUT_REQUESTS: flag,
+  /** the currency the shop's amounts (priceCents and every other *Cents: its minor unit) are in, as the console shows them */
+  SHOP_CURRENCY: currency,
   MYSQL_URL: url(['mysql:']),
   // two at least: the order-event publisher keeps one connection for its lock while its statements take another
   MYSQL_POOL_SIZE: int(2),

@@ -39,6 +39,12 @@ describe('configuration an operator sets at 3 a.m.', () => {
     expect(loadConfig({ NODE_ENV: 'development', SHUTDOWN_DRAIN_DELAY_MS: '2147472647', SHUTDOWN_GRACE_MS: '10000' }).SHUTDOWN_GRACE_MS).toBe(10_000);
   });
 
+  it("refuses a shop currency that is no ISO 4217 code (a symbol, lower case, a typo), naming it; takes one Node formats", () => {
+    for (const raw of ['$', 'usd', 'EURO', 'XYZ']) expect(problemsOf({ SHOP_CURRENCY: raw }), raw).toContain(`SHOP_CURRENCY must be an ISO 4217 currency code such as USD, EUR or GBP, got '${raw}'`);
+    expect(loadConfig({ NODE_ENV: 'development', SHOP_CURRENCY: 'JPY' }).SHOP_CURRENCY).toBe('JPY');
+    expect(loadConfig({ NODE_ENV: 'development' }).SHOP_CURRENCY).toBe('USD');
+  });
+
   it('takes 0 as off where the README says so', () => {
     const off = loadConfig({ NODE_ENV: 'development', OVERDUE_SWEEP_INTERVAL_MS: '0', RECONCILE_INTERVAL_MS: '0', SOLD_OUT_MEMORY_MS: '0', RISK_VELOCITY_MAX_CHECKOUTS: '0', RESERVATION_REPLICA_ACKS: '0', AUTH_TOKEN_CACHE_SIZE: '0' });
     expect(off).toMatchObject({ OVERDUE_SWEEP_INTERVAL_MS: 0, RECONCILE_INTERVAL_MS: 0, SOLD_OUT_MEMORY_MS: 0, RISK_VELOCITY_MAX_CHECKOUTS: 0, RESERVATION_REPLICA_ACKS: 0, AUTH_TOKEN_CACHE_SIZE: 0 });

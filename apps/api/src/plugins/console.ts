@@ -1,4 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
@@ -17,14 +18,16 @@ const BUILT_CONSOLE = fileURLToPath(new URL('../../../console/dist/', import.met
  * path that is not a built file answers index.html, so deep links (an order's page) load
  * the app, which routes itself; a missing file (an asset of an older build, a name with
  * an extension) is 404, never a page in its place. Without a build, /console says how to
- * make one.
+ * make one. index.html names the shop's currency (`shop-currency`), which the console
+ * shows amounts in: one build serves every shop.
  */
 export const consolePlugin = fp(
-  async (app: FastifyInstance, options: { root?: string } = {}) => {
+  async (app: FastifyInstance, options: { root?: string; currency: string }) => {
     const root = path.resolve(options.root ?? BUILT_CONSOLE);
+    const currencyTag = `<meta name="shop-currency" content="${options.currency}" />`;
     await app.register(fastifyStatic, { root, serve: false });
 
-    function serve(reply: FastifyReply, requested: string) {
+    async function serve(reply: FastifyReply, requested: string) {
       if (!existsSync(path.join(root, 'index.html'))) {
         throw new HttpProblem(503, 'SERVICE_UNAVAILABLE', 'The console is not built: run npm run build (or npm start), then reload');
       }
@@ -37,7 +40,11 @@ export const consolePlugin = fp(
         }
         if (requested.startsWith('assets/') || path.extname(requested) !== '') throw notFound('console file');
       }
-      return reply.header('cache-control', 'no-cache').sendFile('index.html', root, { cacheControl: false });
+      const page = await readFile(path.join(root, 'index.html'), 'utf8');
+      return reply
+        .header('cache-control', 'no-cache')
+        .type('text/html; charset=utf-8')
+        .send(page.replace('</head>', `${currencyTag}</head>`));
     }
 
     const hide = { schema: { hide: true } };
