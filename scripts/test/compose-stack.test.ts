@@ -28,7 +28,8 @@ interface Service {
 const compose = parse(readFileSync(path.join(root, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
 const services = compose.services;
 const prometheusConfig = parse(readFileSync(path.join(root, 'config/prometheus/prometheus.yml'), 'utf8')) as {
-  scrape_configs: Array<{ job_name: string; dns_sd_configs?: Array<{ names: string[]; port: number }> }>;
+  alerting: { alertmanagers: Array<{ static_configs: Array<{ targets: string[] }> }> };
+  scrape_configs: Array<{ job_name: string; dns_sd_configs?: Array<{ names: string[]; port: number }>; static_configs?: Array<{ targets: string[] }> }>;
 };
 
 /** Compose's `${NAME:-default}`, resolved to the default as on a machine with no .env. */
@@ -47,9 +48,9 @@ const onRequest = (service: Service) => (service.profiles ?? []).length > 0;
 const ENTRY_POINTS_OF_LATER_ISSUES = ['apps/payment-sim/src/main.ts', 'apps/warehouse-sim/src/main.ts'];
 
 describe('docker compose: the whole stack with one command', () => {
-  it('runs MySQL, Redis, the api, the worker stages, both simulators, Prometheus and Grafana', () => {
+  it('runs MySQL, Redis, the api, the worker stages, both simulators, Prometheus, Alertmanager and Grafana', () => {
     expect(Object.keys(services)).toEqual(
-      expect.arrayContaining(['mysql', 'redis', 'migrate', 'api', 'worker-orders', 'worker-lifecycle', 'payment-sim', 'warehouse-sim', 'prometheus', 'grafana']),
+      expect.arrayContaining(['mysql', 'redis', 'migrate', 'api', 'worker-orders', 'worker-lifecycle', 'payment-sim', 'warehouse-sim', 'prometheus', 'alertmanager', 'grafana']),
     );
     expect(services.mysql!.image).toMatch(/^mysql:8/);
     expect(services.redis!.image).toMatch(/^redis:7/);
@@ -156,22 +157,24 @@ describe('docker compose: the whole stack with one command', () => {
     expect(revoke).toBeLessThan(statements.indexOf(grants[0]!));
   });
 
-  it('starts Prometheus and Grafana whatever the order system does: they report it when it does not start', () => {
+  it('starts Prometheus, Alertmanager and Grafana whatever the order system does: they report it when it does not start', () => {
     const needs = (name: string): string[] => Object.keys(services[name]!.depends_on ?? {}).flatMap((dependency) => [dependency, ...needs(dependency)]);
-    for (const name of ['prometheus', 'grafana']) {
+    for (const name of ['prometheus', 'alertmanager', 'grafana']) {
       // MySQL away at `up` keeps the api, the workers and Grafana's MySQL user from starting: NoApiRunning and WorkerStageDown must still fire
       expect(needs(name).filter((dependency) => dependency !== 'prometheus'), name).toEqual([]);
     }
   });
 
-  it('publishes the ports an operator opens: api per replica, Prometheus, Grafana', () => {
+  it('publishes the ports an operator opens: api per replica, Prometheus, Alertmanager, Grafana', () => {
     expect(services.api!.ports!.map(containerPort)).toEqual([Number(envOf('api').PORT)]);
     // on the host only unless PUBLISH_ADDRESS says otherwise: the file ships committed secrets
     expect(withDefaults(services.api!.ports![0]!)).toMatch(/^127\.0\.0\.1:3000-3001:/);
     for (const name of ['prometheus', 'grafana']) expect(withDefaults(services[name]!.ports![0]!)).toMatch(/^127\.0\.0\.1:/);
-    // whatever PUBLISH_ADDRESS says: Prometheus has no login, and its lifecycle endpoints stop it
-    expect(services.prometheus!.ports![0]).toMatch(/^127\.0\.0\.1:/);
+    // whatever PUBLISH_ADDRESS says: Prometheus has no login, and its lifecycle endpoints stop it;
+    // nor has Alertmanager, where anyone could silence every alert
+    for (const name of ['prometheus', 'alertmanager']) expect(services[name]!.ports![0], name).toMatch(/^127\.0\.0\.1:/);
     expect(services.prometheus!.ports!.map(containerPort)).toEqual([9090]);
+    expect(services.alertmanager!.ports!.map(containerPort)).toEqual([9093]);
     expect(services.grafana!.ports!.map(containerPort)).toEqual([3000]);
   });
 
@@ -182,9 +185,18 @@ describe('docker compose: the whole stack with one command', () => {
     for (const stage of job('worker').names) expect(Number(envOf(stage).WORKER_METRICS_PORT), stage).toBe(job('worker').port);
   });
 
-  it('mounts Prometheus and Grafana configuration that exists in config/', () => {
+  it('has Prometheus hand its alerts to the Alertmanager service, and scrape it for the notifications it failed to send', () => {
+    const alertmanager = `alertmanager:${containerPort(services.alertmanager!.ports![0]!)}`;
+    expect(prometheusConfig.alerting.alertmanagers.flatMap((config) => config.static_configs.flatMap((targets) => targets.targets))).toEqual([alertmanager]);
+    expect(prometheusConfig.scrape_configs.find((config) => config.job_name === 'alertmanager')?.static_configs).toEqual([{ targets: [alertmanager] }]);
+    // the receivers' URLs come from .env, empty by default: Alertmanager's UI holds the alerts then
+    expect(Object.keys(envOf('alertmanager')).sort()).toEqual(['ALERT_HEARTBEAT_WEBHOOK_URL', 'ALERT_NOTIFY_WEBHOOK_URL', 'ALERT_PAGE_WEBHOOK_URL']);
+    expect(services.alertmanager!.entrypoint!.join(' ')).toContain('render-config.sh /tmp/alertmanager.yml && exec /bin/alertmanager --config.file=/tmp/alertmanager.yml');
+  });
+
+  it('mounts Prometheus, Alertmanager and Grafana configuration that exists in config/', () => {
     const mounts = (name: string) => services[name]!.volumes!.filter((volume) => volume.startsWith('./')).map((volume) => volume.split(':'));
-    for (const name of ['prometheus', 'grafana']) {
+    for (const name of ['prometheus', 'alertmanager', 'grafana']) {
       expect(mounts(name).length, name).toBeGreaterThan(0);
       for (const [source] of mounts(name)) expect(existsSync(path.join(root, source!)), `${name} mounts ${source}`).toBe(true);
     }

@@ -22,6 +22,7 @@ import {
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { alertmanagerBinary, startAlertmanager, type RunningAlertmanager } from './support/alertmanager.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const dashboardsDir = path.join(root, 'config/grafana/dashboards');
@@ -176,7 +177,7 @@ describe('Grafana dashboards', () => {
   });
 });
 
-describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule against a live Prometheus', () => {
+describe.skipIf(!prometheusInstalled || !alertmanagerBinary)('every dashboard panel and alert rule against a live Prometheus and Alertmanager', () => {
   const HOT_SKU = 'HOT-OPS';
   const DRIFTING_SKU = 'DRIFTING';
   const STOCK = 30;
@@ -186,6 +187,7 @@ describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule agai
   let prometheus: ChildProcess;
   let prometheusApi: HttpClient;
   let dataDir: string;
+  let alertmanager: RunningAlertmanager;
 
   const query = async (promql: string): Promise<QueryResult> =>
     (await prometheusApi.request('GET', `/api/v1/query?query=${encodeURIComponent(promql)}`)).body as QueryResult;
@@ -223,27 +225,38 @@ describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule agai
     // and each worker stage's replica labelled as the relabelling of its DNS name labels it.
     const prometheusPort = await freePort();
     dataDir = mkdtempSync(path.join(tmpdir(), 'orders-prometheus-'));
+    // with no receiver: what it holds is looked at in its API
+    alertmanager = await startAlertmanager({});
     const targets: Record<string, Array<{ targets: string[]; labels?: Record<string, string> }>> = {
       api: [{ targets: [`127.0.0.1:${new URL(api.url).port}`] }],
       worker: workerStages.map((stage, i) => ({ targets: [`127.0.0.1:${workerPorts[i]}`], labels: stage.labels })),
       prometheus: [{ targets: [`127.0.0.1:${prometheusPort}`] }],
+      alertmanager: [{ targets: [alertmanager.address] }],
     };
     const config = {
       global: { ...prometheusConfig.global, scrape_interval: '1s', evaluation_interval: '1s' },
       rule_files: [alertsFile],
+      alerting: { alertmanagers: [{ static_configs: [{ targets: [alertmanager.address] }] }] },
       scrape_configs: prometheusConfig.scrape_configs.map(({ job_name }) => ({ job_name, static_configs: targets[job_name]! })),
     };
     writeFileSync(path.join(dataDir, 'prometheus.yml'), stringify(config));
     prometheus = spawn(
       'prometheus',
-      [`--config.file=${path.join(dataDir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dataDir, 'data')}`, `--web.listen-address=127.0.0.1:${prometheusPort}`, '--log.level=warn'],
+      [
+        `--config.file=${path.join(dataDir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${path.join(dataDir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${prometheusPort}`,
+        '--log.level=warn',
+        // a firing alert is sent again every minute: the first, sent before Alertmanager was discovered, is dropped
+        '--rules.alert.resend-delay=1s',
+      ],
       { stdio: 'ignore' },
     );
     prometheusApi = httpClient(`http://127.0.0.1:${prometheusPort}`, 4);
     await waitFor(async () => (await prometheusApi.request('GET', '/-/ready').catch(() => ({ status: 0 }))).status === 200, { what: 'Prometheus to be ready' });
     // the sale starts once Prometheus watches: rates and quantiles need samples from before and after it
     const scraped = async (promql: string) => hasFiniteValue(await query(promql));
-    await waitFor(() => scraped(`count(up == 1) == ${2 + workerStages.length}`), { what: 'Prometheus to scrape the api, the worker stages and itself', intervalMs: 250 });
+    await waitFor(() => scraped(`count(up == 1) == ${3 + workerStages.length}`), { what: 'Prometheus to scrape the api, the worker stages, Alertmanager and itself', intervalMs: 250 });
 
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
     const now = Date.now();
@@ -367,6 +380,7 @@ describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule agai
       await exited;
     }
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await alertmanager?.stop();
     await Promise.all(workers.map((worker) => worker.stop()));
     await api?.close();
     await env?.cleanup();
@@ -385,6 +399,18 @@ describe.skipIf(!prometheusInstalled)('every dashboard panel and alert rule agai
     expect(result.status).toBe('success');
     for (const selector of selectorsOf(expr)) {
       expect((await query(selector)).data?.result.length ?? 0, `no series for ${selector}`).toBeGreaterThan(0);
+    }
+  });
+
+  it('hands its alerts to Alertmanager: the Watchdog, always firing, is there', async () => {
+    const alertmanagerApi = httpClient(alertmanager.url, 1);
+    try {
+      await waitFor(
+        async () => ((await alertmanagerApi.request('GET', '/api/v2/alerts?filter=alertname%3D%22Watchdog%22')).body as Array<{ labels: { alertname: string } }>).length === 1,
+        { what: 'the Watchdog in Alertmanager', intervalMs: 250 },
+      );
+    } finally {
+      await alertmanagerApi.close();
     }
   });
 
