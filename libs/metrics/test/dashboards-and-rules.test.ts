@@ -51,6 +51,11 @@ for (const { name, kind, labelNames } of registered) {
 }
 // Prometheus's own, per target
 series.set('up', { metric: 'up', labels: new Set(targetLabels), counts: false });
+// how it hands its alerts to Alertmanager (ALERTS, the alerts themselves, below the rules)
+series.set('prometheus_notifications_errors_total', { metric: 'prometheus_notifications_errors_total', labels: new Set([...targetLabels, 'alertmanager']), counts: true });
+series.set('prometheus_notifications_alertmanagers_discovered', { metric: 'prometheus_notifications_alertmanagers_discovered', labels: new Set(targetLabels), counts: false });
+// Alertmanager's, scraped by the alertmanager job
+series.set('alertmanager_notifications_failed_total', { metric: 'alertmanager_notifications_failed_total', labels: new Set([...targetLabels, 'integration', 'reason']), counts: true });
 
 // ---- what the dashboards and rules ask ----
 
@@ -64,10 +69,12 @@ const panelQueries: Query[] = readdirSync(dashboardsDir)
     const dashboard = JSON.parse(readFileSync(path.join(dashboardsDir, file), 'utf8')) as { title: string; panels: Array<{ title: string; targets?: Array<{ expr?: string }> }> };
     return dashboard.panels.flatMap((panel) => (panel.targets ?? []).flatMap((target) => (target.expr ? [{ where: `${dashboard.title} / ${panel.title}`, expr: target.expr }] : [])));
   });
-const rules = (parse(readFileSync(path.join(root, 'config/prometheus/alerts.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string; record?: string; expr: string }> }> }).groups.flatMap(
+const rules = (parse(readFileSync(path.join(root, 'config/prometheus/alerts.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string; record?: string; expr: string; labels?: Record<string, string> }> }> }).groups.flatMap(
   (group) => group.rules,
 );
 const ruleQueries: Query[] = rules.map((rule) => ({ where: rule.alert ?? rule.record!, expr: rule.expr }));
+// the alerts Prometheus evaluates, labelled by their rules' labels (and the expressions' own, which no panel reads)
+series.set('ALERTS', { metric: 'ALERTS', labels: new Set(['alertname', 'alertstate', ...rules.flatMap((rule) => Object.keys(rule.labels ?? {}))]), counts: false });
 /** A recording rule's series: its name is a metric, whose labels are its expression's. */
 const recorded = new Set(rules.flatMap((rule) => rule.record ?? []));
 
