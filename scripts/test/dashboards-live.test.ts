@@ -142,6 +142,7 @@ describe('Grafana dashboards', () => {
         'Rejection reasons',
         'Redis memory used / maxmemory',
         'Coupon uses against their total limit',
+        'Alerts firing',
       ]),
     );
     expect(titles['Order pipeline']).toEqual(
