@@ -266,5 +266,25 @@ describe.concurrent('a refund the payment system accepted and never confirmed (i
       order: (await system.order(orderId)).status,
       givenUp: (await givenUp()) - givenUpBefore,
     }).toEqual({ requests: asked, parts: ['SENT'], order: 'REFUNDING', givenUp: 1 });
-  }, 60_000);
+
+    // the provider has it and can call back: an admin asks again, under the part's own id, so it is paid once
+    await callbacksLost(false);
+    const [{ refundId }] = await buyersRefunds('ned', orderId);
+    const askAgain = () => system.request('POST', `/v1/orders/${orderId}/refunds/${refundId}/ask-again`, { token: system.token('ops', 'admin'), body: {} });
+    const askedAgain = await askAgain();
+    expect([askedAgain.status, askedAgain.body.parts.map((p: any) => p.partId)]).toEqual([200, [part.partId]]);
+    expect(askedAgain.body.history.at(-1)).toMatchObject({ to: 'PENDING', actor: 'admin' });
+    const refunded = await system.waitForStatus(orderId, 'REFUNDED', 20_000);
+    expect(refunded.amounts.refundedCents).toBe(refunded.amounts.payableCents);
+    const paidBack = (await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ refundId: string; amountCents: number }>;
+    expect({
+      parts: (await buyersRefunds('ned', orderId))[0].parts.map((p: any) => [p.partId, p.status]),
+      paidBack: paidBack.filter((refund) => refund.refundId === part.partId).map((refund) => refund.amountCents),
+    }).toEqual({ parts: [[part.partId, 'SUCCEEDED']], paidBack: [10_000] });
+    // the gauge is read from MySQL at most once a second
+    await expect.poll(givenUp).toBe(givenUpBefore);
+    // sent again (a lost answer): the refund as it is, nothing asked for again
+    const again = await askAgain();
+    expect([again.status, again.body.status, await requests(part.partId)]).toEqual([200, 'SUCCEEDED', asked + 1]);
+  }, 90_000);
 });

@@ -550,28 +550,51 @@ export class RefundRepository {
    * new part (`again-<uuid>`, PENDING, the same payment and amount), which the old one names
    * (ASKED_AGAIN: it owes nothing now, and draws nothing from its payment). The refund is due
    * again (PENDING, a step by `admin`), for the payment job to send. `askedAgain`: the new
-   * parts; none when the refund has no FAILED part (`askedBefore`: some were asked again
-   * already, so this is a repeat). Null for an unknown refund.
+   * parts.
+   *
+   * The parts it accepted (SENT) and never confirmed, first sent longer than `givenUpAfterMs` ago
+   * (REFUND_CONFIRMATION_GIVE_UP_MS: nothing asks for them any more), are due again under their own
+   * ids (PENDING, `sentAgain`): the payment system pays nothing twice under one id, and answers
+   * one it paid by its callback again; sent again, their give-up runs from then. None of either
+   * (`askedBefore`: an admin made the refund due again before, so this is a repeat). Null for an
+   * unknown refund.
    */
-  async askFailedPartsAgain(refundId: string, at: Date): Promise<{ askedAgain: RefundPartView[]; askedBefore: boolean } | null> {
+  async askFailedPartsAgain(
+    refundId: string,
+    at: Date,
+    givenUpAfterMs: number,
+  ): Promise<{ askedAgain: RefundPartView[]; sentAgain: RefundPartView[]; askedBefore: boolean } | null> {
     return this.db.transaction().execute(async (trx) => {
-      const refund = await trx.selectFrom('refunds').select('refund_id').where('refund_id', '=', refundId).forUpdate().executeTakeFirst();
+      const refund = await trx.selectFrom('refunds').select(['refund_id', 'history']).where('refund_id', '=', refundId).forUpdate().executeTakeFirst();
       if (!refund) return null;
       const parts = await lockParts(trx, refundId);
       const failed = parts.filter((part) => part.status === 'FAILED');
-      if (failed.length === 0) return { askedAgain: [], askedBefore: parts.some((part) => part.status === 'ASKED_AGAIN') };
+      const givenUp = new Set(
+        (await trx.selectFrom('refund_parts as p').select('p.part_id').where('p.refund_id', '=', refundId).where('p.status', '=', 'SENT').where(firstSent, '<', overdueSince(givenUpAfterMs)).execute()).map(
+          (row) => row.part_id,
+        ),
+      );
+      if (failed.length === 0 && givenUp.size === 0) {
+        const history = refund.history === null ? [] : (JSON.parse(refund.history) as RefundView['history']);
+        return { askedAgain: [], sentAgain: [], askedBefore: parts.some((part) => part.status === 'ASKED_AGAIN') || history.some((step) => step.actor === 'admin' && step.to === 'PENDING') };
+      }
       const again = failed.map((part) => ({ part_id: `again-${randomUUID()}`, refund_id: refundId, payment_id: part.payment_id, amount_cents: Number(part.amount_cents), status: 'PENDING', created_at: at, updated_at: at }));
-      await trx.insertInto('refund_parts').values(again).execute();
+      if (again.length > 0) await trx.insertInto('refund_parts').values(again).execute();
       for (const [index, part] of failed.entries()) {
         await trx.updateTable('refund_parts').set({ status: 'ASKED_AGAIN', asked_again_as: again[index]!.part_id, updated_at: at }).where('part_id', '=', part.part_id).execute();
       }
+      if (givenUp.size > 0) await trx.updateTable('refund_parts').set({ status: 'PENDING', updated_at: at }).where('part_id', 'in', [...givenUp]).execute();
       await trx
         .updateTable('refunds')
         .set({ history: withStep('PENDING', at, 'admin'), status: 'PENDING', version: (eb) => eb('version', '+', 1), updated_at: at })
         .where('refund_id', '=', refundId)
         .where('status', '=', 'SENT')
         .execute();
-      return { askedAgain: again.map((part) => toPartView({ ...part, settled_reference: null, asked_again_as: null, sent_at: null })), askedBefore: false };
+      return {
+        askedAgain: again.map((part) => toPartView({ ...part, settled_reference: null, asked_again_as: null, sent_at: null })),
+        sentAgain: parts.filter((part) => givenUp.has(part.part_id)).map((part) => toPartView({ ...part, status: 'PENDING' })),
+        askedBefore: false,
+      };
     });
   }
 

@@ -55,4 +55,18 @@ describe('a refund part sent long after it was drawn, its callback lost', () => 
       givenUp: await refunds.partsGivenUp(A_DAY_MS),
     }).toEqual({ askedAgain: [], givenUp: 1 });
   });
+
+  it("is due again under its own id once an admin asks for it after it was given up, not before; the admin's repeat changes nothing", async () => {
+    const partId = await drawn('ASKED-AGAIN-BY-AN-ADMIN', 30);
+    await refunds.markPartSent(partId, new Date(Date.now() - 23 * 60 * 60_000));
+    await refunds.markSent(partId, new Date());
+    // still asked about by the sweep: the admin has nothing to ask for
+    expect(await refunds.askFailedPartsAgain(partId, new Date(), A_DAY_MS)).toEqual({ askedAgain: [], sentAgain: [], askedBefore: false });
+
+    await sql`UPDATE refund_parts SET sent_at = UTC_TIMESTAMP(3) - INTERVAL 25 HOUR WHERE part_id = ${partId}`.execute(env.db);
+    expect(await refunds.askFailedPartsAgain(partId, new Date(), A_DAY_MS)).toMatchObject({ askedAgain: [], sentAgain: [{ partId, status: 'PENDING' }], askedBefore: false });
+    const due = await refunds.find(partId);
+    expect([due?.status, due?.parts.map((part) => [part.partId, part.status]), due?.history.at(-1)?.actor]).toEqual(['PENDING', [[partId, 'PENDING']], 'admin']);
+    expect(await refunds.askFailedPartsAgain(partId, new Date(), A_DAY_MS)).toEqual({ askedAgain: [], sentAgain: [], askedBefore: true });
+  });
 });

@@ -699,9 +699,9 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       onRequest: app.requireRole('admin'),
       schema: {
         tags: ['after-sales'],
-        summary: 'Asks the payment system again for a refund it could not pay back (admin)',
+        summary: 'Asks the payment system again for a refund it could not pay back, or never confirmed (admin)',
         description:
-          "A refund part the payment system answered FAILED is still owed. Once its cause is gone (the buyer's card unblocked, the provider's decline fixed), an admin asks for the money again: the payment system knows a refund by its id for good, so every FAILED part is asked for under a new part (PENDING, the same payment and amount; sent through its circuit breaker by the payment job), and the old one becomes ASKED_AGAIN, naming it (`askedAgainAs`). The refund is due again (PENDING, its history says `admin`), SUCCEEDED once the new parts are confirmed, and the order REFUNDED as after any refund. A new part that fails too is FAILED again: asked again, or settled by hand. 200 with the refund. Sent again before any new part failed, it answers the refund as it is and changes nothing; a refund with no FAILED part nor any asked again is 409 REFUND_NOT_FAILED. A payment system that pays the declined part after all is logged at error and counted (`order_refunds_total{outcome=\"succeeded_after_asked_again\"}`, RefundPaidTwice).",
+          "A refund part the payment system answered FAILED is still owed. Once its cause is gone (the buyer's card unblocked, the provider's decline fixed), an admin asks for the money again: the payment system knows a refund by its id for good, so every FAILED part is asked for under a new part (PENDING, the same payment and amount; sent through its circuit breaker by the payment job), and the old one becomes ASKED_AGAIN, naming it (`askedAgainAs`). A part the payment system accepted (SENT) and never confirmed by its callback, first sent longer than REFUND_CONFIRMATION_GIVE_UP_MS ago (24 h; nothing asks for it any more, RefundsUnconfirmedGivenUp), is due again under its own id (PENDING): the payment system pays nothing twice under one id, and confirms one it paid by its callback again; sent again, it is asked about for REFUND_CONFIRMATION_GIVE_UP_MS more. The refund is due again (PENDING, its history says `admin`), SUCCEEDED once its parts are confirmed, and the order REFUNDED as after any refund. A new part that fails too is FAILED again: asked again, or settled by hand. 200 with the refund. Sent again before any part failed or was given up again, it answers the refund as it is and changes nothing; a refund with no FAILED part, none given up, and none an admin made due before is 409 REFUND_NOT_FAILED (a part SENT more recently is still asked about: wait for its callback). A payment system that pays the declined part after all is logged at error and counted (`order_refunds_total{outcome=\"succeeded_after_asked_again\"}`, RefundPaidTwice).",
         params: refundParamsSchema,
         body: noFieldsBody,
         response: { 200: refundSchema, '4xx': problemRef, '5xx': problemRef },
@@ -710,14 +710,21 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
     async (request) => {
       const { orderId, refundId } = request.params;
       const found = await refundOfOrder(orderId, refundId);
-      const asked = await retryTransaction(() => refunds.askFailedPartsAgain(refundId, deps.clock()));
+      const asked = await retryTransaction(() => refunds.askFailedPartsAgain(refundId, deps.clock(), deps.config.REFUND_CONFIRMATION_GIVE_UP_MS));
       if (!asked) throw notFound('refund');
-      if (asked.askedAgain.length === 0 && !asked.askedBefore) {
-        throw refundNotFailed(refundId, 'asked for again');
+      if (asked.askedAgain.length === 0 && asked.sentAgain.length === 0 && !asked.askedBefore) {
+        throw new HttpProblem(
+          409,
+          'REFUND_NOT_FAILED',
+          `Refund ${refundId} has no part the payment system failed to pay back (FAILED), nor one it never confirmed within REFUND_CONFIRMATION_GIVE_UP_MS (SENT, given up): only those are asked for again`,
+        );
       }
       if (asked.askedAgain.length > 0) {
         deps.metrics.refunds.inc({ kind: found.kind, outcome: 'asked_again' });
         request.log.warn({ orderId: found.orderId, refundId, parts: asked.askedAgain.map((part) => part.partId), admin: request.user.sub }, 'an admin asked the payment system again for refund parts it could not pay back');
+      }
+      if (asked.sentAgain.length > 0) {
+        request.log.warn({ orderId: found.orderId, refundId, parts: asked.sentAgain.map((part) => part.partId), admin: request.user.sub }, 'an admin asked the payment system again for refund parts it never confirmed');
       }
       // again on a repeat: a job lost after the first commit would leave the new parts unsent until the sweep of waiting refunds
       await enqueueRefundPayments(deps.queues, found.orderId);
