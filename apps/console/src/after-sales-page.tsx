@@ -9,6 +9,8 @@ interface WaitingList {
   status?: string;
   /** orders owing a refund the payment system declined, whatever their status (an admin's list: an admin settles those) */
   refundDeclined?: boolean;
+  /** orders holding a refund the payment system accepted and never confirmed, asked about no more (an admin asks again) */
+  refundUnconfirmed?: boolean;
 }
 
 /** The after-sales statuses in which the order waits for someone: a merchant's review, a parcel, a refund. */
@@ -18,9 +20,10 @@ const WAITING: WaitingList[] = [
   { id: 'REFUNDING', status: 'REFUNDING', title: 'Refunds being paid out' },
 ];
 const DECLINED: WaitingList = { id: 'REFUND_DECLINED', title: 'Refunds the payment system declined (still owed)', refundDeclined: true };
+const UNCONFIRMED: WaitingList = { id: 'REFUND_UNCONFIRMED', title: 'Refunds the payment system never confirmed (asked about no more)', refundUnconfirmed: true };
 
 export function AfterSalesPage({ api, session }: { api: Api; session: Session }) {
-  const lists = session.role === 'admin' ? [...WAITING, DECLINED] : WAITING;
+  const lists = session.role === 'admin' ? [...WAITING, DECLINED, UNCONFIRMED] : WAITING;
   return (
     <section aria-labelledby="after-sales-title">
       <h1 id="after-sales-title">After-sales</h1>
@@ -32,9 +35,9 @@ export function AfterSalesPage({ api, session }: { api: Api; session: Session })
   );
 }
 
-function WaitingOrders({ api, session, list: { id: listId, title, status, refundDeclined = false } }: { api: Api; session: Session; list: WaitingList }) {
+function WaitingOrders({ api, session, list: { id: listId, title, status, refundDeclined = false, refundUnconfirmed = false } }: { api: Api; session: Session; list: WaitingList }) {
   // a split order takes its children's after-sales status: each return is listed once, on the child it belongs to
-  const pages = usePagedOrders(api, (cursor) => orderSearchPath(session, { status, limit: 20 }, cursor, { leaf: true, refundDeclined }));
+  const pages = usePagedOrders(api, (cursor) => orderSearchPath(session, { status, limit: 20 }, cursor, { leaf: true, refundDeclined, refundUnconfirmed }));
   const id = `waiting-${listId}`;
   return (
     <section aria-labelledby={id}>

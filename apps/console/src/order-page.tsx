@@ -51,6 +51,12 @@ const RETURN_IN_HREF = /\/returns\/([^/]+)\/[a-z]+$/;
 const CANCEL_IN_CHANNEL_CONSEQUENCE = 'Cancel this order? Its parcel is dropped and nothing is paid back from here: the buyer paid in its channel. This cannot be undone.';
 const ASK_AGAIN_CONSEQUENCE =
   'Ask the payment system again to pay this refund back? Do so once what made it decline is fixed (the buyer\'s card, the provider). Should it still pay the declined request too, the buyer has it twice.';
+const ASK_UNCONFIRMED_AGAIN_CONSEQUENCE =
+  'Ask the payment system again for this refund it never confirmed? It is asked under its own id, which the payment system pays at most once: paid already, it says so by its callback.';
+/** How long a refund's confirmation is waited for: REFUND_CONFIRMATION_GIVE_UP_MS, as the page the api served names it (24 h under Vite's dev server). */
+const REFUND_CONFIRMATION_GIVE_UP_MS = Number(document.querySelector<HTMLMetaElement>('meta[name="refund-confirmation-give-up-ms"]')?.content) || 24 * 3600 * 1000;
+/** A part the payment system accepted and never confirmed within REFUND_CONFIRMATION_GIVE_UP_MS: nothing asks about it any more. */
+const confirmationGivenUp = (part: Refund['parts'][number]) => part.status === 'SENT' && part.sentAt !== undefined && Date.now() - Date.parse(part.sentAt) > REFUND_CONFIRMATION_GIVE_UP_MS;
 const REFUND_SENT_BEFORE =
   'A refund sent before from this page, whose answer never came, reached the order system in other words or units, and may have refunded them: nothing was sent now. Read its refunds below; the next refund sent is a new one.';
 const SETTLED_BY_HAND_CONSEQUENCE =
@@ -329,9 +335,9 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
     });
   }
 
-  /** An admin asks the payment system again for the money it declined to pay back, under new parts. */
-  function askAgain(refundId: string) {
-    if (!window.confirm(ASK_AGAIN_CONSEQUENCE)) return;
+  /** An admin asks the payment system again for the money it declined to pay back (under new parts), or for a refund it never confirmed (under its own). */
+  function askAgain(refundId: string, unconfirmed: boolean) {
+    if (!window.confirm(unconfirmed ? ASK_UNCONFIRMED_AGAIN_CONSEQUENCE : ASK_AGAIN_CONSEQUENCE)) return;
     return perform('Refund asked for again', async () => {
       const refund = await api<Refund>('POST', `/v1/orders/${orderId}/refunds/${refundId}/ask-again`, {});
       return `refund ${refund.refundId} is ${refund.status}`;
@@ -674,7 +680,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
         <section aria-labelledby="after-sales-title">
           <h2 id="after-sales-title">Refunds and returns</h2>
           {refundsProblem && <p class="problem">Refunds and returns could not be read: {refundsProblem}</p>}
-          {refunds && <Refunds orderId={order.orderId} refunds={refunds} settle={role === 'admin' ? { busy, byHand: (refundId, reference) => void settleByHand(refundId, reference), askAgain: (refundId) => void askAgain(refundId) } : null} />}
+          {refunds && <Refunds orderId={order.orderId} refunds={refunds} settle={role === 'admin' ? { busy, byHand: (refundId, reference) => void settleByHand(refundId, reference), askAgain: (refundId, unconfirmed) => void askAgain(refundId, unconfirmed) } : null} />}
         </section>
       )}
 
@@ -794,15 +800,41 @@ function Refunds({
 }: {
   orderId: string;
   refunds: Refund[];
-  settle: { busy: boolean; byHand: (refundId: string, reference: string) => void; askAgain: (refundId: string) => void } | null;
+  settle: { busy: boolean; byHand: (refundId: string, reference: string) => void; askAgain: (refundId: string, unconfirmed: boolean) => void } | null;
 }) {
   const [references, setReferences] = useState<Record<string, string>>({});
   if (refunds.length === 0) return <p>No refunds or returns.</p>;
   // nothing retries a part the payment system declined on its own: the money is owed until someone settles it
   const declined = refunds.flatMap((refund) => refund.parts.filter((part) => part.status === 'FAILED').map((part) => ({ refund, part })));
   const declinedRefunds = refunds.filter((refund) => refund.parts.some((part) => part.status === 'FAILED'));
+  // nor one it accepted and never confirmed, past the sweep's asking: the buyer may have the money, or not
+  const unconfirmed = refunds.flatMap((refund) => refund.parts.filter(confirmationGivenUp).map((part) => ({ refund, part })));
+  const unconfirmedRefunds = refunds.filter((refund) => refund.parts.some(confirmationGivenUp));
   return (
     <div class="table-wrap">
+      {unconfirmed.length > 0 && (
+        <div class="problem" role="alert">
+          <p>The payment system accepted these refunds and never confirmed them; nothing asks about them any more, and the buyer may or may not have been paid back:</p>
+          <ul>
+            {unconfirmed.map(({ refund, part }) => (
+              <li>
+                {formatCents(part.amountCents)} of refund {refund.refundId} to payment {part.paymentId} (part {part.partId}), sent{' '}
+                <time dateTime={part.sentAt}>{formatTime(part.sentAt)}</time>
+              </li>
+            ))}
+          </ul>
+          <p>
+            Ask the payment provider about each part. Once it has the refund, or cannot tell, {settle ? 'ask' : 'have an admin ask'} the payment system again: under the part's own id, it pays at most once (runbook:
+            RefundsUnconfirmedGivenUp, docs/operations.md).
+          </p>
+          {settle &&
+            unconfirmedRefunds.map((refund) => (
+              <button type="button" disabled={settle.busy} onClick={() => settle.askAgain(refund.refundId, true)}>
+                Ask the payment system again for refund {refund.refundId}
+              </button>
+            ))}
+        </div>
+      )}
       {declined.length > 0 && (
         <div class="problem" role="alert">
           <p>The payment system declined to pay back, so this money is still owed to the buyer:</p>
@@ -838,7 +870,7 @@ function Refunds({
                 <button type="submit" disabled={settle.busy}>
                   Record as paid back by hand
                 </button>
-                <button type="button" disabled={settle.busy} onClick={() => settle.askAgain(refund.refundId)}>
+                <button type="button" disabled={settle.busy} onClick={() => settle.askAgain(refund.refundId, false)}>
                   Ask the payment system again
                 </button>
               </form>
@@ -891,6 +923,8 @@ function Refunds({
                           `paid back by hand (${part.settledReference ?? 'no reference'})`
                         ) : part.status === 'ASKED_AGAIN' ? (
                           `declined, asked for again as part ${part.askedAgainAs ?? '?'}`
+                        ) : confirmationGivenUp(part) ? (
+                          <strong>SENT, never confirmed: asked about no more</strong>
                         ) : (
                           part.status
                         )}

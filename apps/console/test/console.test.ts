@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { OrderRepository } from '@orders/persistence';
 import { buyerAddress, waitFor } from '@orders/testing';
+import { sql } from 'kysely';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -571,6 +572,41 @@ describe('the web console', () => {
     } finally {
       await system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsDeclined: false } });
     }
+  });
+
+  it('tells the operator of a refund the payment system accepted and never confirmed within a day, lists its order, and asks for it again under its own id: paid once', async () => {
+    const orderId = await paidOrder('ivo', 1);
+    const refundsOf = async () => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items;
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: true } });
+    const accepted = async () => {
+      try {
+        expect((await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('ivo'), body: { reason: 'changed my mind', items: [{ skuId: 'KETTLE', qty: 1 }] } })).status).toBe(202);
+        const [refund] = await waitFor(async () => (await refundsOf())[0]?.parts[0]?.status === 'SENT' && refundsOf(), { what: 'the refund accepted by the payment system' });
+        return { refundId: refund.refundId as string, part: refund.parts[0] as { partId: string; paymentId: string } };
+      } finally {
+        await system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false } });
+      }
+    };
+    const { refundId, part } = await accepted();
+    // a day and a minute on, its callback never came: nothing asks about it any more
+    await sql`UPDATE refund_parts SET sent_at = UTC_TIMESTAMP(3) - INTERVAL 1441 MINUTE WHERE part_id = ${part.partId}`.execute(system.env.db);
+
+    await page.goto(`${base}/console/orders/${orderId}`);
+    await page.getByRole('link', { name: 'After-sales' }).click();
+    await page.getByRole('region', { name: 'Refunds the payment system never confirmed (asked about no more)' }).getByRole('link', { name: orderId }).click();
+    const unconfirmed = page.getByRole('region', { name: 'Refunds and returns' }).getByRole('alert');
+    await expect.poll(() => shownText(unconfirmed)).toContain('never confirmed them; nothing asks about them any more');
+    expect(await shownText(unconfirmed)).toContain(`£39.99 of refund ${refundId} to payment ${part.paymentId} (part ${part.partId}), sent`);
+    expect(await shownText(page.getByRole('region', { name: 'Refunds and returns' }).getByRole('row').filter({ hasText: refundId }))).toContain('SENT, never confirmed: asked about no more');
+
+    await unconfirmed.getByRole('button', { name: `Ask the payment system again for refund ${refundId}` }).click();
+    await expect.poll(() => asked.at(-1)).toMatch(/^Ask the payment system again for this refund it never confirmed\?/);
+    await expect.poll(() => shownText(page.getByRole('status'))).toMatch(new RegExp(`^Refund asked for again: refund ${refundId} is `));
+    await waitFor(async () => (await refundsOf())[0]?.status === 'SUCCEEDED', { what: 'the refund asked for again confirmed' });
+    const paidBack = (await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ refundId: string; amountCents: number }>;
+    expect(paidBack.filter((refund) => refund.refundId === part.partId).map((refund) => refund.amountCents)).toEqual([3_999]);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await expect.poll(() => unconfirmed.count()).toBe(0);
   });
 
   it("says what a delivered order's completion waits for while the buyer is still owed a refund of a return", async () => {

@@ -267,6 +267,10 @@ describe.concurrent('a refund the payment system accepted and never confirmed (i
       givenUp: (await givenUp()) - givenUpBefore,
     }).toEqual({ requests: asked, parts: ['SENT'], order: 'REFUNDING', givenUp: 1 });
 
+    // an admin finds it among the orders whose refunds are asked about no more
+    const unconfirmedOrders = async () => (await system.request('GET', '/v1/admin/orders?refundUnconfirmed=true', { token: system.token('ops', 'admin') })).body.items.map((o: any) => o.orderId);
+    expect(await unconfirmedOrders()).toEqual([orderId]);
+
     // the provider has it and can call back: an admin asks again, under the part's own id, so it is paid once
     await callbacksLost(false);
     const [{ refundId }] = await buyersRefunds('ned', orderId);
@@ -283,6 +287,7 @@ describe.concurrent('a refund the payment system accepted and never confirmed (i
     }).toEqual({ parts: [[part.partId, 'SUCCEEDED']], paidBack: [10_000] });
     // the gauge is read from MySQL at most once a second
     await expect.poll(givenUp).toBe(givenUpBefore);
+    expect(await unconfirmedOrders()).toEqual([]);
     // sent again (a lost answer): the refund as it is, nothing asked for again
     const again = await askAgain();
     expect([again.status, again.body.status, await requests(part.partId)]).toEqual([200, 'SUCCEEDED', asked + 1]);

@@ -28,7 +28,7 @@ import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, couponUseOf, toOrderView, type ChildStep, type OrderView } from './order-view.js';
 import { PAYMENT_ACTIONS, balanceAwaitedAt, paidTheOrder, payerOf } from './process-repository.js';
 import { holdRulesVersion, type RulesVersion } from './pricing-repository.js';
-import { refundsOwedIn, refundsOwedNow } from './refunds-owed.js';
+import { firstSent, refundsOwedIn, refundsOwedNow } from './refunds-owed.js';
 import { timerDeadlineOf, type TimerDeadline, type TimerSettings } from './timer-deadlines.js';
 import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
 
@@ -48,6 +48,8 @@ export interface OrderListFilter {
   leaf?: boolean;
   /** only orders owing a buyer a refund the payment system declined (a part FAILED) */
   refundDeclined?: boolean;
+  /** only orders holding a refund part the payment system accepted (SENT) and never confirmed, first sent longer than this ago by MySQL's clock (REFUND_CONFIRMATION_GIVE_UP_MS: asked about no more) */
+  refundUnconfirmedForMs?: number;
   status?: string;
   type?: string;
   /** placed at or after this instant */
@@ -189,7 +191,7 @@ export function notSplit(orderId: 'o.order_id' | 'orders.order_id'): Expression<
  * declined refunds' orders are fewer: read from their own entries, as MySQL chooses.
  */
 function walkedIndex(filter: OrderListFilter) {
-  if (filter.userId !== undefined || filter.parentOrderId !== undefined || filter.refundDeclined) return sql``;
+  if (filter.userId !== undefined || filter.parentOrderId !== undefined || filter.refundDeclined || filter.refundUnconfirmedForMs !== undefined) return sql``;
   if (filter.status !== undefined) return sql`force index (orders_status)`;
   return filter.type === undefined ? sql`` : sql`force index (orders_type)`;
 }
@@ -582,6 +584,20 @@ export class OrderRepository {
     if (filter.refundDeclined) {
       where.push(
         eb(orderId, 'in', eb.selectFrom('refund_parts as part').innerJoin('refunds as declined', 'declined.refund_id', 'part.refund_id').select('declined.order_id').where('part.status', '=', 'FAILED')),
+      );
+    }
+    if (filter.refundUnconfirmedForMs !== undefined) {
+      where.push(
+        eb(
+          orderId,
+          'in',
+          eb
+            .selectFrom('refund_parts as p')
+            .innerJoin('refunds as unconfirmed', 'unconfirmed.refund_id', 'p.refund_id')
+            .select('unconfirmed.order_id')
+            .where('p.status', '=', 'SENT')
+            .where(firstSent, '<', overdueSince(filter.refundUnconfirmedForMs)),
+        ),
       );
     }
     if (filter.status !== undefined) where.push(eb('orders.status', '=', filter.status));

@@ -6,7 +6,7 @@ import { isDuplicateKey } from './mysql-errors.js';
 import { overdueSince } from './mysql-clock.js';
 import { OrderRepository, historyDetail, notSplit, type TransitionResult } from './order-repository.js';
 import { payerOf, paymentsThatPaid, ProcessRepository, UNSHIPPED_PARCEL } from './process-repository.js';
-import { unsettledRefundsOf } from './refunds-owed.js';
+import { firstSent, unsettledRefundsOf } from './refunds-owed.js';
 import type { Database, OrderRow, RefundPartsTable, RefundsTable } from './schema.js';
 
 export type RefundKind = 'refund' | 'return';
@@ -48,6 +48,8 @@ export interface RefundPartView {
   settledReference?: string;
   /** a part ASKED_AGAIN: the part its money was asked for again under, which owes it now */
   askedAgainAs?: string;
+  /** when the payment system was first asked for it (its confirmation is given up REFUND_CONFIRMATION_GIVE_UP_MS after); absent before */
+  sentAt?: string;
 }
 
 export interface OpenRefund {
@@ -99,15 +101,9 @@ const toPartView = (row: Selectable<RefundPartsTable>): RefundPartView => ({
   status: row.status,
   ...(row.settled_reference === null ? {} : { settledReference: row.settled_reference }),
   ...(row.asked_again_as === null ? {} : { askedAgainAs: row.asked_again_as }),
+  ...(row.sent_at === null ? {} : { sentAt: row.sent_at.toISOString() }),
 });
 
-/**
- * When a part was first sent: `sent_at`, or, for one sent before that column, its drawing. Not
- * the drawing alone: a refund falls due (its parts drawn) long before it is sent when its units
- * wait in a parcel the warehouse holds, or the payment system's refunds are away, and a part sent
- * a day after its drawing would be given up at its first lost callback, never asked for again.
- */
-const firstSent = sql<Date>`COALESCE(p.sent_at, p.created_at)`;
 
 /**
  * Refund parts, with their refund, the payment system accepted (SENT) and has not confirmed for

@@ -1,6 +1,15 @@
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import type { Database } from './schema.js';
+
+/**
+ * When a refund part (`refund_parts as p`) was first sent: `sent_at`, or, for one sent before that
+ * column, its drawing. Not the drawing alone: a refund falls due (its parts drawn) long before it is
+ * sent when its units wait in a parcel the warehouse holds, or the payment system's refunds are
+ * away, and a part sent a day after its drawing would be given up at its first lost callback, never
+ * asked for again.
+ */
+export const firstSent = sql<Date>`COALESCE(p.sent_at, p.created_at)`;
 
 /** A refund the buyer is still owed, of one order. */
 export interface RefundOwed {

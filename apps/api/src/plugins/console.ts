@@ -19,12 +19,13 @@ const BUILT_CONSOLE = fileURLToPath(new URL('../../../console/dist/', import.met
  * the app, which routes itself; a missing file (an asset of an older build, a name with
  * an extension) is 404, never a page in its place. Without a build, /console says how to
  * make one. index.html names the shop's currency (`shop-currency`), which the console
- * shows amounts in: one build serves every shop.
+ * shows amounts in, and how long a refund's confirmation is waited for
+ * (`refund-confirmation-give-up-ms`), past which it offers to ask again: one build serves every shop.
  */
 export const consolePlugin = fp(
-  async (app: FastifyInstance, options: { root?: string; currency: string }) => {
+  async (app: FastifyInstance, options: { root?: string; currency: string; refundConfirmationGiveUpMs: number }) => {
     const root = path.resolve(options.root ?? BUILT_CONSOLE);
-    const currencyTag = `<meta name="shop-currency" content="${options.currency}" />`;
+    const shopTags = `<meta name="shop-currency" content="${options.currency}" /><meta name="refund-confirmation-give-up-ms" content="${options.refundConfirmationGiveUpMs}" />`;
     await app.register(fastifyStatic, { root, serve: false });
 
     async function serve(reply: FastifyReply, requested: string) {
@@ -44,7 +45,7 @@ export const consolePlugin = fp(
       return reply
         .header('cache-control', 'no-cache')
         .type('text/html; charset=utf-8')
-        .send(page.replace('</head>', `${currencyTag}</head>`));
+        .send(page.replace('</head>', `${shopTags}</head>`));
     }
 
     const hide = { schema: { hide: true } };

@@ -14,7 +14,7 @@ const ID = '^[A-Za-z0-9._:@-]{1,64}$';
 export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   app.get<{
     // the repository's filter, its instants as the query string gives them, paged by cursor
-    Querystring: Omit<OrderListFilter, 'createdFrom' | 'createdTo' | 'before'> & { createdFrom?: string; createdTo?: string; cursor?: string };
+    Querystring: Omit<OrderListFilter, 'createdFrom' | 'createdTo' | 'before' | 'refundUnconfirmedForMs'> & { createdFrom?: string; createdTo?: string; cursor?: string; refundUnconfirmed?: boolean };
   }>(
     '/v1/admin/orders',
     {
@@ -23,7 +23,7 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
         tags: ['admin'],
         summary: 'Search all orders (any type, parents and children) by status, type, buyer, merchant, SKU, parent or when they were placed',
         description:
-          "Persisted orders, and with `userId` a buyer's orders still in the queue too (ACCEPTED, from their 202 until the worker has written them), in their place by order id, unless the search names a merchant, a parent or refunds declined (`status=ACCEPTED` with `userId` lists those alone); one still in the queue is read by its id as well. A parameter sent empty is one left out; createdFrom and createdTo must be times the shop keeps (no leap second, years 1000 to 9999 in UTC), createdFrom not after createdTo, else 400 VALIDATION_FAILED naming them.",
+          "Persisted orders, and with `userId` a buyer's orders still in the queue too (ACCEPTED, from their 202 until the worker has written them), in their place by order id, unless the search names a merchant, a parent, refunds declined or refunds unconfirmed (`status=ACCEPTED` with `userId` lists those alone); one still in the queue is read by its id as well. A parameter sent empty is one left out; createdFrom and createdTo must be times the shop keeps (no leap second, years 1000 to 9999 in UTC), createdFrom not after createdTo, else 400 VALIDATION_FAILED naming them.",
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -40,6 +40,11 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
               description:
                 'only orders owing the buyer a refund the payment system declined (a refund part FAILED): money still owed until the payment system pays it after all or an admin settles it by hand (POST /v1/orders/:orderId/refunds/:refundId/settle-by-hand)',
             },
+            refundUnconfirmed: {
+              type: 'boolean',
+              description:
+                'only orders holding a refund part the payment system accepted (SENT) and never confirmed by its callback within REFUND_CONFIRMATION_GIVE_UP_MS (24 h) of first being asked: asked about no more (RefundsUnconfirmedGivenUp), until an admin asks for it again (POST /v1/orders/:orderId/refunds/:refundId/ask-again)',
+            },
             createdFrom: { type: 'string', format: 'date-time', description: 'only orders placed at or after this instant' },
             createdTo: { type: 'string', format: 'date-time', description: 'only orders placed before this instant' },
             limit: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
@@ -53,7 +58,8 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
       },
     },
     async (request) => {
-      const { limit, cursor, createdFrom, createdTo, ...filter } = request.query;
+      const { limit, cursor, createdFrom, createdTo, refundUnconfirmed, ...rest } = request.query;
+      const filter = { ...rest, ...(refundUnconfirmed ? { refundUnconfirmedForMs: deps.config.REFUND_CONFIRMATION_GIVE_UP_MS } : {}) };
       let before: string | undefined;
       if (cursor !== undefined) {
         before = Buffer.from(cursor, 'base64url').toString('utf8');
@@ -67,7 +73,7 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
       // a buyer's search (a support call about a fresh 202) shows their orders still in the queue too: unsplit,
       // of no merchant's search (a SKU's merchant is the catalog's), owing no refund
       const { userId, status, type, skuId } = filter;
-      const queuedToo = userId !== undefined && (status === undefined || status === 'ACCEPTED') && filter.merchantId === undefined && filter.parentOrderId === undefined && !filter.refundDeclined;
+      const queuedToo = userId !== undefined && (status === undefined || status === 'ACCEPTED') && filter.merchantId === undefined && filter.parentOrderId === undefined && !filter.refundDeclined && !refundUnconfirmed;
       const placedWithin = (order: AcceptedOrder) => {
         const placed = new Date(order.acceptedAt).getTime();
         return (from === undefined || placed >= from.getTime()) && (to === undefined || placed < to.getTime());

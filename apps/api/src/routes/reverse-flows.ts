@@ -106,6 +106,11 @@ export const refundSchema = {
           },
           settledReference: { type: 'string', description: 'a part SETTLED_BY_HAND: how the shop paid it back, as the admin said' },
           askedAgainAs: { type: 'string', description: 'a part ASKED_AGAIN: the part its money was asked for again under' },
+          sentAt: {
+            type: 'string',
+            description:
+              'when the payment system was first asked for it; absent before. A part still SENT REFUND_CONFIRMATION_GIVE_UP_MS (24 h) after it is asked about no more: an admin asks for it again (ask-again), under its own id',
+          },
         },
       },
     },
