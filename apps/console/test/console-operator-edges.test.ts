@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '@orders/config';
+import { addDeadLetter } from '@orders/queues';
 import { buyerAddress, waitFor } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { pino } from 'pino';
@@ -102,7 +103,7 @@ describe('the console for an operator: failed reads, refunds before a split, sto
   it("says so when an order's dead letters cannot be read, rather than show the order as if none of its jobs failed", async () => {
     const orderId = await paidOrder('dora');
     const deadLetter = system.workers.deps.queues.deadLetter;
-    await deadLetter.add('dead-letter', { queue: 'payments', name: 'refund-payments', jobId: 'refund-dora', data: { orderId }, failedReason: 'the payment system refused the refund', attemptsMade: 5, failedAt: new Date().toISOString() }, { jobId: 'payments-refund-dora' });
+    await addDeadLetter(deadLetter, 'payments-refund-dora', { queue: 'payments', name: 'refund-payments', jobId: 'refund-dora', data: { orderId }, failedReason: 'the payment system refused the refund', attemptsMade: 5, failedAt: new Date().toISOString() });
     try {
       await page.route(
         (url) => url.pathname === '/v1/admin/dead-letters' && url.searchParams.has('orderId'),
@@ -168,7 +169,7 @@ describe('the console for an operator: failed reads, refunds before a split, sto
     await expect.poll(() => shownText(page.getByTestId('order-status'))).toBe('IN_FULFILLMENT');
     expect(await page.getByRole('region', { name: 'Failed for good' }).count()).toBe(0);
     const deadLetter = system.workers.deps.queues.deadLetter;
-    await deadLetter.add('dead-letter', { queue: 'fulfillment', name: 'update-fulfilment', jobId: 'update-eve', data: { orderId }, failedReason: 'the warehouse refused the change', attemptsMade: 5, failedAt: new Date().toISOString() }, { jobId: 'fulfillment-update-eve' });
+    await addDeadLetter(deadLetter, 'fulfillment-update-eve', { queue: 'fulfillment', name: 'update-fulfilment', jobId: 'update-eve', data: { orderId }, failedReason: 'the warehouse refused the change', attemptsMade: 5, failedAt: new Date().toISOString() });
     try {
       await page.getByRole('button', { name: 'Refresh' }).click();
       await expect.poll(() => page.getByRole('region', { name: 'Failed for good' }).count(), { timeout: 5_000 }).toBe(1);

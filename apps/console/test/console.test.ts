@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { OrderRepository } from '@orders/persistence';
+import { addDeadLetter } from '@orders/queues';
 import { buyerAddress, waitFor } from '@orders/testing';
 import { sql } from 'kysely';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
@@ -722,9 +723,17 @@ describe('the web console', () => {
     // a refund job of a paid order that failed every attempt, a warehouse update settled by hand, and a persist job of accepted orders
     const orderId = await paidOrder('lea', 1);
     const failedAt = new Date().toISOString();
-    await deadLetter.add('dead-letter', { queue: 'payments', name: 'refund-payments', jobId: 'refund-lea', data: { orderId }, failedReason: 'the payment system refused the refund', attemptsMade: 5, failedAt }, { jobId: 'payments-refund-lea' });
-    await deadLetter.add('dead-letter', { queue: 'fulfillment', name: 'update-fulfilment', jobId: 'update-lea', data: { orderId }, failedReason: 'the warehouse refused the change', attemptsMade: 5, failedAt }, { jobId: 'fulfillment-update-lea' });
-    await deadLetter.add('dead-letter', { queue: 'orders', name: 'persist-orders', jobId: 'batch-lea', data: { orders: [{ orderId: '01JDLQCONSOLE0000000000001' }, { orderId: '01JDLQCONSOLE0000000000002' }] }, failedReason: 'There is no SKU LOST', attemptsMade: 5, failedAt }, { jobId: 'orders-batch-lea' });
+    await addDeadLetter(deadLetter, 'payments-refund-lea', { queue: 'payments', name: 'refund-payments', jobId: 'refund-lea', data: { orderId }, failedReason: 'the payment system refused the refund', attemptsMade: 5, failedAt });
+    await addDeadLetter(deadLetter, 'fulfillment-update-lea', { queue: 'fulfillment', name: 'update-fulfilment', jobId: 'update-lea', data: { orderId }, failedReason: 'the warehouse refused the change', attemptsMade: 5, failedAt });
+    await addDeadLetter(deadLetter, 'orders-batch-lea', {
+      queue: 'orders',
+      name: 'persist-orders',
+      jobId: 'batch-lea',
+      data: { orders: [{ orderId: '01JDLQCONSOLE0000000000001' }, { orderId: '01JDLQCONSOLE0000000000002' }] },
+      failedReason: 'There is no SKU LOST',
+      attemptsMade: 5,
+      failedAt,
+    });
     try {
       // the order's page says its jobs failed for good: nothing does their work until replayed
       await page.goto(`${base}/console/orders/${orderId}`);
@@ -749,7 +758,7 @@ describe('the web console', () => {
       await page.getByRole('table', { name: '1 dead letter' }).waitFor();
       expect(await deadLetter.getJob('payments-refund-lea')).toBeUndefined();
       // after an outage: every letter shown replayed at once (here a second refund job of the order's)
-      await deadLetter.add('dead-letter', { queue: 'payments', name: 'refund-payments', jobId: 'refund-lea-2', data: { orderId }, failedReason: 'the payment system was away', attemptsMade: 5, failedAt }, { jobId: 'payments-refund-lea-2' });
+      await addDeadLetter(deadLetter, 'payments-refund-lea-2', { queue: 'payments', name: 'refund-payments', jobId: 'refund-lea-2', data: { orderId }, failedReason: 'the payment system was away', attemptsMade: 5, failedAt });
       await page.getByRole('button', { name: 'Refresh' }).click();
       await page.getByRole('table', { name: '2 dead letters' }).waitFor();
       await deadLetter.remove('orders-batch-lea');

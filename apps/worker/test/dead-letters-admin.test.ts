@@ -1,4 +1,5 @@
 import { CatalogRepository, OrderRepository } from '@orders/persistence';
+import { addDeadLetter } from '@orders/queues';
 import { Inventory, checkoutTimeoutsOf } from '@orders/stock';
 import { waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,7 +65,7 @@ describe('the dead letters in the api', () => {
 
   it("drops a letter whose work was done another way", async () => {
     const letter = { queue: 'payments', name: 'refund-payments', jobId: 'refund-of-lost-order', data: { orderId: '01JDLQADMIN00000000000000A' }, failedReason: 'the payment system refused the refund', attemptsMade: 2, failedAt: new Date().toISOString() };
-    await system.workers.deps.queues.deadLetter.add('dead-letter', letter, { jobId: 'payments-refund-of-lost-order' });
+    await addDeadLetter(system.workers.deps.queues.deadLetter, 'payments-refund-of-lost-order', letter);
     const dropped = await system.request('DELETE', '/v1/admin/dead-letters/payments-refund-of-lost-order', { token: admin() });
     expect([dropped.status, dropped.body.outcome]).toEqual([200, 'payments-refund-of-lost-order (payments/refund-payments, order 01JDLQADMIN00000000000000A)']);
     expect((await system.request('GET', '/v1/admin/dead-letters', { token: admin() })).body.total).toBe(0);
@@ -80,7 +81,7 @@ describe('the dead letters in the api', () => {
     const failedAt = new Date().toISOString();
     for (const n of [1, 2]) {
       const letter = { queue: 'payments', name: 'refund-payments', jobId: `refund-ed-${n}`, data: { orderId }, failedReason: 'the payment system was away', attemptsMade: 2, failedAt };
-      await system.workers.deps.queues.deadLetter.add('dead-letter', letter, { jobId: `payments-refund-ed-${n}` });
+      await addDeadLetter(system.workers.deps.queues.deadLetter, `payments-refund-ed-${n}`, letter);
     }
     const first = await system.request('POST', '/v1/admin/dead-letters/replay', { token: admin(), body: { limit: 1 } });
     expect([first.status, first.body.replayed, first.body.left]).toEqual([200, [expect.stringMatching(/^payments-refund-ed-1 -> payments\/refund-payments/)], 1]);
@@ -94,7 +95,7 @@ describe('the dead letters in the api', () => {
     const ids = Array.from({ length: 5 }, (_, n) => `fulfillment-update-paged-${n}`);
     for (const [n, jobId] of ids.entries()) {
       const letter = { queue: 'fulfillment', name: 'update-fulfilment', jobId: `update-paged-${n}`, data: { orderId: `01JDLQPAGED00000000000000${n}` }, failedReason: 'the warehouse was away', attemptsMade: 2, failedAt };
-      await system.workers.deps.queues.deadLetter.add('dead-letter', letter, { jobId });
+      await addDeadLetter(system.workers.deps.queues.deadLetter, jobId, letter);
     }
     try {
       const page = async (params: string) => {
@@ -113,6 +114,43 @@ describe('the dead letters in the api', () => {
     }
   });
 
+  it("finds an order's letters however many letters a mass failure wrote before them, in the order they were written", async () => {
+    const { deadLetter } = system.workers.deps.queues;
+    const failedAt = new Date().toISOString();
+    const letter = (jobId: string, orderId: string) => ({ queue: 'fulfillment', name: 'update-fulfilment', jobId, data: { orderId }, failedReason: 'the warehouse was away', attemptsMade: 2, failedAt });
+    // 1,200 warehouse updates of other orders failed first
+    const others = Array.from({ length: 1_200 }, (_, n) => `fulfillment-update-mass-${n}`);
+    for (let n = 0; n < others.length; n += 100) {
+      await Promise.all(others.slice(n, n + 100).map((jobId, i) => addDeadLetter(deadLetter, jobId, letter(jobId, `01JDLQMASS00000000000${String(n + i).padStart(5, '0')}`))));
+    }
+    const ofOrder = ['fulfillment-update-late-1', 'fulfillment-update-late-2'];
+    for (const jobId of ofOrder) await addDeadLetter(deadLetter, jobId, letter(jobId, '01JDLQLATE0000000000000001'));
+    try {
+      const found = await system.request('GET', '/v1/admin/dead-letters?orderId=01JDLQLATE0000000000000001', { token: admin() });
+      expect([found.status, found.body.total, found.body.items.map((item: { letterId: string }) => item.letterId)]).toEqual([200, 2, ofOrder]);
+      // replayed or dropped since: gone from its order's letters too
+      await deadLetter.remove(ofOrder[0]!);
+      expect((await system.request('GET', '/v1/admin/dead-letters?orderId=01JDLQLATE0000000000000001', { token: admin() })).body.items.map((item: { letterId: string }) => item.letterId)).toEqual([ofOrder[1]]);
+    } finally {
+      await deadLetter.drain();
+    }
+  });
+
+  it('finds the letters an earlier build wrote without an index, once, on the first look for an order', async () => {
+    const { deadLetter } = system.workers.deps.queues;
+    // as the build before wrote them: no index of their orders, and none marked done
+    await system.env.redis.unlink(deadLetter.toKey('letters-index-complete'));
+    const letter = { queue: 'payments', name: 'refund-payments', jobId: 'refund-old-build', data: { orderId: '01JDLQOLDBUILD000000000001' }, failedReason: 'the payment system was away', attemptsMade: 2, failedAt: new Date().toISOString() };
+    await deadLetter.add('dead-letter', letter, { jobId: 'payments-refund-old-build' });
+    try {
+      const found = await system.request('GET', '/v1/admin/dead-letters?orderId=01JDLQOLDBUILD000000000001', { token: admin() });
+      expect([found.body.total, found.body.items.map((item: { letterId: string }) => item.letterId)]).toEqual([1, ['payments-refund-old-build']]);
+      expect(await system.env.redis.exists(deadLetter.toKey('letters-index-complete'))).toBe(1);
+    } finally {
+      await deadLetter.remove('payments-refund-old-build');
+    }
+  });
+
   it("shows a split order's page the letters of its children's jobs", async () => {
     await system.createSku({ skuId: 'RUG', priceCents: 9_900, merchantId: 'weaver', channel: 'third_party', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
     const orderId = await system.checkout('flo', [{ skuId: 'LAMP', qty: 1 }, { skuId: 'RUG', qty: 1 }]);
@@ -121,7 +159,7 @@ describe('the dead letters in the api', () => {
     const split = await waitFor(async () => ((await system.order(orderId)).subOrders.length === 2 ? system.order(orderId) : null), { what: `order ${orderId} split` });
     const [child] = split.subOrders;
     const letter = { queue: 'fulfillment', name: 'update-fulfilment', jobId: `update-${child}`, data: { orderId: child }, failedReason: 'the warehouse refused the change', attemptsMade: 2, failedAt: new Date().toISOString() };
-    await system.workers.deps.queues.deadLetter.add('dead-letter', letter, { jobId: `fulfillment-update-${child}` });
+    await addDeadLetter(system.workers.deps.queues.deadLetter, `fulfillment-update-${child}`, letter);
     try {
       const ofOrder = await system.request('GET', `/v1/admin/dead-letters?orderId=${orderId}`, { token: admin() });
       expect([ofOrder.body.total, ofOrder.body.items.map((item: { orders: string[] }) => item.orders)]).toEqual([1, [[child]]]);

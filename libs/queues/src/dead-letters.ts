@@ -1,7 +1,7 @@
 import type { Job, Queue } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { RunLock, RunUnderWay } from '@orders/stock';
-import { ordersCarriedBy, type OrderQueues } from './order-queues.js';
+import { indexLetter, lettersOfOrderKey, ordersCarriedBy, type OrderQueues } from './order-queues.js';
 import { deduplicationOf } from './process-jobs.js';
 import { QUEUE, type DeadLetterJob } from './queue-names.js';
 
@@ -22,6 +22,9 @@ export class LetterOfAcceptedOrders extends Error {
     this.name = 'LetterOfAcceptedOrders';
   }
 }
+
+/** Letters read a page at a time when the ones written unindexed are indexed. */
+const INDEXED_PER_PAGE = 200;
 
 /** How long a step holds a letter unless it renews its hold: a step cut off (killed, Redis away) holds it no longer. */
 const STEP_LEASE_MS = 5_000;
@@ -74,6 +77,41 @@ export class DeadLetters {
 
   async count(): Promise<number> {
     return this.queues.deadLetter.getWaitingCount();
+  }
+
+  /**
+   * The letters carrying any of `orderIds` (an order's page: the order and its children), oldest
+   * first, read by the index their writing keeps (lettersOfOrderKey), whatever the number of other
+   * letters: reading every letter for one order read a mass failure's hundreds of megabytes. A
+   * letter replayed or dropped since is passed over; one written again since carries the same orders.
+   */
+  async carrying(orderIds: ReadonlySet<string>): Promise<Job<DeadLetterJob>[]> {
+    await this.indexLettersWrittenUnindexed();
+    const { deadLetter } = this.queues;
+    const written = new Map<string, number>();
+    for (const orderId of orderIds) {
+      const reply = await this.connection.zrange(lettersOfOrderKey(deadLetter, orderId), 0, -1, 'WITHSCORES');
+      for (let i = 0; i < reply.length; i += 2) written.set(reply[i]!, Math.min(Number(reply[i + 1]), written.get(reply[i]!) ?? Infinity));
+    }
+    const ids = [...written].sort(([, a], [, b]) => a - b).map(([id]) => id);
+    const letters = (await Promise.all(ids.map((id) => deadLetter.getJob(id)))) as Array<Job<DeadLetterJob> | undefined>;
+    return letters.filter((letter): letter is Job<DeadLetterJob> => letter !== undefined && ordersCarriedBy(letter.data.data).some((orderId) => orderIds.has(orderId)));
+  }
+
+  /**
+   * Letters written before their writers kept the index (an earlier build; the first read after an
+   * upgrade) are indexed once, a page at a time, then marked done: writers keep it from then on.
+   */
+  private async indexLettersWrittenUnindexed(): Promise<void> {
+    const { deadLetter } = this.queues;
+    const done = deadLetter.toKey('letters-index-complete');
+    if ((await this.connection.exists(done)) === 1) return;
+    for (let offset = 0; ; offset += INDEXED_PER_PAGE) {
+      const page = await this.list(INDEXED_PER_PAGE, offset);
+      for (const letter of page) await indexLetter(deadLetter, letter.id!, letter.data);
+      if (page.length < INDEXED_PER_PAGE) break;
+    }
+    await this.connection.set(done, new Date().toISOString());
   }
 
   /** Puts one letter's job back where it failed (replay below); says what it did. */

@@ -289,9 +289,55 @@ export function deadLetterOf(queueName: string, job: Job): DeadLetterJob {
 }
 
 /**
+ * How long an order's index of its dead letters lives after its last letter was written: a letter
+ * waits for an operator, who works a mass failure's within days; one older still shows in the lists.
+ */
+const LETTERS_OF_ORDER_KEPT_MS = 90 * 24 * 3600 * 1000;
+
+/**
+ * The ids of the dead letters written carrying `orderId`, in the dead-letter queue's slot, scored in
+ * the order they were first written: an order's page reads its letters by them, oldest first, not
+ * by reading every letter.
+ */
+export function lettersOfOrderKey(deadLetter: Queue, orderId: string): string {
+  return deadLetter.toKey(`orders:${orderId}`);
+}
+
+/**
+ * Writes a dead letter under `letterId`, indexed by the orders it carries first (lettersOfOrderKey):
+ * a letter is never there unindexed. A letter replayed or dropped since leaves its id in the index,
+ * which its readers pass over.
+ */
+export async function addDeadLetter(deadLetter: Queue<DeadLetterJob>, letterId: string, letter: DeadLetterJob): Promise<void> {
+  await indexLetter(deadLetter, letterId, letter);
+  await deadLetter.add('dead-letter', letter, { jobId: letterId });
+}
+
+/**
+ * Adds the letter's id to the index of each order it carries (lettersOfOrderKey), after those
+ * written before it; a letter written again (a later failure of its job) keeps its place, as it
+ * does in the queue.
+ */
+export async function indexLetter(deadLetter: Queue<DeadLetterJob>, letterId: string, letter: DeadLetterJob): Promise<void> {
+  const orders = ordersCarriedBy(letter.data);
+  if (orders.length === 0) return;
+  // the ioredis connection BullMQ was given (createOrderQueues)
+  const client = (await deadLetter.getBackend().client) as unknown as Redis | Cluster;
+  const written = await client.incr(deadLetter.toKey('letters-written'));
+  const replies = await orders
+    .reduce(
+      (pipeline, orderId) => pipeline.zadd(lettersOfOrderKey(deadLetter, orderId), 'NX', written, letterId).pexpire(lettersOfOrderKey(deadLetter, orderId), LETTERS_OF_ORDER_KEPT_MS),
+      client.pipeline(),
+    )
+    .exec();
+  const refused = replies?.find(([error]) => error)?.[0];
+  if (refused) throw refused;
+}
+
+/**
  * Copies a job BullMQ failed for good (it used up its attempts, or was failed regardless of
  * them: stalled too often) into the dead-letter queue, with its reason and when it failed.
  */
 export async function moveToDeadLetter(deadLetter: Queue<DeadLetterJob>, queueName: string, job: Job): Promise<void> {
-  await deadLetter.add('dead-letter', deadLetterOf(queueName, job), { jobId: deadLetterId(queueName, job.id ?? job.name) });
+  await addDeadLetter(deadLetter, deadLetterId(queueName, job.id ?? job.name), deadLetterOf(queueName, job));
 }

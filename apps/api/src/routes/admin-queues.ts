@@ -93,7 +93,7 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
         tags: ['admin'],
         summary: 'The dead letters, oldest first: jobs that failed every attempt, where each failed, the orders it carries and why',
         description:
-          `No worker serves the dead-letter queue: a letter waits there until an admin replays it (once its cause is fixed) or drops it (its work done another way), here or with npm run dlq. \`total\` counts every letter; \`items\` holds the oldest \`limit\` of them after the \`offset\` oldest: the next page is read with \`offset\` grown by \`limit\`, while it is below \`total\` (a mass failure leaves thousands; a letter replayed or dropped meanwhile moves those after it one place up, so a page read after one may start with a letter of the page before). With \`orderId\`, the letters carrying that order or one of its children (a split order's) among the oldest ${LETTERS_LISTED_AT_MOST} (an order page's "failed for good"), \`total\` counting those.`,
+          `No worker serves the dead-letter queue: a letter waits there until an admin replays it (once its cause is fixed) or drops it (its work done another way), here or with npm run dlq. \`total\` counts every letter; \`items\` holds the oldest \`limit\` of them after the \`offset\` oldest: the next page is read with \`offset\` grown by \`limit\`, while it is below \`total\` (a mass failure leaves thousands; a letter replayed or dropped meanwhile moves those after it one place up, so a page read after one may start with a letter of the page before). With \`orderId\`, the letters carrying that order or one of its children (a split order's), however many others there are (an order page's "failed for good"), \`total\` counting those.`,
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -136,10 +136,8 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
       if (orderId === undefined) {
         [listed, total] = await Promise.all([letters.list(limit, offset), letters.count()]);
       } else {
-        // most of the time there is none: the count spares reading them; a split order's children's jobs are its own too
-        const ofOrder = async () => new Set([orderId, ...(await process.children(orderId)).map((child) => child.order_id)]);
-        const [orders, listedAll] = (await letters.count()) === 0 ? [new Set<string>(), []] : await Promise.all([ofOrder(), letters.list(LETTERS_LISTED_AT_MOST)]);
-        const carrying = listedAll.filter((letter) => ordersCarriedBy(letter.data.data).some((carried) => orders.has(carried)));
+        // most of the time there is none: the count spares looking; a split order's children's jobs are its own too
+        const carrying = (await letters.count()) === 0 ? [] : await letters.carrying(new Set([orderId, ...(await process.children(orderId)).map((child) => child.order_id)]));
         [listed, total] = [carrying.slice(offset, offset + limit), carrying.length];
       }
       return {
