@@ -6,7 +6,7 @@ import { ProblemAlert } from './problem-alert.js';
 import { Link, rememberOrdersSearch } from './route.js';
 import type { Session } from './session.js';
 
-/** The statuses the lists filter by: not ACCEPTED, which an order leaves as it is persisted (a search by buyer shows theirs still in the queue, the other lists persisted orders alone). */
+/** The statuses every list filters by: not ACCEPTED, which an order leaves as it is persisted (ACCEPTED_BY_BUYER). */
 export const STATUSES = [
   'PENDING_PAYMENT',
   'PENDING_DEPOSIT',
@@ -26,6 +26,13 @@ export const STATUSES = [
   'RETURNED',
 ];
 const TYPES = ['standard', 'flash_sale', 'presale', 'virtual', 'imported'];
+/** An admin's search by buyer lists the buyer's orders still in the queue too, and these alone with this status; no other list holds them. */
+const ACCEPTED_BY_BUYER = 'ACCEPTED';
+
+/** A search for orders still in the queue that names no buyer: it would list none, whatever the queue holds. */
+function queuedProblem({ status, userId }: Pick<Filter, 'status' | 'userId'>): string | null {
+  return status === ACCEPTED_BY_BUYER && userId.trim() === '' ? 'orders still in the queue (ACCEPTED) are listed by their buyer: name one' : null;
+}
 
 interface Filter {
   status: string;
@@ -188,7 +195,7 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
         aria-label="Search orders"
         onSubmit={(event) => {
           event.preventDefault();
-          const problem = dayProblem(draft);
+          const problem = dayProblem(draft) ?? queuedProblem(draft);
           setFilterProblem(problem);
           if (problem) return;
           setFilter(draft);
@@ -199,6 +206,7 @@ export function OrdersPage({ api, session }: { api: Api; session: Session }) {
           <label for="filter-status">Status</label>
           <select {...field('status')}>
             <option value="">Any</option>
+            {admin && <option value={ACCEPTED_BY_BUYER}>{ACCEPTED_BY_BUYER} (still in the queue: by buyer)</option>}
             {STATUSES.map((status) => (
               <option value={status}>{status}</option>
             ))}

@@ -253,6 +253,13 @@ describe('the web console', () => {
         const row = tab.getByRole('row').filter({ hasText: orderId });
         await row.waitFor();
         expect(await row.getByRole('cell').allTextContents()).toEqual(expect.arrayContaining(['ACCEPTED', 'quin', 'KETTLE ×1', '–', formatTime(queued.history[0].at)]));
+        // the buyer's orders still in the queue alone; no other list holds them, so a search naming no buyer is refused
+        await tab.getByLabel('Status').selectOption('ACCEPTED');
+        await tab.getByRole('button', { name: 'Search' }).click();
+        await expect.poll(async () => tab.getByRole('table').getByRole('rowheader').allTextContents()).toEqual([orderId]);
+        await tab.getByLabel('Buyer').fill('');
+        await tab.getByRole('button', { name: 'Search' }).click();
+        await expect.poll(() => shownText(tab.getByRole('alert'))).toBe('Not searched: orders still in the queue (ACCEPTED) are listed by their buyer: name one.');
       });
 
       await orders.resume();
