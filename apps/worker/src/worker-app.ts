@@ -1,4 +1,4 @@
-import type { Config } from '@orders/config';
+import { minorUnitsPerUnit, type Config } from '@orders/config';
 import { ORDER_TYPES, TIMER_ACTIONS, statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, ProcessRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, mysqlNow, withoutStatementValues, type OrderDb } from '@orders/persistence';
@@ -522,6 +522,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   // it is due by its own config: StockCheckStale measures the report's age against it
   metrics.watchStockReport(() => reconciler.lastReport());
   metrics.stockCheckInterval.set(config.RECONCILE_INTERVAL_MS / 1000);
+  metrics.currencyMinorUnits.set({ currency: config.SHOP_CURRENCY }, minorUnitsPerUnit(config.SHOP_CURRENCY));
   const servesTimers = config.WORKER_QUEUES.includes(QUEUE.timers);
   // the order lifecycle's stage reports the returns nobody reviews, and how long its timer lets them wait before it approves them
   if (servesTimers) metrics.watchReturnsAwaitingReview(() => refunds.returnsAwaitingReview());

@@ -1,3 +1,3 @@
-export { loadConfig, ConfigError, MAX_PRICE_CENTS } from './load-config.js';
+export { loadConfig, ConfigError, MAX_PRICE_CENTS, minorUnitsPerUnit } from './load-config.js';
 export type { Config } from './load-config.js';
 export { SERVICE_NODE_OPTIONS, serviceNodeOptions } from './node-options.js';

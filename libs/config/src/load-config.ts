@@ -60,6 +60,11 @@ const currency: Parser<string> = (raw, name) => {
   return raw;
 };
 
+/** How many of a currency's minor units make one (the `*Cents` amounts count minor units): 100 to a dollar or a euro, 1 to a yen, 1000 to a dinar. */
+export function minorUnitsPerUnit(currencyCode: string): number {
+  return 10 ** (new Intl.NumberFormat('en', { style: 'currency', currency: currencyCode }).resolvedOptions().maximumFractionDigits ?? 2);
+}
+
 const secret: Parser<string> = (raw, name) => {
   if (raw.length < 16) throw new Error(`${name} must be at least 16 characters`);
   return raw;

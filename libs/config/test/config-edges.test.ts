@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '@orders/config';
+import { loadConfig, minorUnitsPerUnit } from '@orders/config';
 
 const day = 86_400_000;
 const problemsOf = (env: Record<string, string>): string => {
@@ -43,6 +43,8 @@ describe('configuration an operator sets at 3 a.m.', () => {
     for (const raw of ['$', 'usd', 'EURO', 'XYZ']) expect(problemsOf({ SHOP_CURRENCY: raw }), raw).toContain(`SHOP_CURRENCY must be an ISO 4217 currency code such as USD, EUR or GBP, got '${raw}'`);
     expect(loadConfig({ NODE_ENV: 'development', SHOP_CURRENCY: 'JPY' }).SHOP_CURRENCY).toBe('JPY');
     expect(loadConfig({ NODE_ENV: 'development' }).SHOP_CURRENCY).toBe('USD');
+    // amounts are kept in its minor units: what the dashboards divide them by
+    expect(['USD', 'GBP', 'JPY', 'KWD'].map(minorUnitsPerUnit)).toEqual([100, 100, 1, 1000]);
   });
 
   it('takes 0 as off where the README says so', () => {

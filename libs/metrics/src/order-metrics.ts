@@ -633,6 +633,13 @@ export function createMetrics(labels: { app: string }) {
         this.set(report.checkedAt === null ? 0 : report.checkedAt.getTime() / 1000);
       },
     }),
+    currencyMinorUnits: new Gauge({
+      name: 'shop_currency_minor_units',
+      help: "How many of the shop's currency's minor units make one unit (SHOP_CURRENCY, labelled: 100 for USD, EUR or GBP, 1 for JPY): the *_cents metrics count minor units, and the dashboards' money panels divide by it",
+      labelNames: ['currency'],
+      registers: [registry],
+      aggregator: 'max',
+    }),
     stockCheckInterval: new Gauge({
       name: 'stock_reconcile_interval_seconds',
       help: 'How often this worker has the stock check scheduled (RECONCILE_INTERVAL_MS), in seconds; 0 when it is turned off. StockCheckStale measures the age of stock_reconcile_last_success_timestamp_seconds against it',
