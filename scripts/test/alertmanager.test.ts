@@ -112,7 +112,7 @@ describe.skipIf(!alertmanagerBinary)(`a live Alertmanager on that configuration 
     receiver?.close();
   });
 
-  it("sends the Watchdog to the heartbeat at once, a critical alert to the pager within seconds, and a warning to the team's channel", { timeout: 90_000 }, async () => {
+  it("sends the Watchdog to the heartbeat at once, a critical alert to the pager within seconds, a warning to the team's channel, and nothing a critical one beside it says already", { timeout: 90_000 }, async () => {
     const api = httpClient(alertmanager.url, 1);
     try {
       // as Prometheus hands them over (POST /api/v2/alerts)
@@ -121,15 +121,27 @@ describe.skipIf(!alertmanagerBinary)(`a live Alertmanager on that configuration 
           { labels: { alertname: 'Watchdog', severity: 'none' }, annotations: { summary: 'Alerting works end to end (always firing)' } },
           { labels: { alertname: 'OrdersNotPersisted', severity: 'critical' }, annotations: { summary: 'Accepted orders are not reaching MySQL' } },
           { labels: { alertname: 'ApiSaturated', severity: 'warning', instance: 'api-1:3000' }, annotations: { summary: 'api api-1:3000: event loop busy 95% of the time' } },
+          // every worker gone: one page, not one per stage and replica
+          { labels: { alertname: 'NoWorkerRunning', severity: 'critical' }, annotations: { summary: 'No worker is running' } },
+          { labels: { alertname: 'WorkerStageDown', severity: 'critical', worker_stage: 'orders' }, annotations: { summary: 'No worker of the orders stage is running' } },
+          { labels: { alertname: 'WorkerMissing', severity: 'warning', worker_stage: 'orders', instance: 'w-1:9464' }, annotations: { summary: 'worker w-1:9464 does not answer scrapes' } },
         ],
       });
       expect(posted.status).toBe(200);
+      const firing = (alertname: string, summary: string) => ({ alertname, status: 'firing', summary });
       // the warning waits its group's 30 s, for the alerts that come with it
-      await waitFor(async () => received.length >= 3, { what: 'the three webhooks', timeoutMs: 60_000, intervalMs: 500, explain: async () => JSON.stringify(received) });
-      expect(received.sort((a, b) => a.path.localeCompare(b.path))).toEqual([
-        { path: '/heartbeat', receiver: 'heartbeat', alerts: [{ alertname: 'Watchdog', status: 'firing', summary: 'Alerting works end to end (always firing)' }] },
-        { path: '/notify', receiver: 'notify', alerts: [{ alertname: 'ApiSaturated', status: 'firing', summary: 'api api-1:3000: event loop busy 95% of the time' }] },
-        { path: '/page', receiver: 'page', alerts: [{ alertname: 'OrdersNotPersisted', status: 'firing', summary: 'Accepted orders are not reaching MySQL' }] },
+      await waitFor(async () => received.length >= 4, { what: 'the webhooks', timeoutMs: 60_000, intervalMs: 500, explain: async () => JSON.stringify(received) });
+      expect(received.sort((a, b) => a.path.localeCompare(b.path) || a.alerts[0]!.alertname.localeCompare(b.alerts[0]!.alertname))).toEqual([
+        { path: '/heartbeat', receiver: 'heartbeat', alerts: [firing('Watchdog', 'Alerting works end to end (always firing)')] },
+        { path: '/notify', receiver: 'notify', alerts: [firing('ApiSaturated', 'api api-1:3000: event loop busy 95% of the time')] },
+        { path: '/page', receiver: 'page', alerts: [firing('NoWorkerRunning', 'No worker is running')] },
+        { path: '/page', receiver: 'page', alerts: [firing('OrdersNotPersisted', 'Accepted orders are not reaching MySQL')] },
+      ]);
+      // the alerts held back say by which
+      const held = (await api.request('GET', '/api/v2/alerts?filter=alertname%3D~%22WorkerStageDown%7CWorkerMissing%22')).body as Array<{ labels: { alertname: string }; status: { state: string; inhibitedBy: string[] } }>;
+      expect(held.map((alert) => [alert.labels.alertname, alert.status.state, alert.status.inhibitedBy.length > 0]).sort()).toEqual([
+        ['WorkerMissing', 'suppressed', true],
+        ['WorkerStageDown', 'suppressed', true],
       ]);
     } finally {
       await api.close();
