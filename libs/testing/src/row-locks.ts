@@ -27,12 +27,17 @@ export async function holdRow(db: OrderDb, table: 'orders' | 'payments' | 'refun
 /**
  * The transactions of this database waiting for a row lock now (a retry of the same work is a new
  * one). InnoDB refreshes these tables only when they were not read for 0.1 s, and reading them
- * more often held the waiting sessions up: poll them every 200 ms or so.
+ * more often held the waiting sessions up: poll them every 200 ms or so. Not a wait on InnoDB's
+ * own dictionary (`SYS_TABLES`, ...): files reading them side by side can keep a snapshot from
+ * while this database's tables were being created (CREATE TABLE ... LIKE, in parallel), which
+ * told a write that never waited as held up.
  */
 export async function rowLockWaits(db: OrderDb): Promise<string[]> {
   const { rows } = await sql<{ trxId: string }>`
-    SELECT t.trx_id AS trxId FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
-    WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()`.execute(db);
+    SELECT t.trx_id AS trxId FROM information_schema.INNODB_TRX t
+    JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
+    LEFT JOIN information_schema.INNODB_LOCKS l ON l.lock_id = t.trx_requested_lock_id
+    WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE() AND (l.lock_table IS NULL OR l.lock_table NOT LIKE '\`SYS\\_%')`.execute(db);
   return rows.map((row) => String(row.trxId));
 }
 
