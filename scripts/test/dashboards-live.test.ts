@@ -318,11 +318,16 @@ describe.skipIf(!prometheusInstalled || !alertmanagerBinary)('every dashboard pa
     expect((await api.request('POST', '/v1/admin/orders/import', { token: admin, body: imported('SHIPPED') })).status).toBe(200);
     const conflicting = await api.request('POST', '/v1/admin/orders/import', { token: admin, body: imported('CANCELLED') });
     expect((conflicting.body as { results: Array<{ outcome: string }> }).results[0]?.outcome).toBe('conflict');
-    // (its job's duration too: it is observed when the job ends, which a writer batch can hold until the sale's orders come)
-    await waitFor(() => scraped('count(checkouts_total{outcome="accepted"}) > 0 and count(job_wait_seconds_count{queue="orders"}) > 0 and count(job_duration_seconds_count{queue="orders"}) > 0'), {
-      what: 'Prometheus to scrape the first order',
-      intervalMs: 250,
-    });
+    // (its job's duration too: it is observed when the job ends, which a writer batch can hold until the sale's orders come;
+    // and its request's, observed once the answer is sent: a scrape between the two saw the count alone, the sale then came
+    // in the latency's first sample, and the latency panels read no increase)
+    const firstOrderScraped = [
+      'count(checkouts_total{outcome="accepted"}) > 0',
+      'count(http_request_duration_seconds_count{method="POST", route="/v1/orders"}) > 0',
+      'count(job_wait_seconds_count{queue="orders"}) > 0',
+      'count(job_duration_seconds_count{queue="orders"}) > 0',
+    ].join(' and ');
+    await waitFor(() => scraped(firstOrderScraped), { what: 'Prometheus to scrape the first order', intervalMs: 250 });
 
     // A flash sale: 60 buyers for 30 units, so there are sales, sell-outs and a rejection reason.
     await createSku(HOT_SKU, STOCK, true);
