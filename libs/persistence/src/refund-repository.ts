@@ -104,7 +104,6 @@ const toPartView = (row: Selectable<RefundPartsTable>): RefundPartView => ({
   ...(row.sent_at === null ? {} : { sentAt: row.sent_at.toISOString() }),
 });
 
-
 /**
  * Refund parts, with their refund, the payment system accepted (SENT) and has not confirmed for
  * longer than `waitedForMs` by MySQL's clock, and first sent less than `givenUpAfterMs` ago: the
@@ -565,6 +564,7 @@ export class RefundRepository {
       if (!refund) return null;
       const parts = await lockParts(trx, refundId);
       const failed = parts.filter((part) => part.status === 'FAILED');
+      // by MySQL's clock, as the sweep that gave them up reads it
       const givenUp = new Set(
         (await trx.selectFrom('refund_parts as p').select('p.part_id').where('p.refund_id', '=', refundId).where('p.status', '=', 'SENT').where(firstSent, '<', overdueSince(givenUpAfterMs)).execute()).map(
           (row) => row.part_id,
