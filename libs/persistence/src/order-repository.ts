@@ -580,26 +580,11 @@ export class OrderRepository {
     // index's NULL entries backwards from the top past every newer one (seconds deep in the list)
     if (filter.topLevel) where.push(eb(eb.fn.coalesce('orders.parent_order_id', sql.lit('')), '=', ''));
     if (filter.leaf) where.push(notSplit('orders.order_id'));
-    // few parts ever fail: read from the parts by their status (refund_parts_unconfirmed), not by a look into every order's refunds
-    if (filter.refundDeclined) {
-      where.push(
-        eb(orderId, 'in', eb.selectFrom('refund_parts as part').innerJoin('refunds as declined', 'declined.refund_id', 'part.refund_id').select('declined.order_id').where('part.status', '=', 'FAILED')),
-      );
-    }
-    if (filter.refundUnconfirmedForMs !== undefined) {
-      where.push(
-        eb(
-          orderId,
-          'in',
-          eb
-            .selectFrom('refund_parts as p')
-            .innerJoin('refunds as unconfirmed', 'unconfirmed.refund_id', 'p.refund_id')
-            .select('unconfirmed.order_id')
-            .where('p.status', '=', 'SENT')
-            .where(firstSent, '<', overdueSince(filter.refundUnconfirmedForMs)),
-        ),
-      );
-    }
+    // few parts ever fail or go unconfirmed: read from the parts by their status (refund_parts_unconfirmed), not by a look into every order's refunds
+    const holdingParts = (status: 'FAILED' | 'SENT') =>
+      eb.selectFrom('refund_parts as p').innerJoin('refunds as r', 'r.refund_id', 'p.refund_id').select('r.order_id').where('p.status', '=', status);
+    if (filter.refundDeclined) where.push(eb(orderId, 'in', holdingParts('FAILED')));
+    if (filter.refundUnconfirmedForMs !== undefined) where.push(eb(orderId, 'in', holdingParts('SENT').where(firstSent, '<', overdueSince(filter.refundUnconfirmedForMs))));
     if (filter.status !== undefined) where.push(eb('orders.status', '=', filter.status));
     if (filter.type !== undefined) where.push(eb('orders.type', '=', filter.type));
     if (filter.createdFrom !== undefined) {

@@ -131,9 +131,8 @@ const refundParamsSchema = {
   required: ['orderId', 'refundId'],
 } as const;
 
-/** An admin's action on the parts of a refund the payment system declined, sent for a refund with none (`done`: what the action does to them). */
-const refundNotFailed = (refundId: string, done: string) =>
-  new HttpProblem(409, 'REFUND_NOT_FAILED', `Refund ${refundId} has no part the payment system failed to pay back (FAILED): only those are ${done}`);
+/** An admin's action on the parts of a refund still owed, sent for a refund with none (`owed`: which parts it takes; `done`: what it does to them). */
+const refundNotFailed = (refundId: string, owed: string, done: string) => new HttpProblem(409, 'REFUND_NOT_FAILED', `Refund ${refundId} has no part ${owed}: only those are ${done}`);
 
 /** Statuses in which a paid order has not left the warehouse: what a refund or a paid cancellation may touch. */
 const UNSHIPPED = new Set(['PAID', 'IN_FULFILLMENT']);
@@ -683,7 +682,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       const settlement = await retryTransaction(() => refunds.settleFailedPartsByHand(refundId, reference, deps.clock()));
       if (!settlement) throw notFound('refund');
       if (settlement.settled.length === 0 && !settlement.byHandBefore) {
-        throw refundNotFailed(refundId, 'settled by hand');
+        throw refundNotFailed(refundId, 'the payment system failed to pay back (FAILED)', 'settled by hand');
       }
       if (settlement.settled.length > 0) {
         deps.metrics.refundedCents.inc({ kind: found.kind }, settlement.settled.reduce((sum, part) => sum + part.amountCents, 0));
@@ -718,11 +717,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       const asked = await retryTransaction(() => refunds.askFailedPartsAgain(refundId, deps.clock(), deps.config.REFUND_CONFIRMATION_GIVE_UP_MS));
       if (!asked) throw notFound('refund');
       if (asked.askedAgain.length === 0 && asked.sentAgain.length === 0 && !asked.askedBefore) {
-        throw new HttpProblem(
-          409,
-          'REFUND_NOT_FAILED',
-          `Refund ${refundId} has no part the payment system failed to pay back (FAILED), nor one it never confirmed within REFUND_CONFIRMATION_GIVE_UP_MS (SENT, given up): only those are asked for again`,
-        );
+        throw refundNotFailed(refundId, 'the payment system failed to pay back (FAILED), nor one it never confirmed within REFUND_CONFIRMATION_GIVE_UP_MS (SENT, given up)', 'asked for again');
       }
       if (asked.askedAgain.length > 0) {
         deps.metrics.refunds.inc({ kind: found.kind, outcome: 'asked_again' });
