@@ -299,6 +299,46 @@ describe('a refund of units the warehouse holds in a parcel', () => {
       expect((await system.waitForStatus(orderId, 'RETURNED')).amounts.refundedCents).toBe(2_502);
     });
 
+    it.sequential('pays back a return received while a refund of the same parcel still waited for the warehouse, leaving the order DELIVERED; that refund then withdrawn, the last mug back lands the order on what it paid, the shipping once', async ({ expect }) => {
+      const placed = await system.request('POST', '/v1/orders', { token: system.token('ruth'), headers: { 'idempotency-key': 'ruth-mugs' }, body: { items: [{ skuId: 'MUG', qty: 2 }], address: buyerAddress } });
+      const orderId = placed.body.orderId as string;
+      await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+      expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ruth'), body: { method: 'card' } })).status).toBe(202);
+      expect((await system.waitForStatus(orderId, 'IN_FULFILLMENT')).amounts.payableCents).toBe(2_502);
+      const { fulfillment } = system.workers.deps.queues;
+      const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
+      const returned = async (returnId: string) => {
+        expect((await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/approve`, { token: system.token('shop', 'merchant') })).status).toBe(200);
+        expect((await system.signedCallback('warehouse', { orderId, event: 'RETURN_RECEIVED', returnId, at: new Date().toISOString() })).status).toBe(200);
+      };
+      await fulfilmentWorker.pause();
+      try {
+        const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('ruth'), body: { reason: 'one is enough', items: [{ skuId: 'MUG', qty: 1 }] } });
+        expect([refund.status, refund.body.refunds[0].restockHeld]).toEqual([202, true]);
+        for (const event of ['SHIPPED', 'DELIVERED'] as const) {
+          await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event, notify: false } });
+          expect((await system.signedCallback('warehouse', { orderId, event, at: new Date().toISOString() })).status).toBe(200);
+        }
+        // the other mug comes back while the refund still counts: priced as the parcel's last unit, its shipping with it
+        const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('ruth'), body: { reason: 'chipped', items: [{ skuId: 'MUG', qty: 1 }] } });
+        expect([asked.status, asked.body.returns[0].amountCents]).toEqual([202, 1_501]);
+        await returned(asked.body.returnId);
+        // not RETURNED: the held refund's mug may have left with the parcel, the buyer's to return
+        expect((await system.order(orderId)).status).toBe('DELIVERED');
+      } finally {
+        fulfilmentWorker.resume();
+      }
+      await waitFor(async () => (await refundsOf(orderId, 'ruth')).some((refund: any) => refund.kind === 'refund' && refund.status === 'WITHDRAWN'), { what: 'the held refund withdrawn' });
+      const once = await system.order(orderId);
+      expect([once.status, once.items[0].refundedQty, once.amounts.refundedCents]).toEqual(['DELIVERED', 1, 1_501]);
+      // the mug the parcel left with comes back last: 1,001, the shipping already paid, 2,502 in all
+      const again = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('ruth'), body: { reason: 'the other too', items: [{ skuId: 'MUG', qty: 1 }] } });
+      expect([again.status, again.body.returns[0].amountCents]).toEqual([202, 1_001]);
+      await returned(again.body.returnId);
+      expect((await system.waitForStatus(orderId, 'RETURNED')).amounts.refundedCents).toBe(2_502);
+      await waitFor(async () => (await paidBack(orderId)).reduce((sum: number, refund: any) => sum + refund.amountCents, 0) === 2_502, { what: 'both returns paid back' });
+    });
+
     it.sequential('cancels a split order whose one parcel left before its warehouse read the cancel: that child’s refund withdrawn and the child shipped, the other paid back once its warehouse took its units out, the coupon kept', async ({ expect }) => {
       const { orderId, kettleChild, teaChild } = await paidSplitOrder('eli', 1, 'WELCOME');
       const teaBefore = (await system.request('GET', '/v1/admin/skus/TEA', { token: admin() })).body.stock;

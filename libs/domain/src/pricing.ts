@@ -265,7 +265,11 @@ export class RefundExceedsLine extends DomainError {
  * any sequence of partial refunds adds up to the goods exactly. A parcel's shipping (on
  * the lines of one fulfilment key: what a split makes one child of) goes back with the
  * refund that brings every unit of that parcel back, so an order refunded before its split
- * and its child refunded after it give back the same. A line therefore never refunds more
+ * and its child refunded after it give back the same. Each line is priced up to that target
+ * less what it has refunded so far, never below nothing: a refund priced while another's
+ * units counted, that other then withdrawn (its units left with the parcel after all), leaves
+ * the line off its target, and the next refund of it lands back on it (the last unit on the
+ * payable) rather than refunding the difference twice. A line therefore never refunds more
  * than its payable, nor the order more than it paid.
  */
 export function refundForLines(lines: readonly RefundableLine[], request: ReadonlyArray<{ lineNo: number; qty: number }>): LineRefund[] {
@@ -287,10 +291,12 @@ export function refundForLines(lines: readonly RefundableLine[], request: Readon
   // BigInt: goods × units passes 2^53 on large lines, where a float loses the cent (goods are never negative: dividing truncates to the floor)
   const goodsAfter = (line: RefundableLine, units: number) => Number((BigInt(line.payableCents - line.shippingCents) * BigInt(units)) / BigInt(line.qty));
   return lines
-    .filter((line) => asked.has(line.lineNo) || (parcelBack(line) && line.shippingCents > 0))
+    .filter((line) => asked.has(line.lineNo) || parcelBack(line))
     .map((line) => {
       const qty = asked.get(line.lineNo) ?? 0;
-      const goods = goodsAfter(line, line.refundedQty + qty) - goodsAfter(line, line.refundedQty);
-      return { lineNo: line.lineNo, qty, cents: goods + (parcelBack(line) ? line.shippingCents : 0) };
-    });
+      const target = goodsAfter(line, line.refundedQty + qty) + (parcelBack(line) ? line.shippingCents : 0);
+      return { lineNo: line.lineNo, qty, cents: Math.max(0, target - line.refundedCents) };
+    })
+    // a line of the parcel with no unit asked shows only for the shipping it still gives back
+    .filter((refund) => refund.qty > 0 || refund.cents > 0);
 }

@@ -302,6 +302,58 @@ describe('pricing and allocation, for any cart, promotions and member level', ()
     );
   });
 
+  it("prices a refund after a withdrawn one up to the line's target: the shipping paid early is not paid again, the last unit lands on the payable", () => {
+    // two mugs at 1,001 and 500 of shipping: 2,502
+    const mugs: RefundableLine = { lineNo: 1, ...eastParcel, qty: 2, payableCents: 2_502, shippingCents: 500, refundedQty: 0, refundedCents: 0 };
+    const [held] = refundForLines([mugs], [{ lineNo: 1, qty: 1 }]);
+    expect(held).toEqual({ lineNo: 1, qty: 1, cents: 1_001 });
+    // the other mug's return, priced while the held one counts, reads as the parcel's last unit: its shipping with it
+    const [returned] = refundForLines(withRefunds([mugs], [held!]), [{ lineNo: 1, qty: 1 }]);
+    expect(returned).toEqual({ lineNo: 1, qty: 1, cents: 1_501 });
+    // the held refund withdrawn (the parcel left with its mug): one unit counts, with 1,501
+    const afterWithdrawal = withRefunds(withRefunds(withRefunds([mugs], [held!]), [returned!]), [{ lineNo: 1, qty: -1, cents: -1_001 }]);
+    expect(afterWithdrawal[0]).toMatchObject({ refundedQty: 1, refundedCents: 1_501 });
+    // the last mug back gives 1,001, not 1,501 again: 2,502 in all
+    expect(refundForLines(afterWithdrawal, [{ lineNo: 1, qty: 1 }])).toEqual([{ lineNo: 1, qty: 1, cents: 1_001 }]);
+  });
+
+  it('any sequence of refunds, some withdrawn after others were priced on top of them, never refunds more than was paid, and all of it once everything is back', () => {
+    const stepsArb = fc.array(
+      fc.record({ items: fc.array(fc.record({ pick: fc.nat(), qty: fc.integer({ min: 1, max: 10 }) }), { minLength: 1, maxLength: 3 }), withdraw: fc.option(fc.nat(), { nil: undefined }) }),
+      { maxLength: 12 },
+    );
+    fc.assert(
+      fc.property(cartArb, rulesArb, stepsArb, ({ catalog: skus, items }, rules, steps) => {
+        const { lines, amounts } = priceOrder('standard', items, skus, acceptedAt, rules);
+        let state = asRefundable(lines);
+        const standing: LineRefund[][] = [];
+        for (const step of steps) {
+          // units the lines have left, so that most steps refund (a parcel's last units among them)
+          const left = state.filter((l) => l.refundedQty < l.qty);
+          const request = [...new Map(step.items.filter(() => left.length > 0).map(({ pick, qty }) => [pick % left.length, qty])).entries()].map(([at, qty]) => {
+            const line = left[at]!;
+            return { lineNo: line.lineNo, qty: 1 + ((qty - 1) % (line.qty - line.refundedQty)) };
+          });
+          if (request.length > 0) {
+            const refunds = refundForLines(state, request);
+            state = withRefunds(state, refunds);
+            standing.push(refunds);
+          }
+          if (step.withdraw !== undefined && standing.length > 0) {
+            const [withdrawn] = standing.splice(step.withdraw % standing.length, 1);
+            state = withRefunds(state, withdrawn!.map((r) => ({ lineNo: r.lineNo, qty: -r.qty, cents: -r.cents })));
+          }
+          for (const line of state) expect(line.refundedCents).toBeLessThanOrEqual(line.payableCents);
+          expect(sum(state.map((l) => l.refundedCents))).toBeLessThanOrEqual(amounts.payableCents);
+        }
+        const rest = state.filter((l) => l.refundedQty < l.qty).map((l) => ({ lineNo: l.lineNo, qty: l.qty - l.refundedQty }));
+        if (rest.length > 0) state = withRefunds(state, refundForLines(state, rest));
+        expect(state.map((l) => l.refundedCents)).toEqual(state.map((l) => l.payableCents));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it("gives a parcel's shipping back with its last unit: refunds of the order before its split and of its children after it give back the same, line by line", () => {
     const stepsArb = fc.array(fc.array(fc.record({ pick: fc.nat(), qty: fc.integer({ min: 1, max: 10 }) }), { minLength: 1, maxLength: 3 }), { maxLength: 12 });
     fc.assert(

@@ -432,7 +432,9 @@ export class RefundRepository {
    * amounts are those of its units on the lines as they are now (receivedUnits): asked while a
    * refund of the parcel's units waited for the warehouse, the return was priced counting them
    * refunded, the parcel's shipping with what was then its last unit; that refund withdrawn since
-   * (the parcel left with them), the priced amounts paid shipping with a unit the buyer kept.
+   * (the parcel left with them), it is priced without them. Received while that refund still
+   * waits, it pays the shipping early; the line's next refund is priced against what it has
+   * refunded (refundForLines), so the shipping is not paid twice.
    */
   static async receiveReturn(trx: Transaction<Database>, order: OrderRow, returnId: string, at: Date, unitsReceived?: ReadonlyArray<LineUnits>): Promise<RefundView | null> {
     const moved = await RefundRepository.moveReturn(trx, order.order_id, ['APPROVED'], 'PENDING', at, 'warehouse', returnId);
@@ -486,10 +488,17 @@ export class RefundRepository {
     return row ? this.find(row.refund_id) : null;
   }
 
-  /** Whether the return brings back every unit of its order not refunded yet. */
+  /**
+   * Whether the return brings back every unit of its order not refunded for good. The units of a
+   * refund held for the warehouse and not paid yet count as the buyer's: the parcel may have left
+   * with them (the refund then withdrawn), and a return of the others closing the order RETURNED
+   * would leave the buyer a unit no return could bring back.
+   */
   async returnIsWhole(returned: { orderId: string; items: readonly LineUnits[] }): Promise<boolean> {
     const lines = await this.db.selectFrom('order_items').select(['line_no', 'qty', 'refunded_qty']).where('order_id', '=', returned.orderId).execute();
-    return lines.every((line) => line.qty - line.refunded_qty === returned.items.filter((item) => item.lineNo === line.line_no).reduce((sum, item) => sum + item.qty, 0));
+    const held = (await heldUnpaidRefunds(this.db).select('items').where('order_id', '=', returned.orderId).execute()).flatMap((row) => JSON.parse(row.items) as RefundView['items']);
+    const units = (items: readonly LineUnits[], lineNo: number) => items.filter((item) => item.lineNo === lineNo).reduce((sum, item) => sum + item.qty, 0);
+    return lines.every((line) => line.qty - line.refunded_qty + units(held, line.line_no) === units(returned.items, line.line_no));
   }
 
   /**
