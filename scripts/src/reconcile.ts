@@ -6,8 +6,8 @@ const USAGE = `usage: npm run reconcile [-- --repair]
 Compares the stock counters in Redis with the MySQL stock ledger and prints the drift. Like the
 workers' scheduled stock check, it first finishes what was left half-done (stock sets whose answer
 was lost, transfers between a SKU's buckets, checkout claims of an api that died), and says so.
-  --repair   moves the Redis counters to the ledger, puts the catalog's flash sales back on
-             every bucket whose sale differs (and publishes coupons from MySQL)
+  --repair   moves the Redis counters to the ledger, puts the catalog's flash sales (and SKUs off
+             sale) back on every bucket whose sale differs (and publishes coupons from MySQL)
 Exits 0 when all is clear, 1 when it could not check, 2 when drift or an oversold SKU is left.`;
 /**
  * Drift found and left as it is, units a repair could not take back, or an oversold SKU: a
@@ -18,7 +18,8 @@ const EXIT_NEEDS_ATTENTION = 2;
 const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
 
 const saleText = (sale: SaleRulesDrift['catalog']) =>
-  sale.endsAt === 0 ? 'no flash sale' : `${new Date(sale.startsAt).toISOString()} to ${new Date(sale.endsAt).toISOString()}, ${sale.perUserLimit === 0 ? 'no per-buyer limit' : `at most ${sale.perUserLimit} per buyer`}`;
+  (sale.endsAt === 0 ? 'no flash sale' : `${new Date(sale.startsAt).toISOString()} to ${new Date(sale.endsAt).toISOString()}, ${sale.perUserLimit === 0 ? 'no per-buyer limit' : `at most ${sale.perUserLimit} per buyer`}`) +
+  (sale.offSale ? ', off sale (every checkout refused)' : '');
 
 function printSaleRulesDrift(report: ReconcileReport, repair: boolean): void {
   for (const { skuId, catalog, buckets } of report.saleRulesDrift) {

@@ -98,3 +98,27 @@ export async function changeFlashSale(
     throw error;
   }
 }
+
+/**
+ * Takes a SKU off sale (`offSale`) or puts it back on sale, in the catalog and in every bucket in
+ * Redis, the catalog's row held meanwhile. Should the COMMIT fail once Redis has the change, what
+ * the catalog holds then decides, as for a flash sale's change: not taken, Redis gets the catalog's
+ * back; taken (its answer lost), the change stands. Returns since when the SKU is off sale (null:
+ * on sale), undefined for an unknown SKU.
+ */
+export async function putSkuOffSale(deps: { catalog: CatalogRepository; inventory: Inventory }, sku: Pick<Sku, 'skuId' | 'stockBuckets'>, offSale: boolean): Promise<Date | null | undefined> {
+  let published = false;
+  try {
+    return await deps.catalog.putOffSale(sku.skuId, offSale, async () => {
+      await deps.inventory.putOffSale(sku, offSale);
+      published = true;
+    });
+  } catch (error) {
+    if (!published) throw error;
+    // read on a connection of its own; MySQL away as well leaves it to the caller's retry, which finishes the change
+    const stored = await deps.catalog.findSku(sku.skuId);
+    if (stored && (stored.offSaleSince !== null) === offSale) return stored.offSaleSince ?? null;
+    if (stored) await deps.inventory.putOffSale(sku, !offSale);
+    throw error;
+  }
+}

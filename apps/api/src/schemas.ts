@@ -417,6 +417,8 @@ export const skuSchema = {
       },
     },
     stockBuckets: { type: 'integer', description: 'how many buckets the stock is split into (1: not split)' },
+    onSale: { type: 'boolean', description: 'false once the shop took it off sale (PUT /v1/admin/skus/{skuId}/on-sale): every checkout of it refused' },
+    offSaleSince: { type: ['string', 'null'], description: 'when it was taken off sale (MySQL time); null while on sale' },
     stock: {
       type: 'object',
       description: 'summed over the buckets',

@@ -110,6 +110,9 @@ export interface Sku {
   priceCents: number;
   merchantId: string;
   flashSale: { priceCents: number; startsAt: string; endsAt: string; perUserLimit: number } | null;
+  /** false once the shop took it off sale: every checkout refused, since `offSaleSince` */
+  onSale: boolean;
+  offSaleSince: string | null;
   stock: { available: number; reserved: number; sold: number };
 }
 

@@ -221,6 +221,7 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
           {sku.flashSale && Date.parse(sku.flashSale.endsAt) <= Date.now() && (
             <SaleChange key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} next onChanged={setSku} />
           )}
+          <OnSaleSwitch api={api} sku={sku} onChanged={setSku} />
           <StockSet api={api} skuId={sku.skuId} onSet={setSku} />
         </>
       )}
@@ -337,7 +338,7 @@ function SaleChange({ api, skuId, sale, next, onChanged }: { api: Api; skuId: st
       <p class="hint">
         {next
           ? 'The last sale is over; the next one holds the units from now until it opens.'
-          : 'Postpone it, change its price or limit, or withdraw it, until a few seconds before it opens. Once it has opened, end it early, or set its stock to 0 to stop selling what is on sale (units of orders cancelled or expired afterwards go on sale again).'}
+          : 'Postpone it, change its price or limit, or withdraw it, until a few seconds before it opens. Once it has opened, end it early, or take the SKU off sale to stop selling it at once.'}
       </p>
       <label for="change-startsAt">Sale starts (your time, {LOCAL_ZONE})</label>
       <input required type="datetime-local" {...field('startsAt')} />
@@ -364,12 +365,50 @@ function SaleChange({ api, skuId, sale, next, onChanged }: { api: Api; skuId: st
 const endConsequence = (endsAt: Date) =>
   `End the flash sale at ${formatTime(endsAt.toISOString())}? Orders accepted before then keep the sale's price; from then the SKU sells at its list price, without a per-buyer limit.`;
 
+/**
+ * Takes the SKU off sale, or puts it back on sale (PUT …/on-sale): what the runbook's wrong price
+ * asks for first. Off sale, every checkout of it is refused at once, whatever its stock and sale;
+ * the orders already taken go on, and what they give back waits for its return to sale. Sent again
+ * after a failure, the same change finishes it.
+ */
+function OnSaleSwitch({ api, sku, onChanged }: { api: Api; sku: Sku; onChanged: (sku: Sku) => void }) {
+  const { problem, sendingNow, send: sendOnce } = useOneSendAtATime();
+
+  async function send() {
+    const consequence = sku.onSale
+      ? `Take ${sku.skuId} off sale? Every checkout of it is refused from now on; orders already taken go on, and units they give back stay off sale until you put it back on sale.`
+      : `Put ${sku.skuId} back on sale? Its ${sku.stock.available} available units sell again, by its price and sale.`;
+    if (sendingNow || !window.confirm(consequence)) return;
+    await sendOnce(async () => onChanged(await api<Sku>('PUT', `/v1/admin/skus/${encodeURIComponent(sku.skuId)}/on-sale`, { onSale: !sku.onSale })));
+  }
+
+  return (
+    <form
+      class="stacked"
+      aria-labelledby="on-sale-title"
+      onSubmit={(event) => {
+        event.preventDefault();
+        void send();
+      }}
+    >
+      <h3 id="on-sale-title">On sale</h3>
+      <p data-testid="on-sale-status">{sku.onSale ? 'On sale: checkouts are taken.' : `Off sale since ${formatTime(sku.offSaleSince ?? '')}: every checkout is refused.`}</p>
+      {problem && <ProblemAlert>{problem}</ProblemAlert>}
+      <div class="inline">
+        <button type="submit" disabled={sendingNow}>
+          {sku.onSale ? 'Take off sale' : 'Put back on sale'}
+        </button>
+      </div>
+    </form>
+  );
+}
+
 /** How long after a stock set sent without an answer the same figure is sent again under its key. */
 const STOCK_SET_RETRY_WITHIN_MS = 15 * 60_000;
 
 /**
- * Sets the SKU's sellable stock (PUT …/stock), what the runbook's wrong price asks for first: 0
- * stops selling at once, whatever the sale; the units already reserved or sold stay theirs. The
+ * Sets the SKU's sellable stock (PUT …/stock): 0 stops selling what is on sale then, whatever the
+ * sale (units orders give back afterwards go on sale again); the units already reserved or sold stay theirs. The
  * same figure sent again after no answer (a failure, a reload) within STOCK_SET_RETRY_WITHIN_MS goes
  * under the key of the one sent: had that one set the stock, the api answers it and sets nothing
  * again, so units sold in between stay sold. Another figure, or the same one later, is a set of its own.
@@ -403,7 +442,7 @@ function StockSet({ api, skuId, onSet }: { api: Api; skuId: string; onSet: (sku:
       }}
     >
       <h3 id="stock-set-title">Set the stock</h3>
-      <p class="hint">0 stops selling it at once (a wrong price or limit: the runbook's first step); orders already taken keep their units.</p>
+      <p class="hint">0 stops selling what is on sale now; units orders give back afterwards go on sale again (to stop selling for good, take it off sale). Orders already taken keep their units.</p>
       <label for="stock-set-units">Sellable stock</label>
       <input required type="number" min={0} max={1_000_000_000} step={1} id="stock-set-units" value={stock} onInput={(event) => setStock(event.currentTarget.value)} />
       {problem && <ProblemAlert>{problem}</ProblemAlert>}
@@ -442,7 +481,7 @@ function SaleEnd({ api, skuId, sale, onEnded }: { api: Api; skuId: string; sale:
       }}
     >
       <h3 id="end-title">End the sale early</h3>
-      <p class="hint">It ends at the time given, at least a few seconds ahead; what is left then sells at the list price, and the SKU may get its next sale. To stop selling, set the stock to 0 (units of orders cancelled or expired afterwards go on sale again).</p>
+      <p class="hint">It ends at the time given, at least a few seconds ahead; what is left then sells at the list price, and the SKU may get its next sale. To stop selling, take the SKU off sale.</p>
       <label for="end-endsAt">Sale ends (your time, {LOCAL_ZONE})</label>
       <input required type="datetime-local" step={1} id="end-endsAt" value={endsAt} onInput={(event) => setEndsAt(event.currentTarget.value)} />
       {problem && <ProblemAlert>{problem}</ProblemAlert>}

@@ -236,7 +236,7 @@ describe('the console for an operator: failed reads, refunds before a split, sto
     await expect.poll(async () => (await refundsOf()).length).toBe(1);
   });
 
-  it("lets an operator watching a running sale set the SKU's stock to 0, as the page's own hint tells them to: checkouts are refused from then on", async () => {
+  it('lets an operator watching a running sale take the SKU off sale, as the page’s own hint tells them to: checkouts are refused from then on, until it is put back on sale', async () => {
     const now = Date.now();
     await system.createSku({
       skuId: 'FLASH-TEA',
@@ -252,12 +252,18 @@ describe('the console for an operator: failed reads, refunds before a split, sto
     await page.getByLabel('SKU to watch').fill('FLASH-TEA');
     await page.getByRole('button', { name: 'Watch' }).click();
     await expect.poll(() => shownText(page.getByTestId('stock-available'))).toBe('20');
-    expect(await shownText(page.locator('main'))).toContain('To stop selling, set the stock to 0 (units of orders cancelled or expired afterwards go on sale again).');
-    await page.getByLabel('Sellable stock').fill('0');
-    await page.getByRole('button', { name: 'Set the stock' }).click();
-    await expect.poll(() => shownText(page.getByTestId('stock-available'))).toBe('0');
-    const refused = await system.request('POST', '/v1/orders', { token: system.token('late-buyer'), headers: { 'idempotency-key': 'tea-1' }, body: { items: [{ skuId: 'FLASH-TEA', qty: 1 }], address: buyerAddress } });
-    expect([refused.status, refused.body.code]).toEqual([409, 'OUT_OF_STOCK']);
+    expect(await shownText(page.locator('main'))).toContain('To stop selling, take the SKU off sale.');
+    expect(await shownText(page.getByTestId('on-sale-status'))).toBe('On sale: checkouts are taken.');
+    await page.getByRole('button', { name: 'Take off sale' }).click();
+    await expect.poll(() => shownText(page.getByTestId('on-sale-status'))).toMatch(/^Off sale since .+: every checkout is refused\.$/);
+    const buy = (buyer: string) => system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': `tea-${buyer}` }, body: { items: [{ skuId: 'FLASH-TEA', qty: 1 }], address: buyerAddress } });
+    const refused = await buy('late-buyer');
+    expect([refused.status, refused.body.code]).toEqual([422, 'SALE_NOT_ACTIVE']);
+    expect(await shownText(page.getByTestId('stock-available'))).toBe('20');
+
+    await page.getByRole('button', { name: 'Put back on sale' }).click();
+    await expect.poll(() => shownText(page.getByTestId('on-sale-status'))).toBe('On sale: checkouts are taken.');
+    expect((await buy('later-buyer')).status).toBe(202);
   });
 
   /** A running flash sale of 20 units of `skuId`, watched on the flash-sales page, whose stock the operator sets to `units`, the api's answer lost; then each buyer buys one. */

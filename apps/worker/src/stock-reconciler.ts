@@ -10,12 +10,12 @@ import {
   type StockLedgerRepository,
 } from '@orders/persistence';
 import { firstOrderIdAt, type Sku } from '@orders/domain';
-import { AbandonedClaims, RELEASES_REMEMBERED_MS, SKU_COUNTERS, StockRebalancer, RunLock, RunUnderWay, StockSets, bucketSaleOf, splitStock, stockRulesOf, type BucketSale, type Inventory, type RedisClient } from '@orders/stock';
+import { AbandonedClaims, RELEASES_REMEMBERED_MS, SKU_COUNTERS, StockBucketLost, StockRebalancer, RunLock, RunUnderWay, StockSets, bucketSaleOf, splitStock, stockRulesOf, type BucketSale, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;
-/** A catalog SKU as the stock check reads it: its buckets and its flash sale. */
-type CatalogSku = Pick<Sku, 'skuId' | 'flashSale'> & { stockBuckets: number };
+/** A catalog SKU as the stock check reads it: its buckets, its flash sale and whether it is off sale. */
+type CatalogSku = Pick<Sku, 'skuId' | 'flashSale' | 'offSaleSince'> & { stockBuckets: number };
 
 /** One SKU whose Redis counters disagree with the ledger: Redis minus what they should be. */
 export interface SkuDrift extends Counters {
@@ -36,7 +36,7 @@ export interface SkuDrift extends Counters {
  */
 export interface SaleRulesDrift {
   skuId: string;
-  /** the catalog's sale (0: none) */
+  /** the catalog's sale (0: none), and whether it has the SKU off sale */
   catalog: BucketSale;
   /** the buckets whose sale is another, and what they hold */
   buckets: Array<{ bucket: number } & BucketSale>;
@@ -121,10 +121,10 @@ const addTo = (bySku: Map<string, Counters>, skuId: string, by: Counters) => {
 const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTERS.every((counter) => a[counter] === b[counter]);
 
 /** The SKU's buckets that sell by another sale than the catalog's; null when none does (a bucket Redis lost is the counters' repair's). */
-function saleDriftOf(sku: Pick<Sku, 'skuId' | 'flashSale'>, buckets: ReadonlyArray<BucketSale | null>): SaleRulesDrift | null {
-  const catalog = bucketSaleOf(sku.flashSale);
+function saleDriftOf(sku: Pick<Sku, 'skuId' | 'flashSale' | 'offSaleSince'>, buckets: ReadonlyArray<BucketSale | null>): SaleRulesDrift | null {
+  const catalog = bucketSaleOf(sku.flashSale, (sku.offSaleSince ?? null) !== null);
   const differing = buckets.flatMap((sale, bucket) =>
-    sale && (sale.startsAt !== catalog.startsAt || sale.endsAt !== catalog.endsAt || sale.perUserLimit !== catalog.perUserLimit) ? [{ bucket, ...sale }] : [],
+    sale && (sale.startsAt !== catalog.startsAt || sale.endsAt !== catalog.endsAt || sale.perUserLimit !== catalog.perUserLimit || sale.offSale !== catalog.offSale) ? [{ bucket, ...sale }] : [],
   );
   return differing.length === 0 ? null : { skuId: sku.skuId, catalog, buckets: differing };
 }
@@ -308,12 +308,12 @@ export class StockReconciler {
   }
 
   /**
-   * The SKUs whose flash sale in Redis is not the catalog's, in any bucket: found in one reading
-   * of all, each then confirmed under the SKU's row lock, which a change of its sale holds from
-   * before its Redis side until its COMMIT, so a change under way is never taken for drift. With
-   * repair, the catalog's sale is put on every bucket under that lock, opened or not: orders are
-   * priced by the catalog's, so Redis selling by another only makes more orders priced by a sale
-   * they were not accepted by. A SKU whose row stays locked past the lock wait is `busy`, for the next run.
+   * The SKUs whose flash sale in Redis, or being off sale, is not the catalog's, in any bucket: found
+   * in one reading of all, each then confirmed under the SKU's row lock, which a change of its sale
+   * (or of its being on sale) holds from before its Redis side until its COMMIT, so a change under way
+   * is never taken for drift. With repair, the catalog's sale is put on every bucket under that lock,
+   * opened or not: orders are priced by the catalog's, so Redis selling by another only makes more
+   * orders priced by a sale they were not accepted by; and a SKU the shop took off sale sells nothing. A SKU whose row stays locked past the lock wait is `busy`, for the next run.
    */
   private async compareSales({ repair }: { repair: boolean }, skus: readonly CatalogSku[]): Promise<{ drift: SaleRulesDrift[]; busy: string[] }> {
     const { catalog, inventory, log } = this.deps;
@@ -327,7 +327,11 @@ export class StockReconciler {
           const found = sku && saleDriftOf(sku, (await inventory.salesInBuckets([sku])).get(sku.skuId)!);
           if (!sku || !found) return;
           drift.push(found);
-          if (repair) await inventory.putCatalogSale(sku, sku.flashSale);
+          // a bucket Redis lost is left to the repair, which recreates it as the catalog has the SKU
+          const lostLeftToRepair = (error: unknown) => {
+            if (!(error instanceof StockBucketLost)) throw error;
+          };
+          if (repair) await Promise.all([inventory.putCatalogSale(sku, sku.flashSale), inventory.putOffSale(sku, (sku.offSaleSince ?? null) !== null).catch(lostLeftToRepair)]);
         });
       } catch (error) {
         if (!isTransientRefusal(error) && !(error instanceof StatementTooSlow)) throw error;

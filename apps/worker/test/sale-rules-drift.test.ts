@@ -64,12 +64,12 @@ describe('a flash sale in Redis that is not the catalog’s', () => {
     expect([refused.status, refused.body.code]).toEqual([422, 'SALE_NOT_ACTIVE']);
 
     const check = await system.reconciler(100).reconcile({ repair: false });
-    const inRedis = { startsAt: later.startsAt.getTime(), endsAt: later.endsAt.getTime(), perUserLimit: 2 };
+    const inRedis = { startsAt: later.startsAt.getTime(), endsAt: later.endsAt.getTime(), perUserLimit: 2, offSale: false };
     expect(check.saleRulesDrift).toEqual([
-      { skuId: 'DESK', catalog: { startsAt: 0, endsAt: 0, perUserLimit: 0 }, buckets: [{ bucket: 0, ...inRedis }] },
+      { skuId: 'DESK', catalog: { startsAt: 0, endsAt: 0, perUserLimit: 0, offSale: false }, buckets: [{ bucket: 0, ...inRedis }] },
       {
         skuId: 'LAMP',
-        catalog: { startsAt: soon.startsAt.getTime(), endsAt: soon.endsAt.getTime(), perUserLimit: 1 },
+        catalog: { startsAt: soon.startsAt.getTime(), endsAt: soon.endsAt.getTime(), perUserLimit: 1, offSale: false },
         buckets: [0, 1, 2].map((bucket) => ({ bucket, ...inRedis })),
       },
     ]);

@@ -31,6 +31,8 @@ export interface Sku {
   stockBuckets?: number;
   /** The type of the orders that sell it; standard when absent. */
   orderType?: SkuOrderType;
+  /** Since when the shop has it off sale (every checkout of it refused); on sale when absent or null. */
+  offSaleSince?: Date | null;
 }
 
 /** Why a SKU's order type does not go with the rest of its rules, or null when it does. */

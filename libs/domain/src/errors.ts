@@ -33,6 +33,14 @@ export class OutOfStock extends SaleRefusal {
   }
 }
 
+/** The shop took the SKU off sale: no checkout of it is taken until it is put back on sale. */
+export class SkuOffSale extends SaleRefusal {
+  readonly code = 'SALE_NOT_ACTIVE';
+  constructor(readonly skuId: string) {
+    super(`SKU ${skuId} is off sale: the shop has stopped selling it for now`);
+  }
+}
+
 export class LimitExceeded extends SaleRefusal {
   readonly code = 'LIMIT_EXCEEDED';
   constructor(readonly skuId: string) {

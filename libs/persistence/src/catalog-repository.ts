@@ -23,6 +23,7 @@ export function toSku(row: SkuRow): Sku {
     flashSale: flashSaleOf(row),
     stockBuckets: Number(row.stock_buckets),
     orderType: row.order_type,
+    offSaleSince: row.off_sale_at,
   };
 }
 
@@ -97,7 +98,8 @@ export class CatalogRepository {
     const stored = await this.findSku(sku.skuId);
     if (!stored) return false;
     const movements = await this.db.selectFrom('stock_ledger').select(['kind', 'qty']).where('sku_id', '=', sku.skuId).limit(2).execute();
-    const asCreated = (one: Sku & { stock: number }) =>
+    // a SKU taken off sale since was created all the same: its create's answer does not say it
+    const asCreated = ({ offSaleSince: _, ...one }: Sku & { stock: number }) =>
       JSON.stringify({
         ...one,
         stockBuckets: one.stockBuckets ?? 1,
@@ -133,10 +135,32 @@ export class CatalogRepository {
     });
   }
 
-  /** Every SKU's flash sale (null: none) and bucket count (fixed when it is created), for the stock check's readings of Redis. */
-  async salesOfAll(): Promise<Array<Pick<Sku, 'skuId' | 'flashSale'> & { stockBuckets: number }>> {
-    const rows = await this.db.selectFrom('skus').select(['sku_id', 'stock_buckets', 'flash_price_cents', 'flash_starts_at', 'flash_ends_at', 'flash_per_user_limit']).orderBy('sku_id').execute();
-    return rows.map((row) => ({ skuId: row.sku_id, stockBuckets: Number(row.stock_buckets), flashSale: flashSaleOf(row) }));
+  /**
+   * Takes the SKU off sale (`offSale`) or puts it back on sale, its row held while `publish`
+   * makes the change in Redis: a refusal by `publish` commits nothing. One already so keeps its
+   * `off_sale_at`, MySQL's clock when it was taken off. Returns since when it is off sale now (null:
+   * on sale), or undefined when there is no such SKU.
+   */
+  async putOffSale(skuId: string, offSale: boolean, publish: () => Promise<unknown>): Promise<Date | null | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('skus').select('off_sale_at').where('sku_id', '=', skuId).forUpdate().executeTakeFirst();
+      if (!row) return undefined;
+      if (offSale && row.off_sale_at === null) await trx.updateTable('skus').set({ off_sale_at: sql<Date>`NOW(3)` }).where('sku_id', '=', skuId).execute();
+      if (!offSale && row.off_sale_at !== null) await trx.updateTable('skus').set({ off_sale_at: null }).where('sku_id', '=', skuId).execute();
+      await publish();
+      const now = await trx.selectFrom('skus').select('off_sale_at').where('sku_id', '=', skuId).executeTakeFirstOrThrow();
+      return now.off_sale_at;
+    });
+  }
+
+  /** Every SKU's flash sale (null: none), whether it is off sale, and bucket count (fixed when it is created), for the stock check's readings of Redis. */
+  async salesOfAll(): Promise<Array<Pick<Sku, 'skuId' | 'flashSale' | 'offSaleSince'> & { stockBuckets: number }>> {
+    const rows = await this.db
+      .selectFrom('skus')
+      .select(['sku_id', 'stock_buckets', 'flash_price_cents', 'flash_starts_at', 'flash_ends_at', 'flash_per_user_limit', 'off_sale_at'])
+      .orderBy('sku_id')
+      .execute();
+    return rows.map((row) => ({ skuId: row.sku_id, stockBuckets: Number(row.stock_buckets), flashSale: flashSaleOf(row), offSaleSince: row.off_sale_at }));
   }
 
   async findSku(skuId: string): Promise<(Sku & { stock: number }) | null> {

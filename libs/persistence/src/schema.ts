@@ -22,6 +22,8 @@ export interface SkusTable {
   stock_buckets: ColumnType<number, number | undefined, number>;
   /** The type of the orders that sell it; 'standard' for every SKU created before it was kept. */
   order_type: ColumnType<SkuOrderType, SkuOrderType | undefined, SkuOrderType>;
+  /** Since when the shop has it off sale (checkouts refused); NULL: on sale. */
+  off_sale_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

@@ -17,6 +17,7 @@ import {
   SaleAlreadyOpen,
   SaleEndTooClose,
   SaleNotActive,
+  SkuOffSale,
   SkuStockHeld,
   firstOrderIdAt,
   uncoveredPaymentLine,
@@ -111,6 +112,8 @@ export interface SkuStockRules {
   buckets?: number;
   /** The type of the orders that sell it (standard, the default). */
   orderType?: SkuOrderType;
+  /** Off sale in the catalog: the buckets the stock repair recreates sell nothing (putOffSale-1.lua). */
+  offSale?: boolean;
 }
 
 /** A flash sale's rules as a SKU's Redis counters keep them (its price is the catalog's alone). */
@@ -121,11 +124,13 @@ export interface BucketSale {
   startsAt: number;
   endsAt: number;
   perUserLimit: number;
+  /** the SKU is off sale in this bucket (putOffSale-1.lua) */
+  offSale: boolean;
 }
 
-/** The catalog's sale (or none) as a bucket holding it reads. */
-export function bucketSaleOf(sale: SaleRules | null): BucketSale {
-  return { startsAt: sale?.startsAt.getTime() ?? 0, endsAt: sale?.endsAt.getTime() ?? 0, perUserLimit: sale?.perUserLimit ?? 0 };
+/** The catalog's sale (or none), and whether it has the SKU off sale, as a bucket holding them reads. */
+export function bucketSaleOf(sale: SaleRules | null, offSale = false): BucketSale {
+  return { startsAt: sale?.startsAt.getTime() ?? 0, endsAt: sale?.endsAt.getTime() ?? 0, perUserLimit: sale?.perUserLimit ?? 0, offSale };
 }
 
 /** A catalog SKU's rules as its Redis counters keep them (all but its stock). */
@@ -138,6 +143,7 @@ export function stockRulesOf(sku: Sku): Omit<SkuStockRules, 'available'> {
     perUserLimit: sku.flashSale?.perUserLimit ?? 0,
     buckets: sku.stockBuckets ?? 1,
     orderType: sku.orderType ?? 'standard',
+    offSale: (sku.offSaleSince ?? null) !== null,
   };
 }
 
@@ -698,6 +704,8 @@ export class Inventory {
         throw new OrderTypesMixed(items[0]?.skuId ?? '', String(c), lineSku(a), String(b));
       case -12:
         throw new AddressRequired(String(a));
+      case -14:
+        throw new SkuOffSale(lineSku(a));
       default:
         throw buyerRuleRefusal(Number(code), couponCode, Number(budgetMsLeft)) ?? new Error(`reserveStock answered an unknown code ${String(code)}`);
     }
@@ -1572,15 +1580,27 @@ export class Inventory {
       for (let start = 0; start < inBucket.length; start += READS_PER_PIPELINE) {
         const page = inBucket.slice(start, start + READS_PER_PIPELINE);
         const pipeline = this.redis.pipeline();
-        for (const { skuId } of page) pipeline.hmget(this.keys.sku(group, skuId), 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit');
+        for (const { skuId } of page) pipeline.hmget(this.keys.sku(group, skuId), 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'offSale');
         ((await pipeline.exec()) ?? []).forEach(([error, reply], i) => {
           if (error) throw error;
-          const [deduction, startsAt, endsAt, perUserLimit] = reply as Array<string | null>;
-          sales.get(page[i]!.skuId)!.push(deduction === null ? null : { startsAt: Number(startsAt ?? 0), endsAt: Number(endsAt ?? 0), perUserLimit: Number(perUserLimit ?? 0) });
+          const [deduction, startsAt, endsAt, perUserLimit, offSale] = reply as Array<string | null>;
+          sales.get(page[i]!.skuId)!.push(deduction === null ? null : { startsAt: Number(startsAt ?? 0), endsAt: Number(endsAt ?? 0), perUserLimit: Number(perUserLimit ?? 0), offSale: offSale !== null });
         });
       }
     }
     return sales;
+  }
+
+  /**
+   * Takes a SKU off sale in every bucket, or puts it back on sale (putOffSale-1.lua): off sale,
+   * every checkout of it is refused, and what orders give back waits for its return to sale.
+   * StockBucketLost, the others changed, while Redis has lost a bucket: the stock repair recreates
+   * it as the catalog has the SKU. Sent again, it changes what the first did not reach.
+   */
+  async putOffSale(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, offSale: boolean): Promise<void> {
+    const answers = await Promise.all(this.bucketKeysOf(sku).map((key) => runStockScript(this.redis, 'putOffSale', [key], [offSale ? '1' : ''])));
+    const lost = answers.flatMap((answer, bucket) => (answer === -2 ? [bucket] : []));
+    if (lost.length > 0) throw new StockBucketLost(sku.skuId, lost);
   }
 
   /** changeSale-1.lua on one bucket; undone with -UNDO_CUTOFF_MS, past the cutoff: the old sale may open within it now, and is what the catalog has. */
@@ -1635,7 +1655,7 @@ export class Inventory {
       return bucket.generation === generation + 1 && bucket.givesFromBefore !== null ? [bucket.givesFromBefore] : [];
     };
     const givesFrom = Math.min(generation, ...read.flatMap(givesFromOf));
-    const results = await Promise.all(keys.map((key) => runStockScript(this.redis, 'initSku', [key], [0, ...ruleArgs(rules, buckets, 'keep'), generation, givesFrom])));
+    const results = await Promise.all(keys.map((key) => runStockScript(this.redis, 'initSku', [key], [0, ...ruleArgs(rules, buckets, 'keep'), generation, givesFrom, rules.offSale ? '1' : ''])));
     this.bucketCounts.set(rules.skuId, buckets);
     return results.flatMap((result, bucket) => (result > 0 ? [bucket] : []));
   }

@@ -14,6 +14,7 @@ interface StockScriptReplies {
   releaseCoupon: number;
   initSku: number;
   changeSale: number[];
+  putOffSale: number;
   startStockSet: [number, number];
   setStock: [number, number];
   closeStockSet: number;
@@ -44,6 +45,7 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   releaseCoupon: 'releaseCoupon-4.lua',
   initSku: 'initSku-1.lua',
   changeSale: 'changeSale-1.lua',
+  putOffSale: 'putOffSale-1.lua',
   startStockSet: 'startStockSet-2.lua',
   setStock: 'setStock-1.lua',
   closeStockSet: 'closeStockSet-2.lua',

@@ -3,7 +3,7 @@ import { SALE_CHANGE_CUTOFF_MS, SaleAlreadyOpen, SaleEndTooClose, flashSaleConfl
 import { StockBucketLost, StockSets } from '@orders/stock';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { changeFlashSale, createSkuWithStock, keyedCreateRef, keyedStockSetRef } from '../catalog-admin.js';
+import { changeFlashSale, createSkuWithStock, keyedCreateRef, keyedStockSetRef, putSkuOffSale } from '../catalog-admin.js';
 import { optionalIdempotencyKey, refuseRepeatedKey } from '../idempotency-keys.js';
 import type { Principal } from '../plugins/auth.js';
 import { HttpProblem, forbidden, notFound, validationFailed } from '../problems.js';
@@ -54,8 +54,16 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
     const sku = await catalog.findSku(skuId);
     if (!sku || (principal.role === 'merchant' && sku.merchantId !== principal.sub)) throw notFound('SKU');
     const [stock, bucketStock] = await Promise.all([inventory.getSkuStock(skuId), inventory.bucketStock(skuId)]);
-    const { stock: _setQuantity, ...rest } = sku;
-    return { ...rest, stockBuckets: sku.stockBuckets ?? 1, orderType: sku.orderType ?? 'standard', stock: stock ?? { available: 0, reserved: 0, sold: 0 }, bucketStock: bucketStock ?? [] };
+    const { stock: _setQuantity, offSaleSince, ...rest } = sku;
+    return {
+      ...rest,
+      stockBuckets: sku.stockBuckets ?? 1,
+      orderType: sku.orderType ?? 'standard',
+      onSale: !offSaleSince,
+      offSaleSince: offSaleSince?.toISOString() ?? null,
+      stock: stock ?? { available: 0, reserved: 0, sold: 0 },
+      bucketStock: bucketStock ?? [],
+    };
   }
 
   app.post<{ Body: SkuBody; Headers: { 'idempotency-key'?: string } }>(
@@ -216,7 +224,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
   }
 
   const saleChangeDescription =
-    `Only while no buyer has bought in the sale: before it opens (by Redis's clock, the one checkouts are accepted by), and no later than ${SALE_CHANGE_CUTOFF_MS / 1000} s before; or once it is over for good, at its end (its buyers' counts toward its limit name it and count in no other sale), when a new sale may replace it, so a SKU can have a sale every day, and one ended early its next at once (409 CONFLICT with retry-after while orders accepted while it ran are still on their way to MySQL). A sale that has opened answers 409 SALE_ALREADY_OPEN with \`opensAt\` and \`changeableAt\` (when it is over for good: its end; for a sale set by a release before the counts named their sale, when they go: its former end for one ended early, a day after its end for one set before the counts went with it) until then: orders were accepted, and are priced, by it; to stop a running sale, end it early (PUT .../flash-sale/end), or set the SKU's stock to 0 to stop selling what is on sale then (units that orders give back afterwards, a cancel or an unpaid order's expiry, go on sale again). Asked again, the same change answers 200 as it stands. A 503 means Redis or MySQL did not answer: retry the same request, which finishes a change half made.`;
+    `Only while no buyer has bought in the sale: before it opens (by Redis's clock, the one checkouts are accepted by), and no later than ${SALE_CHANGE_CUTOFF_MS / 1000} s before; or once it is over for good, at its end (its buyers' counts toward its limit name it and count in no other sale), when a new sale may replace it, so a SKU can have a sale every day, and one ended early its next at once (409 CONFLICT with retry-after while orders accepted while it ran are still on their way to MySQL). A sale that has opened answers 409 SALE_ALREADY_OPEN with \`opensAt\` and \`changeableAt\` (when it is over for good: its end; for a sale set by a release before the counts named their sale, when they go: its former end for one ended early, a day after its end for one set before the counts went with it) until then: orders were accepted, and are priced, by it; to stop a running sale, end it early (PUT .../flash-sale/end), or take the SKU off sale (PUT /v1/admin/skus/{skuId}/on-sale) to stop selling it at once, what orders give back afterwards included. Asked again, the same change answers 200 as it stands. A 503 means Redis or MySQL did not answer: retry the same request, which finishes a change half made.`;
 
   app.put<{ Params: { skuId: string }; Body: FlashSaleBody }>(
     '/v1/admin/skus/:skuId/flash-sale',
@@ -241,13 +249,43 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       schema: {
         tags: ['catalog'],
         summary: 'End the flash sale of a SKU early, running or not',
-        description: `The sale ends at endsAt, by Redis's clock (the one checkouts are accepted by), in every bucket of the SKU and in the catalog at the same instant: endsAt must be before the sale's end and more than ${SALE_CHANGE_CUTOFF_MS / 1000} s ahead of now, else 400 VALIDATION_FAILED (every bucket has the change before then); a sale ending within that time, or ended, answers 409 SALE_END_TOO_CLOSE, a SKU without a sale 409 CONFLICT. Orders accepted before endsAt keep the sale's price; from endsAt what is left sells at the list price as a standard order, without the limit (to stop selling, set the SKU's stock to 0; units that orders give back afterwards go on sale again). The buyers' counts toward the sale's limit name it and count in no other sale, so the SKU's next sale may follow once it has ended (a sale set by a release before the counts named their sale waits for its former end: changeableAt). Asked again, the same end answers 200 as it stands. A 503 means Redis or MySQL did not answer: send the same request again before endsAt, which finishes an end half made.`,
+        description: `The sale ends at endsAt, by Redis's clock (the one checkouts are accepted by), in every bucket of the SKU and in the catalog at the same instant: endsAt must be before the sale's end and more than ${SALE_CHANGE_CUTOFF_MS / 1000} s ahead of now, else 400 VALIDATION_FAILED (every bucket has the change before then); a sale ending within that time, or ended, answers 409 SALE_END_TOO_CLOSE, a SKU without a sale 409 CONFLICT. Orders accepted before endsAt keep the sale's price; from endsAt what is left sells at the list price as a standard order, without the limit (to stop selling, take the SKU off sale: PUT /v1/admin/skus/{skuId}/on-sale). The buyers' counts toward the sale's limit name it and count in no other sale, so the SKU's next sale may follow once it has ended (a sale set by a release before the counts named their sale waits for its former end: changeableAt). Asked again, the same end answers 200 as it stands. A 503 means Redis or MySQL did not answer: send the same request again before endsAt, which finishes an end half made.`,
         params: skuParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['endsAt'], properties: { endsAt: { type: 'string', format: 'date-time' } } },
         response: skuResponse,
       },
     },
     async (request) => endSkuSale(request.params.skuId, request.user, instant(request.body.endsAt, 'endsAt'), request.log),
+  );
+
+  app.put<{ Params: { skuId: string }; Body: { onSale: boolean } }>(
+    '/v1/admin/skus/:skuId/on-sale',
+    {
+      onRequest: staff,
+      schema: {
+        tags: ['catalog'],
+        summary: 'Take a SKU off sale, or put it back on sale',
+        description:
+          "`{ \"onSale\": false }` stops selling the SKU at once, in every bucket of its stock: every checkout of it is refused with 422 SALE_NOT_ACTIVE (its detail says the SKU is off sale), whatever its stock, its flash sale and the time. Nothing else changes: orders already accepted go on (paid, shipped, cancelled as ever), and the units they give back (a cancel, an unpaid order's expiry, a return) wait in `available` instead of going on sale, so the stock need not be set again. What a wrong price, a product recall or a launch called off asks for first; the flash sale, if any, runs on by the clock (end it too, PUT .../flash-sale/end, for its buyers' next sale). `{ \"onSale\": true }` sells what is available again, by the SKU's rules. 200 with the SKU (`onSale`, `offSaleSince`: MySQL's time it was taken off). Asked again, the same answers 200 as it stands. A 503 means Redis or MySQL did not answer, or Redis lost part of the SKU's stock (the stock repair recreates it as the catalog has it): retry the same request, which finishes a change half made.",
+        params: skuParamsSchema,
+        body: { type: 'object', additionalProperties: false, required: ['onSale'], properties: { onSale: { type: 'boolean' } } },
+        response: skuResponse,
+      },
+    },
+    async (request) => {
+      const { skuId } = request.params;
+      const sku = await catalog.findSku(skuId);
+      if (!sku || (request.user.role === 'merchant' && sku.merchantId !== request.user.sub)) throw notFound('SKU');
+      const offSale = !request.body.onSale;
+      const since = await putSkuOffSale(deps, sku, offSale).catch((error: unknown) => {
+        if (!(error instanceof StockBucketLost)) throw error;
+        request.log.warn({ skuId, lostBuckets: error.buckets }, 'off-sale change refused: Redis lost buckets of the SKU; run the stock repair (reconcile --repair)');
+        throw new HttpProblem(503, 'SERVICE_UNAVAILABLE', "Stock (Redis) lost part of this SKU's counters: the stock repair recreates them as the catalog has the SKU; retry", 60);
+      });
+      if (since === undefined) throw notFound('SKU');
+      if ((sku.offSaleSince ?? null) !== null !== offSale) request.log.info({ skuId, by: request.user.sub }, offSale ? 'SKU taken off sale' : 'SKU put back on sale');
+      return skuView(skuId, request.user);
+    },
   );
 
   app.delete<{ Params: { skuId: string } }>(

@@ -31,6 +31,7 @@ import * as paymentsSent from './0031-payments-sent.js';
 import * as refundPartsSent from './0032-refund-parts-sent.js';
 import * as paymentsFirstRequested from './0033-payments-first-requested.js';
 import * as paymentsUndecided from './0034-payments-undecided.js';
+import * as skusOffSale from './0035-skus-off-sale.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -71,4 +72,5 @@ export const migrations: Record<string, Migration> = {
   '0032-refund-parts-sent': refundPartsSent,
   '0033-payments-first-requested': paymentsFirstRequested,
   '0034-payments-undecided': paymentsUndecided,
+  '0035-skus-off-sale': skusOffSale,
 };

@@ -21,6 +21,8 @@
   ARGV[9] 'keep' only: the SKU's stock generation (0: its stock was never set)
   ARGV[10] 'keep', the repair only: the generation the buckets Redis kept give transfers from
           (giveStock-2.lua), below ARGV[9] after a stock set taken back (takeBackStockSet-1.lua)
+  ARGV[11] 'keep', the repair only: '1' when the catalog has the SKU off sale (putOffSale-1.lua):
+          a bucket it recreates or gives its rules back sells nothing until the SKU is back on sale
 
   The buyers' counts toward the sale's limit go at its end (countsEndWithSale, changeSale-1.lua)
   and name the sale they count in (countsBySale, shared/saleCount.lua).
@@ -38,6 +40,7 @@ if ARGV[7] == 'keep' then
     'buckets', ARGV[6], 'orderType', ARGV[8], 'countsEndWithSale', '1', 'countsBySale', '1')
   if tonumber(ARGV[9]) > 0 then redis.call('HSETNX', KEYS[1], 'generation', ARGV[9]) end
   if ARGV[10] and tonumber(ARGV[10]) < tonumber(ARGV[9]) then redis.call('HSETNX', KEYS[1], 'givesFrom', ARGV[10]) end
+  if ARGV[11] == '1' then redis.call('HSET', KEYS[1], 'offSale', '1') end
   if existed then return 2 end
   return 1
 end

@@ -70,6 +70,7 @@
   -11 a presale or virtual SKU with a SKU of another order type: they are bought in separate
       orders { -11, lineIndex, its order type, the first line's }
   -12 no delivery address, and the cart's SKUs are of an order type that ships { -12, their order type }
+  -14 the shop took the SKU off sale (putOffSale-1.lua) { -14, lineIndex }
 ]]
 local idemKey, orderKey, acceptedKey = KEYS[1], KEYS[2], KEYS[3]
 local orderId, userId, bodyHash = ARGV[1], ARGV[2], ARGV[3]
@@ -103,12 +104,13 @@ local function checkout()
   -- memory for a SKU it saw sold out moments ago: both say the same to the same request
   local skus = {}
   for i = 1, lineCount do
-    local sku = redis.call('HMGET', KEYS[lineKeys + 2 * i - 1], 'available', 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'orderType', 'countsBySale', 'countedUntil')
+    local sku = redis.call('HMGET', KEYS[lineKeys + 2 * i - 1], 'available', 'deduction', 'saleStartsAt', 'saleEndsAt', 'perUserLimit', 'orderType', 'countsBySale', 'countedUntil', 'offSale')
     -- counters without a deduction (made from nothing by a counter script after Redis lost
     -- the SKU's hash, before they left a lost hash alone) have none of the rules below, and
     -- nothing would be reserved from them: unknown until the stock repair puts the rules back
     if not sku[1] or not sku[2] then return { -2, i } end
     if tonumber(sku[1]) <= 0 then return { -5, i, tonumber(sku[1]) } end
+    if sku[9] then return { -14, i } end
     skus[i] = sku
   end
 
