@@ -158,6 +158,16 @@ export class ApiProblem extends Error {
 
 export type Api = <T>(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, body?: unknown, headers?: Record<string, string>) => Promise<T>;
 
+/** How far the api's clock is ahead of this browser's, read off the Date header of its last answer. */
+let apiClockAheadMs = 0;
+
+/**
+ * Now by the api's clock (to a second): what the page offers by time (a sale's start and end, a
+ * payment's deadline, a refund asked about no more) is what the api decides by its clock, and a
+ * browser clock minutes off would offer what the api refuses, or hide what it takes.
+ */
+export const apiNow = (): number => Date.now() + apiClockAheadMs;
+
 /** `onUnauthorized` gets the api's reason (token expired, wrong secret), for the sign-in page to show. */
 export function apiFor(token: string, onUnauthorized: (detail: string) => void): Api {
   return async <T>(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> => {
@@ -171,6 +181,9 @@ export function apiFor(token: string, onUnauthorized: (detail: string) => void):
     } catch {
       throw new ApiProblem(0, 'NETWORK', 'The order system cannot be reached; check the connection and retry');
     }
+    // whole seconds, cut down: half of one added makes the reading off by half a second at most
+    const answeredAt = Date.parse(response.headers.get('date') ?? '');
+    if (Number.isFinite(answeredAt)) apiClockAheadMs = answeredAt + 500 - Date.now();
     const answer = (await response.json().catch(() => null)) as (T & { code?: string; detail?: string }) | null;
     if (!response.ok) {
       const problem = new ApiProblem(response.status, answer?.code ?? 'UNKNOWN', answer?.detail ?? `The order system answered ${response.status}`);

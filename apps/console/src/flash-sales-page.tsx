@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { ApiProblem, formatTime, idempotencyKey, problemText, type Api, type QueueCounts, type Sku } from './api.js';
+import { ApiProblem, apiNow, formatTime, idempotencyKey, problemText, type Api, type QueueCounts, type Sku } from './api.js';
 import { formatCents } from './money.js';
 import { keepDraft, readDraft } from './drafts.js';
 import { useOneSendAtATime } from './one-send.js';
@@ -214,11 +214,11 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
           </dl>
           <label for="sold-meter">Taken (reserved and sold) of {total}</label>
           <meter id="sold-meter" min={0} max={Math.max(total, 1)} value={sku.stock.reserved + sku.stock.sold} />
-          {sku.flashSale && Date.parse(sku.flashSale.startsAt) > Date.now() && <SaleChange key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} next={false} onChanged={setSku} />}
-          {sku.flashSale && Date.parse(sku.flashSale.startsAt) <= Date.now() && Date.now() < Date.parse(sku.flashSale.endsAt) && (
+          {sku.flashSale && Date.parse(sku.flashSale.startsAt) > apiNow() && <SaleChange key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} next={false} onChanged={setSku} />}
+          {sku.flashSale && Date.parse(sku.flashSale.startsAt) <= apiNow() && apiNow() < Date.parse(sku.flashSale.endsAt) && (
             <SaleEnd key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} onEnded={setSku} />
           )}
-          {sku.flashSale && Date.parse(sku.flashSale.endsAt) <= Date.now() && (
+          {sku.flashSale && Date.parse(sku.flashSale.endsAt) <= apiNow() && (
             <SaleChange key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} next onChanged={setSku} />
           )}
           <OnSaleSwitch api={api} sku={sku} onChanged={setSku} />
@@ -285,7 +285,7 @@ const DAY_MS = 86_400_000;
 /** The next sale suggested whole days (24 h each) after the last one's start, the first such time still ahead: a SKU's daily sale. */
 function nextDailyStart(lastStartsAt: string): Date {
   const last = Date.parse(lastStartsAt);
-  const days = Math.max(1, Math.ceil((Date.now() + NEXT_SALE_LEEWAY_MS - last) / DAY_MS));
+  const days = Math.max(1, Math.ceil((apiNow() + NEXT_SALE_LEEWAY_MS - last) / DAY_MS));
   return new Date(last + days * DAY_MS);
 }
 
@@ -462,7 +462,7 @@ function StockSet({ api, skuId, onSet }: { api: Api; skuId: string; onSet: (sku:
  */
 function SaleEnd({ api, skuId, sale, onEnded }: { api: Api; skuId: string; sale: NonNullable<Sku['flashSale']>; onEnded: (sku: Sku) => void }) {
   // a minute or two ahead (the input shows whole minutes), never after the sale's own end
-  const [endsAt, setEndsAt] = useState(() => localInput(new Date(Math.min(Date.now() + 120_000, Date.parse(sale.endsAt)))));
+  const [endsAt, setEndsAt] = useState(() => localInput(new Date(Math.min(apiNow() + 120_000, Date.parse(sale.endsAt)))));
   const { problem, sendingNow, send: sendOnce } = useOneSendAtATime();
 
   async function send() {

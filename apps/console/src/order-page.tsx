@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { ApiProblem, formatTime, idempotencyKey, placedAt, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type Refund, type RefundAnswer } from './api.js';
+import { ApiProblem, apiNow, formatTime, idempotencyKey, placedAt, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type Refund, type RefundAnswer } from './api.js';
 import { formatCents } from './money.js';
 import { keepDraft, readDraft, useDraft } from './drafts.js';
 import { NextStep } from './next-step.js';
@@ -56,7 +56,7 @@ const ASK_UNCONFIRMED_AGAIN_CONSEQUENCE =
 /** How long a refund's confirmation is waited for: REFUND_CONFIRMATION_GIVE_UP_MS, as the page the api served names it (24 h under Vite's dev server). */
 const REFUND_CONFIRMATION_GIVE_UP_MS = Number(document.querySelector<HTMLMetaElement>('meta[name="refund-confirmation-give-up-ms"]')?.content) || 24 * 3600 * 1000;
 /** A part the payment system accepted and never confirmed within REFUND_CONFIRMATION_GIVE_UP_MS: nothing asks about it any more. */
-const confirmationGivenUp = (part: Refund['parts'][number]) => part.status === 'SENT' && part.sentAt !== undefined && Date.now() - Date.parse(part.sentAt) > REFUND_CONFIRMATION_GIVE_UP_MS;
+const confirmationGivenUp = (part: Refund['parts'][number]) => part.status === 'SENT' && part.sentAt !== undefined && apiNow() - Date.parse(part.sentAt) > REFUND_CONFIRMATION_GIVE_UP_MS;
 const REFUND_SENT_BEFORE =
   'A refund sent before from this page, whose answer never came, reached the order system in other words or units, and may have refunded them: nothing was sent now. Read its refunds below; the next refund sent is a new one.';
 const SETTLED_BY_HAND_CONSEQUENCE =
@@ -465,7 +465,7 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
 
       <section aria-labelledby="actions-title" class="panel">
         <h2 id="actions-title">Actions</h2>
-        <NextStep order={order} childOrders={children} role={role} offered={actionsProblem ? null : actions.length > 0} now={Date.now()} />
+        <NextStep order={order} childOrders={children} role={role} offered={actionsProblem ? null : actions.length > 0} now={apiNow()} />
         {actionsProblem ? (
           <p class="problem">Your actions could not be read: {actionsProblem}</p>
         ) : actions.length === 0 ? (

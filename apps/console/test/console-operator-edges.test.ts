@@ -266,6 +266,39 @@ describe('the console for an operator: failed reads, refunds before a split, sto
     expect((await buy('later-buyer')).status).toBe(202);
   });
 
+  it('offers what the api decides by its own clock, not the browser’s: in a browser 40 minutes ahead, a sale opening in 10 is still changed, not ended', async () => {
+    const now = Date.now();
+    await system.createSku({
+      skuId: 'FLASH-POT',
+      priceCents: 2_000,
+      merchantId: 'shop',
+      channel: 'self',
+      warehouseId: 'wh-east',
+      stock: 10,
+      deduction: 'placement',
+      flashSale: { priceCents: 900, startsAt: new Date(now + 10 * 60_000).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 1 },
+    });
+    const ahead = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+    try {
+      await ahead.clock.setFixedTime(now + 40 * 60_000);
+      await ahead.route(`${base}/console**`, async (route) => {
+        const requested = new URL(route.request().url()).pathname.replace(/^\/console\/?/, '');
+        const file = path.join(built, requested);
+        await route.fulfill({ path: requested !== '' && existsSync(file) && statSync(file).isFile() ? file : path.join(built, 'index.html') });
+      });
+      await ahead.goto(`${base}/console/`);
+      await ahead.getByLabel('Token').fill(system.token('ops', 'admin'));
+      await ahead.getByRole('button', { name: 'Sign in' }).click();
+      await ahead.getByRole('link', { name: 'Flash sales' }).click();
+      await ahead.getByLabel('SKU to watch').fill('FLASH-POT');
+      await ahead.getByRole('button', { name: 'Watch' }).click();
+      await ahead.getByRole('heading', { name: 'Change the sale before it opens' }).waitFor();
+      expect(await ahead.getByRole('heading', { name: 'End the sale early' }).count()).toBe(0);
+    } finally {
+      await ahead.close();
+    }
+  });
+
   /** A running flash sale of 20 units of `skuId`, watched on the flash-sales page, whose stock the operator sets to `units`, the api's answer lost; then each buyer buys one. */
   const stockSetUnanswered = async (skuId: string, units: number, buyers: readonly string[]) => {
     const now = Date.now();

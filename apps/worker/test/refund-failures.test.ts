@@ -275,8 +275,14 @@ describe.concurrent('a refund the payment system accepted and never confirmed (i
     await callbacksLost(false);
     const [{ refundId }] = await buyersRefunds('ned', orderId);
     const askAgain = () => system.request('POST', `/v1/orders/${orderId}/refunds/${refundId}/ask-again`, { token: system.token('ops', 'admin'), body: {} });
+    const sentAgainCounted = async () => {
+      const text = (await system.request('GET', '/metrics')).body as string;
+      return Number(/^order_refunds_total\{[^}]*kind="refund"[^}]*outcome="sent_again"[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    const sentAgainBefore = await sentAgainCounted();
     const askedAgain = await askAgain();
     expect([askedAgain.status, askedAgain.body.parts.map((p: any) => p.partId)]).toEqual([200, [part.partId]]);
+    expect(await sentAgainCounted()).toBe(sentAgainBefore + 1);
     expect(askedAgain.body.history.at(-1)).toMatchObject({ to: 'PENDING', actor: 'admin' });
     const refunded = await system.waitForStatus(orderId, 'REFUNDED', 20_000);
     expect(refunded.amounts.refundedCents).toBe(refunded.amounts.payableCents);
@@ -291,5 +297,6 @@ describe.concurrent('a refund the payment system accepted and never confirmed (i
     // sent again (a lost answer): the refund as it is, nothing asked for again
     const again = await askAgain();
     expect([again.status, again.body.status, await requests(part.partId)]).toEqual([200, 'SUCCEEDED', asked + 1]);
+    expect(await sentAgainCounted()).toBe(sentAgainBefore + 1);
   }, 90_000);
 });

@@ -520,7 +520,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     refunds: new Counter({
       name: 'order_refunds_total',
-      help: 'Refunds settled, by kind (refund: lines or a cancellation after payment; return: received units; payment: a whole payment of a closed order) and outcome (succeeded, failed: by the payment system; settled_by_hand: paid back another way, an admin said; succeeded_after_settled_by_hand: the payment system paid back a part settled by hand, so the buyer twice; asked_again: an admin asked the payment system again for a refund it had failed to pay back; succeeded_after_asked_again: it paid back the declined part after all, so the buyer twice unless the part asked again failed too; withdrawn: its units left with the parcel before the warehouse took them out, nothing paid back)',
+      help: 'Refunds settled, by kind (refund: lines or a cancellation after payment; return: received units; payment: a whole payment of a closed order) and outcome (succeeded, failed: by the payment system; settled_by_hand: paid back another way, an admin said; succeeded_after_settled_by_hand: the payment system paid back a part settled by hand, so the buyer twice; asked_again: an admin asked the payment system again for a refund it had failed to pay back; sent_again: an admin asked it again for a refund it accepted and never confirmed within REFUND_CONFIRMATION_GIVE_UP_MS; succeeded_after_asked_again: it paid back the declined part after all, so the buyer twice unless the part asked again failed too; withdrawn: its units left with the parcel before the warehouse took them out, nothing paid back)',
       labelNames: ['kind', 'outcome'] as const,
       registers: [registry],
     }),

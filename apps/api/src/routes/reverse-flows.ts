@@ -724,6 +724,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
         request.log.warn({ orderId: found.orderId, refundId, parts: asked.askedAgain.map((part) => part.partId), admin: request.user.sub }, 'an admin asked the payment system again for refund parts it could not pay back');
       }
       if (asked.sentAgain.length > 0) {
+        deps.metrics.refunds.inc({ kind: found.kind, outcome: 'sent_again' });
         request.log.warn({ orderId: found.orderId, refundId, parts: asked.sentAgain.map((part) => part.partId), admin: request.user.sub }, 'an admin asked the payment system again for refund parts it never confirmed');
       }
       // again on a repeat: a job lost after the first commit would leave the new parts unsent until the sweep of waiting refunds
