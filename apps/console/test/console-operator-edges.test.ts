@@ -39,11 +39,27 @@ describe('the console for an operator: failed reads, refunds before a split, sto
 
   const shownText = async (elements: Locator): Promise<string> => (await elements.allTextContents()).join('\n');
 
-  async function signIn(token: string): Promise<void> {
-    await page.goto(`${base}/console/`);
-    await page.getByLabel('Token').fill(token);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Orders', level: 1 }).waitFor();
+  /** Serves this file's own build of the console to `tab`. */
+  async function serveConsole(tab: Page): Promise<void> {
+    await tab.route(`${base}/console**`, async (route) => {
+      const requested = new URL(route.request().url()).pathname.replace(/^\/console\/?/, '');
+      const file = path.join(built, requested);
+      await route.fulfill({ path: requested !== '' && existsSync(file) && statSync(file).isFile() ? file : path.join(built, 'index.html') });
+    });
+  }
+
+  async function signIn(token: string, tab = page): Promise<void> {
+    await tab.goto(`${base}/console/`);
+    await tab.getByLabel('Token').fill(token);
+    await tab.getByRole('button', { name: 'Sign in' }).click();
+    await tab.getByRole('heading', { name: 'Orders', level: 1 }).waitFor();
+  }
+
+  /** The shop's SKU of `stock` units at `listCents`, its flash sale at `saleCents` from `startsInMs` from now (negative: running) for an hour. */
+  async function flashSku(skuId: string, listCents: number, saleCents: number, stock: number, startsInMs: number): Promise<void> {
+    const now = Date.now();
+    const flashSale = { priceCents: saleCents, startsAt: new Date(now + startsInMs).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 1 };
+    await system.createSku({ skuId, priceCents: listCents, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock, deduction: 'placement', flashSale });
   }
 
   async function paidOrder(buyer: string): Promise<string> {
@@ -86,11 +102,7 @@ describe('the console for an operator: failed reads, refunds before a split, sto
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
     page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
     page.on('dialog', (dialog) => void dialog.accept());
-    await page.route(`${base}/console**`, async (route) => {
-      const requested = new URL(route.request().url()).pathname.replace(/^\/console\/?/, '');
-      const file = path.join(built, requested);
-      await route.fulfill({ path: requested !== '' && existsSync(file) && statSync(file).isFile() ? file : path.join(built, 'index.html') });
-    });
+    await serveConsole(page);
     await signIn(system.token('ops', 'admin'));
   });
   afterAll(async () => {
@@ -237,17 +249,7 @@ describe('the console for an operator: failed reads, refunds before a split, sto
   });
 
   it('lets an operator watching a running sale take the SKU off sale, as the page’s own hint tells them to: checkouts are refused from then on, until it is put back on sale', async () => {
-    const now = Date.now();
-    await system.createSku({
-      skuId: 'FLASH-TEA',
-      priceCents: 1_500,
-      merchantId: 'shop',
-      channel: 'self',
-      warehouseId: 'wh-east',
-      stock: 20,
-      deduction: 'placement',
-      flashSale: { priceCents: 500, startsAt: new Date(now - 60_000).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 1 },
-    });
+    await flashSku('FLASH-TEA', 1_500, 500, 20, -60_000);
     await page.goto(`${base}/console/flash-sales`);
     await page.getByLabel('SKU to watch').fill('FLASH-TEA');
     await page.getByRole('button', { name: 'Watch' }).click();
@@ -267,28 +269,12 @@ describe('the console for an operator: failed reads, refunds before a split, sto
   });
 
   it('offers what the api decides by its own clock, not the browser’s: in a browser 40 minutes ahead, a sale opening in 10 is still changed, not ended', async () => {
-    const now = Date.now();
-    await system.createSku({
-      skuId: 'FLASH-POT',
-      priceCents: 2_000,
-      merchantId: 'shop',
-      channel: 'self',
-      warehouseId: 'wh-east',
-      stock: 10,
-      deduction: 'placement',
-      flashSale: { priceCents: 900, startsAt: new Date(now + 10 * 60_000).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 1 },
-    });
+    await flashSku('FLASH-POT', 2_000, 900, 10, 10 * 60_000);
     const ahead = await browser.newPage({ viewport: { width: 1366, height: 768 } });
     try {
-      await ahead.clock.setFixedTime(now + 40 * 60_000);
-      await ahead.route(`${base}/console**`, async (route) => {
-        const requested = new URL(route.request().url()).pathname.replace(/^\/console\/?/, '');
-        const file = path.join(built, requested);
-        await route.fulfill({ path: requested !== '' && existsSync(file) && statSync(file).isFile() ? file : path.join(built, 'index.html') });
-      });
-      await ahead.goto(`${base}/console/`);
-      await ahead.getByLabel('Token').fill(system.token('ops', 'admin'));
-      await ahead.getByRole('button', { name: 'Sign in' }).click();
+      await ahead.clock.setFixedTime(Date.now() + 40 * 60_000);
+      await serveConsole(ahead);
+      await signIn(system.token('ops', 'admin'), ahead);
       await ahead.getByRole('link', { name: 'Flash sales' }).click();
       await ahead.getByLabel('SKU to watch').fill('FLASH-POT');
       await ahead.getByRole('button', { name: 'Watch' }).click();
@@ -301,17 +287,7 @@ describe('the console for an operator: failed reads, refunds before a split, sto
 
   /** A running flash sale of 20 units of `skuId`, watched on the flash-sales page, whose stock the operator sets to `units`, the api's answer lost; then each buyer buys one. */
   const stockSetUnanswered = async (skuId: string, units: number, buyers: readonly string[]) => {
-    const now = Date.now();
-    await system.createSku({
-      skuId,
-      priceCents: 900,
-      merchantId: 'shop',
-      channel: 'self',
-      warehouseId: 'wh-east',
-      stock: 20,
-      deduction: 'placement',
-      flashSale: { priceCents: 400, startsAt: new Date(now - 60_000).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 1 },
-    });
+    await flashSku(skuId, 900, 400, 20, -60_000);
     await page.goto(`${base}/console/flash-sales`);
     await page.getByLabel('SKU to watch').fill(skuId);
     await page.getByRole('button', { name: 'Watch' }).click();

@@ -257,84 +257,82 @@ describe('a refund of units the warehouse holds in a parcel', () => {
       expect([asked.status, asked.body.returns[0].amountCents]).toEqual([202, 12_000]);
     });
 
-    it.sequential('pays back a return asked while a refund of the same parcel waited for the warehouse, then withdrawn, as its units stand at its receipt: the shipping once, with the last unit', async ({ expect }) => {
-      await system.createSku({ skuId: 'MUG', priceCents: 1_001, merchantId: 'shop', channel: 'self', warehouseId: 'wh-north', stock: 40, deduction: 'placement' });
-      expect((await system.request('PUT', '/v1/admin/warehouses/wh-north/shipping', { token: admin(), body: { feeCents: 500 } })).status).toBe(200);
-      const placed = await system.request('POST', '/v1/orders', { token: system.token('rita'), headers: { 'idempotency-key': 'rita-mugs' }, body: { items: [{ skuId: 'MUG', qty: 2 }], address: buyerAddress } });
+    /**
+     * `buyer`'s two mugs (2,502 with wh-north's shipping), paid; a refund of one asked while the fulfilment worker,
+     * paused, has not told the warehouse, which then ships and delivers the parcel with both. The worker stays paused
+     * until `resume`, the refund held; `returned` approves a return and has the warehouse receive it.
+     */
+    const mugsLeftWithHeldRefund = async (buyer: string) => {
+      const placed = await system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': `${buyer}-mugs` }, body: { items: [{ skuId: 'MUG', qty: 2 }], address: buyerAddress } });
       const orderId = placed.body.orderId as string;
       await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-      expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('rita'), body: { method: 'card' } })).status).toBe(202);
+      expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
       expect((await system.waitForStatus(orderId, 'IN_FULFILLMENT')).amounts.payableCents).toBe(2_502);
       const { fulfillment } = system.workers.deps.queues;
       const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
-      const returned = async (returnId: string) => {
-        expect((await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/approve`, { token: system.token('shop', 'merchant') })).status).toBe(200);
-        expect((await system.signedCallback('warehouse', { orderId, event: 'RETURN_RECEIVED', returnId, at: new Date().toISOString() })).status).toBe(200);
-      };
+      const resume = () => fulfilmentWorker.resume();
       await fulfilmentWorker.pause();
-      let firstReturn: string;
       try {
-        const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('rita'), body: { reason: 'one is enough', items: [{ skuId: 'MUG', qty: 1 }] } });
+        const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer), body: { reason: 'one is enough', items: [{ skuId: 'MUG', qty: 1 }] } });
         expect([refund.status, refund.body.refunds[0].restockHeld]).toEqual([202, true]);
         // the parcel leaves with both mugs and is delivered before the change was read
         for (const event of ['SHIPPED', 'DELIVERED'] as const) {
           await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event, notify: false } });
           expect((await system.signedCallback('warehouse', { orderId, event, at: new Date().toISOString() })).status).toBe(200);
         }
-        // asked now, the other mug reads as the parcel's last unit: its shipping with it
-        const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('rita'), body: { reason: 'chipped', items: [{ skuId: 'MUG', qty: 1 }] } });
-        expect([asked.status, asked.body.returns[0].amountCents]).toEqual([202, 1_501]);
-        firstReturn = asked.body.returnId;
-      } finally {
-        fulfilmentWorker.resume();
+      } catch (error) {
+        resume();
+        throw error;
       }
-      await waitFor(async () => (await refundsOf(orderId, 'rita')).some((refund: any) => refund.kind === 'refund' && refund.status === 'WITHDRAWN'), { what: 'the held refund withdrawn' });
-      // received once the refund was withdrawn: one mug of two back, no shipping; the buyer keeps the other
-      await returned(firstReturn);
-      const once = await system.waitForStatus(orderId, 'DELIVERED');
-      expect([once.items[0].refundedQty, once.amounts.refundedCents]).toEqual([1, 1_001]);
-      const again = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('rita'), body: { reason: 'the other too', items: [{ skuId: 'MUG', qty: 1 }] } });
-      expect([again.status, again.body.returns[0].amountCents]).toEqual([202, 1_501]);
-      await returned(again.body.returnId);
-      expect((await system.waitForStatus(orderId, 'RETURNED')).amounts.refundedCents).toBe(2_502);
-    });
-
-    it.sequential('pays back a return received while a refund of the same parcel still waited for the warehouse, leaving the order DELIVERED; that refund then withdrawn, the last mug back lands the order on what it paid, the shipping once', async ({ expect }) => {
-      const placed = await system.request('POST', '/v1/orders', { token: system.token('ruth'), headers: { 'idempotency-key': 'ruth-mugs' }, body: { items: [{ skuId: 'MUG', qty: 2 }], address: buyerAddress } });
-      const orderId = placed.body.orderId as string;
-      await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-      expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ruth'), body: { method: 'card' } })).status).toBe(202);
-      expect((await system.waitForStatus(orderId, 'IN_FULFILLMENT')).amounts.payableCents).toBe(2_502);
-      const { fulfillment } = system.workers.deps.queues;
-      const fulfilmentWorker = system.workers.workers.find((worker) => worker.name === fulfillment.name)!;
       const returned = async (returnId: string) => {
         expect((await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/approve`, { token: system.token('shop', 'merchant') })).status).toBe(200);
         expect((await system.signedCallback('warehouse', { orderId, event: 'RETURN_RECEIVED', returnId, at: new Date().toISOString() })).status).toBe(200);
       };
-      await fulfilmentWorker.pause();
+      /** Asks for the return of one mug: priced `cents`. */
+      const askReturn = async (reason: string, cents: number): Promise<string> => {
+        const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token(buyer), body: { reason, items: [{ skuId: 'MUG', qty: 1 }] } });
+        expect([asked.status, asked.body.returns[0].amountCents]).toEqual([202, cents]);
+        return asked.body.returnId as string;
+      };
+      const withdrawn = () => waitFor(async () => (await refundsOf(orderId, buyer)).some((refund: any) => refund.kind === 'refund' && refund.status === 'WITHDRAWN'), { what: 'the held refund withdrawn' });
+      return { orderId, resume, returned, askReturn, withdrawn };
+    };
+
+    it.sequential('pays back a return asked while a refund of the same parcel waited for the warehouse, then withdrawn, as its units stand at its receipt: the shipping once, with the last unit', async ({ expect }) => {
+      await system.createSku({ skuId: 'MUG', priceCents: 1_001, merchantId: 'shop', channel: 'self', warehouseId: 'wh-north', stock: 40, deduction: 'placement' });
+      expect((await system.request('PUT', '/v1/admin/warehouses/wh-north/shipping', { token: admin(), body: { feeCents: 500 } })).status).toBe(200);
+      const { orderId, resume, returned, askReturn, withdrawn } = await mugsLeftWithHeldRefund('rita');
+      let firstReturn: string;
       try {
-        const refund = await system.request('POST', `/v1/orders/${orderId}/refunds`, { token: system.token('ruth'), body: { reason: 'one is enough', items: [{ skuId: 'MUG', qty: 1 }] } });
-        expect([refund.status, refund.body.refunds[0].restockHeld]).toEqual([202, true]);
-        for (const event of ['SHIPPED', 'DELIVERED'] as const) {
-          await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event, notify: false } });
-          expect((await system.signedCallback('warehouse', { orderId, event, at: new Date().toISOString() })).status).toBe(200);
-        }
+        // asked now, the other mug reads as the parcel's last unit: its shipping with it
+        firstReturn = await askReturn('chipped', 1_501);
+      } finally {
+        resume();
+      }
+      await withdrawn();
+      // received once the refund was withdrawn: one mug of two back, no shipping; the buyer keeps the other
+      await returned(firstReturn);
+      const once = await system.waitForStatus(orderId, 'DELIVERED');
+      expect([once.items[0].refundedQty, once.amounts.refundedCents]).toEqual([1, 1_001]);
+      await returned(await askReturn('the other too', 1_501));
+      expect((await system.waitForStatus(orderId, 'RETURNED')).amounts.refundedCents).toBe(2_502);
+    });
+
+    it.sequential('pays back a return received while a refund of the same parcel still waited for the warehouse, leaving the order DELIVERED; that refund then withdrawn, the last mug back lands the order on what it paid, the shipping once', async ({ expect }) => {
+      const { orderId, resume, returned, askReturn, withdrawn } = await mugsLeftWithHeldRefund('ruth');
+      try {
         // the other mug comes back while the refund still counts: priced as the parcel's last unit, its shipping with it
-        const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('ruth'), body: { reason: 'chipped', items: [{ skuId: 'MUG', qty: 1 }] } });
-        expect([asked.status, asked.body.returns[0].amountCents]).toEqual([202, 1_501]);
-        await returned(asked.body.returnId);
+        await returned(await askReturn('chipped', 1_501));
         // not RETURNED: the held refund's mug may have left with the parcel, the buyer's to return
         expect((await system.order(orderId)).status).toBe('DELIVERED');
       } finally {
-        fulfilmentWorker.resume();
+        resume();
       }
-      await waitFor(async () => (await refundsOf(orderId, 'ruth')).some((refund: any) => refund.kind === 'refund' && refund.status === 'WITHDRAWN'), { what: 'the held refund withdrawn' });
+      await withdrawn();
       const once = await system.order(orderId);
       expect([once.status, once.items[0].refundedQty, once.amounts.refundedCents]).toEqual(['DELIVERED', 1, 1_501]);
       // the mug the parcel left with comes back last: 1,001, the shipping already paid, 2,502 in all
-      const again = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('ruth'), body: { reason: 'the other too', items: [{ skuId: 'MUG', qty: 1 }] } });
-      expect([again.status, again.body.returns[0].amountCents]).toEqual([202, 1_001]);
-      await returned(again.body.returnId);
+      await returned(await askReturn('the other too', 1_001));
       expect((await system.waitForStatus(orderId, 'RETURNED')).amounts.refundedCents).toBe(2_502);
       await waitFor(async () => (await paidBack(orderId)).reduce((sum: number, refund: any) => sum + refund.amountCents, 0) === 2_502, { what: 'both returns paid back' });
     });
