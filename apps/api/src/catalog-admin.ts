@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { IdempotencyConflict, SkuAlreadyExists, sameFlashSale, type FlashSale, type Sku } from '@orders/domain';
+import { IdempotencyConflict, SkuAlreadyExists, isOffSale, sameFlashSale, type FlashSale, type Sku } from '@orders/domain';
 import type { CatalogRepository } from '@orders/persistence';
 import { stockRulesOf, type Inventory } from '@orders/stock';
 import { canonicalJson } from './canonical-json.js';
@@ -117,7 +117,7 @@ export async function putSkuOffSale(deps: { catalog: CatalogRepository; inventor
     if (!published) throw error;
     // read on a connection of its own; MySQL away as well leaves it to the caller's retry, which finishes the change
     const stored = await deps.catalog.findSku(sku.skuId);
-    if (stored && (stored.offSaleSince !== null) === offSale) return stored.offSaleSince ?? null;
+    if (stored && isOffSale(stored) === offSale) return stored.offSaleSince ?? null;
     if (stored) await deps.inventory.putOffSale(sku, !offSale);
     throw error;
   }

@@ -113,7 +113,15 @@ export interface Sku {
   /** false once the shop took it off sale: every checkout refused, since `offSaleSince` */
   onSale: boolean;
   offSaleSince: string | null;
-  stock: { available: number; reserved: number; sold: number };
+  stock: StockCounters;
+  /** each bucket's counters, bucket 0 first: one for a SKU whose stock is not split */
+  bucketStock: StockCounters[];
+}
+
+export interface StockCounters {
+  available: number;
+  reserved: number;
+  sold: number;
 }
 
 /** A job that failed every attempt (GET /v1/admin/dead-letters): where, the orders it carries, why. */

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { ApiProblem, apiNow, formatTime, idempotencyKey, problemText, type Api, type QueueCounts, type Sku } from './api.js';
+import { ApiProblem, apiNow, formatTime, idempotencyKey, problemText, type Api, type QueueCounts, type Sku, type StockCounters } from './api.js';
 import { formatCents } from './money.js';
 import { keepDraft, readDraft } from './drafts.js';
 import { useOneSendAtATime } from './one-send.js';
@@ -214,6 +214,7 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
           </dl>
           <label for="sold-meter">Taken (reserved and sold) of {total}</label>
           <meter id="sold-meter" min={0} max={Math.max(total, 1)} value={sku.stock.reserved + sku.stock.sold} />
+          {sku.bucketStock.length > 1 && <BucketStock buckets={sku.bucketStock} />}
           {sku.flashSale && Date.parse(sku.flashSale.startsAt) > apiNow() && <SaleChange key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} next={false} onChanged={setSku} />}
           {sku.flashSale && Date.parse(sku.flashSale.startsAt) <= apiNow() && apiNow() < Date.parse(sku.flashSale.endsAt) && (
             <SaleEnd key={JSON.stringify(sku.flashSale)} api={api} skuId={sku.skuId} sale={sku.flashSale} onEnded={setSku} />
@@ -227,29 +228,7 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
       )}
       <table>
         <caption>Queues behind the sale</caption>
-        <thead>
-          <tr>
-            <th scope="col">Queue</th>
-            <th scope="col" class="number">
-              Waiting
-            </th>
-            <th scope="col" class="number">
-              Active
-            </th>
-            <th scope="col" class="number">
-              Delayed
-            </th>
-            <th scope="col" class="number">
-              Failed
-            </th>
-            <th scope="col" class="number">
-              Oldest waiting
-            </th>
-            <th scope="col" class="number">
-              Delayed, past due
-            </th>
-          </tr>
-        </thead>
+        <ColumnHeads first="Queue" counts={['Waiting', 'Active', 'Delayed', 'Failed', 'Oldest waiting', 'Delayed, past due']} />
         <tbody>
           {queues.map((queue) => (
             <tr>
@@ -364,6 +343,48 @@ function SaleChange({ api, skuId, sale, next, onChanged }: { api: Api; skuId: st
 /** What ending a sale early does, asked before it is sent. */
 const endConsequence = (endsAt: Date) =>
   `End the flash sale at ${formatTime(endsAt.toISOString())}? Orders accepted before then keep the sale's price; from then the SKU sells at its list price, without a per-buyer limit.`;
+
+/** A table's head: what its rows are, then the columns of figures, aligned as figures. */
+function ColumnHeads({ first, counts }: { first: string; counts: string[] }) {
+  return (
+    <thead>
+      <tr>
+        <th scope="col">{first}</th>
+        {counts.map((count) => (
+          <th scope="col" class="number">
+            {count}
+          </th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
+/**
+ * The stock of each bucket of a SKU split into buckets: a bucket sold out while others have units
+ * turns its buyers away until the rebalancer moves units to it; one Redis lost reads 0 until the
+ * stock repair recreates it.
+ */
+function BucketStock({ buckets }: { buckets: StockCounters[] }) {
+  return (
+    <table>
+      <caption>Stock per bucket</caption>
+      <ColumnHeads first="Bucket" counts={['Available', 'Reserved', 'Sold']} />
+      <tbody>
+        {buckets.map((bucket, index) => (
+          <tr>
+            <th scope="row">{index}</th>
+            <td class="number" data-testid={`bucket-${index}-available`}>
+              {bucket.available}
+            </td>
+            <td class="number">{bucket.reserved}</td>
+            <td class="number">{bucket.sold}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
 
 /**
  * Takes the SKU off sale, or puts it back on sale (PUT …/on-sale): what the runbook's wrong price

@@ -55,11 +55,11 @@ describe('the console for an operator: failed reads, refunds before a split, sto
     await tab.getByRole('heading', { name: 'Orders', level: 1 }).waitFor();
   }
 
-  /** The shop's SKU of `stock` units at `listCents`, its flash sale at `saleCents` from `startsInMs` from now (negative: running) for an hour. */
-  async function flashSku(skuId: string, listCents: number, saleCents: number, stock: number, startsInMs: number): Promise<void> {
+  /** The shop's SKU of `stock` units in `stockBuckets` at `listCents`, its flash sale at `saleCents` from `startsInMs` from now (negative: running) for an hour. */
+  async function flashSku(skuId: string, listCents: number, saleCents: number, stock: number, startsInMs: number, stockBuckets = 1): Promise<void> {
     const now = Date.now();
     const flashSale = { priceCents: saleCents, startsAt: new Date(now + startsInMs).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 1 };
-    await system.createSku({ skuId, priceCents: listCents, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock, deduction: 'placement', flashSale });
+    await system.createSku({ skuId, priceCents: listCents, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock, deduction: 'placement', flashSale, stockBuckets });
   }
 
   async function paidOrder(buyer: string): Promise<string> {
@@ -249,12 +249,13 @@ describe('the console for an operator: failed reads, refunds before a split, sto
   });
 
   it('lets an operator watching a running sale take the SKU off sale, as the page’s own hint tells them to: checkouts are refused from then on, until it is put back on sale', async () => {
-    await flashSku('FLASH-TEA', 1_500, 500, 20, -60_000);
+    await flashSku('FLASH-TEA', 1_500, 500, 20, -60_000, 2);
     await page.goto(`${base}/console/flash-sales`);
     await page.getByLabel('SKU to watch').fill('FLASH-TEA');
     await page.getByRole('button', { name: 'Watch' }).click();
     await expect.poll(() => shownText(page.getByTestId('stock-available'))).toBe('20');
     expect(await shownText(page.locator('main'))).toContain('To stop selling, take the SKU off sale.');
+    expect([await shownText(page.getByTestId('bucket-0-available')), await shownText(page.getByTestId('bucket-1-available'))]).toEqual(['10', '10']);
     expect(await shownText(page.getByTestId('on-sale-status'))).toBe('On sale: checkouts are taken.');
     await page.getByRole('button', { name: 'Take off sale' }).click();
     await expect.poll(() => shownText(page.getByTestId('on-sale-status'))).toMatch(/^Off sale since .+: every checkout is refused\.$/);

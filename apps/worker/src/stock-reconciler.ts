@@ -9,7 +9,7 @@ import {
   type LedgerStock,
   type StockLedgerRepository,
 } from '@orders/persistence';
-import { firstOrderIdAt, type Sku } from '@orders/domain';
+import { firstOrderIdAt, isOffSale, type Sku } from '@orders/domain';
 import { AbandonedClaims, RELEASES_REMEMBERED_MS, SKU_COUNTERS, StockBucketLost, StockRebalancer, RunLock, RunUnderWay, StockSets, bucketSaleOf, splitStock, stockRulesOf, type BucketSale, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
@@ -122,7 +122,7 @@ const same = (a: SkuDrift, b: SkuDrift) => a.missing === b.missing && SKU_COUNTE
 
 /** The SKU's buckets that sell by another sale than the catalog's; null when none does (a bucket Redis lost is the counters' repair's). */
 function saleDriftOf(sku: Pick<Sku, 'skuId' | 'flashSale' | 'offSaleSince'>, buckets: ReadonlyArray<BucketSale | null>): SaleRulesDrift | null {
-  const catalog = bucketSaleOf(sku.flashSale, (sku.offSaleSince ?? null) !== null);
+  const catalog = bucketSaleOf(sku.flashSale, isOffSale(sku));
   const differing = buckets.flatMap((sale, bucket) =>
     sale && (sale.startsAt !== catalog.startsAt || sale.endsAt !== catalog.endsAt || sale.perUserLimit !== catalog.perUserLimit || sale.offSale !== catalog.offSale) ? [{ bucket, ...sale }] : [],
   );
@@ -331,7 +331,7 @@ export class StockReconciler {
           const lostLeftToRepair = (error: unknown) => {
             if (!(error instanceof StockBucketLost)) throw error;
           };
-          if (repair) await Promise.all([inventory.putCatalogSale(sku, sku.flashSale), inventory.putOffSale(sku, (sku.offSaleSince ?? null) !== null).catch(lostLeftToRepair)]);
+          if (repair) await Promise.all([inventory.putCatalogSale(sku, sku.flashSale), inventory.putOffSale(sku, isOffSale(sku)).catch(lostLeftToRepair)]);
         });
       } catch (error) {
         if (!isTransientRefusal(error) && !(error instanceof StatementTooSlow)) throw error;

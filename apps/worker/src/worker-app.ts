@@ -535,6 +535,8 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   // and those the payment system has not decided yet, looked up again until then: not lost, nothing to page for
   if (servesTimers) metrics.watchPaymentsUndecidedAtPaymentSystem(() => payments.paymentsUndecided(config.PAYMENT_CONFIRMATION_GIVE_UP_MS));
   if (servesTimers) metrics.watchRefundsUnconfirmedGivenUp(() => refunds.partsGivenUp(config.REFUND_CONFIRMATION_GIVE_UP_MS));
+  // and the SKUs the shop took off sale: one forgotten there sells nothing
+  if (servesTimers) metrics.watchSkusOffSale(() => deps.catalog.countOffSale());
   // and the coupons running with a total limit (the first so many orders), with the uses their orders hold
   if (servesTimers) {
     const coupons = new CouponRepository(deps.db);

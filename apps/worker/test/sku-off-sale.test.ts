@@ -15,6 +15,8 @@ describe('a SKU taken off sale', () => {
   const onSale = (skuId: string, body: unknown, token = admin()) => system.request('PUT', `/v1/admin/skus/${skuId}/on-sale`, { token, body });
   const buy = (buyer: string, skuId: string, qty = 1) =>
     system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': `${buyer}-${skuId}` }, body: { items: [{ skuId, qty }], address: buyerAddress } });
+  /** skus_off_sale as the workers export it (read from MySQL at most once a second). */
+  const offSaleGauge = async () => (await system.workers.deps.metrics.skusOffSale.get()).values[0]?.value;
   /** Whether each bucket of the SKU in Redis has it off sale. */
   const offSaleInBuckets = (skuId: string, buckets = BUCKETS) =>
     Promise.all(Array.from({ length: buckets }, async (_, bucket) => (await system.env.redis.hget(`${system.env.config.REDIS_KEY_PREFIX}{g${bucket}}:sku:${skuId}`, 'offSale')) === '1'));
@@ -40,6 +42,7 @@ describe('a SKU taken off sale', () => {
     const since = off.body.offSaleSince as string;
     expect(Date.parse(since)).toBeGreaterThan(Date.now() - 60_000);
     expect(await offSaleInBuckets('LAMP')).toEqual([true, true, true]);
+    await expect.poll(offSaleGauge).toBe(1);
     for (const buyer of ['cat', 'dan', 'eve', 'fay']) {
       const refused = await buy(buyer, 'LAMP');
       expect([refused.status, refused.body.code, refused.body.detail]).toEqual([422, 'SALE_NOT_ACTIVE', 'SKU LAMP is off sale: the shop has stopped selling it for now']);
@@ -61,6 +64,7 @@ describe('a SKU taken off sale', () => {
     expect([back.status, back.body.onSale, back.body.offSaleSince]).toEqual([200, true, null]);
     expect(await offSaleInBuckets('LAMP')).toEqual([false, false, false]);
     expect((await buy('gus', 'LAMP')).status).toBe(202);
+    await expect.poll(offSaleGauge).toBe(0);
   });
 
   it('is the shop’s to change: a merchant for its own SKUs, never a buyer; a body that is not { onSale: boolean } is refused', async () => {

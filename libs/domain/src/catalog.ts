@@ -35,6 +35,9 @@ export interface Sku {
   offSaleSince?: Date | null;
 }
 
+/** Whether the shop has the SKU off sale: every checkout of it refused. */
+export const isOffSale = (sku: Pick<Sku, 'offSaleSince'>): boolean => (sku.offSaleSince ?? null) !== null;
+
 /** Why a SKU's order type does not go with the rest of its rules, or null when it does. */
 export function orderTypeConflict(sku: Pick<Sku, 'orderType' | 'deduction' | 'flashSale'>): string | null {
   const type = sku.orderType ?? 'standard';

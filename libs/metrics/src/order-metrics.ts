@@ -255,6 +255,11 @@ export function createMetrics(labels: { app: string }) {
     'Refunds (one per payment drawn) the payment system accepted and never confirmed by its signed callback, first sent longer than REFUND_CONFIRMATION_GIVE_UP_MS ago: nothing asks for them any more, their orders wait in REFUNDING, and an operator settles them with the payment provider (read from MySQL at scrapes by the workers serving timers; the others report none)',
     'max',
   );
+  const skusOffSale = sampled(
+    'skus_off_sale',
+    "SKUs the shop has taken off sale (PUT /v1/admin/skus/{skuId}/on-sale): every checkout of them refused until they are put back. One forgotten there sells nothing: SELECT sku_id, off_sale_at FROM skus WHERE off_sale_at IS NOT NULL (read from MySQL at scrapes by the workers serving timers; the others report none)",
+    'max',
+  );
   /** A gauge of each queue's age since an instant of its reading (`since`; null: none, 0 s), at this scrape: the reading may be up to a second old. */
   const queueAge = (name: string, help: string, since: (reading: QueueCounts[number]) => number | null) =>
     new Gauge({
@@ -354,6 +359,7 @@ export function createMetrics(labels: { app: string }) {
     paymentsUnconfirmedGivenUp: paymentsGivenUp.gauge,
     paymentsUndecidedAtPaymentSystem: paymentsUndecided.gauge,
     refundsUnconfirmedGivenUp: refundsGivenUp.gauge,
+    skusOffSale: skusOffSale.gauge,
     dependencyUp: new Gauge({
       name: 'dependency_up',
       help: 'Whether this process reached each service it needs (redis, mysql) at the last scrape, within a second: 1 yes, 0 no. It says so with no traffic, where the request metrics say nothing while a load balancer has taken every replica out',
@@ -717,6 +723,8 @@ export function createMetrics(labels: { app: string }) {
     watchPaymentsUndecidedAtPaymentSystem: paymentsUndecided.watch,
     /** Sets where the refunds no longer asked for are read at scrapes (at most once a second, waiting at most a second). */
     watchRefundsUnconfirmedGivenUp: refundsGivenUp.watch,
+    /** Sets where the SKUs off sale are counted at scrapes (at most once a second, waiting at most a second). */
+    watchSkusOffSale: skusOffSale.watch,
     /** Adds a service this process needs, reached at scrapes (at most once a second, waiting at most a second) for dependency_up. */
     watchDependency(dependency: Dependency, reach: () => Promise<unknown>) {
       dependencySources.set(
@@ -764,6 +772,7 @@ export function createMetrics(labels: { app: string }) {
   metrics.paymentsUnconfirmedGivenUp.remove();
   metrics.paymentsUndecidedAtPaymentSystem.remove();
   metrics.refundsUnconfirmedGivenUp.remove();
+  metrics.skusOffSale.remove();
   metrics.oldestLedgerRowUnfolded.remove();
   return metrics;
 }

@@ -153,6 +153,12 @@ export class CatalogRepository {
     });
   }
 
+  /** How many SKUs the shop has off sale. */
+  async countOffSale(): Promise<number> {
+    const row = await this.db.selectFrom('skus').select((eb) => eb.fn.countAll<number>().as('count')).where('off_sale_at', 'is not', null).executeTakeFirstOrThrow();
+    return Number(row.count);
+  }
+
   /** Every SKU's flash sale (null: none), whether it is off sale, and bucket count (fixed when it is created), for the stock check's readings of Redis. */
   async salesOfAll(): Promise<Array<Pick<Sku, 'skuId' | 'flashSale' | 'offSaleSince'> & { stockBuckets: number }>> {
     const rows = await this.db

@@ -20,6 +20,7 @@ import {
   SkuOffSale,
   SkuStockHeld,
   firstOrderIdAt,
+  isOffSale,
   uncoveredPaymentLine,
   UnknownSku,
   shipsParcels,
@@ -143,7 +144,7 @@ export function stockRulesOf(sku: Sku): Omit<SkuStockRules, 'available'> {
     perUserLimit: sku.flashSale?.perUserLimit ?? 0,
     buckets: sku.stockBuckets ?? 1,
     orderType: sku.orderType ?? 'standard',
-    offSale: (sku.offSaleSince ?? null) !== null,
+    offSale: isOffSale(sku),
   };
 }
 

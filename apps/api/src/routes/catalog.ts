@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SALE_CHANGE_CUTOFF_MS, SaleAlreadyOpen, SaleEndTooClose, flashSaleConflict, orderTypeConflict, sameFlashSale, stockBucketsConflict, type FlashSale, type Sku, type SkuOrderType } from '@orders/domain';
+import { SALE_CHANGE_CUTOFF_MS, SaleAlreadyOpen, SaleEndTooClose, flashSaleConflict, isOffSale, orderTypeConflict, sameFlashSale, stockBucketsConflict, type FlashSale, type Sku, type SkuOrderType } from '@orders/domain';
 import { StockBucketLost, StockSets } from '@orders/stock';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -283,7 +283,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
         throw new HttpProblem(503, 'SERVICE_UNAVAILABLE', "Stock (Redis) lost part of this SKU's counters: the stock repair recreates them as the catalog has the SKU; retry", 60);
       });
       if (since === undefined) throw notFound('SKU');
-      if ((sku.offSaleSince ?? null) !== null !== offSale) request.log.info({ skuId, by: request.user.sub }, offSale ? 'SKU taken off sale' : 'SKU put back on sale');
+      if (isOffSale(sku) !== offSale) request.log.info({ skuId, by: request.user.sub }, offSale ? 'SKU taken off sale' : 'SKU put back on sale');
       return skuView(skuId, request.user);
     },
   );

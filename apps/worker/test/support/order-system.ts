@@ -117,7 +117,15 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
   const payment = await started(async () => listening(await buildPaymentSim(paymentSimOptions(config)), paymentPort), (sim) => sim.close());
   const warehouse = await started(async () => listening(await buildWarehouseSim(warehouseSimOptions(config)), warehousePort), (sim) => sim.close());
   const apiDeps = await started(() => connectApi(config), (deps) => deps.close());
-  const api = await started(async () => listening(await buildApp(apiDeps, { logger: false }), apiPort), (app) => app.close());
+  // the requests the api is serving: a close that outlives its grace names them
+  const apiServing = new Map<string, string>();
+  const api = await started(async () => {
+    const app = await buildApp(apiDeps, { logger: false });
+    app.addHook('onRequest', async (request) => void apiServing.set(request.id, `${request.method} ${request.url}`));
+    app.addHook('onResponse', async (request) => void apiServing.delete(request.id));
+    app.addHook('onRequestAbort', async (request) => void apiServing.delete(request.id));
+    return listening(app, apiPort);
+  }, (app) => app.close());
   const http = httpClient(`http://127.0.0.1:${apiPort}`, 50);
   const paymentSim = httpClient(`http://127.0.0.1:${paymentPort}`, 10);
   const warehouseSim = httpClient(`http://127.0.0.1:${warehousePort}`, 10);
@@ -307,7 +315,16 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
         part = "the test's http client";
         await http.close();
         part = 'the api';
-        await api.close();
+        // as the api process exits once SHUTDOWN_GRACE_MS is over with requests still in flight (apps/api/src/main.ts)
+        let apiGraceOver: NodeJS.Timeout | undefined;
+        const apiGrace = new Promise<'over'>((resolve) => (apiGraceOver = setTimeout(() => resolve('over'), config.SHUTDOWN_GRACE_MS)));
+        const apiClosed = api.close();
+        if ((await Promise.race([apiClosed, apiGrace])) === 'over') {
+          console.error(`order system ${name}: the api's shutdown grace (${config.SHUTDOWN_GRACE_MS} ms) ran out serving ${[...apiServing.values()].join(', ') || 'no request (an open connection)'}; its connections closed`);
+          api.server.closeAllConnections();
+          await apiClosed;
+        }
+        clearTimeout(apiGraceOver);
         part = "the api's connections";
         await apiDeps.close();
         part = 'the simulators';
