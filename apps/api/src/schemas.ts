@@ -67,11 +67,12 @@ const labelText = (maxLength: number) => ({ ...text(maxLength), pattern: '\\S' }
  * A SKU's (or warehouse's) id, which its admin routes take in their paths: not `.` or `..`,
  * which a URL resolves away (/v1/admin/skus/.. is /v1/admin/), so no client could address it.
  */
-const pathSegmentId = (description: string) => ({ type: 'string', pattern: '^(?!\\.\\.?$)[A-Za-z0-9._-]{1,64}$', description }) as const;
+export const PATH_SEGMENT_ID_PATTERN = '^(?!\\.\\.?$)[A-Za-z0-9._-]{1,64}$';
+const pathSegmentId = (description: string) => ({ type: 'string', pattern: PATH_SEGMENT_ID_PATTERN, description }) as const;
 const skuId = pathSegmentId('1–64 letters, digits, . _ -; not . or .. (a path segment that URLs resolve away)');
 export const warehouseIdSchema = pathSegmentId('1–64 letters, digits, . _ -; not . or .. (its shipping fee is set at /v1/admin/warehouses/{warehouseId}/shipping)');
 /** A buyer's or merchant's id: a subject a token may carry (not . or ..), else no one could sign in to see or move what names it. */
-const subjectId = { type: 'string', pattern: SUBJECT.source } as const;
+export const subjectId = { type: 'string', pattern: SUBJECT.source } as const;
 const cents = { type: 'integer', minimum: 0, maximum: MAX_PRICE_CENTS } as const;
 /** An order id: a ULID, with `-g<k>` after it for an order that runs in stock bucket k > 0 (StockKeys.orderIdInGroup). */
 export const ULID_PATTERN = '^[0-9A-HJKMNP-TV-Z]{26}(-g[1-9][0-9]?)?$';

@@ -142,9 +142,74 @@ export function FlashSalesPage({ api, session }: { api: Api; session: Session })
             <input id="watch-sku" value={watchDraft} onInput={(event) => setWatchDraft(event.currentTarget.value)} />
             <button type="submit">Watch</button>
           </form>
+          <OffSaleList api={api} onWatch={setWatched} />
           {watched && <SaleMonitor key={watched} api={api} skuId={watched} />}
         </div>
       </div>
+    </section>
+  );
+}
+
+/**
+ * What `read` answers, read again `everyMs` after the last read ended: one read at a time, so no
+ * late answer overwrites a newer one however slow the api is under a sale's load. Also the setter
+ * of what was read (an action's answer shows at once), and why the last read failed (null: it did not).
+ */
+function useReadEvery<T>(everyMs: number, read: () => Promise<T>, inputs: unknown[]): [T | null, (change: (now: T | null) => T | null) => void, string | null] {
+  const [value, setValue] = useState<T | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  useEffect(() => {
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    async function again() {
+      try {
+        const answer = await read();
+        if (stopped) return;
+        setValue(answer);
+        setProblem(null);
+      } catch (error) {
+        if (!stopped) setProblem(problemText(error));
+      }
+      if (!stopped) timer = setTimeout(() => void again(), everyMs);
+    }
+    void again();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, inputs);
+  return [value, setValue, problem];
+}
+
+/** How often the list of SKUs off sale is read again. */
+const OFF_SALE_POLL_MS = 10_000;
+
+/**
+ * The SKUs taken off sale (GET /v1/admin/skus?offSale=true), read every OFF_SALE_POLL_MS: one left
+ * there by mistake sells nothing (skus_off_sale on the Flash sale dashboard counts them). The first
+ * hundred; nothing shown while there are none.
+ */
+function OffSaleList({ api, onWatch }: { api: Api; onWatch: (skuId: string) => void }) {
+  const [page, , problem] = useReadEvery(OFF_SALE_POLL_MS, () => api<{ items: Sku[]; nextCursor: string | null }>('GET', '/v1/admin/skus?offSale=true&limit=100'), [api]);
+  const skus = page?.items ?? [];
+  const more = (page?.nextCursor ?? null) !== null;
+
+  if (skus.length === 0 && problem === null) return null;
+  return (
+    <section class="panel" aria-labelledby="off-sale-title">
+      <h2 id="off-sale-title">Off sale</h2>
+      {problem && <ProblemAlert>{problem}</ProblemAlert>}
+      <ul>
+        {skus.map((sku) => (
+          <li>
+            {sku.skuId}, since {formatTime(sku.offSaleSince)}{' '}
+            <button type="button" aria-label={`Watch ${sku.skuId}`} onClick={() => onWatch(sku.skuId)}>
+              Watch
+            </button>
+          </li>
+        ))}
+      </ul>
+      {more && <p class="hint">The first 100 shown.</p>}
     </section>
   );
 }
@@ -155,33 +220,18 @@ export function FlashSalesPage({ api, session }: { api: Api; session: Session })
  * however slow the api is under the sale's load.
  */
 function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
-  const [sku, setSku] = useState<Sku | null>(null);
-  const [queues, setQueues] = useState<QueueCounts[]>([]);
-  const [readAt, setReadAt] = useState<Date | null>(null);
-  const [problem, setProblem] = useState<string | null>(null);
-
-  useEffect(() => {
-    let stopped = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    async function read() {
-      try {
-        const [current, counts] = await Promise.all([api<Sku>('GET', `/v1/admin/skus/${encodeURIComponent(skuId)}`), api<{ queues: QueueCounts[] }>('GET', '/v1/admin/queues')]);
-        if (stopped) return;
-        setSku(current);
-        setQueues(counts.queues);
-        setReadAt(new Date());
-        setProblem(null);
-      } catch (error) {
-        if (!stopped) setProblem(problemText(error));
-      }
-      if (!stopped) timer = setTimeout(() => void read(), POLL_MS);
-    }
-    void read();
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-    };
-  }, [api, skuId]);
+  const [reading, setReading, problem] = useReadEvery(
+    POLL_MS,
+    async () => {
+      const [sku, counts] = await Promise.all([api<Sku>('GET', `/v1/admin/skus/${encodeURIComponent(skuId)}`), api<{ queues: QueueCounts[] }>('GET', '/v1/admin/queues')]);
+      return { sku, queues: counts.queues, readAt: new Date() };
+    },
+    [api, skuId],
+  );
+  const sku = reading?.sku ?? null;
+  const queues = reading?.queues ?? [];
+  const readAt = reading?.readAt ?? null;
+  const setSku = (changed: Sku) => setReading((now) => now && { ...now, sku: changed });
 
   const total = sku ? sku.stock.available + sku.stock.reserved + sku.stock.sold : 0;
   return (

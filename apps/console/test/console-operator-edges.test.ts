@@ -259,6 +259,10 @@ describe('the console for an operator: failed reads, refunds before a split, sto
     expect(await shownText(page.getByTestId('on-sale-status'))).toBe('On sale: checkouts are taken.');
     await page.getByRole('button', { name: 'Take off sale' }).click();
     await expect.poll(() => shownText(page.getByTestId('on-sale-status'))).toMatch(/^Off sale since .+: every checkout is refused\.$/);
+    // listed among the SKUs off sale once the page reads them again, and watched from there
+    await page.reload();
+    await page.getByRole('button', { name: 'Watch FLASH-TEA' }).click();
+    await expect.poll(() => shownText(page.getByTestId('on-sale-status'))).toMatch(/^Off sale since /);
     const buy = (buyer: string) => system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': `tea-${buyer}` }, body: { items: [{ skuId: 'FLASH-TEA', qty: 1 }], address: buyerAddress } });
     const refused = await buy('late-buyer');
     expect([refused.status, refused.body.code]).toEqual([422, 'SALE_NOT_ACTIVE']);
@@ -266,6 +270,10 @@ describe('the console for an operator: failed reads, refunds before a split, sto
 
     await page.getByRole('button', { name: 'Put back on sale' }).click();
     await expect.poll(() => shownText(page.getByTestId('on-sale-status'))).toBe('On sale: checkouts are taken.');
+    const listRead = page.waitForResponse((response) => response.url().includes('/v1/admin/skus?offSale=true'));
+    await page.reload();
+    expect((await (await listRead).json()).items).toEqual([]);
+    expect(await page.getByRole('heading', { name: 'Off sale' }).count()).toBe(0);
     expect((await buy('later-buyer')).status).toBe(202);
   });
 

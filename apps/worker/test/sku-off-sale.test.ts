@@ -4,6 +4,13 @@ import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
 const BUCKETS = 3;
 
+/** A SKU as GET /v1/admin/skus lists it, in what these tests read of it. */
+interface ListedSku {
+  skuId: string;
+  onSale: boolean;
+  stock: { available: number };
+}
+
 /**
  * A wrong price, a recall, a launch called off: the shop stops selling a SKU at once, in every
  * bucket of its stock, and nothing else changes. The units its orders give back wait for its
@@ -92,6 +99,33 @@ describe('a SKU taken off sale', () => {
     expect(early.filter((answer) => answer.status !== 202).map((answer) => answer.body.code)).toEqual(Array(200 - accepted.length).fill('SALE_NOT_ACTIVE'));
     await Promise.all(accepted.map((answer) => system.waitForStatus(answer.body.orderId, 'PENDING_PAYMENT', 30_000)));
     expect(await system.stockOf('HOT')).toEqual({ available: 1_000 - accepted.length, reserved: accepted.length, sold: 0 });
+  });
+
+  it('is listed among the SKUs off sale, page by page, a merchant seeing its own only', async () => {
+    await system.createSku({ skuId: 'OTHER-VASE', priceCents: 4_000, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-east', stock: 5, deduction: 'placement' });
+    for (const skuId of ['OTHER-VASE', 'LAMP']) expect((await onSale(skuId, { onSale: false })).status).toBe(200);
+    const list = (query: string, token = admin()) => system.request('GET', `/v1/admin/skus?${query}`, { token });
+    const all = await list('offSale=true');
+    expect([all.status, all.body.items.map((sku: ListedSku) => [sku.skuId, sku.onSale, sku.stock.available]), all.body.nextCursor]).toEqual([
+      200,
+      [['HOT', false, expect.any(Number)], ['LAMP', false, 17], ['OTHER-VASE', false, 5]],
+      null,
+    ]);
+    const first = await list('offSale=true&limit=2');
+    expect(first.body.items.map((sku: ListedSku) => sku.skuId)).toEqual(['HOT', 'LAMP']);
+    const next = await list(`offSale=true&limit=2&cursor=${first.body.nextCursor}`);
+    expect([next.body.items.map((sku: ListedSku) => sku.skuId), next.body.nextCursor]).toEqual([['OTHER-VASE'], null]);
+    expect((await list('offSale=false')).body.items.map((sku: ListedSku) => sku.skuId)).toEqual(['DESK']);
+    // a merchant: its own SKUs, and no other's by name
+    expect((await list('offSale=true', system.token('shop', 'merchant'))).body.items.map((sku: ListedSku) => sku.skuId)).toEqual(['HOT', 'LAMP']);
+    expect((await list('merchantId=potter', system.token('shop', 'merchant'))).status).toBe(403);
+    expect((await list('merchantId=potter')).body.items.map((sku: ListedSku) => sku.skuId)).toEqual(['OTHER-VASE']);
+    for (const query of ['cursor=Li4', 'limit=0', 'offSale=maybe', 'colour=red']) {
+      const refused = await list(query);
+      expect([query, refused.status, refused.body.code]).toEqual([query, 400, 'VALIDATION_FAILED']);
+    }
+    expect((await list('offSale=true', system.token('ann'))).status).toBe(403);
+    for (const skuId of ['OTHER-VASE', 'LAMP']) expect((await onSale(skuId, { onSale: true })).status).toBe(200);
   });
 
   it('is put back on a bucket that sells it anyway by the stock repair, and a bucket Redis lost comes back off sale', { timeout: 60_000 }, async () => {

@@ -257,7 +257,7 @@ export function createMetrics(labels: { app: string }) {
   );
   const skusOffSale = sampled(
     'skus_off_sale',
-    "SKUs the shop has taken off sale (PUT /v1/admin/skus/{skuId}/on-sale): every checkout of them refused until they are put back. One forgotten there sells nothing: SELECT sku_id, off_sale_at FROM skus WHERE off_sale_at IS NOT NULL (read from MySQL at scrapes by the workers serving timers; the others report none)",
+    "SKUs the shop has taken off sale (PUT /v1/admin/skus/{skuId}/on-sale): every checkout of them refused until they are put back. One forgotten there sells nothing: GET /v1/admin/skus?offSale=true lists them, the console's Flash sales too (read from MySQL at scrapes by the workers serving timers; the others report none)",
     'max',
   );
   /** A gauge of each queue's age since an instant of its reading (`since`; null: none, 0 s), at this scrape: the reading may be up to a second old. */

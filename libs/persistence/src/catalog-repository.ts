@@ -153,6 +153,18 @@ export class CatalogRepository {
     });
   }
 
+  /**
+   * The catalog's SKUs by id, after `after` (a page's last), at most `limit`: those off sale only
+   * (or on sale only) with `offSale`, one merchant's with `merchantId`.
+   */
+  async listSkus(filter: { offSale?: boolean; merchantId?: string; after?: string; limit: number }): Promise<Array<Sku & { stock: number }>> {
+    let query = this.db.selectFrom('skus').selectAll().orderBy('sku_id').limit(filter.limit);
+    if (filter.offSale !== undefined) query = query.where('off_sale_at', filter.offSale ? 'is not' : 'is', null);
+    if (filter.merchantId !== undefined) query = query.where('merchant_id', '=', filter.merchantId);
+    if (filter.after !== undefined) query = query.where('sku_id', '>', filter.after);
+    return (await query.execute()).map((row) => ({ ...toSku(row), stock: Number(row.stock) }));
+  }
+
   /** How many SKUs the shop has off sale. */
   async countOffSale(): Promise<number> {
     const row = await this.db.selectFrom('skus').select((eb) => eb.fn.countAll<number>().as('count')).where('off_sale_at', 'is not', null).executeTakeFirstOrThrow();

@@ -7,7 +7,7 @@ import { changeFlashSale, createSkuWithStock, keyedCreateRef, keyedStockSetRef, 
 import { optionalIdempotencyKey, refuseRepeatedKey } from '../idempotency-keys.js';
 import type { Principal } from '../plugins/auth.js';
 import { HttpProblem, forbidden, notFound, validationFailed } from '../problems.js';
-import { flashSaleBodySchema, problemRef, skuBodySchema, skuParamsSchema } from '../schemas.js';
+import { PATH_SEGMENT_ID_PATTERN, flashSaleBodySchema, problemRef, skuBodySchema, skuParamsSchema, subjectId } from '../schemas.js';
 import { instant, timeWindow } from '../time-window.js';
 
 type FlashSaleBody = { priceCents: number; startsAt: string; endsAt: string; perUserLimit: number };
@@ -38,6 +38,9 @@ interface SkuBody {
   orderType: SkuOrderType;
 }
 
+/** A SKU's id as the catalog takes it (skuBodySchema): what a page's cursor names. */
+const SKU_ID = new RegExp(PATH_SEGMENT_ID_PATTERN);
+
 /** Redis lost part of a SKU's counters: its stock cannot be set until the stock repair has recreated them. */
 const stockRepairPending = () =>
   new HttpProblem(503, 'SERVICE_UNAVAILABLE', "Stock (Redis) lost part of this SKU's counters: its stock can be set again once the stock repair has recreated them; retry later", 60);
@@ -53,7 +56,12 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
   async function skuView(skuId: string, principal: Principal) {
     const sku = await catalog.findSku(skuId);
     if (!sku || (principal.role === 'merchant' && sku.merchantId !== principal.sub)) throw notFound('SKU');
-    const [stock, bucketStock] = await Promise.all([inventory.getSkuStock(skuId), inventory.bucketStock(skuId)]);
+    return viewOf(sku);
+  }
+
+  /** A catalog SKU as the api answers it: with its stock in Redis, summed and per bucket, and whether it is on sale. */
+  async function viewOf(sku: Sku & { stock: number }) {
+    const [stock, bucketStock] = await Promise.all([inventory.getSkuStock(sku.skuId), inventory.bucketStock(sku.skuId)]);
     const { stock: _setQuantity, offSaleSince, ...rest } = sku;
     return {
       ...rest,
@@ -106,6 +114,41 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       if (finishedEarlier) request.log.warn({ skuId: sku.skuId }, 'put on sale a SKU an earlier create committed without reaching Redis');
       if (replayed) reply.header('idempotent-replayed', 'true');
       return reply.code(201).header('location', `/v1/admin/skus/${sku.skuId}`).send(await skuView(sku.skuId, request.user));
+    },
+  );
+
+  app.get<{ Querystring: { offSale?: boolean; merchantId?: string; limit: number; cursor?: string } }>(
+    '/v1/admin/skus',
+    {
+      onRequest: staff,
+      schema: {
+        tags: ['catalog'],
+        summary: 'The SKUs, by id, each with its stock (a merchant: its own)',
+        description:
+          'A page of the catalog by skuId, each SKU as GET /v1/admin/skus/{skuId} answers it. `offSale=true`: only the SKUs taken off sale (what skus_off_sale counts: one left there by mistake sells nothing), `false` only those on sale. An admin may name a merchant; a merchant lists its own SKUs (naming another is 403 FORBIDDEN). The next page is read with `cursor` set to `nextCursor` (null on the last).',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            offSale: { type: 'boolean' },
+            merchantId: subjectId,
+            limit: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
+            cursor: { type: 'string', maxLength: 200 },
+          },
+        },
+        response: { 200: { type: 'object', properties: { items: { type: 'array', items: { $ref: 'Sku#' } }, nextCursor: { type: ['string', 'null'] } } }, '4xx': problemRef, '5xx': problemRef },
+      },
+    },
+    async (request) => {
+      const { offSale, limit, cursor } = request.query;
+      const merchant = request.user.role === 'merchant' ? request.user.sub : undefined;
+      if (merchant !== undefined && request.query.merchantId !== undefined && request.query.merchantId !== merchant) throw forbidden('A merchant lists its own SKUs only');
+      const after = cursor === undefined ? undefined : Buffer.from(cursor, 'base64url').toString('utf8');
+      if (after !== undefined && !SKU_ID.test(after)) throw validationFailed('cursor is not one this API issued');
+      const page = await catalog.listSkus({ offSale, merchantId: merchant ?? request.query.merchantId, after, limit: limit + 1 });
+      const items = await Promise.all(page.slice(0, limit).map(viewOf));
+      const last = items.at(-1);
+      return { items, nextCursor: page.length > limit && last ? Buffer.from(last.skuId).toString('base64url') : null };
     },
   );
 
