@@ -10,7 +10,7 @@ import {
   type StockLedgerRepository,
 } from '@orders/persistence';
 import { firstOrderIdAt, isOffSale, type Sku } from '@orders/domain';
-import { AbandonedClaims, RELEASES_REMEMBERED_MS, SKU_COUNTERS, StockBucketLost, StockRebalancer, RunLock, RunUnderWay, StockSets, bucketSaleOf, splitStock, stockRulesOf, type BucketSale, type Inventory, type RedisClient } from '@orders/stock';
+import { AbandonedClaims, RELEASES_REMEMBERED_MS, SKU_COUNTERS, StockRebalancer, RunLock, RunUnderWay, StockSets, bucketSaleOf, splitStock, stockRulesOf, type BucketSale, type Inventory, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;
@@ -327,11 +327,7 @@ export class StockReconciler {
           const found = sku && saleDriftOf(sku, (await inventory.salesInBuckets([sku])).get(sku.skuId)!);
           if (!sku || !found) return;
           drift.push(found);
-          // a bucket Redis lost is left to the repair, which recreates it as the catalog has the SKU
-          const lostLeftToRepair = (error: unknown) => {
-            if (!(error instanceof StockBucketLost)) throw error;
-          };
-          if (repair) await Promise.all([inventory.putCatalogSale(sku, sku.flashSale), inventory.putOffSale(sku, isOffSale(sku)).catch(lostLeftToRepair)]);
+          if (repair) await Promise.all([inventory.putCatalogSale(sku, sku.flashSale), inventory.putOffSale(sku, isOffSale(sku))]);
         });
       } catch (error) {
         if (!isTransientRefusal(error) && !(error instanceof StatementTooSlow)) throw error;

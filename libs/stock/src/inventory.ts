@@ -1594,14 +1594,12 @@ export class Inventory {
 
   /**
    * Takes a SKU off sale in every bucket, or puts it back on sale (putOffSale-1.lua): off sale,
-   * every checkout of it is refused, and what orders give back waits for its return to sale.
-   * StockBucketLost, the others changed, while Redis has lost a bucket: the stock repair recreates
-   * it as the catalog has the SKU. Sent again, it changes what the first did not reach.
+   * every checkout of it is refused, and what orders give back waits for its return to sale. A
+   * bucket Redis lost is left as it is: the checkout refuses it until the stock repair recreates
+   * it, as the catalog then has the SKU. Sent again, it changes what the first did not reach.
    */
   async putOffSale(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, offSale: boolean): Promise<void> {
-    const answers = await Promise.all(this.bucketKeysOf(sku).map((key) => runStockScript(this.redis, 'putOffSale', [key], [offSale ? '1' : ''])));
-    const lost = answers.flatMap((answer, bucket) => (answer === -2 ? [bucket] : []));
-    if (lost.length > 0) throw new StockBucketLost(sku.skuId, lost);
+    await Promise.all(this.bucketKeysOf(sku).map((key) => runStockScript(this.redis, 'putOffSale', [key], [offSale ? '1' : ''])));
   }
 
   /** changeSale-1.lua on one bucket; undone with -UNDO_CUTOFF_MS, past the cutoff: the old sale may open within it now, and is what the catalog has. */

@@ -67,7 +67,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       ...rest,
       stockBuckets: sku.stockBuckets ?? 1,
       orderType: sku.orderType ?? 'standard',
-      onSale: !offSaleSince,
+      onSale: !isOffSale(sku),
       offSaleSince: offSaleSince?.toISOString() ?? null,
       stock: stock ?? { available: 0, reserved: 0, sold: 0 },
       bucketStock: bucketStock ?? [],
@@ -309,7 +309,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
         tags: ['catalog'],
         summary: 'Take a SKU off sale, or put it back on sale',
         description:
-          "`{ \"onSale\": false }` stops selling the SKU at once, in every bucket of its stock: every checkout of it is refused with 422 SALE_NOT_ACTIVE (its detail says the SKU is off sale), whatever its stock, its flash sale and the time. Nothing else changes: orders already accepted go on (paid, shipped, cancelled as ever), and the units they give back (a cancel, an unpaid order's expiry, a return) wait in `available` instead of going on sale, so the stock need not be set again. What a wrong price, a product recall or a launch called off asks for first; the flash sale, if any, runs on by the clock (end it too, PUT .../flash-sale/end, for its buyers' next sale). `{ \"onSale\": true }` sells what is available again, by the SKU's rules. 200 with the SKU (`onSale`, `offSaleSince`: MySQL's time it was taken off). Asked again, the same answers 200 as it stands. A 503 means Redis or MySQL did not answer, or Redis lost part of the SKU's stock (the stock repair recreates it as the catalog has it): retry the same request, which finishes a change half made.",
+          "`{ \"onSale\": false }` stops selling the SKU at once, in every bucket of its stock: every checkout of it is refused with 422 SALE_NOT_ACTIVE (its detail says the SKU is off sale), whatever its stock, its flash sale and the time. Nothing else changes: orders already accepted go on (paid, shipped, cancelled as ever), and the units they give back (a cancel, an unpaid order's expiry, a return) wait in `available` instead of going on sale, so the stock need not be set again. What a wrong price, a product recall or a launch called off asks for first; the flash sale, if any, runs on by the clock (end it too, PUT .../flash-sale/end, for its buyers' next sale). `{ \"onSale\": true }` sells what is available again, by the SKU's rules. 200 with the SKU (`onSale`, `offSaleSince`: MySQL's time it was taken off). Asked again, the same answers 200 as it stands. A bucket of its stock Redis lost sells nothing until the stock repair recreates it, as the catalog then has the SKU. A 503 means Redis or MySQL did not answer: retry the same request, which finishes a change half made.",
         params: skuParamsSchema,
         body: { type: 'object', additionalProperties: false, required: ['onSale'], properties: { onSale: { type: 'boolean' } } },
         response: skuResponse,
@@ -320,11 +320,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
       const sku = await catalog.findSku(skuId);
       if (!sku || (request.user.role === 'merchant' && sku.merchantId !== request.user.sub)) throw notFound('SKU');
       const offSale = !request.body.onSale;
-      const since = await putSkuOffSale(deps, sku, offSale).catch((error: unknown) => {
-        if (!(error instanceof StockBucketLost)) throw error;
-        request.log.warn({ skuId, lostBuckets: error.buckets }, 'off-sale change refused: Redis lost buckets of the SKU; run the stock repair (reconcile --repair)');
-        throw new HttpProblem(503, 'SERVICE_UNAVAILABLE', "Stock (Redis) lost part of this SKU's counters: the stock repair recreates them as the catalog has the SKU; retry", 60);
-      });
+      const since = await putSkuOffSale(deps, sku, offSale);
       if (since === undefined) throw notFound('SKU');
       if (isOffSale(sku) !== offSale) request.log.info({ skuId, by: request.user.sub }, offSale ? 'SKU taken off sale' : 'SKU put back on sale');
       return skuView(skuId, request.user);

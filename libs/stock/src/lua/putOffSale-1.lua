@@ -7,8 +7,8 @@
   KEYS[1]  SKU hash of the bucket  <prefix>{g}:sku:<skuId>
   ARGV[1]  '1' off sale, '' on sale
 
-  Returns 1 changed, 0 already so, -2 the bucket is lost (no rules: the stock repair recreates it
-  with the catalog's, initSku-1.lua).
+  Returns 1 changed, 0 already so, -2 the bucket is lost, left as it is (no rules: the checkout
+  refuses it until the stock repair recreates it with the catalog's, initSku-1.lua).
 ]]
 if redis.call('HEXISTS', KEYS[1], 'deduction') == 0 then return -2 end
 if ARGV[1] == '1' then return redis.call('HSET', KEYS[1], 'offSale', '1') end
