@@ -531,12 +531,13 @@ describe('an overdue-order sweep that meets an order it cannot move', () => {
     // two shipped orders whose auto-confirm jobs were lost: the sweep reads the first shipped first
     const stuck = await system.shipped('kai', [{ skuId: 'RADIO', qty: 1 }]);
     await lose(stuck);
-    const next = await system.shipped('lou', [{ skuId: 'RADIO', qty: 1 }]);
-    await lose(next);
 
-    // the first order's row held by another transaction (a long report, a stuck session): its step fails each sweep
+    // the first order's row held by another transaction (a long report, a stuck session) from before its receipt is
+    // due (shipping the next order may take longer than that on a busy box): its step fails each sweep
     await system.env.db.transaction().execute(async (trx) => {
       await trx.selectFrom('orders').select('order_id').where('order_id', '=', stuck).forUpdate().execute();
+      const next = await system.shipped('lou', [{ skuId: 'RADIO', qty: 1 }]);
+      await lose(next);
       const delivered = await system.waitForStatus(next, 'DELIVERED', 20_000);
       expect(delivered.history.at(-1)).toMatchObject({ action: 'auto_confirm', actor: 'system' });
       expect((await system.order(stuck)).status).toBe('SHIPPED');
