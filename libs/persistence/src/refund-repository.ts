@@ -714,13 +714,15 @@ export class RefundRepository {
   /**
    * The warehouse took a held refund's units out of its parcel: the ledger restocks them, with
    * the reason held, once (the hold is cleared in the same transaction). False when it was
-   * restocked already. Redis follows, as after any refund.
+   * restocked already. Redis follows, as after any refund. The refund is due from now, by
+   * MySQL's clock: measured from its opening, the overdue sweep took it for one whose refund
+   * job was lost (RefundJobsLost) in the moment before the job paying it was enqueued.
    */
   async releaseHeldRestock(refund: Pick<RefundView, 'refundId' | 'orderId' | 'items'>): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       const row = await trx.selectFrom('refunds').select('restock_held_reason').where('refund_id', '=', refund.refundId).forUpdate().executeTakeFirst();
       if (!row?.restock_held_reason) return false;
-      await trx.updateTable('refunds').set({ restock_held_reason: null }).where('refund_id', '=', refund.refundId).execute();
+      await trx.updateTable('refunds').set({ restock_held_reason: null, updated_at: sql<Date>`NOW(3)` }).where('refund_id', '=', refund.refundId).execute();
       await restockInLedger(trx, refund.orderId, refund, row.restock_held_reason);
       return true;
     });
