@@ -143,10 +143,10 @@ export class CatalogRepository {
    */
   async putOffSale(skuId: string, offSale: boolean, publish: () => Promise<unknown>): Promise<Date | null | undefined> {
     return this.db.transaction().execute(async (trx) => {
-      const row = await trx.selectFrom('skus').select('off_sale_at').where('sku_id', '=', skuId).forUpdate().executeTakeFirst();
+      const row = await trx.selectFrom('skus').select('sku_id').where('sku_id', '=', skuId).forUpdate().executeTakeFirst();
       if (!row) return undefined;
-      if (offSale && row.off_sale_at === null) await trx.updateTable('skus').set({ off_sale_at: sql<Date>`NOW(3)` }).where('sku_id', '=', skuId).execute();
-      if (!offSale && row.off_sale_at !== null) await trx.updateTable('skus').set({ off_sale_at: null }).where('sku_id', '=', skuId).execute();
+      // taken off sale when it first was: one already off keeps its time
+      await trx.updateTable('skus').set({ off_sale_at: offSale ? sql<Date>`COALESCE(off_sale_at, NOW(3))` : null }).where('sku_id', '=', skuId).execute();
       await publish();
       const now = await trx.selectFrom('skus').select('off_sale_at').where('sku_id', '=', skuId).executeTakeFirstOrThrow();
       return now.off_sale_at;

@@ -1815,14 +1815,7 @@ export class Inventory {
   /** The SKU's counters summed over its buckets; null for an unknown SKU. */
   async getSkuStock(skuId: string): Promise<SkuStock | null> {
     const buckets = await this.bucketStock(skuId);
-    if (!buckets) return null;
-    const total = { available: 0, reserved: 0, sold: 0 };
-    for (const bucket of buckets) {
-      total.available += bucket.available;
-      total.reserved += bucket.reserved;
-      total.sold += bucket.sold;
-    }
-    return total;
+    return buckets && summedBuckets(buckets);
   }
 
   /** Each bucket's counters, bucket 0 first (a bucket without counters holds none); null for an unknown SKU. */
@@ -1937,6 +1930,17 @@ function bucketCountOf(rules: Pick<SkuStockRules, 'buckets'>): number {
   const buckets = rules.buckets ?? 1;
   if (!Number.isInteger(buckets) || buckets < 1 || buckets > MAX_STOCK_BUCKETS) throw new Error(`a SKU has 1 to ${MAX_STOCK_BUCKETS} stock buckets, not ${buckets}`);
   return buckets;
+}
+
+/** A SKU's counters summed over its buckets (bucketStock's reading). */
+export function summedBuckets(buckets: readonly SkuStock[]): SkuStock {
+  const total = { available: 0, reserved: 0, sold: 0 };
+  for (const bucket of buckets) {
+    total.available += bucket.available;
+    total.reserved += bucket.reserved;
+    total.sold += bucket.sold;
+  }
+  return total;
 }
 
 /** initSku-1.lua's ARGV after the available quantity. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SALE_CHANGE_CUTOFF_MS, SaleAlreadyOpen, SaleEndTooClose, flashSaleConflict, isOffSale, orderTypeConflict, sameFlashSale, stockBucketsConflict, type FlashSale, type Sku, type SkuOrderType } from '@orders/domain';
-import { StockBucketLost, StockSets } from '@orders/stock';
+import { StockBucketLost, StockSets, summedBuckets } from '@orders/stock';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { changeFlashSale, createSkuWithStock, keyedCreateRef, keyedStockSetRef, putSkuOffSale } from '../catalog-admin.js';
@@ -59,9 +59,10 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
     return viewOf(sku);
   }
 
-  /** A catalog SKU as the api answers it: with its stock in Redis, summed and per bucket, and whether it is on sale. */
+  /** A catalog SKU as the api answers it: with its stock in Redis, per bucket and summed from that one reading, and whether it is on sale. */
   async function viewOf(sku: Sku & { stock: number }) {
-    const [stock, bucketStock] = await Promise.all([inventory.getSkuStock(sku.skuId), inventory.bucketStock(sku.skuId)]);
+    const bucketStock = await inventory.bucketStock(sku.skuId);
+    const stock = bucketStock && summedBuckets(bucketStock);
     const { stock: _setQuantity, offSaleSince, ...rest } = sku;
     return {
       ...rest,
