@@ -9,9 +9,12 @@ export interface ApiProcess extends HttpClient {
 /**
  * The api as its own process on a free port, answering once /health/ready says so. An api that
  * exits first, or is not ready within `readyTimeoutMs`, fails the test with what /health/ready
- * last answered and what the api printed, and leaves none of its processes running.
+ * last answered and what the api printed, and leaves none of its processes running. 45 s: the
+ * longest files start together at a run's start, while every test process loads the apps and
+ * the lint runs, and an api of two processes once loaded for more than 30 s then, on a box whose
+ * CPU ran at a third of its speed an hour later (2026-12-06).
  */
-export async function startApiProcess(env: Record<string, string>, connections = 100, { readyTimeoutMs = 30_000 } = {}): Promise<ApiProcess> {
+export async function startApiProcess(env: Record<string, string>, connections = 100, { readyTimeoutMs = 45_000 } = {}): Promise<ApiProcess> {
   const port = await freePort();
   const process = spawnApp('api', { ...env, PORT: String(port) });
   const url = `http://127.0.0.1:${port}`;

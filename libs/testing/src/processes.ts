@@ -81,20 +81,29 @@ export function spawnApp(app: 'worker' | 'api' | 'payment-sim' | 'warehouse-sim'
   return spawnNode([`apps/${app}/dist/main.js`], { ...env, MIGRATE_ON_START: 'false' });
 }
 
+/** The first pause of a poll: what a job or a request usually takes here. */
+const FIRST_POLL_PAUSE_MS = 25;
+
 /**
  * Polls until `check` returns a truthy value; fails with the last value after `timeoutMs`, and
  * with what `explain` then says (the state a rare failure needs to be understood: counts, logs).
+ * The pauses double from 25 ms up to `intervalMs`: most waits end within a job's run, and a wait
+ * on a timer of seconds then reads the order a few times a second, where polling every 50 ms
+ * read it (an api request and its MySQL queries) hundreds of times, on cores the suite's other
+ * files were waiting for.
  */
 export async function waitFor<T>(
   check: () => Promise<T>,
-  { timeoutMs = 30_000, intervalMs = 100, what = 'condition', explain }: { timeoutMs?: number; intervalMs?: number; what?: string; explain?: () => Promise<string> } = {},
+  { timeoutMs = 30_000, intervalMs = 200, what = 'condition', explain }: { timeoutMs?: number; intervalMs?: number; what?: string; explain?: () => Promise<string> } = {},
 ): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
   const deadline = Date.now() + timeoutMs;
   let last: T;
+  let pauseMs = Math.min(FIRST_POLL_PAUSE_MS, intervalMs);
   do {
     last = await check();
     if (last) return last as Exclude<T, false | 0 | '' | null | undefined>;
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    pauseMs = Math.min(pauseMs * 2, intervalMs);
   } while (Date.now() < deadline);
   const explanation = explain ? `\n${await explain()}` : '';
   throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what} (last value: ${JSON.stringify(last)})${explanation}`);

@@ -242,7 +242,7 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
         {
           what: `order ${orderId} to be ${status}`,
           timeoutMs,
-          intervalMs: 50,
+          intervalMs: 250,
           // where the order stopped: its status, last steps and payments, for a run that timed out on a loaded box
           explain: async () =>
             system.order(orderId).then(
