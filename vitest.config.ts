@@ -12,12 +12,14 @@ import LongestFirstSequencer from './vitest.sequencer.js';
  * orders in MySQL, their follow-up jobs those of order-life; a payment deadline releases as a
  * cancel of reverse-flows does, on the timers queue of order-life; persist jobs batched, an address
  * changed and pricing rules use the queues and keys flash-sale-checkout and order-life use), to keep
- * the suite within its 10 minutes.
+ * the suite within its 10 minutes. orders-awaiting-mysql runs on both: the backlog the intake sheds by
+ * is one script call on one Redis and a pipeline per master on a cluster.
  */
 const ON_A_REDIS_CLUSTER = [
   'apps/api/test/flash-sale-checkout.test.ts',
   'apps/api/test/flash-sale-changes.test.ts',
   'apps/api/test/bad-input.test.ts',
+  'apps/api/test/orders-awaiting-mysql.test.ts',
   'apps/worker/test/order-life.test.ts',
   'apps/worker/test/order-types-life.test.ts',
   'apps/worker/test/reverse-flows.test.ts',

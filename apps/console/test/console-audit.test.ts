@@ -5,13 +5,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buyerAddress, buyerOutsideBucketZero, signToken, waitFor } from '@orders/testing';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
+import { launchChromium } from './support/browser.js';
 
 const CONSOLE_DIR = fileURLToPath(new URL('..', import.meta.url));
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
 
 /** What the console asks on a click of `button` (the browser's confirm box), answered no: nothing is sent. */
 async function questionDeclined(page: Page, button: Locator): Promise<string> {
@@ -60,7 +60,7 @@ describe('the console as staff use it', () => {
     system = await startOrderSystem('console_audit', { WAREHOUSE_SIM_STEP_MS: '0' });
     base = `http://127.0.0.1:${(system.api.server.address() as { port: number }).port}`;
     await system.createSku({ skuId: 'KETTLE', priceCents: 3_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 50, deduction: 'placement' });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
     // an operator in Shanghai: eight hours ahead of the UTC the console shows its times in
     context = await browser.newContext({ viewport: { width: 1366, height: 768 }, timezoneId: 'Asia/Shanghai' });
     page = await context.newPage();

@@ -8,13 +8,13 @@ import { addDeadLetter } from '@orders/queues';
 import { buyerAddress, signToken, waitFor } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { pino } from 'pino';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
+import { launchChromium } from './support/browser.js';
 
 const CONSOLE_DIR = fileURLToPath(new URL('..', import.meta.url));
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
 
 /**
  * Review findings: each case fails against the console as it is. The console is built into a
@@ -99,7 +99,7 @@ describe('the console for an operator: failed reads, refunds before a split, sto
     )) as Array<{ orderId: string; items: Array<{ skuId: string }> }>;
     lampChild = children.find((child) => child.items[0]!.skuId === 'LAMP')!.orderId;
 
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
     page.on('dialog', (dialog) => void dialog.accept());
     await serveConsole(page);

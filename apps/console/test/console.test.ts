@@ -1,23 +1,21 @@
-import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { OrderRepository } from '@orders/persistence';
 import { addDeadLetter } from '@orders/queues';
 import { buyerAddress, waitFor } from '@orders/testing';
 import { sql } from 'kysely';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
 import { formatTime } from '../src/api.js';
+import { launchChromium, savePage } from './support/browser.js';
 
 const CONSOLE_DIR = fileURLToPath(new URL('..', import.meta.url));
-const SCREENSHOTS = fileURLToPath(new URL('../test-results/', import.meta.url));
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
 
 /**
  * The console in headless Chromium against the whole system in this process (api serving
  * the console's fresh Vite build, worker, both simulators), as a merchant and an operator
- * use it. Each page is saved to test-results/ for a person to look at.
+ * use it. With CONSOLE_SCREENSHOTS=1 each page is saved to test-results/ for a person to look at.
  */
 describe('the web console', () => {
   let system: OrderSystem;
@@ -29,7 +27,7 @@ describe('the web console', () => {
   /** What the actions that ask first asked, in order. */
   const asked: string[] = [];
 
-  const shot = (name: string): Promise<Buffer> => page.screenshot({ path: `${SCREENSHOTS}${name}.png`, fullPage: true });
+  const shot = (name: string): Promise<void> => savePage(page, name);
   /** What the elements show now, without waiting for one to appear (for expect.poll). */
   const shownText = async (elements: Locator): Promise<string> => (await elements.allTextContents()).join('\n');
 
@@ -73,7 +71,6 @@ describe('the web console', () => {
   beforeAll(async () => {
     // the same build npm run build makes; a fresh clone's npm test has run tsc -b only
     await build({ root: CONSOLE_DIR, configFile: `${CONSOLE_DIR}vite.config.ts`, logLevel: 'warn' });
-    await mkdir(SCREENSHOTS, { recursive: true });
     // a shop in pounds: the console shows amounts in the shop's currency (SHOP_CURRENCY), as the api's page names it
     system = await startOrderSystem('console', { WAREHOUSE_SIM_STEP_MS: '0', SHOP_CURRENCY: 'GBP' });
     base = `http://127.0.0.1:${(system.api.server.address() as { port: number }).port}`;
@@ -96,7 +93,7 @@ describe('the web console', () => {
       },
     });
     importedOrderId = imported.body.results[0].orderId;
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
     // the operator says yes to the actions that ask first (console-audit.test.ts says no to one)
     page.on('dialog', (dialog) => (asked.push(dialog.message()), void dialog.accept()));
@@ -296,7 +293,7 @@ describe('the web console', () => {
       expect(await shownText(potterPage.getByTestId('order-status'))).toBe('SHIPPED');
       expect(await shownText(actions)).not.toContain('IN_FULFILLMENT');
       expect(await shownText(potterPage.getByRole('region', { name: 'Child orders after the split' }))).toContain(`${mugChild}: SHIPPED (Shipped)`);
-      await potterPage.screenshot({ path: `${SCREENSHOTS}07f-split-seen-by-its-merchant.png`, fullPage: true });
+      await savePage(potterPage, '07f-split-seen-by-its-merchant');
     });
 
     // an operator may refund the kettle still at its warehouse, not the mug shipped (the api would refuse the request whole)

@@ -1,17 +1,16 @@
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '@orders/testing';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
+import { launchChromium, savePage } from './support/browser.js';
 
 const CONSOLE_DIR = fileURLToPath(new URL('..', import.meta.url));
-const SCREENSHOTS = fileURLToPath(new URL('../test-results/', import.meta.url));
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
 
 /**
  * The admin's orders list holding a split order and its children, in headless Chromium
@@ -31,13 +30,12 @@ describe("the orders list's split orders", () => {
   beforeAll(async () => {
     built = await mkdtemp(path.join(tmpdir(), 'console-split-orders-'));
     await build({ root: CONSOLE_DIR, configFile: `${CONSOLE_DIR}vite.config.ts`, logLevel: 'warn', build: { outDir: built, emptyOutDir: true } });
-    await mkdir(SCREENSHOTS, { recursive: true });
     system = await startOrderSystem('console_split_orders', { WAREHOUSE_SIM_STEP_MS: '0' });
     base = `http://127.0.0.1:${(system.api.server.address() as { port: number }).port}`;
     // one shop, two warehouses: an order of both splits into two children
     await system.createSku({ skuId: 'KETTLE', priceCents: 3_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 20, deduction: 'placement' });
     await system.createSku({ skuId: 'TEA', priceCents: 1_250, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 20, deduction: 'placement' });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
     // the console's files from this build, any other path its index.html (it routes itself), as the api serves it
     await page.route(`${base}/console**`, async (route) => {
@@ -81,7 +79,7 @@ describe("the orders list's split orders", () => {
     }
     expect(await shownText(row(single).getByRole('rowheader'))).toBe(single);
     expect(await shownText(page.locator('#split-payables'))).toBe("A split order's payable is its child orders' payables added up: count either the split order or its children, not both.");
-    await page.screenshot({ path: `${SCREENSHOTS}02b-split-orders-in-the-list.png`, fullPage: true });
+    await savePage(page, '02b-split-orders-in-the-list');
 
     // a child's "part of" link opens the split order
     await row(children[0]!).getByRole('rowheader').getByRole('link', { name: orderId }).click();

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ChainableCommander } from 'ioredis';
+import { Cluster, type ChainableCommander } from 'ioredis';
 import {
   AddressRequired,
   BucketedSkuSoldAlone,
@@ -39,7 +39,7 @@ import { SoldOutSkus } from './sold-out-skus.js';
 import { COUPON_USES_KEPT_AFTER_END_MS, queueStockScript, runStockScript, type RedisClient, type StockScriptReply } from './stock-scripts.js';
 import { MAX_STOCK_BUCKETS, StockKeys, splitStock } from './stock-keys.js';
 import { RequestBudgetSpent, WindowCounters, type CappedCounter, type CheckoutCounters, type WindowCount } from './window-counters.js';
-import { StockNotReplicated } from './redis-connection.js';
+import { StockNotReplicated, pipelinedPerMaster } from './redis-connection.js';
 
 export interface CheckoutTimeouts {
   standardPaymentTimeoutMs: number;
@@ -1418,8 +1418,12 @@ export class Inventory {
 
   /** Orders accepted and not yet in MySQL: the backlog the intake's high-water mark is about. */
   async acceptedBacklog(): Promise<number> {
-    const counts = await Promise.all(this.keys.groups().map((group) => this.redis.zcard(this.keys.accepted(group))));
-    return counts.reduce((sum, count) => sum + count, 0);
+    // every api reads it four times a second (QueueDepthSampler), where a command per group took 1.5 % of a core:
+    // one script call on one server; on a cluster, whose groups are slots of their own, one pipeline per master
+    const sets = this.keys.groups().map((group) => this.keys.accepted(group));
+    if (!(this.redis instanceof Cluster)) return runStockScript(this.redis, 'countAccepted', sets, []);
+    const counts = await pipelinedPerMaster(this.redis, sets, (pipeline, key) => pipeline.zcard(key));
+    return counts.reduce<number>((sum, count) => sum + Number(count), 0);
   }
 
   /**

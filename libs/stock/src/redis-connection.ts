@@ -1,4 +1,5 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import { Cluster, Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
 import type { RedisClient } from './stock-scripts.js';
 
 /** Where the system's Redis is, as the config says: one server at REDIS_URL, or the cluster its REDIS_CLUSTER_NODES lead to. */
@@ -91,6 +92,32 @@ export function logRedisOutages(redis: RedisClient, connection: string, log: Con
     away = false;
     log.info({ connection, errorsWhileAway }, 'Redis connection back');
   });
+}
+
+/**
+ * One command on each of `keys`, which sit in many slots of a Cluster, sent as one pipeline per
+ * master (a Cluster pipeline stays on one node): a socket write and a read per master, not one
+ * per key. A key whose slot's master the client does not know yet goes alone. The replies come
+ * in the order of `keys`; any command's error fails the read.
+ */
+export async function pipelinedPerMaster(cluster: Cluster, keys: readonly string[], command: (pipeline: ChainableCommander, key: string) => void): Promise<unknown[]> {
+  const byMaster = new Map<string, number[]>();
+  for (const [index, key] of keys.entries()) {
+    const master = cluster.slots[calculateSlot(key)]?.[0] ?? `key ${key}`;
+    byMaster.set(master, [...(byMaster.get(master) ?? []), index]);
+  }
+  const replies: unknown[] = [];
+  await Promise.all(
+    [...byMaster.values()].map(async (indexes) => {
+      const pipeline = cluster.pipeline();
+      for (const index of indexes) command(pipeline, keys[index]!);
+      for (const [at, [error, reply]] of ((await pipeline.exec()) ?? []).entries()) {
+        if (error) throw error;
+        replies[indexes[at]!] = reply;
+      }
+    }),
+  );
+  return replies;
 }
 
 /** Every master of the client: a SCAN or a flush sees one node's keys only, so it runs on each. */

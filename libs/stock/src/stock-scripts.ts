@@ -31,6 +31,7 @@ interface StockScriptReplies {
   soldOutCheck: number[];
   extendLock: number;
   releaseLock: number;
+  countAccepted: number;
 }
 
 export type StockScriptName = keyof StockScriptReplies;
@@ -62,6 +63,7 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   soldOutCheck: 'soldOutCheck-2+c.lua',
   extendLock: 'extendLock-1.lua',
   releaseLock: 'releaseLock-1.lua',
+  countAccepted: 'countAccepted-n.lua',
 };
 
 /** Lua functions in src/lua/shared that scripts call, put before the scripts that use them (a script cannot call another). */
