@@ -57,7 +57,7 @@ async function confirmed(question: string, yes: boolean, withYes: string): Promi
 export async function runDeadLetterCommand(asked: DeadLetterCommand): Promise<number> {
   const config = loadConfig();
   // a wrong prefix finds no dead letters, which reads as none waiting
-  console.log(`Redis at ${await redisLocation(config)}, queue prefix ${config.QUEUE_PREFIX}`);
+  console.log(`Redis at ${redisLocation(config)}, queue prefix ${config.QUEUE_PREFIX}`);
   await checkServices(config, { redis: true });
   const connection = await connectCommandRedis(config);
   const queues = createOrderQueues(connection, { prefix: config.QUEUE_PREFIX, attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS });
@@ -90,7 +90,7 @@ export async function runDeadLetterCommand(asked: DeadLetterCommand): Promise<nu
     }
     return 0;
   } catch (error) {
-    throw await unansweredByRedis(config, error);
+    throw unansweredByRedis(config, error);
   } finally {
     await queues.close();
     connection.disconnect();

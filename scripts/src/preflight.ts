@@ -1,4 +1,4 @@
-import type { Config } from '@orders/config';
+import { urlWithoutPassword, type Config } from '@orders/config';
 import { connectRedis, type RedisClient } from '@orders/stock';
 
 /**
@@ -36,16 +36,15 @@ export async function checkServices(config: Config, needed: ServicesNeeded = { m
     await redis.connect();
     await redis.ping();
   } catch (error) {
-    throw new Error(`Redis is not reachable at ${await redisLocation(config)} (${(why ?? (error as Error)).message}). Start redis-server or set REDIS_URL (REDIS_CLUSTER_NODES for a cluster).`, { cause: error });
+    throw new Error(`Redis is not reachable at ${redisLocation(config)} (${(why ?? (error as Error)).message}). Start redis-server or set REDIS_URL (REDIS_CLUSTER_NODES for a cluster).`, { cause: error });
   } finally {
     redis.disconnect();
   }
 }
 
 /** Where a command looks for Redis, as an operator may read it: its URL with the password starred, or the cluster's nodes. */
-export async function redisLocation(config: Config): Promise<string> {
+export function redisLocation(config: Config): string {
   if (config.REDIS_CLUSTER_NODES.length > 0) return `the cluster nodes ${config.REDIS_CLUSTER_NODES.map(({ host, port }) => `${host}:${port}`).join(', ')}`;
-  const { urlWithoutPassword } = await import('@orders/persistence');
   return urlWithoutPassword(config.REDIS_URL);
 }
 
@@ -64,9 +63,9 @@ export async function connectCommandRedis(config: Config): Promise<RedisClient> 
 const UNANSWERED = /^Command timed out/;
 
 /** What a command says when Redis stopped answering mid-run: where, and for how long; any other failure as it is. */
-export async function unansweredByRedis(config: Config, error: unknown): Promise<unknown> {
+export function unansweredByRedis(config: Config, error: unknown): unknown {
   if (!(error instanceof Error) || !UNANSWERED.test(error.message)) return error;
-  return new Error(`Redis at ${await redisLocation(config)} stopped answering: a command had no answer within REDIS_COMMAND_TIMEOUT_MS (${config.REDIS_COMMAND_TIMEOUT_MS} ms)`, { cause: error });
+  return new Error(`Redis at ${redisLocation(config)} stopped answering: a command had no answer within REDIS_COMMAND_TIMEOUT_MS (${config.REDIS_COMMAND_TIMEOUT_MS} ms)`, { cause: error });
 }
 
 async function selectOne(mysqlUrl: string): Promise<void> {

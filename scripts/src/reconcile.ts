@@ -1,5 +1,5 @@
-import { loadConfig } from '@orders/config';
-import type { ReconcileReport, SaleRulesDrift } from '@orders/worker';
+import { loadConfig, urlWithoutPassword } from '@orders/config';
+import type { ReconcileReport, SaleRulesDrift } from '@orders/worker/stock-reconciler';
 import { refuseArguments, runCommand } from './run-command.js';
 
 const USAGE = `usage: npm run reconcile [-- --repair]
@@ -92,11 +92,11 @@ function repairAsked(args: readonly string[]): boolean {
 /** npm run reconcile [-- --repair]: compares Redis stock with the MySQL ledger; repairs Redis only when asked. */
 runCommand({ usage: USAGE, parse: repairAsked, flags: ['--repair'] }, async (repair) => {
   const config = loadConfig();
-  const [{ CatalogRepository, CouponRepository, StockLedgerRepository, createDb, urlWithoutPassword }, { Inventory, checkoutTimeoutsOf }, { StockReconciler }, { pino }, { checkServices, connectCommandRedis, redisLocation, unansweredByRedis }] =
-    await Promise.all([import('@orders/persistence'), import('@orders/stock'), import('@orders/worker'), import('pino'), import('./preflight.js')]);
+  const [{ CatalogRepository, CouponRepository, StockLedgerRepository, createDb }, { Inventory, checkoutTimeoutsOf }, { StockReconciler }, { pino }, { checkServices, connectCommandRedis, redisLocation, unansweredByRedis }] =
+    await Promise.all([import('@orders/persistence'), import('@orders/stock'), import('@orders/worker/stock-reconciler'), import('pino'), import('./preflight.js')]);
   // a wrong prefix or database finds nothing, which reads as all clear
   console.log(
-    `Redis at ${await redisLocation(config)}, key prefix ${config.REDIS_KEY_PREFIX}; MySQL at ${urlWithoutPassword(config.MYSQL_URL)}, database ${decodeURIComponent(new URL(config.MYSQL_URL).pathname.slice(1))}`,
+    `Redis at ${redisLocation(config)}, key prefix ${config.REDIS_KEY_PREFIX}; MySQL at ${urlWithoutPassword(config.MYSQL_URL)}, database ${decodeURIComponent(new URL(config.MYSQL_URL).pathname.slice(1))}`,
   );
   await checkServices(config, { mysql: 'existing-database', redis: true });
   const redis = await connectCommandRedis(config);
@@ -117,7 +117,7 @@ runCommand({ usage: USAGE, parse: repairAsked, flags: ['--repair'] }, async (rep
       : report.drift.length > 0 || report.saleRulesDrift.length > 0 || report.skusBusy.length > 0;
     return driftLeft || report.oversold.length > 0 ? EXIT_NEEDS_ATTENTION : 0;
   } catch (error) {
-    throw await unansweredByRedis(config, error);
+    throw unansweredByRedis(config, error);
   } finally {
     await db.destroy();
     redis.disconnect();

@@ -1,3 +1,4 @@
 export { loadConfig, ConfigError, MAX_PRICE_CENTS, minorUnitsPerUnit } from './load-config.js';
 export type { Config } from './load-config.js';
 export { SERVICE_NODE_OPTIONS, serviceNodeOptions } from './node-options.js';
+export { urlWithoutPassword } from './url-without-password.js';

@@ -1,3 +1,4 @@
+import { urlWithoutPassword } from '@orders/config';
 import { Kysely, Migrator, MysqlDialect, type MigrationResultSet, type MysqlPool, type MysqlPoolConnection, type MysqlQueryResult } from 'kysely';
 import { createPool, type Pool, type PoolConnection, type PoolOptions } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
@@ -26,13 +27,6 @@ function poolOptions(mysqlUrl: string): PoolOptions & { database: string } {
     bigNumberStrings: false,
     decimalNumbers: true,
   };
-}
-
-/** A connection URL as logs and errors show it: its password starred. */
-export function urlWithoutPassword(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.password) parsed.password = '***';
-  return parsed.toString();
 }
 
 /**
