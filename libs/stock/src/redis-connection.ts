@@ -104,7 +104,9 @@ export async function pipelinedPerMaster(cluster: Cluster, keys: readonly string
   const byMaster = new Map<string, number[]>();
   for (const [index, key] of keys.entries()) {
     const master = cluster.slots[calculateSlot(key)]?.[0] ?? `key ${key}`;
-    byMaster.set(master, [...(byMaster.get(master) ?? []), index]);
+    const indexes = byMaster.get(master);
+    if (indexes) indexes.push(index);
+    else byMaster.set(master, [index]);
   }
   const replies: unknown[] = [];
   await Promise.all(
