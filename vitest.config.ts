@@ -42,6 +42,11 @@ const ON_A_REDIS_CLUSTER = [
  */
 const ON_A_REDIS_CLUSTER_ONLY = ['apps/worker/test/stock-buckets.test.ts', 'apps/worker/test/buyer-rules-across-buckets.test.ts'];
 
+// This run's id (libs/testing's testRunName), set before any setup starts a process: every process the
+// run starts inherits it, the cluster's redis-servers included, so a later run can stop them should
+// this one be killed before its end (vitest.leftovers.setup.ts).
+process.env.TEST_RUN_ID ??= String(process.pid);
+
 export default defineConfig({
   resolve: {
     // workspace packages resolve to their TypeScript sources (the "source" export condition)
@@ -74,8 +79,8 @@ export default defineConfig({
     isolate: false,
     sequence: { sequencer: LongestFirstSequencer },
     reporters: ['default'],
-    // one migrated database the test environments copy (TEST_MYSQL_TEMPLATE)
-    globalSetup: ['./vitest.mysql-template.setup.ts'],
+    // what killed runs left removed; one migrated database the test environments copy (TEST_MYSQL_TEMPLATE)
+    globalSetup: ['./vitest.leftovers.setup.ts', './vitest.mysql-template.setup.ts'],
     // both in one run, sharing the four processes: run one after the other, the cluster's files
     // waited for the slowest single-Redis file, and each run loaded the apps anew (~60 s)
     projects: [

@@ -1,4 +1,5 @@
 import { createDb, ensureDatabase, migrateToLatest, type OrderDb } from '@orders/persistence';
+import { TEST_MYSQL_URL } from '@orders/testing';
 import { sql } from 'kysely';
 
 /** Four files side by side, each with its own api, workers and pools, at ~55 connections each at their peak. */
@@ -25,7 +26,7 @@ async function allowConnectionsForFourFiles(db: OrderDb): Promise<void> {
 export default async function migratedTemplate(): Promise<(() => Promise<void>) | undefined> {
   if (process.env.TEST_MYSQL_TEMPLATE) return undefined;
   const name = `t_template_${process.pid}`;
-  const url = new URL(process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test');
+  const url = new URL(TEST_MYSQL_URL);
   url.pathname = `/${name}`;
   await ensureDatabase(url.toString());
   const { db } = createDb(url.toString(), 2);

@@ -1,8 +1,7 @@
 import { CouponUsedUp } from '@orders/domain';
 import { AbandonedClaims, Inventory, type CheckoutTimeouts, type ReserveStockRequest } from '@orders/stock';
-import { buyerAddress, buyerOutsideBucketZero, reservationOf, startFailingRedisLink, waitFor } from '@orders/testing';
+import { buyerAddress, buyerOutsideBucketZero, reservationOf, startFailingRedisLink, testRunName, waitFor } from '@orders/testing';
 import { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOT_BUCKETS, openHotSaleWithOnceCoupon } from './support/hot-sale.js';
 import { TEST_REDIS_URL, removeKeys } from './support/test-keys.js';
@@ -18,7 +17,7 @@ const CLAIM = ':coupon-held:';
 
 describe("the stock check's abandonment of the claims of checkouts killed between their claim and their reservation", () => {
   // a prefix with glob characters: the SCAN for claims must match it as it is
-  const prefix = `t:abandoned_claims_${randomBytes(4).toString('hex')}[1]:`;
+  const prefix = `t:${testRunName('abandoned_claims')}[1]:`;
   const now = new Date();
   const timeouts: CheckoutTimeouts = { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * HOUR, claimAbandonedAfterMs: ABANDONED_AFTER_MS };
   let redis: Redis;

@@ -2,18 +2,18 @@ import { CouponNotValid, CouponUsedUp } from '@orders/domain';
 import { Inventory } from '@orders/stock';
 import { buyerAddress, reservationOf } from '@orders/testing';
 import { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_REDIS_URL, testKeyPrefix } from './support/test-keys.js';
 
 describe('coupons reserved with the stock, in one script', () => {
-  const prefix = `t:coupon_${randomBytes(4).toString('hex')}:`;
+  const prefix = testKeyPrefix('coupon');
   // the scripts expire keys at times derived from `now` on Redis's own clock, so `now` is today
   const now = new Date();
   let redis: Redis;
   let inventory: Inventory;
 
   beforeAll(async () => {
-    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    redis = new Redis(TEST_REDIS_URL);
     inventory = new Inventory(redis, prefix, { standardPaymentTimeoutMs: 60_000, flashSalePaymentTimeoutMs: 60_000, idempotencyTtlMs: 86_400_000 });
     await inventory.initSku({ skuId: 'A', available: 20, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     await inventory.publishCoupon({ code: 'TWICE', perBuyerLimit: 2, startsAt: new Date(now.getTime() - 60_000), endsAt: new Date(now.getTime() + 60_000) });

@@ -2,8 +2,8 @@ import { CouponUsedUp } from '@orders/domain';
 import { Inventory, type PersistedReservation, type Reservation } from '@orders/stock';
 import { buyerAddress, reservationOf } from '@orders/testing';
 import { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_REDIS_URL, testKeyPrefix } from './support/test-keys.js';
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
@@ -14,7 +14,7 @@ const DAY = 24 * 60 * MINUTE;
  * release runs as it would have.
  */
 describe('a reservation record put back after Redis lost it', () => {
-  const prefix = `t:restore_${randomBytes(4).toString('hex')}:`;
+  const prefix = testKeyPrefix('restore');
   // the scripts expire keys at times derived from `now` on Redis's own clock, so `now` is today
   const now = new Date();
   const timeouts = { standardPaymentTimeoutMs: 30 * MINUTE, flashSalePaymentTimeoutMs: 10 * MINUTE, idempotencyTtlMs: DAY, presaleBalanceTimeoutMs: 30 * DAY };
@@ -22,7 +22,7 @@ describe('a reservation record put back after Redis lost it', () => {
   let inventory: Inventory;
 
   beforeAll(async () => {
-    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    redis = new Redis(TEST_REDIS_URL);
     inventory = new Inventory(redis, prefix, timeouts);
     await inventory.initSku({ skuId: 'LAMP', available: 100, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0 });
     await inventory.initSku({ skuId: 'NEXT-CONSOLE', available: 10, deduction: 'placement', saleStartsAt: null, saleEndsAt: null, perUserLimit: 0, orderType: 'presale' });

@@ -1,7 +1,7 @@
 import { RunLock } from '@orders/stock';
 import { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
+import { TEST_REDIS_URL, testKeyPrefix } from './support/test-keys.js';
 
 /**
  * The lock's lifetime in these tests: short, yet longer than a busy box may hold up a SET's answer
@@ -10,8 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 const LIFETIME_MS = 1_000;
 
 describe('the run lock (one stock repair at a time) when Redis goes away while it is held', () => {
-  const prefix = `t:repairlock_${randomBytes(4).toString('hex')}:`;
-  const url = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const prefix = testKeyPrefix('repairlock');
+  const url = TEST_REDIS_URL;
   const redis = new Redis(url);
 
   afterAll(async () => {

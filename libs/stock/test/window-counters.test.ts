@@ -1,15 +1,16 @@
 import { WindowCounters } from '@orders/stock';
+import { TEST_REDIS_URL, testRunName } from '@orders/testing';
 import { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 describe('fixed-window counters (request budgets, checkout velocity)', () => {
-  const prefix = `t:window_${randomBytes(4).toString('hex')}:{g0}:`;
+  const name = testRunName('window');
+  const prefix = `t:${name}:{g0}:`;
   let redis: Redis;
   let counters: WindowCounters;
 
   beforeAll(() => {
-    redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    redis = new Redis(TEST_REDIS_URL);
     counters = new WindowCounters(redis);
   });
 
@@ -42,7 +43,7 @@ describe('fixed-window counters (request budgets, checkout velocity)', () => {
   });
 
   it('counts several counters at once, each in its own window, in the order asked, whether they share a slot group or not', async () => {
-    const other = `t:window_${prefix.slice(9, 17)}:{g1}:`;
+    const other = `t:${name}:{g1}:`;
     try {
       await counters.count('{g0}', `${prefix}budget`, 60_000);
       const counts = await counters.countEach([

@@ -26,3 +26,6 @@ export type { TcpProxy } from './tcp-proxy.js';
 export { startRedisCluster } from './redis-cluster.js';
 export { dbWhoseCommitsGoUnanswered } from './unanswered-commit.js';
 export type { RedisCluster } from './redis-cluster.js';
+export { removeLeftoversOfDeadRuns, testRunName } from './test-run.js';
+export type { LeftoversRemoved } from './test-run.js';
+export { TEST_MYSQL_URL, TEST_REDIS_URL } from './test-services.js';

@@ -1,11 +1,11 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './http-client.js';
 import { waitFor } from './processes.js';
 import { ping } from './redis-server.js';
+import { redisDirPrefix } from './test-run.js';
 
 const run = promisify(execFile);
 
@@ -39,7 +39,7 @@ async function distinctFreePorts(count: number): Promise<number[]> {
  * `cluster_state:ok`.
  */
 export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'orders-redis-cluster-'));
+  const dir = mkdtempSync(redisDirPrefix('redis-cluster'));
   const ports = await distinctFreePorts(2 * masters);
   const nodes = ports.slice(0, masters).map((port, i) => ({ port, busPort: ports[masters + i]! }));
   const children: ChildProcess[] = [];

@@ -1,11 +1,10 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort } from './http-client.js';
 import { waitFor } from './processes.js';
+import { redisDirPrefix } from './test-run.js';
 
 const run = promisify(execFile);
 
@@ -39,7 +38,7 @@ export async function ping(port: number): Promise<boolean> {
  */
 export async function startRedisServer(extraArgs: string[] = []): Promise<RedisServer> {
   const port = await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), 'orders-redis-'));
+  const dir = mkdtempSync(redisDirPrefix('redis'));
   let child: ChildProcess | undefined;
   let output = '';
   // kept across restarts: what a killed server printed before it died is what a failure needs

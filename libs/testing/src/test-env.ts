@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { loadConfig, type Config } from '@orders/config';
 import { createDb, ensureDatabase, migrateToLatest, type OrderDb } from '@orders/persistence';
 import { connectRedis, mastersOf, type RedisClient } from '@orders/stock';
 import { sql } from 'kysely';
+import { testRunName } from './test-run.js';
+import { TEST_MYSQL_URL, TEST_REDIS_URL } from './test-services.js';
 
 export interface TestEnv {
   /** The config a process under test runs with: its own database, key prefix and queue prefix. */
@@ -14,8 +15,6 @@ export interface TestEnv {
   cleanup(): Promise<void>;
 }
 
-const BASE_MYSQL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
-const BASE_REDIS = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /**
  * The tables of `template`, a database every migration has run on (vitest.mysql-template.setup.ts),
@@ -39,14 +38,14 @@ async function copyTables(db: OrderDb, template: string, database: string): Prom
  * REDIS_CLUSTER_NODES override, Redis is that cluster.
  */
 export async function createTestEnv(name: string, overrides: Record<string, string> = {}): Promise<TestEnv> {
-  const id = `${name.replace(/[^a-z0-9]/gi, '_').slice(0, 24)}_${randomBytes(4).toString('hex')}`;
-  const mysqlUrl = new URL(BASE_MYSQL);
+  const id = testRunName(name);
+  const mysqlUrl = new URL(TEST_MYSQL_URL);
   mysqlUrl.pathname = `/t_${id}`;
   const clusterNodes = overrides.REDIS_CLUSTER_NODES ?? process.env.TEST_REDIS_CLUSTER_NODES ?? '';
   const env: Record<string, string> = {
     NODE_ENV: 'test',
     MYSQL_URL: mysqlUrl.toString(),
-    REDIS_URL: BASE_REDIS,
+    REDIS_URL: TEST_REDIS_URL,
     REDIS_KEY_PREFIX: `t:${id}:`,
     // on a cluster each file's queues share one slot, as BullMQ needs
     QUEUE_PREFIX: clusterNodes ? `{tq_${id}}` : `tq_${id}`,

@@ -34,7 +34,7 @@ describe('a test file on a 3-master Redis Cluster of its own', () => {
 
   it('keeps each queue in one slot and leaves no key behind on any master', async () => {
     expect(env.redis).toBeInstanceOf(Cluster);
-    expect(env.config.QUEUE_PREFIX).toMatch(/^\{tq_cluster_[0-9a-f]+\}$/);
+    expect(env.config.QUEUE_PREFIX).toMatch(/^\{tq_\d+_cluster_[0-9a-f]+\}$/);
     const queues = createOrderQueues(env.redis, { prefix: env.config.QUEUE_PREFIX, attempts: 1, backoffMs: 10 });
     await queues.timers.add(JOB.expireOrder, { orderId: 'O-1', userId: 'alice' }, { delay: 60_000 });
     expect(await queues.timers.getJobCounts('delayed')).toEqual({ delayed: 1 });

@@ -1,16 +1,16 @@
 import type { CheckoutTimeouts } from '@orders/stock';
+import { testRunName } from '@orders/testing';
 import type { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
 
 /** The Redis the stock tests run against. */
-export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export { TEST_REDIS_URL } from '@orders/testing';
 
 /** A shop's payment windows and a day of idempotency: what the stock tests' inventories run with. */
 export const TEST_TIMEOUTS: CheckoutTimeouts = { standardPaymentTimeoutMs: 30 * 60_000, flashSalePaymentTimeoutMs: 10 * 60_000, idempotencyTtlMs: 24 * 3600_000 };
 
-/** A key prefix of the test file's own, so files run side by side: `t:<name>_<random>:`. */
+/** A key prefix of the test file's own, so files run side by side, and of its run (testRunName): `t:<run>_<name>_<random>:`. */
 export function testKeyPrefix(name: string): string {
-  return `t:${name}_${randomBytes(4).toString('hex')}:`;
+  return `t:${testRunName(name)}:`;
 }
 
 /** Removes every key under `prefix` (its glob characters taken as they are), as a test file leaves nothing behind. */
