@@ -81,10 +81,7 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
     expect(exitCode).toBe(0);
     expect(output).toContain('2 SKUs checked; 1 accepted order(s) not yet in MySQL counted as in flight.');
     expect(output).toContain('No drift: Redis matches the MySQL ledger.');
-    await waitFor(async () => (await checkedAfter(startedAt)) && (await driftSeries()).length === 0, {
-      what: 'a check to be exported with no drift series',
-      timeoutMs: 10_000,
-    });
+    await waitFor(async () => (await checkedAfter(startedAt)) && (await driftSeries()).length === 0, { what: 'a check to be exported with no drift series' });
   });
 
   it('finds drift made by hand, reports it in the command and the metric, and repairs it only with --repair', async () => {
@@ -95,7 +92,7 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
     await waitFor(async () => {
       const gauge = await driftGauge();
       return gauge.LAMP === 5 && gauge.BOOK === 2;
-    }, { what: 'the scheduled reconciliation to export the drift', timeoutMs: 10_000 });
+    }, { what: 'the scheduled reconciliation to export the drift' });
 
     const { output: report, exitCode: driftLeft } = await reconcile();
     // a cron job or runbook step tells drift left in place from all clear by the exit code
@@ -114,10 +111,7 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
 
     const repairedAt = Date.now();
     expect((await reconcile()).output).toContain('No drift: Redis matches the MySQL ledger.');
-    await waitFor(async () => (await checkedAfter(repairedAt)) && (await driftSeries()).length === 0, {
-      what: 'the drift series to go once repaired',
-      timeoutMs: 10_000,
-    });
+    await waitFor(async () => (await checkedAfter(repairedAt)) && (await driftSeries()).length === 0, { what: 'the drift series to go once repaired' });
   });
 
   it('exports drift series for the one SKU of a catalog of 50 that drifts, and none once it is repaired', async () => {
@@ -127,7 +121,7 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
       ),
     );
     const createdAt = Date.now();
-    await waitFor(async () => (await checkedAfter(createdAt)) && (await driftSeries()).length === 0, { what: 'a check of the 50 SKUs with no drift series', timeoutMs: 10_000 });
+    await waitFor(async () => (await checkedAfter(createdAt)) && (await driftSeries()).length === 0, { what: 'a check of the 50 SKUs with no drift series' });
 
     // Redis gains 4 chairs on sale and 1 sold that the ledger never had
     await system.env.redis.hincrby(skuKey('CHAIR-17'), 'available', 4);
@@ -136,7 +130,7 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
       async () =>
         JSON.stringify(await driftSeries()) ===
         JSON.stringify(['stock_drift_units{sku="CHAIR-17",app="worker"} 4', 'stock_counter_drift_units{sku="CHAIR-17",counter="sold",app="worker"} 1']),
-      { what: 'the sellable and sold drift of CHAIR-17, and no other series', timeoutMs: 10_000, explain: async () => (await driftSeries()).join('\n') },
+      { what: 'the sellable and sold drift of CHAIR-17, and no other series', explain: async () => (await driftSeries()).join('\n') },
     );
     // the report every worker's scrape reads holds the one SKU, not the catalog
     expect(await system.env.redis.hkeys(`${system.env.config.REDIS_KEY_PREFIX}stock-drift`)).toEqual(['CHAIR-17']);
@@ -144,7 +138,7 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
     const { output, exitCode } = await reconcile('--repair');
     expect([exitCode, output]).toEqual([0, expect.stringContaining('50 SKUs checked')]);
     const repairedAt = Date.now();
-    await waitFor(async () => (await checkedAfter(repairedAt)) && (await driftSeries()).length === 0, { what: 'the drift series of CHAIR-17 to go once repaired', timeoutMs: 10_000 });
+    await waitFor(async () => (await checkedAfter(repairedAt)) && (await driftSeries()).length === 0, { what: 'the drift series of CHAIR-17 to go once repaired' });
     expect(await system.env.redis.hlen(`${system.env.config.REDIS_KEY_PREFIX}stock-drift`)).toBe(0);
   });
 
@@ -158,12 +152,12 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
     expect((await inventory.takeForTransfer(transfer, new Date())).qty).toBe(4);
     expect(await driftNow()).toEqual([]);
     // the reconciler finishes a transfer left open; the SKU's total never moved
-    await waitFor(async () => (await torchBuckets()).bucketStock[3].available === 14, { what: 'the open transfer to be finished', timeoutMs: 10_000 });
+    await waitFor(async () => (await torchBuckets()).bucketStock[3].available === 14, { what: 'the open transfer to be finished' });
     expect((await torchBuckets()).stock).toEqual({ available: 40, reserved: 0, sold: 0 });
 
     // 3 units nobody put there appear in bucket 2
     await system.env.redis.hincrby(`${system.env.config.REDIS_KEY_PREFIX}{g2}:sku:TORCH`, 'available', 3);
-    await waitFor(async () => (await driftGauge()).TORCH === 3, { what: 'the scheduled reconciliation to see the bucket drift', timeoutMs: 10_000 });
+    await waitFor(async () => (await driftGauge()).TORCH === 3, { what: 'the scheduled reconciliation to see the bucket drift' });
     const found = await reconcile();
     expect(found.exitCode).toBe(2);
     expect(found.output).toMatch(/^TORCH\s+\+3\s+0\s+0\s+40\/0\/0$/m);
@@ -252,7 +246,6 @@ describe('the stock reconciler: Redis counters against the MySQL ledger', () => 
     const newest = Number((await db.selectFrom('stock_ledger').select((eb) => eb.fn.max('id').as('id')).executeTakeFirstOrThrow()).id);
     await waitFor(async () => Number((await db.selectFrom('stock_ledger_settled_through').select('ledger_id').executeTakeFirstOrThrow()).ledger_id) === newest, {
       what: 'a scheduled check to fold the settled ledger into its sums',
-      timeoutMs: 10_000,
     });
     // what is read row by row: the unpaid orders' reservations, which their payment or expiry closes
     const unpaid = await db.selectFrom('orders').select('order_id').where('status', '=', 'PENDING_PAYMENT').execute();
