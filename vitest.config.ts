@@ -43,9 +43,10 @@ const ON_A_REDIS_CLUSTER = [
 const ON_A_REDIS_CLUSTER_ONLY = ['apps/worker/test/stock-buckets.test.ts', 'apps/worker/test/buyer-rules-across-buckets.test.ts'];
 
 // This run's id (libs/testing's testRunName), set before any setup starts a process: every process the
-// run starts inherits it, the cluster's redis-servers included, so a later run can stop them should
-// this one be killed before its end (vitest.leftovers.setup.ts).
-process.env.TEST_RUN_ID ??= String(process.pid);
+// run starts inherits it, so a later run can stop them should this one be killed before its end
+// (vitest.leftovers.setup.ts). Set, not kept from the shell: a stale id there would have the next run
+// take this one's processes and databases for a dead run's.
+process.env.TEST_RUN_ID = String(process.pid);
 
 export default defineConfig({
   resolve: {
