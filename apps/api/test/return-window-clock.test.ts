@@ -87,7 +87,7 @@ describe("the after-sales window of a return asked through api hosts whose clock
       // the completion's transaction holds the order: the return, asked inside the window, waits for it to commit
       const order = await trx.selectFrom('orders').selectAll().where('order_id', '=', orderId).forUpdate().executeTakeFirstOrThrow();
       const asked = system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('cal'), body });
-      await waitFor(waitingForLock, { what: 'the return to wait for the order', timeoutMs: 5_000, intervalMs: 20 });
+      await waitFor(waitingForLock, { what: 'the return to wait for the order', intervalMs: 20 });
       expect(await mysqlNow()).toBeLessThan(closesAt);
       await waitFor(async () => (await mysqlNow()) >= closesAt, { what: 'the window to close by MySQL’s clock', timeoutMs: WINDOW_MS + 10_000 });
       // the step the completion timer records, at MySQL's time

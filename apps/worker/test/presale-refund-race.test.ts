@@ -38,7 +38,7 @@ describe('a presale refunded by an operator while its balance is being paid', ()
     const held = await holdTable(system.env.db, 'order_items');
     try {
       answer = callOff();
-      await waitFor(async () => (await tableLockWaits(system.env.db)) > 0, { what: 'the call-off waiting for the order lines', timeoutMs: 5_000 });
+      await waitFor(async () => (await tableLockWaits(system.env.db)) > 0, { what: 'the call-off waiting for the order lines' });
       expect((await pay(orderId, buyer)).body).toMatchObject({ purpose: 'balance', amountCents: 40_000 });
       await waitFor(async () => (await statusOf(orderId)) === 'PAID', { what: 'the balance paid', timeoutMs: 10_000 });
     } finally {

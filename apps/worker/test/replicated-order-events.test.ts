@@ -143,7 +143,7 @@ describe('order events published only once a Redis replica holds them (EVENTS_RE
 
     // the receiver answers again: it gets the events the stream holds, the replica still away
     answer = 204;
-    await waitFor(async () => early.every((eventId) => acknowledged.includes(eventId)), { timeoutMs: 5_000, what: 'the early events delivered' });
+    await waitFor(async () => early.every((eventId) => acknowledged.includes(eventId)), { what: 'the early events delivered' });
     expect(await unpublished(late)).toEqual(late);
 
     await redis.replica.start();

@@ -67,7 +67,7 @@ describe('a checkout of a SKU split into buckets whose answers are lost while th
 
       behind.link.holdAnswers();
       const firstAnswer = inventory.reserveStock(first);
-      await waitFor(async () => (await uses()) === '1' || null, { what: "Redis to run the first request's claim", timeoutMs: 5_000, intervalMs: 10 });
+      await waitFor(async () => (await uses()) === '1' || null, { what: "Redis to run the first request's claim", intervalMs: 10 });
       const again = requestOf();
       const retry = await other.reserveStock(again);
       await behind.link.cut();
@@ -103,7 +103,7 @@ describe('a checkout of a SKU split into buckets whose answers are lost while th
       // the claim answered late but within the timeout, the retry going through meanwhile; the reservation answered long after it
       const claimAnswered = link.delayAnswersAfter(CLAIM, 1_500);
       const firstAnswer = inventory.reserveStock(first);
-      await waitFor(async () => (await uses()) === '1' || null, { what: "Redis to run the first request's claim", timeoutMs: 5_000, intervalMs: 10 });
+      await waitFor(async () => (await uses()) === '1' || null, { what: "Redis to run the first request's claim", intervalMs: 10 });
       const reservationAnswered = link.delayAnswersAfter(RESERVATION, 4_000);
       const again = requestOf();
       const retry = await other.reserveStock(again);
