@@ -45,7 +45,7 @@ export async function rowLockWaits(db: OrderDb): Promise<string[]> {
  * Another session holding a whole table (a long ALTER TABLE, a forgotten LOCK TABLES): every
  * statement of the system's on it waits until `release`.
  */
-export async function holdTable(db: OrderDb, table: 'orders' | 'order_items' | 'stock_ledger'): Promise<HeldRow> {
+export async function holdTable(db: OrderDb, table: 'orders' | 'order_items' | 'stock_ledger' | 'webhook_deliveries'): Promise<HeldRow> {
   let locked!: () => void;
   let failed!: (error: unknown) => void;
   let release!: () => void;

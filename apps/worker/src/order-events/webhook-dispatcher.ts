@@ -248,6 +248,9 @@ export class WebhookDispatcher {
         error = cause instanceof AddressInside ? notSentInside(cause.address) : name === 'TimeoutError' ? `no answer within ${this.settings.timeoutMs} ms` : message;
       }
     }
+    // counted before it is logged: an attempt MySQL could not log (away, or refusing) was made all the same
+    // a webhook removed while its batch was out: its series went with it
+    if (this.stillCurrent(webhook, progress)) this.deps.metrics.webhookDeliveries.inc({ webhook: webhook.webhook_id, outcome: error ? 'failed' : 'delivered' });
     const lastEntry = entries.at(-1)![0];
     const moved = await this.deps.events.recordDelivery(
       {
@@ -264,8 +267,6 @@ export class WebhookDispatcher {
       },
       error ? undefined : { from: progress.cursor, to: lastEntry },
     );
-    // a webhook removed while its batch was out: its delivery is logged, but its series went with it
-    if (this.stillCurrent(webhook, progress)) this.deps.metrics.webhookDeliveries.inc({ webhook: webhook.webhook_id, outcome: error ? 'failed' : 'delivered' });
     if (error) {
       this.backOff(progress);
     } else if (!moved) {
