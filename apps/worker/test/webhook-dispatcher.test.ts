@@ -5,6 +5,7 @@ import { createTestEnv, waitFor, type TestEnv } from '@orders/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebhookDispatcher } from '../src/order-events/webhook-dispatcher.js';
+import { addOrderEvents, listenAsReceiver } from './support/webhook-receiver.js';
 
 /** The dispatcher over a real stream, a real webhooks table and a real receiver, with the faults that broke it. */
 describe('webhook deliveries', () => {
@@ -27,8 +28,7 @@ describe('webhook deliveries', () => {
         void onBatch().then(() => response.writeHead(answer.status, answer.headers).end());
       });
     });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
+    url = await listenAsReceiver(receiver);
   });
   afterAll(async () => {
     receiver?.close();
@@ -36,9 +36,7 @@ describe('webhook deliveries', () => {
   });
 
   const streamKey = () => `${env.config.REDIS_KEY_PREFIX}order-events`;
-  const publish = async (count: number, from: number) => {
-    for (let i = from; i < from + count; i++) await env.redis.xadd(streamKey(), '*', 'eventId', String(i), 'orderId', `O${i}`, 'event', JSON.stringify({ eventId: String(i), orderId: `O${i}`, version: 1 }));
-  };
+  const publish = (count: number, from: number) => addOrderEvents(env.redis, streamKey(), count, from);
   const dispatcherOn = (events: OrderEventRepository, metrics = createMetrics({ app: 'test' }), batchSize = 100, privateReceivers = true) => ({
     metrics,
     dispatcher: new WebhookDispatcher(

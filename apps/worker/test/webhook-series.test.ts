@@ -5,6 +5,7 @@ import { createTestEnv, holdTable, tableLockWaits, waitFor, type TestEnv } from 
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebhookDispatcher } from '../src/order-events/webhook-dispatcher.js';
+import { addOrderEvents, listenAsReceiver } from './support/webhook-receiver.js';
 
 /**
  * A webhook's series, as the operator's dashboards read them: they go with the webhook (a
@@ -23,8 +24,7 @@ describe("a webhook's series, in a publisher that runs for weeks", () => {
       request.resume();
       request.on('end', () => setTimeout(() => response.writeHead(204).end(), slowMs));
     });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
+    url = await listenAsReceiver(receiver);
   });
   afterAll(async () => {
     receiver?.close();
@@ -32,9 +32,7 @@ describe("a webhook's series, in a publisher that runs for weeks", () => {
   });
 
   const streamKey = () => `${env.config.REDIS_KEY_PREFIX}order-events`;
-  const publish = async (count: number) => {
-    for (let i = 0; i < count; i++) await env.redis.xadd(streamKey(), '*', 'eventId', String(i + 1), 'orderId', `O${i}`, 'event', JSON.stringify({ eventId: String(i + 1), orderId: `O${i}`, version: 1 }));
-  };
+  const publish = (count: number) => addOrderEvents(env.redis, streamKey(), count);
   const seriesOf = async (metrics: ReturnType<typeof createMetrics>, webhookId: string) =>
     [
       ...(await metrics.webhookDeliveries.get()).values,
