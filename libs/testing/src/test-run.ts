@@ -10,8 +10,8 @@ import { TEST_MYSQL_URL, TEST_REDIS_URL } from './test-services.js';
 
 /**
  * The run a test process belongs to: the pid of the vitest process that started it, which sets
- * TEST_RUN_ID before any test process starts (vitest.leftovers.setup.ts); outside vitest (the
- * bench), the process's own. Every database, key prefix, queue prefix and Redis data directory a
+ * TEST_RUN_ID before any test process starts (vitest.config.ts); outside vitest (the bench), the
+ * process's own. Every database, key prefix, queue prefix and Redis data directory a
  * test makes carries it, so a later run can tell what a killed run left (its pid gone) from what a
  * run under way holds, and remove the first only.
  */
@@ -96,7 +96,11 @@ async function killProcessesOfDeadRuns(): Promise<number> {
   } catch {
     return 0;
   }
+  // /proc's environment is a process's at its start: a shell that exported a stale TEST_RUN_ID
+  // would name a dead run for this process and those that started it, which are never taken for leftovers
+  const ours = ancestry();
   const orphans = entries.filter((pid) => {
+    if (ours.has(pid)) return false;
     try {
       const run = /(?:^|\0)TEST_RUN_ID=(\d+)(?:\0|$)/.exec(readFileSync(`/proc/${pid}/environ`, 'latin1'))?.[1];
       if (run !== undefined) return exited(Number(run));
@@ -116,6 +120,21 @@ async function killProcessesOfDeadRuns(): Promise<number> {
   // gone before their databases are dropped and their keys deleted: none writes after
   await waitFor(async () => orphans.every((pid) => exited(Number(pid))), { what: 'the processes of ended test runs to exit', timeoutMs: 10_000, intervalMs: 50 });
   return orphans.length;
+}
+
+/** This process and those that started it, up to init. */
+function ancestry(): Set<string> {
+  const pids = new Set<string>();
+  for (let pid = String(process.pid); pid !== '0' && !pids.has(pid); ) {
+    pids.add(pid);
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      pid = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? '0';
+    } catch {
+      break;
+    }
+  }
+  return pids;
 }
 
 async function dropDatabasesOfDeadRuns(mysqlUrl: string): Promise<string[]> {
