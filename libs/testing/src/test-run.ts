@@ -39,16 +39,20 @@ const running = (pid: number): boolean => {
   }
 };
 
+/** The fields of /proc/<pid>/stat after the command's name (state, parent, …), whose parentheses may hold anything; null once it is gone. */
+function statOf(pid: number | string): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
 /** Ended: no such process, or a zombie its parent has not reaped yet (its sockets closed already). */
 const exited = (pid: number): boolean => {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch {
-    return !running(pid);
-  }
-  // the state follows the command's name, in parentheses that may hold anything
-  return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  const stat = statOf(pid);
+  return stat === null ? !running(pid) : stat[0] === 'Z';
 };
 
 /** A Redis data directory a test made: `orders-redis-<run>-…`, `orders-redis-cluster-<run>-…`. */
@@ -125,15 +129,7 @@ async function killProcessesOfDeadRuns(): Promise<number> {
 /** This process and those that started it, up to init. */
 function ancestry(): Set<string> {
   const pids = new Set<string>();
-  for (let pid = String(process.pid); pid !== '0' && !pids.has(pid); ) {
-    pids.add(pid);
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-      pid = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? '0';
-    } catch {
-      break;
-    }
-  }
+  for (let pid = String(process.pid); pid !== '0' && !pids.has(pid); pid = statOf(pid)?.[1] ?? '0') pids.add(pid);
   return pids;
 }
 
