@@ -9,7 +9,8 @@ COPY . .
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
 RUN npm run build
 RUN npm prune --omit=dev --no-audit --no-fund
-# What runs: each workspace's package.json, dist and own node_modules (versions npm could
+# What runs: each workspace's package.json, dist (the api's and worker's bundles in it:
+# scripts/src/bundle-apps.ts) and own node_modules (versions npm could
 # not hoist, e.g. the api's ajv), the config defaults, and the stock Lua scripts, which
 # libs/stock reads from src/lua at runtime (tsc does not copy them).
 RUN set -eu; mkdir -p /out/config; \
@@ -33,4 +34,4 @@ COPY --from=build --chown=root:root /out ./
 # the code is root's and read-only to the process that runs it
 USER node
 EXPOSE 3000 9464 3101 3102
-CMD ["node", "apps/api/dist/main.js"]
+CMD ["node", "apps/api/dist/main.bundle.js"]

@@ -16,6 +16,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { appEntry } from '@orders/config';
 import type { AcceptedOrder } from '@orders/domain';
 import { createOrderQueues, enqueuePersistOrders } from '@orders/queues';
 import { createTestEnv, freePort, signToken, type TestEnv } from '@orders/testing';
@@ -137,7 +138,7 @@ async function startWorkers(count: number, name: (index: number) => string, env:
   const metricsPorts: number[] = [];
   for (let w = 0; w < count; w++) metricsPorts.push(await freePort());
   const started = await Promise.allSettled(
-    metricsPorts.map((port, w) => start(name(w), 'apps/worker/dist/main.js', { ...env, WORKER_METRICS_PORT: String(port) }, { waitForPort: port })),
+    metricsPorts.map((port, w) => start(name(w), appEntry('worker'), { ...env, WORKER_METRICS_PORT: String(port) }, { waitForPort: port })),
   );
   // the ones that did start are in `running` already, stopped with the rest
   const failed = started.find((result) => result.status === 'rejected');
@@ -390,7 +391,7 @@ async function main() {
     const needApi = want('intake') || want('soldout') || want('drain') || want('sale');
     if (needApi) {
       apiPort = await freePort();
-      api = await start('api', 'apps/api/dist/main.js', apiEnv, { port: apiPort });
+      api = await start('api', appEntry('api'), apiEnv, { port: apiPort });
       await createSku(apiPort, 'bench-hot', 1_000_000_000, 0);
       await createSku(apiPort, 'bench-soldout', 0, 0);
     }
@@ -491,7 +492,7 @@ async function main() {
     // --- a whole sale, end to end -------------------------------------------------------
     if (want('sale')) {
       if (!api) {
-        api = await start('api', 'apps/api/dist/main.js', apiEnv, { port: apiPort || (apiPort = await freePort()) });
+        api = await start('api', appEntry('api'), apiEnv, { port: apiPort || (apiPort = await freePort()) });
       }
       await dropUnpersistedOrders();
       // the drain's workers serve only the orders queue, so its 200,000 orders' events were never

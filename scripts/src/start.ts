@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { issueToken, type TokenSigning } from '@orders/api/tokens';
-import { loadConfig, serviceNodeOptions } from '@orders/config';
+import { appEntry, loadConfig, serviceNodeOptions } from '@orders/config';
 import { DEMO_BUYER, DEMO_SHOP, demoShopSaid, refuseDemoInProduction } from './demo-shop.js';
 import { runCommand } from './run-command.js';
 
@@ -15,7 +15,7 @@ const APPS = ['payment-sim', 'warehouse-sim', 'api', 'worker'];
 
 // run from its TypeScript source (through tsx, as the tests do), it starts the apps from theirs, with the same loader flags
 const fromSource = import.meta.url.endsWith('.ts');
-const entryOf = (app: string) => (fromSource ? [...process.execArgv, `apps/${app}/src/main.ts`] : [`apps/${app}/dist/main.js`]);
+const entryOf = (app: string) => (fromSource ? [...process.execArgv, `apps/${app}/src/main.ts`] : [appEntry(app)]);
 
 const USAGE = `usage: npm start [-- ${DEMO_SHOP}]
 Runs the whole system on this machine: checks MySQL and Redis, migrates the database and seeds

@@ -15,8 +15,8 @@ async function npmStart(env: Record<string, string>) {
   return { start, port, paymentPort, warehousePort, workerMetricsPort };
 }
 
-/** The apps npm start started. */
-const appProcessesOf = (pid: number) => childProcessesOf(pid).filter((child) => /apps\/[a-z-]+\/dist\/main\.js/.test(readFileSync(`/proc/${child}/cmdline`, 'utf8')));
+/** The apps npm start started (the api and worker from their bundles). */
+const appProcessesOf = (pid: number) => childProcessesOf(pid).filter((child) => /apps\/[a-z-]+\/dist\/main\.(bundle\.)?js/.test(readFileSync(`/proc/${child}/cmdline`, 'utf8')));
 
 describe('npm start', () => {
   let env: TestEnv;

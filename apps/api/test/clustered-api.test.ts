@@ -1,3 +1,4 @@
+import { appEntry } from '@orders/config';
 import { QUEUE } from '@orders/queues';
 import { buyerAddress, childProcessesOf, createSku, createTestEnv, signToken, startApiProcess, waitFor, type ApiProcess, type TestEnv } from '@orders/testing';
 import { Queue } from 'bullmq';
@@ -41,7 +42,7 @@ function sample(text: string, name: string, labels: Record<string, string>): num
 
 /** The api processes the primary forked (by their script: not a helper a child may start). */
 function apiProcessesOf(pid: number): number[] {
-  return childProcessesOf(pid).filter((child) => readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('apps/api/dist/main.js'));
+  return childProcessesOf(pid).filter((child) => readFileSync(`/proc/${child}/cmdline`, 'utf8').includes(appEntry('api')));
 }
 
 describe('the api as two processes on one port (API_PROCESSES=2)', () => {

@@ -19,14 +19,27 @@ describe('payment-time deduction in a rush', () => {
 
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-  /** Polls every order (no faster than every 200 ms) until each is in one of `statuses`. */
-  async function allIn(orderIds: string[], statuses: string[], timeoutMs = 20_000): Promise<Map<string, any>> {
+  /**
+   * Polls the orders not yet in one of `statuses` (no faster than every 200 ms) until each is, then
+   * reads them all once more, so what it answers is each order's status at the end. Reading all 80
+   * every 200 ms was ~400 order reads a second on the cores the payments' settlements waited for,
+   * and a loaded box's settlements outran 20 s (a fresh-clone run, 2026-12-07). Settling is not
+   * bounded here: the wait is as long as a step may take there.
+   */
+  async function allIn(orderIds: string[], statuses: string[], timeoutMs = 60_000): Promise<Map<string, any>> {
     const deadline = Date.now() + timeoutMs;
+    const reached = new Set<string>();
     for (;;) {
-      const orders = await Promise.all(orderIds.map((id) => system.order(id)));
-      if (orders.every((o) => statuses.includes(o.status))) return new Map(orders.map((o) => [o.orderId as string, o]));
+      const waiting = orderIds.filter((id) => !reached.has(id));
+      for (const order of await Promise.all(waiting.map((id) => system.order(id)))) if (statuses.includes(order.status)) reached.add(order.orderId);
+      if (reached.size === orderIds.length) {
+        const orders = await Promise.all(orderIds.map((id) => system.order(id)));
+        if (orders.every((o) => statuses.includes(o.status))) return new Map(orders.map((o) => [o.orderId as string, o]));
+        // one moved on out of them meanwhile: waited for again
+        for (const order of orders) if (!statuses.includes(order.status)) reached.delete(order.orderId);
+      }
       if (Date.now() > deadline) {
-        const left = orders.filter((o) => !statuses.includes(o.status)).map((o) => `${o.orderId}:${o.status}`);
+        const left = (await Promise.all(orderIds.filter((id) => !reached.has(id)).map((id) => system.order(id)))).map((o) => `${o.orderId}:${o.status}`);
         throw new Error(`orders not settled in ${statuses.join('/')}: ${left.slice(0, 10).join(', ')} (${left.length})`);
       }
       await sleep(200);
@@ -76,7 +89,7 @@ describe('payment-time deduction in a rush', () => {
     ]);
     const sold = orderIds.filter((id) => settled.get(id).status === 'IN_FULFILLMENT');
     const refunded = orderIds.filter((id) => settled.get(id).status === 'REFUNDED');
-        expect(sold.length).toBeLessThanOrEqual(20);
+    expect(sold.length).toBeLessThanOrEqual(20);
     // 72 buyers paid without cancelling: the 20 units all go
     expect(sold.length).toBeGreaterThanOrEqual(15);
 
@@ -111,5 +124,5 @@ describe('payment-time deduction in a rush', () => {
     const netOf = (id: string) => ledger.filter((row) => row.order_id === id).reduce((sum, row) => sum + Number(row.qty), 0);
     expect(sold.map((id) => [id, netOf(id)])).toEqual(sold.map((id) => [id, -1]));
     expect(orderIds.filter((id) => !sold.includes(id)).map((id) => [id, netOf(id)])).toEqual(orderIds.filter((id) => !sold.includes(id)).map((id) => [id, 0]));
-  }, 60_000);
+  }, 180_000);
 });

@@ -12,8 +12,8 @@ export interface CommandAnswer {
   output: string;
 }
 
-/** scripts, what it imports, and the apps npm start runs from their dist beside it. */
-const BUILT_FOR_SCRIPTS = ['scripts', 'apps/payment-sim', 'apps/warehouse-sim'];
+/** scripts, what it imports, and the apps npm start runs from their dist (the api and worker from their bundles) beside it. */
+const BUILT_FOR_SCRIPTS = ['scripts', 'apps/api', 'apps/worker', 'apps/payment-sim', 'apps/warehouse-sim'];
 
 /** An operator command as npm runs it (node on scripts/dist/<name>.js), with the test's environment; stop() or kill() ends it. */
 export function startOperatorCommand(command: OperatorCommand, args: string[], env: Record<string, string>): SpawnedProcess {

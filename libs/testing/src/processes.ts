@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { appEntry } from '@orders/config';
 import { assertBuilt } from './builds.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -72,13 +73,14 @@ export function spawnNode(args: string[], env: Record<string, string>): SpawnedP
 }
 
 /**
- * Runs an app as its own OS process from its build, as npm start and the image run it (through
- * tsx each start cost 1–2 s of CPU, so a worker a test SIGKILLs under load was still loading),
- * with the test file's environment; a stale build is refused (assertBuilt).
+ * Runs an app as its own OS process from its build (the api and the worker from their bundles),
+ * as npm start and the image run it (through tsx each start cost 1–2 s of CPU, so a worker a test
+ * SIGKILLs under load was still loading), with the test file's environment; a stale build is
+ * refused (assertBuilt).
  */
 export function spawnApp(app: 'worker' | 'api' | 'payment-sim' | 'warehouse-sim', env: Record<string, string>): SpawnedProcess {
   assertBuilt([`apps/${app}`], 'The apps a test starts');
-  return spawnNode([`apps/${app}/dist/main.js`], { ...env, MIGRATE_ON_START: 'false' });
+  return spawnNode([appEntry(app)], { ...env, MIGRATE_ON_START: 'false' });
 }
 
 /** The first pause of a poll: what a job or a request usually takes here. */
