@@ -22,7 +22,7 @@ describe("Redis's uptime, its master's replication ID and replicas, and its cloc
 
   const sample = (exposition: string, name: string) => Number(new RegExp(`^${name}\\{app="worker"\\} (\\S+)$`, 'm').exec(exposition)?.[1]);
 
-  it("exports Redis's uptime as INFO says it, and the two clocks a few milliseconds apart at most", async () => {
+  it("exports Redis's uptime as INFO says it, and the two clocks (this host's one) a few milliseconds apart at most", async () => {
     const exposition = await workers.deps.metrics.exposition();
     const info = Number(/^uptime_in_seconds:(\d+)/m.exec(await env.redis.info('server'))?.[1]);
     expect(Math.abs(sample(exposition, 'redis_uptime_seconds') - info)).toBeLessThanOrEqual(2);

@@ -237,7 +237,7 @@ export function createMetrics(labels: { app: string }) {
   );
   const clockOffset = sampled(
     'clock_offset_seconds',
-    "Redis's clock minus MySQL's, in seconds, each read between two reads of this host's clock at scrapes. Checkout sets an order's payment deadline by Redis's clock and MySQL's enforces it: a buyer has this much longer to pay (shorter when below 0); the sale windows and timers are read on one clock each",
+    "Redis's clock minus MySQL's, in seconds, each read between two reads of this host's clock at scrapes (of three reads, the one of the shortest round trip). Checkout sets an order's payment deadline by Redis's clock and MySQL's enforces it: a buyer has this much longer to pay (shorter when below 0); the sale windows and timers are read on one clock each",
     'max',
   );
   const paymentsGivenUp = sampled(
