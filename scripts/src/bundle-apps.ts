@@ -47,9 +47,11 @@ const PRELUDE = [
 /**
  * The api and the worker as one file each (apps/<app>/dist/main.bundle.js), from tsc's build:
  * what npm start, the image and the tests run. Node loading the ~1,500 module files of the
- * api (Kysely alone is 265, BullMQ 219) cost ~1.2 s of CPU a start, the worker's ~1.4 s; one
- * file, ~0.5 s and ~0.7 s less (2026-12-07): processes restarted, forked (API_PROCESSES) or
- * scaled out are ready sooner, and the tests' hundred-odd starts cost ~90 s less CPU a run.
+ * api (Kysely alone is 265, BullMQ 219) made a start ~2.0 s of CPU on a loaded box, ~1.0 s
+ * bundled; a worker's ~1.5 s, ~0.8 s (2026-12-07): processes restarted, forked (API_PROCESSES)
+ * or scaled out are ready sooner, and the processes a full test run starts took 230 CPU-s, not 346.
+ * Names stay as esbuild leaves them (keepNames off): its __name() wrappers cost a worker 1–1.6 %
+ * of its CPU under tsx (bench/README item 39), and only functions collide (migrations' up/down).
  */
 async function bundleApps(): Promise<void> {
   await Promise.all(
