@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BUNDLED_APPS, appEntry } from '@orders/config';
+import { appEntry, isBundled } from '@orders/config';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -36,7 +36,7 @@ const mtimeMs = (file: string): number => (existsSync(file) ? statSync(file).mti
  */
 function assertBundled(project: string, what: string): void {
   const app = path.basename(project);
-  if (!(BUNDLED_APPS as readonly string[]).includes(app) || foundBuilt.has(appEntry(app))) return;
+  if (!isBundled(app) || foundBuilt.has(appEntry(app))) return;
   const bundled = mtimeMs(path.join(root, appEntry(app)));
   const inputs = [...[...withReferences(project)].map((built) => path.join(built, 'dist/.tsbuildinfo')), 'package-lock.json'];
   const newer = inputs.find((input) => mtimeMs(path.join(root, input)) > bundled);
