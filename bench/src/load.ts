@@ -17,8 +17,8 @@ export interface RequestShape {
   path: string;
   headers?: Record<string, string>;
   body?: string;
-  /** Called once per request (autocannon setupRequest): returns the headers/body to send. */
-  next?: () => { headers: Record<string, string>; body: string };
+  /** Called once per request (autocannon setupRequest): returns the headers/body (and path, when it changes) to send. */
+  next?: () => { headers: Record<string, string>; body?: string; path?: string };
   onResponse?: (status: number, body: string) => void;
 }
 
@@ -54,6 +54,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
                 const next = request.next!();
                 req.headers = next.headers;
                 req.body = next.body;
+                if (next.path) req.path = next.path;
                 return req;
               },
             }

@@ -3,7 +3,9 @@
  *
  * Measures, in one run and with the same connections and duration, the ceilings of this
  * machine (bare Fastify, Fastify + one Redis reservation), the naive MySQL peer, our
- * intake (hot SKU and sold-out SKU), the workers' drain and a whole sale end to end.
+ * intake (hot SKU and sold-out SKU), the workers' drain, a whole sale end to end, and its
+ * buyers polling their orders' statusUrl after it (`status`: needs orders in MySQL, the
+ * drain's or the sale's).
  * Servers run as their own processes; the load comes from this one; 127.0.0.1 only.
  *
  * --instructions runs the HTTP servers and one worker under valgrind's callgrind instead and
@@ -38,7 +40,7 @@ const instructions = args.includes('--instructions');
 const countRedis = instructions && args.includes('--count-redis');
 const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 /** Phases whose cost is one process's own work, what counting its instructions can tell: the HTTP servers', one worker's. */
-const COUNTABLE = ['bare', 'reserve', 'intake', 'soldout', 'drain'];
+const COUNTABLE = ['bare', 'reserve', 'intake', 'soldout', 'drain', 'status'];
 const want = (phase: string) => (!only || only.includes(phase)) && (!instructions || COUNTABLE.includes(phase));
 const numberArg = (name: string, fallback: number) => Number(args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback);
 
@@ -53,6 +55,8 @@ const DRAIN_ORDERS = numberArg('drain-orders', quick ? 30_000 : 100_000);
 const SALE_UNITS = numberArg('sale-units', quick ? 3_000 : 100_000);
 const SALE_BUYERS = SALE_UNITS * 2;
 const E2E_WORKERS = numberArg('e2e-workers', 2);
+/** Orders whose buyers poll them in the status phase, each with a token of their own. */
+const STATUS_ORDERS = numberArg('status-orders', 20_000);
 const API_PROCESSES = numberArg('api-processes', 1);
 const HOUR = 3_600_000;
 /** --instructions: requests to warm the JIT up before counting (uncounted), and requests counted. */
@@ -388,7 +392,7 @@ async function main() {
     let apiPort = 0;
     let intakeOrdersPerJob = numberArg('drain-orders-per-job', 0);
     let api: Server | undefined;
-    const needApi = want('intake') || want('soldout') || want('drain') || want('sale');
+    const needApi = want('intake') || want('soldout') || want('drain') || want('sale') || want('status');
     if (needApi) {
       apiPort = await freePort();
       api = await start('api', appEntry('api'), apiEnv, { port: apiPort });
@@ -566,6 +570,18 @@ async function main() {
       };
       console.log(`  sale: ${JSON.stringify(sale)}`);
     }
+
+    // --- buyers polling their statusUrl after it ------------------------------------------
+    if (want('status')) {
+      if (!api) api = await start('api', appEntry('api'), apiEnv, { port: apiPort || (apiPort = await freePort()) });
+      // the newest orders in MySQL: the sale's, else the drain's; each read by its own buyer
+      const polled = await env.db.selectFrom('orders').select(['order_id', 'user_id']).orderBy('order_id', 'desc').limit(STATUS_ORDERS).execute();
+      if (polled.length === 0) throw new Error('the status reads poll orders in MySQL: run them with the drain or the sale (--only=drain,status)');
+      const exp = Math.floor(Date.now() / 1000) + 6 * 3600;
+      const polls = polled.map((order) => ({ path: `/v1/orders/${order.order_id}`, headers: { authorization: `Bearer ${signToken(secret, { sub: order.user_id, role: 'buyer', exp })}` } }));
+      let i = 0;
+      http.push(await measure('GET /v1/orders/:orderId (status poll)', api, (limit) => runLoad({ port: apiPort, connections: CONNECTIONS, ...limit, request: { method: 'GET', path: polls[0]!.path, next: () => polls[i++ % polls.length]! } })));
+    }
     await stop(api);
     await queues.close();
   } finally {
@@ -584,6 +600,7 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
   const reserve = find('Fastify + Redis');
   const intake = find('intake POST /v1/orders (hot');
   const soldOut = find('intake POST /v1/orders (sold');
+  const statusPoll = find('GET /v1/orders/:orderId');
   const ratio = (a?: number, b?: number) => (a && b ? Number((a / b).toFixed(2)) : null);
   const ratios = {
     intakeOverBare: ratio(intake?.reqPerSec, bare?.reqPerSec),
@@ -594,6 +611,8 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
     soldOutOverReserve: ratio(soldOut?.reqPerSec, reserve?.reqPerSec),
     drain1OverIntake: ratio(drains.find((d) => d.workers === 1)?.ordersPerSec, intake?.reqPerSec),
     drain2OverIntake: ratio(drains.find((d) => d.workers === 2)?.ordersPerSec, intake?.reqPerSec),
+    // status polls the box answers per checkout it takes: after a sale every buyer polls
+    statusPollOverIntake: ratio(statusPoll?.reqPerSec, intake?.reqPerSec),
   };
   // --instructions: the same ratios from work per request (fewer instructions, more requests a
   // core serves), without the optimizing compiler, whose share under valgrind a warm server has not

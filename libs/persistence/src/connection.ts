@@ -26,6 +26,10 @@ function poolOptions(mysqlUrl: string): PoolOptions & { database: string } {
     // amounts are bigint columns; cents fit well inside 2^53
     bigNumberStrings: false,
     decimalNumbers: true,
+    // selectTogether sends several SELECTs as one query. Every statement is built by Kysely with
+    // its values as parameters (escaped by mysql2), none spliced into the text: a value cannot
+    // end a statement and start another
+    multipleStatements: true,
   };
 }
 

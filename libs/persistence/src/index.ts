@@ -7,6 +7,7 @@ export type { OrderListFilter, OrderListOptions, OrderListSettings, OrderReserva
 export { timerDeadlineOf } from './timer-deadlines.js';
 export type { TimerDeadline, TimerSettings } from './timer-deadlines.js';
 export { addressOf, benefitsOfOwnLines, couponUseOf, merchantOrderView } from './order-view.js';
+export { selectTogether } from './select-together.js';
 export type { ChildStep, OrderView } from './order-view.js';
 export type * from './schema.js';
 export { ProcessRepository, REFUNDED_WHOLE, SHIPMENT_STEPS, UNSHIPPED_PARCEL, balanceAwaitedAt, paymentDetail } from './process-repository.js';

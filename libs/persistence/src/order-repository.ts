@@ -24,6 +24,7 @@ import { expressionBuilder, sql, type Expression, type SqlBool, type Transaction
 import type { OrderDb } from './connection.js';
 import { insertRows } from './multi-row-insert.js';
 import { overdueSince } from './mysql-clock.js';
+import { selectTogether } from './select-together.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, couponUseOf, toOrderView, type ChildStep, type OrderView } from './order-view.js';
 import { PAYMENT_ACTIONS, balanceAwaitedAt, paidTheOrder, payerOf } from './process-repository.js';
@@ -394,15 +395,15 @@ export class OrderRepository {
   private async viewsOf(orders: OrderRow[]): Promise<OrderView[]> {
     const orderIds = orders.map((order) => order.order_id);
     const parentIds = [...new Set(orders.flatMap((order) => (order.parent_order_id === null ? [] : [order.parent_order_id])))];
-    const [items, history, payments, parentPaySteps, shipments, children, refundsOwed] = await Promise.all([
-      this.db.selectFrom('order_items').selectAll().where('order_id', 'in', orderIds).orderBy('line_no').execute(),
-      this.db.selectFrom('order_history').selectAll().where('order_id', 'in', orderIds).orderBy('version').execute(),
-      this.db.selectFrom('payments').selectAll().where('order_id', 'in', [...orderIds, ...parentIds]).orderBy('created_at').orderBy('payment_id').execute(),
-      parentIds.length === 0
-        ? []
-        : this.db.selectFrom('order_history').select(['order_id', 'action', 'detail']).where('order_id', 'in', parentIds).where('action', 'in', PAYMENT_ACTIONS).execute(),
-      this.db.selectFrom('shipments').selectAll().where('order_id', 'in', orderIds).orderBy('created_at').execute(),
-      this.db.selectFrom('orders').select(['order_id', 'parent_order_id']).where('parent_order_id', 'in', orderIds).orderBy('order_id').execute(),
+    const [[items, history, payments, shipments, children, parentPaySteps = []], refundsOwed] = await Promise.all([
+      selectTogether(this.db, [
+        this.db.selectFrom('order_items').selectAll().where('order_id', 'in', orderIds).orderBy('line_no'),
+        this.db.selectFrom('order_history').selectAll().where('order_id', 'in', orderIds).orderBy('version'),
+        this.db.selectFrom('payments').selectAll().where('order_id', 'in', [...orderIds, ...parentIds]).orderBy('created_at').orderBy('payment_id'),
+        this.db.selectFrom('shipments').selectAll().where('order_id', 'in', orderIds).orderBy('created_at'),
+        this.db.selectFrom('orders').select(['order_id', 'parent_order_id']).where('parent_order_id', 'in', orderIds).orderBy('order_id'),
+        ...(parentIds.length === 0 ? [] : [this.db.selectFrom('order_history').select(['order_id', 'action', 'detail']).where('order_id', 'in', parentIds).where('action', 'in', PAYMENT_ACTIONS)]),
+      ]),
       this.timers ? refundsOwedIn(this.db, awaitingCompletion(orders)) : [],
     ]);
     const of = <T extends { order_id: string }>(rows: T[], orderId: string) => rows.filter((row) => row.order_id === orderId);
