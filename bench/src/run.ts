@@ -4,8 +4,8 @@
  * Measures, in one run and with the same connections and duration, the ceilings of this
  * machine (bare Fastify, Fastify + one Redis reservation), the naive MySQL peer, our
  * intake (hot SKU and sold-out SKU), the workers' drain, a whole sale end to end, and its
- * buyers polling their orders' statusUrl after it (`status`: needs orders in MySQL, the
- * drain's or the sale's).
+ * buyers after it, polling their orders' statusUrl (`status`) and paying them (`pay`): both
+ * need orders in MySQL, the drain's or the sale's.
  * Servers run as their own processes; the load comes from this one; 127.0.0.1 only.
  *
  * --instructions runs the HTTP servers and one worker under valgrind's callgrind instead and
@@ -57,6 +57,8 @@ const SALE_BUYERS = SALE_UNITS * 2;
 const E2E_WORKERS = numberArg('e2e-workers', 2);
 /** Orders whose buyers poll them in the status phase, each with a token of their own. */
 const STATUS_ORDERS = numberArg('status-orders', 20_000);
+/** Orders their buyers pay in the pay phase, each once. */
+const PAY_ORDERS = numberArg('pay-orders', quick ? 20_000 : 60_000);
 const API_PROCESSES = numberArg('api-processes', 1);
 const HOUR = 3_600_000;
 /** --instructions: requests to warm the JIT up before counting (uncounted), and requests counted. */
@@ -392,7 +394,7 @@ async function main() {
     let apiPort = 0;
     let intakeOrdersPerJob = numberArg('drain-orders-per-job', 0);
     let api: Server | undefined;
-    const needApi = want('intake') || want('soldout') || want('drain') || want('sale') || want('status');
+    const needApi = want('intake') || want('soldout') || want('drain') || want('sale') || want('status') || want('pay');
     if (needApi) {
       apiPort = await freePort();
       api = await start('api', appEntry('api'), apiEnv, { port: apiPort });
@@ -581,6 +583,27 @@ async function main() {
       const polls = polled.map((order) => ({ path: `/v1/orders/${order.order_id}`, headers: { authorization: `Bearer ${signToken(secret, { sub: order.user_id, role: 'buyer', exp })}` } }));
       let i = 0;
       http.push(await measure('GET /v1/orders/:orderId (status poll)', api, (limit) => runLoad({ port: apiPort, connections: CONNECTIONS, ...limit, request: { method: 'GET', path: polls[0]!.path, next: () => polls[i++ % polls.length]! } })));
+    }
+
+    // --- and paying: each order once, the payment opened and its request queued (no worker runs) ---
+    if (want('pay')) {
+      if (!api) api = await start('api', appEntry('api'), apiEnv, { port: apiPort || (apiPort = await freePort()) });
+      const unpaid = await env.db.selectFrom('orders').select(['order_id', 'user_id']).where('status', '=', 'PENDING_PAYMENT').orderBy('order_id', 'desc').limit(PAY_ORDERS).execute();
+      if (unpaid.length === 0) throw new Error('the payments pay orders in MySQL: run them with the drain or the sale (--only=drain,pay)');
+      const exp = Math.floor(Date.now() / 1000) + 6 * 3600;
+      const body = JSON.stringify({ method: 'card' });
+      const pays = unpaid.map((order) => ({ path: `/v1/orders/${order.order_id}/pay`, body, headers: { 'content-type': 'application/json', authorization: `Bearer ${signToken(secret, { sub: order.user_id, role: 'buyer', exp })}` } }));
+      let i = 0;
+      // each order paid once: a second pay of an order is its first payment answered again, not a payment
+      const next = () => pays[i++]!;
+      const warmup = Math.min(2_000, Math.floor(pays.length / 4));
+      await runLoad({ port: apiPort, connections: CONNECTIONS, amount: warmup, request: { method: 'POST', path: pays[0]!.path, next } });
+      api.resetPeak();
+      const coreUse = CoreUse.start({ server: pidsOf([api]), ...services });
+      const result = await runLoad({ port: apiPort, connections: CONNECTIONS, amount: pays.length - warmup, durationS: DURATION_S, request: { method: 'POST', path: pays[0]!.path, next } });
+      const row = { name: 'POST /v1/orders/:orderId/pay', ...result, rssMb: api.peakRssMb(), cores: coreUse.read() };
+      console.log(`  ${row.name}: ${row.reqPerSec} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, p99.9 ${row.p999} ms, ${row.rssMb} MB, codes ${JSON.stringify(row.statusCodes)}; cores: ${showCores(row.cores)}`);
+      http.push(row);
     }
     await stop(api);
     await queues.close();
