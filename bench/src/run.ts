@@ -4,8 +4,10 @@
  * Measures, in one run and with the same connections and duration, the ceilings of this
  * machine (bare Fastify, Fastify + one Redis reservation), the naive MySQL peer, our
  * intake (hot SKU and sold-out SKU), the workers' drain, a whole sale end to end, and its
- * buyers after it, polling their orders' statusUrl (`status`) and paying them (`pay`): both
- * need orders in MySQL, the drain's or the sale's.
+ * buyers after it, polling their orders' statusUrl (`status`) and paying them (`pay`, the api's
+ * side; `payments`, the payment wave end to end through the payment system, the workers and
+ * its callbacks, left out of --quick unless named): they need orders in MySQL, the drain's or
+ * the sale's.
  * Servers run as their own processes; the load comes from this one; 127.0.0.1 only.
  *
  * --instructions runs the HTTP servers and one worker under valgrind's callgrind instead and
@@ -41,7 +43,9 @@ const countRedis = instructions && args.includes('--count-redis');
 const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 /** Phases whose cost is one process's own work, what counting its instructions can tell: the HTTP servers', one worker's. */
 const COUNTABLE = ['bare', 'reserve', 'intake', 'soldout', 'drain', 'status'];
-const want = (phase: string) => (!only || only.includes(phase)) && (!instructions || COUNTABLE.includes(phase));
+/** Phases a quick run leaves out unless named in --only: the payment wave alone takes half a minute or more on this box. */
+const SLOW = ['payments'];
+const want = (phase: string) => (only ? only.includes(phase) : !(quick && SLOW.includes(phase))) && (!instructions || COUNTABLE.includes(phase));
 const numberArg = (name: string, fallback: number) => Number(args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback);
 
 // under valgrind the server is ~50 × slower and reads every connection's request in one turn: 25 connections give
@@ -57,6 +61,8 @@ const SALE_BUYERS = SALE_UNITS * 2;
 const E2E_WORKERS = numberArg('e2e-workers', 2);
 /** Orders whose buyers poll them in the status phase, each with a token of their own. */
 const STATUS_ORDERS = numberArg('status-orders', 20_000);
+/** Orders paid in the payment wave, end to end. */
+const PAYMENT_WAVE_ORDERS = numberArg('payment-wave-orders', quick ? 3_000 : 10_000);
 /** Orders their buyers pay in the pay phase, each once. */
 const PAY_ORDERS = numberArg('pay-orders', quick ? 20_000 : 60_000);
 const API_PROCESSES = numberArg('api-processes', 1);
@@ -129,6 +135,28 @@ interface SaleRow {
   oversold: number;
   lost: number;
   redisStock: { available: number; reserved: number; sold: number } | null;
+  rssMb: number;
+  cores: Cores;
+}
+
+/** The payment wave: each order paid once by its buyer, charged by the payment system, its callback applied (the order PAID). */
+interface PaymentWaveRow {
+  orders: number;
+  /** 202 answers to the pay requests */
+  accepted: number;
+  /** pay requests answered per second, while they were sent */
+  paysPerSec: number;
+  p50: number;
+  p99: number;
+  paySeconds: number;
+  /** from the first pay request until the last order's payment is SUCCEEDED in MySQL */
+  secondsToLastPaid: number;
+  paid: number;
+  paidPerSec: number;
+  /** orders with two payments SUCCEEDED: must be 0 */
+  chargedTwice: number;
+  /** orders not paid when the wave was given up (5 min after its last request): must be 0 */
+  unpaid: number;
   rssMb: number;
   cores: Cores;
 }
@@ -317,6 +345,7 @@ async function main() {
   const http: HttpRow[] = [];
   const drains: DrainRow[] = [];
   let sale: SaleRow | undefined;
+  let paymentWave: PaymentWaveRow | undefined;
   const secret = env.config.AUTH_JWT_SECRET;
   try {
     // --- ceilings -------------------------------------------------------------------
@@ -394,7 +423,7 @@ async function main() {
     let apiPort = 0;
     let intakeOrdersPerJob = numberArg('drain-orders-per-job', 0);
     let api: Server | undefined;
-    const needApi = want('intake') || want('soldout') || want('drain') || want('sale') || want('status') || want('pay');
+    const needApi = want('intake') || want('soldout') || want('drain') || want('sale') || want('status') || want('pay') || want('payments');
     if (needApi) {
       apiPort = await freePort();
       api = await start('api', appEntry('api'), apiEnv, { port: apiPort });
@@ -605,6 +634,62 @@ async function main() {
       console.log(`  ${row.name}: ${row.reqPerSec} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, p99.9 ${row.p999} ms, ${row.rssMb} MB, codes ${JSON.stringify(row.statusCodes)}; cores: ${showCores(row.cores)}`);
       http.push(row);
     }
+    // --- the payment wave end to end: charged by the payment system, its callbacks applied ---
+    if (want('payments')) {
+      if (!api) api = await start('api', appEntry('api'), apiEnv, { port: apiPort || (apiPort = await freePort()) });
+      // the pay row's requests were never sent (no worker ran), and the drain's orders' events never published
+      // (its workers serve only the orders queue): neither is this wave's work
+      await queues.payments.obliterate({ force: true });
+      await sql`UPDATE order_history SET published_at = at WHERE published_at IS NULL`.execute(env.db);
+      const { rows: unpaid } = await sql<{ order_id: string; user_id: string }>`SELECT o.order_id, o.user_id FROM orders o WHERE o.status = 'PENDING_PAYMENT' AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.order_id) ORDER BY o.order_id DESC LIMIT ${PAYMENT_WAVE_ORDERS}`.execute(env.db);
+      if (unpaid.length === 0) throw new Error('the payment wave pays orders in MySQL: run it with the drain or the sale (--only=drain,payments)');
+      const [paymentPort, warehousePort] = [await freePort(), await freePort()];
+      // the payment system answers after its simulated latency (50 ms as shipped); the warehouse takes the parcels
+      // and moves none of them on during the wave
+      await start('payment-sim', appEntry('payment-sim'), { ...base, PAYMENT_SIM_PORT: String(paymentPort) }, { waitForPort: paymentPort });
+      await start('warehouse-sim', appEntry('warehouse-sim'), { ...base, WAREHOUSE_SIM_PORT: String(warehousePort), WAREHOUSE_SIM_STEP_MS: String(HOUR) }, { waitForPort: warehousePort });
+      const { procs } = await startWorkers(E2E_WORKERS, (w) => `payments-worker${w + 1}`, {
+        ...base,
+        MIGRATE_ON_START: 'false',
+        PAYMENT_URL: `http://127.0.0.1:${paymentPort}`,
+        WAREHOUSE_URL: `http://127.0.0.1:${warehousePort}`,
+        CALLBACK_BASE_URL: `http://127.0.0.1:${apiPort}`,
+      });
+      const exp = Math.floor(Date.now() / 1000) + 6 * 3600;
+      const body = JSON.stringify({ method: 'card' });
+      const pays = unpaid.map((order) => ({ path: `/v1/orders/${order.order_id}/pay`, body, headers: { 'content-type': 'application/json', authorization: `Bearer ${signToken(secret, { sub: order.user_id, role: 'buyer', exp })}` } }));
+      let i = 0;
+      api.resetPeak();
+      const coreUse = CoreUse.start({ api: pidsOf([api]), workers: pidsOf(procs), ...services });
+      const t0 = Date.now();
+      const load = await runLoad({ port: apiPort, connections: CONNECTIONS, amount: pays.length, durationS: 600, request: { method: 'POST', path: pays[0]!.path, next: () => pays[i++]! } });
+      const paySeconds = (Date.now() - t0) / 1000;
+      const paidCount = async () => Number((await sql<{ n: number }>`SELECT COUNT(DISTINCT order_id) AS n FROM payments WHERE status = 'SUCCEEDED'`.execute(env.db)).rows[0]?.n ?? 0);
+      let paid = 0;
+      const deadline = Date.now() + 300_000;
+      while (Date.now() < deadline && (paid = await paidCount()) < pays.length) await sleep(500);
+      const secondsToLastPaid = (Date.now() - t0) / 1000;
+      const cores = coreUse.read();
+      const rssMb = api.peakRssMb() + procs.reduce((sum, p) => sum + p.peakRssMb(), 0);
+      for (const p of procs) await stop(p);
+      const { rows: twice } = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM (SELECT order_id FROM payments WHERE status = 'SUCCEEDED' GROUP BY order_id HAVING COUNT(*) > 1) t`.execute(env.db);
+      paymentWave = {
+        orders: pays.length,
+        accepted: load.statusCodes['202'] ?? 0,
+        paysPerSec: Math.round(pays.length / paySeconds),
+        p50: load.p50,
+        p99: load.p99,
+        paySeconds,
+        secondsToLastPaid,
+        paid,
+        paidPerSec: Math.round(paid / secondsToLastPaid),
+        chargedTwice: Number(twice[0]?.n ?? 0),
+        unpaid: pays.length - paid,
+        rssMb,
+        cores,
+      };
+      console.log(`  payment wave: ${JSON.stringify(paymentWave)}`);
+    }
     await stop(api);
     await queues.close();
   } finally {
@@ -613,10 +698,10 @@ async function main() {
     await env.cleanup();
     await stop(countedRedis);
   }
-  report(startedAt, http, drains, sale);
+  report(startedAt, http, drains, sale, paymentWave);
 }
 
-function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: SaleRow | undefined) {
+function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: SaleRow | undefined, paymentWave: PaymentWaveRow | undefined) {
   const find = (prefix: string) => http.find((row) => row.name.startsWith(prefix));
   const bare = find('bare');
   const naive = find('naive');
@@ -658,9 +743,15 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
       `sale: ${sale.units} units to ${sale.buyers} buyers: ${sale.accepted} accepted, sold out after ${sale.secondsToSoldOut.toFixed(1)} s, intake ${sale.intakeSeconds.toFixed(1)} s, last order in MySQL after ${sale.secondsToLastOrderInMysql.toFixed(1)} s (${sale.ordersPerJob} orders per job, ${sale.ordersPerTransaction} per MySQL transaction), oversold ${sale.oversold}, lost ${sale.lost}`,
     );
   }
+  if (paymentWave) {
+    console.log(
+      `payment wave: ${paymentWave.orders} orders paid by their buyers: ${paymentWave.paysPerSec} pays/s answered (p50 ${paymentWave.p50} ms, p99 ${paymentWave.p99} ms), the last paid after ${paymentWave.secondsToLastPaid.toFixed(1)} s (${paymentWave.paidPerSec} orders paid/s), charged twice ${paymentWave.chargedTwice}, unpaid ${paymentWave.unpaid}`,
+    );
+  }
   console.log('cores used during each measured run:');
   for (const row of [...http, ...drains]) console.log(`  ${row.name.padEnd(38)}${showCores(row.cores)}`);
   if (sale) console.log(`  ${'sale'.padEnd(38)}${showCores(sale.cores)}`);
+  if (paymentWave) console.log(`  ${'payment wave'.padEnd(38)}${showCores(paymentWave.cores)}`);
   if (instructionRatios) {
     console.log(`${'what'.padEnd(40)}${pad('instructions per request', 26)}${pad('of them GC', 12)}${pad('compiler', 10)}${pad('Redis', 10)}`);
     for (const row of http) console.log(`${row.name.padEnd(40)}${pad(row.instructionsPerRequest ?? '-', 26)}${pad(row.gcInstructionsPerRequest ?? '-', 12)}${pad(row.compilerInstructionsPerRequest ?? '-', 10)}${pad(row.redisInstructionsPerRequest ?? '-', 10)}`);
@@ -681,6 +772,7 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
         http,
         drains,
         sale,
+        paymentWave,
         ratios,
         instructionRatios,
       },
@@ -689,7 +781,7 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
     ),
   );
   console.log(`written ${path.relative(repoRoot, file)}`);
-  if (sale && (sale.oversold > 0 || sale.lost > 0)) process.exitCode = 1;
+  if ((sale && (sale.oversold > 0 || sale.lost > 0)) || (paymentWave && (paymentWave.chargedTwice > 0 || paymentWave.unpaid > 0))) process.exitCode = 1;
 }
 
 const hardStop = setTimeout(() => {
