@@ -8,7 +8,7 @@ import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { closeUnpaidOrder, waitForDeadline } from './processors/expire-order.js';
-import { BALANCE_PAYMENT_LOOKED_AT_EVERY_MS, ForwardLife } from './processors/forward-life.js';
+import { ForwardLife, PAYMENT_LOOKED_AT_EVERY_MS } from './processors/forward-life.js';
 import { OrderWriter } from './processors/order-writer.js';
 import { OrderEventPublisher } from './order-events/order-event-publisher.js';
 import { StockReconciler } from './stock-reconciler.js';
@@ -230,14 +230,21 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
   /**
    * Closes the unpaid orders past their deadline, a few at a time: most orders of a sale were
    * paid meanwhile, and each check is its own transaction. `alone`: the sweep's, each order's
-   * failure its own; a deadline job's fails whole, and is tried again.
+   * failure its own; a deadline job's fails whole, and is tried again. A payment the buyer asked
+   * for in time and the payment system has not answered (its request still in the backlog after
+   * a sale, an outage, a slow callback) decides the order when it does: the order is looked at
+   * again a minute at a time, up to PAYMENT_TIMEOUT_MS past its deadline, as a presale's balance is.
    */
   const expireUnpaid = async (orderIds: string[], detail = 'payment deadline passed', alone = false): Promise<{ expired: string[]; notDue: Array<{ orderId: string; dueInMs: number }> }> => {
     const expired: string[] = [];
     const notDue: Array<{ orderId: string; dueInMs: number }> = [];
     for (let i = 0; i < orderIds.length; i += EXPIRY_CONCURRENCY) {
       const batch = orderIds.slice(i, i + EXPIRY_CONCURRENCY);
-      const close = (orderId: string) => closeUnpaidOrder(deps, { orderId, action: 'expire', actor: 'system', detail });
+      const close = async (orderId: string) => {
+        const paying = await payments.paymentAskedInTimeFor('payment', orderId, config.PAYMENT_TIMEOUT_MS);
+        if (paying !== null) return { changed: false, dueInMs: Math.min(paying, PAYMENT_LOOKED_AT_EVERY_MS) };
+        return closeUnpaidOrder(deps, { orderId, action: 'expire', actor: 'system', detail });
+      };
       const closed = await Promise.all(batch.map((orderId) => (alone ? sweptAlone(orderId, 'expire', () => close(orderId)) : close(orderId))));
       closed.forEach((outcome, j) => {
         if (outcome?.changed) expired.push(batch[j]!);
@@ -297,10 +304,10 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     }
     const shortestTimeout = Math.min(config.PAYMENT_TIMEOUT_MS, config.FLASH_SALE_PAYMENT_TIMEOUT_MS);
     // past their deadline or timer by MySQL's clock, as the transitions themselves check: this worker's may run ahead, or behind
-    const overdue = await deps.orders.overdueUnpaidOrderIds(graceMs, shortestTimeout, config.SWEEP_PAGE_SIZE);
+    // as their deadline jobs (expireUnpaid, forfeitDeposit) wait for a payment asked in time, and look at its answer a minute at a time
+    const overdue = await deps.orders.overdueUnpaidOrderIds(graceMs, shortestTimeout, config.PAYMENT_TIMEOUT_MS, PAYMENT_LOOKED_AT_EVERY_MS, config.SWEEP_PAGE_SIZE);
     const { expired: closed } = await expireUnpaid(overdue, 'payment deadline passed; its deadline job was gone', true);
-    // as their deadline job (forfeitDeposit) waits for a balance asked in time, and looks at its answer a minute at a time
-    const owingBalance = await deps.orders.overdueBalanceOrderIds(graceMs, config.PAYMENT_TIMEOUT_MS, BALANCE_PAYMENT_LOOKED_AT_EVERY_MS, config.SWEEP_PAGE_SIZE);
+    const owingBalance = await deps.orders.overdueBalanceOrderIds(graceMs, config.PAYMENT_TIMEOUT_MS, PAYMENT_LOOKED_AT_EVERY_MS, config.SWEEP_PAGE_SIZE);
     for (const orderId of owingBalance) if ((await sweptAlone(orderId, 'forfeit deposit', () => life.forfeitDeposit(orderId)))?.changed) closed.push(orderId);
     if (closed.length > 0) {
       metrics.overdueOrdersExpired.inc(closed.length);

@@ -306,7 +306,7 @@ describe('a flash sale with faults combined: api Redis link, worker SIGKILL, MyS
     const keysWithTwoOrders = [...acceptedByKey].filter(([, ids]) => ids.size > 1);
     expect(keysWithTwoOrders).toEqual([]);
     // every 202 exactly once in MySQL, Redis == ledger per SKU, totals == opening stock, no unpaid past deadline, late payments given back
-    const invariants = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: acceptedIds, initialStock: { ...STOCK }, balanceWaitMs: env.config.PAYMENT_TIMEOUT_MS }, 20_000);
+    const invariants = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: acceptedIds, initialStock: { ...STOCK }, paymentWaitMs: env.config.PAYMENT_TIMEOUT_MS }, 20_000);
     expect(invariants.violations).toEqual([]);
     // sold units are exactly those of live orders, never more than the stock
     const live = await env.db

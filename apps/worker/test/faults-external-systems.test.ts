@@ -136,7 +136,7 @@ describe('the payment and warehouse systems timing out, answering 500 and going 
     const payments = await env.db.selectFrom('payments').select(['order_id', 'status']).execute();
     expect(payments.filter((p) => p.status === 'SUCCEEDED').map((p) => p.order_id).sort()).toEqual([...orderIds].sort());
 
-    const invariants = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { LAMP: 100 }, balanceWaitMs: env.config.PAYMENT_TIMEOUT_MS });
+    const invariants = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { LAMP: 100 }, paymentWaitMs: env.config.PAYMENT_TIMEOUT_MS });
     expect(invariants.violations).toEqual([]);
     expect(invariants.stock.LAMP!.redis).toEqual({ available: 100 - ORDERS, reserved: 0, sold: ORDERS });
     const failed = await env.db.selectFrom('order_history').select('order_id').where('to_status', 'in', ['CANCELLED', 'EXPIRED']).execute();

@@ -109,7 +109,7 @@ describe('MySQL unreachable for 30 s in the middle of a sale (through a TCP prox
       async () => Number((await env.db.selectFrom('orders').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n) === acceptedIds.length,
       { what: `all ${acceptedIds.length} accepted orders in MySQL`, timeoutMs: 60_000, intervalMs: 250 },
     );
-    const invariants = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: acceptedIds, initialStock: { 'HOT-WATCH': BUYERS }, balanceWaitMs: env.config.PAYMENT_TIMEOUT_MS });
+    const invariants = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: acceptedIds, initialStock: { 'HOT-WATCH': BUYERS }, paymentWaitMs: env.config.PAYMENT_TIMEOUT_MS });
     expect(invariants.violations).toEqual([]);
     expect(await orders.getJobCounts('failed')).toEqual({ failed: 0 });
   });

@@ -74,7 +74,7 @@ describe('worker processes killed with SIGKILL again and again during a 1,500-or
       intervalMs: 500,
       explain: async () => `${await count()} in MySQL, ${await count('EXPIRED')} expired`,
     });
-    const sale = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: acceptedIds, initialStock: { 'HOT-PHONE': STOCK }, balanceWaitMs: env.config.PAYMENT_TIMEOUT_MS });
+    const sale = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: acceptedIds, initialStock: { 'HOT-PHONE': STOCK }, paymentWaitMs: env.config.PAYMENT_TIMEOUT_MS });
     expect(sale.violations).toEqual([]);
     expect(sale.stock['HOT-PHONE']!.redis).toEqual({ available: STOCK, reserved: 0, sold: 0 });
     // each order expired exactly once: one history row per step, one release per reservation

@@ -1,10 +1,10 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { jobId } from '@orders/queues';
+import { JOB, jobId } from '@orders/queues';
 import { waitFor } from '@orders/testing';
 import { closeUnpaidOrder } from '@orders/worker';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startApi } from '../../api/test/support/api-under-test.js';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -261,6 +261,47 @@ describe('payments that arrive late or change their outcome', () => {
     expect((await paymentRows(presale)).map((row) => `${row.payment_id.slice(presale.length + 1)} ${row.status}`).sort()).toEqual(['balance-1 FAILED', 'deposit-1 SUCCEEDED']);
     await (await system.workers.deps.queues.timers.getJob(jobId.expireBalance(presale)))?.promote();
     await system.waitForStatus(presale, 'DEPOSIT_FORFEITED', 10_000);
+  });
+
+  describe('a payment asked for in time and not answered by the deadline (its request in the backlog after a sale, the payment system away)', () => {
+    /** The order's payment opened in time while the payment system is away, then its deadline passed and its deadline job ran: it waits. */
+    const unansweredAtDeadline = async (buyer: string) => {
+      const orderId = await system.checkout(buyer, [{ skuId: 'TV', qty: 1 }]);
+      await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: true } });
+      const opened = await pay(buyer, orderId);
+      expect(opened.status).toBe(202);
+      await system.env.db.updateTable('orders').set({ payment_deadline: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL 1 SECOND` }).where('order_id', '=', orderId).execute();
+      const deadlineJob = await system.workers.deps.queues.timers.add(JOB.expireOrder, { orderId, userId: buyer }, { jobId: `deadline-${orderId}` });
+      await waitFor(async () => (await deadlineJob.getState()) === 'delayed', { what: 'the deadline job to wait for the payment under way' });
+      expect((await system.order(orderId)).status).toBe('PENDING_PAYMENT');
+      // nor does the overdue sweep take it from its job
+      expect(await system.workers.deps.orders.overdueUnpaidOrderIds(0, 0, system.env.config.PAYMENT_TIMEOUT_MS, 60_000, 1_000)).not.toContain(orderId);
+      return { orderId, paymentId: opened.body.paymentId as string, deadlineJob };
+    };
+    afterEach(async () => system.paymentSim.request('PUT', '/__admin/faults', { body: { outage: false } }));
+
+    it('is waited for, and once taken pays the order: the buyer who paid in time keeps it', async () => {
+      const { orderId, paymentId, deadlineJob } = await unansweredAtDeadline('ned');
+      const taken = await system.signedCallback('payment', { orderId, paymentId, transactionId: 'tx-in-time', status: 'SUCCEEDED', amountCents: 10_000, at: new Date().toISOString() });
+      expect([taken.status, taken.body]).toEqual([200, { changed: true, status: 'PAID' }]);
+      await deadlineJob.promote();
+      // looked again, it is done with the order (completed, and removed as completed jobs are)
+      await waitFor(async () => !['waiting', 'active', 'delayed', 'prioritized'].includes(await deadlineJob.getState()), { what: 'the deadline job to look again' });
+      const paid = await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+      expect(paid.history.map((step: any) => step.action)).not.toContain('expire');
+      expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['SUCCEEDED']);
+    });
+
+    it('declined after the deadline, lets the order expire at the next look', async () => {
+      const { orderId, paymentId, deadlineJob } = await unansweredAtDeadline('ola');
+      const declined = await system.signedCallback('payment', { orderId, paymentId, transactionId: 'tx-declined', status: 'FAILED', amountCents: 10_000, at: new Date().toISOString() });
+      expect([declined.status, declined.body.changed]).toEqual([200, true]);
+      await deadlineJob.promote();
+      const expired = await system.waitForStatus(orderId, 'EXPIRED', 20_000);
+      expect(expired.history.at(-1)).toMatchObject({ from: 'PENDING_PAYMENT', action: 'expire', to: 'EXPIRED', actor: 'system' });
+      expect((await paymentRows(orderId)).map((p) => p.status)).toEqual(['FAILED']);
+    });
   });
 
   describe.concurrent(`while the payment system takes ${SLOW_MS / 1_000} s to take the money, and as long again to call back`, () => {

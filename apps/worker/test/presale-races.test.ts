@@ -4,7 +4,7 @@ import { jobId } from '@orders/queues';
 import { buyerAddress, waitFor } from '@orders/testing';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BALANCE_PAYMENT_LOOKED_AT_EVERY_MS } from '../src/processors/forward-life.js';
+import { PAYMENT_LOOKED_AT_EVERY_MS } from '../src/processors/forward-life.js';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
 /**
@@ -118,7 +118,7 @@ describe('a presale under racing callbacks, timers and cancels', () => {
         if (deadlineJob === 'lost') await timer?.remove();
         const sweptBefore = await closedBySweep();
         // the balance deadline passed longer ago than its job and the sweep (every 200 ms) wait for a balance asked in time: either forfeits it now
-        const passedMs = system.env.config.PAYMENT_TIMEOUT_MS + BALANCE_PAYMENT_LOOKED_AT_EVERY_MS + 2_000;
+        const passedMs = system.env.config.PAYMENT_TIMEOUT_MS + PAYMENT_LOOKED_AT_EVERY_MS + 2_000;
         await system.env.db.updateTable('orders').set({ balance_deadline: sql<Date>`UTC_TIMESTAMP(3) - INTERVAL ${passedMs * 1000} MICROSECOND` }).where('order_id', '=', orderId).execute();
         if (deadlineJob === 'lost') {
           await system.waitForStatus(orderId, 'DEPOSIT_FORFEITED');

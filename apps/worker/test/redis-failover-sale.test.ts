@@ -71,7 +71,7 @@ describe('a flash sale whose Redis master is killed and its replica promoted (RE
 
     const promotedRedis = connectRedis(loadConfig(promoted), { maxRetriesPerRequest: null });
     try {
-      const invariants = await settledSaleInvariants({ db: env.db, redis: promotedRedis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: buyers.accepted.map((order) => order.orderId), initialStock: { FLASH: STOCK }, balanceWaitMs: env.config.PAYMENT_TIMEOUT_MS });
+      const invariants = await settledSaleInvariants({ db: env.db, redis: promotedRedis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: buyers.accepted.map((order) => order.orderId), initialStock: { FLASH: STOCK }, paymentWaitMs: env.config.PAYMENT_TIMEOUT_MS });
       expect(invariants.violations).toEqual([]);
       expect(invariants.stock.FLASH!.redis).toEqual({ available: 0, reserved: STOCK, sold: 0 });
     } finally {

@@ -24,7 +24,7 @@ describe("the sale's promises on a buyer's money, when two payment attempts both
   });
 
   const saleInvariants = (settleMs?: number, now?: Date) =>
-    settledSaleInvariants({ db: system.env.db, redis: system.env.redis, keyPrefix: system.env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { TV: 10 }, balanceWaitMs: system.env.config.PAYMENT_TIMEOUT_MS, now }, settleMs);
+    settledSaleInvariants({ db: system.env.db, redis: system.env.redis, keyPrefix: system.env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { TV: 10 }, paymentWaitMs: system.env.config.PAYMENT_TIMEOUT_MS, now }, settleMs);
   const refundsAtPaymentSystem = async (paymentId: string) =>
     ((await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ paymentId: string; amountCents: number }>).filter((r) => r.paymentId === paymentId);
 

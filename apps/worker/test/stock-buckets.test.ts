@@ -138,7 +138,7 @@ describe('a hot SKU whose 500 units are split into 4 buckets', () => {
     expect(sold.body.bucketStock).toEqual(perBucket.map((reserved) => ({ available: 0, reserved, sold: 0 })));
 
     await waitFor(async () => (await ordersIn()) === STOCK, { what: `all ${STOCK} orders in MySQL`, timeoutMs: 30_000, intervalMs: 250 });
-    const whileUnpaid = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { 'HOT-BUCKETS': STOCK }, balanceWaitMs: env.config.PAYMENT_TIMEOUT_MS });
+    const whileUnpaid = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { 'HOT-BUCKETS': STOCK }, paymentWaitMs: env.config.PAYMENT_TIMEOUT_MS });
     // with what the api said of its rebalances, for a failure's message
     expect(whileUnpaid.violations, api.process.output().split('\n').filter((line) => line.includes('rebalance')).slice(-5).join('\n')).toEqual([]);
     expect(whileUnpaid.stock['HOT-BUCKETS']!.buckets).toEqual(perBucket.map((reserved) => ({ available: 0, reserved, sold: 0 })));
@@ -161,7 +161,7 @@ describe('a hot SKU whose 500 units are split into 4 buckets', () => {
       await queues.close();
     }
     await waitFor(async () => (await ordersIn('EXPIRED')) === STOCK, { what: `all ${STOCK} orders expired`, timeoutMs: PAYMENT_TIMEOUT_MS + 30_000, intervalMs: 500 });
-    const expired = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { 'HOT-BUCKETS': STOCK }, balanceWaitMs: env.config.PAYMENT_TIMEOUT_MS });
+    const expired = await settledSaleInvariants({ db: env.db, redis: env.redis, keyPrefix: env.config.REDIS_KEY_PREFIX, acceptedOrderIds: orderIds, initialStock: { 'HOT-BUCKETS': STOCK }, paymentWaitMs: env.config.PAYMENT_TIMEOUT_MS });
     expect(expired.violations).toEqual([]);
     expect(expired.stock['HOT-BUCKETS']!.redis).toEqual({ available: STOCK, reserved: 0, sold: 0 });
     // every unit went back to the bucket its order held it in, give or take what the stock check moved between

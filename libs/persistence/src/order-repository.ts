@@ -27,7 +27,7 @@ import { overdueSince } from './mysql-clock.js';
 import { selectTogether } from './select-together.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, couponUseOf, toOrderView, type ChildStep, type OrderView } from './order-view.js';
-import { PAYMENT_ACTIONS, balanceAwaitedAt, paidTheOrder, payerOf } from './process-repository.js';
+import { PAYMENT_ACTIONS, paidTheOrder, payerOf, paymentAwaitedAt } from './process-repository.js';
 import { holdRulesVersion, type RulesVersion } from './pricing-repository.js';
 import { firstSent, refundsOwedIn, refundsOwedNow } from './refunds-owed.js';
 import { timerDeadlineOf, type TimerDeadline, type TimerSettings } from './timer-deadlines.js';
@@ -442,21 +442,27 @@ export class OrderRepository {
 
   /**
    * Unpaid orders (payment or deposit due) whose payment deadline passed more than
-   * `overdueForMs` ago by MySQL's clock, oldest first. The scan of the status index stops at
-   * the orders accepted `shortestTimeoutMs` (the least time any order has to pay) before that
-   * instant: none accepted after can be past its deadline yet. Their ids carry the time of the
-   * clock that set their deadline, and the bound is by MySQL's clock too: a sweeping worker's
+   * `overdueForMs` ago by MySQL's clock, oldest first, but for those whose deadline job waited for
+   * a payment asked in time (paymentAwaitedAt, up to `paymentWaitMs` past the deadline) less than
+   * `overdueForMs` ago plus the `answerLookedAtMs` it takes to look at the payment's answer: their
+   * grace runs from the end of that wait, as their job expires them then. The scan of the status
+   * index stops at the orders accepted `shortestTimeoutMs` (the least time any order has to pay)
+   * before that instant: none accepted after can be past its deadline yet. Their ids carry the time
+   * of the clock that set their deadline, and the bound is by MySQL's clock too: a sweeping worker's
    * clock running behind would leave out orders past their deadline.
    */
-  async overdueUnpaidOrderIds(overdueForMs: number, shortestTimeoutMs: number, limit: number): Promise<string[]> {
+  async overdueUnpaidOrderIds(overdueForMs: number, shortestTimeoutMs: number, paymentWaitMs: number, answerLookedAtMs: number, limit: number): Promise<string[]> {
     const deadlineBefore = (await mysqlNow(this.db)) - overdueForMs;
     const rows = await this.db
-      .selectFrom('orders')
-      .select('order_id')
-      .where('status', 'in', ['PENDING_PAYMENT', 'PENDING_DEPOSIT'])
-      .where('order_id', '<', firstOrderIdAt(deadlineBefore - shortestTimeoutMs))
-      .where('payment_deadline', '<', new Date(deadlineBefore))
-      .orderBy('order_id')
+      .selectFrom('orders as o')
+      .select('o.order_id')
+      .where('o.status', 'in', ['PENDING_PAYMENT', 'PENDING_DEPOSIT'])
+      .where('o.order_id', '<', firstOrderIdAt(deadlineBefore - shortestTimeoutMs))
+      .where('o.payment_deadline', '<', new Date(deadlineBefore))
+      .where(({ not, exists, selectFrom }) =>
+        not(exists(selectFrom('payments as p').select('p.payment_id').whereRef('p.order_id', '=', 'o.order_id').where(paymentAwaitedAt('payment', overdueSince(overdueForMs + answerLookedAtMs), paymentWaitMs)))),
+      )
+      .orderBy('o.order_id')
       .limit(limit)
       .execute();
     return rows.map((row) => row.order_id);
@@ -465,7 +471,7 @@ export class OrderRepository {
   /**
    * Presales whose deposit is paid and whose balance deadline passed more than `overdueForMs` ago
    * by MySQL's clock, oldest first, but for those whose deadline job waited for a balance asked in
-   * time (balanceAwaitedAt, up to `balanceWaitMs` past the deadline) less than `overdueForMs` ago
+   * time (paymentAwaitedAt, up to `balanceWaitMs` past the deadline) less than `overdueForMs` ago
    * plus the `answerLookedAtMs` it takes to look at the balance's answer: their grace runs from the
    * end of that wait, as their job forfeits them then.
    */
@@ -476,7 +482,7 @@ export class OrderRepository {
       .where('o.status', '=', 'DEPOSIT_PAID')
       .where('o.balance_deadline', '<', overdueSince(overdueForMs))
       .where(({ not, exists, selectFrom }) =>
-        not(exists(selectFrom('payments as p').select('p.payment_id').whereRef('p.order_id', '=', 'o.order_id').where(balanceAwaitedAt(overdueSince(overdueForMs + answerLookedAtMs), balanceWaitMs)))),
+        not(exists(selectFrom('payments as p').select('p.payment_id').whereRef('p.order_id', '=', 'o.order_id').where(paymentAwaitedAt('balance', overdueSince(overdueForMs + answerLookedAtMs), balanceWaitMs)))),
       )
       .orderBy('o.order_id')
       .limit(limit)

@@ -64,14 +64,27 @@ export function paidTheOrder(paymentId: string, history: ReadonlyArray<{ action:
 }
 
 /**
- * Whether, at `at` by MySQL's clock, a presale's balance deadline waits for the balance payment `p`
- * of its order `o`: the buyer asked for it in time (every balance payment was, see openPayment), it
- * was unanswered then (pending still, or answered since), and `at` is less than `waitMs` past the
- * deadline. The deadline job asks it of now; the overdue sweep of an instant as far back as it
- * leaves the jobs due to run, so that it takes no order its job is still waiting for.
+ * What a deadline is owed: the payment (an order's in full, a presale's deposit) by its
+ * `payment_deadline`, or a presale's balance by its `balance_deadline`. Each deadline waits for a
+ * payment of its own purposes that its buyer asked for in time (paymentAwaitedAt).
  */
-export function balanceAwaitedAt(at: Expression<Date>, waitMs: number): Expression<SqlBool> {
-  return sql<SqlBool>`p.purpose = 'balance' AND o.balance_deadline + INTERVAL ${waitMs * 1000} MICROSECOND > ${at} AND (p.status = 'PENDING' OR p.updated_at > ${at})`;
+export type DeadlineOwing = 'payment' | 'balance';
+
+const OWED_BY_DEADLINE = {
+  payment: { purposes: ['full', 'deposit'], deadline: sql.ref<Date>('o.payment_deadline'), statuses: ['PENDING_PAYMENT', 'PENDING_DEPOSIT'] },
+  balance: { purposes: ['balance'], deadline: sql.ref<Date>('o.balance_deadline'), statuses: ['DEPOSIT_PAID'] },
+} as const;
+
+/**
+ * Whether, at `at` by MySQL's clock, an order's deadline (`owing`) waits for the payment `p` of
+ * its order `o`: the buyer asked for it in time (every payment was: openPayment opens none after
+ * its deadline), it was unanswered then (pending still, or answered since), and `at` is less than
+ * `waitMs` past the deadline. The deadline job asks it of now; the overdue sweep of an instant as
+ * far back as it leaves the jobs due to run, so that it takes no order its job is still waiting for.
+ */
+export function paymentAwaitedAt(owing: DeadlineOwing, at: Expression<Date>, waitMs: number): Expression<SqlBool> {
+  const { purposes, deadline } = OWED_BY_DEADLINE[owing];
+  return sql<SqlBool>`p.purpose IN (${sql.join(purposes)}) AND ${deadline} + INTERVAL ${waitMs * 1000} MICROSECOND > ${at} AND (p.status = 'PENDING' OR p.updated_at > ${at})`;
 }
 
 /** The order that holds an order's payments: a split order's child was paid for through its parent. */
@@ -642,20 +655,22 @@ export class ProcessRepository {
   }
 
   /**
-   * How long until a presale still owing its balance stops waiting for a balance payment its
-   * buyer asked for before the deadline and the payment system has not answered yet (an outage,
-   * a slow callback), `waitMs` past the deadline by MySQL's clock; null when none is under way.
-   * Every balance payment was asked for in time: `openPayment` opens none after the deadline, by
-   * MySQL's clock too (its `created_at`, the api host's, may read later on a host running ahead).
+   * How long until an order still owing its payment (`owing`: the order's, or a presale's deposit;
+   * its balance) stops waiting for a payment its buyer asked for before the deadline and the
+   * payment system has not answered yet (the request still in the workers' backlog, an outage, a
+   * slow callback), `waitMs` past the deadline by MySQL's clock; null when none is under way.
+   * Every payment was asked for in time: `openPayment` opens none after its deadline, by MySQL's
+   * clock too (its `created_at`, the api host's, may read later on a host running ahead).
    */
-  async balanceAskedInTimeFor(orderId: string, waitMs: number): Promise<number | null> {
+  async paymentAskedInTimeFor(owing: DeadlineOwing, orderId: string, waitMs: number): Promise<number | null> {
+    const { deadline, statuses } = OWED_BY_DEADLINE[owing];
     const row = await this.db
       .selectFrom('payments as p')
       .innerJoin('orders as o', 'o.order_id', 'p.order_id')
-      .select(sql<number>`TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(3), o.balance_deadline + INTERVAL ${waitMs * 1000} MICROSECOND) DIV 1000`.as('leftMs'))
+      .select(sql<number>`TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(3), ${deadline} + INTERVAL ${waitMs * 1000} MICROSECOND) DIV 1000`.as('leftMs'))
       .where('p.order_id', '=', orderId)
-      .where(balanceAwaitedAt(sql<Date>`UTC_TIMESTAMP(3)`, waitMs))
-      .where('o.status', '=', 'DEPOSIT_PAID')
+      .where(paymentAwaitedAt(owing, sql<Date>`UTC_TIMESTAMP(3)`, waitMs))
+      .where('o.status', 'in', statuses)
       .executeTakeFirst();
     const leftMs = row === undefined ? 0 : Number(row.leftMs);
     return leftMs > 0 ? leftMs : null;

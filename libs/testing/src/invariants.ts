@@ -1,4 +1,4 @@
-import { ProcessRepository, balanceAwaitedAt, type OrderDb } from '@orders/persistence';
+import { ProcessRepository, paymentAwaitedAt, type DeadlineOwing, type OrderDb } from '@orders/persistence';
 import { SKU_COUNTERS, StockKeys } from '@orders/stock';
 import type { Cluster, Redis } from 'ioredis';
 import { sql } from 'kysely';
@@ -14,8 +14,8 @@ export interface SaleUnderCheck {
   now?: Date;
   /** how far past its deadline an order may be while its timer job is being processed */
   timerGraceMs?: number;
-  /** the worker's PAYMENT_TIMEOUT_MS: how long past its deadline a presale waits for a balance its buyer asked for in time */
-  balanceWaitMs: number;
+  /** the worker's PAYMENT_TIMEOUT_MS: how long past its deadline an order waits for a payment (a presale's balance) its buyer asked for in time */
+  paymentWaitMs: number;
 }
 
 export interface SkuStockCheck {
@@ -95,20 +95,18 @@ async function checkOnce(sale: SaleUnderCheck): Promise<SaleInvariants> {
   }
 
   const cutoff = new Date((sale.now ?? new Date()).getTime() - (sale.timerGraceMs ?? 5_000));
-  // a presale past its balance deadline is not stuck while its deadline job waits for a balance asked in time, as the product has it
+  // an order past its payment or balance deadline is not stuck while its deadline job waits for a payment asked in time, as the product has it
   const stuck = await db
     .selectFrom('orders as o')
     .select(['o.order_id', 'o.status'])
-    .where((eb) =>
-      eb.or([
-        eb.and([eb('o.status', 'in', UNPAID), eb('o.payment_deadline', '<', cutoff)]),
-        eb.and([
-          eb('o.status', '=', 'DEPOSIT_PAID'),
-          eb('o.balance_deadline', '<', cutoff),
-          eb.not(eb.exists(eb.selectFrom('payments as p').select('p.payment_id').whereRef('p.order_id', '=', 'o.order_id').where(balanceAwaitedAt(sql<Date>`${cutoff}`, sale.balanceWaitMs)))),
-        ]),
-      ]),
-    )
+    .where((eb) => {
+      const notAwaiting = (owing: DeadlineOwing) =>
+        eb.not(eb.exists(eb.selectFrom('payments as p').select('p.payment_id').whereRef('p.order_id', '=', 'o.order_id').where(paymentAwaitedAt(owing, sql<Date>`${cutoff}`, sale.paymentWaitMs))));
+      return eb.or([
+        eb.and([eb('o.status', 'in', UNPAID), eb('o.payment_deadline', '<', cutoff), notAwaiting('payment')]),
+        eb.and([eb('o.status', '=', 'DEPOSIT_PAID'), eb('o.balance_deadline', '<', cutoff), notAwaiting('balance')]),
+      ]);
+    })
     .execute();
   if (stuck.length > 0) violations.push(`${stuck.length} orders are past their deadline and still unpaid (e.g. ${stuck.slice(0, 3).map((o) => `${o.order_id} ${o.status}`).join(', ')})`);
 

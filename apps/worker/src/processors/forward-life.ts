@@ -55,8 +55,8 @@ export interface ForwardLifeDeps {
   log: Logger;
 }
 
-/** How often a balance deadline passed while its payment is under way looks at that payment again. */
-export const BALANCE_PAYMENT_LOOKED_AT_EVERY_MS = 60_000;
+/** How often a payment or balance deadline passed while a payment asked for in time is under way looks at that payment again. */
+export const PAYMENT_LOOKED_AT_EVERY_MS = 60_000;
 
 /**
  * What a timer's transition did: `changed`, or nothing yet with `dueInMs` until it looks again (its
@@ -1017,8 +1017,8 @@ export class ForwardLife {
   async forfeitDeposit(orderId: string): Promise<TimerOutcome> {
     // a balance the buyer asked to pay in time and the payment system has not answered (it is away, its callback
     // slow) decides the order when it does: a minute at a time, up to PAYMENT_TIMEOUT_MS past the deadline
-    const paying = await this.process.balanceAskedInTimeFor(orderId, this.deps.config.PAYMENT_TIMEOUT_MS);
-    if (paying !== null) return { changed: false, dueInMs: Math.min(paying, BALANCE_PAYMENT_LOOKED_AT_EVERY_MS) };
+    const paying = await this.process.paymentAskedInTimeFor('balance', orderId, this.deps.config.PAYMENT_TIMEOUT_MS);
+    if (paying !== null) return { changed: false, dueInMs: Math.min(paying, PAYMENT_LOOKED_AT_EVERY_MS) };
     const forfeited = await this.fireWhenDue({
       orderId,
       action: 'expire_balance',
