@@ -24,12 +24,12 @@ import { expressionBuilder, sql, type Expression, type SqlBool, type Transaction
 import type { OrderDb } from './connection.js';
 import { insertRows } from './multi-row-insert.js';
 import { overdueSince } from './mysql-clock.js';
-import { selectTogether } from './select-together.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, couponUseOf, toOrderView, type ChildStep, type OrderView } from './order-view.js';
 import { PAYMENT_ACTIONS, paidTheOrder, payerOf, paymentAwaitedAt } from './process-repository.js';
 import { holdRulesVersion, type RulesVersion } from './pricing-repository.js';
 import { firstSent, refundsOwedIn, refundsOwedNow } from './refunds-owed.js';
+import { selectTogether } from './select-together.js';
 import { timerDeadlineOf, type TimerDeadline, type TimerSettings } from './timer-deadlines.js';
 import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
 
