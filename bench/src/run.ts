@@ -201,8 +201,12 @@ async function measure(name: string, server: Server, run: (limit: LoadLimit) => 
   server.resetPeak();
   const coreUse = CoreUse.start({ server: pidsOf([server]), ...services });
   const result = await run({ durationS: DURATION_S });
-  const row = { name, ...result, rssMb: server.peakRssMb(), cores: coreUse.read() };
-  console.log(`  ${name}: ${row.reqPerSec} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, p99.9 ${row.p999} ms, ${row.rssMb} MB, codes ${JSON.stringify(row.statusCodes)}; cores: ${showCores(row.cores)}`);
+  return measured({ name, ...result, rssMb: server.peakRssMb(), cores: coreUse.read() });
+}
+
+/** Says a measured HTTP row as it is recorded. */
+function measured(row: HttpRow): HttpRow {
+  console.log(`  ${row.name}: ${row.reqPerSec} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, p99.9 ${row.p999} ms, ${row.rssMb} MB, codes ${JSON.stringify(row.statusCodes)}; cores: ${showCores(row.cores)}`);
   return row;
 }
 
@@ -410,7 +414,13 @@ async function main() {
       });
       if (response.status !== 201) throw new Error(`creating ${skuId}: ${response.status} ${await response.text()}`);
     };
-    const buyerTokens = (count: number, tag: string) => Array.from({ length: count }, (_, i) => `Bearer ${signToken(secret, { sub: `${tag}-${i}`, role: 'buyer', exp: Math.floor(Date.now() / 1000) + 6 * 3600 })}`);
+    const buyerToken = (userId: string) => `Bearer ${signToken(secret, { sub: userId, role: 'buyer', exp: Math.floor(Date.now() / 1000) + 6 * 3600 })}`;
+    const buyerTokens = (count: number, tag: string) => Array.from({ length: count }, (_, i) => buyerToken(`${tag}-${i}`));
+    /** Each order's pay request, sent by its own buyer: `POST /v1/orders/:orderId/pay` by card. */
+    const payRequests = (orders: ReadonlyArray<{ order_id: string; user_id: string }>) => {
+      const body = JSON.stringify({ method: 'card' });
+      return orders.map((order) => ({ path: `/v1/orders/${order.order_id}/pay`, body, headers: { 'content-type': 'application/json', authorization: buyerToken(order.user_id) } }));
+    };
     const checkoutRequest = (skuId: string, tokens: string[], run: string) => {
       const body = JSON.stringify({ items: [{ skuId, qty: 1 }], address });
       let i = 0;
@@ -423,10 +433,11 @@ async function main() {
     let apiPort = 0;
     let intakeOrdersPerJob = numberArg('drain-orders-per-job', 0);
     let api: Server | undefined;
+    /** The api, started for the first phase that needs it, and again for one after the drain stopped it. */
+    const apiStarted = async (): Promise<Server> => (api ??= await start('api', appEntry('api'), apiEnv, { port: apiPort || (apiPort = await freePort()) }));
     const needApi = want('intake') || want('soldout') || want('drain') || want('sale') || want('status') || want('pay') || want('payments');
     if (needApi) {
-      apiPort = await freePort();
-      api = await start('api', appEntry('api'), apiEnv, { port: apiPort });
+      api = await apiStarted();
       await createSku(apiPort, 'bench-hot', 1_000_000_000, 0);
       await createSku(apiPort, 'bench-soldout', 0, 0);
     }
@@ -526,9 +537,7 @@ async function main() {
 
     // --- a whole sale, end to end -------------------------------------------------------
     if (want('sale')) {
-      if (!api) {
-        api = await start('api', appEntry('api'), apiEnv, { port: apiPort || (apiPort = await freePort()) });
-      }
+      api = await apiStarted();
       await dropUnpersistedOrders();
       // the drain's workers serve only the orders queue, so its 200,000 orders' events were never
       // published: they are not the sale's, and publishing them would take MariaDB from it
@@ -604,24 +613,21 @@ async function main() {
 
     // --- buyers polling their statusUrl after it ------------------------------------------
     if (want('status')) {
-      if (!api) api = await start('api', appEntry('api'), apiEnv, { port: apiPort || (apiPort = await freePort()) });
+      api = await apiStarted();
       // the newest orders in MySQL: the sale's, else the drain's; each read by its own buyer
       const polled = await env.db.selectFrom('orders').select(['order_id', 'user_id']).orderBy('order_id', 'desc').limit(STATUS_ORDERS).execute();
       if (polled.length === 0) throw new Error('the status reads poll orders in MySQL: run them with the drain or the sale (--only=drain,status)');
-      const exp = Math.floor(Date.now() / 1000) + 6 * 3600;
-      const polls = polled.map((order) => ({ path: `/v1/orders/${order.order_id}`, headers: { authorization: `Bearer ${signToken(secret, { sub: order.user_id, role: 'buyer', exp })}` } }));
+      const polls = polled.map((order) => ({ path: `/v1/orders/${order.order_id}`, headers: { authorization: buyerToken(order.user_id) } }));
       let i = 0;
       http.push(await measure('GET /v1/orders/:orderId (status poll)', api, (limit) => runLoad({ port: apiPort, connections: CONNECTIONS, ...limit, request: { method: 'GET', path: polls[0]!.path, next: () => polls[i++ % polls.length]! } })));
     }
 
     // --- and paying: each order once, the payment opened and its request queued (no worker runs) ---
     if (want('pay')) {
-      if (!api) api = await start('api', appEntry('api'), apiEnv, { port: apiPort || (apiPort = await freePort()) });
+      api = await apiStarted();
       const unpaid = await env.db.selectFrom('orders').select(['order_id', 'user_id']).where('status', '=', 'PENDING_PAYMENT').orderBy('order_id', 'desc').limit(PAY_ORDERS).execute();
       if (unpaid.length === 0) throw new Error('the payments pay orders in MySQL: run them with the drain or the sale (--only=drain,pay)');
-      const exp = Math.floor(Date.now() / 1000) + 6 * 3600;
-      const body = JSON.stringify({ method: 'card' });
-      const pays = unpaid.map((order) => ({ path: `/v1/orders/${order.order_id}/pay`, body, headers: { 'content-type': 'application/json', authorization: `Bearer ${signToken(secret, { sub: order.user_id, role: 'buyer', exp })}` } }));
+      const pays = payRequests(unpaid);
       let i = 0;
       // each order paid once: a second pay of an order is its first payment answered again, not a payment
       const next = () => pays[i++]!;
@@ -630,13 +636,11 @@ async function main() {
       api.resetPeak();
       const coreUse = CoreUse.start({ server: pidsOf([api]), ...services });
       const result = await runLoad({ port: apiPort, connections: CONNECTIONS, amount: pays.length - warmup, durationS: DURATION_S, request: { method: 'POST', path: pays[0]!.path, next } });
-      const row = { name: 'POST /v1/orders/:orderId/pay', ...result, rssMb: api.peakRssMb(), cores: coreUse.read() };
-      console.log(`  ${row.name}: ${row.reqPerSec} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, p99.9 ${row.p999} ms, ${row.rssMb} MB, codes ${JSON.stringify(row.statusCodes)}; cores: ${showCores(row.cores)}`);
-      http.push(row);
+      http.push(measured({ name: 'POST /v1/orders/:orderId/pay', ...result, rssMb: api.peakRssMb(), cores: coreUse.read() }));
     }
     // --- the payment wave end to end: charged by the payment system, its callbacks applied ---
     if (want('payments')) {
-      if (!api) api = await start('api', appEntry('api'), apiEnv, { port: apiPort || (apiPort = await freePort()) });
+      api = await apiStarted();
       // the pay row's requests were never sent (no worker ran), and the drain's orders' events never published
       // (its workers serve only the orders queue): neither is this wave's work
       await queues.payments.obliterate({ force: true });
@@ -655,9 +659,7 @@ async function main() {
         WAREHOUSE_URL: `http://127.0.0.1:${warehousePort}`,
         CALLBACK_BASE_URL: `http://127.0.0.1:${apiPort}`,
       });
-      const exp = Math.floor(Date.now() / 1000) + 6 * 3600;
-      const body = JSON.stringify({ method: 'card' });
-      const pays = unpaid.map((order) => ({ path: `/v1/orders/${order.order_id}/pay`, body, headers: { 'content-type': 'application/json', authorization: `Bearer ${signToken(secret, { sub: order.user_id, role: 'buyer', exp })}` } }));
+      const pays = payRequests(unpaid);
       let i = 0;
       api.resetPeak();
       const coreUse = CoreUse.start({ api: pidsOf([api]), workers: pidsOf(procs), ...services });
