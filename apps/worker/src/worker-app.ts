@@ -240,9 +240,13 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
     const notDue: Array<{ orderId: string; dueInMs: number }> = [];
     for (let i = 0; i < orderIds.length; i += EXPIRY_CONCURRENCY) {
       const batch = orderIds.slice(i, i + EXPIRY_CONCURRENCY);
+      const readPaying = () => payments.paymentsAskedInTimeFor('payment', batch, config.PAYMENT_TIMEOUT_MS);
+      // the sweep's read failing leaves these orders to its next turn, as a failing order does
+      const paying = alone ? await sweptAlone(batch.join(','), 'expire', readPaying) : await readPaying();
+      if (!paying) continue;
       const close = async (orderId: string) => {
-        const paying = await payments.paymentAskedInTimeFor('payment', orderId, config.PAYMENT_TIMEOUT_MS);
-        if (paying !== null) return { changed: false, dueInMs: Math.min(paying, PAYMENT_LOOKED_AT_EVERY_MS) };
+        const leftMs = paying.get(orderId);
+        if (leftMs !== undefined) return { changed: false, dueInMs: Math.min(leftMs, PAYMENT_LOOKED_AT_EVERY_MS) };
         return closeUnpaidOrder(deps, { orderId, action: 'expire', actor: 'system', detail });
       };
       const closed = await Promise.all(batch.map((orderId) => (alone ? sweptAlone(orderId, 'expire', () => close(orderId)) : close(orderId))));

@@ -655,25 +655,26 @@ export class ProcessRepository {
   }
 
   /**
-   * How long until an order still owing its payment (`owing`: the order's, or a presale's deposit;
-   * its balance) stops waiting for a payment its buyer asked for before the deadline and the
-   * payment system has not answered yet (the request still in the workers' backlog, an outage, a
-   * slow callback), `waitMs` past the deadline by MySQL's clock; null when none is under way.
-   * Every payment was asked for in time: `openPayment` opens none after its deadline, by MySQL's
-   * clock too (its `created_at`, the api host's, may read later on a host running ahead).
+   * Of these orders, those still owing their payment (`owing`: the order's, or a presale's deposit;
+   * its balance) that wait for a payment their buyer asked for before the deadline and the payment
+   * system has not answered yet (the request still in the workers' backlog, an outage, a slow
+   * callback), each with how long until it stops waiting, `waitMs` past the deadline by MySQL's
+   * clock. Read for a deadline job's orders at once: a sale's orders fall due together. Every
+   * payment was asked for in time: `openPayment` opens none after its deadline, by MySQL's clock
+   * too (its `created_at`, the api host's, may read later on a host running ahead).
    */
-  async paymentAskedInTimeFor(owing: DeadlineOwing, orderId: string, waitMs: number): Promise<number | null> {
+  async paymentsAskedInTimeFor(owing: DeadlineOwing, orderIds: readonly string[], waitMs: number): Promise<Map<string, number>> {
+    if (orderIds.length === 0) return new Map();
     const { deadline, statuses } = OWED_BY_DEADLINE[owing];
-    const row = await this.db
+    const rows = await this.db
       .selectFrom('payments as p')
       .innerJoin('orders as o', 'o.order_id', 'p.order_id')
-      .select(sql<number>`TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(3), ${deadline} + INTERVAL ${waitMs * 1000} MICROSECOND) DIV 1000`.as('leftMs'))
-      .where('p.order_id', '=', orderId)
+      .select(['p.order_id', sql<number>`TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(3), ${deadline} + INTERVAL ${waitMs * 1000} MICROSECOND) DIV 1000`.as('leftMs')])
+      .where('p.order_id', 'in', orderIds)
       .where(paymentAwaitedAt(owing, sql<Date>`UTC_TIMESTAMP(3)`, waitMs))
       .where('o.status', 'in', statuses)
-      .executeTakeFirst();
-    const leftMs = row === undefined ? 0 : Number(row.leftMs);
-    return leftMs > 0 ? leftMs : null;
+      .execute();
+    return new Map(rows.filter((row) => Number(row.leftMs) > 0).map((row) => [row.order_id, Number(row.leftMs)]));
   }
 
   /**

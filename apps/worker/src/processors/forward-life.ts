@@ -1017,8 +1017,8 @@ export class ForwardLife {
   async forfeitDeposit(orderId: string): Promise<TimerOutcome> {
     // a balance the buyer asked to pay in time and the payment system has not answered (it is away, its callback
     // slow) decides the order when it does: a minute at a time, up to PAYMENT_TIMEOUT_MS past the deadline
-    const paying = await this.process.paymentAskedInTimeFor('balance', orderId, this.deps.config.PAYMENT_TIMEOUT_MS);
-    if (paying !== null) return { changed: false, dueInMs: Math.min(paying, PAYMENT_LOOKED_AT_EVERY_MS) };
+    const paying = (await this.process.paymentsAskedInTimeFor('balance', [orderId], this.deps.config.PAYMENT_TIMEOUT_MS)).get(orderId);
+    if (paying !== undefined) return { changed: false, dueInMs: Math.min(paying, PAYMENT_LOOKED_AT_EVERY_MS) };
     const forfeited = await this.fireWhenDue({
       orderId,
       action: 'expire_balance',
