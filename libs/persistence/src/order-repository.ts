@@ -723,12 +723,16 @@ export function historyDetail(text: string): string {
 
 /** One transition in the caller's transaction (applyTransition, applyTransitions). */
 async function transitionIn(trx: Transaction<Database>, request: TransitionRequest): Promise<TransitionResult> {
-  const order = await trx.selectFrom('orders').selectAll().where('order_id', '=', request.orderId).executeTakeFirst();
+  // the row and what its guards read, in one round trip and so one snapshot: every step of every order starts here
+  const [[order], [child]] = await selectTogether(trx, [
+    trx.selectFrom('orders').selectAll().where('order_id', '=', request.orderId),
+    trx.selectFrom('orders').select('order_id').where('parent_order_id', '=', request.orderId).limit(1),
+  ]);
   if (!order) throw new IllegalTransition('UNKNOWN', request.action, request.actor);
   // a child's move re-derives its parent: take the parent's lock first, so siblings
   // moving at once queue on it instead of deadlocking on each other's rows
   if (order.parent_order_id !== null) await trx.selectFrom('orders').select('order_id').where('order_id', '=', order.parent_order_id).forUpdate().execute();
-  const facts = await orderFacts(trx, order);
+  const facts: OrderFacts = { split: child !== undefined, child: order.parent_order_id !== null };
   const fired = stateMachineFor(order.type as OrderType).fire(order.status, request.action, request.actor, facts);
   // a timer's transition is recorded at MySQL's time, which found it due, and so is one that starts
   // a timer (a delivery starts the after-sales window): whatever the clock of the worker or api
@@ -808,12 +812,6 @@ async function deadlineOf(trx: Transaction<Database>, order: OrderRow, due: Time
 function deadlineFrom(order: Pick<OrderRow, 'payment_deadline' | 'balance_deadline'>, enteredAt: Date | null, due: TimerDeadline): Date | null {
   if (typeof due === 'string') return order[due];
   return enteredAt && new Date(enteredAt.getTime() + due.inStatusForMs);
-}
-
-/** What guards read, in the transition's transaction. */
-async function orderFacts(trx: Transaction<Database>, order: OrderRow): Promise<OrderFacts> {
-  const child = await trx.selectFrom('orders').select('order_id').where('parent_order_id', '=', order.order_id).limit(1).executeTakeFirst();
-  return { split: child !== undefined, child: order.parent_order_id !== null };
 }
 
 /**

@@ -4,6 +4,7 @@ import type { OrderDb } from './connection.js';
 import { overdueSince } from './mysql-clock.js';
 import { isDuplicateKey } from './mysql-errors.js';
 import { refundsOwedIn } from './refunds-owed.js';
+import { selectTogether } from './select-together.js';
 import type { Database, OrderItemRow, OrderRow, PaymentRow, ShipmentRow } from './schema.js';
 
 export type PaymentPurpose = 'full' | 'deposit' | 'balance';
@@ -271,6 +272,15 @@ export class ProcessRepository {
     return (await this.db.selectFrom('payments').selectAll().where('payment_id', '=', paymentId).executeTakeFirst()) ?? null;
   }
 
+  /** An order's row and one payment of it (none when the payment is another order's), sent as one query: a payment's request and its callback read both. */
+  async orderAndPayment(orderId: string, paymentId: string): Promise<{ order: OrderRow | null; payment: PaymentRow | null }> {
+    const [[order], [payment]] = await selectTogether(this.db, [
+      this.rowOf(orderId),
+      this.db.selectFrom('payments').selectAll().where('payment_id', '=', paymentId).where('order_id', '=', orderId),
+    ]);
+    return { order: order ?? null, payment: payment ?? null };
+  }
+
   async payments(orderId: string): Promise<PaymentRow[]> {
     return this.db.selectFrom('payments').selectAll().where('order_id', '=', orderId).orderBy('created_at').orderBy('payment_id').execute();
   }
@@ -429,7 +439,46 @@ export class ProcessRepository {
   }
 
   async items(orderId: string): Promise<OrderItemRow[]> {
-    return this.db.selectFrom('order_items').selectAll().where('order_id', '=', orderId).orderBy('line_no').execute();
+    return this.linesOf(orderId).execute();
+  }
+
+  /** The order's row and its lines, sent as one query: the workers read both at nearly every step of a paid order. */
+  async orderWithLines(orderId: string): Promise<{ order: OrderRow; items: OrderItemRow[] } | null> {
+    const [[order], items] = await selectTogether(this.db, [this.rowOf(orderId), this.linesOf(orderId)]);
+    return order ? { order, items } : null;
+  }
+
+  /**
+   * The order and its lines as of one version: a step committed between the two reads (a refund)
+   * has them read again, so that what is sent of them carries the version its lines are of. Each
+   * round reads the row, the lines and the row again as one query (one statement after the other,
+   * each its own snapshot). Still moving after three rounds: the version read before the last
+   * lines, older than they are, never newer (a refund read as opened after the change).
+   */
+  async orderAndLinesOfOneVersion(orderId: string): Promise<{ order: OrderRow; items: OrderItemRow[] } | null> {
+    for (let round = 1; ; round++) {
+      const [[order], items, [again]] = await selectTogether(this.db, [this.rowOf(orderId), this.linesOf(orderId), this.rowOf(orderId)]);
+      if (!order) return null;
+      if (!again || again.version === order.version || round === 3) return { order, items };
+    }
+  }
+
+  /** The order's row and whether it was split (isSplitParent), sent as one query. */
+  async orderAndWhetherSplit(orderId: string): Promise<{ order: OrderRow; splitParent: boolean } | null> {
+    const [[order], [child]] = await selectTogether(this.db, [this.rowOf(orderId), this.firstChildOf(orderId)]);
+    return order ? { order, splitParent: order.parent_order_id === null && child !== undefined } : null;
+  }
+
+  private rowOf(orderId: string) {
+    return this.db.selectFrom('orders').selectAll().where('order_id', '=', orderId);
+  }
+
+  private firstChildOf(orderId: string) {
+    return this.db.selectFrom('orders').select('order_id').where('parent_order_id', '=', orderId).limit(1);
+  }
+
+  private linesOf(orderId: string) {
+    return this.db.selectFrom('order_items').selectAll().where('order_id', '=', orderId).orderBy('line_no');
   }
 
   /**
@@ -442,7 +491,7 @@ export class ProcessRepository {
 
   /** Whether the order was split: its children, not it, are handed over, each to its warehouse. */
   async hasChildren(orderId: string): Promise<boolean> {
-    return (await this.db.selectFrom('orders').select('order_id').where('parent_order_id', '=', orderId).limit(1).executeTakeFirst()) !== undefined;
+    return (await this.firstChildOf(orderId).executeTakeFirst()) !== undefined;
   }
 
   async children(orderId: string): Promise<OrderRow[]> {
@@ -611,8 +660,9 @@ export class ProcessRepository {
    * it first: the settle job or a cancel that overtook it): placement units left
    * "available" at checkout, payment-time units leave it now.
    */
-  async recordStockCommitted(orderId: string): Promise<void> {
-    const items = await this.items(orderId);
+  async recordStockCommitted(orderId: string, lines?: readonly OrderItemRow[]): Promise<void> {
+    // a line's SKU, quantity and deduction never change: the caller's lines, when it has them read, are these
+    const items = lines ?? (await this.items(orderId));
     await this.writeLedgerOnce(
       items.map((line) => ({ sku_id: line.sku_id, kind: 'commit' as const, ref: orderId, order_id: orderId, qty: line.deduction === 'payment' ? -line.qty : 0, reason: 'payment' })),
     );

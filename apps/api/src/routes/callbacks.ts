@@ -361,10 +361,9 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     async (request) => {
       const callback = request.body;
       if (callback.refundId !== undefined) return confirmRefund({ ...callback, refundId: callback.refundId }, request.log);
-      const order = await deps.orders.findOrderRow(callback.orderId);
+      const { order, payment } = await process.orderAndPayment(callback.orderId, callback.paymentId);
       if (!order) throw notFound('order');
-      const payment = await process.findPayment(callback.paymentId);
-      if (!payment || payment.order_id !== order.order_id) throw notFound('payment');
+      if (!payment) throw notFound('payment');
       if (Number(payment.amount_cents) !== callback.amountCents) {
         if (payment.status === 'SUCCEEDED') {
           // a payment already settled reported for another amount: nothing to record

@@ -280,9 +280,9 @@ export class ForwardLife {
    * overdue sweep enqueues this job for it) is counted.
    */
   private async requestPayment(job: Job<RequestPaymentJob>, token: string | undefined): Promise<void> {
-    const payment = await this.process.findPayment(job.data.paymentId);
+    // the job names the payment's own order
+    const { order, payment } = await this.process.orderAndPayment(job.data.orderId, job.data.paymentId);
     if (!payment || payment.status !== 'PENDING') return;
-    const order = await this.deps.orders.findOrderRow(payment.order_id);
     const due = order && stateMachineFor(order.type as OrderType).paymentActionFor(order.status);
     const stillDue = due === ProcessRepository.paymentActionOf(payment.purpose);
     const sentBefore = payment.requested_at !== null;
@@ -405,10 +405,11 @@ export class ForwardLife {
    */
   private async settlePayment(data: OrderEffectsJob): Promise<void> {
     const effects = data.effects as Effect[];
-    let order = await this.deps.orders.findOrderRow(data.orderId);
-    if (!order) throw new Error(`settle-payment: no order ${data.orderId}`);
+    let read = await this.process.orderWithLines(data.orderId);
+    if (!read) throw new Error(`settle-payment: no order ${data.orderId}`);
+    const { order, items } = read;
     if (effects.includes('commitStock') && order.status === 'PAID') {
-      const committed = await this.commitStock(order);
+      const committed = await this.commitStock(order, items);
       if (!committed) return;
     } else if (effects.includes('commitStock') && order.status === 'REFUNDING') {
       const last = await this.process.lastStep(order.order_id);
@@ -416,19 +417,19 @@ export class ForwardLife {
     }
     if (effects.includes('deliverDigital')) {
       await this.tryTransition({ orderId: order.order_id, action: 'deliver', actor: 'system', detail: 'delivered with the payment' });
+      read = (await this.process.orderWithLines(data.orderId))!;
     }
     if (effects.includes('split') || effects.includes('requestFulfilment')) {
-      order = (await this.deps.orders.findOrderRow(data.orderId))!;
-      if (order.status !== 'PAID') return;
-      await this.split(order);
-      const children = await this.process.children(order.order_id);
-      const units = children.length > 0 ? children : [order];
+      // a step committed since the read (a refund) is caught by the split's version check, or by the hand-over's own read
+      if (read.order.status !== 'PAID') return;
+      const children = (await this.split(read.order, read.items)) ? await this.process.children(order.order_id) : [];
+      const units = children.length > 0 ? children : [read.order];
       await Promise.all(units.filter((unit) => unit.status === 'PAID').map((unit) => enqueueSendToWarehouse(this.deps.queues, unit.order_id)));
     }
   }
 
   /** Returns false when the stock was gone and the order is being refunded instead. */
-  private async commitStock(order: OrderRow): Promise<boolean> {
+  private async commitStock(order: OrderRow, items: readonly OrderItemRow[]): Promise<boolean> {
     let outcome = await this.deps.inventory.commitStock(order.order_id);
     if (outcome.status === 'missing') outcome = await this.commitLostReservation(order);
     if (outcome.status === 'gone') {
@@ -437,7 +438,7 @@ export class ForwardLife {
       return false;
     }
     if (outcome.status === 'committed' || outcome.status === 'already') {
-      await this.process.recordStockCommitted(order.order_id);
+      await this.process.recordStockCommitted(order.order_id, items);
     } else {
       this.deps.log.error({ orderId: order.order_id, outcome: outcome.status }, 'paid order has no live reservation in Redis; stock not committed');
     }
@@ -483,26 +484,26 @@ export class ForwardLife {
   }
 
   /**
-   * Splits a paid order into its children, which copy its lines as read here (units
-   * refunded already included). A refund of the order committed after that read moves its
-   * version: the plan is then read again, so no child starts with those units unrefunded.
+   * Splits a paid order into its children, which copy its lines as read (units refunded
+   * already included). A refund of the order committed after that read moves its version: the
+   * plan is then read again, so no child starts with those units unrefunded. Whether the order's
+   * lines go to more than one place, so that it has children to hand over (an unsplit one has none).
    */
-  private async split(paid: OrderRow): Promise<void> {
-    let order = paid;
+  private async split(paid: OrderRow, items: readonly OrderItemRow[]): Promise<boolean> {
+    let read = { order: paid, items };
     for (let round = 1; ; round++) {
       try {
-        return await this.splitAsRead(order);
+        return await this.splitAsRead(read.order, read.items);
       } catch (error) {
         if (!(error instanceof SplitPlanStale) || round >= 5) throw error;
-        const now = await this.deps.orders.findOrderRow(order.order_id);
-        if (now?.status !== 'PAID') return;
-        order = now;
+        const now = await this.process.orderWithLines(paid.order_id);
+        if (now?.order.status !== 'PAID') return true;
+        read = now;
       }
     }
   }
 
-  private async splitAsRead(order: OrderRow): Promise<void> {
-    const items = await this.process.items(order.order_id);
+  private async splitAsRead(order: OrderRow, items: readonly OrderItemRow[]): Promise<boolean> {
     const lines = items.map((row) => ({
       row,
       lineNo: row.line_no,
@@ -515,7 +516,7 @@ export class ForwardLife {
       shippingCents: Number(row.shipping_cents),
       payableCents: Number(row.payable_cents),
     }));
-    if (!needsSplit(lines)) return;
+    if (!needsSplit(lines)) return false;
     const plans = planSplit(
       { subtotalCents: Number(order.subtotal_cents), discountCents: Number(order.discount_cents), shippingCents: Number(order.shipping_cents), payableCents: Number(order.payable_cents) },
       lines,
@@ -531,6 +532,7 @@ export class ForwardLife {
         await ProcessRepository.insertChildren(trx, { ...current, status: fired.to }, children, this.deps.clock());
       },
     });
+    return true;
   }
 
   /**
@@ -546,17 +548,18 @@ export class ForwardLife {
    */
   private async sendToWarehouse(job: Job<SendToWarehouseJob>, token: string | undefined): Promise<void> {
     const askedBefore = job.attemptsStarted > 1;
-    const read = await this.deps.orders.findOrderRow(job.data.orderId);
-    if (!read) return;
+    const found = await this.process.orderAndWhetherSplit(job.data.orderId);
+    if (!found) return;
+    const read = found.order;
     if (read.status === 'IN_FULFILLMENT' && askedBefore) return this.enqueueFulfilmentUpdate(read);
     if (read.status !== 'PAID') return this.withdrawIfRefunded(job, token, read);
     // a hand-over the sweep enqueued for an order read before its split would ship every line again from one warehouse
-    if (await this.process.isSplitParent(read)) return;
+    if (found.splitParent) return;
     // from here the warehouse may hold the parcel before its answer is recorded: a refund from now on waits for it (applyRefund)
     const askedAt = await this.process.noteHandOverAsked(read.order_id, this.deps.clock());
     // read once asked: a refund committed before the ask is not in what it sends, one after it waits for the warehouse;
-    // the version sent with them is the one they are of (orderAndLines): a refund read as opened later is not in them
-    const asked = await this.orderAndLines(read.order_id);
+    // the version sent with them is the one they are of: a refund read as opened later is not in them
+    const asked = await this.process.orderAndLinesOfOneVersion(read.order_id);
     if (!asked) return;
     const { order, items } = asked;
     if (order.status !== 'PAID') return this.withdrawIfRefunded(job, token, order);
@@ -586,14 +589,15 @@ export class ForwardLife {
       detail: `accepted by warehouse ${warehouseId}`,
       effects: async (trx, current) => ProcessRepository.openShipment(trx, current, warehouseId, this.deps.clock()),
     });
-    const now = await this.deps.orders.findOrderRow(order.order_id);
-    if (!now) return;
+    const after = await this.process.orderWithLines(order.order_id);
+    if (!after) return;
+    const now = after.order;
     // the warehouse's first event may have recorded the hand-over meanwhile (callbacks.ts): as handed over here
     const handedOverByEvent = !handedOver && !REFUNDED_WHOLE.has(now.status) && (await this.process.shipment(now.order_id)) !== null;
     if (!handedOver && !handedOverByEvent) return this.withdrawIfRefunded(job, token, now);
     // the warehouse holds an older hand-over of the order (an attempt whose job was lost, before a change while it was paid): it is told what this one sent
     const heldOlder = typeof accepted.version === 'number' && accepted.version < order.version;
-    if (askedBefore || heldOlder || JSON.stringify(fulfilmentOf(now, await this.process.items(now.order_id))) !== JSON.stringify(sent)) await this.enqueueFulfilmentUpdate(now);
+    if (askedBefore || heldOlder || JSON.stringify(fulfilmentOf(now, after.items)) !== JSON.stringify(sent)) await this.enqueueFulfilmentUpdate(now);
   }
 
   /**
@@ -671,7 +675,7 @@ export class ForwardLife {
   private async updateFulfilment(job: Job<SendToWarehouseJob>, token: string | undefined): Promise<void> {
     // read before the order's lines: a refund committed after them is not in this change, and waits for its own
     const held = await this.refunds.restockHeldFor(job.data.orderId);
-    const read = await this.orderAndLines(job.data.orderId);
+    const read = await this.process.orderAndLinesOfOneVersion(job.data.orderId);
     if (!read) return;
     const { order } = read;
     const shipment = await this.process.shipment(order.order_id);
@@ -758,23 +762,6 @@ export class ForwardLife {
     if (taken.length === 0) return;
     this.deps.log.warn({ orderId: order.order_id, version: applied, refunds: taken.map((refund) => refund.refundId) }, 'the warehouse took out the units refunded before the parcel left, its answer recorded late: they are back on sale and paid back');
     await this.takenOut(order, taken);
-  }
-
-  /**
-   * The order and its lines as of one version: a step committed between the two reads (a refund)
-   * has them read again, so that a change carries the version its lines are of (heldWhenParcelLeft
-   * tells taken-out refunds by it). Still moving after three reads: the version read before the
-   * last lines, older than they are, never newer (a refund read as opened after the change).
-   */
-  private async orderAndLines(orderId: string): Promise<{ order: OrderRow; items: OrderItemRow[] } | null> {
-    let order = await this.deps.orders.findOrderRow(orderId);
-    for (let read = 1; order; read++) {
-      const items = await this.process.items(orderId);
-      const again = await this.deps.orders.findOrderRow(orderId);
-      if (!again || again.version === order.version || read === 3) return { order, items };
-      order = again;
-    }
-    return null;
   }
 
   /** Whether the warehouse applied this change of the parcel (or a later one); refused (409 too late, or a warehouse that cannot say, one that does not know the parcel): false. */
