@@ -28,6 +28,8 @@ export interface LoadOptions {
   durationS?: number;
   /** Stop after this many requests (the bounded end-to-end sale); durationS still caps it. */
   amount?: number;
+  /** Requests a second in all (autocannon overallRate): a rate below what the box takes, to read what each costs. */
+  ratePerSec?: number;
   request: RequestShape;
   timeoutS?: number;
 }
@@ -41,6 +43,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     connections: options.connections,
     pipelining: 1,
     timeout: options.timeoutS ?? 10,
+    ...(options.ratePerSec ? { overallRate: options.ratePerSec } : {}),
     ...(options.amount ? { amount: options.amount } : { duration: options.durationS ?? 10 }),
     requests: [
       {

@@ -127,8 +127,13 @@ export class CoreUse {
 
   read(): Record<string, number> {
     const wallSeconds = (performance.now() - this.startedAt) / 1000;
+    return Object.fromEntries(Object.entries(this.secondsUsed()).map(([name, seconds]) => [name, Number((seconds / Math.max(wallSeconds, 0.001)).toFixed(2))]));
+  }
+
+  /** CPU seconds each used since the start (idle and steal: the box's), unrounded: what a piece of work cost, divided by how many. */
+  secondsUsed(): Record<string, number> {
     const after = CoreUse.sample(this.pids);
-    return Object.fromEntries(Object.entries(after).map(([name, seconds]) => [name, Number(((seconds - (this.before[name] ?? 0)) / Math.max(wallSeconds, 0.001)).toFixed(2))]));
+    return Object.fromEntries(Object.entries(after).map(([name, seconds]) => [name, seconds - (this.before[name] ?? 0)]));
   }
 }
 

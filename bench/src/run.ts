@@ -63,6 +63,12 @@ const E2E_WORKERS = numberArg('e2e-workers', 2);
 const STATUS_ORDERS = numberArg('status-orders', 20_000);
 /** Orders paid in the payment wave, end to end. */
 const PAYMENT_WAVE_ORDERS = numberArg('payment-wave-orders', quick ? 3_000 : 10_000);
+/**
+ * The payment wave's pays a second, all connections together; 0: as fast as the box answers. At a
+ * rate the box takes with cores to spare, the CPU each process spends per payment reads the same
+ * from run to run, where at full speed it moves with how the box shares its saturated cores.
+ */
+const PAY_RATE = numberArg('pay-rate', 0);
 /** Orders their buyers pay in the pay phase, each once. */
 const PAY_ORDERS = numberArg('pay-orders', quick ? 20_000 : 60_000);
 const API_PROCESSES = numberArg('api-processes', 1);
@@ -157,6 +163,10 @@ interface PaymentWaveRow {
   chargedTwice: number;
   /** orders not paid when the wave was given up (5 min after its last request): must be 0 */
   unpaid: number;
+  /** the pays a second asked for (--pay-rate), null: as fast as answered */
+  payRate: number | null;
+  /** ms of CPU each process used per order paid, the wave's first request to its last payment */
+  cpuMsPerPayment: Record<string, number>;
   rssMb: number;
   cores: Cores;
 }
@@ -664,7 +674,7 @@ async function main() {
       api.resetPeak();
       const coreUse = CoreUse.start({ api: pidsOf([api]), workers: pidsOf(procs), ...services });
       const t0 = Date.now();
-      const load = await runLoad({ port: apiPort, connections: CONNECTIONS, amount: pays.length, durationS: 600, request: { method: 'POST', path: pays[0]!.path, next: () => pays[i++]! } });
+      const load = await runLoad({ port: apiPort, connections: CONNECTIONS, amount: pays.length, durationS: 600, ratePerSec: PAY_RATE, request: { method: 'POST', path: pays[0]!.path, next: () => pays[i++]! } });
       const paySeconds = (Date.now() - t0) / 1000;
       const paidCount = async () => Number((await sql<{ n: number }>`SELECT COUNT(DISTINCT order_id) AS n FROM payments WHERE status = 'SUCCEEDED'`.execute(env.db)).rows[0]?.n ?? 0);
       let paid = 0;
@@ -672,6 +682,10 @@ async function main() {
       while (Date.now() < deadline && (paid = await paidCount()) < pays.length) await sleep(500);
       const secondsToLastPaid = (Date.now() - t0) / 1000;
       const cores = coreUse.read();
+      const used = coreUse.secondsUsed();
+      const cpuMsPerPayment = Object.fromEntries(
+        ['api', 'workers', 'redis', 'mariadb', 'other'].map((name) => [name, Number((((used[name] ?? 0) * 1000) / Math.max(paid, 1)).toFixed(2))]),
+      );
       const rssMb = api.peakRssMb() + procs.reduce((sum, p) => sum + p.peakRssMb(), 0);
       for (const p of procs) await stop(p);
       const { rows: twice } = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM (SELECT order_id FROM payments WHERE status = 'SUCCEEDED' GROUP BY order_id HAVING COUNT(*) > 1) t`.execute(env.db);
@@ -687,6 +701,8 @@ async function main() {
         paidPerSec: Math.round(paid / secondsToLastPaid),
         chargedTwice: Number(twice[0]?.n ?? 0),
         unpaid: pays.length - paid,
+        payRate: PAY_RATE || null,
+        cpuMsPerPayment,
         rssMb,
         cores,
       };
@@ -747,8 +763,9 @@ function report(startedAt: Date, http: HttpRow[], drains: DrainRow[], sale: Sale
   }
   if (paymentWave) {
     console.log(
-      `payment wave: ${paymentWave.orders} orders paid by their buyers: ${paymentWave.paysPerSec} pays/s answered (p50 ${paymentWave.p50} ms, p99 ${paymentWave.p99} ms), the last paid after ${paymentWave.secondsToLastPaid.toFixed(1)} s (${paymentWave.paidPerSec} orders paid/s), charged twice ${paymentWave.chargedTwice}, unpaid ${paymentWave.unpaid}`,
+      `payment wave: ${paymentWave.orders} orders paid by their buyers: ${paymentWave.paysPerSec} pays/s answered (p50 ${paymentWave.p50} ms, p99 ${paymentWave.p99} ms), the last paid after ${paymentWave.secondsToLastPaid.toFixed(1)} s (${paymentWave.paidPerSec} orders paid/s${paymentWave.payRate ? `, asked at ${paymentWave.payRate}/s` : ''}), charged twice ${paymentWave.chargedTwice}, unpaid ${paymentWave.unpaid}`,
     );
+    console.log(`  ms of CPU per order paid: ${Object.entries(paymentWave.cpuMsPerPayment).map(([name, ms]) => `${name} ${ms}`).join(', ')}`);
   }
   console.log('cores used during each measured run:');
   for (const row of [...http, ...drains]) console.log(`  ${row.name.padEnd(38)}${showCores(row.cores)}`);
