@@ -330,7 +330,7 @@ export const orderSchema = {
     nextTimer: {
       type: ['object', 'null'],
       description:
-        'what the system does to the order by itself next unless someone acts first, and from when (by MySQL\'s clock): expire (unpaid), expire_balance (a presale\'s balance unpaid: the deposit kept), auto_confirm (shipped, receipt not confirmed), complete (the after-sales window closed; while the buyer is still owed a refund, once it is paid back: its dueAt may then have passed, and refundsOwed names them), approve_return (a return request the shop did not review), close_return (an approved return whose parcel never came); null when nothing is (closed, still in the queue, a split order, whose children\'s timers run)',
+        'what the system does to the order by itself next unless someone acts first, and from when (by MySQL\'s clock): expire (unpaid; while a payment the buyer asked for before dueAt waits for the payment system\'s answer, PENDING in payments, the order expires only once it is declined or PAYMENT_TIMEOUT_MS past dueAt: its dueAt may then have passed), expire_balance (a presale\'s balance unpaid: the deposit kept; its balance payment asked for in time is waited for alike), auto_confirm (shipped, receipt not confirmed), complete (the after-sales window closed; while the buyer is still owed a refund, once it is paid back: its dueAt may then have passed, and refundsOwed names them), approve_return (a return request the shop did not review), close_return (an approved return whose parcel never came); null when nothing is (closed, still in the queue, a split order, whose children\'s timers run)',
       properties: {
         action: { type: 'string' },
         dueAt: { type: 'string', format: 'date-time' },
