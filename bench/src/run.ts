@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [-- --profile] [-- --only=bare,intake,...] [-- --instructions [--count-redis]]
+ * npm run bench [-- --quick] [-- --profile] [-- --only=bare,intake,...] [-- --instructions [--count-redis]] [-- --pay-rate=N]
  *
  * Measures, in one run and with the same connections and duration, the ceilings of this
  * machine (bare Fastify, Fastify + one Redis reservation), the naive MySQL peer, our
