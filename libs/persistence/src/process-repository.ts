@@ -148,6 +148,9 @@ function shipmentRow(order: OrderRow, warehouseId: string, status: 'ACCEPTED' | 
   };
 }
 
+/** What a new payment is written with; the table's other columns start NULL. */
+const PAYMENT_COLUMNS = ['payment_id', 'order_id', 'purpose', 'attempt', 'method', 'amount_cents', 'status', 'transaction_id', 'paid_at', 'created_at', 'updated_at'] as const;
+
 /** Payments, shipments, refunds and children: the rows the forward life adds to an order. */
 export class ProcessRepository {
   constructor(private readonly db: OrderDb) {}
@@ -173,30 +176,35 @@ export class ProcessRepository {
       if (previous && previous.status !== 'FAILED' && !goesBack) return { payment: previous, created: false };
       await beforeOpening?.();
       const attempt = (previous?.attempt ?? 0) + 1;
-      const paymentId = `${request.orderId}-${request.purpose}-${attempt}`;
       // due by the order's deadline, by MySQL's clock as the expiry's is: a payment asked later (before the
       // expiry ran) would pay an order about to expire, or a balance whose deposit is about to be forfeited
       const deadline = request.purpose === 'balance' ? 'balance_deadline' : 'payment_deadline';
+      // the row as written, every column the table has (the type says so): read back, it would cost the pay a round trip
+      const opened: PaymentRow = {
+        payment_id: `${request.orderId}-${request.purpose}-${attempt}`,
+        order_id: request.orderId,
+        purpose: request.purpose,
+        attempt,
+        method: request.method,
+        amount_cents: request.amountCents,
+        status: 'PENDING',
+        transaction_id: null,
+        paid_at: null,
+        refund_due_at: null,
+        requested_at: null,
+        first_requested_at: null,
+        undecided_at: null,
+        created_at: request.at,
+        updated_at: request.at,
+      };
       try {
         const inserted = await this.db
           .insertInto('payments')
-          .columns(['payment_id', 'order_id', 'purpose', 'attempt', 'method', 'amount_cents', 'status', 'transaction_id', 'paid_at', 'created_at', 'updated_at'])
+          .columns(PAYMENT_COLUMNS)
           .expression((eb) =>
             eb
               .selectFrom('orders')
-              .select([
-                eb.val(paymentId).as('payment_id'),
-                eb.val(request.orderId).as('order_id'),
-                eb.val(request.purpose).as('purpose'),
-                eb.val(attempt).as('attempt'),
-                eb.val(request.method).as('method'),
-                eb.val(request.amountCents).as('amount_cents'),
-                eb.val('PENDING').as('status'),
-                sql<null>`NULL`.as('transaction_id'),
-                sql<null>`NULL`.as('paid_at'),
-                eb.val(request.at).as('created_at'),
-                eb.val(request.at).as('updated_at'),
-              ])
+              .select(PAYMENT_COLUMNS.map((column) => eb.val(opened[column]).as(column)))
               .where('order_id', '=', request.orderId)
               .where((where) => where.or([where(deadline, 'is', null), where(deadline, '>', sql<Date>`UTC_TIMESTAMP(3)`)])),
           )
@@ -205,7 +213,7 @@ export class ProcessRepository {
           const order = await this.db.selectFrom('orders').select(deadline).where('order_id', '=', request.orderId).executeTakeFirstOrThrow();
           throw new PaymentDeadlinePassed(request.purpose, order[deadline]!);
         }
-        return { payment: (await this.findPayment(paymentId))!, created: true };
+        return { payment: opened, created: true };
       } catch (error) {
         // a concurrent request opened the same attempt: take theirs
         if (isDuplicateKey(error) && round < 3) continue;

@@ -30,7 +30,7 @@ describe("an order's rows read together", () => {
     env = await createTestEnv('order_reads_together');
     orders = new OrderRepository(env.db);
     process = new ProcessRepository(env.db);
-    for (const n of [1, 2]) await persistLampOrder(orders, '01KREADTOG', n);
+    for (const n of [1, 2, 3]) await persistLampOrder(orders, '01KREADTOG', n);
     await env.db.insertInto('payments').values([payment(1, 1), payment(2, 1)]).execute();
   });
   afterAll(async () => env?.cleanup());
@@ -51,6 +51,13 @@ describe("an order's rows read together", () => {
     expect(await process.orderAndLinesOfOneVersion(orderId(1))).toEqual(apart);
     expect(await process.orderWithLines(orderId(9))).toBeNull();
     expect(await process.orderAndLinesOfOneVersion(orderId(9))).toBeNull();
+  });
+
+  it('answers a payment it opens as MySQL holds it, without reading it back', async () => {
+    const { payment, created } = await process.openPayment({ orderId: orderId(3), purpose: 'full', method: 'wallet', amountCents: 2_500, at: new Date('2026-12-07T07:30:00.123Z') });
+    expect(created).toBe(true);
+    expect(payment).toEqual(await process.findPayment(`${orderId(3)}-full-1`));
+    expect(payment).toMatchObject({ status: 'PENDING', attempt: 1, created_at: new Date('2026-12-07T07:30:00.123Z') });
   });
 
   it('tells a split order from an unsplit one and from its children', async () => {
