@@ -143,6 +143,7 @@ describe('Grafana dashboards', () => {
         'Redis memory used / maxmemory',
         'Coupon uses against their total limit',
         'Alerts firing',
+        'Pays, payment callbacks and status polls per second',
       ]),
     );
     expect(titles['Order pipeline']).toEqual(
