@@ -26,7 +26,7 @@ import { insertRows } from './multi-row-insert.js';
 import { overdueSince } from './mysql-clock.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, couponUseOf, toOrderView, type ChildStep, type OrderView } from './order-view.js';
-import { PAYMENT_ACTIONS, paidTheOrder, payerOf, paymentAwaitedAt } from './process-repository.js';
+import { PAYMENT_ACTIONS, noPaymentAwaitedAt, paidTheOrder, payerOf } from './process-repository.js';
 import { holdRulesVersion, type RulesVersion } from './pricing-repository.js';
 import { firstSent, refundsOwedIn, refundsOwedNow } from './refunds-owed.js';
 import { selectTogether } from './select-together.js';
@@ -459,9 +459,7 @@ export class OrderRepository {
       .where('o.status', 'in', ['PENDING_PAYMENT', 'PENDING_DEPOSIT'])
       .where('o.order_id', '<', firstOrderIdAt(deadlineBefore - shortestTimeoutMs))
       .where('o.payment_deadline', '<', new Date(deadlineBefore))
-      .where(({ not, exists, selectFrom }) =>
-        not(exists(selectFrom('payments as p').select('p.payment_id').whereRef('p.order_id', '=', 'o.order_id').where(paymentAwaitedAt('payment', overdueSince(overdueForMs + answerLookedAtMs), paymentWaitMs)))),
-      )
+      .where(noPaymentAwaitedAt('payment', overdueSince(overdueForMs + answerLookedAtMs), paymentWaitMs))
       .orderBy('o.order_id')
       .limit(limit)
       .execute();
@@ -481,9 +479,7 @@ export class OrderRepository {
       .select('o.order_id')
       .where('o.status', '=', 'DEPOSIT_PAID')
       .where('o.balance_deadline', '<', overdueSince(overdueForMs))
-      .where(({ not, exists, selectFrom }) =>
-        not(exists(selectFrom('payments as p').select('p.payment_id').whereRef('p.order_id', '=', 'o.order_id').where(paymentAwaitedAt('balance', overdueSince(overdueForMs + answerLookedAtMs), balanceWaitMs)))),
-      )
+      .where(noPaymentAwaitedAt('balance', overdueSince(overdueForMs + answerLookedAtMs), balanceWaitMs))
       .orderBy('o.order_id')
       .limit(limit)
       .execute();

@@ -88,6 +88,11 @@ export function paymentAwaitedAt(owing: DeadlineOwing, at: Expression<Date>, wai
   return sql<SqlBool>`p.purpose IN (${sql.join(purposes)}) AND ${deadline} + INTERVAL ${waitMs * 1000} MICROSECOND > ${at} AND (p.status = 'PENDING' OR p.updated_at > ${at})`;
 }
 
+/** Whether, at `at`, no payment of order `o` is awaited by its deadline (`owing`; paymentAwaitedAt): the deadline decides the order then. */
+export function noPaymentAwaitedAt(owing: DeadlineOwing, at: Expression<Date>, waitMs: number): Expression<SqlBool> {
+  return sql<SqlBool>`NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.order_id AND ${paymentAwaitedAt(owing, at, waitMs)})`;
+}
+
 /** The order that holds an order's payments: a split order's child was paid for through its parent. */
 export function payerOf(order: Pick<OrderRow, 'order_id' | 'parent_order_id'>): string {
   return order.parent_order_id ?? order.order_id;

@@ -1,4 +1,4 @@
-import { ProcessRepository, paymentAwaitedAt, type DeadlineOwing, type OrderDb } from '@orders/persistence';
+import { ProcessRepository, noPaymentAwaitedAt, type OrderDb } from '@orders/persistence';
 import { SKU_COUNTERS, StockKeys } from '@orders/stock';
 import type { Cluster, Redis } from 'ioredis';
 import { sql } from 'kysely';
@@ -99,14 +99,12 @@ async function checkOnce(sale: SaleUnderCheck): Promise<SaleInvariants> {
   const stuck = await db
     .selectFrom('orders as o')
     .select(['o.order_id', 'o.status'])
-    .where((eb) => {
-      const notAwaiting = (owing: DeadlineOwing) =>
-        eb.not(eb.exists(eb.selectFrom('payments as p').select('p.payment_id').whereRef('p.order_id', '=', 'o.order_id').where(paymentAwaitedAt(owing, sql<Date>`${cutoff}`, sale.paymentWaitMs))));
-      return eb.or([
-        eb.and([eb('o.status', 'in', UNPAID), eb('o.payment_deadline', '<', cutoff), notAwaiting('payment')]),
-        eb.and([eb('o.status', '=', 'DEPOSIT_PAID'), eb('o.balance_deadline', '<', cutoff), notAwaiting('balance')]),
-      ]);
-    })
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('o.status', 'in', UNPAID), eb('o.payment_deadline', '<', cutoff), noPaymentAwaitedAt('payment', sql<Date>`${cutoff}`, sale.paymentWaitMs)]),
+        eb.and([eb('o.status', '=', 'DEPOSIT_PAID'), eb('o.balance_deadline', '<', cutoff), noPaymentAwaitedAt('balance', sql<Date>`${cutoff}`, sale.paymentWaitMs)]),
+      ]),
+    )
     .execute();
   if (stuck.length > 0) violations.push(`${stuck.length} orders are past their deadline and still unpaid (e.g. ${stuck.slice(0, 3).map((o) => `${o.order_id} ${o.status}`).join(', ')})`);
 
