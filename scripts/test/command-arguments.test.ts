@@ -17,6 +17,7 @@ const COMMANDS: Array<{ script: OperatorCommand; usage: string; help: string; re
   { script: 'dlq', usage: 'usage: npm run dlq -- list | replay <id> | replay-all [--yes] | drop <id> [--yes]\n', help: '--help', refused: [['purge'], ['replay'], ['drop', 'a', 'b'], ['list', '--yes'], ['replay', 'a', '--yes']] },
   { script: 'reconcile', usage: 'usage: npm run reconcile [-- --repair]\n', help: '-h', refused: [['--repiar']] },
   { script: 'token', usage: 'usage: npm run token -- [buyer|merchant|admin] [sub]\n', help: '--help', refused: [['buyer', 'alice', 'extra']] },
+  { script: 'stack', usage: 'usage: npm run stack [-- <file>]\n', help: '-h', refused: [['a.txt', 'b.txt']] },
 ];
 const SEED_USAGE = 'usage: npm run seed [-- --demo-shop]\n';
 

@@ -2,7 +2,7 @@ import { assertBuilt } from './builds.js';
 import { spawnNode, type SpawnedProcess } from './processes.js';
 
 /** The operator commands of scripts/, each `npm run <name>` (npm start for start). */
-export type OperatorCommand = 'start' | 'migrate' | 'seed' | 'token' | 'dlq' | 'reconcile';
+export type OperatorCommand = 'start' | 'migrate' | 'seed' | 'token' | 'dlq' | 'reconcile' | 'stack';
 
 export interface CommandAnswer {
   exitCode: number | null;
