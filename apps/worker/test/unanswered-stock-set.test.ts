@@ -1,7 +1,6 @@
 import { StockKeys } from '@orders/stock';
-import { buyerAddress, ledgerAvailable, startRedisServer, waitFor, type RedisServer } from '@orders/testing';
+import { buyerAddress, ledgerAvailable, rowLockWaits, startRedisServer, waitFor, type RedisServer } from '@orders/testing';
 import { Redis } from 'ioredis';
-import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -43,9 +42,7 @@ describe("a merchant's stock set whose Redis answer does not come within REDIS_C
       const { answer } = await system.env.db.transaction().execute(async (trx) => {
         await trx.selectFrom('skus').select('sku_id').where('sku_id', '=', skuId).forUpdate().execute();
         const sent = setStock(skuId, stock);
-        const waiting = sql<{ waiting: number }>`SELECT COUNT(*) AS waiting FROM information_schema.INNODB_TRX t
-          JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()`;
-        await waitFor(async () => (await waiting.execute(system.env.db)).rows[0]!.waiting > 0, { what: 'the stock set to wait for the SKU row' });
+        await waitFor(async () => (await rowLockWaits(system.env.db)).length > 0, { what: 'the stock set to wait for the SKU row' });
         await pauser.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE');
         return { answer: sent };
       });

@@ -24,24 +24,48 @@ export async function holdRow(db: OrderDb, table: 'orders' | 'payments' | 'refun
   };
 }
 
+/** A transaction waiting for a lock on a row of this database's tables, as InnoDB's monitor prints it. */
+interface LockWait {
+  trxId: string;
+  /** The lock asked for (table, index, mode) and the statement that asked. */
+  described: string;
+}
+
 /**
- * The transactions of this database waiting for a row lock now (a retry of the same work is a new
- * one). InnoDB refreshes these tables only when they were not read for 0.1 s, and reading them
- * more often held the waiting sessions up: poll them every 200 ms or so. Not a wait on InnoDB's
- * own dictionary (`SYS_TABLES`, ...): files reading them side by side can keep a snapshot from
- * while this database's tables were being created (CREATE TABLE ... LIKE, in parallel), which
- * told a write that never waited as held up. Nor on its persistent statistics (`mysql`.
- * `innodb_table_stats`, ...): a write that has them recalculated waits a moment behind another
- * file's CREATE or DROP DATABASE, which holds them; seen telling a batch held up by no lock of
- * the test's.
+ * The transactions waiting for a lock on a row of this database's tables now (a retry of the same
+ * work is a new one), read from InnoDB's monitor (SHOW ENGINE INNODB STATUS), which InnoDB writes
+ * when asked. Not from information_schema.INNODB_TRX and INNODB_LOCKS: InnoDB refreshes those from
+ * a cache only once nobody has read them for 0.1 s, so test files polling them side by side kept
+ * the cache from ever being refreshed, and a write waiting for a held row read as not waiting for
+ * as long as they polled (2 to 7 of the 24 lock-wait tests timed out when their 9 files ran
+ * together). A wait on a table of another database is not this test's: InnoDB's persistent
+ * statistics (`mysql`.`innodb_table_stats`), held by another file's CREATE or DROP DATABASE, or its
+ * dictionary, which files creating their tables side by side hold.
  */
+async function lockWaits(db: OrderDb): Promise<LockWait[]> {
+  const [{ rows: names }, { rows: monitor }] = await Promise.all([sql<{ name: string }>`SELECT DATABASE() AS name`.execute(db), sql<{ Status: string }>`SHOW ENGINE INNODB STATUS`.execute(db)]);
+  const database = names[0]?.name;
+  const waits: LockWait[] = [];
+  // each transaction's block: "---TRANSACTION <id>, ACTIVE ...", "LOCK WAIT ..." while it waits,
+  // its thread and statement, then "------- TRX HAS BEEN WAITING ... TO BE GRANTED:" and the lock
+  for (const block of (monitor[0]?.Status ?? '').split('\n---TRANSACTION ').slice(1)) {
+    const trxId = /^(\d+),/.exec(block)?.[1];
+    const lock = /\n------- TRX HAS BEEN WAITING [^\n]*\n([^\n]*)/.exec(block)?.[1];
+    if (trxId === undefined || lock === undefined || !/\nLOCK WAIT /.test(block)) continue;
+    const table = /table `([^`]*)`\.`([^`]*)`/.exec(lock);
+    if (!table || table[1] !== database) continue;
+    // the statement, between its thread's line and the wait, may run over several lines
+    const query = /thread id \d+[^\n]*\n([\s\S]*?)\n------- TRX HAS BEEN WAITING/.exec(block)?.[1]?.replace(/\s+/g, ' ') ?? 'no statement';
+    const index = / index (\S+) /.exec(lock)?.[1] ?? '';
+    const mode = /lock[_ ]mode (.*?) waiting/.exec(lock)?.[1] ?? '';
+    waits.push({ trxId, described: `\`${table[2]}\` ${index} ${mode}, asked by ${query}` });
+  }
+  return waits;
+}
+
+/** The ids of the transactions waiting for a row lock of this database now (lockWaits). Poll it every 200 ms or so. */
 export async function rowLockWaits(db: OrderDb): Promise<string[]> {
-  const { rows } = await sql<{ trxId: string }>`
-    SELECT t.trx_id AS trxId FROM information_schema.INNODB_TRX t
-    JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
-    LEFT JOIN information_schema.INNODB_LOCKS l ON l.lock_id = t.trx_requested_lock_id
-    WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE() AND (l.lock_table IS NULL OR (l.lock_table NOT LIKE '\`SYS\\_%' AND l.lock_table NOT LIKE '\`mysql\`.%'))`.execute(db);
-  return rows.map((row) => String(row.trxId));
+  return (await lockWaits(db)).map((wait) => wait.trxId);
 }
 
 /**
@@ -78,25 +102,10 @@ export async function tableLockWaits(db: OrderDb): Promise<number> {
 }
 
 /**
- * What the transactions of this database waiting for a lock wait on, one line each: the lock
- * asked for (table, index, mode, the record) and the statement of the transaction holding it.
- */
-async function lockWaitsDescribed(db: OrderDb): Promise<string[]> {
-  const { rows } = await sql<{ lockTable: string; lockIndex: string | null; lockMode: string; lockData: string | null; blockingQuery: string | null }>`
-    SELECT l.lock_table AS lockTable, l.lock_index AS lockIndex, l.lock_mode AS lockMode, l.lock_data AS lockData, b.trx_query AS blockingQuery
-    FROM information_schema.INNODB_LOCK_WAITS w
-    JOIN information_schema.INNODB_LOCKS l ON l.lock_id = w.requested_lock_id
-    JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id
-    JOIN information_schema.PROCESSLIST p ON p.ID = r.trx_mysql_thread_id
-    LEFT JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id
-    WHERE p.DB = DATABASE()`.execute(db);
-  return rows.map((row) => `${row.lockTable} ${row.lockIndex ?? ''} ${row.lockMode} ${row.lockData ?? ''}, held by a transaction running ${row.blockingQuery ?? 'no statement now'}`);
-}
-
-/**
  * Whether `write`, sent while another transaction of the test holds its locks, went through or
  * waits for a row lock of that transaction (InnoDB's lock waits of this database); held up, the
- * answer names the lock, so a test expecting 'written' says what held it. A write held
+ * answer names the lock and the statement waiting for it, so a test expecting 'written' says what
+ * waited. A write held
  * up goes through once the holder commits: its failure then is left unheard, so the test file
  * leaves nothing waiting behind. The lock-wait poll ends with the answer: one left running would
  * query the database after the test file dropped it.
@@ -111,7 +120,7 @@ export async function writtenOrHeldUp(db: OrderDb, write: Promise<unknown>, what
   });
   if (outcome === 'held up') {
     void written.catch(() => undefined);
-    return `held up on ${(await lockWaitsDescribed(db)).join('; ') || 'a lock no longer waited for'}`;
+    return `held up on ${(await lockWaits(db)).map((wait) => wait.described).join('; ') || 'a lock no longer waited for'}`;
   }
   await poll;
   return 'written';
