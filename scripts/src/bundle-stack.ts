@@ -16,8 +16,8 @@ const fromRoot = (app: string, source: string) => posix.join('apps', app, 'dist'
 
 /** One line of a stack trace with each place in a bundle written as the TypeScript (or package) file and line it was built from. */
 function readableLine(line: string, mapOf: BundleMapOf): string {
-  return line.replace(BUNDLE_PLACE, (place, app: string, line: string, column: string) => {
-    const origin = mapOf(app)?.findOrigin(Number(line), Number(column));
+  return line.replace(BUNDLE_PLACE, (place, app: string, lineNumber: string, columnNumber: string) => {
+    const origin = mapOf(app)?.findOrigin(Number(lineNumber), Number(columnNumber));
     if (!origin || !('fileName' in origin)) return place;
     return `${fromRoot(app, origin.fileName)}:${origin.lineNumber}:${origin.columnNumber}`;
   });
