@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { SourceMap } from 'node:module';
+import type { SourceMap } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { appEntry } from '@orders/config';
-import { readableStack, type BundleMapOf } from './bundle-stack.js';
+import { bundledAppsIn, readBundleMap, readableStack, type BundleMapOf } from './bundle-stack.js';
 import { UsageError, runCommand } from './run-command.js';
 
 const USAGE = `usage: npm run stack [-- <file>]
@@ -31,14 +31,12 @@ async function standardInput(): Promise<string> {
  */
 async function bundleMaps(text: string): Promise<BundleMapOf> {
   const maps = new Map<string, SourceMap | undefined>();
-  for (const [, app] of text.matchAll(/apps\/(\w+)\/dist\/main\.bundle\.js:\d/g)) {
-    if (maps.has(app!)) continue;
-    const file = `${root}${appEntry(app!)}.map`;
+  for (const app of bundledAppsIn(text)) {
     try {
-      maps.set(app!, new SourceMap(JSON.parse(await readFile(file, 'utf8'))));
+      maps.set(app, await readBundleMap(root, app));
     } catch (error) {
-      maps.set(app!, undefined);
-      console.error(`${app}'s frames are left as they are: no source map could be read at ${file} (${(error as Error).message}); npm run build:apps writes it`);
+      maps.set(app, undefined);
+      console.error(`${app}'s frames are left as they are: no source map could be read at ${root}${appEntry(app)}.map (${(error as Error).message}); npm run build:apps writes it`);
     }
   }
   return (app) => maps.get(app);

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { appEntry } from '@orders/config';
 import { runOperatorCommand } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readableStack } from '../src/bundle-stack.js';
+import { bundledAppOf, readBundleMap, readableStack, sourceOf } from '../src/bundle-stack.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -56,6 +56,13 @@ describe('npm run stack', () => {
     const { stdout } = await running;
     const line = await lineInSource('apps/worker/src/dead-letter-writer.ts', 'export async function writeDeadLetter(');
     expect(stdout).toMatch(new RegExp(`^Error: boom\n    at writeDeadLetter \\(apps/worker/src/dead-letter-writer\\.ts:${line}:\\d+\\)\n$`));
+  });
+
+  it("names a profile's call frame in a bundle (bench/src/top-functions.ts) by its source file and line, and no other file as a bundle", async () => {
+    const url = `file://${root}apps/api/dist/main.bundle.js`;
+    expect([bundledAppOf(url), bundledAppOf(`${root}apps/worker/dist/main.bundle.js`), bundledAppOf(`file://${root}apps/api/dist/main.js`), bundledAppOf('node:internal/timers')]).toEqual(['api', 'worker', undefined, undefined]);
+    const [line, column] = (await placeInBundle('api', 'function authenticate(request)')).split(':').map(Number);
+    expect(sourceOf(await readBundleMap(root, 'api'), 'api', line!, column!)).toMatchObject({ file: 'apps/api/src/plugins/auth.ts', line: await lineInSource('apps/api/src/plugins/auth.ts', 'function authenticate(request: FastifyRequest)') });
   });
 
   it('keeps a frame as it is where no map of its bundle can be read, and what is not a stack', () => {
