@@ -82,6 +82,9 @@ describe('a flash sale with faults combined: api Redis link, worker SIGKILL, MyS
       WAREHOUSE_SIM_LATENCY_MS: '0',
       WAREHOUSE_SIM_STEP_MS: '0',
       SIM_CALLBACK_RETRY_MS: '100',
+      // a provider retries a callback for hours: 50 tries (5 s) were given up once on a slow CI run while the
+      // api shed load, leaving refunds SENT until REFUND_CONFIRMATION_WAIT_MS (30 min) and the settle timed out
+      SIM_CALLBACK_ATTEMPTS: '600',
       PAYMENT_BREAKER_VOLUME_THRESHOLD: '3',
       PAYMENT_BREAKER_TIMEOUT_MS: '1500',
       PAYMENT_BREAKER_RESET_MS: '500',
@@ -295,7 +298,10 @@ describe('a flash sale with faults combined: api Redis link, worker SIGKILL, MyS
         what: 'every accepted order in MySQL and final, every refund closed',
         timeoutMs: 45_000,
         intervalMs: 500,
-        explain: async () => `not final: ${JSON.stringify((await notFinal()).slice(0, 10))}; open refunds: ${JSON.stringify((await openRefunds()).slice(0, 10))}; jobs: ${JSON.stringify(await jobCounts())}`,
+        explain: async () =>
+          `not final: ${JSON.stringify((await notFinal()).slice(0, 10))}; open refunds: ${JSON.stringify((await openRefunds()).slice(0, 10))}; jobs: ${JSON.stringify(await jobCounts())}; callbacks given up: ${JSON.stringify(
+            [paymentSim, warehouseSim].flatMap((sim) => sim.process.output().split('\n').filter((line) => line.includes('given up'))).slice(0, 10),
+          )}`,
       },
     );
     polling = false;
