@@ -82,8 +82,8 @@ describe('a flash sale with faults combined: api Redis link, worker SIGKILL, MyS
       WAREHOUSE_SIM_LATENCY_MS: '0',
       WAREHOUSE_SIM_STEP_MS: '0',
       SIM_CALLBACK_RETRY_MS: '100',
-      // a provider retries a callback for hours: 50 tries (5 s) were given up once on a slow CI run while the
-      // api shed load, leaving refunds SENT until REFUND_CONFIRMATION_WAIT_MS (30 min) and the settle timed out
+      // a provider retries a callback for hours: with 50 tries (5 s) a slow CI run's settle timed out, refunds
+      // left SENT (REFUND_CONFIRMATION_WAIT_MS, their backstop, is 30 min), likely callbacks given up under load
       SIM_CALLBACK_ATTEMPTS: '600',
       PAYMENT_BREAKER_VOLUME_THRESHOLD: '3',
       PAYMENT_BREAKER_TIMEOUT_MS: '1500',
