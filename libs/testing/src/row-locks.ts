@@ -105,10 +105,9 @@ export async function tableLockWaits(db: OrderDb): Promise<number> {
  * Whether `write`, sent while another transaction of the test holds its locks, went through or
  * waits for a row lock of that transaction (InnoDB's lock waits of this database); held up, the
  * answer names the lock and the statement waiting for it, so a test expecting 'written' says what
- * waited. A write held
- * up goes through once the holder commits: its failure then is left unheard, so the test file
- * leaves nothing waiting behind. The lock-wait poll ends with the answer: one left running would
- * query the database after the test file dropped it.
+ * waited. A write held up goes through once the holder commits: its failure then is left unheard,
+ * so the test file leaves nothing waiting behind. The lock-wait poll ends with the answer: one
+ * left running would query the database after the test file dropped it.
  */
 export async function writtenOrHeldUp(db: OrderDb, write: Promise<unknown>, what: string): Promise<'written' | `held up on ${string}`> {
   let settled = false;
