@@ -26,7 +26,7 @@ import { insertRows } from './multi-row-insert.js';
 import { overdueSince } from './mysql-clock.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, couponUseOf, toOrderView, type ChildStep, type OrderView } from './order-view.js';
-import { PAYMENT_ACTIONS, noPaymentAwaitedAt, paidTheOrder, payerOf } from './process-repository.js';
+import { PAYMENT_ACTIONS, firstChildOf, noPaymentAwaitedAt, paidTheOrder, payerOf } from './process-repository.js';
 import { holdRulesVersion, type RulesVersion } from './pricing-repository.js';
 import { firstSent, refundsOwedIn, refundsOwedNow } from './refunds-owed.js';
 import { selectTogether } from './select-together.js';
@@ -722,7 +722,7 @@ async function transitionIn(trx: Transaction<Database>, request: TransitionReque
   // the row and what its guards read, in one round trip and so one snapshot: every step of every order starts here
   const [[order], [child]] = await selectTogether(trx, [
     trx.selectFrom('orders').selectAll().where('order_id', '=', request.orderId),
-    trx.selectFrom('orders').select('order_id').where('parent_order_id', '=', request.orderId).limit(1),
+    firstChildOf(trx, request.orderId),
   ]);
   if (!order) throw new IllegalTransition('UNKNOWN', request.action, request.actor);
   // a child's move re-derives its parent: take the parent's lock first, so siblings

@@ -93,6 +93,11 @@ export function noPaymentAwaitedAt(owing: DeadlineOwing, at: Expression<Date>, w
   return sql<SqlBool>`NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.order_id AND ${paymentAwaitedAt(owing, at, waitMs)})`;
 }
 
+/** One child of the order, if it was split: what the guards' `split` and the hand-over's check read (in a transaction or not). */
+export function firstChildOf(db: OrderDb | Transaction<Database>, orderId: string) {
+  return db.selectFrom('orders').select('order_id').where('parent_order_id', '=', orderId).limit(1);
+}
+
 /** The order that holds an order's payments: a split order's child was paid for through its parent. */
 export function payerOf(order: Pick<OrderRow, 'order_id' | 'parent_order_id'>): string {
   return order.parent_order_id ?? order.order_id;
@@ -478,7 +483,7 @@ export class ProcessRepository {
 
   /** The order's row and whether it was split (isSplitParent), sent as one query. */
   async orderAndWhetherSplit(orderId: string): Promise<{ order: OrderRow; splitParent: boolean } | null> {
-    const [[order], [child]] = await selectTogether(this.db, [this.rowOf(orderId), this.firstChildOf(orderId)]);
+    const [[order], [child]] = await selectTogether(this.db, [this.rowOf(orderId), firstChildOf(this.db, orderId)]);
     return order ? { order, splitParent: order.parent_order_id === null && child !== undefined } : null;
   }
 
@@ -486,9 +491,6 @@ export class ProcessRepository {
     return this.db.selectFrom('orders').selectAll().where('order_id', '=', orderId);
   }
 
-  private firstChildOf(orderId: string) {
-    return this.db.selectFrom('orders').select('order_id').where('parent_order_id', '=', orderId).limit(1);
-  }
 
   private linesOf(orderId: string) {
     return this.db.selectFrom('order_items').selectAll().where('order_id', '=', orderId).orderBy('line_no');
@@ -504,7 +506,7 @@ export class ProcessRepository {
 
   /** Whether the order was split: its children, not it, are handed over, each to its warehouse. */
   async hasChildren(orderId: string): Promise<boolean> {
-    return (await this.firstChildOf(orderId).executeTakeFirst()) !== undefined;
+    return (await firstChildOf(this.db, orderId).executeTakeFirst()) !== undefined;
   }
 
   async children(orderId: string): Promise<OrderRow[]> {
