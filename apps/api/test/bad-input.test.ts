@@ -70,6 +70,7 @@ describe('bad input never reserves stock and never answers 500', () => {
     ['an unsigned token (alg none)', { body: valid, token: () => `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"sub":"buyer-1","role":"buyer"}').toString('base64url')}.` }, 401, 'UNAUTHORIZED'],
     ['a token signed HS512 with the right secret (the api takes HS256 only)', { body: valid, token: () => signToken512(env.config.AUTH_JWT_SECRET, { sub: 'buyer-1', role: 'buyer' }) }, 401, 'UNAUTHORIZED'],
     ['a token without exp', { body: valid, token: () => signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-1', role: 'buyer', exp: undefined }) }, 401, 'UNAUTHORIZED'],
+    ['a token expiring a year from now (past AUTH_JWT_MAX_LIFETIME_MS)', { body: valid, token: () => signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-1', role: 'buyer', exp: Math.floor(Date.now() / 1000) + 365 * 86_400 }) }, 401, 'UNAUTHORIZED'],
     ['a token whose payload was changed after signing', { body: valid, token: () => withClaims(api.token('buyer-1'), { sub: 'buyer-2', role: 'admin' }) }, 401, 'UNAUTHORIZED'],
     ['a valid token sent as Basic', { body: valid, authorization: () => `Basic ${api.token('buyer-1')}` }, 401, 'UNAUTHORIZED'],
     ['Bearer and no token', { body: valid, authorization: () => 'Bearer ' }, 401, 'UNAUTHORIZED'],
@@ -276,7 +277,7 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect([bySupport.status, bySupport.body.code, bySupport.headers['retry-after']]).toEqual([409, 'ILLEGAL_TRANSITION', '1']);
   });
 
-  it('refuses a token once it expires, although it was verified (and cached) while valid', async () => {
+  it('refuses a token once it expires, although it was verified (and cached) while valid, and one expiring further ahead than the api accepts', async () => {
     // valid for 4 to 5 s: time enough for its first request on a loaded box
     const exp = Math.floor(Date.now() / 1000) + 5;
     const shortLived = signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-1', role: 'buyer', exp });
@@ -292,6 +293,11 @@ describe('bad input never reserves stock and never answers 500', () => {
     expect((await api.request('GET', '/v1/orders', { token: expiredUnseen })).body).toMatchObject({ code: 'UNAUTHORIZED', detail: 'The token has expired' });
     const forged = signToken('some-other-secret-of-32-chars!!', { sub: 'buyer-9', role: 'buyer' });
     expect((await api.request('GET', '/v1/orders', { token: forged })).body).toMatchObject({ code: 'UNAUTHORIZED', detail: 'The token is not valid' });
+    // a token expiring further ahead than AUTH_JWT_MAX_LIFETIME_MS (7 days) says so; one within it is taken
+    const nowS = Math.floor(Date.now() / 1000);
+    const minted = (days: number) => signToken(env.config.AUTH_JWT_SECRET, { sub: 'buyer-9', role: 'buyer', exp: nowS + days * 86_400 });
+    expect((await api.request('GET', '/v1/orders', { token: minted(8) })).body).toMatchObject({ code: 'UNAUTHORIZED', detail: 'The token expires more than 7 days from now, later than the api accepts' });
+    expect((await api.request('GET', '/v1/orders', { token: minted(6) })).status).toBe(200);
   });
 
   it('rejects bad catalog input and a second SKU with the same id', async () => {

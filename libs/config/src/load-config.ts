@@ -181,6 +181,11 @@ const schema = {
    */
   AUTH_JWT_ISSUER: optionalToken,
   AUTH_JWT_AUDIENCE: optionalToken,
+  /**
+   * the furthest ahead a token's `exp` may be: one expiring later is refused, so a token minted
+   * for years by mistake, once leaked, is not a key for years (HS256 tokens cannot be revoked)
+   */
+  AUTH_JWT_MAX_LIFETIME_MS: int(60_000, 3650 * 86_400_000),
   /** verified tokens kept per api process, the oldest dropped when full (0: verify every request) */
   AUTH_TOKEN_CACHE_SIZE: int(0, 10_000_000),
   PAYMENT_CALLBACK_SECRET: secret,

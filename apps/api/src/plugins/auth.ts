@@ -66,8 +66,16 @@ class VerifiedTokens {
   }
 }
 
+/** A lifetime in the largest whole unit that states it exactly: '7 days', '36 hours', '90 minutes'. */
+function describeLifetime(ms: number): string {
+  const units: [string, number][] = [['day', 86_400_000], ['hour', 3_600_000], ['minute', 60_000], ['second', 1_000]];
+  const [unit, size] = units.find(([, size]) => ms % size === 0) ?? ['millisecond', 1];
+  const count = ms / size;
+  return `${count} ${unit}${count === 1 ? '' : 's'}`;
+}
+
 export const authPlugin = fp(
-  async (app: FastifyInstance, options: { signing: TokenSigning; tokenCacheSize: number }) => {
+  async (app: FastifyInstance, options: { signing: TokenSigning; tokenCacheSize: number; maxLifetimeMs: number }) => {
     const { AUTH_JWT_SECRET: secret, AUTH_JWT_ISSUER: issuer, AUTH_JWT_AUDIENCE: audience } = options.signing;
     await app.register(fastifyJwt, {
       secret,
@@ -96,6 +104,9 @@ export const authPlugin = fp(
         claims = app.jwt.verify(token);
       } catch (error) {
         throw unauthorized(error instanceof TokenError && error.code === TokenError.codes.expired ? 'The token has expired' : 'The token is not valid');
+      }
+      if (claims.exp * 1000 - nowMs > options.maxLifetimeMs) {
+        throw unauthorized(`The token expires more than ${describeLifetime(options.maxLifetimeMs)} from now, later than the api accepts`);
       }
       const { sub, role } = claims;
       if (typeof sub !== 'string' || !SUBJECT.test(sub) || !ROLES.includes(role)) {
