@@ -279,7 +279,7 @@ describe('a payment whose callback is lost for good', () => {
       expect(await undecided()).toBe(0);
     }, 60_000);
 
-    it.sequential('undecided at the payment system a day after it was first sent, its order closed, is looked up no more and counted for an operator, no longer undecided', async ({ expect }) => {
+    it.sequential('undecided at the payment system a day after it was first sent, its order closed, is looked up no more and counted for an operator, no longer undecided, until an admin asks about it again', async ({ expect }) => {
       const orderId = await system.checkout('ida', [{ skuId: 'TV', qty: 1 }]);
       await system.waitForStatus(orderId, 'PENDING_PAYMENT');
       await faults({ paymentsUndecided: true });
@@ -287,6 +287,11 @@ describe('a payment whose callback is lost for good', () => {
       await waitFor(async () => (await atPaymentSystem(orderId)).charges.find((p: any) => p.paymentId === payment.paymentId), { what: 'the payment received', timeoutMs: 10_000 });
       await expireUnpaid(orderId);
       await waitFor(async () => (await lookups(payment.paymentId)).length >= 1, { what: 'the payment looked up', timeoutMs: 20_000 });
+      const askAgain = (token: string, ofOrder = orderId) => system.request('POST', `/v1/orders/${ofOrder}/payments/${payment.paymentId}/ask-again`, { token, body: {} });
+      const admin = system.token('ops', 'admin');
+      // still asked about: nothing for an admin to ask
+      const tooSoon = await askAgain(admin);
+      expect([tooSoon.status, tooSoon.body.code, tooSoon.body.detail]).toEqual([409, 'PAYMENT_NOT_GIVEN_UP', `Payment ${payment.paymentId} is not one the payment system never reported on within PAYMENT_CONFIRMATION_GIVE_UP_MS: it is still asked about`]);
       const givenUpBefore = await givenUp();
       await firstSentADayAgo(payment.paymentId);
       // the lookup it waits for (PAYMENT_CONFIRMATION_WAIT_MS, 2 s) is its last
@@ -300,7 +305,20 @@ describe('a payment whose callback is lost for good', () => {
         givenUp: 1,
         undecided: 0,
       });
-    }, 60_000);
+
+      // the provider has decided it (taken): an admin, and only an admin, asks about it again, under the order that holds it
+      await faults({ paymentsUndecided: false });
+      expect((await askAgain(system.token('ida'))).status).toBe(403);
+      expect((await askAgain(admin, '01ARZ3NDEKTSV4RRFFQ69G5FAV')).status).toBe(404);
+      const asked = await askAgain(admin);
+      expect([asked.status, asked.body]).toEqual([200, expect.objectContaining({ paymentId: payment.paymentId, orderId, status: 'PENDING' })]);
+      // looked up at once, not after another PAYMENT_CONFIRMATION_WAIT_MS: taken for an order that closed, it goes back whole
+      await expectTakenOnceAndGivenBack(orderId, payment.paymentId);
+      // read at most once a second
+      await expect.poll(async () => (await givenUp()) - givenUpBefore).toBe(0);
+      const decided = await askAgain(admin);
+      expect([decided.status, decided.body.detail]).toEqual([409, `Payment ${payment.paymentId} is not one the payment system never reported on within PAYMENT_CONFIRMATION_GIVE_UP_MS: it is SUCCEEDED`]);
+    }, 90_000);
   });
 
   describe.concurrent('answered late, never answered, or never reported on', () => {

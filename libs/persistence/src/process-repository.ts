@@ -436,6 +436,24 @@ export class ProcessRepository {
   }
 
   /**
+   * An operator has the payment system's word that it can report on a payment given up on (sent,
+   * still PENDING, first sent longer than `givenUpAfterMs` ago by MySQL's clock): it counts as
+   * first sent now, so its request job asks about it, and the overdue sweep again, for
+   * `givenUpAfterMs` more. False for any other payment (decided, never sent, or still asked about).
+   */
+  async askAboutGivenUpPaymentAgain(paymentId: string, givenUpAfterMs: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('payments')
+      .set({ first_requested_at: sql<Date>`UTC_TIMESTAMP(3)` })
+      .where('payment_id', '=', paymentId)
+      .where('status', '=', 'PENDING')
+      .where('requested_at', 'is not', null)
+      .where(firstRequested, '<', overdueSince(givenUpAfterMs))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /**
    * How many payments still PENDING the payment system, looked up last, had not decided (PROCESSING),
    * first sent less than `givenUpAfterMs` ago by MySQL's clock: their callbacks are not lost, and
    * they are looked up again until then (those sent longer ago count in paymentsGivenUp).

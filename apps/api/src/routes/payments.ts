@@ -1,11 +1,12 @@
 import { IllegalTransition, OutOfStock, presaleDepositCents, stateMachineFor, type OrderType } from '@orders/domain';
 import { ProcessRepository, type PaymentPurpose, type PaymentRow } from '@orders/persistence';
-import { enqueuePaymentRequest } from '@orders/queues';
+import { enqueuePaymentRequest, jobId } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { applyPaymentTaken, noChargeTransactionId } from '../payment-settlement.js';
+import { HttpProblem, notFound } from '../problems.js';
 import { ownOrder } from '../queued-orders.js';
-import { orderParamsSchema, problemRef } from '../schemas.js';
+import { noFieldsBody, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUpAgain } from './order-engine-support.js';
 
 /** The payment an order in a state that takes `action` is paying: a presale's deposit, then balance; any other order's in full. Null when nothing is payable. */
@@ -46,6 +47,17 @@ export const paymentAnswerSchema = {
   },
   required: ['paymentId', 'orderId', 'purpose', 'amountCents', 'status'],
 } as const;
+
+const paymentParamsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { orderId: { type: 'string' }, paymentId: { type: 'string', minLength: 1, maxLength: 64 } },
+  required: ['orderId', 'paymentId'],
+} as const;
+
+/** An admin's ask-again of a payment nothing asks about any more, sent for another (`why`: what it is instead, and what to do). */
+const paymentNotGivenUp = (paymentId: string, why: string) =>
+  new HttpProblem(409, 'PAYMENT_NOT_GIVEN_UP', `Payment ${paymentId} is not one the payment system never reported on within PAYMENT_CONFIRMATION_GIVE_UP_MS: ${why}`);
 
 /**
  * POST /v1/orders/:orderId/pay: opens a payment for what the order owes now (the whole
@@ -130,6 +142,37 @@ export async function paymentRoutes(app: FastifyInstance, { deps }: { deps: AppD
         await enqueuePaymentRequest(deps.queues, { orderId, paymentId: payment.payment_id });
       }
       return reply.code(202).send(paymentAnswer(payment));
+    },
+  );
+
+  app.post<{ Params: { orderId: string; paymentId: string }; Body: Record<string, never> | null }>(
+    '/v1/orders/:orderId/payments/:paymentId/ask-again',
+    {
+      onRequest: app.requireRole('admin'),
+      schema: {
+        tags: ['orders'],
+        summary: 'Asks the payment system again about a payment it never reported on, given up on (admin)',
+        description:
+          "A payment sent to the payment system and never reported on (no signed callback; looked up, not decided there: PROCESSING) is asked about until PAYMENT_CONFIRMATION_GIVE_UP_MS (24 h) after it was first sent, then left PENDING for an operator (PaymentsUnconfirmedGivenUp): the money may have been taken, or may yet be, and is neither applied nor given back. Once the payment provider has it and can decide it (or cannot tell), an admin asks about it again: it counts as first sent now, and its request job asks the payment system at once, under its own id, as the overdue sweep would have (a payment its order still owes is asked for again, which charges nothing twice; one whose order closed is looked up, which charges nothing: taken, it goes back whole as a late payment; declined or never received, it fails), then for PAYMENT_CONFIRMATION_GIVE_UP_MS more. 200 with the payment (PENDING). 409 PAYMENT_NOT_GIVEN_UP for any other payment: decided (SUCCEEDED, FAILED), never sent, first sent less than PAYMENT_CONFIRMATION_GIVE_UP_MS ago (still asked about, an ask-again's included: wait for it), or one whose request job failed for good (replay its dead letter, which asks again). 404 NOT_FOUND for a payment the order does not hold.",
+        params: paymentParamsSchema,
+        body: noFieldsBody,
+        response: { 200: paymentAnswerSchema, '4xx': problemRef, '5xx': problemRef },
+      },
+    },
+    async (request) => {
+      const { orderId, paymentId } = request.params;
+      const payment = await payments.findPayment(paymentId);
+      if (!payment || payment.order_id !== orderId) throw notFound('payment');
+      // a job failed for good keeps its id: a new one under it would never run, and replaying its dead letter asks again
+      const job = await deps.queues.payments.getJob(jobId.requestPayment(paymentId));
+      if (job && (await job.isFailed())) throw paymentNotGivenUp(paymentId, 'its request job failed for good; replay its dead letter, which asks again');
+      if (!(await payments.askAboutGivenUpPaymentAgain(paymentId, deps.config.PAYMENT_CONFIRMATION_GIVE_UP_MS))) {
+        throw paymentNotGivenUp(paymentId, payment.status !== 'PENDING' ? `it is ${payment.status}` : payment.requested_at === null ? 'it was never sent' : 'it is still asked about');
+      }
+      request.log.warn({ orderId, paymentId, admin: request.user.sub }, 'an admin asked the payment system again about a payment it never reported on, given up on');
+      // a job still queued (delayed while undecided there, or waiting for the breaker) asks by itself
+      if (!job) await enqueuePaymentRequest(deps.queues, { orderId, paymentId });
+      return paymentAnswer(payment);
     },
   );
 }
