@@ -311,6 +311,6 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
   await app.register(returnRoutes, { deps });
   await app.register(merchantActionRoutes, { deps });
   await app.register(adminQueueRoutes, { deps });
-  await app.register(consolePlugin, { currency: config.SHOP_CURRENCY, refundConfirmationGiveUpMs: config.REFUND_CONFIRMATION_GIVE_UP_MS });
+  await app.register(consolePlugin, { currency: config.SHOP_CURRENCY, refundConfirmationGiveUpMs: config.REFUND_CONFIRMATION_GIVE_UP_MS, paymentConfirmationGiveUpMs: config.PAYMENT_CONFIRMATION_GIVE_UP_MS });
   return app;
 }

@@ -282,6 +282,11 @@ export const orderSchema = {
           status: { type: 'string', enum: ['PENDING', 'SUCCEEDED', 'FAILED'] },
           transactionId: { type: ['string', 'null'] },
           paidAt: { type: ['string', 'null'] },
+          firstSentAt: {
+            type: ['string', 'null'],
+            description:
+              'when the payment system was first asked for it; null while it never was. One still PENDING PAYMENT_CONFIRMATION_GIVE_UP_MS (24 h) after it is asked about no more (PaymentsUnconfirmedGivenUp): an admin asks about it again (POST /v1/orders/:orderId/payments/:paymentId/ask-again), which makes it first sent then',
+          },
         },
       },
     },

@@ -475,7 +475,7 @@ describe('the console without a build', () => {
       await app.register(authPlugin, { signing: env.config, tokenCacheSize: 0, maxLifetimeMs: env.config.AUTH_JWT_MAX_LIFETIME_MS });
       await app.register(rateLimitPlugin, { counters: new WindowCounters(env.redis), keyPrefix: env.config.REDIS_KEY_PREFIX, slotGroupOf: () => '{g0}', windowMs: 60_000, perUser: 100, perIp: 100, onUnchecked: () => {}, processes: 1 });
       await app.register(problemDetailsPlugin);
-      await app.register(consolePlugin, { root: empty, currency: 'USD', refundConfirmationGiveUpMs: 86_400_000 });
+      await app.register(consolePlugin, { root: empty, currency: 'USD', refundConfirmationGiveUpMs: 86_400_000, paymentConfirmationGiveUpMs: 86_400_000 });
       for (const url of ['/console', '/console/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV']) {
         const answer = await app.inject({ method: 'GET', url });
         expect(answer.statusCode).toBe(503);
@@ -503,7 +503,7 @@ describe("the console's files", () => {
       await app.register(rateLimitPlugin, { counters: new WindowCounters(env.redis), keyPrefix: env.config.REDIS_KEY_PREFIX, slotGroupOf: () => '{g0}', windowMs: 60_000, perUser: 100, perIp: 100, onUnchecked: () => {}, processes: 1 });
       await app.register(problemDetailsPlugin);
       await app.register(securityHeadersPlugin);
-      await app.register(consolePlugin, { root, currency: 'JPY', refundConfirmationGiveUpMs: 3_600_000 });
+      await app.register(consolePlugin, { root, currency: 'JPY', refundConfirmationGiveUpMs: 3_600_000, paymentConfirmationGiveUpMs: 7_200_000 });
       const get = (url: string) => app.inject({ method: 'GET', url });
 
       for (const url of ['/console', '/console/', '/console/index.html', '/console/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV']) {
@@ -513,7 +513,7 @@ describe("the console's files", () => {
         expect(page.headers['content-security-policy'], url).toMatch(/script-src 'self'/);
         expect(page.headers['content-security-policy'], url).not.toMatch(/upgrade-insecure-requests/);
         // the shop's currency, which the console shows amounts in, and when it offers to ask again for a refund never confirmed
-        expect(page.body, url).toContain('<meta name="shop-currency" content="JPY" /><meta name="refund-confirmation-give-up-ms" content="3600000" /></head>');
+        expect(page.body, url).toContain('<meta name="shop-currency" content="JPY" /><meta name="refund-confirmation-give-up-ms" content="3600000" /><meta name="payment-confirmation-give-up-ms" content="7200000" /></head>');
       }
       const asset = await get('/console/assets/index-NEW.js');
       expect([asset.statusCode, asset.headers['cache-control']]).toEqual([200, 'public, max-age=31536000, immutable']);

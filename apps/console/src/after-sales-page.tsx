@@ -11,6 +11,8 @@ interface WaitingList {
   refundDeclined?: boolean;
   /** orders holding a refund the payment system accepted and never confirmed, asked about no more (an admin asks again) */
   refundUnconfirmed?: boolean;
+  /** orders holding a payment the payment system never reported on, asked about no more (an admin asks again): the payer, split or not */
+  paymentUnconfirmed?: boolean;
 }
 
 /** The after-sales statuses in which the order waits for someone: a merchant's review, a parcel, a refund. */
@@ -21,9 +23,10 @@ const WAITING: WaitingList[] = [
 ];
 const DECLINED: WaitingList = { id: 'REFUND_DECLINED', title: 'Refunds the payment system declined (still owed)', refundDeclined: true };
 const UNCONFIRMED: WaitingList = { id: 'REFUND_UNCONFIRMED', title: 'Refunds the payment system never confirmed (asked about no more)', refundUnconfirmed: true };
+const PAYMENTS_UNCONFIRMED: WaitingList = { id: 'PAYMENT_UNCONFIRMED', title: 'Payments the payment system never reported on (asked about no more)', paymentUnconfirmed: true };
 
 export function AfterSalesPage({ api, session }: { api: Api; session: Session }) {
-  const lists = session.role === 'admin' ? [...WAITING, DECLINED, UNCONFIRMED] : WAITING;
+  const lists = session.role === 'admin' ? [...WAITING, DECLINED, UNCONFIRMED, PAYMENTS_UNCONFIRMED] : WAITING;
   return (
     <section aria-labelledby="after-sales-title">
       <h1 id="after-sales-title">After-sales</h1>
@@ -35,9 +38,10 @@ export function AfterSalesPage({ api, session }: { api: Api; session: Session })
   );
 }
 
-function WaitingOrders({ api, session, list: { id: listId, title, status, refundDeclined = false, refundUnconfirmed = false } }: { api: Api; session: Session; list: WaitingList }) {
-  // a split order takes its children's after-sales status: each return is listed once, on the child it belongs to
-  const pages = usePagedOrders(api, (cursor) => orderSearchPath(session, { status, limit: 20 }, cursor, { leaf: true, refundDeclined, refundUnconfirmed }));
+function WaitingOrders({ api, session, list: { id: listId, title, status, refundDeclined = false, refundUnconfirmed = false, paymentUnconfirmed = false } }: { api: Api; session: Session; list: WaitingList }) {
+  // a split order takes its children's after-sales status: each return is listed once, on the child it belongs to;
+  // a payment is its payer's, split or not
+  const pages = usePagedOrders(api, (cursor) => orderSearchPath(session, { status, limit: 20 }, cursor, { leaf: !paymentUnconfirmed, refundDeclined, refundUnconfirmed, paymentUnconfirmed }));
   const id = `waiting-${listId}`;
   return (
     <section aria-labelledby={id}>

@@ -55,6 +55,8 @@ export interface Payment {
   status: string;
   transactionId: string | null;
   paidAt: string | null;
+  /** when the payment system was first asked for it; null while it never was (absent from an older api) */
+  firstSentAt?: string | null;
 }
 
 export interface Address {

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { ApiProblem, apiNow, formatTime, idempotencyKey, placedAt, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type Refund, type RefundAnswer } from './api.js';
+import { ApiProblem, apiNow, formatTime, idempotencyKey, placedAt, problemText, type Address, type AllowedAction, type Api, type Order, type OrderLine, type Payment, type Refund, type RefundAnswer } from './api.js';
 import { formatCents } from './money.js';
 import { keepDraft, readDraft, useDraft } from './drafts.js';
 import { NextStep } from './next-step.js';
@@ -53,6 +53,12 @@ const ASK_AGAIN_CONSEQUENCE =
   'Ask the payment system again to pay this refund back? Do so once what made it decline is fixed (the buyer\'s card, the provider). Should it still pay the declined request too, the buyer has it twice.';
 const ASK_UNCONFIRMED_AGAIN_CONSEQUENCE =
   'Ask the payment system again for this refund it never confirmed? It is asked under its own id, which the payment system pays at most once: paid already, it says so by its callback.';
+const ASK_ABOUT_PAYMENT_AGAIN_CONSEQUENCE =
+  'Ask the payment system again about this payment it never reported on? It is asked under its own id, which charges nothing twice: taken for an order that no longer owes it, it goes back to the buyer whole; declined or never received, it fails.';
+/** How long a payment's outcome is asked about: PAYMENT_CONFIRMATION_GIVE_UP_MS, as the page the api served names it (24 h under Vite's dev server). */
+const PAYMENT_CONFIRMATION_GIVE_UP_MS = Number(document.querySelector<HTMLMetaElement>('meta[name="payment-confirmation-give-up-ms"]')?.content) || 24 * 3600 * 1000;
+/** A payment sent to the payment system and never reported on within PAYMENT_CONFIRMATION_GIVE_UP_MS: nothing asks about it any more. */
+const paymentGivenUp = (payment: Payment) => payment.status === 'PENDING' && !!payment.firstSentAt && apiNow() - Date.parse(payment.firstSentAt) > PAYMENT_CONFIRMATION_GIVE_UP_MS;
 /** How long a refund's confirmation is waited for: REFUND_CONFIRMATION_GIVE_UP_MS, as the page the api served names it (24 h under Vite's dev server). */
 const REFUND_CONFIRMATION_GIVE_UP_MS = Number(document.querySelector<HTMLMetaElement>('meta[name="refund-confirmation-give-up-ms"]')?.content) || 24 * 3600 * 1000;
 /** A part the payment system accepted and never confirmed within REFUND_CONFIRMATION_GIVE_UP_MS: nothing asks about it any more. */
@@ -343,6 +349,16 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
       return `refund ${refund.refundId} is ${refund.status}`;
     });
   }
+
+  /** An admin asks the payment system again about a payment it never reported on, given up on (`payerId`: the order holding it). */
+  function askAboutPaymentAgain(payerId: string, paymentId: string) {
+    if (!window.confirm(ASK_ABOUT_PAYMENT_AGAIN_CONSEQUENCE)) return;
+    return perform('Payment asked about again', async () => {
+      const payment = await api<Payment>('POST', `/v1/orders/${payerId}/payments/${paymentId}/ask-again`, {});
+      return `payment ${payment.paymentId} is ${payment.status}, asked about again`;
+    });
+  }
+  const askAboutPayment = role === 'admin' ? { busy, payment: (payerId: string, paymentId: string) => void askAboutPaymentAgain(payerId, paymentId) } : null;
 
   function changeAddress({ href }: AllowedAction, to: Address) {
     return perform(
@@ -639,12 +655,12 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
             <p>
               Paid with order <Link to={`/orders/${order.parentOrderId}`}>{order.parentOrderId}</Link>, which this order was split from: it holds the payments.
             </p>
-            {payer && <Payments order={payer} />}
+            {payer && <Payments order={payer} askAgain={askAboutPayment} />}
           </>
         ) : order.sourceChannel ? (
           <PaidInChannel order={order} channel={order.sourceChannel} />
         ) : (
-          <Payments order={order} />
+          <Payments order={order} askAgain={askAboutPayment} />
         )}
       </section>
 
@@ -718,7 +734,11 @@ function PaidInChannel({ order, channel }: { order: Order; channel: string }) {
 }
 
 /** What paid the order, attempt by attempt; a presale's balance still due and its deadline. */
-function Payments({ order }: { order: Order }) {
+/**
+ * The payments of an order. `askAgain`: an admin's, for a payment the payment system never
+ * reported on and nothing asks about any more (its payer, the order holding it, and its id).
+ */
+function Payments({ order, askAgain }: { order: Order; askAgain: { busy: boolean; payment: (payerId: string, paymentId: string) => void } | null }) {
   if (order.payments.length === 0) {
     // a merchant's view of an order holding other merchants' lines too keeps only the payment that paid it
     return order.payment ? (
@@ -735,8 +755,32 @@ function Payments({ order }: { order: Order }) {
     );
   }
   const balance = balanceDue(order);
+  // the money may have been taken, or may yet be, and is neither applied nor given back
+  const givenUp = order.payments.filter(paymentGivenUp);
   return (
     <>
+      {givenUp.length > 0 && (
+        <div class="problem" role="alert">
+          <p>The payment system never reported on these payments; nothing asks about them any more, and the buyer may or may not have been charged:</p>
+          <ul>
+            {givenUp.map((payment) => (
+              <li>
+                {formatCents(payment.amountCents)} of payment {payment.paymentId}, first sent <time dateTime={payment.firstSentAt ?? undefined}>{formatTime(payment.firstSentAt ?? null)}</time>
+              </li>
+            ))}
+          </ul>
+          <p>
+            Ask the payment provider about each payment. Once it has decided it, or cannot tell, {askAgain ? 'ask' : 'have an admin ask'} the payment system again: under the payment's own id, it charges nothing twice (runbook:
+            PaymentsUnconfirmedGivenUp, docs/operations.md).
+          </p>
+          {askAgain &&
+            givenUp.map((payment) => (
+              <button type="button" disabled={askAgain.busy} onClick={() => askAgain.payment(order.orderId, payment.paymentId)}>
+                Ask the payment system again about payment {payment.paymentId}
+              </button>
+            ))}
+        </div>
+      )}
       {(order.payment || balance !== null) && (
         <dl class="facts">
           {order.payment && (

@@ -103,11 +103,11 @@ const dayStart = (day: string, days = 0) => (day === '' ? undefined : new Date(D
  * Admins search every order (GET /v1/admin/orders); merchants list the orders holding their
  * SKUs (GET /v1/orders). One page at a time, however many orders there are.
  */
-export function orderSearchPath(session: Session, filter: Partial<Filter>, cursor: string | null, { leaf = false, refundDeclined = false, refundUnconfirmed = false } = {}): string {
+export function orderSearchPath(session: Session, filter: Partial<Filter>, cursor: string | null, { leaf = false, refundDeclined = false, refundUnconfirmed = false, paymentUnconfirmed = false } = {}): string {
   const common = { status: filter.status, type: filter.type, limit: filter.limit ?? 20, cursor: cursor ?? undefined };
   // a merchant's list holds no split order, only the children with its SKUs
   if (session.role === 'merchant') return `/v1/orders${query(common)}`;
-  const only = { leaf: leaf ? 'true' : undefined, refundDeclined: refundDeclined ? 'true' : undefined, refundUnconfirmed: refundUnconfirmed ? 'true' : undefined };
+  const only = { leaf: leaf ? 'true' : undefined, refundDeclined: refundDeclined ? 'true' : undefined, refundUnconfirmed: refundUnconfirmed ? 'true' : undefined, paymentUnconfirmed: paymentUnconfirmed ? 'true' : undefined };
   return `/v1/admin/orders${query({ ...common, userId: filter.userId, skuId: filter.skuId, createdFrom: dayStart(filter.from ?? ''), createdTo: dayStart(filter.to ?? '', 1), ...only })}`;
 }
 

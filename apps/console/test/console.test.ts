@@ -614,6 +614,38 @@ describe('the web console', () => {
     await expect.poll(() => unconfirmed.count()).toBe(0);
   });
 
+  it('tells the operator of a payment the payment system never reported on within a day, lists its order, and asks about it again under its own id: the order is paid, charged once', async () => {
+    const orderId = await system.checkout('uma', [{ skuId: 'KETTLE', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    const charges = async () => ((await system.paymentSim.request('GET', '/__admin/payments')).body.payments as Array<{ orderId: string; charges: number }>).filter((p) => p.orderId === orderId).map((p) => p.charges);
+    // received and left undecided there (PROCESSING, no callback); decided when next asked about
+    await system.paymentSim.request('PUT', '/__admin/faults', { body: { paymentsUndecided: true } });
+    let paymentId: string;
+    try {
+      paymentId = (await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('uma'), body: { method: 'card' } })).body.paymentId;
+      await waitFor(async () => (await charges()).length === 1, { what: 'the payment received by the payment system' });
+    } finally {
+      await system.paymentSim.request('PUT', '/__admin/faults', { body: { paymentsUndecided: false } });
+    }
+    // a day and a minute on, never reported on: nothing asks about it any more
+    await sql`UPDATE payments SET first_requested_at = UTC_TIMESTAMP(3) - INTERVAL 1441 MINUTE WHERE payment_id = ${paymentId}`.execute(system.env.db);
+
+    await page.goto(`${base}/console/orders/${orderId}`);
+    await page.getByRole('link', { name: 'After-sales' }).click();
+    await page.getByRole('region', { name: 'Payments the payment system never reported on (asked about no more)' }).getByRole('link', { name: orderId }).click();
+    const givenUp = page.getByRole('region', { name: 'Payment', exact: true }).getByRole('alert');
+    await expect.poll(() => shownText(givenUp)).toContain('never reported on these payments; nothing asks about them any more');
+    expect(await shownText(givenUp)).toContain(`£39.99 of payment ${paymentId}, first sent`);
+
+    await givenUp.getByRole('button', { name: `Ask the payment system again about payment ${paymentId}` }).click();
+    await expect.poll(() => asked.at(-1)).toMatch(/^Ask the payment system again about this payment it never reported on\?/);
+    await expect.poll(() => shownText(page.getByRole('status'))).toMatch(new RegExp(`^Payment asked about again: payment ${paymentId} is PENDING, asked about again`));
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    expect(await charges()).toEqual([1]);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await expect.poll(() => givenUp.count()).toBe(0);
+  });
+
   it("says what a delivered order's completion waits for while the buyer is still owed a refund of a return", async () => {
     const orderId = await paidOrder('ida', 2);
     for (const event of ['SHIPPED', 'DELIVERED']) await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event } });

@@ -71,7 +71,7 @@ describe('every order type lives its own life', () => {
     expect(deposit.body).toMatchObject({ purpose: 'deposit', amountCents: 10_000 });
     const depositPaid = await system.waitForStatus(orderId, 'DEPOSIT_PAID');
     expect(depositPaid.buyerStatus).toBe('To pay balance');
-    const paidDeposit = { paymentId: deposit.body.paymentId, purpose: 'deposit', amountCents: 10_000, status: 'SUCCEEDED', transactionId: expect.any(String), paidAt: expect.any(String) };
+    const paidDeposit = { paymentId: deposit.body.paymentId, purpose: 'deposit', amountCents: 10_000, status: 'SUCCEEDED', transactionId: expect.any(String), paidAt: expect.any(String), firstSentAt: expect.any(String) };
     expect(depositPaid.payments).toEqual([paidDeposit]);
     // the balance is due BALANCE_TIMEOUT_MS after the deposit was taken
     const depositTakenAt = Date.parse(depositPaid.history.find((step: { action: string }) => step.action === 'pay_deposit').at);

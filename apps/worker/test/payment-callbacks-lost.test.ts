@@ -306,6 +306,9 @@ describe('a payment whose callback is lost for good', () => {
         undecided: 0,
       });
 
+      // an admin finds its order among those holding a payment given up on, and no other order of the system there
+      const listed = async () => (await system.request('GET', '/v1/admin/orders?paymentUnconfirmed=true&limit=100', { token: admin })).body.items.map((order: any) => order.orderId);
+      expect(await listed()).toEqual([orderId]);
       // the provider has decided it (taken): an admin, and only an admin, asks about it again, under the order that holds it
       await faults({ paymentsUndecided: false });
       expect((await askAgain(system.token('ida'))).status).toBe(403);
@@ -314,6 +317,7 @@ describe('a payment whose callback is lost for good', () => {
       expect([asked.status, asked.body]).toEqual([200, expect.objectContaining({ paymentId: payment.paymentId, orderId, status: 'PENDING' })]);
       // looked up at once, not after another PAYMENT_CONFIRMATION_WAIT_MS: taken for an order that closed, it goes back whole
       await expectTakenOnceAndGivenBack(orderId, payment.paymentId);
+      expect(await listed()).toEqual([]);
       // read at most once a second
       await expect.poll(async () => (await givenUp()) - givenUpBefore).toBe(0);
       const decided = await askAgain(admin);

@@ -26,7 +26,7 @@ import { insertRows } from './multi-row-insert.js';
 import { overdueSince } from './mysql-clock.js';
 import { isDuplicateKey, retryTransaction } from './mysql-errors.js';
 import { addressOf, couponUseOf, toOrderView, type ChildStep, type OrderView } from './order-view.js';
-import { PAYMENT_ACTIONS, firstChildOf, noPaymentAwaitedAt, paidTheOrder, payerOf } from './process-repository.js';
+import { PAYMENT_ACTIONS, firstChildOf, noPaymentAwaitedAt, paidTheOrder, payerOf, paymentGivenUp } from './process-repository.js';
 import { holdRulesVersion, type RulesVersion } from './pricing-repository.js';
 import { firstSent, refundsOwedIn, refundsOwedNow } from './refunds-owed.js';
 import { selectTogether } from './select-together.js';
@@ -51,6 +51,8 @@ export interface OrderListFilter {
   refundDeclined?: boolean;
   /** only orders holding a refund part the payment system accepted (SENT) and never confirmed, first sent longer than this ago by MySQL's clock (REFUND_CONFIRMATION_GIVE_UP_MS: asked about no more) */
   refundUnconfirmedForMs?: number;
+  /** only orders holding a payment sent to the payment system and never reported on, first sent longer than this ago by MySQL's clock (PAYMENT_CONFIRMATION_GIVE_UP_MS: asked about no more) */
+  paymentUnconfirmedForMs?: number;
   status?: string;
   type?: string;
   /** placed at or after this instant */
@@ -192,7 +194,7 @@ export function notSplit(orderId: 'o.order_id' | 'orders.order_id'): Expression<
  * declined refunds' orders are fewer: read from their own entries, as MySQL chooses.
  */
 function walkedIndex(filter: OrderListFilter) {
-  if (filter.userId !== undefined || filter.parentOrderId !== undefined || filter.refundDeclined || filter.refundUnconfirmedForMs !== undefined) return sql``;
+  if (filter.userId !== undefined || filter.parentOrderId !== undefined || filter.refundDeclined || filter.refundUnconfirmedForMs !== undefined || filter.paymentUnconfirmedForMs !== undefined) return sql``;
   if (filter.status !== undefined) return sql`force index (orders_status)`;
   return filter.type === undefined ? sql`` : sql`force index (orders_type)`;
 }
@@ -433,6 +435,8 @@ export class OrderRepository {
           status: p.status,
           transactionId: p.transaction_id,
           paidAt: p.paid_at?.toISOString() ?? null,
+          // one sent before first_requested_at was kept counts from its opening, as the give-up does (process-repository)
+          firstSentAt: p.requested_at === null ? null : (p.first_requested_at ?? p.created_at).toISOString(),
         })),
         shipments: of(shipments, order.order_id).map((s) => ({ shipmentId: s.shipment_id, warehouseId: s.warehouse_id, trackingNo: s.tracking_no, status: s.status })),
         subOrders: children.filter((c) => c.parent_order_id === order.order_id).map((c) => c.order_id),
@@ -588,6 +592,8 @@ export class OrderRepository {
       eb.selectFrom('refund_parts as p').innerJoin('refunds as r', 'r.refund_id', 'p.refund_id').select('r.order_id').where('p.status', '=', status);
     if (filter.refundDeclined) where.push(eb(orderId, 'in', holdingParts('FAILED')));
     if (filter.refundUnconfirmedForMs !== undefined) where.push(eb(orderId, 'in', holdingParts('SENT').where(firstSent, '<', overdueSince(filter.refundUnconfirmedForMs))));
+    // read from the pending payments by when they were sent (payments_pending_requested), as few are given up on
+    if (filter.paymentUnconfirmedForMs !== undefined) where.push(eb(orderId, 'in', eb.selectFrom('payments').select('payments.order_id').where(paymentGivenUp(filter.paymentUnconfirmedForMs))));
     if (filter.status !== undefined) where.push(eb('orders.status', '=', filter.status));
     if (filter.type !== undefined) where.push(eb('orders.type', '=', filter.type));
     if (filter.createdFrom !== undefined) {

@@ -40,7 +40,8 @@ export interface OrderView {
    * holds them). An attempt that took the money after another had paid the order is SUCCEEDED
    * too: it went back, as a refund of the order.
    */
-  payments: Array<{ paymentId: string; purpose: string; amountCents: number; status: string; transactionId: string | null; paidAt: string | null }>;
+  /** `firstSentAt`: when the payment system was first asked for it (null: never sent) */
+  payments: Array<{ paymentId: string; purpose: string; amountCents: number; status: string; transactionId: string | null; paidAt: string | null; firstSentAt: string | null }>;
   shipments: Array<{ shipmentId: string; warehouseId: string; trackingNo: string | null; status: string }>;
   subOrders: string[];
   /** `detail`: the reason given with the step, or what it changed (a refund's id, a new address); null when none */

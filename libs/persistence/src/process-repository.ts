@@ -1,5 +1,5 @@
 import { PaymentDeadlinePassed, benefitsOfPart, stateMachineFor, type AppliedBenefits, type ChildPlan, type DiscountShare, type Effect, type OrderType, type SplittableLine } from '@orders/domain';
-import { sql, type Expression, type SelectQueryBuilder, type SqlBool, type Transaction } from 'kysely';
+import { sql, type Expression, type ExpressionBuilder, type SelectQueryBuilder, type SqlBool, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { overdueSince } from './mysql-clock.js';
 import { isDuplicateKey } from './mysql-errors.js';
@@ -109,7 +109,16 @@ export function payerOf(order: Pick<OrderRow, 'order_id' | 'parent_order_id'>): 
  * while the payment system's breaker is open is sent only once it closes, hours later in an outage,
  * and would get that much less of PAYMENT_CONFIRMATION_GIVE_UP_MS's asking.
  */
-const firstRequested = sql<Date>`COALESCE(first_requested_at, created_at)`;
+const firstRequested = sql<Date>`COALESCE(payments.first_requested_at, payments.created_at)`;
+
+/**
+ * A payment sent to the payment system, still PENDING, first sent longer than `givenUpAfterMs` ago
+ * by MySQL's clock: nothing asks about it any more (PAYMENT_CONFIRMATION_GIVE_UP_MS), an operator's.
+ */
+export const paymentGivenUp =
+  (givenUpAfterMs: number) =>
+  (eb: ExpressionBuilder<Database, 'payments'>): Expression<SqlBool> =>
+    eb.and([eb('payments.status', '=', 'PENDING'), eb('payments.requested_at', 'is not', null), eb(firstRequested, '<', overdueSince(givenUpAfterMs))]);
 
 /** How a refund reads the payments it draws from. */
 export interface PaymentsLock {
@@ -427,9 +436,7 @@ export class ProcessRepository {
     const row = await this.db
       .selectFrom('payments')
       .select((eb) => eb.fn.countAll<number | string>().as('count'))
-      .where('status', '=', 'PENDING')
-      .where('requested_at', 'is not', null)
-      .where(firstRequested, '<', overdueSince(givenUpAfterMs))
+      .where(paymentGivenUp(givenUpAfterMs))
       .$if(among !== undefined, (query) => query.where('payment_id', 'in', [...among!]))
       .executeTakeFirstOrThrow();
     return Number(row.count);
@@ -446,9 +453,7 @@ export class ProcessRepository {
       .updateTable('payments')
       .set({ first_requested_at: sql<Date>`UTC_TIMESTAMP(3)` })
       .where('payment_id', '=', paymentId)
-      .where('status', '=', 'PENDING')
-      .where('requested_at', 'is not', null)
-      .where(firstRequested, '<', overdueSince(givenUpAfterMs))
+      .where(paymentGivenUp(givenUpAfterMs))
       .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   }

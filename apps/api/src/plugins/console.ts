@@ -20,12 +20,13 @@ const BUILT_CONSOLE = fileURLToPath(new URL('../../../console/dist/', import.met
  * an extension) is 404, never a page in its place. Without a build, /console says how to
  * make one. index.html names the shop's currency (`shop-currency`), which the console
  * shows amounts in, and how long a refund's confirmation is waited for
- * (`refund-confirmation-give-up-ms`), past which it offers to ask again: one build serves every shop.
+ * (`refund-confirmation-give-up-ms`), and a payment's (`payment-confirmation-give-up-ms`), past which it
+ * offers to ask again: one build serves every shop.
  */
 export const consolePlugin = fp(
-  async (app: FastifyInstance, options: { root?: string; currency: string; refundConfirmationGiveUpMs: number }) => {
+  async (app: FastifyInstance, options: { root?: string; currency: string; refundConfirmationGiveUpMs: number; paymentConfirmationGiveUpMs: number }) => {
     const root = path.resolve(options.root ?? BUILT_CONSOLE);
-    const shopTags = `<meta name="shop-currency" content="${options.currency}" /><meta name="refund-confirmation-give-up-ms" content="${options.refundConfirmationGiveUpMs}" />`;
+    const shopTags = `<meta name="shop-currency" content="${options.currency}" /><meta name="refund-confirmation-give-up-ms" content="${options.refundConfirmationGiveUpMs}" /><meta name="payment-confirmation-give-up-ms" content="${options.paymentConfirmationGiveUpMs}" />`;
     await app.register(fastifyStatic, { root, serve: false });
 
     async function serve(reply: FastifyReply, requested: string) {

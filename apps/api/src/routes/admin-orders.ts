@@ -14,7 +14,7 @@ const ID = '^[A-Za-z0-9._:@-]{1,64}$';
 export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
   app.get<{
     // the repository's filter, its instants as the query string gives them, paged by cursor
-    Querystring: Omit<OrderListFilter, 'createdFrom' | 'createdTo' | 'before' | 'refundUnconfirmedForMs'> & { createdFrom?: string; createdTo?: string; cursor?: string; refundUnconfirmed?: boolean };
+    Querystring: Omit<OrderListFilter, 'createdFrom' | 'createdTo' | 'before' | 'refundUnconfirmedForMs' | 'paymentUnconfirmedForMs'> & { createdFrom?: string; createdTo?: string; cursor?: string; refundUnconfirmed?: boolean; paymentUnconfirmed?: boolean };
   }>(
     '/v1/admin/orders',
     {
@@ -45,6 +45,11 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
               description:
                 'only orders holding a refund part the payment system accepted (SENT) and never confirmed by its callback within REFUND_CONFIRMATION_GIVE_UP_MS (24 h) of first being asked: asked about no more (RefundsUnconfirmedGivenUp), until an admin asks for it again (POST /v1/orders/:orderId/refunds/:refundId/ask-again)',
             },
+            paymentUnconfirmed: {
+              type: 'boolean',
+              description:
+                'only orders holding a payment sent to the payment system and never reported on (no callback; looked up, not decided there) within PAYMENT_CONFIRMATION_GIVE_UP_MS (24 h) of first being sent: asked about no more (PaymentsUnconfirmedGivenUp), until an admin asks about it again (POST /v1/orders/:orderId/payments/:paymentId/ask-again). A split order\'s payment is its parent\'s: the parent is listed',
+            },
             createdFrom: { type: 'string', format: 'date-time', description: 'only orders placed at or after this instant' },
             createdTo: { type: 'string', format: 'date-time', description: 'only orders placed before this instant' },
             limit: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
@@ -58,8 +63,12 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
       },
     },
     async (request) => {
-      const { limit, cursor, createdFrom, createdTo, refundUnconfirmed, ...rest } = request.query;
-      const filter = { ...rest, ...(refundUnconfirmed ? { refundUnconfirmedForMs: deps.config.REFUND_CONFIRMATION_GIVE_UP_MS } : {}) };
+      const { limit, cursor, createdFrom, createdTo, refundUnconfirmed, paymentUnconfirmed, ...rest } = request.query;
+      const filter = {
+        ...rest,
+        ...(refundUnconfirmed ? { refundUnconfirmedForMs: deps.config.REFUND_CONFIRMATION_GIVE_UP_MS } : {}),
+        ...(paymentUnconfirmed ? { paymentUnconfirmedForMs: deps.config.PAYMENT_CONFIRMATION_GIVE_UP_MS } : {}),
+      };
       let before: string | undefined;
       if (cursor !== undefined) {
         before = Buffer.from(cursor, 'base64url').toString('utf8');
@@ -73,7 +82,7 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
       // a buyer's search (a support call about a fresh 202) shows their orders still in the queue too: unsplit,
       // of no merchant's search (a SKU's merchant is the catalog's), owing no refund
       const { userId, status, type, skuId } = filter;
-      const queuedToo = userId !== undefined && (status === undefined || status === 'ACCEPTED') && filter.merchantId === undefined && filter.parentOrderId === undefined && !filter.refundDeclined && !refundUnconfirmed;
+      const queuedToo = userId !== undefined && (status === undefined || status === 'ACCEPTED') && filter.merchantId === undefined && filter.parentOrderId === undefined && !filter.refundDeclined && !refundUnconfirmed && !paymentUnconfirmed;
       const placedWithin = (order: AcceptedOrder) => {
         const placed = new Date(order.acceptedAt).getTime();
         return (from === undefined || placed >= from.getTime()) && (to === undefined || placed < to.getTime());
