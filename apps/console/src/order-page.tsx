@@ -733,10 +733,10 @@ function PaidInChannel({ order, channel }: { order: Order; channel: string }) {
   );
 }
 
-/** What paid the order, attempt by attempt; a presale's balance still due and its deadline. */
 /**
- * The payments of an order. `askAgain`: an admin's, for a payment the payment system never
- * reported on and nothing asks about any more (its payer, the order holding it, and its id).
+ * What paid the order, attempt by attempt; a presale's balance still due and its deadline.
+ * `askAgain`: an admin's, for a payment the payment system never reported on and nothing asks
+ * about any more (its payer, the order holding it, and its id).
  */
 function Payments({ order, askAgain }: { order: Order; askAgain: { busy: boolean; payment: (payerId: string, paymentId: string) => void } | null }) {
   if (order.payments.length === 0) {

@@ -38,9 +38,9 @@ export interface OrderView {
   /**
    * Every payment attempt of the order, oldest first; none for a split order's child (its parent
    * holds them). An attempt that took the money after another had paid the order is SUCCEEDED
-   * too: it went back, as a refund of the order.
+   * too: it went back, as a refund of the order. `firstSentAt`: when the payment system was first
+   * asked for it (null: never sent).
    */
-  /** `firstSentAt`: when the payment system was first asked for it (null: never sent) */
   payments: Array<{ paymentId: string; purpose: string; amountCents: number; status: string; transactionId: string | null; paidAt: string | null; firstSentAt: string | null }>;
   shipments: Array<{ shipmentId: string; warehouseId: string; trackingNo: string | null; status: string }>;
   subOrders: string[];
