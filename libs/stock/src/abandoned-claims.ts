@@ -1,7 +1,6 @@
-import type { Redis } from 'ioredis';
 import type { Inventory } from './inventory.js';
 import { mastersOf } from './redis-connection.js';
-import type { RedisClient } from './stock-scripts.js';
+import { runStockScript, type RedisClient } from './stock-scripts.js';
 
 /** A claim of an Idempotency-Key the stock check abandoned, as its log line names it. */
 export interface AbandonedClaim {
@@ -15,8 +14,10 @@ export interface AbandonedClaim {
   orderIds: string[];
 }
 
-/** A claim (claimCheckout-6+c.lua's hash) whose requests are gone by its times, and the orders that took a use under it. */
+/** A claim (claimCheckout-7+c.lua's hash) whose requests are gone by its times, and the orders that took a use under it. */
 interface GoneClaim {
+  /** the claim's own key */
+  key: string;
   userId: string;
   idempotencyKey: string;
   cartGroup: string;
@@ -25,12 +26,28 @@ interface GoneClaim {
   orderIds: string[];
 }
 
-/** Keys one SCAN call looks at: those found are read in one pipeline. */
-const SCAN_COUNT = 1000;
+/** Keys one SCAN call looks at, and claims one read of the index takes: those found are read in one pipeline. */
+const READ_AT_ONCE = 1000;
+
+/**
+ * How often the stock check also scans every buyers' group for claims, beside the index of those
+ * holding coupon uses (StockKeys.claimsHoldingCoupons): it finds the claims an api older than the
+ * index made during a rolling upgrade. Hourly because the SCAN reads every order's record too: with
+ * 100,000 of them it took 2.0 s, 1.9 s of a worker's CPU and ~0.7 s of Redis's (2026-12-07), where
+ * a read of the index whose claims were judged took 0.2 ms.
+ */
+const CLAIMS_SCANNED_EVERY_MS = 3600_000;
+
+/** Claims read at once, as abandonAmong judged them. */
+interface Judged {
+  abandoned: AbandonedClaim[];
+  /** the keys of claims whose requests may still be under way (or took them up since), for a later check to judge again */
+  undecided: Set<string>;
+}
 
 /**
  * The claims of Idempotency-Keys that checkouts of SKUs split into buckets make in their buyer's
- * own group (claimCheckout-6+c.lua), left behind by an api process killed between a request's
+ * own group (claimCheckout-7+c.lua), left behind by an api process killed between a request's
  * claim and its reservation: each holds the buyer's coupon use for an order that never was. The
  * checkout abandons one only when the buyer retries under the same key; the stock check, every
  * run, abandons them all here, through the same script and on the same judgement: nobody took
@@ -39,11 +56,18 @@ const SCAN_COUNT = 1000;
  * order under the key, nor MySQL a coupon use of an order of the claim. abandonClaim-3+2h.lua
  * does nothing when a request took it up since.
  *
- * Found by SCAN over the buyers' groups' idempotency keys, on every master: the claim script
- * stays as it is, where an index of claims would cost each checkout one more write. An order's
- * record in the same keyspace has no cart group ('g'), and is passed over.
+ * Found in the index of claims holding coupon uses that the claim script keeps, each judged once
+ * its requests are settled and then taken out of it (forgetClaims-1.lua): a check reads the claims
+ * made since the last one and those still under way, not the sale's every order. A claim without
+ * a use holds nothing to give back; the buyer's retry under its key abandons it. Once an hour, and
+ * at each check's first run, SCAN over the buyers' groups' idempotency keys on every master also finds
+ * claims an older api made without indexing them. An order's record in the same keyspace has no
+ * cart group ('g'), and is passed over.
  */
 export class AbandonedClaims {
+  /** When this check last scanned every buyers' group (performance.now()); undefined before its first run. */
+  private scannedAt: number | undefined;
+
   constructor(
     private readonly deps: {
       redis: RedisClient;
@@ -55,26 +79,56 @@ export class AbandonedClaims {
 
   /** Abandons every claim whose requests are gone with no order accepted under it; returns those abandoned now. */
   async abandonGone(): Promise<AbandonedClaim[]> {
-    const { keys } = this.deps.inventory;
+    const startedAt = performance.now();
+    const scan = this.scannedAt === undefined || startedAt - this.scannedAt >= CLAIMS_SCANNED_EVERY_MS;
     const abandoned: AbandonedClaim[] = [];
-    for (const group of keys.buyersGroups()) {
-      // one master holds the group's slot; which one is the cluster's to say, and may change
-      for (const node of mastersOf(this.deps.redis)) {
-        let cursor = '0';
-        do {
-          const [next, found] = await node.scan(cursor, 'MATCH', keys.idempotencyPattern(group), 'COUNT', SCAN_COUNT);
-          cursor = next;
-          if (found.length > 0) abandoned.push(...(await this.abandonAmong(node, group, found)));
-        } while (cursor !== '0');
-      }
+    for (const group of this.deps.inventory.keys.buyersGroups()) {
+      abandoned.push(...(await this.abandonIndexed(group)));
+      if (scan) abandoned.push(...(await this.abandonScanned(group)));
+    }
+    if (scan) this.scannedAt = startedAt;
+    return abandoned;
+  }
+
+  /** The group's claims holding coupon uses, in pages; each one judged for good leaves the index. */
+  private async abandonIndexed(group: string): Promise<AbandonedClaim[]> {
+    const index = this.deps.inventory.keys.claimsHoldingCoupons(group);
+    const abandoned: AbandonedClaim[] = [];
+    // past the claims a page left in the index: those still undecided, and those scored anew meanwhile
+    let kept = 0;
+    for (;;) {
+      const page = await this.deps.redis.zrange(index, kept, kept + READ_AT_ONCE - 1, 'WITHSCORES');
+      const claims = page.filter((_, i) => i % 2 === 0);
+      if (claims.length === 0) break;
+      const judged = await this.abandonAmong(this.deps.redis, group, claims);
+      abandoned.push(...judged.abandoned);
+      const settled = claims.flatMap((claim, i) => (judged.undecided.has(claim) ? [] : [claim, page[2 * i + 1]!]));
+      const forgotten = settled.length === 0 ? 0 : await runStockScript(this.deps.redis, 'forgetClaims', [index], settled);
+      kept += claims.length - forgotten;
+      if (claims.length < READ_AT_ONCE) break;
     }
     return abandoned;
   }
 
-  private async abandonAmong(node: Redis, group: string, found: readonly string[]): Promise<AbandonedClaim[]> {
-    const gone = await this.goneClaims(node, group, found);
+  /** Every idempotency key of the group, on every master: one holds the group's slot, which one is the cluster's to say, and may change. */
+  private async abandonScanned(group: string): Promise<AbandonedClaim[]> {
+    const pattern = this.deps.inventory.keys.idempotencyPattern(group);
+    const abandoned: AbandonedClaim[] = [];
+    for (const node of mastersOf(this.deps.redis)) {
+      let cursor = '0';
+      do {
+        const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', READ_AT_ONCE);
+        cursor = next;
+        if (found.length > 0) abandoned.push(...(await this.abandonAmong(node, group, found)).abandoned);
+      } while (cursor !== '0');
+    }
+    return abandoned;
+  }
+
+  private async abandonAmong(node: RedisClient, group: string, found: readonly string[]): Promise<Judged> {
+    const { gone, undecided } = await this.goneClaims(node, group, found);
     const unrecorded = await this.unaccepted(await this.withoutOrder(gone));
-    if (unrecorded.length === 0) return [];
+    if (unrecorded.length === 0) return { abandoned: [], undecided };
     const { keys } = this.deps.inventory;
     // the coupon of the uses each claim's orders took, in their holds (the claim names the orders alone)
     const holds = node.pipeline();
@@ -86,16 +140,21 @@ export class AbandonedClaims {
     const abandoned: AbandonedClaim[] = [];
     for (const claim of unrecorded) {
       const couponCode = codes.splice(0, claim.orderIds.length).find((code) => code !== null) ?? null;
-      const { userId, idempotencyKey, cartGroup, takenUpAt, orderIds } = claim;
+      const { key, userId, idempotencyKey, cartGroup, takenUpAt, orderIds } = claim;
       if (await this.deps.inventory.abandonClaim({ userId, idempotencyKey, couponCode: couponCode ?? '' }, takenUpAt, orderIds)) {
         abandoned.push({ userId, idempotencyKey, cartGroup, couponCode, orderIds });
+      } else {
+        undecided.add(key);
       }
     }
-    return abandoned;
+    return { abandoned, undecided };
   }
 
-  /** The claims among `found` whose requests are gone by their times, read with Redis's clock (the one that wrote them). */
-  private async goneClaims(node: Redis, group: string, found: readonly string[]): Promise<GoneClaim[]> {
+  /**
+   * The claims among `found` whose requests are gone by their times, read with Redis's clock (the
+   * one that wrote them), and those whose requests may still be under way.
+   */
+  private async goneClaims(node: RedisClient, group: string, found: readonly string[]): Promise<{ gone: GoneClaim[]; undecided: Set<string> }> {
     const { keys } = this.deps.inventory;
     const pipeline = node.pipeline();
     for (const key of found) pipeline.hgetall(key);
@@ -108,20 +167,25 @@ export class AbandonedClaims {
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     const { afterMs, madeWithinMs } = this.deps.inventory.claimAbandonment();
     const gone: GoneClaim[] = [];
+    const undecided = new Set<string>();
     found.forEach((key, i) => {
       const { g: cartGroup, u: userId, f: claimedAt, l: takenUpAt, ...fields } = replies[i] as Record<string, string>;
-      // an order's record (no cart group), gone since the SCAN, or a claim made before claims kept their times
+      // an order's record (no cart group), gone since it was found, or a claim made before claims kept their times
       if (cartGroup === undefined || userId === undefined || claimedAt === undefined || takenUpAt === undefined) return;
-      if (now - Number(takenUpAt) < afterMs || now - Number(claimedAt) >= madeWithinMs) return;
+      if (now - Number(claimedAt) >= madeWithinMs) return;
+      if (now - Number(takenUpAt) < afterMs) {
+        undecided.add(key);
+        return;
+      }
       // the key after the buyer's id; one whose buyer's own group is another is not theirs
       const idempotencyKey = keys.groupOf(userId) === group ? keys.idempotencyKeyOf(key, group, userId) : null;
       if (idempotencyKey === null) return;
       const orderIds = Object.keys(fields)
         .filter((field) => field.startsWith('c:'))
         .map((field) => field.slice(2));
-      gone.push({ userId, idempotencyKey, cartGroup, takenUpAt: Number(takenUpAt), orderIds });
+      gone.push({ key, userId, idempotencyKey, cartGroup, takenUpAt: Number(takenUpAt), orderIds });
     });
-    return gone;
+    return { gone, undecided };
   }
 
   /**

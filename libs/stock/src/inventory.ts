@@ -53,7 +53,7 @@ export interface CheckoutTimeouts {
   presaleBalanceTimeoutMs?: number;
   /**
    * How long after a request last took up the claim of a key (a cart split into buckets,
-   * claimCheckout-6+c.lua), with no order accepted under the key, the request may still be
+   * claimCheckout-7+c.lua), with no order accepted under the key, the request may still be
    * under way: another request under the key is answered CheckoutInProgress meanwhile, and
    * after it the claim is abandoned (its request was killed before its reservation), its
    * coupon uses given back. 10 s when absent.
@@ -278,11 +278,11 @@ interface SettledReservation {
   state: 'committed' | 'released';
 }
 
-/** What claimCheckout-6+c.lua's code 0 says of the requests holding a claim, with no order accepted under the key. */
+/** What claimCheckout-7+c.lua's code 0 says of the requests holding a claim, with no order accepted under the key. */
 const CLAIM_HOLDERS_UNDER_WAY = 1;
 const CLAIM_HOLDERS_GONE = 2;
 
-/** What a cart running outside its buyer's own group claimed and took there (claimCheckout-6+c.lua), for its reservation to settle. */
+/** What a cart running outside its buyer's own group claimed and took there (claimCheckout-7+c.lua), for its reservation to settle. */
 interface CheckoutClaim {
   orderId: string;
   userId: string;
@@ -292,11 +292,11 @@ interface CheckoutClaim {
   claimedNow: boolean;
   /** a use of the coupon was taken for this order: given back unless the reservation accepts it */
   couponTaken: boolean;
-  /** the orders other requests under the key took a use for (claimCheckout-6+c.lua's code 2): given back if this one's is accepted */
+  /** the orders other requests under the key took a use for (claimCheckout-7+c.lua's code 2): given back if this one's is accepted */
   otherHolders: string[];
 }
 
-/** The refusals of the rules that hold per buyer, as reserveStock-7+c+2n.lua and claimCheckout-6+c.lua both answer them; null for another code. */
+/** The refusals of the rules that hold per buyer, as reserveStock-7+c+2n.lua and claimCheckout-7+c.lua both answer them; null for another code. */
 function buyerRuleRefusal(code: number, couponCode: string, budgetMsLeft: number): Error | null {
   switch (code) {
     case -1:
@@ -347,13 +347,13 @@ const RELEASED_RECORD_KEPT_MS = 24 * 3600 * 1000;
 /**
  * How many REDIS_COMMAND_TIMEOUT_MS a request holding the claim of a key takes at most to settle
  * it: its claim, its reservation and the read after it are each answered or taken for lost
- * within one, and its claim settled with one more (claimCheckout-6+c.lua; `claimAbandonedAfterMs`).
+ * within one, and its claim settled with one more (claimCheckout-7+c.lua; `claimAbandonedAfterMs`).
  */
 const CLAIM_SETTLES_WITHIN_COMMAND_TIMEOUTS = 5;
 /** `claimAbandonedAfterMs` of an inventory told no command timeout: five of REDIS_COMMAND_TIMEOUT_MS's default. */
 const CLAIM_ABANDONED_AFTER_MS = 10_000;
 /**
- * How much longer than the idempotency record a claim of its key is kept (claimCheckout-6+c.lua):
+ * How much longer than the idempotency record a claim of its key is kept (claimCheckout-7+c.lua):
  * the claim is made just before the reservation that writes the record, and while it lives no
  * other cart is accepted under the key.
  */
@@ -714,7 +714,7 @@ export class Inventory {
 
   /**
    * What holds per buyer whatever the cart, settled in the buyer's own group for a cart that
-   * runs in another (claimCheckout-6+c.lua), in one call: the counters of `counted`, the claim
+   * runs in another (claimCheckout-7+c.lua), in one call: the counters of `counted`, the claim
    * of the Idempotency-Key, a use of the coupon on the buyer's one counter. Refuses as the
    * reservation would; a retry refused over its velocity or its coupon goes on only to replay
    * the order accepted under its key, looked for in the cart's group. With none, the requests
@@ -733,6 +733,7 @@ export class Inventory {
       this.keys.couponHeld(own, orderId),
       this.keys.checkoutAttempt(own, userId, idempotencyKey),
       this.keys.queuedOrders(own, userId),
+      this.keys.claimsHoldingCoupons(own),
     ];
     const claimMs = this.timeouts.idempotencyTtlMs + CLAIM_OUTLIVES_RECORD_MS;
     const args: (string | number)[] = [
@@ -812,7 +813,7 @@ export class Inventory {
   }
 
   /**
-   * When a claim's requests are gone, as claimCheckout-6+c.lua judges them: nobody took it up for
+   * When a claim's requests are gone, as claimCheckout-7+c.lua judges them: nobody took it up for
    * `afterMs`; and when an order accepted under it would still be recorded: it was made less
    * than `madeWithinMs` (the idempotency TTL) ago. Both by Redis's clock.
    */
@@ -1049,7 +1050,7 @@ export class Inventory {
   /**
    * Publishes a coupon for checkout: how many orders of one buyer may use it, how many in all, and
    * when. Once, in the buyers' group: a checkout takes a coupon's use there whatever group its cart
-   * runs in (reserveStock-7+c+2n.lua for a cart there, claimCheckout-6+c.lua for one in a bucket's).
+   * runs in (reserveStock-7+c+2n.lua for a cart there, claimCheckout-7+c.lua for one in a bucket's).
    * Kept a day past the coupon's end, as its buyers' uses: checkout refuses it from its end on, and
    * a coupon a month would otherwise stay in Redis for good.
    */

@@ -49,7 +49,7 @@ export class StockKeys {
   /**
    * The group of a buyer's own keys, whatever group their cart runs in: velocity counts, the
    * claims of their Idempotency-Keys, their coupon uses. A cart that runs in another group (a
-   * bucket's) claims and counts there first (claimCheckout-6+c.lua), so these hold per buyer.
+   * bucket's) claims and counts there first (claimCheckout-7+c.lua), so these hold per buyer.
    */
   groupOf(_userId: string): string {
     return BUYERS_GROUP;
@@ -104,6 +104,15 @@ export class StockKeys {
    */
   checkoutAttempt(group: string, userId: string, key: string): string {
     return `${this.prefix}${group}:attempt:${userId}:${idempotencyKeyPart(key)}`;
+  }
+
+  /**
+   * A buyers' group's claims of Idempotency-Keys under which a coupon use was taken (zset: the
+   * claim's key, scored when the last use was taken, by Redis's clock; claimCheckout-7+c.lua):
+   * where the stock check looks for claims whose requests are gone with their uses (AbandonedClaims).
+   */
+  claimsHoldingCoupons(group: string): string {
+    return `${this.prefix}${group}:claims-holding-coupons`;
   }
 
   /** A SCAN pattern of a group's idempotency records (and, in a buyers' group, claims): the prefix's own glob characters escaped. */

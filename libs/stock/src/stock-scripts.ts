@@ -10,6 +10,7 @@ interface StockScriptReplies {
   claimCheckout: Array<number | string>;
   dropClaim: number;
   abandonClaim: number;
+  forgetClaims: number;
   releaseStock: number;
   releaseCoupon: number;
   initSku: number;
@@ -39,9 +40,10 @@ export type StockScriptReply<N extends StockScriptName> = StockScriptReplies[N];
 
 const SCRIPT_FILES: Record<StockScriptName, string> = {
   reserveStock: 'reserveStock-7+c+2n.lua',
-  claimCheckout: 'claimCheckout-6+c.lua',
+  claimCheckout: 'claimCheckout-7+c.lua',
   dropClaim: 'dropClaim-2.lua',
   abandonClaim: 'abandonClaim-3+2h.lua',
+  forgetClaims: 'forgetClaims-1.lua',
   releaseStock: 'releaseStock-4+2n.lua',
   releaseCoupon: 'releaseCoupon-4.lua',
   initSku: 'initSku-1.lua',

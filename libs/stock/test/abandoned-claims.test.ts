@@ -41,6 +41,8 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
     reservationOf(buyer, [{ skuId: 'HOT', qty: 1 }], { now, idempotencyKey: key, bodyHash: `HOT-1-${couponCode}`, payload: { address: buyerAddress, couponCode } });
   const uses = (buyer: string, couponCode = 'ONCE') => redis.get(inventory.keys.couponUses(inventory.keys.groupOf(buyer), couponCode, buyer));
   const claimOf = (buyer: string, key: string) => inventory.keys.idempotency(inventory.keys.groupOf(buyer), buyer, key);
+  /** The claims the stock check reads each run: those holding coupon uses, not yet judged for good. */
+  const indexed = () => redis.zrange(inventory.keys.claimsHoldingCoupons(inventory.keys.groupOf('any buyer')), 0, -1);
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   /** The stock check as a worker runs it, on a MySQL where no order of this file was ever persisted (apps/worker's abandoned-claims has one that is). */
   const stockCheck = (on = inventory) => new AbandonedClaims({ redis, inventory: on, redeemedAmong: async () => new Set() });
@@ -80,8 +82,29 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
     expect([...one, ...other]).toEqual([{ userId: buyer, idempotencyKey: first, cartGroup: expect.stringMatching(/^\{g[1-3]\}$/), couponCode: 'ONCE', orderIds: [expect.stringMatching(/-g[1-3]$/)] }]);
     expect(await uses(buyer)).toBe('0');
     expect(await redis.exists(claimOf(buyer, first))).toBe(0);
+    expect(await indexed()).not.toContain(claimOf(buyer, first));
     expect((await inventory.reserveStock(requestOf(buyer, 'second'))).created).toBe(true);
     expect(await uses(buyer)).toBe('1');
+  });
+
+  it("finds such a claim by the claims holding coupon uses alone, and an older api's claim, held nowhere but its key, at a check's first run", async () => {
+    const check = stockCheck();
+    // its first run scans every idempotency key besides: the next ones within the hour read the claims holding uses only
+    await check.abandonGone();
+    const buyer = buyerOutsideG0('indexed');
+    await killedAfterClaim(buyer, 'indexed');
+    const older = buyerOutsideG0('older-api');
+    await killedAfterClaim(older, 'unindexed');
+    // as an api from before the index claims: the key alone
+    await redis.zrem(inventory.keys.claimsHoldingCoupons(inventory.keys.groupOf(older)), claimOf(older, 'unindexed'));
+    await sleep(ABANDONED_AFTER_MS + 50);
+
+    expect(await check.abandonGone()).toEqual([expect.objectContaining({ userId: buyer, idempotencyKey: 'indexed', couponCode: 'ONCE' })]);
+    expect(await uses(buyer)).toBe('0');
+    expect(await uses(older)).toBe('1');
+    expect(await stockCheck().abandonGone()).toEqual([expect.objectContaining({ userId: older, idempotencyKey: 'unindexed', couponCode: 'ONCE' })]);
+    expect(await uses(older)).toBe('0');
+    expect(await indexed()).toEqual([]);
   });
 
   it("gives the killed request's use back once the buyer's retry under the same key is accepted with a use the coupon still had: the buyer keeps every use the coupon allows", async () => {
@@ -103,10 +126,13 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
     const { order } = await inventory.reserveStock(requestOf(buyer, 'kept'));
     await sleep(ABANDONED_AFTER_MS + 50);
 
+    expect(await indexed()).toContain(claimOf(buyer, 'kept'));
     expect(await stockCheck().abandonGone()).toEqual([]);
     expect(await redis.exists(claimOf(buyer, 'kept'))).toBe(1);
     expect(await uses(buyer)).toBe('1');
     expect(await redis.hget(inventory.keys.couponHeld(inventory.keys.groupOf(buyer), order.orderId), 'c')).toBe('ONCE');
+    // judged for good: the next checks read it no more
+    expect(await indexed()).not.toContain(claimOf(buyer, 'kept'));
   });
 
   it('leaves alone a claim made longer ago than an order accepted under it would be recorded', async () => {

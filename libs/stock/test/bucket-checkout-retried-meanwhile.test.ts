@@ -13,7 +13,7 @@ const RESERVATION = '}:accepted';
 
 /**
  * A cart of a SKU split into buckets claims its Idempotency-Key, and takes its coupon use, in the
- * buyer's own group (claimCheckout-6+c.lua), then reserves in the buyer's bucket. The api's
+ * buyer's own group (claimCheckout-7+c.lua), then reserves in the buyer's bucket. The api's
  * connection sends a command again once it is back when the command's answer was lost with it,
  * and gives up on an answer after its command timeout while the command may still run: either
  * way Redis may have run it, and the buyer's retry under the key, through another api process,

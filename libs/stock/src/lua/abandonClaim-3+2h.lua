@@ -1,5 +1,5 @@
 --[[
-  Abandons the claim of an Idempotency-Key (claimCheckout-6+c.lua) whose requests are gone:
+  Abandons the claim of an Idempotency-Key (claimCheckout-7+c.lua) whose requests are gone:
   none took it up for longer than one takes to settle, and no order was accepted under the key
   (the caller read the key's record in the cart's group after the claim answered so). An api
   process killed between a request's claim and its reservation leaves such a claim, holding

@@ -1,5 +1,5 @@
 --[[
-  A request's part in the claim of an Idempotency-Key (claimCheckout-6+c.lua) settled, its
+  A request's part in the claim of an Idempotency-Key (claimCheckout-7+c.lua) settled, its
   checkout refused: the claim is dropped when this request made it and holds it alone, so the
   key is free again, as it is after any refused checkout; kept when another request holds it
   too ('n' emptied): that one may have been accepted. Either way the claim no longer names

@@ -7,12 +7,12 @@
 
   KEYS[1]  order reservation   <prefix>{g}:order:<orderId>, or for an order that runs outside
            its buyer's own group its hold there <prefix>{g}:coupon-held:<orderId>
-           (claimCheckout-6+c.lua): either holds the use in 'c'
+           (claimCheckout-7+c.lua): either holds the use in 'c'
   KEYS[2]  coupon              <prefix>{g}:coupon:<code> (its count of uses taken)
   KEYS[3]  buyer's coupon uses <prefix>{g}:coupon-uses:<code>:<userId>
   KEYS[4]  given-back marker   <prefix>{g}:coupon-given-back:<orderId>
   (all in the buyer's own group)
-  ARGV[1]  'held' to give back only a use KEYS[1] holds: a claim withdrawn (claimCheckout-6+c.lua)
+  ARGV[1]  'held' to give back only a use KEYS[1] holds: a claim withdrawn (claimCheckout-7+c.lua)
            whose script went unanswered may never have run, and then its hold was never
            written and the marker must not decide
   ARGV[2]  how long the marker is kept without a uses count, and at most with one (ms)

@@ -6,13 +6,13 @@
 
   KEYS[1]  idempotency record   <prefix>{g}:idem:<userId>:<key, its : and % escaped>   (in the buyer's own group,
            {g0}, it is also the claim of the key by a checkout in another group,
-           claimCheckout-6+c.lua: one key, one body, one order, whatever group the cart runs in)
+           claimCheckout-7+c.lua: one key, one body, one order, whatever group the cart runs in)
   KEYS[2]  order reservation    <prefix>{g}:order:<orderId>
   KEYS[3]  accepted orders      <prefix>{g}:accepted   (zset: not yet in MySQL)
   KEYS[4]  coupon               <prefix>{g}:coupon:<code>   (hash: perBuyerLimit, startsAt, endsAt, totalLimit, taken)
   KEYS[5]  buyer's coupon uses  <prefix>{g}:coupon-uses:<code>:<userId>
            (both unused, and named with an empty code, when the order has no coupon, or when
-           it runs outside the buyer's own group: claimCheckout-6+c.lua took the use there, on the
+           it runs outside the buyer's own group: claimCheckout-7+c.lua took the use there, on the
            buyer's one counter, and holds it for the order)
   KEYS[6]  the attempt last counted under the key  <prefix>{g}:attempt:<userId>:<key, its : and % escaped>
            (countCheckoutWindows, shared/countInWindow.lua; unused, and named in the cart's
@@ -20,11 +20,11 @@
   KEYS[7]  buyer's queued orders <prefix>{g0}:queued:<userId>   (zset, scores 0: their list reads
            it by order id) in the buyer's own group, where the order is listed when ARGV[13] is
            '1'; unused, and named in the cart's group, when the cart runs in another group
-           (claimCheckout-6+c.lua lists the order there)
+           (claimCheckout-7+c.lua lists the order there)
   KEYS[7+j], j = 1..c           window counters counted first (countInWindow, shared/):
                                 the buyer's request budget, then their checkout attempts (c is
                                 0 when there are none, or when the checkout runs outside their
-                                slot group and claimCheckout-6+c.lua or the Inventory counted
+                                slot group and claimCheckout-7+c.lua or the Inventory counted
                                 them before this call)
   KEYS[7+c+2i-1], KEYS[7+c+2i]  per line i: SKU hash <prefix>{g}:sku:<skuId>,
                                 buyer's bought counter <prefix>{g}:bought:<skuId>:<userId>

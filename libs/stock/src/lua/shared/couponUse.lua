@@ -1,6 +1,6 @@
 --[[
   Shared by the scripts that take a buyer's coupon use at checkout (stock-scripts.ts puts it
-  before them): reserveStock-7+c+2n.lua in the buyer's own group, claimCheckout-6+c.lua for a
+  before them): reserveStock-7+c+2n.lua in the buyer's own group, claimCheckout-7+c.lua for a
   checkout in another (a SKU split into buckets), both on the buyer's one uses counter; and by
   those that give a use back (releaseStock-4+2n.lua, releaseCoupon-4.lua, abandonClaim-3+2h.lua).
 

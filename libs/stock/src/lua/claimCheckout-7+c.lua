@@ -28,7 +28,10 @@
            listed there once claimed, as reserveStock-7+c+2n.lua lists one of a cart in the
            buyer's group (a listed order its reservation refuses is passed over where the list
            is read: it is in no accepted set)
-  KEYS[6+j], j = 1..c          window counters, in the buyer's group: the request budget, then
+  KEYS[7]  the buyers' group's claims holding coupon uses  <prefix>{own}:claims-holding-coupons
+           (zset: the claim's key, scored when a use was last taken under it): where the stock
+           check finds a claim whose requests are gone with its use (AbandonedClaims)
+  KEYS[7+j], j = 1..c          window counters, in the buyer's group: the request budget, then
                                the checkout attempts
   ARGV[1] userId   ARGV[2] request body hash   ARGV[3] the cart's group   ARGV[4] orderId
   ARGV[5] how long the claim is kept (ms)   ARGV[6] coupon code or ''
@@ -62,12 +65,12 @@
    -1 the key is claimed with another body, or for a cart of another group
    -7 -8 -9 -10 -13 as reserveStock-7+c+2n.lua
 ]]
-local claimKey, couponKey, usesKey, holdKey, attemptKey, queuedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local claimKey, couponKey, usesKey, holdKey, attemptKey, queuedKey, claimsHoldingCouponsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local userId, bodyHash, cartGroup, orderId = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local couponCode = ARGV[6]
 local counterCount = tonumber(ARGV[10])
 
-local counts = countCheckoutWindows(6, 10, counterCount, attemptKey, bodyHash .. ':' .. userId)
+local counts = countCheckoutWindows(7, 10, counterCount, attemptKey, bodyHash .. ':' .. userId)
 local budget = counts[1] or { 0, 0, 0 }
 
 -- what the requests holding a claim, refused now, are: code 0's state and what follows it
@@ -136,6 +139,8 @@ local function claim()
   if couponCode ~= '' then
     takeCouponUse(couponKey, usesKey, holdKey, couponCode, couponEndsAt)
     redis.call('HSET', claimKey, 'c:' .. orderId, 1)
+    redis.call('ZADD', claimsHoldingCouponsKey, now, claimKey)
+    redis.call('PEXPIRE', claimsHoldingCouponsKey, ARGV[5])
     -- no longer than the uses it counts in either
     redis.call('PEXPIREAT', holdKey, math.min(couponEndsAt + COUPON_USES_KEPT_AFTER_END_MS, now + tonumber(ARGV[7])))
     taken = 1
