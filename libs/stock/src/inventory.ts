@@ -39,7 +39,7 @@ import { SoldOutSkus } from './sold-out-skus.js';
 import { COUPON_USES_KEPT_AFTER_END_MS, queueStockScript, runStockScript, type RedisClient, type StockScriptReply } from './stock-scripts.js';
 import { MAX_STOCK_BUCKETS, StockKeys, splitStock } from './stock-keys.js';
 import { RequestBudgetSpent, WindowCounters, type CappedCounter, type CheckoutCounters, type WindowCount } from './window-counters.js';
-import { StockNotReplicated, pipelinedPerMaster } from './redis-connection.js';
+import { StockNotReplicated, pipelinedEach, pipelinedPerMaster } from './redis-connection.js';
 
 export interface CheckoutTimeouts {
   standardPaymentTimeoutMs: number;
@@ -1553,7 +1553,7 @@ export class Inventory {
    * no counts: the stock repair recreates it with its counts from MySQL, which name the sale.
    */
   async saleOverForGoodAt(sku: Pick<Sku, 'skuId' | 'stockBuckets'>, sale: SaleRules): Promise<Date> {
-    const buckets = await Promise.all(this.bucketKeysOf(sku).map((key) => this.redis.hmget(key, 'deduction', 'countedUntil', 'countsEndWithSale', 'countsBySale')));
+    const buckets = (await pipelinedEach(this.redis, this.bucketKeysOf(sku), (pipeline, key) => pipeline.hmget(key, 'deduction', 'countedUntil', 'countsEndWithSale', 'countsBySale'))) as Array<Array<string | null>>;
     const overAt = buckets.map(([deduction, countedUntil, countsEndWithSale, countsBySale]) =>
       countsBySale || !deduction
         ? sale.endsAt.getTime()
@@ -1643,8 +1643,8 @@ export class Inventory {
   async recreateLostBuckets(rules: Omit<SkuStockRules, 'available'>): Promise<number[]> {
     const buckets = bucketCountOf(rules);
     const keys = Array.from({ length: buckets }, (_, bucket) => this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId));
-    // one command per bucket: on a cluster they sit in different slots
-    const read = (await Promise.all(keys.map((key) => this.redis.hmget(key, 'generation', 'givesFrom', 'givesFromBefore')))).map(([generation, givesFrom, givesFromBefore]) => ({
+    const replies = (await pipelinedEach(this.redis, keys, (pipeline, key) => pipeline.hmget(key, 'generation', 'givesFrom', 'givesFromBefore'))) as Array<Array<string | null>>;
+    const read = replies.map(([generation, givesFrom, givesFromBefore]) => ({
       generation: Number(generation ?? 0),
       givesFrom: givesFrom === null ? null : Number(givesFrom),
       givesFromBefore: givesFromBefore === null ? null : Number(givesFromBefore),
@@ -1843,10 +1843,8 @@ export class Inventory {
 
   private async readBuckets(skuId: string): Promise<Array<{ stock: SkuStock; ruled: boolean } | null>> {
     const buckets = (await this.bucketsOf([skuId])).get(skuId)!;
-    // one read per bucket, not a pipeline: the buckets sit in different Redis Cluster slots
-    const replies = await Promise.all(
-      Array.from({ length: buckets }, (_, bucket) => this.redis.hmget(this.keys.sku(this.keys.bucketGroup(bucket), skuId), 'available', 'reserved', 'sold', 'deduction')),
-    );
+    const keys = Array.from({ length: buckets }, (_, bucket) => this.keys.sku(this.keys.bucketGroup(bucket), skuId));
+    const replies = (await pipelinedEach(this.redis, keys, (pipeline, key) => pipeline.hmget(key, 'available', 'reserved', 'sold', 'deduction'))) as Array<Array<string | null>>;
     return replies.map(([available, reserved, sold, deduction]) =>
       available === null || available === undefined
         ? null

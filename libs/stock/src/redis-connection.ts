@@ -122,6 +122,21 @@ export async function pipelinedPerMaster(cluster: Cluster, keys: readonly string
   return replies;
 }
 
+/**
+ * One command on each of `keys`, in as few round trips as the client allows: one pipeline on a
+ * single Redis, one per master on a Cluster (pipelinedPerMaster). The replies come in the order of
+ * `keys`; any command's error fails the read.
+ */
+export async function pipelinedEach(redis: RedisClient, keys: readonly string[], command: (pipeline: ChainableCommander, key: string) => void): Promise<unknown[]> {
+  if (redis instanceof Cluster) return pipelinedPerMaster(redis, keys, command);
+  const pipeline = redis.pipeline();
+  for (const key of keys) command(pipeline, key);
+  return ((await pipeline.exec()) ?? []).map(([error, reply]) => {
+    if (error) throw error;
+    return reply;
+  });
+}
+
 /** Every master of the client: a SCAN or a flush sees one node's keys only, so it runs on each. */
 export function mastersOf(redis: RedisClient): Redis[] {
   return redis instanceof Cluster ? redis.nodes('master') : [redis];
