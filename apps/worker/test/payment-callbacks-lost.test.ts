@@ -377,7 +377,7 @@ describe('a payment whose callback is lost for good', () => {
       expect(await atPaymentSystem(orderId)).toEqual({ charges: [], refunds: [] });
     }, 60_000);
 
-    it.sequential('never reported on a day after it was first sent, is asked for no more and counted for an operator', async ({ expect }) => {
+    it.sequential('never reported on a day after it was first sent, is asked for no more and counted for an operator; asked about again by an admin while its order still owes it, it pays the order, charged once', async ({ expect }) => {
       const orderId = await system.checkout('hal', [{ skuId: 'TV', qty: 1 }]);
       await system.waitForStatus(orderId, 'PENDING_PAYMENT');
       await callbacksLost(true);
@@ -397,6 +397,24 @@ describe('a payment whose callback is lost for good', () => {
         payments: ['PENDING'],
         givenUp: 1,
       });
-    }, 60_000);
+
+      // the callbacks get through again; an admin asks about it: its order still owes it, so it is asked for again, under its own id
+      await callbacksLost(false);
+      const again = await system.request('POST', `/v1/orders/${orderId}/payments/${payment.paymentId}/ask-again`, { token: system.token('ops', 'admin'), body: {} });
+      expect([again.status, again.body.status]).toEqual([200, 'PENDING']);
+      const paid = await waitFor(async () => {
+        const order = await system.order(orderId);
+        return order.status !== 'PENDING_PAYMENT' && order;
+      }, { what: 'the order paid', timeoutMs: 15_000 });
+      const seen = await atPaymentSystem(orderId);
+      expect({ payments: paid.payments.map((p: any) => p.status), requests: (await requests(orderId, payment.paymentId)) > asked, charges: seen.charges.map((p: any) => p.charges), refunds: seen.refunds }).toEqual({
+        payments: ['SUCCEEDED'],
+        requests: true,
+        charges: [1],
+        refunds: [],
+      });
+      expect(['PAID', 'IN_FULFILLMENT']).toContain(paid.status);
+      await expect.poll(async () => (await givenUp()) - givenUpBefore).toBe(0);
+    }, 90_000);
   });
 });
