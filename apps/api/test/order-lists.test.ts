@@ -68,6 +68,8 @@ describe('order lists, the times a request carries, and bodies of actions that t
     expect(await search('')).toEqual([queued, imported]);
     expect(await search('status=ACCEPTED')).toEqual([queued]);
     expect(await search('skuId=KETTLE&topLevel=true&leaf=true')).toEqual([queued, imported]);
+    // a flag sent false narrows nothing, as one left out
+    expect(await search('topLevel=false&leaf=false&refundDeclined=false&refundUnconfirmed=false&paymentUnconfirmed=false')).toEqual([queued, imported]);
     expect(await search('type=imported')).toEqual([imported]);
     expect(await search('merchantId=shop')).toEqual([imported]);
     expect(await search(`createdFrom=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).toEqual([]);

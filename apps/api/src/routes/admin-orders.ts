@@ -23,7 +23,7 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
         tags: ['admin'],
         summary: 'Search all orders (any type, parents and children) by status, type, buyer, merchant, SKU, parent or when they were placed',
         description:
-          "Persisted orders, and with `userId` a buyer's orders still in the queue too (ACCEPTED, from their 202 until the worker has written them), in their place by order id, unless the search names a merchant, a parent, refunds declined or refunds unconfirmed (`status=ACCEPTED` with `userId` lists those alone); one still in the queue is read by its id as well. A parameter sent empty is one left out; createdFrom and createdTo must be times the shop keeps (no leap second, years 1000 to 9999 in UTC), createdFrom not after createdTo, else 400 VALIDATION_FAILED naming them.",
+          "Persisted orders, and with `userId` a buyer's orders still in the queue too (ACCEPTED, from their 202 until the worker has written them), in their place by order id, unless the search names a merchant, a parent, refunds declined or refunds unconfirmed (`status=ACCEPTED` with `userId` lists those alone); one still in the queue is read by its id as well. A parameter sent empty is one left out, as is a flag (topLevel, leaf, refundDeclined, refundUnconfirmed, paymentUnconfirmed) sent false: a flag narrows the search when true; createdFrom and createdTo must be times the shop keeps (no leap second, years 1000 to 9999 in UTC), createdFrom not after createdTo, else 400 VALIDATION_FAILED naming them.",
         querystring: {
           type: 'object',
           additionalProperties: false,
