@@ -30,11 +30,12 @@ interface GoneClaim {
 const READ_AT_ONCE = 1000;
 
 /**
- * How often the stock check also scans every buyers' group for claims, beside the index of those
- * holding coupon uses (StockKeys.claimsHoldingCoupons): it finds the claims an api older than the
- * index made during a rolling upgrade. Hourly because the SCAN reads every order's record too: with
- * 100,000 of them it took 2.0 s, 1.9 s of a worker's CPU and ~0.7 s of Redis's (2026-12-07), where
- * a read of the index whose claims were judged took 0.2 ms.
+ * How often a buyers' group is also scanned for claims, beside the index of those holding coupon
+ * uses (StockKeys.claimsHoldingCoupons): it finds the claims an api older than the index made during
+ * a rolling upgrade. Once an hour across every worker's stock check and `npm run reconcile`
+ * (StockKeys.claimsScanned), because the SCAN reads every order's record too: with 100,000 of them it
+ * took 2.0 s, 1.9 s of a worker's CPU and ~0.7 s of Redis's (2026-12-07), where a read of the index
+ * whose claims were judged took 0.2 ms.
  */
 const CLAIMS_SCANNED_EVERY_MS = 3600_000;
 
@@ -59,15 +60,12 @@ interface Judged {
  * Found in the index of claims holding coupon uses that the claim script keeps, each judged once
  * its requests are settled and then taken out of it (forgetClaims-1.lua): a check reads the claims
  * made since the last one and those still under way, not the sale's every order. A claim without
- * a use holds nothing to give back; the buyer's retry under its key abandons it. Once an hour, and
- * at each check's first run, SCAN over the buyers' groups' idempotency keys on every master also finds
- * claims an older api made without indexing them. An order's record in the same keyspace has no
- * cart group ('g'), and is passed over.
+ * a use holds nothing to give back; the buyer's retry under its key abandons it. Once an hour, SCAN
+ * over a buyers' group's idempotency keys on every master also finds claims an older api made
+ * without indexing them. An order's record in the same keyspace has no cart group ('g'), and is
+ * passed over.
  */
 export class AbandonedClaims {
-  /** When this check last scanned every buyers' group (performance.now()); undefined before its first run. */
-  private scannedAt: number | undefined;
-
   constructor(
     private readonly deps: {
       redis: RedisClient;
@@ -79,14 +77,13 @@ export class AbandonedClaims {
 
   /** Abandons every claim whose requests are gone with no order accepted under it; returns those abandoned now. */
   async abandonGone(): Promise<AbandonedClaim[]> {
-    const startedAt = performance.now();
-    const scan = this.scannedAt === undefined || startedAt - this.scannedAt >= CLAIMS_SCANNED_EVERY_MS;
+    const { keys } = this.deps.inventory;
     const abandoned: AbandonedClaim[] = [];
-    for (const group of this.deps.inventory.keys.buyersGroups()) {
+    for (const group of keys.buyersGroups()) {
       abandoned.push(...(await this.abandonIndexed(group)));
-      if (scan) abandoned.push(...(await this.abandonScanned(group)));
+      // the first check to find the group's hour over scans it; a scan cut short waits for the next hour
+      if ((await this.deps.redis.set(keys.claimsScanned(group), '1', 'PX', CLAIMS_SCANNED_EVERY_MS, 'NX')) === 'OK') abandoned.push(...(await this.abandonScanned(group)));
     }
-    if (scan) this.scannedAt = startedAt;
     return abandoned;
   }
 

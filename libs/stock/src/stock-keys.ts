@@ -115,6 +115,11 @@ export class StockKeys {
     return `${this.prefix}${group}:claims-holding-coupons`;
   }
 
+  /** Says a buyers' group was scanned for claims within the hour (AbandonedClaims), whichever process scanned it. */
+  claimsScanned(group: string): string {
+    return `${this.prefix}${group}:claims-scanned`;
+  }
+
   /** A SCAN pattern of a group's idempotency records (and, in a buyers' group, claims): the prefix's own glob characters escaped. */
   idempotencyPattern(group: string): string {
     return `${`${this.prefix}${group}:idem:`.replace(/[*?[\]\\]/g, '\\$&')}*`;

@@ -87,9 +87,9 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
     expect(await uses(buyer)).toBe('1');
   });
 
-  it("finds such a claim by the claims holding coupon uses alone, and an older api's claim, held nowhere but its key, at a check's first run", async () => {
+  it("finds such a claim by the claims holding coupon uses alone, and an older api's claim, held nowhere but its key, once the buyers' group's hourly scan is due", async () => {
     const check = stockCheck();
-    // its first run scans every idempotency key besides: the next ones within the hour read the claims holding uses only
+    // the first check of the hour scans every idempotency key besides: the others within it, whichever process runs them, read the claims holding uses only
     await check.abandonGone();
     const buyer = buyerOutsideG0('indexed');
     await killedAfterClaim(buyer, 'indexed');
@@ -102,6 +102,10 @@ describe("the stock check's abandonment of the claims of checkouts killed betwee
     expect(await check.abandonGone()).toEqual([expect.objectContaining({ userId: buyer, idempotencyKey: 'indexed', couponCode: 'ONCE' })]);
     expect(await uses(buyer)).toBe('0');
     expect(await uses(older)).toBe('1');
+    expect(await stockCheck().abandonGone()).toEqual([]);
+    expect(await uses(older)).toBe('1');
+    // the hour over
+    await redis.del(inventory.keys.claimsScanned(inventory.keys.groupOf(older)));
     expect(await stockCheck().abandonGone()).toEqual([expect.objectContaining({ userId: older, idempotencyKey: 'unindexed', couponCode: 'ONCE' })]);
     expect(await uses(older)).toBe('0');
     expect(await indexed()).toEqual([]);
