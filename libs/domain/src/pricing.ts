@@ -110,10 +110,11 @@ const isActive = (window: { startsAt: Date; endsAt: Date }, at: Date) => window.
  * whose threshold its lines reach, in the order of their ids (one promotion's discount can
  * take the lines below another's threshold, so the order is part of the price, never the
  * order the rules were read in), then the coupon if the order reaches its minimum
- * spend. Thresholds and minimum spends are judged on what the lines cost before the member
- * discount, so a member never loses a promotion or a coupon to their level and never pays
- * more than a buyer without one. A flash-sale line is already at its lowest price and takes
- * none of them.
+ * spend. A member gets the promotions and the coupon the same cart earns a buyer without a
+ * level (the cart priced without the member discount decides them: judged on the member's own
+ * shares, an earlier promotion's split can leave a line a cent short of the next threshold), so
+ * a member never loses one to their level and never pays more than a buyer without one. A
+ * flash-sale line is already at its lowest price and takes none of them.
  * Every order-level discount and every warehouse's shipping fee is allocated to its
  * lines by largest remainder in proportion to what each line still costs, so a share
  * never exceeds its line and the lines add up to the order exactly. An order whose
@@ -151,9 +152,8 @@ export function priceOrder(
     return { line, discountable: !inFlashSale };
   });
   const remaining = (line: PricedLine) => line.unitPriceCents * line.qty - line.discountCents;
-  const memberCents = new Map<PricedLine, number>();
-  /** What a line counts toward a threshold or a minimum spend: what it still costs, its member discount added back. */
-  const reaching = (line: PricedLine) => remaining(line) + (memberCents.get(line) ?? 0);
+  const earned = rules.member ? priceOrder(type, items, catalog, acceptedAt, { ...rules, member: null }).applied : null;
+  const promotionsEarned = earned && new Set(earned.promotions.map((p) => p.promotionId));
   const give = (line: PricedLine, share: DiscountShare) => {
     if (share.cents === 0) return;
     line.discountCents += share.cents;
@@ -173,7 +173,6 @@ export function priceOrder(
     for (const line of discountable) {
       const cents = percentOf(remaining(line), rules.member.discountPercent);
       give(line, { source: 'member', ref: rules.member.level, cents });
-      memberCents.set(line, cents);
       total += cents;
     }
     applied.member = { level: rules.member.level, discountCents: total, freeShipping: rules.member.freeShipping };
@@ -184,8 +183,9 @@ export function priceOrder(
     const covered = discountable.filter((line) => promotion.skuIds === null || promotion.skuIds.includes(line.skuId));
     const base = covered.reduce((sum, line) => sum + remaining(line), 0);
     const off = Math.min(promotion.offCents, base);
-    // one that takes nothing off (its lines made free before it) is not listed among the order's benefits
-    if (covered.length === 0 || covered.reduce((sum, line) => sum + reaching(line), 0) < promotion.thresholdCents || off === 0) continue;
+    const reached = promotionsEarned ? promotionsEarned.has(promotion.promotionId) : base >= promotion.thresholdCents;
+    // one that takes nothing off (no line it covers, or its lines made free before it) is not listed among the order's benefits
+    if (!reached || off === 0) continue;
     applied.promotions.push({ promotionId: promotion.promotionId, discountCents: spread(covered, off, 'promotion', promotion.promotionId) });
   }
   const coupon = rules.coupon;
@@ -193,7 +193,8 @@ export function priceOrder(
     const base = discountable.reduce((sum, line) => sum + remaining(line), 0);
     const off = Math.min(coupon.kind === 'percent' ? percentOf(base, coupon.percentOff) : coupon.offCents, base);
     // a coupon that would take nothing off (its percentage of a few cents, lines the member level and promotions made free) is not used: the buyer keeps the use
-    if (discountable.reduce((sum, line) => sum + reaching(line), 0) >= coupon.minSpendCents && off > 0) applied.coupon = { code: coupon.code, discountCents: spread(discountable, off, 'coupon', coupon.code) };
+    const reached = earned ? earned.coupon !== null : base >= coupon.minSpendCents;
+    if (reached && off > 0) applied.coupon = { code: coupon.code, discountCents: spread(discountable, off, 'coupon', coupon.code) };
   }
 
   const priced = lines.map((l) => l.line);

@@ -165,6 +165,59 @@ describe('pricing an order, exact to the cent', () => {
     expect([member.amounts.payableCents, guest.amounts.payableCents]).toEqual([7_000, 7_500]);
   });
 
+  it("gives a member the promotions a buyer without a level earns where an earlier promotion's split would leave their line a cent short: 10.00 off 100.00, then 20.00 off 80.00 of kettles", () => {
+    const cart = new Map([
+      ['MUG', sku('MUG', 2_261, 'wh-east')],
+      ['KETTLE', sku('KETTLE', 8_795, 'wh-east')],
+    ]);
+    const rules = (member: MemberLevel | null): PricingRules => ({
+      member,
+      promotions: [
+        { promotionId: 'SPEND100-OFF10', title: '10.00 off 100.00', thresholdCents: 10_000, offCents: 1_000, skuIds: null, ...always },
+        { promotionId: 'SPEND80-KETTLE-OFF20', title: '20.00 off 80.00 of kettles', thresholdCents: 8_000, offCents: 2_000, skuIds: ['KETTLE'], ...always },
+      ],
+      coupon: null,
+      shippingFeeCents: new Map(),
+    });
+    const items = [
+      { skuId: 'MUG', qty: 1 },
+      { skuId: 'KETTLE', qty: 1 },
+    ];
+    const guest = priceOrder('standard', items, cart, acceptedAt, rules(null));
+    const member = priceOrder('standard', items, cart, acceptedAt, rules({ level: 'gold', discountPercent: 5, freeShipping: false }));
+    // no level: the kettle's share of the 10.00 is 7.95, leaving 80.00; gold's split of it by the member prices gives the kettle 7.96 (79.99 with the 4.39 added back), which missed the 20.00
+    expect(guest.applied.promotions.map((p) => p.promotionId)).toEqual(['SPEND100-OFF10', 'SPEND80-KETTLE-OFF20']);
+    expect(member.applied.promotions.map((p) => p.promotionId)).toEqual(['SPEND100-OFF10', 'SPEND80-KETTLE-OFF20']);
+    // 11,056 − 552 (113 + 439) − 1,000 − 2,000 = 7,504 against 8,056, where gold paid 9,504
+    expect([member.amounts.payableCents, guest.amounts.payableCents]).toEqual([7_504, 8_056]);
+  });
+
+  it('gives a member the promotion a buyer without a level earns after an earlier one made a line free for the member alone: 9.60 off the bag, 10.00 off all, 20.00 off 30.05 of coats', () => {
+    const cart = new Map([
+      ['BAG', sku('BAG', 1_000, 'wh-east')],
+      ['COAT', sku('COAT', 4_000, 'wh-east')],
+    ]);
+    const rules = (member: MemberLevel | null): PricingRules => ({
+      member,
+      promotions: [
+        { promotionId: 'P1-BAG', title: '9.60 off bags', thresholdCents: 0, offCents: 960, skuIds: ['BAG'], ...always },
+        { promotionId: 'P2-ALL', title: '10.00 off everything', thresholdCents: 0, offCents: 1_000, skuIds: null, ...always },
+        { promotionId: 'P3-COAT', title: '20.00 off 30.05 of coats', thresholdCents: 3_005, offCents: 2_000, skuIds: ['COAT'], ...always },
+      ],
+      coupon: null,
+      shippingFeeCents: new Map(),
+    });
+    const items = [
+      { skuId: 'BAG', qty: 1 },
+      { skuId: 'COAT', qty: 1 },
+    ];
+    const guest = priceOrder('standard', items, cart, acceptedAt, rules(null));
+    const member = priceOrder('standard', items, cart, acceptedAt, rules({ level: 'gold', discountPercent: 5, freeShipping: false }));
+    // gold's bag is free after P1 (9.50), so all of P2 lands on the coat: 28.00 with 2.00 added back, short of 30.05; no level's coat keeps 30.10
+    expect(member.applied.promotions.map((p) => p.promotionId)).toEqual(['P1-BAG', 'P2-ALL', 'P3-COAT']);
+    expect([member.amounts.payableCents, guest.amounts.payableCents]).toEqual([800, 1_040]);
+  });
+
   it('applies no coupon below its minimum spend and no promotion below its threshold or outside its window', () => {
     const priced = priceOrder('standard', [{ skuId: 'MUG', qty: 1 }], catalog, acceptedAt, {
       member: null,
