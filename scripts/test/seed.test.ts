@@ -26,8 +26,9 @@ describe('the demo seed', () => {
     ];
     const now = new Date();
     const accepted = { orderId: '01JDEMO0000000000000000000', userId: DEMO_BUYER, type: 'standard' as const, items, address: buyerAddress, couponCode: 'WELCOME15', acceptedAt: now.toISOString(), paymentDeadline: now.toISOString() };
-    const rules = (await new PricingRepository(env.db).rulesFor([accepted], ['wh-east', 'wh-west'])).byOrder.get(accepted.orderId)!;
-    const priced = priceOrder(accepted.type, items, await new CatalogRepository(env.db).findSkus(items.map((i) => i.skuId)), now, rules);
+    const skus = await new CatalogRepository(env.db).findSkus(items.map((i) => i.skuId));
+    const rules = (await new PricingRepository(env.db).rulesFor([accepted], skus)).byOrder.get(accepted.orderId)!;
+    const priced = priceOrder(accepted.type, items, skus, now, rules);
     expect(priced.applied.member).toEqual({ level: 'gold', discountCents: 517 + 199, freeShipping: false });
     expect(priced.applied.promotions).toEqual([{ promotionId: 'DEMO-SPEND-100', discountCents: 1_000 }]);
     // 15 % of what is left after the member discount and the promotion: 14,348 − 716 − 1,000 = 12,632

@@ -101,7 +101,7 @@ async function queuedOrderAsSeenBy(deps: Pick<AppDeps, 'catalog' | 'db'>, princi
  * with the rules of its acceptance, since which lines take the coupon is known only then.
  */
 async function couponCodeOfOwnLines(deps: Pick<AppDeps, 'db'>, accepted: AcceptedOrder, skus: ReadonlyMap<string, Sku>, merchantId: string): Promise<string | null> {
-  const rules = await new PricingRepository(deps.db).rulesFor([accepted], [...skus.values()].map((sku) => sku.warehouseId));
+  const rules = await new PricingRepository(deps.db).rulesFor([accepted], skus);
   const priced = priceOrder(accepted.type, accepted.items, skus, new Date(accepted.acceptedAt), rules.byOrder.get(accepted.orderId));
   const shares = priced.lines.filter((line) => line.merchantId === merchantId).flatMap((line) => line.discounts);
   return benefitsOfOwnLines({ couponCode: accepted.couponCode, benefits: priced.applied }, shares).couponCode;

@@ -1,5 +1,5 @@
 import { buildApp, connectApi } from '@orders/api';
-import type { AcceptedOrder } from '@orders/domain';
+import type { AcceptedOrder, Sku } from '@orders/domain';
 import { OrderRepository, PricingRepository } from '@orders/persistence';
 import { buyerAddress, createSku, createTestEnv, httpClient, signToken, type HttpClient, type TestEnv } from '@orders/testing';
 import { OrderWriter, connectWorker, type WorkerDeps } from '@orders/worker';
@@ -125,9 +125,9 @@ describe("a once-per-buyer coupon held in MySQL when two workers persist the buy
     // the redelivery's pricing read the order's use of the coupon but not the order itself (written between
     // its two reads): the order looks new, its own use counts against it, and it is priced without the coupon
     const racing = new (class extends PricingRepository {
-      override async rulesFor(orders: readonly AcceptedOrder[], warehouseIds: readonly string[]) {
+      override async rulesFor(orders: readonly AcceptedOrder[], skus: ReadonlyMap<string, Sku>) {
         const unwritten = (orderId: string) => `${orderId}-read-before-written`;
-        const rules = await super.rulesFor(orders.map((o) => ({ ...o, orderId: unwritten(o.orderId) })), warehouseIds);
+        const rules = await super.rulesFor(orders.map((o) => ({ ...o, orderId: unwritten(o.orderId) })), skus);
         return { ...rules, byOrder: new Map(orders.map((o) => [o.orderId, rules.byOrder.get(unwritten(o.orderId))!])) };
       }
     })(worker.db);
@@ -138,5 +138,23 @@ describe("a once-per-buyer coupon held in MySQL when two workers persist the buy
     expect(order.benefits.coupon).toEqual({ code: 'ONCE', discountCents: 1_000 });
     const again = await http.request('POST', '/v1/orders', { token: token('eve'), headers: { 'idempotency-key': 'eve-2' }, body: { items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress, couponCode: 'ONCE' } });
     expect([again.status, again.body.code]).toEqual([422, 'COUPON_LIMIT_EXCEEDED']);
+  });
+
+  it("gives the buyer's one use to the lamp ordered after a cart of flash-sale lines alone that named the coupon too, both priced in one batch", async () => {
+    const now = Date.now();
+    const sale = { priceCents: 100, startsAt: new Date(now - 3_600_000).toISOString(), endsAt: new Date(now + 3_600_000).toISOString(), perUserLimit: 5 };
+    await createSku(http, token('ops', 'admin'), { skuId: 'FLASH-PIN', title: 'Pin', priceCents: 500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement', flashSale: sale });
+    // the pin's cart takes nothing off with the coupon and its checkout holds no use; the lamp's holds fran's one use
+    const pin = await http.request('POST', '/v1/orders', { token: token('fran'), headers: { 'idempotency-key': 'fran-pin' }, body: { items: [{ skuId: 'FLASH-PIN', qty: 1 }], address: buyerAddress, couponCode: 'ONCE' } });
+    expect(pin.status).toBe(202);
+    const lamp = await checkout('fran', 'fran-lamp');
+    const writer = new OrderWriter({ ...worker, pricing: new PricingRepository(worker.db) }, { batchSize: 500, batchWaitMs: 2, busyIntervalMs: 250 });
+    // a sale's backlog: both jobs in one batch, the pin's first
+    await Promise.all([(await worker.inventory.findAcceptedOrder(pin.body.orderId as string))!, lamp].map((order) => writer.persist(order)));
+
+    const view = async (orderId: string) => (await http.request('GET', `/v1/orders/${orderId}`, { token: token('ops', 'admin') })).body;
+    expect((await view(pin.body.orderId as string)).benefits.coupon).toBeNull();
+    const lampView = await view(lamp.orderId);
+    expect([lampView.benefits.coupon, lampView.amounts.payableCents]).toEqual([{ code: 'ONCE', discountCents: 1_000 }, 9_000]);
   });
 });

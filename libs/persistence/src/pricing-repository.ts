@@ -1,4 +1,4 @@
-import { DomainError, type AcceptedOrder, type Coupon, type MemberLevel, type PricingRules, type ThresholdPromotion } from '@orders/domain';
+import { DomainError, priceOrder, type AcceptedOrder, type Coupon, type MemberLevel, type PricingRules, type Sku, type ThresholdPromotion } from '@orders/domain';
 import { sql, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
 import type { CouponsTable, Database } from './schema.js';
@@ -165,12 +165,15 @@ export class PricingRepository {
    * the order was accepted: promotions created by then, the buyer's level, the level's
    * discount and the shipping fees in force then. The coupon needs no such check: checkout
    * refuses a code that does not exist yet. A coupon is offered to an order only while its
-   * buyer has uses left, counting the orders of this batch that come before it; a batch
+   * buyer has uses left, counting the orders of this batch that come before it and take it
+   * (takesCoupon: a cart of flash-sale lines alone, or below the minimum spend, is offered it
+   * and takes no use, as its checkout held none, so the buyer's next order keeps it); a batch
    * persisted since that took the uses makes the batch's own transaction refuse them
    * (OrderRepository.persistAcceptedOrders), and the orders are priced again. So are they when the
    * rules changed after `version` was read, their batch being written holding it (holdRulesVersion).
    */
-  async rulesFor(orders: readonly AcceptedOrder[], warehouseIds: readonly string[]): Promise<RulesAtAcceptance> {
+  async rulesFor(orders: readonly AcceptedOrder[], skus: ReadonlyMap<string, Sku>): Promise<RulesAtAcceptance> {
+    const warehouseIds = [...new Set([...skus.values()].map((sku) => sku.warehouseId))];
     // before the rules: read after them, it could count a change their reads missed
     const { version } = await this.db.selectFrom('pricing_rules_version').select('version').where('id', '=', 1).executeTakeFirstOrThrow();
     const codes = [...new Set(orders.flatMap((o) => (o.couponCode ? [o.couponCode] : [])))];
@@ -211,7 +214,7 @@ export class PricingRepository {
         : this.db
             .selectFrom('shipping_fee_history')
             .select(['warehouse_id', 'fee_cents', 'effective_from'])
-            .where('warehouse_id', 'in', [...new Set(warehouseIds)])
+            .where('warehouse_id', 'in', warehouseIds)
             .where('effective_from', '<=', latest)
             .orderBy('effective_from')
             .orderBy('change_id')
@@ -262,14 +265,10 @@ export class PricingRepository {
       if (rules.has(order.orderId)) continue;
       const acceptedAt = new Date(order.acceptedAt);
       let coupon = order.couponCode ? (coupons.get(order.couponCode) ?? null) : null;
+      const usesKey = `${order.couponCode}\u0000${order.userId}`;
       if (coupon && written.has(order.orderId)) {
         if (!redeemed.has(order.orderId)) coupon = null;
-      } else if (coupon) {
-        const key = `${coupon.code}\u0000${order.userId}`;
-        const uses = used.get(key) ?? 0;
-        if (uses >= coupon.perBuyerLimit) coupon = null;
-        else used.set(key, uses + 1);
-      }
+      } else if (coupon && (used.get(usesKey) ?? 0) >= coupon.perBuyerLimit) coupon = null;
       const membership = inForceAt(memberships.get(order.userId), acceptedAt);
       const level = membership && inForceAt(levels.get(membership.level), acceptedAt);
       const shippingFeeCents = new Map<string, number>();
@@ -277,12 +276,14 @@ export class PricingRepository {
         const fee = inForceAt(history, acceptedAt);
         if (fee) shippingFeeCents.set(warehouseId, Number(fee.fee_cents));
       }
-      rules.set(order.orderId, {
+      const ruled: PricingRules = {
         promotions: promotions.filter((p) => p.createdAt.getTime() <= acceptedAt.getTime()).map((p) => p.promotion),
         coupon,
         member: level ? { level: level.level, discountPercent: level.discount_percent, freeShipping: Boolean(level.free_shipping) } : null,
         shippingFeeCents,
-      });
+      };
+      if (coupon && !written.has(order.orderId) && takesCoupon(order, skus, ruled)) used.set(usesKey, (used.get(usesKey) ?? 0) + 1);
+      rules.set(order.orderId, ruled);
     }
     return { version: { shared: Number(version), buyers: userIds, buyersChanges: memberRows.length, acceptedUntil: latest }, byOrder: rules };
   }
@@ -342,6 +343,16 @@ export async function holdRulesVersion(trx: Transaction<Database>, version: Rule
     .where('effective_from', '<=', version.acceptedUntil)
     .executeTakeFirstOrThrow();
   if (Number(changes.count) !== version.buyersChanges) throw new PricingRulesChangedMeanwhile();
+}
+
+/** Whether the order's pricing applies the coupon its rules offer; one that cannot be priced (a SKU gone) takes none, and is refused alone when priced. */
+function takesCoupon(order: AcceptedOrder, skus: ReadonlyMap<string, Sku>, rules: PricingRules): boolean {
+  try {
+    return priceOrder(order.type, order.items, skus, new Date(order.acceptedAt), rules).applied.coupon !== null;
+  } catch (error) {
+    if (error instanceof DomainError) return false;
+    throw error;
+  }
 }
 
 /** Rows of a history (ordered by when each took effect) grouped by what they are the history of. */

@@ -180,10 +180,7 @@ export class OrderWriter {
 
   /** The batch's orders priced with the rules of their acceptance, and the rules' version; one that cannot be priced is refused alone. */
   private async price(batch: readonly Pending[], skus: ReadonlyMap<string, Sku>): Promise<{ priced: Array<Pending & OrderToPersist>; rulesVersion: RulesVersion }> {
-    const rules = await this.deps.pricing.rulesFor(
-      batch.map((p) => p.order),
-      [...skus.values()].map((sku) => sku.warehouseId),
-    );
+    const rules = await this.deps.pricing.rulesFor(batch.map((p) => p.order), skus);
     const priced: Array<Pending & OrderToPersist> = [];
     for (const pending of batch) {
       try {
