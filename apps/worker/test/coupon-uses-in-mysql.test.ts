@@ -157,4 +157,24 @@ describe("a once-per-buyer coupon held in MySQL when two workers persist the buy
     const lampView = await view(lamp.orderId);
     expect([lampView.benefits.coupon, lampView.amounts.payableCents]).toEqual([{ code: 'ONCE', discountCents: 1_000 }, 9_000]);
   });
+
+  it('puts a first-1-order coupon Redis lost back on sale by the repair alone, not by its create sent again, which would count no use held', async () => {
+    const coupon = { code: 'FIRST1', kind: 'fixed', offCents: 500, minSpendCents: 0, perBuyerLimit: 1, totalLimit: 1, startsAt: '2020-01-01T00:00:00Z', endsAt: '2100-01-01T00:00:00Z' };
+    const admin = token('ops', 'admin');
+    expect((await http.request('POST', '/v1/admin/coupons', { token: admin, body: coupon })).status).toBe(201);
+    const checkoutFirst1 = (buyer: string) =>
+      http.request('POST', '/v1/orders', { token: token(buyer), headers: { 'idempotency-key': `${buyer}-first1` }, body: { items: [{ skuId: 'LAMP', qty: 1 }], address: buyerAddress, couponCode: 'FIRST1' } });
+    const first = await checkoutFirst1('ada');
+    expect(first.status).toBe(202);
+    await new OrderWriter({ ...worker, pricing: new PricingRepository(worker.db) }, { batchSize: 500, batchWaitMs: 2, busyIntervalMs: 250 }).persist((await worker.inventory.findAcceptedOrder(first.body.orderId as string))!);
+
+    // Redis loses checkout's copy of the coupon; ada's unpaid order holds its one use
+    await env.redis.del(worker.inventory.keys.coupon(worker.inventory.keys.couponGroup(), 'FIRST1'));
+    const again = await http.request('POST', '/v1/admin/coupons', { token: admin, body: coupon });
+    expect([again.status, again.body.code]).toEqual([409, 'CONFLICT']);
+    expect((await http.request('GET', '/v1/admin/coupons/FIRST1', { token: admin })).body.usesHeld).toBeNull();
+    // off sale until the repair, never on sale with its use free for a second buyer
+    const second = await checkoutFirst1('bea');
+    expect([second.status, second.body.code]).toEqual([422, 'COUPON_INVALID']);
+  });
 });

@@ -52,6 +52,9 @@ export class PricingRepository {
    * MySQL failing the commit) took buyers' uses at checkout, and the worker, finding no coupon,
    * charged them full price. A coupon committed whose publish never ran (not `published` yet) is
    * published by the same create sent again, or by the stock repair, which publishes every coupon in force.
+   * One MySQL records a use of was published before, and Redis has lost it: published again here it
+   * would count no use taken (a first-so-many coupon sold again from its first), so only the repair,
+   * which counts them from MySQL, brings it back.
    */
   async createCoupon(coupon: Coupon, publish: () => Promise<void>, published: () => Promise<boolean>): Promise<void> {
     try {
@@ -73,7 +76,7 @@ export class PricingRepository {
       });
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;
-      if ((await published()) || !(await this.couponStoredAs(coupon))) throw new PricingRuleExists(`Coupon ${coupon.code}`);
+      if ((await published()) || !(await this.couponStoredAs(coupon)) || (await this.couponEverUsed(coupon.code))) throw new PricingRuleExists(`Coupon ${coupon.code}`);
     }
     await publish();
   }
@@ -81,6 +84,11 @@ export class PricingRepository {
   async findCoupon(code: string): Promise<Coupon | null> {
     const row = await this.db.selectFrom('coupons').selectAll().where('code', '=', code).executeTakeFirst();
     return row ? couponOf(row) : null;
+  }
+
+  /** Whether an order MySQL has took a use of the coupon, held still or given back. */
+  private async couponEverUsed(code: string): Promise<boolean> {
+    return (await this.db.selectFrom('coupon_redemptions').select('order_id').where('code', '=', code).limit(1).executeTakeFirst()) !== undefined;
   }
 
   /** Whether MySQL holds the coupon exactly as asked. */

@@ -92,7 +92,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
         tags: ['pricing'],
         summary: 'Create a coupon: percentOff % or offCents off an order reaching minSpendCents, perBuyerLimit orders per buyer (409 CONFLICT if the code exists)',
         description:
-          'The coupon reaches checkout once MySQL has committed it. A create answered 5xx may have committed it without putting it on sale: the same create sent again (the same fields) puts it on sale and answers 201; a different one under its code, or the same one once on sale, answers 409.',
+          'The coupon reaches checkout once MySQL has committed it. A create answered 5xx may have committed it without putting it on sale: the same create sent again (the same fields) puts it on sale and answers 201; a different one under its code, or the same one once on sale, answers 409, as does the same one after Redis lost it once an order used it (`npm run reconcile -- --repair` puts it back on sale with its uses counted).',
         body: {
           type: 'object',
           additionalProperties: false,
