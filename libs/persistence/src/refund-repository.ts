@@ -855,22 +855,28 @@ async function insertRefund(
   order: OrderRow,
   refund: Pick<OpenRefund, 'refundId' | 'kind' | 'status' | 'reason' | 'actor' | 'at'> & { amountCents: number; items: RefundView['items'] },
 ): Promise<RefundView> {
-  await trx
-    .insertInto('refunds')
-    .values({
-      refund_id: refund.refundId,
-      order_id: order.order_id,
-      kind: refund.kind,
-      status: refund.status,
-      version: 1,
-      reason: refund.reason,
-      amount_cents: refund.amountCents,
-      items: JSON.stringify(refund.items),
-      history: JSON.stringify([{ from: null, to: refund.status, at: refund.at.toISOString(), actor: refund.actor }]),
-      created_at: refund.at,
-      updated_at: refund.at,
-    })
-    .execute();
+  try {
+    await trx
+      .insertInto('refunds')
+      .values({
+        refund_id: refund.refundId,
+        order_id: order.order_id,
+        kind: refund.kind,
+        status: refund.status,
+        version: 1,
+        reason: refund.reason,
+        amount_cents: refund.amountCents,
+        items: JSON.stringify(refund.items),
+        history: JSON.stringify([{ from: null, to: refund.status, at: refund.at.toISOString(), actor: refund.actor }]),
+        created_at: refund.at,
+        updated_at: refund.at,
+      })
+      .execute();
+  } catch (error) {
+    // its id is the request's (its key, or its reason and units): the same request, committed since the caller looked
+    // for it (a transition keeping the status, refund_lines, lets both fire), is answered as opened once decided again
+    throw isDuplicateKey(error) ? new StaleOrderVersion(order.order_id) : error;
+  }
   return toView(await trx.selectFrom('refunds').selectAll().where('refund_id', '=', refund.refundId).executeTakeFirstOrThrow(), []);
 }
 

@@ -115,7 +115,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         keyed ? keyed.idFor(part.unit.order_id) : refundIdFor(part.unit.order_id, ['return', reason, unitsKey(items), `delivery ${deliveries.get(part.unit.order_id) ?? 'none'}`]);
       // the money is drawn from the order's payments when the units are received (every payment, latest first; a child's: its parent's)
       const paid = await process.isPaid(order);
-      const moved = await transition(async () => {
+      const open = () => transition(async () => {
         // on every attempt: after a request racing with the same key took it, another body is refused here
         if (keyed) await keyed.refuseOtherBodies();
         else deliveries = await deliveriesNow();
@@ -145,9 +145,14 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
             },
           };
         });
-      }).catch((error: unknown) => {
-        throw error instanceof DeadlinePassed ? windowClosed(error.orderId) : error;
       });
+      const moved = await open()
+        // the same request, committed since this one read the parts (a part asked to return takes no other return):
+        // read again, each part's return is found and answered as opened; another return open is refused as read
+        .catch((error: unknown) => (error instanceof IllegalTransition ? open() : Promise.reject(error)))
+        .catch((error: unknown) => {
+          throw error instanceof DeadlinePassed ? windowClosed(error.orderId) : error;
+        });
       if (moved.length > 0) deps.metrics.returns.inc({ stage: 'requested' }, moved.length);
       const opened = await Promise.all(parts.map(async (part) => (await refunds.find(returnIdOf(part)))!));
       return reply.code(202).send({ returnId: opened[0]!.refundId, status: opened[0]!.status, returns: opened, replayed: moved.length === 0 });

@@ -521,7 +521,10 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
               actor,
               at: deps.clock(),
               detail,
-              effects: async (trx) => {
+              effects: async (trx, now) => {
+                // the same change, committed since the parts were read (change_address keeps the status, so both fire): read
+                // again, the part has the address, and the change is answered as made, one step in its history
+                if (now.address === address) throw new StaleOrderVersion(part.order_id);
                 // an order split since its parts were read has children with the address it had: the parts are read again
                 if (part.order_id === order.order_id && !split) {
                   const children = await trx.selectFrom('orders').select('order_id').where('parent_order_id', '=', part.order_id).limit(1).execute();
