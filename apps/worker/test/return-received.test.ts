@@ -2,6 +2,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import { waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApi } from '../../api/test/support/api-under-test.js';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
 describe("the warehouse's RETURN_RECEIVED on an order returned in several parts", () => {
@@ -135,5 +136,56 @@ describe("the warehouse's RETURN_RECEIVED on an order returned in several parts"
     await system.waitForStatus(orderId, 'DELIVERED');
     await paidBack(orderId, first);
     expect((await system.order(orderId)).amounts.refundedCents).toBe(2_400);
+  });
+
+  // the warehouse's clock and the api hosts' may differ by minutes (callbacks are taken up to CALLBACK_REPLAY_WINDOW_MS
+  // apart): a receipt is told from a repeat by the warehouse's own times, never by a return's creation on an api host
+  it("a repeat of an earlier return's receipt stays a repeat, and a later return's own receipt is taken, whatever the clocks of the warehouse and of the api host that opened the return", async () => {
+    const skews = [
+      { buyer: 'kai', warehouseAheadMs: 5 * 60_000, apiAheadMs: 0 },
+      { buyer: 'lea', warehouseAheadMs: 0, apiAheadMs: -10 * 60_000 },
+      { buyer: 'max', warehouseAheadMs: 0, apiAheadMs: 10 * 60_000 },
+    ];
+    for (const { buyer, warehouseAheadMs, apiAheadMs } of skews) {
+      const skewed = await startApi(system.env, { clock: () => new Date(Date.now() + apiAheadMs) });
+      try {
+        const orderId = await delivered(buyer, 2);
+        const first = await returnOne(buyer, orderId, 'first lamp');
+        await approve(orderId, first);
+        const firstReceipt = { orderId, event: 'RETURN_RECEIVED', at: new Date(Date.now() + warehouseAheadMs).toISOString() };
+        expect((await system.signedCallback('warehouse', firstReceipt)).body.changed).toBe(true);
+        await system.waitForStatus(orderId, 'DELIVERED');
+        const asked = await skewed.request('POST', `/v1/orders/${orderId}/returns`, { token: skewed.token(buyer), body: { reason: 'second lamp', items: [{ skuId: 'LAMP', qty: 1 }] } });
+        expect(asked.status).toBe(202);
+        await approve(orderId, asked.body.returnId);
+        // the first receipt sent again (its answer lost), with its first `at`: nothing of the second return moves
+        const repeated = await system.signedCallback('warehouse', firstReceipt);
+        expect([repeated.status, repeated.body.changed], `${buyer}: the repeat`).toEqual([200, false]);
+        const waiting = await system.order(orderId);
+        expect([waiting.status, waiting.items[0].refundedQty], `${buyer}: the second lamp not back yet`).toEqual(['RETURNING', 1]);
+        // the second lamp's own receipt, later by the warehouse's clock: taken
+        const second = { orderId, event: 'RETURN_RECEIVED', at: new Date(Date.now() + warehouseAheadMs + 1_000).toISOString() };
+        expect((await system.signedCallback('warehouse', second)).body.changed, `${buyer}: the second lamp's receipt`).toBe(true);
+        await paidBack(orderId, asked.body.returnId);
+        expect((await system.order(orderId)).status).toBe('RETURNED');
+      } finally {
+        await skewed.close();
+      }
+    }
+  });
+
+  it('the parcel of a return refused, sent back all the same, is counted and logged for staff, as a closed return\'s is: nothing is paid back', async () => {
+    const counted = async () => Number(/^return_parcels_after_close_total(?:\{[^}]*\})? (\S+)$/m.exec((await system.request('GET', '/metrics')).body)?.[1] ?? 0);
+    const orderId = await delivered('ned', 1);
+    const refused = await returnOne('ned', orderId, 'changed my mind');
+    const answer = await system.request('POST', `/v1/orders/${orderId}/returns/${refused}/refuse`, { token: merchant });
+    expect(answer.body.status).toBe('REFUSED');
+    for (const returnId of [refused, undefined]) {
+      const before = await counted();
+      expect((await warehouse(orderId, 'RETURN_RECEIVED', returnId)).body.callbackStatus).toBe(200);
+      expect(await counted(), returnId ? 'named' : 'naming no return').toBe(before + 1);
+    }
+    const order = await system.order(orderId);
+    expect([order.status, order.amounts.refundedCents]).toEqual(['DELIVERED', 0]);
   });
 });

@@ -502,7 +502,7 @@ export function createMetrics(labels: { app: string }) {
     }),
     returnParcelsAfterClose: new Counter({
       name: 'return_parcels_after_close_total',
-      help: 'Returned parcels the warehouse reported received for returns closed as never sent (by staff, or RETURN_PARCEL_WINDOW_MS after their approval): the units are back, nothing was paid back, and staff settle with the buyer. Also receipts naming no return for an order with an open return and a closed one, refused 400: staff report them naming the return',
+      help: 'Returned parcels the warehouse reported received for returns closed as never sent (by staff, or RETURN_PARCEL_WINDOW_MS after their approval) or refused: the units are back, nothing was paid back, and staff settle with the buyer. Also receipts naming no return for an order with an open return and a closed or refused one, refused 400: staff report them naming the return',
       registers: [registry],
     }),
     acceptedOrdersLost: new Counter({

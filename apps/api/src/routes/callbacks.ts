@@ -82,6 +82,9 @@ function unitsReceived(returned: RefundView, items: ReadonlyArray<{ skuId: strin
 
 const unitsOf = (lines: readonly LineUnits[]) => lines.reduce((sum, line) => sum + line.qty, 0);
 
+/** A return that ended with no parcel expected: closed as never sent, or refused. One received after is staff's to settle (returnedAfterClose). */
+const ENDED_WITHOUT_PARCEL: ReadonlySet<string> = new Set(['CLOSED', 'REFUSED']);
+
 /** The x-signature header against the body's HMAC, in constant time; its hex in either case, as hex is. */
 function signatureMatches(secret: string, body: Buffer, header: unknown): boolean {
   if (typeof header !== 'string') return false;
@@ -107,16 +110,17 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
   /**
    * The parcel of a return closed because it never came (its merchant, an admin, or the system
    * RETURN_PARCEL_WINDOW_MS after the approval) reached the warehouse after all, or was reported
-   * late: the units are back and nothing is paid back. Nothing changes by itself (the order has
-   * moved on, and may have completed); logged with the units and counted (ReturnParcelsAfterClose)
-   * for staff to settle: the buyer asks for the return again (its window opened anew at the close),
-   * staff approve it and report the parcel received naming the new return.
+   * late, or the parcel of a return refused, which its buyer sent all the same: the units are back
+   * and nothing is paid back. Nothing changes by itself (the order has moved on, and may have
+   * completed); logged with the units and counted (ReturnParcelsAfterClose) for staff to settle: the
+   * buyer asks for the return again (its window opened anew at the close or refusal), staff approve
+   * it and report the parcel received naming the new return, or send the units back to the buyer.
    */
   function returnedAfterClose(order: OrderRow, closed: RefundView, callback: WarehouseCallback, log: FastifyBaseLogger): void {
     deps.metrics.returnParcelsAfterClose.inc();
     log.error(
       { orderId: order.order_id, status: order.status, returnId: closed.refundId, receivedAt: callback.at, closedAt: closed.updatedAt, items: closed.items.map((item) => ({ skuId: item.skuId, qty: item.qty })) },
-      'the parcel of a return closed as never sent reached the warehouse: its units are back and nothing was paid back; settle with the buyer',
+      'the parcel of a return closed as never sent (or refused) reached the warehouse: its units are back and nothing was paid back; settle with the buyer',
     );
   }
 
@@ -224,13 +228,15 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
 
   /**
    * The return a RETURN_RECEIVED is for: the one it names (404 unless it is a return of this
-   * order), or else the order's open return, unless the event happened before the buyer asked
-   * for that return: then it is an earlier return's receipt delivered again (the warehouse's
-   * retries keep their `at`), for no return. A parcel received before its return was approved
-   * is still that return's: refused 409 for now, its retry with the same `at` goes through. An
-   * order with an open return and a closed one (its parcel never came, until perhaps now) cannot
-   * tell whose parcel this is: refused 400, to be sent again naming the return on its label. With
-   * no open return, a parcel come after the order's last closed return was asked for is that one's.
+   * order), or else the order's open return, unless the event happened no later than a receipt
+   * the warehouse reported of the order before: then it is that receipt delivered again (the
+   * warehouse's retries keep their `at`), for no return. Both times are the warehouse's clock's;
+   * a return's creation is the api host's, minutes ahead of it or behind, and judged by it a
+   * receipt sent again was taken as a later return's parcel, or that parcel's own was dropped. A
+   * parcel received before its return was approved is still that return's: refused 409 for now,
+   * its retry with the same `at` goes through. An order with an open return and a closed one (its
+   * parcel never came, until perhaps now) cannot tell whose parcel this is: refused 400, to be sent
+   * again naming the return on its label. With no open return, a new parcel is the last closed return's.
    */
   async function returnReceived(callback: WarehouseCallback, orderId: string, log: FastifyBaseLogger): Promise<RefundView | null> {
     if (callback.returnId !== undefined) {
@@ -240,17 +246,19 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     }
     const at = new Date(callback.at).getTime();
     const open = await refunds.openReturn(orderId);
-    const closed = (await refunds.ofOrders([orderId])).filter((record) => record.kind === 'return' && record.status === 'CLOSED');
-    if (!open) return closed.findLast((record) => at >= new Date(record.createdAt).getTime()) ?? null;
-    if (at < new Date(open.createdAt).getTime()) return null;
+    const returns = (await refunds.ofOrders([orderId])).filter((record) => record.kind === 'return');
+    const receivedAt = returns.flatMap((record) => record.history.filter((step) => step.actor === 'warehouse' && step.to === 'PENDING').map((step) => Date.parse(step.at)));
+    if (receivedAt.some((received) => at <= received)) return null;
+    const closed = returns.filter((record) => ENDED_WITHOUT_PARCEL.has(record.status));
+    if (!open) return closed.at(-1) ?? null;
     if (closed.length > 0) {
       // a sender that gives up on a 4xx leaves the parcel unreceived: counted and logged, as a closed return's parcel, for staff to report it
       deps.metrics.returnParcelsAfterClose.inc();
       log.error(
         { orderId, openReturnId: open.refundId, closedReturnIds: closed.map((record) => record.refundId), receivedAt: callback.at },
-        "the parcel of a return closed as never sent reached the warehouse, or the open return's did: the receipt named no return and was refused; report it again naming the return on its label",
+        "the parcel of a return closed as never sent (or refused) reached the warehouse, or the open return's did: the receipt named no return and was refused; report it again naming the return on its label",
       );
-      throw validationFailed(`order ${orderId} has an open return (${open.refundId}) and a closed one whose parcel never came (${closed.map((record) => record.refundId).join(', ')}): send RETURN_RECEIVED with the returnId on the parcel's label`);
+      throw validationFailed(`order ${orderId} has an open return (${open.refundId}) and a closed or refused one whose parcel was not expected (${closed.map((record) => record.refundId).join(', ')}): send RETURN_RECEIVED with the returnId on the parcel's label`);
     }
     return open;
   }
@@ -444,7 +452,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       if (children.length > 0) throw validationFailed(`order ${order.order_id} is split: send the event for the child order the warehouse was sent (${children.map((child) => child.order_id).join(', ')})`);
       const event = WAREHOUSE_EVENTS[callback.event];
       const returned = event.action === 'receive_return' ? await returnReceived(callback, order.order_id, request.log) : null;
-      if (event.action === 'receive_return' && returned?.status === 'CLOSED') returnedAfterClose(order, returned, callback, request.log);
+      if (event.action === 'receive_return' && returned && ENDED_WITHOUT_PARCEL.has(returned.status)) returnedAfterClose(order, returned, callback, request.log);
       // a receipt for no return, or for one received, refused, closed or paid back already, changes nothing (never another return)
       if (event.action === 'receive_return' && (returned === null || !['REQUESTED', 'APPROVED'].includes(returned.status))) {
         await followUpAgain(deps, order.order_id);
@@ -515,7 +523,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         // the return closed as never sent (by its merchant, or its timer) while its receipt was recorded: answered as
         // passed, its parcel is counted and logged for staff to settle (a receipt refused is, once the warehouse sends it again)
         const returnNow = returned && (await refunds.find(returned.refundId));
-        const closedMeanwhile = returnNow?.status === 'CLOSED' ? returnNow : null;
+        const closedMeanwhile = returnNow && ENDED_WITHOUT_PARCEL.has(returnNow.status) ? returnNow : null;
         if (error instanceof AlreadyApplied) {
           if (closedMeanwhile) returnedAfterClose(current, closedMeanwhile, callback, request.log);
           await followUpAgain(deps, order.order_id);
