@@ -83,6 +83,12 @@ describe('returns inside the after-sales window', () => {
     expect(refunds.map((r: any) => r.amountCents)).toEqual([5_300]);
     expect(await stock()).toEqual({ available: 10, reserved: 0, sold: 0 });
     expect((await system.order(orderId)).amounts.refundedCents).toBe(5_300);
+    // a staff member's approval retried (its answer lost) once the parcel was received and paid back: a repeat, the return
+    // as it stands; a refusal now names the return's status, not the order's
+    const approvedAgain = await system.request('POST', approvePath, { token: system.token('shop', 'merchant') });
+    expect([approvedAgain.status, approvedAgain.body.status]).toEqual([200, 'SUCCEEDED']);
+    const refused = await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/refuse`, { token: admin });
+    expect([refused.status, refused.body.code, refused.body.detail]).toEqual([409, 'ILLEGAL_TRANSITION', `Action 'refuse_return' by admin is not allowed while return ${asked.body.returnId} is SUCCEEDED`]);
   });
 
   it('returns one of two lamps: refunds its share without the shipping, and the order stays with the buyer until its window closes', async () => {

@@ -207,6 +207,14 @@ export class ParcelLeft extends IllegalTransition {
   }
 }
 
+/** A review of a return decided otherwise already (refused, or approved and on since): the status named is the return's, not its order's. */
+export class ReturnDecidedOtherwise extends IllegalTransition {
+  constructor(returnId: string, status: string, action: string, actor: string) {
+    super(status, action, actor);
+    this.message = `Action '${action}' by ${actor} is not allowed while return ${returnId} is ${status}`;
+  }
+}
+
 /**
  * A payment asked for after the deadline it was due by (the order's payment deadline, a
  * presale's balance deadline): the order is about to expire, or its deposit to be forfeited,

@@ -1,4 +1,4 @@
-import { IllegalTransition, StaleOrderVersion, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
+import { IllegalTransition, ReturnDecidedOtherwise, StaleOrderVersion, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
 import { DeadlinePassed, historyDetail, ProcessRepository, refundIdFor, RefundRepository, type OrderRow, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -164,12 +164,14 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
     refuse: 'Refuse a return: the order is DELIVERED again, with a new after-sales window',
     close: 'Close an approved return whose parcel never came back: the order is DELIVERED again, with a new after-sales window; nothing is paid back',
   };
-  // the decision's verb, its action, the return's status after it, and the only one before it (its other decision's 409)
-  for (const [verb, action, to, from, other] of [
-    ['approve', 'approve_return', 'APPROVED', 'REQUESTED', 'refused'],
-    ['refuse', 'refuse_return', 'REFUSED', 'REQUESTED', 'approved'],
-    ['close', 'close_return', 'CLOSED', 'APPROVED', 'received'],
+  // the decision's verb, its action, the return's status after it, the statuses it may have moved on to since (a repeat
+  // answers the return as it stands), and the only one before it (its other decision's 409)
+  for (const [verb, action, to, since, from, other] of [
+    ['approve', 'approve_return', 'APPROVED', ['PENDING', 'SENT', 'SUCCEEDED', 'CLOSED'], 'REQUESTED', 'refused'],
+    ['refuse', 'refuse_return', 'REFUSED', [], 'REQUESTED', 'approved'],
+    ['close', 'close_return', 'CLOSED', [], 'APPROVED', 'received'],
   ] as const) {
+    const decided = new Set<string>([to, ...since]);
     app.post<{ Params: { orderId: string; returnId: string }; Body: { reason?: string } | undefined }>(
       `/v1/orders/:orderId/returns/:returnId/${verb}`,
       {
@@ -177,7 +179,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         schema: {
           tags: ['after-sales'],
           summary: summaries[verb],
-          description: `A merchant acts on returns of its own SKUs, an admin on any; an optional reason is kept in the order's history (the step's detail). Repeating it changes nothing; 409 ILLEGAL_TRANSITION once the return was ${other}.`,
+          description: `A merchant acts on returns of its own SKUs, an admin on any; an optional reason is kept in the order's history (the step's detail). Repeating it changes nothing (200 with the return as it stands${since.length > 0 ? `, ${since.join(', ')} once it moved on` : ''}); 409 ILLEGAL_TRANSITION once the return was ${other}.`,
           params: returnParams,
           body: {
             type: ['object', 'null'],
@@ -195,8 +197,8 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         if (!owner || (found.orderId !== orderId && owner.parent_order_id !== orderId)) throw notFound('return');
         const actor: Actor = request.user.role === 'admin' ? 'admin' : 'merchant';
         if (actor === 'merchant' && !(await deps.orders.orderHasMerchant(found.orderId, request.user.sub))) throw notFound('return');
-        if (found.status === to) return found;
-        if (found.status !== from) throw new IllegalTransition(found.status, action, actor);
+        if (decided.has(found.status)) return found;
+        if (found.status !== from) throw new ReturnDecidedOtherwise(returnId, found.status, action, actor);
         try {
           await transition(async () => [
             {
@@ -216,7 +218,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
           // the same review by another request (two staff at once, a client's retry) committed since this one read the
           // return: answered as a repeat after it is, 200 with the return as it stands; the other review still 409
           const now = error instanceof IllegalTransition || error instanceof StaleOrderVersion ? await refunds.find(returnId) : null;
-          if (now?.status === to) return now;
+          if (now && decided.has(now.status)) return now;
           throw error;
         }
         deps.metrics.returns.inc({ stage: to.toLowerCase() });
