@@ -190,6 +190,44 @@ describe('orders priced with the rules as they stood when the intake accepted th
     expect(await env.db.selectFrom('orders').select('order_id').where('order_id', '=', accepted.orderId).execute()).toHaveLength(1);
   });
 
+  it("writes a batch priced once while an admin loads a sale's promotions and changes the fee of a warehouse it does not ship from, each committed meanwhile", async () => {
+    const placed = await checkout('ike', 'ike-1');
+    expect(placed.status).toBe(202);
+    const accepted = (await worker.inventory.findAcceptedOrder(placed.body.orderId as string))!;
+    const acceptedAt = Date.parse(accepted.acceptedAt);
+    const window = { startsAt: new Date(always.startsAt), endsAt: new Date(always.endsAt) };
+    try {
+      // each moves the rules' version; none prices the order: the promotions are dated after its acceptance, the fee is another warehouse's
+      const pricings = await persistedWhile(accepted, async (pricing, n) => {
+        if (n > 8) return;
+        await pricing.createPromotion({ promotionId: `LOADED-${n}`, title: 'a later deal', thresholdCents: 1, offCents: 100, skuIds: null, ...window }, async () => new Date(acceptedAt + 1_000));
+        await pricing.setShippingFee('wh-far', 100 * n, async () => new Date(acceptedAt - 1_000));
+      });
+      expect(pricings).toBe(1);
+      const order = (await http.request('GET', `/v1/orders/${accepted.orderId}`, { token: admin() })).body;
+      expect([order.benefits.promotions, order.amounts.payableCents]).toEqual([[], 10_000 + 500]);
+    } finally {
+      await env.db.deleteFrom('promotions').where('promotion_id', 'like', 'LOADED-%').execute();
+    }
+  });
+
+  it("prices a batch again when a promotion in force at its order's acceptance (created through a host whose clock is behind) was committed while it was priced", async () => {
+    const placed = await checkout('jon', 'jon-1');
+    expect(placed.status).toBe(202);
+    const accepted = (await worker.inventory.findAcceptedOrder(placed.body.orderId as string))!;
+    const window = { startsAt: new Date(always.startsAt), endsAt: new Date(always.endsAt) };
+    try {
+      const pricings = await persistedWhile(accepted, async (pricing, n) => {
+        if (n === 1) await pricing.createPromotion({ promotionId: 'EARLIER', title: '3.00 off', thresholdCents: 1, offCents: 300, skuIds: null, ...window }, async () => new Date(Date.parse(accepted.acceptedAt) - 1_000));
+      });
+      expect(pricings).toBe(2);
+      const order = (await http.request('GET', `/v1/orders/${accepted.orderId}`, { token: admin() })).body;
+      expect(order.benefits.promotions).toEqual([{ promotionId: 'EARLIER', discountCents: 300 }]);
+    } finally {
+      await env.db.deleteFrom('promotions').where('promotion_id', '=', 'EARLIER').execute();
+    }
+  });
+
   it("prices a batch again when its own buyer's level, in force at the order's acceptance, was changed while it was priced", async () => {
     const placed = await checkout('hal', 'hal-1');
     expect(placed.status).toBe(202);

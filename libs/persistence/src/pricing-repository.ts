@@ -203,27 +203,21 @@ export class PricingRepository {
       const named = [...new Set(rows.map((row) => row.level))];
       return named.length === 0
         ? []
-        : this.db
-            .selectFrom('member_level_history')
+        : levelChangesRead(this.db, { levels: named, acceptedUntil: latest })
             .select(['level', 'discount_percent', 'free_shipping', 'effective_from'])
-            .where('level', 'in', named)
-            .where('effective_from', '<=', latest)
             .orderBy('effective_from')
             .orderBy('change_id')
             .execute();
     });
     const [promotionRows, couponRows, memberRows, levelRows, feeRows, usedRows, writtenRows] = await Promise.all([
-      this.db.selectFrom('promotions').selectAll().where('ends_at', '>', earliest).where('created_at', '<=', latest).execute(),
+      promotionsRead(this.db, { acceptedFrom: earliest, acceptedUntil: latest }).selectAll().execute(),
       codes.length === 0 ? [] : this.db.selectFrom('coupons').selectAll().where('code', 'in', codes).execute(),
       memberRowsRead,
       levelRowsRead,
       warehouseIds.length === 0
         ? []
-        : this.db
-            .selectFrom('shipping_fee_history')
+        : feeChangesRead(this.db, { warehouses: warehouseIds, acceptedUntil: latest })
             .select(['warehouse_id', 'fee_cents', 'effective_from'])
-            .where('warehouse_id', 'in', warehouseIds)
-            .where('effective_from', '<=', latest)
             .orderBy('effective_from')
             .orderBy('change_id')
             .execute(),
@@ -293,7 +287,16 @@ export class PricingRepository {
       if (coupon && !written.has(order.orderId) && takesCoupon(order, skus, ruled)) used.set(usesKey, (used.get(usesKey) ?? 0) + 1);
       rules.set(order.orderId, ruled);
     }
-    return { version: { shared: Number(version), buyers: userIds, buyersChanges: memberRows.length, acceptedUntil: latest }, byOrder: rules };
+    const read: SharedRulesRead = {
+      acceptedFrom: earliest,
+      acceptedUntil: latest,
+      promotions: promotionRows.length,
+      levels: [...new Set(memberRows.map((row) => row.level))],
+      levelChanges: levelRows.length,
+      warehouses: warehouseIds,
+      feeChanges: feeRows.length,
+    };
+    return { version: { shared: Number(version), read, buyers: userIds, buyersChanges: memberRows.length, acceptedUntil: latest }, byOrder: rules };
   }
 
   async redemptions(orderId: string): Promise<Array<{ code: string; status: string; at: Date }>> {
@@ -311,11 +314,13 @@ export interface RulesAtAcceptance {
 }
 
 /**
- * What a batch's pricing read: the version of the rules any order is priced by (`shared`), and
- * of its buyers' levels the changes in force by its last order's acceptance (`buyersChanges`).
+ * What a batch's pricing read: the version of the rules any order is priced by (`shared`), how many
+ * of their dated rows it read (`read`), and of its buyers' levels the changes in force by its last
+ * order's acceptance (`buyersChanges`).
  */
 export interface RulesVersion {
   shared: number;
+  read: SharedRulesRead;
   buyers: readonly string[];
   buyersChanges: number;
   acceptedUntil: Date;
@@ -342,7 +347,7 @@ export class PricingRulesChangedMeanwhile extends Error {
  */
 export async function holdRulesVersion(trx: Transaction<Database>, version: RulesVersion): Promise<void> {
   const { rows } = await sql<{ version: number }>`SELECT version FROM pricing_rules_version WHERE id = 1 LOCK IN SHARE MODE`.execute(trx);
-  if (Number(rows[0]?.version) !== version.shared) throw new PricingRulesChangedMeanwhile();
+  if (Number(rows[0]?.version) !== version.shared && !(await sameRulesRead(trx, version.read))) throw new PricingRulesChangedMeanwhile();
   if (version.buyers.length === 0) return;
   const changes = await trx
     .selectFrom('member_history')
@@ -361,6 +366,45 @@ function takesCoupon(order: AcceptedOrder, skus: ReadonlyMap<string, Sku>, rules
     if (error instanceof DomainError) return false;
     throw error;
   }
+}
+
+/**
+ * How many rows of the rules every order is priced by a batch's pricing read, by what it read them
+ * for: the promotions created by its last order's acceptance and not ended by its first, and the
+ * changes in force by its last of the levels its buyers hold and of its warehouses' fees. Each is
+ * only ever inserted, dated by the change (changeRules), so the same count read again is the same rows.
+ */
+interface SharedRulesRead {
+  acceptedFrom: Date;
+  acceptedUntil: Date;
+  promotions: number;
+  levels: readonly string[];
+  levelChanges: number;
+  warehouses: readonly string[];
+  feeChanges: number;
+}
+
+type RulesReader = OrderDb | Transaction<Database>;
+const promotionsRead = (db: RulesReader, read: Pick<SharedRulesRead, 'acceptedFrom' | 'acceptedUntil'>) =>
+  db.selectFrom('promotions').where('ends_at', '>', read.acceptedFrom).where('created_at', '<=', read.acceptedUntil);
+const levelChangesRead = (db: RulesReader, read: Pick<SharedRulesRead, 'levels' | 'acceptedUntil'>) =>
+  db.selectFrom('member_level_history').where('level', 'in', [...read.levels]).where('effective_from', '<=', read.acceptedUntil);
+const feeChangesRead = (db: RulesReader, read: Pick<SharedRulesRead, 'warehouses' | 'acceptedUntil'>) =>
+  db.selectFrom('shipping_fee_history').where('warehouse_id', 'in', [...read.warehouses]).where('effective_from', '<=', read.acceptedUntil);
+
+/**
+ * Whether the rules a batch's pricing read are as they were, the version having moved: every change
+ * since was dated after the batch's last acceptance, or is of a level or fee it does not use (a sale's
+ * promotions loaded while orders queue), so its orders are priced as they were, and written, not
+ * priced again round after round while the loading goes on. Read after the version row is held.
+ */
+async function sameRulesRead(trx: Transaction<Database>, read: SharedRulesRead): Promise<boolean> {
+  const { promotions } = await promotionsRead(trx, read).select((eb) => eb.fn.countAll<number | string>().as('promotions')).executeTakeFirstOrThrow();
+  if (Number(promotions) !== read.promotions) return false;
+  const levels = read.levels.length === 0 ? 0 : (await levelChangesRead(trx, read).select((eb) => eb.fn.countAll<number | string>().as('count')).executeTakeFirstOrThrow()).count;
+  if (Number(levels) !== read.levelChanges) return false;
+  const fees = read.warehouses.length === 0 ? 0 : (await feeChangesRead(trx, read).select((eb) => eb.fn.countAll<number | string>().as('count')).executeTakeFirstOrThrow()).count;
+  return Number(fees) === read.feeChanges;
 }
 
 /** Rows of a history (ordered by when each took effect) grouped by what they are the history of. */
