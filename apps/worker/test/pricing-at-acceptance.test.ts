@@ -62,6 +62,30 @@ describe('orders priced with the rules as they stood when the intake accepted th
       { what: `order ${orderId} to be persisted`, timeoutMs: 15_000, intervalMs: 50 },
     );
 
+  // first: store-wide promotions the file's later tests leave would overlap the sofa's hundred
+  it('refuses a promotion past the hundredth overlapping in time over a SKU (409), and writes an order that takes the hundred, each of the longest id', async () => {
+    await createSku(http, admin(), { skuId: 'SOFA', title: 'Sofa', priceCents: 100_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 10, deduction: 'placement' });
+    const promote = (promotionId: string, body: Record<string, unknown> = {}) =>
+      http.request('POST', '/v1/admin/promotions', { token: admin(), body: { promotionId: promotionId.padEnd(64, 'X'), title: '1 cent off', thresholdCents: 0, offCents: 1, skuIds: ['SOFA'], ...always, ...body } });
+    try {
+      for (let i = 0; i < 100; i++) expect((await promote(`STACK-${i}-`)).status).toBe(201);
+      const refused = await promote('STACK-100-');
+      expect([refused.status, refused.body.code]).toEqual([409, 'CONFLICT']);
+      expect(refused.body.detail).toMatch(/^At most 100 promotions may overlap in time over a SKU: 100 already overlap/);
+      // another SKU's, or the sofa's at another time, is taken
+      expect((await promote('STACK-LAMP-', { skuIds: ['LAMP'], thresholdCents: 1_000_000 })).status).toBe(201);
+      expect((await promote('STACK-LATER-', { startsAt: always.endsAt, endsAt: '2101-01-01T00:00:00Z' })).status).toBe(201);
+
+      const placed = await http.request('POST', '/v1/orders', { token: token('stan'), headers: { 'idempotency-key': 'stan-sofa' }, body: { items: [{ skuId: 'SOFA', qty: 1 }], address: buyerAddress } });
+      expect(placed.status).toBe(202);
+      await new OrderWriter({ ...worker, pricing: new PricingRepository(worker.db) }, { batchSize: 500, batchWaitMs: 2, busyIntervalMs: 250 }).persist((await worker.inventory.findAcceptedOrder(placed.body.orderId as string))!);
+      const sofa = (await http.request('GET', `/v1/orders/${placed.body.orderId}`, { token: admin() })).body;
+      expect([sofa.benefits.promotions.length, sofa.amounts.payableCents]).toEqual([100, 100_000 - 100 + 500]);
+    } finally {
+      await env.db.deleteFrom('promotions').where('promotion_id', 'like', 'STACK-%').execute();
+    }
+  });
+
   it('keeps the coupon of an order that a replayed checkout brings twice into one writer batch: one discount, one redemption, the use not given back', async () => {
     const first = await checkout('bob', 'bob-1', 'ONCE');
     const replay = await checkout('bob', 'bob-1', 'ONCE');

@@ -53,7 +53,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
       schema: {
         tags: ['pricing'],
         summary:
-          'Create a threshold promotion: spend thresholdCents on the covered SKUs, get offCents off (409 CONFLICT if the id exists, 400 VALIDATION_FAILED naming SKUs that do not exist)',
+          'Create a threshold promotion: spend thresholdCents on the covered SKUs, get offCents off (409 CONFLICT if the id exists, or if 100 promotions already overlap its window on one of its SKUs; 400 VALIDATION_FAILED naming SKUs that do not exist)',
         body: {
           type: 'object',
           additionalProperties: false,
