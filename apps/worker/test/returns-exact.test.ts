@@ -40,26 +40,12 @@ describe('returns give back exactly what was paid', () => {
   const returnsOf = async (orderId: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: admin })).body.items as any[];
   const receipt = (orderId: string, returnId: string, items?: unknown) =>
     system.signedCallback('warehouse', { orderId, event: 'RETURN_RECEIVED', returnId, ...(items ? { items } : {}), at: new Date().toISOString() });
-  /** A delivered order: its id, and its children's ids by SKU when it split. */
-  const delivered = async (buyer: string, items: Array<{ skuId: string; qty: number }>, key = `${buyer}-order`) => {
-    const placed = await system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': key }, body: { items, address: buyerAddress, couponCode: 'SEVEN' } });
-    expect(placed.status).toBe(202);
-    const orderId = placed.body.orderId as string;
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
-    const parts = (await waitFor(
-      async () => {
-        const order = await system.order(orderId);
-        if (order.status !== 'IN_FULFILLMENT') return false;
-        const subs = order.subOrders.length === 0 ? [order] : await Promise.all(order.subOrders.map((id: string) => system.order(id)));
-        return subs.every((s: any) => s.status === 'IN_FULFILLMENT') && subs;
-      },
-      { what: `order ${orderId} in fulfilment`, timeoutMs: 15_000, intervalMs: 200 },
-    )) as any[];
-    for (const part of parts) for (const event of ['SHIPPED', 'DELIVERED']) expect((await warehouse(part.orderId, event)).body.callbackStatus).toBe(200);
+  /** A delivered order of `items` with the coupon: its id, its view, and its children's ids by SKU when it split. */
+  const delivered = async (buyer: string, items: Array<{ skuId: string; qty: number }>) => {
+    const { orderId, order, parts } = await system.delivered(buyer, items, 'SEVEN');
     const partOf: Record<string, string> = {};
-    for (const p of parts) for (const item of p.items) partOf[item.skuId] = p.orderId;
-    return { orderId, partOf, order: await system.waitForStatus(orderId, 'DELIVERED') };
+    for (const part of parts) for (const item of part.items) partOf[item.skuId] = part.orderId;
+    return { orderId, partOf, order };
   };
   const ask = async (buyer: string, orderId: string, items: Array<{ skuId: string; qty: number }>, reason = 'broken', key?: string) => {
     const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token(buyer), ...(key ? { headers: { 'idempotency-key': key } } : {}), body: { reason, items } });

@@ -1,6 +1,6 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
-import { buyerAddress, waitFor } from '@orders/testing';
+import { waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
 
@@ -24,7 +24,6 @@ describe('returns under concurrent requests, reviews and warehouse receipts', ()
   });
   afterAll(async () => system?.close());
 
-  const warehouse = (orderId: string, event: string) => system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event } });
   const returnsOf = async (orderId: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: admin })).body.items as any[];
   const restocked = async (orderId: string) =>
     (await system.env.db.selectFrom('stock_ledger').select(['sku_id', 'qty']).where('order_id', '=', orderId).where('kind', '=', 'restock').execute()).map((row) => `${row.sku_id}x${row.qty}`);
@@ -41,25 +40,10 @@ describe('returns under concurrent requests, reviews and warehouse receipts', ()
       },
       { what: `${count} returns of ${orderId} paid back`, timeoutMs: 30_000, intervalMs: 200 },
     );
-  /** A delivered order: its id, and its children's ids by SKU when it split. */
+  /** A delivered order of `items` with the coupon: its id, its view, and its children's ids by their first SKU when it split. */
   const delivered = async (buyer: string, items: Array<{ skuId: string; qty: number }>) => {
-    const placed = await system.request('POST', '/v1/orders', { token: system.token(buyer), headers: { 'idempotency-key': `${buyer}-order` }, body: { items, address: buyerAddress, couponCode: 'SEVEN' } });
-    expect(placed.status).toBe(202);
-    const orderId = placed.body.orderId as string;
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
-    const parts = (await waitFor(
-      async () => {
-        const order = await system.order(orderId);
-        if (order.status !== 'IN_FULFILLMENT') return false;
-        const subs = order.subOrders.length === 0 ? [order] : await Promise.all(order.subOrders.map((id: string) => system.order(id)));
-        return subs.every((s: any) => s.status === 'IN_FULFILLMENT') && subs;
-      },
-      { what: `order ${orderId} in fulfilment`, timeoutMs: 15_000, intervalMs: 200 },
-    )) as any[];
-    for (const part of parts) for (const event of ['SHIPPED', 'DELIVERED']) expect((await warehouse(part.orderId, event)).body.callbackStatus).toBe(200);
-    const partOf = Object.fromEntries(parts.map((p) => [p.items[0].skuId, p.orderId as string]));
-    return { orderId, partOf, order: await system.waitForStatus(orderId, 'DELIVERED') };
+    const { orderId, order, parts } = await system.delivered(buyer, items, 'SEVEN');
+    return { orderId, order, partOf: Object.fromEntries(parts.map((part) => [part.items[0].skuId, part.orderId as string])) };
   };
   const receipt = (orderId: string, returnId: string) => system.signedCallback('warehouse', { orderId, event: 'RETURN_RECEIVED', returnId, at: new Date().toISOString() });
 

@@ -34,6 +34,11 @@ export interface OrderSystem extends Pick<HttpClient, 'request'> {
   checkout(buyer: string, items: Array<{ skuId: string; qty: number }>, key?: string, couponCode?: string): Promise<string>;
   /** The buyer's order of `items`, paid by card and shipped by the warehouse: SHIPPED. */
   shipped(buyer: string, items: Array<{ skuId: string; qty: number }>): Promise<string>;
+  /**
+   * The buyer's order of `items`, paid by card, and each of its parcels (the order's, or each child's when it
+   * split) shipped and delivered by the warehouse: the order DELIVERED, and its parts' views.
+   */
+  delivered(buyer: string, items: Array<{ skuId: string; qty: number }>, couponCode?: string): Promise<{ orderId: string; order: any; parts: any[] }>; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** The buyer's order of `items` of several merchants or warehouses, paid by card and split: its children, each IN_FULFILLMENT. */
   paidAndSplit(buyer: string, items: Array<{ skuId: string; qty: number }>, couponCode?: string): Promise<{ orderId: string; children: string[] }>;
   /** An order of any type put straight into MySQL, as the worker would write it, with no reservation in Redis. */
@@ -165,6 +170,25 @@ export async function startOrderSystem(name: string, overrides: Record<string, s
       if (shipped.body.callbackStatus !== 200) throw new Error(`SHIPPED callback: ${JSON.stringify(shipped.body)}`);
       await system.waitForStatus(orderId, 'SHIPPED');
       return orderId;
+    },
+    async delivered(buyer, items, couponCode) {
+      const orderId = await paidByCard(buyer, items, couponCode);
+      const parts = await waitFor(
+        async () => {
+          const order = await system.order(orderId);
+          if (order.status !== 'IN_FULFILLMENT') return false;
+          const subs = order.subOrders.length === 0 ? [order] : await Promise.all(order.subOrders.map((id: string) => system.order(id)));
+          return subs.every((sub) => sub.status === 'IN_FULFILLMENT') && subs;
+        },
+        { what: `order ${orderId} in fulfilment`, timeoutMs: 15_000, intervalMs: 200 },
+      );
+      for (const part of parts) {
+        for (const event of ['SHIPPED', 'DELIVERED']) {
+          const sent = await warehouseSim.request('POST', `/__admin/orders/${part.orderId}/events`, { body: { event } });
+          if (sent.body.callbackStatus !== 200) throw new Error(`${event} callback: ${JSON.stringify(sent.body)}`);
+        }
+      }
+      return { orderId, parts, order: await system.waitForStatus(orderId, 'DELIVERED') };
     },
     async paidAndSplit(buyer, items, couponCode) {
       const orderId = await paidByCard(buyer, items, couponCode);
