@@ -13,6 +13,7 @@ import {
   addressOf,
   afterStaleOrderVersion,
   couponUseOf,
+  historyDetail,
   latePaymentRefundId,
   refundsOwedIn,
   retryTransaction,
@@ -522,11 +523,14 @@ export class ForwardLife {
       lines,
     );
     const children = plans.map((plan) => ({ orderId: childOrderId(order.order_id, `${plan.key.channel}/${plan.key.merchantId}/${plan.key.warehouseId}`), plan }));
+    // the children named while their ids fit the step's detail; past that (18 and more) their count alone: a list cut
+    // short would name some merchants' children and not others', and a merchant's view hides a step naming others' alone
+    const named = `split into ${children.length} child orders: ${children.map((c) => c.orderId).join(', ')}`;
     await this.tryTransition({
       orderId: order.order_id,
       action: 'split',
       actor: 'system',
-      detail: `split into ${children.map((c) => c.orderId).join(', ')}`,
+      detail: historyDetail(named) === named ? named : `split into ${children.length} child orders`,
       effects: async (trx, current, fired) => {
         if (current.version !== order.version) throw new SplitPlanStale();
         await ProcessRepository.insertChildren(trx, { ...current, status: fired.to }, children, this.deps.clock());
