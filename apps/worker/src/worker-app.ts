@@ -247,7 +247,7 @@ export function startWorkers(deps: WorkerDeps): RunningWorkers {
       const close = async (orderId: string) => {
         const leftMs = paying.get(orderId);
         if (leftMs !== undefined) return { changed: false, dueInMs: Math.min(leftMs, PAYMENT_LOOKED_AT_EVERY_MS) };
-        return closeUnpaidOrder(deps, { orderId, action: 'expire', actor: 'system', detail });
+        return closeUnpaidOrder(deps, { orderId, action: 'expire', actor: 'system', detail, paymentWait: { waitMs: config.PAYMENT_TIMEOUT_MS, lookEveryMs: PAYMENT_LOOKED_AT_EVERY_MS } });
       };
       const closed = await Promise.all(batch.map((orderId) => (alone ? sweptAlone(orderId, 'expire', () => close(orderId)) : close(orderId))));
       closed.forEach((outcome, j) => {

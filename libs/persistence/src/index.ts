@@ -10,7 +10,7 @@ export { addressOf, benefitsOfOwnLines, couponUseOf, merchantOrderView } from '.
 export { selectTogether } from './select-together.js';
 export type { ChildStep, OrderView } from './order-view.js';
 export type * from './schema.js';
-export { ProcessRepository, REFUNDED_WHOLE, SHIPMENT_STEPS, UNSHIPPED_PARCEL, noPaymentAwaitedAt, paymentDetail } from './process-repository.js';
+export { PaymentAwaited, ProcessRepository, REFUNDED_WHOLE, SHIPMENT_STEPS, UNSHIPPED_PARCEL, noPaymentAwaitedAt, paymentDetail } from './process-repository.js';
 export type { ChildToInsert, DeadlineOwing, NewPayment, PaymentPurpose } from './process-repository.js';
 export { OrderEventRepository } from './order-event-repository.js';
 export type { HeldLock, NewWebhook, NewWebhookDelivery, OrderEvent } from './order-event-repository.js';

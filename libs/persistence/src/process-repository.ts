@@ -88,6 +88,20 @@ export function paymentAwaitedAt(owing: DeadlineOwing, at: Expression<Date>, wai
   return sql<SqlBool>`p.purpose IN (${sql.join(purposes)}) AND ${deadline} + INTERVAL ${waitMs * 1000} MICROSECOND > ${at} AND (p.status = 'PENDING' OR p.updated_at > ${at})`;
 }
 
+/**
+ * A deadline's transition refused in its transaction: a payment its buyer asked for before the
+ * deadline is unanswered (paymentAwaitedAt), and decides the order when it is; looked at again in `dueInMs`.
+ */
+export class PaymentAwaited extends Error {
+  override readonly name = 'PaymentAwaited';
+  constructor(
+    readonly orderId: string,
+    readonly dueInMs: number,
+  ) {
+    super(`Order ${orderId} waits for a payment its buyer asked for before its deadline: looked at again in ${dueInMs} ms`);
+  }
+}
+
 /** Whether, at `at`, no payment of order `o` is awaited by its deadline (`owing`; paymentAwaitedAt): the deadline decides the order then. */
 export function noPaymentAwaitedAt(owing: DeadlineOwing, at: Expression<Date>, waitMs: number): Expression<SqlBool> {
   return sql<SqlBool>`NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.order_id AND ${paymentAwaitedAt(owing, at, waitMs)})`;
@@ -763,6 +777,30 @@ export class ProcessRepository {
       .where('o.status', 'in', statuses)
       .execute();
     return new Map(rows.filter((row) => Number(row.leftMs) > 0).map((row) => [row.order_id, Number(row.leftMs)]));
+  }
+
+  /**
+   * In a deadline's transition (an expiry, a forfeit), once it holds the order's row: throws
+   * PaymentAwaited while a payment of what the deadline is owed (`owing`) that its buyer asked for
+   * in time is unanswered, looked at again within `lookEveryMs`. The deadline job read none before
+   * its transaction; a pay request between the two, before the deadline, opened one all the same.
+   * A locking read: openPayment's insert reads the order's row shared, so one committed before this
+   * transaction took the row is seen here (a plain read of its earlier snapshot missed it, and the
+   * deposit was kept though the balance was asked for in time), and one after waits for this close
+   * and finds the deadline passed.
+   */
+  static async refuseWhilePaymentAwaited(trx: Transaction<Database>, orderId: string, owing: DeadlineOwing, waitMs: number, lookEveryMs: number): Promise<void> {
+    const { deadline } = OWED_BY_DEADLINE[owing];
+    const awaited = await trx
+      .selectFrom('payments as p')
+      .innerJoin('orders as o', 'o.order_id', 'p.order_id')
+      .select(sql<number>`TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(3), ${deadline} + INTERVAL ${waitMs * 1000} MICROSECOND) DIV 1000`.as('leftMs'))
+      .where('p.order_id', '=', orderId)
+      .where(paymentAwaitedAt(owing, sql<Date>`UTC_TIMESTAMP(3)`, waitMs))
+      .modifyEnd(sql`LOCK IN SHARE MODE`)
+      .execute();
+    const leftMs = Math.max(0, ...awaited.map((row) => Number(row.leftMs)));
+    if (leftMs > 0) throw new PaymentAwaited(orderId, Math.min(leftMs, lookEveryMs));
   }
 
   /**

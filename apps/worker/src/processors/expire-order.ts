@@ -1,6 +1,6 @@
 import { IllegalTransition, type Actor } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { DeadlineAhead, OrderRepository, couponUseOf } from '@orders/persistence';
+import { DeadlineAhead, OrderRepository, PaymentAwaited, ProcessRepository, couponUseOf } from '@orders/persistence';
 import { ordersCarriedBy } from '@orders/queues';
 import { releaseRemembered, type Inventory } from '@orders/stock';
 import { DelayedError, type Job } from 'bullmq';
@@ -24,11 +24,13 @@ export interface CloseOrderDeps {
  *
  * An expiry closes only an order whose payment deadline has passed by MySQL's clock: until
  * then the buyer may pay it, whatever the clocks of the processes that timed the expiry say.
- * Asked before, it changes nothing and answers how long until the deadline (`dueInMs`).
+ * Asked before, it changes nothing and answers how long until the deadline (`dueInMs`). With
+ * `paymentWait`, nor while a payment its buyer asked for in time is unanswered, read in its
+ * transaction (refuseWhilePaymentAwaited): `dueInMs` says when to look again.
  */
 export async function closeUnpaidOrder(
   deps: CloseOrderDeps,
-  request: { orderId: string; action: 'expire' | 'cancel'; actor: Actor; detail?: string },
+  request: { orderId: string; action: 'expire' | 'cancel'; actor: Actor; detail?: string; paymentWait?: { waitMs: number; lookEveryMs: number } },
 ): Promise<{ changed: boolean; dueInMs?: number }> {
   const { orders, inventory, metrics, clock } = deps;
   let changed = false;
@@ -41,13 +43,15 @@ export async function closeUnpaidOrder(
       detail: request.detail,
       ...(request.action === 'expire' ? { dueAfter: 'payment_deadline' as const } : {}),
       effects: async (trx, current, transition) => {
+        const wait = request.paymentWait;
+        if (request.action === 'expire' && wait) await ProcessRepository.refuseWhilePaymentAwaited(trx, current.order_id, 'payment', wait.waitMs, wait.lookEveryMs);
         if (transition.effects.includes('releaseStock')) await OrderRepository.releaseReservation(trx, current.order_id, transition.action, clock());
       },
     });
     metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
     changed = true;
   } catch (error) {
-    if (error instanceof DeadlineAhead) return { changed: false, dueInMs: error.dueInMs };
+    if (error instanceof DeadlineAhead || error instanceof PaymentAwaited) return { changed: false, dueInMs: error.dueInMs };
     if (!(error instanceof IllegalTransition)) throw error;
   }
   const order = await orders.findOrderRow(request.orderId);

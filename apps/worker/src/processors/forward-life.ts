@@ -5,6 +5,7 @@ import type { OrderMetrics } from '@orders/metrics';
 import {
   DeadlineAhead,
   OrderRepository,
+  PaymentAwaited,
   PricingRepository,
   ProcessRepository,
   REFUNDED_WHOLE,
@@ -251,7 +252,7 @@ export class ForwardLife {
     try {
       refused = await this.transition({ ...transition, dueAfter });
     } catch (error) {
-      if (error instanceof DeadlineAhead) return { changed: false, dueInMs: error.dueInMs };
+      if (error instanceof DeadlineAhead || error instanceof PaymentAwaited) return { changed: false, dueInMs: error.dueInMs };
       throw error;
     }
     if (refused === null) return { changed: true };
@@ -1016,7 +1017,10 @@ export class ForwardLife {
       actor: 'system',
       detail: 'balance not paid by its deadline; deposit kept',
       timer: 'scheduleBalanceDeadline',
-      effects: async (trx, current) => OrderRepository.releaseReservation(trx, current.order_id, 'expire_balance', this.deps.clock()),
+      effects: async (trx, current) => {
+        await ProcessRepository.refuseWhilePaymentAwaited(trx, current.order_id, 'balance', this.deps.config.PAYMENT_TIMEOUT_MS, PAYMENT_LOOKED_AT_EVERY_MS);
+        await OrderRepository.releaseReservation(trx, current.order_id, 'expire_balance', this.deps.clock());
+      },
     });
     if (forfeited.dueInMs !== undefined) return forfeited;
     const order = await this.deps.orders.findOrderRow(orderId);
