@@ -61,8 +61,20 @@ export function retryLaterProblem(description: string, extraHeaders: Record<stri
 export const noFieldsBody = { type: ['object', 'null'], additionalProperties: false, properties: {} } as const;
 
 const text = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength }) as const;
-/** Text printed on a parcel's label: something other than spaces. */
-const labelText = (maxLength: number) => ({ ...text(maxLength), pattern: '\\S' }) as const;
+/**
+ * Text printed on a parcel's label: no control characters (a NUL, a line break inside a field garble
+ * it) and one character at least that prints (spaces, zero-width and other invisible characters alone
+ * print a blank one). Ajv compiles patterns with the u flag.
+ */
+const labelText = (maxLength: number) => ({ ...text(maxLength), pattern: '^\\P{Cc}*[^\\s\\p{Cc}\\p{Cf}\\p{Z}]\\P{Cc}*$' }) as const;
+/** ISO 3166-1 alpha-2's 249 assigned codes, and XK (Kosovo, user-assigned), which carriers take. */
+const COUNTRY_CODES = (
+  'AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ ' +
+  'DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE ' +
+  'JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL ' +
+  'NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL ' +
+  'TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS XK YE YT ZA ZM ZW'
+).split(' ');
 /**
  * A SKU's (or warehouse's) id, which its admin routes take in their paths: not `.` or `..`,
  * which a URL resolves away (/v1/admin/skus/.. is /v1/admin/), so no client could address it.
@@ -88,7 +100,7 @@ export const addressSchema = {
     line1: labelText(200),
     city: labelText(100),
     postalCode: labelText(20),
-    country: { type: 'string', pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2' },
+    country: { type: 'string', enum: COUNTRY_CODES, description: 'ISO 3166-1 alpha-2, upper case (and XK)' },
   },
 } as const;
 

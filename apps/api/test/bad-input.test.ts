@@ -49,6 +49,12 @@ describe('bad input never reserves stock and never answers 500', () => {
     ['a price sent by the client', { body: { items: [{ skuId: 'MUG', qty: 1, priceCents: 1 }], address: buyerAddress } }, 400, 'VALIDATION_FAILED'],
     ['an unknown top-level field', { body: { ...valid, discount: 100 } }, 400, 'VALIDATION_FAILED'],
     ['an address whose street is spaces alone', { body: { ...valid, address: { ...buyerAddress, line1: '   ' } } }, 400, 'VALIDATION_FAILED'],
+    // a label printed blank or garbled: invisible characters alone, control characters anywhere
+    ['an address whose name is a zero-width space alone', { body: { ...valid, address: { ...buyerAddress, name: '\u200b' } } }, 400, 'VALIDATION_FAILED'],
+    ['an address whose postal code is a soft hyphen alone', { body: { ...valid, address: { ...buyerAddress, postalCode: '\u00ad' } } }, 400, 'VALIDATION_FAILED'],
+    ['an address whose street is a NUL', { body: { ...valid, address: { ...buyerAddress, line1: '\u0000' } } }, 400, 'VALIDATION_FAILED'],
+    ['an address whose name holds a line break', { body: { ...valid, address: { ...buyerAddress, name: 'Ada\r\nLovelace' } } }, 400, 'VALIDATION_FAILED'],
+    ['an address whose country is no ISO 3166-1 code', { body: { ...valid, address: { ...buyerAddress, country: 'ZZ' } } }, 400, 'VALIDATION_FAILED'],
     ['an address whose phone holds no digit', { body: { ...valid, address: { ...buyerAddress, phone: '----' } } }, 400, 'VALIDATION_FAILED'],
     ['an address whose phone holds 3 digits', { body: { ...valid, address: { ...buyerAddress, phone: '+1 (2) 3' } } }, 400, 'VALIDATION_FAILED'],
     ['an unknown SKU', { body: { items: [{ skuId: 'NO-SUCH-SKU', qty: 1 }], address: buyerAddress } }, 422, 'UNKNOWN_SKU'],

@@ -66,6 +66,14 @@ describe('the dead letters in the api', () => {
   it("drops a letter whose work was done another way", async () => {
     const letter = { queue: 'payments', name: 'refund-payments', jobId: 'refund-of-lost-order', data: { orderId: '01JDLQADMIN00000000000000A' }, failedReason: 'the payment system refused the refund', attemptsMade: 2, failedAt: new Date().toISOString() };
     await addDeadLetter(system.workers.deps.queues.deadLetter, 'payments-refund-of-lost-order', letter);
+    // a body with fields neither takes is refused whole (API.md: unknown fields are 400), the letter left as it is
+    for (const [method, path] of [
+      ['POST', '/v1/admin/dead-letters/payments-refund-of-lost-order/replay'],
+      ['DELETE', '/v1/admin/dead-letters/payments-refund-of-lost-order'],
+    ] as const) {
+      const refused = await system.request(method, path, { token: admin(), body: { force: true } });
+      expect([method, refused.status, refused.body.code]).toEqual([method, 400, 'VALIDATION_FAILED']);
+    }
     const dropped = await system.request('DELETE', '/v1/admin/dead-letters/payments-refund-of-lost-order', { token: admin() });
     expect([dropped.status, dropped.body.outcome]).toEqual([200, 'payments-refund-of-lost-order (payments/refund-payments, order 01JDLQADMIN00000000000000A)']);
     expect((await system.request('GET', '/v1/admin/dead-letters', { token: admin() })).body.total).toBe(0);

@@ -4,7 +4,7 @@ import { ProcessRepository } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { HttpProblem } from '../problems.js';
-import { problemRef } from '../schemas.js';
+import { noFieldsBody, problemRef } from '../schemas.js';
 
 /** The letters a list answers at most: a mass failure may leave thousands, and the oldest come first. */
 const LETTERS_LISTED_AT_MOST = 1_000;
@@ -198,6 +198,7 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
         description:
           'As npm run dlq -- replay: a job run one at a time per order (a refund, a warehouse update) goes back as it is enqueued, adding nothing while a job of the order waits; any other is retried in place under its id, or added again under it once BullMQ dropped it, so replaying twice never queues an order twice, and every job is idempotent. A job that fails again at once keeps a letter telling of its new failure (`outcome` says so). 404 NOT_FOUND for a letter not there (replayed or dropped already: a replay whose answer was lost has been done). A replay or drop of the same letter under way (npm run dlq, another admin) is waited for, and this one acts on what it left: 404 once that replayed or dropped the letter; 409 CONFLICT if it has not ended within 10 s.',
         params: letterParams,
+        body: noFieldsBody,
         response: { 200: letterDone, '4xx': problemRef },
       },
     },
@@ -214,6 +215,7 @@ export async function adminQueueRoutes(app: FastifyInstance, { deps }: { deps: A
         description:
           'As npm run dlq -- drop: for work done another way or no longer wanted (a new address told to the warehouse by hand). A refund still due, or a paid order’s hand-over, comes back by itself a sweep interval later (the backstop sweep enqueues its job again), so a refund is never paid back by hand and its letter dropped: it would be paid twice. Its failed job goes too, so no worker copies it into a letter again. 409 CONFLICT for a letter of accepted orders (their buyers were told the orders are taken: fix the cause and replay it), and for one whose replay or drop by someone else (npm run dlq, another admin) has not ended within 10 s; 404 NOT_FOUND for a letter not there, or replayed or dropped by the step this one waited for.',
         params: letterParams,
+        body: noFieldsBody,
         response: { 200: letterDone, '4xx': problemRef },
       },
     },
