@@ -50,12 +50,15 @@ export async function createSkuWithStock(
     if (!(error instanceof SkuAlreadyExists)) throw error;
     // Redis without its bucket 0 while the catalog has the SKU as asked, its stock never moved: a publish that never
     // ran, or one running now (the other create's), whose buckets this one then leaves as they are
-    if (
-      (await deps.inventory.bucketStock(sku.skuId)) === null &&
-      (await deps.catalog.createdAsAsked(sku, stock)) &&
-      (await deps.inventory.publishUnpublishedSku({ ...stockRulesOf(sku), available: stock }))
-    ) {
-      return { replacedLeftover, finishedEarlier: true, replayed: false };
+    if ((await deps.inventory.bucketStock(sku.skuId)) === null && (await deps.catalog.createdAsAsked(sku, stock))) {
+      let published = false;
+      // by the catalog's SKU, under its row as the off-sale switch is: one taken off sale since (which found no bucket
+      // to change) is published off sale, where the request's rules put it on sale
+      await deps.catalog.whileSkuLocked(sku.skuId, async () => {
+        const stored = await deps.catalog.findSku(sku.skuId);
+        published = stored !== null && (await deps.inventory.publishUnpublishedSku({ ...stockRulesOf(stored), available: stock }));
+      });
+      if (published) return { replacedLeftover, finishedEarlier: true, replayed: false };
     }
     if (keyPrefix === undefined) throw error;
     const opening = await deps.catalog.openingStockRef(sku.skuId);

@@ -1621,11 +1621,12 @@ export class Inventory {
   /** Each bucket's share of a created SKU's stock, with its rules, by initSku-1.lua in `mode`: the scripts' replies. */
   private async writeOpeningStock(rules: SkuStockRules, mode: 'replace' | 'keep'): Promise<number[]> {
     const buckets = bucketCountOf(rules);
-    // 'keep' takes the stock generation too: none yet, for a SKU just created
-    const generation = mode === 'keep' ? [0] : [];
+    // 'keep' takes the stock generation (none yet, for a SKU just created), the one it gives transfers from, and whether
+    // the catalog has it off sale (taken off sale before its first publish, which found no bucket to change)
+    const kept = mode === 'keep' ? [0, 0, rules.offSale ? '1' : ''] : [];
     return Promise.all(
       splitStock(rules.available, buckets).map((share, bucket) =>
-        runStockScript(this.redis, 'initSku', [this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId)], [share, ...ruleArgs(rules, buckets, mode), ...generation]),
+        runStockScript(this.redis, 'initSku', [this.keys.sku(this.keys.bucketGroup(bucket), rules.skuId)], [share, ...ruleArgs(rules, buckets, mode), ...kept]),
       ),
     );
   }

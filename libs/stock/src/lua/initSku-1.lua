@@ -19,10 +19,11 @@
   ARGV[8] the type of the orders that sell it: 'standard', 'presale' or 'virtual' (a hash
           written before SKUs had one has no such field: standard)
   ARGV[9] 'keep' only: the SKU's stock generation (0: its stock was never set)
-  ARGV[10] 'keep', the repair only: the generation the buckets Redis kept give transfers from
-          (giveStock-2.lua), below ARGV[9] after a stock set taken back (takeBackStockSet-1.lua)
-  ARGV[11] 'keep', the repair only: '1' when the catalog has the SKU off sale (putOffSale-1.lua):
-          a bucket it recreates or gives its rules back sells nothing until the SKU is back on sale
+  ARGV[10] 'keep': the generation the buckets Redis kept give transfers from (giveStock-2.lua),
+          below ARGV[9] after a stock set taken back (takeBackStockSet-1.lua); 0 for a create
+  ARGV[11] 'keep': '1' when the catalog has the SKU off sale (putOffSale-1.lua): a bucket it
+          recreates or gives its rules back, or a create sent again publishes, sells nothing until
+          the SKU is back on sale
 
   The buyers' counts toward the sale's limit go at its end (countsEndWithSale, changeSale-1.lua)
   and name the sale they count in (countsBySale, shared/saleCount.lua).
