@@ -12,9 +12,10 @@ import { startOrderSystem, type OrderSystem } from './support/order-system.js';
  * retrying (10 s of retries at the simulator's default, an api restart or a network cut that
  * long). Nothing else would ever report that payment, so the order system asks the payment
  * system about it again, under the same payment id, once it has gone unreported for
- * PAYMENT_CONFIRMATION_WAIT_MS: it charges nothing twice and calls back again. Its answer may be lost
- * too (it came after our timeout): once the order closed, the payment is not asked for again (a request
- * that never reached the payment system would charge the buyer for a closed order) but looked up there.
+ * PAYMENT_CONFIRMATION_WAIT_MS: it charges nothing twice and calls back again, and what it has of the
+ * payment, looked up, settles it now as its callback would (the callbacks may be lost for good). Its answer
+ * may be lost too (it came after our timeout): once the order closed, the payment is not asked for again (a
+ * request that never reached the payment system would charge the buyer for a closed order) but looked up there.
  *
  * The payment system's faults, and the counts the tests read (asked again, given up, undecided), are
  * the whole system's: each group's tests run one after another on a system of the group's own, and the
@@ -41,7 +42,7 @@ describe('a payment whose callback is lost for good', () => {
   };
   // a test that failed leaves none of its faults to the next
   const noFaults = (system: OrderSystem) =>
-    system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false, latencyMs: 0, timeoutRate: 0, amountSkewCents: 0, paymentsUndecided: false, outage: false } });
+    system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false, latencyMs: 0, timeoutRate: 0, amountSkewCents: 0, paymentsUndecided: false, outage: false, declineRate: 0 } });
 
   /** What the tests do and read on their group's system. */
   const helpersOf = (the: () => OrderSystem) => {
@@ -216,7 +217,22 @@ describe('a payment whose callback is lost for good', () => {
       });
     }, 60_000);
 
-    it.sequential('opened a day ago while the payment system was away, sent only once it came back, its callback lost: asked for again, not given up', async ({ expect }) => {
+    it.sequential('declined in time, its callbacks lost, is failed by what the payment system has of it once asked about again: its buyer pays another way, the order paid', async ({ expect }) => {
+      const orderId = await system.checkout('kim', [{ skuId: 'TV', qty: 1 }]);
+      await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+      await faults({ callbacksLost: true, declineRate: 1 });
+      const first = (await pay('kim', orderId)).body;
+      expect(first).toMatchObject({ status: 'PENDING', method: 'card' });
+      const failed = await waitFor(async () => (await system.order(orderId)).payments.find((p: any) => p.paymentId === first.paymentId && p.status === 'FAILED'), { what: 'the declined payment failed', timeoutMs: 10_000 });
+      expect(failed.transactionId).toBeTruthy();
+      // its next pay, well inside the payment window, is a new attempt: the declined one no longer handed back
+      await faults({ callbacksLost: false, declineRate: 0 });
+      const again = await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('kim'), body: { method: 'wallet' } });
+      expect([again.status, again.body.paymentId === first.paymentId, again.body.method]).toEqual([202, false, 'wallet']);
+      await waitFor(async () => (await system.order(orderId)).status !== 'PENDING_PAYMENT', { what: 'the order paid', timeoutMs: 10_000 });
+    }, 60_000);
+
+    it.sequential('opened a day ago while the payment system was away, sent only once it came back, its callbacks lost: asked for again and settled by what the payment system has of it, not given up', async ({ expect }) => {
       const orderId = await system.checkout('joy', [{ skuId: 'TV', qty: 1 }]);
       await system.waitForStatus(orderId, 'PENDING_PAYMENT');
       // the payment system answers 503 to every request: nothing goes
@@ -229,13 +245,16 @@ describe('a payment whose callback is lost for good', () => {
 
       await faults({ outage: false });
       await charged(orderId, payment.paymentId);
-      // asked for again every PAYMENT_CONFIRMATION_WAIT_MS (2 s) since it was first sent, a day after it was opened
-      await waitFor(async () => (await requests(orderId, payment.paymentId)) >= 2, { what: 'the payment asked for again', timeoutMs: 10_000 });
-      expect({ payments: (await system.order(orderId)).payments.map((p: any) => p.status), givenUp: (await givenUp()) - givenUpBefore }).toEqual({ payments: ['PENDING'], givenUp: 0 });
-
-      // its callback gets through when next asked for: the order is paid
-      await callbacksLost(false);
+      // asked for again PAYMENT_CONFIRMATION_WAIT_MS (2 s) after it was first sent, a day after it was opened, and settled by
+      // what the payment system has of it, its callbacks lost: the order paid, charged once, nothing given up
       await waitFor(async () => (await system.order(orderId)).status !== 'PENDING_PAYMENT', { what: 'the order paid', timeoutMs: 10_000 });
+      const seen = await atPaymentSystem(orderId);
+      expect({ payments: (await system.order(orderId)).payments.map((p: any) => p.status), requests: await requests(orderId, payment.paymentId), charges: seen.charges.map((p: any) => p.charges), givenUp: (await givenUp()) - givenUpBefore }).toEqual({
+        payments: ['SUCCEEDED'],
+        requests: 2,
+        charges: [1],
+        givenUp: 0,
+      });
     }, 60_000);
   });
 
@@ -327,7 +346,7 @@ describe('a payment whose callback is lost for good', () => {
 
   describe.concurrent('answered late, never answered, or never reported on', () => {
     let system: OrderSystem;
-    const { pay, callbacksLost, faults, atPaymentSystem, charged, expireUnpaid, expectTakenOnceAndGivenBack, requests, givenUp, firstSentADayAgo } = helpersOf(() => system);
+    const { pay, faults, atPaymentSystem, expireUnpaid, expectTakenOnceAndGivenBack, requests, givenUp, firstSentADayAgo } = helpersOf(() => system);
     beforeAll(async () => {
       system = await started();
     });
@@ -377,12 +396,12 @@ describe('a payment whose callback is lost for good', () => {
       expect(await atPaymentSystem(orderId)).toEqual({ charges: [], refunds: [] });
     }, 60_000);
 
-    it.sequential('never reported on a day after it was first sent, is asked for no more and counted for an operator; asked about again by an admin while its order still owes it, it pays the order, charged once', async ({ expect }) => {
+    it.sequential('undecided at the payment system a day after it was first sent, its order still owing it, is asked for no more and counted for an operator; asked about again by an admin once decided there, it pays the order, charged once', async ({ expect }) => {
       const orderId = await system.checkout('hal', [{ skuId: 'TV', qty: 1 }]);
       await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-      await callbacksLost(true);
+      // received and held undecided there (PROCESSING: nothing taken, no callback, its lookups say so), its callbacks lost
+      await faults({ callbacksLost: true, paymentsUndecided: true });
       const payment = (await pay('hal', orderId)).body;
-      await charged(orderId, payment.paymentId);
       // asked for again every PAYMENT_CONFIRMATION_WAIT_MS (2 s) while its order owes it
       await waitFor(async () => (await requests(orderId, payment.paymentId)) >= 2, { what: 'the payment asked for again', timeoutMs: 10_000 });
       const givenUpBefore = await givenUp();
@@ -398,8 +417,9 @@ describe('a payment whose callback is lost for good', () => {
         givenUp: 1,
       });
 
-      // the callbacks get through again; an admin asks about it: its order still owes it, so it is asked for again, under its own id
-      await callbacksLost(false);
+      // the payment system decides it when next asked; an admin asks about it: its order still owes it, so it is asked for
+      // again, under its own id, and settled by what the payment system has of it
+      await faults({ paymentsUndecided: false });
       const again = await system.request('POST', `/v1/orders/${orderId}/payments/${payment.paymentId}/ask-again`, { token: system.token('ops', 'admin'), body: {} });
       expect([again.status, again.body.status]).toEqual([200, 'PENDING']);
       const paid = await waitFor(async () => {

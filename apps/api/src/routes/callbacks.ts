@@ -3,13 +3,13 @@ import { IllegalTransition, StaleOrderVersion, stateMachineFor, type OrderType }
 import { afterStaleOrderVersion, ProcessRepository, REFUNDED_WHOLE, RefundRepository, SHIPMENT_STEPS, UNSHIPPED_PARCEL, retryTransaction, type LineUnits, type OrderRow, type RefundView, type TransitionResult } from '@orders/persistence';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { applyPaymentTaken, givePaymentBackWhole, payBalanceOfNothing, refundIfNotApplied } from '../payment-settlement.js';
+import { AlreadyApplied, followUp, payBalanceOfNothing, refundIfNotApplied, settleReportedPayment } from '@orders/settlement';
 import { HttpProblem, notFound, unauthorized, validationFailed } from '../problems.js';
 import { closeOrderOnceRefunded } from '../refund-settlement.js';
 import { problemRef } from '../schemas.js';
 import { instant } from '../time-window.js';
 import { holdsLoneSurrogate, loneSurrogate, notUtf8, utf8TextOf } from '../utf8-body.js';
-import { AlreadyApplied, followUp, followUpAgain } from './order-engine-support.js';
+import { followUpAgain } from './order-engine-support.js';
 
 type CallbackSystem = 'payment' | 'warehouse';
 
@@ -372,34 +372,20 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       const { order, payment } = await process.orderAndPayment(callback.orderId, callback.paymentId);
       if (!order) throw notFound('order');
       if (!payment) throw notFound('payment');
-      if (Number(payment.amount_cents) !== callback.amountCents) {
-        if (payment.status === 'SUCCEEDED') {
-          // a payment already settled reported for another amount: nothing to record
-          deps.metrics.paymentAmountMismatches.inc({ outcome: 'refused' });
-          throw new HttpProblem(422, 'AMOUNT_MISMATCH', `Payment ${payment.payment_id} is for ${payment.amount_cents} cents, not ${callback.amountCents}`);
-        }
-        if (callback.status === 'SUCCEEDED') {
-          return givePaymentBackWhole(deps, order, payment, { transactionId: callback.transactionId, paidAt: new Date(callback.at), amountCents: callback.amountCents }, request.log);
-        }
-        // a decline: recorded below, as any
+      if (payment.status === 'SUCCEEDED' && Number(payment.amount_cents) !== callback.amountCents) {
+        // a payment already settled reported for another amount: nothing to record
+        deps.metrics.paymentAmountMismatches.inc({ outcome: 'refused' });
+        throw new HttpProblem(422, 'AMOUNT_MISMATCH', `Payment ${payment.payment_id} is for ${payment.amount_cents} cents, not ${callback.amountCents}`);
       }
-      if (callback.status === 'FAILED') {
-        const changed = await retryTransaction(() => process.failPayment(payment.payment_id, callback.transactionId, deps.clock()));
-        // a decline took nothing, whatever amount it names: refused, it left the payment pending for good (the
-        // payment system's retries refused alike), and every pay of the buyer answered it. Counted once, not per repeat
-        if (changed && Number(payment.amount_cents) !== callback.amountCents) {
-          request.log.warn({ orderId: order.order_id, paymentId: payment.payment_id, askedCents: Number(payment.amount_cents), namedCents: callback.amountCents }, 'the payment system declined a payment naming another amount than the payment asked for');
-          deps.metrics.paymentAmountMismatches.inc({ outcome: 'declined' });
-        }
-        return { changed, status: order.status };
-      }
-      if (payment.status === 'SUCCEEDED') {
+      if (payment.status === 'SUCCEEDED' && callback.status === 'SUCCEEDED') {
         await followUpAgain(deps, order.order_id, ProcessRepository.paymentActionOf(payment.purpose));
         await refundIfNotApplied(deps, order.order_id, payment.payment_id);
         const balanced = await payBalanceOfNothing(deps, order, payment, request.log);
         return balanced ?? { changed: false, status: order.status };
       }
-      return applyPaymentTaken(deps, order, payment, { transactionId: callback.transactionId, paidAt: new Date(callback.at) }, request.log);
+      // a decline takes nothing, whatever amount it names: refused, it left the payment pending for good (the payment
+      // system's retries refused alike), and every pay of the buyer answered it
+      return settleReportedPayment(deps, order, payment, { ...callback, at: new Date(callback.at) }, request.log);
     },
   );
 

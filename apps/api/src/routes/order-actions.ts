@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { ownOrder } from '../queued-orders.js';
 import { noFieldsBody, orderParamsSchema, problemRef } from '../schemas.js';
-import { followUp } from './order-engine-support.js';
+import { followUp } from '@orders/settlement';
 
 /**
  * The buyer's actions on the forward life. `confirm-receipt` signs for a delivery: on a

@@ -1,16 +1,8 @@
-import type { Actor, Effect } from '@orders/domain';
-import { afterStaleOrderVersion, ProcessRepository, retryTransaction, SHIPMENT_STEPS, type Database, type OrderRow } from '@orders/persistence';
+import type { Actor } from '@orders/domain';
+import { afterStaleOrderVersion, ProcessRepository, retryTransaction, SHIPMENT_STEPS, type Database } from '@orders/persistence';
+import { followUp } from '@orders/settlement';
 import type { Transaction } from 'kysely';
-import { enqueueEffects } from '@orders/queues';
 import type { AppDeps } from '../app-deps.js';
-
-/**
- * Enqueues the follow-up jobs of a transition that committed; a timer's job falls due at the
- * order's deadline as MySQL holds it (timersDue), whatever this host's clock says.
- */
-export function followUp(deps: AppDeps, order: Pick<OrderRow, 'order_id' | 'user_id'>, effects: readonly Effect[]): Promise<void> {
-  return enqueueEffects(deps.queues, { orderId: order.order_id, userId: order.user_id }, effects, () => deps.orders.timersDue(order.order_id, effects, deps.config));
-}
 
 /**
  * A repeated callback changes nothing, but it is also the external system telling us it
@@ -29,14 +21,6 @@ export async function followUpAgain(deps: AppDeps, orderId: string, firedBy?: st
   if (firedBy === undefined || last?.action === firedBy) return;
   const fired = await process.lastStep(orderId, { action: firedBy });
   if (fired) await followUp(deps, fired.order, fired.effects);
-}
-
-/** Thrown inside a transition's transaction to roll it back: the change was already applied. */
-export class AlreadyApplied extends Error {
-  constructor() {
-    super('already applied');
-    this.name = 'AlreadyApplied';
-  }
 }
 
 /**

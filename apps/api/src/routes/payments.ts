@@ -3,7 +3,7 @@ import { ProcessRepository, type PaymentPurpose, type PaymentRow } from '@orders
 import { enqueuePaymentRequest, jobId } from '@orders/queues';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { applyPaymentTaken, noChargeTransactionId } from '../payment-settlement.js';
+import { applyPaymentTaken, noChargeTransactionId } from '@orders/settlement';
 import { HttpProblem, notFound } from '../problems.js';
 import { ownOrder } from '../queued-orders.js';
 import { noFieldsBody, orderParamsSchema, problemRef } from '../schemas.js';

@@ -7,7 +7,7 @@ import { KeyedRefunds, idempotencyKeyHeaders, unitsKey } from '../keyed-refunds.
 import { HttpProblem, notFound } from '../problems.js';
 import { ownOrder } from '../queued-orders.js';
 import { orderParamsSchema, problemRef } from '../schemas.js';
-import { followUp } from './order-engine-support.js';
+import { followUp } from '@orders/settlement';
 import { linesByOrderPart, moveParts, orderParts, refundSchema } from './reverse-flows.js';
 
 const skuId = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const;

@@ -39,6 +39,7 @@ import {
   type RequestPaymentJob,
   type SendToWarehouseJob,
 } from '@orders/queues';
+import { settleReportedPayment } from '@orders/settlement';
 import { releaseRemembered, type CommitOutcome, type Inventory } from '@orders/stock';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
@@ -279,7 +280,10 @@ export class ForwardLife {
    * until the order expired). A payment still due that was sent before is asked for again
    * under its id: the payment system charges nothing twice and reports its outcome again by its
    * callback. One left unreported PAYMENT_CONFIRMATION_WAIT_MS since it was last sent (the
-   * overdue sweep enqueues this job for it) is counted.
+   * overdue sweep enqueues this job for it) is counted, and settled now by what the payment
+   * system has of it, as its callback would (settleReportedPayment): its callbacks may be lost
+   * for good (a wrong CALLBACK_BASE_URL or secret), and waiting for one, a payment taken in time
+   * let its order expire and a declined one held off the buyer's next attempt.
    */
   private async requestPayment(job: Job<RequestPaymentJob>, token: string | undefined): Promise<void> {
     // the job names the payment's own order
@@ -321,7 +325,12 @@ export class ForwardLife {
       await this.process.failPayment(payment.payment_id, null, this.deps.clock());
       return;
     }
-    if (unconfirmed) this.countAskedAgain(payment, order?.status, answer.status);
+    if (!unconfirmed || !order) return;
+    this.countAskedAgain(payment, order.status, answer.status);
+    const found = await callExternal(job, token, () => this.paymentClient.paymentStatus(payment.payment_id));
+    if (found?.status === 'SUCCEEDED' || found?.status === 'FAILED') {
+      await settleReportedPayment(this.deps, order, payment, { status: found.status, transactionId: found.transactionId, amountCents: found.amountCents, at: new Date(found.at) }, this.deps.log);
+    }
   }
 
   /**
