@@ -43,8 +43,9 @@ export class PricingRepository {
     try {
       await this.changeRules(clock, { movesEveryBatch: true }, async (trx, createdAt) => {
         // under the rules' version row: promotions created at once are counted one after the other
+        const covered = promotion.skuIds;
         const overlapping = (await trx.selectFrom('promotions').select(['promotion_id', 'sku_ids']).where('ends_at', '>', promotion.startsAt).where('starts_at', '<', promotion.endsAt).orderBy('promotion_id').execute())
-          .filter((row) => row.sku_ids === null || promotion.skuIds === null || (JSON.parse(row.sku_ids) as string[]).some((skuId) => promotion.skuIds!.includes(skuId)))
+          .filter((row) => row.sku_ids === null || covered === null || (JSON.parse(row.sku_ids) as string[]).some((skuId) => covered.includes(skuId)))
           .map((row) => row.promotion_id);
         if (overlapping.length >= MAX_OVERLAPPING_PROMOTIONS) throw new TooManyPromotions(overlapping);
         await trx
