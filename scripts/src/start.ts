@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { issueToken, type TokenSigning } from '@orders/api/tokens';
+import { issueToken, issuedTokenLifetimeMs, type TokenSigning } from '@orders/api/tokens';
 import { appEntry, loadConfig, serviceNodeOptions } from '@orders/config';
 import { DEMO_BUYER, DEMO_SHOP, demoShopSaid, refuseDemoInProduction } from './demo-shop.js';
 import { runCommand } from './run-command.js';
@@ -39,12 +39,13 @@ async function notReadyBecause(url: string): Promise<string | null> {
   }
 }
 
-function printBanner(url: string, peerUrls: { PAYMENT_URL: string; WAREHOUSE_URL: string }, signing: TokenSigning): void {
+function printBanner(url: string, peerUrls: { PAYMENT_URL: string; WAREHOUSE_URL: string }, signing: TokenSigning & { AUTH_JWT_MAX_LIFETIME_MS: number }): void {
+  const lifetimeHours = issuedTokenLifetimeMs(signing) / 3_600_000;
   console.log(`
 Order system running at ${url}   (API docs: ${url}/docs, metrics: ${url}/metrics)
 Console for merchants and operators: ${url}/console (sign in with the merchant or admin token below)
 Simulators: payment ${peerUrls.PAYMENT_URL}, warehouse ${peerUrls.WAREHOUSE_URL} (faults: PUT /__admin/faults)
-Demo tokens (24 h; more with: npm run token -- <buyer|merchant|admin> <id>):
+Demo tokens (${Number(lifetimeHours.toFixed(2))} h; more with: npm run token -- <buyer|merchant|admin> <id>):
   buyer    ${issueToken(signing, DEMO_BUYER, 'buyer')}
   merchant ${issueToken(signing, 'shop', 'merchant')}
   admin    ${issueToken(signing, 'ops', 'admin')}
@@ -61,11 +62,14 @@ runCommand({ usage: USAGE, parse: demoShopSaid, flags: [DEMO_SHOP] }, async (dem
   const created = await seedDemoCatalog(config);
   if (created.length > 0) console.log(`Seeded demo catalog: ${created.join(', ')}`);
 
-  const url = `http://${config.HOST === '0.0.0.0' ? '127.0.0.1' : config.HOST}:${config.PORT}`;
+  // the address the api and the simulators listen on (HOST), as a URL names it: every address's, loopback's
+  const listening = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
+  const origin = (port: number) => `http://${listening.includes(':') ? `[${listening}]` : listening}:${port}`;
+  const url = origin(config.PORT);
   // one machine: unless told otherwise, the worker calls the simulators on their ports and they call back the api on its own
   const peerUrls = {
-    PAYMENT_URL: process.env.PAYMENT_URL ?? `http://127.0.0.1:${config.PAYMENT_SIM_PORT}`,
-    WAREHOUSE_URL: process.env.WAREHOUSE_URL ?? `http://127.0.0.1:${config.WAREHOUSE_SIM_PORT}`,
+    PAYMENT_URL: process.env.PAYMENT_URL ?? origin(config.PAYMENT_SIM_PORT),
+    WAREHOUSE_URL: process.env.WAREHOUSE_URL ?? origin(config.WAREHOUSE_SIM_PORT),
     CALLBACK_BASE_URL: process.env.CALLBACK_BASE_URL ?? url,
   };
   const children: ChildProcess[] = [];

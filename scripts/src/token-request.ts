@@ -3,7 +3,7 @@ import { DEMO_BUYER } from './demo-shop.js';
 import { UsageError } from './run-command.js';
 
 export const TOKEN_USAGE = `usage: npm run token -- [buyer|merchant|admin] [sub]
-Prints a token for the api, signed with AUTH_JWT_SECRET and valid for 24 h, for the role
+Prints a token for the api, signed with AUTH_JWT_SECRET and valid for 24 h (AUTH_JWT_MAX_LIFETIME_MS if shorter), for the role
 (buyer when left out) and subject (demo-buyer, shop or ops when left out).`;
 const DEFAULT_SUBJECT = { buyer: DEMO_BUYER, merchant: 'shop', admin: 'ops' } as const;
 

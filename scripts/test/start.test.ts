@@ -115,4 +115,24 @@ describe('npm start', () => {
       await start.stop('SIGINT');
     }
   });
+
+  it('on HOST set to one address, points the worker at the simulators where they listen, and prints tokens living no longer than the api accepts (AUTH_JWT_MAX_LIFETIME_MS of an hour)', { timeout: 120_000 }, async () => {
+    const hosted = await createTestEnv('npm_start_host');
+    onTestFinished(() => hosted.cleanup());
+    // 127.0.0.2: a loopback address of its own on Linux, as a machine's LAN address would be
+    const { start, port } = await npmStart({ ...hosted.env, HOST: '127.0.0.2', AUTH_JWT_MAX_LIFETIME_MS: '3600000', SHUTDOWN_GRACE_MS: '1000' });
+    try {
+      const buyer = await waitFor(async () => /^\s+buyer\s+(\S+)$/m.exec(start.output())?.[1], { what: 'the start banner', timeoutMs: 90_000, explain: async () => start.output() });
+      expect(start.output()).toContain(`Order system running at http://127.0.0.2:${port}`);
+      expect(start.output()).toContain('Demo tokens (1 h;');
+      const [, payment, warehouse] = /Simulators: payment (\S+), warehouse (\S+)/.exec(start.output())!;
+      for (const url of [payment!, warehouse!]) expect(new URL(url).hostname, url).toBe('127.0.0.2');
+      for (const url of [payment!, warehouse!]) await expect(fetch(url, { signal: AbortSignal.timeout(2000) }).then((answer) => answer.status)).resolves.toBeTypeOf('number');
+      const api = httpClient(`http://127.0.0.2:${port}`, 1);
+      onTestFinished(() => api.close());
+      expect((await api.request('GET', '/v1/orders', { token: buyer })).status).toBe(200);
+    } finally {
+      await start.stop('SIGINT');
+    }
+  });
 });

@@ -37,6 +37,15 @@ describe('npm run token', () => {
     expect(() => tokenRequest(args)).toThrow(says);
   });
 
+  it('prints a token living no longer than the api accepts: an hour when AUTH_JWT_MAX_LIFETIME_MS is one, a day at most', async () => {
+    const lifetimeOf = async (settings: Record<string, string>) => {
+      const printed = await runOperatorCommand('token', ['admin', 'ops'], settings);
+      const { exp, iat } = JSON.parse(Buffer.from(printed.stdout.trim().split('\n').at(-1)!.split('.')[1]!, 'base64url').toString()) as { exp: number; iat: number };
+      return exp - iat;
+    };
+    expect([await lifetimeOf({ AUTH_JWT_MAX_LIFETIME_MS: '3600000' }), await lifetimeOf({})]).toEqual([3600, 86_400]);
+  });
+
   it('asks for every subject the api accepts, and a default subject per role', () => {
     expect(tokenRequest(['merchant', 'shop-1.eu:north@acme_co'])).toEqual({ role: 'merchant', sub: 'shop-1.eu:north@acme_co' });
     expect(tokenRequest([])).toEqual({ role: 'buyer', sub: 'demo-buyer' });

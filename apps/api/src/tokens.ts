@@ -18,12 +18,15 @@ export interface TokenSigning {
   AUTH_JWT_AUDIENCE: string;
 }
 
-/** Issues a token the api accepts (demo tokens printed by `npm start`, `npm run token`). */
-export function issueToken(signing: TokenSigning, sub: string, role: Role, ttlMs = 24 * 3600 * 1000): string {
+/** How long a token issued here lives: a day, or the most the api accepts (AUTH_JWT_MAX_LIFETIME_MS) when that is shorter. */
+export const issuedTokenLifetimeMs = (config: { AUTH_JWT_MAX_LIFETIME_MS: number }): number => Math.min(24 * 3600 * 1000, config.AUTH_JWT_MAX_LIFETIME_MS);
+
+/** Issues a token the api accepts (demo tokens printed by `npm start`, `npm run token`): one living longer than it accepts it refuses. */
+export function issueToken(signing: TokenSigning & { AUTH_JWT_MAX_LIFETIME_MS: number }, sub: string, role: Role): string {
   return createSigner({
     key: signing.AUTH_JWT_SECRET,
     algorithm: 'HS256',
-    expiresIn: ttlMs,
+    expiresIn: issuedTokenLifetimeMs(signing),
     ...(signing.AUTH_JWT_ISSUER ? { iss: signing.AUTH_JWT_ISSUER } : {}),
     ...(signing.AUTH_JWT_AUDIENCE ? { aud: signing.AUTH_JWT_AUDIENCE } : {}),
   })({ sub, role });

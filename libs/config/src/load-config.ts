@@ -140,6 +140,8 @@ function hashTagOf(key: string): string | undefined {
 const PORT = int(0, 65535);
 /** The longest delay a Node timer takes: setTimeout takes past 2^31-1 ms (~24.8 days) as 1 ms. */
 const LONGEST_TIMER_MS = 2_147_483_647;
+/** The longest a failing job may wait before its last retry (JOB_ATTEMPTS, JOB_BACKOFF_MS). */
+const LAST_RETRY_MOST_MS = 86_400_000;
 /** A delay handed to a Node timer. */
 const MS = int(0, LONGEST_TIMER_MS);
 /** A timer's delay that must not be 0. */
@@ -438,6 +440,25 @@ export function loadConfig(
   if (typeof lines === 'number' && typeof qty === 'number' && lines * (qty + 1) * MAX_PRICE_CENTS > Number.MAX_SAFE_INTEGER) {
     const most = Math.floor(Number.MAX_SAFE_INTEGER / MAX_PRICE_CENTS);
     problems.push(`MAX_ORDER_LINES × (MAX_LINE_QTY + 1) must be at most ${most}, so that an order's total in cents stays exact at prices up to ${MAX_PRICE_CENTS}; got ${lines} × ${qty + 1}`);
+  }
+  // a payment or refund part unreported is asked about again from its wait on until its give-up: given up first, none ever is
+  for (const [what, wait, giveUp] of [
+    ['PAYMENT', result.PAYMENT_CONFIRMATION_WAIT_MS, result.PAYMENT_CONFIRMATION_GIVE_UP_MS],
+    ['REFUND', result.REFUND_CONFIRMATION_WAIT_MS, result.REFUND_CONFIRMATION_GIVE_UP_MS],
+  ] as const) {
+    if (typeof wait === 'number' && typeof giveUp === 'number' && giveUp <= wait) {
+      problems.push(`${what}_CONFIRMATION_GIVE_UP_MS must be above ${what}_CONFIRMATION_WAIT_MS (nothing unreported would ever be asked about again), got ${giveUp} and ${wait}`);
+    }
+  }
+  const [attempts, backoffMs] = [result.JOB_ATTEMPTS, result.JOB_BACKOFF_MS];
+  // BullMQ's exponential backoff has no ceiling: past a day, a failing job waits for weeks, and never reaches the dead letters an operator watches
+  if (typeof attempts === 'number' && typeof backoffMs === 'number' && attempts >= 2 && backoffMs * 2 ** (attempts - 2) > LAST_RETRY_MOST_MS) {
+    problems.push(`JOB_BACKOFF_MS × 2^(JOB_ATTEMPTS − 2), a failing job's last wait, must be at most ${LAST_RETRY_MOST_MS} ms (a day), got ${backoffMs} × 2^${attempts - 2}`);
+  }
+  const [replicaAcks, replicaTimeoutMs, commandTimeoutMs] = [result.RESERVATION_REPLICA_ACKS, result.RESERVATION_REPLICA_TIMEOUT_MS, result.REDIS_COMMAND_TIMEOUT_MS];
+  // the WAIT for the replicas runs under the connection's command timeout: at or past it, a replica acknowledging in time is a 503
+  if (typeof replicaAcks === 'number' && replicaAcks > 0 && typeof replicaTimeoutMs === 'number' && typeof commandTimeoutMs === 'number' && replicaTimeoutMs >= commandTimeoutMs) {
+    problems.push(`RESERVATION_REPLICA_TIMEOUT_MS must be below REDIS_COMMAND_TIMEOUT_MS, under which its WAIT runs, got ${replicaTimeoutMs} and ${commandTimeoutMs}`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(result) as Config;

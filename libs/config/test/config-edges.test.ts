@@ -47,6 +47,23 @@ describe('configuration an operator sets at 3 a.m.', () => {
     expect(['USD', 'GBP', 'JPY', 'KWD'].map(minorUnitsPerUnit)).toEqual([100, 100, 1, 1000]);
   });
 
+  it('refuses a give-up no later than its wait, under which no payment or refund left unreported would ever be asked about again', () => {
+    expect(problemsOf({ PAYMENT_CONFIRMATION_WAIT_MS: '300000', PAYMENT_CONFIRMATION_GIVE_UP_MS: '300000' })).toContain('PAYMENT_CONFIRMATION_GIVE_UP_MS must be above PAYMENT_CONFIRMATION_WAIT_MS');
+    expect(problemsOf({ REFUND_CONFIRMATION_WAIT_MS: '1800000', REFUND_CONFIRMATION_GIVE_UP_MS: '60000' })).toContain('REFUND_CONFIRMATION_GIVE_UP_MS must be above REFUND_CONFIRMATION_WAIT_MS');
+    expect(problemsOf({ PAYMENT_CONFIRMATION_WAIT_MS: '300000', PAYMENT_CONFIRMATION_GIVE_UP_MS: '300001' })).toBe('accepted');
+  });
+
+  it('refuses job retries whose last wait passes a day (BullMQ doubles it with no ceiling: a failing job would wait for years, never reaching the dead letters)', () => {
+    expect(problemsOf({ JOB_ATTEMPTS: '30', JOB_BACKOFF_MS: '1000' })).toContain("JOB_BACKOFF_MS × 2^(JOB_ATTEMPTS − 2), a failing job's last wait, must be at most 86400000 ms (a day), got 1000 × 2^28");
+    expect(problemsOf({ JOB_ATTEMPTS: '18', JOB_BACKOFF_MS: '1000' })).toBe('accepted');
+  });
+
+  it("refuses a replica wait as long as Redis's command timeout, under which the WAIT runs: a replica acknowledging in time would be answered 503", () => {
+    expect(problemsOf({ RESERVATION_REPLICA_ACKS: '1', RESERVATION_REPLICA_TIMEOUT_MS: '5000', REDIS_COMMAND_TIMEOUT_MS: '2000' })).toContain('RESERVATION_REPLICA_TIMEOUT_MS must be below REDIS_COMMAND_TIMEOUT_MS');
+    // no replica waited for: no WAIT
+    expect(problemsOf({ RESERVATION_REPLICA_ACKS: '0', RESERVATION_REPLICA_TIMEOUT_MS: '5000', REDIS_COMMAND_TIMEOUT_MS: '2000' })).toBe('accepted');
+  });
+
   it('takes 0 as off where the README says so', () => {
     const off = loadConfig({ NODE_ENV: 'development', OVERDUE_SWEEP_INTERVAL_MS: '0', RECONCILE_INTERVAL_MS: '0', SOLD_OUT_MEMORY_MS: '0', RISK_VELOCITY_MAX_CHECKOUTS: '0', RESERVATION_REPLICA_ACKS: '0', AUTH_TOKEN_CACHE_SIZE: '0' });
     expect(off).toMatchObject({ OVERDUE_SWEEP_INTERVAL_MS: 0, RECONCILE_INTERVAL_MS: 0, SOLD_OUT_MEMORY_MS: 0, RISK_VELOCITY_MAX_CHECKOUTS: 0, RESERVATION_REPLICA_ACKS: 0, AUTH_TOKEN_CACHE_SIZE: 0 });
