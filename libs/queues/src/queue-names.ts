@@ -84,6 +84,8 @@ export interface OrderEffectsJob {
 
 export interface SendToWarehouseJob {
   orderId: string;
+  /** When the warehouse first answered a drop of the order 404 while a hand-over of it was asked (its answer lost): ms since the epoch, by the worker's clock. */
+  dropNotFoundSince?: number;
 }
 
 /** What the dead-letter queue keeps of a job BullMQ failed for good, so it can be replayed. */

@@ -649,7 +649,24 @@ export class ForwardLife {
       }
     } catch (error) {
       if (!(error instanceof ExternalRefused && error.status === 404)) throw error;
+      await this.dropFoundNothing(job, token, order);
     }
+  }
+
+  /**
+   * The warehouse answered a drop of the order 404: it has no such order. A hand-over of it asked and
+   * unanswered (lost to a timeout) may still land there after the drop, and its parcel ship with units
+   * refunded: while one was asked, the drop is sent again every EXTERNAL_RETRY_DELAY_MS until the
+   * warehouse has answered 404 for ten times WAREHOUSE_BREAKER_TIMEOUT_MS (the hand-over's own
+   * timeout), long past any such request; a hand-over landed meanwhile is dropped by the next.
+   */
+  private async dropFoundNothing(job: Job<SendToWarehouseJob>, token: string | undefined, order: OrderRow): Promise<void> {
+    if (order.handover_asked_at === null) return;
+    const since = job.data.dropNotFoundSince ?? Date.now();
+    if (Date.now() - since >= 10 * this.deps.config.WAREHOUSE_BREAKER_TIMEOUT_MS) return;
+    if (job.data.dropNotFoundSince === undefined) await job.updateData({ ...job.data, dropNotFoundSince: since });
+    await job.moveToDelayed(Date.now() + this.deps.config.EXTERNAL_RETRY_DELAY_MS, token);
+    throw new DelayedError(`order ${order.order_id} unknown to its warehouse while a hand-over of it may still land there: its drop is sent again`);
   }
 
   /**
@@ -811,6 +828,7 @@ export class ForwardLife {
       }
     } catch (error) {
       if (!(error instanceof ExternalRefused && error.status === 404)) throw error;
+      await this.dropFoundNothing(job, token, order);
     }
     await this.takenOut(order, held);
   }
