@@ -102,6 +102,11 @@ export class PaymentAwaited extends Error {
   }
 }
 
+/** How long from now, by MySQL's clock, order `o`'s deadline (`owing`) still waits for a payment asked for in time: `waitMs` past it. */
+function awaitedForMs(owing: DeadlineOwing, waitMs: number) {
+  return sql<number>`TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(3), ${OWED_BY_DEADLINE[owing].deadline} + INTERVAL ${waitMs * 1000} MICROSECOND) DIV 1000`;
+}
+
 /** Whether, at `at`, no payment of order `o` is awaited by its deadline (`owing`; paymentAwaitedAt): the deadline decides the order then. */
 export function noPaymentAwaitedAt(owing: DeadlineOwing, at: Expression<Date>, waitMs: number): Expression<SqlBool> {
   return sql<SqlBool>`NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.order_id AND ${paymentAwaitedAt(owing, at, waitMs)})`;
@@ -767,11 +772,11 @@ export class ProcessRepository {
    */
   async paymentsAskedInTimeFor(owing: DeadlineOwing, orderIds: readonly string[], waitMs: number): Promise<Map<string, number>> {
     if (orderIds.length === 0) return new Map();
-    const { deadline, statuses } = OWED_BY_DEADLINE[owing];
+    const { statuses } = OWED_BY_DEADLINE[owing];
     const rows = await this.db
       .selectFrom('payments as p')
       .innerJoin('orders as o', 'o.order_id', 'p.order_id')
-      .select(['p.order_id', sql<number>`TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(3), ${deadline} + INTERVAL ${waitMs * 1000} MICROSECOND) DIV 1000`.as('leftMs')])
+      .select(['p.order_id', awaitedForMs(owing, waitMs).as('leftMs')])
       .where('p.order_id', 'in', orderIds)
       .where(paymentAwaitedAt(owing, sql<Date>`UTC_TIMESTAMP(3)`, waitMs))
       .where('o.status', 'in', statuses)
@@ -790,11 +795,10 @@ export class ProcessRepository {
    * and finds the deadline passed.
    */
   static async refuseWhilePaymentAwaited(trx: Transaction<Database>, orderId: string, owing: DeadlineOwing, waitMs: number, lookEveryMs: number): Promise<void> {
-    const { deadline } = OWED_BY_DEADLINE[owing];
     const awaited = await trx
       .selectFrom('payments as p')
       .innerJoin('orders as o', 'o.order_id', 'p.order_id')
-      .select(sql<number>`TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(3), ${deadline} + INTERVAL ${waitMs * 1000} MICROSECOND) DIV 1000`.as('leftMs'))
+      .select(awaitedForMs(owing, waitMs).as('leftMs'))
       .where('p.order_id', '=', orderId)
       .where(paymentAwaitedAt(owing, sql<Date>`UTC_TIMESTAMP(3)`, waitMs))
       .modifyEnd(sql`LOCK IN SHARE MODE`)
