@@ -318,7 +318,7 @@ export class PricingRepository {
       warehouses: warehouseIds,
       feeChanges: feeRows.length,
     };
-    return { version: { shared: Number(version), read, buyers: userIds, buyersChanges: memberRows.length, acceptedUntil: latest }, byOrder: rules };
+    return { version: { shared: Number(version), read, buyers: userIds, buyersChanges: memberRows.length }, byOrder: rules };
   }
 
   async redemptions(orderId: string): Promise<Array<{ code: string; status: string; at: Date }>> {
@@ -345,7 +345,6 @@ export interface RulesVersion {
   read: SharedRulesRead;
   buyers: readonly string[];
   buyersChanges: number;
-  acceptedUntil: Date;
 }
 
 /**
@@ -375,7 +374,7 @@ export async function holdRulesVersion(trx: Transaction<Database>, version: Rule
     .selectFrom('member_history')
     .select((eb) => eb.fn.countAll<number | string>().as('count'))
     .where('user_id', 'in', [...version.buyers])
-    .where('effective_from', '<=', version.acceptedUntil)
+    .where('effective_from', '<=', version.read.acceptedUntil)
     .executeTakeFirstOrThrow();
   if (Number(changes.count) !== version.buyersChanges) throw new PricingRulesChangedMeanwhile();
 }
