@@ -186,11 +186,12 @@ describe.concurrent('accepted orders whose job failed after Redis lost their res
   it('leave the accepted set and the carrier hash, are not reported lost, and their dead letter stands for them', async ({ expect }) => {
     const { env, http, workers } = system;
     const admin = signToken(env.config.AUTH_JWT_SECRET, { sub: 'ops', role: 'admin' });
-    await createSku(http, admin, { skuId: 'VASE', title: 'Vase', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 10, deduction: 'placement' });
+    await createSku(http, admin, { skuId: 'VASE', title: 'Vase', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 40, deduction: 'placement' });
     await workers.deps.queues.orders.pause();
-    // buyers at once, so the intake puts several of their orders into one batch job
+    // buyers at once, so the intake puts several of their orders into one batch job (as many as
+    // checkoutMany's, for a loaded machine spreads a few requests over several batches)
     const answers = await Promise.all(
-      Array.from({ length: 6 }, (_, i) =>
+      Array.from({ length: 40 }, (_, i) =>
         http.request('POST', '/v1/orders', {
           token: signToken(env.config.AUTH_JWT_SECRET, { sub: `vase-buyer-${i}`, role: 'buyer' }),
           headers: { 'idempotency-key': `vase-${i}` },
