@@ -17,6 +17,8 @@ export interface PaymentFaults extends CommonFaults {
   callbacksLost: boolean;
   /** payments received are held undecided (PROCESSING: nothing taken, no callback); once this is off, one held is decided when next asked for or about */
   paymentsUndecided: boolean;
+  /** refunds received are held undecided (PROCESSING: nothing given back, no callback); once this is off, one held is paid when next asked for */
+  refundsUndecided: boolean;
 }
 
 export interface PaymentSimOptions extends PaymentFaults, SimulatorOptions {}
@@ -34,6 +36,7 @@ export function paymentSimOptions(config: Config): PaymentSimOptions {
     refundsDeclined: false,
     callbacksLost: false,
     paymentsUndecided: false,
+    refundsUndecided: false,
     callbackSecret: config.PAYMENT_CALLBACK_SECRET,
     callbackAttempts: config.SIM_CALLBACK_ATTEMPTS,
     callbackRetryMs: config.SIM_CALLBACK_RETRY_MS,
@@ -67,13 +70,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function buildPaymentSim(options: PaymentSimOptions): Promise<FastifyInstance> {
   const random = options.random ?? Math.random;
   const { app, faults, injectFaults, sendCallback, track } = createSimulator<PaymentFaults>(
-    { latencyMs: options.latencyMs, failureRate: options.failureRate, timeoutRate: options.timeoutRate, outage: options.outage, declineRate: options.declineRate, refusalRate: options.refusalRate, amountSkewCents: options.amountSkewCents, refundsDeclined: options.refundsDeclined, callbacksLost: options.callbacksLost, paymentsUndecided: options.paymentsUndecided },
+    { latencyMs: options.latencyMs, failureRate: options.failureRate, timeoutRate: options.timeoutRate, outage: options.outage, declineRate: options.declineRate, refusalRate: options.refusalRate, amountSkewCents: options.amountSkewCents, refundsDeclined: options.refundsDeclined, callbacksLost: options.callbacksLost, paymentsUndecided: options.paymentsUndecided, refundsUndecided: options.refundsUndecided },
     { ...options, random },
-    { declineRate: { type: 'number', minimum: 0, maximum: 1 }, refusalRate: { type: 'number', minimum: 0, maximum: 1 }, amountSkewCents: { type: 'integer' }, refundsDeclined: { type: 'boolean' }, callbacksLost: { type: 'boolean' }, paymentsUndecided: { type: 'boolean' } },
+    { declineRate: { type: 'number', minimum: 0, maximum: 1 }, refusalRate: { type: 'number', minimum: 0, maximum: 1 }, amountSkewCents: { type: 'integer' }, refundsDeclined: { type: 'boolean' }, callbacksLost: { type: 'boolean' }, paymentsUndecided: { type: 'boolean' }, refundsUndecided: { type: 'boolean' } },
   );
   const charges = new Map<string, Charge>();
   // each refund paid, with how many times it was asked for (paid once whatever)
   const refunds = new Map<string, { refundId: string; paymentId: string; amountCents: number; at: string; requests: number }>();
+  // each refund held undecided (refundsUndecided), with how many times it was asked for
+  const undecidedRefunds = new Map<string, { refundId: string; paymentId: string; amountCents: number; requests: number }>();
   // each refund declined (refundsDeclined), as often as it was asked for
   const declined: Array<{ refundId: string; paymentId: string; amountCents: number; at: string }> = [];
   // the payments asked for, as each request arrives: before its latency, and whatever it is answered
@@ -200,6 +205,13 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
         if (notifyUrl) notifyRefund(known, notifyUrl);
         return { refundId, status: 'SUCCEEDED' };
       }
+      const held = undecidedRefunds.get(refundId);
+      if (held) held.requests += 1;
+      if (faults.refundsUndecided) {
+        if (!held) undecidedRefunds.set(refundId, { refundId, paymentId, amountCents, requests: 1 });
+        return reply.code(202).send({ refundId, status: 'PROCESSING' });
+      }
+      undecidedRefunds.delete(refundId);
       const charge = charges.get(paymentId);
       if (!charge || charge.status !== 'SUCCEEDED') return reply.code(404).send({ error: `no successful payment ${paymentId}` });
       if (charge.refundedCents + amountCents > charge.amountCents) return reply.code(422).send({ error: 'refund exceeds the payment' });
@@ -211,7 +223,7 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
         return reply.code(202).send({ refundId, status: 'PROCESSING' });
       }
       charge.refundedCents += amountCents;
-      const refund = { refundId, paymentId, amountCents, at: new Date().toISOString(), requests: 1 };
+      const refund = { refundId, paymentId, amountCents, at: new Date().toISOString(), requests: held?.requests ?? 1 };
       refunds.set(refundId, refund);
       if (!notifyUrl) return { refundId, status: 'SUCCEEDED' };
       notifyRefund(refund, notifyUrl);
@@ -219,6 +231,6 @@ export async function buildPaymentSim(options: PaymentSimOptions): Promise<Fasti
     },
   );
 
-  app.get('/__admin/payments', async () => ({ payments: [...charges.values()], refunds: [...refunds.values()], declined, requested: [...requested], lookups }));
+  app.get('/__admin/payments', async () => ({ payments: [...charges.values()], refunds: [...refunds.values()], undecidedRefunds: [...undecidedRefunds.values()], declined, requested: [...requested], lookups }));
   return app;
 }

@@ -18,7 +18,7 @@ describe('the payment client behind its breaker, against the simulator’s fault
   let url: string;
 
   beforeAll(async () => {
-    sim = await buildPaymentSim({ latencyMs: 0, failureRate: 0, timeoutRate: 0, outage: false, declineRate: 0, refusalRate: 0, amountSkewCents: 0, refundsDeclined: false, callbacksLost: false, paymentsUndecided: false, callbackSecret: 'test-callback-secret-0123', callbackAttempts: 1, callbackRetryMs: 10, logLevel: 'silent' });
+    sim = await buildPaymentSim({ latencyMs: 0, failureRate: 0, timeoutRate: 0, outage: false, declineRate: 0, refusalRate: 0, amountSkewCents: 0, refundsDeclined: false, callbacksLost: false, paymentsUndecided: false, refundsUndecided: false, callbackSecret: 'test-callback-secret-0123', callbackAttempts: 1, callbackRetryMs: 10, logLevel: 'silent' });
     url = await sim.listen({ host: '127.0.0.1', port: 0 });
   });
   afterAll(async () => sim?.close());

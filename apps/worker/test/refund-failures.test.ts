@@ -201,7 +201,7 @@ describe.concurrent('a refund the payment system could not pay back, paid back b
   });
 });
 
-describe.concurrent('a refund the payment system accepted and never confirmed (its callback lost for good)', () => {
+describe.concurrent('a refund the payment system accepted and never confirmed (its callback lost, or the refund held undecided)', () => {
   let system: OrderSystem;
 
   beforeAll(async () => {
@@ -211,14 +211,18 @@ describe.concurrent('a refund the payment system accepted and never confirmed (i
   });
   // a test that failed leaves none of its faults to the next
   afterEach(async () => {
-    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false } });
+    await system?.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: false, refundsUndecided: false } });
   });
   afterAll(async () => system?.close());
 
   const callbacksLost = (lost: boolean) => system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: lost } });
+  const refundsUndecided = (held: boolean) => system.paymentSim.request('PUT', '/__admin/faults', { body: { refundsUndecided: held } });
   const buyersRefunds = async (buyer: string, orderId: string) => (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token(buyer) })).body.items;
-  /** How many times the payment system was asked for the refund part (it pays it once). */
-  const requests = async (partId: string) => ((await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ refundId: string; requests: number }>).find((r) => r.refundId === partId)?.requests ?? 0;
+  /** How many times the payment system was asked for the refund part (it pays it once), paid or held undecided. */
+  const requests = async (partId: string) => {
+    const { refunds, undecidedRefunds } = (await system.paymentSim.request('GET', '/__admin/payments')).body as Record<string, Array<{ refundId: string; requests: number }>>;
+    return [...(refunds ?? []), ...(undecidedRefunds ?? [])].find((r) => r.refundId === partId)?.requests ?? 0;
+  };
   const givenUp = async () => (await system.workers.deps.metrics.refundsUnconfirmedGivenUp.get()).values[0]?.value ?? 0;
   /** First sent a day and a minute ago: past REFUND_CONFIRMATION_GIVE_UP_MS at its default, 24 h. */
   const sentADayAgo = (partId: string) => sql`UPDATE refund_parts SET sent_at = UTC_TIMESTAMP(3) - INTERVAL 1441 MINUTE WHERE part_id = ${partId}`.execute(system.env.db);
@@ -243,12 +247,29 @@ describe.concurrent('a refund the payment system accepted and never confirmed (i
     const atPaymentSystem = (await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ refundId: string; amountCents: number }>;
     expect(atPaymentSystem.filter((refund) => refund.refundId === part.partId).map((refund) => refund.amountCents)).toEqual([10_000]);
   });
+  it.sequential('whose callbacks never come, is paid back once when asked for again: the payment system answers it paid, and the order is REFUNDED', async ({ expect }) => {
+    const orderId = await system.checkout('ida', [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ida'), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    // lost for good, as with a wrong CALLBACK_BASE_URL: no callback of this refund ever comes
+    await callbacksLost(true);
+    expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('ida'), body: { reason: 'changed my mind' } })).status).toBe(200);
+
+    const refunded = await system.waitForStatus(orderId, 'REFUNDED', 20_000);
+    expect(refunded.amounts.refundedCents).toBe(refunded.amounts.payableCents);
+    const [refund] = await buyersRefunds('ida', orderId);
+    expect([refund.status, refund.parts.map((p: any) => p.status)]).toEqual(['SUCCEEDED', ['SUCCEEDED']]);
+    const paidBack = (await system.paymentSim.request('GET', '/__admin/payments')).body.refunds as Array<{ refundId: string; amountCents: number; requests: number }>;
+    expect(paidBack.filter((r) => r.refundId === refund.parts[0].partId).map((r) => [r.amountCents, r.requests])).toEqual([[10_000, 2]]);
+  });
   it.sequential('never confirmed a day after it was first sent, is asked for no more and counted for an operator: the order waits in REFUNDING', async ({ expect }) => {
     const orderId = await system.checkout('ned', [{ skuId: 'TV', qty: 1 }]);
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
     expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ned'), body: { method: 'card' } })).status).toBe(202);
     await system.waitForStatus(orderId, 'IN_FULFILLMENT');
-    await callbacksLost(true);
+    // accepted, and still undecided whenever it is asked for again
+    await refundsUndecided(true);
     expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('ned'), body: { reason: 'changed my mind' } })).status).toBe(200);
     const part = await waitFor(async () => (await buyersRefunds('ned', orderId))[0]?.parts.find((p: any) => p.status === 'SENT'), { what: 'the refund accepted by the payment system' });
     // asked for again every REFUND_CONFIRMATION_WAIT_MS (2 s)
@@ -271,8 +292,8 @@ describe.concurrent('a refund the payment system accepted and never confirmed (i
     const unconfirmedOrders = async () => (await system.request('GET', '/v1/admin/orders?refundUnconfirmed=true', { token: system.token('ops', 'admin') })).body.items.map((o: any) => o.orderId);
     expect(await unconfirmedOrders()).toEqual([orderId]);
 
-    // the provider has it and can call back: an admin asks again, under the part's own id, so it is paid once
-    await callbacksLost(false);
+    // the provider decides it now and can call back: an admin asks again, under the part's own id, so it is paid once
+    await refundsUndecided(false);
     const [{ refundId }] = await buyersRefunds('ned', orderId);
     const askAgain = () => system.request('POST', `/v1/orders/${orderId}/refunds/${refundId}/ask-again`, { token: system.token('ops', 'admin'), body: {} });
     const sentAgainCounted = async () => {

@@ -351,10 +351,10 @@ export class RefundRepository {
     return rows.map((row) => row.order_id);
   }
 
-  /** The order's refund parts sent and not confirmed for longer than `waitedForMs`, drawn less than `givenUpAfterMs` ago (ordersWithPartsUnconfirmed). */
-  async partsUnconfirmed(orderId: string, waitedForMs: number, givenUpAfterMs: number): Promise<RefundPartView[]> {
-    const rows = await partsToAskAgain(this.db, waitedForMs, givenUpAfterMs).selectAll('p').where('r.order_id', '=', orderId).orderBy('p.part_id').execute();
-    return rows.map(toPartView);
+  /** The order's refund parts sent and not confirmed for longer than `waitedForMs`, drawn less than `givenUpAfterMs` ago (ordersWithPartsUnconfirmed), each with its refund. */
+  async partsUnconfirmed(orderId: string, waitedForMs: number, givenUpAfterMs: number): Promise<Array<RefundPartView & { refund: Pick<RefundView, 'refundId' | 'orderId' | 'kind'> }>> {
+    const rows = await partsToAskAgain(this.db, waitedForMs, givenUpAfterMs).selectAll('p').select(['r.order_id', 'r.kind']).where('r.order_id', '=', orderId).orderBy('p.part_id').execute();
+    return rows.map((row) => ({ ...toPartView(row), refund: { refundId: row.refund_id, orderId: row.order_id, kind: row.kind } }));
   }
 
   /**

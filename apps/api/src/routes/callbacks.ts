@@ -3,9 +3,8 @@ import { IllegalTransition, StaleOrderVersion, stateMachineFor, type OrderType }
 import { afterStaleOrderVersion, ProcessRepository, REFUNDED_WHOLE, RefundRepository, SHIPMENT_STEPS, UNSHIPPED_PARCEL, retryTransaction, type LineUnits, type OrderRow, type RefundView, type TransitionResult } from '@orders/persistence';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
-import { AlreadyApplied, followUp, payBalanceOfNothing, refundIfNotApplied, settleReportedPayment } from '@orders/settlement';
+import { AlreadyApplied, followUp, payBalanceOfNothing, refundIfNotApplied, settleRefundPart, settleReportedPayment } from '@orders/settlement';
 import { HttpProblem, notFound, unauthorized, validationFailed } from '../problems.js';
-import { closeOrderOnceRefunded } from '../refund-settlement.js';
 import { problemRef } from '../schemas.js';
 import { instant } from '../time-window.js';
 import { holdsLoneSurrogate, loneSurrogate, notUtf8, utf8TextOf } from '../utf8-body.js';
@@ -187,10 +186,9 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
   }
 
   /**
-   * One part of a refund confirmed (the callback's refundId is the part's: a refund drawn
-   * from several payments has one per payment): the refund order succeeds with its last
-   * part, and an order in REFUNDING with no refund left unconfirmed becomes REFUNDED.
-   * A repeat changes nothing.
+   * One part of a refund reported by the payment system (the callback's refundId is the part's:
+   * a refund drawn from several payments has one per payment), settled once shown to be that
+   * order's (settleRefundPart). A repeat changes nothing.
    */
   async function confirmRefund(callback: PaymentCallback & { refundId: string }, log: FastifyBaseLogger): Promise<{ changed: boolean; status: string }> {
     const part = await refunds.findPart(callback.refundId);
@@ -200,30 +198,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     if (part.amountCents !== callback.amountCents) {
       throw new HttpProblem(422, 'AMOUNT_MISMATCH', `Refund ${part.partId} is for ${part.amountCents} cents, not ${callback.amountCents}`);
     }
-    if (callback.status === 'FAILED') {
-      const changed = await retryTransaction(() => refunds.failPart(part.partId, deps.clock()));
-      if (changed) {
-        deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'failed' });
-        log.error({ orderId: order.order_id, refundId: refund.refundId, partId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents }, 'the payment system could not pay a refund back');
-      }
-      return { changed, status: (await deps.orders.findOrderRow(order.order_id))!.status };
-    }
-    const { changed, refundSettled, owedElsewhere } = await retryTransaction(() => refunds.confirmPart(part.partId, deps.clock()));
-    const partSeen = { orderId: order.order_id, refundId: refund.refundId, partId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents };
-    if (owedElsewhere === 'SETTLED_BY_HAND') {
-      deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded_after_settled_by_hand' });
-      log.error(partSeen, 'the payment system paid back a refund part an admin had settled by hand: the buyer was paid back twice');
-    } else if (owedElsewhere === 'ASKED_AGAIN') {
-      deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded_after_asked_again' });
-      log.error(
-        { ...partSeen, askedAgainAs: part.askedAgainAs },
-        'the payment system paid back a refund part it had declined and an admin had asked for again under another part: unless that one failed too, the buyer was paid back twice',
-      );
-    }
-    if (changed) deps.metrics.refundedCents.inc({ kind: refund.kind }, part.amountCents);
-    if (refundSettled) deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded' });
-    const closed = await closeOrderOnceRefunded(deps, order.order_id, refund.refundId);
-    return { changed: changed || closed.changed, status: closed.status };
+    return settleRefundPart(deps, refund, part, callback.status, log);
   }
 
   /**

@@ -9,10 +9,9 @@ import { KeyedRefunds, idempotencyKeyHeaders, unitsKey } from '../keyed-refunds.
 import type { Principal } from '../plugins/auth.js';
 import { HttpProblem, forbidden, notFound } from '../problems.js';
 import { MERCHANT_ALONE, ownOrder, queuedOrderFor } from '../queued-orders.js';
-import { closeOrderOnceRefunded } from '../refund-settlement.js';
 import { ULID_PATTERN, addressSchema, noFieldsBody, orderParamsSchema, problemRef } from '../schemas.js';
 import { followUpAgain } from './order-engine-support.js';
-import { followUp } from '@orders/settlement';
+import { closeOrderOnceRefunded, followUp } from '@orders/settlement';
 
 const ULID = new RegExp(ULID_PATTERN);
 const reason = { type: 'string', minLength: 1, maxLength: 500 } as const;

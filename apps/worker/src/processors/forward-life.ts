@@ -39,7 +39,7 @@ import {
   type RequestPaymentJob,
   type SendToWarehouseJob,
 } from '@orders/queues';
-import { settleReportedPayment } from '@orders/settlement';
+import { settleRefundPart, settleReportedPayment } from '@orders/settlement';
 import { releaseRemembered, type CommitOutcome, type Inventory } from '@orders/stock';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
@@ -990,13 +990,15 @@ export class ForwardLife {
       }
     }
     // parts accepted long ago and never confirmed (their callback lost for good): the payment system, asked
-    // for one again under its id, pays nothing twice and confirms it again by its callback; none first
+    // for one again under its id, pays nothing twice and answers what became of it, settled as its callback
+    // would be (a callback lost for good, a wrong CALLBACK_BASE_URL, would never come); none first
     // sent REFUND_CONFIRMATION_GIVE_UP_MS ago, whatever enqueued this job: an operator's (refunds_unconfirmed_given_up)
     for (const part of await this.refunds.partsUnconfirmed(orderId, this.deps.config.REFUND_CONFIRMATION_WAIT_MS, this.deps.config.REFUND_CONFIRMATION_GIVE_UP_MS)) {
-      await callExternal(job, token, () => this.paymentClient.refund({ refundId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents, notifyUrl }));
+      const answer = await callExternal(job, token, () => this.paymentClient.refund({ refundId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents, notifyUrl }));
       await this.refunds.markPartAskedAgain(part.partId, this.deps.clock());
       this.deps.metrics.refundConfirmationsAskedAgain.inc();
-      this.deps.log.warn({ orderId, partId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents }, 'asked the payment system again for a refund it accepted and never confirmed');
+      this.deps.log.warn({ orderId, partId: part.partId, paymentId: part.paymentId, amountCents: part.amountCents, answer: answer.status }, 'asked the payment system again for a refund it accepted and never confirmed');
+      if (answer.status === 'SUCCEEDED' || answer.status === 'FAILED') await settleRefundPart(this.deps, part.refund, part, answer.status, this.deps.log);
     }
     // the signed callbacks close the order (the last part of the last refund); this covers refunds that needed none
     const order = await this.deps.orders.findOrderRow(orderId);
