@@ -422,9 +422,15 @@ export class ForwardLife {
     if (effects.includes('commitStock') && order.status === 'PAID') {
       const committed = await this.commitStock(order, items);
       if (!committed) return;
-    } else if (effects.includes('commitStock') && order.status === 'REFUNDING') {
-      const last = await this.process.lastStep(order.order_id);
-      if (last?.action === 'refund' && last.actor === 'system') return this.refundSoldOut(order, 'sold out before the payment');
+    } else if (effects.includes('commitStock')) {
+      // refunded as sold out, and this job died (or Redis failed it) before the release: finished now, the refund
+      // under way still or (its job runs at once, this one after a backoff) closed since, which nothing else releases
+      const soldOut = await this.process.lastStep(order.order_id, { action: 'refund' });
+      if (soldOut?.actor === 'system' && order.status === 'REFUNDING') return this.refundSoldOut(order, 'sold out before the payment');
+      if (soldOut?.actor === 'system') {
+        await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'refunded', releaseRemembered(order.updated_at, this.deps.clock()) ? couponUseOf(order) : null);
+        return;
+      }
     }
     if (effects.includes('deliverDigital')) {
       await this.tryTransition({ orderId: order.order_id, action: 'deliver', actor: 'system', detail: 'delivered with the payment' });
@@ -477,7 +483,7 @@ export class ForwardLife {
   /**
    * Refunds and closes a paid order whose payment-time stock sold out before the payment:
    * its placement units and its coupon go back. Run again (the job retried after the refund
-   * committed), it enqueues the refund again (tryTransition) and finishes the release.
+   * committed, the order still REFUNDING), it enqueues the refund again (tryTransition) and finishes the release.
    */
   private async refundSoldOut(order: OrderRow, detail: string): Promise<void> {
     await this.tryTransition(
@@ -849,17 +855,20 @@ export class ForwardLife {
       await this.refunds.releaseHeldRestock(refund);
       await this.deps.inventory.restockStock(refund.orderId, refund.refundId, refund.items.filter((item) => item.qty > 0));
     }
-    const root = order.parent_order_id ?? order.order_id;
-    if (order.coupon_code !== null) {
-      await retryTransaction(() =>
-        this.deps.db.transaction().execute(async (trx) => {
-          // under the order's lock, as a cancellation's
-          await trx.selectFrom('orders').select('order_id').where('order_id', '=', root).forUpdate().execute();
-          await RefundRepository.restoreCouponOnceNoneLeft(trx, root, this.deps.clock());
-        }),
-      );
-    }
+    if (order.coupon_code !== null) await this.restoreCouponOnceNoneLeft(order.parent_order_id ?? order.order_id);
     await this.followUp(order, ['refundPayments']);
+  }
+
+  /** RefundRepository.restoreCouponOnceNoneLeft in a transaction of its own, under the order's lock as a cancellation's. */
+  private restoreCouponOnceNoneLeft(rootOrderId: string): Promise<void> {
+    return retryTransaction(
+      () =>
+        this.deps.db.transaction().execute(async (trx) => {
+          await trx.selectFrom('orders').select('order_id').where('order_id', '=', rootOrderId).forUpdate().execute();
+          await RefundRepository.restoreCouponOnceNoneLeft(trx, rootOrderId, this.deps.clock());
+        }),
+      { alsoAfter: afterStaleOrderVersion },
+    );
   }
 
   /**
@@ -989,6 +998,9 @@ export class ForwardLife {
         await this.refunds.markSent(refund.refundId, this.deps.clock());
       }
     }
+    // again once paid: a refund whose units the warehouse took out after the first look (it held them then) was paid
+    // just now, and the job that took the warehouse's answer may have failed before giving the coupon use back
+    if (unit) await this.followRestoredCoupon(unit);
     // parts accepted long ago and never confirmed (their callback lost for good): the payment system, asked
     // for one again under its id, pays nothing twice and answers what became of it, settled as its callback
     // would be (a callback lost for good, a wrong CALLBACK_BASE_URL, would never come); none first
@@ -1015,8 +1027,11 @@ export class ForwardLife {
   }
 
   /**
-   * A cancellation gives the coupon use back in MySQL with its first refund; this job (which
-   * every refund, and a repeated cancel, enqueues) makes Redis follow, so the buyer's next
+   * A cancellation gives the coupon use back in MySQL with its first refund, or once the
+   * warehouse took the units of the last part out (takenOut); this job (which every refund, and a
+   * repeated cancel, enqueues, and the overdue sweep enqueues again while a refund is due) gives it
+   * back there too, should the job that took the warehouse's answer have failed after its restock
+   * committed (retried, it finds nothing held), and makes Redis follow, so the buyer's next
    * checkout can take it. Once only: the reservation record says whether the order still
    * holds the use, and its given-back marker whether it went back; neither is kept past
    * RELEASES_REMEMBERED_MS, so a refund job of a cancel sent again later gives nothing back (the
@@ -1025,6 +1040,7 @@ export class ForwardLife {
   private async followRestoredCoupon(unit: OrderRow): Promise<void> {
     const root = unit.parent_order_id ? await this.deps.orders.findOrderRow(unit.parent_order_id) : unit;
     if (!root?.coupon_code) return;
+    await this.restoreCouponOnceNoneLeft(root.order_id);
     const restored = (await this.pricing.redemptions(root.order_id)).find((r) => r.status === 'restored');
     if (restored && releaseRemembered(restored.at, this.deps.clock())) await this.deps.inventory.releaseCoupon({ orderId: root.order_id, userId: root.user_id, couponCode: root.coupon_code });
   }
