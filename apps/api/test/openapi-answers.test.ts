@@ -66,4 +66,32 @@ describe("the answers API.md promises with a retry-after, as /docs/json lists th
       expect(created.headers['idempotent-replayed'], `create ${i}`).toBe(i === 0 ? undefined : 'true');
     }
   });
+  it('lists every error answer as application/problem+json, the content type the api sends it with', async () => {
+    const sent = await api.request('GET', '/v1/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV', { token: api.token('cal') });
+    expect([sent.status, String(sent.headers['content-type'])]).toEqual([404, 'application/problem+json; charset=utf-8']);
+    const listedAs: string[] = [];
+    for (const [path, methods] of Object.entries(spec.paths as Record<string, Record<string, any>>)) {
+      for (const [method, operation] of Object.entries(methods)) {
+        for (const [status, answer] of Object.entries(operation.responses ?? {}) as Array<[string, any]>) {
+          if (/^[45]/.test(status) && !Object.keys(answer.content ?? {}).includes('application/problem+json')) listedAs.push(`${method.toUpperCase()} ${path} ${status}`);
+        }
+      }
+    }
+    expect(listedAs).toEqual([]);
+  });
+
+  it('lists a body that may be left out as not required, the 204 of a webhook deleted, and 201 Created on the creating routes alone', async () => {
+    // confirm-receipt takes no body: an unknown order is 404, not 400
+    expect((await api.request('POST', '/v1/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV/confirm-receipt', { token: api.token('dee') })).status).toBe(404);
+    expect(spec.paths['/v1/orders/{orderId}/confirm-receipt'].post.requestBody?.required).toBe(false);
+    expect(spec.paths['/v1/orders'].post.requestBody?.required).toBe(true);
+    const admin = api.token('hooks', 'admin');
+    const hook = await api.request('POST', '/v1/admin/webhooks', { token: admin, body: { url: 'https://hooks.example.com/orders' } });
+    expect((await api.request('DELETE', `/v1/admin/webhooks/${hook.body.webhookId}`, { token: admin })).status).toBe(204);
+    expect(Object.keys(spec.paths['/v1/admin/webhooks/{webhookId}'].delete.responses)).toContain('204');
+    const created = Object.entries(spec.paths as Record<string, Record<string, any>>).flatMap(([path, methods]) =>
+      Object.entries(methods).flatMap(([method, operation]) => ('201' in (operation.responses ?? {}) ? [`${method.toUpperCase()} ${path}`] : [])),
+    );
+    expect(created.sort()).toEqual(['POST /v1/admin/coupons', 'POST /v1/admin/promotions', 'POST /v1/admin/skus', 'POST /v1/admin/webhooks']);
+  });
 });

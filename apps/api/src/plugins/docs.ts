@@ -6,6 +6,32 @@ import fp from 'fastify-plugin';
 /** Where the API docs' pages are served (security-headers gives them a page's headers) */
 export const DOCS_PATH = '/docs';
 
+type MediaTypes = Record<string, { schema?: { type?: string | string[] } }>;
+interface Operation {
+  requestBody?: { required?: boolean; content?: MediaTypes };
+  responses?: Record<string, { content?: MediaTypes }>;
+}
+
+/**
+ * The document as the routes answer, where @fastify/swagger's defaults say otherwise: an error is
+ * sent as application/problem+json (the error handler's content type), not the application/json
+ * it lists for every schema; a body that may be absent (noFieldsBody) is not required.
+ */
+function documentedAsAnswered<T extends { paths?: object }>(document: T): T {
+  for (const path of Object.values(document.paths ?? {}) as Array<Record<string, Operation>>) {
+    for (const operation of Object.values(path)) {
+      for (const [status, answer] of Object.entries(operation.responses ?? {})) {
+        if (!/^[45]/.test(status) || !answer.content?.['application/json']) continue;
+        const { 'application/json': problem, ...others } = answer.content;
+        answer.content = { 'application/problem+json': problem, ...others };
+      }
+      const body = operation.requestBody;
+      if (body && Object.values(body.content ?? {}).every((media) => [media.schema?.type].flat().includes('null'))) body.required = false;
+    }
+  }
+  return document;
+}
+
 export const docsPlugin = fp(
   async (app: FastifyInstance) => {
     await app.register(swagger, {
@@ -22,6 +48,7 @@ export const docsPlugin = fp(
         },
         security: [{ bearer: [] }],
       },
+      transformObject: (document) => ('openapiObject' in document ? documentedAsAnswered(document.openapiObject) : document.swaggerObject),
     });
     await app.register(swaggerUi, { routePrefix: DOCS_PATH });
   },

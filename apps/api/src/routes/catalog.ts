@@ -49,7 +49,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
   const { catalog, inventory } = deps;
   const stockSets = new StockSets({ inventory, record: (...set) => catalog.setStock(...set), clock: deps.clock });
   const staff = app.requireRole('merchant', 'admin');
-  const skuResponse = { 200: { $ref: 'Sku#' }, 201: { $ref: 'Sku#' }, '4xx': problemRef, '5xx': problemRef };
+  const skuResponse = { 200: { $ref: 'Sku#' }, '4xx': problemRef, '5xx': problemRef };
   /** Listed in /docs/json on the answers of the routes that take an Idempotency-Key. */
   const replayedHeader = { 'idempotent-replayed': { type: 'string', enum: ['true'], description: 'sent when the answer is to a request repeated with its Idempotency-Key: nothing was done again' } };
 
@@ -84,7 +84,7 @@ export async function catalogRoutes(app: FastifyInstance, { deps }: { deps: AppD
           'A SKU with a flash sale sells at its flash price and per-buyer limit from startsAt until endsAt (by Redis\'s clock). Its stock is held for the sale until it opens: a checkout before startsAt is refused with 422 SALE_NOT_ACTIVE, saying when it opens (`opensAt`). After endsAt what is left sells at the list price as a standard order, without the limit. 409 SKU_EXISTS for a skuId the catalog has. With an Idempotency-Key header (the caller\'s own, for this skuId) a create sent again after a lost answer is answered as the first was: 201 with the SKU as it is now and the header `idempotent-replayed: true`, even sent twice at once; the same key with another body for this skuId 422 IDEMPOTENCY_CONFLICT (the key is kept with the SKU: one sent for another skuId is that SKU\'s).',
         headers: optionalIdempotencyKey('the caller’s own key for the skuId: the same key and body answer the SKU it created (201, idempotent-replayed: true), another body for that skuId 422 IDEMPOTENCY_CONFLICT'),
         body: skuBodySchema,
-        response: { ...skuResponse, 201: { $ref: 'Sku#', headers: { location: { type: 'string', description: 'the SKU at GET /v1/admin/skus/{skuId}' }, ...replayedHeader } } },
+        response: { '4xx': problemRef, '5xx': problemRef, 201: { $ref: 'Sku#', headers: { location: { type: 'string', description: 'the SKU at GET /v1/admin/skus/{skuId}' }, ...replayedHeader } } },
       },
     },
     async (request, reply) => {

@@ -10,7 +10,8 @@ import { timeWindow } from '../time-window.js';
 const code = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } as const;
 const cents = { type: 'integer', minimum: 0, maximum: 100_000_000_000 } as const;
 const window = { startsAt: { type: 'string', format: 'date-time' }, endsAt: { type: 'string', format: 'date-time' } } as const;
-const answers = { 200: { type: 'object', additionalProperties: true }, 201: { type: 'object', additionalProperties: true }, '4xx': problemRef, '5xx': problemRef };
+const answered = { 200: { type: 'object', additionalProperties: true }, '4xx': problemRef, '5xx': problemRef } as const;
+const created = { 201: { type: 'object', additionalProperties: true }, '4xx': problemRef, '5xx': problemRef } as const;
 
 interface PromotionBody {
   promotionId: string;
@@ -67,7 +68,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
             ...window,
           },
         },
-        response: answers,
+        response: created,
       },
     },
     async (request, reply) => {
@@ -114,7 +115,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
             ...window,
           },
         },
-        response: answers,
+        response: created,
       },
     },
     async (request, reply) => {
@@ -141,7 +142,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
         description:
           '`usesHeld` is checkout\'s count in Redis: orders accepted with the coupon that neither gave the use back (cancelled, unpaid, priced without it) nor lost it; null while Redis has no copy of the coupon (a day after its end it is gone; one not ended that Redis lost, the stock repair publishes again). `usesLeft` is `totalLimit` less that, or null without a total limit.',
         params: { type: 'object', additionalProperties: false, required: ['code'], properties: { code } },
-        response: answers,
+        response: answered,
       },
     },
     async (request) => {
@@ -174,7 +175,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
           required: ['discountPercent', 'freeShipping'],
           properties: { discountPercent: { type: 'integer', minimum: 0, maximum: 100 }, freeShipping: { type: 'boolean' } },
         },
-        response: answers,
+        response: answered,
       },
     },
     async (request) => {
@@ -194,7 +195,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
         summary: "Set a buyer's member level (400 VALIDATION_FAILED for an undefined level)",
         params: { type: 'object', additionalProperties: false, required: ['userId'], properties: { userId: { type: 'string', pattern: SUBJECT.source, description: 'a subject the api accepts in a token: not . or ..' } } },
         body: { type: 'object', additionalProperties: false, required: ['level'], properties: { level: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$' } } },
-        response: answers,
+        response: answered,
       },
     },
     async (request) => {
@@ -212,7 +213,7 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
         summary: 'Set the shipping fee of a parcel from this warehouse (a warehouse without one ships free)',
         params: { type: 'object', additionalProperties: false, required: ['warehouseId'], properties: { warehouseId: warehouseIdSchema } },
         body: { type: 'object', additionalProperties: false, required: ['feeCents'], properties: { feeCents: cents } },
-        response: answers,
+        response: answered,
       },
     },
     async (request) => {

@@ -124,7 +124,7 @@ export async function webhookRoutes(app: FastifyInstance, { deps }: { deps: AppD
     '/v1/admin/webhooks/:webhookId',
     {
       onRequest: app.requireRole('admin'),
-      schema: { tags: ['admin'], summary: 'Stop delivering to a webhook (its delivery log stays)', params: webhookParams, body: noFieldsBody, response: { '4xx': problemRef } },
+      schema: { tags: ['admin'], summary: 'Stop delivering to a webhook (its delivery log stays)', params: webhookParams, body: noFieldsBody, response: { 204: { type: 'null', description: 'stopped' }, '4xx': problemRef } },
     },
     async (request, reply) => {
       if (!(await events.removeWebhook(request.params.webhookId))) throw notFound('webhook');
