@@ -308,6 +308,7 @@ export const orderSchema = {
         type: 'object',
         properties: {
           shipmentId: { type: 'string' },
+          orderId: { type: 'string', description: 'the order that ships it: a split order lists its children\'s parcels, each under the child\'s id' },
           warehouseId: { type: 'string' },
           trackingNo: { type: ['string', 'null'] },
           status: {

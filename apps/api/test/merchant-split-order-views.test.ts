@@ -73,4 +73,22 @@ describe("a merchant's view of an order split between it and another merchant", 
     const seen = await asShop();
     expect([seen.status, seen.updatedAt]).toEqual(['IN_FULFILLMENT', await ownLastChange()]);
   });
+  it("lists its children's parcels on the split order, each naming its child: every one to the buyer (whose list holds the split order alone), the shop's own to the shop", async () => {
+    const [orderId, [first, second], rug] = await splitInThree('eva');
+    await shipped(rug);
+    const trackingOf = async (child: string) => (await system.order(child)).shipments[0].trackingNo as string | null;
+    const parcel = async (child: string, status: string) => ({ orderId: child, warehouseId: (await system.order(child)).items[0].warehouseId, trackingNo: await trackingOf(child), status, shipmentId: expect.any(String) });
+
+    const buyer = system.token('eva');
+    const listed = (await system.request('GET', '/v1/orders', { token: buyer })).body.items;
+    expect(listed.map((order: any) => order.orderId)).toEqual([orderId]);
+    const everyParcel = [await parcel(first, 'ACCEPTED'), await parcel(second, 'ACCEPTED'), await parcel(rug, 'SHIPPED')];
+    for (const shipments of [(await view(orderId, buyer)).shipments, listed[0].shipments]) {
+      expect([...shipments].sort((a: any, b: any) => (a.orderId < b.orderId ? -1 : 1))).toEqual(everyParcel.sort((a, b) => (a.orderId < b.orderId ? -1 : 1)));
+    }
+    expect(everyParcel.find((shipment) => shipment.orderId === rug)?.trackingNo).not.toBeNull();
+    // the shop sees the parcels of its own children, not the weaver's
+    const asShop = await view(orderId, system.token('shop', 'merchant'));
+    expect(asShop.shipments.map((shipment: any) => shipment.orderId).sort()).toEqual([first, second]);
+  });
 });

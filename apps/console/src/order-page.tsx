@@ -667,12 +667,13 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
       <section aria-labelledby="shipments-title">
         <h2 id="shipments-title">Shipments</h2>
         {order.shipments.length === 0 ? (
-          <p>No shipments{order.subOrders.length > 0 ? ' on this order: each child ships its own parcel' : ''}.</p>
+          <p>No shipments{order.subOrders.length > 0 ? ' yet: each child ships its own parcel' : ''}.</p>
         ) : (
           <table>
             <thead>
               <tr>
                 <th scope="col">Shipment</th>
+                {order.subOrders.length > 0 && <th scope="col">Child order</th>}
                 <th scope="col">Warehouse</th>
                 <th scope="col">Tracking</th>
                 <th scope="col">Status</th>
@@ -682,6 +683,11 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
               {order.shipments.map((shipment) => (
                 <tr>
                   <th scope="row">{shipment.shipmentId}</th>
+                  {order.subOrders.length > 0 && (
+                    <td>
+                      <Link to={`/orders/${shipment.orderId}`}>{shipment.orderId}</Link>
+                    </td>
+                  )}
                   <td>{shipment.warehouseId}</td>
                   <td>{shipment.trackingNo ?? '–'}</td>
                   <td>{shipment.status}</td>

@@ -391,7 +391,7 @@ export class OrderRepository {
 
   /**
    * The full view of each order (lines, history, payment, shipments, sub-orders), read for all of
-   * them at once. A split order's child shows the payment that paid it, its parent's (payerOf):
+   * them at once; a split order lists its children's shipments. A split order's child shows the payment that paid it, its parent's (payerOf):
    * the parents' payments and pay steps are read with the rest, whoever lists the children.
    */
   private async viewsOf(orders: OrderRow[]): Promise<OrderView[]> {
@@ -402,7 +402,13 @@ export class OrderRepository {
         this.db.selectFrom('order_items').selectAll().where('order_id', 'in', orderIds).orderBy('line_no'),
         this.db.selectFrom('order_history').selectAll().where('order_id', 'in', orderIds).orderBy('version'),
         this.db.selectFrom('payments').selectAll().where('order_id', 'in', [...orderIds, ...parentIds]).orderBy('created_at').orderBy('payment_id'),
-        this.db.selectFrom('shipments').selectAll().where('order_id', 'in', orderIds).orderBy('created_at'),
+        // a split order's parcels are its children's: the buyer reads them on the order they placed
+        this.db
+          .selectFrom('shipments')
+          .selectAll()
+          .where((eb) => eb.or([eb('order_id', 'in', orderIds), eb('order_id', 'in', eb.selectFrom('orders').select('order_id').where('parent_order_id', 'in', orderIds))]))
+          .orderBy('created_at')
+          .orderBy('shipment_id'),
         this.db.selectFrom('orders').select(['order_id', 'parent_order_id']).where('parent_order_id', 'in', orderIds).orderBy('order_id'),
         ...(parentIds.length === 0 ? [] : [this.db.selectFrom('order_history').select(['order_id', 'action', 'detail']).where('order_id', 'in', parentIds).where('action', 'in', PAYMENT_ACTIONS)]),
       ]),
@@ -417,6 +423,7 @@ export class OrderRepository {
       // came late and went back; an order no payment paid shows the latest that succeeded
       const payerSteps = payer === order.order_id ? own : of(parentPaySteps, payer);
       const payment = paidBy.find((p) => paidTheOrder(p.payment_id, payerSteps)) ?? paidBy[0];
+      const subOrders = children.filter((c) => c.parent_order_id === order.order_id).map((c) => c.order_id);
       return toOrderView(order, of(items, order.order_id), own, {
         payment: payment
           ? {
@@ -438,8 +445,10 @@ export class OrderRepository {
           // one sent before first_requested_at was kept counts from its opening, as the give-up does (process-repository)
           firstSentAt: p.requested_at === null ? null : (p.first_requested_at ?? p.created_at).toISOString(),
         })),
-        shipments: of(shipments, order.order_id).map((s) => ({ shipmentId: s.shipment_id, warehouseId: s.warehouse_id, trackingNo: s.tracking_no, status: s.status })),
-        subOrders: children.filter((c) => c.parent_order_id === order.order_id).map((c) => c.order_id),
+        shipments: shipments
+          .filter((s) => s.order_id === order.order_id || subOrders.includes(s.order_id))
+          .map((s) => ({ shipmentId: s.shipment_id, orderId: s.order_id, warehouseId: s.warehouse_id, trackingNo: s.tracking_no, status: s.status })),
+        subOrders,
       }, this.timers && { settings: this.timers, refundsOwed: refundsOwed.filter((refund) => refund.orderId === order.order_id || refund.orderId === order.parent_order_id).map((refund) => refund.refundId) });
     });
   }

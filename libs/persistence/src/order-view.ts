@@ -42,7 +42,8 @@ export interface OrderView {
    * asked for it (null: never sent).
    */
   payments: Array<{ paymentId: string; purpose: string; amountCents: number; status: string; transactionId: string | null; paidAt: string | null; firstSentAt: string | null }>;
-  shipments: Array<{ shipmentId: string; warehouseId: string; trackingNo: string | null; status: string }>;
+  /** the order's parcels: a split order's are its children's, each naming the order (child) that ships it */
+  shipments: Array<{ shipmentId: string; orderId: string; warehouseId: string; trackingNo: string | null; status: string }>;
   subOrders: string[];
   /** `detail`: the reason given with the step, or what it changed (a refund's id, a new address); null when none */
   history: Array<{ from: string | null; action: string; to: string; at: string; actor: string; detail: string | null }>;
@@ -217,7 +218,7 @@ export function benefitsOfOwnLines(order: Pick<OrderView, 'couponCode' | 'benefi
  * warehouse's fee on that warehouse's lines; what is only an order total, an imported order's
  * shipping before its split, is no merchant's), what was refunded of them. Gone are the
  * payment attempts (each took the whole order's amount; `payment` still says it is paid),
- * other warehouses' shipments and the children other than `ownSubOrders`. The history drops
+ * other warehouses' shipments, other children's, and the children other than `ownSubOrders`. The history drops
  * the steps naming another merchant's child (a split order's steps derived from it: that
  * merchant's refund, return or delivery) or one of `othersRefunds`: the refunds and returns of
  * the order holding other merchants' lines alone (a refund's step carries the buyer's reason
@@ -276,7 +277,8 @@ export function merchantOrderView(
     benefits,
     couponCode,
     payments: [],
-    shipments: view.shipments.filter((shipment) => warehouses.has(shipment.warehouseId)),
+    // its own children's parcels; of an order not split (an imported one holding other merchants' lines), its own warehouses'
+    shipments: view.shipments.filter((shipment) => own.has(shipment.orderId) || (shipment.orderId === view.orderId && warehouses.has(shipment.warehouseId))),
     subOrders: view.subOrders.filter((child) => own.has(child)),
     nextTimer,
     // another merchant's child moving the whole order (its refund, its delivery) is not a change of this part
