@@ -27,6 +27,14 @@ const ACTION_LABELS: Record<string, string> = {
  */
 const CANCEL_PAID_IN_CHANNEL = 'Cancel (paid in its channel: no refund from here)';
 
+/** The return a decision is on (its route names it); undefined for any other action. */
+const returnOf = (allowed: AllowedAction) => /\/returns\/([^/]+)\/[a-z]+$/.exec(allowed.href)?.[1];
+/** An action's key on the page: a split order lists the same decision once for each child's return. */
+const actionKey = (allowed: AllowedAction) => [allowed.action, returnOf(allowed)].filter(Boolean).join('-');
+/** Which return a decision is on, said only where the same decision is offered on several. */
+const returnNamed = (allowed: AllowedAction, actions: readonly AllowedAction[]) =>
+  actions.filter((other) => other.action === allowed.action).length > 1 ? ` of return ${returnOf(allowed)}` : '';
+
 /**
  * What the actions that cannot be undone do, asked before they are sent: one click at 3 a.m.
  * should not pay an order back, or close a return for good, by mistake.
@@ -492,9 +500,10 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
             <input id="action-reason" type="text" maxLength={reasonMaxLength} value={reason} onInput={(event) => setReason(event.currentTarget.value)} />
             <div class="actions">
               {actions.filter((allowed) => allowed.action !== CHOSEN_UNITS && allowed.action !== NEW_ADDRESS).map((allowed) => (
-                <button type="button" disabled={busy} onClick={() => void fire(allowed, labelOf(allowed.action, order.type))} aria-describedby={`to-${allowed.action}`}>
+                <button type="button" disabled={busy} onClick={() => void fire(allowed, labelOf(allowed.action, order.type))} aria-describedby={`to-${actionKey(allowed)}`}>
                   {labelOf(allowed.action, order.type)}
-                  <span id={`to-${allowed.action}`} class="to">
+                  {returnNamed(allowed, actions)}
+                  <span id={`to-${actionKey(allowed)}`} class="to">
                     {' '}
                     → {allowed.merchantLabel}
                   </span>

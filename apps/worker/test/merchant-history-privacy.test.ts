@@ -77,7 +77,11 @@ describe("a buyer's refund reason about one merchant's goods, in another merchan
     expect(asWeaver.subOrders).toEqual([rug.orderId]);
     const theShops = (step: any) => step.detail !== null && [lamp.orderId, ...refundIds].some((id) => step.detail.includes(id)) && !step.detail.includes(rug.orderId);
     expect(whole.history.filter(theShops).map((step: any) => step.action)).toEqual(expect.arrayContaining(['refund_lines', 'refund']));
-    expect(asWeaver.history.map((step: any) => [step.action, step.to])).toEqual(whole.history.filter((step: any) => !theShops(step)).map((step: any) => [step.action, step.to]));
+    const wholeButTheShops = whole.history.filter((step: any) => !theShops(step)).map((step: any) => [step.action, step.to]);
+    // the rug's hand-over is the weaver's own part's move, shown whether the order's step of it names the rug's child or,
+    // the lamp's child handed over last, that one (not shown)
+    if (!wholeButTheShops.some(([action]: string[]) => action === 'fulfil')) wholeButTheShops.splice(wholeButTheShops.findIndex(([action]: string[]) => action === 'split') + 1, 0, ['fulfil', 'IN_FULFILLMENT']);
+    expect(asWeaver.history.map((step: any) => [step.action, step.to])).toEqual(wholeButTheShops);
     for (const text of [before, after, ...refundIds]) expect([text, mentions(asWeaver, text)]).toEqual([text, false]);
     expect((await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: weaver })).body.items).toEqual([]);
     expect(mentions(await view(rug.orderId, weaver), before)).toBe(false);
@@ -126,5 +130,58 @@ describe("a buyer's refund reason about one merchant's goods, in another merchan
     const asOther = await view(orderId, system.token(returned.merchant, 'merchant'));
     expect(asOther.status).toBe('RETURN_REQUESTED');
     expect(asOther.history.flatMap((step: any) => [step.from, step.to])).not.toContain('REFUNDING');
+  });
+});
+
+/**
+ * One order of the shop's kettle (wh-east) and the potter's mug (wh-west), split: each
+ * merchant's view of it follows its own child, whichever child moved the whole order.
+ */
+describe("a merchant's own part of an order split between it and another merchant, in its view of the order", () => {
+  let system: OrderSystem;
+
+  beforeAll(async () => {
+    // a short after-sales window: the potter's mug completes while the shop's kettle is still on its way
+    system = await startOrderSystem('merchant_history_own_part', { WAREHOUSE_SIM_STEP_MS: '0', AFTER_SALES_WINDOW_MS: '3000' });
+    await system.createSku({ skuId: 'KETTLE', priceCents: 4_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 20, deduction: 'placement' });
+    await system.createSku({ skuId: 'MUG', priceCents: 1_000, merchantId: 'potter', channel: 'third_party', warehouseId: 'wh-west', stock: 20, deduction: 'placement' });
+  });
+  afterAll(async () => system?.close());
+
+  const warehouse = async (child: string, event: string) =>
+    expect((await system.warehouseSim.request('POST', `/__admin/orders/${child}/events`, { body: { event } })).body.callbackStatus).toBe(200);
+
+  it("shows each merchant the step that took its own part into fulfilment, though the other's child moved the whole order: its history ends in the status the view says", async () => {
+    const { orderId } = await system.paidAndSplit('dee', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 1 }]);
+    const seen = async (merchant: string) => {
+      const view = (await system.request('GET', `/v1/orders/${orderId}`, { token: system.token(merchant, 'merchant') })).body;
+      return { status: view.status, lastStep: `${view.history.at(-1).from} -${view.history.at(-1).action}-> ${view.history.at(-1).to}` };
+    };
+    // both parcels are with their warehouses: each merchant's part went from PAID to IN_FULFILLMENT
+    expect({ shop: await seen('shop'), potter: await seen('potter') }).toEqual({
+      shop: { status: 'IN_FULFILLMENT', lastStep: 'PAID -fulfil-> IN_FULFILLMENT' },
+      potter: { status: 'IN_FULFILLMENT', lastStep: 'PAID -fulfil-> IN_FULFILLMENT' },
+    });
+  });
+
+  it("shows the potter nothing of the shop's returned kettle: no step of the kettle's refund being paid back, which closed the whole order", async () => {
+    const { orderId, children } = await system.paidAndSplit('cy', [{ skuId: 'KETTLE', qty: 1 }, { skuId: 'MUG', qty: 1 }]);
+    const kettleChild = (await system.order(children[0]!)).items[0].skuId === 'KETTLE' ? children[0]! : children[1]!;
+    const mugChild = children.find((child) => child !== kettleChild)!;
+    for (const event of ['SHIPPED', 'DELIVERED']) await warehouse(mugChild, event);
+    await system.waitForStatus(mugChild, 'COMPLETED', 20_000);
+    // the kettle arrives, and the buyer sends it back at once
+    for (const event of ['SHIPPED', 'DELIVERED']) await warehouse(kettleChild, event);
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('cy'), body: { reason: 'the lid does not close', items: [{ skuId: 'KETTLE', qty: 1 }] } });
+    expect(asked.status).toBe(202);
+    const returnId = asked.body.returnId as string;
+    expect((await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/approve`, { token: system.token('shop', 'merchant') })).status).toBe(200);
+    await warehouse(kettleChild, 'RETURN_RECEIVED');
+    await system.waitForStatus(kettleChild, 'RETURNED');
+    await waitFor(async () => (await system.order(orderId)).status !== 'REFUNDING' && (await system.order(orderId)).status !== 'RETURNING', { what: 'the order closed once the return was paid back', timeoutMs: 20_000 });
+    const seen = (await system.request('GET', `/v1/orders/${orderId}`, { token: system.token('potter', 'merchant') })).body;
+    const admin = (await system.order(orderId)).history.map((h: any) => `${h.from} -${h.action}/${h.actor}-> ${h.to} ${h.detail}`);
+    const steps = seen.history.map((h: any) => `${h.from} -${h.action}/${h.actor}-> ${h.to} ${h.detail}`);
+    expect({ admin, steps }).toEqual({ admin, steps: steps.filter((step: string) => !step.includes(returnId) && !step.includes('refund_succeeded')) });
   });
 });

@@ -68,6 +68,28 @@ export function offeredActions(machine: OrderStateMachine, status: string, actor
 /** Decisions on a return, which its own route takes on the part holding it (a split order's child), never on the order as a whole. */
 const RETURN_DECISIONS: ReadonlySet<string> = new Set(['approve_return', 'refuse_return', 'close_return']);
 
+/** A decision on a return of one child of a split order: the child it moves, and the status it moves it to. */
+export interface ReturnDecision {
+  orderId: string;
+  action: string;
+  to: string;
+}
+
+/**
+ * The decisions on returns `actor` may take on a split order's `children`, each child's from its
+ * own status: the order's status is one child's (the least advanced, or one in after-sales), and
+ * a return of another child in another status is decided all the same (its route moves that
+ * child alone). Whether the child holds a return to decide is its caller's to read.
+ */
+export function returnDecisionsOnChildren(machine: OrderStateMachine, actor: Actor, children: readonly ChildOrder[]): ReturnDecision[] {
+  return children.flatMap((child) =>
+    machine
+      .allowedActions(child.status, actor)
+      .filter((action) => RETURN_DECISIONS.has(action) && machine.can(child.status, action, actor, A_CHILD))
+      .map((action) => ({ orderId: child.orderId, action, to: machine.rule(child.status, action)!.to })),
+  );
+}
+
 /**
  * What a merchant may take on a split order holding other merchants' lines too: only what is
  * carried out on children, on `own`, the children holding its SKUs alone (the routes move

@@ -339,7 +339,9 @@ export class OrderRepository {
               closed.push(await transitionIn(trx, { orderId: child.order_id, action: 'refund_succeeded', actor: 'payment', ...change }));
             }
           }
-          await deriveParentStatus(trx, splitOrderId, { action: 'refund_succeeded', actor: 'payment', detail: change.detail }, change.at);
+          // a child's refund named as any step a child gives the order: a merchant's view of it hides another merchant's
+          const detail = order.parent_order_id === null ? change.detail : `derived from child order ${order.order_id}`;
+          await deriveParentStatus(trx, splitOrderId, { action: 'refund_succeeded', actor: 'payment', detail }, change.at);
           return closed;
         }),
       { alsoAfter: afterStaleOrderVersion },
@@ -560,11 +562,11 @@ export class OrderRepository {
     if (orderIds.length === 0) return [];
     const rows = await this.db
       .selectFrom('order_history')
-      .select(['order_id', 'from_status', 'action', 'to_status', 'at'])
+      .select(['order_id', 'from_status', 'action', 'to_status', 'at', 'actor'])
       .where('order_id', 'in', orderIds)
       .orderBy('id')
       .execute();
-    return rows.map((row) => ({ orderId: row.order_id, from: row.from_status, action: row.action, to: row.to_status, at: row.at.toISOString() }));
+    return rows.map((row) => ({ orderId: row.order_id, from: row.from_status, action: row.action, to: row.to_status, at: row.at.toISOString(), actor: row.actor }));
   }
 
   /**

@@ -172,6 +172,7 @@ export interface ChildStep {
   action: string;
   to: string;
   at: string;
+  actor: string;
 }
 
 /**
@@ -180,7 +181,9 @@ export interface ChildStep {
  * replayed through `steps` (theirs, oldest first). A step the order took from one of those
  * children is that child's move; any other (an address change, a refund paid back) moves the
  * part as the children's steps at its instant did (their own steps of it). A step before any of
- * them keeps its own.
+ * them keeps its own. `unwritten`: the part's moves the history as shown has no step of (the
+ * order's status followed another merchant's child, or moved with that child's step, not shown),
+ * each as a step derived from the child that made it.
  */
 function ownPartMoves(machine: OrderStateMachine, steps: readonly ChildStep[]) {
   const statuses = new Map<string, string>();
@@ -189,13 +192,20 @@ function ownPartMoves(machine: OrderStateMachine, steps: readonly ChildStep[]) {
     statuses.set(step.orderId, step.to);
     return { ...step, partFrom: from, partTo: deriveParentStatus(machine, [...statuses.values()]) };
   });
-  return (step: OrderView['history'][number]): { from: string | null; to: string } => {
+  const relabel = (step: OrderView['history'][number]): { from: string | null; to: string } => {
     const child = /^derived from child order (\S+)$/.exec(step.detail ?? '')?.[1];
     const own = child === undefined ? undefined : moves.find((move) => move.orderId === child && move.action === step.action && move.at === step.at);
     if (own) return { from: own.partFrom ?? step.from, to: own.partTo };
     const [before, after] = [moves.findLast((move) => move.at < step.at), moves.findLast((move) => move.at <= step.at)];
     return after ? { from: before?.partTo ?? after.partFrom ?? step.from, to: after.partTo } : { from: step.from, to: step.to };
   };
+  /** The part's moves no step of `shown` (the history as relabelled, another merchant's steps dropped) shows, as steps of their own. */
+  const unwritten = (shown: OrderView['history']): OrderView['history'] =>
+    moves
+      .filter((move) => move.partFrom !== null && move.partFrom !== move.partTo)
+      .filter((move) => !shown.some((step) => step.at === move.at && step.from === move.partFrom && step.to === move.partTo))
+      .map((move) => ({ from: move.partFrom, action: move.action, to: move.partTo, at: move.at, actor: move.actor, detail: `derived from child order ${move.orderId}` }));
+  return { relabel, unwritten };
 }
 
 /**
@@ -229,8 +239,9 @@ export function benefitsOfOwnLines(order: Pick<OrderView, 'couponCode' | 'benefi
  * whole order's is from all of its children's: another merchant's child refunded or shipped is
  * not the merchant's to see; so are the statuses its steps after the split went from and to
  * (another merchant's return under way, say), each read from `ownChildSteps` (its own children's
- * steps, in the order they were written) as its own part's moves instead (ownPartMoves), and its
- * `updatedAt`, its own children's last change.
+ * steps, in the order they were written) as its own part's moves instead (ownPartMoves), a move of
+ * its own part no step shows (the order moved with another merchant's child then, or not at all)
+ * being a step of its own, derived from its child; and its `updatedAt`, its own children's last change.
  * An order of the merchant's lines alone is shown whole.
  */
 export function merchantOrderView(
@@ -260,7 +271,14 @@ export function merchantOrderView(
   const { benefits, couponCode } = benefitsOfOwnLines(view, items.flatMap((item) => item.discounts));
   // a split order's steps after the split moved it by all of its children's statuses: shown as the moves of the merchant's own part
   const splitAt = view.history.findLastIndex((step) => step.action === 'split');
-  const partMove = ownPartMoves(machine, ownChildSteps);
+  const partMoves = ownPartMoves(machine, ownChildSteps);
+  // a step of another merchant's child (derived from it) or of a refund of another's lines alone is theirs, not shown;
+  // one of the whole order (placed, paid, split into the merchant's children and others') is, its detail dropped
+  const shown = view.history.flatMap((whole, index) => {
+    const step = ownChildren.length > 0 && index > splitAt ? { ...whole, ...partMoves.relabel(whole) } : whole;
+    if (step.detail === null || !namesAny(step.detail, others)) return [step];
+    return namesAny(step.detail, othersParts) && !namesAny(step.detail, own) ? [] : [{ ...step, detail: null }];
+  });
   return {
     ...view,
     status,
@@ -283,12 +301,17 @@ export function merchantOrderView(
     nextTimer,
     // another merchant's child moving the whole order (its refund, its delivery) is not a change of this part
     updatedAt: ownChildren.map((child) => child.updatedAt).sort().at(-1) ?? view.updatedAt,
-    // a step of another merchant's child (derived from it) or of a refund of another's lines alone is theirs, not shown;
-    // one of the whole order (placed, paid, split into the merchant's children and others') is, its detail dropped
-    history: view.history.flatMap((whole, index) => {
-      const step = ownChildren.length > 0 && index > splitAt ? { ...whole, ...partMove(whole) } : whole;
-      if (step.detail === null || !namesAny(step.detail, others)) return [step];
-      return namesAny(step.detail, othersParts) && !namesAny(step.detail, own) ? [] : [{ ...step, detail: null }];
-    }),
+    history: ownChildren.length > 0 ? withMovesUnwritten(shown, partMoves.unwritten(shown)) : shown,
   };
+}
+
+/** The history with the part's moves the order took no step for, after the split, each before the steps of its instant and after those before it. */
+function withMovesUnwritten(history: OrderView['history'], unwritten: OrderView['history']): OrderView['history'] {
+  const merged = [...history];
+  const afterSplit = merged.findLastIndex((step) => step.action === 'split') + 1;
+  for (const move of unwritten) {
+    const at = merged.findIndex((step, index) => index >= afterSplit && step.at >= move.at);
+    merged.splice(at === -1 ? merged.length : at, 0, move);
+  }
+  return merged;
 }

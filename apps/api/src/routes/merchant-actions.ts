@@ -1,4 +1,4 @@
-import { offeredActions, offeredOnOwnChildren, ownPartStatus, stateMachineFor, type Actor, type ChildOrder, type OrderType } from '@orders/domain';
+import { offeredActions, offeredOnOwnChildren, ownPartStatus, returnDecisionsOnChildren, stateMachineFor, type Actor, type ChildOrder, type OrderType } from '@orders/domain';
 import { ProcessRepository, RefundRepository, type OrderView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -99,7 +99,7 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
         tags: ['orders'],
         summary: "The actions the caller (as actor merchant or admin) may take on the order in its current status, from its type's state table",
         description:
-          "An order still in the queue (ACCEPTED) allows no action by anyone yet: its list is empty. On a split order, `refund` (its cancellation) and `change_address` are carried out on its children and listed only when each child they would move allows them: not once a child has shipped, whatever the order's own status says (it follows its least advanced child, or a child's refund or return under way); `refund_lines` is listed while one child may refund lines, whatever the others became. `refund`, `change_address` and `refund_lines` are not listed once a refund of the order (or of a child they would move) was withdrawn, a cancel's or one of some lines alike, its parcel having left before the warehouse read it: their routes refuse them then, whatever the order reads until its SHIPPED comes; on a split order `refund_lines` stays listed while another child may refund lines. A merchant on a split order holding another merchant's lines too is offered what is carried out on its own children alone, from their status: their cancellation, a refund of their lines, and a decision on a return of one of them (approve, refuse, close).",
+          "An order still in the queue (ACCEPTED) allows no action by anyone yet: its list is empty. On a split order, `refund` (its cancellation) and `change_address` are carried out on its children and listed only when each child they would move allows them: not once a child has shipped, whatever the order's own status says (it follows its least advanced child, or a child's refund or return under way); `refund_lines` is listed while one child may refund lines, whatever the others became. `refund`, `change_address` and `refund_lines` are not listed once a refund of the order (or of a child they would move) was withdrawn, a cancel's or one of some lines alike, its parcel having left before the warehouse read it: their routes refuse them then, whatever the order reads until its SHIPPED comes; on a split order `refund_lines` stays listed while another child may refund lines. A merchant on a split order holding another merchant's lines too is offered what is carried out on its own children alone, from their status: their cancellation, a refund of their lines, and a decision on a return of one of them (approve, refuse, close). On a split order, a decision on a return is listed once for each child holding a return to decide, from that child's own status (its `to` is the child's next status, its `href` the return's route), whatever child the order's own status follows.",
         params: orderParamsSchema,
         response: { 200: allowedActionsSchema, '4xx': problemRef },
       },
@@ -129,15 +129,21 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       const parts = mayAct ? (facts.split ? children : [{ orderId: order.orderId, status: order.status }]) : ownChildren;
       // the order as the caller sees it: a merchant's part of a split order reads its own children's status
       const seen = ownChildren.length > 0 ? ownPartStatus(machine, ownChildren) : order.status;
-      // a split order's returns are on the children holding the units, and its status is one child's: the decision offered
-      // is on a return in the status it moves from, of one of the parts in the status the decision is offered in
+      // a decision is on a return in the status it moves from; a split order's returns are on the children holding the
+      // units, each decided from its child's own status (returnDecisionsOnChildren), whatever child the order's status is
       const statusOf = new Map(parts.map((part): [string, string] => [part.orderId, part.status]));
-      const returns = (await refunds.ofOrders([...statusOf.keys()])).filter((record) => record.kind === 'return' && statusOf.get(record.orderId) === seen);
-      const returnFor = (action: string) => {
-        const decision = RETURN_DECISIONS.get(action);
-        const decided = decision && returns.find((record) => record.status === decision.returnIn);
-        return decision && decided ? { verb: decision.verb, returnId: decided.refundId } : undefined;
+      const returns = (await refunds.ofOrders([...statusOf.keys()])).filter((record) => record.kind === 'return');
+      const returnOf = (orderId: string, action: string) => {
+        const decision = RETURN_DECISIONS.get(action)!;
+        const decided = returns.find((record) => record.orderId === orderId && record.status === decision.returnIn);
+        return decided && `/v1/orders/${order.orderId}/returns/${decided.refundId}/${decision.verb}`;
       };
+      const decisions = facts.split
+        ? returnDecisionsOnChildren(machine, actor, parts).flatMap(({ orderId, action, to }) => {
+            const href = returnOf(orderId, action);
+            return href ? [{ action, to, merchantLabel: machine.labels(to).merchantLabel, href }] : [];
+          })
+        : [];
       const offeredOn = (moved: ChildOrder[]) => (mayAct ? offeredActions(machine, order.status, actor, facts, moved) : offeredOnOwnChildren(machine, moved));
       const offered = offeredOn(mayAct ? children : ownChildren);
       // the routes refuse a part whose parcel left with the units of a refund withdrawn, whatever that part reads: a cancellation
@@ -149,16 +155,13 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       const actions = offered
         .filter((action) => !BEFORE_THE_PARCEL_LEFT.has(action) || stillHere(action))
         // a decision on a return needs the return's id: without a return to decide there is nothing to offer
-        .filter((action) => !RETURN_DECISIONS.has(action) || returnFor(action) !== undefined)
+        .filter((action) => !RETURN_DECISIONS.has(action) || (!facts.split && returnOf(order.orderId, action) !== undefined))
         .map((action) => {
           const to = machine.rule(seen, action)!.to;
-          const decision = returnFor(action);
-          const href = decision
-            ? `/v1/orders/${order.orderId}/returns/${decision.returnId}/${decision.verb}`
-            : (REVERSE_FLOW_ROUTES.get(action)?.(order.orderId) ?? `/v1/orders/${order.orderId}/actions/${action}`);
+          const href = (RETURN_DECISIONS.has(action) && returnOf(order.orderId, action)) || (REVERSE_FLOW_ROUTES.get(action)?.(order.orderId) ?? `/v1/orders/${order.orderId}/actions/${action}`);
           return { action, to, merchantLabel: machine.labels(to).merchantLabel, href };
         });
-      return { orderId: order.orderId, type: order.type, status: seen, actor, actions };
+      return { orderId: order.orderId, type: order.type, status: seen, actor, actions: [...actions, ...decisions] };
     },
   );
 
