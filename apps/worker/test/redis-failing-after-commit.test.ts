@@ -18,6 +18,23 @@ const jobsDone = (system: OrderSystem, orderId: string) =>
     { what: `the jobs of order ${orderId} to be done`, timeoutMs: 30_000 },
   );
 
+/** The worker's `call` to Redis for `orderId` throws `message` the first time (its Redis timing out, its connection dropped), as the api's own inventory never does. */
+function failOnce(system: OrderSystem, call: 'releaseStock' | 'restockStock', orderId: string, message: string) {
+  const { inventory } = system.workers.deps;
+  const original = inventory[call] as (orderId: string, ...rest: unknown[]) => Promise<unknown>;
+  const fault = { failed: false, restore: () => void Object.assign(inventory, { [call]: original }) };
+  Object.assign(inventory, {
+    [call]: async (id: string, ...rest: unknown[]) => {
+      if (id === orderId && !fault.failed) {
+        fault.failed = true;
+        throw new Error(message);
+      }
+      return original.call(inventory, id, ...rest);
+    },
+  });
+  return fault;
+}
+
 describe('a worker whose Redis call failed once after its step committed in MySQL (Redis timing out, its connection dropped, the worker dying there)', () => {
   let system: OrderSystem;
 
@@ -42,27 +59,18 @@ describe('a worker whose Redis call failed once after its step committed in MySQ
 
     // the worker's Redis connection is dropped (CLIENT KILL) just as it gives Ben's units back after committing
     // his sold-out refund in MySQL: that one Redis call fails, the settle job is retried after its backoff
-    const { inventory } = system.workers.deps;
-    const releaseStock = inventory.releaseStock;
-    let failed = false;
-    inventory.releaseStock = async (orderId, ...rest) => {
-      if (orderId === ben && !failed) {
-        failed = true;
-        throw new Error('Connection is closed.');
-      }
-      return releaseStock.call(inventory, orderId, ...rest);
-    };
+    const fault = failOnce(system, 'releaseStock', ben, 'Connection is closed.');
     try {
       expect((await system.payInRace({ orderId: amy, buyer: 'amy' }, { orderId: ben, buyer: 'ben' })).status).toBe(202);
       await system.waitForStatus(amy, 'IN_FULFILLMENT');
       const refunded = await system.waitForStatus(ben, 'REFUNDED', 30_000);
       expect(refunded.amounts.refundedCents).toBe(2_000);
-      expect(failed).toBe(true);
+      expect(fault.failed).toBe(true);
       // the settle job's retry (1 s backoff) has run by now, and every job of Ben's is done
       await jobsDone(system, ben);
       await sleep(1_500);
     } finally {
-      inventory.releaseStock = releaseStock;
+      fault.restore();
     }
     // the ledger gave Ben's two lamps back with the refund; Redis must too, without an operator's repair
     expect(await ledgerAvailable(system.env.db, 'LAMP')).toBe(10);
@@ -83,24 +91,15 @@ describe('a worker whose Redis call failed once after its step committed in MySQ
     await system.waitForStatus(bea, 'IN_FULFILLMENT');
 
     // the worker's first Redis restock of Bea's kettle fails (Redis timing out, its connection dropped): its job is retried
-    const { inventory } = system.workers.deps;
-    const restockStock = inventory.restockStock;
-    let failed = false;
-    inventory.restockStock = async (orderId, ...rest) => {
-      if (orderId === bea && !failed) {
-        failed = true;
-        throw new Error('Command timed out');
-      }
-      return restockStock.call(inventory, orderId, ...rest);
-    };
+    const fault = failOnce(system, 'restockStock', bea, 'Command timed out');
     try {
       // Bea cancels her paid order while the warehouse holds its parcel: the warehouse takes the kettle out, then she is paid back
       const cancelled = await system.request('POST', `/v1/orders/${bea}/cancel`, { token: system.token('bea'), body: { reason: 'changed my mind' } });
       expect([cancelled.status, cancelled.body.status]).toEqual([200, 'REFUNDING']);
-      await waitFor(async () => failed, { what: 'the restock to have failed once' });
+      await waitFor(async () => fault.failed, { what: 'the restock to have failed once' });
       expect((await system.waitForStatus(bea, 'REFUNDED', 30_000)).amounts.refundedCents).toBe(3_500);
     } finally {
-      inventory.restockStock = restockStock;
+      fault.restore();
     }
     // the fulfilment update's retry (1 s backoff) has run by now, and every job of Bea's is done
     await jobsDone(system, bea);

@@ -224,14 +224,19 @@ describe.concurrent('a refund the payment system accepted and never confirmed (i
     return [...(refunds ?? []), ...(undecidedRefunds ?? [])].find((r) => r.refundId === partId)?.requests ?? 0;
   };
   const givenUp = async () => (await system.workers.deps.metrics.refundsUnconfirmedGivenUp.get()).values[0]?.value ?? 0;
+  /** A TV bought and paid by `buyer`, with its warehouse. */
+  const inFulfilment = async (buyer: string) => {
+    const orderId = await system.checkout(buyer, [{ skuId: 'TV', qty: 1 }]);
+    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token(buyer), body: { method: 'card' } })).status).toBe(202);
+    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    return orderId;
+  };
   /** First sent a day and a minute ago: past REFUND_CONFIRMATION_GIVE_UP_MS at its default, 24 h. */
   const sentADayAgo = (partId: string) => sql`UPDATE refund_parts SET sent_at = UTC_TIMESTAMP(3) - INTERVAL 1441 MINUTE WHERE part_id = ${partId}`.execute(system.env.db);
 
   it.sequential('is asked for again, and the buyer is paid back once: the order REFUNDED', async ({ expect }) => {
-    const orderId = await system.checkout('lea', [{ skuId: 'TV', qty: 1 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('lea'), body: { method: 'card' } })).status).toBe(202);
-    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    const orderId = await inFulfilment('lea');
 
     await system.paymentSim.request('PUT', '/__admin/faults', { body: { callbacksLost: true } });
     expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('lea'), body: { reason: 'changed my mind' } })).status).toBe(200);
@@ -248,10 +253,7 @@ describe.concurrent('a refund the payment system accepted and never confirmed (i
     expect(atPaymentSystem.filter((refund) => refund.refundId === part.partId).map((refund) => refund.amountCents)).toEqual([10_000]);
   });
   it.sequential('whose callbacks never come, is paid back once when asked for again: the payment system answers it paid, and the order is REFUNDED', async ({ expect }) => {
-    const orderId = await system.checkout('ida', [{ skuId: 'TV', qty: 1 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ida'), body: { method: 'card' } })).status).toBe(202);
-    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    const orderId = await inFulfilment('ida');
     // lost for good, as with a wrong CALLBACK_BASE_URL: no callback of this refund ever comes
     await callbacksLost(true);
     expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('ida'), body: { reason: 'changed my mind' } })).status).toBe(200);
@@ -264,10 +266,7 @@ describe.concurrent('a refund the payment system accepted and never confirmed (i
     expect(paidBack.filter((r) => r.refundId === refund.parts[0].partId).map((r) => [r.amountCents, r.requests])).toEqual([[10_000, 2]]);
   });
   it.sequential('never confirmed a day after it was first sent, is asked for no more and counted for an operator: the order waits in REFUNDING', async ({ expect }) => {
-    const orderId = await system.checkout('ned', [{ skuId: 'TV', qty: 1 }]);
-    await system.waitForStatus(orderId, 'PENDING_PAYMENT');
-    expect((await system.request('POST', `/v1/orders/${orderId}/pay`, { token: system.token('ned'), body: { method: 'card' } })).status).toBe(202);
-    await system.waitForStatus(orderId, 'IN_FULFILLMENT');
+    const orderId = await inFulfilment('ned');
     // accepted, and still undecided whenever it is asked for again
     await refundsUndecided(true);
     expect((await system.request('POST', `/v1/orders/${orderId}/cancel`, { token: system.token('ned'), body: { reason: 'changed my mind' } })).status).toBe(200);
