@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { issueToken, issuedTokenLifetimeMs, type TokenSigning } from '@orders/api/tokens';
-import { appEntry, loadConfig, serviceNodeOptions } from '@orders/config';
+import { appEntry, loadConfig, serviceNodeOptions, type Config } from '@orders/config';
 import { DEMO_BUYER, DEMO_SHOP, demoShopSaid, refuseDemoInProduction } from './demo-shop.js';
 import { runCommand } from './run-command.js';
 
@@ -54,8 +54,21 @@ Try: curl -X POST ${url}/v1/orders -H "authorization: Bearer <buyer token>" -H "
 Stop with Ctrl-C.`);
 }
 
+/**
+ * Each process listens on a port of its own: given one port twice, the second to start fails to
+ * bind and takes the others down with it, the reason buried in its log. Said before anything starts.
+ */
+function refuseSharedPorts(config: Pick<Config, 'PORT' | 'PAYMENT_SIM_PORT' | 'WAREHOUSE_SIM_PORT' | 'WORKER_METRICS_PORT'>): void {
+  const ports = Object.entries({ PORT: config.PORT, PAYMENT_SIM_PORT: config.PAYMENT_SIM_PORT, WAREHOUSE_SIM_PORT: config.WAREHOUSE_SIM_PORT, WORKER_METRICS_PORT: config.WORKER_METRICS_PORT });
+  const shared = ports.filter(([, port]) => ports.filter(([, other]) => other === port).length > 1);
+  if (shared.length > 0) {
+    throw new Error(`${shared.map(([name, port]) => `${name}=${port}`).join(', ')}: the api, the worker's metrics and the two simulators each need a port of their own`);
+  }
+}
+
 runCommand({ usage: USAGE, parse: demoShopSaid, flags: [DEMO_SHOP] }, async (demoShop) => {
   const config = loadConfig();
+  refuseSharedPorts(config);
   refuseDemoInProduction(config, demoShop, ', its simulators would take the payments, and it would print an admin token signed with the shop’s secret');
   const [{ checkServices }, { seedDemoCatalog }] = await Promise.all([import('./preflight.js'), import('./demo-catalog.js')]);
   await checkServices(config);

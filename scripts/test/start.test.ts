@@ -84,6 +84,20 @@ describe('npm start', () => {
     }
   });
 
+  it('refuses, before it seeds or starts anything, two of its processes given one port', { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    const ports = { PORT: String(port), WORKER_METRICS_PORT: String(port), PAYMENT_SIM_PORT: String(await freePort()), WAREHOUSE_SIM_PORT: String(await freePort()) };
+    const clash = startOperatorCommand('start', [], { ...env.env, ...ports });
+    try {
+      await waitFor(async () => clash.child.exitCode !== null, { what: 'npm start to exit', timeoutMs: 30_000, explain: async () => clash.output() });
+      expect(clash.child.exitCode).toBe(1);
+      expect(clash.output()).toContain(`PORT=${port}, WORKER_METRICS_PORT=${port}: the api, the worker's metrics and the two simulators each need a port of their own`);
+      expect(clash.output()).not.toContain('Seeded');
+    } finally {
+      await clash.stop('SIGINT');
+    }
+  });
+
   it('says the api did not become ready, prints no banner and stops every process it started, exiting 1, when the api cannot reach MySQL', { timeout: 120_000 }, async () => {
     const unready = await createTestEnv('npm_start_unready');
     // its database goes however the test ends, a command refused before it started (a stale build) too
