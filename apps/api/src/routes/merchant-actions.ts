@@ -1,4 +1,4 @@
-import { offeredActions, offeredOnOwnChildren, ownPartStatus, returnDecisionsOnChildren, stateMachineFor, type Actor, type ChildOrder, type OrderType } from '@orders/domain';
+import { IllegalTransition, offeredActions, offeredOnOwnChildren, ownPartStatus, returnDecisionsOnChildren, stateMachineFor, type Actor, type ChildOrder, type OrderType } from '@orders/domain';
 import { ProcessRepository, RefundRepository, type OrderView } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -35,6 +35,12 @@ const REVERSE_FLOW_ROUTES = new Map<string, (orderId: string) => string>([
   // the address route also tells the warehouse and keeps the new address
   ['change_address', (orderId) => `/v1/orders/${orderId}/address`],
 ]);
+
+/** What the route an action is taken through does beside the step, and how it is called. */
+const REVERSE_FLOW_DOES = new Map([
+  ['change_address', { method: 'PATCH', does: 'it also tells the warehouse and keeps the new address' }],
+]);
+const REFUND_ROUTE_DOES = { method: 'POST', does: 'it also gives back coupons and records the refund' };
 
 /** A return is approved, refused or closed through its own route, which also moves the return record: from the status it must be in. */
 const RETURN_DECISIONS = new Map([
@@ -195,9 +201,16 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       if (!seen) throw (await queuedActionRefusal(deps, request.user, orderId, action)) ?? notFound('order');
       const actor = actorOf(request.user);
       if (actor === 'merchant' && !seen.items.every((item) => item.merchantId === request.user.sub)) throw forbidden(MERCHANT_ALONE);
-      if (RETURN_DECISIONS.has(action)) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST /v1/orders/${orderId}/returns/:returnId/${RETURN_DECISIONS.get(action)!.verb}: it also settles the return`);
       const owner = REVERSE_FLOW_ROUTES.get(action);
-      if (owner) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST ${owner(orderId)}: it also gives back coupons and records the refund`);
+      if (RETURN_DECISIONS.has(action) || owner) {
+        // named to the caller only where the table lets it take the action: from the order's status, or a split order's child's
+        const machine = stateMachineFor(seen.type as OrderType);
+        const statuses = [seen.status, ...(await process.children(orderId)).map((child) => child.status)];
+        if (!statuses.some((status) => machine.allowedActions(status, actor).includes(action))) throw new IllegalTransition(seen.status, action, actor);
+        if (RETURN_DECISIONS.has(action)) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST /v1/orders/${orderId}/returns/:returnId/${RETURN_DECISIONS.get(action)!.verb}: it also settles the return`);
+        const route = REVERSE_FLOW_DOES.get(action) ?? REFUND_ROUTE_DOES;
+        throw new HttpProblem(409, 'CONFLICT', `${action} is taken through ${route.method} ${owner!(orderId)}: ${route.does}`);
+      }
       await fireTableAction(deps, { orderId, action, actor, detail: request.body?.reason });
       return orders.findOrder(orderId);
     },

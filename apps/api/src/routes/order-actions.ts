@@ -1,4 +1,4 @@
-import { IllegalTransition } from '@orders/domain';
+import { IllegalTransition, stateMachineFor, type OrderType } from '@orders/domain';
 import { afterStaleOrderVersion, ProcessRepository, retryTransaction } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
@@ -39,6 +39,9 @@ export async function orderActionRoutes(app: FastifyInstance, { deps }: { deps: 
     async (request) => {
       const { orderId } = request.params;
       const order = await ownOrder(deps, request.user, orderId, 'confirm_receipt');
+      // a type whose buyer never signs here (imported: its channel's buyer signs there) refuses it in every status, delivered too
+      const signsHere = stateMachineFor(order.type as OrderType).process.transitions.some((rule) => rule.action === 'confirm_receipt' && rule.actors.includes('buyer'));
+      if (!signsHere) throw new IllegalTransition(order.status, 'confirm_receipt', 'buyer');
       // signing for a parcel the carrier already reported delivered (or the buyer signed for) is a repeat, not a refusal
       const delivered = async (ids: readonly string[]) => (await Promise.all(ids.map(async (id) => process.lastDeliveredAt(id)))).some((at) => at !== null);
       const children = await process.children(orderId);

@@ -374,8 +374,9 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
       // script may have run unanswered, leaving the use alone)
       await deps.inventory.releaseStock(order.order_id, order.user_id, order.status.toLowerCase(), couponToReleaseAgain(order));
       // where a cancel brings the order (a buyer's, of a presale whose deposit is paid: its deposit forfeited): cancelling again changes nothing
+      // (an imported order's buyer, whom its table never lets cancel it, is refused as before its shop's cancel)
       const cancelledTo = machine.process.transitions.some((rule) => rule.action === 'cancel' && rule.to === order.status && rule.actors.includes(actor));
-      if (order.status === 'CANCELLED' || cancelledTo) {
+      if (cancelledTo) {
         // and what the first cancel asked for once committed (a warehouse told to drop a parcel), should it have died before asking
         await followUpAgain(deps, order.order_id);
         return deps.orders.findOrder(order.order_id);
