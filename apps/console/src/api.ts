@@ -88,7 +88,7 @@ export interface Refund {
   /** its units wait in a parcel the warehouse holds (or left with it): not back on sale */
   restockHeld: boolean;
   /** where the money goes back to, one part per payment drawn; empty until the money is due */
-  parts: Array<{ partId: string; paymentId: string; amountCents: number; status: string; /** a part SETTLED_BY_HAND: how the shop paid it back */ settledReference?: string; /** a part ASKED_AGAIN: the part asked for instead */ askedAgainAs?: string; /** when the payment system was first asked for it */ sentAt?: string }>;
+  parts: Array<{ partId: string; paymentId: string; amountCents: number; status: string; /** a part SETTLED_BY_HAND: how the shop paid it back */ settledReference?: string; /** a part ASKED_AGAIN: the part asked for instead */ askedAgainAs?: string; /** when the payment system was first asked for it */ sentAt?: string; /** a part owing nothing any more the payment system paid after all */ paidAfterOwedElsewhereAt?: string }>;
   createdAt: string;
   updatedAt: string;
 }

@@ -743,7 +743,7 @@ export function createMetrics(labels: { app: string }) {
   // the reverse flows' series exist from the start at 0: rate() misses the first event of a
   // series that appears with it, and a quiet shop's dashboards show 0 rather than no data
   for (const kind of REFUND_KINDS) {
-    for (const outcome of ['succeeded', 'failed', 'settled_by_hand', 'succeeded_after_settled_by_hand', 'asked_again', 'succeeded_after_asked_again']) metrics.refunds.inc({ kind, outcome }, 0);
+    for (const outcome of ['succeeded', 'failed', 'settled_by_hand', 'succeeded_after_settled_by_hand', 'asked_again', 'succeeded_after_asked_again', 'sent_again', 'withdrawn']) metrics.refunds.inc({ kind, outcome }, 0);
     metrics.refundedCents.inc({ kind }, 0);
   }
   for (const stage of ['requested', 'approved', 'refused', 'closed', 'received']) metrics.returns.inc({ stage }, 0);

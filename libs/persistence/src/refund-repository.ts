@@ -50,6 +50,8 @@ export interface RefundPartView {
   askedAgainAs?: string;
   /** when the payment system was first asked for it (its confirmation is given up REFUND_CONFIRMATION_GIVE_UP_MS after); absent before */
   sentAt?: string;
+  /** a part SETTLED_BY_HAND or ASKED_AGAIN the payment system paid after all: when it said so (the buyer paid back twice) */
+  paidAfterOwedElsewhereAt?: string;
 }
 
 export interface OpenRefund {
@@ -102,6 +104,7 @@ const toPartView = (row: Selectable<RefundPartsTable>): RefundPartView => ({
   ...(row.settled_reference === null ? {} : { settledReference: row.settled_reference }),
   ...(row.asked_again_as === null ? {} : { askedAgainAs: row.asked_again_as }),
   ...(row.sent_at === null ? {} : { sentAt: row.sent_at.toISOString() }),
+  ...(row.paid_after_owed_elsewhere_at === null ? {} : { paidAfterOwedElsewhereAt: row.paid_after_owed_elsewhere_at.toISOString() }),
 });
 
 /**
@@ -505,9 +508,9 @@ export class RefundRepository {
    * The payment system confirmed one part (possibly before we recorded sending it, or
    * after it first reported it failed: SUCCEEDED is final); the refund succeeds with its
    * last part. `changed` is false when the part was already confirmed, or owes nothing any more
-   * (`owedElsewhere`: its status then; SETTLED_BY_HAND: the buyer was paid back another way
-   * already, and now twice; ASKED_AGAIN: its money was asked for again under another part,
-   * which may have paid it too).
+   * (`owedElsewhere`: its status then, the first time the payment system says so; SETTLED_BY_HAND:
+   * the buyer was paid back another way already, and now twice; ASKED_AGAIN: its money was asked
+   * for again under another part, which may have paid it too).
    */
   async confirmPart(partId: string, at: Date): Promise<{ changed: boolean; refundSettled: boolean; owedElsewhere: 'SETTLED_BY_HAND' | 'ASKED_AGAIN' | null }> {
     return this.db.transaction().execute(async (trx) => {
@@ -516,8 +519,17 @@ export class RefundRepository {
       const refund = await trx.selectFrom('refunds').select('refund_id').where('refund_id', '=', part.refund_id).forUpdate().executeTakeFirstOrThrow();
       const updated = await trx.updateTable('refund_parts').set({ status: 'SUCCEEDED', updated_at: at }).where('part_id', '=', partId).where('status', 'in', ['PENDING', 'SENT', 'FAILED']).executeTakeFirst();
       if (Number(updated.numUpdatedRows) === 0) {
+        // paid though it owed nothing any more: said once, a callback sent again saying it again
+        const paidAfter = await trx
+          .updateTable('refund_parts')
+          .set({ paid_after_owed_elsewhere_at: at })
+          .where('part_id', '=', partId)
+          .where('status', 'in', ['SETTLED_BY_HAND', 'ASKED_AGAIN'])
+          .where('paid_after_owed_elsewhere_at', 'is', null)
+          .executeTakeFirst();
+        if (Number(paidAfter.numUpdatedRows) === 0) return { changed: false, refundSettled: false, owedElsewhere: null };
         const now = await trx.selectFrom('refund_parts').select('status').where('part_id', '=', partId).executeTakeFirstOrThrow();
-        return { changed: false, refundSettled: false, owedElsewhere: now.status === 'SETTLED_BY_HAND' || now.status === 'ASKED_AGAIN' ? now.status : null };
+        return { changed: false, refundSettled: false, owedElsewhere: now.status as 'SETTLED_BY_HAND' | 'ASKED_AGAIN' };
       }
       return { changed: true, refundSettled: await settleWhenPaidBack(trx, refund, at, 'payment'), owedElsewhere: null };
     });
@@ -596,7 +608,7 @@ export class RefundRepository {
         .where('status', '=', 'SENT')
         .execute();
       return {
-        askedAgain: again.map((part) => toPartView({ ...part, settled_reference: null, asked_again_as: null, sent_at: null })),
+        askedAgain: again.map((part) => toPartView({ ...part, settled_reference: null, asked_again_as: null, sent_at: null, paid_after_owed_elsewhere_at: null })),
         sentAgain: parts.filter((part) => givenUp.has(part.part_id)).map((part) => toPartView({ ...part, status: 'PENDING' })),
         askedBefore: false,
       };
@@ -703,6 +715,21 @@ export class RefundRepository {
     if (held) return;
     const cancelled = await trx.selectFrom('refunds').select('refund_id').where('refund_id', 'in', partIds.map(cancelRefundOf)).execute();
     if (cancelled.length > 0) await OrderRepository.restoreCoupon(trx, orderId, at);
+  }
+
+  /**
+   * A parcel reached the warehouse for a return closed without one (refused, or closed as never
+   * sent), at `at` by the warehouse's clock: a step of the warehouse's in the return's history, its
+   * status as it stands. False when that receipt was recorded already (the warehouse sending it again).
+   */
+  async recordParcelAfterClose(refundId: string, at: Date): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('refunds').select(['status', 'history']).where('refund_id', '=', refundId).forUpdate().executeTakeFirst();
+      const history = row?.history ? (JSON.parse(row.history) as RefundView['history']) : [];
+      if (!row || history.some((step) => step.actor === 'warehouse' && Date.parse(step.at) === at.getTime())) return false;
+      await trx.updateTable('refunds').set({ history: withStep(row.status, at, 'warehouse') }).where('refund_id', '=', refundId).execute();
+      return true;
+    });
   }
 
   /** The order's refunds whose units wait in a parcel the warehouse holds (restockHeld), oldest first. */

@@ -237,6 +237,8 @@ export interface RefundPartsTable {
   asked_again_as: ColumnType<string | null, string | null | undefined, string | null>;
   /** when the part was first sent to the payment system (REFUND_CONFIRMATION_GIVE_UP_MS runs from then); null before, and for one sent before this column */
   sent_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** when the payment system reported the part paid once it owed nothing any more (SETTLED_BY_HAND, ASKED_AGAIN): paid back twice */
+  paid_after_owed_elsewhere_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

@@ -115,7 +115,9 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
    * buyer asks for the return again (its window opened anew at the close or refusal), staff approve
    * it and report the parcel received naming the new return, or send the units back to the buyer.
    */
-  function returnedAfterClose(order: OrderRow, closed: RefundView, callback: WarehouseCallback, log: FastifyBaseLogger): void {
+  async function returnedAfterClose(order: OrderRow, closed: RefundView, callback: WarehouseCallback, log: FastifyBaseLogger): Promise<void> {
+    // once a parcel: the warehouse sends its receipt again (our answer lost, its retries)
+    if (!(await refunds.recordParcelAfterClose(closed.refundId, new Date(callback.at)))) return;
     deps.metrics.returnParcelsAfterClose.inc();
     log.error(
       { orderId: order.order_id, status: order.status, returnId: closed.refundId, receivedAt: callback.at, closedAt: closed.updatedAt, items: closed.items.map((item) => ({ skuId: item.skuId, qty: item.qty })) },
@@ -226,13 +228,16 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     if (receivedAt.some((received) => at <= received)) return null;
     const closed = returns.filter((record) => ENDED_WITHOUT_PARCEL.has(record.status));
     if (!open) return closed.at(-1) ?? null;
+    // a sender that gives up on a 4xx leaves the parcel unreceived: counted and logged, as a closed return's parcel, for staff to
+    // report it; once a parcel (recorded on the last closed return), the warehouse retrying its refused receipt
     if (closed.length > 0) {
-      // a sender that gives up on a 4xx leaves the parcel unreceived: counted and logged, as a closed return's parcel, for staff to report it
-      deps.metrics.returnParcelsAfterClose.inc();
-      log.error(
-        { orderId, openReturnId: open.refundId, closedReturnIds: closed.map((record) => record.refundId), receivedAt: callback.at },
-        "the parcel of a return closed as never sent (or refused) reached the warehouse, or the open return's did: the receipt named no return and was refused; report it again naming the return on its label",
-      );
+      if (await refunds.recordParcelAfterClose(closed.at(-1)!.refundId, new Date(callback.at))) {
+        deps.metrics.returnParcelsAfterClose.inc();
+        log.error(
+          { orderId, openReturnId: open.refundId, closedReturnIds: closed.map((record) => record.refundId), receivedAt: callback.at },
+          "the parcel of a return closed as never sent (or refused) reached the warehouse, or the open return's did: the receipt named no return and was refused; report it again naming the return on its label",
+        );
+      }
       throw validationFailed(`order ${orderId} has an open return (${open.refundId}) and a closed or refused one whose parcel was not expected (${closed.map((record) => record.refundId).join(', ')}): send RETURN_RECEIVED with the returnId on the parcel's label`);
     }
     return open;
@@ -413,7 +418,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       if (children.length > 0) throw validationFailed(`order ${order.order_id} is split: send the event for the child order the warehouse was sent (${children.map((child) => child.order_id).join(', ')})`);
       const event = WAREHOUSE_EVENTS[callback.event];
       const returned = event.action === 'receive_return' ? await returnReceived(callback, order.order_id, request.log) : null;
-      if (event.action === 'receive_return' && returned && ENDED_WITHOUT_PARCEL.has(returned.status)) returnedAfterClose(order, returned, callback, request.log);
+      if (event.action === 'receive_return' && returned && ENDED_WITHOUT_PARCEL.has(returned.status)) await returnedAfterClose(order, returned, callback, request.log);
       // a receipt for no return, or for one received, refused, closed or paid back already, changes nothing (never another return)
       if (event.action === 'receive_return' && (returned === null || !['REQUESTED', 'APPROVED'].includes(returned.status))) {
         await followUpAgain(deps, order.order_id);

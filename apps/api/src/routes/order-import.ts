@@ -71,6 +71,8 @@ export async function orderImportRoutes(app: FastifyInstance, { deps }: { deps: 
       const outcomes = await imports.importOrders(channel, plans, deps.clock());
       // counted once committed: a re-sent order failing to move on below answers 5xx, and a replay finds these duplicates
       deps.metrics.ordersImported.inc({ channel }, outcomes.filter((outcome) => outcome.outcome === 'imported').length);
+      // the channel's conflicts from 0 on: increase() misses the first of a series that appears with it (ImportedOrderConflicts)
+      deps.metrics.importedOrderConflicts.inc({ channel }, 0);
       const results: ImportResult[] = [];
       // one at a time, in the batch's order: a channel's updates of one buyer's orders land as it sent them
       for (const [index, outcome] of outcomes.entries()) {
@@ -112,6 +114,8 @@ export async function orderImportRoutes(app: FastifyInstance, { deps }: { deps: 
         for (const step of path) {
           await fireTableAction(deps, { orderId, action: step.action, actor: 'system', detail: `reported ${reported} by ${channel} order ${externalOrderId}` });
           [at, moved] = [step.to, true];
+          // cancelled by its channel: a cancellation of an order paid there, as its shop's is counted
+          if (step.action === 'cancel') deps.metrics.cancellations.inc({ stage: 'paid_in_channel' });
         }
       } catch (error) {
         // looked at again only when someone else moved it meanwhile: each look follows a step taken, so the looks end

@@ -111,6 +111,10 @@ export const refundSchema = {
             description:
               'when the payment system was first asked for it; absent before. A part still SENT REFUND_CONFIRMATION_GIVE_UP_MS (24 h) after it is asked about no more: an admin asks for it again (ask-again), under its own id',
           },
+          paidAfterOwedElsewhereAt: {
+            type: 'string',
+            description: 'a part SETTLED_BY_HAND or ASKED_AGAIN the payment system reported paid after all: when (the buyer was paid back twice: order_refunds_total{outcome="succeeded_after_settled_by_hand" or "succeeded_after_asked_again"})',
+          },
         },
       },
     },

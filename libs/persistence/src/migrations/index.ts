@@ -32,6 +32,7 @@ import * as refundPartsSent from './0032-refund-parts-sent.js';
 import * as paymentsFirstRequested from './0033-payments-first-requested.js';
 import * as paymentsUndecided from './0034-payments-undecided.js';
 import * as skusOffSale from './0035-skus-off-sale.js';
+import * as refundPartsPaidAfter from './0036-refund-parts-paid-after.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -73,4 +74,5 @@ export const migrations: Record<string, Migration> = {
   '0033-payments-first-requested': paymentsFirstRequested,
   '0034-payments-undecided': paymentsUndecided,
   '0035-skus-off-sale': skusOffSale,
+  '0036-refund-parts-paid-after': refundPartsPaidAfter,
 };

@@ -18,13 +18,13 @@ import { startOrderSystem, type OrderSystem } from './support/order-system.js';
  * 200 and changes nothing"; the payment amount mismatches are counted "once, not per repeat"), and
  * not zero on a path that does what the help text names.
  */
-describe('review (observability): counters an operator reads as events', () => {
+describe('the counters an operator reads as events: each event once, and every series from 0', () => {
   let system: OrderSystem;
   let admin: string;
   let merchant: string;
 
   beforeAll(async () => {
-    system = await startOrderSystem('review_observability');
+    system = await startOrderSystem('counters_operators_read');
     admin = system.token('ops', 'admin');
     merchant = system.token('shop', 'merchant');
     await system.createSku({ skuId: 'TV', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 20, deduction: 'placement' });
