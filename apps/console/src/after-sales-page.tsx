@@ -40,8 +40,8 @@ export function AfterSalesPage({ api, session }: { api: Api; session: Session })
 
 function WaitingOrders({ api, session, list: { id: listId, title, status, refundDeclined = false, refundUnconfirmed = false, paymentUnconfirmed = false } }: { api: Api; session: Session; list: WaitingList }) {
   // a split order takes its children's after-sales status: each return is listed once, on the child it belongs to;
-  // a payment is its payer's, split or not
-  const pages = usePagedOrders(api, (cursor) => orderSearchPath(session, { status, limit: 20 }, cursor, { leaf: !paymentUnconfirmed, refundDeclined, refundUnconfirmed, paymentUnconfirmed }));
+  // a refund or a payment is listed on the order holding it, split or not (a refund asked before the split is its order's)
+  const pages = usePagedOrders(api, (cursor) => orderSearchPath(session, { status, limit: 20 }, cursor, { leaf: status !== undefined, refundDeclined, refundUnconfirmed, paymentUnconfirmed }));
   const id = `waiting-${listId}`;
   return (
     <section aria-labelledby={id}>

@@ -20,9 +20,10 @@ const DROP_CONSEQUENCE = (letter: DeadLetter) =>
 /**
  * The dead letters as read (all, or those carrying `orderId`), a page of them from the `offset`
  * oldest on, and an admin's steps on them: each asks first, one at a time, says what it did, and
- * reads the letters again after; so does a change of `readAgain` (the order page's refresh).
+ * reads the letters again after, and tells `stepDone` (the order page reads its order again: a
+ * job replayed moves it on); so does a change of `readAgain` (the order page's refresh).
  */
-function useDeadLetters(api: Api, orderId?: string, readAgain = 0) {
+function useDeadLetters(api: Api, orderId?: string, readAgain = 0, stepDone?: () => void) {
   const [letters, setLetters] = useState<DeadLetterList | null>(null);
   const [offset, setOffset] = useState(0);
   const [readProblem, setReadProblem] = useState<string | null>(null);
@@ -58,6 +59,7 @@ function useDeadLetters(api: Api, orderId?: string, readAgain = 0) {
         setDone(await request());
       } finally {
         setReads((n) => n + 1);
+        stepDone?.();
       }
     });
   };
@@ -142,8 +144,8 @@ export function DeadLettersPage({ api }: { api: Api }) {
  * (its refund, its warehouse's update) until one is replayed. Nothing is shown while none did; a
  * read that failed says so, as it may hide one.
  */
-export function OrderDeadLetters({ api, orderId, readAgain }: { api: Api; orderId: string; readAgain: number }) {
-  const dead = useDeadLetters(api, orderId, readAgain);
+export function OrderDeadLetters({ api, orderId, readAgain, stepDone }: { api: Api; orderId: string; readAgain: number; stepDone: () => void }) {
+  const dead = useDeadLetters(api, orderId, readAgain, stepDone);
   if (dead.readProblem) {
     return (
       <>

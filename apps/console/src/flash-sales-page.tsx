@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiProblem, apiNow, formatTime, idempotencyKey, problemText, type Api, type QueueCounts, type Sku, type StockCounters } from './api.js';
-import { formatCents } from './money.js';
+import { amountUnit, formatCents } from './money.js';
 import { keepDraft, readDraft } from './drafts.js';
 import { useOneSendAtATime } from './one-send.js';
 import { ProblemAlert } from './problem-alert.js';
@@ -112,9 +112,9 @@ export function FlashSalesPage({ api, session }: { api: Api; session: Session })
             <option value="self">Self-operated</option>
             <option value="third_party">Third party</option>
           </select>
-          <label for="sale-priceCents">List price (cents)</label>
+          <label for="sale-priceCents">List price ({amountUnit})</label>
           <input required type="number" min={0} step={1} inputMode="numeric" {...field('priceCents')} />
-          <label for="sale-salePriceCents">Flash-sale price (cents)</label>
+          <label for="sale-salePriceCents">Flash-sale price ({amountUnit})</label>
           <input required type="number" min={0} step={1} inputMode="numeric" {...field('salePriceCents')} />
           <label for="sale-stock">Units for sale</label>
           <input required type="number" min={0} step={1} inputMode="numeric" {...field('stock')} />
@@ -296,7 +296,7 @@ function SaleMonitor({ api, skuId }: { api: Api; skuId: string }) {
           ))}
         </tbody>
       </table>
-      <p class="hint">Read a second after each answer{readAt ? `; last at ${readAt.toLocaleTimeString('en-GB')}` : ''}.</p>
+      <p class="hint">Read a second after each answer{readAt ? `; last at ${readAt.toLocaleTimeString('en-GB', { timeZone: 'UTC' })} UTC` : ''}.</p>
     </section>
   );
 }
@@ -373,7 +373,7 @@ function SaleChange({ api, skuId, sale, next, onChanged }: { api: Api; skuId: st
       <input required type="datetime-local" {...field('startsAt')} />
       <label for="change-endsAt">Sale ends (your time, {LOCAL_ZONE})</label>
       <input required type="datetime-local" {...field('endsAt')} />
-      <label for="change-priceCents">Sale price (cents)</label>
+      <label for="change-priceCents">Sale price ({amountUnit})</label>
       <input required type="number" min={0} step={1} inputMode="numeric" {...field('priceCents')} />
       <label for="change-perUserLimit">Sale units per buyer (0: no limit)</label>
       <input required type="number" min={0} step={1} inputMode="numeric" {...field('perUserLimit')} />

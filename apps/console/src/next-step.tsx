@@ -1,4 +1,4 @@
-import { formatTime, type Order } from './api.js';
+import { formatTime, type Order, type Refund } from './api.js';
 import { Link } from './route.js';
 
 /** API.md's statuses that end an order's life: nothing moves it on from there. */
@@ -26,9 +26,10 @@ function buyerPays(what: string, deadline: string | null | undefined, unpaid: st
 
 /**
  * Who moves an unsplit order (or a split order's child) on next, and how, from its type and
- * status as the API gives them; null for a status this console does not know.
+ * status as the API gives them; null for a status this console does not know. `declined`: a
+ * refund of it the payment system declined to pay back, which nothing asks for again by itself.
  */
-export function nextStepOf(order: Order, now: number): string | null {
+export function nextStepOf(order: Order, now: number, declined = false): string | null {
   if (CLOSED.has(order.status)) return 'The order is closed: nothing moves it on.';
   const channel = order.type === 'imported';
   switch (order.status) {
@@ -57,6 +58,7 @@ export function nextStepOf(order: Order, now: number): string | null {
     case 'RETURNING':
       return `${capitalized(warehouseOf(order))} receives the returned parcel next; the refund follows. If the parcel never comes back, the merchant (or an admin) closes the return, or the system does after a while.`;
     case 'REFUNDING':
+      if (declined) return 'The payment system declined to pay a refund back, and nothing asks it again by itself: an admin asks it again, or records it paid back another way (Refunds and returns, below).';
       return 'The payment system pays the money back next.';
     default:
       return null;
@@ -71,13 +73,15 @@ const capitalized = (text: string) => text.charAt(0).toUpperCase() + text.slice(
  * the only ones it sees): the child holding it is named. `offered`: whether the caller was
  * offered any action (null while its actions are not known).
  */
-export function NextStep({ order, childOrders, role, offered, now }: { order: Order; childOrders: Order[]; role: 'merchant' | 'admin'; offered: boolean | null; now: number }) {
+export function NextStep({ order, childOrders, refunds, role, offered, now }: { order: Order; childOrders: Order[]; refunds: readonly Refund[] | null; role: 'merchant' | 'admin'; offered: boolean | null; now: number }) {
   const split = order.subOrders.length > 0 && !CLOSED.has(order.status);
+  // the order's refunds, a split order's children's among them (as its page lists them)
+  const declined = refunds?.some((refund) => refund.parts.some((part) => part.status === 'FAILED')) ?? false;
   if (!split) {
     const shared = role === 'merchant' && offered === false && MERCHANT_ACTS_ON_ITS_OWN.has(order.status);
     return (
       <p class="next-step" data-testid="next-step">
-        {nextStepOf(order, now) ?? `The order is ${order.status}.`}
+        {nextStepOf(order, now, declined) ?? `The order is ${order.status}.`}
         {shared && " It holds another merchant's lines too: a merchant may not move it; the buyer or an admin may cancel it."}
       </p>
     );
@@ -87,7 +91,7 @@ export function NextStep({ order, childOrders, role, offered, now }: { order: Or
     return (
       <p class="next-step" data-testid="next-step">
         The order was split: it moves on with {role === 'merchant' ? 'your ' : ''}child order <Link to={`/orders/${holding.orderId}`}>{holding.orderId}</Link> ({holding.status}).{' '}
-        {nextStepOf(holding, now)}
+        {nextStepOf(holding, now, declined)}
       </p>
     );
   }

@@ -485,11 +485,11 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
         )}
       </dl>
 
-      {role === 'admin' && <OrderDeadLetters api={api} orderId={order.orderId} readAgain={refreshes} />}
+      {role === 'admin' && <OrderDeadLetters api={api} orderId={order.orderId} readAgain={refreshes} stepDone={() => void refresh()} />}
 
       <section aria-labelledby="actions-title" class="panel">
         <h2 id="actions-title">Actions</h2>
-        <NextStep order={order} childOrders={children} role={role} offered={actionsProblem ? null : actions.length > 0} now={apiNow()} />
+        <NextStep order={order} childOrders={children} refunds={refunds} role={role} offered={actionsProblem ? null : actions.length > 0} now={apiNow()} />
         {actionsProblem ? (
           <p class="problem">Your actions could not be read: {actionsProblem}</p>
         ) : actions.length === 0 ? (

@@ -108,7 +108,9 @@ export function orderSearchPath(session: Session, filter: Partial<Filter>, curso
   // a merchant's list holds no split order, only the children with its SKUs
   if (session.role === 'merchant') return `/v1/orders${query(common)}`;
   const only = { leaf: leaf ? 'true' : undefined, refundDeclined: refundDeclined ? 'true' : undefined, refundUnconfirmed: refundUnconfirmed ? 'true' : undefined, paymentUnconfirmed: paymentUnconfirmed ? 'true' : undefined };
-  return `/v1/admin/orders${query({ ...common, userId: filter.userId, skuId: filter.skuId, createdFrom: dayStart(filter.from ?? ''), createdTo: dayStart(filter.to ?? '', 1), ...only })}`;
+  // until the last day the api searches: no end (the day after it is past the dates the api takes)
+  const createdTo = filter.to === LAST_DAY ? undefined : dayStart(filter.to ?? '', 1);
+  return `/v1/admin/orders${query({ ...common, userId: filter.userId, skuId: filter.skuId, createdFrom: dayStart(filter.from ?? ''), createdTo, ...only })}`;
 }
 
 /** A list's page as read: the page number it was read for, so its caption and pager never describe another. */

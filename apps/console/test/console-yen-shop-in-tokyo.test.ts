@@ -14,11 +14,11 @@ import { launchChromium } from './support/browser.js';
 const CONSOLE_DIR = fileURLToPath(new URL('..', import.meta.url));
 
 /**
- * Review of the console (operator / merchant web console): each case fails against the console
- * as it is. The console is built into a folder of this file's own and served from there, as
- * console-operator-edges.test.ts does; the browser runs in Asia/Tokyo, nine hours ahead of UTC.
+ * The console of a shop selling in yen (no minor unit), run by an operator in Tokyo, nine hours
+ * ahead of UTC: its money, its times, and pages that settle by themselves. The console is built
+ * into a folder of this file's own and served from there, as console-operator-edges.test.ts does.
  */
-describe('review: the console as an operator uses it at 3 a.m.', () => {
+describe('the console as an operator of a yen shop uses it from Tokyo at 3 a.m.', () => {
   let system: OrderSystem;
   let browser: Browser;
   let context: BrowserContext;
@@ -54,10 +54,10 @@ describe('review: the console as an operator uses it at 3 a.m.', () => {
   }
 
   beforeAll(async () => {
-    built = await mkdtemp(path.join(tmpdir(), 'review-console-'));
+    built = await mkdtemp(path.join(tmpdir(), 'console-yen-tokyo-'));
     await build({ root: CONSOLE_DIR, configFile: `${CONSOLE_DIR}vite.config.ts`, logLevel: 'warn', build: { outDir: built, emptyOutDir: true } });
     // a shop in yen: its amounts (*Cents) count yen, which have no minor unit
-    system = await startOrderSystem('review_console', { WAREHOUSE_SIM_STEP_MS: '0', SHOP_CURRENCY: 'JPY' });
+    system = await startOrderSystem('console_yen_tokyo', { WAREHOUSE_SIM_STEP_MS: '0', SHOP_CURRENCY: 'JPY' });
     base = `http://127.0.0.1:${(system.api.server.address() as { port: number }).port}`;
     await system.createSku({ skuId: 'KETTLE', priceCents: 3_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 50, deduction: 'placement' });
     browser = await launchChromium();
