@@ -157,4 +157,19 @@ describe("a buyer's flash-sale limit: kept through a Redis loss and its repair, 
     // another buyer gets theirs
     expect((await buy('cy', 'PHONE', 'cy-phone-1')).status).toBe(202);
   });
+  it('frees the checkout key of a hot SKU sent several times at once and refused every time: another cart under it is taken at once', async () => {
+    const now = Date.now();
+    const flashSale = { priceCents: 49_900, startsAt: new Date(now - HOUR).toISOString(), endsAt: new Date(now + HOUR).toISOString(), perUserLimit: 1 };
+    await system.createSku({ skuId: 'TAPPED', priceCents: 59_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 100, deduction: 'placement', flashSale, stockBuckets: 4 });
+    await system.createSku({ skuId: 'OTHER', priceCents: 59_900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 100, deduction: 'placement' });
+    const buyers = Array.from({ length: 10 }, (_, i) => `tap-${i}`);
+    // each buyer holds their one unit of the hot SKU
+    expect((await Promise.all(buyers.map((b) => buy(b, 'TAPPED', 'first')))).map((a) => a.status)).toEqual(buyers.map(() => 202));
+    // the app sends the next checkout four times at once (taps, retries on a slow answer): every one refused, no order
+    const tapped = await Promise.all(buyers.flatMap((b) => Array.from({ length: 4 }, () => buy(b, 'TAPPED', 'next'))));
+    expect(tapped.map((a) => [a.status, a.body.code])).toEqual(tapped.map(() => [422, 'LIMIT_EXCEEDED']));
+    // the key is free again, as after any refused checkout: the buyer picks another product under it
+    const other = await Promise.all(buyers.map((b) => buy(b, 'OTHER', 'next')));
+    expect(other.map((a) => [a.status, a.body.code])).toEqual(buyers.map(() => [202, undefined]));
+  });
 });

@@ -288,8 +288,8 @@ interface CheckoutClaim {
   userId: string;
   idempotencyKey: string;
   couponCode: string;
-  /** the key was claimed by this request: dropped again when the reservation is refused */
-  claimedNow: boolean;
+  /** this request holds the key's claim (made it, or took it up): it lets go when the reservation is refused, and the claim goes once no request holds it */
+  holdsClaim: boolean;
   /** a use of the coupon was taken for this order: given back unless the reservation accepts it */
   couponTaken: boolean;
   /** the orders other requests under the key took a use for (claimCheckout-7+c.lua's code 2): given back if this one's is accepted */
@@ -757,7 +757,7 @@ export class Inventory {
       userId,
       idempotencyKey,
       couponCode,
-      claimedNow: code === 1,
+      holdsClaim: code === 1 || code === 2,
       couponTaken: Number(code) >= 1 && taken === 1,
       otherHolders: code === 2 ? others.map(String) : [],
     });
@@ -772,7 +772,7 @@ export class Inventory {
         // unanswered (timed out, connection lost), the claim may have run all the same: what it
         // would have taken is given back after it on the same connection, or the buyer's retry
         // under the key would find their coupon used by an order that never was
-        await this.settleEvenIfAway(() => this.withdrawClaim({ orderId, userId, idempotencyKey, couponCode, claimedNow: true, couponTaken: couponCode !== '', otherHolders: [] }));
+        await this.settleEvenIfAway(() => this.withdrawClaim({ orderId, userId, idempotencyKey, couponCode, holdsClaim: true, couponTaken: couponCode !== '', otherHolders: [] }));
         throw error;
       }
       // claimed on the primary, whose replicas did not acknowledge it: given back, for the buyer's retry
@@ -823,16 +823,16 @@ export class Inventory {
 
   /**
    * A claim after its reservation answered `reply`: its coupon use goes back unless an order
-   * was accepted now (a replay's order holds the first request's use), and a claim this
-   * request made goes when the reservation refused, so the key is free again as after any
-   * refused checkout. A replay of this request's own order is its call run twice (ioredis
+   * was accepted now (a replay's order holds the first request's use), and this request lets
+   * go of the claim when the reservation refused: the claim goes once no request holds it, so
+   * the key is free again as after any refused checkout. A replay of this request's own order is its call run twice (ioredis
    * sends again what it wrote before a lost connection and had no answer to): the first run
    * accepted it, and it holds this claim's use. `answered`: the buyer gets the reservation's
    * answer (not a 503), so a refusal is for good.
    */
   private async settleClaim(claim: CheckoutClaim, [, , code, orderId]: StockScriptReply<'reserveStock'>, answered: boolean): Promise<void> {
     const accepted = Number(code) === 1 || (Number(code) === 2 && orderId === claim.orderId);
-    await this.withdrawClaim({ ...claim, claimedNow: claim.claimedNow && Number(code) < 0, couponTaken: claim.couponTaken && !accepted }, answered && Number(code) < 0);
+    await this.withdrawClaim({ ...claim, holdsClaim: claim.holdsClaim && Number(code) < 0, couponTaken: claim.couponTaken && !accepted }, answered && Number(code) < 0);
     if (accepted) await this.giveBackOtherHolders(claim);
   }
 
@@ -894,18 +894,18 @@ export class Inventory {
   }
 
   /**
-   * Gives back the coupon use a claim took and drops a claim this request made (else leaves it),
-   * in one round trip. A checkout `refusedForGood` (answered with its refusal, not a 503 that its
+   * Gives back the coupon use a claim took and lets go of the claim, dropped once no request
+   * holds it (else left), in one round trip. A checkout `refusedForGood` (answered with its refusal, not a 503 that its
    * buyer retries) takes the record of its counted attempt with it (dropClaim-2.lua).
    */
   private async withdrawClaim(claim: CheckoutClaim, refusedForGood = false): Promise<void> {
-    if (!claim.claimedNow && !claim.couponTaken) return;
+    if (!claim.holdsClaim && !claim.couponTaken) return;
     const own = this.keys.groupOf(claim.userId);
     const pipeline = this.reserving.pipeline();
     // a claim's use is in its hold, if the claim ran at all
     if (claim.couponTaken) queueStockScript(pipeline, 'releaseCoupon', this.couponHolderKeys(claim.orderId, claim.userId, claim.couponCode), ['held', GIVEN_BACK_KEPT_AT_MOST_MS]);
     const keys = [this.keys.idempotency(own, claim.userId, claim.idempotencyKey), this.keys.checkoutAttempt(own, claim.userId, claim.idempotencyKey)];
-    queueStockScript(pipeline, 'dropClaim', keys, [claim.orderId, claim.claimedNow ? 1 : 0, refusedForGood ? 1 : 0]);
+    queueStockScript(pipeline, 'dropClaim', keys, [claim.orderId, claim.holdsClaim ? 1 : 0, refusedForGood ? 1 : 0]);
     for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
   }
 

@@ -17,7 +17,8 @@
            (hash: h body hash, u userId, g the cart's group, n the request that claimed it,
            f when it was claimed and l when a request last took it up (ms, Redis's clock: the
            api hosts' clocks differ, and a claim's age decides how another host answers),
-           c:<orderId> per request that took a coupon use under it)
+           k:<orderId> per request holding it (that made it, or took it up), which its refusal
+           takes out (dropClaim-2.lua), c:<orderId> per request that took a coupon use under it)
   KEYS[2]  coupon              <prefix>{own}:coupon:<code>
   KEYS[3]  buyer's coupon uses <prefix>{own}:coupon-uses:<code>:<userId>
   KEYS[4]  the order's hold    <prefix>{own}:coupon-held:<orderId>   (hash: c code)
@@ -127,10 +128,10 @@ local function claim()
   end
 
   if claimed[1] then
-    -- two requests hold the claim: neither may drop it (dropClaim-2.lua), the other may be accepted
-    redis.call('HSET', claimKey, 'n', '', 'l', now)
+    -- two requests hold the claim: it goes once neither holds it (dropClaim-2.lua), the other may be accepted
+    redis.call('HSET', claimKey, 'n', '', 'l', now, 'k:' .. orderId, 1)
   else
-    redis.call('HSET', claimKey, 'h', bodyHash, 'u', userId, 'g', cartGroup, 'n', orderId, 'f', now, 'l', now)
+    redis.call('HSET', claimKey, 'h', bodyHash, 'u', userId, 'g', cartGroup, 'n', orderId, 'f', now, 'l', now, 'k:' .. orderId, 1)
   end
   redis.call('PEXPIRE', claimKey, ARGV[5])
   redis.call('ZADD', queuedKey, 0, orderId)
