@@ -1,17 +1,10 @@
-import { existsSync, statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rm } from 'node:fs/promises';
 import { buyerAddress, buyerOutsideBucketZero, signToken, waitFor } from '@orders/testing';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
-import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
-import { launchChromium } from './support/browser.js';
-
-const CONSOLE_DIR = fileURLToPath(new URL('..', import.meta.url));
+import { buildConsole, launchChromium, serveConsole, signIn } from './support/browser.js';
 
 /** What the console asks on a click of `button` (the browser's confirm box), answered no: nothing is sent. */
 async function questionDeclined(page: Page, button: Locator): Promise<string> {
@@ -41,22 +34,14 @@ describe('the console as staff use it', () => {
 
   const shownText = async (elements: Locator): Promise<string> => (await elements.allTextContents()).join('\n');
 
-  /** Serves `into` the console's files from this build, any other path its index.html (it routes itself), as the api serves it, and signs in with `token`. */
-  async function signIn(into: Page, token: string): Promise<void> {
-    await into.route(`${base}/console**`, async (route) => {
-      const requested = new URL(route.request().url()).pathname.replace(/^\/console\/?/, '');
-      const file = path.join(built, requested);
-      await route.fulfill({ path: requested !== '' && existsSync(file) && statSync(file).isFile() ? file : path.join(built, 'index.html') });
-    });
-    await into.goto(`${base}/console/`);
-    await into.getByLabel('Token').fill(token);
-    await into.getByRole('button', { name: 'Sign in' }).click();
-    await into.getByRole('heading', { name: 'Orders', level: 1 }).waitFor();
+  /** Serves `into` this file's own build of the console and signs in with `token`. */
+  async function serveAndSignIn(into: Page, token: string): Promise<void> {
+    await serveConsole(into, base, built);
+    await signIn(into, base, token);
   }
 
   beforeAll(async () => {
-    built = await mkdtemp(path.join(tmpdir(), 'console-audit-'));
-    await build({ root: CONSOLE_DIR, configFile: `${CONSOLE_DIR}vite.config.ts`, logLevel: 'warn', build: { outDir: built, emptyOutDir: true } });
+    built = await buildConsole('console-audit');
     system = await startOrderSystem('console_audit', { WAREHOUSE_SIM_STEP_MS: '0' });
     base = `http://127.0.0.1:${(system.api.server.address() as { port: number }).port}`;
     await system.createSku({ skuId: 'KETTLE', priceCents: 3_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 50, deduction: 'placement' });
@@ -64,7 +49,7 @@ describe('the console as staff use it', () => {
     // an operator in Shanghai: eight hours ahead of the UTC the console shows its times in
     context = await browser.newContext({ viewport: { width: 1366, height: 768 }, timezoneId: 'Asia/Shanghai' });
     page = await context.newPage();
-    await signIn(page, system.token('ops', 'admin'));
+    await serveAndSignIn(page, system.token('ops', 'admin'));
   });
   afterAll(async () => {
     await browser?.close();
@@ -423,7 +408,7 @@ describe('the console as staff use it', () => {
     const merchant = await browser.newContext({ viewport: { width: 1366, height: 768 } });
     try {
       const shop = await merchant.newPage();
-      await signIn(shop, system.token('shop', 'merchant'));
+      await serveAndSignIn(shop, system.token('shop', 'merchant'));
       await shop.goto(`${base}/console/orders/${orderId}`);
       await shop.getByRole('heading', { name: `Order ${orderId}` }).waitFor();
       const address = shop.getByTestId('delivery-address');

@@ -1,30 +1,20 @@
-import { existsSync, statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rm } from 'node:fs/promises';
 import { loadConfig } from '@orders/config';
 import { addDeadLetter } from '@orders/queues';
 import { buyerAddress, signToken, waitFor } from '@orders/testing';
 import { connectWorker, startWorkers, type RunningWorkers } from '@orders/worker';
 import { pino } from 'pino';
 import type { Browser, Locator, Page } from 'playwright-core';
-import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
-import { launchChromium } from './support/browser.js';
+import { buildConsole, launchChromium, serveConsole, signIn } from './support/browser.js';
 
-const CONSOLE_DIR = fileURLToPath(new URL('..', import.meta.url));
-
-/**
- * Review findings: each case fails against the console as it is. The console is built into a
- * folder of this file's own and served from there, as console-audit.test.ts does. The fulfilment
- * queue is served only after an order was refunded before its split (refunds-before-split.test.ts).
- */
 /**
  * What an operator meets at 3 a.m. on an order's page and the sale monitor: reads that fail (the
  * api answering 503), refunds recorded before a split, and the runbook's first step for a wrong
- * price (the stock set to 0).
+ * price (the stock set to 0). The console is built into a folder of this file's own and served
+ * from there (support/browser.ts). The fulfilment queue is served only after an order was
+ * refunded before its split (refunds-before-split.test.ts).
  */
 describe('the console for an operator: failed reads, refunds before a split, stopping a sale', () => {
   let system: OrderSystem;
@@ -39,21 +29,7 @@ describe('the console for an operator: failed reads, refunds before a split, sto
 
   const shownText = async (elements: Locator): Promise<string> => (await elements.allTextContents()).join('\n');
 
-  /** Serves this file's own build of the console to `tab`. */
-  async function serveConsole(tab: Page): Promise<void> {
-    await tab.route(`${base}/console**`, async (route) => {
-      const requested = new URL(route.request().url()).pathname.replace(/^\/console\/?/, '');
-      const file = path.join(built, requested);
-      await route.fulfill({ path: requested !== '' && existsSync(file) && statSync(file).isFile() ? file : path.join(built, 'index.html') });
-    });
-  }
-
-  async function signIn(token: string, tab = page): Promise<void> {
-    await tab.goto(`${base}/console/`);
-    await tab.getByLabel('Token').fill(token);
-    await tab.getByRole('button', { name: 'Sign in' }).click();
-    await tab.getByRole('heading', { name: 'Orders', level: 1 }).waitFor();
-  }
+  const signInAs = (token: string, tab = page) => signIn(tab, base, token);
 
   /** The shop's SKU of `stock` units in `stockBuckets` at `listCents`, its flash sale at `saleCents` from `startsInMs` from now (negative: running) for an hour. */
   async function flashSku(skuId: string, listCents: number, saleCents: number, stock: number, startsInMs: number, stockBuckets = 1): Promise<void> {
@@ -71,8 +47,7 @@ describe('the console for an operator: failed reads, refunds before a split, sto
   }
 
   beforeAll(async () => {
-    built = await mkdtemp(path.join(tmpdir(), 'console-operator-edges-'));
-    await build({ root: CONSOLE_DIR, configFile: `${CONSOLE_DIR}vite.config.ts`, logLevel: 'warn', build: { outDir: built, emptyOutDir: true } });
+    built = await buildConsole('console-operator-edges');
     system = await startOrderSystem('console_operator_edges', { WORKER_QUEUES: 'orders,timers,payments' });
     base = `http://127.0.0.1:${(system.api.server.address() as { port: number }).port}`;
     await system.createSku({ skuId: 'KETTLE', priceCents: 3_999, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 50, deduction: 'placement' });
@@ -102,8 +77,8 @@ describe('the console for an operator: failed reads, refunds before a split, sto
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
     page.on('dialog', (dialog) => void dialog.accept());
-    await serveConsole(page);
-    await signIn(system.token('ops', 'admin'));
+    await serveConsole(page, base, built);
+    await signInAs(system.token('ops', 'admin'));
   });
   afterAll(async () => {
     await browser?.close();
@@ -127,11 +102,7 @@ describe('the console for an operator: failed reads, refunds before a split, sto
       await expect.poll(() => shownText(page.getByRole('alert')), { timeout: 5_000 }).toContain('Redis is unavailable');
     } finally {
       await page.unrouteAll({ behavior: 'wait' });
-      await page.route(`${base}/console**`, async (route) => {
-        const requested = new URL(route.request().url()).pathname.replace(/^\/console\/?/, '');
-        const file = path.join(built, requested);
-        await route.fulfill({ path: requested !== '' && existsSync(file) && statSync(file).isFile() ? file : path.join(built, 'index.html') });
-      });
+      await serveConsole(page, base, built);
       await deadLetter.remove('payments-refund-dora');
     }
   });
@@ -215,7 +186,7 @@ describe('the console for an operator: failed reads, refunds before a split, sto
 
   it("does not tell the merchant that its lamp's refund, paid back before the split, is $0.00 paid back so far", async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await signIn(system.token('shop', 'merchant'));
+    await signInAs(system.token('shop', 'merchant'));
     try {
       await page.goto(`${base}/console/orders/${mixedOrder}`);
       await expect.poll(() => shownText(page.locator('dl.amounts'))).toContain('Refunded$10.00');
@@ -224,7 +195,7 @@ describe('the console for an operator: failed reads, refunds before a split, sto
       expect(await shownText(page.locator('dl.amounts'))).not.toContain('paid back so far');
     } finally {
       await page.getByRole('button', { name: 'Sign out' }).click();
-      await signIn(system.token('ops', 'admin'));
+      await signInAs(system.token('ops', 'admin'));
     }
   });
 
@@ -282,8 +253,8 @@ describe('the console for an operator: failed reads, refunds before a split, sto
     const ahead = await browser.newPage({ viewport: { width: 1366, height: 768 } });
     try {
       await ahead.clock.setFixedTime(Date.now() + 2 * 3_600_000);
-      await serveConsole(ahead);
-      await signIn(system.token('ops', 'admin'), ahead);
+      await serveConsole(ahead, base, built);
+      await signInAs(system.token('ops', 'admin'), ahead);
       await ahead.getByRole('link', { name: 'Flash sales' }).click();
       await ahead.getByLabel('SKU to watch').fill('FLASH-POT');
       await ahead.getByRole('button', { name: 'Watch' }).click();

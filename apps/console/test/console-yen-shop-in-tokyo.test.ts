@@ -1,22 +1,15 @@
-import { existsSync, statSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rm } from 'node:fs/promises';
 import { addDeadLetter } from '@orders/queues';
 import { waitFor } from '@orders/testing';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
-import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
-import { launchChromium } from './support/browser.js';
-
-const CONSOLE_DIR = fileURLToPath(new URL('..', import.meta.url));
+import { buildConsole, launchChromium, serveConsole, signIn } from './support/browser.js';
 
 /**
  * The console of a shop selling in yen (no minor unit), run by an operator in Tokyo, nine hours
  * ahead of UTC: its money, its times, and pages that settle by themselves. The console is built
- * into a folder of this file's own and served from there, as console-operator-edges.test.ts does.
+ * into a folder of this file's own and served from there (support/browser.ts).
  */
 describe('the console as an operator of a yen shop uses it from Tokyo at 3 a.m.', () => {
   let system: OrderSystem;
@@ -29,33 +22,16 @@ describe('the console as an operator of a yen shop uses it from Tokyo at 3 a.m.'
 
   const shownText = async (elements: Locator): Promise<string> => (await elements.allTextContents()).join('\n');
 
-  /** Serves this file's own build of the console to `tab`, its page naming the shop's currency and waits as the api's does (plugins/console.ts). */
-  async function serveConsole(tab: Page): Promise<void> {
+  /** Serves `tab` this file's own build of the console, its page naming the shop's currency and waits as the api's does (plugins/console.ts). */
+  async function serveWithShopTags(tab: Page): Promise<void> {
     const apiPage = await (await fetch(`${base}/console/`)).text();
     const shopTags = (apiPage.match(/<meta name="(?:shop-currency|refund-confirmation-give-up-ms|payment-confirmation-give-up-ms)"[^>]*>/g) ?? []).join('');
     expect(shopTags).toContain('shop-currency');
-    await tab.route(`${base}/console**`, async (route) => {
-      const requested = new URL(route.request().url()).pathname.replace(/^\/console\/?/, '');
-      const file = path.join(built, requested);
-      if (requested !== '' && existsSync(file) && statSync(file).isFile() && requested !== 'index.html') {
-        await route.fulfill({ path: file });
-        return;
-      }
-      const page = await readFile(path.join(built, 'index.html'), 'utf8');
-      await route.fulfill({ contentType: 'text/html; charset=utf-8', body: page.replace('</head>', `${shopTags}</head>`) });
-    });
-  }
-
-  async function signIn(token: string, tab = page): Promise<void> {
-    await tab.goto(`${base}/console/`);
-    await tab.getByLabel('Token').fill(token);
-    await tab.getByRole('button', { name: 'Sign in' }).click();
-    await tab.getByRole('heading', { name: 'Orders', level: 1 }).waitFor();
+    await serveConsole(tab, base, built, shopTags);
   }
 
   beforeAll(async () => {
-    built = await mkdtemp(path.join(tmpdir(), 'console-yen-tokyo-'));
-    await build({ root: CONSOLE_DIR, configFile: `${CONSOLE_DIR}vite.config.ts`, logLevel: 'warn', build: { outDir: built, emptyOutDir: true } });
+    built = await buildConsole('console-yen-tokyo');
     // a shop in yen: its amounts (*Cents) count yen, which have no minor unit
     system = await startOrderSystem('console_yen_tokyo', { WAREHOUSE_SIM_STEP_MS: '0', SHOP_CURRENCY: 'JPY' });
     base = `http://127.0.0.1:${(system.api.server.address() as { port: number }).port}`;
@@ -64,8 +40,8 @@ describe('the console as an operator of a yen shop uses it from Tokyo at 3 a.m.'
     context = await browser.newContext({ viewport: { width: 1366, height: 768 }, timezoneId: 'Asia/Tokyo' });
     page = await context.newPage();
     page.on('dialog', (dialog) => (asked.push(dialog.message()), void dialog.accept()));
-    await serveConsole(page);
-    await signIn(system.token('ops', 'admin'));
+    await serveWithShopTags(page);
+    await signIn(page, base, system.token('ops', 'admin'));
   });
   afterAll(async () => {
     await context?.close();

@@ -1,16 +1,9 @@
-import { existsSync, statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rm } from 'node:fs/promises';
 import { waitFor } from '@orders/testing';
 import type { Browser, Locator, Page } from 'playwright-core';
-import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
-import { launchChromium, savePage } from './support/browser.js';
-
-const CONSOLE_DIR = fileURLToPath(new URL('..', import.meta.url));
+import { buildConsole, launchChromium, savePage, serveConsole, signIn } from './support/browser.js';
 
 /**
  * The admin's orders list holding a split order and its children, in headless Chromium
@@ -28,8 +21,7 @@ describe("the orders list's split orders", () => {
   const shownText = async (elements: Locator): Promise<string> => (await elements.allTextContents()).join('\n');
 
   beforeAll(async () => {
-    built = await mkdtemp(path.join(tmpdir(), 'console-split-orders-'));
-    await build({ root: CONSOLE_DIR, configFile: `${CONSOLE_DIR}vite.config.ts`, logLevel: 'warn', build: { outDir: built, emptyOutDir: true } });
+    built = await buildConsole('console-split-orders');
     system = await startOrderSystem('console_split_orders', { WAREHOUSE_SIM_STEP_MS: '0' });
     base = `http://127.0.0.1:${(system.api.server.address() as { port: number }).port}`;
     // one shop, two warehouses: an order of both splits into two children
@@ -37,12 +29,7 @@ describe("the orders list's split orders", () => {
     await system.createSku({ skuId: 'TEA', priceCents: 1_250, merchantId: 'shop', channel: 'self', warehouseId: 'wh-west', stock: 20, deduction: 'placement' });
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-    // the console's files from this build, any other path its index.html (it routes itself), as the api serves it
-    await page.route(`${base}/console**`, async (route) => {
-      const requested = new URL(route.request().url()).pathname.replace(/^\/console\/?/, '');
-      const file = path.join(built, requested);
-      await route.fulfill({ path: requested !== '' && existsSync(file) && statSync(file).isFile() ? file : path.join(built, 'index.html') });
-    });
+    await serveConsole(page, base, built);
   });
   afterAll(async () => {
     await browser?.close();
@@ -60,10 +47,7 @@ describe("the orders list's split orders", () => {
     const single = await system.checkout('dee', [{ skuId: 'KETTLE', qty: 1 }]);
     await system.waitForStatus(single, 'PENDING_PAYMENT');
 
-    await page.goto(`${base}/console/`);
-    await page.getByLabel('Token').fill(system.token('ops', 'admin'));
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Orders', level: 1 }).waitFor();
+    await signIn(page, base, system.token('ops', 'admin'));
     await page.getByLabel('Buyer').fill('dee');
     await page.getByLabel('Buyer').press('Enter');
     // the row an order heads (a child's row names its split order too)

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { buyerAddress, waitFor } from '@orders/testing';
+import { channelOrder, waitFor } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { startOrderSystem, type OrderSystem } from './support/order-system.js';
@@ -104,15 +104,7 @@ describe('the counters an operator reads as events: each event once, and every s
 
   it('counts an imported order its channel reports cancelled (its warehouse told to drop the parcel, the channel paying the buyer back) in order_cancellations_total{stage="paid_in_channel"}, as it counts one the shop cancels', async () => {
     const cancelledInChannel = async () => Number(/^order_cancellations_total\{[^}]*stage="paid_in_channel"[^}]*\} (\S+)$/m.exec(await metricsText())?.[1] ?? 0);
-    const imported = (externalOrderId: string, status: string) => ({
-      externalOrderId,
-      userId: 'tm-buyer',
-      placedAt: new Date(Date.now() - 60_000).toISOString(),
-      status,
-      items: [{ skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 1, unitPriceCents: 3_900 }],
-      shippingCents: 0,
-      address: buyerAddress,
-    });
+    const imported = (externalOrderId: string, status: string) => channelOrder(externalOrderId, { status });
     const importOrders = (orders: object[]) => system.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'tmall', orders } });
     const first = await importOrders([imported('TM-1', 'PAID'), imported('TM-2', 'PAID')]);
     expect([first.status, first.body.imported], JSON.stringify(first.body)).toEqual([200, 2]);
@@ -139,15 +131,7 @@ describe('the counters an operator reads as events: each event once, and every s
     );
     expect(promtool, 'promtool is installed').toBe(true);
     const conflicts = async () => /^imported_order_conflicts_total\{[^}]*channel="jd"[^}]*\} (\S+)$/m.exec(await metricsText())?.[1];
-    const order = (status: string) => ({
-      externalOrderId: 'JD-1',
-      userId: 'jd-buyer',
-      placedAt: new Date(Date.now() - 60_000).toISOString(),
-      status,
-      items: [{ skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 1, unitPriceCents: 3_900 }],
-      shippingCents: 0,
-      address: buyerAddress,
-    });
+    const order = (status: string) => channelOrder('JD-1', { status });
     // the channel's order, shipped: imported, no conflict yet; what a scrape reads of the conflicts then
     const shipped = await system.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'jd', orders: [order('SHIPPED')] } });
     expect([shipped.status, shipped.body.imported]).toEqual([200, 1]);
