@@ -987,6 +987,7 @@ function Refunds({
                         ) : (
                           part.status
                         )}
+                        {part.paidAfterOwedElsewhereAt && <strong> and paid by the payment system too, {formatTime(part.paidAfterOwedElsewhereAt)}: the buyer was paid back twice</strong>}
                       </li>
                     ))}
                   </ul>

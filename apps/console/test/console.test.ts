@@ -551,6 +551,12 @@ describe('the web console', () => {
       const [refund] = (await system.request('GET', `/v1/orders/${orderId}/refunds`, { token: system.token('ops', 'admin') })).body.items;
       expect([refund.status, refund.parts.map((part: { status: string }) => part.status)]).toEqual(['SUCCEEDED', ['SETTLED_BY_HAND']]);
       await expect.poll(async () => page.locator('dl.amounts').textContent()).toMatch(/Refunded£39\.99$/);
+      // the payment system pays it back after all: the row says the buyer was paid twice, for the operator to settle
+      const [part] = refund.parts as Array<{ partId: string; paymentId: string; amountCents: number }>;
+      const paidAfterAll = { orderId, paymentId: part!.paymentId, refundId: part!.partId, transactionId: `rfd_${part!.partId}`, status: 'SUCCEEDED', amountCents: part!.amountCents, at: new Date().toISOString() };
+      expect((await system.signedCallback('payment', paidAfterAll)).status).toBe(200);
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      await expect.poll(() => shownText(page.getByRole('region', { name: 'Refunds and returns' }).getByRole('row').filter({ hasText: refundId }))).toContain('the buyer was paid back twice');
 
       // the other unit's refund is declined too; once the payment system stops declining, the operator asks it again
       await page.getByLabel('Units of KETTLE to refund (of 1 left)').fill('1');
