@@ -424,6 +424,14 @@ export function loadConfig(
     if (result.PAYMENT_CALLBACK_SECRET !== undefined && result.PAYMENT_CALLBACK_SECRET === result.WAREHOUSE_CALLBACK_SECRET) {
       problems.push('PAYMENT_CALLBACK_SECRET and WAREHOUSE_CALLBACK_SECRET must differ in production: each system must sign only its own callbacks');
     }
+    // a payment deadline waits PAYMENT_TIMEOUT_MS past itself for a payment asked in time: one whose callback was lost, asked
+    // about later than that, finds its order expired (tests and demos run short timeouts beside the default wait: production only)
+    const [confirmationWaitMs, paymentTimeoutMs] = [result.PAYMENT_CONFIRMATION_WAIT_MS, result.PAYMENT_TIMEOUT_MS];
+    if (typeof confirmationWaitMs === 'number' && typeof paymentTimeoutMs === 'number' && confirmationWaitMs >= paymentTimeoutMs) {
+      problems.push(
+        `PAYMENT_CONFIRMATION_WAIT_MS must be below PAYMENT_TIMEOUT_MS in production (a payment whose callback was lost is asked about only after it, and its order waits past its deadline only as long), got ${confirmationWaitMs} and ${paymentTimeoutMs}`,
+      );
+    }
   }
   const clusterNodes = result.REDIS_CLUSTER_NODES as ReadonlyArray<unknown> | undefined;
   if (clusterNodes && clusterNodes.length > 0 && typeof result.QUEUE_PREFIX === 'string' && hashTagOf(result.QUEUE_PREFIX) === undefined) {

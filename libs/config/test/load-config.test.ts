@@ -77,6 +77,14 @@ describe('configuration', () => {
     );
   });
 
+  it('refuses in production a lost payment callback asked about no sooner than its order stops waiting for it', () => {
+    const secrets = { AUTH_JWT_SECRET: 'a-real-jwt-secret-of-this-shop-0123456789', PAYMENT_CALLBACK_SECRET: 'a-real-payment-secret-0123456789', WAREHOUSE_CALLBACK_SECRET: 'a-real-warehouse-secret-0123456789' };
+    expect(() => loadConfig({ NODE_ENV: 'production', ...secrets, PAYMENT_TIMEOUT_MS: '300000' })).toThrow(/PAYMENT_CONFIRMATION_WAIT_MS must be below PAYMENT_TIMEOUT_MS in production.*got 300000 and 300000/);
+    expect(loadConfig({ NODE_ENV: 'production', ...secrets, PAYMENT_TIMEOUT_MS: '300000', PAYMENT_CONFIRMATION_WAIT_MS: '120000' }).PAYMENT_CONFIRMATION_WAIT_MS).toBe(120_000);
+    // a test's short timeout beside the default wait
+    expect(loadConfig({ NODE_ENV: 'test', PAYMENT_TIMEOUT_MS: '5000' }).PAYMENT_TIMEOUT_MS).toBe(5_000);
+  });
+
   it('refuses a timer setting Node would take as 1 ms, and a job backoff that would retry in a tight loop', () => {
     let error: unknown;
     try {
