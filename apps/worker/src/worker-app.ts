@@ -160,14 +160,19 @@ function timersUnservedMs(sweep: Job): number {
  * overdue-order sweep, the backstop of the timer jobs lost with it, nor the stock check. So every
  * replica serving `timers` upserts it again each interval: with the same interval BullMQ keeps its
  * next run where it was (it replaces the waiting run with one at the same time), so this never
- * postpones a run.
+ * postpones a run. With another interval BullMQ runs it at once, under a new time: a run long due
+ * (the timers went unserved, and this worker comes with a new interval) is left to run first under
+ * its own, which tells the sweep how long they went unserved (timersUnservedMs; else it took the
+ * timer jobs due meanwhile, only waiting for a worker, for lost), and the interval changes a round later.
  */
 function keepScheduled(timers: OrderQueues['timers'], schedule: { job: string; everyMs: number; what: string }, log: Logger): { stop(): Promise<void> } {
   const { job, everyMs, what } = schedule;
   let upserting: Promise<void> | undefined;
   const upsert = (again: boolean) => {
     upserting ??= (async () => {
-      if (again && !(await timers.getJobScheduler(job))) log.warn({ jobScheduler: job }, `${what} was no longer scheduled (Redis lost the queues): scheduled again`);
+      const scheduled = await timers.getJobScheduler(job);
+      if (again && !scheduled) log.warn({ jobScheduler: job }, `${what} was no longer scheduled (Redis lost the queues): scheduled again`);
+      if (!again && scheduled?.every !== undefined && scheduled.every !== everyMs && scheduled.next != null && scheduled.next < Date.now()) return;
       await timers.upsertJobScheduler(job, { every: everyMs }, { name: job, opts: { removeOnComplete: 100, removeOnFail: 100 } });
     })()
       .catch((error: unknown) => log.error({ err: error }, `could not schedule ${what}`))
