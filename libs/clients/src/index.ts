@@ -8,3 +8,4 @@ export type { FulfilmentChange, FulfilmentRequest } from './warehouse-client.js'
 export { signBody, signatureMatches } from './signature.js';
 export { breakerSettings } from './settings.js';
 export { AddressInside, addressInside, literalInside, lookupOutside } from './private-networks.js';
+export { urlUnder } from './url-under.js';

@@ -1,6 +1,7 @@
 import { Breaker, type BreakerMetrics, type BreakerSettings } from './breaker.js';
 import { ExternalRefused } from './errors.js';
 import { getJson, postJson } from './http.js';
+import { urlUnder } from './url-under.js';
 
 export interface PaymentRequest {
   /** the idempotency key at the payment system: the same id is never charged twice */
@@ -58,7 +59,7 @@ export class PaymentClient {
   }
 
   requestPayment(payment: PaymentRequest): Promise<{ paymentId: string; status: string }> {
-    return this.breaker.call((signal) => postJson('payment', new URL('/v1/payments', this.baseUrl).toString(), payment, signal));
+    return this.breaker.call((signal) => postJson('payment', urlUnder(this.baseUrl, '/v1/payments'), payment, signal));
   }
 
   /**
@@ -67,7 +68,7 @@ export class PaymentClient {
    */
   async paymentStatus(paymentId: string): Promise<PaymentStatus | null> {
     try {
-      return await this.breaker.call((signal) => getJson<PaymentStatus>('payment', new URL(`/v1/payments/${encodeURIComponent(paymentId)}`, this.baseUrl).toString(), signal));
+      return await this.breaker.call((signal) => getJson<PaymentStatus>('payment', urlUnder(this.baseUrl, `/v1/payments/${encodeURIComponent(paymentId)}`), signal));
     } catch (error) {
       if (error instanceof ExternalRefused && error.status === 404) return null;
       throw error;
@@ -75,7 +76,7 @@ export class PaymentClient {
   }
 
   refund(refund: RefundRequest): Promise<{ refundId: string; status: string }> {
-    return this.refundBreaker.call((signal) => postJson('payment', new URL('/v1/refunds', this.baseUrl).toString(), refund, signal));
+    return this.refundBreaker.call((signal) => postJson('payment', urlUnder(this.baseUrl, '/v1/refunds'), refund, signal));
   }
 
   shutdown(): void {

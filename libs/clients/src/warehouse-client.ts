@@ -1,5 +1,6 @@
 import { Breaker, type BreakerMetrics, type BreakerSettings } from './breaker.js';
 import { postJson } from './http.js';
+import { urlUnder } from './url-under.js';
 
 export interface FulfilmentRequest {
   /** the (child) order the warehouse ships; its callbacks name this id */
@@ -29,7 +30,7 @@ export class WarehouseClient {
 
   /** Idempotent by orderId: an order the warehouse has already is answered with the version of what it holds. */
   requestFulfilment(request: FulfilmentRequest): Promise<{ orderId: string; status: string; version?: number }> {
-    return this.breaker.call((signal) => postJson('warehouse', new URL('/v1/fulfilment-orders', this.baseUrl).toString(), request, signal));
+    return this.breaker.call((signal) => postJson('warehouse', urlUnder(this.baseUrl, '/v1/fulfilment-orders'), request, signal));
   }
 
   /**
@@ -41,6 +42,6 @@ export class WarehouseClient {
    * the answer lost, from units that left with it (heldWhenParcelLeft).
    */
   updateFulfilment(orderId: string, change: FulfilmentChange): Promise<{ orderId: string; status: string }> {
-    return this.breaker.call((signal) => postJson('warehouse', new URL(`/v1/fulfilment-orders/${encodeURIComponent(orderId)}/changes`, this.baseUrl).toString(), change, signal));
+    return this.breaker.call((signal) => postJson('warehouse', urlUnder(this.baseUrl, `/v1/fulfilment-orders/${encodeURIComponent(orderId)}/changes`), change, signal));
   }
 }

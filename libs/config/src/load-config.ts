@@ -54,6 +54,26 @@ const url = (protocols: string[]): Parser<string> => (raw, name) => {
   return raw;
 };
 
+/**
+ * MySQL's URL; its query may hold `ssl` alone, mysql2's TLS options as JSON (`ssl={"ca":"..."}`,
+ * or `ssl=true` for TLS with the system's certificate authorities): anything else there would be
+ * dropped unsaid, a connection asked to be encrypted made in plain text.
+ */
+const mysqlUrl: Parser<string> = (raw, name) => {
+  const parsed = new URL(url(['mysql:'])(raw, name));
+  for (const [key, value] of parsed.searchParams) {
+    if (key !== 'ssl') throw new Error(`${name} takes ssl=<mysql2's TLS options as JSON, or true> alone in its query, got '${key}'`);
+    let ssl: unknown;
+    try {
+      ssl = JSON.parse(value);
+    } catch {
+      ssl = undefined;
+    }
+    if (ssl !== true && (typeof ssl !== 'object' || ssl === null || Array.isArray(ssl))) throw new Error(`${name}'s ssl must be true or mysql2's TLS options as a JSON object, got '${value}'`);
+  }
+  return raw;
+};
+
 /** An ISO 4217 code Node's Intl formats: the console shows the shop's amounts, kept in its minor unit, in it. */
 const currency: Parser<string> = (raw, name) => {
   if (!/^[A-Z]{3}$/.test(raw) || !Intl.supportedValuesOf('currency').includes(raw)) throw new Error(`${name} must be an ISO 4217 currency code such as USD, EUR or GBP, got '${raw}'`);
@@ -163,7 +183,7 @@ const schema = {
   LOG_CHECKOUT_REQUESTS: flag,
   /** the currency the shop's amounts (priceCents and every other *Cents: its minor unit) are in, as the console shows them */
   SHOP_CURRENCY: currency,
-  MYSQL_URL: url(['mysql:']),
+  MYSQL_URL: mysqlUrl,
   // two at least: the order-event publisher keeps one connection for its lock while its statements take another
   MYSQL_POOL_SIZE: int(2),
   /** how long a statement, or the opening of a connection, may go unanswered before MySQL counts as unavailable (a frozen network, a failover) */
@@ -392,6 +412,8 @@ export function loadConfig(
     ...readJson(path.join(configDir, `${nodeEnv}.json`)),
   };
   const problems: string[] = [];
+  // a setting misspelt in a config file would leave its default in force, unsaid (an environment variable cannot be told apart from the host's own)
+  for (const name of Object.keys(layered)) if (!(name in schema)) problems.push(`${name}, in ${configDir}, is no setting of these services (misspelt?)`);
   const result: Record<string, unknown> = {};
   for (const [name, parse] of Object.entries(schema) as [string, Parser<unknown>][]) {
     const raw = env[name] ?? (layered[name] === undefined ? undefined : String(layered[name]));

@@ -14,7 +14,11 @@ function poolOptions(mysqlUrl: string): PoolOptions & { database: string } {
   if (!/^[A-Za-z0-9_]{1,64}$/.test(database)) {
     throw new Error(`MYSQL_URL must name a database of letters, digits and '_', got '${database}'`);
   }
+  // TLS as the URL asks (loadConfig checked it): true, with the system's certificate authorities
+  const ssl = url.searchParams.get('ssl');
+  const tls = ssl === null ? undefined : (JSON.parse(ssl) as true | Record<string, unknown>);
   return {
+    ...(tls === undefined ? {} : { ssl: tls === true ? {} : tls }),
     host: url.hostname,
     port: Number(url.port || 3306),
     user: decodeURIComponent(url.username || 'root'),

@@ -1,4 +1,4 @@
-import { ExternalRefused, ExternalUnavailable, PaymentClient, WarehouseClient, breakerSettings, type FulfilmentChange } from '@orders/clients';
+import { ExternalRefused, ExternalUnavailable, PaymentClient, WarehouseClient, breakerSettings, urlUnder, type FulfilmentChange } from '@orders/clients';
 import type { Config } from '@orders/config';
 import { IllegalTransition, StaleOrderVersion, needsSplit, planSplit, shipsParcels, stateMachineFor, type Actor, type Effect, type OrderType, type TimerEffect } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
@@ -310,7 +310,7 @@ export class ForwardLife {
             orderId: payment.order_id,
             amountCents: Number(payment.amount_cents),
             method: payment.method,
-            notifyUrl: new URL('/v1/callbacks/payment', this.deps.config.CALLBACK_BASE_URL).toString(),
+            notifyUrl: urlUnder(this.deps.config.CALLBACK_BASE_URL, '/v1/callbacks/payment'),
           })
           .catch(async (error: unknown) => {
             // one that certainly did nothing there (the breaker open, an outage's 503) sent nothing: a payment only ever
@@ -593,7 +593,7 @@ export class ForwardLife {
           warehouseId,
           ...sent,
           version: order.version,
-          notifyUrl: new URL('/v1/callbacks/warehouse', this.deps.config.CALLBACK_BASE_URL).toString(),
+          notifyUrl: urlUnder(this.deps.config.CALLBACK_BASE_URL, '/v1/callbacks/warehouse'),
         });
       } catch (error) {
         // this ask, the first left standing, certainly did not reach the warehouse (refused, or never sent): refunds need not wait for it
@@ -973,7 +973,7 @@ export class ForwardLife {
       await this.enqueueFulfilmentUpdate(unit);
       await this.followRestoredCoupon(unit);
     }
-    const notifyUrl = new URL('/v1/callbacks/payment', this.deps.config.CALLBACK_BASE_URL).toString();
+    const notifyUrl = urlUnder(this.deps.config.CALLBACK_BASE_URL, '/v1/callbacks/payment');
     // a refund opened while this job ran is picked up by the next round; one whose units wait in a parcel the warehouse
     // holds is paid once it has taken them out (updateFulfilment enqueues this job again), never while they may still leave
     const due = async () => (await this.refunds.pending(orderId)).filter((refund) => !refund.restockHeld);
