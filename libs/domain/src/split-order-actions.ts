@@ -26,6 +26,9 @@ const CARRIED_TO_CHILDREN: ReadonlySet<string> = new Set(['refund', 'change_addr
 
 const A_CHILD: OrderFacts = { split: false, child: true };
 
+/** Decisions on a return, which its own route takes on the part holding it (a split order's child), never on the order as a whole. */
+const RETURN_DECISIONS: ReadonlySet<string> = new Set(['approve_return', 'refuse_return', 'close_return']);
+
 /** The children `action` on the whole split order moves; undefined for an action not carried out on them. */
 function childrenMoved(action: string, children: readonly ChildOrder[]): ChildOrder[] | undefined {
   return CARRIED_TO_CHILDREN.has(action) ? children.filter((child) => !CLOSED_BEFORE_SHIPPING.has(child.status)) : undefined;
@@ -54,19 +57,17 @@ const REFUND_LINES = 'refund_lines';
  * child it moves allows it: a child that has shipped keeps the order from being cancelled, and
  * children still waiting for their warehouse let it be (the order's own guard is for what it
  * fires itself, which it never does here). A refund of lines is offered while one child may
- * refund lines.
+ * refund lines; a decision on a return never is (each child's: returnDecisionsOnChildren).
  */
 export function offeredActions(machine: OrderStateMachine, status: string, actor: Actor, facts: OrderFacts, children: readonly ChildOrder[]): string[] {
   return machine.allowedActions(status, actor).filter((action) => {
+    if (facts.split && RETURN_DECISIONS.has(action)) return false;
     if (facts.split && action === REFUND_LINES) return children.some((child) => ['refund', REFUND_LINES].some((refund) => machine.can(child.status, refund, actor, A_CHILD)));
     const moved = facts.split ? childrenMoved(action, children) : undefined;
     if (moved === undefined) return machine.can(status, action, actor, facts);
     return moved.length > 0 && childRefusing(machine, action, actor, children) === null;
   });
 }
-
-/** Decisions on a return, which its own route takes on the part holding it (a split order's child), never on the order as a whole. */
-const RETURN_DECISIONS: ReadonlySet<string> = new Set(['approve_return', 'refuse_return', 'close_return']);
 
 /** A decision on a return of one child of a split order: the child it moves, and the status it moves it to. */
 export interface ReturnDecision {
@@ -95,14 +96,12 @@ export function returnDecisionsOnChildren(machine: OrderStateMachine, actor: Act
  * carried out on children, on `own`, the children holding its SKUs alone (the routes move
  * those, never another merchant's), from the order as the merchant sees it (ownPartStatus:
  * another merchant's child in after-sales takes nothing from it): a cancellation, a refund of
- * lines, and a decision on a return of its own child. Nothing on the order itself, which is not
- * its alone.
+ * lines (a decision on a return of its own child: returnDecisionsOnChildren). Nothing on the
+ * order itself, which is not its alone.
  */
 export function offeredOnOwnChildren(machine: OrderStateMachine, own: readonly ChildOrder[]): string[] {
   if (own.length === 0) return [];
-  return offeredActions(machine, ownPartStatus(machine, own), 'merchant', { split: true, child: false }, own).filter(
-    (action) => action === REFUND_LINES || CARRIED_TO_CHILDREN.has(action) || RETURN_DECISIONS.has(action),
-  );
+  return offeredActions(machine, ownPartStatus(machine, own), 'merchant', { split: true, child: false }, own).filter((action) => action === REFUND_LINES || CARRIED_TO_CHILDREN.has(action));
 }
 
 /** A split order's status as a merchant holding `own` of its children sees it: theirs alone, as the whole order's is all of its children's. */

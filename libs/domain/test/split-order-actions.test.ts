@@ -1,4 +1,4 @@
-import { IllegalTransition, childRefusing, deriveParentStatus, offeredActions, offeredOnOwnChildren, stateMachineFor } from '@orders/domain';
+import { IllegalTransition, childRefusing, deriveParentStatus, offeredActions, offeredOnOwnChildren, returnDecisionsOnChildren, stateMachineFor } from '@orders/domain';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
@@ -99,8 +99,12 @@ describe('the actions offered on a split order as a whole', () => {
     // another merchant's child under a return review (the whole order reads RETURN_REQUESTED) takes nothing from this merchant's, still in fulfilment
     expect(deriveParentStatus(standard, ['IN_FULFILLMENT', 'RETURN_REQUESTED'])).toBe('RETURN_REQUESTED');
     expect(offeredOnOwnChildren(standard, own)).toEqual(['refund_lines', 'refund']);
-    // its own child's return is its to decide: the return's route takes the decision on that child
-    expect(offeredOnOwnChildren(standard, children('RETURN_REQUESTED', 'DELIVERED'))).toEqual(['approve_return', 'refuse_return']);
-    expect(offeredOnOwnChildren(standard, children('RETURNING'))).toEqual(['close_return']);
+    // its own child's return is its to decide, from that child's status: the return's route takes the decision on that child
+    expect(offeredOnOwnChildren(standard, children('RETURN_REQUESTED', 'DELIVERED'))).toEqual([]);
+    const decisions = (...statuses: string[]) => returnDecisionsOnChildren(standard, 'merchant', children(...statuses)).map(({ orderId, action, to }) => `${orderId} ${action} -> ${to}`);
+    expect(decisions('RETURN_REQUESTED', 'DELIVERED')).toEqual(['child-1 approve_return -> RETURNING', 'child-1 refuse_return -> DELIVERED']);
+    // whatever child the whole order's status follows: one child's return approved, the other's to review
+    expect(deriveParentStatus(standard, ['RETURNING', 'RETURN_REQUESTED'])).toBe('RETURNING');
+    expect(decisions('RETURNING', 'RETURN_REQUESTED')).toEqual(['child-1 close_return -> DELIVERED', 'child-2 approve_return -> RETURNING', 'child-2 refuse_return -> DELIVERED']);
   });
 });

@@ -49,6 +49,7 @@ function childStatuses(machine: OrderStateMachine): string[] {
 }
 
 const children = (...statuses: string[]) => statuses.map((status, i) => ({ orderId: `child-${i + 1}`, status }));
+const RETURN_DECISIONS = ['approve_return', 'refuse_return', 'close_return'];
 const offeredOnSplit = (type: OrderType, actor: Actor, ...statuses: string[]) => {
   const machine = stateMachineFor(type);
   return offeredActions(machine, deriveParentStatus(machine, statuses), actor, SPLIT, children(...statuses));
@@ -131,10 +132,12 @@ describe('the actions offered on a split order of every type that splits, to eve
             }
             const refundsLines = statuses.some((status) => CHILD_REFUNDS_LINES[actor]!.includes(status));
             expect(offered.includes(REFUND_LINES), `${where}: ${REFUND_LINES}`).toBe(mayAct(REFUND_LINES) && refundsLines);
-            for (const action of machine.allowedActions(parent, actor).filter((a) => ![...CARRIED, REFUND_LINES].includes(a))) {
+            for (const action of machine.allowedActions(parent, actor).filter((a) => ![...CARRIED, REFUND_LINES, ...RETURN_DECISIONS].includes(a))) {
               expect(offered.includes(action), `${where}: ${action}`).toBe(machine.can(parent, action, actor, SPLIT));
               expect(childRefusing(machine, action, actor, children(...statuses)), `${where}: ${action}`).toBeNull();
             }
+            // a decision on a return is each child's, from its own status (returnDecisionsOnChildren), never the whole order's
+            expect(offered.filter((action) => RETURN_DECISIONS.includes(action)), where).toEqual([]);
           }
         }),
       );

@@ -42,33 +42,33 @@ export async function settleRefundPart(
   }
   if (changed) deps.metrics.refundedCents.inc({ kind: refund.kind }, part.amountCents);
   if (refundSettled) deps.metrics.refunds.inc({ kind: refund.kind, outcome: 'succeeded' });
-  const closed = await closeOrderOnceRefunded(deps, refund.orderId, refund.refundId);
+  const closed = await closeOrderOnceRefunded(deps, refund.orderId, `refund ${refund.refundId}`);
   return { changed: changed || closed.changed, status: closed.status };
 }
 
 /**
  * After a refund's part was paid back (by the payment system's word, or another way an
- * admin named): an order in REFUNDING with no refund left unsettled becomes REFUNDED, and a
- * split order it is, or is part of, held open while its buyer was owed money, closes as its
- * children give it (closeSplitOrderOnceRefunded). Its status as it is now; `changed` when this
- * closed it, or a child of it.
+ * admin named), or a refund job paid back what was due: an order in REFUNDING with no refund
+ * left unsettled becomes REFUNDED, and a split order it is, or is part of, held open while its
+ * buyer was owed money, closes as its children give it (closeSplitOrderOnceRefunded); each step
+ * with `detail`. Its status as it is now; `changed` when this closed it, or a child of it.
  */
-export async function closeOrderOnceRefunded(deps: RefundSettlementDeps, orderId: string, refundId: string): Promise<{ changed: boolean; status: string }> {
+export async function closeOrderOnceRefunded(deps: RefundSettlementDeps, orderId: string, detail: string): Promise<{ changed: boolean; status: string }> {
   // the order as it is after the part's commit: read before it, it could miss the order's last
   // refund opened, paid back and confirmed meanwhile, and nothing would close the order
   const now = (await deps.orders.findOrderRow(orderId))!;
-  const refunded = now.status === 'REFUNDING' && (await new RefundRepository(deps.db).unsettled(orderId)) === 0 && (await refundSucceeded(deps, orderId, refundId));
-  const childrenClosed = await deps.orders.closeSplitOrderOnceRefunded(now, { at: deps.clock(), detail: `refund ${refundId}` });
+  const refunded = now.status === 'REFUNDING' && (await new RefundRepository(deps.db).unsettled(orderId)) === 0 && (await refundSucceeded(deps, orderId, detail));
+  const childrenClosed = await deps.orders.closeSplitOrderOnceRefunded(now, { at: deps.clock(), detail });
   for (const { order, fired } of childrenClosed) deps.metrics.transitions.inc({ type: order.type, from: fired.from, to: fired.to, action: fired.action });
   return { changed: refunded || childrenClosed.length > 0, status: (await deps.orders.findOrderRow(orderId))!.status };
 }
 
 /** The order's refund_succeeded; false when it was closed meanwhile by another refund's settlement, or is split (its children close). */
-async function refundSucceeded(deps: RefundSettlementDeps, orderId: string, refundId: string): Promise<boolean> {
+async function refundSucceeded(deps: RefundSettlementDeps, orderId: string, detail: string): Promise<boolean> {
   try {
     // the payment system's word in the order's table, whoever paid the money back: the refund's own history says who
     const { order: closed, fired } = await retryTransaction(
-      () => deps.orders.applyTransition({ orderId, action: 'refund_succeeded', actor: 'payment', at: deps.clock(), detail: `refund ${refundId}` }),
+      () => deps.orders.applyTransition({ orderId, action: 'refund_succeeded', actor: 'payment', at: deps.clock(), detail }),
       { alsoAfter: afterStaleOrderVersion },
     );
     deps.metrics.transitions.inc({ type: closed.type, from: fired.from, to: fired.to, action: fired.action });

@@ -111,7 +111,8 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
    * RETURN_PARCEL_WINDOW_MS after the approval) reached the warehouse after all, or was reported
    * late, or the parcel of a return refused, which its buyer sent all the same: the units are back
    * and nothing is paid back. Nothing changes by itself (the order has moved on, and may have
-   * completed); logged with the units and counted (ReturnParcelsAfterClose) for staff to settle: the
+   * completed) but the return's history, which records the receipt (a step of the warehouse's) so
+   * that its repeats are known; logged with the units and counted once (ReturnParcelsAfterClose) for staff to settle: the
    * buyer asks for the return again (its window opened anew at the close or refusal), staff approve
    * it and report the parcel received naming the new return, or send the units back to the buyer.
    */

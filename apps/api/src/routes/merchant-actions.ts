@@ -27,20 +27,14 @@ const BEFORE_THE_PARCEL_LEFT: ReadonlySet<string> = new Set([PAID_CANCEL, REFUND
  * records, the lines refunded) are taken through the reverse flows' own routes (API.md);
  * the list names where, and this route sends the caller there.
  */
-const REVERSE_FLOW_ROUTES = new Map<string, (orderId: string) => string>([
-  ['cancel', (orderId) => `/v1/orders/${orderId}/cancel`],
+const REFUND_ROUTE = { method: 'POST', does: 'it also gives back coupons and records the refund' };
+const REVERSE_FLOW_ROUTES = new Map<string, { path: (orderId: string) => string; method: string; does: string }>([
+  ['cancel', { path: (orderId) => `/v1/orders/${orderId}/cancel`, ...REFUND_ROUTE }],
   // a paid order cancelled before shipment becomes a full refund (API.md)
-  [PAID_CANCEL, (orderId) => `/v1/orders/${orderId}/cancel`],
-  [REFUND_LINES, (orderId) => `/v1/orders/${orderId}/refunds`],
-  // the address route also tells the warehouse and keeps the new address
-  ['change_address', (orderId) => `/v1/orders/${orderId}/address`],
+  [PAID_CANCEL, { path: (orderId) => `/v1/orders/${orderId}/cancel`, ...REFUND_ROUTE }],
+  [REFUND_LINES, { path: (orderId) => `/v1/orders/${orderId}/refunds`, ...REFUND_ROUTE }],
+  ['change_address', { path: (orderId) => `/v1/orders/${orderId}/address`, method: 'PATCH', does: 'it also tells the warehouse and keeps the new address' }],
 ]);
-
-/** What the route an action is taken through does beside the step, and how it is called. */
-const REVERSE_FLOW_DOES = new Map([
-  ['change_address', { method: 'PATCH', does: 'it also tells the warehouse and keeps the new address' }],
-]);
-const REFUND_ROUTE_DOES = { method: 'POST', does: 'it also gives back coupons and records the refund' };
 
 /** A return is approved, refused or closed through its own route, which also moves the return record: from the status it must be in. */
 const RETURN_DECISIONS = new Map([
@@ -137,8 +131,8 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       const seen = ownChildren.length > 0 ? ownPartStatus(machine, ownChildren) : order.status;
       // a decision is on a return in the status it moves from; a split order's returns are on the children holding the
       // units, each decided from its child's own status (returnDecisionsOnChildren), whatever child the order's status is
-      const statusOf = new Map(parts.map((part): [string, string] => [part.orderId, part.status]));
-      const returns = (await refunds.ofOrders([...statusOf.keys()])).filter((record) => record.kind === 'return');
+      const partIds = parts.map((part) => part.orderId);
+      const returns = (await refunds.ofOrders(partIds)).filter((record) => record.kind === 'return');
       const returnOf = (orderId: string, action: string) => {
         const decision = RETURN_DECISIONS.get(action)!;
         const decided = returns.find((record) => record.orderId === orderId && record.status === decision.returnIn);
@@ -155,17 +149,18 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       // the routes refuse a part whose parcel left with the units of a refund withdrawn, whatever that part reads: a cancellation
       // and an address change move every part, and are not offered then; a refund of lines of a split order is, while one of
       // the other children may take it
-      const parcelsLeft = offered.some((action) => BEFORE_THE_PARCEL_LEFT.has(action)) ? await refunds.partsWhoseParcelLeft([...statusOf.keys()]) : new Set<string>();
+      const parcelsLeft = offered.some((action) => BEFORE_THE_PARCEL_LEFT.has(action)) ? await refunds.partsWhoseParcelLeft(partIds) : new Set<string>();
       const stillHere = (action: string) =>
         parcelsLeft.size === 0 || (action === REFUND_LINES && facts.split && offeredOn(parts.filter((part) => !parcelsLeft.has(part.orderId))).includes(REFUND_LINES));
       const actions = offered
         .filter((action) => !BEFORE_THE_PARCEL_LEFT.has(action) || stillHere(action))
-        // a decision on a return needs the return's id: without a return to decide there is nothing to offer
-        .filter((action) => !RETURN_DECISIONS.has(action) || (!facts.split && returnOf(order.orderId, action) !== undefined))
-        .map((action) => {
+        .flatMap((action) => {
+          // a decision on a return needs the return's id: without a return to decide there is nothing to offer
+          const decided = RETURN_DECISIONS.has(action) ? returnOf(order.orderId, action) : undefined;
+          if (RETURN_DECISIONS.has(action) && decided === undefined) return [];
           const to = machine.rule(seen, action)!.to;
-          const href = (RETURN_DECISIONS.has(action) && returnOf(order.orderId, action)) || (REVERSE_FLOW_ROUTES.get(action)?.(order.orderId) ?? `/v1/orders/${order.orderId}/actions/${action}`);
-          return { action, to, merchantLabel: machine.labels(to).merchantLabel, href };
+          const href = decided ?? REVERSE_FLOW_ROUTES.get(action)?.path(order.orderId) ?? `/v1/orders/${order.orderId}/actions/${action}`;
+          return [{ action, to, merchantLabel: machine.labels(to).merchantLabel, href }];
         });
       return { orderId: order.orderId, type: order.type, status: seen, actor, actions: [...actions, ...decisions] };
     },
@@ -208,8 +203,7 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
         const statuses = [seen.status, ...(await process.children(orderId)).map((child) => child.status)];
         if (!statuses.some((status) => machine.allowedActions(status, actor).includes(action))) throw new IllegalTransition(seen.status, action, actor);
         if (RETURN_DECISIONS.has(action)) throw new HttpProblem(409, 'CONFLICT', `${action} is taken through POST /v1/orders/${orderId}/returns/:returnId/${RETURN_DECISIONS.get(action)!.verb}: it also settles the return`);
-        const route = REVERSE_FLOW_DOES.get(action) ?? REFUND_ROUTE_DOES;
-        throw new HttpProblem(409, 'CONFLICT', `${action} is taken through ${route.method} ${owner!(orderId)}: ${route.does}`);
+        throw new HttpProblem(409, 'CONFLICT', `${action} is taken through ${owner!.method} ${owner!.path(orderId)}: ${owner!.does}`);
       }
       await fireTableAction(deps, { orderId, action, actor, detail: request.body?.reason });
       return orders.findOrder(orderId);

@@ -700,7 +700,7 @@ export async function reverseFlowRoutes(app: FastifyInstance, { deps }: { deps: 
           'an admin settled refund parts the payment system could not pay back: paid back another way',
         );
       }
-      await closeOrderOnceRefunded(deps, found.orderId, refundId);
+      await closeOrderOnceRefunded(deps, found.orderId, `refund ${refundId}`);
       return refunds.find(refundId);
     },
   );

@@ -39,7 +39,7 @@ import {
   type RequestPaymentJob,
   type SendToWarehouseJob,
 } from '@orders/queues';
-import { settleRefundPart, settleReportedPayment } from '@orders/settlement';
+import { closeOrderOnceRefunded, settleRefundPart, settleReportedPayment } from '@orders/settlement';
 import { releaseRemembered, type CommitOutcome, type Inventory } from '@orders/stock';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
@@ -425,10 +425,9 @@ export class ForwardLife {
     } else if (effects.includes('commitStock')) {
       // refunded as sold out, and this job died (or Redis failed it) before the release: finished now, the refund
       // under way still or (its job runs at once, this one after a backoff) closed since, which nothing else releases
-      const soldOut = await this.process.lastStep(order.order_id, { action: 'refund' });
-      if (soldOut?.actor === 'system' && order.status === 'REFUNDING') return this.refundSoldOut(order, 'sold out before the payment');
-      if (soldOut?.actor === 'system') {
-        await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'refunded', releaseRemembered(order.updated_at, this.deps.clock()) ? couponUseOf(order) : null);
+      if ((await this.process.lastStep(order.order_id, { action: 'refund' }))?.actor === 'system') {
+        if (order.status === 'REFUNDING') return this.refundSoldOut(order, 'sold out before the payment');
+        await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'refunded', this.couponUseToReleaseAgain(order));
         return;
       }
     }
@@ -1013,11 +1012,15 @@ export class ForwardLife {
       if (answer.status === 'SUCCEEDED' || answer.status === 'FAILED') await settleRefundPart(this.deps, part.refund, part, answer.status, this.deps.log);
     }
     // the signed callbacks close the order (the last part of the last refund); this covers refunds that needed none
-    const order = await this.deps.orders.findOrderRow(orderId);
-    if (order?.status === 'REFUNDING' && (await this.refunds.unsettled(orderId)) === 0) {
-      await this.tryTransition({ orderId, action: 'refund_succeeded', actor: 'payment', detail: 'every refund paid back' });
-    }
-    if (order) await this.closeSplitOrderOnceRefunded(order, 'every refund paid back');
+    await closeOrderOnceRefunded(this.deps, orderId, 'every refund paid back');
+  }
+
+  /**
+   * The coupon use of an order closed a while ago, for its release to be finished: only while Redis
+   * still remembers whether it went back (releaseRemembered), else it could go back twice.
+   */
+  private couponUseToReleaseAgain(order: OrderRow) {
+    return releaseRemembered(order.updated_at, this.deps.clock()) ? couponUseOf(order) : null;
   }
 
   /** A split order the order is, or is part of, held open while its buyer was owed money (refundsOwedIn): closed as its children give it once nothing is. */
@@ -1040,8 +1043,13 @@ export class ForwardLife {
   private async followRestoredCoupon(unit: OrderRow): Promise<void> {
     const root = unit.parent_order_id ? await this.deps.orders.findOrderRow(unit.parent_order_id) : unit;
     if (!root?.coupon_code) return;
-    await this.restoreCouponOnceNoneLeft(root.order_id);
-    const restored = (await this.pricing.redemptions(root.order_id)).find((r) => r.status === 'restored');
+    const restoredOf = async () => (await this.pricing.redemptions(root.order_id)).find((r) => r.status === 'restored');
+    // given back already (read without a lock: once restored it stays so), or now, under the order's lock
+    let restored = await restoredOf();
+    if (!restored) {
+      await this.restoreCouponOnceNoneLeft(root.order_id);
+      restored = await restoredOf();
+    }
     if (restored && releaseRemembered(restored.at, this.deps.clock())) await this.deps.inventory.releaseCoupon({ orderId: root.order_id, userId: root.user_id, couponCode: root.coupon_code });
   }
 
@@ -1069,7 +1077,7 @@ export class ForwardLife {
     });
     if (forfeited.dueInMs !== undefined) return forfeited;
     const order = await this.deps.orders.findOrderRow(orderId);
-    if (order?.status === 'DEPOSIT_FORFEITED') await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'forfeited', releaseRemembered(order.updated_at, this.deps.clock()) ? couponUseOf(order) : null);
+    if (order?.status === 'DEPOSIT_FORFEITED') await this.deps.inventory.releaseStock(order.order_id, order.user_id, 'forfeited', this.couponUseToReleaseAgain(order));
     return forfeited;
   }
 

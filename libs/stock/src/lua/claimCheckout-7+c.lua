@@ -47,7 +47,7 @@
     1 claimed now                 { 1, 1 if a coupon use was taken else 0 }; also to this
       request's own call run again (ioredis sends again what it wrote before a lost connection
       and had no answer to): nothing is taken twice (answered 2 once another request has taken
-      the claim up since: it is no longer this one's to drop)
+      the claim up since: both hold it, each letting go when refused, dropClaim-2.lua)
     2 claimed before, this body   { 2, coupon use taken, orderId... }: a retry, or the same
       request twice at once; the orders other requests took a coupon use for under the claim,
       while it was made within ARGV[9]: if this request's order is accepted they never will
