@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import { consoleShopTags } from '@orders/api';
 import { addDeadLetter } from '@orders/queues';
 import { waitFor } from '@orders/testing';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
@@ -22,13 +23,14 @@ describe('the console as an operator of a yen shop uses it from Tokyo at 3 a.m.'
 
   const shownText = async (elements: Locator): Promise<string> => (await elements.allTextContents()).join('\n');
 
-  /** Serves `tab` this file's own build of the console, its page naming the shop's currency and waits as the api's does (plugins/console.ts). */
-  async function serveWithShopTags(tab: Page): Promise<void> {
-    const apiPage = await (await fetch(`${base}/console/`)).text();
-    const shopTags = (apiPage.match(/<meta name="(?:shop-currency|refund-confirmation-give-up-ms|payment-confirmation-give-up-ms)"[^>]*>/g) ?? []).join('');
-    expect(shopTags).toContain('shop-currency');
-    await serveConsole(tab, base, built, shopTags);
-  }
+  /** Serves `tab` this file's own build of the console, its page naming the shop's currency and waits as the api's does. */
+  const serveWithShopTags = (tab: Page) =>
+    serveConsole(
+      tab,
+      base,
+      built,
+      consoleShopTags({ currency: system.env.config.SHOP_CURRENCY, refundConfirmationGiveUpMs: system.env.config.REFUND_CONFIRMATION_GIVE_UP_MS, paymentConfirmationGiveUpMs: system.env.config.PAYMENT_CONFIRMATION_GIVE_UP_MS }),
+    );
 
   beforeAll(async () => {
     built = await buildConsole('console-yen-tokyo');

@@ -13,6 +13,18 @@ export const CONSOLE_PATH = '/console';
 /** apps/console/dist, seen from apps/api/src/plugins (tests) and apps/api/dist/plugins (npm start) alike */
 const BUILT_CONSOLE = fileURLToPath(new URL('../../../console/dist/', import.meta.url));
 
+/** What the console's page tells it of the shop it serves. */
+interface ShopSettings {
+  currency: string;
+  refundConfirmationGiveUpMs: number;
+  paymentConfirmationGiveUpMs: number;
+}
+
+/** The tags index.html is served with, naming the shop's settings (one build serves every shop). */
+export function consoleShopTags(shop: ShopSettings): string {
+  return `<meta name="shop-currency" content="${shop.currency}" /><meta name="refund-confirmation-give-up-ms" content="${shop.refundConfirmationGiveUpMs}" /><meta name="payment-confirmation-give-up-ms" content="${shop.paymentConfirmationGiveUpMs}" />`;
+}
+
 /**
  * The merchants' and operators' web console, a Vite build served under /console. Any
  * path that is not a built file answers index.html, so deep links (an order's page) load
@@ -24,9 +36,9 @@ const BUILT_CONSOLE = fileURLToPath(new URL('../../../console/dist/', import.met
  * offers to ask again: one build serves every shop.
  */
 export const consolePlugin = fp(
-  async (app: FastifyInstance, options: { root?: string; currency: string; refundConfirmationGiveUpMs: number; paymentConfirmationGiveUpMs: number }) => {
+  async (app: FastifyInstance, options: ShopSettings & { root?: string }) => {
     const root = path.resolve(options.root ?? BUILT_CONSOLE);
-    const shopTags = `<meta name="shop-currency" content="${options.currency}" /><meta name="refund-confirmation-give-up-ms" content="${options.refundConfirmationGiveUpMs}" /><meta name="payment-confirmation-give-up-ms" content="${options.paymentConfirmationGiveUpMs}" />`;
+    const shopTags = consoleShopTags(options);
     await app.register(fastifyStatic, { root, serve: false });
 
     async function serve(reply: FastifyReply, requested: string) {

@@ -492,7 +492,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
         const returnNow = returned && (await refunds.find(returned.refundId));
         const closedMeanwhile = returnNow && ENDED_WITHOUT_PARCEL.has(returnNow.status) ? returnNow : null;
         if (error instanceof AlreadyApplied) {
-          if (closedMeanwhile) returnedAfterClose(current, closedMeanwhile, callback, request.log);
+          if (closedMeanwhile) await returnedAfterClose(current, closedMeanwhile, callback, request.log);
           await followUpAgain(deps, order.order_id);
           return { changed: false, status: current.status };
         }
@@ -517,7 +517,7 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
           delivery && (await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.advanceShipment(trx, order.order_id, delivery.from, delivery.to, { trackingNo: callback.trackingNo ?? null, at }))));
         // a SHIPPED overtaken by its DELIVERED (the warehouse's retries reorder them): its tracking number and ship time are still the parcel's
         const shippedLate = callback.event === 'SHIPPED' && (await retryTransaction(() => deps.db.transaction().execute((trx) => ProcessRepository.noteShippedLate(trx, order.order_id, { trackingNo: callback.trackingNo ?? null, at }))));
-        if (closedMeanwhile) returnedAfterClose(current, closedMeanwhile, callback, request.log);
+        if (closedMeanwhile) await returnedAfterClose(current, closedMeanwhile, callback, request.log);
         await followUpAgain(deps, order.order_id);
         return { changed: parcelDelivered === true || shippedLate, status: current.status };
       }
