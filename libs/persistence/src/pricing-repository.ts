@@ -1,7 +1,7 @@
 import { DomainError, priceOrder, type AcceptedOrder, type Coupon, type MemberLevel, type PricingRules, type Sku, type ThresholdPromotion } from '@orders/domain';
 import { sql, type Selectable, type Transaction } from 'kysely';
 import type { OrderDb } from './connection.js';
-import type { CouponsTable, Database } from './schema.js';
+import type { CouponsTable, Database, PromotionsTable } from './schema.js';
 import { isDuplicateKey } from './mysql-errors.js';
 
 export class PricingRuleExists extends DomainError {
@@ -66,6 +66,43 @@ export class PricingRepository {
       if (isDuplicateKey(error)) throw new PricingRuleExists(`Promotion ${promotion.promotionId}`);
       throw error;
     }
+  }
+
+  /**
+   * Ends a promotion now, dated by `clock` (the intake's) as every change of the rules is: orders
+   * accepted from then on are priced without it, those accepted before keep it, however long they
+   * wait in the queue. One not started yet ends at its start (it never runs); one ended keeps its
+   * end. The promotion as it stands after, or null when there is none of that id.
+   */
+  async endPromotion(promotionId: string, clock: AcceptanceClock): Promise<ThresholdPromotion | null> {
+    let ended: ThresholdPromotion | null = null;
+    await this.changeRules(clock, { movesEveryBatch: true }, async (trx, at) => {
+      const row = await trx.selectFrom('promotions').selectAll().where('promotion_id', '=', promotionId).forUpdate().executeTakeFirst();
+      if (!row) return;
+      const endsAt = new Date(Math.max(row.starts_at.getTime(), Math.min(row.ends_at.getTime(), at.getTime())));
+      if (endsAt.getTime() < row.ends_at.getTime()) {
+        await trx.updateTable('promotions').set({ ends_at: endsAt }).where('promotion_id', '=', promotionId).execute();
+        // a row batches may have read changed, not inserted: every batch priced before is priced again
+        await trx.updateTable('pricing_rules_version').set((eb) => ({ promotion_ends: eb('promotion_ends', '+', 1) })).where('id', '=', 1).execute();
+      }
+      ended = promotionOf({ ...row, ends_at: endsAt });
+    });
+    return ended;
+  }
+
+  /**
+   * Ends a coupon in MySQL at `endsAt`, the end checkout's copy in Redis was given
+   * (Inventory.endCoupon), so the worker prices the orders accepted with it before that by it. One
+   * not started yet ends at its start; one ended keeps its end. The coupon as it stands after, or
+   * null when there is none of that code.
+   */
+  async endCoupon(code: string, endsAt: Date): Promise<Coupon | null> {
+    await this.db
+      .updateTable('coupons')
+      .set({ ends_at: sql<Date>`GREATEST(starts_at, LEAST(ends_at, ${endsAt}))` })
+      .where('code', '=', code)
+      .execute();
+    return this.findCoupon(code);
   }
 
   /**
@@ -205,7 +242,7 @@ export class PricingRepository {
   async rulesFor(orders: readonly AcceptedOrder[], skus: ReadonlyMap<string, Sku>): Promise<RulesAtAcceptance> {
     const warehouseIds = [...new Set([...skus.values()].map((sku) => sku.warehouseId))];
     // before the rules: read after them, it could count a change their reads missed
-    const { version } = await this.db.selectFrom('pricing_rules_version').select('version').where('id', '=', 1).executeTakeFirstOrThrow();
+    const { version, promotion_ends: promotionEnds } = await this.db.selectFrom('pricing_rules_version').select(['version', 'promotion_ends']).where('id', '=', 1).executeTakeFirstOrThrow();
     const codes = [...new Set(orders.flatMap((o) => (o.couponCode ? [o.couponCode] : [])))];
     const userIds = [...new Set(orders.map((o) => o.userId))];
     const acceptedTimes = orders.map((o) => Date.parse(o.acceptedAt));
@@ -260,18 +297,7 @@ export class PricingRepository {
             .where('order_id', 'in', orders.map((o) => o.orderId))
             .execute(),
     ]);
-    const promotions = promotionRows.map((row) => ({
-      createdAt: row.created_at,
-      promotion: {
-        promotionId: row.promotion_id,
-        title: row.title,
-        thresholdCents: Number(row.threshold_cents),
-        offCents: Number(row.off_cents),
-        skuIds: row.sku_ids === null ? null : (JSON.parse(row.sku_ids) as string[]),
-        startsAt: row.starts_at,
-        endsAt: row.ends_at,
-      } satisfies ThresholdPromotion,
-    }));
+    const promotions = promotionRows.map((row) => ({ createdAt: row.created_at, promotion: promotionOf(row) }));
     const coupons = new Map(couponRows.map((row): [string, Coupon] => [row.code, couponOf(row)]));
     const memberships = historyBy(memberRows, (row) => row.user_id);
     const levels = historyBy(levelRows, (row) => row.level);
@@ -318,7 +344,7 @@ export class PricingRepository {
       warehouses: warehouseIds,
       feeChanges: feeRows.length,
     };
-    return { version: { shared: Number(version), read, buyers: userIds, buyersChanges: memberRows.length }, byOrder: rules };
+    return { version: { shared: Number(version), promotionEnds: Number(promotionEnds), read, buyers: userIds, buyersChanges: memberRows.length }, byOrder: rules };
   }
 
   async redemptions(orderId: string): Promise<Array<{ code: string; status: string; at: Date }>> {
@@ -336,12 +362,13 @@ export interface RulesAtAcceptance {
 }
 
 /**
- * What a batch's pricing read: the version of the rules any order is priced by (`shared`), how many
- * of their dated rows it read (`read`), and of its buyers' levels the changes in force by its last
- * order's acceptance (`buyersChanges`).
+ * What a batch's pricing read: the version of the rules any order is priced by (`shared`), the
+ * promotions ended early by then (`promotionEnds`), how many of their dated rows it read (`read`),
+ * and of its buyers' levels the changes in force by its last order's acceptance (`buyersChanges`).
  */
 export interface RulesVersion {
   shared: number;
+  promotionEnds: number;
   read: SharedRulesRead;
   buyers: readonly string[];
   buyersChanges: number;
@@ -367,7 +394,8 @@ export class PricingRulesChangedMeanwhile extends Error {
  * MySQL's LOCK IN SHARE MODE, which MariaDB reads too (it has no FOR SHARE).
  */
 export async function holdRulesVersion(trx: Transaction<Database>, version: RulesVersion): Promise<void> {
-  const { rows } = await sql<{ version: number }>`SELECT version FROM pricing_rules_version WHERE id = 1 LOCK IN SHARE MODE`.execute(trx);
+  const { rows } = await sql<{ version: number; promotion_ends: number }>`SELECT version, promotion_ends FROM pricing_rules_version WHERE id = 1 LOCK IN SHARE MODE`.execute(trx);
+  if (Number(rows[0]?.promotion_ends) !== version.promotionEnds) throw new PricingRulesChangedMeanwhile();
   if (Number(rows[0]?.version) !== version.shared && !(await sameRulesRead(trx, version.read))) throw new PricingRulesChangedMeanwhile();
   if (version.buyers.length === 0) return;
   const changes = await trx
@@ -393,7 +421,8 @@ function takesCoupon(order: AcceptedOrder, skus: ReadonlyMap<string, Sku>, rules
  * How many rows of the rules every order is priced by a batch's pricing read, by what it read them
  * for: the promotions created by its last order's acceptance and not ended by its first, and the
  * changes in force by its last of the levels its buyers hold and of its warehouses' fees. Each is
- * only ever inserted, dated by the change (changeRules), so the same count read again is the same rows.
+ * inserted, dated by the change (changeRules), so the same count read again is the same rows; the one
+ * change of a row, a promotion's early end, is counted apart (RulesVersion.promotionEnds).
  */
 interface SharedRulesRead {
   acceptedFrom: Date;
@@ -426,6 +455,18 @@ async function sameRulesRead(trx: Transaction<Database>, read: SharedRulesRead):
   if (Number(levels) !== read.levelChanges) return false;
   const fees = read.warehouses.length === 0 ? 0 : (await feeChangesRead(trx, read).select((eb) => eb.fn.countAll<number | string>().as('count')).executeTakeFirstOrThrow()).count;
   return Number(fees) === read.feeChanges;
+}
+
+function promotionOf(row: Selectable<PromotionsTable>): ThresholdPromotion {
+  return {
+    promotionId: row.promotion_id,
+    title: row.title,
+    thresholdCents: Number(row.threshold_cents),
+    offCents: Number(row.off_cents),
+    skuIds: row.sku_ids === null ? null : (JSON.parse(row.sku_ids) as string[]),
+    startsAt: row.starts_at,
+    endsAt: row.ends_at,
+  };
 }
 
 /** Rows of a history (ordered by when each took effect) grouped by what they are the history of. */

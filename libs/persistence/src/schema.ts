@@ -326,6 +326,8 @@ export interface ShippingFeeHistoryTable {
 export interface PricingRulesVersionTable {
   id: number;
   version: number;
+  /** promotions ended early (migration 0037) */
+  promotion_ends: ColumnType<number, number | undefined, number>;
 }
 
 /** The Idempotency-Key of a refund (return) request: one body per order, kind, caller and key. */

@@ -1066,6 +1066,15 @@ export class Inventory {
   }
 
   /**
+   * Ends checkout's copy of a coupon now, by Redis's clock (endCoupon-1.lua): its end as it stands
+   * after (ended before, or not started, it keeps its own), or null when Redis has no copy of it.
+   */
+  async endCoupon(code: string): Promise<Date | null> {
+    const endsAt = await runStockScript(this.redis, 'endCoupon', [this.keys.coupon(this.keys.couponGroup(), code)], []);
+    return endsAt < 0 ? null : new Date(endsAt);
+  }
+
+  /**
    * At payment: the order's reserved (placement) or checked (payment-time) units become
    * sold, exactly once, all lines or none (commitStock-1+n.lua). With replicas to wait for
    * (`ReservationDurability`), committed only once they hold it, else StockNotReplicated: a

@@ -13,6 +13,7 @@ interface StockScriptReplies {
   forgetClaims: number;
   releaseStock: number;
   releaseCoupon: number;
+  endCoupon: number;
   initSku: number;
   changeSale: number[];
   putOffSale: number;
@@ -46,6 +47,7 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   forgetClaims: 'forgetClaims-1.lua',
   releaseStock: 'releaseStock-4+2n.lua',
   releaseCoupon: 'releaseCoupon-4.lua',
+  endCoupon: 'endCoupon-1.lua',
   initSku: 'initSku-1.lua',
   changeSale: 'changeSale-1.lua',
   putOffSale: 'putOffSale-1.lua',
@@ -75,6 +77,7 @@ const SHARED_FUNCTIONS: Partial<Record<StockScriptName, string[]>> = {
   releaseStock: ['couponUse.lua', 'saleCount.lua'],
   restockStock: ['saleCount.lua'],
   releaseCoupon: ['couponUse.lua'],
+  endCoupon: ['couponUse.lua', 'redisClock.lua'],
   abandonClaim: ['couponUse.lua'],
   countInWindows: ['countInWindow.lua'],
   changeSale: ['redisClock.lua'],

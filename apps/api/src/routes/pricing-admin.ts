@@ -1,8 +1,9 @@
+import type { Coupon } from '@orders/domain';
 import { PricingRepository } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { SUBJECT } from '../tokens.js';
-import { createCoupon } from '../pricing-admin.js';
+import { createCoupon, endCoupon } from '../pricing-admin.js';
 import { notFound, validationFailed } from '../problems.js';
 import { problemRef, warehouseIdSchema } from '../schemas.js';
 import { timeWindow } from '../time-window.js';
@@ -148,18 +149,64 @@ export async function pricingAdminRoutes(app: FastifyInstance, { deps }: { deps:
     async (request) => {
       const coupon = await pricing.findCoupon(request.params.code);
       if (!coupon) throw notFound('coupon');
-      const usesHeld = await deps.inventory.couponUsesHeld(coupon.code);
-      const totalLimit = coupon.totalLimit || null;
-      return {
-        ...coupon,
-        totalLimit,
-        startsAt: coupon.startsAt.toISOString(),
-        endsAt: coupon.endsAt.toISOString(),
-        usesHeld,
-        usesLeft: totalLimit === null || usesHeld === null ? null : Math.max(0, totalLimit - usesHeld),
-      };
+      return couponView(coupon);
     },
   );
+
+  app.put<{ Params: { code: string } }>(
+    '/v1/admin/coupons/:code/end',
+    {
+      onRequest: admin,
+      schema: {
+        tags: ['pricing'],
+        summary: 'End a coupon now: checkout refuses it from this answer on (422 COUPON_INVALID); orders accepted with it before keep it',
+        description:
+          "The coupon ends now by Redis's clock, the one checkouts are accepted by, at checkout and in MySQL at the same instant: an order accepted with it before is priced with it, however long it waits in the queue, and keeps the discount through payment, cancellation and refunds; one not started yet ends at its start and never runs. 200 with the coupon as GET answers it (`endsAt` its new end). Asked again, or for a coupon ended already, it answers 200 as it stands. 404 NOT_FOUND for a code that does not exist. A 503 means Redis or MySQL did not answer: checkout may refuse the coupon already while MySQL still holds the old end (the stock repair would publish that one again), so send the same request again until it answers 200.",
+        params: { type: 'object', additionalProperties: false, required: ['code'], properties: { code } },
+        response: answered,
+      },
+    },
+    async (request) => {
+      const coupon = await endCoupon({ pricing, inventory: deps.inventory }, request.params.code);
+      if (!coupon) throw notFound('coupon');
+      return couponView(coupon);
+    },
+  );
+
+  app.put<{ Params: { promotionId: string } }>(
+    '/v1/admin/promotions/:promotionId/end',
+    {
+      onRequest: admin,
+      schema: {
+        tags: ['pricing'],
+        summary: 'End a threshold promotion now: orders accepted from this answer on are priced without it; those accepted before keep it',
+        description:
+          "The promotion ends now by Redis's clock, the one checkouts are accepted by: the worker prices an order accepted before with it, however long it waits in the queue (a batch priced while the end was made is priced again), and one accepted after without it; one not started yet ends at its start and never runs. 200 with the promotion (`endsAt` its new end; `skuIds` absent when it covers every SKU). Asked again, or for a promotion ended already, it answers 200 as it stands. 404 NOT_FOUND for an id that does not exist. A 503 means MySQL did not answer: nothing changed, send it again.",
+        params: { type: 'object', additionalProperties: false, required: ['promotionId'], properties: { promotionId: code } },
+        response: answered,
+      },
+    },
+    async (request) => {
+      const promotion = await pricing.endPromotion(request.params.promotionId, acceptanceClock);
+      if (!promotion) throw notFound('promotion');
+      const { skuIds, ...rest } = promotion;
+      return { ...rest, ...(skuIds ? { skuIds } : {}), startsAt: promotion.startsAt.toISOString(), endsAt: promotion.endsAt.toISOString() };
+    },
+  );
+
+  /** A coupon as GET answers it: with how many orders hold a use of it now, and how many are left under a total limit. */
+  async function couponView(coupon: Coupon) {
+    const usesHeld = await deps.inventory.couponUsesHeld(coupon.code);
+    const totalLimit = coupon.totalLimit || null;
+    return {
+      ...coupon,
+      totalLimit,
+      startsAt: coupon.startsAt.toISOString(),
+      endsAt: coupon.endsAt.toISOString(),
+      usesHeld,
+      usesLeft: totalLimit === null || usesHeld === null ? null : Math.max(0, totalLimit - usesHeld),
+    };
+  }
 
   app.put<{ Params: { level: string }; Body: { discountPercent: number; freeShipping: boolean } }>(
     '/v1/admin/member-levels/:level',

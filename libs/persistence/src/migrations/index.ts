@@ -33,6 +33,7 @@ import * as paymentsFirstRequested from './0033-payments-first-requested.js';
 import * as paymentsUndecided from './0034-payments-undecided.js';
 import * as skusOffSale from './0035-skus-off-sale.js';
 import * as refundPartsPaidAfter from './0036-refund-parts-paid-after.js';
+import * as promotionEnds from './0037-promotion-ends.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -75,4 +76,5 @@ export const migrations: Record<string, Migration> = {
   '0034-payments-undecided': paymentsUndecided,
   '0035-skus-off-sale': skusOffSale,
   '0036-refund-parts-paid-after': refundPartsPaidAfter,
+  '0037-promotion-ends': promotionEnds,
 };
