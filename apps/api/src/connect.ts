@@ -2,7 +2,7 @@ import type { Config } from '@orders/config';
 import { createMetrics } from '@orders/metrics';
 import { CatalogRepository, OrderRepository, StockLedgerRepository, awaitSchema, createDb, migrateDatabase, orderListOptionsOf } from '@orders/persistence';
 import { createOrderQueues } from '@orders/queues';
-import { Inventory, checkoutTimeoutsOf, connectRedis, logRedisOutages, type ConnectionLog } from '@orders/stock';
+import { Inventory, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisSocketTimeoutMs, type ConnectionLog } from '@orders/stock';
 import type { AppDeps } from './app-deps.js';
 
 /**
@@ -26,7 +26,7 @@ export async function connectApi(config: Config, options: { migrate?: boolean; a
   if (options.migrate) await migrateDatabase(config.MYSQL_URL, { stillMigrating: (message) => console.warn(message) });
   else if (options.awaitSchema) await awaitMigrations(config);
   const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE, config.MYSQL_QUERY_TIMEOUT_MS);
-  const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS });
+  const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS, socketTimeout: redisSocketTimeoutMs(config, 'api') });
   // ioredis' connect() says only "Connection is closed." of a server it never reached; its error event says why
   let unreachable: Error | undefined;
   const noteWhy = (error: Error) => (unreachable ??= error);

@@ -3,7 +3,7 @@ import { ORDER_TYPES, TIMER_ACTIONS, statusesWaitingFor } from '@orders/domain';
 import { createMetrics, type OrderMetrics } from '@orders/metrics';
 import { CatalogRepository, CouponRepository, OrderEventRepository, OrderRepository, PricingRepository, ProcessRepository, RefundRepository, StockLedgerRepository, createDb, isDatabaseUnavailable, mysqlNow, withoutStatementValues, type OrderDb } from '@orders/persistence';
 import { JOB, JOBS_OF_QUEUE, QUEUE, createOrderQueues, enqueueFulfilmentUpdate, enqueueLatePaymentRefund, enqueuePaymentRequest, enqueueRefundPayments, heldRefundsWithoutJob, lateRefundsWithoutJob, orderRefundsWithoutJob, orderEventStreamKey, ordersCarriedBy, paymentRequestsWithoutJob, readQueues, type ExpireOrderJob, type ExpireOrdersJob, type OrderQueues, type PersistOrderJob } from '@orders/queues';
-import { Inventory, RunLock, RunUnderWay, SweepPages, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisMastersReplicationIdOf, redisMemoryOf, redisReplicasOf, redisUptimeOf, type RedisClient } from '@orders/stock';
+import { Inventory, RunLock, RunUnderWay, SweepPages, checkoutTimeoutsOf, connectRedis, logRedisOutages, redisSocketTimeoutMs, redisMastersReplicationIdOf, redisMemoryOf, redisReplicasOf, redisUptimeOf, type RedisClient } from '@orders/stock';
 import { DelayedError, Worker, type Job, type Processor } from 'bullmq';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
@@ -41,7 +41,7 @@ export interface RunningWorkers {
 
 export function connectWorker(config: Config, log: Logger): WorkerDeps {
   // BullMQ workers block on Redis and must retry forever rather than fail a command (on a cluster, per node)
-  const redis = connectRedis(config, { maxRetriesPerRequest: null });
+  const redis = connectRedis(config, { maxRetriesPerRequest: null, socketTimeout: redisSocketTimeoutMs(config, 'worker') });
   const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE, config.MYSQL_QUERY_TIMEOUT_MS);
   const ledger = new StockLedgerRepository(db);
   return {

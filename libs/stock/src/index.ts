@@ -11,7 +11,7 @@ export type { SweepPage } from './sweep-pages.js';
 export type { FinishedTransfer } from './stock-rebalancer.js';
 export { StockScriptCall } from './stock-scripts.js';
 export type { RedisClient } from './stock-scripts.js';
-export { StockNotReplicated, connectRedis, isRedisUnavailable, logRedisOutages, mastersOf, redisMastersReplicationIdOf, redisMemoryOf, redisReplicasOf, redisUptimeOf } from './redis-connection.js';
+export { StockNotReplicated, connectRedis, isRedisUnavailable, redisSocketTimeoutMs, logRedisOutages, mastersOf, redisMastersReplicationIdOf, redisMemoryOf, redisReplicasOf, redisUptimeOf } from './redis-connection.js';
 export { orderIdFactory } from './order-ids.js';
 export { PipelinePerTurn } from './pipeline-per-turn.js';
 export { SoldOutSkus } from './sold-out-skus.js';

@@ -9,12 +9,40 @@ export interface RedisLocation {
 }
 
 /**
+ * TCP keep-alive on every connection, probing one idle this long: a failover behind one address
+ * (a DNS name, a virtual IP) leaves the connections opened before it neither answered nor reset,
+ * and an idle one (a subscriber's) otherwise stays open on nothing for hours (Linux's 2 h).
+ */
+const KEEP_ALIVE_IDLE_MS = 10_000;
+
+/**
+ * BullMQ's longest wait for a job on its blocking connection (a BZPOPMIN, BullMQ's
+ * `maximumBlockTimeout`): that connection is a copy of the worker's, with its options.
+ */
+const BULLMQ_LONGEST_BLOCK_MS = 10_000;
+
+/**
+ * After how long without a byte from Redis, while a command awaits its answer, a connection is
+ * taken for dead: destroyed and opened again, its unanswered commands failed (the api's) or sent
+ * again (the worker's). A failover behind one address leaves the old connections silent, and
+ * ioredis' command timeout fails a command without closing its connection, so every later command
+ * failed on it too until TCP gave up (~15 min): checkouts answered 503 and workers persisted
+ * nothing meanwhile. The longest a command may take (REDIS_COMMAND_TIMEOUT_MS, the replicas' WAITs
+ * shorter; in a worker also BullMQ's block and the order events' WAIT), and REDIS_COMMAND_TIMEOUT_MS more.
+ */
+export function redisSocketTimeoutMs(config: { REDIS_COMMAND_TIMEOUT_MS: number; EVENTS_REPLICA_TIMEOUT_MS: number }, process: 'api' | 'worker'): number {
+  const longest = process === 'api' ? config.REDIS_COMMAND_TIMEOUT_MS : Math.max(config.REDIS_COMMAND_TIMEOUT_MS, BULLMQ_LONGEST_BLOCK_MS, config.EVENTS_REPLICA_TIMEOUT_MS);
+  return longest + config.REDIS_COMMAND_TIMEOUT_MS;
+}
+
+/**
  * The one place a process opens its Redis connection. With cluster nodes it is an ioredis
  * Cluster: each node connection takes the caller's options and REDIS_URL's credentials and
  * TLS; the options that describe the client as a whole (connecting lazily, queueing
  * commands while away, reconnecting) go to the Cluster itself, as ioredis reads them there.
  */
-export function connectRedis(location: RedisLocation, options: RedisOptions = {}): RedisClient {
+export function connectRedis(location: RedisLocation, callerOptions: RedisOptions = {}): RedisClient {
+  const options: RedisOptions = { keepAlive: KEEP_ALIVE_IDLE_MS, ...callerOptions };
   if (location.REDIS_CLUSTER_NODES.length === 0) return new Redis(location.REDIS_URL, options);
   const { lazyConnect, enableOfflineQueue, enableReadyCheck, retryStrategy, ...nodeOptions } = options;
   const url = new URL(location.REDIS_URL);
