@@ -3,7 +3,7 @@ import { Kysely, Migrator, MysqlDialect, type MigrationResultSet, type MysqlPool
 import { createPool, type Pool, type PoolConnection, type PoolOptions } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
 import { migrations } from './migrations/index.js';
-import { StatementTooSlow, isDatabaseUnavailable, isNoSuchThread, isStatementTimeout } from './mysql-errors.js';
+import { NoConnectionInTime, StatementTooSlow, isDatabaseUnavailable, isNoSuchThread, isStatementTimeout } from './mysql-errors.js';
 import type { Database } from './schema.js';
 
 export type OrderDb = Kysely<Database>;
@@ -134,7 +134,18 @@ function withStatementDeadline(pool: Pool, options: PoolOptions, timeoutMs: numb
   };
   return {
     getConnection(callback) {
+      // mysql2's wait for a free connection has no deadline of its own: while MySQL stalls, every
+      // caller would queue behind the statements ahead of it, each waiting out its own deadline
+      // (its place in the queue × the deadline). Past the deadline the caller fails as MySQL away.
+      let gaveUp = false;
+      const timer = setTimeout(() => {
+        gaveUp = true;
+        callback(new NoConnectionInTime(timeoutMs, deadline), undefined as never);
+      }, timeoutMs);
       pool.getConnection((error, connection) => {
+        // the pool cannot take a caller out of its queue: what it hands over late goes back at once, for the next
+        if (gaveUp) return error ? undefined : connection.release();
+        clearTimeout(timer);
         if (error) return callback(error, connection);
         // one wrapper per connection: kysely keys its own per-connection state by it
         let deadlined = wrapped.get(connection);
@@ -150,7 +161,10 @@ function withStatementDeadline(pool: Pool, options: PoolOptions, timeoutMs: numb
  * A pool of `poolSize` connections. With `statementTimeoutMs` (the long-running processes:
  * MYSQL_QUERY_TIMEOUT_MS; the stock check's ledger sums: RECONCILE_QUERY_TIMEOUT_MS, the
  * `deadline` its errors name) a statement, or the opening of a connection, that gets no answer
- * within it fails as MySQL unavailable instead of waiting until TCP gives up (~15 min).
+ * within it fails as MySQL unavailable instead of waiting until TCP gives up (~15 min); so does a
+ * caller that gets no connection of the pool within it (NoConnectionInTime). The pool's queue has
+ * no limit (queueLimit): the deadline bounds each wait, and a limit would refuse a busy worker's
+ * work (WORKER_CONCURRENCY jobs per queue on MYSQL_POOL_SIZE connections) while MySQL answers.
  */
 export function createDb(mysqlUrl: string, poolSize = 16, statementTimeoutMs?: number, deadline = 'MYSQL_QUERY_TIMEOUT_MS'): { db: OrderDb; pool: Pool } {
   const pool = createPool({

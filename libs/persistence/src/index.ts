@@ -1,5 +1,5 @@
 export { awaitSchema, createDb, ensureDatabase, migrateDatabase, migrateToLatest, mysqlStartFailure } from './connection.js';
-export { StatementTooSlow, isConnectionLost, isDatabaseUnavailable, isRowRefused, isServerError, isTransientRefusal, retryTransaction, serializedWithoutStatementValues, withoutStatementValues } from './mysql-errors.js';
+export { NoConnectionInTime, StatementTooSlow, isConnectionLost, isDatabaseUnavailable, isRowRefused, isServerError, isTransientRefusal, retryTransaction, serializedWithoutStatementValues, withoutStatementValues } from './mysql-errors.js';
 export type { OrderDb } from './connection.js';
 export { CatalogRepository, toSku } from './catalog-repository.js';
 export { CouponUsedUpMeanwhile, DeadlineAhead, DeadlinePassed, OrderRepository, afterStaleOrderVersion, historyDetail, mysqlNow, orderListOptionsOf } from './order-repository.js';

@@ -46,6 +46,23 @@ export class StatementTooSlow extends Error {
   }
 }
 
+/**
+ * No connection of the pool came free within the statement deadline (createDb): all of them held
+ * by statements MySQL does not answer, or by the callers queued ahead. MySQL away, as a connection
+ * that cannot be opened in that time (its code is UNREACHABLE's): the work waits for it, and no
+ * statement of it reached MySQL, so none of its rows is what failed.
+ */
+export class NoConnectionInTime extends Error {
+  readonly code = 'POOL_WAIT_TIMEOUT';
+  constructor(
+    readonly timeoutMs: number,
+    deadline = 'MYSQL_QUERY_TIMEOUT_MS',
+  ) {
+    super(`no MySQL connection of the pool came free within ${deadline} (${timeoutMs} ms)`);
+    this.name = 'NoConnectionInTime';
+  }
+}
+
 /** As deep as a log follows an error's causes to the MySQL error among them (isDatabaseUnavailable's depth). */
 const CAUSES_FOLLOWED = 5;
 
@@ -148,9 +165,10 @@ export async function retryTransaction<T>(transaction: (attempt: number) => Prom
 
 /**
  * What mysql2 reports when it cannot reach the server, loses the connection mid-query, or
- * gets no answer within the statement deadline (a frozen network, a failover: createDb).
+ * gets no answer within the statement deadline (a frozen network, a failover: createDb); and
+ * no connection of the pool free within it (NoConnectionInTime).
  */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_SERVER_SHUTDOWN', 'ER_CON_COUNT_ERROR']);
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', 'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_SERVER_SHUTDOWN', 'ER_CON_COUNT_ERROR', 'POOL_WAIT_TIMEOUT']);
 
 /**
  * What a server answers that takes no writes for now, whatever the statement: read-only (a failover's

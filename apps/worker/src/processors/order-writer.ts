@@ -1,6 +1,6 @@
 import { DomainError, priceOrder, stateMachineFor, type AcceptedOrder, type Sku } from '@orders/domain';
 import type { OrderMetrics } from '@orders/metrics';
-import { CouponUsedUpMeanwhile, PricingRulesChangedMeanwhile, StatementTooSlow, isConnectionLost, isRowRefused, isServerError, type CatalogRepository, type OrderRepository, type OrderToPersist, type PricingRepository, type RulesVersion } from '@orders/persistence';
+import { CouponUsedUpMeanwhile, NoConnectionInTime, PricingRulesChangedMeanwhile, StatementTooSlow, isConnectionLost, isRowRefused, isServerError, type CatalogRepository, type OrderRepository, type OrderToPersist, type PricingRepository, type RulesVersion } from '@orders/persistence';
 import { forgetCarriers, isPersistOrdersJob, schedulePaymentDeadlines, type OrderQueues, type PersistOrdersJob } from '@orders/queues';
 import type { Inventory } from '@orders/stock';
 
@@ -163,10 +163,12 @@ export class OrderWriter {
    * failed on an order. Written whole again, it would fail again, and with it every job whose orders
    * share it, until all of them are dead letters. Not when MySQL is away, slow or refuses any write
    * (read-only, full, a node not ready), nor when another batch took coupon uses: halves would fail
-   * alike, each a transaction more on a MySQL that is struggling.
+   * alike, each a transaction more on a MySQL that is struggling. Nor when the pool had no connection
+   * for it in time (NoConnectionInTime): no statement of it reached MySQL, and on a pool merely busy
+   * MySQL answers the probe, so every batch would be split down to single orders.
    */
   private async refusedForItsOrders(error: unknown): Promise<boolean> {
-    if (error instanceof CouponUsedUpMeanwhile || error instanceof PricingRulesChangedMeanwhile || error instanceof StatementTooSlow) return false;
+    if (error instanceof CouponUsedUpMeanwhile || error instanceof PricingRulesChangedMeanwhile || error instanceof StatementTooSlow || error instanceof NoConnectionInTime) return false;
     if (isConnectionLost(error)) return this.deps.orders.answers();
     return isServerError(error) ? isRowRefused(error) : true;
   }
