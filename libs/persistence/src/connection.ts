@@ -2,6 +2,7 @@ import { urlWithoutPassword } from '@orders/config';
 import { Kysely, Migrator, MysqlDialect, type MigrationResultSet, type MysqlPool, type MysqlPoolConnection, type MysqlQueryResult } from 'kysely';
 import { createPool, type Pool, type PoolConnection, type PoolOptions } from 'mysql2';
 import { createConnection } from 'mysql2/promise';
+import { ensureBinaryCollation, refuseCaseInsensitiveTables } from './database-collation.js';
 import { migrations } from './migrations/index.js';
 import { NoConnectionInTime, StatementTooSlow, isDatabaseUnavailable, isNoSuchThread, isStatementTimeout } from './mysql-errors.js';
 import type { Database } from './schema.js';
@@ -65,7 +66,10 @@ function whatToFix(where: string, code: string | undefined, message: string): st
 /** How long a start waits for MySQL to connect and answer: one that takes connections and answers nothing must not hold it, silent, for ever. */
 const ANSWER_AT_START_MS = 10_000;
 
-/** Creates the database named in the URL if it is missing (npm start on a fresh machine). */
+/**
+ * Creates the database named in the URL if it is missing (npm start on a fresh machine). One that
+ * exists keeps its collation, whatever it is: migrateToLatest makes it binary or refuses it.
+ */
 export async function ensureDatabase(mysqlUrl: string): Promise<void> {
   const { database, ...options } = poolOptions(mysqlUrl);
   const connection = await createConnection({ ...options, connectTimeout: ANSWER_AT_START_MS });
@@ -227,7 +231,8 @@ const SCHEMA_WAIT_SAID_EVERY = 15;
  * step creates it) is waited for alike. A MySQL away (not answering in time, out of connections,
  * taking no writes) is not waited for: the process starts, and waits out the outage as it would
  * have (the intake takes checkouts without MySQL, the workers' jobs wait for it without spending
- * attempts). Any other answer (access denied) stops the start with it.
+ * attempts). Any other answer (access denied) stops the start with it, as do tables whose text
+ * compares without case (refuseCaseInsensitiveTables), which the migrate step refuses too.
  */
 export async function awaitSchema(mysqlUrl: string, { waiting }: { waiting: (pending: string[]) => void }): Promise<void> {
   const { db } = createDb(mysqlUrl, 1, ANSWER_AT_START_MS);
@@ -242,7 +247,15 @@ export async function awaitSchema(mysqlUrl: string, { waiting }: { waiting: (pen
           throw error;
         },
       );
-      if (pending.length === 0) return;
+      if (pending.length === 0) {
+        // a migrate step that refused the database's collation may have left no migration pending
+        // (tables built by an earlier build): a process does not serve ids compared without case.
+        // A MySQL away is not waited for, as above
+        await refuseCaseInsensitiveTables(db).catch((error: unknown) => {
+          if (!isDatabaseUnavailable(error) && !(error instanceof StatementTooSlow)) throw error;
+        });
+        return;
+      }
       if (look % SCHEMA_WAIT_SAID_EVERY === 0) waiting(pending);
       await new Promise((resolve) => setTimeout(resolve, SCHEMA_LOOKED_AT_EVERY_MS));
     }
@@ -251,8 +264,13 @@ export async function awaitSchema(mysqlUrl: string, { waiting }: { waiting: (pen
   }
 }
 
-/** Applies every pending migration; throws with the failing migration's name. */
+/**
+ * Applies every pending migration; throws with the failing migration's name. First the database's
+ * text is made to compare as bytes (a new database) or refused (tables that compare without case):
+ * ids are case-sensitive, and MySQL compares them by their columns' collation (a buyer's orders, a merchant's).
+ */
 export async function migrateToLatest(db: OrderDb): Promise<MigrationResultSet> {
+  await ensureBinaryCollation(db);
   const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
   const result = await migrator.migrateToLatest();
   if (result.error) {

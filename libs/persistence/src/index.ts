@@ -1,3 +1,4 @@
+export { CaseInsensitiveDatabase } from './database-collation.js';
 export { awaitSchema, createDb, ensureDatabase, migrateDatabase, migrateToLatest, mysqlStartFailure } from './connection.js';
 export { NoConnectionInTime, StatementTooSlow, isConnectionLost, isDatabaseUnavailable, isRowRefused, isServerError, isTransientRefusal, retryTransaction, serializedWithoutStatementValues, withoutStatementValues } from './mysql-errors.js';
 export type { OrderDb } from './connection.js';
