@@ -1,61 +1,16 @@
-import { connect, createServer, type Server, type Socket } from 'node:net';
-import { buyerAddress, createSku, createTestEnv, freePort, spawnApp, type SpawnedProcess, type TestEnv } from '@orders/testing';
+import { buyerAddress, createSku, createTestEnv, spawnApp, startTcpProxy, type SpawnedProcess, type TcpProxy, type TestEnv } from '@orders/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type ApiUnderTest } from './support/api-under-test.js';
 
-/**
- * A loopback proxy to Redis whose `failOver` does what a failover behind one address (a DNS name, a
- * virtual IP, a cloud endpoint) does to the clients connected before it: their connections go silent,
- * nothing answered and nothing reset (the old master is gone, its packets dropped), while a connection
- * opened now reaches a master that answers.
- */
-async function startFailoverProxy(target: { host: string; port: number }) {
-  const port = await freePort();
-  const open = new Set<Socket>();
-  const silenced: Array<() => void> = [];
-  const server: Server = createServer((client) => {
-    const upstream = connect(target.port, target.host);
-    open.add(client).add(upstream);
-    client.pipe(upstream);
-    upstream.pipe(client);
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-      open.delete(client);
-      open.delete(upstream);
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-    silenced.push(() => {
-      client.unpipe(upstream);
-      upstream.unpipe(client);
-      client.pause();
-      upstream.pause();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return {
-    port,
-    /** Every connection open now goes silent for good; new ones go through. */
-    failOver() {
-      for (const silence of silenced.splice(0)) silence();
-    },
-    async close() {
-      for (const socket of open) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 describe('an api whose Redis fails over behind the same address (its old connections silent, new ones answered)', () => {
   let env: TestEnv;
   let api: ApiUnderTest;
-  let proxy: Awaited<ReturnType<typeof startFailoverProxy>>;
+  let proxy: TcpProxy;
 
   beforeAll(async () => {
     env = await createTestEnv('redis_failover_same_address_api');
-    proxy = await startFailoverProxy({ host: '127.0.0.1', port: 6379 });
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: 6379 });
     api = await startApi({ ...env, config: { ...env.config, REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_COMMAND_TIMEOUT_MS: 500 } });
     await createSku(api, api.token('ops', 'admin'), { skuId: 'LANTERN', title: 'Lantern', priceCents: 2_500, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 1_000, deduction: 'placement' });
   });
@@ -92,12 +47,12 @@ describe('an api whose Redis fails over behind the same address (its old connect
 describe('a worker whose Redis fails over behind the same address (its old connections silent, new ones answered)', () => {
   let env: TestEnv;
   let api: ApiUnderTest;
-  let proxy: Awaited<ReturnType<typeof startFailoverProxy>>;
+  let proxy: TcpProxy;
   let worker: SpawnedProcess;
 
   beforeAll(async () => {
     env = await createTestEnv('redis_failover_same_address_worker', { WORKER_QUEUES: 'orders' });
-    proxy = await startFailoverProxy({ host: '127.0.0.1', port: 6379 });
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: 6379 });
     // the api reaches Redis directly; only the worker is behind the address that fails over
     api = await startApi(env);
     await createSku(api, api.token('ops', 'admin'), { skuId: 'CANDLE', title: 'Candle', priceCents: 900, merchantId: 'shop', channel: 'self', warehouseId: 'wh-east', stock: 100, deduction: 'placement' });

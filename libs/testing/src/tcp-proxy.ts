@@ -20,6 +20,12 @@ export interface TcpProxy {
   holdAnswers(): void;
   /** What was held goes through, and the connections carry on. */
   thaw(): void;
+  /**
+   * A failover behind one address (a DNS name, a virtual IP), as the clients connected before it
+   * see it: their connections go silent for good, nothing answered and nothing reset (the old
+   * server gone, its packets dropped), while a connection opened now reaches a server that answers.
+   */
+  failOver(): void;
   close(): Promise<void>;
 }
 
@@ -94,6 +100,11 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     thaw() {
       frozen = false;
       for (const link of links) link.forward();
+    },
+    failOver() {
+      for (const link of links) link.hold();
+      // never thawed: only their sockets' end takes them out of `open`
+      links.clear();
     },
     async close() {
       const closed = stopListening();
