@@ -46,6 +46,7 @@ function printReport(report: ReconcileReport, repair: boolean): void {
   if (report.unitsRebalanced > 0) console.log(`${report.unitsRebalanced} unit(s) moved between the buckets of SKUs split into buckets.`);
   if (report.claimsAbandoned > 0) console.log(`${plural(report.claimsAbandoned, 'checkout claim')} abandoned (an api process died between claim and reservation, no order under the Idempotency-Key): the coupon uses held given back.`);
   if (report.reservationsRestored > 0) console.log(`${plural(report.reservationsRestored, 'open order')}' reservation records lost by Redis put back from MySQL, so their expiry, cancel or payment moves their units.`);
+  if (report.checkoutKeysRestored > 0) console.log(`${plural(report.checkoutKeysRestored, 'Idempotency-Key record')} of orders in MySQL lost by Redis put back, so a checkout sent again under its key is answered its order, not a new one.`);
   if (report.ordersFinished > 0) console.log(`${plural(report.ordersFinished, 'order')} released, committed or restocked in the ledger finished in Redis too.`);
   if (report.movementsInFlight > 0) console.log(`${plural(report.movementsInFlight, 'release, commit or restock')} of recent orders under way (one side, Redis or the ledger, not yet run) counted as Redis has them and left to their own step.`);
   if (repair) console.log(`${plural(report.couponsPublished, 'coupon')} not yet ended published to Redis from MySQL; ${report.couponUsesRestored} buyer(s)' coupon uses counted again.`);

@@ -66,6 +66,11 @@ export interface ReconcileReport {
   claimsAbandoned: number;
   /** repair only: orders the ledger shows open (unpaid, a presale's deposit paid) whose reservation record Redis had lost, put back from MySQL */
   reservationsRestored: number;
+  /**
+   * repair only: records of the Idempotency-Keys of orders in MySQL accepted within IDEMPOTENCY_TTL_MS that Redis had lost,
+   * put back, so a buyer resending such a checkout is answered its order, not accepted a second one
+   */
+  checkoutKeysRestored: number;
   /** repair only: orders the ledger shows released, committed or restocked whose Redis side was finished before comparing */
   ordersFinished: number;
   /** repair only: coupons not yet ended published to Redis again from MySQL, and buyers' lost coupon uses put back */
@@ -219,11 +224,12 @@ export class StockReconciler {
       await this.saveReport(lasting, [...sales.drift.map((drift) => drift.skuId), ...sales.busy]);
       if (lasting.length > 0) this.deps.log.warn({ drift: lasting, repaired: false }, 'stock drift between Redis and the ledger');
       const report = { checkedSkus: reading.checkedSkus, ordersInFlight: reading.ordersInFlight, stockSetsFinished, unitsRebalanced, claimsAbandoned, drift: lasting, oversold: reading.oversold };
-      return { ...report, saleRulesDrift: sales.drift, movementsInFlight: 0, reservationsRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, flashSaleCountsRestored: 0, repaired: false, unitsLeft: [], skusBusy: sales.busy, skusDeferred: [] };
+      return { ...report, saleRulesDrift: sales.drift, movementsInFlight: 0, reservationsRestored: 0, checkoutKeysRestored: 0, ordersFinished: 0, couponsPublished: 0, couponUsesRestored: 0, flashSaleCountsRestored: 0, repaired: false, unitsLeft: [], skusBusy: sales.busy, skusDeferred: [] };
     }
     // two repairs reading the same drift would each move the counters by it
     return this.repairLock.whileHeld(REPAIR_LOCK_WAIT_MS, async (stillHeld) => {
       const reservationsRestored = await this.restoreLostReservations();
+      const checkoutKeysRestored = await this.restoreCheckoutKeys();
       const ordersFinished = await this.finishOrders();
       const { couponsPublished, couponUsesRestored } = await this.publishCoupons();
       // before the SKUs Redis lost are back on sale (their recreation below): a checkout in between
@@ -270,6 +276,7 @@ export class StockReconciler {
         unitsRebalanced,
         claimsAbandoned,
         reservationsRestored,
+        checkoutKeysRestored,
         ordersFinished,
         couponsPublished,
         couponUsesRestored,
@@ -366,6 +373,21 @@ export class StockReconciler {
       }
     }
     if (restored > 0) log.warn({ restored }, 'stock repair: put back from MySQL the reservation records Redis had lost');
+    return restored;
+  }
+
+  /**
+   * Puts back the records of the Idempotency-Keys of the orders MySQL has, accepted within
+   * IDEMPOTENCY_TTL_MS, that Redis lost: they lived in Redis alone, and a buyer resending a
+   * checkout whose 202 they never saw was accepted a second order, reserving (and maybe paying)
+   * twice. Imported orders have no key. Orders accepted and not yet in MySQL are lost with their
+   * records (docs/operations.md, "Redis restarted").
+   */
+  private async restoreCheckoutKeys(): Promise<number> {
+    const { inventory, ledger, log } = this.deps;
+    const since = inventory.checkoutKeysKeptSince(new Date());
+    const restored = await inventory.restoreCheckoutKeys(await ledger.checkoutKeys(firstOrderIdAt(since.getTime()), since));
+    if (restored > 0) log.warn({ restored }, "stock repair: put back from MySQL the records of buyers' Idempotency-Keys Redis had lost");
     return restored;
   }
 

@@ -47,6 +47,13 @@ export interface AcceptedOrder {
   couponCode: string | null;
   acceptedAt: string;
   paymentDeadline: string;
+  /**
+   * The buyer's Idempotency-Key and the hash of the body it came with, kept with the order so the
+   * stock repair can write the key's record again after Redis lost it (a retry then replays this
+   * order); absent from an order accepted before they were carried, and from an imported one
+   */
+  idempotencyKey?: string | null;
+  bodyHash?: string | null;
 }
 
 /**

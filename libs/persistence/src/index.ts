@@ -24,5 +24,5 @@ export { cancelRefundOf, refundIdFor, refundOpenedDetail, RefundRepository } fro
 export { latePaymentRefundId, refundsOwedIn } from './refunds-owed.js';
 export type { RefundOwed } from './refunds-owed.js';
 export type { LineUnits, OpenRefund, RefundKey, RefundKind, RefundPartView, RefundView } from './refund-repository.js';
-export type { ClosedReservation, LedgerMovements, LedgerRestock, LedgerSnapshot, LedgerStock } from './stock-ledger-repository.js';
+export type { CheckoutKeyOfOrder, ClosedReservation, LedgerMovements, LedgerRestock, LedgerSnapshot, LedgerStock } from './stock-ledger-repository.js';
 export type { ImportOutcome } from './order-import-repository.js';

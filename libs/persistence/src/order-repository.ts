@@ -961,6 +961,8 @@ async function insertOrders(trx: Transaction<Database>, orders: readonly OrderTo
       address: accepted.address && storedAddress(accepted.address),
       coupon_code: accepted.couponCode,
       benefits: JSON.stringify(priced.applied),
+      idempotency_key: accepted.idempotencyKey ?? null,
+      checkout_body_hash: accepted.bodyHash ?? null,
       accepted_at: new Date(accepted.acceptedAt),
       payment_deadline: paymentDeadlines.get(accepted.orderId)!,
       created_at: now,

@@ -94,6 +94,9 @@ export interface OrdersTable {
   external_order_id: ColumnType<string | null, string | null | undefined, never>;
   /** JSON AppliedBenefits: the member level, promotions and coupon the order used; null before pricing rules existed */
   benefits: ColumnType<string | null, string | null | undefined, string | null>;
+  /** the buyer's Idempotency-Key and its body's hash, for the stock repair to write the key's record again after Redis lost it; null for an imported order, and one accepted before they were kept */
+  idempotency_key: ColumnType<string | null, string | null | undefined, never>;
+  checkout_body_hash: ColumnType<string | null, string | null | undefined, never>;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
 }

@@ -1,6 +1,18 @@
+import type { OrderType } from '@orders/domain';
 import { sql } from 'kysely';
 import type { OrderDb } from './connection.js';
 import { reservationsOf, type OrderReservation } from './order-repository.js';
+
+/** An order accepted under its buyer's Idempotency-Key, with what the key's record holds (checkoutKeys). */
+export interface CheckoutKeyOfOrder {
+  orderId: string;
+  userId: string;
+  type: OrderType;
+  idempotencyKey: string;
+  bodyHash: string;
+  acceptedAt: Date;
+  paymentDeadline: Date;
+}
 
 /** What the ledger says a SKU's Redis counters should hold once every accepted order is persisted. */
 export interface LedgerStock {
@@ -171,6 +183,33 @@ export class StockLedgerRepository {
   async reservationsOf(orderIds: readonly string[]): Promise<OrderReservation[]> {
     if (orderIds.length === 0) return [];
     return reservationsOf(this.db, await this.db.selectFrom('orders').selectAll().where('order_id', 'in', [...orderIds]).orderBy('order_id').execute());
+  }
+
+  /**
+   * The orders accepted from `fromOrderId` on, at `acceptedSince` or later, under a buyer's
+   * Idempotency-Key (not imported ones, nor a split's children), with what the key's record holds:
+   * for the repair to write again the records Redis lost (Inventory.restoreCheckoutKeys).
+   */
+  async checkoutKeys(fromOrderId: string, acceptedSince: Date): Promise<CheckoutKeyOfOrder[]> {
+    const rows = await this.db
+      .selectFrom('orders')
+      .select(['order_id', 'user_id', 'type', 'idempotency_key', 'checkout_body_hash', 'accepted_at', 'payment_deadline'])
+      .where('order_id', '>=', fromOrderId)
+      .where('accepted_at', '>=', acceptedSince)
+      .where('parent_order_id', 'is', null)
+      .where('idempotency_key', 'is not', null)
+      .where('checkout_body_hash', 'is not', null)
+      .orderBy('order_id')
+      .execute();
+    return rows.map((row) => ({
+      orderId: row.order_id,
+      userId: row.user_id,
+      type: row.type as OrderType,
+      idempotencyKey: row.idempotency_key!,
+      bodyHash: row.checkout_body_hash!,
+      acceptedAt: row.accepted_at,
+      paymentDeadline: row.payment_deadline,
+    }));
   }
 
   /** Restocks of the orders accepted from `fromOrderId` on. */

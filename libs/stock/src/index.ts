@@ -1,5 +1,5 @@
 export { CheckoutInProgress, Inventory, RELEASES_REMEMBERED_MS, releaseRemembered, ReservationNotReplicated, SKU_COUNTERS, StockBucketLost, bucketSaleOf, checkoutTimeoutsOf, stockRulesOf, summedBuckets } from './inventory.js';
-export type { BucketSale, CheckoutTimeouts, CheckoutTimeoutSettings, ReservationDurability, CommitOutcome, PersistedReservation, ReserveStockRequest, Reservation, SkuStock, SkuStockRules, StockTransfer, TakenTransfer, GiveOutcome, OpenTransfer } from './inventory.js';
+export type { BucketSale, CheckoutTimeouts, CheckoutTimeoutSettings, ReservationDurability, CommitOutcome, PersistedReservation, PersistedCheckoutKey, ReserveStockRequest, Reservation, SkuStock, SkuStockRules, StockTransfer, TakenTransfer, GiveOutcome, OpenTransfer } from './inventory.js';
 export { MAX_STOCK_BUCKETS, StockKeys, orderGroupSuffix, splitStock } from './stock-keys.js';
 export { StockRebalancer } from './stock-rebalancer.js';
 export { AbandonedClaims } from './abandoned-claims.js';

@@ -165,6 +165,14 @@ export interface PersistedReservation extends Pick<AcceptedOrder, 'orderId' | 'u
   paymentDeadline: Date;
 }
 
+/** An order accepted under its buyer's Idempotency-Key, as MySQL has it: what restoreCheckoutKeys writes the key's record again from. */
+export interface PersistedCheckoutKey extends Pick<AcceptedOrder, 'orderId' | 'userId' | 'type'> {
+  idempotencyKey: string;
+  bodyHash: string;
+  acceptedAt: Date;
+  paymentDeadline: Date;
+}
+
 export interface SkuStock {
   available: number;
   reserved: number;
@@ -270,7 +278,7 @@ interface StoredReservation {
   type: OrderType;
   deadline: number;
   acceptedAt: number;
-  payload: Pick<AcceptedOrder, 'address' | 'couponCode' | 'items'>;
+  payload: Pick<AcceptedOrder, 'address' | 'couponCode' | 'items' | 'idempotencyKey' | 'bodyHash'>;
 }
 
 /** A reservation committed or released: its record keeps its state alone to answer by (commitStock-1+n.lua, releaseStock-4+2n.lua). */
@@ -631,7 +639,8 @@ export class Inventory {
       this.timeouts.standardPaymentTimeoutMs,
       this.timeouts.flashSalePaymentTimeoutMs,
       request.requestedType ?? '',
-      JSON.stringify({ ...request.payload, items }),
+      // the key and body hash too: an order recovered from this record (the sweeper) is written with them (AcceptedOrder)
+      JSON.stringify({ ...request.payload, items, idempotencyKey: request.idempotencyKey, bodyHash: request.bodyHash }),
       couponCode,
       counted.length,
       this.timeouts.presaleBalanceTimeoutMs ?? 0,
@@ -688,6 +697,9 @@ export class Inventory {
             // accepted (and priced) when that one was
             acceptedAt: this.acceptedTimes.format(d !== undefined && d !== null ? Number(d) : request.now.getTime()),
             paymentDeadline: this.deadlineTimes.format(Number(c)),
+            // a replay's body is the first's (another's is a conflict): the key's record is the same
+            idempotencyKey: request.idempotencyKey,
+            bodyHash: request.bodyHash,
           },
         };
       case -2:
@@ -1247,6 +1259,60 @@ export class Inventory {
   /** The earliest restock whose marker may still be in Redis: older markers have expired, so Redis cannot tell whether it restocked them. */
   restocksKeptSince(now: Date): Date {
     return new Date(now.getTime() - RESTOCK_MARKER_TTL_MS);
+  }
+
+  /**
+   * The earliest acceptance whose Idempotency-Key record may still be in Redis: the checkout keeps
+   * it IDEMPOTENCY_TTL_MS, and reaches back CLOCKS_APART_MS further as `reservationsKeptSince` does.
+   */
+  checkoutKeysKeptSince(now: Date): Date {
+    return new Date(now.getTime() - this.timeouts.idempotencyTtlMs - CLOCKS_APART_MS);
+  }
+
+  /**
+   * Writes again the records of the Idempotency-Keys of these orders that Redis lost, as the
+   * checkout wrote them (reserveStock-7+c+2n.lua's fields, kept IDEMPOTENCY_TTL_MS from the order's
+   * acceptance), so a buyer resending the checkout whose 202 they never saw is answered this order
+   * and not accepted a second one. An order of a cart that ran outside its buyer's own group gets
+   * its key's claim there too (claimCheckout-7+c.lua's, its one holder the order), so another cart
+   * under the key is still a conflict. One Redis has is left as it is (restoreCheckoutKey-1.lua).
+   * Returns how many records (claims not counted) were put back.
+   */
+  async restoreCheckoutKeys(orders: readonly PersistedCheckoutKey[]): Promise<number> {
+    const ttlMs = this.timeouts.idempotencyTtlMs;
+    const writes: Array<{ group: string; record: boolean; keys: string[]; args: Array<string | number> }> = [];
+    for (const order of orders) {
+      const group = this.keys.groupOfOrder(order.orderId);
+      const own = this.keys.groupOf(order.userId);
+      const acceptedAt = order.acceptedAt.getTime();
+      writes.push({
+        group,
+        record: true,
+        keys: [this.keys.idempotency(group, order.userId, order.idempotencyKey)],
+        args: [acceptedAt + ttlMs, 'h', order.bodyHash, 'o', order.orderId, 't', order.type, 'd', order.paymentDeadline.getTime(), 'a', acceptedAt, 'u', order.userId],
+      });
+      if (group === own) continue;
+      writes.push({
+        group: own,
+        record: false,
+        keys: [this.keys.idempotency(own, order.userId, order.idempotencyKey)],
+        args: [acceptedAt + ttlMs + CLAIM_OUTLIVES_RECORD_MS, 'h', order.bodyHash, 'u', order.userId, 'g', group, 'n', order.orderId, 'f', acceptedAt, 'l', acceptedAt, `k:${order.orderId}`, 1],
+      });
+    }
+    let restored = 0;
+    for (const [, inGroup] of this.byGroup(writes, (write) => write.group)) {
+      // a day of orders may be many: written in pipelines of a bounded size
+      for (let start = 0; start < inGroup.length; start += READS_PER_PIPELINE) {
+        const batch = inGroup.slice(start, start + READS_PER_PIPELINE);
+        const pipeline = this.redis.pipeline();
+        for (const write of batch) queueStockScript(pipeline, 'restoreCheckoutKey', write.keys, write.args);
+        ((await pipeline.exec()) ?? []).forEach(([error, put], i) => {
+          if (error) throw error;
+          if (put === 1 && batch[i]!.record) restored++;
+        });
+      }
+    }
+    return restored;
   }
 
   /** Each order's reservation state in Redis ('reserved', 'released', 'committed'); orders Redis has no record of are left out. */
@@ -1971,5 +2037,7 @@ function toAcceptedOrder(orderId: string, stored: StoredReservation): AcceptedOr
     couponCode: stored.payload.couponCode,
     acceptedAt: new Date(stored.acceptedAt).toISOString(),
     paymentDeadline: new Date(stored.deadline).toISOString(),
+    idempotencyKey: stored.payload.idempotencyKey ?? null,
+    bodyHash: stored.payload.bodyHash ?? null,
   };
 }

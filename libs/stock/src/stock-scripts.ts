@@ -27,6 +27,7 @@ interface StockScriptReplies {
   restockStock: number;
   restoreBought: number;
   restoreCouponUses: number;
+  restoreCheckoutKey: number;
   takeStock: [number, number];
   giveStock: number;
   countInWindows: number[];
@@ -61,6 +62,7 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   restockStock: 'restockStock-1+2n.lua',
   restoreBought: 'restoreBought-1+n.lua',
   restoreCouponUses: 'restoreCouponUses-1+n.lua',
+  restoreCheckoutKey: 'restoreCheckoutKey-1.lua',
   takeStock: 'takeStock-3.lua',
   giveStock: 'giveStock-2.lua',
   countInWindows: 'countInWindows-n.lua',
@@ -82,6 +84,7 @@ const SHARED_FUNCTIONS: Partial<Record<StockScriptName, string[]>> = {
   countInWindows: ['countInWindow.lua'],
   changeSale: ['redisClock.lua'],
   restoreBought: ['redisClock.lua'],
+  restoreCheckoutKey: ['redisClock.lua'],
   soldOutCheck: ['countInWindow.lua'],
 };
 

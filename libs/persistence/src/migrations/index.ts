@@ -34,6 +34,7 @@ import * as paymentsUndecided from './0034-payments-undecided.js';
 import * as skusOffSale from './0035-skus-off-sale.js';
 import * as refundPartsPaidAfter from './0036-refund-parts-paid-after.js';
 import * as promotionEnds from './0037-promotion-ends.js';
+import * as orderCheckoutKeys from './0038-order-checkout-keys.js';
 
 /**
  * Listed statically rather than read from a folder so the same list runs from src (tests)
@@ -77,4 +78,5 @@ export const migrations: Record<string, Migration> = {
   '0035-skus-off-sale': skusOffSale,
   '0036-refund-parts-paid-after': refundPartsPaidAfter,
   '0037-promotion-ends': promotionEnds,
+  '0038-order-checkout-keys': orderCheckoutKeys,
 };
