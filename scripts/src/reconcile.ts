@@ -1,19 +1,33 @@
 import { loadConfig, urlWithoutPassword } from '@orders/config';
+import type { mastersOf } from '@orders/stock';
 import type { ReconcileReport, SaleRulesDrift } from '@orders/worker/stock-reconciler';
-import { refuseArguments, runCommand } from './run-command.js';
+import { UsageError, refuseArguments, runCommand } from './run-command.js';
 
-const USAGE = `usage: npm run reconcile [-- --repair]
+const USAGE = `usage: npm run reconcile [-- --repair [--into-empty-prefix]]
 Compares the stock counters in Redis with the MySQL stock ledger and prints the drift. Like the
 workers' scheduled stock check, it first finishes what was left half-done (stock sets whose answer
 was lost, transfers between a SKU's buckets, checkout claims of an api that died), and says so.
   --repair   moves the Redis counters to the ledger, puts the catalog's flash sales (and SKUs off
              sale) back on every bucket whose sale differs (and publishes coupons from MySQL)
-Exits 0 when all is clear, 1 when it could not check, 2 when drift or an oversold SKU is left.`;
+  --into-empty-prefix
+             with --repair only: repairs even when the catalog has SKUs and Redis holds no key at
+             all under REDIS_KEY_PREFIX, recreating the whole shop there (Redis lost everything).
+             Without it such a run compares and writes nothing: a wrong REDIS_KEY_PREFIX or
+             REDIS_URL reads the same. Check the prefix printed first.
+Exits 0 when all is clear, 1 when it could not check, 2 when drift or an oversold SKU is left,
+3 when Redis holds nothing under REDIS_KEY_PREFIX (nothing compared, nothing written).`;
 /**
  * Drift found and left as it is, units a repair could not take back, or an oversold SKU: a
  * cron job or a runbook step can tell it from "all clear" (0) and "could not check" (1).
  */
 const EXIT_NEEDS_ATTENTION = 2;
+/**
+ * Not one key under REDIS_KEY_PREFIX: a wrong prefix or Redis, or a Redis that lost everything.
+ * Every SKU would read `no counters`, as after a real loss, and a repair would write the whole shop
+ * where, with a wrong prefix, no process reads it: neither is run without --into-empty-prefix.
+ */
+const EXIT_EMPTY_PREFIX = 3;
+const INTO_EMPTY_PREFIX = '--into-empty-prefix';
 
 const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
 
@@ -85,17 +99,45 @@ function printReport(report: ReconcileReport, repair: boolean): void {
   }
 }
 
-function repairAsked(args: readonly string[]): boolean {
-  refuseArguments(args.filter((arg) => arg !== '--repair'));
-  return args.length > 0;
+interface Asked {
+  repair: boolean;
+  /** --into-empty-prefix: the operator checked that the empty prefix is the workers' (Redis lost everything). */
+  intoEmptyPrefix: boolean;
+}
+
+function parseArguments(args: readonly string[]): Asked {
+  refuseArguments(args.filter((arg) => arg !== '--repair' && arg !== INTO_EMPTY_PREFIX));
+  const asked = { repair: args.includes('--repair'), intoEmptyPrefix: args.includes(INTO_EMPTY_PREFIX) };
+  if (asked.intoEmptyPrefix && !asked.repair) throw new UsageError(`${INTO_EMPTY_PREFIX} goes with --repair (a check writes nothing into an empty prefix)`);
+  return asked;
+}
+
+/** A SCAN pattern of every key under `prefix`: the prefix's own glob characters escaped. */
+const under = (prefix: string) => `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+
+/**
+ * Whether any master of `redis` holds a key matching `pattern`: a SCAN on each (a Cluster's node
+ * sees its own keys only) that stops at the first key found. With none, it reads the whole keyspace,
+ * COUNT keys a call.
+ */
+async function anyKey(masters: ReturnType<typeof mastersOf>, pattern: string): Promise<boolean> {
+  for (const node of masters) {
+    let cursor = '0';
+    do {
+      const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      if (found.length > 0) return true;
+      cursor = next;
+    } while (cursor !== '0');
+  }
+  return false;
 }
 
 /** npm run reconcile [-- --repair]: compares Redis stock with the MySQL ledger; repairs Redis only when asked. */
-runCommand({ usage: USAGE, parse: repairAsked, flags: ['--repair'] }, async (repair) => {
+runCommand({ usage: USAGE, parse: parseArguments, flags: ['--repair', INTO_EMPTY_PREFIX] }, async ({ repair, intoEmptyPrefix }) => {
   const config = loadConfig();
-  const [{ CatalogRepository, CouponRepository, StockLedgerRepository, createDb }, { Inventory, checkoutTimeoutsOf }, { StockReconciler }, { pino }, { checkServices, connectCommandRedis, redisLocation, unansweredByRedis }] =
+  const [{ CatalogRepository, CouponRepository, StockLedgerRepository, createDb }, { Inventory, checkoutTimeoutsOf, mastersOf }, { StockReconciler }, { pino }, { checkServices, connectCommandRedis, redisLocation, unansweredByRedis }] =
     await Promise.all([import('@orders/persistence'), import('@orders/stock'), import('@orders/worker/stock-reconciler'), import('pino'), import('./preflight.js')]);
-  // a wrong prefix or database finds nothing, which reads as all clear
+  // a wrong database finds no SKUs, which reads as all clear; a wrong prefix holds no key at all (anyKey below), said before anything is compared
   console.log(
     `Redis at ${redisLocation(config)}, key prefix ${config.REDIS_KEY_PREFIX}; MySQL at ${urlWithoutPassword(config.MYSQL_URL)}, database ${decodeURIComponent(new URL(config.MYSQL_URL).pathname.slice(1))}`,
   );
@@ -110,6 +152,23 @@ runCommand({ usage: USAGE, parse: repairAsked, flags: ['--repair'] }, async (rep
     { settleMs: config.RECONCILE_SETTLE_MS },
   );
   try {
+    // before the run writes anything there (its report, its markers): a second run must find the prefix as empty
+    // a shop with no SKU yet (a new one) has nothing under its prefix either, and nothing to compare or lose
+    const emptyPrefix = !(repair && intoEmptyPrefix) && !(await anyKey(mastersOf(redis), under(config.REDIS_KEY_PREFIX)));
+    const skus = emptyPrefix ? (await new CatalogRepository(db).salesOfAll()).length : 0;
+    if (skus > 0) {
+      const queues = await anyKey(mastersOf(redis), under(`${config.QUEUE_PREFIX}:`));
+      console.log(
+        `NOTHING UNDER THE KEY PREFIX: Redis holds no key at all under ${config.REDIS_KEY_PREFIX} (no SKU's counters, no mark of the workers' stock check), ` +
+          `while the catalog has ${plural(skus, 'SKU')}; ${queues ? `the queues under ${config.QUEUE_PREFIX} have keys, so this Redis has not lost everything (unless moments ago, the workers having written only their queues back so far): the prefix is most likely wrong` : `nor is any queue's key under ${config.QUEUE_PREFIX}`}.`,
+      );
+      console.log(
+        `Either REDIS_KEY_PREFIX (or REDIS_URL) is not the workers' and the api's: set theirs and run again; or Redis lost everything and nothing has written under it since: ` +
+          `then run \`npm run reconcile -- --repair ${INTO_EMPTY_PREFIX}\`, which recreates the shop's counters from the ledger under ${config.REDIS_KEY_PREFIX}.`,
+      );
+      console.log(repair ? `Nothing repaired: a repair writes into an empty prefix only with ${INTO_EMPTY_PREFIX}.` : 'Nothing compared.');
+      return EXIT_EMPTY_PREFIX;
+    }
     const report = await reconciler.reconcile({ repair });
     printReport(report, repair);
     // a repair that left SKUs unrepaired (NOT REPAIRED: their lost counters not recreated this run) has left drift

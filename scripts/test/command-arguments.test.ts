@@ -15,7 +15,7 @@ const COMMANDS: Array<{ script: OperatorCommand; usage: string; help: string; re
   { script: 'migrate', usage: 'usage: npm run migrate\n', help: '--help', refused: [['up']] },
   { script: 'start', usage: 'usage: npm start [-- --demo-shop]\n', help: '-h', refused: [['--port', '4000']] },
   { script: 'dlq', usage: 'usage: npm run dlq -- list | replay <id> | replay-all [--yes] | drop <id> [--yes]\n', help: '--help', refused: [['purge'], ['replay'], ['drop', 'a', 'b'], ['list', '--yes'], ['replay', 'a', '--yes']] },
-  { script: 'reconcile', usage: 'usage: npm run reconcile [-- --repair]\n', help: '-h', refused: [['--repiar']] },
+  { script: 'reconcile', usage: 'usage: npm run reconcile [-- --repair [--into-empty-prefix]]\n', help: '-h', refused: [['--repiar'], ['--into-empty-prefix']] },
   { script: 'token', usage: 'usage: npm run token -- [buyer|merchant|admin] [sub]\n', help: '--help', refused: [['buyer', 'alice', 'extra']] },
   { script: 'stack', usage: 'usage: npm run stack [-- <file>]\n', help: '-h', refused: [['a.txt', 'b.txt']] },
 ];
@@ -94,7 +94,7 @@ describe('a flag given to npm run before --', () => {
   it('npm run reconcile --repair and npm run seed --demo-shop: npm keeps the flag, and the command says so and does nothing, rather than check where a repair was asked for', { timeout: 120_000 }, async () => {
     const repair = await npmRun(['reconcile', '--repair']);
     expect([repair.exitCode, repair.stdout]).toEqual([1, '']);
-    expect(repair.stderr).toContain('npm kept --repair for itself and did not pass it on: put it after --, as below\nusage: npm run reconcile [-- --repair]\n');
+    expect(repair.stderr).toContain('npm kept --repair for itself and did not pass it on: put it after --, as below\nusage: npm run reconcile [-- --repair [--into-empty-prefix]]\n');
 
     // in production the seed asked for the flag it was given, again and again
     const production = { NODE_ENV: 'production', AUTH_JWT_SECRET: 'a-real-jwt-secret-of-this-shop-0123456789', PAYMENT_CALLBACK_SECRET: 'a-real-payment-secret-0123456789', WAREHOUSE_CALLBACK_SECRET: 'a-real-warehouse-secret-0123456789' };
@@ -107,7 +107,7 @@ describe('a flag given to npm run before --', () => {
   it("npm run reconcile --reapir, a flag npm does not know, is refused too rather than run as a plain check that exits 0; npm's own flags and the settings of an npmrc file run it", { timeout: 120_000 }, async () => {
     const typo = await npmRun(['reconcile', '--reapir']);
     expect([typo.exitCode, typo.stdout]).toEqual([1, '']);
-    expect(typo.stderr).toContain('npm kept --reapir for itself and did not pass it on: put it after --, as below\nusage: npm run reconcile [-- --repair]\n');
+    expect(typo.stderr).toContain('npm kept --reapir for itself and did not pass it on: put it after --, as below\nusage: npm run reconcile [-- --repair [--into-empty-prefix]]\n');
     const two = await npmRun(['reconcile', '--reapir', '--sku=PHONE-X']);
     expect([two.exitCode, two.stderr]).toEqual([1, expect.stringContaining('npm kept --reapir --sku for itself and did not pass them on: put them after --')]);
 
