@@ -120,7 +120,7 @@ describe('operator commands say which service is down, as npm start does', () =>
       }
     });
 
-    it.concurrent('npm run dlq and npm run reconcile first name the Redis (its password starred), the prefix and the MySQL database they act on: a wrong one finds nothing, which reads as all clear', async ({ expect }) => {
+    it.concurrent('npm run dlq and npm run reconcile first name the Redis (its password starred), the prefix and the MySQL database they act on, so a wrong one is seen at once', async ({ expect }) => {
       const redisUrl = new URL(env.config.REDIS_URL);
       redisUrl.password = 'the-redis-password';
       const withPassword = { ...env.env, REDIS_URL: redisUrl.toString() };
