@@ -311,6 +311,11 @@ export const orderSchema = {
           orderId: { type: 'string', description: 'the order that ships it: a split order lists its children\'s parcels, each under the child\'s id' },
           warehouseId: { type: 'string' },
           trackingNo: { type: ['string', 'null'] },
+          changeRefusedAt: {
+            type: ['string', 'null'],
+            description:
+              'when the warehouse refused a change of the parcel (a new address, units refunded out of it) as too late, the parcel having left: it goes to the address, and with the units, it was handed over with (the units stay sold, their refunds withdrawn); null while none was refused. The order\'s own address shows the change all the same',
+          },
           status: {
             type: 'string',
             description:

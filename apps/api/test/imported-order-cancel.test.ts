@@ -39,8 +39,8 @@ describe('a cancelled imported order: its warehouse is asked to drop the parcel'
     ];
     // no worker runs here: the warehouse has not been told yet, and may still ship the parcel
     expect(cancels.map((answer) => [answer.status, answer.body.status, answer.body.shipments])).toEqual([
-      [200, 'CANCELLED', [{ shipmentId: `shp-${byAdmin}`, orderId: byAdmin, warehouseId: 'wh-east', trackingNo: null, status: 'ACCEPTED' }]],
-      [200, 'CANCELLED', [{ shipmentId: `shp-${byMerchant}`, orderId: byMerchant, warehouseId: 'wh-east', trackingNo: null, status: 'ACCEPTED' }]],
+      [200, 'CANCELLED', [{ shipmentId: `shp-${byAdmin}`, orderId: byAdmin, warehouseId: 'wh-east', trackingNo: null, status: 'ACCEPTED', changeRefusedAt: null }]],
+      [200, 'CANCELLED', [{ shipmentId: `shp-${byMerchant}`, orderId: byMerchant, warehouseId: 'wh-east', trackingNo: null, status: 'ACCEPTED', changeRefusedAt: null }]],
     ]);
     expect([await warehouseUpdatesAsked(byAdmin!), await warehouseUpdatesAsked(byMerchant!)]).toEqual([1, 1]);
     // counted as what they are on the dashboard: paid in their channel, not cancelled before a payment

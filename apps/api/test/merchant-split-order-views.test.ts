@@ -77,7 +77,7 @@ describe("a merchant's view of an order split between it and another merchant", 
     const [orderId, [first, second], rug] = await splitInThree('eva');
     await shipped(rug);
     const trackingOf = async (child: string) => (await system.order(child)).shipments[0].trackingNo as string | null;
-    const parcel = async (child: string, status: string) => ({ orderId: child, warehouseId: (await system.order(child)).items[0].warehouseId, trackingNo: await trackingOf(child), status, shipmentId: expect.any(String) });
+    const parcel = async (child: string, status: string) => ({ orderId: child, warehouseId: (await system.order(child)).items[0].warehouseId, trackingNo: await trackingOf(child), status, shipmentId: expect.any(String), changeRefusedAt: null });
 
     const buyer = system.token('eva');
     const listed = (await system.request('GET', '/v1/orders', { token: buyer })).body.items;

@@ -107,8 +107,8 @@ describe('importing orders from other business order systems', () => {
       return api.request('POST', '/v1/callbacks/warehouse', { body: raw, headers: { 'x-signature': `sha256=${createHmac('sha256', env.config.WAREHOUSE_CALLBACK_SECRET).update(raw).digest('hex')}` } });
     };
     // at the warehouse of its first line; one that arrived closed has nothing left to ship
-    expect((await view(paid!)).shipments).toEqual([{ shipmentId: `shp-${paid}`, orderId: paid, warehouseId: 'wh-east', trackingNo: null, status: 'ACCEPTED' }]);
-    expect((await view(shipped!)).shipments).toEqual([{ shipmentId: `shp-${shipped}`, orderId: shipped, warehouseId: 'wh-east', trackingNo: null, status: 'SHIPPED' }]);
+    expect((await view(paid!)).shipments).toEqual([{ shipmentId: `shp-${paid}`, orderId: paid, warehouseId: 'wh-east', trackingNo: null, status: 'ACCEPTED', changeRefusedAt: null }]);
+    expect((await view(shipped!)).shipments).toEqual([{ shipmentId: `shp-${shipped}`, orderId: shipped, warehouseId: 'wh-east', trackingNo: null, status: 'SHIPPED', changeRefusedAt: null }]);
     expect((await view(done!)).shipments).toEqual([]);
 
     const answers = [await warehouse(paid!, 'SHIPPED', 'JD-TRK-1'), await warehouse(paid!, 'DELIVERED'), await warehouse(paid!, 'DELIVERED'), await warehouse(paid!, 'SHIPPED', 'JD-TRK-1')];
@@ -120,7 +120,7 @@ describe('importing orders from other business order systems', () => {
       [200, { changed: false, status: 'DELIVERED' }],
     ]);
     const delivered = await view(paid!);
-    expect(delivered.shipments).toEqual([{ shipmentId: `shp-${paid}`, orderId: paid, warehouseId: 'wh-east', trackingNo: 'JD-TRK-1', status: 'DELIVERED' }]);
+    expect(delivered.shipments).toEqual([{ shipmentId: `shp-${paid}`, orderId: paid, warehouseId: 'wh-east', trackingNo: 'JD-TRK-1', status: 'DELIVERED', changeRefusedAt: null }]);
     expect(delivered.history.slice(-2).map((h: { from: string; action: string; to: string; actor: string; detail: string }) => `${h.from} -${h.action}/${h.actor}-> ${h.to}: ${h.detail}`)).toEqual([
       'PAID -ship/warehouse-> SHIPPED: SHIPPED, tracking JD-TRK-1',
       'SHIPPED -deliver/warehouse-> DELIVERED: DELIVERED',
@@ -131,7 +131,7 @@ describe('importing orders from other business order systems', () => {
       [200, { changed: true, status: 'SHIPPED' }],
       [200, { changed: false, status: 'SHIPPED' }],
     ]);
-    expect((await view(shipped!)).shipments).toEqual([{ shipmentId: `shp-${shipped}`, orderId: shipped, warehouseId: 'wh-east', trackingNo: 'JD-TRK-2', status: 'SHIPPED' }]);
+    expect((await view(shipped!)).shipments).toEqual([{ shipmentId: `shp-${shipped}`, orderId: shipped, warehouseId: 'wh-east', trackingNo: 'JD-TRK-2', status: 'SHIPPED', changeRefusedAt: null }]);
     // imported as shipped: the warehouse delivers it
     const delivery = await warehouse(shipped!, 'DELIVERED');
     expect([delivery.status, delivery.body]).toEqual([200, { changed: true, status: 'DELIVERED' }]);

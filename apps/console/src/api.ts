@@ -39,7 +39,7 @@ export interface Order {
   /** an imported order's sales channel, where it was paid, and its id there (docs/order-centre.md); null for this shop's own orders */
   sourceChannel: string | null;
   externalOrderId: string | null;
-  shipments: Array<{ shipmentId: string; orderId: string; warehouseId: string; trackingNo: string | null; status: string }>;
+  shipments: Array<{ shipmentId: string; orderId: string; warehouseId: string; trackingNo: string | null; status: string; changeRefusedAt: string | null }>;
   subOrders: string[];
   /** null: a virtual order placed without one (it ships nothing) */
   address: Address | null;

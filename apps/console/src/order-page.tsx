@@ -699,7 +699,10 @@ export function OrderPage({ api, orderId, role }: { api: Api; orderId: string; r
                   )}
                   <td>{shipment.warehouseId}</td>
                   <td>{shipment.trackingNo ?? '–'}</td>
-                  <td>{shipment.status}</td>
+                  <td>
+                    {shipment.status}
+                    {shipment.changeRefusedAt && <> (a change refused by the warehouse at {formatTime(shipment.changeRefusedAt)}: the parcel had left as handed over)</>}
+                  </td>
                 </tr>
               ))}
             </tbody>

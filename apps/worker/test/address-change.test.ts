@@ -53,7 +53,7 @@ describe('changing the delivery address', () => {
     expect((await system.request('PATCH', `/v1/orders/${orderId}/address`, { token: system.token('gus'), body: { address: buyerAddress } })).status).toBe(404);
   });
 
-  it('counts and logs a change whose update waited out the warehouse while the parcel left: it goes to the old address', async () => {
+  it('counts, logs and shows on its parcel a change whose update waited out the warehouse while the parcel left: it goes to the old address', async () => {
     const changesTooLate = async () => (await system.workers.deps.metrics.registry.getSingleMetric('fulfilment_changes_too_late_total')!.get()).values[0]?.value ?? 0;
     const orderId = await system.checkout('fay', [{ skuId: 'DESK', qty: 1 }], 'fay-late-change');
     await system.waitForStatus(orderId, 'PENDING_PAYMENT');
@@ -78,5 +78,8 @@ describe('changing the delivery address', () => {
     const atWarehouse = (await system.warehouseSim.request('GET', '/__admin/orders')).body.orders.find((o: any) => o.orderId === orderId);
     expect(atWarehouse.address.line1).toBe(buyerAddress.line1);
     expect(await changesTooLate()).toBe(before + 1);
+    // the buyer (and the console) reads on the parcel that the change came too late
+    const seen = (await system.request('GET', `/v1/orders/${orderId}`, { token: system.token('fay') })).body;
+    expect([seen.address.line1, seen.shipments.map((parcel: { changeRefusedAt: string | null }) => parcel.changeRefusedAt !== null)]).toEqual(['1 New Road', [true]]);
   });
 });

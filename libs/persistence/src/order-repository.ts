@@ -411,7 +411,7 @@ export class OrderRepository {
           .where((eb) => eb.or([eb('order_id', 'in', orderIds), eb('order_id', 'in', eb.selectFrom('orders').select('order_id').where('parent_order_id', 'in', orderIds))]))
           .orderBy('created_at')
           .orderBy('shipment_id'),
-        this.db.selectFrom('orders').select(['order_id', 'parent_order_id']).where('parent_order_id', 'in', orderIds).orderBy('order_id'),
+        this.db.selectFrom('orders').select(['order_id', 'parent_order_id', 'change_refused_at']).where('parent_order_id', 'in', orderIds).orderBy('order_id'),
         ...(parentIds.length === 0 ? [] : [this.db.selectFrom('order_history').select(['order_id', 'action', 'detail']).where('order_id', 'in', parentIds).where('action', 'in', PAYMENT_ACTIONS)]),
       ]),
       this.timers ? refundsOwedIn(this.db, awaitingCompletion(orders)) : [],
@@ -449,7 +449,11 @@ export class OrderRepository {
         })),
         shipments: shipments
           .filter((s) => s.order_id === order.order_id || subOrders.includes(s.order_id))
-          .map((s) => ({ shipmentId: s.shipment_id, orderId: s.order_id, warehouseId: s.warehouse_id, trackingNo: s.tracking_no, status: s.status })),
+          .map((s) => {
+            // the parcel's own order holds the refusal: the order itself, or the child that ships it
+            const refusedAt = s.order_id === order.order_id ? order.change_refused_at : (children.find((c) => c.order_id === s.order_id)?.change_refused_at ?? null);
+            return { shipmentId: s.shipment_id, orderId: s.order_id, warehouseId: s.warehouse_id, trackingNo: s.tracking_no, status: s.status, changeRefusedAt: refusedAt?.toISOString() ?? null };
+          }),
         subOrders,
       }, this.timers && { settings: this.timers, refundsOwed: refundsOwed.filter((refund) => refund.orderId === order.order_id || refund.orderId === order.parent_order_id).map((refund) => refund.refundId) });
     });

@@ -42,8 +42,12 @@ export interface OrderView {
    * asked for it (null: never sent).
    */
   payments: Array<{ paymentId: string; purpose: string; amountCents: number; status: string; transactionId: string | null; paidAt: string | null; firstSentAt: string | null }>;
-  /** the order's parcels: a split order's are its children's, each naming the order (child) that ships it */
-  shipments: Array<{ shipmentId: string; orderId: string; warehouseId: string; trackingNo: string | null; status: string }>;
+  /**
+   * the order's parcels: a split order's are its children's, each naming the order (child) that ships it.
+   * `changeRefusedAt`: when the warehouse refused a change of the parcel (a new address, units taken
+   * out) as too late, the parcel having left: it goes to the address, with the units, it was handed over with
+   */
+  shipments: Array<{ shipmentId: string; orderId: string; warehouseId: string; trackingNo: string | null; status: string; changeRefusedAt: string | null }>;
   subOrders: string[];
   /** `detail`: the reason given with the step, or what it changed (a refund's id, a new address); null when none */
   history: Array<{ from: string | null; action: string; to: string; at: string; actor: string; detail: string | null }>;
