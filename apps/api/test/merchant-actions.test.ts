@@ -358,20 +358,25 @@ describe("a merchant's and an operator's actions, from the order type's state ta
     expect((await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/approve`, { token: potter })).body.status).toBe('APPROVED');
     const stockBefore = await system.stockOf('MUG');
 
-    const allowed = (await system.request('GET', `/v1/orders/${orderId}/actions`, { token: potter })).body.actions;
+    // the merchant closes it no sooner than the system would (RETURN_PARCEL_WINDOW_MS after the approval): staff may at once
+    expect((await system.request('GET', `/v1/orders/${orderId}/actions`, { token: potter })).body.actions).toEqual([]);
+    const tooEarly = await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/close`, { token: potter });
+    expect([tooEarly.status, tooEarly.body.code]).toEqual([409, 'ILLEGAL_TRANSITION']);
+    const allowed = (await system.request('GET', `/v1/orders/${orderId}/actions`, { token: admin })).body.actions;
     expect(allowed).toEqual([{ action: 'close_return', to: 'DELIVERED', merchantLabel: 'Delivered', href: `/v1/orders/${orderId}/returns/${returnId}/close` }]);
-    expect((await system.request('POST', `/v1/orders/${orderId}/actions/close_return`, { token: potter })).body.code).toBe('CONFLICT');
+    expect((await system.request('POST', `/v1/orders/${orderId}/actions/close_return`, { token: admin })).body.code).toBe('CONFLICT');
     // the buyer cannot close it, nor can a refusal come now
     expect((await system.request('POST', allowed[0].href, { token: system.token('cyd') })).status).toBe(403);
     expect((await system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/refuse`, { token: potter })).body.code).toBe('ILLEGAL_TRANSITION');
-    const closed = await system.request('POST', allowed[0].href, { token: potter, body: { reason: 'no parcel after 30 days' } });
+    const closed = await system.request('POST', allowed[0].href, { token: admin, body: { reason: 'the carrier lost the parcel' } });
     expect([closed.status, closed.body.status]).toEqual([200, 'CLOSED']);
+    // asked again, by the merchant too: the return as it stands
     expect((await system.request('POST', allowed[0].href, { token: potter })).body.status).toBe('CLOSED');
     expect((await system.request('GET', '/metrics')).body).toMatch(/^order_returns_total\{[^}]*stage="closed"[^}]*\} 1$/m);
     const order = await system.order(orderId);
     expect([order.status, order.amounts.refundedCents]).toEqual(['DELIVERED', 0]);
-    expect(order.history.map(step).at(-1)).toBe('RETURNING -close_return/merchant-> DELIVERED');
-    expect(order.history.at(-1).detail).toBe(`return ${returnId} closed: no parcel after 30 days`);
+    expect(order.history.map(step).at(-1)).toBe('RETURNING -close_return/admin-> DELIVERED');
+    expect(order.history.at(-1).detail).toBe(`return ${returnId} closed: the carrier lost the parcel`);
 
     const late = await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'RETURN_RECEIVED', returnId } });
     expect(late.body.callbackStatus).toBe(200);

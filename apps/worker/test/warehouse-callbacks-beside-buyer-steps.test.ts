@@ -44,7 +44,7 @@ describe("the warehouse's callbacks committing beside a step of the buyer or the
     expect(await counted('parcels_shipped_after_refund_total')).toBe(alarmsBefore);
   });
 
-  it('counts the parcel of a return the merchant closed while its receipt was being recorded', async () => {
+  it('counts the parcel of a return staff closed while its receipt was being recorded', async () => {
     const orderId = await system.shipped('fay', [{ skuId: 'LAMP', qty: 1 }]);
     expect((await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'DELIVERED' } })).body.callbackStatus).toBe(200);
     const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('fay'), body: { reason: 'flickers', items: [{ skuId: 'LAMP', qty: 1 }] } });
@@ -55,7 +55,8 @@ describe("the warehouse's callbacks committing beside a step of the buyer or the
     let closed: Promise<{ status: number; body: any }> | undefined;
     let received: Promise<{ status: number; body: any }> | undefined;
     try {
-      closed = system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/close`, { token: system.token('shop', 'merchant') });
+      // by staff: a merchant may close it only once its parcel's window has run
+      closed = system.request('POST', `/v1/orders/${orderId}/returns/${returnId}/close`, { token: system.token('ops', 'admin') });
       await waitFor(async () => (await rowLockWaits(system.env.db)).length >= 1, { what: 'the close to wait for the row', intervalMs: 200 });
       received = system.signedCallback('warehouse', { orderId, event: 'RETURN_RECEIVED', returnId, at: new Date().toISOString() });
       await waitFor(async () => (await rowLockWaits(system.env.db)).length >= 2, { what: 'the receipt to wait for the row', intervalMs: 200 });

@@ -99,7 +99,7 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
         tags: ['orders'],
         summary: "The actions the caller (as actor merchant or admin) may take on the order in its current status, from its type's state table",
         description:
-          "An order still in the queue (ACCEPTED) allows no action by anyone yet: its list is empty. On a split order, `refund` (its cancellation) and `change_address` are carried out on its children and listed only when each child they would move allows them: not once a child has shipped, whatever the order's own status says (it follows its least advanced child, or a child's refund or return under way); `refund_lines` is listed while one child may refund lines, whatever the others became. `refund`, `change_address` and `refund_lines` are not listed once a refund of the order (or of a child they would move) was withdrawn, a cancel's or one of some lines alike, its parcel having left before the warehouse read it: their routes refuse them then, whatever the order reads until its SHIPPED comes; on a split order `refund_lines` stays listed while another child may refund lines. A merchant on a split order holding another merchant's lines too is offered what is carried out on its own children alone, from their status: their cancellation, a refund of their lines, and a decision on a return of one of them (approve, refuse, close). On a split order, a decision on a return is listed once for each child holding a return to decide, from that child's own status (its `to` is the child's next status, its `href` the return's route), whatever child the order's own status follows.",
+          "An order still in the queue (ACCEPTED) allows no action by anyone yet: its list is empty. On a split order, `refund` (its cancellation) and `change_address` are carried out on its children and listed only when each child they would move allows them: not once a child has shipped, whatever the order's own status says (it follows its least advanced child, or a child's refund or return under way); `refund_lines` is listed while one child may refund lines, whatever the others became. `refund`, `change_address` and `refund_lines` are not listed once a refund of the order (or of a child they would move) was withdrawn, a cancel's or one of some lines alike, its parcel having left before the warehouse read it: their routes refuse them then, whatever the order reads until its SHIPPED comes; on a split order `refund_lines` stays listed while another child may refund lines. A merchant on a split order holding another merchant's lines too is offered what is carried out on its own children alone, from their status: their cancellation, a refund of their lines, and a decision on a return of one of them (approve, refuse, close). On a split order, a decision on a return is listed once for each child holding a return to decide, from that child's own status (its `to` is the child's next status, its `href` the return's route), whatever child the order's own status follows. A merchant is offered `close_return` only once RETURN_PARCEL_WINDOW_MS has passed since the return's approval (its route refuses it before: the parcel may still be on its way); an admin at any time.",
         params: orderParamsSchema,
         response: { 200: allowedActionsSchema, '4xx': problemRef },
       },
@@ -133,7 +133,18 @@ export async function merchantActionRoutes(app: FastifyInstance, { deps }: { dep
       // units, each decided from its child's own status (returnDecisionsOnChildren), whatever child the order's status is
       const partIds = parts.map((part) => part.orderId);
       const returns = (await refunds.ofOrders(partIds)).filter((record) => record.kind === 'return');
+      // a merchant closes an approved return no sooner than the system would (its route refuses it before): the parcel's
+      // window (RETURN_PARCEL_WINDOW_MS since the approval, by MySQL's clock) still running, close is not offered
+      const closingTooEarly = new Set<string>();
+      if (actor === 'merchant') {
+        for (const orderId of new Set(returns.filter((record) => record.status === 'APPROVED').map((record) => record.orderId))) {
+          const { now, dueAt } = await deps.orders.timersDue(orderId, ['scheduleReturnClose'], deps.config);
+          const closesAt = dueAt.scheduleReturnClose;
+          if (closesAt && closesAt.getTime() > now.getTime()) closingTooEarly.add(orderId);
+        }
+      }
       const returnOf = (orderId: string, action: string) => {
+        if (action === 'close_return' && closingTooEarly.has(orderId)) return undefined;
         const decision = RETURN_DECISIONS.get(action)!;
         const decided = returns.find((record) => record.orderId === orderId && record.status === decision.returnIn);
         return decided && `/v1/orders/${order.orderId}/returns/${decided.refundId}/${decision.verb}`;

@@ -1,5 +1,5 @@
 import { IllegalTransition, ReturnDecidedOtherwise, StaleOrderVersion, stateMachineFor, type Actor, type OrderType } from '@orders/domain';
-import { DeadlinePassed, historyDetail, ProcessRepository, refundIdFor, RefundRepository, type OrderRow, type TransitionRequest, type TransitionResult } from '@orders/persistence';
+import { DeadlineAhead, DeadlinePassed, historyDetail, ProcessRepository, refundIdFor, RefundRepository, timerDeadlineOf, type OrderRow, type TransitionRequest, type TransitionResult } from '@orders/persistence';
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { refuseRepeatedKey } from '../idempotency-keys.js';
@@ -17,6 +17,20 @@ const returnParams = {
   required: ['orderId', 'returnId'],
   properties: { orderId: orderParamsSchema.properties.orderId, returnId: { type: 'string' } },
 } as const;
+
+/**
+ * A merchant's close of an approved return before the parcel's window has run (RETURN_PARCEL_WINDOW_MS after the
+ * approval, when the system closes it by itself): the parcel may still be on its way, and closed now it would be
+ * only counted on arrival (ReturnParcelsAfterClose), the shop keeping both the units and the money. Staff may close
+ * it earlier (a parcel the carrier reports lost); a merchant asks them, or again from `deadline` (retry-after).
+ */
+const parcelStillAwaited = (returnId: string, late: DeadlineAhead) =>
+  new HttpProblem(
+    409,
+    'ILLEGAL_TRANSITION',
+    `Return ${returnId} was approved less than RETURN_PARCEL_WINDOW_MS ago: its parcel may still reach the warehouse. A merchant may close it as never sent from ${late.deadline.toISOString()} (when the system closes it by itself); before then only staff (admin) may`,
+    Math.max(1, Math.ceil(late.dueInMs / 1000)),
+  );
 
 const windowClosed = (orderId: string) => new HttpProblem(422, 'RETURN_WINDOW_CLOSED', `The after-sales window of order ${orderId} has closed`);
 
@@ -164,6 +178,12 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
     refuse: 'Refuse a return: the order is DELIVERED again, with a new after-sales window',
     close: 'Close an approved return whose parcel never came back: the order is DELIVERED again, with a new after-sales window; nothing is paid back',
   };
+  const notes = {
+    approve: '',
+    refuse: '',
+    close:
+      " A merchant may close a return only once RETURN_PARCEL_WINDOW_MS (14 days by default, by MySQL's clock) has passed since its approval, when the system closes it by itself: before then 409 ILLEGAL_TRANSITION with retry-after, its detail saying from when (the parcel may still be on its way). An admin may close it at any time.",
+  };
   // the decision's verb, its action, the return's status after it, the statuses it may have moved on to since (a repeat
   // answers the return as it stands), and the only one before it (its other decision's 409)
   for (const [verb, action, to, since, from, other] of [
@@ -179,7 +199,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         schema: {
           tags: ['after-sales'],
           summary: summaries[verb],
-          description: `A merchant acts on returns of its own SKUs, an admin on any; an optional reason is kept in the order's history (the step's detail). Repeating it changes nothing (200 with the return as it stands${since.length > 0 ? `, ${since.join(', ')} once it moved on` : ''}); 409 ILLEGAL_TRANSITION once the return was ${other}.`,
+          description: `A merchant acts on returns of its own SKUs, an admin on any; an optional reason is kept in the order's history (the step's detail). Repeating it changes nothing (200 with the return as it stands${since.length > 0 ? `, ${since.join(', ')} once it moved on` : ''}); 409 ILLEGAL_TRANSITION once the return was ${other}.${notes[verb]}`,
           params: returnParams,
           body: {
             type: ['object', 'null'],
@@ -206,6 +226,8 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
               action,
               actor,
               at: deps.clock(),
+              // a merchant closes a return no sooner than the system would (its parcel's window run, by MySQL's clock)
+              ...(action === 'close_return' && actor === 'merchant' ? { dueAfter: timerDeadlineOf('scheduleReturnClose', deps.config) } : {}),
               detail: `return ${returnId} ${to.toLowerCase()}${request.body?.reason === undefined ? '' : `: ${request.body.reason}`}`,
               effects: async (trx, current) => {
                 // this return, not whichever the order has requested now (refused meanwhile and another requested since)
@@ -215,6 +237,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
             },
           ]);
         } catch (error) {
+          if (error instanceof DeadlineAhead) throw parcelStillAwaited(returnId, error);
           // the same review by another request (two staff at once, a client's retry) committed since this one read the
           // return: answered as a repeat after it is, 200 with the return as it stands; the other review still 409
           const now = error instanceof IllegalTransition || error instanceof StaleOrderVersion ? await refunds.find(returnId) : null;
