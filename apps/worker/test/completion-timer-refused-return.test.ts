@@ -55,7 +55,8 @@ class HoldsReads implements KyselyPlugin {
  * An order's first after-sales window closes while a return of it is under way: its completion job
  * runs then and finds it under review (or its parcel on the way back). When the merchant refuses the
  * return (or the warehouse receives part of it) while that job runs, the order is delivered again
- * and its new window must close by the order's own timer, once, the backstop sweep finding nothing
+ * and its window, given back (a refusal: a grace after it, here the whole window; a partial return: a
+ * whole new one), must close by the order's own timer, once, the backstop sweep finding nothing
  * to make up for (no OrderTimersMissed). A 3 s window; the sweep looks every 5 s.
  */
 describe('the completion timer of an order whose return ends while the timer runs', () => {
@@ -116,7 +117,7 @@ describe('the completion timer of an order whose return ends while the timer run
     expect(missed?.value).toBe(0);
   }
 
-  it('completes a whole window after the merchant refused the return while the first window’s job ran, by that job', async () => {
+  it('completes a grace after the merchant refused the return while the first window’s job ran (a whole window here: RETURN_REVIEW_WINDOW_MS, 2 days, capped by it), by that job', async () => {
     const orderId = await delivered('lou', 1);
     const returnId = await returnOne('lou', orderId);
 

@@ -11,3 +11,4 @@ export * from './order-import.js';
 export * from './risk-control.js';
 export * from './refund-parts.js';
 export * from './instants.js';
+export * from './after-sales-window.js';

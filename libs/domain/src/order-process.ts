@@ -167,7 +167,7 @@ export class OrderStateMachine {
 
   /**
    * Whether a step out of this status starts the timer again: a return under review or on its
-   * way back, refused or received in part, delivers the order again with a new after-sales window.
+   * way back, refused or received in part, delivers the order again, its after-sales window running again.
    */
   startsTimerFrom(status: string, timer: TimerEffect): boolean {
     return this.process.transitions.some((r) => r.from === status && r.effects?.includes(timer));

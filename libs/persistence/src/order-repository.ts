@@ -1,6 +1,7 @@
 import {
   IllegalTransition,
   StaleOrderVersion,
+  afterSalesWindowEnd,
   deriveParentStatus as deriveFromChildren,
   firstOrderIdAt,
   persistedPaymentDeadline,
@@ -17,6 +18,7 @@ import {
   type PricedLine,
   type PricedOrder,
   type TimersDue,
+  type WindowStep,
   startsATimer,
   statusesWaitingFor,
 } from '@orders/domain';
@@ -30,7 +32,7 @@ import { PAYMENT_ACTIONS, firstChildOf, noPaymentAwaitedAt, paidTheOrder, payerO
 import { holdRulesVersion, type RulesVersion } from './pricing-repository.js';
 import { firstSent, refundsOwedIn, refundsOwedNow } from './refunds-owed.js';
 import { selectTogether } from './select-together.js';
-import { timerDeadlineOf, type TimerDeadline, type TimerSettings } from './timer-deadlines.js';
+import { isAfterSalesWindow, timerDeadlineOf, type AfterSalesWindow, type TimerDeadline, type TimerSettings } from './timer-deadlines.js';
 import type { Database, NewLedgerEntry, OrderRow } from './schema.js';
 
 export interface OrderToPersist {
@@ -371,7 +373,10 @@ export class OrderRepository {
       ])
       .where('o.order_id', '=', orderId)
       .executeTakeFirstOrThrow();
-    const dueAt = Object.fromEntries(effects.filter(startsATimer).map((effect) => [effect, deadlineFrom(order, order.entered_at, timerDeadlineOf(effect, settings))]));
+    const timers = effects.filter(startsATimer).map((effect) => [effect, timerDeadlineOf(effect, settings)] as const);
+    // the after-sales window reads the order's steps into DELIVERED since its delivery, and the returns between them
+    const steps = timers.some(([, deadline]) => isAfterSalesWindow(deadline)) ? await windowStepsOf(this.db, orderId) : [];
+    const dueAt = Object.fromEntries(timers.map(([effect, deadline]) => [effect, isAfterSalesWindow(deadline) ? windowEndOf(steps, deadline) : deadlineFrom(order, order.entered_at, deadline)]));
     return { now: order.now, dueAt };
   }
 
@@ -812,6 +817,7 @@ async function refuseOnceDue(trx: Transaction<Database>, order: OrderRow, due: T
 /** The instant a timer's transition of the order is due (TimerDeadline); null when the order has none. */
 async function deadlineOf(trx: Transaction<Database>, order: OrderRow, due: TimerDeadline): Promise<Date | null> {
   if (typeof due === 'string') return deadlineFrom(order, null, due);
+  if (isAfterSalesWindow(due)) return windowEndOf(await windowStepsOf(trx, order.order_id), due);
   const entered = await trx
     .selectFrom('order_history')
     .select('at')
@@ -825,11 +831,28 @@ async function deadlineOf(trx: Transaction<Database>, order: OrderRow, due: Time
 
 /**
  * A timer's deadline (TimerDeadline) from the order's deadline columns and its last entry in the
- * status it is in (`enteredAt`): an order delivered again (a return refused) has a new window.
+ * status it is in (`enteredAt`); the after-sales window's is read from the order's steps (windowEndOf).
  */
-function deadlineFrom(order: Pick<OrderRow, 'payment_deadline' | 'balance_deadline'>, enteredAt: Date | null, due: TimerDeadline): Date | null {
+function deadlineFrom(order: Pick<OrderRow, 'payment_deadline' | 'balance_deadline'>, enteredAt: Date | null, due: Exclude<TimerDeadline, AfterSalesWindow>): Date | null {
   if (typeof due === 'string') return order[due];
   return enteredAt && new Date(enteredAt.getTime() + due.inStatusForMs);
+}
+
+/** The order's steps the after-sales window reads (afterSalesWindowEnd): into DELIVERED, and the returns asked, oldest first. */
+async function windowStepsOf(db: OrderDb | Transaction<Database>, orderId: string): Promise<WindowStep[]> {
+  const rows = await db
+    .selectFrom('order_history')
+    .select(['from_status', 'action', 'to_status', 'at'])
+    .where('order_id', '=', orderId)
+    .where((eb) => eb.or([eb('to_status', '=', 'DELIVERED'), eb('action', '=', 'request_return')]))
+    .orderBy('version')
+    .execute();
+  return rows.map((row) => ({ from: row.from_status, action: row.action, to: row.to_status, at: row.at }));
+}
+
+/** The after-sales window's end (afterSalesWindowEnd) by the order's steps. */
+function windowEndOf(steps: readonly WindowStep[], due: AfterSalesWindow): Date | null {
+  return afterSalesWindowEnd(steps, due.afterSalesWindowMs, due.graceMs);
 }
 
 /**

@@ -1,6 +1,6 @@
-import { TIMER_ACTIONS, benefitsOfPart, deriveParentStatus, startsATimer, stateMachineFor, type Address, type AppliedBenefits, type DiscountShare, type OrderStateMachine, type OrderType } from '@orders/domain';
+import { TIMER_ACTIONS, afterSalesWindowEnd, benefitsOfPart, deriveParentStatus, startsATimer, stateMachineFor, type Address, type AppliedBenefits, type DiscountShare, type OrderStateMachine, type OrderType } from '@orders/domain';
 import type { OrderHistoryRow, OrderItemRow, OrderRow } from './schema.js';
-import { timerDeadlineOf, type TimerSettings } from './timer-deadlines.js';
+import { isAfterSalesWindow, timerDeadlineOf, type TimerSettings } from './timer-deadlines.js';
 
 /** An order as API.md shows it (`GET /v1/orders/:orderId`). */
 export interface OrderView {
@@ -157,6 +157,11 @@ function nextTimerOf(order: OrderRow, history: readonly OrderHistoryRow[], { set
   const effect = effects.find(startsATimer);
   if (!entered || !effect) return null;
   const deadline = timerDeadlineOf(effect, settings);
+  if (isAfterSalesWindow(deadline)) {
+    const steps = history.map((step) => ({ from: step.from_status, action: step.action, to: step.to_status, at: step.at }));
+    const dueAt = afterSalesWindowEnd(steps, deadline.afterSalesWindowMs, deadline.graceMs);
+    return dueAt && { action: TIMER_ACTIONS[effect], dueAt: dueAt.toISOString(), refundsOwed: [...refundsOwed] };
+  }
   if (typeof deadline === 'object') {
     const dueAt = new Date(entered.at.getTime() + deadline.inStatusForMs).toISOString();
     return effect === 'scheduleCompletion' ? { action: TIMER_ACTIONS[effect], dueAt, refundsOwed: [...refundsOwed] } : { action: TIMER_ACTIONS[effect], dueAt };

@@ -76,7 +76,7 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         tags: ['after-sales'],
         summary: 'Ask to return delivered units inside the after-sales window (202: a merchant reviews it)',
         description:
-          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED, where its merchant (or an admin) approves or refuses it; one left unreviewed for RETURN_REVIEW_WINDOW_MS (2 days by default, by MySQL's clock) is approved by the system (history actor `system`). Its amounts are fixed now: each line its allocated payable by units, a parcel's shipping too when every unit of that parcel comes back. With an Idempotency-Key header the return belongs to the key: the same key with the same body answers the same return, even sent twice at once, another body 422 IDEMPOTENCY_CONFLICT. Without it the id derives from the reason, the units and the delivery they come back from: the same request again answers the same return, until it is refused or closed (then it asks anew). `replayed` is true when the answer is a return opened before. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from the last delivery, by the database's clock, as the order's completion); 409 ILLEGAL_TRANSITION before delivery, while another return is open, or for an order type without returns (a virtual order, delivered with its payment, had no window); 422 REFUND_EXCEEDS_ORDER for more units than are left.",
+          "Opens a return (a refund order of kind return) per order part the units belong to (a split order's child), every one or none, each part going to RETURN_REQUESTED, where its merchant (or an admin) approves or refuses it; one left unreviewed for RETURN_REVIEW_WINDOW_MS (2 days by default, by MySQL's clock) is approved by the system (history actor `system`). Its amounts are fixed now: each line its allocated payable by units, a parcel's shipping too when every unit of that parcel comes back. With an Idempotency-Key header the return belongs to the key: the same key with the same body answers the same return, even sent twice at once, another body 422 IDEMPOTENCY_CONFLICT. Without it the id derives from the reason, the units and the delivery they come back from: the same request again answers the same return, until it is refused or closed (then it asks anew). `replayed` is true when the answer is a return opened before. 422 RETURN_WINDOW_CLOSED after the window (AFTER_SALES_WINDOW_MS from the delivery or a partial return's receipt, by the database's clock, as the order's completion; a refused or closed return gives back only what was left of it, and at least RETURN_REVIEW_WINDOW_MS after its end when it was asked inside it); 409 ILLEGAL_TRANSITION before delivery, while another return is open, or for an order type without returns (a virtual order, delivered with its payment, had no window); 422 REFUND_EXCEEDS_ORDER for more units than are left.",
         params: orderParamsSchema,
         headers: idempotencyKeyHeaders,
         body: {
@@ -151,7 +151,8 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
             // the window is MySQL's to close, in this transaction, as the completion timer's is
             // (dueAfter of the same deadline): a host's clock ahead or behind neither refuses a
             // return inside it nor takes one after it
-            openUntil: { inStatusForMs: deps.config.AFTER_SALES_WINDOW_MS },
+            // (the after-sales window: from the delivery, which a refused or closed return does not open again)
+            openUntil: timerDeadlineOf('scheduleCompletion', deps.config),
             detail: historyDetail(`return ${returnId}: ${reason}`),
             effects: async (trx, current) => {
               if (index === 0 && keyed) await keyed.take(trx, deps.clock());
@@ -175,8 +176,8 @@ export async function returnRoutes(app: FastifyInstance, { deps }: { deps: AppDe
 
   const summaries = {
     approve: 'Approve a return: the buyer sends the units back (RETURNING)',
-    refuse: 'Refuse a return: the order is DELIVERED again, with a new after-sales window',
-    close: 'Close an approved return whose parcel never came back: the order is DELIVERED again, with a new after-sales window; nothing is paid back',
+    refuse: 'Refuse a return: the order is DELIVERED again, with what was left of its after-sales window (at least RETURN_REVIEW_WINDOW_MS)',
+    close: 'Close an approved return whose parcel never came back: the order is DELIVERED again, with what was left of its after-sales window (at least RETURN_REVIEW_WINDOW_MS); nothing is paid back',
   };
   const notes = {
     approve: '',

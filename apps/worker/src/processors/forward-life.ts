@@ -18,6 +18,7 @@ import {
   latePaymentRefundId,
   refundsOwedIn,
   retryTransaction,
+  longestWaitOf,
   timerDeadlineOf,
   type OrderDb,
   type OrderItemRow,
@@ -198,8 +199,8 @@ export class ForwardLife {
 
   /**
    * Closes an approved return whose parcel has not reached the warehouse RETURN_PARCEL_WINDOW_MS
-   * after its approval, by MySQL's clock: the order is DELIVERED again, with a new after-sales
-   * window, and nothing is paid back; a parcel turning up after changes nothing (callbacks).
+   * after its approval, by MySQL's clock: the order is DELIVERED again, with what was left of its
+   * after-sales window (afterSalesWindowEnd), and nothing is paid back; a parcel turning up after changes nothing (callbacks).
    */
   async closeUnreturned(orderId: string): Promise<TimerOutcome> {
     return this.decideReturn(orderId, { action: 'close_return', timer: 'scheduleReturnClose', from: 'APPROVED', to: 'CLOSED', why: 'closed: its parcel did not reach the warehouse in time', stage: 'closed' });
@@ -261,7 +262,7 @@ export class ForwardLife {
     if (typeof dueAfter === 'string') return { changed: false };
     const order = await this.deps.orders.findOrderRow(request.orderId);
     if (!order || !stateMachineFor(order.type as OrderType).startsTimerFrom(refused.status, timer)) return { changed: false };
-    return { changed: false, dueInMs: Math.max(0, dueAfter.inStatusForMs - (Date.now() - lookedAt)) };
+    return { changed: false, dueInMs: Math.max(0, longestWaitOf(dueAfter) - (Date.now() - lookedAt)) };
   }
 
   /**

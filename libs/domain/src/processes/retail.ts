@@ -111,10 +111,11 @@ export const fulfilmentTransitions: TransitionRule<RetailStatus, RetailAction>[]
   { from: 'RETURNING', action: 'refund_lines', to: 'RETURNING', actors: ['buyer', 'merchant', 'admin'], guard: split },
   // a request the shop leaves unreviewed RETURN_REVIEW_WINDOW_MS is approved by the system: a buyer's return never waits on nobody
   { from: 'RETURN_REQUESTED', action: 'approve_return', to: 'RETURNING', actors: ['merchant', 'admin', 'system'], effects: ['scheduleReturnClose'] },
-  // a refused return gets a new after-sales window, timed by the first one's job, which waited through the review
+  // a refused return gives back what was left of the after-sales window (afterSalesWindowEnd: at least a grace after it,
+  // for a return asked inside it), timed by the first one's job, which waited through the review
   { from: 'RETURN_REQUESTED', action: 'refuse_return', to: 'DELIVERED', actors: ['merchant', 'admin'], effects: ['scheduleCompletion'] },
   // the parcel never came back: staff at any time, or the merchant and the system once RETURN_PARCEL_WINDOW_MS has passed since
-  // the approval (the merchant's time checked by its route, as guards read no clock), closes the return, and the order is DELIVERED again with a new after-sales window, as after a refusal
+  // the approval (the merchant's time checked by its route, as guards read no clock), closes the return, and the order is DELIVERED again with what was left of its after-sales window, as after a refusal
   { from: 'RETURNING', action: 'close_return', to: 'DELIVERED', actors: ['merchant', 'admin', 'system'], effects: ['scheduleCompletion'] },
   { from: 'RETURNING', action: 'receive_return', to: 'RETURNED', actors: ['warehouse'], effects: ['refundPayments'] },
   { from: 'RETURNING', action: 'receive_partial_return', to: 'DELIVERED', actors: ['warehouse'], effects: ['refundPayments', 'scheduleCompletion'] },
