@@ -20,14 +20,20 @@ describe('abuse: a merchant closing an approved return before its parcel could c
   });
   afterAll(async () => system?.close());
 
-  it('a merchant cannot close an approved return as never sent the moment it approved it, and keep the parcel and the money', { timeout: 60_000 }, async () => {
-    const { orderId } = await system.delivered('trusting', [{ skuId: 'MUG', qty: 1 }]);
-    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('trusting'), body: { reason: 'cracked', items: [{ skuId: 'MUG', qty: 1 }] } });
+  const shop = () => system.token('shop', 'merchant');
+  /** A delivered mug whose return the merchant approved. */
+  const approvedReturn = async (buyer: string, reason: string) => {
+    const { orderId } = await system.delivered(buyer, [{ skuId: 'MUG', qty: 1 }]);
+    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token(buyer), body: { reason, items: [{ skuId: 'MUG', qty: 1 }] } });
     expect(asked.status).toBe(202);
-    const shop = system.token('shop', 'merchant');
-    expect((await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/approve`, { token: shop })).status).toBe(200);
+    expect((await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/approve`, { token: shop() })).status).toBe(200);
+    return { orderId, asked };
+  };
+
+  it('a merchant cannot close an approved return as never sent the moment it approved it, and keep the parcel and the money', { timeout: 60_000 }, async () => {
+    const { orderId, asked } = await approvedReturn('trusting', 'cracked');
     // the buyer posts the mug back as told; a second later the merchant closes the return as "never came back"
-    const closed = await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/close`, { token: shop });
+    const closed = await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/close`, { token: shop() });
     // the parcel reaches the warehouse, naming the return on its label
     const received = await system.warehouseSim.request('POST', `/__admin/orders/${orderId}/events`, { body: { event: 'RETURN_RECEIVED', returnId: asked.body.returnId } });
     await sleep(1_000);
@@ -36,16 +42,12 @@ describe('abuse: a merchant closing an approved return before its parcel could c
   });
 
   it('tells the merchant from when it may close, offers it no close before then, and lets staff close at once', { timeout: 60_000 }, async () => {
-    const { orderId } = await system.delivered('lost-parcel', [{ skuId: 'MUG', qty: 1 }]);
-    const asked = await system.request('POST', `/v1/orders/${orderId}/returns`, { token: system.token('lost-parcel'), body: { reason: 'wrong colour', items: [{ skuId: 'MUG', qty: 1 }] } });
-    expect(asked.status).toBe(202);
-    const shop = system.token('shop', 'merchant');
-    expect((await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/approve`, { token: shop })).status).toBe(200);
-    const closed = await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/close`, { token: shop });
+    const { orderId, asked } = await approvedReturn('lost-parcel', 'wrong colour');
+    const closed = await system.request('POST', `/v1/orders/${orderId}/returns/${asked.body.returnId}/close`, { token: shop() });
     expect({ status: closed.status, code: closed.body.code, retryAfter: Number(closed.headers['retry-after']) > 0 }).toEqual({ status: 409, code: 'ILLEGAL_TRANSITION', retryAfter: true });
     expect(closed.body.detail).toMatch(/may close it as never sent from \d{4}-\d\d-\d\dT/);
     const offered = (token: string) => system.request('GET', `/v1/orders/${orderId}/actions`, { token }).then((answer) => answer.body.actions.map((a: any) => a.action));
-    expect(await offered(shop)).not.toContain('close_return');
+    expect(await offered(shop())).not.toContain('close_return');
     const admin = system.token('ops', 'admin');
     expect(await offered(admin)).toContain('close_return');
     // staff (the carrier reported the parcel lost) close it at once
