@@ -16,13 +16,12 @@ export function createCoupon(deps: { pricing: PricingRepository; inventory: Inve
 
 /**
  * Ends a coupon now: checkout's copy in Redis first, by the clock checkouts are accepted by, so no
- * checkout takes it after; then MySQL, at the same instant, so the worker prices every order
- * accepted with it before by it. Redis without a copy (lost, or gone a day after the coupon's end)
- * refuses it already: MySQL's end is then now. Sent again after a failure, it ends MySQL's at the
- * end Redis's was given. Null when there is no coupon of that code.
+ * checkout takes it after (Redis without a copy, one lost or not published yet, keeps the end
+ * alone, so a publish still on its way does not put it back on sale); then MySQL, at the same
+ * instant, so the worker prices every order accepted with it before by it. Sent again after a
+ * failure, it ends MySQL's at the end Redis's was given. Null when there is no coupon of that code.
  */
 export async function endCoupon(deps: { pricing: PricingRepository; inventory: Inventory }, code: string): Promise<Coupon | null> {
   if (!(await deps.pricing.findCoupon(code))) return null;
-  const endsAt = (await deps.inventory.endCoupon(code)) ?? new Date((await deps.inventory.acceptanceClock()).getTime() + 1);
-  return deps.pricing.endCoupon(code, endsAt);
+  return deps.pricing.endCoupon(code, await deps.inventory.endCoupon(code));
 }

@@ -1,7 +1,8 @@
 // answers are read as the JSON a client sees
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import { awaitSchema, migrateDatabase } from '@orders/persistence';
-import { TEST_MYSQL_URL } from '@orders/testing';
+import { TEST_MYSQL_URL, createTestEnv, type TestEnv } from '@orders/testing';
+import { sql } from 'kysely';
 import { createConnection, type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrderSystem, type OrderSystem } from '../../worker/test/support/order-system.js';
@@ -133,5 +134,34 @@ describe('buyers and merchants whose ids differ only in case, on a database crea
       merchantListed: [],
       shopListed: [gold, other].sort(),
     });
+  });
+});
+
+/**
+ * The collation check before migrations on a database that holds,
+ * beside the shop's tables, a reporting view a DBA made from a mysql client (its session's
+ * collation is the server's default, case-insensitive, for the view's computed text column).
+ * Every table of the shop compares as bytes; the view holds no id compared by any process.
+ */
+describe('a database with a reporting view beside the shop\'s tables', () => {
+  let env: TestEnv;
+
+  beforeAll(async () => {
+    env = await createTestEnv('collation_beside_a_view');
+    await env.db.connection().execute(async (conn) => {
+      await sql`SET NAMES utf8mb4 COLLATE utf8mb4_general_ci`.execute(conn);
+      await sql.raw("CREATE VIEW order_report AS SELECT order_id, DATE_FORMAT(accepted_at, '%Y-%m-%d') AS accepted_day FROM orders").execute(conn);
+      await sql`SET NAMES utf8mb4 COLLATE utf8mb4_bin`.execute(conn);
+    });
+  });
+  afterAll(async () => {
+    await sql`DROP VIEW IF EXISTS order_report`.execute(env.db).catch(() => undefined);
+    await env?.cleanup();
+  });
+
+  it('is migrated again, and processes start on it (nothing is case-insensitive but the view)', async () => {
+    const migrated = await migrateDatabase(env.config.MYSQL_URL, { stillMigrating: () => undefined }).then(() => 'migrated', (error: Error) => error.message);
+    const served = await awaitSchema(env.config.MYSQL_URL, { waiting: () => undefined }).then(() => 'served', (error: Error) => error.message);
+    expect({ migrated, served }).toEqual({ migrated: 'migrated', served: 'served' });
   });
 });

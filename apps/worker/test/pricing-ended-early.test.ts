@@ -1,7 +1,7 @@
 import { buildApp, connectApi } from '@orders/api';
-import type { AcceptedOrder } from '@orders/domain';
-import { CouponRepository, PricingRepository } from '@orders/persistence';
-import { buyerAddress, createSku, createTestEnv, httpClient, signToken, type HttpClient, type TestEnv } from '@orders/testing';
+import { priceOrder, type AcceptedOrder, type Sku } from '@orders/domain';
+import { CatalogRepository, CouponRepository, PricingRepository } from '@orders/persistence';
+import { acceptedOrder, buyerAddress, createSku, createTestEnv, httpClient, signToken, type HttpClient, type TestEnv } from '@orders/testing';
 import { OrderWriter, connectWorker, type WorkerDeps } from '@orders/worker';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -66,7 +66,8 @@ describe('a promotion or a coupon ended early', () => {
     expect(rest).toEqual({ ...created, startsAt: '2020-01-01T00:00:00.000Z' });
     expect(Date.parse(endsAt)).toBeGreaterThan(Date.parse(before.acceptedAt));
     const afterEnd = await checkout('bob', 'bob-1');
-    expect(Date.parse(afterEnd.acceptedAt)).toBeGreaterThanOrEqual(Date.parse(endsAt));
+    // the end is a millisecond after its date (an order accepted in that millisecond before it keeps the promotion)
+    expect(Date.parse(afterEnd.acceptedAt)).toBeGreaterThanOrEqual(Date.parse(endsAt) - 1);
 
     const again = await http.request('PUT', '/v1/admin/promotions/WRONG-DEAL/end', { token: admin() });
     expect([again.status, again.body]).toEqual([200, ended.body]);
@@ -140,5 +141,36 @@ describe('a promotion or a coupon ended early', () => {
     const withdrawn = await http.request('PUT', '/v1/admin/coupons/NEXTYEAR/end', { token: admin() });
     expect([withdrawn.status, withdrawn.body.startsAt, withdrawn.body.endsAt]).toEqual([200, '2099-01-01T00:00:00.000Z', '2099-01-01T00:00:00.000Z']);
     expect(await worker.redis.hget(worker.inventory.keys.coupon(worker.inventory.keys.couponGroup(), 'NEXTYEAR'), 'endsAt')).toBe(String(Date.parse(later.startsAt)));
+  });
+});
+
+/**
+ * A promotion ended (PUT /v1/admin/promotions/:promotionId/end) in the
+ * same millisecond, by Redis's clock, as a checkout the intake accepted just before it. The coupon's
+ * end (endCoupon-1.lua) ends at now + 1 ms for exactly this checkout ("a checkout that ran in this
+ * same millisecond, before this script, was accepted at `now` and is priced ... with the coupon");
+ * the promotion's end is a millisecond after its date alike.
+ */
+describe('a promotion ended in the millisecond an order was accepted, before the end', () => {
+  let env: TestEnv;
+
+  beforeAll(async () => {
+    env = await createTestEnv('promotion_ended_same_ms');
+  });
+  afterAll(async () => env?.cleanup());
+
+  it('keeps the promotion on that order, as the end of a coupon keeps the coupon', async () => {
+    const lamp: Sku = { skuId: 'LAMP', title: 'Lamp', priceCents: 10_000, merchantId: 'shop', channel: 'self', warehouseId: 'wh', deduction: 'placement', flashSale: null };
+    await new CatalogRepository(env.db).createSku(lamp, 10, 'opening-LAMP', async () => undefined);
+    const pricing = new PricingRepository(env.db);
+    const t = Date.now();
+    await pricing.createPromotion({ promotionId: 'DEAL', title: '1,000 off', thresholdCents: 1, offCents: 1_000, skuIds: null, startsAt: new Date(t - 60_000), endsAt: new Date(t + 86_400_000) }, async () => new Date(t - 30_000));
+    // the checkout ran at Redis's millisecond t; the end, right after it, read Redis's clock in that same millisecond
+    const accepted = acceptedOrder('01JRVSMS', 1, new Date(t), { items: [{ skuId: 'LAMP', qty: 1 }] });
+    await pricing.endPromotion('DEAL', async () => new Date(t));
+    const skus = new Map([['LAMP', lamp]]);
+    const rules = await pricing.rulesFor([accepted], skus);
+    const priced = priceOrder('standard', accepted.items, skus, new Date(accepted.acceptedAt), rules.byOrder.get(accepted.orderId));
+    expect(priced.applied.promotions.map((p: { promotionId: string }) => p.promotionId)).toEqual(['DEAL']);
   });
 });

@@ -36,6 +36,13 @@ interface Collations {
   moreColumns: boolean;
 }
 
+/**
+ * The database's tables but the migrations' bookkeeping: not its views, whose computed text takes
+ * the collation of the session that made them (a DBA's reporting view), and which no process reads.
+ */
+const baseTables = (database: string) =>
+  sql`SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${database} AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME NOT IN (${sql.join(MIGRATION_TABLES)})`;
+
 async function collationsOf(db: Kysely<Database>): Promise<Collations> {
   const { rows: schema } = await sql<{ database: string; collation: string }>`
     SELECT SCHEMA_NAME AS \`database\`, DEFAULT_COLLATION_NAME AS collation
@@ -44,16 +51,15 @@ async function collationsOf(db: Kysely<Database>): Promise<Collations> {
   // a table's default matters as well: a column a later migration adds to it takes that, not the database's
   const { rows: tables } = await sql<{ table: string }>`
     SELECT TABLE_NAME AS \`table\` FROM information_schema.TABLES
-    WHERE TABLE_SCHEMA = ${database} AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME NOT IN (${sql.join(MIGRATION_TABLES)})
-      AND TABLE_COLLATION NOT LIKE '%\\_bin'
+    WHERE TABLE_SCHEMA = ${database} AND TABLE_NAME IN (${baseTables(database)}) AND TABLE_COLLATION NOT LIKE '%\\_bin'
     UNION
     SELECT DISTINCT TABLE_NAME FROM information_schema.COLUMNS
-    WHERE TABLE_SCHEMA = ${database} AND TABLE_NAME NOT IN (${sql.join(MIGRATION_TABLES)})
+    WHERE TABLE_SCHEMA = ${database} AND TABLE_NAME IN (${baseTables(database)})
       AND COLLATION_NAME IS NOT NULL AND COLLATION_NAME NOT LIKE '%\\_bin'
     ORDER BY 1`.execute(db);
   const { rows: columns } = await sql<{ table: string; column: string; collation: string }>`
     SELECT TABLE_NAME AS \`table\`, COLUMN_NAME AS \`column\`, COLLATION_NAME AS collation FROM information_schema.COLUMNS
-    WHERE TABLE_SCHEMA = ${database} AND TABLE_NAME NOT IN (${sql.join(MIGRATION_TABLES)})
+    WHERE TABLE_SCHEMA = ${database} AND TABLE_NAME IN (${baseTables(database)})
       AND COLLATION_NAME IS NOT NULL AND COLLATION_NAME NOT LIKE '%\\_bin'
     ORDER BY TABLE_NAME, ORDINAL_POSITION LIMIT ${COLUMNS_NAMED + 1}`.execute(db);
   return {

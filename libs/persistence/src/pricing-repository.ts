@@ -79,7 +79,8 @@ export class PricingRepository {
     await this.changeRules(clock, { movesEveryBatch: true }, async (trx, at) => {
       const row = await trx.selectFrom('promotions').selectAll().where('promotion_id', '=', promotionId).forUpdate().executeTakeFirst();
       if (!row) return;
-      const endsAt = new Date(Math.max(row.starts_at.getTime(), Math.min(row.ends_at.getTime(), at.getTime())));
+      // a millisecond after `at`: an order accepted in the millisecond the end was dated, before it, keeps the promotion (as endCoupon-1.lua's coupon)
+      const endsAt = new Date(Math.max(row.starts_at.getTime(), Math.min(row.ends_at.getTime(), at.getTime() + 1)));
       if (endsAt.getTime() < row.ends_at.getTime()) {
         await trx.updateTable('promotions').set({ ends_at: endsAt }).where('promotion_id', '=', promotionId).execute();
         // a row batches may have read changed, not inserted: every batch priced before is priced again

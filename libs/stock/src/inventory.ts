@@ -1067,23 +1067,17 @@ export class Inventory {
    * a coupon a month would otherwise stay in Redis for good.
    */
   async publishCoupon(coupon: { code: string; perBuyerLimit: number; totalLimit?: number; startsAt: Date; endsAt: Date }, taken = 0): Promise<void> {
-    const key = this.keys.coupon(this.keys.couponGroup(), coupon.code);
-    // the uses orders hold stay as counted: `taken` (MySQL's count, for a coupon Redis lost) only where there is no count
-    await this.redis
-      .multi()
-      .hset(key, { perBuyerLimit: coupon.perBuyerLimit, totalLimit: coupon.totalLimit ?? 0, startsAt: coupon.startsAt.getTime(), endsAt: coupon.endsAt.getTime() })
-      .hsetnx(key, 'taken', taken)
-      .pexpireat(key, coupon.endsAt.getTime() + COUPON_USES_KEPT_AFTER_END_MS)
-      .exec();
+    // an end Redis has from an early end stays (publishCoupon-1.lua); the uses counted stay, `taken` only where there is no count
+    await runStockScript(this.redis, 'publishCoupon', [this.keys.coupon(this.keys.couponGroup(), coupon.code)], [coupon.perBuyerLimit, coupon.totalLimit ?? 0, coupon.startsAt.getTime(), coupon.endsAt.getTime(), taken]);
   }
 
   /**
    * Ends checkout's copy of a coupon now, by Redis's clock (endCoupon-1.lua): its end as it stands
-   * after (ended before, or not started, it keeps its own), or null when Redis has no copy of it.
+   * after (ended before, or not started, it keeps its own). Without a copy, Redis keeps the end
+   * alone, which a publish on its way keeps.
    */
-  async endCoupon(code: string): Promise<Date | null> {
-    const endsAt = await runStockScript(this.redis, 'endCoupon', [this.keys.coupon(this.keys.couponGroup(), code)], []);
-    return endsAt < 0 ? null : new Date(endsAt);
+  async endCoupon(code: string): Promise<Date> {
+    return new Date(await runStockScript(this.redis, 'endCoupon', [this.keys.coupon(this.keys.couponGroup(), code)], []));
   }
 
   /**

@@ -14,6 +14,7 @@ interface StockScriptReplies {
   releaseStock: number;
   releaseCoupon: number;
   endCoupon: number;
+  publishCoupon: number;
   initSku: number;
   changeSale: number[];
   putOffSale: number;
@@ -49,6 +50,7 @@ const SCRIPT_FILES: Record<StockScriptName, string> = {
   releaseStock: 'releaseStock-4+2n.lua',
   releaseCoupon: 'releaseCoupon-4.lua',
   endCoupon: 'endCoupon-1.lua',
+  publishCoupon: 'publishCoupon-1.lua',
   initSku: 'initSku-1.lua',
   changeSale: 'changeSale-1.lua',
   putOffSale: 'putOffSale-1.lua',
@@ -80,6 +82,7 @@ const SHARED_FUNCTIONS: Partial<Record<StockScriptName, string[]>> = {
   restockStock: ['saleCount.lua'],
   releaseCoupon: ['couponUse.lua'],
   endCoupon: ['couponUse.lua', 'redisClock.lua'],
+  publishCoupon: ['couponUse.lua'],
   abandonClaim: ['couponUse.lua'],
   countInWindows: ['countInWindow.lua'],
   changeSale: ['redisClock.lua'],
