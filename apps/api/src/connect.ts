@@ -26,7 +26,17 @@ export async function connectApi(config: Config, options: { migrate?: boolean; a
   if (options.migrate) await migrateDatabase(config.MYSQL_URL, { stillMigrating: (message) => console.warn(message) });
   else if (options.awaitSchema) await awaitMigrations(config);
   const { db } = createDb(config.MYSQL_URL, config.MYSQL_POOL_SIZE, config.MYSQL_QUERY_TIMEOUT_MS);
-  const redis = connectRedis(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS, socketTimeout: redisSocketTimeoutMs(config, 'api') });
+  // a connection taken for dead (socketTimeout) sends nothing of what it had in flight again on the next:
+  // each of those commands was answered as failed (its command timeout, shorter), its request 503,
+  // and run again it would count a buyer's checkout twice, behind the answer the buyer was given
+  const redis = connectRedis(config, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    lazyConnect: true,
+    commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
+    socketTimeout: redisSocketTimeoutMs(config, 'api'),
+    autoResendUnfulfilledCommands: false,
+  });
   // ioredis' connect() says only "Connection is closed." of a server it never reached; its error event says why
   let unreachable: Error | undefined;
   const noteWhy = (error: Error) => (unreachable ??= error);

@@ -28,12 +28,20 @@ const BULLMQ_LONGEST_BLOCK_MS = 10_000;
  * ioredis' command timeout fails a command without closing its connection, so every later command
  * failed on it too until TCP gave up (~15 min): checkouts answered 503 and workers persisted
  * nothing meanwhile. The longest a command may take (REDIS_COMMAND_TIMEOUT_MS, the replicas' WAITs
- * shorter; in a worker also BullMQ's block and the order events' WAIT), and REDIS_COMMAND_TIMEOUT_MS more.
+ * shorter; in a worker also BullMQ's block and the order events' WAIT), and REDIS_COMMAND_TIMEOUT_MS
+ * more; never under SHORTEST_SOCKET_TIMEOUT_MS.
  */
 export function redisSocketTimeoutMs(config: { REDIS_COMMAND_TIMEOUT_MS: number; EVENTS_REPLICA_TIMEOUT_MS: number }, process: 'api' | 'worker'): number {
   const longest = process === 'api' ? config.REDIS_COMMAND_TIMEOUT_MS : Math.max(config.REDIS_COMMAND_TIMEOUT_MS, BULLMQ_LONGEST_BLOCK_MS, config.EVENTS_REPLICA_TIMEOUT_MS);
-  return longest + config.REDIS_COMMAND_TIMEOUT_MS;
+  return Math.max(longest + config.REDIS_COMMAND_TIMEOUT_MS, SHORTEST_SOCKET_TIMEOUT_MS);
 }
+
+/**
+ * A Redis that answers nothing for a moment and is there (a slow script, a fork for its snapshot)
+ * is waited out on the connections open: taken for dead, every api's would be dropped and opened
+ * again at once, their requests answered 503 meanwhile.
+ */
+const SHORTEST_SOCKET_TIMEOUT_MS = 5_000;
 
 /**
  * The one place a process opens its Redis connection. With cluster nodes it is an ioredis
