@@ -10,7 +10,7 @@ const partnerOrder = (externalOrderId: string, status: string, userId = 'tm-buye
   status,
   items: [
     { skuId: 'KETTLE', title: 'Kettle', merchantId: 'shop', warehouseId: 'wh-east', qty: 2, unitPriceCents: 3_900, discountCents: 500 },
-    { skuId: 'MUG', title: 'Mug', merchantId: 'shop', warehouseId: 'wh-west', qty: 1, unitPriceCents: 899 },
+    { skuId: 'MUG', title: 'Mug', merchantId: 'shop', warehouseId: 'wh-east', qty: 1, unitPriceCents: 899 },
   ],
   shippingCents: 499,
   address: buyerAddress,
@@ -91,6 +91,24 @@ describe('importing orders from other business order systems', () => {
       const shipped = await api.request('POST', `/v1/orders/${orderId}/actions/ship`, { token: api.token(merchant, 'merchant') });
       expect([shipped.status, shipped.body.status], merchant).toEqual([200, 'SHIPPED']);
     }
+  });
+
+  it("refuses an order whose goods are at two warehouses that is still to be shipped, delivered or completed, naming it (it has one parcel, from one warehouse), and takes one that arrived closed", async () => {
+    const admin = api.token('ops', 'admin');
+    const atTwo = (externalOrderId: string, status: string) => {
+      const order = partnerOrder(externalOrderId, status, 'wh-buyer');
+      return { ...order, items: [order.items[0], { ...order.items[1], warehouseId: 'wh-west' }] };
+    };
+    for (const status of ['PAID', 'SHIPPED', 'DELIVERED']) {
+      const refused = await api.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'two_wh', orders: [partnerOrder('WH-OK', 'PAID', 'wh-buyer'), atTwo(`WH-${status}`, status)] } });
+      expect([refused.status, refused.body.code], status).toEqual([400, 'VALIDATION_FAILED']);
+      expect(refused.body.detail).toBe(
+        `Imported order WH-${status}: its goods are at warehouses wh-east, wh-west, and an imported order has one parcel, from one warehouse, so the others' goods would never be shipped: send each warehouse's goods as an order of its own`,
+      );
+    }
+    expect(await env.db.selectFrom('orders').select('order_id').where('source_channel', '=', 'two_wh').execute()).toEqual([]);
+    const closed = await api.request('POST', '/v1/admin/orders/import', { token: admin, body: { channel: 'two_wh', orders: [atTwo('WH-DONE', 'COMPLETED'), atTwo('WH-OFF', 'CANCELLED')] } });
+    expect([closed.status, closed.body.imported]).toEqual([200, 2]);
   });
 
   it("has the warehouse move an imported order on: its shipment, imported where its channel left it, follows the warehouse's callbacks, and the order with it", async () => {

@@ -57,18 +57,27 @@ export class InvalidImport extends DomainError {
  * An order still to be moved on holds one merchant's goods: an imported order is never split,
  * and a merchant moves only orders holding its own goods alone (one merchant's ship would mark
  * the other's goods shipped), so one holding several merchants' goods could never be shipped,
- * delivered or completed. Its channel sends each merchant's goods as an order of its own. One
+ * delivered or completed. Its channel sends each merchant's goods as an order of its own. So
+ * with a warehouse's: the order has one parcel, and a warehouse picks only its own goods. One
  * that arrives closed (completed, cancelled) has nothing left to move and is taken as it is.
  */
 export function planImport(order: ImportedOrder, now: Date): PlannedImport {
   const machine = stateMachineFor('imported');
   const steps = machine.pathTo(order.status, 'system');
   if (!steps || order.status === 'ACCEPTED') throw new InvalidImport(order.externalOrderId, `status '${order.status}' cannot be imported`);
-  const merchants = [...new Set(order.items.map((item) => item.merchantId))].sort();
+  const holdersOf = (key: 'merchantId' | 'warehouseId') => [...new Set(order.items.map((item) => item[key]))].sort();
+  const merchants = holdersOf('merchantId');
   if (merchants.length > 1 && !machine.isFinal(order.status)) {
     throw new InvalidImport(
       order.externalOrderId,
       `it holds the goods of merchants ${merchants.join(', ')}, and each merchant moves only orders holding its own goods alone, so no one could ship, deliver or complete it: send each merchant's goods as an order of its own`,
+    );
+  }
+  const warehouses = holdersOf('warehouseId');
+  if (warehouses.length > 1 && !machine.isFinal(order.status)) {
+    throw new InvalidImport(
+      order.externalOrderId,
+      `its goods are at warehouses ${warehouses.join(', ')}, and an imported order has one parcel, from one warehouse, so the others' goods would never be shipped: send each warehouse's goods as an order of its own`,
     );
   }
   // a valid RFC 3339 time need not be a storable one (a leap second, an offset past year 9999); none was placed before 1970
