@@ -116,16 +116,16 @@ function parseArguments(args: readonly string[]): Asked {
 const under = (prefix: string) => `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
 
 /**
- * Whether any master of `redis` holds a key matching `pattern`: a SCAN on each (a Cluster's node
- * sees its own keys only) that stops at the first key found. With none, it reads the whole keyspace,
- * COUNT keys a call.
+ * Whether any master of `redis` holds a key matching `pattern` (and `wanted`): a SCAN on each (a
+ * Cluster's node sees its own keys only) that stops at the first key found. With none, it reads the
+ * whole keyspace, COUNT keys a call.
  */
-async function anyKey(masters: ReturnType<typeof mastersOf>, pattern: string): Promise<boolean> {
+async function anyKey(masters: ReturnType<typeof mastersOf>, pattern: string, wanted: (key: string) => boolean = () => true): Promise<boolean> {
   for (const node of masters) {
     let cursor = '0';
     do {
       const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      if (found.length > 0) return true;
+      if (found.some(wanted)) return true;
       cursor = next;
     } while (cursor !== '0');
   }
@@ -137,7 +137,7 @@ runCommand({ usage: USAGE, parse: parseArguments, flags: ['--repair', INTO_EMPTY
   const config = loadConfig();
   const [{ CatalogRepository, CouponRepository, StockLedgerRepository, createDb }, { Inventory, checkoutTimeoutsOf, mastersOf }, { StockReconciler }, { pino }, { checkServices, connectCommandRedis, redisLocation, unansweredByRedis }] =
     await Promise.all([import('@orders/persistence'), import('@orders/stock'), import('@orders/worker/stock-reconciler'), import('pino'), import('./preflight.js')]);
-  // a wrong database finds no SKUs, which reads as all clear; a wrong prefix holds no key at all (anyKey below), said before anything is compared
+  // a wrong database finds no SKUs, which reads as all clear; a wrong prefix holds none of the shop's keys (anyKey below), said before anything is compared
   console.log(
     `Redis at ${redisLocation(config)}, key prefix ${config.REDIS_KEY_PREFIX}; MySQL at ${urlWithoutPassword(config.MYSQL_URL)}, database ${decodeURIComponent(new URL(config.MYSQL_URL).pathname.slice(1))}`,
   );
@@ -154,12 +154,13 @@ runCommand({ usage: USAGE, parse: parseArguments, flags: ['--repair', INTO_EMPTY
   try {
     // before the run writes anything there (its report, its markers): a second run must find the prefix as empty
     // a shop with no SKU yet (a new one) has nothing under its prefix either, and nothing to compare or lose
-    const emptyPrefix = !(repair && intoEmptyPrefix) && !(await anyKey(mastersOf(redis), under(config.REDIS_KEY_PREFIX)));
+    // the shop's own keys: a prefix that is the start of the real one (`os` for `os:`) matches every real key, and holds none of them
+    const emptyPrefix = !(repair && intoEmptyPrefix) && !(await anyKey(mastersOf(redis), under(config.REDIS_KEY_PREFIX), (key) => inventory.keys.isOwnKey(key)));
     const skus = emptyPrefix ? (await new CatalogRepository(db).salesOfAll()).length : 0;
     if (skus > 0) {
       const queues = await anyKey(mastersOf(redis), under(`${config.QUEUE_PREFIX}:`));
       console.log(
-        `NOTHING UNDER THE KEY PREFIX: Redis holds no key at all under ${config.REDIS_KEY_PREFIX} (no SKU's counters, no mark of the workers' stock check), ` +
+        `NOTHING UNDER THE KEY PREFIX: Redis holds no key of the shop's at all under ${config.REDIS_KEY_PREFIX} (no SKU's counters, no mark of the workers' stock check), ` +
           `while the catalog has ${plural(skus, 'SKU')}; ${queues ? `the queues under ${config.QUEUE_PREFIX} have keys, so this Redis has not lost everything (unless moments ago, the workers having written only their queues back so far): the prefix is most likely wrong` : `nor is any queue's key under ${config.QUEUE_PREFIX}`}.`,
       );
       console.log(

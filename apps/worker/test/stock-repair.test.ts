@@ -430,7 +430,7 @@ describe('reconcile --repair: order by order, one at a time, and saying what it 
 
     // nothing at all under the prefix (the stock check is off here): the repair refuses until the operator, the prefix checked, adds the flag ("Redis restarted")
     const refused = await reconcile('--repair');
-    expect([refused.exitCode, refused.output]).toEqual([3, expect.stringContaining(`NOTHING UNDER THE KEY PREFIX: Redis holds no key at all under ${prefix()}`)]);
+    expect([refused.exitCode, refused.output]).toEqual([3, expect.stringContaining(`NOTHING UNDER THE KEY PREFIX: Redis holds no key of the shop's at all under ${prefix()}`)]);
     const { output, exitCode } = await reconcile('--repair', '--into-empty-prefix');
     // 2: the pens above are still oversold
     expect([exitCode, output]).toEqual([2, expect.stringContaining('1 coupon not yet ended published to Redis from MySQL; 2 buyer(s)\' coupon uses counted again.')]);

@@ -69,6 +69,15 @@ export class StockKeys {
     return `{g${bucket}}`;
   }
 
+  /**
+   * Whether `key` is one the shop writes under the prefix: a group's (`{g<k>}`: stock, buyers,
+   * coupons, rate budgets) or the stock check's and the restocks' own (`stock-…`). Not a key of a
+   * longer prefix that merely starts with this one (`os` read against the shop's `os:`).
+   */
+  isOwnKey(key: string): boolean {
+    return key.startsWith(`${this.prefix}{g`) || key.startsWith(`${this.prefix}stock-`);
+  }
+
   /** The bucket of a SKU split `buckets` ways that a buyer always buys from, so their per-buyer limit of it stays in one slot. */
   bucketOf(userId: string, buckets: number): number {
     return buckets <= 1 ? 0 : stableHash(userId) % buckets;
