@@ -244,7 +244,7 @@ export async function buildApp(deps: AppDeps, { logger, ...options }: FastifySer
 
   // third-party plugins, then the app's own, then routes (fastify/demo's order)
   await app.register(securityHeadersPlugin);
-  await app.register(authPlugin, { signing: config, tokenCacheSize: config.AUTH_TOKEN_CACHE_SIZE, maxLifetimeMs: config.AUTH_JWT_MAX_LIFETIME_MS });
+  await app.register(authPlugin, { signing: config, tokenCacheSize: config.AUTH_TOKEN_CACHE_SIZE, maxLifetimeMs: config.AUTH_JWT_MAX_LIFETIME_MS, clockToleranceMs: config.AUTH_CLOCK_TOLERANCE_MS });
   // before the routes, whose answers of orders it narrows for merchants
   await app.register(merchantOrderViewsPlugin, { orders: deps.orders, refunds: new RefundRepository(deps.db) });
   // request budgets, and on a checkout the velocity with them, counted in its reservation script

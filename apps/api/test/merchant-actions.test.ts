@@ -480,7 +480,7 @@ describe('the console without a build', () => {
     const env = await createTestEnv('console_unbuilt');
     const app = Fastify({ logger: false });
     try {
-      await app.register(authPlugin, { signing: env.config, tokenCacheSize: 0, maxLifetimeMs: env.config.AUTH_JWT_MAX_LIFETIME_MS });
+      await app.register(authPlugin, { signing: env.config, tokenCacheSize: 0, maxLifetimeMs: env.config.AUTH_JWT_MAX_LIFETIME_MS, clockToleranceMs: env.config.AUTH_CLOCK_TOLERANCE_MS });
       await app.register(rateLimitPlugin, { counters: new WindowCounters(env.redis), keyPrefix: env.config.REDIS_KEY_PREFIX, slotGroupOf: () => '{g0}', windowMs: 60_000, perUser: 100, perIp: 100, onUnchecked: () => {}, processes: 1 });
       await app.register(problemDetailsPlugin);
       await app.register(consolePlugin, { root: empty, currency: 'USD', refundConfirmationGiveUpMs: 86_400_000, paymentConfirmationGiveUpMs: 86_400_000 });
@@ -507,7 +507,7 @@ describe("the console's files", () => {
       await writeFile(path.join(root, 'index.html'), '<!doctype html><html><head><script type="module" src="/console/assets/index-NEW.js"></script></head></html>');
       await mkdir(path.join(root, 'assets'));
       await writeFile(path.join(root, 'assets', 'index-NEW.js'), 'console.log(1)');
-      await app.register(authPlugin, { signing: env.config, tokenCacheSize: 0, maxLifetimeMs: env.config.AUTH_JWT_MAX_LIFETIME_MS });
+      await app.register(authPlugin, { signing: env.config, tokenCacheSize: 0, maxLifetimeMs: env.config.AUTH_JWT_MAX_LIFETIME_MS, clockToleranceMs: env.config.AUTH_CLOCK_TOLERANCE_MS });
       await app.register(rateLimitPlugin, { counters: new WindowCounters(env.redis), keyPrefix: env.config.REDIS_KEY_PREFIX, slotGroupOf: () => '{g0}', windowMs: 60_000, perUser: 100, perIp: 100, onUnchecked: () => {}, processes: 1 });
       await app.register(problemDetailsPlugin);
       await app.register(securityHeadersPlugin);

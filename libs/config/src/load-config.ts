@@ -208,6 +208,12 @@ const schema = {
    * for years by mistake, once leaked, is not a key for years (HS256 tokens cannot be revoked)
    */
   AUTH_JWT_MAX_LIFETIME_MS: int(60_000, 3650 * 86_400_000),
+  /**
+   * how far the clocks of the api and of whoever issues tokens may disagree: a token is taken that
+   * far before its `nbf` and past its `exp`, and its `exp` that much further ahead than the lifetime
+   * (a token issued for the whole lifetime on a host a second ahead was refused at once)
+   */
+  AUTH_CLOCK_TOLERANCE_MS: int(0, 300_000),
   /** verified tokens kept per api process, the oldest dropped when full (0: verify every request) */
   AUTH_TOKEN_CACHE_SIZE: int(0, 10_000_000),
   PAYMENT_CALLBACK_SECRET: secret,

@@ -75,7 +75,7 @@ function describeLifetime(ms: number): string {
 }
 
 export const authPlugin = fp(
-  async (app: FastifyInstance, options: { signing: TokenSigning; tokenCacheSize: number; maxLifetimeMs: number }) => {
+  async (app: FastifyInstance, options: { signing: TokenSigning; tokenCacheSize: number; maxLifetimeMs: number; clockToleranceMs: number }) => {
     const { AUTH_JWT_SECRET: secret, AUTH_JWT_ISSUER: issuer, AUTH_JWT_AUDIENCE: audience } = options.signing;
     await app.register(fastifyJwt, {
       secret,
@@ -83,6 +83,8 @@ export const authPlugin = fp(
       verify: {
         algorithms: ['HS256'],
         requiredClaims: ['exp', 'sub', ...(issuer ? ['iss'] : []), ...(audience ? ['aud'] : [])],
+        // the issuer's clock is not this host's: a token valid from now (nbf) is taken from now by either
+        clockTolerance: options.clockToleranceMs,
         ...(issuer ? { allowedIss: issuer } : {}),
         ...(audience ? { allowedAud: audience } : {}),
       },
@@ -105,7 +107,7 @@ export const authPlugin = fp(
       } catch (error) {
         throw unauthorized(error instanceof TokenError && error.code === TokenError.codes.expired ? 'The token has expired' : 'The token is not valid');
       }
-      if (claims.exp * 1000 - nowMs > options.maxLifetimeMs) {
+      if (claims.exp * 1000 - nowMs > options.maxLifetimeMs + options.clockToleranceMs) {
         throw unauthorized(`The token expires more than ${describeLifetime(options.maxLifetimeMs)} from now, later than the api accepts`);
       }
       const { sub, role } = claims;
