@@ -178,6 +178,10 @@ export function createDb(mysqlUrl: string, poolSize = 16, statementTimeoutMs?: n
     enableKeepAlive: true,
     ...(statementTimeoutMs === undefined ? {} : { connectTimeout: statementTimeoutMs }),
   });
+  // DATETIMEs hold UTC (timezone above); NOW(3) and the columns' CURRENT_TIMESTAMP(3) defaults are in the
+  // session's zone, the server's own unless set: a MySQL run in Tokyo's zone wrote them nine hours ahead.
+  // Set before the connection's first statement (the pool runs a connection's statements in order)
+  pool.on('connection', (connection) => connection.query(`SET time_zone = '+00:00'`, () => undefined));
   const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: statementTimeoutMs === undefined ? pool : withStatementDeadline(pool, poolOptions(mysqlUrl), statementTimeoutMs, deadline) }) });
   return { db, pool };
 }

@@ -17,6 +17,8 @@ export { settledSaleInvariants } from './invariants.js';
 export type { SaleUnderCheck, SaleInvariants, SkuStockCheck } from './invariants.js';
 export { startRedisServer, startReplicatedRedis } from './redis-server.js';
 export type { RedisServer, ReplicatedRedis } from './redis-server.js';
+export { startMysqlServer } from './mysql-server.js';
+export type { MysqlServer } from './mysql-server.js';
 export { startTcpProxy } from './tcp-proxy.js';
 export { holdRow, holdTable, rowLockWaits, tableLockWaits, writtenOrHeldUp } from './row-locks.js';
 export type { HeldRow } from './row-locks.js';

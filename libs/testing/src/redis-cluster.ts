@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { freePort } from './http-client.js';
 import { waitFor } from './processes.js';
 import { ping } from './redis-server.js';
-import { redisDirPrefix } from './test-run.js';
+import { serverDirPrefix } from './test-run.js';
 
 const run = promisify(execFile);
 
@@ -39,7 +39,7 @@ async function distinctFreePorts(count: number): Promise<number[]> {
  * `cluster_state:ok`.
  */
 export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
-  const dir = mkdtempSync(redisDirPrefix('redis-cluster'));
+  const dir = mkdtempSync(serverDirPrefix('redis-cluster'));
   const ports = await distinctFreePorts(2 * masters);
   const nodes = ports.slice(0, masters).map((port, i) => ({ port, busPort: ports[masters + i]! }));
   const children: ChildProcess[] = [];

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort } from './http-client.js';
 import { waitFor } from './processes.js';
-import { redisDirPrefix } from './test-run.js';
+import { serverDirPrefix } from './test-run.js';
 
 const run = promisify(execFile);
 
@@ -38,7 +38,7 @@ export async function ping(port: number): Promise<boolean> {
  */
 export async function startRedisServer(extraArgs: string[] = []): Promise<RedisServer> {
   const port = await freePort();
-  const dir = mkdtempSync(redisDirPrefix('redis'));
+  const dir = mkdtempSync(serverDirPrefix('redis'));
   let child: ChildProcess | undefined;
   let output = '';
   // kept across restarts: what a killed server printed before it died is what a failure needs

@@ -24,8 +24,8 @@ export function testRunName(name: string): string {
   return `${testRunId()}_${name.replace(/[^a-z0-9]/gi, '_').slice(0, 24)}_${randomBytes(4).toString('hex')}`;
 }
 
-/** The prefix of the Redis data directories test files start servers in (startRedisServer, startRedisCluster). */
-export function redisDirPrefix(kind: 'redis' | 'redis-cluster'): string {
+/** The prefix of the data directories test files start servers in (startRedisServer, startRedisCluster, startMysqlServer). */
+export function serverDirPrefix(kind: 'redis' | 'redis-cluster' | 'mysql'): string {
   return path.join(tmpdir(), `orders-${kind}-${testRunId()}-`);
 }
 
@@ -55,8 +55,8 @@ const exited = (pid: number): boolean => {
   return stat === null ? !running(pid) : stat[0] === 'Z';
 };
 
-/** A Redis data directory a test made: `orders-redis-<run>-…`, `orders-redis-cluster-<run>-…`. */
-const REDIS_DIR = /^orders-redis(?:-cluster)?-(\d+)-/;
+/** A server's data directory a test made: `orders-redis-<run>-…`, `orders-redis-cluster-<run>-…`, `orders-mysql-<run>-…`. */
+const SERVER_DIR = /^orders-(?:redis(?:-cluster)?|mysql)-(\d+)-/;
 
 /** The run a name was made in (`t_<run>_…`, `t:<run>_…`, `tq_<run>_…`, a Redis data directory, the template `t_template_<run>`) when that run has ended. */
 function deadRunOf(name: string, pattern: RegExp): boolean {
@@ -83,7 +83,7 @@ export async function removeLeftoversOfDeadRuns(): Promise<LeftoversRemoved> {
   const processes = await killProcessesOfDeadRuns();
   const databases = await dropDatabasesOfDeadRuns(TEST_MYSQL_URL);
   const keys = await unlinkKeysOfDeadRuns(TEST_REDIS_URL);
-  const directories = readdirSync(tmpdir()).filter((entry) => deadRunOf(entry, REDIS_DIR));
+  const directories = readdirSync(tmpdir()).filter((entry) => deadRunOf(entry, SERVER_DIR));
   for (const directory of directories) rmSync(path.join(tmpdir(), directory), { recursive: true, force: true });
   return { processes, databases, keys, directories };
 }
@@ -108,7 +108,7 @@ async function killProcessesOfDeadRuns(): Promise<number> {
     try {
       const run = /(?:^|\0)TEST_RUN_ID=(\d+)(?:\0|$)/.exec(readFileSync(`/proc/${pid}/environ`, 'latin1'))?.[1];
       if (run !== undefined) return exited(Number(run));
-      return deadRunOf(path.basename(readlinkSync(`/proc/${pid}/cwd`)), REDIS_DIR);
+      return deadRunOf(path.basename(readlinkSync(`/proc/${pid}/cwd`)), SERVER_DIR);
     } catch {
       // gone meanwhile, or not ours to read
       return false;
