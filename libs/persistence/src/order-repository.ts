@@ -969,6 +969,9 @@ async function numberCouponUses(trx: Transaction<Database>, orders: readonly Ord
 
 async function insertOrders(trx: Transaction<Database>, orders: readonly OrderToPersist[], now: Date, paymentDeadlines: ReadonlyMap<string, Date>, couponUses: ReadonlyMap<string, number>): Promise<void> {
   const persist = (type: string) => stateMachineFor(type as OrderType).fire('ACCEPTED', 'persist', 'system');
+  // written no earlier than placed: the checkout is dated by Redis's clock, and a worker whose own runs
+  // behind it dated the order's next step before its first (its history read out of order)
+  const writtenAt = (accepted: OrderToPersist['accepted']) => new Date(Math.max(now.getTime(), Date.parse(accepted.acceptedAt)));
   await insertRows(
     trx,
     'orders',
@@ -992,8 +995,8 @@ async function insertOrders(trx: Transaction<Database>, orders: readonly OrderTo
       checkout_body_hash: accepted.bodyHash ?? null,
       accepted_at: new Date(accepted.acceptedAt),
       payment_deadline: paymentDeadlines.get(accepted.orderId)!,
-      created_at: now,
-      updated_at: now,
+      created_at: writtenAt(accepted),
+      updated_at: writtenAt(accepted),
     })),
   );
   await insertRows(
@@ -1008,7 +1011,7 @@ async function insertOrders(trx: Transaction<Database>, orders: readonly OrderTo
       const fired = persist(accepted.type);
       return [
         { order_id: accepted.orderId, version: 0, from_status: null, action: CHECKOUT_ACTION, to_status: fired.from, actor: 'buyer', detail: null, at: new Date(accepted.acceptedAt) },
-        { order_id: accepted.orderId, version: 1, from_status: fired.from, action: fired.action, to_status: fired.to, actor: fired.actor, detail: null, at: now },
+        { order_id: accepted.orderId, version: 1, from_status: fired.from, action: fired.action, to_status: fired.to, actor: fired.actor, detail: null, at: writtenAt(accepted) },
       ];
     }),
   );
@@ -1017,7 +1020,7 @@ async function insertOrders(trx: Transaction<Database>, orders: readonly OrderTo
     'coupon_redemptions',
     orders.flatMap(({ accepted, priced }) =>
       priced.applied.coupon
-        ? [{ code: priced.applied.coupon.code, order_id: accepted.orderId, user_id: accepted.userId, status: 'used' as const, at: now, use_no: couponUses.get(accepted.orderId)! }]
+        ? [{ code: priced.applied.coupon.code, order_id: accepted.orderId, user_id: accepted.userId, status: 'used' as const, at: writtenAt(accepted), use_no: couponUses.get(accepted.orderId)! }]
         : [],
     ),
   );

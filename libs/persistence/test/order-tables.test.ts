@@ -102,7 +102,7 @@ describe('every order type’s table, applied to orders in MySQL', () => {
 });
 
 describe('a persisted batch of accepted orders', () => {
-  it('keeps every order’s acceptance time and the batch’s write time to the millisecond, and its payment window from the write by MySQL’s clock, or the later deadline its checkout set', async () => {
+  it('keeps every order’s acceptance time and the batch’s write time (no earlier than the acceptance) to the millisecond, and its payment window from the write by MySQL’s clock, or the later deadline its checkout set', async () => {
     const now = new Date('2026-12-01T02:40:49.050Z');
     // the last accepted by a Redis clock an hour ahead of MySQL's: its deadline ends after a window from the write
     const acceptedTimes = ['2026-12-01T02:40:48.007Z', '2026-12-01T02:40:48.123Z', '2026-12-01T02:40:48.123Z', '2026-11-30T23:59:59.999Z', new Date(Date.now() + 3_600_007).toISOString()];
@@ -129,16 +129,18 @@ describe('a persisted batch of accepted orders', () => {
     const deadlines = accepted.map((order, i) => (i < 4 ? new Date(fromTheWrite).toISOString() : order.paymentDeadline));
     expect(accepted.map((order) => written.get(order.orderId)!.toISOString())).toEqual(deadlines);
 
+    // written no earlier than placed: the last, placed by the clock an hour ahead, is written at its placing
+    const writtenAt = accepted.map((order) => new Date(Math.max(now.getTime(), Date.parse(order.acceptedAt))).toISOString());
     const orderIds = accepted.map((order) => order.orderId);
     const rows = await env.db.selectFrom('orders').select(['order_id', 'accepted_at', 'payment_deadline', 'created_at', 'updated_at']).where('order_id', 'in', orderIds).orderBy('order_id').execute();
     expect(rows.map((row) => ({ ...row, accepted_at: row.accepted_at.toISOString(), payment_deadline: row.payment_deadline.toISOString(), created_at: row.created_at.toISOString(), updated_at: row.updated_at.toISOString() }))).toEqual(
-      accepted.map((order, i) => ({ order_id: order.orderId, accepted_at: order.acceptedAt, payment_deadline: deadlines[i], created_at: now.toISOString(), updated_at: now.toISOString() })),
+      accepted.map((order, i) => ({ order_id: order.orderId, accepted_at: order.acceptedAt, payment_deadline: deadlines[i], created_at: writtenAt[i], updated_at: writtenAt[i] })),
     );
     const history = await env.db.selectFrom('order_history').select(['order_id', 'version', 'at']).where('order_id', 'in', orderIds).orderBy('order_id').orderBy('version').execute();
     expect(history.map((row) => [row.order_id, row.version, row.at.toISOString()])).toEqual(
-      accepted.flatMap((order) => [
+      accepted.flatMap((order, i) => [
         [order.orderId, 0, order.acceptedAt],
-        [order.orderId, 1, now.toISOString()],
+        [order.orderId, 1, writtenAt[i]],
       ]),
     );
   });
