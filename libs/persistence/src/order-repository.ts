@@ -759,11 +759,14 @@ async function transitionIn(trx: Transaction<Database>, request: TransitionReque
   // a timer's transition is recorded at MySQL's time, which found it due, and so is one that starts
   // a timer (a delivery starts the after-sales window): whatever the clock of the worker or api
   // host that fired it says, the timer gives the order its whole time by MySQL's clock
-  const at = request.dueAfter
+  const stamped = request.dueAfter
     ? await dueNow(trx, order, request.dueAfter)
     : fired.effects.some(startsATimer)
       ? new Date(await mysqlNow(trx))
       : request.at;
+  // never before the order's last step (its updated_at): the hosts that fire an order's steps date them by
+  // clocks a few seconds apart, and a step dated before the one it follows read out of order in its history
+  const at = new Date(Math.max(stamped.getTime(), order.updated_at.getTime()));
   if (request.openUntil) await refuseOnceDue(trx, order, request.openUntil);
   const updated = await trx
     .updateTable('orders')
