@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { StockKeys, mastersOf } from '@orders/stock';
-import { buyerAddress, createSku, createTestEnv, signToken, type TestEnv } from '@orders/testing';
+import { OrderRepository } from '@orders/persistence';
+import { buyerAddress, createSku, createTestEnv, persistLampOrder, signToken, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectLog, startApi, type ApiUnderTest } from './support/api-under-test.js';
 
@@ -336,6 +337,26 @@ describe('security: who sees what, budgets, risk control, signed callbacks, limi
       return api.request('POST', '/v1/callbacks/payment', { body: raw, headers: { 'x-signature': signature } });
     };
     const callback = (at: string) => ({ orderId: '01JAAAAAAAAAAAAAAAAAAAAAAA', paymentId: 'pay-1', transactionId: 'tx-1', status: 'SUCCEEDED', amountCents: 100, at });
+
+    it("answers 404 to a signed callback naming what MySQL has no record of, and says so with what the payment system moved, counted per what it names", async () => {
+      const [orderId] = [...(await persistLampOrder(new OrderRepository(env.db), '01JUNKNOWNPAY', 1)).keys()];
+      const unknown = [
+        { orderId: '01JBBBBBBBBBBBBBBBBBBBBBBB', paymentId: 'pay-lost-1', transactionId: 'tx-lost-1', status: 'SUCCEEDED', amountCents: 2_500, at: new Date().toISOString() },
+        { orderId, paymentId: 'pay-lost-2', transactionId: 'tx-lost-2', status: 'SUCCEEDED', amountCents: 2_500, at: new Date().toISOString() },
+        { orderId, paymentId: 'pay-lost-2', refundId: 'ref-lost-3', transactionId: 'tx-lost-3', status: 'SUCCEEDED', amountCents: 500, at: new Date().toISOString() },
+      ];
+      const answers = [];
+      for (const body of unknown) answers.push((await signed(body)).body);
+      expect(answers.map((answer) => [answer.status, answer.code])).toEqual([[404, 'NOT_FOUND'], [404, 'NOT_FOUND'], [404, 'NOT_FOUND']]);
+      const said = log.lines.filter((line) => String(line.msg).startsWith("a payment callback signed with this shop's secret names") && String(line.transactionId).startsWith('tx-lost-'));
+      expect(said.map((line) => [line.level, line.about, line.orderId, line.transactionId, line.amountCents])).toEqual([
+        [50, 'order', unknown[0]!.orderId, 'tx-lost-1', 2_500],
+        [50, 'payment', orderId, 'tx-lost-2', 2_500],
+        [50, 'refund', orderId, 'tx-lost-3', 500],
+      ]);
+      const metrics = (await api.request('GET', '/metrics')).body as string;
+      for (const about of ['order', 'payment', 'refund']) expect(metrics).toMatch(new RegExp(`payment_callbacks_unknown_total\\{about="${about}",app="api"\\} [1-9]`));
+    });
 
     it('takes a validly signed callback of any age (its at is when the payment happened), and refuses one dated further ahead than CALLBACK_REPLAY_WINDOW_MS or at a time it cannot keep', async () => {
       // through to the order lookup: delivered late, after an outage, it is still applied

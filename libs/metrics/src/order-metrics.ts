@@ -494,6 +494,12 @@ export function createMetrics(labels: { app: string }) {
       help: 'Parcels the warehouse refused a change of (a new address, units refunded, every unit refunded) because they had left already, counted once per parcel: each goes to its old address, or with the units refunded',
       registers: [registry],
     }),
+    paymentCallbacksUnknown: new Counter({
+      name: 'payment_callbacks_unknown_total',
+      help: "Payment callbacks signed with this shop's secret that name what MySQL has no record of, answered 404: about=order (the order), payment (a payment of a known order), refund (a refund part). Money the payment system took or gave back that this system does not know: MySQL restored from a backup or a replica promoted behind, or the callbacks of another environment that shares the secret",
+      labelNames: ['about'] as const,
+      registers: [registry],
+    }),
     paymentAmountMismatches: new Counter({
       name: 'payment_amount_mismatches_total',
       help: "Payment callbacks, or lookups of a payment whose order no longer owes it (its callback lost), naming another amount than the payment asked for. outcome=given_back: reported taken, the money was recorded as taken for the amount named and given back whole, and the order stays payable; outcome=declined: a decline reported for another amount, recorded as declined (nothing was taken) and the buyer pays again; outcome=refused: a payment already settled reported for another amount, answered 422 AMOUNT_MISMATCH",
@@ -748,6 +754,7 @@ export function createMetrics(labels: { app: string }) {
   }
   for (const stage of ['requested', 'approved', 'refused', 'closed', 'received']) metrics.returns.inc({ stage }, 0);
   for (const outcome of ['given_back', 'declined', 'refused']) metrics.paymentAmountMismatches.inc({ outcome }, 0);
+  for (const about of ['order', 'payment', 'refund']) metrics.paymentCallbacksUnknown.inc({ about }, 0);
   for (const stage of ['before_payment', 'after_payment', 'paid_in_channel', 'deposit_forfeited']) metrics.cancellations.inc({ stage }, 0);
   for (const timer of ['auto_confirm', 'complete', 'close_return', 'approve_return']) metrics.overdueOrderTimers.inc({ timer }, 0);
   // prom-client starts a gauge without labels at 0, which would claim "never checked" before any report was read,

@@ -189,6 +189,21 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
   }
 
   /**
+   * A signed callback naming an order, a payment or a refund part MySQL has no record of: money the
+   * payment system moved that this system does not know (MySQL restored from a backup, a replica
+   * promoted behind, or another environment sharing the secret). Answered 404, which the payment
+   * system takes as final: said loudly and counted (PaymentCallbacksUnknown), or nobody would learn of it.
+   */
+  function unknownToThisShop(about: 'order' | 'payment' | 'refund', callback: PaymentCallback, log: FastifyBaseLogger): Error {
+    deps.metrics.paymentCallbacksUnknown.inc({ about });
+    log.error(
+      { about, orderId: callback.orderId, paymentId: callback.paymentId, refundId: callback.refundId, transactionId: callback.transactionId, status: callback.status, amountCents: callback.amountCents },
+      `a payment callback signed with this shop's secret names ${about === 'order' ? 'an order' : `a ${about}`} MySQL has no record of: answered 404, the money it reports is unknown here`,
+    );
+    return notFound(about);
+  }
+
+  /**
    * One part of a refund reported by the payment system (the callback's refundId is the part's:
    * a refund drawn from several payments has one per payment), settled once shown to be that
    * order's (settleRefundPart). A repeat changes nothing.
@@ -197,7 +212,8 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
     const part = await refunds.findPart(callback.refundId);
     const refund = part && (await refunds.find(part.refundId));
     const order = refund && (await deps.orders.findOrderRow(refund.orderId));
-    if (!part || !refund || !order || part.paymentId !== callback.paymentId || (order.order_id !== callback.orderId && order.parent_order_id !== callback.orderId)) throw notFound('refund');
+    if (!part || !refund || !order) throw unknownToThisShop('refund', callback, log);
+    if (part.paymentId !== callback.paymentId || (order.order_id !== callback.orderId && order.parent_order_id !== callback.orderId)) throw notFound('refund');
     if (part.amountCents !== callback.amountCents) {
       throw new HttpProblem(422, 'AMOUNT_MISMATCH', `Refund ${part.partId} is for ${part.amountCents} cents, not ${callback.amountCents}`);
     }
@@ -351,8 +367,8 @@ export async function callbackRoutes(app: FastifyInstance, { deps }: { deps: App
       const callback = request.body;
       if (callback.refundId !== undefined) return confirmRefund({ ...callback, refundId: callback.refundId }, request.log);
       const { order, payment } = await process.orderAndPayment(callback.orderId, callback.paymentId);
-      if (!order) throw notFound('order');
-      if (!payment) throw notFound('payment');
+      if (!order) throw unknownToThisShop('order', callback, request.log);
+      if (!payment) throw unknownToThisShop('payment', callback, request.log);
       if (payment.status === 'SUCCEEDED' && Number(payment.amount_cents) !== callback.amountCents) {
         // a payment already settled reported for another amount: nothing to record
         deps.metrics.paymentAmountMismatches.inc({ outcome: 'refused' });
