@@ -228,9 +228,8 @@ export class StockReconciler {
     }
     // two repairs reading the same drift would each move the counters by it
     return this.repairLock.whileHeld(REPAIR_LOCK_WAIT_MS, async (stillHeld) => {
-      const reservationsRestored = await this.restoreLostReservations();
       const checkoutKeysRestored = await this.restoreCheckoutKeys();
-      const ordersFinished = await this.finishOrders();
+      let ordersFinished = await this.finishOrders();
       const { couponsPublished, couponUsesRestored } = await this.publishCoupons();
       // before the SKUs Redis lost are back on sale (their recreation below): a checkout in between
       // would start a count from none, which the restore then kept, and the buyer bought past the limit
@@ -249,6 +248,12 @@ export class StockReconciler {
         if (busy) skusBusy.push(drift.skuId);
         if (deferred) skusDeferred.push(drift.skuId);
       }
+      // once the counters hold their units: a run stopped before (Ctrl-C, a pod evicted, the lock lapsed)
+      // leaves open orders without a record, their units reserved for good (drift the next repair
+      // finds), never a record whose close gives back units the counters never held
+      const reservationsRestored = await this.restoreLostReservations();
+      // an order closed as its record went back found none to close, and gave nothing back: closed now
+      if (reservationsRestored > 0) ordersFinished += await this.finishOrders();
       // the restocks under way were left out of the counters recreated: given now, once every lost SKU
       // they restock is back (one lost SKU's turn would leave another's units out, its marker set).
       // One whose own step ran meanwhile is not given again; run before the recreation, that step left
@@ -356,10 +361,11 @@ export class StockReconciler {
    * open (unpaid, a presale's deposit paid). The repair counts their placement units
    * reserved, as the ledger does, and what closes such an order (its expiry, a cancel, its
    * balance deadline) gives back what its record holds: without one, nothing, and the units
-   * stayed reserved for good. Put back here, with the counters, and nowhere else: only here
-   * do the counters hold the units a record lost since gives back (before the repair, after
-   * a failover to a replica behind, they never had them). Before finishOrders, which
-   * releases a record put back as its order closed.
+   * stayed reserved for good. Put back by the repair, after it moved the counters, and nowhere
+   * else: only then do the counters hold the units a record lost since gives back (before the
+   * repair, after a failover to a replica behind, they never had them; a record put back
+   * first, by a run stopped before the counters, gave them back on top, and they sold twice).
+   * Before finishOrders, which releases a record put back as its order closed.
    */
   private async restoreLostReservations(): Promise<number> {
     const { inventory, ledger, log } = this.deps;
