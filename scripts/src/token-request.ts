@@ -15,6 +15,6 @@ export function tokenRequest(args: readonly string[]): { role: Role; sub: string
   if (!known) throw new UsageError(`role must be buyer, merchant or admin, not '${role}'`);
   const sub = given ?? DEFAULT_SUBJECT[known];
   // the api refuses any other subject with 401: a token it refuses is no use to print
-  if (!SUBJECT.test(sub)) throw new UsageError(`sub must be 1 to 64 letters, digits or . _ : @ -, and not . or .. (as the api accepts), not '${sub}'`);
+  if (!SUBJECT.test(sub)) throw new UsageError(`sub must be 1 to 64 letters, digits or . _ : @ | + -, and not . or .. (as the api accepts), not '${sub}'`);
   return { role: known, sub };
 }

@@ -25,7 +25,7 @@ describe('npm run token', () => {
   it('prints no token and exits 1 for a token the api would refuse, saying why', async () => {
     const refused = await runOperatorCommand('token', ['buyer', 'ann smith'], {});
     expect(refused).toMatchObject({ exitCode: 1, stdout: '' });
-    expect(refused.stderr).toContain("sub must be 1 to 64 letters, digits or . _ : @ -, and not . or .. (as the api accepts), not 'ann smith'");
+    expect(refused.stderr).toContain("sub must be 1 to 64 letters, digits or . _ : @ | + -, and not . or .. (as the api accepts), not 'ann smith'");
   });
 
   it.each([

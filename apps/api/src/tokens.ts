@@ -6,10 +6,12 @@ export type Role = 'buyer' | 'merchant' | 'admin';
 export const ROLES: readonly Role[] = ['buyer', 'merchant', 'admin'];
 /**
  * A token's subject the api accepts (`npm run token` checks it too, rather than print a token every request refuses).
- * Not `.` or `..`: admin routes take a subject as a path segment (/v1/admin/members/:userId), and
- * every URL client resolves those away (/v1/admin/members/.. is /v1/admin/), so no admin could address that buyer.
+ * `|` and `+` as identity providers put them in theirs (Auth0's `auth0|…`, `google-oauth2|…`): refused, none of
+ * their buyers could sign in. Not `.` or `..`: admin routes take a subject as a path segment
+ * (/v1/admin/members/:userId), and every URL client resolves those away (/v1/admin/members/.. is
+ * /v1/admin/), so no admin could address that buyer.
  */
-export const SUBJECT = /^(?!\.\.?$)[A-Za-z0-9._:@-]{1,64}$/;
+export const SUBJECT = /^(?!\.\.?$)[A-Za-z0-9._:@|+-]{1,64}$/;
 
 /** How the api's tokens are signed, and the issuer and audience it requires of them (empty: none). */
 export interface TokenSigning {

@@ -113,10 +113,13 @@ const flag: Parser<boolean> = (raw, name) => {
   return raw === 'true';
 };
 
-/** A comma-separated list that may be empty (e.g. nobody blocked). */
+/**
+ * A comma-separated list that may be empty (e.g. nobody blocked): ids of printable ASCII but the comma, as
+ * a token's subject (`auth0|…`) and an `x-device-id` (base64's `+/=`, a braced GUID) hold them.
+ */
 const idList: Parser<ReadonlySet<string>> = (raw, name) => {
   const ids = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  const bad = ids.find((id) => !/^[A-Za-z0-9._:@-]{1,128}$/.test(id));
+  const bad = ids.find((id) => !/^[\x21-\x2B\x2D-\x7E]{1,128}$/.test(id));
   if (bad !== undefined) throw new Error(`${name} must be a comma-separated list of ids, got '${bad}'`);
   return new Set(ids);
 };

@@ -4,11 +4,10 @@ import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app-deps.js';
 import { validationFailed } from '../problems.js';
 import { pageWithQueuedOrders } from '../queued-orders.js';
-import { ULID_PATTERN, orderFilterProperties, problemRef } from '../schemas.js';
+import { ULID_PATTERN, orderFilterProperties, problemRef, subjectId } from '../schemas.js';
 import { instant } from '../time-window.js';
 
 const ULID = new RegExp(ULID_PATTERN);
-const ID = '^[A-Za-z0-9._:@-]{1,64}$';
 
 /** GET /v1/admin/orders: the order centre's search over every order of every type, newest first. */
 export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }) {
@@ -29,8 +28,8 @@ export async function adminOrderRoutes(app: FastifyInstance, { deps }: { deps: A
           additionalProperties: false,
           properties: {
             ...orderFilterProperties,
-            userId: { type: 'string', pattern: ID },
-            merchantId: { type: 'string', pattern: ID },
+            userId: subjectId,
+            merchantId: subjectId,
             skuId: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
             parentOrderId: { type: 'string', pattern: ULID_PATTERN },
             topLevel: { type: 'boolean', description: 'only orders that were not split off another' },
