@@ -62,11 +62,12 @@ export const noFieldsBody = { type: ['object', 'null'], additionalProperties: fa
 
 const text = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength }) as const;
 /**
- * Text printed on a parcel's label: no control characters (a NUL, a line break inside a field garble
- * it) and one character at least that prints (spaces, zero-width and other invisible characters alone
- * print a blank one). Ajv compiles patterns with the u flag.
+ * Text printed on a parcel's label: no control characters nor line or paragraph separators (a NUL, a
+ * line break inside a field garble it: U+2028 and U+2029 break a line as a line feed does) and one
+ * character at least that prints (spaces, zero-width and other invisible characters alone print a
+ * blank one). Ajv compiles patterns with the u flag.
  */
-const labelText = (maxLength: number) => ({ ...text(maxLength), pattern: '^\\P{Cc}*[^\\s\\p{Cc}\\p{Cf}\\p{Z}]\\P{Cc}*$' }) as const;
+const labelText = (maxLength: number) => ({ ...text(maxLength), pattern: '^[^\\p{Cc}\\p{Zl}\\p{Zp}]*[^\\s\\p{Cc}\\p{Cf}\\p{Z}][^\\p{Cc}\\p{Zl}\\p{Zp}]*$' }) as const;
 /** ISO 3166-1 alpha-2's 249 assigned codes, and XK (Kosovo, user-assigned), which carriers take. */
 const COUNTRY_CODES = (
   'AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ ' +

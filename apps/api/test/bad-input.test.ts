@@ -54,6 +54,9 @@ describe('bad input never reserves stock and never answers 500', () => {
     ['an address whose postal code is a soft hyphen alone', { body: { ...valid, address: { ...buyerAddress, postalCode: '\u00ad' } } }, 400, 'VALIDATION_FAILED'],
     ['an address whose street is a NUL', { body: { ...valid, address: { ...buyerAddress, line1: '\u0000' } } }, 400, 'VALIDATION_FAILED'],
     ['an address whose name holds a line break', { body: { ...valid, address: { ...buyerAddress, name: 'Ada\r\nLovelace' } } }, 400, 'VALIDATION_FAILED'],
+    // they break a label's line as a line feed does
+    ['an address whose street holds a line separator (U+2028)', { body: { ...valid, address: { ...buyerAddress, line1: '1 Sale St\u2028Flat 2' } } }, 400, 'VALIDATION_FAILED'],
+    ['an address whose city holds a paragraph separator (U+2029)', { body: { ...valid, address: { ...buyerAddress, city: 'Lon\u2029don' } } }, 400, 'VALIDATION_FAILED'],
     ['an address whose country is no ISO 3166-1 code', { body: { ...valid, address: { ...buyerAddress, country: 'ZZ' } } }, 400, 'VALIDATION_FAILED'],
     ['an address whose phone holds no digit', { body: { ...valid, address: { ...buyerAddress, phone: '----' } } }, 400, 'VALIDATION_FAILED'],
     ['an address whose phone holds 3 digits', { body: { ...valid, address: { ...buyerAddress, phone: '+1 (2) 3' } } }, 400, 'VALIDATION_FAILED'],
