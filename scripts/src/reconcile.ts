@@ -170,7 +170,15 @@ runCommand({ usage: USAGE, parse: parseArguments, flags: ['--repair', INTO_EMPTY
       console.log(repair ? `Nothing repaired: a repair writes into an empty prefix only with ${INTO_EMPTY_PREFIX}.` : 'Nothing compared.');
       return EXIT_EMPTY_PREFIX;
     }
-    const report = await reconciler.reconcile({ repair });
+    const report = await reconciler.reconcile({
+      repair,
+      // a repair killed (Ctrl-C, a pod evicted) leaves its lock until it lapses: said, or the wait reads as hung
+      waitingForRepair: ({ holder, waitMs, lapsesWithinMs }) =>
+        console.log(
+          `WAITING: another stock repair holds ${config.REDIS_KEY_PREFIX}stock-repair-lock (${holder ?? 'it has just finished'}); this one waits up to ${waitMs / 1000} s for it to finish. ` +
+            `A repair that was killed lets it go within ${lapsesWithinMs / 1000} s.`,
+        ),
+    });
     printReport(report, repair);
     // a repair that left SKUs unrepaired (NOT REPAIRED: their lost counters not recreated this run) has left drift
     const driftLeft = repair

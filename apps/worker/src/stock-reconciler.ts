@@ -10,7 +10,7 @@ import {
   type StockLedgerRepository,
 } from '@orders/persistence';
 import { firstOrderIdAt, isOffSale, type Sku } from '@orders/domain';
-import { AbandonedClaims, RELEASES_REMEMBERED_MS, SKU_COUNTERS, StockRebalancer, RunLock, RunUnderWay, StockSets, bucketSaleOf, splitStock, stockRulesOf, type BucketSale, type Inventory, type RedisClient } from '@orders/stock';
+import { AbandonedClaims, RELEASES_REMEMBERED_MS, SKU_COUNTERS, StockRebalancer, RunLock, RunUnderWay, StockSets, bucketSaleOf, splitStock, stockRulesOf, type BucketSale, type Inventory, type LockWait, type RedisClient } from '@orders/stock';
 import type { Logger } from 'pino';
 
 type Counters = Omit<LedgerStock, 'skuId'>;
@@ -210,7 +210,8 @@ export class StockReconciler {
     }
   }
 
-  async reconcile({ repair }: { repair: boolean }): Promise<ReconcileReport> {
+  /** `waitingForRepair`: told when a repair waits for another one's lock (its holder, how soon a dead holder's lapses). */
+  async reconcile({ repair, waitingForRepair }: { repair: boolean; waitingForRepair?: (wait: LockWait) => void }): Promise<ReconcileReport> {
     await this.foldSettledLedger();
     // the catalog's SKUs, their buckets and sales, read once for every step of the run
     const skus = await this.deps.catalog.salesOfAll();
@@ -294,7 +295,7 @@ export class StockReconciler {
         skusDeferred,
         oversold: reading.oversold,
       };
-    });
+    }, waitingForRepair);
   }
 
   /**

@@ -47,4 +47,23 @@ describe('a stock repair stopped half-way', () => {
     expect(gusCancel.status).toBe(200);
     await expect.poll(() => system.stockOf('VASE')).toEqual({ available: 4, reserved: 6, sold: 0 });
   });
+
+  it("run again at once, says it waits for the killed run's lock, whose, and how soon it lapses, rather than sit silent", { timeout: 60_000 }, async () => {
+    await system.persisted('standard', 'hal', [{ skuId: 'VASE', qty: 1 }]);
+    const lock = `${system.env.config.REDIS_KEY_PREFIX}stock-repair-lock`;
+    const killed = startOperatorCommand('reconcile', ['--repair'], { ...system.env.env, RECONCILE_SETTLE_MS: '30000' });
+    try {
+      await waitFor(async () => (await system.env.redis.exists(lock)) === 1, { timeoutMs: 20_000, what: 'the first repair under way' });
+    } finally {
+      await killed.killAll();
+    }
+    const again = startOperatorCommand('reconcile', ['--repair'], system.env.env);
+    try {
+      const said = await waitFor(() => /^WAITING: .*$/m.exec(again.output())?.[0], { timeoutMs: 10_000, what: 'the second repair to say it waits' });
+      expect(said).toMatch(new RegExp(`^WAITING: another stock repair holds ${lock.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(.+:\\d+ since .+\\); this one waits up to 120 s for it to finish\\. A repair that was killed lets it go within 30 s\\.$`));
+    } finally {
+      await again.killAll();
+      await system.env.redis.del(lock);
+    }
+  });
 });

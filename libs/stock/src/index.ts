@@ -6,6 +6,7 @@ export { AbandonedClaims } from './abandoned-claims.js';
 export type { AbandonedClaim } from './abandoned-claims.js';
 export { StockSets } from './stock-sets.js';
 export { RunLock, RunUnderWay } from './run-lock.js';
+export type { LockWait } from './run-lock.js';
 export { SweepPages } from './sweep-pages.js';
 export type { SweepPage } from './sweep-pages.js';
 export type { FinishedTransfer } from './stock-rebalancer.js';

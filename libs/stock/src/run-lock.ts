@@ -7,6 +7,13 @@ export class RunUnderWay extends Error {
   override readonly name = 'RunUnderWay';
 }
 
+/** A wait for another holder's lock: its token (null: just let go), how long this one waits, how soon a dead holder's lock lapses. */
+export interface LockWait {
+  holder: string | null;
+  waitMs: number;
+  lapsesWithinMs: number;
+}
+
 /** Long enough to outlast a pause of its holder; short enough that a holder that died frees it soon. */
 const LOCK_TTL_MS = 30_000;
 const WAIT_STEP_MS = 100;
@@ -28,16 +35,23 @@ export class RunLock {
   ) {}
 
   /**
-   * Runs `work` while holding the lock, waiting up to `waitMs` for another holder to let go.
-   * `work` is told whether the lock is still its own: false once another took it, or once its
-   * lifetime passed since its last renewal Redis confirmed (Redis unreachable: it may have lapsed).
+   * Runs `work` while holding the lock, waiting up to `waitMs` for another holder to let go
+   * (`waiting` is told once, with the holder's token, as the wait starts: a command waiting in
+   * silence reads as hung). `work` is told whether the lock is still its own: false once another
+   * took it, or once its lifetime passed since its last renewal Redis confirmed (Redis
+   * unreachable: it may have lapsed).
    */
-  async whileHeld<T>(waitMs: number, work: (stillHeld: () => boolean) => Promise<T>): Promise<T> {
+  async whileHeld<T>(waitMs: number, work: (stillHeld: () => boolean) => Promise<T>, waiting?: (wait: LockWait) => void): Promise<T> {
     const token = `${hostname()}:${process.pid} since ${new Date().toISOString()} (${randomUUID()})`;
     const giveUpAt = Date.now() + waitMs;
     // measured from before each SET or renewal is sent: Redis's own time to live started no earlier
     let setAt = Date.now();
+    let toldWaiting = false;
     while ((await this.redis.set(this.key, token, 'PX', this.lifetimeMs, 'NX')) !== 'OK') {
+      if (waiting && !toldWaiting) {
+        toldWaiting = true;
+        waiting({ holder: await this.redis.get(this.key), waitMs, lapsesWithinMs: this.lifetimeMs });
+      }
       if (Date.now() >= giveUpAt) {
         const holder = await this.redis.get(this.key);
         throw new RunUnderWay(`another ${this.what} is running (${holder ?? 'it has just finished'}); this one did nothing: run again once it has finished`);
