@@ -73,10 +73,17 @@ export async function seedDemoCatalog(config: Config): Promise<string[]> {
   try {
     const now = new Date();
     const datedNow = async () => now;
-    for (const { sku, stock } of demoCatalog(now)) await unlessExists(sku.skuId, () => createSkuWithStock(deps, sku, stock, `seed-${sku.skuId}`));
+    // what a seed before stored keeps its window (dated by that seed): asked again as it was, a create that
+    // seed committed and never published (killed in between) is published now, not taken for another one
+    for (const { sku, stock } of demoCatalog(now)) {
+      const stored = await deps.catalog.findSku(sku.skuId);
+      await unlessExists(sku.skuId, () => createSkuWithStock(deps, stored ? { ...sku, flashSale: stored.flashSale } : sku, stock, `seed-${sku.skuId}`));
+    }
     const { promotion, coupon, level, member } = demoPricing(now);
     await unlessExists(`promotion ${promotion.promotionId}`, () => pricing.createPromotion(promotion, datedNow));
-    await unlessExists(`coupon ${coupon.code}`, () => createCoupon({ pricing, inventory: deps.inventory }, coupon));
+    const storedCoupon = await pricing.findCoupon(coupon.code);
+    const couponAsStored = storedCoupon ? { ...coupon, startsAt: storedCoupon.startsAt, endsAt: storedCoupon.endsAt } : coupon;
+    await unlessExists(`coupon ${coupon.code}`, () => createCoupon({ pricing, inventory: deps.inventory }, couponAsStored));
     // as the rest: what an operator set since (a level's discount, the buyer's level) stays
     if (!(await deps.db.selectFrom('member_levels').select('level').where('level', '=', level.level).executeTakeFirst())) {
       await pricing.setMemberLevel(level, datedNow);

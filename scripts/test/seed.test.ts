@@ -1,5 +1,6 @@
 import { priceOrder } from '@orders/domain';
 import { CatalogRepository, PricingRepository } from '@orders/persistence';
+import { Inventory, checkoutTimeoutsOf } from '@orders/stock';
 import { buyerAddress, createTestEnv, type TestEnv } from '@orders/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedDemoCatalog } from '../src/demo-catalog.js';
@@ -45,5 +46,16 @@ describe('the demo seed', () => {
     expect(await seedDemoCatalog(env.config)).toEqual([]);
     expect(await env.db.selectFrom('member_levels').select(['level', 'discount_percent']).where('level', '=', 'gold').executeTakeFirst()).toEqual({ level: 'gold', discount_percent: 10 });
     expect(await env.db.selectFrom('members').select('level').where('user_id', '=', DEMO_BUYER).executeTakeFirst()).toEqual({ level: 'silver' });
+  });
+
+  it('puts the flash-sale phone and the coupon on sale when run again after a seed that committed them and was killed before publishing them', async () => {
+    const inventory = new Inventory(env.redis, env.config.REDIS_KEY_PREFIX, checkoutTimeoutsOf(env.config));
+    // what a seed killed between its commits and its publishes left: in MySQL, not in Redis
+    await env.redis.del(inventory.keys.sku(inventory.keys.bucketGroup(0), 'PHONE-X-FLASH'), inventory.keys.coupon(inventory.keys.couponGroup(), 'WELCOME15'));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // run again later: its own window would be another one, the stored one is asked for
+    expect(await seedDemoCatalog(env.config)).toEqual(['PHONE-X-FLASH', 'coupon WELCOME15']);
+    expect(await inventory.bucketStock('PHONE-X-FLASH')).toEqual([{ available: 1_000, reserved: 0, sold: 0 }]);
+    expect(await inventory.couponPublished('WELCOME15')).toBe(true);
   });
 });

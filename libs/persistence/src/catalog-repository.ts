@@ -98,14 +98,17 @@ export class CatalogRepository {
     const stored = await this.findSku(sku.skuId);
     if (!stored) return false;
     const movements = await this.db.selectFrom('stock_ledger').select(['kind', 'qty']).where('sku_id', '=', sku.skuId).limit(2).execute();
-    // a SKU taken off sale since was created all the same: its create's answer does not say it
+    // a SKU taken off sale since was created all the same: its create's answer does not say it. Compared
+    // field by field, in whatever order each was built (the demo seed's SKUs list theirs in another)
     const asCreated = ({ offSaleSince: _, ...one }: Sku & { stock: number }) =>
-      JSON.stringify({
-        ...one,
-        stockBuckets: one.stockBuckets ?? 1,
-        orderType: one.orderType ?? 'standard',
-        flashSale: one.flashSale && { ...one.flashSale, startsAt: one.flashSale.startsAt.getTime(), endsAt: one.flashSale.endsAt.getTime() },
-      });
+      JSON.stringify(
+        inKeyOrder({
+          ...one,
+          stockBuckets: one.stockBuckets ?? 1,
+          orderType: one.orderType ?? 'standard',
+          flashSale: one.flashSale && { ...one.flashSale, startsAt: one.flashSale.startsAt.getTime(), endsAt: one.flashSale.endsAt.getTime() },
+        }),
+      );
     return asCreated(stored) === asCreated({ ...sku, stock }) && movements.length === 1 && movements[0]!.kind === 'adjust' && Number(movements[0]!.qty) === stock;
   }
 
@@ -282,4 +285,14 @@ export class CatalogRepository {
       throw error;
     }
   }
+}
+
+/** A plain object's fields (and its plain objects' fields) sorted by name, so that two built in another order serialize alike. */
+function inKeyOrder(value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([key, field]) => [key, inKeyOrder(field)]),
+  );
 }
