@@ -234,7 +234,7 @@ export class StockReconciler {
       const { couponsPublished, couponUsesRestored } = await this.publishCoupons();
       // before the SKUs Redis lost are back on sale (their recreation below): a checkout in between
       // would start a count from none, which the restore then kept, and the buyer bought past the limit
-      const countsPutBack = await this.restoreFlashSaleCounts();
+      const { keys: countsPutBack, countedSkus } = await this.restoreFlashSaleCounts();
       const { reading, lasting } = await this.compare({ repair }, skus);
       const unitsLeft: ReconcileReport['unitsLeft'] = [];
       const skusBusy: string[] = [];
@@ -252,7 +252,7 @@ export class StockReconciler {
       // once the counters hold their units: a run stopped before (Ctrl-C, a pod evicted, the lock lapsed)
       // leaves open orders without a record, their units reserved for good (drift the next repair
       // finds), never a record whose close gives back units the counters never held
-      const reservationsRestored = await this.restoreLostReservations();
+      const reservationsRestored = await this.restoreLostReservations(countedSkus);
       // an order closed as its record went back found none to close, and gave nothing back: closed now
       if (reservationsRestored > 0) ordersFinished += await this.finishOrders();
       // the restocks under way were left out of the counters recreated: given now, once every lost SKU
@@ -366,9 +366,11 @@ export class StockReconciler {
    * else: only then do the counters hold the units a record lost since gives back (before the
    * repair, after a failover to a replica behind, they never had them; a record put back
    * first, by a run stopped before the counters, gave them back on top, and they sold twice).
-   * Before finishOrders, which releases a record put back as its order closed.
+   * Its lines of a SKU whose buyer's count this run put back, with the order in it, count toward
+   * the limit (`countedSkus`), as restoreBoughtCounts marks the records it finds. Before
+   * finishOrders, which releases a record put back as its order closed.
    */
-  private async restoreLostReservations(): Promise<number> {
+  private async restoreLostReservations(countedSkus: ReadonlyMap<string, ReadonlySet<string>>): Promise<number> {
     const { inventory, ledger, log } = this.deps;
     const open = await ledger.openReservations(firstOrderIdAt(inventory.reservationsKeptSince(new Date()).getTime()));
     let restored = 0;
@@ -376,7 +378,7 @@ export class StockReconciler {
       const batch = open.slice(i, i + RESTORE_BATCH);
       const states = await inventory.reservationStates(batch);
       for (const order of await ledger.reservationsOf(batch.filter((orderId) => !states.has(orderId)))) {
-        if (await inventory.restoreReservation(order)) restored++;
+        if (await inventory.restoreReservation(order, countedSkus.get(order.orderId))) restored++;
       }
     }
     if (restored > 0) log.warn({ restored }, 'stock repair: put back from MySQL the reservation records Redis had lost');
@@ -461,18 +463,29 @@ export class StockReconciler {
    * in it: their reservation records), as the coupon uses are; counts Redis still has are kept, or
    * raised to that sum (restoreBought-1+n.lua). Returns the counts put back or raised.
    */
-  private async restoreFlashSaleCounts(): Promise<Set<string>> {
+  /**
+   * Returns the buyers' count keys put back, and, per order, the SKUs whose count put back holds its
+   * units: a reservation record put back after (restoreLostReservations) counts those lines toward the
+   * limit, so its release gives them back to it.
+   */
+  private async restoreFlashSaleCounts(): Promise<{ keys: Set<string>; countedSkus: Map<string, Set<string>> }> {
     const { inventory, ledger, log } = this.deps;
     // Redis first, then MySQL: an order persisted in between is in both, and `persisted` says so
     const inFlight = await this.limitedInFlight();
     const { sales, persisted } = await ledger.limitedSales(new Date(), inFlight.map((line) => line.orderId));
     const restored = new Set<string>();
+    const countedSkus = new Map<string, Set<string>>();
     for (const sale of sales) {
       const accepted = inFlight.filter((line) => line.skuId === sale.skuId && !persisted.has(line.orderId));
-      for (const key of await inventory.restoreBoughtCounts(sale, [...sale.held, ...accepted])) restored.add(key);
+      const held = [...sale.held, ...accepted];
+      const keys = new Set(await inventory.restoreBoughtCounts(sale, held));
+      for (const key of keys) restored.add(key);
+      for (const { orderId, userId } of held) {
+        if (keys.has(inventory.keys.bought(inventory.keys.groupOfOrder(orderId), sale.skuId, userId))) countedSkus.set(orderId, (countedSkus.get(orderId) ?? new Set()).add(sale.skuId));
+      }
     }
     if (restored.size > 0) log.warn({ restored: restored.size }, "stock repair: put back buyers' flash-sale counts Redis had lost");
-    return restored;
+    return { keys: restored, countedSkus };
   }
 
   /** The units of the accepted orders not yet in MySQL that their reservations count toward a flash sale's per-buyer limit. */

@@ -59,7 +59,7 @@ describe('a stock repair stopped half-way', () => {
     }
     const again = startOperatorCommand('reconcile', ['--repair'], system.env.env);
     try {
-      const said = await waitFor(() => /^WAITING: .*$/m.exec(again.output())?.[0], { timeoutMs: 10_000, what: 'the second repair to say it waits' });
+      const said = await waitFor(async () => /^WAITING: .*$/m.exec(again.output())?.[0], { timeoutMs: 10_000, what: 'the second repair to say it waits' });
       expect(said).toMatch(new RegExp(`^WAITING: another stock repair holds ${lock.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(.+:\\d+ since .+\\); this one waits up to 120 s for it to finish\\. A repair that was killed lets it go within 30 s\\.$`));
     } finally {
       await again.killAll();

@@ -1197,11 +1197,12 @@ export class Inventory {
    * the record for an order of its buyer's own group alone, as the checkout put it; another's
    * is held in the buyer's group (releaseCoupon-4.lua). False when Redis had a record.
    */
-  async restoreReservation(order: PersistedReservation): Promise<boolean> {
+  async restoreReservation(order: PersistedReservation, countedSkus: ReadonlySet<string> = new Set()): Promise<boolean> {
     const group = this.keys.groupOfOrder(order.orderId);
     // limited 0: the buyer's flash-sale count went with the record, and does not count these units;
-    // the repair's count put back from MySQL does, and marks them limited then (restoreBoughtCounts)
-    const recorded = order.lines.map((line) => [line.qty, line.deduction, 0]);
+    // the repair's count put back from MySQL does, and marks them limited then (restoreBoughtCounts),
+    // or names the SKUs of counts it put back with this order in them (`countedSkus`) before the record is back
+    const recorded = order.lines.map((line) => [line.qty, line.deduction, countedSkus.has(line.skuId) ? 1 : 0]);
     const payload = { address: order.address, couponCode: order.couponCode, items: order.lines.map(({ skuId, qty }) => ({ skuId, qty })) };
     const couponOnRecord = group === this.keys.groupOf(order.userId) ? (order.couponCode ?? '') : '';
     const balanceMs = order.type === 'presale' ? (this.timeouts.presaleBalanceTimeoutMs ?? 0) : 0;
