@@ -461,12 +461,10 @@ export class StockReconciler {
    * Redis lost one, the buyer could buy past the limit. Each count Redis no longer has is put back,
    * summed from the orders that still hold the buyer's units (MySQL's, and those accepted and not yet
    * in it: their reservation records), as the coupon uses are; counts Redis still has are kept, or
-   * raised to that sum (restoreBought-1+n.lua). Returns the counts put back or raised.
-   */
-  /**
-   * Returns the buyers' count keys put back, and, per order, the SKUs whose count put back holds its
-   * units: a reservation record put back after (restoreLostReservations) counts those lines toward the
-   * limit, so its release gives them back to it.
+   * raised to that sum (restoreBought-1+n.lua). Returns the counts put back or raised (`keys`), and,
+   * per order, the SKUs whose count put back holds its units (`countedSkus`): a reservation record put
+   * back after (restoreLostReservations) counts those lines toward the limit, so its release gives
+   * them back to it.
    */
   private async restoreFlashSaleCounts(): Promise<{ keys: Set<string>; countedSkus: Map<string, Set<string>> }> {
     const { inventory, ledger, log } = this.deps;
