@@ -26,7 +26,11 @@ export async function startMysqlServer({ timeZone }: { timeZone: string }): Prom
   const port = await freePort();
   const dir = mkdtempSync(serverDirPrefix('mysql'));
   const data = path.join(dir, 'data');
-  await promisify(execFile)('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--auth-root-authentication-method=normal', '--skip-test-db', '--user=root']);
+  // ~100 MB of system tables: not left behind when the install fails
+  await promisify(execFile)('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--auth-root-authentication-method=normal', '--skip-test-db', '--user=root']).catch((error: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  });
   let output = '';
   const server = spawn(
     MARIADBD,
