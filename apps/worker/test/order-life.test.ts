@@ -216,11 +216,12 @@ describe('the whole forward life of an order', () => {
     expect((await system.order(orderId)).shipments).toEqual([expect.objectContaining({ status: 'SHIPPED' })]);
 
     const delivered = await system.signedCallback('warehouse', { orderId, event: 'DELIVERED', at: new Date().toISOString() });
-    expect([delivered.status, delivered.body]).toEqual([200, { changed: true, status: 'DELIVERED' }]);
+    // its 300 ms after-sales window may have closed by then (a slow box): completed, as it would be
+    expect([delivered.status, delivered.body]).toEqual([200, { changed: true, status: expect.stringMatching(/^(DELIVERED|COMPLETED)$/) }]);
     const order = await system.order(orderId);
     expect(order.shipments).toEqual([expect.objectContaining({ status: 'DELIVERED' })]);
-    // the order moved once, by the buyer
-    expect(order.history.map(step).slice(-1)).toEqual(['SHIPPED -confirm_receipt/buyer-> DELIVERED']);
+    // the order was delivered once, by the buyer
+    expect(order.history.map(step).filter((taken: string) => taken.endsWith('-> DELIVERED'))).toEqual(['SHIPPED -confirm_receipt/buyer-> DELIVERED']);
     const repeat = await system.signedCallback('warehouse', { orderId, event: 'DELIVERED', at: new Date().toISOString() });
     expect([repeat.status, repeat.body.changed]).toEqual([200, false]);
   });
